@@ -120,12 +120,16 @@ def train_runs(
     callbacks: Iterable[Callback | Callable[[int, list], bool | None]] = (),
     stop_event: threading.Event | None = None,
     initial_network: DEEMNetwork | None = None,
+    gold: np.ndarray | None = None,
+    supervised_weight: float = 0.0,
 ) -> TrainingResult:
     """Train ``R = len(lrs)`` DEEM runs at once.
 
     labels: (n, d) int class indices, -1 = missing. soft: optional (n, d, K) probabilities used as the
     positive inputs. lrs, seeds: one per run. ``initial_network`` (R runs) replaces the default
-    majority-vote initialisation (e.g. a Dawid-Skene start). Divergent runs (non-finite energy) are
+    majority-vote initialisation (e.g. a Dawid-Skene start). gold: optional (n,) class codes (-1 = unknown);
+    with ``supervised_weight > 0`` the loss of each run gains ``supervised_weight * CE(p(h | x), gold)``
+    over the gold tasks of the batch (hidden unit m read as class m, as both initialisations make it). Divergent runs (non-finite energy) are
     restored to their last good epoch, frozen and marked "diverged"; the others go on.
     """
     config = config or TrainingConfig()
@@ -137,6 +141,8 @@ def train_runs(
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     mask_t = (labels_t >= 0).float()  # (n, d)
     soft_t = torch.as_tensor(soft, dtype=torch.float32, device=device) if soft is not None else None
+    use_gold = gold is not None and supervised_weight > 0 and bool((np.asarray(gold) >= 0).any())
+    gold_t = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if use_gold else None
 
     run_gens = [_generator(s, device) for s in seeds]
     shared_gen = _generator(int(seeds[0]) * 7919 + 17, device)
@@ -187,6 +193,14 @@ def train_runs(
             energy_pos = network.free_energy(x_pos, batch_mask).mean(1)  # (R,)
             energy_neg = network.free_energy(x_neg, batch_mask).mean(1)  # (R,)
             loss_per_run = energy_pos - energy_neg
+            if gold_t is not None:
+                batch_gold = gold_t[idx]  # (R, b), -1 = unknown
+                known = (batch_gold >= 0).float()
+                if bool(known.any()):
+                    v = network.propagate(x_pos, batch_mask)[-1]
+                    log_post = torch.log_softmax(network.hidden_logits(v, batch_mask), dim=-1)  # (R, b, K)
+                    nll = -log_post.gather(-1, batch_gold.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+                    loss_per_run = loss_per_run + supervised_weight * (nll * known).sum(1) / known.sum(1).clamp_min(1)
             finite = torch.isfinite(loss_per_run)
             newly_bad = active & ~finite
             if bool(newly_bad.any()):

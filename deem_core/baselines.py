@@ -1,0 +1,579 @@
+"""Classic label aggregators from crowd-kit behind one small interface.
+
+Every method takes the long format used everywhere in DEEM Studio (columns ``task``, ``worker``,
+``label``; labels may be any hashable values: ints, strings, bools, ...) and returns results in the
+*original* label values and types, so any baseline can be compared with DEEM directly::
+
+    agg = make_aggregator("ds", seed=0)
+    labels = agg.fit_predict(df)          # pd.Series, index "task", original labels
+    proba = agg.predict_proba(df)         # pd.DataFrame, index "task", columns = agg.classes_
+
+The algorithms themselves are crowd-kit's (crowd-kit 1.4.x); this module only
+
+* maps the labels to integer codes ``0..K-1`` (in sorted order of the original values, or in order of
+  first appearance when the values cannot be sorted) before calling crowd-kit and maps the results
+  back, so outputs always carry the original label values and dtype;
+* passes the seed to the methods that have randomness (MACE, M-MSR, KOS) and offers a seeded random
+  tie-break for majority vote (crowd-kit's own is deterministic, see :class:`MajorityVoteAggregator`);
+* works around one ordering bug in crowd-kit 1.4.2's MACE (see :class:`MACEAggregator`);
+* turns the scikit-learn >= 1.8 incompatibility of Wawa / ZeroBasedSkill into a clear ``RuntimeError``.
+
+``predict_proba``: DS, one-coin DS, GLAD, MACE return the method's posterior; MV, Wawa and ZBS
+return (weighted) vote shares, which is what crowd-kit calls ``probas_`` for them (a tie gives equal
+shares); M-MSR and KOS have no probabilities and return a one-hot matrix of their labels
+(``probas_`` is ``None`` for them; M-MSR's raw weighted scores are kept in ``scores_``).
+
+The aggregators are transductive: ``fit`` infers the labels of the tasks in ``df``.
+``predict_proba(df)`` / ``predict(df)`` reuse the last fit when ``df`` holds the same data, and
+refit otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Aggregator",
+    "MajorityVoteAggregator",
+    "WawaAggregator",
+    "DawidSkeneAggregator",
+    "OneCoinDawidSkeneAggregator",
+    "GLADAggregator",
+    "MACEAggregator",
+    "MMSRAggregator",
+    "KOSAggregator",
+    "ZeroBasedSkillAggregator",
+    "BASELINE_METHODS",
+    "make_aggregator",
+    "run_baselines",
+]
+
+BASELINE_METHODS: dict[str, str] = {
+    "mv": "Majority vote",
+    "wawa": "Wawa (worker agreement with aggregate)",
+    "ds": "Dawid-Skene",
+    "onecoin": "One-coin Dawid-Skene",
+    "glad": "GLAD",
+    "mace": "MACE",
+    "mmsr": "M-MSR",
+    "kos": "KOS (Karger-Oh-Shah)",
+    "zbs": "Zero-based skill",
+}
+
+_REQUIRED = ("task", "worker", "label")
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate the long format and drop answers without a label."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in _REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"annotations need the columns task, worker, label; missing: {', '.join(missing)}"
+        )
+    data = df.loc[:, list(_REQUIRED)]
+    data = data[data["label"].notna()]
+    if data.empty:
+        raise ValueError("no annotations with a label to aggregate")
+    return data.reset_index(drop=True)
+
+
+def _classes(labels: pd.Series) -> pd.Index:
+    """Distinct label values with their original dtype: sorted, or in order of first appearance
+    when the values cannot be compared (e.g. a mix of ints and strings)."""
+    classes = pd.Index(pd.unique(labels))
+    try:
+        classes = classes.sort_values()
+    except TypeError:
+        pass
+    return classes
+
+
+def _fingerprint(df: pd.DataFrame) -> tuple[int, int]:
+    try:
+        h = int(pd.util.hash_pandas_object(df.loc[:, list(_REQUIRED)], index=False).sum())
+    except (TypeError, ValueError):  # unhashable cells: no cache
+        h = -1
+    return len(df), h
+
+
+def _sort_tasks(obj):
+    try:
+        return obj.sort_index()
+    except TypeError:
+        return obj
+
+
+def _is_sklearn_tags_error(exc: BaseException) -> bool:
+    return isinstance(exc, AttributeError) and "__sklearn_tags__" in str(exc)
+
+
+# --------------------------------------------------------------------------- base class
+class Aggregator:
+    """Common interface of the crowd-kit baselines.
+
+    Attributes after ``fit``: ``labels_`` (pd.Series, index ``task``, original labels),
+    ``probas_`` (pd.DataFrame over ``classes_`` or ``None`` for methods without probabilities),
+    ``classes_`` (pd.Index of the original label values, sorted), ``fit_seconds_``.
+    """
+
+    name: str = "base"
+    key: str = "base"
+    #: crowd-kit constructor defaults of this wrapper (overridable with keyword arguments)
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        self.seed = int(seed)
+        self.params = {**self.defaults, **params}
+        self.labels_: pd.Series | None = None
+        self.probas_: pd.DataFrame | None = None
+        self.classes_: pd.Index | None = None
+        self.model_: Any = None
+        self.fit_seconds_: float | None = None
+        self._fitted_on: tuple[int, int] | None = None
+
+    # -- sklearn-ish niceties
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"seed": self.seed, **self.params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- to be provided by subclasses: work on integer codes 0..K-1
+    def _fit_codes(self, data: pd.DataFrame, n_classes: int) -> tuple[pd.Series, pd.DataFrame | None]:
+        """Fit on ``data`` whose labels are codes 0..K-1; return (labels as codes indexed by task,
+        probabilities with columns 0..K-1 or None)."""
+        raise NotImplementedError
+
+    # -- public API
+    def fit(self, df: pd.DataFrame) -> "Aggregator":
+        data = _check_frame(df)
+        classes = _classes(data["label"])
+        codes = classes.get_indexer(data["label"])
+        coded = data.assign(label=codes.astype(np.int64))
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                label_codes, proba_codes = self._fit_codes(coded, len(classes))
+        except AttributeError as exc:
+            if _is_sklearn_tags_error(exc):
+                import sklearn
+
+                raise RuntimeError(
+                    f"{self.name} ({self.key}) does not work with the installed scikit-learn "
+                    f"{sklearn.__version__}: crowd-kit 1.4.x needs scikit-learn < 1.8 for this method "
+                    f"({exc})"
+                ) from exc
+            raise
+        self.fit_seconds_ = time.perf_counter() - start
+
+        label_codes = pd.Series(label_codes)
+        values = classes.take(label_codes.to_numpy(dtype=np.int64))
+        labels = pd.Series(values, index=pd.Index(label_codes.index, name="task"), name="label")
+        self.labels_ = _sort_tasks(labels)
+        if proba_codes is not None:
+            proba = proba_codes.reindex(columns=range(len(classes)), fill_value=0.0).astype(float)
+            proba = proba.div(proba.sum(axis=1), axis=0)
+            proba.columns = classes
+            proba.index = pd.Index(proba.index, name="task")
+            proba = _sort_tasks(proba).reindex(self.labels_.index)
+            self.probas_ = proba
+        else:
+            self.probas_ = None
+        self.classes_ = classes
+        self._fitted_on = _fingerprint(data)
+        return self
+
+    def _ensure_fitted(self, df: pd.DataFrame | None) -> None:
+        if df is None:
+            if self.labels_ is None:
+                raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(df) first")
+            return
+        if self.labels_ is None or self._fitted_on != _fingerprint(_check_frame(df)):
+            self.fit(df)
+
+    def fit_predict(self, df: pd.DataFrame) -> pd.Series:
+        return self.fit(df).labels_.copy()
+
+    def predict(self, df: pd.DataFrame | None = None) -> pd.Series:
+        self._ensure_fitted(df)
+        return self.labels_.copy()
+
+    def predict_proba(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Probabilities per task (rows sum to 1, columns = ``classes_``). One-hot of ``labels_``
+        for methods without probabilities (M-MSR, KOS)."""
+        self._ensure_fitted(df)
+        if self.probas_ is not None:
+            return self.probas_.copy()
+        return self._one_hot()
+
+    def fit_predict_proba(self, df: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(df).predict_proba()
+
+    def _one_hot(self) -> pd.DataFrame:
+        codes = self.classes_.get_indexer(self.labels_)
+        eye = np.zeros((len(codes), len(self.classes_)))
+        eye[np.arange(len(codes)), codes] = 1.0
+        return pd.DataFrame(eye, index=self.labels_.index.copy(), columns=self.classes_.copy())
+
+
+# --------------------------------------------------------------------------- the methods
+class MajorityVoteAggregator(Aggregator):
+    """crowd-kit ``MajorityVote``. ``probas_`` are the vote shares (a tie gives equal shares).
+
+    Ties: crowd-kit has no randomness here. It takes ``idxmax`` over the columns of
+    ``value_counts().unstack("label")``; with pandas 3 those columns are in order of first
+    appearance of each label in the data, so a tie goes to the tied label that occurs first in the
+    rows of ``df`` (deterministic, but it depends on the row order; dog has 50 tied tasks).
+    ``tie_break="first"`` (default) keeps exactly that, which reproduces crowd-kit's accuracies;
+    ``tie_break="random"`` picks uniformly among the tied labels with
+    ``numpy.random.default_rng(seed)``, so only then does the seed matter. ``n_ties_`` counts the
+    tied tasks.
+    """
+
+    name = BASELINE_METHODS["mv"]
+    key = "mv"
+
+    def __init__(self, seed: int = 0, tie_break: str = "first", **params: Any) -> None:
+        if tie_break not in ("first", "random"):
+            raise ValueError("tie_break must be 'first' (crowd-kit's behaviour) or 'random'")
+        self.tie_break = tie_break
+        super().__init__(seed=seed, **params)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {**super().get_params(deep), "tie_break": self.tie_break}
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import MajorityVote
+
+        self.model_ = MajorityVote(**self.params).fit(data)
+        proba = self.model_.probas_.reindex(columns=range(n_classes), fill_value=0.0)
+        labels = self.model_.labels_
+        tied = proba.eq(proba.max(axis=1), axis=0)
+        multi = tied.sum(axis=1) > 1
+        self.n_ties_ = int(multi.sum())
+        if self.tie_break == "random" and self.n_ties_:
+            rng = np.random.default_rng(self.seed)
+            labels = pd.Series(proba.to_numpy().argmax(axis=1), index=proba.index)
+            for task in proba.index[multi.to_numpy()]:
+                options = np.flatnonzero(tied.loc[task].to_numpy())
+                labels.loc[task] = int(rng.choice(options))
+        return labels, proba
+
+
+class WawaAggregator(Aggregator):
+    """crowd-kit ``Wawa`` (majority vote weighted by agreement with the majority). Needs
+    scikit-learn < 1.8 with crowd-kit 1.4.x (otherwise ``RuntimeError``). Deterministic."""
+
+    name = BASELINE_METHODS["wawa"]
+    key = "wawa"
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import Wawa
+
+        self.model_ = Wawa(**self.params)
+        proba = self.model_.fit_predict_proba(data)  # fit() alone leaves labels_ unset
+        self.skills_ = self.model_.skills_
+        return self.model_.labels_, proba
+
+
+class DawidSkeneAggregator(Aggregator):
+    """crowd-kit ``DawidSkene(n_iter=100)``. Deterministic (initialised from majority vote).
+
+    Extra attributes, in original label values: ``errors_`` (crowd-kit's confusion matrices:
+    index (worker, observed label), columns true label; each worker's column sums to 1) and
+    ``priors_`` (class priors, index = label)."""
+
+    name = BASELINE_METHODS["ds"]
+    key = "ds"
+    defaults = {"n_iter": 100}
+
+    def _make(self):
+        from crowdkit.aggregation import DawidSkene
+
+        return DawidSkene(**self.params)
+
+    def _fit_codes(self, data, n_classes):
+        self.model_ = self._make().fit(data)
+        return self.model_.labels_, self.model_.probas_
+
+    def fit(self, df: pd.DataFrame) -> "DawidSkeneAggregator":
+        super().fit(df)
+        self._decode_extras()
+        return self
+
+    def _decode_extras(self) -> None:
+        classes = self.classes_
+        dec = lambda c: classes[int(c)]  # noqa: E731
+        errors = getattr(self.model_, "errors_", None)
+        if errors is not None:
+            errors = errors.copy()
+            if isinstance(errors.index, pd.MultiIndex) and "label" in errors.index.names:
+                level = errors.index.names.index("label")
+                errors.index = errors.index.set_levels(
+                    errors.index.levels[level].map(dec), level=level, verify_integrity=False
+                )
+            name = errors.columns.name
+            errors.columns = pd.Index([dec(c) for c in errors.columns], name=name)
+            errors = _sort_tasks(errors.reindex(columns=[c for c in classes if c in errors.columns]))
+        self.errors_ = errors
+        priors = getattr(self.model_, "priors_", None)
+        if priors is not None:
+            priors = priors.copy()
+            priors.index = pd.Index([dec(c) for c in priors.index], name=priors.index.name)
+        self.priors_ = priors
+
+
+class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):
+    """crowd-kit ``OneCoinDawidSkene(n_iter=100)`` (one accuracy per worker). Deterministic.
+    ``skills_`` are the worker accuracies; ``errors_``/``priors_`` as for Dawid-Skene."""
+
+    name = BASELINE_METHODS["onecoin"]
+    key = "onecoin"
+    defaults = {"n_iter": 100}
+
+    def _make(self):
+        from crowdkit.aggregation import OneCoinDawidSkene
+
+        return OneCoinDawidSkene(**self.params)
+
+    def _fit_codes(self, data, n_classes):
+        labels, proba = super()._fit_codes(data, n_classes)
+        self.skills_ = getattr(self.model_, "skills_", None)
+        return labels, proba
+
+
+class GLADAggregator(Aggregator):
+    """crowd-kit ``GLAD`` with its defaults (n_iter=100, tol=1e-5). Deterministic.
+    ``alphas_`` (worker expertise) and ``betas_`` (task difficulty) are exposed."""
+
+    name = BASELINE_METHODS["glad"]
+    key = "glad"
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import GLAD
+
+        self.model_ = GLAD(**self.params).fit(data)
+        self.alphas_ = getattr(self.model_, "alphas_", None)
+        self.betas_ = getattr(self.model_, "betas_", None)
+        return self.model_.labels_, self.model_.probas_
+
+
+class MACEAggregator(Aggregator):
+    """crowd-kit ``MACE`` (variational Bayes, n_iter=50) with ``n_restarts=3`` seeded restarts.
+
+    Seeds: crowd-kit passes an *int* ``random_state`` to every restart, so all restarts start from
+    the same point and ``n_restarts`` is wasted; we pass ``numpy.random.RandomState(seed)`` so the
+    restarts really differ and the best marginal likelihood is kept.
+
+    Ordering bug worked around: crowd-kit 1.4.2 indexes its per-worker arrays in order of first
+    appearance (``pd.factorize``) but fills them from a ``groupby(["worker", "label"])`` table that
+    is in *sorted* order, so a worker gets another worker's spamming distribution whenever the two
+    orders differ (result depends on row order and on the type of the worker ids: on duck 80.56%
+    with string worker ids, 85.19% with the int ids as read, 72.22% with rows sorted by task).
+    We recode workers and labels as integers in order of first appearance, which makes both
+    orders agree (duck 86.11%, dog 83.02%, independent of row order and id type).
+    """
+
+    name = BASELINE_METHODS["mace"]
+    key = "mace"
+    defaults = {"n_restarts": 3}
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import MACE
+
+        worker_codes, _ = pd.factorize(data["worker"])
+        label_codes, label_names = pd.factorize(data["label"])  # label_names: our codes 0..K-1
+        coded = data.assign(worker=worker_codes.astype(np.int64), label=label_codes.astype(np.int64))
+        params = dict(self.params)
+        params.setdefault("random_state", np.random.RandomState(self.seed))
+        self.model_ = MACE(**params).fit(coded)
+        proba = self.model_.probas_.copy()
+        proba.columns = [int(label_names[int(c)]) for c in proba.columns]
+        proba.index.name = "task"
+        labels = proba.idxmax(axis=1)
+        return labels, proba
+
+
+class MMSRAggregator(Aggregator):
+    """crowd-kit ``MMSR`` (matrix mean-subsequence-reduced, n_iter=10000, tol=1e-10), seeded with
+    ``random_state=seed``. No probabilities: ``predict_proba`` is one-hot; crowd-kit's weighted
+    vote scores are kept in ``scores_`` (columns = original labels; they may be negative)."""
+
+    name = BASELINE_METHODS["mmsr"]
+    key = "mmsr"
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import MMSR
+
+        params = {"random_state": self.seed, **self.params}
+        self.model_ = MMSR(**params)
+        labels = self.model_.fit_predict(data)
+        self.skills_ = self.model_.skills_
+        self._raw_scores = self.model_.scores_
+        return labels, None
+
+    def fit(self, df: pd.DataFrame) -> "MMSRAggregator":
+        super().fit(df)
+        scores = self._raw_scores.reindex(columns=range(len(self.classes_)), fill_value=0.0)
+        scores.columns = self.classes_
+        self.scores_ = _sort_tasks(scores)
+        return self
+
+
+class KOSAggregator(Aggregator):
+    """crowd-kit ``KOS`` (Karger-Oh-Shah message passing, n_iter=100), binary only, seeded with
+    ``random_state=seed``. crowd-kit calls ``np.random.seed`` (the global generator); the global
+    state is saved and restored around the fit. No probabilities: ``predict_proba`` is one-hot."""
+
+    name = BASELINE_METHODS["kos"]
+    key = "kos"
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import KOS
+
+        if n_classes != 2:
+            raise ValueError(
+                f"kos supports only 2 classes (binary labels); this data has {n_classes} classes"
+            )
+        params = {"random_state": self.seed, **self.params}
+        self.model_ = KOS(**params)
+        state = np.random.get_state()
+        try:
+            labels = self.model_.fit_predict(data)
+        except KeyError as exc:  # np.sign(0): an exact tie has no label in crowd-kit
+            raise RuntimeError(f"kos produced an exact tie it cannot label ({exc!r})") from exc
+        finally:
+            np.random.set_state(state)
+        return labels, None
+
+
+class ZeroBasedSkillAggregator(Aggregator):
+    """crowd-kit ``ZeroBasedSkill`` (skill-weighted majority vote with skills learnt from zero).
+    Needs scikit-learn < 1.8 with crowd-kit 1.4.x (otherwise ``RuntimeError``). Deterministic;
+    ``probas_`` are the weighted vote shares."""
+
+    name = BASELINE_METHODS["zbs"]
+    key = "zbs"
+
+    def _fit_codes(self, data, n_classes):
+        from crowdkit.aggregation import ZeroBasedSkill
+
+        self.model_ = ZeroBasedSkill(**self.params)
+        proba = self.model_.fit_predict_proba(data)  # fit() alone leaves labels_ unset
+        self.skills_ = self.model_.skills_
+        return self.model_.labels_, proba
+
+
+_REGISTRY: dict[str, type[Aggregator]] = {
+    "mv": MajorityVoteAggregator,
+    "wawa": WawaAggregator,
+    "ds": DawidSkeneAggregator,
+    "onecoin": OneCoinDawidSkeneAggregator,
+    "glad": GLADAggregator,
+    "mace": MACEAggregator,
+    "mmsr": MMSRAggregator,
+    "kos": KOSAggregator,
+    "zbs": ZeroBasedSkillAggregator,
+}
+
+
+def make_aggregator(method: str, seed: int = 0, **kw: Any) -> Aggregator:
+    """Build the aggregator ``method`` (a key of :data:`BASELINE_METHODS`, case-insensitive).
+    Extra keyword arguments go to the crowd-kit constructor (``tie_break`` for ``mv``)."""
+    key = str(method).strip().lower()
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"unknown aggregation method {method!r}; valid methods: {', '.join(_REGISTRY)}"
+        )
+    return _REGISTRY[key](seed=seed, **kw)
+
+
+def _truth_series(truth: Any) -> pd.Series:
+    if isinstance(truth, pd.Series):
+        return truth
+    if isinstance(truth, pd.DataFrame):
+        if "task" in truth.columns:
+            rest = [c for c in truth.columns if c != "task"]
+            col = "truth" if "truth" in rest else (rest[0] if len(rest) == 1 else None)
+            if col is None:
+                raise ValueError("truth frame needs columns task and truth")
+            return truth.set_index("task")[col]
+        if truth.shape[1] == 1:
+            return truth.iloc[:, 0]
+        raise ValueError("truth frame needs columns task and truth")
+    if isinstance(truth, Mapping):
+        return pd.Series(dict(truth))
+    raise TypeError("truth must be a Series (index task), a frame with task,truth, or a dict")
+
+
+def accuracy(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> float:
+    """Accuracy in percent over the tasks that have a truth (restricted to ``tasks`` if given,
+    e.g. the tasks that have at least one annotation); a task without prediction counts as wrong."""
+    t = _truth_series(truth).dropna()
+    if tasks is not None:
+        t = t[t.index.isin(pd.Index(tasks))]
+    if len(t) == 0:
+        return float("nan")
+    pred = labels.reindex(t.index)
+    return float((pred.to_numpy() == t.to_numpy()).mean() * 100.0)
+
+
+def run_baselines(
+    df: pd.DataFrame,
+    methods: Iterable[str] | str | None = None,
+    truth: Any = None,
+    seed: int = 0,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    on_result: Callable[[str, Aggregator | None], None] | None = None,
+) -> pd.DataFrame:
+    """Fit several baselines on ``df``; one row per method with columns
+    ``method, name, accuracy, seconds, error``.
+
+    ``accuracy`` is in percent over the truth tasks that occur in ``df`` (NaN without truth or when the
+    method failed); ``seconds`` is the wall time of the fit; ``error`` is ``None`` or the message of
+    the exception that method raised (an unknown method name, KOS on multiclass data, ...): one
+    failing method never stops the others. ``params`` maps a method key to extra constructor
+    arguments; ``on_result(method, fitted_aggregator_or_None)`` is called after each method.
+    """
+    data = _check_frame(df)
+    import crowdkit.aggregation  # noqa: F401  - import once, outside the timings
+
+    if methods is None:
+        methods = list(BASELINE_METHODS)
+    elif isinstance(methods, str):
+        methods = [methods]
+    truth_s = None if truth is None else _truth_series(truth)
+    tasks = pd.unique(data["task"])
+    rows = []
+    for method in methods:
+        key = str(method).strip().lower()
+        row = {"method": key, "name": BASELINE_METHODS.get(key, str(method)),
+               "accuracy": float("nan"), "seconds": float("nan"), "error": None}
+        agg = None
+        start = time.perf_counter()
+        try:
+            agg = make_aggregator(key, seed=seed, **dict((params or {}).get(key, {})))
+            agg.fit(data)
+            if truth_s is not None:
+                row["accuracy"] = accuracy(agg.labels_, truth_s, tasks)
+        except Exception as exc:  # noqa: BLE001 - reported in the table, never raised
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            agg = None
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        if on_result is not None:
+            on_result(key, agg)
+    out = pd.DataFrame(rows, columns=["method", "name", "accuracy", "seconds", "error"])
+    out["error"] = pd.Series([r["error"] for r in rows], index=out.index, dtype=object)
+    return out

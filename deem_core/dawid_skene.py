@@ -1,0 +1,81 @@
+"""Dawid-Skene by expectation-maximisation on the dense code matrix, vectorised (numpy).
+
+Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM) and as
+a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas group-bys; this one
+works on the (n_tasks, n_learners) code matrix that the engine already holds, which is both faster and
+handles soft labels. Missing answers (code -1) are left out of the likelihood (the DS model's own
+treatment: an absent answer carries no evidence).
+
+Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(learner i says l | true class m)``
+(rows = given label, columns = true class, as ``psi`` in Lemma 1), ``prior`` (K,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .dataset import majority_vote_codes
+
+__all__ = ["DawidSkeneFit", "fit_dawid_skene", "dawid_skene_posterior", "one_hot_codes"]
+
+
+@dataclass
+class DawidSkeneFit:
+    confusion: np.ndarray  # (d, K, K) [i, l, m] = P(X_i = l | Y = m)
+    prior: np.ndarray  # (K,)
+    posterior: np.ndarray  # (n, K)
+    n_iter: int
+    log_likelihood: float
+
+
+def one_hot_codes(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, d) codes with -1 = missing -> (n, d, K) float64 one-hot, zero rows where missing."""
+    onehot = np.zeros(labels.shape + (n_classes,), dtype=np.float64)
+    rows, cols = np.nonzero(labels >= 0)
+    onehot[rows, cols, labels[rows, cols]] = 1.0
+    return onehot
+
+
+def dawid_skene_posterior(votes: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
+    """E-step: p(y | x) (n, K) and the log-likelihood, for votes (n, d, K) (one-hot or soft)."""
+    log_conf = np.log(np.clip(confusion, 1e-12, None))  # (d, K, K)
+    # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one matrix product
+    n, d, k = votes.shape
+    joint = votes.reshape(n, d * k) @ log_conf.reshape(d * k, k) + np.log(np.clip(prior, 1e-12, None))
+    norm = logsumexp(joint, axis=1, keepdims=True)
+    return np.exp(joint - norm), float(norm.sum())
+
+
+def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None = None, max_iter: int = 100,
+                    tol: float = 1e-7, smoothing: float = 0.01) -> DawidSkeneFit:
+    """Fit DS by EM from a majority-vote start.
+
+    labels: (n, d) codes, -1 = missing; soft: optional (n, d, K) probabilities used instead of one-hot.
+    smoothing: pseudo-count added to every confusion cell and prior class (keeps logs finite).
+    Stops when the mean log-likelihood per task changes by less than ``tol``.
+    """
+    k = n_classes
+    votes = soft.astype(np.float64) if soft is not None else one_hot_codes(labels, k)  # (n, d, K)
+    n, d, _ = votes.shape
+    mv = majority_vote_codes(labels, k, soft)
+    posterior = np.zeros((n, k))
+    posterior[np.arange(n), np.clip(mv, 0, None)] = 1.0
+    posterior[mv < 0] = 1.0 / k
+    previous = -np.inf
+    log_lik = previous
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        # M-step: counts[i, l, m] = sum_t v_til p_tm
+        counts = np.einsum("til,tm->ilm", votes, posterior) + smoothing
+        confusion = counts / counts.sum(axis=1, keepdims=True)
+        prior = posterior.sum(axis=0) + smoothing
+        prior = prior / prior.sum()
+        posterior, log_lik = dawid_skene_posterior(votes, confusion, prior)
+        if abs(log_lik - previous) / max(n, 1) < tol:
+            break
+        previous = log_lik
+    return DawidSkeneFit(confusion=confusion, prior=prior, posterior=posterior, n_iter=iteration,
+                         log_likelihood=log_lik)

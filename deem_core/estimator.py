@@ -1,0 +1,392 @@
+"""``DEEM``: the scikit-learn / crowd-kit style estimator over the batched engine.
+
+>>> from deem_core import DEEM
+>>> labels = DEEM(n_layers=1, epochs=100, seed=0).fit_predict(df)   # df: task, worker, label
+>>> proba = model.predict_proba()                                   # DataFrame, index task, columns classes
+
+Hyperparameters are stored as given in ``__init__``; everything learnt ends in ``_``. Several seeds
+(``n_seeds``) train together as one batched model; their posteriors (after each run's class map) are
+averaged into the consensus answer, and ``seed_agreement_`` says how often each task's runs agreed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .classmap import hungarian_class_map
+from .dataset import AnnotationSet, DataError, as_annotation_set
+from .dawid_skene import fit_dawid_skene
+from .model import DEEMNetwork
+from .sampler import one_hot_state
+from .training import HISTORY_COLUMNS, TrainingConfig, predict_hidden, resolve_device, train_runs
+
+__all__ = ["DEEM", "DEFAULT_LR", "INIT_METHODS", "NotFittedError"]
+
+#: default learning rate (chosen by measurement, see benchmarks/README.md)
+DEFAULT_LR = 0.1
+INIT_METHODS = ("mv", "ds")
+FORMAT_VERSION = 1
+
+
+class NotFittedError(RuntimeError):
+    """The estimator was used before ``fit``."""
+
+
+def _python_list(index: pd.Index) -> list:
+    """Index values as plain Python objects (safe for ``torch.load(weights_only=True)``)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in index.tolist()]
+
+
+class DEEM:
+    """Deep energy-based unsupervised ensemble model (DEEM) label aggregator.
+
+    Parameters
+    ----------
+    n_layers: multinomial layers before the iRBM (0 = plain iRBM, which is Dawid-Skene by Lemma 1).
+    epochs, lr, batch_size, sampler_steps, step_size, momentum: training (Algorithm 1, App. G.4);
+        ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
+    init: ``"mv"`` (App. G.1: iRBM at majority vote) or ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1).
+    n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
+    device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
+    callbacks: objects with ``on_epoch_end(epoch, logs) -> bool`` (True stops) or plain callables.
+    """
+
+    def __init__(self, n_layers: int = 1, epochs: int = 100, lr: float | str = DEFAULT_LR,
+                 batch_size: int = 1024, sampler_steps: int = 5, step_size: float = 1.0,
+                 momentum: float = 0.0, init: str = "mv", n_seeds: int = 1, seed: int = 0,
+                 device: str = "auto", supervised_weight: float = 0.0,
+                 callbacks: Sequence[Any] | None = None, on_conflict: str = "error"):
+        self.n_layers = n_layers
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.sampler_steps = sampler_steps
+        self.step_size = step_size
+        self.momentum = momentum
+        self.init = init
+        self.n_seeds = n_seeds
+        self.seed = seed
+        self.device = device
+        self.supervised_weight = supervised_weight
+        self.callbacks = callbacks
+        self.on_conflict = on_conflict
+
+    # ------------------------------------------------------------------ sklearn-ish plumbing
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "n_layers", "epochs", "lr", "batch_size", "sampler_steps", "step_size", "momentum", "init",
+            "n_seeds", "seed", "device", "supervised_weight", "callbacks", "on_conflict")}
+
+    def set_params(self, **params: Any) -> "DEEM":
+        for name, value in params.items():
+            if name not in self.get_params():
+                raise ValueError(f"unknown parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def _check_params(self) -> None:
+        if not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0:
+            raise ValueError(f"n_layers must be an integer >= 0, got {self.n_layers!r}")
+        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number or 'auto', got {self.lr!r}")
+        if self.init not in INIT_METHODS:
+            raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
+        if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:
+            raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}")
+        if self.batch_size < 1 or self.sampler_steps < 0 or self.step_size <= 0:
+            raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
+
+    def _config(self) -> TrainingConfig:
+        return TrainingConfig(n_layers=int(self.n_layers), epochs=int(self.epochs), batch_size=int(self.batch_size),
+                              sampler_steps=int(self.sampler_steps), step_size=float(self.step_size),
+                              momentum=float(self.momentum), device=str(self.device))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
+
+    # ------------------------------------------------------------------ fitting
+    def _initial_network(self, data: AnnotationSet, n_runs: int, device: torch.device) -> DEEMNetwork | None:
+        """A Dawid-Skene start (Lemma 1) for every run, identity layers with each run's own noise."""
+        if self.init == "mv":
+            return None
+        ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+        self.dawid_skene_ = ds
+        network = DEEMNetwork(n_runs, data.n_learners, data.n_classes, int(self.n_layers)).to(device)
+        for run in range(n_runs):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(self.seed) + run)
+            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(self.n_layers)).to(device)
+            single.initialise(gen)
+            with torch.no_grad():
+                for target, source in zip(network.parameters(), single.parameters()):
+                    target[run].copy_(source[0])
+        network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
+                                     torch.as_tensor(ds.prior, dtype=torch.float32))
+        return network
+
+    def _gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
+        """Gold labels as (n_tasks,) class codes, -1 where unknown."""
+        if gold is None:
+            return None
+        if isinstance(gold, pd.DataFrame):
+            column = "truth" if "truth" in gold.columns else gold.columns[-1]
+            gold = gold.set_index("task")[column] if "task" in gold.columns else gold[column]
+        gold = pd.Series(gold)
+        gold = gold[gold.index.isin(data.tasks)]
+        codes = np.full(data.n_tasks, -1, dtype=np.int64)
+        if len(gold):
+            class_codes = data.classes.get_indexer(gold.to_numpy())
+            unknown = class_codes < 0
+            if unknown.any():
+                raise DataError(f"gold labels: {int(unknown.sum())} label(s) are not among the classes "
+                                f"{list(data.classes)[:10]}, e.g. {gold.to_numpy()[unknown][0]!r}")
+            codes[data.tasks.get_indexer(gold.index)] = class_codes
+        return codes
+
+    def fit(self, data: Any, gold: Any = None, stop_event: threading.Event | None = None) -> "DEEM":
+        """Fit on annotations (long DataFrame or :class:`AnnotationSet`); ``gold``: optional task -> label."""
+        self._check_params()
+        data = as_annotation_set(data, on_conflict=self.on_conflict)
+        if data.n_classes < 2:
+            raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given: there is nothing "
+                            f"to aggregate; DEEM needs at least two classes")
+        self.device_ = resolve_device(self.device)
+        self.classes_ = data.classes
+        self.workers_ = data.workers
+        self.tasks_ = data.tasks
+        self.warnings_ = list(data.warnings)
+        self.data_fingerprint_ = data.fingerprint()
+        gold_codes = self._gold_codes(data, gold)
+        lr = self.lr
+        if lr == "auto":
+            from .sweep import run_sweep  # noqa: PLC0415 (optional, heavier)
+
+            sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), device=self.device,
+                              seed=int(self.seed))
+            self.sweep_ = sweep
+            lr = float(sweep.recommendation.lr)
+        self.lr_ = float(lr)
+        n_runs = int(self.n_seeds)
+        seeds = [int(self.seed) + run for run in range(n_runs)]
+        initial = self._initial_network(data, n_runs, self.device_)
+        result = train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, self._config(), soft=data.soft,
+                            callbacks=list(self.callbacks or ()), stop_event=stop_event, initial_network=initial,
+                            gold=gold_codes, supervised_weight=float(self.supervised_weight))
+        self.network_ = result.network
+        self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+        self.run_status_ = list(result.status)
+        self.run_messages_ = list(result.messages)
+        self.n_epochs_ = result.epochs_run
+        self.fit_seconds_ = result.seconds
+        self.seeds_ = seeds
+        hidden_posterior = self._hidden_posterior(data)  # (R, n, K)
+        reference = data.majority_vote()
+        self.class_map_source_ = "majority vote"
+        if gold_codes is not None and (gold_codes >= 0).any():
+            reference = gold_codes
+            self.class_map_source_ = "gold labels"
+        argmax = hidden_posterior.argmax(-1).cpu().numpy()  # (R, n)
+        self.class_maps_ = np.stack([hungarian_class_map(a, reference, data.n_classes) for a in argmax])
+        self._store_outputs(data, hidden_posterior, gold_codes)
+        return self
+
+    def _store_outputs(self, data: AnnotationSet, hidden_posterior: torch.Tensor, gold_codes: np.ndarray | None):
+        per_run = self._mapped(hidden_posterior)  # (R, n, K) class order
+        usable = [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(per_run.shape[0]))
+        consensus = per_run[usable].mean(axis=0)
+        self.posterior_ = consensus  # (n, K)
+        run_labels = per_run.argmax(-1)  # (R, n)
+        final = consensus.argmax(-1)
+        self.seed_agreement_ = (run_labels[usable] == final[None, :]).mean(axis=0)  # (n,)
+        self.run_labels_ = run_labels
+        self.free_energy_ = self._free_energy(data)  # (n,)
+        if gold_codes is not None and (gold_codes >= 0).any():
+            known = gold_codes >= 0
+            self.gold_accuracy_ = float((final[known] == gold_codes[known]).mean())
+        else:
+            self.gold_accuracy_ = None
+        n_pred = len(np.unique(final))
+        n_mv = len(np.unique(data.majority_vote()[data.majority_vote() >= 0]))
+        self.dead_units_ = max(0, n_mv - n_pred)
+
+    def _mapped(self, hidden_posterior: torch.Tensor) -> np.ndarray:
+        """Hidden-unit posteriors (R, n, K) -> class-order posteriors with each run's class map."""
+        hidden = hidden_posterior.detach().cpu().numpy()
+        mapped = np.empty_like(hidden)
+        for run, class_map in enumerate(self.class_maps_):
+            mapped[run][:, class_map] = hidden[run]
+        return mapped
+
+    def _tensors(self, data: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        labels = torch.as_tensor(data.labels, dtype=torch.long, device=self.device_)
+        mask = (labels >= 0).float()
+        soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=self.device_)
+        return labels, mask, soft
+
+    def _hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
+        labels, mask, soft = self._tensors(data)
+        return predict_hidden(self.network_, labels, mask, soft)
+
+    @torch.no_grad()
+    def _free_energy(self, data: AnnotationSet, batch_size: int = 8192) -> np.ndarray:
+        """Mean over usable runs of the free energy per task: (n,). High = unusual pattern of answers."""
+        labels, mask, soft = self._tensors(data)
+        r, k = self.network_.n_runs, self.network_.n_classes
+        chunks = []
+        for start in range(0, data.n_tasks, batch_size):
+            sl = slice(start, start + batch_size)
+            x = soft[sl] if soft is not None else one_hot_state(labels[sl], mask[sl], k)
+            m = mask[sl].unsqueeze(0).expand(r, -1, -1)
+            chunks.append(self.network_.free_energy(x.unsqueeze(0).expand(r, -1, -1, -1), m))
+        energy = torch.cat(chunks, dim=1).cpu().numpy()  # (R, n)
+        usable = [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(r))
+        return energy[usable].mean(axis=0)
+
+    # ------------------------------------------------------------------ outputs
+    def fit_predict(self, data: Any, gold: Any = None) -> pd.Series:
+        return self.fit(data, gold=gold).predict()
+
+    def fit_predict_proba(self, data: Any, gold: Any = None) -> pd.DataFrame:
+        return self.fit(data, gold=gold).predict_proba()
+
+    def predict_proba(self, data: Any = None) -> pd.DataFrame:
+        """p(y | x) per task (columns = original classes). ``data=None``: the training tasks; otherwise new
+        tasks in long format, answered by the learners seen in training."""
+        self._check_fitted()
+        if data is None:
+            values, tasks = self.posterior_, self.tasks_
+        else:
+            encoded = self._encode_new(data)
+            values = self._mapped(self._hidden_posterior(encoded)).mean(axis=0)
+            tasks = encoded.tasks
+        return pd.DataFrame(values, index=pd.Index(tasks, name="task"), columns=pd.Index(self.classes_, name="label"))
+
+    def predict(self, data: Any = None) -> pd.Series:
+        """Aggregated label per task, in the original label values."""
+        proba = self.predict_proba(data)
+        codes = proba.to_numpy().argmax(axis=1)
+        return pd.Series(self.classes_.take(codes), index=proba.index, name="agg_label")
+
+    def free_energy(self, data: Any = None) -> pd.Series:
+        """Per-task free energy under the fitted model (high = unusual pattern of answers)."""
+        self._check_fitted()
+        if data is None:
+            return pd.Series(self.free_energy_, index=pd.Index(self.tasks_, name="task"), name="free_energy")
+        encoded = self._encode_new(data)
+        return pd.Series(self._free_energy(encoded), index=pd.Index(encoded.tasks, name="task"), name="free_energy")
+
+    def _encode_new(self, data: Any) -> AnnotationSet:
+        if isinstance(data, AnnotationSet):
+            data = data.to_long()
+        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
+                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
+        return template.encode_like(data)
+
+    def results_frame(self) -> pd.DataFrame:
+        """One row per task: label, confidence, per-class probabilities, seed agreement, free energy."""
+        proba = self.predict_proba()
+        out = pd.DataFrame({"agg_label": self.predict(), "confidence": proba.max(axis=1)}, index=proba.index)
+        for label in self.classes_:
+            out[f"p_{label}"] = proba[label]
+        out["seed_agreement"] = self.seed_agreement_
+        out["free_energy"] = self.free_energy_
+        return out
+
+    def confusion_matrices(self, run: int = 0) -> dict[Any, pd.DataFrame]:
+        """Lemma 1: every learner's confusion matrix read off the iRBM (rows = given label, columns = true
+        class, in class order after the class map). Exact for ``n_layers=0``; with layers it describes the
+        iRBM's view of the last layer's output."""
+        self._check_fitted()
+        psi, _ = self.network_.confusion_matrices()
+        psi = psi[run].cpu().numpy()  # (d, K, K) [i, l, hidden m]
+        class_map = self.class_maps_[run]
+        out = {}
+        for i, worker in enumerate(self.workers_):
+            matrix = np.empty_like(psi[i])
+            matrix[:, class_map] = psi[i]
+            out[worker] = pd.DataFrame(matrix, index=pd.Index(self.classes_, name="given"),
+                                       columns=pd.Index(self.classes_, name="true"))
+        return out
+
+    @property
+    def energy_history_(self) -> pd.DataFrame:
+        """Energy difference per epoch (rows) and run (columns)."""
+        self._check_fitted()
+        return self.history_.pivot(index="epoch", columns="run", values="energy_difference")
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to one file (atomic: a crash never leaves a half file)."""
+        self._check_fitted()
+        from .export import atomic_write_bytes  # noqa: PLC0415
+
+        state = {
+            "format_version": FORMAT_VERSION,
+            "params": {k: v for k, v in self.get_params().items() if k != "callbacks"},
+            "network": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
+            "shape": [self.network_.n_runs, self.network_.n_learners, self.network_.n_classes, self.network_.n_layers],
+            "tasks": _python_list(self.tasks_), "workers": _python_list(self.workers_),
+            "classes": _python_list(self.classes_),
+            "class_maps": torch.as_tensor(self.class_maps_), "posterior": torch.as_tensor(self.posterior_),
+            "seed_agreement": torch.as_tensor(self.seed_agreement_),
+            "free_energy": torch.as_tensor(self.free_energy_),
+            "history": self.history_.to_dict(orient="list"),
+            "run_status": self.run_status_, "run_messages": self.run_messages_, "lr": self.lr_,
+            "n_epochs": self.n_epochs_, "seeds": self.seeds_, "fingerprint": self.data_fingerprint_,
+            "class_map_source": self.class_map_source_, "warnings": self.warnings_,
+            "gold_accuracy": self.gold_accuracy_, "dead_units": self.dead_units_,
+        }
+        import io  # noqa: PLC0415
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return atomic_write_bytes(Path(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "DEEM":
+        """Read a model written by :meth:`save` (safe loading: no code is unpickled)."""
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+            raise DataError(f"{path.name}: not a DEEM model file ({type(exc).__name__}: {str(exc)[:120]})") from exc
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{path.name}: not a DEEM model file of format {FORMAT_VERSION}")
+        params = dict(state["params"])
+        params["device"] = device
+        model = cls(**params)
+        model.device_ = resolve_device(device)
+        r, d, k, layers = state["shape"]
+        network = DEEMNetwork(r, d, k, layers)
+        network.load_state_dict(state["network"])
+        model.network_ = network.to(model.device_)
+        model.tasks_ = pd.Index(state["tasks"], name="task")
+        model.workers_ = pd.Index(state["workers"], name="worker")
+        model.classes_ = pd.Index(state["classes"], name="label")
+        model.class_maps_ = state["class_maps"].numpy()
+        model.posterior_ = state["posterior"].numpy()
+        model.seed_agreement_ = state["seed_agreement"].numpy()
+        model.free_energy_ = state["free_energy"].numpy()
+        model.history_ = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
+        model.run_status_ = list(state["run_status"])
+        model.run_messages_ = list(state["run_messages"])
+        model.lr_ = state["lr"]
+        model.n_epochs_ = state["n_epochs"]
+        model.seeds_ = list(state["seeds"])
+        model.data_fingerprint_ = state["fingerprint"]
+        model.class_map_source_ = state["class_map_source"]
+        model.warnings_ = list(state["warnings"])
+        model.gold_accuracy_ = state["gold_accuracy"]
+        model.dead_units_ = state["dead_units"]
+        return model

@@ -1,0 +1,98 @@
+"""Writing results safely: atomic files and spreadsheet-safe CSV.
+
+* Atomic: every file is written to a temporary sibling, flushed and fsynced, then renamed over the
+  target (``os.replace``), so a crash mid-write never leaves a half file that looks complete.
+* Spreadsheet-safe CSV (OWASP "CSV injection"): a string cell starting with ``=``, ``+``, ``-``, ``@``,
+  tab, CR or LF is prefixed with a single quote so spreadsheets show it as text instead of running it.
+  Numbers (including negative ones) are left alone: only strings are touched, so labels keep their
+  original values and types in every other format (Parquet, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "FORMULA_PREFIXES", "atomic_write_bytes", "atomic_write_text", "neutralise_cell", "safe_csv_frame",
+    "to_safe_csv", "write_csv", "write_json", "write_parquet",
+]
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Prefix a string that a spreadsheet would run as a formula with ``'``; other values unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def safe_csv_frame(frame: pd.DataFrame, index: bool = True) -> pd.DataFrame:
+    """A copy of ``frame`` whose string cells, column names and (if kept) index are neutralised."""
+    out = frame.reset_index() if index else frame.copy()
+    out.columns = [neutralise_cell(str(c)) for c in out.columns]
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutralise_cell)
+    return out
+
+
+def to_safe_csv(frame: pd.DataFrame, index: bool = True) -> str:
+    """CSV text of ``frame`` that is safe to open in a spreadsheet."""
+    return safe_csv_frame(frame, index=index).to_csv(index=False)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, index: bool = True) -> Path:
+    return atomic_write_text(path, to_safe_csv(frame, index=index))
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=False))
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
+    import io  # noqa: PLC0415
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
