@@ -1,0 +1,194 @@
+"""Agreement statistics for the data summary and for comparing methods.
+
+* :func:`krippendorff_alpha` - Krippendorff's alpha for nominal data (any number of annotators, missing
+  answers allowed; tasks with fewer than two answers are not pairable and are left out);
+* :func:`pairwise_agreement` - for every pair of annotators, the share of their common tasks on which they
+  gave the same label (and how many tasks they share);
+* :func:`annotator_coverage`, :func:`labels_per_task`, :func:`class_balance` - the counts a user looks at
+  first;
+* :func:`learner_table` - one row per annotator: answers, coverage, agreement with the aggregated labels
+  and with majority vote, and (when a fitted DEEM is given) the accuracy the model's confusion matrices
+  imply (Lemma 1);
+* :func:`method_agreement`, :func:`confusion_against_gold`, :func:`accuracy_against_gold` - comparing
+  several methods' labels with each other and with gold labels.
+
+All functions take an :class:`~deem_core.dataset.AnnotationSet` (dense code matrix, ``-1`` = missing) and
+are vectorised with NumPy: a million answers take well under a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .dataset import AnnotationSet
+
+__all__ = [
+    "accuracy_against_gold", "annotator_coverage", "class_balance", "confusion_against_gold",
+    "krippendorff_alpha", "label_distribution", "labels_per_task", "learner_table", "method_agreement",
+    "pairwise_agreement",
+]
+
+
+def _counts(data: AnnotationSet) -> np.ndarray:
+    """(n_tasks, K) number of answers of each class per task."""
+    n, k = data.n_tasks, data.n_classes
+    counts = np.zeros((n, k), dtype=np.float64)
+    rows, cols = np.nonzero(data.labels >= 0)
+    np.add.at(counts, (rows, data.labels[rows, cols]), 1.0)
+    return counts
+
+
+def krippendorff_alpha(data: AnnotationSet | np.ndarray, n_classes: int | None = None) -> float:
+    """Krippendorff's alpha, nominal metric. ``data``: an AnnotationSet or an (n_tasks, n_annotators) code
+    matrix with ``-1`` for missing answers. NaN when fewer than two pairable answers exist or when every
+    pairable answer has the same class (no variation to measure agreement against)."""
+    if isinstance(data, AnnotationSet):
+        counts = _counts(data)
+    else:
+        labels = np.asarray(data)
+        k = int(n_classes if n_classes is not None else labels.max() + 1)
+        counts = np.zeros((labels.shape[0], max(k, 1)), dtype=np.float64)
+        rows, cols = np.nonzero(labels >= 0)
+        np.add.at(counts, (rows, labels[rows, cols]), 1.0)
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    counts, m = counts[pairable], m[pairable]
+    n = counts.sum()
+    if n < 2:
+        return float("nan")
+    # coincidences within units: o_cc = sum_u n_uc (n_uc - 1) / (m_u - 1)
+    observed_same = (counts * (counts - 1) / (m - 1)[:, None]).sum()
+    n_c = counts.sum(axis=0)
+    expected_diff = n * n - (n_c ** 2).sum()
+    if expected_diff <= 0:
+        return float("nan")
+    return float(1.0 - (n - 1) * (n - observed_same) / expected_diff)
+
+
+def pairwise_agreement(data: AnnotationSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(agreement, overlap): annotator x annotator tables. ``agreement[a, b]`` is the share of the tasks both
+    labelled on which they agree (NaN without common tasks); ``overlap[a, b]`` the number of common tasks."""
+    labels = data.labels
+    mask = (labels >= 0).astype(np.float64)
+    overlap = mask.T @ mask  # (d, d)
+    same = np.zeros_like(overlap)
+    for c in range(data.n_classes):
+        onehot = (labels == c).astype(np.float64)
+        same += onehot.T @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agreement = np.where(overlap > 0, same / np.maximum(overlap, 1), np.nan)
+    names = [str(w) for w in data.workers]
+    return (pd.DataFrame(agreement, index=names, columns=names),
+            pd.DataFrame(overlap.astype(np.int64), index=names, columns=names))
+
+
+def labels_per_task(data: AnnotationSet) -> pd.Series:
+    """Number of answers of every task (index = task)."""
+    return pd.Series(data.mask.sum(axis=1), index=data.tasks, name="answers")
+
+
+def class_balance(data: AnnotationSet) -> pd.DataFrame:
+    """Per class: number and share of all answers, and of majority-vote labels."""
+    counts = _counts(data).sum(axis=0)
+    mv = data.majority_vote()
+    mv_counts = np.bincount(mv[mv >= 0], minlength=data.n_classes).astype(np.float64)
+    return pd.DataFrame({
+        "class": [str(c) for c in data.classes],
+        "answers": counts.astype(np.int64),
+        "answer_share": counts / max(1.0, counts.sum()),
+        "majority_vote_tasks": mv_counts.astype(np.int64),
+        "majority_vote_share": mv_counts / max(1.0, mv_counts.sum()),
+    })
+
+
+def annotator_coverage(data: AnnotationSet) -> pd.DataFrame:
+    """Per annotator: answers, share of tasks covered, agreement with majority vote (on its tasks)."""
+    mask = data.mask
+    mv = data.majority_vote()
+    answered = mask.sum(axis=0)
+    agree = ((data.labels == mv[:, None]) & mask).sum(axis=0)
+    return pd.DataFrame({
+        "annotator": [str(w) for w in data.workers],
+        "answers": answered.astype(np.int64),
+        "coverage": answered / max(1, data.n_tasks),
+        "agreement_with_majority": np.where(answered > 0, agree / np.maximum(answered, 1), np.nan),
+    })
+
+
+def learner_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
+    """One row per annotator for export: coverage and agreement with majority vote, with the aggregated
+    labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
+    confusion matrices (``sum_m prior_m * P(X = m | Y = m)``, prior = the model's mean posterior)."""
+    table = annotator_coverage(data)
+    mask = data.mask
+    if agg_codes is not None:
+        agg_codes = np.asarray(agg_codes)
+        agree = ((data.labels == agg_codes[:, None]) & mask).sum(axis=0)
+        answered = mask.sum(axis=0)
+        table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)
+    if model is not None and hasattr(model, "confusion_matrices"):
+        try:
+            matrices = model.confusion_matrices()
+            prior = np.asarray(model.posterior_).mean(axis=0)
+            estimated = []
+            for worker in data.workers:
+                psi = matrices[worker].to_numpy()  # rows given, columns true
+                estimated.append(float((np.diag(psi) * prior).sum()))
+            table["estimated_accuracy"] = estimated
+        except Exception:  # noqa: BLE001 - an optional column; the table stays useful without it
+            pass
+    return table
+
+
+def label_distribution(results: Mapping[str, pd.Series], classes: Any = None) -> pd.DataFrame:
+    """Share of tasks given each label, one column per method."""
+    frame = pd.DataFrame({name: labels.astype(str).value_counts(normalize=True) for name, labels in results.items()})
+    if classes is not None:
+        frame = frame.reindex([str(c) for c in classes])
+    frame.index.name = "label"
+    return frame.fillna(0.0)
+
+
+def method_agreement(results: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """Method x method share of tasks with the same label (over the tasks both methods labelled)."""
+    names = list(results)
+    out = pd.DataFrame(np.nan, index=names, columns=names, dtype=float)
+    for a in names:
+        for b in names:
+            left, right = results[a].align(results[b], join="inner")
+            if len(left):
+                out.loc[a, b] = float((left.astype(str).to_numpy() == right.astype(str).to_numpy()).mean())
+    return out
+
+
+def _gold_aligned(labels: pd.Series, gold: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    gold = gold.dropna()
+    common = gold.index[gold.index.isin(labels.index)]
+    pred = labels.reindex(common).astype(str).to_numpy()
+    truth = gold.reindex(common).astype(str).to_numpy()
+    return pred, truth
+
+
+def accuracy_against_gold(labels: pd.Series, gold: pd.Series) -> tuple[float, int]:
+    """(accuracy, number of gold tasks compared). Labels are compared as text so 1 and "1" from two files
+    match. NaN accuracy when no task has both."""
+    pred, truth = _gold_aligned(labels, gold)
+    if len(truth) == 0:
+        return float("nan"), 0
+    return float((pred == truth).mean()), int(len(truth))
+
+
+def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = None) -> pd.DataFrame:
+    """Counts: rows = gold label, columns = predicted label (as text)."""
+    pred, truth = _gold_aligned(labels, gold)
+    order = [str(c) for c in classes] if classes is not None else sorted(set(truth) | set(pred))
+    extra = sorted((set(truth) | set(pred)) - set(order))
+    order = order + extra
+    table = pd.crosstab(pd.Categorical(truth, categories=order), pd.Categorical(pred, categories=order),
+                        dropna=False)
+    table.index.name = "gold"
+    table.columns.name = "predicted"
+    return table.reindex(index=order, columns=order, fill_value=0)

@@ -1,0 +1,674 @@
+"""Background jobs: training, sweeps and baselines in plain threads, looked up by run id.
+
+No Streamlit here. One process-wide :class:`JobManager` (see :func:`get_manager`) owns every job of the
+process; a web page only keeps the run id (in its URL) and asks the manager for a
+:class:`ProgressSnapshot` whenever it redraws, so a browser refresh, a second tab or another page finds
+the job still running.
+
+* A job reports through training callbacks into a thread-safe :class:`Progress` (steps done, the latest
+  history rows, status, message); the UI reads immutable snapshots and never touches the worker.
+* Cancel: a ``threading.Event`` handed to the trainer; the trainer stops at the next mini-batch and the
+  job saves what exists (curves, the model so far, results of the finished methods), so a cancelled run
+  is consistent and can be reopened like any other.
+* Failure: any exception marks the run ``failed`` with a readable one-line message (the traceback goes to
+  ``error.txt`` in the run folder, never to a page).
+* Scheduling (decided for this project): each device has a FIFO queue with a fixed number of slots.
+  **GPU: one job at a time per process** (two trainings on one GPU only fight for its memory).
+  **CPU: one job at a time by default** too (``DEEM_MAX_CPU_JOBS`` to change): torch already uses every
+  core for one training, so a second concurrent training only halves both and doubles the memory.
+  A waiting job says so: "queued behind run <id>". A sweep or a DEEM training is placed on the device
+  it will train on; a training with only crowd-kit baselines runs on the CPU queue.
+* Every job is stored by :class:`deem_core.runs.RunStore` as it goes (status, curves, results, model).
+  At start-up the manager marks runs left ``queued``/``running`` by a dead process as ``failed``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .dataset import AnnotationSet, DataError
+from .runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
+
+__all__ = [
+    "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
+    "device_info", "get_manager", "readable_error", "register_kind",
+]
+
+#: methods of a "train" job that are DEEM models (the rest are crowd-kit baselines)
+DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM (DEEM without layers = Dawid-Skene as an RBM)"}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "methods": ["deem"], "n_layers": 1, "epochs": 50, "lr": 0.1, "n_seeds": 1, "seed": 0, "init": "mv",
+    "device": "auto", "batch_size": 1024, "supervised_weight": 0.0,
+}
+SWEEP_DEFAULTS: dict[str, Any] = {"lrs": None, "epochs": 30, "n_layers": 1, "n_seeds": 1, "seed": 0,
+                                  "device": "auto"}
+_HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
+
+
+class QueueFull(RuntimeError):
+    """Too many jobs are waiting; the message says how many."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when it notices the cancel request between steps."""
+
+
+def readable_error(exc: BaseException) -> str:
+    """One line for the user: the message of data/parameter problems as is, the type name otherwise."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, DataError) or (isinstance(exc, ValueError) and text):
+        return text
+    name = type(exc).__name__
+    if "out of memory" in text.lower():
+        return f"the GPU ran out of memory ({text[:200]}); try fewer seeds, a smaller batch or the CPU"
+    return f"{name}: {text[:300]}" if text else name
+
+
+# --------------------------------------------------------------------------- progress
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """An immutable view of a job's progress, safe to read from any thread."""
+
+    run_id: str
+    kind: str
+    status: str  # queued, running, finished, cancelled, failed
+    message: str = ""
+    phase: str = ""
+    steps_done: int = 0
+    steps_total: int = 0
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    queued_behind: str | None = None
+    device: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    first_point_at: float | None = None
+    messages: tuple[str, ...] = ()
+    live: bool = True  # False when read back from the store (the job is not in this process's memory)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def fraction(self) -> float:
+        if self.steps_total <= 0:
+            return 1.0 if self.done else 0.0
+        return min(1.0, self.steps_done / self.steps_total)
+
+    @property
+    def seconds_to_first_point(self) -> float | None:
+        """From the launch (submit) to the first curve point."""
+        return None if self.first_point_at is None else self.first_point_at - self.created_at
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+
+class Progress:
+    """Thread-safe progress of one job, written by the worker, read as snapshots by the UI."""
+
+    def __init__(self, run_id: str, kind: str, steps_total: int = 0):
+        self._lock = threading.Lock()
+        self._rows: deque[dict[str, Any]] = deque(maxlen=_HISTORY_KEEP)
+        self._version = 0
+        self._cache: tuple[int, pd.DataFrame] | None = None
+        self.run_id, self.kind = run_id, kind
+        self.status, self.message, self.phase = "queued", "", ""
+        self.steps_done, self.steps_total = 0, int(steps_total)
+        self.queued_behind: str | None = None
+        self.device: str | None = None
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.first_point_at: float | None = None
+        self.messages: list[str] = []
+
+    def update(self, **values: Any) -> None:
+        with self._lock:
+            for key, value in values.items():
+                if not hasattr(self, key) or key.startswith("_"):
+                    raise AttributeError(key)
+                setattr(self, key, value)
+            if values.get("status") == "running" and self.started_at is None:
+                self.started_at = time.time()
+            if values.get("status") in TERMINAL_STATUSES:
+                self.finished_at = time.time()
+
+    def add_message(self, text: str) -> None:
+        with self._lock:
+            self.messages.append(str(text))
+
+    def add_rows(self, rows: Sequence[Mapping[str, Any]], steps: int = 1, **extra: Any) -> None:
+        with self._lock:
+            for row in rows:
+                self._rows.append({**row, **extra})
+            self.steps_done += steps
+            self._version += 1
+            if self.first_point_at is None and rows:
+                self.first_point_at = time.time()
+
+    def snapshot(self) -> ProgressSnapshot:
+        with self._lock:
+            if self._cache is None or self._cache[0] != self._version:
+                self._cache = (self._version, pd.DataFrame(list(self._rows)))
+            return ProgressSnapshot(
+                run_id=self.run_id, kind=self.kind, status=self.status, message=self.message, phase=self.phase,
+                steps_done=self.steps_done, steps_total=self.steps_total, history=self._cache[1],
+                queued_behind=self.queued_behind, device=self.device, created_at=self.created_at,
+                started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
+                messages=tuple(self.messages), live=True)
+
+
+class _ProgressCallback:
+    """Training callback: every epoch's rows go into the progress object (never stops training)."""
+
+    def __init__(self, progress: Progress, **extra: Any):
+        self.progress, self.extra = progress, extra
+
+    def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
+        self.progress.add_rows(logs, steps=1, **self.extra)
+        return False
+
+
+# --------------------------------------------------------------------------- device queues
+class _DeviceQueue:
+    """FIFO with ``capacity`` slots; waiting jobs learn who they are queued behind."""
+
+    def __init__(self, name: str, capacity: int):
+        self.name, self.capacity = name, max(1, int(capacity))
+        self.holders: list[str] = []
+        self.waiting: deque[str] = deque()
+        self.cond = threading.Condition()
+
+    def acquire(self, run_id: str, cancel: threading.Event, on_wait: Callable[[str, int], None]) -> bool:
+        with self.cond:
+            self.waiting.append(run_id)
+            last = None
+            try:
+                while True:
+                    if cancel.is_set():
+                        return False
+                    if len(self.holders) < self.capacity and self.waiting[0] == run_id:
+                        self.waiting.popleft()
+                        self.holders.append(run_id)
+                        return True
+                    position = self.waiting.index(run_id)
+                    ahead = self.waiting[position - 1] if position > 0 else (self.holders[0] if self.holders else "")
+                    state = (ahead, position)
+                    if state != last:
+                        on_wait(ahead, position + len(self.holders))
+                        last = state
+                    self.cond.wait(timeout=0.2)
+            finally:
+                if run_id in self.waiting:
+                    self.waiting.remove(run_id)
+                self.cond.notify_all()
+
+    def release(self, run_id: str) -> None:
+        with self.cond:
+            if run_id in self.holders:
+                self.holders.remove(run_id)
+            self.cond.notify_all()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.cond:
+            return {"running": list(self.holders), "waiting": list(self.waiting), "capacity": self.capacity}
+
+
+# --------------------------------------------------------------------------- jobs
+@dataclass
+class Job:
+    """One background job: its thread, progress and cancel flag."""
+
+    run_id: str
+    kind: str
+    config: dict[str, Any]
+    owner: str | None
+    progress: Progress
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: the data, the store, its progress, the cancel flag and the device."""
+
+    run_id: str
+    config: dict[str, Any]
+    data: AnnotationSet | None
+    gold: pd.Series | None
+    store: RunStore
+    progress: Progress
+    cancel_event: threading.Event
+    device: str
+
+
+# A job function runs in the worker thread with the device slot held. It returns the final status
+# ("finished" or "cancelled") and a message, writing its outputs to ``ctx.store`` as it goes.
+JobFunction = Callable[[JobContext], tuple[str, str]]
+_KINDS: dict[str, tuple[JobFunction, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], int]]] = {}
+
+
+def register_kind(kind: str, function: JobFunction, device: Callable[[dict[str, Any]], str] | None = None,
+                  steps: Callable[[dict[str, Any]], int] | None = None) -> None:
+    """Add a job kind. ``device(config)`` says which queue it waits in ("cpu"/"cuda"/"auto"; default: the
+    config's ``device``); ``steps(config)`` how many progress steps it reports."""
+    _KINDS[kind] = (function,
+                    device or (lambda config: str(config.get("device", "auto"))),
+                    steps or (lambda config: int(config.get("epochs", 0) or 0)))
+
+
+def _queue_name(device: str) -> str:
+    from .training import resolve_device  # noqa: PLC0415
+
+    return resolve_device(device).type
+
+
+class JobManager:
+    """Runs jobs in background threads, one FIFO queue per device; jobs are found by run id."""
+
+    def __init__(self, store: RunStore | str | Path | None = None, max_cpu_jobs: int | None = None,
+                 max_gpu_jobs: int = 1, max_pending: int = 64, keep_finished: int = 256):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        if max_cpu_jobs is None:
+            max_cpu_jobs = int(os.environ.get("DEEM_MAX_CPU_JOBS", "1") or 1)
+        self._queues = {"cpu": _DeviceQueue("cpu", max_cpu_jobs), "cuda": _DeviceQueue("cuda", max_gpu_jobs)}
+        self._jobs: dict[str, Job] = {}
+        self._finished: deque[str] = deque()
+        self._lock = threading.Lock()
+        self.max_pending = int(max_pending)
+        self.keep_finished = int(keep_finished)
+        self.recovered = self.store.mark_stale_running_as_failed()
+
+    # -- submitting
+    def submit(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,
+               gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None) -> str:
+        """Register a run in the store and start its job; returns the run id at once."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
+        function, device_of, steps_of = _KINDS[kind]
+        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS}.get(kind, {})
+        config = {**defaults, **dict(config or {})}
+        with self._lock:
+            pending = sum(1 for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES)
+            if pending >= self.max_pending:
+                raise QueueFull(f"{pending} jobs are already queued or running on this server; "
+                                f"wait for one to finish and try again")
+        run_id = self.store.create(kind, config, data=data, gold=gold, owner=owner, dataset=dataset,
+                                   device=str(config.get("device", "")))
+        progress = Progress(run_id, kind, steps_total=steps_of(config))
+        job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
+        job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
+                                      name=f"deem-job-{run_id}", daemon=True)
+        with self._lock:
+            self._jobs[run_id] = job
+        job.thread.start()
+        return run_id
+
+    def _work(self, job: Job, function: JobFunction, device_of: Callable[[dict[str, Any]], str],
+              data: AnnotationSet | None, gold: pd.Series | None) -> None:
+        progress, store, run_id = job.progress, self.store, job.run_id
+        queue: _DeviceQueue | None = None
+        status, message = "failed", ""
+        try:
+            device = device_of(job.config)
+            queue = self._queues[_queue_name(device)]
+            progress.update(device=queue.name)
+
+            def on_wait(ahead: str, position: int) -> None:
+                text = (f"queued behind run {ahead} ({position} job(s) ahead on the {queue.name.upper()})"
+                        if ahead else f"queued for the {queue.name.upper()}")
+                store.update_status(run_id, "queued", message=text)
+                progress.update(queued_behind=ahead or None, message=text)
+
+            if not queue.acquire(run_id, job.cancel_event, on_wait):
+                queue = None
+                status, message = "cancelled", "cancelled before it started"
+                return
+            store.update_status(run_id, "running", message="running", device=queue.name)
+            progress.update(status="running", queued_behind=None, message="running")
+            asked = str(job.config.get("device", "auto") or "auto")
+            ctx = JobContext(run_id=run_id, config=job.config, data=data, gold=gold, store=store,
+                             progress=progress, cancel_event=job.cancel_event,
+                             device=queue.name if asked == "auto" else asked)
+            status, message = function(ctx)
+        except JobCancelled:
+            status, message = "cancelled", "cancelled by the user"
+        except BaseException as exc:  # noqa: BLE001 - a job never takes the server down
+            status, message = "failed", readable_error(exc)
+            try:
+                store.save_error(run_id, traceback.format_exc())
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            if queue is not None:
+                queue.release(run_id)
+            try:
+                store.update_status(run_id, status, message=message, messages=progress.snapshot().messages)
+            except Exception as exc:  # noqa: BLE001 - the store itself failed (disk full, ...)
+                status, message = "failed", f"{message}; and the run could not be saved: {readable_error(exc)}"
+            progress.update(status=status, message=message, queued_behind=None)
+            self._retire(run_id)
+
+    def _retire(self, run_id: str) -> None:
+        with self._lock:
+            self._finished.append(run_id)
+            while len(self._finished) > self.keep_finished:
+                self._jobs.pop(self._finished.popleft(), None)
+
+    # -- looking up
+    def get(self, run_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(run_id)
+
+    def snapshot(self, run_id: str) -> ProgressSnapshot | None:
+        """The job's live progress, or, for a run no longer in memory, its stored state (``live=False``).
+        ``None`` when no such run exists."""
+        job = self.get(run_id)
+        if job is not None:
+            return job.progress.snapshot()
+        try:
+            record = self.store.get(run_id)
+        except RunNotFound:
+            return None
+        history = pd.DataFrame()
+        try:
+            loaded = self.store.load(run_id, with_data=False)
+            if loaded.history is not None:
+                history = loaded.history
+        except Exception:  # noqa: BLE001 - a damaged folder still shows its index row
+            pass
+        config = record.get("config") or {}
+        total = int(config.get("epochs", 0) or 0)
+        return ProgressSnapshot(
+            run_id=run_id, kind=record["kind"], status=record["status"], message=record.get("message") or "",
+            steps_done=total if record["status"] == "finished" else 0, steps_total=total, history=history,
+            device=record.get("device"), created_at=record["created_at"], started_at=record.get("started_at"),
+            finished_at=record.get("finished_at"), messages=tuple(record.get("messages") or ()), live=False)
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask a queued or running job to stop. False when it is not running in this process."""
+        job = self.get(run_id)
+        if job is None or job.progress.status in TERMINAL_STATUSES:
+            return False
+        job.cancel()
+        return True
+
+    def wait(self, run_id: str, timeout: float | None = None) -> ProgressSnapshot | None:
+        job = self.get(run_id)
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+        return self.snapshot(run_id)
+
+    def active_ids(self) -> list[str]:
+        with self._lock:
+            return [rid for rid, job in self._jobs.items() if job.progress.status in ACTIVE_STATUSES]
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        return {name: queue.snapshot() for name, queue in self._queues.items()}
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every job and wait for their threads (tests; a server just exits)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+
+_MANAGERS: dict[str, JobManager] = {}
+_MANAGERS_LOCK = threading.Lock()
+
+
+def get_manager(root: str | Path | None = None) -> JobManager:
+    """The process-wide manager for a runs directory (default :func:`deem_core.runs.default_runs_dir`)."""
+    path = Path(root) if root is not None else default_runs_dir()
+    key = str(path.resolve())
+    with _MANAGERS_LOCK:
+        manager = _MANAGERS.get(key)
+        if manager is None:
+            manager = _MANAGERS[key] = JobManager(RunStore(path))
+        return manager
+
+
+# --------------------------------------------------------------------------- the job kinds
+def _label_frame(data: AnnotationSet, labels: pd.Series, proba: pd.DataFrame | None) -> pd.DataFrame:
+    """agg_label, confidence, p_<class> per task in the data's task order, plus majority vote."""
+    tasks = data.tasks
+    labels = labels.reindex(tasks)
+    out = pd.DataFrame({"agg_label": labels.to_numpy()}, index=pd.Index(tasks, name="task"))
+    if proba is not None:
+        proba = proba.reindex(index=tasks, columns=list(data.classes)).fillna(0.0)
+        out["confidence"] = proba.max(axis=1).to_numpy()
+        for label in data.classes:
+            out[f"p_{label}"] = proba[label].to_numpy()
+    else:
+        out["confidence"] = np.nan
+    return out
+
+
+def _add_majority(data: AnnotationSet, frame: pd.DataFrame) -> pd.DataFrame:
+    mv = data.majority_vote()
+    mv_values = data.classes.take(np.maximum(mv, 0))
+    frame = frame.copy()
+    frame["majority_vote"] = list(mv_values)
+    frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["agg_label"], mv_values)]
+    return frame
+
+
+def _check_cancel(ctx: JobContext) -> None:
+    if ctx.cancel_event.is_set():
+        raise JobCancelled()
+
+
+def _train_steps(config: Mapping[str, Any]) -> int:
+    methods = list(config.get("methods") or [])
+    deem = sum(1 for m in methods if m in DEEM_METHODS)
+    return deem * int(config.get("epochs", 0) or 0) + (len(methods) - deem)
+
+
+def _train_device(config: Mapping[str, Any]) -> str:
+    methods = list(config.get("methods") or [])
+    if not any(m in DEEM_METHODS for m in methods):
+        return "cpu"
+    return str(config.get("device", "auto"))
+
+
+def _run_train(ctx: JobContext) -> tuple[str, str]:
+    """Train every method of ``config["methods"]`` on the data (DEEM, iRBM, crowd-kit baselines)."""
+    from .agreement import accuracy_against_gold, learner_table, method_agreement  # noqa: PLC0415
+    from .baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
+    from .estimator import DEEM  # noqa: PLC0415
+
+    cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
+    if data is None:
+        raise DataError("no annotations were given to this run")
+    methods = [str(m).strip().lower() for m in cfg.get("methods") or []]
+    if not methods:
+        raise ValueError("choose at least one method")
+    unknown = [m for m in methods if m not in DEEM_METHODS and m not in BASELINE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join([*DEEM_METHODS, *BASELINE_METHODS])}")
+    if data.n_classes < 2:
+        raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given; there is nothing "
+                        f"to aggregate (at least two classes are needed)")
+    gold = ctx.gold
+    metrics: dict[str, dict[str, Any]] = {}
+    labels_by_method: dict[str, pd.Series] = {}
+    histories: list[pd.DataFrame] = []
+    primary_model, primary_codes = None, None
+    cancelled_during = None
+    long = None
+    for method in methods:
+        if ctx.cancel_event.is_set():
+            cancelled_during = cancelled_during or "before " + method
+            break
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"name": DEEM_METHODS.get(method) or BASELINE_METHODS.get(method, method),
+                                 "status": "finished", "message": ""}
+        if method in DEEM_METHODS:
+            progress.update(phase=f"training {DEEM_METHODS[method].split(' ')[0]}")
+            model = DEEM(n_layers=0 if method == "irbm" else int(cfg["n_layers"]), epochs=int(cfg["epochs"]),
+                         lr=float(cfg["lr"]), init=str(cfg.get("init", "mv")), n_seeds=int(cfg.get("n_seeds", 1)),
+                         seed=int(cfg.get("seed", 0)), device=ctx.device,
+                         batch_size=int(cfg.get("batch_size", 1024)),
+                         supervised_weight=float(cfg.get("supervised_weight", 0.0) or 0.0),
+                         callbacks=[_ProgressCallback(progress, method=method)])
+            use_gold = gold if float(cfg.get("supervised_weight", 0.0) or 0.0) > 0 else None
+            model.fit(data, gold=use_gold, stop_event=ctx.cancel_event)
+            history = model.history_.copy()
+            history.insert(0, "method", method)
+            histories.append(history)
+            store.save_history(ctx.run_id, pd.concat(histories, ignore_index=True))
+            store.save_model(ctx.run_id, model, name=method)
+            frame = model.results_frame()
+            entry.update(epochs=int(model.n_epochs_), lr=float(model.lr_), dead_units=int(model.dead_units_),
+                         run_status=list(model.run_status_))
+            for text in model.run_messages_:
+                if text:
+                    progress.add_message(f"{method}: {text}")
+            if any(s == "cancelled" for s in model.run_status_):
+                entry["status"] = "cancelled"
+                entry["message"] = f"cancelled after {model.n_epochs_} epoch(s)"
+                cancelled_during = method
+            elif any(s == "diverged" for s in model.run_status_):
+                entry["message"] = "; ".join(m for m in model.run_messages_ if m)
+            if model.dead_units_:
+                progress.add_message(f"{method}: the model predicts {model.dead_units_} class(es) fewer than "
+                                     f"majority vote finds (dead units); try a smaller learning rate")
+            if primary_model is None:
+                primary_model = model
+                primary_codes = np.asarray(model.posterior_).argmax(axis=1)
+        else:
+            progress.update(phase=f"running {BASELINE_METHODS[method]}")
+            if long is None:
+                long = data.to_long()
+            try:
+                aggregator = make_aggregator(method, seed=int(cfg.get("seed", 0)))
+                aggregator.fit(long)
+                frame = _label_frame(data, aggregator.labels_, aggregator.predict_proba())
+            except Exception as exc:  # noqa: BLE001 - one failing baseline never stops the others
+                entry.update(status="failed", message=readable_error(exc))
+                progress.add_message(f"{method}: {entry['message']}")
+                progress.add_rows([], steps=1)
+                metrics[method] = entry
+                continue
+            progress.add_rows([], steps=1)
+        frame = _add_majority(data, frame)
+        store.save_result(ctx.run_id, method, frame)
+        labels_by_method[method] = frame["agg_label"]
+        entry["seconds"] = time.perf_counter() - started
+        entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
+        if gold is not None and len(gold):
+            acc, n_gold = accuracy_against_gold(frame["agg_label"], gold)
+            entry.update(accuracy=acc, gold_tasks=n_gold)
+        metrics[method] = entry
+        if cancelled_during:
+            break
+    if not labels_by_method:
+        if cancelled_during:
+            return "cancelled", "cancelled before any method finished"
+        failures = "; ".join(f"{m}: {e['message']}" for m, e in metrics.items())
+        raise RuntimeError(f"every method failed ({failures})")
+    if primary_codes is None:
+        first = next(iter(labels_by_method.values()))
+        primary_codes = data.classes.get_indexer(first.reindex(data.tasks).to_numpy())
+    store.save_table(ctx.run_id, "learners", learner_table(data, primary_codes, primary_model))
+    store.save_json(ctx.run_id, "metrics", metrics)
+    agreement = method_agreement(labels_by_method)
+    store.save_json(ctx.run_id, "comparison", {"methods": list(agreement.index),
+                                                "agreement": agreement.to_numpy().tolist()})
+    summary = {"methods": list(labels_by_method)}
+    for method, entry in metrics.items():
+        if entry.get("accuracy") is not None and not (isinstance(entry["accuracy"], float)
+                                                      and math.isnan(entry["accuracy"])):
+            summary[f"accuracy_{method}"] = entry["accuracy"]
+    store.update_summary(ctx.run_id, **summary)
+    if cancelled_during:
+        kept = ", ".join(labels_by_method)
+        return "cancelled", f"cancelled during {cancelled_during}; results kept for: {kept}"
+    failed = [m for m, e in metrics.items() if e["status"] == "failed"]
+    if failed:
+        return "finished", f"finished; {len(failed)} method(s) failed: " + "; ".join(
+            f"{m}: {metrics[m]['message']}" for m in failed)
+    return "finished", f"finished {len(labels_by_method)} method(s)"
+
+
+def _run_sweep(ctx: JobContext) -> tuple[str, str]:
+    """A batched learning-rate sweep (``deem_core.sweep``); curves and recommendation go to the store."""
+    from .sweep import run_sweep  # noqa: PLC0415
+
+    cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
+    if data is None:
+        raise DataError("no annotations were given to this sweep")
+    if data.n_classes < 2:
+        raise DataError(f"{data.source}: only one class was given; there is nothing to aggregate")
+    progress.update(phase="sweeping learning rates")
+    lrs = cfg.get("lrs")
+    result = run_sweep(data, lrs=list(lrs) if lrs else None, epochs=int(cfg["epochs"]),
+                       n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
+                       seed=int(cfg.get("seed", 0)), device=ctx.device,
+                       callbacks=[_ProgressCallback(progress)], stop_event=ctx.cancel_event)
+    curves = pd.DataFrame(result.curves)
+    store.save_history(ctx.run_id, curves)
+    recommendation = getattr(result, "recommendation", None)
+    payload: dict[str, Any] = {"lr": None, "verdicts": {}}
+    if recommendation is not None:
+        payload["lr"] = None if recommendation.lr is None else float(recommendation.lr)
+        for lr, verdict in (getattr(recommendation, "verdicts", None) or {}).items():
+            keep, reason = (verdict if isinstance(verdict, (tuple, list)) else
+                            (getattr(verdict, "keep", None), getattr(verdict, "reason", str(verdict))))
+            payload["verdicts"][repr(float(lr))] = {"keep": bool(keep), "reason": str(reason)}
+    store.save_json(ctx.run_id, "recommendation", payload)
+    store.update_summary(ctx.run_id, recommended_lr=payload["lr"],
+                         lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
+    epochs_done = int(curves["epoch"].max()) if len(curves) and "epoch" in curves else 0
+    if ctx.cancel_event.is_set():
+        return "cancelled", f"cancelled after {epochs_done} epoch(s); the curves so far are kept"
+    return "finished", f"finished {epochs_done} epoch(s)"
+
+
+register_kind("train", _run_train, device=_train_device, steps=_train_steps)
+register_kind("sweep", _run_sweep)
+
+
+# --------------------------------------------------------------------------- device
+def device_info() -> dict[str, Any]:
+    """What the sidebar shows: ``{"type": "cuda"|"cpu", "name": ..., "free_gb": ..., "total_gb": ...}``."""
+    try:
+        import torch  # noqa: PLC0415
+
+        if torch.cuda.is_available():
+            index = torch.cuda.current_device()
+            free, total = torch.cuda.mem_get_info(index)
+            return {"type": "cuda", "name": torch.cuda.get_device_name(index), "free_gb": free / 2 ** 30,
+                    "total_gb": total / 2 ** 30}
+        return {"type": "cpu", "name": f"CPU ({os.cpu_count() or '?'} cores, {torch.get_num_threads()} torch "
+                                       f"threads)", "free_gb": None, "total_gb": None}
+    except Exception as exc:  # noqa: BLE001
+        return {"type": "cpu", "name": f"CPU (GPU query failed: {readable_error(exc)})", "free_gb": None,
+                "total_gb": None}

@@ -1,0 +1,538 @@
+"""The run store: every run (sweep, training, baselines) kept on disk and indexed in SQLite.
+
+Layout under the runs directory (``DEEM_RUNS_DIR``, default ``./runs``)::
+
+    runs.sqlite                 index of all runs (WAL mode; one row per run)
+    <run_id>/config.json        the configuration the run was launched with
+    <run_id>/annotations.parquet  the annotations themselves (long: task, worker, label) so the run can
+                                be reopened without the original files
+    <run_id>/gold.parquet       gold labels, when the user gave some
+    <run_id>/history.parquet    training curves (one row per method, run and epoch)
+    <run_id>/results/<name>.parquet   one label table per method (agg_label, confidence, p_<class>, ...)
+    <run_id>/<name>.json        any JSON side file (recommendation, metrics, learner table, ...)
+    <run_id>/model_<name>.pt    fitted DEEM models (``DEEM.load``)
+    <run_id>/error.txt          the traceback of a failed run (for maintainers; never shown on a page)
+
+Every file is written atomically (:mod:`deem_core.export`): a crash mid-write never leaves a half file
+that looks complete. A table whose cells mix Python types that Parquet cannot hold in one column (e.g.
+the labels ``1`` and ``"a"``) is written as ``<name>.table.json`` instead, which keeps each value's type.
+
+The SQLite index is safe for several threads and processes: each operation opens its own connection
+(``timeout`` waits for a writer), writes are serialised by a process lock, and the database runs in WAL
+mode so readers never block the writer. Run ids are 16 lowercase hex characters (random, unguessable);
+every public method checks an id before it touches a path, so a run id typed by a user (or read from a
+URL) cannot escape the runs directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .dataset import AnnotationSet, DataError
+from .export import atomic_write_bytes, atomic_write_text, write_json
+
+__all__ = [
+    "ACTIVE_STATUSES", "LoadedRun", "RunNotFound", "RunStore", "STATUSES", "TERMINAL_STATUSES",
+    "default_runs_dir", "is_run_id", "new_run_id",
+]
+
+STATUSES = ("queued", "running", "finished", "cancelled", "failed")
+ACTIVE_STATUSES = ("queued", "running")
+TERMINAL_STATUSES = ("finished", "cancelled", "failed")
+_RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    owner        TEXT,
+    dataset      TEXT,
+    fingerprint  TEXT,
+    n_tasks      INTEGER,
+    n_learners   INTEGER,
+    n_classes    INTEGER,
+    device       TEXT,
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL,
+    message      TEXT,
+    messages     TEXT,
+    config       TEXT,
+    summary      TEXT,
+    host         TEXT,
+    pid          INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created_at);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+_COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_learners", "n_classes",
+            "device", "created_at", "started_at", "finished_at", "message", "messages", "config", "summary",
+            "host", "pid")
+
+
+class RunNotFound(KeyError):
+    """No run with this id in the store (or the id is not a valid run id)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want a readable sentence
+        return str(self.args[0]) if self.args else "run not found"
+
+
+def default_runs_dir() -> Path:
+    """``$DEEM_RUNS_DIR`` when set, else ``./runs``."""
+    return Path(os.environ.get("DEEM_RUNS_DIR") or "runs")
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(8)
+
+
+def is_run_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_RUN_ID.match(value))
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(str(name)) or str(name) in (".", ".."):
+        raise ValueError(f"invalid file name {name!r} (letters, digits, '_', '-', '.' only)")
+    return str(name)
+
+
+def _json_value(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to None."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_json_value(value), allow_nan=False)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- tables on disk
+def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
+    """Parquet when the columns have one type each; otherwise a typed JSON table (keeps 1 vs "1")."""
+    import io  # noqa: PLC0415
+
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer)
+    except Exception:  # noqa: BLE001 - pyarrow refuses mixed-type object columns
+        stale = path_stem.with_suffix(".parquet")
+        payload = {
+            "index_names": [None if n is None else str(n) for n in frame.index.names],
+            "index": [_json_value(list(v) if isinstance(v, tuple) else v) for v in frame.index.tolist()],
+            "columns": [_json_value(c) for c in frame.columns],
+            "data": [[_json_value(v) for v in row] for row in frame.itertuples(index=False, name=None)],
+        }
+        target = path_stem.with_suffix(".table.json")
+        atomic_write_text(target, json.dumps(payload, allow_nan=False))
+        if stale.exists():
+            stale.unlink()
+        return target
+    target = path_stem.with_suffix(".parquet")
+    atomic_write_bytes(target, buffer.getvalue())
+    stale = path_stem.with_suffix(".table.json")
+    if stale.exists():
+        stale.unlink()
+    return target
+
+
+def _read_table(path_stem: Path) -> pd.DataFrame | None:
+    parquet = path_stem.with_suffix(".parquet")
+    if parquet.exists():
+        return pd.read_parquet(parquet)
+    typed = path_stem.with_suffix(".table.json")
+    if typed.exists():
+        payload = json.loads(typed.read_text(encoding="utf-8"))
+        names = payload["index_names"]
+        if len(names) > 1:
+            index = pd.MultiIndex.from_tuples([tuple(v) for v in payload["index"]], names=names)
+        else:
+            index = pd.Index(payload["index"], name=names[0], dtype=object)
+        frame = pd.DataFrame(payload["data"], index=index, columns=payload["columns"], dtype=object)
+        return frame.infer_objects()
+    return None
+
+
+# --------------------------------------------------------------------------- loaded run
+@dataclass
+class LoadedRun:
+    """Everything stored for one run. Tables that were never written are ``None`` / empty."""
+
+    record: dict[str, Any]
+    config: dict[str, Any]
+    path: Path
+    data: AnnotationSet | None = None
+    gold: pd.Series | None = None
+    history: pd.DataFrame | None = None
+    results: dict[str, pd.DataFrame] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def kind(self) -> str:
+        return self.record["kind"]
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.record.get("summary") or {}
+
+    def model_path(self, name: str = "deem") -> Path | None:
+        path = self.path / f"model_{_check_name(name)}.pt"
+        return path if path.exists() else None
+
+    def model_names(self) -> list[str]:
+        return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt"))
+
+    def load_model(self, name: str = "deem", device: str = "cpu"):
+        """The fitted :class:`deem_core.DEEM` saved under ``name`` (``None`` when there is none)."""
+        from .estimator import DEEM  # noqa: PLC0415
+
+        path = self.model_path(name)
+        return None if path is None else DEEM.load(path, device=device)
+
+    def file(self, name: str) -> Path | None:
+        """Path of a stored side file (e.g. ``"config.json"``) when it exists."""
+        path = self.path / _check_name(name)
+        return path if path.exists() else None
+
+
+# --------------------------------------------------------------------------- the store
+class RunStore:
+    """Runs under ``root`` (created when missing), indexed in ``root/runs.sqlite``."""
+
+    def __init__(self, root: str | Path | None = None, timeout: float = 30.0):
+        self.root = Path(root) if root is not None else default_runs_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "runs.sqlite"
+        self.timeout = float(timeout)
+        self._write_lock = threading.RLock()
+        with self._write_lock, closing(self._connect()) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+            con.commit()
+
+    # -- plumbing
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=self.timeout, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        return con
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with self._write_lock, closing(self._connect()) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = con.execute(sql, tuple(params))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return cursor.rowcount
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with closing(self._connect()) as con:
+            rows = con.execute(sql, tuple(params)).fetchall()
+        return [self._decode(dict(row)) for row in rows]
+
+    @staticmethod
+    def _decode(row: dict[str, Any]) -> dict[str, Any]:
+        for key in ("config", "summary", "messages"):
+            if key in row:
+                try:
+                    row[key] = json.loads(row[key]) if row[key] else ({} if key != "messages" else [])
+                except json.JSONDecodeError:
+                    row[key] = {} if key != "messages" else []
+        return row
+
+    def run_dir(self, run_id: str) -> Path:
+        if not is_run_id(run_id):
+            raise RunNotFound(f"{run_id!r} is not a run id (16 hexadecimal characters)")
+        return self.root / run_id
+
+    def _require(self, run_id: str) -> dict[str, Any]:
+        self.run_dir(run_id)
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise RunNotFound(f"no run with id {run_id} in {self.root}")
+        return rows[0]
+
+    # -- creation
+    def create(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,
+               gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None,
+               device: str | None = None, status: str = "queued") -> str:
+        """Register a new run and write its configuration, annotations and gold labels. Returns its id."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        config = dict(config or {})
+        run_id = new_run_id()
+        path = self.root / run_id
+        while path.exists():  # astronomically unlikely
+            run_id = new_run_id()
+            path = self.root / run_id
+        path.mkdir(parents=True)
+        (path / "results").mkdir()
+        write_json(_json_value(config), path / "config.json")
+        if data is not None:
+            _write_table(path / "annotations", data.to_long())
+            meta = {"source": data.source, "layout": getattr(data, "layout", "long"),
+                    "classes": _json_value(list(data.classes)), "warnings": list(data.warnings)}
+            write_json(meta, path / "dataset.json")
+        if gold is not None and len(gold):
+            gold_frame = pd.DataFrame({"task": list(gold.index), "truth": list(gold.to_numpy())})
+            _write_table(path / "gold", gold_frame)
+        now = time.time()
+        values = {
+            "run_id": run_id, "kind": str(kind), "status": status, "owner": owner,
+            "dataset": dataset if dataset is not None else (data.source if data is not None else None),
+            "fingerprint": data.fingerprint() if data is not None else None,
+            "n_tasks": data.n_tasks if data is not None else None,
+            "n_learners": data.n_learners if data is not None else None,
+            "n_classes": data.n_classes if data is not None else None,
+            "device": device, "created_at": now, "started_at": now if status == "running" else None,
+            "finished_at": now if status in TERMINAL_STATUSES else None, "message": "", "messages": "[]",
+            "config": _dumps(config), "summary": "{}", "host": socket.gethostname(), "pid": os.getpid(),
+        }
+        self._execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                      values.values())
+        return run_id
+
+    # -- updates
+    def update_status(self, run_id: str, status: str, message: str | None = None,
+                      messages: Iterable[str] | None = None, device: str | None = None) -> None:
+        """Set the status (and message). ``running`` stamps ``started_at``; a terminal status ``finished_at``."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        self._require(run_id)
+        sets = ["status = ?"]
+        params: list[Any] = [status]
+        now = time.time()
+        if status == "running":
+            sets.append("started_at = COALESCE(started_at, ?)")
+            params.append(now)
+            sets.append("pid = ?")
+            params.append(os.getpid())
+            sets.append("host = ?")
+            params.append(socket.gethostname())
+        if status in TERMINAL_STATUSES:
+            sets.append("finished_at = ?")
+            params.append(now)
+        if message is not None:
+            sets.append("message = ?")
+            params.append(str(message))
+        if messages is not None:
+            sets.append("messages = ?")
+            params.append(_dumps([str(m) for m in messages]))
+        if device is not None:
+            sets.append("device = ?")
+            params.append(str(device))
+        self._execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
+
+    def update_summary(self, run_id: str, **values: Any) -> dict[str, Any]:
+        """Merge ``values`` into the run's summary (small facts shown in the runs list: accuracy, lr, ...)."""
+        with self._write_lock:
+            summary = dict(self._require(run_id)["summary"] or {})
+            summary.update(_json_value(values))
+            self._execute("UPDATE runs SET summary = ? WHERE run_id = ?", (_dumps(summary), run_id))
+        return summary
+
+    def save_history(self, run_id: str, history: pd.DataFrame) -> Path:
+        return _write_table(self.run_dir(run_id) / "history", history.reset_index(drop=True))
+
+    def save_result(self, run_id: str, name: str, frame: pd.DataFrame) -> Path:
+        """One method's label table (index = task)."""
+        return _write_table(self.run_dir(run_id) / "results" / _check_name(name), frame)
+
+    def save_json(self, run_id: str, name: str, obj: Any) -> Path:
+        return write_json(_json_value(obj), self.run_dir(run_id) / f"{_check_name(name)}.json")
+
+    def save_table(self, run_id: str, name: str, frame: pd.DataFrame) -> Path:
+        """A side table (e.g. the learner table) under ``<run>/<name>.parquet``."""
+        return _write_table(self.run_dir(run_id) / _check_name(name), frame)
+
+    def save_model(self, run_id: str, model: Any, name: str = "deem") -> Path:
+        return model.save(self.run_dir(run_id) / f"model_{_check_name(name)}.pt")
+
+    def save_error(self, run_id: str, text: str) -> Path:
+        return atomic_write_text(self.run_dir(run_id) / "error.txt", text)
+
+    # -- reading
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The index row of one run (config, summary and messages decoded). Raises :class:`RunNotFound`."""
+        return self._require(run_id)
+
+    def exists(self, run_id: str) -> bool:
+        try:
+            self._require(run_id)
+        except RunNotFound:
+            return False
+        return True
+
+    def list(self, owner: str | None = None, kinds: Iterable[str] | None = None, statuses: Iterable[str] | None = None,
+             limit: int | None = None, all_owners: bool = False) -> pd.DataFrame:
+        """Runs, newest first, as a DataFrame (one row per run, the index columns).
+
+        By default only the runs of ``owner`` (``None`` = runs without an owner, e.g. from the CLI);
+        ``all_owners=True`` lists everyone's (for an administrator or a single-user install).
+        """
+        clauses, params = [], []
+        if not all_owners:
+            if owner is None:
+                clauses.append("owner IS NULL")
+            else:
+                clauses.append("owner = ?")
+                params.append(owner)
+        for column, values in (("kind", kinds), ("status", statuses)):
+            if values is not None:
+                values = list(values)
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+                params.extend(values)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+        sql += " ORDER BY created_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._query(sql, params)
+        frame = pd.DataFrame(rows, columns=list(_COLUMNS))
+        for column in ("created_at", "started_at", "finished_at"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame["seconds"] = frame["finished_at"] - frame["started_at"]
+        return frame
+
+    def load_data(self, run_id: str) -> tuple[AnnotationSet | None, pd.Series | None]:
+        """The annotations (and gold labels) a run was trained on, re-encoded exactly as before."""
+        path = self.run_dir(run_id)
+        long = _read_table(path / "annotations")
+        data = None
+        if long is not None:
+            meta = {}
+            if (path / "dataset.json").exists():
+                meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+            source = meta.get("source") or self._require(run_id).get("dataset") or "annotations"
+            try:
+                data = AnnotationSet.from_long(long, classes=meta.get("classes"), source=source)
+            except DataError:
+                data = AnnotationSet.from_long(long, source=source)
+            data.warnings = list(meta.get("warnings", []))
+            if meta.get("layout"):
+                data.layout = meta["layout"]
+        gold_frame = _read_table(path / "gold")
+        gold = None
+        if gold_frame is not None:
+            gold = pd.Series(gold_frame["truth"].to_numpy(), index=pd.Index(gold_frame["task"].to_numpy(),
+                                                                             name="task"), name="truth")
+        return data, gold
+
+    def load(self, run_id: str, with_data: bool = True) -> LoadedRun:
+        """Everything stored for a run. Raises :class:`RunNotFound` for an unknown or malformed id."""
+        record = self._require(run_id)
+        path = self.run_dir(run_id)
+        config = record.get("config") or {}
+        if (path / "config.json").exists():
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        loaded = LoadedRun(record=record, config=config, path=path)
+        if with_data:
+            loaded.data, loaded.gold = self.load_data(run_id)
+        loaded.history = _read_table(path / "history")
+        results_dir = path / "results"
+        if results_dir.exists():
+            names = sorted({p.name.split(".")[0] for p in results_dir.iterdir() if not p.name.startswith(".")})
+            for name in names:
+                frame = _read_table(results_dir / name)
+                if frame is not None:
+                    loaded.results[name] = frame
+        for json_file in sorted(path.glob("*.json")):
+            if json_file.name in ("config.json", "dataset.json") or json_file.name.endswith(".table.json"):
+                continue
+            try:
+                loaded.extras[json_file.stem] = json.loads(json_file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+        for table in sorted(path.glob("*.parquet")) + sorted(path.glob("*.table.json")):
+            stem = table.name.split(".")[0]
+            if stem in ("annotations", "gold", "history") or stem in loaded.extras:
+                continue
+            loaded.extras[stem] = _read_table(path / stem)
+        return loaded
+
+    # -- maintenance
+    def mark_stale_running_as_failed(self, active_ids: Iterable[str] = ()) -> list[str]:
+        """Runs left ``queued``/``running`` by a process that is gone (a crash, a restart) become ``failed``.
+
+        A run is stale when it is not in ``active_ids`` (the jobs this process is running) and either it
+        belongs to this process or its process no longer exists on this host. Runs of a live process on
+        the same host, or of another host, are left alone. Returns the ids marked failed.
+        """
+        active = set(active_ids)
+        host, pid = socket.gethostname(), os.getpid()
+        stale = []
+        for row in self._query("SELECT run_id, status, host, pid FROM runs WHERE status IN ('queued', 'running')"):
+            if row["run_id"] in active:
+                continue
+            if row["host"] not in (None, host):
+                continue
+            if row["pid"] == pid or not _pid_alive(row["pid"]):
+                stale.append(row)
+        for row in stale:
+            was = row["status"]
+            self.update_status(row["run_id"], "failed",
+                               message=f"the server stopped while this run was {was}; it did not finish "
+                                       f"(launch it again)")
+        return [row["run_id"] for row in stale]
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run (index row and folder). Refuses while it is queued or running."""
+        record = self._require(run_id)
+        if record["status"] in ACTIVE_STATUSES:
+            raise ValueError(f"run {run_id} is {record['status']}; cancel it before deleting it")
+        self._execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)

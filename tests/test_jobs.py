@@ -1,0 +1,219 @@
+"""The job manager: background training, queueing, cancel, crash, lookup by run id."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deem_core import AnnotationSet
+from deem_core.jobs import JobManager, QueueFull, device_info, get_manager, register_kind
+from deem_core.runs import RunStore
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def tiny(n_tasks: int = 120) -> tuple[AnnotationSet, pd.Series]:
+    df = pd.read_csv(SAMPLE / "condind.csv")
+    df = df[df["task"] < n_tasks]
+    truth = pd.read_csv(SAMPLE / "condind.truth.csv").set_index("task")["truth"]
+    return AnnotationSet.from_long(df, source="condind.csv"), truth[truth.index < n_tasks]
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+# A controllable job kind: waits until released (or cancelled), records the order it ran in.
+GATES: dict[str, threading.Event] = {}
+RAN: list[str] = []
+
+
+def _gated(ctx):
+    RAN.append(ctx.config["name"])
+    gate = GATES[ctx.config["name"]]
+    while not gate.wait(0.01):
+        if ctx.cancel_event.is_set():
+            return "cancelled", "cancelled while waiting"
+    ctx.progress.add_rows([{"epoch": 1, "energy_difference": 0.0}])
+    return "finished", "ok"
+
+
+def _crash(ctx):
+    raise RuntimeError("the engine exploded\nsecond line of detail")
+
+
+register_kind("gated", _gated, device=lambda config: "cpu", steps=lambda config: 1)
+register_kind("crash", _crash, device=lambda config: "cpu")
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = JobManager(RunStore(tmp_path / "runs"), max_cpu_jobs=1)
+    yield m
+    for gate in GATES.values():
+        gate.set()
+    m.shutdown()
+
+
+def test_train_job_stores_everything(manager):
+    data, gold = tiny()
+    run_id = manager.submit("train", {"methods": ["deem", "irbm", "mv", "kos"], "epochs": 2, "n_layers": 1,
+                                      "lr": 0.1, "device": "cpu"}, data=data, gold=gold, owner="alice",
+                            dataset="condind")
+    snap = manager.wait(run_id, timeout=120)
+    assert snap.status == "finished", snap.message
+    assert snap.steps_done == snap.steps_total == 2 + 2 + 2  # 2 epochs x 2 DEEM models + 2 baselines
+    assert set(snap.history["method"]) == {"deem", "irbm"}
+    assert snap.seconds_to_first_point is not None and snap.seconds_to_first_point > 0
+    assert "kos" in snap.message  # kos is binary only: it fails, the others go on, the message says so
+    loaded = manager.store.load(run_id)
+    assert loaded.status == "finished" and loaded.record["owner"] == "alice"
+    assert set(loaded.results) == {"deem", "irbm", "mv"}
+    deem = loaded.results["deem"]
+    assert len(deem) == data.n_tasks
+    assert {"agg_label", "confidence", "p_0", "p_1", "p_2", "free_energy", "majority_vote",
+            "disagrees_with_majority"} <= set(deem.columns)
+    metrics = loaded.extras["metrics"]
+    assert metrics["kos"]["status"] == "failed" and "2 classes" in metrics["kos"]["message"]
+    assert 0.5 < metrics["mv"]["accuracy"] <= 1.0 and metrics["mv"]["gold_tasks"] == data.n_tasks
+    assert loaded.summary["accuracy_mv"] == metrics["mv"]["accuracy"]
+    assert loaded.model_names() == ["deem", "irbm"]
+    assert loaded.load_model("irbm").n_layers == 0
+    learners = loaded.extras["learners"]
+    assert len(learners) == 10 and "estimated_accuracy" in learners
+    assert loaded.extras["comparison"]["methods"] == ["deem", "irbm", "mv"]
+    assert len(loaded.history) == 2 * 2  # one run per model, 2 epochs
+
+
+def test_crash_marks_the_run_failed(manager):
+    run_id = manager.submit("crash", {})
+    snap = manager.wait(run_id, timeout=10)
+    assert snap.status == "failed"
+    assert snap.message == "RuntimeError: the engine exploded"  # one line, no traceback
+    record = manager.store.get(run_id)
+    assert record["status"] == "failed" and record["message"] == snap.message
+    assert "Traceback" in (manager.store.run_dir(run_id) / "error.txt").read_text()
+
+
+def test_bad_data_fails_with_a_readable_message(manager):
+    df = pd.DataFrame({"task": [1, 2], "worker": ["a", "a"], "label": ["cat", "cat"]})
+    run_id = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"},
+                            data=AnnotationSet.from_long(df, source="one_class.csv"))
+    snap = manager.wait(run_id, timeout=30)
+    assert snap.status == "failed"
+    assert snap.message.startswith("one_class.csv: only one class")
+
+
+def test_unavailable_gpu_fails_cleanly(manager):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    data, _ = tiny(40)
+    run_id = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cuda"}, data=data)
+    snap = manager.wait(run_id, timeout=30)
+    assert snap.status == "failed" and "no CUDA GPU" in snap.message
+
+
+def test_cancel_leaves_a_consistent_reopenable_run(manager):
+    data, _ = tiny(200)
+    run_id = manager.submit("train", {"methods": ["deem", "mv"], "epochs": 500, "device": "cpu"}, data=data)
+    wait_for(lambda: manager.snapshot(run_id).steps_done >= 1)
+    assert manager.cancel(run_id)
+    snap = manager.wait(run_id, timeout=60)
+    assert snap.status == "cancelled"
+    assert "results kept for: deem" in snap.message
+    loaded = manager.store.load(run_id)
+    assert loaded.status == "cancelled"
+    assert list(loaded.results) == ["deem"]  # mv never started
+    epochs = int(loaded.history["epoch"].max())
+    assert 1 <= epochs < 500
+    model = loaded.load_model("deem")
+    assert model.run_status_ == ["cancelled"] and len(model.predict_proba()) == 200
+    assert not manager.cancel(run_id)  # nothing left to cancel
+
+
+def test_jobs_queue_in_order_and_say_behind_whom(manager):
+    for name in "abc":
+        GATES[name] = threading.Event()
+    RAN.clear()
+    a = manager.submit("gated", {"name": "a"})
+    wait_for(lambda: manager.snapshot(a).status == "running")
+    b = manager.submit("gated", {"name": "b"})
+    c = manager.submit("gated", {"name": "c"})
+    wait_for(lambda: manager.snapshot(c).queued_behind == b)
+    snap_b = manager.snapshot(b)
+    assert snap_b.status == "queued" and snap_b.queued_behind == a
+    assert f"queued behind run {a}" in snap_b.message
+    assert manager.store.get(b)["status"] == "queued"
+    assert f"queued behind run {b}" in manager.store.get(c)["message"]
+    assert manager.queues()["cpu"] == {"running": [a], "waiting": [b, c], "capacity": 1}
+    # cancel a queued job: it never runs, c moves up
+    assert manager.cancel(b)
+    assert manager.wait(b, timeout=5).status == "cancelled"
+    wait_for(lambda: manager.snapshot(c).queued_behind == a)
+    GATES["a"].set()
+    GATES["c"].set()
+    assert manager.wait(c, timeout=10).status == "finished"
+    assert RAN == ["a", "c"]
+    assert manager.store.get(b)["message"] == "cancelled before it started"
+
+
+def test_refresh_finds_the_job_by_run_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEM_RUNS_DIR", str(tmp_path / "shared_runs"))
+    GATES["r"] = threading.Event()
+    first = get_manager()
+    run_id = first.submit("gated", {"name": "r"}, owner="session-1")
+    # a new browser session (refresh) only has the run id from the URL
+    again = get_manager()
+    assert again is first
+    wait_for(lambda: again.snapshot(run_id).status == "running")
+    assert again.snapshot(run_id).live
+    GATES["r"].set()
+    assert again.wait(run_id, timeout=10).status == "finished"
+    # after the job left memory (or a restart) the snapshot comes from the store
+    restarted = JobManager(RunStore(tmp_path / "shared_runs"))
+    snap = restarted.snapshot(run_id)
+    assert snap.status == "finished" and not snap.live and len(snap.history) == 0
+    assert restarted.snapshot("0123456789abcdef") is None
+    first.shutdown()
+
+
+def test_restart_marks_crashed_runs_failed(tmp_path):
+    store = RunStore(tmp_path)
+    lost = store.create("train", {}, status="running")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "runs.sqlite") as con:
+        con.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", (lost,))
+    manager = JobManager(store)
+    assert manager.recovered == [lost]
+    assert manager.snapshot(lost).status == "failed"
+
+
+def test_queue_limit(tmp_path):
+    manager = JobManager(RunStore(tmp_path), max_pending=1)
+    GATES["q"] = threading.Event()
+    manager.submit("gated", {"name": "q"})
+    with pytest.raises(QueueFull, match="already queued or running"):
+        manager.submit("gated", {"name": "q"})
+    GATES["q"].set()
+    manager.shutdown()
+
+
+def test_unknown_kind_and_device_info(manager):
+    with pytest.raises(ValueError, match="unknown job kind"):
+        manager.submit("nope", {})
+    info = device_info()
+    assert info["type"] in ("cpu", "cuda") and info["name"]

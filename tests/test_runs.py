@@ -1,0 +1,175 @@
+"""The run store: folders + SQLite index, atomic files, stale runs, many threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core import DEEM, AnnotationSet
+from deem_core.runs import RunNotFound, RunStore, default_runs_dir, is_run_id
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def tiny(n_tasks: int = 60) -> tuple[AnnotationSet, pd.Series]:
+    df = pd.read_csv(SAMPLE / "condind.csv")
+    df = df[df["task"] < n_tasks]
+    truth = pd.read_csv(SAMPLE / "condind.truth.csv").set_index("task")["truth"]
+    return AnnotationSet.from_long(df, source="condind.csv"), truth[truth.index < n_tasks]
+
+
+def test_create_load_round_trip(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    data, gold = tiny()
+    run_id = store.create("train", {"epochs": 2, "lr": 0.1, "methods": ["deem"]}, data=data, gold=gold,
+                          owner="alice", dataset="condind")
+    assert is_run_id(run_id)
+    assert (tmp_path / "runs" / "runs.sqlite").exists()
+    with sqlite3.connect(tmp_path / "runs" / "runs.sqlite") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    loaded = store.load(run_id)
+    assert loaded.status == "queued" and loaded.kind == "train"
+    assert loaded.config == {"epochs": 2, "lr": 0.1, "methods": ["deem"]}
+    assert loaded.data.fingerprint() == data.fingerprint()
+    pd.testing.assert_frame_equal(loaded.data.to_long(), data.to_long())
+    assert loaded.gold.to_dict() == gold.to_dict()
+    record = store.get(run_id)
+    assert record["fingerprint"] == data.fingerprint()
+    assert (record["n_tasks"], record["n_learners"], record["n_classes"]) == (60, 10, 3)
+    assert not list((tmp_path / "runs" / run_id).rglob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_results_history_model_and_summary(tmp_path):
+    store = RunStore(tmp_path)
+    data, gold = tiny()
+    run_id = store.create("train", {}, data=data)
+    model = DEEM(n_layers=0, epochs=1, seed=0, device="cpu").fit(data)
+    store.save_model(run_id, model, name="deem")
+    store.save_history(run_id, model.history_)
+    store.save_result(run_id, "deem", model.results_frame())
+    store.save_json(run_id, "metrics", {"deem": {"accuracy": float("nan"), "epochs": np.int64(1)}})
+    store.update_summary(run_id, accuracy_deem=0.9)
+    store.update_summary(run_id, methods=["deem"])
+    store.update_status(run_id, "finished", message="done", messages=["a note"])
+    loaded = store.load(run_id)
+    assert loaded.summary == {"accuracy_deem": 0.9, "methods": ["deem"]}
+    assert loaded.record["messages"] == ["a note"] and loaded.record["message"] == "done"
+    assert loaded.record["finished_at"] >= loaded.record["created_at"]
+    assert list(loaded.results) == ["deem"]
+    pd.testing.assert_frame_equal(loaded.results["deem"], model.results_frame(), check_names=False)
+    assert len(loaded.history) == len(model.history_)
+    assert loaded.extras["metrics"] == {"deem": {"accuracy": None, "epochs": 1}}  # NaN stored as null
+    reopened = loaded.load_model("deem")
+    pd.testing.assert_frame_equal(reopened.predict_proba(), model.predict_proba())
+    assert loaded.model_names() == ["deem"]
+
+
+def test_mixed_type_labels_keep_their_types(tmp_path):
+    df = pd.DataFrame({"task": ["t1", "t1", "t2", "t2"], "worker": ["a", "b", "a", "b"],
+                       "label": [1, "x", 1, 1]}, dtype=object)
+    data = AnnotationSet.from_long(df)
+    store = RunStore(tmp_path)
+    run_id = store.create("train", {}, data=data)
+    assert (tmp_path / run_id / "annotations.table.json").exists()  # parquet cannot hold 1 and "x"
+    back = store.load(run_id).data
+    assert sorted(map(repr, back.to_long()["label"])) == sorted(map(repr, data.to_long()["label"]))
+    assert back.fingerprint() == data.fingerprint()
+
+
+def test_bad_run_ids_never_touch_the_disk(tmp_path):
+    store = RunStore(tmp_path)
+    for bad in ("../../etc", "", "ZZZZZZZZZZZZZZZZ", "0123456789abcdef/..", None):
+        with pytest.raises(RunNotFound):
+            store.load(bad)
+    with pytest.raises(RunNotFound, match="no run with id"):
+        store.get("0123456789abcdef")
+    assert not store.exists("0123456789abcdef")
+
+
+def test_status_timestamps_and_list_filters(tmp_path):
+    store = RunStore(tmp_path)
+    a = store.create("train", {}, owner="alice")
+    b = store.create("sweep", {}, owner="bob")
+    c = store.create("train", {})
+    store.update_status(a, "running")
+    assert store.get(a)["started_at"] is not None and store.get(a)["finished_at"] is None
+    store.update_status(a, "failed", message="boom")
+    assert store.get(a)["finished_at"] is not None
+    assert list(store.list(owner="alice")["run_id"]) == [a]
+    assert list(store.list(owner="bob")["run_id"]) == [b]
+    assert list(store.list()["run_id"]) == [c]  # owner None = runs without an owner (CLI)
+    assert set(store.list(all_owners=True)["run_id"]) == {a, b, c}
+    assert list(store.list(all_owners=True, kinds=["sweep"])["run_id"]) == [b]
+    assert list(store.list(all_owners=True, statuses=["failed"])["run_id"]) == [a]
+    with pytest.raises(ValueError):
+        store.update_status(a, "exploded")
+
+
+def test_stale_running_runs_are_marked_failed(tmp_path):
+    store = RunStore(tmp_path)
+    dead = store.create("train", {}, status="running")
+    mine_active = store.create("train", {}, status="running")
+    mine_lost = store.create("train", {}, status="queued")
+    done = store.create("train", {}, status="finished")
+    with sqlite3.connect(tmp_path / "runs.sqlite") as con:  # pretend a crashed process owned it
+        con.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", (dead,))
+    marked = store.mark_stale_running_as_failed(active_ids=[mine_active])
+    assert set(marked) == {dead, mine_lost}
+    assert store.get(dead)["status"] == "failed"
+    assert "server stopped" in store.get(dead)["message"]
+    assert store.get(mine_active)["status"] == "running"
+    assert store.get(done)["status"] == "finished"
+    # a second store on the same folder (a restarted server) finds nothing left to fix but the active one
+    assert RunStore(tmp_path).mark_stale_running_as_failed(active_ids=[mine_active]) == []
+
+
+def test_many_threads_write_safely(tmp_path):
+    store = RunStore(tmp_path)
+    errors: list[BaseException] = []
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        try:
+            other = RunStore(tmp_path)  # a second connection pool on the same database
+            run_id = other.create("train", {"i": i}, owner=f"user{i % 3}")
+            for status in ("running", "finished"):
+                other.update_status(run_id, status)
+            other.update_summary(run_id, i=i)
+            with lock:
+                ids.append(run_id)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    listed = store.list(all_owners=True)
+    assert len(listed) == 12 and set(listed["run_id"]) == set(ids)
+    assert (listed["status"] == "finished").all()
+    assert sorted(s["i"] for s in listed["summary"]) == list(range(12))
+
+
+def test_delete_refuses_active_runs(tmp_path):
+    store = RunStore(tmp_path)
+    active = store.create("train", {}, status="running")
+    with pytest.raises(ValueError, match="cancel it"):
+        store.delete(active)
+    store.update_status(active, "cancelled")
+    store.delete(active)
+    assert not store.exists(active) and not (tmp_path / active).exists()
+
+
+def test_default_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEEM_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert default_runs_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("DEEM_RUNS_DIR")
+    assert default_runs_dir() == Path("runs")
