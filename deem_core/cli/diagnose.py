@@ -1,0 +1,102 @@
+"""``deem diagnose INPUT... -o DIR``: mutual information per layer, learner importance, learner quality."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "diagnose", help="look inside a fitted DEEM: per-layer mutual information, learner importance and quality",
+        description="Train DEEM (or load a saved model with --model) and write DIR/mutual_information.csv, "
+                    "DIR/mi_summary.csv, DIR/importance.csv, DIR/learners.csv, DIR/confusion_matrices.csv and "
+                    "DIR/report.html (charts).")
+    add_input_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if needed)")
+    parser.add_argument("--model", default=None, help="use this saved model (deem aggregate --model) instead of training")
+    parser.add_argument("--truth", default=None,
+                        help="CSV task,truth: group tasks by gold class for the mutual information (else DEEM's "
+                             "predictions), score learners' accuracy, and define --subset-classes by gold class")
+    parser.add_argument("--subset-classes", default=None, metavar="C1,C2,...",
+                        help="importance on the tasks of these classes vs the rest (e.g. 5,6,8)")
+    parser.add_argument("--subset-by", default=None, choices=["gold", "predicted"],
+                        help="classes of --subset-classes taken from the truth or from DEEM (default: truth if given)")
+    parser.add_argument("--subset-learner", default=None, metavar="LEARNER",
+                        help="importance on the tasks where LEARNER answered --subset-label vs the rest")
+    parser.add_argument("--subset-label", default=None, metavar="LABEL")
+    parser.add_argument("--experts", default=None, metavar="L1,L2,...", help="learners drawn in red in the importance chart")
+    parser.add_argument("--min-common", type=int, default=None,
+                        help="skip learner pairs with fewer common tasks than this in a class (default 10)")
+    parser.add_argument("--max-tasks", type=int, default=None,
+                        help="estimate importance on at most this many random tasks per subset (faster with layers)")
+    parser.set_defaults(func=run)
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    return parts or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..diagnostics import DEFAULT_MIN_COMMON, run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from ..estimator import DEEM  # noqa: PLC0415
+    from ..io import read_truth  # noqa: PLC0415
+    from . import UsageError  # noqa: PLC0415
+    from .common import parse_float_list  # noqa: PLC0415
+
+    subset_classes = _split(args.subset_classes)
+    if subset_classes and args.subset_learner:
+        raise UsageError("choose the importance subset with --subset-classes or --subset-learner, not both")
+    if bool(args.subset_learner) != (args.subset_label is not None):
+        raise UsageError("--subset-learner and --subset-label go together")
+    if args.subset_by == "gold" and not args.truth:
+        raise UsageError("--subset-by gold needs --truth")
+    if args.min_common is not None and args.min_common < 1:
+        raise UsageError("--min-common must be at least 1")
+    if args.max_tasks is not None and args.max_tasks < 1:
+        raise UsageError("--max-tasks must be at least 1")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} exists and is not a folder")
+    data = load_input(args)
+    truth = read_truth(args.truth) if args.truth else None
+    if args.model:
+        model = DEEM.load(args.model, device=args.device)
+        if model.data_fingerprint_ != data.fingerprint():
+            print("warning: the model was trained on other annotations; the diagnostics use its learners and "
+                  "classes on these annotations", file=sys.stderr)
+    else:
+        lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
+        progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
+        model = DEEM(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size, init=args.init,
+                     n_seeds=args.seeds, seed=args.seed, device=args.device, callbacks=[progress])
+        try:
+            model.fit(data)
+        finally:
+            progress.close()
+    diagnostics = run_diagnostics(
+        model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
+        subset_learner=args.subset_learner, subset_label=args.subset_label,
+        min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
+    paths = write_diagnostics(diagnostics, output, experts=_split(args.experts) or ())
+    mi = diagnostics.mutual_information
+    print(f"classes for the mutual information: {mi.class_source}", file=sys.stderr)
+    print(mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
+    flagged = diagnostics.quality.table
+    flagged = flagged[flagged["flag"] != "ok"]
+    for _, row in flagged.iterrows():
+        print(f"learner {row['learner']}: {row['flag']} (agreement {row['agreement']:.3f}, "
+              f"spammer score {row['spammer_score']:.3f})", file=sys.stderr)
+    seconds = sum(diagnostics.seconds.values())
+    print(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,135 @@
+"""Plotly figures of the diagnostics (UI-agnostic: the dashboard and ``report.html`` both use them).
+
+Every function takes the result objects of :mod:`deem_core.diagnostics` (or plain DataFrames) and
+returns a ``plotly.graph_objects.Figure``; nothing here imports a UI library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
+           "quality_table_figure"]
+
+MI_COLORSCALE = "Viridis"
+EXPERT_COLOR = "#d62728"
+LEARNER_COLOR = "#1f77b4"
+
+
+def mi_scale_max(result) -> float:
+    """Largest off-diagonal MI over every layer and class (the shared colour scale's top)."""
+    off = result.off_diagonal()
+    return float(np.nanmax(off)) if np.isfinite(off).any() else 1.0
+
+
+def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagonal: bool = False) -> go.Figure:
+    """One d x d heatmap per layer (input left, iRBM input right) for the tasks of one class.
+
+    All panels share one colour scale from 0 to ``zmax`` (default: the largest off-diagonal MI over every
+    layer *and class*, so switching classes keeps the scale). The diagonal (each learner's entropy) is
+    blank unless ``show_diagonal``; skipped pairs (too few common tasks) are blank too.
+    """
+    c = list(result.classes).index(class_value)
+    values = result.mi if show_diagonal else result.off_diagonal()
+    top = mi_scale_max(result) if zmax is None else float(zmax)
+    n_panels = values.shape[0]
+    fig = make_subplots(rows=1, cols=n_panels, subplot_titles=list(result.layers), horizontal_spacing=0.04)
+    learners = [str(w) for w in result.learners]
+    for layer in range(n_panels):
+        z = values[layer, c]
+        fig.add_trace(go.Heatmap(
+            z=z, x=learners, y=learners, coloraxis="coloraxis",
+            customdata=result.n_common[c], hovertemplate="%{y} / %{x}<br>MI %{z:.3f} nats<br>"
+                                                         "%{customdata} common tasks<extra></extra>"),
+            row=1, col=layer + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
+        fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
+    fig.update_layout(
+        coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
+        title={"text": f"Mutual information between learners, class {class_value} "
+                       f"({int(result.class_counts[c])} tasks, classes from {result.class_source})"},
+        height=max(360, 22 * len(learners) + 160), width=max(700, n_panels * (18 * len(learners) + 120)),
+        margin={"l": 40, "r": 40, "t": 80, "b": 40})
+    return fig
+
+
+def mi_summary_figure(result) -> go.Figure:
+    """Max MI and Frobenius norm per layer (mean ± std over classes): the paper's Table 10 as a chart."""
+    summary = result.summary()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Max MI (off-diagonal)", "Frobenius norm (off-diagonal)"])
+    for col, name in ((1, "max_mi"), (2, "frobenius")):
+        fig.add_trace(go.Scatter(x=summary["layer_name"], y=summary[f"{name}_mean"], mode="lines+markers",
+                                 error_y={"type": "data", "array": summary[f"{name}_std"]}, name=name,
+                                 showlegend=False), row=1, col=col)
+    fig.update_layout(title={"text": f"Dependence between learners per layer (mean ± std over classes; "
+                                     f"classes from {result.class_source})"}, height=380)
+    return fig
+
+
+def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None) -> go.Figure:
+    """Fig. 5: learner importance on the selected tasks (left) and on the rest (right).
+
+    importance: an :class:`~deem_core.diagnostics.ImportanceResult` or its ``table``. highlight: learners
+    drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. Error bars are
+    one standard error.
+    """
+    table = importance.table if hasattr(importance, "table") else importance
+    description = getattr(importance, "description", "")
+    present = list(dict.fromkeys(table["subset"]))
+    if subsets is None:
+        subsets = [s for s in ("selected", "rest") if s in present] or ["all"]
+    titles = {"selected": f"Selected: {description}" if description else "Selected tasks",
+              "rest": "Rest of the tasks", "all": "All tasks"}
+    highlight = {str(h) for h in highlight}
+    fig = make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
+                        subplot_titles=[titles.get(s, s) for s in subsets])
+    for col, name in enumerate(subsets, start=1):
+        part = table[table["subset"] == name]
+        learners = [str(w) for w in part["learner"]]
+        fig.add_trace(go.Bar(
+            x=learners, y=part["importance"], marker_color=[EXPERT_COLOR if w in highlight else LEARNER_COLOR for w in learners],
+            error_y={"type": "data", "array": part["std_error"].fillna(0.0)}, customdata=part["n_answered"],
+            hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>",
+            showlegend=False), row=1, col=col)
+        fig.update_xaxes(tickangle=-60, row=1, col=col)
+    fig.update_yaxes(title_text="mean drop of p(decided class) when removed", row=1, col=1)
+    fig.update_layout(title={"text": "Learner importance"}, height=430, bargap=0.2)
+    return fig
+
+
+def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """One learner's confusion matrix (rows = given label, columns = true class; columns sum to 1)."""
+    z = matrix.to_numpy(dtype=float)
+    x = [str(c) for c in matrix.columns]
+    y = [str(r) for r in matrix.index]
+    text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)), "")
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale="Blues", text=text,
+                               texttemplate="%{text}", colorbar={"title": {"text": "P(given | true)"}},
+                               hovertemplate="true %{x}, given %{y}: %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="true class", type="category")
+    fig.update_yaxes(title_text="given label", type="category", autorange="reversed")
+    fig.update_layout(title={"text": title or "Confusion matrix"}, height=max(320, 40 * len(y) + 140),
+                      width=max(360, 40 * len(x) + 200))
+    return fig
+
+
+def quality_table_figure(table: pd.DataFrame, digits: int = 3) -> go.Figure:
+    """The learner quality table as a plotly table (flagged rows shaded)."""
+    shown = table.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].round(digits)
+    flags = shown["flag"].astype(str) if "flag" in shown else pd.Series(["ok"] * len(shown))
+    fill = ["#fde0dd" if f == "likely spammer" else "#fff3cd" if f != "ok" else "white" for f in flags]
+    fig = go.Figure(go.Table(
+        header={"values": [str(c) for c in shown.columns], "fill_color": "#e8e8e8", "align": "left"},
+        cells={"values": [shown[c].astype(str).tolist() for c in shown.columns], "fill_color": [fill] * len(shown.columns),
+               "align": "left"}))
+    fig.update_layout(title={"text": "Learner quality"}, height=min(1200, 60 + 28 * (len(shown) + 2)),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig

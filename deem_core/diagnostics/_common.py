@@ -1,0 +1,80 @@
+"""Helpers shared by the diagnostics: align data with a fitted model, usable runs, class groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import AnnotationSet, DataError, as_annotation_set
+
+GOLD_SOURCE = "gold labels"
+PREDICTED_SOURCE = "DEEM predictions"
+
+
+def check_fitted(model) -> None:
+    if not hasattr(model, "network_"):
+        from ..estimator import NotFittedError  # noqa: PLC0415
+
+        raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
+
+
+def prepare(model, data: Any) -> AnnotationSet:
+    """``data`` encoded with the model's learners and classes (columns/codes the network expects)."""
+    check_fitted(model)
+    if isinstance(data, pd.DataFrame):
+        try:
+            encoded = as_annotation_set(data, on_conflict=getattr(model, "on_conflict", "error"))
+        except DataError:
+            encoded = None
+        if encoded is not None and _aligned(model, encoded):
+            return encoded
+        return model._encode_new(data)
+    if isinstance(data, AnnotationSet):
+        if _aligned(model, data):
+            return data
+        return model._encode_new(data.to_long())
+    raise TypeError(f"expected a long DataFrame (task, worker, label) or an AnnotationSet, got {type(data).__name__}")
+
+
+def _aligned(model, data: AnnotationSet) -> bool:
+    return list(data.workers) == list(model.workers_) and list(data.classes) == list(model.classes_)
+
+
+def usable_runs(model) -> list[int]:
+    """Runs that did not diverge (all runs if every one diverged), as the estimator's consensus uses."""
+    status = list(getattr(model, "run_status_", []))
+    runs = [r for r, s in enumerate(status) if s != "diverged"]
+    return runs or list(range(model.network_.n_runs))
+
+
+def consensus_posterior(model, data: AnnotationSet) -> np.ndarray:
+    """DEEM's posterior (n, K) in class order for ``data`` (the stored one when data is the training set)."""
+    same = (len(data.tasks) == len(model.tasks_) and data.tasks.equals(model.tasks_)
+            and getattr(model, "data_fingerprint_", None) == data.fingerprint())
+    if same:
+        return np.asarray(model.posterior_)
+    mapped = model._mapped(model._hidden_posterior(data))  # (R, n, K)
+    return mapped[usable_runs(model)].mean(axis=0)
+
+
+def gold_codes(model, data: AnnotationSet, gold: Any) -> np.ndarray | None:
+    """Gold labels (Series task -> label, or a ``task,truth`` frame) as (n,) class codes, -1 = unknown."""
+    if gold is None:
+        return None
+    return model._gold_codes(data, gold)
+
+
+def class_groups(model, data: AnnotationSet, gold: Any = None) -> tuple[np.ndarray, str, list[str]]:
+    """Class code of every task (n,) int64 (-1 = left out), where it came from, and notes for the user."""
+    notes: list[str] = []
+    codes = gold_codes(model, data, gold)
+    if codes is not None:
+        known = int((codes >= 0).sum())
+        if known == 0:
+            raise DataError("gold labels: none of the tasks has a gold label")
+        if known < len(codes):
+            notes.append(f"{len(codes) - known} task(s) without a gold label are left out of the class groups")
+        return codes, GOLD_SOURCE, notes
+    return consensus_posterior(model, data).argmax(axis=1).astype(np.int64), PREDICTED_SOURCE, notes

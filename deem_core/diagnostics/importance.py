@@ -1,0 +1,274 @@
+"""Learner importance: how much DEEM's decision on a task depends on each learner (paper §5.4, Fig. 5).
+
+Definition
+----------
+For task ``t`` let ``p(c | x_t)`` be DEEM's consensus posterior (class order, averaged over the usable
+runs exactly as the estimator's ``posterior_``) and ``y_t = argmax_c p(c | x_t)`` its decision. Removing
+learner ``i`` means treating its answer as *missing*: its input row is zeroed and its mask set to 0, so
+the layers ignore it and the iRBM sums its visible unit out exactly (the same treatment as any missing
+annotation; valid on sparse data). The per-task drop is
+
+    drop_ti = p(y_t | x_t) - p(y_t | x_t without learner i)
+
+and the **importance of learner i on a set of tasks S** is the mean of ``drop_ti`` over the tasks of S
+that learner i answered (removing a learner that did not answer changes nothing, so those tasks are
+not counted; ``n_answered`` says how many were). Positive = the learner supports DEEM's decision;
+negative = it argues against it on average; a learner whose answers DEEM ignores scores 0. The score is
+in probability units (between -1 and 1).
+
+Cost
+----
+The ``d`` leave-one-out inputs of a chunk of tasks are evaluated as one batch (an extra batch dimension
+of size ``d``). For a plain iRBM (``n_layers=0``) the hidden logits are linear in the visible units, so
+each leave-one-out logit is the full logit minus the learner's term plus its missing-unit partition:
+O(n d K) in all, no network call per learner. With layers every leave-one-out input goes through the
+layers (O(n d (dK)^2) per layer); ``max_tasks`` then estimates the means on a random sample of tasks
+(``std_error`` says how precise they are).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..dataset import AnnotationSet, DataError
+from ..sampler import one_hot_state
+from ._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
+
+__all__ = ["ImportanceResult", "TaskSubset", "learner_importance", "leave_one_out_drops", "select_tasks"]
+
+SUBSETS = ("selected", "rest", "all")
+
+
+@dataclass
+class TaskSubset:
+    """A chosen subset of tasks and its complement.
+
+    selected: (n,) bool; eligible: (n,) bool — tasks that belong to ``selected`` or to the rest (e.g.
+    tasks without a gold label are neither when the subset is defined by gold class).
+    """
+
+    selected: np.ndarray
+    eligible: np.ndarray
+    description: str
+
+    @property
+    def rest(self) -> np.ndarray:
+        return self.eligible & ~self.selected
+
+
+def _class_codes(data: AnnotationSet, classes: Sequence[Any]) -> list[int]:
+    """Class values (original labels, or their text as typed on a command line) -> class codes."""
+    by_text = {str(value): code for code, value in enumerate(data.classes)}
+    codes = []
+    for value in classes:
+        code = data.classes.get_indexer([value])[0] if value in set(data.classes) else by_text.get(str(value), -1)
+        if code < 0:
+            raise DataError(f"class {value!r} is not among the classes {list(data.classes)[:20]}")
+        codes.append(int(code))
+    return codes
+
+
+def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str | None = None,
+                 gold: Any = None, learner: Any = None, label: Any = None) -> TaskSubset:
+    """Choose a subset of tasks.
+
+    * ``classes`` + ``by="gold"``: tasks whose gold label is one of ``classes`` (rest: the other tasks
+      with a gold label);
+    * ``classes`` + ``by="predicted"``: tasks DEEM labels as one of ``classes`` (rest: all others);
+    * ``learner`` + ``label``: tasks where that learner gave that label (rest: all others).
+    ``by=None`` means gold when ``gold`` is given, else predicted.
+    """
+    data = prepare(model, data)
+    n = data.n_tasks
+    if learner is not None:
+        if classes is not None:
+            raise ValueError("choose the subset either by classes or by learner + label, not both")
+        if label is None:
+            raise ValueError("a learner subset needs the label too")
+        matches = [i for i, w in enumerate(data.workers) if w == learner or str(w) == str(learner)]
+        if not matches:
+            raise DataError(f"learner {learner!r} is not among the learners {list(data.workers)[:20]}")
+        code = _class_codes(data, [label])[0]
+        selected = data.labels[:, matches[0]] == code
+        return TaskSubset(selected, np.ones(n, dtype=bool),
+                          f"tasks where {data.workers[matches[0]]} answered {data.classes[code]!r}")
+    if classes is None:
+        raise ValueError("give classes (with by='gold' or 'predicted') or a learner and a label")
+    codes = _class_codes(data, classes)
+    by = by or ("gold" if gold is not None else "predicted")
+    names = ", ".join(str(data.classes[c]) for c in codes)
+    if by == "gold":
+        truth = gold_codes(model, data, gold)
+        if truth is None:
+            raise ValueError("by='gold' needs gold labels")
+        eligible = truth >= 0
+        if not eligible.any():
+            raise DataError("gold labels: none of the tasks has a gold label")
+        return TaskSubset(np.isin(truth, codes) & eligible, eligible, f"tasks whose gold label is in {{{names}}}")
+    if by == "predicted":
+        groups, _, _ = class_groups(model, data, None)
+        return TaskSubset(np.isin(groups, codes), np.ones(n, dtype=bool), f"tasks DEEM labels as one of {{{names}}}")
+    raise ValueError(f"by must be 'gold' or 'predicted', got {by!r}")
+
+
+def _class_order(hidden: torch.Tensor, class_maps: np.ndarray, runs: Sequence[int]) -> torch.Tensor:
+    """Hidden-unit probabilities (R, ..., K) -> mean over ``runs`` in class order (..., K)."""
+    total = None
+    for r in runs:
+        inverse = torch.as_tensor(np.argsort(np.asarray(class_maps[r])), device=hidden.device)
+        part = hidden[r].index_select(-1, inverse)  # class c <- hidden unit class_map^-1(c)
+        total = part if total is None else total + part
+    return total / len(runs)
+
+
+@torch.no_grad()
+def _loo_hidden_posteriors(network, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full and leave-one-out hidden posteriors of a chunk.
+
+    x: (B, d, K) inputs (zero rows where missing); mask: (B, d). Returns ``full`` (R, B, K) and ``loo``
+    (R, B, d, K) where ``loo[:, :, i]`` is the posterior with learner i treated as missing.
+    """
+    r = network.n_runs
+    bsz, d, k = x.shape
+    xr = x.unsqueeze(0).expand(r, -1, -1, -1)
+    mr = mask.unsqueeze(0).expand(r, -1, -1)
+    if network.n_layers == 0:
+        w, a, _ = network.effective_irbm()  # (R, d, K, K), (R, d, K)
+        full_logits = network.hidden_logits(xr, mr)  # (R, B, K)
+        term = torch.einsum("bjl,rjlm->rbjm", x, w)  # observed learner j's share of the logits
+        partition = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K): its share when missing
+        loo_logits = full_logits.unsqueeze(2) - mask.view(1, bsz, d, 1) * (term - partition.unsqueeze(1))
+        return torch.softmax(full_logits, -1), torch.softmax(loo_logits, -1)
+    keep = 1.0 - torch.eye(d, dtype=x.dtype, device=x.device)  # (d, d): copy i drops learner i
+    x_loo = (x.unsqueeze(1) * keep.view(1, d, d, 1)).reshape(bsz * d, d, k)
+    m_loo = (mask.unsqueeze(1) * keep.unsqueeze(0)).reshape(bsz * d, d)
+    full = network.posterior(xr, mr)
+    loo = network.posterior(x_loo.unsqueeze(0).expand(r, -1, -1, -1), m_loo.unsqueeze(0).expand(r, -1, -1))
+    return full, loo.view(r, bsz, d, k)
+
+
+@torch.no_grad()
+def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, runs: Sequence[int] | None = None,
+                        batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-task, per-learner drop of the decided class's posterior when the learner is removed.
+
+    positions: which tasks (default all). Returns ``drops`` (m, d) float32 (NaN where the learner did not
+    answer), ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x), for the m tasks.
+    """
+    data = prepare(model, data)
+    network = model.network_
+    runs = list(usable_runs(model) if runs is None else runs)
+    positions = np.arange(data.n_tasks) if positions is None else np.asarray(positions)
+    d, k, r = data.n_learners, data.n_classes, network.n_runs
+    if batch_size is None:  # about 32 MB per leave-one-out tensor
+        per_task = d * k * r * (1 if network.n_layers == 0 else d)
+        batch_size = int(max(1, min(8192, 8_000_000 // max(1, per_task))))
+    device = next(network.parameters()).device
+    labels = torch.as_tensor(data.labels[positions], dtype=torch.long)
+    soft = None if data.soft is None else torch.as_tensor(data.soft[positions], dtype=torch.float32)
+    drops = np.empty((len(positions), d), dtype=np.float32)
+    decided = np.empty(len(positions), dtype=np.int64)
+    confidence = np.empty(len(positions), dtype=np.float32)
+    for start in range(0, len(positions), batch_size):
+        sl = slice(start, start + batch_size)
+        lab = labels[sl].to(device)
+        mask = (lab >= 0).float()
+        x = soft[sl].to(device) if soft is not None else one_hot_state(lab, mask, k)
+        full_hidden, loo_hidden = _loo_hidden_posteriors(network, x, mask)
+        full = _class_order(full_hidden, model.class_maps_, runs)  # (B, K)
+        loo = _class_order(loo_hidden, model.class_maps_, runs)  # (B, d, K)
+        dec = full.argmax(-1)
+        p_full = full.gather(-1, dec.unsqueeze(-1)).squeeze(-1)  # (B,)
+        p_loo = loo.gather(-1, dec.view(-1, 1, 1).expand(-1, d, 1)).squeeze(-1)  # (B, d)
+        drop = (p_full.unsqueeze(-1) - p_loo).masked_fill(mask == 0, float("nan"))
+        drops[sl] = drop.cpu().numpy()
+        decided[sl] = dec.cpu().numpy()
+        confidence[sl] = p_full.cpu().numpy()
+    return drops, decided, confidence
+
+
+@dataclass
+class ImportanceResult:
+    """``table``: one row per (learner, subset) with ``importance`` (mean drop), ``std_error``,
+    ``n_tasks`` (tasks in the subset, or sampled from it) and ``n_answered`` (of those, answered by the
+    learner; the mean runs over these). ``subset`` is ``selected``, ``rest`` or ``all``."""
+
+    table: pd.DataFrame
+    description: str
+    seconds: float
+    sampled: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def pivot(self) -> pd.DataFrame:
+        """importance as learners x subsets."""
+        return self.table.pivot(index="learner", columns="subset", values="importance").reindex(
+            columns=[s for s in SUBSETS if s in set(self.table["subset"])])
+
+    def ratio(self) -> pd.Series:
+        """importance on ``selected`` / importance on ``rest`` per learner (Fig. 5's left vs right panel)."""
+        wide = self.pivot()
+        return (wide["selected"] / wide["rest"]).rename("selected_over_rest")
+
+
+def _summarise(learners: list, name: str, drops: np.ndarray, n_tasks: int) -> pd.DataFrame:
+    answered = np.isfinite(drops)
+    n_answered = answered.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.where(answered, drops, 0.0).sum(axis=0, dtype=np.float64)
+        mean = total / n_answered
+        sq = np.where(answered, (drops - np.where(np.isfinite(mean), mean, 0.0)) ** 2, 0.0).sum(axis=0, dtype=np.float64)
+        std_error = np.sqrt(sq / np.maximum(n_answered - 1, 1)) / np.sqrt(n_answered)
+    std_error[n_answered < 2] = np.nan
+    return pd.DataFrame({"learner": learners, "subset": name, "importance": mean, "std_error": std_error,
+                         "n_tasks": n_tasks, "n_answered": n_answered.astype(np.int64)})
+
+
+def learner_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,
+                       max_tasks: int | None = None, seed: int = 0, runs: Sequence[int] | None = None,
+                       batch_size: int | None = None) -> ImportanceResult:
+    """Importance of every learner on ``selected``, ``rest`` and ``all`` tasks (module docstring).
+
+    subset: a :class:`TaskSubset` (see :func:`select_tasks`), an (n,) bool array (rest = the other tasks)
+    or None (only ``all``). max_tasks: estimate each of the three means on at most this many randomly
+    chosen tasks (seeded) instead of all of them. runs: which runs (default: the usable ones, as the
+    consensus).
+    """
+    started = time.perf_counter()
+    data = prepare(model, data)
+    n = data.n_tasks
+    if subset is not None and not isinstance(subset, TaskSubset):
+        selected = np.asarray(subset, dtype=bool)
+        if selected.shape != (n,):
+            raise ValueError(f"subset must be a boolean array of shape ({n},), got {selected.shape}")
+        subset = TaskSubset(selected, np.ones(n, dtype=bool), "chosen tasks")
+    parts = {"all": np.arange(n)}
+    if subset is not None:
+        parts = {"selected": np.nonzero(subset.selected)[0], "rest": np.nonzero(subset.rest)[0], **parts}
+    rng = np.random.default_rng(seed)
+    sampled = False
+    if max_tasks is not None:
+        for name, pos in parts.items():
+            if len(pos) > max_tasks:
+                parts[name] = np.sort(rng.choice(pos, size=int(max_tasks), replace=False))
+                sampled = True
+    union = np.unique(np.concatenate(list(parts.values())))
+    drops, _, _ = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size)
+    frames = []
+    learners = list(data.workers)
+    for name in [s for s in SUBSETS if s in parts]:
+        rows = np.searchsorted(union, parts[name])
+        frames.append(_summarise(learners, name, drops[rows], len(rows)))
+    table = pd.concat(frames, ignore_index=True)
+    notes = []
+    if subset is not None and not subset.selected.any():
+        notes.append("the selected subset is empty")
+    if sampled:
+        notes.append(f"importance estimated on at most {max_tasks} randomly chosen tasks per subset")
+    return ImportanceResult(table=table, description=subset.description if subset is not None else "all tasks",
+                            seconds=time.perf_counter() - started, sampled=sampled, notes=notes)

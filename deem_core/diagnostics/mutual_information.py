@@ -1,0 +1,265 @@
+"""Per-layer, per-class mutual information between learners (paper §5.2 / App. L, Table 10, Fig. 13).
+
+For every layer output of a fitted DEEM, input first and the iRBM's input last, each learner's output
+is reduced to its argmax class (a discrete variable, as in the paper). Tasks are grouped by a class
+(gold label when given, otherwise DEEM's own prediction) and, within each group, the d x d matrix of
+mutual information between every pair of learners is computed in nats, exactly as
+``sklearn.metrics.mutual_info_score`` computes it from the pair's contingency table (natural log,
+empirical co-occurrence counts).
+
+Missing annotations
+-------------------
+A learner that did not answer a task has no output on any layer (the network keeps missing learners
+missing up to the iRBM). The MI of a pair ``(i, j)`` is computed **over the tasks where both learners
+answered** (pairwise-complete observations); both marginals come from those common tasks, so the value
+equals ``mutual_info_score`` on that subset. A pair with fewer than ``min_common`` common tasks in a
+class is *skipped*: its entry is NaN, it is counted in ``skipped_pairs`` and left out of the summary.
+On dense data nothing is skipped. Because the missingness pattern is the same on every layer, the
+values of one class are comparable across layers even on sparse data.
+
+Vectorisation
+-------------
+Contingency tables of all pairs at once: with the one-hot argmax outputs ``Z`` (n_c, d*K) of the tasks
+of class ``c`` (zero rows where missing), ``Z.T @ Z`` is the (d*K, d*K) matrix whose (i, j) block is
+the K x K contingency table of learners i and j over their common tasks. One matrix product per class
+and layer (chunked over tasks) replaces d^2 / 2 calls to ``mutual_info_score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..sampler import one_hot_state
+
+__all__ = [
+    "MutualInformationResult", "contingency_tables", "layer_argmax_codes", "layer_names",
+    "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
+]
+
+#: default minimum number of tasks two learners must share (within one class) for their MI to be reported
+DEFAULT_MIN_COMMON = 10
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """Display names of the ``n_layers + 1`` layer outputs: input first, iRBM input last."""
+    if n_layers == 0:
+        return ["Layer 0 (input = iRBM input)"]
+    names = ["Layer 0 (input)"] + [f"Layer {i}" for i in range(1, n_layers)]
+    return names + [f"Layer {n_layers} (iRBM input)"]
+
+
+def contingency_tables(codes: np.ndarray, n_values: int, chunk_size: int = 8192) -> np.ndarray:
+    """Contingency tables of every pair of columns over their jointly observed rows.
+
+    codes: (n, d) int, values in ``0..n_values-1``, ``-1`` = missing.
+    Returns (d, d, K, K) int64 with ``[i, j, l, m]`` = number of rows where column i is l and column j is m.
+    """
+    codes = np.asarray(codes)
+    n, d = codes.shape
+    k = int(n_values)
+    total = np.zeros((d * k, d * k), dtype=np.int64)
+    eye = np.eye(k, dtype=np.float32)
+    for start in range(0, n, chunk_size):
+        block = codes[start:start + chunk_size]
+        onehot = eye[np.clip(block, 0, k - 1)] * (block >= 0)[..., None]  # (b, d, K) float32
+        onehot = onehot.reshape(block.shape[0], d * k)
+        # float32 counts are exact up to 2**24 > chunk_size; accumulate in int64
+        total += np.rint(onehot.T @ onehot).astype(np.int64)
+    return total.reshape(d, k, d, k).transpose(0, 2, 1, 3)
+
+
+def mutual_information_from_counts(counts: np.ndarray, min_common: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """MI (nats) of every pair from its contingency table, as ``sklearn.metrics.mutual_info_score``.
+
+    counts: (..., K, K) int contingency tables. Returns ``mi`` (...) float64, NaN where the table holds
+    fewer than ``min_common`` observations, and ``n_common`` (...) int64 (the table totals).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n_common = counts.sum(axis=(-1, -2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = counts / n_common[..., None, None]
+        pa = p.sum(axis=-1, keepdims=True)
+        pb = p.sum(axis=-2, keepdims=True)
+        terms = np.where(p > 0, p * (np.log(p) - np.log(pa) - np.log(pb)), 0.0)
+    mi = terms.sum(axis=(-1, -2))
+    mi = np.maximum(mi, 0.0)  # sklearn clips tiny negative rounding errors the same way
+    mi[n_common < max(1, min_common)] = np.nan
+    return mi, n_common.astype(np.int64)
+
+
+def mutual_information_matrix(codes: np.ndarray, n_values: int, min_common: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """d x d MI matrix of the columns of ``codes`` (n, d) (-1 = missing): ``(mi (d, d), n_common (d, d))``."""
+    return mutual_information_from_counts(contingency_tables(codes, n_values), min_common)
+
+
+@torch.no_grad()
+def layer_argmax_codes(network, labels: np.ndarray, n_classes: int, run: int = 0,
+                       soft: np.ndarray | None = None, batch_size: int = 8192) -> np.ndarray:
+    """Argmax class of every learner at every layer output of one run.
+
+    labels: (n, d) codes, -1 missing; soft: optional (n, d, K) inputs. Returns (n_layers + 1, n, d) int16,
+    ``-1`` where the learner is missing (input first, iRBM input last). Hidden-unit/class order does not
+    matter here: layer outputs are indexed by the learners' own classes.
+    """
+    device = next(network.parameters()).device
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n, d = labels_t.shape
+    out = np.full((network.n_layers + 1, n, d), -1, dtype=np.int16)
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        lab = labels_t[sl].to(device)
+        mask = (lab >= 0).float()
+        if soft is not None:
+            x = torch.as_tensor(np.asarray(soft[sl]), dtype=torch.float32, device=device)
+        else:
+            x = one_hot_state(lab, mask, n_classes)
+        outputs = network.propagate(x.unsqueeze(0).expand(network.n_runs, -1, -1, -1),
+                                    mask.unsqueeze(0).expand(network.n_runs, -1, -1))
+        observed = (lab >= 0).cpu().numpy()
+        for layer, value in enumerate(outputs):
+            arg = value[run].argmax(dim=-1).cpu().numpy().astype(np.int16)
+            out[layer, sl] = np.where(observed, arg, -1)
+    return out
+
+
+@dataclass
+class MutualInformationResult:
+    """Per-layer, per-class MI matrices of a fitted model.
+
+    mi: (n_layers + 1, C, d, d) float64 nats, NaN for skipped pairs and empty classes (diagonal = entropy
+    of the learner's output over the tasks it answered; excluded from every summary).
+    n_common: (C, d, d) int64 tasks of the class where both learners answered (the same on every layer).
+    classes: the C class values (original labels) the tasks were grouped by; class_counts: (C,) tasks.
+    """
+
+    mi: np.ndarray
+    n_common: np.ndarray
+    classes: list
+    class_counts: np.ndarray
+    learners: list
+    layers: list[str]
+    class_source: str
+    min_common: int
+    run: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def skipped_pairs(self) -> int:
+        """Learner pairs (unordered, i < j) over all non-empty classes with fewer than ``min_common`` common tasks."""
+        d = self.n_common.shape[-1]
+        upper = np.triu(np.ones((d, d), dtype=bool), 1)
+        present = self.class_counts > 0
+        return int(((self.n_common[present] < self.min_common) & upper).sum())
+
+    def off_diagonal(self) -> np.ndarray:
+        """``mi`` with the diagonal set to NaN: (L+1, C, d, d)."""
+        out = self.mi.copy()
+        d = out.shape[-1]
+        out[..., np.arange(d), np.arange(d)] = np.nan
+        return out
+
+    def per_class_summary(self) -> pd.DataFrame:
+        """One row per (layer, class): max off-diagonal MI, Frobenius norm of the off-diagonal matrix
+        (both triangles, skipped pairs left out), pairs used."""
+        off = self.off_diagonal()
+        rows = []
+        for layer_index, layer in enumerate(self.layers):
+            for c, value in enumerate(self.classes):
+                block = off[layer_index, c]
+                valid = np.isfinite(block)
+                if not valid.any():
+                    continue
+                rows.append({"layer": layer_index, "layer_name": layer, "class": value,
+                             "max_mi": float(np.nanmax(block)),
+                             "frobenius": float(np.sqrt(np.nansum(block ** 2))),
+                             "pairs": int(valid.sum() // 2), "tasks": int(self.class_counts[c])})
+        return pd.DataFrame(rows, columns=["layer", "layer_name", "class", "max_mi", "frobenius", "pairs", "tasks"])
+
+    def summary(self) -> pd.DataFrame:
+        """The paper's Table 10: per layer, mean and std (ddof=0) over classes of max MI and Frobenius norm."""
+        per_class = self.per_class_summary()
+        rows = []
+        for layer_index, layer in enumerate(self.layers):
+            part = per_class[per_class["layer"] == layer_index]
+            rows.append({
+                "layer": layer_index, "layer_name": layer,
+                "max_mi_mean": float(part["max_mi"].mean()) if len(part) else np.nan,
+                "max_mi_std": float(part["max_mi"].std(ddof=0)) if len(part) else np.nan,
+                "frobenius_mean": float(part["frobenius"].mean()) if len(part) else np.nan,
+                "frobenius_std": float(part["frobenius"].std(ddof=0)) if len(part) else np.nan,
+                "n_classes": int(len(part)), "class_source": self.class_source,
+            })
+        return pd.DataFrame(rows)
+
+    def long_frame(self, include_diagonal: bool = False) -> pd.DataFrame:
+        """``layer, class, learner_a, learner_b, mi, n_common, class_source``: every ordered pair a != b
+        (both orders, as in the heatmaps) of every non-empty class; skipped pairs have ``mi`` NaN."""
+        n_layers, n_classes, d, _ = self.mi.shape
+        a_idx, b_idx = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
+        keep = np.ones((d, d), dtype=bool) if include_diagonal else ~np.eye(d, dtype=bool)
+        a_idx, b_idx = a_idx[keep], b_idx[keep]
+        learners = np.asarray(self.learners, dtype=object)
+        frames = []
+        for layer in range(n_layers):
+            for c in range(n_classes):
+                if self.class_counts[c] == 0:
+                    continue
+                frames.append(pd.DataFrame({
+                    "layer": layer, "class": [self.classes[c]] * len(a_idx),
+                    "learner_a": learners[a_idx], "learner_b": learners[b_idx],
+                    "mi": self.mi[layer, c][keep], "n_common": self.n_common[c][keep],
+                }))
+        columns = ["layer", "class", "learner_a", "learner_b", "mi", "n_common"]
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        out["class_source"] = self.class_source
+        return out
+
+    def matrix(self, layer: int, class_value: Any) -> pd.DataFrame:
+        """One d x d MI matrix as a DataFrame (rows/columns = learners)."""
+        c = self.classes.index(class_value)
+        return pd.DataFrame(self.mi[layer, c], index=pd.Index(self.learners, name="learner_a"),
+                            columns=pd.Index(self.learners, name="learner_b"))
+
+
+def per_layer_mutual_information(model, data, gold: Any = None, run: int | None = None,
+                                 min_common: int = DEFAULT_MIN_COMMON) -> MutualInformationResult:
+    """MI between learners' argmax outputs, per layer (input .. iRBM input) and per class.
+
+    model: a fitted :class:`deem_core.DEEM`; data: its annotations (long DataFrame or AnnotationSet with
+    the model's learners and classes); gold: optional task -> label (Series or ``task,truth`` frame):
+    tasks are grouped by gold class when given (tasks without gold are left out), else by DEEM's
+    prediction. run: which of the model's runs (default: the first that did not diverge).
+    """
+    from ._common import class_groups, prepare, usable_runs  # noqa: PLC0415
+
+    data = prepare(model, data)
+    run = usable_runs(model)[0] if run is None else int(run)
+    groups, source, notes = class_groups(model, data, gold)
+    codes = layer_argmax_codes(model.network_, data.labels, data.n_classes, run=run, soft=data.soft)
+    n_out, n, d = codes.shape
+    k = data.n_classes
+    mi = np.full((n_out, k, d, d), np.nan)
+    n_common = np.zeros((k, d, d), dtype=np.int64)
+    counts = np.bincount(groups[groups >= 0], minlength=k)
+    for c in range(k):
+        members = np.nonzero(groups == c)[0]
+        if len(members) == 0:
+            continue
+        for layer in range(n_out):
+            mi[layer, c], common = mutual_information_from_counts(contingency_tables(codes[layer, members], k),
+                                                                  min_common)
+            n_common[c] = common
+    result = MutualInformationResult(mi=mi, n_common=n_common, classes=list(data.classes), class_counts=counts,
+                                     learners=list(data.workers), layers=layer_names(model.network_.n_layers),
+                                     class_source=source, min_common=int(min_common), run=run, notes=notes)
+    result.notes.append("MI of a pair is computed over the tasks of the class where both learners answered "
+                        f"(pairwise-complete); pairs with fewer than {min_common} common tasks are skipped")
+    if result.skipped_pairs:
+        result.notes.append(f"skipped {result.skipped_pairs} learner pair(s) x class(es) with fewer than "
+                            f"{min_common} common tasks")
+    return result

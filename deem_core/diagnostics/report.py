@@ -1,0 +1,93 @@
+"""Write the diagnostics to a folder: four CSV tables, a long confusion-matrix table and ``report.html``."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..export import atomic_write_text, write_csv
+
+__all__ = ["confusion_long_frame", "importance_frame", "mi_summary_frame", "write_report"]
+
+MI_SUMMARY_COLUMNS = ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "layer_name",
+                      "n_classes", "class_source"]
+
+
+def mi_summary_frame(result) -> pd.DataFrame:
+    """``layer,max_mi_mean,max_mi_std,frobenius_mean,frobenius_std`` + layer name, classes used, class source."""
+    return result.summary()[MI_SUMMARY_COLUMNS]
+
+
+def importance_frame(importance) -> pd.DataFrame:
+    """``learner,subset,importance`` + std_error, n_tasks, n_answered and the subset's definition."""
+    out = importance.table.copy()
+    out["subset_definition"] = np.where(out["subset"] == "selected", importance.description,
+                                        np.where(out["subset"] == "rest", f"not ({importance.description})", "all tasks"))
+    return out
+
+
+def confusion_long_frame(quality) -> pd.DataFrame:
+    """``learner,kind,given,true,probability,count`` for every learner's empirical / iRBM / gold matrix."""
+    d, k, _ = quality.empirical.shape
+    learners = np.repeat(np.asarray(quality.learners, dtype=object), k * k)
+    given = np.tile(np.repeat(np.asarray(quality.classes, dtype=object), k), d)
+    true = np.tile(np.asarray(quality.classes, dtype=object), d * k)
+    frames = []
+    for kind, matrix, counts in (("empirical_vs_deem", quality.empirical, quality.empirical_counts),
+                                 ("irbm_lemma1", quality.irbm, None), ("empirical_vs_gold", quality.gold, None)):
+        if matrix is None:
+            continue
+        frames.append(pd.DataFrame({"learner": learners, "kind": kind, "given": given, "true": true,
+                                    "probability": matrix.reshape(-1),
+                                    "count": counts.reshape(-1) if counts is not None else np.nan}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0, classes="table")
+
+
+def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = ()) -> dict[str, Path]:
+    """Write every table and ``report.html`` (self-contained: plotly.js is embedded once)."""
+    from .. import diagnostic_plots as plots  # noqa: PLC0415
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    mi, importance, quality = diagnostics.mutual_information, diagnostics.importance, diagnostics.quality
+    paths = {
+        "mutual_information": write_csv(mi.long_frame(), directory / "mutual_information.csv", index=False),
+        "mi_summary": write_csv(mi_summary_frame(mi), directory / "mi_summary.csv", index=False),
+        "importance": write_csv(importance_frame(importance), directory / "importance.csv", index=False),
+        "learners": write_csv(quality.table, directory / "learners.csv", index=False),
+        "confusion": write_csv(confusion_long_frame(quality), directory / "confusion_matrices.csv", index=False),
+    }
+    figures: list[tuple[str, Any]] = []
+    figures.append(("Dependence per layer", plots.mi_summary_figure(mi)))
+    zmax = plots.mi_scale_max(mi)
+    for c, value in enumerate(mi.classes):
+        if mi.class_counts[c] > 0:
+            figures.append((f"Mutual information, class {value}", plots.mi_heatmaps(mi, value, zmax=zmax)))
+    figures.append(("Learner importance", plots.importance_bars(importance, highlight=experts)))
+    figures.append(("Learner quality", plots.quality_table_figure(quality.table)))
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
+             ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p>Classes for the mutual information come from <b>{html.escape(mi.class_source)}</b>. "
+             f"Importance subset: <b>{html.escape(importance.description)}</b>.</p>",
+             "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in diagnostics.notes) + "</ul>",
+             "<h2>Mutual information summary (mean ± std over classes; diagonal excluded)</h2>",
+             _table_html(mi_summary_frame(mi)),
+             "<h2>Importance (selected / rest / all)</h2>", _table_html(importance.pivot().reset_index())]
+    first = True
+    for heading, figure in figures:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=True if first else False))
+        first = False
+    parts.append("</body></html>")
+    paths["report"] = atomic_write_text(directory / "report.html", "\n".join(parts))
+    return paths

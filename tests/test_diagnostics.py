@@ -1,0 +1,421 @@
+"""Diagnostics with known answers: mutual information, learner importance, learner quality, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import entropy
+from sklearn.metrics import mutual_info_score
+
+from deem_core import DEEM, AnnotationSet
+from deem_core import diagnostic_plots as plots
+from deem_core.diagnostics import (
+    GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, learner_importance,
+    learner_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
+    select_tasks, spammer_score, write_diagnostics,
+)
+from deem_core.sampler import one_hot_state
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+
+
+def _long(labels: np.ndarray, workers: list[str]) -> pd.DataFrame:
+    rows, cols = np.nonzero(labels >= 0)
+    return pd.DataFrame({"task": rows, "worker": np.asarray(workers)[cols], "label": labels[rows, cols]})
+
+
+def _ds_labels(n: int, d: int, k: int, accuracy: float, seed: int, density: float = 1.0):
+    """(n, d) one-coin Dawid-Skene labels (-1 = missing) and the truth (n,)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    correct = rng.random((n, d)) < accuracy
+    wrong = (truth[:, None] + rng.integers(1, k, (n, d))) % k
+    labels = np.where(correct, truth[:, None], wrong)
+    labels[rng.random((n, d)) > density] = -1
+    return labels, truth
+
+
+@pytest.fixture(scope="module")
+def condind():
+    df = pd.read_csv(SAMPLE / "condind.csv")
+    truth = pd.read_csv(SAMPLE / "condind.truth.csv").set_index("task")["truth"]
+    conf = json.loads((SAMPLE / "condind.confusion.json").read_text())
+    # Dawid-Skene start (Lemma 1 inverse) + 5 epochs of DEEM training: ~2 s on one core
+    model = DEEM(n_layers=0, epochs=5, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    return df, truth, conf, model
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """A 1-layer DEEM on small dense data with gold labels."""
+    labels, truth = _ds_labels(400, 5, 3, 0.75, seed=1)
+    df = _long(labels, [f"w{i}" for i in range(5)])
+    model = DEEM(n_layers=1, epochs=3, lr=0.05, device="cpu", seed=0, batch_size=200).fit(df)
+    return df, pd.Series(truth, index=pd.Index(range(400), name="task"), name="truth"), model
+
+
+# ---------------------------------------------------------------------------------------------- MI
+def test_mi_matches_sklearn_on_pairwise_complete_rows():
+    rng = np.random.default_rng(0)
+    n, d, k = 500, 5, 4
+    base = rng.integers(0, k, n)
+    codes = np.where(rng.random((n, d)) < 0.6, base[:, None], rng.integers(0, k, (n, d)))
+    codes[rng.random((n, d)) < 0.3] = -1
+    codes[:480, 4] = -1  # learner 4 shares only ~20 rows with the others
+    mi, n_common = mutual_information_matrix(codes, k, min_common=15)
+    for i in range(d):
+        for j in range(d):
+            both = (codes[:, i] >= 0) & (codes[:, j] >= 0)
+            assert n_common[i, j] == both.sum()
+            if both.sum() >= 15:
+                assert mi[i, j] == pytest.approx(mutual_info_score(codes[both, i], codes[both, j]), abs=1e-10)
+            else:
+                assert np.isnan(mi[i, j])
+    assert np.isnan(mutual_information_matrix(codes, k, min_common=25)[0][0, 4])
+
+
+def test_contingency_tables_by_hand():
+    codes = np.array([[0, 1], [0, 1], [1, 1], [1, -1], [-1, 0]])
+    table = contingency_tables(codes, 2, chunk_size=2)  # chunks must add up
+    assert table.shape == (2, 2, 2, 2)
+    np.testing.assert_array_equal(table[0, 1], [[0, 2], [0, 1]])
+    np.testing.assert_array_equal(table[1, 0], [[0, 0], [2, 1]])
+    np.testing.assert_array_equal(table[0, 0], [[2, 0], [0, 2]])
+
+
+def test_mi_of_identical_learners_is_entropy_and_of_independent_is_near_zero():
+    rng = np.random.default_rng(3)
+    n, k = 20000, 5
+    a = rng.integers(0, k, n)
+    codes = np.stack([a, a.copy(), rng.integers(0, k, n)], axis=1)
+    mi, _ = mutual_information_matrix(codes, k)
+    h = entropy(np.bincount(a, minlength=k) / n)  # nats, ~log 5 = 1.609
+    assert mi[0, 1] == pytest.approx(h, abs=1e-10)
+    assert mi[0, 0] == pytest.approx(h, abs=1e-10)
+    assert mi[0, 2] < 0.005  # plug-in bias ~ (K-1)^2 / (2n) = 4e-4
+    assert mi[1, 2] == pytest.approx(mi[0, 2])
+
+
+def test_per_layer_mi_input_layer_equals_direct_computation(layered):
+    df, truth, model = layered
+    result = per_layer_mutual_information(model, df, gold=truth, min_common=5)
+    assert result.mi.shape == (2, 3, 5, 5)
+    assert result.class_source == GOLD_SOURCE
+    assert result.layers == ["Layer 0 (input)", "Layer 1 (iRBM input)"]
+    data = AnnotationSet.from_long(df)
+    for c in range(3):
+        members = truth.to_numpy() == c
+        expected, _ = mutual_information_matrix(data.labels[members], 3)
+        np.testing.assert_allclose(result.mi[0, c], expected, atol=1e-12)
+        assert result.class_counts[c] == members.sum()
+    # layer 1 = argmax of the network's layer output, by hand
+    codes = layer_argmax_codes(model.network_, data.labels, 3)
+    labels = torch.as_tensor(data.labels)
+    mask = (labels >= 0).float()
+    with torch.no_grad():
+        out = model.network_.propagate(one_hot_state(labels, mask, 3)[None], mask[None])[1][0]
+    np.testing.assert_array_equal(codes[1], out.argmax(-1).numpy())
+    members = truth.to_numpy() == 2
+    np.testing.assert_allclose(result.mi[1, 2], mutual_information_matrix(codes[1][members], 3)[0], atol=1e-12)
+    # without gold: classes from DEEM's predictions, and every output says so
+    predicted = per_layer_mutual_information(model, df)
+    assert predicted.class_source == PREDICTED_SOURCE
+    assert predicted.class_counts.sum() == 400
+    assert (predicted.summary()["class_source"] == PREDICTED_SOURCE).all()
+    assert (predicted.long_frame()["class_source"] == PREDICTED_SOURCE).all()
+
+
+def test_mi_summary_excludes_diagonal_and_long_frame_shape(layered):
+    df, truth, model = layered
+    result = per_layer_mutual_information(model, df, gold=truth)
+    per_class = result.per_class_summary()
+    off = result.mi[0, 1].copy()
+    np.fill_diagonal(off, np.nan)
+    row = per_class[(per_class["layer"] == 0) & (per_class["class"] == 1)].iloc[0]
+    assert row["max_mi"] == pytest.approx(np.nanmax(off))
+    assert row["frobenius"] == pytest.approx(np.sqrt(np.nansum(off ** 2)))
+    assert row["max_mi"] < np.nanmax(np.diagonal(result.mi[0, 1]))  # the entropies would dominate
+    summary = result.summary()
+    layer0 = per_class[per_class["layer"] == 0]
+    assert summary.loc[0, "max_mi_mean"] == pytest.approx(layer0["max_mi"].mean())
+    assert summary.loc[0, "frobenius_std"] == pytest.approx(layer0["frobenius"].std(ddof=0))
+    frame = result.long_frame()
+    assert list(frame.columns[:5]) == ["layer", "class", "learner_a", "learner_b", "mi"]
+    assert len(frame) == 2 * 3 * 5 * 4  # layers x classes x ordered pairs without the diagonal
+
+
+def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
+    labels, truth = _ds_labels(300, 4, 2, 0.8, seed=5, density=0.9)
+    labels[:, 3] = -1
+    labels[:12, 3] = truth[:12]  # learner w3 answers only 12 tasks
+    df = _long(labels, [f"w{i}" for i in range(4)])
+    model = DEEM(n_layers=0, epochs=2, lr=0.05, device="cpu", seed=0).fit(df)
+    gold = pd.Series(truth, index=range(300))
+    result = per_layer_mutual_information(model, df, gold=gold, min_common=10)
+    # w3 shares < 10 tasks with everybody within each class: 3 pairs x 2 classes skipped
+    assert result.skipped_pairs == 6
+    assert np.isnan(result.mi[0, :, 3, :3]).all()
+    assert np.isfinite(result.mi[0, :, :3, :3]).all()
+    assert any("skipped 6" in note for note in result.notes)
+    members = truth == 0
+    both = (labels[members, 0] >= 0) & (labels[members, 1] >= 0)
+    assert result.n_common[0, 0, 1] == both.sum()
+
+
+# ---------------------------------------------------------------------------------------------- importance
+def _brute_force_drops(model, data: AnnotationSet) -> np.ndarray:
+    """Remove each learner by masking its column and calling the network: the definition, slowly."""
+    labels = torch.as_tensor(data.labels)
+    mask = (labels >= 0).float()
+    k = data.n_classes
+
+    def consensus(m):
+        with torch.no_grad():
+            hidden = model.network_.posterior(one_hot_state(labels, m, k)[None].expand(model.network_.n_runs, -1, -1, -1),
+                                              m[None].expand(model.network_.n_runs, -1, -1))
+        return model._mapped(hidden).mean(axis=0)
+
+    full = consensus(mask)
+    decided = full.argmax(1)
+    drops = np.full(data.labels.shape, np.nan)
+    for i in range(data.n_learners):
+        m = mask.clone()
+        m[:, i] = 0
+        loo = consensus(m)
+        rows = data.labels[:, i] >= 0
+        drops[rows, i] = full[rows, decided[rows]] - loo[rows, decided[rows]]
+    return drops
+
+
+@pytest.mark.parametrize("n_layers", [0, 1])
+def test_batched_leave_one_out_equals_brute_force(n_layers):
+    labels, _ = _ds_labels(150, 4, 3, 0.7, seed=2, density=0.8)
+    df = _long(labels, [f"w{i}" for i in range(4)])
+    model = DEEM(n_layers=n_layers, epochs=2, lr=0.05, device="cpu", seed=0, n_seeds=2).fit(df)
+    data = AnnotationSet.from_long(df)
+    drops, decided, confidence = leave_one_out_drops(model, df, batch_size=37)
+    np.testing.assert_allclose(drops, _brute_force_drops(model, data), atol=2e-5)
+    np.testing.assert_array_equal(decided, model.posterior_.argmax(1))
+    np.testing.assert_allclose(confidence, model.posterior_.max(1), atol=1e-5)
+    assert np.isnan(drops[data.labels < 0]).all()
+
+
+def test_learner_with_constant_confusion_columns_has_exactly_zero_importance():
+    """Hand-set iRBM (Lemma 1 inverse): learner 2's answer carries no information about the class."""
+    labels, _ = _ds_labels(200, 3, 3, 0.8, seed=4)
+    df = _long(labels, ["a_good", "b_fair", "c_spam"])  # workers are sorted: psi rows follow this order
+    model = DEEM(n_layers=0, epochs=1, lr=0.01, device="cpu", seed=0).fit(df)
+    psi = torch.stack([torch.full((3, 3), 0.05) + 0.85 * torch.eye(3),
+                       torch.full((3, 3), 0.2) + 0.4 * torch.eye(3),
+                       torch.tensor([[0.5] * 3, [0.3] * 3, [0.2] * 3])])
+    model.network_.set_from_dawid_skene(psi, torch.full((3,), 1 / 3))
+    model.class_maps_ = np.array([[0, 1, 2]])
+    model.data_fingerprint_ = None  # posterior_ is stale: force recomputation
+    table = learner_importance(model, df).pivot()["all"]
+    assert table["c_spam"] == pytest.approx(0.0, abs=1e-6)
+    # removing the 0.9 learner moves the decision far more than removing the 0.6 one (hand computation:
+    # agreeing answers drop p(decided) by 0.364 vs 0.064)
+    assert table["a_good"] > 0.2
+    assert table["a_good"] > 10 * table["b_fair"] > 0
+
+
+def test_importance_of_consensus_copy_vs_pure_noise():
+    labels, truth = _ds_labels(1500, 6, 3, 0.7, seed=7)
+    mv = np.array([np.bincount(row, minlength=3).argmax() for row in labels])
+    noise = np.random.default_rng(8).integers(0, 3, 1500)
+    all_labels = np.column_stack([labels, mv, noise])
+    df = _long(all_labels, [f"w{i}" for i in range(6)] + ["copy", "noise"])
+    model = DEEM(n_layers=0, epochs=5, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    gold = pd.Series(truth, index=range(1500))
+    result = learner_importance(model, df, subset=select_tasks(model, df, classes=[0], gold=gold))
+    wide = result.pivot()
+    assert set(wide.columns) == {"selected", "rest", "all"}
+    # DS reads the copy of the majority vote as a near-oracle: it is the learner DEEM relies on (measured
+    # 0.081; the others' answers are already summarised by it); pure noise changes nothing (measured 0.0000)
+    assert wide["all"].idxmax() == "copy"
+    assert wide.loc["copy", "all"] > 0.05
+    assert abs(wide.loc["noise", "all"]) < 0.005
+    counts = result.table.set_index(["learner", "subset"])
+    assert counts.loc[("copy", "selected"), "n_tasks"] == (truth == 0).sum()
+    assert counts.loc[("copy", "rest"), "n_tasks"] == (truth != 0).sum()
+
+
+def test_select_tasks_variants(layered):
+    df, truth, model = layered
+    by_gold = select_tasks(model, df, classes=["1", 2], gold=truth)  # text as typed on a command line works
+    np.testing.assert_array_equal(by_gold.selected, np.isin(truth.to_numpy(), [1, 2]))
+    assert by_gold.eligible.all()
+    partial = truth.iloc[:100]
+    some_gold = select_tasks(model, df, classes=[0], gold=partial)
+    assert some_gold.eligible.sum() == 100 and (some_gold.rest.sum() + some_gold.selected.sum()) == 100
+    by_pred = select_tasks(model, df, classes=[0], by="predicted")
+    np.testing.assert_array_equal(by_pred.selected, model.posterior_.argmax(1) == 0)
+    by_learner = select_tasks(model, df, learner="w2", label=1)
+    data = AnnotationSet.from_long(df)
+    np.testing.assert_array_equal(by_learner.selected, data.labels[:, 2] == 1)
+    assert "w2" in by_learner.description
+    with pytest.raises(ValueError):
+        select_tasks(model, df, classes=[7], by="predicted")
+    with pytest.raises(ValueError):
+        select_tasks(model, df, classes=[0], by="gold")
+
+
+def test_importance_sampling_estimates_the_full_mean(condind):
+    df, truth, _, model = condind
+    full = learner_importance(model, df).pivot()["all"]
+    sampled = learner_importance(model, df, max_tasks=1000, seed=1)
+    assert sampled.sampled and (sampled.table["n_tasks"] == 1000).all()
+    est = sampled.table.set_index("learner")
+    assert (np.abs(est["importance"] - full) < 4 * est["std_error"] + 1e-4).all()
+
+
+# ---------------------------------------------------------------------------------------------- quality
+def test_spammer_score_known_values():
+    k = 4
+    assert spammer_score(np.eye(k)) == pytest.approx(1.0)
+    constant_columns = np.tile(np.array([[0.4], [0.3], [0.2], [0.1]]), (1, k))
+    assert spammer_score(constant_columns) == pytest.approx(0.0)
+    half = 0.5 * np.eye(2) + 0.25
+    assert spammer_score(half) == pytest.approx(0.25)  # ||(.75,.25)-(.25,.75)||^2 = 0.5, /(K(K-1)) = /2
+    nan_col = np.eye(3)
+    nan_col[:, 2] = np.nan
+    assert spammer_score(nan_col) == pytest.approx(1.0)  # unused class skipped
+
+
+def test_spammer_score_finite_sample_correction_centres_random_guessers():
+    rng = np.random.default_rng(0)
+    k, n_per_class = 3, 20
+    raw, corrected = [], []
+    for _ in range(200):
+        counts = np.stack([rng.multinomial(n_per_class, [1 / 3] * 3) for _ in range(k)], axis=1)
+        psi = counts / counts.sum(0, keepdims=True)
+        raw.append(spammer_score(psi))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            corrected.append(spammer_score(psi, counts.sum(0)))
+    # raw: biased upwards by sampling noise, expected 2 (1 - 1/K) / n / 2 = 0.033 (measured 0.031);
+    # corrected: unbiased before the clip at 0 (measured mean 0.008)
+    assert np.mean(raw) > 0.025
+    assert np.mean(corrected) < 0.012
+
+
+def test_empirical_confusion_by_hand():
+    labels = np.array([[0, 1], [1, 1], [0, -1], [1, 0]])
+    reference = np.array([0, 0, 1, -1])
+    counts, psi = empirical_confusion(labels, reference, 2)
+    np.testing.assert_array_equal(counts[0], [[1, 1], [1, 0]])
+    np.testing.assert_array_equal(counts[1], [[0, 0], [2, 0]])
+    np.testing.assert_allclose(psi[0], [[0.5, 1.0], [0.5, 0.0]])
+    assert np.isnan(psi[1][:, 1]).all()
+
+
+def test_confusion_matrices_recovered_on_condind(condind):
+    """Lemma 1 read-off within 0.06 and the empirical matrix vs DEEM labels within 0.08 (max abs entry) for
+    the 4 informative learners (measured: 0.031 and 0.053)."""
+    df, truth, conf, model = condind
+    quality = learner_quality(model, df, gold=truth)
+    for name in conf["informative"]:
+        true_matrix = np.array(conf["confusion"][name])
+        assert np.abs(quality.confusion(name, "irbm").to_numpy() - true_matrix).max() < 0.06, name
+        assert np.abs(quality.confusion(name, "empirical").to_numpy() - true_matrix).max() < 0.08, name
+        assert np.abs(quality.confusion(name, "gold").to_numpy() - true_matrix).max() < 0.08, name
+    lemma = model.confusion_matrices()
+    np.testing.assert_allclose(quality.confusion("clf_01", "irbm").to_numpy(), lemma["clf_01"].to_numpy(), atol=1e-6)
+
+
+def test_spammers_flagged_on_condind(condind):
+    df, truth, conf, model = condind
+    table = learner_quality(model, df, gold=truth).table.set_index("learner")
+    noise = [w for w in table.index if w not in conf["informative"]]
+    assert len(noise) == 6
+    assert set(table.index[table["flag"] == "likely spammer"]) == set(noise)
+    assert (table.loc[conf["informative"], "flag"] == "ok").all()
+    assert (table.loc[noise, "kappa"].abs() < 0.05).all()
+    assert (table.loc[conf["informative"], "kappa"] > 0.4).all()
+    assert (table["n_labels"] == 3000).all()
+    agreement = (df.merge(model.predict().rename("deem"), left_on="task", right_index=True)
+                 .assign(ok=lambda f: f["label"] == f["deem"]).groupby("worker")["ok"].mean())
+    np.testing.assert_allclose(table["agreement"], agreement.loc[table.index], atol=1e-12)
+
+
+def test_quality_flags_sparse_learner_and_permuted_learner():
+    labels, truth = _ds_labels(600, 6, 3, 0.8, seed=9)
+    permuted = (truth + 1) % 3  # always wrong in a fixed way
+    sparse = np.full(600, -1)
+    sparse[:8] = truth[:8]
+    df = _long(np.column_stack([labels, permuted, sparse]), [f"w{i}" for i in range(6)] + ["perm", "few"])
+    model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    table = learner_quality(model, df).table.set_index("learner")
+    assert table.loc["few", "flag"] == "too few labels" and table.loc["few", "n_labels"] == 8
+    assert table.loc["perm", "flag"] == "worse than chance"
+    assert table.loc["perm", "spammer_score"] > 0.5  # informative, just permuted
+    assert (table.loc[[f"w{i}" for i in range(6)], "flag"] == "ok").all()
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def test_figures(layered):
+    df, truth, model = layered
+    diag = run_diagnostics(model, df, gold=truth, subset_classes=[0])
+    mi = diag.mutual_information
+    fig = plots.mi_heatmaps(mi, 1)
+    assert len(fig.data) == 2 and all(t.type == "heatmap" for t in fig.data)
+    assert all(t.coloraxis == "coloraxis" for t in fig.data)  # one shared colour scale
+    assert fig.layout.coloraxis.cmax == pytest.approx(np.nanmax(mi.off_diagonal()))
+    assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 0])  # diagonal blank
+    assert GOLD_SOURCE in fig.layout.title.text
+    bars = plots.importance_bars(diag.importance, highlight=["w1"])
+    assert len(bars.data) == 2
+    assert list(bars.data[0].marker.color).count(plots.EXPERT_COLOR) == 1
+    np.testing.assert_allclose(bars.data[1].y, diag.importance.table.query("subset == 'rest'")["importance"])
+    cm = diag.quality.confusion("w0", "empirical")
+    heat = plots.confusion_heatmap(cm, "w0")
+    np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float), cm.to_numpy())
+    assert plots.quality_table_figure(diag.quality.table).data[0].type == "table"
+
+
+def test_write_diagnostics_files(layered, tmp_path):
+    df, truth, model = layered
+    diag = run_diagnostics(model, df, gold=truth, subset_classes=[2])
+    paths = write_diagnostics(diag, tmp_path / "out", experts=["w0"])
+    out = tmp_path / "out"
+    mi = pd.read_csv(out / "mutual_information.csv")
+    assert list(mi.columns[:5]) == ["layer", "class", "learner_a", "learner_b", "mi"]
+    assert len(mi) == 2 * 3 * 20
+    summary = pd.read_csv(out / "mi_summary.csv")
+    assert list(summary.columns[:5]) == ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]
+    assert (summary["class_source"] == GOLD_SOURCE).all()
+    importance = pd.read_csv(out / "importance.csv")
+    assert list(importance.columns[:3]) == ["learner", "subset", "importance"]
+    assert set(importance["subset"]) == {"selected", "rest", "all"}
+    learners = pd.read_csv(out / "learners.csv")
+    assert {"learner", "n_labels", "agreement", "spammer_score", "flag"} <= set(learners.columns)
+    html = (out / "report.html").read_text()
+    assert html.count("plotly.js v") >= 1 and "Learner importance" in html and GOLD_SOURCE in html
+    assert set(paths) >= {"mutual_information", "mi_summary", "importance", "learners", "report"}
+
+
+def test_cli_diagnose_with_saved_model(layered, tmp_path):
+    pytest.importorskip("deem_core.io")
+    from deem_core.cli import main
+
+    df, truth, model = layered
+    df.to_csv(tmp_path / "ann.csv", index=False)
+    truth.rename_axis("task").reset_index().to_csv(tmp_path / "truth.csv", index=False)
+    model.save(tmp_path / "model.pt")
+    out = tmp_path / "diag"
+    code = main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
+                 "--truth", str(tmp_path / "truth.csv"), "--subset-classes", "0,2", "--device", "cpu"])
+    assert code == 0
+    importance = pd.read_csv(out / "importance.csv")
+    selected = importance[(importance["subset"] == "selected") & (importance["learner"] == "w0")]
+    assert selected["n_tasks"].iloc[0] == int(truth.isin([0, 2]).sum())
+    assert (pd.read_csv(out / "mi_summary.csv")["class_source"] == GOLD_SOURCE).all()
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
+                 "--subset-by", "gold"]) == 2
