@@ -1,0 +1,36 @@
+"""DEEM Studio dashboard: ``streamlit run app.py``.
+
+Thin shell: routes the pages (``pages/``) with ``st.navigation``, restores the session from the URL
+(workspace and run id), draws the sidebar, and turns any exception of a page into a readable message.
+All computing is in ``deem_core``; training runs in background jobs (``deem_core.jobs``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="DEEM Studio", page_icon="🧮", layout="wide")
+
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon="📂", default=True),
+    st.Page("pages/sweep.py", title="Sweep", icon="📈"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/results.py", title="Results", icon="🏷️"),
+    st.Page("pages/diagnostics.py", title="Diagnostics", icon="🔬"),
+    st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+]
+
+page = st.navigation(PAGES)
+try:
+    common.init_session()
+    common.sidebar()
+    common.notices()
+except Exception as exc:  # noqa: BLE001 - never a traceback on the page
+    common.show_error(exc, "could not restore the session")
+
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseException and pass through
+    common.show_error(exc, f"the {page.title} page failed")

@@ -1,0 +1,222 @@
+"""What every page shares: session state, the URL (workspace + run id), the sidebar, error messages.
+
+State model (all per browser session, in ``st.session_state``; nothing of one user is visible to another):
+
+* ``ws``       the workspace id: a random token kept in the URL (``?ws=...``). Runs are stored with it as
+               their owner; the Runs page lists the runs of this workspace. Bookmark the address to find
+               your runs again tomorrow.
+* ``dataset``  the active data: ``{"name", "data" (AnnotationSet), "gold" (Series or None), "files",
+               "origin"}``.
+* ``run``      the current run id, also kept in the URL (``?run=...``) so that a browser refresh, or the
+               link sent to a colleague, reopens it; ``sweep_run`` / ``train_run`` the latest sweep and
+               training of this session; ``chosen_lr`` the learning rate picked on the Sweep page.
+
+Jobs themselves live in the process-wide :class:`deem_core.jobs.JobManager`, looked up by run id.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from typing import Any, Callable
+
+import streamlit as st
+
+from deem_core.jobs import device_info, get_manager, readable_error
+from deem_core.runs import RunNotFound, is_run_id
+
+_WS = re.compile(r"^[0-9a-f]{16}$")
+STATUS_ICON = {"queued": "⏳", "running": "🔄", "finished": "✅", "cancelled": "⏹️", "failed": "❌"}
+
+
+def manager():
+    """The process-wide job manager (shared by every session; jobs are found by run id)."""
+    return get_manager()
+
+
+# --------------------------------------------------------------------------- errors
+def show_error(exc: BaseException, what: str = "") -> None:
+    """A readable one-line message instead of a traceback."""
+    prefix = f"{what}: " if what else ""
+    st.error(prefix + readable_error(exc), icon="⚠️")
+
+
+def guarded(what: str = "") -> Callable:
+    """Decorator for page sections and fragments: any exception becomes a message on the page."""
+
+    def wrap(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - Streamlit's rerun/stop are BaseException, not caught
+                show_error(exc, what)
+                return None
+
+        return inner
+
+    return wrap
+
+
+# --------------------------------------------------------------------------- session + URL
+def workspace() -> str:
+    return st.session_state["ws"]
+
+
+def dataset() -> dict[str, Any] | None:
+    return st.session_state.get("dataset")
+
+
+def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload"
+                ) -> None:
+    st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
+                                   "origin": origin}
+    st.session_state.pop("summary_cache", None)
+
+
+def set_gold(gold: Any) -> None:
+    if dataset() is not None:
+        st.session_state["dataset"]["gold"] = gold
+
+
+def set_current_run(run_id: str | None, kind: str | None = None) -> None:
+    st.session_state["run"] = run_id
+    if run_id and kind in ("sweep", "train"):
+        st.session_state[f"{kind}_run"] = run_id
+    sync_url()
+
+
+#: widget values that survive a page switch (Streamlit drops the state of widgets not drawn in a run)
+PERSIST = ("train_methods", "train_layers", "train_epochs", "train_seeds", "train_lr", "train_init", "train_device",
+           "train_seed", "train_gold_weight", "sweep_lrs", "sweep_epochs", "sweep_layers", "sweep_seeds",
+           "sweep_device", "sweep_smooth_on", "sweep_smoothing", "sweep_energies", "upload_format",
+           "upload_conflict", "results_method", "results_max_conf", "results_disagree", "results_review")
+
+
+def init_session() -> None:
+    """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
+    ss, params = st.session_state, st.query_params
+    for key in PERSIST:
+        if key in ss:
+            ss[key] = ss[key]
+    if "ws" not in ss:
+        given = params.get("ws")
+        ss["ws"] = given if isinstance(given, str) and _WS.match(given) else secrets.token_hex(8)
+    url_run = params.get("run")
+    if url_run and url_run != ss.get("run") and url_run != ss.get("_url_run_seen"):
+        ss["_url_run_seen"] = url_run
+        if is_run_id(url_run):
+            open_run(url_run, quiet=True)
+        else:
+            ss["_notice"] = f"the address names run {url_run!r}, which is not a run id; it was ignored"
+    sync_url()
+
+
+def sync_url() -> None:
+    """Keep ``ws`` and ``run`` in the address bar (page switches drop query parameters)."""
+    params = st.query_params
+    wanted = {"ws": st.session_state.get("ws")}
+    if st.session_state.get("run"):
+        wanted["run"] = st.session_state["run"]
+    for key, value in wanted.items():
+        if value and params.get(key) != value:
+            params[key] = value
+    if not st.session_state.get("run") and "run" in params:
+        del params["run"]
+
+
+def url_params() -> dict[str, str]:
+    out = {"ws": st.session_state.get("ws")}
+    if st.session_state.get("run"):
+        out["run"] = st.session_state["run"]
+    return {k: v for k, v in out.items() if v}
+
+
+def go(page: str) -> None:
+    """Switch page keeping the workspace and run in the URL."""
+    st.switch_page(page, query_params=url_params())
+
+
+def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> bool:
+    """Make ``run_id`` the current run (and its kind's run); bring back its data when none is loaded or
+    another data set is. Returns False (with a message) when there is no such run."""
+    store = manager().store
+    try:
+        record = store.get(run_id)
+    except RunNotFound as exc:
+        st.session_state["_notice"] = str(exc)
+        return False
+    set_current_run(run_id, record["kind"])
+    current = dataset()
+    if restore_data and (current is None or current["data"].fingerprint() != record.get("fingerprint")):
+        try:
+            data, gold = store.load_data(run_id)
+        except Exception as exc:  # noqa: BLE001
+            st.session_state["_notice"] = f"run {run_id}: its annotations could not be read ({readable_error(exc)})"
+            return True
+        if data is not None:
+            set_dataset(record.get("dataset") or data.source, data, gold, origin=f"run {run_id}")
+            if not quiet:
+                st.session_state["_notice"] = (f"loaded the annotations of run {run_id} "
+                                               f"({data.n_tasks:,} tasks) as the active data set")
+    return True
+
+
+def notices() -> None:
+    text = st.session_state.pop("_notice", None)
+    if text:
+        st.info(text, icon="ℹ️")
+
+
+# --------------------------------------------------------------------------- sidebar
+@st.cache_data(ttl=10, show_spinner=False)
+def _device() -> dict[str, Any]:
+    return device_info()
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        ds = dataset()
+        st.markdown("**Data set**")
+        if ds is None:
+            st.caption("none loaded: open the Data page")
+        else:
+            data = ds["data"]
+            gold = " · gold labels" if ds.get("gold") is not None else ""
+            st.caption(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_learners:,} annotators × "
+                       f"{data.n_classes:,} classes{gold}")
+        st.markdown("**Device**")
+        info = _device()
+        if info["type"] == "cuda":
+            st.caption(f"GPU {info['name']} · {info['free_gb']:.1f} of {info['total_gb']:.1f} GB free")
+        else:
+            st.caption(info["name"])
+        st.markdown("**Current run**")
+        run_id = st.session_state.get("run")
+        if run_id:
+            snap = manager().snapshot(run_id)
+            if snap is None:
+                st.caption(f"{run_id} (not found)")
+            else:
+                st.caption(f"{STATUS_ICON.get(snap.status, '')} {snap.kind} `{run_id}` · {snap.status}")
+        else:
+            st.caption("none yet")
+        st.caption(f"Workspace `{workspace()}` · bookmark this address to find your runs again")
+
+
+def need_dataset() -> dict[str, Any] | None:
+    """The active data set, or a message with a link to the Data page (returns None)."""
+    ds = dataset()
+    if ds is None:
+        st.info("Load annotations on the Data page first (or reopen a run on the Runs page).", icon="📂")
+        if st.button("Go to the Data page"):
+            go("pages/data.py")
+    return ds
+
+
+def fmt_lr(value: Any) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)

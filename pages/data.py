@@ -1,0 +1,230 @@
+"""Data page: upload annotation files (or load a sample set), check the detected layout, see a summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from deem_core import agreement
+from deem_core.dataset import DataError
+from deem_core.jobs import readable_error
+from pages import common
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
+FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
+           "wide": "wide: task + one column per annotator", "per_annotator": "one file per annotator: task, label"}
+CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
+MAX_HEATMAP = 60
+
+
+def sample_sets() -> list[str]:
+    return sorted(p.name[:-4] for p in SAMPLE_DIR.glob("*.csv") if not p.name.endswith(".truth.csv"))
+
+
+def load_sample(name: str) -> None:
+    from deem_core.io import read_annotations, read_truth  # noqa: PLC0415
+
+    data = read_annotations(SAMPLE_DIR / f"{name}.csv")
+    truth_path = SAMPLE_DIR / f"{name}.truth.csv"
+    gold = read_truth(truth_path, like=data) if truth_path.exists() else None
+    common.set_dataset(name, data, gold, files=[f"{name}.csv"], origin="sample")
+
+
+st.title("Data")
+st.caption("Upload the annotators' labels: one or more CSV files (long, wide or one file per annotator; "
+           ".csv, .csv.gz, .tsv), or start from a bundled sample set.")
+
+# ------------------------------------------------------------------ sample sets
+with st.container(border=True):
+    st.markdown("**Sample data sets** (with gold labels, from the DEEM paper's recipes)")
+    names = sample_sets()
+    cols = st.columns(max(1, len(names)))
+    for col, name in zip(cols, names):
+        if col.button(name, key=f"sample_{name}", width="stretch"):
+            try:
+                with st.spinner(f"loading {name}"):
+                    load_sample(name)
+                st.session_state["_notice"] = f"loaded the sample set {name}"
+                st.rerun()
+            except DataError as exc:
+                st.error(str(exc))
+            except Exception as exc:  # noqa: BLE001
+                common.show_error(exc, f"sample {name}")
+
+# ------------------------------------------------------------------ upload
+with st.container(border=True):
+    st.markdown("**Your files**")
+    files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt"], accept_multiple_files=True,
+                             key="upload_annotations",
+                             help="Long: task, worker, label. Wide: task + one column per annotator. One file "
+                                  "per annotator: task, label (the annotator is named after the file).")
+    fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format")
+    columns: dict[str, str] = {}
+    if files:
+        from deem_core.io import preview  # noqa: PLC0415
+
+        try:
+            shown = preview(files[0], format=fmt)
+        except DataError as exc:
+            shown = None
+            st.error(str(exc))
+        except Exception as exc:  # noqa: BLE001
+            shown = None
+            common.show_error(exc, files[0].name)
+        if shown is not None:
+            layout = shown.layout or "unknown"
+            delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(shown.delimiter,
+                                                                                       repr(shown.delimiter))
+            st.markdown(f"Detected in **{shown.name}**: layout **{layout}**, {delimiter}-separated, "
+                        f"{shown.encoding}.")
+            if shown.problem:
+                st.warning(shown.problem)
+            for note in shown.warnings:
+                st.caption(f"note: {note}")
+            header = [str(c) for c in shown.frame.columns]
+            roles = shown.columns or {}
+            with st.expander("Column mapping (override what was detected)", expanded=bool(shown.problem)):
+                effective = fmt if fmt != "auto" else (shown.layout or "long")
+                roles_needed = ["task", "worker", "label"] if effective == "long" else (
+                    ["task", "label"] if effective == "per_annotator" else ["task"])
+                map_cols = st.columns(len(roles_needed))
+                for col, role in zip(map_cols, roles_needed):
+                    detected = roles.get(role)
+                    auto = f"detected: {detected}" if detected else "not found"
+                    chosen = col.selectbox(f"{role} column", [auto, *header], key=f"map_{role}")
+                    if chosen != auto and chosen != detected:
+                        columns[role] = chosen
+            st.dataframe(shown.frame, height=220, hide_index=True)
+        if len(files) > 1:
+            st.caption(f"{len(files)} files: " + ", ".join(f.name for f in files))
+    conflict = st.selectbox("When one annotator gave one task different labels", list(CONFLICTS),
+                            format_func=CONFLICTS.get, key="upload_conflict")
+    if st.button("Load these files", type="primary", disabled=not files, key="load_files"):
+        from deem_core.io import read_annotations  # noqa: PLC0415
+
+        started = time.perf_counter()
+        try:
+            with st.spinner("reading the files"):
+                data = read_annotations(list(files), format=fmt, columns=columns or None, on_conflict=conflict)
+            name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
+            common.set_dataset(name, data, None, files=[f.name for f in files], origin="upload")
+            st.session_state["_load_seconds"] = time.perf_counter() - started
+            st.session_state["_notice"] = (f"loaded {data.n_annotations:,} answers from {len(files)} file(s) in "
+                                           f"{time.perf_counter() - started:.1f} s")
+            st.rerun()
+        except DataError as exc:
+            st.error(str(exc), icon="⚠️")
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "reading the files")
+
+# ------------------------------------------------------------------ summary
+ds = common.dataset()
+if ds is None:
+    st.stop()
+
+data = ds["data"]
+st.header(f"Summary: {ds['name']}")
+
+
+def summary(data) -> dict:
+    cache = st.session_state.get("summary_cache")
+    key = data.fingerprint()
+    if cache and cache[0] == key:
+        return cache[1]
+    started = time.perf_counter()
+    values = {
+        "alpha": agreement.krippendorff_alpha(data),
+        "per_task": agreement.labels_per_task(data),
+        "balance": agreement.class_balance(data),
+        "coverage": agreement.annotator_coverage(data),
+        "pairwise": agreement.pairwise_agreement(data),
+    }
+    values["seconds"] = time.perf_counter() - started
+    st.session_state["summary_cache"] = (key, values)
+    return values
+
+
+try:
+    stats = summary(data)
+except Exception as exc:  # noqa: BLE001
+    common.show_error(exc, "summary")
+    st.stop()
+
+m = st.columns(6)
+m[0].metric("Tasks", f"{data.n_tasks:,}")
+m[1].metric("Annotators", f"{data.n_learners:,}")
+m[2].metric("Classes", f"{data.n_classes:,}")
+m[3].metric("Answers", f"{data.n_annotations:,}")
+m[4].metric("Density", f"{data.density:.0%}", help="share of (task, annotator) cells with an answer")
+alpha = stats["alpha"]
+m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
+            help="nominal; 1 = perfect agreement, 0 = chance level")
+st.caption(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
+           f"summary computed in {stats['seconds']:.2f} s")
+for message in data.warnings:
+    st.warning(message, icon="🧹")
+if data.n_classes < 2:
+    st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
+
+tabs = st.tabs(["Labels per task", "Class balance", "Annotators", "Pairwise agreement", "Answers", "Gold labels"])
+with tabs[0]:
+    counts = stats["per_task"].value_counts().sort_index()
+    fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
+    st.plotly_chart(fig, key="per_task_hist")
+with tabs[1]:
+    balance = stats["balance"]
+    fig = px.bar(balance, x="class", y=["answer_share", "majority_vote_share"], barmode="group",
+                 labels={"value": "share", "variable": ""})
+    fig.update_xaxes(type="category")
+    st.plotly_chart(fig, key="class_balance")
+    st.dataframe(balance, hide_index=True)
+with tabs[2]:
+    coverage = stats["coverage"]
+    st.dataframe(coverage, hide_index=True, column_config={
+        "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
+        "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
+with tabs[3]:
+    pairwise, overlap = stats["pairwise"]
+    if len(pairwise) > MAX_HEATMAP:
+        keep = coverage.sort_values("answers", ascending=False)["annotator"].head(MAX_HEATMAP).tolist()
+        pairwise = pairwise.loc[keep, keep]
+        st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_learners})")
+    fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
+                    labels={"color": "agreement"})
+    st.plotly_chart(fig, key="pairwise")
+    st.caption("Share of common tasks on which two annotators gave the same label (blank: no common task).")
+with tabs[4]:
+    st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
+    st.caption("first 1,000 answers as read")
+with tabs[5]:
+    gold = ds.get("gold")
+    if gold is not None:
+        known = gold.index.isin(data.tasks)
+        st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
+                   + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+        if st.button("Remove the gold labels", key="drop_gold"):
+            common.set_gold(None)
+            st.rerun()
+    gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
+                                 key="upload_gold")
+    if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
+        from deem_core.io import read_truth  # noqa: PLC0415
+
+        try:
+            truth = read_truth(gold_file, like=data)
+            common.set_gold(truth)
+            st.session_state["_gold_file"] = gold_file.file_id
+            unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
+            if unknown.any():
+                st.warning(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
+                           f"e.g. {truth[unknown].iloc[0]!r}")
+            st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
+            st.rerun()
+        except DataError as exc:
+            st.error(str(exc), icon="⚠️")
+        except Exception as exc:  # noqa: BLE001
+            st.error(f"{gold_file.name}: {readable_error(exc)}", icon="⚠️")

@@ -1,0 +1,83 @@
+"""Runs page: this workspace's past runs from the SQLite index; reopen, cancel or delete; open any run by id."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from deem_core.runs import ACTIVE_STATUSES, is_run_id
+from pages import common
+
+st.title("Runs")
+mgr = common.manager()
+st.caption(f"Runs are stored in `{mgr.store.root.resolve()}` (one folder per run, indexed in runs.sqlite) and kept "
+           f"across restarts. This list shows the runs of your workspace `{common.workspace()}`; another user's run "
+           f"opens only with its run id.")
+
+
+def describe(row: pd.Series) -> str:
+    summary = row["summary"] or {}
+    bits = []
+    if summary.get("recommended_lr") is not None:
+        bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
+    for key, value in summary.items():
+        if key.startswith("accuracy_") and value is not None:
+            bits.append(f"{key[9:]} {value:.3f}")
+    return ", ".join(bits)
+
+
+runs = mgr.store.list(owner=common.workspace())
+if len(runs):
+    table = pd.DataFrame({
+        "started": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "run id": runs["run_id"], "kind": runs["kind"],
+        "status": [f"{common.STATUS_ICON.get(s, '')} {s}" for s in runs["status"]],
+        "data set": runs["dataset"], "tasks": runs["n_tasks"],
+        "seconds": runs["seconds"].round(1), "summary": runs.apply(describe, axis=1), "message": runs["message"]})
+    st.dataframe(table, hide_index=True, width="stretch")
+    labels = {rid: f"{rid} · {kind} · {status} · {ds or ''}" for rid, kind, status, ds in
+              zip(runs["run_id"], runs["kind"], runs["status"], runs["dataset"])}
+    chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs_choice")
+    status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
+    kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
+    c = st.columns(4)
+    if c[0].button("Open", type="primary", key="runs_open"):
+        if common.open_run(chosen, quiet=False):
+            common.go("pages/sweep.py" if kind == "sweep" else "pages/train.py")
+    if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
+        if mgr.cancel(chosen):
+            st.toast(f"cancelling run {chosen}")
+        else:
+            st.warning("This run is not running in this server process; it will be marked failed at the next start.")
+    if status not in ACTIVE_STATUSES and c[2].button("Delete", key="runs_delete"):
+        st.session_state["_confirm_delete"] = chosen
+    if st.session_state.get("_confirm_delete") == chosen:
+        st.warning(f"Delete run {chosen} and all its files?")
+        if st.button("Yes, delete it", key="runs_delete_yes"):
+            try:
+                mgr.store.delete(chosen)
+                if st.session_state.get("run") == chosen:
+                    common.set_current_run(None)
+                for key in ("sweep_run", "train_run"):
+                    if st.session_state.get(key) == chosen:
+                        st.session_state.pop(key)
+                st.session_state.pop("_confirm_delete", None)
+                st.rerun()
+            except Exception as exc:  # noqa: BLE001
+                common.show_error(exc, "delete")
+else:
+    st.info("No runs in this workspace yet.")
+
+st.subheader("Open a run by id")
+typed = st.text_input("Run id", key="runs_by_id", placeholder="16 hexadecimal characters, e.g. from a shared link")
+if st.button("Open this run", key="runs_open_id"):
+    text = typed.strip().lower()
+    if not text:
+        st.error("Type or paste a run id first.")
+    elif not is_run_id(text):
+        st.error(f"{typed!r} is not a run id (16 hexadecimal characters)")
+    elif not common.open_run(text, quiet=False):
+        st.error(st.session_state.pop("_notice", f"no run with id {text}"))
+    else:
+        kind = mgr.store.get(text)["kind"]
+        common.go("pages/sweep.py" if kind == "sweep" else "pages/train.py")

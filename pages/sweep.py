@@ -1,0 +1,210 @@
+"""Sweep page: train a grid of learning rates at once, watch the energy curves live, pick a learning rate."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import common
+
+LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
+
+
+def parse_lrs(text: str) -> list[float] | None:
+    """'1e-3, 3e-3' -> [0.001, 0.003]; empty -> None (the engine's default grid)."""
+    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
+    if not parts:
+        return None
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"learning rates must be numbers separated by commas; {part!r} is not") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"learning rates must be positive; got {part}")
+        values.append(value)
+    return sorted(set(values))
+
+
+def curves_figure(curves: pd.DataFrame, recommended: float | None, smoothing: float | None,
+                  metrics: tuple[str, ...], selected: float | None) -> go.Figure:
+    from deem_core.plots import energy_curves_figure  # noqa: PLC0415
+
+    return energy_curves_figure(curves, recommended_lr=recommended, smoothing=smoothing, metrics=metrics,
+                                selected_lr=selected)
+
+
+def trace_lr(trace: Any) -> float | None:
+    """The learning rate a plotly trace belongs to (meta, customdata, or the number in its name)."""
+    meta = getattr(trace, "meta", None)
+    if isinstance(meta, dict) and "lr" in meta:
+        return float(meta["lr"])
+    if isinstance(meta, (int, float)):
+        return float(meta)
+    custom = getattr(trace, "customdata", None)
+    if custom is not None and len(custom):
+        first = custom[0]
+        first = first[0] if hasattr(first, "__len__") and not isinstance(first, str) and len(first) else first
+        try:
+            return float(first)
+        except (TypeError, ValueError):
+            pass
+    name = str(getattr(trace, "name", "") or getattr(trace, "legendgroup", "") or "")
+    found = re.search(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", name.split("=")[-1])
+    return float(found.group()) if found else None
+
+
+def picked_lr(event: Any, figure: go.Figure, choices: list[float]) -> float | None:
+    """The grid value nearest to the learning rate of the clicked curve, if any point was selected."""
+    try:
+        points = event.selection.points if hasattr(event, "selection") else event["selection"]["points"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    for point in points or []:
+        curve = point.get("curve_number") if isinstance(point, dict) else getattr(point, "curve_number", None)
+        if curve is None or curve >= len(figure.data):
+            continue
+        lr = trace_lr(figure.data[curve])
+        if lr is not None and choices:
+            return min(choices, key=lambda c: abs(math.log(c) - math.log(lr)) if lr > 0 else abs(c - lr))
+    return None
+
+
+st.title("Learning-rate sweep")
+st.caption("DEEM's accuracy hinges on the learning rate. Train a grid of learning rates as one batched model and "
+           "read the energy curves (paper App. G.4.1): keep runs whose energy difference dips and settles into a "
+           "steady tail near zero; drop runs whose energies rise or whose difference explodes.")
+ds = common.need_dataset()
+if ds is None:
+    st.stop()
+mgr = common.manager()
+
+with st.container(border=True):
+    lrs_text = st.text_input("Learning rates", key="sweep_lrs", placeholder="empty = the default grid",
+                             help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
+    c = st.columns(4)
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs")
+    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers")
+    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds")
+    device = c[3].selectbox("Device", ["auto", "cpu", "cuda"], key="sweep_device")
+    if st.button("Launch sweep", type="primary", key="sweep_launch"):
+        try:
+            config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
+                      "n_seeds": int(seeds), "device": device, "seed": 0}
+            run_id = mgr.submit("sweep", config, data=ds["data"], owner=common.workspace(), dataset=ds["name"])
+            common.set_current_run(run_id, "sweep")
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc), icon="⚠️")
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "launching the sweep")
+
+run_id = st.session_state.get("sweep_run")
+if not run_id:
+    st.stop()
+snap = mgr.snapshot(run_id)
+if snap is None:
+    st.warning(f"run {run_id} no longer exists")
+    st.stop()
+
+st.subheader(f"Sweep `{run_id}`")
+c = st.columns([2, 2, 3])
+smooth_on = c[0].toggle("Smooth curves", key="sweep_smooth_on")
+smoothing = c[1].slider("Smoothing (EMA α)", 0.70, 0.99, 0.90, 0.01, key="sweep_smoothing",
+                        disabled=not smooth_on)
+both = c[2].toggle("Show positive and negative energy", key="sweep_energies")
+metrics = ("energy_difference", "positive_energy", "negative_energy") if both else ("energy_difference",)
+alpha = float(smoothing) if smooth_on else None
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def live(run_id: str) -> None:
+    snapshot = mgr.snapshot(run_id)
+    if snapshot is None or snapshot.done:
+        st.rerun()  # the whole page redraws once, without the timer, and shows the final view
+    try:
+        if snapshot.status == "queued":
+            st.info(snapshot.message or "queued", icon="⏳")
+        else:
+            first = snapshot.seconds_to_first_point
+            extra = f" · first point after {first:.1f} s" if first is not None else ""
+            st.progress(snapshot.fraction, text=f"epoch {snapshot.steps_done} of {snapshot.steps_total}{extra}")
+        if len(snapshot.history):
+            st.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
+        else:
+            st.caption("waiting for the first epoch…")
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc, "live view")
+    if st.button("Cancel sweep", key=f"cancel_{run_id}"):
+        mgr.cancel(run_id)
+        st.toast("cancelling: the sweep stops after the current mini-batch")
+
+
+if not snap.done:
+    live(run_id)
+    st.stop()
+
+# ------------------------------------------------------------------ finished (or cancelled / failed)
+if snap.status == "failed":
+    st.error(f"The sweep failed: {snap.message}", icon="❌")
+    st.stop()
+if snap.status == "cancelled":
+    st.warning(snap.message or "cancelled", icon="⏹️")
+
+
+def load_final(run_id: str):
+    cache = st.session_state.get("_sweep_cache")
+    if cache and cache[0] == run_id:
+        return cache[1]
+    loaded = mgr.store.load(run_id, with_data=False)
+    st.session_state["_sweep_cache"] = (run_id, loaded)
+    return loaded
+
+
+loaded = load_final(run_id)
+curves = loaded.history if loaded.history is not None else pd.DataFrame()
+if not len(curves):
+    st.info("No curve points were recorded.")
+    st.stop()
+rec = loaded.extras.get("recommendation") or {}
+recommended = rec.get("lr")
+verdicts = {float(k): v for k, v in (rec.get("verdicts") or {}).items()}
+grid = sorted({float(x) for x in curves["lr"]})
+choice_key = f"sweep_choice_{run_id}"
+if choice_key not in st.session_state:
+    chosen = st.session_state.get("chosen_lr")
+    st.session_state[choice_key] = (chosen if chosen in grid else
+                                    (recommended if recommended in grid else grid[len(grid) // 2]))
+
+left, right = st.columns([3, 2])
+with left:
+    figure = curves_figure(curves, recommended, alpha, metrics, st.session_state[choice_key])
+    event = st.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
+    st.caption("Click a curve to choose its learning rate (or pick one from the list).")
+    clicked = picked_lr(event, figure, grid)
+    if clicked is not None and clicked != st.session_state.get(f"_clicked_{run_id}"):
+        st.session_state[f"_clicked_{run_id}"] = clicked
+        st.session_state[choice_key] = clicked
+        st.rerun()
+with right:
+    if recommended is not None:
+        st.success(f"Recommended learning rate: **{common.fmt_lr(recommended)}**", icon="⭐")
+    else:
+        st.warning("No learning rate of the grid passed the checks; see the verdicts, or try smaller ones.")
+    rows = [{"lr": common.fmt_lr(lr), "keep": "✅" if v.get("keep") else "❌", "reason": v.get("reason", "")}
+            for lr, v in sorted(verdicts.items())]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(f"{snap.message} · {loaded.record.get('device') or ''}")
+
+lr = st.radio("Learning rate for training", grid, key=choice_key, horizontal=True, format_func=common.fmt_lr)
+st.session_state["chosen_lr"] = float(lr)
+if st.button(f"Train with learning rate {common.fmt_lr(lr)}", type="primary", key="sweep_to_train"):
+    st.session_state["chosen_lr"] = float(lr)
+    common.go("pages/train.py")

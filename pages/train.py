@@ -1,0 +1,179 @@
+"""Train page: DEEM, iRBM and crowd-kit baselines in a background job; live progress; results side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from deem_core import DEFAULT_LR, agreement
+from deem_core.baselines import BASELINE_METHODS
+from deem_core.jobs import DEEM_METHODS
+from pages import common
+
+LIVE_EVERY = 1.0
+METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
+
+st.title("Train")
+ds = common.need_dataset()
+if ds is None:
+    st.stop()
+mgr = common.manager()
+data, gold = ds["data"], ds.get("gold")
+
+with st.container(border=True):
+    methods = st.multiselect("Methods", list(METHODS), default=["deem", "mv", "ds"], format_func=METHODS.get,
+                             key="train_methods",
+                             help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
+                                  "background; the crowd-kit baselines run after them on the CPU.")
+    c = st.columns(4)
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs")
+    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds",
+                              help="independent runs trained together; their answers are averaged")
+    chosen = st.session_state.get("chosen_lr")
+    if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
+        st.session_state["train_lr"] = float(chosen) if chosen else float(DEFAULT_LR)
+        st.session_state["_train_lr_from"] = chosen
+    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
+                           help="carried over from the Sweep page when you picked one there")
+    c = st.columns(4)
+    init = c[0].selectbox("Start from", ["mv", "ds"], key="train_init",
+                          format_func={"mv": "majority vote", "ds": "Dawid-Skene"}.get)
+    device = c[1].selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed")
+    weight = 0.0
+    if gold is not None:
+        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=0.0, step=0.1,
+                                   key="train_gold_weight",
+                                   help="0 = unsupervised (gold labels only used to score); > 0 also trains on them")
+    if chosen:
+        st.caption(f"Learning rate {common.fmt_lr(chosen)} comes from the sweep.")
+    if st.button("Train", type="primary", key="train_launch", disabled=not methods):
+        config = {"methods": list(methods), "n_layers": int(layers), "epochs": int(epochs), "lr": float(lr),
+                  "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
+                  "supervised_weight": float(weight)}
+        try:
+            run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(), dataset=ds["name"])
+            common.set_current_run(run_id, "train")
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc), icon="⚠️")
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "launching the training")
+
+run_id = st.session_state.get("train_run")
+if not run_id:
+    st.stop()
+snap = mgr.snapshot(run_id)
+if snap is None:
+    st.warning(f"run {run_id} no longer exists")
+    st.stop()
+st.subheader(f"Run `{run_id}`")
+
+
+def energy_figure(history: pd.DataFrame):
+    frame = history.dropna(subset=["energy_difference"])
+    color = frame["method"] + (" seed " + frame["seed"].astype(str) if frame["seed"].nunique() > 1 else "")
+    fig = px.line(frame.assign(curve=color), x="epoch", y="energy_difference", color="curve",
+                  labels={"energy_difference": "energy difference (positive − negative)", "curve": ""})
+    fig.update_layout(height=320, margin={"t": 20, "b": 20})
+    return fig
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def live(run_id: str) -> None:
+    snapshot = mgr.snapshot(run_id)
+    if snapshot is None or snapshot.done:
+        st.rerun()
+    if snapshot.status == "queued":
+        st.info(snapshot.message or "queued", icon="⏳")
+    else:
+        first = snapshot.seconds_to_first_point
+        extra = f" · first curve point after {first:.1f} s" if first is not None else ""
+        st.progress(snapshot.fraction, text=f"{snapshot.phase or 'starting'} · step {snapshot.steps_done} of "
+                                            f"{snapshot.steps_total}{extra}")
+    history = snapshot.history
+    if len(history) and "energy_difference" in history:
+        try:
+            st.plotly_chart(energy_figure(history), key=f"train_live_{run_id}")
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "live curve")
+    if st.button("Cancel training", key=f"train_cancel_{run_id}"):
+        mgr.cancel(run_id)
+        st.toast("cancelling: the run stops after the current mini-batch and keeps what it has")
+
+
+if not snap.done:
+    live(run_id)
+    st.stop()
+
+if snap.status == "failed":
+    st.error(f"The training failed: {snap.message}", icon="❌")
+    st.stop()
+(st.warning if snap.status == "cancelled" else st.success)(snap.message, icon="⏹️" if snap.status == "cancelled"
+                                                            else "✅")
+for note in snap.messages:
+    st.caption(f"note: {note}")
+
+
+def load_final(run_id: str):
+    cache = st.session_state.get("_train_cache")
+    if cache and cache[0] == run_id:
+        return cache[1]
+    loaded = mgr.store.load(run_id)
+    st.session_state["_train_cache"] = (run_id, loaded)
+    return loaded
+
+
+loaded = load_final(run_id)
+results = loaded.results
+if not results:
+    st.info("This run produced no labels.")
+    st.stop()
+metrics = loaded.extras.get("metrics") or {}
+rows = []
+for method, entry in metrics.items():
+    rows.append({"method": entry.get("name", method), "status": entry.get("status"),
+                 "accuracy": entry.get("accuracy"), "disagrees with majority": entry.get("share_disagreeing_with_majority"),
+                 "seconds": entry.get("seconds"), "note": entry.get("message", "")})
+table = pd.DataFrame(rows)
+if table["accuracy"].isna().all():
+    table = table.drop(columns="accuracy")
+st.dataframe(table, hide_index=True, column_config={
+    "accuracy": st.column_config.NumberColumn("accuracy vs gold", format="%.4f"),
+    "disagrees with majority": st.column_config.NumberColumn(format="%.3f"),
+    "seconds": st.column_config.NumberColumn(format="%.2f")})
+
+labels = {method: frame["agg_label"] for method, frame in results.items()}
+left, right = st.columns(2)
+with left:
+    st.markdown("**Agreement between methods**")
+    agree = agreement.method_agreement(labels)
+    fig = px.imshow(agree, zmin=0, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto")
+    fig.update_layout(height=320, margin={"t": 20, "b": 20})
+    st.plotly_chart(fig, key=f"agree_{run_id}")
+with right:
+    st.markdown("**Label distribution**")
+    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
+    fig = px.bar(long, x="label", y="share", color="method", barmode="group")
+    fig.update_xaxes(type="category")
+    fig.update_layout(height=320, margin={"t": 20, "b": 20})
+    st.plotly_chart(fig, key=f"dist_{run_id}")
+
+if loaded.gold is not None and len(loaded.gold):
+    st.markdown("**Against the gold labels**")
+    method = st.selectbox("Confusion matrix of", list(results), format_func=METHODS.get, key="train_confusion")
+    classes = loaded.data.classes if loaded.data is not None else None
+    matrix = agreement.confusion_against_gold(labels[method], loaded.gold, classes)
+    fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
+                    labels={"x": "predicted", "y": "gold", "color": "tasks"})
+    fig.update_layout(height=360, margin={"t": 20, "b": 20})
+    st.plotly_chart(fig, key=f"confusion_{run_id}")
+
+if loaded.history is not None and len(loaded.history):
+    with st.expander("Energy curves"):
+        st.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
+if st.button("See the labels and downloads", key="train_to_results"):
+    common.go("pages/results.py")

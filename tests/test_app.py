@@ -1,0 +1,272 @@
+"""The dashboard under streamlit.testing.v1.AppTest: every page, upload, train, results, runs, refresh."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from deem_core.jobs import get_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+
+def tiny_csv(n_tasks: int = 200) -> bytes:
+    df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    return df[df["task"] < n_tasks].to_csv(index=False).encode()
+
+
+def tiny_truth(n_tasks: int = 200) -> bytes:
+    df = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
+    return df[df["task"] < n_tasks].to_csv(index=False).encode()
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    path = tmp_path / "runs"
+    monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
+    yield path
+    get_manager(path).shutdown()
+
+
+def new_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader", "header"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def no_problem(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    for error in at.error:
+        assert "Traceback" not in str(error.value)
+
+
+def upload(at: AppTest, name: str = "tiny.csv", content: bytes | None = None) -> AppTest:
+    at.file_uploader(key="upload_annotations").set_value((name, content or tiny_csv(), "text/csv")).run()
+    no_problem(at)
+    at.button(key="load_files").click().run()
+    return at
+
+
+def wait_done(run_id: str, timeout: float = 120.0):
+    snap = get_manager().wait(run_id, timeout=timeout)
+    assert snap is not None and snap.done, snap
+    return snap
+
+
+def test_every_page_renders_without_data(runs_dir):
+    at = new_app()
+    no_problem(at)
+    assert at.query_params["ws"]  # a workspace id is put in the URL at once
+    for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
+                           ("pages/train.py", "Load annotations on the Data page first"),
+                           ("pages/results.py", "No training run yet"),
+                           ("pages/diagnostics.py", "Train a DEEM model first"),
+                           ("pages/runs.py", "No runs in this workspace yet")]:
+        at.switch_page(page).run()
+        no_problem(at)
+        assert expected in texts(at), page
+    assert at.query_params["ws"]  # kept across page switches
+
+
+def test_upload_preview_and_summary(runs_dir):
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("tiny.csv", tiny_csv(), "text/csv")).run()
+    no_problem(at)
+    assert "layout **long**" in texts(at)
+    at.button(key="load_files").click().run()
+    no_problem(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tasks"] == "200" and metrics["Annotators"] == "10" and metrics["Classes"] == "3"
+    assert metrics["Answers"] == "2,000"
+    assert 0.0 < float(metrics["Krippendorff's α"]) < 1.0
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # labels per task, class balance, pairwise agreement
+    # gold labels
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    no_problem(at)
+    assert "200 gold labels match tasks" in texts(at)
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("garbage.csv", bytes(range(256)) * 40, "garbage.csv"),
+    ("empty.csv", b"", "empty.csv"),
+    ("nolabel.csv", b"task,worker\n1,a\n2,b\n", "nolabel.csv"),
+    ("conflict.csv", b"task,worker,label\n1,a,x\n1,a,y\n2,b,x\n", "conflicting"),
+])
+def test_bad_files_give_readable_messages(runs_dir, name, content, expected):
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value((name, content, "text/csv")).run()
+    no_problem(at)
+    if at.button(key="load_files").disabled is False:
+        at.button(key="load_files").click().run()
+    no_problem(at)
+    errors = "\n".join(str(e.value) for e in at.error) + "\n".join(str(w.value) for w in at.warning)
+    assert expected in errors
+    assert "Tasks" not in [m.label for m in at.metric]  # nothing was loaded
+
+
+def test_sample_set_loads_with_gold(runs_dir):
+    at = new_app()
+    at.button(key="sample_condind").click().run()
+    no_problem(at)
+    assert {m.label: m.value for m in at.metric}["Tasks"] == "3,000"
+    assert "gold labels" in texts(at)
+
+
+def test_train_tiny_model_and_see_results(runs_dir):
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
+    at.number_input(key="train_epochs").set_value(2)
+    at.button(key="train_launch").click().run()
+    no_problem(at)
+    run_id = at.session_state["train_run"]
+    assert at.query_params["run"] == run_id
+    snap = wait_done(run_id)
+    assert snap.status == "finished", snap.message
+    at.run()
+    no_problem(at)
+    assert "finished 3 method(s)" in texts(at)
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["DEEM", "iRBM (DEEM without layers = Dawid-Skene as an RBM)", "Majority vote"]
+    assert table["accuracy"].between(0.5, 1.0).all()
+    assert any(c.proto.spec for c in at.get("plotly_chart"))
+    # results page
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    labels = at.dataframe[0].value
+    assert len(labels) == 200 and {"agg_label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
+    downloads = {b.proto.label for b in at.get("download_button")}
+    assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Learner table CSV", "Fitted model",
+            "Run configuration"} <= downloads
+    # review queue: only disagreements with majority vote, least confident first
+    at.toggle(key="results_disagree").set_value(True)
+    at.toggle(key="results_review").set_value(True).run()
+    no_problem(at)
+    queue = at.dataframe[0].value
+    assert queue["disagrees_with_majority"].all()
+    assert queue["confidence"].is_monotonic_increasing
+    at.slider(key="results_max_conf").set_value(0.0).run()
+    assert len(at.dataframe[0].value) == 0
+
+
+def test_runs_are_isolated_and_reopen_by_id(runs_dir):
+    alice = upload(new_app())
+    alice.switch_page("pages/train.py").run()
+    alice.multiselect(key="train_methods").set_value(["mv"])
+    alice.button(key="train_launch").click().run()
+    run_id = alice.session_state["train_run"]
+    wait_done(run_id)
+    alice.switch_page("pages/runs.py").run()
+    no_problem(alice)
+    assert run_id in list(alice.dataframe[0].value["run id"])
+    # another user (another session, another workspace) does not see it ...
+    bob = new_app()
+    bob.switch_page("pages/runs.py").run()
+    assert "No runs in this workspace yet" in texts(bob)
+    assert bob.session_state["ws"] != alice.session_state["ws"]
+    # ... until opening it by its id, which also brings back its data
+    bob.text_input(key="runs_by_id").set_value(run_id)
+    bob.button(key="runs_open_id").click().run()
+    no_problem(bob)
+    assert bob.session_state["train_run"] == run_id
+    assert bob.session_state["dataset"]["data"].n_tasks == 200
+    # a malformed id is refused with a message
+    bob.switch_page("pages/runs.py").run()
+    bob.text_input(key="runs_by_id").set_value("../../etc/passwd")
+    bob.button(key="runs_open_id").click().run()
+    no_problem(bob)
+    assert "is not a run id" in "\n".join(str(e.value) for e in bob.error)
+
+
+def test_refresh_finds_the_running_job(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(3000)
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    ws = at.query_params["ws"]
+    deadline = time.monotonic() + 60
+    while get_manager().snapshot(run_id).steps_done < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # a refresh is a new session with only the URL
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.query_params["ws"] = ws
+    fresh.query_params["run"] = run_id
+    fresh.run()
+    # (AppTest drops the sidebar of st.navigation apps after the first run: check it on this one)
+    sidebar = "\n".join(str(c.value) for c in fresh.sidebar.caption)
+    assert "tiny.csv: 200 tasks × 10 annotators × 3 classes" in sidebar
+    assert f"train `{run_id}` · running" in sidebar and "CPU" in sidebar
+    fresh.switch_page("pages/train.py").run()
+    no_problem(fresh)
+    assert fresh.session_state["train_run"] == run_id
+    assert fresh.session_state["dataset"]["data"].n_tasks == 200  # data restored from the run
+    progress = fresh.get("progress")
+    assert progress and "step" in progress[0].proto.text
+    assert get_manager().snapshot(run_id).status == "running"
+    fresh.button(key=f"train_cancel_{run_id}").click().run()
+    snap = wait_done(run_id, timeout=60)
+    assert snap.status == "cancelled"
+    fresh.run()
+    no_problem(fresh)
+    assert "cancelled during deem" in texts(fresh)
+
+
+def test_bad_run_id_in_url_is_ignored_with_a_message(runs_dir):
+    at = new_app(run="not-a-run")
+    no_problem(at)
+    assert "not a run id" in texts(at)
+    at = new_app(run="0123456789abcdef")
+    no_problem(at)
+    assert "no run with id" in texts(at)
+
+
+def _sweep_available() -> bool:
+    try:
+        importlib.import_module("deem_core.sweep")
+        importlib.import_module("deem_core.plots")
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _sweep_available(), reason="deem_core.sweep / deem_core.plots not there yet")
+def test_sweep_page_tiny_sweep_and_pick(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2)
+    at.button(key="sweep_launch").click().run()
+    no_problem(at)
+    run_id = at.session_state["sweep_run"]
+    snap = wait_done(run_id)
+    assert snap.status == "finished", snap.message
+    at.run()
+    no_problem(at)
+    radio = at.radio(key=f"sweep_choice_{run_id}")
+    assert [float(x) for x in radio.options] == [0.01, 0.1]
+    radio.set_value(0.01).run()
+    assert at.session_state["chosen_lr"] == 0.01
+    at.button(key="sweep_to_train").click().run()
+    no_problem(at)
+    assert at.number_input(key="train_lr").value == pytest.approx(0.01)
