@@ -71,12 +71,14 @@ def mi_summary_figure(result) -> go.Figure:
     return fig
 
 
-def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None) -> go.Figure:
+def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None,
+                    column: str = "importance") -> go.Figure:
     """Fig. 5: learner importance on the selected tasks (left) and on the rest (right).
 
     importance: an :class:`~deem_core.diagnostics.ImportanceResult` or its ``table``. highlight: learners
-    drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. Error bars are
-    one standard error.
+    drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. column:
+    ``importance`` (drop of p(decided class)) or ``importance_log_odds`` (drop of its log-odds, nats).
+    Error bars are one standard error.
     """
     table = importance.table if hasattr(importance, "table") else importance
     description = getattr(importance, "description", "")
@@ -91,14 +93,18 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     for col, name in enumerate(subsets, start=1):
         part = table[table["subset"] == name]
         learners = [str(w) for w in part["learner"]]
+        error = "std_error" + column[len("importance"):]
         fig.add_trace(go.Bar(
-            x=learners, y=part["importance"], marker_color=[EXPERT_COLOR if w in highlight else LEARNER_COLOR for w in learners],
-            error_y={"type": "data", "array": part["std_error"].fillna(0.0)}, customdata=part["n_answered"],
-            hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>",
-            showlegend=False), row=1, col=col)
+            x=learners, y=part[column], marker_color=[EXPERT_COLOR if w in highlight else LEARNER_COLOR for w in learners],
+            error_y={"type": "data", "array": part[error].fillna(0.0) if error in part else None},
+            customdata=part["n_answered"], showlegend=False,
+            hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>"),
+            row=1, col=col)
         fig.update_xaxes(tickangle=-60, row=1, col=col)
-    fig.update_yaxes(title_text="mean drop of p(decided class) when removed", row=1, col=1)
-    fig.update_layout(title={"text": "Learner importance"}, height=430, bargap=0.2)
+    unit = "log-odds (nats)" if column.endswith("log_odds") else "p"
+    fig.update_yaxes(title_text=f"mean drop of the decided class's {unit} when removed", row=1, col=1)
+    fig.update_layout(title={"text": "Learner importance" + (" (log-odds)" if unit != "p" else "")},
+                      height=430, bargap=0.2)
     return fig
 
 

@@ -170,7 +170,7 @@ def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
 
 
 # ---------------------------------------------------------------------------------------------- importance
-def _brute_force_drops(model, data: AnnotationSet) -> np.ndarray:
+def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
     """Remove each learner by masking its column and calling the network: the definition, slowly."""
     labels = torch.as_tensor(data.labels)
     mask = (labels >= 0).float()
@@ -182,29 +182,63 @@ def _brute_force_drops(model, data: AnnotationSet) -> np.ndarray:
                                               m[None].expand(model.network_.n_runs, -1, -1))
         return model._mapped(hidden).mean(axis=0)
 
+    def log_odds(p, rows):
+        chosen = p[rows, decided[rows]].astype(np.float64)
+        return np.log(chosen) - np.log1p(-chosen)
+
     full = consensus(mask)
     decided = full.argmax(1)
     drops = np.full(data.labels.shape, np.nan)
+    odds = np.full(data.labels.shape, np.nan)
     for i in range(data.n_learners):
         m = mask.clone()
         m[:, i] = 0
         loo = consensus(m)
         rows = data.labels[:, i] >= 0
         drops[rows, i] = full[rows, decided[rows]] - loo[rows, decided[rows]]
-    return drops
+        odds[rows, i] = log_odds(full, rows) - log_odds(loo, rows)
+    return drops, odds
 
 
-@pytest.mark.parametrize("n_layers", [0, 1])
+@pytest.mark.parametrize("n_layers", [0, 1, 2])
 def test_batched_leave_one_out_equals_brute_force(n_layers):
-    labels, _ = _ds_labels(150, 4, 3, 0.7, seed=2, density=0.8)
+    labels, _ = _ds_labels(150, 4, 3, 0.6, seed=2, density=0.8)
     df = _long(labels, [f"w{i}" for i in range(4)])
     model = DEEM(n_layers=n_layers, epochs=2, lr=0.05, device="cpu", seed=0, n_seeds=2).fit(df)
+    if n_layers:  # move the layers away from the identity start so that they mix learners
+        with torch.no_grad():
+            for weight in model.network_.layer_weights:
+                weight.add_(0.3 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+        model.data_fingerprint_ = None  # posterior_ is stale now
     data = AnnotationSet.from_long(df)
-    drops, decided, confidence = leave_one_out_drops(model, df, batch_size=37)
-    np.testing.assert_allclose(drops, _brute_force_drops(model, data), atol=2e-5)
-    np.testing.assert_array_equal(decided, model.posterior_.argmax(1))
-    np.testing.assert_allclose(confidence, model.posterior_.max(1), atol=1e-5)
-    assert np.isnan(drops[data.labels < 0]).all()
+    out = leave_one_out_drops(model, df, batch_size=37)
+    drops, odds = _brute_force_drops(model, data)
+    assert np.abs(drops[np.isfinite(drops)]).max() > 0.01  # something to compare
+    np.testing.assert_allclose(out["drop"], drops, atol=2e-5)
+    np.testing.assert_allclose(out["drop_log_odds"], odds, atol=2e-3, rtol=1e-3)
+    expected = model.predict_proba(df).to_numpy() if n_layers else model.posterior_
+    np.testing.assert_array_equal(out["decided"], expected.argmax(1))
+    np.testing.assert_allclose(out["confidence"], expected.max(1), atol=1e-5)
+    assert np.isnan(out["drop"][data.labels < 0]).all()
+
+
+def test_log_odds_importance_does_not_saturate():
+    """20 good learners: p(decided) is 1 to float precision with or without any one of them, so the
+    probability drop is 0, while the log-odds drop still equals each learner's vote weight."""
+    labels, _ = _ds_labels(300, 20, 3, 0.9, seed=6)
+    df = _long(labels, [f"w{i:02d}" for i in range(20)])
+    model = DEEM(n_layers=0, epochs=1, lr=0.01, device="cpu", seed=0).fit(df)
+    psi = torch.full((20, 3, 3), 0.05) + 0.85 * torch.eye(3)
+    model.network_.set_from_dawid_skene(psi, torch.full((3,), 1 / 3))
+    model.class_maps_ = np.array([[0, 1, 2]])
+    model.data_fingerprint_ = None
+    out = leave_one_out_drops(model, df)
+    unanimous = (labels == labels[:, :1]).all(axis=1)
+    assert unanimous.sum() > 10
+    assert np.abs(out["drop"][unanimous]).max() < 1e-6
+    # removing one of 20 agreeing learners: log-odds fall by log(0.9 / 0.05) + log of the 2-class normaliser
+    expected = (20 * np.log(18) - np.log(2)) - (19 * np.log(18) - np.log(2))
+    np.testing.assert_allclose(out["drop_log_odds"][unanimous], expected, rtol=1e-3)
 
 
 def test_learner_with_constant_confusion_columns_has_exactly_zero_importance():
@@ -218,8 +252,10 @@ def test_learner_with_constant_confusion_columns_has_exactly_zero_importance():
     model.network_.set_from_dawid_skene(psi, torch.full((3,), 1 / 3))
     model.class_maps_ = np.array([[0, 1, 2]])
     model.data_fingerprint_ = None  # posterior_ is stale: force recomputation
-    table = learner_importance(model, df).pivot()["all"]
+    result = learner_importance(model, df)
+    table = result.pivot()["all"]
     assert table["c_spam"] == pytest.approx(0.0, abs=1e-6)
+    assert result.pivot("importance_log_odds")["all"]["c_spam"] == pytest.approx(0.0, abs=1e-4)
     # removing the 0.9 learner moves the decision far more than removing the 0.6 one (hand computation:
     # agreeing answers drop p(decided) by 0.364 vs 0.064)
     assert table["a_good"] > 0.2

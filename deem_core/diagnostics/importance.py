@@ -16,14 +16,22 @@ not counted; ``n_answered`` says how many were). Positive = the learner supports
 negative = it argues against it on average; a learner whose answers DEEM ignores scores 0. The score is
 in probability units (between -1 and 1).
 
+A second column, ``importance_log_odds``, is the mean drop of the decided class's log-odds
+``log p(y_t) - log(1 - p(y_t))`` (nats), computed in log space. The probability drop saturates: with many
+good learners ``p(y_t | x_t)`` is 1 to float precision with or without any single learner, and every
+learner scores ~0 (measured: 100 learners of 60% accuracy, 10 classes). The log-odds drop does not
+saturate; for a plain iRBM it is the learner's vote weight, the log-likelihood ratio it contributes
+(like the weights of weighted majority voting).
+
 Cost
 ----
 The ``d`` leave-one-out inputs of a chunk of tasks are evaluated as one batch (an extra batch dimension
 of size ``d``). For a plain iRBM (``n_layers=0``) the hidden logits are linear in the visible units, so
 each leave-one-out logit is the full logit minus the learner's term plus its missing-unit partition:
-O(n d K) in all, no network call per learner. With layers every leave-one-out input goes through the
-layers (O(n d (dK)^2) per layer); ``max_tasks`` then estimates the means on a random sample of tasks
-(``std_error`` says how precise they are).
+O(n d K) in all, no network call per learner. With layers, the first layer's leave-one-out
+pre-activations are the full one minus the removed learner's weight rows (O(n d^2 K), no matrix
+product); every further layer costs a product per leave-one-out input (O(n d (dK)^2) per layer), and
+``max_tasks`` then estimates the means on a random sample of tasks (``std_error`` says how precise).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+
+from entmax import sparsemax
 
 from ..dataset import AnnotationSet, DataError
 from ..sampler import one_hot_state
@@ -117,49 +127,68 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
     raise ValueError(f"by must be 'gold' or 'predicted', got {by!r}")
 
 
-def _class_order(hidden: torch.Tensor, class_maps: np.ndarray, runs: Sequence[int]) -> torch.Tensor:
-    """Hidden-unit probabilities (R, ..., K) -> mean over ``runs`` in class order (..., K)."""
-    total = None
+def _class_order_log(log_hidden: torch.Tensor, class_maps: np.ndarray, runs: Sequence[int]) -> torch.Tensor:
+    """Hidden-unit log-probabilities (R, ..., K) -> log of the mean over ``runs`` of the class-order
+    probabilities (..., K), computed in log space so confident posteriors do not saturate."""
+    parts = []
     for r in runs:
-        inverse = torch.as_tensor(np.argsort(np.asarray(class_maps[r])), device=hidden.device)
-        part = hidden[r].index_select(-1, inverse)  # class c <- hidden unit class_map^-1(c)
-        total = part if total is None else total + part
-    return total / len(runs)
+        inverse = torch.as_tensor(np.argsort(np.asarray(class_maps[r])), device=log_hidden.device)
+        parts.append(log_hidden[r].index_select(-1, inverse))  # class c <- hidden unit class_map^-1(c)
+    stacked = torch.stack(parts)
+    return torch.logsumexp(stacked, dim=0) - float(np.log(len(runs)))
 
 
 @torch.no_grad()
-def _loo_hidden_posteriors(network, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full and leave-one-out hidden posteriors of a chunk.
+def _loo_log_posteriors(network, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full and leave-one-out hidden log-posteriors of a chunk.
 
     x: (B, d, K) inputs (zero rows where missing); mask: (B, d). Returns ``full`` (R, B, K) and ``loo``
-    (R, B, d, K) where ``loo[:, :, i]`` is the posterior with learner i treated as missing.
+    (R, B, d, K) where ``loo[:, :, i]`` is ``log p(h | x)`` with learner i treated as missing.
     """
     r = network.n_runs
     bsz, d, k = x.shape
     xr = x.unsqueeze(0).expand(r, -1, -1, -1)
     mr = mask.unsqueeze(0).expand(r, -1, -1)
     if network.n_layers == 0:
+        # hidden logits are linear in the visible units: subtract the learner's term, add its partition
         w, a, _ = network.effective_irbm()  # (R, d, K, K), (R, d, K)
         full_logits = network.hidden_logits(xr, mr)  # (R, B, K)
         term = torch.einsum("bjl,rjlm->rbjm", x, w)  # observed learner j's share of the logits
         partition = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K): its share when missing
         loo_logits = full_logits.unsqueeze(2) - mask.view(1, bsz, d, 1) * (term - partition.unsqueeze(1))
-        return torch.softmax(full_logits, -1), torch.softmax(loo_logits, -1)
-    keep = 1.0 - torch.eye(d, dtype=x.dtype, device=x.device)  # (d, d): copy i drops learner i
-    x_loo = (x.unsqueeze(1) * keep.view(1, d, d, 1)).reshape(bsz * d, d, k)
-    m_loo = (mask.unsqueeze(1) * keep.unsqueeze(0)).reshape(bsz * d, d)
-    full = network.posterior(xr, mr)
-    loo = network.posterior(x_loo.unsqueeze(0).expand(r, -1, -1, -1), m_loo.unsqueeze(0).expand(r, -1, -1))
-    return full, loo.view(r, bsz, d, k)
+        return torch.log_softmax(full_logits, -1), torch.log_softmax(loo_logits, -1)
+    full_logits = network.hidden_logits(network.propagate(xr, mr)[-1], mr)
+    # first layer: removing learner j only removes its rows of the weight matrix from the product, so
+    # the d leave-one-out pre-activations are the full one minus one (d*K)-vector each: no matmul
+    weight0, bias0 = network.layer_weights[0], network.layer_biases[0]  # (R, dK, dK), (R, dK)
+    first = torch.baddbmm(bias0.unsqueeze(1), x.reshape(1, bsz, d * k).expand(r, -1, -1), weight0)  # (R, B, dK)
+    removed = torch.einsum("bjl,rjlo->rbjo", x, weight0.view(r, d, k, d * k))  # (R, B, d, dK)
+    keep = mask.unsqueeze(1) * (1.0 - torch.eye(d, dtype=x.dtype, device=x.device))  # (B, d copies, d)
+    keep_r = keep.reshape(1, bsz * d, d).expand(r, -1, -1)
+    current = sparsemax((first.unsqueeze(2) - removed).reshape(r, bsz * d, d, k), dim=-1) * keep_r.unsqueeze(-1)
+    for weight, bias in zip(list(network.layer_weights)[1:], list(network.layer_biases)[1:]):
+        logits = torch.baddbmm(bias.unsqueeze(1), current.reshape(r, bsz * d, d * k), weight)
+        current = sparsemax(logits.view(r, bsz * d, d, k), dim=-1) * keep_r.unsqueeze(-1)
+    loo_logits = network.hidden_logits(current, keep_r)
+    return torch.log_softmax(full_logits, -1), torch.log_softmax(loo_logits, -1).view(r, bsz, d, k)
+
+
+def _log_odds(logp: torch.Tensor, decided: torch.Tensor) -> torch.Tensor:
+    """log p(y) - log(1 - p(y)) of class ``decided`` from log-probabilities (..., K) (stable in log space)."""
+    chosen = logp.gather(-1, decided.unsqueeze(-1)).squeeze(-1)
+    others = torch.logsumexp(logp.scatter(-1, decided.unsqueeze(-1), float("-inf")), dim=-1)
+    return chosen - others
 
 
 @torch.no_grad()
 def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, runs: Sequence[int] | None = None,
-                        batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        batch_size: int | None = None) -> dict[str, np.ndarray]:
     """Per-task, per-learner drop of the decided class's posterior when the learner is removed.
 
-    positions: which tasks (default all). Returns ``drops`` (m, d) float32 (NaN where the learner did not
-    answer), ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x), for the m tasks.
+    positions: which tasks (default all). Returns, for the m tasks, ``drop`` (m, d) float32 — drop of
+    p(decided) — and ``drop_log_odds`` (m, d) — drop of the decided class's log-odds ``log p / (1 - p)``
+    (nats; does not saturate when p is close to 1) — both NaN where the learner did not answer, plus
+    ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x).
     """
     data = prepare(model, data)
     network = model.network_
@@ -172,32 +201,37 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
     device = next(network.parameters()).device
     labels = torch.as_tensor(data.labels[positions], dtype=torch.long)
     soft = None if data.soft is None else torch.as_tensor(data.soft[positions], dtype=torch.float32)
-    drops = np.empty((len(positions), d), dtype=np.float32)
-    decided = np.empty(len(positions), dtype=np.int64)
-    confidence = np.empty(len(positions), dtype=np.float32)
-    for start in range(0, len(positions), batch_size):
+    m = len(positions)
+    out = {"drop": np.empty((m, d), dtype=np.float32), "drop_log_odds": np.empty((m, d), dtype=np.float32),
+           "decided": np.empty(m, dtype=np.int64), "confidence": np.empty(m, dtype=np.float32)}
+    for start in range(0, m, batch_size):
         sl = slice(start, start + batch_size)
         lab = labels[sl].to(device)
         mask = (lab >= 0).float()
         x = soft[sl].to(device) if soft is not None else one_hot_state(lab, mask, k)
-        full_hidden, loo_hidden = _loo_hidden_posteriors(network, x, mask)
-        full = _class_order(full_hidden, model.class_maps_, runs)  # (B, K)
-        loo = _class_order(loo_hidden, model.class_maps_, runs)  # (B, d, K)
+        full_hidden, loo_hidden = _loo_log_posteriors(network, x, mask)
+        full = _class_order_log(full_hidden, model.class_maps_, runs)  # (B, K)
+        loo = _class_order_log(loo_hidden, model.class_maps_, runs)  # (B, d, K)
         dec = full.argmax(-1)
-        p_full = full.gather(-1, dec.unsqueeze(-1)).squeeze(-1)  # (B,)
-        p_loo = loo.gather(-1, dec.view(-1, 1, 1).expand(-1, d, 1)).squeeze(-1)  # (B, d)
-        drop = (p_full.unsqueeze(-1) - p_loo).masked_fill(mask == 0, float("nan"))
-        drops[sl] = drop.cpu().numpy()
-        decided[sl] = dec.cpu().numpy()
-        confidence[sl] = p_full.cpu().numpy()
-    return drops, decided, confidence
+        dec_loo = dec.unsqueeze(-1).expand(-1, d)
+        p_full = full.gather(-1, dec.unsqueeze(-1)).exp()  # (B, 1)
+        p_loo = loo.gather(-1, dec_loo.unsqueeze(-1)).squeeze(-1).exp()  # (B, d)
+        missing = mask == 0
+        out["drop"][sl] = (p_full - p_loo).masked_fill(missing, float("nan")).cpu().numpy()
+        odds = _log_odds(full, dec).unsqueeze(-1) - _log_odds(loo, dec_loo)
+        out["drop_log_odds"][sl] = odds.masked_fill(missing, float("nan")).cpu().numpy()
+        out["decided"][sl] = dec.cpu().numpy()
+        out["confidence"][sl] = p_full.squeeze(-1).cpu().numpy()
+    return out
 
 
 @dataclass
 class ImportanceResult:
-    """``table``: one row per (learner, subset) with ``importance`` (mean drop), ``std_error``,
-    ``n_tasks`` (tasks in the subset, or sampled from it) and ``n_answered`` (of those, answered by the
-    learner; the mean runs over these). ``subset`` is ``selected``, ``rest`` or ``all``."""
+    """``table``: one row per (learner, subset) with ``importance`` (mean drop of p(decided)),
+    ``std_error``, ``n_tasks`` (tasks in the subset, or sampled from it), ``n_answered`` (of those,
+    answered by the learner; the means run over these), ``importance_log_odds`` and
+    ``std_error_log_odds`` (the same for the decided class's log-odds, in nats). ``subset`` is
+    ``selected``, ``rest`` or ``all``."""
 
     table: pd.DataFrame
     description: str
@@ -205,18 +239,20 @@ class ImportanceResult:
     sampled: bool = False
     notes: list[str] = field(default_factory=list)
 
-    def pivot(self) -> pd.DataFrame:
-        """importance as learners x subsets."""
-        return self.table.pivot(index="learner", columns="subset", values="importance").reindex(
-            columns=[s for s in SUBSETS if s in set(self.table["subset"])])
+    def pivot(self, column: str = "importance") -> pd.DataFrame:
+        """``column`` (``importance`` or ``importance_log_odds``) as learners x subsets (learners in data order)."""
+        order = list(dict.fromkeys(self.table["learner"]))
+        return self.table.pivot(index="learner", columns="subset", values=column).reindex(
+            index=order, columns=[s for s in SUBSETS if s in set(self.table["subset"])])
 
-    def ratio(self) -> pd.Series:
+    def ratio(self, column: str = "importance") -> pd.Series:
         """importance on ``selected`` / importance on ``rest`` per learner (Fig. 5's left vs right panel)."""
-        wide = self.pivot()
+        wide = self.pivot(column)
         return (wide["selected"] / wide["rest"]).rename("selected_over_rest")
 
 
-def _summarise(learners: list, name: str, drops: np.ndarray, n_tasks: int) -> pd.DataFrame:
+def _mean_and_error(drops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column means over the finite entries of (m, d), their standard errors and counts."""
     answered = np.isfinite(drops)
     n_answered = answered.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -225,8 +261,15 @@ def _summarise(learners: list, name: str, drops: np.ndarray, n_tasks: int) -> pd
         sq = np.where(answered, (drops - np.where(np.isfinite(mean), mean, 0.0)) ** 2, 0.0).sum(axis=0, dtype=np.float64)
         std_error = np.sqrt(sq / np.maximum(n_answered - 1, 1)) / np.sqrt(n_answered)
     std_error[n_answered < 2] = np.nan
+    return mean, std_error, n_answered
+
+
+def _summarise(learners: list, name: str, drops: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
+    mean, std_error, n_answered = _mean_and_error(drops["drop"][rows])
+    log_mean, log_error, _ = _mean_and_error(drops["drop_log_odds"][rows])
     return pd.DataFrame({"learner": learners, "subset": name, "importance": mean, "std_error": std_error,
-                         "n_tasks": n_tasks, "n_answered": n_answered.astype(np.int64)})
+                         "n_tasks": len(rows), "n_answered": n_answered.astype(np.int64),
+                         "importance_log_odds": log_mean, "std_error_log_odds": log_error})
 
 
 def learner_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,
@@ -258,12 +301,12 @@ def learner_importance(model, data: Any, subset: TaskSubset | np.ndarray | None 
                 parts[name] = np.sort(rng.choice(pos, size=int(max_tasks), replace=False))
                 sampled = True
     union = np.unique(np.concatenate(list(parts.values())))
-    drops, _, _ = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size)
+    drops = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size)
     frames = []
     learners = list(data.workers)
     for name in [s for s in SUBSETS if s in parts]:
         rows = np.searchsorted(union, parts[name])
-        frames.append(_summarise(learners, name, drops[rows], len(rows)))
+        frames.append(_summarise(learners, name, drops, rows))
     table = pd.concat(frames, ignore_index=True)
     notes = []
     if subset is not None and not subset.selected.any():

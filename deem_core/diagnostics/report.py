@@ -71,7 +71,9 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
     for c, value in enumerate(mi.classes):
         if mi.class_counts[c] > 0:
             figures.append((f"Mutual information, class {value}", plots.mi_heatmaps(mi, value, zmax=zmax)))
-    figures.append(("Learner importance", plots.importance_bars(importance, highlight=experts)))
+    figures.append(("Learner importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts)))
+    figures.append(("Learner importance: drop of the decided class's log-odds (does not saturate)",
+                    plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
     figures.append(("Learner quality", plots.quality_table_figure(quality.table)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
@@ -82,7 +84,10 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
              "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in diagnostics.notes) + "</ul>",
              "<h2>Mutual information summary (mean ± std over classes; diagonal excluded)</h2>",
              _table_html(mi_summary_frame(mi)),
-             "<h2>Importance (selected / rest / all)</h2>", _table_html(importance.pivot().reset_index())]
+             "<h2>Importance (mean drop of p(decided class); selected / rest / all)</h2>",
+             _table_html(importance.pivot().reset_index()),
+             "<h2>Importance (mean drop of the decided class's log-odds, nats)</h2>",
+             _table_html(importance.pivot("importance_log_odds").reset_index())]
     first = True
     for heading, figure in figures:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
