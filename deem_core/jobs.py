@@ -95,6 +95,7 @@ class ProgressSnapshot:
     finished_at: float | None = None
     first_point_at: float | None = None
     messages: tuple[str, ...] = ()
+    result: Any = None
     live: bool = True  # False when read back from the store (the job is not in this process's memory)
 
     @property
@@ -137,6 +138,7 @@ class Progress:
         self.finished_at: float | None = None
         self.first_point_at: float | None = None
         self.messages: list[str] = []
+        self.result: Any = None  # an in-memory result object a job may leave (e.g. diagnostics)
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -171,7 +173,7 @@ class Progress:
                 steps_done=self.steps_done, steps_total=self.steps_total, history=self._cache[1],
                 queued_behind=self.queued_behind, device=self.device, created_at=self.created_at,
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
-                messages=tuple(self.messages), live=True)
+                messages=tuple(self.messages), result=self.result, live=True)
 
 
 class _ProgressCallback:
@@ -304,19 +306,24 @@ class JobManager:
 
     # -- submitting
     def submit(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,
-               gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None) -> str:
-        """Register a run in the store and start its job; returns the run id at once."""
+               gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None,
+               store_data: bool = True) -> str:
+        """Register a run in the store and start its job; returns the run id at once.
+
+        ``store_data=False`` keeps the annotations out of the run folder (a job that works on another
+        run's data, like diagnostics, which records that run's id in its config instead)."""
         if kind not in _KINDS:
             raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
         function, device_of, steps_of = _KINDS[kind]
-        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS}.get(kind, {})
+        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS, "diagnostics": {"device": "cpu"}}.get(kind, {})
         config = {**defaults, **dict(config or {})}
         with self._lock:
             pending = sum(1 for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES)
             if pending >= self.max_pending:
                 raise QueueFull(f"{pending} jobs are already queued or running on this server; "
                                 f"wait for one to finish and try again")
-        run_id = self.store.create(kind, config, data=data, gold=gold, owner=owner, dataset=dataset,
+        run_id = self.store.create(kind, config, data=data if store_data else None,
+                                   gold=gold if store_data else None, owner=owner, dataset=dataset,
                                    device=str(config.get("device", "")))
         progress = Progress(run_id, kind, steps_total=steps_of(config))
         job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
@@ -635,6 +642,9 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
                        callbacks=[_ProgressCallback(progress)], stop_event=ctx.cancel_event)
     curves = pd.DataFrame(result.curves)
     store.save_history(ctx.run_id, curves)
+    runs_table = getattr(result, "runs", None)
+    if isinstance(runs_table, pd.DataFrame):
+        store.save_table(ctx.run_id, "sweep_runs", runs_table)
     recommendation = getattr(result, "recommendation", None)
     payload: dict[str, Any] = {"lr": None, "verdicts": {}}
     if recommendation is not None:
@@ -652,8 +662,53 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     return "finished", f"finished {epochs_done} epoch(s)"
 
 
+def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
+    """Per-layer mutual information, learner importance and learner quality of a stored DEEM model.
+
+    config: ``source_run`` (a training run id), ``method`` (``deem``/``irbm``), optional ``subset_classes``
+    and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);
+    the result object stays in the job's progress (``ProgressSnapshot.result``) for the dashboard's figures.
+    """
+    from .diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+
+    cfg, store, progress = ctx.config, ctx.store, ctx.progress
+    source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)
+    method = str(cfg.get("method", "deem"))
+    progress.update(phase=f"loading the {method} model of run {source.run_id}")
+    model = source.load_model(method, device=ctx.device)
+    if model is None:
+        raise ValueError(f"run {source.run_id} has no fitted {method} model (diagnostics need DEEM or iRBM)")
+    data = ctx.data if ctx.data is not None else source.data
+    gold = ctx.gold if ctx.gold is not None else source.gold
+    if data is None:
+        raise DataError(f"run {source.run_id}: its annotations are not stored")
+    _check_cancel(ctx)
+    subset_classes = cfg.get("subset_classes") or None
+    if subset_classes is not None:
+        wanted = {str(c) for c in subset_classes}
+        subset_classes = [c for c in data.classes if str(c) in wanted]
+    by = cfg.get("subset_by") or None
+    if by == "gold" and (gold is None or not len(gold)):
+        by = "predicted"
+    progress.update(phase="computing diagnostics")
+    result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
+                             subset_classes=subset_classes, subset_by=by if subset_classes else None,
+                             max_tasks=cfg.get("max_tasks"))
+    progress.add_rows([], steps=1)
+    _check_cancel(ctx)
+    write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
+                      title=f"DEEM diagnostics of run {source.run_id} ({method})")
+    for note in result.notes:
+        progress.add_message(note)
+    progress.update(result=result)
+    store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
+                         seconds={k: round(v, 3) for k, v in result.seconds.items()})
+    return "finished", f"diagnostics of run {source.run_id} ({method}) in {sum(result.seconds.values()):.1f} s"
+
+
 register_kind("train", _run_train, device=_train_device, steps=_train_steps)
 register_kind("sweep", _run_sweep)
+register_kind("diagnostics", _run_diagnostics, steps=lambda config: 1)
 
 
 # --------------------------------------------------------------------------- device

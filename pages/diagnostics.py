@@ -1,14 +1,144 @@
-"""Diagnostics page: what the fitted DEEM learnt about the annotators (built on deem_core.diagnostics)."""
+"""Diagnostics page: what a fitted DEEM learnt about the annotators (deem_core.diagnostics, in a background job).
+
+Per-layer mutual information heatmaps (side by side, one colour scale), learner importance on a chosen subset
+of tasks against the rest (paper Fig. 5), and learner quality with each learner's confusion matrices.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
+from deem_core.export import to_safe_csv
 from pages import common
 
+LIVE_EVERY = 1.0
+
 st.title("Diagnostics")
+mgr = common.manager()
 run_id = st.session_state.get("train_run")
 if not run_id:
     st.info("Train a DEEM model first (Train page), or reopen a training run on the Runs page.", icon="🔬")
     st.stop()
-st.info("Per-layer mutual information, learner importance and learner quality will appear here.", icon="🚧")
+snap = mgr.snapshot(run_id)
+if snap is None or not snap.done:
+    st.info(f"Run {run_id} is {snap.status if snap else 'missing'}; diagnostics need a finished model.", icon="⏳")
+    st.stop()
+record = mgr.store.get(run_id)
+models = [p.name[len("model_"):-3] for p in sorted(mgr.store.run_dir(run_id).glob("model_*.pt"))]
+if not models:
+    st.info(f"Run {run_id} has no DEEM or iRBM model (only baselines); train DEEM to see its diagnostics.")
+    st.stop()
+
+ds = common.dataset()
+classes = [str(c) for c in ds["data"].classes] if ds else []
+has_gold = bool(ds and ds.get("gold") is not None)
+with st.container(border=True):
+    c = st.columns([1, 2, 1])
+    method = c[0].selectbox("Model", models, key="diag_method")
+    subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset",
+                              help="learner importance on these tasks (selected) against the others (rest); "
+                                   "empty = all tasks")
+    by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by")
+    if st.button("Compute diagnostics", type="primary", key="diag_launch"):
+        config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
+                  "subset_by": by}
+        try:
+            diag_id = mgr.submit("diagnostics", config, data=ds["data"] if ds else None,
+                                 gold=ds.get("gold") if ds else None, owner=common.workspace(),
+                                 dataset=record.get("dataset"), store_data=False)
+            st.session_state["diag_run"] = diag_id
+            st.rerun()
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "launching the diagnostics")
+
+diag_id = st.session_state.get("diag_run")
+if not diag_id:
+    st.stop()
+dsnap = mgr.snapshot(diag_id)
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def waiting(diag_id: str) -> None:
+    s = mgr.snapshot(diag_id)
+    if s is None or s.done:
+        st.rerun()
+    st.info(f"{s.status}: {s.phase or s.message}", icon="⏳")
+    if st.button("Cancel", key=f"diag_cancel_{diag_id}"):
+        mgr.cancel(diag_id)
+
+
+if dsnap is None:
+    st.stop()
+if not dsnap.done:
+    waiting(diag_id)
+    st.stop()
+if dsnap.status != "finished":
+    st.error(f"Diagnostics {dsnap.status}: {dsnap.message}")
+    st.stop()
+result = dsnap.result
+if result is None:
+    st.info("These diagnostics were computed before the server restarted; their tables are in the run folder "
+            f"`{mgr.store.run_dir(diag_id) / 'diagnostics'}`. Press “Compute diagnostics” to see the charts again.")
+    st.stop()
+st.caption(f"{dsnap.message} · run `{diag_id}`")
+for note in result.notes:
+    st.caption(f"note: {note}")
+
+from deem_core import diagnostic_plots as plots  # noqa: E402
+from deem_core.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
+
+tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Learner importance", "Learner quality"])
+mi, importance, quality = result.mutual_information, result.importance, result.quality
+with tab_mi:
+    c = st.columns([2, 1, 1])
+    class_value = c[0].selectbox("Tasks of class", list(mi.classes), key="diag_mi_class", format_func=str)
+    shared = c[1].toggle("One colour scale for every class", value=True, key="diag_mi_shared")
+    diagonal = c[2].toggle("Show the diagonal (entropy)", key="diag_mi_diag")
+    zmax = None  # default: the largest value over every layer and class
+    if not shared:
+        index = list(mi.classes).index(class_value)
+        values = mi.off_diagonal()[:, index]
+        zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+    st.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+    summary = mi_summary_frame(mi)
+    st.dataframe(summary, hide_index=True)
+    st.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+    d = st.columns(2)
+    d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
+                         file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
+                         key="diag_dl_mi_summary")
+    d[1].download_button("All MI values CSV", data=lambda: to_safe_csv(mi.long_frame(), index=False),
+                         file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
+                         key="diag_dl_mi")
+with tab_imp:
+    present = list(dict.fromkeys(importance.table["subset"]))
+    panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
+                            key="diag_imp_panels")
+    highlight = st.multiselect("Highlight learners", [str(w) for w in quality.learners], key="diag_imp_highlight")
+    if panels:
+        st.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels), key="diag_imp_bars")
+    table = importance_frame(importance)
+    st.dataframe(table, hide_index=True)
+    st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
+                       file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
+                       key="diag_dl_imp")
+with tab_quality:
+    st.dataframe(quality.table, hide_index=True)
+    c = st.columns(2)
+    learner = c[0].selectbox("Confusion matrix of", list(quality.learners), key="diag_q_learner", format_func=str)
+    kinds = ["empirical", "irbm"] + (["gold"] if quality.gold is not None else [])
+    kind = c[1].radio("Against", kinds, horizontal=True, key="diag_q_kind",
+                      format_func={"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)",
+                                   "gold": "gold labels"}.get)
+    matrix = quality.confusion(learner, kind)
+    st.plotly_chart(plots.confusion_heatmap(matrix, title=f"{learner}: given label vs true class ({kind})"),
+                    key="diag_q_confusion")
+    d = st.columns(2)
+    d[0].download_button("Learner quality CSV", data=lambda: to_safe_csv(quality.table, index=False),
+                         file_name=f"deem_{run_id}_learners_quality.csv", mime="text/csv", on_click="ignore",
+                         key="diag_dl_quality")
+    d[1].download_button("All confusion matrices CSV", data=lambda: to_safe_csv(confusion_long_frame(quality),
+                                                                                 index=False),
+                         file_name=f"deem_{run_id}_confusion.csv", mime="text/csv", on_click="ignore",
+                         key="diag_dl_confusion")

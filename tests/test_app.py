@@ -270,3 +270,31 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     at.button(key="sweep_to_train").click().run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+
+
+def test_diagnostics_page(runs_dir):
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/diagnostics.py").run()
+    no_problem(at)
+    at.multiselect(key="diag_subset").set_value(["0"])
+    at.button(key="diag_launch").click().run()
+    diag_id = at.session_state["diag_run"]
+    assert wait_done(diag_id).status == "finished"
+    at.run()
+    no_problem(at)
+    names = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
+    at.selectbox(key="diag_mi_class").set_value(1).run()
+    at.radio(key="diag_q_kind").set_value("gold").run()
+    no_problem(at)
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"MI summary CSV", "Importance CSV", "Learner quality CSV"} <= labels
+    # its run is listed, with the source run in its config, but its annotations are not copied again
+    assert not (runs_dir / diag_id / "annotations.parquet").exists()
+    assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()

@@ -217,3 +217,23 @@ def test_unknown_kind_and_device_info(manager):
         manager.submit("nope", {})
     info = device_info()
     assert info["type"] in ("cpu", "cuda") and info["name"]
+
+
+def test_diagnostics_job(manager):
+    data, gold = tiny(80)
+    train = manager.submit("train", {"methods": ["deem", "mv"], "epochs": 1, "device": "cpu"}, data=data, gold=gold)
+    assert manager.wait(train, timeout=120).status == "finished"
+    diag = manager.submit("diagnostics", {"source_run": train, "method": "deem", "subset_classes": [0],
+                                          "subset_by": "gold"}, store_data=False)
+    snap = manager.wait(diag, timeout=120)
+    assert snap.status == "finished", snap.message
+    assert {"selected", "rest"} <= set(snap.result.importance.table["subset"])
+    assert snap.result.quality.gold is not None  # gold labels came from the training run's folder
+    assert (manager.store.run_dir(diag) / "diagnostics" / "report.html").exists()
+    assert manager.store.load(diag).data is None  # the annotations were not copied
+    # a run without a DEEM model: a readable failure
+    baselines_only = manager.submit("train", {"methods": ["mv"]}, data=data)
+    manager.wait(baselines_only, timeout=60)
+    bad = manager.submit("diagnostics", {"source_run": baselines_only, "method": "deem"}, store_data=False)
+    snap = manager.wait(bad, timeout=30)
+    assert snap.status == "failed" and "has no fitted deem model" in snap.message
