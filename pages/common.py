@@ -84,7 +84,12 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     st.session_state["run"] = run_id
     if run_id and kind in ("sweep", "train"):
         st.session_state[f"{kind}_run"] = run_id
+    elif run_id and kind == "diagnostics":
+        st.session_state["diag_run"] = run_id
     sync_url()
+
+
+PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 
 
 #: widget values that survive a page switch (Streamlit drops the state of widgets not drawn in a run)
@@ -148,6 +153,16 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
         st.session_state["_notice"] = str(exc)
         return False
     set_current_run(run_id, record["kind"])
+    if record["kind"] == "diagnostics":
+        source = (record.get("config") or {}).get("source_run")
+        if not is_run_id(source):
+            return True
+        st.session_state["train_run"] = source
+        try:
+            record = store.get(source)
+            run_id = source
+        except RunNotFound:
+            return True
     current = dataset()
     if restore_data and (current is None or current["data"].fingerprint() != record.get("fingerprint")):
         try:

@@ -43,7 +43,7 @@ if len(runs):
     c = st.columns(4)
     if c[0].button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
-            common.go("pages/sweep.py" if kind == "sweep" else "pages/train.py")
+            common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
     if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
         if mgr.cancel(chosen):
             st.toast(f"cancelling run {chosen}")
@@ -80,4 +80,4 @@ if st.button("Open this run", key="runs_open_id"):
         st.error(st.session_state.pop("_notice", f"no run with id {text}"))
     else:
         kind = mgr.store.get(text)["kind"]
-        common.go("pages/sweep.py" if kind == "sweep" else "pages/train.py")
+        common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
