@@ -44,6 +44,11 @@ def sorted_index(values: Iterable[Hashable], name: str) -> pd.Index:
     return pd.Index(ordered, name=name)
 
 
+def _show(value: Any) -> str:
+    """repr of a value as the user wrote it (numpy scalars shown as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _check_mixed_types(values: pd.Series, column: str, source: str) -> None:
     """Refuse values that differ in type but print the same (``1`` and ``"1"``): they would look like one
     label (or task, or worker) in every output yet be two."""
@@ -240,7 +245,7 @@ class AnnotationSet:
                 given = codes.loc[codes["cell"] == first["cell"], "y"].map(lambda c: class_index[c]).tolist()
                 raise DataError(
                     f"{source}: {n_cells} (task, worker) pair(s) have conflicting labels, e.g. task "
-                    f"{task_index[ti]!r} by worker {worker_index[wi]!r}: {given}; keep one answer per pair "
+                    f"{_show(task_index[ti])} by worker {_show(worker_index[wi])}: [{', '.join(map(_show, given))}]; keep one answer per pair "
                     f"(on_conflict='first' or 'last', CLI --on-conflict)"
                 )
             codes = codes.drop_duplicates("cell", keep=on_conflict)

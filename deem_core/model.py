@@ -148,15 +148,21 @@ class DEEMNetwork(nn.Module):
         logits = logits + torch.bmm(1.0 - mask, missing_partition)
         return logits
 
-    def free_energy(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Free energy F(x) with the hidden unit and missing visible units summed out: (R, B).
+    def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free energy (R, B) and hidden logits (R, B, K) from one pass through the network.
 
-        ``F = - sum_{i obs, l} a_i^l v_i^l - log sum_m exp(hidden_logits_m)``.
+        ``F = - sum_{i obs, l} a_i^l v_i^l - log sum_m exp(hidden_logits_m)`` with the hidden unit and the
+        missing visible units summed out.
         """
         v = self.propagate(x, mask)[-1]
         _, a, _ = self.effective_irbm()
         visible_term = (v * a.unsqueeze(1)).sum(dim=(-1, -2))
-        return -visible_term - torch.logsumexp(self.hidden_logits(v, mask), dim=-1)
+        logits = self.hidden_logits(v, mask)
+        return -visible_term - torch.logsumexp(logits, dim=-1), logits
+
+    def free_energy(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Free energy F(x) with the hidden unit and missing visible units summed out: (R, B)."""
+        return self.free_energy_and_logits(x, mask)[0]
 
     def posterior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """p(h = m | x) per run: (R, B, K) (hidden-unit order, before the class map)."""

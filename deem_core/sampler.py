@@ -28,7 +28,8 @@ EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def one_hot_state(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> torch.Tensor:
     """(…, d) class indices + (…, d) mask -> (…, d, K) float one-hot, zero rows where missing."""
-    return F.one_hot(state.clamp_min(0), n_classes).to(mask.dtype) * mask.unsqueeze(-1)
+    onehot = torch.zeros(*state.shape, n_classes, dtype=mask.dtype, device=state.device)
+    return onehot.scatter_(-1, state.clamp_min(0).unsqueeze(-1), mask.unsqueeze(-1))
 
 
 @dataclass
@@ -57,19 +58,21 @@ class DMALASampler:
 
     @staticmethod
     def _energy_and_grad(energy_fn: EnergyFn, state, mask, n_classes):
-        """U = -E and dU/dx at the one-hot of ``state``: (R, B) and (R, B, d, K)."""
+        """U = -E, dU/dx at the one-hot ``x`` of ``state``: (R, B), (R, B, d, K), and ``x`` itself."""
         with torch.enable_grad():
             x = one_hot_state(state, mask, n_classes).requires_grad_(True)
             log_density = -energy_fn(x, mask)
             (grad,) = torch.autograd.grad(log_density.sum(), x)
-        return log_density.detach(), grad
+        return log_density.detach(), grad, x.detach()
 
-    def _proposal_log_probs(self, grad, state, alpha):
-        """log q_i(. | x) for every learner: (R, B, d, K)."""
-        current = grad.gather(-1, state.clamp_min(0).unsqueeze(-1))
-        stay = F.one_hot(state.clamp_min(0), grad.shape[-1]).to(grad.dtype)
-        logits = 0.5 * (grad - current) - (1.0 - stay) / alpha
-        return torch.log_softmax(logits, dim=-1)
+    @staticmethod
+    def _proposal_log_probs(grad, x, inv_alpha):
+        """log q_i(. | x) for every learner: (R, B, d, K).
+
+        ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from ``0.5 * g_ik + [k == cur] / alpha`` by a
+        constant per learner, which the softmax removes; ``x`` (the one-hot state) is ``[k == cur]``.
+        """
+        return torch.log_softmax(torch.add(0.5 * grad, x * inv_alpha), dim=-1)
 
     @torch.no_grad()
     def sample(self, energy_fn: EnergyFn, state: torch.Tensor, mask: torch.Tensor, n_classes: int,
@@ -80,31 +83,31 @@ class DMALASampler:
         """
         r = state.shape[0]
         alpha = torch.as_tensor(self.step_size, dtype=mask.dtype, device=state.device)
-        alpha = alpha.reshape(-1, 1, 1, 1) if alpha.dim() else alpha
+        inv_alpha = 1.0 / (alpha.reshape(-1, 1, 1, 1) if alpha.dim() else alpha)
         observed = mask > 0
         n_observed = observed.sum(dim=(1, 2)).clamp_min(1)
         accepted_total = torch.zeros(r, device=state.device)
         changed_total = torch.zeros(r, device=state.device)
-        log_density, grad = self._energy_and_grad(energy_fn, state, mask, n_classes)
+        log_density, grad, x = self._energy_and_grad(energy_fn, state, mask, n_classes)
         for _ in range(self.n_steps):
-            forward_logq = self._proposal_log_probs(grad, state, alpha)
-            gumbel = -torch.log(-torch.log(
-                torch.rand(forward_logq.shape, generator=generator, device=state.device).clamp_min(1e-20)))
-            proposal = torch.where(observed, (forward_logq + gumbel).argmax(-1), state)
-            log_q_forward = (forward_logq.gather(-1, proposal.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-                             * observed).sum(-1)
-            prop_log_density, prop_grad = self._energy_and_grad(energy_fn, proposal, mask, n_classes)
-            reverse_logq = self._proposal_log_probs(prop_grad, proposal, alpha)
-            log_q_reverse = (reverse_logq.gather(-1, state.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-                             * observed).sum(-1)
+            forward_logq = self._proposal_log_probs(grad, x, inv_alpha)
+            # Gumbel-max with exponential noise: argmax(log q - log E), E ~ Exp(1)
+            noise = torch.empty_like(forward_logq).exponential_(generator=generator).log_()
+            proposal = torch.where(observed, (forward_logq - noise).argmax(-1), state)
+            prop_log_density, prop_grad, prop_x = self._energy_and_grad(energy_fn, proposal, mask, n_classes)
+            log_q_forward = (forward_logq * prop_x).sum(dim=(-1, -2))  # missing rows of prop_x are zero
+            reverse_logq = self._proposal_log_probs(prop_grad, prop_x, inv_alpha)
+            log_q_reverse = (reverse_logq * x).sum(dim=(-1, -2))
             log_accept = prop_log_density - log_density + log_q_reverse - log_q_forward
             uniform = torch.rand(log_accept.shape, generator=generator, device=state.device)
             accept = torch.log(uniform.clamp_min(1e-30)) < log_accept  # (R, B); NaN -> reject
             changed = ((proposal != state) & observed).sum(-1)  # (R, B)
             accepted_total += accept.float().mean(-1)
             changed_total += (changed * accept).sum(-1) / n_observed
+            keep = accept.view(*accept.shape, 1, 1)
             state = torch.where(accept.unsqueeze(-1), proposal, state)
             log_density = torch.where(accept, prop_log_density, log_density)
-            grad = torch.where(accept.view(*accept.shape, 1, 1), prop_grad, grad)
+            grad = torch.where(keep, prop_grad, grad)
+            x = torch.where(keep, prop_x, x)
         steps = max(self.n_steps, 1)
         return state, SamplerStats(accepted_total / steps, changed_total / steps)

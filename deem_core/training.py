@@ -176,6 +176,7 @@ def train_runs(
     for epoch in range(1, config.epochs + 1):
         perms = torch.stack([torch.randperm(n_tasks, generator=g, device=device) for g in run_gens])  # (R, n)
         sums = torch.zeros(5, r, device=device)  # pos, neg, acceptance, changed, batches
+        predicted_counts = torch.zeros(r, k, device=device)  # (R, K) tasks per predicted hidden unit
         for start in range(0, n_tasks, batch_size):
             if stop_event is not None and stop_event.is_set():
                 stop_reason = "cancelled"
@@ -190,17 +191,22 @@ def train_runs(
             chain_state, stats = sampler.sample(network.free_energy, chain_state, batch_mask, k, shared_gen)
             chains.scatter_(1, idx.unsqueeze(-1).expand(-1, -1, n_learners), chain_state)
             x_neg = one_hot_state(chain_state, batch_mask, k)
-            energy_pos = network.free_energy(x_pos, batch_mask).mean(1)  # (R,)
-            energy_neg = network.free_energy(x_neg, batch_mask).mean(1)  # (R,)
+            # one pass for positive and negative samples: (R, 2b, d, K)
+            energy, logits = network.free_energy_and_logits(torch.cat([x_pos, x_neg], dim=1),
+                                                            torch.cat([batch_mask, batch_mask], dim=1))
+            b = idx.shape[1]
+            energy_pos = energy[:, :b].mean(1)  # (R,)
+            energy_neg = energy[:, b:].mean(1)  # (R,)
             loss_per_run = energy_pos - energy_neg
+            with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
+                predicted_counts += torch.zeros_like(predicted_counts).scatter_add_(
+                    1, logits[:, :b].argmax(-1), torch.ones(r, b, device=device))
             if gold_t is not None:
                 batch_gold = gold_t[idx]  # (R, b), -1 = unknown
                 known = (batch_gold >= 0).float()
-                if bool(known.any()):
-                    v = network.propagate(x_pos, batch_mask)[-1]
-                    log_post = torch.log_softmax(network.hidden_logits(v, batch_mask), dim=-1)  # (R, b, K)
-                    nll = -log_post.gather(-1, batch_gold.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-                    loss_per_run = loss_per_run + supervised_weight * (nll * known).sum(1) / known.sum(1).clamp_min(1)
+                log_post = torch.log_softmax(logits[:, :b], dim=-1)  # (R, b, K)
+                nll = -log_post.gather(-1, batch_gold.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+                loss_per_run = loss_per_run + supervised_weight * (nll * known).sum(1) / known.sum(1).clamp_min(1)
             finite = torch.isfinite(loss_per_run)
             newly_bad = active & ~finite
             if bool(newly_bad.any()):
@@ -230,9 +236,9 @@ def train_runs(
             break
         epochs_run = epoch
         with torch.no_grad():
-            # after the epoch: dead-unit check on the whole data set
-            hidden = predict_hidden(network, labels_t, mask_t, soft_t).argmax(-1)  # (R, n)
-            n_predicted = torch.stack([torch.bincount(h, minlength=k).gt(0).sum() for h in hidden])
+            # dead-unit check: hidden units that won at least one task during this epoch (posteriors
+            # taken in the positive pass of each batch, so no extra pass over the data is needed)
+            n_predicted = predicted_counts.gt(0).sum(dim=1)  # (R,)
             params_finite = torch.stack([
                 torch.isfinite(p.reshape(r, -1)).all(dim=1) for p in network.parameters()
             ]).all(dim=0)

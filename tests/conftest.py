@@ -1,0 +1,62 @@
+"""Shared fixtures: small annotation sets and the paths of the shipped/benchmark data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "sample_data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+torch.set_num_threads(1)
+
+
+def read_sample(name: str, n_tasks: int | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """A shipped sample set (optionally its first ``n_tasks`` tasks) and its truth Series."""
+    df = pd.read_csv(SAMPLE_DIR / f"{name}.csv")
+    truth = pd.read_csv(SAMPLE_DIR / f"{name}.truth.csv").set_index("task")["truth"]
+    if n_tasks is not None:
+        keep = np.sort(df["task"].unique())[:n_tasks]
+        df = df[df["task"].isin(keep)].reset_index(drop=True)
+        truth = truth.loc[keep]
+    return df, truth
+
+
+def read_shared(name: str) -> tuple[pd.DataFrame, pd.Series]:
+    """A real crowdsourcing set from ../shared/data (skips the test when it is not there)."""
+    path = SHARED_DATA / f"{name}.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    df = pd.read_csv(path)
+    truth = pd.read_csv(SHARED_DATA / f"{name}.truth.csv.gz").set_index("task")["truth"]
+    return df, truth
+
+
+def make_ds_data(n_tasks: int, n_workers: int, n_classes: int, density: float = 1.0, seed: int = 0,
+                 accuracy: tuple[float, float] = (0.6, 0.9)) -> tuple[pd.DataFrame, pd.Series]:
+    """Annotations drawn from a Dawid-Skene model (one-coin learners), optionally sparse."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_classes, n_tasks)
+    acc = rng.uniform(*accuracy, n_workers)
+    rows = []
+    for t in range(n_tasks):
+        for w in range(n_workers):
+            if rng.random() > density:
+                continue
+            if rng.random() < acc[w]:
+                label = truth[t]
+            else:
+                label = rng.choice([c for c in range(n_classes) if c != truth[t]])
+            rows.append((t, f"w{w:02d}", int(label)))
+    df = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    return df, pd.Series(truth, index=pd.Index(range(n_tasks), name="task"), name="truth")
+
+
+@pytest.fixture
+def small_condind():
+    return read_sample("condind", n_tasks=400)

@@ -1,0 +1,96 @@
+"""AnnotationSet: encoding, vocabularies, missing answers, duplicates, conflicts, mixed types."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core.dataset import AnnotationSet, DataError, majority_vote_codes
+
+
+def _df(rows):
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_encoding_keeps_original_values_and_marks_missing():
+    df = _df([("t2", "bob", "cat"), ("t1", "ann", "dog"), ("t1", "bob", "cat"), ("t3", "ann", "bird")])
+    data = AnnotationSet.from_long(df)
+    assert list(data.tasks) == ["t1", "t2", "t3"]
+    assert list(data.workers) == ["ann", "bob"]
+    assert list(data.classes) == ["bird", "cat", "dog"]
+    np.testing.assert_array_equal(data.labels, [[2, 1], [-1, 1], [0, -1]])
+    assert data.n_annotations == 4 and data.density == pytest.approx(4 / 6)
+    back = data.to_long().sort_values(["task", "worker"]).reset_index(drop=True)
+    expected = df.sort_values(["task", "worker"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)
+
+
+def test_integer_labels_stay_integers():
+    data = AnnotationSet.from_long(_df([(1, "a", 3), (1, "b", 7), (2, "a", 7)]))
+    assert list(data.classes) == [3, 7]
+    assert data.classes.dtype.kind == "i"
+    assert data.to_long()["label"].tolist() == [3, 7, 7]
+
+
+def test_exact_duplicates_are_removed_with_a_count():
+    data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "a", 0), (1, "a", 0), (1, "b", 1)]))
+    assert data.n_annotations == 2
+    assert data.warnings == ["annotations: removed 2 exact duplicate answer(s)"]
+
+
+def test_conflicting_duplicates_raise_or_keep_one():
+    df = _df([(1, "a", 0), (1, "a", 1), (2, "a", 1)])
+    with pytest.raises(DataError, match=r"1 \(task, worker\) pair\(s\) have conflicting labels, e.g. task 1 by "
+                                        r"worker 'a': \[0, 1\]"):
+        AnnotationSet.from_long(df)
+    assert AnnotationSet.from_long(df, on_conflict="first").labels[0, 0] == 0
+    last = AnnotationSet.from_long(df, on_conflict="last")
+    assert last.labels[0, 0] == 1
+    assert "resolved by keeping the last answer" in last.warnings[0]
+
+
+def test_empty_labels_are_dropped_with_a_warning():
+    df = _df([(1, "a", "x"), (1, "b", None), (2, "a", " "), (2, "b", "y")])
+    data = AnnotationSet.from_long(df)
+    assert data.n_annotations == 2
+    assert data.warnings == ["annotations: dropped 2 answer(s) with an empty label"]
+
+
+def test_mixed_types_that_print_the_same_are_refused():
+    df = pd.DataFrame({"task": [1, 2], "worker": ["a", "a"], "label": pd.Series([1, "1"], dtype=object)})
+    with pytest.raises(DataError, match=r"column 'label' mixes value types that print the same: 1 \(int\) and '1' \(str\)"):
+        AnnotationSet.from_long(df)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(DataError, match=r"missing column\(s\) 'worker'; found 'task', 'label'"):
+        AnnotationSet.from_long(pd.DataFrame({"task": [1], "label": [0]}), source="x.csv")
+
+
+def test_majority_vote_breaks_ties_towards_smallest_and_skips_empty_tasks():
+    labels = np.array([[0, 1, -1], [2, 2, 1], [-1, -1, -1]])
+    np.testing.assert_array_equal(majority_vote_codes(labels, 3), [0, 2, -1])
+
+
+def test_soft_labels_are_normalised_and_hard_label_is_argmax():
+    df = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "p_x": [2.0, 0.1, 0.5], "p_y": [2.0, 0.9, 0.5]})
+    data = AnnotationSet.from_long(df, soft_columns={"x": "p_x", "y": "p_y"})
+    np.testing.assert_allclose(data.soft[0, 0], [0.5, 0.5])
+    np.testing.assert_allclose(data.soft[0, 1], [0.1, 0.9])
+    assert data.labels[0, 1] == 1 and data.labels[1, 1] == -1
+    np.testing.assert_allclose(data.soft[1, 1], [0, 0])
+
+
+def test_encode_like_maps_new_tasks_onto_known_learners():
+    data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "b", 1)]))
+    new = data.encode_like(_df([(9, "b", 1), (9, "zed", 0)]))
+    np.testing.assert_array_equal(new.labels, [[-1, 1]])
+    assert "ignored 1 answer(s) from 1 learner(s) the model was not trained on: ['zed']" in new.warnings[0]
+
+
+def test_fingerprint_depends_on_content_only():
+    a = AnnotationSet.from_long(_df([(1, "a", 0), (2, "b", 1)]))
+    b = AnnotationSet.from_long(_df([(2, "b", 1), (1, "a", 0)]))
+    c = AnnotationSet.from_long(_df([(1, "a", 1), (2, "b", 1)]))
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
