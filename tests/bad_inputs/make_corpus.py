@@ -1,0 +1,293 @@
+"""Generate the bad-input corpus (issue 6) into a folder: nothing here is a committed blob.
+
+Every case is a :class:`Case`: the files to write, and what the library and the ``deem aggregate``
+command must do with them: refuse with a specific message (``expect="error"``), or load them with the
+expected content (``expect="ok"``, then ``DEEM(epochs=1).fit`` must succeed or refuse as ``fit_error``
+says). ``corpus_checks.py`` runs the checks; ``report.py`` prints the table of outcomes.
+
+    python tests/bad_inputs/make_corpus.py OUT_DIR [--slow]     # write the files to look at them
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+# the small data set most "ok" cases carry: 4 tasks x 3 annotators, classes cat/dog
+BASE = [
+    (1, "a", "cat"), (1, "b", "cat"), (1, "c", "dog"),
+    (2, "a", "dog"), (2, "b", "dog"), (2, "c", "dog"),
+    (3, "a", "cat"), (3, "b", "dog"), (3, "c", "cat"),
+    (4, "a", "dog"), (4, "b", "cat"), (4, "c", "dog"),
+]
+BASE_TRIPLES = frozenset(BASE)
+
+
+def _csv(rows, header=("task", "worker", "label"), sep=",", newline="\n") -> str:
+    lines = [sep.join(str(h) for h in header)] + [sep.join(str(v) for v in row) for row in rows]
+    return newline.join(lines) + newline
+
+
+BASE_CSV = _csv(BASE)
+
+
+@dataclass
+class Case:
+    name: str
+    description: str
+    files: dict[str, bytes] = field(default_factory=dict)  # file name -> content
+    expect: str = "ok"  # "ok" or "error"
+    message: str | None = None  # regex: the library's DataError and the CLI's one error line (error cases)
+    triples: frozenset | None = None  # the exact (task, worker, label) answers expected (ok cases)
+    n_tasks: int | None = None
+    n_workers: int | None = None
+    classes: list | None = None  # the exact class vocabulary expected
+    warnings: list[str] = field(default_factory=list)  # regexes, each must match one warning
+    fit_error: str | None = None  # regex: DEEM.fit must refuse with this DataError (loader accepts)
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    cli_args: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = None  # a library-only DataFrame source (no file, no CLI)
+    cli_expect: str | None = None  # overrides expect for the CLI when the file differs from the frame
+    cli_message: str | None = None
+    output_contains: list[str] = field(default_factory=list)  # raw substrings of the CLI's output CSV
+    predicted: dict | None = None  # task -> label DEEM(epochs=1) must give (only where unambiguous)
+    slow: bool = False
+    writer: Callable[[Path], list[Path]] | None = None  # large files are streamed to disk
+
+
+def _latin1() -> bytes:
+    rows = [(1, "José", "café"), (1, "Zoë", "thé"), (2, "José", "thé"), (2, "Zoë", "thé")]
+    return _csv(rows).encode("latin-1")
+
+
+def _quoted() -> bytes:
+    return (
+        'task,worker,label\n'
+        '1,a,"cat, black"\n'
+        '1,"b, the second","cat, black"\n'
+        '2,a,"dog\nwith a newline"\n'
+        '2,"b, the second","dog\nwith a newline"\n'
+        '3,a,"say ""hi"""\n'
+        '3,"b, the second","cat, black"\n'
+    ).encode()
+
+
+QUOTED_TRIPLES = frozenset({
+    (1, "a", "cat, black"), (1, "b, the second", "cat, black"),
+    (2, "a", "dog\nwith a newline"), (2, "b, the second", "dog\nwith a newline"),
+    (3, "a", 'say "hi"'), (3, "b, the second", "cat, black"),
+})
+
+INJECTION = [
+    ("=HYPERLINK(\"http://x\")", "@evil", "+cmd|' /C calc'!A0"),
+    ("=HYPERLINK(\"http://x\")", "-worker", "-2+3"),
+    ("\tTAB", "@evil", "-2+3"),
+    ("\tTAB", "-worker", "-2+3"),
+]
+
+
+def _injection_csv() -> bytes:
+    lines = ["task,worker,label"]
+    for row in INJECTION:
+        lines.append(",".join('"' + str(v).replace('"', '""') + '"' for v in row))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _classes_10000() -> bytes:
+    rows = []
+    for t in range(10_000):
+        rows.append((t, "a", f"c{t}"))
+        rows.append((t, "b", f"c{(t + 1) % 10_000}"))
+    return _csv(rows).encode()
+
+
+def _garbage() -> bytes:
+    rng = random.Random(6)
+    return bytes(rng.randrange(256) for _ in range(4096))
+
+
+def _garbage_no_nul() -> bytes:
+    rng = random.Random(7)
+    return bytes(rng.choice([*range(1, 9), *range(14, 32), *range(127, 256)]) for _ in range(4096))
+
+
+LARGE_TASKS = 1_000_000
+LARGE_WORKERS = 20
+
+
+def write_large(directory: Path) -> list[Path]:
+    """About 200 MB of long CSV: 1,000,000 tasks x 20 annotators, classes 0-4 (seeded)."""
+    import numpy as np  # noqa: PLC0415
+
+    path = directory / "large_200mb.csv"
+    rng = np.random.default_rng(0)
+    workers = np.array([f"annotator_{w:02d}" for w in range(LARGE_WORKERS)])
+    chunk = 50_000
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("task,worker,label\n")
+        for start in range(0, LARGE_TASKS, chunk):
+            tasks = np.arange(start, min(start + chunk, LARGE_TASKS))
+            truth = rng.integers(0, 5, size=len(tasks))
+            labels = np.where(rng.random((len(tasks), LARGE_WORKERS)) < 0.7, truth[:, None],
+                              rng.integers(0, 5, size=(len(tasks), LARGE_WORKERS)))
+            frame = pd.DataFrame({
+                "task": np.repeat(tasks, LARGE_WORKERS) + 10_000_000,
+                "worker": np.tile(workers, len(tasks)),
+                "label": labels.ravel(),
+            })
+            frame.to_csv(handle, header=False, index=False)
+    return [path]
+
+
+def cases() -> list[Case]:
+    base_ok = dict(triples=BASE_TRIPLES, n_tasks=4, n_workers=3, classes=["cat", "dog"])
+    mixed = pd.DataFrame({"task": [1, 1, 2, 2], "worker": ["a", "b", "a", "b"],
+                          "label": pd.Series([1, "1", 2, 2], dtype=object)})
+    return [
+        Case("empty", "empty file (0 bytes)", {"empty.csv": b""}, "error", r"^empty\.csv: the file is empty$"),
+        Case("whitespace_only", "only blank lines", {"blank.csv": b"\n  \n\r\n"}, "error",
+             r"^blank\.csv: the file is empty$"),
+        Case("header_only", "header line and nothing else", {"header.csv": b"task,worker,label\n"}, "error",
+             r"^header\.csv: has a header \(task, worker, label\) but no rows of annotations$"),
+        Case("semicolon", "';' as the delimiter", {"semi.csv": _csv(BASE, sep=";").encode()}, **base_ok),
+        Case("tab", "tab as the delimiter (.tsv)", {"tabs.tsv": _csv(BASE, sep="\t").encode()}, **base_ok),
+        Case("crlf", "Windows line ends", {"crlf.csv": _csv(BASE, newline="\r\n").encode()}, **base_ok),
+        Case("bom", "UTF-8 with a byte-order mark", {"bom.csv": codecs.BOM_UTF8 + BASE_CSV.encode()}, **base_ok),
+        Case("utf16", "UTF-16 with a BOM (Excel 'Unicode text')",
+             {"utf16.csv": _csv(BASE, sep="\t").encode("utf-16")}, **base_ok),
+        Case("latin1", "Latin-1 text (accented names)", {"latin1.csv": _latin1()},
+             triples=frozenset({(1, "José", "café"), (1, "Zoë", "thé"), (2, "José", "thé"), (2, "Zoë", "thé")}),
+             classes=["café", "thé"], warnings=[r"^latin1\.csv: not valid UTF-8 \(first bad byte on line 2\)"]),
+        Case("quoted", "quoted fields with commas, quotes and newlines", {"quoted.csv": _quoted()},
+             triples=QUOTED_TRIPLES, n_tasks=3, n_workers=2),
+        Case("gzip", ".csv.gz", {"base.csv.gz": gzip.compress(BASE_CSV.encode())}, **base_ok),
+        Case("gzip_misnamed", "gzip content named .csv (detected by magic bytes)",
+             {"really_gz.csv": gzip.compress(BASE_CSV.encode())}, **base_ok),
+        Case("gzip_corrupt", "truncated gzip", {"broken.csv.gz": gzip.compress(BASE_CSV.encode())[:30]}, "error",
+             r"^broken\.csv\.gz: looks like a gzip file but cannot be decompressed"),
+        Case("missing_label_column", "long file without a label column",
+             {"nolabel.csv": b"task,worker\n1,a\n2,b\n"}, "error",
+             r"^nolabel\.csv: missing column\(s\) 'label' for the long layout \(task, worker, label\); "
+             r"found 'task', 'worker'$"),
+        Case("missing_task_column", "no task column", {"notask.csv": b"worker,label\na,cat\nb,dog\n"}, "error",
+             r"^notask\.csv: no task column among 'worker', 'label'; name it 'task'"),
+        Case("no_header", "data on the first line", {"noheader.csv": _csv(BASE[1:], header=BASE[0]).encode()},
+             "error", r"^noheader\.csv: the first line \('1', 'a', 'cat'\) looks like data, not a header"),
+        Case("duplicate_header", "two columns with one name", {"dupcol.csv": b"task,label,label\n1,a,b\n"},
+             "error", r"^dupcol\.csv: column name 'label' appears 2 times in the header"),
+        Case("extra_columns", "extra columns (timestamp, notes)",
+             {"extra.csv": _csv([r + ("2024-01-01", "ok") for r in BASE],
+                                header=("task", "worker", "label", "timestamp", "notes")).encode()},
+             warnings=[r"^extra\.csv: ignored column\(s\) 'timestamp', 'notes'$"], **base_ok),
+        Case("trailing_delimiter", "every line ends with a delimiter (empty unnamed column)",
+             {"trailing.csv": "".join(line + ",\n" for line in BASE_CSV.splitlines()).encode()}, **base_ok),
+        Case("ragged_row", "a row with more fields than the header",
+             {"ragged.csv": (BASE_CSV + "5,a,cat,extra\n6,b,dog\n").encode()}, "error",
+             r"^ragged\.csv: line 14 has 4 fields but the header has 3; put values that contain a comma in "
+             r"double quotes$"),
+        Case("unclosed_quote", "a quoted field that never closes",
+             {"unclosed.csv": (BASE_CSV + '5,a,"cat\n6,b,dog\n').encode()}, "error",
+             r"^unclosed\.csv: line 14: a quoted field is never closed"),
+        Case("blank_lines", "blank lines before, inside and after the data",
+             {"blanks.csv": ("\n\n" + BASE_CSV.replace("2,a,dog\n", "\n2,a,dog\n  \n,,\n") + "\n\n").encode()},
+             warnings=[r"^blanks\.csv: skipped 5 blank line\(s\)$"], **base_ok),
+        Case("single_class", "every answer is the same class",
+             {"oneclass.csv": _csv([(t, w, "cat") for t, w, _ in BASE]).encode()},
+             n_tasks=4, n_workers=3, classes=["cat"],
+             fit_error=r"^oneclass\.csv: only one class \('cat'\) was given: there is nothing to aggregate"),
+        Case("single_annotator", "one annotator only",
+             {"alone.csv": _csv([r for r in BASE if r[1] == "a"]).encode()},
+             triples=frozenset(r for r in BASE if r[1] == "a"), n_workers=1,
+             predicted={1: "cat", 2: "dog", 3: "cat", 4: "dog"}),
+        Case("one_task", "a single task", {"onetask.csv": _csv([(1, "a", "cat"), (1, "b", "cat"),
+                                                                   (1, "c", "dog")]).encode()},
+             n_tasks=1, n_workers=3, classes=["cat", "dog"], predicted={1: "cat"}),
+        Case("duplicate_rows", "identical rows repeated",
+             {"dups.csv": _csv(BASE + BASE[:3] + BASE[:1]).encode()},
+             warnings=[r"^dups\.csv: removed 4 exact duplicate answer\(s\)$"], **base_ok),
+        Case("conflicting_duplicates", "one annotator gives one task two labels",
+             {"conflict.csv": _csv(BASE + [(1, "a", "dog")]).encode()}, "error",
+             r"^conflict\.csv: 1 \(task, worker\) pair\(s\) have conflicting labels, e\.g\. task 1 by worker 'a': "
+             r"\['cat', 'dog'\]"),
+        Case("conflicting_duplicates_last", "the same with --on-conflict last",
+             {"conflict.csv": _csv(BASE + [(1, "a", "dog")]).encode()},
+             triples=(BASE_TRIPLES - {(1, "a", "cat")}) | {(1, "a", "dog")},
+             load_kwargs={"on_conflict": "last"}, cli_args=["--on-conflict", "last"],
+             warnings=[r"^conflict\.csv: 1 conflicting \(task, worker\) pair\(s\) resolved by keeping the last"]),
+        Case("mixed_types", "labels 1 (int) and '1' (str) in an object DataFrame; the CSV has no types",
+             {"mixed.csv": b'task,worker,label\n1,a,1\n1,b,"1"\n2,a,2\n2,b,2\n'}, "error",
+             r"^DataFrame: column 'label' mixes value types that print the same: 1 \(int\) and '1' \(str\)",
+             frame=mixed, cli_expect="ok", triples=frozenset({(1, "a", 1), (1, "b", 1), (2, "a", 2), (2, "b", 2)})),
+        Case("empty_labels", "empty, NaN and null labels",
+             {"holes.csv": (BASE_CSV + "5,a,\n5,b,NaN\n6,c,null\n").encode()},
+             warnings=[r"^holes\.csv: dropped 3 answer\(s\) with an empty label \(first on line 14\)$"], **base_ok),
+        Case("empty_task", "an answer without a task id", {"notaskid.csv": (BASE_CSV + ",a,cat\n").encode()},
+             "error", r"^notaskid\.csv: line 14: empty task \(column 'task'\); 1 row\(s\) in all$"),
+        Case("all_labels_empty", "every label empty", {"nolabels.csv": b"task,worker,label\n1,a,\n2,b,\n"},
+             "error", r"^nolabels\.csv: no annotations \(every label is empty\)$"),
+        Case("leading_zeros", "task ids 01 and 1 are different tasks",
+             {"zeros.csv": b"task,worker,label\n01,a,cat\n1,a,dog\n01,b,cat\n1,b,dog\n"},
+             triples=frozenset({("01", "a", "cat"), ("1", "a", "dog"), ("01", "b", "cat"), ("1", "b", "dog")})),
+        Case("wide", "wide layout: task + one column per annotator",
+             {"wide.csv": b"task,a,b,c\n1,cat,cat,dog\n2,dog,dog,dog\n3,cat,dog,cat\n4,dog,cat,dog\n"}, **base_ok),
+        Case("wide_empty_columns", "wide file with an all-empty annotator column and holes",
+             {"wide_holes.csv": b"task,a,b,c,d\n1,cat,cat,dog,\n2,dog,dog,dog,\n3,cat,dog,cat,\n4,dog,cat,dog,\n"
+                                b"5,,,,\n"},
+             warnings=[r"^wide_holes\.csv: ignored 1 annotator column\(s\) with no labels: 'd'$"], **base_ok),
+        Case("wide_all_empty", "wide file whose annotator columns are all empty",
+             {"wide_empty.csv": b"task,a,b\n1,,\n2,,\n"}, "error",
+             r"^wide_empty\.csv: no annotations \(every annotator column is empty\)$"),
+        Case("per_annotator", "one file per annotator (task,label)",
+             {f"{w}.csv": _csv([(t, lab) for t, ww, lab in BASE if ww == w], header=("task", "label")).encode()
+              for w in "abc"}, **base_ok),
+        Case("binary_garbage", "random bytes", {"garbage.csv": _garbage()}, "error",
+             r"^garbage\.csv: does not look like CSV text"),
+        Case("binary_no_nul", "random control and high bytes, no NUL", {"noise.csv": _garbage_no_nul()}, "error",
+             r"^noise\.csv: does not look like CSV text \(\d+ control characters"),
+        Case("excel", "an .xlsx workbook renamed .csv", {"book.csv": b"PK\x03\x04" + bytes(200)}, "error",
+             r"^book\.csv: is a ZIP archive or an Excel workbook \(\.xlsx\), not CSV text"),
+        Case("single_column", "one column (delimiter not recognised)", {"one.csv": b"task worker label\n1 a cat\n"},
+             "error", r"^one\.csv: found a single column \('task worker label'\)"),
+        Case("classes_10000", "10,000 classes", {"many.csv": _classes_10000()},
+             n_tasks=10_000, n_workers=2,
+             fit_error=r"^many\.csv: 10,000 classes is more than DEEM handles \(at most 1,000\)"),
+        Case("csv_injection", "formula-like task, annotator and label names", {"inject.csv": _injection_csv()},
+             triples=frozenset(INJECTION), classes=["+cmd|' /C calc'!A0", "-2+3"],
+             output_contains=["'=HYPERLINK(\"\"http://x\"\")", "'\tTAB", "'-2+3"]),
+        Case("large_200mb", "a 200 MB long CSV (1,000,000 tasks x 20 annotators)", writer=write_large,
+             n_tasks=LARGE_TASKS, n_workers=LARGE_WORKERS, classes=[0, 1, 2, 3, 4], slow=True),
+    ]
+
+
+def write_case(case: Case, directory: Path) -> list[Path]:
+    """Write one case's files into ``directory`` (created); returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if case.writer is not None:
+        return case.writer(directory)
+    paths = []
+    for name, content in case.files.items():
+        path = directory / name
+        path.write_bytes(content)
+        paths.append(path)
+    return paths
+
+
+def make_corpus(directory: Path, include_slow: bool = False) -> dict[str, list[Path]]:
+    """Write every case (each in its own sub-folder) and return ``{case name: paths}``."""
+    return {case.name: write_case(case, Path(directory) / case.name)
+            for case in cases() if include_slow or not case.slow}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: make_corpus.py OUT_DIR [--slow]")
+    written = make_corpus(Path(sys.argv[1]), include_slow="--slow" in sys.argv)
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
