@@ -11,15 +11,15 @@ import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="DEEM Studio", page_icon="🧮", layout="wide")
+st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon="📂", default=True),
-    st.Page("pages/sweep.py", title="Sweep", icon="📈"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/results.py", title="Results", icon="🏷️"),
-    st.Page("pages/diagnostics.py", title="Diagnostics", icon="🔬"),
-    st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/show_chart:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/results.py", title="Results", icon=":material/label:"),
+    st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/biotech:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 
 page = st.navigation(PAGES)

@@ -27,7 +27,9 @@ from deem_core.jobs import device_info, get_manager, readable_error
 from deem_core.runs import RunNotFound, is_run_id
 
 _WS = re.compile(r"^[0-9a-f]{16}$")
-STATUS_ICON = {"queued": "⏳", "running": "🔄", "finished": "✅", "cancelled": "⏹️", "failed": "❌"}
+STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
+               "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
+               "failed": ":material/error:"}
 
 
 def manager():
@@ -39,7 +41,7 @@ def manager():
 def show_error(exc: BaseException, what: str = "") -> None:
     """A readable one-line message instead of a traceback."""
     prefix = f"{what}: " if what else ""
-    st.error(prefix + readable_error(exc), icon="⚠️")
+    st.error(prefix + readable_error(exc), icon=":material/warning:")
 
 
 def guarded(what: str = "") -> Callable:
@@ -181,7 +183,7 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
 def notices() -> None:
     text = st.session_state.pop("_notice", None)
     if text:
-        st.info(text, icon="ℹ️")
+        st.info(text, icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar
@@ -208,23 +210,36 @@ def sidebar() -> None:
         else:
             st.caption(info["name"])
         st.markdown("**Current run**")
-        run_id = st.session_state.get("run")
-        if run_id:
-            snap = manager().snapshot(run_id)
-            if snap is None:
-                st.caption(f"{run_id} (not found)")
-            else:
-                st.caption(f"{STATUS_ICON.get(snap.status, '')} {snap.kind} `{run_id}` · {snap.status}")
-        else:
-            st.caption("none yet")
+        _run_status(st.session_state.get("run"))
         st.caption(f"Workspace `{workspace()}` · bookmark this address to find your runs again")
+
+
+def _run_status(run_id: str | None) -> None:
+    """The current run's status line; while it is queued or running it refreshes itself every 2 s."""
+    first = manager().snapshot(run_id) if run_id else None
+    active = first is not None and not first.done
+
+    @st.fragment(run_every=2.0 if active else None)
+    def line() -> None:
+        snap = manager().snapshot(run_id) if run_id else None
+        if not run_id:
+            st.caption("none yet")
+        elif snap is None:
+            st.caption(f"`{run_id}` (not found)")
+        else:
+            detail = f" · {snap.phase}" if snap.status == "running" and snap.phase else ""
+            st.caption(f"{STATUS_ICON.get(snap.status, '')} {snap.kind} `{run_id}` · {snap.status}{detail}")
+            if active and snap.done:
+                st.rerun()  # redraw once without the timer
+
+    line()
 
 
 def need_dataset() -> dict[str, Any] | None:
     """The active data set, or a message with a link to the Data page (returns None)."""
     ds = dataset()
     if ds is None:
-        st.info("Load annotations on the Data page first (or reopen a run on the Runs page).", icon="📂")
+        st.info("Load annotations on the Data page first (or reopen a run on the Runs page).", icon=":material/folder_open:")
         if st.button("Go to the Data page"):
             go("pages/data.py")
     return ds

@@ -117,7 +117,7 @@ with st.container(border=True):
                                            f"{time.perf_counter() - started:.1f} s")
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")
 
@@ -166,7 +166,7 @@ m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
 st.caption(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
            f"summary computed in {stats['seconds']:.2f} s")
 for message in data.warnings:
-    st.warning(message, icon="🧹")
+    st.warning(message, icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
@@ -225,6 +225,6 @@ with tabs[5]:
             st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
-            st.error(f"{gold_file.name}: {readable_error(exc)}", icon="⚠️")
+            st.error(f"{gold_file.name}: {readable_error(exc)}", icon=":material/warning:")

@@ -18,11 +18,11 @@ st.title("Diagnostics")
 mgr = common.manager()
 run_id = st.session_state.get("train_run")
 if not run_id:
-    st.info("Train a DEEM model first (Train page), or reopen a training run on the Runs page.", icon="🔬")
+    st.info("Train a DEEM model first (Train page), or reopen a training run on the Runs page.", icon=":material/biotech:")
     st.stop()
 snap = mgr.snapshot(run_id)
 if snap is None or not snap.done:
-    st.info(f"Run {run_id} is {snap.status if snap else 'missing'}; diagnostics need a finished model.", icon="⏳")
+    st.info(f"Run {run_id} is {snap.status if snap else 'missing'}; diagnostics need a finished model.", icon=":material/hourglass_top:")
     st.stop()
 record = mgr.store.get(run_id)
 models = [p.name[len("model_"):-3] for p in sorted(mgr.store.run_dir(run_id).glob("model_*.pt"))]
@@ -63,7 +63,7 @@ def waiting(diag_id: str) -> None:
     s = mgr.snapshot(diag_id)
     if s is None or s.done:
         st.rerun()
-    st.info(f"{s.status}: {s.phase or s.message}", icon="⏳")
+    st.info(f"{s.status}: {s.phase or s.message}", icon=":material/hourglass_top:")
     if st.button("Cancel", key=f"diag_cancel_{diag_id}"):
         mgr.cancel(diag_id)
 

@@ -15,7 +15,7 @@ mgr = common.manager()
 
 run_id = st.session_state.get("train_run")
 if not run_id:
-    st.info("No training run yet: train on the Train page, or reopen a run on the Runs page.", icon="🏷️")
+    st.info("No training run yet: train on the Train page, or reopen a run on the Runs page.", icon=":material/label:")
     st.stop()
 
 
@@ -31,7 +31,7 @@ if snap is None:
     st.warning(f"run {run_id} no longer exists")
     st.stop()
 if not snap.done:
-    st.info(f"Run {run_id} is {snap.status}; its labels appear here when it ends.", icon="⏳")
+    st.info(f"Run {run_id} is {snap.status}; its labels appear here when it ends.", icon=":material/hourglass_top:")
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()

@@ -31,7 +31,7 @@ if len(runs):
     table = pd.DataFrame({
         "started": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
-        "status": [f"{common.STATUS_ICON.get(s, '')} {s}" for s in runs["status"]],
+        "status": runs["status"],
         "data set": runs["dataset"], "tasks": runs["n_tasks"],
         "seconds": runs["seconds"].round(1), "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch")
@@ -40,7 +40,7 @@ if len(runs):
     chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs_choice")
     status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
     kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
-    c = st.columns(4)
+    c = st.columns([1, 1, 6])
     if c[0].button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
             common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
@@ -49,7 +49,7 @@ if len(runs):
             st.toast(f"cancelling run {chosen}")
         else:
             st.warning("This run is not running in this server process; it will be marked failed at the next start.")
-    if status not in ACTIVE_STATUSES and c[2].button("Delete", key="runs_delete"):
+    if status not in ACTIVE_STATUSES and c[1].button("Delete", key="runs_delete"):
         st.session_state["_confirm_delete"] = chosen
     if st.session_state.get("_confirm_delete") == chosen:
         st.warning(f"Delete run {chosen} and all its files?")

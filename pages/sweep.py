@@ -101,7 +101,7 @@ with st.container(border=True):
             common.set_current_run(run_id, "sweep")
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the sweep")
 
@@ -130,7 +130,7 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once, without the timer, and shows the final view
     try:
         if snapshot.status == "queued":
-            st.info(snapshot.message or "queued", icon="⏳")
+            st.info(snapshot.message or "queued", icon=":material/hourglass_top:")
         else:
             first = snapshot.seconds_to_first_point
             extra = f" · first point after {first:.1f} s" if first is not None else ""
@@ -152,10 +152,10 @@ if not snap.done:
 
 # ------------------------------------------------------------------ finished (or cancelled / failed)
 if snap.status == "failed":
-    st.error(f"The sweep failed: {snap.message}", icon="❌")
+    st.error(f"The sweep failed: {snap.message}", icon=":material/error:")
     st.stop()
 if snap.status == "cancelled":
-    st.warning(snap.message or "cancelled", icon="⏹️")
+    st.warning(snap.message or "cancelled", icon=":material/stop_circle:")
 
 
 def load_final(run_id: str):
@@ -194,10 +194,10 @@ with left:
         st.rerun()
 with right:
     if recommended is not None:
-        st.success(f"Recommended learning rate: **{common.fmt_lr(recommended)}**", icon="⭐")
+        st.success(f"Recommended learning rate: **{common.fmt_lr(recommended)}**", icon=":material/star:")
     else:
         st.warning("No learning rate of the grid passed the checks; see the verdicts, or try smaller ones.")
-    rows = [{"lr": common.fmt_lr(lr), "keep": "✅" if v.get("keep") else "❌", "reason": v.get("reason", "")}
+    rows = [{"lr": common.fmt_lr(lr), "keep": "keep" if v.get("keep") else "drop", "reason": v.get("reason", "")}
             for lr, v in sorted(verdicts.items())]
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

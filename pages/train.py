@@ -58,7 +58,7 @@ with st.container(border=True):
             common.set_current_run(run_id, "train")
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the training")
 
@@ -87,7 +87,7 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done:
         st.rerun()
     if snapshot.status == "queued":
-        st.info(snapshot.message or "queued", icon="⏳")
+        st.info(snapshot.message or "queued", icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         extra = f" · first curve point after {first:.1f} s" if first is not None else ""
@@ -109,10 +109,10 @@ if not snap.done:
     st.stop()
 
 if snap.status == "failed":
-    st.error(f"The training failed: {snap.message}", icon="❌")
+    st.error(f"The training failed: {snap.message}", icon=":material/error:")
     st.stop()
-(st.warning if snap.status == "cancelled" else st.success)(snap.message, icon="⏹️" if snap.status == "cancelled"
-                                                            else "✅")
+(st.warning if snap.status == "cancelled" else st.success)(snap.message, icon=":material/stop_circle:" if snap.status == "cancelled"
+                                                            else ":material/check_circle:")
 for note in snap.messages:
     st.caption(f"note: {note}")
 
