@@ -323,6 +323,9 @@ def test_spammer_score_known_values():
     nan_col = np.eye(3)
     nan_col[:, 2] = np.nan
     assert spammer_score(nan_col) == pytest.approx(1.0)  # unused class skipped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(spammer_score(np.full((3, 3), np.nan), np.zeros(3)))  # a learner with no labels
 
 
 def test_spammer_score_finite_sample_correction_centres_random_guessers():
@@ -455,3 +458,23 @@ def test_cli_diagnose_with_saved_model(layered, tmp_path):
     assert (pd.read_csv(out / "mi_summary.csv")["class_source"] == GOLD_SOURCE).all()
     assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
                  "--subset-by", "gold"]) == 2
+
+
+def test_diagnostics_on_new_tasks_and_without_subset(layered):
+    """Tasks the model was not trained on, one learner absent: encoded with the model's vocabularies."""
+    df, truth, model = layered
+    labels, new_truth = _ds_labels(120, 5, 3, 0.75, seed=11)
+    new = _long(labels, [f"w{i}" for i in range(5)])
+    new = new[new["worker"] != "w4"].assign(task=lambda f: f["task"] + 10_000)
+    diag = run_diagnostics(model, new)
+    assert diag.mutual_information.class_source == PREDICTED_SOURCE
+    assert diag.mutual_information.class_counts.sum() == 120
+    np.testing.assert_array_equal(diag.mutual_information.n_common[:, 4, :].sum(), 0)
+    assert set(diag.importance.table["subset"]) == {"all"}
+    w4 = diag.importance.table.set_index("learner").loc["w4"]
+    assert w4["n_answered"] == 0 and np.isnan(w4["importance"])
+    quality = diag.quality.table.set_index("learner")
+    assert quality.loc["w4", "flag"] == "too few labels" and quality.loc["w0", "n_labels"] == 120
+    expected = model.predict(new).to_numpy()
+    agreement = (labels[:, 0] == expected).mean()
+    assert quality.loc["w0", "agreement"] == pytest.approx(agreement)

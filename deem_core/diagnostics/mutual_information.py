@@ -59,17 +59,17 @@ def contingency_tables(codes: np.ndarray, n_values: int, chunk_size: int = 8192)
     codes: (n, d) int, values in ``0..n_values-1``, ``-1`` = missing.
     Returns (d, d, K, K) int64 with ``[i, j, l, m]`` = number of rows where column i is l and column j is m.
     """
-    codes = np.asarray(codes)
+    codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
     n, d = codes.shape
     k = int(n_values)
-    total = np.zeros((d * k, d * k), dtype=np.int64)
-    eye = np.eye(k, dtype=np.float32)
+    total = torch.zeros((d * k, d * k), dtype=torch.int64)
     for start in range(0, n, chunk_size):
         block = codes[start:start + chunk_size]
-        onehot = eye[np.clip(block, 0, k - 1)] * (block >= 0)[..., None]  # (b, d, K) float32
-        onehot = onehot.reshape(block.shape[0], d * k)
-        # float32 counts are exact up to 2**24 > chunk_size; accumulate in int64
-        total += np.rint(onehot.T @ onehot).astype(np.int64)
+        onehot = one_hot_state(block, (block >= 0).float(), k).reshape(block.shape[0], d * k)  # float32
+        # float32 counts are exact up to 2**24 > chunk_size; accumulate in int64 (torch's matmul is much
+        # faster than numpy's float32 one here)
+        total += torch.round(onehot.T @ onehot).to(torch.int64)
+    total = total.numpy()
     return total.reshape(d, k, d, k).transpose(0, 2, 1, 3)
 
 

@@ -29,6 +29,7 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,8 @@ def spammer_score(psi: np.ndarray, column_counts: np.ndarray | None = None) -> n
         diff = diff - var[..., :, None] - var[..., None, :]
     upper = np.triu(np.ones((k, k), dtype=bool), 1)
     pairs = diff[..., upper]  # (..., K(K-1)/2)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (fewer than 2 usable classes) -> NaN
         score = np.nanmean(np.where(np.isfinite(pairs), pairs, np.nan), axis=-1) / 2.0
     return np.maximum(score, 0.0) if column_counts is not None else score
 
