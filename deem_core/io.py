@@ -131,6 +131,9 @@ def _blobs(sources: Any) -> list[_Blob]:
     if isinstance(sources, (str, Path, pd.DataFrame, tuple)) or hasattr(sources, "getvalue") or (
             hasattr(sources, "read") and hasattr(sources, "name")):
         sources = [sources]
+    elif not isinstance(sources, (list, tuple)) and not hasattr(sources, "__iter__"):
+        raise TypeError(f"cannot read annotations from {type(sources).__name__}: give a path, (name, bytes), "
+                        f"an uploaded file or a DataFrame")
     out: list[_Blob] = []
     for source in sources:
         out.extend(_blob(source))
@@ -584,6 +587,11 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, str] | None
 
 
 # ---------------------------------------------------------------------------------------------- typing
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (messages show ``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _type_text(values: pd.Series) -> pd.Series:
     """Text cells of one role -> ints when every non-empty cell is a canonical 64-bit integer, else text
     with spreadsheet neutralisation undone. Empty cells stay ''."""
@@ -840,7 +848,7 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
         if clash.any():
             first = distinct.loc[clash, "task"].iloc[0]
             given = distinct.loc[distinct["task"] == first, "truth"].tolist()
-            raise DataError(f"{name}: task {first!r} has different truths {given}")
+            raise DataError(f"{name}: task {_plain(first)!r} has different truths {[_plain(g) for g in given]}")
         series = series[~series.index.duplicated()]
     series.attrs["warnings"] = list(table.warnings)
     if int((~keep).sum()):

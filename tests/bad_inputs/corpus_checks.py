@@ -73,7 +73,7 @@ def _library_source(case: Case, paths: list[Path], for_cli_file: bool = False) -
 
 
 def _expect_error(call, pattern: str, what: str) -> str:
-    from deem_core import DataError  # noqa: PLC0415
+    from deem_core.dataset import DataError  # noqa: PLC0415
 
     try:
         call()
@@ -106,7 +106,7 @@ def check_loaded(case: Case, data) -> None:
 
 def check_library(case: Case, paths: list[Path], epochs: int = 1, **fit_options: Any) -> str:
     """read_annotations (and DEEM.fit where the data is usable) give the expected outcome."""
-    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.estimator import DEEM  # noqa: PLC0415
     from deem_core.io import read_annotations  # noqa: PLC0415
 
     source = _library_source(case, paths)

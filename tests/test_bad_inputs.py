@@ -1,0 +1,86 @@
+"""Issue 6: the bad-input corpus against the library and the ``deem aggregate`` command.
+
+The files are generated into a temporary folder by ``tests/bad_inputs/make_corpus.py`` (nothing is
+committed); what each case must give is declared next to it there, and ``corpus_checks.py`` asserts it:
+a DataError / one ``error:`` line with exit status 2 whose text matches the case's message, or the
+exact answers loaded (and, through the CLI, one output row per task).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bad_inputs"))
+
+import corpus_checks  # noqa: E402
+import make_corpus  # noqa: E402
+
+CASES = {case.name: case for case in make_corpus.cases()}
+FAST = [name for name, case in CASES.items() if not case.slow]
+SLOW = [name for name, case in CASES.items() if case.slow]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, list[Path]]:
+    return make_corpus.make_corpus(tmp_path_factory.mktemp("bad_inputs"))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_library(name, corpus):
+    corpus_checks.check_library(CASES[name], corpus[name])
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_cli(name, corpus, tmp_path):
+    corpus_checks.check_cli(CASES[name], corpus[name], tmp_path)
+
+
+def test_corpus_covers_the_issue_list():
+    """Every input the issue names has a case (the list is the contract of this corpus)."""
+    required = {
+        "empty", "header_only", "semicolon", "tab", "bom", "latin1", "quoted", "missing_label_column",
+        "missing_task_column", "extra_columns", "blank_lines", "single_class", "single_annotator", "one_task",
+        "duplicate_rows", "conflicting_duplicates", "mixed_types", "empty_labels", "classes_10000",
+        "large_200mb", "binary_garbage", "wide_empty_columns", "csv_injection",
+    }
+    assert required <= set(CASES)
+    assert all(case.expect in ("ok", "error") for case in CASES.values())
+    assert all(case.message for case in CASES.values() if case.expect == "error")
+
+
+def test_guard_refuses_a_huge_network():
+    """The allocation guard the corpus checks rely on does fire (so a missing size check cannot eat the
+    machine's memory in these tests)."""
+    from deem_core.model import DEEMNetwork
+
+    with corpus_checks.no_huge_network(limit=100):
+        with pytest.raises(AssertionError, match="3 learners x 50 classes was about to be allocated"):
+            DEEMNetwork(1, 3, 50, 1)
+        DEEMNetwork(1, 3, 4, 1)  # small ones still build
+    DEEMNetwork(1, 3, 50, 0)  # and the guard is gone afterwards
+
+
+def test_check_library_fails_on_a_wrong_expectation(corpus):
+    """The checks are not vacuous: a case whose expected answers are wrong is reported."""
+    import dataclasses
+
+    wrong = dataclasses.replace(CASES["semicolon"], triples=make_corpus.BASE_TRIPLES | {(9, "z", "cat")})
+    with pytest.raises(AssertionError, match=r"answers differ: missing \[\"\(9, 'z', 'cat'\)\"\]"):
+        corpus_checks.check_library(wrong, corpus["semicolon"])
+    wrong = dataclasses.replace(CASES["empty"], message=r"^empty\.csv: something else$")
+    with pytest.raises(AssertionError, match="does not match"):
+        corpus_checks.check_library(wrong, corpus["empty"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_large_file(name, tmp_path):
+    """A 200 MB long CSV loads with every annotation and trains one epoch; the command aggregates it."""
+    case = CASES[name]
+    paths = make_corpus.write_case(case, tmp_path / "in")
+    assert paths[0].stat().st_size > 190e6
+    corpus_checks.check_library(case, paths, batch_size=8192)
+    corpus_checks.check_cli(case, paths, tmp_path, extra=["--batch-size", "8192"])

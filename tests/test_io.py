@@ -1,0 +1,369 @@
+"""deem_core.io: sources, decoding, delimiter and layout detection, typing, soft labels, truth files,
+preview and the problem-size check. (The corpus of broken files is in test_bad_inputs.py.)"""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core.dataset import DataError
+from deem_core.io import (
+    MAX_CLASSES, align_truth, check_problem_size, detect_format, preview, read_annotations, read_table, read_truth,
+)
+
+LONG = b"task,worker,label\n1,a,cat\n1,b,dog\n2,a,dog\n2,b,dog\n"
+
+
+def answers(data) -> set[tuple]:
+    long = data.to_long()
+    plain = [tuple(v.item() if isinstance(v, np.generic) else v for v in row) for row in long.itertuples(index=False)]
+    return set(plain)
+
+
+def kinds(values) -> list[str]:
+    return [type(v.item() if isinstance(v, np.generic) else v).__name__ for v in values]
+
+
+# ------------------------------------------------------------------ sources
+class Uploaded:
+    """What Streamlit's UploadedFile offers: .name and .getvalue()."""
+
+    def __init__(self, name, data):
+        self.name, self._data = name, data
+
+    def getvalue(self):
+        return self._data
+
+
+def test_every_kind_of_source_gives_the_same_answers(tmp_path):
+    path = tmp_path / "ann.csv"
+    path.write_bytes(LONG)
+    expected = {(1, "a", "cat"), (1, "b", "dog"), (2, "a", "dog"), (2, "b", "dog")}
+    handle = io.BytesIO(LONG)
+    handle.name = "/somewhere/ann.csv"
+    frame = pd.DataFrame({"task": [1, 1, 2, 2], "worker": ["a", "b", "a", "b"], "label": ["cat", "dog", "dog", "dog"]})
+    for source in (path, str(path), [path], ("ann.csv", LONG), ("ann.csv", LONG.decode()), Uploaded("ann.csv", LONG),
+                   handle, frame):
+        data = read_annotations(source)
+        assert answers(data) == expected, source
+        assert data.layout == "long"
+    assert read_annotations(path).source == "ann.csv"
+    assert read_annotations(handle).source == "ann.csv"  # the path part of the name is dropped
+
+
+def test_folder_reads_every_csv_file_in_it(tmp_path):
+    (tmp_path / "alice.csv").write_bytes(b"task,label\n1,cat\n2,dog\n")
+    (tmp_path / "bob.csv.gz").write_bytes(gzip.compress(b"task,label\n1,cat\n2,cat\n"))
+    (tmp_path / "notes.md").write_text("not data")
+    data = read_annotations(tmp_path)
+    assert data.layout == "per_annotator"
+    assert list(data.workers) == ["alice", "bob"]
+    assert answers(data) == {(1, "alice", "cat"), (2, "alice", "dog"), (1, "bob", "cat"), (2, "bob", "cat")}
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"^empty_folder: the folder holds no \.csv, \.csv\.gz, \.tsv or \.txt files$"):
+        read_annotations(empty)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_annotations(tmp_path / "nope.csv")
+    with pytest.raises(TypeError, match="cannot read annotations from int"):
+        read_annotations(3)
+    with pytest.raises(DataError, match="no annotation files were given"):
+        read_annotations([])
+
+
+# ------------------------------------------------------------------ typing
+def test_integer_columns_become_ints_and_text_stays_text():
+    data = read_annotations(("a.csv", b"task,worker,label\n10,7,-1\n2,7,3\n2,8,-1\n"))
+    assert kinds(data.tasks) == ["int", "int"] and list(data.tasks) == [2, 10]
+    assert kinds(data.workers) == ["int", "int"]
+    assert list(data.classes) == [-1, 3] and kinds(data.classes) == ["int", "int"]
+    data = read_annotations(("a.csv", b"task,worker,label\nx1,a,1.0\nx2,a,2.5\n"))
+    assert list(data.classes) == ["1.0", "2.5"]  # floats stay text: nothing is rounded
+
+
+def test_leading_zeros_keep_the_whole_column_as_text():
+    data = read_annotations(("a.csv", b"task,worker,label\n007,a,cat\n7,a,dog\n"))
+    assert list(data.tasks) == ["007", "7"]  # two tasks, never merged
+    assert kinds(data.tasks) == ["str", "str"]
+
+
+def test_integers_beyond_64_bits_stay_text():
+    big = "92233720368547758070"
+    data = read_annotations(("a.csv", f"task,worker,label\n{big},a,cat\n1,a,dog\n".encode()))
+    assert list(data.tasks) == ["1", big]
+
+
+def test_types_are_decided_over_all_files_together():
+    data = read_annotations([("one.csv", b"task,worker,label\n1,a,cat\n"), ("two.csv", b"task,worker,label\n01,a,dog\n")])
+    assert list(data.tasks) == ["01", "1"]
+    assert data.source == "one.csv, two.csv"
+
+
+def test_spreadsheet_neutralised_cells_get_their_quote_back():
+    text = "task,worker,label\n\"'=1+2\",'@bob,'-5\n\"'=1+2\",carol,'+x\nx,carol,'plain\n"
+    data = read_annotations(("a.csv", text.encode()))
+    assert answers(data) == {("=1+2", "@bob", "-5"), ("=1+2", "carol", "+x"), ("x", "carol", "'plain")}
+
+
+def test_cells_and_headers_are_stripped_of_spaces():
+    data = read_annotations(("a.csv", b" Task , Worker , Label \n 1 , a , cat \n2,a,dog\n"))
+    assert answers(data) == {(1, "a", "cat"), (2, "a", "dog")}
+
+
+def test_missing_value_markers_are_empty_labels_but_na_is_an_answer():
+    data = read_annotations(("a.csv", b"task,worker,label\n1,a,NaN\n1,b,null\n2,a,NA\n2,b,cat\n3,a,None\n"))
+    assert answers(data) == {(2, "a", "NA"), (2, "b", "cat")}
+    assert data.warnings == ["a.csv: dropped 3 answer(s) with an empty label (first on line 2)"]
+
+
+# ------------------------------------------------------------------ decoding and delimiters
+def test_delimiter_is_found_even_when_values_contain_other_delimiters():
+    text = b'task;worker;label\n1;a;"x, y"\n2;a;"x, y"\n3;b;z\n'
+    assert answers(read_annotations(("s.csv", text))) == {(1, "a", "x, y"), (2, "a", "x, y"), (3, "b", "z")}
+    piped = b"task|worker|label\n1|a|x,y\n2|a|z\n"
+    assert answers(read_annotations(("p.txt", piped))) == {(1, "a", "x,y"), (2, "a", "z")}
+
+
+def test_latin1_fallback_warns_with_the_line():
+    data = read_annotations(("l.csv", "task,worker,label\n1,a,x\n2,Ren\u00e9e,y\n".encode("latin-1")))
+    assert "Renée" in list(data.workers)
+    assert data.warnings == ["l.csv: not valid UTF-8 (first bad byte on line 3); read as Latin-1 (Windows-1252): "
+                             "check accented names"]
+
+
+def test_windows_1252_characters_are_kept():
+    data = read_annotations(("w.csv", "task,worker,label\n1,a,\u20ac5\n1,b,x\n".encode("cp1252")))
+    assert "€5" in list(data.classes)
+
+
+def test_line_numbers_count_multi_line_quoted_fields():
+    text = b'task,worker,label\n1,a,"two\nlines"\n2,a,"three\nlines\nhere"\n,b,x\n'
+    with pytest.raises(DataError, match=r"^q\.csv: line 7: empty task \(column 'task'\); 1 row\(s\) in all$"):
+        read_annotations(("q.csv", text))
+    text = b'\n\ntask,worker,label\n1,a,x\n\n2,b,y,extra\n'
+    with pytest.raises(DataError, match=r"^r\.csv: line 6 has 4 fields but the header has 3"):
+        read_annotations(("r.csv", text))
+
+
+def test_ragged_first_row_is_refused_not_shifted():
+    # pandas alone would make the first column the index and shift every value
+    with pytest.raises(DataError, match=r"^f\.csv: line 2 has 4 fields but the header has 3"):
+        read_annotations(("f.csv", b"task,worker,label\n1,a,cat,extra\n2,b,dog\n"))
+
+
+def test_pandas_index_column_is_ignored_with_a_warning():
+    frame = pd.DataFrame({"task": [1, 2], "worker": ["a", "b"], "label": ["x", "y"]})
+    data = read_annotations(("indexed.csv", frame.to_csv().encode()))
+    assert answers(data) == {(1, "a", "x"), (2, "b", "y")}
+    assert "indexed.csv: ignored the first column, which has no name (a saved row index?)" in data.warnings
+    with pytest.raises(DataError, match=r"^u\.csv: column 2 has values but no name in the header; name it$"):
+        read_annotations(("u.csv", b"task,,label\n1,a,x\n"))
+
+
+def test_read_table_returns_raw_text_cells():
+    frame = read_table(("t.csv", b"task;worker;label\n01;a;x\n\n02;b;y\n"))
+    assert frame.columns.tolist() == ["task", "worker", "label"]
+    assert frame["task"].tolist() == ["01", "02"]
+
+
+# ------------------------------------------------------------------ layouts
+@pytest.mark.parametrize("header, layout", [
+    (["task", "worker", "label"], "long"),
+    (["Item", "Annotator", "Answer"], "long"),
+    (["task", "worker", "prob_cat", "prob_dog"], "long"),
+    (["task", "label"], "per_annotator"),
+    (["question_id", "response", "comment"], "per_annotator"),
+    (["task", "alice", "bob"], "wide"),
+    (["task", "alice"], "wide"),
+    (["id", "model_a", "model_b", "model_c"], "wide"),
+])
+def test_detect_format(header, layout):
+    assert detect_format(pd.DataFrame(columns=header)) == layout
+
+
+def test_detect_format_without_a_task_column():
+    with pytest.raises(DataError, match=r"^table: no task column among 'worker', 'label'"):
+        detect_format(pd.DataFrame(columns=["worker", "label"]))
+    assert detect_format(pd.DataFrame(columns=["photo", "worker", "label"]), columns={"task": "photo"}) == "long"
+
+
+def test_column_mapping_overrides_detection():
+    text = b"photo,who,verdict,extra\np1,ann,yes,1\np1,bo,no,2\n"
+    data = read_annotations(("m.csv", text), columns={"task": "photo", "worker": "who", "label": "verdict"})
+    assert answers(data) == {("p1", "ann", "yes"), ("p1", "bo", "no")}
+    assert "m.csv: ignored column(s) 'extra'" in data.warnings
+    with pytest.raises(DataError, match=r"^m\.csv: the worker column 'rater' is not in the file; found 'photo', 'who'"):
+        read_annotations(("m.csv", text), columns={"task": "photo", "worker": "rater"})
+    with pytest.raises(ValueError, match=r"columns= maps task, worker and label; got \['annotator'\]"):
+        read_annotations(("m.csv", text), columns={"annotator": "who"})
+    with pytest.raises(ValueError, match="format must be"):
+        read_annotations(("m.csv", text), format="excel")
+
+
+def test_forced_format_reads_a_long_looking_file_as_wide():
+    data = read_annotations(("w.csv", b"task,worker,label\n1,x,y\n"), format="wide")
+    assert data.layout == "wide"
+    assert answers(data) == {(1, "worker", "x"), (1, "label", "y")}
+
+
+def test_wide_file_with_integer_annotator_names_and_holes():
+    data = read_annotations(("w.csv", b"task,101,102,103\na,1,,2\nb,,2,2\n"))
+    assert data.layout == "wide"
+    assert list(data.workers) == [101, 102, 103]
+    assert answers(data) == {("a", 101, 1), ("a", 103, 2), ("b", 102, 2), ("b", 103, 2)}
+    assert data.labels.tolist() == [[0, -1, 1], [-1, 1, 1]]
+
+
+def test_wide_dataframe_source():
+    frame = pd.DataFrame({"task": ["t1", "t2"], "alice": [1.0, np.nan], "bob": [2.0, 1.0]})
+    data = read_annotations(frame)
+    assert data.layout == "wide"
+    assert answers(data) == {("t1", "alice", 1.0), ("t1", "bob", 2.0), ("t2", "bob", 1.0)}
+
+
+def test_several_two_column_files_with_one_header_are_per_annotator():
+    files = [("alice.csv", b"item,score\n1,3\n2,4\n"), ("bob.csv", b"item,score\n1,3\n2,3\n")]
+    data = read_annotations(files)
+    assert data.layout == "per_annotator"
+    assert answers(data) == {(1, "alice", 3), (2, "alice", 4), (1, "bob", 3), (2, "bob", 3)}
+
+
+def test_per_annotator_files_naming_one_annotator_twice_are_refused():
+    files = [("x/alice.csv", b"task,label\n1,a\n"), ("y/alice.csv.gz", gzip.compress(b"task,label\n2,b\n"))]
+    with pytest.raises(DataError, match=r"^alice\.csv\.gz and alice\.csv both name the annotator 'alice'"):
+        read_annotations(files)
+
+
+def test_files_of_different_layouts_are_refused():
+    files = [("long.csv", LONG), ("wide.csv", b"task,alice,bob\n1,x,y\n")]
+    with pytest.raises(DataError, match=r"^the files have different layouts \(long\.csv is long, wide\.csv is wide\)"):
+        read_annotations(files)
+
+
+def test_long_files_are_concatenated_and_duplicates_counted():
+    data = read_annotations([("a.csv", LONG), ("b.csv", b"task,worker,label\n1,a,cat\n3,c,cat\n")])
+    assert data.n_tasks == 3 and data.n_annotations == 5
+    assert data.warnings == ["a.csv, b.csv: removed 1 exact duplicate answer(s)"]
+
+
+def test_on_conflict_is_passed_through():
+    text = LONG + b"1,a,dog\n"
+    with pytest.raises(DataError, match=r"^c\.csv: 1 \(task, worker\) pair\(s\) have conflicting labels, e\.g\. task 1 by "
+                                        r"worker 'a'"):
+        read_annotations(("c.csv", text))
+    assert (1, "a", "cat") in answers(read_annotations(("c.csv", text), on_conflict="first"))
+    assert (1, "a", "dog") in answers(read_annotations(("c.csv", text), on_conflict="last"))
+
+
+# ------------------------------------------------------------------ soft labels
+def test_soft_label_columns_give_probabilities_and_typed_classes():
+    text = b"task,worker,prob_1,prob_2\nt1,a,0.2,0.8\nt1,b,3,1\nt2,a,0,1\n"
+    data = read_annotations(("s.csv", text))
+    assert list(data.classes) == [1, 2] and kinds(data.classes) == ["int", "int"]
+    assert data.soft.shape == (2, 2, 2)
+    np.testing.assert_allclose(data.soft[0, 0], [0.2, 0.8])
+    np.testing.assert_allclose(data.soft[0, 1], [0.75, 0.25])  # normalised
+    np.testing.assert_allclose(data.soft[1, 1], [0.0, 0.0])  # missing answer
+    assert data.labels.tolist() == [[1, 0], [1, -1]]  # hard label = argmax
+
+
+def test_soft_label_errors_name_line_and_column():
+    with pytest.raises(DataError, match=r"^s\.csv: line 3: column 'prob_dog': soft labels must be non-negative "
+                                        r"numbers, got 'lots'$"):
+        read_annotations(("s.csv", b"task,worker,prob_cat,prob_dog\n1,a,0.5,0.5\n1,b,0.5,lots\n"))
+    with pytest.raises(DataError, match=r"^s\.csv: soft labels were asked for but there are no prob_<class> columns$"):
+        read_annotations(("s.csv", LONG), soft=True)
+
+
+def test_soft_labels_can_be_switched_off_or_mapped():
+    text = b"task,worker,label,prob_cat,prob_dog\n1,a,cat,0.9,0.1\n1,b,dog,0.4,0.6\n"
+    assert read_annotations(("s.csv", text), soft=False).soft is None
+    data = read_annotations(("s.csv", text), soft={"cat": "prob_cat", "dog": "prob_dog"})
+    np.testing.assert_allclose(data.soft[0, 1], [0.4, 0.6])
+
+
+# ------------------------------------------------------------------ truth
+def test_read_truth_task_truth_and_any_two_columns():
+    truth = read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,dog\n3,\n"))
+    assert truth.name == "truth" and truth.index.name == "task"
+    assert truth.to_dict() == {1: "cat", 2: "dog"}
+    assert truth.attrs["warnings"] == ["t.csv: skipped 1 task(s) with an empty truth"]
+    other = read_truth(("g.csv", b"item_id;gold\n01;1\n02;0\n"))
+    assert other.to_dict() == {"01": 1, "02": 0}
+    plain = read_truth(("p.csv", b"photo,answer_key\nx,1\ny,0\n"))
+    assert plain.to_dict() == {"x": 1, "y": 0}
+
+
+def test_read_truth_errors():
+    with pytest.raises(DataError, match=r"^t\.csv: task 2 has different truths \['dog', 'cat'\]$"):
+        read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,cat\n"))
+    with pytest.raises(DataError, match=r"^t\.csv: which column holds the true labels\?"):
+        read_truth(("t.csv", b"task,foo,bar\n1,a,b\n"))
+    with pytest.raises(DataError, match=r"^t\.csv: has a header \(task, truth\) but no truth labels$"):
+        read_truth(("t.csv", b"task,truth\n"))
+    with pytest.raises(DataError, match=r"^t\.csv: the file is empty$"):
+        read_truth(("t.csv", b""))
+
+
+def test_truth_is_aligned_to_the_annotations_types():
+    data = read_annotations(("a.csv", b"task,worker,label\n1,a,1\nx,a,2\n"))  # tasks are text: '1', 'x'
+    truth = read_truth(("t.csv", b"task,truth\n1,2\n9,1\n"))  # tasks read as ints
+    assert list(truth.index) == [1, 9]
+    aligned = align_truth(truth, data)
+    assert list(aligned.index) == ["1", 9]  # '1' matches a task; 9 matches nothing and is kept
+    assert read_truth(("t.csv", b"task,truth\n1,2\n9,1\n"), like=data).index.tolist() == ["1", 9]
+    labels = read_annotations(("a.csv", b"task,worker,label\n1,a,1\n2,a,x\n"))  # classes '1', 'x'
+    assert align_truth(pd.Series([1], index=[1], name="truth"), labels).tolist() == ["1"]
+
+
+# ------------------------------------------------------------------ preview
+def test_preview_shows_raw_cells_layout_and_mapping():
+    shown = preview(("p.csv", b"\xef\xbb\xbfitem;annotator;answer;time\n01;a;x;1\n02;b;y;2\n03;a;y;3\n"), nrows=2)
+    assert shown.layout == "long"
+    assert shown.columns == {"task": "item", "worker": "annotator", "label": "answer", "soft": [], "ignored": ["time"]}
+    assert shown.frame["item"].tolist() == ["01", "02"]  # raw text, first rows only
+    assert shown.delimiter == ";" and shown.encoding == "utf-8-sig" and shown.problem is None
+    wide = preview(("w.csv", b"task,alice,bob\n1,x,y\n"))
+    assert wide.layout == "wide" and wide.columns["annotators"] == ["alice", "bob"]
+    per = preview(("carol.csv", b"task,label\n1,x\n"))
+    assert per.layout == "per_annotator" and per.columns["annotator"] == "carol"
+
+
+def test_preview_reports_a_layout_problem_instead_of_raising():
+    shown = preview(("p.csv", b"photo,who,verdict\n1,a,x\n"))
+    assert shown.layout is None
+    assert shown.problem.startswith("p.csv: no task column among 'photo', 'who', 'verdict'")
+    fixed = preview(("p.csv", b"photo,who,verdict\n1,a,x\n"), columns={"task": "photo", "worker": "who",
+                                                                        "label": "verdict"})
+    assert fixed.layout == "long" and fixed.problem is None
+    with pytest.raises(DataError, match="the file is empty"):
+        preview(("p.csv", b""))
+
+
+# ------------------------------------------------------------------ problem size
+def test_check_problem_size_accepts_small_models_with_the_estimate():
+    # d=3, K=2, one layer: 36 + 6 layer values, 12 iRBM weights, 6 + 2 biases = 62 floats, x4 copies x4 bytes
+    assert check_problem_size(3, 2, n_layers=1) == 62 * 16
+    assert check_problem_size(3, 2, n_layers=1, n_runs=4) == 4 * 62 * 16
+
+
+def test_check_problem_size_refuses_10000_classes():
+    with pytest.raises(DataError, match=r"^many\.csv: 10,000 classes is more than DEEM handles \(at most 1,000\); "
+                                        r"check that the label column holds class labels"):
+        check_problem_size(3, 10_000, n_layers=0, source="many.csv")
+    check_problem_size(3, MAX_CLASSES, n_layers=0)
+
+
+def test_check_problem_size_refuses_models_beyond_the_memory_budget():
+    with pytest.raises(DataError, match=r"^annotations: the model would need about 6\.0 GiB \(1 layer\(s\) of 20,000 x "
+                                        r"20,000 weights for 200 learners x 100 classes, 1 run\(s\)\) but 1\.0 GiB is "
+                                        r"available; use fewer layers \(--layers 0\)"):
+        check_problem_size(200, 100, n_layers=1, memory_bytes=1 << 30)
+    assert check_problem_size(200, 100, n_layers=0, memory_bytes=1 << 30) < 1 << 30
