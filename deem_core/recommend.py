@@ -1,0 +1,466 @@
+"""Choosing the learning rate from energy curves, without any ground truth (App. G.4.1 of the paper).
+
+:func:`recommend` is a pure function of the curves of a sweep (one row per run and epoch, see
+:data:`CURVE_COLUMNS`). It codifies the paper's reading of three curves per learning rate (energy
+difference, positive energy, negative energy) and gives every learning rate a verdict with a one-line
+reason. The rules, in order (every threshold is a multiple of the *scale*, the median over runs of
+``|energy difference|`` at epoch 1, so they do not depend on the data set's energy units):
+
+1. **Diverged**: a run whose energies became NaN/inf (status ``"diverged"``) is dropped.
+2. **Dead units** (App. G.4): a run whose last epoch predicts fewer classes than majority vote does
+   (``n_reference_classes``; by default the most classes any run predicted at epoch 1) is dropped.
+3. **Positive or negative energy rises**: the paper expects both to go down, not up. A run is dropped
+   when a (smoothed) energy ends more than ``rise_tolerance`` x scale above its lowest value. For the
+   negative energy only the epochs after the first fifth count: with persistent sampler chains (this
+   engine's sampler) the model samples first drift away from the data, which raises the negative
+   energy of every run, whatever its learning rate.
+4. **Explodes / leaves the band**: a run is dropped when its energy difference moves more than
+   ``band`` x its settled level away from zero (the settled level is the median ``|difference|`` of all
+   runs at the end of the sampler's burn-in, a fifth of the epochs), or when it falls/rises off its
+   tail: after its tail had settled, the last third moves away from zero by more than
+   ``tail_tolerance`` x scale.
+5. **Stagnant**: a run whose positive energy went down by less than ``max(move_floor x scale,
+   move_fraction x the largest drop among the remaining runs)`` hardly learnt (learning rate too small).
+6. **Shape** of the remaining, moving runs: *dip and tail* when the difference dropped at least
+   ``dip_depth`` x scale below its start (a U, V or L: the paper's dip, whether or not it rose again)
+   and its last third is steady (moves less than ``tail_tolerance`` x scale); otherwise *no steady tail
+   yet* (still moving, or a wide dip).
+
+**Mirrored case**: when the curves mostly move *up* from their start instead of down, every rule on
+the energy difference is applied to its mirror image (the paper: "all curves start high and decrease,
+in that case the inverse of all guidelines apply"). The positive/negative energy rules are not
+mirrored (lower energy always means more probable).
+
+**Choice**: the smallest learning rate with a dip and a steady tail (stability first); if none, the
+smallest moving learning rate without a steady tail (the paper's second choice); if every kept run is
+stagnant, the one that moved most. Ties between seeds: a learning rate is kept only when every one of
+its seeds' runs is kept. **Fallback** when every learning rate was dropped: the learning rate whose
+runs kept all classes and broke the fewest rules, smallest first (its verdict says so); the result's
+``fallback`` is True. If every run diverged there is nothing to recommend: ``lr`` is None and
+``reason`` says why (no exception, so a dashboard can still show the curves).
+
+"Approaching zero" (the paper's rule of thumb, "not granular") is used only to break ties between
+candidates of the same learning rate-free quality: it is reported in each verdict's ``tail_level``.
+
+Smoothing: an exponential moving average with weight ``alpha`` on the past (TensorBoard-style, with
+bias correction, so the first point is not dragged towards zero); the paper reads curves with
+alpha 0.7-0.99. The rules read the smoothed curves; ``smoothing=0`` reads the raw ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CURVE_COLUMNS", "CSV_COLUMNS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "ema",
+    "lr_key", "recommend",
+]
+
+#: columns of a sweep's curves (one row per run and epoch)
+CURVE_COLUMNS = ["run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
+                 "acceptance_rate", "n_predicted_classes", "status"]
+#: columns of ``curves.csv`` written by ``deem sweep``
+CSV_COLUMNS = ["run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
+               "acceptance_rate"]
+
+# thresholds, in units of the scale (median |energy difference| at epoch 1); see the module docstring
+BAND = 2.5
+RISE_TOLERANCE = 1.0
+TAIL_TOLERANCE = 0.25
+MOVE_FLOOR = 0.25
+MOVE_FRACTION = 0.5
+DIP_DEPTH = 0.5
+BURN_IN_FRACTION = 0.2
+TAIL_FRACTION = 1 / 3
+
+
+def lr_key(lr: float) -> str:
+    """The learning rate as the text used for keys and labels: ``0.003``, ``1``, ``1e-05``."""
+    return format(float(lr), ".12g")
+
+
+def ema(values: Any, alpha: float | None) -> np.ndarray:
+    """Bias-corrected exponential moving average, weight ``alpha`` on the past: (T,) -> (T,).
+
+    ``s_t = m_t / (1 - alpha^t)`` with ``m_t = alpha m_{t-1} + (1 - alpha) x_t``, ``m_0 = 0``; the first
+    output equals the first input and a constant series stays constant. NaN inputs are skipped (the
+    output repeats the last smoothed value; leading NaN stay NaN). ``alpha`` None or 0: a float copy.
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    if not alpha:
+        return x.copy()
+    if not 0.0 <= float(alpha) < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {alpha!r}")
+    out = np.full_like(x, np.nan)
+    mean, weight = 0.0, 0.0
+    for t, value in enumerate(x):
+        if math.isfinite(value):
+            mean = alpha * mean + (1.0 - alpha) * value
+            weight = alpha * weight + (1.0 - alpha)
+        if weight > 0:
+            out[t] = mean / weight
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one learning rate: keep it as a candidate or not, and why (one line).
+
+    category: "recommended", "dip-and-tail", "no-steady-tail", "stagnant", "dead-units", "energy-rises",
+    "explodes", "off-tail", "diverged" or "fallback".
+    """
+
+    keep: bool
+    reason: str
+    category: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keep": bool(self.keep), "reason": self.reason}
+
+
+@dataclass
+class RunAnalysis:
+    """Numbers read off one run's smoothed curves (energies in the data set's units)."""
+
+    run: int
+    lr: float
+    seed: int
+    epochs: int
+    diverged: bool = False
+    diverged_epoch: int | None = None
+    dead_units: bool = False
+    n_predicted: int | None = None
+    dead_since: int | None = None
+    positive_rise: float = 0.0
+    positive_rise_epoch: int | None = None
+    negative_rise: float = 0.0
+    negative_rise_epoch: int | None = None
+    positive_drop: float = 0.0
+    start: float = math.nan  # oriented energy difference at epoch 1
+    lowest: float = math.nan  # oriented minimum
+    largest_excursion: float = 0.0  # max |difference| (unoriented)
+    tail_drift: float = 0.0  # oriented change over the last third
+    middle_drift: float = 0.0  # oriented change over the middle third
+    tail_growth: float = 0.0  # growth of |difference| over the last third (moving away from zero)
+    tail_level: float = math.nan  # |difference| at the end
+    problems: list[str] = field(default_factory=list)
+    category: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Recommendation:
+    """Result of :func:`recommend`.
+
+    lr: the recommended learning rate (None only if every run diverged). verdicts: ``{lr: Verdict}`` for
+    every learning rate of the curves, in increasing order. reason: one line on how ``lr`` was chosen.
+    orientation: "normal" (dips go down) or "mirrored". fallback: True when no learning rate passed the
+    rules and ``lr`` is the least bad one. scale: the unit of every threshold (median |difference| at
+    epoch 1). runs: the per-run numbers behind the verdicts.
+    """
+
+    lr: float | None
+    verdicts: dict[float, Verdict]
+    reason: str
+    orientation: str = "normal"
+    fallback: bool = False
+    smoothing: float = 0.9
+    scale: float = math.nan
+    runs: list[RunAnalysis] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"lr": float | None, "verdicts": {"<lr>": {"keep": bool, "reason": str}}}``."""
+        return {"lr": None if self.lr is None else float(self.lr),
+                "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per learning rate: lr, keep, category, reason, recommended."""
+        rows = [{"lr": lr, "keep": v.keep, "category": v.category, "reason": v.reason,
+                 "recommended": self.lr is not None and math.isclose(lr, self.lr)} for lr, v in self.verdicts.items()]
+        return pd.DataFrame(rows, columns=["lr", "keep", "category", "reason", "recommended"])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _oriented_series(curves: pd.DataFrame, smoothing: float | None) -> dict[int, dict[str, np.ndarray]]:
+    series = {}
+    for run, frame in curves.sort_values(["run", "epoch"]).groupby("run", sort=True):
+        series[int(run)] = {
+            "epoch": frame["epoch"].to_numpy(dtype=int),
+            "lr": float(frame["lr"].iloc[0]),
+            "seed": int(frame["seed"].iloc[0]) if "seed" in frame else 0,
+            "raw_difference": frame["energy_difference"].to_numpy(dtype=float),
+            "difference": ema(frame["energy_difference"].to_numpy(dtype=float), smoothing),
+            "positive": ema(frame["positive_energy"].to_numpy(dtype=float), smoothing),
+            "negative": ema(frame["negative_energy"].to_numpy(dtype=float), smoothing),
+            "n_predicted": (frame["n_predicted_classes"].to_numpy(dtype=float)
+                            if "n_predicted_classes" in frame else None),
+            "status": (frame["status"].astype(str).to_numpy() if "status" in frame else None),
+        }
+    return series
+
+
+def _rise(values: np.ndarray, epochs: np.ndarray, start: int) -> tuple[float, int | None]:
+    """How far the end of ``values[start:]`` lies above their minimum, and the epoch of that minimum."""
+    part = values[start:]
+    if part.size < 2:
+        return 0.0, None
+    low = int(np.argmin(part))
+    return float(part[-1] - part[low]), int(epochs[start + low])
+
+
+def analyse_run(s: dict[str, Any], run: int, sign: float, n_reference: int | None,
+                reference: dict[str, Any] | None = None) -> RunAnalysis:
+    """The numbers of one run (``s`` from :func:`_oriented_series`); ``sign`` -1 mirrors the difference.
+
+    reference: the series of the same seed's smallest learning rate; the negative-energy rise is measured
+    in excess of it (the drift that the sampler's persistent chains cause whatever the learning rate).
+    """
+    epochs = s["epoch"]
+    a = RunAnalysis(run=run, lr=s["lr"], seed=s["seed"], epochs=int(epochs.size))
+    finite = np.isfinite(s["raw_difference"])
+    status = s["status"]
+    if (status is not None and (status == "diverged").any()) or not finite.all():
+        a.diverged = True
+        bad = np.flatnonzero(~finite)
+        a.diverged_epoch = int(epochs[bad[0]]) if bad.size else None
+    if s["n_predicted"] is not None and n_reference:
+        n_pred = s["n_predicted"]
+        a.n_predicted = int(n_pred[-1])
+        if n_pred[-1] < n_reference:
+            a.dead_units = True
+            healthy = np.flatnonzero(n_pred >= n_reference)
+            a.dead_since = int(epochs[healthy[-1] + 1]) if healthy.size and healthy[-1] + 1 < epochs.size else int(epochs[0])
+    keep = np.isfinite(s["difference"]) & np.isfinite(s["positive"]) & np.isfinite(s["negative"])
+    if not keep.any():
+        return a
+    epochs = epochs[keep]
+    u = sign * s["difference"][keep]
+    pos, neg = s["positive"][keep], s["negative"][keep]
+    late = epochs.size // 2  # "curves that increase over time": the second half, after the dip
+    a.positive_rise, a.positive_rise_epoch = _rise(pos, epochs, late)
+    if reference is not None and reference is not s:
+        ref_neg = pd.Series(reference["negative"], index=reference["epoch"]).reindex(epochs).to_numpy()
+        excess = neg - ref_neg
+        ok = np.isfinite(excess)
+        a.negative_rise, a.negative_rise_epoch = _rise(excess[ok], epochs[ok], int(ok[:late].sum()))
+    elif reference is None:
+        a.negative_rise, a.negative_rise_epoch = _rise(neg, epochs, late)
+    a.positive_drop = float(pos[0] - np.min(pos))
+    a.start = float(u[0])
+    a.lowest = float(np.min(u))
+    a.largest_excursion = float(np.max(np.abs(u)))
+    k = max(2, int(math.ceil(TAIL_FRACTION * epochs.size)))
+    tail = u[-k:] if epochs.size >= 2 else u
+    a.tail_drift = float(tail[-1] - tail[0])
+    a.tail_growth = float(abs(tail[-1]) - abs(tail[0]))
+    middle = u[-2 * k:-k] if epochs.size >= 2 * k + 1 else u[:1]
+    a.middle_drift = float(middle[-1] - middle[0]) if middle.size >= 2 else 0.0
+    a.tail_level = float(abs(u[-1]))
+    return a
+
+
+def _orientation(series: Mapping[int, dict[str, Any]]) -> float:
+    """+1 when the difference curves mostly dip (go down first), -1 when they mostly rise (mirrored)."""
+    votes = []
+    for s in series.values():
+        d = s["difference"][np.isfinite(s["difference"])]
+        if d.size < 2:
+            continue
+        votes.append((d.max() - d[0]) - (d[0] - d.min()))
+    return -1.0 if votes and float(np.median(votes)) > 0 else 1.0
+
+
+def recommend(
+    curves: pd.DataFrame,
+    smoothing: float | None = 0.9,
+    n_reference_classes: int | None = None,
+    run_status: Mapping[int, str] | None = None,
+    band: float = BAND,
+) -> Recommendation:
+    """Recommend a learning rate from a sweep's curves (rules in the module docstring).
+
+    curves: rows with at least ``run, lr, epoch, positive_energy, negative_energy, energy_difference``
+    (optional ``seed``, ``n_predicted_classes``, ``status``). smoothing: EMA alpha, 0.7-0.99 as in the
+    paper (0/None: raw curves). n_reference_classes: classes majority vote predicts (dead-unit
+    reference; default: the most classes any run predicted at epoch 1). run_status: optional final
+    status per run (``"diverged"`` drops the run). band: the allowed excursion of the energy
+    difference, in multiples of its settled level (the paper: 2-2.5).
+    """
+    needed = ["run", "lr", "epoch", "positive_energy", "negative_energy", "energy_difference"]
+    missing = [c for c in needed if c not in curves.columns]
+    if missing:
+        raise ValueError(f"curves lack column(s) {missing}; expected {CURVE_COLUMNS}")
+    if smoothing and not 0.0 <= float(smoothing) < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1) (the paper uses 0.7-0.99), got {smoothing!r}")
+    if curves.empty:
+        raise ValueError("no curves to read: the sweep recorded no epoch")
+    curves = curves.copy()
+    if "seed" not in curves:
+        curves["seed"] = 0
+    if n_reference_classes is None and "n_predicted_classes" in curves:
+        first = curves[curves["epoch"] == curves["epoch"].min()]["n_predicted_classes"]
+        n_reference_classes = int(first.max()) if first.notna().any() else None
+    series = _oriented_series(curves, smoothing)
+    if run_status:
+        for run, status in run_status.items():
+            if status == "diverged" and int(run) in series:
+                series[int(run)]["status"] = np.array(["diverged"])
+    sign = _orientation(series)
+    orientation = "normal" if sign > 0 else "mirrored"
+    references = _reference_runs(series)
+    runs = [analyse_run(s, run, sign, n_reference_classes, series.get(references.get(s["seed"])))
+            for run, s in series.items()]
+
+    first_epoch = curves["epoch"].min()
+    start_levels = curves.loc[curves["epoch"] == first_epoch, "energy_difference"].abs()
+    start_levels = start_levels[np.isfinite(start_levels)]
+    scale = float(start_levels.median()) if len(start_levels) else math.nan
+    energy_size = curves.loc[curves["epoch"] == first_epoch, "positive_energy"].abs()
+    floor = 1e-3 * float(energy_size[np.isfinite(energy_size)].median()) if np.isfinite(energy_size).any() else 1e-6
+    scale = max(scale if math.isfinite(scale) else 0.0, floor, 1e-9)
+    # the level the sampler alone takes the difference to: the largest |difference| of the least-trained runs
+    ref_levels = [float(np.nanmax(np.abs(series[r]["difference"]))) for r in references.values()
+                  if np.isfinite(series[r]["difference"]).any()]
+    settled_level = max(float(np.median(ref_levels)) if ref_levels else scale, scale)
+
+    # rules 1-4: stability
+    for a in runs:
+        if a.diverged:
+            a.category = "diverged"
+            a.reason = ("diverged (energy became non-finite" +
+                        (f" at epoch {a.diverged_epoch}" if a.diverged_epoch else "") + "); dropped")
+            continue
+        if a.dead_units:
+            a.problems.append("dead-units")
+            a.reason = (f"dead units: predicts {a.n_predicted} of the {n_reference_classes} classes majority vote "
+                        f"finds (since epoch {a.dead_since}); dropped")
+        if a.largest_excursion > band * settled_level:
+            a.problems.append("explodes")
+            a.reason = a.reason or (f"energy difference explodes: reaches {_fmt(a.largest_excursion)}, "
+                                    f"{a.largest_excursion / settled_level:.1f}x its settled level "
+                                    f"{_fmt(settled_level)} (band {band:g}x); dropped")
+        if a.positive_rise > RISE_TOLERANCE * scale:
+            a.problems.append("energy-rises")
+            a.reason = a.reason or (f"positive energy rises by {_fmt(a.positive_rise)} after epoch "
+                                    f"{a.positive_rise_epoch} (data become less probable); dropped")
+        if a.negative_rise > RISE_TOLERANCE * scale:
+            a.problems.append("energy-rises")
+            a.reason = a.reason or (f"negative energy rises by {_fmt(a.negative_rise)} after epoch "
+                                    f"{a.negative_rise_epoch} (sampler cannot follow the model); dropped")
+        if abs(a.middle_drift) <= TAIL_TOLERANCE * scale < a.tail_growth / 2 and a.start - a.lowest >= DIP_DEPTH * scale:
+            a.problems.append("off-tail")
+            a.reason = a.reason or (f"energy difference leaves its tail away from zero: steady in the middle third, "
+                                    f"then |difference| grows by {_fmt(a.tail_growth)} in the last one; dropped")
+        if a.problems:
+            a.category = a.problems[0]
+            others = sorted(set(a.problems[1:]) - {a.category})
+            if others:
+                a.reason += f" (also: {', '.join(others)})"
+
+    stable = [a for a in runs if not a.diverged and not a.problems]
+    # rule 5: stagnant runs
+    largest_drop = max((a.positive_drop for a in stable), default=0.0)
+    move_needed = max(MOVE_FLOOR * scale, MOVE_FRACTION * largest_drop)
+    for a in stable:
+        if a.positive_drop < move_needed:
+            a.category = "stagnant"
+            a.reason = (f"hardly learns: positive energy drops {_fmt(a.positive_drop)}, less than "
+                        f"{_fmt(move_needed)} (half the largest drop among stable runs); too small")
+        elif a.start - a.lowest >= DIP_DEPTH * scale and abs(a.tail_drift) <= TAIL_TOLERANCE * scale:
+            a.category = "dip-and-tail"
+            a.reason = (f"dip ({_fmt(a.start - a.lowest)} below its start) and a steady tail "
+                        f"(moves {_fmt(abs(a.tail_drift))} in the last third); stable")
+        else:
+            a.category = "no-steady-tail"
+            what = "no dip yet" if a.start - a.lowest < DIP_DEPTH * scale else \
+                f"still moving ({_fmt(abs(a.tail_drift))} in the last third)"
+            a.reason = f"learns, but {what}: second choice"
+
+    return _decide(runs, curves, smoothing, orientation, scale)
+
+
+def _reference_runs(series: Mapping[int, dict[str, Any]]) -> dict[int, int]:
+    """Per seed, the run with the smallest learning rate that did not diverge (the least-trained run)."""
+    best: dict[int, int] = {}
+    for run, s in series.items():
+        if not np.isfinite(s["raw_difference"]).all() or (s["status"] is not None and (s["status"] == "diverged").any()):
+            continue
+        seed = s["seed"]
+        if seed not in best or s["lr"] < series[best[seed]]["lr"]:
+            best[seed] = run
+    return best
+
+
+TIERS = ("dip-and-tail", "no-steady-tail", "stagnant")
+
+
+def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientation: str, scale: float) -> Recommendation:
+    by_lr: dict[float, list[RunAnalysis]] = {}
+    for a in sorted(runs, key=lambda r: (r.lr, r.seed)):
+        by_lr.setdefault(a.lr, []).append(a)
+    order = {name: i for i, name in enumerate(TIERS)}
+
+    def lr_category(items: list[RunAnalysis]) -> str:
+        bad = [a for a in items if a.category not in order]
+        if bad:
+            return bad[0].category
+        return max((a.category for a in items), key=lambda c: order[c])  # the weakest seed decides
+
+    def lr_reason(items: list[RunAnalysis], category: str) -> str:
+        chosen = next(a for a in items if a.category == category)
+        prefix = f"seed {chosen.seed}: " if len(items) > 1 else ""
+        return prefix + chosen.reason
+
+    categories = {lr: lr_category(items) for lr, items in by_lr.items()}
+    verdicts: dict[float, Verdict] = {}
+    chosen_lr, reason, fallback = None, "", False
+    tiered = {tier: [lr for lr, c in categories.items() if c == tier] for tier in TIERS}
+    if tiered["dip-and-tail"]:
+        chosen_lr = min(tiered["dip-and-tail"])
+        reason = "smallest learning rate whose energy difference shows a dip and a steady tail"
+    elif tiered["no-steady-tail"]:
+        chosen_lr = min(tiered["no-steady-tail"])
+        reason = "no learning rate shows a dip with a steady tail; smallest one that learns without breaking a rule"
+    elif tiered["stagnant"]:
+        chosen_lr = max(tiered["stagnant"], key=lambda lr: np.mean([a.positive_drop for a in by_lr[lr]]))
+        reason = "every stable learning rate hardly learns; the one whose positive energy dropped most"
+    else:
+        alive = {lr: items for lr, items in by_lr.items() if categories[lr] != "diverged"}
+        if alive:
+            fallback = True
+
+            def badness(lr: float) -> tuple:
+                items = alive[lr]
+                return (any(a.dead_units for a in items), sum(len(a.problems) for a in items), lr)
+
+            chosen_lr = min(alive, key=badness)
+            reason = ("fallback: every learning rate broke at least one rule; the one that broke the fewest "
+                      "(keeping all classes first, then the smallest)")
+        else:
+            reason = "every run diverged: no learning rate to recommend; try smaller learning rates"
+    for lr, items in by_lr.items():
+        category = categories[lr]
+        keep = category in ("dip-and-tail", "no-steady-tail") or (category == "stagnant" and chosen_lr == lr)
+        text = lr_reason(items, category)
+        if chosen_lr is not None and math.isclose(lr, chosen_lr):
+            if fallback:
+                text = "fallback choice (every learning rate broke a rule): " + text
+                category = "fallback"
+            else:
+                text = "recommended: " + text
+                category = "recommended"
+        verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
+    return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
+                          fallback=fallback, smoothing=float(smoothing or 0.0), scale=scale, runs=runs)

@@ -1,0 +1,287 @@
+"""The learning-rate recommendation (App. G.4.1) on hand-made energy curves, one test per rule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core.recommend import CURVE_COLUMNS, Recommendation, ema, lr_key, recommend
+
+T = 40
+EPOCHS = np.arange(1, T + 1)
+
+
+def ramp(start: float, end: float, until: int, after: float | None = None) -> np.ndarray:
+    """A value going linearly from ``start`` (epoch 1) to ``end`` (epoch ``until``), then flat (or to ``after``)."""
+    t = np.clip((EPOCHS - 1) / max(until - 1, 1), 0.0, 1.0)
+    values = start + (end - start) * t
+    if after is not None:
+        tail = EPOCHS > until
+        values[tail] = end + (after - end) * (EPOCHS[tail] - until) / (T - until)
+    return values
+
+
+def dip(start: float, bottom: float, tail: float, bottom_at: int = 8, settle_at: int = 16) -> np.ndarray:
+    """Energy difference with a dip: start -> bottom (epoch ``bottom_at``) -> tail (from ``settle_at`` on)."""
+    values = np.full(T, tail, dtype=float)
+    down = EPOCHS <= bottom_at
+    values[down] = start + (bottom - start) * (EPOCHS[down] - 1) / (bottom_at - 1)
+    up = (EPOCHS > bottom_at) & (EPOCHS < settle_at)
+    values[up] = bottom + (tail - bottom) * (EPOCHS[up] - bottom_at) / (settle_at - bottom_at)
+    return values
+
+
+def run_rows(run: int, lr: float, difference, positive, seed: int = 0, n_predicted=3, status="running"):
+    difference = np.asarray(difference, dtype=float)
+    positive = np.asarray(positive, dtype=float)
+    n_predicted = np.broadcast_to(np.asarray(n_predicted), (T,))
+    return pd.DataFrame({
+        "run": run, "lr": lr, "seed": seed, "epoch": EPOCHS, "positive_energy": positive,
+        "negative_energy": positive - difference, "energy_difference": difference, "acceptance_rate": 0.5,
+        "n_predicted_classes": n_predicted, "status": status,
+    })[CURVE_COLUMNS]
+
+
+def flat(value: float) -> np.ndarray:
+    return np.full(T, value, dtype=float)
+
+
+# a "no learning" reference (smallest lr: the sampler's burn-in only) and a good dip-and-tail run;
+# the scale (median |difference| at epoch 1) is 1.0 in every test below
+REFERENCE = dict(difference=ramp(-1.0, -1.3, 10), positive=flat(-10.0))
+GOOD = dict(difference=dip(-1.0, -2.0, -1.6), positive=ramp(-10.0, -12.0, 20))
+
+
+def curves_of(*runs: dict) -> pd.DataFrame:
+    return pd.concat([run_rows(i, **r) for i, r in enumerate(runs)], ignore_index=True)
+
+
+def test_dip_and_tail_prefers_the_smallest_learning_rate():
+    bigger = dict(difference=dip(-1.0, -2.3, -1.5, bottom_at=5, settle_at=12), positive=ramp(-10.0, -12.5, 15))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.1, **bigger))
+    rec = recommend(curves, smoothing=0.0)
+    assert rec.lr == 0.01
+    assert rec.orientation == "normal" and not rec.fallback
+    assert rec.verdicts[0.01].keep and rec.verdicts[0.01].category == "recommended"
+    assert rec.verdicts[0.1].keep and rec.verdicts[0.1].category == "dip-and-tail"
+    # the reference hardly learns: kept out as "too small"
+    assert not rec.verdicts[0.001].keep and rec.verdicts[0.001].category == "stagnant"
+    assert "hardly learns" in rec.verdicts[0.001].reason
+
+
+def test_rising_positive_energy_is_dropped():
+    # learns first, then the data energy climbs back up by 3 (3x the scale) in the second half
+    rising = dict(difference=dip(-1.0, -2.0, -1.6), positive=ramp(-10.0, -12.0, 20, after=-9.0))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.03, **rising))
+    rec = recommend(curves, smoothing=0.0)
+    verdict = rec.verdicts[0.03]
+    assert not verdict.keep and verdict.category == "energy-rises"
+    assert "positive energy rises" in verdict.reason
+    assert rec.lr == 0.01
+    # the same run alone with a flat data energy is fine: the rise is what drops it
+    calm = dict(difference=rising["difference"], positive=ramp(-10.0, -12.0, 20))
+    assert recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.03, **calm)), smoothing=0.0).verdicts[0.03].keep
+
+
+def test_rising_negative_energy_is_dropped_but_sampler_burn_in_is_not():
+    # every run's negative energy rises with the reference's (sampler burn-in): not a reason to drop;
+    # a run whose negative energy keeps rising beyond the reference in the second half is dropped
+    good = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD))
+    assert recommend(good, smoothing=0.0).verdicts[0.01].keep
+    positive = ramp(-10.0, -12.0, 20)
+    difference = ramp(-1.0, -2.0, 20, after=-3.2)  # negative energy = positive - difference keeps rising
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD),
+                       dict(lr=0.03, difference=difference, positive=positive))
+    verdict = recommend(curves, smoothing=0.0).verdicts[0.03]
+    assert not verdict.keep and "negative energy rises" in verdict.reason
+
+
+def test_exploding_difference_is_dropped():
+    exploding = dict(difference=ramp(-1.0, -12.0, 30), positive=ramp(-10.0, -12.0, 20))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=1.0, **exploding))
+    rec = recommend(curves, smoothing=0.0)
+    verdict = rec.verdicts[1.0]
+    assert not verdict.keep and verdict.category == "explodes"
+    assert "explodes" in verdict.reason and "band" in verdict.reason
+    # a wider band lets it through (the threshold is the band, not something else)
+    assert recommend(curves, smoothing=0.0, band=20.0).verdicts[1.0].category != "explodes"
+
+
+def test_dip_that_falls_off_its_tail_is_dropped():
+    # dip, steady tail through the middle third, then the difference falls away from zero
+    values = dip(-1.0, -2.0, -1.6, bottom_at=5, settle_at=10)
+    late = EPOCHS > 27
+    values[late] = -1.6 - 0.12 * (EPOCHS[late] - 27)
+    positive = ramp(-10.0, -12.0, 20)
+    positive[late] -= 0.12 * (EPOCHS[late] - 27)  # both energies keep their course: only the difference leaves
+    falling = dict(difference=values, positive=positive)
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.1, **falling))
+    rec = recommend(curves, smoothing=0.0)
+    assert rec.verdicts[0.1].category == "off-tail" and not rec.verdicts[0.1].keep
+    assert "leaves its tail" in rec.verdicts[0.1].reason
+    assert rec.lr == 0.01
+
+
+def test_mirrored_curves_apply_the_rules_upside_down():
+    bigger = dict(difference=dip(-1.0, -2.3, -1.5, bottom_at=5, settle_at=12), positive=ramp(-10.0, -12.5, 15))
+    runs = [dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.1, **bigger)]
+    mirrored = [dict(r, difference=-r["difference"]) for r in runs]  # start high, rise first, come down
+    rec = recommend(curves_of(*mirrored), smoothing=0.0)
+    assert rec.orientation == "mirrored"
+    assert rec.lr == 0.01
+    assert rec.verdicts[0.01].category == "recommended" and "dip" in rec.verdicts[0.01].reason
+    assert recommend(curves_of(*runs), smoothing=0.0).orientation == "normal"
+
+
+def test_dead_units_are_flagged_and_dropped():
+    n_pred = np.where(EPOCHS >= 12, 2, 3)
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD),
+                       dict(lr=0.03, n_predicted=n_pred, **GOOD))
+    rec = recommend(curves, smoothing=0.0)  # reference = most classes predicted at epoch 1 = 3
+    verdict = rec.verdicts[0.03]
+    assert not verdict.keep and verdict.category == "dead-units"
+    assert "2 of the 3 classes" in verdict.reason and "epoch 12" in verdict.reason
+    # an explicit reference of 2 classes (majority vote predicts only 2): nothing is dead
+    assert recommend(curves, smoothing=0.0, n_reference_classes=2).verdicts[0.03].category != "dead-units"
+
+
+def test_nan_and_diverged_runs_are_dropped_and_never_recommended():
+    nan_diff = dip(-1.0, -2.0, -1.6)
+    nan_diff[20:] = np.nan
+    nan_pos = ramp(-10.0, -12.0, 20)
+    nan_pos[20:] = np.nan
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD),
+                       dict(lr=0.003, difference=nan_diff, positive=nan_pos))
+    rec = recommend(curves, smoothing=0.9)
+    assert rec.verdicts[0.003].category == "diverged" and not rec.verdicts[0.003].keep
+    assert "epoch 21" in rec.verdicts[0.003].reason
+    assert rec.lr == 0.01
+    # a run the engine marked diverged (finite rows up to then) is dropped too
+    rec = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD)), smoothing=0.0,
+                    run_status={1: "diverged"})
+    assert rec.verdicts[0.01].category == "diverged" and rec.lr != 0.01
+
+
+def test_every_run_diverged_gives_no_learning_rate_and_says_why():
+    bad = run_rows(0, 0.1, flat(np.nan), flat(np.nan))
+    rec = recommend(pd.concat([bad, run_rows(1, 1.0, flat(np.nan), flat(np.nan))]), smoothing=0.9)
+    assert rec.lr is None
+    assert "every run diverged" in rec.reason
+    assert set(rec.verdicts) == {0.1, 1.0} and not any(v.keep for v in rec.verdicts.values())
+    assert json.loads(rec.to_json())["lr"] is None
+
+
+def test_fallback_when_every_learning_rate_breaks_a_rule():
+    rising = dict(difference=REFERENCE["difference"], positive=ramp(-10.0, -12.0, 20, after=-9.0))
+    exploding = dict(difference=ramp(-1.0, -12.0, 30), positive=ramp(-10.0, -12.0, 20))
+    dead = dict(GOOD, n_predicted=np.where(EPOCHS > 5, 1, 3))
+    rec = recommend(curves_of(dict(lr=0.001, **rising), dict(lr=0.1, **exploding), dict(lr=0.3, **dead)),
+                    smoothing=0.0)
+    assert [v.category for v in rec.verdicts.values()] == ["fallback", "explodes", "dead-units"]
+    # the fewest broken rules among the runs that kept all classes
+    assert rec.fallback and rec.lr == 0.001
+    assert "fallback" in rec.reason and "positive energy rises" in rec.verdicts[0.001].reason
+    assert not rec.verdicts[0.001].keep
+    # with only a dead run left besides a diverged one, the dead one is still a (fallback) answer
+    nan = dict(difference=flat(np.nan), positive=flat(np.nan))
+    rec = recommend(curves_of(dict(lr=0.001, **nan), dict(lr=0.3, **dead)), smoothing=0.0)
+    assert rec.fallback and rec.lr == 0.3
+
+
+def test_second_choice_when_no_run_has_a_steady_tail():
+    still_falling = dict(difference=ramp(-1.0, -2.2, T), positive=ramp(-10.0, -12.0, T))
+    rising_back = dict(difference=dip(-1.0, -2.0, -0.5, bottom_at=10, settle_at=T + 1), positive=ramp(-10.0, -12.5, T))
+    rec = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.03, **still_falling),
+                              dict(lr=0.1, **rising_back)), smoothing=0.0)
+    assert rec.verdicts[0.1].category == "no-steady-tail" and rec.verdicts[0.1].keep
+    assert rec.lr == 0.03 and "second choice" in rec.verdicts[0.03].reason
+    assert "no learning rate shows a dip with a steady tail" in rec.reason
+
+
+def test_only_stagnant_runs_pick_the_one_that_moved_most():
+    a = dict(difference=ramp(-1.0, -1.3, 10), positive=flat(-10.0))
+    b = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.1, T))
+    c = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.2, T))
+    rec = recommend(curves_of(dict(lr=0.001, **a), dict(lr=0.003, **b), dict(lr=0.01, **c)), smoothing=0.0)
+    assert rec.lr == 0.01 and "hardly learns" in rec.reason
+    assert rec.verdicts[0.01].keep and not rec.verdicts[0.003].keep
+
+
+def test_a_learning_rate_is_kept_only_if_all_its_seeds_are():
+    rows = [run_rows(0, 0.001, **REFERENCE, seed=0), run_rows(1, 0.01, **GOOD, seed=0),
+            run_rows(2, 0.001, **REFERENCE, seed=1),
+            run_rows(3, 0.01, **GOOD, seed=1, n_predicted=np.where(EPOCHS > 30, 2, 3)),
+            run_rows(4, 0.03, **GOOD, seed=0), run_rows(5, 0.03, **GOOD, seed=1)]
+    rec = recommend(pd.concat(rows, ignore_index=True), smoothing=0.0)
+    assert not rec.verdicts[0.01].keep and rec.verdicts[0.01].reason.startswith("seed 1: dead units")
+    assert rec.lr == 0.03
+
+
+def test_verdicts_cover_every_learning_rate_with_one_line_and_json_schema():
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD),
+                       dict(lr=1.0, difference=ramp(-1.0, -12.0, 30), positive=ramp(-10.0, -12.0, 20)))
+    rec = recommend(curves)
+    assert isinstance(rec, Recommendation)
+    assert list(rec.verdicts) == [0.001, 0.01, 1.0]
+    for verdict in rec.verdicts.values():
+        assert verdict.reason and "\n" not in verdict.reason
+    payload = json.loads(rec.to_json())
+    assert set(payload) == {"lr", "verdicts"}
+    assert payload["lr"] == rec.lr
+    assert list(payload["verdicts"]) == ["0.001", "0.01", "1"]
+    for value in payload["verdicts"].values():
+        assert set(value) == {"keep", "reason"} and isinstance(value["keep"], bool)
+    assert rec.table()["recommended"].sum() == 1
+
+
+def test_smoothing_hides_a_one_epoch_spike():
+    # a single bad epoch near the end: raw curves call it a rising energy, smoothed ones do not
+    spiky = ramp(-10.0, -12.0, 20)
+    spiky[-1] += 3.0
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, difference=GOOD["difference"], positive=spiky))
+    assert recommend(curves, smoothing=0.0).verdicts[0.01].category == "energy-rises"
+    assert recommend(curves, smoothing=0.9).verdicts[0.01].keep
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="lack column"):
+        recommend(pd.DataFrame({"run": [0], "lr": [0.1]}))
+    with pytest.raises(ValueError, match="smoothing"):
+        recommend(curves_of(dict(lr=0.01, **GOOD)), smoothing=1.5)
+    with pytest.raises(ValueError, match="no curves"):
+        recommend(pd.DataFrame(columns=CURVE_COLUMNS))
+
+
+# ------------------------------------------------------------------ EMA smoothing
+def test_ema_is_bias_corrected_and_keeps_constants():
+    assert np.allclose(ema(np.full(10, 3.5), 0.9), 3.5)
+    x = np.array([1.0, 0.0, 0.0])
+    out = ema(x, 0.5)
+    assert out[0] == 1.0  # no pull towards 0 at the start
+    # m1 = .5, m2 = .25, m3 = .125; weights .5, .75, .875
+    assert np.allclose(out, [1.0, 0.25 / 0.75, 0.125 / 0.875])
+
+
+def test_ema_smooths_noise_and_skips_nan():
+    rng = np.random.default_rng(0)
+    noisy = 1.0 + rng.normal(0, 1, 500)
+    smooth = ema(noisy, 0.95)
+    assert smooth[100:].std() < 0.3 * noisy[100:].std()
+    assert abs(smooth[100:].mean() - 1.0) < 0.2
+    with_nan = np.array([np.nan, 2.0, np.nan, 4.0])
+    out = ema(with_nan, 0.5)
+    assert math.isnan(out[0]) and out[1] == 2.0 and out[2] == 2.0
+    assert out[3] == pytest.approx((0.5 * 0.5 * 2 + 0.5 * 4) / 0.75)
+    assert np.array_equal(ema([1.0, 5.0], None), [1.0, 5.0])
+    with pytest.raises(ValueError):
+        ema([1.0], 1.0)
+
+
+def test_lr_key_round_trips():
+    for lr in (0.001, 0.003, 1.0, 3.0, 1e-5, 0.1 + 0.2):
+        assert float(lr_key(lr)) == pytest.approx(lr, rel=1e-11)
+    assert lr_key(1.0) == "1" and lr_key(0.003) == "0.003"
