@@ -1,0 +1,108 @@
+"""``deem sweep INPUT... -o DIR``: train a grid of learning rates at once and recommend one (App. G.4.1).
+
+Writes ``DIR/curves.csv`` (run, lr, seed, epoch, positive_energy, negative_energy, energy_difference,
+acceptance_rate), ``DIR/recommendation.json`` (``{"lr": ..., "verdicts": {"<lr>": {"keep", "reason"}}}``)
+and ``DIR/curves.html`` (interactive plotly figure: energy difference, positive and negative energy per
+learning rate, the recommended one drawn thick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import ProgressBar, add_input_arguments, load_input, parse_float_list
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> None:
+    from ..sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS  # noqa: PLC0415
+
+    grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
+    parser = subparsers.add_parser(
+        "sweep", help="train a grid of learning rates and recommend one",
+        description="Train every learning rate of a grid (x seeds) as one batched model, write the energy "
+                    "curves and recommend a learning rate by the paper's rules (App. G.4.1).")
+    add_input_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="output folder (created): curves.csv, recommendation.json, curves.html")
+    parser.add_argument("--lrs", default=grid, help=f"comma-separated learning rates (default {grid})")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_SWEEP_EPOCHS,
+                        help=f"epochs per run (default {DEFAULT_SWEEP_EPOCHS})")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per learning rate (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (default 1)")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--init", default="mv", choices=["mv", "ds"], help="start from majority vote or Dawid-Skene")
+    parser.add_argument("--smoothing", type=float, default=0.9,
+                        help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; default 0.9)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def write_sweep(sweep, folder: Path) -> dict[str, Path]:
+    """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``."""
+    from ..export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
+    from ..plots import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
+    from ..recommend import CSV_COLUMNS  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"curves": folder / "curves.csv", "recommendation": folder / "recommendation.json",
+             "figure": folder / "curves.html"}
+    write_csv(sweep.curves[CSV_COLUMNS], paths["curves"], index=False)
+    write_json(sweep.recommendation.to_dict(), paths["recommendation"])
+    rec = sweep.recommendation
+    title = ("Energy curves per learning rate" +
+             (f": recommended lr {rec.lr:g}" if rec.lr is not None else ": no recommendation") +
+             f" (EMA smoothing {rec.smoothing:g})" * bool(rec.smoothing))
+    figure = energy_curves_figure(sweep.curves, recommended_lr=rec.lr, smoothing=rec.smoothing or None,
+                                  metrics=ENERGY_METRICS, title=title)
+    atomic_write_text(paths["figure"], figure.to_html(include_plotlyjs=True, full_html=True))
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sweep import run_sweep  # noqa: PLC0415
+    from . import UsageError  # noqa: PLC0415
+
+    lrs = parse_float_list(args.lrs, "--lrs")
+    if len(set(lrs)) != len(lrs):
+        raise UsageError(f"--lrs repeats a value: {args.lrs!r}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.layers < 0:
+        raise UsageError(f"--layers must be >= 0, got {args.layers}")
+    if not 0.0 <= args.smoothing < 1.0:
+        raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"-o must name a folder, but {folder} is a file")
+    data = load_input(args)
+    progress = ProgressBar(args.epochs, f"sweep of {len(lrs) * args.seeds} runs", disable=args.no_progress)
+    try:
+        sweep = run_sweep(data, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
+                          seed=args.seed, device=args.device, callbacks=[progress], batch_size=args.batch_size,
+                          init=args.init, smoothing=args.smoothing)
+    except ValueError as exc:
+        if type(exc) is ValueError:  # a bad option reaching the engine
+            raise UsageError(str(exc)) from None
+        raise
+    finally:
+        progress.close()
+    paths = write_sweep(sweep, folder)
+    rec = sweep.recommendation
+    print(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
+          f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)", file=sys.stderr)
+    for row in sweep.runs.itertuples():
+        if row.message:
+            print(f"warning: lr {row.lr:g} seed {row.seed}: {row.message}", file=sys.stderr)
+    if rec.lr is None:
+        print(f"no recommendation: {rec.reason}", file=sys.stderr)
+        return 1
+    print(f"recommended learning rate: {rec.lr:g} ({rec.reason})", file=sys.stderr)
+    return 0

@@ -1,0 +1,114 @@
+"""Plotly figures of DEEM Studio, shared by the ``deem`` command (HTML files) and the dashboard.
+
+Every function here takes plain data (DataFrames, numbers) and returns a ``plotly.graph_objects.Figure``;
+nothing here knows about Streamlit or files, so the same figure serves the CLI and the dashboard.
+
+Energy curves (App. G.4.1): :func:`energy_curves_figure`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from .recommend import ema, lr_key
+
+__all__ = ["ENERGY_METRICS", "METRIC_TITLES", "energy_curves_figure", "lr_colors"]
+
+ENERGY_METRICS = ("energy_difference", "positive_energy", "negative_energy")
+METRIC_TITLES = {
+    "energy_difference": "Energy difference (positive - negative)",
+    "positive_energy": "Positive energy (data)",
+    "negative_energy": "Negative energy (model samples)",
+    "acceptance_rate": "Sampler acceptance rate",
+    "changed_fraction": "Fraction of learners changed per sampler step",
+    "n_predicted_classes": "Classes predicted (dead units below the reference)",
+}
+_COLORSCALE = "Viridis"
+
+
+def lr_colors(lrs: Sequence[float]) -> dict[float, str]:
+    """One colour per learning rate along a sequential scale by log(lr) (small = dark, large = light)."""
+    values = sorted({float(x) for x in lrs})
+    if len(values) == 1:
+        return {values[0]: sample_colorscale(_COLORSCALE, [0.35])[0]}
+    logs = np.log10(values)
+    positions = (logs - logs.min()) / (logs.max() - logs.min())
+    colors = sample_colorscale(_COLORSCALE, list(0.9 * positions))  # stop before the pale yellow end
+    return dict(zip(values, colors))
+
+
+def _same_lr(a: float | None, b: float) -> bool:
+    return a is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+
+
+def energy_curves_figure(
+    curves: pd.DataFrame,
+    recommended_lr: float | None = None,
+    smoothing: float | None = None,
+    metrics: Sequence[str] = ("energy_difference",),
+    selected_lr: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Energy curves per learning rate: one subplot per metric (stacked, shared epoch axis).
+
+    curves: rows ``run, lr, seed, epoch`` + the metric columns (e.g. ``SweepResult.curves``; a live
+    snapshot with fewer epochs works too). smoothing: EMA alpha in [0, 1) (e.g. 0.9) applied to the
+    drawn lines; the raw values stay as faint lines behind them. recommended_lr is drawn thick and
+    marked "recommended" in the legend; selected_lr (a user's choice) is drawn thick and dashed.
+
+    Every trace carries ``customdata`` rows ``[lr, seed]`` and ``meta = {"lr", "seed", "metric"}`` and
+    is named ``"lr <lr>"`` (plus the seed when there are several), so a click on any point tells the
+    caller which learning rate was picked (``points[0].customdata[0]``). Traces of one learning rate
+    share a legend group: clicking its legend entry hides all its curves.
+    """
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in curves.columns]
+    if unknown:
+        raise ValueError(f"curves have no column(s) {unknown}; available: {list(curves.columns)}")
+    if not metrics:
+        raise ValueError("metrics is empty: name at least one column to draw")
+    fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.07,
+                        subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics])
+    if curves.empty:
+        fig.update_layout(title=title or "No epochs recorded yet", template="plotly_white")
+        return fig
+    colors = lr_colors(curves["lr"].unique())
+    several_seeds = curves["seed"].nunique() > 1
+    shown_in_legend: set[str] = set()
+    for (lr, seed), run_curves in curves.sort_values("epoch").groupby(["lr", "seed"], sort=True):
+        lr, seed = float(lr), int(seed)
+        key = lr_key(lr)
+        recommended = _same_lr(recommended_lr, lr)
+        selected = _same_lr(selected_lr, lr)
+        name = f"lr {key}" + (f" (seed {seed})" if several_seeds else "") + (" - recommended" if recommended else "")
+        width = 4.5 if recommended else (3.5 if selected else 1.6)
+        dash = "dash" if (selected and not recommended) else "solid"
+        epochs = run_curves["epoch"].to_numpy()
+        custom = np.column_stack([np.full(len(epochs), lr), np.full(len(epochs), seed)])
+        for row, metric in enumerate(metrics, start=1):
+            raw = run_curves[metric].to_numpy(dtype=float)
+            meta = {"lr": lr, "seed": seed, "metric": metric}
+            if smoothing:
+                fig.add_trace(go.Scatter(
+                    x=epochs, y=raw, mode="lines", line={"color": colors[lr], "width": 1}, opacity=0.25,
+                    name=name, legendgroup=key, showlegend=False, customdata=custom, meta=meta,
+                    hoverinfo="skip"), row=row, col=1)
+            values = ema(raw, smoothing) if smoothing else raw
+            fig.add_trace(go.Scatter(
+                x=epochs, y=values, mode="lines+markers" if len(epochs) == 1 else "lines",
+                line={"color": colors[lr], "width": width, "dash": dash}, name=name, legendgroup=key,
+                showlegend=key + str(seed) not in shown_in_legend, customdata=custom, meta=meta,
+                hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"), row=row, col=1)
+            shown_in_legend.add(key + str(seed))
+    fig.update_xaxes(title_text="epoch", row=len(metrics), col=1)
+    heading = title or "Energy curves per learning rate" + (f" (EMA smoothing {smoothing:g})" if smoothing else "")
+    fig.update_layout(title=heading, template="plotly_white", hovermode="closest", clickmode="event+select",
+                      legend={"title": {"text": "learning rate"}}, height=max(380, 300 * len(metrics)))
+    return fig

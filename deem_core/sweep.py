@@ -1,0 +1,190 @@
+"""Learning-rate sweep (App. G.4.1): train a grid of learning rates (x seeds) as ONE batched model and
+read their energy curves.
+
+>>> from deem_core.sweep import run_sweep
+>>> sweep = run_sweep(df, epochs=50)              # df: task, worker, label (or an AnnotationSet)
+>>> sweep.recommendation.lr, sweep.curves.head()
+
+Every run of the grid is one run of the batched engine (:func:`deem_core.training.train_runs`), so the
+grid costs far less than training the learning rates one after the other. Runs with the same seed start
+from the same initial weights (the paper's "one fixed set of initial weights"), so their curves differ
+only by the learning rate. A run that diverges (non-finite energy) is restored, frozen and marked
+"diverged" by the engine; the others go on. The recommendation is the pure function
+:func:`deem_core.recommend.recommend` of the curves.
+
+Nothing here prints: progress goes to ``callbacks`` (``on_epoch_end(epoch, logs) -> bool``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .dataset import AnnotationSet, DataError, as_annotation_set
+from .model import DEEMNetwork
+from .recommend import CURVE_COLUMNS, Recommendation, recommend
+from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device, train_runs
+
+__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
+
+#: default grid: 8 log-spaced learning rates (steps of ~3x) from "hardly moves" to "collapses" on the
+#: measured sets (see benchmarks/sweep.py and the module docstring of deem_core.recommend)
+DEFAULT_LRS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: default epochs of a sweep (the paper trains 50-150 epochs; 50 is enough to see dip and tail)
+DEFAULT_SWEEP_EPOCHS = 50
+INIT_METHODS = ("mv", "ds")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep leaves behind.
+
+    curves: one row per run and epoch, columns :data:`deem_core.recommend.CURVE_COLUMNS`
+        (run, lr, seed, epoch, positive_energy, negative_energy, energy_difference, acceptance_rate,
+        n_predicted_classes, status); energies are NaN after a run diverged.
+    recommendation: the :class:`~deem_core.recommend.Recommendation` (``.lr``, ``.verdicts``).
+    runs: one row per run: run, lr, seed, status ("finished"/"diverged"/"cancelled"/"stopped"), message.
+    result: the engine's :class:`~deem_core.training.TrainingResult`; ``result.network`` holds the R
+        trained runs (reuse one with :meth:`run_index`).
+    n_reference_classes: classes that majority vote predicts (the dead-unit reference).
+    """
+
+    curves: pd.DataFrame
+    recommendation: Recommendation
+    runs: pd.DataFrame
+    result: TrainingResult
+    lrs: list[float]
+    seeds: list[int]
+    epochs: int
+    n_reference_classes: int
+    seconds: float
+
+    @property
+    def network(self) -> DEEMNetwork:
+        """The batched network of all R runs (run ``i`` is ``runs.iloc[i]``)."""
+        return self.result.network
+
+    @property
+    def status(self) -> list[str]:
+        """Per-run status, in run order."""
+        return list(self.runs["status"])
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The engine's full history (HISTORY_COLUMNS, including changed_fraction and seconds)."""
+        return pd.DataFrame(self.result.history, columns=HISTORY_COLUMNS)
+
+    def run_index(self, lr: float, seed: int | None = None) -> int:
+        """Index of the run trained with ``lr`` (and ``seed``; default: the first seed)."""
+        seed = self.seeds[0] if seed is None else int(seed)
+        hits = self.runs.index[np.isclose(self.runs["lr"], float(lr), rtol=1e-9, atol=0.0)
+                               & (self.runs["seed"] == seed)]
+        if len(hits) == 0:
+            raise KeyError(f"no run with lr {lr:g} and seed {seed} in this sweep (lrs {self.lrs}, seeds {self.seeds})")
+        return int(hits[0])
+
+
+def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
+    values = [float(x) for x in (DEFAULT_LRS if lrs is None else lrs)]
+    if not values:
+        raise ValueError("the learning-rate grid is empty")
+    bad = [x for x in values if not (math.isfinite(x) and x > 0)]
+    if bad:
+        raise ValueError(f"learning rates must be positive numbers, got {bad}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"the learning-rate grid repeats a value: {values}")
+    return sorted(values)
+
+
+def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
+                          device: torch.device, config: TrainingConfig | None = None) -> DEEMNetwork | None:
+    """Initial network for R = len(seeds) runs, or None for the engine's own majority-vote start.
+
+    ``init="ds"``: every run's iRBM is set to one Dawid-Skene fit (Lemma 1) and its layers are identity +
+    noise drawn from the run's own seed, as :class:`deem_core.estimator.DEEM` does; runs sharing a seed
+    share their initial weights.
+    """
+    if init == "mv":
+        return None
+    if init != "ds":
+        raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
+    from .dawid_skene import fit_dawid_skene  # noqa: PLC0415
+
+    config = config or TrainingConfig()
+    ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+    r = len(seeds)
+    network = DEEMNetwork(r, data.n_learners, data.n_classes, int(n_layers)).to(device)
+    with torch.no_grad():
+        for run, seed in enumerate(seeds):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(seed))
+            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(n_layers)).to(device)
+            single.initialise(gen, config.layer_noise, config.irbm_noise)
+            for target, source in zip(network.parameters(), single.parameters()):
+                target[run].copy_(source[0])
+    network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
+                                 torch.as_tensor(ds.prior, dtype=torch.float32))
+    return network
+
+
+def run_sweep(
+    data: AnnotationSet | pd.DataFrame,
+    lrs: Iterable[float] | None = None,
+    epochs: int = DEFAULT_SWEEP_EPOCHS,
+    n_layers: int = 1,
+    n_seeds: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    callbacks: Iterable[Any] = (),
+    stop_event: threading.Event | None = None,
+    batch_size: int = 1024,
+    init: str = "mv",
+    sampler_steps: int = 5,
+    step_size: float = 1.0,
+    smoothing: float = 0.9,
+) -> SweepResult:
+    """Train every learning rate of ``lrs`` (default :data:`DEFAULT_LRS`) with seeds ``seed, seed+1, ...,
+    seed+n_seeds-1`` as one batched model for ``epochs`` epochs and recommend a learning rate.
+
+    data: an :class:`AnnotationSet` or a long DataFrame (task, worker, label). Runs are ordered seed-major:
+    run ``i`` has seed ``seed + i // len(lrs)`` and lr ``sorted(lrs)[i % len(lrs)]``. ``callbacks`` get
+    the engine's per-epoch rows of all runs; ``stop_event`` cancels (the curves so far are kept and
+    still get a recommendation). ``smoothing``: EMA alpha the recommendation reads the curves with.
+    """
+    data = as_annotation_set(data)
+    if data.n_classes < 2:
+        raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given: there is nothing "
+                        f"to aggregate; DEEM needs at least two classes")
+    grid = _check_lrs(lrs)
+    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
+        raise ValueError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
+    if not isinstance(n_layers, (int, np.integer)) or n_layers < 0:
+        raise ValueError(f"n_layers must be an integer >= 0, got {n_layers!r}")
+    if init not in INIT_METHODS:
+        raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
+    seeds_of_runs = [int(seed) + j for j in range(int(n_seeds)) for _ in grid]
+    lrs_of_runs = [lr for _ in range(int(n_seeds)) for lr in grid]
+    config = TrainingConfig(n_layers=int(n_layers), epochs=int(epochs), batch_size=int(batch_size),
+                            sampler_steps=int(sampler_steps), step_size=float(step_size), device=str(device))
+    initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config)
+    result = train_runs(data.labels, data.n_classes, lrs_of_runs, seeds_of_runs, config, soft=data.soft,
+                        callbacks=list(callbacks), stop_event=stop_event, initial_network=initial)
+    history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+    curves = history[CURVE_COLUMNS].copy()
+    mv = data.majority_vote()
+    n_reference = int(len(np.unique(mv[mv >= 0])))
+    runs = pd.DataFrame({"run": range(len(lrs_of_runs)), "lr": lrs_of_runs, "seed": seeds_of_runs,
+                         "status": result.status, "message": result.messages})
+    recommendation = recommend(curves, smoothing=smoothing, n_reference_classes=n_reference,
+                               run_status=dict(zip(runs["run"], runs["status"])))
+    return SweepResult(curves=curves, recommendation=recommendation, runs=runs, result=result, lrs=grid,
+                       seeds=sorted(set(seeds_of_runs)), epochs=result.epochs_run,
+                       n_reference_classes=n_reference, seconds=result.seconds)
