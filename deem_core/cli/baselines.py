@@ -1,0 +1,60 @@
+"""``deem baselines INPUT... [--methods mv,ds,glad] [--truth T] [-o OUT]``: classic aggregators (crowd-kit)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import add_input_arguments, load_input
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> None:
+    from ..baselines import BASELINE_METHODS  # noqa: PLC0415
+
+    parser = subparsers.add_parser(
+        "baselines", help="run classic aggregators (majority vote, Dawid-Skene, GLAD, ...)",
+        description="Run crowd-kit's classic aggregators on the annotations; print a table of accuracy (with "
+                    "--truth) and wall time, and optionally write every method's labels.")
+    add_input_arguments(parser)
+    parser.add_argument("--methods", default="mv,ds,glad",
+                        help=f"comma-separated, from: {', '.join(BASELINE_METHODS)} (default mv,ds,glad)")
+    parser.add_argument("--truth", default=None, help="CSV task,truth to score the methods")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-o", "--output", default=None, help="CSV with one column of labels per method")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd  # noqa: PLC0415
+
+    from ..baselines import BASELINE_METHODS, run_baselines  # noqa: PLC0415
+    from ..export import write_csv  # noqa: PLC0415
+    from ..io import read_truth  # noqa: PLC0415
+    from . import UsageError  # noqa: PLC0415
+
+    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in BASELINE_METHODS]
+    if unknown or not methods:
+        raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
+                         f"{', '.join(BASELINE_METHODS)}")
+    data = load_input(args)
+    long = data.to_long()
+    truth = read_truth(args.truth) if args.truth else None
+    labels: dict[str, pd.Series] = {}
+
+    def keep(method, aggregator):
+        if aggregator is not None:
+            labels[method] = aggregator.labels_
+
+    table = run_baselines(long, methods, truth=truth, seed=args.seed, on_result=keep)
+    shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
+    print(shown.to_string(index=False))
+    if args.output:
+        frame = pd.DataFrame(labels)
+        frame.index.name = "task"
+        write_csv(frame, Path(args.output))
+        print(f"wrote {len(frame)} tasks x {len(labels)} method(s) to {args.output}", file=sys.stderr)
+    return 0 if table["error"].isna().any() else 1
