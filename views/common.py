@@ -91,7 +91,7 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     sync_url()
 
 
-PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
+PAGE_OF_KIND = {"sweep": "views/sweep.py", "train": "views/train.py", "diagnostics": "views/diagnostics.py"}
 
 
 #: widget values that survive a page switch (Streamlit drops the state of widgets not drawn in a run)
@@ -241,7 +241,7 @@ def need_dataset() -> dict[str, Any] | None:
     if ds is None:
         st.info("Load annotations on the Data page first (or reopen a run on the Runs page).", icon=":material/folder_open:")
         if st.button("Go to the Data page"):
-            go("pages/data.py")
+            go("views/data.py")
     return ds
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.runs import ACTIVE_STATUSES, is_run_id
-from pages import common
+from views import common
 
 st.title("Runs")
 mgr = common.manager()
@@ -43,7 +43,7 @@ if len(runs):
     c = st.columns([1, 1, 6])
     if c[0].button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
-            common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
+            common.go(common.PAGE_OF_KIND.get(kind, "views/train.py"))
     if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
         if mgr.cancel(chosen):
             st.toast(f"cancelling run {chosen}")
@@ -80,4 +80,4 @@ if st.button("Open this run", key="runs_open_id"):
         st.error(st.session_state.pop("_notice", f"no run with id {text}"))
     else:
         kind = mgr.store.get(text)["kind"]
-        common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
+        common.go(common.PAGE_OF_KIND.get(kind, "views/train.py"))

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from deem_core.export import to_safe_csv
-from pages import common
+from views import common
 
 LIVE_EVERY = 1.0
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.export import to_safe_csv
-from pages import common
+from views import common
 
 st.title("Results")
 mgr = common.manager()
@@ -33,7 +33,7 @@ if snap is None:
 if not snap.done:
     st.info(f"Run {run_id} is {snap.status}; its labels appear here when it ends.", icon=":material/hourglass_top:")
     if st.button("Watch it on the Train page"):
-        common.go("pages/train.py")
+        common.go("views/train.py")
     st.stop()
 record, config, results, learners, models = _load(run_id, snap.status, snap.finished_at)
 st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {snap.status} · {snap.message}")

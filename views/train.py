@@ -9,7 +9,7 @@ import streamlit as st
 from deem_core import DEFAULT_LR, agreement
 from deem_core.baselines import BASELINE_METHODS
 from deem_core.jobs import DEEM_METHODS
-from pages import common
+from views import common
 
 LIVE_EVERY = 1.0
 METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
@@ -176,4 +176,4 @@ if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):
         st.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
 if st.button("See the labels and downloads", key="train_to_results"):
-    common.go("pages/results.py")
+    common.go("views/results.py")

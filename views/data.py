@@ -12,7 +12,7 @@ import streamlit as st
 from deem_core import agreement
 from deem_core.dataset import DataError
 from deem_core.jobs import readable_error
-from pages import common
+from views import common
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",

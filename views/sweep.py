@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import common
+from views import common
 
 LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
 
@@ -185,6 +185,11 @@ if choice_key not in st.session_state:
 left, right = st.columns([3, 2])
 with left:
     figure = curves_figure(curves, recommended, alpha, metrics, st.session_state[choice_key])
+    # plotly selects nothing on lines-only traces: give the clickable curves small markers
+    for trace in figure.data:
+        if getattr(trace, "hoverinfo", None) != "skip" and trace.mode == "lines":
+            trace.mode = "lines+markers"
+            trace.marker.size = 5
     event = st.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
     st.caption("Click a curve to choose its learning rate (or pick one from the list).")
     clicked = picked_lr(event, figure, grid)
@@ -200,11 +205,11 @@ with right:
     rows = [{"lr": common.fmt_lr(lr), "keep": "keep" if v.get("keep") else "drop", "reason": v.get("reason", "")}
             for lr, v in sorted(verdicts.items())]
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.table(pd.DataFrame(rows).set_index("lr"))
     st.caption(f"{snap.message} · {loaded.record.get('device') or ''}")
 
 lr = st.radio("Learning rate for training", grid, key=choice_key, horizontal=True, format_func=common.fmt_lr)
 st.session_state["chosen_lr"] = float(lr)
 if st.button(f"Train with learning rate {common.fmt_lr(lr)}", type="primary", key="sweep_to_train"):
     st.session_state["chosen_lr"] = float(lr)
-    common.go("pages/train.py")
+    common.go("views/train.py")
