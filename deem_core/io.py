@@ -42,7 +42,7 @@ All files of one call must have the same layout; long and wide files are concate
 Values and their types
 ----------------------
 A CSV has no types, so each role (task, worker, label) is typed over all its values in all files: it
-becomes integers when *every* value is a canonical integer (``-?(0|[1-9][0-9]*)`` within 64 bits), text
+becomes integers when *every* value is a canonical integer (``0|-?[1-9][0-9]*`` within 64 bits), text
 otherwise. So ``1,2,3`` -> ints, ``a,b`` -> str, and ``01`` keeps the whole column as text: ``"01"`` and
 ``"1"`` stay two different tasks (nothing is merged silently). Floats, booleans and big integers stay
 text. A text cell that :mod:`deem_core.export` neutralised for spreadsheets (``'`` followed by one of
@@ -105,7 +105,7 @@ MISSING_LABELS = frozenset({"nan", "NaN", "NAN", "null", "NULL", "None", "<NA>"}
 #: holds K x K confusion weights; more classes than this almost always means a column of free text or ids.
 MAX_CLASSES = 1000
 
-_INT_PATTERN = r"-?(?:0|[1-9][0-9]*)"
+_INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
 _FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
 _SNIFF_CHARS = 1 << 16
 _BINARY_SIGNATURES = (
@@ -301,7 +301,7 @@ def _sniff(name: str, text: str) -> tuple[str, list[str]]:
         shown = (first_header or [""])[0][:60]
         raise DataError(f"{name}: found a single column ({shown!r}); expected columns such as task,worker,label "
                         f"separated by commas, semicolons or tabs")
-    return best[1], [c.strip() for c in best[2]]
+    return best[1], [c.strip(" ") for c in best[2]]
 
 
 def _quote_never_closed(text: str, header_line: int) -> int:

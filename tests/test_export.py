@@ -1,0 +1,205 @@
+"""deem_core.export: spreadsheet-safe CSV, labels that keep their values and types in every format, and
+atomic writes that never leave a partial file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core import export
+from deem_core.export import (
+    FORMULA_PREFIXES, atomic_write_bytes, neutralise_cell, to_safe_csv, write_csv, write_json, write_parquet,
+)
+from deem_core.io import read_annotations, read_table
+
+PREFIXES = ["=", "+", "-", "@", "\t", "\r", "\n"]
+
+
+def parse_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+# ------------------------------------------------------------------ neutralisation
+def test_the_prefix_list_is_the_owasp_one():
+    assert sorted(FORMULA_PREFIXES) == sorted(PREFIXES)
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_every_formula_prefix_is_neutralised_in_strings(prefix):
+    value = prefix + "SUM(A1:A9)"
+    assert neutralise_cell(value) == "'" + value
+    assert neutralise_cell(prefix) == "'" + prefix
+
+
+@pytest.mark.parametrize("value", [-5, -0.5, np.int64(-3), np.float32(-2.5), 0, 7, True, None, float("nan")])
+def test_numbers_and_other_non_strings_are_untouched(value):
+    out = neutralise_cell(value)
+    assert out is value
+
+
+@pytest.mark.parametrize("value", ["cat", "a=b", "1+1", "x@y", "", " =", "'already", "é"])
+def test_strings_without_a_leading_prefix_are_untouched(value):
+    assert neutralise_cell(value) == value
+
+
+def test_safe_csv_neutralises_cells_column_names_and_index_but_not_numbers():
+    frame = pd.DataFrame({"label": ["=1+2", "@x", "cat", "-2+3"], "score": [-1, -2, 3, 4], "=col": [1, 2, 3, 4]},
+                         index=pd.Index(["+t1", "t2", "\tt3", "t4"], name="task"))
+    rows = parse_csv(to_safe_csv(frame))
+    assert rows[0] == ["task", "label", "score", "'=col"]
+    assert rows[1:] == [["'+t1", "'=1+2", "-1", "1"], ["t2", "'@x", "-2", "2"], ["'\tt3", "cat", "3", "3"],
+                        ["t4", "'-2+3", "4", "4"]]
+
+
+def test_safe_csv_leaves_the_callers_frame_alone():
+    frame = pd.DataFrame({"label": ["=1"]})
+    to_safe_csv(frame, index=False)
+    assert frame["label"].tolist() == ["=1"]
+
+
+def test_neutralised_csv_reads_back_to_the_original_values():
+    values = [p + "x" for p in PREFIXES if p != "\r"] + ["plain", "-1", "+1"]
+    frame = pd.DataFrame({"task": range(len(values)), "worker": "w", "label": values})
+    data = read_annotations(("out.csv", to_safe_csv(frame, index=False).encode()))
+    assert sorted(data.classes) == sorted(values)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="export bug: to_csv's line terminator is '\\n', so a cell holding a bare CR is written "
+                          "unquoted and every CSV reader splits the row there (fix: lineterminator='\\r\\n' or "
+                          "quoting=csv.QUOTE_NONNUMERIC in to_safe_csv)")
+def test_carriage_return_is_quoted():
+    text = to_safe_csv(pd.DataFrame({"a": ["x\ry", "\rz"], "b": [1, 2]}), index=False)
+    assert parse_csv(text) == [["a", "b"], ["x\ry", "1"], ["'\rz", "2"]]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="export bug: safe_csv_frame turns column names into strings before neutralising, so a "
+                          "numeric column name such as annotator -1 (a wide table) is written as '-1")
+def test_numeric_column_names_are_not_neutralised():
+    text = to_safe_csv(pd.DataFrame({-1: [1], "-2": [2]}), index=False)
+    assert parse_csv(text)[0] == ["-1", "'-2"]
+
+
+# ------------------------------------------------------------------ values and types in every format
+@pytest.fixture
+def results() -> pd.DataFrame:
+    index = pd.Index(["=t1", "t2", "-3"], name="task")
+    return pd.DataFrame({"agg_label": ["=cat", "dog", "-1"], "confidence": [0.5, 0.75, 1.0], "int_label": [3, -1, 0]},
+                        index=index)
+
+
+def test_csv_keeps_values_and_numbers(results, tmp_path):
+    path = write_csv(results, tmp_path / "r.csv")
+    raw = read_table(path)
+    assert raw.columns.tolist() == ["task", "agg_label", "confidence", "int_label"]
+    assert raw["agg_label"].tolist() == ["'=cat", "dog", "'-1"]
+    assert raw["int_label"].tolist() == ["3", "-1", "0"]  # numbers are never prefixed
+    assert raw["confidence"].tolist() == ["0.5", "0.75", "1.0"]
+
+
+def test_parquet_keeps_original_values_and_types(results, tmp_path):
+    back = pd.read_parquet(write_parquet(results, tmp_path / "r.parquet"))
+    assert back.index.tolist() == ["=t1", "t2", "-3"]  # no neutralisation outside CSV
+    assert back["agg_label"].tolist() == ["=cat", "dog", "-1"]
+    assert back["int_label"].dtype == np.int64 and back["int_label"].tolist() == [3, -1, 0]
+    np.testing.assert_allclose(back["confidence"], [0.5, 0.75, 1.0])
+
+
+def test_json_keeps_original_values_and_types(results, tmp_path):
+    records = results.reset_index().to_dict(orient="records")
+    back = json.loads(write_json(records, tmp_path / "r.json").read_text())
+    assert back == [
+        {"task": "=t1", "agg_label": "=cat", "confidence": 0.5, "int_label": 3},
+        {"task": "t2", "agg_label": "dog", "confidence": 0.75, "int_label": -1},
+        {"task": "-3", "agg_label": "-1", "confidence": 1.0, "int_label": 0},
+    ]
+    assert all(type(r["int_label"]) is int for r in back)
+
+
+def test_json_refuses_nan_instead_of_writing_invalid_json(tmp_path):
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        write_json({"x": float("nan")}, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
+# ------------------------------------------------------------------ atomic writes
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_write_replaces_the_whole_file(tmp_path):
+    target = tmp_path / "sub" / "out.bin"
+    atomic_write_bytes(target, b"first version, longer")
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert _leftovers(target.parent) == []
+
+
+def test_failed_rename_keeps_the_old_file_and_removes_the_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "labels.csv"
+    target.write_text("old complete content")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_csv(pd.DataFrame({"a": [1, 2]}), target)
+    assert target.read_text() == "old complete content"
+    assert _leftovers(tmp_path) == []
+
+
+def test_write_failing_half_way_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "new.csv"
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        """Writes the first 10 bytes, then the disk 'fills up'."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            self.handle.write(data[:10])
+            self.handle.flush()
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+            return False
+
+    monkeypatch.setattr(export.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left on device"):
+        write_csv(pd.DataFrame({"a": range(100)}), target)
+    assert not target.exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupt_during_fsync_leaves_no_file(tmp_path, monkeypatch):
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_json({"a": 1}, tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parquet_of_an_unwritable_frame_creates_nothing(tmp_path):
+    frame = pd.DataFrame({"a": [object(), object()]})
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow's error type is not ours to pin
+        write_parquet(frame, tmp_path / "x.parquet")
+    assert list(tmp_path.iterdir()) == []
