@@ -192,6 +192,11 @@ def _device() -> dict[str, Any]:
     return device_info()
 
 
+def device_choices() -> list[str]:
+    """Devices a user can pick: ``cuda`` only where a GPU is present."""
+    return ["auto", "cpu"] + (["cuda"] if _device()["type"] == "cuda" else [])
+
+
 def sidebar() -> None:
     with st.sidebar:
         ds = dataset()

@@ -92,7 +92,8 @@ with st.container(border=True):
     epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs")
     layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers")
     seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds")
-    device = c[3].selectbox("Device", ["auto", "cpu", "cuda"], key="sweep_device")
+    device = c[3].selectbox("Device", common.device_choices(), key="sweep_device",
+                        help="auto = the GPU when there is one")
     if st.button("Launch sweep", type="primary", key="sweep_launch"):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),

@@ -40,7 +40,8 @@ with st.container(border=True):
     c = st.columns(4)
     init = c[0].selectbox("Start from", ["mv", "ds"], key="train_init",
                           format_func={"mv": "majority vote", "ds": "Dawid-Skene"}.get)
-    device = c[1].selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
+    device = c[1].selectbox("Device", common.device_choices(), key="train_device",
+                        help="auto = the GPU when there is one")
     seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed")
     weight = 0.0
     if gold is not None:
