@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import AnnotationSet, DataError
+from .estimator import DEFAULT_INIT, DEFAULT_LR
 from .runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
@@ -48,7 +49,8 @@ __all__ = [
 #: methods of a "train" job that are DEEM models (the rest are crowd-kit baselines)
 DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM (DEEM without layers = Dawid-Skene as an RBM)"}
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "methods": ["deem"], "n_layers": 1, "epochs": 50, "lr": 0.1, "n_seeds": 1, "seed": 0, "init": "mv",
+    "methods": ["deem"], "n_layers": 1, "epochs": 100, "lr": DEFAULT_LR, "n_seeds": 1, "seed": 0,
+    "init": DEFAULT_INIT,
     "device": "auto", "batch_size": 1024, "supervised_weight": 0.0,
 }
 SWEEP_DEFAULTS: dict[str, Any] = {"lrs": None, "epochs": 30, "n_layers": 1, "n_seeds": 1, "seed": 0,
@@ -540,7 +542,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         if method in DEEM_METHODS:
             progress.update(phase=f"training {DEEM_METHODS[method].split(' ')[0]}")
             model = DEEM(n_layers=0 if method == "irbm" else int(cfg["n_layers"]), epochs=int(cfg["epochs"]),
-                         lr=float(cfg["lr"]), init=str(cfg.get("init", "mv")), n_seeds=int(cfg.get("n_seeds", 1)),
+                         lr=float(cfg["lr"]), init=str(cfg.get("init", DEFAULT_INIT)), n_seeds=int(cfg.get("n_seeds", 1)),
                          seed=int(cfg.get("seed", 0)), device=ctx.device,
                          batch_size=int(cfg.get("batch_size", 1024)),
                          supervised_weight=float(cfg.get("supervised_weight", 0.0) or 0.0),

@@ -25,14 +25,15 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
-    from ..estimator import DEFAULT_LR  # noqa: PLC0415
+    from ..estimator import DEFAULT_INIT, DEFAULT_LR  # noqa: PLC0415
 
     parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (0 = iRBM)")
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
     parser.add_argument("--lr", default=str(DEFAULT_LR),
                         help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--init", default="mv", choices=["mv", "ds"], help="start from majority vote or Dawid-Skene")
+    parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds"],
+                        help=f"start from Dawid-Skene (ds) or majority vote (mv); default {DEFAULT_INIT}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
