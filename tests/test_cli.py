@@ -1,0 +1,77 @@
+"""The ``deem`` command: aggregate (CSV/Parquet/JSON, model file, truth), baselines, usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from deem_core import DEEM
+from deem_core.cli import main
+
+from conftest import read_sample
+
+
+@pytest.fixture
+def small_files(tmp_path):
+    df, truth = read_sample("condind", n_tasks=200)
+    df = df.assign(label=df["label"].map({0: "red", 1: "green", 2: "=blue"}))
+    truth = truth.map({0: "red", 1: "green", 2: "=blue"})
+    annotations = tmp_path / "ann.csv"
+    df.to_csv(annotations, index=False)
+    truth_path = tmp_path / "truth.csv"
+    truth.rename("truth").reset_index().to_csv(truth_path, index=False)
+    return annotations, truth_path, df
+
+
+def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_files, capsys):
+    annotations, truth_path, _ = small_files
+    out = tmp_path / "labels.csv"
+    model_path = tmp_path / "model.deem"
+    code = main(["aggregate", str(annotations), "-o", str(out), "--epochs", "2", "--no-progress",
+                 "--truth", str(truth_path), "--model", str(model_path)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "wrote 200 labels to" in err and "accuracy on 200 truth task(s):" in err
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["task", "agg_label", "confidence", "p_=blue", "p_green", "p_red",
+                                   "seed_agreement", "free_energy"]
+    assert set(table["agg_label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
+    model = DEEM.load(model_path)
+    assert len(model.predict()) == 200
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json"])
+def test_aggregate_other_formats_keep_original_labels(tmp_path, small_files, suffix):
+    annotations, _, _ = small_files
+    out = tmp_path / f"labels{suffix}"
+    assert main(["aggregate", str(annotations), "-o", str(out), "--epochs", "1", "--no-progress"]) == 0
+    table = pd.read_parquet(out) if suffix == ".parquet" else pd.DataFrame(json.loads(out.read_text()))
+    assert len(table) == 200
+    assert set(table["agg_label"]) <= {"red", "green", "=blue"}
+
+
+def test_usage_errors_exit_2_with_one_line(tmp_path, small_files, capsys):
+    annotations, _, _ = small_files
+    assert main(["aggregate", str(annotations), "-o", str(tmp_path / "x.xlsx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: cannot tell the output format from 'x.xlsx': use .csv, .parquet or .json"]
+    assert main(["aggregate", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing.csv" in err[0]
+    assert main(["aggregate", str(annotations), "-o", str(tmp_path / "x.csv"), "--lr", "fast"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --lr must be comma-separated numbers, got 'fast'"
+    assert main(["baselines", str(annotations), "--methods", "mv,nope"]) == 2
+    assert "unknown method(s) nope" in capsys.readouterr().err
+
+
+def test_baselines_prints_table_and_writes_labels(tmp_path, small_files, capsys):
+    annotations, truth_path, df = small_files
+    out = tmp_path / "baselines.csv"
+    code = main(["baselines", str(annotations), "--methods", "mv,ds", "--truth", str(truth_path), "-o", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Majority vote" in printed and "Dawid-Skene" in printed
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["task", "mv", "ds"] and len(table) == 200
