@@ -221,9 +221,11 @@ class DEEM:
             self.gold_accuracy_ = float((final[known] == gold_codes[known]).mean())
         else:
             self.gold_accuracy_ = None
-        n_pred = len(np.unique(final))
-        n_mv = len(np.unique(data.majority_vote()[data.majority_vote() >= 0]))
-        self.dead_units_ = max(0, n_mv - n_pred)
+        mv = data.majority_vote()
+        n_mv = len(np.unique(mv[mv >= 0]))
+        self.dead_units_ = max(0, n_mv - len(np.unique(final)))
+        # per run: classes majority vote finds that the run's own labels never use (App. G.4 "dead units")
+        self.run_dead_units_ = [max(0, n_mv - len(np.unique(labels))) for labels in run_labels]
 
     def _mapped(self, hidden_posterior: torch.Tensor) -> np.ndarray:
         """Hidden-unit posteriors (R, n, K) -> class-order posteriors with each run's class map."""
@@ -351,6 +353,7 @@ class DEEM:
             "n_epochs": self.n_epochs_, "seeds": self.seeds_, "fingerprint": self.data_fingerprint_,
             "class_map_source": self.class_map_source_, "warnings": self.warnings_,
             "gold_accuracy": self.gold_accuracy_, "dead_units": self.dead_units_,
+            "run_dead_units": self.run_dead_units_, "run_labels": torch.as_tensor(self.run_labels_),
         }
         import io  # noqa: PLC0415
 
@@ -394,4 +397,6 @@ class DEEM:
         model.warnings_ = list(state["warnings"])
         model.gold_accuracy_ = state["gold_accuracy"]
         model.dead_units_ = state["dead_units"]
+        model.run_dead_units_ = list(state["run_dead_units"])
+        model.run_labels_ = state["run_labels"].numpy()
         return model

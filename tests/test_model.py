@@ -96,3 +96,25 @@ def test_missing_units_are_summed_out_not_left_out():
     missing = torch.tensor([[1.0, 0.0, 1.0]])
     summed_out = net.free_energy(one_hot_state(state, missing, 3).unsqueeze(0), missing.unsqueeze(0))
     assert torch.allclose(summed_out[0], marginal[0], atol=1e-5)
+
+
+@torch.no_grad()
+def test_hidden_bias_from_ds_reproduces_the_prior_by_enumeration():
+    """Set the iRBM from a DS model and enumerate every (x, h): the marginal of h is the DS prior and
+    p(x | h) is the product of the DS confusion columns."""
+    import itertools
+
+    psi, prior = _random_ds(3, 3, seed=8)
+    net = DEEMNetwork(1, 3, 3, n_layers=0)
+    net.set_from_dawid_skene(torch.as_tensor(psi).float(), torch.as_tensor(prior).float())
+    w, a, b = (t[0].double() for t in net.effective_irbm())  # (d, K, K), (d, K), (K,)
+    states = list(itertools.product(range(3), repeat=3))
+    log_joint = torch.empty(len(states), 3, dtype=torch.float64)
+    for row, x in enumerate(states):
+        for m in range(3):
+            log_joint[row, m] = b[m] + sum(a[i, x[i]] + w[i, x[i], m] for i in range(3))
+    joint = torch.softmax(log_joint.flatten(), 0).reshape(len(states), 3)
+    np.testing.assert_allclose(joint.sum(0).numpy(), prior, atol=1e-6)
+    for row, x in enumerate(states):
+        expected = prior * np.prod([psi[i, x[i], :] for i in range(3)], axis=0)
+        np.testing.assert_allclose(joint[row].numpy(), expected, atol=1e-6)
