@@ -16,7 +16,7 @@ next step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,25 @@ def one_hot_state(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> to
     """(…, d) class indices + (…, d) mask -> (…, d, K) float one-hot, zero rows where missing."""
     onehot = torch.zeros(*state.shape, n_classes, dtype=mask.dtype, device=state.device)
     return onehot.scatter_(-1, state.clamp_min(0).unsqueeze(-1), mask.unsqueeze(-1))
+
+
+def _exponential_like(template: torch.Tensor, generator) -> torch.Tensor:
+    """Exp(1) noise shaped like ``template`` (R, ...). With one generator per run, run ``r``'s slice comes
+    from generator ``r`` only, so a run's chain does not depend on the other runs in the batch."""
+    out = torch.empty_like(template)
+    if isinstance(generator, (list, tuple)):
+        for run, gen in enumerate(generator):
+            out[run].exponential_(generator=gen)
+        return out
+    return out.exponential_(generator=generator)
+
+
+def _uniform_like(template: torch.Tensor, generator) -> torch.Tensor:
+    """U(0, 1) noise shaped like ``template`` (R, ...), per run as in :func:`_exponential_like`."""
+    if isinstance(generator, (list, tuple)):
+        return torch.stack([torch.rand(template.shape[1:], generator=gen, device=template.device)
+                            for gen in generator])
+    return torch.rand(template.shape, generator=generator, device=template.device)
 
 
 @dataclass
@@ -76,8 +95,12 @@ class DMALASampler:
 
     @torch.no_grad()
     def sample(self, energy_fn: EnergyFn, state: torch.Tensor, mask: torch.Tensor, n_classes: int,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, SamplerStats]:
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               ) -> tuple[torch.Tensor, SamplerStats]:
         """Run ``n_steps`` DMALA steps from ``state`` (R, B, d) under ``energy_fn(x, mask) -> (R, B)``.
+
+        ``generator``: one ``torch.Generator`` for all runs, or a sequence of R (one per run, so that each
+        run's chains are reproducible whatever runs share the batch).
 
         Returns the new state (R, B, d) and per-run statistics.
         """
@@ -92,14 +115,14 @@ class DMALASampler:
         for _ in range(self.n_steps):
             forward_logq = self._proposal_log_probs(grad, x, inv_alpha)
             # Gumbel-max with exponential noise: argmax(log q - log E), E ~ Exp(1)
-            noise = torch.empty_like(forward_logq).exponential_(generator=generator).log_()
+            noise = _exponential_like(forward_logq, generator).log_()
             proposal = torch.where(observed, (forward_logq - noise).argmax(-1), state)
             prop_log_density, prop_grad, prop_x = self._energy_and_grad(energy_fn, proposal, mask, n_classes)
             log_q_forward = (forward_logq * prop_x).sum(dim=(-1, -2))  # missing rows of prop_x are zero
             reverse_logq = self._proposal_log_probs(prop_grad, prop_x, inv_alpha)
             log_q_reverse = (reverse_logq * x).sum(dim=(-1, -2))
             log_accept = prop_log_density - log_density + log_q_reverse - log_q_forward
-            uniform = torch.rand(log_accept.shape, generator=generator, device=state.device)
+            uniform = _uniform_like(log_accept, generator)
             accept = torch.log(uniform.clamp_min(1e-30)) < log_accept  # (R, B); NaN -> reject
             changed = ((proposal != state) & observed).sum(-1)  # (R, B)
             accepted_total += accept.float().mean(-1)

@@ -120,8 +120,6 @@ def test_batched_runs_start_exactly_like_single_runs(frame):
     assert batched[1]["positive_energy"] == pytest.approx(alone[0]["positive_energy"], rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="the DMALA sampler draws from one generator shared by all runs, so a run's "
-                                       "negative samples depend on its batch-mates (training.py)")
 def test_batched_runs_train_exactly_like_single_runs(frame):
     data = AnnotationSet.from_long(frame)
     cfg = TrainingConfig(epochs=2, device="cpu")
