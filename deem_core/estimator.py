@@ -25,7 +25,8 @@ from .dataset import AnnotationSet, DataError, as_annotation_set
 from .dawid_skene import fit_dawid_skene
 from .model import DEEMNetwork
 from .sampler import one_hot_state
-from .training import HISTORY_COLUMNS, TrainingConfig, predict_hidden, resolve_device, train_runs
+from .initial import INIT_METHODS, initial_network
+from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "INIT_METHODS", "NotFittedError"]
 
@@ -36,7 +37,6 @@ DEFAULT_LR = 0.03
 #: default start: Dawid-Skene through Lemma 1 (measured against a majority-vote start, 1 layer, 50 epochs:
 #: ampdata 93.0% vs 79.4%, digits 93.6% vs 93.7%, tree3k 88.9% vs 90.8%; see benchmarks/accuracy.py)
 DEFAULT_INIT = "ds"
-INIT_METHODS = ("mv", "ds")
 FORMAT_VERSION = 1
 
 
@@ -121,24 +121,35 @@ class DEEM:
             raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
 
     # ------------------------------------------------------------------ fitting
-    def _initial_network(self, data: AnnotationSet, n_runs: int, device: torch.device) -> DEEMNetwork | None:
-        """A Dawid-Skene start (Lemma 1) for every run, identity layers with each run's own noise."""
-        if self.init == "mv":
-            return None
-        ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-        self.dawid_skene_ = ds
-        network = DEEMNetwork(n_runs, data.n_learners, data.n_classes, int(self.n_layers)).to(device)
-        for run in range(n_runs):
-            gen = torch.Generator(device=device)
-            gen.manual_seed(int(self.seed) + run)
-            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(self.n_layers)).to(device)
-            single.initialise(gen)
-            with torch.no_grad():
-                for target, source in zip(network.parameters(), single.parameters()):
-                    target[run].copy_(source[0])
-        network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
-                                     torch.as_tensor(ds.prior, dtype=torch.float32))
-        return network
+    def _fit_by_sweep(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
+        """``lr="auto"``: sweep the default grid (every seed x every lr, one batched model), take the
+        recommended lr and keep the sweep's own runs at that lr (a run trains the same alone or batched,
+        so no second training is needed). Gold labels are not used by the sweep."""
+        from .sweep import run_sweep  # noqa: PLC0415
+
+        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), n_seeds=len(seeds),
+                          seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
+                          batch_size=int(self.batch_size), init=self.init, sampler_steps=int(self.sampler_steps),
+                          step_size=float(self.step_size))
+        self.sweep_ = sweep
+        if sweep.recommendation.lr is None:
+            raise DataError(f"{data.source}: every run of the learning-rate sweep diverged "
+                            f"({sweep.recommendation.reason}); give a learning rate explicitly")
+        self.lr_ = float(sweep.recommendation.lr)
+        if self.init == "ds":
+            self.dawid_skene_ = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+        picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
+        source = sweep.result
+        network = DEEMNetwork(len(seeds), data.n_learners, data.n_classes, int(self.n_layers)).to(self.device_)
+        with torch.no_grad():
+            for target, param in zip(network.parameters(), source.network.parameters()):
+                target.copy_(param[picked])
+        history = []
+        for new_run, old_run in enumerate(picked):
+            history.extend({**row, "run": new_run} for row in source.history if row["run"] == old_run)
+        return TrainingResult(network=network, history=history, status=[source.status[i] for i in picked],
+                              messages=[source.messages[i] for i in picked], epochs_run=source.epochs_run,
+                              seconds=source.seconds, lrs=[self.lr_] * len(seeds), seeds=list(seeds))
 
     def _gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
         """Gold labels as (n_tasks,) class codes, -1 where unknown."""
@@ -173,21 +184,19 @@ class DEEM:
         self.warnings_ = list(data.warnings)
         self.data_fingerprint_ = data.fingerprint()
         gold_codes = self._gold_codes(data, gold)
-        lr = self.lr
-        if lr == "auto":
-            from .sweep import run_sweep  # noqa: PLC0415 (optional, heavier)
-
-            sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), device=self.device,
-                              seed=int(self.seed))
-            self.sweep_ = sweep
-            lr = float(sweep.recommendation.lr)
-        self.lr_ = float(lr)
         n_runs = int(self.n_seeds)
         seeds = [int(self.seed) + run for run in range(n_runs)]
-        initial = self._initial_network(data, n_runs, self.device_)
-        result = train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, self._config(), soft=data.soft,
-                            callbacks=list(self.callbacks or ()), stop_event=stop_event, initial_network=initial,
-                            gold=gold_codes, supervised_weight=float(self.supervised_weight))
+        callbacks = list(self.callbacks or ())
+        self.dawid_skene_ = None
+        if self.lr == "auto":
+            result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
+        else:
+            self.lr_ = float(self.lr)
+            initial, self.dawid_skene_ = initial_network(data, seeds, int(self.n_layers), self.init, self.device_,
+                                                         self._config())
+            result = train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, self._config(),
+                                soft=data.soft, callbacks=callbacks, stop_event=stop_event, initial_network=initial,
+                                gold=gold_codes, supervised_weight=float(self.supervised_weight))
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .dataset import AnnotationSet, DataError, as_annotation_set
+from .initial import INIT_METHODS, initial_network
 from .model import DEEMNetwork
 from .recommend import CURVE_COLUMNS, Recommendation, recommend
 from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device, train_runs
@@ -40,7 +41,6 @@ __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "s
 DEFAULT_LRS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 #: default epochs of a sweep (the paper trains 50-150 epochs; 50 is enough to see dip and tail)
 DEFAULT_SWEEP_EPOCHS = 50
-INIT_METHODS = ("mv", "ds")
 
 
 @dataclass
@@ -106,33 +106,8 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
 
 def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
                           device: torch.device, config: TrainingConfig | None = None) -> DEEMNetwork | None:
-    """Initial network for R = len(seeds) runs, or None for the engine's own majority-vote start.
-
-    ``init="ds"``: every run's iRBM is set to one Dawid-Skene fit (Lemma 1) and its layers are identity +
-    noise drawn from the run's own seed, as :class:`deem_core.estimator.DEEM` does; runs sharing a seed
-    share their initial weights.
-    """
-    if init == "mv":
-        return None
-    if init != "ds":
-        raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
-    from .dawid_skene import fit_dawid_skene  # noqa: PLC0415
-
-    config = config or TrainingConfig()
-    ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-    r = len(seeds)
-    network = DEEMNetwork(r, data.n_learners, data.n_classes, int(n_layers)).to(device)
-    with torch.no_grad():
-        for run, seed in enumerate(seeds):
-            gen = torch.Generator(device=device)
-            gen.manual_seed(int(seed))
-            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(n_layers)).to(device)
-            single.initialise(gen, config.layer_noise, config.irbm_noise)
-            for target, source in zip(network.parameters(), single.parameters()):
-                target[run].copy_(source[0])
-    network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
-                                 torch.as_tensor(ds.prior, dtype=torch.float32))
-    return network
+    """Initial network for R = len(seeds) runs (see :func:`deem_core.initial.initial_network`)."""
+    return initial_network(data, seeds, n_layers, init, device, config)[0]
 
 
 def run_sweep(

@@ -154,3 +154,12 @@ def test_lemma1_irbm_recovers_condind_confusion_matrices():
         true = np.asarray(spec["confusion"][worker])
         errors.append(np.abs(matrices[worker].to_numpy() - true).max())
     assert max(errors) < 0.12, errors
+
+
+def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind):
+    df, _ = small_condind
+    auto = DEEM(lr="auto", epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
+    assert auto.lr_ == auto.sweep_.recommendation.lr
+    assert auto.history_["run"].tolist() == [0, 1] * 3 and set(auto.history_["lr"]) == {auto.lr_}
+    direct = DEEM(lr=auto.lr_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
+    np.testing.assert_allclose(auto.posterior_, direct.posterior_, atol=1e-5)

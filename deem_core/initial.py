@@ -1,0 +1,45 @@
+"""Starting points of a batched DEEM training (App. G.1 and the Dawid-Skene start of Lemma 1)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .dataset import AnnotationSet
+from .dawid_skene import DawidSkeneFit, fit_dawid_skene
+from .model import DEEMNetwork
+from .training import TrainingConfig
+
+__all__ = ["INIT_METHODS", "initial_network"]
+
+INIT_METHODS = ("mv", "ds")
+
+
+def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str, device: torch.device,
+                    config: TrainingConfig | None = None) -> tuple[DEEMNetwork | None, DawidSkeneFit | None]:
+    """Initial network for R = len(seeds) runs and the Dawid-Skene fit it came from.
+
+    ``init="mv"`` returns ``(None, None)``: the trainer's own majority-vote start (identity iRBM + noise),
+    drawn per run from that run's seed. ``init="ds"``: every run's iRBM is set to one Dawid-Skene fit
+    through Lemma 1 and its layers are identity + N(0, 0.005^2) drawn from the run's own seed, so a run
+    starts the same alone or batched, and runs sharing a seed share their initial weights.
+    """
+    if init not in INIT_METHODS:
+        raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
+    if init == "mv":
+        return None, None
+    config = config or TrainingConfig()
+    ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+    network = DEEMNetwork(len(seeds), data.n_learners, data.n_classes, int(n_layers)).to(device)
+    with torch.no_grad():
+        for run, seed in enumerate(seeds):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(seed))
+            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(n_layers)).to(device)
+            single.initialise(gen, config.layer_noise, config.irbm_noise)
+            for target, source in zip(network.parameters(), single.parameters()):
+                target[run].copy_(source[0])
+    network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=device),
+                                 torch.as_tensor(ds.prior, dtype=torch.float32, device=device))
+    return network, ds
