@@ -49,6 +49,11 @@ text. A text cell that :mod:`deem_core.export` neutralised for spreadsheets (``'
 ``= + - @`` tab CR LF) gets its quote removed, so load -> export -> load keeps every value. Worker names
 that come from headers (wide) or file names (per_annotator) follow the same rule.
 
+Label cells ``nan``, ``NaN``, ``null``, ``NULL``, ``None`` and ``<NA>`` (what software writes for "no
+value") are empty labels; ``NA`` and ``N/A`` are kept as answers ("not applicable"). What survives a
+round trip through a CSV: every value, except surrounding spaces (stripped), blank text, and text that
+starts with a quote followed by a formula character (the export writes ``=x`` and ``'=x`` alike).
+
 What is fixed silently is reported in ``AnnotationSet.warnings`` with a count: blank lines, answers with
 an empty label, exact duplicate answers, ignored extra columns, empty annotator columns, the
 encoding fallback. A problem that cannot be fixed raises :class:`~deem_core.dataset.DataError` naming
@@ -157,6 +162,8 @@ def _blob(source: Any) -> list[_Blob]:
         if len(source) != 2:
             raise TypeError("an uploaded file must be given as (name, bytes)")
         name, content = source
+        if isinstance(content, (str, Path)) and "\n" not in str(content):  # a pair of paths, not (name, text)
+            return _blob(Path(name)) + _blob(Path(content))
         if isinstance(content, pd.DataFrame):
             return [_Blob(name=str(name), frame=content)]
         if isinstance(content, str):
@@ -324,8 +331,8 @@ def _too_many_fields(text: str, delimiter: str, n_header: int, header_line: int)
 
 def _parse_text(name: str, text: str, encoding: str, notes: list[str], nrows: int | None = None) -> _Table:
     # leading blank lines are dropped; the header is the first non-blank line
-    stripped = text.lstrip("\r\n\t ")
-    skipped = text[: len(text) - len(stripped)]
+    skipped = re.match(r"(?:[ \t]*(?:\r\n|\n|\r))*", text).group(0)  # whole blank lines only
+    stripped = text[len(skipped):]
     header_line = 1 + skipped.count("\n") + skipped.count("\r") - skipped.count("\r\n")
     text = stripped
     delimiter, header = _sniff(name, text)
@@ -594,22 +601,33 @@ def _plain(value: Any) -> Any:
 
 def _type_text(values: pd.Series) -> pd.Series:
     """Text cells of one role -> ints when every non-empty cell is a canonical 64-bit integer, else text
-    with spreadsheet neutralisation undone. Empty cells stay ''."""
-    values = values.astype(str)
-    nonempty = values[values != ""]
-    if len(nonempty) and bool(nonempty.str.fullmatch(_INT_PATTERN).all()):
+    with spreadsheet neutralisation undone. Empty cells stay ''. Works on the distinct values (a column
+    of millions of cells has few of them) and maps back."""
+    codes, uniques = pd.factorize(values.astype(str))
+    typed = _type_uniques(pd.Series(uniques, dtype=str))
+    return pd.Series(typed[codes], index=values.index)
+
+
+def _type_uniques(uniques: pd.Series) -> np.ndarray:
+    nonempty = (uniques != "").to_numpy()
+    candidates = uniques[nonempty]
+    if len(candidates) and bool(candidates.str.fullmatch(_INT_PATTERN).all()):
         try:
-            ints = nonempty.astype("int64")
-        except (OverflowError, ValueError):
+            ints = candidates.astype("int64").to_numpy()
+        except (OverflowError, ValueError):  # beyond 64 bits: stays text
             pass
         else:
-            if len(nonempty) == len(values):
+            if nonempty.all():
                 return ints
-            out = pd.Series(np.empty(len(values), dtype=object), index=values.index)
+            out = np.empty(len(uniques), dtype=object)
             out[:] = ""
-            out[nonempty.index] = [int(v) for v in ints.to_numpy()]
+            out[nonempty] = ints.tolist()
             return out
-    return values.str.replace(_FORMULA_QUOTED, "", regex=True)
+    quoted = uniques.str.startswith("'").to_numpy()
+    if quoted.any():
+        uniques = uniques.copy()
+        uniques[quoted] = uniques[quoted].str.replace(_FORMULA_QUOTED, "", regex=True)
+    return uniques.to_numpy(dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -23,7 +23,7 @@ SLOW = [name for name, case in CASES.items() if case.slow]
 # cases whose expected answer depends on work not merged yet: strict, so they fail the day they pass
 PENDING = {
     "classes_10000": "io.check_problem_size is not called by DEEM.fit yet: the guard in corpus_checks stops "
-                     "the 2 x 10,000-unit network from being allocated",
+                     "the Dawid-Skene start / network of 2 learners x 10,000 classes from being allocated",
 }
 FAST = [pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=PENDING[name]))
         if name in PENDING else name for name, case in CASES.items() if not case.slow]
@@ -59,14 +59,24 @@ def test_corpus_covers_the_issue_list():
 
 def test_guard_refuses_a_huge_network():
     """The allocation guard the corpus checks rely on does fire (so a missing size check cannot eat the
-    machine's memory in these tests)."""
+    machine's memory in these tests), and is gone afterwards."""
+    import numpy as np
+
+    from deem_core import dawid_skene, initial
     from deem_core.model import DEEMNetwork
 
+    labels = np.zeros((4, 3), dtype=np.int64)
     with corpus_checks.no_huge_network(limit=100):
-        with pytest.raises(AssertionError, match="3 learners x 50 classes was about to be allocated"):
+        with pytest.raises(AssertionError, match="a DEEMNetwork of 3 learners x 50 classes was about to be allocated"):
             DEEMNetwork(1, 3, 50, 1)
+        with pytest.raises(AssertionError, match="a fit_dawid_skene of 3 learners x 50 classes"):
+            initial.fit_dawid_skene(labels, 50)
+        with pytest.raises(AssertionError, match="a one_hot_codes of 3 learners x 50 classes"):
+            dawid_skene.one_hot_codes(labels, 50)
         DEEMNetwork(1, 3, 4, 1)  # small ones still build
-    DEEMNetwork(1, 3, 50, 0)  # and the guard is gone afterwards
+        assert initial.fit_dawid_skene(labels, 4).confusion.shape == (3, 4, 4)
+    DEEMNetwork(1, 3, 50, 0)
+    assert dawid_skene.one_hot_codes(labels, 50).shape == (4, 3, 50)
 
 
 def test_check_library_fails_on_a_wrong_expectation(corpus):

@@ -367,3 +367,16 @@ def test_check_problem_size_refuses_models_beyond_the_memory_budget():
                                         r"available; use fewer layers \(--layers 0\)"):
         check_problem_size(200, 100, n_layers=1, memory_bytes=1 << 30)
     assert check_problem_size(200, 100, n_layers=0, memory_bytes=1 << 30) < 1 << 30
+
+
+def test_tab_separated_file_with_a_saved_index_keeps_its_columns():
+    frame = pd.DataFrame({"task": [1, 2], "worker": ["a", "b"], "label": ["x", "y"]})
+    data = read_annotations(("indexed.tsv", frame.to_csv(sep="\t").encode()))  # header starts with a tab
+    assert answers(data) == {(1, "a", "x"), (2, "b", "y")}
+
+
+def test_a_pair_of_paths_is_two_files(tmp_path):
+    (tmp_path / "alice.csv").write_bytes(b"task,label\n1,x\n")
+    (tmp_path / "bob.csv").write_bytes(b"task,label\n1,y\n")
+    data = read_annotations((str(tmp_path / "alice.csv"), str(tmp_path / "bob.csv")))
+    assert answers(data) == {(1, "alice", "x"), (1, "bob", "y")}

@@ -18,28 +18,55 @@ import pandas as pd
 
 from make_corpus import Case
 
-#: a network with more visible units (learners x classes) than this is never built in these checks: a
-#: missing size check must fail the test, not exhaust the machine's memory
+#: no network, Dawid-Skene fit or one-hot table with more (learners x classes) than this is built in these
+#: checks: a missing size check must fail the test, not exhaust the machine's memory (with 10,000 classes
+#: the Dawid-Skene start alone would take gigabytes)
 MAX_TEST_UNITS = 5_000
+#: engine functions taking (labels (n, d), n_classes, ...) whose memory grows with d x K (and n x K)
+GUARDED_FUNCTIONS = ("fit_dawid_skene", "one_hot_codes", "majority_vote_codes")
+
+
+def _too_big(what: str, n_learners: int, n_classes: int) -> AssertionError:
+    return AssertionError(f"a {what} of {n_learners} learners x {n_classes} classes was about to be allocated: "
+                          f"the problem size was not checked first")
 
 
 @contextlib.contextmanager
 def no_huge_network(limit: int = MAX_TEST_UNITS) -> Iterator[None]:
+    import sys  # noqa: PLC0415
+
+    import deem_core.estimator  # noqa: F401, PLC0415 - loads every engine module that could allocate
     from deem_core import model  # noqa: PLC0415
 
     original = model.DEEMNetwork.__init__
 
-    def guarded(self, n_runs, n_learners, n_classes, n_layers=1):
+    def guarded_init(self, n_runs, n_learners, n_classes, n_layers=1):
         if n_learners * n_classes > limit:
-            raise AssertionError(f"a DEEMNetwork of {n_learners} learners x {n_classes} classes was about to be "
-                                 f"allocated: the problem size was not checked first")
+            raise _too_big("DEEMNetwork", n_learners, n_classes)
         original(self, n_runs, n_learners, n_classes, n_layers)
 
-    model.DEEMNetwork.__init__ = guarded
+    def guard(name, function):
+        def guarded(labels, n_classes, *args, **kwargs):
+            d = int(np.shape(labels)[1]) if np.ndim(labels) == 2 else 1
+            if d * int(n_classes) > limit:
+                raise _too_big(name, d, int(n_classes))
+            return function(labels, n_classes, *args, **kwargs)
+        return guarded
+
+    patched = []  # (module, attribute, original)
+    for module in [m for n, m in list(sys.modules.items()) if n.startswith("deem_core") and m is not None]:
+        for name in GUARDED_FUNCTIONS:
+            function = getattr(module, name, None)
+            if callable(function):
+                patched.append((module, name, function))
+                setattr(module, name, guard(name, function))
+    model.DEEMNetwork.__init__ = guarded_init
     try:
         yield
     finally:
         model.DEEMNetwork.__init__ = original
+        for module, name, function in patched:
+            setattr(module, name, function)
 
 
 def _plain(value: Any) -> Any:

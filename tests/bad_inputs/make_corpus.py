@@ -118,12 +118,12 @@ def _garbage_no_nul() -> bytes:
     return bytes(rng.choice([*range(1, 9), *range(14, 32), *range(127, 256)]) for _ in range(4096))
 
 
-LARGE_TASKS = 1_000_000
+LARGE_TASKS = 420_000
 LARGE_WORKERS = 20
 
 
 def write_large(directory: Path) -> list[Path]:
-    """About 200 MB of long CSV: 1,000,000 tasks x 20 annotators, classes 0-4 (seeded)."""
+    """About 200 MB of long CSV: 420,000 tasks x 20 annotators, classes 0-4 (seeded)."""
     import numpy as np  # noqa: PLC0415
 
     path = directory / "large_200mb.csv"
@@ -261,7 +261,7 @@ def cases() -> list[Case]:
         Case("csv_injection", "formula-like task, annotator and label names", {"inject.csv": _injection_csv()},
              triples=frozenset(INJECTION), classes=["+cmd|' /C calc'!A0", "-2+3"],
              output_contains=["'=HYPERLINK(\"\"http://x\"\")", "'\tTAB", "'-2+3"]),
-        Case("large_200mb", "a 200 MB long CSV (1,000,000 tasks x 20 annotators)", writer=write_large,
+        Case("large_200mb", "a 200 MB long CSV (420,000 tasks x 20 annotators, 8.4 M rows)", writer=write_large,
              n_tasks=LARGE_TASKS, n_workers=LARGE_WORKERS, classes=[0, 1, 2, 3, 4], slow=True),
     ]
 

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     rows, counts = [], {"clear message": 0, "handled correctly": 0, "FAIL": 0}
+    header = ("input", "library", "CLI", "outcome")
+    widths = [44, args.width, args.width, 17]
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("-|-".join("-" * w for w in widths))
     with tempfile.TemporaryDirectory() as tmp:
         for case in make_corpus.cases():
             if case.slow and not args.slow:
@@ -54,19 +58,12 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(f"FAIL {type(exc).__name__}: {exc}")
             refused = case.expect == "error" or case.fit_error is not None
             outcome = "FAIL" if failed else ("clear message" if refused else "handled correctly")
+            counts[outcome] += 1
             if case.cli_expect and not failed:
-                outcome = "clear message (DataFrame) / handled correctly (CSV)"
-                counts["clear message"] += 1
-            else:
-                counts[outcome] += 1
-            rows.append((f"{case.name}: {case.description}", *results, outcome))
-    header = ("input", "library", "CLI", "outcome")
-    widths = [min(args.width, max(len(_cell(r[i], 999)) for r in rows + [header])) for i in range(4)]
-    widths[3] = max(len(r[3]) for r in rows + [header])
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("-|-".join("-" * w for w in widths))
-    for row in rows:
-        print(" | ".join(_cell(v, w).ljust(w) for v, w in zip(row, widths)))
+                outcome = "clear message (DataFrame), handled correctly (CSV)"
+            row = (f"{case.name}: {case.description}", *results, outcome)
+            rows.append(row)
+            print(" | ".join(_cell(v, w).ljust(w) for v, w in zip(row[:3], widths)) + " | " + outcome, flush=True)
     total = len(rows)
     print(f"\n{total} inputs: {counts['clear message']} clear message, {counts['handled correctly']} handled "
           f"correctly, {counts['FAIL']} failed")
