@@ -144,9 +144,8 @@ class DEEM:
         with torch.no_grad():
             for target, param in zip(network.parameters(), source.network.parameters()):
                 target.copy_(param[picked])
-        history = []
-        for new_run, old_run in enumerate(picked):
-            history.extend({**row, "run": new_run} for row in source.history if row["run"] == old_run)
+        new_run = {old: new for new, old in enumerate(picked)}  # epoch-major order, as the trainer writes it
+        history = [{**row, "run": new_run[row["run"]]} for row in source.history if row["run"] in new_run]
         return TrainingResult(network=network, history=history, status=[source.status[i] for i in picked],
                               messages=[source.messages[i] for i in picked], epochs_run=source.epochs_run,
                               seconds=source.seconds, lrs=[self.lr_] * len(seeds), seeds=list(seeds))
