@@ -222,7 +222,8 @@ class AnnotationSet:
             class_index = seen_classes
         unknown = seen_classes.difference(class_index)
         if len(unknown):
-            raise DataError(f"{source}: label(s) {list(unknown)[:5]} are not among the classes {list(class_index)[:10]}")
+            raise DataError(f"{source}: label(s) [{', '.join(map(_show, list(unknown)[:5]))}] are not among the classes "
+                            f"[{', '.join(map(_show, list(class_index)[:10]))}]")
 
         t = task_index.get_indexer(frame[task].to_numpy())
         w = worker_index.get_indexer(frame[worker].to_numpy())

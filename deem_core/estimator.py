@@ -26,6 +26,8 @@ from .dawid_skene import fit_dawid_skene
 from .model import DEEMNetwork
 from .sampler import one_hot_state
 from .initial import INIT_METHODS, initial_network
+from .io import check_problem_size
+from .sweep import DEFAULT_LRS
 from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "INIT_METHODS", "NotFittedError"]
@@ -44,9 +46,14 @@ class NotFittedError(RuntimeError):
     """The estimator was used before ``fit``."""
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (for messages and safe serialisation)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _python_list(index: pd.Index) -> list:
     """Index values as plain Python objects (safe for ``torch.load(weights_only=True)``)."""
-    return [v.item() if isinstance(v, np.generic) else v for v in index.tolist()]
+    return [_plain(v) for v in index.tolist()]
 
 
 class DEEM:
@@ -165,7 +172,7 @@ class DEEM:
             unknown = class_codes < 0
             if unknown.any():
                 raise DataError(f"gold labels: {int(unknown.sum())} label(s) are not among the classes "
-                                f"{list(data.classes)[:10]}, e.g. {gold.to_numpy()[unknown][0]!r}")
+                                f"{_python_list(data.classes[:10])}, e.g. {_plain(gold.to_numpy()[unknown][0])!r}")
             codes[data.tasks.get_indexer(gold.index)] = class_codes
         return codes
 
@@ -174,9 +181,13 @@ class DEEM:
         self._check_params()
         data = as_annotation_set(data, on_conflict=self.on_conflict)
         if data.n_classes < 2:
-            raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given: there is nothing "
+            raise DataError(f"{data.source}: only one class ({_plain(data.classes[0])!r}) was given: there is nothing "
                             f"to aggregate; DEEM needs at least two classes")
         self.device_ = resolve_device(self.device)
+        runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
+        memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
+        check_problem_size(data.n_learners, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
+                           source=data.source)
         self.classes_ = data.classes
         self.workers_ = data.workers
         self.tasks_ = data.tasks

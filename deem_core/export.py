@@ -54,25 +54,35 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def neutralise_cell(value: Any) -> Any:
-    """Prefix a string that a spreadsheet would run as a formula with ``'``; other values unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    """Prefix a string that a spreadsheet would run as a formula with ``'``; other values unchanged.
+
+    A string that already starts with ``'`` followed by a formula character gets a quote too, so that
+    removing exactly one leading quote on load (what :mod:`deem_core.io` does) restores every value.
+    """
+    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
+                                   or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES))):
         return "'" + value
     return value
 
 
 def safe_csv_frame(frame: pd.DataFrame, index: bool = True) -> pd.DataFrame:
-    """A copy of ``frame`` whose string cells, column names and (if kept) index are neutralised."""
+    """A copy of ``frame`` whose string cells, string column names and (if kept) index are neutralised.
+
+    Column names that are not strings (e.g. numeric annotator ids) are left as they are.
+    """
     out = frame.reset_index() if index else frame.copy()
-    out.columns = [neutralise_cell(str(c)) for c in out.columns]
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(neutralise_cell)
+    out.columns = [neutralise_cell(c) for c in out.columns]
+    for position in range(out.shape[1]):
+        column = out.iloc[:, position]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            out.isetitem(position, column.map(neutralise_cell))
     return out
 
 
 def to_safe_csv(frame: pd.DataFrame, index: bool = True) -> str:
     """CSV text of ``frame`` that is safe to open in a spreadsheet."""
-    return safe_csv_frame(frame, index=index).to_csv(index=False)
+    # CRLF line ends: a cell holding a bare CR or LF is then always quoted, so readers keep the row whole
+    return safe_csv_frame(frame, index=index).to_csv(index=False, lineterminator="\r\n")
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, index: bool = True) -> Path:

@@ -21,10 +21,7 @@ import make_corpus  # noqa: E402
 CASES = {case.name: case for case in make_corpus.cases()}
 SLOW = [name for name, case in CASES.items() if case.slow]
 # cases whose expected answer depends on work not merged yet: strict, so they fail the day they pass
-PENDING = {
-    "classes_10000": "io.check_problem_size is not called by DEEM.fit yet: the guard in corpus_checks stops "
-                     "the Dawid-Skene start / network of 2 learners x 10,000 classes from being allocated",
-}
+PENDING: dict[str, str] = {}  # cases waiting on a fix elsewhere (none now)
 FAST = [pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=PENDING[name]))
         if name in PENDING else name for name, case in CASES.items() if not case.slow]
 

@@ -70,18 +70,11 @@ def test_neutralised_csv_reads_back_to_the_original_values():
     assert sorted(data.classes) == sorted(values)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="export bug: to_csv's line terminator is '\\n', so a cell holding a bare CR is written "
-                          "unquoted and every CSV reader splits the row there (fix: lineterminator='\\r\\n' or "
-                          "quoting=csv.QUOTE_NONNUMERIC in to_safe_csv)")
 def test_carriage_return_is_quoted():
     text = to_safe_csv(pd.DataFrame({"a": ["x\ry", "\rz"], "b": [1, 2]}), index=False)
     assert parse_csv(text) == [["a", "b"], ["x\ry", "1"], ["'\rz", "2"]]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="export bug: safe_csv_frame turns column names into strings before neutralising, so a "
-                          "numeric column name such as annotator -1 (a wide table) is written as '-1")
 def test_numeric_column_names_are_not_neutralised():
     text = to_safe_csv(pd.DataFrame({-1: [1], "-2": [2]}), index=False)
     assert parse_csv(text)[0] == ["-1", "'-2"]

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"cannot tell the output format from {output.name!r}: use .csv, .parquet or .json")
     data = load_input(args)
-    truth = read_truth(args.truth) if args.truth else None
+    truth = read_truth(args.truth, like=data) if args.truth else None
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
     progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
     model = DEEM(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size, init=args.init,

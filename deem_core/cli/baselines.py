@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{', '.join(BASELINE_METHODS)}")
     data = load_input(args)
     long = data.to_long()
-    truth = read_truth(args.truth) if args.truth else None
+    truth = read_truth(args.truth, like=data) if args.truth else None
     labels: dict[str, pd.Series] = {}
 
     def keep(method, aggregator):

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder")
     data = load_input(args)
-    truth = read_truth(args.truth) if args.truth else None
+    truth = read_truth(args.truth, like=data) if args.truth else None
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():
