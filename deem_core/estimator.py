@@ -25,6 +25,7 @@ from .dataset import AnnotationSet, DataError, as_annotation_set
 from .dawid_skene import fit_dawid_skene
 from .model import DEEMNetwork
 from .sampler import one_hot_state
+from .fallback import train_with_memory_fallback
 from .initial import INIT_METHODS, initial_network
 from .io import check_problem_size
 from .sweep import DEFAULT_LRS
@@ -118,10 +119,11 @@ class DEEM:
         if self.batch_size < 1 or self.sampler_steps < 0 or self.step_size <= 0:
             raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
 
-    def _config(self) -> TrainingConfig:
-        return TrainingConfig(n_layers=int(self.n_layers), epochs=int(self.epochs), batch_size=int(self.batch_size),
-                              sampler_steps=int(self.sampler_steps), step_size=float(self.step_size),
-                              momentum=float(self.momentum), device=str(self.device))
+    def _config(self, batch_size: int | None = None, device: torch.device | str | None = None) -> TrainingConfig:
+        return TrainingConfig(n_layers=int(self.n_layers), epochs=int(self.epochs),
+                              batch_size=int(batch_size or self.batch_size), sampler_steps=int(self.sampler_steps),
+                              step_size=float(self.step_size), momentum=float(self.momentum),
+                              device=str(device or self.device))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "network_"):
@@ -202,11 +204,16 @@ class DEEM:
             result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
         else:
             self.lr_ = float(self.lr)
-            initial, self.dawid_skene_ = initial_network(data, seeds, int(self.n_layers), self.init, self.device_,
-                                                         self._config())
-            result = train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, self._config(),
-                                soft=data.soft, callbacks=callbacks, stop_event=stop_event, initial_network=initial,
-                                gold=gold_codes, supervised_weight=float(self.supervised_weight))
+
+            def train(batch_size: int, device: torch.device) -> TrainingResult:
+                config = self._config(batch_size, device)
+                initial, self.dawid_skene_ = initial_network(data, seeds, int(self.n_layers), self.init, device, config)
+                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, config, soft=data.soft,
+                                  callbacks=callbacks, stop_event=stop_event, initial_network=initial,
+                                  gold=gold_codes, supervised_weight=float(self.supervised_weight))
+
+            result, self.batch_size_, self.device_ = train_with_memory_fallback(
+                train, int(self.batch_size), self.device_, self.warnings_)
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)
