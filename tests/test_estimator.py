@@ -163,3 +163,14 @@ def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind)
     assert auto.history_["run"].tolist() == [0, 1] * 3 and set(auto.history_["lr"]) == {auto.lr_}
     direct = DEEM(lr=auto.lr_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
     np.testing.assert_allclose(auto.posterior_, direct.posterior_, atol=1e-5)
+
+
+def test_non_finite_energy_stops_the_run_and_keeps_the_last_good_state(small_condind):
+    df, _ = small_condind
+    model = DEEM(lr=1e37, epochs=4, init="mv", device="cpu").fit(df)
+    assert model.run_status_ == ["diverged"]
+    assert model.run_messages_ == ["energy became non-finite at epoch 2; parameters restored to the end of "
+                                   "epoch 1 and the run was stopped"]
+    assert model.history_["status"].tolist() == ["running", "diverged"]
+    assert all(bool(torch.isfinite(p).all()) for p in model.network_.parameters())
+    assert np.isfinite(model.posterior_).all() and model.predict().notna().all()
