@@ -26,7 +26,7 @@ from .dawid_skene import fit_dawid_skene
 from .model import DEEMNetwork
 from .sampler import one_hot_state
 from .fallback import train_with_memory_fallback
-from .initial import INIT_METHODS, initial_network
+from .initial import INIT_METHODS, initial_network, stack_networks
 from .io import check_problem_size
 from .sweep import DEFAULT_LRS
 from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
@@ -65,7 +65,9 @@ class DEEM:
     n_layers: multinomial layers before the iRBM (0 = plain iRBM, which is Dawid-Skene by Lemma 1).
     epochs, lr, batch_size, sampler_steps, step_size, momentum: training (Algorithm 1, App. G.4);
         ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
-    init: ``"mv"`` (App. G.1: iRBM at majority vote) or ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1).
+    init: ``"mv"`` (App. G.1: iRBM at majority vote), ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1) or
+        ``"auto"`` (with gold labels: both starts trained together, the one more accurate on gold kept;
+        without: ``"ds"``). ``init_`` says which start was used, ``init_scores_`` the gold accuracies.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
@@ -138,26 +140,35 @@ class DEEM:
 
         sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
-                          batch_size=int(self.batch_size), init=self.init, sampler_steps=int(self.sampler_steps),
+                          batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
                           step_size=float(self.step_size))
         self.sweep_ = sweep
         if sweep.recommendation.lr is None:
             raise DataError(f"{data.source}: every run of the learning-rate sweep diverged "
                             f"({sweep.recommendation.reason}); give a learning rate explicitly")
         self.lr_ = float(sweep.recommendation.lr)
-        if self.init == "ds":
+        if self.init_ == "ds":
             self.dawid_skene_ = fit_dawid_skene(data.labels, data.n_classes, data.soft)
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
-        source = sweep.result
-        network = DEEMNetwork(len(seeds), data.n_learners, data.n_classes, int(self.n_layers)).to(self.device_)
-        with torch.no_grad():
-            for target, param in zip(network.parameters(), source.network.parameters()):
-                target.copy_(param[picked])
-        new_run = {old: new for new, old in enumerate(picked)}  # epoch-major order, as the trainer writes it
-        history = [{**row, "run": new_run[row["run"]]} for row in source.history if row["run"] in new_run]
-        return TrainingResult(network=network, history=history, status=[source.status[i] for i in picked],
-                              messages=[source.messages[i] for i in picked], epochs_run=source.epochs_run,
-                              seconds=source.seconds, lrs=[self.lr_] * len(seeds), seeds=list(seeds))
+        return sweep.result.select_runs(picked)
+
+    def _keep_best_start(self, data: AnnotationSet, result: TrainingResult, candidates: list[str], n_runs: int,
+                         gold_codes: np.ndarray) -> TrainingResult:
+        """Score each start's runs on the gold tasks (Hungarian map against gold) and keep the best start."""
+        labels, mask, soft = self._tensors(data)
+        hidden = predict_hidden(result.network, labels, mask, soft).argmax(-1).cpu().numpy()  # (R, n)
+        known = gold_codes >= 0
+        for group, init in enumerate(candidates):
+            accuracies = []
+            for run in range(group * n_runs, (group + 1) * n_runs):
+                class_map = hungarian_class_map(hidden[run], gold_codes, data.n_classes)
+                accuracies.append(float((class_map[hidden[run]][known] == gold_codes[known]).mean()))
+            self.init_scores_[init] = float(np.mean(accuracies))
+        self.init_ = max(candidates, key=lambda init: self.init_scores_[init])  # ties: first (ds)
+        if self.init_ != "ds":
+            self.dawid_skene_ = None
+        group = candidates.index(self.init_)
+        return result.select_runs(list(range(group * n_runs, (group + 1) * n_runs)))
 
     def _gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
         """Gold labels as (n_tasks,) class codes, -1 where unknown."""
@@ -200,6 +211,12 @@ class DEEM:
         seeds = [int(self.seed) + run for run in range(n_runs)]
         callbacks = list(self.callbacks or ())
         self.dawid_skene_ = None
+        has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
+        # init="auto": with gold labels, train from both starts (one batched model) and keep the start that
+        # scores better on the gold tasks; without gold labels, the Dawid-Skene start
+        candidates = ["ds", "mv"] if (self.init == "auto" and has_gold) else ["ds" if self.init == "auto" else self.init]
+        self.init_ = candidates[0]
+        self.init_scores_ = {}
         if self.lr == "auto":
             result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
         else:
@@ -207,13 +224,22 @@ class DEEM:
 
             def train(batch_size: int, device: torch.device) -> TrainingResult:
                 config = self._config(batch_size, device)
-                initial, self.dawid_skene_ = initial_network(data, seeds, int(self.n_layers), self.init, device, config)
-                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs, seeds, config, soft=data.soft,
-                                  callbacks=callbacks, stop_event=stop_event, initial_network=initial,
-                                  gold=gold_codes, supervised_weight=float(self.supervised_weight))
+                starts = []
+                for init in candidates:
+                    network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
+                                                  explicit=len(candidates) > 1)
+                    starts.append(network)
+                    self.dawid_skene_ = ds or self.dawid_skene_
+                initial = starts[0] if len(starts) == 1 else stack_networks(starts)
+                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
+                                  seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
+                                  stop_event=stop_event, initial_network=initial, gold=gold_codes,
+                                  supervised_weight=float(self.supervised_weight))
 
             result, self.batch_size_, self.device_ = train_with_memory_fallback(
                 train, int(self.batch_size), self.device_, self.warnings_)
+            if len(candidates) > 1:
+                result = self._keep_best_start(data, result, candidates, n_runs, gold_codes)
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)
@@ -379,7 +405,7 @@ class DEEM:
             "n_epochs": self.n_epochs_, "seeds": self.seeds_, "fingerprint": self.data_fingerprint_,
             "class_map_source": self.class_map_source_, "warnings": self.warnings_,
             "gold_accuracy": self.gold_accuracy_, "dead_units": self.dead_units_,
-            "run_dead_units": self.run_dead_units_, "run_labels": torch.as_tensor(self.run_labels_),
+            "run_dead_units": self.run_dead_units_, "init": self.init_, "init_scores": self.init_scores_, "run_labels": torch.as_tensor(self.run_labels_),
         }
         import io  # noqa: PLC0415
 
@@ -424,5 +450,7 @@ class DEEM:
         model.gold_accuracy_ = state["gold_accuracy"]
         model.dead_units_ = state["dead_units"]
         model.run_dead_units_ = list(state["run_dead_units"])
+        model.init_ = state["init"]
+        model.init_scores_ = dict(state["init_scores"])
         model.run_labels_ = state["run_labels"].numpy()
         return model

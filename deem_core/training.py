@@ -82,6 +82,21 @@ class TrainingResult:
     lrs: list[float]
     seeds: list[int]
 
+    def select_runs(self, picked: Sequence[int]) -> "TrainingResult":
+        """The same result restricted to the runs at ``picked`` (renumbered 0..len-1, in that order)."""
+        source = self.network
+        network = DEEMNetwork(len(picked), source.n_learners, source.n_classes, source.n_layers)
+        network = network.to(next(source.parameters()).device)
+        with torch.no_grad():
+            for target, param in zip(network.parameters(), source.parameters()):
+                target.copy_(param[list(picked)])
+        new_run = {old: new for new, old in enumerate(picked)}
+        history = [{**row, "run": new_run[row["run"]]} for row in self.history if row["run"] in new_run]
+        return TrainingResult(network=network, history=history, status=[self.status[i] for i in picked],
+                              messages=[self.messages[i] for i in picked], epochs_run=self.epochs_run,
+                              seconds=self.seconds, lrs=[self.lrs[i] for i in picked],
+                              seeds=[self.seeds[i] for i in picked])
+
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)

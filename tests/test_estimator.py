@@ -100,7 +100,7 @@ def test_parameter_validation_and_not_fitted():
     df, _ = make_ds_data(20, 3, 2)
     with pytest.raises(ValueError, match="lr must be a positive number or 'auto', got -1"):
         DEEM(lr=-1).fit(df)
-    with pytest.raises(ValueError, match=r"init must be one of \('mv', 'ds'\), got 'xx'"):
+    with pytest.raises(ValueError, match=r"init must be one of \('mv', 'ds', 'auto'\), got 'xx'"):
         DEEM(init="xx").fit(df)
     one_class = df.assign(label=0)
     with pytest.raises(DataError, match="only one class"):
@@ -174,3 +174,17 @@ def test_non_finite_energy_stops_the_run_and_keeps_the_last_good_state(small_con
     assert model.history_["status"].tolist() == ["running", "diverged"]
     assert all(bool(torch.isfinite(p).all()) for p in model.network_.parameters())
     assert np.isfinite(model.posterior_).all() and model.predict().notna().all()
+
+
+def test_auto_init_with_gold_trains_both_starts_and_keeps_the_better_one(small_condind):
+    df, truth = small_condind
+    gold = truth.iloc[:60]
+    model = DEEM(init="auto", epochs=3, n_seeds=2, device="cpu").fit(df, gold=gold)
+    assert set(model.init_scores_) == {"ds", "mv"}
+    assert model.init_ == max(model.init_scores_, key=model.init_scores_.get)
+    assert model.network_.n_runs == 2 and len(model.run_status_) == 2
+    assert model.gold_accuracy_ == pytest.approx((model.predict().loc[gold.index] == gold).mean())
+    alone = DEEM(init=model.init_, epochs=3, n_seeds=2, device="cpu").fit(df, gold=gold)
+    np.testing.assert_allclose(model.posterior_, alone.posterior_, atol=1e-5)
+    without_gold = DEEM(init="auto", epochs=1, device="cpu").fit(df)
+    assert without_gold.init_ == "ds" and without_gold.init_scores_ == {}

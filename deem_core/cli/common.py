@@ -32,8 +32,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     parser.add_argument("--lr", default=str(DEFAULT_LR),
                         help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds"],
-                        help=f"start from Dawid-Skene (ds) or majority vote (mv); default {DEFAULT_INIT}")
+    parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds", "auto"],
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: with gold labels (--truth "
+                             f"and --gold-weight) try both and keep the better on gold; default {DEFAULT_INIT}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
