@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 
-__all__ = ["DawidSkeneFit", "fit_dawid_skene", "dawid_skene_posterior", "one_hot_codes"]
+__all__ = ["DawidSkeneFit", "excess_pairwise_agreement", "fit_dawid_skene", "dawid_skene_posterior", "one_hot_codes"]
 
 
 @dataclass
@@ -81,3 +81,29 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
         previous = log_lik
     return DawidSkeneFit(confusion=confusion, prior=prior, posterior=posterior, n_iter=iteration,
                          log_likelihood=log_lik)
+
+
+def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common: int = 20) -> float:
+    """How much more learners agree with each other than a fitted Dawid-Skene model predicts.
+
+    For every pair of learners with at least ``min_common`` common tasks: (observed agreements - agreements
+    expected under DS given each task's posterior) / common tasks; returns the mean over pairs (0.0 when no
+    pair qualifies). DS assumes learners are independent given the true class, so a clearly positive value
+    means dependent learners (copies of one classifier, shared mistakes), which DS cannot explain.
+    Measured: duck 0.012, dog 0.014, condind -0.000, ampdata -0.001 (independent learners); tree3k 0.041,
+    digits 0.042, digits_experts 0.051 (dependent ensembles).
+    """
+    k = fit.confusion.shape[-1]
+    votes = one_hot_codes(labels, k)  # (n, d, K)
+    observed = (labels >= 0).astype(np.float64)  # (n, d)
+    common = observed.T @ observed  # (d, d)
+    agree_observed = np.einsum("til,tjl->ij", votes, votes)
+    agree_given_class = np.einsum("ilm,jlm->ijm", fit.confusion, fit.confusion)  # P(i, j agree | y = m)
+    weighted = fit.posterior[:, None, :] * observed[:, :, None]  # (n, d, K)
+    agree_expected = np.einsum("tim,tj,ijm->ij", weighted, observed, agree_given_class)
+    upper = np.triu_indices(labels.shape[1], 1)
+    keep = common[upper] >= min_common
+    if not keep.any():
+        return 0.0
+    excess = (agree_observed[upper] - agree_expected[upper])[keep] / common[upper][keep]
+    return float(excess.mean())

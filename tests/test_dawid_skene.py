@@ -1,0 +1,48 @@
+"""Vectorised Dawid-Skene and the dependence statistic that picks DEEM's default start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from crowdkit.aggregation import DawidSkene
+
+from deem_core import DEEM
+from deem_core.dataset import AnnotationSet
+from deem_core.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
+
+from conftest import make_ds_data
+
+
+def test_matches_crowdkit_labels_and_recovers_accuracies():
+    df, truth = make_ds_data(800, 8, 3, density=0.5, seed=11)
+    data = AnnotationSet.from_long(df)
+    fit = fit_dawid_skene(data.labels, 3)
+    ours = data.classes.take(fit.posterior.argmax(1))
+    theirs = DawidSkene(n_iter=100).fit_predict(df).reindex(data.tasks).to_numpy()
+    assert (ours == theirs).mean() > 0.99
+    np.testing.assert_allclose(fit.posterior.sum(1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(fit.confusion.sum(axis=1), 1.0, atol=1e-9)  # columns P(. | y=m) sum to 1
+    assert (ours == truth.reindex(data.tasks).to_numpy()).mean() > 0.85  # 4 answers per task on average
+
+
+def _with_copies(df: pd.DataFrame, source: str, copies: int) -> pd.DataFrame:
+    extra = [df[df["worker"] == source].assign(worker=f"{source}_copy{c}") for c in range(copies)]
+    return pd.concat([df, *extra], ignore_index=True)
+
+
+def test_excess_agreement_is_near_zero_for_independent_learners_and_high_for_copies():
+    df, _ = make_ds_data(1500, 6, 3, seed=12, accuracy=(0.55, 0.8))
+    independent = AnnotationSet.from_long(df)
+    value = excess_pairwise_agreement(independent.labels, fit_dawid_skene(independent.labels, 3))
+    assert abs(value) < 0.01, value
+    copied = AnnotationSet.from_long(_with_copies(_with_copies(df, "w00", 3), "w01", 3))
+    value = excess_pairwise_agreement(copied.labels, fit_dawid_skene(copied.labels, 3))
+    assert value > 0.03, value
+
+
+def test_default_start_follows_the_dependence_statistic():
+    df, _ = make_ds_data(600, 6, 3, seed=13, accuracy=(0.55, 0.8))
+    assert DEEM(epochs=1, device="cpu").fit(df).init_ == "ds"
+    dependent = _with_copies(_with_copies(df, "w00", 3), "w01", 3)
+    model = DEEM(epochs=1, device="cpu").fit(dependent)
+    assert model.init_ == "mv" and model.dependence_ > 0.03
