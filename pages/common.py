@@ -16,9 +16,13 @@ Jobs themselves live in the process-wide :class:`deem_core.jobs.JobManager`, loo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import secrets
+import threading
+import types
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
@@ -35,6 +39,55 @@ STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:
 def manager():
     """The process-wide job manager (shared by every session; jobs are found by run id)."""
     return get_manager()
+
+
+# --------------------------------------------------------------------------- the shell guard
+# Why a guard: with a folder named ``pages`` next to ``app.py``, Streamlit 1.67 starts in its legacy
+# multipage mode (``PagesManager.uses_pages_directory`` is True until some session calls ``st.navigation``;
+# see ``_mpa_v1`` in streamlit/runtime/scriptrunner/script_runner.py). In that mode the first request of a
+# freshly started server to a page address (``/train?ws=..&run=..``: a refresh, a bookmark, a shared link)
+# runs ``pages/train.py`` alone: no session restore, no sidebar, every file of the folder listed as a page.
+# (``AppTest`` even starts every run in that mode.)
+#
+# ``app.py`` marks the script run while it runs a page (``shell()``). Every page calls ``require_shell()``
+# before drawing anything; a page that finds no mark switches the legacy mode off for the whole server
+# (what ``st.navigation`` itself does) and runs ``app.py`` in its place, in the same script run: the shell
+# routes to the same page (same address, same widget states, so a click is never lost), and the legacy
+# run then stops. Nothing was drawn before, and the shell's ``st.navigation`` replaces the legacy page list.
+_SHELL = threading.local()
+_APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
+_APP_CODE: list[Any] = []
+
+
+@contextlib.contextmanager
+def shell():
+    """``app.py`` runs the selected page inside this: pages know they were reached through the shell."""
+    previous = getattr(_SHELL, "active", False)
+    _SHELL.active = True
+    try:
+        yield
+    finally:
+        _SHELL.active = previous
+
+
+def in_shell() -> bool:
+    return bool(getattr(_SHELL, "active", False))
+
+
+def require_shell() -> None:
+    """First call of every page: a page started without ``app.py`` (legacy multipage mode) is run again
+    through ``app.py`` within this script run, then this run stops."""
+    if in_shell():
+        return
+    from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415
+
+    PagesManager.uses_pages_directory = False  # later runs of every session go through app.py directly
+    if not _APP_CODE:
+        _APP_CODE.append(compile(_APP_PATH.read_text(encoding="utf-8"), str(_APP_PATH), "exec"))
+    module = types.ModuleType("__main__")
+    module.__file__ = str(_APP_PATH)
+    exec(_APP_CODE[0], module.__dict__)  # noqa: S102 - our own shell script
+    st.stop()  # the shell has drawn the page; what remains of the legacy run is skipped
 
 
 # --------------------------------------------------------------------------- errors
@@ -91,10 +144,12 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     sync_url()
 
 
-PAGE_OF_KIND = {"sweep": "views/sweep.py", "train": "views/train.py", "diagnostics": "views/diagnostics.py"}
+PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 
 
-#: widget values that survive a page switch (Streamlit drops the state of widgets not drawn in a run)
+#: widget values that survive a page switch: these widgets are drawn with ``persist_state="session"`` (Streamlit
+#: 1.67; by default it drops the state of widgets not drawn in a run, and, in a browser, already before the
+#: first run of the new page, so writing the values back to st.session_state in that run is too late)
 PERSIST = ("train_methods", "train_layers", "train_epochs", "train_seeds", "train_lr", "train_init", "train_device",
            "train_seed", "train_gold_weight", "sweep_lrs", "sweep_epochs", "sweep_layers", "sweep_seeds",
            "sweep_device", "sweep_smooth_on", "sweep_smoothing", "sweep_energies", "upload_format",
@@ -104,9 +159,6 @@ PERSIST = ("train_methods", "train_layers", "train_epochs", "train_seeds", "trai
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
-    for key in PERSIST:
-        if key in ss:
-            ss[key] = ss[key]
     if "ws" not in ss:
         given = params.get("ws")
         ss["ws"] = given if isinstance(given, str) and _WS.match(given) else secrets.token_hex(8)
@@ -155,6 +207,7 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
         st.session_state["_notice"] = str(exc)
         return False
     set_current_run(run_id, record["kind"])
+    restore_form(record)
     if record["kind"] == "diagnostics":
         source = (record.get("config") or {}).get("source_run")
         if not is_run_id(source):
@@ -178,6 +231,46 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
                 st.session_state["_notice"] = (f"loaded the annotations of run {run_id} "
                                                f"({data.n_tasks:,} tasks) as the active data set")
     return True
+
+
+#: form widget <- run configuration key, per run kind (a reopened run shows the settings it was launched with)
+FORM_OF_CONFIG = {
+    "train": {"train_methods": "methods", "train_layers": "n_layers", "train_epochs": "epochs",
+              "train_seeds": "n_seeds", "train_lr": "lr", "train_init": "init", "train_device": "device",
+              "train_seed": "seed", "train_gold_weight": "supervised_weight"},
+    "sweep": {"sweep_lrs": "lrs", "sweep_epochs": "epochs", "sweep_layers": "n_layers", "sweep_seeds": "n_seeds",
+              "sweep_device": "device"},
+}
+
+
+def restore_form(record: dict[str, Any]) -> None:
+    """Fill the Train or Sweep form with a reopened run's settings (values a form cannot show are skipped)."""
+    config = record.get("config") or {}
+    ss = st.session_state
+    for key, name in FORM_OF_CONFIG.get(record.get("kind"), {}).items():
+        value = config.get(name)
+        if value is None:
+            continue
+        try:
+            if key == "train_methods":
+                from deem_core.baselines import BASELINE_METHODS  # noqa: PLC0415
+                from deem_core.jobs import DEEM_METHODS  # noqa: PLC0415
+
+                value = [m for m in value if m in DEEM_METHODS or m in BASELINE_METHODS]
+            elif key == "sweep_lrs":
+                value = ", ".join(fmt_lr(v) for v in value)
+            elif key in ("train_device", "sweep_device"):
+                if value not in device_choices():
+                    continue
+            elif key in ("train_lr", "train_gold_weight"):
+                value = float(value)
+            elif key != "train_init":
+                value = int(value)
+        except (TypeError, ValueError):
+            continue
+        ss[key] = value
+    if record.get("kind") == "train" and "lr" in config:
+        ss["_train_lr_from"] = ss.get("chosen_lr")  # the run's rate wins over the sweep's until a new pick
 
 
 def notices() -> None:
@@ -246,7 +339,7 @@ def need_dataset() -> dict[str, Any] | None:
     if ds is None:
         st.info("Load annotations on the Data page first (or reopen a run on the Runs page).", icon=":material/folder_open:")
         if st.button("Go to the Data page"):
-            go("views/data.py")
+            go("pages/data.py")
     return ds
 
 

@@ -12,7 +12,9 @@ import streamlit as st
 from deem_core import agreement
 from deem_core.dataset import DataError
 from deem_core.jobs import readable_error
-from views import common
+from pages import common
+
+common.require_shell()
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
@@ -62,18 +64,19 @@ with st.container(border=True):
                              key="upload_annotations",
                              help="Long: task, worker, label. Wide: task + one column per annotator. One file "
                                   "per annotator: task, label (the annotator is named after the file).")
-    fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format")
+    fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
     columns: dict[str, str] = {}
+    unreadable = False  # the first file could not be read at all with this layout: loading would fail the same way
     if files:
         from deem_core.io import preview  # noqa: PLC0415
 
         try:
             shown = preview(files[0], format=fmt)
         except DataError as exc:
-            shown = None
-            st.error(str(exc))
+            shown, unreadable = None, True
+            st.error(str(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
-            shown = None
+            shown, unreadable = None, True
             common.show_error(exc, files[0].name)
         if shown is not None:
             layout = shown.layout or "unknown"
@@ -102,8 +105,10 @@ with st.container(border=True):
         if len(files) > 1:
             st.caption(f"{len(files)} files: " + ", ".join(f.name for f in files))
     conflict = st.selectbox("When one annotator gave one task different labels", list(CONFLICTS),
-                            format_func=CONFLICTS.get, key="upload_conflict")
-    if st.button("Load these files", type="primary", disabled=not files, key="load_files"):
+                            format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
+    if unreadable:
+        st.caption("Remove this file or choose another layout above; the files load once they can be read.")
+    if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
         from deem_core.io import read_annotations  # noqa: PLC0415
 
         started = time.perf_counter()
@@ -174,6 +179,9 @@ tabs = st.tabs(["Labels per task", "Class balance", "Annotators", "Pairwise agre
 with tabs[0]:
     counts = stats["per_task"].value_counts().sort_index()
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
+    if len(counts) <= 40:  # whole numbers only: one bar per count, no 9.8 / 10.2 ticks
+        fig.update_xaxes(type="category")
+    fig.update_layout(height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(fig, key="per_task_hist")
 with tabs[1]:
     balance = stats["balance"]

@@ -10,7 +10,9 @@ import numpy as np
 import streamlit as st
 
 from deem_core.export import to_safe_csv
-from views import common
+from pages import common
+
+common.require_shell()
 
 LIVE_EVERY = 1.0
 

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.export import to_safe_csv
-from views import common
+from pages import common
+
+common.require_shell()
 
 st.title("Results")
 mgr = common.manager()
@@ -33,7 +35,7 @@ if snap is None:
 if not snap.done:
     st.info(f"Run {run_id} is {snap.status}; its labels appear here when it ends.", icon=":material/hourglass_top:")
     if st.button("Watch it on the Train page"):
-        common.go("views/train.py")
+        common.go("pages/train.py")
     st.stop()
 record, config, results, learners, models = _load(run_id, snap.status, snap.finished_at)
 st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {snap.status} · {snap.message}")
@@ -41,14 +43,14 @@ if not results:
     st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
     st.stop()
 
-method = st.selectbox("Method", list(results), key="results_method")
+method = st.selectbox("Method", list(results), key="results_method", persist_state="session")
 frame = results[method]
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([2, 2, 3])
-max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf")
-only_disagree = c[1].toggle("Only tasks where the label differs from majority vote", key="results_disagree")
-review = c[2].toggle("Review queue: least confident first", key="results_review",
+max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf", persist_state="session")
+only_disagree = c[1].toggle("Only tasks where the label differs from majority vote", key="results_disagree", persist_state="session")
+review = c[2].toggle("Review queue: least confident first", key="results_review", persist_state="session",
                      help="the items most worth a second look: low confidence, or disagreeing with majority vote")
 view = frame
 if "confidence" in view and view["confidence"].notna().any():

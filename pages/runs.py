@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
 from deem_core.runs import ACTIVE_STATUSES, is_run_id
-from views import common
+from pages import common
+
+common.require_shell()
 
 st.title("Runs")
 mgr = common.manager()
@@ -33,7 +37,8 @@ if len(runs):
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
         "data set": runs["dataset"], "tasks": runs["n_tasks"],
-        "seconds": runs["seconds"].round(1), "summary": runs.apply(describe, axis=1), "message": runs["message"]})
+        "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
+        "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch")
     labels = {rid: f"{rid} · {kind} · {status} · {ds or ''}" for rid, kind, status, ds in
               zip(runs["run_id"], runs["kind"], runs["status"], runs["dataset"])}
@@ -43,7 +48,7 @@ if len(runs):
     c = st.columns([1, 1, 6])
     if c[0].button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
-            common.go(common.PAGE_OF_KIND.get(kind, "views/train.py"))
+            common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
     if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
         if mgr.cancel(chosen):
             st.toast(f"cancelling run {chosen}")
@@ -80,4 +85,4 @@ if st.button("Open this run", key="runs_open_id"):
         st.error(st.session_state.pop("_notice", f"no run with id {text}"))
     else:
         kind = mgr.store.get(text)["kind"]
-        common.go(common.PAGE_OF_KIND.get(kind, "views/train.py"))
+        common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))

@@ -10,7 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from views import common
+from pages import common
+
+common.require_shell()
 
 LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
 
@@ -84,15 +86,26 @@ ds = common.need_dataset()
 if ds is None:
     st.stop()
 mgr = common.manager()
+if not st.session_state.get("sweep_run"):
+    # a new browser session (a refresh, a bookmark): bring back this workspace's latest sweep of these data
+    # (before the form is drawn, so that the form shows that sweep's settings)
+    try:
+        earlier = mgr.store.list(owner=common.workspace(), kinds=["sweep"], limit=50)
+        earlier = earlier[earlier["fingerprint"] == ds["data"].fingerprint()]
+    except Exception:  # noqa: BLE001 - no index yet: nothing to bring back
+        earlier = []
+    if len(earlier):
+        st.session_state["sweep_run"] = str(earlier["run_id"].iloc[0])
+        common.restore_form(mgr.store.get(st.session_state["sweep_run"]))
 
 with st.container(border=True):
-    lrs_text = st.text_input("Learning rates", key="sweep_lrs", placeholder="empty = the default grid",
+    lrs_text = st.text_input("Learning rates", key="sweep_lrs", persist_state="session", placeholder="empty = the default grid",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs")
-    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers")
-    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds")
-    device = c[3].selectbox("Device", common.device_choices(), key="sweep_device",
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs", persist_state="session")
+    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers", persist_state="session")
+    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds", persist_state="session")
+    device = c[3].selectbox("Device", common.device_choices(), key="sweep_device", persist_state="session",
                         help="auto = the GPU when there is one")
     if st.button("Launch sweep", type="primary", key="sweep_launch"):
         try:
@@ -116,10 +129,10 @@ if snap is None:
 
 st.subheader(f"Sweep `{run_id}`")
 c = st.columns([2, 2, 3])
-smooth_on = c[0].toggle("Smooth curves", key="sweep_smooth_on")
-smoothing = c[1].slider("Smoothing (EMA α)", 0.70, 0.99, 0.90, 0.01, key="sweep_smoothing",
+smooth_on = c[0].toggle("Smooth curves", key="sweep_smooth_on", persist_state="session")
+smoothing = c[1].slider("Smoothing (EMA α)", 0.70, 0.99, 0.90, 0.01, key="sweep_smoothing", persist_state="session",
                         disabled=not smooth_on)
-both = c[2].toggle("Show positive and negative energy", key="sweep_energies")
+both = c[2].toggle("Show positive and negative energy", key="sweep_energies", persist_state="session")
 metrics = ("energy_difference", "positive_energy", "negative_energy") if both else ("energy_difference",)
 alpha = float(smoothing) if smooth_on else None
 
@@ -197,6 +210,7 @@ with left:
     if clicked is not None and clicked != st.session_state.get(f"_clicked_{run_id}"):
         st.session_state[f"_clicked_{run_id}"] = clicked
         st.session_state[choice_key] = clicked
+        st.session_state["chosen_lr"] = float(clicked)
         st.rerun()
 with right:
     if recommended is not None:
@@ -209,8 +223,16 @@ with right:
         st.table(pd.DataFrame(rows).set_index("lr"))
     st.caption(f"{snap.message} · {loaded.record.get('device') or ''}")
 
-lr = st.radio("Learning rate for training", grid, key=choice_key, horizontal=True, format_func=common.fmt_lr)
-st.session_state["chosen_lr"] = float(lr)
+
+
+def _picked() -> None:
+    """Only a pick (a click on a curve, this list, the button below) carries a rate over to the Train page;
+    showing a sweep (e.g. the recommended rate, preselected) does not."""
+    st.session_state["chosen_lr"] = float(st.session_state[choice_key])
+
+
+lr = st.radio("Learning rate for training", grid, key=choice_key, horizontal=True, format_func=common.fmt_lr,
+              on_change=_picked)
 if st.button(f"Train with learning rate {common.fmt_lr(lr)}", type="primary", key="sweep_to_train"):
     st.session_state["chosen_lr"] = float(lr)
-    common.go("views/train.py")
+    common.go("pages/train.py")

@@ -9,7 +9,9 @@ import streamlit as st
 from deem_core import DEFAULT_LR, agreement
 from deem_core.baselines import BASELINE_METHODS
 from deem_core.jobs import DEEM_METHODS
-from views import common
+from pages import common
+
+common.require_shell()
 
 LIVE_EVERY = 1.0
 METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
@@ -23,32 +25,32 @@ data, gold = ds["data"], ds.get("gold")
 
 with st.container(border=True):
     methods = st.multiselect("Methods", list(METHODS), default=["deem", "mv", "ds"], format_func=METHODS.get,
-                             key="train_methods",
+                             key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs")
-    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds",
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers", persist_state="session")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs", persist_state="session")
+    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds", persist_state="session",
                               help="independent runs trained together; their answers are averaged")
     chosen = st.session_state.get("chosen_lr")
     if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
         st.session_state["train_lr"] = float(chosen) if chosen else float(DEFAULT_LR)
         st.session_state["_train_lr_from"] = chosen
-    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
+    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr", persist_state="session",
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
-    init = c[0].selectbox("Start from", ["mv", "ds"], key="train_init",
+    init = c[0].selectbox("Start from", ["mv", "ds"], key="train_init", persist_state="session",
                           format_func={"mv": "majority vote", "ds": "Dawid-Skene"}.get)
-    device = c[1].selectbox("Device", common.device_choices(), key="train_device",
+    device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
                         help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed")
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed", persist_state="session")
     weight = 0.0
     if gold is not None:
         weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=0.0, step=0.1,
-                                   key="train_gold_weight",
+                                   key="train_gold_weight", persist_state="session",
                                    help="0 = unsupervised (gold labels only used to score); > 0 also trains on them")
-    if chosen:
+    if chosen and abs(float(lr) - float(chosen)) <= 1e-12 * max(1.0, abs(float(chosen))):
         st.caption(f"Learning rate {common.fmt_lr(chosen)} comes from the sweep.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):
         config = {"methods": list(methods), "n_layers": int(layers), "epochs": int(epochs), "lr": float(lr),
@@ -114,7 +116,7 @@ if snap.status == "failed":
     st.stop()
 (st.warning if snap.status == "cancelled" else st.success)(snap.message, icon=":material/stop_circle:" if snap.status == "cancelled"
                                                             else ":material/check_circle:")
-for note in snap.messages:
+for note in dict.fromkeys(snap.messages):  # each note once
     st.caption(f"note: {note}")
 
 
@@ -177,4 +179,4 @@ if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):
         st.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
 if st.button("See the labels and downloads", key="train_to_results"):
-    common.go("views/results.py")
+    common.go("pages/results.py")

@@ -72,11 +72,11 @@ def test_every_page_renders_without_data(runs_dir):
     at = new_app()
     no_problem(at)
     assert at.query_params["ws"]  # a workspace id is put in the URL at once
-    for page, expected in [("views/sweep.py", "Load annotations on the Data page first"),
-                           ("views/train.py", "Load annotations on the Data page first"),
-                           ("views/results.py", "No training run yet"),
-                           ("views/diagnostics.py", "Train a DEEM model first"),
-                           ("views/runs.py", "No runs in this workspace yet")]:
+    for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
+                           ("pages/train.py", "Load annotations on the Data page first"),
+                           ("pages/results.py", "No training run yet"),
+                           ("pages/diagnostics.py", "Train a DEEM model first"),
+                           ("pages/runs.py", "No runs in this workspace yet")]:
         at.switch_page(page).run()
         no_problem(at)
         assert expected in texts(at), page
@@ -131,7 +131,7 @@ def test_sample_set_loads_with_gold(runs_dir):
 def test_train_tiny_model_and_see_results(runs_dir):
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
-    at.switch_page("views/train.py").run()
+    at.switch_page("pages/train.py").run()
     no_problem(at)
     at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
     at.number_input(key="train_epochs").set_value(2)
@@ -149,7 +149,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert table["accuracy"].between(0.5, 1.0).all()
     assert any(c.proto.spec for c in at.get("plotly_chart"))
     # results page
-    at.switch_page("views/results.py").run()
+    at.switch_page("pages/results.py").run()
     no_problem(at)
     labels = at.dataframe[0].value
     assert len(labels) == 200 and {"agg_label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
@@ -169,17 +169,17 @@ def test_train_tiny_model_and_see_results(runs_dir):
 
 def test_runs_are_isolated_and_reopen_by_id(runs_dir):
     alice = upload(new_app())
-    alice.switch_page("views/train.py").run()
+    alice.switch_page("pages/train.py").run()
     alice.multiselect(key="train_methods").set_value(["mv"])
     alice.button(key="train_launch").click().run()
     run_id = alice.session_state["train_run"]
     wait_done(run_id)
-    alice.switch_page("views/runs.py").run()
+    alice.switch_page("pages/runs.py").run()
     no_problem(alice)
     assert run_id in list(alice.dataframe[0].value["run id"])
     # another user (another session, another workspace) does not see it ...
     bob = new_app()
-    bob.switch_page("views/runs.py").run()
+    bob.switch_page("pages/runs.py").run()
     assert "No runs in this workspace yet" in texts(bob)
     assert bob.session_state["ws"] != alice.session_state["ws"]
     # ... until opening it by its id, which also brings back its data
@@ -189,7 +189,7 @@ def test_runs_are_isolated_and_reopen_by_id(runs_dir):
     assert bob.session_state["train_run"] == run_id
     assert bob.session_state["dataset"]["data"].n_tasks == 200
     # a malformed id is refused with a message
-    bob.switch_page("views/runs.py").run()
+    bob.switch_page("pages/runs.py").run()
     bob.text_input(key="runs_by_id").set_value("../../etc/passwd")
     bob.button(key="runs_open_id").click().run()
     no_problem(bob)
@@ -198,7 +198,7 @@ def test_runs_are_isolated_and_reopen_by_id(runs_dir):
 
 def test_refresh_finds_the_running_job(runs_dir):
     at = upload(new_app())
-    at.switch_page("views/train.py").run()
+    at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(3000)
     at.button(key="train_launch").click().run()
@@ -216,9 +216,12 @@ def test_refresh_finds_the_running_job(runs_dir):
     sidebar = "\n".join(str(c.value) for c in fresh.sidebar.caption)
     assert "tiny.csv: 200 tasks × 10 annotators × 3 classes" in sidebar
     assert f"train `{run_id}` · running" in sidebar and "CPU" in sidebar
-    fresh.switch_page("views/train.py").run()
+    fresh.switch_page("pages/train.py").run()
     no_problem(fresh)
     assert fresh.session_state["train_run"] == run_id
+    # the form shows the settings the run was launched with
+    assert fresh.number_input(key="train_epochs").value == 3000
+    assert fresh.multiselect(key="train_methods").value == ["deem"]
     assert fresh.session_state["dataset"]["data"].n_tasks == 200  # data restored from the run
     progress = fresh.get("progress")
     assert progress and "step" in progress[0].proto.text
@@ -252,7 +255,7 @@ def _sweep_available() -> bool:
 @pytest.mark.skipif(not _sweep_available(), reason="deem_core.sweep / deem_core.plots not there yet")
 def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     at = upload(new_app())
-    at.switch_page("views/sweep.py").run()
+    at.switch_page("pages/sweep.py").run()
     no_problem(at)
     at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
     at.number_input(key="sweep_epochs").set_value(2)
@@ -275,12 +278,12 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
 def test_diagnostics_page(runs_dir):
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
-    at.switch_page("views/train.py").run()
+    at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(1)
     at.button(key="train_launch").click().run()
     wait_done(at.session_state["train_run"])
-    at.switch_page("views/diagnostics.py").run()
+    at.switch_page("pages/diagnostics.py").run()
     no_problem(at)
     at.multiselect(key="diag_subset").set_value(["0"])
     at.button(key="diag_launch").click().run()

@@ -1,0 +1,551 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against ``streamlit run app.py``.
+
+Run with ``pytest -m browser`` (CI: ``.ci/run``, after installing the ``chromium`` package). Each test
+starts its own server on 127.0.0.1 (a free port, a temporary ``DEEM_RUNS_DIR``) and stops it after.
+Every wait is bounded. Screenshots of each step are written to ``docs/screenshots/`` (PNG, < 300 KB).
+Measured figures (time from clicking Train to the first curve point, page switches and widget
+answers while a job runs) are printed as ``MEASURED ...`` lines (see them with ``-s``).
+
+The helpers (``LiveServer``, ``chromium``, ``until``, ...) are shared with ``test_load.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+MAX_SHOT_BYTES = 300_000
+CHROMIUM = os.environ.get("DEEM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1400, "height": 900}
+NAV = ["Data", "Sweep", "Train", "Results", "Diagnostics", "Runs"]
+H1 = {"Sweep": "Learning-rate sweep"}  # a page's title when it differs from its navigation entry
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401, PLC0415
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if not Path(CHROMIUM).exists():
+        return f"no chromium at {CHROMIUM} (apt-get install chromium, or set DEEM_CHROMIUM)"
+    return None
+
+
+def measured(name: str, value: Any, unit: str = "") -> None:
+    """A measured figure: printed (pytest -s shows it) and kept for the summary line."""
+    print(f"MEASURED {name}: {value}{(' ' + unit) if unit else ''}", flush=True)
+
+
+# --------------------------------------------------------------------------- the server
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``streamlit run app.py`` on 127.0.0.1 with its own runs directory; stopped by its process id."""
+
+    def __init__(self, runs_dir: Path, env: dict[str, str] | None = None, start_timeout: float = 90.0):
+        self.runs_dir = Path(runs_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(tempfile.mkdtemp(prefix="deem_server_")) / "server.log"
+        self.env = {**os.environ, "DEEM_RUNS_DIR": str(self.runs_dir), **(env or {})}
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> LiveServer:
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                   "--server.address", "127.0.0.1", "--server.port", str(self.port),
+                   "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+                   "--browser.gatherUsageStats", "false"]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
+                    if answer.read().strip() == b"ok":
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"streamlit did not answer within {self.start_timeout:.0f} s:\n{self.log()}")
+
+    def log(self, tail: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        with contextlib.suppress(Exception):
+            self._log.close()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Debian's) driven by Playwright's sync API."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --------------------------------------------------------------------------- page helpers
+def until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the page is redrawing; try again
+            last_error = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" (last error: {last_error})" if last_error else ""))
+        time.sleep(every)
+
+
+@contextlib.contextmanager
+def explain_failure(page: Any, server: LiveServer | None = None) -> Iterator[None]:
+    """On a failure: what the page showed (text and a screenshot in the temp dir) and the server log."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            path = Path(tempfile.mkdtemp(prefix="deem_failure_")) / "page.png"
+            page.screenshot(path=str(path))
+            print(f"--- page at failure ({page.url}), screenshot {path}:\n{page.locator('body').inner_text()[:3000]}")
+        if server is not None:
+            print(f"--- server log:\n{server.log()}")
+        raise
+
+
+def shot(page: Any, name: str) -> Path:
+    """Screenshot of the viewport under docs/screenshots/<name>.png, kept under 300 KB."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    with contextlib.suppress(AssertionError):  # let a redraw finish (elements of the last run are greyed out)
+        until(lambda: page.locator("[data-stale='true']").count() == 0, 3, "a settled page", every=0.1)
+    page.screenshot(path=str(path), animations="disabled", caret="hide")
+    assert path.stat().st_size < MAX_SHOT_BYTES, f"{path.name} is {path.stat().st_size:,} bytes"
+    return path
+
+
+def scroll_to(locator: Any) -> None:
+    """Scroll the page so that this element is at the top of the window (for a screenshot)."""
+    locator.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    time.sleep(0.3)
+
+
+def main_text(page: Any) -> str:
+    return page.locator("section.stMain, [data-testid='stMain']").first.inner_text(timeout=10_000)
+
+
+def sidebar_text(page: Any) -> str:
+    return page.locator("[data-testid='stSidebar']").inner_text(timeout=10_000)
+
+
+def selectbox_text(page: Any, label: str) -> str:
+    """The shown value of a selectbox (st.dataframe draws on a canvas: its cells are not page text)."""
+    return page.get_by_role("combobox", name=label, exact=True).first.input_value(timeout=10_000)
+
+
+def no_traceback(page: Any) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, "an exception box is on the page"
+    body = page.locator("body").inner_text(timeout=10_000)
+    assert "Traceback" not in body and 'File "' not in body, body[:2000]
+
+
+def heading(page: Any, title: str, timeout: float = 60.0) -> None:
+    title = H1.get(title, title)
+    until(lambda: title in page.locator("h1").all_inner_texts(), timeout, f"the page title {title!r}")
+
+
+def nav(page: Any, title: str, timeout: float = 60.0) -> float:
+    """Click a page in the sidebar navigation; seconds until its title shows."""
+    started = time.perf_counter()
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    heading(page, H1.get(title, title), timeout)
+    return time.perf_counter() - started
+
+
+def nav_titles(page: Any) -> list[str]:
+    return [t.split("\n")[-1].strip() for t in page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()]
+
+
+def button(page: Any, name: str) -> Any:
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def set_number(page: Any, label: str, value: Any) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    until(lambda: box.input_value() == str(value), 20, f"{label} = {value}")
+
+
+def upload(page: Any, paths: list[Path] | Path, nth: int = 0) -> None:
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(nth).set_input_files(
+        [str(p) for p in paths] if isinstance(paths, list) else str(paths))
+
+
+def metric(page: Any, label: str) -> str | None:
+    for box in page.locator("[data-testid='stMetric']").all():
+        if box.locator("[data-testid='stMetricLabel']").inner_text().strip() == label:
+            return box.locator("[data-testid='stMetricValue']").inner_text().strip()
+    return None
+
+
+_POINTS_JS = """(root) => {
+  const plots = root.querySelectorAll('.js-plotly-plot');
+  if (!plots.length) return -1;
+  let n = 0;
+  // _fullData: the traces as drawn (plotly sends arrays base64-encoded; these are decoded)
+  for (const g of plots) for (const t of (g._fullData || [])) n += (t.x && t.x.length) || 0;
+  return n;
+}"""
+
+
+def chart_points(page: Any, selector: str) -> int:
+    """Points drawn in the plotly chart(s) under ``selector`` (-1: no chart there yet)."""
+    loc = page.locator(selector)
+    if loc.count() == 0:
+        return -1
+    return int(loc.first.evaluate(_POINTS_JS))
+
+
+# The point (in page pixels) of the curve of learning rate ``lr`` farthest from every other curve, so that a
+# click there selects that curve and no other.
+_CURVE_POINT_JS = """(root, lr) => {
+  const g = root.querySelector('.js-plotly-plot');
+  const L = g._fullLayout, box = g.getBoundingClientRect();
+  const visible = g._fullData.filter(t => t.hoverinfo !== 'skip' && t.meta && t.xaxis === 'x');
+  const mine = visible.find(t => Math.abs(Math.log(t.meta.lr) - Math.log(lr)) < 1e-9);
+  if (!mine) return null;
+  const xa = L.xaxis, ya = L.yaxis;
+  let best = null, bestGap = -1;
+  for (let i = 1; i < mine.x.length - 1; i++) {
+    const py = ya.d2p(mine.y[i]);
+    let gap = 1e9;
+    for (const t of visible) {
+      if (t === mine) continue;
+      const j = t.x.indexOf(mine.x[i]);
+      if (j >= 0) gap = Math.min(gap, Math.abs(ya.d2p(t.y[j]) - py));
+    }
+    if (gap > bestGap) { bestGap = gap; best = i; }
+  }
+  if (best === null) return null;
+  return {x: box.left + L._size.l + xa.d2p(mine.x[best]), y: box.top + L._size.t + ya.d2p(mine.y[best]), gap: bestGap};
+}"""
+
+
+def checked_radio(page: Any) -> str:
+    return page.locator("[data-testid='stRadio'] label:has(input:checked)").first.inner_text().strip()
+
+
+def tiny_files(directory: Path, n_tasks: int = 300) -> tuple[Path, Path]:
+    """The first ``n_tasks`` tasks of sample_data/condind (long CSV) and their gold labels."""
+    df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    truth = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
+    data_path, truth_path = directory / "condind_300.csv", directory / "condind_300.truth.csv"
+    df[df["task"] < n_tasks].to_csv(data_path, index=False)
+    truth[truth["task"] < n_tasks].to_csv(truth_path, index=False)
+    return data_path, truth_path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_chromium():
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------- tests
+def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
+    """The first request of a newly started server is a page address with a run: the whole dashboard
+    (shell, sidebar, this page) comes up and reopens the run, not the lone page script."""
+    from deem_core.io import read_annotations  # noqa: PLC0415
+    from deem_core.jobs import JobManager  # noqa: PLC0415
+
+    data_path, _ = tiny_files(tmp_path, 200)
+    runs_dir = tmp_path / "runs"
+    manager = JobManager(runs_dir)
+    workspace = "0123456789abcdef"
+    run_id = manager.submit("train", {"methods": ["mv"]}, data=read_annotations(data_path), owner=workspace,
+                            dataset="condind_300.csv")
+    assert manager.wait(run_id, 60).status == "finished"
+    manager.shutdown()
+
+    with LiveServer(runs_dir) as server, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        with explain_failure(page, server):
+            page.goto(f"{server.url}/train?ws={workspace}&run={run_id}", timeout=60_000)
+            heading(page, "Train", 90)
+            until(lambda: f"Run {run_id}" in main_text(page), 60, "the reopened run on the Train page")
+            until(lambda: nav_titles(page) == NAV, 30, "the dashboard's own navigation")
+            side = sidebar_text(page)
+            assert "200 tasks × 10 annotators × 3 classes" in side  # the run's data came back
+            assert run_id in side and "finished" in side and workspace in side
+            assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
+            assert "finished 1 method(s)" in main_text(page)
+            no_traceback(page)
+            shot(page, "00_deep_link_train")
+            # the other pages answer too, with the shell
+            page.goto(f"{server.url}/runs?ws={workspace}", timeout=60_000)
+            heading(page, "Runs", 60)
+            until(lambda: run_id in selectbox_text(page, "Run"), 30, "the run listed on the Runs page")
+            assert nav_titles(page) == NAV
+
+
+def test_bad_file_shows_a_readable_message(tmp_path):
+    bad = tmp_path / "garbage.csv"
+    bad.write_bytes(bytes(range(256)) * 64)
+    with LiveServer(tmp_path / "runs") as server, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        with explain_failure(page, server):
+            page.goto(server.url, timeout=60_000)
+            heading(page, "Data", 90)
+            upload(page, bad)
+            until(lambda: "garbage.csv" in " ".join(page.locator("[data-testid='stAlert']").all_inner_texts()), 60,
+                  "a message naming the bad file")
+            load = button(page, "Load these files")
+            if load.is_enabled():
+                load.click()
+                time.sleep(1.0)
+            alerts = " ".join(page.locator("[data-testid='stAlert']").all_inner_texts())
+            assert "garbage.csv" in alerts
+            assert metric(page, "Tasks") is None  # nothing was loaded
+            no_traceback(page)
+            shot(page, "01_data_bad_file")
+
+
+def test_upload_sweep_pick_train_refresh_download(tmp_path):
+    """The whole path of a user, in one browser session: upload, sweep (live curves), pick a learning rate
+    by clicking its curve, train (live curve, refresh mid-run), results and the labels CSV, diagnostics;
+    then a long training during which pages and widgets keep answering, and its cancel button."""
+    from deem_core.runs import RunStore  # noqa: PLC0415
+
+    data_path, truth_path = tiny_files(tmp_path)
+    runs_dir = tmp_path / "runs"
+    with LiveServer(runs_dir) as server, chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        with explain_failure(page, server):
+            page.goto(server.url, timeout=60_000)
+            heading(page, "Data", 90)
+            assert nav_titles(page) == NAV
+
+            # ---------------------------------------------------------------- data
+            upload(page, data_path)
+            until(lambda: "layout long" in main_text(page), 60, "the detected layout")
+            button(page, "Load these files").click()
+            until(lambda: metric(page, "Tasks") == "300", 90, "the summary (300 tasks)")
+            assert metric(page, "Annotators") == "10" and metric(page, "Classes") == "3"
+            assert metric(page, "Answers") == "3,000"
+            page.get_by_role("tab", name="Gold labels").click()
+            upload(page, truth_path, nth=1)
+            until(lambda: "300 gold labels match tasks" in main_text(page), 60, "the gold labels")
+            page.get_by_role("tab", name="Labels per task").click()
+            no_traceback(page)
+            page.mouse.wheel(0, 0)
+            shot(page, "02_data_summary")
+            workspace = re.search(r"ws=([0-9a-f]{16})", page.url).group(1)
+
+            # ---------------------------------------------------------------- sweep, live curves
+            nav(page, "Sweep")
+            lrs = page.get_by_label("Learning rates", exact=True)
+            lrs.fill("0.01, 0.03, 0.1")
+            lrs.press("Enter")
+            set_number(page, "Epochs", 200)
+            button(page, "Launch sweep").click()
+            live = "[class*='st-key-live_']"
+            until(lambda: chart_points(page, live) > 0, 90, "the first points of the live sweep curves")
+            first = chart_points(page, live)
+            # a second read: more points, while the live chart is still there (-1: the sweep already ended)
+            second = until(lambda: (lambda n: n if n > first or n < 0 else 0)(chart_points(page, live)), 30,
+                           "more points in the live sweep curves")
+            measured("sweep live curve points, two reads", f"{first} -> {second}")
+            assert second > first, "the sweep ended before a second read of its live curve (raise the epochs)"
+            shot(page, "03_sweep_live")
+
+            # ---------------------------------------------------------------- pick a learning rate by a click
+            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 180, "the finished sweep")
+            until(lambda: page.locator("[class*='st-key-pick_'] .js-plotly-plot").count() > 0, 30, "the final curves")
+            before = checked_radio(page)
+            target = next(v for v in ("0.01", "0.1", "0.03") if v != before)
+            chart = page.locator("[class*='st-key-pick_']").first
+            chart.scroll_into_view_if_needed()
+            point = until(lambda: chart.evaluate(_CURVE_POINT_JS, float(target)), 20, "a point of the curve to click")
+            page.mouse.move(point["x"], point["y"])
+            time.sleep(0.3)
+            page.mouse.click(point["x"], point["y"])
+            until(lambda: checked_radio(page) == target, 30, f"learning rate {target} chosen by the click")
+            no_traceback(page)
+            scroll_to(page.locator("[class*='st-key-pick_']"))
+            shot(page, "04_sweep_pick")
+            button(page, f"Train with learning rate {target}").click()
+
+            # ---------------------------------------------------------------- train: first point, live curve
+            heading(page, "Train", 60)
+            until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == target, 20,
+                  f"the learning rate {target} carried over from the sweep")
+            until(lambda: f"Learning rate {target} comes from the sweep" in main_text(page), 20, "the sweep's note")
+            set_number(page, "Epochs", 600)
+            set_number(page, "Seeds", 2)  # two curves, averaged answers
+            clicked = time.perf_counter()
+            button(page, "Train").click()
+            train_live = "[class*='st-key-train_live_']"
+            until(lambda: chart_points(page, train_live) > 0, 120, "the first point of the training curve")
+            to_first_point = time.perf_counter() - clicked
+            run_id = re.search(r"run=([0-9a-f]{16})", page.url).group(1)
+            first = chart_points(page, train_live)
+            until(lambda: chart_points(page, train_live) > first, 30, "the training curve growing")
+            progress = page.locator("[data-testid='stProgress']").first.inner_text()
+            server_first = re.search(r"first curve point after ([0-9.]+) s", progress)
+            measured("click Train -> first curve point in the browser", f"{to_first_point:.2f}", "s")
+            measured("job start -> first curve point (server)", server_first.group(1) if server_first else "n/a", "s")
+            shot(page, "05_train_live")
+
+            # ---------------------------------------------------------------- refresh mid-run
+            store = RunStore(runs_dir)
+            assert store.get(run_id)["status"] == "running", "the training ended before the refresh (raise the epochs)"
+            page.reload(timeout=60_000)
+            heading(page, "Train", 60)
+            until(lambda: f"Run {run_id}" in main_text(page), 60, "the run after the refresh")
+            until(lambda: chart_points(page, train_live) > 0, 60, "the live curve after the refresh")
+            until(lambda: f"{run_id} · running" in sidebar_text(page), 30, "the run's status in the sidebar")
+            assert store.get(run_id)["status"] == "running"
+            assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
+            assert "300 tasks × 10 annotators × 3 classes" in sidebar_text(page)  # the data came back with the run
+            shot(page, "06_train_after_refresh")
+
+            # ---------------------------------------------------------------- finished: methods side by side
+            until(lambda: "finished 3 method(s)" in main_text(page), 300, "the end of the training")
+            until(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the comparison charts")
+            no_traceback(page)
+            scroll_to(page.get_by_role("heading", name="Run"))
+            shot(page, "07_train_done")
+
+            # ---------------------------------------------------------------- results and the labels CSV
+            button(page, "See the labels and downloads").click()
+            heading(page, "Results", 60)
+            until(lambda: "300 of 300 tasks" in main_text(page), 60, "the label table")
+            scroll_to(page.get_by_text("300 of 300 tasks"))
+            shot(page, "08_results")
+            with page.expect_download(timeout=60_000) as info:
+                button(page, "Labels CSV").click()
+            download = info.value
+            assert download.suggested_filename == f"deem_{run_id}_deem_labels.csv"
+            labels = pd.read_csv(io.StringIO(Path(download.path()).read_text()))
+            assert len(labels) == 300 and labels["task"].tolist() == list(range(300))
+            assert {"task", "agg_label", "confidence", "p_0", "p_1", "p_2", "majority_vote"} <= set(labels.columns)
+            assert set(labels["agg_label"]) <= {0, 1, 2} and labels["confidence"].between(0, 1).all()
+            assert ((labels[["p_0", "p_1", "p_2"]].sum(axis=1) - 1).abs() < 1e-3).all()
+            stored = store.load(run_id, with_data=False).results["deem"]
+            assert labels["agg_label"].tolist() == stored["agg_label"].tolist()  # the file is the stored result
+            truth = pd.read_csv(truth_path).set_index("task")["truth"]
+            accuracy = float((labels.set_index("task")["agg_label"] == truth).mean())
+            measured("DEEM accuracy of the downloaded labels (300 tasks, 600 epochs, 2 seeds)", f"{accuracy:.3f}")
+            assert accuracy > 0.6
+
+            # ---------------------------------------------------------------- diagnostics
+            nav(page, "Diagnostics")
+            button(page, "Compute diagnostics").click()
+            until(lambda: page.get_by_role("tab", name="Mutual information per layer").count() > 0, 120,
+                  "the diagnostics")
+            until(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the heatmaps")
+            no_traceback(page)
+            scroll_to(page.get_by_role("tab", name="Mutual information per layer"))
+            shot(page, "09_diagnostics")
+
+            # ---------------------------------------------------------------- responsive while a long job runs
+            nav(page, "Train")
+            page.get_by_role("combobox", name="Methods", exact=True).press("Backspace")  # keep DEEM only: drop Dawid-Skene, then majority vote
+            page.get_by_role("combobox", name="Methods", exact=True).press("Backspace")
+            set_number(page, "Epochs", 5000)  # the form's largest
+            button(page, "Train").click()
+            until(lambda: chart_points(page, train_live) > 0, 120, "the long training's first point")
+            long_id = re.search(r"run=([0-9a-f]{16})", page.url).group(1)
+            assert long_id != run_id and store.get(long_id)["status"] == "running"
+            assert store.get(long_id)["config"]["methods"] == ["deem"]
+            seconds = nav(page, "Runs", 30)
+            measured("page switch to Runs while training", f"{seconds:.2f}", "s")
+            until(lambda: f"{long_id} · train · running" in selectbox_text(page, "Run"), 30, "the running run listed")
+            shot(page, "10_runs_while_training")
+            seconds = nav(page, "Sweep", 30)
+            measured("page switch to Sweep while training", f"{seconds:.2f}", "s")
+            until(lambda: page.get_by_label("Learning rates", exact=True).input_value() == "0.01, 0.03, 0.1", 20,
+                  "the sweep form as it was left (kept across page switches)")
+            started = time.perf_counter()
+            page.get_by_text("Smooth curves", exact=True).click()
+            slider = page.locator("[data-testid='stSlider'] input[type='range']").first
+            until(lambda: not slider.is_disabled(), 30, "the smoothing slider enabled")
+            measured("toggle answered while training", f"{time.perf_counter() - started:.2f}", "s")
+            started = time.perf_counter()
+            slider.focus()
+            slider.press("ArrowLeft")
+            until(lambda: "EMA smoothing 0.89" in page.locator("[class*='st-key-pick_']").first.inner_text(), 30,
+                  "the curves redrawn with the new smoothing")
+            measured("slider moved -> chart redrawn while training", f"{time.perf_counter() - started:.2f}", "s")
+            seconds = nav(page, "Train", 30)
+            measured("page switch back to Train while training", f"{seconds:.2f}", "s")
+            assert store.get(long_id)["status"] == "running"  # all of the above happened while it trained
+            until(lambda: button(page, "Cancel training").count() > 0, 30, "the cancel button")
+            button(page, "Cancel training").click()
+            until(lambda: "cancelled" in main_text(page), 60, "the cancelled run")
+            assert store.get(long_id)["status"] == "cancelled"
+            no_traceback(page)
+            shot(page, "11_train_cancelled")
+
+            # ---------------------------------------------------------------- runs
+            nav(page, "Runs")
+            until(lambda: f"{long_id} · train · cancelled" in selectbox_text(page, "Run"), 30, "the latest run listed")
+            statuses = store.list(owner=workspace)["status"].tolist()
+            assert statuses == ["cancelled", "finished", "finished", "finished"], statuses
+            shot(page, "12_runs")
+            no_traceback(page)
+            context.close()
