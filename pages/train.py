@@ -40,8 +40,12 @@ with st.container(border=True):
     lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr", persist_state="session",
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
-    init = c[0].selectbox("Start from", ["mv", "ds"], key="train_init", persist_state="session",
-                          format_func={"mv": "majority vote", "ds": "Dawid-Skene"}.get)
+    init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
+                          format_func={"auto": "auto (DS unless learners are dependent)", "mv": "majority vote",
+                                       "ds": "Dawid-Skene"}.get,
+                          help="auto: Dawid-Skene, unless the annotators agree clearly more than Dawid-Skene "
+                               "predicts (dependent learners), then majority vote; with gold labels both starts "
+                               "are trained and the better one on gold is kept")
     device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
                         help="auto = the GPU when there is one")
     seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed", persist_state="session")
