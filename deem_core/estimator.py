@@ -73,7 +73,8 @@ class DEEM:
         ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
     init: ``"mv"`` (App. G.1: iRBM at majority vote), ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1) or
         ``"auto"`` (default; with gold labels: both starts trained together, the one more accurate on gold
-        kept; without: ``"ds"`` unless the learners agree clearly more than Dawid-Skene predicts, see
+        kept — with ``supervised_weight > 0`` half of the gold tasks are held out of the supervised term
+        and the starts are compared on those; without: ``"ds"`` unless the learners agree clearly more than Dawid-Skene predicts, see
         ``dependence_``, then ``"mv"``). ``init_`` says which start was used, ``init_scores_`` the gold
         accuracies.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
@@ -233,6 +234,17 @@ class DEEM:
             candidates = ["mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"]
         self.init_ = candidates[0]
         self.init_scores_ = {}
+        train_gold, score_gold = gold_codes, gold_codes
+        if len(candidates) > 1 and self.supervised_weight > 0:
+            # the supervised term fits every gold task it sees, so choose the start on gold tasks it did
+            # not see: every other gold task (in a seeded order) is held out of the supervised term
+            known = np.flatnonzero(gold_codes >= 0)
+            held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
+            if len(held_out):
+                train_gold = gold_codes.copy()
+                train_gold[held_out] = -1
+                score_gold = np.full_like(gold_codes, -1)
+                score_gold[held_out] = gold_codes[held_out]
         if self.lr == "auto":
             result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
         else:
@@ -249,13 +261,13 @@ class DEEM:
                 initial = starts[0] if len(starts) == 1 else stack_networks(starts)
                 return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
                                   seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
-                                  stop_event=stop_event, initial_network=initial, gold=gold_codes,
+                                  stop_event=stop_event, initial_network=initial, gold=train_gold,
                                   supervised_weight=float(self.supervised_weight))
 
             result, self.batch_size_, self.device_ = train_with_memory_fallback(
                 train, int(self.batch_size), self.device_, self.warnings_)
             if len(candidates) > 1:
-                result = self._keep_best_start(data, result, candidates, n_runs, gold_codes)
+                result = self._keep_best_start(data, result, candidates, n_runs, score_gold)
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)
