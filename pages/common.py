@@ -175,13 +175,11 @@ def init_session() -> None:
 def sync_url() -> None:
     """Keep ``ws`` and ``run`` in the address bar (page switches drop query parameters)."""
     params = st.query_params
-    wanted = {"ws": st.session_state.get("ws")}
-    if st.session_state.get("run"):
-        wanted["run"] = st.session_state["run"]
+    wanted = url_params()
     for key, value in wanted.items():
-        if value and params.get(key) != value:
+        if params.get(key) != value:
             params[key] = value
-    if not st.session_state.get("run") and "run" in params:
+    if "run" not in wanted and "run" in params:
         del params["run"]
 
 

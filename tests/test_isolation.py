@@ -1,0 +1,153 @@
+"""Sessions are isolated (issue 6, "many users"): two users of one server never see each other's data, runs or
+state; a run is shared only by its id (or by handing over the workspace link, which is the key to its runs).
+
+Each ``AppTest`` is a separate browser session of the same process (same job manager, same run store), which is
+what two users of one ``streamlit run`` server are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from deem_core.jobs import get_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    path = tmp_path / "runs"
+    monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
+    yield path
+    get_manager(path).shutdown()
+
+
+def csv_of(first_task: int, n_tasks: int) -> bytes:
+    df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    return df[(df["task"] >= first_task) & (df["task"] < first_task + n_tasks)].to_csv(index=False).encode()
+
+
+def session(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def state(at: AppTest, key: str):
+    return at.session_state[key] if key in at.session_state else None
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader", "header"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def load(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.file_uploader(key="upload_annotations").set_value((name, content, "text/csv")).run()
+    at.button(key="load_files").click().run()
+    return ok(at)
+
+
+def train_mv(at: AppTest) -> str:
+    """A quick training (majority vote only) from this session; returns its run id once it ended."""
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    ok(at)
+    run_id = at.session_state["train_run"]
+    assert get_manager().wait(run_id, 60).status == "finished"
+    return run_id
+
+
+def runs_listed(at: AppTest) -> list[str]:
+    at.switch_page("pages/runs.py").run()
+    ok(at)
+    if "No runs in this workspace yet" in texts(at):
+        return []
+    return list(at.dataframe[0].value["run id"])
+
+
+def test_two_sessions_do_not_share_data_runs_or_state(runs_dir):
+    alice, bob = session(), session()
+    assert alice.session_state["ws"] != bob.session_state["ws"]  # each session gets its own workspace
+    load(alice, "alice.csv", csv_of(0, 120))
+    load(bob, "bob.csv", csv_of(1000, 80))
+    assert alice.session_state["dataset"]["name"] == "alice.csv"
+    assert bob.session_state["dataset"]["name"] == "bob.csv"
+    assert alice.session_state["dataset"]["data"].n_tasks == 120
+    assert bob.session_state["dataset"]["data"].n_tasks == 80
+
+    alice_run = train_mv(alice)
+    assert runs_listed(alice) == [alice_run]
+    assert runs_listed(bob) == []  # bob's Runs page does not list alice's run
+    # nothing of alice's run in bob's session: no current run, results empty, URL without it
+    assert state(bob, "train_run") is None and state(bob, "run") is None
+    bob.switch_page("pages/results.py").run()
+    assert "No training run yet" in texts(ok(bob))
+    assert "run" not in bob.query_params
+
+    bob_run = train_mv(bob)
+    assert runs_listed(alice) == [alice_run] and runs_listed(bob) == [bob_run]
+    # the index agrees: one owner per run
+    index = get_manager().store.list(all_owners=True).set_index("run_id")["owner"]
+    assert index[alice_run] == alice.session_state["ws"] and index[bob_run] == bob.session_state["ws"]
+    # alice's session still holds her own data after all of bob's activity
+    assert alice.session_state["dataset"]["name"] == "alice.csv"
+
+
+def test_a_run_is_shared_only_by_its_id(runs_dir):
+    alice = session()
+    load(alice, "alice.csv", csv_of(0, 100))
+    run_id = train_mv(alice)
+
+    carol = session()
+    carol.switch_page("pages/runs.py").run()
+    carol.text_input(key="runs_by_id").set_value(run_id)
+    carol.button(key="runs_open_id").click().run()
+    ok(carol)
+    assert carol.session_state["train_run"] == run_id
+    assert carol.session_state["dataset"]["data"].n_tasks == 100  # the run's data come with it
+    # opening a run does not make it carol's: her workspace still lists none, alice's still lists it
+    assert runs_listed(carol) == []
+    assert runs_listed(alice) == [run_id]
+
+    # the same with a link carrying the run id (what a refresh or a shared address does)
+    dave = session(run=run_id)
+    assert dave.session_state["train_run"] == run_id and dave.session_state["ws"] != alice.session_state["ws"]
+    assert runs_listed(dave) == []
+
+
+def test_the_workspace_link_is_the_key_to_its_runs(runs_dir):
+    alice = session()
+    load(alice, "alice.csv", csv_of(0, 60))
+    run_id = train_mv(alice)
+    workspace = alice.session_state["ws"]
+    # the same person tomorrow (or anyone given the link): the workspace's runs are listed again
+    tomorrow = session(ws=workspace)
+    assert tomorrow.session_state["ws"] == workspace
+    assert runs_listed(tomorrow) == [run_id]
+    # but not its data: that comes back only with a run
+    assert state(tomorrow, "dataset") is None
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "ABCDEF0123456789", "0123", "x" * 16, "0123456789abcdef'--"])
+def test_a_malformed_workspace_in_the_url_is_replaced(runs_dir, bad):
+    at = session(ws=bad)
+    ok(at)
+    assert at.session_state["ws"] != bad and len(at.session_state["ws"]) == 16
+    assert at.query_params["ws"] == at.session_state["ws"]
+    assert runs_listed(at) == []
