@@ -15,6 +15,7 @@ from pages import common
 common.require_shell()
 
 LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
+QUEUED_EVERY = 3.0  # ... while it waits in the queue
 
 
 def parse_lrs(text: str) -> list[float] | None:
@@ -137,11 +138,15 @@ metrics = ("energy_difference", "positive_energy", "negative_energy") if both el
 alpha = float(smoothing) if smooth_on else None
 
 
-@st.fragment(run_every=LIVE_EVERY)
+# a queued sweep redraws every few seconds only (many waiting sessions must not slow the running job)
+interval = QUEUED_EVERY if snap.status == "queued" else LIVE_EVERY
+
+
+@st.fragment(run_every=interval)
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
-    if snapshot is None or snapshot.done:
-        st.rerun()  # the whole page redraws once, without the timer, and shows the final view
+    if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
+        st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
             st.info(snapshot.message or "queued", icon=":material/hourglass_top:")

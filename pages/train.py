@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from deem_core import DEFAULT_LR, agreement
@@ -13,7 +14,8 @@ from pages import common
 
 common.require_shell()
 
-LIVE_EVERY = 1.0
+LIVE_EVERY = 1.0  # seconds between redraws of a running job
+QUEUED_EVERY = 3.0  # ... of a queued one
 METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
 
 st.title("Train")
@@ -79,20 +81,34 @@ if snap is None:
 st.subheader(f"Run `{run_id}`")
 
 
-def energy_figure(history: pd.DataFrame):
+def energy_figure(history: pd.DataFrame, max_points: int = 1000) -> go.Figure:
+    """Energy difference per epoch, one line per method and seed (at most ``max_points`` points per line).
+
+    Built trace by trace with plotly.graph_objects: ~10x cheaper than plotly.express here (measured 10 ms vs
+    120 ms for 2 x 600 epochs). That matters: the live view redraws every second in the server process, whose
+    Python work competes with the training threads for the GIL."""
     frame = history.dropna(subset=["energy_difference"])
-    color = frame["method"] + (" seed " + frame["seed"].astype(str) if frame["seed"].nunique() > 1 else "")
-    fig = px.line(frame.assign(curve=color), x="epoch", y="energy_difference", color="curve",
-                  labels={"energy_difference": "energy difference (positive − negative)", "curve": ""})
-    fig.update_layout(height=320, margin={"t": 20, "b": 20})
+    several = frame["seed"].nunique() > 1
+    fig = go.Figure()
+    for (method, seed), part in frame.groupby(["method", "seed"], sort=True):
+        step = max(1, -(-len(part) // max_points))
+        part = part.iloc[::step]
+        fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
+                                 name=f"{method} seed {seed}" if several else str(method)))
+    fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}},
+                      xaxis_title="epoch", yaxis_title="energy difference (positive − negative)")
     return fig
 
 
-@st.fragment(run_every=LIVE_EVERY)
+# A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job
+interval = QUEUED_EVERY if snap.status == "queued" else LIVE_EVERY
+
+
+@st.fragment(run_every=interval)
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
-    if snapshot is None or snapshot.done:
-        st.rerun()
+    if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
+        st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
         st.info(snapshot.message or "queued", icon=":material/hourglass_top:")
     else:
