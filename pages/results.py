@@ -48,8 +48,10 @@ frame = results[method]
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([2, 2, 3])
-max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf", persist_state="session")
-only_disagree = c[1].toggle("Only tasks where the label differs from majority vote", key="results_disagree", persist_state="session")
+max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf",
+                       persist_state="session")
+only_disagree = c[1].toggle("Only tasks where the label differs from majority vote", key="results_disagree",
+                            persist_state="session")
 review = c[2].toggle("Review queue: least confident first", key="results_review", persist_state="session",
                      help="the items most worth a second look: low confidence, or disagreeing with majority vote")
 view = frame

@@ -100,12 +100,15 @@ if not st.session_state.get("sweep_run"):
         common.restore_form(mgr.store.get(st.session_state["sweep_run"]))
 
 with st.container(border=True):
-    lrs_text = st.text_input("Learning rates", key="sweep_lrs", persist_state="session", placeholder="empty = the default grid",
+    lrs_text = st.text_input("Learning rates", key="sweep_lrs",
+                             persist_state="session", placeholder="empty = the default grid",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs", persist_state="session")
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs",
+                               persist_state="session")
     layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers", persist_state="session")
-    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds", persist_state="session")
+    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds",
+                              persist_state="session")
     device = c[3].selectbox("Device", common.device_choices(), key="sweep_device", persist_state="session",
                         help="auto = the GPU when there is one")
     if st.button("Launch sweep", type="primary", key="sweep_launch"):

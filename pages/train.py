@@ -31,15 +31,18 @@ with st.container(border=True):
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers", persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs", persist_state="session")
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers",
+                               persist_state="session")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs",
+                               persist_state="session")
     seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds", persist_state="session",
                               help="independent runs trained together; their answers are averaged")
     chosen = st.session_state.get("chosen_lr")
     if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
         st.session_state["train_lr"] = float(chosen) if chosen else float(DEFAULT_LR)
         st.session_state["_train_lr_from"] = chosen
-    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr", persist_state="session",
+    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
+                           persist_state="session",
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
     init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
@@ -50,7 +53,8 @@ with st.container(border=True):
                                "are trained and the better one on gold is kept")
     device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
                         help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed", persist_state="session")
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed",
+                             persist_state="session")
     weight = 0.0
     if gold is not None:
         weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=0.0, step=0.1,
@@ -96,7 +100,7 @@ def energy_figure(history: pd.DataFrame, max_points: int = 1000) -> go.Figure:
         fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
                                  name=f"{method} seed {seed}" if several else str(method)))
     fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}},
-                      xaxis_title="epoch", yaxis_title="energy difference (positive − negative)")
+                      xaxis_title="epoch", yaxis_title="energy difference (pos. − neg.)")
     return fig
 
 

@@ -400,7 +400,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             lrs = page.get_by_label("Learning rates", exact=True)
             lrs.fill("0.01, 0.03, 0.1")
             lrs.press("Enter")
-            set_number(page, "Epochs", 200)
+            set_number(page, "Epochs", 300)  # long enough for two reads of the live curves
             button(page, "Launch sweep").click()
             live = "[class*='st-key-live_']"
             until(lambda: chart_points(page, live) > 0, 90, "the first points of the live sweep curves")
@@ -504,7 +504,8 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
 
             # ---------------------------------------------------------------- responsive while a long job runs
             nav(page, "Train")
-            page.get_by_role("combobox", name="Methods", exact=True).press("Backspace")  # keep DEEM only: drop Dawid-Skene, then majority vote
+            # keep DEEM only: drop Dawid-Skene, then majority vote
+            page.get_by_role("combobox", name="Methods", exact=True).press("Backspace")
             page.get_by_role("combobox", name="Methods", exact=True).press("Backspace")
             set_number(page, "Epochs", 5000)  # the form's largest
             button(page, "Train").click()
@@ -543,7 +544,8 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
 
             # ---------------------------------------------------------------- runs
             nav(page, "Runs")
-            until(lambda: f"{long_id} · train · cancelled" in selectbox_text(page, "Run"), 30, "the latest run listed")
+            until(lambda: f"{long_id} · train · cancelled" in selectbox_text(page, "Run"), 30,
+                  "the latest run listed")
             statuses = store.list(owner=workspace)["status"].tolist()
             assert statuses == ["cancelled", "finished", "finished", "finished"], statuses
             shot(page, "12_runs")
