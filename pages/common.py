@@ -262,7 +262,10 @@ def restore_form(record: dict[str, Any]) -> None:
                     continue
             elif key in ("train_lr", "train_gold_weight"):
                 value = float(value)
-            elif key != "train_init":
+            elif key == "train_init":
+                if value not in ("auto", "ds", "mv"):  # the Train page's choices
+                    continue
+            else:
                 value = int(value)
         except (TypeError, ValueError):
             continue
@@ -346,3 +349,7 @@ def fmt_lr(value: Any) -> str:
         return f"{float(value):.4g}"
     except (TypeError, ValueError):
         return str(value)
+
+
+if __name__ == "__main__":  # run as a page: Streamlit's legacy mode lists every file of pages/, this one too
+    require_shell()
