@@ -334,6 +334,19 @@ def _run_status(run_id: str | None) -> None:
     line()
 
 
+def current_snapshot(state_key: str):
+    """Progress snapshot of the run kept in ``st.session_state[state_key]``; stops the page when there is
+    none (nothing launched yet) or the run no longer exists."""
+    run_id = st.session_state.get(state_key)
+    if not run_id:
+        st.stop()
+    snap = manager().snapshot(run_id)
+    if snap is None:
+        st.warning(f"run {run_id} no longer exists")
+        st.stop()
+    return run_id, snap
+
+
 def need_dataset() -> dict[str, Any] | None:
     """The active data set, or a message with a link to the Data page (returns None)."""
     ds = dataset()

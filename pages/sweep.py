@@ -123,13 +123,7 @@ with st.container(border=True):
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the sweep")
 
-run_id = st.session_state.get("sweep_run")
-if not run_id:
-    st.stop()
-snap = mgr.snapshot(run_id)
-if snap is None:
-    st.warning(f"run {run_id} no longer exists")
-    st.stop()
+run_id, snap = common.current_snapshot("sweep_run")
 
 st.subheader(f"Sweep `{run_id}`")
 c = st.columns([2, 2, 3])

@@ -75,13 +75,7 @@ with st.container(border=True):
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the training")
 
-run_id = st.session_state.get("train_run")
-if not run_id:
-    st.stop()
-snap = mgr.snapshot(run_id)
-if snap is None:
-    st.warning(f"run {run_id} no longer exists")
-    st.stop()
+run_id, snap = common.current_snapshot("train_run")
 st.subheader(f"Run `{run_id}`")
 
 
