@@ -21,8 +21,9 @@ by the hidden-class-dependent partition of every missing unit.
 from __future__ import annotations
 
 import torch
-from entmax import sparsemax
 from torch import nn
+
+from .sparsemax import sparsemax, sparsemax_backward
 
 __all__ = ["DEEMNetwork", "irbm_constant_masks"]
 
@@ -118,47 +119,130 @@ class DEEMNetwork(nn.Module):
         return w, a, b
 
     # ------------------------------------------------------------------ forward pieces
-    def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """Run ``x`` through the multinomial layers.
+    # The computations run in *feature-major* layout: inputs (R, d, K, B) and masks (R, d, B), batch last,
+    # so that layer products are (d*K, d*K) x (d*K, B) matrix products and the sparsemax over the K classes
+    # reduces a strided axis with the batch contiguous (see sparsemax.py). The methods without ``_fm`` take
+    # and return the natural (R, B, d, K) layout and convert.
 
-        x: (R, B, d, K) one-hot (or soft) inputs, zero rows where missing. mask: (R, B, d) float.
-        Returns the list of every layer's output, input first: ``n_layers + 1`` tensors (R, B, d, K);
-        the last is the iRBM's visible input.
+    def propagate_fm(self, x: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
+        """Run ``x`` (R, d, K, B) through the multinomial layers; mask (R, d, B) float, or None when every
+        learner is observed.
+
+        Returns every layer's output, input first: ``n_layers + 1`` tensors (R, d, K, B), missing learners
+        zeroed; the last is the iRBM's visible input.
         """
-        r, bsz, d, k = x.shape
+        r, d, k, bsz = x.shape
         outputs = [x]
         current = x
-        keep = mask.unsqueeze(-1)
         for weight, bias in zip(self.layer_weights, self.layer_biases):
-            logits = torch.baddbmm(bias.unsqueeze(1), current.reshape(r, bsz, d * k), weight)
-            current = sparsemax(logits.view(r, bsz, d, k), dim=-1) * keep
+            logits = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), current.reshape(r, d * k, bsz))
+            current = sparsemax(logits.view(r, d, k, bsz), dim=2)
+            if mask is not None:
+                current = current * mask.unsqueeze(2)
             outputs.append(current)
         return outputs
 
-    def hidden_logits(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Hidden-unit logits of the iRBM with missing visible units summed out.
+    def _irbm_terms(self) -> dict[str, torch.Tensor]:
+        """The iRBM's effective parameters shaped for feature-major products (computed once per use).
 
-        v: (R, B, d, K) visible input; mask: (R, B, d). Returns (R, B, K):
-        ``b^m + sum_{i obs} sum_l w_i^{lm} v_i^l + sum_{i missing} log sum_l exp(a_i^l + w_i^{lm})``.
+        ``w`` (R, d*K, K) [i*K+l, m], ``a`` (R, d*K, 1), ``b`` (R, K, 1), ``missing`` (R, K, d) [m, i].
         """
         w, a, b = self.effective_irbm()
-        r, bsz, d, k = v.shape
-        logits = torch.baddbmm(b.unsqueeze(1), v.reshape(r, bsz, d * k), w.reshape(r, d * k, k))
-        missing_partition = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K) [i, m]
-        logits = logits + torch.bmm(1.0 - mask, missing_partition)
-        return logits
+        r, d, k = a.shape
+        missing = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K)
+        return {"w": w.reshape(r, d * k, k), "a": a.reshape(r, d * k, 1), "b": b.unsqueeze(-1),
+                "missing": missing.transpose(1, 2)}
+
+    @staticmethod
+    def _hidden_logits(terms: dict[str, torch.Tensor], v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``b^m + sum_{i obs, l} w_i^{lm} v_i^l + sum_{i missing} log sum_l exp(a_i^l + w_i^{lm})``: (R, K, B)."""
+        r, d, k, bsz = v.shape
+        logits = torch.baddbmm(terms["b"], terms["w"].transpose(1, 2), v.reshape(r, d * k, bsz))
+        if mask is None:
+            return logits
+        return logits.baddbmm_(terms["missing"], 1.0 - mask)
+
+    @staticmethod
+    def _visible_term(terms: dict[str, torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+        """``sum_{i, l} a_i^l v_i^l``: (R, B) (missing learners are zero in ``v``)."""
+        r, d, k, bsz = v.shape
+        return torch.bmm(terms["a"].transpose(1, 2), v.reshape(r, d * k, bsz)).squeeze(1)
+
+    def hidden_logits_fm(self, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Hidden-unit logits with missing visible units summed out: v (R, d, K, B), mask (R, d, B) -> (R, K, B)."""
+        return self._hidden_logits(self._irbm_terms(), v, mask)
+
+    def free_energy_and_logits_fm(self, x: torch.Tensor, mask: torch.Tensor | None,
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free energy (R, B) and hidden logits (R, K, B) of x (R, d, K, B), mask (R, d, B) or None (dense).
+
+        ``F = - sum_{i obs, l} a_i^l v_i^l - log sum_m exp(hidden_logits_m)``.
+        """
+        v = self.propagate_fm(x, mask)[-1]
+        terms = self._irbm_terms()
+        logits = self._hidden_logits(terms, v, mask)
+        return -self._visible_term(terms, v) - torch.logsumexp(logits, dim=1), logits
+
+    @torch.no_grad()
+    def sampler_energy(self, dense: bool = False):
+        """``U(x) = -F(x)`` and ``dU/dx`` for DMALA with the current parameters, by a hand-written backward pass.
+
+        Returns ``fn(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``; the parameters are
+        read once here, so build it anew after every update. ``dense=True`` promises that every learner is
+        observed in the batches it will see (the missing-unit terms are skipped).
+        With ``p = softmax(logits)`` (R, K, B): ``dU/dv = a + W_irbm p``; through each layer
+        ``g_z = s (g - mean_s g)`` (sparsemax's Jacobian, ``s`` its support, empty for a masked output) and
+        ``g_x = W g_z``.
+        """
+        terms = {name: value.detach() for name, value in self._irbm_terms().items()}
+        weights = [weight.detach() for weight in self.layer_weights]
+        biases = [bias.detach() for bias in self.layer_biases]
+        r, dk, k = terms["w"].shape
+        d = dk // k
+
+        @torch.no_grad()
+        def log_density_and_grad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            bsz = x.shape[-1]
+            keep = None if dense else mask.unsqueeze(2)
+            outputs = [x]
+            for weight, bias in zip(weights, biases):
+                logits = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), outputs[-1].view(r, dk, bsz))
+                out = sparsemax(logits.view(r, d, k, bsz), dim=2)
+                outputs.append(out if keep is None else out.mul_(keep))
+            v = outputs[-1]
+            logits = self._hidden_logits(terms, v, None if dense else mask)  # (R, K, B)
+            log_partition = torch.logsumexp(logits, dim=1)  # (R, B)
+            posterior = logits.sub_(log_partition.unsqueeze(1)).exp_()  # (R, K, B)
+            grad = torch.baddbmm(terms["a"], terms["w"], posterior)  # dU/dv: (R, d*K, B)
+            for layer in range(len(weights) - 1, -1, -1):
+                # a masked (all-zero) output has an empty support, so its learner gets no gradient here
+                grad_logits = sparsemax_backward(outputs[layer + 1], grad.view(r, d, k, bsz), dim=2)
+                grad = torch.bmm(weights[layer], grad_logits.view(r, dk, bsz))
+            return self._visible_term(terms, v) + log_partition, grad.view(r, d, k, bsz)
+
+        return log_density_and_grad
+
+    def log_density_and_grad_fm(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``U(x) = -F(x)`` (R, B) and ``dU/dx`` (R, d, K, B) in one call (see :meth:`sampler_energy`)."""
+        return self.sampler_energy()(x, mask)
+
+    @staticmethod
+    def to_feature_major(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, B, d, K), (R, B, d) -> (R, d, K, B), (R, d, B) (contiguous copies)."""
+        return x.permute(0, 2, 3, 1).contiguous(), mask.transpose(1, 2).contiguous()
+
+    def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`propagate_fm` in the natural layout: x (R, B, d, K), mask (R, B, d) -> list of (R, B, d, K)."""
+        return [out.permute(0, 3, 1, 2) for out in self.propagate_fm(*self.to_feature_major(x, mask))]
+
+    def hidden_logits(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`hidden_logits_fm` in the natural layout: v (R, B, d, K), mask (R, B, d) -> (R, B, K)."""
+        return self.hidden_logits_fm(*self.to_feature_major(v, mask)).transpose(1, 2)
 
     def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Free energy (R, B) and hidden logits (R, B, K) from one pass through the network.
-
-        ``F = - sum_{i obs, l} a_i^l v_i^l - log sum_m exp(hidden_logits_m)`` with the hidden unit and the
-        missing visible units summed out.
-        """
-        v = self.propagate(x, mask)[-1]
-        _, a, _ = self.effective_irbm()
-        visible_term = (v * a.unsqueeze(1)).sum(dim=(-1, -2))
-        logits = self.hidden_logits(v, mask)
-        return -visible_term - torch.logsumexp(logits, dim=-1), logits
+        """Free energy (R, B) and hidden logits (R, B, K) of x (R, B, d, K), mask (R, B, d)."""
+        energy, logits = self.free_energy_and_logits_fm(*self.to_feature_major(x, mask))
+        return energy, logits.transpose(1, 2)
 
     def free_energy(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Free energy F(x) with the hidden unit and missing visible units summed out: (R, B)."""
@@ -166,8 +250,7 @@ class DEEMNetwork(nn.Module):
 
     def posterior(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """p(h = m | x) per run: (R, B, K) (hidden-unit order, before the class map)."""
-        v = self.propagate(x, mask)[-1]
-        return torch.softmax(self.hidden_logits(v, mask), dim=-1)
+        return torch.softmax(self.free_energy_and_logits(x, mask)[1], dim=-1)
 
     # ------------------------------------------------------------------ Lemma 1
     @torch.no_grad()

@@ -2,8 +2,8 @@
 
 Zhang, Liu & Liu (ICML 2022), as used by DEEM (App. G.3). The state is a class index per learner,
 ``state`` (R, B, d) int64, with an observed mask (R, B, d): missing learners have nothing to sample and
-never change. With ``U(x) = -E(x)`` and ``g = dU/dx`` taken by autograd on the one-hot input, every
-observed learner proposes independently and in parallel
+never change. With ``U(x) = -E(x)`` and ``g = dU/dx`` at the one-hot input, every observed learner
+proposes independently and in parallel
 
     q_i(x_i' = k | x) ∝ exp(0.5 * (g_ik - g_i,cur) - [k != cur] / alpha),
 
@@ -11,6 +11,13 @@ and the whole proposal of a chain is accepted with probability
 ``min(1, exp(U(x') - U(x) + log q(x | x') - log q(x' | x)))``, the reverse proposal using the gradient
 at ``x'``. One energy/gradient evaluation per step: the gradient of the accepted state is kept for the
 next step.
+
+The energy comes as ``log_density_and_grad(x, mask) -> (U (R, B), dU/dx (R, d, K, B))`` in the
+feature-major layout of ``model.py`` (``DEEMNetwork.log_density_and_grad_fm``, a hand-written backward
+pass); :func:`autograd_log_density` wraps any differentiable free-energy function instead. Proposals are
+drawn by inverting each learner's cumulative proposal distribution with one uniform number (K times fewer
+random numbers than Gumbel-max, whose exponential noise was 15% of a CPU epoch). Only the one-hot input and
+the proposal weights of the current state are carried between steps, not its gradient.
 """
 
 from __future__ import annotations
@@ -19,11 +26,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["DMALASampler", "SamplerStats", "one_hot_state"]
 
-EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LogDensityGradFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def one_hot_state(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -32,19 +38,30 @@ def one_hot_state(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> to
     return onehot.scatter_(-1, state.clamp_min(0).unsqueeze(-1), mask.unsqueeze(-1))
 
 
-def _exponential_like(template: torch.Tensor, generator) -> torch.Tensor:
-    """Exp(1) noise shaped like ``template`` (R, ...). With one generator per run, run ``r``'s slice comes
-    from generator ``r`` only, so a run's chain does not depend on the other runs in the batch."""
-    out = torch.empty_like(template)
-    if isinstance(generator, (list, tuple)):
-        for run, gen in enumerate(generator):
-            out[run].exponential_(generator=gen)
-        return out
-    return out.exponential_(generator=generator)
+def one_hot_fm(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Feature-major one-hot: (R, d, B) class indices + (R, d, B) mask -> (R, d, K, B), zero where missing."""
+    r, d, bsz = state.shape
+    onehot = torch.zeros(r, d, n_classes, bsz, dtype=mask.dtype, device=state.device)
+    return onehot.scatter_(2, state.clamp_min(0).unsqueeze(2), mask.unsqueeze(2))
+
+
+def autograd_log_density(energy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LogDensityGradFn:
+    """Adapt ``energy_fn(x (R, B, d, K), mask (R, B, d)) -> F (R, B)`` to the sampler's feature-major
+    ``(U, dU/dx)`` interface with autograd (for energies without a hand-written gradient)."""
+
+    def log_density_and_grad(x_fm: torch.Tensor, mask_fm: torch.Tensor):
+        with torch.enable_grad():
+            x = x_fm.permute(0, 3, 1, 2).detach().requires_grad_(True)
+            log_density = -energy_fn(x, mask_fm.transpose(1, 2))
+            (grad,) = torch.autograd.grad(log_density.sum(), x)
+        return log_density.detach(), grad.permute(0, 2, 3, 1)
+
+    return log_density_and_grad
 
 
 def _uniform_like(template: torch.Tensor, generator) -> torch.Tensor:
-    """U(0, 1) noise shaped like ``template`` (R, ...), per run as in :func:`_exponential_like`."""
+    """U(0, 1) noise shaped like ``template`` (R, ...). With one generator per run, run ``r``'s slice comes
+    from generator ``r`` only, so a run's chain does not depend on the other runs in the batch."""
     if isinstance(generator, (list, tuple)):
         return torch.stack([torch.rand(template.shape[1:], generator=gen, device=template.device)
                             for gen in generator])
@@ -76,61 +93,79 @@ class DMALASampler:
         self.n_steps = n_steps
 
     @staticmethod
-    def _energy_and_grad(energy_fn: EnergyFn, state, mask, n_classes):
-        """U = -E, dU/dx at the one-hot ``x`` of ``state``: (R, B), (R, B, d, K), and ``x`` itself."""
-        with torch.enable_grad():
-            x = one_hot_state(state, mask, n_classes).requires_grad_(True)
-            log_density = -energy_fn(x, mask)
-            (grad,) = torch.autograd.grad(log_density.sum(), x)
-        return log_density.detach(), grad, x.detach()
+    def _proposal(grad, x, inv_alpha):
+        """Unnormalised proposal of every learner at one state: ``weights`` (R, d, K, B) and ``log_norm`` (R, d, B).
+
+        ``q_i(k | x) = weights_ik / sum_k weights_ik`` with ``log weights = 0.5 * g_ik + [k == cur] / alpha - max``:
+        ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from it by a constant per learner, which the
+        normalisation removes; ``x`` (the one-hot state) is ``[k == cur]``.
+        """
+        logits = torch.add(0.5 * grad, x * inv_alpha)
+        peak = logits.amax(dim=2, keepdim=True)
+        weights = logits.sub_(peak).exp_()  # (R, d, K, B), largest entry 1 per learner
+        return weights, weights.sum(dim=2)
 
     @staticmethod
-    def _proposal_log_probs(grad, x, inv_alpha):
-        """log q_i(. | x) for every learner: (R, B, d, K).
+    def _log_q(weights, norm, one_hot, mask):
+        """``sum_i log q_i(x_i)`` over the observed learners: (R, B), for the state ``one_hot`` (R, d, K, B).
 
-        ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from ``0.5 * g_ik + [k == cur] / alpha`` by a
-        constant per learner, which the softmax removes; ``x`` (the one-hot state) is ``[k == cur]``.
+        (A product with the one-hot state is 8x cheaper than a gather along the class axis on the CPU.)
         """
-        return torch.log_softmax(torch.add(0.5 * grad, x * inv_alpha), dim=-1)
+        picked = (weights * one_hot).sum(dim=2)  # (R, d, B); 0 for a missing learner
+        return torch.log(picked.div_(norm).add_(1.0 - mask)).sum(dim=1)  # missing: log 1 = 0
 
     @torch.no_grad()
-    def sample(self, energy_fn: EnergyFn, state: torch.Tensor, mask: torch.Tensor, n_classes: int,
-               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    def sample(self, log_density_and_grad: LogDensityGradFn, state: torch.Tensor, mask: torch.Tensor,
+               n_classes: int, generator: torch.Generator | Sequence[torch.Generator] | None = None,
                ) -> tuple[torch.Tensor, SamplerStats]:
-        """Run ``n_steps`` DMALA steps from ``state`` (R, B, d) under ``energy_fn(x, mask) -> (R, B)``.
+        """Run ``n_steps`` DMALA steps from ``state`` (R, B, d) with observed ``mask`` (R, B, d).
 
+        ``log_density_and_grad(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``.
         ``generator``: one ``torch.Generator`` for all runs, or a sequence of R (one per run, so that each
         run's chains are reproducible whatever runs share the batch).
 
         Returns the new state (R, B, d) and per-run statistics.
         """
         r = state.shape[0]
+        state = state.transpose(1, 2).contiguous()  # (R, d, B)
+        mask = mask.transpose(1, 2).contiguous()  # (R, d, B)
         alpha = torch.as_tensor(self.step_size, dtype=mask.dtype, device=state.device)
         inv_alpha = 1.0 / (alpha.reshape(-1, 1, 1, 1) if alpha.dim() else alpha)
         observed = mask > 0
         n_observed = observed.sum(dim=(1, 2)).clamp_min(1)
         accepted_total = torch.zeros(r, device=state.device)
         changed_total = torch.zeros(r, device=state.device)
-        log_density, grad, x = self._energy_and_grad(energy_fn, state, mask, n_classes)
+        # cumulative sums over the K classes as one small matrix product (cumsum along a middle axis is 4x slower)
+        lower = torch.ones(n_classes, n_classes, dtype=mask.dtype, device=state.device).tril_()
+        x = one_hot_fm(state, mask, n_classes)
+        log_density, grad = log_density_and_grad(x, mask)
+        weights, norm = self._proposal(grad, x, inv_alpha)
+        last_class = n_classes - 1
         for _ in range(self.n_steps):
-            forward_logq = self._proposal_log_probs(grad, x, inv_alpha)
-            # Gumbel-max with exponential noise: argmax(log q - log E), E ~ Exp(1)
-            noise = _exponential_like(forward_logq, generator).log_()
-            proposal = torch.where(observed, (forward_logq - noise).argmax(-1), state)
-            prop_log_density, prop_grad, prop_x = self._energy_and_grad(energy_fn, proposal, mask, n_classes)
-            log_q_forward = (forward_logq * prop_x).sum(dim=(-1, -2))  # missing rows of prop_x are zero
-            reverse_logq = self._proposal_log_probs(prop_grad, prop_x, inv_alpha)
-            log_q_reverse = (reverse_logq * x).sum(dim=(-1, -2))
+            # inverse-CDF draw: the number of classes whose cumulative weight is below u * total
+            cumulative = torch.matmul(lower, weights)  # (R, d, K, B)
+            # scaled by the product's own total so that the last class is always reached
+            threshold = _uniform_like(mask, generator).unsqueeze(2).mul_(cumulative[:, :, -1:])  # (R, d, 1, B)
+            below = cumulative.neg_().add_(threshold).clamp_min_(0)  # > 0 where cumulative < threshold
+            drawn = torch.sign(below).sum(dim=2).long().clamp_max_(last_class)  # (R, d, B)
+            proposal = torch.where(observed, drawn, state)
+            prop_x = one_hot_fm(proposal, mask, n_classes)
+            prop_log_density, prop_grad = log_density_and_grad(prop_x, mask)
+            prop_weights, prop_norm = self._proposal(prop_grad, prop_x, inv_alpha)
+            log_q_forward = self._log_q(weights, norm, prop_x, mask)
+            log_q_reverse = self._log_q(prop_weights, prop_norm, x, mask)
             log_accept = prop_log_density - log_density + log_q_reverse - log_q_forward
             uniform = _uniform_like(log_accept, generator)
             accept = torch.log(uniform.clamp_min(1e-30)) < log_accept  # (R, B); NaN -> reject
-            changed = ((proposal != state) & observed).sum(-1)  # (R, B)
+            changed = ((proposal != state) & observed).sum(1)  # (R, B)
             accepted_total += accept.float().mean(-1)
             changed_total += (changed * accept).sum(-1) / n_observed
-            keep = accept.view(*accept.shape, 1, 1)
-            state = torch.where(accept.unsqueeze(-1), proposal, state)
+            # keep the accepted chains' state (lerp with 0/1 weights is exact and 4x cheaper than where)
+            taken = accept.to(mask.dtype).unsqueeze(1)  # (R, 1, B)
+            state = torch.where(accept.unsqueeze(1), proposal, state)
             log_density = torch.where(accept, prop_log_density, log_density)
-            grad = torch.where(keep, prop_grad, grad)
-            x = torch.where(keep, prop_x, x)
+            x = x.lerp_(prop_x, taken.unsqueeze(2))
+            weights = weights.lerp_(prop_weights, taken.unsqueeze(2))
+            norm = norm.lerp_(prop_norm, taken)
         steps = max(self.n_steps, 1)
-        return state, SamplerStats(accepted_total / steps, changed_total / steps)
+        return state.transpose(1, 2), SamplerStats(accepted_total / steps, changed_total / steps)

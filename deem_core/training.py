@@ -22,7 +22,7 @@ import torch
 
 from .classmap import hungarian_class_map
 from .model import DEEMNetwork
-from .sampler import DMALASampler, one_hot_state
+from .sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
     "Callback", "TrainingConfig", "TrainingResult", "train_runs", "resolve_device", "HISTORY_COLUMNS",
@@ -182,6 +182,7 @@ def _train_runs(
     r, k = len(lrs), n_classes
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     mask_t = (labels_t >= 0).float()  # (n, d)
+    dense = bool(mask_t.all())  # every learner labelled every task: the missing-unit terms are skipped
     soft_t = torch.as_tensor(soft, dtype=torch.float32, device=device) if soft is not None else None
     use_gold = gold is not None and supervised_weight > 0 and bool((np.asarray(gold) >= 0).any())
     gold_t = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if use_gold else None
@@ -226,29 +227,31 @@ def _train_runs(
                 break
             idx = perms[:, start:start + batch_size]  # (R, b)
             batch_mask = mask_t[idx]  # (R, b, d)
-            if soft_t is not None:
-                x_pos = soft_t[idx]
-            else:
-                x_pos = one_hot_state(labels_t[idx], batch_mask, k)  # (R, b, d, K)
             chain_state = chains.gather(1, idx.unsqueeze(-1).expand(-1, -1, n_learners))
-            chain_state, stats = sampler.sample(network.free_energy, chain_state, batch_mask, k, sampler_gens)
+            chain_state, stats = sampler.sample(network.sampler_energy(dense), chain_state, batch_mask, k,
+                                                sampler_gens)
             chains.scatter_(1, idx.unsqueeze(-1).expand(-1, -1, n_learners), chain_state)
-            x_neg = one_hot_state(chain_state, batch_mask, k)
-            # one pass for positive and negative samples: (R, 2b, d, K)
-            energy, logits = network.free_energy_and_logits(torch.cat([x_pos, x_neg], dim=1),
-                                                            torch.cat([batch_mask, batch_mask], dim=1))
+            # positive and negative samples in one feature-major pass: (R, d, K, 2b)
+            mask_fm = batch_mask.transpose(1, 2)  # (R, d, b)
+            if soft_t is not None:
+                x_pos = soft_t[idx].permute(0, 2, 3, 1)
+            else:
+                x_pos = one_hot_fm(labels_t[idx].transpose(1, 2), mask_fm, k)
+            x_neg = one_hot_fm(chain_state.transpose(1, 2), mask_fm, k)
+            energy, logits = network.free_energy_and_logits_fm(
+                torch.cat([x_pos, x_neg], dim=-1), None if dense else torch.cat([mask_fm, mask_fm], dim=-1))
             b = idx.shape[1]
             energy_pos = energy[:, :b].mean(1)  # (R,)
             energy_neg = energy[:, b:].mean(1)  # (R,)
             loss_per_run = energy_pos - energy_neg
             with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
                 predicted_counts += torch.zeros_like(predicted_counts).scatter_add_(
-                    1, logits[:, :b].argmax(-1), torch.ones(r, b, device=device))
+                    1, logits[:, :, :b].argmax(1), torch.ones(r, b, device=device))
             if gold_t is not None:
                 batch_gold = gold_t[idx]  # (R, b), -1 = unknown
                 known = (batch_gold >= 0).float()
-                log_post = torch.log_softmax(logits[:, :b], dim=-1)  # (R, b, K)
-                nll = -log_post.gather(-1, batch_gold.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+                log_post = torch.log_softmax(logits[:, :, :b], dim=1)  # (R, K, b)
+                nll = -log_post.gather(1, batch_gold.clamp_min(0).unsqueeze(1)).squeeze(1)
                 loss_per_run = loss_per_run + supervised_weight * (nll * known).sum(1) / known.sum(1).clamp_min(1)
             finite = torch.isfinite(loss_per_run)
             newly_bad = active & ~finite

@@ -167,7 +167,7 @@ def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind)
 
 def test_non_finite_energy_stops_the_run_and_keeps_the_last_good_state(small_condind):
     df, _ = small_condind
-    model = DEEM(lr=1e37, epochs=4, init="mv", device="cpu").fit(df)
+    model = DEEM(lr=1e38, epochs=4, init="mv", device="cpu").fit(df)
     assert model.run_status_ == ["diverged"]
     assert model.run_messages_ == ["energy became non-finite at epoch 2; parameters restored to the end of "
                                    "epoch 1 and the run was stopped"]

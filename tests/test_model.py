@@ -118,3 +118,41 @@ def test_hidden_bias_from_ds_reproduces_the_prior_by_enumeration():
     for row, x in enumerate(states):
         expected = prior * np.prod([psi[i, x[i], :] for i in range(3)], axis=0)
         np.testing.assert_allclose(joint[row].numpy(), expected, atol=1e-6)
+
+
+def _random_network(layers, seed, d=4, k=5, runs=2):
+    torch.manual_seed(seed)
+    net = DEEMNetwork(runs, d, k, layers)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.7 * torch.randn_like(p))
+    return net
+
+
+def test_hand_written_input_gradient_equals_autograd_with_missing_learners():
+    """The sampler's energy (one hand-written backward pass) against autograd on -F, 0-2 layers."""
+    gen = torch.Generator().manual_seed(0)
+    for layers in (0, 1, 2):
+        net = _random_network(layers, seed=layers)
+        labels = torch.randint(0, 5, (2, 30, 4), generator=gen)
+        mask = (torch.rand(2, 30, 4, generator=gen) > 0.3).float()
+        x = one_hot_state(labels, mask, 5).requires_grad_(True)  # (R, B, d, K)
+        log_density = -net.free_energy(x, mask)
+        (expected_grad,) = torch.autograd.grad(log_density.sum(), x)
+        x_fm, mask_fm = DEEMNetwork.to_feature_major(x.detach(), mask)
+        value, grad = net.sampler_energy()(x_fm, mask_fm)
+        torch.testing.assert_close(value, log_density.detach(), atol=1e-5, rtol=1e-5)
+        # missing learners never move, so only the observed learners' gradients matter
+        observed = mask_fm.unsqueeze(2).bool().expand_as(grad)
+        torch.testing.assert_close(grad[observed], expected_grad.permute(0, 2, 3, 1)[observed], atol=1e-5, rtol=1e-5)
+
+
+def test_dense_shortcut_equals_the_masked_computation():
+    net = _random_network(1, seed=7)
+    labels = torch.randint(0, 5, (2, 20, 4), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 20, 4)
+    x_fm, mask_fm = DEEMNetwork.to_feature_major(one_hot_state(labels, mask, 5), mask)
+    for masked, dense in zip(net.free_energy_and_logits_fm(x_fm, mask_fm), net.free_energy_and_logits_fm(x_fm, None)):
+        torch.testing.assert_close(masked, dense)
+    for masked, dense in zip(net.sampler_energy()(x_fm, mask_fm), net.sampler_energy(dense=True)(x_fm, mask_fm)):
+        torch.testing.assert_close(masked, dense)
