@@ -9,11 +9,13 @@ Usage::
     python benchmarks/speed.py                      # 3 epochs per measurement, device auto
     python benchmarks/speed.py --epochs 100         # the full 100 epochs
     python benchmarks/speed.py --device cuda --runs 1 8
+    python benchmarks/speed.py --threads 2          # both cores (faster only on an otherwise idle machine)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,10 +32,13 @@ from deem_core.dataset import AnnotationSet  # noqa: E402
 from deem_core.training import TrainingConfig, resolve_device, train_runs  # noqa: E402
 
 
-def measure(data: AnnotationSet, n_runs: int, epochs: int, layers: int, device: str) -> tuple[float, float]:
+def measure(data: AnnotationSet, n_runs: int, epochs: int, layers: int, device: str,
+            threads: int | None = None) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of ``epochs`` epochs of ``n_runs`` batched runs."""
     lrs = [10 ** (-3 + 0.3 * r) for r in range(n_runs)]
     config = TrainingConfig(n_layers=layers, epochs=epochs, device=device)
+    if threads:
+        config.cpu_threads = threads
     if resolve_device(device).type == "cuda":
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -50,20 +55,21 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--runs", type=int, nargs="*", default=[1, 8], help="batched run counts to time")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads while training (default: the library's default, 1)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     df, _ = make_mnist_like(n_tasks=args.tasks, n_learners=15, n_classes=10, seed=0)
     data = AnnotationSet.from_long(df)
-    print(f"# machine: {machine()}; device {resolve_device(args.device)}")
+    override = f"; --threads {args.threads}" if args.threads else ""
+    print(f"# machine: {machine()}; device {resolve_device(args.device)}{override}; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
     print(f"# data: {data.n_tasks} tasks x {data.n_learners} learners x {data.n_classes} classes; "
           f"{args.layers} layer(s); {args.epochs} epoch(s) measured")
     print(f"{'runs':>5} {'wall s/epoch':>13} {'cpu s/epoch':>12} {'100 epochs (wall)':>18} {'per run':>9}")
     for n_runs in args.runs:
         if resolve_device(args.device).type == "cuda":
             measure(data, n_runs, 1, args.layers, args.device)  # warm-up: CUDA context and kernels
-        wall, cpu = measure(data, n_runs, args.epochs, args.layers, args.device)
+        wall, cpu = measure(data, n_runs, args.epochs, args.layers, args.device, args.threads)
         per_epoch = wall / args.epochs
         print(f"{n_runs:>5} {per_epoch:>13.2f} {cpu / args.epochs:>12.2f} {100 * per_epoch:>17.0f}s "
               f"{100 * per_epoch / n_runs:>8.0f}s", flush=True)

@@ -94,7 +94,7 @@ class DMALASampler:
 
     @staticmethod
     def _proposal(grad, x, inv_alpha):
-        """Unnormalised proposal of every learner at one state: ``weights`` (R, d, K, B) and ``log_norm`` (R, d, B).
+        """Unnormalised proposal of every learner at one state: ``weights`` (R, d, K, B) and their sum ``norm`` (R, d, B).
 
         ``q_i(k | x) = weights_ik / sum_k weights_ik`` with ``log weights = 0.5 * g_ik + [k == cur] / alpha - max``:
         ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from it by a constant per learner, which the
