@@ -181,10 +181,31 @@ def test_auto_init_with_gold_trains_both_starts_and_keeps_the_better_one(small_c
     gold = truth.iloc[:60]
     model = DEEM(init="auto", epochs=3, n_seeds=2, device="cpu").fit(df, gold=gold)
     assert set(model.init_scores_) == {"ds", "mv"}
-    assert model.init_ == max(model.init_scores_, key=model.init_scores_.get)
+    evidence = model.init_evidence_
+    # CondInd's learners are independent: the unsupervised choice is the DS start, kept unless gold says otherwise
+    assert evidence["unsupervised_choice"] == "ds" and evidence["challenger"] == "mv"
+    assert model.init_ == ("mv" if evidence["p_value"] < 0.05 else "ds")
     assert model.network_.n_runs == 2 and len(model.run_status_) == 2
     assert model.gold_accuracy_ == pytest.approx((model.predict().loc[gold.index] == gold).mean())
     alone = DEEM(init=model.init_, epochs=3, n_seeds=2, device="cpu").fit(df, gold=gold)
     np.testing.assert_allclose(model.posterior_, alone.posterior_, atol=1e-5)
     without_gold = DEEM(init="auto", epochs=1, device="cpu").fit(df)
     assert without_gold.init_ == "ds" and without_gold.init_scores_ == {}
+
+
+def test_gold_overrules_the_unsupervised_start_only_on_significant_evidence():
+    from deem_core.estimator import challenger_wins
+
+    default = np.ones(300)
+    one_task_better = default.copy()
+    default[0] = 0  # the challenger is right on one more task out of 300 (CondInd's case): keep the default
+    switch, evidence = challenger_wins(default, one_task_better)
+    assert not switch and evidence == {"challenger_better": 1, "challenger_worse": 0, "p_value": 0.5}
+    challenger = np.ones(300)
+    default = np.ones(300)
+    default[:12] = 0
+    challenger[12:14] = 0  # better on 12 tasks, worse on 2: p = P(X >= 12 | n=14, 1/2) = 106/16384
+    switch, evidence = challenger_wins(default, challenger)
+    assert switch and evidence["p_value"] == pytest.approx(106 / 16384)
+    assert challenger_wins(np.ones(5), np.ones(5)) == (False, {"challenger_better": 0, "challenger_worse": 0,
+                                                               "p_value": 1.0})
