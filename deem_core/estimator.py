@@ -41,8 +41,9 @@ DEFAULT_LR = 0.03
 #: default start: "auto" = Dawid-Skene through Lemma 1 unless the learners are clearly dependent (excess
 #: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote; with gold labels, both starts
 #: are trained and the other start replaces that choice when it is significantly better on gold.
-#: Measured (1 layer, 50 epochs, 3 seeds): the DS start wins on duck/dog/condind/ampdata (e.g. ampdata 93.00% vs 79.53%), the MV start on the dependent ensembles
-#: (tree3k 90.40% vs 88.80%, digits_experts 88.70% vs 86.66%); see benchmarks/accuracy.py.
+#: Measured (1 layer, 50 epochs, 3 seeds): the DS start wins on duck/dog/condind/ampdata (e.g. ampdata
+#: 93.00% vs 79.53%), the MV start on the dependent ensembles (tree3k 90.40% vs 88.80%, digits_experts
+#: 88.70% vs 86.66%); see benchmarks/accuracy.py.
 DEFAULT_INIT = "auto"
 #: excess pairwise agreement above which "auto" starts from majority vote (measured 0.012-0.014 on the real
 #: crowd sets, about 0 on independent synthetic learners, 0.041-0.051 on dependent ensembles)
