@@ -26,6 +26,7 @@ from .dataset import AnnotationSet, DataError, as_annotation_set
 from .dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from .model import DEEMNetwork
 from .sampler import one_hot_state
+from .export import label_table
 from .fallback import train_with_memory_fallback
 from .initial import INIT_METHODS, initial_network, stack_networks
 from .io import check_problem_size
@@ -416,9 +417,7 @@ class DEEM:
     def results_frame(self) -> pd.DataFrame:
         """One row per task: label, confidence, per-class probabilities, seed agreement, free energy."""
         proba = self.predict_proba()
-        out = pd.DataFrame({"agg_label": self.predict(), "confidence": proba.max(axis=1)}, index=proba.index)
-        for label in self.classes_:
-            out[f"p_{label}"] = proba[label]
+        out = label_table(proba.index, self.classes_, self.predict(), proba)
         out["seed_agreement"] = self.seed_agreement_
         out["free_energy"] = self.free_energy_
         return out

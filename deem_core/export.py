@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -109,3 +110,18 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def label_table(tasks: pd.Index, classes: pd.Index, labels: pd.Series, proba: pd.DataFrame | None) -> pd.DataFrame:
+    """The aggregated-labels table every writer shares: index ``task`` (in ``tasks`` order), columns ``label``,
+    ``confidence`` (probability of the label; NaN for a method without probabilities) and ``p_<class>`` per
+    class (when ``proba`` is given: tasks x classes)."""
+    out = pd.DataFrame({"label": labels.reindex(tasks).to_numpy()}, index=pd.Index(tasks, name="task"))
+    if proba is None:
+        out["confidence"] = np.nan
+        return out
+    proba = proba.reindex(index=tasks, columns=list(classes)).fillna(0.0)
+    out["confidence"] = proba.max(axis=1).to_numpy()
+    for label in classes:
+        out[f"p_{label}"] = proba[label].to_numpy()
+    return out

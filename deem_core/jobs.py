@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import AnnotationSet, DataError
+from .export import label_table
 from .estimator import DEFAULT_INIT, DEFAULT_LR
 from .runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
@@ -465,27 +466,12 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 
 
 # --------------------------------------------------------------------------- the job kinds
-def _label_frame(data: AnnotationSet, labels: pd.Series, proba: pd.DataFrame | None) -> pd.DataFrame:
-    """agg_label, confidence, p_<class> per task in the data's task order, plus majority vote."""
-    tasks = data.tasks
-    labels = labels.reindex(tasks)
-    out = pd.DataFrame({"agg_label": labels.to_numpy()}, index=pd.Index(tasks, name="task"))
-    if proba is not None:
-        proba = proba.reindex(index=tasks, columns=list(data.classes)).fillna(0.0)
-        out["confidence"] = proba.max(axis=1).to_numpy()
-        for label in data.classes:
-            out[f"p_{label}"] = proba[label].to_numpy()
-    else:
-        out["confidence"] = np.nan
-    return out
-
-
 def _add_majority(data: AnnotationSet, frame: pd.DataFrame) -> pd.DataFrame:
     mv = data.majority_vote()
     mv_values = data.classes.take(np.maximum(mv, 0))
     frame = frame.copy()
     frame["majority_vote"] = list(mv_values)
-    frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["agg_label"], mv_values)]
+    frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["label"], mv_values)]
     return frame
 
 
@@ -579,7 +565,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             try:
                 aggregator = make_aggregator(method, seed=int(cfg.get("seed", 0)))
                 aggregator.fit(long)
-                frame = _label_frame(data, aggregator.labels_, aggregator.predict_proba())
+                frame = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
             except Exception as exc:  # noqa: BLE001 - one failing baseline never stops the others
                 entry.update(status="failed", message=readable_error(exc))
                 progress.add_message(f"{method}: {entry['message']}")
@@ -589,11 +575,11 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             progress.add_rows([], steps=1)
         frame = _add_majority(data, frame)
         store.save_result(ctx.run_id, method, frame)
-        labels_by_method[method] = frame["agg_label"]
+        labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started
         entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
         if gold is not None and len(gold):
-            acc, n_gold = accuracy_against_gold(frame["agg_label"], gold)
+            acc, n_gold = accuracy_against_gold(frame["label"], gold)
             entry.update(accuracy=acc, gold_tasks=n_gold)
         metrics[method] = entry
         if cancelled_during:

@@ -8,7 +8,7 @@ Layout under the runs directory (``DEEM_RUNS_DIR``, default ``./runs``)::
                                 be reopened without the original files
     <run_id>/gold.parquet       gold labels, when the user gave some
     <run_id>/history.parquet    training curves (one row per method, run and epoch)
-    <run_id>/results/<name>.parquet   one label table per method (agg_label, confidence, p_<class>, ...)
+    <run_id>/results/<name>.parquet   one label table per method (label, confidence, p_<class>, ...)
     <run_id>/<name>.json        any JSON side file (recommendation, metrics, learner table, ...)
     <run_id>/model_<name>.pt    fitted DEEM models (``DEEM.load``)
     <run_id>/error.txt          the traceback of a failed run (for maintainers; never shown on a page)
@@ -489,7 +489,8 @@ class RunStore:
             for name in names:
                 frame = _read_table(results_dir / name)
                 if frame is not None:
-                    loaded.results[name] = frame
+                    # runs saved before the label column was named "label" called it "agg_label"
+                    loaded.results[name] = frame.rename(columns={"agg_label": "label"})
         for json_file in sorted(path.glob("*.json")):
             if json_file.name in ("config.json", "dataset.json") or json_file.name.endswith(".table.json"):
                 continue

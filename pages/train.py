@@ -166,7 +166,7 @@ st.dataframe(table, hide_index=True, column_config={
     "disagrees with majority": st.column_config.NumberColumn(format="%.3f"),
     "seconds": st.column_config.NumberColumn(format="%.2f")})
 
-labels = {method: frame["agg_label"] for method, frame in results.items()}
+labels = {method: frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)
 with left:
     st.markdown("**Agreement between methods**")

@@ -152,7 +152,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.switch_page("pages/results.py").run()
     no_problem(at)
     labels = at.dataframe[0].value
-    assert len(labels) == 200 and {"agg_label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
+    assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Learner table CSV", "Fitted model",
             "Run configuration"} <= downloads

@@ -482,13 +482,13 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             assert download.suggested_filename == f"deem_{run_id}_deem_labels.csv"
             labels = pd.read_csv(io.StringIO(Path(download.path()).read_text()))
             assert len(labels) == 300 and labels["task"].tolist() == list(range(300))
-            assert {"task", "agg_label", "confidence", "p_0", "p_1", "p_2", "majority_vote"} <= set(labels.columns)
-            assert set(labels["agg_label"]) <= {0, 1, 2} and labels["confidence"].between(0, 1).all()
+            assert {"task", "label", "confidence", "p_0", "p_1", "p_2", "majority_vote"} <= set(labels.columns)
+            assert set(labels["label"]) <= {0, 1, 2} and labels["confidence"].between(0, 1).all()
             assert ((labels[["p_0", "p_1", "p_2"]].sum(axis=1) - 1).abs() < 1e-3).all()
             stored = store.load(run_id, with_data=False).results["deem"]
-            assert labels["agg_label"].tolist() == stored["agg_label"].tolist()  # the file is the stored result
+            assert labels["label"].tolist() == stored["label"].tolist()  # the file is the stored result
             truth = pd.read_csv(truth_path).set_index("task")["truth"]
-            accuracy = float((labels.set_index("task")["agg_label"] == truth).mean())
+            accuracy = float((labels.set_index("task")["label"] == truth).mean())
             measured("DEEM accuracy of the downloaded labels (300 tasks, 600 epochs, 2 seeds)", f"{accuracy:.3f}")
             assert accuracy > 0.6
 

@@ -30,16 +30,49 @@ def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_fi
     out = tmp_path / "labels.csv"
     model_path = tmp_path / "model.deem"
     code = main(["aggregate", str(annotations), "-o", str(out), "--epochs", "2", "--no-progress",
-                 "--truth", str(truth_path), "--model", str(model_path)])
+                 "--truth", str(truth_path), "--model", str(model_path), "--sampler-steps", "3"])
     assert code == 0
-    err = capsys.readouterr().err
-    assert "wrote 200 labels to" in err and "accuracy on 200 truth task(s):" in err
+    captured = capsys.readouterr()
+    assert "wrote 200 labels to" in captured.err and "on the 200 task(s) that have a truth" in captured.err
     table = pd.read_csv(out)
-    assert list(table.columns) == ["task", "agg_label", "confidence", "p_=blue", "p_green", "p_red",
+    assert list(table.columns) == ["task", "label", "confidence", "p_=blue", "p_green", "p_red",
                                    "seed_agreement", "free_energy"]
-    assert set(table["agg_label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
+    assert set(table["label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
+    # the accuracy line on standard output: percent with two decimals, over the tasks with a truth
+    truth = pd.read_csv(truth_path).set_index("task")["truth"]
+    written = table.set_index("task")["label"].replace("'=blue", "=blue")
+    expected = 100 * (written.loc[truth.index] == truth).mean()
+    assert captured.out.splitlines() == [f"accuracy: {expected:.2f}"]
     model = DEEM.load(model_path)
-    assert len(model.predict()) == 200
+    assert len(model.predict()) == 200 and model.sampler_steps == 3
+
+
+@pytest.mark.parametrize("method", ["mv", "ds", "irbm"])
+def test_aggregate_method_option_runs_classic_aggregators_and_the_irbm(tmp_path, small_files, capsys, method):
+    annotations, truth_path, df = small_files
+    out = tmp_path / f"{method}.csv"
+    assert main(["aggregate", str(annotations), "-o", str(out), "--method", method, "--epochs", "2",
+                 "--no-progress", "--truth", str(truth_path)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:6]) == ["task", "label", "confidence", "p_=blue", "p_green", "p_red"]
+    probabilities = table[["p_=blue", "p_green", "p_red"]]
+    assert probabilities.sum(axis=1).to_numpy() == pytest.approx(1.0, abs=1e-6)
+    assert (table["confidence"] == probabilities.max(axis=1)).all()
+    if method == "mv":  # vote shares: task 0's label is its most frequent answer
+        first = df[df["task"] == table["task"][0]]["label"].value_counts()
+        assert table["confidence"][0] == pytest.approx(first.max() / first.sum())
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("accuracy: ") and 0 <= float(line.split()[1]) <= 100
+
+
+def test_aggregate_method_errors_are_one_line(tmp_path, small_files, capsys):
+    annotations, _, _ = small_files
+    assert main(["aggregate", str(annotations), "-o", str(tmp_path / "k.csv"), "--method", "kos"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --method kos: kos supports only 2 classes (binary labels); "
+                                               "this data has 3 classes")
+    assert main(["aggregate", str(annotations), "-o", str(tmp_path / "m.csv"), "--method", "mv",
+                 "--model", str(tmp_path / "m.deem")]) == 2
+    assert capsys.readouterr().err.strip() == "error: --model saves a fitted DEEM model; --method mv has none to save"
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".json"])
@@ -49,7 +82,7 @@ def test_aggregate_other_formats_keep_original_labels(tmp_path, small_files, suf
     assert main(["aggregate", str(annotations), "-o", str(out), "--epochs", "1", "--no-progress"]) == 0
     table = pd.read_parquet(out) if suffix == ".parquet" else pd.DataFrame(json.loads(out.read_text()))
     assert len(table) == 200
-    assert set(table["agg_label"]) <= {"red", "green", "=blue"}
+    assert set(table["label"]) <= {"red", "green", "=blue"}
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, small_files, capsys):

@@ -84,15 +84,15 @@ def test_numeric_column_names_are_not_neutralised():
 @pytest.fixture
 def results() -> pd.DataFrame:
     index = pd.Index(["=t1", "t2", "-3"], name="task")
-    return pd.DataFrame({"agg_label": ["=cat", "dog", "-1"], "confidence": [0.5, 0.75, 1.0], "int_label": [3, -1, 0]},
+    return pd.DataFrame({"label": ["=cat", "dog", "-1"], "confidence": [0.5, 0.75, 1.0], "int_label": [3, -1, 0]},
                         index=index)
 
 
 def test_csv_keeps_values_and_numbers(results, tmp_path):
     path = write_csv(results, tmp_path / "r.csv")
     raw = read_table(path)
-    assert raw.columns.tolist() == ["task", "agg_label", "confidence", "int_label"]
-    assert raw["agg_label"].tolist() == ["'=cat", "dog", "'-1"]
+    assert raw.columns.tolist() == ["task", "label", "confidence", "int_label"]
+    assert raw["label"].tolist() == ["'=cat", "dog", "'-1"]
     assert raw["int_label"].tolist() == ["3", "-1", "0"]  # numbers are never prefixed
     assert raw["confidence"].tolist() == ["0.5", "0.75", "1.0"]
 
@@ -100,7 +100,7 @@ def test_csv_keeps_values_and_numbers(results, tmp_path):
 def test_parquet_keeps_original_values_and_types(results, tmp_path):
     back = pd.read_parquet(write_parquet(results, tmp_path / "r.parquet"))
     assert back.index.tolist() == ["=t1", "t2", "-3"]  # no neutralisation outside CSV
-    assert back["agg_label"].tolist() == ["=cat", "dog", "-1"]
+    assert back["label"].tolist() == ["=cat", "dog", "-1"]
     assert back["int_label"].dtype == np.int64 and back["int_label"].tolist() == [3, -1, 0]
     np.testing.assert_allclose(back["confidence"], [0.5, 0.75, 1.0])
 
@@ -109,9 +109,9 @@ def test_json_keeps_original_values_and_types(results, tmp_path):
     records = results.reset_index().to_dict(orient="records")
     back = json.loads(write_json(records, tmp_path / "r.json").read_text())
     assert back == [
-        {"task": "=t1", "agg_label": "=cat", "confidence": 0.5, "int_label": 3},
-        {"task": "t2", "agg_label": "dog", "confidence": 0.75, "int_label": -1},
-        {"task": "-3", "agg_label": "-1", "confidence": 1.0, "int_label": 0},
+        {"task": "=t1", "label": "=cat", "confidence": 0.5, "int_label": 3},
+        {"task": "t2", "label": "dog", "confidence": 0.75, "int_label": -1},
+        {"task": "-3", "label": "-1", "confidence": 1.0, "int_label": 0},
     ]
     assert all(type(r["int_label"]) is int for r in back)
 

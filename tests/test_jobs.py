@@ -81,7 +81,7 @@ def test_train_job_stores_everything(manager):
     assert set(loaded.results) == {"deem", "irbm", "mv"}
     deem = loaded.results["deem"]
     assert len(deem) == data.n_tasks
-    assert {"agg_label", "confidence", "p_0", "p_1", "p_2", "free_energy", "majority_vote",
+    assert {"label", "confidence", "p_0", "p_1", "p_2", "free_energy", "majority_vote",
             "disagrees_with_majority"} <= set(deem.columns)
     metrics = loaded.extras["metrics"]
     assert metrics["kos"]["status"] == "failed" and "2 classes" in metrics["kos"]["message"]

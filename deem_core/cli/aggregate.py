@@ -1,4 +1,7 @@
-"""``deem aggregate INPUT... -o OUT``: train DEEM and write one aggregated label per task."""
+"""``deem aggregate INPUT... -o OUT [--method M]``: aggregate with DEEM (or a classic method) and write one
+label per task: columns ``task, label, confidence`` then ``p_<class>`` per class (DEEM adds
+``seed_agreement`` and ``free_energy``). With ``--truth`` it prints ``accuracy: NN.NN`` (percent of the tasks
+that have a truth) on standard output; everything else goes to standard error."""
 
 from __future__ import annotations
 
@@ -6,17 +9,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..baselines import BASELINE_METHODS
 from .common import ProgressBar, add_input_arguments, add_training_arguments, load_input
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "METHODS"]
+
+METHODS = ["deem", "irbm", *BASELINE_METHODS]
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "aggregate", help="aggregate labels with DEEM",
-        description="Train DEEM on the annotations and write the aggregated label, confidence and class "
-                    "probabilities of every task.")
+        "aggregate", help="aggregate labels with DEEM (or a classic method)",
+        description="Train DEEM on the annotations (or run a classic aggregator) and write the aggregated label, "
+                    "confidence and class probabilities of every task.")
     add_input_arguments(parser)
+    parser.add_argument("--method", default="deem", choices=METHODS,
+                        help="deem (default), irbm (DEEM without layers) or a crowd-kit aggregator: "
+                             + ", ".join(f"{k} ({v})" for k, v in BASELINE_METHODS.items()))
     add_training_arguments(parser)
     parser.add_argument("-o", "--output", required=True,
                         help="output file; the extension picks the format: .csv (spreadsheet-safe), .parquet, .json")
@@ -43,40 +52,76 @@ def write_labels(results, path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..estimator import DEEM  # noqa: PLC0415
     from ..io import read_truth  # noqa: PLC0415
-    from .common import parse_float_list  # noqa: PLC0415
 
     output = Path(args.output)
     if output.suffix.lower() not in (".csv", ".parquet", ".json"):
         from . import UsageError  # noqa: PLC0415
 
         raise UsageError(f"cannot tell the output format from {output.name!r}: use .csv, .parquet or .json")
+    if args.model and args.method in BASELINE_METHODS:
+        from . import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     data = load_input(args)
     truth = read_truth(args.truth, like=data) if args.truth else None
+    if args.method in BASELINE_METHODS:
+        results = _run_baseline(args, data)
+    else:
+        results = _run_deem(args, data, truth)
+    write_labels(results, output)
+    print(f"wrote {len(results)} labels to {output}", file=sys.stderr)
+    if truth is not None:
+        common = results.index.intersection(truth.index)
+        if len(common):
+            accuracy = float((results.loc[common, "label"].to_numpy() == truth.loc[common].to_numpy()).mean())
+            print(f"accuracy: {100 * accuracy:.2f}")
+            print(f"(accuracy on the {len(common)} task(s) that have a truth)", file=sys.stderr)
+        else:
+            print("warning: no task of the truth file is among the annotated tasks: no accuracy", file=sys.stderr)
+    return 0
+
+
+def _run_baseline(args: argparse.Namespace, data):
+    import time  # noqa: PLC0415
+
+    from ..baselines import make_aggregator  # noqa: PLC0415
+    from ..export import label_table  # noqa: PLC0415
+
+    from ..dataset import DataError  # noqa: PLC0415
+
+    started = time.perf_counter()
+    try:
+        aggregator = make_aggregator(args.method, seed=args.seed).fit(data.to_long())
+    except ValueError as exc:  # e.g. a binary-only method on more than two classes
+        raise DataError(f"--method {args.method}: {exc}") from exc
+    results = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
+    print(f"{BASELINE_METHODS[args.method]}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return results
+
+
+def _run_deem(args: argparse.Namespace, data, truth):
+    from ..estimator import DEEM  # noqa: PLC0415
+    from .common import parse_float_list  # noqa: PLC0415
+
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
-    progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
-    model = DEEM(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size, init=args.init,
-                 n_seeds=args.seeds, seed=args.seed, device=args.device, supervised_weight=args.gold_weight,
-                 callbacks=[progress])
+    progress = ProgressBar(args.epochs, "iRBM" if args.method == "irbm" else "DEEM", disable=args.no_progress)
+    model = DEEM(n_layers=0 if args.method == "irbm" else args.layers, epochs=args.epochs, lr=lr,
+                 batch_size=args.batch_size, sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds,
+                 seed=args.seed, device=args.device, supervised_weight=args.gold_weight, callbacks=[progress])
     try:
         model.fit(data, gold=truth if (truth is not None and args.gold_weight > 0) else None)
     finally:
         progress.close()
     results = model.results_frame()
-    write_labels(results, output)
     if args.model:
         model.save(args.model)
-    print(f"wrote {len(results)} labels to {output} (lr {model.lr_:g}, {model.n_epochs_} epochs, "
-          f"{model.fit_seconds_:.1f} s on {model.device_})", file=sys.stderr)
-    for status, message in zip(model.run_status_, model.run_messages_):
+    print(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
+          f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
+    for message in model.run_messages_:
         if message:
             print(f"warning: {message}", file=sys.stderr)
     if model.dead_units_:
         print(f"warning: the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
               f"(dead units); try a smaller learning rate", file=sys.stderr)
-    if truth is not None:
-        common = results.index.intersection(truth.index)
-        accuracy = float((results.loc[common, "agg_label"].to_numpy() == truth.loc[common].to_numpy()).mean())
-        print(f"accuracy on {len(common)} truth task(s): {accuracy:.4f}", file=sys.stderr)
-    return 0
+    return results

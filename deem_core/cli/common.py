@@ -32,9 +32,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     parser.add_argument("--lr", default=str(DEFAULT_LR),
                         help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
     parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds", "auto"],
-                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: with gold labels (--truth "
-                             f"and --gold-weight) try both and keep the better on gold; default {DEFAULT_INIT}")
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
+                             "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
+                             f"--gold-weight, both are trained and gold may overrule); default {DEFAULT_INIT}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
         progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
         model = DEEM(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size, init=args.init,
-                     n_seeds=args.seeds, seed=args.seed, device=args.device, callbacks=[progress])
+                     sampler_steps=args.sampler_steps, n_seeds=args.seeds, seed=args.seed, device=args.device,
+                     callbacks=[progress])
         try:
             model.fit(data)
         finally:

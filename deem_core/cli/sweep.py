@@ -35,6 +35,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (default 1)")
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
     parser.add_argument("--init", default="mv", choices=["mv", "ds"], help="start from majority vote or Dawid-Skene")
     parser.add_argument("--smoothing", type=float, default=0.9,
                         help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; default 0.9)")
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sweep = run_sweep(data, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
                           seed=args.seed, device=args.device, callbacks=[progress], batch_size=args.batch_size,
-                          init=args.init, smoothing=args.smoothing)
+                          init=args.init, smoothing=args.smoothing, sampler_steps=args.sampler_steps)
     except ValueError as exc:
         if type(exc) is ValueError:  # a bad option reaching the engine
             raise UsageError(str(exc)) from None

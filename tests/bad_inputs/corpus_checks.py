@@ -187,7 +187,7 @@ def check_cli(case: Case, paths: list[Path], out_dir: Path, epochs: int = 1, ext
     assert status == 0, f"exit status {status}; stderr: {stderr[-500:]!r}"
     assert not errors, f"error lines on success: {errors}"
     written = pd.read_csv(output, dtype=str, keep_default_na=False)
-    assert list(written.columns[:3]) == ["task", "agg_label", "confidence"], list(written.columns)
+    assert list(written.columns[:3]) == ["task", "label", "confidence"], list(written.columns)
     if case.n_tasks is not None:
         assert len(written) == case.n_tasks, f"{len(written)} output rows, expected {case.n_tasks}"
     if case.triples is not None:
