@@ -400,7 +400,9 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             lrs = page.get_by_label("Learning rates", exact=True)
             lrs.fill("0.01, 0.03, 0.1")
             lrs.press("Enter")
-            set_number(page, "Epochs", 300)  # long enough for two reads of the live curves
+            # long enough for two reads of the live curves: with the faster engine 300 epochs of this 300-task
+            # set could end (about 3 s) before the first read; 2000 take about 20 s here
+            set_number(page, "Epochs", 2000)
             button(page, "Launch sweep").click()
             live = "[class*='st-key-live_']"
             until(lambda: chart_points(page, live) > 0, 90, "the first points of the live sweep curves")
@@ -413,7 +415,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             shot(page, "03_sweep_live")
 
             # ---------------------------------------------------------------- pick a learning rate by a click
-            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 180, "the finished sweep")
+            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 300, "the finished sweep")
             until(lambda: page.locator("[class*='st-key-pick_'] .js-plotly-plot").count() > 0, 30, "the final curves")
             before = checked_radio(page)
             target = next(v for v in ("0.01", "0.1", "0.03") if v != before)
