@@ -206,8 +206,8 @@ class DEEM:
             correct[init] = np.mean(runs_right, axis=0)
             self.init_scores_[init] = float(correct[init].mean())
         default, challenger = candidates
-        switch, self.init_evidence_ = challenger_wins(correct[default], correct[challenger])
-        self.init_evidence_ = {"unsupervised_choice": default, "challenger": challenger, **self.init_evidence_}
+        switch, evidence = challenger_wins(correct[default], correct[challenger])
+        self.init_evidence_ = {"unsupervised_choice": default, "challenger": challenger, **evidence}
         self.init_ = challenger if switch else default
         if self.init_ != "ds":
             self.dawid_skene_ = None

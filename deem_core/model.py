@@ -168,10 +168,6 @@ class DEEMNetwork(nn.Module):
         r, d, k, bsz = v.shape
         return torch.bmm(terms["a"].transpose(1, 2), v.reshape(r, d * k, bsz)).squeeze(1)
 
-    def hidden_logits_fm(self, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Hidden-unit logits with missing visible units summed out: v (R, d, K, B), mask (R, d, B) -> (R, K, B)."""
-        return self._hidden_logits(self._irbm_terms(), v, mask)
-
     def free_energy_and_logits_fm(self, x: torch.Tensor, mask: torch.Tensor | None,
                                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Free energy (R, B) and hidden logits (R, K, B) of x (R, d, K, B), mask (R, d, B) or None (dense).
@@ -187,44 +183,31 @@ class DEEMNetwork(nn.Module):
     def sampler_energy(self, dense: bool = False):
         """``U(x) = -F(x)`` and ``dU/dx`` for DMALA with the current parameters, by a hand-written backward pass.
 
-        Returns ``fn(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``; the parameters are
-        read once here, so build it anew after every update. ``dense=True`` promises that every learner is
+        Returns ``fn(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``; the iRBM's effective
+        parameters are read once here, so build it anew after every update. ``dense=True`` promises that every learner is
         observed in the batches it will see (the missing-unit terms are skipped).
         With ``p = softmax(logits)`` (R, K, B): ``dU/dv = a + W_irbm p``; through each layer
         ``g_z = s (g - mean_s g)`` (sparsemax's Jacobian, ``s`` its support, empty for a masked output) and
         ``g_x = W g_z``.
         """
-        terms = {name: value.detach() for name, value in self._irbm_terms().items()}
-        weights = [weight.detach() for weight in self.layer_weights]
-        biases = [bias.detach() for bias in self.layer_biases]
-        r, dk, k = terms["w"].shape
-        d = dk // k
+        terms = self._irbm_terms()  # the iRBM's effective parameters, once per sampler call
 
         @torch.no_grad()
         def log_density_and_grad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            bsz = x.shape[-1]
-            keep = None if dense else mask.unsqueeze(2)
-            outputs = [x]
-            for weight, bias in zip(weights, biases):
-                logits = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), outputs[-1].view(r, dk, bsz))
-                out = sparsemax(logits.view(r, d, k, bsz), dim=2)
-                outputs.append(out if keep is None else out.mul_(keep))
+            r, d, k, bsz = x.shape
+            outputs = self.propagate_fm(x, None if dense else mask)
             v = outputs[-1]
             logits = self._hidden_logits(terms, v, None if dense else mask)  # (R, K, B)
             log_partition = torch.logsumexp(logits, dim=1)  # (R, B)
             posterior = logits.sub_(log_partition.unsqueeze(1)).exp_()  # (R, K, B)
             grad = torch.baddbmm(terms["a"], terms["w"], posterior)  # dU/dv: (R, d*K, B)
-            for layer in range(len(weights) - 1, -1, -1):
+            for layer in range(self.n_layers - 1, -1, -1):
                 # a masked (all-zero) output has an empty support, so its learner gets no gradient here
                 grad_logits = sparsemax_backward(outputs[layer + 1], grad.view(r, d, k, bsz), dim=2)
-                grad = torch.bmm(weights[layer], grad_logits.view(r, dk, bsz))
+                grad = torch.bmm(self.layer_weights[layer], grad_logits.view(r, d * k, bsz))
             return self._visible_term(terms, v) + log_partition, grad.view(r, d, k, bsz)
 
         return log_density_and_grad
-
-    def log_density_and_grad_fm(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``U(x) = -F(x)`` (R, B) and ``dU/dx`` (R, d, K, B) in one call (see :meth:`sampler_energy`)."""
-        return self.sampler_energy()(x, mask)
 
     @staticmethod
     def to_feature_major(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,8 +219,8 @@ class DEEMNetwork(nn.Module):
         return [out.permute(0, 3, 1, 2) for out in self.propagate_fm(*self.to_feature_major(x, mask))]
 
     def hidden_logits(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """:meth:`hidden_logits_fm` in the natural layout: v (R, B, d, K), mask (R, B, d) -> (R, B, K)."""
-        return self.hidden_logits_fm(*self.to_feature_major(v, mask)).transpose(1, 2)
+        """Hidden-unit logits with missing visible units summed out: v (R, B, d, K), mask (R, B, d) -> (R, B, K)."""
+        return self._hidden_logits(self._irbm_terms(), *self.to_feature_major(v, mask)).transpose(1, 2)
 
     def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Free energy (R, B) and hidden logits (R, B, K) of x (R, B, d, K), mask (R, B, d)."""

@@ -9,15 +9,13 @@ proposes independently and in parallel
 
 and the whole proposal of a chain is accepted with probability
 ``min(1, exp(U(x') - U(x) + log q(x | x') - log q(x' | x)))``, the reverse proposal using the gradient
-at ``x'``. One energy/gradient evaluation per step: the gradient of the accepted state is kept for the
-next step.
+at ``x'``. One energy/gradient evaluation per step: the proposal weights of the accepted state (made from
+its gradient) are kept for the next step, with its one-hot input; the gradient itself is not needed again.
 
 The energy comes as ``log_density_and_grad(x, mask) -> (U (R, B), dU/dx (R, d, K, B))`` in the
-feature-major layout of ``model.py`` (``DEEMNetwork.log_density_and_grad_fm``, a hand-written backward
-pass); :func:`autograd_log_density` wraps any differentiable free-energy function instead. Proposals are
-drawn by inverting each learner's cumulative proposal distribution with one uniform number (K times fewer
-random numbers than Gumbel-max, whose exponential noise was 15% of a CPU epoch). Only the one-hot input and
-the proposal weights of the current state are carried between steps, not its gradient.
+feature-major layout of ``model.py`` (``DEEMNetwork.sampler_energy()``, a hand-written backward pass).
+Proposals are drawn by inverting each learner's cumulative proposal distribution with one uniform number
+(K times fewer random numbers than Gumbel-max, whose exponential noise was 15% of a CPU epoch).
 """
 
 from __future__ import annotations
@@ -43,20 +41,6 @@ def one_hot_fm(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> torch
     r, d, bsz = state.shape
     onehot = torch.zeros(r, d, n_classes, bsz, dtype=mask.dtype, device=state.device)
     return onehot.scatter_(2, state.clamp_min(0).unsqueeze(2), mask.unsqueeze(2))
-
-
-def autograd_log_density(energy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LogDensityGradFn:
-    """Adapt ``energy_fn(x (R, B, d, K), mask (R, B, d)) -> F (R, B)`` to the sampler's feature-major
-    ``(U, dU/dx)`` interface with autograd (for energies without a hand-written gradient)."""
-
-    def log_density_and_grad(x_fm: torch.Tensor, mask_fm: torch.Tensor):
-        with torch.enable_grad():
-            x = x_fm.permute(0, 3, 1, 2).detach().requires_grad_(True)
-            log_density = -energy_fn(x, mask_fm.transpose(1, 2))
-            (grad,) = torch.autograd.grad(log_density.sum(), x)
-        return log_density.detach(), grad.permute(0, 2, 3, 1)
-
-    return log_density_and_grad
 
 
 def _uniform_like(template: torch.Tensor, generator) -> torch.Tensor:

@@ -60,3 +60,14 @@ def make_ds_data(n_tasks: int, n_workers: int, n_classes: int, density: float = 
 @pytest.fixture
 def small_condind():
     return read_sample("condind", n_tasks=400)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """A fresh run store for the dashboard (DEEM_RUNS_DIR), its job manager shut down afterwards."""
+    from deem_core.jobs import get_manager  # noqa: PLC0415
+
+    path = tmp_path / "runs"
+    monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
+    yield path
+    get_manager(path).shutdown()

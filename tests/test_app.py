@@ -27,14 +27,6 @@ def tiny_truth(n_tasks: int = 200) -> bytes:
     return df[df["task"] < n_tasks].to_csv(index=False).encode()
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    path = tmp_path / "runs"
-    monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
-    yield path
-    get_manager(path).shutdown()
-
-
 def new_app(**params) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for key, value in params.items():

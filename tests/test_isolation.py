@@ -20,14 +20,6 @@ APP = str(ROOT / "app.py")
 TIMEOUT = 60
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    path = tmp_path / "runs"
-    monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
-    yield path
-    get_manager(path).shutdown()
-
-
 def csv_of(first_task: int, n_tasks: int) -> bytes:
     df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
     return df[(df["task"] >= first_task) & (df["task"] < first_task + n_tasks)].to_csv(index=False).encode()

@@ -40,7 +40,7 @@ def _empirical_tv(net, d, k, mask_row, n_chains=20000, n_steps=40, step_size=1.0
     mask = torch.tensor(mask_row, dtype=torch.float32).expand(1, n_chains, d).contiguous()
     state = torch.randint(0, k, (1, n_chains, d), generator=gen)
     sampler = DMALASampler(step_size=step_size, n_steps=n_steps)
-    final, stats = sampler.sample(net.log_density_and_grad_fm, state, mask, k, gen)
+    final, stats = sampler.sample(net.sampler_energy(), state, mask, k, gen)
     picked = final[0][:, observed].numpy()
     codes = (picked * (k ** np.arange(len(observed))[::-1])).sum(1)
     counts = np.bincount(codes, minlength=k ** len(observed)) / n_chains
@@ -70,7 +70,7 @@ def test_small_step_size_barely_moves_chains():
     gen = torch.Generator().manual_seed(0)
     state = torch.randint(0, 3, (1, 2000, 3), generator=gen)
     mask = torch.ones(1, 2000, 3)
-    _, stats = DMALASampler(step_size=0.05, n_steps=5).sample(net.log_density_and_grad_fm, state, mask, 3, gen)
+    _, stats = DMALASampler(step_size=0.05, n_steps=5).sample(net.sampler_energy(), state, mask, 3, gen)
     # each change costs 1/alpha = 20 nats in the proposal
     assert float(stats.changed_fraction[0]) < 0.01
 
@@ -86,7 +86,7 @@ def test_batched_runs_sample_independently_per_run():
     gen = torch.Generator().manual_seed(2)
     mask = torch.ones(2, n, 3)
     state = torch.randint(0, 3, (2, n, 3), generator=gen)
-    final, _ = DMALASampler(1.0, 40).sample(both.log_density_and_grad_fm, state, mask, 3, gen)
+    final, _ = DMALASampler(1.0, 40).sample(both.sampler_energy(), state, mask, 3, gen)
     for run, net in enumerate(nets):
         exact, _ = _exact(net, 3, 3, [1, 1, 1])
         codes = (final[run].numpy() * np.array([9, 3, 1])).sum(1)
