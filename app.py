@@ -2,7 +2,7 @@
 
 Thin shell: routes the pages (``pages/``) with ``st.navigation``, restores the session from the URL
 (workspace and run id), draws the sidebar, and turns any exception of a page into a readable message.
-All computing is in ``deem_core``; training runs in background jobs (``deem_core.jobs``).
+All computing is in ``deem_core``; training runs in background jobs (``deem_studio.jobs``).
 
 The pages live in ``pages/``. With such a folder next to the main script, Streamlit 1.67 starts in its
 legacy multipage mode until a session calls ``st.navigation``: a first request to ``/train?run=...`` after

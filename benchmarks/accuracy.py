@@ -11,7 +11,7 @@ model, each scored on its own) and wall time. Methods:
 * ``DEEM default + gold x%``: the default with x% of tasks' truth given as gold (class map + supervised
   term, weight 1), scored on the tasks *without* gold. The default ``init="auto"`` then trains both starts
   at once and lets the gold tasks overrule its unsupervised choice of start when they significantly favour
-  the other (sign test, ``deem_core.estimator.challenger_wins``).
+  the other (sign test, ``deem_core.methods.deem.challenger_wins``).
 
 Usage::
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import accuracy, available_sets, load_set, machine  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
-from deem_core.baselines import make_aggregator  # noqa: E402
+from deem_core.methods.baselines import make_aggregator  # noqa: E402
 
 CONFIGS: dict[str, dict] = {
     "iRBM (mv)": {"n_layers": 0, "init": "mv"},

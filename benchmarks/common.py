@@ -43,7 +43,7 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    from deem_core.training import TrainingConfig  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
 
     return (f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__} (training uses {TrainingConfig().cpu_threads} CPU thread)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "sample_data"))
 
 from deem_core import DEEM, AnnotationSet  # noqa: E402
-from deem_core.diagnostics import (  # noqa: E402
+from deem_core.analysis.diagnostics import (  # noqa: E402
     learner_importance, per_layer_mutual_information, run_diagnostics, select_tasks, write_diagnostics,
 )
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "sample_data"))
 from common import machine  # noqa: E402
 from make_sample_data import make_mnist_like  # noqa: E402
 
-from deem_core.dataset import AnnotationSet  # noqa: E402
-from deem_core.training import TrainingConfig, resolve_device, train_runs  # noqa: E402
+from deem_core.data.annotations import AnnotationSet  # noqa: E402
+from deem_core.model.training import TrainingConfig, resolve_device, train_runs  # noqa: E402
 
 
 def measure(data: AnnotationSet, n_runs: int, epochs: int, layers: int, device: str,

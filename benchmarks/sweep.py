@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import available_sets, load_set, machine  # noqa: E402
-from deem_core.classmap import hungarian_class_map  # noqa: E402
-from deem_core.dataset import AnnotationSet  # noqa: E402
-from deem_core.sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS, run_sweep  # noqa: E402
-from deem_core.training import TrainingConfig, predict_hidden, resolve_device, train_runs  # noqa: E402
+from deem_core.model.classmap import hungarian_class_map  # noqa: E402
+from deem_core.data.annotations import AnnotationSet  # noqa: E402
+from deem_core.methods.sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS, run_sweep  # noqa: E402
+from deem_core.model.training import TrainingConfig, predict_hidden, resolve_device, train_runs  # noqa: E402
 
 
 def run_accuracies(network, data: AnnotationSet, truth: pd.Series, device) -> np.ndarray:

@@ -11,7 +11,7 @@ State model (all per browser session, in ``st.session_state``; nothing of one us
                link sent to a colleague, reopens it; ``sweep_run`` / ``train_run`` the latest sweep and
                training of this session; ``chosen_lr`` the learning rate picked on the Sweep page.
 
-Jobs themselves live in the process-wide :class:`deem_core.jobs.JobManager`, looked up by run id.
+Jobs themselves live in the process-wide :class:`deem_studio.jobs.JobManager`, looked up by run id.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from deem_core.jobs import device_info, get_manager, readable_error
-from deem_core.runs import RunNotFound, is_run_id
+from deem_studio.jobs import device_info, get_manager, readable_error
+from deem_studio.runs import RunNotFound, is_run_id
 
 _WS = re.compile(r"^[0-9a-f]{16}$")
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
@@ -251,8 +251,8 @@ def restore_form(record: dict[str, Any]) -> None:
             continue
         try:
             if key == "train_methods":
-                from deem_core.baselines import BASELINE_METHODS  # noqa: PLC0415
-                from deem_core.jobs import DEEM_METHODS  # noqa: PLC0415
+                from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
+                from deem_studio.jobs import DEEM_METHODS  # noqa: PLC0415
 
                 value = [m for m in value if m in DEEM_METHODS or m in BASELINE_METHODS]
             elif key == "sweep_lrs":

@@ -9,9 +9,9 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from deem_core import agreement
-from deem_core.dataset import DataError
-from deem_core.jobs import readable_error
+from deem_core.analysis import agreement
+from deem_core.data.annotations import DataError
+from deem_studio.jobs import readable_error
 from pages import common
 
 common.require_shell()
@@ -28,7 +28,7 @@ def sample_sets() -> list[str]:
 
 
 def load_sample(name: str) -> None:
-    from deem_core.io import read_annotations, read_truth  # noqa: PLC0415
+    from deem_core.data.readers import read_annotations, read_truth  # noqa: PLC0415
 
     data = read_annotations(SAMPLE_DIR / f"{name}.csv")
     truth_path = SAMPLE_DIR / f"{name}.truth.csv"
@@ -68,7 +68,7 @@ with st.container(border=True):
     columns: dict[str, str] = {}
     unreadable = False  # the first file could not be read at all with this layout: loading would fail the same way
     if files:
-        from deem_core.io import preview  # noqa: PLC0415
+        from deem_core.data.readers import preview  # noqa: PLC0415
 
         try:
             shown = preview(files[0], format=fmt)
@@ -109,7 +109,7 @@ with st.container(border=True):
     if unreadable:
         st.caption("Remove this file or choose another layout above; the files load once they can be read.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
-        from deem_core.io import read_annotations  # noqa: PLC0415
+        from deem_core.data.readers import read_annotations  # noqa: PLC0415
 
         started = time.perf_counter()
         try:
@@ -220,7 +220,7 @@ with tabs[5]:
     gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
                                  key="upload_gold")
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
-        from deem_core.io import read_truth  # noqa: PLC0415
+        from deem_core.data.readers import read_truth  # noqa: PLC0415
 
         try:
             truth = read_truth(gold_file, like=data)

@@ -1,4 +1,4 @@
-"""Diagnostics page: what a fitted DEEM learnt about the annotators (deem_core.diagnostics, in a background job).
+"""Diagnostics page: what a fitted DEEM learnt about the annotators (deem_core.analysis.diagnostics, in a background job).
 
 Per-layer mutual information heatmaps (side by side, one colour scale), learner importance on a chosen subset
 of tasks against the rest (paper Fig. 5), and learner quality with each learner's confusion matrices.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deem_core.export import to_safe_csv
+from deem_core.data.export import to_safe_csv
 from pages import common
 
 common.require_shell()
@@ -87,8 +87,8 @@ st.caption(f"{dsnap.message} · run `{diag_id}`")
 for note in result.notes:
     st.caption(f"note: {note}")
 
-from deem_core import diagnostic_plots as plots  # noqa: E402
-from deem_core.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
+from deem_core.plots import diagnostics as plots  # noqa: E402
+from deem_core.analysis.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Learner importance", "Learner quality"])
 mi, importance, quality = result.mutual_information, result.importance, result.quality

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from deem_core.export import to_safe_csv
+from deem_core.data.export import to_safe_csv
 from pages import common
 
 common.require_shell()

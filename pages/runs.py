@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from deem_core.runs import ACTIVE_STATUSES, is_run_id
+from deem_studio.runs import ACTIVE_STATUSES, is_run_id
 from pages import common
 
 common.require_shell()

@@ -37,7 +37,7 @@ def parse_lrs(text: str) -> list[float] | None:
 
 def curves_figure(curves: pd.DataFrame, recommended: float | None, smoothing: float | None,
                   metrics: tuple[str, ...], selected: float | None) -> go.Figure:
-    from deem_core.plots import energy_curves_figure  # noqa: PLC0415
+    from deem_core.plots.curves import energy_curves_figure  # noqa: PLC0415
 
     return energy_curves_figure(curves, recommended_lr=recommended, smoothing=smoothing, metrics=metrics,
                                 selected_lr=selected)

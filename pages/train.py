@@ -7,9 +7,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from deem_core import DEFAULT_LR, agreement
-from deem_core.baselines import BASELINE_METHODS
-from deem_core.jobs import DEEM_METHODS
+from deem_core import DEFAULT_LR
+
+from deem_core.analysis import agreement
+from deem_core.methods.baselines import BASELINE_METHODS
+from deem_studio.jobs import DEEM_METHODS
 from pages import common
 
 common.require_shell()

@@ -65,7 +65,7 @@ def small_condind():
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     """A fresh run store for the dashboard (DEEM_RUNS_DIR), its job manager shut down afterwards."""
-    from deem_core.jobs import get_manager  # noqa: PLC0415
+    from deem_studio.jobs import get_manager  # noqa: PLC0415
 
     path = tmp_path / "runs"
     monkeypatch.setenv("DEEM_RUNS_DIR", str(path))

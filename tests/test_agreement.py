@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deem_core import AnnotationSet
-from deem_core.agreement import (accuracy_against_gold, annotator_coverage, class_balance,
+from deem_core.analysis.agreement import (accuracy_against_gold, annotator_coverage, class_balance,
                                  confusion_against_gold, krippendorff_alpha, labels_per_task,
                                  method_agreement, pairwise_agreement)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deem_core.jobs import get_manager
+from deem_studio.jobs import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -237,14 +237,14 @@ def test_bad_run_id_in_url_is_ignored_with_a_message(runs_dir):
 
 def _sweep_available() -> bool:
     try:
-        importlib.import_module("deem_core.sweep")
-        importlib.import_module("deem_core.plots")
+        importlib.import_module("deem_core.methods.sweep")
+        importlib.import_module("deem_core.plots.curves")
     except ImportError:
         return False
     return True
 
 
-@pytest.mark.skipif(not _sweep_available(), reason="deem_core.sweep / deem_core.plots not there yet")
+@pytest.mark.skipif(not _sweep_available(), reason="deem_core.methods.sweep / deem_core.plots.curves not there yet")
 def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/sweep.py").run()

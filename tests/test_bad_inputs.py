@@ -59,8 +59,10 @@ def test_guard_refuses_a_huge_network():
     machine's memory in these tests), and is gone afterwards."""
     import numpy as np
 
-    from deem_core import dawid_skene, initial
-    from deem_core.model import DEEMNetwork
+    from deem_core.methods import dawid_skene
+
+    from deem_core.methods import starts as initial
+    from deem_core.model.network import DEEMNetwork
 
     labels = np.zeros((4, 3), dtype=np.int64)
     with corpus_checks.no_huge_network(limit=100):

@@ -307,8 +307,8 @@ def _need_chromium():
 def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
     """The first request of a newly started server is a page address with a run: the whole dashboard
     (shell, sidebar, this page) comes up and reopens the run, not the lone page script."""
-    from deem_core.io import read_annotations  # noqa: PLC0415
-    from deem_core.jobs import JobManager  # noqa: PLC0415
+    from deem_core.data.readers import read_annotations  # noqa: PLC0415
+    from deem_studio.jobs import JobManager  # noqa: PLC0415
 
     data_path, _ = tiny_files(tmp_path, 200)
     runs_dir = tmp_path / "runs"
@@ -366,7 +366,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
     """The whole path of a user, in one browser session: upload, sweep (live curves), pick a learning rate
     by clicking its curve, train (live curve, refresh mid-run), results and the labels CSV, diagnostics;
     then a long training during which pages and widgets keep answering, and its cancel button."""
-    from deem_core.runs import RunStore  # noqa: PLC0415
+    from deem_studio.runs import RunStore  # noqa: PLC0415
 
     data_path, truth_path = tiny_files(tmp_path)
     runs_dir = tmp_path / "runs"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deem_core.classmap import agreement_matrix, hungarian_class_map
+from deem_core.model.classmap import agreement_matrix, hungarian_class_map
 
 
 def test_recovers_a_permutation():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.dataset import AnnotationSet, DataError, majority_vote_codes
+from deem_core.data.annotations import AnnotationSet, DataError, majority_vote_codes
 
 
 def _df(rows):

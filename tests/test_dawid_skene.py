@@ -7,8 +7,8 @@ import pandas as pd
 from crowdkit.aggregation import DawidSkene
 
 from deem_core import DEEM
-from deem_core.dataset import AnnotationSet
-from deem_core.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
+from deem_core.data.annotations import AnnotationSet
+from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 
 from conftest import make_ds_data
 

@@ -14,13 +14,13 @@ from scipy.stats import entropy
 from sklearn.metrics import mutual_info_score
 
 from deem_core import DEEM, AnnotationSet
-from deem_core import diagnostic_plots as plots
-from deem_core.diagnostics import (
+from deem_core.plots import diagnostics as plots
+from deem_core.analysis.diagnostics import (
     GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, learner_importance,
     learner_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
     select_tasks, spammer_score, write_diagnostics,
 )
-from deem_core.sampler import one_hot_state
+from deem_core.model.sampler import one_hot_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -441,7 +441,7 @@ def test_write_diagnostics_files(layered, tmp_path):
 
 
 def test_cli_diagnose_with_saved_model(layered, tmp_path):
-    pytest.importorskip("deem_core.io")
+    pytest.importorskip("deem_core.data.readers")
     from deem_core.cli import main
 
     df, truth, model = layered

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from deem_core import DEEM, DataError, NotFittedError
-from deem_core.dataset import AnnotationSet
+from deem_core.data.annotations import AnnotationSet
 
 from conftest import SAMPLE_DIR, make_ds_data, read_sample
 
@@ -194,7 +194,7 @@ def test_auto_init_with_gold_trains_both_starts_and_keeps_the_better_one(small_c
 
 
 def test_gold_overrules_the_unsupervised_start_only_on_significant_evidence():
-    from deem_core.estimator import challenger_wins
+    from deem_core.methods.deem import challenger_wins
 
     default = np.ones(300)
     one_task_better = default.copy()

@@ -1,4 +1,4 @@
-"""deem_core.export: spreadsheet-safe CSV, labels that keep their values and types in every format, and
+"""deem_core.data.export: spreadsheet-safe CSV, labels that keep their values and types in every format, and
 atomic writes that never leave a partial file."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core import export
-from deem_core.export import (
+from deem_core.data import export
+from deem_core.data.export import (
     FORMULA_PREFIXES, atomic_write_bytes, neutralise_cell, to_safe_csv, write_csv, write_json, write_parquet,
 )
-from deem_core.io import read_annotations, read_table
+from deem_core.data.readers import read_annotations, read_table
 
 PREFIXES = ["=", "+", "-", "@", "\t", "\r", "\n"]
 

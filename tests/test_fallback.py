@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deem_core.fallback import train_with_memory_fallback
+from deem_core.model.fallback import train_with_memory_fallback
 
 
 def test_halves_the_batch_then_moves_to_cpu_and_says_so():

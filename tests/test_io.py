@@ -1,4 +1,4 @@
-"""deem_core.io: sources, decoding, delimiter and layout detection, typing, soft labels, truth files,
+"""deem_core.data.readers: sources, decoding, delimiter and layout detection, typing, soft labels, truth files,
 preview and the problem-size check. (The corpus of broken files is in test_bad_inputs.py.)"""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.dataset import DataError
-from deem_core.io import (
-    MAX_CLASSES, align_truth, check_problem_size, detect_format, preview, read_annotations, read_table, read_truth,
-)
+from deem_core.data.annotations import DataError
+from deem_core.data.readers import align_truth, detect_format, preview, read_annotations, read_table, read_truth
+from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 
 LONG = b"task,worker,label\n1,a,cat\n1,b,dog\n2,a,dog\n2,b,dog\n"
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deem_core.jobs import get_manager
+from deem_studio.jobs import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from deem_core import AnnotationSet
-from deem_core.jobs import JobManager, QueueFull, device_info, get_manager, register_kind
-from deem_core.runs import RunStore
+from deem_studio.jobs import JobManager, QueueFull, device_info, get_manager, register_kind
+from deem_studio.runs import RunStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -63,7 +63,7 @@ def session_files(directory: Path, n: int) -> list[Path]:
 
 
 def queued_now(runs_dir: Path) -> int:
-    from deem_core.runs import RunStore  # noqa: PLC0415
+    from deem_studio.runs import RunStore  # noqa: PLC0415
 
     try:
         runs = RunStore(runs_dir).list(all_owners=True)
@@ -73,7 +73,7 @@ def queued_now(runs_dir: Path) -> int:
 
 
 def test_many_sessions_upload_and_train(tmp_path):
-    from deem_core.runs import RunStore  # noqa: PLC0415
+    from deem_studio.runs import RunStore  # noqa: PLC0415
 
     n = sessions_wanted()
     files = session_files(tmp_path, n)

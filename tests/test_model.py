@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deem_core.dataset import AnnotationSet
-from deem_core.dawid_skene import dawid_skene_posterior, fit_dawid_skene, one_hot_codes
-from deem_core.model import DEEMNetwork
-from deem_core.sampler import one_hot_state
-from deem_core.training import TrainingConfig, train_runs
+from deem_core.data.annotations import AnnotationSet
+from deem_core.methods.dawid_skene import dawid_skene_posterior, fit_dawid_skene, one_hot_codes
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sampler import one_hot_state
+from deem_core.model.training import TrainingConfig, train_runs
 
 from conftest import make_ds_data
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.recommend import CURVE_COLUMNS, Recommendation, ema, lr_key, recommend
+from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, ema, lr_key, recommend
 
 T = 40
 EPOCHS = np.arange(1, T + 1)

@@ -2,10 +2,10 @@
 
 Tables are sparse (task, worker, label) sets with int or text ids and labels, including values that
 look like spreadsheet formulas (``=``, ``+``, ``-``, ``@``, tab, CR, LF), commas, quotes, semicolons
-and newlines. Exports are the long CSV written by :mod:`deem_core.export` (spreadsheet-safe), its gzip,
+and newlines. Exports are the long CSV written by :mod:`deem_core.data.export` (spreadsheet-safe), its gzip,
 and a wide CSV (task + one column per annotator). No training.
 
-What a CSV cannot carry is left out of the generated tables, as deem_core.io documents: each column
+What a CSV cannot carry is left out of the generated tables, as deem_core.data.readers documents: each column
 has one type (a text column holds at least one value that is not a canonical integer, or it reads back
 as integers); text has no surrounding spaces, is not blank and is not one of the missing-value markers
 (``nan``, ``null``, ...); text never starts with a quote followed by a formula character (the export
@@ -22,11 +22,11 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from deem_core.export import FORMULA_PREFIXES, to_safe_csv
-from deem_core.io import MISSING_LABELS, read_annotations
+from deem_core.data.export import FORMULA_PREFIXES, to_safe_csv
+from deem_core.data.readers import MISSING_LABELS, read_annotations
 
 # A bare carriage return must be quoted in a CSV or every reader takes it for a line break. Whether
-# deem_core.export quotes it is tested in test_export.py (test_carriage_return_is_quoted); values with a
+# deem_core.data.export quotes it is tested in test_export.py (test_carriage_return_is_quoted); values with a
 # CR are generated here only when it does, so that one defect fails one focused test, not this property.
 EXPORT_QUOTES_CR = '"' in to_safe_csv(pd.DataFrame({"a": ["x\ry"]}), index=False)
 CR = ["\r"] if EXPORT_QUOTES_CR else []

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from deem_core import DEEM, AnnotationSet
-from deem_core.runs import RunNotFound, RunStore, default_runs_dir, is_run_id
+from deem_studio.runs import RunNotFound, RunStore, default_runs_dir, is_run_id
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

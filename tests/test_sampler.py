@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import torch
 
-from deem_core.model import DEEMNetwork
-from deem_core.sampler import DMALASampler, one_hot_state
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sampler import DMALASampler, one_hot_state
 
 
 def _tiny_network(d=3, k=3, layers=1, seed=0, scale=0.8):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from entmax import sparsemax as entmax_sparsemax
 
-from deem_core.sparsemax import _threshold_newton, _threshold_sort, sparsemax
+from deem_core.model.sparsemax import _threshold_newton, _threshold_sort, sparsemax
 
 
 def _scores(shape, scale, seed):

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from deem_core.cli import main
-from deem_core.dataset import AnnotationSet
-from deem_core.plots import ENERGY_METRICS, energy_curves_figure
-from deem_core.recommend import CSV_COLUMNS, CURVE_COLUMNS, Recommendation
-from deem_core.sweep import DEFAULT_LRS, SweepResult, run_sweep
-from deem_core.training import TrainingConfig, train_runs
+from deem_core.data.annotations import AnnotationSet
+from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure
+from deem_core.analysis.recommend import CSV_COLUMNS, CURVE_COLUMNS, Recommendation
+from deem_core.methods.sweep import DEFAULT_LRS, SweepResult, run_sweep
+from deem_core.model.training import TrainingConfig, train_runs
 
 
 def tiny_frame(n_tasks: int = 90, n_workers: int = 5, n_classes: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -190,7 +190,7 @@ def test_deem_sweep_rejects_bad_learning_rates(tmp_path, frame, capsys):
 
 
 def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame):
-    from deem_core.estimator import DEEM
+    from deem_core.methods.deem import DEEM
 
     model = DEEM(epochs=2, lr="auto", device="cpu").fit(frame)
     assert model.lr_ in DEFAULT_LRS and model.lr_ == model.sweep_.recommendation.lr

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..dataset import DataError
+from deem_core.data.annotations import DataError
 
 __all__ = ["main", "build_parser", "UsageError"]
 

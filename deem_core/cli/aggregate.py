@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..baselines import BASELINE_METHODS
-from .common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.methods.baselines import BASELINE_METHODS
+from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
 
 __all__ = ["add_parser", "run", "METHODS"]
 
@@ -37,8 +37,8 @@ def add_parser(subparsers) -> None:
 
 
 def write_labels(results, path: Path) -> Path:
-    from ..export import write_csv, write_json, write_parquet  # noqa: PLC0415
-    from . import UsageError  # noqa: PLC0415
+    from deem_core.data.export import write_csv, write_json, write_parquet  # noqa: PLC0415
+    from deem_core.cli import UsageError  # noqa: PLC0415
 
     suffix = "".join(path.suffixes[-1:]).lower()
     if suffix == ".csv":
@@ -52,15 +52,15 @@ def write_labels(results, path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import read_truth  # noqa: PLC0415
+    from deem_core.data.readers import read_truth  # noqa: PLC0415
 
     output = Path(args.output)
     if output.suffix.lower() not in (".csv", ".parquet", ".json"):
-        from . import UsageError  # noqa: PLC0415
+        from deem_core.cli import UsageError  # noqa: PLC0415
 
         raise UsageError(f"cannot tell the output format from {output.name!r}: use .csv, .parquet or .json")
     if args.model and args.method in BASELINE_METHODS:
-        from . import UsageError  # noqa: PLC0415
+        from deem_core.cli import UsageError  # noqa: PLC0415
 
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     data = load_input(args)
@@ -85,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
 def _run_baseline(args: argparse.Namespace, data):
     import time  # noqa: PLC0415
 
-    from ..baselines import make_aggregator  # noqa: PLC0415
-    from ..export import label_table  # noqa: PLC0415
+    from deem_core.methods.baselines import make_aggregator  # noqa: PLC0415
+    from deem_core.data.export import label_table  # noqa: PLC0415
 
-    from ..dataset import DataError  # noqa: PLC0415
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
 
     started = time.perf_counter()
     try:
@@ -101,8 +101,8 @@ def _run_baseline(args: argparse.Namespace, data):
 
 
 def _run_deem(args: argparse.Namespace, data, truth):
-    from ..estimator import DEEM  # noqa: PLC0415
-    from .common import parse_float_list  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
     progress = ProgressBar(args.epochs, "iRBM" if args.method == "irbm" else "DEEM", disable=args.no_progress)

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_input_arguments, load_input
+from deem_core.cli.common import add_input_arguments, load_input
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
-    from ..baselines import BASELINE_METHODS  # noqa: PLC0415
+    from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
 
     parser = subparsers.add_parser(
         "baselines", help="run classic aggregators (majority vote, Dawid-Skene, GLAD, ...)",
@@ -30,10 +30,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: PLC0415
 
-    from ..baselines import BASELINE_METHODS, run_baselines  # noqa: PLC0415
-    from ..export import write_csv  # noqa: PLC0415
-    from ..io import read_truth  # noqa: PLC0415
-    from . import UsageError  # noqa: PLC0415
+    from deem_core.methods.baselines import BASELINE_METHODS, run_baselines  # noqa: PLC0415
+    from deem_core.data.export import write_csv  # noqa: PLC0415
+    from deem_core.data.readers import read_truth  # noqa: PLC0415
+    from deem_core.cli import UsageError  # noqa: PLC0415
 
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in BASELINE_METHODS]

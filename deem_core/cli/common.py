@@ -25,7 +25,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
-    from ..estimator import DEFAULT_INIT, DEFAULT_LR  # noqa: PLC0415
+    from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR  # noqa: PLC0415
 
     parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (0 = iRBM)")
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
@@ -45,7 +45,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
 
 def load_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns an AnnotationSet."""
-    from ..io import read_annotations  # noqa: PLC0415
+    from deem_core.data.readers import read_annotations  # noqa: PLC0415
 
     columns = {key: value for key, value in (("task", args.task_column), ("worker", args.worker_column),
                                               ("label", args.label_column)) if value}
@@ -57,7 +57,7 @@ def load_input(args: argparse.Namespace):
 
 
 def parse_float_list(text: str, what: str) -> list[float]:
-    from . import UsageError  # noqa: PLC0415
+    from deem_core.cli import UsageError  # noqa: PLC0415
 
     try:
         values = [float(part) for part in str(text).split(",") if part.strip()]

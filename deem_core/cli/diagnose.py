@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
 
 __all__ = ["add_parser", "run"]
 
@@ -47,11 +47,11 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnostics import DEFAULT_MIN_COMMON, run_diagnostics, write_diagnostics  # noqa: PLC0415
-    from ..estimator import DEEM  # noqa: PLC0415
-    from ..io import read_truth  # noqa: PLC0415
-    from . import UsageError  # noqa: PLC0415
-    from .common import parse_float_list  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.data.readers import read_truth  # noqa: PLC0415
+    from deem_core.cli import UsageError  # noqa: PLC0415
+    from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
     subset_classes = _split(args.subset_classes)
     if subset_classes and args.subset_learner:

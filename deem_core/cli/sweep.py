@@ -12,13 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import ProgressBar, add_input_arguments, load_input, parse_float_list
+from deem_core.cli.common import ProgressBar, add_input_arguments, load_input, parse_float_list
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
-    from ..sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS  # noqa: PLC0415
+    from deem_core.methods.sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS  # noqa: PLC0415
 
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
     parser = subparsers.add_parser(
@@ -46,9 +46,9 @@ def add_parser(subparsers) -> None:
 
 def write_sweep(sweep, folder: Path) -> dict[str, Path]:
     """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``."""
-    from ..export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
-    from ..plots import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
-    from ..recommend import CSV_COLUMNS  # noqa: PLC0415
+    from deem_core.data.export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
+    from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
+    from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"curves": folder / "curves.csv", "recommendation": folder / "recommendation.json",
@@ -66,8 +66,8 @@ def write_sweep(sweep, folder: Path) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sweep import run_sweep  # noqa: PLC0415
-    from . import UsageError  # noqa: PLC0415
+    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    from deem_core.cli import UsageError  # noqa: PLC0415
 
     lrs = parse_float_list(args.lrs, "--lrs")
     if len(set(lrs)) != len(lrs):

@@ -35,8 +35,8 @@ def _too_big(what: str, n_learners: int, n_classes: int) -> AssertionError:
 def no_huge_network(limit: int = MAX_TEST_UNITS) -> Iterator[None]:
     import sys  # noqa: PLC0415
 
-    import deem_core.estimator  # noqa: F401, PLC0415 - loads every engine module that could allocate
-    from deem_core import model  # noqa: PLC0415
+    import deem_core.methods.deem  # noqa: F401, PLC0415 - loads every engine module that could allocate
+    from deem_core.model import network as model  # noqa: PLC0415
 
     original = model.DEEMNetwork.__init__
 
@@ -100,7 +100,7 @@ def _library_source(case: Case, paths: list[Path], for_cli_file: bool = False) -
 
 
 def _expect_error(call, pattern: str, what: str) -> str:
-    from deem_core.dataset import DataError  # noqa: PLC0415
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
 
     try:
         call()
@@ -133,8 +133,8 @@ def check_loaded(case: Case, data) -> None:
 
 def check_library(case: Case, paths: list[Path], epochs: int = 1, **fit_options: Any) -> str:
     """read_annotations (and DEEM.fit where the data is usable) give the expected outcome."""
-    from deem_core.estimator import DEEM  # noqa: PLC0415
-    from deem_core.io import read_annotations  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.data.readers import read_annotations  # noqa: PLC0415
 
     source = _library_source(case, paths)
     if case.expect == "error":

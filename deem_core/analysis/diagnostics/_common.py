@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..dataset import AnnotationSet, DataError, as_annotation_set
+from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
 
 GOLD_SOURCE = "gold labels"
 PREDICTED_SOURCE = "DEEM predictions"
@@ -15,7 +15,7 @@ PREDICTED_SOURCE = "DEEM predictions"
 
 def check_fitted(model) -> None:
     if not hasattr(model, "network_"):
-        from ..estimator import NotFittedError  # noqa: PLC0415
+        from deem_core.methods.deem import NotFittedError  # noqa: PLC0415
 
         raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
 

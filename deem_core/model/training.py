@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
-from .classmap import hungarian_class_map
-from .model import DEEMNetwork
-from .sampler import DMALASampler, one_hot_fm, one_hot_state
+from deem_core.model.classmap import hungarian_class_map
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
     "Callback", "TrainingConfig", "TrainingResult", "train_runs", "resolve_device", "HISTORY_COLUMNS",

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .recommend import ema, lr_key
+from deem_core.analysis.recommend import ema, lr_key
 
 __all__ = ["ENERGY_METRICS", "METRIC_TITLES", "energy_curves_figure", "lr_colors"]
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..export import atomic_write_text, write_csv
+from deem_core.data.export import atomic_write_text, write_csv
 
 __all__ = ["confusion_long_frame", "importance_frame", "mi_summary_frame", "write_report"]
 
@@ -53,7 +53,7 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = ()) -> dict[str, Path]:
     """Write every table and ``report.html`` (self-contained: plotly.js is embedded once)."""
-    from .. import diagnostic_plots as plots  # noqa: PLC0415
+    from deem_core.plots import diagnostics as plots  # noqa: PLC0415
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

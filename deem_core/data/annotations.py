@@ -12,7 +12,7 @@ encodes it once:
   rows where missing;
 * ``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows), with counts.
 
-Readers for files (long, wide, one file per annotator) live in :mod:`deem_core.io`; this module only
+Readers for files (long, wide, one file per annotator) live in :mod:`deem_core.data.readers`; this module only
 validates and encodes a DataFrame.
 """
 

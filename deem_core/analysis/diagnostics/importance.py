@@ -46,9 +46,9 @@ import torch
 
 from entmax import sparsemax
 
-from ..dataset import AnnotationSet, DataError
-from ..sampler import one_hot_state
-from ._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.model.sampler import one_hot_state
+from deem_core.analysis.diagnostics._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
 
 __all__ = ["ImportanceResult", "TaskSubset", "learner_importance", "leave_one_out_drops", "select_tasks"]
 

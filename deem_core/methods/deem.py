@@ -21,17 +21,17 @@ import pandas as pd
 import torch
 from scipy.stats import binomtest
 
-from .classmap import hungarian_class_map
-from .dataset import AnnotationSet, DataError, as_annotation_set
-from .dawid_skene import excess_pairwise_agreement, fit_dawid_skene
-from .model import DEEMNetwork
-from .sampler import one_hot_state
-from .export import label_table
-from .fallback import train_with_memory_fallback
-from .initial import INIT_METHODS, initial_network, stack_networks
-from .io import check_problem_size
-from .sweep import DEFAULT_LRS
-from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
+from deem_core.model.classmap import hungarian_class_map
+from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sampler import one_hot_state
+from deem_core.data.export import label_table
+from deem_core.model.fallback import train_with_memory_fallback
+from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
+from deem_core.model.sizes import check_problem_size
+from deem_core.methods.sweep import DEFAULT_LRS
+from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
 
@@ -169,7 +169,7 @@ class DEEM:
         """``lr="auto"``: sweep the default grid (every seed x every lr, one batched model), take the
         recommended lr and keep the sweep's own runs at that lr (a run trains the same alone or batched,
         so no second training is needed). Gold labels are not used by the sweep."""
-        from .sweep import run_sweep  # noqa: PLC0415
+        from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
 
         sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
@@ -451,7 +451,7 @@ class DEEM:
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to one file (atomic: a crash never leaves a half file)."""
         self._check_fitted()
-        from .export import atomic_write_bytes  # noqa: PLC0415
+        from deem_core.data.export import atomic_write_bytes  # noqa: PLC0415
 
         state = {
             "format_version": FORMAT_VERSION,

@@ -18,7 +18,7 @@ the job still running.
   core for one training, so a second concurrent training only halves both and doubles the memory.
   A waiting job says so: "queued behind run <id>". A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
-* Every job is stored by :class:`deem_core.runs.RunStore` as it goes (status, curves, results, model).
+* Every job is stored by :class:`deem_studio.runs.RunStore` as it goes (status, curves, results, model).
   At start-up the manager marks runs left ``queued``/``running`` by a dead process as ``failed``.
 """
 
@@ -37,10 +37,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dataset import AnnotationSet, DataError
-from .export import label_table
-from .estimator import DEFAULT_INIT, DEFAULT_LR
-from .runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.export import label_table
+from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR
+from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
     "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
@@ -286,7 +286,7 @@ def register_kind(kind: str, function: JobFunction, device: Callable[[dict[str, 
 
 
 def _queue_name(device: str) -> str:
-    from .training import resolve_device  # noqa: PLC0415
+    from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     return resolve_device(device).type
 
@@ -455,7 +455,7 @@ _MANAGERS_LOCK = threading.Lock()
 
 
 def get_manager(root: str | Path | None = None) -> JobManager:
-    """The process-wide manager for a runs directory (default :func:`deem_core.runs.default_runs_dir`)."""
+    """The process-wide manager for a runs directory (default :func:`deem_studio.runs.default_runs_dir`)."""
     path = Path(root) if root is not None else default_runs_dir()
     key = str(path.resolve())
     with _MANAGERS_LOCK:
@@ -495,9 +495,9 @@ def _train_device(config: Mapping[str, Any]) -> str:
 
 def _run_train(ctx: JobContext) -> tuple[str, str]:
     """Train every method of ``config["methods"]`` on the data (DEEM, iRBM, crowd-kit baselines)."""
-    from .agreement import accuracy_against_gold, learner_table, method_agreement  # noqa: PLC0415
-    from .baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
-    from .estimator import DEEM  # noqa: PLC0415
+    from deem_core.analysis.agreement import accuracy_against_gold, learner_table, method_agreement  # noqa: PLC0415
+    from deem_core.methods.baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
 
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
@@ -614,8 +614,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
 
 
 def _run_sweep(ctx: JobContext) -> tuple[str, str]:
-    """A batched learning-rate sweep (``deem_core.sweep``); curves and recommendation go to the store."""
-    from .sweep import run_sweep  # noqa: PLC0415
+    """A batched learning-rate sweep (``deem_core.methods.sweep``); curves and recommendation go to the store."""
+    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
 
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
@@ -657,7 +657,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);
     the result object stays in the job's progress (``ProgressSnapshot.result``) for the dashboard's figures.
     """
-    from .diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
 
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)

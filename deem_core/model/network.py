@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .sparsemax import sparsemax, sparsemax_backward
+from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 
 __all__ = ["DEEMNetwork", "irbm_constant_masks"]
 

@@ -58,7 +58,7 @@ def neutralise_cell(value: Any) -> Any:
     """Prefix a string that a spreadsheet would run as a formula with ``'``; other values unchanged.
 
     A string that already starts with ``'`` followed by a formula character gets a quote too, so that
-    removing exactly one leading quote on load (what :mod:`deem_core.io` does) restores every value.
+    removing exactly one leading quote on load (what :mod:`deem_core.data.readers` does) restores every value.
     """
     if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
                                    or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES))):

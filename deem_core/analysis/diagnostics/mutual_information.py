@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..sampler import one_hot_state
+from deem_core.model.sampler import one_hot_state
 
 __all__ = [
     "MutualInformationResult", "contingency_tables", "layer_argmax_codes", "layer_names",
@@ -235,7 +235,7 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
     tasks are grouped by gold class when given (tasks without gold are left out), else by DEEM's
     prediction. run: which of the model's runs (default: the first that did not diverge).
     """
-    from ._common import class_groups, prepare, usable_runs  # noqa: PLC0415
+    from deem_core.analysis.diagnostics._common import class_groups, prepare, usable_runs  # noqa: PLC0415
 
     data = prepare(model, data)
     run = usable_runs(model)[0] if run is None else int(run)

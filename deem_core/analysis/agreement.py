@@ -12,7 +12,7 @@
 * :func:`method_agreement`, :func:`confusion_against_gold`, :func:`accuracy_against_gold` - comparing
   several methods' labels with each other and with gold labels.
 
-All functions take an :class:`~deem_core.dataset.AnnotationSet` (dense code matrix, ``-1`` = missing) and
+All functions take an :class:`~deem_core.data.annotations.AnnotationSet` (dense code matrix, ``-1`` = missing) and
 are vectorised with NumPy: a million answers take well under a second.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .dataset import AnnotationSet
+from deem_core.data.annotations import AnnotationSet
 
 __all__ = [
     "accuracy_against_gold", "annotator_coverage", "class_balance", "confusion_against_gold",

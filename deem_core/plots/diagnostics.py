@@ -1,6 +1,6 @@
 """Plotly figures of the diagnostics (UI-agnostic: the dashboard and ``report.html`` both use them).
 
-Every function takes the result objects of :mod:`deem_core.diagnostics` (or plain DataFrames) and
+Every function takes the result objects of :mod:`deem_core.analysis.diagnostics` (or plain DataFrames) and
 returns a ``plotly.graph_objects.Figure``; nothing here imports a UI library.
 """
 
@@ -75,7 +75,7 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
                     column: str = "importance") -> go.Figure:
     """Fig. 5: learner importance on the selected tasks (left) and on the rest (right).
 
-    importance: an :class:`~deem_core.diagnostics.ImportanceResult` or its ``table``. highlight: learners
+    importance: an :class:`~deem_core.analysis.diagnostics.ImportanceResult` or its ``table``. highlight: learners
     drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. column:
     ``importance`` (drop of p(decided class)) or ``importance_log_odds`` (drop of its log-odds, nats).
     Error bars are one standard error.

@@ -13,7 +13,7 @@ Layout under the runs directory (``DEEM_RUNS_DIR``, default ``./runs``)::
     <run_id>/model_<name>.pt    fitted DEEM models (``DEEM.load``)
     <run_id>/error.txt          the traceback of a failed run (for maintainers; never shown on a page)
 
-Every file is written atomically (:mod:`deem_core.export`): a crash mid-write never leaves a half file
+Every file is written atomically (:mod:`deem_core.data.export`): a crash mid-write never leaves a half file
 that looks complete. A table whose cells mix Python types that Parquet cannot hold in one column (e.g.
 the labels ``1`` and ``"a"``) is written as ``<name>.table.json`` instead, which keeps each value's type.
 
@@ -44,8 +44,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .dataset import AnnotationSet, DataError
-from .export import atomic_write_bytes, atomic_write_text, write_json
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.export import atomic_write_bytes, atomic_write_text, write_json
 
 __all__ = [
     "ACTIVE_STATUSES", "LoadedRun", "RunNotFound", "RunStore", "STATUSES", "TERMINAL_STATUSES",
@@ -235,7 +235,7 @@ class LoadedRun:
 
     def load_model(self, name: str = "deem", device: str = "cpu"):
         """The fitted :class:`deem_core.DEEM` saved under ``name`` (``None`` when there is none)."""
-        from .estimator import DEEM  # noqa: PLC0415
+        from deem_core.methods.deem import DEEM  # noqa: PLC0415
 
         path = self.model_path(name)
         return None if path is None else DEEM.load(path, device=device)

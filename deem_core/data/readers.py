@@ -1,4 +1,4 @@
-"""Reading annotation files (and truth files) into an :class:`~deem_core.dataset.AnnotationSet`.
+"""Reading annotation files (and truth files) into an :class:`~deem_core.data.annotations.AnnotationSet`.
 
 Sources
 -------
@@ -45,7 +45,7 @@ A CSV has no types, so each role (task, worker, label) is typed over all its val
 becomes integers when *every* value is a canonical integer (``0|-?[1-9][0-9]*`` within 64 bits), text
 otherwise. So ``1,2,3`` -> ints, ``a,b`` -> str, and ``01`` keeps the whole column as text: ``"01"`` and
 ``"1"`` stay two different tasks (nothing is merged silently). Floats, booleans and big integers stay
-text. A text cell that :mod:`deem_core.export` neutralised for spreadsheets (``'`` followed by one of
+text. A text cell that :mod:`deem_core.data.export` neutralised for spreadsheets (``'`` followed by one of
 ``= + - @`` tab CR LF) gets its quote removed, so load -> export -> load keeps every value. Worker names
 that come from headers (wide) or file names (per_annotator) follow the same rule.
 
@@ -56,12 +56,12 @@ starts with a quote followed by a formula character (the export writes ``=x`` an
 
 What is fixed silently is reported in ``AnnotationSet.warnings`` with a count: blank lines, answers with
 an empty label, exact duplicate answers, ignored extra columns, empty annotator columns, the
-encoding fallback. A problem that cannot be fixed raises :class:`~deem_core.dataset.DataError` naming
+encoding fallback. A problem that cannot be fixed raises :class:`~deem_core.data.annotations.DataError` naming
 the file and, where it applies, the line (counted in the file, header = line 1) and column. A single
 class is accepted by the loader (``DEEM.fit`` refuses it); so are a single annotator and a single task.
 
-:func:`check_problem_size` refuses models that would not fit in memory, or that have more classes than
-the engine handles (:data:`MAX_CLASSES`), before anything is allocated.
+:func:`deem_core.model.sizes.check_problem_size` refuses models that would not fit in memory, or that have
+more classes than the engine handles (:data:`MAX_CLASSES`), before anything is allocated.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import re
 import warnings as _warnings
 import zlib
@@ -80,10 +79,10 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dataset import AnnotationSet, DataError
+from deem_core.data.annotations import AnnotationSet, DataError
 
 __all__ = [
-    "LAYOUTS", "MAX_CLASSES", "Preview", "align_truth", "check_problem_size", "detect_format", "preview",
+    "LAYOUTS", "Preview", "align_truth", "detect_format", "preview",
     "read_annotations", "read_table", "read_truth",
 ]
 
@@ -106,9 +105,6 @@ SOFT_PREFIX = "prob_"
 #: among them: they can be a real answer ("not applicable").
 MISSING_LABELS = frozenset({"nan", "NaN", "NAN", "null", "NULL", "None", "<NA>"})
 
-#: the most classes DEEM accepts: the class map (Hungarian algorithm) costs K^3 steps and every learner
-#: holds K x K confusion weights; more classes than this almost always means a column of free text or ids.
-MAX_CLASSES = 1000
 
 _INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
 _FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
@@ -896,40 +892,3 @@ def align_truth(truth: pd.Series, data: AnnotationSet) -> pd.Series:
         out = out.astype("int64")
     out.attrs = dict(truth.attrs)
     return out
-
-
-# ---------------------------------------------------------------------------------------------- model size
-def _memory_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
-
-
-def _gib(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
-
-
-def check_problem_size(n_learners: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
-                       memory_bytes: int | None = None, max_classes: int = MAX_CLASSES,
-                       source: str = "annotations") -> int:
-    """Refuse (DataError) a model that would not fit: returns the estimated bytes otherwise.
-
-    Each multinomial layer holds (d*K)^2 weights per run, the iRBM d*K*K; training keeps about four
-    copies (weights, gradients, optimiser state, temporaries) in float32. ``memory_bytes``: the budget
-    (default: half the machine's physical memory; pass the GPU's memory when training there).
-    """
-    d, k, layers, runs = int(n_learners), int(n_classes), int(n_layers), int(n_runs)
-    if k > max_classes:
-        raise DataError(f"{source}: {k:,} classes is more than DEEM handles (at most {max_classes:,}); check that "
-                        f"the label column holds class labels, not free text, scores or ids")
-    units = d * k
-    floats = runs * (layers * (units * units + units) + d * k * k + d * k + k)
-    estimate = 4 * 4 * floats
-    budget = int(memory_bytes) if memory_bytes is not None else _memory_bytes() // 2
-    if estimate > budget:
-        raise DataError(
-            f"{source}: the model would need about {_gib(estimate)} ({layers} layer(s) of {units:,} x {units:,} "
-            f"weights for {d:,} learners x {k:,} classes, {runs} run(s)) but {_gib(budget)} is available; use "
-            f"fewer layers (--layers 0), fewer seeds, or fewer learners/classes")
-    return estimate

@@ -1,16 +1,16 @@
 """Learning-rate sweep (App. G.4.1): train a grid of learning rates (x seeds) as ONE batched model and
 read their energy curves.
 
->>> from deem_core.sweep import run_sweep
+>>> from deem_core.methods.sweep import run_sweep
 >>> sweep = run_sweep(df, epochs=50)              # df: task, worker, label (or an AnnotationSet)
 >>> sweep.recommendation.lr, sweep.curves.head()
 
-Every run of the grid is one run of the batched engine (:func:`deem_core.training.train_runs`), so the
+Every run of the grid is one run of the batched engine (:func:`deem_core.model.training.train_runs`), so the
 grid costs far less than training the learning rates one after the other. Runs with the same seed start
 from the same initial weights (the paper's "one fixed set of initial weights"), so their curves differ
 only by the learning rate. A run that diverges (non-finite energy) is restored, frozen and marked
 "diverged" by the engine; the others go on. The recommendation is the pure function
-:func:`deem_core.recommend.recommend` of the curves.
+:func:`deem_core.analysis.recommend.recommend` of the curves.
 
 Nothing here prints: progress goes to ``callbacks`` (``on_epoch_end(epoch, logs) -> bool``).
 """
@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .dataset import AnnotationSet, DataError, as_annotation_set
-from .initial import INIT_METHODS, initial_network
-from .model import DEEMNetwork
-from .recommend import CURVE_COLUMNS, Recommendation, recommend
-from .training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device, train_runs
+from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.methods.starts import INIT_METHODS, initial_network
+from deem_core.model.network import DEEMNetwork
+from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
+from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device, train_runs
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
 
@@ -47,12 +47,12 @@ DEFAULT_SWEEP_EPOCHS = 50
 class SweepResult:
     """What a sweep leaves behind.
 
-    curves: one row per run and epoch, columns :data:`deem_core.recommend.CURVE_COLUMNS`
+    curves: one row per run and epoch, columns :data:`deem_core.analysis.recommend.CURVE_COLUMNS`
         (run, lr, seed, epoch, positive_energy, negative_energy, energy_difference, acceptance_rate,
         n_predicted_classes, status); energies are NaN after a run diverged.
-    recommendation: the :class:`~deem_core.recommend.Recommendation` (``.lr``, ``.verdicts``).
+    recommendation: the :class:`~deem_core.analysis.recommend.Recommendation` (``.lr``, ``.verdicts``).
     runs: one row per run: run, lr, seed, status ("finished"/"diverged"/"cancelled"/"stopped"), message.
-    result: the engine's :class:`~deem_core.training.TrainingResult`; ``result.network`` holds the R
+    result: the engine's :class:`~deem_core.model.training.TrainingResult`; ``result.network`` holds the R
         trained runs (reuse one with :meth:`run_index`).
     n_reference_classes: classes that majority vote predicts (the dead-unit reference).
     """
@@ -106,7 +106,7 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
 
 def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
                           device: torch.device, config: TrainingConfig | None = None) -> DEEMNetwork | None:
-    """Initial network for R = len(seeds) runs (see :func:`deem_core.initial.initial_network`)."""
+    """Initial network for R = len(seeds) runs (see :func:`deem_core.methods.starts.initial_network`)."""
     return initial_network(data, seeds, n_layers, init, device, config)[0]
 
 

@@ -6,10 +6,10 @@ from typing import Sequence
 
 import torch
 
-from .dataset import AnnotationSet
-from .dawid_skene import DawidSkeneFit, fit_dawid_skene
-from .model import DEEMNetwork
-from .training import TrainingConfig
+from deem_core.data.annotations import AnnotationSet
+from deem_core.methods.dawid_skene import DawidSkeneFit, fit_dawid_skene
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.training import TrainingConfig
 
 __all__ = ["INIT_METHODS", "initial_network", "stack_networks"]
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
+from deem_core.analysis.diagnostics._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
 
 __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "learner_quality", "spammer_score"]
 

@@ -1,6 +1,6 @@
 """Looking inside a fitted DEEM: per-layer mutual information, learner importance, learner quality.
 
->>> from deem_core.diagnostics import run_diagnostics, write_diagnostics
+>>> from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics
 >>> diag = run_diagnostics(model, df, gold=truth, subset_classes=[5, 6, 8])
 >>> diag.mutual_information.summary()        # the paper's Table 10 (per layer, mean ± std over classes)
 >>> diag.importance.pivot()                  # Fig. 5: learners x {selected, rest, all}
@@ -9,7 +9,7 @@
 
 Definitions and the treatment of missing annotations are documented in the submodules
 :mod:`.mutual_information`, :mod:`.importance` and :mod:`.quality`. Nothing here imports a UI library;
-the figures live in :mod:`deem_core.diagnostic_plots`.
+the figures live in :mod:`deem_core.plots.diagnostics`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare
-from .importance import ImportanceResult, TaskSubset, learner_importance, leave_one_out_drops, select_tasks
-from .mutual_information import (
+from deem_core.analysis.diagnostics._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare
+from deem_core.analysis.diagnostics.importance import ImportanceResult, TaskSubset, learner_importance, leave_one_out_drops, select_tasks
+from deem_core.analysis.diagnostics.mutual_information import (
     DEFAULT_MIN_COMMON, MutualInformationResult, contingency_tables, layer_argmax_codes, layer_names,
     mutual_information_from_counts, mutual_information_matrix, per_layer_mutual_information,
 )
-from .quality import QualityResult, empirical_confusion, irbm_confusion, learner_quality, spammer_score
+from deem_core.analysis.diagnostics.quality import QualityResult, empirical_confusion, irbm_confusion, learner_quality, spammer_score
 
 __all__ = [
     "DEFAULT_MIN_COMMON", "Diagnostics", "GOLD_SOURCE", "ImportanceResult", "MutualInformationResult",
@@ -56,7 +56,7 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     ``subset_classes`` (+ ``subset_by``: ``gold`` / ``predicted``; default gold when ``gold`` is given) or
     ``subset_learner`` + ``subset_label``; with none of them only the ``all`` row is computed.
     """
-    from ._common import usable_runs  # noqa: PLC0415
+    from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
     data = prepare(model, data)
     seconds = {}
@@ -80,6 +80,6 @@ def write_diagnostics(diagnostics: Diagnostics, directory, title: str = "DEEM di
                       experts: Sequence[Any] = ()) -> dict[str, Any]:
     """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``learners.csv`` and
     ``report.html`` into ``directory`` (spreadsheet-safe, atomic). Returns ``{name: path}``."""
-    from .report import write_report  # noqa: PLC0415
+    from deem_core.analysis.diagnostics.report import write_report  # noqa: PLC0415
 
     return write_report(diagnostics, directory, title=title, experts=experts)

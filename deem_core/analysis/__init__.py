@@ -1,0 +1,2 @@
+"""Analysis: statistics of the answers (agreement), the learning-rate recommendation read from energy
+curves, and the diagnostics of a fitted model (mutual information, learner importance and quality)."""

@@ -1,0 +1,1 @@
+"""Aggregation methods: DEEM (the estimator), Dawid-Skene, majority vote and the crowd-kit methods."""

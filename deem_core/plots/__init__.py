@@ -1,0 +1,1 @@
+"""Plotly figure builders shared by the command line (HTML reports) and the dashboard."""
