@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     rows = []
     for name in available_sets(args.sets):
         df, truth = load_set(name)
-        print(f"\n## {name}: {df['task'].nunique()} tasks, {df['worker'].nunique()} learners, "
+        print(f"\n## {name}: {df['task'].nunique()} tasks, {df['worker'].nunique()} workers, "
               f"{df['label'].nunique()} classes, {len(df)} answers", flush=True)
         print(f"{'method':<26} {'accuracy %':>16} {'seconds':>9}", flush=True)
         for method in methods:

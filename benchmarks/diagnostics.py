@@ -4,10 +4,10 @@
     python benchmarks/diagnostics.py --only a c      # some parts
 
 (a) per-layer MI summary of a 2-layer DEEM on sample_data/digits (paper's Table 10);
-(b) importance of the expert learners on their expert subset vs the rest on digits_experts and ampdata
+(b) importance of the expert workers on their expert subset vs the rest on digits_experts and ampdata
     (paper §5.4: experts get 3-7x more weight where they are experts);
-(c) time of all diagnostics on 60,000 tasks x 15 learners x 10 classes (make_mnist_like);
-(d) importance cost at 100 learners x 100,000 tasks (iRBM exact; 1 layer on a sample, extrapolated).
+(c) time of all diagnostics on 60,000 tasks x 15 workers x 10 classes (make_mnist_like);
+(d) importance cost at 100 workers x 100,000 tasks (iRBM exact; 1 layer on a sample, extrapolated).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "sample_data"))
 
 from deem_core import DEEM, AnnotationSet  # noqa: E402
 from deem_core.analysis.diagnostics import (  # noqa: E402
-    learner_importance, per_layer_mutual_information, run_diagnostics, select_tasks, write_diagnostics,
+    worker_importance, per_layer_mutual_information, run_diagnostics, select_tasks, write_diagnostics,
 )
 
 pd.set_option("display.width", 160)
@@ -63,7 +63,7 @@ def part_a(epochs: int) -> None:
 
 
 def part_b(epochs: int) -> None:
-    print("\n(b) learner importance of the experts: expert subset (gold class) vs the rest")
+    print("\n(b) worker importance of the experts: expert subset (gold class) vs the rest")
     for name, layers, lr in (("digits_experts", 2, 0.03), ("ampdata", 2, 0.03)):
         df, truth = read(name)
         spec = json.loads((ROOT / "sample_data" / f"{name}.experts.json").read_text())
@@ -72,7 +72,7 @@ def part_b(epochs: int) -> None:
         subset = select_tasks(model, df, classes=spec["expert_classes"], by="gold", gold=truth)
         in_subset = truth.isin(spec["expert_classes"]).to_numpy()
         pred = model.predict().loc[truth.index].to_numpy() == truth.to_numpy()
-        result = learner_importance(model, df, subset=subset)
+        result = worker_importance(model, df, subset=subset)
         print(f"{name}: {layers}-layer DEEM, {epochs} epochs in {seconds:.0f} s, accuracy {accuracy:.4f} "
               f"(expert subset {pred[in_subset].mean():.4f}, rest {pred[~in_subset].mean():.4f}); "
               f"subset: {subset.description} ({int(subset.selected.sum())} tasks); importance {result.seconds:.1f} s")
@@ -92,8 +92,8 @@ def part_b(epochs: int) -> None:
 def part_c(epochs: int, out: Path | None) -> None:
     from make_sample_data import make_mnist_like  # noqa: PLC0415
 
-    print("\n(c) all diagnostics on 60,000 tasks x 15 learners x 10 classes (make_mnist_like), CPU, 1 thread")
-    df, truth = make_mnist_like(n_tasks=60000, n_learners=15, n_classes=10, seed=0)
+    print("\n(c) all diagnostics on 60,000 tasks x 15 workers x 10 classes (make_mnist_like), CPU, 1 thread")
+    df, truth = make_mnist_like(n_tasks=60000, n_workers=15, n_classes=10, seed=0)
     for layers in (0, 2):
         model, seconds = fit(df, layers, epochs, 0.03)
         started = time.perf_counter()
@@ -109,7 +109,7 @@ def part_c(epochs: int, out: Path | None) -> None:
 
 
 def part_d() -> None:
-    print("\n(d) importance at 100 learners x 100,000 tasks x 10 classes (one-coin learners of 60% accuracy)")
+    print("\n(d) importance at 100 workers x 100,000 tasks x 10 classes (one-coin workers of 60% accuracy)")
     rng = np.random.default_rng(0)
     n, d, k = 100_000, 100, 10
     truth = rng.integers(0, k, n)
@@ -119,7 +119,7 @@ def part_d() -> None:
     train = data.subset_tasks(np.arange(2000))
     for layers, max_tasks in ((0, None), (1, 1000)):
         model, _ = fit(train, layers, 1, 0.05)
-        result = learner_importance(model, data, max_tasks=max_tasks)
+        result = worker_importance(model, data, max_tasks=max_tasks)
         done = int(result.table["n_tasks"].max())
         estimate = result.seconds * n / done
         p = result.table["importance"]

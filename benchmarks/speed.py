@@ -1,4 +1,4 @@
-"""Training speed on a MnistE-sized problem (60,000 tasks x 15 learners x 10 classes, generated).
+"""Training speed on a MnistE-sized problem (60,000 tasks x 15 workers x 10 classes, generated).
 
 Prints seconds per epoch and the projected time of 100 epochs for one run (1 layer, batch 1024, 5 sampler
 steps), and for a sweep of 8 learning rates trained as one batched model versus one run. CPU time of the
@@ -58,12 +58,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads while training (default: the library's default, 1)")
     args = parser.parse_args(argv)
-    df, _ = make_mnist_like(n_tasks=args.tasks, n_learners=15, n_classes=10, seed=0)
+    df, _ = make_mnist_like(n_tasks=args.tasks, n_workers=15, n_classes=10, seed=0)
     data = AnnotationSet.from_long(df)
     override = f"; --threads {args.threads}" if args.threads else ""
     print(f"# machine: {machine()}; device {resolve_device(args.device)}{override}; "
           f"load average before: {os.getloadavg()[0]:.2f}")
-    print(f"# data: {data.n_tasks} tasks x {data.n_learners} learners x {data.n_classes} classes; "
+    print(f"# data: {data.n_tasks} tasks x {data.n_workers} workers x {data.n_classes} classes; "
           f"{args.layers} layer(s); {args.epochs} epoch(s) measured")
     print(f"{'runs':>5} {'wall s/epoch':>13} {'cpu s/epoch':>12} {'100 epochs (wall)':>18} {'per run':>9}")
     for n_runs in args.runs:

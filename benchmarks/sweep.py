@@ -78,7 +78,7 @@ def bench_set(name: str, epochs: int, device: str, seed: int) -> dict:
     single_seconds = time.perf_counter() - started
     single_acc = float(run_accuracies(single.network, data, truth, dev)[0])
     return {
-        "set": name, "tasks": data.n_tasks, "learners": data.n_learners, "classes": data.n_classes,
+        "set": name, "tasks": data.n_tasks, "workers": data.n_workers, "classes": data.n_classes,
         "MV": mv_acc, "rec_lr": rec.lr, "rec_acc": by_lr.get(rec.lr, math.nan) if rec.lr is not None else math.nan,
         "alone_acc": single_acc, "best_lr": best_lr, "best_acc": by_lr[best_lr], "worst_lr": worst_lr,
         "worst_acc": by_lr[worst_lr], "gap": by_lr[best_lr] - by_lr.get(rec.lr, math.nan),
@@ -108,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {per_lr}", flush=True)
     table = pd.DataFrame(rows).drop(columns=["per_lr", "verdicts"])
     print()
-    print("| set | tasks x learners x K | MV | recommended lr | acc @ rec (sweep run) | acc @ rec (alone) | best lr (acc) "
+    print("| set | tasks x workers x K | MV | recommended lr | acc @ rec (sweep run) | acc @ rec (alone) | best lr (acc) "
           "| worst lr (acc) | best - rec | sweep of 8 (s) | one run (s) | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         rec_lr = "none" if r.rec_lr is None else f"{r.rec_lr:g}" + (" (fallback)" if r.fallback else "")
-        print(f"| {r.set} | {r.tasks}x{r.learners}x{r.classes} | {r.MV:.3f} | {rec_lr} | {r.rec_acc:.3f} | "
+        print(f"| {r.set} | {r.tasks}x{r.workers}x{r.classes} | {r.MV:.3f} | {rec_lr} | {r.rec_acc:.3f} | "
               f"{r.alone_acc:.3f} | {r.best_lr:g} ({r.best_acc:.3f}) | {r.worst_lr:g} ({r.worst_acc:.3f}) | "
               f"{100 * r.gap:.1f} pt | {r.sweep_s:.0f} | {r.one_run_s:.0f} | {r.ratio:.1f}x |", flush=True)
     within = int((table["gap"] <= 0.01 + 1e-9).sum())

@@ -495,7 +495,7 @@ def _train_device(config: Mapping[str, Any]) -> str:
 
 def _run_train(ctx: JobContext) -> tuple[str, str]:
     """Train every method of ``config["methods"]`` on the data (DEEM, iRBM, crowd-kit baselines)."""
-    from deem_core.analysis.agreement import accuracy_against_gold, learner_table, method_agreement  # noqa: PLC0415
+    from deem_core.analysis.agreement import accuracy_against_gold, worker_table, method_agreement  # noqa: PLC0415
     from deem_core.methods.baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
 
@@ -592,7 +592,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     if primary_codes is None:
         first = next(iter(labels_by_method.values()))
         primary_codes = data.classes.get_indexer(first.reindex(data.tasks).to_numpy())
-    store.save_table(ctx.run_id, "learners", learner_table(data, primary_codes, primary_model))
+    store.save_table(ctx.run_id, "workers", worker_table(data, primary_codes, primary_model))
     store.save_json(ctx.run_id, "metrics", metrics)
     agreement = method_agreement(labels_by_method)
     store.save_json(ctx.run_id, "comparison", {"methods": list(agreement.index),
@@ -651,7 +651,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
 
 
 def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
-    """Per-layer mutual information, learner importance and learner quality of a stored DEEM model.
+    """Per-layer mutual information, worker importance and worker quality of a stored DEEM model.
 
     config: ``source_run`` (a training run id), ``method`` (``deem``/``irbm``), optional ``subset_classes``
     and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);

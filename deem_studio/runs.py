@@ -9,7 +9,7 @@ Layout under the runs directory (``DEEM_RUNS_DIR``, default ``./runs``)::
     <run_id>/gold.parquet       gold labels, when the user gave some
     <run_id>/history.parquet    training curves (one row per method, run and epoch)
     <run_id>/results/<name>.parquet   one label table per method (label, confidence, p_<class>, ...)
-    <run_id>/<name>.json        any JSON side file (recommendation, metrics, learner table, ...)
+    <run_id>/<name>.json        any JSON side file (recommendation, metrics, worker table, ...)
     <run_id>/model_<name>.pt    fitted DEEM models (``DEEM.load``)
     <run_id>/error.txt          the traceback of a failed run (for maintainers; never shown on a page)
 
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS runs (
     dataset      TEXT,
     fingerprint  TEXT,
     n_tasks      INTEGER,
-    n_learners   INTEGER,
+    n_workers   INTEGER,
     n_classes    INTEGER,
     device       TEXT,
     created_at   REAL NOT NULL,
@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
-_COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_learners", "n_classes",
+_COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_workers", "n_classes",
             "device", "created_at", "started_at", "finished_at", "message", "messages", "config", "summary",
             "host", "pid")
 
@@ -337,7 +337,7 @@ class RunStore:
             "dataset": dataset if dataset is not None else (data.source if data is not None else None),
             "fingerprint": data.fingerprint() if data is not None else None,
             "n_tasks": data.n_tasks if data is not None else None,
-            "n_learners": data.n_learners if data is not None else None,
+            "n_workers": data.n_workers if data is not None else None,
             "n_classes": data.n_classes if data is not None else None,
             "device": device, "created_at": now, "started_at": now if status == "running" else None,
             "finished_at": now if status in TERMINAL_STATUSES else None, "message": "", "messages": "[]",
@@ -397,7 +397,7 @@ class RunStore:
         return write_json(_json_value(obj), self.run_dir(run_id) / f"{_check_name(name)}.json")
 
     def save_table(self, run_id: str, name: str, frame: pd.DataFrame) -> Path:
-        """A side table (e.g. the learner table) under ``<run>/<name>.parquet``."""
+        """A side table (e.g. the worker table) under ``<run>/<name>.parquet``."""
         return _write_table(self.run_dir(run_id) / _check_name(name), frame)
 
     def save_model(self, run_id: str, model: Any, name: str = "deem") -> Path:

@@ -300,7 +300,7 @@ def sidebar() -> None:
         else:
             data = ds["data"]
             gold = " · gold labels" if ds.get("gold") is not None else ""
-            st.caption(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_learners:,} annotators × "
+            st.caption(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} annotators × "
                        f"{data.n_classes:,} classes{gold}")
         st.markdown("**Device**")
         info = _device()

@@ -161,7 +161,7 @@ except Exception as exc:  # noqa: BLE001
 
 m = st.columns(6)
 m[0].metric("Tasks", f"{data.n_tasks:,}")
-m[1].metric("Annotators", f"{data.n_learners:,}")
+m[1].metric("Annotators", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")
 m[3].metric("Answers", f"{data.n_annotations:,}")
 m[4].metric("Density", f"{data.density:.0%}", help="share of (task, annotator) cells with an answer")
@@ -200,7 +200,7 @@ with tabs[3]:
     if len(pairwise) > MAX_HEATMAP:
         keep = coverage.sort_values("answers", ascending=False)["annotator"].head(MAX_HEATMAP).tolist()
         pairwise = pairwise.loc[keep, keep]
-        st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_learners})")
+        st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
     st.plotly_chart(fig, key="pairwise")

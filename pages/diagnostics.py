@@ -1,7 +1,7 @@
 """Diagnostics page: what a fitted DEEM learnt about the annotators (deem_core.analysis.diagnostics, in a background job).
 
-Per-layer mutual information heatmaps (side by side, one colour scale), learner importance on a chosen subset
-of tasks against the rest (paper Fig. 5), and learner quality with each learner's confusion matrices.
+Per-layer mutual information heatmaps (side by side, one colour scale), worker importance on a chosen subset
+of tasks against the rest (paper Fig. 5), and worker quality with each worker's confusion matrices.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ with st.container(border=True):
     c = st.columns([1, 2, 1])
     method = c[0].selectbox("Model", models, key="diag_method")
     subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset",
-                              help="learner importance on these tasks (selected) against the others (rest); "
+                              help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
     by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by")
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
@@ -90,7 +90,7 @@ for note in result.notes:
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.analysis.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
-tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Learner importance", "Learner quality"])
+tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"])
 mi, importance, quality = result.mutual_information, result.importance, result.quality
 with tab_mi:
     c = st.columns([2, 1, 1])
@@ -117,7 +117,7 @@ with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
     panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
                             key="diag_imp_panels")
-    highlight = st.multiselect("Highlight learners", [str(w) for w in quality.learners], key="diag_imp_highlight")
+    highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers], key="diag_imp_highlight")
     if panels:
         st.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels), key="diag_imp_bars")
     table = importance_frame(importance)
@@ -128,17 +128,17 @@ with tab_imp:
 with tab_quality:
     st.dataframe(quality.table, hide_index=True)
     c = st.columns(2)
-    learner = c[0].selectbox("Confusion matrix of", list(quality.learners), key="diag_q_learner", format_func=str)
+    worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key="diag_q_worker", format_func=str)
     kinds = ["empirical", "irbm"] + (["gold"] if quality.gold is not None else [])
     kind = c[1].radio("Against", kinds, horizontal=True, key="diag_q_kind",
                       format_func={"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)",
                                    "gold": "gold labels"}.get)
-    matrix = quality.confusion(learner, kind)
-    st.plotly_chart(plots.confusion_heatmap(matrix, title=f"{learner}: given label vs true class ({kind})"),
+    matrix = quality.confusion(worker, kind)
+    st.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label vs true class ({kind})"),
                     key="diag_q_confusion")
     d = st.columns(2)
-    d[0].download_button("Learner quality CSV", data=lambda: to_safe_csv(quality.table, index=False),
-                         file_name=f"deem_{run_id}_learners_quality.csv", mime="text/csv", on_click="ignore",
+    d[0].download_button("Worker quality CSV", data=lambda: to_safe_csv(quality.table, index=False),
+                         file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_quality")
     d[1].download_button("All confusion matrices CSV", data=lambda: to_safe_csv(confusion_long_frame(quality),
                                                                                  index=False),

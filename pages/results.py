@@ -25,7 +25,9 @@ if not run_id:
 def _load(run_id: str, status: str, finished_at: float | None):
     """A finished run's stored tables (cached per run id and state; results never change once written)."""
     loaded = mgr.store.load(run_id, with_data=False)
-    return loaded.record, loaded.config, loaded.results, loaded.extras.get("learners"), loaded.model_names()
+    # runs saved before the engine said "worker" everywhere call that table "learners"
+    workers = loaded.extras.get("workers", loaded.extras.get("learners"))
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names()
 
 
 snap = mgr.snapshot(run_id)
@@ -37,7 +39,7 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, learners, models = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models = _load(run_id, snap.status, snap.finished_at)
 st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {snap.status} · {snap.message}")
 if not results:
     st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
@@ -101,9 +103,9 @@ except Exception:  # noqa: BLE001 - mixed-type labels: Parquet cannot hold them,
     d[1].caption("Parquet: not available for labels of mixed types")
 d[2].download_button("Labels JSON", data=_json, file_name=f"{stem}_labels.json", mime="application/json",
                      on_click="ignore", key="dl_json")
-if learners is not None:
-    d[3].download_button("Learner table CSV", data=lambda: to_safe_csv(learners, index=False),
-                         file_name=f"deem_{run_id}_learners.csv", mime="text/csv", on_click="ignore", key="dl_learners")
+if workers is not None:
+    d[3].download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
+                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"
     d[4].download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
@@ -115,6 +117,6 @@ d[5].download_button("Run configuration", data=lambda: json.dumps({"run_id": run
                                                                    "config": config}, indent=2),
                      file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
                      key="dl_config")
-if learners is not None:
-    with st.expander("Learner table"):
-        st.dataframe(learners, hide_index=True)
+if workers is not None:
+    with st.expander("Worker table"):
+        st.dataframe(workers, hide_index=True)

@@ -48,10 +48,10 @@ with st.container(border=True):
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
     init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
-                          format_func={"auto": "auto (DS unless learners are dependent)", "mv": "majority vote",
+                          format_func={"auto": "auto (DS unless workers are dependent)", "mv": "majority vote",
                                        "ds": "Dawid-Skene"}.get,
                           help="auto: Dawid-Skene, unless the annotators agree clearly more than Dawid-Skene "
-                               "predicts (dependent learners), then majority vote; with gold labels both starts "
+                               "predicts (dependent workers), then majority vote; with gold labels both starts "
                                "are trained and the better one on gold is kept")
     device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
                         help="auto = the GPU when there is one")

@@ -56,9 +56,9 @@ Appendix H ("Datasets") and Appendix I ("MoE Analysis"):
 ``digits_experts``  (App. I, MnistE-568 recipe on the digits ensemble)
     Interpretation of "introduced some label noise, selecting 10% of examples
     at random and assigning random labels to them": the ground truth is NOT
-    changed; instead, for a random 10% of the tasks *all* 15 learners'
+    changed; instead, for a random 10% of the tasks *all* 15 workers'
     predictions are replaced by independent uniformly random labels (this
-    makes the learners less dependent, which is the stated purpose).  Then one
+    makes the workers less dependent, which is the stated purpose).  Then one
     copy of each family (``tree_1``, ``nb_1``, ``mlp_1``) is given oracle
     performance on classes 5, 6 and 8: its prediction equals the truth on every
     task whose truth is 5, 6 or 8 (including the noised tasks).  Written to
@@ -69,7 +69,7 @@ Appendix H ("Datasets") and Appendix I ("MoE Analysis"):
     3 base families with their own per-class confusion matrices (diagonal
     ~ U[0.55, 0.7], U[0.65, 0.8], U[0.8, 0.9] per class for the three families,
     the error mass split over the wrong classes with a Dirichlet(0.5) draw so
-    errors are structured), each duplicated n_learners/3 times with 10% of the
+    errors are structured), each duplicated n_workers/3 times with 10% of the
     predictions randomised per copy.
 
 Benchmarks can import the generators::
@@ -350,18 +350,18 @@ def make_digits_experts(expert_classes: tuple[int, ...] = (5, 6, 8), experts: tu
     return out, t
 
 
-def make_mnist_like(n_tasks: int = 60000, n_learners: int = 15, n_classes: int = 10, seed: int = 0,
+def make_mnist_like(n_tasks: int = 60000, n_workers: int = 15, n_classes: int = 10, seed: int = 0,
                     family_acc_ranges: tuple[tuple[float, float], ...] = ((0.55, 0.7), (0.65, 0.8), (0.8, 0.9)),
                     noise_frac: float = 0.10):
     """Synthetic MnistE-sized set for speed benchmarks: 3 families with their own per-class
     confusion matrices (per-class accuracy of family f ~ U[family_acc_ranges[f]], roughly the
-    weak tree / middling NB / strong MLP of MnistE), each duplicated ~n_learners/3 times with
+    weak tree / middling NB / strong MLP of MnistE), each duplicated ~n_workers/3 times with
     10% randomised predictions per copy.  Runs in well under a second at the default size."""
     rng = np.random.default_rng(seed)
     k = n_classes
-    n_fam = min(3, n_learners)
+    n_fam = min(3, n_workers)
     truth = rng.integers(k, size=n_tasks)
-    copies = [n_learners // n_fam + (1 if f < n_learners % n_fam else 0) for f in range(n_fam)]
+    copies = [n_workers // n_fam + (1 if f < n_workers % n_fam else 0) for f in range(n_fam)]
     workers, cols, confs = [], [], {}
     for f in range(n_fam):
         diag = rng.uniform(*family_acc_ranges[f % len(family_acc_ranges)], size=k)

@@ -39,7 +39,7 @@ def read_shared(name: str) -> tuple[pd.DataFrame, pd.Series]:
 
 def make_ds_data(n_tasks: int, n_workers: int, n_classes: int, density: float = 1.0, seed: int = 0,
                  accuracy: tuple[float, float] = (0.6, 0.9)) -> tuple[pd.DataFrame, pd.Series]:
-    """Annotations drawn from a Dawid-Skene model (one-coin learners), optionally sparse."""
+    """Annotations drawn from a Dawid-Skene model (one-coin workers), optionally sparse."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, n_classes, n_tasks)
     acc = rng.uniform(*accuracy, n_workers)

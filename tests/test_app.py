@@ -146,7 +146,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     labels = at.dataframe[0].value
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
     downloads = {b.proto.label for b in at.get("download_button")}
-    assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Learner table CSV", "Fitted model",
+    assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
     # review queue: only disagreements with majority vote, least confident first
     at.toggle(key="results_disagree").set_value(True)
@@ -289,7 +289,7 @@ def test_diagnostics_page(runs_dir):
     at.radio(key="diag_q_kind").set_value("gold").run()
     no_problem(at)
     labels = {b.proto.label for b in at.get("download_button")}
-    assert {"MI summary CSV", "Importance CSV", "Learner quality CSV"} <= labels
+    assert {"MI summary CSV", "Importance CSV", "Worker quality CSV"} <= labels
     # its run is listed, with the source run in its config, but its annotations are not copied again
     assert not (runs_dir / diag_id / "annotations.parquet").exists()
     assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()

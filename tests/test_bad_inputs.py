@@ -66,11 +66,11 @@ def test_guard_refuses_a_huge_network():
 
     labels = np.zeros((4, 3), dtype=np.int64)
     with corpus_checks.no_huge_network(limit=100):
-        with pytest.raises(AssertionError, match="a DEEMNetwork of 3 learners x 50 classes was about to be allocated"):
+        with pytest.raises(AssertionError, match="a DEEMNetwork of 3 workers x 50 classes was about to be allocated"):
             DEEMNetwork(1, 3, 50, 1)
-        with pytest.raises(AssertionError, match="a fit_dawid_skene of 3 learners x 50 classes"):
+        with pytest.raises(AssertionError, match="a fit_dawid_skene of 3 workers x 50 classes"):
             initial.fit_dawid_skene(labels, 50)
-        with pytest.raises(AssertionError, match="a one_hot_codes of 3 learners x 50 classes"):
+        with pytest.raises(AssertionError, match="a one_hot_codes of 3 workers x 50 classes"):
             dawid_skene.one_hot_codes(labels, 50)
         DEEMNetwork(1, 3, 4, 1)  # small ones still build
         assert initial.fit_dawid_skene(labels, 4).confusion.shape == (3, 4, 4)

@@ -82,11 +82,11 @@ def test_soft_labels_are_normalised_and_hard_label_is_argmax():
     np.testing.assert_allclose(data.soft[1, 1], [0, 0])
 
 
-def test_encode_like_maps_new_tasks_onto_known_learners():
+def test_encode_like_maps_new_tasks_onto_known_workers():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "b", 1)]))
     new = data.encode_like(_df([(9, "b", 1), (9, "zed", 0)]))
     np.testing.assert_array_equal(new.labels, [[-1, 1]])
-    assert "ignored 1 answer(s) from 1 learner(s) the model was not trained on: ['zed']" in new.warnings[0]
+    assert "ignored 1 answer(s) from 1 worker(s) the model was not trained on: ['zed']" in new.warnings[0]
 
 
 def test_fingerprint_depends_on_content_only():

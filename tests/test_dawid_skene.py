@@ -30,7 +30,7 @@ def _with_copies(df: pd.DataFrame, source: str, copies: int) -> pd.DataFrame:
     return pd.concat([df, *extra], ignore_index=True)
 
 
-def test_excess_agreement_is_near_zero_for_independent_learners_and_high_for_copies():
+def test_excess_agreement_is_near_zero_for_independent_workers_and_high_for_copies():
     df, _ = make_ds_data(1500, 6, 3, seed=12, accuracy=(0.55, 0.8))
     independent = AnnotationSet.from_long(df)
     value = excess_pairwise_agreement(independent.labels, fit_dawid_skene(independent.labels, 3))

@@ -1,4 +1,4 @@
-"""Diagnostics with known answers: mutual information, learner importance, learner quality, report, CLI."""
+"""Diagnostics with known answers: mutual information, worker importance, worker quality, report, CLI."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sklearn.metrics import mutual_info_score
 from deem_core import DEEM, AnnotationSet
 from deem_core.plots import diagnostics as plots
 from deem_core.analysis.diagnostics import (
-    GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, learner_importance,
-    learner_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
+    GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, worker_importance,
+    worker_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
     select_tasks, spammer_score, write_diagnostics,
 )
 from deem_core.model.sampler import one_hot_state
@@ -68,7 +68,7 @@ def test_mi_matches_sklearn_on_pairwise_complete_rows():
     base = rng.integers(0, k, n)
     codes = np.where(rng.random((n, d)) < 0.6, base[:, None], rng.integers(0, k, (n, d)))
     codes[rng.random((n, d)) < 0.3] = -1
-    codes[:480, 4] = -1  # learner 4 shares only ~20 rows with the others
+    codes[:480, 4] = -1  # worker 4 shares only ~20 rows with the others
     mi, n_common = mutual_information_matrix(codes, k, min_common=15)
     for i in range(d):
         for j in range(d):
@@ -90,7 +90,7 @@ def test_contingency_tables_by_hand():
     np.testing.assert_array_equal(table[0, 0], [[2, 0], [0, 2]])
 
 
-def test_mi_of_identical_learners_is_entropy_and_of_independent_is_near_zero():
+def test_mi_of_identical_workers_is_entropy_and_of_independent_is_near_zero():
     rng = np.random.default_rng(3)
     n, k = 20000, 5
     a = rng.integers(0, k, n)
@@ -147,14 +147,14 @@ def test_mi_summary_excludes_diagonal_and_long_frame_shape(layered):
     assert summary.loc[0, "max_mi_mean"] == pytest.approx(layer0["max_mi"].mean())
     assert summary.loc[0, "frobenius_std"] == pytest.approx(layer0["frobenius"].std(ddof=0))
     frame = result.long_frame()
-    assert list(frame.columns[:5]) == ["layer", "class", "learner_a", "learner_b", "mi"]
+    assert list(frame.columns[:5]) == ["layer", "class", "worker_a", "worker_b", "mi"]
     assert len(frame) == 2 * 3 * 5 * 4  # layers x classes x ordered pairs without the diagonal
 
 
 def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
     labels, truth = _ds_labels(300, 4, 2, 0.8, seed=5, density=0.9)
     labels[:, 3] = -1
-    labels[:12, 3] = truth[:12]  # learner w3 answers only 12 tasks
+    labels[:12, 3] = truth[:12]  # worker w3 answers only 12 tasks
     df = _long(labels, [f"w{i}" for i in range(4)])
     model = DEEM(n_layers=0, epochs=2, lr=0.05, device="cpu", seed=0).fit(df)
     gold = pd.Series(truth, index=range(300))
@@ -171,7 +171,7 @@ def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
 
 # ---------------------------------------------------------------------------------------------- importance
 def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each learner by masking its column and calling the network: the definition, slowly."""
+    """Remove each worker by masking its column and calling the network: the definition, slowly."""
     labels = torch.as_tensor(data.labels)
     mask = (labels >= 0).float()
     k = data.n_classes
@@ -190,7 +190,7 @@ def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarr
     decided = full.argmax(1)
     drops = np.full(data.labels.shape, np.nan)
     odds = np.full(data.labels.shape, np.nan)
-    for i in range(data.n_learners):
+    for i in range(data.n_workers):
         m = mask.clone()
         m[:, i] = 0
         loo = consensus(m)
@@ -205,7 +205,7 @@ def test_batched_leave_one_out_equals_brute_force(n_layers):
     labels, _ = _ds_labels(150, 4, 3, 0.6, seed=2, density=0.8)
     df = _long(labels, [f"w{i}" for i in range(4)])
     model = DEEM(n_layers=n_layers, epochs=2, lr=0.05, device="cpu", seed=0, n_seeds=2).fit(df)
-    if n_layers:  # move the layers away from the identity start so that they mix learners
+    if n_layers:  # move the layers away from the identity start so that they mix workers
         with torch.no_grad():
             for weight in model.network_.layer_weights:
                 weight.add_(0.3 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
@@ -223,8 +223,8 @@ def test_batched_leave_one_out_equals_brute_force(n_layers):
 
 
 def test_log_odds_importance_does_not_saturate():
-    """20 good learners: p(decided) is 1 to float precision with or without any one of them, so the
-    probability drop is 0, while the log-odds drop still equals each learner's vote weight."""
+    """20 good workers: p(decided) is 1 to float precision with or without any one of them, so the
+    probability drop is 0, while the log-odds drop still equals each worker's vote weight."""
     labels, _ = _ds_labels(300, 20, 3, 0.9, seed=6)
     df = _long(labels, [f"w{i:02d}" for i in range(20)])
     model = DEEM(n_layers=0, epochs=1, lr=0.01, device="cpu", seed=0).fit(df)
@@ -236,13 +236,13 @@ def test_log_odds_importance_does_not_saturate():
     unanimous = (labels == labels[:, :1]).all(axis=1)
     assert unanimous.sum() > 10
     assert np.abs(out["drop"][unanimous]).max() < 1e-6
-    # removing one of 20 agreeing learners: log-odds fall by log(0.9 / 0.05) + log of the 2-class normaliser
+    # removing one of 20 agreeing workers: log-odds fall by log(0.9 / 0.05) + log of the 2-class normaliser
     expected = (20 * np.log(18) - np.log(2)) - (19 * np.log(18) - np.log(2))
     np.testing.assert_allclose(out["drop_log_odds"][unanimous], expected, rtol=1e-3)
 
 
-def test_learner_with_constant_confusion_columns_has_exactly_zero_importance():
-    """Hand-set iRBM (Lemma 1 inverse): learner 2's answer carries no information about the class."""
+def test_worker_with_constant_confusion_columns_has_exactly_zero_importance():
+    """Hand-set iRBM (Lemma 1 inverse): worker 2's answer carries no information about the class."""
     labels, _ = _ds_labels(200, 3, 3, 0.8, seed=4)
     df = _long(labels, ["a_good", "b_fair", "c_spam"])  # workers are sorted: psi rows follow this order
     model = DEEM(n_layers=0, epochs=1, lr=0.01, device="cpu", seed=0).fit(df)
@@ -252,11 +252,11 @@ def test_learner_with_constant_confusion_columns_has_exactly_zero_importance():
     model.network_.set_from_dawid_skene(psi, torch.full((3,), 1 / 3))
     model.class_maps_ = np.array([[0, 1, 2]])
     model.data_fingerprint_ = None  # posterior_ is stale: force recomputation
-    result = learner_importance(model, df)
+    result = worker_importance(model, df)
     table = result.pivot()["all"]
     assert table["c_spam"] == pytest.approx(0.0, abs=1e-6)
     assert result.pivot("importance_log_odds")["all"]["c_spam"] == pytest.approx(0.0, abs=1e-4)
-    # removing the 0.9 learner moves the decision far more than removing the 0.6 one (hand computation:
+    # removing the 0.9 worker moves the decision far more than removing the 0.6 one (hand computation:
     # agreeing answers drop p(decided) by 0.364 vs 0.064)
     assert table["a_good"] > 0.2
     assert table["a_good"] > 10 * table["b_fair"] > 0
@@ -270,15 +270,15 @@ def test_importance_of_consensus_copy_vs_pure_noise():
     df = _long(all_labels, [f"w{i}" for i in range(6)] + ["copy", "noise"])
     model = DEEM(n_layers=0, epochs=5, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
     gold = pd.Series(truth, index=range(1500))
-    result = learner_importance(model, df, subset=select_tasks(model, df, classes=[0], gold=gold))
+    result = worker_importance(model, df, subset=select_tasks(model, df, classes=[0], gold=gold))
     wide = result.pivot()
     assert set(wide.columns) == {"selected", "rest", "all"}
-    # DS reads the copy of the majority vote as a near-oracle: it is the learner DEEM relies on (measured
+    # DS reads the copy of the majority vote as a near-oracle: it is the worker DEEM relies on (measured
     # 0.081; the others' answers are already summarised by it); pure noise changes nothing (measured 0.0000)
     assert wide["all"].idxmax() == "copy"
     assert wide.loc["copy", "all"] > 0.05
     assert abs(wide.loc["noise", "all"]) < 0.005
-    counts = result.table.set_index(["learner", "subset"])
+    counts = result.table.set_index(["worker", "subset"])
     assert counts.loc[("copy", "selected"), "n_tasks"] == (truth == 0).sum()
     assert counts.loc[("copy", "rest"), "n_tasks"] == (truth != 0).sum()
 
@@ -293,10 +293,10 @@ def test_select_tasks_variants(layered):
     assert some_gold.eligible.sum() == 100 and (some_gold.rest.sum() + some_gold.selected.sum()) == 100
     by_pred = select_tasks(model, df, classes=[0], by="predicted")
     np.testing.assert_array_equal(by_pred.selected, model.posterior_.argmax(1) == 0)
-    by_learner = select_tasks(model, df, learner="w2", label=1)
+    by_worker = select_tasks(model, df, worker="w2", label=1)
     data = AnnotationSet.from_long(df)
-    np.testing.assert_array_equal(by_learner.selected, data.labels[:, 2] == 1)
-    assert "w2" in by_learner.description
+    np.testing.assert_array_equal(by_worker.selected, data.labels[:, 2] == 1)
+    assert "w2" in by_worker.description
     with pytest.raises(ValueError):
         select_tasks(model, df, classes=[7], by="predicted")
     with pytest.raises(ValueError):
@@ -305,10 +305,10 @@ def test_select_tasks_variants(layered):
 
 def test_importance_sampling_estimates_the_full_mean(condind):
     df, truth, _, model = condind
-    full = learner_importance(model, df).pivot()["all"]
-    sampled = learner_importance(model, df, max_tasks=1000, seed=1)
+    full = worker_importance(model, df).pivot()["all"]
+    sampled = worker_importance(model, df, max_tasks=1000, seed=1)
     assert sampled.sampled and (sampled.table["n_tasks"] == 1000).all()
-    est = sampled.table.set_index("learner")
+    est = sampled.table.set_index("worker")
     assert (np.abs(est["importance"] - full) < 4 * est["std_error"] + 1e-4).all()
 
 
@@ -325,7 +325,7 @@ def test_spammer_score_known_values():
     assert spammer_score(nan_col) == pytest.approx(1.0)  # unused class skipped
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.isnan(spammer_score(np.full((3, 3), np.nan), np.zeros(3)))  # a learner with no labels
+        assert np.isnan(spammer_score(np.full((3, 3), np.nan), np.zeros(3)))  # a worker with no labels
 
 
 def test_spammer_score_finite_sample_correction_centres_random_guessers():
@@ -357,9 +357,9 @@ def test_empirical_confusion_by_hand():
 
 def test_confusion_matrices_recovered_on_condind(condind):
     """Lemma 1 read-off within 0.06 and the empirical matrix vs DEEM labels within 0.08 (max abs entry) for
-    the 4 informative learners (measured: 0.031 and 0.053)."""
+    the 4 informative workers (measured: 0.031 and 0.053)."""
     df, truth, conf, model = condind
-    quality = learner_quality(model, df, gold=truth)
+    quality = worker_quality(model, df, gold=truth)
     for name in conf["informative"]:
         true_matrix = np.array(conf["confusion"][name])
         assert np.abs(quality.confusion(name, "irbm").to_numpy() - true_matrix).max() < 0.06, name
@@ -371,7 +371,7 @@ def test_confusion_matrices_recovered_on_condind(condind):
 
 def test_spammers_flagged_on_condind(condind):
     df, truth, conf, model = condind
-    table = learner_quality(model, df, gold=truth).table.set_index("learner")
+    table = worker_quality(model, df, gold=truth).table.set_index("worker")
     noise = [w for w in table.index if w not in conf["informative"]]
     assert len(noise) == 6
     assert set(table.index[table["flag"] == "likely spammer"]) == set(noise)
@@ -384,14 +384,14 @@ def test_spammers_flagged_on_condind(condind):
     np.testing.assert_allclose(table["agreement"], agreement.loc[table.index], atol=1e-12)
 
 
-def test_quality_flags_sparse_learner_and_permuted_learner():
+def test_quality_flags_sparse_worker_and_permuted_worker():
     labels, truth = _ds_labels(600, 6, 3, 0.8, seed=9)
     permuted = (truth + 1) % 3  # always wrong in a fixed way
     sparse = np.full(600, -1)
     sparse[:8] = truth[:8]
     df = _long(np.column_stack([labels, permuted, sparse]), [f"w{i}" for i in range(6)] + ["perm", "few"])
     model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
-    table = learner_quality(model, df).table.set_index("learner")
+    table = worker_quality(model, df).table.set_index("worker")
     assert table.loc["few", "flag"] == "too few labels" and table.loc["few", "n_labels"] == 8
     assert table.loc["perm", "flag"] == "worse than chance"
     assert table.loc["perm", "spammer_score"] > 0.5  # informative, just permuted
@@ -425,19 +425,19 @@ def test_write_diagnostics_files(layered, tmp_path):
     paths = write_diagnostics(diag, tmp_path / "out", experts=["w0"])
     out = tmp_path / "out"
     mi = pd.read_csv(out / "mutual_information.csv")
-    assert list(mi.columns[:5]) == ["layer", "class", "learner_a", "learner_b", "mi"]
+    assert list(mi.columns[:5]) == ["layer", "class", "worker_a", "worker_b", "mi"]
     assert len(mi) == 2 * 3 * 20
     summary = pd.read_csv(out / "mi_summary.csv")
     assert list(summary.columns[:5]) == ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]
     assert (summary["class_source"] == GOLD_SOURCE).all()
     importance = pd.read_csv(out / "importance.csv")
-    assert list(importance.columns[:3]) == ["learner", "subset", "importance"]
+    assert list(importance.columns[:3]) == ["worker", "subset", "importance"]
     assert set(importance["subset"]) == {"selected", "rest", "all"}
-    learners = pd.read_csv(out / "learners.csv")
-    assert {"learner", "n_labels", "agreement", "spammer_score", "flag"} <= set(learners.columns)
+    workers = pd.read_csv(out / "workers.csv")
+    assert {"worker", "n_labels", "agreement", "spammer_score", "flag"} <= set(workers.columns)
     html = (out / "report.html").read_text()
-    assert html.count("plotly.js v") >= 1 and "Learner importance" in html and GOLD_SOURCE in html
-    assert set(paths) >= {"mutual_information", "mi_summary", "importance", "learners", "report"}
+    assert html.count("plotly.js v") >= 1 and "Worker importance" in html and GOLD_SOURCE in html
+    assert set(paths) >= {"mutual_information", "mi_summary", "importance", "workers", "report"}
 
 
 def test_cli_diagnose_with_saved_model(layered, tmp_path):
@@ -453,7 +453,7 @@ def test_cli_diagnose_with_saved_model(layered, tmp_path):
                  "--truth", str(tmp_path / "truth.csv"), "--subset-classes", "0,2", "--device", "cpu"])
     assert code == 0
     importance = pd.read_csv(out / "importance.csv")
-    selected = importance[(importance["subset"] == "selected") & (importance["learner"] == "w0")]
+    selected = importance[(importance["subset"] == "selected") & (importance["worker"] == "w0")]
     assert selected["n_tasks"].iloc[0] == int(truth.isin([0, 2]).sum())
     assert (pd.read_csv(out / "mi_summary.csv")["class_source"] == GOLD_SOURCE).all()
     assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
@@ -461,7 +461,7 @@ def test_cli_diagnose_with_saved_model(layered, tmp_path):
 
 
 def test_diagnostics_on_new_tasks_and_without_subset(layered):
-    """Tasks the model was not trained on, one learner absent: encoded with the model's vocabularies."""
+    """Tasks the model was not trained on, one worker absent: encoded with the model's vocabularies."""
     df, truth, model = layered
     labels, new_truth = _ds_labels(120, 5, 3, 0.75, seed=11)
     new = _long(labels, [f"w{i}" for i in range(5)])
@@ -471,9 +471,9 @@ def test_diagnostics_on_new_tasks_and_without_subset(layered):
     assert diag.mutual_information.class_counts.sum() == 120
     np.testing.assert_array_equal(diag.mutual_information.n_common[:, 4, :].sum(), 0)
     assert set(diag.importance.table["subset"]) == {"all"}
-    w4 = diag.importance.table.set_index("learner").loc["w4"]
+    w4 = diag.importance.table.set_index("worker").loc["w4"]
     assert w4["n_answered"] == 0 and np.isnan(w4["importance"])
-    quality = diag.quality.table.set_index("learner")
+    quality = diag.quality.table.set_index("worker")
     assert quality.loc["w4", "flag"] == "too few labels" and quality.loc["w0", "n_labels"] == 120
     expected = model.predict(new).to_numpy()
     agreement = (labels[:, 0] == expected).mean()

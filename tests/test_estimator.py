@@ -142,7 +142,7 @@ def test_free_energy_flags_planted_random_items():
 @pytest.mark.slow
 def test_lemma1_irbm_recovers_condind_confusion_matrices():
     """A 0-layer DEEM (the iRBM) trained from majority vote on CondInd, read back through Lemma 1,
-    recovers the true confusion matrices of the informative learners: max abs error per entry below
+    recovers the true confusion matrices of the informative workers: max abs error per entry below
     0.12 after 60 epochs at batch 256 (measured 0.04-0.11; about 40 s on one core)."""
     df, _ = read_sample("condind")
     spec = json.loads((SAMPLE_DIR / "condind.confusion.json").read_text())
@@ -182,7 +182,7 @@ def test_auto_init_with_gold_trains_both_starts_and_keeps_the_better_one(small_c
     model = DEEM(init="auto", epochs=3, n_seeds=2, device="cpu").fit(df, gold=gold)
     assert set(model.init_scores_) == {"ds", "mv"}
     evidence = model.init_evidence_
-    # CondInd's learners are independent: the unsupervised choice is the DS start, kept unless gold says otherwise
+    # CondInd's workers are independent: the unsupervised choice is the DS start, kept unless gold says otherwise
     assert evidence["unsupervised_choice"] == "ds" and evidence["challenger"] == "mv"
     assert model.init_ == ("mv" if evidence["p_value"] < 0.05 else "ds")
     assert model.network_.n_runs == 2 and len(model.run_status_) == 2

@@ -362,7 +362,7 @@ def test_check_problem_size_refuses_10000_classes():
 
 def test_check_problem_size_refuses_models_beyond_the_memory_budget():
     with pytest.raises(DataError, match=r"^annotations: the model would need about 6\.0 GiB \(1 layer\(s\) of 20,000 x "
-                                        r"20,000 weights for 200 learners x 100 classes, 1 run\(s\)\) but 1\.0 GiB is "
+                                        r"20,000 weights for 200 workers x 100 classes, 1 run\(s\)\) but 1\.0 GiB is "
                                         r"available; use fewer layers \(--layers 0\)"):
         check_problem_size(200, 100, n_layers=1, memory_bytes=1 << 30)
     assert check_problem_size(200, 100, n_layers=0, memory_bytes=1 << 30) < 1 << 30

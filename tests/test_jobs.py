@@ -89,8 +89,8 @@ def test_train_job_stores_everything(manager):
     assert loaded.summary["accuracy_mv"] == metrics["mv"]["accuracy"]
     assert loaded.model_names() == ["deem", "irbm"]
     assert loaded.load_model("irbm").n_layers == 0
-    learners = loaded.extras["learners"]
-    assert len(learners) == 10 and "estimated_accuracy" in learners
+    workers = loaded.extras["workers"]
+    assert len(workers) == 10 and "estimated_accuracy" in workers
     assert loaded.extras["comparison"]["methods"] == ["deem", "irbm", "mv"]
     assert len(loaded.history) == 2 * 2  # one run per model, 2 epochs
 

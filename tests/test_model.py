@@ -59,7 +59,7 @@ def _posterior_matches_ds(density, seed):
     df, _ = make_ds_data(200, 7, 3, density=density, seed=seed)
     data = AnnotationSet.from_long(df)
     fit = fit_dawid_skene(data.labels, 3)
-    net = DEEMNetwork(1, data.n_learners, 3, n_layers=0)
+    net = DEEMNetwork(1, data.n_workers, 3, n_layers=0)
     net.set_from_dawid_skene(torch.as_tensor(fit.confusion).float(), torch.as_tensor(fit.prior).float())
     labels = torch.as_tensor(data.labels)
     mask = (labels >= 0).float()
@@ -81,7 +81,7 @@ def test_irbm_from_ds_gives_ds_posteriors_on_sparse_data():
 
 @torch.no_grad()
 def test_missing_units_are_summed_out_not_left_out():
-    """With a missing learner, F equals -log of the sum of exp(-F) over that learner's classes (iRBM)."""
+    """With a missing worker, F equals -log of the sum of exp(-F) over that worker's classes (iRBM)."""
     psi, prior = _random_ds(3, 3, seed=4)
     net = DEEMNetwork(1, 3, 3, n_layers=0)
     net.set_from_dawid_skene(torch.as_tensor(psi).float(), torch.as_tensor(prior).float())
@@ -129,7 +129,7 @@ def _random_network(layers, seed, d=4, k=5, runs=2):
     return net
 
 
-def test_hand_written_input_gradient_equals_autograd_with_missing_learners():
+def test_hand_written_input_gradient_equals_autograd_with_missing_workers():
     """The sampler's energy (one hand-written backward pass) against autograd on -F, 0-2 layers."""
     gen = torch.Generator().manual_seed(0)
     for layers in (0, 1, 2):
@@ -142,7 +142,7 @@ def test_hand_written_input_gradient_equals_autograd_with_missing_learners():
         x_fm, mask_fm = DEEMNetwork.to_feature_major(x.detach(), mask)
         value, grad = net.sampler_energy()(x_fm, mask_fm)
         torch.testing.assert_close(value, log_density.detach(), atol=1e-5, rtol=1e-5)
-        # missing learners never move, so only the observed learners' gradients matter
+        # missing workers never move, so only the observed workers' gradients matter
         observed = mask_fm.unsqueeze(2).bool().expand_as(grad)
         torch.testing.assert_close(grad[observed], expected_grad.permute(0, 2, 3, 1)[observed], atol=1e-5, rtol=1e-5)
 

@@ -40,7 +40,7 @@ def test_create_load_round_trip(tmp_path):
     assert loaded.gold.to_dict() == gold.to_dict()
     record = store.get(run_id)
     assert record["fingerprint"] == data.fingerprint()
-    assert (record["n_tasks"], record["n_learners"], record["n_classes"]) == (60, 10, 3)
+    assert (record["n_tasks"], record["n_workers"], record["n_classes"]) == (60, 10, 3)
     assert not list((tmp_path / "runs" / run_id).rglob("*.tmp"))  # atomic writes leave no temp files
 
 

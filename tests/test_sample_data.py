@@ -138,8 +138,8 @@ def test_tree3k_structure():
 
 
 def test_make_mnist_like_small_is_deterministic_and_dense():
-    df1, t1 = msd.make_mnist_like(n_tasks=500, n_learners=15, n_classes=10, seed=1)
-    df2, t2 = msd.make_mnist_like(n_tasks=500, n_learners=15, n_classes=10, seed=1)
+    df1, t1 = msd.make_mnist_like(n_tasks=500, n_workers=15, n_classes=10, seed=1)
+    df2, t2 = msd.make_mnist_like(n_tasks=500, n_workers=15, n_classes=10, seed=1)
     pd.testing.assert_frame_equal(df1, df2)
     assert len(df1) == 500 * 15 and df1["worker"].nunique() == 15
     assert df1["label"].between(0, 9).all() and (t1 == t2).all()

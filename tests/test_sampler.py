@@ -1,4 +1,4 @@
-"""DMALA sampler: exact distribution on an enumerable model, missing learners, statistics."""
+"""DMALA sampler: exact distribution on an enumerable model, missing workers, statistics."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _tiny_network(d=3, k=3, layers=1, seed=0, scale=0.8):
 
 
 def _exact(net, d, k, mask_row):
-    """p(x) ∝ exp(-F(x)) over all states of the observed learners: dict state tuple -> prob."""
+    """p(x) ∝ exp(-F(x)) over all states of the observed workers: dict state tuple -> prob."""
     observed = [i for i in range(d) if mask_row[i] > 0]
     states = list(itertools.product(range(k), repeat=len(observed)))
     full = torch.zeros(len(states), d, dtype=torch.long)
@@ -57,11 +57,11 @@ def test_dmala_matches_exact_distribution_of_enumerable_model():
     assert float(stats.changed_fraction[0]) > 0.05
 
 
-def test_dmala_with_a_missing_learner_samples_the_summed_out_model_and_keeps_it_absent():
+def test_dmala_with_a_missing_worker_samples_the_summed_out_model_and_keeps_it_absent():
     net = _tiny_network(layers=0, seed=3)
     tv, _, final, start = _empirical_tv(net, 3, 3, [1, 0, 1])
     assert tv < 0.04, tv
-    # the missing learner has nothing to sample: its entry never changes
+    # the missing worker has nothing to sample: its entry never changes
     assert torch.equal(final[0][:, 1], start[0][:, 1])
 
 

@@ -1,2 +1,2 @@
 """Analysis: statistics of the answers (agreement), the learning-rate recommendation read from energy
-curves, and the diagnostics of a fitted model (mutual information, learner importance and quality)."""
+curves, and the diagnostics of a fitted model (mutual information, worker importance and quality)."""

@@ -6,7 +6,7 @@
   gave the same label (and how many tasks they share);
 * :func:`annotator_coverage`, :func:`labels_per_task`, :func:`class_balance` - the counts a user looks at
   first;
-* :func:`learner_table` - one row per annotator: answers, coverage, agreement with the aggregated labels
+* :func:`worker_table` - one row per annotator: answers, coverage, agreement with the aggregated labels
   and with majority vote, and (when a fitted DEEM is given) the accuracy the model's confusion matrices
   imply (Lemma 1);
 * :func:`method_agreement`, :func:`confusion_against_gold`, :func:`accuracy_against_gold` - comparing
@@ -27,7 +27,7 @@ from deem_core.data.annotations import AnnotationSet
 
 __all__ = [
     "accuracy_against_gold", "annotator_coverage", "class_balance", "confusion_against_gold",
-    "krippendorff_alpha", "label_distribution", "labels_per_task", "learner_table", "method_agreement",
+    "krippendorff_alpha", "label_distribution", "labels_per_task", "worker_table", "method_agreement",
     "pairwise_agreement",
 ]
 
@@ -118,7 +118,7 @@ def annotator_coverage(data: AnnotationSet) -> pd.DataFrame:
     })
 
 
-def learner_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
+def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
     """One row per annotator for export: coverage and agreement with majority vote, with the aggregated
     labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
     confusion matrices (``sum_m prior_m * P(X = m | Y = m)``, prior = the model's mean posterior)."""

@@ -1,4 +1,4 @@
-"""``deem diagnose INPUT... -o DIR``: mutual information per layer, learner importance, learner quality."""
+"""``deem diagnose INPUT... -o DIR``: mutual information per layer, worker importance, worker quality."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "diagnose", help="look inside a fitted DEEM: per-layer mutual information, learner importance and quality",
+        "diagnose", help="look inside a fitted DEEM: per-layer mutual information, worker importance and quality",
         description="Train DEEM (or load a saved model with --model) and write DIR/mutual_information.csv, "
-                    "DIR/mi_summary.csv, DIR/importance.csv, DIR/learners.csv, DIR/confusion_matrices.csv and "
+                    "DIR/mi_summary.csv, DIR/importance.csv, DIR/workers.csv, DIR/confusion_matrices.csv and "
                     "DIR/report.html (charts).")
     add_input_arguments(parser)
     add_training_arguments(parser)
@@ -23,17 +23,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", default=None, help="use this saved model (deem aggregate --model) instead of training")
     parser.add_argument("--truth", default=None,
                         help="CSV task,truth: group tasks by gold class for the mutual information (else DEEM's "
-                             "predictions), score learners' accuracy, and define --subset-classes by gold class")
+                             "predictions), score workers' accuracy, and define --subset-classes by gold class")
     parser.add_argument("--subset-classes", default=None, metavar="C1,C2,...",
                         help="importance on the tasks of these classes vs the rest (e.g. 5,6,8)")
     parser.add_argument("--subset-by", default=None, choices=["gold", "predicted"],
                         help="classes of --subset-classes taken from the truth or from DEEM (default: truth if given)")
-    parser.add_argument("--subset-learner", default=None, metavar="LEARNER",
-                        help="importance on the tasks where LEARNER answered --subset-label vs the rest")
+    parser.add_argument("--subset-worker", default=None, metavar="WORKER",
+                        help="importance on the tasks where WORKER answered --subset-label vs the rest")
     parser.add_argument("--subset-label", default=None, metavar="LABEL")
-    parser.add_argument("--experts", default=None, metavar="L1,L2,...", help="learners drawn in red in the importance chart")
+    parser.add_argument("--experts", default=None, metavar="L1,L2,...", help="workers drawn in red in the importance chart")
     parser.add_argument("--min-common", type=int, default=None,
-                        help="skip learner pairs with fewer common tasks than this in a class (default 10)")
+                        help="skip worker pairs with fewer common tasks than this in a class (default 10)")
     parser.add_argument("--max-tasks", type=int, default=None,
                         help="estimate importance on at most this many random tasks per subset (faster with layers)")
     parser.set_defaults(func=run)
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
     subset_classes = _split(args.subset_classes)
-    if subset_classes and args.subset_learner:
-        raise UsageError("choose the importance subset with --subset-classes or --subset-learner, not both")
-    if bool(args.subset_learner) != (args.subset_label is not None):
-        raise UsageError("--subset-learner and --subset-label go together")
+    if subset_classes and args.subset_worker:
+        raise UsageError("choose the importance subset with --subset-classes or --subset-worker, not both")
+    if bool(args.subset_worker) != (args.subset_label is not None):
+        raise UsageError("--subset-worker and --subset-label go together")
     if args.subset_by == "gold" and not args.truth:
         raise UsageError("--subset-by gold needs --truth")
     if args.min_common is not None and args.min_common < 1:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():
-            print("warning: the model was trained on other annotations; the diagnostics use its learners and "
+            print("warning: the model was trained on other annotations; the diagnostics use its workers and "
                   "classes on these annotations", file=sys.stderr)
     else:
         lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
     diagnostics = run_diagnostics(
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
-        subset_learner=args.subset_learner, subset_label=args.subset_label,
+        subset_worker=args.subset_worker, subset_label=args.subset_label,
         min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
     paths = write_diagnostics(diagnostics, output, experts=_split(args.experts) or ())
     mi = diagnostics.mutual_information
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     flagged = diagnostics.quality.table
     flagged = flagged[flagged["flag"] != "ok"]
     for _, row in flagged.iterrows():
-        print(f"learner {row['learner']}: {row['flag']} (agreement {row['agreement']:.3f}, "
+        print(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, "
               f"spammer score {row['spammer_score']:.3f})", file=sys.stderr)
     seconds = sum(diagnostics.seconds.values())
     print(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The annotation table as the engine sees it: a dense (tasks x learners) code matrix plus vocabularies.
+"""The annotation table as the engine sees it: a dense (tasks x workers) code matrix plus vocabularies.
 
 Input is crowd-kit's long format (one row per answer: ``task, worker, label``). ``AnnotationSet``
 encodes it once:
@@ -6,9 +6,9 @@ encodes it once:
 * ``tasks`` / ``workers`` / ``classes``: pandas Indexes holding the *original* identifiers and label
   values (sorted when the values can be sorted, in order of first appearance otherwise), so every
   output can be mapped back to what the user gave us;
-* ``labels``: (n_tasks, n_learners) int64 class codes, ``-1`` where the learner gave no answer. A
+* ``labels``: (n_tasks, n_workers) int64 class codes, ``-1`` where the worker gave no answer. A
   missing answer is never a class;
-* ``soft`` (optional): (n_tasks, n_learners, K) float32 probabilities (App. G.6 soft labels), zero
+* ``soft`` (optional): (n_tasks, n_workers, K) float32 probabilities (App. G.6 soft labels), zero
   rows where missing;
 * ``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows), with counts.
 
@@ -96,8 +96,8 @@ class AnnotationSet:
     tasks: pd.Index
     workers: pd.Index
     classes: pd.Index
-    labels: np.ndarray  # (n_tasks, n_learners) int64, -1 = missing
-    soft: np.ndarray | None = None  # (n_tasks, n_learners, K) float32 or None
+    labels: np.ndarray  # (n_tasks, n_workers) int64, -1 = missing
+    soft: np.ndarray | None = None  # (n_tasks, n_workers, K) float32 or None
     warnings: list[str] = field(default_factory=list)
     source: str = "annotations"
     layout: str = "long"  # the input layout it was read from: long, wide or per_annotator
@@ -108,7 +108,7 @@ class AnnotationSet:
         return int(self.labels.shape[0])
 
     @property
-    def n_learners(self) -> int:
+    def n_workers(self) -> int:
         return int(self.labels.shape[1])
 
     @property
@@ -117,7 +117,7 @@ class AnnotationSet:
 
     @property
     def mask(self) -> np.ndarray:
-        """(n_tasks, n_learners) bool, True where an answer exists."""
+        """(n_tasks, n_workers) bool, True where an answer exists."""
         return self.labels >= 0
 
     @property
@@ -126,7 +126,7 @@ class AnnotationSet:
 
     @property
     def density(self) -> float:
-        """Fraction of (task, learner) cells that hold an answer."""
+        """Fraction of (task, worker) cells that hold an answer."""
         return self.n_annotations / max(1, self.labels.size)
 
     def majority_vote(self) -> np.ndarray:
@@ -274,26 +274,26 @@ class AnnotationSet:
 
     def encode_like(self, df: pd.DataFrame, task: str = "task", worker: str = "worker",
                     label: str = "label") -> "AnnotationSet":
-        """Encode *new* tasks with this set's learners and classes (for prediction on unseen tasks).
+        """Encode *new* tasks with this set's workers and classes (for prediction on unseen tasks).
 
-        Answers from learners the model never saw are dropped with a warning; unknown labels are an error.
+        Answers from workers the model never saw are dropped with a warning; unknown labels are an error.
         """
         new = AnnotationSet.from_long(df, task=task, worker=worker, label=label, classes=list(self.classes),
                                       source="new tasks")
         known = self.workers.get_indexer(new.workers)
-        labels = np.full((new.n_tasks, self.n_learners), -1, dtype=np.int64)
+        labels = np.full((new.n_tasks, self.n_workers), -1, dtype=np.int64)
         seen = known >= 0
         labels[:, known[seen]] = new.labels[:, seen]
         warnings = list(new.warnings)
         if (~seen).any():
             dropped = int((new.labels[:, ~seen] >= 0).sum())
-            warnings.append(f"new tasks: ignored {dropped} answer(s) from {int((~seen).sum())} learner(s) the "
+            warnings.append(f"new tasks: ignored {dropped} answer(s) from {int((~seen).sum())} worker(s) the "
                             f"model was not trained on: {list(new.workers[~seen])[:5]}")
         return AnnotationSet(tasks=new.tasks, workers=self.workers, classes=self.classes, labels=labels,
                              warnings=warnings, source="new tasks")
 
     def subset_tasks(self, positions: np.ndarray) -> "AnnotationSet":
-        """The same learners and classes on the tasks at ``positions``."""
+        """The same workers and classes on the tasks at ``positions``."""
         positions = np.asarray(positions)
         return AnnotationSet(tasks=self.tasks[positions], workers=self.workers, classes=self.classes,
                              labels=self.labels[positions],
@@ -301,10 +301,10 @@ class AnnotationSet:
                              warnings=[], source=self.source)
 
     def summary(self) -> dict[str, Any]:
-        """Counts a user wants first: tasks, learners, classes, answers, density, answers per task."""
+        """Counts a user wants first: tasks, workers, classes, answers, density, answers per task."""
         per_task = self.mask.sum(axis=1)
         return {
-            "tasks": self.n_tasks, "learners": self.n_learners, "classes": self.n_classes,
+            "tasks": self.n_tasks, "workers": self.n_workers, "classes": self.n_classes,
             "annotations": self.n_annotations, "density": round(self.density, 4),
             "answers_per_task_min": int(per_task.min()), "answers_per_task_mean": float(per_task.mean()),
             "answers_per_task_max": int(per_task.max()),

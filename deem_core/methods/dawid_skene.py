@@ -2,11 +2,11 @@
 
 Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM) and as
 a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas group-bys; this one
-works on the (n_tasks, n_learners) code matrix that the engine already holds, which is both faster and
+works on the (n_tasks, n_workers) code matrix that the engine already holds, which is both faster and
 handles soft labels. Missing answers (code -1) are left out of the likelihood (the DS model's own
 treatment: an absent answer carries no evidence).
 
-Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(learner i says l | true class m)``
+Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says l | true class m)``
 (rows = given label, columns = true class, as ``psi`` in Lemma 1), ``prior`` (K,).
 """
 
@@ -84,13 +84,13 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
 
 
 def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common: int = 20) -> float:
-    """How much more learners agree with each other than a fitted Dawid-Skene model predicts.
+    """How much more workers agree with each other than a fitted Dawid-Skene model predicts.
 
-    For every pair of learners with at least ``min_common`` common tasks: (observed agreements - agreements
+    For every pair of workers with at least ``min_common`` common tasks: (observed agreements - agreements
     expected under DS given each task's posterior) / common tasks; returns the mean over pairs (0.0 when no
-    pair qualifies). DS assumes learners are independent given the true class, so a clearly positive value
-    means dependent learners (copies of one classifier, shared mistakes), which DS cannot explain.
-    Measured: duck 0.012, dog 0.014, condind -0.000, ampdata -0.001 (independent learners); tree3k 0.041,
+    pair qualifies). DS assumes workers are independent given the true class, so a clearly positive value
+    means dependent workers (copies of one classifier, shared mistakes), which DS cannot explain.
+    Measured: duck 0.012, dog 0.014, condind -0.000, ampdata -0.001 (independent workers); tree3k 0.041,
     digits 0.042, digits_experts 0.051 (dependent ensembles).
     """
     k = fit.confusion.shape[-1]

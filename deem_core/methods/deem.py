@@ -42,7 +42,7 @@ __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_M
 #: with 0.01 it is steady (90.1 / 90.5 / 90.6% at 50 / 100 / 150 epochs), digits 93.7% and digits_experts
 #: 88.7% at 100 (0.03: 93.75 / 89.26). ``lr="auto"`` chooses per data set with a sweep.
 DEFAULT_LR = 0.01
-#: default start: "auto" = Dawid-Skene through Lemma 1 unless the learners are clearly dependent (excess
+#: default start: "auto" = Dawid-Skene through Lemma 1 unless the workers are clearly dependent (excess
 #: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote; with gold labels, both starts
 #: are trained and the other start replaces that choice when it is significantly better on gold.
 #: Measured (1 layer, 50 epochs, 3 seeds): the DS start wins on duck/dog/condind/ampdata (e.g. ampdata
@@ -50,7 +50,7 @@ DEFAULT_LR = 0.01
 #: 88.70% vs 86.66%); see benchmarks/accuracy.py.
 DEFAULT_INIT = "auto"
 #: excess pairwise agreement above which "auto" starts from majority vote (measured 0.012-0.014 on the real
-#: crowd sets, about 0 on independent synthetic learners, 0.041-0.051 on dependent ensembles)
+#: crowd sets, about 0 on independent synthetic workers, 0.041-0.051 on dependent ensembles)
 DEPENDENCE_THRESHOLD = 0.03
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this (CondInd, 300 gold tasks: Majority-vote start
@@ -95,7 +95,7 @@ class DEEM:
     epochs, lr, batch_size, sampler_steps, step_size, momentum: training (Algorithm 1, App. G.4);
         ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
     init: ``"mv"`` (App. G.1: iRBM at majority vote), ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1) or
-        ``"auto"`` (default: ``"ds"`` unless the learners agree clearly more than Dawid-Skene predicts, see
+        ``"auto"`` (default: ``"ds"`` unless the workers agree clearly more than Dawid-Skene predicts, see
         ``dependence_``, then ``"mv"``; with gold labels both starts train together and the other start
         replaces that choice only when it is significantly more accurate on the gold tasks, see
         ``init_evidence_`` — with ``supervised_weight > 0`` half of the gold tasks are held out of the
@@ -243,7 +243,7 @@ class DEEM:
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
         memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
-        check_problem_size(data.n_learners, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
+        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
                            source=data.source)
         self.classes_ = data.classes
         self.workers_ = data.workers
@@ -256,7 +256,7 @@ class DEEM:
         callbacks = list(self.callbacks or ())
         self.dawid_skene_ = None
         has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
-        # init="auto": the DS start unless the learners are clearly dependent; with gold labels, both starts
+        # init="auto": the DS start unless the workers are clearly dependent; with gold labels, both starts
         # train (one batched model) and the gold tasks may overrule that choice (see _keep_best_start)
         self.dependence_ = None
         self.init_evidence_ = None
@@ -386,7 +386,7 @@ class DEEM:
 
     def predict_proba(self, data: Any = None) -> pd.DataFrame:
         """p(y | x) per task (columns = original classes). ``data=None``: the training tasks; otherwise new
-        tasks in long format, answered by the learners seen in training."""
+        tasks in long format, answered by the workers seen in training."""
         self._check_fitted()
         if data is None:
             values, tasks = self.posterior_, self.tasks_
@@ -426,7 +426,7 @@ class DEEM:
         return out
 
     def confusion_matrices(self, run: int = 0) -> dict[Any, pd.DataFrame]:
-        """Lemma 1: every learner's confusion matrix read off the iRBM (rows = given label, columns = true
+        """Lemma 1: every worker's confusion matrix read off the iRBM (rows = given label, columns = true
         class, in class order after the class map). Exact for ``n_layers=0``; with layers it describes the
         iRBM's view of the last layer's output."""
         self._check_fitted()
@@ -457,7 +457,7 @@ class DEEM:
             "format_version": FORMAT_VERSION,
             "params": {k: v for k, v in self.get_params().items() if k != "callbacks"},
             "network": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
-            "shape": [self.network_.n_runs, self.network_.n_learners, self.network_.n_classes, self.network_.n_layers],
+            "shape": [self.network_.n_runs, self.network_.n_workers, self.network_.n_classes, self.network_.n_layers],
             "tasks": _python_list(self.tasks_), "workers": _python_list(self.workers_),
             "classes": _python_list(self.classes_),
             "class_maps": torch.as_tensor(self.class_maps_), "posterior": torch.as_tensor(self.posterior_),

@@ -31,12 +31,12 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
     if init == "mv" and not explicit:
         return None, None
     config = config or TrainingConfig()
-    network = DEEMNetwork(len(seeds), data.n_learners, data.n_classes, int(n_layers)).to(device)
+    network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers)).to(device)
     with torch.no_grad():
         for run, seed in enumerate(seeds):
             gen = torch.Generator(device=device)
             gen.manual_seed(int(seed))
-            single = DEEMNetwork(1, data.n_learners, data.n_classes, int(n_layers)).to(device)
+            single = DEEMNetwork(1, data.n_workers, data.n_classes, int(n_layers)).to(device)
             single.initialise(gen, config.layer_noise, config.irbm_noise)
             for target, source in zip(network.parameters(), single.parameters()):
                 target[run].copy_(source[0])
@@ -51,7 +51,7 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
 def stack_networks(networks: Sequence[DEEMNetwork]) -> DEEMNetwork:
     """One batched network holding the runs of every network in order (same shapes apart from R)."""
     first = networks[0]
-    out = DEEMNetwork(sum(n.n_runs for n in networks), first.n_learners, first.n_classes, first.n_layers)
+    out = DEEMNetwork(sum(n.n_runs for n in networks), first.n_workers, first.n_classes, first.n_layers)
     out = out.to(next(first.parameters()).device)
     with torch.no_grad():
         for target, *sources in zip(out.parameters(), *(n.parameters() for n in networks)):

@@ -4,14 +4,14 @@ Every parameter carries a leading *run* dimension ``R`` so that ``R`` independen
 learning rates and/or seeds) train as one batched model: each layer's ``(K, K, d, d)`` weight tensor
 is stored as one ``(d*K, d*K)`` matrix per run and applied with a single batched matrix product.
 
-Flattened unit/class layout: index ``i * K + l`` is learner ``i``, class ``l``.
+Flattened unit/class layout: index ``i * K + l`` is worker ``i``, class ``l``.
 
 Missing annotations
 -------------------
 An input cell that is not observed is a zero vector (never a class). Multinomial layers ignore it
-(it contributes nothing to the products) and their output for that learner is zeroed again, so a
-learner that is missing at the input stays missing up to the iRBM. The iRBM then *sums the missing
-visible units out* of the joint distribution: for a missing learner ``i`` the hidden logit of class
+(it contributes nothing to the products) and their output for that worker is zeroed again, so a
+worker that is missing at the input stays missing up to the iRBM. The iRBM then *sums the missing
+visible units out* of the joint distribution: for a missing worker ``i`` the hidden logit of class
 ``m`` gains ``log sum_l exp(a_i^l + w_i^{lm})``. This is exact marginalisation, so with no layers the
 posterior equals the Dawid-Skene posterior over the observed labels only (Lemma 1 holds on sparse
 data). Leaving the unit out instead (as RBMs for collaborative filtering do) would bias the posterior
@@ -28,7 +28,7 @@ from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 __all__ = ["DEEMNetwork", "irbm_constant_masks"]
 
 
-def irbm_constant_masks(n_learners: int, n_classes: int, device=None) -> dict[str, torch.Tensor]:
+def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str, torch.Tensor]:
     """Masks of Definition 1 (identifiable RBM).
 
     Returns ``weight_free`` (d, K, K) and ``weight_fixed`` (d, K, K) so that the effective weight is
@@ -36,7 +36,7 @@ def irbm_constant_masks(n_learners: int, n_classes: int, device=None) -> dict[st
     and ``w^{11} = 1``; plus ``visible_free`` (d, K) with ``a^1 = 0`` and ``hidden_free`` (K,) with
     ``b^1 = 0``.
     """
-    d, k = n_learners, n_classes
+    d, k = n_workers, n_classes
     first_l = torch.zeros(k, k, dtype=torch.bool, device=device)
     first_l[0, :] = True
     first_m = torch.zeros(k, k, dtype=torch.bool, device=device)
@@ -61,7 +61,7 @@ class DEEMNetwork(nn.Module):
 
     Parameters
     ----------
-    n_runs, n_learners, n_classes, n_layers:
+    n_runs, n_workers, n_classes, n_layers:
         ``R``, ``d``, ``K`` and the number of multinomial layers (0 = plain iRBM).
 
     Attributes
@@ -72,10 +72,10 @@ class DEEMNetwork(nn.Module):
     visible_bias: (R, d, K) free ``a_i^l``.  hidden_bias: (R, K) free ``b^m``.
     """
 
-    def __init__(self, n_runs: int, n_learners: int, n_classes: int, n_layers: int = 1):
+    def __init__(self, n_runs: int, n_workers: int, n_classes: int, n_layers: int = 1):
         super().__init__()
-        r, d, k = n_runs, n_learners, n_classes
-        self.n_runs, self.n_learners, self.n_classes, self.n_layers = r, d, k, n_layers
+        r, d, k = n_runs, n_workers, n_classes
+        self.n_runs, self.n_workers, self.n_classes, self.n_layers = r, d, k, n_layers
         self.layer_weights = nn.ParameterList(
             [nn.Parameter(torch.zeros(r, d * k, d * k)) for _ in range(n_layers)]
         )
@@ -91,7 +91,7 @@ class DEEMNetwork(nn.Module):
     def initialise(self, generator: torch.Generator | None = None, layer_noise: float = 0.005,
                    irbm_noise: float = 0.01) -> None:
         """App. G.1: identity layers + N(0, layer_noise^2); iRBM = majority vote + N(0, irbm_noise^2)."""
-        r, d, k = self.n_runs, self.n_learners, self.n_classes
+        r, d, k = self.n_runs, self.n_workers, self.n_classes
         dev = self.irbm_weight.device
 
         def noise(*shape):
@@ -126,9 +126,9 @@ class DEEMNetwork(nn.Module):
 
     def propagate_fm(self, x: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
         """Run ``x`` (R, d, K, B) through the multinomial layers; mask (R, d, B) float, or None when every
-        learner is observed.
+        worker is observed.
 
-        Returns every layer's output, input first: ``n_layers + 1`` tensors (R, d, K, B), missing learners
+        Returns every layer's output, input first: ``n_layers + 1`` tensors (R, d, K, B), missing workers
         zeroed; the last is the iRBM's visible input.
         """
         r, d, k, bsz = x.shape
@@ -164,7 +164,7 @@ class DEEMNetwork(nn.Module):
 
     @staticmethod
     def _visible_term(terms: dict[str, torch.Tensor], v: torch.Tensor) -> torch.Tensor:
-        """``sum_{i, l} a_i^l v_i^l``: (R, B) (missing learners are zero in ``v``)."""
+        """``sum_{i, l} a_i^l v_i^l``: (R, B) (missing workers are zero in ``v``)."""
         r, d, k, bsz = v.shape
         return torch.bmm(terms["a"].transpose(1, 2), v.reshape(r, d * k, bsz)).squeeze(1)
 
@@ -184,7 +184,7 @@ class DEEMNetwork(nn.Module):
         """``U(x) = -F(x)`` and ``dU/dx`` for DMALA with the current parameters, by a hand-written backward pass.
 
         Returns ``fn(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``; the iRBM's effective
-        parameters are read once here, so build it anew after every update. ``dense=True`` promises that every learner is
+        parameters are read once here, so build it anew after every update. ``dense=True`` promises that every worker is
         observed in the batches it will see (the missing-unit terms are skipped).
         With ``p = softmax(logits)`` (R, K, B): ``dU/dv = a + W_irbm p``; through each layer
         ``g_z = s (g - mean_s g)`` (sparsemax's Jacobian, ``s`` its support, empty for a masked output) and
@@ -202,7 +202,7 @@ class DEEMNetwork(nn.Module):
             posterior = logits.sub_(log_partition.unsqueeze(1)).exp_()  # (R, K, B)
             grad = torch.baddbmm(terms["a"], terms["w"], posterior)  # dU/dv: (R, d*K, B)
             for layer in range(self.n_layers - 1, -1, -1):
-                # a masked (all-zero) output has an empty support, so its learner gets no gradient here
+                # a masked (all-zero) output has an empty support, so its worker gets no gradient here
                 grad_logits = sparsemax_backward(outputs[layer + 1], grad.view(r, d, k, bsz), dim=2)
                 grad = torch.bmm(self.layer_weights[layer], grad_logits.view(r, d * k, bsz))
             return self._visible_term(terms, v) + log_partition, grad.view(r, d, k, bsz)
@@ -274,6 +274,6 @@ class DEEMNetwork(nn.Module):
         self.hidden_bias.copy_(b.expand_as(self.hidden_bias))
 
     def extra_repr(self) -> str:
-        return (f"runs={self.n_runs}, learners={self.n_learners}, classes={self.n_classes}, "
+        return (f"runs={self.n_runs}, workers={self.n_workers}, classes={self.n_classes}, "
                 f"layers={self.n_layers}, params/run={sum(p[0].numel() for p in self.parameters())}")
 

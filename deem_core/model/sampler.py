@@ -1,8 +1,8 @@
 """Vectorised DMALA: discrete Langevin proposal with a Metropolis-Hastings correction.
 
-Zhang, Liu & Liu (ICML 2022), as used by DEEM (App. G.3). The state is a class index per learner,
-``state`` (R, B, d) int64, with an observed mask (R, B, d): missing learners have nothing to sample and
-never change. With ``U(x) = -E(x)`` and ``g = dU/dx`` at the one-hot input, every observed learner
+Zhang, Liu & Liu (ICML 2022), as used by DEEM (App. G.3). The state is a class index per worker,
+``state`` (R, B, d) int64, with an observed mask (R, B, d): missing workers have nothing to sample and
+never change. With ``U(x) = -E(x)`` and ``g = dU/dx`` at the one-hot input, every observed worker
 proposes independently and in parallel
 
     q_i(x_i' = k | x) ∝ exp(0.5 * (g_ik - g_i,cur) - [k != cur] / alpha),
@@ -14,7 +14,7 @@ its gradient) are kept for the next step, with its one-hot input; the gradient i
 
 The energy comes as ``log_density_and_grad(x, mask) -> (U (R, B), dU/dx (R, d, K, B))`` in the
 feature-major layout of ``model.py`` (``DEEMNetwork.sampler_energy()``, a hand-written backward pass).
-Proposals are drawn by inverting each learner's cumulative proposal distribution with one uniform number
+Proposals are drawn by inverting each worker's cumulative proposal distribution with one uniform number
 (K times fewer random numbers than Gumbel-max, whose exponential noise was 15% of a CPU epoch).
 """
 
@@ -54,19 +54,19 @@ def _uniform_like(template: torch.Tensor, generator) -> torch.Tensor:
 
 @dataclass
 class SamplerStats:
-    """Per-run statistics of one call: acceptance rate and fraction of observed learners changed."""
+    """Per-run statistics of one call: acceptance rate and fraction of observed workers changed."""
 
     acceptance_rate: torch.Tensor  # (R,)
-    changed_fraction: torch.Tensor  # (R,) accepted changes / observed learners, averaged over steps
+    changed_fraction: torch.Tensor  # (R,) accepted changes / observed workers, averaged over steps
 
 
 class DMALASampler:
-    """Discrete Metropolis-adjusted Langevin sampler over one-hot learner states.
+    """Discrete Metropolis-adjusted Langevin sampler over one-hot worker states.
 
     Parameters
     ----------
     step_size:
-        ``alpha`` of the proposal; each change of a learner's class costs ``1/alpha`` nats in the
+        ``alpha`` of the proposal; each change of a worker's class costs ``1/alpha`` nats in the
         proposal. May be a float or an (R,) tensor (one per run).
     n_steps:
         MH steps per call.
@@ -78,24 +78,24 @@ class DMALASampler:
 
     @staticmethod
     def _proposal(grad, x, inv_alpha):
-        """Unnormalised proposal of every learner at one state: ``weights`` (R, d, K, B) and their sum ``norm`` (R, d, B).
+        """Unnormalised proposal of every worker at one state: ``weights`` (R, d, K, B) and their sum ``norm`` (R, d, B).
 
         ``q_i(k | x) = weights_ik / sum_k weights_ik`` with ``log weights = 0.5 * g_ik + [k == cur] / alpha - max``:
-        ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from it by a constant per learner, which the
+        ``0.5 * (g_ik - g_i,cur) - [k != cur] / alpha`` differs from it by a constant per worker, which the
         normalisation removes; ``x`` (the one-hot state) is ``[k == cur]``.
         """
         logits = torch.add(0.5 * grad, x * inv_alpha)
         peak = logits.amax(dim=2, keepdim=True)
-        weights = logits.sub_(peak).exp_()  # (R, d, K, B), largest entry 1 per learner
+        weights = logits.sub_(peak).exp_()  # (R, d, K, B), largest entry 1 per worker
         return weights, weights.sum(dim=2)
 
     @staticmethod
     def _log_q(weights, norm, one_hot, mask):
-        """``sum_i log q_i(x_i)`` over the observed learners: (R, B), for the state ``one_hot`` (R, d, K, B).
+        """``sum_i log q_i(x_i)`` over the observed workers: (R, B), for the state ``one_hot`` (R, d, K, B).
 
         (A product with the one-hot state is 8x cheaper than a gather along the class axis on the CPU.)
         """
-        picked = (weights * one_hot).sum(dim=2)  # (R, d, B); 0 for a missing learner
+        picked = (weights * one_hot).sum(dim=2)  # (R, d, B); 0 for a missing worker
         return torch.log(picked.div_(norm).add_(1.0 - mask)).sum(dim=1)  # missing: log 1 = 0
 
     @torch.no_grad()

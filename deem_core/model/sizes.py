@@ -22,7 +22,7 @@ def _gib(n: float) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
 
-def check_problem_size(n_learners: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
+def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
                        memory_bytes: int | None = None, max_classes: int = MAX_CLASSES,
                        source: str = "annotations") -> int:
     """Refuse (DataError) a model that would not fit: returns the estimated bytes otherwise.
@@ -31,7 +31,7 @@ def check_problem_size(n_learners: int, n_classes: int, n_layers: int = 1, n_run
     copies (weights, gradients, optimiser state, temporaries) in float32. ``memory_bytes``: the budget
     (default: half the machine's physical memory; pass the GPU's memory when training there).
     """
-    d, k, layers, runs = int(n_learners), int(n_classes), int(n_layers), int(n_runs)
+    d, k, layers, runs = int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     if k > max_classes:
         raise DataError(f"{source}: {k:,} classes is more than DEEM handles (at most {max_classes:,}); check that "
                         f"the label column holds class labels, not free text, scores or ids")
@@ -42,6 +42,6 @@ def check_problem_size(n_learners: int, n_classes: int, n_layers: int = 1, n_run
     if estimate > budget:
         raise DataError(
             f"{source}: the model would need about {_gib(estimate)} ({layers} layer(s) of {units:,} x {units:,} "
-            f"weights for {d:,} learners x {k:,} classes, {runs} run(s)) but {_gib(budget)} is available; use "
-            f"fewer layers (--layers 0), fewer seeds, or fewer learners/classes")
+            f"weights for {d:,} workers x {k:,} classes, {runs} run(s)) but {_gib(budget)} is available; use "
+            f"fewer layers (--layers 0), fewer seeds, or fewer workers/classes")
     return estimate

@@ -1,6 +1,6 @@
 """Sparsemax along any dimension, fast when that dimension is not the last one.
 
-DEEM applies sparsemax to every learner's K class scores. The training hot path keeps activations in
+DEEM applies sparsemax to every worker's K class scores. The training hot path keeps activations in
 *feature-major* layout ``(R, d, K, B)`` (batch last, see ``model.py``) so that the reductions over the K
 classes run over a strided axis with the long batch axis contiguous: 5-7x cheaper on the CPU than reducing
 a last axis of length 10.

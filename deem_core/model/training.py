@@ -85,7 +85,7 @@ class TrainingResult:
     def select_runs(self, picked: Sequence[int]) -> "TrainingResult":
         """The same result restricted to the runs at ``picked`` (renumbered 0..len-1, in that order)."""
         source = self.network
-        network = DEEMNetwork(len(picked), source.n_learners, source.n_classes, source.n_layers)
+        network = DEEMNetwork(len(picked), source.n_workers, source.n_classes, source.n_layers)
         network = network.to(next(source.parameters()).device)
         with torch.no_grad():
             for target, param in zip(network.parameters(), source.parameters()):
@@ -178,11 +178,11 @@ def _train_runs(
     if len(lrs) != len(seeds):
         raise ValueError(f"need one seed per learning rate, got {len(lrs)} lrs and {len(seeds)} seeds")
     device = resolve_device(config.device)
-    n_tasks, n_learners = labels.shape
+    n_tasks, n_workers = labels.shape
     r, k = len(lrs), n_classes
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     mask_t = (labels_t >= 0).float()  # (n, d)
-    dense = bool(mask_t.all())  # every learner labelled every task: the missing-unit terms are skipped
+    dense = bool(mask_t.all())  # every worker labelled every task: the missing-unit terms are skipped
     soft_t = torch.as_tensor(soft, dtype=torch.float32, device=device) if soft is not None else None
     use_gold = gold is not None and supervised_weight > 0 and bool((np.asarray(gold) >= 0).any())
     gold_t = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if use_gold else None
@@ -191,9 +191,9 @@ def _train_runs(
     # one sampler stream per run: a run trains the same alone or batched with other runs
     sampler_gens = [_generator(int(s) * 7919 + 17, device) for s in seeds]
     if initial_network is None:
-        network = DEEMNetwork(r, n_learners, k, config.n_layers).to(device)
+        network = DEEMNetwork(r, n_workers, k, config.n_layers).to(device)
         # one initialisation per run from its own seed, so a run does not depend on its batch-mates
-        per_run = [DEEMNetwork(1, n_learners, k, config.n_layers).to(device) for _ in range(r)]
+        per_run = [DEEMNetwork(1, n_workers, k, config.n_layers).to(device) for _ in range(r)]
         with torch.no_grad():
             for idx, single in enumerate(per_run):
                 single.initialise(run_gens[idx], config.layer_noise, config.irbm_noise)
@@ -227,10 +227,10 @@ def _train_runs(
                 break
             idx = perms[:, start:start + batch_size]  # (R, b)
             batch_mask = mask_t[idx]  # (R, b, d)
-            chain_state = chains.gather(1, idx.unsqueeze(-1).expand(-1, -1, n_learners))
+            chain_state = chains.gather(1, idx.unsqueeze(-1).expand(-1, -1, n_workers))
             chain_state, stats = sampler.sample(network.sampler_energy(dense), chain_state, batch_mask, k,
                                                 sampler_gens)
-            chains.scatter_(1, idx.unsqueeze(-1).expand(-1, -1, n_learners), chain_state)
+            chains.scatter_(1, idx.unsqueeze(-1).expand(-1, -1, n_workers), chain_state)
             # positive and negative samples in one feature-major pass: (R, d, K, 2b)
             mask_fm = batch_mask.transpose(1, 2)  # (R, d, b)
             if soft_t is not None:

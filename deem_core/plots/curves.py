@@ -27,7 +27,7 @@ METRIC_TITLES = {
     "positive_energy": "Positive energy (data)",
     "negative_energy": "Negative energy (model samples)",
     "acceptance_rate": "Sampler acceptance rate",
-    "changed_fraction": "Fraction of learners changed per sampler step",
+    "changed_fraction": "Fraction of workers changed per sampler step",
     "n_predicted_classes": "Classes predicted (dead units below the reference)",
 }
 _COLORSCALE = "Viridis"

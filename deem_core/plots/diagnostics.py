@@ -18,7 +18,7 @@ __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max"
 
 MI_COLORSCALE = "Viridis"
 EXPERT_COLOR = "#d62728"
-LEARNER_COLOR = "#1f77b4"
+WORKER_COLOR = "#1f77b4"
 
 
 def mi_scale_max(result) -> float:
@@ -31,7 +31,7 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     """One d x d heatmap per layer (input left, iRBM input right) for the tasks of one class.
 
     All panels share one colour scale from 0 to ``zmax`` (default: the largest off-diagonal MI over every
-    layer *and class*, so switching classes keeps the scale). The diagonal (each learner's entropy) is
+    layer *and class*, so switching classes keeps the scale). The diagonal (each worker's entropy) is
     blank unless ``show_diagonal``; skipped pairs (too few common tasks) are blank too.
     """
     c = list(result.classes).index(class_value)
@@ -39,11 +39,11 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     top = mi_scale_max(result) if zmax is None else float(zmax)
     n_panels = values.shape[0]
     fig = make_subplots(rows=1, cols=n_panels, subplot_titles=list(result.layers), horizontal_spacing=0.04)
-    learners = [str(w) for w in result.learners]
+    workers = [str(w) for w in result.workers]
     for layer in range(n_panels):
         z = values[layer, c]
         fig.add_trace(go.Heatmap(
-            z=z, x=learners, y=learners, coloraxis="coloraxis",
+            z=z, x=workers, y=workers, coloraxis="coloraxis",
             customdata=result.n_common[c], hovertemplate="%{y} / %{x}<br>MI %{z:.3f} nats<br>"
                                                          "%{customdata} common tasks<extra></extra>"),
             row=1, col=layer + 1)
@@ -51,9 +51,9 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
-        title={"text": f"Mutual information between learners, class {class_value} "
+        title={"text": f"Mutual information between workers, class {class_value} "
                        f"({int(result.class_counts[c])} tasks, classes from {result.class_source})"},
-        height=max(360, 22 * len(learners) + 160), width=max(700, n_panels * (18 * len(learners) + 120)),
+        height=max(360, 22 * len(workers) + 160), width=max(700, n_panels * (18 * len(workers) + 120)),
         margin={"l": 40, "r": 40, "t": 80, "b": 40})
     return fig
 
@@ -66,16 +66,16 @@ def mi_summary_figure(result) -> go.Figure:
         fig.add_trace(go.Scatter(x=summary["layer_name"], y=summary[f"{name}_mean"], mode="lines+markers",
                                  error_y={"type": "data", "array": summary[f"{name}_std"]}, name=name,
                                  showlegend=False), row=1, col=col)
-    fig.update_layout(title={"text": f"Dependence between learners per layer (mean ± std over classes; "
+    fig.update_layout(title={"text": f"Dependence between workers per layer (mean ± std over classes; "
                                      f"classes from {result.class_source})"}, height=380)
     return fig
 
 
 def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None,
                     column: str = "importance") -> go.Figure:
-    """Fig. 5: learner importance on the selected tasks (left) and on the rest (right).
+    """Fig. 5: worker importance on the selected tasks (left) and on the rest (right).
 
-    importance: an :class:`~deem_core.analysis.diagnostics.ImportanceResult` or its ``table``. highlight: learners
+    importance: an :class:`~deem_core.analysis.diagnostics.ImportanceResult` or its ``table``. highlight: workers
     drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. column:
     ``importance`` (drop of p(decided class)) or ``importance_log_odds`` (drop of its log-odds, nats).
     Error bars are one standard error.
@@ -92,10 +92,10 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
                         subplot_titles=[titles.get(s, s) for s in subsets])
     for col, name in enumerate(subsets, start=1):
         part = table[table["subset"] == name]
-        learners = [str(w) for w in part["learner"]]
+        workers = [str(w) for w in part["worker"]]
         error = "std_error" + column[len("importance"):]
         fig.add_trace(go.Bar(
-            x=learners, y=part[column], marker_color=[EXPERT_COLOR if w in highlight else LEARNER_COLOR for w in learners],
+            x=workers, y=part[column], marker_color=[EXPERT_COLOR if w in highlight else WORKER_COLOR for w in workers],
             error_y={"type": "data", "array": part[error].fillna(0.0) if error in part else None},
             customdata=part["n_answered"], showlegend=False,
             hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>"),
@@ -103,13 +103,13 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
         fig.update_xaxes(tickangle=-60, row=1, col=col)
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p"
     fig.update_yaxes(title_text=f"mean drop of the decided class's {unit} when removed", row=1, col=1)
-    fig.update_layout(title={"text": "Learner importance" + (" (log-odds)" if unit != "p" else "")},
+    fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if unit != "p" else "")},
                       height=430, bargap=0.2)
     return fig
 
 
 def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """One learner's confusion matrix (rows = given label, columns = true class; columns sum to 1)."""
+    """One worker's confusion matrix (rows = given label, columns = true class; columns sum to 1)."""
     z = matrix.to_numpy(dtype=float)
     x = [str(c) for c in matrix.columns]
     y = [str(r) for r in matrix.index]
@@ -125,7 +125,7 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figu
 
 
 def quality_table_figure(table: pd.DataFrame, digits: int = 3) -> go.Figure:
-    """The learner quality table as a plotly table (flagged rows shaded)."""
+    """The worker quality table as a plotly table (flagged rows shaded)."""
     shown = table.copy()
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column]):
@@ -136,6 +136,6 @@ def quality_table_figure(table: pd.DataFrame, digits: int = 3) -> go.Figure:
         header={"values": [str(c) for c in shown.columns], "fill_color": "#e8e8e8", "align": "left"},
         cells={"values": [shown[c].astype(str).tolist() for c in shown.columns], "fill_color": [fill] * len(shown.columns),
                "align": "left"}))
-    fig.update_layout(title={"text": "Learner quality"}, height=min(1200, 60 + 28 * (len(shown) + 2)),
+    fig.update_layout(title={"text": "Worker quality"}, height=min(1200, 60 + 28 * (len(shown) + 2)),
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

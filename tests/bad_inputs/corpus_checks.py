@@ -18,7 +18,7 @@ import pandas as pd
 
 from make_corpus import Case
 
-#: no network, Dawid-Skene fit or one-hot table with more (learners x classes) than this is built in these
+#: no network, Dawid-Skene fit or one-hot table with more (workers x classes) than this is built in these
 #: checks: a missing size check must fail the test, not exhaust the machine's memory (with 10,000 classes
 #: the Dawid-Skene start alone would take gigabytes)
 MAX_TEST_UNITS = 5_000
@@ -26,8 +26,8 @@ MAX_TEST_UNITS = 5_000
 GUARDED_FUNCTIONS = ("fit_dawid_skene", "one_hot_codes", "majority_vote_codes")
 
 
-def _too_big(what: str, n_learners: int, n_classes: int) -> AssertionError:
-    return AssertionError(f"a {what} of {n_learners} learners x {n_classes} classes was about to be allocated: "
+def _too_big(what: str, n_workers: int, n_classes: int) -> AssertionError:
+    return AssertionError(f"a {what} of {n_workers} workers x {n_classes} classes was about to be allocated: "
                           f"the problem size was not checked first")
 
 
@@ -40,10 +40,10 @@ def no_huge_network(limit: int = MAX_TEST_UNITS) -> Iterator[None]:
 
     original = model.DEEMNetwork.__init__
 
-    def guarded_init(self, n_runs, n_learners, n_classes, n_layers=1):
-        if n_learners * n_classes > limit:
-            raise _too_big("DEEMNetwork", n_learners, n_classes)
-        original(self, n_runs, n_learners, n_classes, n_layers)
+    def guarded_init(self, n_runs, n_workers, n_classes, n_layers=1):
+        if n_workers * n_classes > limit:
+            raise _too_big("DEEMNetwork", n_workers, n_classes)
+        original(self, n_runs, n_workers, n_classes, n_layers)
 
     def guard(name, function):
         def guarded(labels, n_classes, *args, **kwargs):
@@ -121,7 +121,7 @@ def check_loaded(case: Case, data) -> None:
     if case.n_tasks is not None:
         assert data.n_tasks == case.n_tasks, f"{data.n_tasks} tasks, expected {case.n_tasks}"
     if case.n_workers is not None:
-        assert data.n_learners == case.n_workers, f"{data.n_learners} annotators, expected {case.n_workers}"
+        assert data.n_workers == case.n_workers, f"{data.n_workers} annotators, expected {case.n_workers}"
     if case.classes is not None:
         got_classes = [_plain(c) for c in data.classes]
         assert got_classes == case.classes and [type(c) for c in got_classes] == [type(c) for c in case.classes], (
@@ -145,7 +145,7 @@ def check_library(case: Case, paths: list[Path], epochs: int = 1, **fit_options:
     with no_huge_network():
         if case.fit_error is not None:
             outcome = _expect_error(lambda: model.fit(data), case.fit_error, "DEEM.fit")
-            return f"loaded {data.n_tasks}x{data.n_learners}, K={data.n_classes}; fit refused: {outcome}"
+            return f"loaded {data.n_tasks}x{data.n_workers}, K={data.n_classes}; fit refused: {outcome}"
         model.fit(data)
     predicted = model.predict()
     assert list(predicted.index) == list(data.tasks), "predictions are not one per task in task order"
@@ -153,7 +153,7 @@ def check_library(case: Case, paths: list[Path], epochs: int = 1, **fit_options:
     if case.predicted is not None:
         got = {_plain(t): _plain(y) for t, y in predicted.items()}
         assert got == case.predicted, f"predicted {got}, expected {case.predicted}"
-    return f"loaded {data.n_tasks}x{data.n_learners}, K={data.n_classes}; fitted"
+    return f"loaded {data.n_tasks}x{data.n_workers}, K={data.n_classes}; fitted"
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:

@@ -1,9 +1,9 @@
-"""Looking inside a fitted DEEM: per-layer mutual information, learner importance, learner quality.
+"""Looking inside a fitted DEEM: per-layer mutual information, worker importance, worker quality.
 
 >>> from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics
 >>> diag = run_diagnostics(model, df, gold=truth, subset_classes=[5, 6, 8])
 >>> diag.mutual_information.summary()        # the paper's Table 10 (per layer, mean ± std over classes)
->>> diag.importance.pivot()                  # Fig. 5: learners x {selected, rest, all}
+>>> diag.importance.pivot()                  # Fig. 5: workers x {selected, rest, all}
 >>> diag.quality.table                       # agreement, confusion-based spammer score, flags
 >>> write_diagnostics(diag, "out/")          # CSVs + report.html
 
@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from deem_core.analysis.diagnostics._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare
-from deem_core.analysis.diagnostics.importance import ImportanceResult, TaskSubset, learner_importance, leave_one_out_drops, select_tasks
+from deem_core.analysis.diagnostics.importance import ImportanceResult, TaskSubset, worker_importance, leave_one_out_drops, select_tasks
 from deem_core.analysis.diagnostics.mutual_information import (
     DEFAULT_MIN_COMMON, MutualInformationResult, contingency_tables, layer_argmax_codes, layer_names,
     mutual_information_from_counts, mutual_information_matrix, per_layer_mutual_information,
 )
-from deem_core.analysis.diagnostics.quality import QualityResult, empirical_confusion, irbm_confusion, learner_quality, spammer_score
+from deem_core.analysis.diagnostics.quality import QualityResult, empirical_confusion, irbm_confusion, worker_quality, spammer_score
 
 __all__ = [
     "DEFAULT_MIN_COMMON", "Diagnostics", "GOLD_SOURCE", "ImportanceResult", "MutualInformationResult",
     "PREDICTED_SOURCE", "QualityResult", "TaskSubset", "contingency_tables", "empirical_confusion",
-    "irbm_confusion", "layer_argmax_codes", "layer_names", "learner_importance", "learner_quality",
+    "irbm_confusion", "layer_argmax_codes", "layer_names", "worker_importance", "worker_quality",
     "leave_one_out_drops", "mutual_information_from_counts", "mutual_information_matrix",
     "per_layer_mutual_information", "run_diagnostics", "select_tasks", "spammer_score", "write_diagnostics",
 ]
@@ -48,13 +48,13 @@ class Diagnostics:
 
 def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | None = None,
                     subset_classes: Sequence[Any] | None = None, subset_by: str | None = None,
-                    subset_learner: Any = None, subset_label: Any = None, run: int | None = None,
+                    subset_worker: Any = None, subset_label: Any = None, run: int | None = None,
                     min_common: int = DEFAULT_MIN_COMMON, max_tasks: int | None = None) -> Diagnostics:
     """All three diagnostics of a fitted model on its annotations.
 
     The importance subset is ``subset`` if given, else built by :func:`select_tasks` from
     ``subset_classes`` (+ ``subset_by``: ``gold`` / ``predicted``; default gold when ``gold`` is given) or
-    ``subset_learner`` + ``subset_label``; with none of them only the ``all`` row is computed.
+    ``subset_worker`` + ``subset_label``; with none of them only the ``all`` row is computed.
     """
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
@@ -64,13 +64,13 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     mi = per_layer_mutual_information(model, data, gold=gold, run=run, min_common=min_common)
     seconds["mutual_information"] = time.perf_counter() - started
     started = time.perf_counter()
-    if subset is None and (subset_classes is not None or subset_learner is not None):
+    if subset is None and (subset_classes is not None or subset_worker is not None):
         subset = select_tasks(model, data, classes=subset_classes, by=subset_by, gold=gold,
-                              learner=subset_learner, label=subset_label)
-    importance = learner_importance(model, data, subset=subset, max_tasks=max_tasks)
+                              worker=subset_worker, label=subset_label)
+    importance = worker_importance(model, data, subset=subset, max_tasks=max_tasks)
     seconds["importance"] = time.perf_counter() - started
     started = time.perf_counter()
-    quality = learner_quality(model, data, gold=gold, run=usable_runs(model)[0] if run is None else run)
+    quality = worker_quality(model, data, gold=gold, run=usable_runs(model)[0] if run is None else run)
     seconds["quality"] = time.perf_counter() - started
     notes = list(data.warnings) + mi.notes + importance.notes + quality.notes
     return Diagnostics(mutual_information=mi, importance=importance, quality=quality, seconds=seconds, notes=notes)
@@ -78,7 +78,7 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
 
 def write_diagnostics(diagnostics: Diagnostics, directory, title: str = "DEEM diagnostics",
                       experts: Sequence[Any] = ()) -> dict[str, Any]:
-    """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``learners.csv`` and
+    """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv`` and
     ``report.html`` into ``directory`` (spreadsheet-safe, atomic). Returns ``{name: path}``."""
     from deem_core.analysis.diagnostics.report import write_report  # noqa: PLC0415
 

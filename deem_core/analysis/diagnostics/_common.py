@@ -21,7 +21,7 @@ def check_fitted(model) -> None:
 
 
 def prepare(model, data: Any) -> AnnotationSet:
-    """``data`` encoded with the model's learners and classes (columns/codes the network expects)."""
+    """``data`` encoded with the model's workers and classes (columns/codes the network expects)."""
     check_fitted(model)
     if isinstance(data, pd.DataFrame):
         try:

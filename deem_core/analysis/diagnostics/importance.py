@@ -1,35 +1,35 @@
-"""Learner importance: how much DEEM's decision on a task depends on each learner (paper §5.4, Fig. 5).
+"""Worker importance: how much DEEM's decision on a task depends on each worker (paper §5.4, Fig. 5).
 
 Definition
 ----------
 For task ``t`` let ``p(c | x_t)`` be DEEM's consensus posterior (class order, averaged over the usable
 runs exactly as the estimator's ``posterior_``) and ``y_t = argmax_c p(c | x_t)`` its decision. Removing
-learner ``i`` means treating its answer as *missing*: its input row is zeroed and its mask set to 0, so
+worker ``i`` means treating its answer as *missing*: its input row is zeroed and its mask set to 0, so
 the layers ignore it and the iRBM sums its visible unit out exactly (the same treatment as any missing
 annotation; valid on sparse data). The per-task drop is
 
-    drop_ti = p(y_t | x_t) - p(y_t | x_t without learner i)
+    drop_ti = p(y_t | x_t) - p(y_t | x_t without worker i)
 
-and the **importance of learner i on a set of tasks S** is the mean of ``drop_ti`` over the tasks of S
-that learner i answered (removing a learner that did not answer changes nothing, so those tasks are
-not counted; ``n_answered`` says how many were). Positive = the learner supports DEEM's decision;
-negative = it argues against it on average; a learner whose answers DEEM ignores scores 0. The score is
+and the **importance of worker i on a set of tasks S** is the mean of ``drop_ti`` over the tasks of S
+that worker i answered (removing a worker that did not answer changes nothing, so those tasks are
+not counted; ``n_answered`` says how many were). Positive = the worker supports DEEM's decision;
+negative = it argues against it on average; a worker whose answers DEEM ignores scores 0. The score is
 in probability units (between -1 and 1).
 
 A second column, ``importance_log_odds``, is the mean drop of the decided class's log-odds
 ``log p(y_t) - log(1 - p(y_t))`` (nats), computed in log space. The probability drop saturates: with many
-good learners ``p(y_t | x_t)`` is 1 to float precision with or without any single learner, and every
-learner scores ~0 (measured: 100 learners of 60% accuracy, 10 classes). The log-odds drop does not
-saturate; for a plain iRBM it is the learner's vote weight, the log-likelihood ratio it contributes
+good workers ``p(y_t | x_t)`` is 1 to float precision with or without any single worker, and every
+worker scores ~0 (measured: 100 workers of 60% accuracy, 10 classes). The log-odds drop does not
+saturate; for a plain iRBM it is the worker's vote weight, the log-likelihood ratio it contributes
 (like the weights of weighted majority voting).
 
 Cost
 ----
 The ``d`` leave-one-out inputs of a chunk of tasks are evaluated as one batch (an extra batch dimension
 of size ``d``). For a plain iRBM (``n_layers=0``) the hidden logits are linear in the visible units, so
-each leave-one-out logit is the full logit minus the learner's term plus its missing-unit partition:
-O(n d K) in all, no network call per learner. With layers, the first layer's leave-one-out
-pre-activations are the full one minus the removed learner's weight rows (O(n d^2 K), no matrix
+each leave-one-out logit is the full logit minus the worker's term plus its missing-unit partition:
+O(n d K) in all, no network call per worker. With layers, the first layer's leave-one-out
+pre-activations are the full one minus the removed worker's weight rows (O(n d^2 K), no matrix
 product); every further layer costs a product per leave-one-out input (O(n d (dK)^2) per layer), and
 ``max_tasks`` then estimates the means on a random sample of tasks (``std_error`` says how precise).
 """
@@ -50,7 +50,7 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.model.sampler import one_hot_state
 from deem_core.analysis.diagnostics._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
 
-__all__ = ["ImportanceResult", "TaskSubset", "learner_importance", "leave_one_out_drops", "select_tasks"]
+__all__ = ["ImportanceResult", "TaskSubset", "worker_importance", "leave_one_out_drops", "select_tasks"]
 
 SUBSETS = ("selected", "rest", "all")
 
@@ -85,31 +85,31 @@ def _class_codes(data: AnnotationSet, classes: Sequence[Any]) -> list[int]:
 
 
 def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str | None = None,
-                 gold: Any = None, learner: Any = None, label: Any = None) -> TaskSubset:
+                 gold: Any = None, worker: Any = None, label: Any = None) -> TaskSubset:
     """Choose a subset of tasks.
 
     * ``classes`` + ``by="gold"``: tasks whose gold label is one of ``classes`` (rest: the other tasks
       with a gold label);
     * ``classes`` + ``by="predicted"``: tasks DEEM labels as one of ``classes`` (rest: all others);
-    * ``learner`` + ``label``: tasks where that learner gave that label (rest: all others).
+    * ``worker`` + ``label``: tasks where that worker gave that label (rest: all others).
     ``by=None`` means gold when ``gold`` is given, else predicted.
     """
     data = prepare(model, data)
     n = data.n_tasks
-    if learner is not None:
+    if worker is not None:
         if classes is not None:
-            raise ValueError("choose the subset either by classes or by learner + label, not both")
+            raise ValueError("choose the subset either by classes or by worker + label, not both")
         if label is None:
-            raise ValueError("a learner subset needs the label too")
-        matches = [i for i, w in enumerate(data.workers) if w == learner or str(w) == str(learner)]
+            raise ValueError("a worker subset needs the label too")
+        matches = [i for i, w in enumerate(data.workers) if w == worker or str(w) == str(worker)]
         if not matches:
-            raise DataError(f"learner {learner!r} is not among the learners {list(data.workers)[:20]}")
+            raise DataError(f"worker {worker!r} is not among the workers {list(data.workers)[:20]}")
         code = _class_codes(data, [label])[0]
         selected = data.labels[:, matches[0]] == code
         return TaskSubset(selected, np.ones(n, dtype=bool),
                           f"tasks where {data.workers[matches[0]]} answered {data.classes[code]!r}")
     if classes is None:
-        raise ValueError("give classes (with by='gold' or 'predicted') or a learner and a label")
+        raise ValueError("give classes (with by='gold' or 'predicted') or a worker and a label")
     codes = _class_codes(data, classes)
     by = by or ("gold" if gold is not None else "predicted")
     names = ", ".join(str(data.classes[c]) for c in codes)
@@ -143,22 +143,22 @@ def _loo_log_posteriors(network, x: torch.Tensor, mask: torch.Tensor) -> tuple[t
     """Full and leave-one-out hidden log-posteriors of a chunk.
 
     x: (B, d, K) inputs (zero rows where missing); mask: (B, d). Returns ``full`` (R, B, K) and ``loo``
-    (R, B, d, K) where ``loo[:, :, i]`` is ``log p(h | x)`` with learner i treated as missing.
+    (R, B, d, K) where ``loo[:, :, i]`` is ``log p(h | x)`` with worker i treated as missing.
     """
     r = network.n_runs
     bsz, d, k = x.shape
     xr = x.unsqueeze(0).expand(r, -1, -1, -1)
     mr = mask.unsqueeze(0).expand(r, -1, -1)
     if network.n_layers == 0:
-        # hidden logits are linear in the visible units: subtract the learner's term, add its partition
+        # hidden logits are linear in the visible units: subtract the worker's term, add its partition
         w, a, _ = network.effective_irbm()  # (R, d, K, K), (R, d, K)
         full_logits = network.hidden_logits(xr, mr)  # (R, B, K)
-        term = torch.einsum("bjl,rjlm->rbjm", x, w)  # observed learner j's share of the logits
+        term = torch.einsum("bjl,rjlm->rbjm", x, w)  # observed worker j's share of the logits
         partition = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K): its share when missing
         loo_logits = full_logits.unsqueeze(2) - mask.view(1, bsz, d, 1) * (term - partition.unsqueeze(1))
         return torch.log_softmax(full_logits, -1), torch.log_softmax(loo_logits, -1)
     full_logits = network.hidden_logits(network.propagate(xr, mr)[-1], mr)
-    # first layer: removing learner j only removes its rows of the weight matrix from the product, so
+    # first layer: removing worker j only removes its rows of the weight matrix from the product, so
     # the d leave-one-out pre-activations are the full one minus one (d*K)-vector each: no matmul
     weight0, bias0 = network.layer_weights[0], network.layer_biases[0]  # (R, dK, dK), (R, dK)
     first = torch.baddbmm(bias0.unsqueeze(1), x.reshape(1, bsz, d * k).expand(r, -1, -1), weight0)  # (R, B, dK)
@@ -183,18 +183,18 @@ def _log_odds(logp: torch.Tensor, decided: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, runs: Sequence[int] | None = None,
                         batch_size: int | None = None) -> dict[str, np.ndarray]:
-    """Per-task, per-learner drop of the decided class's posterior when the learner is removed.
+    """Per-task, per-worker drop of the decided class's posterior when the worker is removed.
 
     positions: which tasks (default all). Returns, for the m tasks, ``drop`` (m, d) float32 — drop of
     p(decided) — and ``drop_log_odds`` (m, d) — drop of the decided class's log-odds ``log p / (1 - p)``
-    (nats; does not saturate when p is close to 1) — both NaN where the learner did not answer, plus
+    (nats; does not saturate when p is close to 1) — both NaN where the worker did not answer, plus
     ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x).
     """
     data = prepare(model, data)
     network = model.network_
     runs = list(usable_runs(model) if runs is None else runs)
     positions = np.arange(data.n_tasks) if positions is None else np.asarray(positions)
-    d, k, r = data.n_learners, data.n_classes, network.n_runs
+    d, k, r = data.n_workers, data.n_classes, network.n_runs
     if batch_size is None:  # about 32 MB per leave-one-out tensor
         per_task = d * k * r * (1 if network.n_layers == 0 else d)
         batch_size = int(max(1, min(8192, 8_000_000 // max(1, per_task))))
@@ -227,9 +227,9 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
 
 @dataclass
 class ImportanceResult:
-    """``table``: one row per (learner, subset) with ``importance`` (mean drop of p(decided)),
+    """``table``: one row per (worker, subset) with ``importance`` (mean drop of p(decided)),
     ``std_error``, ``n_tasks`` (tasks in the subset, or sampled from it), ``n_answered`` (of those,
-    answered by the learner; the means run over these), ``importance_log_odds`` and
+    answered by the worker; the means run over these), ``importance_log_odds`` and
     ``std_error_log_odds`` (the same for the decided class's log-odds, in nats). ``subset`` is
     ``selected``, ``rest`` or ``all``."""
 
@@ -240,13 +240,13 @@ class ImportanceResult:
     notes: list[str] = field(default_factory=list)
 
     def pivot(self, column: str = "importance") -> pd.DataFrame:
-        """``column`` (``importance`` or ``importance_log_odds``) as learners x subsets (learners in data order)."""
-        order = list(dict.fromkeys(self.table["learner"]))
-        return self.table.pivot(index="learner", columns="subset", values=column).reindex(
+        """``column`` (``importance`` or ``importance_log_odds``) as workers x subsets (workers in data order)."""
+        order = list(dict.fromkeys(self.table["worker"]))
+        return self.table.pivot(index="worker", columns="subset", values=column).reindex(
             index=order, columns=[s for s in SUBSETS if s in set(self.table["subset"])])
 
     def ratio(self, column: str = "importance") -> pd.Series:
-        """importance on ``selected`` / importance on ``rest`` per learner (Fig. 5's left vs right panel)."""
+        """importance on ``selected`` / importance on ``rest`` per worker (Fig. 5's left vs right panel)."""
         wide = self.pivot(column)
         return (wide["selected"] / wide["rest"]).rename("selected_over_rest")
 
@@ -264,18 +264,18 @@ def _mean_and_error(drops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return mean, std_error, n_answered
 
 
-def _summarise(learners: list, name: str, drops: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
+def _summarise(workers: list, name: str, drops: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
     mean, std_error, n_answered = _mean_and_error(drops["drop"][rows])
     log_mean, log_error, _ = _mean_and_error(drops["drop_log_odds"][rows])
-    return pd.DataFrame({"learner": learners, "subset": name, "importance": mean, "std_error": std_error,
+    return pd.DataFrame({"worker": workers, "subset": name, "importance": mean, "std_error": std_error,
                          "n_tasks": len(rows), "n_answered": n_answered.astype(np.int64),
                          "importance_log_odds": log_mean, "std_error_log_odds": log_error})
 
 
-def learner_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,
+def worker_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,
                        max_tasks: int | None = None, seed: int = 0, runs: Sequence[int] | None = None,
                        batch_size: int | None = None) -> ImportanceResult:
-    """Importance of every learner on ``selected``, ``rest`` and ``all`` tasks (module docstring).
+    """Importance of every worker on ``selected``, ``rest`` and ``all`` tasks (module docstring).
 
     subset: a :class:`TaskSubset` (see :func:`select_tasks`), an (n,) bool array (rest = the other tasks)
     or None (only ``all``). max_tasks: estimate each of the three means on at most this many randomly
@@ -303,10 +303,10 @@ def learner_importance(model, data: Any, subset: TaskSubset | np.ndarray | None 
     union = np.unique(np.concatenate(list(parts.values())))
     drops = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size)
     frames = []
-    learners = list(data.workers)
+    workers = list(data.workers)
     for name in [s for s in SUBSETS if s in parts]:
         rows = np.searchsorted(union, parts[name])
-        frames.append(_summarise(learners, name, drops, rows))
+        frames.append(_summarise(workers, name, drops, rows))
     table = pd.concat(frames, ignore_index=True)
     notes = []
     if subset is not None and not subset.selected.any():

@@ -1,16 +1,16 @@
-"""Per-layer, per-class mutual information between learners (paper §5.2 / App. L, Table 10, Fig. 13).
+"""Per-layer, per-class mutual information between workers (paper §5.2 / App. L, Table 10, Fig. 13).
 
-For every layer output of a fitted DEEM, input first and the iRBM's input last, each learner's output
+For every layer output of a fitted DEEM, input first and the iRBM's input last, each worker's output
 is reduced to its argmax class (a discrete variable, as in the paper). Tasks are grouped by a class
 (gold label when given, otherwise DEEM's own prediction) and, within each group, the d x d matrix of
-mutual information between every pair of learners is computed in nats, exactly as
+mutual information between every pair of workers is computed in nats, exactly as
 ``sklearn.metrics.mutual_info_score`` computes it from the pair's contingency table (natural log,
 empirical co-occurrence counts).
 
 Missing annotations
 -------------------
-A learner that did not answer a task has no output on any layer (the network keeps missing learners
-missing up to the iRBM). The MI of a pair ``(i, j)`` is computed **over the tasks where both learners
+A worker that did not answer a task has no output on any layer (the network keeps missing workers
+missing up to the iRBM). The MI of a pair ``(i, j)`` is computed **over the tasks where both workers
 answered** (pairwise-complete observations); both marginals come from those common tasks, so the value
 equals ``mutual_info_score`` on that subset. A pair with fewer than ``min_common`` common tasks in a
 class is *skipped*: its entry is NaN, it is counted in ``skipped_pairs`` and left out of the summary.
@@ -21,7 +21,7 @@ Vectorisation
 -------------
 Contingency tables of all pairs at once: with the one-hot argmax outputs ``Z`` (n_c, d*K) of the tasks
 of class ``c`` (zero rows where missing), ``Z.T @ Z`` is the (d*K, d*K) matrix whose (i, j) block is
-the K x K contingency table of learners i and j over their common tasks. One matrix product per class
+the K x K contingency table of workers i and j over their common tasks. One matrix product per class
 and layer (chunked over tasks) replaces d^2 / 2 calls to ``mutual_info_score``.
 """
 
@@ -41,7 +41,7 @@ __all__ = [
     "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
 ]
 
-#: default minimum number of tasks two learners must share (within one class) for their MI to be reported
+#: default minimum number of tasks two workers must share (within one class) for their MI to be reported
 DEFAULT_MIN_COMMON = 10
 
 
@@ -100,11 +100,11 @@ def mutual_information_matrix(codes: np.ndarray, n_values: int, min_common: int 
 @torch.no_grad()
 def layer_argmax_codes(network, labels: np.ndarray, n_classes: int, run: int = 0,
                        soft: np.ndarray | None = None, batch_size: int = 8192) -> np.ndarray:
-    """Argmax class of every learner at every layer output of one run.
+    """Argmax class of every worker at every layer output of one run.
 
     labels: (n, d) codes, -1 missing; soft: optional (n, d, K) inputs. Returns (n_layers + 1, n, d) int16,
-    ``-1`` where the learner is missing (input first, iRBM input last). Hidden-unit/class order does not
-    matter here: layer outputs are indexed by the learners' own classes.
+    ``-1`` where the worker is missing (input first, iRBM input last). Hidden-unit/class order does not
+    matter here: layer outputs are indexed by the workers' own classes.
     """
     device = next(network.parameters()).device
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -132,8 +132,8 @@ class MutualInformationResult:
     """Per-layer, per-class MI matrices of a fitted model.
 
     mi: (n_layers + 1, C, d, d) float64 nats, NaN for skipped pairs and empty classes (diagonal = entropy
-    of the learner's output over the tasks it answered; excluded from every summary).
-    n_common: (C, d, d) int64 tasks of the class where both learners answered (the same on every layer).
+    of the worker's output over the tasks it answered; excluded from every summary).
+    n_common: (C, d, d) int64 tasks of the class where both workers answered (the same on every layer).
     classes: the C class values (original labels) the tasks were grouped by; class_counts: (C,) tasks.
     """
 
@@ -141,7 +141,7 @@ class MutualInformationResult:
     n_common: np.ndarray
     classes: list
     class_counts: np.ndarray
-    learners: list
+    workers: list
     layers: list[str]
     class_source: str
     min_common: int
@@ -150,7 +150,7 @@ class MutualInformationResult:
 
     @property
     def skipped_pairs(self) -> int:
-        """Learner pairs (unordered, i < j) over all non-empty classes with fewer than ``min_common`` common tasks."""
+        """Worker pairs (unordered, i < j) over all non-empty classes with fewer than ``min_common`` common tasks."""
         d = self.n_common.shape[-1]
         upper = np.triu(np.ones((d, d), dtype=bool), 1)
         present = self.class_counts > 0
@@ -197,13 +197,13 @@ class MutualInformationResult:
         return pd.DataFrame(rows)
 
     def long_frame(self, include_diagonal: bool = False) -> pd.DataFrame:
-        """``layer, class, learner_a, learner_b, mi, n_common, class_source``: every ordered pair a != b
+        """``layer, class, worker_a, worker_b, mi, n_common, class_source``: every ordered pair a != b
         (both orders, as in the heatmaps) of every non-empty class; skipped pairs have ``mi`` NaN."""
         n_layers, n_classes, d, _ = self.mi.shape
         a_idx, b_idx = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
         keep = np.ones((d, d), dtype=bool) if include_diagonal else ~np.eye(d, dtype=bool)
         a_idx, b_idx = a_idx[keep], b_idx[keep]
-        learners = np.asarray(self.learners, dtype=object)
+        workers = np.asarray(self.workers, dtype=object)
         frames = []
         for layer in range(n_layers):
             for c in range(n_classes):
@@ -211,27 +211,27 @@ class MutualInformationResult:
                     continue
                 frames.append(pd.DataFrame({
                     "layer": layer, "class": [self.classes[c]] * len(a_idx),
-                    "learner_a": learners[a_idx], "learner_b": learners[b_idx],
+                    "worker_a": workers[a_idx], "worker_b": workers[b_idx],
                     "mi": self.mi[layer, c][keep], "n_common": self.n_common[c][keep],
                 }))
-        columns = ["layer", "class", "learner_a", "learner_b", "mi", "n_common"]
+        columns = ["layer", "class", "worker_a", "worker_b", "mi", "n_common"]
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         out["class_source"] = self.class_source
         return out
 
     def matrix(self, layer: int, class_value: Any) -> pd.DataFrame:
-        """One d x d MI matrix as a DataFrame (rows/columns = learners)."""
+        """One d x d MI matrix as a DataFrame (rows/columns = workers)."""
         c = self.classes.index(class_value)
-        return pd.DataFrame(self.mi[layer, c], index=pd.Index(self.learners, name="learner_a"),
-                            columns=pd.Index(self.learners, name="learner_b"))
+        return pd.DataFrame(self.mi[layer, c], index=pd.Index(self.workers, name="worker_a"),
+                            columns=pd.Index(self.workers, name="worker_b"))
 
 
 def per_layer_mutual_information(model, data, gold: Any = None, run: int | None = None,
                                  min_common: int = DEFAULT_MIN_COMMON) -> MutualInformationResult:
-    """MI between learners' argmax outputs, per layer (input .. iRBM input) and per class.
+    """MI between workers' argmax outputs, per layer (input .. iRBM input) and per class.
 
     model: a fitted :class:`deem_core.DEEM`; data: its annotations (long DataFrame or AnnotationSet with
-    the model's learners and classes); gold: optional task -> label (Series or ``task,truth`` frame):
+    the model's workers and classes); gold: optional task -> label (Series or ``task,truth`` frame):
     tasks are grouped by gold class when given (tasks without gold are left out), else by DEEM's
     prediction. run: which of the model's runs (default: the first that did not diverge).
     """
@@ -255,11 +255,11 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
                                                                   min_common)
             n_common[c] = common
     result = MutualInformationResult(mi=mi, n_common=n_common, classes=list(data.classes), class_counts=counts,
-                                     learners=list(data.workers), layers=layer_names(model.network_.n_layers),
+                                     workers=list(data.workers), layers=layer_names(model.network_.n_layers),
                                      class_source=source, min_common=int(min_common), run=run, notes=notes)
-    result.notes.append("MI of a pair is computed over the tasks of the class where both learners answered "
+    result.notes.append("MI of a pair is computed over the tasks of the class where both workers answered "
                         f"(pairwise-complete); pairs with fewer than {min_common} common tasks are skipped")
     if result.skipped_pairs:
-        result.notes.append(f"skipped {result.skipped_pairs} learner pair(s) x class(es) with fewer than "
+        result.notes.append(f"skipped {result.skipped_pairs} worker pair(s) x class(es) with fewer than "
                             f"{min_common} common tasks")
     return result

@@ -1,24 +1,24 @@
-"""Per-learner quality: agreement with DEEM, label counts, confusion matrices and a spammer flag.
+"""Per-worker quality: agreement with DEEM, label counts, confusion matrices and a spammer flag.
 
 Confusion matrices use the repository's layout ``[l, m] = P(X = l | Y = m)`` (rows = the label the
-learner gave, columns = the true class; every column sums to 1):
+worker gave, columns = the true class; every column sums to 1):
 
 * ``irbm``: Lemma 1 read off the iRBM, ``softmax_l(a_i^l + w_i^{lm})`` in class order (after the run's
   class map). For ``n_layers = 0`` this *is* the fitted Dawid-Skene confusion matrix of the raw labels;
   with layers it describes the iRBM's view of the last layer's output, not the raw labels.
-* ``empirical``: the learner's labels counted against DEEM's labels (column m: tasks DEEM labels m that
-  the learner answered), normalised per column; NaN columns where there is no such task.
+* ``empirical``: the worker's labels counted against DEEM's labels (column m: tasks DEEM labels m that
+  the worker answered), normalised per column; NaN columns where there is no such task.
 * ``gold`` (when gold labels are given): the same against the gold labels.
 
 Spammer rule
 ------------
-Raykar & Yu (JMLR 2012) call a learner a spammer when its answer does not depend on the true class,
+Raykar & Yu (JMLR 2012) call a worker a spammer when its answer does not depend on the true class,
 i.e. all columns of its confusion matrix are equal (a random guesser, or one who always answers the same).
 Their score ``S = 1 / (K (K-1)) * sum_{m < m'} ||psi[:, m] - psi[:, m']||^2`` is 0 for a spammer and 1 for
-a perfect learner. We compute it on the *empirical* matrix against DEEM's labels, with each squared
+a perfect worker. We compute it on the *empirical* matrix against DEEM's labels, with each squared
 distance corrected for the finite-sample variance of the estimated columns (subtracting
 ``sum_l p(1-p)/(n_m - 1)`` for each column; the mean is clipped at 0) so that a random guesser with few labels is not
-pushed above 0 by noise, and averaged over the class pairs that DEEM actually uses. A learner is flagged
+pushed above 0 by noise, and averaged over the class pairs that DEEM actually uses. A worker is flagged
 
 * ``too few labels`` when it answered fewer than ``min_labels`` tasks (default ``5 * K``);
 * ``likely spammer`` when ``spammer_score < spammer_threshold`` (default 0.1);
@@ -38,16 +38,16 @@ import pandas as pd
 
 from deem_core.analysis.diagnostics._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
 
-__all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "learner_quality", "spammer_score"]
+__all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
 
 
 def empirical_confusion(labels: np.ndarray, reference: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and column-normalised confusion of every learner against reference labels.
+    """Counts and column-normalised confusion of every worker against reference labels.
 
     labels: (n, d) codes, -1 missing; reference: (n,) codes, -1 = unknown. Returns ``counts`` (d, K, K)
-    int64 ``[i, l, m]`` = tasks with learner i answering l and reference m, and ``psi`` (d, K, K) float64,
+    int64 ``[i, l, m]`` = tasks with worker i answering l and reference m, and ``psi`` (d, K, K) float64,
     columns summing to 1 (NaN where the column has no count).
     """
     labels = np.asarray(labels)
@@ -67,7 +67,7 @@ def spammer_score(psi: np.ndarray, column_counts: np.ndarray | None = None) -> n
 
     psi: (..., K, K) ``[l, m]`` columns = true classes (NaN columns are skipped); column_counts: optional
     (..., K) observations behind each column, used for the finite-sample correction. Returns (...): 0 for
-    a spammer, 1 for a perfect learner, NaN when fewer than two columns are usable.
+    a spammer, 1 for a perfect worker, NaN when fewer than two columns are usable.
     """
     psi = np.asarray(psi, dtype=np.float64)
     k = psi.shape[-1]
@@ -98,24 +98,24 @@ def irbm_confusion(model, run: int = 0) -> np.ndarray:
 
 @dataclass
 class QualityResult:
-    """``table``: one row per learner (see :func:`learner_quality`); confusion arrays (d, K, K) ``[i, l, m]``."""
+    """``table``: one row per worker (see :func:`worker_quality`); confusion arrays (d, K, K) ``[i, l, m]``."""
 
     table: pd.DataFrame
     empirical: np.ndarray
     empirical_counts: np.ndarray
     irbm: np.ndarray
     gold: np.ndarray | None
-    learners: list
+    workers: list
     classes: list
     n_layers: int
     notes: list[str] = field(default_factory=list)
 
-    def confusion(self, learner: Any, kind: str = "empirical") -> pd.DataFrame:
-        """One learner's confusion matrix as a DataFrame (rows = given label, columns = true class).
+    def confusion(self, worker: Any, kind: str = "empirical") -> pd.DataFrame:
+        """One worker's confusion matrix as a DataFrame (rows = given label, columns = true class).
 
         kind: ``empirical`` (vs DEEM labels), ``irbm`` (Lemma 1) or ``gold`` (vs gold labels).
         """
-        i = self.learners.index(learner)
+        i = self.workers.index(worker)
         matrices = {"empirical": self.empirical, "irbm": self.irbm, "gold": self.gold}
         if kind not in matrices or matrices[kind] is None:
             raise ValueError(f"no {kind!r} confusion matrix (available: "
@@ -124,15 +124,15 @@ class QualityResult:
                             columns=pd.Index(self.classes, name="true"))
 
 
-def learner_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels: int | None = None,
+def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels: int | None = None,
                     spammer_threshold: float = DEFAULT_SPAMMER_THRESHOLD) -> QualityResult:
-    """Quality table of every learner.
+    """Quality table of every worker.
 
-    Columns: ``learner, n_labels, coverage`` (fraction of tasks answered), ``agreement`` (fraction of its
-    labels equal to DEEM's), ``chance_agreement`` (expected agreement of a learner answering at random
+    Columns: ``worker, n_labels, coverage`` (fraction of tasks answered), ``agreement`` (fraction of its
+    labels equal to DEEM's), ``chance_agreement`` (expected agreement of a worker answering at random
     with its own label frequencies), ``kappa`` (Cohen's kappa vs DEEM), ``accuracy`` (vs gold, NaN
     without gold), ``irbm_accuracy`` (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the
-    learner's accuracy; of the raw labels only for ``n_layers = 0``), ``spammer_score``,
+    worker's accuracy; of the raw labels only for ``n_layers = 0``), ``spammer_score``,
     ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``.
     """
     data = prepare(model, data)
@@ -146,7 +146,7 @@ def learner_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels
     agree = np.trace(counts, axis1=1, axis2=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = agree / n_labels
-        given = counts.sum(axis=2) / n_labels[:, None]  # (d, K) learner's label frequencies
+        given = counts.sum(axis=2) / n_labels[:, None]  # (d, K) worker's label frequencies
         reference = counts.sum(axis=1) / n_labels[:, None]  # (d, K) DEEM's label frequencies on its tasks
         chance = (given * reference).sum(axis=1)
         kappa = (agreement - chance) / (1 - chance)
@@ -160,7 +160,7 @@ def learner_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels
     irbm_score = spammer_score(irbm)
     truth = gold_codes(model, data, gold)
     gold_matrix = None
-    accuracy = np.full(data.n_learners, np.nan)
+    accuracy = np.full(data.n_workers, np.nan)
     if truth is not None:
         gold_counts, gold_matrix = empirical_confusion(labels, truth, k)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -169,7 +169,7 @@ def learner_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels
                     np.where(score < spammer_threshold, "likely spammer",
                              np.where(kappa < 0, "worse than chance", "ok")))
     table = pd.DataFrame({
-        "learner": list(data.workers), "n_labels": n_labels.astype(np.int64),
+        "worker": list(data.workers), "n_labels": n_labels.astype(np.int64),
         "coverage": n_labels / max(1, data.n_tasks), "agreement": agreement, "chance_agreement": chance,
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
         "irbm_spammer_score": irbm_score, "flag": flag,
@@ -182,5 +182,5 @@ def learner_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels
     if model.network_.n_layers:
         notes.append("irbm_* columns describe the iRBM's view of the last layer's output (Lemma 1), not the raw labels")
     return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
-                         learners=list(data.workers), classes=list(data.classes),
+                         workers=list(data.workers), classes=list(data.classes),
                          n_layers=int(model.network_.n_layers), notes=notes)

@@ -23,7 +23,7 @@ def mi_summary_frame(result) -> pd.DataFrame:
 
 
 def importance_frame(importance) -> pd.DataFrame:
-    """``learner,subset,importance`` + std_error, n_tasks, n_answered and the subset's definition."""
+    """``worker,subset,importance`` + std_error, n_tasks, n_answered and the subset's definition."""
     out = importance.table.copy()
     out["subset_definition"] = np.where(out["subset"] == "selected", importance.description,
                                         np.where(out["subset"] == "rest", f"not ({importance.description})", "all tasks"))
@@ -31,9 +31,9 @@ def importance_frame(importance) -> pd.DataFrame:
 
 
 def confusion_long_frame(quality) -> pd.DataFrame:
-    """``learner,kind,given,true,probability,count`` for every learner's empirical / iRBM / gold matrix."""
+    """``worker,kind,given,true,probability,count`` for every worker's empirical / iRBM / gold matrix."""
     d, k, _ = quality.empirical.shape
-    learners = np.repeat(np.asarray(quality.learners, dtype=object), k * k)
+    workers = np.repeat(np.asarray(quality.workers, dtype=object), k * k)
     given = np.tile(np.repeat(np.asarray(quality.classes, dtype=object), k), d)
     true = np.tile(np.asarray(quality.classes, dtype=object), d * k)
     frames = []
@@ -41,7 +41,7 @@ def confusion_long_frame(quality) -> pd.DataFrame:
                                  ("irbm_lemma1", quality.irbm, None), ("empirical_vs_gold", quality.gold, None)):
         if matrix is None:
             continue
-        frames.append(pd.DataFrame({"learner": learners, "kind": kind, "given": given, "true": true,
+        frames.append(pd.DataFrame({"worker": workers, "kind": kind, "given": given, "true": true,
                                     "probability": matrix.reshape(-1),
                                     "count": counts.reshape(-1) if counts is not None else np.nan}))
     return pd.concat(frames, ignore_index=True)
@@ -62,7 +62,7 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         "mutual_information": write_csv(mi.long_frame(), directory / "mutual_information.csv", index=False),
         "mi_summary": write_csv(mi_summary_frame(mi), directory / "mi_summary.csv", index=False),
         "importance": write_csv(importance_frame(importance), directory / "importance.csv", index=False),
-        "learners": write_csv(quality.table, directory / "learners.csv", index=False),
+        "workers": write_csv(quality.table, directory / "workers.csv", index=False),
         "confusion": write_csv(confusion_long_frame(quality), directory / "confusion_matrices.csv", index=False),
     }
     figures: list[tuple[str, Any]] = []
@@ -71,10 +71,10 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
     for c, value in enumerate(mi.classes):
         if mi.class_counts[c] > 0:
             figures.append((f"Mutual information, class {value}", plots.mi_heatmaps(mi, value, zmax=zmax)))
-    figures.append(("Learner importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts)))
-    figures.append(("Learner importance: drop of the decided class's log-odds (does not saturate)",
+    figures.append(("Worker importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts)))
+    figures.append(("Worker importance: drop of the decided class's log-odds (does not saturate)",
                     plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
-    figures.append(("Learner quality", plots.quality_table_figure(quality.table)))
+    figures.append(("Worker quality", plots.quality_table_figure(quality.table)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
              ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
