@@ -6,11 +6,11 @@ that have a truth) on standard output; everything else goes to standard error.""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from deem_core.methods.baselines import BASELINE_METHODS
-from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, load_input, say, warn,
+                                  writing)
 
 __all__ = ["add_parser", "run", "METHODS"]
 
@@ -65,20 +65,30 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     data = load_input(args)
     truth = read_truth(args.truth, like=data) if args.truth else None
+    model = None
     if args.method in BASELINE_METHODS:
         results = _run_baseline(args, data)
     else:
-        results = _run_deem(args, data, truth)
-    write_labels(results, output)
-    print(f"wrote {len(results)} labels to {output}", file=sys.stderr)
+        results, model = _run_deem(args, data, truth)
+        if not args.model:
+            model = None
+    # the labels first, then the model (both paths were checked before training): a model that cannot be written
+    # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
+    with writing(output):
+        write_labels(results, output)
+    say(f"wrote {len(results)} labels to {output}")
+    if model is not None:
+        with writing(args.model, what=f"wrote the labels to {output}, but "):
+            model.save(args.model)
+        say(f"wrote the fitted model to {args.model}")
     if truth is not None:
         common = results.index.intersection(truth.index)
         if len(common):
             accuracy = float((results.loc[common, "label"].to_numpy() == truth.loc[common].to_numpy()).mean())
             print(f"accuracy: {100 * accuracy:.2f}")
-            print(f"(accuracy on the {len(common)} task(s) that have a truth)", file=sys.stderr)
+            say(f"(accuracy on the {len(common)} task(s) that have a truth)")
         else:
-            print("warning: no task of the truth file is among the annotated tasks: no accuracy", file=sys.stderr)
+            warn("no task of the truth file is among the annotated tasks: no accuracy")
     return 0
 
 
@@ -96,7 +106,7 @@ def _run_baseline(args: argparse.Namespace, data):
     except ValueError as exc:  # e.g. a binary-only method on more than two classes
         raise DataError(f"--method {args.method}: {exc}") from exc
     results = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
-    print(f"{BASELINE_METHODS[args.method]}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    say(f"{BASELINE_METHODS[args.method]}: {time.perf_counter() - started:.1f} s")
     return results
 
 
@@ -114,14 +124,12 @@ def _run_deem(args: argparse.Namespace, data, truth):
     finally:
         progress.close()
     results = model.results_frame()
-    if args.model:
-        model.save(args.model)
-    print(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
-          f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
+    say(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
+        f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}")
     for message in model.run_messages_:
         if message:
-            print(f"warning: {message}", file=sys.stderr)
+            warn(message)
     if model.dead_units_:
-        print(f"warning: the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
-              f"(dead units); try a smaller learning rate", file=sys.stderr)
-    return results
+        warn(f"the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
+             f"(dead units); try a smaller learning rate")
+    return results, model
