@@ -112,7 +112,7 @@ def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers):
         x_slots = answers.one_hot_fm(slots.answer, slots.mask, K)
         value, grad = gathered.sampler_energy()(x_slots, slots.mask_fm)
         # U = -F up to the per-task offset of the missing workers
-        torch.testing.assert_close(value + gathered.offset, dense_value.gather(1, tasks), atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(value + gathered.offset.float(), dense_value.gather(1, tasks), atol=1e-4, rtol=1e-5)
         # the dense gradient at (worker w_s of task b) is the sparse one at slot s
         expected = dense_grad.permute(0, 3, 1, 2)[run, tasks.unsqueeze(-1), slots.workers]  # (R, B, A, K)
         got = grad.permute(0, 3, 1, 2)

@@ -170,16 +170,28 @@ class DEEMNetwork(nn.Module):
                 weight.copy_(torch.eye(d * k, device=dev) + layer_noise * noise(r, d * k, d * k))
             else:
                 if self.pair_keys is None:
-                    weight.copy_(matrix_to_blocks(layer_noise * noise(r, d * k, d * k), d, k))
+                    self._blocks_noise_like_matrix(weight, generator, layer_noise)
                 else:
-                    weight.copy_(layer_noise * noise(*weight.shape))
-                diagonal = self.diagonal_pairs()  # (d,) block index of (i, i)
-                weight[:, diagonal] += torch.eye(k, device=dev)
+                    weight.normal_(0.0, layer_noise, generator=generator)
+                weight[:, self.diagonal_pairs()] += torch.eye(k, device=dev)
             bias.copy_(layer_noise * noise(r, d * k))
         diag = torch.eye(k, device=dev).expand(r, d, k, k)
         self.irbm_weight.copy_(diag + irbm_noise * noise(r, d, k, k) * (1 - diag))
         self.visible_bias.copy_(irbm_noise * noise(r, d, k))
         self.hidden_bias.copy_(irbm_noise * noise(r, k))
+
+    def _blocks_noise_like_matrix(self, weight: torch.Tensor, generator, scale: float, chunk: int = 1 << 22) -> None:
+        """Fill all-pairs blocks (R, d*d, K, K) with the N(0, scale^2) noise the matrix layout draws for the same
+        generator state, a few rows of the matrix at a time (no full-size temporary). Rows are drawn in chunks
+        of a multiple of 16 workers: CPU ``randn`` yields the same stream in pieces whose sizes are multiples
+        of 16 (checked by the layout tests)."""
+        r, d, k = self.n_runs, self.n_workers, self.n_classes
+        step = max(16, (chunk // max(1, k * d * k)) // 16 * 16)  # workers per chunk
+        for run in range(r):
+            for first in range(0, d, step):
+                last = min(d, first + step)
+                rows = torch.randn(last - first, k, d, k, generator=generator, device=weight.device)
+                weight[run, first * d:last * d] = rows.permute(0, 2, 1, 3).reshape(-1, k, k) * scale
 
     # ------------------------------------------------------------------ layouts
     def pair_index(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

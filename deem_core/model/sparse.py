@@ -137,6 +137,10 @@ class Slots:
     workers: torch.Tensor
     mask: torch.Tensor
 
+    def widths(self) -> list[int]:
+        """Per run, the largest answer count among its tasks (the slots it uses)."""
+        return self.mask.sum(-1).amax(-1).long().tolist()
+
     @property
     def mask_fm(self) -> torch.Tensor:
         """The slot mask feature-major: (R, A, B)."""
@@ -178,13 +182,48 @@ def dense_rows_to_slots(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
 
 
 # ---------------------------------------------------------------------------------------------- gathered network
+class _BlockGradient:
+    """Accumulates one layer's gradient with respect to its gathered blocks, in the gathered
+    (R, B, A, A, K, K) order (so it is scattered back without a transpose)."""
+
+    def __init__(self):
+        self.grad: torch.Tensor | None = None
+
+    def add(self, contribution: torch.Tensor) -> None:
+        self.grad = contribution if self.grad is None else self.grad.add_(contribution)
+
+
+class _BlockProduct(torch.autograd.Function):
+    """``z[r, t*K+m, b] = sum_{s, l} blocks[r, s*K+l, t*K+m, b] x[r, s*K+l, b]`` on gathered feature-major
+    blocks (R, AK, AK, B). The blocks' gradient ``x[s, l] g[t, m]`` goes to a :class:`_BlockGradient`
+    in the gathered order instead of autograd (the blocks are not parameters: they are copies)."""
+
+    @staticmethod
+    def forward(ctx, x, blocks, sink, shape):
+        ctx.save_for_backward(x, blocks)
+        ctx.sink, ctx.shape = sink, shape
+        return (blocks * x.unsqueeze(2)).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, blocks = ctx.saved_tensors
+        r, a, k, b = ctx.shape
+        grad_x = (blocks * grad_out.unsqueeze(1)).sum(2) if ctx.needs_input_grad[0] else None
+        # (R, B, A, K) copies (small), so that the product below comes out contiguous in the gathered order
+        x_b = x.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+        g_b = grad_out.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+        ctx.sink.add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])  # (R, B, A_s, A_t, K_l, K_m)
+        return grad_x, None, None, None
+
+
 class GatheredNetwork:
     """A :class:`DEEMNetwork`'s parameters restricted to one batch's answer slots.
 
     ``workers`` (R, B, A) int64 and ``mask`` (R, B, A) float (see the module docstring). With
-    ``train=True`` the gathered layer blocks are autograd leaves (their ``.grad`` after ``backward`` is
-    what :meth:`layer_gradients` scatters back) and the other parameters are gathered through autograd
-    indexing, so ``backward`` fills their ``.grad`` directly (they are small: ``O(d K^2)``).
+    ``train=True`` the per-worker parameters (layer biases, iRBM) are gathered through autograd, so
+    ``backward`` fills their ``.grad`` (they are small: ``O(d K^2)``), and the layer blocks' gradient is
+    collected in the gathered order for :meth:`layer_gradients` / :meth:`apply_layer_step` (the stored
+    layer weights never get a ``.grad``: that would be a full-size tensor per batch).
 
     Gathered once per batch and reused by the sampler's steps and the loss. Build it anew after every
     parameter update.
@@ -193,11 +232,11 @@ class GatheredNetwork:
     def __init__(self, network: DEEMNetwork, workers: torch.Tensor, mask: torch.Tensor, train: bool = False):
         self.network = network
         r, b, a = workers.shape
-        k, d = network.n_classes, network.n_workers
+        k, d, n_layers = network.n_classes, network.n_workers, network.n_layers
         self.shape = (r, b, a, k)
         self.workers = workers
         self.mask = mask
-        run = torch.arange(r, device=workers.device).view(r, 1, 1)
+        self.train = train
         grad_mode = torch.enable_grad() if train else torch.no_grad()
         with grad_mode:
             # ---- layer blocks (R, A*K, A*K, B): [r, s*K+l, t*K+m, b] = w_{w_s, w_t}^{lm} of task b
@@ -206,26 +245,35 @@ class GatheredNetwork:
             for weight in network.layer_weights:
                 gathered = self._gather_blocks(network, weight.detach())  # (R, B, A, A, K, K)
                 fm = gathered.permute(0, 2, 4, 3, 5, 1).reshape(r, a * k, a * k, b).contiguous()
+                # requires_grad only makes autograd call _BlockProduct.backward, which routes this gradient
+                # to the layer's _BlockGradient (returning None for the blocks themselves)
                 self.blocks.append(fm.requires_grad_(train))
-            # ---- layer biases (R, A, K, B)
-            self.biases = [bias.view(r, d, k)[run, workers].permute(0, 2, 3, 1) for bias in network.layer_biases]
-            # ---- iRBM: weights (R, A*K, K, B) [s*K+l, m], visible bias (R, A, K, B)
+            self._sinks = [_BlockGradient() for _ in range(n_layers)]
+            # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
             w, a_vis, b_hid = network.effective_irbm()
-            self.irbm_w = w[run, workers].permute(0, 2, 3, 4, 1).reshape(r, a * k, k, b)
-            self.irbm_a = a_vis[run, workers].permute(0, 2, 3, 1)
-            # ---- the missing workers' summed-out term: all workers minus the task's own
             missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
             base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
             centred = missing - base  # (R, d, K), centred[..., 0] = 0
+            table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
+                              + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+            run = torch.arange(r, device=workers.device).view(r, 1, 1)
+            rows = table.reshape(r * d, -1).index_select(0, (workers + run * d).flatten()).view(r, b, a, -1)
+            irbm_w, irbm_a, own_centred, own_base, biases = rows.split([k * k, k, k, 1, n_layers * k], dim=-1)
+            # ---- iRBM: weights (R, A*K, K, B) [s*K+l, m], visible bias (R, A, K, B)
+            self.irbm_w = irbm_w.reshape(r, b, a * k, k).permute(0, 2, 3, 1).contiguous()
+            self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
+            # ---- layer biases (R, A, K, B)
+            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
+            # ---- the missing workers' summed-out term: all workers minus the task's own
             own = mask.unsqueeze(-1)  # (R, B, A, 1)
-            own_centred = (centred[run, workers] * own).sum(2)  # (R, B, K)
-            own_base = (base[run, workers] * own).sum((2, 3))  # (R, B)
+            own_centred = (own_centred * own).sum(2)  # (R, B, K)
+            own_base = (own_base * own).sum((2, 3))  # (R, B)
             # hidden logits' task-dependent bias (R, K, B), up to the class-independent offset below; the sums
             # over all d workers are O(d) large, so they are added up in float64 and rounded once
             total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
             self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
-            #: ``sum_{i missing} log sum_l exp(a_i^l + w_i^{l1})`` per task (R, B): F = F_rel - offset
-            self.offset = (base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base).to(w.dtype)
+            #: ``sum_{i missing} log sum_l exp(a_i^l + w_i^{l1})`` per task (R, B) in float64: F = F_rel - offset
+            self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
 
     # ------------------------------------------------------------------ gather / scatter
     @staticmethod
@@ -260,27 +308,38 @@ class GatheredNetwork:
         ``weight.view(-1).index_add_(0, index, values)`` (matrix layout, values (N,)). ``scale`` (R,)
         multiplies each run's values (e.g. minus its learning rate); non-finite gradients count as 0."""
         r, b, a, k = self.shape
-        grad = self.blocks[layer].grad
+        grad = self._sinks[layer].grad
         if grad is None:
-            grad = torch.zeros_like(self.blocks[layer])
-        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+            grad = torch.zeros(r, b, a, a, k, k, device=self.workers.device)
+        grad = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         if scale is not None:
-            grad = grad * scale.view(r, 1, 1, 1)
-        blocks = grad.view(r, a, k, a, k, b).permute(0, 5, 1, 3, 2, 4)  # (R, B, A, A, K, K)
+            grad = grad.mul_(scale.view(r, 1, 1, 1, 1, 1))
         if self.network.layout == "blocks":
             if self._present is not None:
-                blocks = blocks * self._present.view(r, b, a, a, 1, 1).to(blocks.dtype)
-            return self._index, blocks.reshape(-1, k * k)
-        return self._index, blocks.permute(0, 1, 2, 4, 3, 5).reshape(-1)
+                grad = grad.mul_(self._present.view(r, b, a, a, 1, 1).to(grad.dtype))
+            return self._index, grad.view(-1, k * k)
+        return self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1)
 
-    def apply_layer_step(self, scale: torch.Tensor) -> None:
-        """``weight += scale[r] * gradient`` on the gathered blocks of every layer (plain SGD with
-        ``scale = -lr``): only the blocks this batch touched change."""
-        with torch.no_grad():
-            for layer, weight in enumerate(self.network.layer_weights):
-                index, values = self.layer_gradients(layer, scale)
-                target = weight.data.view(-1, values.shape[-1]) if values.dim() == 2 else weight.data.view(-1)
+    @torch.no_grad()
+    def apply_layer_step(self, scale: torch.Tensor, momentum: float = 0.0,
+                         buffers: list[torch.Tensor] | None = None) -> None:
+        """SGD on the layer weights: ``weight += scale[r] * gradient`` (``scale = -lr``, 0 for a frozen run).
+        Without momentum only the blocks this batch touched change; with momentum (``buffers``: one
+        zero-initialised tensor per layer, shaped like the weights) every stored block moves, as in the dense
+        update ``buf = momentum * buf + grad; weight -= lr * buf``."""
+        r = self.shape[0]
+        for layer, weight in enumerate(self.network.layer_weights):
+            if momentum and buffers is not None:
+                index, values = self.layer_gradients(layer)
+                buffer = buffers[layer]
+                buffer.mul_(momentum)
+                target = buffer.view(-1, values.shape[-1]) if values.dim() == 2 else buffer.view(-1)
                 target.index_add_(0, index, values)
+                weight.data.add_(buffer * scale.view(r, *([1] * (weight.dim() - 1))))
+                continue
+            index, values = self.layer_gradients(layer, scale)
+            target = weight.data.view(-1, values.shape[-1]) if values.dim() == 2 else weight.data.view(-1)
+            target.index_add_(0, index, values)
 
     # ------------------------------------------------------------------ evaluation
     def _layer(self, blocks: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -291,10 +350,16 @@ class GatheredNetwork:
 
     def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's output of ``x`` (R, A, K, B), mask (R, A, B), input first; padded slots zeroed."""
+        r, b, a, k = self.shape
         outputs = [x]
         current = x
-        for blocks, bias in zip(self.blocks, self.biases):
-            current = sparsemax(self._layer(blocks, bias, current), dim=2) * mask.unsqueeze(2)
+        for layer, (blocks, bias) in enumerate(zip(self.blocks, self.biases)):
+            if self.train and torch.is_grad_enabled():
+                product = _BlockProduct.apply(current.reshape(r, a * k, b), blocks, self._sinks[layer], (r, a, k, b))
+                logits = product.view(r, a, k, b) + bias
+            else:
+                logits = self._layer(blocks, bias, current)
+            current = sparsemax(logits, dim=2) * mask.unsqueeze(2)
             outputs.append(current)
         return outputs
 
@@ -315,7 +380,7 @@ class GatheredNetwork:
         """Free energy F(x) (R, B) with the hidden unit and the missing workers summed out, and the hidden
         logits (R, K, B), of ``x`` (R, A, K, B), mask (R, A, B). Equal to the dense model's."""
         energy, logits = self.energy_and_logits(x, mask)
-        return energy - self.offset, logits
+        return energy - self.offset.to(energy.dtype), logits
 
     @torch.no_grad()
     def sampler_energy(self):
@@ -323,7 +388,7 @@ class GatheredNetwork:
         constant :attr:`offset` (which cancels in the Metropolis-Hastings ratio); the hand-written backward
         pass of :meth:`DEEMNetwork.sampler_energy` on the gathered blocks."""
         r, b, a, k = self.shape
-        blocks = [blk.detach() for blk in self.blocks]
+        blocks = self.blocks
         biases = [bias.detach() for bias in self.biases]
         irbm_w, irbm_a = self.irbm_w.detach(), self.irbm_a.detach()
         hidden_bias = self.hidden_bias.detach()
