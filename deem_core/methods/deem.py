@@ -52,6 +52,9 @@ DEFAULT_INIT = "auto"
 #: excess pairwise agreement above which "auto" starts from majority vote (measured 0.012-0.014 on the real
 #: crowd sets, about 0 on independent synthetic workers, 0.041-0.051 on dependent ensembles)
 DEPENDENCE_THRESHOLD = 0.03
+#: what needs the dense tasks x workers table (named in the size check's message) until training reads the
+#: sparse answers directly
+DENSE_PURPOSE = "DEEM training"
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this (CondInd, 300 gold tasks: Majority-vote start
 #: ahead by one task, 0.960 vs 0.957, used to win; the Dawid-Skene start is 0.8 points better on the rest)
@@ -181,7 +184,7 @@ class DEEM:
                             f"({sweep.recommendation.reason}); give a learning rate explicitly")
         self.lr_ = float(sweep.recommendation.lr)
         if self.init_ == "ds":
-            self.dawid_skene_ = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+            self.dawid_skene_ = fit_dawid_skene(data)
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
         return sweep.result.select_runs(picked)
 
@@ -263,8 +266,8 @@ class DEEM:
         if self.init != "auto":
             candidates = [self.init]
         else:
-            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
+            ds_fit = fit_dawid_skene(data)
+            self.dependence_ = excess_pairwise_agreement(data, ds_fit)
             unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
             candidates = [unsupervised_choice]
             if has_gold:
@@ -296,8 +299,9 @@ class DEEM:
                     starts.append(network)
                     self.dawid_skene_ = ds or self.dawid_skene_
                 initial = starts[0] if len(starts) == 1 else stack_networks(starts)
-                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
-                                  seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
+                return train_runs(data.dense_labels(purpose=DENSE_PURPOSE), data.n_classes,
+                                  [self.lr_] * n_runs * len(candidates), seeds * len(candidates), config,
+                                  soft=data.dense_soft(purpose=DENSE_PURPOSE), callbacks=callbacks,
                                   stop_event=stop_event, initial_network=initial, gold=train_gold,
                                   supervised_weight=float(self.supervised_weight))
 
@@ -353,9 +357,10 @@ class DEEM:
         return mapped
 
     def _tensors(self, data: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        labels = torch.as_tensor(data.labels, dtype=torch.long, device=self.device_)
+        labels = torch.as_tensor(data.dense_labels(purpose=DENSE_PURPOSE), dtype=torch.long, device=self.device_)
         mask = (labels >= 0).float()
-        soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=self.device_)
+        soft = data.dense_soft(purpose=DENSE_PURPOSE)
+        soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=self.device_)
         return labels, mask, soft
 
     def _hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
@@ -413,8 +418,9 @@ class DEEM:
     def _encode_new(self, data: Any) -> AnnotationSet:
         if isinstance(data, AnnotationSet):
             data = data.to_long()
-        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
-                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
+        none = np.zeros(0, dtype=np.int64)
+        template = AnnotationSet(tasks=self.tasks_[:0], workers=self.workers_, classes=self.classes_, task_codes=none,
+                                 worker_codes=none, label_codes=none, task_offsets=np.zeros(1, dtype=np.int64))
         return template.encode_like(data)
 
     def results_frame(self) -> pd.DataFrame:
