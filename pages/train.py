@@ -10,15 +10,13 @@ import streamlit as st
 from deem_core import DEFAULT_LR
 
 from deem_core.analysis import agreement
-from deem_core.methods.baselines import BASELINE_METHODS
-from deem_studio.jobs import DEEM_METHODS
+from deem_core.methods import registry
 from pages import common
 
 common.require_shell()
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
-METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
 
 st.title("Train")
 ds = common.need_dataset()
@@ -28,7 +26,7 @@ mgr = common.manager()
 data, gold = ds["data"], ds.get("gold")
 
 with st.container(border=True):
-    methods = st.multiselect("Methods", list(METHODS), default=["deem", "mv", "ds"], format_func=METHODS.get,
+    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"], format_func=registry.display_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
@@ -169,16 +167,17 @@ st.dataframe(table, hide_index=True, column_config={
     "seconds": st.column_config.NumberColumn(format="%.2f")})
 
 labels = {method: frame["label"] for method, frame in results.items()}
+shown = {registry.display_name(method): frame for method, frame in labels.items()}  # charts show display names
 left, right = st.columns(2)
 with left:
     st.markdown("**Agreement between methods**")
-    agree = agreement.method_agreement(labels)
+    agree = agreement.method_agreement(shown)
     fig = px.imshow(agree, zmin=0, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(shown, loaded.data.classes if loaded.data is not None else None)
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group")
     fig.update_xaxes(type="category")
@@ -187,7 +186,8 @@ with right:
 
 if loaded.gold is not None and len(loaded.gold):
     st.markdown("**Against the gold labels**")
-    method = st.selectbox("Confusion matrix of", list(results), format_func=METHODS.get, key="train_confusion")
+    method = st.selectbox("Confusion matrix of", list(results), format_func=registry.display_name,
+                          key="train_confusion")
     classes = loaded.data.classes if loaded.data is not None else None
     matrix = agreement.confusion_against_gold(labels[method], loaded.gold, classes)
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",

@@ -23,6 +23,7 @@ from scipy.stats import binomtest
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
@@ -86,7 +87,7 @@ def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
     return p_value < p_threshold, {"challenger_better": better, "challenger_worse": worse, "p_value": p_value}
 
 
-class DEEM:
+class DEEM(Aggregator):
     """Deep energy-based unsupervised ensemble model (DEEM) label aggregator.
 
     Parameters
@@ -395,6 +396,11 @@ class DEEM:
             values = self._mapped(self._hidden_posterior(encoded)).mean(axis=0)
             tasks = encoded.tasks
         return pd.DataFrame(values, index=pd.Index(tasks, name="task"), columns=pd.Index(self.classes_, name="label"))
+
+    @property
+    def labels_(self) -> pd.Series:
+        """Aggregated label per training task (the :class:`Aggregator` attribute; same as ``predict()``)."""
+        return self.predict()
 
     def predict(self, data: Any = None) -> pd.Series:
         """Aggregated label per task, in the original label values."""
