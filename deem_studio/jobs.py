@@ -38,7 +38,9 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError
-from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR
+from deem_core.methods.base import defaults_of
+from deem_core.methods.deem import DEEM
+from deem_core.methods.sweep import run_sweep
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
@@ -46,13 +48,13 @@ __all__ = [
     "device_info", "get_manager", "readable_error", "register_kind",
 ]
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "methods": ["deem"], "n_layers": 1, "epochs": 100, "lr": DEFAULT_LR, "n_seeds": 1, "seed": 0,
-    "init": DEFAULT_INIT,
-    "device": "auto", "batch_size": 1024, "supervised_weight": 0.0,
-}
-SWEEP_DEFAULTS: dict[str, Any] = {"lrs": None, "epochs": 30, "n_layers": 1, "n_seeds": 1, "seed": 0,
-                                  "device": "auto"}
+#: a train or sweep job's settings when the page leaves them out: the estimators' own defaults (their signatures)
+TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
+    key: value for key, value in defaults_of(DEEM).items()
+    if key in ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device", "batch_size", "supervised_weight")}}
+SWEEP_DEFAULTS: dict[str, Any] = {
+    key: value for key, value in defaults_of(run_sweep).items()
+    if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -644,14 +646,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     runs_table = getattr(result, "runs", None)
     if isinstance(runs_table, pd.DataFrame):
         store.save_table(ctx.run_id, "sweep_runs", runs_table)
-    recommendation = getattr(result, "recommendation", None)
-    payload: dict[str, Any] = {"lr": None, "verdicts": {}}
-    if recommendation is not None:
-        payload["lr"] = None if recommendation.lr is None else float(recommendation.lr)
-        for lr, verdict in (getattr(recommendation, "verdicts", None) or {}).items():
-            keep, reason = (verdict if isinstance(verdict, (tuple, list)) else
-                            (getattr(verdict, "keep", None), getattr(verdict, "reason", str(verdict))))
-            payload["verdicts"][repr(float(lr))] = {"keep": bool(keep), "reason": str(reason)}
+    payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=payload["lr"],
                          lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])

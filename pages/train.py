@@ -7,10 +7,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from deem_core import DEFAULT_LR
-
 from deem_core.analysis import agreement
 from deem_core.methods import registry
+from deem_studio.jobs import TRAIN_DEFAULTS
 from pages import common
 
 common.require_shell()
@@ -26,38 +25,44 @@ mgr = common.manager()
 data, gold = ds["data"], ds.get("gold")
 
 with st.container(border=True):
-    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"], format_func=registry.display_name,
+    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"],
+                             format_func=registry.display_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers",
-                               persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs",
-                               persist_state="session")
-    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds", persist_state="session",
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=TRAIN_DEFAULTS["n_layers"],
+                               key="train_layers", persist_state="session")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=TRAIN_DEFAULTS["epochs"], step=10,
+                               key="train_epochs", persist_state="session")
+    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=TRAIN_DEFAULTS["n_seeds"], key="train_seeds",
+                              persist_state="session",
                               help="independent runs trained together; their answers are averaged")
     chosen = st.session_state.get("chosen_lr")
     if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
-        st.session_state["train_lr"] = float(chosen) if chosen else float(DEFAULT_LR)
+        st.session_state["train_lr"] = float(chosen) if chosen else float(TRAIN_DEFAULTS["lr"])
         st.session_state["_train_lr_from"] = chosen
     lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
                            persist_state="session",
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
-    init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
+    starts = ["auto", "ds", "mv"]
+    init = c[0].selectbox("Start from", starts, index=starts.index(TRAIN_DEFAULTS["init"]), key="train_init",
+                          persist_state="session",
                           format_func={"auto": "auto (DS unless workers are dependent)", "mv": "majority vote",
                                        "ds": "Dawid-Skene"}.get,
                           help="auto: Dawid-Skene, unless the annotators agree clearly more than Dawid-Skene "
                                "predicts (dependent workers), then majority vote; with gold labels both starts "
                                "are trained and the better one on gold is kept")
-    device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
-                        help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed",
-                             persist_state="session")
-    weight = 0.0
+    devices = common.device_choices()
+    device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
+                            persist_state="session", help="auto = the GPU when there is one")
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=TRAIN_DEFAULTS["seed"],
+                             key="train_seed", persist_state="session")
+    weight = TRAIN_DEFAULTS["supervised_weight"]
     if gold is not None:
-        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=0.0, step=0.1,
+        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=float(weight),
+                                   step=0.1,
                                    key="train_gold_weight", persist_state="session",
                                    help="0 = unsupervised (gold labels only used to score); > 0 also trains on them")
     if chosen and abs(float(lr) - float(chosen)) <= 1e-12 * max(1.0, abs(float(chosen))):

@@ -30,9 +30,16 @@ def add_parser(subparsers) -> None:
                         help="output file; the extension picks the format: .csv (spreadsheet-safe), .parquet, .json")
     parser.add_argument("--model", default=None, help="also save the fitted model to this file")
     parser.add_argument("--truth", default=None, help="CSV task,truth: report accuracy (and use as gold with --gold-weight)")
-    parser.add_argument("--gold-weight", type=float, default=0.0,
+    parser.add_argument("--gold-weight", type=float, default=_default_gold_weight(),
                         help="weight of the supervised term on --truth labels (default 0: truth only scores)")
     parser.set_defaults(func=run)
+
+
+def _default_gold_weight() -> float:
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+
+    return float(defaults_of(DEEM)["supervised_weight"])
 
 
 def write_labels(results, path: Path) -> Path:

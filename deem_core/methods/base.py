@@ -15,11 +15,19 @@ Register a method in :mod:`deem_core.methods.registry` to make it appear everywh
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 import pandas as pd
 
-__all__ = ["Aggregator"]
+__all__ = ["Aggregator", "defaults_of"]
+
+
+def defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword defaults of a function or class signature: the one source of every default value that
+    the command line, the dashboard forms and the job configurations show."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 class Aggregator:

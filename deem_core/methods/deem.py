@@ -36,7 +36,8 @@ from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.model.sizes import check_problem_size
 from deem_core.methods.sweep import DEFAULT_LRS
-from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
+from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device,
+                                     train_runs)
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
 

@@ -16,7 +16,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from deem_core.methods.base import Aggregator
+from deem_core.methods.base import Aggregator, defaults_of
 
 __all__ = [
     "BUILTIN", "METHODS", "MethodSpec", "display_name", "fit_method", "get_method", "make_aggregator",
@@ -67,7 +67,8 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         """Default value of every option, read from the factory's signature (the one source of defaults)."""
-        return {name: p.default for name, p in self.parameters().items() if p.default is not inspect.Parameter.empty}
+        accepted = self.parameters()
+        return {name: value for name, value in defaults_of(self.resolve()).items() if name in accepted}
 
     def build(self, **options: Any) -> Aggregator:
         """A new, unfitted aggregator. Options the method does not take are left out, so one set of run
