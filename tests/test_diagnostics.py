@@ -186,7 +186,7 @@ def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarr
         with torch.no_grad():
             hidden = model.network_.posterior(one_hot_state(labels, m, k)[None].expand(model.network_.n_runs, -1, -1, -1),
                                               m[None].expand(model.network_.n_runs, -1, -1))
-        return model._mapped(hidden).mean(axis=0)
+        return model.to_class_order(hidden).mean(axis=0)
 
     def log_odds(p, rows):
         chosen = p[rows, decided[rows]].astype(np.float64)
