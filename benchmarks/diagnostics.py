@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT / "sample_data"))
 from deem_core import DEEM, AnnotationSet  # noqa: E402
 from deem_core.analysis.scoring import accuracy as scored_accuracy  # noqa: E402
 from deem_core.analysis.diagnostics import (  # noqa: E402
-    worker_importance, per_layer_mutual_information, run_diagnostics, select_tasks, write_diagnostics,
+    worker_importance, per_layer_mutual_information, run_diagnostics, select_tasks,
 )
+from deem_core.plots.report import write_diagnostics  # noqa: E402
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)

@@ -663,7 +663,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);
     the result object stays in the job's progress (``ProgressSnapshot.result``) for the dashboard's figures.
     """
-    from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
 
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)

@@ -18,8 +18,9 @@ from deem_core.plots import diagnostics as plots
 from deem_core.analysis.diagnostics import (
     GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, worker_importance,
     worker_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
-    select_tasks, spammer_score, write_diagnostics,
+    select_tasks, spammer_score,
 )
+from deem_core.plots.report import write_diagnostics
 from deem_core.model.sampler import one_hot_state
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,6 +32,7 @@ from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_s
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
 from deem_core.data.export import label_table
+from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.model.sizes import check_problem_size
@@ -60,10 +61,6 @@ DENSE_PURPOSE = "DEEM training"
 #: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
 FORMAT_VERSION = 1
-
-
-class NotFittedError(RuntimeError):
-    """The estimator was used before ``fit``."""
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.errors import NotFittedError
 
 GOLD_SOURCE = "gold labels"
 PREDICTED_SOURCE = "DEEM predictions"
@@ -15,8 +16,6 @@ PREDICTED_SOURCE = "DEEM predictions"
 
 def check_fitted(model) -> None:
     if not hasattr(model, "network_"):
-        from deem_core.methods.deem import NotFittedError  # noqa: PLC0415
-
         raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
 
 
