@@ -242,10 +242,9 @@ def restore_form(record: dict[str, Any]) -> None:
             continue
         try:
             if key == "train_methods":
-                from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
-                from deem_studio.jobs import DEEM_METHODS  # noqa: PLC0415
+                from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
-                value = [m for m in value if m in DEEM_METHODS or m in BASELINE_METHODS]
+                value = [m for m in value if m in METHODS]
             elif key == "sweep_lrs":
                 value = ", ".join(fmt_lr(v) for v in value)
             elif key in ("train_device", "sweep_device"):
