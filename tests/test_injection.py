@@ -268,14 +268,15 @@ def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
     assert not at.exception
     warnings = "\n".join(str(w.value) for w in at.warning).replace("\\", "")
     assert "ds: its stored file could not be read" in warnings and str(runs_dir) not in warnings
-    assert at.selectbox(key="results_method").options == ["mv"]
+    assert at.selectbox(key="results_method").options == ["Majority vote"]  # only mv: ds is the damaged one
     assert len(at.dataframe[0].value) == 3000
 
 
 # --------------------------------------------------------------------------- report.html and plotly
 def test_report_html_shows_worker_names_as_text(tmp_path):
     from deem_core import DEEM  # noqa: PLC0415
-    from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
     from deem_core.data.readers import read_annotations  # noqa: PLC0415
 
     path = tmp_path / "inject.csv"
