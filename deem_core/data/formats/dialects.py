@@ -29,7 +29,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
                "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder"),
     "label": ("label", "labels", "answer", "response", "annotation", "class", "category", "vote", "rating",
-              "judgement", "judgment", "prediction"),
+              "judgement", "judgment", "prediction", "result"),
     "truth": ("truth", "gold", "true_label", "ground_truth", "groundtruth", "gold_label", "golden", "target",
               "label", "answer", "class", "y"),
 }
@@ -37,8 +37,8 @@ SOFT_PREFIX = "prob_"
 LAYOUTS = ("long", "wide", "per_annotator")
 #: table dialects: name -> what the "read as" note calls it
 DIALECTS = {
-    "long": "long CSV (task, worker, label)",
-    "wide": "wide CSV (task + one column per worker)",
+    "long": "long layout (task, worker, label)",
+    "wide": "wide layout (task + one column per worker)",
     "per_annotator": "one file per worker (task, label)",
     "mturk": "Amazon Mechanical Turk batch results",
     "toloka": "Toloka results",
@@ -270,10 +270,11 @@ def _one(value: Any, role: str) -> str:
     return str(value)
 
 
-def _pick_label(candidates: list[str], sample: pd.DataFrame | None, display: Mapping[str, list[str]],
-                strip: str = "") -> str:
-    """Among several label fields, the one named like a label, else the one with the fewest distinct answers
-    in the first rows (a free-text comment has many), else the first."""
+def _pick_label(candidates: list[str], sample: pd.DataFrame | None, groups: Mapping[str, list[str]],
+                strip: str = "", parse: Any = None) -> str:
+    """Among several label fields: the one named like a label; else, in the first rows, the one with the
+    fewest distinct answers among those filled in at least half the rows (a free-text comment is sparse or
+    has many); ties go to the earlier column."""
     if len(candidates) == 1:
         return candidates[0]
     for candidate in candidates:
@@ -283,19 +284,35 @@ def _pick_label(candidates: list[str], sample: pd.DataFrame | None, display: Map
         return candidates[0]
     best, best_score = candidates[0], None
     for position, candidate in enumerate(candidates):
-        cols = display.get(candidate, [candidate])
-        present = [c for c in cols if c in sample.columns]
-        if not present:
+        values = _sample_labels(sample, candidate, groups.get(candidate), parse)
+        if values is None:
             continue
-        values = sample[present].astype(str)
-        filled = values[(values != "").any(axis=1)]
+        filled = values[values != ""]
         if not len(filled):
             continue
-        distinct = len(filled.drop_duplicates())
-        score = (distinct, position)
+        score = (len(filled) < len(values) / 2, filled.nunique(), position)
         if best_score is None or score < best_score:
             best, best_score = candidate, score
     return best
+
+
+def _sample_labels(sample: pd.DataFrame, candidate: str, group: list[str] | None, parse: Any) -> pd.Series | None:
+    if group:
+        present = [c for c in group if c in sample.columns]
+        if not present:
+            return None
+        ticked = np.column_stack([sample[c].astype(str).str.strip().str.lower().isin(_TRUE).to_numpy()
+                                  for c in present])
+        names = np.array([c.rpartition(".")[2] for c in present] + [""], dtype=object)
+        choice = np.where(ticked.sum(axis=1) == 1, ticked.argmax(axis=1), len(present))
+        return pd.Series(names[choice])
+    if candidate not in sample.columns:
+        return None
+    values = sample[candidate].astype(str).str.strip()
+    if parse is not None:
+        values = values.map(parse)
+        values = values.where(values != _LS_SENTINEL, "")
+    return values
 
 
 def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback: str | None) -> str | list[str]:
@@ -398,7 +415,7 @@ def _plan_ls_table(name: str, cols: list[str], columns: Mapping[str, Any], sampl
     else:
         if not candidates:
             raise DataError(f"{name}: no column holds the answers of a labelling control; found {_shown(cols)}")
-        label = _pick_label(candidates, sample, {})
+        label = _pick_label(candidates, sample, {}, parse=_ls_cell)
     return Plan(fmt, task, worker, label, choices={"task": [lowered.get("id", cols[0])] + candidates,
                                                    "label": candidates, "worker": [worker]})
 
@@ -684,7 +701,7 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
         chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)"})
     elif fmt == "toloka":
         chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)",
-                                                             "skipped": "skipped assignment(s)",
+                                                             "skipped": "assignment(s) the worker skipped",
                                                              "expired": "expired assignment(s)"})
     if not len(chunk):
         return

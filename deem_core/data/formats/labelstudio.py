@@ -6,7 +6,7 @@ the record limit.
 
 Label Studio JSON export (the list of tasks): each ``annotations[]`` entry is one answer by its
 ``completed_by``; a classification result (``type`` ``choices``, ``labels``, ``rating`` or ``taxonomy`` whose
-value gives one class) of the chosen control (``from_name``; by default the one with the most answers;
+value gives one class) of the chosen control (``from_name``; by default the first one in the export;
 ``columns={"label": name}`` chooses) is the label. ``was_cancelled`` annotations are skipped; annotations
 marked ``ground_truth`` become gold labels (not answers); ``predictions[]`` become extra workers named by
 their ``model_version`` (``predictions=False`` leaves them out). An annotation with several results for the
@@ -381,8 +381,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     if not rows:
         raise DataError(f"{name}: no classification results (choices, labels, rating or taxonomy) in any annotation "
                         f"or prediction: nothing to aggregate")
-    control = wanted if wanted is not None else max(seen_controls, key=lambda c: (len(rows.get(c, {"task": []})["task"]),
-                                                                                     -seen_controls.index(c)))
+    control = wanted if wanted is not None else next(c for c in seen_controls if c in rows)
     store = rows[control]
     context.from_name = control
     context.to_name, context.type = control_meta.get(control, ("task", "choices"))

@@ -308,7 +308,9 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     described = note if note is not None else (plans[0].describe() if plans else "")
     if len(plans) > 1 and kind not in LAYOUTS:
         described = plans[0].describe()
-    reading_note = f"{source}: read as {title}" + (f" ({described})" if described else "")
+    container = {"parquet": " from Parquet", "json": " from JSON records"}.get(tables[0].kind, "") \
+        if kind in LAYOUTS else ""
+    reading_note = f"{source}: read as {title}{container}" + (f" ({described})" if described else "")
     if gold is not None:
         reading_note += f"; {len(gold)} gold label(s)"
     return Reading(data, kind, reading_note, gold, context, list(plans))
@@ -405,7 +407,9 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
         if plan.status:
             mapping["status"] = plan.status
     mapping["ignored"] = plan.extra
-    note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)} ({plan.describe()})"
+    container_note = {"parquet": " from Parquet", "json": " from JSON records"}.get(table.kind, "") \
+        if plan.format in LAYOUTS else ""
+    note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note} ({plan.describe()})"
     return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, None, note,
                    plan.choices, container)
 

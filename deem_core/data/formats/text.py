@@ -172,15 +172,21 @@ class TextStream(io.TextIOBase):
         if count:
             self.saw_quote = True
         if count % 2:
+            inside = self._in_quote
             self._in_quote = not self._in_quote
             if self._in_quote:
-                self._quote_span = len(text)
-                self._quote_line = self.lines_done + 1
+                opened = 0  # the quote that leaves the block inside a field: the last one that opens a field
+                for match in re.finditer('"', text):
+                    inside = not inside
+                    if inside:
+                        opened = match.start()
+                self._quote_span = len(text) - opened
+                self._quote_line = self.lines_done + 1 + text.count("\n", 0, opened)
             return
         if self._in_quote:
             self._quote_span += len(text)
             if self._quote_span > self.limits.max_record_bytes:
-                raise DataError(f"{self.name}: a quoted field that starts near line {self._quote_line} runs on for "
+                raise DataError(f"{self.name}: a quoted field that starts on line {self._quote_line} runs on for "
                                 f"more than {describe_bytes(self.limits.max_record_bytes)}; is a '\"' missing its "
                                 f"closing quote?")
 
