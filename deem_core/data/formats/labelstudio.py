@@ -59,7 +59,16 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
     top-level object. Raises DataError naming the line where the JSON is broken."""
     decoder = json.JSONDecoder()
     blocks = text.blocks()
-    state = {"buf": "", "pos": 0, "eof": False, "line": 1}
+    # buf[pos:] is still to parse; "line" is the line number of buf[0]; "mark"/"marked" cache the newlines
+    # counted up to an offset so that naming the line of each element stays linear in the file's size
+    state = {"buf": "", "pos": 0, "eof": False, "line": 1, "mark": 0, "marked": 0}
+
+    def rebase(offset: int) -> None:
+        """Drop buf[:offset], keeping the line count."""
+        state["line"] += state["buf"].count("\n", 0, offset)
+        state["buf"] = state["buf"][offset:]
+        state["pos"] -= offset
+        state["mark"], state["marked"] = 0, 0
 
     def more() -> bool:
         try:
@@ -67,30 +76,28 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
         except StopIteration:
             state["eof"] = True
             return False
-        state["buf"] = state["buf"][state["pos"]:] + block
-        state["line"] += 0
-        state["pos"] = 0
+        rebase(state["pos"])
+        state["buf"] += block
         return True
 
     def compact() -> None:
-        pos = state["pos"]
-        if pos > (1 << 20):
-            state["line"] += state["buf"].count("\n", 0, pos)
-            state["buf"] = state["buf"][pos:]
-            state["pos"] = 0
+        if state["pos"] > (1 << 20):
+            rebase(state["pos"])
 
     def line_at(offset: int) -> int:
-        return state["line"] + state["buf"].count("\n", 0, offset)
+        if offset < state["mark"]:
+            return state["line"] + state["buf"].count("\n", 0, offset)
+        state["marked"] += state["buf"].count("\n", state["mark"], offset)
+        state["mark"] = offset
+        return state["line"] + state["marked"]
 
     def skip_ws() -> bool:
         while True:
             buf, pos = state["buf"], state["pos"]
             end = _WS.match(buf, pos).end()
+            state["pos"] = end
             if end < len(buf):
-                state["pos"] = end
                 return True
-            state["line"] += buf.count("\n", 0, end)
-            state["buf"], state["pos"] = "", 0
             if state["eof"] or not more():
                 return False
 
@@ -107,13 +114,12 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
             except json.JSONDecodeError as exc:
                 if state["eof"]:
                     raise DataError(f"{name}: line {line_at(exc.pos)}: not valid JSON ({exc.msg})") from None
-            if len(buf) - pos > limits.max_record_bytes:
-                raise DataError(f"{name}: the JSON element on line {line_at(pos)} is larger than "
-                                f"{describe_bytes(limits.max_record_bytes)} or not valid JSON")
             target = len(buf) - pos + wanted
             wanted *= 2  # doubling keeps re-parsing a long element linear
             while len(state["buf"]) - state["pos"] < target and more():
-                pass
+                if len(state["buf"]) - state["pos"] > limits.max_record_bytes:
+                    raise DataError(f"{name}: the JSON element on line {line_at(state['pos'])} is larger than "
+                                    f"{describe_bytes(limits.max_record_bytes)} or not valid JSON")
 
     if not skip_ws():
         raise DataError(f"{name}: the file is empty")
@@ -187,7 +193,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     """A list of flat JSON records -> a table of text cells (nested values as JSON text)."""
     columns: dict[str, list[str]] = {}
     lines: list[int] = []
-    with TextStream(source, limits, budget=budget) as text:
+    with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, record) in enumerate(iter_json(text, source.name, limits, max_items)):
             if not isinstance(record, dict):
                 raise DataError(f"{source.name}: line {line}: element {index + 1} is {type(record).__name__}, not "
@@ -294,7 +300,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     def where(reason: str, line: int) -> None:
         first_where.setdefault(reason, f"line {line}")
 
-    with TextStream(source, limits, budget=budget) as text:
+    with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, task) in enumerate(iter_json(text, name, limits, max_items)):
             if not isinstance(task, dict):
                 raise DataError(f"{name}: line {line}: element {index + 1} is {type(task).__name__}, not a Label "

@@ -3,6 +3,7 @@ limits, gold labels, truth files and the bounded preview. (The rules: :mod:`deem
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping, Sequence
 
@@ -95,10 +96,23 @@ def _open(source: Source, limits: Limits, budget: Budget | None, preview: bool =
         del raw
         return _Opened(source, "parquet", ParquetTable(source, limits, budget))
     if container == "json":
-        with TextStream(source, limits, stop_after=PREVIEW_BYTES) as text:
-            first = next(iter(iter_json(text, source.name, limits, max_items=1)), (0, None))[1]
-        return _Opened(source, "json", None, json_kind(first))
+        return _Opened(source, "json", None, _json_kind_of(source, limits))
     return _Opened(source, "csv", CsvTable(source, limits, budget, stop_after=PREVIEW_BYTES if preview else None))
+
+
+def _json_kind_of(source: Source, limits: Limits) -> str:
+    """What a JSON file holds, from its first element (or, when that is too large for a look, from the
+    keys in its first 64 KiB)."""
+    try:
+        with TextStream(source, limits, stop_after=PREVIEW_BYTES, line_limit=False) as text:
+            first = next(iter(iter_json(text, source.name, limits, max_items=1)), (0, None))[1]
+        return json_kind(first)
+    except DataError:
+        head = read_head(source, _SNIFF).decode("utf-8", errors="replace")
+        keys = set(re.findall(r'"([A-Za-z_]+)"\s*:', head))
+        if keys & {"annotations", "predictions", "completions", "data"}:
+            return "label_studio"
+        return "label_studio_min" if {"annotator", "annotation_id"} <= keys else "records"
 
 
 def _json_table(opened: _Opened, limits: Limits, budget: Budget | None, max_items: int | None = None) -> Table:
@@ -424,7 +438,7 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
         return Preview(name, pd.DataFrame(), None, {}, None, "utf-8", [], str(exc), container="json")
     rows = []
     has_predictions = False
-    with TextStream(opened.source, limits, stop_after=PREVIEW_BYTES) as text:
+    with TextStream(opened.source, limits, stop_after=PREVIEW_BYTES, line_limit=False) as text:
         for _, task in iter_json(text, name, limits, max_items=nrows):
             if not isinstance(task, dict):
                 continue

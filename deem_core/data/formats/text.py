@@ -36,15 +36,30 @@ def check_text_sample(name: str, sample: str) -> None:
                         f"{len(sample)} characters); save the annotations as CSV (.csv or .csv.gz)")
 
 
+def _char_boundary(data: bytes) -> int:
+    """An offset near the end of ``data`` that does not split a UTF-8 character."""
+    cut = len(data)
+    for _ in range(4):
+        if cut and (data[cut - 1] & 0xC0) == 0x80:  # a continuation byte: step back
+            cut -= 1
+        else:
+            break
+    if cut and data[cut - 1] >= 0xC0:  # the lead byte of a split character
+        cut -= 1
+    return cut
+
+
 class TextStream(io.TextIOBase):
     """The decoded text of one source. ``read(size)`` for parsers, iteration for lines, ``blocks()`` for
     whole-line blocks. ``quotes=True`` tracks CSV quoting to bound a quoted field's length.
     ``skip_blank_head`` drops the blank lines before the first line with content (``head_line`` is then
-    the 1-based line number of that line). ``stop_after`` cuts the stream (a preview) at a line end."""
+    the 1-based line number of that line). ``stop_after`` cuts the stream (a preview) at a line end.
+    ``line_limit=False`` (JSON, often one long line) lets a line exceed ``max_record_bytes``."""
 
     def __init__(self, source: Source, limits: Limits, budget: Budget | None = None, quotes: bool = False,
-                 skip_blank_head: bool = False, stop_after: int | None = None):
+                 skip_blank_head: bool = False, stop_after: int | None = None, line_limit: bool = True):
         super().__init__()
+        self.line_limit = line_limit
         self.source = source
         self.name = source.name
         self.limits = limits
@@ -114,6 +129,8 @@ class TextStream(io.TextIOBase):
                     yield self._decode(data)
                 return
             cut = data.rfind(b"\n") + 1
+            if cut == 0 and not self.line_limit and len(data) >= _BLOCK:
+                cut = _char_boundary(data)  # JSON may be one long line: cut between two characters
             if cut == 0:
                 carry = data
                 if len(carry) > self.limits.max_record_bytes:
