@@ -54,6 +54,9 @@ DEFAULT_INIT = "auto"
 #: excess pairwise agreement above which "auto" starts from majority vote: real crowds measure about 0.01,
 #: independent synthetic workers about 0, dependent ensembles 0.04-0.05 (benchmarks/results/defaults.md)
 DEPENDENCE_THRESHOLD = 0.03
+#: what needs the dense tasks x workers table (named in the size check's message) until training reads the
+#: sparse answers directly
+DENSE_PURPOSE = "DEEM training"
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
@@ -284,8 +287,8 @@ class DEEM(Aggregator, BaseEstimator):
         if self.init != "auto":
             candidates = [self.init]
         else:
-            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
+            ds_fit = fit_dawid_skene(data)
+            self.dependence_ = excess_pairwise_agreement(data, ds_fit)
             unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
             candidates = [unsupervised_choice]
             if has_gold:
@@ -325,8 +328,9 @@ class DEEM(Aggregator, BaseEstimator):
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)
-        return train_runs(data.labels, data.n_classes, [self.lr_] * len(seeds) * len(candidates),
-                          seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
+        return train_runs(data.dense_labels(purpose=DENSE_PURPOSE), data.n_classes,
+                          [self.lr_] * len(seeds) * len(candidates), seeds * len(candidates), config,
+                          soft=data.dense_soft(purpose=DENSE_PURPOSE), callbacks=callbacks,
                           stop_event=stop_event, initial_network=initial, gold=gold_codes,
                           supervised_weight=float(self.supervised_weight))
 
@@ -346,7 +350,7 @@ class DEEM(Aggregator, BaseEstimator):
                             f"({sweep.recommendation.reason}); give a learning rate explicitly")
         self.lr_ = float(sweep.recommendation.lr)
         if self.init_ == "ds":
-            self.dawid_skene_ = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+            self.dawid_skene_ = fit_dawid_skene(data)
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
         return sweep.result.select_runs(picked)
 
@@ -448,8 +452,9 @@ class DEEM(Aggregator, BaseEstimator):
         self._check_fitted()
         if isinstance(data, AnnotationSet):
             data = data.to_long()
-        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
-                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
+        none = np.zeros(0, dtype=np.int64)
+        template = AnnotationSet(tasks=self.tasks_[:0], workers=self.workers_, classes=self.classes_, task_codes=none,
+                                 worker_codes=none, label_codes=none, task_offsets=np.zeros(1, dtype=np.int64))
         return template.encode_like(data)
 
     def hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
@@ -471,9 +476,10 @@ class DEEM(Aggregator, BaseEstimator):
         return self.to_class_order(self.hidden_posterior(data))
 
     def _tensors(self, data: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        labels = torch.as_tensor(data.labels, dtype=torch.long, device=self.device_)
+        labels = torch.as_tensor(data.dense_labels(purpose=DENSE_PURPOSE), dtype=torch.long, device=self.device_)
         mask = (labels >= 0).float()
-        soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=self.device_)
+        soft = data.dense_soft(purpose=DENSE_PURPOSE)
+        soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=self.device_)
         return labels, mask, soft
 
     @torch.no_grad()
