@@ -34,9 +34,8 @@ from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
-from deem_core.model.sizes import check_problem_size
 from deem_core.methods.sweep import DEFAULT_LRS
-from deem_core.model.engine import task_data, task_outputs, train_annotations
+from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
 from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
@@ -263,9 +262,7 @@ class DEEM(Aggregator, BaseEstimator):
                             f"to aggregate; DEEM needs at least two classes")
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
-        memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
-        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
-                           source=data.source)
+        check_training_size(data, self._config(device=self.device_), runs_trained)
         self.classes_ = data.classes
         self.workers_ = data.workers
         self.tasks_ = data.tasks
@@ -317,6 +314,8 @@ class DEEM(Aggregator, BaseEstimator):
         """Train ``len(seeds)`` runs from every candidate start as one batched model (runs of start i are
         ``i * len(seeds) ...``)."""
         config = self._config(batch_size, device)
+        if len(candidates) > 1:  # both starts train as one batched model
+            check_training_size(data, config, len(seeds) * len(candidates))
         prepared = task_data(data, config, device, gold=gold_codes)  # dense table or sparse answers
         starts = []
         for init in candidates:

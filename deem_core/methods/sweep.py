@@ -30,7 +30,7 @@ from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_s
 from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
-from deem_core.model.engine import task_data, train_annotations
+from deem_core.model.engine import check_training_size, task_data, train_annotations
 from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
@@ -153,6 +153,7 @@ def run_sweep(
     lrs_of_runs = [lr for _ in range(int(n_seeds)) for lr in grid]
     config = TrainingConfig(n_layers=int(n_layers), epochs=int(epochs), batch_size=int(batch_size),
                             sampler_steps=int(sampler_steps), step_size=float(step_size), device=str(device))
+    check_training_size(data, config, len(lrs_of_runs))
     prepared = task_data(data, config, resolve_device(device))  # dense table or sparse answers
     initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config,
                                     layout=prepared.network_layout())

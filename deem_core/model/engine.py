@@ -21,12 +21,14 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
 from deem_core.model.sparse import Answers, free_energy_of_tasks
+from deem_core.model.sizes import check_problem_size
 from deem_core.model.sparse_training import SparseTaskData
 from deem_core.model.training import (
     Callback, DenseTaskData, TaskData, TrainingConfig, TrainingResult, choose_path, resolve_device, train_on,
 )
 
-__all__ = ["DENSE_PURPOSE", "answers_of", "path_for", "task_data", "task_outputs", "train_annotations"]
+__all__ = ["DENSE_PURPOSE", "answers_of", "check_training_size", "path_for", "task_data", "task_outputs",
+           "train_annotations"]
 
 #: what the dense (tasks x workers) table is for, in AnnotationSet's size-check message
 DENSE_PURPOSE = "DEEM training"
@@ -48,6 +50,22 @@ def path_for(data: AnnotationSet, path: str = "auto") -> str:
     if not counts.size:
         return "dense"
     return choose_path(data.n_workers, data.n_classes, float(counts.mean()), int(counts.max()))
+
+
+def check_training_size(data: AnnotationSet, config: TrainingConfig, n_runs: int,
+                        memory_bytes: int | None = None) -> int:
+    """:func:`~deem_core.model.sizes.check_problem_size` for training ``n_runs`` runs on ``data`` with
+    ``config`` (its path, batch size, layers and momentum): DataError before anything big is allocated."""
+    counts = np.diff(data.task_offsets)
+    device = resolve_device(config.device)
+    if memory_bytes is None and device.type == "cuda":
+        memory_bytes = torch.cuda.get_device_properties(device).total_memory
+    return check_problem_size(
+        data.n_workers, data.n_classes, config.n_layers, n_runs, memory_bytes=memory_bytes, source=data.source,
+        n_tasks=data.n_tasks, n_answers=data.n_answers, max_answers=int(counts.max()) if counts.size else 0,
+        sum_squared_answers=int((counts.astype(np.int64) ** 2).sum()), batch_size=config.batch_size,
+        path=path_for(data, config.path), momentum=bool(config.momentum), soft=data.soft_labels is not None,
+        device=device.type)
 
 
 def task_data(data: AnnotationSet, config: TrainingConfig, device: torch.device | str,
