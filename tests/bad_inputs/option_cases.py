@@ -66,16 +66,21 @@ def read_only_folder(tmp: Path) -> contextlib.AbstractContextManager:
 
 
 def _failing_writes(tmp: Path, code: int, only: str | None = None) -> contextlib.AbstractContextManager:
-    from deem_core.data import export  # noqa: PLC0415
+    """Every atomic write fails as the system would fail it: ``os.fsync`` of the temporary file raises (on a
+    full disk the write or its flush fails). ``only``: just for files whose name ends so (found through
+    /proc/self/fd)."""
+    real = os.fsync
 
-    real = export.atomic_write_bytes
+    def fsync(fd):
+        try:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            name = ""
+        if only is None or name.endswith(only) or f"{only}." in Path(name).name:
+            raise OSError(code, os.strerror(code))
+        return real(fd)
 
-    def write(path, data):
-        if only is None or str(path).endswith(only):
-            raise OSError(code, os.strerror(code), str(Path(path).parent / f".{Path(path).name}.x1y2.tmp"))
-        return real(path, data)
-
-    return _patched(export, "atomic_write_bytes", write)
+    return _patched(os, "fsync", fsync)
 
 
 def disk_full(tmp: Path) -> contextlib.AbstractContextManager:
