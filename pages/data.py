@@ -42,8 +42,9 @@ def load_sample(name: str) -> None:
 
 
 st.title("Data")
-st.caption("Upload the annotators' labels: one or more CSV files (long, wide or one file per annotator; "
-           ".csv, .csv.gz, .tsv), or start from a bundled sample set.")
+st.caption("Upload the workers' labels: one or more files (long, wide or one file per worker; or an Amazon "
+           "Mechanical Turk, Toloka or Label Studio export; CSV, TSV, JSON or Parquet, gzipped or not), or start from "
+           "a bundled sample set.")
 
 # ------------------------------------------------------------------ sample sets
 with st.container(border=True):
@@ -125,6 +126,7 @@ with st.container(border=True):
             shown, unreadable = None, True
             common.show_error(exc, files[0].name)
         if shown is not None:
+            note_box = st.empty()  # the "read as" line goes above the controls that can change it
             with st.expander("Mapping: which columns or fields are the task, worker and label",
                              expanded=bool(shown.problem)):
                 columns = _mapping_controls(shown, fmt)
@@ -137,7 +139,7 @@ with st.container(border=True):
                 except DataError as exc:
                     st.error(str(exc), icon=":material/warning:")
             if shown.note:
-                st.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
+                note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
             if shown.problem:
                 st.warning(shown.problem)
             separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}

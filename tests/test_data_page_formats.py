@@ -35,14 +35,14 @@ def note(at: AppTest) -> str:
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("mturk_sentiment", "read as Amazon Mechanical Turk batch results (task Input.text + Input.image_url, worker "
+    ("mturk_sentiment", "read as Amazon Mechanical Turk batch results: task Input.text + Input.image_url, worker "
                         "WorkerId, label Answer.sentiment (checkboxes negative, neutral, positive)"),
-    ("toloka", "read as Toloka results (task INPUT:text + INPUT:lang, worker ASSIGNMENT:worker_id, label "
+    ("toloka", "read as Toloka results: task INPUT:text + INPUT:lang, worker ASSIGNMENT:worker_id, label "
                "OUTPUT:result, gold GOLDEN:result"),
-    ("label_studio", "read as Label Studio JSON export (task id, worker completed_by and model_version of "
-                     "predictions, label from the control 'sentiment' (choices); other controls: topic)"),
-    ("label_studio_min", "read as Label Studio JSON-MIN export (task id, worker annotator, label sentiment"),
-    ("label_studio_csv", "read as Label Studio CSV export (task id, worker annotator, label sentiment"),
+    ("label_studio", "read as Label Studio JSON export: task id, worker completed_by and model_version of "
+                     "predictions, label from the control 'sentiment' (choices); other controls: topic"),
+    ("label_studio_min", "read as Label Studio JSON-MIN export: task id, worker annotator, label sentiment"),
+    ("label_studio_csv", "read as Label Studio CSV export: task id, worker annotator, label sentiment"),
     ("parquet_long", "answers.parquet: read as long layout (task, worker, label) from Parquet"),
 ])
 def test_each_export_shows_how_it_is_read(runs_dir, name, expected):
