@@ -24,6 +24,8 @@ FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
            "label_studio_csv": "Label Studio CSV export"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
 MAX_HEATMAP = 60
+#: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
+MAX_COVERAGE_ROWS = 5000
 
 
 def sample_sets() -> list[str]:
@@ -257,6 +259,9 @@ with tabs[1]:
     st.dataframe(balance, hide_index=True)
 with tabs[2]:
     coverage = stats["coverage"]
+    if len(coverage) > MAX_COVERAGE_ROWS:
+        st.caption(f"the {MAX_COVERAGE_ROWS:,} annotators with the most answers (of {len(coverage):,})")
+        coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
     st.dataframe(coverage, hide_index=True, column_config={
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
@@ -269,7 +274,7 @@ with tabs[3]:
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two annotators gave the same label (blank: no common task).")
 with tabs[4]:
-    st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
+    st.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")
 with tabs[5]:
     gold = ds.get("gold")
