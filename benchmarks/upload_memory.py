@@ -193,7 +193,7 @@ def run_case(name: str, path: Path, server: LiveServer, browser, prober: Prober,
             alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
             return any(path.name in a.replace("\u2060", "") or "limit" in a for a in alerts)
 
-        until(lambda: "Detected in" in main_text(page) or refused(), 300, "the preview or a message")
+        until(lambda: "read as" in main_text(page) or refused(), 300, "the preview or a message")
         load = button(page, "Load these files")
         if not refused() and load.count() and load.is_enabled():
             load.click()
