@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from deem_core.methods.baselines import BASELINE_METHODS
-from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input, print_selection
 
 __all__ = ["add_parser", "run", "METHODS"]
 
@@ -105,8 +105,10 @@ def _run_deem(args: argparse.Namespace, data, truth):
     from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
-    progress = ProgressBar(args.epochs, "iRBM" if args.method == "irbm" else "DEEM", disable=args.no_progress)
-    model = DEEM(n_layers=0 if args.method == "irbm" else args.layers, epochs=args.epochs, lr=lr,
+    layers = 0 if args.method == "irbm" else args.layers
+    groups = (3 if layers == "auto" else 1) if (args.gold_weight <= 0 or truth is None) else 1
+    progress = ProgressBar(args.epochs * groups, "iRBM" if args.method == "irbm" else "DEEM", disable=args.no_progress)
+    model = DEEM(n_layers=layers, epochs=args.epochs, lr=lr,
                  batch_size=args.batch_size, sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds,
                  seed=args.seed, device=args.device, supervised_weight=args.gold_weight, callbacks=[progress])
     try:
@@ -117,7 +119,12 @@ def _run_deem(args: argparse.Namespace, data, truth):
     if args.model:
         model.save(args.model)
     print(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
-          f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
+          f"{model.init_}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
+    print_selection(model)
+    for note in model.collapse_notes_:
+        print(f"warning: {note}", file=sys.stderr)
+    if model.fallback_:
+        print(f"warning: FALLBACK: the labels come from {model.fallback_}", file=sys.stderr)
     for message in model.run_messages_:
         if message:
             print(f"warning: {message}", file=sys.stderr)

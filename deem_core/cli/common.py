@@ -8,7 +8,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["add_input_arguments", "add_training_arguments", "load_input", "ProgressBar", "parse_float_list"]
+__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "print_selection", "load_input", "ProgressBar", "parse_float_list"]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,19 +24,32 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one annotator giving one task different labels: stop (default) or keep one")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
-    from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR  # noqa: PLC0415
+def layers_argument(text: str) -> int | str:
+    """``--layers``: a number of layers, or ``auto`` (chosen from held-out answers)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {text!r}") from None
 
-    parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (0 = iRBM)")
+
+def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True, layers_auto: bool = True) -> None:
+    from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LAYERS, DEFAULT_LR  # noqa: PLC0415
+
+    parser.add_argument("--layers", type=layers_argument if layers_auto else int, default=DEFAULT_LAYERS,
+                        help=f"multinomial layers before the iRBM (0 = iRBM; default {DEFAULT_LAYERS})"
+                             + ("; 'auto' chooses 0, 1 or 2 from held-out answers" if layers_auto else ""))
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
     parser.add_argument("--lr", default=str(DEFAULT_LR),
                         help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
     parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds", "auto"],
-                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
-                             "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
-                             f"--gold-weight, both are trained and gold may overrule); default {DEFAULT_INIT}")
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: both are trained on the "
+                             "answers left after holding 10%% out, and the one that predicts the held-out answers "
+                             "better is kept (with gold labels, --truth and --gold-weight, gold decides); "
+                             f"default {DEFAULT_INIT}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
@@ -66,6 +79,21 @@ def parse_float_list(text: str, what: str) -> list[float]:
     if not values or any(not v > 0 for v in values):
         raise UsageError(f"{what} must be positive numbers, got {text!r}")
     return values
+
+
+def print_selection(model, stream=sys.stderr) -> None:
+    """The start/depth choice and its evidence (criterion per candidate) as a few plain lines on ``stream``."""
+    table = getattr(model, "selection_", None)
+    if table is None:
+        return
+    print(f"choice: {model.init_} start, {model.n_layers_} layer(s): {model.selection_reason_}", file=stream)
+    print(f"  held out {model.heldout_answers_} answers; choosing took {model.selection_seconds_:.1f} s", file=stream)
+    print(f"  {'candidate':<22} {'held-out log-lik':>16} {'held-out agreement':>18}  note", file=stream)
+    for row in table.itertuples():
+        name = "majority vote" if row.start == "majority vote" else f"{row.start} start, {row.layers} layer(s)"
+        loglik = "" if row.heldout_loglik != row.heldout_loglik else f"{row.heldout_loglik:.4f}"
+        note = "chosen" if row.chosen else ("collapsed" if row.collapsed else "")
+        print(f"  {name:<22} {loglik:>16} {row.heldout_agreement:>18.4f}  {note}", file=stream)
 
 
 class ProgressBar:

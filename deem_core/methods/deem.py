@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -23,17 +24,21 @@ from scipy.stats import binomtest
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
-from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
+from deem_core.analysis.selection import DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size
+from deem_core.methods.dawid_skene import fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
 from deem_core.data.export import label_table
 from deem_core.model.fallback import train_with_memory_fallback
+from deem_core.methods.choose import (MAJORITY_VOTE, CollapseError, choose, fit_candidates, major_classes,
+                                     majority_vote_network, train_guarded)
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.model.sizes import check_problem_size
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
 
-__all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
+__all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LAYERS", "DEFAULT_LR", "INIT_METHODS", "NotFittedError",
+           "SELECTION_DEPTHS"]
 
 #: default learning rate, measured at the default 100 epochs (1 layer, 3 seeds). From a Dawid-Skene start the
 #: accuracy moves little with the learning rate (50 epochs, lr 0.003-0.3: ampdata 93.2-92.5%, tree3k
@@ -42,21 +47,36 @@ __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_M
 #: with 0.01 it is steady (90.1 / 90.5 / 90.6% at 50 / 100 / 150 epochs), digits 93.7% and digits_experts
 #: 88.7% at 100 (0.03: 93.75 / 89.26). ``lr="auto"`` chooses per data set with a sweep.
 DEFAULT_LR = 0.01
-#: default start: "auto" = Dawid-Skene through Lemma 1 unless the workers are clearly dependent (excess
-#: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote; with gold labels, both starts
-#: are trained and the other start replaces that choice when it is significantly better on gold.
-#: Measured (1 layer, 50 epochs, 3 seeds): the DS start wins on duck/dog/condind/ampdata (e.g. ampdata
-#: 93.00% vs 79.53%), the MV start on the dependent ensembles (tree3k 90.40% vs 88.80%, digits_experts
-#: 88.70% vs 86.66%); see benchmarks/accuracy.py.
+#: default start: "auto" = chosen from held-out answers between the majority-vote start and the Dawid-Skene
+#: start (Lemma 1), see ``methods/choose.py`` and benchmarks/results/selection.txt. With gold labels both starts
+#: train and the gold tasks may replace the Dawid-Skene start (sign test below); with lr="auto" the Dawid-Skene
+#: start is used.
 DEFAULT_INIT = "auto"
-#: excess pairwise agreement above which "auto" starts from majority vote (measured 0.012-0.014 on the real
-#: crowd sets, about 0 on independent synthetic workers, 0.041-0.051 on dependent ensembles)
-DEPENDENCE_THRESHOLD = 0.03
+#: default depth
+DEFAULT_LAYERS = 1
+#: depths tried by n_layers="auto"
+SELECTION_DEPTHS = (0, 1, 2)
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this (CondInd, 300 gold tasks: Majority-vote start
 #: ahead by one task, 0.960 vs 0.957, used to win; the Dawid-Skene start is 0.8 points better on the rest)
 GOLD_SWITCH_P_VALUE = 0.05
 FORMAT_VERSION = 1
+
+
+class _EpochOffset:
+    """Forwards a candidate group's epochs to the user's callbacks, numbered after the groups before it, with the
+    group's depth in every row (so a progress bar and a live curve go on across the groups of a selection)."""
+
+    def __init__(self, callbacks: Sequence[Any], offset: int, depth: int):
+        self.callbacks, self.offset, self.depth = list(callbacks), int(offset), int(depth)
+        self.stopped = False
+
+    def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
+        rows = [{**row, "candidate_layers": self.depth} for row in logs]
+        for cb in self.callbacks:
+            if getattr(cb, "on_epoch_end", cb)(epoch + self.offset, rows):
+                self.stopped = True
+        return self.stopped
 
 
 class NotFittedError(RuntimeError):
@@ -107,11 +127,12 @@ class DEEM:
     callbacks: objects with ``on_epoch_end(epoch, logs) -> bool`` (True stops) or plain callables.
     """
 
-    def __init__(self, n_layers: int = 1, epochs: int = 100, lr: float | str = DEFAULT_LR,
+    def __init__(self, n_layers: int | str = DEFAULT_LAYERS, epochs: int = 100, lr: float | str = DEFAULT_LR,
                  batch_size: int = 1024, sampler_steps: int = 5, step_size: float = 1.0,
                  momentum: float = 0.0, init: str = DEFAULT_INIT, n_seeds: int = 1, seed: int = 0,
                  device: str = "auto", supervised_weight: float = 0.0,
-                 callbacks: Sequence[Any] | None = None, on_conflict: str = "error"):
+                 callbacks: Sequence[Any] | None = None, on_conflict: str = "error",
+                 heldout_share: float = DEFAULT_HELDOUT_SHARE):
         self.n_layers = n_layers
         self.epochs = epochs
         self.lr = lr
@@ -126,12 +147,13 @@ class DEEM:
         self.supervised_weight = supervised_weight
         self.callbacks = callbacks
         self.on_conflict = on_conflict
+        self.heldout_share = heldout_share
 
     # ------------------------------------------------------------------ sklearn-ish plumbing
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (
             "n_layers", "epochs", "lr", "batch_size", "sampler_steps", "step_size", "momentum", "init",
-            "n_seeds", "seed", "device", "supervised_weight", "callbacks", "on_conflict")}
+            "n_seeds", "seed", "device", "supervised_weight", "callbacks", "on_conflict", "heldout_share")}
 
     def set_params(self, **params: Any) -> "DEEM":
         for name, value in params.items():
@@ -141,8 +163,10 @@ class DEEM:
         return self
 
     def _check_params(self) -> None:
-        if not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0:
-            raise ValueError(f"n_layers must be an integer >= 0, got {self.n_layers!r}")
+        if self.n_layers != "auto" and (not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0):
+            raise ValueError(f"n_layers must be an integer >= 0 or 'auto', got {self.n_layers!r}")
+        if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
+            raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -155,7 +179,9 @@ class DEEM:
             raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
 
     def _config(self, batch_size: int | None = None, device: torch.device | str | None = None) -> TrainingConfig:
-        return TrainingConfig(n_layers=int(self.n_layers), epochs=int(self.epochs),
+        layers = getattr(self, "n_layers_", None)
+        layers = (DEFAULT_LAYERS if self.n_layers == "auto" else int(self.n_layers)) if layers is None else layers
+        return TrainingConfig(n_layers=int(layers), epochs=int(self.epochs),
                               batch_size=int(batch_size or self.batch_size), sampler_steps=int(self.sampler_steps),
                               step_size=float(self.step_size), momentum=float(self.momentum),
                               device=str(device or self.device))
@@ -171,7 +197,7 @@ class DEEM:
         so no second training is needed). Gold labels are not used by the sweep."""
         from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
 
-        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), n_seeds=len(seeds),
+        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=self.n_layers_, n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
                           batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
                           step_size=float(self.step_size))
@@ -214,6 +240,186 @@ class DEEM:
         group = candidates.index(self.init_)
         return result.select_runs(list(range(group * n_runs, (group + 1) * n_runs)))
 
+    def _resolved_layers(self, has_gold: bool) -> int:
+        """``n_layers`` as a number: "auto" is chosen by :meth:`_fit_by_selection`; with gold labels or lr="auto"
+        (paths that choose other things) it stays at the documented default of one layer."""
+        if self.n_layers != "auto":
+            return int(self.n_layers)
+        return 1
+
+    def _fit_fixed(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event, gold_codes,
+                   has_gold: bool) -> TrainingResult:
+        """One configuration (or both starts with gold labels): the training of the engine before selection.
+
+        init="auto" here (gold labels or lr="auto") starts from Dawid-Skene through Lemma 1; with gold labels the
+        majority-vote start trains beside it and replaces it only when the gold tasks favour it significantly.
+        A single configuration is trained under the collapse guard (:meth:`_train_recovering`).
+        """
+        n_runs = len(seeds)
+        candidates = [self.init] if self.init != "auto" else (["ds", "mv"] if has_gold else ["ds"])
+        self.init_ = candidates[0]
+        self.init_scores_ = {}
+        train_gold, score_gold = gold_codes, gold_codes
+        if len(candidates) > 1 and self.supervised_weight > 0:
+            # the supervised term fits every gold task it sees, so choose the start on gold tasks it did
+            # not see: every other gold task (in a seeded order) is held out of the supervised term
+            known = np.flatnonzero(gold_codes >= 0)
+            held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
+            if len(held_out):
+                train_gold = gold_codes.copy()
+                train_gold[held_out] = -1
+                score_gold = np.full_like(gold_codes, -1)
+                score_gold[held_out] = gold_codes[held_out]
+        if self.lr == "auto":
+            return self._fit_by_sweep(data, seeds, callbacks, stop_event)
+        if len(candidates) == 1 and not has_gold:
+            return self._train_recovering(data, seeds, callbacks, stop_event, candidates[0])
+
+        def train(batch_size: int, device: torch.device) -> TrainingResult:
+            config = self._config(batch_size, device)
+            starts = []
+            for init in candidates:
+                network, ds = initial_network(data, seeds, self.n_layers_, init, device, config,
+                                              explicit=len(candidates) > 1)
+                starts.append(network)
+                self.dawid_skene_ = ds or self.dawid_skene_
+            initial = starts[0] if len(starts) == 1 else stack_networks(starts)
+            return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
+                              seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
+                              stop_event=stop_event, initial_network=initial, gold=train_gold,
+                              supervised_weight=float(self.supervised_weight))
+
+        result, self.batch_size_, self.device_ = train_with_memory_fallback(
+            train, int(self.batch_size), self.device_, self.warnings_)
+        if len(candidates) > 1:
+            result = self._keep_best_start(data, result, candidates, n_runs, score_gold)
+        return result
+
+    def _train_config(self, data: AnnotationSet, seeds: list[int], depth: int, starts: list[str], callbacks: list,
+                      stop_event, extra=None, lr: float | None = None, epochs: int | None = None,
+                      initial: DEEMNetwork | None = None) -> TrainingResult:
+        """Train ``starts`` x ``seeds`` at one depth as one batched model (runs start by start). ``extra(network)``
+        builds more callbacks that need the live network (the collapse guard)."""
+        lr = self.lr_ if lr is None else lr
+        epochs = int(self.epochs) if epochs is None else int(epochs)
+
+        def train(batch_size: int, device: torch.device) -> TrainingResult:
+            config = self._config(batch_size, device)
+            config.n_layers, config.epochs = int(depth), epochs
+            network = initial
+            if network is None:
+                nets = []
+                for init in starts:
+                    net, ds = initial_network(data, seeds, int(depth), init, device, config, explicit=True)
+                    nets.append(net)
+                    if ds is not None:
+                        self.dawid_skene_ = ds
+                network = nets[0] if len(nets) == 1 else stack_networks(nets)
+            network = network.to(device)
+            more = list(extra(network)) if extra is not None else []
+            return train_runs(data.labels, data.n_classes, [lr] * len(seeds) * len(starts), seeds * len(starts),
+                              config, soft=data.soft, callbacks=list(callbacks) + more, stop_event=stop_event,
+                              initial_network=network)
+
+        result, self.batch_size_, self.device_ = train_with_memory_fallback(
+            train, int(self.batch_size), self.device_, self.warnings_)
+        return result
+
+    def _fit_by_selection(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
+        """Choose the start and/or the depth from held-out answers (``methods/choose.py``)."""
+        starts = ["mv", "ds"] if self.init == "auto" else [self.init]
+        depths = list(SELECTION_DEPTHS) if self.n_layers == "auto" else [int(self.n_layers)]
+        groups: list[_EpochOffset] = []
+
+        def train_group(train_data: AnnotationSet, depth: int, group_starts: list[str], guard) -> TrainingResult | None:
+            if groups and (groups[-1].stopped or (stop_event is not None and stop_event.is_set())):
+                return None  # stopped or cancelled: the depths not trained yet are left out of the choice
+            offset = _EpochOffset(callbacks, len(groups) * int(self.epochs), depth)
+            groups.append(offset)
+            return self._train_config(train_data, seeds, depth, group_starts, [offset], stop_event,
+                                      extra=lambda network: [guard(network)])
+
+        started = time.perf_counter()
+        candidates, held, mv_agreement = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
+                                                        share=float(self.heldout_share), split_seed=int(self.seed))
+        self.candidates_ = candidates  # every candidate's runs and held-out scores (not saved with the model)
+        self.heldout_mv_agreement_ = mv_agreement
+        choice = choose(candidates, mv_agreement, safety=True)
+        table = choice.table
+        table.insert(2, "runs", len(seeds))
+        self.selection_ = table
+        self.selection_seconds_ = time.perf_counter() - started
+        self.heldout_answers_ = len(held)
+        if choice.index == MAJORITY_VOTE:
+            self.selection_reason_ = choice.reason
+            self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
+            self.fallback_ = "majority vote (safety rule)"
+            self.warnings_.append("the safety rule returned majority vote: " + choice.reason)
+            return TrainingResult(network=majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_),
+                                  history=[], status=["majority vote"] * len(seeds),
+                                  messages=[""] * len(seeds), epochs_run=0, seconds=self.selection_seconds_,
+                                  lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
+        if choice.index < 0:
+            self.selection_reason_ = choice.reason
+            return self._fallback(data, seeds, "every candidate collapsed (" + "; ".join(
+                f"{c.name}: epoch {min(e for e in c.collapsed_at if e is not None)}" for c in candidates) + ")")
+        picked = candidates[choice.index]
+        self.selection_reason_ = choice.reason
+        self.init_ = picked.start
+        self.n_layers_ = picked.depth
+        if picked.start != "ds":
+            self.dawid_skene_ = None
+        result = picked.result
+        result.seconds = self.selection_seconds_
+        return result
+
+    def _train_recovering(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event,
+                          first: str) -> TrainingResult:
+        """One configuration under the collapse guard: restart from the last healthy state with a smaller step
+        (twice), then the other start, then the Dawid-Skene fallback (or refuse, see :meth:`_fallback`)."""
+        expected = major_classes(data.labels, data.n_classes, data.soft)
+        starts = [first, {"mv": "ds", "ds": "mv"}[first]]
+        for attempt, start in enumerate(starts):
+
+            def train(network, lr, epochs, extra, start=start):
+                return self._train_config(data, seeds, self.n_layers_, [start], callbacks, stop_event,
+                                          extra=lambda net: extra, lr=lr, epochs=epochs, initial=network)
+
+            config = self._config(self.batch_size, self.device_)
+            config.n_layers = self.n_layers_
+            initial, ds = initial_network(data, seeds, self.n_layers_, start, self.device_, config, explicit=True)
+            result, notes = train_guarded(train, initial.to(self.device_), self.lr_, int(self.epochs), expected)
+            self.collapse_notes_.extend(f"{start} start: {note}" for note in notes)
+            if not notes or not notes[-1].startswith("still collapsed"):
+                self.init_ = start
+                self.dawid_skene_ = ds
+                if attempt:
+                    self.fallback_ = f"the {start} start (the {starts[0]} start collapsed)"
+                return result
+        return self._fallback(data, seeds, "; ".join(self.collapse_notes_))
+
+    def _fallback(self, data: AnnotationSet, seeds: list[int], why: str) -> TrainingResult:
+        """The healthy fallback when training collapsed: Dawid-Skene itself (the iRBM set from a Dawid-Skene fit by
+        Lemma 1, no layers, not trained), labelled in ``fallback_`` and the warnings; refuse with
+        :class:`CollapseError` when even that predicts fewer classes than majority vote finds."""
+        ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+        expected = major_classes(data.labels, data.n_classes, data.soft)
+        found = len(np.unique(ds.posterior.argmax(1)))
+        if found < expected:
+            raise CollapseError(f"{data.source}: training collapsed ({why}) and the Dawid-Skene fallback finds only "
+                                f"{found} of the {expected} classes majority vote finds: no healthy model to return")
+        network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, 0).to(self.device_)
+        network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=self.device_),
+                                     torch.as_tensor(ds.prior, dtype=torch.float32, device=self.device_))
+        self.dawid_skene_ = ds
+        self.init_ = "ds"
+        self.n_layers_ = 0
+        self.fallback_ = "Dawid-Skene (no layers, not trained): " + why
+        self.warnings_.append(f"FALLBACK: DEEM collapsed ({why}); the labels are Dawid-Skene's")
+        return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
+                              messages=[self.fallback_] * len(seeds), epochs_run=0, seconds=0.0,
+                              lrs=[float(self.lr_ or 0.0)] * len(seeds), seeds=list(seeds))
+
     def _gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
         """Gold labels as (n_tasks,) class codes, -1 where unknown."""
         if gold is None:
@@ -243,7 +449,8 @@ class DEEM:
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
         memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
-        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
+        deepest = max(SELECTION_DEPTHS) if self.n_layers == "auto" else int(self.n_layers)
+        check_problem_size(data.n_workers, data.n_classes, deepest, runs_trained, memory_bytes=memory,
                            source=data.source)
         self.classes_ = data.classes
         self.workers_ = data.workers
@@ -260,51 +467,24 @@ class DEEM:
         # train (one batched model) and the gold tasks may overrule that choice (see _keep_best_start)
         self.dependence_ = None
         self.init_evidence_ = None
-        if self.init != "auto":
-            candidates = [self.init]
-        else:
-            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
-            unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
-            candidates = [unsupervised_choice]
-            if has_gold:
-                candidates.append("ds" if unsupervised_choice == "mv" else "mv")
-        self.init_ = candidates[0]
         self.init_scores_ = {}
-        train_gold, score_gold = gold_codes, gold_codes
-        if len(candidates) > 1 and self.supervised_weight > 0:
-            # the supervised term fits every gold task it sees, so choose the start on gold tasks it did
-            # not see: every other gold task (in a seeded order) is held out of the supervised term
-            known = np.flatnonzero(gold_codes >= 0)
-            held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
-            if len(held_out):
-                train_gold = gold_codes.copy()
-                train_gold[held_out] = -1
-                score_gold = np.full_like(gold_codes, -1)
-                score_gold[held_out] = gold_codes[held_out]
-        if self.lr == "auto":
-            result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
+        self.selection_ = None
+        self.selection_seconds_ = None
+        self.heldout_answers_ = None
+        self.selection_reason_ = None
+        self.fallback_ = None
+        self.collapse_notes_ = []
+        self.n_layers_ = self._resolved_layers(has_gold)
+        self.lr_ = None if self.lr == "auto" else float(self.lr)
+        selecting = not has_gold and self.lr != "auto" and (self.init == "auto" or self.n_layers == "auto")
+        if selecting and heldout_size(data.labels, float(self.heldout_share)) < MIN_HELDOUT:
+            selecting = False
+            self.selection_reason_ = (f"too few answers to hold out {MIN_HELDOUT} for choosing: the Dawid-Skene "
+                                      f"start and {self.n_layers_} layer(s) are used")
+        if selecting:
+            result = self._fit_by_selection(data, seeds, callbacks, stop_event)
         else:
-            self.lr_ = float(self.lr)
-
-            def train(batch_size: int, device: torch.device) -> TrainingResult:
-                config = self._config(batch_size, device)
-                starts = []
-                for init in candidates:
-                    network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
-                                                  explicit=len(candidates) > 1)
-                    starts.append(network)
-                    self.dawid_skene_ = ds or self.dawid_skene_
-                initial = starts[0] if len(starts) == 1 else stack_networks(starts)
-                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
-                                  seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
-                                  stop_event=stop_event, initial_network=initial, gold=train_gold,
-                                  supervised_weight=float(self.supervised_weight))
-
-            result, self.batch_size_, self.device_ = train_with_memory_fallback(
-                train, int(self.batch_size), self.device_, self.warnings_)
-            if len(candidates) > 1:
-                result = self._keep_best_start(data, result, candidates, n_runs, score_gold)
+            result = self._fit_fixed(data, seeds, callbacks, stop_event, gold_codes, has_gold)
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)

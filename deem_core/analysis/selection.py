@@ -1,0 +1,142 @@
+"""Choosing DEEM's start and depth without ground truth: held-out answers scored by the model itself.
+
+A random share of the observed answers is held out (at most one per task, and never a task's last answer),
+the candidate models (start x depth) are fitted on the rest, and each is scored by how well it predicts
+the answers it did not see. With one hidden unit the free energy F(x) is exact (the multinomial layers are
+deterministic), so the conditional of one answer given the task's other answers is exact for any depth:
+
+    p(x_i = l | x_-i) = softmax_l( -F(x with x_i := l) )
+
+(the partition function cancels). The criterion is the mean held-out log-likelihood per answer; the
+per-answer values allow a paired comparison between candidates (:func:`paired_gain`).
+
+A second, model-free criterion is kept for comparison and for the safety rule: how often a candidate's
+aggregated label (computed from the task's training answers only) equals the held-out answer
+(:func:`heldout_agreement`). Under conditional independence that rate grows with the label's accuracy;
+with dependent workers it rewards agreeing with the dependent group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deem_core.model.network import DEEMNetwork
+
+__all__ = ["HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs", "heldout_agreement", "paired_gain",
+           "DEFAULT_HELDOUT_SHARE"]
+
+#: below this many held-out answers the criterion is too noisy to choose with (the default is used)
+MIN_HELDOUT = 30
+#: share of the observed answers held out for scoring (capped at one answer per task with >= 2 answers)
+DEFAULT_HELDOUT_SHARE = 0.1
+
+
+@dataclass
+class HeldOut:
+    """The held-out answers: parallel arrays of task positions, worker positions and class codes."""
+
+    task: np.ndarray
+    worker: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+
+def hold_out_answers(labels: np.ndarray, share: float = DEFAULT_HELDOUT_SHARE, seed: int = 0,
+                     soft: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, HeldOut]:
+    """Remove a random share of the answers for scoring.
+
+    labels: (n, d) class codes, -1 = missing. At most one answer per task is held out and only from tasks
+    with at least two answers, so every task keeps an answer to condition on. The number held out is
+    ``min(round(share * answers), eligible tasks)``.
+    Returns (training labels, training soft labels or None, held-out answers).
+    """
+    rng = np.random.default_rng(seed)
+    observed = labels >= 0
+    eligible = np.flatnonzero(observed.sum(axis=1) >= 2)
+    n_out = heldout_size(labels, share)
+    tasks = np.sort(rng.choice(eligible, size=n_out, replace=False)) if n_out else np.zeros(0, dtype=np.int64)
+    workers = np.empty(n_out, dtype=np.int64)
+    for pos, task in enumerate(tasks):  # one observed worker of each chosen task, uniformly
+        workers[pos] = rng.choice(np.flatnonzero(observed[task]))
+    held = HeldOut(task=tasks.astype(np.int64), worker=workers, label=labels[tasks, workers].astype(np.int64))
+    train = labels.copy()
+    train[tasks, workers] = -1
+    train_soft = None
+    if soft is not None:
+        train_soft = soft.copy()
+        train_soft[tasks, workers] = 0.0
+    return train, train_soft, held
+
+
+def heldout_size(labels: np.ndarray, share: float = DEFAULT_HELDOUT_SHARE) -> int:
+    """How many answers :func:`hold_out_answers` holds out."""
+    observed = labels >= 0
+    return int(min(round(share * observed.sum()), int((observed.sum(axis=1) >= 2).sum())))
+
+
+@torch.no_grad()
+def heldout_log_probs(network: DEEMNetwork, train_labels: np.ndarray, held: HeldOut,
+                      train_soft: np.ndarray | None = None, batch_tasks: int = 1024) -> torch.Tensor:
+    """log p(x_i = l | x_-i) for every held-out answer, every run and every class l: (R, h, K).
+
+    x_-i are the task's *training* answers (other held-out answers are absent; there is one per task).
+    Each held-out answer is completed with every class l; the K free energies of the completed inputs give
+    the conditional exactly (one hidden unit, deterministic layers).
+    """
+    device = next(network.parameters()).device
+    r, d, k = network.n_runs, network.n_workers, network.n_classes
+    out = []
+    eye = torch.eye(k, device=device)
+    for start in range(0, len(held), batch_tasks):
+        sl = slice(start, start + batch_tasks)
+        tasks = torch.as_tensor(held.task[sl], device=device)
+        workers = torch.as_tensor(held.worker[sl], device=device)
+        b = len(tasks)
+        codes = torch.as_tensor(train_labels[held.task[sl]], device=device)  # (b, d)
+        mask = (codes >= 0).float()
+        if train_soft is not None:
+            x = torch.as_tensor(train_soft[held.task[sl]], dtype=torch.float32, device=device)
+        else:
+            x = torch.nn.functional.one_hot(codes.clamp_min(0), k).float() * mask.unsqueeze(-1)  # (b, d, K)
+        # K completions per task: (b, K, d, K), worker i set to class l
+        x = x.unsqueeze(1).repeat(1, k, 1, 1)
+        rows = torch.arange(b, device=device)
+        x[rows.repeat_interleave(k), torch.arange(k, device=device).repeat(b), workers.repeat_interleave(k)] = \
+            eye.repeat(b, 1)
+        mask = mask.clone()
+        mask[rows, workers] = 1.0
+        mask = mask.unsqueeze(1).expand(b, k, d).reshape(b * k, d)
+        x = x.reshape(b * k, d, k)
+        x_fm = x.permute(1, 2, 0).unsqueeze(0).expand(r, d, k, b * k).contiguous()
+        m_fm = mask.t().unsqueeze(0).expand(r, d, b * k).contiguous()
+        energy, _ = network.free_energy_and_logits_fm(x_fm, m_fm)  # (R, b*K)
+        out.append(torch.log_softmax(-energy.view(r, b, k), dim=-1))
+        del tasks
+    if not out:
+        return torch.zeros(r, 0, k, device=device)
+    return torch.cat(out, dim=1)
+
+
+def observed_log_likelihood(log_probs: torch.Tensor, held: HeldOut) -> np.ndarray:
+    """(R, h, K) conditionals -> (R, h) log-probability of the answer actually given."""
+    labels = torch.as_tensor(held.label, device=log_probs.device)
+    return log_probs.gather(2, labels.view(1, -1, 1).expand(log_probs.shape[0], -1, 1)).squeeze(2).cpu().numpy()
+
+
+def heldout_agreement(task_labels: np.ndarray, held: HeldOut) -> np.ndarray:
+    """(R, n) or (n,) aggregated class codes (from training answers only) -> (R, h) or (h,) 1.0 where the
+    aggregated label of the held-out answer's task equals that answer."""
+    return (np.asarray(task_labels)[..., held.task] == held.label).astype(np.float64)
+
+
+def paired_gain(values_a: np.ndarray, values_b: np.ndarray) -> tuple[float, float]:
+    """Mean per-answer gain of b over a and its standard error (paired over the held-out answers)."""
+    diff = np.asarray(values_b, dtype=np.float64) - np.asarray(values_a, dtype=np.float64)
+    if diff.size < 2:
+        return float(diff.mean()) if diff.size else 0.0, float("inf")
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
