@@ -483,7 +483,9 @@ def _check_cancel(ctx: JobContext) -> None:
 def _train_steps(config: Mapping[str, Any]) -> int:
     methods = list(config.get("methods") or [])
     deem = sum(1 for m in methods if m in DEEM_METHODS)
-    return deem * int(config.get("epochs", 0) or 0) + (len(methods) - deem)
+    # n_layers="auto" trains three depths one after the other (irbm always has 0 layers)
+    groups = sum(3 if (m == "deem" and config.get("n_layers") == "auto") else 1 for m in methods if m in DEEM_METHODS)
+    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - deem)
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
@@ -527,7 +529,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                                  "status": "finished", "message": ""}
         if method in DEEM_METHODS:
             progress.update(phase=f"training {DEEM_METHODS[method].split(' ')[0]}")
-            model = DEEM(n_layers=0 if method == "irbm" else int(cfg["n_layers"]), epochs=int(cfg["epochs"]),
+            layers = cfg["n_layers"] if cfg["n_layers"] == "auto" else int(cfg["n_layers"])
+            model = DEEM(n_layers=0 if method == "irbm" else layers, epochs=int(cfg["epochs"]),
                          lr=float(cfg["lr"]), init=str(cfg.get("init", DEFAULT_INIT)), n_seeds=int(cfg.get("n_seeds", 1)),
                          seed=int(cfg.get("seed", 0)), device=ctx.device,
                          batch_size=int(cfg.get("batch_size", 1024)),
@@ -542,7 +545,11 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             store.save_model(ctx.run_id, model, name=method)
             frame = model.results_frame()
             entry.update(epochs=int(model.n_epochs_), lr=float(model.lr_), dead_units=int(model.dead_units_),
-                         run_status=list(model.run_status_))
+                         run_status=list(model.run_status_), selection=model.selection_summary())
+            for note in model.collapse_notes_:
+                progress.add_message(f"{method}: {note}")
+            if model.fallback_:
+                progress.add_message(f"{method}: FALLBACK: the labels come from {model.fallback_}")
             for text in model.run_messages_:
                 if text:
                     progress.add_message(f"{method}: {text}")

@@ -150,7 +150,7 @@ PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnosti
 #: widget values that survive a page switch: these widgets are drawn with ``persist_state="session"`` (Streamlit
 #: 1.67; by default it drops the state of widgets not drawn in a run, and, in a browser, already before the
 #: first run of the new page, so writing the values back to st.session_state in that run is too late)
-PERSIST = ("train_methods", "train_layers", "train_epochs", "train_seeds", "train_lr", "train_init", "train_device",
+PERSIST = ("train_methods", "train_layers", "train_layers_auto", "train_epochs", "train_seeds", "train_lr", "train_init", "train_device",
            "train_seed", "train_gold_weight", "sweep_lrs", "sweep_epochs", "sweep_layers", "sweep_seeds",
            "sweep_device", "sweep_smooth_on", "sweep_smoothing", "sweep_energies", "upload_format",
            "upload_conflict", "results_method", "results_max_conf", "results_disagree", "results_review")
@@ -270,6 +270,8 @@ def restore_form(record: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             continue
         ss[key] = value
+    if record.get("kind") == "train":
+        ss["train_layers_auto"] = config.get("n_layers") == "auto"
     if record.get("kind") == "train" and "lr" in config:
         ss["_train_lr_from"] = ss.get("chosen_lr")  # the run's rate wins over the sweep's until a new pick
 

@@ -12,6 +12,7 @@ from deem_core import DEFAULT_LR
 from deem_core.analysis import agreement
 from deem_core.methods.baselines import BASELINE_METHODS
 from deem_studio.jobs import DEEM_METHODS
+from deem_core.analysis.selection import selection_lines
 from pages import common
 
 common.require_shell()
@@ -48,11 +49,13 @@ with st.container(border=True):
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
     init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
-                          format_func={"auto": "auto (DS unless workers are dependent)", "mv": "majority vote",
+                          format_func={"auto": "auto (chosen on held-out answers)", "mv": "majority vote",
                                        "ds": "Dawid-Skene"}.get,
-                          help="auto: Dawid-Skene, unless the annotators agree clearly more than Dawid-Skene "
-                               "predicts (dependent workers), then majority vote; with gold labels both starts "
-                               "are trained and the better one on gold is kept")
+                          help="auto: both starts train on the answers left after holding 10% out; the one that "
+                               "predicts the held-out answers better is kept (with gold labels, gold decides)")
+    layers_auto = c[3].checkbox("Choose layers (0-2)", key="train_layers_auto", persist_state="session",
+                                help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out "
+                                     "answers best (about 3x the training time); the Layers box is then ignored")
     device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
                         help="auto = the GPU when there is one")
     seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed",
@@ -65,7 +68,7 @@ with st.container(border=True):
     if chosen and abs(float(lr) - float(chosen)) <= 1e-12 * max(1.0, abs(float(chosen))):
         st.caption(f"Learning rate {common.fmt_lr(chosen)} comes from the sweep.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):
-        config = {"methods": list(methods), "n_layers": int(layers), "epochs": int(epochs), "lr": float(lr),
+        config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs), "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
                   "supervised_weight": float(weight)}
         try:
@@ -167,6 +170,10 @@ st.dataframe(table, hide_index=True, column_config={
     "accuracy": st.column_config.NumberColumn("accuracy vs gold", format="%.4f"),
     "disagrees with majority": st.column_config.NumberColumn(format="%.3f"),
     "seconds": st.column_config.NumberColumn(format="%.2f")})
+for method, entry in metrics.items():  # how DEEM's start and depth were chosen, as plain text
+    lines = selection_lines(entry.get("selection") or {})
+    if lines:
+        st.text(f"{entry.get('name', method)}: " + "\n".join(lines))
 
 labels = {method: frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)

@@ -67,3 +67,113 @@ def test_depth_zero_from_dawid_skene_gives_the_dawid_skene_predictive():
     expected = np.array([np.log((ds.posterior[t] * ds.confusion[w, l]).sum())
                          for t, w, l in zip(held.task, held.worker, held.label)])
     assert np.allclose(ll, expected, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+from dataclasses import replace  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import read_sample  # noqa: E402
+from deem_core import DEEM  # noqa: E402
+from deem_core.cli import main  # noqa: E402
+from deem_core.data.annotations import majority_vote_codes  # noqa: E402
+from deem_core.methods import deem as deem_module  # noqa: E402
+from deem_core.methods.choose import (MAJORITY_VOTE, CandidateFit, CollapseError, choose,  # noqa: E402
+                                      majority_vote_network)
+from deem_core.model.training import TrainingResult, predict_hidden  # noqa: E402
+
+
+def test_majority_vote_network_is_majority_vote_with_its_ties():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, size=(300, 7))
+    labels[rng.random(labels.shape) < 0.5] = -1
+    labels[:5] = -1
+    labels[:5, :2] = [[0, 1], [1, 0], [2, 3], [3, 3], [1, 1]]  # ties go to the smallest class, as MV's
+    net = majority_vote_network(1, 7, 4)
+    t = torch.as_tensor(labels)
+    hidden = predict_hidden(net, t, (t >= 0).float(), None)[0].argmax(-1).numpy()
+    expected = majority_vote_codes(labels, 4)
+    answered = expected >= 0
+    assert (hidden[answered] == expected[answered]).all()
+
+
+def _candidate(start, depth, loglik, agreement, collapsed=False):
+    result = TrainingResult(network=None, history=[], status=["finished"], messages=[""], epochs_run=1,
+                            seconds=0.0, lrs=[0.01], seeds=[0])
+    return CandidateFit(start=start, depth=depth, result=result, loglik=np.asarray(loglik)[None, :],
+                        agreement=np.asarray(agreement, dtype=float), collapsed_at=[3 if collapsed else None],
+                        seconds=0.0)
+
+
+def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_mv_when_mv_predicts_better():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, 2000)
+    agree = (rng.random(2000) < 0.7).astype(float)
+    mv_agree = agree.copy()
+    shallow = _candidate("ds", 0, base, agree)
+    deep_tied = _candidate("ds", 2, base + rng.normal(0.001, 0.05, 2000), agree)
+    deep_better = _candidate("ds", 2, base + 0.05, agree)
+    collapsed = _candidate("mv", 1, base + 1.0, agree, collapsed=True)
+    choice = choose([shallow, deep_tied, collapsed], mv_agree)
+    assert choice.index == 0 and "fewer layers" in choice.reason
+    assert list(choice.table["chosen"]) == [True, False, False, False]  # last row: majority vote
+    assert choose([shallow, deep_better, collapsed], mv_agree).index == 1
+    worse = np.where(rng.random(2000) < 0.15, 0.0, agree)  # agrees with held-out answers clearly less than MV
+    choice = choose([_candidate("ds", 0, base, worse)], agree)
+    assert choice.index == MAJORITY_VOTE and choice.safety_applied and "safety rule" in choice.reason
+    assert choose([replace(collapsed)], mv_agree).index == -1
+
+
+# ------------------------------------------------------------------------------------- collapse, end to end
+COLLAPSING = ["--layers", "2", "--init", "mv", "--lr", "30", "--epochs", "15", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def expert_files(tmp_path_factory):
+    """900 tasks of the digits_experts sample (MnistE-568 recipe): 2 layers at lr 30 collapse at epoch 2."""
+    df, truth = read_sample("digits_experts", n_tasks=900)
+    folder = tmp_path_factory.mktemp("experts")
+    df.to_csv(folder / "ann.csv", index=False)
+    truth.rename("truth").reset_index().to_csv(folder / "truth.csv", index=False)
+    return folder / "ann.csv", folder / "truth.csv", df, truth
+
+
+def test_cli_recovers_a_collapsing_configuration(expert_files, tmp_path, capsys):
+    annotations, truth_path, df, truth = expert_files
+    out = tmp_path / "labels.csv"
+    code = main(["aggregate", str(annotations), "-o", str(out), "--truth", str(truth_path), *COLLAPSING])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "collapse: mv start: collapse at epoch 2" in captured.err and "restarted from" in captured.err
+    labels = pd.read_csv(out)
+    assert labels["label"].nunique() == 10  # every class majority vote finds, not two
+    mv = df.groupby("task")["label"].agg(lambda s: s.value_counts().sort_index().idxmax())
+    # recovered (at least as accurate as majority vote here), or the fallback is said on stderr
+    recovered = float(captured.out.split()[-1]) >= 100 * (mv == truth.reindex(mv.index)).mean()
+    assert recovered or "FALLBACK: the labels come from" in captured.err
+
+
+def test_cli_refuses_when_nothing_healthy_is_left(expert_files, tmp_path, capsys, monkeypatch):
+    annotations, _, _, _ = expert_files
+    # no model can ever predict 11 of 10 classes: both starts stay collapsed and so does the fallback
+    monkeypatch.setattr(deem_module, "major_classes", lambda *args, **kwargs: 11)
+    code = main(["aggregate", str(annotations), "-o", str(tmp_path / "labels.csv"), *COLLAPSING[:-3],
+                 "--epochs", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    errors = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "collapsed" in errors[0]
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def test_fallback_is_labelled_when_only_dawid_skene_is_healthy(expert_files, monkeypatch):
+    _, _, df, truth = expert_files
+    answers = iter([11, 10])  # training never healthy; the Dawid-Skene fallback is judged on the real count
+    monkeypatch.setattr(deem_module, "major_classes", lambda *args, **kwargs: next(answers))
+    model = DEEM(n_layers=1, init="mv", lr=0.01, epochs=2, device="cpu").fit(df)
+    assert model.fallback_.startswith("Dawid-Skene") and model.n_layers_ == 0
+    assert any(w.startswith("FALLBACK") for w in model.warnings_)
+    assert model.results_frame().attrs["selection"]["fallback"] == model.fallback_
+    assert model.run_status_ == ["fallback"]

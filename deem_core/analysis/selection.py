@@ -25,7 +25,7 @@ import torch
 
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs", "heldout_agreement", "paired_gain",
+__all__ = ["selection_lines", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs", "heldout_agreement", "paired_gain",
            "DEFAULT_HELDOUT_SHARE"]
 
 #: below this many held-out answers the criterion is too noisy to choose with (the default is used)
@@ -140,3 +140,28 @@ def paired_gain(values_a: np.ndarray, values_b: np.ndarray) -> tuple[float, floa
     if diff.size < 2:
         return float(diff.mean()) if diff.size else 0.0, float("inf")
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def selection_lines(summary: dict) -> list[str]:
+    """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text)."""
+    if not summary:
+        return []
+    lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"
+             + (f" - {summary['reason']}" if summary.get("reason") else "")]
+    if summary.get("fallback"):
+        lines.append(f"FALLBACK: the labels come from {summary['fallback']}")
+    lines.extend(f"collapse: {note}" for note in summary.get("collapse_notes") or [])
+    candidates = summary.get("candidates") or []
+    if candidates:
+        seconds = summary.get("seconds")
+        lines.append(f"held out {summary.get('heldout_answers')} answers"
+                     + (f"; choosing took {seconds:.1f} s" if seconds is not None else ""))
+        lines.append(f"  {'candidate':<24}{'held-out log-lik':>17}{'held-out agreement':>20}  note")
+        for row in candidates:
+            name = ("majority vote" if row["start"] == "majority vote"
+                    else f"{row['start']} start, {row['layers']} layer(s)")
+            loglik = row.get("heldout_loglik")
+            loglik = "" if loglik is None or loglik != loglik else f"{loglik:.4f}"
+            note = "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")
+            lines.append(f"  {name:<24}{loglik:>17}{row.get('heldout_agreement', float('nan')):>20.4f}  {note}")
+    return lines

@@ -121,10 +121,6 @@ def _run_deem(args: argparse.Namespace, data, truth):
     print(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
           f"{model.init_}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
     print_selection(model)
-    for note in model.collapse_notes_:
-        print(f"warning: {note}", file=sys.stderr)
-    if model.fallback_:
-        print(f"warning: FALLBACK: the labels come from {model.fallback_}", file=sys.stderr)
     for message in model.run_messages_:
         if message:
             print(f"warning: {message}", file=sys.stderr)

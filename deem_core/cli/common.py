@@ -82,18 +82,11 @@ def parse_float_list(text: str, what: str) -> list[float]:
 
 
 def print_selection(model, stream=sys.stderr) -> None:
-    """The start/depth choice and its evidence (criterion per candidate) as a few plain lines on ``stream``."""
-    table = getattr(model, "selection_", None)
-    if table is None:
-        return
-    print(f"choice: {model.init_} start, {model.n_layers_} layer(s): {model.selection_reason_}", file=stream)
-    print(f"  held out {model.heldout_answers_} answers; choosing took {model.selection_seconds_:.1f} s", file=stream)
-    print(f"  {'candidate':<22} {'held-out log-lik':>16} {'held-out agreement':>18}  note", file=stream)
-    for row in table.itertuples():
-        name = "majority vote" if row.start == "majority vote" else f"{row.start} start, {row.layers} layer(s)"
-        loglik = "" if row.heldout_loglik != row.heldout_loglik else f"{row.heldout_loglik:.4f}"
-        note = "chosen" if row.chosen else ("collapsed" if row.collapsed else "")
-        print(f"  {name:<22} {loglik:>16} {row.heldout_agreement:>18.4f}  {note}", file=stream)
+    """The start/depth choice and its evidence (criterion per candidate) as plain lines on ``stream``."""
+    from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
+
+    for line in selection_lines(model.selection_summary()):
+        print(line if line.startswith("  ") else f"choice: {line}", file=stream)
 
 
 class ProgressBar:

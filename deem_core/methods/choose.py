@@ -242,11 +242,13 @@ def choose(candidates: list[CandidateFit], mv_agreement: np.ndarray, safety: boo
 
 def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:
     """The iRBM of App. G.1 without noise: ``w_i^{lm} = [l == m]``, ``a = b = 0``. Its hidden logits are the vote
-    counts (a missing worker adds the same constant to every class), so its argmax is majority vote with ties
-    towards the first class, and its posterior is the softmax of the counts."""
+    counts (a missing worker adds the same constant to every class), so its argmax is majority vote and its
+    posterior the softmax of the counts. A hidden bias of -1e-4 per class index breaks exact ties towards the
+    first class, as majority vote does (the missing-worker constants differ by rounding between classes)."""
     network = DEEMNetwork(n_runs, n_workers, n_classes, 0)
     with torch.no_grad():
         network.irbm_weight.copy_(torch.eye(n_classes).expand_as(network.irbm_weight))
+        network.hidden_bias.copy_(-1e-4 * torch.arange(n_classes, dtype=torch.float32).expand_as(network.hidden_bias))
     return network.to(device) if device is not None else network
 
 

@@ -597,12 +597,29 @@ class DEEM:
                                  labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
         return template.encode_like(data)
 
+    def selection_summary(self) -> dict[str, Any]:
+        """How the start and depth were chosen, as plain values: the choice, the rule's reason, what happened
+        (collapse, recovery, fallback) and the evidence, one record per candidate (held-out log-likelihood per
+        answer, held-out agreement, collapsed, chosen)."""
+        self._check_fitted()
+        table = getattr(self, "selection_", None)
+        return {
+            "start": self.init_, "layers": int(self.n_layers_), "reason": getattr(self, "selection_reason_", None),
+            "fallback": getattr(self, "fallback_", None), "collapse_notes": list(getattr(self, "collapse_notes_", [])),
+            "heldout_answers": getattr(self, "heldout_answers_", None),
+            "seconds": getattr(self, "selection_seconds_", None),
+            "candidates": [] if table is None else [
+                {k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
+        }
+
     def results_frame(self) -> pd.DataFrame:
-        """One row per task: label, confidence, per-class probabilities, seed agreement, free energy."""
+        """One row per task: label, confidence, per-class probabilities, seed agreement, free energy.
+        ``attrs["selection"]`` holds :meth:`selection_summary` (the chosen start/depth and its evidence)."""
         proba = self.predict_proba()
         out = label_table(proba.index, self.classes_, self.predict(), proba)
         out["seed_agreement"] = self.seed_agreement_
         out["free_energy"] = self.free_energy_
+        out.attrs["selection"] = self.selection_summary()
         return out
 
     def confusion_matrices(self, run: int = 0) -> dict[Any, pd.DataFrame]:
@@ -651,6 +668,7 @@ class DEEM:
             "run_dead_units": self.run_dead_units_, "init": self.init_, "init_scores": self.init_scores_,
             "dependence": self.dependence_, "init_evidence": self.init_evidence_,
             "run_labels": torch.as_tensor(self.run_labels_),
+            "n_layers_chosen": int(self.n_layers_), "selection": self.selection_summary(),
         }
         import io  # noqa: PLC0415
 
@@ -700,4 +718,14 @@ class DEEM:
         model.dependence_ = state["dependence"]
         model.init_evidence_ = state.get("init_evidence")  # absent in files saved before it existed
         model.run_labels_ = state["run_labels"].numpy()
+        # files saved before the start/depth choice existed have none of these
+        model.n_layers_ = int(state.get("n_layers_chosen", layers))
+        summary = state.get("selection") or {}
+        candidates = summary.get("candidates") or []
+        model.selection_ = pd.DataFrame(candidates) if candidates else None
+        model.selection_reason_ = summary.get("reason")
+        model.fallback_ = summary.get("fallback")
+        model.collapse_notes_ = list(summary.get("collapse_notes") or [])
+        model.heldout_answers_ = summary.get("heldout_answers")
+        model.selection_seconds_ = summary.get("seconds")
         return model
