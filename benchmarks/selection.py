@@ -45,7 +45,7 @@ from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
 from deem_core.methods.baselines import make_aggregator  # noqa: E402
-from deem_core.methods.choose import MAJORITY_VOTE, _labels_from, choose  # noqa: E402
+from deem_core.methods.choose import MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -88,7 +88,7 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     mv = data.majority_vote()
     ds_crowdkit = make_aggregator("ds", seed=0).fit_predict(df)
     ds_acc = float(100 * (ds_crowdkit.reindex(truth.index).to_numpy() == truth.to_numpy()).mean())
-    dependence = excess_pairwise_agreement(data.labels, fit_dawid_skene(data.labels, data.n_classes, data.soft))
+    dependence = excess_pairwise_agreement(data, fit_dawid_skene(data))
     old_start = "mv" if dependence > OLD_THRESHOLD else "ds"
     load_before = os.getloadavg()[0]
 
@@ -101,19 +101,20 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     model = DEEM(n_layers="auto", init="auto", epochs=epochs, lr=lr, device="cpu").fit(data)
     auto_cpu, auto_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     chosen_acc = acc(data.classes.get_indexer(model.predict()))
+    summary = model.selection_summary()
 
     base = {"set": spec, "family": family_of(spec), "role": role_of(spec), "tasks": data.n_tasks,
-            "workers": data.n_workers, "classes": data.n_classes, "answers": int(data.mask.sum()),
-            "heldout": model.heldout_answers_, "dependence": dependence, "mv": acc(mv), "ds": ds_acc,
+            "workers": data.n_workers, "classes": data.n_classes, "answers": int(data.n_answers),
+            "heldout": summary["heldout_answers"], "dependence": dependence, "mv": acc(mv), "ds": ds_acc,
             "old_default": old_acc, "old_start": old_start, "chosen": chosen_acc,
             "chosen_name": f"{model.init_}{model.n_layers_}" + ("(MV)" if model.fallback_ else ""),
-            "reason": model.selection_reason_, "auto_cpu_s": auto_cpu, "auto_wall_s": auto_wall,
+            "reason": summary["reason"], "auto_cpu_s": auto_cpu, "auto_wall_s": auto_wall,
             "old_cpu_s": old_cpu, "load": load_before, "epochs": epochs, "lr": lr}
     rows = []
     candidates = model.candidates_
     cand_acc = []
     for c in candidates:
-        labels = _labels_from(c.result.network, data.labels, mv, data.n_classes, data.soft, model.device_)
+        labels = labels_of(c.result.network, data, mv, model.device_)
         cand_acc.append(acc(labels))
     for depth in (0, 1, 2):  # what DEEM(n_layers=depth) returns: the same rule on that depth's two candidates
         subset = [i for i, c in enumerate(candidates) if c.depth == depth]
@@ -127,10 +128,10 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     base["by_agreement"] = cand_acc[by_agreement]
     base["by_agreement_name"] = f"{candidates[by_agreement].start}{candidates[by_agreement].depth}"
     base["best_candidate"] = max(cand_acc)
-    for c, a, row in zip(candidates, cand_acc, model.selection_.itertuples()):
-        rows.append({**base, "candidate": f"{c.start}{c.depth}", "cand_loglik": row.heldout_loglik,
-                     "cand_agreement": row.heldout_agreement, "cand_collapsed": row.collapsed,
-                     "cand_chosen": row.chosen, "cand_acc": a, "cand_seconds": row.seconds})
+    for c, a, row in zip(candidates, cand_acc, summary["candidates"]):
+        rows.append({**base, "candidate": f"{c.start}{c.depth}", "cand_loglik": row["heldout_loglik"],
+                     "cand_agreement": row["heldout_agreement"], "cand_collapsed": row["collapsed"],
+                     "cand_chosen": row["chosen"], "cand_acc": a, "cand_seconds": row["seconds"]})
     return rows
 
 

@@ -38,24 +38,23 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError
-from deem_core.data.export import label_table
-from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR
+from deem_core.methods.base import defaults_of
+from deem_core.methods.deem import DEEM
+from deem_core.methods.sweep import run_sweep
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
+    "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
     "device_info", "get_manager", "readable_error", "register_kind",
 ]
 
-#: methods of a "train" job that are DEEM models (the rest are crowd-kit baselines)
-DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM (DEEM without layers = Dawid-Skene as an RBM)"}
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "methods": ["deem"], "n_layers": 1, "epochs": 100, "lr": DEFAULT_LR, "n_seeds": 1, "seed": 0,
-    "init": DEFAULT_INIT,
-    "device": "auto", "batch_size": 1024, "supervised_weight": 0.0,
-}
-SWEEP_DEFAULTS: dict[str, Any] = {"lrs": None, "epochs": 30, "n_layers": 1, "n_seeds": 1, "seed": 0,
-                                  "device": "auto"}
+#: a train or sweep job's settings when the page leaves them out: the estimators' own defaults (their signatures)
+TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
+    key: value for key, value in defaults_of(DEEM).items()
+    if key in ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device", "batch_size", "supervised_weight")}}
+SWEEP_DEFAULTS: dict[str, Any] = {
+    key: value for key, value in defaults_of(run_sweep).items()
+    if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -481,25 +480,72 @@ def _check_cancel(ctx: JobContext) -> None:
 
 
 def _train_steps(config: Mapping[str, Any]) -> int:
+    """Progress steps of a train job: one per epoch of every trained method, one per other method."""
+    from deem_core.methods.registry import METHODS  # noqa: PLC0415
+
     methods = list(config.get("methods") or [])
-    deem = sum(1 for m in methods if m in DEEM_METHODS)
-    # n_layers="auto" trains three depths one after the other (irbm always has 0 layers)
-    groups = sum(3 if (m == "deem" and config.get("n_layers") == "auto") else 1 for m in methods if m in DEEM_METHODS)
-    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - deem)
+    trained = [m for m in methods if m in METHODS and METHODS[m].trains]
+    # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
+    groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
+    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - len(trained))
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
-    methods = list(config.get("methods") or [])
-    if not any(m in DEEM_METHODS for m in methods):
+    """The queue of a train job: its device when a method trains there, else the CPU."""
+    from deem_core.methods.registry import METHODS  # noqa: PLC0415
+
+    if not any(m in METHODS and METHODS[m].trains for m in config.get("methods") or []):
         return "cpu"
     return str(config.get("device", "auto"))
 
 
+def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
+    types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
+             "supervised_weight": float}
+    options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
+    return {**options, "device": device}
+
+
+def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.DataFrame]) -> dict[str, Any]:
+    """Store a trained model's history and model file; its status, messages and metrics for the run."""
+    progress = ctx.progress
+    history = model.history_.copy()
+    history.insert(0, "method", method)
+    histories.append(history)
+    ctx.store.save_history(ctx.run_id, pd.concat(histories, ignore_index=True))
+    ctx.store.save_model(ctx.run_id, model, name=method)
+    entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
+                             "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    summary = getattr(model, "selection_summary", None)
+    if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
+        entry["selection"] = summary()
+        for note in entry["selection"]["collapse_notes"]:
+            progress.add_message(f"{method}: {note}")
+        if entry["selection"]["fallback"]:
+            progress.add_message(f"{method}: FALLBACK: the labels come from {entry['selection']['fallback']}")
+    for text in model.run_messages_:
+        if text:
+            progress.add_message(f"{method}: {text}")
+    if any(s == "cancelled" for s in model.run_status_):
+        entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
+    elif any(s == "diverged" for s in model.run_status_):
+        entry["message"] = "; ".join(m for m in model.run_messages_ if m)
+    if model.dead_units_:
+        progress.add_message(f"{method}: the model predicts {model.dead_units_} class(es) fewer than "
+                             f"majority vote finds (dead units); try a smaller learning rate")
+    return entry
+
+
 def _run_train(ctx: JobContext) -> tuple[str, str]:
-    """Train every method of ``config["methods"]`` on the data (DEEM, iRBM, crowd-kit baselines)."""
-    from deem_core.analysis.agreement import accuracy_against_gold, worker_table, method_agreement  # noqa: PLC0415
-    from deem_core.methods.baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
-    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    """Fit every method of ``config["methods"]`` (any registered method) on the data, in order.
+
+    A trained method (DEEM, iRBM) reports its epochs live, can be cancelled and leaves a model file; an error
+    in it fails the run. An error in another method is recorded and the run goes on with the next one.
+    """
+    from deem_core.analysis.agreement import method_agreement, worker_table  # noqa: PLC0415
+    from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
+    from deem_core.methods import registry  # noqa: PLC0415
 
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
@@ -507,73 +553,42 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     methods = [str(m).strip().lower() for m in cfg.get("methods") or []]
     if not methods:
         raise ValueError("choose at least one method")
-    unknown = [m for m in methods if m not in DEEM_METHODS and m not in BASELINE_METHODS]
+    unknown = [m for m in methods if m not in registry.METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join([*DEEM_METHODS, *BASELINE_METHODS])}")
+        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(registry.method_keys())}")
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given; there is nothing "
                         f"to aggregate (at least two classes are needed)")
     gold = ctx.gold
+    options = _method_options(cfg, ctx.device)
     metrics: dict[str, dict[str, Any]] = {}
     labels_by_method: dict[str, pd.Series] = {}
     histories: list[pd.DataFrame] = []
     primary_model, primary_codes = None, None
     cancelled_during = None
-    long = None
     for method in methods:
         if ctx.cancel_event.is_set():
             cancelled_during = cancelled_during or "before " + method
             break
+        spec = registry.get_method(method)
         started = time.perf_counter()
-        entry: dict[str, Any] = {"name": DEEM_METHODS.get(method) or BASELINE_METHODS.get(method, method),
-                                 "status": "finished", "message": ""}
-        if method in DEEM_METHODS:
-            progress.update(phase=f"training {DEEM_METHODS[method].split(' ')[0]}")
-            layers = cfg["n_layers"] if cfg["n_layers"] == "auto" else int(cfg["n_layers"])
-            model = DEEM(n_layers=0 if method == "irbm" else layers, epochs=int(cfg["epochs"]),
-                         lr=float(cfg["lr"]), init=str(cfg.get("init", DEFAULT_INIT)), n_seeds=int(cfg.get("n_seeds", 1)),
-                         seed=int(cfg.get("seed", 0)), device=ctx.device,
-                         batch_size=int(cfg.get("batch_size", 1024)),
-                         supervised_weight=float(cfg.get("supervised_weight", 0.0) or 0.0),
-                         callbacks=[_ProgressCallback(progress, method=method)])
-            use_gold = gold if float(cfg.get("supervised_weight", 0.0) or 0.0) > 0 else None
-            model.fit(data, gold=use_gold, stop_event=ctx.cancel_event)
-            history = model.history_.copy()
-            history.insert(0, "method", method)
-            histories.append(history)
-            store.save_history(ctx.run_id, pd.concat(histories, ignore_index=True))
-            store.save_model(ctx.run_id, model, name=method)
-            frame = model.results_frame()
-            entry.update(epochs=int(model.n_epochs_), lr=float(model.lr_), dead_units=int(model.dead_units_),
-                         run_status=list(model.run_status_), selection=model.selection_summary())
-            for note in model.collapse_notes_:
-                progress.add_message(f"{method}: {note}")
-            if model.fallback_:
-                progress.add_message(f"{method}: FALLBACK: the labels come from {model.fallback_}")
-            for text in model.run_messages_:
-                if text:
-                    progress.add_message(f"{method}: {text}")
-            if any(s == "cancelled" for s in model.run_status_):
-                entry["status"] = "cancelled"
-                entry["message"] = f"cancelled after {model.n_epochs_} epoch(s)"
+        entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
+        if spec.trains:
+            progress.update(phase=f"training {spec.name}")
+            model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
+                                        callbacks=[_ProgressCallback(progress, method=method)], **options)
+            entry.update(_trained_entry(ctx, method, model, histories))
+            if entry["status"] == "cancelled":
                 cancelled_during = method
-            elif any(s == "diverged" for s in model.run_status_):
-                entry["message"] = "; ".join(m for m in model.run_messages_ if m)
-            if model.dead_units_:
-                progress.add_message(f"{method}: the model predicts {model.dead_units_} class(es) fewer than "
-                                     f"majority vote finds (dead units); try a smaller learning rate")
+            frame = model.results_frame()
             if primary_model is None:
                 primary_model = model
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
-            progress.update(phase=f"running {BASELINE_METHODS[method]}")
-            if long is None:
-                long = data.to_long()
+            progress.update(phase=f"running {spec.name}")
             try:
-                aggregator = make_aggregator(method, seed=int(cfg.get("seed", 0)))
-                aggregator.fit(long)
-                frame = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
-            except Exception as exc:  # noqa: BLE001 - one failing baseline never stops the others
+                frame = registry.fit_method(method, data, **options).results_frame()
+            except Exception as exc:  # noqa: BLE001 - one failing method never stops the others
                 entry.update(status="failed", message=readable_error(exc))
                 progress.add_message(f"{method}: {entry['message']}")
                 progress.add_rows([], steps=1)
@@ -586,7 +601,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry["seconds"] = time.perf_counter() - started
         entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
         if gold is not None and len(gold):
-            acc, n_gold = accuracy_against_gold(frame["label"], gold)
+            acc, n_gold = accuracy_and_count(frame["label"], gold)
             entry.update(accuracy=acc, gold_tasks=n_gold)
         metrics[method] = entry
         if cancelled_during:
@@ -640,14 +655,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     runs_table = getattr(result, "runs", None)
     if isinstance(runs_table, pd.DataFrame):
         store.save_table(ctx.run_id, "sweep_runs", runs_table)
-    recommendation = getattr(result, "recommendation", None)
-    payload: dict[str, Any] = {"lr": None, "verdicts": {}}
-    if recommendation is not None:
-        payload["lr"] = None if recommendation.lr is None else float(recommendation.lr)
-        for lr, verdict in (getattr(recommendation, "verdicts", None) or {}).items():
-            keep, reason = (verdict if isinstance(verdict, (tuple, list)) else
-                            (getattr(verdict, "keep", None), getattr(verdict, "reason", str(verdict))))
-            payload["verdicts"][repr(float(lr))] = {"keep": bool(keep), "reason": str(reason)}
+    payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=payload["lr"],
                          lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
@@ -664,7 +672,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);
     the result object stays in the job's progress (``ProgressSnapshot.result``) for the dashboard's figures.
     """
-    from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
 
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from deem_core.data.export import to_safe_csv
+from deem_core.methods import registry
 from pages import common
 
 common.require_shell()
@@ -37,7 +38,7 @@ classes = [str(c) for c in ds["data"].classes] if ds else []
 has_gold = bool(ds and ds.get("gold") is not None)
 with st.container(border=True):
     c = st.columns([1, 2, 1])
-    method = c[0].selectbox("Model", models, key="diag_method")
+    method = c[0].selectbox("Model", models, format_func=registry.display_name, key="diag_method")
     subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset",
                               help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
@@ -88,7 +89,7 @@ for note in result.notes:
     st.caption(f"note: {note}")
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
-from deem_core.analysis.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
+from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"])
 mi, importance, quality = result.mutual_information, result.importance, result.quality

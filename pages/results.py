@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.data.export import to_safe_csv
+from deem_core.methods import registry
 from pages import common
 
 common.require_shell()
@@ -45,7 +46,8 @@ if not results:
     st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
     st.stop()
 
-method = st.selectbox("Method", list(results), key="results_method", persist_state="session")
+method = st.selectbox("Method", list(results), format_func=registry.display_name, key="results_method",
+                      persist_state="session")
 frame = results[method]
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 

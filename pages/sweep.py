@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from deem_studio.jobs import SWEEP_DEFAULTS
 from pages import common
 
 common.require_shell()
@@ -104,17 +105,19 @@ with st.container(border=True):
                              persist_state="session", placeholder="empty = the default grid",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=30, step=5, key="sweep_epochs",
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=SWEEP_DEFAULTS["epochs"], step=5,
+                               key="sweep_epochs", persist_state="session")
+    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=SWEEP_DEFAULTS["n_layers"], key="sweep_layers",
                                persist_state="session")
-    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=1, key="sweep_layers", persist_state="session")
-    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=1, key="sweep_seeds",
-                              persist_state="session")
-    device = c[3].selectbox("Device", common.device_choices(), key="sweep_device", persist_state="session",
-                        help="auto = the GPU when there is one")
+    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=SWEEP_DEFAULTS["n_seeds"],
+                              key="sweep_seeds", persist_state="session")
+    devices = common.device_choices()
+    device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
+                            persist_state="session", help="auto = the GPU when there is one")
     if st.button("Launch sweep", type="primary", key="sweep_launch"):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
-                      "n_seeds": int(seeds), "device": device, "seed": 0}
+                      "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"]}
             run_id = mgr.submit("sweep", config, data=ds["data"], owner=common.workspace(), dataset=ds["name"])
             common.set_current_run(run_id, "sweep")
             st.rerun()

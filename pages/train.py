@@ -7,19 +7,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from deem_core import DEFAULT_LR
-
 from deem_core.analysis import agreement
-from deem_core.methods.baselines import BASELINE_METHODS
-from deem_studio.jobs import DEEM_METHODS
 from deem_core.analysis.selection import selection_lines
+from deem_core.methods import registry
+from deem_studio.jobs import TRAIN_DEFAULTS
 from pages import common
 
 common.require_shell()
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
-METHODS = {**{k: v.split(" (")[0] for k, v in DEEM_METHODS.items()}, **BASELINE_METHODS}
 
 st.title("Train")
 ds = common.need_dataset()
@@ -29,40 +26,46 @@ mgr = common.manager()
 data, gold = ds["data"], ds.get("gold")
 
 with st.container(border=True):
-    methods = st.multiselect("Methods", list(METHODS), default=["deem", "mv", "ds"], format_func=METHODS.get,
+    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"],
+                             format_func=registry.display_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=1, key="train_layers",
-                               persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=50, step=10, key="train_epochs",
-                               persist_state="session")
-    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=1, key="train_seeds", persist_state="session",
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=TRAIN_DEFAULTS["n_layers"],
+                               key="train_layers", persist_state="session")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=TRAIN_DEFAULTS["epochs"], step=10,
+                               key="train_epochs", persist_state="session")
+    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=TRAIN_DEFAULTS["n_seeds"], key="train_seeds",
+                              persist_state="session",
                               help="independent runs trained together; their answers are averaged")
     chosen = st.session_state.get("chosen_lr")
     if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
-        st.session_state["train_lr"] = float(chosen) if chosen else float(DEFAULT_LR)
+        st.session_state["train_lr"] = float(chosen) if chosen else float(TRAIN_DEFAULTS["lr"])
         st.session_state["_train_lr_from"] = chosen
     lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
                            persist_state="session",
                            help="carried over from the Sweep page when you picked one there")
     c = st.columns(4)
-    init = c[0].selectbox("Start from", ["auto", "ds", "mv"], key="train_init", persist_state="session",
+    starts = ["auto", "ds", "mv"]
+    init = c[0].selectbox("Start from", starts, index=starts.index(TRAIN_DEFAULTS["init"]), key="train_init",
+                          persist_state="session",
                           format_func={"auto": "auto (chosen on held-out answers)", "mv": "majority vote",
                                        "ds": "Dawid-Skene"}.get,
                           help="auto: both starts train on the answers left after holding 10% out; the one that "
                                "predicts the held-out answers better is kept (with gold labels, gold decides)")
-    layers_auto = c[3].checkbox("Choose layers (0-2)", key="train_layers_auto", persist_state="session",
+    devices = common.device_choices()
+    device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
+                            persist_state="session", help="auto = the GPU when there is one")
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=TRAIN_DEFAULTS["seed"],
+                             key="train_seed", persist_state="session")
+    weight = TRAIN_DEFAULTS["supervised_weight"]
+    layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto", persist_state="session",
                                 help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out "
                                      "answers best (about 3x the training time); the Layers box is then ignored")
-    device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
-                        help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=0, key="train_seed",
-                             persist_state="session")
-    weight = 0.0
     if gold is not None:
-        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=0.0, step=0.1,
+        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=float(weight),
+                                   step=0.1,
                                    key="train_gold_weight", persist_state="session",
                                    help="0 = unsupervised (gold labels only used to score); > 0 also trains on them")
     if chosen and abs(float(lr) - float(chosen)) <= 1e-12 * max(1.0, abs(float(chosen))):
@@ -176,16 +179,17 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen,
         st.text(f"{entry.get('name', method)}: " + "\n".join(lines))
 
 labels = {method: frame["label"] for method, frame in results.items()}
+shown = {registry.display_name(method): frame for method, frame in labels.items()}  # charts show display names
 left, right = st.columns(2)
 with left:
     st.markdown("**Agreement between methods**")
-    agree = agreement.method_agreement(labels)
+    agree = agreement.method_agreement(shown)
     fig = px.imshow(agree, zmin=0, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(shown, loaded.data.classes if loaded.data is not None else None)
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group")
     fig.update_xaxes(type="category")
@@ -194,7 +198,8 @@ with right:
 
 if loaded.gold is not None and len(loaded.gold):
     st.markdown("**Against the gold labels**")
-    method = st.selectbox("Confusion matrix of", list(results), format_func=METHODS.get, key="train_confusion")
+    method = st.selectbox("Confusion matrix of", list(results), format_func=registry.display_name,
+                          key="train_confusion")
     classes = loaded.data.classes if loaded.data is not None else None
     matrix = agreement.confusion_against_gold(labels[method], loaded.gold, classes)
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",

@@ -217,7 +217,7 @@ def test_wide_file_with_integer_annotator_names_and_holes():
     assert data.layout == "wide"
     assert list(data.workers) == [101, 102, 103]
     assert answers(data) == {("a", 101, 1), ("a", 103, 2), ("b", 102, 2), ("b", 103, 2)}
-    assert data.labels.tolist() == [[0, -1, 1], [-1, 1, 1]]
+    assert data.dense_labels().tolist() == [[0, -1, 1], [-1, 1, 1]]
 
 
 def test_wide_dataframe_source():
@@ -266,11 +266,12 @@ def test_soft_label_columns_give_probabilities_and_typed_classes():
     text = b"task,worker,prob_1,prob_2\nt1,a,0.2,0.8\nt1,b,3,1\nt2,a,0,1\n"
     data = read_annotations(("s.csv", text))
     assert list(data.classes) == [1, 2] and kinds(data.classes) == ["int", "int"]
-    assert data.soft.shape == (2, 2, 2)
-    np.testing.assert_allclose(data.soft[0, 0], [0.2, 0.8])
-    np.testing.assert_allclose(data.soft[0, 1], [0.75, 0.25])  # normalised
-    np.testing.assert_allclose(data.soft[1, 1], [0.0, 0.0])  # missing answer
-    assert data.labels.tolist() == [[1, 0], [1, -1]]  # hard label = argmax
+    soft = data.dense_soft()
+    assert soft.shape == (2, 2, 2) and data.soft_labels.shape == (3, 2)
+    np.testing.assert_allclose(soft[0, 0], [0.2, 0.8])
+    np.testing.assert_allclose(soft[0, 1], [0.75, 0.25])  # normalised
+    np.testing.assert_allclose(soft[1, 1], [0.0, 0.0])  # missing answer
+    assert data.dense_labels().tolist() == [[1, 0], [1, -1]]  # hard label = argmax
 
 
 def test_soft_label_errors_name_line_and_column():
@@ -283,9 +284,9 @@ def test_soft_label_errors_name_line_and_column():
 
 def test_soft_labels_can_be_switched_off_or_mapped():
     text = b"task,worker,label,prob_cat,prob_dog\n1,a,cat,0.9,0.1\n1,b,dog,0.4,0.6\n"
-    assert read_annotations(("s.csv", text), soft=False).soft is None
+    assert read_annotations(("s.csv", text), soft=False).soft_labels is None
     data = read_annotations(("s.csv", text), soft={"cat": "prob_cat", "dog": "prob_dog"})
-    np.testing.assert_allclose(data.soft[0, 1], [0.4, 0.6])
+    np.testing.assert_allclose(data.dense_soft()[0, 1], [0.4, 0.6])
 
 
 # ------------------------------------------------------------------ truth

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from deem_core.analysis.selection import hold_out_answers, heldout_log_probs, observed_log_likelihood
+from deem_core.data.annotations import AnnotationSet
 from deem_core.methods.dawid_skene import fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 
@@ -15,7 +16,9 @@ def test_hold_out_keeps_one_answer_per_task_and_never_the_last():
     labels = rng.integers(0, 3, size=(500, 6))
     labels[rng.random(labels.shape) < 0.6] = -1
     labels[:50, 1:] = -1  # tasks with a single answer are never held out
-    train, _, held = hold_out_answers(labels, share=0.3, seed=1)
+    labels[:50, 0] = 1
+    train_set, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.3, seed=1)
+    train = train_set.dense_labels()
     assert len(np.unique(held.task)) == len(held)
     assert not np.isin(held.task, np.arange(50)).any()
     assert ((train >= 0).sum(axis=1) >= 1)[(labels >= 0).any(axis=1)].all()
@@ -42,7 +45,8 @@ def test_conditional_matches_enumeration_of_the_joint_for_every_depth():
             energy = net.free_energy(x, torch.ones(1, len(states), d))[0]
         joint = torch.softmax(-energy, dim=0).view(*(k,) * d)  # p(x) by enumeration
         labels = np.array([[0, 2, 1], [1, 1, 0], [2, 0, 2]])
-        train, _, held = hold_out_answers(labels, share=1.0, seed=3)
+        train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.99, seed=3)
+        assert len(held) == 3
         got = heldout_log_probs(net, train, held).exp()[0]  # (h, K)
         for row, (task, worker) in enumerate(zip(held.task, held.worker)):
             index = list(labels[task])
@@ -57,8 +61,8 @@ def test_depth_zero_from_dawid_skene_gives_the_dawid_skene_predictive():
     labels = np.where(rng.random((400, 5)) < 0.7, truth[:, None], rng.integers(0, 3, (400, 5)))
     labels[rng.random(labels.shape) < 0.3] = -1
     labels[:, 0] = truth
-    train, _, held = hold_out_answers(labels, share=0.2, seed=0)
-    ds = fit_dawid_skene(train, 3)
+    train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.2, seed=0)
+    ds = fit_dawid_skene(train)
     net = DEEMNetwork(1, 5, 3, 0)
     net.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
                              torch.as_tensor(ds.prior, dtype=torch.float32))
@@ -78,7 +82,6 @@ import pytest  # noqa: E402
 from conftest import read_sample  # noqa: E402
 from deem_core import DEEM  # noqa: E402
 from deem_core.cli import main  # noqa: E402
-from deem_core.data.annotations import majority_vote_codes  # noqa: E402
 from deem_core.methods import deem as deem_module  # noqa: E402
 from deem_core.methods.choose import (MAJORITY_VOTE, CandidateFit, CollapseError, choose,  # noqa: E402
                                       majority_vote_network)
@@ -94,7 +97,7 @@ def test_majority_vote_network_is_majority_vote_with_its_ties():
     net = majority_vote_network(1, 7, 4)
     t = torch.as_tensor(labels)
     hidden = predict_hidden(net, t, (t >= 0).float(), None)[0].argmax(-1).numpy()
-    expected = majority_vote_codes(labels, 4)
+    expected = AnnotationSet.from_dense(labels, classes=range(4)).majority_vote()
     answered = expected >= 0
     assert (hidden[answered] == expected[answered]).all()
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["selection_lines", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs", "heldout_agreement", "paired_gain",
@@ -46,47 +47,48 @@ class HeldOut:
         return len(self.task)
 
 
-def hold_out_answers(labels: np.ndarray, share: float = DEFAULT_HELDOUT_SHARE, seed: int = 0,
-                     soft: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, HeldOut]:
+def heldout_size(data: AnnotationSet, share: float = DEFAULT_HELDOUT_SHARE) -> int:
+    """How many answers :func:`hold_out_answers` holds out: ``min(round(share * answers), eligible tasks)``."""
+    return int(min(round(share * data.n_answers), int((data.answers_per_task() >= 2).sum())))
+
+
+def hold_out_answers(data: AnnotationSet, share: float = DEFAULT_HELDOUT_SHARE, seed: int = 0,
+                     ) -> tuple[AnnotationSet, HeldOut]:
     """Remove a random share of the answers for scoring.
 
-    labels: (n, d) class codes, -1 = missing. At most one answer per task is held out and only from tasks
-    with at least two answers, so every task keeps an answer to condition on. The number held out is
-    ``min(round(share * answers), eligible tasks)``.
-    Returns (training labels, training soft labels or None, held-out answers).
+    At most one answer per task is held out, and only from tasks with at least two answers, so every task keeps
+    an answer to condition on; the tasks and the answer within each task are drawn uniformly (seeded).
+    Returns (the set without the held-out answers, the held-out answers).
     """
     rng = np.random.default_rng(seed)
-    observed = labels >= 0
-    eligible = np.flatnonzero(observed.sum(axis=1) >= 2)
-    n_out = heldout_size(labels, share)
-    tasks = np.sort(rng.choice(eligible, size=n_out, replace=False)) if n_out else np.zeros(0, dtype=np.int64)
-    workers = np.empty(n_out, dtype=np.int64)
-    for pos, task in enumerate(tasks):  # one observed worker of each chosen task, uniformly
-        workers[pos] = rng.choice(np.flatnonzero(observed[task]))
-    held = HeldOut(task=tasks.astype(np.int64), worker=workers, label=labels[tasks, workers].astype(np.int64))
-    train = labels.copy()
-    train[tasks, workers] = -1
-    train_soft = None
-    if soft is not None:
-        train_soft = soft.copy()
-        train_soft[tasks, workers] = 0.0
-    return train, train_soft, held
-
-
-def heldout_size(labels: np.ndarray, share: float = DEFAULT_HELDOUT_SHARE) -> int:
-    """How many answers :func:`hold_out_answers` holds out."""
-    observed = labels >= 0
-    return int(min(round(share * observed.sum()), int((observed.sum(axis=1) >= 2).sum())))
+    counts = data.answers_per_task()
+    eligible = np.flatnonzero(counts >= 2)
+    n_out = heldout_size(data, share)
+    tasks = np.sort(rng.choice(eligible, size=n_out, replace=False)).astype(np.int64)
+    # one answer of each chosen task, uniformly among its answers (CSR: positions offsets[t] .. offsets[t+1]-1)
+    positions = data.task_offsets[tasks] + np.floor(rng.random(n_out) * counts[tasks]).astype(np.int64)
+    held = HeldOut(task=tasks, worker=data.worker_codes[positions].copy(), label=data.label_codes[positions].copy())
+    keep = np.ones(data.n_answers, dtype=bool)
+    keep[positions] = False
+    offsets = np.zeros(data.n_tasks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(data.task_codes[keep], minlength=data.n_tasks), out=offsets[1:])
+    train = AnnotationSet(tasks=data.tasks, workers=data.workers, classes=data.classes,
+                          task_codes=data.task_codes[keep], worker_codes=data.worker_codes[keep],
+                          label_codes=data.label_codes[keep], task_offsets=offsets,
+                          soft_labels=None if data.soft_labels is None else data.soft_labels[keep],
+                          source=data.source, layout=data.layout)
+    return train, held
 
 
 @torch.no_grad()
-def heldout_log_probs(network: DEEMNetwork, train_labels: np.ndarray, held: HeldOut,
-                      train_soft: np.ndarray | None = None, batch_tasks: int = 1024) -> torch.Tensor:
+def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut, batch_tasks: int = 1024,
+                      ) -> torch.Tensor:
     """log p(x_i = l | x_-i) for every held-out answer, every run and every class l: (R, h, K).
 
-    x_-i are the task's *training* answers (other held-out answers are absent; there is one per task).
-    Each held-out answer is completed with every class l; the K free energies of the completed inputs give
-    the conditional exactly (one hidden unit, deterministic layers).
+    x_-i are the task's answers in ``train`` (the set without the held-out answers; there is one held-out
+    answer per task at most). Each held-out answer is completed with every class l; the K free energies of the
+    completed inputs give the conditional exactly (one hidden unit, deterministic layers). Only the held-out
+    tasks' rows are made dense, in chunks of ``batch_tasks``.
     """
     device = next(network.parameters()).device
     r, d, k = network.n_runs, network.n_workers, network.n_classes
@@ -94,13 +96,14 @@ def heldout_log_probs(network: DEEMNetwork, train_labels: np.ndarray, held: Held
     eye = torch.eye(k, device=device)
     for start in range(0, len(held), batch_tasks):
         sl = slice(start, start + batch_tasks)
-        tasks = torch.as_tensor(held.task[sl], device=device)
         workers = torch.as_tensor(held.worker[sl], device=device)
-        b = len(tasks)
-        codes = torch.as_tensor(train_labels[held.task[sl]], device=device)  # (b, d)
+        b = len(workers)
+        codes = torch.as_tensor(train.dense_labels(held.task[sl], purpose="scoring held-out answers"),
+                                device=device)  # (b, d)
         mask = (codes >= 0).float()
-        if train_soft is not None:
-            x = torch.as_tensor(train_soft[held.task[sl]], dtype=torch.float32, device=device)
+        soft = train.dense_soft(held.task[sl], purpose="scoring held-out answers")
+        if soft is not None:
+            x = torch.as_tensor(soft, dtype=torch.float32, device=device)
         else:
             x = torch.nn.functional.one_hot(codes.clamp_min(0), k).float() * mask.unsqueeze(-1)  # (b, d, K)
         # K completions per task: (b, K, d, K), worker i set to class l
@@ -108,7 +111,6 @@ def heldout_log_probs(network: DEEMNetwork, train_labels: np.ndarray, held: Held
         rows = torch.arange(b, device=device)
         x[rows.repeat_interleave(k), torch.arange(k, device=device).repeat(b), workers.repeat_interleave(k)] = \
             eye.repeat(b, 1)
-        mask = mask.clone()
         mask[rows, workers] = 1.0
         mask = mask.unsqueeze(1).expand(b, k, d).reshape(b * k, d)
         x = x.reshape(b * k, d, k)
@@ -116,7 +118,6 @@ def heldout_log_probs(network: DEEMNetwork, train_labels: np.ndarray, held: Held
         m_fm = mask.t().unsqueeze(0).expand(r, d, b * k).contiguous()
         energy, _ = network.free_energy_and_logits_fm(x_fm, m_fm)  # (R, b*K)
         out.append(torch.log_softmax(-energy.view(r, b, k), dim=-1))
-        del tasks
     if not out:
         return torch.zeros(r, 0, k, device=device)
     return torch.cat(out, dim=1)

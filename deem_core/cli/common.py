@@ -8,7 +8,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "print_selection", "load_input", "ProgressBar", "parse_float_list"]
+__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "load_input", "print_selection",
+           "ProgressBar", "parse_float_list"]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,25 +35,33 @@ def layers_argument(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {text!r}") from None
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True, layers_auto: bool = True) -> None:
-    from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LAYERS, DEFAULT_LR  # noqa: PLC0415
+def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
+    """DEEM's training options; every default is read from ``DEEM``'s signature."""
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
 
-    parser.add_argument("--layers", type=layers_argument if layers_auto else int, default=DEFAULT_LAYERS,
-                        help=f"multinomial layers before the iRBM (0 = iRBM; default {DEFAULT_LAYERS})"
-                             + ("; 'auto' chooses 0, 1 or 2 from held-out answers" if layers_auto else ""))
-    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
-    parser.add_argument("--lr", default=str(DEFAULT_LR),
-                        help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
-    parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds", "auto"],
-                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: both are trained on the "
-                             "answers left after holding 10%% out, and the one that predicts the held-out answers "
-                             "better is kept (with gold labels, --truth and --gold-weight, gold decides); "
-                             f"default {DEFAULT_INIT}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    default = defaults_of(DEEM)
+    parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
+                        help=f"multinomial layers before the iRBM (0 = iRBM; 'auto' chooses 0, 1 or 2 from held-out "
+                             f"answers; default {default['n_layers']})")
+    parser.add_argument("--epochs", type=int, default=default["epochs"],
+                        help=f"training epochs (default {default['epochs']})")
+    parser.add_argument("--lr", default=str(default["lr"]),
+                        help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
+    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+                        help=f"tasks per mini-batch (default {default['batch_size']})")
+    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+                        help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
+    parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: both train on the answers "
+                             "left after holding 10%% out and the one that predicts the held-out answers better is "
+                             "kept (with gold labels, --truth and --gold-weight, gold decides); "
+                             f"default {default['init']}")
+    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+                        help=f"independent runs trained together (consensus; default {default['n_seeds']})")
+    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -81,12 +90,13 @@ def parse_float_list(text: str, what: str) -> list[float]:
     return values
 
 
-def print_selection(model, stream=sys.stderr) -> None:
-    """The start/depth choice and its evidence (criterion per candidate) as plain lines on ``stream``."""
+def print_selection(model, stream=None) -> None:
+    """The start/depth choice and its evidence (criterion per candidate) as plain lines on ``stream`` (default:
+    standard error, looked up when called)."""
     from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
 
     for line in selection_lines(model.selection_summary()):
-        print(line if line.startswith("  ") else f"choice: {line}", file=stream)
+        print(line if line.startswith("  ") else f"choice: {line}", file=stream or sys.stderr)
 
 
 class ProgressBar:

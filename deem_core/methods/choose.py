@@ -33,12 +33,12 @@ import torch
 
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, heldout_agreement, heldout_log_probs,
                                           hold_out_answers, observed_log_likelihood, paired_gain)
-from deem_core.data.annotations import AnnotationSet, DataError, majority_vote_codes
+from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.training import TrainingResult, predict_hidden
 
-__all__ = ["MAJORITY_VOTE", "majority_vote_network", "CandidateFit", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
+__all__ = ["labels_of", "MAJORITY_VOTE", "majority_vote_network", "CandidateFit", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its held-out log-likelihood is
@@ -47,6 +47,8 @@ PARSIMONY_SE = 2.0
 #: the safety rule switches to the majority-vote start when majority vote agrees with the held-out answers more
 #: often than the choice by more than this many paired standard errors
 SAFETY_Z = 2.0
+#: what needs the dense tasks x workers table here (named in the size check's message), as in DEEM's training
+DENSE_PURPOSE = "DEEM training"
 #: ``Choice.index`` when the safety rule returns plain majority vote
 MAJORITY_VOTE = -2
 #: a class counts for the collapse check when majority vote gives it to at least this share of the tasks and at
@@ -59,13 +61,14 @@ class CollapseError(DataError):
     """Every start collapsed and no healthy fallback exists (the CLI exits 2 with this message)."""
 
 
-def major_classes(data_labels: np.ndarray, n_classes: int, soft: np.ndarray | None = None) -> int:
-    """How many classes majority vote gives to at least ``MAJOR_CLASS_SHARE`` of the tasks (at least one)."""
-    mv = majority_vote_codes(data_labels, n_classes, soft)
+def major_classes(data: AnnotationSet) -> int:
+    """How many classes majority vote gives to at least ``MAJOR_CLASS_SHARE`` of the tasks and at least
+    ``MAJOR_CLASS_MIN`` tasks."""
+    mv = data.majority_vote()
     mv = mv[mv >= 0]
     if not len(mv):
         return 0
-    counts = np.bincount(mv, minlength=n_classes)
+    counts = np.bincount(mv, minlength=data.n_classes)
     return int((counts >= max(MAJOR_CLASS_MIN, math.ceil(MAJOR_CLASS_SHARE * len(mv)))).sum())
 
 
@@ -74,17 +77,27 @@ class CollapseGuard:
 
     A run has *collapsed* at an epoch where it predicts fewer classes than majority vote finds (dead units,
     App. G.4). ``first_collapse[r]`` is the first such epoch (None = never). With ``stop=True`` training stops
-    at the first collapse; ``healthy_state`` is then the parameters at the end of the last epoch where every
-    run was healthy (``healthy_epoch``; 0 = the start).
+    at the first collapse. ``start_state`` holds the parameters as training began and ``healthy_state`` those at
+    the end of the last epoch where every run was healthy (``healthy_epoch``; 0 = the start). The live network
+    comes through ``on_train_begin`` (the trainer may convert the network it was given to another layout).
     """
 
-    def __init__(self, network: DEEMNetwork, n_classes_expected: int, stop: bool = False):
-        self.network = network
+    def __init__(self, n_classes_expected: int, stop: bool = False):
         self.expected = int(n_classes_expected)
         self.stop = stop
-        self.first_collapse: list[int | None] = [None] * network.n_runs
+        self.network: DEEMNetwork | None = None
+        self.first_collapse: list[int | None] = []
         self.healthy_epoch = 0
-        self.healthy_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        self.start_state: dict[str, torch.Tensor] | None = None
+        self.healthy_state: dict[str, torch.Tensor] | None = None
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+
+    def on_train_begin(self, network: DEEMNetwork) -> None:
+        self.network = network
+        self.first_collapse = [None] * network.n_runs
+        self.start_state = self.healthy_state = self._state()
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
         collapsed_now = []
@@ -95,12 +108,12 @@ class CollapseGuard:
                     self.first_collapse[row["run"]] = epoch
         if not collapsed_now:
             self.healthy_epoch = epoch
-            self.healthy_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+            self.healthy_state = self._state()
             return False
         return self.stop
 
     def collapsed(self, run: int) -> bool:
-        return self.first_collapse[run] is not None
+        return bool(self.first_collapse) and self.first_collapse[run] is not None
 
 
 @dataclass
@@ -129,15 +142,16 @@ class CandidateFit:
         return self.loglik.mean(axis=0)
 
 
-def _labels_from(network: DEEMNetwork, labels: np.ndarray, reference: np.ndarray, n_classes: int,
-                 soft: np.ndarray | None, device: torch.device) -> np.ndarray:
-    """Consensus class codes (n,) of the network's runs on ``labels`` (each run mapped to ``reference``)."""
-    t = torch.as_tensor(labels, dtype=torch.long, device=device)
+def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, device: torch.device) -> np.ndarray:
+    """Consensus class codes (n,) of the network's runs on ``data`` (each run's hidden units mapped to classes
+    against ``reference`` with the Hungarian algorithm, posteriors averaged over runs)."""
+    t = torch.as_tensor(data.dense_labels(purpose=DENSE_PURPOSE), dtype=torch.long, device=device)
+    soft = data.dense_soft(purpose=DENSE_PURPOSE)
     s = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=device)
     hidden = predict_hidden(network, t, (t >= 0).float(), s).cpu().numpy()  # (R, n, K)
     mapped = np.zeros_like(hidden)
     for run in range(hidden.shape[0]):
-        class_map = hungarian_class_map(hidden[run].argmax(-1), reference, n_classes)
+        class_map = hungarian_class_map(hidden[run].argmax(-1), reference, data.n_classes)
         mapped[run][:, class_map] = hidden[run]
     return mapped.mean(axis=0).argmax(-1)
 
@@ -148,40 +162,32 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
                    ) -> tuple[list[CandidateFit], HeldOut, np.ndarray]:
     """Train every (start, depth) on the answers left after holding out ``share`` of them; score each.
 
-    ``train_group(train_data, depth, starts, guard_factory)`` trains one depth's starts x seeds as one batched
+    ``train_group(train_data, depth, starts, guard)`` trains one depth's starts x seeds as one batched
     model (runs ordered start by start, seeds within) and returns the TrainingResult, or None to leave that
     depth out (training was stopped or cancelled before it).
     Returns the candidates (in ``depths`` x ``starts`` order), the held-out answers and majority vote's
     per-answer agreement with them.
     """
-    train_labels, train_soft, held = hold_out_answers(data.labels, share, split_seed, data.soft)
-    train_data = AnnotationSet(tasks=data.tasks, workers=data.workers, classes=data.classes, labels=train_labels,
-                               soft=train_soft, source=data.source)
+    train_data, held = hold_out_answers(data, share, split_seed)
     reference = data.majority_vote()
-    mv_train = majority_vote_codes(train_labels, data.n_classes, train_soft)
-    expected = major_classes(data.labels, data.n_classes, data.soft)
+    mv_train = train_data.majority_vote()
+    expected = major_classes(data)
     n_seeds = len(seeds)
     out = []
     for depth in depths:
         started = time.perf_counter()
-        holder: dict[str, CollapseGuard] = {}
-
-        def guard_factory(network: DEEMNetwork) -> CollapseGuard:
-            holder["guard"] = CollapseGuard(network, expected, stop=False)
-            return holder["guard"]
-
-        result = train_group(train_data, depth, list(starts), guard_factory)
+        guard = CollapseGuard(expected, stop=False)
+        result = train_group(train_data, depth, list(starts), guard)
         if result is None:  # training was stopped before this depth
             continue
         seconds = time.perf_counter() - started
-        guard = holder.get("guard")
-        log_probs = heldout_log_probs(result.network, train_labels, held, train_soft)
+        log_probs = heldout_log_probs(result.network, train_data, held)
         loglik = observed_log_likelihood(log_probs, held)  # (R, h)
         for index, start in enumerate(starts):
             runs = list(range(index * n_seeds, (index + 1) * n_seeds))
             sub = result.select_runs(runs)
-            labels = _labels_from(sub.network, train_labels, reference, data.n_classes, train_soft, device)
-            collapsed_at = [guard.first_collapse[r] if guard else None for r in runs]
+            labels = labels_of(sub.network, train_data, reference, device)
+            collapsed_at = [guard.first_collapse[r] if guard.first_collapse else None for r in runs]
             for r in runs:  # a diverged run is as unusable as a collapsed one
                 if result.status[r] == "diverged" and collapsed_at[r - runs[0]] is None:
                     collapsed_at[r - runs[0]] = -1
@@ -252,25 +258,27 @@ def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=No
     return network.to(device) if device is not None else network
 
 
-def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], TrainingResult], initial: DEEMNetwork,
-                  lr: float, epochs: int, expected_classes: int, shrink: float = 4.0,
+def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], TrainingResult],
+                  initial: DEEMNetwork | None, lr: float, epochs: int, expected_classes: int, shrink: float = 4.0,
                   ) -> tuple[TrainingResult, list[str]]:
     """Train one configuration under the collapse guard, recovering twice.
 
-    ``train(network, lr, epochs, extra_callbacks)`` runs the batched training in place on ``network``. On a
-    collapse: (1) restart from the last healthy epoch with ``lr / shrink`` for the epochs left; (2) if it
-    collapses again, restart from the start with ``lr / shrink**2`` for all epochs (a state just before a
-    collapse can be past saving at any step). Returns the result (history stitched across restarts, epochs
-    renumbered) and what happened; when the last note starts with "still collapsed" the caller falls back.
+    ``train(network, lr, epochs, extra_callbacks)`` runs the batched training (``network=None``: the trainer's
+    own start). On a collapse: (1) restart from the last healthy epoch with ``lr / shrink`` for the epochs left;
+    (2) if it collapses again, restart from the start with ``lr / shrink**2`` for all epochs (a state just
+    before a collapse can be past saving at any step). Returns the result (history stitched across restarts,
+    epochs renumbered) and what happened; when the last note starts with "still collapsed" the caller falls
+    back.
     """
     notes: list[str] = []
-    network = initial
-    start_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    network, start_state = initial, None
     history: list[dict] = []
     done, current_lr = 0, float(lr)
     for attempt in range(3):
-        guard = CollapseGuard(network, expected_classes, stop=attempt < 2)
+        guard = CollapseGuard(expected_classes, stop=attempt < 2)
         result = train(network, current_lr, epochs - done, [guard])
+        network = result.network  # the live network (possibly in another layout than the one given)
+        start_state = start_state if start_state is not None else guard.start_state
         history.extend({**row, "epoch": row["epoch"] + done} for row in result.history)
         collapsed = [r for r in range(network.n_runs) if guard.collapsed(r)]
         if not collapsed:

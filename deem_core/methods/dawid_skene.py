@@ -1,10 +1,17 @@
-"""Dawid-Skene by expectation-maximisation on the dense code matrix, vectorised (numpy).
+"""Dawid-Skene by expectation-maximisation on the answers (sparse), vectorised (numpy + scipy.sparse).
 
-Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM) and as
-a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas group-bys; this one
-works on the (n_tasks, n_workers) code matrix that the engine already holds, which is both faster and
-handles soft labels. Missing answers (code -1) are left out of the likelihood (the DS model's own
-treatment: an absent answer carries no evidence).
+Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM), as the
+``ds`` aggregator and as a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas
+group-bys; this one works on the answers of an :class:`~deem_core.data.annotations.AnnotationSet` and
+handles soft labels. Missing answers are simply absent: they are left out of the likelihood (the DS
+model's own treatment: an absent answer carries no evidence).
+
+With ``V`` the (tasks x workers*K) sparse matrix of the answers (:func:`~deem_core.data.pairs.answer_matrix`:
+a one per answer at column ``worker * K + label``, or the answer's K soft probabilities), one EM iteration is
+two sparse products, O(answers x K) each:
+
+* E-step: ``log p(x_t, y=m) = log pi_m + (V @ log psi)[t, m]`` with ``log psi`` reshaped to (d*K, K);
+* M-step: ``counts = V.T @ posterior`` (d*K, K), plus the smoothing pseudo-count, normalised per column.
 
 Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says l | true class m)``
 (rows = given label, columns = true class, as ``psi`` in Lemma 1), ``prior`` (K,).
@@ -12,13 +19,17 @@ Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp
 
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
 
-__all__ = ["DawidSkeneFit", "excess_pairwise_agreement", "fit_dawid_skene", "dawid_skene_posterior", "one_hot_codes"]
+__all__ = ["DawidSkeneFit", "check_dawid_skene_size", "dawid_skene_posterior", "excess_pairwise_agreement",
+           "fit_dawid_skene"]
 
 
 @dataclass
@@ -30,40 +41,64 @@ class DawidSkeneFit:
     log_likelihood: float
 
 
-def one_hot_codes(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n, d) codes with -1 = missing -> (n, d, K) float64 one-hot, zero rows where missing."""
-    onehot = np.zeros(labels.shape + (n_classes,), dtype=np.float64)
-    rows, cols = np.nonzero(labels >= 0)
-    onehot[rows, cols, labels[rows, cols]] = 1.0
-    return onehot
+def _memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
 
 
-def dawid_skene_posterior(votes: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
-    """E-step: p(y | x) (n, K) and the log-likelihood, for votes (n, d, K) (one-hot or soft)."""
-    log_conf = np.log(np.clip(confusion, 1e-12, None))  # (d, K, K)
-    # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one matrix product
-    n, d, k = votes.shape
-    joint = votes.reshape(n, d * k) @ log_conf.reshape(d * k, k) + np.log(np.clip(prior, 1e-12, None))
+def check_dawid_skene_size(data: AnnotationSet, budget_bytes: int | None = None) -> int:
+    """Refuse (DataError) a fit that would not fit in memory; returns the estimated bytes otherwise.
+
+    Held at once: the answer matrix and its transpose (~2 x 16 bytes per answer and class with soft labels,
+    per answer without), about four (d, K, K) confusion arrays and four (n, K) posterior-sized arrays, in
+    float64. ``budget_bytes``: default half the machine's physical memory.
+    """
+    n, d, k, answers = data.n_tasks, data.n_workers, data.n_classes, data.n_answers
+    per_answer = 2 * 16 * (k if data.soft_labels is not None else 1)
+    estimate = answers * per_answer + 8 * (4 * d * k * k + 4 * n * k)
+    budget = int(budget_bytes) if budget_bytes is not None else _memory_bytes() // 2
+    if estimate > budget:
+        raise DataError(f"{data.source}: Dawid-Skene on {n:,} tasks x {d:,} workers x {k:,} classes would need about "
+                        f"{estimate / (1 << 30):.1f} GiB but {budget / (1 << 30):.1f} GiB is available; check that "
+                        f"the label column holds class labels (not ids or free text), or use fewer classes")
+    return estimate
+
+
+def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.ndarray,
+                          votes=None) -> tuple[np.ndarray, float]:
+    """E-step: p(y | x) (n, K) and the log-likelihood of the answers (soft labels when the set has them).
+    ``votes``: the answer matrix of ``data`` when already built."""
+    votes = answer_matrix(data) if votes is None else votes
+    d, k = confusion.shape[0], confusion.shape[-1]
+    log_conf = np.log(np.clip(confusion, 1e-12, None)).reshape(d * k, k)
+    # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one sparse matrix product
+    joint = votes @ log_conf + np.log(np.clip(prior, 1e-12, None))
     norm = logsumexp(joint, axis=1, keepdims=True)
     return np.exp(joint - norm), float(norm.sum())
 
 
-def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None = None, max_iter: int = 100,
-                    tol: float = 1e-4, smoothing: float = 0.01) -> DawidSkeneFit:
-    """Fit DS by EM from a (soft) majority-vote start.
+def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
+                    smoothing: float = 0.01) -> DawidSkeneFit:
+    """Fit DS by EM from a (soft) majority-vote start, on the set's answers (its soft labels when present).
 
-    labels: (n, d) codes, -1 = missing; soft: optional (n, d, K) probabilities used instead of one-hot.
     smoothing: pseudo-count added to every confusion cell and prior class (keeps logs finite).
     Stops when the log-likelihood per annotation improves by less than ``tol`` nats in one iteration
-    (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO).
+    (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO). A task without answers
+    gets the prior as its posterior. The size is checked before anything is allocated
+    (:func:`check_dawid_skene_size`).
     """
-    k = n_classes
-    votes = soft.astype(np.float64) if soft is not None else one_hot_codes(labels, k)  # (n, d, K)
-    n, d, _ = votes.shape
+    if not isinstance(data, AnnotationSet):
+        raise TypeError(f"fit_dawid_skene takes an AnnotationSet, got {type(data).__name__}")
+    check_dawid_skene_size(data)
+    k, d = data.n_classes, data.n_workers
+    votes = answer_matrix(data)  # (n, d*K)
+    votes_t = votes.T.tocsr()  # (d*K, n): the M-step's product reads rows of this
     n_answers = max(float(votes.sum()), 1.0)
     # start from majority-vote *shares* (as crowd-kit does): a hard argmax start breaks ties arbitrarily
     # and, on mixture-of-experts data, lands EM in a worse optimum (measured on ampdata: 0.865 vs 0.934)
-    shares = votes.sum(axis=1)  # (n, K)
+    shares = data.class_votes()  # (n, K)
     totals = shares.sum(axis=1, keepdims=True)
     posterior = np.where(totals > 0, shares / np.where(totals > 0, totals, 1.0), 1.0 / k)
     previous = -np.inf
@@ -71,11 +106,11 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
     iteration = 0
     for iteration in range(1, max_iter + 1):
         # M-step: counts[i, l, m] = sum_t v_til p_tm
-        counts = np.einsum("til,tm->ilm", votes, posterior) + smoothing
+        counts = np.asarray(votes_t @ posterior).reshape(d, k, k) + smoothing
         confusion = counts / counts.sum(axis=1, keepdims=True)
         prior = posterior.sum(axis=0) + smoothing
         prior = prior / prior.sum()
-        posterior, log_lik = dawid_skene_posterior(votes, confusion, prior)
+        posterior, log_lik = dawid_skene_posterior(data, confusion, prior, votes=votes)
         if abs(log_lik - previous) / n_answers < tol:
             break
         previous = log_lik
@@ -83,7 +118,7 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
                          log_likelihood=log_lik)
 
 
-def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common: int = 20) -> float:
+def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20) -> float:
     """How much more workers agree with each other than a fitted Dawid-Skene model predicts.
 
     For every pair of workers with at least ``min_common`` common tasks: (observed agreements - agreements
@@ -92,18 +127,34 @@ def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common
     means dependent workers (copies of one classifier, shared mistakes), which DS cannot explain.
     Measured: duck 0.012, dog 0.014, condind -0.000, ampdata -0.001 (independent workers); tree3k 0.041,
     digits 0.042, digits_experts 0.051 (dependent ensembles).
+
+    Hard labels are compared (soft labels count by their argmax). Every sum runs over the tasks two
+    workers share, as sparse products (:func:`~deem_core.data.pairs.pair_table`): the cost grows with the
+    pairs of answers on a common task, and only pairs that share a task are ever held.
     """
     k = fit.confusion.shape[-1]
-    votes = one_hot_codes(labels, k)  # (n, d, K)
-    observed = (labels >= 0).astype(np.float64)  # (n, d)
-    common = observed.T @ observed  # (d, d)
-    agree_observed = np.einsum("til,tjl->ij", votes, votes)
-    agree_given_class = np.einsum("ilm,jlm->ijm", fit.confusion, fit.confusion)  # P(i, j agree | y = m)
-    weighted = fit.posterior[:, None, :] * observed[:, :, None]  # (n, d, K)
-    agree_expected = np.einsum("tim,tj,ijm->ij", weighted, observed, agree_given_class)
-    upper = np.triu_indices(labels.shape[1], 1)
-    keep = common[upper] >= min_common
+    observed = indicator_matrix(data)  # (n, d)
+    common = pair_table(observed, to_dense=False)
+    rows, cols = upper_pairs(common)
+    n_common = table_values(common, rows, cols)
+    keep = n_common >= min_common
     if not keep.any():
         return 0.0
-    excess = (agree_observed[upper] - agree_expected[upper])[keep] / common[upper][keep]
+    rows, cols, n_common = rows[keep], cols[keep], n_common[keep]
+    agree_observed = np.zeros(len(rows))
+    agree_expected = np.zeros(len(rows))
+    share_left = n_common.copy()  # common tasks not yet weighted by a class posterior (they sum to 1)
+    for c in range(k):
+        same = pair_table(indicator_matrix(data, answers=data.label_codes == c), to_dense=False)
+        agree_observed += table_values(same, rows, cols)
+        # P(i, j agree | y = c) for the kept pairs, weighted by the tasks' posterior of class c; the last
+        # class's weights are what the others leave (one sparse product fewer)
+        given_class = (fit.confusion[rows, :, c] * fit.confusion[cols, :, c]).sum(axis=1)
+        if c < k - 1:
+            weighted = table_values(pair_table(observed, row_weights=fit.posterior[:, c], to_dense=False), rows, cols)
+            share_left -= weighted
+        else:
+            weighted = share_left
+        agree_expected += given_class * weighted
+    excess = (agree_observed - agree_expected) / n_common
     return float(excess.mean())

@@ -42,7 +42,7 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
                 target[run].copy_(source[0])
     if init == "mv":
         return network, None
-    ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+    ds = fit_dawid_skene(data)
     network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=device),
                                  torch.as_tensor(ds.prior, dtype=torch.float32, device=device))
     return network, ds

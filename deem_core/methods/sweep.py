@@ -152,7 +152,8 @@ def run_sweep(
     config = TrainingConfig(n_layers=int(n_layers), epochs=int(epochs), batch_size=int(batch_size),
                             sampler_steps=int(sampler_steps), step_size=float(step_size), device=str(device))
     initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config)
-    result = train_runs(data.labels, data.n_classes, lrs_of_runs, seeds_of_runs, config, soft=data.soft,
+    result = train_runs(data.dense_labels(purpose="DEEM training"), data.n_classes, lrs_of_runs, seeds_of_runs, config,
+                        soft=data.dense_soft(purpose="DEEM training"),
                         callbacks=list(callbacks), stop_event=stop_event, initial_network=initial)
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
     curves = history[CURVE_COLUMNS].copy()
