@@ -44,7 +44,7 @@ from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
-from deem_core.methods.baselines import make_aggregator  # noqa: E402
+from deem_core.methods.registry import fit_method  # noqa: E402
 from deem_core.methods.choose import MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
 
@@ -86,7 +86,7 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
         return float(100 * (np.asarray(codes)[known] == y[known]).mean())
 
     mv = data.majority_vote()
-    ds_crowdkit = make_aggregator("ds", seed=0).fit_predict(df)
+    ds_crowdkit = fit_method("ds", data, seed=0).labels_
     ds_acc = float(100 * (ds_crowdkit.reindex(truth.index).to_numpy() == truth.to_numpy()).mean())
     dependence = excess_pairwise_agreement(data, fit_dawid_skene(data))
     old_start = "mv" if dependence > OLD_THRESHOLD else "ds"

@@ -9,6 +9,7 @@ import streamlit as st
 
 from deem_core.data.export import to_safe_csv
 from deem_core.methods import registry
+from deem_core.analysis.selection import selection_lines
 from pages import common
 
 common.require_shell()
@@ -28,7 +29,8 @@ def _load(run_id: str, status: str, finished_at: float | None):
     loaded = mgr.store.load(run_id, with_data=False)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names()
+    metrics = loaded.extras.get("metrics") or {}
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), metrics
 
 
 snap = mgr.snapshot(run_id)
@@ -40,7 +42,7 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models, metrics = _load(run_id, snap.status, snap.finished_at)
 st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {snap.status} · {snap.message}")
 if not results:
     st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
@@ -49,6 +51,12 @@ if not results:
 method = st.selectbox("Method", list(results), format_func=registry.display_name, key="results_method",
                       persist_state="session")
 frame = results[method]
+choice = selection_lines((metrics.get(method) or {}).get("selection") or {})
+if choice:  # the chosen start/depth (and any fallback) in one line; the evidence on request, as plain text
+    st.text(choice[0] + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK") else ""))
+    if len(choice) > 1:
+        with st.expander("How the start and depth were chosen"):
+            st.text("\n".join(choice[1:]))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([2, 2, 3])

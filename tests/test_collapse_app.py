@@ -38,6 +38,9 @@ def test_train_page_shows_the_recovery_of_a_collapsing_run(runs_dir):
     shown = "\n".join(str(t.value) for t in at.text)
     assert "collapse: mv start: collapse at epoch 2" in shown
     assert "start: mv, layers: 2" in shown or "FALLBACK: the labels come from" in shown
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert any(str(t.value).startswith("start: ") for t in at.text)  # the choice, shown beside the labels
 
 
 def test_train_page_says_clearly_when_it_refuses(runs_dir, monkeypatch):

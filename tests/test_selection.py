@@ -180,3 +180,18 @@ def test_fallback_is_labelled_when_only_dawid_skene_is_healthy(expert_files, mon
     assert any(w.startswith("FALLBACK") for w in model.warnings_)
     assert model.results_frame().attrs["selection"]["fallback"] == model.fallback_
     assert model.run_status_ == ["fallback"]
+
+
+def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp_path, capsys):
+    annotations, _, _, _ = expert_files
+    out = tmp_path / "labels.csv"
+    code = main(["aggregate", str(annotations), "-o", str(out), "--layers", "auto", "--epochs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "choice: start: " in err and "held out 900 answers" in err
+    for depth in (0, 1, 2):
+        assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
+    assert sum(line.rstrip().endswith("chosen") for line in err.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one usage line and status 2
+        main(["aggregate", str(annotations), "-o", str(out), "--layers", "deep"])
+    assert exit_info.value.code == 2 and "expected a number of layers or 'auto'" in capsys.readouterr().err
