@@ -30,7 +30,7 @@ def _load(run_id: str, status: str, finished_at: float | None):
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
     metrics = loaded.extras.get("metrics") or {}
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), metrics
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
 
 
 snap = mgr.snapshot(run_id)
@@ -42,10 +42,16 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models, metrics = _load(run_id, snap.status, snap.finished_at)
-st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {snap.status} · {snap.message}")
+record, config, results, workers, models, problems, metrics = _load(run_id, snap.status, snap.finished_at)
+name = record.get("name") or record.get("dataset") or ""
+st.caption(f"Run `{run_id}` · " + common.safe(f"{name} · {snap.status} · {snap.message}"))
+if not common.can_control(run_id):
+    common.read_only_note(run_id)
+for part, problem in problems.items():  # one damaged file never hides the rest of the run
+    st.warning(common.safe(f"{part.removeprefix('results/')}: {problem}; the other results are shown"),
+               icon=":material/broken_image:")
 if not results:
-    st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
+    st.info(common.safe("This run has no labels." + (f" ({snap.message})" if snap.message else "")))
     st.stop()
 
 method = st.selectbox("Method", list(results), format_func=registry.display_name, key="results_method",

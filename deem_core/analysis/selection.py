@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet
@@ -80,46 +81,51 @@ def hold_out_answers(data: AnnotationSet, share: float = DEFAULT_HELDOUT_SHARE, 
     return train, held
 
 
+def completions(train: AnnotationSet, held: HeldOut) -> AnnotationSet:
+    """Every held-out answer completed with every class: task ``h * K + l`` holds the training answers of the
+    held-out answer's task plus its worker answering ``l`` (soft labels: one-hot for the completed answer)."""
+    k = train.n_classes
+    counts = train.answers_per_task()[held.task]  # training answers of each held-out task
+    starts = train.task_offsets[held.task]
+    # answer positions of every held-out task, repeated for each of the K completions
+    rep_counts = np.repeat(counts, k)
+    rep_starts = np.repeat(starts, k)
+    within = np.arange(rep_counts.sum()) - np.repeat(np.cumsum(rep_counts) - rep_counts, rep_counts)
+    positions = np.repeat(rep_starts, rep_counts) + within
+    task_of = np.repeat(np.arange(len(held) * k), rep_counts)
+    extra_task = np.arange(len(held) * k)
+    task_codes = np.concatenate([task_of, extra_task])
+    worker_codes = np.concatenate([train.worker_codes[positions], np.repeat(held.worker, k)])
+    label_codes = np.concatenate([train.label_codes[positions], np.tile(np.arange(k), len(held))])
+    soft = None
+    if train.soft_labels is not None:
+        soft = np.concatenate([train.soft_labels[positions], np.eye(k, dtype=np.float32)[np.tile(np.arange(k), len(held))]])
+    return AnnotationSet.from_codes(pd.RangeIndex(len(held) * k, name="task"), train.workers, train.classes,
+                                    task_codes, worker_codes, label_codes, soft_labels=soft, source=train.source)
+
+
 @torch.no_grad()
-def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut, batch_tasks: int = 1024,
+def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut, batch_tasks: int = 2048,
                       ) -> torch.Tensor:
     """log p(x_i = l | x_-i) for every held-out answer, every run and every class l: (R, h, K).
 
     x_-i are the task's answers in ``train`` (the set without the held-out answers; there is one held-out
-    answer per task at most). Each held-out answer is completed with every class l; the K free energies of the
-    completed inputs give the conditional exactly (one hidden unit, deterministic layers). Only the held-out
-    tasks' rows are made dense, in chunks of ``batch_tasks``.
+    answer per task at most). Each held-out answer is completed with every class l (:func:`completions`);
+    the K free energies of the completed inputs give the conditional exactly (one hidden unit, deterministic
+    layers; on the sparse path a worker pair that never answered a task together in training has no block
+    and contributes nothing). ``batch_tasks`` held-out answers at a time, on the network's own layout.
     """
-    device = next(network.parameters()).device
-    r, d, k = network.n_runs, network.n_workers, network.n_classes
+    from deem_core.model.engine import task_outputs  # noqa: PLC0415
+
+    r, k = network.n_runs, network.n_classes
     out = []
-    eye = torch.eye(k, device=device)
     for start in range(0, len(held), batch_tasks):
-        sl = slice(start, start + batch_tasks)
-        workers = torch.as_tensor(held.worker[sl], device=device)
-        b = len(workers)
-        codes = torch.as_tensor(train.dense_labels(held.task[sl], purpose="scoring held-out answers"),
-                                device=device)  # (b, d)
-        mask = (codes >= 0).float()
-        soft = train.dense_soft(held.task[sl], purpose="scoring held-out answers")
-        if soft is not None:
-            x = torch.as_tensor(soft, dtype=torch.float32, device=device)
-        else:
-            x = torch.nn.functional.one_hot(codes.clamp_min(0), k).float() * mask.unsqueeze(-1)  # (b, d, K)
-        # K completions per task: (b, K, d, K), worker i set to class l
-        x = x.unsqueeze(1).repeat(1, k, 1, 1)
-        rows = torch.arange(b, device=device)
-        x[rows.repeat_interleave(k), torch.arange(k, device=device).repeat(b), workers.repeat_interleave(k)] = \
-            eye.repeat(b, 1)
-        mask[rows, workers] = 1.0
-        mask = mask.unsqueeze(1).expand(b, k, d).reshape(b * k, d)
-        x = x.reshape(b * k, d, k)
-        x_fm = x.permute(1, 2, 0).unsqueeze(0).expand(r, d, k, b * k).contiguous()
-        m_fm = mask.t().unsqueeze(0).expand(r, d, b * k).contiguous()
-        energy, _ = network.free_energy_and_logits_fm(x_fm, m_fm)  # (R, b*K)
-        out.append(torch.log_softmax(-energy.view(r, b, k), dim=-1))
+        part = HeldOut(task=held.task[start:start + batch_tasks], worker=held.worker[start:start + batch_tasks],
+                       label=held.label[start:start + batch_tasks])
+        energy = task_outputs(network, completions(train, part))[0]  # (R, b*K)
+        out.append(torch.log_softmax(-energy.view(r, len(part), k), dim=-1))
     if not out:
-        return torch.zeros(r, 0, k, device=device)
+        return torch.zeros(r, 0, k, device=network.irbm_weight.device)
     return torch.cat(out, dim=1)
 
 

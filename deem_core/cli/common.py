@@ -1,38 +1,246 @@
-"""Options and helpers shared by the subcommands (input files, training options, progress bar)."""
+"""Options and helpers shared by the subcommands (input files, training options, option checks, output paths,
+messages, progress bar).
+
+Everything a subcommand tells the user goes through :func:`say` / :func:`warn`: file, worker and class names
+come from the data and may hold control characters (ANSI/OSC escape sequences, newlines), which are printed
+as visible escapes (:func:`deem_core.data.text.escape_controls`). Bad option values are refused by the
+``type=`` checks below while parsing (one ``error:`` line, exit status 2) or by :func:`check_arguments`
+right after, before any file is read; output paths are checked before training (:func:`check_output_file`,
+:func:`check_output_folder`) and written through :func:`writing`, which turns an ``OSError`` into a
+:class:`OutputError` naming the file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "load_input", "print_selection",
-           "ProgressBar", "parse_float_list"]
+from deem_core.data.text import escape_controls
+
+__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
+           "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
+           "positive_int", "non_negative_int", "seed_value", "learning_rate", "device_name", "MAX_SEED"]
+
+#: the largest --seed (seeds are offset per run and handed to numpy and torch generators)
+MAX_SEED = 2 ** 31 - 1
+
+
+class OutputError(OSError):
+    """An output could not be written; the message names the file and the reason."""
+
+
+# --------------------------------------------------------------------------- messages
+def say(text: Any, stream=None) -> None:
+    """One message line on stderr (default) with control characters shown as escapes."""
+    print(escape_controls(text), file=stream or sys.stderr)
+
+
+def warn(text: Any) -> None:
+    say(f"warning: {text}")
+
+
+# --------------------------------------------------------------------------- option types (argparse ``type=``)
+def _integer(text: str) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {escape_controls(text)!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def layers_argument(text: str) -> int | str:
+    """``--layers``: a number of layers (0 or more), or ``auto`` (0, 1 or 2 chosen from held-out answers)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {str(text)[:24]!r}") from None
+    return non_negative_int(text)
+
+
+def seed_value(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= MAX_SEED:
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {shown}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {escape_controls(text)!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def learning_rate(text: str) -> str:
+    """'auto' or a finite number > 0 (kept as text: the subcommands read it with :func:`parse_float_list`)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    positive_float(text)
+    return str(text).strip()
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N (whether a GPU is there is checked by :func:`check_arguments`)."""
+    value = str(text).strip().lower()
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {escape_controls(text)!r}")
+
+
+# --------------------------------------------------------------------------- checks after parsing
+def _usage(message: str):
+    from deem_core.cli import UsageError  # noqa: PLC0415
+
+    return UsageError(message)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Checks that need more than one option or the machine, before any file is read: the device exists,
+    option values the subcommands parse themselves are sane, and every output can be written."""
+    device = getattr(args, "device", None)
+    if isinstance(device, str) and device.startswith("cuda"):
+        import torch  # noqa: PLC0415
+
+        if not torch.cuda.is_available():
+            raise _usage(f"--device {device}: no CUDA GPU is available here; use --device cpu or auto")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise _usage(f"--device {device}: there are only {torch.cuda.device_count()} GPU(s)")
+    weight = getattr(args, "gold_weight", None)
+    if weight is not None and not (math.isfinite(weight) and weight >= 0):
+        raise _usage(f"--gold-weight must be a finite number >= 0, got {weight}")
+    output = getattr(args, "output", None)
+    if output:
+        if getattr(args, "command", None) in ("sweep", "diagnose"):
+            check_output_folder(output, "-o")
+        else:
+            check_output_file(output, "-o")
+    model = getattr(args, "model", None)
+    if model and getattr(args, "command", None) == "aggregate":
+        check_output_file(model, "--model")
+        if output and Path(model).resolve() == Path(output).resolve():
+            raise _usage("--model and -o name the same file")
+
+
+def _first_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(".")
+
+
+def _check_writable_folder(folder: Path, shown: str, option: str) -> None:
+    existing = _first_existing(folder)
+    if not existing.is_dir():
+        raise _usage(f"{option} {shown}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _usage(f"{option} {shown}: the folder {existing} is not writable")
+
+
+def check_output_file(path: str | Path, option: str = "-o") -> None:
+    """The file can be created or replaced: not a folder, under folders that exist (or can be made) and are
+    writable. (A write can still fail later, e.g. a full disk: :func:`writing` reports that.)"""
+    target = Path(path)
+    shown = escape_controls(path)
+    if target.is_dir():
+        raise _usage(f"{option} {shown}: is a folder, not a file")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise _usage(f"{option} {shown}: the file exists and is not writable")
+    _check_writable_folder(target.parent if str(target.parent) else Path("."), shown, option)
+
+
+def check_output_folder(path: str | Path, option: str = "-o") -> None:
+    target = Path(path)
+    shown = escape_controls(path)
+    if target.exists() and not target.is_dir():
+        raise _usage(f"{option} {shown}: exists and is not a folder")
+    _check_writable_folder(target, shown, option)
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, what: str = "") -> Iterator[None]:
+    """Around a write: an ``OSError`` (no space left, read-only, permission) becomes one :class:`OutputError`
+    that names ``path`` (not the temporary file of the atomic write)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{what}could not write {escape_controls(path)}: {reason}") from exc
+
+
+INPUT_FORMATS = ["auto", "long", "wide", "per-annotator", "mturk", "toloka", "label-studio", "label-studio-min",
+                 "label-studio-csv"]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="annotation file(s): long (task,worker,label), wide (task + one column per "
-                             "annotator) or one file per annotator (task,label); .csv or .csv.gz")
-    parser.add_argument("--format", default="auto", choices=["auto", "long", "wide", "per-annotator"],
-                        help="input layout (default: detected)")
-    parser.add_argument("--task-column", default=None, help="name of the task column (default: detected)")
-    parser.add_argument("--worker-column", default=None, help="name of the annotator column (long format)")
-    parser.add_argument("--label-column", default=None, help="name of the label column (long format)")
+                        help="annotation file(s): long (task,worker,label), wide (task + one column per worker), one "
+                             "file per worker (task,label), or a platform's export (Amazon Mechanical Turk batch "
+                             "results, Toloka results, Label Studio JSON / JSON-MIN / CSV); CSV, TSV, JSON or Parquet, "
+                             "gzipped or not")
+    parser.add_argument("--format", default="auto", choices=INPUT_FORMATS,
+                        help="input format (default: detected, and said in a 'read as' line)")
+    parser.add_argument("--task-column", default=None, action="append",
+                        help="the task column (default: detected); repeat it to key tasks by several columns "
+                             "(e.g. MTurk Input.* columns); Label Studio JSON: id or data.<field>")
+    parser.add_argument("--worker-column", default=None, help="the worker column (default: detected)")
+    parser.add_argument("--label-column", default=None,
+                        help="the label column, answer field (MTurk Answer.x, Toloka OUTPUT:x) or Label Studio control "
+                             "(from_name) when there are several (default: chosen, and said in the 'read as' line)")
+    parser.add_argument("--no-predictions", action="store_true",
+                        help="Label Studio: leave out model predictions (by default each model_version is a worker)")
+    parser.add_argument("--keep-missing-labels", action="store_true",
+                        help="keep labels spelled None, NaN, null, NA, N/A, <NA>, #N/A (any case) as answers instead of "
+                             "dropping them as missing")
     parser.add_argument("--on-conflict", default="error", choices=["error", "first", "last"],
-                        help="one annotator giving one task different labels: stop (default) or keep one")
-
-
-def layers_argument(text: str) -> int | str:
-    """``--layers``: a number of layers, or ``auto`` (chosen from held-out answers)."""
-    if str(text).strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {text!r}") from None
+                        help="one worker giving one task different labels: stop (default) or keep one")
+    parser.add_argument("--max-input-bytes", default=None, metavar="SIZE",
+                        help="refuse inputs larger than this once decompressed (e.g. 4G; default 1G or "
+                             "DEEM_MAX_INPUT_BYTES)")
+    parser.add_argument("--max-input-rows", default=None, metavar="N",
+                        help="refuse inputs with more rows than this (default 20,000,000 or DEEM_MAX_INPUT_ROWS)")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
@@ -45,37 +253,67 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
                         help=f"multinomial layers before the iRBM (0 = iRBM; 'auto' chooses 0, 1 or 2 from held-out "
                              f"answers; default {default['n_layers']})")
-    parser.add_argument("--epochs", type=int, default=default["epochs"],
+    parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"training epochs (default {default['epochs']})")
-    parser.add_argument("--lr", default=str(default["lr"]),
+    parser.add_argument("--lr", default=str(default["lr"]), type=learning_rate,
                         help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
-    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+    parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],
                         help=f"tasks per mini-batch (default {default['batch_size']})")
-    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+    parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
                         help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
                         help="start from Dawid-Skene (ds) or majority vote (mv); auto: both train on the answers "
                              "left after holding 10%% out and the one that predicts the held-out answers better is "
                              "kept (with gold labels, --truth and --gold-weight, gold decides); "
                              f"default {default['init']}")
-    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
-    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+    parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")
-    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
+    parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def input_limits(args: argparse.Namespace):
+    """The read limits from --max-input-bytes / --max-input-rows (and the environment)."""
+    from deem_core.cli import UsageError  # noqa: PLC0415
+    from deem_core.data.formats.limits import Limits, parse_size  # noqa: PLC0415
+
+    try:
+        max_bytes = parse_size(args.max_input_bytes, "--max-input-bytes") if getattr(args, "max_input_bytes", None) \
+            else None
+        max_rows = getattr(args, "max_input_rows", None)
+        max_rows = int(str(max_rows).replace(",", "").replace("_", "")) if max_rows else None
+    except ValueError as exc:
+        raise UsageError(str(exc) if "must" in str(exc) else f"--max-input-rows must be a whole number, got "
+                         f"{args.max_input_rows!r}") from None
+    if max_rows is not None and max_rows <= 0:
+        raise UsageError(f"--max-input-rows must be positive, got {args.max_input_rows!r}")
+    return Limits.from_env(max_bytes=max_bytes, max_rows=max_rows)
+
+
+def read_input(args: argparse.Namespace):
+    """Read the INPUT files with the format/column options: returns a Reading (annotation set, format, note,
+    gold labels the export carries, Label Studio context). Prints the 'read as' note and the warnings."""
+    from deem_core.data.formats import read_dataset  # noqa: PLC0415
+
+    task = args.task_column
+    if isinstance(task, list):
+        task = task[0] if len(task) == 1 else task
+    columns = {key: value for key, value in (("task", task), ("worker", args.worker_column),
+                                              ("label", args.label_column)) if value}
+    fmt = args.format.replace("-", "_")
+    reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
+                           keep_missing=getattr(args, "keep_missing_labels", False),
+                           predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
+    say(reading.note)
+    for message in reading.data.warnings:
+        warn(message)
+    return reading
 
 
 def load_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns an AnnotationSet."""
-    from deem_core.data.readers import read_annotations  # noqa: PLC0415
-
-    columns = {key: value for key, value in (("task", args.task_column), ("worker", args.worker_column),
-                                              ("label", args.label_column)) if value}
-    fmt = args.format.replace("-", "_")
-    loaded = read_annotations(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict)
-    for message in loaded.warnings:
-        print(f"warning: {message}", file=sys.stderr)
-    return loaded
+    return read_input(args).data
 
 
 def parse_float_list(text: str, what: str) -> list[float]:
@@ -84,9 +322,9 @@ def parse_float_list(text: str, what: str) -> list[float]:
     try:
         values = [float(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values or any(not v > 0 for v in values):
-        raise UsageError(f"{what} must be positive numbers, got {text!r}")
+        raise UsageError(f"{what} must be comma-separated numbers, got {escape_controls(text)!r}") from None
+    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+        raise UsageError(f"{what} must be positive finite numbers, got {escape_controls(text)!r}")
     return values
 
 
@@ -96,7 +334,7 @@ def print_selection(model, stream=None) -> None:
     from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
 
     for line in selection_lines(model.selection_summary()):
-        print(line if line.startswith("  ") else f"choice: {line}", file=stream or sys.stderr)
+        say(line if line.startswith("  ") else f"choice: {line}", stream)
 
 
 class ProgressBar:

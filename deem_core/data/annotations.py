@@ -49,6 +49,8 @@ from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 
 __all__ = [
     "AnnotationSet", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -67,15 +69,29 @@ class DataError(ValueError):
     """A problem with the user's annotations, phrased for the user (names the file/column/row)."""
 
 
+def _sort_order(values: Any) -> np.ndarray | None:
+    """The permutation that sorts distinct values, or None when they cannot be compared with each other."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return np.argsort(array, kind="stable")
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":
+        try:  # Arrow compares UTF-8 bytes: the order of code points, as Python compares str
+            return np.asarray(pa_compute.sort_indices(pa.array(array, type=pa.string())), dtype=np.int64)
+        except (pa.ArrowException, UnicodeEncodeError):  # e.g. lone surrogates: Python's comparison below
+            pass
+    try:
+        return np.asarray(sorted(range(len(array)), key=array.__getitem__), dtype=np.int64)
+    except TypeError:
+        return None
+
+
 def _sort_values(values: Any) -> list | np.ndarray:
     """Unique values sorted when they are mutually comparable, else in the given (first-seen) order."""
-    array = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if array.dtype.kind in "biuf":
-        return np.sort(array, kind="stable")
-    try:
-        return sorted(values)
-    except TypeError:
-        return list(values)
+    array = np.asarray(values)
+    order = _sort_order(array)
+    if order is None:
+        return list(array)
+    return array[order] if array.dtype.kind in "biuf" else list(array[order])
 
 
 def sorted_index(values: Iterable[Hashable], name: str) -> pd.Index:
@@ -110,6 +126,10 @@ def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
 
 def _gib(n_bytes: float) -> str:
     return f"{n_bytes / (1 << 30):.1f} GiB" if n_bytes >= (1 << 30) else f"{n_bytes / (1 << 20):.0f} MiB"
+
+
+def _share(value: float) -> str:
+    return f"{value:.2%}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def majority_vote_codes(votes: np.ndarray) -> np.ndarray:
@@ -289,7 +309,7 @@ class AnnotationSet:
             raise DataError(
                 f"{self.source}: {purpose} needs a dense table of {shape} ({_gib(n_bytes)}), more than the "
                 f"{_gib(limit)} allowed: the data are too sparse or too large for it ({self.n_answers:,} answers, "
-                f"density {self.density:.2%}); use a method that works on the answers (mv, ds) or a sample of tasks")
+                f"density {_share(self.density)}); use a method that works on the answers (mv, ds) or a sample of tasks")
 
     def dense_labels(self, positions: Any = None, max_bytes: int | None = None,
                      purpose: str = "this computation") -> np.ndarray:
@@ -594,9 +614,14 @@ def _refactorize(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np
 
 def _sorted_codes(uniques: Any, codes: np.ndarray, name: str) -> tuple[pd.Index, np.ndarray]:
     """The vocabulary as a sorted Index (first-seen order when not sortable) and the codes mapped into it."""
-    index = pd.Index(_sort_values(uniques), name=name)
-    rank = index.get_indexer(uniques)
-    return index, rank[codes].astype(np.int64, copy=False)
+    array = np.asarray(uniques)
+    order = _sort_order(array)
+    if order is None:
+        return pd.Index(list(array), name=name), codes
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    values = array[order] if array.dtype.kind in "biuf" else list(array[order])
+    return pd.Index(values, name=name), rank[codes]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,

@@ -36,7 +36,8 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, heldou
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
-from deem_core.model.training import TrainingResult, predict_hidden
+from deem_core.model.engine import task_outputs
+from deem_core.model.training import TrainingResult
 
 __all__ = ["labels_of", "MAJORITY_VOTE", "majority_vote_network", "CandidateFit", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
@@ -47,8 +48,6 @@ PARSIMONY_SE = 2.0
 #: the safety rule switches to the majority-vote start when majority vote agrees with the held-out answers more
 #: often than the choice by more than this many paired standard errors
 SAFETY_Z = 2.0
-#: what needs the dense tasks x workers table here (named in the size check's message), as in DEEM's training
-DENSE_PURPOSE = "DEEM training"
 #: ``Choice.index`` when the safety rule returns plain majority vote
 MAJORITY_VOTE = -2
 #: a class counts for the collapse check when majority vote gives it to at least this share of the tasks and at
@@ -145,10 +144,7 @@ class CandidateFit:
 def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, device: torch.device) -> np.ndarray:
     """Consensus class codes (n,) of the network's runs on ``data`` (each run's hidden units mapped to classes
     against ``reference`` with the Hungarian algorithm, posteriors averaged over runs)."""
-    t = torch.as_tensor(data.dense_labels(purpose=DENSE_PURPOSE), dtype=torch.long, device=device)
-    soft = data.dense_soft(purpose=DENSE_PURPOSE)
-    s = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=device)
-    hidden = predict_hidden(network, t, (t >= 0).float(), s).cpu().numpy()  # (R, n, K)
+    hidden = task_outputs(network, data)[1].cpu().numpy()  # (R, n, K)
     mapped = np.zeros_like(hidden)
     for run in range(hidden.shape[0]):
         class_map = hungarian_class_map(hidden[run].argmax(-1), reference, data.n_classes)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from deem_core.model.network import DEEMNetwork
+from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES
 from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs
 from deem_core.model.training import (
     Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig, TrainingResult, resolve_device,
@@ -31,9 +32,6 @@ __all__ = [
     "ALL_PAIRS_MAX_BYTES", "SlotBatch", "SparseEvaluator", "SparseTaskData", "choose_storage", "train_answers",
 ]
 
-#: all-pairs block storage while one run's layer (d*K)^2 floats stay under this; only the co-occurring pairs
-#: beyond (see choose_storage)
-ALL_PAIRS_MAX_BYTES = 512 << 20
 
 
 @dataclass

@@ -125,6 +125,18 @@ def _snapshot(network: DEEMNetwork) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
+def _finite_runs(param: torch.Tensor, n_runs: int) -> torch.Tensor:
+    """(R,) bool: every entry of the run's slice of ``param`` is finite. A finite sum proves it (a NaN or an
+    infinity makes the sum non-finite) at a fraction of the cost of ``isfinite`` on a large layer; only a
+    non-finite sum (which finite values can also reach by overflow) is checked entry by entry."""
+    flat = param.reshape(n_runs, -1)
+    finite = torch.isfinite(flat.sum(dim=1))
+    if not bool(finite.all()):
+        finite = torch.isfinite(flat).all(dim=1)
+    return finite
+
+
+@torch.no_grad()
 def _restore_runs(network: DEEMNetwork, snapshot: list[torch.Tensor], runs: torch.Tensor) -> None:
     """Copy the snapshot back into the parameters of the runs flagged in ``runs`` (R,) bool."""
     for param, saved in zip(network.parameters(), snapshot):
@@ -199,7 +211,9 @@ class TaskData(Protocol):
     #: at least one task has a gold label (the supervised term has something to fit)
     has_gold: bool
 
-    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch: ...
+    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch:
+        """The :class:`Batch` of the tasks ``index`` (R, b) (one row of task positions per run)."""
+        ...
 
     def network_layout(self) -> tuple[str, torch.Tensor | None]:
         """``(layout, pair_keys)`` of the layer weights this data trains (see :class:`DEEMNetwork`)."""
@@ -209,11 +223,17 @@ class TaskData(Protocol):
         """The network evaluated on one batch (the sampler's energy, the loss, the update)."""
         ...
 
-    def new_chains(self, n_runs: int) -> torch.Tensor: ...
+    def new_chains(self, n_runs: int) -> torch.Tensor:
+        """Persistent negative chains of ``n_runs`` runs, started at the data."""
+        ...
 
-    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The chains of the batch's tasks as the sampler takes them: (R, b, d) class codes."""
+        ...
 
-    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None: ...
+    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None:
+        """Write the sampler's new (R, b, d) states back into ``chains``."""
+        ...
 
 
 @dataclass
@@ -490,9 +510,7 @@ def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, 
         # dead-unit check: hidden units that won at least one task during this epoch (posteriors
         # taken in the positive pass of each batch, so no extra pass over the data is needed)
         n_predicted = totals.predicted_counts.gt(0).sum(dim=1)  # (R,)
-        params_finite = torch.stack([
-            torch.isfinite(p.reshape(r, -1)).all(dim=1) for p in network.parameters()
-        ]).all(dim=0)
+        params_finite = torch.stack([_finite_runs(p, r) for p in network.parameters()]).all(dim=0)
     means = totals.means()
     state.freeze_diverged(state.active & ~params_finite,
                           f"parameters became non-finite at epoch {epoch}; restored to epoch {epoch - 1}")
@@ -512,7 +530,9 @@ def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, 
             "status": "running" if alive else state.status[run],
             "seconds": elapsed,
         })
-    state.snapshot = _snapshot(network)
+    with torch.no_grad():
+        for saved, param in zip(state.snapshot, network.parameters()):
+            saved.copy_(param)  # in place: no second copy of the weights while the new one is made
     return logs
 
 

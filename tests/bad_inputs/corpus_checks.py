@@ -40,10 +40,10 @@ def no_huge_network(limit: int = MAX_TEST_UNITS) -> Iterator[None]:
 
     original = model.DEEMNetwork.__init__
 
-    def guarded_init(self, n_runs, n_workers, n_classes, n_layers=1):
+    def guarded_init(self, n_runs, n_workers, n_classes, *args, **kwargs):
         if n_workers * n_classes > limit:
             raise _too_big("DEEMNetwork", n_workers, n_classes)
-        original(self, n_runs, n_workers, n_classes, n_layers)
+        original(self, n_runs, n_workers, n_classes, *args, **kwargs)
 
     def guard(name, function):
         def guarded(data, *args, **kwargs):
