@@ -154,8 +154,11 @@ def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, so
         gathered = GatheredNetwork(variant, slots.workers, slots.mask, train=True)
         pos = answers.one_hot_fm(slots.answer, slots.mask, K)
         neg = neg_answers.one_hot_fm(slots.answer, slots.mask, K)
-        sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm)[0].mean(1) - \
-            gathered.free_energy_and_logits(neg, slots.mask_fm)[0].mean(1)
+        # hard labels: the first layer's gradient is collected row by row (the labels say x is one-hot)
+        pos_labels = None if soft else answers.labels[slots.answer]
+        neg_labels = None if soft else neg_answers.labels[slots.answer]
+        sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm, pos_labels)[0].mean(1) - \
+            gathered.free_energy_and_logits(neg, slots.mask_fm, neg_labels)[0].mean(1)
         torch.testing.assert_close(sparse_loss, loss.detach(), atol=1e-4, rtol=1e-5)
         sparse_loss.sum().backward()
         for pname, p in variant.named_parameters():

@@ -57,8 +57,11 @@ class SparseEvaluator:
         negative = self.data.answers.one_hot_fm(batch.answer, batch.mask, self.data.n_classes, labels=negative_states)
         # F up to each task's missing-worker offset, which cancels in the loss; the reported means add it back
         # in float64 (it is O(d) large, the difference of the two means is not)
-        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm)
-        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm)
+        answers = self.data.answers
+        # one-hot inputs (hard labels) let the first layer's gradient be collected row by row
+        positive_labels = answers.labels[batch.answer] if answers.soft is None else None
+        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm, positive_labels)
+        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm, negative_states)
         offset = self.gathered.offset.mean(1)  # (R,) float64
         return EnergyTerms(loss=energy_pos.mean(1) - energy_neg.mean(1),
                            positive_energy=energy_pos.detach().double().mean(1) - offset,
