@@ -5,9 +5,11 @@ visible unit is summed out (see :mod:`deem_core.model.network`). So a task answe
 ``S`` (``|S| = a``) only involves
 
 * the ``a x a`` blocks of ``K x K`` layer weights between members of ``S`` (and their biases), and
-* the iRBM parameters of the members of ``S``, plus the missing workers' summed-out term
+* the iRBM parameters of the members of ``S``; with the hidden bias in the paper's meaning
+  (``bias="irbm"``, see :mod:`deem_core.model.network`) also the missing workers' summed-out term
   ``sum_{i not in S} log sum_l exp(a_i^l + w_i^{lm})``, computed as the sum over *all* workers (once per
-  batch, ``O(d K^2)``) minus the sum over ``S`` (``O(a K)`` per task).
+  batch, ``O(d K^2)``) minus the sum over ``S`` (``O(a K)`` per task); with the class-prior meaning
+  (``bias="prior"``, what data with missing answers train) nothing else at all.
 
 Per task the work is ``O(a^2 K^2)`` instead of ``O((d K)^2)``, and the result is the same number.
 
@@ -271,16 +273,22 @@ class GatheredNetwork:
             self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
             # ---- layer biases (R, A, K, B)
             self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
-            # ---- the missing workers' summed-out term: all workers minus the task's own
+            # ---- the workers' partitions log sum_l exp(a_i^l + w_i^{lm}), split into a class-independent part
+            # (base) and the rest (centred): bias="irbm" adds those of the missing workers (all workers minus
+            # the task's own), bias="prior" subtracts those of the task's own workers
             own = mask.unsqueeze(-1)  # (R, B, A, 1)
             own_centred = (own_centred * own).sum(2)  # (R, B, K)
             own_base = (own_base * own).sum((2, 3))  # (R, B)
-            # hidden logits' task-dependent bias (R, K, B), up to the class-independent offset below; the sums
-            # over all d workers are O(d) large, so they are added up in float64 and rounded once
-            total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
-            self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
-            #: ``sum_{i missing} log sum_l exp(a_i^l + w_i^{l1})`` per task (R, B) in float64: F = F_rel - offset
-            self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
+            if network.bias == "prior":
+                self.hidden_bias = b_hid.unsqueeze(-1) - own_centred.transpose(1, 2)  # (R, K, B)
+                #: class-independent part of the logits left out of them, per task (R, B) in float64:
+                #: F = F_rel - offset
+                self.offset = -own_base.double()
+            else:
+                # the sums over all d workers are O(d) large: added up in float64 and rounded once
+                total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
+                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
+                self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
 
     # ------------------------------------------------------------------ gather / scatter
     @staticmethod
