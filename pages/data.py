@@ -18,9 +18,14 @@ common.require_shell()
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
-           "wide": "wide: task + one column per annotator", "per_annotator": "one file per annotator: task, label"}
+           "wide": "wide: task + one column per worker", "per_annotator": "one file per worker: task, label",
+           "mturk": "Amazon Mechanical Turk batch results", "toloka": "Toloka results (TSV)",
+           "label_studio": "Label Studio JSON export", "label_studio_min": "Label Studio JSON-MIN export",
+           "label_studio_csv": "Label Studio CSV export"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
 MAX_HEATMAP = 60
+#: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
+MAX_COVERAGE_ROWS = 5000
 
 
 def sample_sets() -> list[str]:
@@ -34,11 +39,14 @@ def load_sample(name: str) -> None:
     truth_path = SAMPLE_DIR / f"{name}.truth.csv"
     gold = read_truth(truth_path, like=data) if truth_path.exists() else None
     common.set_dataset(name, data, gold, files=[f"{name}.csv"], origin="sample")
+    st.session_state.pop("_reading_note", None)
+    st.session_state.pop("_label_studio", None)
 
 
 st.title("Data")
-st.caption("Upload the annotators' labels: one or more CSV files (long, wide or one file per annotator; "
-           ".csv, .csv.gz, .tsv), or start from a bundled sample set.")
+st.caption("Upload the workers' labels: one or more files (long, wide or one file per worker; or an Amazon "
+           "Mechanical Turk, Toloka or Label Studio export; CSV, TSV, JSON or Parquet, gzipped or not), or start from "
+           "a bundled sample set.")
 
 # ------------------------------------------------------------------ sample sets
 with st.container(border=True):
@@ -53,20 +61,61 @@ with st.container(border=True):
                 st.session_state["_notice"] = f"loaded the sample set {name}"
                 st.rerun()
             except DataError as exc:
-                st.error(str(exc))
+                st.error(common.safe(exc))
             except Exception as exc:  # noqa: BLE001
                 common.show_error(exc, f"sample {name}")
 
 # ------------------------------------------------------------------ upload
+DETECTED = "(as detected)"
+COMBINED = "(all of them together)"
+
+
+def _mapping_controls(shown, fmt: str) -> dict:
+    """Selectboxes to override what the detection chose; returns the ``columns=`` mapping to read with."""
+    columns: dict = {}
+    effective = shown.layout or (fmt if fmt != "auto" else "long")
+    choices = shown.choices or {}
+    header = [str(c) for c in shown.frame.columns]
+    if effective in ("long", "wide", "per_annotator"):
+        roles = {"long": ["task", "worker", "label"], "per_annotator": ["task", "label"], "wide": ["task"]}[effective]
+        options = {role: header for role in roles}
+        titles = {"task": "task column", "worker": "worker column", "label": "label column"}
+    elif effective == "label_studio":
+        roles = ["label", "task"]
+        options = {"label": choices.get("label", []), "task": choices.get("task", [])}
+        titles = {"label": "labelling control (from_name)", "task": "task key"}
+    else:
+        roles = ["label", "task"]
+        options = {"label": choices.get("label", []), "task": choices.get("task", [])}
+        titles = {"label": "answer field (the label)", "task": "task column"}
+    detected = shown.columns or {}
+    cells = st.columns(len(roles))
+    for cell, role in zip(cells, roles):
+        found = detected.get(role)
+        listed = list(dict.fromkeys(str(o) for o in options.get(role, []) if o is not None))
+        extra = [COMBINED] if role == "task" and effective not in ("long", "wide", "per_annotator", "label_studio") \
+            and len([o for o in listed if o.startswith(("Input.", "INPUT:"))]) > 1 else []
+        chosen = cell.selectbox(titles[role], [DETECTED, *extra, *listed], key=f"map_{role}",
+                                help="what the detection chose is named in the 'read as' line above")
+        if chosen == COMBINED:
+            columns[role] = [o for o in listed if o.startswith(("Input.", "INPUT:"))]
+        elif chosen != DETECTED and chosen != (found if isinstance(found, str) else None):
+            columns[role] = chosen
+    return columns
+
+
 with st.container(border=True):
     st.markdown("**Your files**")
-    files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt"], accept_multiple_files=True,
-                             key="upload_annotations",
-                             help="Long: task, worker, label. Wide: task + one column per annotator. One file "
-                                  "per annotator: task, label (the annotator is named after the file).")
-    fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
-    columns: dict[str, str] = {}
-    unreadable = False  # the first file could not be read at all with this layout: loading would fail the same way
+    files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt", "json", "jsonl", "parquet", "pq"],
+                             accept_multiple_files=True, key="upload_annotations",
+                             help="Long: task, worker, label. Wide: task + one column per worker. One file per "
+                                  "worker: task, label (the worker is named after the file). Or a platform's export: "
+                                  "Amazon Mechanical Turk batch results, Toloka results, Label Studio JSON / JSON-MIN "
+                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not.")
+    fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
+    columns: dict = {}
+    predictions = True
+    unreadable = False  # the first file could not be read at all with this format: loading would fail the same way
     if files:
         from deem_core.data.readers import preview  # noqa: PLC0415
 
@@ -74,55 +123,71 @@ with st.container(border=True):
             shown = preview(files[0], format=fmt)
         except DataError as exc:
             shown, unreadable = None, True
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             shown, unreadable = None, True
             common.show_error(exc, files[0].name)
         if shown is not None:
-            layout = shown.layout or "unknown"
-            delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(shown.delimiter,
-                                                                                       repr(shown.delimiter))
-            st.markdown(f"Detected in **{shown.name}**: layout **{layout}**, {delimiter}-separated, "
-                        f"{shown.encoding}.")
+            note_box = st.empty()  # the "read as" line goes above the controls that can change it
+            with st.expander("Mapping: which columns or fields are the task, worker and label",
+                             expanded=bool(shown.problem)):
+                columns = _mapping_controls(shown, fmt)
+                if shown.has_predictions:
+                    predictions = st.toggle("Read the model predictions as workers (one per model_version)",
+                                            value=True, key="upload_predictions")
+            if columns or not predictions:
+                try:  # the note and the cells as they will be read with the choices made
+                    shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
+                except DataError as exc:
+                    st.error(common.safe(exc), icon=":material/warning:")
+            if shown.note:
+                note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
             if shown.problem:
-                st.warning(shown.problem)
+                st.warning(common.safe(shown.problem))
+            separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+            details = []
+            if shown.delimiter:
+                details.append(f"{separators.get(shown.delimiter, repr(shown.delimiter))}-separated")
+            if shown.container != "csv":
+                details.append(shown.container)
+            if shown.encoding:
+                details.append(shown.encoding)
+            if details:
+                st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
-                st.caption(f"note: {note}")
-            header = [str(c) for c in shown.frame.columns]
-            roles = shown.columns or {}
-            with st.expander("Column mapping (override what was detected)", expanded=bool(shown.problem)):
-                effective = fmt if fmt != "auto" else (shown.layout or "long")
-                roles_needed = ["task", "worker", "label"] if effective == "long" else (
-                    ["task", "label"] if effective == "per_annotator" else ["task"])
-                map_cols = st.columns(len(roles_needed))
-                for col, role in zip(map_cols, roles_needed):
-                    detected = roles.get(role)
-                    auto = f"detected: {detected}" if detected else "not found"
-                    chosen = col.selectbox(f"{role} column", [auto, *header], key=f"map_{role}")
-                    if chosen != auto and chosen != detected:
-                        columns[role] = chosen
+                st.caption(common.safe(f"note: {note}"))
             st.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
-            st.caption(f"{len(files)} files: " + ", ".join(f.name for f in files))
-    conflict = st.selectbox("When one annotator gave one task different labels", list(CONFLICTS),
-                            format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
+            st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
+    c = st.columns(2)
+    conflict = c[0].selectbox("When one worker gave one task different labels", list(CONFLICTS),
+                              format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
+    keep_missing = c[1].toggle("Keep None, NaN, null, NA, N/A as labels", key="upload_keep_missing",
+                               help="by default these spellings (any case) and empty cells are missing answers: "
+                                    "dropped, with a warning that counts the answers and the tasks lost")
     if unreadable:
-        st.caption("Remove this file or choose another layout above; the files load once they can be read.")
+        st.caption("Remove this file or choose another format above; the files load once they can be read.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
-        from deem_core.data.readers import read_annotations  # noqa: PLC0415
+        from deem_core.data.readers import read_dataset  # noqa: PLC0415
 
         started = time.perf_counter()
         try:
             with st.spinner("reading the files"):
-                data = read_annotations(list(files), format=fmt, columns=columns or None, on_conflict=conflict)
+                reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
+                                       keep_missing=keep_missing, predictions=predictions)
+            data = reading.data
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
-            common.set_dataset(name, data, None, files=[f.name for f in files], origin="upload")
+            common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload")
+            st.session_state["_reading_note"] = reading.note
+            st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
             st.session_state["_notice"] = (f"loaded {data.n_annotations:,} answers from {len(files)} file(s) in "
-                                           f"{time.perf_counter() - started:.1f} s")
+                                           f"{time.perf_counter() - started:.1f} s"
+                                           + (f" and {len(reading.gold):,} gold labels" if reading.gold is not None
+                                              else ""))
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")
 
@@ -132,7 +197,7 @@ if ds is None:
     st.stop()
 
 data = ds["data"]
-st.header(f"Summary: {ds['name']}")
+st.header(f"Summary: {common.safe(ds['name'])}")
 
 
 def summary(data) -> dict:
@@ -168,10 +233,12 @@ m[4].metric("Density", f"{data.density:.0%}", help="share of (task, annotator) c
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
-st.caption(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
-           f"summary computed in {stats['seconds']:.2f} s")
+if st.session_state.get("_reading_note"):
+    st.text(st.session_state["_reading_note"])
+st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
+                       f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
-    st.warning(message, icon=":material/cleaning_services:")
+    st.warning(common.safe(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
@@ -182,16 +249,19 @@ with tabs[0]:
     if len(counts) <= 40:  # whole numbers only: one bar per count, no 9.8 / 10.2 ticks
         fig.update_xaxes(type="category")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
-    st.plotly_chart(fig, key="per_task_hist")
+    common.plotly_chart(fig, key="per_task_hist")
 with tabs[1]:
     balance = stats["balance"]
     fig = px.bar(balance, x="class", y=["answer_share", "majority_vote_share"], barmode="group",
                  labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
-    st.plotly_chart(fig, key="class_balance")
+    common.plotly_chart(fig, key="class_balance")
     st.dataframe(balance, hide_index=True)
 with tabs[2]:
     coverage = stats["coverage"]
+    if len(coverage) > MAX_COVERAGE_ROWS:
+        st.caption(f"the {MAX_COVERAGE_ROWS:,} annotators with the most answers (of {len(coverage):,})")
+        coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
     st.dataframe(coverage, hide_index=True, column_config={
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
@@ -201,10 +271,10 @@ with tabs[3]:
         st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
-    st.plotly_chart(fig, key="pairwise")
+    common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two annotators gave the same label (blank: no common task).")
 with tabs[4]:
-    st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
+    st.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")
 with tabs[5]:
     gold = ds.get("gold")
@@ -212,6 +282,8 @@ with tabs[5]:
         known = gold.index.isin(data.tasks)
         st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
                    + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+        if st.session_state.get("_gold_warning"):  # set while reading the file, before the rerun
+            st.warning(common.safe(st.session_state.pop("_gold_warning")))
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
             st.rerun()
@@ -226,11 +298,11 @@ with tabs[5]:
             st.session_state["_gold_file"] = gold_file.file_id
             unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
-                st.warning(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
-                           f"e.g. {truth[unknown].iloc[0]!r}")
+                st.session_state["_gold_warning"] = (f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not "
+                                                     f"among the classes, e.g. {truth[unknown].iloc[0]!r}")
             st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
-            st.error(f"{gold_file.name}: {readable_error(exc)}", icon=":material/warning:")
+            st.error(common.safe(f"{gold_file.name}: {readable_error(exc)}"), icon=":material/warning:")

@@ -66,9 +66,11 @@ def waiting(diag_id: str) -> None:
     s = mgr.snapshot(diag_id)
     if s is None or s.done:
         st.rerun()
-    st.info(f"{s.status}: {s.phase or s.message}", icon=":material/hourglass_top:")
-    if st.button("Cancel", key=f"diag_cancel_{diag_id}"):
-        mgr.cancel(diag_id)
+    st.info(common.safe(f"{s.status}: {s.phase or s.message}"), icon=":material/hourglass_top:")
+    if not common.can_control(diag_id):
+        common.read_only_note(diag_id)
+    elif st.button("Cancel", key=f"diag_cancel_{diag_id}"):
+        common.cancel(diag_id)
 
 
 if dsnap is None:
@@ -77,16 +79,16 @@ if not dsnap.done:
     waiting(diag_id)
     st.stop()
 if dsnap.status != "finished":
-    st.error(f"Diagnostics {dsnap.status}: {dsnap.message}")
+    st.error(common.safe(f"Diagnostics {dsnap.status}: {dsnap.message}"))
     st.stop()
 result = dsnap.result
 if result is None:
-    st.info("These diagnostics were computed before the server restarted; their tables are in the run folder "
-            f"`{mgr.store.run_dir(diag_id) / 'diagnostics'}`. Press “Compute diagnostics” to see the charts again.")
+    st.info("These diagnostics were computed before the server restarted (their tables are kept with the run on "
+            "the server). Press “Compute diagnostics” to see the charts again.")
     st.stop()
-st.caption(f"{dsnap.message} · run `{diag_id}`")
+st.caption(common.safe(f"{dsnap.message} · run {diag_id}"))
 for note in result.notes:
-    st.caption(f"note: {note}")
+    st.caption(common.safe(f"note: {note}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
@@ -103,10 +105,10 @@ with tab_mi:
         index = list(mi.classes).index(class_value)
         values = mi.off_diagonal()[:, index]
         zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
-    st.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+    common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
     summary = mi_summary_frame(mi)
     st.dataframe(summary, hide_index=True)
-    st.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+    common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
@@ -120,7 +122,7 @@ with tab_imp:
                             key="diag_imp_panels")
     highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers], key="diag_imp_highlight")
     if panels:
-        st.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels), key="diag_imp_bars")
+        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels), key="diag_imp_bars")
     table = importance_frame(importance)
     st.dataframe(table, hide_index=True)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
@@ -135,7 +137,7 @@ with tab_quality:
                       format_func={"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)",
                                    "gold": "gold labels"}.get)
     matrix = quality.confusion(worker, kind)
-    st.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label vs true class ({kind})"),
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label vs true class ({kind})"),
                     key="diag_q_confusion")
     d = st.columns(2)
     d[0].download_button("Worker quality CSV", data=lambda: to_safe_csv(quality.table, index=False),

@@ -122,7 +122,7 @@ with st.container(border=True):
             common.set_current_run(run_id, "sweep")
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the sweep")
 
@@ -149,32 +149,34 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(snapshot.message or "queued", icon=":material/hourglass_top:")
+            st.info(common.safe(snapshot.message or "queued"), icon=":material/hourglass_top:")
         else:
             first = snapshot.seconds_to_first_point
             extra = f" · first point after {first:.1f} s" if first is not None else ""
             st.progress(snapshot.fraction, text=f"epoch {snapshot.steps_done} of {snapshot.steps_total}{extra}")
         if len(snapshot.history):
-            st.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
+            common.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
         else:
             st.caption("waiting for the first epoch…")
     except Exception as exc:  # noqa: BLE001
         common.show_error(exc, "live view")
-    if st.button("Cancel sweep", key=f"cancel_{run_id}"):
-        mgr.cancel(run_id)
-        st.toast("cancelling: the sweep stops after the current mini-batch")
+    if not owner:
+        common.read_only_note(run_id)
+    elif st.button("Cancel sweep", key=f"cancel_{run_id}"):
+        common.cancel(run_id)
 
 
+owner = common.can_control(run_id)  # only the owner's session may cancel (the link alone is read-only)
 if not snap.done:
     live(run_id)
     st.stop()
 
 # ------------------------------------------------------------------ finished (or cancelled / failed)
 if snap.status == "failed":
-    st.error(f"The sweep failed: {snap.message}", icon=":material/error:")
+    st.error(common.safe(f"The sweep failed: {snap.message}"), icon=":material/error:")
     st.stop()
 if snap.status == "cancelled":
-    st.warning(snap.message or "cancelled", icon=":material/stop_circle:")
+    st.warning(common.safe(snap.message or "cancelled"), icon=":material/stop_circle:")
 
 
 def load_final(run_id: str):
@@ -209,7 +211,7 @@ with left:
         if getattr(trace, "hoverinfo", None) != "skip" and trace.mode == "lines":
             trace.mode = "lines+markers"
             trace.marker.size = 5
-    event = st.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
+    event = common.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
     st.caption("Click a curve to choose its learning rate (or pick one from the list).")
     clicked = picked_lr(event, figure, grid)
     if clicked is not None and clicked != st.session_state.get(f"_clicked_{run_id}"):
@@ -226,7 +228,7 @@ with right:
             for lr, v in sorted(verdicts.items())]
     if rows:
         st.table(pd.DataFrame(rows).set_index("lr"))
-    st.caption(f"{snap.message} · {loaded.record.get('device') or ''}")
+    st.caption(common.safe(f"{snap.message} · {loaded.record.get('device') or ''}"))
 
 
 

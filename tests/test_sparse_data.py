@@ -155,6 +155,7 @@ def test_subset_iter_dense_and_encode_like_match_dense_slicing(case):
     np.testing.assert_array_equal(data.dense_labels(positions), labels[positions])
     if probs is not None:
         np.testing.assert_array_equal(sub.dense_soft(), probs[positions])
+    pd.testing.assert_frame_equal(data.to_long(limit=7), data.to_long().head(7))
     chunks = [(rows, chunk) for rows, chunk, _ in data.iter_dense(batch_size=37)]
     assert all(len(chunk) <= 37 for _, chunk in chunks)
     np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in chunks]), labels)
@@ -292,3 +293,35 @@ def test_from_codes_refuses_repeated_pairs_and_bad_layouts():
     assert data.label_codes.tolist() == [1, 0, 1] and data.task_offsets.tolist() == [0, 2, 3]
     with pytest.raises(AttributeError, match="dense_labels"):
         data.labels  # noqa: B018 - the old dense attribute says where to go
+
+
+# ------------------------------------------------------------------ crowd-kit's MV and DS on the answers
+@pytest.mark.parametrize("name", ["condind", "digits_experts", "random"])
+def test_majority_vote_and_dawid_skene_on_the_answers_equal_crowdkit(name):
+    """Fitted on an AnnotationSet, the mv and ds aggregators compute crowd-kit's algorithms on the answers;
+    fitted on the same answers as a long frame they call crowd-kit. Labels, probabilities, tie counts,
+    confusion matrices and priors agree."""
+    from conftest import ROOT
+    from deem_core.methods.baselines import DawidSkeneAggregator, MajorityVoteAggregator
+
+    if name == "random":  # sparse, many ties, a class nobody gives, string labels
+        labels, _ = random_dense(11, 400, 15, 4, 0.2)
+        data = AnnotationSet.from_dense(labels, classes=["a", "b", "c", "d"], workers=[f"w{i}" for i in range(15)])
+        data = AnnotationSet.from_long(data.to_long().query("label != 'c'"))
+    else:
+        data = AnnotationSet.from_long(pd.read_csv(ROOT / "sample_data" / f"{name}.csv"))
+    long = data.to_long()
+    for options in ({}, {"tie_break": "random", "seed": 3}):
+        sparse, crowdkit = MajorityVoteAggregator(**options).fit(data), MajorityVoteAggregator(**options).fit(long)
+        assert sparse.model_ is None and crowdkit.model_ is not None  # the two paths were taken
+        pd.testing.assert_series_equal(sparse.labels_, crowdkit.labels_)
+        pd.testing.assert_frame_equal(sparse.probas_, crowdkit.probas_, atol=1e-12, rtol=0)
+        assert sparse.n_ties_ == crowdkit.n_ties_ > 0
+    sparse, crowdkit = DawidSkeneAggregator().fit(data), DawidSkeneAggregator().fit(long)
+    assert sparse.model_ is None and crowdkit.model_ is not None
+    assert sparse.n_iter_ == len(crowdkit.model_.loss_history_)
+    pd.testing.assert_series_equal(sparse.labels_, crowdkit.labels_)
+    pd.testing.assert_frame_equal(sparse.probas_, crowdkit.probas_, atol=1e-12, rtol=0)
+    pd.testing.assert_frame_equal(sparse.errors_, crowdkit.errors_, atol=1e-12, rtol=0)
+    pd.testing.assert_series_equal(sparse.priors_, crowdkit.priors_, atol=1e-12, rtol=0)
+    pd.testing.assert_frame_equal(sparse.results_frame(), crowdkit.results_frame(), atol=1e-12, rtol=0)

@@ -49,6 +49,8 @@ from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 
 __all__ = [
     "AnnotationSet", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -67,15 +69,29 @@ class DataError(ValueError):
     """A problem with the user's annotations, phrased for the user (names the file/column/row)."""
 
 
+def _sort_order(values: Any) -> np.ndarray | None:
+    """The permutation that sorts distinct values, or None when they cannot be compared with each other."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return np.argsort(array, kind="stable")
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":
+        try:  # Arrow compares UTF-8 bytes: the order of code points, as Python compares str
+            return np.asarray(pa_compute.sort_indices(pa.array(array, type=pa.string())), dtype=np.int64)
+        except (pa.ArrowException, UnicodeEncodeError):  # e.g. lone surrogates: Python's comparison below
+            pass
+    try:
+        return np.asarray(sorted(range(len(array)), key=array.__getitem__), dtype=np.int64)
+    except TypeError:
+        return None
+
+
 def _sort_values(values: Any) -> list | np.ndarray:
     """Unique values sorted when they are mutually comparable, else in the given (first-seen) order."""
-    array = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if array.dtype.kind in "biuf":
-        return np.sort(array, kind="stable")
-    try:
-        return sorted(values)
-    except TypeError:
-        return list(values)
+    array = np.asarray(values)
+    order = _sort_order(array)
+    if order is None:
+        return list(array)
+    return array[order] if array.dtype.kind in "biuf" else list(array[order])
 
 
 def sorted_index(values: Iterable[Hashable], name: str) -> pd.Index:
@@ -110,6 +126,10 @@ def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
 
 def _gib(n_bytes: float) -> str:
     return f"{n_bytes / (1 << 30):.1f} GiB" if n_bytes >= (1 << 30) else f"{n_bytes / (1 << 20):.0f} MiB"
+
+
+def _share(value: float) -> str:
+    return f"{value:.2%}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def majority_vote_codes(votes: np.ndarray) -> np.ndarray:
@@ -289,7 +309,7 @@ class AnnotationSet:
             raise DataError(
                 f"{self.source}: {purpose} needs a dense table of {shape} ({_gib(n_bytes)}), more than the "
                 f"{_gib(limit)} allowed: the data are too sparse or too large for it ({self.n_answers:,} answers, "
-                f"density {self.density:.2%}); use a method that works on the answers (mv, ds) or a sample of tasks")
+                f"density {_share(self.density)}); use a method that works on the answers (mv, ds) or a sample of tasks")
 
     def dense_labels(self, positions: Any = None, max_bytes: int | None = None,
                      purpose: str = "this computation") -> np.ndarray:
@@ -464,13 +484,14 @@ class AnnotationSet:
                    soft_labels=soft, warnings=warnings, source=source)
 
     # ------------------------------------------------------------------ conversions
-    def to_long(self) -> pd.DataFrame:
+    def to_long(self, limit: int | None = None) -> pd.DataFrame:
         """Back to crowd-kit's long format with the original identifiers and labels (hard labels), in CSR
-        order (by task, then worker)."""
+        order (by task, then worker); ``limit``: only the first that many answers."""
+        answers = slice(None) if limit is None else slice(0, max(0, int(limit)))
         return pd.DataFrame({
-            "task": self.tasks.take(self.task_codes),
-            "worker": self.workers.take(self.worker_codes),
-            "label": self.classes.take(self.label_codes),
+            "task": self.tasks.take(self.task_codes[answers]),
+            "worker": self.workers.take(self.worker_codes[answers]),
+            "label": self.classes.take(self.label_codes[answers]),
         }).reset_index(drop=True)
 
     def encode_like(self, df: pd.DataFrame, task: str = "task", worker: str = "worker",
@@ -573,13 +594,13 @@ def _factorize(values: pd.Series, column: str, source: str, missing: str) -> tup
     return codes, np.asarray(uniques)
 
 
-def _non_empty_labels(codes: np.ndarray, uniques: Any) -> np.ndarray | None:
+def _non_empty_labels(codes: np.ndarray, uniques: np.ndarray) -> np.ndarray | None:
     """Rows whose label is present and not blank (None when every label is): checked on the distinct values,
     not per row."""
     blank = np.zeros(len(uniques) + 1, dtype=bool)  # last entry: code -1 (missing)
     blank[-1] = True
-    if getattr(uniques, "dtype", None) == object or pd.api.types.is_string_dtype(getattr(uniques, "dtype", None)):
-        text = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    if uniques.dtype == object or uniques.dtype.kind == "U":
+        text = pd.Series(uniques.astype(object)).astype(str).str.strip()
         blank[:-1] = (text == "").to_numpy()
     empty = blank[codes]  # codes == -1 picks the last entry
     return None if not empty.any() else ~empty
@@ -594,9 +615,14 @@ def _refactorize(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np
 
 def _sorted_codes(uniques: Any, codes: np.ndarray, name: str) -> tuple[pd.Index, np.ndarray]:
     """The vocabulary as a sorted Index (first-seen order when not sortable) and the codes mapped into it."""
-    index = pd.Index(_sort_values(uniques), name=name)
-    rank = index.get_indexer(uniques)
-    return index, rank[codes].astype(np.int64, copy=False)
+    array = np.asarray(uniques)
+    order = _sort_order(array)
+    if order is None:
+        return pd.Index(list(array), name=name), codes
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    values = array[order] if array.dtype.kind in "biuf" else list(array[order])
+    return pd.Index(values, name=name), rank[codes]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,

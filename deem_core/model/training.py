@@ -210,7 +210,9 @@ class TaskData(Protocol):
     #: at least one task has a gold label (the supervised term has something to fit)
     has_gold: bool
 
-    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch: ...
+    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch:
+        """The :class:`Batch` of the tasks ``index`` (R, b) (one row of task positions per run)."""
+        ...
 
     def network_spec(self) -> dict:
         """``layout``, ``pair_keys`` and ``bias`` of the network this data trains (see :class:`DEEMNetwork`)."""
@@ -220,11 +222,17 @@ class TaskData(Protocol):
         """The network evaluated on one batch (the sampler's energy, the loss, the update)."""
         ...
 
-    def new_chains(self, n_runs: int) -> torch.Tensor: ...
+    def new_chains(self, n_runs: int) -> torch.Tensor:
+        """Persistent negative chains of ``n_runs`` runs, started at the data."""
+        ...
 
-    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The chains of the batch's tasks as the sampler takes them: (R, b, d) class codes."""
+        ...
 
-    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None: ...
+    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None:
+        """Write the sampler's new (R, b, d) states back into ``chains``."""
+        ...
 
 
 @dataclass
