@@ -382,7 +382,7 @@ class DEEM(Aggregator, BaseEstimator):
         starts = []
         for init in candidates:
             network, ds = initial_network(data, seeds, self.n_layers_, init, device, config,
-                                          explicit=len(candidates) > 1, layout=prepared.network_layout())
+                                          explicit=len(candidates) > 1, spec=prepared.network_spec())
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)
@@ -459,7 +459,7 @@ class DEEM(Aggregator, BaseEstimator):
                 nets = []
                 for init in starts:
                     net, ds = initial_network(data, seeds, int(depth), init, device, config,
-                                              explicit=len(starts) > 1, layout=prepared.network_layout())
+                                              explicit=len(starts) > 1, spec=prepared.network_spec())
                     nets.append(net)
                     if ds is not None:
                         self.dawid_skene_ = ds
