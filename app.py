@@ -10,13 +10,17 @@ a server start would run ``pages/train.py`` alone, without this shell. Every pag
 ``common.require_shell()``, and this script marks its page run with ``common.shell()``: a page reached
 without the shell switches the legacy mode off and runs this script in its place, in the same script
 run, on the same address (see ``pages/common.py``).
+
+First load: the navigation is sent before anything heavy is imported (``pages.common`` brings the engine:
+torch, scipy, pandas, ~2-10 s on a fresh server), and a spinner says what is happening meanwhile; the
+browser never shows the legacy page list ("app, common, data, ...") of a blank page for seconds.
 """
 
 from __future__ import annotations
 
-import streamlit as st
+import sys
 
-from pages import common
+import streamlit as st
 
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
@@ -30,6 +34,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+if "pages.common" in sys.modules:
+    from pages import common
+else:  # the first script run of this server process
+    with st.spinner("Starting DEEM Studio: loading the engine (a few seconds, once per server start)…"):
+        from pages import common
 try:
     common.init_session()
     common.sidebar()

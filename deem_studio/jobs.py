@@ -24,6 +24,7 @@ the job still running.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import threading
@@ -39,23 +40,44 @@ import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.export import label_table
-from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR
+from deem_core.methods.deem import DEEM, DEFAULT_INIT, DEFAULT_LR
+from deem_core.methods.sweep import DEFAULT_SWEEP_EPOCHS, run_sweep
+from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
+from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
-    "device_info", "get_manager", "readable_error", "register_kind",
+    "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE", "SWEEP_SAMPLE_TASKS",
+    "TRAIN_DEFAULTS", "device_info", "get_manager", "readable_error", "register_kind", "status_line",
 ]
 
 #: methods of a "train" job that are DEEM models (the rest are crowd-kit baselines)
-DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM (DEEM without layers = Dawid-Skene as an RBM)"}
+DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM"}  # iRBM: DEEM without layers = Dawid-Skene as an RBM
+
+
+def _signature_defaults(function: Callable[..., Any], names: Sequence[str]) -> dict[str, Any]:
+    """The default values of ``names`` in ``function``'s signature (the engine's one source of defaults)."""
+    parameters = inspect.signature(function).parameters
+    return {name: parameters[name].default for name in names}
+
+
+#: a "train" job's settings when the form leaves them out: DEEM's own signature defaults
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "methods": ["deem"], "n_layers": 1, "epochs": 100, "lr": DEFAULT_LR, "n_seeds": 1, "seed": 0,
-    "init": DEFAULT_INIT,
-    "device": "auto", "batch_size": 1024, "supervised_weight": 0.0,
+    "methods": ["deem"],
+    **_signature_defaults(DEEM.__init__, ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device",
+                                          "batch_size", "supervised_weight")),
 }
-SWEEP_DEFAULTS: dict[str, Any] = {"lrs": None, "epochs": 30, "n_layers": 1, "n_seeds": 1, "seed": 0,
-                                  "device": "auto"}
+#: a "sweep" job's settings: run_sweep's signature defaults (``lrs`` None = the engine's default grid);
+#: ``sample_tasks`` (None = all tasks) sweeps a random sample of the tasks
+SWEEP_DEFAULTS: dict[str, Any] = {
+    **_signature_defaults(run_sweep, ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")),
+    "sample_tasks": None,
+}
+assert SWEEP_DEFAULTS["epochs"] == DEFAULT_SWEEP_EPOCHS
+#: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks
+#: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
+SWEEP_SAMPLE_ABOVE = 20_000
+SWEEP_SAMPLE_TASKS = 5_000
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -100,6 +122,12 @@ class ProgressSnapshot:
     messages: tuple[str, ...] = ()
     result: Any = None
     live: bool = True  # False when read back from the store (the job is not in this process's memory)
+    estimate_s: float | None = None  # the time estimated before launch (``deem_studio.estimate``)
+    phase_done: int = 0  # steps done in the current phase (e.g. epochs of the DEEM model being trained)
+    phase_total: int = 0
+    unit: str = "step"  # what a step of the current phase is ("epoch", "method", "step")
+    rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
+    then_s: float = 0.0  # estimated seconds of the phases after the current one
 
     @property
     def done(self) -> bool:
@@ -122,6 +150,42 @@ class ProgressSnapshot:
             return 0.0
         return (self.finished_at or time.time()) - self.started_at
 
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: the current phase at its measured pace (once it has one) plus the estimate of
+        the phases after it; before that, the launch estimate minus the time elapsed. None when unknown."""
+        if self.done or self.status != "running":
+            return None
+        if self.rate_s is not None and self.phase_total > 0:
+            return max(0.0, (self.phase_total - self.phase_done) * self.rate_s + self.then_s)
+        if self.estimate_s is not None:
+            return max(0.0, self.estimate_s - self.elapsed)
+        return None
+
+
+def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
+    """The one status text of a job, shown alike in the sidebar and on its page.
+
+    ``running`` lines say the phase, the step of the phase, the time elapsed and the time left, e.g.
+    ``training DEEM · epoch 16 of 100 · 12 s elapsed · about 1 min 05 s left``; ``short`` leaves the
+    elapsed time out (sidebar)."""
+    if snap is None:
+        return "not found"
+    if snap.status == "queued":
+        return snap.message or "queued"
+    if snap.status == "running":
+        bits = [snap.phase or "starting"]
+        if snap.phase_total > 1:
+            bits.append(f"{snap.unit} {snap.phase_done} of {snap.phase_total}")
+        if not short:
+            bits.append(f"{format_seconds(snap.elapsed)} elapsed")
+        eta = snap.eta
+        if eta is not None:
+            bits.append(f"about {format_seconds(eta)} left")
+        return " · ".join(bits)
+    took = f" in {format_seconds(snap.elapsed)}" if snap.started_at and snap.finished_at else ""
+    return f"{snap.status}{took}" + (f": {snap.message}" if snap.message and not short else "")
+
 
 class Progress:
     """Thread-safe progress of one job, written by the worker, read as snapshots by the UI."""
@@ -142,6 +206,18 @@ class Progress:
         self.first_point_at: float | None = None
         self.messages: list[str] = []
         self.result: Any = None  # an in-memory result object a job may leave (e.g. diagnostics)
+        self.estimate_s: float | None = None
+        self.phase_done, self.phase_total, self.unit = 0, 0, "step"
+        self.then_s = 0.0
+        self._phase_first: float | None = None  # time of the current phase's first step
+        self._phase_last: float | None = None
+
+    def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0) -> None:
+        """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows."""
+        with self._lock:
+            self.phase, self.phase_done, self.phase_total, self.unit = phase, 0, int(total), unit
+            self.then_s = float(then_s)
+            self._phase_first = self._phase_last = None
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -163,9 +239,14 @@ class Progress:
             for row in rows:
                 self._rows.append({**row, **extra})
             self.steps_done += steps
+            self.phase_done += steps
+            now = time.time()
+            if self._phase_first is None:
+                self._phase_first = now
+            self._phase_last = now
             self._version += 1
             if self.first_point_at is None and rows:
-                self.first_point_at = time.time()
+                self.first_point_at = now
 
     def snapshot(self) -> ProgressSnapshot:
         with self._lock:
@@ -176,7 +257,15 @@ class Progress:
                 steps_done=self.steps_done, steps_total=self.steps_total, history=self._cache[1],
                 queued_behind=self.queued_behind, device=self.device, created_at=self.created_at,
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
-                messages=tuple(self.messages), result=self.result, live=True)
+                messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
+                phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
+                then_s=self.then_s)
+
+    def _rate(self) -> float | None:
+        """Seconds per step of the current phase, measured from its first step on (None before two)."""
+        if self._phase_first is None or self.phase_done < 2 or self._phase_last == self._phase_first:
+            return None
+        return (self._phase_last - self._phase_first) / (self.phase_done - 1)
 
 
 class _ProgressCallback:
@@ -329,6 +418,8 @@ class JobManager:
                                    gold=gold if store_data else None, owner=owner, dataset=dataset,
                                    device=str(config.get("device", "")))
         progress = Progress(run_id, kind, steps_total=steps_of(config))
+        estimate = (config.get("estimate") or {}).get("seconds") if isinstance(config.get("estimate"), dict) else None
+        progress.estimate_s = float(estimate) if estimate is not None else None
         job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
         job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                       name=f"deem-job-{run_id}", daemon=True)
@@ -466,13 +557,54 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 
 
 # --------------------------------------------------------------------------- the job kinds
-def _add_majority(data: AnnotationSet, frame: pd.DataFrame) -> pd.DataFrame:
-    mv = data.majority_vote()
-    mv_values = data.classes.take(np.maximum(mv, 0))
+def method_name(method: str) -> str:
+    """The display name of a method key (``deem`` -> "DEEM", ``mv`` -> "Majority vote")."""
+    from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
+
+    return DEEM_METHODS.get(method) or BASELINE_METHODS.get(method, method)
+
+
+def majority_reference(data: AnnotationSet) -> pd.Series:
+    """The majority vote every method is compared with ("disagrees with majority vote"): computed by the
+    "mv" method's own aggregator (deterministic, one tie rule), so majority vote never disagrees with itself."""
+    from deem_core.methods.baselines import make_aggregator  # noqa: PLC0415
+
+    aggregator = make_aggregator("mv").fit(data.to_long())
+    return label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())["label"]
+
+
+def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
+    mv_values = reference.reindex(frame.index)
     frame = frame.copy()
     frame["majority_vote"] = list(mv_values)
     frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["label"], mv_values)]
     return frame
+
+
+def start_explanation(model: Any, asked: str) -> str:
+    """Which start a fitted DEEM used and why, in words (the CLI prints the same choice)."""
+    from deem_core.methods.deem import DEPENDENCE_THRESHOLD  # noqa: PLC0415
+
+    names = {"ds": "Dawid-Skene", "mv": "majority vote"}
+    chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
+    if asked != "auto":
+        return f"started from {chosen} (chosen in the form)"
+    dependence = getattr(model, "dependence_", None)
+    text = f"started from {chosen}"
+    if dependence is not None:
+        if dependence > DEPENDENCE_THRESHOLD:
+            text += (f" (auto: the workers agree {dependence:.3f} more often than Dawid-Skene predicts, above "
+                     f"{DEPENDENCE_THRESHOLD:g}: they look dependent, which Dawid-Skene cannot model)")
+        else:
+            text += (f" (auto: the workers agree about as often as Dawid-Skene predicts, {dependence:.3f} more, "
+                     f"at most {DEPENDENCE_THRESHOLD:g}: they look independent)")
+    evidence = getattr(model, "init_evidence_", None)
+    if evidence:
+        switched = evidence.get("unsupervised_choice") != getattr(model, "init_", None)
+        text += (f"; the gold labels {'overruled' if switched else 'confirmed'} this choice (the other start was "
+                 f"better on {evidence.get('challenger_better', 0)} and worse on {evidence.get('challenger_worse', 0)} "
+                 f"gold tasks, p = {evidence.get('p_value', float('nan')):.3g})")
+    return text
 
 
 def _check_cancel(ctx: JobContext) -> None:
@@ -518,15 +650,23 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     primary_model, primary_codes = None, None
     cancelled_during = None
     long = None
+    # the phases' estimated seconds (from the launch estimate) say how long the phases after the current one take
+    estimate = cfg.get("estimate") if isinstance(cfg.get("estimate"), dict) else {}
+    deem_list = [m for m in methods if m in DEEM_METHODS]
+    baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
+    per_deem_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(deem_list))
+    # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
+    reference = majority_reference(data)
     for method in methods:
         if ctx.cancel_event.is_set():
-            cancelled_during = cancelled_during or "before " + method
+            cancelled_during = cancelled_during or "before " + method_name(method)
             break
         started = time.perf_counter()
-        entry: dict[str, Any] = {"name": DEEM_METHODS.get(method) or BASELINE_METHODS.get(method, method),
-                                 "status": "finished", "message": ""}
+        entry: dict[str, Any] = {"name": method_name(method), "status": "finished", "message": ""}
         if method in DEEM_METHODS:
-            progress.update(phase=f"training {DEEM_METHODS[method].split(' ')[0]}")
+            later = deem_list[deem_list.index(method) + 1:]
+            progress.start_phase(f"training {method_name(method)}", int(cfg["epochs"]), "epoch",
+                                 then_s=len(later) * per_deem_s + baselines_s)
             model = DEEM(n_layers=0 if method == "irbm" else int(cfg["n_layers"]), epochs=int(cfg["epochs"]),
                          lr=float(cfg["lr"]), init=str(cfg.get("init", DEFAULT_INIT)), n_seeds=int(cfg.get("n_seeds", 1)),
                          seed=int(cfg.get("seed", 0)), device=ctx.device,
@@ -542,24 +682,28 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             store.save_model(ctx.run_id, model, name=method)
             frame = model.results_frame()
             entry.update(epochs=int(model.n_epochs_), lr=float(model.lr_), dead_units=int(model.dead_units_),
-                         run_status=list(model.run_status_))
+                         run_status=list(model.run_status_), start=getattr(model, "init_", None),
+                         start_reason=start_explanation(model, str(cfg.get("init", DEFAULT_INIT))))
             for text in model.run_messages_:
                 if text:
-                    progress.add_message(f"{method}: {text}")
+                    progress.add_message(f"{method_name(method)}: {text}")
             if any(s == "cancelled" for s in model.run_status_):
                 entry["status"] = "cancelled"
                 entry["message"] = f"cancelled after {model.n_epochs_} epoch(s)"
-                cancelled_during = method
+                cancelled_during = method_name(method)
             elif any(s == "diverged" for s in model.run_status_):
                 entry["message"] = "; ".join(m for m in model.run_messages_ if m)
             if model.dead_units_:
-                progress.add_message(f"{method}: the model predicts {model.dead_units_} class(es) fewer than "
-                                     f"majority vote finds (dead units); try a smaller learning rate")
+                progress.add_message(f"{method_name(method)}: the model predicts {model.dead_units_} class(es) fewer "
+                                     f"than majority vote finds (dead units); try a smaller learning rate")
             if primary_model is None:
                 primary_model = model
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
-            progress.update(phase=f"running {BASELINE_METHODS[method]}")
+            names = [m for m in methods if m not in DEEM_METHODS]
+            if progress.unit != "method":
+                progress.start_phase("running the baselines", len(names), "method")
+            progress.update(phase=f"running {method_name(method)}")
             if long is None:
                 long = data.to_long()
             try:
@@ -568,12 +712,12 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 frame = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
             except Exception as exc:  # noqa: BLE001 - one failing baseline never stops the others
                 entry.update(status="failed", message=readable_error(exc))
-                progress.add_message(f"{method}: {entry['message']}")
+                progress.add_message(f"{method_name(method)}: {entry['message']}")
                 progress.add_rows([], steps=1)
                 metrics[method] = entry
                 continue
             progress.add_rows([], steps=1)
-        frame = _add_majority(data, frame)
+        frame = _add_majority(frame, reference)
         store.save_result(ctx.run_id, method, frame)
         labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started
@@ -587,7 +731,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     if not labels_by_method:
         if cancelled_during:
             return "cancelled", "cancelled before any method finished"
-        failures = "; ".join(f"{m}: {e['message']}" for m, e in metrics.items())
+        failures = "; ".join(f"{method_name(m)}: {e['message']}" for m, e in metrics.items())
         raise RuntimeError(f"every method failed ({failures})")
     if primary_codes is None:
         first = next(iter(labels_by_method.values()))
@@ -603,28 +747,37 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                                                       and math.isnan(entry["accuracy"])):
             summary[f"accuracy_{method}"] = entry["accuracy"]
     store.update_summary(ctx.run_id, **summary)
+    done = ", ".join(method_name(m) for m in labels_by_method)
     if cancelled_during:
-        kept = ", ".join(labels_by_method)
-        return "cancelled", f"cancelled during {cancelled_during}; results kept for: {kept}"
+        return "cancelled", f"cancelled during {cancelled_during}; labels kept for: {done}"
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
-        return "finished", f"finished; {len(failed)} method(s) failed: " + "; ".join(
-            f"{m}: {metrics[m]['message']}" for m in failed)
-    return "finished", f"finished {len(labels_by_method)} method(s)"
+        return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
+            f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
+    return "finished", f"labels from {done}"
 
 
 def _run_sweep(ctx: JobContext) -> tuple[str, str]:
-    """A batched learning-rate sweep (``deem_core.methods.sweep``); curves and recommendation go to the store."""
-    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    """A batched learning-rate sweep (``deem_core.methods.sweep``); curves and recommendation go to the store.
 
+    ``config["sample_tasks"]``: sweep a random sample of that many tasks (seeded by ``seed``) instead of
+    all of them (large data: the curves of a sample show the same learning rates at a fraction of the
+    time). A sweep that stops early (cancelled) stores ``partial: true``: its verdicts read incomplete
+    curves and the dashboard does not present them as a recommendation."""
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
         raise DataError("no annotations were given to this sweep")
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class was given; there is nothing to aggregate")
-    progress.update(phase="sweeping learning rates")
+    sample = cfg.get("sample_tasks")
+    swept = data
+    if sample and int(sample) < data.n_tasks:
+        swept = data.subset_tasks(sample_positions(data.n_tasks, int(sample), int(cfg.get("seed", 0))))
+    epochs = int(cfg["epochs"])
+    progress.start_phase("sweeping learning rates" + (f" on {swept.n_tasks:,} of {data.n_tasks:,} tasks"
+                                                      if swept is not data else ""), epochs, "epoch")
     lrs = cfg.get("lrs")
-    result = run_sweep(data, lrs=list(lrs) if lrs else None, epochs=int(cfg["epochs"]),
+    result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
                        n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
                        seed=int(cfg.get("seed", 0)), device=ctx.device,
                        callbacks=[_ProgressCallback(progress)], stop_event=ctx.cancel_event)
@@ -633,21 +786,28 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     runs_table = getattr(result, "runs", None)
     if isinstance(runs_table, pd.DataFrame):
         store.save_table(ctx.run_id, "sweep_runs", runs_table)
+    epochs_done = int(curves["epoch"].max()) if len(curves) and "epoch" in curves else 0
+    partial = epochs_done < epochs
     recommendation = getattr(result, "recommendation", None)
-    payload: dict[str, Any] = {"lr": None, "verdicts": {}}
+    payload: dict[str, Any] = {"lr": None, "verdicts": {}, "reason": "", "partial": partial,
+                               "epochs_done": epochs_done, "epochs_planned": epochs,
+                               "sample_tasks": swept.n_tasks if swept is not data else None,
+                               "n_tasks": data.n_tasks}
     if recommendation is not None:
         payload["lr"] = None if recommendation.lr is None else float(recommendation.lr)
+        payload["reason"] = str(getattr(recommendation, "reason", "") or "")
+        payload["fallback"] = bool(getattr(recommendation, "fallback", False))
         for lr, verdict in (getattr(recommendation, "verdicts", None) or {}).items():
-            keep, reason = (verdict if isinstance(verdict, (tuple, list)) else
-                            (getattr(verdict, "keep", None), getattr(verdict, "reason", str(verdict))))
-            payload["verdicts"][repr(float(lr))] = {"keep": bool(keep), "reason": str(reason)}
+            payload["verdicts"][repr(float(lr))] = {"keep": bool(verdict.keep), "reason": str(verdict.reason),
+                                                    "verdict": str(verdict.label)}
     store.save_json(ctx.run_id, "recommendation", payload)
-    store.update_summary(ctx.run_id, recommended_lr=payload["lr"],
+    store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
+                         sample_tasks=payload["sample_tasks"],
                          lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
-    epochs_done = int(curves["epoch"].max()) if len(curves) and "epoch" in curves else 0
-    if ctx.cancel_event.is_set():
-        return "cancelled", f"cancelled after {epochs_done} epoch(s); the curves so far are kept"
-    return "finished", f"finished {epochs_done} epoch(s)"
+    if ctx.cancel_event.is_set() or partial:
+        return "cancelled", (f"cancelled after {epochs_done} of {epochs} epochs; the curves so far are kept, "
+                             f"with no recommendation")
+    return "finished", f"{epochs_done} epochs of {len(result.lrs) * len(result.seeds)} runs"
 
 
 def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
@@ -662,7 +822,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)
     method = str(cfg.get("method", "deem"))
-    progress.update(phase=f"loading the {method} model of run {source.run_id}")
+    progress.update(phase=f"loading the {method_name(method)} model of run {source.run_id}")
     model = source.load_model(method, device=ctx.device)
     if model is None:
         raise ValueError(f"run {source.run_id} has no fitted {method} model (diagnostics need DEEM or iRBM)")
@@ -678,7 +838,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     by = cfg.get("subset_by") or None
     if by == "gold" and (gold is None or not len(gold)):
         by = "predicted"
-    progress.update(phase="computing diagnostics")
+    progress.start_phase("computing diagnostics", 1, "step")
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by if subset_classes else None,
                              max_tasks=cfg.get("max_tasks"))
@@ -686,12 +846,18 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     _check_cancel(ctx)
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
                       title=f"DEEM diagnostics of run {source.run_id} ({method})")
+    save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:
         progress.add_message(note)
     progress.update(result=result)
     store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
                          seconds={k: round(v, 3) for k, v in result.seconds.items()})
-    return "finished", f"diagnostics of run {source.run_id} ({method}) in {sum(result.seconds.values()):.1f} s"
+    return "finished", f"diagnostics of run {source.run_id} ({method_name(method)})"
+
+
+def load_diagnostics_result(store: RunStore, run_id: str) -> Any | None:
+    """The diagnostics result of a finished "diagnostics" run, read back from its folder (None if absent)."""
+    return load_diagnostics(store.run_dir(run_id) / "diagnostics_state")
 
 
 register_kind("train", _run_train, device=_train_device, steps=_train_steps)
@@ -710,8 +876,13 @@ def device_info() -> dict[str, Any]:
             free, total = torch.cuda.mem_get_info(index)
             return {"type": "cuda", "name": torch.cuda.get_device_name(index), "free_gb": free / 2 ** 30,
                     "total_gb": total / 2 ** 30}
-        return {"type": "cpu", "name": f"CPU ({os.cpu_count() or '?'} cores, {torch.get_num_threads()} torch "
-                                       f"threads)", "free_gb": None, "total_gb": None}
+        # the thread count training uses (a fixed setting), not torch.get_num_threads(): that one is per
+        # thread (OpenMP), so the page threads of the server each answered differently (1 or 2)
+        from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+        threads = TrainingConfig().cpu_threads or torch.get_num_threads()
+        return {"type": "cpu", "name": f"CPU · {os.cpu_count() or '?'} cores · training uses {threads} "
+                                       f"thread{'s' if threads != 1 else ''}", "free_gb": None, "total_gb": None}
     except Exception as exc:  # noqa: BLE001
         return {"type": "cpu", "name": f"CPU (GPU query failed: {readable_error(exc)})", "free_gb": None,
                 "total_gb": None}

@@ -18,7 +18,7 @@ common.require_shell()
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
-           "wide": "wide: task + one column per annotator", "per_annotator": "one file per annotator: task, label"}
+           "wide": "wide: task + one column per worker", "per_annotator": "one file per worker: task, label"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
 MAX_HEATMAP = 60
 
@@ -37,7 +37,7 @@ def load_sample(name: str) -> None:
 
 
 st.title("Data")
-st.caption("Upload the annotators' labels: one or more CSV files (long, wide or one file per annotator; "
+st.caption("Upload the workers' labels: one or more CSV files (long, wide or one file per worker; "
            ".csv, .csv.gz, .tsv), or start from a bundled sample set.")
 
 # ------------------------------------------------------------------ sample sets
@@ -62,8 +62,8 @@ with st.container(border=True):
     st.markdown("**Your files**")
     files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt"], accept_multiple_files=True,
                              key="upload_annotations",
-                             help="Long: task, worker, label. Wide: task + one column per annotator. One file "
-                                  "per annotator: task, label (the annotator is named after the file).")
+                             help="Long: task, worker, label. Wide: task + one column per worker. One file "
+                                  "per worker: task, label (the worker is named after the file).")
     fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
     columns: dict[str, str] = {}
     unreadable = False  # the first file could not be read at all with this layout: loading would fail the same way
@@ -104,7 +104,7 @@ with st.container(border=True):
             st.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(f"{len(files)} files: " + ", ".join(f.name for f in files))
-    conflict = st.selectbox("When one annotator gave one task different labels", list(CONFLICTS),
+    conflict = st.selectbox("When one worker gave one task different labels", list(CONFLICTS),
                             format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
     if unreadable:
         st.caption("Remove this file or choose another layout above; the files load once they can be read.")
@@ -161,10 +161,10 @@ except Exception as exc:  # noqa: BLE001
 
 m = st.columns(6)
 m[0].metric("Tasks", f"{data.n_tasks:,}")
-m[1].metric("Annotators", f"{data.n_workers:,}")
+m[1].metric("Workers", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")
 m[3].metric("Answers", f"{data.n_annotations:,}")
-m[4].metric("Density", f"{data.density:.0%}", help="share of (task, annotator) cells with an answer")
+m[4].metric("Density", f"{data.density:.0%}", help="share of (task, worker) cells with an answer")
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
@@ -175,7 +175,7 @@ for message in data.warnings:
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
-tabs = st.tabs(["Labels per task", "Class balance", "Annotators", "Pairwise agreement", "Answers", "Gold labels"])
+tabs = st.tabs(["Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers", "Gold labels"])
 with tabs[0]:
     counts = stats["per_task"].value_counts().sort_index()
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
@@ -200,11 +200,11 @@ with tabs[3]:
     if len(pairwise) > MAX_HEATMAP:
         keep = coverage.sort_values("answers", ascending=False)["annotator"].head(MAX_HEATMAP).tolist()
         pairwise = pairwise.loc[keep, keep]
-        st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_workers})")
+        st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
     st.plotly_chart(fig, key="pairwise")
-    st.caption("Share of common tasks on which two annotators gave the same label (blank: no common task).")
+    st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tabs[4]:
     st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")

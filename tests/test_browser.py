@@ -67,8 +67,10 @@ def free_port() -> int:
 class LiveServer:
     """``streamlit run app.py`` on 127.0.0.1 with its own runs directory; stopped by its process id."""
 
-    def __init__(self, runs_dir: Path, env: dict[str, str] | None = None, start_timeout: float = 90.0):
+    def __init__(self, runs_dir: Path, env: dict[str, str] | None = None, start_timeout: float = 90.0,
+                 extra_args: list[str] | None = None):
         self.runs_dir = Path(runs_dir)
+        self.extra_args = list(extra_args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="deem_server_")) / "server.log"
@@ -79,8 +81,7 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                    "--server.address", "127.0.0.1", "--server.port", str(self.port),
-                   "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-                   "--browser.gatherUsageStats", "false"]
+                   "--browser.gatherUsageStats", "false", *self.extra_args]  # the rest: .streamlit/config.toml
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
@@ -327,10 +328,10 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             until(lambda: f"Run {run_id}" in main_text(page), 60, "the reopened run on the Train page")
             until(lambda: nav_titles(page) == NAV, 30, "the dashboard's own navigation")
             side = sidebar_text(page)
-            assert "200 tasks × 10 annotators × 3 classes" in side  # the run's data came back
+            assert "200 tasks × 10 workers × 3 classes" in side  # the run's data came back
             assert run_id in side and "finished" in side and workspace in side
             assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
-            assert "finished 1 method(s)" in main_text(page)
+            assert "labels from Majority vote" in main_text(page)
             no_traceback(page)
             shot(page, "00_deep_link_train")
             # the other pages answer too, with the shell
@@ -384,7 +385,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             until(lambda: "layout long" in main_text(page), 60, "the detected layout")
             button(page, "Load these files").click()
             until(lambda: metric(page, "Tasks") == "300", 90, "the summary (300 tasks)")
-            assert metric(page, "Annotators") == "10" and metric(page, "Classes") == "3"
+            assert metric(page, "Workers") == "10" and metric(page, "Classes") == "3"
             assert metric(page, "Answers") == "3,000"
             page.get_by_role("tab", name="Gold labels").click()
             upload(page, truth_path, nth=1)
@@ -435,7 +436,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             heading(page, "Train", 60)
             until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == target, 20,
                   f"the learning rate {target} carried over from the sweep")
-            until(lambda: f"Learning rate {target} comes from the sweep" in main_text(page), 20, "the sweep's note")
+            until(lambda: f"Learning rate {target}: picked on sweep" in main_text(page), 20, "where the rate comes from")
             set_number(page, "Epochs", 2000)  # still running after the reload below (600 took only ~6 s here)
             set_number(page, "Seeds", 2)  # two curves, averaged answers
             clicked = time.perf_counter()
@@ -462,11 +463,11 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             until(lambda: f"{run_id} · running" in sidebar_text(page), 30, "the run's status in the sidebar")
             assert store.get(run_id)["status"] == "running"
             assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
-            assert "300 tasks × 10 annotators × 3 classes" in sidebar_text(page)  # the data came back with the run
+            assert "300 tasks × 10 workers × 3 classes" in sidebar_text(page)  # the data came back with the run
             shot(page, "06_train_after_refresh")
 
             # ---------------------------------------------------------------- finished: methods side by side
-            until(lambda: "finished 3 method(s)" in main_text(page), 300, "the end of the training")
+            until(lambda: "labels from DEEM, Majority vote, Dawid-Skene" in main_text(page), 300, "the end of the training")
             until(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the comparison charts")
             no_traceback(page)
             scroll_to(page.get_by_role("heading", name="Run"))
