@@ -2,9 +2,11 @@
 
 For every data set (the five ``sample_data`` sets and ``../shared/data/{duck,dog}``) prints one row per
 method: accuracy (mean ± std over seeds; the seeds of a DEEM configuration train together as one batched
-model, each scored on its own) and wall time. Methods:
+model, each scored on its own) and wall time. Rows (names from the method registry,
+``deem_core.methods.registry``):
 
-* ``MV``, ``DS``, ``GLAD`` (crowd-kit 1.4.2; deterministic, one run);
+* ``Majority vote``, ``Dawid-Skene``, ``GLAD`` (crowd-kit 1.4.2; deterministic, one run) by default; any
+  registered method by its key or name with ``--methods``;
 * ``iRBM (mv)`` / ``iRBM (ds)``: DEEM with no layers from a majority-vote / Dawid-Skene start;
 * ``DEEM-1 (mv)`` / ``DEEM-1 (ds)`` / ``DEEM-2 (ds)``: one or two multinomial layers;
 * ``DEEM default``: ``DEEM()`` with its default settings;
@@ -13,10 +15,12 @@ model, each scored on its own) and wall time. Methods:
   at once and lets the gold tasks overrule its unsupervised choice of start when they significantly favour
   the other (sign test, ``deem_core.methods.deem.challenger_wins``).
 
+Accuracy follows ``deem_core.analysis.scoring.accuracy`` (the tasks with a truth among the annotated tasks).
+
 Usage::
 
     python benchmarks/accuracy.py                       # everything, 100 epochs, 3 seeds
-    python benchmarks/accuracy.py --sets duck dog --epochs 50 --methods MV DS "DEEM default"
+    python benchmarks/accuracy.py --sets duck dog --epochs 50 --methods mv ds "DEEM default"
 
 Truth is used only to score (and for the gold rows).
 """
@@ -33,41 +37,65 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import accuracy, available_sets, load_set, machine  # noqa: E402
+from common import available_sets, load_set, machine  # noqa: E402
 
-from deem_core import DEEM  # noqa: E402
-from deem_core.methods.baselines import make_aggregator  # noqa: E402
+from deem_core.analysis.scoring import accuracy  # noqa: E402
+from deem_core.methods import registry  # noqa: E402
 
-CONFIGS: dict[str, dict] = {
-    "iRBM (mv)": {"n_layers": 0, "init": "mv"},
-    "iRBM (ds)": {"n_layers": 0, "init": "ds"},
-    "DEEM-1 (mv)": {"n_layers": 1, "init": "mv"},
-    "DEEM-1 (ds)": {"n_layers": 1, "init": "ds"},
-    "DEEM-2 (ds)": {"n_layers": 2, "init": "ds"},
-    "DEEM default": {},
-}
+#: classic methods of the default table (registry keys)
+DEFAULT_CLASSIC = ("mv", "ds", "glad")
 GOLD_FRACTIONS = (0.01, 0.05, 0.10)
-BASELINES = ("MV", "DS", "GLAD")
 
 
-def run_baseline(name: str, df: pd.DataFrame, truth: pd.Series) -> tuple[list[float], float]:
-    started = time.perf_counter()
-    labels = make_aggregator(name.lower(), seed=0).fit_predict(df)
-    return [accuracy(labels, truth)], time.perf_counter() - started
+def deem_rows() -> dict[str, tuple[str, dict]]:
+    """The DEEM configurations of the table: row name -> (registry key, options)."""
+    irbm, deem = registry.display_name("irbm"), registry.display_name("deem")
+    return {
+        f"{irbm} (mv)": ("irbm", {"init": "mv"}),
+        f"{irbm} (ds)": ("irbm", {"init": "ds"}),
+        f"{deem}-1 (mv)": ("deem", {"n_layers": 1, "init": "mv"}),
+        f"{deem}-1 (ds)": ("deem", {"n_layers": 1, "init": "ds"}),
+        f"{deem}-2 (ds)": ("deem", {"n_layers": 2, "init": "ds"}),
+        f"{deem} default": ("deem", {}),
+    }
 
 
-def run_deem(config: dict, df: pd.DataFrame, truth: pd.Series, epochs: int, seeds: int,
-             gold_fraction: float = 0.0) -> tuple[list[float], float]:
-    gold = None
-    scored = truth
-    params = dict(config)
+def table_rows(selected: list[str] | None = None, gold: bool = True) -> dict[str, tuple[str, dict, float]]:
+    """Rows to run: name -> (registry key, options, gold fraction). ``selected`` picks rows by name or
+    registry key (any registered method can be asked for by its key); by default the classic methods of
+    DEFAULT_CLASSIC, the DEEM configurations and (with ``gold``) the gold rows."""
+    rows = {registry.display_name(k): (k, {}, 0.0) for k in DEFAULT_CLASSIC}
+    rows.update({name: (key, options, 0.0) for name, (key, options) in deem_rows().items()})
+    if gold:
+        rows.update({f"{registry.display_name('deem')} default + gold {int(f * 100)}%": ("deem", {}, f)
+                     for f in GOLD_FRACTIONS})
+    if not selected:
+        return rows
+    every = {**rows, **{spec.name: (key, {}, 0.0) for key, spec in registry.METHODS.items() if spec.name not in rows}}
+    wanted = {registry.display_name(name) if name.lower() in registry.METHODS else name for name in selected}
+    unknown = wanted - set(every)
+    if unknown:
+        raise SystemExit(f"unknown method(s) {sorted(unknown)}: use row names or keys ({', '.join(registry.METHODS)})")
+    return {name: row for name, row in every.items() if name in wanted}  # in table order
+
+
+def run_row(key: str, options: dict, df: pd.DataFrame, truth: pd.Series, epochs: int, seeds: int,
+            gold_fraction: float = 0.0) -> tuple[list[float], float]:
+    """Fit registry method ``key``; accuracy of every seed (trained methods) or of the one run, and seconds."""
+    spec = registry.get_method(key)
+    gold, scored = None, truth
+    params = {"seed": 0, **options}
+    if spec.trains:
+        params.update(epochs=epochs, n_seeds=seeds)
     if gold_fraction:
         gold = truth.sample(frac=gold_fraction, random_state=0)
         scored = truth.drop(gold.index)
         params["supervised_weight"] = 1.0
     started = time.perf_counter()
-    model = DEEM(epochs=epochs, n_seeds=seeds, seed=0, **params).fit(df, gold=gold)
+    model = registry.fit_method(key, df, gold=gold, **params)
     seconds = time.perf_counter() - started
+    if not spec.trains:
+        return [accuracy(model.labels_, scored)], seconds
     accs = []
     for run_labels in model.run_labels_:  # (R, n) class codes per seed
         pred = pd.Series(model.classes_.take(run_labels), index=model.tasks_)
@@ -80,15 +108,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", nargs="*", default=None)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--methods", nargs="*", default=None, help="subset of the method names")
+    parser.add_argument("--methods", nargs="*", default=None,
+                        help="rows to run: row names or registry keys (" + ", ".join(registry.METHODS) + ")")
     parser.add_argument("--no-gold", action="store_true", help="skip the gold-label rows")
     parser.add_argument("--csv", default=None, help="also write the long table here")
     args = parser.parse_args(argv)
-    methods = list(BASELINES) + list(CONFIGS)
-    if not args.no_gold:
-        methods += [f"DEEM default + gold {int(f * 100)}%" for f in GOLD_FRACTIONS]
-    if args.methods:
-        methods = [m for m in methods if m in args.methods]
+    rows_to_run = table_rows(args.methods, gold=not args.no_gold)
     print(f"# machine: {machine()}; epochs {args.epochs}; seeds {args.seeds}", flush=True)
     rows = []
     for name in available_sets(args.sets):
@@ -96,14 +121,8 @@ def main(argv=None) -> int:
         print(f"\n## {name}: {df['task'].nunique()} tasks, {df['worker'].nunique()} workers, "
               f"{df['label'].nunique()} classes, {len(df)} answers", flush=True)
         print(f"{'method':<26} {'accuracy %':>16} {'seconds':>9}", flush=True)
-        for method in methods:
-            if method in BASELINES:
-                accs, seconds = run_baseline(method, df, truth)
-            elif method in CONFIGS:
-                accs, seconds = run_deem(CONFIGS[method], df, truth, args.epochs, args.seeds)
-            else:
-                fraction = float(method.rsplit(" ", 1)[1].rstrip("%")) / 100
-                accs, seconds = run_deem({}, df, truth, args.epochs, args.seeds, gold_fraction=fraction)
+        for method, (key, options, fraction) in rows_to_run.items():
+            accs, seconds = run_row(key, options, df, truth, args.epochs, args.seeds, gold_fraction=fraction)
             mean, std = 100 * np.mean(accs), 100 * np.std(accs)
             print(f"{method:<26} {mean:>9.2f} ± {std:4.2f} {seconds:>9.1f}", flush=True)
             rows.append({"set": name, "method": method, "accuracy_mean": mean, "accuracy_std": std,

@@ -47,8 +47,3 @@ def machine() -> str:
 
     return (f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__} (training uses {TrainingConfig().cpu_threads} CPU thread)")
-
-
-def accuracy(pred: pd.Series, truth: pd.Series) -> float:
-    """Fraction of truth tasks whose prediction equals the truth (missing prediction = wrong)."""
-    return float((pred.reindex(truth.index).to_numpy() == truth.to_numpy()).mean())

@@ -27,9 +27,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "sample_data"))
 
 from deem_core import DEEM, AnnotationSet  # noqa: E402
+from deem_core.analysis.scoring import accuracy as scored_accuracy  # noqa: E402
 from deem_core.analysis.diagnostics import (  # noqa: E402
-    worker_importance, per_layer_mutual_information, run_diagnostics, select_tasks, write_diagnostics,
+    worker_importance, per_layer_mutual_information, run_diagnostics, select_tasks,
 )
+from deem_core.plots.report import write_diagnostics  # noqa: E402
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
@@ -51,7 +53,7 @@ def part_a(epochs: int) -> None:
     print("\n(a) per-layer mutual information, 2-layer DEEM on digits (1797 x 15 x 10)")
     df, truth = read("digits")
     model, seconds = fit(df, 2, epochs, 0.03)
-    accuracy = float((model.predict().loc[truth.index].to_numpy() == truth.to_numpy()).mean())
+    accuracy = scored_accuracy(model.predict(), truth)
     print(f"trained {epochs} epochs in {seconds:.0f} s, lr 0.03, accuracy {accuracy:.4f}, run status {model.run_status_}")
     for gold in (truth, None):
         result = per_layer_mutual_information(model, df, gold=gold)
@@ -68,7 +70,7 @@ def part_b(epochs: int) -> None:
         df, truth = read(name)
         spec = json.loads((ROOT / "sample_data" / f"{name}.experts.json").read_text())
         model, seconds = fit(df, layers, epochs, lr)
-        accuracy = float((model.predict().loc[truth.index].to_numpy() == truth.to_numpy()).mean())
+        accuracy = scored_accuracy(model.predict(), truth)
         subset = select_tasks(model, df, classes=spec["expert_classes"], by="gold", gold=truth)
         in_subset = truth.isin(spec["expert_classes"]).to_numpy()
         pred = model.predict().loc[truth.index].to_numpy() == truth.to_numpy()

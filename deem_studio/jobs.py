@@ -39,41 +39,28 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError
-from deem_core.data.export import label_table
-from deem_core.methods.deem import DEEM, DEFAULT_INIT, DEFAULT_LR
-from deem_core.methods.sweep import DEFAULT_SWEEP_EPOCHS, run_sweep
+from deem_core.methods.base import defaults_of
+from deem_core.methods.deem import DEEM
+from deem_core.methods.registry import display_name
+from deem_core.methods.sweep import run_sweep
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEEM_METHODS", "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE", "SWEEP_SAMPLE_TASKS",
-    "TRAIN_DEFAULTS", "device_info", "get_manager", "readable_error", "register_kind", "status_line",
+    "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "readable_error", "register_kind", "status_line",
 ]
 
-#: methods of a "train" job that are DEEM models (the rest are crowd-kit baselines)
-DEEM_METHODS = {"deem": "DEEM", "irbm": "iRBM"}  # iRBM: DEEM without layers = Dawid-Skene as an RBM
-
-
-def _signature_defaults(function: Callable[..., Any], names: Sequence[str]) -> dict[str, Any]:
-    """The default values of ``names`` in ``function``'s signature (the engine's one source of defaults)."""
-    parameters = inspect.signature(function).parameters
-    return {name: parameters[name].default for name in names}
-
-
-#: a "train" job's settings when the form leaves them out: DEEM's own signature defaults
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "methods": ["deem"],
-    **_signature_defaults(DEEM.__init__, ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device",
-                                          "batch_size", "supervised_weight")),
-}
-#: a "sweep" job's settings: run_sweep's signature defaults (``lrs`` None = the engine's default grid);
-#: ``sample_tasks`` (None = all tasks) sweeps a random sample of the tasks
+#: a train or sweep job's settings when the page leaves them out: the estimators' own defaults (their signatures);
+#: a sweep's ``sample_tasks`` (absent/None = all tasks) sweeps a random sample of the tasks
+TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
+    key: value for key, value in defaults_of(DEEM).items()
+    if key in ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device", "batch_size", "supervised_weight")}}
 SWEEP_DEFAULTS: dict[str, Any] = {
-    **_signature_defaults(run_sweep, ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")),
-    "sample_tasks": None,
-}
-assert SWEEP_DEFAULTS["epochs"] == DEFAULT_SWEEP_EPOCHS
+    key: value for key, value in defaults_of(run_sweep).items()
+    if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
 #: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks
 #: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
 SWEEP_SAMPLE_ABOVE = 20_000
@@ -557,20 +544,16 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 
 
 # --------------------------------------------------------------------------- the job kinds
-def method_name(method: str) -> str:
-    """The display name of a method key (``deem`` -> "DEEM", ``mv`` -> "Majority vote")."""
-    from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
-
-    return DEEM_METHODS.get(method) or BASELINE_METHODS.get(method, method)
+#: the display name of a method key: the registry's one table (``deem`` -> "DEEM", ``mv`` -> "Majority vote")
+method_name = display_name
 
 
 def majority_reference(data: AnnotationSet) -> pd.Series:
     """The majority vote every method is compared with ("disagrees with majority vote"): computed by the
     "mv" method's own aggregator (deterministic, one tie rule), so majority vote never disagrees with itself."""
-    from deem_core.methods.baselines import make_aggregator  # noqa: PLC0415
+    from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
 
-    aggregator = make_aggregator("mv").fit(data.to_long())
-    return label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())["label"]
+    return make_aggregator("mv").fit(data).results_frame()["label"]
 
 
 def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
@@ -613,23 +596,63 @@ def _check_cancel(ctx: JobContext) -> None:
 
 
 def _train_steps(config: Mapping[str, Any]) -> int:
+    """Progress steps of a train job: one per epoch of every trained method, one per other method."""
+    from deem_core.methods.registry import METHODS  # noqa: PLC0415
+
     methods = list(config.get("methods") or [])
-    deem = sum(1 for m in methods if m in DEEM_METHODS)
-    return deem * int(config.get("epochs", 0) or 0) + (len(methods) - deem)
+    trained = sum(1 for m in methods if m in METHODS and METHODS[m].trains)
+    return trained * int(config.get("epochs", 0) or 0) + (len(methods) - trained)
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
-    methods = list(config.get("methods") or [])
-    if not any(m in DEEM_METHODS for m in methods):
+    """The queue of a train job: its device when a method trains there, else the CPU."""
+    from deem_core.methods.registry import METHODS  # noqa: PLC0415
+
+    if not any(m in METHODS and METHODS[m].trains for m in config.get("methods") or []):
         return "cpu"
     return str(config.get("device", "auto"))
 
 
+def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
+    types = {"n_layers": int, "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
+             "supervised_weight": float}
+    options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
+    return {**options, "device": device}
+
+
+def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.DataFrame]) -> dict[str, Any]:
+    """Store a trained model's history and model file; its status, messages and metrics for the run."""
+    progress = ctx.progress
+    history = model.history_.copy()
+    history.insert(0, "method", method)
+    histories.append(history)
+    ctx.store.save_history(ctx.run_id, pd.concat(histories, ignore_index=True))
+    ctx.store.save_model(ctx.run_id, model, name=method)
+    entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
+                             "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    for text in model.run_messages_:
+        if text:
+            progress.add_message(f"{display_name(method)}: {text}")
+    if any(s == "cancelled" for s in model.run_status_):
+        entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
+    elif any(s == "diverged" for s in model.run_status_):
+        entry["message"] = "; ".join(m for m in model.run_messages_ if m)
+    if model.dead_units_:
+        progress.add_message(f"{display_name(method)}: the model predicts {model.dead_units_} class(es) fewer than "
+                             f"majority vote finds (dead units); try a smaller learning rate")
+    return entry
+
+
 def _run_train(ctx: JobContext) -> tuple[str, str]:
-    """Train every method of ``config["methods"]`` on the data (DEEM, iRBM, crowd-kit baselines)."""
-    from deem_core.analysis.agreement import accuracy_against_gold, worker_table, method_agreement  # noqa: PLC0415
-    from deem_core.methods.baselines import BASELINE_METHODS, make_aggregator  # noqa: PLC0415
-    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    """Fit every method of ``config["methods"]`` (any registered method) on the data, in order.
+
+    A trained method (DEEM, iRBM) reports its epochs live, can be cancelled and leaves a model file; an error
+    in it fails the run. An error in another method is recorded and the run goes on with the next one.
+    """
+    from deem_core.analysis.agreement import method_agreement, worker_table  # noqa: PLC0415
+    from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
+    from deem_core.methods import registry  # noqa: PLC0415
 
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
@@ -637,80 +660,56 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     methods = [str(m).strip().lower() for m in cfg.get("methods") or []]
     if not methods:
         raise ValueError("choose at least one method")
-    unknown = [m for m in methods if m not in DEEM_METHODS and m not in BASELINE_METHODS]
+    unknown = [m for m in methods if m not in registry.METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join([*DEEM_METHODS, *BASELINE_METHODS])}")
+        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(registry.method_keys())}")
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class ({data.classes[0]!r}) was given; there is nothing "
                         f"to aggregate (at least two classes are needed)")
     gold = ctx.gold
+    options = _method_options(cfg, ctx.device)
     metrics: dict[str, dict[str, Any]] = {}
     labels_by_method: dict[str, pd.Series] = {}
     histories: list[pd.DataFrame] = []
     primary_model, primary_codes = None, None
     cancelled_during = None
-    long = None
     # the phases' estimated seconds (from the launch estimate) say how long the phases after the current one take
     estimate = cfg.get("estimate") if isinstance(cfg.get("estimate"), dict) else {}
-    deem_list = [m for m in methods if m in DEEM_METHODS]
+    trained = [m for m in methods if registry.get_method(m).trains]
+    others = [m for m in methods if m not in trained]
     baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
-    per_deem_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(deem_list))
+    per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
     # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
     reference = majority_reference(data)
     for method in methods:
         if ctx.cancel_event.is_set():
             cancelled_during = cancelled_during or "before " + method_name(method)
             break
+        spec = registry.get_method(method)
         started = time.perf_counter()
-        entry: dict[str, Any] = {"name": method_name(method), "status": "finished", "message": ""}
-        if method in DEEM_METHODS:
-            later = deem_list[deem_list.index(method) + 1:]
-            progress.start_phase(f"training {method_name(method)}", int(cfg["epochs"]), "epoch",
-                                 then_s=len(later) * per_deem_s + baselines_s)
-            model = DEEM(n_layers=0 if method == "irbm" else int(cfg["n_layers"]), epochs=int(cfg["epochs"]),
-                         lr=float(cfg["lr"]), init=str(cfg.get("init", DEFAULT_INIT)), n_seeds=int(cfg.get("n_seeds", 1)),
-                         seed=int(cfg.get("seed", 0)), device=ctx.device,
-                         batch_size=int(cfg.get("batch_size", 1024)),
-                         supervised_weight=float(cfg.get("supervised_weight", 0.0) or 0.0),
-                         callbacks=[_ProgressCallback(progress, method=method)])
-            use_gold = gold if float(cfg.get("supervised_weight", 0.0) or 0.0) > 0 else None
-            model.fit(data, gold=use_gold, stop_event=ctx.cancel_event)
-            history = model.history_.copy()
-            history.insert(0, "method", method)
-            histories.append(history)
-            store.save_history(ctx.run_id, pd.concat(histories, ignore_index=True))
-            store.save_model(ctx.run_id, model, name=method)
+        entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
+        if spec.trains:
+            later = trained[trained.index(method) + 1:]
+            progress.start_phase(f"training {spec.name}", int(cfg["epochs"]), "epoch",
+                                 then_s=len(later) * per_trained_s + baselines_s)
+            model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
+                                        callbacks=[_ProgressCallback(progress, method=method)], **options)
+            entry.update(_trained_entry(ctx, method, model, histories))
+            entry.update(start=getattr(model, "init_", None),
+                         start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))
+            if entry["status"] == "cancelled":
+                cancelled_during = spec.name
             frame = model.results_frame()
-            entry.update(epochs=int(model.n_epochs_), lr=float(model.lr_), dead_units=int(model.dead_units_),
-                         run_status=list(model.run_status_), start=getattr(model, "init_", None),
-                         start_reason=start_explanation(model, str(cfg.get("init", DEFAULT_INIT))))
-            for text in model.run_messages_:
-                if text:
-                    progress.add_message(f"{method_name(method)}: {text}")
-            if any(s == "cancelled" for s in model.run_status_):
-                entry["status"] = "cancelled"
-                entry["message"] = f"cancelled after {model.n_epochs_} epoch(s)"
-                cancelled_during = method_name(method)
-            elif any(s == "diverged" for s in model.run_status_):
-                entry["message"] = "; ".join(m for m in model.run_messages_ if m)
-            if model.dead_units_:
-                progress.add_message(f"{method_name(method)}: the model predicts {model.dead_units_} class(es) fewer "
-                                     f"than majority vote finds (dead units); try a smaller learning rate")
             if primary_model is None:
                 primary_model = model
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
-            names = [m for m in methods if m not in DEEM_METHODS]
             if progress.unit != "method":
-                progress.start_phase("running the baselines", len(names), "method")
-            progress.update(phase=f"running {method_name(method)}")
-            if long is None:
-                long = data.to_long()
+                progress.start_phase("running the other methods", len(others), "method")
+            progress.update(phase=f"running {spec.name}")
             try:
-                aggregator = make_aggregator(method, seed=int(cfg.get("seed", 0)))
-                aggregator.fit(long)
-                frame = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
-            except Exception as exc:  # noqa: BLE001 - one failing baseline never stops the others
+                frame = registry.fit_method(method, data, **options).results_frame()
+            except Exception as exc:  # noqa: BLE001 - one failing method never stops the others
                 entry.update(status="failed", message=readable_error(exc))
                 progress.add_message(f"{method_name(method)}: {entry['message']}")
                 progress.add_rows([], steps=1)
@@ -723,7 +722,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry["seconds"] = time.perf_counter() - started
         entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
         if gold is not None and len(gold):
-            acc, n_gold = accuracy_against_gold(frame["label"], gold)
+            acc, n_gold = accuracy_and_count(frame["label"], gold)
             entry.update(accuracy=acc, gold_tasks=n_gold)
         metrics[method] = entry
         if cancelled_during:
@@ -788,18 +787,9 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
         store.save_table(ctx.run_id, "sweep_runs", runs_table)
     epochs_done = int(curves["epoch"].max()) if len(curves) and "epoch" in curves else 0
     partial = epochs_done < epochs
-    recommendation = getattr(result, "recommendation", None)
-    payload: dict[str, Any] = {"lr": None, "verdicts": {}, "reason": "", "partial": partial,
-                               "epochs_done": epochs_done, "epochs_planned": epochs,
-                               "sample_tasks": swept.n_tasks if swept is not data else None,
-                               "n_tasks": data.n_tasks}
-    if recommendation is not None:
-        payload["lr"] = None if recommendation.lr is None else float(recommendation.lr)
-        payload["reason"] = str(getattr(recommendation, "reason", "") or "")
-        payload["fallback"] = bool(getattr(recommendation, "fallback", False))
-        for lr, verdict in (getattr(recommendation, "verdicts", None) or {}).items():
-            payload["verdicts"][repr(float(lr))] = {"keep": bool(verdict.keep), "reason": str(verdict.reason),
-                                                    "verdict": str(verdict.label)}
+    payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
+    payload.update(partial=partial, epochs_done=epochs_done, epochs_planned=epochs, n_tasks=data.n_tasks,
+                   sample_tasks=swept.n_tasks if swept is not data else None)
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
                          sample_tasks=payload["sample_tasks"],
@@ -817,7 +807,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     and ``subset_by`` (``gold``/``predicted``). The tables go to ``<run>/diagnostics/`` (CSV + report.html);
     the result object stays in the job's progress (``ProgressSnapshot.result``) for the dashboard's figures.
     """
-    from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
 
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from deem_studio.jobs import DEEM_METHODS, device_info, get_manager, method_name, readable_error, status_line
+from deem_studio.jobs import device_info, get_manager, method_name, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
 _WS = re.compile(r"^[0-9a-f]{16}$")
@@ -316,16 +316,6 @@ def session_runs() -> list[tuple[str, str]]:
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 
 
-#: widget values that survive a page switch: these widgets are drawn with ``persist_state="session"`` (Streamlit
-#: 1.67; by default it drops the state of widgets not drawn in a run, and, in a browser, already before the
-#: first run of the new page, so writing the values back to st.session_state in that run is too late)
-PERSIST = ("train_methods", "train_layers", "train_epochs", "train_seeds", "train_init", "train_device",
-           "train_seed", "train_gold_weight", "sweep_lrs", "sweep_epochs", "sweep_layers", "sweep_seeds",
-           "sweep_device", "sweep_sample_on", "sweep_sample_size", "sweep_smooth_on", "sweep_smoothing",
-           "sweep_energies", "upload_format", "upload_conflict", "results_max_conf", "results_disagree",
-           "results_review")
-
-
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
@@ -425,9 +415,9 @@ def restore_form(record: dict[str, Any]) -> None:
             continue
         try:
             if key == "train_methods":
-                from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
+                from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
-                value = [m for m in value if m in DEEM_METHODS or m in BASELINE_METHODS]
+                value = [m for m in value if m in METHODS]
             elif key == "sweep_lrs":
                 value = ", ".join(fmt_lr(v) for v in value)
             elif key in ("train_device", "sweep_device"):

@@ -112,7 +112,7 @@ for note in result.notes:
     st.caption(f"note: {note}")
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
-from deem_core.analysis.diagnostics.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
+from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"])
 mi, importance, quality = result.mutual_information, result.importance, result.quality

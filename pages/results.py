@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.data.export import to_safe_csv
-from deem_studio.jobs import DEEM_METHODS, method_name, status_line
+from deem_core.methods import registry
+from deem_studio.jobs import method_name, status_line
 from pages import common
 
 common.require_shell()
@@ -52,7 +53,7 @@ if not results:
 # the run, so a new run never opens on the method picked for an earlier one
 ordered = [m for m in (config.get("methods") or []) if m in results] + [m for m in results
                                                                           if m not in (config.get("methods") or [])]
-primary = next((m for m in ordered if m in DEEM_METHODS), ordered[0])
+primary = next((m for m in ordered if m in registry.METHODS and registry.get_method(m).trains), ordered[0])
 method_key = f"results_method_{run_id}"
 if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = primary

@@ -117,8 +117,9 @@ with st.container(border=True):
                                key="sweep_layers", persist_state="session")
     seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=int(SWEEP_DEFAULTS["n_seeds"]),
                               key="sweep_seeds", persist_state="session")
-    device = c[3].selectbox("Device", common.device_choices(), key="sweep_device", persist_state="session",
-                            help="auto = the GPU when there is one")
+    devices = common.device_choices()
+    device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
+                            persist_state="session", help="auto = the GPU when there is one")
     c = st.columns([2, 2, 3])
     sample_on = c[0].toggle("Sweep a random sample of the tasks", value=large, key="sweep_sample_on",
                             persist_state="session",
@@ -148,7 +149,7 @@ with st.container(border=True):
     if st.button("Launch sweep", type="primary", key="sweep_launch", disabled=grid_error is not None):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
-                      "n_seeds": int(seeds), "device": device, "seed": 0, "sample_tasks": sample,
+                      "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,
                       "estimate": estimate.to_dict() if estimate is not None else None}
             run_id = mgr.submit("sweep", config, data=data, owner=common.workspace(), dataset=ds["name"])
             common.set_current_run(run_id, "sweep")

@@ -9,15 +9,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from deem_core.analysis import agreement
-from deem_core.methods.baselines import BASELINE_METHODS
-from deem_studio.jobs import DEEM_METHODS, TRAIN_DEFAULTS, method_name, status_line
+from deem_core.methods import registry
+from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line
 from pages import common
 
 common.require_shell()
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
-METHODS = [*DEEM_METHODS, *BASELINE_METHODS]
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 
 st.title("Train")
@@ -33,7 +32,7 @@ def _typed_lr() -> None:
 
 
 with st.container(border=True):
-    methods = st.multiselect("Methods", METHODS, default=["deem", "mv", "ds"], format_func=method_name,
+    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"], format_func=method_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
@@ -51,27 +50,27 @@ with st.container(border=True):
     lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
                            on_change=_typed_lr, help="the rate picked on the Sweep page, or type one")
     c = st.columns(4)
-    init = c[0].selectbox("Start from", list(STARTS), key="train_init", persist_state="session",
-                          format_func=STARTS.get,
+    init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
+                          key="train_init", persist_state="session", format_func=STARTS.get,
                           help="auto: Dawid-Skene, unless the workers agree clearly more often than Dawid-Skene "
                                "predicts (dependent workers), then majority vote. With a gold-label weight above "
                                "0, both starts train and the gold labels may overrule that choice. The result "
                                "says which start was used and why.")
-    device = c[1].selectbox("Device", common.device_choices(), key="train_device", persist_state="session",
-                            help="auto = the GPU when there is one")
+    devices = common.device_choices()
+    device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
+                            persist_state="session", help="auto = the GPU when there is one")
     seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=int(TRAIN_DEFAULTS["seed"]),
                              key="train_seed", persist_state="session")
-    weight = 0.0
+    weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
-        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0,
-                                   value=float(TRAIN_DEFAULTS["supervised_weight"]), step=0.1,
+        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=weight, step=0.1,
                                    key="train_gold_weight", persist_state="session",
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
                                         "and with start auto they may overrule the choice of start.")
     st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
-    deem_methods = [m for m in methods if m in DEEM_METHODS]
-    baselines = [m for m in methods if m not in DEEM_METHODS]
+    deem_methods = [m for m in methods if registry.get_method(m).trains]
+    baselines = [m for m in methods if m not in deem_methods]
     estimate = None
     if methods:
         estimate = common.cached_estimate(
@@ -214,7 +213,7 @@ with left:
     st.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(shown, loaded.data.classes if loaded.data is not None else None)
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group",
                  labels={"share": "share of tasks"})

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from deem_core import AnnotationSet
-from deem_core.analysis.agreement import (accuracy_against_gold, annotator_coverage, class_balance,
+from deem_core.analysis.scoring import accuracy_and_count
+from deem_core.analysis.agreement import (annotator_coverage, class_balance,
                                  confusion_against_gold, krippendorff_alpha, labels_per_task,
                                  method_agreement, pairwise_agreement)
 
@@ -64,7 +65,7 @@ def test_method_comparison_and_gold():
     table = method_agreement({"a": a, "b": b})
     assert table.loc["a", "b"] == 0.75 and table.loc["a", "a"] == 1.0
     gold = pd.Series(["x", "y", "x"], index=[1, 2, 3])
-    assert accuracy_against_gold(b, gold) == (pytest.approx(2 / 3), 3)
+    assert accuracy_and_count(b, gold) == (pytest.approx(2 / 3), 3)
     confusion = confusion_against_gold(b, gold, classes=["x", "y"])
     assert confusion.loc["x", "y"] == 1 and confusion.to_numpy().sum() == 3
-    assert accuracy_against_gold(a, pd.Series(dtype=object))[1] == 0
+    assert accuracy_and_count(a, pd.Series(dtype=object))[1] == 0

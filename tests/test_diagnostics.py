@@ -18,8 +18,9 @@ from deem_core.plots import diagnostics as plots
 from deem_core.analysis.diagnostics import (
     GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, worker_importance,
     worker_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
-    select_tasks, spammer_score, write_diagnostics,
+    select_tasks, spammer_score,
 )
+from deem_core.plots.report import write_diagnostics
 from deem_core.model.sampler import one_hot_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +181,7 @@ def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarr
         with torch.no_grad():
             hidden = model.network_.posterior(one_hot_state(labels, m, k)[None].expand(model.network_.n_runs, -1, -1, -1),
                                               m[None].expand(model.network_.n_runs, -1, -1))
-        return model._mapped(hidden).mean(axis=0)
+        return model.to_class_order(hidden).mean(axis=0)
 
     def log_odds(p, rows):
         chosen = p[rows, decided[rows]].astype(np.float64)

@@ -236,11 +236,11 @@ def test_verdicts_cover_every_learning_rate_with_one_line_and_json_schema():
     for verdict in rec.verdicts.values():
         assert verdict.reason and "\n" not in verdict.reason
     payload = json.loads(rec.to_json())
-    assert set(payload) == {"lr", "verdicts"}
-    assert payload["lr"] == rec.lr
+    assert set(payload) == {"lr", "reason", "fallback", "verdicts"}
+    assert payload["lr"] == rec.lr and payload["reason"] == rec.reason
     assert list(payload["verdicts"]) == ["0.001", "0.01", "1"]
     for value in payload["verdicts"].values():
-        assert set(value) == {"keep", "reason"} and isinstance(value["keep"], bool)
+        assert set(value) == {"keep", "verdict", "reason"} and isinstance(value["keep"], bool)
     assert rec.table()["recommended"].sum() == 1
 
 

@@ -9,8 +9,8 @@
 * :func:`worker_table` - one row per annotator: answers, coverage, agreement with the aggregated labels
   and with majority vote, and (when a fitted DEEM is given) the accuracy the model's confusion matrices
   imply (Lemma 1);
-* :func:`method_agreement`, :func:`confusion_against_gold`, :func:`accuracy_against_gold` - comparing
-  several methods' labels with each other and with gold labels.
+* :func:`method_agreement`, :func:`confusion_against_gold` - comparing several methods' labels with each
+  other and with gold labels (accuracy: :func:`deem_core.analysis.scoring.accuracy`).
 
 All functions take an :class:`~deem_core.data.annotations.AnnotationSet` (dense code matrix, ``-1`` = missing) and
 are vectorised with NumPy: a million answers take well under a second.
@@ -26,7 +26,7 @@ import pandas as pd
 from deem_core.data.annotations import AnnotationSet
 
 __all__ = [
-    "accuracy_against_gold", "annotator_coverage", "class_balance", "confusion_against_gold",
+    "annotator_coverage", "class_balance", "confusion_against_gold",
     "krippendorff_alpha", "label_distribution", "labels_per_task", "worker_table", "method_agreement",
     "pairwise_agreement",
 ]
@@ -170,15 +170,6 @@ def _gold_aligned(labels: pd.Series, gold: pd.Series) -> tuple[np.ndarray, np.nd
     pred = labels.reindex(common).astype(str).to_numpy()
     truth = gold.reindex(common).astype(str).to_numpy()
     return pred, truth
-
-
-def accuracy_against_gold(labels: pd.Series, gold: pd.Series) -> tuple[float, int]:
-    """(accuracy, number of gold tasks compared). Labels are compared as text so 1 and "1" from two files
-    match. NaN accuracy when no task has both."""
-    pred, truth = _gold_aligned(labels, gold)
-    if len(truth) == 0:
-        return float("nan"), 0
-    return float((pred == truth).mean()), int(len(truth))
 
 
 def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = None) -> pd.DataFrame:

@@ -144,7 +144,7 @@ class Verdict:
         return LABELS.get(self.category, self.category)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keep": bool(self.keep), "reason": self.reason}
+        return {"keep": bool(self.keep), "verdict": self.label, "reason": self.reason}
 
 
 @dataclass
@@ -198,8 +198,10 @@ class Recommendation:
     runs: list[RunAnalysis] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"lr": float | None, "verdicts": {"<lr>": {"keep": bool, "reason": str}}}``."""
-        return {"lr": None if self.lr is None else float(self.lr),
+        """``{"lr": float | None, "reason": str, "fallback": bool, "verdicts": {"<lr>": {"keep": bool,
+        "verdict": str, "reason": str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
+        return {"lr": None if self.lr is None else float(self.lr), "reason": self.reason,
+                "fallback": bool(self.fallback),
                 "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -9,12 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from deem_core.methods.baselines import BASELINE_METHODS
 from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.methods import registry
 
-__all__ = ["add_parser", "run", "METHODS"]
-
-METHODS = ["deem", "irbm", *BASELINE_METHODS]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -23,17 +21,25 @@ def add_parser(subparsers) -> None:
         description="Train DEEM on the annotations (or run a classic aggregator) and write the aggregated label, "
                     "confidence and class probabilities of every task.")
     add_input_arguments(parser)
-    parser.add_argument("--method", default="deem", choices=METHODS,
-                        help="deem (default), irbm (DEEM without layers) or a crowd-kit aggregator: "
-                             + ", ".join(f"{k} ({v})" for k, v in BASELINE_METHODS.items()))
+    parser.add_argument("--method", default="deem", choices=registry.method_keys(),
+                        help="deem (default) or: " + "; ".join(
+                            f"{spec.key} ({spec.name}: {spec.description})" if spec.description else
+                            f"{spec.key} ({spec.name})" for spec in registry.METHODS.values() if spec.key != "deem"))
     add_training_arguments(parser)
     parser.add_argument("-o", "--output", required=True,
                         help="output file; the extension picks the format: .csv (spreadsheet-safe), .parquet, .json")
     parser.add_argument("--model", default=None, help="also save the fitted model to this file")
     parser.add_argument("--truth", default=None, help="CSV task,truth: report accuracy (and use as gold with --gold-weight)")
-    parser.add_argument("--gold-weight", type=float, default=0.0,
+    parser.add_argument("--gold-weight", type=float, default=_default_gold_weight(),
                         help="weight of the supervised term on --truth labels (default 0: truth only scores)")
     parser.set_defaults(func=run)
+
+
+def _default_gold_weight() -> float:
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+
+    return float(defaults_of(DEEM)["supervised_weight"])
 
 
 def write_labels(results, path: Path) -> Path:
@@ -52,71 +58,70 @@ def write_labels(results, path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
 
+    spec = registry.get_method(args.method)
     output = Path(args.output)
     if output.suffix.lower() not in (".csv", ".parquet", ".json"):
         from deem_core.cli import UsageError  # noqa: PLC0415
 
         raise UsageError(f"cannot tell the output format from {output.name!r}: use .csv, .parquet or .json")
-    if args.model and args.method in BASELINE_METHODS:
+    if args.model and not spec.trains:
         from deem_core.cli import UsageError  # noqa: PLC0415
 
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     data = load_input(args)
     truth = read_truth(args.truth, like=data) if args.truth else None
-    if args.method in BASELINE_METHODS:
-        results = _run_baseline(args, data)
-    else:
-        results = _run_deem(args, data, truth)
+    results = _run_trained(args, spec, data, truth) if spec.trains else _run_classic(args, spec, data)
     write_labels(results, output)
     print(f"wrote {len(results)} labels to {output}", file=sys.stderr)
     if truth is not None:
-        common = results.index.intersection(truth.index)
-        if len(common):
-            accuracy = float((results.loc[common, "label"].to_numpy() == truth.loc[common].to_numpy()).mean())
-            print(f"accuracy: {100 * accuracy:.2f}")
-            print(f"(accuracy on the {len(common)} task(s) that have a truth)", file=sys.stderr)
+        value, n_scored = accuracy_and_count(results["label"], truth)
+        if n_scored:
+            print(f"accuracy: {100 * value:.2f}")
+            print(f"(accuracy on the {n_scored} task(s) that have a truth)", file=sys.stderr)
         else:
             print("warning: no task of the truth file is among the annotated tasks: no accuracy", file=sys.stderr)
     return 0
 
 
-def _run_baseline(args: argparse.Namespace, data):
-    import time  # noqa: PLC0415
+def _options(args: argparse.Namespace) -> dict:
+    """The run options of the command line, by the names of the estimators' parameters."""
+    from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
-    from deem_core.methods.baselines import make_aggregator  # noqa: PLC0415
-    from deem_core.data.export import label_table  # noqa: PLC0415
+    lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
+    return dict(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size,
+                sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds, seed=args.seed,
+                device=args.device, supervised_weight=args.gold_weight)
+
+
+def _run_classic(args: argparse.Namespace, spec, data):
+    import time  # noqa: PLC0415
 
     from deem_core.data.annotations import DataError  # noqa: PLC0415
 
     started = time.perf_counter()
     try:
-        aggregator = make_aggregator(args.method, seed=args.seed).fit(data.to_long())
+        aggregator = registry.fit_method(spec.key, data, **_options(args))
     except ValueError as exc:  # e.g. a binary-only method on more than two classes
         raise DataError(f"--method {args.method}: {exc}") from exc
-    results = label_table(data.tasks, data.classes, aggregator.labels_, aggregator.predict_proba())
-    print(f"{BASELINE_METHODS[args.method]}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    results = aggregator.results_frame()
+    print(f"{spec.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return results
 
 
-def _run_deem(args: argparse.Namespace, data, truth):
-    from deem_core.methods.deem import DEEM  # noqa: PLC0415
-    from deem_core.cli.common import parse_float_list  # noqa: PLC0415
-
-    lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
-    progress = ProgressBar(args.epochs, "iRBM" if args.method == "irbm" else "DEEM", disable=args.no_progress)
-    model = DEEM(n_layers=0 if args.method == "irbm" else args.layers, epochs=args.epochs, lr=lr,
-                 batch_size=args.batch_size, sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds,
-                 seed=args.seed, device=args.device, supervised_weight=args.gold_weight, callbacks=[progress])
+def _run_trained(args: argparse.Namespace, spec, data, truth):
+    options = _options(args)
+    progress = ProgressBar(args.epochs, spec.name, disable=args.no_progress)
     try:
-        model.fit(data, gold=truth if (truth is not None and args.gold_weight > 0) else None)
+        model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:
         progress.close()
     results = model.results_frame()
     if args.model:
         model.save(args.model)
-    print(f"{'iRBM' if args.method == 'irbm' else 'DEEM'}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
+    print(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
           f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
     for message in model.run_messages_:
         if message:

@@ -12,7 +12,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
-    from deem_core.methods.baselines import BASELINE_METHODS  # noqa: PLC0415
+    from deem_core.methods.registry import method_keys  # noqa: PLC0415
 
     parser = subparsers.add_parser(
         "baselines", help="run classic aggregators (majority vote, Dawid-Skene, GLAD, ...)",
@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
                     "--truth) and wall time, and optionally write every method's labels.")
     add_input_arguments(parser)
     parser.add_argument("--methods", default="mv,ds,glad",
-                        help=f"comma-separated, from: {', '.join(BASELINE_METHODS)} (default mv,ds,glad)")
+                        help=f"comma-separated, from: {', '.join(method_keys(trains=False))} (default mv,ds,glad)")
     parser.add_argument("--truth", default=None, help="CSV task,truth to score the methods")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", default=None, help="CSV with one column of labels per method")
@@ -30,16 +30,18 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: PLC0415
 
-    from deem_core.methods.baselines import BASELINE_METHODS, run_baselines  # noqa: PLC0415
+    from deem_core.methods.baselines import run_baselines  # noqa: PLC0415
+    from deem_core.methods.registry import method_keys  # noqa: PLC0415
     from deem_core.data.export import write_csv  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in BASELINE_METHODS]
+    classic = method_keys(trains=False)
+    unknown = [m for m in methods if m not in classic]
     if unknown or not methods:
         raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
-                         f"{', '.join(BASELINE_METHODS)}")
+                         f"{', '.join(classic)}")
     data = load_input(args)
     long = data.to_long()
     truth = read_truth(args.truth, like=data) if args.truth else None

@@ -25,21 +25,30 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True) -> None:
-    from deem_core.methods.deem import DEFAULT_INIT, DEFAULT_LR  # noqa: PLC0415
+    """DEEM's training options; every default is read from ``DEEM``'s signature."""
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
 
-    parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (0 = iRBM)")
-    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
-    parser.add_argument("--lr", default=str(DEFAULT_LR),
-                        help=f"learning rate (default {DEFAULT_LR})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
-    parser.add_argument("--init", default=DEFAULT_INIT, choices=["mv", "ds", "auto"],
+    default = defaults_of(DEEM)
+    parser.add_argument("--layers", type=int, default=default["n_layers"],
+                        help=f"multinomial layers before the iRBM (0 = iRBM; default {default['n_layers']})")
+    parser.add_argument("--epochs", type=int, default=default["epochs"],
+                        help=f"training epochs (default {default['epochs']})")
+    parser.add_argument("--lr", default=str(default["lr"]),
+                        help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
+    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+                        help=f"tasks per mini-batch (default {default['batch_size']})")
+    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+                        help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
+    parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
                         help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
                              "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
-                             f"--gold-weight, both are trained and gold may overrule); default {DEFAULT_INIT}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, default=1, help="independent runs trained together (consensus)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+                             f"--gold-weight, both are trained and gold may overrule); default {default['init']}")
+    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+                        help=f"independent runs trained together (consensus; default {default['n_seeds']})")
+    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

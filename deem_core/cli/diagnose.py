@@ -47,7 +47,8 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics, write_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415

@@ -18,8 +18,10 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
-    from deem_core.methods.sweep import DEFAULT_LRS, DEFAULT_SWEEP_EPOCHS  # noqa: PLC0415
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
 
+    default = defaults_of(run_sweep)  # every default below is run_sweep's own
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
     parser = subparsers.add_parser(
         "sweep", help="train a grid of learning rates and recommend one",
@@ -29,17 +31,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="output folder (created): curves.csv, recommendation.json, curves.html")
     parser.add_argument("--lrs", default=grid, help=f"comma-separated learning rates (default {grid})")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_SWEEP_EPOCHS,
-                        help=f"epochs per run (default {DEFAULT_SWEEP_EPOCHS})")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per learning rate (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--layers", type=int, default=1, help="multinomial layers before the iRBM (default 1)")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--sampler-steps", type=int, default=5, help="DMALA steps per mini-batch (default 5)")
-    parser.add_argument("--init", default="mv", choices=["mv", "ds"], help="start from majority vote or Dawid-Skene")
-    parser.add_argument("--smoothing", type=float, default=0.9,
-                        help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; default 0.9)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    parser.add_argument("--epochs", type=int, default=default["epochs"],
+                        help=f"epochs per run (default {default['epochs']})")
+    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+                        help=f"seeds per learning rate (default {default['n_seeds']})")
+    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--layers", type=int, default=default["n_layers"],
+                        help=f"multinomial layers before the iRBM (default {default['n_layers']})")
+    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+                        help=f"tasks per mini-batch (default {default['batch_size']})")
+    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+                        help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
+    parser.add_argument("--init", default=default["init"], choices=["mv", "ds"],
+                        help=f"start from majority vote or Dawid-Skene (default {default['init']})")
+    parser.add_argument("--smoothing", type=float, default=default["smoothing"],
+                        help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; "
+                             f"default {default['smoothing']})")
+    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -1,12 +1,14 @@
 """Classic label aggregators from crowd-kit behind one small interface.
 
 Every method takes the long format used everywhere in DEEM Studio (columns ``task``, ``worker``,
-``label``; labels may be any hashable values: ints, strings, bools, ...) and returns results in the
-*original* label values and types, so any baseline can be compared with DEEM directly::
+``label``; labels may be any hashable values: ints, strings, bools, ...) or an AnnotationSet, and returns
+results in the *original* label values and types, so any baseline can be compared with DEEM directly::
 
-    agg = make_aggregator("ds", seed=0)
+    agg = make_aggregator("ds", seed=0)   # deem_core.methods.registry
     labels = agg.fit_predict(df)          # pd.Series, index "task", original labels
-    proba = agg.predict_proba(df)         # pd.DataFrame, index "task", columns = agg.classes_
+    proba = agg.predict_proba()           # pd.DataFrame, index "task", columns = agg.classes_
+
+Display names and capabilities live in the registry (:mod:`deem_core.methods.registry`).
 
 The algorithms themselves are crowd-kit's (crowd-kit 1.4.x); this module only
 
@@ -37,8 +39,14 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from deem_core.analysis.scoring import accuracy, truth_series
+from deem_core.data.annotations import AnnotationSet
+from deem_core.data.export import label_table
+from deem_core.methods.base import Aggregator
+from deem_core.methods.registry import display_name
+
 __all__ = [
-    "Aggregator",
+    "CrowdKitAggregator",
     "MajorityVoteAggregator",
     "WawaAggregator",
     "DawidSkeneAggregator",
@@ -48,22 +56,8 @@ __all__ = [
     "MMSRAggregator",
     "KOSAggregator",
     "ZeroBasedSkillAggregator",
-    "BASELINE_METHODS",
-    "make_aggregator",
     "run_baselines",
 ]
-
-BASELINE_METHODS: dict[str, str] = {
-    "mv": "Majority vote",
-    "wawa": "Wawa (worker agreement with aggregate)",
-    "ds": "Dawid-Skene",
-    "onecoin": "One-coin Dawid-Skene",
-    "glad": "GLAD",
-    "mace": "MACE",
-    "mmsr": "M-MSR",
-    "kos": "KOS (Karger-Oh-Shah)",
-    "zbs": "Zero-based skill",
-}
 
 _REQUIRED = ("task", "worker", "label")
 
@@ -116,15 +110,14 @@ def _is_sklearn_tags_error(exc: BaseException) -> bool:
 
 
 # --------------------------------------------------------------------------- base class
-class Aggregator:
-    """Common interface of the crowd-kit baselines.
+class CrowdKitAggregator(Aggregator):
+    """A crowd-kit method behind the :class:`~deem_core.methods.base.Aggregator` interface.
 
     Attributes after ``fit``: ``labels_`` (pd.Series, index ``task``, original labels),
     ``probas_`` (pd.DataFrame over ``classes_`` or ``None`` for methods without probabilities),
     ``classes_`` (pd.Index of the original label values, sorted), ``fit_seconds_``.
     """
 
-    name: str = "base"
     key: str = "base"
     #: crowd-kit constructor defaults of this wrapper (overridable with keyword arguments)
     defaults: dict[str, Any] = {}
@@ -138,6 +131,13 @@ class Aggregator:
         self.model_: Any = None
         self.fit_seconds_: float | None = None
         self._fitted_on: tuple[int, int] | None = None
+        self._tasks: pd.Index | None = None  # every task of the data, in its order (results_frame)
+        self._vocabulary: pd.Index | None = None  # the data's classes (may hold classes nobody chose)
+
+    @property
+    def name(self) -> str:
+        """The method's display name (from the registry)."""
+        return display_name(self.key)
 
     # -- sklearn-ish niceties
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -154,7 +154,14 @@ class Aggregator:
         raise NotImplementedError
 
     # -- public API
-    def fit(self, df: pd.DataFrame) -> "Aggregator":
+    def fit(self, data: pd.DataFrame | AnnotationSet, gold: Any = None) -> "CrowdKitAggregator":
+        """Fit on a long frame ``task, worker, label`` or an AnnotationSet (``gold`` is not used)."""
+        if isinstance(data, AnnotationSet):
+            self._tasks, self._vocabulary = data.tasks, data.classes
+            df = data.to_long()
+        else:
+            self._tasks, self._vocabulary = None, None
+            df = data
         data = _check_frame(df)
         classes = _classes(data["label"])
         codes = classes.get_indexer(data["label"])
@@ -194,7 +201,9 @@ class Aggregator:
         self._fitted_on = _fingerprint(data)
         return self
 
-    def _ensure_fitted(self, df: pd.DataFrame | None) -> None:
+    def _ensure_fitted(self, df: pd.DataFrame | AnnotationSet | None) -> None:
+        if isinstance(df, AnnotationSet):
+            df = df.to_long()
         if df is None:
             if self.labels_ is None:
                 raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(df) first")
@@ -202,8 +211,12 @@ class Aggregator:
         if self.labels_ is None or self._fitted_on != _fingerprint(_check_frame(df)):
             self.fit(df)
 
-    def fit_predict(self, df: pd.DataFrame) -> pd.Series:
-        return self.fit(df).labels_.copy()
+    def results_frame(self) -> pd.DataFrame:
+        """One row per task: label, confidence, p_<class> (see :func:`deem_core.data.export.label_table`)."""
+        self._ensure_fitted(None)
+        tasks = self._tasks if self._tasks is not None else self.labels_.index
+        classes = self._vocabulary if self._vocabulary is not None else self.classes_
+        return label_table(tasks, classes, self.labels_, self.predict_proba())
 
     def predict(self, df: pd.DataFrame | None = None) -> pd.Series:
         self._ensure_fitted(df)
@@ -217,8 +230,8 @@ class Aggregator:
             return self.probas_.copy()
         return self._one_hot()
 
-    def fit_predict_proba(self, df: pd.DataFrame) -> pd.DataFrame:
-        return self.fit(df).predict_proba()
+    def fit_predict_proba(self, data: pd.DataFrame | AnnotationSet, gold: Any = None) -> pd.DataFrame:
+        return self.fit(data, gold=gold).predict_proba()
 
     def _one_hot(self) -> pd.DataFrame:
         codes = self.classes_.get_indexer(self.labels_)
@@ -228,7 +241,7 @@ class Aggregator:
 
 
 # --------------------------------------------------------------------------- the methods
-class MajorityVoteAggregator(Aggregator):
+class MajorityVoteAggregator(CrowdKitAggregator):
     """crowd-kit ``MajorityVote``. ``probas_`` are the vote shares (a tie gives equal shares).
 
     Ties: crowd-kit has no randomness here. It takes ``idxmax`` over the columns of
@@ -241,7 +254,6 @@ class MajorityVoteAggregator(Aggregator):
     tied tasks.
     """
 
-    name = BASELINE_METHODS["mv"]
     key = "mv"
 
     def __init__(self, seed: int = 0, tie_break: str = "first", **params: Any) -> None:
@@ -271,11 +283,10 @@ class MajorityVoteAggregator(Aggregator):
         return labels, proba
 
 
-class WawaAggregator(Aggregator):
+class WawaAggregator(CrowdKitAggregator):
     """crowd-kit ``Wawa`` (majority vote weighted by agreement with the majority). Needs
     scikit-learn < 1.8 with crowd-kit 1.4.x (otherwise ``RuntimeError``). Deterministic."""
 
-    name = BASELINE_METHODS["wawa"]
     key = "wawa"
 
     def _fit_codes(self, data, n_classes):
@@ -287,14 +298,13 @@ class WawaAggregator(Aggregator):
         return self.model_.labels_, proba
 
 
-class DawidSkeneAggregator(Aggregator):
+class DawidSkeneAggregator(CrowdKitAggregator):
     """crowd-kit ``DawidSkene(n_iter=100)``. Deterministic (initialised from majority vote).
 
     Extra attributes, in original label values: ``errors_`` (crowd-kit's confusion matrices:
     index (worker, observed label), columns true label; each worker's column sums to 1) and
     ``priors_`` (class priors, index = label)."""
 
-    name = BASELINE_METHODS["ds"]
     key = "ds"
     defaults = {"n_iter": 100}
 
@@ -307,8 +317,8 @@ class DawidSkeneAggregator(Aggregator):
         self.model_ = self._make().fit(data)
         return self.model_.labels_, self.model_.probas_
 
-    def fit(self, df: pd.DataFrame) -> "DawidSkeneAggregator":
-        super().fit(df)
+    def fit(self, data: pd.DataFrame | AnnotationSet, gold: Any = None) -> "DawidSkeneAggregator":
+        super().fit(data, gold=gold)
         self._decode_extras()
         return self
 
@@ -338,7 +348,6 @@ class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):
     """crowd-kit ``OneCoinDawidSkene(n_iter=100)`` (one accuracy per worker). Deterministic.
     ``skills_`` are the worker accuracies; ``errors_``/``priors_`` as for Dawid-Skene."""
 
-    name = BASELINE_METHODS["onecoin"]
     key = "onecoin"
     defaults = {"n_iter": 100}
 
@@ -353,11 +362,10 @@ class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):
         return labels, proba
 
 
-class GLADAggregator(Aggregator):
+class GLADAggregator(CrowdKitAggregator):
     """crowd-kit ``GLAD`` with its defaults (n_iter=100, tol=1e-5). Deterministic.
     ``alphas_`` (worker expertise) and ``betas_`` (task difficulty) are exposed."""
 
-    name = BASELINE_METHODS["glad"]
     key = "glad"
 
     def _fit_codes(self, data, n_classes):
@@ -369,7 +377,7 @@ class GLADAggregator(Aggregator):
         return self.model_.labels_, self.model_.probas_
 
 
-class MACEAggregator(Aggregator):
+class MACEAggregator(CrowdKitAggregator):
     """crowd-kit ``MACE`` (variational Bayes, n_iter=50) with ``n_restarts=3`` seeded restarts.
 
     Seeds: crowd-kit passes an *int* ``random_state`` to every restart, so all restarts start from
@@ -385,7 +393,6 @@ class MACEAggregator(Aggregator):
     orders agree (duck 86.11%, dog 83.02%, independent of row order and id type).
     """
 
-    name = BASELINE_METHODS["mace"]
     key = "mace"
     defaults = {"n_restarts": 3}
 
@@ -405,12 +412,11 @@ class MACEAggregator(Aggregator):
         return labels, proba
 
 
-class MMSRAggregator(Aggregator):
+class MMSRAggregator(CrowdKitAggregator):
     """crowd-kit ``MMSR`` (matrix mean-subsequence-reduced, n_iter=10000, tol=1e-10), seeded with
     ``random_state=seed``. No probabilities: ``predict_proba`` is one-hot; crowd-kit's weighted
     vote scores are kept in ``scores_`` (columns = original labels; they may be negative)."""
 
-    name = BASELINE_METHODS["mmsr"]
     key = "mmsr"
 
     def _fit_codes(self, data, n_classes):
@@ -423,20 +429,19 @@ class MMSRAggregator(Aggregator):
         self._raw_scores = self.model_.scores_
         return labels, None
 
-    def fit(self, df: pd.DataFrame) -> "MMSRAggregator":
-        super().fit(df)
+    def fit(self, data: pd.DataFrame | AnnotationSet, gold: Any = None) -> "MMSRAggregator":
+        super().fit(data, gold=gold)
         scores = self._raw_scores.reindex(columns=range(len(self.classes_)), fill_value=0.0)
         scores.columns = self.classes_
         self.scores_ = _sort_tasks(scores)
         return self
 
 
-class KOSAggregator(Aggregator):
+class KOSAggregator(CrowdKitAggregator):
     """crowd-kit ``KOS`` (Karger-Oh-Shah message passing, n_iter=100), binary only, seeded with
     ``random_state=seed``. crowd-kit calls ``np.random.seed`` (the global generator); the global
     state is saved and restored around the fit. No probabilities: ``predict_proba`` is one-hot."""
 
-    name = BASELINE_METHODS["kos"]
     key = "kos"
 
     def _fit_codes(self, data, n_classes):
@@ -458,12 +463,11 @@ class KOSAggregator(Aggregator):
         return labels, None
 
 
-class ZeroBasedSkillAggregator(Aggregator):
+class ZeroBasedSkillAggregator(CrowdKitAggregator):
     """crowd-kit ``ZeroBasedSkill`` (skill-weighted majority vote with skills learnt from zero).
     Needs scikit-learn < 1.8 with crowd-kit 1.4.x (otherwise ``RuntimeError``). Deterministic;
     ``probas_`` are the weighted vote shares."""
 
-    name = BASELINE_METHODS["zbs"]
     key = "zbs"
 
     def _fit_codes(self, data, n_classes):
@@ -475,90 +479,38 @@ class ZeroBasedSkillAggregator(Aggregator):
         return self.model_.labels_, proba
 
 
-_REGISTRY: dict[str, type[Aggregator]] = {
-    "mv": MajorityVoteAggregator,
-    "wawa": WawaAggregator,
-    "ds": DawidSkeneAggregator,
-    "onecoin": OneCoinDawidSkeneAggregator,
-    "glad": GLADAggregator,
-    "mace": MACEAggregator,
-    "mmsr": MMSRAggregator,
-    "kos": KOSAggregator,
-    "zbs": ZeroBasedSkillAggregator,
-}
-
-
-def make_aggregator(method: str, seed: int = 0, **kw: Any) -> Aggregator:
-    """Build the aggregator ``method`` (a key of :data:`BASELINE_METHODS`, case-insensitive).
-    Extra keyword arguments go to the crowd-kit constructor (``tie_break`` for ``mv``)."""
-    key = str(method).strip().lower()
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"unknown aggregation method {method!r}; valid methods: {', '.join(_REGISTRY)}"
-        )
-    return _REGISTRY[key](seed=seed, **kw)
-
-
-def _truth_series(truth: Any) -> pd.Series:
-    if isinstance(truth, pd.Series):
-        return truth
-    if isinstance(truth, pd.DataFrame):
-        if "task" in truth.columns:
-            rest = [c for c in truth.columns if c != "task"]
-            col = "truth" if "truth" in rest else (rest[0] if len(rest) == 1 else None)
-            if col is None:
-                raise ValueError("truth frame needs columns task and truth")
-            return truth.set_index("task")[col]
-        if truth.shape[1] == 1:
-            return truth.iloc[:, 0]
-        raise ValueError("truth frame needs columns task and truth")
-    if isinstance(truth, Mapping):
-        return pd.Series(dict(truth))
-    raise TypeError("truth must be a Series (index task), a frame with task,truth, or a dict")
-
-
-def accuracy(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> float:
-    """Accuracy in percent over the tasks that have a truth (restricted to ``tasks`` if given,
-    e.g. the tasks that have at least one annotation); a task without prediction counts as wrong."""
-    t = _truth_series(truth).dropna()
-    if tasks is not None:
-        t = t[t.index.isin(pd.Index(tasks))]
-    if len(t) == 0:
-        return float("nan")
-    pred = labels.reindex(t.index)
-    return float((pred.to_numpy() == t.to_numpy()).mean() * 100.0)
-
-
 def run_baselines(
     df: pd.DataFrame,
     methods: Iterable[str] | str | None = None,
     truth: Any = None,
     seed: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    on_result: Callable[[str, Aggregator | None], None] | None = None,
+    on_result: Callable[[str, CrowdKitAggregator | None], None] | None = None,
 ) -> pd.DataFrame:
     """Fit several baselines on ``df``; one row per method with columns
     ``method, name, accuracy, seconds, error``.
 
-    ``accuracy`` is in percent over the truth tasks that occur in ``df`` (NaN without truth or when the
+    ``accuracy`` is in percent (:func:`deem_core.analysis.scoring.accuracy`; NaN without truth or when the
     method failed); ``seconds`` is the wall time of the fit; ``error`` is ``None`` or the message of
     the exception that method raised (an unknown method name, KOS on multiclass data, ...): one
     failing method never stops the others. ``params`` maps a method key to extra constructor
     arguments; ``on_result(method, fitted_aggregator_or_None)`` is called after each method.
     """
+    from deem_core.methods.registry import make_aggregator, method_keys  # noqa: PLC0415
+
     data = _check_frame(df)
     import crowdkit.aggregation  # noqa: F401  - import once, outside the timings
 
     if methods is None:
-        methods = list(BASELINE_METHODS)
+        methods = method_keys(trains=False)
     elif isinstance(methods, str):
         methods = [methods]
-    truth_s = None if truth is None else _truth_series(truth)
+    truth_s = None if truth is None else truth_series(truth)
     tasks = pd.unique(data["task"])
     rows = []
     for method in methods:
         key = str(method).strip().lower()
-        row = {"method": key, "name": BASELINE_METHODS.get(key, str(method)),
+        row = {"method": key, "name": display_name(key),
                "accuracy": float("nan"), "seconds": float("nan"), "error": None}
         agg = None
         start = time.perf_counter()
@@ -566,7 +518,7 @@ def run_baselines(
             agg = make_aggregator(key, seed=seed, **dict((params or {}).get(key, {})))
             agg.fit(data)
             if truth_s is not None:
-                row["accuracy"] = accuracy(agg.labels_, truth_s, tasks)
+                row["accuracy"] = 100.0 * accuracy(agg.labels_, truth_s, tasks)
         except Exception as exc:  # noqa: BLE001 - reported in the table, never raised
             row["error"] = f"{type(exc).__name__}: {exc}"
             agg = None

@@ -11,56 +11,53 @@ averaged into the consensus answer, and ``seed_agreement_`` says how often each 
 
 from __future__ import annotations
 
+import io
 import math
 import threading
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import binomtest
+from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
 from deem_core.data.export import label_table
+from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.model.sizes import check_problem_size
 from deem_core.methods.sweep import DEFAULT_LRS
-from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device, train_runs
+from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device,
+                                     train_runs)
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
 
-#: default learning rate, measured at the default 100 epochs (1 layer, 3 seeds). From a Dawid-Skene start the
-#: accuracy moves little with the learning rate (50 epochs, lr 0.003-0.3: ampdata 93.2-92.5%, tree3k
-#: 88.9-88.0%, digits 93.6-93.7%, duck 89.8%). From a majority-vote start 0.03 peaks early and then drifts:
-#: tree3k 90.4% at 50 epochs, 88.3% at 100 (one seed 85.9%, below majority vote's 89.1%), 83.0% at 150;
-#: with 0.01 it is steady (90.1 / 90.5 / 90.6% at 50 / 100 / 150 epochs), digits 93.7% and digits_experts
-#: 88.7% at 100 (0.03: 93.75 / 89.26). ``lr="auto"`` chooses per data set with a sweep.
+#: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
+#: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
+#: measurements: benchmarks/results/defaults.md). ``lr="auto"`` chooses per data set with a sweep.
 DEFAULT_LR = 0.01
 #: default start: "auto" = Dawid-Skene through Lemma 1 unless the workers are clearly dependent (excess
-#: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote; with gold labels, both starts
-#: are trained and the other start replaces that choice when it is significantly better on gold.
-#: Measured (1 layer, 50 epochs, 3 seeds): the DS start wins on duck/dog/condind/ampdata (e.g. ampdata
-#: 93.00% vs 79.53%), the MV start on the dependent ensembles (tree3k 90.40% vs 88.80%, digits_experts
-#: 88.70% vs 86.66%); see benchmarks/accuracy.py.
+#: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote, because DS explains
+#: independent workers and cannot explain shared mistakes; with gold labels both starts are trained and the
+#: other start replaces that choice when it is significantly better on gold (benchmarks/results/defaults.md).
 DEFAULT_INIT = "auto"
-#: excess pairwise agreement above which "auto" starts from majority vote (measured 0.012-0.014 on the real
-#: crowd sets, about 0 on independent synthetic workers, 0.041-0.051 on dependent ensembles)
+#: excess pairwise agreement above which "auto" starts from majority vote: real crowds measure about 0.01,
+#: independent synthetic workers about 0, dependent ensembles 0.04-0.05 (benchmarks/results/defaults.md)
 DEPENDENCE_THRESHOLD = 0.03
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
-#: test on the gold tasks where they differ gives p below this (CondInd, 300 gold tasks: Majority-vote start
-#: ahead by one task, 0.960 vs 0.957, used to win; the Dawid-Skene start is 0.8 points better on the rest)
+#: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
 FORMAT_VERSION = 1
-
-
-class NotFittedError(RuntimeError):
-    """The estimator was used before ``fit``."""
 
 
 def _plain(value: Any) -> Any:
@@ -86,7 +83,80 @@ def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
     return p_value < p_threshold, {"challenger_better": better, "challenger_worse": worse, "p_value": p_value}
 
 
-class DEEM:
+@dataclass(frozen=True)
+class FittedAttribute:
+    """One attribute of the fitted state: its name, how it is stored in a model file, and what it means.
+
+    kind: ``network`` (the DEEMNetwork), ``index:<name>`` (a pandas Index), ``array`` (numpy, stored as a
+    tensor), ``history`` (the history DataFrame, stored as lists), ``list``, ``dict`` or ``value`` (plain
+    Python values), or ``runtime`` (not stored: rebuilt or meaningless after loading).
+    optional: may be absent in files written by earlier versions of format 1 (loaded as ``None``).
+    """
+
+    name: str
+    key: str | None
+    kind: str
+    doc: str
+    optional: bool = False
+
+
+#: The fitted state of :class:`DEEM`, in one place: ``save``/``load`` and the docstring's Attributes section
+#: are built from it. File keys are those of format 1, so files of every format-1 version load.
+FITTED_STATE: tuple[FittedAttribute, ...] = (
+    FittedAttribute("network_", "network", "network", "the trained DEEMNetwork holding the R runs (n_seeds)"),
+    FittedAttribute("tasks_", "tasks", "index:task", "pd.Index of the training tasks (original identifiers)"),
+    FittedAttribute("workers_", "workers", "index:worker", "pd.Index of the workers (original identifiers)"),
+    FittedAttribute("classes_", "classes", "index:label", "pd.Index of the classes (original label values)"),
+    FittedAttribute("posterior_", "posterior", "array", "(n_tasks, K) consensus p(y | x) in class order"),
+    FittedAttribute("class_maps_", "class_maps", "array",
+                    "(R, K) Hungarian map of each run's hidden units to classes"),
+    FittedAttribute("class_map_source_", "class_map_source", "value",
+                    "what the class maps were matched against: 'majority vote' or 'gold labels'"),
+    FittedAttribute("run_labels_", "run_labels", "array", "(R, n_tasks) class codes of each run"),
+    FittedAttribute("seed_agreement_", "seed_agreement", "array",
+                    "(n_tasks,) share of the usable runs that agree with the consensus label"),
+    FittedAttribute("free_energy_", "free_energy", "array",
+                    "(n_tasks,) mean free energy over the usable runs (high = unusual answers)"),
+    FittedAttribute("history_", "history", "history", "DataFrame of the training log, one row per run and epoch "
+                    "(columns HISTORY_COLUMNS)"),
+    FittedAttribute("run_status_", "run_status", "list", "per run: finished, stopped, cancelled or diverged"),
+    FittedAttribute("run_messages_", "run_messages", "list", "per run: why it ended early ('' otherwise)"),
+    FittedAttribute("lr_", "lr", "value", "the learning rate used (the sweep's choice with lr='auto')"),
+    FittedAttribute("n_epochs_", "n_epochs", "value", "epochs actually trained"),
+    FittedAttribute("seeds_", "seeds", "list", "seed of each run"),
+    FittedAttribute("init_", "init", "value", "the start used: 'mv' or 'ds'"),
+    FittedAttribute("init_scores_", "init_scores", "dict",
+                    "start -> accuracy on the scoring gold tasks (empty unless both starts trained)"),
+    FittedAttribute("init_evidence_", "init_evidence", "value", "the sign test that kept or switched the start "
+                    "(None unless both starts trained)", optional=True),
+    FittedAttribute("dependence_", "dependence", "value", "excess pairwise agreement over Dawid-Skene (init='auto'; "
+                    "None otherwise)"),
+    FittedAttribute("gold_accuracy_", "gold_accuracy", "value", "consensus accuracy on the gold tasks (None without)"),
+    FittedAttribute("dead_units_", "dead_units", "value",
+                    "classes majority vote finds that the consensus never predicts"),
+    FittedAttribute("run_dead_units_", "run_dead_units", "list", "the same count per run"),
+    FittedAttribute("warnings_", "warnings", "list", "what was fixed silently in the data or in training "
+                    "(e.g. a GPU out-of-memory retry)"),
+    FittedAttribute("data_fingerprint_", "fingerprint", "value", "SHA-256 of the training annotations"),
+    FittedAttribute("fit_seconds_", "fit_seconds", "value", "wall time of the training", optional=True),
+    FittedAttribute("batch_size_", "batch_size", "value", "the batch size used (smaller than batch_size after a "
+                    "GPU out-of-memory retry)", optional=True),
+    FittedAttribute("device_", None, "runtime", "torch.device the model lives on"),
+    FittedAttribute("dawid_skene_", None, "runtime", "the Dawid-Skene fit of the 'ds' start (None otherwise; "
+                    "not saved)"),
+    FittedAttribute("sweep_", None, "runtime", "the learning-rate sweep (None unless lr='auto'; not saved)"),
+)
+
+
+def _attributes_section() -> str:
+    lines = ["", "    Attributes", "    ----------"]
+    for attribute in FITTED_STATE:
+        lines.append(f"    {attribute.name}: {attribute.doc}.")
+    lines.append("    labels_: the aggregated label per training task (a property, same as ``predict()``).")
+    return "\n".join(lines) + "\n"
+
+
+class DEEM(Aggregator, BaseEstimator):
     """Deep energy-based unsupervised ensemble model (DEEM) label aggregator.
 
     Parameters
@@ -105,6 +175,7 @@ class DEEM:
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
     callbacks: objects with ``on_epoch_end(epoch, logs) -> bool`` (True stops) or plain callables.
+    on_conflict: one worker giving one task different labels: ``"error"``, or keep the ``"first"``/``"last"``.
     """
 
     def __init__(self, n_layers: int = 1, epochs: int = 100, lr: float | str = DEFAULT_LR,
@@ -126,19 +197,6 @@ class DEEM:
         self.supervised_weight = supervised_weight
         self.callbacks = callbacks
         self.on_conflict = on_conflict
-
-    # ------------------------------------------------------------------ sklearn-ish plumbing
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (
-            "n_layers", "epochs", "lr", "batch_size", "sampler_steps", "step_size", "momentum", "init",
-            "n_seeds", "seed", "device", "supervised_weight", "callbacks", "on_conflict")}
-
-    def set_params(self, **params: Any) -> "DEEM":
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"unknown parameter {name!r}")
-            setattr(self, name, value)
-        return self
 
     def _check_params(self) -> None:
         if not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0:
@@ -165,6 +223,113 @@ class DEEM:
             raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
 
     # ------------------------------------------------------------------ fitting
+    def fit(self, data: Any, gold: Any = None, stop_event: threading.Event | None = None) -> "DEEM":
+        """Fit on annotations (long DataFrame or :class:`AnnotationSet`); ``gold``: optional task -> label.
+
+        Steps: validate the data and its size (:meth:`_prepare`), the gold codes, the candidate starts
+        (:meth:`_start_candidates`) and which gold tasks train / score (:meth:`_split_gold`); train (a sweep
+        with ``lr="auto"``, else every candidate start at once, with the GPU memory fallback); keep the best
+        start on gold (:meth:`_keep_best_start`); then the fitted state (:meth:`_store_training`,
+        :meth:`_store_outputs`). ``stop_event`` cancels between mini-batches.
+        """
+        self._check_params()
+        data = self._prepare(data)
+        gold_codes = self.gold_codes(data, gold)
+        seeds = [int(self.seed) + run for run in range(int(self.n_seeds))]
+        callbacks = list(self.callbacks or ())
+        self.dawid_skene_ = None
+        self.sweep_ = None
+        candidates = self._start_candidates(data, has_gold=gold_codes is not None and bool((gold_codes >= 0).any()))
+        train_gold, score_gold = self._split_gold(gold_codes, candidates)
+        if self.lr == "auto":
+            result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
+            self.batch_size_ = int(self.batch_size)
+        else:
+            self.lr_ = float(self.lr)
+            train = partial(self._train_starts, data, candidates, seeds, train_gold, callbacks, stop_event)
+            result, self.batch_size_, self.device_ = train_with_memory_fallback(
+                train, int(self.batch_size), self.device_, self.warnings_)
+            if len(candidates) > 1:
+                result = self._keep_best_start(data, result, candidates, len(seeds), score_gold)
+        self._store_training(result, seeds)
+        self._store_outputs(data, gold_codes)
+        return self
+
+    def _prepare(self, data: Any) -> AnnotationSet:
+        """Encode the data, refuse what cannot be aggregated or does not fit in memory; record the
+        vocabularies, the device and the data's warnings."""
+        data = as_annotation_set(data, on_conflict=self.on_conflict)
+        if data.n_classes < 2:
+            raise DataError(f"{data.source}: only one class ({_plain(data.classes[0])!r}) was given: there is nothing "
+                            f"to aggregate; DEEM needs at least two classes")
+        self.device_ = resolve_device(self.device)
+        runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
+        memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
+        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
+                           source=data.source)
+        self.classes_ = data.classes
+        self.workers_ = data.workers
+        self.tasks_ = data.tasks
+        self.warnings_ = list(data.warnings)
+        self.data_fingerprint_ = data.fingerprint()
+        return data
+
+    def _start_candidates(self, data: AnnotationSet, has_gold: bool) -> list[str]:
+        """The starts to train, the unsupervised choice first. ``init="auto"``: the DS start unless the workers
+        are clearly dependent; with gold labels the other start trains too (one batched model) and the gold
+        tasks may overrule the choice (:meth:`_keep_best_start`). Sets ``init_`` and ``dependence_``."""
+        self.dependence_ = None
+        self.init_evidence_ = None
+        self.init_scores_ = {}
+        if self.init != "auto":
+            candidates = [self.init]
+        else:
+            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
+            unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
+            candidates = [unsupervised_choice]
+            if has_gold:
+                candidates.append("ds" if unsupervised_choice == "mv" else "mv")
+        self.init_ = candidates[0]
+        return candidates
+
+    def _split_gold(self, gold_codes: np.ndarray | None, candidates: list[str],
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(gold codes the supervised term trains on, gold codes the starts are compared on).
+
+        The supervised term fits every gold task it sees, so when two starts compete under a supervised
+        weight, every other gold task (in an order seeded by ``seed``) is held out of training and scores them.
+        """
+        if len(candidates) < 2 or self.supervised_weight <= 0:
+            return gold_codes, gold_codes
+        known = np.flatnonzero(gold_codes >= 0)
+        held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
+        if not len(held_out):
+            return gold_codes, gold_codes
+        train_gold = gold_codes.copy()
+        train_gold[held_out] = -1
+        score_gold = np.full_like(gold_codes, -1)
+        score_gold[held_out] = gold_codes[held_out]
+        return train_gold, score_gold
+
+    def _train_starts(self, data: AnnotationSet, candidates: list[str], seeds: list[int], gold_codes: np.ndarray | None,
+                      callbacks: list, stop_event: threading.Event | None, batch_size: int,
+                      device: torch.device) -> TrainingResult:
+        """Train ``len(seeds)`` runs from every candidate start as one batched model (runs of start i are
+        ``i * len(seeds) ...``)."""
+        config = self._config(batch_size, device)
+        starts = []
+        for init in candidates:
+            network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
+                                          explicit=len(candidates) > 1)
+            starts.append(network)
+            self.dawid_skene_ = ds or self.dawid_skene_
+        initial = starts[0] if len(starts) == 1 else stack_networks(starts)
+        return train_runs(data.labels, data.n_classes, [self.lr_] * len(seeds) * len(candidates),
+                          seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
+                          stop_event=stop_event, initial_network=initial, gold=gold_codes,
+                          supervised_weight=float(self.supervised_weight))
+
     def _fit_by_sweep(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
         """``lr="auto"``: sweep the default grid (every seed x every lr, one batched model), take the
         recommended lr and keep the sweep's own runs at that lr (a run trains the same alone or batched,
@@ -190,9 +355,9 @@ class DEEM:
         """Score each start's runs on the gold tasks (Hungarian map against gold); keep the unsupervised choice
         ``candidates[0]`` unless the other start is *significantly* more accurate there.
 
-        The test is a one-sided sign test on the gold tasks where the two starts disagree in correctness
-        (per task, the fraction of each start's runs that are right): a difference of one or two tasks
-        among hundreds, which decided the start on CondInd when the better mean simply won, no longer does.
+        The test is a one-sided sign test on the gold tasks where the two starts differ in correctness
+        (per task, the fraction of each start's runs that are right), so that a lead of one or two tasks
+        among hundreds does not decide the start.
         """
         labels, mask, soft = self._tensors(data)
         hidden = predict_hidden(result.network, labels, mask, soft).argmax(-1).cpu().numpy()  # (R, n)
@@ -214,8 +379,9 @@ class DEEM:
         group = candidates.index(self.init_)
         return result.select_runs(list(range(group * n_runs, (group + 1) * n_runs)))
 
-    def _gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
-        """Gold labels as (n_tasks,) class codes, -1 where unknown."""
+    def gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
+        """Gold labels (Series task -> label, or a ``task, truth`` frame) as (n_tasks,) class codes of ``data``,
+        -1 where unknown; None without gold. DataError for a gold label that is not a class."""
         if gold is None:
             return None
         if isinstance(gold, pd.DataFrame):
@@ -233,78 +399,7 @@ class DEEM:
             codes[data.tasks.get_indexer(gold.index)] = class_codes
         return codes
 
-    def fit(self, data: Any, gold: Any = None, stop_event: threading.Event | None = None) -> "DEEM":
-        """Fit on annotations (long DataFrame or :class:`AnnotationSet`); ``gold``: optional task -> label."""
-        self._check_params()
-        data = as_annotation_set(data, on_conflict=self.on_conflict)
-        if data.n_classes < 2:
-            raise DataError(f"{data.source}: only one class ({_plain(data.classes[0])!r}) was given: there is nothing "
-                            f"to aggregate; DEEM needs at least two classes")
-        self.device_ = resolve_device(self.device)
-        runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
-        memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
-        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
-                           source=data.source)
-        self.classes_ = data.classes
-        self.workers_ = data.workers
-        self.tasks_ = data.tasks
-        self.warnings_ = list(data.warnings)
-        self.data_fingerprint_ = data.fingerprint()
-        gold_codes = self._gold_codes(data, gold)
-        n_runs = int(self.n_seeds)
-        seeds = [int(self.seed) + run for run in range(n_runs)]
-        callbacks = list(self.callbacks or ())
-        self.dawid_skene_ = None
-        has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
-        # init="auto": the DS start unless the workers are clearly dependent; with gold labels, both starts
-        # train (one batched model) and the gold tasks may overrule that choice (see _keep_best_start)
-        self.dependence_ = None
-        self.init_evidence_ = None
-        if self.init != "auto":
-            candidates = [self.init]
-        else:
-            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
-            unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
-            candidates = [unsupervised_choice]
-            if has_gold:
-                candidates.append("ds" if unsupervised_choice == "mv" else "mv")
-        self.init_ = candidates[0]
-        self.init_scores_ = {}
-        train_gold, score_gold = gold_codes, gold_codes
-        if len(candidates) > 1 and self.supervised_weight > 0:
-            # the supervised term fits every gold task it sees, so choose the start on gold tasks it did
-            # not see: every other gold task (in a seeded order) is held out of the supervised term
-            known = np.flatnonzero(gold_codes >= 0)
-            held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
-            if len(held_out):
-                train_gold = gold_codes.copy()
-                train_gold[held_out] = -1
-                score_gold = np.full_like(gold_codes, -1)
-                score_gold[held_out] = gold_codes[held_out]
-        if self.lr == "auto":
-            result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
-        else:
-            self.lr_ = float(self.lr)
-
-            def train(batch_size: int, device: torch.device) -> TrainingResult:
-                config = self._config(batch_size, device)
-                starts = []
-                for init in candidates:
-                    network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
-                                                  explicit=len(candidates) > 1)
-                    starts.append(network)
-                    self.dawid_skene_ = ds or self.dawid_skene_
-                initial = starts[0] if len(starts) == 1 else stack_networks(starts)
-                return train_runs(data.labels, data.n_classes, [self.lr_] * n_runs * len(candidates),
-                                  seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
-                                  stop_event=stop_event, initial_network=initial, gold=train_gold,
-                                  supervised_weight=float(self.supervised_weight))
-
-            result, self.batch_size_, self.device_ = train_with_memory_fallback(
-                train, int(self.batch_size), self.device_, self.warnings_)
-            if len(candidates) > 1:
-                result = self._keep_best_start(data, result, candidates, n_runs, score_gold)
+    def _store_training(self, result: TrainingResult, seeds: list[int]) -> None:
         self.network_ = result.network
         self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         self.run_status_ = list(result.status)
@@ -312,20 +407,18 @@ class DEEM:
         self.n_epochs_ = result.epochs_run
         self.fit_seconds_ = result.seconds
         self.seeds_ = seeds
-        hidden_posterior = self._hidden_posterior(data)  # (R, n, K)
-        reference = data.majority_vote()
-        self.class_map_source_ = "majority vote"
-        if gold_codes is not None and (gold_codes >= 0).any():
-            reference = gold_codes
-            self.class_map_source_ = "gold labels"
+
+    def _store_outputs(self, data: AnnotationSet, gold_codes: np.ndarray | None) -> None:
+        """Class maps (against gold when there is gold, else majority vote), consensus posterior and labels,
+        seed agreement, free energy, gold accuracy and dead units."""
+        hidden_posterior = self.hidden_posterior(data)  # (R, n, K)
+        has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
+        reference = gold_codes if has_gold else data.majority_vote()
+        self.class_map_source_ = "gold labels" if has_gold else "majority vote"
         argmax = hidden_posterior.argmax(-1).cpu().numpy()  # (R, n)
         self.class_maps_ = np.stack([hungarian_class_map(a, reference, data.n_classes) for a in argmax])
-        self._store_outputs(data, hidden_posterior, gold_codes)
-        return self
-
-    def _store_outputs(self, data: AnnotationSet, hidden_posterior: torch.Tensor, gold_codes: np.ndarray | None):
-        per_run = self._mapped(hidden_posterior)  # (R, n, K) class order
-        usable = [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(per_run.shape[0]))
+        per_run = self.to_class_order(hidden_posterior)  # (R, n, K) class order
+        usable = self._usable_runs()
         consensus = per_run[usable].mean(axis=0)
         self.posterior_ = consensus  # (n, K)
         run_labels = per_run.argmax(-1)  # (R, n)
@@ -333,7 +426,7 @@ class DEEM:
         self.seed_agreement_ = (run_labels[usable] == final[None, :]).mean(axis=0)  # (n,)
         self.run_labels_ = run_labels
         self.free_energy_ = self._free_energy(data)  # (n,)
-        if gold_codes is not None and (gold_codes >= 0).any():
+        if has_gold:
             known = gold_codes >= 0
             self.gold_accuracy_ = float((final[known] == gold_codes[known]).mean())
         else:
@@ -344,23 +437,44 @@ class DEEM:
         # per run: classes majority vote finds that the run's own labels never use (App. G.4 "dead units")
         self.run_dead_units_ = [max(0, n_mv - len(np.unique(labels))) for labels in run_labels]
 
-    def _mapped(self, hidden_posterior: torch.Tensor) -> np.ndarray:
-        """Hidden-unit posteriors (R, n, K) -> class-order posteriors with each run's class map."""
+    def _usable_runs(self) -> list[int]:
+        """Runs that did not diverge (every run when all diverged): the consensus averages these."""
+        return [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(self.network_.n_runs))
+
+    # ------------------------------------------------------------------ the fitted model on any data
+    def encode(self, data: Any) -> AnnotationSet:
+        """Annotations (long DataFrame or AnnotationSet) encoded with the training workers and classes, so the
+        network can read them; tasks may be new. Unknown workers or classes raise DataError."""
+        self._check_fitted()
+        if isinstance(data, AnnotationSet):
+            data = data.to_long()
+        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
+                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
+        return template.encode_like(data)
+
+    def hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
+        """p(h | x) of every run for encoded ``data`` (see :meth:`encode`): (R, n, K) in hidden-unit order."""
+        self._check_fitted()
+        labels, mask, soft = self._tensors(data)
+        return predict_hidden(self.network_, labels, mask, soft)
+
+    def to_class_order(self, hidden_posterior: torch.Tensor) -> np.ndarray:
+        """Hidden-unit posteriors (R, n, K) -> class-order posteriors (R, n, K) with each run's class map."""
         hidden = hidden_posterior.detach().cpu().numpy()
         mapped = np.empty_like(hidden)
         for run, class_map in enumerate(self.class_maps_):
             mapped[run][:, class_map] = hidden[run]
         return mapped
 
+    def run_posteriors(self, data: AnnotationSet) -> np.ndarray:
+        """Class-order posteriors of every run for encoded ``data``: (R, n, K)."""
+        return self.to_class_order(self.hidden_posterior(data))
+
     def _tensors(self, data: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         labels = torch.as_tensor(data.labels, dtype=torch.long, device=self.device_)
         mask = (labels >= 0).float()
         soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=self.device_)
         return labels, mask, soft
-
-    def _hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
-        labels, mask, soft = self._tensors(data)
-        return predict_hidden(self.network_, labels, mask, soft)
 
     @torch.no_grad()
     def _free_energy(self, data: AnnotationSet, batch_size: int = 8192) -> np.ndarray:
@@ -374,8 +488,7 @@ class DEEM:
             m = mask[sl].unsqueeze(0).expand(r, -1, -1)
             chunks.append(self.network_.free_energy(x.unsqueeze(0).expand(r, -1, -1, -1), m))
         energy = torch.cat(chunks, dim=1).cpu().numpy()  # (R, n)
-        usable = [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(r))
-        return energy[usable].mean(axis=0)
+        return energy[self._usable_runs()].mean(axis=0)
 
     # ------------------------------------------------------------------ outputs
     def fit_predict(self, data: Any, gold: Any = None) -> pd.Series:
@@ -391,10 +504,15 @@ class DEEM:
         if data is None:
             values, tasks = self.posterior_, self.tasks_
         else:
-            encoded = self._encode_new(data)
-            values = self._mapped(self._hidden_posterior(encoded)).mean(axis=0)
+            encoded = self.encode(data)
+            values = self.run_posteriors(encoded).mean(axis=0)
             tasks = encoded.tasks
         return pd.DataFrame(values, index=pd.Index(tasks, name="task"), columns=pd.Index(self.classes_, name="label"))
+
+    @property
+    def labels_(self) -> pd.Series:
+        """Aggregated label per training task (the :class:`Aggregator` attribute; same as ``predict()``)."""
+        return self.predict()
 
     def predict(self, data: Any = None) -> pd.Series:
         """Aggregated label per task, in the original label values."""
@@ -407,15 +525,8 @@ class DEEM:
         self._check_fitted()
         if data is None:
             return pd.Series(self.free_energy_, index=pd.Index(self.tasks_, name="task"), name="free_energy")
-        encoded = self._encode_new(data)
+        encoded = self.encode(data)
         return pd.Series(self._free_energy(encoded), index=pd.Index(encoded.tasks, name="task"), name="free_energy")
-
-    def _encode_new(self, data: Any) -> AnnotationSet:
-        if isinstance(data, AnnotationSet):
-            data = data.to_long()
-        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
-                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
-        return template.encode_like(data)
 
     def results_frame(self) -> pd.DataFrame:
         """One row per task: label, confidence, per-class probabilities, seed agreement, free energy."""
@@ -449,31 +560,18 @@ class DEEM:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model to one file (atomic: a crash never leaves a half file)."""
+        """Write the fitted model to one file (atomic: a crash never leaves a half file); what is written is
+        :data:`FITTED_STATE`."""
         self._check_fitted()
         from deem_core.data.export import atomic_write_bytes  # noqa: PLC0415
 
-        state = {
+        state: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "params": {k: v for k, v in self.get_params().items() if k != "callbacks"},
-            "network": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
-            "shape": [self.network_.n_runs, self.network_.n_workers, self.network_.n_classes, self.network_.n_layers],
-            "tasks": _python_list(self.tasks_), "workers": _python_list(self.workers_),
-            "classes": _python_list(self.classes_),
-            "class_maps": torch.as_tensor(self.class_maps_), "posterior": torch.as_tensor(self.posterior_),
-            "seed_agreement": torch.as_tensor(self.seed_agreement_),
-            "free_energy": torch.as_tensor(self.free_energy_),
-            "history": self.history_.to_dict(orient="list"),
-            "run_status": self.run_status_, "run_messages": self.run_messages_, "lr": self.lr_,
-            "n_epochs": self.n_epochs_, "seeds": self.seeds_, "fingerprint": self.data_fingerprint_,
-            "class_map_source": self.class_map_source_, "warnings": self.warnings_,
-            "gold_accuracy": self.gold_accuracy_, "dead_units": self.dead_units_,
-            "run_dead_units": self.run_dead_units_, "init": self.init_, "init_scores": self.init_scores_,
-            "dependence": self.dependence_, "init_evidence": self.init_evidence_,
-            "run_labels": torch.as_tensor(self.run_labels_),
         }
-        import io  # noqa: PLC0415
-
+        for attribute in FITTED_STATE:
+            if attribute.key is not None:
+                state.update(_encode_attribute(attribute, getattr(self, attribute.name, None)))
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return atomic_write_bytes(Path(path), buffer.getvalue())
@@ -492,32 +590,57 @@ class DEEM:
         params["device"] = device
         model = cls(**params)
         model.device_ = resolve_device(device)
+        for attribute in FITTED_STATE:
+            if attribute.key is None:
+                continue
+            if attribute.key not in state:
+                if not attribute.optional:
+                    raise DataError(f"{path.name}: the model file lacks {attribute.key!r}")
+                setattr(model, attribute.name, None)
+                continue
+            setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
+        model.dawid_skene_ = None
+        model.sweep_ = None
+        return model
+
+
+DEEM.__doc__ += _attributes_section()
+
+
+def _encode_attribute(attribute: FittedAttribute, value: Any) -> dict[str, Any]:
+    """The file entries of one fitted attribute (plain Python values and tensors only)."""
+    kind, key = attribute.kind, attribute.key
+    if kind == "network":
+        return {key: {k: v.detach().cpu() for k, v in value.state_dict().items()},
+                "shape": [value.n_runs, value.n_workers, value.n_classes, value.n_layers]}
+    if kind.startswith("index:"):
+        return {key: _python_list(value)}
+    if kind == "array":
+        return {key: torch.as_tensor(value)}
+    if kind == "history":
+        return {key: value.to_dict(orient="list")}
+    if kind == "list":
+        return {key: list(value)}
+    if kind == "dict":
+        return {key: dict(value)}
+    return {key: _plain(value)}
+
+
+def _decode_attribute(attribute: FittedAttribute, state: dict[str, Any], device: torch.device) -> Any:
+    kind, value = attribute.kind, state[attribute.key]
+    if kind == "network":
         r, d, k, layers = state["shape"]
         network = DEEMNetwork(r, d, k, layers)
-        network.load_state_dict(state["network"])
-        model.network_ = network.to(model.device_)
-        model.tasks_ = pd.Index(state["tasks"], name="task")
-        model.workers_ = pd.Index(state["workers"], name="worker")
-        model.classes_ = pd.Index(state["classes"], name="label")
-        model.class_maps_ = state["class_maps"].numpy()
-        model.posterior_ = state["posterior"].numpy()
-        model.seed_agreement_ = state["seed_agreement"].numpy()
-        model.free_energy_ = state["free_energy"].numpy()
-        model.history_ = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
-        model.run_status_ = list(state["run_status"])
-        model.run_messages_ = list(state["run_messages"])
-        model.lr_ = state["lr"]
-        model.n_epochs_ = state["n_epochs"]
-        model.seeds_ = list(state["seeds"])
-        model.data_fingerprint_ = state["fingerprint"]
-        model.class_map_source_ = state["class_map_source"]
-        model.warnings_ = list(state["warnings"])
-        model.gold_accuracy_ = state["gold_accuracy"]
-        model.dead_units_ = state["dead_units"]
-        model.run_dead_units_ = list(state["run_dead_units"])
-        model.init_ = state["init"]
-        model.init_scores_ = dict(state["init_scores"])
-        model.dependence_ = state["dependence"]
-        model.init_evidence_ = state.get("init_evidence")  # absent in files saved before it existed
-        model.run_labels_ = state["run_labels"].numpy()
-        return model
+        network.load_state_dict(value)
+        return network.to(device)
+    if kind.startswith("index:"):
+        return pd.Index(value, name=kind.split(":", 1)[1])
+    if kind == "array":
+        return value.numpy()
+    if kind == "history":
+        return pd.DataFrame(value, columns=HISTORY_COLUMNS)
+    if kind == "list":
+        return list(value)
+    if kind == "dict":
+        return dict(value)
+    return value

@@ -3,9 +3,19 @@
 Algorithm 1 of the paper: per mini-batch, draw negative samples with DMALA from persistent chains
 (one chain per task, started at the data and keeping that task's missing pattern), compute the loss
 ``mean F(x_data) - mean F(x_neg)`` per run and take one SGD step per run with that run's learning
-rate. The iRBM's identifiability constants never move (they are masked in, see ``model.py``).
+rate. The iRBM's identifiability constants never move (they are masked in, see ``network.py``).
 
-Training reports only through callbacks; nothing here prints.
+The loop in named steps (:func:`train_on`):
+
+* :func:`initialise_runs` -> :class:`RunState` (network, random streams, persistent chains);
+* per epoch :func:`epoch_order`, then per batch :func:`batch_step` (sampling, positive/negative energies,
+  supervised term, divergence freeze, SGD update), which returns per-run :class:`BatchStats`;
+* :func:`epoch_end` (dead units, parameter check, log rows) and :func:`notify` (callbacks).
+
+The loop reads the answers only through a :class:`TaskData` object (batches of positive inputs and
+masks, the chains' layout); :class:`DenseTaskData` is the (n, d) code-matrix implementation and
+:func:`train_runs` the entry point on a code matrix. Training reports only through callbacks; nothing here
+prints.
 """
 
 from __future__ import annotations
@@ -14,18 +24,19 @@ import math
 import threading
 from contextlib import contextmanager
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
-    "Callback", "TrainingConfig", "TrainingResult", "train_runs", "resolve_device", "HISTORY_COLUMNS",
+    "Batch", "BatchStats", "Callback", "DenseTaskData", "HISTORY_COLUMNS", "RunState", "TaskData", "TrainingConfig",
+    "TrainingResult", "batch_step", "epoch_end", "initialise_runs", "predict_hidden", "resolve_device", "train_on",
+    "train_runs",
 ]
 
 HISTORY_COLUMNS = [
@@ -144,56 +155,167 @@ def _cpu_threads(device: torch.device, threads: int | None):
         torch.set_num_threads(previous)
 
 
-def train_runs(*args: Any, **kwargs: Any) -> TrainingResult:
-    """Train ``R = len(lrs)`` DEEM runs at once (see :func:`_train_runs` for the arguments)."""
-    config = kwargs.get("config") if "config" in kwargs else (args[4] if len(args) > 4 else None)
-    device = resolve_device((config or TrainingConfig()).device)
-    with _cpu_threads(device, (config or TrainingConfig()).cpu_threads):
-        return _train_runs(*args, **kwargs)
+# ---------------------------------------------------------------------------------------------- the data seam
+@dataclass
+class Batch:
+    """One mini-batch as the batch step sees it (every run draws its own tasks: ``index`` is (R, b)).
 
-
-def _train_runs(
-    labels: np.ndarray,
-    n_classes: int,
-    lrs: Sequence[float],
-    seeds: Sequence[int],
-    config: TrainingConfig | None = None,
-    soft: np.ndarray | None = None,
-    callbacks: Iterable[Callback | Callable[[int, list], bool | None]] = (),
-    stop_event: threading.Event | None = None,
-    initial_network: DEEMNetwork | None = None,
-    gold: np.ndarray | None = None,
-    supervised_weight: float = 0.0,
-) -> TrainingResult:
-    """Train ``R = len(lrs)`` DEEM runs at once.
-
-    labels: (n, d) int class indices, -1 = missing. soft: optional (n, d, K) probabilities used as the
-    positive inputs. lrs, seeds: one per run. ``initial_network`` (R runs) replaces the default
-    majority-vote initialisation (e.g. a Dawid-Skene start). gold: optional (n,) class codes (-1 = unknown);
-    with ``supervised_weight > 0`` the loss of each run gains ``supervised_weight * CE(p(h | x), gold)``
-    over the gold tasks of the batch (hidden unit m read as class m, as both initialisations make it). Divergent runs (non-finite energy) are
-    restored to their last good epoch, frozen and marked "diverged"; the others go on.
+    ``positive`` (R, d, K, b) feature-major positive inputs (one-hot codes or soft labels, zero where missing);
+    ``mask`` (R, b, d) float observed mask, ``mask_fm`` its (R, d, b) feature-major view; ``gold`` (R, b)
+    class codes, -1 where unknown (None without a supervised term).
     """
-    config = config or TrainingConfig()
-    if len(lrs) != len(seeds):
-        raise ValueError(f"need one seed per learning rate, got {len(lrs)} lrs and {len(seeds)} seeds")
-    device = resolve_device(config.device)
-    n_tasks, n_workers = labels.shape
-    r, k = len(lrs), n_classes
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
-    mask_t = (labels_t >= 0).float()  # (n, d)
-    dense = bool(mask_t.all())  # every worker labelled every task: the missing-unit terms are skipped
-    soft_t = torch.as_tensor(soft, dtype=torch.float32, device=device) if soft is not None else None
-    use_gold = gold is not None and supervised_weight > 0 and bool((np.asarray(gold) >= 0).any())
-    gold_t = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if use_gold else None
 
+    index: torch.Tensor
+    positive: torch.Tensor
+    mask: torch.Tensor
+    mask_fm: torch.Tensor
+    gold: torch.Tensor | None
+
+    @property
+    def size(self) -> int:
+        return int(self.index.shape[1])
+
+
+class TaskData(Protocol):
+    """What the training loop needs from the answers: batches of positive inputs and the persistent chains.
+
+    The loop never indexes the answers itself: a data layout (dense code matrix, sparse answer arrays)
+    implements this protocol and the loop trains on it unchanged.
+    """
+
+    n_tasks: int
+    n_workers: int
+    n_classes: int
+    #: every worker answered every task: the missing-unit terms of the energy can be skipped
+    all_observed: bool
+    #: at least one task has a gold label (the supervised term has something to fit)
+    has_gold: bool
+
+    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch: ...
+
+    def new_chains(self, n_runs: int) -> torch.Tensor: ...
+
+    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+
+    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None: ...
+
+
+class DenseTaskData:
+    """Answers as an (n, d) code matrix (-1 = missing), optional (n, d, K) soft labels and (n,) gold codes.
+
+    Negative chains are one (R, n, d) code tensor started at the data; a chain keeps its task's missing
+    pattern (the sampler never moves a missing worker).
+    """
+
+    def __init__(self, labels: np.ndarray, n_classes: int, device: torch.device, soft: np.ndarray | None = None,
+                 gold: np.ndarray | None = None):
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
+        self.n_tasks, self.n_workers = (int(n) for n in self.labels.shape)
+        self.n_classes = int(n_classes)
+        self.mask = (self.labels >= 0).float()  # (n, d)
+        self.all_observed = bool(self.mask.all())
+        self.soft = torch.as_tensor(soft, dtype=torch.float32, device=device) if soft is not None else None
+        self.has_gold = gold is not None and bool((np.asarray(gold) >= 0).any())
+        self.gold = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if self.has_gold else None
+
+    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch:
+        mask = self.mask[index]  # (R, b, d)
+        mask_fm = mask.transpose(1, 2)  # (R, d, b)
+        if self.soft is not None:
+            positive = self.soft[index].permute(0, 2, 3, 1)
+        else:
+            positive = one_hot_fm(self.labels[index].transpose(1, 2), mask_fm, self.n_classes)
+        gold = self.gold[index] if with_gold and self.gold is not None else None
+        return Batch(index=index, positive=positive, mask=mask, mask_fm=mask_fm, gold=gold)
+
+    def new_chains(self, n_runs: int) -> torch.Tensor:
+        return self.labels.clamp_min(0).unsqueeze(0).repeat(n_runs, 1, 1)  # (R, n, d)
+
+    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return chains.gather(1, batch.index.unsqueeze(-1).expand(-1, -1, self.n_workers))
+
+    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None:
+        chains.scatter_(1, batch.index.unsqueeze(-1).expand(-1, -1, self.n_workers), states)
+
+
+# ---------------------------------------------------------------------------------------------- the R runs
+@dataclass
+class RunState:
+    """The R runs while they train: their network, learning rates, random streams, chains and status."""
+
+    network: DEEMNetwork
+    lrs: torch.Tensor  # (R,)
+    run_generators: list[torch.Generator]  # initialisation and the per-epoch task order
+    sampler_generators: list[torch.Generator]  # the sampler's draws
+    chains: torch.Tensor  # persistent negative chains, as the data object lays them out
+    momentum_buffers: list[torch.Tensor]
+    active: torch.Tensor  # (R,) bool: not diverged
+    status: list[str]
+    messages: list[str]
+    snapshot: list[torch.Tensor]  # parameters at the end of the last good epoch
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.lrs.shape[0])
+
+    def freeze_diverged(self, runs: torch.Tensor, message: str) -> None:
+        """Restore the runs flagged in ``runs`` (R,) to the last epoch end and stop training them."""
+        if not bool(runs.any()):
+            return
+        _restore_runs(self.network, self.snapshot, runs)
+        for run in torch.nonzero(runs).flatten().tolist():
+            self.status[run] = "diverged"
+            self.messages[run] = message
+
+
+@dataclass
+class BatchStats:
+    """Per-run statistics of one batch step (diverged runs contribute 0 energy)."""
+
+    positive_energy: torch.Tensor  # (R,)
+    negative_energy: torch.Tensor  # (R,)
+    acceptance_rate: torch.Tensor  # (R,)
+    changed_fraction: torch.Tensor  # (R,)
+    predicted_counts: torch.Tensor  # (R, K) tasks of the batch per most probable hidden unit
+
+
+class EpochTotals:
+    """Sums of the batch statistics over one epoch."""
+
+    def __init__(self, n_runs: int, n_classes: int, device: torch.device):
+        self.sums = torch.zeros(5, n_runs, device=device)  # pos, neg, acceptance, changed, batches
+        self.predicted_counts = torch.zeros(n_runs, n_classes, device=device)
+
+    @torch.no_grad()
+    def add(self, stats: BatchStats) -> None:
+        self.predicted_counts += stats.predicted_counts
+        self.sums[0] += stats.positive_energy
+        self.sums[1] += stats.negative_energy
+        self.sums[2] += stats.acceptance_rate
+        self.sums[3] += stats.changed_fraction
+        self.sums[4] += 1
+
+    @property
+    def n_batches(self) -> int:
+        return int(self.sums[4].max())
+
+    def means(self) -> np.ndarray:
+        """(4, R): mean positive energy, negative energy, acceptance rate, changed fraction."""
+        return (self.sums[:4] / self.sums[4].clamp_min(1)).cpu().numpy()
+
+
+def initialise_runs(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: TrainingConfig,
+                    device: torch.device, initial_network: DEEMNetwork | None = None) -> RunState:
+    """Network (App. G.1 majority-vote start per run from its own seed, unless ``initial_network`` is given),
+    random streams and persistent chains of R = len(lrs) runs."""
+    r = len(lrs)
     run_gens = [_generator(s, device) for s in seeds]
     # one sampler stream per run: a run trains the same alone or batched with other runs
     sampler_gens = [_generator(int(s) * 7919 + 17, device) for s in seeds]
     if initial_network is None:
-        network = DEEMNetwork(r, n_workers, k, config.n_layers).to(device)
+        network = DEEMNetwork(r, data.n_workers, data.n_classes, config.n_layers).to(device)
         # one initialisation per run from its own seed, so a run does not depend on its batch-mates
-        per_run = [DEEMNetwork(1, n_workers, k, config.n_layers).to(device) for _ in range(r)]
+        per_run = [DEEMNetwork(1, data.n_workers, data.n_classes, config.n_layers).to(device) for _ in range(r)]
         with torch.no_grad():
             for idx, single in enumerate(per_run):
                 single.initialise(run_gens[idx], config.layer_noise, config.irbm_noise)
@@ -201,144 +323,211 @@ def _train_runs(
                     target[idx].copy_(source[0])
     else:
         network = initial_network.to(device)
-    lr_t = torch.as_tensor(list(lrs), dtype=torch.float32, device=device)
-    active = torch.ones(r, dtype=torch.bool, device=device)
-    momentum_buffers = [torch.zeros_like(p) for p in network.parameters()]
+    return RunState(
+        network=network, lrs=torch.as_tensor(list(lrs), dtype=torch.float32, device=device),
+        run_generators=run_gens, sampler_generators=sampler_gens, chains=data.new_chains(r),
+        momentum_buffers=[torch.zeros_like(p) for p in network.parameters()],
+        active=torch.ones(r, dtype=torch.bool, device=device), status=["running"] * r, messages=[""] * r,
+        snapshot=_snapshot(network))
+
+
+def epoch_order(state: RunState, n_tasks: int) -> torch.Tensor:
+    """This epoch's task order of every run, from the run's own stream: (R, n)."""
+    device = state.lrs.device
+    return torch.stack([torch.randperm(n_tasks, generator=g, device=device) for g in state.run_generators])
+
+
+def supervised_term(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of p(h | x) against the gold codes of the batch's gold tasks, per run: (R,).
+
+    logits (R, K, b) hidden logits of the positive inputs; gold (R, b), -1 = unknown (hidden unit m is read
+    as class m, as both initialisations make it). A batch without gold tasks contributes 0.
+    """
+    known = (gold >= 0).float()
+    log_post = torch.log_softmax(logits, dim=1)  # (R, K, b)
+    nll = -log_post.gather(1, gold.clamp_min(0).unsqueeze(1)).squeeze(1)
+    return (nll * known).sum(1) / known.sum(1).clamp_min(1)
+
+
+@torch.no_grad()
+def sgd_update(state: RunState, momentum: float) -> None:
+    """One SGD step per run with its own learning rate; diverged runs do not move."""
+    active = state.active
+    for param, buf in zip(state.network.parameters(), state.momentum_buffers):
+        grad = torch.nan_to_num(param.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        shape = (-1,) + (1,) * (param.dim() - 1)
+        grad = grad * active.view(shape)
+        if momentum:
+            buf.mul_(momentum).add_(grad)
+            grad = buf
+        param.sub_(state.lrs.view(shape) * grad)
+
+
+def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASampler, epoch: int,
+               momentum: float = 0.0, supervised_weight: float = 0.0) -> BatchStats:
+    """Algorithm 1 on one batch for every run: move the batch's chains with DMALA, loss
+    ``mean F(positive) - mean F(negative)`` (+ the supervised term), freeze runs whose loss is not finite,
+    one SGD step. Returns the batch's per-run statistics."""
+    network, r, k = state.network, state.n_runs, data.n_classes
+    chain_state = data.chain_states(state.chains, batch)
+    chain_state, sampler_stats = sampler.sample(network.sampler_energy(data.all_observed), chain_state, batch.mask,
+                                                k, state.sampler_generators)
+    data.store_chain_states(state.chains, batch, chain_state)
+    # positive and negative samples in one feature-major pass: (R, d, K, 2b)
+    negative = one_hot_fm(chain_state.transpose(1, 2), batch.mask_fm, k)
+    mask = None if data.all_observed else torch.cat([batch.mask_fm, batch.mask_fm], dim=-1)
+    energy, logits = network.free_energy_and_logits_fm(torch.cat([batch.positive, negative], dim=-1), mask)
+    b = batch.size
+    energy_pos = energy[:, :b].mean(1)  # (R,)
+    energy_neg = energy[:, b:].mean(1)  # (R,)
+    loss_per_run = energy_pos - energy_neg
+    with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
+        predicted = torch.zeros(r, k, device=logits.device).scatter_add_(
+            1, logits[:, :, :b].argmax(1), torch.ones(r, b, device=logits.device))
+    if batch.gold is not None:
+        loss_per_run = loss_per_run + supervised_weight * supervised_term(logits[:, :, :b], batch.gold)
+    finite = torch.isfinite(loss_per_run)
+    state.freeze_diverged(state.active & ~finite,
+                          f"energy became non-finite at epoch {epoch}; parameters restored to the "
+                          f"end of epoch {epoch - 1} and the run was stopped")
+    state.active &= finite
+    network.zero_grad(set_to_none=False)
+    torch.where(state.active, loss_per_run, torch.zeros_like(loss_per_run)).sum().backward()
+    sgd_update(state, momentum)
+    return BatchStats(positive_energy=torch.where(state.active, energy_pos.detach(), 0.0),
+                      negative_energy=torch.where(state.active, energy_neg.detach(), 0.0),
+                      acceptance_rate=sampler_stats.acceptance_rate, changed_fraction=sampler_stats.changed_fraction,
+                      predicted_counts=predicted)
+
+
+def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, lrs: Sequence[float],
+              seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Close an epoch: dead-unit count, freeze runs whose parameters are no longer finite, one log row per
+    run (HISTORY_COLUMNS), and the snapshot a later divergence restores to."""
+    network, r = state.network, state.n_runs
+    with torch.no_grad():
+        # dead-unit check: hidden units that won at least one task during this epoch (posteriors
+        # taken in the positive pass of each batch, so no extra pass over the data is needed)
+        n_predicted = totals.predicted_counts.gt(0).sum(dim=1)  # (R,)
+        params_finite = torch.stack([
+            torch.isfinite(p.reshape(r, -1)).all(dim=1) for p in network.parameters()
+        ]).all(dim=0)
+    means = totals.means()
+    state.freeze_diverged(state.active & ~params_finite,
+                          f"parameters became non-finite at epoch {epoch}; restored to epoch {epoch - 1}")
+    state.active &= params_finite
+    logs = []
+    active_list = state.active.tolist()
+    for run in range(r):
+        alive = active_list[run]
+        logs.append({
+            "run": run, "lr": float(lrs[run]), "seed": int(seeds[run]), "epoch": epoch,
+            "positive_energy": float(means[0, run]) if alive else math.nan,
+            "negative_energy": float(means[1, run]) if alive else math.nan,
+            "energy_difference": float(means[0, run] - means[1, run]) if alive else math.nan,
+            "acceptance_rate": float(means[2, run]) if alive else math.nan,
+            "changed_fraction": float(means[3, run]) if alive else math.nan,
+            "n_predicted_classes": int(n_predicted[run]),
+            "status": "running" if alive else state.status[run],
+            "seconds": elapsed,
+        })
+    state.snapshot = _snapshot(network)
+    return logs
+
+
+def notify(callbacks: Sequence[Callback | Callable[[int, list], bool | None]], epoch: int,
+           logs: list[dict[str, Any]]) -> bool:
+    """Call every callback with the epoch's logs (all of them, even after one asks to stop); True = stop."""
+    stop = False
+    for cb in callbacks:
+        hook = getattr(cb, "on_epoch_end", cb)
+        if hook(epoch, logs):
+            stop = True
+    return stop
+
+
+def _final_status(state: RunState, stop_reason: str | None, epochs_run: int) -> None:
+    for run in range(state.n_runs):
+        if state.status[run] == "running":
+            state.status[run] = stop_reason or "finished"
+            if stop_reason == "cancelled":
+                state.messages[run] = f"cancelled by the user after {epochs_run} epoch(s)"
+            elif stop_reason == "stopped":
+                state.messages[run] = f"stopped by a callback after epoch {epochs_run}"
+
+
+def train_runs(labels: np.ndarray, n_classes: int, lrs: Sequence[float], seeds: Sequence[int],
+               config: TrainingConfig | None = None, *, soft: np.ndarray | None = None,
+               callbacks: Iterable[Callback | Callable[[int, list], bool | None]] = (),
+               stop_event: threading.Event | None = None, initial_network: DEEMNetwork | None = None,
+               gold: np.ndarray | None = None, supervised_weight: float = 0.0) -> TrainingResult:
+    """Train ``R = len(lrs)`` DEEM runs at once on an (n, d) code matrix.
+
+    labels: (n, d) int class indices, -1 = missing. soft: optional (n, d, K) probabilities used as the
+    positive inputs. lrs, seeds: one per run. ``initial_network`` (R runs) replaces the default
+    majority-vote initialisation (e.g. a Dawid-Skene start). gold: optional (n,) class codes (-1 = unknown);
+    with ``supervised_weight > 0`` the loss of each run gains ``supervised_weight * CE(p(h | x), gold)``
+    over the gold tasks of the batch. See :func:`train_on` for the rest.
+    """
+    config = config or TrainingConfig()
+    device = resolve_device(config.device)
+    data = DenseTaskData(labels, n_classes, device, soft=soft, gold=gold)
+    return train_on(data, lrs, seeds, config, callbacks=callbacks, stop_event=stop_event,
+                    initial_network=initial_network, supervised_weight=supervised_weight)
+
+
+def train_on(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: TrainingConfig | None = None, *,
+             callbacks: Iterable[Callback | Callable[[int, list], bool | None]] = (),
+             stop_event: threading.Event | None = None, initial_network: DEEMNetwork | None = None,
+             supervised_weight: float = 0.0) -> TrainingResult:
+    """Train ``R = len(lrs)`` DEEM runs at once on any :class:`TaskData` (Algorithm 1).
+
+    Each epoch visits every task once in each run's own order. Divergent runs (non-finite energy or
+    parameters) are restored to their last good epoch, frozen and marked "diverged"; the others go on.
+    ``stop_event`` cancels between batches; a callback returning True stops after its epoch.
+    """
+    config = config or TrainingConfig()
+    if len(lrs) != len(seeds):
+        raise ValueError(f"need one seed per learning rate, got {len(lrs)} lrs and {len(seeds)} seeds")
+    device = resolve_device(config.device)
+    with _cpu_threads(device, config.cpu_threads):
+        return _train(data, lrs, seeds, config, device, list(callbacks), stop_event, initial_network,
+                      supervised_weight)
+
+
+def _train(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: TrainingConfig, device: torch.device,
+           callbacks: list, stop_event: threading.Event | None, initial_network: DEEMNetwork | None,
+           supervised_weight: float) -> TrainingResult:
+    state = initialise_runs(data, lrs, seeds, config, device, initial_network)
     sampler = DMALASampler(step_size=config.step_size, n_steps=config.sampler_steps)
-    chains = labels_t.clamp_min(0).unsqueeze(0).repeat(r, 1, 1)  # (R, n, d) persistent negative chains
-    mask_runs = mask_t.unsqueeze(0).expand(r, -1, -1)
-    status = ["running"] * r
-    messages = [""] * r
+    supervised = supervised_weight > 0 and data.has_gold
+    batch_size = max(1, min(config.batch_size, data.n_tasks))
     history: list[dict[str, Any]] = []
-    callbacks = list(callbacks)
-    snapshot = _snapshot(network)
     started = time.perf_counter()
     epochs_run = 0
     stop_reason = None
-    batch_size = max(1, min(config.batch_size, n_tasks))
-
     for epoch in range(1, config.epochs + 1):
-        perms = torch.stack([torch.randperm(n_tasks, generator=g, device=device) for g in run_gens])  # (R, n)
-        sums = torch.zeros(5, r, device=device)  # pos, neg, acceptance, changed, batches
-        predicted_counts = torch.zeros(r, k, device=device)  # (R, K) tasks per predicted hidden unit
-        for start in range(0, n_tasks, batch_size):
+        order = epoch_order(state, data.n_tasks)
+        totals = EpochTotals(state.n_runs, data.n_classes, device)
+        for start in range(0, data.n_tasks, batch_size):
             if stop_event is not None and stop_event.is_set():
                 stop_reason = "cancelled"
                 break
-            idx = perms[:, start:start + batch_size]  # (R, b)
-            batch_mask = mask_t[idx]  # (R, b, d)
-            chain_state = chains.gather(1, idx.unsqueeze(-1).expand(-1, -1, n_workers))
-            chain_state, stats = sampler.sample(network.sampler_energy(dense), chain_state, batch_mask, k,
-                                                sampler_gens)
-            chains.scatter_(1, idx.unsqueeze(-1).expand(-1, -1, n_workers), chain_state)
-            # positive and negative samples in one feature-major pass: (R, d, K, 2b)
-            mask_fm = batch_mask.transpose(1, 2)  # (R, d, b)
-            if soft_t is not None:
-                x_pos = soft_t[idx].permute(0, 2, 3, 1)
-            else:
-                x_pos = one_hot_fm(labels_t[idx].transpose(1, 2), mask_fm, k)
-            x_neg = one_hot_fm(chain_state.transpose(1, 2), mask_fm, k)
-            energy, logits = network.free_energy_and_logits_fm(
-                torch.cat([x_pos, x_neg], dim=-1), None if dense else torch.cat([mask_fm, mask_fm], dim=-1))
-            b = idx.shape[1]
-            energy_pos = energy[:, :b].mean(1)  # (R,)
-            energy_neg = energy[:, b:].mean(1)  # (R,)
-            loss_per_run = energy_pos - energy_neg
-            with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
-                predicted_counts += torch.zeros_like(predicted_counts).scatter_add_(
-                    1, logits[:, :, :b].argmax(1), torch.ones(r, b, device=device))
-            if gold_t is not None:
-                batch_gold = gold_t[idx]  # (R, b), -1 = unknown
-                known = (batch_gold >= 0).float()
-                log_post = torch.log_softmax(logits[:, :, :b], dim=1)  # (R, K, b)
-                nll = -log_post.gather(1, batch_gold.clamp_min(0).unsqueeze(1)).squeeze(1)
-                loss_per_run = loss_per_run + supervised_weight * (nll * known).sum(1) / known.sum(1).clamp_min(1)
-            finite = torch.isfinite(loss_per_run)
-            newly_bad = active & ~finite
-            if bool(newly_bad.any()):
-                _restore_runs(network, snapshot, newly_bad)
-                for run in torch.nonzero(newly_bad).flatten().tolist():
-                    status[run] = "diverged"
-                    messages[run] = (f"energy became non-finite at epoch {epoch}; parameters restored to the "
-                                     f"end of epoch {epoch - 1} and the run was stopped")
-                active &= finite
-            network.zero_grad(set_to_none=False)
-            torch.where(active, loss_per_run, torch.zeros_like(loss_per_run)).sum().backward()
-            with torch.no_grad():
-                for param, buf in zip(network.parameters(), momentum_buffers):
-                    grad = torch.nan_to_num(param.grad, nan=0.0, posinf=0.0, neginf=0.0)
-                    shape = (-1,) + (1,) * (param.dim() - 1)
-                    grad = grad * active.view(shape)
-                    if config.momentum:
-                        buf.mul_(config.momentum).add_(grad)
-                        grad = buf
-                    param.sub_(lr_t.view(shape) * grad)
-                sums[0] += torch.where(active, energy_pos.detach(), 0.0)
-                sums[1] += torch.where(active, energy_neg.detach(), 0.0)
-                sums[2] += stats.acceptance_rate
-                sums[3] += stats.changed_fraction
-                sums[4] += 1
-        if stop_reason == "cancelled" and sums[4].max() == 0:
+            batch = data.batch(order[:, start:start + batch_size], with_gold=supervised)
+            totals.add(batch_step(state, data, batch, sampler, epoch, config.momentum, supervised_weight))
+        if stop_reason == "cancelled" and totals.n_batches == 0:
             break
         epochs_run = epoch
-        with torch.no_grad():
-            # dead-unit check: hidden units that won at least one task during this epoch (posteriors
-            # taken in the positive pass of each batch, so no extra pass over the data is needed)
-            n_predicted = predicted_counts.gt(0).sum(dim=1)  # (R,)
-            params_finite = torch.stack([
-                torch.isfinite(p.reshape(r, -1)).all(dim=1) for p in network.parameters()
-            ]).all(dim=0)
-        means = (sums[:4] / sums[4].clamp_min(1)).cpu().numpy()
-        bad_after = (active & ~params_finite)
-        if bool(bad_after.any()):
-            _restore_runs(network, snapshot, bad_after)
-            for run in torch.nonzero(bad_after).flatten().tolist():
-                status[run] = "diverged"
-                messages[run] = f"parameters became non-finite at epoch {epoch}; restored to epoch {epoch - 1}"
-            active &= params_finite
-        elapsed = time.perf_counter() - started
-        logs = []
-        active_list = active.tolist()
-        for run in range(r):
-            alive = active_list[run]
-            logs.append({
-                "run": run, "lr": float(lrs[run]), "seed": int(seeds[run]), "epoch": epoch,
-                "positive_energy": float(means[0, run]) if alive else math.nan,
-                "negative_energy": float(means[1, run]) if alive else math.nan,
-                "energy_difference": float(means[0, run] - means[1, run]) if alive else math.nan,
-                "acceptance_rate": float(means[2, run]) if alive else math.nan,
-                "changed_fraction": float(means[3, run]) if alive else math.nan,
-                "n_predicted_classes": int(n_predicted[run]),
-                "status": "running" if alive else status[run],
-                "seconds": elapsed,
-            })
+        logs = epoch_end(state, totals, epoch, time.perf_counter() - started, lrs, seeds)
         history.extend(logs)
-        snapshot = _snapshot(network)
         if stop_reason == "cancelled":
             break
-        stop_requested = False
-        for cb in callbacks:
-            hook = getattr(cb, "on_epoch_end", cb)
-            if hook(epoch, logs):
-                stop_requested = True
-        if stop_requested:
+        if notify(callbacks, epoch, logs):
             stop_reason = "stopped"
             break
-        if not bool(active.any()):
+        if not bool(state.active.any()):
             break
-
-    for run in range(r):
-        if status[run] == "running":
-            status[run] = stop_reason or "finished"
-            if stop_reason == "cancelled":
-                messages[run] = f"cancelled by the user after {epochs_run} epoch(s)"
-            elif stop_reason == "stopped":
-                messages[run] = f"stopped by a callback after epoch {epochs_run}"
-    return TrainingResult(network=network, history=history, status=status, messages=messages,
+    _final_status(state, stop_reason, epochs_run)
+    return TrainingResult(network=state.network, history=history, status=state.status, messages=state.messages,
                           epochs_run=epochs_run, seconds=time.perf_counter() - started,
                           lrs=[float(x) for x in lrs], seeds=[int(s) for s in seeds])
-
-
-def class_maps_against(hidden_argmax: torch.Tensor, reference: np.ndarray, n_classes: int) -> list[np.ndarray]:
-    """Hungarian class map per run: (R, n) hidden argmax vs (n,) reference labels -> list of (K,) maps."""
-    return [hungarian_class_map(h.cpu().numpy(), reference, n_classes) for h in hidden_argmax]

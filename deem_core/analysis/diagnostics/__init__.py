@@ -1,15 +1,15 @@
 """Looking inside a fitted DEEM: per-layer mutual information, worker importance, worker quality.
 
->>> from deem_core.analysis.diagnostics import run_diagnostics, write_diagnostics
+>>> from deem_core.analysis.diagnostics import run_diagnostics
 >>> diag = run_diagnostics(model, df, gold=truth, subset_classes=[5, 6, 8])
 >>> diag.mutual_information.summary()        # the paper's Table 10 (per layer, mean ± std over classes)
 >>> diag.importance.pivot()                  # Fig. 5: workers x {selected, rest, all}
 >>> diag.quality.table                       # agreement, confusion-based spammer score, flags
->>> write_diagnostics(diag, "out/")          # CSVs + report.html
+>>> deem_core.plots.report.write_diagnostics(diag, "out/")   # CSVs + report.html
 
 Definitions and the treatment of missing annotations are documented in the submodules
 :mod:`.mutual_information`, :mod:`.importance` and :mod:`.quality`. Nothing here imports a UI library;
-the figures live in :mod:`deem_core.plots.diagnostics`.
+the figures live in :mod:`deem_core.plots.diagnostics` and the report writer in :mod:`deem_core.plots.report`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = [
     "PREDICTED_SOURCE", "QualityResult", "TaskSubset", "contingency_tables", "empirical_confusion",
     "irbm_confusion", "layer_argmax_codes", "layer_names", "worker_importance", "worker_quality",
     "leave_one_out_drops", "mutual_information_from_counts", "mutual_information_matrix",
-    "per_layer_mutual_information", "run_diagnostics", "select_tasks", "spammer_score", "write_diagnostics",
+    "per_layer_mutual_information", "run_diagnostics", "select_tasks", "spammer_score",
 ]
 
 
@@ -74,12 +74,3 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     seconds["quality"] = time.perf_counter() - started
     notes = list(data.warnings) + mi.notes + importance.notes + quality.notes
     return Diagnostics(mutual_information=mi, importance=importance, quality=quality, seconds=seconds, notes=notes)
-
-
-def write_diagnostics(diagnostics: Diagnostics, directory, title: str = "DEEM diagnostics",
-                      experts: Sequence[Any] = ()) -> dict[str, Any]:
-    """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv`` and
-    ``report.html`` into ``directory`` (spreadsheet-safe, atomic). Returns ``{name: path}``."""
-    from deem_core.analysis.diagnostics.report import write_report  # noqa: PLC0415
-
-    return write_report(diagnostics, directory, title=title, experts=experts)

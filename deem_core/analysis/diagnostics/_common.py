@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.errors import NotFittedError
 
 GOLD_SOURCE = "gold labels"
 PREDICTED_SOURCE = "DEEM predictions"
@@ -15,8 +16,6 @@ PREDICTED_SOURCE = "DEEM predictions"
 
 def check_fitted(model) -> None:
     if not hasattr(model, "network_"):
-        from deem_core.methods.deem import NotFittedError  # noqa: PLC0415
-
         raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
 
 
@@ -30,11 +29,11 @@ def prepare(model, data: Any) -> AnnotationSet:
             encoded = None
         if encoded is not None and _aligned(model, encoded):
             return encoded
-        return model._encode_new(data)
+        return model.encode(data)
     if isinstance(data, AnnotationSet):
         if _aligned(model, data):
             return data
-        return model._encode_new(data.to_long())
+        return model.encode(data)
     raise TypeError(f"expected a long DataFrame (task, worker, label) or an AnnotationSet, got {type(data).__name__}")
 
 
@@ -55,7 +54,7 @@ def consensus_posterior(model, data: AnnotationSet) -> np.ndarray:
             and getattr(model, "data_fingerprint_", None) == data.fingerprint())
     if same:
         return np.asarray(model.posterior_)
-    mapped = model._mapped(model._hidden_posterior(data))  # (R, n, K)
+    mapped = model.run_posteriors(data)  # (R, n, K)
     return mapped[usable_runs(model)].mean(axis=0)
 
 
@@ -63,7 +62,7 @@ def gold_codes(model, data: AnnotationSet, gold: Any) -> np.ndarray | None:
     """Gold labels (Series task -> label, or a ``task,truth`` frame) as (n,) class codes, -1 = unknown."""
     if gold is None:
         return None
-    return model._gold_codes(data, gold)
+    return model.gold_codes(data, gold)
 
 
 def class_groups(model, data: AnnotationSet, gold: Any = None) -> tuple[np.ndarray, str, list[str]]:

@@ -1,4 +1,9 @@
-"""Write the diagnostics to a folder: four CSV tables, a long confusion-matrix table and ``report.html``."""
+"""Write the diagnostics to a folder: four CSV tables, a long confusion-matrix table and ``report.html``.
+
+>>> from deem_core.analysis.diagnostics import run_diagnostics
+>>> from deem_core.plots.report import write_diagnostics
+>>> write_diagnostics(run_diagnostics(model, df), "out/")   # CSVs + report.html
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.export import atomic_write_text, write_csv
+from deem_core.plots import diagnostics as plots
 
-__all__ = ["confusion_long_frame", "importance_frame", "mi_summary_frame", "write_report"]
+__all__ = ["confusion_long_frame", "importance_frame", "mi_summary_frame", "write_diagnostics", "write_report"]
 
 MI_SUMMARY_COLUMNS = ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "layer_name",
                       "n_classes", "class_source"]
@@ -52,8 +58,9 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 
 def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = ()) -> dict[str, Path]:
-    """Write every table and ``report.html`` (self-contained: plotly.js is embedded once)."""
-    from deem_core.plots import diagnostics as plots  # noqa: PLC0415
+    """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv``,
+    ``confusion_matrices.csv`` and ``report.html`` (self-contained: plotly.js is embedded once) into
+    ``directory`` (spreadsheet-safe, atomic). Returns ``{name: path}``."""
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,3 +103,7 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
     parts.append("</body></html>")
     paths["report"] = atomic_write_text(directory / "report.html", "\n".join(parts))
     return paths
+
+
+#: the name the diagnostics' callers use
+write_diagnostics = write_report

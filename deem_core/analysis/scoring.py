@@ -1,0 +1,54 @@
+"""The one accuracy rule used by every interface (CLI, dashboard, baselines table, benchmarks).
+
+Accuracy = the share of the *scored tasks* whose aggregated label equals the truth, where the scored tasks
+are the tasks that have a truth and belong to the aggregated data (``tasks``; by default the tasks that
+``labels`` covers). A scored task without a label counts as wrong; a truth task that nobody annotated is
+not scored (no method could label it). Labels compare as text, so ``1`` read from one file and ``"1"``
+from another are the same label (the readers refuse data in which two labels print the same).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["accuracy", "accuracy_and_count", "truth_series"]
+
+
+def truth_series(truth: Any) -> pd.Series:
+    """Truth given as a Series (index task), a frame with columns ``task`` and ``truth`` (or one other
+    column), a one-column frame indexed by task, or a dict."""
+    if isinstance(truth, pd.Series):
+        return truth
+    if isinstance(truth, pd.DataFrame):
+        if "task" in truth.columns:
+            rest = [c for c in truth.columns if c != "task"]
+            col = "truth" if "truth" in rest else (rest[0] if len(rest) == 1 else None)
+            if col is None:
+                raise ValueError("truth frame needs columns task and truth")
+            return truth.set_index("task")[col]
+        if truth.shape[1] == 1:
+            return truth.iloc[:, 0]
+        raise ValueError("truth frame needs columns task and truth")
+    if isinstance(truth, Mapping):
+        return pd.Series(dict(truth))
+    raise TypeError("truth must be a Series (index task), a frame with task,truth, or a dict")
+
+
+def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> tuple[float, int]:
+    """(accuracy as a fraction in [0, 1], number of scored tasks); accuracy is NaN when no task is scored."""
+    truth = truth_series(truth).dropna()
+    universe = labels.index if tasks is None else pd.Index(tasks)
+    truth = truth[truth.index.isin(universe)]
+    if len(truth) == 0:
+        return float("nan"), 0
+    predicted = labels.reindex(truth.index)
+    right = predicted.notna().to_numpy() & (predicted.astype(str).to_numpy() == truth.astype(str).to_numpy())
+    return float(np.mean(right)), int(len(truth))
+
+
+def accuracy(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> float:
+    """Accuracy as a fraction in [0, 1] (NaN when no task is scored); see the module docstring for the rule."""
+    return accuracy_and_count(labels, truth, tasks)[0]

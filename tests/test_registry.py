@@ -1,0 +1,162 @@
+"""One method registry: a method registered in one place appears in the CLI, the Train page, the job manager
+and the benchmark runner; every built-in method implements the Aggregator interface."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core.analysis.scoring import accuracy, accuracy_and_count
+from deem_core.data.annotations import AnnotationSet
+from deem_core.data.export import label_table
+from deem_core.methods import registry
+from deem_core.methods.base import Aggregator
+
+from conftest import ROOT, read_sample
+
+
+class FirstAnswer(Aggregator):
+    """Toy method: each task's first answer."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, data, gold=None):
+        long = data.to_long() if isinstance(data, AnnotationSet) else data
+        self.labels_ = long.groupby("task", sort=True)["label"].first().rename("label")
+        self.classes_ = pd.Index(sorted(long["label"].unique()))
+        return self
+
+    def predict_proba(self):
+        codes = self.classes_.get_indexer(self.labels_)
+        return pd.DataFrame(np.eye(len(self.classes_))[codes], index=self.labels_.index, columns=self.classes_)
+
+    def results_frame(self):
+        return label_table(self.labels_.index, self.classes_, self.labels_, self.predict_proba())
+
+
+@pytest.fixture
+def toy():
+    spec = registry.register(registry.MethodSpec("toy", "Toy first answer", FirstAnswer, "the first answer"))
+    yield spec
+    registry.unregister("toy")
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_toy_method_reaches_the_cli(toy, tmp_path, capsys):
+    from deem_core.cli import build_parser, main  # noqa: PLC0415
+
+    parser = build_parser()
+    aggregate = parser._subparsers._group_actions[0].choices["aggregate"]
+    method = next(a for a in aggregate._actions if a.dest == "method")
+    assert "toy" in method.choices and "Toy first answer" in method.help
+    df, truth = read_sample("condind", n_tasks=60)
+    df.to_csv(tmp_path / "ann.csv", index=False)
+    truth.rename("truth").reset_index().to_csv(tmp_path / "truth.csv", index=False)
+    assert main(["aggregate", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "out.csv"), "--method", "toy",
+                 "--truth", str(tmp_path / "truth.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    first = df.groupby("task")["label"].first()
+    assert (out.set_index("task")["label"] == first).all()
+    assert f"accuracy: {100 * accuracy(first, truth):.2f}" in capsys.readouterr().out
+
+
+def test_toy_method_reaches_the_train_page_and_the_jobs(toy, runs_dir):
+    from streamlit.testing.v1 import AppTest  # noqa: PLC0415
+
+    from deem_studio.jobs import get_manager  # noqa: PLC0415
+
+    df, _ = read_sample("condind", n_tasks=50)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.file_uploader(key="upload_annotations").set_value(("t.csv", df.to_csv(index=False).encode(), "text/csv")).run()
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    widget = at.multiselect(key="train_methods")
+    assert "Toy first answer" in widget.options and "iRBM" in widget.options
+    widget.set_value(["toy", "mv"])
+    at.button(key="train_launch").click().run()
+    snap = get_manager().wait(at.session_state["train_run"], timeout=60)
+    assert snap.status == "finished", snap.message
+    loaded = get_manager().store.load(snap.run_id)
+    assert loaded.extras["metrics"]["toy"]["name"] == "Toy first answer"
+    assert (loaded.results["toy"]["label"] == df.groupby("task")["label"].first()).all()
+
+
+def test_toy_method_reaches_the_benchmark_runner(toy):
+    bench = _load_benchmark()
+    rows = bench.table_rows(["toy", "Majority vote"])
+    assert rows["Toy first answer"][0] == "toy" and rows["Majority vote"][0] == "mv"
+    df, truth = read_sample("condind", n_tasks=80)
+    accs, _ = bench.run_row("toy", {}, df, truth, epochs=1, seeds=1)
+    assert accs == [accuracy(df.groupby("task")["label"].first(), truth)]
+
+
+def test_default_benchmark_rows_use_registry_names():
+    rows = _load_benchmark().table_rows(None)
+    assert list(rows)[:3] == ["Majority vote", "Dawid-Skene", "GLAD"]
+    assert rows["iRBM (mv)"] == ("irbm", {"init": "mv"}, 0.0)
+    assert rows["DEEM default + gold 5%"] == ("deem", {}, 0.05)
+
+
+def test_registry_builds_with_run_options():
+    irbm = registry.make_aggregator("irbm", n_layers=3, epochs=7, seed=2, tie_break="random")
+    assert irbm.n_layers == 0 and irbm.epochs == 7 and irbm.seed == 2  # fixed option wins, unknown ones left out
+    mv = registry.make_aggregator("MV", epochs=7, seed=2, tie_break="random")
+    assert mv.get_params() == {"seed": 2, "tie_break": "random"}
+    deem_defaults = registry.get_method("deem").defaults()
+    assert deem_defaults["n_layers"] == 1 and deem_defaults["epochs"] == 100
+    assert "n_layers" not in registry.get_method("irbm").defaults()
+    with pytest.raises(ValueError, match="valid methods: deem, irbm, mv"):
+        registry.get_method("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.MethodSpec("mv", "again", FirstAnswer))
+
+
+def test_registry_table_is_complete():
+    names = [spec.name for spec in registry.METHODS.values()]
+    assert len(set(names)) == len(names)
+    assert registry.method_keys(trains=True) == ["deem", "irbm"]
+    assert registry.get_method("kos").binary_only and not registry.get_method("kos").probabilistic
+    assert registry.get_method("deem").uses_gold and not registry.get_method("ds").uses_gold
+    for spec in registry.METHODS.values():
+        assert issubclass(spec.resolve(), Aggregator), spec.key
+
+
+@pytest.mark.parametrize("key", ["deem", "irbm", "mv", "ds", "onecoin"])
+def test_every_method_implements_the_aggregator_interface(key, small_condind):
+    df, truth = small_condind
+    data = AnnotationSet.from_long(df)
+    model = registry.make_aggregator(key, epochs=2, seed=0, device="cpu")
+    assert model.fit(data) is model
+    assert isinstance(model.labels_, pd.Series) and list(model.labels_.index) == list(data.tasks)
+    proba = model.predict_proba()
+    np.testing.assert_allclose(proba.sum(axis=1).to_numpy(), 1.0, rtol=1e-5)
+    frame = model.results_frame()
+    assert list(frame.columns[:3]) == ["label", "confidence", "p_0"]
+    assert (frame["label"] == model.labels_.reindex(frame.index)).all()
+    assert accuracy(model.labels_, truth) > 0.6
+
+
+def test_accuracy_rule():
+    labels = pd.Series(["a", "b", None, "1"], index=[1, 2, 3, 4])
+    truth = pd.Series(["a", "a", "b", 1, "z"], index=[1, 2, 3, 4, 99])
+    # task 99 was not aggregated: not scored; task 3 has no label: wrong; "1" and 1 are the same label
+    assert accuracy_and_count(labels, truth) == (pytest.approx(0.5), 4)
+    assert accuracy(labels, truth, tasks=[1, 2]) == 0.5
+    assert np.isnan(accuracy(labels, pd.Series(dtype=object)))
+    assert accuracy(labels, pd.DataFrame({"task": [1, 2], "truth": ["a", "a"]})) == 0.5
