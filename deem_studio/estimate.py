@@ -135,14 +135,13 @@ def _probe_data(data: Any, sample: int, seed: int) -> Any:
 def _baselines_seconds(data: Any, methods: Sequence[str], seed: int) -> float:
     if not methods:
         return 0.0
-    from deem_core.methods.baselines import make_aggregator  # noqa: PLC0415
+    from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
-    long = data.to_long()
     started = time.perf_counter()
     for method in methods:
         try:
-            make_aggregator(method, seed=seed).fit(long)
-        except Exception:  # noqa: BLE001 - a baseline that fails here fails in the job too (and quickly)
+            fit_method(method, data, seed=seed).results_frame()
+        except Exception:  # noqa: BLE001 - a method that fails here fails in the job too (and quickly)
             pass
     return time.perf_counter() - started
 

@@ -24,7 +24,6 @@ the job still running.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import threading

@@ -22,19 +22,15 @@ Jobs themselves live in the process-wide :class:`deem_studio.jobs.JobManager`, l
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 import secrets
-import threading
 import time
-import types
-from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 
-from deem_studio.jobs import device_info, get_manager, method_name, readable_error, status_line
+from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
 _WS = re.compile(r"^[0-9a-f]{16}$")
@@ -48,53 +44,8 @@ def manager():
     return get_manager()
 
 
-# --------------------------------------------------------------------------- the shell guard
-# Why a guard: with a folder named ``pages`` next to ``app.py``, Streamlit 1.67 starts in its legacy
-# multipage mode (``PagesManager.uses_pages_directory`` is True until some session calls ``st.navigation``;
-# see ``_mpa_v1`` in streamlit/runtime/scriptrunner/script_runner.py). In that mode the first request of a
-# freshly started server to a page address (``/train?ws=..&run=..``: a refresh, a bookmark, a shared link)
-# runs ``pages/train.py`` alone: no session restore, no sidebar, every file of the folder listed as a page.
-# (``AppTest`` even starts every run in that mode.)
-#
-# ``app.py`` marks the script run while it runs a page (``shell()``). Every page calls ``require_shell()``
-# before drawing anything; a page that finds no mark switches the legacy mode off for the whole server
-# (what ``st.navigation`` itself does) and runs ``app.py`` in its place, in the same script run: the shell
-# routes to the same page (same address, same widget states, so a click is never lost), and the legacy
-# run then stops. Nothing was drawn before, and the shell's ``st.navigation`` replaces the legacy page list.
-_SHELL = threading.local()
-_APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
-_APP_CODE: list[Any] = []
-
-
-@contextlib.contextmanager
-def shell():
-    """``app.py`` runs the selected page inside this: pages know they were reached through the shell."""
-    previous = getattr(_SHELL, "active", False)
-    _SHELL.active = True
-    try:
-        yield
-    finally:
-        _SHELL.active = previous
-
-
-def in_shell() -> bool:
-    return bool(getattr(_SHELL, "active", False))
-
-
-def require_shell() -> None:
-    """First call of every page: a page started without ``app.py`` (legacy multipage mode) is run again
-    through ``app.py`` within this script run, then this run stops."""
-    if in_shell():
-        return
-    from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415
-
-    PagesManager.uses_pages_directory = False  # later runs of every session go through app.py directly
-    if not _APP_CODE:
-        _APP_CODE.append(compile(_APP_PATH.read_text(encoding="utf-8"), str(_APP_PATH), "exec"))
-    module = types.ModuleType("__main__")
-    module.__file__ = str(_APP_PATH)
-    exec(_APP_CODE[0], module.__dict__)  # noqa: S102 - our own shell script
-    st.stop()  # the shell has drawn the page; what remains of the legacy run is skipped
+# the shell guard lives in pages/shell.py (light: a page calls it before importing anything heavy)
+from pages.shell import in_shell, require_shell, shell  # noqa: E402, F401
 
 
 # --------------------------------------------------------------------------- errors
@@ -298,8 +249,11 @@ def cached_estimate(kind: str, **settings: Any):
                         model, ds["data"], gold=ds.get("gold"), subset_classes=classes, subset_by=by)
                 else:
                     cache[key] = None
-            except Exception:  # noqa: BLE001 - no estimate is better than a broken form
-                cache[key] = None
+            except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
+                cache[key] = f"no time estimate: the timing probe failed ({readable_error(exc)})"
+    if isinstance(cache[key], str):
+        st.caption(cache[key])
+        return None
     return cache[key]
 
 
@@ -527,14 +481,22 @@ def need_dataset() -> dict[str, Any] | None:
     return ds
 
 
-def readable_table(frame: Any, digits: int = 3) -> Any:
+def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:
     """A table for ``st.dataframe`` with column names in words (``free_energy`` -> ``free energy``) and no
-    "None" text in numeric columns (a missing number shows as an empty cell)."""
+    "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
+    per (renamed) column, e.g. ``{"seconds": "{:.2f}"}``; other float columns get ``digits`` decimals."""
     import pandas as pd  # noqa: PLC0415
 
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
-    numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
-    return frame.style.format(na_rep="", precision=digits, subset=numeric) if numeric else frame
+    formats = dict(formats or {})
+    numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) or c in formats]
+    if not numeric:
+        return frame
+    style = frame.style.format(na_rep="", precision=digits, subset=[c for c in numeric if c not in formats])
+    for column, fmt in formats.items():
+        if column in frame.columns:
+            style = style.format(fmt, na_rep="", subset=[column])
+    return style
 
 
 def fmt_lr(value: Any) -> str:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from pages.shell import require_shell
 
-import numpy as np
-import plotly.express as px
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_core.analysis import agreement
-from deem_core.data.annotations import DataError
-from deem_studio.jobs import readable_error
-from pages import common
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.analysis import agreement  # noqa: E402
+from deem_core.data.annotations import DataError  # noqa: E402
+from deem_studio.jobs import readable_error  # noqa: E402
+from pages import common  # noqa: E402
+
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",

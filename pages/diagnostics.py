@@ -8,14 +8,17 @@ widgets that show one result carry its run id in their key, so a new result neve
 
 from __future__ import annotations
 
-import numpy as np
-import streamlit as st
+from pages.shell import require_shell
 
-from deem_core.data.export import to_safe_csv
-from deem_studio.jobs import load_diagnostics_result, method_name, status_line
-from pages import common
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_studio.jobs import load_diagnostics_result, method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
+from pages.shell import require_shell
 
-import pandas as pd
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_core.data.export import to_safe_csv
-from deem_core.methods import registry
-from deem_studio.jobs import method_name, status_line
-from pages import common
+import json  # noqa: E402
 
-common.require_shell()
+import streamlit as st  # noqa: E402
+
+from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.methods import registry  # noqa: E402
+from deem_studio.jobs import method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 st.title("Results")
 mgr = common.manager()
@@ -135,4 +137,4 @@ d[5].download_button("Run configuration", data=lambda: json.dumps({"run_id": run
                      key="dl_config")
 if workers is not None:
     with st.expander("Worker table"):
-        st.dataframe(workers, hide_index=True)
+        st.dataframe(common.readable_table(workers), hide_index=True)

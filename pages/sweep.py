@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any
+from pages.shell import require_shell
 
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_core.methods.sweep import DEFAULT_LRS
-from deem_studio.jobs import SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, status_line
-from pages import common
+import math  # noqa: E402
+import re  # noqa: E402
+from typing import Any  # noqa: E402
 
-common.require_shell()
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.methods.sweep import DEFAULT_LRS  # noqa: E402
+from deem_studio.jobs import SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
 QUEUED_EVERY = 3.0  # ... while it waits in the queue
@@ -121,10 +124,10 @@ with st.container(border=True):
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
     c = st.columns([2, 2, 3])
-    sample_on = c[0].toggle("Sweep a random sample of the tasks", value=large, key="sweep_sample_on",
+    sample_on = c[0].toggle("Sweep a task sample", value=large, key="sweep_sample_on",
                             persist_state="session",
-                            help=f"on by default above {SWEEP_SAMPLE_ABOVE:,} tasks: the curves of a random sample "
-                                 f"show the same learning rates in a fraction of the time")
+                            help=f"sweep a random sample of the tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
+                                 f"tasks: the curves of a sample show the same learning rates in a fraction of the time")
     sample_size = c[1].number_input("Tasks in the sample", min_value=200, max_value=max(200, data.n_tasks),
                                     value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)), step=1000,
                                     key="sweep_sample_size", persist_state="session", disabled=not sample_on)
@@ -280,20 +283,20 @@ with right:
     else:
         st.warning("No learning rate to recommend: " + (rec.get("reason") or "every run failed") + ".",
                    icon=":material/warning:")
-    rows = []
-    for lr in grid_done:
-        v = verdicts.get(lr) or {}
-        label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
-        if partial and label == "recommended":
-            label = "best so far"
-        marks = [m for m, on in (("recommended", recommended is not None and math.isclose(lr, recommended)),
-                                 ("picked", picked is not None and math.isclose(lr, picked))) if on]
-        rows.append({"learning rate": common.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
-                     "verdict": label, "why": v.get("reason", "")})
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                     column_config={"why": st.column_config.TextColumn("why", width="large")})
     st.caption(f"{status_line(snap)} · {loaded.record.get('device') or ''}")
+
+rows = []
+for lr in grid_done:
+    v = verdicts.get(lr) or {}
+    label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
+    if partial and label == "recommended":
+        label = "best so far"
+    marks = [m for m, on in (("recommended", recommended is not None and math.isclose(lr, recommended)),
+                             ("picked", picked is not None and math.isclose(lr, picked))) if on]
+    rows.append({"learning rate": common.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
+                 "verdict": label, "why": v.get("reason", "")})
+if rows:  # a static table: the reasons wrap instead of being cut off
+    st.table(pd.DataFrame(rows).set_index("learning rate"))
 
 if picked is not None:
     st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
-import streamlit as st
+from pages.shell import require_shell
 
-from deem_core.analysis import agreement
-from deem_core.methods import registry
-from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line
-from pages import common
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.analysis import agreement  # noqa: E402
+from deem_core.methods import registry  # noqa: E402
+from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
@@ -189,13 +192,13 @@ for method, entry in metrics.items():
                  "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
                  "seconds": entry.get("seconds"), "note": entry.get("message", "")})
 table = pd.DataFrame(rows)
+table["accuracy vs gold"] = pd.to_numeric(table["accuracy vs gold"], errors="coerce")
 if table["accuracy vs gold"].isna().all():
     table = table.drop(columns="accuracy vs gold")
-st.dataframe(table, hide_index=True, column_config={
-    "accuracy vs gold": st.column_config.NumberColumn("accuracy vs gold", format="%.4f"),
-    "disagrees with majority vote": st.column_config.NumberColumn(
-        format="%.3f", help="share of tasks whose label differs from majority vote's"),
-    "seconds": st.column_config.NumberColumn(format="%.2f")})
+st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with majority vote": "{:.3f}",
+                                                   "seconds": "{:.2f}"}),
+             hide_index=True, column_config={"disagrees with majority vote": st.column_config.Column(
+                 help="share of tasks whose label differs from majority vote's")})
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)
@@ -213,7 +216,7 @@ with left:
     st.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(shown, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group",
                  labels={"share": "share of tasks"})

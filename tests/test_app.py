@@ -126,7 +126,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.switch_page("pages/train.py").run()
     no_problem(at)
     at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
-    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_epochs").set_value(2).run()
+    shown = texts(at)
+    assert "on this CPU" in shown and "no time estimate" not in shown  # the estimate before launch
     at.button(key="train_launch").click().run()
     no_problem(at)
     run_id = at.session_state["train_run"]
@@ -282,7 +284,8 @@ def test_diagnostics_page(runs_dir):
     wait_done(at.session_state["train_run"])
     at.switch_page("pages/diagnostics.py").run()
     no_problem(at)
-    at.multiselect(key="diag_subset").set_value(["0"])
+    at.multiselect(key="diag_subset").set_value(["0"]).run()
+    assert "Diagnostics of 200 tasks: about" in texts(at) and "no time estimate" not in texts(at)
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
     assert wait_done(diag_id).status == "finished"
@@ -311,7 +314,10 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/sweep.py").run()
     at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
-    at.number_input(key="sweep_epochs").set_value(2)
+    at.number_input(key="sweep_epochs").set_value(2).run()
+    shown = texts(at)
+    assert "2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks: about" in shown
+    assert "no time estimate" not in shown
     at.button(key="sweep_launch").click().run()
     sweep_a = at.session_state["sweep_run"]
     wait_done(sweep_a)
@@ -369,8 +375,8 @@ def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     shown = texts(at)
     assert "Recommended learning rate" not in shown
     assert "Partial sweep" in shown and "of 2000 epochs" in shown, [w.value for w in at.warning]
-    verdicts = at.dataframe[0].value
-    assert "recommended" not in set(verdicts["verdict"])
+    verdicts = at.table[0].value
+    assert len(verdicts) == 2 and "recommended" not in set(verdicts["verdict"])
     # ... and the Train page does not take a rate from it
     at.switch_page("pages/train.py").run()
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)

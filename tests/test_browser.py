@@ -323,7 +323,20 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
     with LiveServer(runs_dir) as server, chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         with explain_failure(page, server):
+            started = time.perf_counter()
             page.goto(f"{server.url}/train?ws={workspace}&run={run_id}", timeout=60_000)
+            # first load of a fresh server: never the legacy list of module names ("app, common, data, ...")
+            seen: list[list[str]] = []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                titles = nav_titles(page)
+                if titles and titles not in seen:
+                    seen.append(titles)
+                if titles == NAV:
+                    break
+                time.sleep(0.05)
+            measured("fresh server: address opened -> the dashboard's navigation", f"{time.perf_counter() - started:.2f}", "s")
+            assert seen and seen[-1] == NAV and not any("common" in t or "shell" in t for t in seen), seen
             heading(page, "Train", 90)
             until(lambda: f"Run {run_id}" in main_text(page), 60, "the reopened run on the Train page")
             until(lambda: nav_titles(page) == NAV, 30, "the dashboard's own navigation")
@@ -460,7 +473,8 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             heading(page, "Train", 60)
             until(lambda: f"Run {run_id}" in main_text(page), 60, "the run after the refresh")
             until(lambda: chart_points(page, train_live) > 0, 60, "the live curve after the refresh")
-            until(lambda: f"{run_id} · running" in sidebar_text(page), 30, "the run's status in the sidebar")
+            until(lambda: f"Train {run_id} · training DEEM · epoch" in sidebar_text(page), 30,
+                  "the run's status in the sidebar")
             assert store.get(run_id)["status"] == "running"
             assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
             assert "300 tasks × 10 workers × 3 classes" in sidebar_text(page)  # the data came back with the run
@@ -553,4 +567,148 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             assert statuses == ["cancelled", "finished", "finished", "finished"], statuses
             shot(page, "12_runs")
             no_traceback(page)
+            context.close()
+
+
+def other_files(directory: Path, n_tasks: int = 150) -> Path:
+    """The first ``n_tasks`` tasks of sample_data/tree3k (another data set than condind)."""
+    df = pd.read_csv(ROOT / "sample_data" / "tree3k.csv")
+    path = directory / "tree3k_150.csv"
+    df[df["task"] < n_tasks].to_csv(path, index=False)
+    return path
+
+
+def load_file(page: Any, path: Path, tasks: str) -> None:
+    nav(page, "Data")
+    upload(page, path)
+    until(lambda: button(page, "Load these files").is_enabled(), 60, "the upload")
+    button(page, "Load these files").click()
+    until(lambda: metric(page, "Tasks") == tasks, 90, f"the summary ({tasks} tasks)")
+
+
+def radio_options(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("[data-testid='stRadio'] label").all_inner_texts()]
+
+
+_LEGEND_JS = """(root) => {
+  const g = root.querySelector('.js-plotly-plot');
+  return g ? Array.from(g.querySelectorAll('.legend .traces text.legendtext')).map(t => t.textContent) : null;
+}"""
+
+
+def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path):
+    """Issue 13's acceptance: load A, sweep, pick, leave and return (still picked); cancel a sweep (no
+    unqualified recommendation); a new training's Results download is its own chosen method; load B: the
+    Sweep, Train and Results pages show nothing of A."""
+    data_a, _ = tiny_files(tmp_path)
+    data_b = other_files(tmp_path)
+    with LiveServer(tmp_path / "runs") as server, chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        with explain_failure(page, server):
+            page.goto(server.url, timeout=60_000)
+            heading(page, "Data", 90)
+            load_file(page, data_a, "300")
+
+            # ------------------------------------------------ a complete sweep of A: every rate in the legend
+            nav(page, "Sweep")
+            until(lambda: "learning rate(s)" in main_text(page), 60, "the cost of the sweep before launch")
+            assert re.search(r"about [0-9.]+ (s|min)", main_text(page)), "no time estimate before the launch"
+            lrs = page.get_by_label("Learning rates", exact=True)
+            lrs.fill("0.003, 0.01, 0.03, 0.1, 0.3")
+            lrs.press("Enter")
+            set_number(page, "Epochs", 20)
+            button(page, "Launch sweep").click()
+            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 300, "the finished sweep")
+            sweep_a = re.search(r"run=([0-9a-f]{16})", page.url).group(1)
+            chart = page.locator("[class*='st-key-pick_']").first
+            legend = until(lambda: chart.evaluate(_LEGEND_JS), 30, "the legend")
+            assert [re.search(r"lr ([0-9.e-]+)", t).group(1) for t in legend] == ["0.003", "0.01", "0.03", "0.1",
+                                                                                  "0.3"], legend
+            ticks = chart.evaluate("r => Array.from(r.querySelectorAll('.xtick text')).map(t => t.textContent)")
+            assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks), ticks  # whole epochs only
+            no_traceback(page)
+            # ------------------------------------------------ pick a rate, leave, return: still picked
+            page.locator("[data-testid='stRadio'] label", has_text=re.compile(r"^0\.03$")).first.click()
+            until(lambda: checked_radio(page) == "0.03", 30, "0.03 picked")
+            until(lambda: "Picked learning rate: 0.03" in main_text(page), 30, "the pick said in words")
+            nav(page, "Runs")
+            nav(page, "Sweep")
+            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 60, "the sweep again")
+            until(lambda: checked_radio(page) == "0.03", 30, "0.03 still picked after leaving the page")
+            scroll_to(page.locator("[class*='st-key-pick_']"))
+            shot(page, "13_sweep_verdicts")
+            nav(page, "Train")
+            until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == "0.03", 30,
+                  "the picked rate on the Train page")
+            assert f"Learning rate 0.03: picked on sweep {sweep_a}" in main_text(page)
+
+            # ------------------------------------------------ a cancelled sweep recommends nothing
+            nav(page, "Sweep")
+            set_number(page, "Epochs", 2000)
+            button(page, "Launch sweep").click()
+            until(lambda: button(page, "Cancel sweep").count() > 0, 60, "the running sweep")
+            until(lambda: re.search(r"about .* left", main_text(page)), 60, "the time left of the sweep")
+            button(page, "Cancel sweep").click()
+            until(lambda: "Partial sweep" in main_text(page), 120, "the partial sweep's warning")
+            shown = main_text(page)
+            assert "Recommended learning rate" not in shown and "no recommendation" in shown
+            shot(page, "14_sweep_cancelled")
+
+            # ------------------------------------------------ Results follow the new run's chosen method
+            nav(page, "Train")
+            until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == "0.03", 30,
+                  "the pick kept (a cancelled sweep does not replace it)")
+            methods = page.get_by_role("combobox", name="Methods", exact=True)
+            methods.press("Backspace")  # drop Dawid-Skene: DEEM and majority vote remain
+            set_number(page, "Epochs", 30)
+            until(lambda: re.search(r"1 DEEM model\(s\) × 1 seed\(s\) × 30 epochs \+ 1 baseline\(s\) on 300 tasks: "
+                                    r"about [0-9.]+ (s|min)", main_text(page)), 60,
+                  "the estimate of DEEM + majority vote, 30 epochs")
+            button(page, "Train").click()
+            until(lambda: "labels from DEEM, Majority vote" in main_text(page), 300, "the first training")
+            first = re.search(r"Run ([0-9a-f]{16})", main_text(page)).group(1)
+            assert "labels from DEEM, Majority vote, Dawid-Skene" not in main_text(page)
+            assert "started from" in main_text(page)  # which start auto chose and why
+            nav(page, "Results")
+            until(lambda: first in main_text(page), 30, "the first run's results")
+            assert selectbox_text(page, "Method") == "DEEM"
+            page.get_by_role("combobox", name="Method", exact=True).click()
+            page.get_by_role("option", name="Majority vote").click()
+            until(lambda: selectbox_text(page, "Method") == "Majority vote", 20, "majority vote picked")
+            nav(page, "Train")
+            methods.press("Backspace")  # drop majority vote: DEEM alone
+            until(lambda: re.search(r"1 DEEM model\(s\) × 1 seed\(s\) × 30 epochs on 300 tasks: about",
+                                    main_text(page)), 60, "the estimate of DEEM alone")
+            button(page, "Train").click()
+            second = until(lambda: (lambda m: m.group(1) if m and m.group(1) != first else None)(
+                re.search(r"Run ([0-9a-f]{16})", main_text(page))), 60, "the new run")
+            until(lambda: "labels from DEEM" in main_text(page), 300, "the second training")
+            nav(page, "Results")
+            until(lambda: second in main_text(page), 30, "the new run's results")
+            assert selectbox_text(page, "Method") == "DEEM"
+            with page.expect_download(timeout=60_000) as info:
+                button(page, "Labels CSV").click()
+            assert info.value.suggested_filename == f"deem_{second}_deem_labels.csv"
+
+            # ------------------------------------------------ data set B: nothing of A
+            load_file(page, data_b, "150")
+            nav(page, "Sweep")
+            until(lambda: "learning rate(s)" in main_text(page), 60, "the sweep form of B")
+            shown = main_text(page)
+            assert sweep_a not in shown and "Recommended" not in shown and "Picked" not in shown
+            assert page.locator("[data-testid='stRadio']").count() == 0
+            nav(page, "Train")
+            until(lambda: "the engine's default" in main_text(page), 30, "B's learning rate: the default")
+            shown = main_text(page)
+            assert page.get_by_label("Learning rate", exact=True).input_value() == "0.01"
+            assert first not in shown and second not in shown and sweep_a not in shown
+            nav(page, "Results")
+            until(lambda: "No training run" in main_text(page), 30, "no results for B yet")
+            assert second not in main_text(page)
+            side = sidebar_text(page)
+            assert "150 tasks" in side and second not in side and sweep_a not in side
+            no_traceback(page)
+            shot(page, "15_other_data_set")
             context.close()
