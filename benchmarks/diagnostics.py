@@ -116,8 +116,7 @@ def part_d() -> None:
     n, d, k = 100_000, 100, 10
     truth = rng.integers(0, k, n)
     labels = np.where(rng.random((n, d)) < 0.6, truth[:, None], (truth[:, None] + rng.integers(1, k, (n, d))) % k)
-    data = AnnotationSet(tasks=pd.Index(range(n), name="task"), workers=pd.Index([f"w{i:03d}" for i in range(d)], name="worker"),
-                         classes=pd.Index(range(k), name="label"), labels=labels)
+    data = AnnotationSet.from_dense(labels, workers=[f"w{i:03d}" for i in range(d)], classes=range(k))
     train = data.subset_tasks(np.arange(2000))
     for layers, max_tasks in ((0, None), (1, 1000)):
         model, _ = fit(train, layers, 1, 0.05)

@@ -42,7 +42,7 @@ def measure(data: AnnotationSet, n_runs: int, epochs: int, layers: int, device: 
     if resolve_device(device).type == "cuda":
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
-    train_runs(data.labels, data.n_classes, lrs, list(range(n_runs)), config)
+    train_runs(data.dense_labels(), data.n_classes, lrs, list(range(n_runs)), config)
     if resolve_device(device).type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu

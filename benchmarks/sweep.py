@@ -39,9 +39,10 @@ from deem_core.model.training import TrainingConfig, predict_hidden, resolve_dev
 
 def run_accuracies(network, data: AnnotationSet, truth: pd.Series, device) -> np.ndarray:
     """Accuracy of every run of ``network`` against ``truth``: (R,)."""
-    labels = torch.as_tensor(data.labels, dtype=torch.long, device=device)
+    labels = torch.as_tensor(data.dense_labels(), dtype=torch.long, device=device)
     mask = (labels >= 0).float()
-    soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=device)
+    soft = data.dense_soft()
+    soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=device)
     hidden = predict_hidden(network, labels, mask, soft).argmax(-1).cpu().numpy()  # (R, n)
     mv = data.majority_vote()
     truth_codes = data.classes.get_indexer(truth.reindex(data.tasks).to_numpy())  # -1 where no truth
@@ -73,8 +74,8 @@ def bench_set(name: str, epochs: int, device: str, seed: int) -> dict:
 
     started = time.perf_counter()
     single_lr = rec.lr if rec.lr is not None else DEFAULT_LRS[0]
-    single = train_runs(data.labels, data.n_classes, [single_lr], [seed],
-                        TrainingConfig(n_layers=1, epochs=epochs, device=device), soft=data.soft)
+    single = train_runs(data.dense_labels(), data.n_classes, [single_lr], [seed],
+                        TrainingConfig(n_layers=1, epochs=epochs, device=device), soft=data.dense_soft())
     single_seconds = time.perf_counter() - started
     single_acc = float(run_accuracies(single.network, data, truth, dev)[0])
     return {

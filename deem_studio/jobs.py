@@ -649,7 +649,6 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     A trained method (DEEM, iRBM) reports its epochs live, can be cancelled and leaves a model file; an error
     in it fails the run. An error in another method is recorded and the run goes on with the next one.
     """
-    from deem_core.analysis.agreement import method_agreement, worker_table  # noqa: PLC0415
     from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
     from deem_core.methods import registry  # noqa: PLC0415
 
@@ -731,6 +730,24 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             return "cancelled", "cancelled before any method finished"
         failures = "; ".join(f"{method_name(m)}: {e['message']}" for m, e in metrics.items())
         raise RuntimeError(f"every method failed ({failures})")
+    _save_comparison(ctx, metrics, labels_by_method, primary_model, primary_codes)
+    done = ", ".join(method_name(m) for m in labels_by_method)
+    if cancelled_during:
+        return "cancelled", f"cancelled during {cancelled_during}; labels kept for: {done}"
+    failed = [m for m, e in metrics.items() if e["status"] == "failed"]
+    if failed:
+        return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
+            f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
+    return "finished", f"labels from {done}"
+
+
+def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels_by_method: dict[str, pd.Series],
+                     primary_model: Any, primary_codes: np.ndarray | None) -> None:
+    """What a train run stores beside each method's labels: the worker table (against the first trained model's
+    labels, else the first method's), the metrics, the agreement between methods and the run's summary."""
+    from deem_core.analysis.agreement import method_agreement, worker_table  # noqa: PLC0415
+
+    data, store = ctx.data, ctx.store
     if primary_codes is None:
         first = next(iter(labels_by_method.values()))
         primary_codes = data.classes.get_indexer(first.reindex(data.tasks).to_numpy())
@@ -745,14 +762,6 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                                                       and math.isnan(entry["accuracy"])):
             summary[f"accuracy_{method}"] = entry["accuracy"]
     store.update_summary(ctx.run_id, **summary)
-    done = ", ".join(method_name(m) for m in labels_by_method)
-    if cancelled_during:
-        return "cancelled", f"cancelled during {cancelled_during}; labels kept for: {done}"
-    failed = [m for m, e in metrics.items() if e["status"] == "failed"]
-    if failed:
-        return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
-            f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
-    return "finished", f"labels from {done}"
 
 
 def _run_sweep(ctx: JobContext) -> tuple[str, str]:

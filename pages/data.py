@@ -149,7 +149,7 @@ def summary(data) -> dict:
         "per_task": agreement.labels_per_task(data),
         "balance": agreement.class_balance(data),
         "coverage": agreement.annotator_coverage(data),
-        "pairwise": agreement.pairwise_agreement(data),
+        "pairwise": agreement.pairwise_agreement(data, max_workers=MAX_HEATMAP),
     }
     values["seconds"] = time.perf_counter() - started
     st.session_state["summary_cache"] = (key, values)
@@ -200,9 +200,7 @@ with tabs[2]:
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
 with tabs[3]:
     pairwise, overlap = stats["pairwise"]
-    if len(pairwise) > MAX_HEATMAP:
-        keep = coverage.sort_values("answers", ascending=False)["annotator"].head(MAX_HEATMAP).tolist()
-        pairwise = pairwise.loc[keep, keep]
+    if data.n_workers > MAX_HEATMAP:
         st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})

@@ -59,23 +59,25 @@ def test_guard_refuses_a_huge_network():
     machine's memory in these tests), and is gone afterwards."""
     import numpy as np
 
+    from deem_core.data.annotations import AnnotationSet
     from deem_core.methods import dawid_skene
 
     from deem_core.methods import starts as initial
     from deem_core.model.network import DEEMNetwork
 
     labels = np.zeros((4, 3), dtype=np.int64)
+    many, few = AnnotationSet.from_dense(labels, classes=range(50)), AnnotationSet.from_dense(labels, classes=range(4))
     with corpus_checks.no_huge_network(limit=100):
         with pytest.raises(AssertionError, match="a DEEMNetwork of 3 workers x 50 classes was about to be allocated"):
             DEEMNetwork(1, 3, 50, 1)
         with pytest.raises(AssertionError, match="a fit_dawid_skene of 3 workers x 50 classes"):
-            initial.fit_dawid_skene(labels, 50)
-        with pytest.raises(AssertionError, match="a one_hot_codes of 3 workers x 50 classes"):
-            dawid_skene.one_hot_codes(labels, 50)
+            initial.fit_dawid_skene(many)
+        with pytest.raises(AssertionError, match="a fit_dawid_skene of 3 workers x 50 classes"):
+            dawid_skene.fit_dawid_skene(many)
         DEEMNetwork(1, 3, 4, 1)  # small ones still build
-        assert initial.fit_dawid_skene(labels, 4).confusion.shape == (3, 4, 4)
+        assert initial.fit_dawid_skene(few).confusion.shape == (3, 4, 4)
     DEEMNetwork(1, 3, 50, 0)
-    assert dawid_skene.one_hot_codes(labels, 50).shape == (4, 3, 50)
+    assert dawid_skene.fit_dawid_skene(many).confusion.shape == (3, 50, 50)
 
 
 def test_check_library_fails_on_a_wrong_expectation(corpus):

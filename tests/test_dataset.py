@@ -19,7 +19,7 @@ def test_encoding_keeps_original_values_and_marks_missing():
     assert list(data.tasks) == ["t1", "t2", "t3"]
     assert list(data.workers) == ["ann", "bob"]
     assert list(data.classes) == ["bird", "cat", "dog"]
-    np.testing.assert_array_equal(data.labels, [[2, 1], [-1, 1], [0, -1]])
+    np.testing.assert_array_equal(data.dense_labels(), [[2, 1], [-1, 1], [0, -1]])
     assert data.n_annotations == 4 and data.density == pytest.approx(4 / 6)
     back = data.to_long().sort_values(["task", "worker"]).reset_index(drop=True)
     expected = df.sort_values(["task", "worker"]).reset_index(drop=True)
@@ -44,9 +44,9 @@ def test_conflicting_duplicates_raise_or_keep_one():
     with pytest.raises(DataError, match=r"1 \(task, worker\) pair\(s\) have conflicting labels, e.g. task 1 by "
                                         r"worker 'a': \[0, 1\]"):
         AnnotationSet.from_long(df)
-    assert AnnotationSet.from_long(df, on_conflict="first").labels[0, 0] == 0
+    assert AnnotationSet.from_long(df, on_conflict="first").dense_labels()[0, 0] == 0
     last = AnnotationSet.from_long(df, on_conflict="last")
-    assert last.labels[0, 0] == 1
+    assert last.dense_labels()[0, 0] == 1
     assert "resolved by keeping the last answer" in last.warnings[0]
 
 
@@ -70,22 +70,27 @@ def test_missing_columns_are_named():
 
 def test_majority_vote_breaks_ties_towards_smallest_and_skips_empty_tasks():
     labels = np.array([[0, 1, -1], [2, 2, 1], [-1, -1, -1]])
-    np.testing.assert_array_equal(majority_vote_codes(labels, 3), [0, 2, -1])
+    data = AnnotationSet.from_dense(labels, classes=range(3))
+    np.testing.assert_array_equal(data.class_votes(), [[1, 1, 0], [0, 1, 2], [0, 0, 0]])
+    np.testing.assert_array_equal(data.majority_vote(), [0, 2, -1])
+    np.testing.assert_array_equal(majority_vote_codes(data.class_votes()), [0, 2, -1])
 
 
 def test_soft_labels_are_normalised_and_hard_label_is_argmax():
     df = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "p_x": [2.0, 0.1, 0.5], "p_y": [2.0, 0.9, 0.5]})
     data = AnnotationSet.from_long(df, soft_columns={"x": "p_x", "y": "p_y"})
-    np.testing.assert_allclose(data.soft[0, 0], [0.5, 0.5])
-    np.testing.assert_allclose(data.soft[0, 1], [0.1, 0.9])
-    assert data.labels[0, 1] == 1 and data.labels[1, 1] == -1
-    np.testing.assert_allclose(data.soft[1, 1], [0, 0])
+    soft, labels = data.dense_soft(), data.dense_labels()
+    np.testing.assert_allclose(soft[0, 0], [0.5, 0.5])
+    np.testing.assert_allclose(soft[0, 1], [0.1, 0.9])
+    assert labels[0, 1] == 1 and labels[1, 1] == -1
+    np.testing.assert_allclose(soft[1, 1], [0, 0])
+    np.testing.assert_allclose(data.soft_labels, [[0.5, 0.5], [0.1, 0.9], [0.5, 0.5]])  # CSR order
 
 
 def test_encode_like_maps_new_tasks_onto_known_workers():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "b", 1)]))
     new = data.encode_like(_df([(9, "b", 1), (9, "zed", 0)]))
-    np.testing.assert_array_equal(new.labels, [[-1, 1]])
+    np.testing.assert_array_equal(new.dense_labels(), [[-1, 1]])
     assert "ignored 1 answer(s) from 1 worker(s) the model was not trained on: ['zed']" in new.warnings[0]
 
 

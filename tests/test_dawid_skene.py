@@ -16,7 +16,7 @@ from conftest import make_ds_data
 def test_matches_crowdkit_labels_and_recovers_accuracies():
     df, truth = make_ds_data(800, 8, 3, density=0.5, seed=11)
     data = AnnotationSet.from_long(df)
-    fit = fit_dawid_skene(data.labels, 3)
+    fit = fit_dawid_skene(data)
     ours = data.classes.take(fit.posterior.argmax(1))
     theirs = DawidSkene(n_iter=100).fit_predict(df).reindex(data.tasks).to_numpy()
     assert (ours == theirs).mean() > 0.99
@@ -33,10 +33,10 @@ def _with_copies(df: pd.DataFrame, source: str, copies: int) -> pd.DataFrame:
 def test_excess_agreement_is_near_zero_for_independent_workers_and_high_for_copies():
     df, _ = make_ds_data(1500, 6, 3, seed=12, accuracy=(0.55, 0.8))
     independent = AnnotationSet.from_long(df)
-    value = excess_pairwise_agreement(independent.labels, fit_dawid_skene(independent.labels, 3))
+    value = excess_pairwise_agreement(independent, fit_dawid_skene(independent))
     assert abs(value) < 0.01, value
     copied = AnnotationSet.from_long(_with_copies(_with_copies(df, "w00", 3), "w01", 3))
-    value = excess_pairwise_agreement(copied.labels, fit_dawid_skene(copied.labels, 3))
+    value = excess_pairwise_agreement(copied, fit_dawid_skene(copied))
     assert value > 0.03, value
 
 

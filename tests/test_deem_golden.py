@@ -14,6 +14,9 @@ from deem_core.methods.deem import DEEM
 
 GOLD = json.loads(GOLDEN.read_text())
 EXACT = GOLD["torch"] == torch.__version__ and GOLD["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+#: values computed by sums whose order is not pinned: the dependence statistic sums over the worker pairs with
+#: sparse products (pinned by the dense einsum it replaced; they differ in the 16th digit)
+NEAR = {"dependence": 1e-12}
 
 
 def _assert_same(got, want, where=""):
@@ -28,6 +31,8 @@ def _assert_same(got, want, where=""):
     elif isinstance(want, float):
         if math.isnan(want):
             assert math.isnan(got), where
+        elif where.rsplit(".", 1)[-1] in NEAR:
+            assert math.isclose(got, want, rel_tol=0, abs_tol=NEAR[where.rsplit(".", 1)[-1]]), where
         elif EXACT:
             assert got == want, where
         else:

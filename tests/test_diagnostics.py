@@ -111,20 +111,25 @@ def test_per_layer_mi_input_layer_equals_direct_computation(layered):
     assert result.class_source == GOLD_SOURCE
     assert result.layers == ["Layer 0 (input)", "Layer 1 (iRBM input)"]
     data = AnnotationSet.from_long(df)
+    dense = data.dense_labels()
     for c in range(3):
         members = truth.to_numpy() == c
-        expected, _ = mutual_information_matrix(data.labels[members], 3)
+        expected, _ = mutual_information_matrix(dense[members], 3)
         np.testing.assert_allclose(result.mi[0, c], expected, atol=1e-12)
         assert result.class_counts[c] == members.sum()
     # layer 1 = argmax of the network's layer output, by hand
-    codes = layer_argmax_codes(model.network_, data.labels, 3)
-    labels = torch.as_tensor(data.labels)
+    codes = layer_argmax_codes(model.network_, data, batch_size=37)  # (layers, answers), chunks must add up
+    assert codes.shape == (2, data.n_answers)
+    labels = torch.as_tensor(dense)
     mask = (labels >= 0).float()
     with torch.no_grad():
         out = model.network_.propagate(one_hot_state(labels, mask, 3)[None], mask[None])[1][0]
-    np.testing.assert_array_equal(codes[1], out.argmax(-1).numpy())
+    np.testing.assert_array_equal(codes[1], out.argmax(-1).numpy()[data.task_codes, data.worker_codes])
+    np.testing.assert_array_equal(codes[0], data.label_codes)
+    layer1 = np.full(dense.shape, -1)
+    layer1[data.task_codes, data.worker_codes] = codes[1]
     members = truth.to_numpy() == 2
-    np.testing.assert_allclose(result.mi[1, 2], mutual_information_matrix(codes[1][members], 3)[0], atol=1e-12)
+    np.testing.assert_allclose(result.mi[1, 2], mutual_information_matrix(layer1[members], 3)[0], atol=1e-12)
     # without gold: classes from DEEM's predictions, and every output says so
     predicted = per_layer_mutual_information(model, df)
     assert predicted.class_source == PREDICTED_SOURCE
@@ -173,7 +178,8 @@ def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
 # ---------------------------------------------------------------------------------------------- importance
 def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
     """Remove each worker by masking its column and calling the network: the definition, slowly."""
-    labels = torch.as_tensor(data.labels)
+    dense = data.dense_labels()
+    labels = torch.as_tensor(dense)
     mask = (labels >= 0).float()
     k = data.n_classes
 
@@ -189,13 +195,13 @@ def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarr
 
     full = consensus(mask)
     decided = full.argmax(1)
-    drops = np.full(data.labels.shape, np.nan)
-    odds = np.full(data.labels.shape, np.nan)
+    drops = np.full(dense.shape, np.nan)
+    odds = np.full(dense.shape, np.nan)
     for i in range(data.n_workers):
         m = mask.clone()
         m[:, i] = 0
         loo = consensus(m)
-        rows = data.labels[:, i] >= 0
+        rows = dense[:, i] >= 0
         drops[rows, i] = full[rows, decided[rows]] - loo[rows, decided[rows]]
         odds[rows, i] = log_odds(full, rows) - log_odds(loo, rows)
     return drops, odds
@@ -215,12 +221,15 @@ def test_batched_leave_one_out_equals_brute_force(n_layers):
     out = leave_one_out_drops(model, df, batch_size=37)
     drops, odds = _brute_force_drops(model, data)
     assert np.abs(drops[np.isfinite(drops)]).max() > 0.01  # something to compare
-    np.testing.assert_allclose(out["drop"], drops, atol=2e-5)
-    np.testing.assert_allclose(out["drop_log_odds"], odds, atol=2e-3, rtol=1e-3)
+    # one entry per answer, in CSR order
+    np.testing.assert_array_equal(out["task"], data.task_codes)
+    np.testing.assert_array_equal(out["worker"], data.worker_codes)
+    np.testing.assert_allclose(out["drop"], drops[data.task_codes, data.worker_codes], atol=2e-5)
+    np.testing.assert_allclose(out["drop_log_odds"], odds[data.task_codes, data.worker_codes], atol=2e-3, rtol=1e-3)
+    assert np.isfinite(drops).sum() == data.n_answers  # the brute force has nothing where nobody answered
     expected = model.predict_proba(df).to_numpy() if n_layers else model.posterior_
     np.testing.assert_array_equal(out["decided"], expected.argmax(1))
     np.testing.assert_allclose(out["confidence"], expected.max(1), atol=1e-5)
-    assert np.isnan(out["drop"][data.labels < 0]).all()
 
 
 def test_log_odds_importance_does_not_saturate():
@@ -234,8 +243,8 @@ def test_log_odds_importance_does_not_saturate():
     model.class_maps_ = np.array([[0, 1, 2]])
     model.data_fingerprint_ = None
     out = leave_one_out_drops(model, df)
-    unanimous = (labels == labels[:, :1]).all(axis=1)
-    assert unanimous.sum() > 10
+    unanimous = (labels == labels[:, :1]).all(axis=1)[out["task"]]  # per answer: its task is unanimous
+    assert unanimous.sum() > 10 * 20
     assert np.abs(out["drop"][unanimous]).max() < 1e-6
     # removing one of 20 agreeing workers: log-odds fall by log(0.9 / 0.05) + log of the 2-class normaliser
     expected = (20 * np.log(18) - np.log(2)) - (19 * np.log(18) - np.log(2))
@@ -296,7 +305,7 @@ def test_select_tasks_variants(layered):
     np.testing.assert_array_equal(by_pred.selected, model.posterior_.argmax(1) == 0)
     by_worker = select_tasks(model, df, worker="w2", label=1)
     data = AnnotationSet.from_long(df)
-    np.testing.assert_array_equal(by_worker.selected, data.labels[:, 2] == 1)
+    np.testing.assert_array_equal(by_worker.selected, data.dense_labels()[:, 2] == 1)
     assert "w2" in by_worker.description
     with pytest.raises(ValueError):
         select_tasks(model, df, classes=[7], by="predicted")
@@ -349,7 +358,7 @@ def test_spammer_score_finite_sample_correction_centres_random_guessers():
 def test_empirical_confusion_by_hand():
     labels = np.array([[0, 1], [1, 1], [0, -1], [1, 0]])
     reference = np.array([0, 0, 1, -1])
-    counts, psi = empirical_confusion(labels, reference, 2)
+    counts, psi = empirical_confusion(AnnotationSet.from_dense(labels, classes=[0, 1]), reference)
     np.testing.assert_array_equal(counts[0], [[1, 1], [1, 0]])
     np.testing.assert_array_equal(counts[1], [[0, 0], [2, 0]])
     np.testing.assert_allclose(psi[0], [[0.5, 1.0], [0.5, 0.0]])

@@ -64,7 +64,7 @@ def test_folder_reads_every_csv_file_in_it(tmp_path):
     assert answers(data) == {(1, "alice", "cat"), (2, "alice", "dog"), (1, "bob", "cat"), (2, "bob", "cat")}
     empty = tmp_path / "empty_folder"
     empty.mkdir()
-    with pytest.raises(DataError, match=r"^empty_folder: the folder holds no \.csv, \.csv\.gz, \.tsv or \.txt files$"):
+    with pytest.raises(DataError, match=r"^empty_folder: the folder holds no \.csv, \.csv\.gz, \.tsv, \.txt, \.json or \.parquet files$"):
         read_annotations(empty)
 
 
@@ -116,10 +116,22 @@ def test_cells_and_headers_are_stripped_of_spaces():
     assert answers(data) == {(1, "a", "cat"), (2, "a", "dog")}
 
 
-def test_missing_value_markers_are_empty_labels_but_na_is_an_answer():
-    data = read_annotations(("a.csv", b"task,worker,label\n1,a,NaN\n1,b,null\n2,a,NA\n2,b,cat\n3,a,None\n"))
-    assert answers(data) == {(2, "a", "NA"), (2, "b", "cat")}
-    assert data.warnings == ["a.csv: dropped 3 answer(s) with an empty label (first on line 2)"]
+def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted():
+    text = (b"task,worker,label\n1,a,NaN\n1,b,null\n2,a,NA\n2,b,cat\n3,a,None\n4,a,none\n4,b,N/A\n5,a,<NA>\n"
+            b"5,b,NULL\n6,a,#N/A\n6,b,\n7,a,dog\n")
+    data = read_annotations(("a.csv", text))
+    assert answers(data) == {(2, "b", "cat"), (7, "a", "dog")}
+    assert data.warnings == ["a.csv: dropped 10 answer(s) with a missing label (empty or #N/A, <NA>, N/A, NA, NaN, "
+                             "None, ...; first on line 2); 5 task(s) had no other answer and are left out; keep such labels with "
+                             "keep_missing=True (CLI --keep-missing-labels)"]
+    kept = read_annotations(("a.csv", text), keep_missing=True)
+    assert {y for _, _, y in answers(kept)} == {"NaN", "null", "NA", "cat", "None", "none", "N/A", "<NA>", "NULL",
+                                                 "#N/A", "dog"}
+    assert kept.warnings == ["a.csv: dropped 1 answer(s) with a missing label (empty; first on line 12)"]
+    frame = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "label": ["x", "none", None]})
+    typed = read_annotations(frame)
+    assert answers(typed) == {(1, "a", "x")}
+    assert "1 task(s) had no other answer" in typed.warnings[0]
 
 
 # ------------------------------------------------------------------ decoding and delimiters
@@ -133,8 +145,17 @@ def test_delimiter_is_found_even_when_values_contain_other_delimiters():
 def test_latin1_fallback_warns_with_the_line():
     data = read_annotations(("l.csv", "task,worker,label\n1,a,x\n2,Ren\u00e9e,y\n".encode("latin-1")))
     assert "Renée" in list(data.workers)
-    assert data.warnings == ["l.csv: not valid UTF-8 (first bad byte on line 3); read as Latin-1 (Windows-1252): "
-                             "check accented names"]
+    assert data.warnings == ["l.csv: 1 line is not valid UTF-8 (line 3); read as Windows-1252 (Latin-1): check "
+                             "accented names on those lines"]
+
+
+def test_one_windows_1252_line_leaves_the_utf8_lines_intact():
+    rows = [f"{t},w{t % 3},caf\u00e9" for t in range(150)]
+    text = ("task,worker,label\n" + "\n".join(rows) + "\n").encode("utf-8") + "150,w0,th\u00e9\n".encode("cp1252")
+    data = read_annotations(("mixed.csv", text))
+    assert sorted(data.classes) == ["café", "thé"]  # not 'cafÃ©'
+    assert data.warnings == ["mixed.csv: 1 line is not valid UTF-8 (line 152); read as Windows-1252 (Latin-1): "
+                             "check accented names on those lines"]
 
 
 def test_windows_1252_characters_are_kept():
@@ -217,7 +238,7 @@ def test_wide_file_with_integer_annotator_names_and_holes():
     assert data.layout == "wide"
     assert list(data.workers) == [101, 102, 103]
     assert answers(data) == {("a", 101, 1), ("a", 103, 2), ("b", 102, 2), ("b", 103, 2)}
-    assert data.labels.tolist() == [[0, -1, 1], [-1, 1, 1]]
+    assert data.dense_labels().tolist() == [[0, -1, 1], [-1, 1, 1]]
 
 
 def test_wide_dataframe_source():
@@ -266,11 +287,12 @@ def test_soft_label_columns_give_probabilities_and_typed_classes():
     text = b"task,worker,prob_1,prob_2\nt1,a,0.2,0.8\nt1,b,3,1\nt2,a,0,1\n"
     data = read_annotations(("s.csv", text))
     assert list(data.classes) == [1, 2] and kinds(data.classes) == ["int", "int"]
-    assert data.soft.shape == (2, 2, 2)
-    np.testing.assert_allclose(data.soft[0, 0], [0.2, 0.8])
-    np.testing.assert_allclose(data.soft[0, 1], [0.75, 0.25])  # normalised
-    np.testing.assert_allclose(data.soft[1, 1], [0.0, 0.0])  # missing answer
-    assert data.labels.tolist() == [[1, 0], [1, -1]]  # hard label = argmax
+    soft = data.dense_soft()
+    assert soft.shape == (2, 2, 2) and data.soft_labels.shape == (3, 2)
+    np.testing.assert_allclose(soft[0, 0], [0.2, 0.8])
+    np.testing.assert_allclose(soft[0, 1], [0.75, 0.25])  # normalised
+    np.testing.assert_allclose(soft[1, 1], [0.0, 0.0])  # missing answer
+    assert data.dense_labels().tolist() == [[1, 0], [1, -1]]  # hard label = argmax
 
 
 def test_soft_label_errors_name_line_and_column():
@@ -283,9 +305,9 @@ def test_soft_label_errors_name_line_and_column():
 
 def test_soft_labels_can_be_switched_off_or_mapped():
     text = b"task,worker,label,prob_cat,prob_dog\n1,a,cat,0.9,0.1\n1,b,dog,0.4,0.6\n"
-    assert read_annotations(("s.csv", text), soft=False).soft is None
+    assert read_annotations(("s.csv", text), soft=False).soft_labels is None
     data = read_annotations(("s.csv", text), soft={"cat": "prob_cat", "dog": "prob_dog"})
-    np.testing.assert_allclose(data.soft[0, 1], [0.4, 0.6])
+    np.testing.assert_allclose(data.dense_soft()[0, 1], [0.4, 0.6])
 
 
 # ------------------------------------------------------------------ truth

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.methods.dawid_skene import dawid_skene_posterior, fit_dawid_skene, one_hot_codes
+from deem_core.methods.dawid_skene import dawid_skene_posterior, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
 from deem_core.model.training import TrainingConfig, train_runs
@@ -24,7 +24,7 @@ def _random_ds(d, k, seed):
 def test_identifiability_constants_stay_fixed_during_training():
     df, _ = make_ds_data(300, 5, 3, seed=1)
     data = AnnotationSet.from_long(df)
-    result = train_runs(data.labels, 3, [0.5, 0.05], [0, 1], TrainingConfig(n_layers=1, epochs=3, device="cpu"))
+    result = train_runs(data.dense_labels(), 3, [0.5, 0.05], [0, 1], TrainingConfig(n_layers=1, epochs=3, device="cpu"))
     with torch.no_grad():
         w, a, b = result.network.effective_irbm()
     assert torch.all(a[:, :, 0] == 0) and torch.all(b[:, 0] == 0)
@@ -58,13 +58,13 @@ def test_lemma1_round_trip_ds_to_irbm_to_ds():
 def _posterior_matches_ds(density, seed):
     df, _ = make_ds_data(200, 7, 3, density=density, seed=seed)
     data = AnnotationSet.from_long(df)
-    fit = fit_dawid_skene(data.labels, 3)
+    fit = fit_dawid_skene(data)
     net = DEEMNetwork(1, data.n_workers, 3, n_layers=0)
     net.set_from_dawid_skene(torch.as_tensor(fit.confusion).float(), torch.as_tensor(fit.prior).float())
-    labels = torch.as_tensor(data.labels)
+    labels = torch.as_tensor(data.dense_labels())
     mask = (labels >= 0).float()
     post = net.posterior(one_hot_state(labels, mask, 3).unsqueeze(0), mask.unsqueeze(0))[0].detach().numpy()
-    expected, _ = dawid_skene_posterior(one_hot_codes(data.labels, 3), fit.confusion, fit.prior)
+    expected, _ = dawid_skene_posterior(data, fit.confusion, fit.prior)
     np.testing.assert_allclose(post, expected, atol=1e-4)
     return data
 

@@ -103,14 +103,15 @@ def assert_same(first, second) -> None:
     assert list(second.tasks) == list(first.tasks)
     assert list(second.workers) == list(first.workers)
     assert list(second.classes) == list(first.classes)
-    np.testing.assert_array_equal(second.labels, first.labels)
+    np.testing.assert_array_equal(second.dense_labels(), first.dense_labels())
 
 
 def wide_csv(loaded) -> str:
     """Task + one column per annotator (empty = no answer), spreadsheet-safe like every export."""
     wide = pd.DataFrame({"task": pd.Series(list(loaded.tasks), dtype=object)})
+    dense = loaded.dense_labels()
     for j, worker in enumerate(loaded.workers):
-        codes = loaded.labels[:, j]
+        codes = dense[:, j]
         wide[worker] = pd.Series([loaded.classes[c] if c >= 0 else "" for c in codes], dtype=object)
     return to_safe_csv(wide, index=False)
 

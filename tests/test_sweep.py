@@ -115,16 +115,16 @@ def test_batched_runs_start_exactly_like_single_runs(frame):
     learning rates, its first-epoch positive energy (the data's energy before the first step) is the same."""
     data = AnnotationSet.from_long(frame)
     cfg = TrainingConfig(epochs=1, device="cpu")
-    alone = train_runs(data.labels, data.n_classes, [0.1], [3], cfg).history
-    batched = train_runs(data.labels, data.n_classes, [0.01, 0.1, 1.0], [3, 3, 3], cfg).history
+    alone = train_runs(data.dense_labels(), data.n_classes, [0.1], [3], cfg).history
+    batched = train_runs(data.dense_labels(), data.n_classes, [0.01, 0.1, 1.0], [3, 3, 3], cfg).history
     assert batched[1]["positive_energy"] == pytest.approx(alone[0]["positive_energy"], rel=1e-6)
 
 
 def test_batched_runs_train_exactly_like_single_runs(frame):
     data = AnnotationSet.from_long(frame)
     cfg = TrainingConfig(epochs=2, device="cpu")
-    alone = pd.DataFrame(train_runs(data.labels, data.n_classes, [0.1], [3], cfg).history)
-    batched = pd.DataFrame(train_runs(data.labels, data.n_classes, [0.01, 0.1], [3, 3], cfg).history)
+    alone = pd.DataFrame(train_runs(data.dense_labels(), data.n_classes, [0.1], [3], cfg).history)
+    batched = pd.DataFrame(train_runs(data.dense_labels(), data.n_classes, [0.01, 0.1], [3, 3], cfg).history)
     batched = batched[batched["lr"] == 0.1].reset_index(drop=True)
     for column in ("positive_energy", "negative_energy"):
         np.testing.assert_allclose(batched[column], alone[column], rtol=1e-5)

@@ -12,8 +12,9 @@
 * :func:`method_agreement`, :func:`confusion_against_gold` - comparing several methods' labels with each
   other and with gold labels (accuracy: :func:`deem_core.analysis.scoring.accuracy`).
 
-All functions take an :class:`~deem_core.data.annotations.AnnotationSet` (dense code matrix, ``-1`` = missing) and
-are vectorised with NumPy: a million answers take well under a second.
+All functions take an :class:`~deem_core.data.annotations.AnnotationSet` and work on its answers (CSR arrays),
+never on a dense tasks x annotators table: per-task and per-annotator counts come from ``np.bincount``,
+pairwise tables from sparse products over the tasks two annotators share (:mod:`deem_core.data.pairs`).
 """
 
 from __future__ import annotations
@@ -24,35 +25,31 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet
+from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "annotator_coverage", "class_balance", "confusion_against_gold",
-    "krippendorff_alpha", "label_distribution", "labels_per_task", "worker_table", "method_agreement",
-    "pairwise_agreement",
+    "annotator_coverage", "class_balance", "confusion_against_gold", "krippendorff_alpha", "label_distribution",
+    "labels_per_task", "method_agreement", "most_active_workers", "pairwise_agreement", "worker_table",
 ]
 
 
 def _counts(data: AnnotationSet) -> np.ndarray:
-    """(n_tasks, K) number of answers of each class per task."""
+    """(n_tasks, K) number of (hard) answers of each class per task."""
     n, k = data.n_tasks, data.n_classes
-    counts = np.zeros((n, k), dtype=np.float64)
-    rows, cols = np.nonzero(data.labels >= 0)
-    np.add.at(counts, (rows, data.labels[rows, cols]), 1.0)
-    return counts
+    return np.bincount(data.task_codes * k + data.label_codes, minlength=n * k).astype(np.float64).reshape(n, k)
 
 
 def krippendorff_alpha(data: AnnotationSet | np.ndarray, n_classes: int | None = None) -> float:
     """Krippendorff's alpha, nominal metric. ``data``: an AnnotationSet or an (n_tasks, n_annotators) code
     matrix with ``-1`` for missing answers. NaN when fewer than two pairable answers exist or when every
-    pairable answer has the same class (no variation to measure agreement against)."""
-    if isinstance(data, AnnotationSet):
-        counts = _counts(data)
-    else:
+    pairable answer has the same class (no variation to measure agreement against).
+
+    Computed from the coincidence matrix's margins: only the per-task class counts are needed."""
+    if not isinstance(data, AnnotationSet):
         labels = np.asarray(data)
         k = int(n_classes if n_classes is not None else labels.max() + 1)
-        counts = np.zeros((labels.shape[0], max(k, 1)), dtype=np.float64)
-        rows, cols = np.nonzero(labels >= 0)
-        np.add.at(counts, (rows, labels[rows, cols]), 1.0)
+        data = AnnotationSet.from_dense(labels, classes=range(max(k, 1)))
+    counts = _counts(data)
     m = counts.sum(axis=1)
     pairable = m >= 2
     counts, m = counts[pairable], m[pairable]
@@ -68,31 +65,43 @@ def krippendorff_alpha(data: AnnotationSet | np.ndarray, n_classes: int | None =
     return float(1.0 - (n - 1) * (n - observed_same) / expected_diff)
 
 
-def pairwise_agreement(data: AnnotationSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+def most_active_workers(data: AnnotationSet, limit: int | None) -> np.ndarray:
+    """Codes of the ``limit`` annotators with the most answers (ties: smaller code first), in code order;
+    every annotator when ``limit`` is None or not smaller than their number."""
+    if limit is None or limit >= data.n_workers:
+        return np.arange(data.n_workers)
+    answered = data.answers_per_worker()
+    order = np.lexsort((np.arange(data.n_workers), -answered))
+    return np.sort(order[: int(limit)])
+
+
+def pairwise_agreement(data: AnnotationSet, max_workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(agreement, overlap): annotator x annotator tables. ``agreement[a, b]`` is the share of the tasks both
-    labelled on which they agree (NaN without common tasks); ``overlap[a, b]`` the number of common tasks."""
-    labels = data.labels
-    mask = (labels >= 0).astype(np.float64)
-    overlap = mask.T @ mask  # (d, d)
+    labelled on which they agree (NaN without common tasks); ``overlap[a, b]`` the number of common tasks.
+
+    max_workers: keep only that many annotators, those with the most answers (a table of every pair of tens
+    of thousands of annotators does not fit in memory: larger tables are refused with a DataError)."""
+    keep = most_active_workers(data, max_workers)
+    observed = indicator_matrix(data)[:, keep]
+    overlap = pair_table(observed)  # (d, d)
     same = np.zeros_like(overlap)
     for c in range(data.n_classes):
-        onehot = (labels == c).astype(np.float64)
-        same += onehot.T @ onehot
+        same += pair_table(indicator_matrix(data, answers=data.label_codes == c)[:, keep])
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = np.where(overlap > 0, same / np.maximum(overlap, 1), np.nan)
-    names = [str(w) for w in data.workers]
+    names = [str(w) for w in data.workers[keep]]
     return (pd.DataFrame(agreement, index=names, columns=names),
             pd.DataFrame(overlap.astype(np.int64), index=names, columns=names))
 
 
 def labels_per_task(data: AnnotationSet) -> pd.Series:
     """Number of answers of every task (index = task)."""
-    return pd.Series(data.mask.sum(axis=1), index=data.tasks, name="answers")
+    return pd.Series(data.answers_per_task(), index=data.tasks, name="answers")
 
 
 def class_balance(data: AnnotationSet) -> pd.DataFrame:
     """Per class: number and share of all answers, and of majority-vote labels."""
-    counts = _counts(data).sum(axis=0)
+    counts = np.bincount(data.label_codes, minlength=data.n_classes).astype(np.float64)
     mv = data.majority_vote()
     mv_counts = np.bincount(mv[mv >= 0], minlength=data.n_classes).astype(np.float64)
     return pd.DataFrame({
@@ -104,12 +113,17 @@ def class_balance(data: AnnotationSet) -> pd.DataFrame:
     })
 
 
+def _agreement_with(data: AnnotationSet, task_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotator: answers, and answers equal to ``task_labels`` ((n_tasks,) codes) of their task."""
+    answered = data.answers_per_worker()
+    same = (data.label_codes == np.asarray(task_labels)[data.task_codes]).astype(np.float64)
+    agree = np.bincount(data.worker_codes, weights=same, minlength=data.n_workers)
+    return answered, agree
+
+
 def annotator_coverage(data: AnnotationSet) -> pd.DataFrame:
     """Per annotator: answers, share of tasks covered, agreement with majority vote (on its tasks)."""
-    mask = data.mask
-    mv = data.majority_vote()
-    answered = mask.sum(axis=0)
-    agree = ((data.labels == mv[:, None]) & mask).sum(axis=0)
+    answered, agree = _agreement_with(data, data.majority_vote())
     return pd.DataFrame({
         "annotator": [str(w) for w in data.workers],
         "answers": answered.astype(np.int64),
@@ -123,11 +137,8 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
     labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
     confusion matrices (``sum_m prior_m * P(X = m | Y = m)``, prior = the model's mean posterior)."""
     table = annotator_coverage(data)
-    mask = data.mask
     if agg_codes is not None:
-        agg_codes = np.asarray(agg_codes)
-        agree = ((data.labels == agg_codes[:, None]) & mask).sum(axis=0)
-        answered = mask.sum(axis=0)
+        answered, agree = _agreement_with(data, np.asarray(agg_codes))
         table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)
     if model is not None and hasattr(model, "confusion_matrices"):
         try:

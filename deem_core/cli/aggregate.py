@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, input_limits, read_input
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
     add_training_arguments(parser)
     parser.add_argument("-o", "--output", required=True,
                         help="output file; the extension picks the format: .csv (spreadsheet-safe), .parquet, .json")
+    parser.add_argument("--output-format", default=None, choices=["csv", "parquet", "json", "label-studio"],
+                        help="write this format whatever the extension; label-studio: tasks with predictions[] to "
+                             "import back into Label Studio (keeps the tasks' ids and data when the input was a Label "
+                             "Studio export)")
     parser.add_argument("--model", default=None, help="also save the fitted model to this file")
     parser.add_argument("--truth", default=None, help="CSV task,truth: report accuracy (and use as gold with --gold-weight)")
     parser.add_argument("--gold-weight", type=float, default=_default_gold_weight(),
@@ -42,39 +46,47 @@ def _default_gold_weight() -> float:
     return float(defaults_of(DEEM)["supervised_weight"])
 
 
-def write_labels(results, path: Path) -> Path:
-    from deem_core.data.export import write_csv, write_json, write_parquet  # noqa: PLC0415
-    from deem_core.cli import UsageError  # noqa: PLC0415
+def write_labels(results, path: Path, fmt: str | None = None, context=None, model_version: str = "DEEM") -> Path:
+    from deem_core.data.formats.writers import write_results  # noqa: PLC0415
 
-    suffix = "".join(path.suffixes[-1:]).lower()
-    if suffix == ".csv":
-        return write_csv(results, path)
-    if suffix == ".parquet":
-        return write_parquet(results, path)
-    if suffix == ".json":
-        records = results.reset_index().to_dict(orient="records")
-        return write_json(records, path)
-    raise UsageError(f"cannot tell the output format from {path.name!r}: use .csv, .parquet or .json")
+    return write_results(results, path, fmt, context=context, model_version=model_version)
+
+
+def _model_version(args: argparse.Namespace, spec) -> str:
+    """What a Label Studio prediction's model_version says: the method and its settings."""
+    if not spec.trains:
+        return f"DEEM Studio, {spec.name} (seed {args.seed})"
+    name = "iRBM" if args.method == "irbm" else "DEEM"
+    layers = 0 if args.method == "irbm" else args.layers
+    return (f"{name} (layers {layers}, epochs {args.epochs}, lr {args.lr}, init {args.init}, seeds {args.seeds}, "
+            f"seed {args.seed})")
 
 
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
 
+    from deem_core.data.formats.writers import output_format  # noqa: PLC0415
+
     spec = registry.get_method(args.method)
     output = Path(args.output)
-    if output.suffix.lower() not in (".csv", ".parquet", ".json"):
+    try:
+        out_format = output_format(output, args.output_format)
+    except ValueError as exc:
         from deem_core.cli import UsageError  # noqa: PLC0415
 
-        raise UsageError(f"cannot tell the output format from {output.name!r}: use .csv, .parquet or .json")
+        raise UsageError(str(exc)) from None
     if args.model and not spec.trains:
         from deem_core.cli import UsageError  # noqa: PLC0415
 
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
-    data = load_input(args)
-    truth = read_truth(args.truth, like=data) if args.truth else None
+    reading = read_input(args)
+    data = reading.data
+    truth = read_truth(args.truth, like=data, limits=input_limits(args)) if args.truth else reading.gold
+    if truth is not None and not args.truth:
+        print(f"using the {len(truth)} gold label(s) of the input as truth", file=sys.stderr)
     results = _run_trained(args, spec, data, truth) if spec.trains else _run_classic(args, spec, data)
-    write_labels(results, output)
+    write_labels(results, output, out_format, context=reading.label_studio, model_version=_model_version(args, spec))
     print(f"wrote {len(results)} labels to {output}", file=sys.stderr)
     if truth is not None:
         value, n_scored = accuracy_and_count(results["label"], truth)

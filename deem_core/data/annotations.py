@@ -1,47 +1,103 @@
-"""The annotation table as the engine sees it: a dense (tasks x workers) code matrix plus vocabularies.
+"""The annotations as the engine sees them: one entry per answer, in CSR order by task, plus vocabularies.
 
 Input is crowd-kit's long format (one row per answer: ``task, worker, label``). ``AnnotationSet``
-encodes it once:
+encodes it once and never builds a dense tasks x workers table: crowd data are >99% missing (a million
+tasks with 3-10 answers each, thousands of workers), so every statistic, every aggregator and the model
+work on the answers themselves.
 
-* ``tasks`` / ``workers`` / ``classes``: pandas Indexes holding the *original* identifiers and label
-  values (sorted when the values can be sorted, in order of first appearance otherwise), so every
-  output can be mapped back to what the user gave us;
-* ``labels``: (n_tasks, n_workers) int64 class codes, ``-1`` where the worker gave no answer. A
-  missing answer is never a class;
-* ``soft`` (optional): (n_tasks, n_workers, K) float32 probabilities (App. G.6 soft labels), zero
-  rows where missing;
-* ``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows), with counts.
+Vocabularies
+------------
+``tasks`` / ``workers`` / ``classes``: pandas Indexes holding the *original* identifiers and label values
+(sorted when the values can be sorted, in order of first appearance otherwise), so every output can be
+mapped back to what the user gave us. A code is a position in one of these Indexes.
 
-Readers for files (long, wide, one file per annotator) live in :mod:`deem_core.data.readers`; this module only
-validates and encodes a DataFrame.
+CSR layout (the contract every consumer relies on)
+-------------------------------------------------
+With ``n = n_tasks``, ``d = n_workers``, ``K = n_classes`` and ``N = n_answers``:
+
+* ``task_codes``   (N,) int64, values in ``0..n-1``, non-decreasing;
+* ``worker_codes`` (N,) int64, values in ``0..d-1``, strictly increasing *within* a task (one answer per
+  (task, worker) pair: duplicates and conflicts are resolved while reading);
+* ``label_codes``  (N,) int64, values in ``0..K-1`` (a missing answer is simply absent, never a class);
+* ``task_offsets`` (n + 1,) int64: the answers of task ``t`` are positions ``task_offsets[t] :
+  task_offsets[t + 1]``; ``task_offsets[0] == 0``, ``task_offsets[-1] == N``, and
+  ``task_codes == np.repeat(np.arange(n), np.diff(task_offsets))``. A task may have no answer (tasks kept
+  by :meth:`AnnotationSet.encode_like` whose workers are all unknown); a worker may have none too;
+* ``soft_labels`` (optional) (N, K) float32 probabilities (App. G.6 soft labels), each row summing to 1,
+  aligned with the answers; ``label_codes`` is then their argmax (or the label given beside them).
+
+So the answers are sorted by task, then by worker: the same order as ``np.nonzero`` of the dense table
+would give. All arrays are C-contiguous and owned by the set; treat them as read-only.
+
+Dense access
+------------
+:meth:`AnnotationSet.dense_labels` / :meth:`AnnotationSet.dense_soft` build the old (tasks x workers)
+tables for code that truly needs them on small data, after a size check that raises :class:`DataError`
+*before* allocating (default limit :data:`DENSE_LIMIT_BYTES`); :meth:`AnnotationSet.iter_dense` yields
+them in bounded chunks of tasks.
+
+``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows, resolved conflicts),
+with counts. Readers for files (long, wide, one file per annotator) live in :mod:`deem_core.data.readers`;
+this module only validates and encodes a DataFrame.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 
-__all__ = ["AnnotationSet", "DataError", "majority_vote_codes", "sorted_index"]
+__all__ = [
+    "AnnotationSet", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
+    "majority_vote_codes", "sorted_index",
+]
 
 CONFLICT_POLICIES = ("error", "first", "last")
+
+#: largest dense table :meth:`AnnotationSet.dense_labels` / ``dense_soft`` build without being asked for more
+DENSE_LIMIT_BYTES = 1 << 30
+#: size of one chunk of :meth:`AnnotationSet.iter_dense` (labels and soft labels together)
+DENSE_CHUNK_BYTES = 64 << 20
 
 
 class DataError(ValueError):
     """A problem with the user's annotations, phrased for the user (names the file/column/row)."""
 
 
+def _sort_order(values: Any) -> np.ndarray | None:
+    """The permutation that sorts distinct values, or None when they cannot be compared with each other."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return np.argsort(array, kind="stable")
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":
+        try:  # Arrow compares UTF-8 bytes: the order of code points, as Python compares str
+            return np.asarray(pa_compute.sort_indices(pa.array(array, type=pa.string())), dtype=np.int64)
+        except (pa.ArrowException, UnicodeEncodeError):  # e.g. lone surrogates: Python's comparison below
+            pass
+    try:
+        return np.asarray(sorted(range(len(array)), key=array.__getitem__), dtype=np.int64)
+    except TypeError:
+        return None
+
+
+def _sort_values(values: Any) -> list | np.ndarray:
+    """Unique values sorted when they are mutually comparable, else in the given (first-seen) order."""
+    array = np.asarray(values)
+    order = _sort_order(array)
+    if order is None:
+        return list(array)
+    return array[order] if array.dtype.kind in "biuf" else list(array[order])
+
+
 def sorted_index(values: Iterable[Hashable], name: str) -> pd.Index:
     """Unique values as an Index: sorted when the values are mutually comparable, else first-seen order."""
     unique = pd.unique(pd.Series(values))
-    try:
-        ordered = sorted(unique)
-    except TypeError:
-        ordered = list(unique)
-    return pd.Index(ordered, name=name)
+    return pd.Index(_sort_values(unique), name=name)
 
 
 def _show(value: Any) -> str:
@@ -49,16 +105,12 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _check_mixed_types(values: pd.Series, column: str, source: str) -> None:
+def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
     """Refuse values that differ in type but print the same (``1`` and ``"1"``): they would look like one
-    label (or task, or worker) in every output yet be two."""
-    if values.dtype != object:
+    label (or task, or worker) in every output yet be two. ``uniques``: the column's distinct values."""
+    if getattr(uniques, "dtype", None) != object or len(uniques) < 2:
         return
-    uniques = pd.unique(values)
-    if len(uniques) < 2:
-        return
-    types = {type(v) for v in uniques}
-    if len(types) < 2:
+    if len({type(v) for v in uniques}) < 2:
         return
     seen: dict[str, Any] = {}
     for value in uniques:
@@ -72,78 +124,290 @@ def _check_mixed_types(values: pd.Series, column: str, source: str) -> None:
         seen[text] = value
 
 
-def majority_vote_codes(labels: np.ndarray, n_classes: int, soft: np.ndarray | None = None) -> np.ndarray:
-    """Majority vote per task as class codes: (n,) int64, ties towards the smallest code, -1 if no answer.
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / (1 << 30):.1f} GiB" if n_bytes >= (1 << 30) else f"{n_bytes / (1 << 20):.0f} MiB"
 
-    labels: (n, d) codes with -1 = missing; soft: optional (n, d, K) probabilities (votes are summed).
-    """
-    if soft is not None:
-        votes = soft.sum(axis=1)  # (n, K)
-    else:
-        n = labels.shape[0]
-        votes = np.zeros((n, n_classes), dtype=np.float64)
-        rows, cols = np.nonzero(labels >= 0)
-        np.add.at(votes, (rows, labels[rows, cols]), 1.0)
+
+def _share(value: float) -> str:
+    return f"{value:.2%}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def majority_vote_codes(votes: np.ndarray) -> np.ndarray:
+    """Majority vote per task from per-task class votes: (n,) int64, ties towards the smallest code, -1 for
+    a task without votes. votes: (n, K) counts or summed soft labels (:meth:`AnnotationSet.class_votes`)."""
+    votes = np.asarray(votes)
     winner = votes.argmax(axis=1).astype(np.int64)
     winner[votes.sum(axis=1) <= 0] = -1
     return winner
 
 
-@dataclass
+@dataclass(eq=False)
 class AnnotationSet:
-    """Encoded annotations. See the module docstring for the meaning of every field."""
+    """Encoded annotations in CSR order by task; the module docstring defines every field precisely.
+
+    Build one with :meth:`from_long` (validates a long DataFrame), :meth:`from_codes` (already-coded
+    answers in any order) or :meth:`from_dense` (a (tasks x workers) code matrix, ``-1`` = missing).
+    """
 
     tasks: pd.Index
     workers: pd.Index
     classes: pd.Index
-    labels: np.ndarray  # (n_tasks, n_workers) int64, -1 = missing
-    soft: np.ndarray | None = None  # (n_tasks, n_workers, K) float32 or None
+    task_codes: np.ndarray  # (N,) int64, non-decreasing
+    worker_codes: np.ndarray  # (N,) int64, increasing within a task
+    label_codes: np.ndarray  # (N,) int64 in 0..K-1
+    task_offsets: np.ndarray  # (n_tasks + 1,) int64
+    soft_labels: np.ndarray | None = None  # (N, K) float32 or None
     warnings: list[str] = field(default_factory=list)
     source: str = "annotations"
     layout: str = "long"  # the input layout it was read from: long, wide or per_annotator
+    _fingerprint: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.task_codes = np.ascontiguousarray(self.task_codes, dtype=np.int64)
+        self.worker_codes = np.ascontiguousarray(self.worker_codes, dtype=np.int64)
+        self.label_codes = np.ascontiguousarray(self.label_codes, dtype=np.int64)
+        self.task_offsets = np.ascontiguousarray(self.task_offsets, dtype=np.int64)
+        n_answers = len(self.label_codes)
+        if not (self.task_codes.shape == self.worker_codes.shape == self.label_codes.shape == (n_answers,)):
+            raise ValueError("task_codes, worker_codes and label_codes must be 1-d arrays of one length")
+        if self.task_offsets.shape != (len(self.tasks) + 1,) or self.task_offsets[0] != 0 \
+                or self.task_offsets[-1] != n_answers or (np.diff(self.task_offsets) < 0).any():
+            raise ValueError(f"task_offsets must be ({len(self.tasks) + 1},) non-decreasing from 0 to {n_answers}")
+        if n_answers:
+            if self.task_codes.min() < 0 or self.task_codes.max() >= len(self.tasks) \
+                    or self.worker_codes.min() < 0 or self.worker_codes.max() >= len(self.workers) \
+                    or self.label_codes.min() < 0 or self.label_codes.max() >= len(self.classes):
+                raise ValueError("a task, worker or label code is out of range")
+            expected = np.repeat(np.arange(len(self.tasks), dtype=np.int64), np.diff(self.task_offsets))
+            if not np.array_equal(expected, self.task_codes):
+                raise ValueError("task_codes do not match task_offsets (answers must be sorted by task)")
+            same_task = self.task_codes[1:] == self.task_codes[:-1]
+            if (same_task & (self.worker_codes[1:] <= self.worker_codes[:-1])).any():
+                raise ValueError("within a task, worker_codes must be strictly increasing (sorted, one answer "
+                                 "per worker)")
+        if self.soft_labels is not None:
+            self.soft_labels = np.ascontiguousarray(self.soft_labels, dtype=np.float32)
+            if self.soft_labels.shape != (n_answers, len(self.classes)):
+                raise ValueError(f"soft_labels must be ({n_answers}, {len(self.classes)}), "
+                                 f"got {self.soft_labels.shape}")
+
+    # ------------------------------------------------------------------ the old dense names
+    @property
+    def labels(self) -> np.ndarray:
+        raise AttributeError("AnnotationSet.labels (the dense tasks x workers table) is gone: use the CSR arrays "
+                             "task_codes / worker_codes / label_codes / task_offsets, or dense_labels() on small data")
+
+    @property
+    def soft(self) -> np.ndarray:
+        raise AttributeError("AnnotationSet.soft (dense tasks x workers x classes) is gone: use soft_labels "
+                             "(n_answers, K), or dense_soft() on small data")
+
+    @property
+    def mask(self) -> np.ndarray:
+        raise AttributeError("AnnotationSet.mask (dense) is gone: every entry of the CSR arrays is an answer")
 
     # ------------------------------------------------------------------ shape
     @property
     def n_tasks(self) -> int:
-        return int(self.labels.shape[0])
+        return len(self.tasks)
 
     @property
     def n_workers(self) -> int:
-        return int(self.labels.shape[1])
+        return len(self.workers)
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     @property
-    def mask(self) -> np.ndarray:
-        """(n_tasks, n_workers) bool, True where an answer exists."""
-        return self.labels >= 0
+    def n_answers(self) -> int:
+        return int(len(self.label_codes))
 
     @property
     def n_annotations(self) -> int:
-        return int(self.mask.sum())
+        """The number of answers (the name the dashboard and summary use)."""
+        return self.n_answers
 
     @property
     def density(self) -> float:
         """Fraction of (task, worker) cells that hold an answer."""
-        return self.n_annotations / max(1, self.labels.size)
+        return self.n_answers / max(1, self.n_tasks * self.n_workers)
+
+    @property
+    def has_soft(self) -> bool:
+        return self.soft_labels is not None
+
+    def answers_per_task(self) -> np.ndarray:
+        """(n_tasks,) int64 number of answers of every task."""
+        return np.diff(self.task_offsets)
+
+    def answers_per_worker(self) -> np.ndarray:
+        """(n_workers,) int64 number of answers of every worker."""
+        return np.bincount(self.worker_codes, minlength=self.n_workers).astype(np.int64)
+
+    def answer_weights(self) -> np.ndarray:
+        """(N, K) float64 one-hot of the hard labels, or the soft labels: what each answer votes for.
+        Use it on moderate N only (N x K floats); :meth:`class_votes` sums it per task without building it."""
+        if self.soft_labels is not None:
+            return self.soft_labels.astype(np.float64)
+        out = np.zeros((self.n_answers, self.n_classes), dtype=np.float64)
+        out[np.arange(self.n_answers), self.label_codes] = 1.0
+        return out
+
+    def class_votes(self) -> np.ndarray:
+        """(n_tasks, K) float64 per-task votes: answers of each class, or summed soft labels."""
+        n, k = self.n_tasks, self.n_classes
+        if self.soft_labels is None:
+            flat = self.task_codes * k + self.label_codes
+            return np.bincount(flat, minlength=n * k).astype(np.float64).reshape(n, k)
+        votes = np.zeros((n, k), dtype=np.float64)
+        for c in range(k):
+            votes[:, c] = np.bincount(self.task_codes, weights=self.soft_labels[:, c], minlength=n)
+        return votes
 
     def majority_vote(self) -> np.ndarray:
-        """(n_tasks,) class codes of plain majority vote (ties towards the smallest class)."""
-        return majority_vote_codes(self.labels, self.n_classes, self.soft)
+        """(n_tasks,) class codes of plain majority vote (ties towards the smallest class, -1 without answers)."""
+        return majority_vote_codes(self.class_votes())
 
     def fingerprint(self) -> str:
-        """SHA-256 of the encoded content (vocabularies + codes): equal data, equal fingerprint."""
-        digest = hashlib.sha256()
-        for index in (self.tasks, self.workers, self.classes):
-            digest.update(repr(list(index)).encode())
-        digest.update(np.ascontiguousarray(self.labels).tobytes())
-        if self.soft is not None:
-            digest.update(np.ascontiguousarray(self.soft).tobytes())
-        return digest.hexdigest()
+        """SHA-256 of the encoded content (vocabularies + answers): equal data, equal fingerprint."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for index in (self.tasks, self.workers, self.classes):
+                digest.update(repr(list(index)).encode())
+            for array in (self.task_offsets, self.worker_codes, self.label_codes):
+                digest.update(array.tobytes())
+            if self.soft_labels is not None:
+                digest.update(self.soft_labels.tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ dense views (guarded)
+    def _positions(self, positions: Any) -> np.ndarray:
+        if positions is None:
+            return np.arange(self.n_tasks, dtype=np.int64)
+        positions = np.asarray(positions)
+        if positions.dtype == bool:
+            if positions.shape != (self.n_tasks,):
+                raise ValueError(f"a boolean task selection must have shape ({self.n_tasks},), got {positions.shape}")
+            return np.flatnonzero(positions).astype(np.int64)
+        return positions.astype(np.int64, copy=False).reshape(-1)
+
+    def _gather(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Answer indices of the tasks at ``positions`` (in that order) and their new offsets (m + 1,)."""
+        starts = self.task_offsets[positions]
+        counts = self.task_offsets[positions + 1] - starts
+        offsets = np.zeros(len(positions) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        # answer index = start of its task + its rank within the task
+        index = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1], dtype=np.int64)
+        return index, offsets
+
+    def _check_dense(self, n_bytes: int, shape: str, max_bytes: int | None, purpose: str) -> None:
+        limit = DENSE_LIMIT_BYTES if max_bytes is None else int(max_bytes)
+        if n_bytes > limit:
+            raise DataError(
+                f"{self.source}: {purpose} needs a dense table of {shape} ({_gib(n_bytes)}), more than the "
+                f"{_gib(limit)} allowed: the data are too sparse or too large for it ({self.n_answers:,} answers, "
+                f"density {_share(self.density)}); use a method that works on the answers (mv, ds) or a sample of tasks")
+
+    def dense_labels(self, positions: Any = None, max_bytes: int | None = None,
+                     purpose: str = "this computation") -> np.ndarray:
+        """(m, n_workers) int64 class codes, ``-1`` = no answer, for the tasks at ``positions`` (default all).
+
+        Raises DataError *before allocating* when the table would exceed ``max_bytes`` (default
+        :data:`DENSE_LIMIT_BYTES`); ``purpose`` names what needs it in that message.
+        """
+        pos = self._positions(positions)
+        self._check_dense(len(pos) * self.n_workers * 8, f"{len(pos):,} tasks x {self.n_workers:,} workers",
+                          max_bytes, purpose)
+        out = np.full((len(pos), self.n_workers), -1, dtype=np.int64)
+        if positions is None:
+            out[self.task_codes, self.worker_codes] = self.label_codes
+        else:
+            index, offsets = self._gather(pos)
+            rows = np.repeat(np.arange(len(pos)), np.diff(offsets))
+            out[rows, self.worker_codes[index]] = self.label_codes[index]
+        return out
+
+    def dense_soft(self, positions: Any = None, max_bytes: int | None = None,
+                   purpose: str = "this computation") -> np.ndarray | None:
+        """(m, n_workers, K) float32 soft labels, zero rows where missing (None without soft labels);
+        the same size check as :meth:`dense_labels`."""
+        if self.soft_labels is None:
+            return None
+        pos = self._positions(positions)
+        k = self.n_classes
+        self._check_dense(len(pos) * self.n_workers * k * 4,
+                          f"{len(pos):,} tasks x {self.n_workers:,} workers x {k:,} classes", max_bytes, purpose)
+        out = np.zeros((len(pos), self.n_workers, k), dtype=np.float32)
+        index, offsets = self._gather(pos)
+        rows = np.repeat(np.arange(len(pos)), np.diff(offsets))
+        out[rows, self.worker_codes[index]] = self.soft_labels[index]
+        return out
+
+    def iter_dense(self, positions: Any = None, batch_size: int | None = None,
+                   max_bytes: int = DENSE_CHUNK_BYTES) -> Iterator[tuple[slice, np.ndarray, np.ndarray | None]]:
+        """Dense tables of consecutive chunks of tasks: yields ``(rows, labels (B, d), soft (B, d, K) or None)``
+        where ``rows`` is the chunk's slice of ``positions`` (default all tasks). ``batch_size`` defaults to
+        as many tasks as fit in ``max_bytes``; a chunk is never larger than that."""
+        pos = self._positions(positions)
+        per_task = self.n_workers * 8 + (self.n_workers * self.n_classes * 4 if self.soft_labels is not None else 0)
+        fit = max(1, int(max_bytes) // max(1, per_task))
+        size = fit if batch_size is None else max(1, min(int(batch_size), fit))
+        limit = max(int(max_bytes), per_task)
+        for start in range(0, len(pos), size):
+            rows = slice(start, min(start + size, len(pos)))
+            chunk = pos[rows]
+            yield (rows, self.dense_labels(chunk, max_bytes=limit),
+                   self.dense_soft(chunk, max_bytes=limit) if self.soft_labels is not None else None)
 
     # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_codes(cls, tasks: pd.Index, workers: pd.Index, classes: pd.Index, task_codes: Any,
+                   worker_codes: Any, label_codes: Any, soft_labels: Any = None, warnings: list[str] | None = None,
+                   source: str = "annotations", layout: str = "long") -> "AnnotationSet":
+        """A set from coded answers in any order (sorted here into CSR order). One answer per (task, worker)
+        pair: a repeated pair is a ValueError (resolve duplicates first, as :meth:`from_long` does)."""
+        t = np.asarray(task_codes, dtype=np.int64).reshape(-1)
+        w = np.asarray(worker_codes, dtype=np.int64).reshape(-1)
+        y = np.asarray(label_codes, dtype=np.int64).reshape(-1)
+        n, d = len(tasks), len(workers)
+        if len(t) and (t.min() < 0 or t.max() >= n or w.min() < 0 or w.max() >= d):
+            raise ValueError("a task or worker code is out of range")
+        key = t * max(d, 1) + w
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        if len(key) > 1 and (key[1:] == key[:-1]).any():
+            raise ValueError("one (task, worker) pair has more than one answer")
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(t, minlength=n), out=offsets[1:])
+        soft = None if soft_labels is None else np.asarray(soft_labels, dtype=np.float32)[order]
+        return cls(tasks=tasks, workers=workers, classes=classes, task_codes=t[order], worker_codes=w[order],
+                   label_codes=y[order], task_offsets=offsets, soft_labels=soft, warnings=list(warnings or []),
+                   source=source, layout=layout)
+
+    @classmethod
+    def from_dense(cls, labels: Any, soft: Any = None, tasks: Sequence[Hashable] | None = None,
+                   workers: Sequence[Hashable] | None = None, classes: Sequence[Hashable] | None = None,
+                   source: str = "annotations") -> "AnnotationSet":
+        """A set from an (n, d) code matrix (``-1`` = missing) and optional (n, d, K) soft labels; default
+        vocabularies are ``0..n-1``, ``0..d-1``, ``0..K-1``."""
+        labels = np.asarray(labels)
+        if labels.ndim != 2:
+            raise ValueError(f"labels must be a 2-d (tasks x workers) code matrix, got shape {labels.shape}")
+        n, d = labels.shape
+        if classes is None:
+            k = int(np.shape(soft)[-1]) if soft is not None else int(max(labels.max(initial=-1) + 1, 1))
+            classes = range(k)
+        rows, cols = np.nonzero(labels >= 0)
+        soft_labels = None if soft is None else np.asarray(soft, dtype=np.float32)[rows, cols]
+        return cls.from_codes(
+            tasks=pd.Index(list(range(n)) if tasks is None else list(tasks), name="task"),
+            workers=pd.Index(list(range(d)) if workers is None else list(workers), name="worker"),
+            classes=pd.Index(list(classes), name="label"), task_codes=rows, worker_codes=cols,
+            label_codes=labels[rows, cols], soft_labels=soft_labels, source=source)
+
     @classmethod
     def from_long(
         cls,
@@ -162,58 +426,37 @@ class AnnotationSet:
         label, if the label column is absent, is their argmax. classes: a fixed class vocabulary (e.g. to
         add classes nobody chose); by default the labels seen. on_conflict: what to do when one worker
         gave one task different labels: ``"error"`` (default), or keep the ``"first"`` / ``"last"``.
+
+        Steps (each vectorised; memory a few arrays of the number of rows): check the columns, read the soft
+        labels, refuse empty ids, drop empty labels, factorise the three columns into sorted vocabularies,
+        remove exact duplicates and resolve conflicts, then lay the answers out in CSR order.
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a table of annotations, got {type(df).__name__}")
         if on_conflict not in CONFLICT_POLICIES:
             raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {on_conflict!r}")
-        needed = [task, worker] + ([label] if soft_columns is None else [])
-        missing = [c for c in needed if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; found "
-                f"{', '.join(repr(str(c)) for c in df.columns) or 'no columns'} (expected task, worker, label)"
-            )
+        _check_columns(df, task, worker, label, soft_columns, source)
         warnings: list[str] = []
-        frame = df
-        if soft_columns is not None:
-            soft_cols = list(soft_columns.values())
-            absent = [c for c in soft_cols if c not in frame.columns]
-            if absent:
-                raise DataError(f"{source}: soft-label column(s) {absent} not found")
-            probs = frame[soft_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-            if not np.isfinite(probs).all() or (probs < 0).any():
-                bad = int(np.nonzero(~(np.isfinite(probs) & (probs >= 0)).all(axis=1))[0][0])
-                raise DataError(f"{source}: row {bad + 1}: soft labels must be finite, non-negative numbers")
-            totals = probs.sum(axis=1, keepdims=True)
-            if (totals <= 0).any():
-                bad = int(np.nonzero(totals[:, 0] <= 0)[0][0])
-                raise DataError(f"{source}: row {bad + 1}: soft labels sum to zero")
-            probs = probs / totals
-            soft_classes = list(soft_columns.keys())
-            if label not in frame.columns:
-                frame = frame.assign(**{label: [soft_classes[i] for i in probs.argmax(axis=1)]})
-        for column in (task, worker):
-            null = frame[column].isna()
-            if null.any():
-                row = int(np.nonzero(null.to_numpy())[0][0])
-                raise DataError(f"{source}: row {row + 1}: empty '{column}' ({int(null.sum())} row(s) in all)")
-        empty_label = frame[label].isna() | (frame[label].astype(str).str.strip() == "")
-        if empty_label.any():
-            count = int(empty_label.sum())
-            warnings.append(f"{source}: dropped {count} answer(s) with an empty label")
-            keep = ~empty_label.to_numpy()
-            frame = frame.loc[keep]
-            if soft_columns is not None:
-                probs = probs[keep]
-        if len(frame) == 0:
+        frame, probs = _read_soft(df, label, soft_columns, source)
+        task_codes, task_values = _factorize(frame[task], task, source, "empty")
+        worker_codes, worker_values = _factorize(frame[worker], worker, source, "empty")
+        label_codes, label_values = _factorize(frame[label], label, source, "label")
+        keep = _non_empty_labels(label_codes, label_values)
+        if keep is not None:
+            warnings.append(f"{source}: dropped {len(keep) - int(keep.sum())} answer(s) with an empty label")
+            task_codes, worker_codes, label_codes = task_codes[keep], worker_codes[keep], label_codes[keep]
+            probs = None if probs is None else probs[keep]
+            task_codes, task_values = _refactorize(task_codes, task_values)
+            worker_codes, worker_values = _refactorize(worker_codes, worker_values)
+            label_codes, label_values = _refactorize(label_codes, label_values)
+        if len(label_codes) == 0:
             raise DataError(f"{source}: no annotations (the table is empty after removing empty labels)")
-        for column in (task, worker, label):
-            _check_mixed_types(frame[column], column, source)
+        for column, values in ((task, task_values), (worker, worker_values), (label, label_values)):
+            _check_mixed_types(values, column, source)
 
-        task_index = sorted_index(frame[task].to_numpy(), "task")
-        worker_index = sorted_index(frame[worker].to_numpy(), "worker")
-        seen_classes = sorted_index(frame[label].to_numpy(), "label")
+        task_index, task_codes = _sorted_codes(task_values, task_codes, "task")
+        worker_index, worker_codes = _sorted_codes(worker_values, worker_codes, "worker")
+        seen_classes = pd.Index(_sort_values(label_values), name="label")
         if soft_columns is not None:
             class_index = sorted_index(list(soft_columns.keys()), "label")
         elif classes is not None:
@@ -224,91 +467,216 @@ class AnnotationSet:
         if len(unknown):
             raise DataError(f"{source}: label(s) [{', '.join(map(_show, list(unknown)[:5]))}] are not among the classes "
                             f"[{', '.join(map(_show, list(class_index)[:10]))}]")
+        label_codes = class_index.get_indexer(label_values)[label_codes]
 
-        t = task_index.get_indexer(frame[task].to_numpy())
-        w = worker_index.get_indexer(frame[worker].to_numpy())
-        y = class_index.get_indexer(frame[label].to_numpy())
-        cell = t.astype(np.int64) * len(worker_index) + w
-        order = np.arange(len(cell))
-        codes = pd.DataFrame({"cell": cell, "y": y, "order": order})
-        dup_exact = codes.duplicated(["cell", "y"])
-        if soft_columns is not None:
-            dup_exact &= pd.DataFrame(probs).round(9).duplicated().to_numpy()
-        if dup_exact.any():
-            warnings.append(f"{source}: removed {int(dup_exact.sum())} exact duplicate answer(s)")
-            codes = codes.loc[~dup_exact.to_numpy()]
-        conflict = codes.duplicated("cell", keep=False)
-        if conflict.any():
-            n_cells = int(codes.loc[conflict, "cell"].nunique())
-            first = codes.loc[conflict].iloc[0]
-            ti, wi = divmod(int(first["cell"]), len(worker_index))
-            if on_conflict == "error":
-                given = codes.loc[codes["cell"] == first["cell"], "y"].map(lambda c: class_index[c]).tolist()
-                raise DataError(
-                    f"{source}: {n_cells} (task, worker) pair(s) have conflicting labels, e.g. task "
-                    f"{_show(task_index[ti])} by worker {_show(worker_index[wi])}: [{', '.join(map(_show, given))}]; keep one answer per pair "
-                    f"(on_conflict='first' or 'last', CLI --on-conflict)"
-                )
-            codes = codes.drop_duplicates("cell", keep=on_conflict)
-            warnings.append(f"{source}: {n_cells} conflicting (task, worker) pair(s) resolved by keeping the "
-                            f"{on_conflict} answer")
-        keep_rows = codes["order"].to_numpy()
-        matrix = np.full((len(task_index), len(worker_index)), -1, dtype=np.int64)
-        matrix[t[keep_rows], w[keep_rows]] = y[keep_rows]
+        rows, dedup_warnings = _one_answer_per_pair(task_codes, worker_codes, label_codes, probs, len(worker_index),
+                                                    on_conflict, source, task_index, worker_index, class_index)
+        warnings.extend(dedup_warnings)
         soft = None
-        if soft_columns is not None:
-            soft = np.zeros((len(task_index), len(worker_index), len(class_index)), dtype=np.float32)
+        if probs is not None:
             column_order = class_index.get_indexer(list(soft_columns.keys()))
-            soft[t[keep_rows][:, None], w[keep_rows][:, None], column_order[None, :]] = probs[keep_rows]
-        return cls(tasks=task_index, workers=worker_index, classes=class_index, labels=matrix, soft=soft,
-                   warnings=warnings, source=source)
+            soft = np.zeros((len(rows), len(class_index)), dtype=np.float32)
+            soft[:, column_order] = probs[rows]
+        offsets = np.zeros(len(task_index) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(task_codes[rows], minlength=len(task_index)), out=offsets[1:])
+        return cls(tasks=task_index, workers=worker_index, classes=class_index, task_codes=task_codes[rows],
+                   worker_codes=worker_codes[rows], label_codes=label_codes[rows], task_offsets=offsets,
+                   soft_labels=soft, warnings=warnings, source=source)
 
+    # ------------------------------------------------------------------ conversions
     def to_long(self) -> pd.DataFrame:
-        """Back to crowd-kit's long format with the original identifiers and labels (hard labels)."""
-        rows, cols = np.nonzero(self.labels >= 0)
+        """Back to crowd-kit's long format with the original identifiers and labels (hard labels), in CSR
+        order (by task, then worker)."""
         return pd.DataFrame({
-            "task": self.tasks.take(rows),
-            "worker": self.workers.take(cols),
-            "label": self.classes.take(self.labels[rows, cols]),
+            "task": self.tasks.take(self.task_codes),
+            "worker": self.workers.take(self.worker_codes),
+            "label": self.classes.take(self.label_codes),
         }).reset_index(drop=True)
 
     def encode_like(self, df: pd.DataFrame, task: str = "task", worker: str = "worker",
                     label: str = "label") -> "AnnotationSet":
         """Encode *new* tasks with this set's workers and classes (for prediction on unseen tasks).
 
-        Answers from workers the model never saw are dropped with a warning; unknown labels are an error.
+        Answers from workers the model never saw are dropped with a warning (their tasks are kept, possibly
+        without answers); unknown labels are an error.
         """
         new = AnnotationSet.from_long(df, task=task, worker=worker, label=label, classes=list(self.classes),
                                       source="new tasks")
-        known = self.workers.get_indexer(new.workers)
-        labels = np.full((new.n_tasks, self.n_workers), -1, dtype=np.int64)
-        seen = known >= 0
-        labels[:, known[seen]] = new.labels[:, seen]
+        known = self.workers.get_indexer(new.workers)  # new worker code -> code here (-1: unknown)
+        mapped = known[new.worker_codes]
+        seen = mapped >= 0
         warnings = list(new.warnings)
-        if (~seen).any():
-            dropped = int((new.labels[:, ~seen] >= 0).sum())
-            warnings.append(f"new tasks: ignored {dropped} answer(s) from {int((~seen).sum())} worker(s) the "
-                            f"model was not trained on: {list(new.workers[~seen])[:5]}")
-        return AnnotationSet(tasks=new.tasks, workers=self.workers, classes=self.classes, labels=labels,
-                             warnings=warnings, source="new tasks")
+        if not seen.all():
+            unknown = known < 0
+            warnings.append(f"new tasks: ignored {int((~seen).sum())} answer(s) from {int(unknown.sum())} worker(s) "
+                            f"the model was not trained on: {list(new.workers[unknown])[:5]}")
+        return AnnotationSet.from_codes(
+            tasks=new.tasks, workers=self.workers, classes=self.classes, task_codes=new.task_codes[seen],
+            worker_codes=mapped[seen], label_codes=new.label_codes[seen],
+            soft_labels=None if new.soft_labels is None else new.soft_labels[seen], warnings=warnings,
+            source="new tasks")
 
-    def subset_tasks(self, positions: np.ndarray) -> "AnnotationSet":
-        """The same workers and classes on the tasks at ``positions``."""
-        positions = np.asarray(positions)
-        return AnnotationSet(tasks=self.tasks[positions], workers=self.workers, classes=self.classes,
-                             labels=self.labels[positions],
-                             soft=None if self.soft is None else self.soft[positions],
-                             warnings=[], source=self.source)
+    def subset_tasks(self, positions: Any) -> "AnnotationSet":
+        """The same workers and classes on the tasks at ``positions`` (integer positions in the given order, or
+        an (n_tasks,) boolean mask)."""
+        pos = self._positions(positions)
+        index, offsets = self._gather(pos)
+        return AnnotationSet(tasks=self.tasks[pos], workers=self.workers, classes=self.classes,
+                             task_codes=np.repeat(np.arange(len(pos), dtype=np.int64), np.diff(offsets)),
+                             worker_codes=self.worker_codes[index], label_codes=self.label_codes[index],
+                             task_offsets=offsets,
+                             soft_labels=None if self.soft_labels is None else self.soft_labels[index],
+                             warnings=[], source=self.source, layout=self.layout)
 
     def summary(self) -> dict[str, Any]:
         """Counts a user wants first: tasks, workers, classes, answers, density, answers per task."""
-        per_task = self.mask.sum(axis=1)
+        per_task = self.answers_per_task()
         return {
             "tasks": self.n_tasks, "workers": self.n_workers, "classes": self.n_classes,
-            "annotations": self.n_annotations, "density": round(self.density, 4),
-            "answers_per_task_min": int(per_task.min()), "answers_per_task_mean": float(per_task.mean()),
-            "answers_per_task_max": int(per_task.max()),
+            "annotations": self.n_answers, "density": round(self.density, 4),
+            "answers_per_task_min": int(per_task.min()) if len(per_task) else 0,
+            "answers_per_task_mean": float(per_task.mean()) if len(per_task) else 0.0,
+            "answers_per_task_max": int(per_task.max()) if len(per_task) else 0,
         }
+
+
+# ---------------------------------------------------------------------- the steps of from_long
+def _check_columns(df: pd.DataFrame, task: str, worker: str, label: str,
+                   soft_columns: Mapping[Hashable, str] | None, source: str) -> None:
+    needed = [task, worker] + ([label] if soft_columns is None else [])
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; found "
+            f"{', '.join(repr(str(c)) for c in df.columns) or 'no columns'} (expected task, worker, label)"
+        )
+    if soft_columns is not None:
+        absent = [c for c in soft_columns.values() if c not in df.columns]
+        if absent:
+            raise DataError(f"{source}: soft-label column(s) {absent} not found")
+
+
+def _read_soft(df: pd.DataFrame, label: str, soft_columns: Mapping[Hashable, str] | None,
+               source: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The soft labels as (rows, K) float64 normalised probabilities (in ``soft_columns`` order), and the
+    frame with a hard label column (their argmax) when it has none."""
+    if soft_columns is None:
+        return df, None
+    probs = df[list(soft_columns.values())].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    valid = np.isfinite(probs) & (probs >= 0)
+    if not valid.all():
+        bad = int(np.flatnonzero(~valid.all(axis=1))[0])
+        raise DataError(f"{source}: row {bad + 1}: soft labels must be finite, non-negative numbers")
+    totals = probs.sum(axis=1, keepdims=True)
+    if (totals <= 0).any():
+        bad = int(np.flatnonzero(totals[:, 0] <= 0)[0])
+        raise DataError(f"{source}: row {bad + 1}: soft labels sum to zero")
+    probs = probs / totals
+    if label not in df.columns:
+        names = np.empty(len(soft_columns), dtype=object)
+        names[:] = list(soft_columns.keys())
+        df = df.assign(**{label: names[probs.argmax(axis=1)]})
+    return df, probs
+
+
+def _factorize(values: pd.Series, column: str, source: str, missing: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows,) int64 codes into the distinct values (a numpy array, first-seen order), ``-1`` for a missing
+    cell. An empty task or worker (``missing="empty"``) is an error naming its first row; missing labels are
+    left to :func:`_non_empty_labels`."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    if missing == "empty":
+        null = codes < 0
+        if null.any():
+            row = int(np.flatnonzero(null)[0])
+            raise DataError(f"{source}: row {row + 1}: empty '{column}' ({int(null.sum())} row(s) in all)")
+    return codes, np.asarray(uniques)
+
+
+def _non_empty_labels(codes: np.ndarray, uniques: Any) -> np.ndarray | None:
+    """Rows whose label is present and not blank (None when every label is): checked on the distinct values,
+    not per row."""
+    blank = np.zeros(len(uniques) + 1, dtype=bool)  # last entry: code -1 (missing)
+    blank[-1] = True
+    if getattr(uniques, "dtype", None) == object or pd.api.types.is_string_dtype(getattr(uniques, "dtype", None)):
+        text = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+        blank[:-1] = (text == "").to_numpy()
+    empty = blank[codes]  # codes == -1 picks the last entry
+    return None if not empty.any() else ~empty
+
+
+def _refactorize(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values restricted to the values that still occur, in their first-seen order among
+    the remaining rows (what factorising the remaining rows afresh would give)."""
+    new_codes, old_codes = pd.factorize(codes)
+    return np.asarray(new_codes, dtype=np.int64), uniques[np.asarray(old_codes)]
+
+
+def _sorted_codes(uniques: Any, codes: np.ndarray, name: str) -> tuple[pd.Index, np.ndarray]:
+    """The vocabulary as a sorted Index (first-seen order when not sortable) and the codes mapped into it."""
+    array = np.asarray(uniques)
+    order = _sort_order(array)
+    if order is None:
+        return pd.Index(list(array), name=name), codes
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    values = array[order] if array.dtype.kind in "biuf" else list(array[order])
+    return pd.Index(values, name=name), rank[codes]
+
+
+def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,
+                         probs: np.ndarray | None, n_workers: int, on_conflict: str, source: str,
+                         task_index: pd.Index, worker_index: pd.Index, class_index: pd.Index
+                         ) -> tuple[np.ndarray, list[str]]:
+    """Rows to keep, in CSR order (task, then worker), with one answer per (task, worker) pair.
+
+    Exact duplicates (same pair, same label, and same soft labels to 9 decimals) keep their first row. Pairs
+    that still have several rows conflict: an error (``on_conflict="error"``), or the first / last of the
+    remaining rows in the input's order is kept.
+    """
+    warnings: list[str] = []
+    k = len(class_index)
+    cell = task_codes * max(n_workers, 1) + worker_codes
+    rows = np.arange(len(cell), dtype=np.int64)
+    if probs is None:
+        order = np.argsort(cell * k + label_codes, kind="stable")  # by (cell, label), then input order
+        same_answer = np.zeros(len(order), dtype=bool)
+        sorted_key = (cell * k + label_codes)[order]
+        same_answer[1:] = sorted_key[1:] == sorted_key[:-1]
+    else:
+        rounded = np.round(probs, 9)
+        order = np.lexsort((rows, *rounded.T[::-1], label_codes, cell))
+        same_answer = np.zeros(len(order), dtype=bool)
+        same_answer[1:] = ((cell[order][1:] == cell[order][:-1]) & (label_codes[order][1:] == label_codes[order][:-1])
+                           & (rounded[order][1:] == rounded[order][:-1]).all(axis=1))
+    n_duplicates = int(same_answer.sum())
+    if n_duplicates:
+        warnings.append(f"{source}: removed {n_duplicates} exact duplicate answer(s)")
+    kept = order[~same_answer]  # first row of every distinct answer, grouped by cell
+    kept_cell = cell[kept]
+    group_start = np.ones(len(kept), dtype=bool)
+    group_start[1:] = kept_cell[1:] != kept_cell[:-1]
+    if group_start.all():
+        return kept, warnings
+    starts = np.flatnonzero(group_start)
+    sizes = np.diff(np.append(starts, len(kept)))
+    conflicting = np.repeat(sizes > 1, sizes)
+    n_cells = int((sizes > 1).sum())
+    if on_conflict == "error":
+        first_row = int(kept[conflicting].min())  # the first conflicting row in the input's order
+        in_cell = kept[kept_cell == cell[first_row]]
+        given = class_index.take(label_codes[np.sort(in_cell)])
+        ti, wi = int(task_codes[first_row]), int(worker_codes[first_row])
+        raise DataError(
+            f"{source}: {n_cells} (task, worker) pair(s) have conflicting labels, e.g. task "
+            f"{_show(task_index[ti])} by worker {_show(worker_index[wi])}: [{', '.join(map(_show, given))}]; keep one "
+            f"answer per pair (on_conflict='first' or 'last', CLI --on-conflict)"
+        )
+    reduce = np.minimum if on_conflict == "first" else np.maximum
+    chosen = reduce.reduceat(kept, starts)  # one row per cell, cells in sorted (CSR) order
+    warnings.append(f"{source}: {n_cells} conflicting (task, worker) pair(s) resolved by keeping the "
+                    f"{on_conflict} answer")
+    return chosen, warnings
 
 
 def as_annotation_set(data: Any, **kwargs: Any) -> AnnotationSet:

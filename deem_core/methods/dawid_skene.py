@@ -1,10 +1,17 @@
-"""Dawid-Skene by expectation-maximisation on the dense code matrix, vectorised (numpy).
+"""Dawid-Skene by expectation-maximisation on the answers (sparse), vectorised (numpy + scipy.sparse).
 
-Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM) and as
-a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas group-bys; this one
-works on the (n_tasks, n_workers) code matrix that the engine already holds, which is both faster and
-handles soft labels. Missing answers (code -1) are left out of the likelihood (the DS model's own
-treatment: an absent answer carries no evidence).
+Used to start DEEM from a Dawid-Skene fit (Lemma 1 maps DS parameters one-to-one onto an iRBM), as the
+``ds`` aggregator and as a fast reference. crowd-kit's ``DawidSkene`` works on long DataFrames with pandas
+group-bys; this one works on the answers of an :class:`~deem_core.data.annotations.AnnotationSet` and
+handles soft labels. Missing answers are simply absent: they are left out of the likelihood (the DS
+model's own treatment: an absent answer carries no evidence).
+
+With ``V`` the (tasks x workers*K) sparse matrix of the answers (:func:`~deem_core.data.pairs.answer_matrix`:
+a one per answer at column ``worker * K + label``, or the answer's K soft probabilities), one EM iteration is
+two sparse products, O(answers x K) each:
+
+* E-step: ``log p(x_t, y=m) = log pi_m + (V @ log psi)[t, m]`` with ``log psi`` reshaped to (d*K, K);
+* M-step: ``counts = V.T @ posterior`` (d*K, K), plus the smoothing pseudo-count, normalised per column.
 
 Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says l | true class m)``
 (rows = given label, columns = true class, as ``psi`` in Lemma 1), ``prior`` (K,).
@@ -12,13 +19,18 @@ Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import logsumexp
 
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
 
-__all__ = ["DawidSkeneFit", "excess_pairwise_agreement", "fit_dawid_skene", "dawid_skene_posterior", "one_hot_codes"]
+__all__ = ["CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size", "crowdkit_dawid_skene",
+           "dawid_skene_posterior", "excess_pairwise_agreement", "first_appearance_order", "fit_dawid_skene"]
 
 
 @dataclass
@@ -30,40 +42,64 @@ class DawidSkeneFit:
     log_likelihood: float
 
 
-def one_hot_codes(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n, d) codes with -1 = missing -> (n, d, K) float64 one-hot, zero rows where missing."""
-    onehot = np.zeros(labels.shape + (n_classes,), dtype=np.float64)
-    rows, cols = np.nonzero(labels >= 0)
-    onehot[rows, cols, labels[rows, cols]] = 1.0
-    return onehot
+def _memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
 
 
-def dawid_skene_posterior(votes: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
-    """E-step: p(y | x) (n, K) and the log-likelihood, for votes (n, d, K) (one-hot or soft)."""
-    log_conf = np.log(np.clip(confusion, 1e-12, None))  # (d, K, K)
-    # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one matrix product
-    n, d, k = votes.shape
-    joint = votes.reshape(n, d * k) @ log_conf.reshape(d * k, k) + np.log(np.clip(prior, 1e-12, None))
+def check_dawid_skene_size(data: AnnotationSet, budget_bytes: int | None = None) -> int:
+    """Refuse (DataError) a fit that would not fit in memory; returns the estimated bytes otherwise.
+
+    Held at once: the answer matrix and its transpose (~2 x 16 bytes per answer and class with soft labels,
+    per answer without), about four (d, K, K) confusion arrays and four (n, K) posterior-sized arrays, in
+    float64. ``budget_bytes``: default half the machine's physical memory.
+    """
+    n, d, k, answers = data.n_tasks, data.n_workers, data.n_classes, data.n_answers
+    per_answer = 2 * 16 * (k if data.soft_labels is not None else 1)
+    estimate = answers * per_answer + 8 * (4 * d * k * k + 4 * n * k)
+    budget = int(budget_bytes) if budget_bytes is not None else _memory_bytes() // 2
+    if estimate > budget:
+        raise DataError(f"{data.source}: Dawid-Skene on {n:,} tasks x {d:,} workers x {k:,} classes would need about "
+                        f"{estimate / (1 << 30):.1f} GiB but {budget / (1 << 30):.1f} GiB is available; check that "
+                        f"the label column holds class labels (not ids or free text), or use fewer classes")
+    return estimate
+
+
+def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.ndarray,
+                          votes=None) -> tuple[np.ndarray, float]:
+    """E-step: p(y | x) (n, K) and the log-likelihood of the answers (soft labels when the set has them).
+    ``votes``: the answer matrix of ``data`` when already built."""
+    votes = answer_matrix(data) if votes is None else votes
+    d, k = confusion.shape[0], confusion.shape[-1]
+    log_conf = np.log(np.clip(confusion, 1e-12, None)).reshape(d * k, k)
+    # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one sparse matrix product
+    joint = votes @ log_conf + np.log(np.clip(prior, 1e-12, None))
     norm = logsumexp(joint, axis=1, keepdims=True)
     return np.exp(joint - norm), float(norm.sum())
 
 
-def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None = None, max_iter: int = 100,
-                    tol: float = 1e-4, smoothing: float = 0.01) -> DawidSkeneFit:
-    """Fit DS by EM from a (soft) majority-vote start.
+def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
+                    smoothing: float = 0.01) -> DawidSkeneFit:
+    """Fit DS by EM from a (soft) majority-vote start, on the set's answers (its soft labels when present).
 
-    labels: (n, d) codes, -1 = missing; soft: optional (n, d, K) probabilities used instead of one-hot.
     smoothing: pseudo-count added to every confusion cell and prior class (keeps logs finite).
     Stops when the log-likelihood per annotation improves by less than ``tol`` nats in one iteration
-    (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO).
+    (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO). A task without answers
+    gets the prior as its posterior. The size is checked before anything is allocated
+    (:func:`check_dawid_skene_size`).
     """
-    k = n_classes
-    votes = soft.astype(np.float64) if soft is not None else one_hot_codes(labels, k)  # (n, d, K)
-    n, d, _ = votes.shape
+    if not isinstance(data, AnnotationSet):
+        raise TypeError(f"fit_dawid_skene takes an AnnotationSet, got {type(data).__name__}")
+    check_dawid_skene_size(data)
+    k, d = data.n_classes, data.n_workers
+    votes = answer_matrix(data)  # (n, d*K)
+    votes_t = votes.T.tocsr()  # (d*K, n): the M-step's product reads rows of this
     n_answers = max(float(votes.sum()), 1.0)
     # start from majority-vote *shares* (as crowd-kit does): a hard argmax start breaks ties arbitrarily
     # and, on mixture-of-experts data, lands EM in a worse optimum (measured on ampdata: 0.865 vs 0.934)
-    shares = votes.sum(axis=1)  # (n, K)
+    shares = data.class_votes()  # (n, K)
     totals = shares.sum(axis=1, keepdims=True)
     posterior = np.where(totals > 0, shares / np.where(totals > 0, totals, 1.0), 1.0 / k)
     previous = -np.inf
@@ -71,11 +107,11 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
     iteration = 0
     for iteration in range(1, max_iter + 1):
         # M-step: counts[i, l, m] = sum_t v_til p_tm
-        counts = np.einsum("til,tm->ilm", votes, posterior) + smoothing
+        counts = np.asarray(votes_t @ posterior).reshape(d, k, k) + smoothing
         confusion = counts / counts.sum(axis=1, keepdims=True)
         prior = posterior.sum(axis=0) + smoothing
         prior = prior / prior.sum()
-        posterior, log_lik = dawid_skene_posterior(votes, confusion, prior)
+        posterior, log_lik = dawid_skene_posterior(data, confusion, prior, votes=votes)
         if abs(log_lik - previous) / n_answers < tol:
             break
         previous = log_lik
@@ -83,7 +119,7 @@ def fit_dawid_skene(labels: np.ndarray, n_classes: int, soft: np.ndarray | None 
                          log_likelihood=log_lik)
 
 
-def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common: int = 20) -> float:
+def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20) -> float:
     """How much more workers agree with each other than a fitted Dawid-Skene model predicts.
 
     For every pair of workers with at least ``min_common`` common tasks: (observed agreements - agreements
@@ -92,18 +128,143 @@ def excess_pairwise_agreement(labels: np.ndarray, fit: DawidSkeneFit, min_common
     means dependent workers (copies of one classifier, shared mistakes), which DS cannot explain.
     Measured: duck 0.012, dog 0.014, condind -0.000, ampdata -0.001 (independent workers); tree3k 0.041,
     digits 0.042, digits_experts 0.051 (dependent ensembles).
+
+    Hard labels are compared (soft labels count by their argmax). Every sum runs over the tasks two
+    workers share, as sparse products (:func:`~deem_core.data.pairs.pair_table`): the cost grows with the
+    pairs of answers on a common task, and only pairs that share a task are ever held.
     """
     k = fit.confusion.shape[-1]
-    votes = one_hot_codes(labels, k)  # (n, d, K)
-    observed = (labels >= 0).astype(np.float64)  # (n, d)
-    common = observed.T @ observed  # (d, d)
-    agree_observed = np.einsum("til,tjl->ij", votes, votes)
-    agree_given_class = np.einsum("ilm,jlm->ijm", fit.confusion, fit.confusion)  # P(i, j agree | y = m)
-    weighted = fit.posterior[:, None, :] * observed[:, :, None]  # (n, d, K)
-    agree_expected = np.einsum("tim,tj,ijm->ij", weighted, observed, agree_given_class)
-    upper = np.triu_indices(labels.shape[1], 1)
-    keep = common[upper] >= min_common
+    observed = indicator_matrix(data)  # (n, d)
+    common = pair_table(observed, to_dense=False)
+    rows, cols = upper_pairs(common)
+    n_common = table_values(common, rows, cols)
+    keep = n_common >= min_common
     if not keep.any():
         return 0.0
-    excess = (agree_observed[upper] - agree_expected[upper])[keep] / common[upper][keep]
+    rows, cols, n_common = rows[keep], cols[keep], n_common[keep]
+    agree_observed = np.zeros(len(rows))
+    agree_expected = np.zeros(len(rows))
+    share_left = n_common.copy()  # common tasks not yet weighted by a class posterior (they sum to 1)
+    for c in range(k):
+        same = pair_table(indicator_matrix(data, answers=data.label_codes == c), to_dense=False)
+        agree_observed += table_values(same, rows, cols)
+        # P(i, j agree | y = c) for the kept pairs, weighted by the tasks' posterior of class c; the last
+        # class's weights are what the others leave (one sparse product fewer)
+        given_class = (fit.confusion[rows, :, c] * fit.confusion[cols, :, c]).sum(axis=1)
+        if c < k - 1:
+            weighted = table_values(pair_table(observed, row_weights=fit.posterior[:, c], to_dense=False), rows, cols)
+            share_left -= weighted
+        else:
+            weighted = share_left
+        agree_expected += given_class * weighted
+    excess = (agree_observed - agree_expected) / n_common
     return float(excess.mean())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# crowd-kit's DawidSkene, reproduced on the answers
+# ---------------------------------------------------------------------------------------------------------
+#: crowd-kit's floor for probabilities (``_EPS`` in crowdkit.aggregation.classification.dawid_skene)
+CROWDKIT_EPS = 1e-10
+
+
+@dataclass
+class CrowdKitDawidSkeneFit:
+    """crowd-kit's DS result in the set's class codes. ``posterior`` (n, K): NaN rows for tasks without answers,
+    0 for classes nobody gave (crowd-kit has no column for them); crowd-kit floors it at 1e-10, so rows sum
+    to 1 only up to that. ``errors`` (d, K, K) ``[w, l, m] = P(worker w says l | true m)``, 0 where the
+    worker never said l (``present`` (d, K) False: crowd-kit has no row there). ``labels`` (n,) codes, -1 for
+    tasks without answers; ties go to the class that appears first in the answers (crowd-kit's column order)."""
+
+    posterior: np.ndarray
+    prior: np.ndarray
+    errors: np.ndarray
+    present: np.ndarray
+    labels: np.ndarray
+    n_iter: int
+    loss_history: list[float]
+
+
+def first_appearance_order(data: AnnotationSet) -> np.ndarray:
+    """Class codes that occur among the answers, in order of their first answer (CSR order): the column order
+    crowd-kit's majority vote and Dawid-Skene give their tables when fitted on ``data.to_long()``."""
+    present, first = np.unique(data.label_codes, return_index=True)
+    return present[np.argsort(first, kind="stable")]
+
+
+def crowdkit_dawid_skene(data: AnnotationSet, n_iter: int = 100, tol: float = 1e-5) -> CrowdKitDawidSkeneFit:
+    """crowd-kit 1.4's ``DawidSkene(n_iter, tol).fit(data.to_long())``, computed on the answers.
+
+    The same steps and floors as crowd-kit: majority-vote shares as the start, ``priors = mean posterior``,
+    M-step counts floored at 1e-10 on the (worker, label) rows that occur and normalised per worker and true
+    class, E-step in log2, the evidence lower bound per answer (crowd-kit adds the log-prior once per answer)
+    as the stopping rule (``new - old < tol``). Each step is a sparse product or a bincount over the answers
+    instead of pandas joins and group-bys: O(answers x K) time, a few (answers,) arrays of memory. Hard labels
+    only (crowd-kit has no soft labels). Results equal crowd-kit's to ~1e-12 (tests/test_sparse_data.py).
+    """
+    check_dawid_skene_size(data)
+    n, d, k = data.n_tasks, data.n_workers, data.n_classes
+    order = first_appearance_order(data)  # crowd-kit's columns, as data codes
+    kk = len(order)
+    column = np.full(k, -1, dtype=np.int64)
+    column[order] = np.arange(kk)
+    per_task = data.answers_per_task()
+    answered = np.flatnonzero(per_task > 0)
+    row = np.full(n, -1, dtype=np.int64)
+    row[answered] = np.arange(len(answered))
+    t, cell = row[data.task_codes], data.worker_codes * kk + column[data.label_codes]
+    n_rows, n_answers = len(answered), data.n_answers
+    votes = sp.csr_matrix((np.ones(n_answers), (t, cell)), shape=(n_rows, d * kk))  # (answered tasks, d*K')
+    votes_t = votes.T.tocsr()
+    present = np.bincount(cell, minlength=d * kk).reshape(d, kk) > 0
+    weight = per_task[answered].astype(np.float64)  # answers per task: the prior counts once per answer
+
+    def m_step(probas: np.ndarray) -> np.ndarray:
+        errors = np.asarray(votes_t @ probas).reshape(d, kk, kk)
+        errors = np.where(present[:, :, None], np.maximum(errors, CROWDKIT_EPS), 0.0)
+        return errors / errors.sum(axis=1, keepdims=True)
+
+    def e_step(prior: np.ndarray, errors: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            log_errors = np.where(present[:, :, None], np.log2(errors), 0.0).reshape(d * kk, kk)
+        joint = np.log2(np.maximum(prior, CROWDKIT_EPS)) + votes @ log_errors
+        scaled = np.exp2(joint - joint.max(axis=1, keepdims=True))
+        return scaled / scaled.sum(axis=1, keepdims=True)
+
+    def lower_bound(probas: np.ndarray, prior: np.ndarray, errors: np.ndarray) -> tuple[float, np.ndarray]:
+        with np.errstate(divide="ignore"):
+            log_errors = np.where(present[:, :, None], np.log(errors), 0.0).reshape(d * kk, kk)
+        prior = np.maximum(prior, CROWDKIT_EPS)
+        joint = float((probas * (votes @ log_errors)).sum() + (np.log(prior) * (weight @ probas)).sum())
+        floored = np.maximum(probas, CROWDKIT_EPS)
+        return joint - float((np.log(floored) * floored).sum()), floored
+
+    shares = np.bincount(t * kk + column[data.label_codes], minlength=n_rows * kk).reshape(n_rows, kk)
+    probas = shares / shares.sum(axis=1, keepdims=True)  # majority-vote shares
+    prior = probas.mean(axis=0)
+    errors = m_step(probas)
+    loss, history, iteration = -np.inf, [], 0
+    for iteration in range(1, int(n_iter) + 1):
+        probas = e_step(prior, errors)
+        prior = probas.mean(axis=0)
+        errors = m_step(probas)
+        bound, probas = lower_bound(probas, prior, errors)
+        prior = np.maximum(prior, CROWDKIT_EPS)
+        new_loss = bound / n_answers
+        history.append(new_loss)
+        if new_loss - loss < tol:
+            break
+        loss = new_loss
+    posterior = np.full((n, k), np.nan)
+    posterior[answered] = 0.0
+    posterior[np.ix_(answered, order)] = probas
+    full_prior = np.zeros(k)
+    full_prior[order] = prior
+    full_errors = np.zeros((d, k, k))
+    full_errors[:, order[:, None], order[None, :]] = errors
+    full_present = np.zeros((d, k), dtype=bool)
+    full_present[:, order] = present
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[answered] = order[probas.argmax(axis=1)]
+    return CrowdKitDawidSkeneFit(posterior=posterior, prior=full_prior, errors=full_errors, present=full_present,
+                                 labels=labels, n_iter=iteration, loss_history=history)

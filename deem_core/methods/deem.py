@@ -30,15 +30,13 @@ from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_s
 from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
-from deem_core.model.sampler import one_hot_state
 from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
-from deem_core.model.sizes import check_problem_size
 from deem_core.methods.sweep import DEFAULT_LRS
-from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, predict_hidden, resolve_device,
-                                     train_runs)
+from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
+from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
 
 __all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
 
@@ -264,9 +262,7 @@ class DEEM(Aggregator, BaseEstimator):
                             f"to aggregate; DEEM needs at least two classes")
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
-        memory = torch.cuda.get_device_properties(self.device_).total_memory if self.device_.type == "cuda" else None
-        check_problem_size(data.n_workers, data.n_classes, int(self.n_layers), runs_trained, memory_bytes=memory,
-                           source=data.source)
+        check_training_size(data, self._config(device=self.device_), runs_trained)
         self.classes_ = data.classes
         self.workers_ = data.workers
         self.tasks_ = data.tasks
@@ -284,8 +280,8 @@ class DEEM(Aggregator, BaseEstimator):
         if self.init != "auto":
             candidates = [self.init]
         else:
-            ds_fit = fit_dawid_skene(data.labels, data.n_classes, data.soft)
-            self.dependence_ = excess_pairwise_agreement(data.labels, ds_fit)
+            ds_fit = fit_dawid_skene(data)
+            self.dependence_ = excess_pairwise_agreement(data, ds_fit)
             unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
             candidates = [unsupervised_choice]
             if has_gold:
@@ -318,17 +314,19 @@ class DEEM(Aggregator, BaseEstimator):
         """Train ``len(seeds)`` runs from every candidate start as one batched model (runs of start i are
         ``i * len(seeds) ...``)."""
         config = self._config(batch_size, device)
+        if len(candidates) > 1:  # both starts train as one batched model
+            check_training_size(data, config, len(seeds) * len(candidates))
+        prepared = task_data(data, config, device, gold=gold_codes)  # dense table or sparse answers
         starts = []
         for init in candidates:
             network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
-                                          explicit=len(candidates) > 1)
+                                          explicit=len(candidates) > 1, layout=prepared.network_layout())
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)
-        return train_runs(data.labels, data.n_classes, [self.lr_] * len(seeds) * len(candidates),
-                          seeds * len(candidates), config, soft=data.soft, callbacks=callbacks,
-                          stop_event=stop_event, initial_network=initial, gold=gold_codes,
-                          supervised_weight=float(self.supervised_weight))
+        return train_annotations(data, [self.lr_] * len(seeds) * len(candidates), seeds * len(candidates), config,
+                                 callbacks=callbacks, stop_event=stop_event, initial_network=initial,
+                                 supervised_weight=float(self.supervised_weight), prepared=prepared)
 
     def _fit_by_sweep(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
         """``lr="auto"``: sweep the default grid (every seed x every lr, one batched model), take the
@@ -346,7 +344,7 @@ class DEEM(Aggregator, BaseEstimator):
                             f"({sweep.recommendation.reason}); give a learning rate explicitly")
         self.lr_ = float(sweep.recommendation.lr)
         if self.init_ == "ds":
-            self.dawid_skene_ = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+            self.dawid_skene_ = fit_dawid_skene(data)
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
         return sweep.result.select_runs(picked)
 
@@ -359,8 +357,7 @@ class DEEM(Aggregator, BaseEstimator):
         (per task, the fraction of each start's runs that are right), so that a lead of one or two tasks
         among hundreds does not decide the start.
         """
-        labels, mask, soft = self._tensors(data)
-        hidden = predict_hidden(result.network, labels, mask, soft).argmax(-1).cpu().numpy()  # (R, n)
+        hidden = task_outputs(result.network, data)[1].argmax(-1).cpu().numpy()  # (R, n)
         known = gold_codes >= 0
         correct = {}  # start -> (n_gold,) fraction of its runs right on each gold task
         for group, init in enumerate(candidates):
@@ -448,15 +445,15 @@ class DEEM(Aggregator, BaseEstimator):
         self._check_fitted()
         if isinstance(data, AnnotationSet):
             data = data.to_long()
-        template = AnnotationSet(tasks=self.tasks_, workers=self.workers_, classes=self.classes_,
-                                 labels=np.zeros((0, len(self.workers_)), dtype=np.int64))
+        none = np.zeros(0, dtype=np.int64)
+        template = AnnotationSet(tasks=self.tasks_[:0], workers=self.workers_, classes=self.classes_, task_codes=none,
+                                 worker_codes=none, label_codes=none, task_offsets=np.zeros(1, dtype=np.int64))
         return template.encode_like(data)
 
     def hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
         """p(h | x) of every run for encoded ``data`` (see :meth:`encode`): (R, n, K) in hidden-unit order."""
         self._check_fitted()
-        labels, mask, soft = self._tensors(data)
-        return predict_hidden(self.network_, labels, mask, soft)
+        return task_outputs(self.network_, data)[1]
 
     def to_class_order(self, hidden_posterior: torch.Tensor) -> np.ndarray:
         """Hidden-unit posteriors (R, n, K) -> class-order posteriors (R, n, K) with each run's class map."""
@@ -470,24 +467,10 @@ class DEEM(Aggregator, BaseEstimator):
         """Class-order posteriors of every run for encoded ``data``: (R, n, K)."""
         return self.to_class_order(self.hidden_posterior(data))
 
-    def _tensors(self, data: AnnotationSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        labels = torch.as_tensor(data.labels, dtype=torch.long, device=self.device_)
-        mask = (labels >= 0).float()
-        soft = None if data.soft is None else torch.as_tensor(data.soft, dtype=torch.float32, device=self.device_)
-        return labels, mask, soft
-
     @torch.no_grad()
     def _free_energy(self, data: AnnotationSet, batch_size: int = 8192) -> np.ndarray:
         """Mean over usable runs of the free energy per task: (n,). High = unusual pattern of answers."""
-        labels, mask, soft = self._tensors(data)
-        r, k = self.network_.n_runs, self.network_.n_classes
-        chunks = []
-        for start in range(0, data.n_tasks, batch_size):
-            sl = slice(start, start + batch_size)
-            x = soft[sl] if soft is not None else one_hot_state(labels[sl], mask[sl], k)
-            m = mask[sl].unsqueeze(0).expand(r, -1, -1)
-            chunks.append(self.network_.free_energy(x.unsqueeze(0).expand(r, -1, -1, -1), m))
-        energy = torch.cat(chunks, dim=1).cpu().numpy()  # (R, n)
+        energy = task_outputs(self.network_, data, batch_size)[0].cpu().numpy()  # (R, n)
         return energy[self._usable_runs()].mean(axis=0)
 
     # ------------------------------------------------------------------ outputs
@@ -629,9 +612,7 @@ def _encode_attribute(attribute: FittedAttribute, value: Any) -> dict[str, Any]:
 def _decode_attribute(attribute: FittedAttribute, state: dict[str, Any], device: torch.device) -> Any:
     kind, value = attribute.kind, state[attribute.key]
     if kind == "network":
-        r, d, k, layers = state["shape"]
-        network = DEEMNetwork(r, d, k, layers)
-        network.load_state_dict(value)
+        network = DEEMNetwork.from_state_dict(value)  # shape and weight layout from the tensors themselves
         return network.to(device)
     if kind.startswith("index:"):
         return pd.Index(value, name=kind.split(":", 1)[1])

@@ -18,31 +18,33 @@ INIT_METHODS = ("mv", "ds", "auto")
 
 def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str, device: torch.device,
                     config: TrainingConfig | None = None, explicit: bool = False,
+                    layout: tuple[str, torch.Tensor | None] = ("matrix", None),
                     ) -> tuple[DEEMNetwork | None, DawidSkeneFit | None]:
     """Initial network for R = len(seeds) runs and the Dawid-Skene fit it came from.
 
     ``init="mv"`` returns ``(None, None)``: the trainer's own majority-vote start (identity iRBM + noise),
     drawn per run from that run's seed (with ``explicit=True`` that same network is built here). ``init="ds"``: every run's iRBM is set to one Dawid-Skene fit
     through Lemma 1 and its layers are identity + N(0, 0.005^2) drawn from the run's own seed, so a run
-    starts the same alone or batched, and runs sharing a seed share their initial weights.
+    starts the same alone or batched, and runs sharing a seed share their initial weights. ``layout``: the
+    layer weights' ``(layout, pair_keys)`` (:class:`DEEMNetwork`; the training data's ``network_layout()``).
     """
     if init not in ("mv", "ds"):
         raise ValueError(f"init must be 'mv' or 'ds' here, got {init!r}")
     if init == "mv" and not explicit:
         return None, None
     config = config or TrainingConfig()
-    network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers)).to(device)
+    network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers), *layout).to(device)
+    single = network.like(1)
     with torch.no_grad():
         for run, seed in enumerate(seeds):
             gen = torch.Generator(device=device)
             gen.manual_seed(int(seed))
-            single = DEEMNetwork(1, data.n_workers, data.n_classes, int(n_layers)).to(device)
             single.initialise(gen, config.layer_noise, config.irbm_noise)
             for target, source in zip(network.parameters(), single.parameters()):
                 target[run].copy_(source[0])
     if init == "mv":
         return network, None
-    ds = fit_dawid_skene(data.labels, data.n_classes, data.soft)
+    ds = fit_dawid_skene(data)
     network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=device),
                                  torch.as_tensor(ds.prior, dtype=torch.float32, device=device))
     return network, ds
@@ -51,8 +53,7 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
 def stack_networks(networks: Sequence[DEEMNetwork]) -> DEEMNetwork:
     """One batched network holding the runs of every network in order (same shapes apart from R)."""
     first = networks[0]
-    out = DEEMNetwork(sum(n.n_runs for n in networks), first.n_workers, first.n_classes, first.n_layers)
-    out = out.to(next(first.parameters()).device)
+    out = first.like(sum(n.n_runs for n in networks))
     with torch.no_grad():
         for target, *sources in zip(out.parameters(), *(n.parameters() for n in networks)):
             target.copy_(torch.cat(sources))

@@ -30,7 +30,8 @@ from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_s
 from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
-from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device, train_runs
+from deem_core.model.engine import check_training_size, task_data, train_annotations
+from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
 
@@ -105,9 +106,10 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
 
 
 def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
-                          device: torch.device, config: TrainingConfig | None = None) -> DEEMNetwork | None:
+                          device: torch.device, config: TrainingConfig | None = None,
+                          layout: tuple[str, torch.Tensor | None] = ("matrix", None)) -> DEEMNetwork | None:
     """Initial network for R = len(seeds) runs (see :func:`deem_core.methods.starts.initial_network`)."""
-    return initial_network(data, seeds, n_layers, init, device, config)[0]
+    return initial_network(data, seeds, n_layers, init, device, config, layout=layout)[0]
 
 
 def run_sweep(
@@ -151,9 +153,12 @@ def run_sweep(
     lrs_of_runs = [lr for _ in range(int(n_seeds)) for lr in grid]
     config = TrainingConfig(n_layers=int(n_layers), epochs=int(epochs), batch_size=int(batch_size),
                             sampler_steps=int(sampler_steps), step_size=float(step_size), device=str(device))
-    initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config)
-    result = train_runs(data.labels, data.n_classes, lrs_of_runs, seeds_of_runs, config, soft=data.soft,
-                        callbacks=list(callbacks), stop_event=stop_event, initial_network=initial)
+    check_training_size(data, config, len(lrs_of_runs))
+    prepared = task_data(data, config, resolve_device(device))  # dense table or sparse answers
+    initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config,
+                                    layout=prepared.network_layout())
+    result = train_annotations(data, lrs_of_runs, seeds_of_runs, config, callbacks=list(callbacks),
+                               stop_event=stop_event, initial_network=initial, prepared=prepared)
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
     curves = history[CURVE_COLUMNS].copy()
     mv = data.majority_vote()

@@ -16,6 +16,18 @@ visible units out* of the joint distribution: for a missing worker ``i`` the hid
 posterior equals the Dawid-Skene posterior over the observed labels only (Lemma 1 holds on sparse
 data). Leaving the unit out instead (as RBMs for collaborative filtering do) would bias the posterior
 by the hidden-class-dependent partition of every missing unit.
+
+Layer weight layouts
+--------------------
+``layout="matrix"`` (default) stores each layer as one ``(d*K, d*K)`` matrix per run, for the dense
+feature-major path below. ``layout="blocks"`` stores the same weights as ``K x K`` blocks, one per ordered
+worker pair ``(i, j)`` (``[r, p, l, m] = w_ij^{lm}``), for the sparse path (:mod:`deem_core.model.sparse`),
+which gathers the blocks between a task's own workers: either all ``d*d`` pairs (``pair_keys=None``,
+block ``p = i*d + j``) or only the pairs listed in ``pair_keys`` (sorted ``i*d + j``), typically those that
+answer a common task. A pair that is not stored acts as a zero block. Since a task's energy only involves
+the blocks between its own workers, a pair that never shares a task never receives a gradient and never
+changes a training task's energy: the stored-pairs model trains exactly as the all-pairs model would
+(see :mod:`deem_core.model.sparse` for what differs on new tasks).
 """
 
 from __future__ import annotations
@@ -25,7 +37,10 @@ from torch import nn
 
 from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 
-__all__ = ["DEEMNetwork", "irbm_constant_masks"]
+__all__ = ["DEEMNetwork", "LAYOUTS", "irbm_constant_masks"]
+
+#: layer weight layouts: one (d*K, d*K) matrix per run, or K x K blocks per stored worker pair
+LAYOUTS = ("matrix", "blocks")
 
 
 def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str, torch.Tensor]:
@@ -56,6 +71,18 @@ def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str
     }
 
 
+def matrix_to_blocks(matrix: torch.Tensor, d: int, k: int) -> torch.Tensor:
+    """(R, d*K, d*K) ``[r, i*K+l, j*K+m]`` -> (R, d*d, K, K) ``[r, i*d+j, l, m]`` (a copy)."""
+    r = matrix.shape[0]
+    return matrix.reshape(r, d, k, d, k).permute(0, 1, 3, 2, 4).reshape(r, d * d, k, k)
+
+
+def blocks_to_matrix(blocks: torch.Tensor, d: int, k: int) -> torch.Tensor:
+    """Inverse of :func:`matrix_to_blocks`: (R, d*d, K, K) -> (R, d*K, d*K)."""
+    r = blocks.shape[0]
+    return blocks.reshape(r, d, d, k, k).permute(0, 1, 3, 2, 4).reshape(r, d * k, d * k)
+
+
 class DEEMNetwork(nn.Module):
     """``R`` independent DEEM models evaluated together.
 
@@ -63,22 +90,36 @@ class DEEMNetwork(nn.Module):
     ----------
     n_runs, n_workers, n_classes, n_layers:
         ``R``, ``d``, ``K`` and the number of multinomial layers (0 = plain iRBM).
+    layout, pair_keys:
+        how the layer weights are stored (module docstring): ``"matrix"`` or ``"blocks"``; with ``"blocks"``,
+        ``pair_keys`` (P,) sorted int64 ``i*d + j`` of the stored worker pairs, or None for all ``d*d``.
 
     Attributes
     ----------
-    layer_weights: ParameterList of (R, d*K, d*K) — ``[r, i*K+l, j*K+m] = w_ij^{lm}``.
+    layer_weights: ParameterList of (R, d*K, d*K) — ``[r, i*K+l, j*K+m] = w_ij^{lm}`` — or, with
+        ``layout="blocks"``, (R, P, K, K) — ``[r, p, l, m] = w_ij^{lm}`` for the p-th stored pair ``(i, j)``.
     layer_biases: ParameterList of (R, d*K).
     irbm_weight: (R, d, K, K) free iRBM weights ``[r, i, l, m] = w_i^{lm}`` (constants masked in).
     visible_bias: (R, d, K) free ``a_i^l``.  hidden_bias: (R, K) free ``b^m``.
     """
 
-    def __init__(self, n_runs: int, n_workers: int, n_classes: int, n_layers: int = 1):
+    def __init__(self, n_runs: int, n_workers: int, n_classes: int, n_layers: int = 1, layout: str = "matrix",
+                 pair_keys: torch.Tensor | None = None):
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if pair_keys is not None and layout != "blocks":
+            raise ValueError("pair_keys only applies to layout='blocks'")
         r, d, k = n_runs, n_workers, n_classes
         self.n_runs, self.n_workers, self.n_classes, self.n_layers = r, d, k, n_layers
-        self.layer_weights = nn.ParameterList(
-            [nn.Parameter(torch.zeros(r, d * k, d * k)) for _ in range(n_layers)]
-        )
+        self.layout = layout
+        if pair_keys is not None:
+            pair_keys = torch.as_tensor(pair_keys, dtype=torch.long)
+            self.register_buffer("pair_keys", pair_keys)
+        else:
+            self.pair_keys = None
+        shape = (r, d * k, d * k) if layout == "matrix" else (r, self.n_pairs, k, k)
+        self.layer_weights = nn.ParameterList([nn.Parameter(torch.zeros(shape)) for _ in range(n_layers)])
         self.layer_biases = nn.ParameterList([nn.Parameter(torch.zeros(r, d * k)) for _ in range(n_layers)])
         self.irbm_weight = nn.Parameter(torch.zeros(r, d, k, k))
         self.visible_bias = nn.Parameter(torch.zeros(r, d, k))
@@ -86,25 +127,138 @@ class DEEMNetwork(nn.Module):
         for name, value in irbm_constant_masks(d, k).items():
             self.register_buffer(name, value)
 
+    @property
+    def n_pairs(self) -> int:
+        """Stored worker pairs per layer (``d*d`` for the matrix layout and for all-pairs blocks)."""
+        return self.n_workers ** 2 if self.pair_keys is None else int(self.pair_keys.numel())
+
+    def like(self, n_runs: int) -> "DEEMNetwork":
+        """A zero network of the same shape and layout with ``n_runs`` runs, on the same device."""
+        device = self.irbm_weight.device
+        keys = None if self.pair_keys is None else self.pair_keys
+        return DEEMNetwork(n_runs, self.n_workers, self.n_classes, self.n_layers, self.layout, keys).to(device)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "DEEMNetwork":
+        """Rebuild a network of the right shape and layout from its ``state_dict()`` and load it."""
+        r, d, k, _ = state["irbm_weight"].shape
+        layers = sum(1 for key in state if key.startswith("layer_weights."))
+        layout = "matrix"
+        if layers and state["layer_weights.0"].dim() == 4:
+            layout = "blocks"
+        network = cls(r, d, k, layers, layout, state.get("pair_keys"))
+        network.load_state_dict(state)
+        return network
+
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
     def initialise(self, generator: torch.Generator | None = None, layer_noise: float = 0.005,
                    irbm_noise: float = 0.01) -> None:
-        """App. G.1: identity layers + N(0, layer_noise^2); iRBM = majority vote + N(0, irbm_noise^2)."""
+        """App. G.1: identity layers + N(0, layer_noise^2); iRBM = majority vote + N(0, irbm_noise^2).
+
+        The matrix layout and the all-pairs block layout draw the same numbers (a run starts from the same
+        weights in either); stored pairs draw one N(0, layer_noise^2) block per stored pair.
+        """
         r, d, k = self.n_runs, self.n_workers, self.n_classes
         dev = self.irbm_weight.device
 
         def noise(*shape):
             return torch.randn(*shape, generator=generator, device=dev)
 
-        eye = torch.eye(d * k, device=dev)
         for weight, bias in zip(self.layer_weights, self.layer_biases):
-            weight.copy_(eye + layer_noise * noise(r, d * k, d * k))
+            if self.layout == "matrix":
+                weight.copy_(torch.eye(d * k, device=dev) + layer_noise * noise(r, d * k, d * k))
+            else:
+                if self.pair_keys is None:
+                    self._blocks_noise_like_matrix(weight, generator, layer_noise)
+                else:
+                    weight.normal_(0.0, layer_noise, generator=generator)
+                weight[:, self.diagonal_pairs()] += torch.eye(k, device=dev)
             bias.copy_(layer_noise * noise(r, d * k))
         diag = torch.eye(k, device=dev).expand(r, d, k, k)
         self.irbm_weight.copy_(diag + irbm_noise * noise(r, d, k, k) * (1 - diag))
         self.visible_bias.copy_(irbm_noise * noise(r, d, k))
         self.hidden_bias.copy_(irbm_noise * noise(r, k))
+
+    def _blocks_noise_like_matrix(self, weight: torch.Tensor, generator, scale: float, chunk: int = 1 << 22) -> None:
+        """Fill all-pairs blocks (R, d*d, K, K) with the N(0, scale^2) noise the matrix layout draws for the same
+        generator state, a few rows of the matrix at a time (no full-size temporary). Rows are drawn in chunks
+        of a multiple of 16 workers: CPU ``randn`` yields the same stream in pieces whose sizes are multiples
+        of 16 (checked by the layout tests)."""
+        r, d, k = self.n_runs, self.n_workers, self.n_classes
+        step = max(16, (chunk // max(1, k * d * k)) // 16 * 16)  # workers per chunk
+        for run in range(r):
+            for first in range(0, d, step):
+                last = min(d, first + step)
+                rows = torch.randn(last - first, k, d, k, generator=generator, device=weight.device)
+                weight[run, first * d:last * d] = rows.permute(0, 2, 1, 3).reshape(-1, k, k) * scale
+
+    # ------------------------------------------------------------------ layouts
+    def pair_index(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Block index of each worker pair ``(first, second)`` (same shapes, int64) in the block layout.
+
+        Returns ``(index, present)``: ``present`` (bool, same shape) is False for pairs that are not stored
+        (their index is then a valid but unrelated block), or None when every pair is stored.
+        """
+        keys = first * self.n_workers + second
+        if self.pair_keys is None:
+            return keys, None
+        index = torch.searchsorted(self.pair_keys, keys).clamp_max_(max(self.n_pairs - 1, 0))
+        return index, self.pair_keys[index] == keys
+
+    def diagonal_pairs(self) -> torch.Tensor:
+        """Block index of every worker's own pair ``(i, i)``: (d,). Every worker's diagonal pair must be stored."""
+        workers = torch.arange(self.n_workers, device=self.irbm_weight.device)
+        index, present = self.pair_index(workers, workers)
+        if present is not None and not bool(present.all()):
+            raise ValueError("pair_keys must hold every worker's own pair (i, i)")
+        return index
+
+    @torch.no_grad()
+    def layer_matrix(self, layer: int) -> torch.Tensor:
+        """Layer ``layer``'s weights as (R, d*K, d*K) matrices whatever the layout (pairs not stored: zero)."""
+        weight = self.layer_weights[layer]
+        if self.layout == "matrix":
+            return weight.detach()
+        d, k = self.n_workers, self.n_classes
+        if self.pair_keys is None:
+            return blocks_to_matrix(weight.detach(), d, k)
+        full = torch.zeros(self.n_runs, d * d, k, k, device=weight.device, dtype=weight.dtype)
+        full[:, self.pair_keys] = weight.detach()
+        return blocks_to_matrix(full, d, k)
+
+    @torch.no_grad()
+    def layer_blocks(self, layer: int, pair_keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Layer ``layer``'s weights as (R, P, K, K) blocks of the pairs ``pair_keys`` (None: all ``d*d``)."""
+        weight = self.layer_weights[layer].detach()
+        d, k = self.n_workers, self.n_classes
+        if self.layout == "matrix":
+            blocks = matrix_to_blocks(weight, d, k)
+            return blocks if pair_keys is None else blocks[:, pair_keys]
+        if pair_keys is None:
+            pair_keys = torch.arange(d * d, device=weight.device)
+        index, present = self.pair_index(pair_keys // d, pair_keys % d)
+        blocks = weight[:, index]
+        return blocks if present is None else blocks * present.view(1, -1, 1, 1).to(blocks.dtype)
+
+    @torch.no_grad()
+    def to_layout(self, layout: str, pair_keys: torch.Tensor | None = None) -> "DEEMNetwork":
+        """A copy of this network with its layer weights stored in another layout (same values; pairs left
+        out of ``pair_keys`` are dropped, pairs this network does not store become zero blocks)."""
+        d, k = self.n_workers, self.n_classes
+        device = self.irbm_weight.device
+        keys = None if pair_keys is None else torch.as_tensor(pair_keys, dtype=torch.long, device=device)
+        out = DEEMNetwork(self.n_runs, d, k, self.n_layers, layout, keys).to(device)
+        for layer in range(self.n_layers):
+            out.layer_biases[layer].copy_(self.layer_biases[layer])
+            if layout == "matrix":
+                out.layer_weights[layer].copy_(self.layer_matrix(layer))
+            else:
+                out.layer_weights[layer].copy_(self.layer_blocks(layer, keys))
+        out.irbm_weight.copy_(self.irbm_weight)
+        out.visible_bias.copy_(self.visible_bias)
+        out.hidden_bias.copy_(self.hidden_bias)
+        return out
 
     # ------------------------------------------------------------------ effective iRBM parameters
     def effective_irbm(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,6 +278,11 @@ class DEEMNetwork(nn.Module):
     # reduces a strided axis with the batch contiguous (see sparsemax.py). The methods without ``_fm`` take
     # and return the natural (R, B, d, K) layout and convert.
 
+    def _require_matrix(self, name: str) -> None:
+        if self.layout != "matrix" and self.n_layers:
+            raise ValueError(f"{name} needs the matrix layout; this network stores its layers as blocks "
+                             f"(use deem_core.model.sparse.GatheredNetwork, or to_layout('matrix'))")
+
     def propagate_fm(self, x: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
         """Run ``x`` (R, d, K, B) through the multinomial layers; mask (R, d, B) float, or None when every
         worker is observed.
@@ -131,6 +290,7 @@ class DEEMNetwork(nn.Module):
         Returns every layer's output, input first: ``n_layers + 1`` tensors (R, d, K, B), missing workers
         zeroed; the last is the iRBM's visible input.
         """
+        self._require_matrix("propagate_fm")
         r, d, k, bsz = x.shape
         outputs = [x]
         current = x
@@ -190,6 +350,7 @@ class DEEMNetwork(nn.Module):
         ``g_z = s (g - mean_s g)`` (sparsemax's Jacobian, ``s`` its support, empty for a masked output) and
         ``g_x = W g_z``.
         """
+        self._require_matrix("sampler_energy")
         terms = self._irbm_terms()  # the iRBM's effective parameters, once per sampler call
 
         @torch.no_grad()
@@ -214,9 +375,24 @@ class DEEMNetwork(nn.Module):
         """(R, B, d, K), (R, B, d) -> (R, d, K, B), (R, d, B) (contiguous copies)."""
         return x.permute(0, 2, 3, 1).contiguous(), mask.transpose(1, 2).contiguous()
 
+    def _gathered_rows(self, x: torch.Tensor, mask: torch.Tensor):
+        """Natural-layout rows as answer slots for the sparse path (block layout)."""
+        from deem_core.model.sparse import GatheredNetwork, dense_rows_to_slots  # noqa: PLC0415
+
+        workers, slot_mask, slot_x = dense_rows_to_slots(x, mask)
+        return GatheredNetwork(self, workers, slot_mask), workers, slot_mask, slot_x
+
     def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`propagate_fm` in the natural layout: x (R, B, d, K), mask (R, B, d) -> list of (R, B, d, K)."""
-        return [out.permute(0, 3, 1, 2) for out in self.propagate_fm(*self.to_feature_major(x, mask))]
+        if self.layout == "matrix":
+            return [out.permute(0, 3, 1, 2) for out in self.propagate_fm(*self.to_feature_major(x, mask))]
+        gathered, workers, slot_mask, slot_x = self._gathered_rows(x, mask)
+        outputs = []
+        for out in gathered.propagate(slot_x, slot_mask.transpose(1, 2)):
+            full = torch.zeros_like(x)
+            index = workers.unsqueeze(-1).expand(-1, -1, -1, x.shape[-1])
+            outputs.append(full.scatter_add(2, index, out.permute(0, 3, 1, 2) * slot_mask.unsqueeze(-1)))
+        return outputs
 
     def hidden_logits(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Hidden-unit logits with missing visible units summed out: v (R, B, d, K), mask (R, B, d) -> (R, B, K)."""
@@ -224,7 +400,11 @@ class DEEMNetwork(nn.Module):
 
     def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Free energy (R, B) and hidden logits (R, B, K) of x (R, B, d, K), mask (R, B, d)."""
-        energy, logits = self.free_energy_and_logits_fm(*self.to_feature_major(x, mask))
+        if self.layout == "matrix":
+            energy, logits = self.free_energy_and_logits_fm(*self.to_feature_major(x, mask))
+        else:
+            gathered, _, slot_mask, slot_x = self._gathered_rows(x, mask)
+            energy, logits = gathered.free_energy_and_logits(slot_x, slot_mask.transpose(1, 2))
         return energy, logits.transpose(1, 2)
 
     def free_energy(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

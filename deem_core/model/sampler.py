@@ -43,12 +43,22 @@ def one_hot_fm(state: torch.Tensor, mask: torch.Tensor, n_classes: int) -> torch
     return onehot.scatter_(2, state.clamp_min(0).unsqueeze(2), mask.unsqueeze(2))
 
 
-def _uniform_like(template: torch.Tensor, generator) -> torch.Tensor:
+def _uniform_like(template: torch.Tensor, generator, widths: Sequence[int] | None = None) -> torch.Tensor:
     """U(0, 1) noise shaped like ``template`` (R, ...). With one generator per run, run ``r``'s slice comes
-    from generator ``r`` only, so a run's chain does not depend on the other runs in the batch."""
+    from generator ``r`` only, so a run's chain does not depend on the other runs in the batch.
+
+    ``widths`` (one per run): only the first ``widths[r]`` entries of axis 1 are drawn for run ``r`` (the
+    rest are 0), so that a run's draws do not depend on how far its batch-mates pad that axis either.
+    """
     if isinstance(generator, (list, tuple)):
-        return torch.stack([torch.rand(template.shape[1:], generator=gen, device=template.device)
-                            for gen in generator])
+        if widths is None:
+            return torch.stack([torch.rand(template.shape[1:], generator=gen, device=template.device)
+                                for gen in generator])
+        out = torch.zeros(template.shape, device=template.device)
+        for run, (gen, width) in enumerate(zip(generator, widths)):
+            out[run, :width] = torch.rand((int(width),) + tuple(template.shape[2:]), generator=gen,
+                                          device=template.device)
+        return out
     return torch.rand(template.shape, generator=generator, device=template.device)
 
 
@@ -101,12 +111,14 @@ class DMALASampler:
     @torch.no_grad()
     def sample(self, log_density_and_grad: LogDensityGradFn, state: torch.Tensor, mask: torch.Tensor,
                n_classes: int, generator: torch.Generator | Sequence[torch.Generator] | None = None,
-               ) -> tuple[torch.Tensor, SamplerStats]:
+               widths: Sequence[int] | None = None) -> tuple[torch.Tensor, SamplerStats]:
         """Run ``n_steps`` DMALA steps from ``state`` (R, B, d) with observed ``mask`` (R, B, d).
 
         ``log_density_and_grad(x (R, d, K, B), mask (R, d, B)) -> (U (R, B), dU/dx (R, d, K, B))``.
         ``generator``: one ``torch.Generator`` for all runs, or a sequence of R (one per run, so that each
-        run's chains are reproducible whatever runs share the batch).
+        run's chains are reproducible whatever runs share the batch). ``widths``: with per-run generators,
+        run ``r`` only uses the first ``widths[r]`` columns of the worker axis (answer slots padded to the
+        batch's largest task: the proposals are drawn for those columns only, see :func:`_uniform_like`).
 
         Returns the new state (R, B, d) and per-run statistics.
         """
@@ -129,7 +141,7 @@ class DMALASampler:
             # inverse-CDF draw: the number of classes whose cumulative weight is below u * total
             cumulative = torch.matmul(lower, weights)  # (R, d, K, B)
             # scaled by the product's own total so that the last class is always reached
-            threshold = _uniform_like(mask, generator).unsqueeze(2).mul_(cumulative[:, :, -1:])  # (R, d, 1, B)
+            threshold = _uniform_like(mask, generator, widths).unsqueeze(2).mul_(cumulative[:, :, -1:])  # (R, d, 1, B)
             below = cumulative.neg_().add_(threshold).clamp_min_(0)  # > 0 where cumulative < threshold
             drawn = torch.sign(below).sum(dim=2).long().clamp_max_(last_class)  # (R, d, B)
             proposal = torch.where(observed, drawn, state)

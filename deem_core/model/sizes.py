@@ -1,4 +1,11 @@
-"""Size checks made before a model is allocated: refuse what would not fit, with a clear message."""
+"""Size checks made before a model is trained: refuse what would not fit, with a clear message.
+
+:func:`estimate_training_bytes` counts what one batched DEEM training allocates on top of the annotations it
+reads, by part: the training copy of the data, the persistent chains, the layer weights and what training
+keeps beside them (gradients, the end-of-epoch snapshot, momentum buffers), one batch's activations (or
+gathered blocks on the sparse path) and the per-task outputs. :func:`check_problem_size` compares the total
+with a budget and raises :class:`DataError` naming the largest part and what to change.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,20 @@ import os
 
 from deem_core.data.annotations import DataError
 
-__all__ = ["MAX_CLASSES", "check_problem_size"]
+__all__ = ["MAX_CLASSES", "check_problem_size", "estimate_training_bytes"]
 
 #: more classes than this is almost certainly a free-text or id column read as labels
 MAX_CLASSES = 1000
+
+#: float32 copies of a batch's feature-major activations alive at once (inputs, proposals, proposal weights,
+#: cumulative sums, gradients, each layer's saved output and sparsemax temporaries), and of the sparse path's
+#: gathered blocks (feature-major copy, gathered rows, product temporary, gradient in gathered order)
+ACTIVATION_COPIES = 12
+BLOCK_COPIES = 4
+#: the sparse path stores every worker pair's K x K block while one run's layer stays under this many bytes,
+#: only the pairs that share a task beyond (deem_core.model.sparse_training.choose_storage)
+ALL_PAIRS_MAX_BYTES = 512 << 20
+
 
 def _memory_bytes() -> int:
     try:
@@ -19,29 +36,105 @@ def _memory_bytes() -> int:
 
 
 def _gib(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 30):,.1f} GiB"
+
+
+def _size(n: float) -> str:
+    return _gib(n) if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
+
+
+def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answers: int, max_answers: int,
+                            n_layers: int = 1, n_runs: int = 1, batch_size: int = 1024, path: str = "dense",
+                            n_pairs: int | None = None, sum_squared_answers: int | None = None,
+                            momentum: bool = False, soft: bool = False) -> dict[str, int]:
+    """Bytes one batched training allocates, by part (see the module docstring).
+
+    ``path``: ``"dense"`` (a tasks x workers table, matrix-layout weights) or ``"sparse"`` (answer slots,
+    block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
+    :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones).
+    """
+    n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
+    b = max(1, min(int(batch_size), max(n, 1)))
+    a = max(1, int(max_answers))
+    units = d * k
+    if path == "dense":
+        data = n * d * (8 + 4) + (n * d * k * 4 if soft else 0)  # codes, mask, soft labels
+        chains = r * n * d * 8
+        layer_floats = units * units
+        activations = ACTIVATION_COPIES * r * units * 2 * b * 4 * (layers + 1)
+        gathered = 0
+    else:
+        data = (n + 1) * 8 + 2 * n_answers * 8 + (n_answers * k * 4 if soft else 0)  # offsets, workers, labels
+        chains = r * (n_answers + 1)  # int8 labels
+        if n_pairs is None:
+            all_pairs = 4 * units * units <= ALL_PAIRS_MAX_BYTES
+            pairs_bound = n_answers * a if sum_squared_answers is None else int(sum_squared_answers)
+            bound = min(d * d, pairs_bound + d)  # each task's ordered pairs, plus every worker's own
+            n_pairs = d * d if all_pairs else bound
+        layer_floats = int(n_pairs) * k * k
+        activations = ACTIVATION_COPIES * r * a * k * 2 * b * 4 * (layers + 1)
+        gathered = BLOCK_COPIES * layers * r * b * (a * k) ** 2 * 4
+    order = r * n * 8  # each run's task order of the epoch
+    weights = r * 4 * (layers * (layer_floats + units) + d * k * k + d * k + k)
+    # gradients (the dense path's layer weights get one; the sparse path's only the small parameters),
+    # the end-of-epoch snapshot and momentum buffers
+    layer_bytes = r * 4 * layers * layer_floats
+    small_bytes = weights - layer_bytes
+    kept = weights + small_bytes + (layer_bytes if path == "dense" else 0) + (weights if momentum else 0)
+    outputs = 2 * r * n * (k + 1) * 4  # free energies and posteriors, chunks and their concatenation
+    return {"data": data, "chains": chains + order, "weights": weights, "training copies": kept,
+            "batch": activations + gathered, "outputs": outputs}
 
 
 def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
                        memory_bytes: int | None = None, max_classes: int = MAX_CLASSES,
-                       source: str = "annotations") -> int:
-    """Refuse (DataError) a model that would not fit: returns the estimated bytes otherwise.
+                       source: str = "annotations", *, n_tasks: int | None = None, n_answers: int | None = None,
+                       max_answers: int | None = None, sum_squared_answers: int | None = None,
+                       batch_size: int = 1024, path: str = "dense", momentum: bool = False, soft: bool = False,
+                       device: str = "cpu") -> int:
+    """Refuse (DataError) a training that would not fit: returns the estimated bytes otherwise.
 
-    Each multinomial layer holds (d*K)^2 weights per run, the iRBM d*K*K; training keeps about four
-    copies (weights, gradients, optimiser state, temporaries) in float32. ``memory_bytes``: the budget
-    (default: half the machine's physical memory; pass the GPU's memory when training there).
+    Without ``n_tasks`` only the model is counted (weights, gradients, snapshot and optimiser state: four
+    float32 copies of the weights). With the data's shape (``n_tasks``, ``n_answers``, ``max_answers``) the
+    whole training is (:func:`estimate_training_bytes`) on the path it will take. ``memory_bytes``: the
+    budget (default: half the machine's physical memory; pass the GPU's memory when training there).
     """
     d, k, layers, runs = int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     if k > max_classes:
         raise DataError(f"{source}: {k:,} classes is more than DEEM handles (at most {max_classes:,}); check that "
                         f"the label column holds class labels, not free text, scores or ids")
     units = d * k
-    floats = runs * (layers * (units * units + units) + d * k * k + d * k + k)
-    estimate = 4 * 4 * floats
     budget = int(memory_bytes) if memory_bytes is not None else _memory_bytes() // 2
-    if estimate > budget:
-        raise DataError(
-            f"{source}: the model would need about {_gib(estimate)} ({layers} layer(s) of {units:,} x {units:,} "
-            f"weights for {d:,} workers x {k:,} classes, {runs} run(s)) but {_gib(budget)} is available; use "
-            f"fewer layers (--layers 0), fewer seeds, or fewer workers/classes")
-    return estimate
+    if n_tasks is None:
+        floats = runs * (layers * (units * units + units) + d * k * k + d * k + k)
+        estimate = 4 * 4 * floats
+        if estimate > budget:
+            raise DataError(
+                f"{source}: the model would need about {_gib(estimate)} ({layers} layer(s) of {units:,} x "
+                f"{units:,} weights for {d:,} workers x {k:,} classes, {runs} run(s)) but {_gib(budget)} is "
+                f"available; use fewer layers (--layers 0), fewer seeds, or fewer workers/classes")
+        return estimate
+    parts = estimate_training_bytes(n_tasks, d, k, n_answers if n_answers is not None else n_tasks * d,
+                                    max_answers if max_answers is not None else d, layers, runs, batch_size, path,
+                                    sum_squared_answers=sum_squared_answers, momentum=momentum, soft=soft)
+    estimate = sum(parts.values())
+    if estimate <= budget:
+        return estimate
+    largest = max(parts, key=parts.get)
+    breakdown = ", ".join(f"{name} {_size(size)}" for name, size in sorted(parts.items(), key=lambda kv: -kv[1]))
+    advice = []
+    if parts["weights"] + parts["training copies"] + parts["batch"] >= parts["data"] + parts["chains"] and layers:
+        advice.append("fewer layers (--layers 0 trains the iRBM alone, without the worker-pair weights)")
+    if runs > 1:
+        advice.append(f"fewer runs ({runs} are trained together: fewer seeds or a single learning rate)")
+    advice.append("a sample of the tasks")
+    if parts["batch"] > budget // 4:
+        advice.append(f"a smaller batch (now {batch_size:,})")
+    if device == "cpu":
+        advice.append("a GPU with more memory" if memory_bytes is not None else "a GPU")
+    else:
+        advice.append("the CPU (--device cpu), whose memory is usually larger")
+    raise DataError(
+        f"{source}: training would need about {_gib(estimate)} ({breakdown}; the {largest} part is the largest) "
+        f"for {n_tasks:,} tasks x {d:,} workers x {k:,} classes on the {path} path, {layers} layer(s), "
+        f"{runs} run(s), but {_gib(budget)} is available; try " + ", or ".join(advice))

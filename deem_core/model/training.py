@@ -34,9 +34,10 @@ from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
-    "Batch", "BatchStats", "Callback", "DenseTaskData", "HISTORY_COLUMNS", "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "epoch_end", "initialise_runs", "predict_hidden", "resolve_device", "train_on",
-    "train_runs",
+    "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
+    "RunState", "TaskData", "TrainingConfig",
+    "TrainingResult", "batch_step", "choose_path", "epoch_end", "initialise_runs", "labels_path", "predict_hidden",
+    "resolve_device", "train_on", "train_runs",
 ]
 
 HISTORY_COLUMNS = [
@@ -78,6 +79,10 @@ class TrainingConfig:
     #: operations per batch, where a second thread mostly waits: measured on the 2-core machine under load,
     #: one epoch of 20,000 x 15 x 10 took 5.3 s wall / 2.8 s CPU with 1 thread and 32 s / 21.5 s with 2.
     cpu_threads: int | None = 1
+    #: how the batches are evaluated: "dense" (every worker of every task, feature-major matrix products),
+    #: "sparse" (each task's own answers only, deem_core.model.sparse_training) or "auto" (the measured
+    #: crossover, :func:`deem_core.model.sparse_training.choose_path`)
+    path: str = "auto"
 
 
 @dataclass
@@ -96,8 +101,7 @@ class TrainingResult:
     def select_runs(self, picked: Sequence[int]) -> "TrainingResult":
         """The same result restricted to the runs at ``picked`` (renumbered 0..len-1, in that order)."""
         source = self.network
-        network = DEEMNetwork(len(picked), source.n_workers, source.n_classes, source.n_layers)
-        network = network.to(next(source.parameters()).device)
+        network = source.like(len(picked))
         with torch.no_grad():
             for target, param in zip(network.parameters(), source.parameters()):
                 target.copy_(param[list(picked)])
@@ -117,6 +121,18 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
 
 def _snapshot(network: DEEMNetwork) -> list[torch.Tensor]:
     return [p.detach().clone() for p in network.parameters()]
+
+
+@torch.no_grad()
+def _finite_runs(param: torch.Tensor, n_runs: int) -> torch.Tensor:
+    """(R,) bool: every entry of the run's slice of ``param`` is finite. A finite sum proves it (a NaN or an
+    infinity makes the sum non-finite) at a fraction of the cost of ``isfinite`` on a large layer; only a
+    non-finite sum (which finite values can also reach by overflow) is checked entry by entry."""
+    flat = param.reshape(n_runs, -1)
+    finite = torch.isfinite(flat.sum(dim=1))
+    if not bool(finite.all()):
+        finite = torch.isfinite(flat).all(dim=1)
+    return finite
 
 
 @torch.no_grad()
@@ -170,6 +186,9 @@ class Batch:
     mask: torch.Tensor
     mask_fm: torch.Tensor
     gold: torch.Tensor | None
+    #: per run, how many leading columns of the worker axis its tasks use (answer slots padded to the batch's
+    #: largest task); None = all. The sampler draws only those, so batch-mates do not change a run's draws.
+    widths: list[int] | None = None
 
     @property
     def size(self) -> int:
@@ -191,13 +210,75 @@ class TaskData(Protocol):
     #: at least one task has a gold label (the supervised term has something to fit)
     has_gold: bool
 
-    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch: ...
+    def batch(self, index: torch.Tensor, with_gold: bool) -> Batch:
+        """The :class:`Batch` of the tasks ``index`` (R, b) (one row of task positions per run)."""
+        ...
 
-    def new_chains(self, n_runs: int) -> torch.Tensor: ...
+    def network_layout(self) -> tuple[str, torch.Tensor | None]:
+        """``(layout, pair_keys)`` of the layer weights this data trains (see :class:`DEEMNetwork`)."""
+        ...
 
-    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+    def evaluator(self, network: DEEMNetwork, batch: Batch) -> "Evaluator":
+        """The network evaluated on one batch (the sampler's energy, the loss, the update)."""
+        ...
 
-    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None: ...
+    def new_chains(self, n_runs: int) -> torch.Tensor:
+        """Persistent negative chains of ``n_runs`` runs, started at the data."""
+        ...
+
+    def chain_states(self, chains: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The chains of the batch's tasks as the sampler takes them: (R, b, d) class codes."""
+        ...
+
+    def store_chain_states(self, chains: torch.Tensor, batch: Batch, states: torch.Tensor) -> None:
+        """Write the sampler's new (R, b, d) states back into ``chains``."""
+        ...
+
+
+@dataclass
+class EnergyTerms:
+    """The energies of one batch: ``loss`` (R,) ``mean F(positive) - mean F(negative)`` (differentiable);
+    ``positive_energy``/``negative_energy`` (R,) the two means as reported (detached); ``logits`` (R, K, b)
+    hidden logits of the positive inputs."""
+
+    loss: torch.Tensor
+    positive_energy: torch.Tensor
+    negative_energy: torch.Tensor
+    logits: torch.Tensor
+
+
+class Evaluator(Protocol):
+    """The network on one batch, as the batch step uses it."""
+
+    def sampler_energy(self) -> Callable: ...
+
+    def energies(self, batch: Batch, negative_states: torch.Tensor) -> EnergyTerms: ...
+
+    def update(self, state: "RunState", momentum: float) -> None: ...
+
+
+class DenseEvaluator:
+    """Every worker of every task in the feature-major matrix products (``layout="matrix"``)."""
+
+    def __init__(self, network: DEEMNetwork, all_observed: bool):
+        self.network, self.all_observed = network, all_observed
+
+    def sampler_energy(self):
+        return self.network.sampler_energy(self.all_observed)
+
+    def energies(self, batch: Batch, negative_states: torch.Tensor) -> EnergyTerms:
+        # positive and negative samples in one feature-major pass: (R, d, K, 2b)
+        negative = one_hot_fm(negative_states.transpose(1, 2), batch.mask_fm, self.network.n_classes)
+        mask = None if self.all_observed else torch.cat([batch.mask_fm, batch.mask_fm], dim=-1)
+        energy, logits = self.network.free_energy_and_logits_fm(torch.cat([batch.positive, negative], dim=-1), mask)
+        b = batch.size
+        energy_pos = energy[:, :b].mean(1)  # (R,)
+        energy_neg = energy[:, b:].mean(1)  # (R,)
+        return EnergyTerms(loss=energy_pos - energy_neg, positive_energy=energy_pos.detach(),
+                           negative_energy=energy_neg.detach(), logits=logits[:, :, :b])
+
+    def update(self, state: "RunState", momentum: float) -> None:
+        sgd_update(state, momentum)
 
 
 class DenseTaskData:
@@ -228,6 +309,12 @@ class DenseTaskData:
         gold = self.gold[index] if with_gold and self.gold is not None else None
         return Batch(index=index, positive=positive, mask=mask, mask_fm=mask_fm, gold=gold)
 
+    def network_layout(self) -> tuple[str, torch.Tensor | None]:
+        return "matrix", None
+
+    def evaluator(self, network: DEEMNetwork, batch: Batch) -> DenseEvaluator:
+        return DenseEvaluator(network, self.all_observed)
+
     def new_chains(self, n_runs: int) -> torch.Tensor:
         return self.labels.clamp_min(0).unsqueeze(0).repeat(n_runs, 1, 1)  # (R, n, d)
 
@@ -248,7 +335,7 @@ class RunState:
     run_generators: list[torch.Generator]  # initialisation and the per-epoch task order
     sampler_generators: list[torch.Generator]  # the sampler's draws
     chains: torch.Tensor  # persistent negative chains, as the data object lays them out
-    momentum_buffers: list[torch.Tensor]
+    momentum_buffers: list[torch.Tensor | None]  # one per parameter, None without momentum
     active: torch.Tensor  # (R,) bool: not diverged
     status: list[str]
     messages: list[str]
@@ -283,11 +370,14 @@ class EpochTotals:
     """Sums of the batch statistics over one epoch."""
 
     def __init__(self, n_runs: int, n_classes: int, device: torch.device):
-        self.sums = torch.zeros(5, n_runs, device=device)  # pos, neg, acceptance, changed, batches
+        self.n_runs, self.device = n_runs, device
+        self.sums: torch.Tensor | None = None  # pos, neg, acceptance, changed, batches (energies' dtype)
         self.predicted_counts = torch.zeros(n_runs, n_classes, device=device)
 
     @torch.no_grad()
     def add(self, stats: BatchStats) -> None:
+        if self.sums is None:  # float32, or float64 where the energies are large (sparse path, many workers)
+            self.sums = torch.zeros(5, self.n_runs, device=self.device, dtype=stats.positive_energy.dtype)
         self.predicted_counts += stats.predicted_counts
         self.sums[0] += stats.positive_energy
         self.sums[1] += stats.negative_energy
@@ -297,10 +387,12 @@ class EpochTotals:
 
     @property
     def n_batches(self) -> int:
-        return int(self.sums[4].max())
+        return 0 if self.sums is None else int(self.sums[4].max())
 
     def means(self) -> np.ndarray:
         """(4, R): mean positive energy, negative energy, acceptance rate, changed fraction."""
+        if self.sums is None:
+            return np.zeros((4, self.n_runs), dtype=np.float32)
         return (self.sums[:4] / self.sums[4].clamp_min(1)).cpu().numpy()
 
 
@@ -312,21 +404,30 @@ def initialise_runs(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], 
     run_gens = [_generator(s, device) for s in seeds]
     # one sampler stream per run: a run trains the same alone or batched with other runs
     sampler_gens = [_generator(int(s) * 7919 + 17, device) for s in seeds]
+    layout, pair_keys = data.network_layout()
     if initial_network is None:
-        network = DEEMNetwork(r, data.n_workers, data.n_classes, config.n_layers).to(device)
+        network = DEEMNetwork(r, data.n_workers, data.n_classes, config.n_layers, layout, pair_keys).to(device)
         # one initialisation per run from its own seed, so a run does not depend on its batch-mates
-        per_run = [DEEMNetwork(1, data.n_workers, data.n_classes, config.n_layers).to(device) for _ in range(r)]
-        with torch.no_grad():
-            for idx, single in enumerate(per_run):
-                single.initialise(run_gens[idx], config.layer_noise, config.irbm_noise)
-                for target, source in zip(network.parameters(), single.parameters()):
-                    target[idx].copy_(source[0])
+        if r == 1:
+            network.initialise(run_gens[0], config.layer_noise, config.irbm_noise)
+        else:
+            single = network.like(1)  # one scratch run at a time: no second copy of every run's weights
+            with torch.no_grad():
+                for idx in range(r):
+                    single.initialise(run_gens[idx], config.layer_noise, config.irbm_noise)
+                    for target, source in zip(network.parameters(), single.parameters()):
+                        target[idx].copy_(source[0])
+            del single
     else:
         network = initial_network.to(device)
+        same_pairs = (pair_keys is None) == (network.pair_keys is None) and (
+            pair_keys is None or torch.equal(pair_keys.to(device), network.pair_keys))
+        if network.layout != layout or not same_pairs:
+            network = network.to_layout(layout, pair_keys)
     return RunState(
         network=network, lrs=torch.as_tensor(list(lrs), dtype=torch.float32, device=device),
         run_generators=run_gens, sampler_generators=sampler_gens, chains=data.new_chains(r),
-        momentum_buffers=[torch.zeros_like(p) for p in network.parameters()],
+        momentum_buffers=[torch.zeros_like(p) if config.momentum else None for p in network.parameters()],
         active=torch.ones(r, dtype=torch.bool, device=device), status=["running"] * r, messages=[""] * r,
         snapshot=_snapshot(network))
 
@@ -354,6 +455,8 @@ def sgd_update(state: RunState, momentum: float) -> None:
     """One SGD step per run with its own learning rate; diverged runs do not move."""
     active = state.active
     for param, buf in zip(state.network.parameters(), state.momentum_buffers):
+        if param.grad is None:  # the sparse path's layer weights: updated from their gathered blocks
+            continue
         grad = torch.nan_to_num(param.grad, nan=0.0, posinf=0.0, neginf=0.0)
         shape = (-1,) + (1,) * (param.dim() - 1)
         grad = grad * active.view(shape)
@@ -369,23 +472,20 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
     ``mean F(positive) - mean F(negative)`` (+ the supervised term), freeze runs whose loss is not finite,
     one SGD step. Returns the batch's per-run statistics."""
     network, r, k = state.network, state.n_runs, data.n_classes
+    model = data.evaluator(network, batch)
     chain_state = data.chain_states(state.chains, batch)
-    chain_state, sampler_stats = sampler.sample(network.sampler_energy(data.all_observed), chain_state, batch.mask,
-                                                k, state.sampler_generators)
+    chain_state, sampler_stats = sampler.sample(model.sampler_energy(), chain_state, batch.mask,
+                                                k, state.sampler_generators, batch.widths)
     data.store_chain_states(state.chains, batch, chain_state)
-    # positive and negative samples in one feature-major pass: (R, d, K, 2b)
-    negative = one_hot_fm(chain_state.transpose(1, 2), batch.mask_fm, k)
-    mask = None if data.all_observed else torch.cat([batch.mask_fm, batch.mask_fm], dim=-1)
-    energy, logits = network.free_energy_and_logits_fm(torch.cat([batch.positive, negative], dim=-1), mask)
+    terms = model.energies(batch, chain_state)
+    energy_pos, energy_neg, logits = terms.positive_energy, terms.negative_energy, terms.logits
+    loss_per_run = terms.loss
     b = batch.size
-    energy_pos = energy[:, :b].mean(1)  # (R,)
-    energy_neg = energy[:, b:].mean(1)  # (R,)
-    loss_per_run = energy_pos - energy_neg
     with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
         predicted = torch.zeros(r, k, device=logits.device).scatter_add_(
-            1, logits[:, :, :b].argmax(1), torch.ones(r, b, device=logits.device))
+            1, logits.argmax(1), torch.ones(r, b, device=logits.device))
     if batch.gold is not None:
-        loss_per_run = loss_per_run + supervised_weight * supervised_term(logits[:, :, :b], batch.gold)
+        loss_per_run = loss_per_run + supervised_weight * supervised_term(logits, batch.gold)
     finite = torch.isfinite(loss_per_run)
     state.freeze_diverged(state.active & ~finite,
                           f"energy became non-finite at epoch {epoch}; parameters restored to the "
@@ -393,9 +493,9 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
     state.active &= finite
     network.zero_grad(set_to_none=False)
     torch.where(state.active, loss_per_run, torch.zeros_like(loss_per_run)).sum().backward()
-    sgd_update(state, momentum)
-    return BatchStats(positive_energy=torch.where(state.active, energy_pos.detach(), 0.0),
-                      negative_energy=torch.where(state.active, energy_neg.detach(), 0.0),
+    model.update(state, momentum)
+    return BatchStats(positive_energy=torch.where(state.active, energy_pos, 0.0),
+                      negative_energy=torch.where(state.active, energy_neg, 0.0),
                       acceptance_rate=sampler_stats.acceptance_rate, changed_fraction=sampler_stats.changed_fraction,
                       predicted_counts=predicted)
 
@@ -409,9 +509,7 @@ def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, 
         # dead-unit check: hidden units that won at least one task during this epoch (posteriors
         # taken in the positive pass of each batch, so no extra pass over the data is needed)
         n_predicted = totals.predicted_counts.gt(0).sum(dim=1)  # (R,)
-        params_finite = torch.stack([
-            torch.isfinite(p.reshape(r, -1)).all(dim=1) for p in network.parameters()
-        ]).all(dim=0)
+        params_finite = torch.stack([_finite_runs(p, r) for p in network.parameters()]).all(dim=0)
     means = totals.means()
     state.freeze_diverged(state.active & ~params_finite,
                           f"parameters became non-finite at epoch {epoch}; restored to epoch {epoch - 1}")
@@ -431,7 +529,9 @@ def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, 
             "status": "running" if alive else state.status[run],
             "seconds": elapsed,
         })
-    state.snapshot = _snapshot(network)
+    with torch.no_grad():
+        for saved, param in zip(state.snapshot, network.parameters()):
+            saved.copy_(param)  # in place: no second copy of the weights while the new one is made
     return logs
 
 
@@ -471,9 +571,47 @@ def train_runs(labels: np.ndarray, n_classes: int, lrs: Sequence[float], seeds: 
     """
     config = config or TrainingConfig()
     device = resolve_device(config.device)
+    labels = np.asarray(labels)
+    if labels_path(labels, n_classes, config.path) == "sparse":
+        from deem_core.model.sparse import Answers  # noqa: PLC0415 (the sparse path imports this module)
+        from deem_core.model.sparse_training import train_answers  # noqa: PLC0415
+
+        return train_answers(Answers.from_dense(labels, soft, device=device), n_classes, lrs, seeds, config,
+                             gold=gold, callbacks=callbacks, stop_event=stop_event, initial_network=initial_network,
+                             supervised_weight=supervised_weight)
     data = DenseTaskData(labels, n_classes, device, soft=soft, gold=gold)
     return train_on(data, lrs, seeds, config, callbacks=callbacks, stop_event=stop_event,
                     initial_network=initial_network, supervised_weight=supervised_weight)
+
+
+#: measured cost of one multiply-add of the sparse path relative to the dense path (see choose_path)
+SPARSE_OVERHEAD = 4.0
+
+
+def choose_path(n_workers: int, n_classes: int, mean_answers: float, max_answers: int | None = None) -> str:
+    """``"dense"`` or ``"sparse"``: the faster path for tasks answered by ``mean_answers`` of ``n_workers``
+    workers on average (``max_answers`` at most: a batch is padded to its largest task).
+
+    Per task the dense path costs about ``(d K)^2`` multiply-adds per layer product, the sparse path
+    ``A^2 K^2`` (``A`` the padded answer count) plus gathering and scattering, :data:`SPARSE_OVERHEAD` times
+    the dense cost per multiply-add (measured crossover: ``benchmarks/results/scale.txt``).
+    """
+    padded = max_answers if max_answers is not None else mean_answers
+    dense_cost = (n_workers * n_classes) ** 2
+    sparse_cost = SPARSE_OVERHEAD * (padded * n_classes) ** 2
+    return "sparse" if sparse_cost < dense_cost else "dense"
+
+
+def labels_path(labels: np.ndarray, n_classes: int, path: str = "auto") -> str:
+    """The path (``"dense"``/``"sparse"``) ``path`` resolves to for an (n, d) code matrix."""
+    if path in ("dense", "sparse"):
+        return path
+    if path != "auto":
+        raise ValueError(f"path must be 'auto', 'dense' or 'sparse', got {path!r}")
+    counts = (labels >= 0).sum(1)
+    if not counts.size:
+        return "dense"
+    return choose_path(labels.shape[1], n_classes, float(counts.mean()), int(counts.max()))
 
 
 def train_on(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: TrainingConfig | None = None, *,

@@ -22,8 +22,8 @@ from make_corpus import Case
 #: checks: a missing size check must fail the test, not exhaust the machine's memory (with 10,000 classes
 #: the Dawid-Skene start alone would take gigabytes)
 MAX_TEST_UNITS = 5_000
-#: engine functions taking (labels (n, d), n_classes, ...) whose memory grows with d x K (and n x K)
-GUARDED_FUNCTIONS = ("fit_dawid_skene", "one_hot_codes", "majority_vote_codes")
+#: engine functions taking (data: AnnotationSet, ...) whose memory grows with d x K x K
+GUARDED_FUNCTIONS = ("fit_dawid_skene",)
 
 
 def _too_big(what: str, n_workers: int, n_classes: int) -> AssertionError:
@@ -40,17 +40,16 @@ def no_huge_network(limit: int = MAX_TEST_UNITS) -> Iterator[None]:
 
     original = model.DEEMNetwork.__init__
 
-    def guarded_init(self, n_runs, n_workers, n_classes, n_layers=1):
+    def guarded_init(self, n_runs, n_workers, n_classes, *args, **kwargs):
         if n_workers * n_classes > limit:
             raise _too_big("DEEMNetwork", n_workers, n_classes)
-        original(self, n_runs, n_workers, n_classes, n_layers)
+        original(self, n_runs, n_workers, n_classes, *args, **kwargs)
 
     def guard(name, function):
-        def guarded(labels, n_classes, *args, **kwargs):
-            d = int(np.shape(labels)[1]) if np.ndim(labels) == 2 else 1
-            if d * int(n_classes) > limit:
-                raise _too_big(name, d, int(n_classes))
-            return function(labels, n_classes, *args, **kwargs)
+        def guarded(data, *args, **kwargs):
+            if data.n_workers * data.n_classes > limit:
+                raise _too_big(name, data.n_workers, data.n_classes)
+            return function(data, *args, **kwargs)
         return guarded
 
     patched = []  # (module, attribute, original)

@@ -105,7 +105,8 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
         if not matches:
             raise DataError(f"worker {worker!r} is not among the workers {list(data.workers)[:20]}")
         code = _class_codes(data, [label])[0]
-        selected = data.labels[:, matches[0]] == code
+        selected = np.zeros(n, dtype=bool)
+        selected[data.task_codes[(data.worker_codes == matches[0]) & (data.label_codes == code)]] = True
         return TaskSubset(selected, np.ones(n, dtype=bool),
                           f"tasks where {data.workers[matches[0]]} answered {data.classes[code]!r}")
     if classes is None:
@@ -185,32 +186,34 @@ def _log_odds(logp: torch.Tensor, decided: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, runs: Sequence[int] | None = None,
                         batch_size: int | None = None) -> dict[str, np.ndarray]:
-    """Per-task, per-worker drop of the decided class's posterior when the worker is removed.
+    """Per-answer drop of the decided class's posterior when the answer's worker is removed from its task.
 
-    positions: which tasks (default all). Returns, for the m tasks, ``drop`` (m, d) float32 — drop of
-    p(decided) — and ``drop_log_odds`` (m, d) — drop of the decided class's log-odds ``log p / (1 - p)``
-    (nats; does not saturate when p is close to 1) — both NaN where the worker did not answer, plus
-    ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x).
+    positions: which tasks (default all), m of them. Returns, one entry per answer of those tasks (in their
+    order, then by worker: the CSR order of ``data.subset_tasks(positions)``): ``task`` (index 0..m-1 into
+    ``positions``), ``worker`` (worker codes), ``drop`` float32 — drop of p(decided) — and ``drop_log_odds``
+    — drop of the decided class's log-odds ``log p / (1 - p)`` (nats; does not saturate when p is close to
+    1); and per task ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x). The tasks are
+    evaluated in chunks whose leave-one-out tensors stay near 32 MB.
     """
     data = prepare(model, data)
     network = model.network_
     runs = list(usable_runs(model) if runs is None else runs)
     positions = np.arange(data.n_tasks) if positions is None else np.asarray(positions)
+    subset = data.subset_tasks(positions)
     d, k, r = data.n_workers, data.n_classes, network.n_runs
-    if batch_size is None:  # about 32 MB per leave-one-out tensor
-        per_task = d * k * r * (1 if network.n_layers == 0 else d)
-        batch_size = int(max(1, min(8192, 8_000_000 // max(1, per_task))))
+    per_task = d * k * r * (1 if network.n_layers == 0 else d)
+    fit = int(max(1, min(8192, 8_000_000 // max(1, per_task))))  # about 32 MB per leave-one-out tensor
+    batch_size = fit if batch_size is None else max(1, min(int(batch_size), fit))
     device = next(network.parameters()).device
-    labels = torch.as_tensor(data.labels[positions], dtype=torch.long)
-    soft = None if data.soft is None else torch.as_tensor(data.soft[positions], dtype=torch.float32)
     m = len(positions)
-    out = {"drop": np.empty((m, d), dtype=np.float32), "drop_log_odds": np.empty((m, d), dtype=np.float32),
+    out = {"task": subset.task_codes.copy(), "worker": subset.worker_codes.copy(),
+           "drop": np.empty(subset.n_answers, dtype=np.float32),
+           "drop_log_odds": np.empty(subset.n_answers, dtype=np.float32),
            "decided": np.empty(m, dtype=np.int64), "confidence": np.empty(m, dtype=np.float32)}
-    for start in range(0, m, batch_size):
-        sl = slice(start, start + batch_size)
-        lab = labels[sl].to(device)
+    for rows, labels, soft in subset.iter_dense(batch_size=batch_size, max_bytes=1 << 62):
+        lab = torch.as_tensor(labels, dtype=torch.long, device=device)
         mask = (lab >= 0).float()
-        x = soft[sl].to(device) if soft is not None else one_hot_state(lab, mask, k)
+        x = torch.as_tensor(soft, device=device) if soft is not None else one_hot_state(lab, mask, k)
         full_hidden, loo_hidden = _loo_log_posteriors(network, x, mask)
         full = _class_order_log(full_hidden, model.class_maps_, runs)  # (B, K)
         loo = _class_order_log(loo_hidden, model.class_maps_, runs)  # (B, d, K)
@@ -218,12 +221,13 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
         dec_loo = dec.unsqueeze(-1).expand(-1, d)
         p_full = full.gather(-1, dec.unsqueeze(-1)).exp()  # (B, 1)
         p_loo = loo.gather(-1, dec_loo.unsqueeze(-1)).squeeze(-1).exp()  # (B, d)
-        missing = mask == 0
-        out["drop"][sl] = (p_full - p_loo).masked_fill(missing, float("nan")).cpu().numpy()
+        observed = labels >= 0  # row-major order of the chunk's answers = their CSR order
+        answers = slice(int(subset.task_offsets[rows.start]), int(subset.task_offsets[rows.stop]))
+        out["drop"][answers] = (p_full - p_loo).cpu().numpy()[observed]
         odds = _log_odds(full, dec).unsqueeze(-1) - _log_odds(loo, dec_loo)
-        out["drop_log_odds"][sl] = odds.masked_fill(missing, float("nan")).cpu().numpy()
-        out["decided"][sl] = dec.cpu().numpy()
-        out["confidence"][sl] = p_full.squeeze(-1).cpu().numpy()
+        out["drop_log_odds"][answers] = odds.cpu().numpy()[observed]
+        out["decided"][rows] = dec.cpu().numpy()
+        out["confidence"][rows] = p_full.squeeze(-1).cpu().numpy()
     return out
 
 
@@ -253,22 +257,28 @@ class ImportanceResult:
         return (wide["selected"] / wide["rest"]).rename("selected_over_rest")
 
 
-def _mean_and_error(drops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column means over the finite entries of (m, d), their standard errors and counts."""
-    answered = np.isfinite(drops)
-    n_answered = answered.sum(axis=0)
+def _mean_and_error(values: np.ndarray, workers: np.ndarray, n_workers: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per worker: mean of its answers' ``values``, the standard error of that mean, and the count."""
+    values = values.astype(np.float64)
+    n_answered = np.bincount(workers, minlength=n_workers)
     with np.errstate(invalid="ignore", divide="ignore"):
-        total = np.where(answered, drops, 0.0).sum(axis=0, dtype=np.float64)
-        mean = total / n_answered
-        sq = np.where(answered, (drops - np.where(np.isfinite(mean), mean, 0.0)) ** 2, 0.0).sum(axis=0, dtype=np.float64)
+        mean = np.bincount(workers, weights=values, minlength=n_workers) / n_answered
+        centred = values - np.where(np.isfinite(mean), mean, 0.0)[workers]
+        sq = np.bincount(workers, weights=centred ** 2, minlength=n_workers)
         std_error = np.sqrt(sq / np.maximum(n_answered - 1, 1)) / np.sqrt(n_answered)
     std_error[n_answered < 2] = np.nan
     return mean, std_error, n_answered
 
 
 def _summarise(workers: list, name: str, drops: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
-    mean, std_error, n_answered = _mean_and_error(drops["drop"][rows])
-    log_mean, log_error, _ = _mean_and_error(drops["drop_log_odds"][rows])
+    """One row per worker over the tasks ``rows`` (indices into the tasks ``drops`` was computed for)."""
+    in_subset = np.zeros(len(drops["decided"]), dtype=bool)
+    in_subset[rows] = True
+    chosen = in_subset[drops["task"]]
+    who = drops["worker"][chosen]
+    mean, std_error, n_answered = _mean_and_error(drops["drop"][chosen], who, len(workers))
+    log_mean, log_error, _ = _mean_and_error(drops["drop_log_odds"][chosen], who, len(workers))
     return pd.DataFrame({"worker": workers, "subset": name, "importance": mean, "std_error": std_error,
                          "n_tasks": len(rows), "n_answered": n_answered.astype(np.int64),
                          "importance_log_odds": log_mean, "std_error_log_odds": log_error})

@@ -17,12 +17,16 @@ class is *skipped*: its entry is NaN, it is counted in ``skipped_pairs`` and lef
 On dense data nothing is skipped. Because the missingness pattern is the same on every layer, the
 values of one class are comparable across layers even on sparse data.
 
-Vectorisation
--------------
-Contingency tables of all pairs at once: with the one-hot argmax outputs ``Z`` (n_c, d*K) of the tasks
-of class ``c`` (zero rows where missing), ``Z.T @ Z`` is the (d*K, d*K) matrix whose (i, j) block is
-the K x K contingency table of workers i and j over their common tasks. One matrix product per class
-and layer (chunked over tasks) replaces d^2 / 2 calls to ``mutual_info_score``.
+Vectorisation and memory
+------------------------
+Contingency tables of all pairs at once: with ``Z`` the (tasks x d*K) sparse one-hot matrix of the argmax
+outputs of the tasks of class ``c`` (one entry per answer), ``Z.T @ Z`` is the (d*K, d*K) matrix whose
+(i, j) block is the K x K contingency table of workers i and j over their common tasks: one sparse
+product per class and layer (:func:`deem_core.data.pairs.pair_table`; dense chunks of tasks when the
+data are dense) replaces d^2 / 2 calls to ``mutual_info_score``. Its cost grows with the pairs of answers
+that share a task, never with tasks x workers; the layer outputs are kept per answer ((L+1, answers) int16),
+computed on bounded chunks of tasks. The result holds (L+1) x C tables of d x d: beyond
+:data:`MI_MAX_BYTES` the workers with the most answers are kept (``max_workers``), and a note says so.
 """
 
 from __future__ import annotations
@@ -32,17 +36,26 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
+from deem_core.data.annotations import AnnotationSet
+from deem_core.data.pairs import pair_table
 from deem_core.model.sampler import one_hot_state
 
 __all__ = [
-    "MutualInformationResult", "contingency_tables", "layer_argmax_codes", "layer_names",
+    "MI_MAX_BYTES", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
+    "layer_names",
     "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
 ]
 
 #: default minimum number of tasks two workers must share (within one class) for their MI to be reported
 DEFAULT_MIN_COMMON = 10
+#: memory the per-layer MI tables (and one contingency table) may take; more workers than fit are cut to the
+#: most active ones
+MI_MAX_BYTES = 512 << 20
+#: memory of one chunk of layer outputs (R x tasks x workers x classes floats) in layer_argmax_codes
+OUTPUT_CHUNK_BYTES = 64 << 20
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -53,24 +66,27 @@ def layer_names(n_layers: int) -> list[str]:
     return names + [f"Layer {n_layers} (iRBM input)"]
 
 
-def contingency_tables(codes: np.ndarray, n_values: int, chunk_size: int = 8192) -> np.ndarray:
-    """Contingency tables of every pair of columns over their jointly observed rows.
+def answer_contingency(rows: np.ndarray, workers: np.ndarray, values: np.ndarray, n_rows: int, n_workers: int,
+                       n_values: int, chunk_size: int | None = None) -> np.ndarray:
+    """Contingency tables of every pair of workers from answers ``(row, worker, value)`` (one per answer, at
+    most one per (row, worker)): (d, d, K, K) int64, ``[i, j, l, m]`` = rows where worker i gave l and j gave m.
+    chunk_size: rows per dense chunk when the dense path is taken (default: by memory)."""
+    d, k = int(n_workers), int(n_values)
+    onehot = sp.csr_matrix((np.ones(len(rows)), (np.asarray(rows), np.asarray(workers) * k + np.asarray(values))),
+                           shape=(int(n_rows), d * k))
+    total = np.rint(pair_table(onehot, chunk_rows=chunk_size)).astype(np.int64)
+    return total.reshape(d, k, d, k).transpose(0, 2, 1, 3)
+
+
+def contingency_tables(codes: np.ndarray, n_values: int, chunk_size: int | None = None) -> np.ndarray:
+    """Contingency tables of every pair of columns of a code matrix over their jointly observed rows.
 
     codes: (n, d) int, values in ``0..n_values-1``, ``-1`` = missing.
     Returns (d, d, K, K) int64 with ``[i, j, l, m]`` = number of rows where column i is l and column j is m.
     """
-    codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
-    n, d = codes.shape
-    k = int(n_values)
-    total = torch.zeros((d * k, d * k), dtype=torch.int64)
-    for start in range(0, n, chunk_size):
-        block = codes[start:start + chunk_size]
-        onehot = one_hot_state(block, (block >= 0).float(), k).reshape(block.shape[0], d * k)  # float32
-        # float32 counts are exact up to 2**24 > chunk_size; accumulate in int64 (torch's matmul is much
-        # faster than numpy's float32 one here)
-        total += torch.round(onehot.T @ onehot).to(torch.int64)
-    total = total.numpy()
-    return total.reshape(d, k, d, k).transpose(0, 2, 1, 3)
+    codes = np.asarray(codes)
+    rows, cols = np.nonzero(codes >= 0)
+    return answer_contingency(rows, cols, codes[rows, cols], codes.shape[0], codes.shape[1], n_values, chunk_size)
 
 
 def mutual_information_from_counts(counts: np.ndarray, min_common: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -98,33 +114,46 @@ def mutual_information_matrix(codes: np.ndarray, n_values: int, min_common: int 
 
 
 @torch.no_grad()
-def layer_argmax_codes(network, labels: np.ndarray, n_classes: int, run: int = 0,
-                       soft: np.ndarray | None = None, batch_size: int = 8192) -> np.ndarray:
-    """Argmax class of every worker at every layer output of one run.
+def layer_argmax_codes(network, data: AnnotationSet, run: int = 0, batch_size: int | None = None) -> np.ndarray:
+    """Argmax class of every answer's worker at every layer output of one run.
 
-    labels: (n, d) codes, -1 missing; soft: optional (n, d, K) inputs. Returns (n_layers + 1, n, d) int16,
-    ``-1`` where the worker is missing (input first, iRBM input last). Hidden-unit/class order does not
-    matter here: layer outputs are indexed by the workers' own classes.
+    Returns (n_layers + 1, n_answers) int16 in the set's answer (CSR) order: input first, iRBM input last.
+    Hidden-unit/class order does not matter here: layer outputs are indexed by the workers' own classes. The
+    network reads dense chunks of tasks; a chunk holds at most :data:`OUTPUT_CHUNK_BYTES` of layer output
+    (``batch_size`` caps the tasks per chunk).
     """
     device = next(network.parameters()).device
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    n, d = labels_t.shape
-    out = np.full((network.n_layers + 1, n, d), -1, dtype=np.int16)
-    for start in range(0, n, batch_size):
-        sl = slice(start, start + batch_size)
-        lab = labels_t[sl].to(device)
+    k = data.n_classes
+    out = np.full((network.n_layers + 1, data.n_answers), -1, dtype=np.int16)
+    per_task = 4 * network.n_runs * data.n_workers * k * (network.n_layers + 2)
+    rows_fit = max(1, OUTPUT_CHUNK_BYTES // max(1, per_task))
+    size = rows_fit if batch_size is None else max(1, min(int(batch_size), rows_fit))
+    for rows, labels, soft in data.iter_dense(batch_size=size, max_bytes=max(OUTPUT_CHUNK_BYTES, per_task)):
+        lab = torch.as_tensor(labels, dtype=torch.long, device=device)
         mask = (lab >= 0).float()
-        if soft is not None:
-            x = torch.as_tensor(np.asarray(soft[sl]), dtype=torch.float32, device=device)
-        else:
-            x = one_hot_state(lab, mask, n_classes)
+        x = torch.as_tensor(soft, device=device) if soft is not None else one_hot_state(lab, mask, k)
         outputs = network.propagate(x.unsqueeze(0).expand(network.n_runs, -1, -1, -1),
                                     mask.unsqueeze(0).expand(network.n_runs, -1, -1))
-        observed = (lab >= 0).cpu().numpy()
+        observed = labels >= 0  # row-major order of the chunk's answers = their CSR order
+        answers = slice(int(data.task_offsets[rows.start]), int(data.task_offsets[rows.stop]))
         for layer, value in enumerate(outputs):
-            arg = value[run].argmax(dim=-1).cpu().numpy().astype(np.int16)
-            out[layer, sl] = np.where(observed, arg, -1)
+            out[layer, answers] = value[run].argmax(dim=-1).cpu().numpy()[observed]
     return out
+
+
+def _mi_workers(data: AnnotationSet, n_outputs: int, max_workers: int | None) -> tuple[np.ndarray, str | None]:
+    """Worker codes the MI is computed for: all of them, or the most active ones that fit in MI_MAX_BYTES."""
+    from deem_core.analysis.agreement import most_active_workers  # noqa: PLC0415
+
+    d, k = data.n_workers, data.n_classes
+    per_pair = 8 * (n_outputs * k + k + 2 * k * k)  # MI + n_common tables, one contingency table and a copy
+    fits = int(np.sqrt(MI_MAX_BYTES / per_pair))
+    limit = fits if max_workers is None else min(int(max_workers), fits)
+    if d <= limit:
+        return np.arange(d), None
+    keep = most_active_workers(data, limit)
+    return keep, (f"mutual information computed for the {limit:,} workers with the most answers (of {d:,}): the "
+                  f"tables of every pair would need {per_pair * d * d / (1 << 30):.1f} GiB")
 
 
 @dataclass
@@ -227,35 +256,47 @@ class MutualInformationResult:
 
 
 def per_layer_mutual_information(model, data, gold: Any = None, run: int | None = None,
-                                 min_common: int = DEFAULT_MIN_COMMON) -> MutualInformationResult:
+                                 min_common: int = DEFAULT_MIN_COMMON,
+                                 max_workers: int | None = None) -> MutualInformationResult:
     """MI between workers' argmax outputs, per layer (input .. iRBM input) and per class.
 
     model: a fitted :class:`deem_core.DEEM`; data: its annotations (long DataFrame or AnnotationSet with
     the model's workers and classes); gold: optional task -> label (Series or ``task,truth`` frame):
     tasks are grouped by gold class when given (tasks without gold are left out), else by DEEM's
-    prediction. run: which of the model's runs (default: the first that did not diverge).
+    prediction. run: which of the model's runs (default: the first that did not diverge). max_workers:
+    compute the tables for at most that many workers (those with the most answers; also applied when the
+    tables of every worker would exceed :data:`MI_MAX_BYTES`).
     """
     from deem_core.analysis.diagnostics._common import class_groups, prepare, usable_runs  # noqa: PLC0415
 
     data = prepare(model, data)
     run = usable_runs(model)[0] if run is None else int(run)
     groups, source, notes = class_groups(model, data, gold)
-    codes = layer_argmax_codes(model.network_, data.labels, data.n_classes, run=run, soft=data.soft)
-    n_out, n, d = codes.shape
+    codes = layer_argmax_codes(model.network_, data, run=run)  # (L+1, answers)
+    n_out = codes.shape[0]
     k = data.n_classes
+    keep, cut_note = _mi_workers(data, n_out, max_workers)
+    if cut_note:
+        notes.append(cut_note)
+    d = len(keep)
+    new_code = np.full(data.n_workers, -1, dtype=np.int64)
+    new_code[keep] = np.arange(d)
+    answer_worker = new_code[data.worker_codes]
+    answer_group = groups[data.task_codes]
     mi = np.full((n_out, k, d, d), np.nan)
     n_common = np.zeros((k, d, d), dtype=np.int64)
     counts = np.bincount(groups[groups >= 0], minlength=k)
     for c in range(k):
-        members = np.nonzero(groups == c)[0]
-        if len(members) == 0:
+        if counts[c] == 0:
             continue
+        chosen = (answer_group == c) & (answer_worker >= 0)
+        rows, workers = data.task_codes[chosen], answer_worker[chosen]
         for layer in range(n_out):
-            mi[layer, c], common = mutual_information_from_counts(contingency_tables(codes[layer, members], k),
-                                                                  min_common)
+            table = answer_contingency(rows, workers, codes[layer, chosen], data.n_tasks, d, k)
+            mi[layer, c], common = mutual_information_from_counts(table, min_common)
             n_common[c] = common
     result = MutualInformationResult(mi=mi, n_common=n_common, classes=list(data.classes), class_counts=counts,
-                                     workers=list(data.workers), layers=layer_names(model.network_.n_layers),
+                                     workers=list(data.workers[keep]), layers=layer_names(model.network_.n_layers),
                                      class_source=source, min_common=int(min_common), run=run, notes=notes)
     result.notes.append("MI of a pair is computed over the tasks of the class where both workers answered "
                         f"(pairwise-complete); pairs with fewer than {min_common} common tasks are skipped")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deem_core.data.annotations import AnnotationSet
 from deem_core.analysis.diagnostics._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
 
 __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score"]
@@ -43,19 +44,18 @@ __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_qua
 DEFAULT_SPAMMER_THRESHOLD = 0.1
 
 
-def empirical_confusion(labels: np.ndarray, reference: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts and column-normalised confusion of every worker against reference labels.
 
-    labels: (n, d) codes, -1 missing; reference: (n,) codes, -1 = unknown. Returns ``counts`` (d, K, K)
-    int64 ``[i, l, m]`` = tasks with worker i answering l and reference m, and ``psi`` (d, K, K) float64,
-    columns summing to 1 (NaN where the column has no count).
+    data: the answers; reference: (n_tasks,) codes, -1 = unknown. Returns ``counts`` (d, K, K) int64
+    ``[i, l, m]`` = tasks with worker i answering l and reference m, and ``psi`` (d, K, K) float64, columns
+    summing to 1 (NaN where the column has no count). One ``bincount`` over the answers.
     """
-    labels = np.asarray(labels)
     reference = np.asarray(reference)
-    n, d = labels.shape
-    k = int(n_classes)
-    rows, cols = np.nonzero((labels >= 0) & (reference >= 0)[:, None])
-    flat = (cols * k + labels[rows, cols]) * k + reference[rows]
+    d, k = data.n_workers, data.n_classes
+    ref = reference[data.task_codes]
+    known = ref >= 0
+    flat = (data.worker_codes[known] * k + data.label_codes[known]) * k + ref[known]
     counts = np.bincount(flat, minlength=d * k * k).reshape(d, k, k).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         psi = counts / counts.sum(axis=1, keepdims=True)
@@ -139,10 +139,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     k = data.n_classes
     min_labels = 5 * k if min_labels is None else int(min_labels)
     deem = consensus_posterior(model, data).argmax(axis=1).astype(np.int64)
-    labels = data.labels
-    observed = labels >= 0
-    n_labels = observed.sum(axis=0)
-    counts, psi = empirical_confusion(labels, deem, k)
+    n_labels = data.answers_per_worker()
+    counts, psi = empirical_confusion(data, deem)
     agree = np.trace(counts, axis1=1, axis2=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = agree / n_labels
@@ -162,7 +160,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     gold_matrix = None
     accuracy = np.full(data.n_workers, np.nan)
     if truth is not None:
-        gold_counts, gold_matrix = empirical_confusion(labels, truth, k)
+        gold_counts, gold_matrix = empirical_confusion(data, truth)
         with np.errstate(invalid="ignore", divide="ignore"):
             accuracy = np.trace(gold_counts, axis1=1, axis2=2) / gold_counts.sum(axis=(1, 2))
     flag = np.where(n_labels < min_labels, "too few labels",

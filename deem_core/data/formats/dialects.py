@@ -1,0 +1,742 @@
+"""What the columns of a table mean: the layouts (long, wide, one file per worker) and the platforms'
+table exports (Amazon Mechanical Turk batch results, Toloka results, Label Studio CSV / JSON-MIN).
+
+Each dialect makes a :class:`Plan` from the header (and a small head sample where it must choose between
+candidate columns) and turns every chunk of rows into long rows ``task, worker, label`` (plus gold labels
+where the export has them), counting what it skips. The :class:`Collector` gathers the rows, drops
+missing labels (counting the answers and the tasks lost) and checks ids.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats.tables import Table
+from deem_core.data.formats.values import MISSING_LABELS, missing_mask
+
+__all__ = ["DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
+
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
+             "example_id", "sample", "sample_id", "image", "image_id", "document", "doc_id", "object", "id"),
+    "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
+               "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder"),
+    "label": ("label", "labels", "answer", "response", "annotation", "class", "category", "vote", "rating",
+              "judgement", "judgment", "prediction", "result"),
+    "truth": ("truth", "gold", "true_label", "ground_truth", "groundtruth", "gold_label", "golden", "target",
+              "label", "answer", "class", "y"),
+}
+SOFT_PREFIX = "prob_"
+LAYOUTS = ("long", "wide", "per_annotator")
+#: table dialects: name -> what the "read as" note calls it
+DIALECTS = {
+    "long": "long layout (task, worker, label)",
+    "wide": "wide layout (task + one column per worker)",
+    "per_annotator": "one file per worker (task, label)",
+    "mturk": "Amazon Mechanical Turk batch results",
+    "toloka": "Toloka results",
+    "label_studio_csv": "Label Studio CSV export",
+    "label_studio_min": "Label Studio JSON-MIN export",
+}
+TASK_JOIN = " | "
+_TRUE = frozenset({"true", "1", "yes", "on", "x", "checked"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+_LS_META = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
+            "annotation_count", "total_annotations", "cancelled_annotations", "total_predictions", "drafts",
+            "predictions", "file_upload", "inner_id", "project", "updated_by", "comment_count",
+            "unresolved_comment_count", "last_comment_updated_at", "storage_filename", "meta")
+_MTURK_META = ("HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
+               "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
+               "NumberOfSimilarHITs", "LifetimeInSeconds", "AssignmentId", "WorkerId", "AssignmentStatus",
+               "AcceptTime", "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback",
+               "WorkTimeInSeconds", "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate",
+               "Approve", "Reject")
+
+
+def norm(name: Any) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def find_role(columns: Sequence[str], role: str, exclude: Iterable[str] = ()) -> str | None:
+    excluded = set(exclude)
+    normalised = {c: norm(c) for c in columns if c not in excluded}
+    for synonym in SYNONYMS[role]:
+        for column, normed in normalised.items():
+            if normed == synonym:
+                return column
+    return None
+
+
+def given_column(name: str, columns: Sequence[str], role: str, given: str) -> str:
+    if given in columns:
+        return given
+    matches = [c for c in columns if norm(c) == norm(given)]
+    if len(matches) == 1:
+        return matches[0]
+    raise DataError(f"{name}: the {role} column {given!r} is not in the file; found "
+                    f"{', '.join(repr(str(c)) for c in columns)}")
+
+
+def _shown(columns: Sequence[str], limit: int = 8) -> str:
+    out = ", ".join(repr(str(c)) for c in columns[:limit])
+    return out + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
+# ---------------------------------------------------------------------------------------------- plan
+@dataclass
+class Plan:
+    """How one table becomes answers."""
+
+    format: str
+    task: str | list[str] | None = None
+    worker: str | None = None
+    label: str | None = None
+    annotators: list[str] = field(default_factory=list)  # wide
+    soft: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # columns ignored (reported for the CSV layouts)
+    options: list[tuple[str, str]] = field(default_factory=list)  # checkbox group: (column, option)
+    status: str | None = None  # column whose rejected rows are excluded
+    gold: str | None = None  # column of gold labels
+    choices: dict[str, list[str]] = field(default_factory=dict)  # role -> candidates (for a chooser)
+    worker_name: str | None = None  # per_annotator: the worker named after the file
+
+    @property
+    def task_columns(self) -> list[str]:
+        if self.task is None:
+            return []
+        return list(self.task) if isinstance(self.task, list) else [self.task]
+
+    @property
+    def needed(self) -> list[str]:
+        cols: list[str] = [*self.task_columns]
+        for column in (self.worker, self.status, self.gold):
+            if column:
+                cols.append(column)
+        if self.label and not self.options:
+            cols.append(self.label)
+        cols.extend(c for c, _ in self.options)
+        cols.extend(self.annotators)
+        cols.extend(self.soft)
+        seen: list[str] = []
+        for column in cols:
+            if column not in seen:
+                seen.append(column)
+        return seen
+
+    def task_text(self) -> str:
+        cols = self.task_columns
+        return cols[0] if len(cols) == 1 else " + ".join(cols)
+
+    def describe(self) -> str:
+        """The mapping in words, for the "read as ..." note."""
+        parts = [f"task {self.task_text()}"]
+        if self.format == "wide":
+            parts.append(f"{len(self.annotators)} worker column(s)")
+        elif self.format == "per_annotator":
+            parts.append(f"worker {self.worker_name!r} (the file name)")
+            parts.append(f"label {self.label}")
+        else:
+            if self.worker:
+                parts.append(f"worker {self.worker}")
+            if self.options:
+                parts.append(f"label {self.label} (checkboxes {', '.join(o for _, o in self.options)})")
+            elif self.label:
+                parts.append(f"label {self.label}")
+            if self.soft:
+                parts.append(f"soft labels {', '.join(self.soft)}")
+        if self.gold:
+            parts.append(f"gold {self.gold}")
+        if self.status:
+            parts.append(f"rejected rows of {self.status} excluded")
+        others = [c for c in self.choices.get("label", []) if c != self.label]
+        text = ", ".join(parts)
+        if others and self.format not in LAYOUTS:
+            text += f"; other label fields: {', '.join(others[:6])}" + (" ..." if len(others) > 6 else "")
+        return text
+
+
+# ---------------------------------------------------------------------------------------------- detection
+def detect_dialect(header: Sequence[str]) -> str | None:
+    """The platform a table's header comes from, or None (a plain layout)."""
+    names = [str(c) for c in header]
+    lowered = {n.lower() for n in names}
+    if "workerid" in lowered and any(n.startswith("Answer.") for n in names):
+        return "mturk"
+    if any(n.startswith("OUTPUT:") for n in names) and "ASSIGNMENT:worker_id" in names:
+        return "toloka"
+    if "annotator" in lowered and "annotation_id" in lowered:
+        return "label_studio_csv"
+    return None
+
+
+def looks_like_data(columns: Sequence[str]) -> bool:
+    return any(re.fullmatch(r"-?[0-9]+(\.[0-9]*)?", str(c).strip()) for c in columns) and not any(
+        norm(c) in SYNONYMS["task"] for c in columns)
+
+
+def soft_columns(columns: Sequence[str], soft: Any) -> list[str]:
+    if soft is False:
+        return []
+    if isinstance(soft, Mapping):
+        return list(soft.values())
+    prefix = soft if isinstance(soft, str) else SOFT_PREFIX
+    found = [c for c in columns if norm(c).startswith(prefix.lower()) and len(str(c)) > len(prefix)]
+    if soft is None and len(found) < 2:
+        return []
+    return found
+
+
+def _check_columns_keys(columns: Mapping[str, Any]) -> None:
+    unknown = set(columns) - {"task", "worker", "label"}
+    if unknown:
+        raise ValueError(f"columns= maps task, worker and label; got {sorted(unknown)}")
+
+
+def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapping[str, Any] | None = None,
+                soft: Any = None, stem: str | None = None) -> Plan:
+    """Long, wide or one file per worker, from the header (rules: :mod:`deem_core.data.formats`)."""
+    cols = [str(c) for c in cols]
+    columns = dict(columns or {})
+    _check_columns_keys(columns)
+    if "task" in columns:
+        task = given_column(name, cols, "task", _one(columns["task"], "task"))
+    else:
+        task = find_role(cols, "task")
+        if task is None and fmt in ("wide", "per_annotator"):
+            task = cols[0]
+    if task is None:
+        shown = ", ".join(repr(c) for c in cols[:8])
+        if looks_like_data(cols):
+            raise DataError(f"{name}: the first line ({shown}) looks like data, not a header; add a header line "
+                            f"naming the columns, e.g. task,worker,label")
+        raise DataError(f"{name}: no task column among {shown}; name it 'task' (or pass columns={{'task': ...}}, "
+                        f"CLI --task-column)")
+    rest = [c for c in cols if c != task]
+    worker = (given_column(name, cols, "worker", columns["worker"]) if "worker" in columns
+              else find_role(rest, "worker"))
+    label = (given_column(name, cols, "label", columns["label"]) if "label" in columns
+             else find_role([c for c in rest if c != worker], "label"))
+    soft_cols = soft_columns(rest, soft)
+    choices = {"task": cols, "worker": rest, "label": rest}
+    layout = fmt
+    if layout == "auto":
+        if worker is not None:
+            layout = "long"
+        elif label is not None:
+            layout = "per_annotator"
+        elif soft_cols and soft is not None:
+            layout = "long"
+        else:
+            layout = "wide"
+    if layout == "long":
+        missing = [role for role, col in (("worker", worker), ("label", label if not soft_cols else "soft"))
+                   if col is None]
+        if missing:
+            raise DataError(f"{name}: missing column(s) {', '.join(repr(m) for m in missing)} for the long layout "
+                            f"(task, worker, label); found {', '.join(repr(c) for c in cols)}")
+        used = {task, worker, label, *soft_cols}
+        return Plan("long", task, worker, label, soft=soft_cols, extra=[c for c in cols if c not in used],
+                    choices=choices)
+    if soft is not None and soft is not False and soft_cols:
+        raise DataError(f"{name}: soft labels (prob_<class> columns) are read from the long layout only "
+                        f"(task, worker, prob_...)")
+    if layout == "per_annotator":
+        if label is None:
+            candidates = [c for c in rest if c != worker]
+            if len(candidates) != 1:
+                raise DataError(f"{name}: which column holds the labels? found {', '.join(repr(c) for c in cols)}; "
+                                f"name it 'label' (or pass columns={{'label': ...}}, CLI --label-column)")
+            label = candidates[0]
+        return Plan("per_annotator", task, label=label, extra=[c for c in cols if c not in (task, label)],
+                    choices=choices, worker_name=stem if stem is not None else name)
+    annotators = [c for c in cols if c != task]
+    if not annotators:
+        raise DataError(f"{name}: only a task column ({task!r}); a wide file needs one column per worker")
+    return Plan("wide", task, annotators=annotators, choices=choices)
+
+
+def _one(value: Any, role: str) -> str:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise DataError(f"the {role} must be one column here, got {list(value)}")
+        return str(value[0])
+    return str(value)
+
+
+def _pick_label(candidates: list[str], sample: pd.DataFrame | None, groups: Mapping[str, list[str]],
+                strip: str = "", parse: Any = None) -> str:
+    """Among several label fields: the one named like a label; else, in the first rows, the one with the
+    fewest distinct answers among those filled in at least half the rows (a free-text comment is sparse or
+    has many); ties go to the earlier column."""
+    if len(candidates) == 1:
+        return candidates[0]
+    for candidate in candidates:
+        if norm(candidate[len(strip):] if candidate.startswith(strip) else candidate) in SYNONYMS["label"]:
+            return candidate
+    if sample is None or not len(sample):
+        return candidates[0]
+    best, best_score = candidates[0], None
+    for position, candidate in enumerate(candidates):
+        values = _sample_labels(sample, candidate, groups.get(candidate), parse)
+        if values is None:
+            continue
+        filled = values[values != ""]
+        if not len(filled):
+            continue
+        score = (len(filled) < len(values) / 2, filled.nunique(), position)
+        if best_score is None or score < best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def _sample_labels(sample: pd.DataFrame, candidate: str, group: list[str] | None, parse: Any) -> pd.Series | None:
+    if group:
+        present = [c for c in group if c in sample.columns]
+        if not present:
+            return None
+        ticked = np.column_stack([sample[c].astype(str).str.strip().str.lower().isin(_TRUE).to_numpy()
+                                  for c in present])
+        names = np.array([c.rpartition(".")[2] for c in present] + [""], dtype=object)
+        choice = np.where(ticked.sum(axis=1) == 1, ticked.argmax(axis=1), len(present))
+        return pd.Series(names[choice])
+    if candidate not in sample.columns:
+        return None
+    values = sample[candidate].astype(str).str.strip()
+    if parse is not None:
+        values = values.map(parse)
+        values = values.where(values != _LS_SENTINEL, "")
+    return values
+
+
+def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback: str | None) -> str | list[str]:
+    if given is not None:
+        wanted = [str(g) for g in given] if isinstance(given, (list, tuple)) else [str(given)]
+        return [given_column(name, cols, "task", g) for g in wanted] if len(wanted) > 1 else \
+            given_column(name, cols, "task", wanted[0])
+    inputs = [c for c in cols if c.startswith(prefix)]
+    if len(inputs) == 1:
+        return inputs[0]
+    for column in inputs:
+        if norm(column[len(prefix):]) in SYNONYMS["task"]:
+            return column
+    if inputs:
+        return inputs  # the combination identifies a task exactly: never merges two, never splits one
+    if fallback and fallback in cols:
+        return fallback
+    raise DataError(f"{name}: no {prefix}* column to identify the tasks; pass columns={{'task': ...}} (CLI "
+                    f"--task-column)")
+
+
+def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
+    worker = given_column(name, cols, "worker", columns["worker"]) if "worker" in columns else next(
+        (c for c in cols if c.lower() == "workerid"), None)
+    if worker is None:
+        raise DataError(f"{name}: no WorkerId column; found {_shown(cols)}")
+    task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId")
+    answers = [c for c in cols if c.startswith("Answer.")]
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for column in answers:
+        stem, dot, option = column.rpartition(".")
+        if stem != "Answer" and dot:
+            groups.setdefault(stem, []).append((column, option))
+    fields: list[str] = []
+    display: dict[str, list[str]] = {}
+    for column in answers:
+        stem = column.rpartition(".")[0]
+        if stem in groups and len(groups[stem]) > 1:
+            if stem not in fields:
+                fields.append(stem)
+                display[stem] = [c for c, _ in groups[stem]]
+        else:
+            fields.append(column)
+    if not fields:
+        raise DataError(f"{name}: no Answer.* column holds the workers' answers; found {_shown(cols)}")
+    if "label" in columns:
+        given = str(columns["label"])
+        if given in fields:
+            label = given
+        elif given in cols:
+            label = given
+        else:
+            raise DataError(f"{name}: the label field {given!r} is not in the file; the answer fields are "
+                            f"{', '.join(fields)}")
+    else:
+        label = _pick_label(fields, sample, display, strip="Answer.")
+    options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
+    status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
+    return Plan("mturk", task, worker, label, options=options, status=status,
+                choices={"task": [c for c in cols if c.startswith("Input.")] + [c for c in ("HITId",) if c in cols],
+                         "label": fields, "worker": [worker]})
+
+
+def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
+    worker = given_column(name, cols, "worker", columns["worker"]) if "worker" in columns else "ASSIGNMENT:worker_id"
+    if worker not in cols:
+        raise DataError(f"{name}: no ASSIGNMENT:worker_id column; found {_shown(cols)}")
+    task = _task_columns(name, cols, "INPUT:", columns.get("task"), "ASSIGNMENT:task_id")
+    outputs = [c for c in cols if c.startswith("OUTPUT:")]
+    if "label" in columns:
+        given = str(columns["label"])
+        label = given if given in cols else ("OUTPUT:" + given if "OUTPUT:" + given in cols else None)
+        if label is None:
+            raise DataError(f"{name}: the label field {given!r} is not in the file; the output fields are "
+                            f"{', '.join(outputs)}")
+    else:
+        label = _pick_label(outputs, sample, {}, strip="OUTPUT:")
+    golden = "GOLDEN:" + label.split(":", 1)[1] if ":" in label else None
+    status = "ASSIGNMENT:status" if "ASSIGNMENT:status" in cols else None
+    return Plan("toloka", task, worker, label, status=status, gold=golden if golden in cols else None,
+                choices={"task": [c for c in cols if c.startswith("INPUT:")] +
+                         [c for c in ("ASSIGNMENT:task_id",) if c in cols], "label": outputs, "worker": [worker]})
+
+
+def _plan_ls_table(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None,
+                   fmt: str) -> Plan:
+    lowered = {c.lower(): c for c in cols}
+    worker = given_column(name, cols, "worker", columns["worker"]) if "worker" in columns else lowered.get("annotator")
+    if worker is None:
+        raise DataError(f"{name}: no 'annotator' column; found {_shown(cols)}")
+    if "task" in columns:
+        task: str | list[str] = _task_columns(name, cols, "", columns["task"], None)
+    elif "id" in lowered:
+        task = lowered["id"]
+    else:
+        raise DataError(f"{name}: no task 'id' column; pass columns={{'task': ...}} (CLI --task-column)")
+    candidates = [c for c in cols if c.lower() not in _LS_META and c not in (worker,)]
+    if "label" in columns:
+        label = given_column(name, cols, "label", str(columns["label"]))
+    else:
+        if not candidates:
+            raise DataError(f"{name}: no column holds the answers of a labelling control; found {_shown(cols)}")
+        label = _pick_label(candidates, sample, {}, parse=_ls_cell)
+    return Plan(fmt, task, worker, label, choices={"task": [lowered.get("id", cols[0])] + candidates,
+                                                   "label": candidates, "worker": [worker]})
+
+
+def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None, soft: Any = None,
+               sample: pd.DataFrame | None = None, stem: str | None = None) -> Plan:
+    """The plan for one table: ``fmt`` is a dialect name or ``"auto"`` (the header decides)."""
+    columns = dict(columns or {})
+    _check_columns_keys(columns)
+    cols = [c for c in table.header if c != ""] if table.kind == "csv" else list(table.header)
+    dialect = fmt if fmt != "auto" else (detect_dialect(cols) or "auto")
+    if dialect == "mturk":
+        return _plan_mturk(table.name, cols, columns, sample)
+    if dialect == "toloka":
+        return _plan_toloka(table.name, cols, columns, sample)
+    if dialect in ("label_studio_csv", "label_studio_min"):
+        return _plan_ls_table(table.name, cols, columns, sample,
+                              "label_studio_min" if table.kind == "json" else "label_studio_csv")
+    return plan_layout(table.name, cols, dialect, columns, soft, stem=stem)
+
+
+# ---------------------------------------------------------------------------------------------- collecting
+class Collector:
+    """Gathers long rows (and gold rows) from every chunk of every table, counting what is skipped."""
+
+    def __init__(self, keep_missing: bool = False):
+        self.keep_missing = keep_missing
+        self.text_parts: list[pd.DataFrame] = []
+        self.typed_parts: list[pd.DataFrame] = []
+        self.gold_parts: list[pd.DataFrame] = []
+        self.skips: dict[tuple[str, str], list[Any]] = {}  # (file, reason) -> [count, where]
+        self.missing: dict[str, list[Any]] = {}  # file -> [count, where, spellings]
+        self.dropped_tasks: list[np.ndarray] = []
+        self.notes: list[str] = []
+
+    def skip(self, name: str, reason: str, count: int, where: str | None = None) -> None:
+        if count <= 0:
+            return
+        entry = self.skips.setdefault((name, reason), [0, where])
+        entry[0] += count
+        if entry[1] is None:
+            entry[1] = where
+
+    def add(self, table: Table, part: pd.DataFrame, plan: Plan) -> None:
+        """One chunk's answers ``task, worker, label`` (index = the table's rows) after the id checks and
+        the missing-label drop."""
+        if not len(part):
+            return
+        _check_empty_ids(table, part, plan)
+        soft_only = bool(plan.soft) and "label" in part and _all_empty(part["label"])
+        if not soft_only:
+            missing = missing_mask(part["label"], self.keep_missing)
+            if missing.any():
+                row = part.index[int(missing.nonzero()[0][0])]
+                entry = self.missing.setdefault(table.name, [0, None, set()])
+                entry[0] += int(missing.sum())
+                if entry[1] is None:
+                    entry[1] = table.line(_position(table, row))
+                spelled = part["label"][missing]
+                entry[2].update(str(v).strip() for v in pd.unique(spelled.astype(object)) if
+                                isinstance(v, str) and v.strip())
+                tasks = part["task"][missing]
+                self.dropped_tasks.append(np.asarray(pd.unique(tasks.astype(object)), dtype=object))
+                part = part.loc[~missing]
+        if plan.soft:
+            _soft_floats(table, part, plan.soft)
+        if len(part):
+            (self.typed_parts if table.typed else self.text_parts).append(part)
+
+    def add_gold(self, table: Table, gold: pd.DataFrame) -> None:
+        if not len(gold):
+            return
+        keep = ~missing_mask(gold["gold"], self.keep_missing)
+        gold = gold.loc[keep]
+        if len(gold):
+            self.gold_parts.append(gold.assign(source=table.name))
+
+    def missing_warnings(self, kept_tasks: set[str] | None) -> list[str]:
+        """One warning per file: answers dropped for a missing label, and the tasks left with no answer."""
+        out = []
+        lost_all: set[Any] = set()
+        if self.dropped_tasks:
+            dropped = set(np.concatenate(self.dropped_tasks).tolist())
+            lost_all = dropped - (kept_tasks or set())
+        for name, (count, where, spellings) in self.missing.items():
+            ordered = sorted(spellings, key=lambda v: (v.lower(), v))
+            shown = ", ".join(ordered[:6]) + (", ..." if len(ordered) > 6 else "")
+            spelled = f"empty or {shown}" if shown else "empty"
+            message = f"{name}: dropped {count} answer(s) with a missing label ({spelled}; first on {where})"
+            if lost_all:
+                message += f"; {len(lost_all)} task(s) had no other answer and are left out"
+            if spellings:
+                message += "; keep such labels with keep_missing=True (CLI --keep-missing-labels)"
+            out.append(message)
+        return out
+
+    def skip_warnings(self) -> list[str]:
+        out = []
+        for (name, reason), (count, where) in self.skips.items():
+            out.append(f"{name}: skipped {count} {reason}" + (f" (first on {where})" if where else ""))
+        return out
+
+
+def _all_empty(values: pd.Series) -> bool:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return bool((values.astype(str) == "").all())
+    return bool((values.astype(str) == "").all())
+
+
+def _position(table: Table, row: Any) -> int:
+    if table.typed:
+        return int(table.frame.index.get_loc(row)) if hasattr(table, "frame") else int(row)
+    return int(row)
+
+
+def _check_empty_ids(table: Table, part: pd.DataFrame, plan: Plan) -> None:
+    for role in ("task", "worker"):
+        values = part[role]
+        if table.typed:
+            empty = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            categories = values.cat.categories.astype(str)
+            flags = np.asarray([not c.strip() for c in categories], dtype=bool)
+            codes = values.cat.codes.to_numpy()
+            empty = np.where(codes < 0, True, flags[np.maximum(codes, 0)] if len(flags) else True)
+        else:
+            empty = (values.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            row = part.index[int(empty.nonzero()[0][0])]
+            column = plan.task_text() if role == "task" else (plan.worker or role)
+            raise DataError(f"{table.name}: {table.line(_position(table, row))}: empty {role} (column {column!r}); "
+                            f"{int(empty.sum())} row(s) in all")
+
+
+def _soft_floats(table: Table, part: pd.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        raw = part[column].astype(object) if isinstance(part[column].dtype, pd.CategoricalDtype) else part[column]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        bad = numbers.isna() | ~np.isfinite(numbers.to_numpy(dtype=float)) | (numbers < 0)
+        if bad.any():
+            position = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"{table.name}: {table.line(_position(table, part.index[position]))}: column {column!r}: "
+                            f"soft labels must be non-negative numbers, got {raw.iloc[position]!r}")
+        part[column] = numbers.astype(float)
+
+
+# ---------------------------------------------------------------------------------------------- extraction
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(str) if isinstance(values.dtype, pd.CategoricalDtype) else values
+
+
+def _task_values(chunk: pd.DataFrame, plan: Plan) -> pd.Series:
+    cols = plan.task_columns
+    if len(cols) == 1:
+        return chunk[cols[0]]
+    out = _text(chunk[cols[0]]).astype(str)
+    for column in cols[1:]:
+        out = out + TASK_JOIN + _text(chunk[column]).astype(str)
+    return out.astype("category")
+
+
+def _status_keep(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
+                 excluded: Mapping[str, str]) -> pd.DataFrame:
+    if not plan.status:
+        return chunk
+    status = _text(chunk[plan.status]).astype(str).str.strip().str.lower()
+    drop = np.zeros(len(chunk), dtype=bool)
+    for value, reason in excluded.items():
+        hit = (status == value).to_numpy()
+        if hit.any():
+            collector.skip(table.name, reason, int(hit.sum()), table.line(_position(table, chunk.index[hit.nonzero()[0][0]])))
+            drop |= hit
+    return chunk.loc[~drop] if drop.any() else chunk
+
+
+def _checkbox_labels(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector) -> pd.DataFrame:
+    """A group of boolean ``Answer.<field>.<option>`` columns -> one label per row: the ticked option."""
+    ticked = np.zeros((len(chunk), len(plan.options)), dtype=bool)
+    for position, (column, _) in enumerate(plan.options):
+        values = _text(chunk[column]).astype(str).str.strip().str.lower()
+        truthy = values.isin(_TRUE).to_numpy()
+        falsy = values.isin(_FALSE).to_numpy()
+        bad = ~(truthy | falsy)
+        if bad.any():
+            row = chunk.index[int(bad.nonzero()[0][0])]
+            raise DataError(f"{table.name}: {table.line(_position(table, row))}: column {column!r} should hold true or "
+                            f"false (a checkbox of {plan.label}), got {chunk[column].loc[row]!r}")
+        ticked[:, position] = truthy
+    count = ticked.sum(axis=1)
+    several = count > 1
+    if several.any():
+        collector.skip(table.name, f"answer(s) with several options of {plan.label} ticked", int(several.sum()),
+                       table.line(_position(table, chunk.index[int(several.nonzero()[0][0])])))
+    names = np.array([option for _, option in plan.options] + [""], dtype=object)
+    choice = np.where(count == 1, ticked.argmax(axis=1), len(plan.options))
+    labels = pd.Series(names[choice], index=chunk.index, dtype=object)
+    out = chunk.assign(_label=labels)
+    return out.loc[~several] if several.any() else out
+
+
+_LS_SENTINEL = "\x00several"
+
+
+def _ls_cell(value: str) -> str:
+    """A Label Studio CSV / JSON-MIN cell -> one class ('' when none; a sentinel when several)."""
+    text = value.strip()
+    if not text or text[0] not in "[{":
+        return value
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return value
+    return ls_value(parsed)
+
+
+def ls_value(parsed: Any) -> str:
+    """A control's value (string, number, list or ``{"choices": [...]}``-like dict) -> one class as text."""
+    if isinstance(parsed, dict):
+        lists = [v for k, v in parsed.items() if k in ("choices", "labels", "rating", "taxonomy", "number", "text")]
+        if len(lists) != 1:
+            return _LS_SENTINEL if parsed else ""
+        parsed = lists[0]
+    if isinstance(parsed, list):
+        flat = []
+        for item in parsed:
+            if isinstance(item, list):  # a taxonomy path
+                flat.append(" / ".join(str(x) for x in item))
+            else:
+                flat.append(item)
+        if not flat:
+            return ""
+        if len(flat) > 1:
+            return _LS_SENTINEL
+        parsed = flat[0]
+    if isinstance(parsed, bool):
+        return "true" if parsed else "false"
+    if isinstance(parsed, float) and parsed.is_integer():
+        return str(int(parsed))
+    if parsed is None:
+        return ""
+    return str(parsed)
+
+
+def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
+            include_rows: bool = True) -> None:
+    """One chunk of ``table`` -> answers (and gold) into ``collector`` following ``plan``."""
+    fmt = plan.format
+    if fmt == "long":
+        part = pd.DataFrame({"task": chunk[plan.task], "worker": chunk[plan.worker]}, index=chunk.index)
+        part["label"] = chunk[plan.label] if plan.label is not None else ""
+        for column in plan.soft:
+            part[column] = chunk[column]
+        collector.add(table, part, plan)
+        return
+    if fmt == "per_annotator":
+        part = pd.DataFrame({"task": chunk[plan.task], "worker": plan.worker_name, "label": chunk[plan.label]},
+                            index=chunk.index)
+        if not table.typed:
+            part["worker"] = part["worker"].astype("category")
+        collector.add(table, part, plan)
+        return
+    if fmt == "wide":
+        present_columns = collector.__dict__.setdefault("_wide_present", {})
+        for column in plan.annotators:
+            values = chunk[column]
+            if table.typed:
+                present = (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
+            else:
+                present = (_text(values) != "").to_numpy()
+            has_answer = present & ~missing_mask(values, collector.keep_missing)
+            present_columns[(table.name, column)] = present_columns.get((table.name, column), False) or bool(
+                has_answer.any())
+            if not present.any():
+                continue
+            part = pd.DataFrame({"task": chunk[plan.task][present], "worker": column,
+                                 "label": values[present]}, index=chunk.index[present])
+            if not table.typed:
+                part["worker"] = part["worker"].astype("category")
+            collector.add(table, part, plan)
+        return
+    # the platforms' tables
+    if fmt == "mturk":
+        chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)"})
+    elif fmt == "toloka":
+        chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)",
+                                                             "skipped": "assignment(s) the worker skipped",
+                                                             "expired": "expired assignment(s)"})
+    if not len(chunk):
+        return
+    task = _task_values(chunk, plan)
+    if plan.options:
+        chunk = _checkbox_labels(table, chunk.assign(_task=task), plan, collector)
+        task, labels = chunk["_task"], chunk["_label"]
+    else:
+        labels = chunk[plan.label]
+        if fmt in ("label_studio_csv", "label_studio_min"):
+            labels = _ls_labels(table, labels, plan, collector)
+            keep = labels != _LS_SENTINEL
+            if not bool(keep.all()):
+                task, labels, chunk = task[keep], labels[keep], chunk.loc[keep]
+    if fmt == "toloka" and plan.gold:
+        gold = pd.DataFrame({"task": task, "gold": chunk[plan.gold]}, index=chunk.index)
+        collector.add_gold(table, gold[(_text(gold["gold"]) != "").to_numpy()])
+    part = pd.DataFrame({"task": task, "worker": chunk[plan.worker], "label": labels}, index=chunk.index)
+    collector.add(table, part, plan)
+
+
+def _ls_labels(table: Table, labels: pd.Series, plan: Plan, collector: Collector) -> pd.Series:
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        categories = labels.cat.categories.astype(str)
+        converted = pd.Index([_ls_cell(c) for c in categories])
+        values = pd.Series(np.asarray(converted, dtype=object)[labels.cat.codes.to_numpy()], index=labels.index)
+    else:
+        values = labels.astype(object).map(lambda v: ls_value(v) if not isinstance(v, str) else _ls_cell(v))
+    several = (values == _LS_SENTINEL).to_numpy()
+    if several.any():
+        row = labels.index[int(several.nonzero()[0][0])]
+        collector.skip(table.name, f"annotation(s) with several values for {plan.label}", int(several.sum()),
+                       table.line(_position(table, row)))
+    return values.astype("category") if not table.typed else values
+
+
+def missing_spellings() -> str:
+    return ", ".join(sorted(MISSING_LABELS))

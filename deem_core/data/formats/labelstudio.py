@@ -1,0 +1,444 @@
+"""JSON inputs: Label Studio's JSON export (a list of tasks), its JSON-MIN export and plain JSON records.
+
+The JSON is parsed as a stream, one element of the top-level list at a time (also JSON Lines: objects one
+after the other), so a large export never becomes one big Python structure; an element may not exceed
+the record limit.
+
+Label Studio JSON export (the list of tasks): each ``annotations[]`` entry is one answer by its
+``completed_by``; a classification result (``type`` ``choices``, ``labels``, ``rating`` or ``taxonomy`` whose
+value gives one class) of the chosen control (``from_name``; by default the first one in the export;
+``columns={"label": name}`` chooses) is the label. ``was_cancelled`` annotations are skipped; annotations
+marked ``ground_truth`` become gold labels (not answers); ``predictions[]`` become extra workers named by
+their ``model_version`` (``predictions=False`` leaves them out). An annotation with several results for the
+control (several regions) is skipped, as is one without a result for it; every skip is counted. The task is
+the task ``id`` (``columns={"task": "data.<field>"}`` keys it by a data field instead).
+
+JSON-MIN (one flat record per annotation: ``id``, the data fields, one field per control, ``annotator``,
+``annotation_id``, ...) and other lists of flat records become tables read like CSV files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats.dialects import Collector, Plan, ls_value
+from deem_core.data.formats.limits import Limits, describe_bytes
+from deem_core.data.formats.sources import Budget, Source, printable
+from deem_core.data.formats.tables import FrameTable, Table
+from deem_core.data.formats.text import TextStream
+
+__all__ = ["LabelStudioContext", "iter_json", "json_kind", "read_json_records", "read_label_studio"]
+
+_WS = re.compile(r"\s*")
+CLASSIFICATION_TYPES = ("choices", "labels", "rating", "taxonomy")
+
+
+@dataclass
+class LabelStudioContext:
+    """What a Label Studio predictions file needs to go back to the project it came from."""
+
+    from_name: str = "label"
+    to_name: str = "task"
+    type: str = "choices"
+    task_key: str = "id"  # "id" or "data.<field>"
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # str(task) -> {"id": ..., "data": {...}}
+    values: dict[str, Any] = field(default_factory=dict)  # class as text -> the control's original value
+
+
+# ---------------------------------------------------------------------------------------------- streaming JSON
+def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None = None
+              ) -> Iterator[tuple[int, Any]]:
+    """(line, element) for each element of a top-level JSON list, or each object of JSON Lines / a single
+    top-level object. Raises DataError naming the line where the JSON is broken."""
+    decoder = json.JSONDecoder()
+    blocks = text.blocks()
+    # buf[pos:] is still to parse; "line" is the line number of buf[0]; "mark"/"marked" cache the newlines
+    # counted up to an offset so that naming the line of each element stays linear in the file's size
+    state = {"buf": "", "pos": 0, "eof": False, "line": 1, "mark": 0, "marked": 0}
+
+    def rebase(offset: int) -> None:
+        """Drop buf[:offset], keeping the line count."""
+        state["line"] += state["buf"].count("\n", 0, offset)
+        state["buf"] = state["buf"][offset:]
+        state["pos"] -= offset
+        state["mark"], state["marked"] = 0, 0
+
+    def more() -> bool:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            state["eof"] = True
+            return False
+        rebase(state["pos"])
+        state["buf"] += block
+        return True
+
+    def compact() -> None:
+        if state["pos"] > (1 << 20):
+            rebase(state["pos"])
+
+    def line_at(offset: int) -> int:
+        if offset < state["mark"]:
+            return state["line"] + state["buf"].count("\n", 0, offset)
+        state["marked"] += state["buf"].count("\n", state["mark"], offset)
+        state["mark"] = offset
+        return state["line"] + state["marked"]
+
+    def skip_ws() -> bool:
+        while True:
+            buf, pos = state["buf"], state["pos"]
+            end = _WS.match(buf, pos).end()
+            state["pos"] = end
+            if end < len(buf):
+                return True
+            if state["eof"] or not more():
+                return False
+
+    def parse() -> tuple[int, Any]:
+        wanted = 1 << 20
+        while True:
+            buf, pos = state["buf"], state["pos"]
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+                if end < len(buf) or state["eof"] or isinstance(value, (dict, list)):
+                    line = line_at(pos)
+                    state["pos"] = end
+                    return line, value
+            except json.JSONDecodeError as exc:
+                if state["eof"]:
+                    raise DataError(f"{name}: line {line_at(exc.pos)}: not valid JSON ({exc.msg})") from None
+            target = len(buf) - pos + wanted
+            wanted *= 2  # doubling keeps re-parsing a long element linear
+            while len(state["buf"]) - state["pos"] < target and more():
+                if len(state["buf"]) - state["pos"] > limits.max_record_bytes:
+                    raise DataError(f"{name}: the JSON element on line {line_at(state['pos'])} is larger than "
+                                    f"{describe_bytes(limits.max_record_bytes)} or not valid JSON")
+
+    if not skip_ws():
+        raise DataError(f"{name}: the file is empty")
+    first = state["buf"][state["pos"]]
+    count = 0
+    if first == "[":
+        state["pos"] += 1
+        while True:
+            if not skip_ws():
+                raise DataError(f"{name}: the JSON list is never closed (the file ends inside it)")
+            char = state["buf"][state["pos"]]
+            if char == "]":
+                return
+            if count:
+                if char != ",":
+                    raise DataError(f"{name}: line {line_at(state['pos'])}: not valid JSON (expected ',' or ']' "
+                                    f"between the list's elements)")
+                state["pos"] += 1
+                if not skip_ws():
+                    raise DataError(f"{name}: the JSON list is never closed (the file ends inside it)")
+            yield parse()
+            count += 1
+            compact()
+            if max_items is not None and count >= max_items:
+                return
+    elif first == "{":
+        while True:
+            yield parse()
+            count += 1
+            compact()
+            if max_items is not None and count >= max_items:
+                return
+            if not skip_ws():
+                return
+            if state["buf"][state["pos"]] != "{":
+                raise DataError(f"{name}: line {line_at(state['pos'])}: not valid JSON (expected another object)")
+    else:
+        raise DataError(f"{name}: does not look like JSON (starts with {first!r})")
+
+
+def json_kind(first: Any) -> str:
+    """What the first element of a JSON file says it is: ``label_studio`` (tasks), ``label_studio_min``
+    (flat records with ``annotator`` and ``annotation_id``) or ``records``."""
+    if isinstance(first, dict):
+        if any(k in first for k in ("annotations", "predictions", "completions")) or (
+                "data" in first and isinstance(first.get("data"), dict)):
+            return "label_studio"
+        keys = {str(k).lower() for k in first}
+        if "annotator" in keys and "annotation_id" in keys:
+            return "label_studio_min"
+    return "records"
+
+
+# ---------------------------------------------------------------------------------------------- records
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def read_json_records(source: Source, limits: Limits, budget: Budget | None, kind: str,
+                      max_items: int | None = None) -> FrameTable:
+    """A list of flat JSON records -> a table of text cells (nested values as JSON text)."""
+    columns: dict[str, list[str]] = {}
+    lines: list[int] = []
+    with TextStream(source, limits, budget=budget, line_limit=False) as text:
+        for index, (line, record) in enumerate(iter_json(text, source.name, limits, max_items)):
+            if not isinstance(record, dict):
+                raise DataError(f"{source.name}: line {line}: element {index + 1} is {type(record).__name__}, not "
+                                f"an object of fields")
+            if budget is not None and max_items is None:
+                budget.add_rows(1, source.name)
+            for key in record:
+                if str(key) not in columns:
+                    columns[str(key)] = [""] * index
+            for key, values in columns.items():
+                values.append(_cell(record.get(key)) if key in record else "")
+            lines.append(line)
+        notes = text.notes()
+    if not lines:
+        raise DataError(f"{source.name}: the JSON list is empty: no annotations")
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+    frame = frame.apply(lambda column: column.str.strip(" "))
+    table = _JsonTable(source.name, frame, lines, kind)
+    table.notes.extend(notes)
+    return table
+
+
+class _JsonTable(FrameTable):
+    def __init__(self, name: str, frame: pd.DataFrame, lines: list[int], kind: str):
+        super().__init__(name, frame, typed=False, kind="json")
+        self.lines = lines
+        self.json_kind = kind
+
+    def chunks(self, columns=None, nrows=None):
+        frame = self.frame if columns is None else self.frame[list(columns)]
+        if nrows is not None:
+            yield frame.head(nrows)
+            return
+        yield frame.apply(lambda c: c.astype("category"))
+
+    def line(self, row: int) -> str:
+        return f"line {self.lines[row]}" if 0 <= row < len(self.lines) else f"record {row + 1}"
+
+
+# ---------------------------------------------------------------------------------------------- Label Studio
+def _worker(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("email", "username", "id"):
+            if value.get(key) not in (None, ""):
+                return _cell(value[key])
+        return ""
+    return _cell(value)
+
+
+def _control_value(result: Mapping[str, Any]) -> tuple[str, Any]:
+    """(class as text, the original value) of one classification result."""
+    kind = str(result.get("type", ""))
+    value = result.get("value")
+    if not isinstance(value, dict):
+        return "", None
+    original = value.get(kind)
+    return ls_value({kind: original} if kind in value else value), original
+
+
+class _RowsTable(Table):
+    kind = "json"
+
+    def __init__(self, name: str, lines: list[int]):
+        super().__init__()
+        self.name = name
+        self.header = ["task", "worker", "label"]
+        self.lines = lines
+
+    def line(self, row: int) -> str:
+        return f"line {self.lines[row]}" if 0 <= row < len(self.lines) else f"record {row + 1}"
+
+
+@dataclass
+class LabelStudioRead:
+    table: Table
+    plan: Plan
+    context: LabelStudioContext
+    controls: list[str]
+    note: str
+    n_tasks: int = 0
+
+
+def read_label_studio(source: Source, limits: Limits, budget: Budget | None, collector: Collector | None,
+                      columns: Mapping[str, Any] | None = None, predictions: bool = True,
+                      max_items: int | None = None) -> LabelStudioRead:
+    """Read a Label Studio JSON export into ``collector`` (None: only look, for a preview)."""
+    columns = dict(columns or {})
+    wanted = str(columns["label"]) if "label" in columns else None
+    task_key = str(columns.get("task") or "id")
+    if task_key != "id" and not task_key.startswith("data."):
+        task_key = "data." + task_key
+    name = source.name
+    # per control: parallel lists task, worker, label, line, gold flag
+    rows: dict[str, dict[str, list[Any]]] = {}
+    seen_controls: list[str] = []
+    counts = {"cancelled": 0, "no_result": 0, "several": 0, "gold": 0, "predictions": 0, "left_out": 0}
+    first_where: dict[str, str] = {}
+    context = LabelStudioContext(task_key=task_key)
+    control_meta: dict[str, tuple[str, str]] = {}
+    with_control: dict[str, int] = {}  # control -> answers that have a result for it
+    n_entries = 0
+    n_tasks = 0
+
+    def where(reason: str, line: int) -> None:
+        first_where.setdefault(reason, f"line {line}")
+
+    with TextStream(source, limits, budget=budget, line_limit=False) as text:
+        for index, (line, task) in enumerate(iter_json(text, name, limits, max_items)):
+            if not isinstance(task, dict):
+                raise DataError(f"{name}: line {line}: element {index + 1} is {type(task).__name__}, not a Label "
+                                f"Studio task object")
+            n_tasks += 1
+            data = task.get("data") if isinstance(task.get("data"), dict) else {}
+            if task_key == "id":
+                key = task.get("id")
+                if key is None:
+                    raise DataError(f"{name}: line {line}: task {index + 1} has no 'id'; key the tasks by a data field "
+                                    f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
+            else:
+                field_name = task_key[5:]
+                if field_name not in data:
+                    raise DataError(f"{name}: line {line}: task {index + 1} has no data field {field_name!r}")
+                key = data[field_name]
+            key_text = _cell(key)
+            if key_text not in context.tasks:
+                context.tasks[key_text] = {"id": task.get("id"), "data": data}
+            answers = list(task.get("annotations") or task.get("completions") or [])
+            entries_here: list[tuple[str, Any]] = [("annotation", a) for a in answers]
+            for prediction in task.get("predictions") or []:
+                if predictions:
+                    entries_here.append(("prediction", prediction))
+                else:
+                    counts["left_out"] += 1
+            if budget is not None and max_items is None:
+                budget.add_rows(max(1, len(entries_here)), name)
+            for kind, entry in entries_here:
+                if not isinstance(entry, dict):
+                    raise DataError(f"{name}: line {line}: an {kind} of task {key_text!r} is not an object")
+                if kind == "annotation" and entry.get("was_cancelled"):
+                    counts["cancelled"] += 1
+                    where("cancelled", line)
+                    continue
+                if kind == "prediction":
+                    counts["predictions"] += 1
+                    worker = _cell(entry.get("model_version")) or "prediction"
+                    gold = False
+                else:
+                    worker = _worker(entry.get("completed_by"))
+                    gold = bool(entry.get("ground_truth"))
+                results = [r for r in entry.get("result") or [] if isinstance(r, dict)]
+                by_control: dict[str, list[dict[str, Any]]] = {}
+                for result in results:
+                    if str(result.get("type", "")) not in CLASSIFICATION_TYPES:
+                        continue
+                    control = str(result.get("from_name", ""))
+                    if wanted is not None and control != wanted:
+                        if control not in seen_controls:
+                            seen_controls.append(control)
+                        continue
+                    by_control.setdefault(control, []).append(result)
+                for control, found in by_control.items():
+                    if control not in seen_controls:
+                        seen_controls.append(control)
+                    if control not in control_meta:
+                        control_meta[control] = (str(found[0].get("to_name", "")), str(found[0].get("type", "choices")))
+                    store = rows.setdefault(control, {"task": [], "worker": [], "label": [], "line": [], "gold": [],
+                                                      "several": [], "original": []})
+                    if len(found) > 1:
+                        label, original, several = "", None, True
+                    else:
+                        label, original = _control_value(found[0])
+                        several = label == "\x00several"
+                        if several:
+                            label = ""
+                    store["task"].append(key_text)
+                    store["worker"].append(worker)
+                    store["label"].append(label)
+                    store["line"].append(line)
+                    store["gold"].append(gold)
+                    store["several"].append(several)
+                    store["original"].append(original)
+                n_entries += 1
+                for control in by_control:
+                    with_control[control] = with_control.get(control, 0) + 1
+        notes = text.notes()
+    if not n_tasks:
+        raise DataError(f"{name}: the JSON list is empty: no tasks")
+    if wanted is not None and wanted not in rows:
+        found = ", ".join(repr(c) for c in seen_controls) or "none"
+        raise DataError(f"{name}: no classification results from the control {wanted!r}; controls found: {found}")
+    if not rows:
+        raise DataError(f"{name}: no classification results (choices, labels, rating or taxonomy) in any annotation "
+                        f"or prediction: nothing to aggregate")
+    control = wanted if wanted is not None else next(c for c in seen_controls if c in rows)
+    store = rows[control]
+    context.from_name = control
+    context.to_name, context.type = control_meta.get(control, ("task", "choices"))
+    for label, original in zip(store["label"], store["original"]):
+        if label and label not in context.values and original is not None:
+            context.values[label] = original
+    counts["no_result"] = n_entries - with_control.get(control, 0)
+    table = _RowsTable(name, list(store["line"]))
+    table.notes.extend(notes)
+    plan = Plan("label_studio", task="task", worker="worker", label="label",
+                choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in _data_keys(context)],
+                         "worker": ["completed_by"]})
+    note = (f"task {task_key}, worker completed_by" + (" and model_version of predictions" if predictions else "")
+            + f", label from the control {control!r} ({context.type})")
+    others = [c for c in seen_controls if c != control]
+    if others:
+        note += f"; other controls: {', '.join(others[:6])}"
+    if collector is not None:
+        several = np.asarray(store["several"], dtype=bool)
+        gold = np.asarray(store["gold"], dtype=bool)
+        frame = pd.DataFrame({"task": pd.Series(store["task"], dtype=object),
+                              "worker": pd.Series(store["worker"], dtype=object),
+                              "label": pd.Series(store["label"], dtype=object)})
+        if several.any():
+            collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
+                           f"line {store['line'][int(several.nonzero()[0][0])]}")
+        counts["gold"] = int((gold & ~several).sum())
+        if counts["gold"]:
+            collector.add_gold(table, frame.loc[gold & ~several, ["task", "label"]].rename(columns={"label": "gold"}))
+        keep = ~several & ~gold
+        part = frame.loc[keep].apply(lambda c: c.astype("category"))
+        if not len(part):
+            raise DataError(f"{name}: no answers left for the control {control!r} once cancelled, ground-truth and "
+                            f"ambiguous annotations are set aside")
+        collector.add(table, part, plan)
+        collector.skip(name, "cancelled annotation(s)", counts["cancelled"], first_where.get("cancelled"))
+        collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"],
+                       first_where.get("no_result"))
+        if counts["gold"]:
+            collector.notes.append(f"{name}: {counts['gold']} ground-truth annotation(s) read as gold labels, not "
+                                   f"as answers")
+        if counts["left_out"]:
+            collector.notes.append(f"{name}: left out {counts['left_out']} model prediction(s) (predictions=False)")
+    return LabelStudioRead(table, plan, context, list(seen_controls), note, n_tasks)
+
+
+def _data_keys(context: LabelStudioContext) -> list[str]:
+    for task in context.tasks.values():
+        return [str(k) for k, v in task["data"].items() if isinstance(v, (str, int, float))][:20]
+    return []
+
+
+def shown_name(value: Any) -> str:
+    return printable(value)

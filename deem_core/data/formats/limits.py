@@ -1,0 +1,79 @@
+"""Resource limits of one read: enforced while the bytes stream in, before anything large is built.
+
+* ``max_bytes``: decompressed bytes read in all (every file of one call together). A 1.5 MB ``.csv.gz``
+  that expands to 1 GiB is refused once the limit is passed, having held only a block at a time.
+* ``max_rows``: data rows (CSV records, Parquet rows, Label Studio annotations and predictions) in all.
+* ``max_record_bytes``: one physical line, one quoted CSV field or one JSON element (an unclosed quote
+  would otherwise make the parser buffer the rest of the file).
+
+Defaults come from the environment (``DEEM_MAX_INPUT_BYTES``, ``DEEM_MAX_INPUT_ROWS``; sizes may end in
+``K``, ``M`` or ``G``: powers of 1024), else the values below; the command line's ``--max-input-bytes``
+and ``--max-input-rows`` and the keyword ``limits=`` override them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "Limits", "parse_size"]
+
+#: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
+DEFAULT_MAX_BYTES = 1 << 30
+#: 20 million rows: the reader holds about 3 bytes per row per column while it streams (categorical codes)
+DEFAULT_MAX_ROWS = 20_000_000
+DEFAULT_MAX_RECORD_BYTES = 64 << 20
+#: what a preview reads at most (decompressed): a bounded head of the file
+PREVIEW_BYTES = 4 << 20
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """``"512M"`` -> 536870912; plain integers are bytes. ValueError for anything else."""
+    if isinstance(text, int):
+        value = text
+    else:
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), flags=re.IGNORECASE)
+        if not match:
+            raise ValueError(f"{what} must be a number of bytes, optionally ending in K, M or G; got {text!r}")
+        value = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if value <= 0:
+        raise ValueError(f"{what} must be positive, got {text!r}")
+    return value
+
+
+def _from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return parse_size(raw, name)
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+
+    @classmethod
+    def from_env(cls, **overrides: int | None) -> "Limits":
+        limits = cls(max_bytes=_from_env("DEEM_MAX_INPUT_BYTES", DEFAULT_MAX_BYTES),
+                     max_rows=_from_env("DEEM_MAX_INPUT_ROWS", DEFAULT_MAX_ROWS))
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return replace(limits, **given) if given else limits
+
+    def with_bytes(self, max_bytes: int) -> "Limits":
+        return replace(self, max_bytes=max_bytes)
+
+
+def describe_bytes(value: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            amount = value / size
+            return f"{amount:.0f} {unit}" if amount == int(amount) else f"{amount:.1f} {unit}"
+    return f"{value} bytes"

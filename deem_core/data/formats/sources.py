@@ -1,0 +1,263 @@
+"""Where input bytes come from, and the bounded stream they are read through.
+
+A *source* is a path (a folder means every supported file in it), an uploaded file (``(name, bytes)``, or
+an object with ``.name`` and ``.getvalue()`` / ``.read()`` such as Streamlit's ``UploadedFile``), or a
+pandas ``DataFrame``. Files are never read whole into memory by this module: :func:`open_stream` gives a
+stream that decompresses gzip on the fly (recognised by its magic bytes, whatever the name) and counts
+the decompressed bytes against the read's :class:`Budget`, refusing past the limit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats.limits import Limits, describe_bytes
+
+__all__ = ["Budget", "Source", "open_stream", "printable", "read_head", "sources_of"]
+
+#: what a folder source reads (also gzipped)
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".parquet", ".pq")
+_BLOCK = 1 << 20
+
+
+def printable(text: Any) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``): a file named with a newline
+    or a terminal escape cannot cut or colour a message line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _stem(name: str) -> str:
+    lowered = name.lower()
+    if lowered.endswith(".gz"):
+        name, lowered = name[:-3], lowered[:-3]
+    for suffix in (".csv", ".tsv", ".txt", ".json", ".jsonl", ".parquet", ".pq"):
+        if lowered.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class Budget:
+    """What one read may still consume: decompressed bytes and rows, shared by all its files."""
+
+    def __init__(self, limits: Limits, several: bool = False):
+        self.limits = limits
+        self.bytes = 0
+        self.rows = 0
+        self.several = several
+
+    def add_bytes(self, count: int, name: str) -> None:
+        self.bytes += count
+        if self.bytes > self.limits.max_bytes:
+            scope = "the files hold" if self.several else "holds"
+            raise DataError(f"{name}: {scope} more than {describe_bytes(self.limits.max_bytes)} once decompressed, "
+                            f"the input limit; raise it with --max-input-bytes (DEEM_MAX_INPUT_BYTES) if the data is "
+                            f"really this large")
+
+    def add_rows(self, count: int, name: str) -> None:
+        self.rows += count
+        if self.rows > self.limits.max_rows:
+            scope = "the files hold" if self.several else "holds"
+            raise DataError(f"{name}: {scope} more than {self.limits.max_rows:,} rows, the input limit; raise it with "
+                            f"--max-input-rows (DEEM_MAX_INPUT_ROWS) if the data is really this large")
+
+
+@dataclass
+class Source:
+    """One input file (or DataFrame). ``name`` is for messages (control characters escaped); ``stem`` names
+    the worker of a one-file-per-worker layout."""
+
+    name: str
+    stem: str
+    path: Path | None = None
+    data: bytes | None = None
+    handle: Any = None
+    frame: pd.DataFrame | None = None
+
+    def raw(self) -> BinaryIO:
+        """A fresh binary stream over the (possibly compressed) bytes, from the start."""
+        if self.path is not None:
+            return open(self.path, "rb")  # noqa: SIM115 - closed by the stream that wraps it
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        self.handle.seek(0)
+        return _Borrowed(self.handle)
+
+    def raw_size(self) -> int | None:
+        if self.path is not None:
+            return self.path.stat().st_size
+        if self.data is not None:
+            return len(self.data)
+        try:
+            return len(self.handle.getbuffer())
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+
+class _Borrowed(io.RawIOBase):
+    """Reads a caller's seekable file object without closing it."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self.handle.read(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.handle.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+
+def _source(item: Any) -> list[Source]:
+    if isinstance(item, pd.DataFrame):
+        name = printable(item.attrs.get("name", "DataFrame"))
+        return [Source(name=name, stem=name, frame=item)]
+    if isinstance(item, (str, Path)):
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().removesuffix(".gz")
+                           .endswith(FILE_SUFFIXES))
+            if not files:
+                raise DataError(f"{printable(path.name or path)}: the folder holds no .csv, .csv.gz, .tsv, .txt, "
+                                f".json or .parquet files")
+            return [Source(name=printable(p.name), stem=_stem(p.name), path=p) for p in files]
+        if not path.exists():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        if path.is_dir():  # pragma: no cover - handled above
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        return [Source(name=printable(path.name), stem=_stem(path.name), path=path)]
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise TypeError("an uploaded file must be given as (name, bytes)")
+        name, content = item
+        if isinstance(content, (str, Path)) and "\n" not in str(content):  # a pair of paths, not (name, text)
+            return _source(Path(name)) + _source(Path(content))
+        if isinstance(content, pd.DataFrame):
+            shown = printable(name)
+            return [Source(name=shown, stem=shown, frame=content)]
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        base = Path(str(name)).name
+        return [Source(name=printable(base), stem=_stem(base), data=bytes(content))]
+    if hasattr(item, "getvalue") or hasattr(item, "read"):
+        base = Path(str(getattr(item, "name", "upload"))).name
+        seekable = hasattr(item, "seek") and (not hasattr(item, "seekable") or item.seekable())
+        if seekable:
+            probe = item.read(0) if hasattr(item, "read") else b""
+            if isinstance(probe, bytes):
+                return [Source(name=printable(base), stem=_stem(base), handle=item)]
+        content = item.getvalue() if hasattr(item, "getvalue") else item.read()
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        return [Source(name=printable(base), stem=_stem(base), data=bytes(content))]
+    raise TypeError(f"cannot read annotations from {type(item).__name__}: give a path, (name, bytes), an uploaded "
+                    f"file or a DataFrame")
+
+
+def sources_of(given: Any) -> list[Source]:
+    """Every source in ``given`` (one source or a list of them); DataError when there is none."""
+    if isinstance(given, (str, Path, pd.DataFrame, tuple)) or hasattr(given, "getvalue") or (
+            hasattr(given, "read") and hasattr(given, "name")):
+        given = [given]
+    elif not isinstance(given, (list, tuple)) and not hasattr(given, "__iter__"):
+        raise TypeError(f"cannot read annotations from {type(given).__name__}: give a path, (name, bytes), an "
+                        f"uploaded file or a DataFrame")
+    out: list[Source] = []
+    for item in given:
+        out.extend(_source(item))
+    if not out:
+        raise DataError("no annotation files were given")
+    return out
+
+
+class Stream(io.RawIOBase):
+    """Decompressed bytes of one source, counted against a budget (or cut short at ``stop_after``)."""
+
+    def __init__(self, source: Source, budget: Budget | None = None, stop_after: int | None = None):
+        self.source = source
+        self.name = source.name
+        self.budget = budget
+        self.stop_after = stop_after
+        self.read_bytes = 0
+        self.cut = False  # stop_after was reached: the stream ends early on purpose
+        self._raw = source.raw()
+        magic = self._raw.read(2)
+        self._raw.seek(0)
+        self.compressed = magic == b"\x1f\x8b"
+        self._inner = gzip.GzipFile(fileobj=self._raw, mode="rb") if self.compressed else self._raw
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = _BLOCK
+        if self.stop_after is not None:
+            left = self.stop_after - self.read_bytes
+            if left <= 0:
+                self.cut = bool(self._inner.read(1))
+                return b""
+            size = min(size, left)
+        try:
+            data = self._inner.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            if self.compressed:
+                raise DataError(f"{self.name}: looks like a gzip file but cannot be decompressed ({exc})") from None
+            raise
+        self.read_bytes += len(data)
+        if self.budget is not None and data:
+            self.budget.add_bytes(len(data), self.name)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            if self._inner is not self._raw:
+                self._inner.close()
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def open_stream(source: Source, budget: Budget | None = None, stop_after: int | None = None) -> Stream:
+    return Stream(source, budget, stop_after)
+
+
+def read_head(source: Source, size: int = 1 << 16) -> bytes:
+    """The first ``size`` decompressed bytes (a sniff: not counted against any budget)."""
+    with open_stream(source, stop_after=size) as stream:
+        chunks, got = [], 0
+        while got < size:
+            data = stream.read(size - got)
+            if not data:
+                break
+            chunks.append(data)
+            got += len(data)
+    return b"".join(chunks)

@@ -1,0 +1,466 @@
+"""Files as tables of text cells, read in chunks: CSV text, Parquet, or a DataFrame.
+
+Every table has a ``header`` (column names), yields its data rows in chunks (``chunks(columns)``: only the
+columns asked for, as categorical text; the row index counts the records after the header) and says where
+a row is for messages (``line(row)``: ``"line N"`` in a text file, ``"row N"`` otherwise).
+
+CSV: the delimiter is the one of ``,`` ``;`` tab ``|`` that splits the header (the first non-blank line)
+into at least two columns and the most following lines into as many fields, then the one with more
+columns. Quoted fields may hold the delimiter, quotes and newlines; spaces around cells and names are
+stripped; blank lines (also lines of empty fields) are skipped and counted; a line that repeats the header
+(two files concatenated) is skipped and counted, or refused when it repeats it in another column order.
+
+Parquet: read with pyarrow, only the columns asked for, one batch at a time; the row count and the
+decompressed size of those columns are checked against the limits from the file's metadata before
+anything is read. Values become text (``1``, ``2.5``, ``true``; null -> empty) so the typing rules of a
+CSV apply unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings as _warnings
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats.limits import Limits
+from deem_core.data.formats.sources import Budget, Source
+from deem_core.data.formats.text import TextStream, check_text_sample
+
+__all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
+
+DELIMITERS = (",", ";", "\t", "|")
+CHUNK_ROWS = 1_000_000
+_SNIFF_CHARS = 1 << 16
+
+
+def _show_delimiter(delimiter: str) -> str:
+    return {"\t": "a tab", ",": "a comma", ";": "a semicolon", "|": "a '|'"}.get(delimiter, repr(delimiter))
+
+
+def categorical_text(values: pd.Series) -> pd.Series:
+    return values.astype("category")
+
+
+def concat_parts(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate frames whose text columns are categorical, keeping them categorical (union of
+    categories) so millions of rows cost a few bytes each."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return pd.DataFrame()
+    if len(parts) == 1:
+        return parts[0].reset_index(drop=True)
+    columns = list(parts[0].columns)
+    out = {}
+    for column in columns:
+        pieces = [p[column] for p in parts]
+        if all(isinstance(s.dtype, pd.CategoricalDtype) for s in pieces):
+            out[column] = pd.Series(pd.api.types.union_categoricals([s.array for s in pieces], ignore_order=True))
+        else:
+            out[column] = pd.concat([s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
+                                     for s in pieces], ignore_index=True)
+    return pd.DataFrame(out)
+
+
+class Table:
+    """The interface shared by the three kinds of table."""
+
+    name: str
+    header: list[str]
+    kind: str = "csv"
+    typed: bool = False  # DataFrame sources keep their Python values
+    delimiter: str | None = None
+    encoding: str | None = None
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
+        raise NotImplementedError
+
+    def head(self, nrows: int) -> pd.DataFrame:
+        """The first ``nrows`` data rows, every column, as plain text."""
+        frames = []
+        got = 0
+        for chunk in self.chunks(None, nrows=nrows):
+            frames.append(chunk)
+            got += len(chunk)
+            if got >= nrows:
+                break
+        if not frames:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in self.header})
+        frame = pd.concat(frames).head(nrows)
+        return frame.astype(object) if not self.typed else frame
+
+    def line(self, row: int) -> str:
+        return f"row {row + 1}"
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+class CsvTable(Table):
+    kind = "csv"
+
+    def __init__(self, source: Source, limits: Limits, budget: Budget | None = None,
+                 stop_after: int | None = None):
+        super().__init__()
+        self.source = source
+        self.name = source.name
+        self.limits = limits
+        self.budget = budget
+        self.stop_after = stop_after
+        self.saw_quote: bool | None = None
+        self.truncated = False
+        with self._text(budget=None, stop_after=_SNIFF_CHARS * 4 if stop_after is None else
+                        min(stop_after, _SNIFF_CHARS * 4)) as head:
+            sample = head.read(_SNIFF_CHARS + 1)
+            self.encoding = head.encoding
+            self.header_line = head.head_line
+        if not sample.strip():
+            raise DataError(f"{self.name}: the file is empty")
+        check_text_sample(self.name, sample)
+        self.delimiter, self.header = self._sniff(sample[:_SNIFF_CHARS], truncated=len(sample) > _SNIFF_CHARS)
+        named = [h for h in self.header if h]
+        dupes = sorted({h for h in named if named.count(h) > 1})
+        if dupes:
+            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {named.count(dupes[0])} times in the "
+                            f"header; give every column its own name")
+        self._warned_index = False
+        self._ignored_first = False
+
+    def _text(self, budget: Budget | None, stop_after: int | None = None, quotes: bool = False) -> TextStream:
+        return TextStream(self.source, self.limits, budget=budget, quotes=quotes, skip_blank_head=True,
+                          stop_after=stop_after)
+
+    # ------------------------------------------------------------------ delimiter
+    def _sniff(self, sample: str, truncated: bool) -> tuple[str, list[str]]:
+        best: tuple[tuple[float, int], str, list[str]] | None = None
+        first_header: list[str] | None = None
+        for delimiter in DELIMITERS:
+            try:
+                rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+                        if any(c.strip() for c in r)]
+            except csv.Error:
+                continue
+            if truncated and len(rows) > 1:
+                rows = rows[:-1]
+            if not rows:
+                continue
+            header = rows[0]
+            if first_header is None:
+                first_header = header
+            if len(header) < 2:
+                continue
+            body = rows[1:]
+            consistent = sum(len(r) == len(header) for r in body) / len(body) if body else 1.0
+            score = (consistent, len(header))
+            if best is None or score > best[0]:
+                best = (score, delimiter, header)
+        if best is None:
+            shown = (first_header or [""])[0][:60]
+            raise DataError(f"{self.name}: found a single column ({shown!r}); expected columns such as "
+                            f"task,worker,label separated by commas, semicolons or tabs")
+        return best[1], [c.strip(" ") for c in best[2]]
+
+    # ------------------------------------------------------------------ where rows are
+    def line(self, row: int) -> str:
+        return f"line {self._line_of(row)}"
+
+    def _line_of(self, row: int) -> int:
+        if self.saw_quote is False:
+            return self.header_line + 1 + row
+        target = row + 1  # records after the header
+        with self._text(budget=None) as text:
+            reader = csv.reader(text, delimiter=self.delimiter)
+            previous_end = 0
+            for index, _ in enumerate(reader):
+                if index == target:
+                    return self.header_line + previous_end
+                previous_end = reader.line_num
+        return self.header_line + previous_end
+
+    def _quote_never_closed(self) -> int:
+        open_line = None
+        with self._text(budget=None) as text:
+            for number, line in enumerate(text, start=self.header_line):
+                if line.count('"') % 2:
+                    open_line = number if open_line is None else None
+        return open_line or self.header_line
+
+    def _too_many_fields(self) -> tuple[int, int]:
+        with self._text(budget=None) as text:
+            reader = csv.reader(text, delimiter=self.delimiter)
+            previous_end = 0
+            for index, row in enumerate(reader):
+                if index and len(row) > len(self.header):
+                    return self.header_line + previous_end, len(row)
+                previous_end = reader.line_num
+        return self.header_line, len(self.header)
+
+    def _fields_error(self) -> DataError:
+        line, count = self._too_many_fields()
+        return DataError(f"{self.name}: line {line} has {count} fields but the header has {len(self.header)}; put "
+                         f"values that contain {_show_delimiter(self.delimiter)} in double quotes")
+
+    # ------------------------------------------------------------------ rows
+    def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
+        preview = nrows is not None
+        text = self._text(budget=None if preview else self.budget, stop_after=self.stop_after, quotes=True)
+        try:
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                reader = pd.read_csv(text, sep=self.delimiter, dtype=str, header=0, index_col=False,
+                                     keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
+                                     quotechar='"', chunksize=min(nrows or CHUNK_ROWS, CHUNK_ROWS))
+                with reader:
+                    got = 0
+                    for raw in reader:
+                        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                            raise self._fields_error()
+                        if len(raw.columns) != len(self.header):  # pragma: no cover - pandas and csv disagree
+                            raise DataError(f"{self.name}: cannot read the header line")
+                        chunk = self._clean(raw)
+                        if self.budget is not None and not preview:
+                            self.budget.add_rows(len(raw), self.name)
+                        got += len(raw)
+                        if columns is not None:
+                            chunk = chunk[list(columns)]
+                        yield chunk if preview else chunk.apply(categorical_text)
+                        if nrows is not None and got >= nrows:
+                            break
+                if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                    raise self._fields_error()
+        except pd.errors.ParserError as exc:
+            message = str(exc)
+            if "EOF inside string" in message:
+                line = self._quote_never_closed()
+                raise DataError(f"{self.name}: line {line}: a quoted field is never closed (a '\"' without its "
+                                f"closing quote)") from None
+            if "Expected" in message and "fields" in message:
+                raise self._fields_error() from None
+            raise DataError(f"{self.name}: cannot read as CSV ({message.splitlines()[0]})") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{self.name}: the file is empty") from None
+        finally:
+            if not text.closed:
+                self.truncated = text.truncated
+                self.notes.extend(n for n in text.notes() if n not in self.notes)
+                if not preview:
+                    self.saw_quote = text.saw_quote
+                text.close()
+
+    def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.fillna("")
+        frame.columns = self.header
+        for column in frame.columns:
+            frame[column] = frame[column].astype(object).str.strip(" ")
+        frame = self._drop_blank_rows(frame)
+        frame = self._drop_repeated_headers(frame)
+        return self._drop_unnamed_columns(frame)
+
+    def _drop_blank_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame.columns) or not len(frame):
+            return frame
+        blank = np.ones(len(frame), dtype=bool)
+        for position in range(frame.shape[1]):
+            blank &= (frame.iloc[:, position] == "").to_numpy()
+        if blank.any():
+            self._count("blank", int(blank.sum()))
+            return frame.loc[~blank]
+        return frame
+
+    def _drop_repeated_headers(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame) or not self.header[0]:
+            return frame
+        names = set(self.header)
+        candidates = frame.iloc[:, 0].isin(names).to_numpy()
+        if not candidates.any():
+            return frame
+        same = candidates.copy()
+        for position, name in enumerate(self.header):
+            same &= (frame.iloc[:, position] == name).to_numpy()
+        if same.any():
+            first = int(frame.index[same.nonzero()[0][0]])
+            self._count("header", int(same.sum()), first)
+            frame = frame.loc[~same]
+            candidates = frame.iloc[:, 0].isin(names).to_numpy()
+        for position in candidates.nonzero()[0]:
+            row = frame.iloc[position]
+            cells = [str(v) for v in row.tolist()]
+            if sorted(cells) == sorted(self.header) and cells != self.header:
+                raise DataError(f"{self.name}: {self.line(int(frame.index[position]))} repeats the header in another "
+                                f"column order ({', '.join(cells)}): were files with different columns joined? Give "
+                                f"them as separate files")
+        return frame
+
+    def _count(self, what: str, count: int, row: int | None = None) -> None:
+        counts = self.__dict__.setdefault("_counts", {})
+        total, first = counts.get(what, (0, None))
+        counts[what] = (total + count, first if first is not None else row)
+
+    def cleaning_notes(self) -> list[str]:
+        """The warnings about skipped lines (after the rows were read)."""
+        counts = self.__dict__.get("_counts", {})
+        out = []
+        if "blank" in counts:
+            out.append(f"{self.name}: skipped {counts['blank'][0]} blank line(s)")
+        if "header" in counts:
+            total, first = counts["header"]
+            out.append(f"{self.name}: skipped {total} line(s) repeating the header (first on {self.line(first)}; "
+                       f"files joined one after the other?)")
+        return out
+
+    def _drop_unnamed_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Columns with no header: all empty (trailing delimiters) -> dropped; a first column with values -> a
+        saved row index, ignored with a warning; any other -> error."""
+        if "" not in self.header:
+            return frame
+        keep = []
+        for position, column in enumerate(self.header):
+            if column != "":
+                keep.append(position)
+                continue
+            values = frame.iloc[:, position]
+            if (values == "").all():
+                continue
+            if position == 0:
+                if not self._ignored_first:
+                    self._ignored_first = True
+                    self.notes.append(f"{self.name}: ignored the first column, which has no name (a saved row index?)")
+                continue
+            raise DataError(f"{self.name}: column {position + 1} has values but no name in the header; name it")
+        return frame.iloc[:, keep]
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.header if c != ""]
+
+
+# ---------------------------------------------------------------------------------------------- Parquet
+class ParquetTable(Table):
+    kind = "parquet"
+
+    def __init__(self, source: Source, limits: Limits, budget: Budget | None = None):
+        super().__init__()
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        self.source = source
+        self.name = source.name
+        self.limits = limits
+        self.budget = budget
+        self._handle = source.raw()
+        try:
+            self.file = pq.ParquetFile(self._handle)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            self._handle.close()
+            raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
+        schema = self.file.schema_arrow
+        self.header = [str(n) for n in schema.names]
+        self.types = {str(f.name): f.type for f in schema}
+        self.n_rows = int(self.file.metadata.num_rows)
+        dupes = sorted({h for h in self.header if self.header.count(h) > 1})
+        if dupes:
+            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {self.header.count(dupes[0])} times")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.header)
+
+    def _check_size(self, columns: Sequence[str]) -> None:
+        if self.budget is None:
+            return
+        self.budget.add_rows(self.n_rows, self.name)
+        wanted = set(columns)
+        metadata = self.file.metadata
+        total = 0
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for position in range(row_group.num_columns):
+                chunk = row_group.column(position)
+                if chunk.path_in_schema.split(".")[0] in wanted:
+                    total += int(chunk.total_uncompressed_size)
+        self.budget.add_bytes(total, self.name)
+
+    def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa  # noqa: PLC0415
+
+        wanted = list(columns) if columns is not None else list(self.header)
+        if nrows is None:
+            self._check_size(wanted)
+        for column in wanted:
+            kind = self.types[column]
+            if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+                raise DataError(f"{self.name}: column {column!r} holds {kind} values, not labels or ids")
+        start = 0
+        try:
+            batches = self.file.iter_batches(batch_size=min(nrows or CHUNK_ROWS, CHUNK_ROWS), columns=wanted)
+            for batch in batches:
+                frame = pd.DataFrame({name: self._text(batch.column(i), preview=nrows is not None)
+                                      for i, name in enumerate(wanted)})
+                frame.index = pd.RangeIndex(start, start + batch.num_rows)
+                start += batch.num_rows
+                yield frame
+                if nrows is not None and start >= nrows:
+                    return
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise DataError(f"{self.name}: cannot read the Parquet data ({exc})") from None
+
+    @staticmethod
+    def _text(array, preview: bool) -> pd.Series:
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.compute as pc  # noqa: PLC0415
+
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            array = pc.cast(array, pa.string())
+        array = pc.fill_null(array, "")
+        array = pc.utf8_trim(array, " ")
+        if preview:
+            return pd.Series(array.to_pylist(), dtype=object)
+        return pd.Series(pc.dictionary_encode(array).to_pandas())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# ---------------------------------------------------------------------------------------------- DataFrame
+class FrameTable(Table):
+    """A DataFrame source (values keep their types) or a table built in memory (``typed=False``: text)."""
+
+    kind = "frame"
+
+    def __init__(self, name: str, frame: pd.DataFrame, typed: bool = True, budget: Budget | None = None,
+                 kind: str = "frame"):
+        super().__init__()
+        self.name = name
+        self.kind = kind
+        if not isinstance(frame.columns, pd.RangeIndex):
+            frame = frame.copy()
+            frame.columns = [str(c) for c in frame.columns]
+        self.frame = frame
+        self.header = [str(c) for c in frame.columns]
+        self.typed = typed
+        self.budget = budget
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.header)
+
+    def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
+        frame = self.frame if columns is None else self.frame[list(columns)]
+        if nrows is not None:
+            frame = frame.head(nrows)
+        elif self.budget is not None:
+            self.budget.add_rows(len(frame), self.name)
+        if len(frame) or nrows is not None:
+            yield frame
+
+    def line(self, row: int) -> str:
+        if self.kind == "json":
+            return f"record {row + 1}"
+        return f"row {row + 1}"

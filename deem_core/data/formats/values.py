@@ -1,0 +1,112 @@
+"""Cell values: the one set of missing-label spellings, and the typing of text cells.
+
+Missing labels
+--------------
+A label (or truth) cell is *missing* when it is empty, blank, or one of the spellings software writes for
+"no value", compared without case and surrounding spaces: ``nan``, ``null``, ``none``, ``na``, ``n/a``,
+``<na>``, ``#n/a`` (so ``None``, ``NONE``, ``NaN``, ``N/A``, ``#N/A`` ... alike). The same set holds for
+annotation files, truth files and DataFrames (where ``None`` and NaN are missing too). Missing answers are
+dropped with a warning that counts the answers *and* the tasks left with no answer at all;
+``keep_missing=True`` (CLI ``--keep-missing-labels``) keeps the spellings as labels ("N/A" can be a real
+answer); an empty cell is never a label.
+
+Typing
+------
+Text cells of one role (task, worker, label) become integers when *every* value is a canonical integer
+(``0|-?[1-9][0-9]*`` within 64 bits), else stay text; a cell that the spreadsheet-safe export neutralised
+(``'`` then one of ``= + - @`` tab CR LF) gets its quote back. Typing works on the distinct values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MISSING_LABELS", "is_missing_text", "missing_mask", "plain", "type_text", "type_uniques"]
+
+#: spellings of "no value" (lower case; compared case-insensitively after stripping spaces)
+MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
+
+_INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
+_FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (messages show ``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def is_missing_text(text: str, keep_markers: bool = False) -> bool:
+    stripped = text.strip()
+    return not stripped or (not keep_markers and stripped.lower() in MISSING_LABELS)
+
+
+def _missing_uniques(uniques: pd.Index | np.ndarray, keep_markers: bool) -> np.ndarray:
+    out = np.zeros(len(uniques), dtype=bool)
+    for position, value in enumerate(uniques):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+            out[position] = True
+        elif isinstance(value, str):
+            out[position] = is_missing_text(value, keep_markers)
+    return out
+
+
+def missing_mask(values: pd.Series, keep_markers: bool = False) -> np.ndarray:
+    """(n,) bool: True where ``values`` holds a missing label (see the module docstring). Works on the
+    distinct values, so a column of millions of cells costs one pass of factorize."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        flags = _missing_uniques(values.cat.categories, keep_markers)
+        out = np.where(codes < 0, True, flags[np.maximum(codes, 0)] if len(flags) else True)
+        return np.asarray(out, dtype=bool)
+    if values.dtype.kind in "iub":
+        return np.zeros(len(values), dtype=bool)
+    if values.dtype.kind == "f":
+        return values.isna().to_numpy()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    flags = _missing_uniques(np.asarray(uniques, dtype=object), keep_markers)
+    if not len(flags):
+        return codes < 0
+    return np.where(codes < 0, True, flags[np.maximum(codes, 0)])
+
+
+def type_uniques(uniques: pd.Series) -> np.ndarray:
+    """Distinct text values -> ints when all non-empty ones are canonical 64-bit integers, else text with
+    the spreadsheet quote removed; '' stays ''."""
+    uniques = uniques.astype(str)
+    nonempty = (uniques != "").to_numpy()
+    candidates = uniques[nonempty]
+    if len(candidates) and bool(candidates.str.fullmatch(_INT_PATTERN).all()):
+        try:
+            ints = candidates.astype("int64").to_numpy()
+        except (OverflowError, ValueError):  # beyond 64 bits: stays text
+            pass
+        else:
+            if nonempty.all():
+                return ints
+            out = np.empty(len(uniques), dtype=object)
+            out[:] = ""
+            out[nonempty] = ints.tolist()
+            return out
+    quoted = uniques.str.startswith("'").to_numpy()
+    if quoted.any():
+        uniques = uniques.copy()
+        uniques[quoted] = uniques[quoted].str.replace(_FORMULA_QUOTED, "", regex=True)
+    return uniques.to_numpy(dtype=object)
+
+
+def type_text(values: pd.Series) -> pd.Series:
+    """Text cells of one role (plain or categorical) -> typed values (see :func:`type_uniques`)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = pd.Series(values.cat.categories.astype(str), dtype=object)
+        typed = type_uniques(categories)
+        if (codes < 0).any():  # pragma: no cover - text categoricals hold '' rather than NaN
+            typed = np.append(typed.astype(object), "")
+            codes = np.where(codes < 0, len(typed) - 1, codes)
+        return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
+    codes, uniques = pd.factorize(values.astype(str))
+    typed = type_uniques(pd.Series(uniques, dtype=object))
+    return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)

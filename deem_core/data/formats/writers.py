@@ -1,0 +1,152 @@
+"""Aggregated labels -> bytes, one serialiser per output format (the CLI and the dashboard share them).
+
+The labels table (:func:`deem_core.data.export.label_table`): index ``task``, columns ``label``,
+``confidence``, ``p_<class>`` ... Formats:
+
+* ``csv``: spreadsheet-safe CSV (cells that would run as formulas are neutralised), the task first;
+* ``parquet``: the table as it is (typed columns);
+* ``json``: a list of records ``{"task": ..., "label": ..., "confidence": ..., ...}`` (NaN -> null);
+* ``label_studio``: Label Studio tasks with ``predictions[]``, ready to import back as pre-annotations:
+  each task keeps its original ``id`` and ``data`` when the annotations came from a Label Studio export
+  (else ``data`` is ``{"task": <task>}``); the prediction's result is the label in the export's control
+  (``from_name``, ``to_name``, ``type``; by default a ``choices`` control named ``label``), ``score`` is the
+  confidence, and ``model_version`` names DEEM and its settings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deem_core.data.annotations import DataError
+from deem_core.data.export import atomic_write_bytes, to_safe_csv
+from deem_core.data.formats.labelstudio import LabelStudioContext
+
+__all__ = ["OUTPUT_FORMATS", "label_studio_tasks", "output_format", "serialise", "write_results"]
+
+#: format -> (file extension, MIME type)
+OUTPUT_FORMATS = {
+    "csv": (".csv", "text/csv"),
+    "parquet": (".parquet", "application/octet-stream"),
+    "json": (".json", "application/json"),
+    "label_studio": (".json", "application/json"),
+}
+
+
+def output_format(path: str | Path, given: str | None = None) -> str:
+    """The format to write ``path`` in: ``given`` (``label-studio`` accepted for ``label_studio``), else the
+    extension (.csv, .parquet, .json). ValueError when neither says."""
+    if given:
+        fmt = given.replace("-", "_").lower()
+        if fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown output format {given!r}: use {', '.join(f.replace('_', '-') for f in OUTPUT_FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    for fmt, (extension, _) in OUTPUT_FORMATS.items():
+        if suffix == extension:
+            return fmt
+    raise ValueError(f"cannot tell the output format from {Path(path).name!r}: use .csv, .parquet or .json (or "
+                     f"--output-format label-studio)")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _records(results: pd.DataFrame) -> list[dict[str, Any]]:
+    frame = results.reset_index()
+    columns = [str(c) for c in frame.columns]
+    return [{c: _plain(v) for c, v in zip(columns, row)} for row in frame.itertuples(index=False, name=None)]
+
+
+def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None = None,
+                       model_version: str = "DEEM") -> list[dict[str, Any]]:
+    """The labels as Label Studio tasks with one prediction each (see the module docstring)."""
+    context = context or LabelStudioContext()
+    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    out = []
+    confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
+    for task, label, score in zip(results.index, results["label"], confidence):
+        task, label, score = _plain(task), _plain(label), _plain(score)
+        original = context.tasks.get(_text(task))
+        item: dict[str, Any] = {}
+        if original is not None and original.get("id") is not None:
+            item["id"] = original["id"]
+        item["data"] = original["data"] if original is not None else {field: task}
+        value = context.values.get(_text(label), label)
+        if context.type == "rating":
+            payload: Any = value
+        elif context.type == "taxonomy":
+            payload = [value if isinstance(value, list) else [value]] if not (
+                isinstance(value, list) and value and isinstance(value[0], list)) else value
+        else:
+            payload = value if isinstance(value, list) else [value]
+        prediction: dict[str, Any] = {"model_version": model_version,
+                                      "result": [{"from_name": context.from_name, "to_name": context.to_name,
+                                                  "type": context.type, "value": {context.type: payload}}]}
+        if score is not None:
+            prediction["score"] = float(score)
+        item["predictions"] = [prediction]
+        out.append(item)
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def serialise(results: pd.DataFrame, fmt: str, context: LabelStudioContext | None = None,
+              model_version: str = "DEEM") -> bytes:
+    """The labels table as the bytes of one output format."""
+    fmt = fmt.replace("-", "_")
+    if fmt == "csv":
+        return to_safe_csv(results).encode("utf-8")
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        try:
+            results.to_parquet(buffer)
+        except (TypeError, ValueError, ImportError) as exc:
+            raise DataError(f"the labels cannot be written as Parquet ({str(exc).splitlines()[0]}); labels of mixed "
+                            f"types fit CSV and JSON") from None
+        except Exception as exc:  # pyarrow's own errors (ArrowInvalid, ArrowTypeError) # noqa: BLE001
+            raise DataError(f"the labels cannot be written as Parquet ({str(exc).splitlines()[0]}); labels of mixed "
+                            f"types fit CSV and JSON") from None
+        return buffer.getvalue()
+    if fmt == "json":
+        return json.dumps(_records(results), ensure_ascii=False, allow_nan=False, default=_json_default,
+                          indent=1).encode("utf-8")
+    if fmt == "label_studio":
+        tasks = label_studio_tasks(results, context, model_version)
+        return json.dumps(tasks, ensure_ascii=False, allow_nan=False, default=_json_default, indent=1).encode("utf-8")
+    raise ValueError(f"unknown output format {fmt!r}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return _plain(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def write_results(results: pd.DataFrame, path: str | Path, fmt: str | None = None,
+                  context: LabelStudioContext | None = None, model_version: str = "DEEM") -> Path:
+    """Serialise and write atomically (a crash never leaves half a file)."""
+    fmt = output_format(path, fmt)
+    return atomic_write_bytes(path, serialise(results, fmt, context, model_version))

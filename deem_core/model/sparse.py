@@ -1,0 +1,446 @@
+"""Sparse-aware DEEM: the network evaluated on each task's own answers only.
+
+A worker missing at the input stays missing up to the iRBM (its layer outputs are zeroed) and its
+visible unit is summed out (see :mod:`deem_core.model.network`). So a task answered by the workers
+``S`` (``|S| = a``) only involves
+
+* the ``a x a`` blocks of ``K x K`` layer weights between members of ``S`` (and their biases), and
+* the iRBM parameters of the members of ``S``, plus the missing workers' summed-out term
+  ``sum_{i not in S} log sum_l exp(a_i^l + w_i^{lm})``, computed as the sum over *all* workers (once per
+  batch, ``O(d K^2)``) minus the sum over ``S`` (``O(a K)`` per task).
+
+Per task the work is ``O(a^2 K^2)`` instead of ``O((d K)^2)``, and the result is the same number.
+
+Batches of answer slots
+-----------------------
+A batch of ``B`` tasks (per run) is laid out as *answer slots*: ``workers`` (R, B, A) int64, the worker
+of each answer, tasks padded to the batch's largest answer count ``A`` with the task's own first answer,
+and a slot ``mask`` (R, B, A) float, 1 for a real answer. (Padding with the task's own worker keeps every
+gathered pair one that co-occurs, so it is stored in every layout.) Inputs are feature-major like the dense
+path: ``x`` (R, A, K, B) and ``mask`` (R, A, B), so :class:`~deem_core.model.sampler.DMALASampler` runs
+unchanged on slots instead of workers, and the negative chains become one label per answer.
+
+:class:`GatheredNetwork` gathers a batch's blocks once (layer weights in the ``"blocks"`` layout: one
+``index_select`` of ``K x K`` rows; the ``"matrix"`` layout works too, element by element, about 10x
+slower) and evaluates the free energy, its hand-written input gradient for DMALA and, through autograd on
+the gathered leaves, the parameter gradients; :meth:`GatheredNetwork.layer_gradients` gives the layer
+gradients back as ``(index, values)`` to scatter into the stored weights with ``index_add_``.
+
+What storing only co-occurring pairs means
+------------------------------------------
+In the ``"blocks"`` layout with ``pair_keys`` (:func:`cooccurring_pairs`), only the blocks of worker pairs
+that answer at least one common task exist. On the training data nothing changes: no training task's
+energy, gradient or sampler step ever reads another block, so a pair that never co-occurs would keep its
+initial value forever in the full model and never influence a training task. On a *new* task, two workers
+who never shared a task interact through a zero block, where the full model would use that block's
+initial value (identity-initialised layers: ``N(0, 0.005^2)`` noise off the diagonal). Both are
+uninformed; neither has been learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sparsemax import sparsemax, sparsemax_backward
+
+__all__ = [
+    "Answers", "GatheredNetwork", "Slots", "cooccurring_pairs", "dense_rows_to_slots", "free_energy_of_tasks",
+]
+
+
+# ---------------------------------------------------------------------------------------------- answers
+@dataclass
+class Answers:
+    """Answers in CSR order by task: task ``t``'s answers are ``offsets[t]:offsets[t+1]``.
+
+    ``workers``, ``labels`` (nnz,) int64 codes (workers sorted within each task); ``soft`` (nnz, K) float32
+    probabilities or None; ``n_workers`` the number of worker codes.
+    """
+
+    offsets: torch.Tensor
+    workers: torch.Tensor
+    labels: torch.Tensor
+    soft: torch.Tensor | None
+    n_workers: int
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.offsets.numel()) - 1
+
+    @property
+    def n_answers(self) -> int:
+        return int(self.workers.numel())
+
+    def counts(self) -> torch.Tensor:
+        """Answers per task: (n,) int64."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @classmethod
+    def from_arrays(cls, offsets, workers, labels, n_workers: int, soft=None, device=None) -> "Answers":
+        """From CSR arrays (numpy or torch): ``offsets`` (n+1,), ``workers``/``labels`` (nnz,), ``soft`` (nnz, K)."""
+        def long(values):
+            return torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values,
+                                   dtype=torch.long, device=device)
+
+        soft_t = None if soft is None else torch.as_tensor(soft, dtype=torch.float32, device=device)
+        return cls(long(offsets), long(workers), long(labels), soft_t, int(n_workers))
+
+    @classmethod
+    def from_dense(cls, labels, soft=None, device=None) -> "Answers":
+        """From a dense (n, d) code matrix (-1 = missing) and optional (n, d, K) soft labels."""
+        labels = np.asarray(labels)
+        rows, cols = np.nonzero(labels >= 0)  # row-major: sorted by task, then worker
+        offsets = np.zeros(labels.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=labels.shape[0]), out=offsets[1:])
+        answer_soft = None if soft is None else np.asarray(soft)[rows, cols]
+        return cls.from_arrays(offsets, cols, labels[rows, cols], labels.shape[1], answer_soft, device)
+
+    def slots(self, tasks: torch.Tensor) -> "Slots":
+        """Answer slots of the tasks ``tasks`` (R, B) int64 (see the module docstring)."""
+        start = self.offsets[tasks]
+        count = self.offsets[tasks + 1] - start
+        width = max(int(count.max()) if count.numel() else 0, 1)
+        position = torch.arange(width, device=tasks.device)
+        real = position < count.unsqueeze(-1)  # (R, B, A)
+        answer = start.unsqueeze(-1) + position * real  # padding: the task's first answer
+        if self.n_answers:
+            answer = answer.clamp_max_(self.n_answers - 1)  # (a task without answers points anywhere, masked)
+            workers = self.workers[answer]
+        else:
+            answer = torch.zeros_like(answer)
+            workers = torch.zeros_like(answer)
+        return Slots(answer=answer, workers=workers, mask=real.float())
+
+    def one_hot_fm(self, answer: torch.Tensor, mask: torch.Tensor, n_classes: int,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The inputs of the slots ``answer`` (R, B, A) as feature-major (R, A, K, B): the soft labels when there
+        are any (and no ``labels`` are given), else one-hot ``labels`` (default: the answers' labels), zero
+        where ``mask`` (R, B, A) is 0."""
+        if labels is None and self.soft is not None:
+            return (self.soft[answer] * mask.unsqueeze(-1)).permute(0, 2, 3, 1).contiguous()
+        codes = self.labels[answer] if labels is None else labels
+        r, b, a = codes.shape
+        onehot = torch.zeros(r, a, n_classes, b, dtype=mask.dtype, device=codes.device)
+        return onehot.scatter_(2, codes.transpose(1, 2).unsqueeze(2), mask.transpose(1, 2).unsqueeze(2))
+
+
+@dataclass
+class Slots:
+    """One batch's answer slots: ``answer`` (R, B, A) indices into the answer arrays, ``workers`` (R, B, A),
+    ``mask`` (R, B, A) float (1 = a real answer)."""
+
+    answer: torch.Tensor
+    workers: torch.Tensor
+    mask: torch.Tensor
+
+    def widths(self) -> list[int]:
+        """Per run, the largest answer count among its tasks (the slots it uses)."""
+        return self.mask.sum(-1).amax(-1).long().tolist()
+
+    @property
+    def mask_fm(self) -> torch.Tensor:
+        """The slot mask feature-major: (R, A, B)."""
+        return self.mask.transpose(1, 2).contiguous()
+
+
+@torch.no_grad()
+def cooccurring_pairs(answers: Answers, chunk: int = 1 << 22) -> torch.Tensor:
+    """Sorted keys ``i*d + j`` of every ordered worker pair that answers a common task (diagonal included),
+    plus every worker's own pair ``(i, i)``: (P,) int64. Works through tasks grouped by answer count, at most
+    ``chunk`` pair keys at a time."""
+    d = answers.n_workers
+    device = answers.workers.device
+    counts = answers.counts()
+    pieces = [torch.arange(d, device=device) * (d + 1)]
+    for a in torch.unique(counts).tolist():
+        if a < 2:
+            continue
+        tasks = torch.nonzero(counts == a).flatten()
+        step = max(1, chunk // (a * a))
+        for start in range(0, tasks.numel(), step):
+            first = answers.offsets[tasks[start:start + step]]
+            workers = answers.workers[first.unsqueeze(-1) + torch.arange(a, device=device)]  # (t, a)
+            keys = (workers.unsqueeze(-1) * d + workers.unsqueeze(-2)).flatten()
+            pieces.append(torch.unique(keys))
+    return torch.unique(torch.cat(pieces))
+
+
+def dense_rows_to_slots(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Natural-layout rows x (R, B, d, K), mask (R, B, d) -> slots: workers (R, B, A), slot mask (R, B, A),
+    x (R, A, K, B) feature-major, with each row's observed workers first (in worker order)."""
+    order = torch.sort(mask, dim=-1, descending=True, stable=True).indices
+    width = max(int(mask.sum(-1).max()) if mask.numel() else 0, 1)
+    workers = order[..., :width].contiguous()
+    slot_mask = mask.gather(-1, workers)
+    k = x.shape[-1]
+    slot_x = x.gather(2, workers.unsqueeze(-1).expand(-1, -1, -1, k)) * slot_mask.unsqueeze(-1)
+    return workers, slot_mask, slot_x.permute(0, 2, 3, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- gathered network
+class _BlockGradient:
+    """Accumulates one layer's gradient with respect to its gathered blocks, in the gathered
+    (R, B, A, A, K, K) order (so it is scattered back without a transpose)."""
+
+    def __init__(self):
+        self.grad: torch.Tensor | None = None
+
+    def add(self, contribution: torch.Tensor) -> None:
+        self.grad = contribution if self.grad is None else self.grad.add_(contribution)
+
+
+class _BlockProduct(torch.autograd.Function):
+    """``z[r, t*K+m, b] = sum_{s, l} blocks[r, s*K+l, t*K+m, b] x[r, s*K+l, b]`` on gathered feature-major
+    blocks (R, AK, AK, B). The blocks' gradient ``x[s, l] g[t, m]`` goes to a :class:`_BlockGradient`
+    in the gathered order instead of autograd (the blocks are not parameters: they are copies)."""
+
+    @staticmethod
+    def forward(ctx, x, blocks, sink, shape):
+        ctx.save_for_backward(x, blocks)
+        ctx.sink, ctx.shape = sink, shape
+        return (blocks * x.unsqueeze(2)).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, blocks = ctx.saved_tensors
+        r, a, k, b = ctx.shape
+        grad_x = (blocks * grad_out.unsqueeze(1)).sum(2) if ctx.needs_input_grad[0] else None
+        # (R, B, A, K) copies (small), so that the product below comes out contiguous in the gathered order
+        x_b = x.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+        g_b = grad_out.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+        ctx.sink.add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])  # (R, B, A_s, A_t, K_l, K_m)
+        return grad_x, None, None, None
+
+
+class GatheredNetwork:
+    """A :class:`DEEMNetwork`'s parameters restricted to one batch's answer slots.
+
+    ``workers`` (R, B, A) int64 and ``mask`` (R, B, A) float (see the module docstring). With
+    ``train=True`` the per-worker parameters (layer biases, iRBM) are gathered through autograd, so
+    ``backward`` fills their ``.grad`` (they are small: ``O(d K^2)``), and the layer blocks' gradient is
+    collected in the gathered order for :meth:`layer_gradients` / :meth:`apply_layer_step` (the stored
+    layer weights never get a ``.grad``: that would be a full-size tensor per batch).
+
+    Gathered once per batch and reused by the sampler's steps and the loss. Build it anew after every
+    parameter update.
+    """
+
+    def __init__(self, network: DEEMNetwork, workers: torch.Tensor, mask: torch.Tensor, train: bool = False):
+        self.network = network
+        r, b, a = workers.shape
+        k, d, n_layers = network.n_classes, network.n_workers, network.n_layers
+        self.shape = (r, b, a, k)
+        self.workers = workers
+        self.mask = mask
+        self.train = train
+        grad_mode = torch.enable_grad() if train else torch.no_grad()
+        with grad_mode:
+            # ---- layer blocks (R, A*K, A*K, B): [r, s*K+l, t*K+m, b] = w_{w_s, w_t}^{lm} of task b
+            self._index, self._present = self._block_index(network, workers)
+            self.blocks: list[torch.Tensor] = []
+            for weight in network.layer_weights:
+                gathered = self._gather_blocks(network, weight.detach())  # (R, B, A, A, K, K)
+                fm = gathered.permute(0, 2, 4, 3, 5, 1).reshape(r, a * k, a * k, b).contiguous()
+                # requires_grad only makes autograd call _BlockProduct.backward, which routes this gradient
+                # to the layer's _BlockGradient (returning None for the blocks themselves)
+                self.blocks.append(fm.requires_grad_(train))
+            self._sinks = [_BlockGradient() for _ in range(n_layers)]
+            # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
+            w, a_vis, b_hid = network.effective_irbm()
+            missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
+            base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
+            centred = missing - base  # (R, d, K), centred[..., 0] = 0
+            table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
+                              + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+            run = torch.arange(r, device=workers.device).view(r, 1, 1)
+            rows = table.reshape(r * d, -1).index_select(0, (workers + run * d).flatten()).view(r, b, a, -1)
+            irbm_w, irbm_a, own_centred, own_base, biases = rows.split([k * k, k, k, 1, n_layers * k], dim=-1)
+            # ---- iRBM: weights (R, A*K, K, B) [s*K+l, m], visible bias (R, A, K, B)
+            self.irbm_w = irbm_w.reshape(r, b, a * k, k).permute(0, 2, 3, 1).contiguous()
+            self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
+            # ---- layer biases (R, A, K, B)
+            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
+            # ---- the missing workers' summed-out term: all workers minus the task's own
+            own = mask.unsqueeze(-1)  # (R, B, A, 1)
+            own_centred = (own_centred * own).sum(2)  # (R, B, K)
+            own_base = (own_base * own).sum((2, 3))  # (R, B)
+            # hidden logits' task-dependent bias (R, K, B), up to the class-independent offset below; the sums
+            # over all d workers are O(d) large, so they are added up in float64 and rounded once
+            total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
+            self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
+            #: ``sum_{i missing} log sum_l exp(a_i^l + w_i^{l1})`` per task (R, B) in float64: F = F_rel - offset
+            self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
+
+    # ------------------------------------------------------------------ gather / scatter
+    @staticmethod
+    def _block_index(network: DEEMNetwork, workers: torch.Tensor):
+        """Flat index of every slot pair's block or weight elements, and the stored-pair mask (or None)."""
+        r, b, a = workers.shape
+        k, d = network.n_classes, network.n_workers
+        if network.n_layers == 0:
+            return None, None
+        run = torch.arange(r, device=workers.device).view(r, 1, 1, 1)
+        if network.layout == "blocks":
+            index, present = network.pair_index(workers.unsqueeze(-1), workers.unsqueeze(-2))  # (R, B, A, A)
+            return (index + run * network.n_pairs).flatten(), present
+        # matrix layout: one index per weight element, (R, B, A, K, A, K) -> flat into (R, dK, dK)
+        units = (workers.unsqueeze(-1) * k + torch.arange(k, device=workers.device)).view(r, b, a * k)
+        flat = units.unsqueeze(-1) * (d * k) + units.unsqueeze(-2) + run * (d * k) ** 2  # (R, B, AK, AK)
+        return flat.flatten(), None
+
+    def _gather_blocks(self, network: DEEMNetwork, weight: torch.Tensor) -> torch.Tensor:
+        r, b, a, k = self.shape
+        if network.layout == "blocks":
+            rows = weight.view(-1, k * k).index_select(0, self._index).view(r, b, a, a, k, k)
+            if self._present is not None:
+                rows = rows * self._present.view(r, b, a, a, 1, 1).to(rows.dtype)
+            return rows
+        values = torch.take(weight, self._index).view(r, b, a, k, a, k)
+        return values.permute(0, 1, 2, 4, 3, 5)
+
+    def layer_gradients(self, layer: int, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gradient of layer ``layer``'s gathered blocks as ``(index, values)`` for
+        ``weight.view(-1, K*K).index_add_(0, index, values)`` (blocks layout, values (N, K*K)) or
+        ``weight.view(-1).index_add_(0, index, values)`` (matrix layout, values (N,)). ``scale`` (R,)
+        multiplies each run's values (e.g. minus its learning rate); non-finite gradients count as 0."""
+        r, b, a, k = self.shape
+        grad = self._sinks[layer].grad
+        if grad is None:
+            grad = torch.zeros(r, b, a, a, k, k, device=self.workers.device)
+        grad = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        if scale is not None:
+            grad = grad.mul_(scale.view(r, 1, 1, 1, 1, 1))
+        if self.network.layout == "blocks":
+            if self._present is not None:
+                grad = grad.mul_(self._present.view(r, b, a, a, 1, 1).to(grad.dtype))
+            return self._index, grad.view(-1, k * k)
+        return self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1)
+
+    @torch.no_grad()
+    def apply_layer_step(self, scale: torch.Tensor, momentum: float = 0.0,
+                         buffers: list[torch.Tensor] | None = None) -> None:
+        """SGD on the layer weights: ``weight += scale[r] * gradient`` (``scale = -lr``, 0 for a frozen run).
+        Without momentum only the blocks this batch touched change; with momentum (``buffers``: one
+        zero-initialised tensor per layer, shaped like the weights) every stored block moves, as in the dense
+        update ``buf = momentum * buf + grad; weight -= lr * buf``."""
+        r = self.shape[0]
+        for layer, weight in enumerate(self.network.layer_weights):
+            if momentum and buffers is not None:
+                index, values = self.layer_gradients(layer)
+                buffer = buffers[layer]
+                buffer.mul_(momentum)
+                target = buffer.view(-1, values.shape[-1]) if values.dim() == 2 else buffer.view(-1)
+                target.index_add_(0, index, values)
+                weight.data.add_(buffer * scale.view(r, *([1] * (weight.dim() - 1))))
+                continue
+            index, values = self.layer_gradients(layer, scale)
+            target = weight.data.view(-1, values.shape[-1]) if values.dim() == 2 else weight.data.view(-1)
+            target.index_add_(0, index, values)
+
+    # ------------------------------------------------------------------ evaluation
+    def _layer(self, blocks: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r, b, a, k = self.shape
+        bsz = x.shape[-1]
+        logits = (blocks * x.reshape(r, a * k, 1, bsz)).sum(1)  # (R, A*K, B)
+        return logits.view(r, a, k, bsz) + bias
+
+    def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output of ``x`` (R, A, K, B), mask (R, A, B), input first; padded slots zeroed."""
+        r, b, a, k = self.shape
+        outputs = [x]
+        current = x
+        for layer, (blocks, bias) in enumerate(zip(self.blocks, self.biases)):
+            if self.train and torch.is_grad_enabled():
+                product = _BlockProduct.apply(current.reshape(r, a * k, b), blocks, self._sinks[layer], (r, a, k, b))
+                logits = product.view(r, a, k, b) + bias
+            else:
+                logits = self._layer(blocks, bias, current)
+            current = sparsemax(logits, dim=2) * mask.unsqueeze(2)
+            outputs.append(current)
+        return outputs
+
+    def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
+        """Hidden logits (R, K, B) of the iRBM input ``v`` (R, A, K, B), missing workers summed out, less the
+        class-independent :attr:`offset` (the softmax is the posterior p(h | x))."""
+        r, b, a, k = self.shape
+        return self.hidden_bias + (self.irbm_w * v.reshape(r, a * k, 1, v.shape[-1])).sum(1)
+
+    def energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``F + offset`` (R, B) and the hidden logits (R, K, B) of ``x`` (R, A, K, B): the free energy up to a
+        per-task constant (the same for every input of the task, so it cancels in ``F(x) - F(x')``)."""
+        v = self.propagate(x, mask)[-1]
+        logits = self.hidden_logits(v)
+        return -(self.irbm_a * v).sum((1, 2)) - torch.logsumexp(logits, dim=1), logits
+
+    def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free energy F(x) (R, B) with the hidden unit and the missing workers summed out, and the hidden
+        logits (R, K, B), of ``x`` (R, A, K, B), mask (R, A, B). Equal to the dense model's."""
+        energy, logits = self.energy_and_logits(x, mask)
+        return energy - self.offset.to(energy.dtype), logits
+
+    @torch.no_grad()
+    def sampler_energy(self):
+        """``fn(x (R, A, K, B), mask (R, A, B)) -> (U, dU/dx)`` for DMALA, with ``U = -F`` up to the per-task
+        constant :attr:`offset` (which cancels in the Metropolis-Hastings ratio); the hand-written backward
+        pass of :meth:`DEEMNetwork.sampler_energy` on the gathered blocks."""
+        r, b, a, k = self.shape
+        blocks = self.blocks
+        biases = [bias.detach() for bias in self.biases]
+        irbm_w, irbm_a = self.irbm_w.detach(), self.irbm_a.detach()
+        hidden_bias = self.hidden_bias.detach()
+
+        @torch.no_grad()
+        def log_density_and_grad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            bsz = x.shape[-1]
+            outputs = [x]
+            current = x
+            for blk, bias in zip(blocks, biases):
+                current = sparsemax(self._layer(blk, bias, current), dim=2).mul_(mask.unsqueeze(2))
+                outputs.append(current)
+            v = outputs[-1]
+            logits = hidden_bias + (irbm_w * v.reshape(r, a * k, 1, bsz)).sum(1)  # (R, K, B)
+            log_partition = torch.logsumexp(logits, dim=1)
+            posterior = logits.sub_(log_partition.unsqueeze(1)).exp_()  # (R, K, B)
+            grad = (irbm_w * posterior.unsqueeze(1)).sum(2).view(r, a, k, bsz) + irbm_a  # dU/dv
+            for layer in range(len(blocks) - 1, -1, -1):
+                grad_logits = sparsemax_backward(outputs[layer + 1], grad, dim=2)
+                grad = (blocks[layer] * grad_logits.reshape(r, 1, a * k, bsz)).sum(2).view(r, a, k, bsz)
+            return (irbm_a * v).sum((1, 2)) + log_partition, grad
+
+        return log_density_and_grad
+
+
+# ---------------------------------------------------------------------------------------------- whole data
+@torch.no_grad()
+def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Tensor | None = None,
+                         batch_size: int = 8192, inputs: torch.Tensor | None = None,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Free energy (R, n) and posterior p(h | x) (R, n, K, hidden-unit order) of every task in ``tasks``
+    (default: all), from their answers only, ``batch_size`` tasks at a time.
+
+    ``inputs``: optional (nnz, K) per-answer input vectors replacing the answers' own (one-hot labels or soft
+    labels), e.g. to score a task with one answer changed.
+    """
+    device = network.irbm_weight.device
+    k, r = network.n_classes, network.n_runs
+    if tasks is None:
+        tasks = torch.arange(answers.n_tasks, device=device)
+    energies, posteriors = [], []
+    for start in range(0, tasks.numel(), batch_size):
+        batch = tasks[start:start + batch_size].unsqueeze(0).expand(r, -1)
+        slots = answers.slots(batch)
+        if inputs is not None:
+            x = (inputs[slots.answer] * slots.mask.unsqueeze(-1)).permute(0, 2, 3, 1).contiguous()
+        else:
+            x = answers.one_hot_fm(slots.answer, slots.mask, k)
+        gathered = GatheredNetwork(network, slots.workers, slots.mask)
+        energy, logits = gathered.free_energy_and_logits(x, slots.mask_fm)
+        energies.append(energy)
+        posteriors.append(torch.softmax(logits, dim=1).transpose(1, 2))
+    if not energies:
+        return torch.zeros(r, 0, device=device), torch.zeros(r, 0, k, device=device)
+    return torch.cat(energies, dim=1), torch.cat(posteriors, dim=1)

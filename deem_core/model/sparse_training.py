@@ -1,0 +1,146 @@
+"""The sparse training path: DEEM trained on each task's own answers (answer slots, gathered blocks).
+
+:class:`SparseTaskData` implements the training loop's :class:`~deem_core.model.training.TaskData` on CSR
+answer arrays (:class:`~deem_core.model.sparse.Answers`): a batch is the answer slots of its tasks, the
+persistent negative chains are one label per answer, and its evaluator is a
+:class:`~deem_core.model.sparse.GatheredNetwork` built once per batch (the sampler's steps and the loss
+reuse its gathered blocks; the layer gradients are scattered back into the touched blocks only).
+
+:func:`deem_core.model.training.choose_path` picks the dense feature-major path or this one from the
+measured crossover, and :func:`choose_storage` stores all ``d*d`` worker pairs' blocks while they are small and only the co-occurring
+pairs beyond that (``benchmarks/results/scale.txt``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES
+from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs
+from deem_core.model.training import (
+    Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig, TrainingResult, resolve_device,
+    sgd_update, train_on,
+)
+
+__all__ = [
+    "ALL_PAIRS_MAX_BYTES", "SlotBatch", "SparseEvaluator", "SparseTaskData", "choose_storage", "train_answers",
+]
+
+
+
+@dataclass
+class SlotBatch(Batch):
+    """A :class:`Batch` of answer slots: ``positive`` (R, A, K, b), ``mask`` (R, b, A), ``mask_fm`` (R, A, b),
+    plus ``workers`` (R, b, A) the worker of each slot and ``answer`` (R, b, A) its index in the answer arrays."""
+
+    workers: torch.Tensor | None = None
+    answer: torch.Tensor | None = None
+
+
+class SparseEvaluator:
+    """One batch's :class:`GatheredNetwork` as the training loop's evaluator."""
+
+    def __init__(self, network: DEEMNetwork, data: "SparseTaskData", batch: SlotBatch):
+        self.data = data
+        self.gathered = GatheredNetwork(network, batch.workers, batch.mask, train=True)
+
+    def sampler_energy(self):
+        return self.gathered.sampler_energy()
+
+    def energies(self, batch: SlotBatch, negative_states: torch.Tensor) -> EnergyTerms:
+        negative = self.data.answers.one_hot_fm(batch.answer, batch.mask, self.data.n_classes, labels=negative_states)
+        # F up to each task's missing-worker offset, which cancels in the loss; the reported means add it back
+        # in float64 (it is O(d) large, the difference of the two means is not)
+        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm)
+        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm)
+        offset = self.gathered.offset.mean(1)  # (R,) float64
+        return EnergyTerms(loss=energy_pos.mean(1) - energy_neg.mean(1),
+                           positive_energy=energy_pos.detach().double().mean(1) - offset,
+                           negative_energy=energy_neg.detach().double().mean(1) - offset, logits=logits)
+
+    @torch.no_grad()
+    def update(self, state: RunState, momentum: float) -> None:
+        sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
+        layer_ids = {id(w) for w in state.network.layer_weights}
+        buffers = [buf for p, buf in zip(state.network.parameters(), state.momentum_buffers) if id(p) in layer_ids]
+        self.gathered.apply_layer_step(-(state.lrs * state.active), momentum, buffers if momentum else None)
+
+
+class SparseTaskData:
+    """Answers in CSR arrays (:class:`Answers`) as the training loop's data; see the module docstring.
+
+    ``gold``: optional (n,) class codes (-1 = unknown). ``pair_keys``: the stored worker pairs of the layer
+    weights (None: all ``d*d``; default: :func:`choose_storage`).
+    """
+
+    def __init__(self, answers: Answers, n_classes: int, device: torch.device, gold: np.ndarray | None = None,
+                 n_layers: int = 1, pair_keys: torch.Tensor | None | str = "auto"):
+        self.answers = answers
+        self.n_tasks, self.n_workers, self.n_classes = answers.n_tasks, answers.n_workers, int(n_classes)
+        self.all_observed = False
+        self.has_gold = gold is not None and bool((np.asarray(gold) >= 0).any())
+        self.gold = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if self.has_gold else None
+        if isinstance(pair_keys, str):
+            pair_keys = cooccurring_pairs(answers) if choose_storage(
+                self.n_workers, self.n_classes, n_layers) == "pairs" else None
+        self.pair_keys = pair_keys
+        # chain labels in the smallest integer type; one extra column takes the padded slots' writes
+        self.chain_dtype = torch.int8 if n_classes <= 127 else torch.int16 if n_classes <= 32767 else torch.int32
+
+    def batch(self, index: torch.Tensor, with_gold: bool) -> SlotBatch:
+        slots = self.answers.slots(index)
+        positive = self.answers.one_hot_fm(slots.answer, slots.mask, self.n_classes)
+        gold = self.gold[index] if with_gold and self.gold is not None else None
+        return SlotBatch(index=index, positive=positive, mask=slots.mask, mask_fm=slots.mask_fm, gold=gold,
+                         widths=slots.widths(), workers=slots.workers, answer=slots.answer)
+
+    def network_layout(self) -> tuple[str, torch.Tensor | None]:
+        return "blocks", self.pair_keys
+
+    def evaluator(self, network: DEEMNetwork, batch: SlotBatch) -> SparseEvaluator:
+        return SparseEvaluator(network, self, batch)
+
+    def new_chains(self, n_runs: int) -> torch.Tensor:
+        labels = torch.cat([self.answers.labels, self.answers.labels.new_zeros(1)]).to(self.chain_dtype)
+        return labels.unsqueeze(0).repeat(n_runs, 1)  # (R, nnz + 1)
+
+    def chain_states(self, chains: torch.Tensor, batch: SlotBatch) -> torch.Tensor:
+        r = chains.shape[0]
+        return chains.gather(1, batch.answer.reshape(r, -1)).view(batch.answer.shape).long()
+
+    def store_chain_states(self, chains: torch.Tensor, batch: SlotBatch, states: torch.Tensor) -> None:
+        r = chains.shape[0]
+        # padded slots repeat their task's first answer: their (unchanged) state goes to the spare column
+        target = torch.where(batch.mask > 0, batch.answer, self.answers.n_answers)
+        chains.scatter_(1, target.reshape(r, -1), states.reshape(r, -1).to(chains.dtype))
+
+
+# ---------------------------------------------------------------------------------------------- choices
+def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1) -> str:
+    """``"all"`` (every worker pair's block) while one run's layer stays under :data:`ALL_PAIRS_MAX_BYTES`,
+    else ``"pairs"`` (only the co-occurring pairs). With no layer there is nothing to store."""
+    if n_layers == 0:
+        return "all"
+    return "all" if 4 * (n_workers * n_classes) ** 2 <= ALL_PAIRS_MAX_BYTES else "pairs"
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def train_answers(answers: Answers, n_classes: int, lrs: Sequence[float], seeds: Sequence[int],
+                  config: TrainingConfig | None = None, *, gold: np.ndarray | None = None,
+                  callbacks: Iterable[Callback | Callable[[int, list], bool | None]] = (),
+                  stop_event: threading.Event | None = None, initial_network: DEEMNetwork | None = None,
+                  supervised_weight: float = 0.0, pair_keys: torch.Tensor | None | str = "auto") -> TrainingResult:
+    """Train ``R = len(lrs)`` DEEM runs at once on CSR answers with the sparse path (see :func:`train_on`)."""
+    config = config or TrainingConfig()
+    device = resolve_device(config.device)
+    answers = Answers(answers.offsets.to(device), answers.workers.to(device), answers.labels.to(device),
+                      None if answers.soft is None else answers.soft.to(device), answers.n_workers)
+    data = SparseTaskData(answers, n_classes, device, gold=gold, n_layers=config.n_layers, pair_keys=pair_keys)
+    return train_on(data, lrs, seeds, config, callbacks=callbacks, stop_event=stop_event,
+                    initial_network=initial_network, supervised_weight=supervised_weight)

@@ -1,0 +1,334 @@
+"""Platform exports and Parquet against the equivalent long CSV, the Label Studio round trip, the writers,
+and the resource limits (bombs are built small: repeated gzip members that expand only while streamed)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats import Limits, preview, read_annotations, read_dataset, read_truth
+from deem_core.data.formats.writers import label_studio_tasks, output_format, serialise, write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "platform_files"))
+
+import make_fixtures  # noqa: E402
+
+FIXTURES = {f.name: f for f in make_fixtures.fixtures()}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> dict[str, tuple[list[Path], Path]]:
+    root = tmp_path_factory.mktemp("platform_files")
+    return {name: make_fixtures.write(f, root / name) for name, f in FIXTURES.items()}
+
+
+def _plain(values) -> list:
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def assert_same_set(got, expected) -> None:
+    assert _plain(got.tasks) == _plain(expected.tasks)
+    assert [type(v) for v in _plain(got.tasks)] == [type(v) for v in _plain(expected.tasks)]
+    assert _plain(got.workers) == _plain(expected.workers)
+    assert _plain(got.classes) == _plain(expected.classes)
+    assert got.n_answers == expected.n_answers
+    np.testing.assert_array_equal(got.task_codes, expected.task_codes)
+    np.testing.assert_array_equal(got.worker_codes, expected.worker_codes)
+    np.testing.assert_array_equal(got.label_codes, expected.label_codes)
+    assert got.fingerprint() == expected.fingerprint()
+
+
+@pytest.mark.parametrize("name", list(FIXTURES))
+def test_export_reads_as_its_long_csv(name, written):
+    fixture = FIXTURES[name]
+    paths, long_path = written[name]
+    reading = read_dataset([str(p) for p in paths], **fixture.options)
+    expected = read_annotations(long_path)
+    assert reading.format == fixture.format
+    assert reading.note.split(": read as ", 1)[1]  # one line saying what it was read as
+    assert "\n" not in reading.note
+    assert_same_set(reading.data, expected)
+    for fragment, count in fixture.skipped.items():
+        if count:
+            assert any(f"skipped {count} " in w and fragment.rstrip("s") in w for w in reading.data.warnings), (
+                fragment, count, reading.data.warnings)
+    if fixture.gold is not None:
+        assert reading.gold is not None
+        assert {k: v for k, v in zip(_plain(reading.gold.index), reading.gold)} == fixture.gold
+
+
+@pytest.mark.parametrize("name", ["mturk_sentiment", "toloka", "label_studio", "label_studio_csv", "parquet_wide"])
+def test_seeded_deem_gives_the_same_results_from_the_export_and_the_long_csv(name, written):
+    from deem_core.methods.deem import DEEM
+
+    fixture = FIXTURES[name]
+    paths, long_path = written[name]
+    exported = read_annotations([str(p) for p in paths], **fixture.options)
+    plain = read_annotations(long_path)
+    one = DEEM(epochs=5, seed=3, device="cpu").fit(exported)
+    two = DEEM(epochs=5, seed=3, device="cpu").fit(plain)
+    pd.testing.assert_frame_equal(one.predict_proba(), two.predict_proba())
+    pd.testing.assert_series_equal(one.predict(), two.predict())
+
+
+def test_mturk_choices_task_columns_and_label_fields(written):
+    paths, _ = written["mturk_sentiment"]
+    by_hit = read_dataset(paths[0], columns={"task": "HITId"})
+    assert by_hit.data.tasks[0] == "HIT000"
+    one_input = read_dataset(paths[0], columns={"task": "Input.image_url", "label": "Answer.topic"})
+    assert one_input.data.tasks[0].startswith("https://img.example/")
+    assert set(one_input.data.classes) == set(make_fixtures.TOPICS)
+    with pytest.raises(DataError, match=r"the label field 'Answer.mood' is not in the file; the answer fields are "
+                                        r"Answer.comment, Answer.sentiment, Answer.topic"):
+        read_dataset(paths[0], columns={"label": "Answer.mood"})
+    shown = preview(paths[0])
+    assert shown.layout == "mturk"
+    assert shown.choices["label"] == ["Answer.comment", "Answer.sentiment", "Answer.topic"]
+    assert shown.choices["task"] == ["Input.text", "Input.image_url", "HITId"]
+    assert "read as Amazon Mechanical Turk batch results" in shown.note
+
+
+def test_mturk_checkbox_cells_must_be_booleans():
+    text = ("WorkerId,AssignmentStatus,Input.id,Answer.s.a,Answer.s.b\nW1,Approved,1,true,false\n"
+            "W2,Approved,1,maybe,false\n")
+    with pytest.raises(DataError, match=r"^b\.csv: line 3: column 'Answer\.s\.a' should hold true or false"):
+        read_annotations(("b.csv", text.encode()))
+
+
+def test_label_studio_predictions_can_be_left_out_and_controls_chosen(written):
+    paths, _ = written["label_studio"]
+    with_models = read_dataset(paths[0])
+    assert {"model-a v1", "model-b 2.0"} <= set(with_models.data.workers)
+    without = read_dataset(paths[0], predictions=False, columns={"label": "sentiment"})
+    assert not {"model-a v1", "model-b 2.0"} & set(without.data.workers)
+    assert any("left out 24 model prediction(s)" in w for w in without.data.warnings)
+    topic = read_dataset(paths[0], columns={"label": "topic"})
+    assert set(topic.data.classes) == set(make_fixtures.TOPICS) | set(make_fixtures.SENTIMENTS) - set(
+        make_fixtures.SENTIMENTS)
+    with pytest.raises(DataError, match=r"no classification results from the control 'comment'; controls found: "
+                                        r"'sentiment', 'topic'"):
+        read_dataset(paths[0], columns={"label": "comment"})
+    by_text = read_dataset(paths[0], columns={"task": "data.text"})
+    assert "Café crème, très bon" in set(by_text.data.tasks)
+    shown = preview(paths[0])
+    assert shown.layout == "label_studio" and shown.has_predictions
+    assert shown.choices["label"] == ["sentiment", "topic"]
+
+
+def test_label_studio_round_trip(written, tmp_path):
+    """predictions out -> read back as one worker's answers -> the same labels, tasks keep id and data."""
+    paths, _ = written["label_studio"]
+    reading = read_dataset(paths[0])
+    from deem_core.methods.deem import DEEM
+
+    model = DEEM(epochs=3, seed=0, device="cpu").fit(reading.data)
+    results = model.results_frame()
+    out = tmp_path / "predictions.json"
+    write_results(results, out, "label-studio", context=reading.label_studio, model_version="DEEM (test)")
+    tasks = json.loads(out.read_text(encoding="utf-8"))
+    assert [t["id"] for t in tasks] == list(range(100, 112))
+    assert tasks[0]["data"] == {"text": "Café crème, très bon", "lang": "fr"}
+    prediction = tasks[0]["predictions"][0]
+    assert prediction["model_version"] == "DEEM (test)"
+    assert prediction["result"][0]["from_name"] == "sentiment" and prediction["result"][0]["to_name"] == "text"
+    assert 0 < prediction["score"] <= 1
+    back = read_dataset(out)
+    assert list(back.data.workers) == ["DEEM (test)"]
+    labels = back.data.to_long().set_index("task")["label"]
+    assert labels.to_dict() == results["label"].to_dict()
+
+
+def test_label_studio_writer_without_a_label_studio_input():
+    results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
+    tasks = label_studio_tasks(results)
+    assert tasks[0] == {"data": {"task": "a"}, "predictions": [{"model_version": "DEEM", "score": 0.9, "result": [
+        {"from_name": "label", "to_name": "task", "type": "choices", "value": {"choices": [1]}}]}]}
+    assert "score" not in tasks[1]["predictions"][0]  # no confidence, no score
+
+
+def test_rating_and_taxonomy_controls_keep_their_values(tmp_path):
+    export = [{"id": 1, "data": {"t": "x"}, "annotations": [
+        {"completed_by": 1, "result": [{"from_name": "stars", "to_name": "t", "type": "rating", "value": {"rating": 4}},
+                                       {"from_name": "tax", "to_name": "t", "type": "taxonomy",
+                                        "value": {"taxonomy": [["Animal", "Dog"]]}}]},
+        {"completed_by": 2, "result": [{"from_name": "stars", "to_name": "t", "type": "rating", "value": {"rating": 4}},
+                                       {"from_name": "tax", "to_name": "t", "type": "taxonomy",
+                                        "value": {"taxonomy": [["Animal", "Dog"]]}}]}]}]
+    source = ("e.json", json.dumps(export).encode())
+    stars = read_dataset(source)
+    assert list(stars.data.classes) == [4]
+    tax = read_dataset(source, columns={"label": "tax"})
+    assert list(tax.data.classes) == ["Animal / Dog"]
+    results = pd.DataFrame({"label": ["Animal / Dog"], "confidence": [1.0]}, index=pd.Index([1], name="task"))
+    back = label_studio_tasks(results, tax.label_studio)
+    assert back[0]["predictions"][0]["result"][0]["value"] == {"taxonomy": [["Animal", "Dog"]]}
+    rated = label_studio_tasks(pd.DataFrame({"label": [4], "confidence": [1.0]}, index=pd.Index([1], name="task")),
+                               stars.label_studio)
+    assert rated[0]["predictions"][0]["result"][0]["value"] == {"rating": 4}
+
+
+def test_broken_json_names_the_line():
+    with pytest.raises(DataError, match=r"^b\.json: line 3: not valid JSON"):
+        read_annotations(("b.json", b'[\n {"id": 1, "annotations": []},\n {"id": 2,, }\n]\n'))
+    with pytest.raises(DataError, match=r"^c\.json: the JSON list is never closed"):
+        read_annotations(("c.json", b'[{"id": 1, "annotations": []},'))
+    with pytest.raises(DataError, match=r"^d\.json: no classification results"):
+        read_annotations(("d.json", b'[{"id": 1, "data": {}, "annotations": [{"result": []}]}]'))
+
+
+def test_json_records_and_json_lines_read_like_csv():
+    records = [{"task": 1, "worker": "a", "label": "x"}, {"task": 2, "worker": "a", "label": "y"}]
+    as_list = read_dataset(("r.json", json.dumps(records).encode()))
+    as_lines = read_dataset(("r.jsonl", "\n".join(json.dumps(r) for r in records).encode()))
+    plain = read_annotations(("r.csv", b"task,worker,label\n1,a,x\n2,a,y\n"))
+    assert_same_set(as_list.data, plain)
+    assert_same_set(as_lines.data, plain)
+    assert "from JSON records" in as_list.note
+
+
+def test_parquet_reads_only_the_columns_it_needs(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame({"task": [1, 2], "worker": ["a", "b"], "label": ["x", "y"],
+                          "notes": ["long text " * 10, "more"]})
+    path = tmp_path / "p.parquet"
+    frame.to_parquet(path)
+    asked = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("columns"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    data = read_annotations(path, soft=False)
+    assert asked == [["task", "worker", "label"]]
+    assert data.n_answers == 2
+
+
+def test_parquet_row_limit_is_checked_from_the_metadata_before_reading(tmp_path):
+    frame = pd.DataFrame({"task": np.arange(50_000) % 7, "worker": "w", "label": "x"})
+    path = tmp_path / "many.parquet"
+    frame.to_parquet(path)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"^many\.parquet: holds more than 1,000 rows, the input limit; raise it with "
+                                        r"--max-input-rows"):
+        read_annotations(path, limits=Limits(max_rows=1000))
+    assert time.perf_counter() - started < 5
+
+
+def test_output_formats_by_extension_and_by_name(tmp_path):
+    assert output_format("a.CSV") == "csv" and output_format("a.parquet") == "parquet"
+    assert output_format("a.json") == "json" and output_format("a.json", "label-studio") == "label_studio"
+    with pytest.raises(ValueError, match="cannot tell the output format from 'a.xlsx'"):
+        output_format("a.xlsx")
+    results = pd.DataFrame({"label": ["=x", "y"], "confidence": [0.5, float("nan")]},
+                           index=pd.Index([1, 2], name="task"))
+    assert serialise(results, "csv").decode().splitlines()[1] == "1,'=x,0.5"
+    assert json.loads(serialise(results, "json")) == [{"task": 1, "label": "=x", "confidence": 0.5},
+                                                      {"task": 2, "label": "y", "confidence": None}]
+    assert pd.read_parquet(io.BytesIO(serialise(results, "parquet")))["label"].tolist() == ["=x", "y"]
+    mixed = pd.DataFrame({"label": [1, "a"], "confidence": [1.0, 1.0]}, index=pd.Index([1, 2], name="task"))
+    with pytest.raises(DataError, match="cannot be written as Parquet"):
+        serialise(mixed, "parquet")
+
+
+# ---------------------------------------------------------------------------------------------- limits, bombs
+def gzip_bomb(unit: bytes, expanded: int, header: bytes = b"task,worker,label\n") -> bytes:
+    """A gzip file that expands to about ``expanded`` bytes: one 8 MiB member repeated (kilobytes on disk)."""
+    block = unit * max(1, (8 << 20) // len(unit))
+    member = gzip.compress(block, compresslevel=9)
+    return gzip.compress(header) + member * max(1, expanded // len(block))
+
+
+def test_a_gzip_bomb_is_refused_at_the_byte_limit_while_streaming():
+    bomb = gzip_bomb(b"1,a,cat,and a long comment to make the rows wide\n", 256 << 20,
+                     header=b"task,worker,label,comment\n")
+    assert len(bomb) < 1_000_000  # deflate expands at most ~1000 times
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"^bomb\.csv\.gz: holds more than 16 MiB once decompressed, the input limit; "
+                                        r"raise it with --max-input-bytes \(DEEM_MAX_INPUT_BYTES\)"):
+        read_annotations(("bomb.csv.gz", bomb), limits=Limits(max_bytes=16 << 20))
+    assert time.perf_counter() - started < 10  # stopped early, never expanded the 256 MiB
+
+
+def test_rows_limit_counts_every_file_together():
+    files = [(f"f{i}.csv", b"task,worker,label\n" + b"1,a,x\n" * 600) for i in range(2)]
+    with pytest.raises(DataError, match=r"^f1\.csv: the files hold more than 1,000 rows, the input limit"):
+        read_annotations(files, limits=Limits(max_rows=1000))
+    assert read_annotations(files[:1], limits=Limits(max_rows=1000)).n_answers == 1
+
+
+def test_one_endless_line_and_an_unclosed_quote_are_refused_without_buffering_them():
+    line = gzip_bomb(b"x" * 4096, 128 << 20, header=b"task,worker,label\n1,a,")
+    with pytest.raises(DataError, match=r"^line\.csv\.gz: line 2 is longer than 1 MiB"):
+        read_annotations(("line.csv.gz", line), limits=Limits(max_record_bytes=1 << 20))
+    quote = gzip_bomb(b"x\n" * 2048, 128 << 20, header=b'task,worker,label\n1,a,"')
+    with pytest.raises(DataError, match=r"^quote\.csv\.gz: a quoted field that starts on line 2 runs on for more than "
+                                        r"1 MiB; is a '\"' missing its closing quote\?"):
+        read_annotations(("quote.csv.gz", quote), limits=Limits(max_record_bytes=1 << 20))
+
+
+def test_a_json_bomb_is_refused_and_a_huge_element_too():
+    task = json.dumps({"id": 1, "annotations": [{"completed_by": 1, "result": [
+        {"from_name": "s", "to_name": "t", "type": "choices", "value": {"choices": ["a"]}}]}]}).encode()
+    bomb = gzip.compress(b"[") + gzip.compress((task + b",") * 20_000) * 40 + gzip.compress(task + b"]")
+    with pytest.raises(DataError, match=r"^bomb\.json\.gz: holds more than 100,000 rows, the input limit"):
+        read_annotations(("bomb.json.gz", bomb), limits=Limits(max_rows=100_000))
+    huge = gzip.compress(b'[{"id": 1, "data": {"text": "') + gzip.compress(b"y" * (1 << 20)) * 8 + gzip.compress(b'"}}]')
+    with pytest.raises(DataError, match=r"^huge\.json\.gz: the JSON element on line 1 is larger than 4 MiB"):
+        read_annotations(("huge.json.gz", huge), limits=Limits(max_record_bytes=4 << 20))
+
+
+def test_preview_reads_a_bounded_head_of_a_bomb():
+    bomb = gzip_bomb(b"1,a,cat\n2,b,dog\n", 1 << 30)
+    started = time.perf_counter()
+    shown = preview(("bomb.csv.gz", bomb), nrows=20)
+    assert time.perf_counter() - started < 5
+    assert len(shown.frame) == 20 and shown.layout == "long"
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEEM_MAX_INPUT_BYTES", "2M")
+    monkeypatch.setenv("DEEM_MAX_INPUT_ROWS", "5")
+    limits = Limits.from_env()
+    assert (limits.max_bytes, limits.max_rows) == (2 << 20, 5)
+    with pytest.raises(DataError, match="more than 5 rows"):
+        read_annotations(("a.csv", b"task,worker,label\n" + b"1,a,x\n" * 6))
+
+
+# ---------------------------------------------------------------------------------------------- careless input
+def test_two_csv_files_joined_repeat_their_header():
+    text = b"task,worker,label\n1,a,x\n2,a,y\ntask,worker,label\n3,b,x\n"
+    data = read_annotations(("joined.csv", text))
+    assert data.n_answers == 3 and "task" not in set(data.tasks)
+    assert "joined.csv: skipped 1 line(s) repeating the header (first on line 4; files joined one after the other?)" \
+        in data.warnings
+    with pytest.raises(DataError, match=r"^j\.csv: line 4 repeats the header in another column order \(worker, task, "
+                                        r"label\)"):
+        read_annotations(("j.csv", b"task,worker,label\n1,a,x\n2,a,y\nworker,task,label\nb,3,x\n"))
+
+
+def test_truth_files_use_the_same_missing_spellings():
+    truth = read_truth(("t.csv", b"task,truth\n1,cat\n2,nan\n3,None\n4,NA\n5,\n"))
+    assert truth.to_dict() == {1: "cat"}
+    assert truth.attrs["warnings"] == ["t.csv: skipped 4 task(s) with a missing truth (empty or NA, nan, None); keep "
+                                       "such labels with keep_missing=True (CLI --keep-missing-labels)"]
+    kept = read_truth(("t.csv", b"task,truth\n1,cat\n2,nan\n3,None\n4,NA\n5,\n"), keep_missing=True)
+    assert kept.to_dict() == {1: "cat", 2: "nan", 3: "None", 4: "NA"}
+
+
+def test_a_file_named_with_a_newline_keeps_messages_on_one_line():
+    with pytest.raises(DataError) as caught:
+        read_annotations(("evil\nname\x1b[31m.csv", b"task,worker\n1,a\n"))
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
+    assert str(caught.value).startswith("evil\\nname\\x1b[31m.csv: missing column(s) 'label'")

@@ -1,0 +1,132 @@
+"""The sparse training path (deem_core/model/sparse_training.py) trains the same model as the dense path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deem_core.model.network import DEEMNetwork
+from deem_core.model.sparse import Answers, cooccurring_pairs
+from deem_core.model.sparse_training import train_answers
+from deem_core.model.training import TrainingConfig, choose_path, labels_path, train_runs
+
+
+def _labels(n_tasks, n_workers, n_classes, density, seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_classes, n_tasks)
+    accuracy = rng.uniform(0.55, 0.9, n_workers)
+    right = rng.random((n_tasks, n_workers)) < accuracy
+    wrong = (truth[:, None] + rng.integers(1, n_classes, (n_tasks, n_workers))) % n_classes
+    labels = np.where(right, truth[:, None], wrong).astype(np.int64)
+    labels[rng.random((n_tasks, n_workers)) > density] = -1
+    labels[np.arange(n_tasks), rng.integers(0, n_workers, n_tasks)] = truth  # every task has an answer
+    return labels, truth
+
+
+def _assert_same_training(dense, sparse, atol=1e-4):
+    assert dense.status == sparse.status and dense.epochs_run == sparse.epochs_run
+    for row_d, row_s in zip(dense.history, sparse.history):
+        for key in ("positive_energy", "negative_energy", "energy_difference", "acceptance_rate",
+                    "changed_fraction", "n_predicted_classes"):
+            if isinstance(row_d[key], float) and math.isnan(row_d[key]):
+                assert math.isnan(row_s[key])
+            else:
+                assert row_s[key] == pytest.approx(row_d[key], rel=1e-4, abs=atol), (row_d["epoch"], key)
+    sparse_net = sparse.network.to_layout("matrix") if sparse.network.layout == "blocks" else sparse.network
+    dense_net = dense.network
+    if sparse.network.pair_keys is not None:  # compare the stored pairs only
+        dense_net = dense_net.to_layout("blocks", sparse.network.pair_keys)
+        sparse_net = sparse.network
+    for (name, a), b in zip(dense_net.named_parameters(), sparse_net.parameters()):
+        torch.testing.assert_close(b, a, atol=atol, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_sparse_path_trains_like_the_dense_path_without_sampler_noise(layers):
+    """With no sampler steps the chains stay at the data, so both paths see the same batches and inputs:
+    histories and parameters agree (two runs per batch, each with its own task order)."""
+    labels, _ = _labels(300, 8, 3, 0.4, seed=layers)
+    config = TrainingConfig(n_layers=layers, epochs=3, batch_size=64, sampler_steps=0, device="cpu")
+    dense = train_runs(labels, 3, [0.05, 0.2], [0, 1], TrainingConfig(**{**config.__dict__, "path": "dense"}))
+    sparse = train_runs(labels, 3, [0.05, 0.2], [0, 1], TrainingConfig(**{**config.__dict__, "path": "sparse"}))
+    assert sparse.network.layout == "blocks" and dense.network.layout == "matrix"
+    _assert_same_training(dense, sparse)
+
+
+def test_sparse_path_with_every_answer_present_reproduces_the_dense_sampler():
+    """Every worker answers every task: the slots are the workers in order and the sampler draws the same
+    numbers, so the whole training, sampler included, follows the dense path."""
+    labels, _ = _labels(200, 5, 3, 1.0, seed=7)
+    config = dict(n_layers=1, epochs=3, batch_size=50, device="cpu")
+    dense = train_runs(labels, 3, [0.05], [3], TrainingConfig(**config, path="dense"))
+    sparse = train_runs(labels, 3, [0.05], [3], TrainingConfig(**config, path="sparse"))
+    assert dense.history[-1]["changed_fraction"] > 0.01  # the chains did move
+    _assert_same_training(dense, sparse)
+
+
+def test_sparse_path_with_momentum_gold_and_soft_labels_matches_the_dense_path():
+    labels, truth = _labels(240, 7, 4, 0.5, seed=3)
+    rng = np.random.default_rng(0)
+    soft = rng.dirichlet(np.ones(4), size=labels.shape).astype(np.float32) * (labels >= 0)[..., None]
+    gold = np.where(rng.random(240) < 0.3, truth, -1)
+    config = dict(n_layers=1, epochs=3, batch_size=64, sampler_steps=0, momentum=0.5, device="cpu")
+    kwargs = dict(soft=soft, gold=gold, supervised_weight=0.5)
+    dense = train_runs(labels, 4, [0.02, 0.1], [1, 2], TrainingConfig(**config, path="dense"), **kwargs)
+    sparse = train_runs(labels, 4, [0.02, 0.1], [1, 2], TrainingConfig(**config, path="sparse"), **kwargs)
+    _assert_same_training(dense, sparse)
+
+
+def test_stored_pairs_train_exactly_like_all_pairs_on_the_training_tasks():
+    labels, _ = _labels(300, 10, 3, 0.6, seed=5)
+    labels[:150, 5:] = -1  # two groups of workers that never share a task
+    labels[150:, :5] = -1
+    labels[labels.max(1) < 0, 0] = 1
+    answers = Answers.from_dense(labels)
+    keys = cooccurring_pairs(answers)
+    assert keys.numel() <= 60  # 2 x 25 pairs within the groups (+ a few from the re-filled tasks)
+    config = TrainingConfig(n_layers=2, epochs=2, batch_size=64, sampler_steps=2, device="cpu")
+    # the stored-pairs layout draws other initial noise: start both from the same weights
+    start = DEEMNetwork(1, 10, 3, 2, layout="blocks")
+    start.initialise(torch.Generator().manual_seed(9))
+    full = train_answers(answers, 3, [0.05], [4], config, pair_keys=None, initial_network=start.to_layout("blocks"))
+    stored = train_answers(answers, 3, [0.05], [4], config, pair_keys=keys, initial_network=start.to_layout("blocks"))
+    assert full.history == [{**row, "seconds": full.history[i]["seconds"]} for i, row in enumerate(stored.history)]
+    for layer in range(2):
+        torch.testing.assert_close(full.network.layer_blocks(layer, keys), stored.network.layer_weights[layer].detach())
+        # pairs that never share a task never moved from their start
+        never = torch.ones(100, dtype=torch.bool)
+        never[keys] = False
+        torch.testing.assert_close(full.network.layer_blocks(layer)[:, never], start.layer_blocks(layer)[:, never])
+
+
+def test_a_run_trains_the_same_alone_or_batched_on_the_sparse_path():
+    labels, _ = _labels(300, 12, 3, 0.3, seed=11)
+    config = TrainingConfig(n_layers=1, epochs=3, batch_size=64, device="cpu", path="sparse")
+    alone = train_runs(labels, 3, [0.1], [3], config)
+    batched = train_runs(labels, 3, [0.01, 0.1, 1.0], [5, 3, 3], config)
+    for row_a, row_b in zip(alone.history, [row for row in batched.history if row["run"] == 1]):
+        for key in ("positive_energy", "negative_energy", "acceptance_rate", "changed_fraction"):
+            assert row_b[key] == pytest.approx(row_a[key], rel=1e-5, abs=1e-6), key
+    for a, b in zip(alone.network.parameters(), batched.network.parameters()):
+        torch.testing.assert_close(b[1:2], a, atol=1e-5, rtol=1e-5)
+
+
+def test_divergent_run_is_frozen_on_the_sparse_path():
+    labels, _ = _labels(150, 9, 3, 0.4, seed=4)
+    result = train_runs(labels, 3, [0.01, 1e37], [0, 1],
+                        TrainingConfig(n_layers=1, epochs=4, batch_size=64, device="cpu", path="sparse"))
+    assert result.status == ["finished", "diverged"]
+    assert all(torch.isfinite(p).all() for p in result.network.parameters())
+
+
+def test_the_path_choice_follows_density():
+    dense_labels, _ = _labels(50, 10, 3, 1.0, seed=0)
+    sparse_labels, _ = _labels(50, 200, 3, 0.02, seed=0)
+    assert labels_path(dense_labels, 3) == "dense"
+    assert labels_path(sparse_labels, 3) == "sparse"
+    assert choose_path(15, 10, 15) == "dense" and choose_path(2000, 3, 5, 10) == "sparse"
+    with pytest.raises(ValueError, match="path"):
+        labels_path(dense_labels, 3, "fast")
