@@ -44,6 +44,7 @@ from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
+from deem_studio.owners import max_active_per_workspace
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
@@ -254,14 +255,58 @@ class Progress:
         return (self._phase_last - self._phase_first) / (self.phase_done - 1)
 
 
-class _ProgressCallback:
-    """Training callback: every epoch's rows go into the progress object (never stops training)."""
+def _history_save_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("DEEM_HISTORY_SAVE_SECONDS", "") or 5.0))
+    except ValueError:
+        return 5.0
 
-    def __init__(self, progress: Progress, **extra: Any):
-        self.progress, self.extra = progress, extra
+
+class _HistoryRecorder:
+    """Every curve row of one job, written to the run's ``history`` at most every ``every`` seconds while it
+    trains, so that a crash or a killed server keeps the curves trained so far (the job's own final write
+    replaces them with the complete table). A failed write never stops the training."""
+
+    def __init__(self, store: RunStore, run_id: str, every: float | None = None):
+        self.store, self.run_id = store, run_id
+        self.every = _history_save_seconds() if every is None else float(every)
+        self._chunks: list[pd.DataFrame] = []
+        self._pending: list[dict[str, Any]] = []
+        self._last = time.monotonic()
+        self.writes = 0
+
+    def add(self, rows: Sequence[Mapping[str, Any]], **extra: Any) -> None:
+        self._pending.extend({**row, **extra} for row in rows)
+        if time.monotonic() - self._last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:  # rows are kept as DataFrame chunks (compact), merged at each write
+            self._chunks.append(pd.DataFrame(self._pending))
+            self._pending = []
+        self._last = time.monotonic()
+        if not self._chunks:
+            return
+        if len(self._chunks) > 1:
+            self._chunks = [pd.concat(self._chunks, ignore_index=True)]
+        try:
+            self.store.save_history(self.run_id, self._chunks[0])
+            self.writes += 1
+        except Exception:  # noqa: BLE001 - disk full etc.: the final save of the job reports it
+            pass
+
+
+class _ProgressCallback:
+    """Training callback: every epoch's rows go into the progress object and, when given, the job's history
+    recorder (never stops training)."""
+
+    def __init__(self, progress: Progress, recorder: _HistoryRecorder | None = None, **extra: Any):
+        self.progress, self.recorder, self.extra = progress, recorder, extra
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
         self.progress.add_rows(logs, steps=1, **self.extra)
+        if self.recorder is not None:
+            self.recorder.add(logs, **self.extra)
         return False
 
 
@@ -370,7 +415,8 @@ class JobManager:
     """Runs jobs in background threads, one FIFO queue per device; jobs are found by run id."""
 
     def __init__(self, store: RunStore | str | Path | None = None, max_cpu_jobs: int | None = None,
-                 max_gpu_jobs: int = 1, max_pending: int = 64, keep_finished: int = 256):
+                 max_gpu_jobs: int = 1, max_pending: int = 64, keep_finished: int = 256,
+                 max_pending_per_owner: int | None = None):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         if max_cpu_jobs is None:
             max_cpu_jobs = int(os.environ.get("DEEM_MAX_CPU_JOBS", "1") or 1)
@@ -379,6 +425,10 @@ class JobManager:
         self._finished: deque[str] = deque()
         self._lock = threading.Lock()
         self.max_pending = int(max_pending)
+        # one workspace (owner) may not fill the server's queue (deem_studio.owners: the access model)
+        self.max_pending_per_owner = int(max_pending_per_owner if max_pending_per_owner is not None
+                                         else max_active_per_workspace())
+        self._reserved: dict[str | None, int] = {}
         self.keep_finished = int(keep_finished)
         self.recovered = self.store.mark_stale_running_as_failed()
 
@@ -396,21 +446,36 @@ class JobManager:
         defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS, "diagnostics": {"device": "cpu"}}.get(kind, {})
         config = {**defaults, **dict(config or {})}
         with self._lock:
-            pending = sum(1 for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES)
+            # a place is reserved under the lock (the run is written to disk outside it): two quick submits
+            # of one workspace cannot both pass the check
+            active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
+            pending = len(active) + sum(self._reserved.values())
             if pending >= self.max_pending:
                 raise QueueFull(f"{pending} jobs are already queued or running on this server; "
                                 f"wait for one to finish and try again")
-        run_id = self.store.create(kind, config, data=data if store_data else None,
-                                   gold=gold if store_data else None, owner=owner, dataset=dataset,
-                                   device=str(config.get("device", "")))
-        progress = Progress(run_id, kind, steps_total=steps_of(config))
-        estimate = (config.get("estimate") or {}).get("seconds") if isinstance(config.get("estimate"), dict) else None
-        progress.estimate_s = float(estimate) if estimate is not None else None
-        job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
-        job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
-                                      name=f"deem-job-{run_id}", daemon=True)
-        with self._lock:
-            self._jobs[run_id] = job
+            if owner is not None:
+                mine = sum(1 for job in active if job.owner == owner) + self._reserved.get(owner, 0)
+                if mine >= self.max_pending_per_owner:
+                    raise QueueFull(f"your workspace already has {mine} job(s) queued or running (at most "
+                                    f"{self.max_pending_per_owner} at a time); wait for one to finish or cancel one")
+            self._reserved[owner] = self._reserved.get(owner, 0) + 1
+        try:
+            run_id = self.store.create(kind, config, data=data if store_data else None,
+                                       gold=gold if store_data else None, owner=owner, dataset=dataset,
+                                       device=str(config.get("device", "")))
+            progress = Progress(run_id, kind, steps_total=steps_of(config))
+            estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
+            progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
+            job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
+            job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
+                                          name=f"deem-job-{run_id}", daemon=True)
+            with self._lock:
+                self._jobs[run_id] = job
+        finally:
+            with self._lock:
+                self._reserved[owner] -= 1
+                if not self._reserved[owner]:
+                    del self._reserved[owner]
         job.thread.start()
         return run_id
 
@@ -679,6 +744,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
     # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
     reference = majority_reference(data)
+    recorder = _HistoryRecorder(store, ctx.run_id)
     for method in methods:
         if ctx.cancel_event.is_set():
             cancelled_during = cancelled_during or "before " + method_name(method)
@@ -691,7 +757,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             progress.start_phase(f"training {spec.name}", int(cfg["epochs"]), "epoch",
                                  then_s=len(later) * per_trained_s + baselines_s)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
-                                        callbacks=[_ProgressCallback(progress, method=method)], **options)
+                                        callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
             entry.update(start=getattr(model, "init_", None),
                          start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))
@@ -787,7 +853,8 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
                        n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
                        seed=int(cfg.get("seed", 0)), device=ctx.device,
-                       callbacks=[_ProgressCallback(progress)], stop_event=ctx.cancel_event)
+                       callbacks=[_ProgressCallback(progress, _HistoryRecorder(store, ctx.run_id))],
+                       stop_event=ctx.cancel_event)
     curves = pd.DataFrame(result.curves)
     store.save_history(ctx.run_id, curves)
     runs_table = getattr(result, "runs", None)

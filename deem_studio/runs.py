@@ -55,8 +55,10 @@ __all__ = [
 STATUSES = ("queued", "running", "finished", "cancelled", "failed")
 ACTIVE_STATUSES = ("queued", "running")
 TERMINAL_STATUSES = ("finished", "cancelled", "failed")
-_RUN_ID = re.compile(r"^[0-9a-f]{16}$")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+# fullmatch everywhere: "$" would also accept a trailing newline ("0123456789abcdef\n")
+_RUN_ID = re.compile(r"[0-9a-f]{16}")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+MAX_RUN_NAME = 120
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id       TEXT PRIMARY KEY,
@@ -77,14 +79,15 @@ CREATE TABLE IF NOT EXISTS runs (
     config       TEXT,
     summary      TEXT,
     host         TEXT,
-    pid          INTEGER
+    pid          INTEGER,
+    name         TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
 _COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_workers", "n_classes",
             "device", "created_at", "started_at", "finished_at", "message", "messages", "config", "summary",
-            "host", "pid")
+            "host", "pid", "name")
 
 
 class RunNotFound(KeyError):
@@ -104,11 +107,11 @@ def new_run_id() -> str:
 
 
 def is_run_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(_RUN_ID.match(value))
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
 
 def _check_name(name: str) -> str:
-    if not _NAME.match(str(name)) or str(name) in (".", ".."):
+    if not _NAME.fullmatch(str(name)) or str(name) in (".", ".."):
         raise ValueError(f"invalid file name {name!r} (letters, digits, '_', '-', '.' only)")
     return str(name)
 
@@ -196,6 +199,16 @@ def _read_table(path_stem: Path) -> pd.DataFrame | None:
     return None
 
 
+def _read_part(loaded: "LoadedRun", part: str, read):
+    """``read()``, or None with the reason kept in ``loaded.problems[part]`` when the stored file is unreadable."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 - a damaged file (pyarrow, json, OSError, ...) spoils only itself
+        # the type only: the messages of pyarrow and the OS name server paths, which web users never see
+        loaded.problems[part] = f"its stored file could not be read ({type(exc).__name__})"
+        return None
+
+
 # --------------------------------------------------------------------------- loaded run
 @dataclass
 class LoadedRun:
@@ -209,6 +222,9 @@ class LoadedRun:
     history: pd.DataFrame | None = None
     results: dict[str, pd.DataFrame] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: stored files that could not be read (damaged, half-copied, from another version): part -> reason.
+    #: One such file never hides the rest of the run (``"results/<method>"``, ``"history"``, ``"<side file>"``).
+    problems: dict[str, str] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -259,6 +275,10 @@ class RunStore:
         with self._write_lock, closing(self._connect()) as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            # indexes written before runs could be renamed have no "name" column
+            present = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            if "name" not in present:
+                con.execute("ALTER TABLE runs ADD COLUMN name TEXT")
             con.commit()
 
     # -- plumbing
@@ -297,14 +317,14 @@ class RunStore:
 
     def run_dir(self, run_id: str) -> Path:
         if not is_run_id(run_id):
-            raise RunNotFound(f"{run_id!r} is not a run id (16 hexadecimal characters)")
+            raise RunNotFound("that is not a run id (16 hexadecimal characters)")
         return self.root / run_id
 
     def _require(self, run_id: str) -> dict[str, Any]:
         self.run_dir(run_id)
         rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
-            raise RunNotFound(f"no run with id {run_id} in {self.root}")
+            raise RunNotFound(f"no run with id {run_id}")  # the server's folders are not the user's business
         return rows[0]
 
     # -- creation
@@ -385,6 +405,14 @@ class RunStore:
             summary.update(_json_value(values))
             self._execute("UPDATE runs SET summary = ? WHERE run_id = ?", (_dumps(summary), run_id))
         return summary
+
+    def rename(self, run_id: str, name: str | None) -> str:
+        """Set a run's display name (one line, at most :data:`MAX_RUN_NAME` characters; empty = none).
+        Who may rename is checked by :mod:`deem_studio.owners`, not here."""
+        self._require(run_id)
+        text = " ".join(str(name or "").split())[:MAX_RUN_NAME]
+        self._execute("UPDATE runs SET name = ? WHERE run_id = ?", (text or None, run_id))
+        return text
 
     def save_history(self, run_id: str, history: pd.DataFrame) -> Path:
         return _write_table(self.run_dir(run_id) / "history", history.reset_index(drop=True))
@@ -482,27 +510,28 @@ class RunStore:
         loaded = LoadedRun(record=record, config=config, path=path)
         if with_data:
             loaded.data, loaded.gold = self.load_data(run_id)
-        loaded.history = _read_table(path / "history")
+        loaded.history = _read_part(loaded, "history", lambda: _read_table(path / "history"))
         results_dir = path / "results"
         if results_dir.exists():
             names = sorted({p.name.split(".")[0] for p in results_dir.iterdir() if not p.name.startswith(".")})
             for name in names:
-                frame = _read_table(results_dir / name)
+                frame = _read_part(loaded, f"results/{name}", lambda n=name: _read_table(results_dir / n))
                 if frame is not None:
                     # runs saved before the label column was named "label" called it "agg_label"
                     loaded.results[name] = frame.rename(columns={"agg_label": "label"})
         for json_file in sorted(path.glob("*.json")):
             if json_file.name in ("config.json", "dataset.json") or json_file.name.endswith(".table.json"):
                 continue
-            try:
-                loaded.extras[json_file.stem] = json.loads(json_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
+            value = _read_part(loaded, json_file.stem, lambda f=json_file: json.loads(f.read_text(encoding="utf-8")))
+            if json_file.stem not in loaded.problems:
+                loaded.extras[json_file.stem] = value
         for table in sorted(path.glob("*.parquet")) + sorted(path.glob("*.table.json")):
             stem = table.name.split(".")[0]
-            if stem in ("annotations", "gold", "history") or stem in loaded.extras:
+            if stem in ("annotations", "gold", "history") or stem in loaded.extras or stem in loaded.problems:
                 continue
-            loaded.extras[stem] = _read_table(path / stem)
+            value = _read_part(loaded, stem, lambda s=stem: _read_table(path / s))
+            if stem not in loaded.problems:
+                loaded.extras[stem] = value
         return loaded
 
     # -- maintenance

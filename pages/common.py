@@ -1,14 +1,18 @@
-"""What every page shares: session state, the URL (workspace + run id), the sidebar, error messages.
+"""What every page shares: session state, the URL (run id), the owner key, the sidebar, error messages, and the
+one way to show a user-derived string (:func:`safe`, :func:`plotly_chart`).
 
 State model (all per browser session, in ``st.session_state``; nothing of one user is visible to another):
 
-* ``ws``       the workspace id: a random token kept in the URL (``?ws=...``). Runs are stored with it as
-               their owner; the Runs page lists the runs of this workspace. Bookmark the address to find
-               your runs again tomorrow.
+* ``owner_key`` this browser's secret owner key (:mod:`deem_studio.owners`): read from the ``deem_owner``
+               cookie when the session starts (``st.context.cookies``), else new; written back to the cookie by
+               a tiny script component (:func:`remember_owner`). Never in the URL. It alone allows cancelling,
+               deleting and renaming the runs it launched (:func:`can_control`).
+* ``ws``       the workspace id: a one-way hash of the owner key. Runs are stored with it as their owner; the
+               Runs page lists the runs of this workspace.
 * ``dataset``  the active data: ``{"name", "data" (AnnotationSet), "gold" (Series or None), "files",
                "origin"}``.
-* ``run``      the current run id, also kept in the URL (``?run=...``) so that a browser refresh, or the
-               link sent to a colleague, reopens it.
+* ``run``      the current run id, the only thing kept in the URL (``?run=...``) so that a browser refresh, or
+               the link sent to a colleague, reopens it (read-only for anyone but its owner).
 
 Everything else belongs to one data set (:data:`DATA_KEYS`): ``sweep_run`` / ``train_run`` / ``diag_run``
 (the latest sweep, training and diagnostics of this session on these data) and ``lr_pick``, the one picked
@@ -17,6 +21,11 @@ page's field both show it). Loading another data set puts these aside (``_shelf`
 and brings back those of the new data set, if it was loaded before in this session; nothing of one data
 set is shown as if it belonged to another. Widget states tied to a run carry the run id in their key.
 
+Every user-derived string (file, data-set, worker, class and task names, query parameters, messages that quote
+them) reaches a Markdown-rendering call (``st.markdown``, ``caption``, ``info``/``warning``/``error``, labels,
+``help``, toasts) only through :func:`safe`; charts go through :func:`plotly_chart`. Plain text
+(``st.text``, ``st.code``), dataframe cells and selectbox options need nothing.
+
 Jobs themselves live in the process-wide :class:`deem_studio.jobs.JobManager`, looked up by run id.
 """
 
@@ -24,16 +33,18 @@ from __future__ import annotations
 
 import functools
 import re
-import secrets
+import string
 import time
 from typing import Any, Callable
 
 import streamlit as st
 
+from deem_core.data.text import escape_controls
+from deem_core.plots.safety import escape_figure
+from deem_studio import owners
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
-_WS = re.compile(r"^[0-9a-f]{16}$")
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
                "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
                "failed": ":material/error:"}
@@ -48,11 +59,44 @@ def manager():
 from pages.shell import in_shell, require_shell, shell  # noqa: E402, F401
 
 
+# --------------------------------------------------------------------------- user strings
+# Every ASCII punctuation character can be backslash-escaped in CommonMark, and an escaped one is always literal:
+# no link, image, autolink (http:, www., @), emphasis, heading, list, table, HTML, LaTeX ($), emoji or colour
+# directive (:red[...], :material/...:) can start. Control characters (newlines included) become visible escapes
+# first, so a name cannot open a new block either.
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
+# Streamlit's Markdown (remark-gfm) also turns bare URLs and e-mail addresses into links *after* parsing, in the
+# text itself, where an escape is already gone: "http://", "www." and "x@y.z" are broken up with an invisible
+# WORD JOINER (U+2060), which the autolink patterns do not accept (measured in Chromium: no link is made).
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?i:(?<=www))(?=\.)|(?<=@)")
+_JOINER = "\u2060"
+
+
+def safe(value: Any) -> str:
+    """A user-derived value as literal text inside Markdown (the one helper for showing user strings).
+
+    Use it for every user string interpolated into ``st.markdown``, ``st.caption``, ``st.info``/``success``/
+    ``warning``/``error``, ``st.toast``, widget labels and ``help``, expander and tab labels, progress texts.
+    ``st.text``/``st.code``, dataframe cells and selectbox options show text as it is and need nothing."""
+    return _AUTOLINK.sub(_JOINER, escape_controls(value)).translate(_MARKDOWN_ESCAPES)
+
+
+def plotly_chart(figure: Any, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` of a figure whose names, labels, titles and hover texts are shown as text (plotly
+    would render ``<a href>``, ``<b>`` ... in them): :func:`deem_core.plots.safety.escape_figure`."""
+    return st.plotly_chart(escape_figure(figure), **kwargs)
+
+
+def message(kind: str, text: Any, **kwargs: Any) -> None:
+    """``st.info``/``success``/``warning``/``error`` of a whole message that may quote user strings."""
+    getattr(st, kind)(safe(text), **kwargs)
+
+
 # --------------------------------------------------------------------------- errors
 def show_error(exc: BaseException, what: str = "") -> None:
-    """A readable one-line message instead of a traceback."""
+    """A readable one-line message instead of a traceback (file names and values in it shown as text)."""
     prefix = f"{what}: " if what else ""
-    st.error(prefix + readable_error(exc), icon=":material/warning:")
+    st.error(safe(prefix + readable_error(exc)), icon=":material/warning:")
 
 
 def guarded(what: str = "") -> Callable:
@@ -72,9 +116,78 @@ def guarded(what: str = "") -> Callable:
     return wrap
 
 
-# --------------------------------------------------------------------------- session + URL
+# --------------------------------------------------------------------------- owner key, workspace, access
 def workspace() -> str:
+    """This session's workspace id (the hash of its owner key; runs are stored with it as their owner)."""
     return st.session_state["ws"]
+
+
+def owner_key() -> str:
+    return st.session_state["owner_key"]
+
+
+def use_owner_key(key: str) -> None:
+    """Make ``key`` this session's owner key (and, through :func:`remember_owner`, this browser's)."""
+    st.session_state["owner_key"] = key
+    st.session_state["ws"] = owners.workspace_of(key)
+
+
+def can_control(run_id: str | None) -> bool:
+    """Whether this session may cancel, delete or rename ``run_id`` (it owns the run's workspace)."""
+    if not run_id:
+        return False
+    try:
+        record = manager().store.get(run_id)
+    except RunNotFound:
+        return False
+    return owners.can_control(st.session_state.get("owner_key"), record.get("owner"))
+
+
+def cancel(run_id: str) -> None:
+    """The cancel button's action: only the owner's session gets this far (the service checks again)."""
+    try:
+        if owners.cancel_run(manager(), run_id, st.session_state.get("owner_key")):
+            st.toast("cancelling: the run stops after the current mini-batch and keeps what it has")
+        else:
+            st.warning("This run is not running in this server process; it will be marked failed at the next start.")
+    except owners.AccessDenied as exc:
+        st.error(safe(exc), icon=":material/lock:")
+
+
+def read_only_note(run_id: str) -> None:
+    st.caption(safe(f"Run {run_id} belongs to another workspace: you see it read-only (only its owner can cancel, "
+                    f"rename or delete it)."))
+
+
+# A v2 component (no iframe: it runs in the page itself) that writes the owner key into this site's cookie, so
+# the next session of this browser (a refresh, a new tab, after a server restart) starts with the same key. The
+# server reads it back from the request (st.context.cookies). Only hex characters ever reach the cookie string.
+_OWNER_COOKIE_JS = """
+export default function ({ data }) {
+  if (!data || !/^[0-9a-f]{32}$/.test(data.value)) return;
+  const secure = window.location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
+}
+"""
+_COOKIE_WRITER: list[Any] = []
+
+
+def remember_owner() -> None:
+    """Write this session's owner key into the browser's cookie (an invisible element; every script run)."""
+    if not _COOKIE_WRITER:
+        _COOKIE_WRITER.append(st.components.v2.component("deem_owner_cookie", js=_OWNER_COOKIE_JS))
+    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": owner_key(), "maxAge": owners.COOKIE_MAX_AGE},
+                      key="deem_owner_cookie", height=0)
+
+
+def _cookie(name: str) -> str | None:
+    try:
+        return st.context.cookies.get(name)
+    except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
+        return None
+
+
+# --------------------------------------------------------------------------- session + URL
 
 
 def dataset() -> dict[str, Any] | None:
@@ -151,8 +264,8 @@ def other_data_note(run_id: str) -> None:
         name = manager().store.get(run_id).get("dataset") or "another data set"
     except RunNotFound:
         name = "another data set"
-    st.warning(f"Run {run_id} was made on {name!r}, not on the loaded data set; what follows belongs to that "
-               f"data set.", icon=":material/swap_horiz:")
+    st.warning(safe(f"Run {run_id} was made on {name!r}, not on the loaded data set; what follows belongs to that "
+                    f"data set."), icon=":material/swap_horiz:")
 
 
 # --------------------------------------------------------------------------- the picked learning rate
@@ -273,21 +386,29 @@ PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnosti
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
-    if "ws" not in ss:
-        given = params.get("ws")
-        ss["ws"] = given if isinstance(given, str) and _WS.match(given) else secrets.token_hex(8)
+    key = ss.get("owner_key")
+    if not owners.is_owner_key(key):
+        key = owners.normalise_key(_cookie(owners.COOKIE_NAME)) or owners.new_owner_key()
+    if ss.get("ws") != owners.workspace_of(key):
+        use_owner_key(key)
+    if "ws" in params:
+        # addresses of older versions carried the workspace (then also the key to its runs): ignored, dropped
+        del params["ws"]
+        ss["_notice"] = ("This address carries an old workspace id (ws=...): it no longer gives access to any runs. "
+                         "Runs are now controlled by the owner key of the browser that launched them (Runs page).")
     url_run = params.get("run")
     if url_run and url_run != ss.get("run") and url_run != ss.get("_url_run_seen"):
         ss["_url_run_seen"] = url_run
         if is_run_id(url_run):
             open_run(url_run, quiet=True)
         else:
-            ss["_notice"] = f"the address names run {url_run!r}, which is not a run id; it was ignored"
+            shown = url_run if len(url_run) <= 80 else url_run[:80] + "…"
+            ss["_notice"] = f"the address names run {shown!r}, which is not a run id; it was ignored"
     sync_url()
 
 
 def sync_url() -> None:
-    """Keep ``ws`` and ``run`` in the address bar (page switches drop query parameters)."""
+    """Keep ``run`` in the address bar (page switches drop query parameters); nothing else goes there."""
     params = st.query_params
     wanted = url_params()
     for key, value in wanted.items():
@@ -298,14 +419,12 @@ def sync_url() -> None:
 
 
 def url_params() -> dict[str, str]:
-    out = {"ws": st.session_state.get("ws")}
-    if st.session_state.get("run"):
-        out["run"] = st.session_state["run"]
-    return {k: v for k, v in out.items() if v}
+    run_id = st.session_state.get("run")
+    return {"run": run_id} if run_id else {}
 
 
 def go(page: str) -> None:
-    """Switch page keeping the workspace and run in the URL."""
+    """Switch page keeping the run in the URL."""
     st.switch_page(page, query_params=url_params())
 
 
@@ -395,9 +514,10 @@ def restore_form(record: dict[str, Any]) -> None:
 
 
 def notices() -> None:
+    """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
     if text:
-        st.info(text, icon=":material/info:")
+        st.info(safe(text), icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar
@@ -420,8 +540,8 @@ def sidebar() -> None:
         else:
             data = ds["data"]
             gold = " · gold labels" if ds.get("gold") is not None else ""
-            st.caption(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} workers × "
-                       f"{data.n_classes:,} classes{gold}")
+            st.caption(safe(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} workers × "
+                            f"{data.n_classes:,} classes{gold}"))
         st.markdown("**Device**")
         info = _device()
         if info["type"] == "cuda":
@@ -430,7 +550,8 @@ def sidebar() -> None:
             st.caption(info["name"])
         st.markdown("**Jobs on these data**")
         _run_status()
-        st.caption(f"Workspace `{workspace()}` · bookmark this address to find your runs again")
+        st.caption(f"Workspace `{workspace()}` · kept by this browser (its owner key is on the Runs page)")
+        remember_owner()
 
 
 SIDEBAR_EVERY = 2.0  # seconds between redraws of the sidebar's job lines while a job is queued or running
@@ -451,7 +572,7 @@ def _run_status() -> None:
         for label, run_id in runs:
             snap = manager().snapshot(run_id)
             icon = STATUS_ICON.get(snap.status, "") if snap else ""
-            st.caption(f"{icon} {label} `{run_id}` · {status_line(snap, short=True)}")
+            st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True)))
         if active and all(s is None or s.done for s in (manager().snapshot(r) for _, r in runs)):
             st.rerun()  # redraw once without the timer
 

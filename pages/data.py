@@ -56,7 +56,7 @@ with st.container(border=True):
                 st.session_state["_notice"] = f"loaded the sample set {name}"
                 st.rerun()
             except DataError as exc:
-                st.error(str(exc))
+                st.error(common.safe(exc))
             except Exception as exc:  # noqa: BLE001
                 common.show_error(exc, f"sample {name}")
 
@@ -77,7 +77,7 @@ with st.container(border=True):
             shown = preview(files[0], format=fmt)
         except DataError as exc:
             shown, unreadable = None, True
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             shown, unreadable = None, True
             common.show_error(exc, files[0].name)
@@ -85,12 +85,12 @@ with st.container(border=True):
             layout = shown.layout or "unknown"
             delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(shown.delimiter,
                                                                                        repr(shown.delimiter))
-            st.markdown(f"Detected in **{shown.name}**: layout **{layout}**, {delimiter}-separated, "
-                        f"{shown.encoding}.")
+            st.markdown(f"Detected in **{common.safe(shown.name)}**: layout **{common.safe(layout)}**, "
+                        f"{common.safe(delimiter)}-separated, {common.safe(shown.encoding)}.")
             if shown.problem:
-                st.warning(shown.problem)
+                st.warning(common.safe(shown.problem))
             for note in shown.warnings:
-                st.caption(f"note: {note}")
+                st.caption(common.safe(f"note: {note}"))
             header = [str(c) for c in shown.frame.columns]
             roles = shown.columns or {}
             with st.expander("Column mapping (override what was detected)", expanded=bool(shown.problem)):
@@ -106,7 +106,7 @@ with st.container(border=True):
                         columns[role] = chosen
             st.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
-            st.caption(f"{len(files)} files: " + ", ".join(f.name for f in files))
+            st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
     conflict = st.selectbox("When one worker gave one task different labels", list(CONFLICTS),
                             format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
     if unreadable:
@@ -125,7 +125,7 @@ with st.container(border=True):
                                            f"{time.perf_counter() - started:.1f} s")
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")
 
@@ -135,7 +135,7 @@ if ds is None:
     st.stop()
 
 data = ds["data"]
-st.header(f"Summary: {ds['name']}")
+st.header(f"Summary: {common.safe(ds['name'])}")
 
 
 def summary(data) -> dict:
@@ -171,10 +171,10 @@ m[4].metric("Density", f"{data.density:.0%}", help="share of (task, worker) cell
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
-st.caption(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
-           f"summary computed in {stats['seconds']:.2f} s")
+st.caption(common.safe(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
+                       f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
-    st.warning(message, icon=":material/cleaning_services:")
+    st.warning(common.safe(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
@@ -185,13 +185,13 @@ with tabs[0]:
     if len(counts) <= 40:  # whole numbers only: one bar per count, no 9.8 / 10.2 ticks
         fig.update_xaxes(type="category")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
-    st.plotly_chart(fig, key="per_task_hist")
+    common.plotly_chart(fig, key="per_task_hist")
 with tabs[1]:
     balance = stats["balance"]
     fig = px.bar(balance, x="class", y=["answer_share", "majority_vote_share"], barmode="group",
                  labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
-    st.plotly_chart(fig, key="class_balance")
+    common.plotly_chart(fig, key="class_balance")
     st.dataframe(balance, hide_index=True)
 with tabs[2]:
     coverage = stats["coverage"]
@@ -204,7 +204,7 @@ with tabs[3]:
         st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
-    st.plotly_chart(fig, key="pairwise")
+    common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tabs[4]:
     st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
@@ -215,6 +215,8 @@ with tabs[5]:
         known = gold.index.isin(data.tasks)
         st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
                    + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+        if st.session_state.get("_gold_warning"):  # set while reading the file, before the rerun
+            st.warning(common.safe(st.session_state.pop("_gold_warning")))
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
             st.rerun()
@@ -229,11 +231,11 @@ with tabs[5]:
             st.session_state["_gold_file"] = gold_file.file_id
             unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
-                st.warning(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
-                           f"e.g. {truth[unknown].iloc[0]!r}")
+                st.session_state["_gold_warning"] = (f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not "
+                                                     f"among the classes, e.g. {truth[unknown].iloc[0]!r}")
             st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
             st.rerun()
         except DataError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
-            st.error(f"{gold_file.name}: {readable_error(exc)}", icon=":material/warning:")
+            st.error(common.safe(f"{gold_file.name}: {readable_error(exc)}"), icon=":material/warning:")

@@ -81,13 +81,15 @@ def waiting(diag_id: str) -> None:
     if s is None or s.done:
         st.rerun()
     if s.status == "queued":
-        st.info(status_line(s), icon=":material/hourglass_top:")
+        st.info(common.safe(status_line(s)), icon=":material/hourglass_top:")
     else:
         total = s.estimate_s
         fraction = min(0.99, s.elapsed / total) if total else 0.0
-        st.progress(fraction, text=status_line(s))
-    if st.button("Cancel", key=f"diag_cancel_{diag_id}"):
-        mgr.cancel(diag_id)
+        st.progress(fraction, text=common.safe(status_line(s)))
+    if not common.can_control(diag_id):
+        common.read_only_note(diag_id)
+    elif st.button("Cancel", key=f"diag_cancel_{diag_id}"):
+        common.cancel(diag_id)
 
 
 if dsnap is None:
@@ -96,7 +98,7 @@ if not dsnap.done:
     waiting(diag_id)
     st.stop()
 if dsnap.status != "finished":
-    st.error(f"Diagnostics {dsnap.status}: {dsnap.message}")
+    st.error(common.safe(f"Diagnostics {dsnap.status}: {dsnap.message}"))
     st.stop()
 result = dsnap.result
 if result is None:  # not in this process's memory (a restart, an old run): read it back from the run folder
@@ -108,11 +110,11 @@ if result is None:  # not in this process's memory (a restart, an old run): read
         st.session_state["_diag_cache"] = (diag_id, result)
 if result is None:
     st.info("These diagnostics were saved in an older format that cannot be shown again; press “Compute "
-            "diagnostics” to compute them anew (their CSV tables are still in the run's files).")
+            "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")
     st.stop()
-st.caption(f"{status_line(dsnap)} · run `{diag_id}`")
+st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
 for note in result.notes:
-    st.caption(f"note: {note}")
+    st.caption(common.safe(f"note: {note}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
@@ -129,10 +131,10 @@ with tab_mi:
         index = list(mi.classes).index(class_value)
         values = mi.off_diagonal()[:, index]
         zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
-    st.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+    common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
     summary = mi_summary_frame(mi)
     st.dataframe(common.readable_table(summary), hide_index=True)
-    st.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+    common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
@@ -144,16 +146,18 @@ with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
     shown_classes = (mgr.store.get(diag_id).get("config") or {}).get("subset_classes") or []
     if [str(c) for c in shown_classes] != [str(c) for c in subset]:
-        st.info("The chart shows the importance on " + (importance.description if shown_classes else "all tasks")
-                + "; press “Compute diagnostics” above for the classes now chosen ("
-                + (", ".join(map(str, subset)) if subset else "all tasks") + ").", icon=":material/info:")
+        st.info(common.safe("The chart shows the importance on " + (importance.description if shown_classes else
+                                                                   "all tasks")
+                            + "; press “Compute diagnostics” above for the classes now chosen ("
+                            + (", ".join(map(str, subset)) if subset else "all tasks") + ")."),
+                icon=":material/info:")
     panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
                             key=f"diag_imp_panels_{diag_id}")
     highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers],
                                key=f"diag_imp_highlight_{diag_id}")
     if panels:
-        st.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
-                        key=f"diag_imp_bars_{diag_id}")
+        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
+                            key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
     st.dataframe(common.readable_table(table), hide_index=True)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
@@ -168,8 +172,8 @@ with tab_quality:
     kind_names = {"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
     kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)
-    st.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}"),
-                    key=f"diag_q_confusion_{diag_id}")
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}"),
+                        key=f"diag_q_confusion_{diag_id}")
     d = st.columns(2)
     d[0].download_button("Worker quality CSV", data=lambda: to_safe_csv(quality.table, index=False),
                          file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",

@@ -31,7 +31,7 @@ def _load(run_id: str, status: str, finished_at: float | None):
     loaded = mgr.store.load(run_id, with_data=False)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names()
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems
 
 
 snap = mgr.snapshot(run_id)
@@ -43,12 +43,18 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models, problems = _load(run_id, snap.status, snap.finished_at)
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
-st.caption(f"Run `{run_id}` · {record.get('dataset') or ''} · {status_line(snap)}")
+name = record.get("name") or record.get("dataset") or ""
+st.caption(f"Run `{run_id}` · " + common.safe(f"{name} · {status_line(snap)}"))
+if not common.can_control(run_id):
+    common.read_only_note(run_id)
+for part, problem in problems.items():  # one damaged file never hides the rest of the run
+    st.warning(common.safe(f"{part.removeprefix('results/')}: {problem}; the other results are shown"),
+               icon=":material/broken_image:")
 if not results:
-    st.info("This run has no labels." + (f" ({snap.message})" if snap.message else ""))
+    st.info(common.safe("This run has no labels." + (f" ({snap.message})" if snap.message else "")))
     st.stop()
 
 # the run's own choice first: the first DEEM model it trained (else its first method); the picker is keyed by

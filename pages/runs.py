@@ -1,4 +1,5 @@
-"""Runs page: this workspace's past runs from the SQLite index; reopen, cancel or delete; open any run by id."""
+"""Runs page: this workspace's past runs from the SQLite index; reopen, cancel, rename or delete them (owner
+only, see ``deem_studio/owners.py``); open any run by id (read-only); the owner key to take to another browser."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from deem_studio import owners  # noqa: E402
 from deem_studio.jobs import method_name  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
 from pages import common  # noqa: E402
@@ -18,8 +20,9 @@ from pages import common  # noqa: E402
 
 st.title("Runs")
 mgr = common.manager()
-st.caption(f"Runs are kept on the server across restarts (one folder per run). This list shows the runs of your "
-           f"workspace `{common.workspace()}`; another user's run opens only with its run id.")
+st.caption("Runs are kept on the server across restarts. This list shows the runs launched from this browser "
+           "(your workspace); only you can cancel, rename or delete them. Anyone you send a run's link "
+           "(its address, with `run=`) can open that run read-only.")
 
 
 def describe(row: pd.Series) -> str:
@@ -50,11 +53,12 @@ def setting(config: dict, key: str) -> str:
 runs = mgr.store.list(owner=common.workspace())
 if len(runs):
     configs = runs["config"]
+    shown_name = runs["name"].where(runs["name"].notna() & (runs["name"] != ""), runs["dataset"])
     table = pd.DataFrame({
         "started": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
-        "data set": runs["dataset"], "tasks": runs["n_tasks"],
+        "name": shown_name, "tasks": runs["n_tasks"],
         "methods": [setting(c, "methods") for c in configs],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
@@ -63,27 +67,38 @@ if len(runs):
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch")
-    labels = {rid: f"{rid} · {kind} · {status} · {ds or ''}" for rid, kind, status, ds in
-              zip(runs["run_id"], runs["kind"], runs["status"], runs["dataset"])}
+    # selectbox options are shown as plain text (no Markdown): names need no escaping here
+    labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
+              zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}
     chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs_choice")
     status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
     kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
-    c = st.columns([1, 1, 6])
+    c = st.columns([1, 1, 1, 5])
     if c[0].button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
             common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
     if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
-        if mgr.cancel(chosen):
-            st.toast(f"cancelling run {chosen}")
-        else:
-            st.warning("This run is not running in this server process; it will be marked failed at the next start.")
+        common.cancel(chosen)
     if status not in ACTIVE_STATUSES and c[1].button("Delete", key="runs_delete"):
         st.session_state["_confirm_delete"] = chosen
+    if c[2].button("Rename", key="runs_rename"):
+        st.session_state["_rename"] = chosen
+    if st.session_state.get("_rename") == chosen:
+        current = runs.loc[runs["run_id"] == chosen, "name"].iloc[0]
+        new_name = st.text_input("New name (empty: the data set's name)", value=current or "", key="runs_new_name",
+                                 max_chars=120)
+        if st.button("Save the name", key="runs_rename_save"):
+            try:
+                owners.rename_run(mgr.store, chosen, common.owner_key(), new_name)
+                st.session_state.pop("_rename", None)
+                st.rerun()
+            except Exception as exc:  # noqa: BLE001 - AccessDenied, RunNotFound: a message
+                common.show_error(exc, "rename")
     if st.session_state.get("_confirm_delete") == chosen:
         st.warning(f"Delete run {chosen} and all its files?")
         if st.button("Yes, delete it", key="runs_delete_yes"):
             try:
-                mgr.store.delete(chosen)
+                owners.delete_run(mgr.store, chosen, common.owner_key())
                 if st.session_state.get("run") == chosen:
                     common.set_current_run(None)
                 for key in ("sweep_run", "train_run"):
@@ -96,6 +111,10 @@ if len(runs):
 else:
     st.info("No runs in this workspace yet.")
 
+current = st.session_state.get("run")
+if current and not common.can_control(current):
+    common.read_only_note(current)
+
 st.subheader("Open a run by id")
 typed = st.text_input("Run id", key="runs_by_id", placeholder="16 hexadecimal characters, e.g. from a shared link")
 if st.button("Open this run", key="runs_open_id"):
@@ -103,9 +122,29 @@ if st.button("Open this run", key="runs_open_id"):
     if not text:
         st.error("Type or paste a run id first.")
     elif not is_run_id(text):
-        st.error(f"{typed!r} is not a run id (16 hexadecimal characters)")
+        shown = typed if len(typed) <= 80 else typed[:80] + "…"
+        st.error(common.safe(f"{shown!r} is not a run id (16 hexadecimal characters)"))
     elif not common.open_run(text, quiet=False):
-        st.error(st.session_state.pop("_notice", f"no run with id {text}"))
+        st.error(common.safe(st.session_state.pop("_notice", f"no run with id {text}")))
     else:
         kind = mgr.store.get(text)["kind"]
         common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
+
+st.subheader("Owner key")
+with st.expander("Your owner key: control your runs from another browser"):
+    st.caption("This key is what makes you the owner of the runs listed above. This browser keeps it in a "
+               "cookie (a refresh or a server restart keeps it). To cancel, rename or delete your runs from "
+               "another browser, or after clearing cookies, paste it below there. Keep it like a password: "
+               "whoever has it controls your runs.")
+    st.code(common.owner_key(), language=None)
+    pasted = st.text_input("Use an owner key", key="runs_owner_key", type="password",
+                           placeholder="32 hexadecimal characters")
+    if st.button("Use this key in this browser", key="runs_use_key"):
+        key = owners.normalise_key(pasted)
+        if key is None:
+            st.error("That is not an owner key (32 hexadecimal characters).")
+        else:
+            common.use_owner_key(key)
+            n = len(mgr.store.list(owner=common.workspace()))
+            st.session_state["_notice"] = (f"this browser now uses that owner key: {n} run(s) in its workspace")
+            st.rerun()

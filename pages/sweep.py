@@ -158,7 +158,7 @@ with st.container(border=True):
             common.set_current_run(run_id, "sweep")
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the sweep")
 
@@ -187,29 +187,31 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(status_line(snapshot), icon=":material/hourglass_top:")
+            st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
         else:
             first = snapshot.seconds_to_first_point
             extra = f" · first point after {first:.1f} s" if first is not None else ""
-            st.progress(snapshot.fraction, text=status_line(snapshot) + extra)
+            st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
         if len(snapshot.history):
-            st.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
+            common.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
         else:
             st.caption("waiting for the first epoch…")
     except Exception as exc:  # noqa: BLE001
         common.show_error(exc, "live view")
-    if st.button("Cancel sweep", key=f"cancel_{run_id}"):
-        mgr.cancel(run_id)
-        st.toast("cancelling: the sweep stops after the current mini-batch")
+    if not owner:
+        common.read_only_note(run_id)
+    elif st.button("Cancel sweep", key=f"cancel_{run_id}"):
+        common.cancel(run_id)
 
 
+owner = common.can_control(run_id)  # only the owner's session may cancel (the link alone is read-only)
 if not snap.done:
     live(run_id)
     st.stop()
 
 # ------------------------------------------------------------------ finished (or cancelled / failed)
 if snap.status == "failed":
-    st.error(f"The sweep failed: {snap.message}", icon=":material/error:")
+    st.error(common.safe(f"The sweep failed: {snap.message}"), icon=":material/error:")
     st.stop()
 
 
@@ -261,7 +263,7 @@ with left:
         if getattr(trace, "hoverinfo", None) != "skip" and trace.mode == "lines":
             trace.mode = "lines+markers"
             trace.marker.size = 5
-    event = st.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
+    event = common.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
     st.caption("Click a curve to pick its learning rate (or pick one in the list below).")
     clicked = picked_lr(event, figure, grid_done)
     if clicked is not None and clicked != st.session_state.get(f"_clicked_{run_id}"):
@@ -283,7 +285,7 @@ with right:
     else:
         st.warning("No learning rate to recommend: " + (rec.get("reason") or "every run failed") + ".",
                    icon=":material/warning:")
-    st.caption(f"{status_line(snap)} · {loaded.record.get('device') or ''}")
+    st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
 rows = []
 for lr in grid_done:

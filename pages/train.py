@@ -95,7 +95,7 @@ with st.container(border=True):
             common.set_current_run(run_id, "train")
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc), icon=":material/warning:")
+            st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the training")
 
@@ -137,33 +137,39 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
         st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
-        st.info(status_line(snapshot), icon=":material/hourglass_top:")
+        st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         extra = f" · first curve point after {first:.1f} s" if first is not None else ""
-        st.progress(snapshot.fraction, text=status_line(snapshot) + extra)
+        st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
     history = snapshot.history
     if len(history) and "energy_difference" in history:
         try:
-            st.plotly_chart(energy_figure(history), key=f"train_live_{run_id}")
+            common.plotly_chart(energy_figure(history), key=f"train_live_{run_id}")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "live curve")
-    if st.button("Cancel training", key=f"train_cancel_{run_id}"):
-        mgr.cancel(run_id)
-        st.toast("cancelling: the run stops after the current mini-batch and keeps what it has")
+    if not owner:
+        common.read_only_note(run_id)
+    elif st.button("Cancel training", key=f"train_cancel_{run_id}"):
+        common.cancel(run_id)
 
 
+owner = common.can_control(run_id)  # only the owner's session may cancel (the link alone is read-only)
 if not snap.done:
     live(run_id)
     st.stop()
 
 if snap.status == "failed":
-    st.error(f"The training failed: {snap.message}", icon=":material/error:")
+    st.error(common.safe(f"The training failed: {snap.message}"), icon=":material/error:")
+    if len(snap.history) and "energy_difference" in snap.history:  # curves saved while it trained
+        with st.expander("Energy curves saved before it stopped"):
+            common.plotly_chart(energy_figure(snap.history), key=f"train_failed_{run_id}")
     st.stop()
 (st.warning if snap.status == "cancelled" else st.success)(
-    status_line(snap), icon=":material/stop_circle:" if snap.status == "cancelled" else ":material/check_circle:")
+    common.safe(status_line(snap)),
+    icon=":material/stop_circle:" if snap.status == "cancelled" else ":material/check_circle:")
 for note in dict.fromkeys(snap.messages):  # each note once
-    st.caption(f"note: {note}")
+    st.caption(common.safe(f"note: {note}"))
 
 
 def load_final(run_id: str):
@@ -213,7 +219,7 @@ with left:
     fig = px.imshow(agree, zmin=zmin, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto",
                     labels={"color": "same label"})
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
-    st.plotly_chart(fig, key=f"agree_{run_id}")
+    common.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
     dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
@@ -222,7 +228,7 @@ with right:
                  labels={"share": "share of tasks"})
     fig.update_xaxes(type="category")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
-    st.plotly_chart(fig, key=f"dist_{run_id}")
+    common.plotly_chart(fig, key=f"dist_{run_id}")
 
 if loaded.gold is not None and len(loaded.gold):
     st.markdown("**Against the gold labels**")
@@ -233,10 +239,10 @@ if loaded.gold is not None and len(loaded.gold):
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                     labels={"x": "predicted", "y": "gold", "color": "tasks"})
     fig.update_layout(height=360, margin={"t": 20, "b": 20})
-    st.plotly_chart(fig, key=f"confusion_{run_id}")
+    common.plotly_chart(fig, key=f"confusion_{run_id}")
 
 if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):
-        st.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
+        common.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
 if st.button("See the labels and downloads", key="train_to_results"):
     common.go("pages/results.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import time
 from pathlib import Path
 
@@ -34,10 +35,16 @@ def new_app(**params) -> AppTest:
     return at.run()
 
 
+def unescape(markdown: str) -> str:
+    """Markdown source as it reads on the page: user strings are shown with every punctuation character
+    backslash-escaped (pages/common.py: safe)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
 def texts(at: AppTest) -> str:
     parts = []
     for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader", "header"):
-        parts += [str(e.value) for e in getattr(at, kind)]
+        parts += [unescape(str(e.value)) for e in getattr(at, kind)]
     return "\n".join(parts)
 
 
@@ -63,7 +70,9 @@ def wait_done(run_id: str, timeout: float = 120.0):
 def test_every_page_renders_without_data(runs_dir):
     at = new_app()
     no_problem(at)
-    assert at.query_params["ws"]  # a workspace id is put in the URL at once
+    # an owner key and its workspace for this session at once, and nothing of them in the address
+    assert len(at.session_state["owner_key"]) == 32 and len(at.session_state["ws"]) == 24
+    assert "ws" not in at.query_params and "owner_key" not in at.query_params
     for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
                            ("pages/train.py", "Load annotations on the Data page first"),
                            ("pages/results.py", "No training run yet"),
@@ -72,7 +81,7 @@ def test_every_page_renders_without_data(runs_dir):
         at.switch_page(page).run()
         no_problem(at)
         assert expected in texts(at), page
-    assert at.query_params["ws"]  # kept across page switches
+    assert "ws" not in at.query_params
 
 
 def test_upload_preview_and_summary(runs_dir):
@@ -107,7 +116,7 @@ def test_bad_files_give_readable_messages(runs_dir, name, content, expected):
     if at.button(key="load_files").disabled is False:
         at.button(key="load_files").click().run()
     no_problem(at)
-    errors = "\n".join(str(e.value) for e in at.error) + "\n".join(str(w.value) for w in at.warning)
+    errors = unescape("\n".join(str(e.value) for e in at.error) + "\n".join(str(w.value) for w in at.warning))
     assert expected in errors
     assert "Tasks" not in [m.label for m in at.metric]  # nothing was loaded
 
@@ -191,7 +200,7 @@ def test_runs_are_isolated_and_reopen_by_id(runs_dir):
     bob.text_input(key="runs_by_id").set_value("../../etc/passwd")
     bob.button(key="runs_open_id").click().run()
     no_problem(bob)
-    assert "is not a run id" in "\n".join(str(e.value) for e in bob.error)
+    assert "is not a run id" in unescape("\n".join(str(e.value) for e in bob.error))
 
 
 def test_refresh_finds_the_running_job(runs_dir):
@@ -201,17 +210,17 @@ def test_refresh_finds_the_running_job(runs_dir):
     at.number_input(key="train_epochs").set_value(3000)
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
-    ws = at.query_params["ws"]
+    key = at.session_state["owner_key"]
     deadline = time.monotonic() + 60
     while get_manager().snapshot(run_id).steps_done < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    # a refresh is a new session with only the URL
+    # a refresh is a new session with the URL and the browser's owner key (its cookie; AppTest has no cookies)
     fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    fresh.query_params["ws"] = ws
+    fresh.session_state["owner_key"] = key
     fresh.query_params["run"] = run_id
     fresh.run()
     # (AppTest drops the sidebar of st.navigation apps after the first run: check it on this one)
-    sidebar = "\n".join(str(c.value) for c in fresh.sidebar.caption)
+    sidebar = unescape("\n".join(str(c.value) for c in fresh.sidebar.caption))
     assert "tiny.csv: 200 tasks × 10 workers × 3 classes" in sidebar
     assert f"Train `{run_id}` · training DEEM · epoch" in sidebar and "CPU" in sidebar
     fresh.switch_page("pages/train.py").run()

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -189,6 +190,16 @@ def sidebar_text(page: Any) -> str:
     return page.locator("[data-testid='stSidebar']").inner_text(timeout=10_000)
 
 
+def workspace_shown(page: Any) -> str:
+    """The workspace id the sidebar shows (the hash of this browser's owner key; never in the address)."""
+    return until(lambda: (lambda m: m.group(1) if m else None)(re.search(r"Workspace ([0-9a-f]{24})",
+                                                                         sidebar_text(page))), 30, "the workspace id")
+
+
+def owner_cookie(context: Any) -> str | None:
+    return next((c["value"] for c in context.cookies() if c["name"] == "deem_owner"), None)
+
+
 def selectbox_text(page: Any, label: str) -> str:
     """The shown value of a selectbox (st.dataframe draws on a canvas: its cells are not page text)."""
     return page.get_by_role("combobox", name=label, exact=True).first.input_value(timeout=10_000)
@@ -309,22 +320,27 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
     """The first request of a newly started server is a page address with a run: the whole dashboard
     (shell, sidebar, this page) comes up and reopens the run, not the lone page script."""
     from deem_core.data.readers import read_annotations  # noqa: PLC0415
+    from deem_studio import owners  # noqa: PLC0415
     from deem_studio.jobs import JobManager  # noqa: PLC0415
 
     data_path, _ = tiny_files(tmp_path, 200)
     runs_dir = tmp_path / "runs"
     manager = JobManager(runs_dir)
-    workspace = "0123456789abcdef"
+    key = owners.new_owner_key()
+    workspace = owners.workspace_of(key)
     run_id = manager.submit("train", {"methods": ["mv"]}, data=read_annotations(data_path), owner=workspace,
                             dataset="condind_300.csv")
     assert manager.wait(run_id, 60).status == "finished"
     manager.shutdown()
 
     with LiveServer(runs_dir) as server, chromium() as browser:
-        page = browser.new_page(viewport=VIEWPORT)
+        context = browser.new_context(viewport=VIEWPORT)
+        # the owner's browser: its cookie holds the owner key that launched the run
+        context.add_cookies([{"name": "deem_owner", "value": key, "url": server.url}])
+        page = context.new_page()
         with explain_failure(page, server):
             started = time.perf_counter()
-            page.goto(f"{server.url}/train?ws={workspace}&run={run_id}", timeout=60_000)
+            page.goto(f"{server.url}/train?run={run_id}", timeout=60_000)
             # first load of a fresh server: never the legacy list of module names ("app, common, data, ...")
             seen: list[list[str]] = []
             deadline = time.monotonic() + 90
@@ -343,12 +359,12 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             side = sidebar_text(page)
             assert "200 tasks × 10 workers × 3 classes" in side  # the run's data came back
             assert run_id in side and "finished" in side and workspace in side
-            assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
+            assert f"run={run_id}" in page.url and "ws=" not in page.url and key not in page.url
             assert "labels from Majority vote" in main_text(page)
             no_traceback(page)
             shot(page, "00_deep_link_train")
             # the other pages answer too, with the shell
-            page.goto(f"{server.url}/runs?ws={workspace}", timeout=60_000)
+            page.goto(f"{server.url}/runs", timeout=60_000)
             heading(page, "Runs", 60)
             until(lambda: run_id in selectbox_text(page, "Run"), 30, "the run listed on the Runs page")
             assert nav_titles(page) == NAV
@@ -407,7 +423,9 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             no_traceback(page)
             page.mouse.wheel(0, 0)
             shot(page, "02_data_summary")
-            workspace = re.search(r"ws=([0-9a-f]{16})", page.url).group(1)
+            workspace = workspace_shown(page)
+            assert "ws=" not in page.url
+            until(lambda: owner_cookie(context), 30, "the owner key in the browser's cookie")
 
             # ---------------------------------------------------------------- sweep, live curves
             nav(page, "Sweep")
@@ -476,7 +494,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             until(lambda: f"Train {run_id} · training DEEM · epoch" in sidebar_text(page), 30,
                   "the run's status in the sidebar")
             assert store.get(run_id)["status"] == "running"
-            assert f"run={run_id}" in page.url and f"ws={workspace}" in page.url
+            assert f"run={run_id}" in page.url and workspace_shown(page) == workspace  # same owner after reload
             assert "300 tasks × 10 workers × 3 classes" in sidebar_text(page)  # the data came back with the run
             shot(page, "06_train_after_refresh")
 
@@ -638,7 +656,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 60, "the sweep again")
             until(lambda: checked_radio(page) == "0.03", 30, "0.03 still picked after leaving the page")
             scroll_to(page.locator("[class*='st-key-pick_']"))
-            shot(page, "13_sweep_verdicts")
+            shot(page, "17_sweep_verdicts")
             nav(page, "Train")
             until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == "0.03", 30,
                   "the picked rate on the Train page")
@@ -654,7 +672,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             until(lambda: "Partial sweep" in main_text(page), 120, "the partial sweep's warning")
             shown = main_text(page)
             assert "Recommended learning rate" not in shown and "no recommendation" in shown
-            shot(page, "14_sweep_cancelled")
+            shot(page, "18_sweep_cancelled")
 
             # ------------------------------------------------ Results follow the new run's chosen method
             nav(page, "Train")
@@ -710,5 +728,223 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             side = sidebar_text(page)
             assert "150 tasks" in side and second not in side and sweep_a not in side
             no_traceback(page)
-            shot(page, "15_other_data_set")
+            shot(page, "19_other_data_set")
             context.close()
+# --------------------------------------------------------------------------- issue 14: access and injection
+def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
+    """A second browser with only the run link sees the run read-only (no cancel, no delete); the owner keeps
+    control after a refresh and after a server restart (its cookie), and from a third browser with the key."""
+    from deem_studio import owners  # noqa: PLC0415
+    from deem_studio.runs import RunStore  # noqa: PLC0415
+
+    data_path, _ = tiny_files(tmp_path)
+    runs_dir = tmp_path / "runs"
+    store = RunStore(runs_dir)
+    server = LiveServer(runs_dir).__enter__()
+    try:
+        with chromium() as browser:
+            owner_context = browser.new_context(viewport=VIEWPORT)
+            owner = owner_context.new_page()
+            with explain_failure(owner, server):
+                owner.goto(server.url, timeout=60_000)
+                heading(owner, "Data", 90)
+                upload(owner, data_path)
+                until(lambda: "layout long" in main_text(owner), 60, "the detected layout")
+                button(owner, "Load these files").click()
+                until(lambda: metric(owner, "Tasks") == "300", 90, "the summary")
+                nav(owner, "Train")
+                owner.get_by_role("combobox", name="Methods", exact=True).press("Backspace")
+                owner.get_by_role("combobox", name="Methods", exact=True).press("Backspace")
+                set_number(owner, "Epochs", 5000)
+                button(owner, "Train").click()
+                until(lambda: button(owner, "Cancel training").count() > 0, 120, "the running training")
+                run_id = re.search(r"run=([0-9a-f]{16})", owner.url).group(1)
+                key = until(lambda: owner_cookie(owner_context), 30, "the owner key cookie")
+                assert owners.is_owner_key(key) and key not in owner.url and "ws=" not in owner.url
+                assert store.get(run_id)["owner"] == owners.workspace_of(key) == workspace_shown(owner)
+
+            # ---------------------------------------------------------------- a colleague with the link
+            visitor_context = browser.new_context(viewport=VIEWPORT)
+            visitor = visitor_context.new_page()
+            with explain_failure(visitor, server):
+                visitor.goto(f"{server.url}/train?run={run_id}", timeout=60_000)
+                heading(visitor, "Train", 90)
+                until(lambda: "read-only" in main_text(visitor), 60, "the read-only note")
+                assert store.get(run_id)["status"] == "running"
+                assert button(visitor, "Cancel training").count() == 0
+                assert workspace_shown(visitor) != workspace_shown(owner)
+                no_traceback(visitor)
+                shot(visitor, "13_run_link_read_only")
+                nav(visitor, "Runs")
+                until(lambda: "No runs in this workspace yet" in main_text(visitor), 30, "an empty run list")
+                for name in ("Cancel", "Delete", "Rename", "Yes, delete it"):
+                    assert button(visitor, name).count() == 0, name
+                assert "read-only" in main_text(visitor)
+
+            # ---------------------------------------------------------------- the owner refreshes and cancels
+            with explain_failure(owner, server):
+                owner.reload(timeout=60_000)
+                heading(owner, "Train", 60)
+                until(lambda: button(owner, "Cancel training").count() > 0, 60, "the owner's cancel button")
+                button(owner, "Cancel training").click()
+                until(lambda: store.get(run_id)["status"] == "cancelled", 60, "the cancelled run")
+
+            # ---------------------------------------------------------------- server restart: the cookie keeps control
+            server.stop()
+            server = LiveServer(runs_dir).__enter__()
+            with explain_failure(owner, server):
+                owner.goto(f"{server.url}/runs", timeout=60_000)
+                heading(owner, "Runs", 90)
+                until(lambda: run_id in selectbox_text(owner, "Run"), 60, "the owner's run after the restart")
+                assert button(owner, "Delete").count() == 1
+                shot(owner, "14_runs_owner_after_restart")
+
+            # ---------------------------------------------------------------- another browser, with the key
+            third = browser.new_context(viewport=VIEWPORT).new_page()
+            with explain_failure(third, server):
+                third.goto(f"{server.url}/runs", timeout=60_000)
+                heading(third, "Runs", 90)
+                until(lambda: "No runs in this workspace yet" in main_text(third), 30, "an empty list at first")
+                third.get_by_text("Your owner key", exact=False).first.click()
+                box = third.get_by_label("Use an owner key", exact=True)
+                box.fill(key)
+                box.press("Enter")
+                button(third, "Use this key in this browser").click()
+                until(lambda: run_id in selectbox_text(third, "Run"), 60, "the run listed with the pasted key")
+                until(lambda: owner_cookie(third.context) == key, 30, "the pasted key kept in this browser's cookie")
+
+            # ---------------------------------------------------------------- the visitor still cannot delete it
+            with explain_failure(visitor, server):
+                visitor.goto(f"{server.url}/results?run={run_id}", timeout=60_000)
+                heading(visitor, "Results", 90)
+                nav(visitor, "Runs")
+                until(lambda: "No runs in this workspace yet" in main_text(visitor), 30, "the visitor's empty list")
+                assert button(visitor, "Delete").count() == 0
+
+            # ---------------------------------------------------------------- the owner deletes it
+            with explain_failure(owner, server):
+                button(owner, "Delete").click()
+                button(owner, "Yes, delete it").click()
+                until(lambda: not store.exists(run_id), 30, "the deleted run")
+                no_traceback(owner)
+    finally:
+        server.stop()
+
+
+INJECT_LINK = "[Session expired - log in](http://127.0.0.1:9/login)"
+INJECT_IMAGE = "![x](http://127.0.0.1:9/t.png)"
+INJECT_HTML = "<b>bold</b><img src=x onerror=alert(1)><a href='http://127.0.0.1:9/a'>a</a>"
+
+
+def _injected_files(directory: Path) -> tuple[Path, Path]:
+    """A data set whose names try every trick: the file name, workers, classes and tasks."""
+    df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    df = df[df["task"] < 150].copy()
+    df["worker"] = [f"{INJECT_IMAGE}{INJECT_LINK} {INJECT_HTML} :red[w] $x$ www.evil.test {w}" for w in df["worker"]]
+    df["label"] = [f"{INJECT_LINK}<b>c{y}</b>" for y in df["label"]]
+    df["task"] = [f"t{t}<img src=x>" for t in df["task"]]
+    truth = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
+    truth = truth[truth["task"] < 150].copy()
+    truth["task"] = [f"t{t}<img src=x>" for t in truth["task"]]
+    truth["truth"] = [f"{INJECT_LINK}<b>c{y}</b>" for y in truth["truth"]]
+    # a browser sends a file's base name: no "/" in it
+    data_path = directory / "![x](http:evil.test)[Session expired - log in](https:evil.test) <b>b :red[x].csv"
+    truth_path = directory / "truth <img src=x onerror=alert(1)>.csv"
+    df.to_csv(data_path, index=False)
+    truth.to_csv(truth_path, index=False)
+    return data_path, truth_path
+
+
+_INJECTED_DOM_JS = """() => {
+  const bad = [];
+  for (const e of document.querySelectorAll('[href], [src], [xlink\\\\:href]')) {
+    const v = e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('xlink:href') || '';
+    if (v.startsWith('#')) continue;  // a heading's own anchor (its slug may spell the name): not a link out
+    if (v.includes('127.0.0.1:9') || v.includes('evil') || v === 'x') bad.push(e.tagName + ' ' + v);
+  }
+  for (const e of document.querySelectorAll('b, strong')) if (/^(bold|c[0-9])$/.test(e.textContent)) bad.push('B ' + e.textContent);
+  for (const e of document.querySelectorAll('img')) if (!e.src.startsWith(location.origin) && !e.src.startsWith('data:')) bad.push('IMG ' + e.src);
+  return bad;
+}"""
+
+
+def _no_injection(page: Any, where: str, requests: list[str]) -> None:
+    bad = page.evaluate(_INJECTED_DOM_JS)
+    assert not bad, f"{where}: injected markup rendered: {bad[:5]}"
+    hosts = [urllib.parse.urlsplit(u).netloc for u in requests]
+    outside = [u for u, host in zip(requests, hosts) if host == "127.0.0.1:9" or "evil" in host]
+    assert not outside, f"{where}: the page fetched {outside[:3]}"
+    no_traceback(page)
+
+
+def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
+    data_path, truth_path = _injected_files(tmp_path)
+    with LiveServer(tmp_path / "runs") as server, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        requests: list[str] = []
+        dialogs: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        with explain_failure(page, server):
+            page.goto(server.url, timeout=60_000)
+            heading(page, "Data", 90)
+            upload(page, data_path)
+            until(lambda: "Detected in" in main_text(page), 60, "the preview")
+            assert "[Session expired - log in](https:evil.test)" in main_text(page).replace("\u2060", "")
+            _no_injection(page, "preview", requests)
+            button(page, "Load these files").click()
+            until(lambda: metric(page, "Tasks") == "150", 90, "the summary")
+            page.get_by_role("tab", name="Gold labels").click()
+            upload(page, truth_path, nth=1)
+            until(lambda: "150 gold labels match tasks" in main_text(page), 60, "the gold labels")
+            assert "<b>b :red[x].csv" in sidebar_text(page)
+            for tab in ("Labels per task", "Class balance", "Annotators", "Pairwise agreement", "Answers"):
+                page.get_by_role("tab", name=tab).click()
+                time.sleep(0.5)
+                _no_injection(page, f"data tab {tab}", requests)
+            page.get_by_role("tab", name="Class balance").click()
+            until(lambda: page.locator(".js-plotly-plot").count() > 0, 30, "the class balance chart")
+            ticks = " ".join(page.locator(".js-plotly-plot .xtick").evaluate_all("els => els.map(e => e.textContent)"))
+            assert "<b>c0</b>" in ticks, ticks[:300]  # plotly shows the class name as text
+            shot(page, "15_injected_names_data")
+
+            nav(page, "Sweep")
+            lrs = page.get_by_label("Learning rates", exact=True)
+            lrs.fill("0.01, 0.1")
+            lrs.press("Enter")
+            set_number(page, "Epochs", 2)
+            button(page, "Launch sweep").click()
+            until(lambda: page.locator("[data-testid='stRadio']").count() > 0, 120, "the finished sweep")
+            _no_injection(page, "sweep", requests)
+
+            nav(page, "Train")
+            set_number(page, "Epochs", 2)
+            button(page, "Train").click()
+            until(lambda: "finished 3 method(s)" in main_text(page), 180, "the finished training")
+            until(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the comparison charts")
+            _no_injection(page, "train", requests)
+
+            nav(page, "Results")
+            until(lambda: "150 of 150 tasks" in main_text(page), 60, "the label table")
+            _no_injection(page, "results", requests)
+
+            nav(page, "Diagnostics")
+            button(page, "Compute diagnostics").click()
+            until(lambda: page.get_by_role("tab", name="Worker quality").count() > 0, 180, "the diagnostics")
+            for tab in ("Mutual information per layer", "Worker importance", "Worker quality"):
+                page.get_by_role("tab", name=tab).click()
+                until(lambda: page.locator(".js-plotly-plot").count() > 0, 30, f"the charts of {tab}")
+                time.sleep(0.5)
+                _no_injection(page, f"diagnostics {tab}", requests)
+            shot(page, "16_injected_names_diagnostics")
+
+            nav(page, "Runs")
+            _no_injection(page, "runs", requests)
+            # a bogus run id in the address: shown as text in the notice
+            page.goto(f"{server.url}/?run={INJECT_IMAGE}{INJECT_LINK}", timeout=60_000)
+            until(lambda: "which is not a run id" in main_text(page), 60, "the notice")
+            # shown literally (an invisible word joiner after "http:" keeps Streamlit from linking the bare URL)
+            shown = main_text(page).replace("\u2060", "")
+            assert "![x](http://127.0.0.1:9/t.png)[Session expired - log in](http://127.0.0.1:9/logi" in shown
+            _no_injection(page, "bogus run id", requests)
+            assert not dialogs, dialogs

@@ -96,7 +96,8 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, small_files, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "missing.csv" in err[0]
     assert main(["aggregate", str(annotations), "-o", str(tmp_path / "x.csv"), "--lr", "fast"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --lr must be comma-separated numbers, got 'fast'"
+    assert capsys.readouterr().err.strip() == ("error: argument --lr: must be a number, got 'fast' "
+                                               "(see: deem aggregate --help)")
     assert main(["baselines", str(annotations), "--methods", "mv,nope"]) == 2
     assert "unknown method(s) nope" in capsys.readouterr().err
 

@@ -1,5 +1,5 @@
 """Sessions are isolated (issue 6, "many users"): two users of one server never see each other's data, runs or
-state; a run is shared only by its id (or by handing over the workspace link, which is the key to its runs).
+state; a run is shared only by its id (read-only), and a workspace only by its owner key (issue 14).
 
 Each ``AppTest`` is a separate browser session of the same process (same job manager, same run store), which is
 what two users of one ``streamlit run`` server are.
@@ -123,23 +123,41 @@ def test_a_run_is_shared_only_by_its_id(runs_dir):
     assert runs_listed(dave) == []
 
 
-def test_the_workspace_link_is_the_key_to_its_runs(runs_dir):
+def test_the_owner_key_not_the_address_is_the_key_to_a_workspace(runs_dir):
     alice = session()
     load(alice, "alice.csv", csv_of(0, 60))
     run_id = train_mv(alice)
-    workspace = alice.session_state["ws"]
-    # the same person tomorrow (or anyone given the link): the workspace's runs are listed again
-    tomorrow = session(ws=workspace)
+    workspace, key = alice.session_state["ws"], alice.session_state["owner_key"]
+    # an address with the workspace id (what older versions put in the URL) gives nothing: dropped, not used
+    visitor = session(ws=workspace)
+    assert visitor.session_state["ws"] != workspace and "ws" not in visitor.query_params
+    assert runs_listed(visitor) == []
+    # the same person tomorrow in the same browser (its cookie holds the key): the runs are listed again
+    tomorrow = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    tomorrow.session_state["owner_key"] = key
+    tomorrow.run()
     assert tomorrow.session_state["ws"] == workspace
     assert runs_listed(tomorrow) == [run_id]
     # but not its data: that comes back only with a run
     assert state(tomorrow, "dataset") is None
+    # another browser: the owner pastes the key on the Runs page
+    elsewhere = session()
+    assert runs_listed(elsewhere) == []
+    elsewhere.text_input(key="runs_owner_key").set_value(f"  {key.upper()} ")
+    elsewhere.button(key="runs_use_key").click().run()
+    ok(elsewhere)
+    assert elsewhere.session_state["ws"] == workspace and runs_listed(elsewhere) == [run_id]
+    # a wrong key is refused with a message and changes nothing
+    elsewhere.text_input(key="runs_owner_key").set_value("not-a-key")
+    elsewhere.button(key="runs_use_key").click().run()
+    assert "not an owner key" in texts(ok(elsewhere)) and elsewhere.session_state["ws"] == workspace
 
 
-@pytest.mark.parametrize("bad", ["../../etc", "ABCDEF0123456789", "0123", "x" * 16, "0123456789abcdef'--"])
-def test_a_malformed_workspace_in_the_url_is_replaced(runs_dir, bad):
+@pytest.mark.parametrize("bad", ["../../etc", "ABCDEF0123456789", "0123", "x" * 16, "0123456789abcdef'--",
+                                 "0123456789abcdef"])
+def test_any_workspace_in_the_url_is_dropped(runs_dir, bad):
     at = session(ws=bad)
     ok(at)
-    assert at.session_state["ws"] != bad and len(at.session_state["ws"]) == 16
-    assert at.query_params["ws"] == at.session_state["ws"]
+    assert at.session_state["ws"] != bad and len(at.session_state["ws"]) == 24
+    assert "ws" not in at.query_params
     assert runs_listed(at) == []

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from test_browser import (VIEWPORT, LiveServer, button, chromium, chromium_missing, explain_failure, heading,
-                          main_text, measured, metric, nav, no_traceback, until, upload)
+                          main_text, measured, metric, nav, no_traceback, until, upload, workspace_shown)
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def test_many_sessions_upload_and_train(tmp_path):
                 until(lambda p=page: metric(p, "Tasks") is not None, left(180), "a summary")
                 uploads_ok += metric(page, "Tasks") == str(TASKS_PER_SESSION)
             upload_seconds = time.perf_counter() - t_upload
-            workspaces = [re.search(r"ws=([0-9a-f]{16})", p.url).group(1) for p in pages]
+            workspaces = [workspace_shown(p) for p in pages]
             assert len(set(workspaces)) == n  # one workspace per session
 
             # every session launches a short training (DEEM only) at about the same time

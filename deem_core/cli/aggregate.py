@@ -6,10 +6,10 @@ that have a truth) on standard output; everything else goes to standard error.""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, input_limits, read_input
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, input_limits, read_input,
+                                  say, warn, writing)
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -84,17 +84,29 @@ def run(args: argparse.Namespace) -> int:
     data = reading.data
     truth = read_truth(args.truth, like=data, limits=input_limits(args)) if args.truth else reading.gold
     if truth is not None and not args.truth:
-        print(f"using the {len(truth)} gold label(s) of the input as truth", file=sys.stderr)
-    results = _run_trained(args, spec, data, truth) if spec.trains else _run_classic(args, spec, data)
-    write_labels(results, output, out_format, context=reading.label_studio, model_version=_model_version(args, spec))
-    print(f"wrote {len(results)} labels to {output}", file=sys.stderr)
+        say(f"using the {len(truth)} gold label(s) of the input as truth")
+    model = None
+    if spec.trains:
+        results, model = _run_trained(args, spec, data, truth)
+    else:
+        results = _run_classic(args, spec, data)
+    # the labels first, then the model (both paths were checked before training): a model that cannot be written
+    # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
+    with writing(output):
+        write_labels(results, output, out_format, context=reading.label_studio,
+                     model_version=_model_version(args, spec))
+    say(f"wrote {len(results)} labels to {output}")
+    if args.model and model is not None:
+        with writing(args.model, what=f"wrote the labels to {output}, but "):
+            model.save(args.model)
+        say(f"wrote the fitted model to {args.model}")
     if truth is not None:
         value, n_scored = accuracy_and_count(results["label"], truth)
         if n_scored:
             print(f"accuracy: {100 * value:.2f}")
-            print(f"(accuracy on the {n_scored} task(s) that have a truth)", file=sys.stderr)
+            say(f"(accuracy on the {n_scored} task(s) that have a truth)")
         else:
-            print("warning: no task of the truth file is among the annotated tasks: no accuracy", file=sys.stderr)
+            warn("no task of the truth file is among the annotated tasks: no accuracy")
     return 0
 
 
@@ -119,7 +131,7 @@ def _run_classic(args: argparse.Namespace, spec, data):
     except ValueError as exc:  # e.g. a binary-only method on more than two classes
         raise DataError(f"--method {args.method}: {exc}") from exc
     results = aggregator.results_frame()
-    print(f"{spec.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    say(f"{spec.name}: {time.perf_counter() - started:.1f} s")
     return results
 
 
@@ -131,14 +143,12 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     finally:
         progress.close()
     results = model.results_frame()
-    if args.model:
-        model.save(args.model)
-    print(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
-          f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}", file=sys.stderr)
+    say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
+        f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}")
     for message in model.run_messages_:
         if message:
-            print(f"warning: {message}", file=sys.stderr)
+            warn(message)
     if model.dead_units_:
-        print(f"warning: the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
-              f"(dead units); try a smaller learning rate", file=sys.stderr)
-    return results
+        warn(f"the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
+             f"(dead units); try a smaller learning rate")
+    return results, model

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from deem_core.cli.common import add_input_arguments, load_input
+from deem_core.cli.common import add_input_arguments, load_input, say, seed_value, writing
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +21,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--methods", default="mv,ds,glad",
                         help=f"comma-separated, from: {', '.join(method_keys(trains=False))} (default mv,ds,glad)")
     parser.add_argument("--truth", default=None, help="CSV task,truth to score the methods")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("-o", "--output", default=None, help="CSV with one column of labels per method")
     parser.set_defaults(func=run)
 
@@ -57,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         frame = pd.DataFrame(labels)
         frame.index.name = "task"
-        write_csv(frame, Path(args.output))
-        print(f"wrote {len(frame)} tasks x {len(labels)} method(s) to {args.output}", file=sys.stderr)
+        with writing(args.output):
+            write_csv(frame, Path(args.output))
+        say(f"wrote {len(frame)} tasks x {len(labels)} method(s) to {args.output}")
     return 0 if table["error"].isna().any() else 1

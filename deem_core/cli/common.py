@@ -1,15 +1,202 @@
-"""Options and helpers shared by the subcommands (input files, training options, progress bar)."""
+"""Options and helpers shared by the subcommands (input files, training options, option checks, output paths,
+messages, progress bar).
+
+Everything a subcommand tells the user goes through :func:`say` / :func:`warn`: file, worker and class names
+come from the data and may hold control characters (ANSI/OSC escape sequences, newlines), which are printed
+as visible escapes (:func:`deem_core.data.text.escape_controls`). Bad option values are refused by the
+``type=`` checks below while parsing (one ``error:`` line, exit status 2) or by :func:`check_arguments`
+right after, before any file is read; output paths are checked before training (:func:`check_output_file`,
+:func:`check_output_folder`) and written through :func:`writing`, which turns an ``OSError`` into a
+:class:`OutputError` naming the file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
+from deem_core.data.text import escape_controls
+
 __all__ = ["add_input_arguments", "add_training_arguments", "input_limits", "load_input", "read_input", "ProgressBar",
-           "parse_float_list"]
+           "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
+           "positive_int", "non_negative_int", "seed_value", "learning_rate", "device_name", "MAX_SEED"]
+
+#: the largest --seed (seeds are offset per run and handed to numpy and torch generators)
+MAX_SEED = 2 ** 31 - 1
+
+
+class OutputError(OSError):
+    """An output could not be written; the message names the file and the reason."""
+
+
+# --------------------------------------------------------------------------- messages
+def say(text: Any, stream=None) -> None:
+    """One message line on stderr (default) with control characters shown as escapes."""
+    print(escape_controls(text), file=stream or sys.stderr)
+
+
+def warn(text: Any) -> None:
+    say(f"warning: {text}")
+
+
+# --------------------------------------------------------------------------- option types (argparse ``type=``)
+def _integer(text: str) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {escape_controls(text)!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= MAX_SEED:
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {shown}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {escape_controls(text)!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def learning_rate(text: str) -> str:
+    """'auto' or a finite number > 0 (kept as text: the subcommands read it with :func:`parse_float_list`)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    positive_float(text)
+    return str(text).strip()
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N (whether a GPU is there is checked by :func:`check_arguments`)."""
+    value = str(text).strip().lower()
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {escape_controls(text)!r}")
+
+
+# --------------------------------------------------------------------------- checks after parsing
+def _usage(message: str):
+    from deem_core.cli import UsageError  # noqa: PLC0415
+
+    return UsageError(message)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Checks that need more than one option or the machine, before any file is read: the device exists,
+    option values the subcommands parse themselves are sane, and every output can be written."""
+    device = getattr(args, "device", None)
+    if isinstance(device, str) and device.startswith("cuda"):
+        import torch  # noqa: PLC0415
+
+        if not torch.cuda.is_available():
+            raise _usage(f"--device {device}: no CUDA GPU is available here; use --device cpu or auto")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise _usage(f"--device {device}: there are only {torch.cuda.device_count()} GPU(s)")
+    weight = getattr(args, "gold_weight", None)
+    if weight is not None and not (math.isfinite(weight) and weight >= 0):
+        raise _usage(f"--gold-weight must be a finite number >= 0, got {weight}")
+    output = getattr(args, "output", None)
+    if output:
+        if getattr(args, "command", None) in ("sweep", "diagnose"):
+            check_output_folder(output, "-o")
+        else:
+            check_output_file(output, "-o")
+    model = getattr(args, "model", None)
+    if model and getattr(args, "command", None) == "aggregate":
+        check_output_file(model, "--model")
+        if output and Path(model).resolve() == Path(output).resolve():
+            raise _usage("--model and -o name the same file")
+
+
+def _first_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(".")
+
+
+def _check_writable_folder(folder: Path, shown: str, option: str) -> None:
+    existing = _first_existing(folder)
+    if not existing.is_dir():
+        raise _usage(f"{option} {shown}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _usage(f"{option} {shown}: the folder {existing} is not writable")
+
+
+def check_output_file(path: str | Path, option: str = "-o") -> None:
+    """The file can be created or replaced: not a folder, under folders that exist (or can be made) and are
+    writable. (A write can still fail later, e.g. a full disk: :func:`writing` reports that.)"""
+    target = Path(path)
+    shown = escape_controls(path)
+    if target.is_dir():
+        raise _usage(f"{option} {shown}: is a folder, not a file")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise _usage(f"{option} {shown}: the file exists and is not writable")
+    _check_writable_folder(target.parent if str(target.parent) else Path("."), shown, option)
+
+
+def check_output_folder(path: str | Path, option: str = "-o") -> None:
+    target = Path(path)
+    shown = escape_controls(path)
+    if target.exists() and not target.is_dir():
+        raise _usage(f"{option} {shown}: exists and is not a folder")
+    _check_writable_folder(target, shown, option)
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, what: str = "") -> Iterator[None]:
+    """Around a write: an ``OSError`` (no space left, read-only, permission) becomes one :class:`OutputError`
+    that names ``path`` (not the temporary file of the atomic write)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{what}could not write {escape_controls(path)}: {reason}") from exc
 
 
 INPUT_FORMATS = ["auto", "long", "wide", "per-annotator", "mturk", "toloka", "label-studio", "label-studio-min",
@@ -52,24 +239,24 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
 
     default = defaults_of(DEEM)
-    parser.add_argument("--layers", type=int, default=default["n_layers"],
+    parser.add_argument("--layers", type=non_negative_int, default=default["n_layers"],
                         help=f"multinomial layers before the iRBM (0 = iRBM; default {default['n_layers']})")
-    parser.add_argument("--epochs", type=int, default=default["epochs"],
+    parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"training epochs (default {default['epochs']})")
-    parser.add_argument("--lr", default=str(default["lr"]),
+    parser.add_argument("--lr", default=str(default["lr"]), type=learning_rate,
                         help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
-    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+    parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],
                         help=f"tasks per mini-batch (default {default['batch_size']})")
-    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+    parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
                         help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
                         help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
                              "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
                              f"--gold-weight, both are trained and gold may overrule); default {default['init']}")
-    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
-    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+    parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")
-    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
+    parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -95,7 +282,6 @@ def read_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns a Reading (annotation set, format, note,
     gold labels the export carries, Label Studio context). Prints the 'read as' note and the warnings."""
     from deem_core.data.formats import read_dataset  # noqa: PLC0415
-    from deem_core.data.formats.sources import printable  # noqa: PLC0415
 
     task = args.task_column
     if isinstance(task, list):
@@ -106,9 +292,9 @@ def read_input(args: argparse.Namespace):
     reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
                            keep_missing=getattr(args, "keep_missing_labels", False),
                            predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
-    print(printable(reading.note), file=sys.stderr)
+    say(reading.note)
     for message in reading.data.warnings:
-        print(f"warning: {printable(message)}", file=sys.stderr)
+        warn(message)
     return reading
 
 
@@ -123,9 +309,9 @@ def parse_float_list(text: str, what: str) -> list[float]:
     try:
         values = [float(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values or any(not v > 0 for v in values):
-        raise UsageError(f"{what} must be positive numbers, got {text!r}")
+        raise UsageError(f"{what} must be comma-separated numbers, got {escape_controls(text)!r}") from None
+    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+        raise UsageError(f"{what} must be positive finite numbers, got {escape_controls(text)!r}")
     return values
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from deem_core.cli.common import ProgressBar, add_input_arguments, add_training_arguments, load_input
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, load_input, say, warn,
+                                  writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():
-            print("warning: the model was trained on other annotations; the diagnostics use its workers and "
-                  "classes on these annotations", file=sys.stderr)
+            warn("the model was trained on other annotations; the diagnostics use its workers and "
+                 "classes on these annotations")
     else:
         lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
         progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
@@ -89,16 +89,18 @@ def run(args: argparse.Namespace) -> int:
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
         subset_worker=args.subset_worker, subset_label=args.subset_label,
         min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
-    paths = write_diagnostics(diagnostics, output, experts=_split(args.experts) or ())
+    with writing(output):
+        paths = write_diagnostics(diagnostics, output, experts=_split(args.experts) or ())
     mi = diagnostics.mutual_information
-    print(f"classes for the mutual information: {mi.class_source}", file=sys.stderr)
-    print(mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
+    say(f"classes for the mutual information: {mi.class_source}")
+    table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
+    for line in table.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
+        say(line)
     flagged = diagnostics.quality.table
     flagged = flagged[flagged["flag"] != "ok"]
-    for _, row in flagged.iterrows():
-        print(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, "
-              f"spammer score {row['spammer_score']:.3f})", file=sys.stderr)
+    for _, row in flagged.iterrows():  # worker names come from the data: say() escapes control characters
+        say(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, "
+            f"spammer score {row['spammer_score']:.3f})")
     seconds = sum(diagnostics.seconds.values())
-    print(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)", file=sys.stderr)
+    say(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)")
     return 0

@@ -9,10 +9,10 @@ learning rate, the recommended one drawn thick).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from deem_core.cli.common import ProgressBar, add_input_arguments, load_input, parse_float_list
+from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, load_input, non_negative_int,
+                                  parse_float_list, positive_int, say, seed_value, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -31,23 +31,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="output folder (created): curves.csv, recommendation.json, curves.html")
     parser.add_argument("--lrs", default=grid, help=f"comma-separated learning rates (default {grid})")
-    parser.add_argument("--epochs", type=int, default=default["epochs"],
+    parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"epochs per run (default {default['epochs']})")
-    parser.add_argument("--seeds", type=int, default=default["n_seeds"],
+    parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"seeds per learning rate (default {default['n_seeds']})")
-    parser.add_argument("--seed", type=int, default=default["seed"], help=f"first seed (default {default['seed']})")
-    parser.add_argument("--layers", type=int, default=default["n_layers"],
+    parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
+    parser.add_argument("--layers", type=non_negative_int, default=default["n_layers"],
                         help=f"multinomial layers before the iRBM (default {default['n_layers']})")
-    parser.add_argument("--batch-size", type=int, default=default["batch_size"],
+    parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],
                         help=f"tasks per mini-batch (default {default['batch_size']})")
-    parser.add_argument("--sampler-steps", type=int, default=default["sampler_steps"],
+    parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
                         help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=["mv", "ds"],
                         help=f"start from majority vote or Dawid-Skene (default {default['init']})")
     parser.add_argument("--smoothing", type=float, default=default["smoothing"],
                         help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; "
                              f"default {default['smoothing']})")
-    parser.add_argument("--device", default=default["device"], help="auto (GPU when available), cpu or cuda")
+    parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -103,15 +103,16 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
-    paths = write_sweep(sweep, folder)
+    with writing(folder):
+        paths = write_sweep(sweep, folder)
     rec = sweep.recommendation
-    print(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
-          f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)", file=sys.stderr)
+    say(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
+        f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)")
     for row in sweep.runs.itertuples():
         if row.message:
-            print(f"warning: lr {row.lr:g} seed {row.seed}: {row.message}", file=sys.stderr)
+            warn(f"lr {row.lr:g} seed {row.seed}: {row.message}")
     if rec.lr is None:
-        print(f"no recommendation: {rec.reason}", file=sys.stderr)
+        say(f"no recommendation: {rec.reason}")
         return 1
-    print(f"recommended learning rate: {rec.lr:g} ({rec.reason})", file=sys.stderr)
+    say(f"recommended learning rate: {rec.lr:g} ({rec.reason})")
     return 0

@@ -122,6 +122,7 @@ def label_table(tasks: pd.Index, classes: pd.Index, labels: pd.Series, proba: pd
         return out
     proba = proba.reindex(index=tasks, columns=list(classes)).fillna(0.0)
     out["confidence"] = proba.max(axis=1).to_numpy()
-    for label in classes:
-        out[f"p_{label}"] = proba[label].to_numpy()
-    return out
+    # all p_<class> columns in one block: one insert per class fragments the frame (pandas printed ~900
+    # PerformanceWarning blocks for 1,000 classes)
+    columns = pd.DataFrame(proba.to_numpy(), index=out.index, columns=[f"p_{label}" for label in classes])
+    return pd.concat([out, columns], axis=1)

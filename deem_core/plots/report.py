@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.export import atomic_write_text, write_csv
+from deem_core.data.text import escape_controls
 from deem_core.plots import diagnostics as plots
+from deem_core.plots.safety import escape_figure
 
 __all__ = ["confusion_long_frame", "importance_frame", "mi_summary_frame", "write_diagnostics", "write_report"]
 
@@ -53,8 +55,20 @@ def confusion_long_frame(quality) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _text(value: Any) -> str:
+    """A user string (worker, class, subset name) for the HTML around the charts: entities and visible escapes."""
+    return html.escape(escape_controls(value))
+
+
 def _table_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0, classes="table")
+    # cells are worker and class names: control characters made visible, then HTML-escaped (escape=True)
+    frame = frame.copy()
+    frame.columns = [escape_controls(c) for c in frame.columns]
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: escape_controls(v) if isinstance(v, str) else v)
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0, classes="table",
+                         escape=True)
 
 
 def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = ()) -> dict[str, Path]:
@@ -82,13 +96,13 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
     figures.append(("Worker importance: drop of the decided class's log-odds (does not saturate)",
                     plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
     figures.append(("Worker quality", plots.quality_table_figure(quality.table)))
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_text(title)}</title>",
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
              ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>Classes for the mutual information come from <b>{html.escape(mi.class_source)}</b>. "
-             f"Importance subset: <b>{html.escape(importance.description)}</b>.</p>",
-             "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in diagnostics.notes) + "</ul>",
+             f"<h1>{_text(title)}</h1>",
+             f"<p>Classes for the mutual information come from <b>{_text(mi.class_source)}</b>. "
+             f"Importance subset: <b>{_text(importance.description)}</b>.</p>",
+             "<h2>Notes</h2><ul>" + "".join(f"<li>{_text(n)}</li>" for n in diagnostics.notes) + "</ul>",
              "<h2>Mutual information summary (mean ± std over classes; diagonal excluded)</h2>",
              _table_html(mi_summary_frame(mi)),
              "<h2>Importance (mean drop of p(decided class); selected / rest / all)</h2>",
@@ -97,8 +111,9 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
              _table_html(importance.pivot("importance_log_odds").reset_index())]
     first = True
     for heading, figure in figures:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=True if first else False))
+        parts.append(f"<h2>{_text(heading)}</h2>")
+        # worker, class and subset names are data: shown as text, never as plotly's HTML labels (live links)
+        parts.append(escape_figure(figure).to_html(full_html=False, include_plotlyjs=True if first else False))
         first = False
     parts.append("</body></html>")
     paths["report"] = atomic_write_text(directory / "report.html", "\n".join(parts))

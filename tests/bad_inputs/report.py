@@ -1,4 +1,5 @@
-"""Print the table of outcomes of the bad-input corpus: input | library | CLI | outcome.
+"""Print the table of outcomes of the bad-input corpus: input | library | CLI | outcome (the input files of
+make_corpus.py, then the bad options and unwritable outputs of option_cases.py).
 
     python tests/bad_inputs/report.py [--slow] [--width 70]
 
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus_checks  # noqa: E402
 import make_corpus  # noqa: E402
+import option_cases  # noqa: E402
 
 
 def _cell(text: str, width: int) -> str:
@@ -64,10 +66,22 @@ def main(argv: list[str] | None = None) -> int:
             row = (f"{case.name}: {case.description}", *results, outcome)
             rows.append(row)
             print(" | ".join(_cell(v, w).ljust(w) for v, w in zip(row[:3], widths)) + " | " + outcome, flush=True)
+        # bad options and outputs that cannot be written (option_cases.py): the command only
+        for case in option_cases.cases():
+            try:
+                result, outcome = option_cases.check_option_case(case, Path(tmp) / case.name), None
+            except Exception as exc:  # noqa: BLE001 - a report shows every failure
+                result, outcome = f"FAIL {type(exc).__name__}: {exc}", "FAIL"
+            outcome = outcome or ("clear message" if case.message is not None else "handled correctly")
+            counts[outcome] += 1
+            row = (f"{case.name}: {case.description}", "(a command-line option or output)", result, outcome)
+            rows.append(row)
+            print(" | ".join(_cell(v, w).ljust(w) for v, w in zip(row[:3], widths)) + " | " + outcome, flush=True)
     total = len(rows)
+    tracebacks = sum("Traceback" in " ".join(map(str, row)) for row in rows)
     print(f"\n{total} inputs: {counts['clear message']} clear message, {counts['handled correctly']} handled "
-          f"correctly, {counts['FAIL']} failed")
-    return 1 if counts["FAIL"] else 0
+          f"correctly, {counts['FAIL']} failed, {tracebacks} tracebacks")
+    return 1 if counts["FAIL"] or tracebacks else 0
 
 
 if __name__ == "__main__":

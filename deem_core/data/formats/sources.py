@@ -20,6 +20,7 @@ import pandas as pd
 
 from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import Limits, describe_bytes
+from deem_core.data.text import escape_controls
 
 __all__ = ["Budget", "Source", "open_stream", "printable", "read_head", "sources_of"]
 
@@ -30,11 +31,9 @@ _BLOCK = 1 << 20
 
 def printable(text: Any) -> str:
     """``text`` with control characters written as escapes (``\\n``, ``\\x1b``): a file named with a newline
-    or a terminal escape cannot cut or colour a message line."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    or a terminal escape cannot cut or colour a message line. (The project's one rule for this:
+    :func:`deem_core.data.text.escape_controls`.)"""
+    return escape_controls(text)
 
 
 def _stem(name: str) -> str:

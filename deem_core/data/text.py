@@ -1,0 +1,58 @@
+"""Showing user-derived strings (file, task, worker, class names) without letting them act.
+
+A name read from a file is data; printed raw it can act: an ANSI/OSC escape sequence recolours or retitles a
+terminal (or hides what follows), a newline splits one ``error:`` line in two, bidirectional-override
+characters make text read backwards, and ``<a href>`` in a plotly label or an HTML report becomes a live link.
+These helpers turn such a string into text that shows what it is:
+
+* :func:`escape_controls` for terminals and one-line messages: every control character (C0, DEL, C1), every
+  bidirectional/format control and the line/paragraph separators become visible escapes (``\\n``, ``\\x1b``,
+  ``\\u202e``); a backslash is left as it is.
+* :func:`html_text` for plotly labels and HTML: ``&``, ``<`` and ``>`` as entities (plotly and browsers show
+  them as the characters), control characters escaped as above.
+
+The dashboard's Markdown escaping lives with the pages (``pages/common.py``: ``safe``); plotly figures are
+made safe as a whole by :func:`deem_core.plots.safety.escape_figure`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+__all__ = ["escape_controls", "html_text"]
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _is_control(char: str) -> bool:
+    # Cc: C0, DEL, C1 (ESC starts ANSI/OSC sequences, 0x9b is a one-byte CSI); Cf: bidi overrides, zero-width
+    # characters; Zl/Zp: U+2028/U+2029, which some terminals and editors treat as line breaks
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def escape_controls(value: Any) -> str:
+    """``str(value)`` with every control or format character shown as an escape, on one line."""
+    text = str(value)
+    if text.isprintable():  # fast path: str.isprintable is False for every Cc, Cf, Zl and Zp character
+        return text
+    return "".join(_visible(c) if _is_control(c) else c for c in text)
+
+
+def html_text(value: Any) -> str:
+    """A user string for plotly labels or HTML: ``&``, ``<``, ``>`` as entities, control characters escaped."""
+    text = escape_controls(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text

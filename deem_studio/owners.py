@@ -1,0 +1,130 @@
+"""Who may change a run: owner keys, workspaces and the owner-only actions (cancel, delete, rename).
+
+The access model of the dashboard (decided for issue 14; the README's dashboard section says the same):
+
+* **A run link is read-only.** ``/train?run=<run id>`` (likewise ``/sweep``, ``/results``, ``/diagnostics``)
+  opens a run for anyone who has the link: its data, settings, curves, labels and downloads. A run id is
+  an unguessable 64-bit random value, so only people who were sent the link can open it.
+* **Changing a run needs its owner's key.** Every browser gets an *owner key* (128 random bits, 32 hex
+  characters) the first time it opens the dashboard. It is kept in the session and in a cookie of this site
+  (``deem_owner``; written by a tiny script, read back by the server from the request of the next session),
+  never in the address bar, so a shared or bookmarked address carries no control. The runs it launches are
+  stored with its *workspace id*, a one-way hash of the key (:func:`workspace_of`): the index holds no key,
+  and showing a workspace id gives nothing away. Cancel, delete and rename check that the caller's key hashes
+  to the run's owner (:func:`require_owner`), here in the service layer and not only by hiding buttons.
+* **Regaining control elsewhere.** A browser refresh or a server restart keeps the key (the cookie). In
+  another browser, or after clearing cookies, the owner pastes the key shown on their Runs page ("Owner key");
+  anyone holding the key is the owner, so it is to be kept like a password.
+* **Fair share.** At most :data:`DEFAULT_MAX_ACTIVE_PER_WORKSPACE` jobs of one workspace may be queued or
+  running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``), so one session cannot fill the server's queue.
+
+Runs created before owner keys existed were stored under the old ``ws`` value of the address bar (16 hex
+characters): that value was shared in links, so it proves nothing; such runs stay readable by their id and
+no browser can change them (an administrator removes their folders by hand if needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from typing import Any, Mapping
+
+__all__ = [
+    "AccessDenied", "COOKIE_NAME", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control", "cancel_run", "delete_run",
+    "is_owner_key", "is_workspace_id", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
+    "workspace_of",
+]
+
+COOKIE_NAME = "deem_owner"
+#: how long the browser keeps the owner-key cookie (seconds): one year, renewed on every visit
+COOKIE_MAX_AGE = 365 * 24 * 3600
+DEFAULT_MAX_ACTIVE_PER_WORKSPACE = 4
+_KEY = re.compile(r"[0-9a-f]{32}")
+_WORKSPACE = re.compile(r"[0-9a-f]{24}")
+_SALT = b"deem-studio workspace v1\x00"
+
+
+class AccessDenied(PermissionError):
+    """The caller's owner key does not own this run (the message says what was refused and why)."""
+
+
+def new_owner_key() -> str:
+    """A fresh owner key: 128 random bits as 32 lowercase hex characters."""
+    return secrets.token_hex(16)
+
+
+def is_owner_key(value: Any) -> bool:
+    return isinstance(value, str) and _KEY.fullmatch(value) is not None
+
+
+def is_workspace_id(value: Any) -> bool:
+    return isinstance(value, str) and _WORKSPACE.fullmatch(value) is not None
+
+
+def normalise_key(text: Any) -> str | None:
+    """A key as a user pasted it (spaces, upper case, a surrounding quote) -> the key, or None if it is none."""
+    if not isinstance(text, str):
+        return None
+    cleaned = text.strip().strip("'\"` ").lower()
+    return cleaned if is_owner_key(cleaned) else None
+
+
+def workspace_of(key: str) -> str:
+    """The workspace id of an owner key: the first 96 bits of a salted SHA-256 (one-way; 24 hex characters,
+    never equal to an old 16-character ``ws`` value)."""
+    if not is_owner_key(key):
+        raise ValueError("not an owner key (32 hexadecimal characters)")
+    return hashlib.sha256(_SALT + key.encode("ascii")).hexdigest()[:24]
+
+
+def can_control(key: str | None, owner: str | None) -> bool:
+    """True when ``key`` is the owner key of a run whose index row says ``owner``."""
+    if not is_owner_key(key) or not is_workspace_id(owner):
+        return False
+    return hmac.compare_digest(workspace_of(key), owner)
+
+
+def require_owner(key: str | None, record: Mapping[str, Any], action: str) -> None:
+    """Raise :class:`AccessDenied` unless ``key`` owns the run of ``record`` (an index row)."""
+    if can_control(key, record.get("owner")):
+        return
+    run_id = record.get("run_id", "?")
+    if is_workspace_id(record.get("owner")):
+        why = "it belongs to another workspace; only its owner (with their owner key) can"
+    else:
+        why = "it was not launched from a browser workspace (command line or an older version); no one can"
+    raise AccessDenied(f"run {run_id} cannot be {action} from here: {why} {_VERB.get(action, action)} it")
+
+
+_VERB = {"cancelled": "cancel", "deleted": "delete", "renamed": "rename"}
+
+
+def max_active_per_workspace() -> int:
+    """Jobs one workspace may have queued or running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``, default 4)."""
+    try:
+        value = int(os.environ.get("DEEM_MAX_JOBS_PER_WORKSPACE", "") or DEFAULT_MAX_ACTIVE_PER_WORKSPACE)
+    except ValueError:
+        value = DEFAULT_MAX_ACTIVE_PER_WORKSPACE
+    return max(1, value)
+
+
+# --------------------------------------------------------------------------- owner-only actions
+def cancel_run(manager, run_id: str, key: str | None) -> bool:
+    """Cancel a queued or running job of the caller's workspace. False when it is not running in this process."""
+    require_owner(key, manager.store.get(run_id), "cancelled")
+    return manager.cancel(run_id)
+
+
+def delete_run(store, run_id: str, key: str | None) -> None:
+    """Delete a finished run of the caller's workspace (index row and folder)."""
+    require_owner(key, store.get(run_id), "deleted")
+    store.delete(run_id)
+
+
+def rename_run(store, run_id: str, key: str | None, name: str) -> str:
+    """Give a run of the caller's workspace a display name (shown in lists instead of the data set's name)."""
+    require_owner(key, store.get(run_id), "renamed")
+    return store.rename(run_id, name)

@@ -1,0 +1,258 @@
+"""Bad command-line options and unwritable outputs (issue 14, case 6 and the terminal half of case 4).
+
+Each :class:`OptionCase` runs one ``deem`` command on a small valid input and declares the outcome: exit status
+2 with exactly one ``error:`` line (the last line of stderr) matching ``message``, and which output files exist
+afterwards. ``check_option_case`` asserts it; ``tests/test_cli_errors.py`` runs every case, ``report.py`` adds
+them to the table of bad inputs. A "full disk" and a read-only folder are simulated (the tests run as root,
+which writes anywhere): the write raises the ``OSError`` the system would raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = "task,worker,label\n" + "".join(f"{t},{w},{(t + (w == 'c') * (t % 3 == 0)) % 2}\n"
+                                        for t in range(40) for w in "abc")
+
+
+@dataclass
+class OptionCase:
+    name: str
+    description: str
+    args: list[str]  # placeholders: {input} {out} {model} {dir} {tmp}
+    message: str | None = None  # regex for the one error line (without "error: "); None = must succeed
+    written: list[str] = field(default_factory=list)  # outputs that must exist afterwards ({out}, {model})
+    not_written: list[str] = field(default_factory=lambda: ["{out}", "{model}"])
+    setup: Callable[[Path], contextlib.AbstractContextManager] | None = None
+    input_name: str = "small.csv"
+    input_text: str = SMALL
+    subprocess: bool = False  # run as a real process (what a terminal shows, warnings included)
+    max_stderr_lines: int | None = None
+    needs_no_gpu: bool = False
+
+
+# --------------------------------------------------------------------------- simulated system failures
+@contextlib.contextmanager
+def _patched(target: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = getattr(target, name)
+    setattr(target, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+def read_only_folder(tmp: Path) -> contextlib.AbstractContextManager:
+    """``{dir}`` behaves as a read-only folder: not writable to os.access, and creating a file in it fails."""
+    folder = str(tmp / "readonly")
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if str(path).startswith(folder) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    return _patched(os, "access", access)
+
+
+def _failing_writes(tmp: Path, code: int, only: str | None = None) -> contextlib.AbstractContextManager:
+    """Every atomic write fails as the system would fail it: ``os.fsync`` of the temporary file raises (on a
+    full disk the write or its flush fails). ``only``: just for files whose name ends so (found through
+    /proc/self/fd)."""
+    real = os.fsync
+
+    def fsync(fd):
+        try:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            name = ""
+        if only is None or name.endswith(only) or f"{only}." in Path(name).name:
+            raise OSError(code, os.strerror(code))
+        return real(fd)
+
+    return _patched(os, "fsync", fsync)
+
+
+def disk_full(tmp: Path) -> contextlib.AbstractContextManager:
+    return _failing_writes(tmp, errno.ENOSPC)
+
+
+def permission_denied_at_write(tmp: Path) -> contextlib.AbstractContextManager:
+    return _failing_writes(tmp, errno.EACCES)
+
+
+def model_disk_full(tmp: Path) -> contextlib.AbstractContextManager:
+    """The disk fills up after the labels were written, while the model is written."""
+    return _failing_writes(tmp, errno.ENOSPC, only=".pt")
+
+
+def _cuda() -> bool:
+    try:
+        import torch  # noqa: PLC0415
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+AGG = ["aggregate", "{input}", "--epochs", "1", "--no-progress"]
+
+
+def cases() -> list[OptionCase]:
+    out = [
+        OptionCase("opt_readonly_folder", "-o in a read-only folder", [*AGG, "-o", "{dir}/readonly/out.csv"],
+                   r"-o .*readonly/out\.csv: the folder .*readonly is not writable$", setup=read_only_folder,
+                   not_written=["{dir}/readonly/out.csv"]),
+        OptionCase("opt_write_denied", "the write itself is refused (permission)", [*AGG, "-o", "{out}"],
+                   r"could not write .*out\.csv: Permission denied$", setup=permission_denied_at_write),
+        OptionCase("opt_disk_full", "full disk while writing the labels (simulated ENOSPC)", [*AGG, "-o", "{out}"],
+                   r"could not write .*out\.csv: No space left on device$", setup=disk_full),
+        OptionCase("opt_output_under_a_file", "-o /etc/passwd/out.csv", [*AGG, "-o", "/etc/passwd/out.csv"],
+                   r"-o /etc/passwd/out\.csv: /etc/passwd is not a folder$"),
+        OptionCase("opt_output_is_a_folder", "-o names an existing folder", [*AGG, "-o", "{dir}"],
+                   r"-o .*: is a folder, not a file$"),
+        OptionCase("opt_output_no_format", "-o with an unknown extension", [*AGG, "-o", "{dir}/out.xlsx"],
+                   r"cannot tell the output format from 'out\.xlsx'"),
+        OptionCase("opt_epochs_0", "--epochs 0", [*AGG[:-3], "--epochs", "0", "--no-progress", "-o", "{out}"],
+                   r"argument --epochs: must be at least 1, got 0"),
+        OptionCase("opt_batch_size_0", "--batch-size 0", [*AGG, "--batch-size", "0", "-o", "{out}"],
+                   r"argument --batch-size: must be at least 1, got 0"),
+        OptionCase("opt_lr_inf", "--lr inf", [*AGG, "--lr", "inf", "-o", "{out}"],
+                   r"argument --lr: must be a finite number, got inf"),
+        OptionCase("opt_lr_nan", "--lr nan", [*AGG, "--lr", "nan", "-o", "{out}"],
+                   r"argument --lr: must be a finite number, got nan"),
+        OptionCase("opt_lr_negative", "--lr -0.1", [*AGG, "--lr=-0.1", "-o", "{out}"],
+                   r"argument --lr: must be greater than 0, got -0\.1"),
+        OptionCase("opt_seeds_0", "--seeds 0", [*AGG, "--seeds", "0", "-o", "{out}"],
+                   r"argument --seeds: must be at least 1, got 0"),
+        OptionCase("opt_layers_negative", "--layers -1", [*AGG, "--layers", "-1", "-o", "{out}"],
+                   r"argument --layers: must be 0 or more, got -1"),
+        OptionCase("opt_sampler_steps_negative", "--sampler-steps -1", [*AGG, "--sampler-steps", "-1", "-o", "{out}"],
+                   r"argument --sampler-steps: must be 0 or more, got -1"),
+        OptionCase("opt_device_foo", "--device foo", [*AGG, "--device", "foo", "-o", "{out}"],
+                   r"argument --device: must be auto, cpu, cuda or cuda:N, got 'foo'"),
+        OptionCase("opt_seed_20_digits", "a 20-digit --seed", [*AGG, "--seed", "12345678901234567890", "-o", "{out}"],
+                   r"argument --seed: must be between 0 and 2147483647"),
+        OptionCase("opt_seed_text", "--seed abc", [*AGG, "--seed", "abc", "-o", "{out}"],
+                   r"argument --seed: must be a whole number, got 'abc'"),
+        OptionCase("opt_gold_weight_nan", "--gold-weight nan (was accepted silently)",
+                   [*AGG, "--gold-weight", "nan", "-o", "{out}"], r"--gold-weight must be a finite number >= 0, got nan"),
+        OptionCase("opt_gold_weight_negative", "--gold-weight -1 (was accepted silently)",
+                   [*AGG, "--gold-weight", "-1", "-o", "{out}"], r"--gold-weight must be a finite number >= 0, got -1"),
+        OptionCase("opt_model_unwritable", "--model under a file: checked before training, neither file written",
+                   [*AGG, "-o", "{out}", "--model", "/etc/passwd/m.pt"],
+                   r"--model /etc/passwd/m\.pt: /etc/passwd is not a folder$"),
+        OptionCase("opt_model_disk_full", "disk full while writing the model: the labels are kept, the line says so",
+                   [*AGG, "-o", "{out}", "--model", "{model}"],
+                   r"wrote the labels to .*out\.csv, but could not write .*model\.pt: No space left on device$",
+                   written=["{out}"], not_written=["{model}"], setup=model_disk_full),
+        OptionCase("opt_model_and_output_same", "--model and -o the same file",
+                   [*AGG, "-o", "{dir}/same.csv", "--model", "{dir}/same.csv"], r"--model and -o name the same file"),
+        OptionCase("opt_missing_input", "an input file that does not exist", [*AGG[:1], "{dir}/nosuch.csv",
+                                                                           *AGG[2:], "-o", "{out}"],
+                   r"No such file or directory: .*nosuch\.csv$"),
+        OptionCase("opt_missing_truth", "--truth that does not exist", [*AGG, "-o", "{out}", "--truth", "{dir}/no.csv"],
+                   r"No such file or directory: .*no\.csv$"),
+        OptionCase("opt_newline_in_input_name", "an input named with a newline (one error line, escaped)",
+                   [*AGG, "-o", "{out}"], r"^bad\\nname\.csv: the file is empty$", input_name="bad\nname.csv",
+                   input_text=""),
+        OptionCase("opt_escape_in_input_name", "an input named with ANSI/OSC escape sequences",
+                   [*AGG, "-o", "{out}"], r"^\\x1b\]0;pwned\\x07\\x1b\[31mred\.csv: the file is empty$",
+                   input_name="\x1b]0;pwned\x07\x1b[31mred.csv", input_text=""),
+        OptionCase("opt_unknown_option", "an option that does not exist", [*AGG, "-o", "{out}", "--no-such-option", "3"],
+                   r"unrecognized arguments: --no-such-option 3"),
+        OptionCase("opt_sweep_lrs_inf", "deem sweep --lrs 0.1,inf",
+                   ["sweep", "{input}", "-o", "{dir}/sw", "--lrs", "0.1,inf", "--epochs", "1", "--no-progress"],
+                   r"--lrs must be positive finite numbers, got '0\.1,inf'", not_written=["{dir}/sw"]),
+        OptionCase("opt_sweep_epochs_0", "deem sweep --epochs 0",
+                   ["sweep", "{input}", "-o", "{dir}/sw", "--epochs", "0"], r"argument --epochs: must be at least 1",
+                   not_written=["{dir}/sw"]),
+        OptionCase("opt_sweep_output_file", "deem sweep -o an existing file",
+                   ["sweep", "{input}", "-o", "{input}", "--epochs", "1", "--no-progress"],
+                   r"-o .*small\.csv: exists and is not a folder$", not_written=[]),
+        OptionCase("opt_diagnose_output_under_file", "deem diagnose -o /etc/passwd/report",
+                   ["diagnose", "{input}", "-o", "/etc/passwd/report", "--epochs", "1", "--no-progress"],
+                   r"-o /etc/passwd/report: /etc/passwd is not a folder$"),
+        OptionCase("opt_baselines_unknown_method", "deem baselines --methods mv,nope",
+                   ["baselines", "{input}", "--methods", "mv,nope"], r"unknown method\(s\) nope"),
+        OptionCase("opt_k1000_mv_quiet", "1,000 classes with --method mv: no pandas PerformanceWarning flood",
+                   ["aggregate", "{input}", "--method", "mv", "-o", "{out}"], None, written=["{out}"], not_written=[],
+                   input_text=("task,worker,label\n" + "".join(f"{t},w{w},c{(t * 7 + w * 13) % 1000}\n"
+                                                              for t in range(1500) for w in range(3))),
+                   subprocess=True, max_stderr_lines=4),
+    ]
+    if not _cuda():
+        out.insert(14, OptionCase("opt_device_cuda_without_gpu", "--device cuda on a machine without a GPU",
+                                  [*AGG, "--device", "cuda", "-o", "{out}"],
+                                  r"--device cuda: no CUDA GPU is available here; use --device cpu or auto"))
+    return out
+
+
+# --------------------------------------------------------------------------- running a case
+def _fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def run_deem(args: list[str], as_process: bool = False) -> tuple[int, str]:
+    if as_process:
+        result = subprocess.run([sys.executable, "-c", "import sys; from deem_core.cli import main; sys.exit(main())",
+                                 *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        return result.returncode, result.stderr
+    from deem_core.cli import main  # noqa: PLC0415
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            status = main(args)
+        except SystemExit as exc:  # argparse exits with status 2 on a bad option
+            status = exc.code if isinstance(exc.code, int) else 1
+    return status, stderr.getvalue()
+
+
+def check_option_case(case: OptionCase, tmp: Path) -> str:
+    """Run the case in ``tmp``; raise AssertionError with the reason, or return what happened (one line)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "readonly").mkdir(exist_ok=True)
+    source = tmp / case.input_name
+    source.write_text(case.input_text, encoding="utf-8")
+    values = {"input": str(source), "out": str(tmp / "out.csv"), "model": str(tmp / "model.pt"), "dir": str(tmp),
+              "tmp": str(tmp)}
+    args = [_fill(a, values) for a in case.args]
+    context = case.setup(tmp) if case.setup else contextlib.nullcontext()
+    with context:
+        status, stderr = run_deem(args, as_process=case.subprocess)
+    lines = stderr.splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert "Traceback" not in stderr, f"a traceback: {stderr[-800:]!r}"
+    for path in case.written:
+        assert Path(_fill(path, values)).exists(), f"{_fill(path, values)} was not written"
+    for path in case.not_written:
+        assert not Path(_fill(path, values)).exists(), f"{_fill(path, values)} was written although the command failed"
+    leftovers = [p.name for p in tmp.rglob("*.tmp")]
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+    if case.message is None:
+        assert status == 0, f"exit status {status}; stderr: {stderr[-800:]!r}"
+        assert not errors, f"error lines on success: {errors}"
+        if case.max_stderr_lines is not None:
+            assert len(lines) <= case.max_stderr_lines, f"{len(lines)} lines on stderr: {stderr[:600]!r}"
+            assert "Warning" not in stderr, f"a warning on stderr: {stderr[:600]!r}"
+        return f"exit 0, {len(lines)} stderr line(s)"
+    assert status == 2, f"exit status {status}, expected 2; stderr: {stderr[-800:]!r}"
+    assert len(errors) == 1, f"expected exactly one 'error:' line, got {errors} in {stderr[-800:]!r}"
+    assert lines[-1] == errors[0], f"the error line is not the last line of stderr: {lines[-3:]}"
+    pattern = "^error: " + case.message.removeprefix("^")
+    assert re.search(pattern, errors[0]), f"{errors[0]!r} does not match {pattern!r}"
+    assert "\x1b" not in stderr and "\x07" not in stderr, "a control character reached the terminal"
+    return "exit 2: " + errors[0]
