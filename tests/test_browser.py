@@ -341,18 +341,24 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
         with explain_failure(page, server):
             started = time.perf_counter()
             page.goto(f"{server.url}/train?run={run_id}", timeout=60_000)
-            # first load of a fresh server: never the legacy list of module names ("app, common, data, ...")
-            seen: list[list[str]] = []
+            # first load of a fresh server: Streamlit's legacy list of module names ("app, common, data, ...")
+            # may flash until app.py's st.navigation replaces it (the shell runs before any heavy import),
+            # never for the seconds the engine takes to load
+            legacy_from = None
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 titles = nav_titles(page)
-                if titles and titles not in seen:
-                    seen.append(titles)
+                if titles and legacy_from is None and "common" in titles:
+                    legacy_from = time.perf_counter()
                 if titles == NAV:
                     break
-                time.sleep(0.05)
-            measured("fresh server: address opened -> the dashboard's navigation", f"{time.perf_counter() - started:.2f}", "s")
-            assert seen and seen[-1] == NAV and not any("common" in t or "shell" in t for t in seen), seen
+                time.sleep(0.02)
+            shown_at = time.perf_counter()
+            legacy = shown_at - legacy_from if legacy_from is not None else 0.0
+            measured("fresh server: address opened -> the dashboard's navigation", f"{shown_at - started:.2f}", "s")
+            measured("fresh server: the legacy module list visible for", f"{legacy:.2f}", "s")
+            assert nav_titles(page) == NAV
+            assert legacy < 2.0, f"the legacy module list stayed {legacy:.1f} s"
             heading(page, "Train", 90)
             until(lambda: f"Run {run_id}" in main_text(page), 60, "the reopened run on the Train page")
             until(lambda: nav_titles(page) == NAV, 30, "the dashboard's own navigation")
@@ -898,7 +904,7 @@ def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
             upload(page, truth_path, nth=1)
             until(lambda: "150 gold labels match tasks" in main_text(page), 60, "the gold labels")
             assert "<b>b :red[x].csv" in sidebar_text(page)
-            for tab in ("Labels per task", "Class balance", "Annotators", "Pairwise agreement", "Answers"):
+            for tab in ("Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers"):
                 page.get_by_role("tab", name=tab).click()
                 time.sleep(0.5)
                 _no_injection(page, f"data tab {tab}", requests)
@@ -920,7 +926,7 @@ def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
             nav(page, "Train")
             set_number(page, "Epochs", 2)
             button(page, "Train").click()
-            until(lambda: "finished 3 method(s)" in main_text(page), 180, "the finished training")
+            until(lambda: "labels from DEEM, Majority vote, Dawid-Skene" in main_text(page), 180, "the finished training")
             until(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the comparison charts")
             _no_injection(page, "train", requests)
 
