@@ -21,9 +21,14 @@ from pages import common  # noqa: E402
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
-           "wide": "wide: task + one column per worker", "per_annotator": "one file per worker: task, label"}
+           "wide": "wide: task + one column per worker", "per_annotator": "one file per worker: task, label",
+           "mturk": "Amazon Mechanical Turk batch results", "toloka": "Toloka results (TSV)",
+           "label_studio": "Label Studio JSON export", "label_studio_min": "Label Studio JSON-MIN export",
+           "label_studio_csv": "Label Studio CSV export"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
 MAX_HEATMAP = 60
+#: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
+MAX_COVERAGE_ROWS = 5000
 
 
 def sample_sets() -> list[str]:
@@ -37,11 +42,14 @@ def load_sample(name: str) -> None:
     truth_path = SAMPLE_DIR / f"{name}.truth.csv"
     gold = read_truth(truth_path, like=data) if truth_path.exists() else None
     common.set_dataset(name, data, gold, files=[f"{name}.csv"], origin="sample")
+    st.session_state.pop("_reading_note", None)
+    st.session_state.pop("_label_studio", None)
 
 
 st.title("Data")
-st.caption("Upload the workers' labels: one or more CSV files (long, wide or one file per worker; "
-           ".csv, .csv.gz, .tsv), or start from a bundled sample set.")
+st.caption("Upload the workers' labels: one or more files (long, wide or one file per worker; or an Amazon "
+           "Mechanical Turk, Toloka or Label Studio export; CSV, TSV, JSON or Parquet, gzipped or not), or start from "
+           "a bundled sample set.")
 
 # ------------------------------------------------------------------ sample sets
 with st.container(border=True):
@@ -61,15 +69,56 @@ with st.container(border=True):
                 common.show_error(exc, f"sample {name}")
 
 # ------------------------------------------------------------------ upload
+DETECTED = "(as detected)"
+COMBINED = "(all of them together)"
+
+
+def _mapping_controls(shown, fmt: str) -> dict:
+    """Selectboxes to override what the detection chose; returns the ``columns=`` mapping to read with."""
+    columns: dict = {}
+    effective = shown.layout or (fmt if fmt != "auto" else "long")
+    choices = shown.choices or {}
+    header = [str(c) for c in shown.frame.columns]
+    if effective in ("long", "wide", "per_annotator"):
+        roles = {"long": ["task", "worker", "label"], "per_annotator": ["task", "label"], "wide": ["task"]}[effective]
+        options = {role: header for role in roles}
+        titles = {"task": "task column", "worker": "worker column", "label": "label column"}
+    elif effective == "label_studio":
+        roles = ["label", "task"]
+        options = {"label": choices.get("label", []), "task": choices.get("task", [])}
+        titles = {"label": "labelling control (from_name)", "task": "task key"}
+    else:
+        roles = ["label", "task"]
+        options = {"label": choices.get("label", []), "task": choices.get("task", [])}
+        titles = {"label": "answer field (the label)", "task": "task column"}
+    detected = shown.columns or {}
+    cells = st.columns(len(roles))
+    for cell, role in zip(cells, roles):
+        found = detected.get(role)
+        listed = list(dict.fromkeys(str(o) for o in options.get(role, []) if o is not None))
+        extra = [COMBINED] if role == "task" and effective not in ("long", "wide", "per_annotator", "label_studio") \
+            and len([o for o in listed if o.startswith(("Input.", "INPUT:"))]) > 1 else []
+        chosen = cell.selectbox(titles[role], [DETECTED, *extra, *listed], key=f"map_{role}",
+                                help="what the detection chose is named in the 'read as' line above")
+        if chosen == COMBINED:
+            columns[role] = [o for o in listed if o.startswith(("Input.", "INPUT:"))]
+        elif chosen != DETECTED and chosen != (found if isinstance(found, str) else None):
+            columns[role] = chosen
+    return columns
+
+
 with st.container(border=True):
     st.markdown("**Your files**")
-    files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt"], accept_multiple_files=True,
-                             key="upload_annotations",
-                             help="Long: task, worker, label. Wide: task + one column per worker. One file "
-                                  "per worker: task, label (the worker is named after the file).")
-    fmt = st.selectbox("Layout", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
-    columns: dict[str, str] = {}
-    unreadable = False  # the first file could not be read at all with this layout: loading would fail the same way
+    files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt", "json", "jsonl", "parquet", "pq"],
+                             accept_multiple_files=True, key="upload_annotations",
+                             help="Long: task, worker, label. Wide: task + one column per worker. One file per "
+                                  "worker: task, label (the worker is named after the file). Or a platform's export: "
+                                  "Amazon Mechanical Turk batch results, Toloka results, Label Studio JSON / JSON-MIN "
+                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not.")
+    fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
+    columns: dict = {}
+    predictions = True
+    unreadable = False  # the first file could not be read at all with this format: loading would fail the same way
     if files:
         from deem_core.data.readers import preview  # noqa: PLC0415
 
@@ -82,47 +131,63 @@ with st.container(border=True):
             shown, unreadable = None, True
             common.show_error(exc, files[0].name)
         if shown is not None:
-            layout = shown.layout or "unknown"
-            delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(shown.delimiter,
-                                                                                       repr(shown.delimiter))
-            st.markdown(f"Detected in **{common.safe(shown.name)}**: layout **{common.safe(layout)}**, "
-                        f"{common.safe(delimiter)}-separated, {common.safe(shown.encoding)}.")
+            note_box = st.empty()  # the "read as" line goes above the controls that can change it
+            with st.expander("Mapping: which columns or fields are the task, worker and label",
+                             expanded=bool(shown.problem)):
+                columns = _mapping_controls(shown, fmt)
+                if shown.has_predictions:
+                    predictions = st.toggle("Read the model predictions as workers (one per model_version)",
+                                            value=True, key="upload_predictions")
+            if columns or not predictions:
+                try:  # the note and the cells as they will be read with the choices made
+                    shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
+                except DataError as exc:
+                    st.error(common.safe(exc), icon=":material/warning:")
+            if shown.note:
+                note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
             if shown.problem:
                 st.warning(common.safe(shown.problem))
+            separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+            details = []
+            if shown.delimiter:
+                details.append(f"{separators.get(shown.delimiter, repr(shown.delimiter))}-separated")
+            if shown.container != "csv":
+                details.append(shown.container)
+            if shown.encoding:
+                details.append(shown.encoding)
+            if details:
+                st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
                 st.caption(common.safe(f"note: {note}"))
-            header = [str(c) for c in shown.frame.columns]
-            roles = shown.columns or {}
-            with st.expander("Column mapping (override what was detected)", expanded=bool(shown.problem)):
-                effective = fmt if fmt != "auto" else (shown.layout or "long")
-                roles_needed = ["task", "worker", "label"] if effective == "long" else (
-                    ["task", "label"] if effective == "per_annotator" else ["task"])
-                map_cols = st.columns(len(roles_needed))
-                for col, role in zip(map_cols, roles_needed):
-                    detected = roles.get(role)
-                    auto = f"detected: {detected}" if detected else "not found"
-                    chosen = col.selectbox(f"{role} column", [auto, *header], key=f"map_{role}")
-                    if chosen != auto and chosen != detected:
-                        columns[role] = chosen
             st.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
-    conflict = st.selectbox("When one worker gave one task different labels", list(CONFLICTS),
-                            format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
+    c = st.columns(2)
+    conflict = c[0].selectbox("When one worker gave one task different labels", list(CONFLICTS),
+                              format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
+    keep_missing = c[1].toggle("Keep None, NaN, null, NA, N/A as labels", key="upload_keep_missing",
+                               help="by default these spellings (any case) and empty cells are missing answers: "
+                                    "dropped, with a warning that counts the answers and the tasks lost")
     if unreadable:
-        st.caption("Remove this file or choose another layout above; the files load once they can be read.")
+        st.caption("Remove this file or choose another format above; the files load once they can be read.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
-        from deem_core.data.readers import read_annotations  # noqa: PLC0415
+        from deem_core.data.readers import read_dataset  # noqa: PLC0415
 
         started = time.perf_counter()
         try:
             with st.spinner("reading the files"):
-                data = read_annotations(list(files), format=fmt, columns=columns or None, on_conflict=conflict)
+                reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
+                                       keep_missing=keep_missing, predictions=predictions)
+            data = reading.data
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
-            common.set_dataset(name, data, None, files=[f.name for f in files], origin="upload")
+            common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload")
+            st.session_state["_reading_note"] = reading.note
+            st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
             st.session_state["_notice"] = (f"loaded {data.n_annotations:,} answers from {len(files)} file(s) in "
-                                           f"{time.perf_counter() - started:.1f} s")
+                                           f"{time.perf_counter() - started:.1f} s"
+                                           + (f" and {len(reading.gold):,} gold labels" if reading.gold is not None
+                                              else ""))
             st.rerun()
         except DataError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
@@ -171,7 +236,9 @@ m[4].metric("Density", f"{data.density:.0%}", help="share of (task, worker) cell
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
-st.caption(common.safe(f"Layout: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
+if st.session_state.get("_reading_note"):
+    st.text(st.session_state["_reading_note"])
+st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
     st.warning(common.safe(message), icon=":material/cleaning_services:")
@@ -195,6 +262,9 @@ with tabs[1]:
     st.dataframe(balance, hide_index=True)
 with tabs[2]:
     coverage = stats["coverage"]
+    if len(coverage) > MAX_COVERAGE_ROWS:
+        st.caption(f"the {MAX_COVERAGE_ROWS:,} annotators with the most answers (of {len(coverage):,})")
+        coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
     st.dataframe(coverage, hide_index=True, column_config={
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
@@ -207,7 +277,7 @@ with tabs[3]:
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tabs[4]:
-    st.dataframe(data.to_long().head(1000), hide_index=True, height=300)
+    st.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")
 with tabs[5]:
     gold = ds.get("gold")

@@ -100,33 +100,47 @@ if len(view) > 5000:
 
 st.subheader("Downloads")
 stem = f"deem_{run_id}_{method}"
-d = st.columns(6)
-d[0].download_button("Labels CSV", data=lambda: to_safe_csv(frame), file_name=f"{stem}_labels.csv",
-                     mime="text/csv", on_click="ignore", key="dl_csv",
-                     help="spreadsheet-safe: cells that would run as formulas are neutralised")
 
 
-def _parquet() -> bytes:
-    import io  # noqa: PLC0415
-
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return buffer.getvalue()
-
-
-def _json() -> str:
-    records = frame.reset_index().to_dict(orient="records")
-    return json.dumps(records, default=lambda v: v.item() if hasattr(v, "item") else str(v), allow_nan=True)
+def _label_studio_context():
+    """The Label Studio tasks (ids, data, control) of the data set this run was trained on, when it was read
+    from a Label Studio export in this session; otherwise the predictions carry ``{"task": id}`` data."""
+    kept = st.session_state.get("_label_studio")
+    if kept and kept[1] is not None and kept[0] == record.get("fingerprint"):
+        return kept[1]
+    return None
 
 
-try:
-    frame.head(0).to_parquet(__import__("io").BytesIO())
-    d[1].download_button("Labels Parquet", data=_parquet, file_name=f"{stem}_labels.parquet",
-                         mime="application/octet-stream", on_click="ignore", key="dl_parquet")
-except Exception:  # noqa: BLE001 - mixed-type labels: Parquet cannot hold them, the other formats can
-    d[1].caption("Parquet: not available for labels of mixed types")
-d[2].download_button("Labels JSON", data=_json, file_name=f"{stem}_labels.json", mime="application/json",
-                     on_click="ignore", key="dl_json")
+def _model_version() -> str:
+    """Label Studio's model_version for this run: the method and the settings it was trained with."""
+    keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed")
+    settings = ", ".join(f"{k} {config[k]}" for k in keys if isinstance(config, dict) and k in config)
+    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + f", run {run_id}"
+
+
+def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None) -> None:
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+    from deem_core.data.formats.writers import OUTPUT_FORMATS, serialise  # noqa: PLC0415
+
+    if fmt == "parquet":  # refused for labels of mixed types: say so instead of a broken button
+        try:
+            serialise(frame.head(1), "parquet")
+        except DataError:
+            cell.caption("Parquet: not available for labels of mixed types")
+            return
+    context = _label_studio_context() if fmt == "label_studio" else None
+    cell.download_button(title, data=lambda: serialise(frame, fmt, context, _model_version()), file_name=file_name,
+                         mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
+
+
+d = st.columns(7)
+_download(d[0], "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
+          "spreadsheet-safe: cells that would run as formulas are neutralised")
+_download(d[1], "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
+_download(d[2], "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
+_download(d[6], "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
+          "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
+          "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export")
 if workers is not None:
     d[3].download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
                          file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")

@@ -48,6 +48,11 @@ def test_corpus_covers_the_issue_list():
         "missing_task_column", "extra_columns", "blank_lines", "single_class", "single_annotator", "one_task",
         "duplicate_rows", "conflicting_duplicates", "mixed_types", "empty_labels", "classes_10000",
         "large_200mb", "binary_garbage", "wide_empty_columns", "csv_injection",
+        # issue 14, the readers: bombs streamed and refused, per-line decoding, repeated headers, missing
+        # spellings, a file name that would cut the error line; issue 17: platform exports gone wrong
+        "bomb_bytes", "bomb_rows", "bomb_line", "bomb_quote", "bomb_json", "bomb_parquet", "mixed_encoding",
+        "repeated_header", "repeated_header_reordered", "missing_spellings", "missing_spellings_kept",
+        "newline_in_name", "mturk_all_rejected", "label_studio_regions", "parquet_nested",
     }
     assert required <= set(CASES)
     assert all(case.expect in ("ok", "error") for case in CASES.values())
@@ -78,6 +83,12 @@ def test_guard_refuses_a_huge_network():
         assert initial.fit_dawid_skene(few).confusion.shape == (3, 4, 4)
     DEEMNetwork(1, 3, 50, 0)
     assert dawid_skene.fit_dawid_skene(many).confusion.shape == (3, 50, 50)
+
+
+def test_bombs_are_small_on_disk(corpus):
+    """The bombs are generated small and only ever expanded while a reader streams them."""
+    for name in ("bomb_bytes", "bomb_rows", "bomb_line", "bomb_quote", "bomb_json", "bomb_parquet"):
+        assert sum(p.stat().st_size for p in corpus[name]) < 1_000_000, name
 
 
 def test_check_library_fails_on_a_wrong_expectation(corpus):

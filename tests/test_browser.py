@@ -417,7 +417,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
 
             # ---------------------------------------------------------------- data
             upload(page, data_path)
-            until(lambda: "layout long" in main_text(page), 60, "the detected layout")
+            until(lambda: "read as long layout" in main_text(page), 60, "the detected layout")
             button(page, "Load these files").click()
             until(lambda: metric(page, "Tasks") == "300", 90, "the summary (300 tasks)")
             assert metric(page, "Workers") == "10" and metric(page, "Classes") == "3"

@@ -232,6 +232,32 @@ def test_batched_leave_one_out_equals_brute_force(n_layers):
     np.testing.assert_allclose(out["confidence"], expected.max(1), atol=1e-5)
 
 
+def test_diagnostics_read_a_block_layout_network_as_the_matrix_one():
+    """Importance and layer codes evaluate each task on its own answers: the same numbers whether the layers
+    are stored as one matrix, as blocks of every pair, or as blocks of the co-occurring pairs only."""
+    from deem_core.model.engine import answers_of
+    from deem_core.model.sparse import cooccurring_pairs
+
+    labels, _ = _ds_labels(200, 6, 3, 0.6, seed=3, density=0.5)
+    df = _long(labels, [f"w{i}" for i in range(6)])
+    model = DEEM(n_layers=1, epochs=2, lr=0.05, device="cpu", seed=0).fit(df)
+    with torch.no_grad():
+        for weight in model.network_.layer_weights:
+            weight.add_(0.3 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))
+    model.data_fingerprint_ = None
+    data = AnnotationSet.from_long(df)
+    matrix = leave_one_out_drops(model, df)
+    codes = layer_argmax_codes(model.network_, data)
+    assert (codes[1] != codes[0]).any()  # the layer changes some answers' argmax
+    network = model.network_
+    for blocks in (network.to_layout("blocks"), network.to_layout("blocks", cooccurring_pairs(answers_of(data)))):
+        model.network_ = blocks
+        out = leave_one_out_drops(model, df)
+        np.testing.assert_allclose(out["drop"], matrix["drop"], atol=1e-5)
+        np.testing.assert_array_equal(out["decided"], matrix["decided"])
+        np.testing.assert_array_equal(layer_argmax_codes(blocks, data), codes)
+
+
 def test_log_odds_importance_does_not_saturate():
     """20 good workers: p(decided) is 1 to float precision with or without any one of them, so the
     probability drop is 0, while the log-odds drop still equals each worker's vote weight."""

@@ -148,8 +148,10 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def payload_shown(at: AppTest) -> bool:
-    """The injected names do reach the page (as escaped text): the walk is not vacuous."""
-    return any("Session expired" in text for _, text in markdown_sources(at))
+    """The injected names do reach the page (as escaped Markdown, or in a plain-text element such as the Data
+    page's "read as" line): the walk is not vacuous."""
+    return any("Session expired" in text for _, text in markdown_sources(at)) or any(
+        "Session expired" in str(t.value) for t in at.text)
 
 
 def wait(run_id: str, timeout: float = 180.0):

@@ -401,3 +401,8 @@ def test_a_pair_of_paths_is_two_files(tmp_path):
     (tmp_path / "bob.csv").write_bytes(b"task,label\n1,y\n")
     data = read_annotations((str(tmp_path / "alice.csv"), str(tmp_path / "bob.csv")))
     assert answers(data) == {(1, "alice", "x"), (1, "bob", "y")}
+
+
+def test_a_dropped_missing_label_does_not_decide_the_label_type():
+    data = read_annotations(("a.csv", b"task,worker,label\n1,a,NaN\n1,b,2\n2,a,3\n"))
+    assert list(data.classes) == [2, 3] and kinds(data.classes) == ["int", "int"]

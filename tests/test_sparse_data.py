@@ -155,6 +155,7 @@ def test_subset_iter_dense_and_encode_like_match_dense_slicing(case):
     np.testing.assert_array_equal(data.dense_labels(positions), labels[positions])
     if probs is not None:
         np.testing.assert_array_equal(sub.dense_soft(), probs[positions])
+    pd.testing.assert_frame_equal(data.to_long(limit=7), data.to_long().head(7))
     chunks = [(rows, chunk) for rows, chunk, _ in data.iter_dense(batch_size=37)]
     assert all(len(chunk) <= 37 for _, chunk in chunks)
     np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in chunks]), labels)

@@ -484,13 +484,14 @@ class AnnotationSet:
                    soft_labels=soft, warnings=warnings, source=source)
 
     # ------------------------------------------------------------------ conversions
-    def to_long(self) -> pd.DataFrame:
+    def to_long(self, limit: int | None = None) -> pd.DataFrame:
         """Back to crowd-kit's long format with the original identifiers and labels (hard labels), in CSR
-        order (by task, then worker)."""
+        order (by task, then worker); ``limit``: only the first that many answers."""
+        answers = slice(None) if limit is None else slice(0, max(0, int(limit)))
         return pd.DataFrame({
-            "task": self.tasks.take(self.task_codes),
-            "worker": self.workers.take(self.worker_codes),
-            "label": self.classes.take(self.label_codes),
+            "task": self.tasks.take(self.task_codes[answers]),
+            "worker": self.workers.take(self.worker_codes[answers]),
+            "label": self.classes.take(self.label_codes[answers]),
         }).reset_index(drop=True)
 
     def encode_like(self, df: pd.DataFrame, task: str = "task", worker: str = "worker",
@@ -593,13 +594,13 @@ def _factorize(values: pd.Series, column: str, source: str, missing: str) -> tup
     return codes, np.asarray(uniques)
 
 
-def _non_empty_labels(codes: np.ndarray, uniques: Any) -> np.ndarray | None:
+def _non_empty_labels(codes: np.ndarray, uniques: np.ndarray) -> np.ndarray | None:
     """Rows whose label is present and not blank (None when every label is): checked on the distinct values,
     not per row."""
     blank = np.zeros(len(uniques) + 1, dtype=bool)  # last entry: code -1 (missing)
     blank[-1] = True
-    if getattr(uniques, "dtype", None) == object or pd.api.types.is_string_dtype(getattr(uniques, "dtype", None)):
-        text = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    if uniques.dtype == object or uniques.dtype.kind == "U":
+        text = pd.Series(uniques.astype(object)).astype(str).str.strip()
         blank[:-1] = (text == "").to_numpy()
     empty = blank[codes]  # codes == -1 picks the last entry
     return None if not empty.any() else ~empty

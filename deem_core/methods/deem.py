@@ -320,7 +320,7 @@ class DEEM(Aggregator, BaseEstimator):
         starts = []
         for init in candidates:
             network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
-                                          explicit=len(candidates) > 1, layout=prepared.network_layout())
+                                          explicit=len(candidates) > 1, spec=prepared.network_spec())
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)

@@ -263,9 +263,170 @@ def cases() -> list[Case]:
         Case("csv_injection", "formula-like task, annotator and label names", {"inject.csv": _injection_csv()},
              triples=frozenset(INJECTION), classes=["+cmd|' /C calc'!A0", "-2+3"],
              output_contains=["'=HYPERLINK(\"\"http://x\"\")", "'\tTAB", "'-2+3"]),
+        *reader_cases(),
         Case("large_200mb", "a 200 MB long CSV (420,000 tasks x 20 annotators, 8.4 M rows)", writer=write_large,
              n_tasks=LARGE_TASKS, n_workers=LARGE_WORKERS, classes=[0, 1, 2, 3, 4], slow=True),
     ]
+
+
+# ---------------------------------------------------------------------------------------------- issue 14 (readers)
+def gzip_bomb(unit: bytes, expanded: int, header: bytes = b"task,worker,label\n", tail: bytes = b"") -> bytes:
+    """A gzip file expanding to about ``expanded`` bytes, built small: one 8 MiB member repeated (deflate
+    expands ~1000 times at most, so 1 GiB takes ~1 MB); it is only ever expanded while a reader streams it."""
+    block = unit * max(1, (8 << 20) // len(unit))
+    member = gzip.compress(block, compresslevel=9)
+    return gzip.compress(header) + member * max(1, expanded // len(block)) + (gzip.compress(tail) if tail else b"")
+
+
+def write_gzip_bomb(path: Path, unit: bytes, expanded: int, header: bytes = b"task,worker,label\n",
+                    tail: bytes = b"") -> Path:
+    """The same, streamed to disk member by member (never held whole, never written expanded)."""
+    block = unit * max(1, (8 << 20) // len(unit))
+    member = gzip.compress(block, compresslevel=9)
+    with path.open("wb") as handle:
+        handle.write(gzip.compress(header))
+        for _ in range(max(1, expanded // len(block))):
+            handle.write(member)
+        if tail:
+            handle.write(gzip.compress(tail))
+    return path
+
+
+LS_TASK = (b'{"id": 1, "data": {"text": "t"}, "annotations": [{"completed_by": 1, "result": [{"from_name": "s", '
+           b'"to_name": "t", "type": "choices", "value": {"choices": ["a"]}}]}]}')
+
+
+def _parquet_rows(n_rows: int) -> bytes:
+    """A Parquet file of ``n_rows`` identical answers: kilobytes on disk (run-length encoded)."""
+    import io  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    group = 500_000
+    table = pa.table({"task": pa.array([1] * group, pa.int64()), "worker": ["a"] * group, "label": ["x"] * group})
+    buffer = io.BytesIO()
+    with pq.ParquetWriter(buffer, table.schema) as writer:
+        for _ in range(max(1, n_rows // group)):
+            writer.write_table(table, row_group_size=group)
+    return buffer.getvalue()
+
+
+def _mixed_encoding() -> bytes:
+    rows = [f"{t},w{t % 3},caf\u00e9" for t in range(150)]
+    return ("task,worker,label\n" + "\n".join(rows) + "\n").encode("utf-8") + "150,w1,th\u00e9\n".encode("cp1252")
+
+
+MIXED_TRIPLES = frozenset({(t, f"w{t % 3}", "café") for t in range(150)} | {(150, "w1", "thé")})
+MISSING_ROWS = [(1, "a", "None"), (1, "b", "null"), (2, "a", "NULL"), (2, "b", "NaN"), (3, "a", "nan"), (3, "b", "NAN"),
+                (4, "a", "<NA>"), (4, "b", "none"), (5, "a", "NONE"), (5, "b", "NA"), (6, "a", "N/A"), (6, "b", "n/a"),
+                (7, "a", "cat"), (7, "b", "dog"), (8, "a", "cat"), (8, "b", "cat")]
+
+
+def reader_cases() -> list[Case]:
+    """The reader items of issue 14: resource limits (bombs), encodings, repeated headers, missing spellings,
+    a file name with a newline; and the platforms' exports gone wrong (issue 17)."""
+    from deem_core.data.formats import Limits  # noqa: PLC0415
+
+    small = {"limits": Limits(max_bytes=8 << 20)}
+    rows_limit = {"limits": Limits(max_rows=100_000)}
+    wide_row = b"1,a,cat," + b"w" * 90 + b"\n"
+    return [
+        Case("bomb_bytes", "a .csv.gz of 0.3 MB expanding to 256 MiB (limit 8 MiB)",
+             {"bomb.csv.gz": gzip_bomb(wide_row, 256 << 20, header=b"task,worker,label,comment\n")}, "error",
+             r"^bomb\.csv\.gz: holds more than 8 MiB once decompressed, the input limit; raise it with "
+             r"--max-input-bytes \(DEEM_MAX_INPUT_BYTES\)", load_kwargs=small, cli_args=["--max-input-bytes", "8M"]),
+        Case("bomb_rows", "a .csv.gz of 33 million short rows (limit 100,000 rows)",
+             {"rows.csv.gz": gzip_bomb(b"1,a,cat\n", 256 << 20)}, "error",
+             r"^rows\.csv\.gz: holds more than 100,000 rows, the input limit; raise it with --max-input-rows",
+             load_kwargs=rows_limit, cli_args=["--max-input-rows", "100000"]),
+        Case("bomb_line", "one line of 128 MiB (a single field, no newline)",
+             {"line.csv.gz": gzip_bomb(b"x" * 4096, 128 << 20, header=b"task,worker,label\n1,a,")}, "error",
+             r"^line\.csv\.gz: line 2 is longer than 64 MiB; is this a text file of annotations\?$"),
+        Case("bomb_quote", "a quote never closed before 128 MiB of lines",
+             {"quote.csv.gz": gzip_bomb(b"x\n" * 2048, 128 << 20, header=b'task,worker,label\n1,a,"')}, "error",
+             r"^quote\.csv\.gz: a quoted field that starts on line 2 runs on for more than 64 MiB"),
+        Case("bomb_json", "a Label Studio .json.gz of 800,000 tasks (limit 100,000 rows)",
+             {"tasks.json.gz": gzip.compress(b"[") + gzip.compress((LS_TASK + b",") * 20_000) * 40
+              + gzip.compress(LS_TASK + b"]")}, "error",
+             r"^tasks\.json\.gz: holds more than 100,000 rows, the input limit", load_kwargs=rows_limit,
+             cli_args=["--max-input-rows", "100000"]),
+        Case("bomb_parquet", "a Parquet file of 2 million rows in a few KB (limit 100,000 rows)",
+             {"rows.parquet": _parquet_rows(2_000_000)}, "error",
+             r"^rows\.parquet: holds more than 100,000 rows, the input limit", load_kwargs=rows_limit,
+             cli_args=["--max-input-rows", "100000"]),
+        Case("mixed_encoding", "150 UTF-8 rows and one Windows-1252 line", {"mixed.csv": _mixed_encoding()},
+             triples=MIXED_TRIPLES, classes=["café", "thé"],
+             warnings=[r"^mixed\.csv: 1 line is not valid UTF-8 \(line 152\); read as Windows-1252"]),
+        Case("repeated_header", "two CSV files concatenated (the header repeated)",
+             {"joined.csv": (BASE_CSV + _csv(BASE)).encode()},
+             warnings=[r"^joined\.csv: skipped 1 line\(s\) repeating the header \(first on line 14; files joined"],
+             **base_triples()),
+        Case("repeated_header_reordered", "two CSV files with different column orders concatenated",
+             {"joined2.csv": (BASE_CSV + _csv([(w, t, y) for t, w, y in BASE], header=("worker", "task", "label"))
+                              ).encode()}, "error",
+             r"^joined2\.csv: line 14 repeats the header in another column order \(worker, task, label\)"),
+        Case("missing_spellings", "None, null, NULL, NaN, nan, NAN, <NA>, none, NONE, NA, N/A, n/a as labels",
+             {"spellings.csv": _csv(MISSING_ROWS).encode()},
+             triples=frozenset(MISSING_ROWS[-4:]), n_tasks=2,
+             warnings=[r"^spellings\.csv: dropped 12 answer\(s\) with a missing label \(empty or <NA>, N/A, n/a, "
+                       r"NA, .*; first on line 2\); 6 task\(s\) had no other answer and are left out; keep such "
+                       r"labels with keep_missing=True \(CLI --keep-missing-labels\)$"]),
+        Case("missing_spellings_kept", "the same with --keep-missing-labels",
+             {"spellings.csv": _csv(MISSING_ROWS).encode()}, triples=frozenset(MISSING_ROWS), n_tasks=8,
+             load_kwargs={"keep_missing": True}, cli_args=["--keep-missing-labels"]),
+        Case("newline_in_name", "an input whose file name holds a newline and an escape sequence",
+             {"evil\nname\x1b[2J.csv": b"task,worker\n1,a\n"}, "error",
+             r"^evil\\nname\\x1b\[2J\.csv: missing column\(s\) 'label'"),
+        Case("mturk_all_rejected", "an MTurk batch whose every assignment was rejected",
+             {"batch.csv": b"WorkerId,AssignmentStatus,Input.id,Answer.label\nW1,Rejected,1,x\nW2,Rejected,1,y\n"},
+             "error", r"^batch\.csv: no annotations \(every label is empty\) \(batch\.csv: skipped 2 rejected "
+                      r"assignment\(s\)"),
+        Case("label_studio_regions", "a Label Studio export of bounding boxes only (no classification)",
+             {"boxes.json": b'[{"id": 1, "data": {"image": "a.png"}, "annotations": [{"completed_by": 1, "result": '
+                            b'[{"from_name": "box", "to_name": "image", "type": "rectanglelabels", "value": '
+                            b'{"x": 1, "y": 2, "width": 3, "height": 4, "rectanglelabels": ["car"]}}]}]}]'}, "error",
+             r"^boxes\.json: no classification results \(choices, labels, rating or taxonomy\)"),
+        Case("parquet_nested", "a Parquet file whose label column holds lists",
+             {"nested.parquet": _parquet_frame({"task": [1, 2], "worker": ["a", "b"], "label": [["x"], ["y", "z"]]})},
+             "error", r"^nested\.parquet: column 'label' holds list<.*> values, not labels or ids$"),
+    ]
+
+
+def _parquet_frame(columns: dict) -> bytes:
+    import io  # noqa: PLC0415
+
+    buffer = io.BytesIO()
+    pd.DataFrame(columns).to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def base_triples() -> dict:
+    return dict(triples=BASE_TRIPLES, n_tasks=4, n_workers=3, classes=["cat", "dog"])
+
+
+#: full-size resource cases for the memory table of ``report.py --rss``: default limits, written compressed
+def rss_cases(directory: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(description, input paths, extra CLI arguments) with the files written to ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wide_row = b"1,a,cat," + b"w" * 90 + b"\n"
+    out = [
+        (".csv.gz of 100-byte rows expanding to 1.2 GiB",
+         [write_gzip_bomb(directory / "bytes.csv.gz", wide_row, 1200 << 20, header=b"task,worker,label,c\n")], []),
+        (".csv.gz of 8-byte rows expanding to 1 GiB (134 M rows)",
+         [write_gzip_bomb(directory / "rows.csv.gz", b"1,a,cat\n", 1 << 30)], []),
+        (".csv.gz: one line of 1 GiB", [write_gzip_bomb(directory / "line.csv.gz", b"x" * 4096, 1 << 30,
+                                                             header=b"task,worker,label\n1,a,")], []),
+        (".csv.gz: a quote never closed, then 1 GiB of lines",
+         [write_gzip_bomb(directory / "quote.csv.gz", b"x\n" * 2048, 1 << 30, header=b'task,worker,label\n1,a,"')], []),
+        ("Label Studio .json.gz of 4 GiB (26 M tasks)",
+         [write_gzip_bomb(directory / "tasks.json.gz", LS_TASK + b",", 4 << 30, header=b"[", tail=LS_TASK + b"]")],
+         []),
+    ]
+    parquet = directory / "rows.parquet"
+    parquet.write_bytes(_parquet_rows(30_000_000))
+    out.append(("Parquet of 30 M rows (run-length encoded)", [parquet], []))
+    return [(d, [str(p) for p in paths], extra) for d, paths, extra in out]
 
 
 def write_case(case: Case, directory: Path) -> list[Path]:

@@ -25,13 +25,12 @@ saturate; for a plain iRBM it is the worker's vote weight, the log-likelihood ra
 
 Cost
 ----
-The ``d`` leave-one-out inputs of a chunk of tasks are evaluated as one batch (an extra batch dimension
-of size ``d``). For a plain iRBM (``n_layers=0``) the hidden logits are linear in the visible units, so
-each leave-one-out logit is the full logit minus the worker's term plus its missing-unit partition:
-O(n d K) in all, no network call per worker. With layers, the first layer's leave-one-out
-pre-activations are the full one minus the removed worker's weight rows (O(n d^2 K), no matrix
-product); every further layer costs a product per leave-one-out input (O(n d (dK)^2) per layer), and
-``max_tasks`` then estimates the means on a random sample of tasks (``std_error`` says how precise).
+Every task is evaluated on its own answers only (the network's answer-slot path,
+:class:`deem_core.model.sparse.GatheredNetwork`, in either weight layout): a task with ``a`` answers and its
+``a`` leave-one-out copies cost O(a^3 K^2) per layer instead of O(d (dK)^2), so the cost follows the answers,
+not the number of workers. Tasks are batched by answer count, each batch's gathered blocks within
+:data:`~deem_core.analysis.diagnostics._slots.SLOT_BATCH_BYTES`; ``max_tasks`` estimates the means on a
+random sample of tasks (``std_error`` says how precise).
 """
 
 from __future__ import annotations
@@ -44,10 +43,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from entmax import sparsemax
-
 from deem_core.data.annotations import AnnotationSet, DataError
-from deem_core.model.sampler import one_hot_state
+from deem_core.analysis.diagnostics._slots import leave_one_out_posteriors
 from deem_core.analysis.diagnostics._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
 
 __all__ = ["ImportanceResult", "TaskSubset", "worker_importance", "leave_one_out_drops", "select_tasks"]
@@ -141,41 +138,6 @@ def _class_order_log(log_hidden: torch.Tensor, class_maps: np.ndarray, runs: Seq
     return torch.logsumexp(stacked, dim=0) - float(np.log(len(runs)))
 
 
-@torch.no_grad()
-def _loo_log_posteriors(network, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full and leave-one-out hidden log-posteriors of a chunk.
-
-    x: (B, d, K) inputs (zero rows where missing); mask: (B, d). Returns ``full`` (R, B, K) and ``loo``
-    (R, B, d, K) where ``loo[:, :, i]`` is ``log p(h | x)`` with worker i treated as missing.
-    """
-    r = network.n_runs
-    bsz, d, k = x.shape
-    xr = x.unsqueeze(0).expand(r, -1, -1, -1)
-    mr = mask.unsqueeze(0).expand(r, -1, -1)
-    if network.n_layers == 0:
-        # hidden logits are linear in the visible units: subtract the worker's term, add its partition
-        w, a, _ = network.effective_irbm()  # (R, d, K, K), (R, d, K)
-        full_logits = network.hidden_logits(xr, mr)  # (R, B, K)
-        term = torch.einsum("bjl,rjlm->rbjm", x, w)  # observed worker j's share of the logits
-        partition = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K): its share when missing
-        loo_logits = full_logits.unsqueeze(2) - mask.view(1, bsz, d, 1) * (term - partition.unsqueeze(1))
-        return torch.log_softmax(full_logits, -1), torch.log_softmax(loo_logits, -1)
-    full_logits = network.hidden_logits(network.propagate(xr, mr)[-1], mr)
-    # first layer: removing worker j only removes its rows of the weight matrix from the product, so
-    # the d leave-one-out pre-activations are the full one minus one (d*K)-vector each: no matmul
-    weight0, bias0 = network.layer_weights[0], network.layer_biases[0]  # (R, dK, dK), (R, dK)
-    first = torch.baddbmm(bias0.unsqueeze(1), x.reshape(1, bsz, d * k).expand(r, -1, -1), weight0)  # (R, B, dK)
-    removed = torch.einsum("bjl,rjlo->rbjo", x, weight0.view(r, d, k, d * k))  # (R, B, d, dK)
-    keep = mask.unsqueeze(1) * (1.0 - torch.eye(d, dtype=x.dtype, device=x.device))  # (B, d copies, d)
-    keep_r = keep.reshape(1, bsz * d, d).expand(r, -1, -1)
-    current = sparsemax((first.unsqueeze(2) - removed).reshape(r, bsz * d, d, k), dim=-1) * keep_r.unsqueeze(-1)
-    for weight, bias in zip(list(network.layer_weights)[1:], list(network.layer_biases)[1:]):
-        logits = torch.baddbmm(bias.unsqueeze(1), current.reshape(r, bsz * d, d * k), weight)
-        current = sparsemax(logits.view(r, bsz * d, d, k), dim=-1) * keep_r.unsqueeze(-1)
-    loo_logits = network.hidden_logits(current, keep_r)
-    return torch.log_softmax(full_logits, -1), torch.log_softmax(loo_logits, -1).view(r, bsz, d, k)
-
-
 def _log_odds(logp: torch.Tensor, decided: torch.Tensor) -> torch.Tensor:
     """log p(y) - log(1 - p(y)) of class ``decided`` from log-probabilities (..., K) (stable in log space)."""
     chosen = logp.gather(-1, decided.unsqueeze(-1)).squeeze(-1)
@@ -192,42 +154,33 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
     order, then by worker: the CSR order of ``data.subset_tasks(positions)``): ``task`` (index 0..m-1 into
     ``positions``), ``worker`` (worker codes), ``drop`` float32 — drop of p(decided) — and ``drop_log_odds``
     — drop of the decided class's log-odds ``log p / (1 - p)`` (nats; does not saturate when p is close to
-    1); and per task ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x). The tasks are
-    evaluated in chunks whose leave-one-out tensors stay near 32 MB.
+    1); and per task ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x). ``batch_size``
+    caps the tasks per batch (batches are otherwise sized by memory).
     """
     data = prepare(model, data)
     network = model.network_
     runs = list(usable_runs(model) if runs is None else runs)
     positions = np.arange(data.n_tasks) if positions is None else np.asarray(positions)
     subset = data.subset_tasks(positions)
-    d, k, r = data.n_workers, data.n_classes, network.n_runs
-    per_task = d * k * r * (1 if network.n_layers == 0 else d)
-    fit = int(max(1, min(8192, 8_000_000 // max(1, per_task))))  # about 32 MB per leave-one-out tensor
-    batch_size = fit if batch_size is None else max(1, min(int(batch_size), fit))
-    device = next(network.parameters()).device
     m = len(positions)
     out = {"task": subset.task_codes.copy(), "worker": subset.worker_codes.copy(),
            "drop": np.empty(subset.n_answers, dtype=np.float32),
            "drop_log_odds": np.empty(subset.n_answers, dtype=np.float32),
            "decided": np.empty(m, dtype=np.int64), "confidence": np.empty(m, dtype=np.float32)}
-    for rows, labels, soft in subset.iter_dense(batch_size=batch_size, max_bytes=1 << 62):
-        lab = torch.as_tensor(labels, dtype=torch.long, device=device)
-        mask = (lab >= 0).float()
-        x = torch.as_tensor(soft, device=device) if soft is not None else one_hot_state(lab, mask, k)
-        full_hidden, loo_hidden = _loo_log_posteriors(network, x, mask)
+    for tasks, full_hidden, loo_hidden, answers in leave_one_out_posteriors(network, subset, batch_size):
         full = _class_order_log(full_hidden, model.class_maps_, runs)  # (B, K)
-        loo = _class_order_log(loo_hidden, model.class_maps_, runs)  # (B, d, K)
         dec = full.argmax(-1)
-        dec_loo = dec.unsqueeze(-1).expand(-1, d)
+        out["decided"][tasks] = dec.cpu().numpy()
         p_full = full.gather(-1, dec.unsqueeze(-1)).exp()  # (B, 1)
-        p_loo = loo.gather(-1, dec_loo.unsqueeze(-1)).squeeze(-1).exp()  # (B, d)
-        observed = labels >= 0  # row-major order of the chunk's answers = their CSR order
-        answers = slice(int(subset.task_offsets[rows.start]), int(subset.task_offsets[rows.stop]))
-        out["drop"][answers] = (p_full - p_loo).cpu().numpy()[observed]
+        out["confidence"][tasks] = p_full.squeeze(-1).cpu().numpy()
+        if loo_hidden is None:  # tasks without answers: nobody to remove
+            continue
+        loo = _class_order_log(loo_hidden, model.class_maps_, runs)  # (B, a, K)
+        dec_loo = dec.unsqueeze(-1).expand(-1, loo.shape[1])
+        p_loo = loo.gather(-1, dec_loo.unsqueeze(-1)).squeeze(-1).exp()  # (B, a)
+        out["drop"][answers] = (p_full - p_loo).cpu().numpy().reshape(-1)
         odds = _log_odds(full, dec).unsqueeze(-1) - _log_odds(loo, dec_loo)
-        out["drop_log_odds"][answers] = odds.cpu().numpy()[observed]
-        out["decided"][rows] = dec.cpu().numpy()
-        out["confidence"][rows] = p_full.squeeze(-1).cpu().numpy()
+        out["drop_log_odds"][answers] = odds.cpu().numpy().reshape(-1)
     return out
 
 

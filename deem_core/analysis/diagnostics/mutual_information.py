@@ -25,7 +25,7 @@ outputs of the tasks of class ``c`` (one entry per answer), ``Z.T @ Z`` is the (
 product per class and layer (:func:`deem_core.data.pairs.pair_table`; dense chunks of tasks when the
 data are dense) replaces d^2 / 2 calls to ``mutual_info_score``. Its cost grows with the pairs of answers
 that share a task, never with tasks x workers; the layer outputs are kept per answer ((L+1, answers) int16),
-computed on bounded chunks of tasks. The result holds (L+1) x C tables of d x d: beyond
+each task evaluated on its own answers in bounded batches. The result holds (L+1) x C tables of d x d: beyond
 :data:`MI_MAX_BYTES` the workers with the most answers are kept (``max_workers``), and a note says so.
 """
 
@@ -41,7 +41,7 @@ import torch
 
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.pairs import pair_table
-from deem_core.model.sampler import one_hot_state
+from deem_core.analysis.diagnostics._slots import layer_outputs
 
 __all__ = [
     "MI_MAX_BYTES", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
@@ -54,8 +54,6 @@ DEFAULT_MIN_COMMON = 10
 #: memory the per-layer MI tables (and one contingency table) may take; more workers than fit are cut to the
 #: most active ones
 MI_MAX_BYTES = 512 << 20
-#: memory of one chunk of layer outputs (R x tasks x workers x classes floats) in layer_argmax_codes
-OUTPUT_CHUNK_BYTES = 64 << 20
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -118,26 +116,14 @@ def layer_argmax_codes(network, data: AnnotationSet, run: int = 0, batch_size: i
     """Argmax class of every answer's worker at every layer output of one run.
 
     Returns (n_layers + 1, n_answers) int16 in the set's answer (CSR) order: input first, iRBM input last.
-    Hidden-unit/class order does not matter here: layer outputs are indexed by the workers' own classes. The
-    network reads dense chunks of tasks; a chunk holds at most :data:`OUTPUT_CHUNK_BYTES` of layer output
-    (``batch_size`` caps the tasks per chunk).
+    Hidden-unit/class order does not matter here: layer outputs are indexed by the workers' own classes. Each
+    task is evaluated on its own answers (:func:`deem_core.analysis.diagnostics._slots.layer_outputs`);
+    ``batch_size`` caps the tasks per batch.
     """
-    device = next(network.parameters()).device
-    k = data.n_classes
     out = np.full((network.n_layers + 1, data.n_answers), -1, dtype=np.int16)
-    per_task = 4 * network.n_runs * data.n_workers * k * (network.n_layers + 2)
-    rows_fit = max(1, OUTPUT_CHUNK_BYTES // max(1, per_task))
-    size = rows_fit if batch_size is None else max(1, min(int(batch_size), rows_fit))
-    for rows, labels, soft in data.iter_dense(batch_size=size, max_bytes=max(OUTPUT_CHUNK_BYTES, per_task)):
-        lab = torch.as_tensor(labels, dtype=torch.long, device=device)
-        mask = (lab >= 0).float()
-        x = torch.as_tensor(soft, device=device) if soft is not None else one_hot_state(lab, mask, k)
-        outputs = network.propagate(x.unsqueeze(0).expand(network.n_runs, -1, -1, -1),
-                                    mask.unsqueeze(0).expand(network.n_runs, -1, -1))
-        observed = labels >= 0  # row-major order of the chunk's answers = their CSR order
-        answers = slice(int(data.task_offsets[rows.start]), int(data.task_offsets[rows.stop]))
+    for answers, outputs, real in layer_outputs(network, data, batch_size):
         for layer, value in enumerate(outputs):
-            out[layer, answers] = value[run].argmax(dim=-1).cpu().numpy()[observed]
+            out[layer, answers] = value[run].argmax(dim=-1)[real].cpu().numpy()
     return out
 
 
@@ -146,7 +132,9 @@ def _mi_workers(data: AnnotationSet, n_outputs: int, max_workers: int | None) ->
     from deem_core.analysis.agreement import most_active_workers  # noqa: PLC0415
 
     d, k = data.n_workers, data.n_classes
-    per_pair = 8 * (n_outputs * k + k + 2 * k * k)  # MI + n_common tables, one contingency table and a copy
+    # float64 per worker pair: the MI tables (L+1 layers x K classes) and n_common (K), and while one
+    # contingency table is turned into MI, about 7 arrays of K x K (counts, probabilities, logs, terms)
+    per_pair = 8 * ((n_outputs + 1) * k + 7 * k * k)
     fits = int(np.sqrt(MI_MAX_BYTES / per_pair))
     limit = fits if max_workers is None else min(int(max_workers), fits)
     if d <= limit:

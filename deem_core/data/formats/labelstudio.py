@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -34,7 +35,8 @@ from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import FrameTable, Table
 from deem_core.data.formats.text import TextStream
 
-__all__ = ["LabelStudioContext", "iter_json", "json_kind", "read_json_records", "read_label_studio"]
+__all__ = ["LabelStudioContext", "iter_json", "iter_tasks", "json_kind", "read_json_records", "read_label_studio",
+           "task_key_of"]
 
 _WS = re.compile(r"\s*")
 CLASSIFICATION_TYPES = ("choices", "labels", "rating", "taxonomy")
@@ -42,14 +44,18 @@ CLASSIFICATION_TYPES = ("choices", "labels", "rating", "taxonomy")
 
 @dataclass
 class LabelStudioContext:
-    """What a Label Studio predictions file needs to go back to the project it came from."""
+    """What a Label Studio predictions file needs to go back to the project it came from: the control the
+    labels belong to, the original values of the classes (a taxonomy path, a rating number), and the export
+    itself (``source``), streamed again when the predictions are written so that each task keeps its ``id``
+    and ``data`` without holding every task in memory meanwhile."""
 
     from_name: str = "label"
     to_name: str = "task"
     type: str = "choices"
     task_key: str = "id"  # "id" or "data.<field>"
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # str(task) -> {"id": ..., "data": {...}}
     values: dict[str, Any] = field(default_factory=dict)  # class as text -> the control's original value
+    source: Source | None = None
+    limits: Limits | None = None
 
 
 # ---------------------------------------------------------------------------------------------- streaming JSON
@@ -256,7 +262,7 @@ def _control_value(result: Mapping[str, Any]) -> tuple[str, Any]:
 class _RowsTable(Table):
     kind = "json"
 
-    def __init__(self, name: str, lines: list[int]):
+    def __init__(self, name: str, lines: Any):
         super().__init__()
         self.name = name
         self.header = ["task", "worker", "label"]
@@ -276,6 +282,40 @@ class LabelStudioRead:
     n_tasks: int = 0
 
 
+class _Codes:
+    """Distinct texts -> small integer codes (a million answers from ten workers keep ten strings)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.values: list[str] = []
+
+    def code(self, text: str) -> int:
+        found = self.index.get(text)
+        if found is None:
+            found = self.index[text] = len(self.values)
+            self.values.append(text)
+        return found
+
+
+class _Rows:
+    """The answers of one control, as arrays of codes (8 bytes per answer and field, no Python objects)."""
+
+    def __init__(self) -> None:
+        self.task, self.worker, self.label, self.line = array("q"), array("q"), array("q"), array("q")
+        self.flags = bytearray()  # bit 1: ground truth, bit 2: several results
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+
+def task_key_of(task: Mapping[str, Any], task_key: str) -> Any:
+    """The value a task is keyed by: its ``id`` or ``data.<field>`` (None when it has none)."""
+    if task_key == "id":
+        return task.get("id")
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    return data.get(task_key[5:])
+
+
 def read_label_studio(source: Source, limits: Limits, budget: Budget | None, collector: Collector | None,
                       columns: Mapping[str, Any] | None = None, predictions: bool = True,
                       max_items: int | None = None) -> LabelStudioRead:
@@ -286,19 +326,18 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     if task_key != "id" and not task_key.startswith("data."):
         task_key = "data." + task_key
     name = source.name
-    # per control: parallel lists task, worker, label, line, gold flag
-    rows: dict[str, dict[str, list[Any]]] = {}
+    tasks, workers, labels = _Codes(), _Codes(), _Codes()
+    rows: dict[str, _Rows] = {}
     seen_controls: list[str] = []
     counts = {"cancelled": 0, "no_result": 0, "several": 0, "gold": 0, "predictions": 0, "left_out": 0}
     first_where: dict[str, str] = {}
-    context = LabelStudioContext(task_key=task_key)
+    context = LabelStudioContext(task_key=task_key, source=source, limits=limits)
+    originals: dict[str, dict[int, Any]] = {}  # control -> label code -> the control's original value
     control_meta: dict[str, tuple[str, str]] = {}
     with_control: dict[str, int] = {}  # control -> answers that have a result for it
     n_entries = 0
     n_tasks = 0
-
-    def where(reason: str, line: int) -> None:
-        first_where.setdefault(reason, f"line {line}")
+    data_keys: list[str] = []
 
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, task) in enumerate(iter_json(text, name, limits, max_items)):
@@ -306,20 +345,14 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 raise DataError(f"{name}: line {line}: element {index + 1} is {type(task).__name__}, not a Label "
                                 f"Studio task object")
             n_tasks += 1
-            data = task.get("data") if isinstance(task.get("data"), dict) else {}
-            if task_key == "id":
-                key = task.get("id")
-                if key is None:
-                    raise DataError(f"{name}: line {line}: task {index + 1} has no 'id'; key the tasks by a data field "
-                                    f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
-            else:
-                field_name = task_key[5:]
-                if field_name not in data:
-                    raise DataError(f"{name}: line {line}: task {index + 1} has no data field {field_name!r}")
-                key = data[field_name]
-            key_text = _cell(key)
-            if key_text not in context.tasks:
-                context.tasks[key_text] = {"id": task.get("id"), "data": data}
+            if not data_keys and isinstance(task.get("data"), dict):
+                data_keys = [str(k) for k, v in task["data"].items() if isinstance(v, (str, int, float))][:20]
+            key = task_key_of(task, task_key)
+            if key is None:
+                what = "an 'id'" if task_key == "id" else f"the data field {task_key[5:]!r}"
+                raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
+                                f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
+            task_code = tasks.code(_cell(key))
             answers = list(task.get("annotations") or task.get("completions") or [])
             entries_here: list[tuple[str, Any]] = [("annotation", a) for a in answers]
             for prediction in task.get("predictions") or []:
@@ -331,10 +364,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 budget.add_rows(max(1, len(entries_here)), name)
             for kind, entry in entries_here:
                 if not isinstance(entry, dict):
-                    raise DataError(f"{name}: line {line}: an {kind} of task {key_text!r} is not an object")
+                    raise DataError(f"{name}: line {line}: an {kind} of task {_cell(key)!r} is not an object")
                 if kind == "annotation" and entry.get("was_cancelled"):
                     counts["cancelled"] += 1
-                    where("cancelled", line)
+                    first_where.setdefault("cancelled", f"line {line}")
                     continue
                 if kind == "prediction":
                     counts["predictions"] += 1
@@ -343,47 +376,42 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 else:
                     worker = _worker(entry.get("completed_by"))
                     gold = bool(entry.get("ground_truth"))
-                results = [r for r in entry.get("result") or [] if isinstance(r, dict)]
                 by_control: dict[str, list[dict[str, Any]]] = {}
-                for result in results:
-                    if str(result.get("type", "")) not in CLASSIFICATION_TYPES:
+                for result in entry.get("result") or []:
+                    if not isinstance(result, dict) or str(result.get("type", "")) not in CLASSIFICATION_TYPES:
                         continue
                     control = str(result.get("from_name", ""))
-                    if wanted is not None and control != wanted:
-                        if control not in seen_controls:
-                            seen_controls.append(control)
-                        continue
-                    by_control.setdefault(control, []).append(result)
-                for control, found in by_control.items():
                     if control not in seen_controls:
                         seen_controls.append(control)
+                    if wanted is not None and control != wanted:
+                        continue
+                    by_control.setdefault(control, []).append(result)
+                n_entries += 1
+                worker_code = workers.code(worker)
+                for control, found in by_control.items():
+                    with_control[control] = with_control.get(control, 0) + 1
                     if control not in control_meta:
                         control_meta[control] = (str(found[0].get("to_name", "")), str(found[0].get("type", "choices")))
-                    store = rows.setdefault(control, {"task": [], "worker": [], "label": [], "line": [], "gold": [],
-                                                      "several": [], "original": []})
-                    if len(found) > 1:
-                        label, original, several = "", None, True
-                    else:
-                        label, original = _control_value(found[0])
-                        several = label == "\x00several"
-                        if several:
-                            label = ""
-                    store["task"].append(key_text)
-                    store["worker"].append(worker)
-                    store["label"].append(label)
-                    store["line"].append(line)
-                    store["gold"].append(gold)
-                    store["several"].append(several)
-                    store["original"].append(original)
-                n_entries += 1
-                for control in by_control:
-                    with_control[control] = with_control.get(control, 0) + 1
+                    store = rows.get(control)
+                    if store is None:
+                        store = rows[control] = _Rows()
+                    label, original = ("", None) if len(found) > 1 else _control_value(found[0])
+                    several = len(found) > 1 or label == "\x00several"
+                    label_code = labels.code("" if several else label)
+                    if original is not None and not several:
+                        originals.setdefault(control, {}).setdefault(label_code, original)
+                    store.task.append(task_code)
+                    store.worker.append(worker_code)
+                    store.label.append(label_code)
+                    store.line.append(line)
+                    store.flags.append((1 if gold else 0) | (2 if several else 0))
         notes = text.notes()
     if not n_tasks:
         raise DataError(f"{name}: the JSON list is empty: no tasks")
     if wanted is not None and wanted not in rows:
-        found = ", ".join(repr(c) for c in seen_controls) or "none"
-        raise DataError(f"{name}: no classification results from the control {wanted!r}; controls found: {found}")
+        found_names = ", ".join(repr(c) for c in seen_controls) or "none"
+        raise DataError(f"{name}: no classification results from the control {wanted!r}; controls found: "
+                        f"{found_names}")
     if not rows:
         raise DataError(f"{name}: no classification results (choices, labels, rating or taxonomy) in any annotation "
                         f"or prediction: nothing to aggregate")
@@ -391,14 +419,12 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     store = rows[control]
     context.from_name = control
     context.to_name, context.type = control_meta.get(control, ("task", "choices"))
-    for label, original in zip(store["label"], store["original"]):
-        if label and label not in context.values and original is not None:
-            context.values[label] = original
+    context.values = {labels.values[code]: value for code, value in originals.get(control, {}).items()}
     counts["no_result"] = n_entries - with_control.get(control, 0)
-    table = _RowsTable(name, list(store["line"]))
+    table = _RowsTable(name, np.frombuffer(store.line, dtype=np.int64) if len(store) else np.zeros(0, np.int64))
     table.notes.extend(notes)
     plan = Plan("label_studio", task="task", worker="worker", label="label",
-                choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in _data_keys(context)],
+                choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in data_keys],
                          "worker": ["completed_by"]})
     note = (f"task {task_key}, worker completed_by" + (" and model_version of predictions" if predictions else "")
             + f", label from the control {control!r} ({context.type})")
@@ -406,26 +432,26 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     if others:
         note += f"; other controls: {', '.join(others[:6])}"
     if collector is not None:
-        several = np.asarray(store["several"], dtype=bool)
-        gold = np.asarray(store["gold"], dtype=bool)
-        frame = pd.DataFrame({"task": pd.Series(store["task"], dtype=object),
-                              "worker": pd.Series(store["worker"], dtype=object),
-                              "label": pd.Series(store["label"], dtype=object)})
+        flags = np.frombuffer(bytes(store.flags), dtype=np.uint8)
+        several, gold = (flags & 2) > 0, (flags & 1) > 0
+        frame = pd.DataFrame({
+            "task": pd.Categorical.from_codes(np.frombuffer(store.task, dtype=np.int64), tasks.values),
+            "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
+            "label": pd.Categorical.from_codes(np.frombuffer(store.label, dtype=np.int64), labels.values)})
         if several.any():
             collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
-                           f"line {store['line'][int(several.nonzero()[0][0])]}")
+                           f"line {store.line[int(several.nonzero()[0][0])]}")
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
-            collector.add_gold(table, frame.loc[gold & ~several, ["task", "label"]].rename(columns={"label": "gold"}))
-        keep = ~several & ~gold
-        part = frame.loc[keep].apply(lambda c: c.astype("category"))
+            gold_rows = frame.loc[gold & ~several, ["task", "label"]].astype(object)
+            collector.add_gold(table, gold_rows.rename(columns={"label": "gold"}))
+        part = frame.loc[~several & ~gold]
         if not len(part):
             raise DataError(f"{name}: no answers left for the control {control!r} once cancelled, ground-truth and "
                             f"ambiguous annotations are set aside")
         collector.add(table, part, plan)
         collector.skip(name, "cancelled annotation(s)", counts["cancelled"], first_where.get("cancelled"))
-        collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"],
-                       first_where.get("no_result"))
+        collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"])
         if counts["gold"]:
             collector.notes.append(f"{name}: {counts['gold']} ground-truth annotation(s) read as gold labels, not "
                                    f"as answers")
@@ -434,10 +460,17 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     return LabelStudioRead(table, plan, context, list(seen_controls), note, n_tasks)
 
 
-def _data_keys(context: LabelStudioContext) -> list[str]:
-    for task in context.tasks.values():
-        return [str(k) for k, v in task["data"].items() if isinstance(v, (str, int, float))][:20]
-    return []
+def iter_tasks(context: LabelStudioContext) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(task key as text, task) for each task of the export the context came from, streamed again."""
+    if context.source is None:
+        return
+    limits = context.limits or Limits()
+    with TextStream(context.source, limits, line_limit=False) as text:
+        for _, task in iter_json(text, context.source.name, limits):
+            if isinstance(task, dict):
+                key = task_key_of(task, context.task_key)
+                if key is not None:
+                    yield _cell(key), task
 
 
 def shown_name(value: Any) -> str:

@@ -324,7 +324,7 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         described = plans[0].describe()
     container = {"parquet": " from Parquet", "json": " from JSON records"}.get(tables[0].kind, "") \
         if kind in LAYOUTS else ""
-    reading_note = f"{source}: read as {title}{container}" + (f" ({described})" if described else "")
+    reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
     if gold is not None:
         reading_note += f"; {len(gold)} gold label(s)"
     return Reading(data, kind, reading_note, gold, context, list(plans))
@@ -423,7 +423,7 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     mapping["ignored"] = plan.extra
     container_note = {"parquet": " from Parquet", "json": " from JSON records"}.get(table.kind, "") \
         if plan.format in LAYOUTS else ""
-    note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note} ({plan.describe()})"
+    note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note}: {plan.describe()}"
     return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, None, note,
                    plan.choices, container)
 
@@ -458,7 +458,7 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
     frame = pd.DataFrame(rows[: max(nrows, 1) * 3], dtype=object)
     mapping = {"task": read.context.task_key, "worker": "completed_by", "label": read.context.from_name,
                "ignored": []}
-    note = f"{name}: read as Label Studio JSON export ({read.note})"
+    note = f"{name}: read as Label Studio JSON export: {read.note}"
     return Preview(name, frame, "label_studio", mapping, None, "utf-8", list(read.table.notes), None, note,
                    read.plan.choices, "json", has_predictions)
 

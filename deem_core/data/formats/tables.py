@@ -34,7 +34,7 @@ from deem_core.data.formats.text import TextStream, check_text_sample
 __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
 
 DELIMITERS = (",", ";", "\t", "|")
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is about one chunk of text
 _SNIFF_CHARS = 1 << 16
 
 
@@ -255,8 +255,8 @@ class CsvTable(Table):
     def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.fillna("")
         frame.columns = self.header
-        for column in frame.columns:
-            frame[column] = frame[column].astype(object).str.strip(" ")
+        for position in range(frame.shape[1]):  # stays in pandas' string dtype (Arrow-backed): no object copies
+            frame.isetitem(position, frame.iloc[:, position].str.strip(" "))
         frame = self._drop_blank_rows(frame)
         frame = self._drop_repeated_headers(frame)
         return self._drop_unnamed_columns(frame)

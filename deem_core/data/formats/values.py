@@ -100,6 +100,7 @@ def type_uniques(uniques: pd.Series) -> np.ndarray:
 def type_text(values: pd.Series) -> pd.Series:
     """Text cells of one role (plain or categorical) -> typed values (see :func:`type_uniques`)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.remove_unused_categories()  # dropped rows' values must not decide the type
         codes = values.cat.codes.to_numpy()
         categories = pd.Series(values.cat.categories.astype(str), dtype=object)
         typed = type_uniques(categories)

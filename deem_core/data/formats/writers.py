@@ -26,7 +26,7 @@ import pandas as pd
 
 from deem_core.data.annotations import DataError
 from deem_core.data.export import atomic_write_bytes, to_safe_csv
-from deem_core.data.formats.labelstudio import LabelStudioContext
+from deem_core.data.formats.labelstudio import LabelStudioContext, iter_tasks
 
 __all__ = ["OUTPUT_FORMATS", "label_studio_tasks", "output_format", "serialise", "write_results"]
 
@@ -71,34 +71,43 @@ def _records(results: pd.DataFrame) -> list[dict[str, Any]]:
 
 def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None = None,
                        model_version: str = "DEEM") -> list[dict[str, Any]]:
-    """The labels as Label Studio tasks with one prediction each (see the module docstring)."""
+    """The labels as Label Studio tasks with one prediction each (see the module docstring). With a context
+    from a Label Studio export, the tasks come in the export's order with their ``id`` and ``data``."""
     context = context or LabelStudioContext()
     field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
-    out = []
     confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
-    for task, label, score in zip(results.index, results["label"], confidence):
-        task, label, score = _plain(task), _plain(label), _plain(score)
-        original = context.tasks.get(_text(task))
-        item: dict[str, Any] = {}
-        if original is not None and original.get("id") is not None:
-            item["id"] = original["id"]
-        item["data"] = original["data"] if original is not None else {field: task}
-        value = context.values.get(_text(label), label)
-        if context.type == "rating":
-            payload: Any = value
-        elif context.type == "taxonomy":
-            payload = [value if isinstance(value, list) else [value]] if not (
-                isinstance(value, list) and value and isinstance(value[0], list)) else value
-        else:
-            payload = value if isinstance(value, list) else [value]
-        prediction: dict[str, Any] = {"model_version": model_version,
-                                      "result": [{"from_name": context.from_name, "to_name": context.to_name,
-                                                  "type": context.type, "value": {context.type: payload}}]}
-        if score is not None:
-            prediction["score"] = float(score)
-        item["predictions"] = [prediction]
-        out.append(item)
+    by_key = {_text(_plain(task)): (_plain(task), _plain(label), _plain(score))
+              for task, label, score in zip(results.index, results["label"], confidence)}
+    out = []
+    if context.source is not None:
+        for key, task in iter_tasks(context):
+            found = by_key.pop(key, None)
+            if found is None:
+                continue
+            item: dict[str, Any] = {"id": task["id"]} if task.get("id") is not None else {}
+            item["data"] = task.get("data") if isinstance(task.get("data"), dict) else {}
+            item["predictions"] = [_prediction(context, found[1], found[2], model_version)]
+            out.append(item)
+    for task, label, score in by_key.values():  # tasks the export does not have (or no export at all)
+        out.append({"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]})
     return out
+
+
+def _prediction(context: LabelStudioContext, label: Any, score: Any, model_version: str) -> dict[str, Any]:
+    value = context.values.get(_text(label), label)
+    if context.type == "rating":
+        payload: Any = value
+    elif context.type == "taxonomy":
+        payload = value if isinstance(value, list) and value and isinstance(value[0], list) else [
+            value if isinstance(value, list) else [value]]
+    else:
+        payload = value if isinstance(value, list) else [value]
+    prediction: dict[str, Any] = {"model_version": model_version,
+                                  "result": [{"from_name": context.from_name, "to_name": context.to_name,
+                                              "type": context.type, "value": {context.type: payload}}]}
+    if score is not None:
+        prediction["score"] = float(score)
+    return prediction
 
 
 def _text(value: Any) -> str:

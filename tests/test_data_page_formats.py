@@ -1,0 +1,108 @@
+"""The Data page with the platforms' exports (AppTest): the "read as" line, the mapping controls, the
+predictions toggle, gold labels from the export, and the Results page's Label Studio download."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "platform_files"))
+
+import make_fixtures  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def upload(at: AppTest, fixture) -> AppTest:
+    files = [(name, content, "application/octet-stream") for name, content in fixture.files.items()]
+    at.file_uploader(key="upload_annotations").set_value(files if len(files) > 1 else files[0]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def note(at: AppTest) -> str:
+    return "\n".join(t.value for t in at.text)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("mturk_sentiment", "read as Amazon Mechanical Turk batch results: task Input.text + Input.image_url, worker "
+                        "WorkerId, label Answer.sentiment (checkboxes negative, neutral, positive)"),
+    ("toloka", "read as Toloka results: task INPUT:text + INPUT:lang, worker ASSIGNMENT:worker_id, label "
+               "OUTPUT:result, gold GOLDEN:result"),
+    ("label_studio", "read as Label Studio JSON export: task id, worker completed_by and model_version of "
+                     "predictions, label from the control 'sentiment' (choices); other controls: topic"),
+    ("label_studio_min", "read as Label Studio JSON-MIN export: task id, worker annotator, label sentiment"),
+    ("label_studio_csv", "read as Label Studio CSV export: task id, worker annotator, label sentiment"),
+    ("parquet_long", "answers.parquet: read as long layout (task, worker, label) from Parquet"),
+])
+def test_each_export_shows_how_it_is_read(runs_dir, name, expected):
+    at = upload(new_app(), make_fixtures.fixtures()[[f.name for f in make_fixtures.fixtures()].index(name)])
+    assert expected in note(at)
+    assert not at.error
+
+
+def test_mturk_label_field_is_chosen_on_the_page_and_loaded(runs_dir):
+    at = upload(new_app(), make_fixtures.mturk())
+    assert at.selectbox(key="map_label").options == ["(as detected)", "Answer.comment", "Answer.sentiment",
+                                                     "Answer.topic"]
+    assert "(all of them together)" in at.selectbox(key="map_task").options
+    at.selectbox(key="map_label").set_value("Answer.topic").run()
+    assert "label Answer.topic" in note(at)
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Classes"] == "3" and metrics["Tasks"] == "12"
+    assert any("skipped 8 rejected assignment(s)" in str(w.value).replace("\\", "") for w in at.warning)
+
+
+def test_label_studio_predictions_toggle_and_gold(runs_dir):
+    fixture = make_fixtures.label_studio()
+    at = upload(new_app(), fixture)
+    assert at.toggle(key="upload_predictions").value is True
+    at.toggle(key="upload_predictions").set_value(False).run()
+    assert "worker completed_by, label" in note(at)  # predictions no longer read as workers
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Workers"] == "6"
+    assert "2 gold labels match tasks" in "\n".join(str(s.value) for s in at.success)
+
+
+def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_dir):
+    import pandas as pd
+
+    from deem_core.data.formats.writers import serialise
+    from deem_studio.jobs import get_manager
+
+    at = upload(new_app(), make_fixtures.label_studio())
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    run_id = at.session_state["train_run"]
+    manager = get_manager()
+    deadline = time.time() + 60
+    while time.time() < deadline and not manager.snapshot(run_id).done:
+        time.sleep(0.2)
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    assert "Label Studio predictions" in {b.proto.label for b in at.get("download_button")}
+    # what the button serialises: the run's labels as tasks of the export (ids and data kept)
+    fingerprint, context = at.session_state["_label_studio"]
+    assert fingerprint == manager.store.get(run_id)["fingerprint"]
+    results = manager.store.load(run_id, with_data=False).results["mv"]
+    tasks = json.loads(serialise(results, "label_studio", context, "test"))
+    assert [t["id"] for t in tasks] == list(range(100, 112))
+    assert tasks[0]["data"]["text"] == "Café crème, très bon"
+    assert tasks[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
+    assert isinstance(results, pd.DataFrame)
