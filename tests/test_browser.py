@@ -209,6 +209,8 @@ def no_traceback(page: Any) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, "an exception box is on the page"
     body = page.locator("body").inner_text(timeout=10_000)
     assert "Traceback" not in body and 'File "' not in body, body[:2000]
+    # a front-end failure (e.g. a table the browser cannot decode) shows a JavaScript stack instead
+    assert not re.search(r"\bat \S+ \(https?://\S+\.js:\d+", body), body[:2000]
 
 
 def heading(page: Any, title: str, timeout: float = 60.0) -> None:
