@@ -586,7 +586,8 @@ def _status_keep(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Colle
     for value, reason in excluded.items():
         hit = (status == value).to_numpy()
         if hit.any():
-            collector.skip(table.name, reason, int(hit.sum()), table.line(_position(table, chunk.index[hit.nonzero()[0][0]])))
+            first = table.line(_position(table, chunk.index[hit.nonzero()[0][0]]))
+            collector.skip(table.name, reason, int(hit.sum()), first)
             drop |= hit
     return chunk.loc[~drop] if drop.any() else chunk
 
