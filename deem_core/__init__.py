@@ -1,4 +1,4 @@
-"""DEEM Studio's engine: aggregate many annotators' labels with DEEM (deep energy-based unsupervised
+"""DEEM Studio's engine: aggregate many workers' labels with DEEM (deep energy-based unsupervised
 ensemble model). No UI code lives here; the dashboard and the ``deem`` command call into it."""
 
 from deem_core.data.annotations import AnnotationSet, DataError

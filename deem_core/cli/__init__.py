@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     import importlib  # noqa: PLC0415
 
-    parser = _Parser(prog="deem", description="Aggregate annotators' labels with DEEM.")
+    parser = _Parser(prog="deem", description="Aggregate workers' labels with DEEM.")
     parser.add_argument("--version", action="version", version="deem-studio 0.1.0")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:

@@ -250,7 +250,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
                         help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
-                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the workers "
                              "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
                              f"--gold-weight, both are trained and gold may overrule); default {default['init']}")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
