@@ -49,7 +49,9 @@ def test_fit_reproduces_pinned_fit(name):
 
 def test_model_file_of_format_1_still_loads():
     model = DEEM.load(MODEL_V1, device="cpu")
-    want = GOLD["cases"]["auto_with_gold_supervised"]
+    # what that fit was when the file was written (the pinned case itself has moved on since: with missing
+    # answers the hidden bias is now trained as the class prior, see deem_core/model/network.py)
+    want = json.loads(MODEL_V1.with_suffix(".summary.json").read_text())
     _assert_same(json.loads(json.dumps(fitted_summary(model))), want, "loaded")
     assert model.get_params()["supervised_weight"] == 0.5 and model.get_params()["n_seeds"] == 2
     proba = model.predict_proba()

@@ -116,7 +116,7 @@ def test_callback_can_stop_training_and_sees_every_run(small_condind):
         seen.append((epoch, len(logs)))
         return epoch >= 2
 
-    model = DEEM(epochs=10, n_seeds=3, device="cpu", callbacks=[stop_after_two]).fit(df)
+    model = DEEM(epochs=10, n_seeds=3, init="ds", device="cpu", callbacks=[stop_after_two]).fit(df)
     assert seen == [(1, 3), (2, 3)]
     assert model.n_epochs_ == 2 and model.run_status_ == ["stopped"] * 3
     assert model.seed_agreement_.shape == (400,)
@@ -190,7 +190,7 @@ def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind)
     auto = DEEM(lr="auto", epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
     assert auto.lr_ == auto.sweep_.recommendation.lr
     assert auto.history_["run"].tolist() == [0, 1] * 3 and set(auto.history_["lr"]) == {auto.lr_}
-    direct = DEEM(lr=auto.lr_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
+    direct = DEEM(lr=auto.lr_, init=auto.init_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
     np.testing.assert_allclose(auto.posterior_, direct.posterior_, atol=1e-5)
 
 

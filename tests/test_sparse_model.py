@@ -17,9 +17,9 @@ from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, 
 D, K = 6, 3
 
 
-def _random_network(layers, seed, d=D, k=K, runs=2, scale=0.7):
+def _random_network(layers, seed, d=D, k=K, runs=2, scale=0.7, bias="irbm"):
     torch.manual_seed(seed)
-    net = DEEMNetwork(runs, d, k, layers)
+    net = DEEMNetwork(runs, d, k, layers, bias=bias)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(scale * torch.randn_like(p))
@@ -67,10 +67,11 @@ def _sparse_batch(answers, runs, order_seed=None):
 
 @pytest.mark.parametrize("layers", [0, 1, 2])
 @pytest.mark.parametrize("soft", [False, True])
-def test_sparse_free_energy_and_posterior_equal_the_dense_model(layers, soft):
+@pytest.mark.parametrize("bias", ["irbm", "prior"])
+def test_sparse_free_energy_and_posterior_equal_the_dense_model(layers, soft, bias):
     labels, probs = _random_data(soft=soft, seed=layers)
     answers = Answers.from_dense(labels, probs)
-    net = _random_network(layers, seed=10 + layers)
+    net = _random_network(layers, seed=10 + layers, bias=bias)
     x, mask = _dense_inputs(labels, probs, 2)
     with torch.no_grad():
         dense_energy, dense_logits = net.free_energy_and_logits(x, mask)
@@ -98,10 +99,11 @@ def test_sparse_free_energy_and_posterior_equal_the_dense_model(layers, soft):
 
 
 @pytest.mark.parametrize("layers", [0, 1, 2])
-def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers):
+@pytest.mark.parametrize("bias", ["irbm", "prior"])
+def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers, bias):
     labels, _ = _random_data(seed=20 + layers)
     answers = Answers.from_dense(labels)
-    net = _random_network(layers, seed=30 + layers)
+    net = _random_network(layers, seed=30 + layers, bias=bias)
     x, mask = _dense_inputs(labels, None, 2)
     x_fm, mask_fm = DEEMNetwork.to_feature_major(x, mask)
     dense_value, dense_grad = net.sampler_energy()(x_fm, mask_fm)  # (R, n), (R, d, K, n)
@@ -122,12 +124,13 @@ def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers):
 
 @pytest.mark.parametrize("layers", [0, 1, 2])
 @pytest.mark.parametrize("soft", [False, True])
-def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, soft):
+@pytest.mark.parametrize("bias", ["irbm", "prior"])
+def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, soft, bias):
     """The loss mean F(x_pos) - mean F(x_neg) of a batch (negatives: random labels on the same answers):
     autograd on the dense matrix layout vs gathered leaves scattered back, in every layout."""
     labels, probs = _random_data(seed=40 + layers, soft=soft)
     answers = Answers.from_dense(labels, probs)
-    net = _random_network(layers, seed=50 + layers, scale=0.4)
+    net = _random_network(layers, seed=50 + layers, scale=0.4, bias=bias)
     gen = torch.Generator().manual_seed(3)
     negative = torch.where(torch.as_tensor(labels) >= 0, torch.randint(0, K, labels.shape, generator=gen), -1)
     x_pos, mask = _dense_inputs(labels, probs, 2)
@@ -154,8 +157,11 @@ def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, so
         gathered = GatheredNetwork(variant, slots.workers, slots.mask, train=True)
         pos = answers.one_hot_fm(slots.answer, slots.mask, K)
         neg = neg_answers.one_hot_fm(slots.answer, slots.mask, K)
-        sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm)[0].mean(1) - \
-            gathered.free_energy_and_logits(neg, slots.mask_fm)[0].mean(1)
+        # hard labels: the first layer's gradient is collected row by row (the labels say x is one-hot)
+        pos_labels = None if soft else answers.labels[slots.answer]
+        neg_labels = None if soft else neg_answers.labels[slots.answer]
+        sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm, pos_labels)[0].mean(1) - \
+            gathered.free_energy_and_logits(neg, slots.mask_fm, neg_labels)[0].mean(1)
         torch.testing.assert_close(sparse_loss, loss.detach(), atol=1e-4, rtol=1e-5)
         sparse_loss.sum().backward()
         for pname, p in variant.named_parameters():
@@ -300,3 +306,73 @@ def test_the_missing_workers_term_stays_accurate_with_many_workers():
     dense_error = float((torch.softmax(dense_logits, -1) - ref_post).abs().max())
     assert sparse_error < 1e-4 and sparse_error <= dense_error, (sparse_error, dense_error)
     assert float((energy - ref_energy).abs().max()) <= max(2e-3, float((dense_energy - ref_energy).abs().max()))
+
+
+@pytest.mark.parametrize("layers", [0, 1])
+def test_the_two_meanings_of_the_hidden_bias_give_the_same_model(layers):
+    """with_bias converts the hidden bias (iRBM b <-> log class prior) without changing any energy or
+    posterior, on dense and on sparse rows, and the Lemma 1 reading (confusion matrices, prior) with it."""
+    labels, _ = _random_data(seed=70 + layers)
+    x, mask = _dense_inputs(labels, None, 2)
+    irbm = _random_network(layers, seed=71, scale=0.5)
+    prior = irbm.with_bias("prior")
+    assert prior.bias == "prior" and irbm.bias == "irbm"
+    back = prior.with_bias("irbm")
+    def same_model(net, inputs, masks):
+        # the same distribution: equal posteriors, free energies equal up to one constant per run (log Z:
+        # Definition 1 fixes the first class's bias at 0 in either meaning)
+        energy, logits = net.free_energy_and_logits(inputs, masks)
+        want_energy, want_logits = irbm.free_energy_and_logits(inputs, masks)
+        torch.testing.assert_close(torch.softmax(logits, -1), torch.softmax(want_logits, -1), atol=1e-5, rtol=1e-5)
+        shift = energy - want_energy
+        torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-4, rtol=1e-5)
+
+    with torch.no_grad():
+        for net in (prior, back):
+            same_model(net, x, mask)
+            full = torch.ones_like(mask)  # every worker answered (the dense shortcut's case too)
+            same_model(net, one_hot_state(torch.as_tensor(labels).clamp_min(0), full[0], K).expand(2, -1, -1, -1),
+                       full)
+    for a, b in zip(prior.confusion_matrices(), irbm.confusion_matrices()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(back.effective_irbm()[2], irbm.effective_irbm()[2], atol=1e-5, rtol=1e-5)
+    # saved and loaded, the meaning travels with the weights; a state saved before it existed is an iRBM one
+    restored = DEEMNetwork.from_state_dict(prior.state_dict())
+    assert restored.bias == "prior"
+    old_state = {k: v for k, v in irbm.state_dict().items() if k != "prior_bias"}
+    assert DEEMNetwork.from_state_dict(old_state).bias == "irbm"
+
+
+def test_with_thousands_of_workers_the_prior_bias_starts_at_majority_vote():
+    """App. G.1's majority-vote start: with the iRBM bias the N(0, 0.01^2) noise of 20,000 missing workers'
+    partitions adds up to a prior that overrules one-answer-apart votes; with the prior bias it cannot."""
+    d, k, n = 20000, 3, 300
+    rng = np.random.default_rng(0)
+    labels = np.full((n, d), -1)
+    for task in range(n):
+        workers = rng.choice(d, 3, replace=False)
+        labels[task, workers] = [task % k, task % k, (task + 1) % k]  # a 2-1 vote for class task % k
+    answers = Answers.from_dense(labels)
+    agree = {}
+    for bias in ("irbm", "prior"):
+        net = DEEMNetwork(1, d, k, 0, bias=bias)
+        net.initialise(torch.Generator().manual_seed(1))
+        _, post = free_energy_of_tasks(net, answers)
+        agree[bias] = float((post[0].argmax(-1).numpy() == np.arange(n) % k).mean())
+    assert agree["prior"] == 1.0
+    assert agree["irbm"] < 0.9, agree
+
+
+def test_ds_start_gives_ds_posteriors_on_sparse_data_with_the_prior_bias():
+    from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
+    from deem_core.methods.dawid_skene import fit_dawid_skene  # noqa: PLC0415
+
+    labels, _ = _random_data(n=200, d=7, seed=81)
+    data = AnnotationSet.from_dense(labels, classes=range(K))
+    fit = fit_dawid_skene(data)
+    net = DEEMNetwork(1, 7, K, 0, bias="prior")
+    net.set_from_dawid_skene(torch.as_tensor(fit.confusion).float(), torch.as_tensor(fit.prior).float())
+    _, post = free_energy_of_tasks(net, Answers.from_dense(labels))
+    np.testing.assert_allclose(post[0].numpy(), fit.posterior, atol=1e-4)
+    psi, prior = net.confusion_matrices()
+    np.testing.assert_allclose(prior[0].numpy(), fit.prior, atol=1e-5)

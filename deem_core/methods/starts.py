@@ -18,22 +18,23 @@ INIT_METHODS = ("mv", "ds", "auto")
 
 def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str, device: torch.device,
                     config: TrainingConfig | None = None, explicit: bool = False,
-                    layout: tuple[str, torch.Tensor | None] = ("matrix", None),
+                    spec: dict | None = None,
                     ) -> tuple[DEEMNetwork | None, DawidSkeneFit | None]:
     """Initial network for R = len(seeds) runs and the Dawid-Skene fit it came from.
 
     ``init="mv"`` returns ``(None, None)``: the trainer's own majority-vote start (identity iRBM + noise),
     drawn per run from that run's seed (with ``explicit=True`` that same network is built here). ``init="ds"``: every run's iRBM is set to one Dawid-Skene fit
     through Lemma 1 and its layers are identity + N(0, 0.005^2) drawn from the run's own seed, so a run
-    starts the same alone or batched, and runs sharing a seed share their initial weights. ``layout``: the
-    layer weights' ``(layout, pair_keys)`` (:class:`DEEMNetwork`; the training data's ``network_layout()``).
+    starts the same alone or batched, and runs sharing a seed share their initial weights. ``spec``: the
+    network's ``layout``, ``pair_keys`` and ``bias`` (:class:`DEEMNetwork`; the training data's
+    ``network_spec()``; default: the matrix layout and the iRBM bias).
     """
     if init not in ("mv", "ds"):
         raise ValueError(f"init must be 'mv' or 'ds' here, got {init!r}")
     if init == "mv" and not explicit:
         return None, None
     config = config or TrainingConfig()
-    network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers), *layout).to(device)
+    network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers), **(spec or {})).to(device)
     single = network.like(1)
     with torch.no_grad():
         for run, seed in enumerate(seeds):

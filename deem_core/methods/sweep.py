@@ -107,9 +107,9 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
 
 def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
                           device: torch.device, config: TrainingConfig | None = None,
-                          layout: tuple[str, torch.Tensor | None] = ("matrix", None)) -> DEEMNetwork | None:
+                          spec: dict | None = None) -> DEEMNetwork | None:
     """Initial network for R = len(seeds) runs (see :func:`deem_core.methods.starts.initial_network`)."""
-    return initial_network(data, seeds, n_layers, init, device, config, layout=layout)[0]
+    return initial_network(data, seeds, n_layers, init, device, config, spec=spec)[0]
 
 
 def run_sweep(
@@ -156,7 +156,7 @@ def run_sweep(
     check_training_size(data, config, len(lrs_of_runs))
     prepared = task_data(data, config, resolve_device(device))  # dense table or sparse answers
     initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config,
-                                    layout=prepared.network_layout())
+                                    spec=prepared.network_spec())
     result = train_annotations(data, lrs_of_runs, seeds_of_runs, config, callbacks=list(callbacks),
                                stop_event=stop_event, initial_network=initial, prepared=prepared)
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)

@@ -17,6 +17,22 @@ posterior equals the Dawid-Skene posterior over the observed labels only (Lemma 
 data). Leaving the unit out instead (as RBMs for collaborative filtering do) would bias the posterior
 by the hidden-class-dependent partition of every missing unit.
 
+What the hidden bias means
+--------------------------
+With ``bias="irbm"`` (the paper's parameterisation, Definition 1) ``hidden_bias`` is the iRBM's ``b``: the
+hidden logits of a task add ``log sum_l exp(a_i^l + w_i^{lm})`` of every missing worker, so the class prior
+of a task is ``b`` plus the partitions of all the workers who did not answer it. On sparse data that sum
+runs over almost every worker: with thousands of workers its initial noise alone shifts the prior by
+nats, and every batch's gradient reaches every worker's parameters through it, a step on the prior
+``d`` times the learning rate (measured on 200,000 tasks x 50,000 workers: training from either start
+collapsed to one class within an epoch). With ``bias="prior"`` ``hidden_bias`` is the log class prior
+itself (Dawid-Skene's coordinates, Lemma 1): the logits are ``b^m + sum_{i obs} (sum_l w_i^{lm} v_i^l -
+log sum_l exp(a_i^l + w_i^{lm}))``. For the same model both give the same energies and posteriors (the two
+biases differ by the sum of every worker's partition, :meth:`DEEMNetwork.with_bias`); only the coordinates
+SGD moves in differ, and a worker that did not answer a task takes no part in it. The training data
+choose: ``"irbm"`` when every worker answered every task (the paper's setting, unchanged), ``"prior"``
+otherwise.
+
 Layer weight layouts
 --------------------
 ``layout="matrix"`` (default) stores each layer as one ``(d*K, d*K)`` matrix per run, for the dense
@@ -37,10 +53,12 @@ from torch import nn
 
 from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 
-__all__ = ["DEEMNetwork", "LAYOUTS", "irbm_constant_masks"]
+__all__ = ["BIASES", "DEEMNetwork", "LAYOUTS", "irbm_constant_masks"]
 
 #: layer weight layouts: one (d*K, d*K) matrix per run, or K x K blocks per stored worker pair
 LAYOUTS = ("matrix", "blocks")
+#: meanings of the hidden bias (module docstring): the iRBM's b, or the log class prior
+BIASES = ("irbm", "prior")
 
 
 def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str, torch.Tensor]:
@@ -93,6 +111,9 @@ class DEEMNetwork(nn.Module):
     layout, pair_keys:
         how the layer weights are stored (module docstring): ``"matrix"`` or ``"blocks"``; with ``"blocks"``,
         ``pair_keys`` (P,) sorted int64 ``i*d + j`` of the stored worker pairs, or None for all ``d*d``.
+    bias:
+        what ``hidden_bias`` means (module docstring): ``"irbm"`` (Definition 1's ``b``) or ``"prior"``
+        (the log class prior); kept in the state dict as the buffer ``prior_bias``.
 
     Attributes
     ----------
@@ -100,14 +121,18 @@ class DEEMNetwork(nn.Module):
         ``layout="blocks"``, (R, P, K, K) — ``[r, p, l, m] = w_ij^{lm}`` for the p-th stored pair ``(i, j)``.
     layer_biases: ParameterList of (R, d*K).
     irbm_weight: (R, d, K, K) free iRBM weights ``[r, i, l, m] = w_i^{lm}`` (constants masked in).
-    visible_bias: (R, d, K) free ``a_i^l``.  hidden_bias: (R, K) free ``b^m``.
+    visible_bias: (R, d, K) free ``a_i^l``.  hidden_bias: (R, K) free ``b^m`` (see ``bias``).
     """
 
     def __init__(self, n_runs: int, n_workers: int, n_classes: int, n_layers: int = 1, layout: str = "matrix",
-                 pair_keys: torch.Tensor | None = None):
+                 pair_keys: torch.Tensor | None = None, bias: str = "irbm"):
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if bias not in BIASES:
+            raise ValueError(f"bias must be one of {BIASES}, got {bias!r}")
+        self.bias = bias
+        self.register_buffer("prior_bias", torch.tensor(bias == "prior"))
         if pair_keys is not None and layout != "blocks":
             raise ValueError("pair_keys only applies to layout='blocks'")
         r, d, k = n_runs, n_workers, n_classes
@@ -132,23 +157,54 @@ class DEEMNetwork(nn.Module):
         """Stored worker pairs per layer (``d*d`` for the matrix layout and for all-pairs blocks)."""
         return self.n_workers ** 2 if self.pair_keys is None else int(self.pair_keys.numel())
 
+    def spec(self) -> dict:
+        """The construction arguments besides the sizes: ``layout``, ``pair_keys``, ``bias``."""
+        return {"layout": self.layout, "pair_keys": self.pair_keys, "bias": self.bias}
+
     def like(self, n_runs: int) -> "DEEMNetwork":
-        """A zero network of the same shape and layout with ``n_runs`` runs, on the same device."""
+        """A zero network of the same shape, layout and bias with ``n_runs`` runs, on the same device."""
         device = self.irbm_weight.device
-        keys = None if self.pair_keys is None else self.pair_keys
-        return DEEMNetwork(n_runs, self.n_workers, self.n_classes, self.n_layers, self.layout, keys).to(device)
+        return DEEMNetwork(n_runs, self.n_workers, self.n_classes, self.n_layers, **self.spec()).to(device)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "DEEMNetwork":
-        """Rebuild a network of the right shape and layout from its ``state_dict()`` and load it."""
+        """Rebuild a network of the right shape, layout and bias from its ``state_dict()`` and load it (a
+        state saved before biases had a meaning to store is an ``"irbm"`` one)."""
         r, d, k, _ = state["irbm_weight"].shape
         layers = sum(1 for key in state if key.startswith("layer_weights."))
         layout = "matrix"
         if layers and state["layer_weights.0"].dim() == 4:
             layout = "blocks"
-        network = cls(r, d, k, layers, layout, state.get("pair_keys"))
+        bias = "prior" if bool(state.get("prior_bias", torch.tensor(False))) else "irbm"
+        network = cls(r, d, k, layers, layout, state.get("pair_keys"), bias)
         network.load_state_dict(state)
         return network
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "prior_bias"
+        if key not in state_dict:  # saved before the bias's meaning was stored: the iRBM's b
+            state_dict[key] = torch.tensor(False)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        self.bias = "prior" if bool(self.prior_bias) else "irbm"
+
+    @torch.no_grad()
+    def with_bias(self, bias: str) -> "DEEMNetwork":
+        """A copy with the hidden bias in the other meaning, the same model: ``prior = irbm + sum_i log sum_l
+        exp(a_i^l + w_i^{lm})`` over every worker (then shifted so that its first class is 0)."""
+        if bias not in BIASES:
+            raise ValueError(f"bias must be one of {BIASES}, got {bias!r}")
+        out = DEEMNetwork(self.n_runs, self.n_workers, self.n_classes, self.n_layers,
+                          **{**self.spec(), "bias": bias}).to(self.irbm_weight.device)
+        out.load_state_dict({**self.state_dict(), "prior_bias": out.prior_bias})
+        out.bias = bias
+        if bias != self.bias:
+            w, a, b = self.effective_irbm()
+            total = torch.logsumexp(a.unsqueeze(-1) + w, dim=2).sum(1)  # (R, K)
+            converted = b + total if bias == "prior" else b - total
+            out.hidden_bias.copy_(converted - converted[:, :1])
+        return out
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
@@ -248,7 +304,7 @@ class DEEMNetwork(nn.Module):
         d, k = self.n_workers, self.n_classes
         device = self.irbm_weight.device
         keys = None if pair_keys is None else torch.as_tensor(pair_keys, dtype=torch.long, device=device)
-        out = DEEMNetwork(self.n_runs, d, k, self.n_layers, layout, keys).to(device)
+        out = DEEMNetwork(self.n_runs, d, k, self.n_layers, layout, keys, self.bias).to(device)
         for layer in range(self.n_layers):
             out.layer_biases[layer].copy_(self.layer_biases[layer])
             if layout == "matrix":
@@ -310,14 +366,23 @@ class DEEMNetwork(nn.Module):
         w, a, b = self.effective_irbm()
         r, d, k = a.shape
         missing = torch.logsumexp(a.unsqueeze(-1) + w, dim=2)  # (R, d, K)
-        return {"w": w.reshape(r, d * k, k), "a": a.reshape(r, d * k, 1), "b": b.unsqueeze(-1),
-                "missing": missing.transpose(1, 2)}
+        terms = {"w": w.reshape(r, d * k, k), "a": a.reshape(r, d * k, 1), "b": b.unsqueeze(-1),
+                 "missing": missing.transpose(1, 2), "prior": self.bias == "prior"}
+        if self.bias == "prior":  # the partitions of every worker, for batches where all answered (mask None)
+            terms["all_partitions"] = missing.sum(1).unsqueeze(-1)  # (R, K, 1)
+        return terms
 
     @staticmethod
     def _hidden_logits(terms: dict[str, torch.Tensor], v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``b^m + sum_{i obs, l} w_i^{lm} v_i^l + sum_{i missing} log sum_l exp(a_i^l + w_i^{lm})``: (R, K, B)."""
+        """Hidden logits (R, K, B): ``b^m + sum_{i obs, l} w_i^{lm} v_i^l`` plus, with ``bias="irbm"``,
+        ``sum_{i missing} log sum_l exp(a_i^l + w_i^{lm})``, with ``bias="prior"`` minus that partition of
+        every observed worker (module docstring)."""
         r, d, k, bsz = v.shape
         logits = torch.baddbmm(terms["b"], terms["w"].transpose(1, 2), v.reshape(r, d * k, bsz))
+        if terms["prior"]:
+            if mask is None:
+                return logits - terms["all_partitions"]
+            return logits.baddbmm_(terms["missing"], mask, alpha=-1.0)
         if mask is None:
             return logits
         return logits.baddbmm_(terms["missing"], 1.0 - mask)
@@ -422,12 +487,13 @@ class DEEMNetwork(nn.Module):
 
         Returns ``psi`` (R, d, K, K) with ``psi[r, i, l, m] = P(X_i = l | Y = m) = softmax_l(a_i^l +
         w_i^{lm})`` and ``prior`` (R, K) with ``pi_m`` proportional to ``exp(b^m) prod_i sum_l
-        exp(a_i^l + w_i^{lm})`` (hidden-unit order; valid as a DS reading of the iRBM's own input).
+        exp(a_i^l + w_i^{lm})`` (``bias="irbm"``) or to ``exp(b^m)`` (``bias="prior"``) (hidden-unit order;
+        valid as a DS reading of the iRBM's own input).
         """
         w, a, b = self.effective_irbm()
         z = a.unsqueeze(-1) + w  # (R, d, K, K)
         psi = torch.softmax(z, dim=2)
-        log_prior = b + torch.logsumexp(z, dim=2).sum(dim=1)
+        log_prior = b if self.bias == "prior" else b + torch.logsumexp(z, dim=2).sum(dim=1)
         return psi, torch.softmax(log_prior, dim=-1)
 
     @torch.no_grad()
@@ -446,8 +512,9 @@ class DEEMNetwork(nn.Module):
         z = log_psi + c.unsqueeze(1)  # (d, K, K)
         a = z[:, :, 0] - torch.eye(psi.shape[-1], device=z.device)[:, 0]  # (d, K); a^1 = 1 - 1 = 0
         w = z - a.unsqueeze(-1)
-        # prior: pi_m ∝ exp(b^m) prod_i sum_l exp(z_ilm) = exp(b^m) prod_i exp(c_im)
-        b = log_prior - c.sum(dim=0)
+        # prior: pi_m ∝ exp(b^m) prod_i sum_l exp(z_ilm) = exp(b^m) prod_i exp(c_im) (bias="irbm"), or
+        # pi_m ∝ exp(b^m) itself (bias="prior")
+        b = log_prior if self.bias == "prior" else log_prior - c.sum(dim=0)
         b = b - b[0]
         self.irbm_weight.copy_(w.expand_as(self.irbm_weight))
         self.visible_bias.copy_(a.expand_as(self.visible_bias))

@@ -5,9 +5,11 @@ visible unit is summed out (see :mod:`deem_core.model.network`). So a task answe
 ``S`` (``|S| = a``) only involves
 
 * the ``a x a`` blocks of ``K x K`` layer weights between members of ``S`` (and their biases), and
-* the iRBM parameters of the members of ``S``, plus the missing workers' summed-out term
+* the iRBM parameters of the members of ``S``; with the hidden bias in the paper's meaning
+  (``bias="irbm"``, see :mod:`deem_core.model.network`) also the missing workers' summed-out term
   ``sum_{i not in S} log sum_l exp(a_i^l + w_i^{lm})``, computed as the sum over *all* workers (once per
-  batch, ``O(d K^2)``) minus the sum over ``S`` (``O(a K)`` per task).
+  batch, ``O(d K^2)``) minus the sum over ``S`` (``O(a K)`` per task); with the class-prior meaning
+  (``bias="prior"``, what data with missing answers train) nothing else at all.
 
 Per task the work is ``O(a^2 K^2)`` instead of ``O((d K)^2)``, and the result is the same number.
 
@@ -183,25 +185,29 @@ def dense_rows_to_slots(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
 
 # ---------------------------------------------------------------------------------------------- gathered network
 class _BlockGradient:
-    """Accumulates one layer's gradient with respect to its gathered blocks, in the gathered
-    (R, B, A, A, K, K) order (so it is scattered back without a transpose)."""
+    """Collects one layer's gradient with respect to its gathered blocks, in the gathered order (so it is
+    scattered back without a transpose): full ``K x K`` blocks ``x[s, l] g[t, m]`` (R, B, A_s, A_t, K, K) for
+    general inputs, and, for one-hot inputs, only the rows ``l = label[s]`` of each block, ``g[t, :]``
+    (K times less to compute and scatter)."""
 
     def __init__(self):
-        self.grad: torch.Tensor | None = None
+        self.blocks: torch.Tensor | None = None
+        self.rows: list[tuple[torch.Tensor, torch.Tensor]] = []  # (labels (R, B, A), g (R, B, A, K))
 
     def add(self, contribution: torch.Tensor) -> None:
-        self.grad = contribution if self.grad is None else self.grad.add_(contribution)
+        self.blocks = contribution if self.blocks is None else self.blocks.add_(contribution)
 
 
 class _BlockProduct(torch.autograd.Function):
     """``z[r, t*K+m, b] = sum_{s, l} blocks[r, s*K+l, t*K+m, b] x[r, s*K+l, b]`` on gathered feature-major
-    blocks (R, AK, AK, B). The blocks' gradient ``x[s, l] g[t, m]`` goes to a :class:`_BlockGradient`
-    in the gathered order instead of autograd (the blocks are not parameters: they are copies)."""
+    blocks (R, AK, AK, B). The blocks' gradient goes to a :class:`_BlockGradient` instead of autograd (the
+    blocks are copies, not parameters): as outer products ``x[s, l] g[t, m]``, or, when ``labels`` (R, B, A)
+    says that ``x`` is one-hot, as the gradient rows ``g[t, :]`` of the blocks' rows ``labels[s]``."""
 
     @staticmethod
-    def forward(ctx, x, blocks, sink, shape):
+    def forward(ctx, x, blocks, sink, shape, labels):
         ctx.save_for_backward(x, blocks)
-        ctx.sink, ctx.shape = sink, shape
+        ctx.sink, ctx.shape, ctx.labels = sink, shape, labels
         return (blocks * x.unsqueeze(2)).sum(1)
 
     @staticmethod
@@ -209,11 +215,14 @@ class _BlockProduct(torch.autograd.Function):
         x, blocks = ctx.saved_tensors
         r, a, k, b = ctx.shape
         grad_x = (blocks * grad_out.unsqueeze(1)).sum(2) if ctx.needs_input_grad[0] else None
-        # (R, B, A, K) copies (small), so that the product below comes out contiguous in the gathered order
-        x_b = x.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+        # (R, B, A, K) copies (small), so that what is built from them comes out contiguous in the gathered order
         g_b = grad_out.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
-        ctx.sink.add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])  # (R, B, A_s, A_t, K_l, K_m)
-        return grad_x, None, None, None
+        if ctx.labels is not None:
+            ctx.sink.rows.append((ctx.labels, g_b))
+        else:
+            x_b = x.view(r, a, k, b).permute(0, 3, 1, 2).contiguous()
+            ctx.sink.add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])  # (R, B, A_s, A_t, K_l, K_m)
+        return grad_x, None, None, None, None
 
 
 class GatheredNetwork:
@@ -264,16 +273,22 @@ class GatheredNetwork:
             self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
             # ---- layer biases (R, A, K, B)
             self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
-            # ---- the missing workers' summed-out term: all workers minus the task's own
+            # ---- the workers' partitions log sum_l exp(a_i^l + w_i^{lm}), split into a class-independent part
+            # (base) and the rest (centred): bias="irbm" adds those of the missing workers (all workers minus
+            # the task's own), bias="prior" subtracts those of the task's own workers
             own = mask.unsqueeze(-1)  # (R, B, A, 1)
             own_centred = (own_centred * own).sum(2)  # (R, B, K)
             own_base = (own_base * own).sum((2, 3))  # (R, B)
-            # hidden logits' task-dependent bias (R, K, B), up to the class-independent offset below; the sums
-            # over all d workers are O(d) large, so they are added up in float64 and rounded once
-            total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
-            self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
-            #: ``sum_{i missing} log sum_l exp(a_i^l + w_i^{l1})`` per task (R, B) in float64: F = F_rel - offset
-            self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
+            if network.bias == "prior":
+                self.hidden_bias = b_hid.unsqueeze(-1) - own_centred.transpose(1, 2)  # (R, K, B)
+                #: class-independent part of the logits left out of them, per task (R, B) in float64:
+                #: F = F_rel - offset
+                self.offset = -own_base.double()
+            else:
+                # the sums over all d workers are O(d) large: added up in float64 and rounded once
+                total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
+                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
+                self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
 
     # ------------------------------------------------------------------ gather / scatter
     @staticmethod
@@ -302,23 +317,43 @@ class GatheredNetwork:
         values = torch.take(weight, self._index).view(r, b, a, k, a, k)
         return values.permute(0, 1, 2, 4, 3, 5)
 
-    def layer_gradients(self, layer: int, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gradient of layer ``layer``'s gathered blocks as ``(index, values)`` for
-        ``weight.view(-1, K*K).index_add_(0, index, values)`` (blocks layout, values (N, K*K)) or
-        ``weight.view(-1).index_add_(0, index, values)`` (matrix layout, values (N,)). ``scale`` (R,)
+    def layer_gradients(self, layer: int, scale: torch.Tensor | None = None,
+                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The gradient of layer ``layer``'s gathered blocks as ``(index, values)`` pairs, values (N, w), for
+        ``weight.view(-1, w).index_add_(0, index, values)``: ``w = K*K`` (whole blocks, block layout), ``K``
+        (block rows of one-hot inputs) or 1 (matrix layout, whole blocks element by element). ``scale`` (R,)
         multiplies each run's values (e.g. minus its learning rate); non-finite gradients count as 0."""
         r, b, a, k = self.shape
-        grad = self._sinks[layer].grad
-        if grad is None:
-            grad = torch.zeros(r, b, a, a, k, k, device=self.workers.device)
-        grad = grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        if scale is not None:
-            grad = grad.mul_(scale.view(r, 1, 1, 1, 1, 1))
-        if self.network.layout == "blocks":
-            if self._present is not None:
-                grad = grad.mul_(self._present.view(r, b, a, a, 1, 1).to(grad.dtype))
-            return self._index, grad.view(-1, k * k)
-        return self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1)
+        sink = self._sinks[layer]
+        present = None if self._present is None else self._present.to(self.mask.dtype)
+        out = []
+        for labels, grad in sink.rows:  # one-hot inputs: row labels[s] of block (s, t) gains g[t, :]
+            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # (R, B, A_t, K)
+            weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
+            if present is not None:
+                weight_s = weight_s.unsqueeze(-1) * present  # (R, B, A_s, A_t)
+            else:
+                weight_s = weight_s.unsqueeze(-1).expand(r, b, a, a)
+            values = weight_s.unsqueeze(-1) * grad.unsqueeze(2)  # (R, B, A_s, A_t, K)
+            if self.network.layout == "blocks":
+                index = self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
+            else:  # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
+                d = self.network.n_workers
+                run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
+                rows = (self.workers * k + labels).unsqueeze(-1)
+                index = (rows * d + self.workers.unsqueeze(-2)) + run * (d * k * d)
+            out.append((index.flatten(), values.reshape(-1, k)))
+        if sink.blocks is not None:
+            grad = sink.blocks.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            if scale is not None:
+                grad = grad.mul_(scale.view(r, 1, 1, 1, 1, 1))
+            if self.network.layout == "blocks":
+                if present is not None:
+                    grad = grad.mul_(present.view(r, b, a, a, 1, 1))
+                out.append((self._index, grad.view(-1, k * k)))
+            else:
+                out.append((self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1, 1)))
+        return out
 
     @torch.no_grad()
     def apply_layer_step(self, scale: torch.Tensor, momentum: float = 0.0,
@@ -330,16 +365,14 @@ class GatheredNetwork:
         r = self.shape[0]
         for layer, weight in enumerate(self.network.layer_weights):
             if momentum and buffers is not None:
-                index, values = self.layer_gradients(layer)
                 buffer = buffers[layer]
                 buffer.mul_(momentum)
-                target = buffer.view(-1, values.shape[-1]) if values.dim() == 2 else buffer.view(-1)
-                target.index_add_(0, index, values)
+                for index, values in self.layer_gradients(layer):
+                    buffer.view(-1, values.shape[-1]).index_add_(0, index, values)
                 weight.data.add_(buffer * scale.view(r, *([1] * (weight.dim() - 1))))
                 continue
-            index, values = self.layer_gradients(layer, scale)
-            target = weight.data.view(-1, values.shape[-1]) if values.dim() == 2 else weight.data.view(-1)
-            target.index_add_(0, index, values)
+            for index, values in self.layer_gradients(layer, scale):
+                weight.data.view(-1, values.shape[-1]).index_add_(0, index, values)
 
     # ------------------------------------------------------------------ evaluation
     def _layer(self, blocks: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -348,14 +381,17 @@ class GatheredNetwork:
         logits = (blocks * x.reshape(r, a * k, 1, bsz)).sum(1)  # (R, A*K, B)
         return logits.view(r, a, k, bsz) + bias
 
-    def propagate(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's output of ``x`` (R, A, K, B), mask (R, A, B), input first; padded slots zeroed."""
+    def propagate(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every layer's output of ``x`` (R, A, K, B), mask (R, A, B), input first; padded slots zeroed.
+        ``labels`` (R, B, A): ``x`` is the one-hot of these labels (the first layer's gradient is then
+        collected row by row, see :class:`_BlockGradient`)."""
         r, b, a, k = self.shape
         outputs = [x]
         current = x
         for layer, (blocks, bias) in enumerate(zip(self.blocks, self.biases)):
             if self.train and torch.is_grad_enabled():
-                product = _BlockProduct.apply(current.reshape(r, a * k, b), blocks, self._sinks[layer], (r, a, k, b))
+                product = _BlockProduct.apply(current.reshape(r, a * k, b), blocks, self._sinks[layer], (r, a, k, b),
+                                              labels if layer == 0 else None)
                 logits = product.view(r, a, k, b) + bias
             else:
                 logits = self._layer(blocks, bias, current)
@@ -369,17 +405,21 @@ class GatheredNetwork:
         r, b, a, k = self.shape
         return self.hidden_bias + (self.irbm_w * v.reshape(r, a * k, 1, v.shape[-1])).sum(1)
 
-    def energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """``F + offset`` (R, B) and the hidden logits (R, K, B) of ``x`` (R, A, K, B): the free energy up to a
-        per-task constant (the same for every input of the task, so it cancels in ``F(x) - F(x')``)."""
-        v = self.propagate(x, mask)[-1]
+        per-task constant (the same for every input of the task, so it cancels in ``F(x) - F(x')``).
+        ``labels``: see :meth:`propagate`."""
+        v = self.propagate(x, mask, labels)[-1]
         logits = self.hidden_logits(v)
         return -(self.irbm_a * v).sum((1, 2)) - torch.logsumexp(logits, dim=1), logits
 
-    def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def free_energy_and_logits(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None,
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Free energy F(x) (R, B) with the hidden unit and the missing workers summed out, and the hidden
-        logits (R, K, B), of ``x`` (R, A, K, B), mask (R, A, B). Equal to the dense model's."""
-        energy, logits = self.energy_and_logits(x, mask)
+        logits (R, K, B), of ``x`` (R, A, K, B), mask (R, A, B). Equal to the dense model's. ``labels``: see
+        :meth:`propagate`."""
+        energy, logits = self.energy_and_logits(x, mask, labels)
         return energy - self.offset.to(energy.dtype), logits
 
     @torch.no_grad()

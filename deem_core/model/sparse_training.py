@@ -57,8 +57,11 @@ class SparseEvaluator:
         negative = self.data.answers.one_hot_fm(batch.answer, batch.mask, self.data.n_classes, labels=negative_states)
         # F up to each task's missing-worker offset, which cancels in the loss; the reported means add it back
         # in float64 (it is O(d) large, the difference of the two means is not)
-        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm)
-        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm)
+        answers = self.data.answers
+        # one-hot inputs (hard labels) let the first layer's gradient be collected row by row
+        positive_labels = answers.labels[batch.answer] if answers.soft is None else None
+        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm, positive_labels)
+        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm, negative_states)
         offset = self.gathered.offset.mean(1)  # (R,) float64
         return EnergyTerms(loss=energy_pos.mean(1) - energy_neg.mean(1),
                            positive_energy=energy_pos.detach().double().mean(1) - offset,
@@ -83,7 +86,8 @@ class SparseTaskData:
                  n_layers: int = 1, pair_keys: torch.Tensor | None | str = "auto"):
         self.answers = answers
         self.n_tasks, self.n_workers, self.n_classes = answers.n_tasks, answers.n_workers, int(n_classes)
-        self.all_observed = False
+        self.all_observed = False  # the slots are always masked (padding), even when every worker answered
+        self.all_answered = bool((answers.counts() == self.n_workers).all())
         self.has_gold = gold is not None and bool((np.asarray(gold) >= 0).any())
         self.gold = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if self.has_gold else None
         if isinstance(pair_keys, str):
@@ -100,8 +104,9 @@ class SparseTaskData:
         return SlotBatch(index=index, positive=positive, mask=slots.mask, mask_fm=slots.mask_fm, gold=gold,
                          widths=slots.widths(), workers=slots.workers, answer=slots.answer)
 
-    def network_layout(self) -> tuple[str, torch.Tensor | None]:
-        return "blocks", self.pair_keys
+    def network_spec(self) -> dict:
+        # the paper's iRBM bias when every worker answered every task, the class prior otherwise (network.py)
+        return {"layout": "blocks", "pair_keys": self.pair_keys, "bias": "irbm" if self.all_answered else "prior"}
 
     def evaluator(self, network: DEEMNetwork, batch: SlotBatch) -> SparseEvaluator:
         return SparseEvaluator(network, self, batch)

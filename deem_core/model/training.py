@@ -47,7 +47,8 @@ HISTORY_COLUMNS = [
 
 
 class Callback(Protocol):
-    """skorch-style hook. ``on_epoch_end`` returns True to stop training after this epoch."""
+    """skorch-style hook. ``on_epoch_end`` returns True to stop training after this epoch. A callback may also
+    have ``on_train_begin(network)``, called once with the network being trained (after its initialisation)."""
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool | None: ...
 
@@ -214,8 +215,8 @@ class TaskData(Protocol):
         """The :class:`Batch` of the tasks ``index`` (R, b) (one row of task positions per run)."""
         ...
 
-    def network_layout(self) -> tuple[str, torch.Tensor | None]:
-        """``(layout, pair_keys)`` of the layer weights this data trains (see :class:`DEEMNetwork`)."""
+    def network_spec(self) -> dict:
+        """``layout``, ``pair_keys`` and ``bias`` of the network this data trains (see :class:`DEEMNetwork`)."""
         ...
 
     def evaluator(self, network: DEEMNetwork, batch: Batch) -> "Evaluator":
@@ -309,8 +310,9 @@ class DenseTaskData:
         gold = self.gold[index] if with_gold and self.gold is not None else None
         return Batch(index=index, positive=positive, mask=mask, mask_fm=mask_fm, gold=gold)
 
-    def network_layout(self) -> tuple[str, torch.Tensor | None]:
-        return "matrix", None
+    def network_spec(self) -> dict:
+        # the paper's iRBM bias when every worker answered every task, the class prior otherwise (network.py)
+        return {"layout": "matrix", "pair_keys": None, "bias": "irbm" if self.all_observed else "prior"}
 
     def evaluator(self, network: DEEMNetwork, batch: Batch) -> DenseEvaluator:
         return DenseEvaluator(network, self.all_observed)
@@ -404,9 +406,9 @@ def initialise_runs(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], 
     run_gens = [_generator(s, device) for s in seeds]
     # one sampler stream per run: a run trains the same alone or batched with other runs
     sampler_gens = [_generator(int(s) * 7919 + 17, device) for s in seeds]
-    layout, pair_keys = data.network_layout()
+    spec = data.network_spec()
     if initial_network is None:
-        network = DEEMNetwork(r, data.n_workers, data.n_classes, config.n_layers, layout, pair_keys).to(device)
+        network = DEEMNetwork(r, data.n_workers, data.n_classes, config.n_layers, **spec).to(device)
         # one initialisation per run from its own seed, so a run does not depend on its batch-mates
         if r == 1:
             network.initialise(run_gens[0], config.layer_noise, config.irbm_noise)
@@ -420,10 +422,13 @@ def initialise_runs(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], 
             del single
     else:
         network = initial_network.to(device)
+        pair_keys = spec["pair_keys"]
         same_pairs = (pair_keys is None) == (network.pair_keys is None) and (
             pair_keys is None or torch.equal(pair_keys.to(device), network.pair_keys))
-        if network.layout != layout or not same_pairs:
-            network = network.to_layout(layout, pair_keys)
+        if network.layout != spec["layout"] or not same_pairs:
+            network = network.to_layout(spec["layout"], pair_keys)
+        if network.bias != spec["bias"]:
+            network = network.with_bias(spec["bias"])
     return RunState(
         network=network, lrs=torch.as_tensor(list(lrs), dtype=torch.float32, device=device),
         run_generators=run_gens, sampler_generators=sampler_gens, chains=data.new_chains(r),
@@ -637,6 +642,10 @@ def _train(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: T
            callbacks: list, stop_event: threading.Event | None, initial_network: DEEMNetwork | None,
            supervised_weight: float) -> TrainingResult:
     state = initialise_runs(data, lrs, seeds, config, device, initial_network)
+    for cb in callbacks:  # skorch-style: a callback that watches the parameters gets the live network once
+        begin = getattr(cb, "on_train_begin", None)
+        if begin is not None:
+            begin(state.network)
     sampler = DMALASampler(step_size=config.step_size, n_steps=config.sampler_steps)
     supervised = supervised_weight > 0 and data.has_gold
     batch_size = max(1, min(config.batch_size, data.n_tasks))
