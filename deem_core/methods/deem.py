@@ -629,7 +629,7 @@ class DEEM(Aggregator, BaseEstimator):
         self.class_maps_ = np.stack([hungarian_class_map(a, reference, data.n_classes) for a in argmax])
         per_run = self.to_class_order(hidden_posterior)  # (R, n, K) class order
         usable = self._usable_runs()
-        consensus = per_run[usable].mean(axis=0)
+        consensus = self._consensus(per_run)
         self.posterior_ = consensus  # (n, K)
         run_labels = per_run.argmax(-1)  # (R, n)
         final = consensus.argmax(-1)
@@ -650,6 +650,11 @@ class DEEM(Aggregator, BaseEstimator):
     def _usable_runs(self) -> list[int]:
         """Runs that did not diverge (every run when all diverged): the consensus averages these."""
         return [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(self.network_.n_runs))
+
+    def _consensus(self, per_run: np.ndarray) -> np.ndarray:
+        """Mean over the usable runs of a per-run array (runs on axis 0): the one rule behind the consensus
+        posterior and the free energy, on the training tasks and on new ones."""
+        return per_run[self._usable_runs()].mean(axis=0)
 
     # ------------------------------------------------------------------ the fitted model on any data
     def encode(self, data: Any) -> AnnotationSet:
@@ -684,7 +689,7 @@ class DEEM(Aggregator, BaseEstimator):
     def _free_energy(self, data: AnnotationSet, batch_size: int = 8192) -> np.ndarray:
         """Mean over usable runs of the free energy per task: (n,). High = unusual pattern of answers."""
         energy = task_outputs(self.network_, data, batch_size)[0].cpu().numpy()  # (R, n)
-        return energy[self._usable_runs()].mean(axis=0)
+        return self._consensus(energy)
 
     # ------------------------------------------------------------------ outputs
     def fit_predict(self, data: Any, gold: Any = None) -> pd.Series:
@@ -701,7 +706,7 @@ class DEEM(Aggregator, BaseEstimator):
             values, tasks = self.posterior_, self.tasks_
         else:
             encoded = self.encode(data)
-            values = self.run_posteriors(encoded).mean(axis=0)
+            values = self._consensus(self.run_posteriors(encoded))
             tasks = encoded.tasks
         return pd.DataFrame(values, index=pd.Index(tasks, name="task"), columns=pd.Index(self.classes_, name="label"))
 

@@ -214,8 +214,8 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
         seen: dict[str, str] = {}
         for table, plan in zip(tables, plans):
             if plan.worker_name in seen:
-                raise DataError(f"{table.name} and {seen[plan.worker_name]} both name the annotator "
-                                f"{plan.worker_name!r} (one file per annotator, named after the annotator)")
+                raise DataError(f"{table.name} and {seen[plan.worker_name]} both name the worker "
+                                f"{plan.worker_name!r} (one file per worker, named after the worker)")
             seen[plan.worker_name] = table.name
     soft_names = sorted({c for p in plans for c in p.soft}, key=str)
     if kind == "long" and soft_names and len({tuple(p.soft) for p in plans}) > 1:
@@ -246,9 +246,9 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
             if empty:
                 shown = ", ".join(repr(c) for c in empty[:5]) + (" ..." if len(empty) > 5 else "")
-                warnings.append(f"{table.name}: ignored {len(empty)} annotator column(s) with no labels: {shown}")
+                warnings.append(f"{table.name}: ignored {len(empty)} worker column(s) with no labels: {shown}")
             if len(empty) == len(plan.annotators):
-                raise DataError(f"{table.name}: no annotations (every annotator column is empty)")
+                raise DataError(f"{table.name}: no annotations (every worker column is empty)")
         del rows_before
         if hasattr(table, "close"):
             table.close()
@@ -395,6 +395,9 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     warnings = list(table.notes)
     if isinstance(table, CsvTable):
         warnings.extend(table.cleaning_notes())
+        if table.truncated and len(head) < nrows:
+            warnings.append(f"{table.name}: the preview reads the first {PREVIEW_BYTES >> 20} MiB only; "
+                            f"{len(head)} row(s) fit in them")
     container = opened.container
     delimiter = getattr(table, "delimiter", None)
     encoding = getattr(table, "encoding", None)
