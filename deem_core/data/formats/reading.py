@@ -303,15 +303,12 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         soft_map = {str(c)[len(prefix):].strip(): c for c in soft_names}
     frames.extend(p.reset_index(drop=True) for p in typed_parts)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    for column in ("task", "worker", "label"):
-        if column in frame and isinstance(frame[column].dtype, pd.CategoricalDtype):  # pragma: no cover
-            frame[column] = frame[column].astype(object)
     if soft_map is not None and "label" in frame.columns and (frame["label"].astype(str) == "").all():
         frame = frame.drop(columns="label")  # soft labels only: the hard label is their argmax
-    kept_tasks = set(pd.unique(frame["task"].astype(str))) if collector.dropped_tasks else None
     data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
                                    classes=classes, on_conflict=on_conflict, source=source)
-    if kept_tasks is not None:
+    kept_tasks = None
+    if collector.dropped_tasks:
         kept_tasks = set(str(t) for t in data.tasks)
         collector.dropped_tasks = [np.asarray([str(v) for v in arr], dtype=object) for arr in collector.dropped_tasks]
     data.warnings = (warnings + collector.notes + collector.skip_warnings() + collector.missing_warnings(kept_tasks)
