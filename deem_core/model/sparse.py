@@ -327,22 +327,8 @@ class GatheredNetwork:
         sink = self._sinks[layer]
         present = None if self._present is None else self._present.to(self.mask.dtype)
         out = []
-        for labels, grad in sink.rows:  # one-hot inputs: row labels[s] of block (s, t) gains g[t, :]
-            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # (R, B, A_t, K)
-            weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
-            if present is not None:
-                weight_s = weight_s.unsqueeze(-1) * present  # (R, B, A_s, A_t)
-            else:
-                weight_s = weight_s.unsqueeze(-1).expand(r, b, a, a)
-            values = weight_s.unsqueeze(-1) * grad.unsqueeze(2)  # (R, B, A_s, A_t, K)
-            if self.network.layout == "blocks":
-                index = self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
-            else:  # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
-                d = self.network.n_workers
-                run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
-                rows = (self.workers * k + labels).unsqueeze(-1)
-                index = (rows * d + self.workers.unsqueeze(-2)) + run * (d * k * d)
-            out.append((index.flatten(), values.reshape(-1, k)))
+        if sink.rows:
+            out.extend(self._row_gradients(sink.rows, scale, present))
         if sink.blocks is not None:
             grad = sink.blocks.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             if scale is not None:
@@ -353,6 +339,45 @@ class GatheredNetwork:
                 out.append((self._index, grad.view(-1, k * k)))
             else:
                 out.append((self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1, 1)))
+        return out
+
+    def _row_index(self, labels: torch.Tensor) -> torch.Tensor:
+        """(R, B, A_s, A_t) index of the block row ``labels[s]`` of every slot pair, in ``weight.view(-1, K)``."""
+        r, b, a, k = self.shape
+        if self.network.layout == "blocks":
+            return self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
+        # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
+        d = self.network.n_workers
+        run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
+        rows = (self.workers * k + labels).unsqueeze(-1)
+        return rows * d + self.workers.unsqueeze(-2) + run * (d * k * d)
+
+    def _row_gradients(self, rows: list[tuple[torch.Tensor, torch.Tensor]], scale: torch.Tensor | None,
+                       present: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One-hot inputs: block (s, t)'s row ``labels[s]`` gains ``g[t, :]``, for every ``(labels, g)`` of
+        ``rows`` (the positive and the negative pass). Where a later pass has the first one's label at slot
+        ``s`` (a chain that still agrees with the data), its gradient joins the first pass's row instead of
+        being scattered separately: the scatter, the costly part, then writes each such row once."""
+        r, b, a, k = self.shape
+        weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
+        first_labels = rows[0][0]
+        grads = [torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) for _, grad in rows]  # (R, B, A_t, K)
+        values = grads[0].unsqueeze(2).expand(r, b, a, a, k)  # (R, B, A_s, A_t, K)
+        apart = []
+        for (labels, _), grad in zip(rows[1:], grads[1:]):
+            same = labels == first_labels  # (R, B, A_s)
+            values = values + same.to(grad.dtype)[..., None, None] * grad.unsqueeze(2)
+            apart.append((labels, grad, ~same & (self.mask > 0)))
+        pair_weight = weight_s.unsqueeze(-1) if present is None else weight_s.unsqueeze(-1) * present  # (R,B,A,1|A)
+        out = [(self._row_index(first_labels).flatten(), (pair_weight.unsqueeze(-1) * values).reshape(-1, k))]
+        for labels, grad, keep in apart:
+            where = torch.nonzero(keep)  # (n, 3): run, task, slot of the rows this pass writes on its own
+            if not where.numel():
+                continue
+            run, task, slot = where.unbind(1)
+            index = self._row_index(labels)[run, task, slot]  # (n, A_t)
+            weight = pair_weight[run, task, slot]  # (n, 1 | A_t)
+            out.append((index.flatten(), (weight.unsqueeze(-1) * grad[run, task]).reshape(-1, k)))
         return out
 
     @torch.no_grad()
