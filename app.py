@@ -7,16 +7,22 @@ All computing is in ``deem_core``; training runs in background jobs (``deem_stud
 The pages live in ``pages/``. With such a folder next to the main script, Streamlit 1.67 starts in its
 legacy multipage mode until a session calls ``st.navigation``: a first request to ``/train?run=...`` after
 a server start would run ``pages/train.py`` alone, without this shell. Every page therefore starts with
-``common.require_shell()``, and this script marks its page run with ``common.shell()``: a page reached
+``require_shell()`` (pages/shell.py), and this script marks its page run with ``shell()``: a page reached
 without the shell switches the legacy mode off and runs this script in its place, in the same script
-run, on the same address (see ``pages/common.py``).
+run, on the same address (see ``pages/shell.py``).
+
+First load: the navigation is sent before anything heavy is imported (``pages.common`` brings the engine:
+torch, scipy, pandas, ~2-10 s on a fresh server), and a spinner says what is happening meanwhile; the
+browser never shows the legacy page list ("app, common, data, ...") of a blank page for seconds.
 """
 
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
 
-from pages import common
+from pages.shell import shell
 
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
@@ -30,6 +36,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+if "pages.common" in sys.modules:
+    from pages import common
+else:  # the first script run of this server process
+    with st.spinner("Starting DEEM Studio: loading the engine (a few seconds, once per server start)…"):
+        from pages import common
 try:
     common.init_session()
     common.sidebar()
@@ -37,7 +48,7 @@ try:
 except Exception as exc:  # noqa: BLE001 - never a traceback on the page
     common.show_error(exc, "could not restore the session")
 
-with common.shell():
+with shell():
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseException and pass through

@@ -125,7 +125,7 @@ def step_stats(paths: dict[str, Path]) -> dict[str, Any]:
 
     def run():
         return (agreement.krippendorff_alpha(data), agreement.labels_per_task(data), agreement.class_balance(data),
-                agreement.annotator_coverage(data), agreement.pairwise_agreement(data, max_workers=60))
+                agreement.worker_coverage(data), agreement.pairwise_agreement(data, max_workers=60))
 
     (alpha, *_), wall, cpu = _timed(run)
     return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "result": f"alpha {alpha:.3f}"}

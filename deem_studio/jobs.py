@@ -40,22 +40,31 @@ import pandas as pd
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM
+from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
+from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
+from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.owners import max_active_per_workspace
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "TRAIN_DEFAULTS",
-    "device_info", "get_manager", "readable_error", "register_kind",
+    "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "readable_error", "register_kind", "status_line",
 ]
 
-#: a train or sweep job's settings when the page leaves them out: the estimators' own defaults (their signatures)
+#: a train or sweep job's settings when the page leaves them out: the estimators' own defaults (their signatures);
+#: a sweep's ``sample_tasks`` (absent/None = all tasks) sweeps a random sample of the tasks
 TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
     key: value for key, value in defaults_of(DEEM).items()
     if key in ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device", "batch_size", "supervised_weight")}}
 SWEEP_DEFAULTS: dict[str, Any] = {
     key: value for key, value in defaults_of(run_sweep).items()
     if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
+#: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks
+#: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
+SWEEP_SAMPLE_ABOVE = 20_000
+SWEEP_SAMPLE_TASKS = 5_000
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -100,6 +109,12 @@ class ProgressSnapshot:
     messages: tuple[str, ...] = ()
     result: Any = None
     live: bool = True  # False when read back from the store (the job is not in this process's memory)
+    estimate_s: float | None = None  # the time estimated before launch (``deem_studio.estimate``)
+    phase_done: int = 0  # steps done in the current phase (e.g. epochs of the DEEM model being trained)
+    phase_total: int = 0
+    unit: str = "step"  # what a step of the current phase is ("epoch", "method", "step")
+    rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
+    then_s: float = 0.0  # estimated seconds of the phases after the current one
 
     @property
     def done(self) -> bool:
@@ -122,6 +137,42 @@ class ProgressSnapshot:
             return 0.0
         return (self.finished_at or time.time()) - self.started_at
 
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: the current phase at its measured pace (once it has one) plus the estimate of
+        the phases after it; before that, the launch estimate minus the time elapsed. None when unknown."""
+        if self.done or self.status != "running":
+            return None
+        if self.rate_s is not None and self.phase_total > 0:
+            return max(0.0, (self.phase_total - self.phase_done) * self.rate_s + self.then_s)
+        if self.estimate_s is not None:
+            return max(0.0, self.estimate_s - self.elapsed)
+        return None
+
+
+def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
+    """The one status text of a job, shown alike in the sidebar and on its page.
+
+    ``running`` lines say the phase, the step of the phase, the time elapsed and the time left, e.g.
+    ``training DEEM · epoch 16 of 100 · 12 s elapsed · about 1 min 05 s left``; ``short`` leaves the
+    elapsed time out (sidebar)."""
+    if snap is None:
+        return "not found"
+    if snap.status == "queued":
+        return snap.message or "queued"
+    if snap.status == "running":
+        bits = [snap.phase or "starting"]
+        if snap.phase_total > 1:
+            bits.append(f"{snap.unit} {snap.phase_done} of {snap.phase_total}")
+        if not short:
+            bits.append(f"{format_seconds(snap.elapsed)} elapsed")
+        eta = snap.eta
+        if eta is not None:
+            bits.append(f"about {format_seconds(eta)} left")
+        return " · ".join(bits)
+    took = f" in {format_seconds(snap.elapsed)}" if snap.started_at and snap.finished_at else ""
+    return f"{snap.status}{took}" + (f": {snap.message}" if snap.message and not short else "")
+
 
 class Progress:
     """Thread-safe progress of one job, written by the worker, read as snapshots by the UI."""
@@ -142,6 +193,18 @@ class Progress:
         self.first_point_at: float | None = None
         self.messages: list[str] = []
         self.result: Any = None  # an in-memory result object a job may leave (e.g. diagnostics)
+        self.estimate_s: float | None = None
+        self.phase_done, self.phase_total, self.unit = 0, 0, "step"
+        self.then_s = 0.0
+        self._phase_first: float | None = None  # time of the current phase's first step
+        self._phase_last: float | None = None
+
+    def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0) -> None:
+        """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows."""
+        with self._lock:
+            self.phase, self.phase_done, self.phase_total, self.unit = phase, 0, int(total), unit
+            self.then_s = float(then_s)
+            self._phase_first = self._phase_last = None
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -163,9 +226,14 @@ class Progress:
             for row in rows:
                 self._rows.append({**row, **extra})
             self.steps_done += steps
+            self.phase_done += steps
+            now = time.time()
+            if self._phase_first is None:
+                self._phase_first = now
+            self._phase_last = now
             self._version += 1
             if self.first_point_at is None and rows:
-                self.first_point_at = time.time()
+                self.first_point_at = now
 
     def snapshot(self) -> ProgressSnapshot:
         with self._lock:
@@ -176,7 +244,15 @@ class Progress:
                 steps_done=self.steps_done, steps_total=self.steps_total, history=self._cache[1],
                 queued_behind=self.queued_behind, device=self.device, created_at=self.created_at,
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
-                messages=tuple(self.messages), result=self.result, live=True)
+                messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
+                phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
+                then_s=self.then_s)
+
+    def _rate(self) -> float | None:
+        """Seconds per step of the current phase, measured from its first step on (None before two)."""
+        if self._phase_first is None or self.phase_done < 2 or self._phase_last == self._phase_first:
+            return None
+        return (self._phase_last - self._phase_first) / (self.phase_done - 1)
 
 
 def _history_save_seconds() -> float:
@@ -388,6 +464,8 @@ class JobManager:
                                        gold=gold if store_data else None, owner=owner, dataset=dataset,
                                        device=str(config.get("device", "")))
             progress = Progress(run_id, kind, steps_total=steps_of(config))
+            estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
+            progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
             job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
             job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                           name=f"deem-job-{run_id}", daemon=True)
@@ -530,13 +608,45 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 
 
 # --------------------------------------------------------------------------- the job kinds
-def _add_majority(data: AnnotationSet, frame: pd.DataFrame) -> pd.DataFrame:
-    mv = data.majority_vote()
-    mv_values = data.classes.take(np.maximum(mv, 0))
+#: the display name of a method key: the registry's one table (``deem`` -> "DEEM", ``mv`` -> "Majority vote")
+method_name = display_name
+
+
+def majority_reference(data: AnnotationSet) -> pd.Series:
+    """The majority vote every method is compared with ("disagrees with majority vote"): computed by the
+    "mv" method's own aggregator (deterministic, one tie rule), so majority vote never disagrees with itself."""
+    from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
+
+    return make_aggregator("mv").fit(data).results_frame()["label"]
+
+
+def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
+    mv_values = reference.reindex(frame.index)
     frame = frame.copy()
     frame["majority_vote"] = list(mv_values)
     frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["label"], mv_values)]
     return frame
+
+
+def start_explanation(model: Any, asked: str) -> str:
+    """Which start (and depth) a fitted DEEM used and why, in words (the CLI prints the same choice)."""
+    names = {"ds": "Dawid-Skene", "mv": "majority vote"}
+    chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
+    summary = model.selection_summary() if hasattr(model, "selection_summary") else {}
+    text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
+    if summary.get("fallback"):
+        text += f" (FALLBACK: the labels come from {summary['fallback']})"
+    if asked != "auto":
+        return text + " (start chosen in the form)"
+    if summary.get("reason"):
+        text += f" (auto: {summary['reason']})"
+    evidence = getattr(model, "init_evidence_", None)
+    if evidence:
+        switched = evidence.get("unsupervised_choice") != getattr(model, "init_", None)
+        text += (f"; the gold labels {'overruled' if switched else 'confirmed'} the Dawid-Skene start (the other start "
+                 f"was better on {evidence.get('challenger_better', 0)} and worse on "
+                 f"{evidence.get('challenger_worse', 0)} gold tasks, p = {evidence.get('p_value', float('nan')):.3g})")
+    return text
 
 
 def _check_cancel(ctx: JobContext) -> None:
@@ -549,8 +659,10 @@ def _train_steps(config: Mapping[str, Any]) -> int:
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
     methods = list(config.get("methods") or [])
-    trained = sum(1 for m in methods if m in METHODS and METHODS[m].trains)
-    return trained * int(config.get("epochs", 0) or 0) + (len(methods) - trained)
+    trained = [m for m in methods if m in METHODS and METHODS[m].trains]
+    # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
+    groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
+    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - len(trained))
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
@@ -564,7 +676,7 @@ def _train_device(config: Mapping[str, Any]) -> str:
 
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
-    types = {"n_layers": int, "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
+    types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
              "supervised_weight": float}
     options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
     return {**options, "device": device}
@@ -580,15 +692,22 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     ctx.store.save_model(ctx.run_id, model, name=method)
     entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
                              "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    summary = getattr(model, "selection_summary", None)
+    if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
+        entry["selection"] = summary()
+        for note in entry["selection"]["collapse_notes"]:
+            progress.add_message(f"{method}: {note}")
+        if entry["selection"]["fallback"]:
+            progress.add_message(f"{method}: FALLBACK: the labels come from {entry['selection']['fallback']}")
     for text in model.run_messages_:
         if text:
-            progress.add_message(f"{method}: {text}")
+            progress.add_message(f"{display_name(method)}: {text}")
     if any(s == "cancelled" for s in model.run_status_):
         entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
     elif any(s == "diverged" for s in model.run_status_):
         entry["message"] = "; ".join(m for m in model.run_messages_ if m)
     if model.dead_units_:
-        progress.add_message(f"{method}: the model predicts {model.dead_units_} class(es) fewer than "
+        progress.add_message(f"{display_name(method)}: the model predicts {model.dead_units_} class(es) fewer than "
                              f"majority vote finds (dead units); try a smaller learning rate")
     return entry
 
@@ -621,37 +740,51 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     histories: list[pd.DataFrame] = []
     primary_model, primary_codes = None, None
     cancelled_during = None
+    # the phases' estimated seconds (from the launch estimate) say how long the phases after the current one take
+    estimate = cfg.get("estimate") if isinstance(cfg.get("estimate"), dict) else {}
+    trained = [m for m in methods if registry.get_method(m).trains]
+    others = [m for m in methods if m not in trained]
+    baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
+    per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
+    # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
+    reference = majority_reference(data)
     recorder = _HistoryRecorder(store, ctx.run_id)
     for method in methods:
         if ctx.cancel_event.is_set():
-            cancelled_during = cancelled_during or "before " + method
+            cancelled_during = cancelled_during or "before " + method_name(method)
             break
         spec = registry.get_method(method)
         started = time.perf_counter()
         entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
         if spec.trains:
-            progress.update(phase=f"training {spec.name}")
+            later = trained[trained.index(method) + 1:]
+            progress.start_phase(f"training {spec.name}", int(cfg["epochs"]), "epoch",
+                                 then_s=len(later) * per_trained_s + baselines_s)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
+            entry.update(start=getattr(model, "init_", None),
+                         start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))
             if entry["status"] == "cancelled":
-                cancelled_during = method
+                cancelled_during = spec.name
             frame = model.results_frame()
             if primary_model is None:
                 primary_model = model
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
+            if progress.unit != "method":
+                progress.start_phase("running the other methods", len(others), "method")
             progress.update(phase=f"running {spec.name}")
             try:
                 frame = registry.fit_method(method, data, **options).results_frame()
             except Exception as exc:  # noqa: BLE001 - one failing method never stops the others
                 entry.update(status="failed", message=readable_error(exc))
-                progress.add_message(f"{method}: {entry['message']}")
+                progress.add_message(f"{method_name(method)}: {entry['message']}")
                 progress.add_rows([], steps=1)
                 metrics[method] = entry
                 continue
             progress.add_rows([], steps=1)
-        frame = _add_majority(data, frame)
+        frame = _add_majority(frame, reference)
         store.save_result(ctx.run_id, method, frame)
         labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started
@@ -665,17 +798,17 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     if not labels_by_method:
         if cancelled_during:
             return "cancelled", "cancelled before any method finished"
-        failures = "; ".join(f"{m}: {e['message']}" for m, e in metrics.items())
+        failures = "; ".join(f"{method_name(m)}: {e['message']}" for m, e in metrics.items())
         raise RuntimeError(f"every method failed ({failures})")
     _save_comparison(ctx, metrics, labels_by_method, primary_model, primary_codes)
+    done = ", ".join(method_name(m) for m in labels_by_method)
     if cancelled_during:
-        kept = ", ".join(labels_by_method)
-        return "cancelled", f"cancelled during {cancelled_during}; results kept for: {kept}"
+        return "cancelled", f"cancelled during {cancelled_during}; labels kept for: {done}"
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
-        return "finished", f"finished; {len(failed)} method(s) failed: " + "; ".join(
-            f"{m}: {metrics[m]['message']}" for m in failed)
-    return "finished", f"finished {len(labels_by_method)} method(s)"
+        return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
+            f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
+    return "finished", f"labels from {done}"
 
 
 def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels_by_method: dict[str, pd.Series],
@@ -702,17 +835,26 @@ def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels
 
 
 def _run_sweep(ctx: JobContext) -> tuple[str, str]:
-    """A batched learning-rate sweep (``deem_core.methods.sweep``); curves and recommendation go to the store."""
-    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    """A batched learning-rate sweep (``deem_core.methods.sweep``); curves and recommendation go to the store.
 
+    ``config["sample_tasks"]``: sweep a random sample of that many tasks (seeded by ``seed``) instead of
+    all of them (large data: the curves of a sample show the same learning rates at a fraction of the
+    time). A sweep that stops early (cancelled) stores ``partial: true``: its verdicts read incomplete
+    curves and the dashboard does not present them as a recommendation."""
     cfg, data, store, progress = ctx.config, ctx.data, ctx.store, ctx.progress
     if data is None:
         raise DataError("no annotations were given to this sweep")
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class was given; there is nothing to aggregate")
-    progress.update(phase="sweeping learning rates")
+    sample = cfg.get("sample_tasks")
+    swept = data
+    if sample and int(sample) < data.n_tasks:
+        swept = data.subset_tasks(sample_positions(data.n_tasks, int(sample), int(cfg.get("seed", 0))))
+    epochs = int(cfg["epochs"])
+    progress.start_phase("sweeping learning rates" + (f" on {swept.n_tasks:,} of {data.n_tasks:,} tasks"
+                                                      if swept is not data else ""), epochs, "epoch")
     lrs = cfg.get("lrs")
-    result = run_sweep(data, lrs=list(lrs) if lrs else None, epochs=int(cfg["epochs"]),
+    result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
                        n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
                        seed=int(cfg.get("seed", 0)), device=ctx.device,
                        callbacks=[_ProgressCallback(progress, _HistoryRecorder(store, ctx.run_id))],
@@ -722,14 +864,19 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     runs_table = getattr(result, "runs", None)
     if isinstance(runs_table, pd.DataFrame):
         store.save_table(ctx.run_id, "sweep_runs", runs_table)
-    payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
-    store.save_json(ctx.run_id, "recommendation", payload)
-    store.update_summary(ctx.run_id, recommended_lr=payload["lr"],
-                         lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
     epochs_done = int(curves["epoch"].max()) if len(curves) and "epoch" in curves else 0
-    if ctx.cancel_event.is_set():
-        return "cancelled", f"cancelled after {epochs_done} epoch(s); the curves so far are kept"
-    return "finished", f"finished {epochs_done} epoch(s)"
+    partial = epochs_done < epochs
+    payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
+    payload.update(partial=partial, epochs_done=epochs_done, epochs_planned=epochs, n_tasks=data.n_tasks,
+                   sample_tasks=swept.n_tasks if swept is not data else None)
+    store.save_json(ctx.run_id, "recommendation", payload)
+    store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
+                         sample_tasks=payload["sample_tasks"],
+                         lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
+    if ctx.cancel_event.is_set() or partial:
+        return "cancelled", (f"cancelled after {epochs_done} of {epochs} epochs; the curves so far are kept, "
+                             f"with no recommendation")
+    return "finished", f"{epochs_done} epochs of {len(result.lrs) * len(result.seeds)} runs"
 
 
 def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
@@ -745,7 +892,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
     source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)
     method = str(cfg.get("method", "deem"))
-    progress.update(phase=f"loading the {method} model of run {source.run_id}")
+    progress.update(phase=f"loading the {method_name(method)} model of run {source.run_id}")
     model = source.load_model(method, device=ctx.device)
     if model is None:
         raise ValueError(f"run {source.run_id} has no fitted {method} model (diagnostics need DEEM or iRBM)")
@@ -761,7 +908,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     by = cfg.get("subset_by") or None
     if by == "gold" and (gold is None or not len(gold)):
         by = "predicted"
-    progress.update(phase="computing diagnostics")
+    progress.start_phase("computing diagnostics", 1, "step")
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by if subset_classes else None,
                              max_tasks=cfg.get("max_tasks"))
@@ -769,12 +916,18 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     _check_cancel(ctx)
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
                       title=f"DEEM diagnostics of run {source.run_id} ({method})")
+    save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:
         progress.add_message(note)
     progress.update(result=result)
     store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
                          seconds={k: round(v, 3) for k, v in result.seconds.items()})
-    return "finished", f"diagnostics of run {source.run_id} ({method}) in {sum(result.seconds.values()):.1f} s"
+    return "finished", f"diagnostics of run {source.run_id} ({method_name(method)})"
+
+
+def load_diagnostics_result(store: RunStore, run_id: str) -> Any | None:
+    """The diagnostics result of a finished "diagnostics" run, read back from its folder (None if absent)."""
+    return load_diagnostics(store.run_dir(run_id) / "diagnostics_state")
 
 
 register_kind("train", _run_train, device=_train_device, steps=_train_steps)
@@ -793,8 +946,13 @@ def device_info() -> dict[str, Any]:
             free, total = torch.cuda.mem_get_info(index)
             return {"type": "cuda", "name": torch.cuda.get_device_name(index), "free_gb": free / 2 ** 30,
                     "total_gb": total / 2 ** 30}
-        return {"type": "cpu", "name": f"CPU ({os.cpu_count() or '?'} cores, {torch.get_num_threads()} torch "
-                                       f"threads)", "free_gb": None, "total_gb": None}
+        # the thread count training uses (a fixed setting), not torch.get_num_threads(): that one is per
+        # thread (OpenMP), so the page threads of the server each answered differently (1 or 2)
+        from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+        threads = TrainingConfig().cpu_threads or torch.get_num_threads()
+        return {"type": "cpu", "name": f"CPU · {os.cpu_count() or '?'} cores · training uses {threads} "
+                                       f"thread{'s' if threads != 1 else ''}", "free_gb": None, "total_gb": None}
     except Exception as exc:  # noqa: BLE001
         return {"type": "cpu", "name": f"CPU (GPU query failed: {readable_error(exc)})", "free_gb": None,
                 "total_gb": None}

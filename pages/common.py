@@ -12,9 +12,14 @@ State model (all per browser session, in ``st.session_state``; nothing of one us
 * ``dataset``  the active data: ``{"name", "data" (AnnotationSet), "gold" (Series or None), "files",
                "origin"}``.
 * ``run``      the current run id, the only thing kept in the URL (``?run=...``) so that a browser refresh, or
-               the link sent to a colleague, reopens it (read-only for anyone but its owner); ``sweep_run`` /
-               ``train_run`` the latest sweep and training of this session; ``chosen_lr`` the learning rate
-               picked on the Sweep page.
+               the link sent to a colleague, reopens it (read-only for anyone but its owner).
+
+Everything else belongs to one data set (:data:`DATA_KEYS`): ``sweep_run`` / ``train_run`` / ``diag_run``
+(the latest sweep, training and diagnostics of this session on these data) and ``lr_pick``, the one picked
+learning rate (``{"lr", "fingerprint", "source", "sweep", "at"}``; the Sweep page's choice and the Train
+page's field both show it). Loading another data set puts these aside (``_shelf``, by data fingerprint)
+and brings back those of the new data set, if it was loaded before in this session; nothing of one data
+set is shown as if it belonged to another. Widget states tied to a run carry the run id in their key.
 
 Every user-derived string (file, data-set, worker, class and task names, query parameters, messages that quote
 them) reaches a Markdown-rendering call (``st.markdown``, ``caption``, ``info``/``warning``/``error``, labels,
@@ -26,13 +31,10 @@ Jobs themselves live in the process-wide :class:`deem_studio.jobs.JobManager`, l
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 import string
-import threading
-import types
-from pathlib import Path
+import time
 from typing import Any, Callable
 
 import streamlit as st
@@ -40,7 +42,7 @@ import streamlit as st
 from deem_core.data.text import escape_controls
 from deem_core.plots.safety import escape_figure
 from deem_studio import owners
-from deem_studio.jobs import device_info, get_manager, readable_error
+from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
@@ -53,53 +55,8 @@ def manager():
     return get_manager()
 
 
-# --------------------------------------------------------------------------- the shell guard
-# Why a guard: with a folder named ``pages`` next to ``app.py``, Streamlit 1.67 starts in its legacy
-# multipage mode (``PagesManager.uses_pages_directory`` is True until some session calls ``st.navigation``;
-# see ``_mpa_v1`` in streamlit/runtime/scriptrunner/script_runner.py). In that mode the first request of a
-# freshly started server to a page address (``/train?ws=..&run=..``: a refresh, a bookmark, a shared link)
-# runs ``pages/train.py`` alone: no session restore, no sidebar, every file of the folder listed as a page.
-# (``AppTest`` even starts every run in that mode.)
-#
-# ``app.py`` marks the script run while it runs a page (``shell()``). Every page calls ``require_shell()``
-# before drawing anything; a page that finds no mark switches the legacy mode off for the whole server
-# (what ``st.navigation`` itself does) and runs ``app.py`` in its place, in the same script run: the shell
-# routes to the same page (same address, same widget states, so a click is never lost), and the legacy
-# run then stops. Nothing was drawn before, and the shell's ``st.navigation`` replaces the legacy page list.
-_SHELL = threading.local()
-_APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
-_APP_CODE: list[Any] = []
-
-
-@contextlib.contextmanager
-def shell():
-    """``app.py`` runs the selected page inside this: pages know they were reached through the shell."""
-    previous = getattr(_SHELL, "active", False)
-    _SHELL.active = True
-    try:
-        yield
-    finally:
-        _SHELL.active = previous
-
-
-def in_shell() -> bool:
-    return bool(getattr(_SHELL, "active", False))
-
-
-def require_shell() -> None:
-    """First call of every page: a page started without ``app.py`` (legacy multipage mode) is run again
-    through ``app.py`` within this script run, then this run stops."""
-    if in_shell():
-        return
-    from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415
-
-    PagesManager.uses_pages_directory = False  # later runs of every session go through app.py directly
-    if not _APP_CODE:
-        _APP_CODE.append(compile(_APP_PATH.read_text(encoding="utf-8"), str(_APP_PATH), "exec"))
-    module = types.ModuleType("__main__")
-    module.__file__ = str(_APP_PATH)
-    exec(_APP_CODE[0], module.__dict__)  # noqa: S102 - our own shell script
-    st.stop()  # the shell has drawn the page; what remains of the legacy run is skipped
+# the shell guard lives in pages/shell.py (light: a page calls it before importing anything heavy)
+from pages.shell import in_shell, require_shell, shell  # noqa: E402, F401
 
 
 # --------------------------------------------------------------------------- user strings
@@ -237,11 +194,131 @@ def dataset() -> dict[str, Any] | None:
     return st.session_state.get("dataset")
 
 
+#: session keys that belong to one data set (put aside when another data set is loaded)
+DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
+#: prefixes of widget keys that show one data set's runs (dropped when another data set is loaded)
+DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache", "_train_cache")
+
+
+def data_key() -> str | None:
+    """The fingerprint of the active data set (what runs, picks and widget states are keyed by)."""
+    ds = dataset()
+    if ds is None:
+        return None
+    if not ds.get("fingerprint"):
+        ds["fingerprint"] = ds["data"].fingerprint()
+    return ds["fingerprint"]
+
+
 def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload"
                 ) -> None:
+    previous = data_key()
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
-                                   "origin": origin}
+                                   "origin": origin, "fingerprint": data.fingerprint()}
     st.session_state.pop("summary_cache", None)
+    if st.session_state["dataset"]["fingerprint"] != previous:
+        _switch_data(previous, st.session_state["dataset"]["fingerprint"])
+
+
+def _switch_data(old: str | None, new: str) -> None:
+    """Another data set became active: put the previous one's runs and pick aside, bring back the new one's."""
+    ss = st.session_state
+    shelf = ss.setdefault("_shelf", {})
+    if old is not None:
+        shelf[old] = {key: ss[key] for key in DATA_KEYS if ss.get(key) is not None}
+    for key in DATA_KEYS:
+        ss.pop(key, None)
+    for key in [k for k in list(ss.keys()) if isinstance(k, str) and k.startswith(DATA_WIDGET_PREFIXES)]:
+        del ss[key]
+    ss.update(shelf.pop(new, {}))
+    current = ss.get("run")
+    if current and current not in {ss.get(k) for k in ("sweep_run", "train_run", "diag_run")}:
+        ss["run"] = ss.get("train_run") or ss.get("sweep_run")
+        sync_url()
+
+
+def run_fingerprint(run_id: str | None) -> str | None:
+    """The fingerprint of the data a run was made on (None when unknown)."""
+    if not run_id:
+        return None
+    cache = st.session_state.setdefault("_run_fingerprints", {})
+    if run_id not in cache:
+        try:
+            record = manager().store.get(run_id)
+        except RunNotFound:
+            return None
+        source = (record.get("config") or {}).get("source_run") if record.get("kind") == "diagnostics" else None
+        cache[run_id] = run_fingerprint(source) if is_run_id(source) else record.get("fingerprint")
+    return cache[run_id]
+
+
+def run_of_this_data(run_id: str | None) -> bool:
+    """True when the run was made on the active data set (or no data set is loaded to compare with)."""
+    key = data_key()
+    return key is None or run_fingerprint(run_id) in (None, key)
+
+
+def other_data_note(run_id: str) -> None:
+    """A clear label on a run that was made on another data set than the loaded one."""
+    try:
+        name = manager().store.get(run_id).get("dataset") or "another data set"
+    except RunNotFound:
+        name = "another data set"
+    st.warning(safe(f"Run {run_id} was made on {name!r}, not on the loaded data set; what follows belongs to that "
+                    f"data set."), icon=":material/swap_horiz:")
+
+
+# --------------------------------------------------------------------------- the picked learning rate
+def lr_pick() -> dict[str, Any] | None:
+    """The picked learning rate of the active data set (None when none was picked for these data)."""
+    pick = st.session_state.get("lr_pick")
+    return pick if pick and pick.get("fingerprint") == data_key() else None
+
+
+def set_lr_pick(lr: float, source: str, sweep: str | None = None) -> None:
+    st.session_state["lr_pick"] = {"lr": float(lr), "fingerprint": data_key(), "source": source, "sweep": sweep,
+                                   "at": time.time()}
+
+
+def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
+    """A finished sweep's recommendation payload plus ``status`` and ``finished_at`` (None if none)."""
+    if not run_id:
+        return None
+    cache = st.session_state.setdefault("_sweep_outcomes", {})
+    if run_id not in cache:
+        snap = manager().snapshot(run_id)
+        if snap is None or not snap.done:
+            return None
+        try:
+            path = manager().store.run_dir(run_id) / "recommendation.json"
+            import json  # noqa: PLC0415
+
+            payload = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, ValueError):
+            payload = {}
+        payload.update(status=snap.status, finished_at=snap.finished_at or 0.0)
+        payload.setdefault("partial", snap.status != "finished")
+        cache[run_id] = payload
+    return cache[run_id]
+
+
+def current_lr() -> tuple[float, str]:
+    """The learning rate the Train page uses and where it comes from, in words.
+
+    The latest decision wins: a pick (on the Sweep page or typed on the Train page), unless a complete
+    sweep of these data finished after it; then that sweep's recommendation. Else the engine's default."""
+    from deem_studio.jobs import TRAIN_DEFAULTS  # noqa: PLC0415
+
+    sweep_id = st.session_state.get("sweep_run")
+    outcome = sweep_outcome(sweep_id) if run_of_this_data(sweep_id) else None
+    pick = lr_pick()
+    if (outcome and outcome.get("lr") is not None and not outcome.get("partial") and not outcome.get("fallback")
+            and (pick is None or (pick.get("sweep") != sweep_id and pick.get("at", 0) < outcome["finished_at"]))):
+        set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id)
+        pick = lr_pick()
+    if pick:
+        return float(pick["lr"]), pick["source"]
+    return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)"
 
 
 def set_gold(gold: Any) -> None:
@@ -256,6 +333,51 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     elif run_id and kind == "diagnostics":
         st.session_state["diag_run"] = run_id
     sync_url()
+
+
+def cached_estimate(kind: str, **settings: Any):
+    """The time estimate of a job on the active data set (``deem_studio.estimate``), probed once per data set
+    and settings in this session (a 1-3 s probe, with a spinner); None when the probe failed."""
+    from deem_studio import estimate  # noqa: PLC0415
+
+    ds = dataset()
+    if ds is None:
+        return None
+    key = (kind, data_key(), tuple(sorted((k, repr(v)) for k, v in settings.items())))
+    cache = st.session_state.setdefault("_estimates", {})
+    if key not in cache:
+        with st.spinner("Timing a short probe of this job on this machine…"):
+            try:
+                if kind == "sweep":
+                    settings.pop("sample", None)
+                    cache[key] = estimate.estimate_sweep(ds["data"], **settings)
+                elif kind == "train":
+                    cache[key] = estimate.estimate_train(ds["data"], gold=ds.get("gold"), **settings)
+                elif kind == "diagnostics":
+                    model = manager().store.load(settings["run_id"], with_data=False).load_model(settings["method"])
+                    wanted = {str(c) for c in settings.get("subset") or ()}
+                    classes = [c for c in ds["data"].classes if str(c) in wanted] or None
+                    by = settings.get("by") if ds.get("gold") is not None else "predicted"
+                    cache[key] = None if model is None else estimate.estimate_diagnostics(
+                        model, ds["data"], gold=ds.get("gold"), subset_classes=classes, subset_by=by)
+                else:
+                    cache[key] = None
+            except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
+                cache[key] = f"no time estimate: the timing probe failed ({readable_error(exc)})"
+    if isinstance(cache[key], str):
+        st.caption(cache[key])
+        return None
+    return cache[key]
+
+
+def session_runs() -> list[tuple[str, str]]:
+    """(label, run id) of this session's sweep, training and diagnostics on the active data set."""
+    out = []
+    for label, key in (("Sweep", "sweep_run"), ("Train", "train_run"), ("Diagnostics", "diag_run")):
+        run_id = st.session_state.get(key)
+        if run_id:
+            out.append((label, run_id))
+    return out
 
 
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
@@ -308,44 +430,48 @@ def go(page: str) -> None:
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> bool:
     """Make ``run_id`` the current run (and its kind's run); bring back its data when none is loaded or
-    another data set is. Returns False (with a message) when there is no such run."""
+    another data set is (first: loading the data puts the other data set's runs aside). Returns False
+    (with a message) when there is no such run."""
     store = manager().store
     try:
         record = store.get(run_id)
     except RunNotFound as exc:
         st.session_state["_notice"] = str(exc)
         return False
-    set_current_run(run_id, record["kind"])
-    restore_form(record)
+    data_run, data_record = run_id, record
     if record["kind"] == "diagnostics":
         source = (record.get("config") or {}).get("source_run")
-        if not is_run_id(source):
-            return True
-        st.session_state["train_run"] = source
-        try:
-            record = store.get(source)
-            run_id = source
-        except RunNotFound:
-            return True
+        if is_run_id(source):
+            try:
+                data_record, data_run = store.get(source), source
+            except RunNotFound:
+                data_run = None
+        else:
+            data_run = None
     current = dataset()
-    if restore_data and (current is None or current["data"].fingerprint() != record.get("fingerprint")):
+    if (restore_data and data_run and
+            (current is None or data_key() != data_record.get("fingerprint"))):
         try:
-            data, gold = store.load_data(run_id)
+            data, gold = store.load_data(data_run)
         except Exception as exc:  # noqa: BLE001
-            st.session_state["_notice"] = f"run {run_id}: its annotations could not be read ({readable_error(exc)})"
-            return True
+            st.session_state["_notice"] = f"run {data_run}: its annotations could not be read ({readable_error(exc)})"
+            data = None
         if data is not None:
-            set_dataset(record.get("dataset") or data.source, data, gold, origin=f"run {run_id}")
+            set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}")
             if not quiet:
-                st.session_state["_notice"] = (f"loaded the annotations of run {run_id} "
+                st.session_state["_notice"] = (f"loaded the annotations of run {data_run} "
                                                f"({data.n_tasks:,} tasks) as the active data set")
+    if record["kind"] == "diagnostics" and data_run:
+        st.session_state["train_run"] = data_run
+    set_current_run(run_id, record["kind"])
+    restore_form(record)
     return True
 
 
 #: form widget <- run configuration key, per run kind (a reopened run shows the settings it was launched with)
 FORM_OF_CONFIG = {
     "train": {"train_methods": "methods", "train_layers": "n_layers", "train_epochs": "epochs",
-              "train_seeds": "n_seeds", "train_lr": "lr", "train_init": "init", "train_device": "device",
+              "train_seeds": "n_seeds", "train_init": "init", "train_device": "device",
               "train_seed": "seed", "train_gold_weight": "supervised_weight"},
     "sweep": {"sweep_lrs": "lrs", "sweep_epochs": "epochs", "sweep_layers": "n_layers", "sweep_seeds": "n_seeds",
               "sweep_device": "device"},
@@ -370,7 +496,7 @@ def restore_form(record: dict[str, Any]) -> None:
             elif key in ("train_device", "sweep_device"):
                 if value not in device_choices():
                     continue
-            elif key in ("train_lr", "train_gold_weight"):
+            elif key == "train_gold_weight":
                 value = float(value)
             elif key == "train_init":
                 if value not in ("auto", "ds", "mv"):  # the Train page's choices
@@ -380,8 +506,13 @@ def restore_form(record: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             continue
         ss[key] = value
-    if record.get("kind") == "train" and "lr" in config:
-        ss["_train_lr_from"] = ss.get("chosen_lr")  # the run's rate wins over the sweep's until a new pick
+    if record.get("kind") == "train":
+        ss["train_layers_auto"] = config.get("n_layers") == "auto"
+    if record.get("kind") == "train" and config.get("lr") is not None and record.get("fingerprint") == data_key():
+        try:
+            set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}")
+        except (TypeError, ValueError):
+            pass
 
 
 def notices() -> None:
@@ -411,7 +542,7 @@ def sidebar() -> None:
         else:
             data = ds["data"]
             gold = " · gold labels" if ds.get("gold") is not None else ""
-            st.caption(safe(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} annotators × "
+            st.caption(safe(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} workers × "
                             f"{data.n_classes:,} classes{gold}"))
         st.markdown("**Device**")
         info = _device()
@@ -419,31 +550,35 @@ def sidebar() -> None:
             st.caption(f"GPU {info['name']} · {info['free_gb']:.1f} of {info['total_gb']:.1f} GB free")
         else:
             st.caption(info["name"])
-        st.markdown("**Current run**")
-        _run_status(st.session_state.get("run"))
+        st.markdown("**Jobs on these data**")
+        _run_status()
         st.caption(f"Workspace `{workspace()}` · kept by this browser (its owner key is on the Runs page)")
         remember_owner()
 
 
-def _run_status(run_id: str | None) -> None:
-    """The current run's status line; while it is queued or running it refreshes itself every 2 s."""
-    first = manager().snapshot(run_id) if run_id else None
-    active = first is not None and not first.done
+SIDEBAR_EVERY = 2.0  # seconds between redraws of the sidebar's job lines while a job is queued or running
 
-    @st.fragment(run_every=2.0 if active else None)
-    def line() -> None:
-        snap = manager().snapshot(run_id) if run_id else None
-        if not run_id:
+
+def _run_status() -> None:
+    """One line per job of this session on these data (sweep, training, diagnostics), in the words of the
+    pages (``deem_studio.jobs.status_line``); refreshed every 2 s while one is queued or running."""
+    runs = session_runs()
+    first = [manager().snapshot(run_id) for _, run_id in runs]
+    active = any(snap is not None and not snap.done for snap in first)
+
+    @st.fragment(run_every=SIDEBAR_EVERY if active else None)
+    def lines() -> None:
+        if not runs:
             st.caption("none yet")
-        elif snap is None:
-            st.caption(f"`{run_id}` (not found)")
-        else:
-            detail = f" · {snap.phase}" if snap.status == "running" and snap.phase else ""
-            st.caption(f"{STATUS_ICON.get(snap.status, '')} {snap.kind} `{run_id}` · {snap.status}{detail}")
-            if active and snap.done:
-                st.rerun()  # redraw once without the timer
+            return
+        for label, run_id in runs:
+            snap = manager().snapshot(run_id)
+            icon = STATUS_ICON.get(snap.status, "") if snap else ""
+            st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True)))
+        if active and all(s is None or s.done for s in (manager().snapshot(r) for _, r in runs)):
+            st.rerun()  # redraw once without the timer
 
-    line()
+    lines()
 
 
 def current_snapshot(state_key: str):
@@ -467,6 +602,24 @@ def need_dataset() -> dict[str, Any] | None:
         if st.button("Go to the Data page"):
             go("pages/data.py")
     return ds
+
+
+def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:
+    """A table for ``st.dataframe`` with column names in words (``free_energy`` -> ``free energy``) and no
+    "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
+    per (renamed) column, e.g. ``{"seconds": "{:.2f}"}``; other float columns get ``digits`` decimals."""
+    import pandas as pd  # noqa: PLC0415
+
+    frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
+    formats = dict(formats or {})
+    numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) or c in formats]
+    if not numeric:
+        return frame
+    style = frame.style.format(na_rep="", precision=digits, subset=[c for c in numeric if c not in formats])
+    for column, fmt in formats.items():
+        if column in frame.columns:
+            style = style.format(fmt, na_rep="", subset=[column])
+    return style
 
 
 def fmt_lr(value: Any) -> str:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from pages.shell import require_shell
 
-import numpy as np
-import plotly.express as px
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_core.analysis import agreement
-from deem_core.data.annotations import DataError
-from deem_studio.jobs import readable_error
-from pages import common
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.analysis import agreement  # noqa: E402
+from deem_core.data.annotations import DataError  # noqa: E402
+from deem_studio.jobs import readable_error  # noqa: E402
+from pages import common  # noqa: E402
+
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
@@ -210,7 +213,7 @@ def summary(data) -> dict:
         "alpha": agreement.krippendorff_alpha(data),
         "per_task": agreement.labels_per_task(data),
         "balance": agreement.class_balance(data),
-        "coverage": agreement.annotator_coverage(data),
+        "coverage": agreement.worker_coverage(data),
         "pairwise": agreement.pairwise_agreement(data, max_workers=MAX_HEATMAP),
     }
     values["seconds"] = time.perf_counter() - started
@@ -226,10 +229,10 @@ except Exception as exc:  # noqa: BLE001
 
 m = st.columns(6)
 m[0].metric("Tasks", f"{data.n_tasks:,}")
-m[1].metric("Annotators", f"{data.n_workers:,}")
+m[1].metric("Workers", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")
 m[3].metric("Answers", f"{data.n_annotations:,}")
-m[4].metric("Density", f"{data.density:.0%}", help="share of (task, annotator) cells with an answer")
+m[4].metric("Density", f"{data.density:.0%}", help="share of (task, worker) cells with an answer")
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
@@ -242,7 +245,7 @@ for message in data.warnings:
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
-tabs = st.tabs(["Labels per task", "Class balance", "Annotators", "Pairwise agreement", "Answers", "Gold labels"])
+tabs = st.tabs(["Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers", "Gold labels"])
 with tabs[0]:
     counts = stats["per_task"].value_counts().sort_index()
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
@@ -268,11 +271,11 @@ with tabs[2]:
 with tabs[3]:
     pairwise, overlap = stats["pairwise"]
     if data.n_workers > MAX_HEATMAP:
-        st.caption(f"the {MAX_HEATMAP} annotators with the most answers (of {data.n_workers})")
+        st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
     common.plotly_chart(fig, key="pairwise")
-    st.caption("Share of common tasks on which two annotators gave the same label (blank: no common task).")
+    st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tabs[4]:
     st.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")

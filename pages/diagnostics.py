@@ -1,19 +1,24 @@
-"""Diagnostics page: what a fitted DEEM learnt about the annotators (deem_core.analysis.diagnostics, in a background job).
+"""Diagnostics page: what a fitted DEEM learnt about the workers (deem_core.analysis.diagnostics, in a background job).
 
 Per-layer mutual information heatmaps (side by side, one colour scale), worker importance on a chosen subset
-of tasks against the rest (paper Fig. 5), and worker quality with each worker's confusion matrices.
+of tasks against the rest (paper Fig. 5), and worker quality with each worker's confusion matrices. The
+result is saved with its run (``deem_studio.diagnostics_state``) and read back after a server restart;
+widgets that show one result carry its run id in their key, so a new result never shows old choices.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import streamlit as st
+from pages.shell import require_shell
 
-from deem_core.data.export import to_safe_csv
-from deem_core.methods import registry
-from pages import common
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_studio.jobs import load_diagnostics_result, method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0
 
@@ -27,6 +32,8 @@ snap = mgr.snapshot(run_id)
 if snap is None or not snap.done:
     st.info(f"Run {run_id} is {snap.status if snap else 'missing'}; diagnostics need a finished model.", icon=":material/hourglass_top:")
     st.stop()
+if not common.run_of_this_data(run_id):
+    common.other_data_note(run_id)
 record = mgr.store.get(run_id)
 models = [p.name[len("model_"):-3] for p in sorted(mgr.store.run_dir(run_id).glob("model_*.pt"))]
 if not models:
@@ -38,14 +45,21 @@ classes = [str(c) for c in ds["data"].classes] if ds else []
 has_gold = bool(ds and ds.get("gold") is not None)
 with st.container(border=True):
     c = st.columns([1, 2, 1])
-    method = c[0].selectbox("Model", models, format_func=registry.display_name, key="diag_method")
+    method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=method_name)
     subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset",
                               help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
-    by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by")
+    by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
+                        format_func={"gold": "gold labels", "predicted": "DEEM's labels"}.get)
+    estimate = None
+    if ds is not None:
+        estimate = common.cached_estimate("diagnostics", run_id=run_id, method=method,
+                                          subset=tuple(subset), by=by)
+        if estimate is not None:
+            st.caption(f"Diagnostics of {ds['data'].n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
         config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
-                  "subset_by": by}
+                  "subset_by": by, "estimate": estimate.to_dict() if estimate is not None else None}
         try:
             diag_id = mgr.submit("diagnostics", config, data=ds["data"] if ds else None,
                                  gold=ds.get("gold") if ds else None, owner=common.workspace(),
@@ -66,7 +80,12 @@ def waiting(diag_id: str) -> None:
     s = mgr.snapshot(diag_id)
     if s is None or s.done:
         st.rerun()
-    st.info(common.safe(f"{s.status}: {s.phase or s.message}"), icon=":material/hourglass_top:")
+    if s.status == "queued":
+        st.info(common.safe(status_line(s)), icon=":material/hourglass_top:")
+    else:
+        total = s.estimate_s
+        fraction = min(0.99, s.elapsed / total) if total else 0.0
+        st.progress(fraction, text=common.safe(status_line(s)))
     if not common.can_control(diag_id):
         common.read_only_note(diag_id)
     elif st.button("Cancel", key=f"diag_cancel_{diag_id}"):
@@ -82,11 +101,18 @@ if dsnap.status != "finished":
     st.error(common.safe(f"Diagnostics {dsnap.status}: {dsnap.message}"))
     st.stop()
 result = dsnap.result
+if result is None:  # not in this process's memory (a restart, an old run): read it back from the run folder
+    cache = st.session_state.get("_diag_cache")
+    if cache and cache[0] == diag_id:
+        result = cache[1]
+    else:
+        result = load_diagnostics_result(mgr.store, diag_id)
+        st.session_state["_diag_cache"] = (diag_id, result)
 if result is None:
-    st.info("These diagnostics were computed before the server restarted (their tables are kept with the run on "
-            "the server). Press “Compute diagnostics” to see the charts again.")
+    st.info("These diagnostics were saved in an older format that cannot be shown again; press “Compute "
+            "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")
     st.stop()
-st.caption(common.safe(f"{dsnap.message} · run {diag_id}"))
+st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
 for note in result.notes:
     st.caption(common.safe(f"note: {note}"))
 
@@ -97,9 +123,9 @@ tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker 
 mi, importance, quality = result.mutual_information, result.importance, result.quality
 with tab_mi:
     c = st.columns([2, 1, 1])
-    class_value = c[0].selectbox("Tasks of class", list(mi.classes), key="diag_mi_class", format_func=str)
-    shared = c[1].toggle("One colour scale for every class", value=True, key="diag_mi_shared")
-    diagonal = c[2].toggle("Show the diagonal (entropy)", key="diag_mi_diag")
+    class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}", format_func=str)
+    shared = c[1].toggle("One colour scale for every class", value=True, key=f"diag_mi_shared_{diag_id}")
+    diagonal = c[2].toggle("Show the diagonal (entropy)", key=f"diag_mi_diag_{diag_id}")
     zmax = None  # default: the largest value over every layer and class
     if not shared:
         index = list(mi.classes).index(class_value)
@@ -107,7 +133,7 @@ with tab_mi:
         zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
     common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
     summary = mi_summary_frame(mi)
-    st.dataframe(summary, hide_index=True)
+    st.dataframe(common.readable_table(summary), hide_index=True)
     common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
@@ -118,27 +144,36 @@ with tab_mi:
                          key="diag_dl_mi")
 with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
+    shown_classes = (mgr.store.get(diag_id).get("config") or {}).get("subset_classes") or []
+    if [str(c) for c in shown_classes] != [str(c) for c in subset]:
+        st.info(common.safe("The chart shows the importance on " + (importance.description if shown_classes else
+                                                                   "all tasks")
+                            + "; press “Compute diagnostics” above for the classes now chosen ("
+                            + (", ".join(map(str, subset)) if subset else "all tasks") + ")."),
+                icon=":material/info:")
     panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
-                            key="diag_imp_panels")
-    highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers], key="diag_imp_highlight")
+                            key=f"diag_imp_panels_{diag_id}")
+    highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers],
+                               key=f"diag_imp_highlight_{diag_id}")
     if panels:
-        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels), key="diag_imp_bars")
+        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
+                            key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
-    st.dataframe(table, hide_index=True)
+    st.dataframe(common.readable_table(table), hide_index=True)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
 with tab_quality:
-    st.dataframe(quality.table, hide_index=True)
+    st.dataframe(common.readable_table(quality.table), hide_index=True)
     c = st.columns(2)
-    worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key="diag_q_worker", format_func=str)
+    worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
+                            format_func=str)
     kinds = ["empirical", "irbm"] + (["gold"] if quality.gold is not None else [])
-    kind = c[1].radio("Against", kinds, horizontal=True, key="diag_q_kind",
-                      format_func={"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)",
-                                   "gold": "gold labels"}.get)
+    kind_names = {"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
+    kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)
-    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label vs true class ({kind})"),
-                    key="diag_q_confusion")
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}"),
+                        key=f"diag_q_confusion_{diag_id}")
     d = st.columns(2)
     d[0].download_button("Worker quality CSV", data=lambda: to_safe_csv(quality.table, index=False),
                          file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",

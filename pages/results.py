@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
+from pages.shell import require_shell
 
-import pandas as pd
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_core.data.export import to_safe_csv
-from deem_core.methods import registry
-from pages import common
+import json  # noqa: E402
 
-common.require_shell()
+import streamlit as st  # noqa: E402
+
+from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.analysis.selection import selection_lines  # noqa: E402
+from deem_core.methods import registry  # noqa: E402
+from deem_studio.jobs import method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 st.title("Results")
 mgr = common.manager()
@@ -28,7 +32,8 @@ def _load(run_id: str, status: str, finished_at: float | None):
     loaded = mgr.store.load(run_id, with_data=False)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems
+    metrics = loaded.extras.get("metrics") or {}
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
 
 
 snap = mgr.snapshot(run_id)
@@ -40,9 +45,11 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models, problems = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models, problems, metrics = _load(run_id, snap.status, snap.finished_at)
+if not common.run_of_this_data(run_id):
+    common.other_data_note(run_id)
 name = record.get("name") or record.get("dataset") or ""
-st.caption(f"Run `{run_id}` · " + common.safe(f"{name} · {snap.status} · {snap.message}"))
+st.caption(f"Run `{run_id}` · " + common.safe(f"{name} · {status_line(snap)}"))
 if not common.can_control(run_id):
     common.read_only_note(run_id)
 for part, problem in problems.items():  # one damaged file never hides the rest of the run
@@ -52,18 +59,31 @@ if not results:
     st.info(common.safe("This run has no labels." + (f" ({snap.message})" if snap.message else "")))
     st.stop()
 
-method = st.selectbox("Method", list(results), format_func=registry.display_name, key="results_method",
-                      persist_state="session")
+# the run's own choice first: the first DEEM model it trained (else its first method); the picker is keyed by
+# the run, so a new run never opens on the method picked for an earlier one
+ordered = [m for m in (config.get("methods") or []) if m in results] + [m for m in results
+                                                                          if m not in (config.get("methods") or [])]
+primary = next((m for m in ordered if m in registry.METHODS and registry.get_method(m).trains), ordered[0])
+method_key = f"results_method_{run_id}"
+if st.session_state.get(method_key) not in results:
+    st.session_state[method_key] = primary
+method = st.selectbox("Method", ordered, key=method_key, format_func=method_name)
 frame = results[method]
+choice = selection_lines((metrics.get(method) or {}).get("selection") or {})
+if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
+    st.text(choice[0] + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK") else ""))
+    if len(choice) > 1:
+        with st.expander("How the start and depth were chosen"):
+            st.text("\n".join(choice[1:]))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
-c = st.columns([2, 2, 3])
+c = st.columns([3, 2, 2])
 max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf",
                        persist_state="session")
-only_disagree = c[1].toggle("Only tasks where the label differs from majority vote", key="results_disagree",
-                            persist_state="session")
-review = c[2].toggle("Review queue: least confident first", key="results_review", persist_state="session",
-                     help="the items most worth a second look: low confidence, or disagreeing with majority vote")
+only_disagree = c[1].toggle("Only disagreements", key="results_disagree", persist_state="session",
+                            help="only the tasks whose label differs from majority vote's")
+review = c[2].toggle("Least confident first", key="results_review", persist_state="session",
+                     help="a review queue: the tasks most worth a second look come first")
 view = frame
 if "confidence" in view and view["confidence"].notna().any():
     view = view[view["confidence"].fillna(0.0) <= max_conf + 1e-12]
@@ -76,9 +96,13 @@ shown = view.reset_index()
 shown["task"] = shown["task"].astype(str)
 st.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
-    **{col: st.column_config.NumberColumn(col, format="%.3f") for col in proba_cols},
+    **{col: st.column_config.NumberColumn(f"p({str(col)[2:]})", format="%.3f") for col in proba_cols},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
-                                                 help="high = an unusual pattern of answers")})
+                                                 help="high = an unusual pattern of answers"),
+    "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",
+                                                    help="share of the seeds that give this label"),
+    "majority_vote": st.column_config.Column("majority vote"),
+    "disagrees_with_majority": st.column_config.CheckboxColumn("disagrees with majority vote")})
 if len(view) > 5000:
     st.caption("showing the first 5,000 rows; the downloads hold all of them")
 
@@ -141,4 +165,4 @@ d[5].download_button("Run configuration", data=lambda: json.dumps({"run_id": run
                      key="dl_config")
 if workers is not None:
     with st.expander("Worker table"):
-        st.dataframe(workers, hide_index=True)
+        st.dataframe(common.readable_table(workers), hide_index=True)

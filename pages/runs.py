@@ -3,16 +3,20 @@ only, see ``deem_studio/owners.py``); open any run by id (read-only); the owner 
 
 from __future__ import annotations
 
-import time
+from pages.shell import require_shell
 
-import pandas as pd
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_studio import owners
-from deem_studio.runs import ACTIVE_STATUSES, is_run_id
-from pages import common
+import time  # noqa: E402
 
-common.require_shell()
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_studio import owners  # noqa: E402
+from deem_studio.jobs import method_name  # noqa: E402
+from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
+from pages import common  # noqa: E402
+
 
 st.title("Runs")
 mgr = common.manager()
@@ -28,18 +32,38 @@ def describe(row: pd.Series) -> str:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
     for key, value in summary.items():
         if key.startswith("accuracy_") and value is not None:
-            bits.append(f"{key[9:]} {value:.3f}")
+            bits.append(f"{method_name(key[9:])} {value:.3f}")
     return ", ".join(bits)
+
+
+def setting(config: dict, key: str) -> str:
+    """One setting of a run's configuration as short text (empty when the run has none)."""
+    value = (config or {}).get(key)
+    if value is None:
+        return ""
+    if key == "lr":
+        return common.fmt_lr(value)
+    if key == "lrs":
+        return ", ".join(common.fmt_lr(v) for v in value)
+    if key == "methods":
+        return ", ".join(method_name(m) for m in value)
+    return str(value)
 
 
 runs = mgr.store.list(owner=common.workspace())
 if len(runs):
+    configs = runs["config"]
     shown_name = runs["name"].where(runs["name"].notna() & (runs["name"] != ""), runs["dataset"])
     table = pd.DataFrame({
         "started": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
         "name": shown_name, "tasks": runs["n_tasks"],
+        "methods": [setting(c, "methods") for c in configs],
+        "learning rate": [setting(c, "lr") if k == "train" else
+                          (setting(c, "lrs") or "default grid") if k == "sweep" else ""
+                          for c, k in zip(configs, runs["kind"])],
+        "epochs": [setting(c, "epochs") for c in configs],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch")

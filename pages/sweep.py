@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any
+from pages.shell import require_shell
 
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-from deem_studio.jobs import SWEEP_DEFAULTS
-from pages import common
+import math  # noqa: E402
+import re  # noqa: E402
+from typing import Any  # noqa: E402
 
-common.require_shell()
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.methods.sweep import DEFAULT_LRS  # noqa: E402
+from deem_studio.jobs import SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0  # seconds between redraws while the sweep runs
 QUEUED_EVERY = 3.0  # ... while it waits in the queue
@@ -81,44 +85,76 @@ def picked_lr(event: Any, figure: go.Figure, choices: list[float]) -> float | No
 
 
 st.title("Learning-rate sweep")
-st.caption("DEEM's accuracy hinges on the learning rate. Train a grid of learning rates as one batched model and "
-           "read the energy curves (paper App. G.4.1): keep runs whose energy difference dips and settles into a "
-           "steady tail near zero; drop runs whose energies rise or whose difference explodes.")
+st.caption("DEEM's accuracy hinges on the learning rate. The sweep trains a grid of learning rates at once and "
+           "reads their energy curves (paper App. G.4.1). A good learning rate makes the energy difference dip "
+           "early and then stay level, at whatever height; one too large makes it swing far out, makes an energy "
+           "rise again, or loses classes; one too small hardly moves it. The table below gives each rate its "
+           "verdict in these words.")
 ds = common.need_dataset()
 if ds is None:
     st.stop()
 mgr = common.manager()
+data = ds["data"]
 if not st.session_state.get("sweep_run"):
     # a new browser session (a refresh, a bookmark): bring back this workspace's latest sweep of these data
     # (before the form is drawn, so that the form shows that sweep's settings)
     try:
         earlier = mgr.store.list(owner=common.workspace(), kinds=["sweep"], limit=50)
-        earlier = earlier[earlier["fingerprint"] == ds["data"].fingerprint()]
+        earlier = earlier[earlier["fingerprint"] == common.data_key()]
     except Exception:  # noqa: BLE001 - no index yet: nothing to bring back
         earlier = []
     if len(earlier):
         st.session_state["sweep_run"] = str(earlier["run_id"].iloc[0])
         common.restore_form(mgr.store.get(st.session_state["sweep_run"]))
 
+grid_text = ", ".join(common.fmt_lr(v) for v in DEFAULT_LRS)
+large = data.n_tasks > SWEEP_SAMPLE_ABOVE
 with st.container(border=True):
-    lrs_text = st.text_input("Learning rates", key="sweep_lrs",
-                             persist_state="session", placeholder="empty = the default grid",
+    lrs_text = st.text_input("Learning rates", key="sweep_lrs", persist_state="session",
+                             placeholder=f"empty = the default grid: {grid_text}",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=SWEEP_DEFAULTS["epochs"], step=5,
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=int(SWEEP_DEFAULTS["epochs"]), step=5,
                                key="sweep_epochs", persist_state="session")
-    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=SWEEP_DEFAULTS["n_layers"], key="sweep_layers",
-                               persist_state="session")
-    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=SWEEP_DEFAULTS["n_seeds"],
+    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=int(SWEEP_DEFAULTS["n_layers"]),
+                               key="sweep_layers", persist_state="session")
+    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=int(SWEEP_DEFAULTS["n_seeds"]),
                               key="sweep_seeds", persist_state="session")
     devices = common.device_choices()
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
-    if st.button("Launch sweep", type="primary", key="sweep_launch"):
+    c = st.columns([2, 2, 3])
+    sample_on = c[0].toggle("Sweep a task sample", value=large, key="sweep_sample_on",
+                            persist_state="session",
+                            help=f"sweep a random sample of the tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
+                                 f"tasks: the curves of a sample show the same learning rates in a fraction of the time")
+    sample_size = c[1].number_input("Tasks in the sample", min_value=200, max_value=max(200, data.n_tasks),
+                                    value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)), step=1000,
+                                    key="sweep_sample_size", persist_state="session", disabled=not sample_on)
+    try:
+        grid = parse_lrs(lrs_text) or list(DEFAULT_LRS)
+        grid_error = None
+    except ValueError as exc:
+        grid, grid_error = list(DEFAULT_LRS), str(exc)
+    sample = int(sample_size) if sample_on and int(sample_size) < data.n_tasks else None
+    swept_tasks = sample or data.n_tasks
+    estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
+                                      device=device, sample=sample)
+    cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
+            f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else ""))
+    if estimate is not None:
+        estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
+        c[2].caption(f"{cost}: {estimate.describe()}")
+    else:
+        c[2].caption(cost)
+    if grid_error:
+        st.error(grid_error, icon=":material/warning:")
+    if st.button("Launch sweep", type="primary", key="sweep_launch", disabled=grid_error is not None):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
-                      "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"]}
-            run_id = mgr.submit("sweep", config, data=ds["data"], owner=common.workspace(), dataset=ds["name"])
+                      "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,
+                      "estimate": estimate.to_dict() if estimate is not None else None}
+            run_id = mgr.submit("sweep", config, data=data, owner=common.workspace(), dataset=ds["name"])
             common.set_current_run(run_id, "sweep")
             st.rerun()
         except ValueError as exc:
@@ -127,6 +163,8 @@ with st.container(border=True):
             common.show_error(exc, "launching the sweep")
 
 run_id, snap = common.current_snapshot("sweep_run")
+if not common.run_of_this_data(run_id):
+    common.other_data_note(run_id)
 
 st.subheader(f"Sweep `{run_id}`")
 c = st.columns([2, 2, 3])
@@ -149,11 +187,11 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(common.safe(snapshot.message or "queued"), icon=":material/hourglass_top:")
+            st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
         else:
             first = snapshot.seconds_to_first_point
             extra = f" · first point after {first:.1f} s" if first is not None else ""
-            st.progress(snapshot.fraction, text=f"epoch {snapshot.steps_done} of {snapshot.steps_total}{extra}")
+            st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
         if len(snapshot.history):
             common.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
         else:
@@ -175,8 +213,6 @@ if not snap.done:
 if snap.status == "failed":
     st.error(common.safe(f"The sweep failed: {snap.message}"), icon=":material/error:")
     st.stop()
-if snap.status == "cancelled":
-    st.warning(common.safe(snap.message or "cancelled"), icon=":material/stop_circle:")
 
 
 def load_final(run_id: str):
@@ -191,55 +227,87 @@ def load_final(run_id: str):
 loaded = load_final(run_id)
 curves = loaded.history if loaded.history is not None else pd.DataFrame()
 if not len(curves):
-    st.info("No curve points were recorded.")
+    st.info("No curve points were recorded." + (f" ({snap.message})" if snap.message else ""))
     st.stop()
 rec = loaded.extras.get("recommendation") or {}
-recommended = rec.get("lr")
+epochs_done = int(curves["epoch"].max())
+planned = int(rec.get("epochs_planned") or (loaded.config or {}).get("epochs") or epochs_done)
+partial = bool(rec.get("partial", snap.status != "finished")) or epochs_done < planned
+fallback = bool(rec.get("fallback"))
+recommended = None if partial or fallback else rec.get("lr")
 verdicts = {float(k): v for k, v in (rec.get("verdicts") or {}).items()}
-grid = sorted({float(x) for x in curves["lr"]})
+grid_done = sorted({float(x) for x in curves["lr"]})
+if rec.get("sample_tasks"):
+    st.caption(f"Swept on a random sample of {int(rec['sample_tasks']):,} of {int(rec.get('n_tasks') or 0):,} tasks.")
+
+# the picked learning rate (one value for the whole session, per data set; see pages/common.py)
+current, source = common.current_lr()
+pick = common.lr_pick()
+picked = current if pick is not None else None
 choice_key = f"sweep_choice_{run_id}"
-if choice_key not in st.session_state:
-    chosen = st.session_state.get("chosen_lr")
-    st.session_state[choice_key] = (chosen if chosen in grid else
-                                    (recommended if recommended in grid else grid[len(grid) // 2]))
+st.session_state[choice_key] = picked if picked in grid_done else None
+
+
+def _picked() -> None:
+    """A pick in the list below (the chart's click and the button do the same)."""
+    value = st.session_state.get(choice_key)
+    if value is not None:
+        common.set_lr_pick(value, f"picked on sweep {run_id}", sweep=run_id)
+
 
 left, right = st.columns([3, 2])
 with left:
-    figure = curves_figure(curves, recommended, alpha, metrics, st.session_state[choice_key])
+    figure = curves_figure(curves, recommended, alpha, metrics, picked)
     # plotly selects nothing on lines-only traces: give the clickable curves small markers
     for trace in figure.data:
         if getattr(trace, "hoverinfo", None) != "skip" and trace.mode == "lines":
             trace.mode = "lines+markers"
             trace.marker.size = 5
     event = common.plotly_chart(figure, key=f"pick_{run_id}", on_select="rerun", selection_mode=("points",))
-    st.caption("Click a curve to choose its learning rate (or pick one from the list).")
-    clicked = picked_lr(event, figure, grid)
+    st.caption("Click a curve to pick its learning rate (or pick one in the list below).")
+    clicked = picked_lr(event, figure, grid_done)
     if clicked is not None and clicked != st.session_state.get(f"_clicked_{run_id}"):
-        st.session_state[f"_clicked_{run_id}"] = clicked
-        st.session_state[choice_key] = clicked
-        st.session_state["chosen_lr"] = float(clicked)
+        st.session_state[f"_clicked_{run_id}"] = clicked  # a selection stays in the chart: act on it once
+        common.set_lr_pick(clicked, f"picked on sweep {run_id}", sweep=run_id)
         st.rerun()
 with right:
-    if recommended is not None:
+    if partial:
+        st.warning(f"Partial sweep: it stopped after {epochs_done} of {planned} epochs, so there is no "
+                   f"recommendation. The verdicts below read incomplete curves; run the sweep to the end "
+                   f"before trusting them.", icon=":material/stop_circle:")
+    elif recommended is not None:
         st.success(f"Recommended learning rate: **{common.fmt_lr(recommended)}**", icon=":material/star:")
+        if rec.get("reason"):
+            st.caption(f"Why: {rec['reason']}.")
+    elif fallback:
+        st.warning(f"No learning rate of the grid passed the checks; the least bad one is "
+                   f"{common.fmt_lr(rec.get('lr'))}. Try smaller learning rates.", icon=":material/warning:")
     else:
-        st.warning("No learning rate of the grid passed the checks; see the verdicts, or try smaller ones.")
-    rows = [{"lr": common.fmt_lr(lr), "keep": "keep" if v.get("keep") else "drop", "reason": v.get("reason", "")}
-            for lr, v in sorted(verdicts.items())]
-    if rows:
-        st.table(pd.DataFrame(rows).set_index("lr"))
-    st.caption(common.safe(f"{snap.message} · {loaded.record.get('device') or ''}"))
+        st.warning("No learning rate to recommend: " + (rec.get("reason") or "every run failed") + ".",
+                   icon=":material/warning:")
+    st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
+rows = []
+for lr in grid_done:
+    v = verdicts.get(lr) or {}
+    label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
+    if partial and label == "recommended":
+        label = "best so far"
+    marks = [m for m, on in (("recommended", recommended is not None and math.isclose(lr, recommended)),
+                             ("picked", picked is not None and math.isclose(lr, picked))) if on]
+    rows.append({"learning rate": common.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
+                 "verdict": label, "why": v.get("reason", "")})
+if rows:  # a static table: the reasons wrap instead of being cut off
+    st.table(pd.DataFrame(rows).set_index("learning rate"))
 
-
-def _picked() -> None:
-    """Only a pick (a click on a curve, this list, the button below) carries a rate over to the Train page;
-    showing a sweep (e.g. the recommended rate, preselected) does not."""
-    st.session_state["chosen_lr"] = float(st.session_state[choice_key])
-
-
-lr = st.radio("Learning rate for training", grid, key=choice_key, horizontal=True, format_func=common.fmt_lr,
-              on_change=_picked)
-if st.button(f"Train with learning rate {common.fmt_lr(lr)}", type="primary", key="sweep_to_train"):
-    st.session_state["chosen_lr"] = float(lr)
+if picked is not None:
+    st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")
+elif pick is None and not partial:
+    st.caption(f"No learning rate picked yet for these data; training would use {common.fmt_lr(current)} ({source}).")
+lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=common.fmt_lr,
+              on_change=_picked, index=None)
+chosen = lr if lr is not None else current
+if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train"):
+    if lr is not None:
+        common.set_lr_pick(lr, f"picked on sweep {run_id}", sweep=run_id)
     common.go("pages/train.py")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
-import streamlit as st
+from pages.shell import require_shell
 
-from deem_core.analysis import agreement
-from deem_core.methods import registry
-from deem_studio.jobs import TRAIN_DEFAULTS
-from pages import common
+require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-common.require_shell()
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from deem_core.analysis import agreement  # noqa: E402
+from deem_core.analysis.selection import selection_lines  # noqa: E402
+from deem_core.methods import registry  # noqa: E402
+from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line  # noqa: E402
+from pages import common  # noqa: E402
+
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
+STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 
 st.title("Train")
 ds = common.need_dataset()
@@ -24,53 +30,71 @@ if ds is None:
 mgr = common.manager()
 data, gold = ds["data"], ds.get("gold")
 
+
+def _typed_lr() -> None:
+    common.set_lr_pick(st.session_state["train_lr"], "typed on the Train page")
+
+
 with st.container(border=True):
-    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"],
-                             format_func=registry.display_name,
+    methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"], format_func=method_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the crowd-kit baselines run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=TRAIN_DEFAULTS["n_layers"],
+    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=int(TRAIN_DEFAULTS["n_layers"]),
                                key="train_layers", persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=TRAIN_DEFAULTS["epochs"], step=10,
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=int(TRAIN_DEFAULTS["epochs"]), step=10,
                                key="train_epochs", persist_state="session")
-    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=TRAIN_DEFAULTS["n_seeds"], key="train_seeds",
-                              persist_state="session",
+    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=int(TRAIN_DEFAULTS["n_seeds"]),
+                              key="train_seeds", persist_state="session",
                               help="independent runs trained together; their answers are averaged")
-    chosen = st.session_state.get("chosen_lr")
-    if "train_lr" not in st.session_state or st.session_state.get("_train_lr_from") != chosen:
-        st.session_state["train_lr"] = float(chosen) if chosen else float(TRAIN_DEFAULTS["lr"])
-        st.session_state["_train_lr_from"] = chosen
+    # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
+    current, source = common.current_lr()
+    st.session_state["train_lr"] = current
     lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
-                           persist_state="session",
-                           help="carried over from the Sweep page when you picked one there")
+                           on_change=_typed_lr, help="the rate picked on the Sweep page, or type one")
     c = st.columns(4)
-    starts = ["auto", "ds", "mv"]
-    init = c[0].selectbox("Start from", starts, index=starts.index(TRAIN_DEFAULTS["init"]), key="train_init",
-                          persist_state="session",
-                          format_func={"auto": "auto (DS unless workers are dependent)", "mv": "majority vote",
-                                       "ds": "Dawid-Skene"}.get,
-                          help="auto: Dawid-Skene, unless the annotators agree clearly more than Dawid-Skene "
-                               "predicts (dependent workers), then majority vote; with gold labels both starts "
-                               "are trained and the better one on gold is kept")
+    init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
+                          key="train_init", persist_state="session", format_func=STARTS.get,
+                          help="auto: both starts train on the answers left after holding 10% out, and the one "
+                               "that predicts the held-out answers better is kept. With a gold-label weight above "
+                               "0, both starts train on all answers and the gold labels decide. The result says "
+                               "which start was used and why.")
     devices = common.device_choices()
     device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
                             persist_state="session", help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=TRAIN_DEFAULTS["seed"],
+    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=int(TRAIN_DEFAULTS["seed"]),
                              key="train_seed", persist_state="session")
-    weight = TRAIN_DEFAULTS["supervised_weight"]
+    weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
-        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=float(weight),
-                                   step=0.1,
+        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=weight, step=0.1,
                                    key="train_gold_weight", persist_state="session",
-                                   help="0 = unsupervised (gold labels only used to score); > 0 also trains on them")
-    if chosen and abs(float(lr) - float(chosen)) <= 1e-12 * max(1.0, abs(float(chosen))):
-        st.caption(f"Learning rate {common.fmt_lr(chosen)} comes from the sweep.")
+                                   help="0: the gold labels only score the results (accuracy); they neither train "
+                                        "the model nor choose its start. Above 0: the model also trains on them, "
+                                        "and with start auto they may overrule the choice of start.")
+    layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
+                              persist_state="session",
+                              help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
+                                   "best (about 3x the training time); the Layers box is then ignored")
+    st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
+    deem_methods = [m for m in methods if registry.get_method(m).trains]
+    baselines = [m for m in methods if m not in deem_methods]
+    estimate = None
+    if methods:
+        estimate = common.cached_estimate(
+            "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
+            lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
+    if estimate is not None:
+        estimate = estimate.with_epochs(int(epochs))
+        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {int(epochs)} epochs"
+                if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
+        st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):
-        config = {"methods": list(methods), "n_layers": int(layers), "epochs": int(epochs), "lr": float(lr),
+        config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs), "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
-                  "supervised_weight": float(weight)}
+                  "supervised_weight": float(weight),
+                  "estimate": ({**estimate.to_dict(), "baselines_s": round(estimate.scale * estimate.baselines_s, 3)}
+                               if estimate is not None else None)}
         try:
             run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(), dataset=ds["name"])
             common.set_current_run(run_id, "train")
@@ -81,6 +105,8 @@ with st.container(border=True):
             common.show_error(exc, "launching the training")
 
 run_id, snap = common.current_snapshot("train_run")
+if not common.run_of_this_data(run_id):
+    common.other_data_note(run_id)
 st.subheader(f"Run `{run_id}`")
 
 
@@ -96,10 +122,13 @@ def energy_figure(history: pd.DataFrame, max_points: int = 1000) -> go.Figure:
     for (method, seed), part in frame.groupby(["method", "seed"], sort=True):
         step = max(1, -(-len(part) // max_points))
         part = part.iloc[::step]
+        name = method_name(str(method)) + (f" seed {seed}" if several else "")
         fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
-                                 name=f"{method} seed {seed}" if several else str(method)))
+                                 name=name, hovertemplate=f"{name}<br>epoch %{{x}}<br>energy difference "
+                                                          f"%{{y:.4g}}<extra></extra>"))
     fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}},
                       xaxis_title="epoch", yaxis_title="energy difference (pos. − neg.)")
+    fig.update_xaxes(tickformat="d")
     return fig
 
 
@@ -113,12 +142,11 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
         st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
-        st.info(common.safe(snapshot.message or "queued"), icon=":material/hourglass_top:")
+        st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         extra = f" · first curve point after {first:.1f} s" if first is not None else ""
-        st.progress(snapshot.fraction, text=f"{snapshot.phase or 'starting'} · step {snapshot.steps_done} of "
-                                            f"{snapshot.steps_total}{extra}")
+        st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
     history = snapshot.history
     if len(history) and "energy_difference" in history:
         try:
@@ -142,9 +170,9 @@ if snap.status == "failed":
         with st.expander("Energy curves saved before it stopped"):
             common.plotly_chart(energy_figure(snap.history), key=f"train_failed_{run_id}")
     st.stop()
-(st.warning if snap.status == "cancelled" else st.success)(common.safe(snap.message),
-                                                            icon=":material/stop_circle:" if snap.status == "cancelled"
-                                                            else ":material/check_circle:")
+(st.warning if snap.status == "cancelled" else st.success)(
+    common.safe(status_line(snap)),
+    icon=":material/stop_circle:" if snap.status == "cancelled" else ":material/check_circle:")
 for note in dict.fromkeys(snap.messages):  # each note once
     st.caption(common.safe(f"note: {note}"))
 
@@ -164,43 +192,59 @@ if not results:
     st.info("This run produced no labels.")
     st.stop()
 metrics = loaded.extras.get("metrics") or {}
+for method, entry in metrics.items():
+    if entry.get("start_reason"):
+        st.caption(f"{method_name(method)}: {entry['start_reason']}.")
 rows = []
 for method, entry in metrics.items():
-    rows.append({"method": entry.get("name", method), "status": entry.get("status"),
-                 "accuracy": entry.get("accuracy"), "disagrees with majority": entry.get("share_disagreeing_with_majority"),
+    accuracy = entry.get("accuracy")
+    rows.append({"method": method_name(method), "status": entry.get("status"),
+                 "accuracy vs gold": float(accuracy) if accuracy is not None else float("nan"),
+                 "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
                  "seconds": entry.get("seconds"), "note": entry.get("message", "")})
 table = pd.DataFrame(rows)
-if table["accuracy"].isna().all():
-    table = table.drop(columns="accuracy")
-st.dataframe(table, hide_index=True, column_config={
-    "accuracy": st.column_config.NumberColumn("accuracy vs gold", format="%.4f"),
-    "disagrees with majority": st.column_config.NumberColumn(format="%.3f"),
-    "seconds": st.column_config.NumberColumn(format="%.2f")})
+table["accuracy vs gold"] = pd.to_numeric(table["accuracy vs gold"], errors="coerce")
+if table["accuracy vs gold"].isna().all():
+    table = table.drop(columns="accuracy vs gold")
+st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with majority vote": "{:.3f}",
+                                                   "seconds": "{:.2f}"}),
+             hide_index=True, column_config={"disagrees with majority vote": st.column_config.Column(
+                 help="share of tasks whose label differs from majority vote's")})
+for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
+    lines = selection_lines(entry.get("selection") or {})
+    if lines:
+        st.text(f"{method_name(method)}: " + "\n".join(lines))
 
-labels = {method: frame["label"] for method, frame in results.items()}
-shown = {registry.display_name(method): frame for method, frame in labels.items()}  # charts show display names
+labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)
 with left:
     st.markdown("**Agreement between methods**")
-    agree = agreement.method_agreement(shown)
-    fig = px.imshow(agree, zmin=0, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto")
+    agree = agreement.method_agreement(labels)
+    off = agree.to_numpy()[~np.eye(len(agree), dtype=bool)] if len(agree) > 1 else np.array([1.0])
+    off = off[np.isfinite(off)]
+    # the colour scale spans the values shown: 0.94 and 1.0 must not be one colour
+    low = float(off.min()) if off.size else 0.0
+    zmin = max(0.0, low - 0.1 * (1.0 - low) - 1e-3)
+    fig = px.imshow(agree, zmin=zmin, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto",
+                    labels={"color": "same label"})
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(shown, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
-    fig = px.bar(long, x="label", y="share", color="method", barmode="group")
+    fig = px.bar(long, x="label", y="share", color="method", barmode="group",
+                 labels={"share": "share of tasks"})
     fig.update_xaxes(type="category")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
 
 if loaded.gold is not None and len(loaded.gold):
     st.markdown("**Against the gold labels**")
-    method = st.selectbox("Confusion matrix of", list(results), format_func=registry.display_name,
-                          key="train_confusion")
+    method = st.selectbox("Confusion matrix of", list(results), format_func=method_name,
+                          key=f"train_confusion_{run_id}")
     classes = loaded.data.classes if loaded.data is not None else None
-    matrix = agreement.confusion_against_gold(labels[method], loaded.gold, classes)
+    matrix = agreement.confusion_against_gold(results[method]["label"], loaded.gold, classes)
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                     labels={"x": "predicted", "y": "gold", "color": "tasks"})
     fig.update_layout(height=360, margin={"t": 20, "b": 20})

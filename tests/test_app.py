@@ -92,7 +92,7 @@ def test_upload_preview_and_summary(runs_dir):
     at.button(key="load_files").click().run()
     no_problem(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Tasks"] == "200" and metrics["Annotators"] == "10" and metrics["Classes"] == "3"
+    assert metrics["Tasks"] == "200" and metrics["Workers"] == "10" and metrics["Classes"] == "3"
     assert metrics["Answers"] == "2,000"
     assert 0.0 < float(metrics["Krippendorff's α"]) < 1.0
     charts = at.get("plotly_chart")
@@ -135,7 +135,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.switch_page("pages/train.py").run()
     no_problem(at)
     at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
-    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_epochs").set_value(2).run()
+    shown = texts(at)
+    assert "on this CPU" in shown and "no time estimate" not in shown  # the estimate before launch
     at.button(key="train_launch").click().run()
     no_problem(at)
     run_id = at.session_state["train_run"]
@@ -144,10 +146,14 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert snap.status == "finished", snap.message
     at.run()
     no_problem(at)
-    assert "finished 3 method(s)" in texts(at)
+    assert "labels from DEEM, iRBM, Majority vote" in texts(at)
+    assert "finished: finished" not in texts(at) and "finished · finished" not in texts(at)
+    assert "started from" in texts(at)  # which start init=auto chose, and why
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]  # the registry's display names
-    assert table["accuracy"].between(0.5, 1.0).all()
+    assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]
+    assert table["accuracy vs gold"].between(0.5, 1.0).all()
+    # one tie rule: majority vote never disagrees with itself
+    assert table.set_index("method").loc["Majority vote", "disagrees with majority vote"] == 0.0
     assert any(c.proto.spec for c in at.get("plotly_chart"))
     # results page
     at.switch_page("pages/results.py").run()
@@ -215,8 +221,8 @@ def test_refresh_finds_the_running_job(runs_dir):
     fresh.run()
     # (AppTest drops the sidebar of st.navigation apps after the first run: check it on this one)
     sidebar = unescape("\n".join(str(c.value) for c in fresh.sidebar.caption))
-    assert "tiny.csv: 200 tasks × 10 annotators × 3 classes" in sidebar
-    assert f"train `{run_id}` · running" in sidebar and "CPU" in sidebar
+    assert "tiny.csv: 200 tasks × 10 workers × 3 classes" in sidebar
+    assert f"Train `{run_id}` · training DEEM · epoch" in sidebar and "CPU" in sidebar
     fresh.switch_page("pages/train.py").run()
     no_problem(fresh)
     assert fresh.session_state["train_run"] == run_id
@@ -225,14 +231,14 @@ def test_refresh_finds_the_running_job(runs_dir):
     assert fresh.multiselect(key="train_methods").value == ["deem"]
     assert fresh.session_state["dataset"]["data"].n_tasks == 200  # data restored from the run
     progress = fresh.get("progress")
-    assert progress and "step" in progress[0].proto.text
+    assert progress and "epoch" in progress[0].proto.text and "elapsed" in progress[0].proto.text
     assert get_manager().snapshot(run_id).status == "running"
     fresh.button(key=f"train_cancel_{run_id}").click().run()
     snap = wait_done(run_id, timeout=60)
     assert snap.status == "cancelled"
     fresh.run()
     no_problem(fresh)
-    assert "cancelled during deem" in texts(fresh)
+    assert "cancelled during DEEM" in texts(fresh)
 
 
 def test_bad_run_id_in_url_is_ignored_with_a_message(runs_dir):
@@ -270,10 +276,11 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     radio = at.radio(key=f"sweep_choice_{run_id}")
     assert [float(x) for x in radio.options] == [0.01, 0.1]
     radio.set_value(0.01).run()
-    assert at.session_state["chosen_lr"] == 0.01
+    assert at.session_state["lr_pick"]["lr"] == 0.01
     at.button(key="sweep_to_train").click().run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+    assert f"picked on sweep {run_id}" in texts(at)
 
 
 def test_diagnostics_page(runs_dir):
@@ -286,7 +293,8 @@ def test_diagnostics_page(runs_dir):
     wait_done(at.session_state["train_run"])
     at.switch_page("pages/diagnostics.py").run()
     no_problem(at)
-    at.multiselect(key="diag_subset").set_value(["0"])
+    at.multiselect(key="diag_subset").set_value(["0"]).run()
+    assert "Diagnostics of 200 tasks: about" in texts(at) and "no time estimate" not in texts(at)
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
     assert wait_done(diag_id).status == "finished"
@@ -294,11 +302,152 @@ def test_diagnostics_page(runs_dir):
     no_problem(at)
     names = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
-    at.selectbox(key="diag_mi_class").set_value(1).run()
-    at.radio(key="diag_q_kind").set_value("gold").run()
+    at.selectbox(key=f"diag_mi_class_{diag_id}").set_value(1).run()
+    at.radio(key=f"diag_q_kind_{diag_id}").set_value("gold").run()
     no_problem(at)
     labels = {b.proto.label for b in at.get("download_button")}
     assert {"MI summary CSV", "Importance CSV", "Worker quality CSV"} <= labels
     # its run is listed, with the source run in its config, but its annotations are not copied again
     assert not (runs_dir / diag_id / "annotations.parquet").exists()
     assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()
+
+
+def other_csv(n_tasks: int = 150) -> bytes:
+    df = pd.read_csv(ROOT / "sample_data" / "tree3k.csv")
+    return df[df["task"] < n_tasks].to_csv(index=False).encode()
+
+
+def test_another_data_set_shows_nothing_of_the_first(runs_dir):
+    """Load A, sweep, pick, train; load B: Sweep, Train and Results show nothing of A; load A again: A's
+    sweep, pick and run come back."""
+    at = upload(new_app())
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2).run()
+    shown = texts(at)
+    assert "2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks: about" in shown
+    assert "no time estimate" not in shown
+    at.button(key="sweep_launch").click().run()
+    sweep_a = at.session_state["sweep_run"]
+    wait_done(sweep_a)
+    at.run()
+    at.radio(key=f"sweep_choice_{sweep_a}").set_value(0.1).run()
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(0.1)
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    train_a = at.session_state["train_run"]
+    wait_done(train_a)
+    # ---- data set B
+    at.switch_page("pages/data.py").run()
+    upload(at, "other.csv", other_csv())
+    no_problem(at)
+    assert at.session_state["dataset"]["data"].n_tasks == 150
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    assert sweep_a not in texts(at) and not at.get("radio")
+    assert "Recommended learning rate" not in texts(at)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert train_a not in texts(at) and "comes from" not in texts(at)
+    assert at.number_input(key="train_lr").value == pytest.approx(0.01)  # the engine's default, not A's 0.1
+    assert "the engine's default" in texts(at)
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert train_a not in texts(at) and "No training run" in texts(at)
+    assert at.query_params.get("run") in (None, "")
+    # ---- back to A (the same file): its sweep, pick and training come back
+    at.switch_page("pages/data.py").run()
+    upload(at)
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    assert at.session_state["sweep_run"] == sweep_a
+    assert at.radio(key=f"sweep_choice_{sweep_a}").value == pytest.approx(0.1)
+    at.switch_page("pages/results.py").run()
+    assert train_a in texts(at)
+
+
+def test_a_cancelled_sweep_recommends_nothing(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2000)
+    at.button(key="sweep_launch").click().run()
+    run_id = at.session_state["sweep_run"]
+    deadline = time.monotonic() + 60
+    while get_manager().snapshot(run_id).steps_done < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    get_manager().cancel(run_id)
+    assert wait_done(run_id).status == "cancelled"
+    at.run()
+    no_problem(at)
+    shown = texts(at)
+    assert "Recommended learning rate" not in shown
+    assert "Partial sweep" in shown and "of 2000 epochs" in shown, [w.value for w in at.warning]
+    verdicts = at.table[0].value
+    assert len(verdicts) == 2 and "recommended" not in set(verdicts["verdict"])
+    # ... and the Train page does not take a rate from it
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+
+
+def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.03, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2)
+    at.button(key="sweep_launch").click().run()
+    run_id = at.session_state["sweep_run"]
+    wait_done(run_id)
+    at.run()
+    at.radio(key=f"sweep_choice_{run_id}").set_value(0.03).run()
+    for page in ("pages/data.py", "pages/runs.py", "pages/sweep.py"):
+        at.switch_page(page).run()
+        no_problem(at)
+    assert at.radio(key=f"sweep_choice_{run_id}").value == pytest.approx(0.03)
+    # a first training with baselines; the results page is turned to Dawid-Skene
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv", "ds"])
+    at.button(key="train_launch").click().run()
+    first = at.session_state["train_run"]
+    wait_done(first)
+    at.switch_page("pages/results.py").run()
+    at.selectbox(key=f"results_method_{first}").set_value("ds").run()
+    assert at.selectbox(key=f"results_method_{first}").value == "ds"
+    # a new training with DEEM: the results open on DEEM, the new run's own choice
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem", "mv"])
+    at.number_input(key="train_epochs").set_value(2)
+    at.button(key="train_launch").click().run()
+    second = at.session_state["train_run"]
+    assert second != first
+    wait_done(second)
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert at.selectbox(key=f"results_method_{second}").value == "deem"
+    assert get_manager().store.get(second)["config"]["lr"] == pytest.approx(0.03)
+
+
+def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/diagnostics.py").run()
+    at.multiselect(key="diag_subset").set_value(["0"])
+    at.button(key="diag_launch").click().run()
+    diag_id = at.session_state["diag_run"]
+    assert wait_done(diag_id).status == "finished"
+    manager = get_manager()
+    manager._jobs.pop(diag_id)  # what a server restart does: the job is no longer in memory  # noqa: SLF001
+    assert manager.snapshot(diag_id).result is None
+    at.run()
+    no_problem(at)
+    shown = texts(at)
+    assert "older format" not in shown
+    assert len(at.get("plotly_chart")) >= 3
+    assert "{" not in shown  # no Python set notation in titles or notes
+    assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])

@@ -73,7 +73,7 @@ def test_label_studio_predictions_toggle_and_gold(runs_dir):
     assert "worker completed_by, label" in note(at)  # predictions no longer read as workers
     at.button(key="load_files").click().run()
     assert not at.exception
-    assert {m.label: m.value for m in at.metric}["Annotators"] == "6"
+    assert {m.label: m.value for m in at.metric}["Workers"] == "6"
     assert "2 gold labels match tasks" in "\n".join(str(s.value) for s in at.success)
 
 

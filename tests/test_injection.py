@@ -270,7 +270,7 @@ def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
     assert not at.exception
     warnings = "\n".join(str(w.value) for w in at.warning).replace("\\", "")
     assert "ds: its stored file could not be read" in warnings and str(runs_dir) not in warnings
-    assert at.selectbox(key="results_method").options == ["Majority vote"]  # only mv: ds is the damaged one
+    assert at.selectbox(key=f"results_method_{run_id}").options == ["Majority vote"]  # only mv: ds is the damaged one
     assert len(at.dataframe[0].value) == 3000
 
 

@@ -133,7 +133,7 @@ def test_cancel_leaves_a_consistent_reopenable_run(manager):
     assert manager.cancel(run_id)
     snap = manager.wait(run_id, timeout=60)
     assert snap.status == "cancelled"
-    assert "results kept for: deem" in snap.message
+    assert "labels kept for: DEEM" in snap.message
     loaded = manager.store.load(run_id)
     assert loaded.status == "cancelled"
     assert list(loaded.results) == ["deem"]  # mv never started

@@ -102,7 +102,7 @@ def test_many_sessions_upload_and_train(tmp_path):
             for page, path in zip(pages, files):
                 upload(page, path)
             for page in pages:
-                until(lambda p=page: "layout long" in main_text(p), left(120), "the preview of an upload")
+                until(lambda p=page: "read as long layout" in main_text(p), left(120), "the preview of an upload")
                 button(page, "Load these files").click()
             uploads_ok = 0
             for page in pages:
@@ -166,7 +166,7 @@ def test_many_sessions_upload_and_train(tmp_path):
                 for page in pages:
                     text = main_text(page)
                     saw_queue_message |= "queued behind run" in text
-                    done += "finished 1 method(s)" in text
+                    done += "labels from DEEM" in text
                 return done == n
 
             until(all_done, left(DEADLINE), "every session's training to finish", every=1.0)
@@ -198,7 +198,7 @@ def test_many_sessions_upload_and_train(tmp_path):
 
 
 def million_rows(path: Path, n_tasks: int = 100_000, n_workers: int = 10, seed: int = 0) -> Path:
-    """A long CSV of 1,000,000 answers: 100,000 tasks x 10 annotators, 3 classes, annotators 60-90 % right."""
+    """A long CSV of 1,000,000 answers: 100,000 tasks x 10 workers, 3 classes, workers 60-90 % right."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 3, n_tasks)
     skill = rng.uniform(0.6, 0.9, n_workers)
@@ -222,12 +222,12 @@ def test_million_row_upload_and_summary(tmp_path):
             heading(page, "Data", 120)
             started = time.perf_counter()
             upload(page, path)
-            until(lambda: "layout long" in main_text(page), 300, "the preview of the 1,000,000-row file")
+            until(lambda: "read as long layout" in main_text(page), 300, "the preview of the 1,000,000-row file")
             uploaded = time.perf_counter() - started
             button(page, "Load these files").click()
             until(lambda: metric(page, "Tasks") == "100,000", 300, "the summary of 1,000,000 answers")
             total = time.perf_counter() - started
-            assert metric(page, "Answers") == "1,000,000" and metric(page, "Annotators") == "10"
+            assert metric(page, "Answers") == "1,000,000" and metric(page, "Workers") == "10"
             text = main_text(page)
             read = re.search(r"loaded 1,000,000 answers from 1 file\(s\) in ([0-9.]+) s", text)
             summary = re.search(r"summary computed in ([0-9.]+) s", text)

@@ -80,7 +80,7 @@ def test_rising_positive_energy_is_dropped():
     rec = recommend(curves, smoothing=0.0)
     verdict = rec.verdicts[0.03]
     assert not verdict.keep and verdict.category == "energy-rises"
-    assert "positive energy rises" in verdict.reason
+    assert "positive energy (data) rises" in verdict.reason and verdict.label == "too large"
     assert rec.lr == 0.01
     # the same run alone with a flat data energy is fine: the rise is what drops it
     calm = dict(difference=rising["difference"], positive=ramp(-10.0, -12.0, 20))
@@ -97,7 +97,7 @@ def test_rising_negative_energy_is_dropped_but_sampler_burn_in_is_not():
     curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD),
                        dict(lr=0.03, difference=difference, positive=positive))
     verdict = recommend(curves, smoothing=0.0).verdicts[0.03]
-    assert not verdict.keep and "negative energy rises" in verdict.reason
+    assert not verdict.keep and "negative energy (model samples) rises" in verdict.reason
 
 
 def test_exploding_difference_is_dropped():
@@ -106,7 +106,7 @@ def test_exploding_difference_is_dropped():
     rec = recommend(curves, smoothing=0.0)
     verdict = rec.verdicts[1.0]
     assert not verdict.keep and verdict.category == "explodes"
-    assert "explodes" in verdict.reason and "band" in verdict.reason
+    assert "swings out" in verdict.reason and "more than 2.5 times is too far" in verdict.reason
     # a wider band lets it through (the threshold is the band, not something else)
     assert recommend(curves, smoothing=0.0, band=20.0).verdicts[1.0].category != "explodes"
 
@@ -122,7 +122,8 @@ def test_dip_that_falls_off_its_tail_is_dropped():
     curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.1, **falling))
     rec = recommend(curves, smoothing=0.0)
     assert rec.verdicts[0.1].category == "off-tail" and not rec.verdicts[0.1].keep
-    assert "leaves its tail" in rec.verdicts[0.1].reason
+    assert "levelled off, then moved away from zero" in rec.verdicts[0.1].reason
+    assert rec.verdicts[0.1].label == "unstable"
     assert rec.lr == 0.01
 
 
@@ -184,7 +185,8 @@ def test_fallback_when_every_learning_rate_breaks_a_rule():
     assert [v.category for v in rec.verdicts.values()] == ["fallback", "explodes", "dead-units"]
     # the fewest broken rules among the runs that kept all classes
     assert rec.fallback and rec.lr == 0.001
-    assert "fallback" in rec.reason and "positive energy rises" in rec.verdicts[0.001].reason
+    assert "least bad" in rec.reason and "positive energy (data) rises" in rec.verdicts[0.001].reason
+    assert rec.verdicts[0.001].label == "least bad"
     assert not rec.verdicts[0.001].keep
     # with only a dead run left besides a diverged one, the dead one is still a (fallback) answer
     nan = dict(difference=flat(np.nan), positive=flat(np.nan))
@@ -198,8 +200,9 @@ def test_second_choice_when_no_run_has_a_steady_tail():
     rec = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.03, **still_falling),
                               dict(lr=0.1, **rising_back)), smoothing=0.0)
     assert rec.verdicts[0.1].category == "no-steady-tail" and rec.verdicts[0.1].keep
-    assert rec.lr == 0.03 and "second choice" in rec.verdicts[0.03].reason
-    assert "no learning rate shows a dip with a steady tail" in rec.reason
+    assert rec.lr == 0.03 and "the smallest learning rate that learns" in rec.verdicts[0.03].reason
+    assert "no learning rate settles" in rec.reason
+    assert rec.verdicts[0.1].label == "usable"
 
 
 def test_only_stagnant_runs_pick_the_one_that_moved_most():
@@ -207,8 +210,11 @@ def test_only_stagnant_runs_pick_the_one_that_moved_most():
     b = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.1, T))
     c = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.2, T))
     rec = recommend(curves_of(dict(lr=0.001, **a), dict(lr=0.003, **b), dict(lr=0.01, **c)), smoothing=0.0)
-    assert rec.lr == 0.01 and "hardly learns" in rec.reason
+    assert rec.lr == 0.01 and "learns slowly" in rec.reason
     assert rec.verdicts[0.01].keep and not rec.verdicts[0.003].keep
+    # the recommended rate is not also called "too small" (the contradiction a user saw)
+    assert rec.verdicts[0.01].label == "recommended" and "hardly" not in rec.verdicts[0.01].reason
+    assert rec.verdicts[0.003].label == "too small" and "hardly learns" in rec.verdicts[0.003].reason
 
 
 def test_a_learning_rate_is_kept_only_if_all_its_seeds_are():
@@ -217,7 +223,7 @@ def test_a_learning_rate_is_kept_only_if_all_its_seeds_are():
             run_rows(3, 0.01, **GOOD, seed=1, n_predicted=np.where(EPOCHS > 30, 2, 3)),
             run_rows(4, 0.03, **GOOD, seed=0), run_rows(5, 0.03, **GOOD, seed=1)]
     rec = recommend(pd.concat(rows, ignore_index=True), smoothing=0.0)
-    assert not rec.verdicts[0.01].keep and rec.verdicts[0.01].reason.startswith("seed 1: dead units")
+    assert not rec.verdicts[0.01].keep and rec.verdicts[0.01].reason.startswith("seed 1: predicts only 2 of the 3 classes")
     assert rec.lr == 0.03
 
 
@@ -230,12 +236,52 @@ def test_verdicts_cover_every_learning_rate_with_one_line_and_json_schema():
     for verdict in rec.verdicts.values():
         assert verdict.reason and "\n" not in verdict.reason
     payload = json.loads(rec.to_json())
-    assert set(payload) == {"lr", "verdicts"}
-    assert payload["lr"] == rec.lr
+    assert set(payload) == {"lr", "reason", "fallback", "verdicts"}
+    assert payload["lr"] == rec.lr and payload["reason"] == rec.reason
     assert list(payload["verdicts"]) == ["0.001", "0.01", "1"]
     for value in payload["verdicts"].values():
-        assert set(value) == {"keep", "reason"} and isinstance(value["keep"], bool)
+        assert set(value) == {"keep", "verdict", "reason"} and isinstance(value["keep"], bool)
     assert rec.table()["recommended"].sum() == 1
+
+
+JARGON = ("off-tail", "band", "second choice", "stagnant", "dip-and-tail", "fallback", "explodes", "tail_",
+          "energy-rises", "dead-units", "x its")
+
+
+def _every_kind_of_verdict() -> list[Recommendation]:
+    rising = dict(difference=REFERENCE["difference"], positive=ramp(-10.0, -12.0, 20, after=-9.0))
+    exploding = dict(difference=ramp(-1.0, -12.0, 30), positive=ramp(-10.0, -12.0, 20))
+    dead = dict(GOOD, n_predicted=np.where(EPOCHS > 5, 1, 3))
+    still_falling = dict(difference=ramp(-1.0, -2.2, T), positive=ramp(-10.0, -12.0, T))
+    rising_back = dict(difference=dip(-1.0, -2.0, -0.5, bottom_at=10, settle_at=T + 1), positive=ramp(-10.0, -12.5, T))
+    nan = dict(difference=flat(np.nan), positive=flat(np.nan))
+    slow = [dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.0 - 0.1 * i, T)) for i in range(3)]
+    grids = [
+        [dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.03, **GOOD), dict(lr=0.1, **rising),
+         dict(lr=0.3, **exploding), dict(lr=1.0, **dead), dict(lr=3.0, **nan)],
+        [dict(lr=0.001, **REFERENCE), dict(lr=0.03, **still_falling), dict(lr=0.1, **rising_back)],
+        [dict(lr=0.001 * 3 ** i, **run) for i, run in enumerate(slow)],
+        [dict(lr=0.001, **rising), dict(lr=0.1, **exploding), dict(lr=0.3, **dead)],
+    ]
+    return [recommend(curves_of(*grid), smoothing=0.0) for grid in grids]
+
+
+def test_verdicts_are_plain_and_never_contradict_themselves():
+    """One rule set, plain words: a kept or recommended rate is never called too small, the threshold a
+    'too small' verdict names is one the recommended rate reaches (or the grid is all slow), no jargon."""
+    labels = set()
+    for rec in _every_kind_of_verdict():
+        assert sum(v.label in ("recommended", "least bad") for v in rec.verdicts.values()) == (rec.lr is not None)
+        for lr, verdict in rec.verdicts.items():
+            labels.add(verdict.label)
+            assert not any(word in verdict.reason for word in JARGON), verdict.reason
+            if verdict.keep:
+                assert verdict.label in ("recommended", "good", "usable"), verdict
+                assert "hardly" not in verdict.reason and "too small" not in verdict.reason
+            if verdict.label == "recommended":
+                assert math.isclose(lr, rec.lr)
+        assert not any(word in rec.reason for word in JARGON), rec.reason
+    assert labels == {"recommended", "good", "usable", "too small", "too large", "failed", "least bad"}
 
 
 def test_smoothing_hides_a_one_epoch_spike():

@@ -173,10 +173,10 @@ def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame):
     assert len(curves) == 2 * 2 and set(curves["lr"]) == {0.01, 0.3}
     assert np.isfinite(curves[["positive_energy", "negative_energy", "energy_difference"]].to_numpy()).all()
     payload = json.loads((out / "recommendation.json").read_text())
-    assert set(payload) == {"lr", "verdicts"} and payload["lr"] in (0.01, 0.3)
+    assert set(payload) == {"lr", "reason", "fallback", "verdicts"} and payload["lr"] in (0.01, 0.3)
     assert set(payload["verdicts"]) == {"0.01", "0.3"}
     for verdict in payload["verdicts"].values():
-        assert set(verdict) == {"keep", "reason"} and isinstance(verdict["keep"], bool) and verdict["reason"]
+        assert set(verdict) == {"keep", "verdict", "reason"} and isinstance(verdict["keep"], bool) and verdict["reason"]
     html = (out / "curves.html").read_text()
     assert "plotly" in html.lower() and "lr 0.01" in html and "recommended" in html
 

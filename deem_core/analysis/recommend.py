@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CURVE_COLUMNS", "CSV_COLUMNS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "ema",
+    "CURVE_COLUMNS", "CSV_COLUMNS", "LABELS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "ema",
     "lr_key", "recommend",
 ]
 
@@ -113,20 +113,38 @@ def ema(values: Any, alpha: float | None) -> np.ndarray:
     return out
 
 
+#: the plain verdict a person reads, per category (the category names are codes for programs and tests)
+LABELS = {
+    "recommended": "recommended", "dip-and-tail": "good", "no-steady-tail": "usable", "stagnant": "too small",
+    "dead-units": "too large", "energy-rises": "too large", "explodes": "too large", "off-tail": "unstable",
+    "diverged": "failed", "fallback": "least bad",
+}
+#: what each broken rule means, in a few plain words (for "also: ..." when a run broke several)
+_PROBLEM_WORDS = {
+    "dead-units": "loses classes", "explodes": "the energy difference swings too far",
+    "energy-rises": "an energy rises again", "off-tail": "leaves its level at the end",
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The judgement of one learning rate: keep it as a candidate or not, and why (one line).
+    """The judgement of one learning rate: keep it as a candidate or not, and why (one plain sentence).
 
     category: "recommended", "dip-and-tail", "no-steady-tail", "stagnant", "dead-units", "energy-rises",
-    "explodes", "off-tail", "diverged" or "fallback".
+    "explodes", "off-tail", "diverged" or "fallback". label: the verdict in one or two plain words
+    (:data:`LABELS`: recommended, good, usable, too small, too large, unstable, failed, least bad).
     """
 
     keep: bool
     reason: str
     category: str = ""
 
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.category, self.category)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"keep": bool(self.keep), "reason": self.reason}
+        return {"keep": bool(self.keep), "verdict": self.label, "reason": self.reason}
 
 
 @dataclass
@@ -180,18 +198,20 @@ class Recommendation:
     runs: list[RunAnalysis] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"lr": float | None, "verdicts": {"<lr>": {"keep": bool, "reason": str}}}``."""
-        return {"lr": None if self.lr is None else float(self.lr),
+        """``{"lr": float | None, "reason": str, "fallback": bool, "verdicts": {"<lr>": {"keep": bool,
+        "verdict": str, "reason": str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
+        return {"lr": None if self.lr is None else float(self.lr), "reason": self.reason,
+                "fallback": bool(self.fallback),
                 "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def table(self) -> pd.DataFrame:
-        """One row per learning rate: lr, keep, category, reason, recommended."""
-        rows = [{"lr": lr, "keep": v.keep, "category": v.category, "reason": v.reason,
+        """One row per learning rate: lr, verdict (plain words), keep, category, reason, recommended."""
+        rows = [{"lr": lr, "verdict": v.label, "keep": v.keep, "category": v.category, "reason": v.reason,
                  "recommended": self.lr is not None and math.isclose(lr, self.lr)} for lr, v in self.verdicts.items()]
-        return pd.DataFrame(rows, columns=["lr", "keep", "category", "reason", "recommended"])
+        return pd.DataFrame(rows, columns=["lr", "verdict", "keep", "category", "reason", "recommended"])
 
 
 def _fmt(x: float) -> str:
@@ -344,54 +364,57 @@ def recommend(
     for a in runs:
         if a.diverged:
             a.category = "diverged"
-            a.reason = ("diverged (energy became non-finite" +
-                        (f" at epoch {a.diverged_epoch}" if a.diverged_epoch else "") + "); dropped")
+            a.reason = ("the energies became infinite" + (f" at epoch {a.diverged_epoch}" if a.diverged_epoch else "")
+                        + ": the training broke down")
             continue
         if a.dead_units:
             a.problems.append("dead-units")
-            a.reason = (f"dead units: predicts {a.n_predicted} of the {n_reference_classes} classes majority vote "
-                        f"finds (since epoch {a.dead_since}); dropped")
+            a.reason = (f"predicts only {a.n_predicted} of the {n_reference_classes} classes that majority vote "
+                        f"finds (since epoch {a.dead_since}): the model stopped using a class")
         if a.largest_excursion > band * settled_level:
             a.problems.append("explodes")
-            a.reason = a.reason or (f"energy difference explodes: reaches {_fmt(a.largest_excursion)}, "
-                                    f"{a.largest_excursion / settled_level:.1f}x its settled level "
-                                    f"{_fmt(settled_level)} (band {band:g}x); dropped")
+            a.reason = a.reason or (f"the energy difference swings out to {_fmt(a.largest_excursion)}, "
+                                    f"{a.largest_excursion / settled_level:.1f} times the level where the smallest "
+                                    f"learning rate settles ({_fmt(settled_level)}); more than {band:g} times is too far")
         if a.positive_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
-            a.reason = a.reason or (f"positive energy rises by {_fmt(a.positive_rise)} after epoch "
-                                    f"{a.positive_rise_epoch} (data become less probable); dropped")
+            a.reason = a.reason or (f"the positive energy (data) rises by {_fmt(a.positive_rise)} after epoch "
+                                    f"{a.positive_rise_epoch}: the model explains the data less and less")
         if a.negative_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
-            a.reason = a.reason or (f"negative energy rises by {_fmt(a.negative_rise)} after epoch "
-                                    f"{a.negative_rise_epoch} (sampler cannot follow the model); dropped")
+            a.reason = a.reason or (f"the negative energy (model samples) rises by {_fmt(a.negative_rise)} after "
+                                    f"epoch {a.negative_rise_epoch}, more than at the smallest learning rate: the "
+                                    f"sampler cannot keep up with the model")
         if abs(a.middle_drift) <= TAIL_TOLERANCE * scale < a.tail_growth / 2 and a.start - a.lowest >= DIP_DEPTH * scale:
             a.problems.append("off-tail")
-            a.reason = a.reason or (f"energy difference leaves its tail away from zero: steady in the middle third, "
-                                    f"then |difference| grows by {_fmt(a.tail_growth)} in the last one; dropped")
+            a.reason = a.reason or (f"the energy difference had levelled off, then moved away from zero again by "
+                                    f"{_fmt(a.tail_growth)} in the last third of the epochs")
         if a.problems:
             a.category = a.problems[0]
-            others = sorted(set(a.problems[1:]) - {a.category})
+            others = sorted({_PROBLEM_WORDS[p] for p in a.problems[1:] if p != a.category})
             if others:
-                a.reason += f" (also: {', '.join(others)})"
+                a.reason += f" (also: {'; '.join(others)})"
 
     stable = [a for a in runs if not a.diverged and not a.problems]
-    # rule 5: stagnant runs
+    # rule 5: stagnant runs. One threshold for every run (said in each verdict): a fall of the positive
+    # energy of at least half the largest fall among the stable runs, and at least MOVE_FLOOR x scale.
     largest_drop = max((a.positive_drop for a in stable), default=0.0)
     move_needed = max(MOVE_FLOOR * scale, MOVE_FRACTION * largest_drop)
     for a in stable:
         if a.positive_drop < move_needed:
             a.category = "stagnant"
-            a.reason = (f"hardly learns: positive energy drops {_fmt(a.positive_drop)}, less than "
-                        f"{_fmt(move_needed)} (half the largest drop among stable runs); too small")
+            a.reason = (f"hardly learns: the positive energy (data) falls by {_fmt(a.positive_drop)}, less than "
+                        f"the {_fmt(move_needed)} that counts as learning on these curves")
         elif a.start - a.lowest >= DIP_DEPTH * scale and abs(a.tail_drift) <= TAIL_TOLERANCE * scale:
             a.category = "dip-and-tail"
-            a.reason = (f"dip ({_fmt(a.start - a.lowest)} below its start) and a steady tail "
-                        f"(moves {_fmt(abs(a.tail_drift))} in the last third); stable")
+            a.reason = (f"learns, then settles: the energy difference dips by {_fmt(a.start - a.lowest)} and then "
+                        f"stays level (moves {_fmt(abs(a.tail_drift))} over the last third of the epochs)")
         else:
             a.category = "no-steady-tail"
-            what = "no dip yet" if a.start - a.lowest < DIP_DEPTH * scale else \
-                f"still moving ({_fmt(abs(a.tail_drift))} in the last third)"
-            a.reason = f"learns, but {what}: second choice"
+            what = ("the energy difference shows no dip yet" if a.start - a.lowest < DIP_DEPTH * scale else
+                    f"the energy difference has not levelled off (moves {_fmt(abs(a.tail_drift))} over the last "
+                    f"third of the epochs)")
+            a.reason = f"learns, but {what}"
 
     return _decide(runs, curves, smoothing, orientation, scale)
 
@@ -434,13 +457,15 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
     tiered = {tier: [lr for lr, c in categories.items() if c == tier] for tier in TIERS}
     if tiered["dip-and-tail"]:
         chosen_lr = min(tiered["dip-and-tail"])
-        reason = "smallest learning rate whose energy difference shows a dip and a steady tail"
+        reason = "the smallest learning rate that learns and then settles (its energy difference dips, then stays level)"
     elif tiered["no-steady-tail"]:
         chosen_lr = min(tiered["no-steady-tail"])
-        reason = "no learning rate shows a dip with a steady tail; smallest one that learns without breaking a rule"
+        reason = ("no learning rate settles within these epochs; the smallest one that learns without breaking a "
+                  "rule (a longer sweep would show more)")
     elif tiered["stagnant"]:
         chosen_lr = max(tiered["stagnant"], key=lambda lr: np.mean([a.positive_drop for a in by_lr[lr]]))
-        reason = "every stable learning rate hardly learns; the one whose positive energy dropped most"
+        reason = ("every stable learning rate learns slowly; the one that learned most (try larger learning rates "
+                  "or more epochs)")
     else:
         alive = {lr: items for lr, items in by_lr.items() if categories[lr] != "diverged"}
         if alive:
@@ -451,8 +476,8 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 return (any(a.dead_units for a in items), sum(len(a.problems) for a in items), lr)
 
             chosen_lr = min(alive, key=badness)
-            reason = ("fallback: every learning rate broke at least one rule; the one that broke the fewest "
-                      "(keeping all classes first, then the smallest)")
+            reason = ("every learning rate broke a rule; the least bad one: it keeps all classes and breaks the "
+                      "fewest rules (the smallest first). Try smaller learning rates")
         else:
             reason = "every run diverged: no learning rate to recommend; try smaller learning rates"
     for lr, items in by_lr.items():
@@ -461,10 +486,17 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         text = lr_reason(items, category)
         if chosen_lr is not None and math.isclose(lr, chosen_lr):
             if fallback:
-                text = "fallback choice (every learning rate broke a rule): " + text
+                text = "every learning rate broke a rule; this one the least: " + text
                 category = "fallback"
             else:
-                text = "recommended: " + text
+                if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
+                    drop = float(np.mean([a.positive_drop for a in items]))
+                    text = (f"learns slowly, but the most of the stable learning rates (the positive energy falls "
+                            f"by {_fmt(drop)}); try larger learning rates or more epochs")
+                elif category == "no-steady-tail":
+                    text += "; the smallest learning rate that learns"
+                else:
+                    text += "; the smallest learning rate that does"
                 category = "recommended"
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,

@@ -1,7 +1,9 @@
 """The ``deem`` command: ``deem aggregate``, ``deem sweep``, ``deem diagnose``, ``deem baselines``.
 
 Every subcommand lives in a module of this package exposing ``add_parser(subparsers)`` (which sets
-``func`` on its parser). Errors a user can fix (bad input files, bad option values, outputs that cannot be
+``func`` on its parser). Only the module of the subcommand on the command line is imported (with its
+torch, scipy, pandas); ``deem --help`` and ``deem --version`` list the others from :data:`SUMMARIES`, so
+they answer in well under a second. Errors a user can fix (bad input files, bad option values, outputs that cannot be
 written, a missing GPU) end the command with exit status 2 and one line ``error: ...`` on stderr, the last
 line, never a traceback; anything unexpected ends with exit status 1 and one ``error:`` line too (the
 traceback only with ``DEEM_DEBUG=1``). Names from the data are printed with control characters escaped, so a
@@ -17,12 +19,19 @@ import sys
 import traceback
 from typing import NoReturn, Sequence
 
-from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls
+from deem_core import __version__
+from deem_core.data.text import escape_controls  # standard library only (deem_core.data imports lazily)
 
-__all__ = ["main", "build_parser", "UsageError"]
+__all__ = ["main", "build_parser", "UsageError", "SUBCOMMANDS", "SUMMARIES"]
 
-SUBCOMMANDS = ("aggregate", "sweep", "diagnose", "baselines")
+#: one line per subcommand for ``deem --help`` (the module's own parser says the same; a test checks it)
+SUMMARIES = {
+    "aggregate": "aggregate labels with DEEM (or a classic method)",
+    "sweep": "train a grid of learning rates and recommend one",
+    "diagnose": "look inside a fitted DEEM: per-layer mutual information, worker importance and quality",
+    "baselines": "run classic aggregators (majority vote, Dawid-Skene, GLAD, ...)",
+}
+SUBCOMMANDS = tuple(SUMMARIES)
 
 
 class UsageError(ValueError):
@@ -36,20 +45,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {escape_controls(message)} (see: {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted(argv: Sequence[str] | None) -> set[str]:
+    """The subcommands whose full parser is needed: the first non-option word of the command line
+    (``None``: all of them, e.g. for a test or a documentation tool)."""
+    if argv is None:
+        return set(SUBCOMMANDS)
+    for word in argv:
+        if word == "--":
+            break
+        if not word.startswith("-"):
+            return {word} & set(SUBCOMMANDS)
+    return set()
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``deem`` parser. With ``argv``, only the subcommand named there gets its full parser (its
+    module imported); the others are listed with their one-line summary."""
     import importlib  # noqa: PLC0415
 
-    parser = _Parser(prog="deem", description="Aggregate annotators' labels with DEEM.")
-    parser.add_argument("--version", action="version", version="deem-studio 0.1.0")
+    parser = _Parser(prog="deem", description="Aggregate workers' labels with DEEM.")
+    parser.add_argument("--version", action="version", version=f"deem-studio {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = _wanted(argv)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:  # a subcommand module not written yet
-            if exc.name and exc.name.endswith(f"cli.{name}"):
-                continue
-            raise
-        module.add_parser(subparsers)
+        if name in wanted:
+            importlib.import_module(f".{name}", __name__).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=SUMMARIES[name])
     return parser
 
 
@@ -58,9 +80,8 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from deem_core.cli.common import OutputError, check_arguments  # noqa: PLC0415
-
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a bad option (its one error line is printed) or --help / --version
@@ -68,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    # a subcommand runs: its module (loaded above) has imported these already
+    from deem_core.cli.common import OutputError, check_arguments  # noqa: PLC0415
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+
     try:
         check_arguments(args)
         return int(args.func(args) or 0)

@@ -47,7 +47,8 @@ HISTORY_COLUMNS = [
 
 
 class Callback(Protocol):
-    """skorch-style hook. ``on_epoch_end`` returns True to stop training after this epoch."""
+    """skorch-style hook. ``on_epoch_end`` returns True to stop training after this epoch. A callback may also
+    have ``on_train_begin(network)``, called once with the network being trained (after its initialisation)."""
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool | None: ...
 
@@ -641,6 +642,10 @@ def _train(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: T
            callbacks: list, stop_event: threading.Event | None, initial_network: DEEMNetwork | None,
            supervised_weight: float) -> TrainingResult:
     state = initialise_runs(data, lrs, seeds, config, device, initial_network)
+    for cb in callbacks:  # skorch-style: a callback that watches the parameters gets the live network once
+        begin = getattr(cb, "on_train_begin", None)
+        if begin is not None:
+            begin(state.network)
     sampler = DMALASampler(step_size=config.step_size, n_steps=config.sampler_steps)
     supervised = supervised_weight > 0 and data.has_gold
     batch_size = max(1, min(config.batch_size, data.n_tasks))

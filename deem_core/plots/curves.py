@@ -30,6 +30,12 @@ METRIC_TITLES = {
     "changed_fraction": "Fraction of workers changed per sampler step",
     "n_predicted_classes": "Classes predicted (dead units below the reference)",
 }
+#: the metric's name in hover texts (never a column name such as ``energy_difference``)
+METRIC_HOVER = {
+    "energy_difference": "energy difference", "positive_energy": "positive energy",
+    "negative_energy": "negative energy", "acceptance_rate": "acceptance rate",
+    "changed_fraction": "workers changed", "n_predicted_classes": "classes predicted",
+}
 _COLORSCALE = "Viridis"
 
 
@@ -61,7 +67,9 @@ def energy_curves_figure(
     curves: rows ``run, lr, seed, epoch`` + the metric columns (e.g. ``SweepResult.curves``; a live
     snapshot with fewer epochs works too). smoothing: EMA alpha in [0, 1) (e.g. 0.9) applied to the
     drawn lines; the raw values stay as faint lines behind them. recommended_lr is drawn thick and
-    marked "recommended" in the legend; selected_lr (a user's choice) is drawn thick and dashed.
+    marked "recommended" in the legend; selected_lr (a user's choice) is drawn thick and dashed and marked
+    "picked". The legend lies below the chart, in rows, so it shows every learning rate whatever their
+    number (a legend beside the chart scrolls and hides some); the epoch axis has whole-number ticks.
 
     Every trace carries ``customdata`` rows ``[lr, seed]`` and ``meta = {"lr", "seed", "metric"}`` and
     is named ``"lr <lr>"`` (plus the seed when there are several), so a click on any point tells the
@@ -87,7 +95,8 @@ def energy_curves_figure(
         key = lr_key(lr)
         recommended = _same_lr(recommended_lr, lr)
         selected = _same_lr(selected_lr, lr)
-        name = f"lr {key}" + (f" (seed {seed})" if several_seeds else "") + (" - recommended" if recommended else "")
+        marks = [m for m, on in (("recommended", recommended), ("picked", selected)) if on]
+        name = f"lr {key}" + (f" (seed {seed})" if several_seeds else "") + (f" · {' & '.join(marks)}" if marks else "")
         width = 4.5 if recommended else (3.5 if selected else 1.6)
         dash = "dash" if (selected and not recommended) else "solid"
         epochs = run_curves["epoch"].to_numpy()
@@ -105,10 +114,17 @@ def energy_curves_figure(
                 x=epochs, y=values, mode="lines+markers" if len(epochs) == 1 else "lines",
                 line={"color": colors[lr], "width": width, "dash": dash}, name=name, legendgroup=key,
                 showlegend=key + str(seed) not in shown_in_legend, customdata=custom, meta=meta,
-                hovertemplate=f"{name}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"), row=row, col=1)
+                hovertemplate=(f"learning rate {key}" + (f", seed {seed}" if several_seeds else "") +
+                               f"<br>epoch %{{x}}<br>{METRIC_HOVER.get(metric, metric)} %{{y:.4g}}<extra></extra>")),
+                row=row, col=1)
             shown_in_legend.add(key + str(seed))
     fig.update_xaxes(title_text="epoch", row=len(metrics), col=1)
+    last_epoch = float(np.nanmax(curves["epoch"].to_numpy(dtype=float))) if len(curves) else 1.0
+    # whole epochs only: plotly puts ticks at 0.5 steps on a short axis; a fixed step of 1 up to 10 epochs
+    fig.update_xaxes(tickformat="d", dtick=1 if last_epoch <= 10 else None, rangemode="tozero" if last_epoch <= 1 else None)
     heading = title or "Energy curves per learning rate" + (f" (EMA smoothing {smoothing:g})" if smoothing else "")
     fig.update_layout(title=heading, template="plotly_white", hovermode="closest", clickmode="event+select",
-                      legend={"title": {"text": "learning rate"}}, height=max(380, 300 * len(metrics)))
+                      legend={"title": {"text": "learning rate "}, "orientation": "h", "yanchor": "top",
+                              "y": -0.18 if len(metrics) == 1 else -0.08, "x": 0.0},
+                      margin={"b": 90}, height=max(420, 300 * len(metrics)))
     return fig

@@ -110,7 +110,9 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
         raise ValueError("give classes (with by='gold' or 'predicted') or a worker and a label")
     codes = _class_codes(data, classes)
     by = by or ("gold" if gold is not None else "predicted")
-    names = ", ".join(str(data.classes[c]) for c in codes)
+    shown = [str(data.classes[c]) for c in codes]
+    # plain words, no set notation: "0", "0 or 2", "0, 1 or 2"
+    names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
     if by == "gold":
         truth = gold_codes(model, data, gold)
         if truth is None:
@@ -118,10 +120,10 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
         eligible = truth >= 0
         if not eligible.any():
             raise DataError("gold labels: none of the tasks has a gold label")
-        return TaskSubset(np.isin(truth, codes) & eligible, eligible, f"tasks whose gold label is in {{{names}}}")
+        return TaskSubset(np.isin(truth, codes) & eligible, eligible, f"tasks whose gold label is {names}")
     if by == "predicted":
         groups, _, _ = class_groups(model, data, None)
-        return TaskSubset(np.isin(groups, codes), np.ones(n, dtype=bool), f"tasks DEEM labels as one of {{{names}}}")
+        return TaskSubset(np.isin(groups, codes), np.ones(n, dtype=bool), f"tasks DEEM labels {names}")
     raise ValueError(f"by must be 'gold' or 'predicted', got {by!r}")
 
 

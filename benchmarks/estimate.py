@@ -1,0 +1,106 @@
+"""Time estimates shown before launch (``deem_studio.estimate``) against the measured time of the job.
+
+For each size: the estimate the Sweep / Train / Diagnostics page shows (a timed probe on at most 2,000
+tasks, scaled), then the job itself run through the dashboard's job manager (``deem_studio.jobs``), timed
+from start to end of its work. Target: every estimate within 2x of the measured time (ratio 0.5-2).
+
+Sizes: condind (3,000 tasks x 10 workers x 3 classes, sample_data) and the MnistE-shaped synthetic set
+(make_mnist_like: 15 workers x 10 classes) at 20,000 and 60,000 tasks. The larger sizes run fewer epochs
+(the estimate is per epoch, so this checks the same thing in less time); the default form settings
+otherwise (8 learning rates, 1 layer, 1 seed; DEEM + majority vote + Dawid-Skene, start auto).
+
+Usage::
+
+    python benchmarks/estimate.py                  # all sizes (about 10 min on one idle core)
+    python benchmarks/estimate.py --sizes 3000     # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "sample_data"))
+
+from benchmarks.common import load_set, machine  # noqa: E402
+from deem_core.data.annotations import AnnotationSet  # noqa: E402
+from deem_studio.estimate import estimate_diagnostics, estimate_sweep, estimate_train  # noqa: E402
+from deem_studio.jobs import JobManager  # noqa: E402
+
+#: tasks -> (sweep epochs, train epochs)
+PLAN = {3000: (50, 100), 20000: (10, 20), 60000: (5, 10)}
+
+
+def data_of(n_tasks: int) -> tuple[AnnotationSet, str]:
+    if n_tasks == 3000:
+        df, _ = load_set("condind")
+        return AnnotationSet.from_long(df), "condind 3,000 x 10 x 3"
+    from make_sample_data import make_mnist_like  # noqa: PLC0415
+
+    df, _ = make_mnist_like(n_tasks=n_tasks, n_workers=15, n_classes=10, seed=0)
+    return AnnotationSet.from_long(df), f"mnist_like {n_tasks:,} x 15 x 10"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(manager: JobManager, kind: str, config: dict, data: AnnotationSet) -> float:
+    run_id = manager.submit(kind, config, data=data)
+    snap = manager.wait(run_id, timeout=3600)
+    assert snap is not None and snap.status == "finished", (snap.status, snap.message)
+    return snap.elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=",".join(str(n) for n in PLAN))
+    args = parser.parse_args()
+    manager = JobManager(Path(tempfile.mkdtemp(prefix="deem_estimate_")) / "runs")
+    print(machine())
+    print("| data | job | estimate s | measured s | measured / estimate | probe s | load avg | CPU s of this process |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
+    for n_tasks in [int(x) for x in args.sizes.split(",")]:
+        data, name = data_of(n_tasks)
+        sweep_epochs, train_epochs = PLAN.get(n_tasks, (10, 20))
+        jobs = [
+            ("sweep", f"sweep 8 lrs x {sweep_epochs} ep",
+             lambda: estimate_sweep(data, epochs=sweep_epochs),
+             {"epochs": sweep_epochs, "device": "cpu"}),
+            ("train", f"train DEEM+MV+DS x {train_epochs} ep",
+             lambda: estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), epochs=train_epochs,
+                                    device="cpu"),
+             {"methods": ["deem", "mv", "ds"], "epochs": train_epochs, "device": "cpu"}),
+        ]
+        train_run = None
+        for kind, label, estimate_of, config in jobs:
+            cpu0 = cpu_seconds()
+            estimate = estimate_of()
+            seconds = measured(manager, kind, {**config, "estimate": estimate.to_dict()}, data)
+            if kind == "train":
+                train_run = manager.store.list(owner=None, kinds=["train"], limit=1)["run_id"].iloc[0]
+            print(f"| {name} | {label} | {estimate.total_s:.1f} | {seconds:.1f} | {seconds / estimate.total_s:.2f} | "
+                  f"{estimate.probe_s:.1f} | {' '.join(f'{x:.2f}' for x in os.getloadavg())} | "
+                  f"{cpu_seconds() - cpu0:.1f} |", flush=True)
+        # diagnostics of the trained DEEM
+        cpu0 = cpu_seconds()
+        model = manager.store.load(train_run, with_data=False).load_model("deem")
+        estimate = estimate_diagnostics(model, data)
+        seconds = measured(manager, "diagnostics", {"source_run": train_run, "method": "deem",
+                                                    "estimate": estimate.to_dict()}, data)
+        print(f"| {name} | diagnostics | {estimate.total_s:.1f} | {seconds:.1f} | {seconds / estimate.total_s:.2f} | "
+              f"{estimate.probe_s:.1f} | {' '.join(f'{x:.2f}' for x in os.getloadavg())} | "
+              f"{cpu_seconds() - cpu0:.1f} |", flush=True)
+    manager.shutdown()
+    print("(probe: at most 2,000 tasks, 3 epochs; measured = the job's own elapsed time in the job manager)")
+
+
+if __name__ == "__main__":
+    main()

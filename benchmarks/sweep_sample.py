@@ -1,0 +1,77 @@
+"""Sweeping a random sample of the tasks instead of all of them: same recommendation, how much faster?
+
+The Sweep page sweeps a random sample by default above ``deem_studio.jobs.SWEEP_SAMPLE_ABOVE`` tasks
+(``SWEEP_SAMPLE_TASKS`` tasks in the sample). This script measures, on sets of growing size, the full sweep
+(default grid, 8 learning rates, 1 layer) next to sweeps of random samples: the recommended learning rate,
+the verdict of every rate, and the wall time.
+
+Sets: tree3k, ampdata (sample_data) and the MnistE-shaped synthetic set (make_mnist_like, 15 workers x 10
+classes) at 20,000 tasks (the full sweep there takes several minutes on one core).
+
+Usage::
+
+    python benchmarks/sweep_sample.py                       # all sets, 50 epochs
+    python benchmarks/sweep_sample.py --sets tree3k --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "sample_data"))
+
+from benchmarks.common import load_set, machine  # noqa: E402
+from deem_core.data.annotations import AnnotationSet  # noqa: E402
+from deem_core.methods.sweep import DEFAULT_SWEEP_EPOCHS, run_sweep  # noqa: E402
+from deem_studio.estimate import sample_positions  # noqa: E402
+
+SAMPLES = (2000, 5000)
+
+
+def data_of(name: str) -> AnnotationSet:
+    if name.startswith("mnist_like"):
+        from make_sample_data import make_mnist_like  # noqa: PLC0415
+
+        n = int(name.split("_")[-1])
+        df, _ = make_mnist_like(n_tasks=n, n_workers=15, n_classes=10, seed=0)
+    else:
+        df, _ = load_set(name)
+    return AnnotationSet.from_long(df)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="tree3k,ampdata,mnist_like_20000")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_SWEEP_EPOCHS)
+    args = parser.parse_args()
+    print(machine())
+    print(f"default grid, 1 layer, 1 seed, {args.epochs} epochs; sample = random tasks (seed 0)")
+    print("| data | tasks swept | recommended lr | verdicts (0.001 ... 3) | same as full | seconds | load avg |")
+    print("|---|---:|---:|---|---|---:|---|")
+    for name in args.sets.split(","):
+        data = data_of(name)
+        full = None
+        for size in (None, *SAMPLES):
+            if size is not None and size >= data.n_tasks:
+                continue
+            swept = data if size is None else data.subset_tasks(sample_positions(data.n_tasks, size, 0))
+            started = time.perf_counter()
+            result = run_sweep(swept, epochs=args.epochs, device="cpu")
+            seconds = time.perf_counter() - started
+            rec = result.recommendation
+            verdicts = ", ".join(v.label for v in rec.verdicts.values())
+            if size is None:
+                full = (rec.lr, verdicts)
+            same = "-" if size is None else ("yes" if rec.lr == full[0] else "no")
+            print(f"| {name} | {swept.n_tasks:,} | {rec.lr if rec.lr is not None else '-'} | {verdicts} | {same} | "
+                  f"{seconds:.1f} | {' '.join(f'{x:.2f}' for x in os.getloadavg())} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
