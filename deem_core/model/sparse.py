@@ -327,22 +327,8 @@ class GatheredNetwork:
         sink = self._sinks[layer]
         present = None if self._present is None else self._present.to(self.mask.dtype)
         out = []
-        for labels, grad in sink.rows:  # one-hot inputs: row labels[s] of block (s, t) gains g[t, :]
-            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # (R, B, A_t, K)
-            weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
-            if present is not None:
-                weight_s = weight_s.unsqueeze(-1) * present  # (R, B, A_s, A_t)
-            else:
-                weight_s = weight_s.unsqueeze(-1).expand(r, b, a, a)
-            values = weight_s.unsqueeze(-1) * grad.unsqueeze(2)  # (R, B, A_s, A_t, K)
-            if self.network.layout == "blocks":
-                index = self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
-            else:  # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
-                d = self.network.n_workers
-                run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
-                rows = (self.workers * k + labels).unsqueeze(-1)
-                index = (rows * d + self.workers.unsqueeze(-2)) + run * (d * k * d)
-            out.append((index.flatten(), values.reshape(-1, k)))
+        if sink.rows:
+            out.extend(self._row_gradients(sink.rows, scale, present))
         if sink.blocks is not None:
             grad = sink.blocks.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             if scale is not None:
@@ -353,6 +339,45 @@ class GatheredNetwork:
                 out.append((self._index, grad.view(-1, k * k)))
             else:
                 out.append((self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1, 1)))
+        return out
+
+    def _row_index(self, labels: torch.Tensor) -> torch.Tensor:
+        """(R, B, A_s, A_t) index of the block row ``labels[s]`` of every slot pair, in ``weight.view(-1, K)``."""
+        r, b, a, k = self.shape
+        if self.network.layout == "blocks":
+            return self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
+        # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
+        d = self.network.n_workers
+        run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
+        rows = (self.workers * k + labels).unsqueeze(-1)
+        return rows * d + self.workers.unsqueeze(-2) + run * (d * k * d)
+
+    def _row_gradients(self, rows: list[tuple[torch.Tensor, torch.Tensor]], scale: torch.Tensor | None,
+                       present: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One-hot inputs: block (s, t)'s row ``labels[s]`` gains ``g[t, :]``, for every ``(labels, g)`` of
+        ``rows`` (the positive and the negative pass). Where a later pass has the first one's label at slot
+        ``s`` (a chain that still agrees with the data), its gradient joins the first pass's row instead of
+        being scattered separately: the scatter, the costly part, then writes each such row once."""
+        r, b, a, k = self.shape
+        weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
+        first_labels = rows[0][0]
+        grads = [torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) for _, grad in rows]  # (R, B, A_t, K)
+        values = grads[0].unsqueeze(2).expand(r, b, a, a, k)  # (R, B, A_s, A_t, K)
+        apart = []
+        for (labels, _), grad in zip(rows[1:], grads[1:]):
+            same = labels == first_labels  # (R, B, A_s)
+            values = values + same.to(grad.dtype)[..., None, None] * grad.unsqueeze(2)
+            apart.append((labels, grad, ~same & (self.mask > 0)))
+        pair_weight = weight_s.unsqueeze(-1) if present is None else weight_s.unsqueeze(-1) * present  # (R,B,A,1|A)
+        out = [(self._row_index(first_labels).flatten(), (pair_weight.unsqueeze(-1) * values).reshape(-1, k))]
+        for labels, grad, keep in apart:
+            where = torch.nonzero(keep)  # (n, 3): run, task, slot of the rows this pass writes on its own
+            if not where.numel():
+                continue
+            run, task, slot = where.unbind(1)
+            index = self._row_index(labels)[run, task, slot]  # (n, A_t)
+            weight = pair_weight[run, task, slot]  # (n, 1 | A_t)
+            out.append((index.flatten(), (weight.unsqueeze(-1) * grad[run, task]).reshape(-1, k)))
         return out
 
     @torch.no_grad()
@@ -452,6 +477,142 @@ class GatheredNetwork:
             return (irbm_a * v).sum((1, 2)) + log_partition, grad
 
         return log_density_and_grad
+
+
+    # ------------------------------------------------------------------ training pass, gradients by hand
+    def training_energies(self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor,
+                          positive_labels: torch.Tensor | None = None,
+                          negative_labels: torch.Tensor | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``F + offset`` of the positive and of the negative inputs (R, B) each, and the positive inputs' hidden
+        logits (R, K, B), as outputs of one autograd node whose backward computes every parameter gradient by
+        hand (:class:`_TrainingPass`): the layer blocks' go to :meth:`apply_layer_step`, the others to the
+        parameters' ``.grad``. Nothing of the gather is recorded by autograd. ``*_labels``: the inputs are the
+        one-hot of these labels (R, B, A), or None (soft inputs)."""
+        trigger = torch.ones((), device=positive.device, requires_grad=True)
+        return _TrainingPass.apply(trigger, self, positive, negative, mask, positive_labels, negative_labels)
+
+    def _partition_softmax(self) -> torch.Tensor:
+        """``softmax_l(a_s^l + w_s^{lm})`` of every slot's worker: (R, A, K_l, K_m, B)."""
+        r, b, a, k = self.shape
+        z = self.irbm_a.unsqueeze(3) + self.irbm_w.view(r, a, k, k, b)
+        return torch.softmax(z, dim=2)
+
+    def _forward_pass(self, x: torch.Tensor, mask: torch.Tensor):
+        """Layer outputs, hidden logits, posterior and ``F + offset`` of x (R, A, K, B) without autograd."""
+        r, b, a, k = self.shape
+        outputs = [x]
+        current = x
+        for blocks, bias in zip(self.blocks, self.biases):
+            current = sparsemax(self._layer(blocks, bias, current), dim=2).mul_(mask.unsqueeze(2))
+            outputs.append(current)
+        v = outputs[-1]
+        logits = self.hidden_bias + (self.irbm_w * v.reshape(r, a * k, 1, b)).sum(1)  # (R, K, B)
+        log_partition = torch.logsumexp(logits, dim=1)
+        posterior = torch.exp(logits - log_partition.unsqueeze(1))
+        return outputs, logits, posterior, -(self.irbm_a * v).sum((1, 2)) - log_partition
+
+    def _backward_pass(self, saved, grad_energy: torch.Tensor, grad_logits_extra: torch.Tensor | None,
+                       labels: torch.Tensor | None, mask: torch.Tensor, sums: dict) -> None:
+        """Gradients of ``sum_b grad_energy[b] * (F + offset)[b] + sum grad_logits_extra * logits`` for one pass,
+        added into ``sums`` (per-slot terms) and the layers' block sinks."""
+        r, b, a, k = self.shape
+        outputs, _, posterior, _ = saved
+        v = outputs[-1]
+        g_logits = posterior * (-grad_energy).unsqueeze(1)  # dLoss/dlogits (R, K, B)
+        if grad_logits_extra is not None:
+            g_logits = g_logits + grad_logits_extra
+        sums["hidden"] = sums["hidden"] + g_logits.sum(-1)  # (R, K)
+        g_e = grad_energy.view(r, 1, 1, b)
+        # iRBM, direct terms: F = -sum a.v - logsumexp(logits), logits = ... + sum_s v_s . w_s[:, m]
+        sums["w"] = sums["w"] + v.reshape(r, a * k, 1, b) * g_logits.unsqueeze(1)  # (R, AK, K, B)
+        sums["a"] = sums["a"] - g_e * v  # (R, A, K, B)
+        # the task's own workers' partitions: logits carry -(M_s[m] - M_s[0]) for every real slot s
+        g_total = g_logits.sum(1, keepdim=True)  # (R, 1, B)
+        g_own = (-g_logits).unsqueeze(1).expand(r, a, k, b).clone()  # dLoss/dM_s[m] (R, A, K_m, B)
+        g_own[:, :, :1] += g_total.unsqueeze(1)
+        sums["own"] = sums["own"] + g_own * mask.unsqueeze(2)
+        sums["total"] = sums["total"] + g_logits.sum(-1)  # (R, K): the all-workers term (bias="irbm")
+        sums["total"][:, :1] -= g_total.sum(-1)
+        # back through the layers
+        grad_v = (self.irbm_w * g_logits.unsqueeze(1)).sum(2).view(r, a, k, b) - g_e * self.irbm_a  # dLoss/dv
+        for layer in range(len(self.blocks) - 1, -1, -1):
+            grad_z = sparsemax_backward(outputs[layer + 1], grad_v, dim=2)  # 0 on padded slots
+            sums["biases"][layer] = sums["biases"][layer] + grad_z
+            x_in = outputs[layer]
+            g_b = grad_z.permute(0, 3, 1, 2).contiguous()  # (R, B, A, K)
+            if layer == 0 and labels is not None:
+                self._sinks[layer].rows.append((labels, g_b))
+            else:
+                x_b = x_in.permute(0, 3, 1, 2).contiguous()
+                self._sinks[layer].add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])
+            if layer:
+                grad_v = (self.blocks[layer] * grad_z.reshape(r, 1, a * k, b)).sum(2).view(r, a, k, b)
+
+    @torch.no_grad()
+    def _write_parameter_gradients(self, sums: dict) -> None:
+        """Per-slot gradient terms -> the network's small parameters' ``.grad`` (index_add over workers)."""
+        net = self.network
+        r, b, a, k = self.shape
+        d = net.n_workers
+        rows = (self.workers + torch.arange(r, device=self.workers.device).view(r, 1, 1) * d).flatten()
+        sigma = self._partition_softmax()  # (R, A, K_l, K_m, B)
+        own = sums["own"].unsqueeze(2)  # (R, A, 1, K_m, B): dLoss/dM_s[m]
+        grad_w = sums["w"].view(r, a, k, k, b) + own * sigma  # (R, A, K, K, B)
+        grad_a = sums["a"] + (own * sigma).sum(3)  # (R, A, K, B)
+
+        def scatter(param, per_slot, width):  # per_slot (R, A, ..., B) summed over nothing: one row per (r, b, s)
+            values = per_slot.reshape(r, a, width, b).permute(0, 3, 1, 2).reshape(-1, width)
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad.view(-1, width).index_add_(0, rows, values)
+
+        scatter(net.irbm_weight, grad_w, k * k)
+        scatter(net.visible_bias, grad_a, k)
+        for bias, grad in zip(net.layer_biases, sums["biases"]):
+            scatter(bias, grad, k)
+        hidden = sums["hidden"]
+        if net.bias == "irbm":  # every worker's partition enters each task that it did not answer
+            w_all, a_all, _ = net.effective_irbm()
+            sigma_all = torch.softmax(a_all.unsqueeze(-1) + w_all, dim=2)  # (R, d, K_l, K_m)
+            total = sums["total"].view(r, 1, 1, k)
+            net.irbm_weight.grad.add_(total * sigma_all)
+            net.visible_bias.grad.add_((total * sigma_all).sum(-1))
+        if net.hidden_bias.grad is None:
+            net.hidden_bias.grad = torch.zeros_like(net.hidden_bias)
+        net.hidden_bias.grad.add_(hidden)
+        # Definition 1's constants never move
+        net.irbm_weight.grad.mul_(net.weight_free)
+        net.visible_bias.grad.mul_(net.visible_free)
+        net.hidden_bias.grad.mul_(net.hidden_free)
+
+
+class _TrainingPass(torch.autograd.Function):
+    """The loss's two passes (positive and negative inputs) on gathered blocks, forward and backward by hand."""
+
+    @staticmethod
+    def forward(ctx, trigger, gathered, positive, negative, mask, positive_labels, negative_labels):
+        with torch.no_grad():
+            saved_pos = gathered._forward_pass(positive, mask)
+            saved_neg = gathered._forward_pass(negative, mask)
+        ctx.gathered, ctx.mask = gathered, mask
+        ctx.saved = (saved_pos, saved_neg)
+        ctx.labels = (positive_labels, negative_labels)
+        return saved_pos[3], saved_neg[3], saved_pos[1]
+
+    @staticmethod
+    def backward(ctx, grad_pos, grad_neg, grad_logits):
+        gathered = ctx.gathered
+        r, b, a, k = gathered.shape
+        device = grad_pos.device
+        with torch.no_grad():
+            sums = {"hidden": torch.zeros(r, k, device=device), "total": torch.zeros(r, k, device=device),
+                    "w": 0.0, "a": 0.0, "own": 0.0, "biases": [0.0] * len(gathered.blocks)}
+            gathered._backward_pass(ctx.saved[0], grad_pos, grad_logits, ctx.labels[0], ctx.mask, sums)
+            gathered._backward_pass(ctx.saved[1], grad_neg, None, ctx.labels[1], ctx.mask, sums)
+            gathered._write_parameter_gradients(sums)
+        ctx.saved = None
+        return (None,) * 7
 
 
 # ---------------------------------------------------------------------------------------------- whole data
