@@ -14,25 +14,91 @@ estimate for the whole data is ``scale x (setup + baselines) + scale x per_epoch
 
 No Streamlit here; the dashboard caches an :class:`Estimate` per data set and settings (the probe takes
 1-3 s) and scales it to the epochs in the form without probing again.
+
+A probe runs in the page's own thread, outside the job queue, for every session that opens a form: it is
+bounded (found attacking main: a probe of 1,000 classes x 8 workers took more than 4 GB and 100 s of a
+page, and every session could run one at once). One probe runs at a time in a server (the others wait up to
+:data:`PROBE_WAIT_SECONDS`); a probe whose model would need more than :data:`PROBE_MAX_BYTES`
+(``DEEM_PROBE_MAX_BYTES``) is not run; a probe is stopped after :data:`PROBE_MAX_SECONDS`. Each case raises
+:class:`ProbeSkipped`, whose message says why there is no estimate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Estimate", "PROBE_EPOCHS", "PROBE_TASKS", "estimate_diagnostics", "estimate_sweep", "estimate_train",
-           "format_seconds", "sample_positions"]
+__all__ = ["Estimate", "PROBE_EPOCHS", "PROBE_MAX_BYTES", "PROBE_MAX_SECONDS", "PROBE_TASKS", "ProbeSkipped",
+           "estimate_diagnostics", "estimate_sweep", "estimate_train", "format_seconds", "sample_positions"]
 
 #: tasks in a probe (a random sample of the data; the whole data when smaller)
 PROBE_TASKS = 2000
 #: epochs in a probe: the first one carries one-off costs, the others give the time per epoch
 PROBE_EPOCHS = 3
+#: memory a probe's model may need (its training on the task sample); a larger one is not probed
+PROBE_MAX_BYTES = 512 << 20
+#: seconds after which a probe is stopped (what it timed by then still gives an estimate)
+PROBE_MAX_SECONDS = 20.0
+#: seconds a probe waits for another session's probe to end
+PROBE_WAIT_SECONDS = 30.0
+_PROBES = threading.Lock()
+
+
+class ProbeSkipped(Exception):
+    """No estimate: the message says why. ``retry``: another session was probing (try again later)."""
+
+    def __init__(self, message: str, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
+
+
+def _max_bytes() -> int:
+    try:
+        return int(os.environ.get("DEEM_PROBE_MAX_BYTES", "") or PROBE_MAX_BYTES)
+    except ValueError:
+        return PROBE_MAX_BYTES
+
+
+@contextlib.contextmanager
+def _probe_slot():
+    """One probe at a time in this process, and a stop event that fires after PROBE_MAX_SECONDS."""
+    if not _PROBES.acquire(timeout=PROBE_WAIT_SECONDS):
+        raise ProbeSkipped("another session is timing its job on this server right now", retry=True)
+    stop = threading.Event()
+    timer = threading.Timer(PROBE_MAX_SECONDS, stop.set)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield stop
+    finally:
+        timer.cancel()
+        _PROBES.release()
+
+
+def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
+    """ProbeSkipped when training ``n_runs`` runs on the probe would need more than the probe may hold."""
+    from deem_core.model.engine import check_training_size  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+    needed = check_training_size(data, TrainingConfig(n_layers=int(n_layers)), int(n_runs), memory_bytes=1 << 62)
+    if needed > _max_bytes():
+        raise ProbeSkipped(f"the model is too large to time while you wait (its training on {data.n_tasks:,} tasks "
+                           f"would need about {needed / (1 << 30):.1f} GiB); the job itself is checked against the "
+                           f"memory of this machine when it starts")
+
+
+def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
+    if stop.is_set() and len(clock.times) < 2:
+        raise ProbeSkipped(f"the timing probe alone took more than {PROBE_MAX_SECONDS:.0f} s on "
+                           f"{PROBE_TASKS:,} tasks: this job will be long")
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -155,21 +221,26 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     probe = _probe_data(data, sample, seed)
+    starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model
+    for method in deem_methods:
+        _check_probe_size(probe, 0 if method == "irbm" else int(n_layers), int(n_seeds) * starts)
     started_probe = time.perf_counter()
     setup = per_epoch = 0.0
     probe_gold = None
     if gold is not None and supervised_weight > 0:
         probe_gold = gold.reindex(probe.tasks).dropna()
-    for method in deem_methods:
-        clock = _EpochClock()
-        model = DEEM(n_layers=0 if method == "irbm" else int(n_layers), epochs=PROBE_EPOCHS, lr=float(lr),
-                     init=init, n_seeds=int(n_seeds), seed=seed, device=device, callbacks=[clock])
-        started = time.perf_counter()
-        model.fit(probe, gold=probe_gold)
-        model.results_frame()
-        s, e = _split(started, time.perf_counter(), clock)
-        setup, per_epoch = setup + s, per_epoch + e
-    base = _baselines_seconds(probe, list(baselines), seed)
+    with _probe_slot() as stop:
+        for method in deem_methods:
+            clock = _EpochClock()
+            model = DEEM(n_layers=0 if method == "irbm" else int(n_layers), epochs=PROBE_EPOCHS, lr=float(lr),
+                         init=init, n_seeds=int(n_seeds), seed=seed, device=device, callbacks=[clock])
+            started = time.perf_counter()
+            model.fit(probe, gold=probe_gold, stop_event=stop)
+            _stopped(clock, stop)
+            model.results_frame()
+            s, e = _split(started, time.perf_counter(), clock)
+            setup, per_epoch = setup + s, per_epoch + e
+        base = _baselines_seconds(probe, list(baselines), seed)
     return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
                     per_epoch_s=per_epoch, baselines_s=base, epochs=int(epochs), n_runs=int(n_seeds),
                     probe_s=time.perf_counter() - started_probe, device=resolve_device(device).type)
@@ -183,11 +254,14 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
 
     grid = list(lrs) if lrs else list(DEFAULT_LRS)
     probe = _probe_data(data, sample, seed)
+    _check_probe_size(probe, int(n_layers), len(grid) * int(n_seeds))
     clock = _EpochClock()
-    started = time.perf_counter()
-    run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-              device=device, callbacks=[clock])
-    ended = time.perf_counter()
+    with _probe_slot() as stop:
+        started = time.perf_counter()
+        run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
+                  device=device, callbacks=[clock], stop_event=stop)
+        ended = time.perf_counter()
+        _stopped(clock, stop)
     setup, per_epoch = _split(started, ended, clock)
     return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
                     per_epoch_s=per_epoch, epochs=int(epochs), n_runs=len(grid) * int(n_seeds),
@@ -201,9 +275,10 @@ def estimate_diagnostics(model: Any, data: Any, gold: Any = None, subset_classes
 
     probe = _probe_data(data, sample, seed)
     probe_gold = gold.reindex(probe.tasks).dropna() if gold is not None and len(gold) else None
-    started = time.perf_counter()
-    run_diagnostics(model, probe, gold=probe_gold, subset_classes=subset_classes,
-                    subset_by=subset_by if subset_classes else None)
-    seconds = time.perf_counter() - started
+    with _probe_slot():
+        started = time.perf_counter()
+        run_diagnostics(model, probe, gold=probe_gold, subset_classes=subset_classes,
+                        subset_by=subset_by if subset_classes else None)
+        seconds = time.perf_counter() - started
     return Estimate(kind="diagnostics", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks),
                     setup_s=seconds, per_epoch_s=0.0, probe_s=seconds, device="cpu")
