@@ -1,19 +1,23 @@
-"""How long a job will take on this machine, from a short timed probe of the real code path.
+"""How long a job will take on this machine, from short timed probes of the real code path.
 
-A probe runs the job's own code (``DEEM.fit``, ``run_sweep``, the crowd-kit baselines, the diagnostics)
-on a random sample of at most :data:`PROBE_TASKS` tasks for :data:`PROBE_EPOCHS` epochs and times it:
+A probe runs the job's own code (``DEEM.fit``, ``run_sweep``, the methods that do not train)
+on a random sample of tasks for :data:`PROBE_EPOCHS` epochs and times its parts:
 
 * ``setup``: everything before the first epoch and after the last one (the Dawid-Skene start, the
-  start choice of ``init="auto"``, the class map, the label table), measured on the sample;
+  start choice of ``init="auto"``, the class map, the label table);
 * ``per_epoch``: the median time of the probe's epochs after the first;
-* ``baselines``: the baselines' time on the sample.
+* ``baselines``: the methods that do not train.
 
-Every part grows linearly with the number of tasks (mini-batches over tasks, EM over tasks), so the
-estimate for the whole data is ``scale x (setup + baselines) + scale x per_epoch x epochs`` with
-``scale = n_tasks / sample``. ``benchmarks/estimate.py`` compares these estimates with measured jobs.
+Every part is a :class:`Line` in the number of tasks, ``fixed + per_task x tasks``, fitted through a probe
+of :data:`PROBE_TASKS` tasks and one of a quarter of that (after an untimed warm-up on a few tasks): a
+part's fixed cost (a Dawid-Skene fit's iterations, per-epoch bookkeeping) is not multiplied
+by the data's size. Data no larger than the probe is probed whole. ``benchmarks/estimate.py`` compares
+the estimates with measured jobs (``benchmarks/results/estimate.txt``).
 
-No Streamlit here; the dashboard caches an :class:`Estimate` per data set and settings (the probe takes
-1-3 s) and scales it to the epochs in the form without probing again.
+No Streamlit here; the dashboard caches an :class:`Estimate` per data set and settings (the probes take
+1-5 s) and evaluates it at the epochs in the form without probing again. Diagnostics are not estimated
+before launch (a probe of them costs almost as much as the job on mid-sized data, and their cost per task
+falls with the number of tasks); their job reports the tasks done, and its time left comes from that pace.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Estimate", "PROBE_EPOCHS", "PROBE_TASKS", "estimate_diagnostics", "estimate_sweep", "estimate_train",
+__all__ = ["Estimate", "Line", "PROBE_EPOCHS", "PROBE_TASKS", "estimate_sweep", "estimate_train",
            "format_seconds", "sample_positions"]
 
 #: tasks in a probe (a random sample of the data; the whole data when smaller)
@@ -59,31 +63,59 @@ def sample_positions(n_tasks: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Line:
+    """Seconds as ``fixed + per_task x tasks`` (fitted through two probes of different sizes)."""
+
+    fixed: float = 0.0
+    per_task: float = 0.0
+
+    def at(self, n_tasks: int) -> float:
+        return self.fixed + self.per_task * n_tasks
+
+    @staticmethod
+    def through(small: tuple[int, float], big: tuple[int, float]) -> Line:
+        """The line through (tasks, seconds) of a small and a big probe; a single probe (or a noisy pair
+        whose slope comes out negative) scales the big one in proportion to the tasks."""
+        (n1, t1), (n2, t2) = small, big
+        if n2 <= n1:
+            return Line(0.0, t2 / max(1, n2))
+        slope = (t2 - t1) / (n2 - n1)
+        if slope <= 0:
+            return Line(0.0, t2 / max(1, n2))
+        return Line(max(0.0, t2 - slope * n2), slope)
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """Time of one job on this machine, measured on a probe and scaled to the whole data."""
+    """Time of one job on this machine: each part a :class:`Line` in the number of tasks, measured on
+    probes and evaluated at the job's size."""
 
     kind: str  # "train", "sweep" or "diagnostics"
-    n_tasks: int  # tasks the job will train on
-    sample_tasks: int  # tasks of the probe
-    setup_s: float  # one-off time on the probe (before the first and after the last epoch)
-    per_epoch_s: float  # one epoch on the probe
-    baselines_s: float = 0.0  # the baselines on the probe
+    n_tasks: int  # tasks the job will work on
+    sample_tasks: int  # tasks of the largest probe
+    setup: Line  # one-off time (before the first and after the last epoch)
+    per_epoch: Line = Line()
+    baselines: Line = Line()  # the methods that do not train (train jobs)
     epochs: int = 0
     n_runs: int = 1  # runs trained at once (learning rates x seeds, or seeds x starts)
-    probe_s: float = 0.0  # wall time of the probe itself
+    probe_s: float = 0.0  # wall time of the probes
     device: str = "cpu"
 
     @property
-    def scale(self) -> float:
-        return self.n_tasks / max(1, self.sample_tasks)
+    def seconds_per_epoch(self) -> float:
+        return self.per_epoch.at(self.n_tasks)
 
     @property
-    def seconds_per_epoch(self) -> float:
-        return self.scale * self.per_epoch_s
+    def setup_s(self) -> float:
+        return self.setup.at(self.n_tasks)
+
+    @property
+    def baselines_s(self) -> float:
+        return self.baselines.at(self.n_tasks)
 
     @property
     def total_s(self) -> float:
-        return self.scale * (self.setup_s + self.baselines_s + self.per_epoch_s * self.epochs)
+        return self.setup_s + self.baselines_s + self.seconds_per_epoch * self.epochs
 
     def with_epochs(self, epochs: int) -> Estimate:
         return replace(self, epochs=int(epochs))
@@ -97,11 +129,12 @@ class Estimate:
         if self.epochs:
             parts.append(f"{format_seconds(self.seconds_per_epoch)} per epoch")
         probe = ("timed on all tasks" if self.sample_tasks >= self.n_tasks else
-                 f"timed on a sample of {self.sample_tasks:,} tasks and scaled to {self.n_tasks:,}")
+                 f"timed on samples of up to {self.sample_tasks:,} tasks and scaled to {self.n_tasks:,}")
         return f"{parts[0]} ({', '.join(parts[1:] + [probe])})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": round(self.total_s, 3), "per_epoch_s": round(self.seconds_per_epoch, 4),
+                "setup_s": round(self.setup_s, 3), "baselines_s": round(self.baselines_s, 3),
                 "probe_tasks": self.sample_tasks, "probe_s": round(self.probe_s, 3)}
 
 
@@ -127,9 +160,29 @@ def _split(started: float, ended: float, clock: _EpochClock) -> tuple[float, flo
     return max(0.0, setup), per_epoch
 
 
-def _probe_data(data: Any, sample: int, seed: int) -> Any:
-    positions = sample_positions(data.n_tasks, min(sample, data.n_tasks), seed)
+def _probe_data(data: Any, size: int, seed: int) -> Any:
+    positions = sample_positions(data.n_tasks, min(size, data.n_tasks), seed)
     return data if len(positions) == data.n_tasks else data.subset_tasks(positions)
+
+
+def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any], tuple[float, ...]]
+           ) -> tuple[list[Line], int, float]:
+    """Time ``measure`` (which returns seconds per part) on a big and a small task sample and fit a
+    :class:`Line` per part. A first untimed run on a few tasks pays the one-off costs of a process (imports,
+    allocator warm-up) that the job will not pay again. Data no larger than ``sample`` is probed whole: the
+    estimate is then the probe itself."""
+    started = time.perf_counter()
+    n = int(data.n_tasks)
+    big = min(n, int(sample))
+    small = min(big, max(100, int(sample) // 4))
+    measure(_probe_data(data, min(64, n), seed))  # warm-up, untimed
+    at_big = measure(_probe_data(data, big, seed))
+    if big >= n or small >= big:
+        lines = [Line(0.0, value / max(1, big)) for value in at_big]
+    else:
+        at_small = measure(_probe_data(data, small, seed))
+        lines = [Line.through((small, a), (big, b)) for a, b in zip(at_small, at_big)]
+    return lines, big, time.perf_counter() - started
 
 
 def _baselines_seconds(data: Any, methods: Sequence[str], seed: int) -> float:
@@ -154,25 +207,27 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
-    probe = _probe_data(data, sample, seed)
-    started_probe = time.perf_counter()
-    setup = per_epoch = 0.0
-    probe_gold = None
-    if gold is not None and supervised_weight > 0:
-        probe_gold = gold.reindex(probe.tasks).dropna()
-    for method in deem_methods:
-        clock = _EpochClock()
-        model = DEEM(n_layers=0 if method == "irbm" else int(n_layers), epochs=PROBE_EPOCHS, lr=float(lr),
-                     init=init, n_seeds=int(n_seeds), seed=seed, device=device, callbacks=[clock])
-        started = time.perf_counter()
-        model.fit(probe, gold=probe_gold)
-        model.results_frame()
-        s, e = _split(started, time.perf_counter(), clock)
-        setup, per_epoch = setup + s, per_epoch + e
-    base = _baselines_seconds(probe, list(baselines), seed)
-    return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
-                    per_epoch_s=per_epoch, baselines_s=base, epochs=int(epochs), n_runs=int(n_seeds),
-                    probe_s=time.perf_counter() - started_probe, device=resolve_device(device).type)
+    def measure(probe: Any) -> tuple[float, float, float]:
+        setup = per_epoch = 0.0
+        probe_gold = None
+        if gold is not None and supervised_weight > 0:
+            probe_gold = gold.reindex(probe.tasks).dropna()
+        for method in deem_methods:
+            clock = _EpochClock()
+            model = DEEM(n_layers=0 if method == "irbm" else int(n_layers), epochs=PROBE_EPOCHS, lr=float(lr),
+                         init=init, n_seeds=int(n_seeds), seed=seed, device=device,
+                         supervised_weight=float(supervised_weight), callbacks=[clock])
+            started = time.perf_counter()
+            model.fit(probe, gold=probe_gold)
+            model.results_frame()
+            s, e = _split(started, time.perf_counter(), clock)
+            setup, per_epoch = setup + s, per_epoch + e
+        return setup, per_epoch, _baselines_seconds(probe, list(baselines), seed)
+
+    (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure)
+    return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
+                    baselines=base, epochs=int(epochs), n_runs=int(n_seeds), probe_s=probe_s,
+                    device=resolve_device(device).type)
 
 
 def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 50, n_layers: int = 1,
@@ -182,28 +237,15 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     grid = list(lrs) if lrs else list(DEFAULT_LRS)
-    probe = _probe_data(data, sample, seed)
-    clock = _EpochClock()
-    started = time.perf_counter()
-    run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-              device=device, callbacks=[clock])
-    ended = time.perf_counter()
-    setup, per_epoch = _split(started, ended, clock)
-    return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
-                    per_epoch_s=per_epoch, epochs=int(epochs), n_runs=len(grid) * int(n_seeds),
-                    probe_s=ended - started, device=resolve_device(device).type)
 
+    def measure(probe: Any) -> tuple[float, float]:
+        clock = _EpochClock()
+        started = time.perf_counter()
+        run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
+                  device=device, callbacks=[clock])
+        return _split(started, time.perf_counter(), clock)
 
-def estimate_diagnostics(model: Any, data: Any, gold: Any = None, subset_classes: Any = None,
-                         subset_by: str | None = None, seed: int = 0, sample: int = PROBE_TASKS) -> Estimate:
-    """Time of a "diagnostics" job: the diagnostics of ``model`` on a task sample, scaled to all tasks."""
-    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
-
-    probe = _probe_data(data, sample, seed)
-    probe_gold = gold.reindex(probe.tasks).dropna() if gold is not None and len(gold) else None
-    started = time.perf_counter()
-    run_diagnostics(model, probe, gold=probe_gold, subset_classes=subset_classes,
-                    subset_by=subset_by if subset_classes else None)
-    seconds = time.perf_counter() - started
-    return Estimate(kind="diagnostics", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks),
-                    setup_s=seconds, per_epoch_s=0.0, probe_s=seconds, device="cpu")
+    (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure)
+    return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
+                    epochs=int(epochs), n_runs=len(grid) * int(n_seeds), probe_s=probe_s,
+                    device=resolve_device(device).type)

@@ -18,6 +18,11 @@ the job still running.
   core for one training, so a second concurrent training only halves both and doubles the memory.
   A waiting job says so: "queued behind run <id>". A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
+* Progress is told in phases (``Progress.start_phase``: "training DEEM", 100 epochs; "running the other
+  methods", 2 methods; "sweeping learning rates", 50 epochs). :func:`status_line` is the one text of a job
+  for the sidebar and its page: the phase, its step, the time elapsed and the time left (the phase's
+  measured pace plus the launch estimate of the phases after it; before two steps, the launch estimate
+  ``config["estimate"]`` from ``deem_studio.estimate`` minus the time elapsed).
 * Every job is stored by :class:`deem_studio.runs.RunStore` as it goes (status, curves, results, model).
   At start-up the manager marks runs left ``queued``/``running`` by a dead process as ``failed``.
 """
@@ -163,7 +168,7 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
-            bits.append(f"{snap.unit} {snap.phase_done} of {snap.phase_total}")
+            bits.append(f"{snap.unit} {snap.phase_done:,} of {snap.phase_total:,}")
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
         eta = snap.eta
@@ -904,11 +909,17 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     by = cfg.get("subset_by") or None
     if by == "gold" and (gold is None or not len(gold)):
         by = "predicted"
-    progress.start_phase("computing diagnostics", 1, "step")
+    def tell(phase: str, done: int, total: int) -> None:
+        """run_diagnostics' progress: a new phase, or the importance's tasks done (the long part)."""
+        if phase != progress.phase:
+            progress.start_phase(phase, total, "task" if total > 1 else "step")
+        if done > progress.phase_done:
+            progress.add_rows([], steps=done - progress.phase_done)
+        _check_cancel(ctx)
+
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by if subset_classes else None,
-                             max_tasks=cfg.get("max_tasks"))
-    progress.add_rows([], steps=1)
+                             max_tasks=cfg.get("max_tasks"), progress=tell)
     _check_cancel(ctx)
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
                       title=f"DEEM diagnostics of run {source.run_id} ({method})")

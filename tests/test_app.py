@@ -294,7 +294,6 @@ def test_diagnostics_page(runs_dir):
     at.switch_page("pages/diagnostics.py").run()
     no_problem(at)
     at.multiselect(key="diag_subset").set_value(["0"]).run()
-    assert "Diagnostics of 200 tasks: about" in texts(at) and "no time estimate" not in texts(at)
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
     assert wait_done(diag_id).status == "finished"

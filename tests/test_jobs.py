@@ -237,3 +237,31 @@ def test_diagnostics_job(manager):
     bad = manager.submit("diagnostics", {"source_run": baselines_only, "method": "deem"}, store_data=False)
     snap = manager.wait(bad, timeout=30)
     assert snap.status == "failed" and "has no fitted deem model" in snap.message
+
+
+def test_diagnostics_report_their_phases_and_the_importance_tasks(tmp_path):
+    """run_diagnostics tells its phases in order and the worker importance's tasks (the long part); the job
+    counts those tasks as its progress, so its page can show the time left."""
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    data, _ = tiny(300)
+    calls = []
+    run_diagnostics(DEEM(epochs=2).fit(data), data, progress=lambda phase, done, total: calls.append((phase, done, total)))
+    phases = list(dict.fromkeys(phase for phase, _, _ in calls))
+    assert phases == ["mutual information", "worker importance", "worker quality"]
+    importance = [(done, total) for phase, done, total in calls if phase == "worker importance"]
+    assert importance[-1] == (300, 300) and [d for d, _ in importance] == sorted(d for d, _ in importance)
+
+    manager = JobManager(tmp_path / "runs")
+    try:
+        train = manager.submit("train", {"methods": ["deem"], "epochs": 2, "device": "cpu"}, data=data)
+        assert manager.wait(train, timeout=120).status == "finished"
+        run_id = manager.submit("diagnostics", {"source_run": train, "method": "deem"}, data=data)
+        snap = manager.wait(run_id, timeout=120)
+        assert snap.status == "finished", snap.message
+        assert snap.steps_done >= 300  # the importance's tasks, counted as they were done
+        assert "diagnostics of run" in status_line(snap)
+    finally:
+        manager.shutdown()
