@@ -75,7 +75,7 @@ def test_every_page_renders_without_data(runs_dir):
     assert "ws" not in at.query_params and "owner_key" not in at.query_params
     for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
                            ("pages/train.py", "Load annotations on the Data page first"),
-                           ("pages/results.py", "No training run yet"),
+                           ("pages/results.py", "No training run on these data yet"),
                            ("pages/diagnostics.py", "Train a DEEM model first"),
                            ("pages/runs.py", "No runs in this workspace yet")]:
         at.switch_page(page).run()
