@@ -231,8 +231,10 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
 
 
 def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 50, n_layers: int = 1,
-                   n_seeds: int = 1, device: str = "auto", seed: int = 0, sample: int = PROBE_TASKS) -> Estimate:
-    """Time of a "sweep" job on ``data`` (pass the task sample when the sweep runs on one)."""
+                   n_seeds: int = 1, device: str = "auto", seed: int = 0, sample: int = PROBE_TASKS,
+                   batch_size: int = 1024) -> Estimate:
+    """Time of a "sweep" job on ``data`` with ``batch_size`` (for a sweep on a task sample: its batch, then
+    :meth:`Estimate.with_tasks` with the sample's size)."""
     from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
@@ -242,7 +244,7 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
         clock = _EpochClock()
         started = time.perf_counter()
         run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-                  device=device, callbacks=[clock])
+                  device=device, batch_size=int(batch_size), callbacks=[clock])
         return _split(started, time.perf_counter(), clock)
 
     (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure)

@@ -349,7 +349,6 @@ def cached_estimate(kind: str, **settings: Any):
         with st.spinner("Timing a short probe of this job on this machine…"):
             try:
                 if kind == "sweep":
-                    settings.pop("sample", None)
                     cache[key] = estimate.estimate_sweep(ds["data"], **settings)
                 elif kind == "train":
                     cache[key] = estimate.estimate_train(ds["data"], gold=ds.get("gold"), **settings)

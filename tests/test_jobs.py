@@ -265,3 +265,24 @@ def test_diagnostics_report_their_phases_and_the_importance_tasks(tmp_path):
         assert "diagnostics of run" in status_line(snap)
     finally:
         manager.shutdown()
+
+
+def test_a_sweep_on_a_task_sample_keeps_the_updates_per_epoch(tmp_path):
+    """sample_tasks sweeps a random sample with the batch scaled by sample / tasks (as many updates per epoch as
+    on all tasks); the stored recommendation says it was a sample."""
+    from deem_studio.jobs import sample_batch_size  # noqa: PLC0415
+
+    assert sample_batch_size(5_000, 20_000) == 256 and sample_batch_size(2_000, 60_000) == 34
+    assert sample_batch_size(50, 1_000_000) == 32 and sample_batch_size(900, 1_000) == 922
+    manager = JobManager(tmp_path / "runs")
+    try:
+        data, _ = tiny(400)
+        run_id = manager.submit("sweep", {"lrs": [0.01, 0.1], "epochs": 2, "sample_tasks": 100, "device": "cpu"},
+                                data=data)
+        snap = manager.wait(run_id, timeout=120)
+        assert snap.status == "finished", snap.message
+        rec = manager.store.load(run_id, with_data=False).extras["recommendation"]
+        assert rec["sample_tasks"] == 100 and rec["n_tasks"] == 400 and rec["batch_size"] == 256
+        assert rec["partial"] is False and rec["epochs_done"] == 2
+    finally:
+        manager.shutdown()
