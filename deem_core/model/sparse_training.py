@@ -70,10 +70,16 @@ class SparseEvaluator:
 
     @torch.no_grad()
     def update(self, state: RunState, momentum: float) -> None:
-        sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
+        scale = -(state.lrs * state.active)
+        if momentum or state.network.bias == "irbm":
+            # momentum moves every entry, and the iRBM bias's all-workers term is dense anyway: as the dense path
+            self.gathered.materialise_gradients()
+            sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
+        else:
+            self.gathered.apply_small_step(scale)  # only the rows of this batch's workers: O(batch), not O(d)
         layer_ids = {id(w) for w in state.network.layer_weights}
         buffers = [buf for p, buf in zip(state.network.parameters(), state.momentum_buffers) if id(p) in layer_ids]
-        self.gathered.apply_layer_step(-(state.lrs * state.active), momentum, buffers if momentum else None)
+        self.gathered.apply_layer_step(scale, momentum, buffers if momentum else None)
 
 
 class SparseTaskData:
