@@ -604,6 +604,8 @@ def choose_path(n_workers: int, n_classes: int, mean_answers: float, max_answers
     products instead of one matrix product), so it wins below about 1/5 of the workers per task, and on any
     data whose dense (d*K)^2 layer would be large.
     """
+    if mean_answers >= n_workers:  # every worker answered every task: the paper's dense setting
+        return "dense"
     padded = max_answers if max_answers is not None else mean_answers
     dense_cost = DENSE_FIXED + DENSE_PER_UNIT * (n_workers * n_classes) ** 2
     sparse_cost = SPARSE_FIXED + SPARSE_PER_UNIT * (padded * n_classes) ** 2
