@@ -16,6 +16,8 @@ model, each scored on its own) and wall time. Rows (names from the method regist
   the other (sign test, ``deem_core.methods.deem.challenger_wins``).
 
 Accuracy follows ``deem_core.analysis.scoring.accuracy`` (the tasks with a truth among the annotated tasks).
+Each set is read once as a long frame and once as an AnnotationSet, outside the timings; the methods the
+registry marks ``sparse`` (DEEM, iRBM, majority vote, Dawid-Skene) get the AnnotationSet, the others the frame.
 
 Usage::
 
@@ -40,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import available_sets, load_set, machine  # noqa: E402
 
 from deem_core.analysis.scoring import accuracy  # noqa: E402
+from deem_core.data.annotations import AnnotationSet  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 
 #: classic methods of the default table (registry keys)
@@ -80,9 +83,13 @@ def table_rows(selected: list[str] | None = None, gold: bool = True) -> dict[str
 
 
 def run_row(key: str, options: dict, df: pd.DataFrame, truth: pd.Series, epochs: int, seeds: int,
-            gold_fraction: float = 0.0) -> tuple[list[float], float]:
-    """Fit registry method ``key``; accuracy of every seed (trained methods) or of the one run, and seconds."""
+            gold_fraction: float = 0.0, data: AnnotationSet | None = None) -> tuple[list[float], float]:
+    """Fit registry method ``key``; accuracy of every seed (trained methods) or of the one run, and seconds.
+    ``data``: ``df`` as an AnnotationSet, given to the methods the registry marks ``sparse`` (built here,
+    outside the timing, when not given)."""
     spec = registry.get_method(key)
+    if spec.sparse and data is None:
+        data = AnnotationSet.from_long(df)
     gold, scored = None, truth
     params = {"seed": 0, **options}
     if spec.trains:
@@ -92,7 +99,7 @@ def run_row(key: str, options: dict, df: pd.DataFrame, truth: pd.Series, epochs:
         scored = truth.drop(gold.index)
         params["supervised_weight"] = 1.0
     started = time.perf_counter()
-    model = registry.fit_method(key, df, gold=gold, **params)
+    model = registry.fit_method(key, data if spec.sparse else df, gold=gold, **params)
     seconds = time.perf_counter() - started
     if not spec.trains:
         return [accuracy(model.labels_, scored)], seconds
@@ -118,11 +125,13 @@ def main(argv=None) -> int:
     rows = []
     for name in available_sets(args.sets):
         df, truth = load_set(name)
+        data = AnnotationSet.from_long(df)
         print(f"\n## {name}: {df['task'].nunique()} tasks, {df['worker'].nunique()} workers, "
               f"{df['label'].nunique()} classes, {len(df)} answers", flush=True)
         print(f"{'method':<26} {'accuracy %':>16} {'seconds':>9}", flush=True)
         for method, (key, options, fraction) in rows_to_run.items():
-            accs, seconds = run_row(key, options, df, truth, args.epochs, args.seeds, gold_fraction=fraction)
+            accs, seconds = run_row(key, options, df, truth, args.epochs, args.seeds, gold_fraction=fraction,
+                                    data=data)
             mean, std = 100 * np.mean(accs), 100 * np.std(accs)
             print(f"{method:<26} {mean:>9.2f} ± {std:4.2f} {seconds:>9.1f}", flush=True)
             rows.append({"set": name, "method": method, "accuracy_mean": mean, "accuracy_std": std,

@@ -17,7 +17,10 @@ Steps, each in a fresh subprocess (so the peak resident memory, ``ru_maxrss``, i
 * ``stats`` -- the dashboard's data summary: Krippendorff's alpha, labels per task, class balance, worker
   coverage, pairwise agreement of the 60 most active workers;
 * ``mv``, ``ds`` -- majority vote and Dawid-Skene through the method registry (what ``deem aggregate --method``
-  runs), scored against the generated truth.
+  runs), scored against the generated truth;
+* ``deem_epoch``, ``deem``, ``deem_mv``, ``deem_storage`` -- DEEM (``benchmarks/scale_deem.py``): seconds per
+  epoch of one layer, the default run, the default with the majority-vote start, all vs co-occurring pair
+  storage.
 
 The cached set is loaded before the timed part of mv/ds/stats (``load s``); ``peak MB`` is the whole
 process's, loading included. Targets (issue 16, 1 thread, 1,000,000 tasks): read + summary <= 60 s, MV and
@@ -122,7 +125,7 @@ def step_stats(paths: dict[str, Path]) -> dict[str, Any]:
 
     def run():
         return (agreement.krippendorff_alpha(data), agreement.labels_per_task(data), agreement.class_balance(data),
-                agreement.annotator_coverage(data), agreement.pairwise_agreement(data, max_workers=60))
+                agreement.worker_coverage(data), agreement.pairwise_agreement(data, max_workers=60))
 
     (alpha, *_), wall, cpu = _timed(run)
     return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "result": f"alpha {alpha:.3f}"}
@@ -145,6 +148,12 @@ STEPS: dict[str, Step] = {
     "mv": Step("majority vote", _method_step("mv")),
     "ds": Step("Dawid-Skene", _method_step("ds")),
 }
+# DEEM: deem_epoch (seconds per epoch), deem (the default run), deem_mv, deem_storage (benchmarks/scale_deem.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_deem import DEEM_STEPS, DEEM_TARGETS  # noqa: E402
+
+STEPS.update({name: Step(description, run) for name, (description, run) in DEEM_STEPS.items()})
+TARGETS.update(DEEM_TARGETS)
 
 
 # ---------------------------------------------------------------------------------------------- driver

@@ -10,7 +10,9 @@ that refuses the file). Meanwhile a second session, in its own browser, keeps as
 Server memory comes from ``/proc/<pid>``: the peak is the kernel's high-water mark (``VmHWM``, reset before
 each case by writing ``5`` to ``clear_refs``; root only, else the 20 Hz samples of ``VmRSS``), ``idle`` is the
 resident size before the case and ``after`` 15 s after the uploading session left. A guard stops the server
-when it passes ``--guard-gb`` above idle (the machine is shared).
+when it passes ``--guard-gb`` above idle (the machine is shared). The last column runs ``deem aggregate FILE
+--method mv`` on the same file in a fresh process: exit status and peak (``ru_maxrss``) above ``deem aggregate
+--help``.
 
 Cases (generated into ``--data-dir``, never committed; the bomb is written compressed, as repeated gzip
 members of one 1 MiB block):
@@ -193,9 +195,10 @@ def run_case(name: str, path: Path, server: LiveServer, browser, prober: Prober,
             alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
             return any(path.name in a.replace("\u2060", "") or "limit" in a for a in alerts)
 
-        until(lambda: "Detected in" in main_text(page) or refused(), 300, "the preview or a message")
+        until(lambda: "read as" in main_text(page) or refused(), 300, "the preview or a message")
         load = button(page, "Load these files")
-        if not refused() and load.count() and load.is_enabled():
+        until(lambda: refused() or (load.count() and load.is_enabled()), 120, "the load button or a message")
+        if not refused():
             load.click()
             until(lambda: metric(page, "Tasks") is not None or refused(), 600, "the summary or a message")
             until(lambda: page.locator("[data-stale='true']").count() == 0, 120, "a settled page")
@@ -222,6 +225,22 @@ def run_case(name: str, path: Path, server: LiveServer, browser, prober: Prober,
             "guard tripped": sampler.tripped}
 
 
+_CLI = ("import resource, sys\nfrom deem_core.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(status)")
+
+
+def cli_peak(args: list[str]) -> tuple[int, float, str]:
+    """``deem ARGS`` in its own process: exit status, peak resident MB (ru_maxrss), its last stderr line."""
+    import subprocess  # noqa: PLC0415
+
+    result = subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True, cwd=ROOT,
+                            timeout=1800)
+    lines = result.stderr.strip().splitlines()
+    peak = next((int(line.split()[1]) * 1024 / 1e6 for line in lines if line.startswith("MAXRSS")), float("nan"))
+    last = next((line for line in reversed(lines) if not line.startswith("MAXRSS")), "")
+    return result.returncode, peak, last
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
@@ -246,19 +265,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {row}", file=sys.stderr, flush=True)
         prober.stop_flag = True
         prober.join(60)
+    # the command line on the same files: deem aggregate --method mv (a fresh process each; idle = --help)
+    idle_cli = cli_peak(["aggregate", "--help"])[1]
+    for row in rows:
+        if "idle MB" in row:
+            with tempfile.TemporaryDirectory() as tmp:
+                status, peak, last = cli_peak(["aggregate", str(paths[row["case"]]), "--method", "mv",
+                                               "-o", str(Path(tmp) / "out.csv")])
+            row["cli"] = f"exit {status}, +{peak - idle_cli:.0f} MB"
     load = os.getloadavg()
     lines = [f"# benchmarks/upload_memory.py on {os.cpu_count()} CPU(s); load average {load[0]:.1f} {load[1]:.1f} "
              f"{load[2]:.1f}; VmHWM peaks{'' if os.geteuid() == 0 else ' (sampled: not root)'}",
              "| case | file MB | s | idle MB | peak MB | peak - idle MB | after MB | other session: answers, missed, "
-             "slowest s | outcome |", "|---|---|---|---|---|---|---|---|---|"]
+             f"slowest s | outcome | CLI (mv; idle {idle_cli:.0f} MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if "idle MB" not in row:
-            lines.append(f"| {row['case']} | | | | | | | | {row['outcome']} |")
+            lines.append(f"| {row['case']} | | | | | | | | {row['outcome']} | |")
             continue
         lines.append(f"| {row['case']} | {row['file MB']:.1f} | {row['seconds']:.0f} | {row['idle MB']:.0f} | "
                      f"{row['peak MB']:.0f} | {row['peak - idle MB']:.0f} | {row['after MB']:.0f} | "
                      f"{row['other session answers']}, {row['missed']}, {row['slowest s']:.2f} | "
-                     f"{row['outcome'][:150]}{' (guard tripped)' if row['guard tripped'] else ''} |")
+                     f"{row['outcome'][:150]}{' (guard tripped)' if row['guard tripped'] else ''} | {row['cli']} |")
     text = "\n".join(lines)
     print(text)
     if set(args.cases) == set(CASES):

@@ -643,28 +643,23 @@ def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
 
 
 def start_explanation(model: Any, asked: str) -> str:
-    """Which start a fitted DEEM used and why, in words (the CLI prints the same choice)."""
-    from deem_core.methods.deem import DEPENDENCE_THRESHOLD  # noqa: PLC0415
-
+    """Which start (and depth) a fitted DEEM used and why, in words (the CLI prints the same choice)."""
     names = {"ds": "Dawid-Skene", "mv": "majority vote"}
     chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
+    summary = model.selection_summary() if hasattr(model, "selection_summary") else {}
+    text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
+    if summary.get("fallback"):
+        text += f" (FALLBACK: the labels come from {summary['fallback']})"
     if asked != "auto":
-        return f"started from {chosen} (chosen in the form)"
-    dependence = getattr(model, "dependence_", None)
-    text = f"started from {chosen}"
-    if dependence is not None:
-        if dependence > DEPENDENCE_THRESHOLD:
-            text += (f" (auto: the workers agree {dependence:.3f} more often than Dawid-Skene predicts, above "
-                     f"{DEPENDENCE_THRESHOLD:g}: they look dependent, which Dawid-Skene cannot model)")
-        else:
-            text += (f" (auto: the workers agree about as often as Dawid-Skene predicts, {dependence:.3f} more, "
-                     f"at most {DEPENDENCE_THRESHOLD:g}: they look independent)")
+        return text + " (start chosen in the form)"
+    if summary.get("reason"):
+        text += f" (auto: {summary['reason']})"
     evidence = getattr(model, "init_evidence_", None)
     if evidence:
         switched = evidence.get("unsupervised_choice") != getattr(model, "init_", None)
-        text += (f"; the gold labels {'overruled' if switched else 'confirmed'} this choice (the other start was "
-                 f"better on {evidence.get('challenger_better', 0)} and worse on {evidence.get('challenger_worse', 0)} "
-                 f"gold tasks, p = {evidence.get('p_value', float('nan')):.3g})")
+        text += (f"; the gold labels {'overruled' if switched else 'confirmed'} the Dawid-Skene start (the other start "
+                 f"was better on {evidence.get('challenger_better', 0)} and worse on "
+                 f"{evidence.get('challenger_worse', 0)} gold tasks, p = {evidence.get('p_value', float('nan')):.3g})")
     return text
 
 
@@ -678,8 +673,10 @@ def _train_steps(config: Mapping[str, Any]) -> int:
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
     methods = list(config.get("methods") or [])
-    trained = sum(1 for m in methods if m in METHODS and METHODS[m].trains)
-    return trained * int(config.get("epochs", 0) or 0) + (len(methods) - trained)
+    trained = [m for m in methods if m in METHODS and METHODS[m].trains]
+    # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
+    groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
+    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - len(trained))
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
@@ -693,7 +690,7 @@ def _train_device(config: Mapping[str, Any]) -> str:
 
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
-    types = {"n_layers": int, "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
+    types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
              "supervised_weight": float}
     options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
     return {**options, "device": device}
@@ -709,6 +706,13 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     ctx.store.save_model(ctx.run_id, model, name=method)
     entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
                              "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    summary = getattr(model, "selection_summary", None)
+    if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
+        entry["selection"] = summary()
+        for note in entry["selection"]["collapse_notes"]:
+            progress.add_message(f"{method}: {note}")
+        if entry["selection"]["fallback"]:
+            progress.add_message(f"{method}: FALLBACK: the labels come from {entry['selection']['fallback']}")
     for text in model.run_messages_:
         if text:
             progress.add_message(f"{display_name(method)}: {text}")

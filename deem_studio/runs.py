@@ -158,6 +158,9 @@ def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
     """Parquet when the columns have one type each; otherwise a typed JSON table (keeps 1 vs "1")."""
     import io  # noqa: PLC0415
 
+    if frame.attrs:  # pandas writes attrs into the Parquet metadata and reads them back (see _read_table)
+        frame = frame.copy()
+        frame.attrs = {}
     buffer = io.BytesIO()
     try:
         frame.to_parquet(buffer)
@@ -185,7 +188,11 @@ def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
 def _read_table(path_stem: Path) -> pd.DataFrame | None:
     parquet = path_stem.with_suffix(".parquet")
     if parquet.exists():
-        return pd.read_parquet(parquet)
+        frame = pd.read_parquet(parquet)
+        # no attrs: st.dataframe sends them to the browser as JSON metadata, and a NaN in them (a result frame's
+        # attrs["selection"] of runs stored before this) broke the Results page's table with a SyntaxError
+        frame.attrs = {}
+        return frame
     typed = path_stem.with_suffix(".table.json")
     if typed.exists():
         payload = json.loads(typed.read_text(encoding="utf-8"))

@@ -498,6 +498,8 @@ def restore_form(record: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             continue
         ss[key] = value
+    if record.get("kind") == "train":
+        ss["train_layers_auto"] = config.get("n_layers") == "auto"
     if record.get("kind") == "train" and config.get("lr") is not None and record.get("fingerprint") == data_key():
         try:
             set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}")

@@ -213,7 +213,7 @@ def summary(data) -> dict:
         "alpha": agreement.krippendorff_alpha(data),
         "per_task": agreement.labels_per_task(data),
         "balance": agreement.class_balance(data),
-        "coverage": agreement.annotator_coverage(data),
+        "coverage": agreement.worker_coverage(data),
         "pairwise": agreement.pairwise_agreement(data, max_workers=MAX_HEATMAP),
     }
     values["seconds"] = time.perf_counter() - started

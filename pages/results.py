@@ -11,6 +11,7 @@ import json  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.analysis.selection import selection_lines  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -32,7 +33,8 @@ def _load(run_id: str, status: str, finished_at: float | None):
     loaded = mgr.store.load(run_id, with_data=False)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems
+    metrics = loaded.extras.get("metrics") or {}
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
 
 
 snap = mgr.snapshot(run_id)
@@ -44,7 +46,7 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models, problems = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models, problems, metrics = _load(run_id, snap.status, snap.finished_at)
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
 name = record.get("name") or record.get("dataset") or ""
@@ -68,6 +70,12 @@ if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = primary
 method = st.selectbox("Method", ordered, key=method_key, format_func=method_name)
 frame = results[method]
+choice = selection_lines((metrics.get(method) or {}).get("selection") or {})
+if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
+    st.text(choice[0] + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK") else ""))
+    if len(choice) > 1:
+        with st.expander("How the start and depth were chosen"):
+            st.text("\n".join(choice[1:]))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([3, 2, 2])

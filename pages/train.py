@@ -13,6 +13,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
+from deem_core.analysis.selection import selection_lines  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -55,10 +56,10 @@ with st.container(border=True):
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
                           key="train_init", persist_state="session", format_func=STARTS.get,
-                          help="auto: Dawid-Skene, unless the workers agree clearly more often than Dawid-Skene "
-                               "predicts (dependent workers), then majority vote. With a gold-label weight above "
-                               "0, both starts train and the gold labels may overrule that choice. The result "
-                               "says which start was used and why.")
+                          help="auto: both starts train on the answers left after holding 10% out, and the one "
+                               "that predicts the held-out answers better is kept. With a gold-label weight above "
+                               "0, both starts train on all answers and the gold labels decide. The result says "
+                               "which start was used and why.")
     devices = common.device_choices()
     device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
                             persist_state="session", help="auto = the GPU when there is one")
@@ -71,6 +72,10 @@ with st.container(border=True):
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
                                         "and with start auto they may overrule the choice of start.")
+    layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
+                              persist_state="session",
+                              help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
+                                   "best (about 3x the training time); the Layers box is then ignored")
     st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     baselines = [m for m in methods if m not in deem_methods]
@@ -85,7 +90,7 @@ with st.container(border=True):
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):
-        config = {"methods": list(methods), "n_layers": int(layers), "epochs": int(epochs), "lr": float(lr),
+        config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs), "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
                   "supervised_weight": float(weight),
                   "estimate": estimate.to_dict() if estimate is not None else None}
@@ -204,6 +209,10 @@ st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}",
                                                    "seconds": "{:.2f}"}),
              hide_index=True, column_config={"disagrees with majority vote": st.column_config.Column(
                  help="share of tasks whose label differs from majority vote's")})
+for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
+    lines = selection_lines(entry.get("selection") or {})
+    if lines:
+        st.text(f"{method_name(method)}: " + "\n".join(lines))
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)

@@ -10,9 +10,8 @@ import pytest
 
 from deem_core import AnnotationSet
 from deem_core.analysis.scoring import accuracy_and_count
-from deem_core.analysis.agreement import (annotator_coverage, class_balance,
-                                 confusion_against_gold, krippendorff_alpha, labels_per_task,
-                                 method_agreement, pairwise_agreement)
+from deem_core.analysis.agreement import (class_balance, confusion_against_gold, krippendorff_alpha,
+                                         labels_per_task, method_agreement, pairwise_agreement, worker_coverage)
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", section C: 4 observers x 12 units,
 # nominal alpha = 0.743 ("." = missing).
@@ -55,7 +54,8 @@ def test_pairwise_agreement_and_tables():
     balance = class_balance(data)
     assert balance["answers"].sum() == data.n_annotations
     assert balance["majority_vote_tasks"].sum() == data.n_tasks
-    coverage = annotator_coverage(data)
+    coverage = worker_coverage(data)
+    assert list(coverage.columns[:2]) == ["worker", "answers"]  # the one name, in the Data page and the download
     assert list(coverage["answers"]) == [9, 11, 10, 11]
 
 

@@ -55,7 +55,7 @@ def test_each_export_uploads_reads_and_label_studio_goes_back(tmp_path):
                 until(lambda: page.get_by_label(control, exact=True).count() > 0, 20, f"the control {control!r}")
                 if name == "label_studio":
                     assert page.get_by_text("Read the model predictions as workers").count() > 0
-                    shot(page, "08_data_label_studio_read_as")
+                    shot(page, "20_data_label_studio_read_as")
                 button(page, "Load these files").click()
                 until(lambda: metric(page, "Tasks") == tasks, 90, f"the summary of {name}")
                 no_traceback(page)
@@ -73,7 +73,7 @@ def test_each_export_uploads_reads_and_label_studio_goes_back(tmp_path):
                 button(page, "Label Studio predictions").click()
             saved = tmp_path / "label_studio_predictions.json"
             caught.value.save_as(saved)
-            shot(page, "09_results_label_studio_download")
+            shot(page, "21_results_label_studio_download")
             no_traceback(page)
     tasks = json.loads(saved.read_text(encoding="utf-8"))
     assert [t["id"] for t in tasks] == list(range(100, 112))  # keyed by the export's task ids

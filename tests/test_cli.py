@@ -111,3 +111,30 @@ def test_baselines_prints_table_and_writes_labels(tmp_path, small_files, capsys)
     assert "Majority vote" in printed and "Dawid-Skene" in printed
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "mv", "ds"] and len(table) == 200
+
+
+def test_baselines_gives_majority_vote_and_dawid_skene_the_answers_not_crowdkit(tmp_path, small_files, monkeypatch):
+    """The methods the registry marks ``sparse`` get the AnnotationSet read from the file and compute crowd-kit's
+    algorithms on its answers (crowd-kit's own classes are never built); the labels are crowd-kit's. The other
+    methods still get the long frame."""
+    import crowdkit.aggregation  # noqa: PLC0415
+
+    from deem_core.methods.baselines import DawidSkeneAggregator, MajorityVoteAggregator  # noqa: PLC0415
+
+    annotations, truth_path, df = small_files
+    expected = {"mv": MajorityVoteAggregator().fit(df), "ds": DawidSkeneAggregator().fit(df)}
+    assert all(model.model_ is not None for model in expected.values())  # fitted by crowd-kit itself
+
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("crowd-kit's class was built")
+
+    monkeypatch.setattr(crowdkit.aggregation, "MajorityVote", Refused)
+    monkeypatch.setattr(crowdkit.aggregation, "DawidSkene", Refused)
+    out = tmp_path / "baselines.csv"
+    assert main(["baselines", str(annotations), "--methods", "mv,ds,onecoin", "--truth", str(truth_path),
+                 "-o", str(out)]) == 0
+    table = pd.read_csv(out, index_col="task").replace("'=blue", "=blue")  # as written: formula-safe
+    assert list(table.columns) == ["mv", "ds", "onecoin"]
+    for method, model in expected.items():
+        pd.testing.assert_series_equal(table[method], model.labels_.rename(method), check_index_type=False)

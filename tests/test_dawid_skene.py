@@ -38,11 +38,3 @@ def test_excess_agreement_is_near_zero_for_independent_workers_and_high_for_copi
     copied = AnnotationSet.from_long(_with_copies(_with_copies(df, "w00", 3), "w01", 3))
     value = excess_pairwise_agreement(copied, fit_dawid_skene(copied))
     assert value > 0.03, value
-
-
-def test_default_start_follows_the_dependence_statistic():
-    df, _ = make_ds_data(600, 6, 3, seed=13, accuracy=(0.55, 0.8))
-    assert DEEM(epochs=1, device="cpu").fit(df).init_ == "ds"
-    dependent = _with_copies(_with_copies(df, "w00", 3), "w01", 3)
-    model = DEEM(epochs=1, device="cpu").fit(dependent)
-    assert model.init_ == "mv" and model.dependence_ > 0.03

@@ -58,7 +58,7 @@ def layered():
     """A 1-layer DEEM on small dense data with gold labels."""
     labels, truth = _ds_labels(400, 5, 3, 0.75, seed=1)
     df = _long(labels, [f"w{i}" for i in range(5)])
-    model = DEEM(n_layers=1, epochs=3, lr=0.05, device="cpu", seed=0, batch_size=200).fit(df)
+    model = DEEM(n_layers=1, epochs=3, lr=0.05, init="ds", device="cpu", seed=0, batch_size=200).fit(df)
     return df, pd.Series(truth, index=pd.Index(range(400), name="task"), name="truth"), model
 
 

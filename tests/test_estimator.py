@@ -79,6 +79,35 @@ def test_predicting_unseen_tasks_matches_training_posterior_for_the_same_answers
     np.testing.assert_allclose(proba.to_numpy(), model.predict_proba().loc[[0, 1, 2]].to_numpy(), atol=1e-5)
 
 
+
+def test_a_diverged_run_is_left_out_on_new_tasks_as_in_the_training_consensus(small_condind, monkeypatch):
+    """The consensus averages the runs that did not diverge, whether the tasks are the training tasks
+    (``posterior_``, ``free_energy_``) or given again (``predict_proba(data)``, ``free_energy(data)``)."""
+    from deem_core.methods import deem as deem_module  # noqa: PLC0415
+
+    real_training = deem_module.train_annotations
+
+    def second_run_diverges(*args, **kwargs):
+        result = real_training(*args, **kwargs)
+        with torch.no_grad():  # the state a diverged run is left in: finite, far from a trained run
+            for parameter in result.network.parameters():
+                parameter[1] = 3 * torch.randn_like(parameter[1])
+        result.status[1], result.messages[1] = "diverged", "energy became non-finite (simulated)"
+        return result
+
+    monkeypatch.setattr(deem_module, "train_annotations", second_run_diverges)
+    df, _ = small_condind
+    model = DEEM(epochs=2, n_seeds=2, init="mv", device="cpu").fit(df)
+    assert model.run_status_ == ["finished", "diverged"]
+    per_run = model.run_posteriors(model.encode(df))  # (2, n, K) in the order of the encoded tasks
+    assert np.abs(per_run[1] - per_run[0]).max() > 0.1  # the diverged run would move an average of both
+    again = model.predict_proba(df).reindex(model.tasks_)
+    np.testing.assert_allclose(again.to_numpy(), model.predict_proba().to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.posterior_, per_run[0][model.encode(df).tasks.get_indexer(model.tasks_)],
+                               atol=1e-6)
+    np.testing.assert_allclose(model.free_energy(df).reindex(model.tasks_).to_numpy(), model.free_energy_,
+                               rtol=1e-6, atol=1e-4)
+
 def test_callback_can_stop_training_and_sees_every_run(small_condind):
     df, _ = small_condind
     seen = []
@@ -87,7 +116,7 @@ def test_callback_can_stop_training_and_sees_every_run(small_condind):
         seen.append((epoch, len(logs)))
         return epoch >= 2
 
-    model = DEEM(epochs=10, n_seeds=3, device="cpu", callbacks=[stop_after_two]).fit(df)
+    model = DEEM(epochs=10, n_seeds=3, init="ds", device="cpu", callbacks=[stop_after_two]).fit(df)
     assert seen == [(1, 3), (2, 3)]
     assert model.n_epochs_ == 2 and model.run_status_ == ["stopped"] * 3
     assert model.seed_agreement_.shape == (400,)
@@ -161,7 +190,7 @@ def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind)
     auto = DEEM(lr="auto", epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
     assert auto.lr_ == auto.sweep_.recommendation.lr
     assert auto.history_["run"].tolist() == [0, 1] * 3 and set(auto.history_["lr"]) == {auto.lr_}
-    direct = DEEM(lr=auto.lr_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
+    direct = DEEM(lr=auto.lr_, init=auto.init_, epochs=3, n_seeds=2, device="cpu", seed=1).fit(df)
     np.testing.assert_allclose(auto.posterior_, direct.posterior_, atol=1e-5)
 
 

@@ -332,3 +332,19 @@ def test_a_file_named_with_a_newline_keeps_messages_on_one_line():
         read_annotations(("evil\nname\x1b[31m.csv", b"task,worker\n1,a\n"))
     assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
     assert str(caught.value).startswith("evil\\nname\\x1b[31m.csv: missing column(s) 'label'")
+
+
+def test_mturk_task_answers_json_column_is_read_as_answer_fields():
+    """crowd-html-elements forms: every answer of an assignment in one JSON cell ``Answer.taskAnswers``."""
+    rows = ["WorkerId,AssignmentStatus,Input.img,Answer.taskAnswers"]
+    for task in range(3):
+        for worker in range(3):
+            answer = [{"animal": {"label": "Cat" if (task + worker) % 3 else "Dog"},
+                       "sure": {"yes": worker != 1, "no": worker == 1}}]
+            rows.append(f'W{worker},Approved,img{task}.png,"{json.dumps(answer).replace(chr(34), chr(34) * 2)}"')
+    text = ("\n".join(rows) + "\n").encode()
+    reading = read_dataset(("batch.csv", text))
+    assert "label Answer.animal.label" in reading.note and "other label fields: Answer.sure" in reading.note
+    assert reading.data.to_long().iloc[0].tolist() == ["img0.png", "W0", "Dog"]
+    sure = read_dataset(("batch.csv", text), columns={"label": "Answer.sure"})
+    assert sorted(sure.data.classes) == ["no", "yes"]  # a checkbox group inside the JSON

@@ -257,7 +257,7 @@ def test_several_two_column_files_with_one_header_are_per_annotator():
 
 def test_per_annotator_files_naming_one_annotator_twice_are_refused():
     files = [("x/alice.csv", b"task,label\n1,a\n"), ("y/alice.csv.gz", gzip.compress(b"task,label\n2,b\n"))]
-    with pytest.raises(DataError, match=r"^alice\.csv\.gz and alice\.csv both name the annotator 'alice'"):
+    with pytest.raises(DataError, match=r"^alice\.csv\.gz and alice\.csv both name the worker 'alice'"):
         read_annotations(files)
 
 

@@ -102,7 +102,7 @@ def test_many_sessions_upload_and_train(tmp_path):
             for page, path in zip(pages, files):
                 upload(page, path)
             for page in pages:
-                until(lambda p=page: "layout long" in main_text(p), left(120), "the preview of an upload")
+                until(lambda p=page: "read as long layout" in main_text(p), left(120), "the preview of an upload")
                 button(page, "Load these files").click()
             uploads_ok = 0
             for page in pages:
@@ -222,7 +222,7 @@ def test_million_row_upload_and_summary(tmp_path):
             heading(page, "Data", 120)
             started = time.perf_counter()
             upload(page, path)
-            until(lambda: "layout long" in main_text(page), 300, "the preview of the 1,000,000-row file")
+            until(lambda: "read as long layout" in main_text(page), 300, "the preview of the 1,000,000-row file")
             uploaded = time.perf_counter() - started
             button(page, "Load these files").click()
             until(lambda: metric(page, "Tasks") == "100,000", 300, "the summary of 1,000,000 answers")

@@ -106,6 +106,31 @@ def test_toy_method_reaches_the_benchmark_runner(toy):
     assert accs == [accuracy(df.groupby("task")["label"].first(), truth)]
 
 
+def test_the_benchmark_runner_gives_majority_vote_and_dawid_skene_the_answers(monkeypatch, capsys):
+    """benchmarks/accuracy.py reads each set once as an AnnotationSet too and gives it to the methods the registry
+    marks ``sparse``: majority vote and Dawid-Skene score as crowd-kit does, without crowd-kit being called."""
+    import crowdkit.aggregation  # noqa: PLC0415
+
+    bench = _load_benchmark()
+    df, truth = read_sample("condind", n_tasks=150)
+    expected = {name: 100 * accuracy(registry.fit_method(key, df).labels_, truth)  # crowd-kit on the frame
+                for key, name in (("mv", "Majority vote"), ("ds", "Dawid-Skene"))}
+
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("crowd-kit's class was built")
+
+    monkeypatch.setattr(crowdkit.aggregation, "MajorityVote", Refused)
+    monkeypatch.setattr(crowdkit.aggregation, "DawidSkene", Refused)
+    monkeypatch.setattr(bench, "available_sets", lambda names: ["small"])
+    monkeypatch.setattr(bench, "load_set", lambda name: (df, truth))
+    assert bench.main(["--methods", "mv", "ds", "--no-gold"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for name, value in expected.items():
+        line = next(line for line in printed if line.startswith(name))
+        assert f"{value:>9.2f} ± 0.00" in line, line
+
+
 def test_default_benchmark_rows_use_registry_names():
     rows = _load_benchmark().table_rows(None)
     assert list(rows)[:3] == ["Majority vote", "Dawid-Skene", "GLAD"]

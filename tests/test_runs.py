@@ -173,3 +173,20 @@ def test_default_dir_from_environment(monkeypatch, tmp_path):
     assert default_runs_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("DEEM_RUNS_DIR")
     assert default_runs_dir() == Path("runs")
+
+
+def test_stored_tables_carry_no_attrs(tmp_path):
+    """A results frame's attrs (DEEM puts its selection summary there, NaN included) reached the browser as
+    Arrow metadata that the dataframe widget parses as strict JSON: the Results page's table failed with
+    "SyntaxError: Unexpected token 'N'". Stored tables keep no attrs, and old ones lose them when read."""
+    import math
+
+    store = RunStore(tmp_path)
+    run_id = store.create("train", {})
+    frame = pd.DataFrame({"label": ["a", "b"], "confidence": [0.9, 0.8]}, index=pd.Index([1, 2], name="task"))
+    frame.attrs["selection"] = {"held_out_loglik": math.nan}
+    store.save_result(run_id, "deem", frame)
+    assert frame.attrs  # the caller's frame is left as it was
+    assert store.load(run_id).results["deem"].attrs == {}
+    frame.to_parquet(store.run_dir(run_id) / "results" / "old.parquet")  # written before: attrs in the file
+    assert store.load(run_id).results["old"].attrs == {}

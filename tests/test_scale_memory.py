@@ -36,7 +36,7 @@ data.summary()
 mv = fit_method("mv", data)
 ds = fit_method("ds", data)
 alpha = agreement.krippendorff_alpha(data)
-coverage = agreement.annotator_coverage(data)
+coverage = agreement.worker_coverage(data)
 pairwise, overlap = agreement.pairwise_agreement(data, max_workers=60)
 try:
     data.dense_labels(purpose="DEEM training")

@@ -213,7 +213,7 @@ def test_agreement_statistics_equal_the_dense_formulas(case):
     assert agreement.krippendorff_alpha(data) == pytest.approx(agreement.krippendorff_alpha(labels, k), abs=1e-12)
     mv = dense_majority(labels, k, probs)  # coverage compares hard labels with the (soft) majority vote
     agree = ((labels == mv[:, None]) & (labels >= 0)).sum(axis=0)
-    coverage = agreement.annotator_coverage(data)
+    coverage = agreement.worker_coverage(data)
     np.testing.assert_array_equal(coverage["answers"], observed.sum(axis=0))
     answered = observed.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

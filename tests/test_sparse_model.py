@@ -152,22 +152,34 @@ def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, so
 
     slots = answers.slots(batch)
     neg_answers = Answers(answers.offsets, answers.workers, negative[negative >= 0], None, D)
-    for name, variant in _layouts(net, answers).items():
+    pos = answers.one_hot_fm(slots.answer, slots.mask, K)
+    neg = neg_answers.one_hot_fm(slots.answer, slots.mask, K)
+    # hard labels: the first layer's gradient is collected row by row (the labels say x is one-hot)
+    pos_labels = None if soft else answers.labels[slots.answer]
+    neg_labels = None if soft else neg_answers.labels[slots.answer]
+    keys = cooccurring_pairs(answers)
+    for name, method in itertools.product(("matrix", "blocks", "pairs"), ("autograd", "by hand")):
+        variant = {"matrix": lambda: net.to_layout("matrix"), "blocks": lambda: net.to_layout("blocks"),
+                   "pairs": lambda: net.to_layout("blocks", keys)}[name]()
         variant.zero_grad()
-        gathered = GatheredNetwork(variant, slots.workers, slots.mask, train=True)
-        pos = answers.one_hot_fm(slots.answer, slots.mask, K)
-        neg = neg_answers.one_hot_fm(slots.answer, slots.mask, K)
-        # hard labels: the first layer's gradient is collected row by row (the labels say x is one-hot)
-        pos_labels = None if soft else answers.labels[slots.answer]
-        neg_labels = None if soft else neg_answers.labels[slots.answer]
-        sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm, pos_labels)[0].mean(1) - \
-            gathered.free_energy_and_logits(neg, slots.mask_fm, neg_labels)[0].mean(1)
+        if method == "autograd":  # gathered per-worker parameters through autograd, blocks by _BlockProduct
+            gathered = GatheredNetwork(variant, slots.workers, slots.mask, train=True)
+            sparse_loss = gathered.free_energy_and_logits(pos, slots.mask_fm, pos_labels)[0].mean(1) - \
+                gathered.free_energy_and_logits(neg, slots.mask_fm, neg_labels)[0].mean(1)
+        else:  # what training runs: every gradient written by hand (GatheredNetwork.training_energies)
+            gathered = GatheredNetwork(variant, slots.workers, slots.mask)
+            energy_pos, energy_neg, _ = gathered.training_energies(pos, neg, slots.mask_fm, pos_labels, neg_labels)
+            sparse_loss = energy_pos.mean(1) - energy_neg.mean(1)
         torch.testing.assert_close(sparse_loss, loss.detach(), atol=1e-4, rtol=1e-5)
         sparse_loss.sum().backward()
+        if method == "by hand":
+            gathered.materialise_gradients()
         for pname, p in variant.named_parameters():
             if pname.startswith("layer_weights."):
-                continue  # layer weights get no .grad: their gradient lives on the gathered blocks
-            torch.testing.assert_close(p.grad, dense_grads[pname], atol=1e-5, rtol=1e-5, msg=f"{name} {pname}")
+                assert p.grad is None  # their gradient lives on the gathered blocks, scattered by the step
+                continue
+            torch.testing.assert_close(p.grad, dense_grads[pname], atol=1e-5, rtol=1e-5,
+                                       msg=f"{name} {method} {pname}")
         with torch.no_grad():
             for pname, p in variant.named_parameters():
                 if not pname.startswith("layer_weights."):
@@ -177,18 +189,11 @@ def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, so
             want = stepped[f"layer_weights.{layer}"]
             got = variant.layer_matrix(layer)
             if name == "pairs":  # pairs that never co-occur are not stored: compare the stored ones
-                keys = variant.pair_keys
                 got = matrix_to_blocks(got, D, K)[:, keys]
                 want = matrix_to_blocks(want, D, K)[:, keys]
-            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=f"{name} layer {layer}")
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=f"{name} {method} layer {layer}")
         for pname in ("irbm_weight", "visible_bias", "hidden_bias"):
             torch.testing.assert_close(getattr(variant, pname), stepped[pname], atol=1e-5, rtol=1e-5)
-        # restore for the next layout (the variants of 'net' share nothing, but 'net' itself was stepped
-        # in place only when it is the matrix variant)
-        if variant is net:
-            with torch.no_grad():
-                for pname, p in net.named_parameters():
-                    p += lr.view(-1, *([1] * (p.dim() - 1))) * dense_grads[pname]
 
 
 def test_layouts_convert_both_ways_and_all_pairs_initialise_like_the_matrix():

@@ -1,20 +1,20 @@
 """Agreement statistics for the data summary and for comparing methods.
 
-* :func:`krippendorff_alpha` - Krippendorff's alpha for nominal data (any number of annotators, missing
+* :func:`krippendorff_alpha` - Krippendorff's alpha for nominal data (any number of workers, missing
   answers allowed; tasks with fewer than two answers are not pairable and are left out);
-* :func:`pairwise_agreement` - for every pair of annotators, the share of their common tasks on which they
+* :func:`pairwise_agreement` - for every pair of workers, the share of their common tasks on which they
   gave the same label (and how many tasks they share);
-* :func:`annotator_coverage`, :func:`labels_per_task`, :func:`class_balance` - the counts a user looks at
+* :func:`worker_coverage`, :func:`labels_per_task`, :func:`class_balance` - the counts a user looks at
   first;
-* :func:`worker_table` - one row per annotator: answers, coverage, agreement with the aggregated labels
+* :func:`worker_table` - one row per worker: answers, coverage, agreement with the aggregated labels
   and with majority vote, and (when a fitted DEEM is given) the accuracy the model's confusion matrices
   imply (Lemma 1);
 * :func:`method_agreement`, :func:`confusion_against_gold` - comparing several methods' labels with each
   other and with gold labels (accuracy: :func:`deem_core.analysis.scoring.accuracy`).
 
 All functions take an :class:`~deem_core.data.annotations.AnnotationSet` and work on its answers (CSR arrays),
-never on a dense tasks x annotators table: per-task and per-annotator counts come from ``np.bincount``,
-pairwise tables from sparse products over the tasks two annotators share (:mod:`deem_core.data.pairs`).
+never on a dense tasks x workers table: per-task and per-worker counts come from ``np.bincount``,
+pairwise tables from sparse products over the tasks two workers share (:mod:`deem_core.data.pairs`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "annotator_coverage", "class_balance", "confusion_against_gold", "krippendorff_alpha", "label_distribution",
-    "labels_per_task", "method_agreement", "most_active_workers", "pairwise_agreement", "worker_table",
+    "class_balance", "confusion_against_gold", "krippendorff_alpha", "label_distribution", "labels_per_task",
+    "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
 
 
@@ -40,7 +40,7 @@ def _counts(data: AnnotationSet) -> np.ndarray:
 
 
 def krippendorff_alpha(data: AnnotationSet | np.ndarray, n_classes: int | None = None) -> float:
-    """Krippendorff's alpha, nominal metric. ``data``: an AnnotationSet or an (n_tasks, n_annotators) code
+    """Krippendorff's alpha, nominal metric. ``data``: an AnnotationSet or an (n_tasks, n_workers) code
     matrix with ``-1`` for missing answers. NaN when fewer than two pairable answers exist or when every
     pairable answer has the same class (no variation to measure agreement against).
 
@@ -66,8 +66,8 @@ def krippendorff_alpha(data: AnnotationSet | np.ndarray, n_classes: int | None =
 
 
 def most_active_workers(data: AnnotationSet, limit: int | None) -> np.ndarray:
-    """Codes of the ``limit`` annotators with the most answers (ties: smaller code first), in code order;
-    every annotator when ``limit`` is None or not smaller than their number."""
+    """Codes of the ``limit`` workers with the most answers (ties: smaller code first), in code order;
+    every worker when ``limit`` is None or not smaller than their number."""
     if limit is None or limit >= data.n_workers:
         return np.arange(data.n_workers)
     answered = data.answers_per_worker()
@@ -76,11 +76,11 @@ def most_active_workers(data: AnnotationSet, limit: int | None) -> np.ndarray:
 
 
 def pairwise_agreement(data: AnnotationSet, max_workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(agreement, overlap): annotator x annotator tables. ``agreement[a, b]`` is the share of the tasks both
+    """(agreement, overlap): worker x worker tables. ``agreement[a, b]`` is the share of the tasks both
     labelled on which they agree (NaN without common tasks); ``overlap[a, b]`` the number of common tasks.
 
-    max_workers: keep only that many annotators, those with the most answers (a table of every pair of tens
-    of thousands of annotators does not fit in memory: larger tables are refused with a DataError)."""
+    max_workers: keep only that many workers, those with the most answers (a table of every pair of tens
+    of thousands of workers does not fit in memory: larger tables are refused with a DataError)."""
     keep = most_active_workers(data, max_workers)
     observed = indicator_matrix(data)[:, keep]
     overlap = pair_table(observed)  # (d, d)
@@ -114,18 +114,18 @@ def class_balance(data: AnnotationSet) -> pd.DataFrame:
 
 
 def _agreement_with(data: AnnotationSet, task_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per annotator: answers, and answers equal to ``task_labels`` ((n_tasks,) codes) of their task."""
+    """Per worker: answers, and answers equal to ``task_labels`` ((n_tasks,) codes) of their task."""
     answered = data.answers_per_worker()
     same = (data.label_codes == np.asarray(task_labels)[data.task_codes]).astype(np.float64)
     agree = np.bincount(data.worker_codes, weights=same, minlength=data.n_workers)
     return answered, agree
 
 
-def annotator_coverage(data: AnnotationSet) -> pd.DataFrame:
-    """Per annotator: answers, share of tasks covered, agreement with majority vote (on its tasks)."""
+def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
+    """Per worker: answers, share of tasks covered, agreement with majority vote (on its tasks)."""
     answered, agree = _agreement_with(data, data.majority_vote())
     return pd.DataFrame({
-        "annotator": [str(w) for w in data.workers],
+        "worker": [str(w) for w in data.workers],
         "answers": answered.astype(np.int64),
         "coverage": answered / max(1, data.n_tasks),
         "agreement_with_majority": np.where(answered > 0, agree / np.maximum(answered, 1), np.nan),
@@ -133,10 +133,10 @@ def annotator_coverage(data: AnnotationSet) -> pd.DataFrame:
 
 
 def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
-    """One row per annotator for export: coverage and agreement with majority vote, with the aggregated
+    """One row per worker for export: coverage and agreement with majority vote, with the aggregated
     labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
     confusion matrices (``sum_m prior_m * P(X = m | Y = m)``, prior = the model's mean posterior)."""
-    table = annotator_coverage(data)
+    table = worker_coverage(data)
     if agg_codes is not None:
         answered, agree = _agreement_with(data, np.asarray(agg_codes))
         table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, input_limits, read_input,
-                                  say, warn, writing)
+                                  print_selection, say, warn, writing)
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -137,14 +137,17 @@ def _run_classic(args: argparse.Namespace, spec, data):
 
 def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
-    progress = ProgressBar(args.epochs, spec.name, disable=args.no_progress)
+    layers = spec.fixed.get("n_layers", options["n_layers"])
+    groups = 3 if layers == "auto" and not (truth is not None and args.gold_weight > 0) else 1  # depths trained
+    progress = ProgressBar(args.epochs * groups, spec.name, disable=args.no_progress)
     try:
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:
         progress.close()
     results = model.results_frame()
     say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
-        f"{model.init_}, {model.fit_seconds_:.1f} s on {model.device_}")
+        f"{model.init_}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
+    print_selection(model)
     for message in model.run_messages_:
         if message:
             warn(message)

@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
                          f"{', '.join(classic)}")
     data = load_input(args)
-    long = data.to_long()
     truth = read_truth(args.truth, like=data) if args.truth else None
     labels: dict[str, pd.Series] = {}
 
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if aggregator is not None:
             labels[method] = aggregator.labels_
 
-    table = run_baselines(long, methods, truth=truth, seed=args.seed, on_result=keep)
+    table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep)
     shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
     print(shown.to_string(index=False))
     if args.output:

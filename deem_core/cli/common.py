@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from deem_core.data.text import escape_controls
 
-__all__ = ["add_input_arguments", "add_training_arguments", "input_limits", "load_input", "read_input", "ProgressBar",
+__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
            "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
            "positive_int", "non_negative_int", "seed_value", "learning_rate", "device_name", "MAX_SEED"]
 
@@ -66,6 +66,17 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
+
+
+def layers_argument(text: str) -> int | str:
+    """``--layers``: a number of layers (0 or more), or ``auto`` (0, 1 or 2 chosen from held-out answers)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {str(text)[:24]!r}") from None
+    return non_negative_int(text)
 
 
 def seed_value(text: str) -> int:
@@ -239,8 +250,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
 
     default = defaults_of(DEEM)
-    parser.add_argument("--layers", type=non_negative_int, default=default["n_layers"],
-                        help=f"multinomial layers before the iRBM (0 = iRBM; default {default['n_layers']})")
+    parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
+                        help=f"multinomial layers before the iRBM (0 = iRBM; 'auto' chooses 0, 1 or 2 from held-out "
+                             f"answers; default {default['n_layers']})")
     parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"training epochs (default {default['epochs']})")
     parser.add_argument("--lr", default=str(default["lr"]), type=learning_rate,
@@ -250,9 +262,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
                         help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
-                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: ds unless the annotators "
-                             "agree more than Dawid-Skene predicts, then mv (with gold labels, --truth and "
-                             f"--gold-weight, both are trained and gold may overrule); default {default['init']}")
+                        help="start from Dawid-Skene (ds) or majority vote (mv); auto: both train on the answers "
+                             "left after holding 10%% out and the one that predicts the held-out answers better is "
+                             "kept (with gold labels, --truth and --gold-weight, gold decides); "
+                             f"default {default['init']}")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")
@@ -313,6 +326,15 @@ def parse_float_list(text: str, what: str) -> list[float]:
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):
         raise UsageError(f"{what} must be positive finite numbers, got {escape_controls(text)!r}")
     return values
+
+
+def print_selection(model, stream=None) -> None:
+    """The start/depth choice and its evidence (criterion per candidate) as plain lines on ``stream`` (default:
+    standard error, looked up when called)."""
+    from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
+
+    for line in selection_lines(model.selection_summary()):
+        say(line if line.startswith("  ") else f"choice: {line}", stream)
 
 
 class ProgressBar:

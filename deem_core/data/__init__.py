@@ -1,7 +1,7 @@
 """Data: reading annotation files, the encoded annotation set, and writing results.
 
 * :mod:`.annotations` — :class:`AnnotationSet` (the encoded answers) and :class:`DataError`;
-* :mod:`.readers` — file readers (long, wide, one file per annotator, soft labels) and truth files;
+* :mod:`.readers` — file readers (long, wide, one file per worker, soft labels) and truth files;
 * :mod:`.export` — atomic writers and spreadsheet-safe tables.
 
 ``AnnotationSet`` and ``DataError`` are imported on first use (PEP 562): importing a light module of this

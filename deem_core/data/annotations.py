@@ -37,7 +37,7 @@ tables for code that truly needs them on small data, after a size check that rai
 them in bounded chunks of tasks.
 
 ``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows, resolved conflicts),
-with counts. Readers for files (long, wide, one file per annotator) live in :mod:`deem_core.data.readers`;
+with counts. Readers for files (long, wide, one file per worker) live in :mod:`deem_core.data.readers`;
 this module only validates and encodes a DataFrame.
 """
 

@@ -69,7 +69,7 @@ def neutralise_cell(value: Any) -> Any:
 def safe_csv_frame(frame: pd.DataFrame, index: bool = True) -> pd.DataFrame:
     """A copy of ``frame`` whose string cells, string column names and (if kept) index are neutralised.
 
-    Column names that are not strings (e.g. numeric annotator ids) are left as they are.
+    Column names that are not strings (e.g. numeric worker ids) are left as they are.
     """
     out = frame.reset_index() if index else frame.copy()
     out.columns = [neutralise_cell(c) for c in out.columns]

@@ -557,15 +557,19 @@ class ZeroBasedSkillAggregator(CrowdKitAggregator):
 
 
 def run_baselines(
-    df: pd.DataFrame,
+    data: pd.DataFrame | AnnotationSet,
     methods: Iterable[str] | str | None = None,
     truth: Any = None,
     seed: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     on_result: Callable[[str, CrowdKitAggregator | None], None] | None = None,
 ) -> pd.DataFrame:
-    """Fit several baselines on ``df``; one row per method with columns
+    """Fit several baselines on ``data`` (a long frame or an AnnotationSet); one row per method with columns
     ``method, name, accuracy, seconds, error``.
+
+    An AnnotationSet goes as it is to the methods the registry marks ``sparse`` (majority vote and Dawid-Skene
+    then compute on the coded answers, without crowd-kit); the long frame the other methods need is built
+    from it once, and only when one of them is asked for. A long frame goes to every method as it is.
 
     ``accuracy`` is in percent (:func:`deem_core.analysis.scoring.accuracy`; NaN without truth or when the
     method failed); ``seconds`` is the wall time of the fit; ``error`` is ``None`` or the message of
@@ -573,27 +577,34 @@ def run_baselines(
     failing method never stops the others. ``params`` maps a method key to extra constructor
     arguments; ``on_result(method, fitted_aggregator_or_None)`` is called after each method.
     """
-    from deem_core.methods.registry import make_aggregator, method_keys  # noqa: PLC0415
-
-    data = _check_frame(df)
-    import crowdkit.aggregation  # noqa: F401  - import once, outside the timings
+    from deem_core.methods.registry import METHODS, make_aggregator, method_keys  # noqa: PLC0415
 
     if methods is None:
         methods = method_keys(trains=False)
     elif isinstance(methods, str):
         methods = [methods]
+    keys = [str(method).strip().lower() for method in methods]
+    if isinstance(data, AnnotationSet):
+        answers = data
+        tasks = data.tasks[np.diff(data.task_offsets) > 0]  # the tasks with an answer, as in the long frame
+        long = None
+        if any(key not in METHODS or not METHODS[key].sparse for key in keys):
+            long = _check_frame(data.to_long())  # once, outside the timings
+    else:
+        answers, long = None, _check_frame(data)
+        tasks = pd.unique(long["task"])
+    if long is not None:
+        import crowdkit.aggregation  # noqa: F401  - import once, outside the timings
     truth_s = None if truth is None else truth_series(truth)
-    tasks = pd.unique(data["task"])
     rows = []
-    for method in methods:
-        key = str(method).strip().lower()
+    for key in keys:
         row = {"method": key, "name": display_name(key),
                "accuracy": float("nan"), "seconds": float("nan"), "error": None}
         agg = None
         start = time.perf_counter()
         try:
             agg = make_aggregator(key, seed=seed, **dict((params or {}).get(key, {})))
-            agg.fit(data)
+            agg.fit(answers if answers is not None and METHODS[key].sparse else long)
             if truth_s is not None:
                 row["accuracy"] = 100.0 * accuracy(agg.labels_, truth_s, tasks)
         except Exception as exc:  # noqa: BLE001 - reported in the table, never raised

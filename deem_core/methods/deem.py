@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,10 @@ from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.analysis.selection import DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size
 from deem_core.methods.base import Aggregator
+from deem_core.methods.choose import (MAJORITY_VOTE, CollapseError, choose, fit_candidates, major_classes,
+                                     majority_vote_network, train_guarded)
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
@@ -38,20 +42,19 @@ from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
 from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
 
-__all__ = ["DEEM", "DEFAULT_INIT", "DEFAULT_LR", "DEPENDENCE_THRESHOLD", "INIT_METHODS", "NotFittedError"]
+__all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "INIT_METHODS", "NotFittedError", "SELECTION_DEPTHS"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
 #: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
 #: measurements: benchmarks/results/defaults.md). ``lr="auto"`` chooses per data set with a sweep.
 DEFAULT_LR = 0.01
-#: default start: "auto" = Dawid-Skene through Lemma 1 unless the workers are clearly dependent (excess
-#: pairwise agreement over DS above DEPENDENCE_THRESHOLD), then majority vote, because DS explains
-#: independent workers and cannot explain shared mistakes; with gold labels both starts are trained and the
-#: other start replaces that choice when it is significantly better on gold (benchmarks/results/defaults.md).
+#: default start: "auto" = both starts (majority vote, Dawid-Skene through Lemma 1) train on the answers left after
+#: holding some out, and the one that predicts the held-out answers better is kept (``methods/choose.py``; the
+#: measurements: benchmarks/results/selection.txt). With gold labels both starts train on all answers and the
+#: gold tasks may replace the Dawid-Skene start (sign test below); with lr="auto" the Dawid-Skene start is used.
 DEFAULT_INIT = "auto"
-#: excess pairwise agreement above which "auto" starts from majority vote: real crowds measure about 0.01,
-#: independent synthetic workers about 0, dependent ensembles 0.04-0.05 (benchmarks/results/defaults.md)
-DEPENDENCE_THRESHOLD = 0.03
+#: depths tried by ``n_layers="auto"``
+SELECTION_DEPTHS = (0, 1, 2)
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
@@ -79,6 +82,22 @@ def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
     worse = int((challenger_correct < default_correct).sum())
     p_value = float(binomtest(better, better + worse, 0.5, alternative="greater").pvalue) if better + worse else 1.0
     return p_value < p_threshold, {"challenger_better": better, "challenger_worse": worse, "p_value": p_value}
+
+
+class _EpochOffset:
+    """Forwards a candidate group's epochs to the user's callbacks, numbered after the groups before it, with the
+    group's depth in every row (so a progress bar and a live curve go on across the depths of a selection)."""
+
+    def __init__(self, callbacks: Sequence[Any], offset: int, depth: int):
+        self.callbacks, self.offset, self.depth = list(callbacks), int(offset), int(depth)
+        self.stopped = False
+
+    def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
+        rows = [{**row, "candidate_layers": self.depth} for row in logs]
+        for cb in self.callbacks:
+            if getattr(cb, "on_epoch_end", cb)(epoch + self.offset, rows):
+                self.stopped = True
+        return self.stopped
 
 
 @dataclass(frozen=True)
@@ -127,8 +146,15 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
                     "start -> accuracy on the scoring gold tasks (empty unless both starts trained)"),
     FittedAttribute("init_evidence_", "init_evidence", "value", "the sign test that kept or switched the start "
                     "(None unless both starts trained)", optional=True),
-    FittedAttribute("dependence_", "dependence", "value", "excess pairwise agreement over Dawid-Skene (init='auto'; "
-                    "None otherwise)"),
+    FittedAttribute("dependence_", "dependence", "value", "excess pairwise agreement over Dawid-Skene (shown as "
+                    "evidence when the start is chosen; None otherwise)"),
+    FittedAttribute("n_layers_", "n_layers_chosen", "value", "the number of layers used (the choice with "
+                    "n_layers='auto', 0 for a fallback)", optional=True),
+    FittedAttribute("selection_summary_", "selection", "dict", "how the start and depth were chosen: the choice, the "
+                    "rule's reason, collapse notes, fallback and, per candidate, the held-out log-likelihood and "
+                    "agreement (see selection_summary())", optional=True),
+    FittedAttribute("fallback_", "fallback", "value", "what the labels come from when training collapsed or the "
+                    "safety rule returned majority vote (None otherwise)", optional=True),
     FittedAttribute("gold_accuracy_", "gold_accuracy", "value", "consensus accuracy on the gold tasks (None without)"),
     FittedAttribute("dead_units_", "dead_units", "value",
                     "classes majority vote finds that the consensus never predicts"),
@@ -143,6 +169,8 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
     FittedAttribute("dawid_skene_", None, "runtime", "the Dawid-Skene fit of the 'ds' start (None otherwise; "
                     "not saved)"),
     FittedAttribute("sweep_", None, "runtime", "the learning-rate sweep (None unless lr='auto'; not saved)"),
+    FittedAttribute("candidates_", None, "runtime", "the trained candidates (start x depth) with their held-out "
+                    "scores (None unless the start or depth was chosen; not saved)"),
 )
 
 
@@ -159,28 +187,39 @@ class DEEM(Aggregator, BaseEstimator):
 
     Parameters
     ----------
-    n_layers: multinomial layers before the iRBM (0 = plain iRBM, which is Dawid-Skene by Lemma 1).
+    n_layers: multinomial layers before the iRBM (0 = plain iRBM, which is Dawid-Skene by Lemma 1), or ``"auto"``:
+        0, 1 and 2 layers are trained (each with the start(s) of ``init``) and the depth is chosen from
+        held-out answers like the start (below); ``n_layers_`` says which.
     epochs, lr, batch_size, sampler_steps, step_size, momentum: training (Algorithm 1, App. G.4);
         ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
     init: ``"mv"`` (App. G.1: iRBM at majority vote), ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1) or
-        ``"auto"`` (default: ``"ds"`` unless the workers agree clearly more than Dawid-Skene predicts, see
-        ``dependence_``, then ``"mv"``; with gold labels both starts train together and the other start
-        replaces that choice only when it is significantly more accurate on the gold tasks, see
-        ``init_evidence_`` — with ``supervised_weight > 0`` half of the gold tasks are held out of the
-        supervised term and the starts are compared on those). ``init_`` says which start was used,
-        ``init_scores_`` the gold accuracies.
+        ``"auto"`` (default): ``heldout_share`` of the answers (one per task at most) are held out, both starts
+        train on the rest as one batched model, and the start whose model predicts the held-out answers better
+        (exact p(x_i | x_-i) from the free energy) is kept, under the parsimony and safety rules of
+        ``methods/choose.py``; ``selection_summary()`` shows the evidence. With gold labels both starts train
+        on all answers and the majority-vote start replaces the Dawid-Skene start only when it is significantly
+        more accurate on the gold tasks (``init_evidence_``; with ``supervised_weight > 0`` half of the gold
+        tasks are held out of the supervised term and the starts are compared on those); with ``lr="auto"``
+        the Dawid-Skene start is used. ``init_`` says which start was used.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
     callbacks: objects with ``on_epoch_end(epoch, logs) -> bool`` (True stops) or plain callables.
     on_conflict: one worker giving one task different labels: ``"error"``, or keep the ``"first"``/``"last"``.
+    heldout_share: share of the answers held out to choose the start / depth (one per task at most).
+
+    Collapse (a run predicting fewer classes than majority vote finds, App. G.4 "dead units") is watched every
+    epoch: a fixed configuration restarts from its last healthy epoch with a quarter of the step, then from the
+    start with a sixteenth, then from the other start; if all collapse the labels are Dawid-Skene's, labelled
+    in ``fallback_`` and ``warnings_``, or :class:`CollapseError` is raised when even that is not healthy.
     """
 
-    def __init__(self, n_layers: int = 1, epochs: int = 100, lr: float | str = DEFAULT_LR,
+    def __init__(self, n_layers: int | str = 1, epochs: int = 100, lr: float | str = DEFAULT_LR,
                  batch_size: int = 1024, sampler_steps: int = 5, step_size: float = 1.0,
                  momentum: float = 0.0, init: str = DEFAULT_INIT, n_seeds: int = 1, seed: int = 0,
                  device: str = "auto", supervised_weight: float = 0.0,
-                 callbacks: Sequence[Any] | None = None, on_conflict: str = "error"):
+                 callbacks: Sequence[Any] | None = None, on_conflict: str = "error",
+                 heldout_share: float = DEFAULT_HELDOUT_SHARE):
         self.n_layers = n_layers
         self.epochs = epochs
         self.lr = lr
@@ -195,10 +234,13 @@ class DEEM(Aggregator, BaseEstimator):
         self.supervised_weight = supervised_weight
         self.callbacks = callbacks
         self.on_conflict = on_conflict
+        self.heldout_share = heldout_share
 
     def _check_params(self) -> None:
-        if not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0:
-            raise ValueError(f"n_layers must be an integer >= 0, got {self.n_layers!r}")
+        if self.n_layers != "auto" and (not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0):
+            raise ValueError(f"n_layers must be an integer >= 0 or 'auto', got {self.n_layers!r}")
+        if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
+            raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -211,7 +253,10 @@ class DEEM(Aggregator, BaseEstimator):
             raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
 
     def _config(self, batch_size: int | None = None, device: torch.device | str | None = None) -> TrainingConfig:
-        return TrainingConfig(n_layers=int(self.n_layers), epochs=int(self.epochs),
+        layers = getattr(self, "n_layers_", None)
+        if layers is None:
+            layers = 1 if self.n_layers == "auto" else int(self.n_layers)
+        return TrainingConfig(n_layers=int(layers), epochs=int(self.epochs),
                               batch_size=int(batch_size or self.batch_size), sampler_steps=int(self.sampler_steps),
                               step_size=float(self.step_size), momentum=float(self.momentum),
                               device=str(device or self.device))
@@ -233,23 +278,41 @@ class DEEM(Aggregator, BaseEstimator):
         self._check_params()
         data = self._prepare(data)
         gold_codes = self.gold_codes(data, gold)
+        has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
         seeds = [int(self.seed) + run for run in range(int(self.n_seeds))]
         callbacks = list(self.callbacks or ())
         self.dawid_skene_ = None
         self.sweep_ = None
-        candidates = self._start_candidates(data, has_gold=gold_codes is not None and bool((gold_codes >= 0).any()))
-        train_gold, score_gold = self._split_gold(gold_codes, candidates)
-        if self.lr == "auto":
-            result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
-            self.batch_size_ = int(self.batch_size)
+        self.candidates_ = None
+        self.fallback_ = None
+        self.dependence_ = None
+        self._selection = {"reason": None, "table": None, "heldout": None, "seconds": None, "notes": []}
+        # n_layers="auto" is chosen by the selection; the gold and sweep paths choose other things and use 1
+        self.n_layers_ = 1 if self.n_layers == "auto" else int(self.n_layers)
+        selecting = not has_gold and self.lr != "auto" and (self.init == "auto" or self.n_layers == "auto")
+        if selecting and heldout_size(data, float(self.heldout_share)) < MIN_HELDOUT:
+            selecting = False
+            self._selection["reason"] = (f"too few answers to hold out {MIN_HELDOUT} for choosing: the Dawid-Skene "
+                                         f"start and {self.n_layers_} layer(s) are used")
+        self.lr_ = None if self.lr == "auto" else float(self.lr)
+        if selecting:
+            self.init_evidence_, self.init_scores_ = None, {}
+            result = self._fit_by_selection(data, seeds, callbacks, stop_event)
         else:
-            self.lr_ = float(self.lr)
-            train = partial(self._train_starts, data, candidates, seeds, train_gold, callbacks, stop_event)
-            result, self.batch_size_, self.device_ = train_with_memory_fallback(
-                train, int(self.batch_size), self.device_, self.warnings_)
-            if len(candidates) > 1:
+            candidates = self._start_candidates(data, has_gold=has_gold)
+            train_gold, score_gold = self._split_gold(gold_codes, candidates)
+            if self.lr == "auto":
+                result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
+                self.batch_size_ = int(self.batch_size)
+            elif len(candidates) == 1:
+                result = self._train_recovering(data, seeds, callbacks, stop_event, candidates[0])
+            else:
+                train = partial(self._train_starts, data, candidates, seeds, train_gold, callbacks, stop_event)
+                result, self.batch_size_, self.device_ = train_with_memory_fallback(
+                    train, int(self.batch_size), self.device_, self.warnings_)
                 result = self._keep_best_start(data, result, candidates, len(seeds), score_gold)
         self._store_training(result, seeds)
+        self._store_selection()
         self._store_outputs(data, gold_codes)
         return self
 
@@ -262,7 +325,10 @@ class DEEM(Aggregator, BaseEstimator):
                             f"to aggregate; DEEM needs at least two classes")
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
-        check_training_size(data, self._config(device=self.device_), runs_trained)
+        config = self._config(device=self.device_)
+        if self.n_layers == "auto":  # the deepest candidates, both starts batched
+            config.n_layers, runs_trained = max(SELECTION_DEPTHS), 2 * runs_trained
+        check_training_size(data, config, runs_trained)
         self.classes_ = data.classes
         self.workers_ = data.workers
         self.tasks_ = data.tasks
@@ -271,21 +337,17 @@ class DEEM(Aggregator, BaseEstimator):
         return data
 
     def _start_candidates(self, data: AnnotationSet, has_gold: bool) -> list[str]:
-        """The starts to train, the unsupervised choice first. ``init="auto"``: the DS start unless the workers
-        are clearly dependent; with gold labels the other start trains too (one batched model) and the gold
-        tasks may overrule the choice (:meth:`_keep_best_start`). Sets ``init_`` and ``dependence_``."""
-        self.dependence_ = None
+        """The starts to train on all answers, the default first (paths that do not choose from held-out
+        answers). ``init="auto"``: the Dawid-Skene start; with gold labels the majority-vote start trains too (one
+        batched model) and the gold tasks may overrule (:meth:`_keep_best_start`). Sets ``init_``."""
         self.init_evidence_ = None
         self.init_scores_ = {}
         if self.init != "auto":
             candidates = [self.init]
         else:
-            ds_fit = fit_dawid_skene(data)
-            self.dependence_ = excess_pairwise_agreement(data, ds_fit)
-            unsupervised_choice = "mv" if self.dependence_ > DEPENDENCE_THRESHOLD else "ds"
-            candidates = [unsupervised_choice]
-            if has_gold:
-                candidates.append("ds" if unsupervised_choice == "mv" else "mv")
+            # shown as evidence (the statistic of the former threshold rule); it no longer decides the start
+            self.dependence_ = excess_pairwise_agreement(data, fit_dawid_skene(data))
+            candidates = ["ds", "mv"] if has_gold else ["ds"]
         self.init_ = candidates[0]
         return candidates
 
@@ -319,7 +381,7 @@ class DEEM(Aggregator, BaseEstimator):
         prepared = task_data(data, config, device, gold=gold_codes)  # dense table or sparse answers
         starts = []
         for init in candidates:
-            network, ds = initial_network(data, seeds, int(self.n_layers), init, device, config,
+            network, ds = initial_network(data, seeds, self.n_layers_, init, device, config,
                                           explicit=len(candidates) > 1, spec=prepared.network_spec())
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
@@ -334,7 +396,7 @@ class DEEM(Aggregator, BaseEstimator):
         so no second training is needed). Gold labels are not used by the sweep."""
         from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
 
-        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=int(self.n_layers), n_seeds=len(seeds),
+        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=self.n_layers_, n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
                           batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
                           step_size=float(self.step_size))
@@ -376,6 +438,157 @@ class DEEM(Aggregator, BaseEstimator):
         group = candidates.index(self.init_)
         return result.select_runs(list(range(group * n_runs, (group + 1) * n_runs)))
 
+    # ------------------------------------------------------------------ choosing the start and depth, collapse
+    def _train_config(self, data: AnnotationSet, seeds: list[int], depth: int, starts: list[str], callbacks: list,
+                      stop_event, extra=None, lr: float | None = None, epochs: int | None = None,
+                      initial: DEEMNetwork | None = None) -> TrainingResult:
+        """Train ``starts`` x ``seeds`` at one depth as one batched model (runs start by start), with the GPU memory
+        fallback. ``extra``: more callbacks (the collapse guard)."""
+        lr = self.lr_ if lr is None else lr
+        epochs = int(self.epochs) if epochs is None else int(epochs)
+
+        def train(batch_size: int, device: torch.device) -> TrainingResult:
+            config = self._config(batch_size, device)
+            config.n_layers, config.epochs = int(depth), epochs
+            if len(starts) > 1:  # the starts train as one batched model
+                check_training_size(data, config, len(seeds) * len(starts))
+            prepared = task_data(data, config, device)  # dense table or sparse answers
+            network = initial
+            if network is None:
+                # a single majority-vote start is the trainer's own (drawn from each run's stream, as before)
+                nets = []
+                for init in starts:
+                    net, ds = initial_network(data, seeds, int(depth), init, device, config,
+                                              explicit=len(starts) > 1, spec=prepared.network_spec())
+                    nets.append(net)
+                    if ds is not None:
+                        self.dawid_skene_ = ds
+                network = nets[0] if len(nets) == 1 else stack_networks(nets)
+            if network is not None:
+                network = network.to(device)
+            return train_annotations(data, [lr] * len(seeds) * len(starts), seeds * len(starts), config,
+                                     callbacks=list(callbacks) + list(extra or []), stop_event=stop_event,
+                                     initial_network=network, prepared=prepared)
+
+        result, self.batch_size_, self.device_ = train_with_memory_fallback(
+            train, int(self.batch_size), self.device_, self.warnings_)
+        return result
+
+    def _fit_by_selection(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
+        """Choose the start and/or the depth from held-out answers (``methods/choose.py``): the candidates train on
+        the answers left after holding ``heldout_share`` out, and the chosen candidate's runs are the model."""
+        starts = ["mv", "ds"] if self.init == "auto" else [self.init]
+        depths = list(SELECTION_DEPTHS) if self.n_layers == "auto" else [int(self.n_layers)]
+        groups: list[_EpochOffset] = []
+
+        def train_group(train_data: AnnotationSet, depth: int, group_starts: list[str], guard) -> TrainingResult | None:
+            if groups and (groups[-1].stopped or (stop_event is not None and stop_event.is_set())):
+                return None  # stopped or cancelled: the depths not trained yet are left out of the choice
+            offset = _EpochOffset(callbacks, len(groups) * int(self.epochs), depth)
+            groups.append(offset)
+            return self._train_config(train_data, seeds, depth, group_starts, [offset], stop_event, extra=[guard])
+
+        started = time.perf_counter()
+        if self.init == "auto":  # evidence shown beside the choice (the statistic of the former threshold rule)
+            self.dependence_ = excess_pairwise_agreement(data, fit_dawid_skene(data))
+        candidates, held, mv_agreement = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
+                                                        share=float(self.heldout_share), split_seed=int(self.seed))
+        self.candidates_ = candidates
+        self.heldout_mv_agreement_ = mv_agreement
+        choice = choose(candidates, mv_agreement, safety=True)
+        table = choice.table
+        table.insert(2, "runs", len(seeds))
+        seconds = time.perf_counter() - started
+        self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds)
+        if choice.index == MAJORITY_VOTE:
+            self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
+            self.fallback_ = "majority vote (safety rule)"
+            self.warnings_.append("the safety rule returned majority vote: " + choice.reason)
+            return TrainingResult(network=majority_vote_network(len(seeds), data.n_workers, data.n_classes,
+                                                                self.device_),
+                                  history=[], status=["majority vote"] * len(seeds), messages=[""] * len(seeds),
+                                  epochs_run=0, seconds=seconds, lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
+        if choice.index < 0:
+            return self._fallback(data, seeds, "every candidate collapsed (" + "; ".join(
+                f"{c.name}: epoch {min(e for e in c.collapsed_at if e is not None)}" for c in candidates) + ")")
+        picked = candidates[choice.index]
+        self.init_ = picked.start
+        self.n_layers_ = picked.depth
+        if picked.start != "ds":
+            self.dawid_skene_ = None
+        result = picked.result
+        result.seconds = seconds
+        return result
+
+    def _train_recovering(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event,
+                          first: str) -> TrainingResult:
+        """One configuration under the collapse guard: restart from the last healthy state with a smaller step,
+        then from the start with a smaller one still (``train_guarded``), then the other start, then the
+        Dawid-Skene fallback (or refuse, see :meth:`_fallback`)."""
+        expected = major_classes(data)
+        starts = [first, {"mv": "ds", "ds": "mv"}[first]]
+        for attempt, start in enumerate(starts):
+            def train(network, lr, epochs, extra, start=start):
+                return self._train_config(data, seeds, self.n_layers_, [start], callbacks, stop_event,
+                                          extra=extra, lr=lr, epochs=epochs, initial=network)
+
+            self.dawid_skene_ = None
+            result, notes = train_guarded(train, None, self.lr_, int(self.epochs), expected)
+            self._selection["notes"].extend(f"{start} start: {note}" for note in notes)
+            if not notes or not notes[-1].startswith("still collapsed"):
+                self.init_ = start
+                if attempt:
+                    self.fallback_ = f"the {start} start (the {starts[0]} start collapsed)"
+                    self.warnings_.append(f"FALLBACK: the {starts[0]} start collapsed; the labels come from the "
+                                          f"{start} start")
+                return result
+        return self._fallback(data, seeds, "; ".join(self._selection["notes"]))
+
+    def _fallback(self, data: AnnotationSet, seeds: list[int], why: str) -> TrainingResult:
+        """The healthy fallback when training collapsed: Dawid-Skene itself (the iRBM set from a Dawid-Skene fit by
+        Lemma 1, no layers, not trained), labelled in ``fallback_`` and ``warnings_``; :class:`CollapseError`
+        when even that predicts fewer classes than majority vote finds."""
+        ds = fit_dawid_skene(data)
+        expected = major_classes(data)
+        found = len(np.unique(ds.posterior.argmax(1)))
+        if found < expected:
+            raise CollapseError(f"{data.source}: training collapsed ({why}) and the Dawid-Skene fallback finds only "
+                                f"{found} of the {expected} classes majority vote finds: no healthy model to return; "
+                                f"try a smaller learning rate")
+        network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, 0).to(self.device_)
+        network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=self.device_),
+                                     torch.as_tensor(ds.prior, dtype=torch.float32, device=self.device_))
+        self.dawid_skene_ = ds
+        self.init_, self.n_layers_ = "ds", 0
+        self.fallback_ = "Dawid-Skene (no layers, not trained): " + why
+        self.warnings_.append(f"FALLBACK: DEEM collapsed ({why}); the labels are Dawid-Skene's")
+        return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
+                              messages=[self.fallback_] * len(seeds), epochs_run=0, seconds=0.0,
+                              lrs=[float(self.lr_ or 0.0)] * len(seeds), seeds=list(seeds))
+
+    def _store_selection(self) -> None:
+        """``selection_summary_``: the choice and its evidence as plain values (saved with the model)."""
+        table = self._selection["table"]
+        self.selection_summary_ = {
+            "start": self.init_, "layers": int(self.n_layers_), "reason": self._selection["reason"],
+            "fallback": self.fallback_, "collapse_notes": list(self._selection["notes"]),
+            "heldout_answers": self._selection["heldout"], "seconds": self._selection["seconds"],
+            "dependence": None if self.dependence_ is None else float(self.dependence_),
+            "candidates": [] if table is None else [
+                {k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
+        }
+
+    def selection_summary(self) -> dict[str, Any]:
+        """How the start and depth were chosen, as plain values: ``start``, ``layers``, the rule's ``reason``,
+        ``fallback`` and ``collapse_notes`` (what happened), ``heldout_answers``, ``seconds`` spent choosing and
+        the evidence, one record per candidate (held-out log-likelihood per answer, held-out agreement,
+        collapsed, chosen; the last record is plain majority vote)."""
+        self._check_fitted()
+        return dict(getattr(self, "selection_summary_", None) or {
+            "start": self.init_, "layers": int(getattr(self, "n_layers_", None) or self.network_.n_layers),
+            "reason": None, "fallback": None, "collapse_notes": [], "heldout_answers": None, "seconds": None,
+            "dependence": self.dependence_, "candidates": []})
+
     def gold_codes(self, data: AnnotationSet, gold: Any) -> np.ndarray | None:
         """Gold labels (Series task -> label, or a ``task, truth`` frame) as (n_tasks,) class codes of ``data``,
         -1 where unknown; None without gold. DataError for a gold label that is not a class."""
@@ -416,7 +629,7 @@ class DEEM(Aggregator, BaseEstimator):
         self.class_maps_ = np.stack([hungarian_class_map(a, reference, data.n_classes) for a in argmax])
         per_run = self.to_class_order(hidden_posterior)  # (R, n, K) class order
         usable = self._usable_runs()
-        consensus = per_run[usable].mean(axis=0)
+        consensus = self._consensus(per_run)
         self.posterior_ = consensus  # (n, K)
         run_labels = per_run.argmax(-1)  # (R, n)
         final = consensus.argmax(-1)
@@ -437,6 +650,11 @@ class DEEM(Aggregator, BaseEstimator):
     def _usable_runs(self) -> list[int]:
         """Runs that did not diverge (every run when all diverged): the consensus averages these."""
         return [r for r, s in enumerate(self.run_status_) if s != "diverged"] or list(range(self.network_.n_runs))
+
+    def _consensus(self, per_run: np.ndarray) -> np.ndarray:
+        """Mean over the usable runs of a per-run array (runs on axis 0): the one rule behind the consensus
+        posterior and the free energy, on the training tasks and on new ones."""
+        return per_run[self._usable_runs()].mean(axis=0)
 
     # ------------------------------------------------------------------ the fitted model on any data
     def encode(self, data: Any) -> AnnotationSet:
@@ -471,7 +689,7 @@ class DEEM(Aggregator, BaseEstimator):
     def _free_energy(self, data: AnnotationSet, batch_size: int = 8192) -> np.ndarray:
         """Mean over usable runs of the free energy per task: (n,). High = unusual pattern of answers."""
         energy = task_outputs(self.network_, data, batch_size)[0].cpu().numpy()  # (R, n)
-        return energy[self._usable_runs()].mean(axis=0)
+        return self._consensus(energy)
 
     # ------------------------------------------------------------------ outputs
     def fit_predict(self, data: Any, gold: Any = None) -> pd.Series:
@@ -488,7 +706,7 @@ class DEEM(Aggregator, BaseEstimator):
             values, tasks = self.posterior_, self.tasks_
         else:
             encoded = self.encode(data)
-            values = self.run_posteriors(encoded).mean(axis=0)
+            values = self._consensus(self.run_posteriors(encoded))
             tasks = encoded.tasks
         return pd.DataFrame(values, index=pd.Index(tasks, name="task"), columns=pd.Index(self.classes_, name="label"))
 
@@ -512,11 +730,13 @@ class DEEM(Aggregator, BaseEstimator):
         return pd.Series(self._free_energy(encoded), index=pd.Index(encoded.tasks, name="task"), name="free_energy")
 
     def results_frame(self) -> pd.DataFrame:
-        """One row per task: label, confidence, per-class probabilities, seed agreement, free energy."""
+        """One row per task: label, confidence, per-class probabilities, seed agreement, free energy;
+        ``attrs["selection"]`` holds :meth:`selection_summary` (the chosen start and depth and the evidence)."""
         proba = self.predict_proba()
         out = label_table(proba.index, self.classes_, self.predict(), proba)
         out["seed_agreement"] = self.seed_agreement_
         out["free_energy"] = self.free_energy_
+        out.attrs["selection"] = self.selection_summary()
         return out
 
     def confusion_matrices(self, run: int = 0) -> dict[Any, pd.DataFrame]:
@@ -584,6 +804,9 @@ class DEEM(Aggregator, BaseEstimator):
             setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
         model.dawid_skene_ = None
         model.sweep_ = None
+        model.candidates_ = None
+        if model.n_layers_ is None:  # files written before the depth could be chosen
+            model.n_layers_ = model.network_.n_layers
         return model
 
 

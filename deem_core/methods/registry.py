@@ -40,6 +40,9 @@ class MethodSpec:
     trains: trained by gradient steps over epochs: reports every epoch to ``callbacks``, can be cancelled
         with ``fit(..., stop_event=...)``, trains on the GPU when there is one, and has ``save``/``load``,
         ``history_`` and ``run_status_``.
+    sparse: fitted on an :class:`~deem_core.data.annotations.AnnotationSet`, computes on its coded answers (no
+        long DataFrame, no crowd-kit); callers that hold an AnnotationSet give it to these methods and build the
+        long frame only for the others.
     """
 
     key: str
@@ -51,6 +54,7 @@ class MethodSpec:
     uses_gold: bool = False
     probabilistic: bool = True
     trains: bool = False
+    sparse: bool = False
 
     def resolve(self) -> Callable[..., Aggregator]:
         """The factory itself (imported on first use when given as ``"module:attribute"``)."""
@@ -80,16 +84,16 @@ class MethodSpec:
 BUILTIN: tuple[MethodSpec, ...] = (
     MethodSpec("deem", "DEEM", "deem_core.methods.deem:DEEM",
                "deep energy-based unsupervised ensemble model (multinomial layers + iRBM)",
-               uses_gold=True, trains=True),
+               uses_gold=True, trains=True, sparse=True),
     MethodSpec("irbm", "iRBM", "deem_core.methods.deem:DEEM",
                "DEEM without layers: the identifiable RBM, i.e. Dawid-Skene as an RBM (Lemma 1)",
-               fixed={"n_layers": 0}, uses_gold=True, trains=True),
+               fixed={"n_layers": 0}, uses_gold=True, trains=True, sparse=True),
     MethodSpec("mv", "Majority vote", "deem_core.methods.baselines:MajorityVoteAggregator",
-               "the most frequent answer (crowd-kit)"),
+               "the most frequent answer (crowd-kit)", sparse=True),
     MethodSpec("wawa", "Wawa", "deem_core.methods.baselines:WawaAggregator",
                "worker agreement with aggregate: majority vote weighted by agreement (crowd-kit)"),
     MethodSpec("ds", "Dawid-Skene", "deem_core.methods.baselines:DawidSkeneAggregator",
-               "one confusion matrix per worker, fitted by EM (crowd-kit)"),
+               "one confusion matrix per worker, fitted by EM (crowd-kit)", sparse=True),
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
                "one accuracy per worker, fitted by EM (crowd-kit)"),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",

@@ -258,21 +258,40 @@ class GatheredNetwork:
                 # to the layer's _BlockGradient (returning None for the blocks themselves)
                 self.blocks.append(fm.requires_grad_(train))
             self._sinks = [_BlockGradient() for _ in range(n_layers)]
-            # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
-            w, a_vis, b_hid = network.effective_irbm()
-            missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
-            base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
-            centred = missing - base  # (R, d, K), centred[..., 0] = 0
-            table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
-                              + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
             run = torch.arange(r, device=workers.device).view(r, 1, 1)
-            rows = table.reshape(r * d, -1).index_select(0, (workers + run * d).flatten()).view(r, b, a, -1)
-            irbm_w, irbm_a, own_centred, own_base, biases = rows.split([k * k, k, k, 1, n_layers * k], dim=-1)
+            self._rows = (workers + run * d).flatten()  # each slot's row in a (R*d, ...) view of a parameter
+            if network.bias == "prior":
+                # every per-worker parameter gathered first (Definition 1's pattern is the same for every
+                # worker): nothing here grows with the number of workers
+                def rows(param: torch.Tensor, width: int) -> torch.Tensor:
+                    return param.reshape(r * d, width).index_select(0, self._rows).view(r, b, a, width)
+
+                w = rows(network.irbm_weight, k * k).view(r, b, a, k, k) * network.weight_free[0] \
+                    + network.weight_fixed[0]
+                a_vis = rows(network.visible_bias, k) * network.visible_free[0]
+                b_hid = network.hidden_bias * network.hidden_free
+                partition = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=-2)  # (R, B, A, K)
+                own_base = partition[..., :1]
+                own_centred = partition - own_base
+                irbm_w, irbm_a = w.reshape(r, b, a, k * k), a_vis
+                biases = torch.cat([rows(bias, k) for bias in network.layer_biases], dim=-1) if n_layers else None
+            else:
+                # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
+                w, a_vis, b_hid = network.effective_irbm()
+                missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
+                base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
+                centred = missing - base  # (R, d, K), centred[..., 0] = 0
+                table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
+                                  + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+                gathered_rows = table.reshape(r * d, -1).index_select(0, self._rows).view(r, b, a, -1)
+                irbm_w, irbm_a, own_centred, own_base, biases = gathered_rows.split(
+                    [k * k, k, k, 1, n_layers * k], dim=-1)
             # ---- iRBM: weights (R, A*K, K, B) [s*K+l, m], visible bias (R, A, K, B)
             self.irbm_w = irbm_w.reshape(r, b, a * k, k).permute(0, 2, 3, 1).contiguous()
             self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
             # ---- layer biases (R, A, K, B)
-            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
+            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)] if n_layers \
+                else []
             # ---- the workers' partitions log sum_l exp(a_i^l + w_i^{lm}), split into a class-independent part
             # (base) and the rest (centred): bias="irbm" adds those of the missing workers (all workers minus
             # the task's own), bias="prior" subtracts those of the task's own workers
@@ -287,7 +306,7 @@ class GatheredNetwork:
             else:
                 # the sums over all d workers are O(d) large: added up in float64 and rounded once
                 total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
-                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
+                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(a_vis.dtype)
                 self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
 
     # ------------------------------------------------------------------ gather / scatter
@@ -327,22 +346,8 @@ class GatheredNetwork:
         sink = self._sinks[layer]
         present = None if self._present is None else self._present.to(self.mask.dtype)
         out = []
-        for labels, grad in sink.rows:  # one-hot inputs: row labels[s] of block (s, t) gains g[t, :]
-            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # (R, B, A_t, K)
-            weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
-            if present is not None:
-                weight_s = weight_s.unsqueeze(-1) * present  # (R, B, A_s, A_t)
-            else:
-                weight_s = weight_s.unsqueeze(-1).expand(r, b, a, a)
-            values = weight_s.unsqueeze(-1) * grad.unsqueeze(2)  # (R, B, A_s, A_t, K)
-            if self.network.layout == "blocks":
-                index = self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
-            else:  # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
-                d = self.network.n_workers
-                run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
-                rows = (self.workers * k + labels).unsqueeze(-1)
-                index = (rows * d + self.workers.unsqueeze(-2)) + run * (d * k * d)
-            out.append((index.flatten(), values.reshape(-1, k)))
+        if sink.rows:
+            out.extend(self._row_gradients(sink.rows, scale, present))
         if sink.blocks is not None:
             grad = sink.blocks.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             if scale is not None:
@@ -353,6 +358,45 @@ class GatheredNetwork:
                 out.append((self._index, grad.view(-1, k * k)))
             else:
                 out.append((self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1, 1)))
+        return out
+
+    def _row_index(self, labels: torch.Tensor) -> torch.Tensor:
+        """(R, B, A_s, A_t) index of the block row ``labels[s]`` of every slot pair, in ``weight.view(-1, K)``."""
+        r, b, a, k = self.shape
+        if self.network.layout == "blocks":
+            return self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
+        # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
+        d = self.network.n_workers
+        run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
+        rows = (self.workers * k + labels).unsqueeze(-1)
+        return rows * d + self.workers.unsqueeze(-2) + run * (d * k * d)
+
+    def _row_gradients(self, rows: list[tuple[torch.Tensor, torch.Tensor]], scale: torch.Tensor | None,
+                       present: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One-hot inputs: block (s, t)'s row ``labels[s]`` gains ``g[t, :]``, for every ``(labels, g)`` of
+        ``rows`` (the positive and the negative pass). Where a later pass has the first one's label at slot
+        ``s`` (a chain that still agrees with the data), its gradient joins the first pass's row instead of
+        being scattered separately: the scatter, the costly part, then writes each such row once."""
+        r, b, a, k = self.shape
+        weight_s = self.mask if scale is None else self.mask * scale.view(r, 1, 1)  # (R, B, A_s), 0 = padding
+        first_labels = rows[0][0]
+        grads = [torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) for _, grad in rows]  # (R, B, A_t, K)
+        values = grads[0].unsqueeze(2).expand(r, b, a, a, k)  # (R, B, A_s, A_t, K)
+        apart = []
+        for (labels, _), grad in zip(rows[1:], grads[1:]):
+            same = labels == first_labels  # (R, B, A_s)
+            values = values + same.to(grad.dtype)[..., None, None] * grad.unsqueeze(2)
+            apart.append((labels, grad, ~same & (self.mask > 0)))
+        pair_weight = weight_s.unsqueeze(-1) if present is None else weight_s.unsqueeze(-1) * present  # (R,B,A,1|A)
+        out = [(self._row_index(first_labels).flatten(), (pair_weight.unsqueeze(-1) * values).reshape(-1, k))]
+        for labels, grad, keep in apart:
+            where = torch.nonzero(keep)  # (n, 3): run, task, slot of the rows this pass writes on its own
+            if not where.numel():
+                continue
+            run, task, slot = where.unbind(1)
+            index = self._row_index(labels)[run, task, slot]  # (n, A_t)
+            weight = pair_weight[run, task, slot]  # (n, 1 | A_t)
+            out.append((index.flatten(), (weight.unsqueeze(-1) * grad[run, task]).reshape(-1, k)))
         return out
 
     @torch.no_grad()
@@ -452,6 +496,159 @@ class GatheredNetwork:
             return (irbm_a * v).sum((1, 2)) + log_partition, grad
 
         return log_density_and_grad
+
+
+    # ------------------------------------------------------------------ training pass, gradients by hand
+    def training_energies(self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor,
+                          positive_labels: torch.Tensor | None = None,
+                          negative_labels: torch.Tensor | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``F + offset`` of the positive and of the negative inputs (R, B) each, and the positive inputs' hidden
+        logits (R, K, B), as outputs of one autograd node whose backward computes every parameter gradient by
+        hand (:class:`_TrainingPass`): the layer blocks' go to :meth:`apply_layer_step`, the others to
+        :attr:`small_gradients`. Nothing of the gather is recorded by autograd. ``*_labels``: the inputs are the
+        one-hot of these labels (R, B, A), or None (soft inputs). After ``backward``, :meth:`apply_small_step` (plain
+        SGD) or :meth:`materialise_gradients` (into ``.grad``) take the small parameters' gradients."""
+        trigger = torch.ones((), device=positive.device, requires_grad=True)
+        return _TrainingPass.apply(trigger, self, positive, negative, mask, positive_labels, negative_labels)
+
+    def _partition_softmax(self) -> torch.Tensor:
+        """``softmax_l(a_s^l + w_s^{lm})`` of every slot's worker: (R, A, K_l, K_m, B)."""
+        r, b, a, k = self.shape
+        z = self.irbm_a.unsqueeze(3) + self.irbm_w.view(r, a, k, k, b)
+        return torch.softmax(z, dim=2)
+
+    def _forward_pass(self, x: torch.Tensor, mask: torch.Tensor):
+        """Layer outputs, hidden logits, posterior and ``F + offset`` of x (R, A, K, B) without autograd."""
+        r, b, a, k = self.shape
+        outputs = [x]
+        current = x
+        for blocks, bias in zip(self.blocks, self.biases):
+            current = sparsemax(self._layer(blocks, bias, current), dim=2).mul_(mask.unsqueeze(2))
+            outputs.append(current)
+        v = outputs[-1]
+        logits = self.hidden_bias + (self.irbm_w * v.reshape(r, a * k, 1, b)).sum(1)  # (R, K, B)
+        log_partition = torch.logsumexp(logits, dim=1)
+        posterior = torch.exp(logits - log_partition.unsqueeze(1))
+        return outputs, logits, posterior, -(self.irbm_a * v).sum((1, 2)) - log_partition
+
+    def _backward_pass(self, saved, grad_energy: torch.Tensor, grad_logits_extra: torch.Tensor | None,
+                       labels: torch.Tensor | None, mask: torch.Tensor, sums: dict) -> None:
+        """Gradients of ``sum_b grad_energy[b] * (F + offset)[b] + sum grad_logits_extra * logits`` for one pass,
+        added into ``sums`` (per-slot terms) and the layers' block sinks."""
+        r, b, a, k = self.shape
+        outputs, _, posterior, _ = saved
+        v = outputs[-1]
+        g_logits = posterior * (-grad_energy).unsqueeze(1)  # dLoss/dlogits (R, K, B)
+        if grad_logits_extra is not None:
+            g_logits = g_logits + grad_logits_extra
+        sums["hidden"] = sums["hidden"] + g_logits.sum(-1)  # (R, K)
+        g_e = grad_energy.view(r, 1, 1, b)
+        # iRBM, direct terms: F = -sum a.v - logsumexp(logits), logits = ... + sum_s v_s . w_s[:, m]
+        sums["w"] = sums["w"] + v.reshape(r, a * k, 1, b) * g_logits.unsqueeze(1)  # (R, AK, K, B)
+        sums["a"] = sums["a"] - g_e * v  # (R, A, K, B)
+        # the task's own workers' partitions: logits carry -(M_s[m] - M_s[0]) for every real slot s
+        g_total = g_logits.sum(1, keepdim=True)  # (R, 1, B)
+        g_own = (-g_logits).unsqueeze(1).expand(r, a, k, b).clone()  # dLoss/dM_s[m] (R, A, K_m, B)
+        g_own[:, :, :1] += g_total.unsqueeze(1)
+        sums["own"] = sums["own"] + g_own * mask.unsqueeze(2)
+        sums["total"] = sums["total"] + g_logits.sum(-1)  # (R, K): the all-workers term (bias="irbm")
+        sums["total"][:, :1] -= g_total.sum(-1)
+        # back through the layers
+        grad_v = (self.irbm_w * g_logits.unsqueeze(1)).sum(2).view(r, a, k, b) - g_e * self.irbm_a  # dLoss/dv
+        for layer in range(len(self.blocks) - 1, -1, -1):
+            grad_z = sparsemax_backward(outputs[layer + 1], grad_v, dim=2)  # 0 on padded slots
+            sums["biases"][layer] = sums["biases"][layer] + grad_z
+            x_in = outputs[layer]
+            g_b = grad_z.permute(0, 3, 1, 2).contiguous()  # (R, B, A, K)
+            if layer == 0 and labels is not None:
+                self._sinks[layer].rows.append((labels, g_b))
+            else:
+                x_b = x_in.permute(0, 3, 1, 2).contiguous()
+                self._sinks[layer].add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])
+            if layer:
+                grad_v = (self.blocks[layer] * grad_z.reshape(r, 1, a * k, b)).sum(2).view(r, a, k, b)
+
+    @torch.no_grad()
+    def _collect_parameter_gradients(self, sums: dict) -> None:
+        """Per-slot gradient terms -> :attr:`small_gradients`: ``(parameter, values (N, w))`` rows for the slots'
+        workers (Definition 1's masks applied), plus the hidden bias's (R, K) and, with ``bias="irbm"``, the
+        dense all-workers term. Applied by :meth:`apply_small_step` or written to ``.grad`` by
+        :meth:`materialise_gradients`."""
+        net = self.network
+        r, b, a, k = self.shape
+        sigma = self._partition_softmax()  # (R, A, K_l, K_m, B)
+        own = sums["own"].unsqueeze(2)  # (R, A, 1, K_m, B): dLoss/dM_s[m]
+        grad_w = sums["w"].view(r, a, k, k, b) + own * sigma  # (R, A, K, K, B)
+        grad_a = sums["a"] + (own * sigma).sum(3)  # (R, A, K, B)
+
+        def per_row(per_slot: torch.Tensor, width: int) -> torch.Tensor:
+            return per_slot.reshape(r, a, width, b).permute(0, 3, 1, 2).reshape(-1, width)
+
+        rows = [(net.irbm_weight, per_row(grad_w, k * k) * net.weight_free[0].reshape(1, k * k)),
+                (net.visible_bias, per_row(grad_a, k) * net.visible_free[0].reshape(1, k))]
+        rows += [(bias, per_row(grad, k)) for bias, grad in zip(net.layer_biases, sums["biases"])]
+        dense = {net.hidden_bias: sums["hidden"] * net.hidden_free}
+        if net.bias == "irbm":  # every worker's partition enters each task that it did not answer
+            w_all, a_all, _ = net.effective_irbm()
+            sigma_all = torch.softmax(a_all.unsqueeze(-1) + w_all, dim=2)  # (R, d, K_l, K_m)
+            total = sums["total"].view(r, 1, 1, k) * sigma_all
+            dense[net.irbm_weight] = total * net.weight_free
+            dense[net.visible_bias] = total.sum(-1) * net.visible_free
+        self.small_gradients = {"rows": rows, "dense": dense}
+
+    @torch.no_grad()
+    def materialise_gradients(self) -> None:
+        """Add :attr:`small_gradients` into the parameters' ``.grad`` (dense, as autograd would)."""
+        for param, values in self.small_gradients["rows"]:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad.view(-1, values.shape[-1]).index_add_(0, self._rows, values)
+        for param, values in self.small_gradients["dense"].items():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad.add_(values)
+
+    @torch.no_grad()
+    def apply_small_step(self, scale: torch.Tensor) -> None:
+        """Plain SGD on the small parameters from :attr:`small_gradients`: ``param += scale[r] * gradient``,
+        touching only the rows of this batch's workers (plus the dense terms); non-finite values count as 0."""
+        r = self.shape[0]
+        for param, values in self.small_gradients["rows"]:
+            width = values.shape[-1]
+            step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).view(r, -1, width) * scale.view(r, 1, 1)
+            param.data.view(-1, width).index_add_(0, self._rows, step.view(-1, width))
+        for param, values in self.small_gradients["dense"].items():
+            step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+            param.data.add_(step * scale.view(r, *([1] * (param.dim() - 1))))
+
+
+class _TrainingPass(torch.autograd.Function):
+    """The loss's two passes (positive and negative inputs) on gathered blocks, forward and backward by hand."""
+
+    @staticmethod
+    def forward(ctx, trigger, gathered, positive, negative, mask, positive_labels, negative_labels):
+        with torch.no_grad():
+            saved_pos = gathered._forward_pass(positive, mask)
+            saved_neg = gathered._forward_pass(negative, mask)
+        ctx.gathered, ctx.mask = gathered, mask
+        ctx.saved = (saved_pos, saved_neg)
+        ctx.labels = (positive_labels, negative_labels)
+        return saved_pos[3], saved_neg[3], saved_pos[1]
+
+    @staticmethod
+    def backward(ctx, grad_pos, grad_neg, grad_logits):
+        gathered = ctx.gathered
+        r, b, a, k = gathered.shape
+        device = grad_pos.device
+        with torch.no_grad():
+            sums = {"hidden": torch.zeros(r, k, device=device), "total": torch.zeros(r, k, device=device),
+                    "w": 0.0, "a": 0.0, "own": 0.0, "biases": [0.0] * len(gathered.blocks)}
+            gathered._backward_pass(ctx.saved[0], grad_pos, grad_logits, ctx.labels[0], ctx.mask, sums)
+            gathered._backward_pass(ctx.saved[1], grad_neg, None, ctx.labels[1], ctx.mask, sums)
+            gathered._collect_parameter_gradients(sums)
+        ctx.saved = None
+        return (None,) * 7
 
 
 # ---------------------------------------------------------------------------------------------- whole data

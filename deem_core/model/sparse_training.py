@@ -48,7 +48,8 @@ class SparseEvaluator:
 
     def __init__(self, network: DEEMNetwork, data: "SparseTaskData", batch: SlotBatch):
         self.data = data
-        self.gathered = GatheredNetwork(network, batch.workers, batch.mask, train=True)
+        # gathered without autograd: the loss's parameter gradients are written by hand (training_energies)
+        self.gathered = GatheredNetwork(network, batch.workers, batch.mask)
 
     def sampler_energy(self):
         return self.gathered.sampler_energy()
@@ -60,8 +61,8 @@ class SparseEvaluator:
         answers = self.data.answers
         # one-hot inputs (hard labels) let the first layer's gradient be collected row by row
         positive_labels = answers.labels[batch.answer] if answers.soft is None else None
-        energy_pos, logits = self.gathered.energy_and_logits(batch.positive, batch.mask_fm, positive_labels)
-        energy_neg, _ = self.gathered.energy_and_logits(negative, batch.mask_fm, negative_states)
+        energy_pos, energy_neg, logits = self.gathered.training_energies(
+            batch.positive, negative, batch.mask_fm, positive_labels, negative_states)
         offset = self.gathered.offset.mean(1)  # (R,) float64
         return EnergyTerms(loss=energy_pos.mean(1) - energy_neg.mean(1),
                            positive_energy=energy_pos.detach().double().mean(1) - offset,
@@ -69,10 +70,16 @@ class SparseEvaluator:
 
     @torch.no_grad()
     def update(self, state: RunState, momentum: float) -> None:
-        sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
+        scale = -(state.lrs * state.active)
+        if momentum or state.network.bias == "irbm":
+            # momentum moves every entry, and the iRBM bias's all-workers term is dense anyway: as the dense path
+            self.gathered.materialise_gradients()
+            sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
+        else:
+            self.gathered.apply_small_step(scale)  # only the rows of this batch's workers: O(batch), not O(d)
         layer_ids = {id(w) for w in state.network.layer_weights}
         buffers = [buf for p, buf in zip(state.network.parameters(), state.momentum_buffers) if id(p) in layer_ids]
-        self.gathered.apply_layer_step(-(state.lrs * state.active), momentum, buffers if momentum else None)
+        self.gathered.apply_layer_step(scale, momentum, buffers if momentum else None)
 
 
 class SparseTaskData:

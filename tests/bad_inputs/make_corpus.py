@@ -239,13 +239,13 @@ def cases() -> list[Case]:
              triples=frozenset({("01", "a", "cat"), ("1", "a", "dog"), ("01", "b", "cat"), ("1", "b", "dog")})),
         Case("wide", "wide layout: task + one column per annotator",
              {"wide.csv": b"task,a,b,c\n1,cat,cat,dog\n2,dog,dog,dog\n3,cat,dog,cat\n4,dog,cat,dog\n"}, **base_ok),
-        Case("wide_empty_columns", "wide file with an all-empty annotator column and holes",
+        Case("wide_empty_columns", "wide file with an all-empty worker column and holes",
              {"wide_holes.csv": b"task,a,b,c,d\n1,cat,cat,dog,\n2,dog,dog,dog,\n3,cat,dog,cat,\n4,dog,cat,dog,\n"
                                 b"5,,,,\n"},
-             warnings=[r"^wide_holes\.csv: ignored 1 annotator column\(s\) with no labels: 'd'$"], **base_ok),
-        Case("wide_all_empty", "wide file whose annotator columns are all empty",
+             warnings=[r"^wide_holes\.csv: ignored 1 worker column\(s\) with no labels: 'd'$"], **base_ok),
+        Case("wide_all_empty", "wide file whose worker columns are all empty",
              {"wide_empty.csv": b"task,a,b\n1,,\n2,,\n"}, "error",
-             r"^wide_empty\.csv: no annotations \(every annotator column is empty\)$"),
+             r"^wide_empty\.csv: no annotations \(every worker column is empty\)$"),
         Case("per_annotator", "one file per annotator (task,label)",
              {f"{w}.csv": _csv([(t, lab) for t, ww, lab in BASE if ww == w], header=("task", "label")).encode()
               for w in "abc"}, **base_ok),

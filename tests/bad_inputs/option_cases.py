@@ -187,8 +187,9 @@ def cases() -> list[OptionCase]:
                    ["baselines", "{input}", "--methods", "mv,nope"], r"unknown method\(s\) nope"),
         OptionCase("opt_k1000_mv_quiet", "1,000 classes with --method mv: no pandas PerformanceWarning flood",
                    ["aggregate", "{input}", "--method", "mv", "-o", "{out}"], None, written=["{out}"], not_written=[],
-                   input_text=("task,worker,label\n" + "".join(f"{t},w{w},c{(t * 7 + w * 13) % 1000}\n"
-                                                              for t in range(1500) for w in range(3))),
+                   # 334 tasks x 3 workers give every one of the 1,000 classes (c0 ... c999) at least once
+                   input_text=("task,worker,label\n" + "".join(f"{t},w{w},c{(t * 3 + w) % 1000}\n"
+                                                              for t in range(334) for w in range(3))),
                    subprocess=True, max_stderr_lines=4),
     ]
     if not _cuda():

@@ -114,6 +114,23 @@ def _measure(inputs: list[str], extra: list[str], out: Path) -> tuple[int, float
     return done.returncode, rss, wall, f"{error} (cpu {cpu:.1f} s)"
 
 
+_PREVIEW = ("import resource, sys\nfrom deem_core.data.annotations import DataError\n"
+            "from deem_core.data.formats import preview\n"
+            "try:\n    p = preview(sys.argv[1])\n    print(f'{len(p.frame)} rows shown, read as {p.layout}, problem: '\n"
+            "          f'{(p.problem or \"none\")[:60]}')\n"
+            "except DataError as exc:\n    print(f'DataError: {str(exc)[:80]}')\n"
+            "print(f'rss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
+
+
+def _measure_preview(path: str) -> tuple[int, float, float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _PREVIEW, path], capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - started
+    lines = done.stderr.strip().splitlines()
+    rss = next((int(line.split()[1]) for line in reversed(lines) if line.startswith("rss_kib ")), 0) / 1024
+    return done.returncode, rss, wall, done.stdout.strip()
+
+
 def rss_table() -> int:
     import make_corpus  # noqa: PLC0415 - on sys.path above
 
@@ -141,6 +158,15 @@ def rss_table() -> int:
             failures += not ok
             print(f"{description:72} | {size / 1e6:7.2f}MB | {status:>4} | {rss:6.0f}MiB | {above:7.0f}MiB | "
                   f"{wall:5.1f}s | {error}" + ("" if ok else "  <-- FAIL"), flush=True)
+        _, preview_idle, _, _ = _measure_preview(str(tiny))
+        print(f"\nthe Data page's preview (deem_core.data.formats.preview, its own process each; idle: the preview of "
+              f"a 3-answer file, {preview_idle:.0f} MiB):")
+        for path in sorted((folder / "bombs").iterdir()):
+            status, rss, wall, shown = _measure_preview(str(path))
+            above = rss - preview_idle
+            failures += above > 1536
+            print(f"  preview of {path.name:16} | peak RSS {rss:6.0f}MiB | above idle {above:6.0f}MiB | {wall:5.1f}s | "
+                  f"{shown}", flush=True)
     print(f"\n{failures} case(s) over 1.5 GiB above idle or not refused")
     return 1 if failures else 0
 

@@ -12,7 +12,8 @@ Inputs (``read_annotations`` / ``read_dataset``; the format is detected, ``forma
                        task (several: their combination, or choose one); an ``Answer.*`` field is the label
                        (several: the one named like a label, else the one with the fewest distinct answers in
                        the first rows, or choose); checkbox groups ``Answer.<field>.<option>`` (true/false)
-                       become one label (several ticked: skipped); ``AssignmentStatus`` Rejected excluded
+                       become one label (several ticked: skipped); the JSON column ``Answer.taskAnswers``
+                       (crowd-html-elements forms) is read as its fields; ``AssignmentStatus`` Rejected excluded
 ``toloka``             Toloka results TSV: ``INPUT:*`` task, ``OUTPUT:<field>`` label, ``ASSIGNMENT:worker_id``
                        worker, ``GOLDEN:<field>`` gold labels; rejected, skipped and expired assignments excluded
 ``label_studio``       Label Studio JSON export (see :mod:`.labelstudio`): annotations, ground truth -> gold,

@@ -106,6 +106,7 @@ class Plan:
     gold: str | None = None  # column of gold labels
     choices: dict[str, list[str]] = field(default_factory=dict)  # role -> candidates (for a chooser)
     worker_name: str | None = None  # per_annotator: the worker named after the file
+    virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
 
     @property
     def task_columns(self) -> list[str]:
@@ -126,6 +127,7 @@ class Plan:
         cols.extend(self.soft)
         seen: list[str] = []
         for column in cols:
+            column = self.virtual.get(column, column)  # a field of a JSON column: read the JSON column
             if column not in seen:
                 seen.append(column)
         return seen
@@ -340,7 +342,8 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
     if worker is None:
         raise DataError(f"{name}: no WorkerId column; found {_shown(cols)}")
     task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId")
-    answers = [c for c in cols if c.startswith("Answer.")]
+    virtual = _task_answers_fields(cols, sample)
+    answers = [c for c in cols if c.startswith("Answer.") and c != TASK_ANSWERS] + list(virtual)
     groups: dict[str, list[tuple[str, str]]] = {}
     for column in answers:
         stem, dot, option = column.rpartition(".")
@@ -371,9 +374,70 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
         label = _pick_label(fields, sample, display, strip="Answer.")
     options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
     status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
-    return Plan("mturk", task, worker, label, options=options, status=status,
+    return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual,
                 choices={"task": [c for c in cols if c.startswith("Input.")] + [c for c in ("HITId",) if c in cols],
                          "label": fields, "worker": [worker]})
+
+
+#: crowd-html-elements forms put every answer of an assignment in one JSON column: ``[{"sentiment": {"label":
+#: "Positive"}, "ok": {"on": true}}]``; its fields become columns ``Answer.sentiment.label``, ``Answer.ok.on``
+TASK_ANSWERS = "Answer.taskAnswers"
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        if len(value) == 1:
+            _flatten(value[0], prefix, out)
+        elif value:
+            out[prefix] = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, bool):
+        out[prefix] = "true" if value else "false"
+    elif value is not None:
+        out[prefix] = str(value)
+
+
+def task_answers(text: str) -> dict[str, str]:
+    """One ``Answer.taskAnswers`` cell -> {``Answer.<field>``: value as text} ({} when it is not that JSON)."""
+    try:
+        parsed = json.loads(text) if text.strip() else None
+    except ValueError:
+        return {}
+    out: dict[str, str] = {}
+    _flatten(parsed, "", out)
+    return {f"Answer.{key}": value for key, value in out.items() if key}
+
+
+def _task_answers_fields(cols: Sequence[str], sample: pd.DataFrame | None) -> dict[str, str]:
+    """The fields found in the first rows' ``Answer.taskAnswers`` cells (each read from that column)."""
+    if TASK_ANSWERS not in cols or sample is None or TASK_ANSWERS not in sample.columns:
+        return {}
+    fields: dict[str, str] = {}
+    for text in pd.unique(sample[TASK_ANSWERS].astype(str)):
+        for key in task_answers(text):
+            fields.setdefault(key, TASK_ANSWERS)
+    return fields
+
+
+def _expand_virtual(chunk: pd.DataFrame, plan: Plan) -> pd.DataFrame:
+    """Add the plan's columns that come from a JSON column (parsed once per distinct cell)."""
+    wanted = [c for c in plan.virtual if c in ([plan.label] + [c for c, _ in plan.options])]
+    if not wanted:
+        return chunk
+    source = chunk[TASK_ANSWERS]
+    categories = source.cat.categories.astype(str) if isinstance(source.dtype, pd.CategoricalDtype) else None
+    parsed = [task_answers(c) for c in categories] if categories is not None else None
+    extra = {}
+    for column in wanted:
+        if parsed is not None:
+            values = np.asarray([p.get(column, "") for p in parsed] + [""], dtype=object)
+            codes = source.cat.codes.to_numpy()
+            extra[column] = pd.Series(values[np.where(codes < 0, len(parsed), codes)], index=chunk.index)
+        else:
+            extra[column] = source.astype(str).map(lambda text, c=column: task_answers(text).get(c, ""))
+    return chunk.assign(**extra)
 
 
 def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
@@ -586,7 +650,8 @@ def _status_keep(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Colle
     for value, reason in excluded.items():
         hit = (status == value).to_numpy()
         if hit.any():
-            collector.skip(table.name, reason, int(hit.sum()), table.line(_position(table, chunk.index[hit.nonzero()[0][0]])))
+            first = table.line(_position(table, chunk.index[hit.nonzero()[0][0]]))
+            collector.skip(table.name, reason, int(hit.sum()), first)
             drop |= hit
     return chunk.loc[~drop] if drop.any() else chunk
 
@@ -705,6 +770,8 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
                                                              "expired": "expired assignment(s)"})
     if not len(chunk):
         return
+    if plan.virtual:
+        chunk = _expand_virtual(chunk, plan)
     task = _task_values(chunk, plan)
     if plan.options:
         chunk = _checkbox_labels(table, chunk.assign(_task=task), plan, collector)

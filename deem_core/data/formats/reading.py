@@ -214,8 +214,8 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
         seen: dict[str, str] = {}
         for table, plan in zip(tables, plans):
             if plan.worker_name in seen:
-                raise DataError(f"{table.name} and {seen[plan.worker_name]} both name the annotator "
-                                f"{plan.worker_name!r} (one file per annotator, named after the annotator)")
+                raise DataError(f"{table.name} and {seen[plan.worker_name]} both name the worker "
+                                f"{plan.worker_name!r} (one file per worker, named after the worker)")
             seen[plan.worker_name] = table.name
     soft_names = sorted({c for p in plans for c in p.soft}, key=str)
     if kind == "long" and soft_names and len({tuple(p.soft) for p in plans}) > 1:
@@ -246,9 +246,9 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
             if empty:
                 shown = ", ".join(repr(c) for c in empty[:5]) + (" ..." if len(empty) > 5 else "")
-                warnings.append(f"{table.name}: ignored {len(empty)} annotator column(s) with no labels: {shown}")
+                warnings.append(f"{table.name}: ignored {len(empty)} worker column(s) with no labels: {shown}")
             if len(empty) == len(plan.annotators):
-                raise DataError(f"{table.name}: no annotations (every annotator column is empty)")
+                raise DataError(f"{table.name}: no annotations (every worker column is empty)")
         del rows_before
         if hasattr(table, "close"):
             table.close()
@@ -303,15 +303,12 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         soft_map = {str(c)[len(prefix):].strip(): c for c in soft_names}
     frames.extend(p.reset_index(drop=True) for p in typed_parts)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    for column in ("task", "worker", "label"):
-        if column in frame and isinstance(frame[column].dtype, pd.CategoricalDtype):  # pragma: no cover
-            frame[column] = frame[column].astype(object)
     if soft_map is not None and "label" in frame.columns and (frame["label"].astype(str) == "").all():
         frame = frame.drop(columns="label")  # soft labels only: the hard label is their argmax
-    kept_tasks = set(pd.unique(frame["task"].astype(str))) if collector.dropped_tasks else None
     data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
                                    classes=classes, on_conflict=on_conflict, source=source)
-    if kept_tasks is not None:
+    kept_tasks = None
+    if collector.dropped_tasks:
         kept_tasks = set(str(t) for t in data.tasks)
         collector.dropped_tasks = [np.asarray([str(v) for v in arr], dtype=object) for arr in collector.dropped_tasks]
     data.warnings = (warnings + collector.notes + collector.skip_warnings() + collector.missing_warnings(kept_tasks)
@@ -395,6 +392,9 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     warnings = list(table.notes)
     if isinstance(table, CsvTable):
         warnings.extend(table.cleaning_notes())
+        if table.truncated and len(head) < nrows:
+            warnings.append(f"{table.name}: the preview reads the first {PREVIEW_BYTES >> 20} MiB only; "
+                            f"{len(head)} row(s) fit in them")
     container = opened.container
     delimiter = getattr(table, "delimiter", None)
     encoding = getattr(table, "encoding", None)

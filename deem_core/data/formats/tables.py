@@ -135,6 +135,10 @@ class CsvTable(Table):
         return TextStream(self.source, self.limits, budget=budget, quotes=quotes, skip_blank_head=True,
                           stop_after=stop_after)
 
+    def _rescan(self) -> TextStream:
+        """The text again, to find the line of an error: bounded like the read (or the preview) it serves."""
+        return self._text(budget=Budget(self.limits), stop_after=self.stop_after)
+
     # ------------------------------------------------------------------ delimiter
     def _sniff(self, sample: str, truncated: bool) -> tuple[str, list[str]]:
         best: tuple[tuple[float, int], str, list[str]] | None = None
@@ -173,7 +177,7 @@ class CsvTable(Table):
         if self.saw_quote is False:
             return self.header_line + 1 + row
         target = row + 1  # records after the header
-        with self._text(budget=None) as text:
+        with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
             for index, _ in enumerate(reader):
@@ -184,14 +188,14 @@ class CsvTable(Table):
 
     def _quote_never_closed(self) -> int:
         open_line = None
-        with self._text(budget=None) as text:
+        with self._rescan() as text:
             for number, line in enumerate(text, start=self.header_line):
                 if line.count('"') % 2:
                     open_line = number if open_line is None else None
         return open_line or self.header_line
 
     def _too_many_fields(self) -> tuple[int, int]:
-        with self._text(budget=None) as text:
+        with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
             for index, row in enumerate(reader):

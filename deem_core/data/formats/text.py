@@ -119,13 +119,10 @@ class TextStream(io.TextIOBase):
             else:
                 data = carry
             if eof:
+                if self._stream.cut:  # a preview cut short: keep whole lines only
+                    self.truncated = True
+                    data = data[: data.rfind(b"\n") + 1]
                 if data:
-                    if self._stream.cut and data.rfind(b"\n") >= 0:  # a preview: keep whole lines only
-                        cut = data.rfind(b"\n") + 1
-                        self.truncated = True
-                        data = data[:cut]
-                    elif self._stream.cut:
-                        self.truncated = True
                     yield self._decode(data)
                 return
             cut = data.rfind(b"\n") + 1

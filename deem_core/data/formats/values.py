@@ -98,16 +98,18 @@ def type_uniques(uniques: pd.Series) -> np.ndarray:
 
 
 def type_text(values: pd.Series) -> pd.Series:
-    """Text cells of one role (plain or categorical) -> typed values (see :func:`type_uniques`)."""
+    """Text cells of one role (plain or categorical) -> typed values (see :func:`type_uniques`). A categorical
+    stays categorical (typed categories, a few bytes per row): millions of answers are never turned into
+    millions of Python objects here."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.cat.remove_unused_categories()  # dropped rows' values must not decide the type
         codes = values.cat.codes.to_numpy()
-        categories = pd.Series(values.cat.categories.astype(str), dtype=object)
-        typed = type_uniques(categories)
-        if (codes < 0).any():  # pragma: no cover - text categoricals hold '' rather than NaN
-            typed = np.append(typed.astype(object), "")
-            codes = np.where(codes < 0, len(typed) - 1, codes)
-        return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
+        typed = type_uniques(pd.Series(values.cat.categories.astype(str), dtype=object))
+        # typing can merge two categories ("'=x" and "=x" are one value): renumber on the typed values
+        merged, distinct = pd.factorize(pd.Series(typed, dtype=typed.dtype), use_na_sentinel=False)
+        new_codes = np.where(codes < 0, -1, merged[np.maximum(codes, 0)] if len(merged) else -1)
+        categories = pd.Index(np.asarray(distinct, dtype=typed.dtype))
+        return pd.Series(pd.Categorical.from_codes(new_codes, categories), index=values.index)
     codes, uniques = pd.factorize(values.astype(str))
     typed = type_uniques(pd.Series(uniques, dtype=object))
     return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)

@@ -45,7 +45,8 @@ def output_format(path: str | Path, given: str | None = None) -> str:
     if given:
         fmt = given.replace("-", "_").lower()
         if fmt not in OUTPUT_FORMATS:
-            raise ValueError(f"unknown output format {given!r}: use {', '.join(f.replace('_', '-') for f in OUTPUT_FORMATS)}")
+            known = ", ".join(f.replace("_", "-") for f in OUTPUT_FORMATS)
+            raise ValueError(f"unknown output format {given!r}: use {known}")
         return fmt
     suffix = Path(path).suffix.lower()
     for fmt, (extension, _) in OUTPUT_FORMATS.items():

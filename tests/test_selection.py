@@ -1,0 +1,197 @@
+"""The held-out criterion: split rules and the exactness of p(x_i = l | x_-i) from the free energy."""
+
+import itertools
+
+import numpy as np
+import torch
+
+from deem_core.analysis.selection import hold_out_answers, heldout_log_probs, observed_log_likelihood
+from deem_core.data.annotations import AnnotationSet
+from deem_core.methods.dawid_skene import fit_dawid_skene
+from deem_core.model.network import DEEMNetwork
+
+
+def test_hold_out_keeps_one_answer_per_task_and_never_the_last():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=(500, 6))
+    labels[rng.random(labels.shape) < 0.6] = -1
+    labels[:50, 1:] = -1  # tasks with a single answer are never held out
+    labels[:50, 0] = 1
+    train_set, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.3, seed=1)
+    train = train_set.dense_labels()
+    assert len(np.unique(held.task)) == len(held)
+    assert not np.isin(held.task, np.arange(50)).any()
+    assert ((train >= 0).sum(axis=1) >= 1)[(labels >= 0).any(axis=1)].all()
+    assert (labels[held.task, held.worker] == held.label).all() and (train[held.task, held.worker] == -1).all()
+    assert (train >= 0).sum() + len(held) == (labels >= 0).sum()
+
+
+def _random_network(n_layers: int, d: int = 3, k: int = 3, seed: int = 0) -> DEEMNetwork:
+    torch.manual_seed(seed)
+    net = DEEMNetwork(1, d, k, n_layers)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.8)
+    return net
+
+
+def test_conditional_matches_enumeration_of_the_joint_for_every_depth():
+    d, k = 3, 3
+    for n_layers in (0, 1, 2):
+        net = _random_network(n_layers, d, k, seed=n_layers)
+        states = torch.tensor(list(itertools.product(range(k), repeat=d)))  # (27, d)
+        x = torch.nn.functional.one_hot(states, k).float().unsqueeze(0)
+        with torch.no_grad():
+            energy = net.free_energy(x, torch.ones(1, len(states), d))[0]
+        joint = torch.softmax(-energy, dim=0).view(*(k,) * d)  # p(x) by enumeration
+        labels = np.array([[0, 2, 1], [1, 1, 0], [2, 0, 2]])
+        train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.99, seed=3)
+        assert len(held) == 3
+        got = heldout_log_probs(net, train, held).exp()[0]  # (h, K)
+        for row, (task, worker) in enumerate(zip(held.task, held.worker)):
+            index = list(labels[task])
+            index[worker] = slice(None)
+            expected = joint[tuple(index)] / joint[tuple(index)].sum()
+            assert torch.allclose(got[row], expected, atol=1e-5), (n_layers, row)
+
+
+def test_depth_zero_from_dawid_skene_gives_the_dawid_skene_predictive():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 400)
+    labels = np.where(rng.random((400, 5)) < 0.7, truth[:, None], rng.integers(0, 3, (400, 5)))
+    labels[rng.random(labels.shape) < 0.3] = -1
+    labels[:, 0] = truth
+    train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.2, seed=0)
+    ds = fit_dawid_skene(train)
+    net = DEEMNetwork(1, 5, 3, 0)
+    net.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32),
+                             torch.as_tensor(ds.prior, dtype=torch.float32))
+    ll = observed_log_likelihood(heldout_log_probs(net, train, held), held)[0]
+    # Dawid-Skene's own predictive: sum_m p(y = m | x_-i) psi_i[l, m]
+    expected = np.array([np.log((ds.posterior[t] * ds.confusion[w, l]).sum())
+                         for t, w, l in zip(held.task, held.worker, held.label)])
+    assert np.allclose(ll, expected, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+from dataclasses import replace  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import read_sample  # noqa: E402
+from deem_core import DEEM  # noqa: E402
+from deem_core.cli import main  # noqa: E402
+from deem_core.methods import deem as deem_module  # noqa: E402
+from deem_core.methods.choose import (MAJORITY_VOTE, CandidateFit, CollapseError, choose,  # noqa: E402
+                                      majority_vote_network)
+from deem_core.model.training import TrainingResult, predict_hidden  # noqa: E402
+
+
+def test_majority_vote_network_is_majority_vote_with_its_ties():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, size=(300, 7))
+    labels[rng.random(labels.shape) < 0.5] = -1
+    labels[:5] = -1
+    labels[:5, :2] = [[0, 1], [1, 0], [2, 3], [3, 3], [1, 1]]  # ties go to the smallest class, as MV's
+    net = majority_vote_network(1, 7, 4)
+    t = torch.as_tensor(labels)
+    hidden = predict_hidden(net, t, (t >= 0).float(), None)[0].argmax(-1).numpy()
+    expected = AnnotationSet.from_dense(labels, classes=range(4)).majority_vote()
+    answered = expected >= 0
+    assert (hidden[answered] == expected[answered]).all()
+
+
+def _candidate(start, depth, loglik, agreement, collapsed=False):
+    result = TrainingResult(network=None, history=[], status=["finished"], messages=[""], epochs_run=1,
+                            seconds=0.0, lrs=[0.01], seeds=[0])
+    return CandidateFit(start=start, depth=depth, result=result, loglik=np.asarray(loglik)[None, :],
+                        agreement=np.asarray(agreement, dtype=float), collapsed_at=[3 if collapsed else None],
+                        seconds=0.0)
+
+
+def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_mv_when_mv_predicts_better():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, 2000)
+    agree = (rng.random(2000) < 0.7).astype(float)
+    mv_agree = agree.copy()
+    shallow = _candidate("ds", 0, base, agree)
+    deep_tied = _candidate("ds", 2, base + rng.normal(0.001, 0.05, 2000), agree)
+    deep_better = _candidate("ds", 2, base + 0.05, agree)
+    collapsed = _candidate("mv", 1, base + 1.0, agree, collapsed=True)
+    choice = choose([shallow, deep_tied, collapsed], mv_agree)
+    assert choice.index == 0 and "fewer layers" in choice.reason
+    assert list(choice.table["chosen"]) == [True, False, False, False]  # last row: majority vote
+    assert choose([shallow, deep_better, collapsed], mv_agree).index == 1
+    worse = np.where(rng.random(2000) < 0.15, 0.0, agree)  # agrees with held-out answers clearly less than MV
+    choice = choose([_candidate("ds", 0, base, worse)], agree)
+    assert choice.index == MAJORITY_VOTE and choice.safety_applied and "safety rule" in choice.reason
+    assert choose([replace(collapsed)], mv_agree).index == -1
+
+
+# ------------------------------------------------------------------------------------- collapse, end to end
+COLLAPSING = ["--layers", "2", "--init", "mv", "--lr", "30", "--epochs", "15", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def expert_files(tmp_path_factory):
+    """900 tasks of the digits_experts sample (MnistE-568 recipe): 2 layers at lr 30 collapse at epoch 2."""
+    df, truth = read_sample("digits_experts", n_tasks=900)
+    folder = tmp_path_factory.mktemp("experts")
+    df.to_csv(folder / "ann.csv", index=False)
+    truth.rename("truth").reset_index().to_csv(folder / "truth.csv", index=False)
+    return folder / "ann.csv", folder / "truth.csv", df, truth
+
+
+def test_cli_recovers_a_collapsing_configuration(expert_files, tmp_path, capsys):
+    annotations, truth_path, df, truth = expert_files
+    out = tmp_path / "labels.csv"
+    code = main(["aggregate", str(annotations), "-o", str(out), "--truth", str(truth_path), *COLLAPSING])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "collapse: mv start: collapse at epoch 2" in captured.err and "restarted from" in captured.err
+    labels = pd.read_csv(out)
+    assert labels["label"].nunique() == 10  # every class majority vote finds, not two
+    mv = df.groupby("task")["label"].agg(lambda s: s.value_counts().sort_index().idxmax())
+    # recovered (at least as accurate as majority vote here), or the fallback is said on stderr
+    recovered = float(captured.out.split()[-1]) >= 100 * (mv == truth.reindex(mv.index)).mean()
+    assert recovered or "FALLBACK: the labels come from" in captured.err
+
+
+def test_cli_refuses_when_nothing_healthy_is_left(expert_files, tmp_path, capsys, monkeypatch):
+    annotations, _, _, _ = expert_files
+    # no model can ever predict 11 of 10 classes: both starts stay collapsed and so does the fallback
+    monkeypatch.setattr(deem_module, "major_classes", lambda *args, **kwargs: 11)
+    code = main(["aggregate", str(annotations), "-o", str(tmp_path / "labels.csv"), *COLLAPSING[:-3],
+                 "--epochs", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == lines[-1] and "collapsed" in errors[0] and "no healthy model" in errors[0]
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def test_fallback_is_labelled_when_only_dawid_skene_is_healthy(expert_files, monkeypatch):
+    _, _, df, truth = expert_files
+    answers = iter([11, 10])  # training never healthy; the Dawid-Skene fallback is judged on the real count
+    monkeypatch.setattr(deem_module, "major_classes", lambda *args, **kwargs: next(answers))
+    model = DEEM(n_layers=1, init="mv", lr=0.01, epochs=2, device="cpu").fit(df)
+    assert model.fallback_.startswith("Dawid-Skene") and model.n_layers_ == 0
+    assert any(w.startswith("FALLBACK") for w in model.warnings_)
+    assert model.results_frame().attrs["selection"]["fallback"] == model.fallback_
+    assert model.run_status_ == ["fallback"]
+
+
+def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp_path, capsys):
+    annotations, _, _, _ = expert_files
+    out = tmp_path / "labels.csv"
+    code = main(["aggregate", str(annotations), "-o", str(out), "--layers", "auto", "--epochs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "choice: start: " in err and "held out 900 answers" in err
+    for depth in (0, 1, 2):
+        assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
+    assert sum(line.rstrip().endswith("chosen") for line in err.splitlines()) == 1
+    assert main(["aggregate", str(annotations), "-o", str(out), "--layers", "deep"]) == 2  # a usage error
+    assert "expected a number of layers or 'auto'" in capsys.readouterr().err

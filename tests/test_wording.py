@@ -1,0 +1,47 @@
+"""The one name for those who label is "worker": no string of the engine or the command line (help texts,
+messages, table columns, docstrings) says "annotator", except where it names what is accepted as input."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from conftest import ROOT
+
+#: "annotator" as input: a column alias or Label Studio's field, quoted ('annotator', ``annotator``) or listed
+#: after "worker" as one of its aliases, the alias annotator_id, the per-annotator layout, and MACE's title
+#: (multi-annotator competence estimation)
+ACCEPTED = re.compile(r"per[_-]annotator|annotator_id|multi-annotator|``annotator``|(['\"])annotator\1|"
+                      r"worker, annotator\b", re.I)
+
+
+def _string_constants(path):
+    """Every string constant of a module, the literal parts of f-strings included, with its line."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def _says_annotator(text: str) -> bool:
+    """Uses "annotator" other than for an accepted input name (a string that is just the alias is one)."""
+    return text.strip().lower() != "annotator" and "annotator" in ACCEPTED.sub("", text).lower()
+
+
+def test_engine_and_command_line_strings_say_worker():
+    found = []
+    for path in sorted((ROOT / "deem_core").rglob("*.py")):
+        for line, text in _string_constants(path):
+            if _says_annotator(text):
+                found.append(f"{path.relative_to(ROOT)}:{line}: {text[:90]!r}")
+    assert not found, "say 'worker':\n" + "\n".join(found)
+
+
+def test_the_rule_catches_a_message_and_spares_the_aliases(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('ALIASES = ("annotator", "annotator_id")\n'
+                      'def f(n):\n'
+                      '    """Reads ``annotator`` (Label Studio), the per_annotator layout and the columns worker, annotator,\n'
+                      '    rater ..."""\n'
+                      '    raise ValueError(f"{n} annotator(s) gave no label")\n')
+    flagged = [text for _, text in _string_constants(module) if _says_annotator(text)]
+    assert flagged == [" annotator(s) gave no label"]
