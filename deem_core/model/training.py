@@ -82,8 +82,12 @@ class TrainingConfig:
     cpu_threads: int | None = 1
     #: how the batches are evaluated: "dense" (every worker of every task, feature-major matrix products),
     #: "sparse" (each task's own answers only, deem_core.model.sparse_training) or "auto" (the measured
-    #: crossover, :func:`deem_core.model.sparse_training.choose_path`)
+    #: crossover, :func:`choose_path`)
     path: str = "auto"
+    #: sparse path only: "pad" (random batches, each padded to its largest task), "bucket" (each batch drawn
+    #: from tasks of one answer count, the batches in random order) or "auto" (bucket when padding would
+    #: cost more than 20% extra, :func:`deem_core.model.sparse_training.choose_batching`)
+    batching: str = "auto"
 
 
 @dataclass
@@ -660,6 +664,8 @@ def _train(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: T
     stop_reason = None
     for epoch in range(1, config.epochs + 1):
         order = epoch_order(state, data.n_tasks)
+        if hasattr(data, "arrange"):  # a layout may regroup each run's order into batches (bucketing)
+            order = data.arrange(order, batch_size, state.run_generators)
         totals = EpochTotals(state.n_runs, data.n_classes, device)
         for start in range(0, data.n_tasks, batch_size):
             if stop_event is not None and stop_event.is_set():
