@@ -80,14 +80,26 @@ def main(argv=None) -> int:
                 rows.append((d, k, a, dense, sparse))
                 print(f"{d:>5} {k:>3} {a:>4} {a / d:>8.2f} {dense:>8.3f} {sparse:>9.3f} {faster:>7} "
                       f"{picked + ('' if picked == faster else ' (!)'):>12}", flush=True)
-    data = np.array(rows, dtype=np.float64)
-    for name, units, seconds in (("dense", data[:, 0] * data[:, 1], data[:, 3]),
-                                 ("sparse", data[:, 2] * data[:, 1], data[:, 4])):
-        design = np.stack([np.ones_like(units), units ** 2], axis=1)
-        (fixed, per_unit), *_ = np.linalg.lstsq(design, seconds, rcond=None)
-        print(f"# {name}: seconds/epoch ~ {fixed:.3f} + {per_unit:.2e} * units^2")
+    print(fit_costs(np.array(rows, dtype=np.float64), args.tasks))
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def fit_costs(rows: np.ndarray, n_tasks: int) -> str:
+    """Fit ``seconds per batch = fixed + per_unit * units^2`` to each path (units = d*K dense, a*K sparse) by
+    least squares on the relative error, on the configurations up to 60 units (beyond, the sparse path's
+    gathered blocks outgrow the caches and its cost grows faster; the fit there only needs to say "dense")."""
+    batches = max(1, -(-n_tasks // 1024))
+    lines = []
+    for name, units, seconds in (("DENSE", rows[:, 0] * rows[:, 1], rows[:, 3]),
+                                 ("SPARSE", rows[:, 2] * rows[:, 1], rows[:, 4])):
+        keep = units <= 60 if name == "SPARSE" else np.ones_like(units, dtype=bool)
+        per_batch = seconds[keep] / batches
+        design = np.stack([np.ones(keep.sum()), units[keep] ** 2], axis=1) / per_batch[:, None]
+        (fixed, per_unit), *_ = np.linalg.lstsq(design, np.ones(keep.sum()), rcond=None)
+        lines.append(f"# {name.lower()}: seconds per batch ~ {fixed:.2e} + {per_unit:.2e} * units^2 "
+                     f"({name}_FIXED, {name}_PER_UNIT in deem_core/model/training.py)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,29 @@
-"""How long a job will take on this machine, from a short timed probe of the real code path.
+"""How long a job will take on this machine, from short timed probes of the real code path.
 
-A probe runs the job's own code (``DEEM.fit``, ``run_sweep``, the crowd-kit baselines, the diagnostics)
-on a random sample of at most :data:`PROBE_TASKS` tasks for :data:`PROBE_EPOCHS` epochs and times it:
+A probe runs the job's own code (``DEEM.fit``, ``run_sweep``, the methods that do not train)
+on a random sample of tasks for :data:`PROBE_EPOCHS` epochs and times its parts:
 
 * ``setup``: everything before the first epoch and after the last one (the Dawid-Skene start, the
-  start choice of ``init="auto"``, the class map, the label table), measured on the sample;
+  start choice of ``init="auto"``, the class map, the label table);
 * ``per_epoch``: the median time of the probe's epochs after the first;
-* ``baselines``: the baselines' time on the sample.
+* ``baselines``: the methods that do not train.
 
-Every part grows linearly with the number of tasks (mini-batches over tasks, EM over tasks), so the
-estimate for the whole data is ``scale x (setup + baselines) + scale x per_epoch x epochs`` with
-``scale = n_tasks / sample``. ``benchmarks/estimate.py`` compares these estimates with measured jobs.
+Every part is a :class:`Line` in the number of tasks, ``fixed + per_task x tasks``, fitted through a probe
+of :data:`PROBE_TASKS` tasks and one of a quarter of that (after an untimed warm-up on a few tasks): a
+part's fixed cost (a Dawid-Skene fit's iterations, per-epoch bookkeeping) is not multiplied
+by the data's size. Data no larger than the probe is probed whole. ``benchmarks/estimate.py`` compares
+the estimates with measured jobs (``benchmarks/results/estimate.txt``).
 
-No Streamlit here; the dashboard caches an :class:`Estimate` per data set and settings (the probe takes
-1-3 s) and scales it to the epochs in the form without probing again.
+No Streamlit here; the dashboard caches an :class:`Estimate` per data set and settings (the probes take
+1-5 s) and evaluates it at the epochs in the form without probing again. Diagnostics are not estimated
+before launch (a probe of them costs almost as much as the job on mid-sized data, and their cost per task
+falls with the number of tasks); their job reports the tasks done, and its time left comes from that pace.
 
-A probe runs in the page's own thread, outside the job queue, for every session that opens a form: it is
+Probes run in the page's own thread, outside the job queue, for every session that opens a form: they are
 bounded (found attacking main: a probe of 1,000 classes x 8 workers took more than 4 GB and 100 s of a
-page, and every session could run one at once). One probe runs at a time in a server (the others wait up to
-:data:`PROBE_WAIT_SECONDS`); a probe whose model would need more than :data:`PROBE_MAX_BYTES`
-(``DEEM_PROBE_MAX_BYTES``) is not run; a probe is stopped after :data:`PROBE_MAX_SECONDS`. Each case raises
+page, and every session could run one at once). One session probes at a time in a server (the others wait up
+to :data:`PROBE_WAIT_SECONDS`); no probe runs whose model would need more than :data:`PROBE_MAX_BYTES`
+(``DEEM_PROBE_MAX_BYTES``); training in the probes stops after :data:`PROBE_MAX_SECONDS`. Each case raises
 :class:`ProbeSkipped`, whose message says why there is no estimate.
 """
 
@@ -32,12 +36,12 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Estimate", "PROBE_EPOCHS", "PROBE_MAX_BYTES", "PROBE_MAX_SECONDS", "PROBE_TASKS", "ProbeSkipped",
-           "estimate_diagnostics", "estimate_sweep", "estimate_train", "format_seconds", "sample_positions"]
+__all__ = ["Estimate", "Line", "PROBE_EPOCHS", "PROBE_MAX_BYTES", "PROBE_MAX_SECONDS", "PROBE_TASKS", "ProbeSkipped",
+           "estimate_sweep", "estimate_train", "format_seconds", "sample_positions"]
 
 #: tasks in a probe (a random sample of the data; the whole data when smaller)
 PROBE_TASKS = 2000
@@ -45,9 +49,9 @@ PROBE_TASKS = 2000
 PROBE_EPOCHS = 3
 #: memory a probe's model may need (its training on the task sample); a larger one is not probed
 PROBE_MAX_BYTES = 512 << 20
-#: seconds after which a probe is stopped (what it timed by then still gives an estimate)
+#: seconds after which the probes' training stops (what was timed by then still gives an estimate)
 PROBE_MAX_SECONDS = 20.0
-#: seconds a probe waits for another session's probe to end
+#: seconds a session waits for another session's probes to end
 PROBE_WAIT_SECONDS = 30.0
 _PROBES = threading.Lock()
 
@@ -69,7 +73,7 @@ def _max_bytes() -> int:
 
 @contextlib.contextmanager
 def _probe_slot():
-    """One probe at a time in this process, and a stop event that fires after PROBE_MAX_SECONDS."""
+    """One session's probes at a time in this process, and a stop event that fires after PROBE_MAX_SECONDS."""
     if not _PROBES.acquire(timeout=PROBE_WAIT_SECONDS):
         raise ProbeSkipped("another session is timing its job on this server right now", retry=True)
     stop = threading.Event()
@@ -84,7 +88,7 @@ def _probe_slot():
 
 
 def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
-    """ProbeSkipped when training ``n_runs`` runs on the probe would need more than the probe may hold."""
+    """ProbeSkipped when training ``n_runs`` runs on the probe would need more than a probe may hold."""
     from deem_core.model.engine import check_training_size  # noqa: PLC0415
     from deem_core.model.training import TrainingConfig  # noqa: PLC0415
 
@@ -97,8 +101,8 @@ def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
 
 def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
     if stop.is_set() and len(clock.times) < 2:
-        raise ProbeSkipped(f"the timing probe alone took more than {PROBE_MAX_SECONDS:.0f} s on "
-                           f"{PROBE_TASKS:,} tasks: this job will be long")
+        raise ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: this job will be "
+                           f"long")
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -125,31 +129,59 @@ def sample_positions(n_tasks: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Line:
+    """Seconds as ``fixed + per_task x tasks`` (fitted through two probes of different sizes)."""
+
+    fixed: float = 0.0
+    per_task: float = 0.0
+
+    def at(self, n_tasks: int) -> float:
+        return self.fixed + self.per_task * n_tasks
+
+    @staticmethod
+    def through(small: tuple[int, float], big: tuple[int, float]) -> Line:
+        """The line through (tasks, seconds) of a small and a big probe; a single probe (or a noisy pair
+        whose slope comes out negative) scales the big one in proportion to the tasks."""
+        (n1, t1), (n2, t2) = small, big
+        if n2 <= n1:
+            return Line(0.0, t2 / max(1, n2))
+        slope = (t2 - t1) / (n2 - n1)
+        if slope <= 0:
+            return Line(0.0, t2 / max(1, n2))
+        return Line(max(0.0, t2 - slope * n2), slope)
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """Time of one job on this machine, measured on a probe and scaled to the whole data."""
+    """Time of one job on this machine: each part a :class:`Line` in the number of tasks, measured on
+    probes and evaluated at the job's size."""
 
     kind: str  # "train", "sweep" or "diagnostics"
-    n_tasks: int  # tasks the job will train on
-    sample_tasks: int  # tasks of the probe
-    setup_s: float  # one-off time on the probe (before the first and after the last epoch)
-    per_epoch_s: float  # one epoch on the probe
-    baselines_s: float = 0.0  # the baselines on the probe
+    n_tasks: int  # tasks the job will work on
+    sample_tasks: int  # tasks of the largest probe
+    setup: Line  # one-off time (before the first and after the last epoch)
+    per_epoch: Line = Line()
+    baselines: Line = Line()  # the methods that do not train (train jobs)
     epochs: int = 0
     n_runs: int = 1  # runs trained at once (learning rates x seeds, or seeds x starts)
-    probe_s: float = 0.0  # wall time of the probe itself
+    probe_s: float = 0.0  # wall time of the probes
     device: str = "cpu"
 
     @property
-    def scale(self) -> float:
-        return self.n_tasks / max(1, self.sample_tasks)
+    def seconds_per_epoch(self) -> float:
+        return self.per_epoch.at(self.n_tasks)
 
     @property
-    def seconds_per_epoch(self) -> float:
-        return self.scale * self.per_epoch_s
+    def setup_s(self) -> float:
+        return self.setup.at(self.n_tasks)
+
+    @property
+    def baselines_s(self) -> float:
+        return self.baselines.at(self.n_tasks)
 
     @property
     def total_s(self) -> float:
-        return self.scale * (self.setup_s + self.baselines_s + self.per_epoch_s * self.epochs)
+        return self.setup_s + self.baselines_s + self.seconds_per_epoch * self.epochs
 
     def with_epochs(self, epochs: int) -> Estimate:
         return replace(self, epochs=int(epochs))
@@ -163,11 +195,12 @@ class Estimate:
         if self.epochs:
             parts.append(f"{format_seconds(self.seconds_per_epoch)} per epoch")
         probe = ("timed on all tasks" if self.sample_tasks >= self.n_tasks else
-                 f"timed on a sample of {self.sample_tasks:,} tasks and scaled to {self.n_tasks:,}")
+                 f"timed on samples of up to {self.sample_tasks:,} tasks and scaled to {self.n_tasks:,}")
         return f"{parts[0]} ({', '.join(parts[1:] + [probe])})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": round(self.total_s, 3), "per_epoch_s": round(self.seconds_per_epoch, 4),
+                "setup_s": round(self.setup_s, 3), "baselines_s": round(self.baselines_s, 3),
                 "probe_tasks": self.sample_tasks, "probe_s": round(self.probe_s, 3)}
 
 
@@ -193,9 +226,32 @@ def _split(started: float, ended: float, clock: _EpochClock) -> tuple[float, flo
     return max(0.0, setup), per_epoch
 
 
-def _probe_data(data: Any, sample: int, seed: int) -> Any:
-    positions = sample_positions(data.n_tasks, min(sample, data.n_tasks), seed)
+def _probe_data(data: Any, size: int, seed: int) -> Any:
+    positions = sample_positions(data.n_tasks, min(size, data.n_tasks), seed)
     return data if len(positions) == data.n_tasks else data.subset_tasks(positions)
+
+
+def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any, threading.Event], tuple[float, ...]],
+           size: Callable[[Any], None]) -> tuple[list[Line], int, float]:
+    """Time ``measure(probe, stop)`` (which returns seconds per part) on a big and a small task sample and fit a
+    :class:`Line` per part. A first untimed run on a few tasks pays the one-off costs of a process (imports,
+    allocator warm-up) that the job will not pay again. Data no larger than ``sample`` is probed whole: the
+    estimate is then the probe itself. ``size(big_sample)`` refuses (ProbeSkipped) before anything runs."""
+    n = int(data.n_tasks)
+    big = min(n, int(sample))
+    small = min(big, max(100, int(sample) // 4))
+    big_probe = _probe_data(data, big, seed)
+    size(big_probe)
+    with _probe_slot() as stop:
+        started = time.perf_counter()
+        measure(_probe_data(data, min(64, n), seed), stop)  # warm-up, untimed
+        at_big = measure(big_probe, stop)
+        if big >= n or small >= big:
+            lines = [Line(0.0, value / max(1, big)) for value in at_big]
+        else:
+            at_small = measure(_probe_data(data, small, seed), stop)
+            lines = [Line.through((small, a), (big, b)) for a, b in zip(at_small, at_big)]
+    return lines, big, time.perf_counter() - started
 
 
 def _baselines_seconds(data: Any, methods: Sequence[str], seed: int) -> float:
@@ -220,65 +276,57 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
-    probe = _probe_data(data, sample, seed)
-    starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model
-    for method in deem_methods:
-        _check_probe_size(probe, 0 if method == "irbm" else int(n_layers), int(n_seeds) * starts)
-    started_probe = time.perf_counter()
-    setup = per_epoch = 0.0
-    probe_gold = None
-    if gold is not None and supervised_weight > 0:
-        probe_gold = gold.reindex(probe.tasks).dropna()
-    with _probe_slot() as stop:
+    def measure(probe: Any, stop: threading.Event) -> tuple[float, float, float]:
+        setup = per_epoch = 0.0
+        probe_gold = None
+        if gold is not None and supervised_weight > 0:
+            probe_gold = gold.reindex(probe.tasks).dropna()
         for method in deem_methods:
             clock = _EpochClock()
             model = DEEM(n_layers=0 if method == "irbm" else int(n_layers), epochs=PROBE_EPOCHS, lr=float(lr),
-                         init=init, n_seeds=int(n_seeds), seed=seed, device=device, callbacks=[clock])
+                         init=init, n_seeds=int(n_seeds), seed=seed, device=device,
+                         supervised_weight=float(supervised_weight), callbacks=[clock])
             started = time.perf_counter()
             model.fit(probe, gold=probe_gold, stop_event=stop)
             _stopped(clock, stop)
             model.results_frame()
             s, e = _split(started, time.perf_counter(), clock)
             setup, per_epoch = setup + s, per_epoch + e
-        base = _baselines_seconds(probe, list(baselines), seed)
-    return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
-                    per_epoch_s=per_epoch, baselines_s=base, epochs=int(epochs), n_runs=int(n_seeds),
-                    probe_s=time.perf_counter() - started_probe, device=resolve_device(device).type)
+        return setup, per_epoch, _baselines_seconds(probe, list(baselines), seed)
+
+    def size(probe: Any) -> None:
+        starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model
+        for method in deem_methods:
+            _check_probe_size(probe, 0 if method == "irbm" else int(n_layers), int(n_seeds) * starts)
+
+    (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure, size)
+    return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
+                    baselines=base, epochs=int(epochs), n_runs=int(n_seeds), probe_s=probe_s,
+                    device=resolve_device(device).type)
 
 
 def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 50, n_layers: int = 1,
-                   n_seeds: int = 1, device: str = "auto", seed: int = 0, sample: int = PROBE_TASKS) -> Estimate:
-    """Time of a "sweep" job on ``data`` (pass the task sample when the sweep runs on one)."""
+                   n_seeds: int = 1, device: str = "auto", seed: int = 0, sample: int = PROBE_TASKS,
+                   batch_size: int = 1024) -> Estimate:
+    """Time of a "sweep" job on ``data`` with ``batch_size`` (for a sweep on a task sample: its batch, then
+    :meth:`Estimate.with_tasks` with the sample's size)."""
     from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     grid = list(lrs) if lrs else list(DEFAULT_LRS)
-    probe = _probe_data(data, sample, seed)
-    _check_probe_size(probe, int(n_layers), len(grid) * int(n_seeds))
-    clock = _EpochClock()
-    with _probe_slot() as stop:
+
+    def measure(probe: Any, stop: threading.Event) -> tuple[float, float]:
+        clock = _EpochClock()
         started = time.perf_counter()
         run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-                  device=device, callbacks=[clock], stop_event=stop)
-        ended = time.perf_counter()
+                  device=device, batch_size=int(batch_size), callbacks=[clock], stop_event=stop)
         _stopped(clock, stop)
-    setup, per_epoch = _split(started, ended, clock)
-    return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks), setup_s=setup,
-                    per_epoch_s=per_epoch, epochs=int(epochs), n_runs=len(grid) * int(n_seeds),
-                    probe_s=ended - started, device=resolve_device(device).type)
+        return _split(started, time.perf_counter(), clock)
 
+    def size(probe: Any) -> None:
+        _check_probe_size(probe, int(n_layers), len(grid) * int(n_seeds))
 
-def estimate_diagnostics(model: Any, data: Any, gold: Any = None, subset_classes: Any = None,
-                         subset_by: str | None = None, seed: int = 0, sample: int = PROBE_TASKS) -> Estimate:
-    """Time of a "diagnostics" job: the diagnostics of ``model`` on a task sample, scaled to all tasks."""
-    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
-
-    probe = _probe_data(data, sample, seed)
-    probe_gold = gold.reindex(probe.tasks).dropna() if gold is not None and len(gold) else None
-    with _probe_slot():
-        started = time.perf_counter()
-        run_diagnostics(model, probe, gold=probe_gold, subset_classes=subset_classes,
-                        subset_by=subset_by if subset_classes else None)
-        seconds = time.perf_counter() - started
-    return Estimate(kind="diagnostics", n_tasks=int(data.n_tasks), sample_tasks=int(probe.n_tasks),
-                    setup_s=seconds, per_epoch_s=0.0, probe_s=seconds, device="cpu")
+    (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure, size)
+    return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
+                    epochs=int(epochs), n_runs=len(grid) * int(n_seeds), probe_s=probe_s,
+                    device=resolve_device(device).type)

@@ -18,6 +18,11 @@ the job still running.
   core for one training, so a second concurrent training only halves both and doubles the memory.
   A waiting job says so: "queued behind run <id>". A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
+* Progress is told in phases (``Progress.start_phase``: "training DEEM", 100 epochs; "running the other
+  methods", 2 methods; "sweeping learning rates", 50 epochs). :func:`status_line` is the one text of a job
+  for the sidebar and its page: the phase, its step, the time elapsed and the time left (the phase's
+  measured pace plus the launch estimate of the phases after it; before two steps, the launch estimate
+  ``config["estimate"]`` from ``deem_studio.estimate`` minus the time elapsed).
 * Every job is stored by :class:`deem_studio.runs.RunStore` as it goes (status, curves, results, model).
   At start-up the manager marks runs left ``queued``/``running`` by a dead process as ``failed``.
 """
@@ -50,7 +55,7 @@ from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, Ru
 
 __all__ = [
     "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
-    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
 
@@ -66,6 +71,15 @@ SWEEP_DEFAULTS: dict[str, Any] = {
 #: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
 SWEEP_SAMPLE_ABOVE = 20_000
 SWEEP_SAMPLE_TASKS = 5_000
+
+
+def sample_batch_size(sample: int, n_tasks: int, batch_size: int | None = None) -> int:
+    """The batch of a sweep on ``sample`` of ``n_tasks`` tasks: the full sweep's batch scaled by sample / tasks,
+    so an epoch of the sample makes as many updates as an epoch of all tasks. With the full batch a sample's
+    epoch makes fewer updates and the curves favour larger learning rates (benchmarks/sweep_sample.py: with
+    the batch kept at 1,024 the sample's recommendation differed on 3 of 4 samples; scaled, it matched)."""
+    full = int(batch_size or defaults_of(run_sweep)["batch_size"])
+    return max(32, min(full, int(round(full * sample / max(1, n_tasks)))))
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -164,7 +178,7 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
-            bits.append(f"{snap.unit} {snap.phase_done} of {snap.phase_total}")
+            bits.append(f"{snap.unit} {snap.phase_done:,} of {snap.phase_total:,}")
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
         eta = snap.eta
@@ -848,16 +862,17 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class was given; there is nothing to aggregate")
     sample = cfg.get("sample_tasks")
-    swept = data
+    swept, batch_size = data, int(cfg.get("batch_size") or defaults_of(run_sweep)["batch_size"])
     if sample and int(sample) < data.n_tasks:
         swept = data.subset_tasks(sample_positions(data.n_tasks, int(sample), int(cfg.get("seed", 0))))
+        batch_size = sample_batch_size(swept.n_tasks, data.n_tasks, batch_size)
     epochs = int(cfg["epochs"])
     progress.start_phase("sweeping learning rates" + (f" on {swept.n_tasks:,} of {data.n_tasks:,} tasks"
                                                       if swept is not data else ""), epochs, "epoch")
     lrs = cfg.get("lrs")
     result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
                        n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
-                       seed=int(cfg.get("seed", 0)), device=ctx.device,
+                       seed=int(cfg.get("seed", 0)), device=ctx.device, batch_size=batch_size,
                        callbacks=[_ProgressCallback(progress, _HistoryRecorder(store, ctx.run_id))],
                        stop_event=ctx.cancel_event)
     curves = pd.DataFrame(result.curves)
@@ -869,7 +884,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     partial = epochs_done < epochs
     payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
     payload.update(partial=partial, epochs_done=epochs_done, epochs_planned=epochs, n_tasks=data.n_tasks,
-                   sample_tasks=swept.n_tasks if swept is not data else None)
+                   sample_tasks=swept.n_tasks if swept is not data else None, batch_size=batch_size)
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
                          sample_tasks=payload["sample_tasks"],
@@ -909,11 +924,17 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     by = cfg.get("subset_by") or None
     if by == "gold" and (gold is None or not len(gold)):
         by = "predicted"
-    progress.start_phase("computing diagnostics", 1, "step")
+    def tell(phase: str, done: int, total: int) -> None:
+        """run_diagnostics' progress: a new phase, or the importance's tasks done (the long part)."""
+        if phase != progress.phase:
+            progress.start_phase(phase, total, "task" if total > 1 else "step")
+        if done > progress.phase_done:
+            progress.add_rows([], steps=done - progress.phase_done)
+        _check_cancel(ctx)
+
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by if subset_classes else None,
-                             max_tasks=cfg.get("max_tasks"))
-    progress.add_rows([], steps=1)
+                             max_tasks=cfg.get("max_tasks"), progress=tell)
     _check_cancel(ctx)
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
                       title=f"DEEM diagnostics of run {source.run_id} ({method})")

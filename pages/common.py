@@ -353,17 +353,9 @@ def cached_estimate(kind: str, **settings: Any):
         with st.spinner("Timing a short probe of this job on this machine…"):
             try:
                 if kind == "sweep":
-                    settings.pop("sample", None)
                     cache[key] = estimate.estimate_sweep(ds["data"], **settings)
                 elif kind == "train":
                     cache[key] = estimate.estimate_train(ds["data"], gold=ds.get("gold"), **settings)
-                elif kind == "diagnostics":
-                    model = manager().store.load(settings["run_id"], with_data=False).load_model(settings["method"])
-                    wanted = {str(c) for c in settings.get("subset") or ()}
-                    classes = [c for c in ds["data"].classes if str(c) in wanted] or None
-                    by = settings.get("by") if ds.get("gold") is not None else "predicted"
-                    cache[key] = None if model is None else estimate.estimate_diagnostics(
-                        model, ds["data"], gold=ds.get("gold"), subset_classes=classes, subset_by=by)
                 else:
                     cache[key] = None
             except estimate.ProbeSkipped as exc:  # too large, too long, or another session is probing

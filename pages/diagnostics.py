@@ -51,15 +51,9 @@ with st.container(border=True):
                                    "empty = all tasks")
     by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
                         format_func={"gold": "gold labels", "predicted": "DEEM's labels"}.get)
-    estimate = None
-    if ds is not None:
-        estimate = common.cached_estimate("diagnostics", run_id=run_id, method=method,
-                                          subset=tuple(subset), by=by)
-        if estimate is not None:
-            st.caption(f"Diagnostics of {ds['data'].n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
         config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
-                  "subset_by": by, "estimate": estimate.to_dict() if estimate is not None else None}
+                  "subset_by": by}
         try:
             diag_id = mgr.submit("diagnostics", config, data=ds["data"] if ds else None,
                                  gold=ds.get("gold") if ds else None, owner=common.workspace(),
@@ -83,9 +77,8 @@ def waiting(diag_id: str) -> None:
     if s.status == "queued":
         st.info(common.safe(status_line(s)), icon=":material/hourglass_top:")
     else:
-        total = s.estimate_s
-        fraction = min(0.99, s.elapsed / total) if total else 0.0
-        st.progress(fraction, text=common.safe(status_line(s)))
+        fraction = s.phase_done / s.phase_total if s.unit == "task" and s.phase_total else 0.0
+        st.progress(min(1.0, fraction), text=common.safe(status_line(s)))
     if not common.can_control(diag_id):
         common.read_only_note(diag_id)
     elif st.button("Cancel", key=f"diag_cancel_{diag_id}"):

@@ -22,7 +22,8 @@ mgr = common.manager()
 
 run_id = st.session_state.get("train_run")
 if not run_id:
-    st.info("No training run yet: train on the Train page, or reopen a run on the Runs page.", icon=":material/label:")
+    st.info("No training run on these data yet: train on the Train page, or reopen a run on the Runs page (runs "
+            "of other data sets are listed there).", icon=":material/label:")
     st.stop()
 
 

@@ -14,8 +14,10 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from deem_core.methods.sweep import DEFAULT_LRS  # noqa: E402
-from deem_studio.jobs import SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, status_line  # noqa: E402
+from deem_core.methods.base import defaults_of  # noqa: E402
+from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: E402
+from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
+                              status_line)
 from pages import common  # noqa: E402
 
 
@@ -126,8 +128,9 @@ with st.container(border=True):
     c = st.columns([2, 2, 3])
     sample_on = c[0].toggle("Sweep a task sample", value=large, key="sweep_sample_on",
                             persist_state="session",
-                            help=f"sweep a random sample of the tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
-                                 f"tasks: the curves of a sample show the same learning rates in a fraction of the time")
+                            help=f"sweep a random sample of the tasks, with the batch scaled down so that an epoch "
+                                 f"makes as many updates as on all tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
+                                 f"tasks: the same recommendation in a fraction of the time")
     sample_size = c[1].number_input("Tasks in the sample", min_value=200, max_value=max(200, data.n_tasks),
                                     value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)), step=1000,
                                     key="sweep_sample_size", persist_state="session", disabled=not sample_on)
@@ -138,8 +141,9 @@ with st.container(border=True):
         grid, grid_error = list(DEFAULT_LRS), str(exc)
     sample = int(sample_size) if sample_on and int(sample_size) < data.n_tasks else None
     swept_tasks = sample or data.n_tasks
+    batch = sample_batch_size(sample, data.n_tasks) if sample else int(defaults_of(run_sweep)["batch_size"])
     estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
-                                      device=device, sample=sample)
+                                      device=device, batch_size=batch)
     cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
             f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else ""))
     if estimate is not None:
@@ -238,7 +242,8 @@ recommended = None if partial or fallback else rec.get("lr")
 verdicts = {float(k): v for k, v in (rec.get("verdicts") or {}).items()}
 grid_done = sorted({float(x) for x in curves["lr"]})
 if rec.get("sample_tasks"):
-    st.caption(f"Swept on a random sample of {int(rec['sample_tasks']):,} of {int(rec.get('n_tasks') or 0):,} tasks.")
+    st.caption(f"Swept on a random sample of {int(rec['sample_tasks']):,} of {int(rec.get('n_tasks') or 0):,} tasks "
+               f"(batch {int(rec.get('batch_size') or 0):,}, so that an epoch makes as many updates as on all tasks).")
 
 # the picked learning rate (one value for the whole session, per data set; see pages/common.py)
 current, source = common.current_lr()

@@ -93,8 +93,7 @@ with st.container(border=True):
         config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs), "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
                   "supervised_weight": float(weight),
-                  "estimate": ({**estimate.to_dict(), "baselines_s": round(estimate.scale * estimate.baselines_s, 3)}
-                               if estimate is not None else None)}
+                  "estimate": estimate.to_dict() if estimate is not None else None}
         try:
             run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(), dataset=ds["name"])
             common.set_current_run(run_id, "train")

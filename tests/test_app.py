@@ -75,7 +75,7 @@ def test_every_page_renders_without_data(runs_dir):
     assert "ws" not in at.query_params and "owner_key" not in at.query_params
     for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
                            ("pages/train.py", "Load annotations on the Data page first"),
-                           ("pages/results.py", "No training run yet"),
+                           ("pages/results.py", "No training run on these data yet"),
                            ("pages/diagnostics.py", "Train a DEEM model first"),
                            ("pages/runs.py", "No runs in this workspace yet")]:
         at.switch_page(page).run()
@@ -294,7 +294,6 @@ def test_diagnostics_page(runs_dir):
     at.switch_page("pages/diagnostics.py").run()
     no_problem(at)
     at.multiselect(key="diag_subset").set_value(["0"]).run()
-    assert "Diagnostics of 200 tasks: about" in texts(at) and "no time estimate" not in texts(at)
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
     assert wait_done(diag_id).status == "finished"

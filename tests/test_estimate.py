@@ -7,8 +7,7 @@ import math
 import pytest
 
 from deem_core.data.annotations import AnnotationSet
-from deem_studio.estimate import (Estimate, estimate_diagnostics, estimate_sweep, estimate_train, format_seconds,
-                                  sample_positions)
+from deem_studio.estimate import Estimate, Line, estimate_sweep, estimate_train, format_seconds, sample_positions
 
 from conftest import read_sample
 
@@ -25,13 +24,17 @@ def test_format_seconds():
     assert format_seconds(None) == "?" and format_seconds(float("nan")) == "?"
 
 
-def test_scaling_is_linear_in_tasks_and_epochs():
-    e = Estimate(kind="train", n_tasks=10_000, sample_tasks=2_000, setup_s=1.0, per_epoch_s=0.5, baselines_s=0.2,
-                 epochs=100)
-    assert e.scale == 5 and math.isclose(e.total_s, 5 * (1.0 + 0.2 + 50.0))
-    assert math.isclose(e.with_epochs(10).total_s, 5 * (1.2 + 5.0))
-    assert math.isclose(e.with_tasks(2_000).total_s, 1.2 + 50.0)
-    assert "sample of 2,000 tasks" in e.describe() and "per epoch" in e.describe()
+def test_each_part_is_a_line_in_the_tasks():
+    line = Line.through((500, 1.5), (2000, 3.0))  # 1 s fixed + 1 ms per task
+    assert math.isclose(line.fixed, 1.0) and math.isclose(line.per_task, 0.001) and math.isclose(line.at(60_000), 61.0)
+    assert Line.through((500, 3.0), (2000, 2.0)) == Line(0.0, 0.001)  # a noisy pair: in proportion to the big one
+    assert Line.through((2000, 1.0), (2000, 2.0)) == Line(0.0, 0.001)  # one probe (the data itself)
+    e = Estimate(kind="train", n_tasks=10_000, sample_tasks=2_000, setup=Line(1.0, 0.001),
+                 per_epoch=Line(0.01, 0.0001), baselines=Line(0.0, 0.00002), epochs=100)
+    assert math.isclose(e.total_s, 11.0 + 0.2 + 100 * 1.01)
+    assert math.isclose(e.with_epochs(10).total_s, 11.0 + 0.2 + 10.1)
+    assert math.isclose(e.with_tasks(2_000).total_s, 3.0 + 0.04 + 100 * 0.21)
+    assert "samples of up to 2,000 tasks" in e.describe() and "per epoch" in e.describe()
 
 
 def test_sample_positions_are_sorted_distinct_and_seeded():
@@ -43,15 +46,9 @@ def test_sample_positions_are_sorted_distinct_and_seeded():
 def test_probes_time_the_real_jobs(data):
     sweep = estimate_sweep(data, lrs=[0.01, 0.1], epochs=50, sample=200)
     assert sweep.sample_tasks == 200 and sweep.n_tasks == 400 and sweep.n_runs == 2
-    assert sweep.per_epoch_s > 0 and sweep.total_s > sweep.scale * sweep.per_epoch_s * 49
+    assert sweep.seconds_per_epoch > 0 and sweep.total_s > sweep.seconds_per_epoch * 49
+    whole = estimate_sweep(data, lrs=[0.01, 0.1], epochs=50, sample=1000)  # data smaller than a probe: probed whole
+    assert whole.sample_tasks == 400 and whole.setup.fixed == 0.0
     train = estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), epochs=20, sample=200)
-    assert train.per_epoch_s > 0 and train.baselines_s > 0 and train.total_s > 0
+    assert train.seconds_per_epoch > 0 and train.baselines_s > 0 and train.total_s > 0
     assert train.to_dict()["seconds"] == pytest.approx(train.total_s, abs=1e-3)
-
-
-def test_diagnostics_probe(data):
-    from deem_core.methods.deem import DEEM  # noqa: PLC0415
-
-    model = DEEM(epochs=2).fit(data)
-    estimate = estimate_diagnostics(model, data, sample=200)
-    assert estimate.kind == "diagnostics" and estimate.total_s > 0 and estimate.scale == 2

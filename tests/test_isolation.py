@@ -89,7 +89,7 @@ def test_two_sessions_do_not_share_data_runs_or_state(runs_dir):
     # nothing of alice's run in bob's session: no current run, results empty, URL without it
     assert state(bob, "train_run") is None and state(bob, "run") is None
     bob.switch_page("pages/results.py").run()
-    assert "No training run yet" in texts(ok(bob))
+    assert "No training run on these data yet" in texts(ok(bob))
     assert "run" not in bob.query_params
 
     bob_run = train_mv(bob)

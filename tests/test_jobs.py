@@ -237,3 +237,52 @@ def test_diagnostics_job(manager):
     bad = manager.submit("diagnostics", {"source_run": baselines_only, "method": "deem"}, store_data=False)
     snap = manager.wait(bad, timeout=30)
     assert snap.status == "failed" and "has no fitted deem model" in snap.message
+
+
+def test_diagnostics_report_their_phases_and_the_importance_tasks(tmp_path):
+    """run_diagnostics tells its phases in order and the worker importance's tasks (the long part); the job
+    counts those tasks as its progress, so its page can show the time left."""
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    data, _ = tiny(300)
+    calls = []
+    run_diagnostics(DEEM(epochs=2).fit(data), data, progress=lambda phase, done, total: calls.append((phase, done, total)))
+    phases = list(dict.fromkeys(phase for phase, _, _ in calls))
+    assert phases == ["mutual information", "worker importance", "worker quality"]
+    importance = [(done, total) for phase, done, total in calls if phase == "worker importance"]
+    assert importance[-1] == (300, 300) and [d for d, _ in importance] == sorted(d for d, _ in importance)
+
+    manager = JobManager(tmp_path / "runs")
+    try:
+        train = manager.submit("train", {"methods": ["deem"], "epochs": 2, "device": "cpu"}, data=data)
+        assert manager.wait(train, timeout=120).status == "finished"
+        run_id = manager.submit("diagnostics", {"source_run": train, "method": "deem"}, data=data)
+        snap = manager.wait(run_id, timeout=120)
+        assert snap.status == "finished", snap.message
+        assert snap.steps_done >= 300  # the importance's tasks, counted as they were done
+        assert "diagnostics of run" in status_line(snap)
+    finally:
+        manager.shutdown()
+
+
+def test_a_sweep_on_a_task_sample_keeps_the_updates_per_epoch(tmp_path):
+    """sample_tasks sweeps a random sample with the batch scaled by sample / tasks (as many updates per epoch as
+    on all tasks); the stored recommendation says it was a sample."""
+    from deem_studio.jobs import sample_batch_size  # noqa: PLC0415
+
+    assert sample_batch_size(5_000, 20_000) == 256 and sample_batch_size(2_000, 60_000) == 34
+    assert sample_batch_size(50, 1_000_000) == 32 and sample_batch_size(900, 1_000) == 922
+    manager = JobManager(tmp_path / "runs")
+    try:
+        data, _ = tiny(400)
+        run_id = manager.submit("sweep", {"lrs": [0.01, 0.1], "epochs": 2, "sample_tasks": 100, "device": "cpu"},
+                                data=data)
+        snap = manager.wait(run_id, timeout=120)
+        assert snap.status == "finished", snap.message
+        rec = manager.store.load(run_id, with_data=False).extras["recommendation"]
+        assert rec["sample_tasks"] == 100 and rec["n_tasks"] == 400 and rec["batch_size"] == 256
+        assert rec["partial"] is False and rec["epochs_done"] == 2
+    finally:
+        manager.shutdown()

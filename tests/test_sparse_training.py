@@ -51,7 +51,8 @@ def test_sparse_path_trains_like_the_dense_path_without_sampler_noise(layers):
     labels, _ = _labels(300, 8, 3, 0.4, seed=layers)
     config = TrainingConfig(n_layers=layers, epochs=3, batch_size=64, sampler_steps=0, device="cpu")
     dense = train_runs(labels, 3, [0.05, 0.2], [0, 1], TrainingConfig(**{**config.__dict__, "path": "dense"}))
-    sparse = train_runs(labels, 3, [0.05, 0.2], [0, 1], TrainingConfig(**{**config.__dict__, "path": "sparse"}))
+    sparse = train_runs(labels, 3, [0.05, 0.2], [0, 1],
+                        TrainingConfig(**{**config.__dict__, "path": "sparse", "batching": "pad"}))
     assert sparse.network.layout == "blocks" and dense.network.layout == "matrix"
     _assert_same_training(dense, sparse)
 
@@ -62,7 +63,7 @@ def test_sparse_path_with_every_answer_present_reproduces_the_dense_sampler():
     labels, _ = _labels(200, 5, 3, 1.0, seed=7)
     config = dict(n_layers=1, epochs=3, batch_size=50, device="cpu")
     dense = train_runs(labels, 3, [0.05], [3], TrainingConfig(**config, path="dense"))
-    sparse = train_runs(labels, 3, [0.05], [3], TrainingConfig(**config, path="sparse"))
+    sparse = train_runs(labels, 3, [0.05], [3], TrainingConfig(**config, path="sparse", batching="pad"))
     assert dense.history[-1]["changed_fraction"] > 0.01  # the chains did move
     _assert_same_training(dense, sparse)
 
@@ -75,7 +76,8 @@ def test_sparse_path_with_momentum_gold_and_soft_labels_matches_the_dense_path()
     config = dict(n_layers=1, epochs=3, batch_size=64, sampler_steps=0, momentum=0.5, device="cpu")
     kwargs = dict(soft=soft, gold=gold, supervised_weight=0.5)
     dense = train_runs(labels, 4, [0.02, 0.1], [1, 2], TrainingConfig(**config, path="dense"), **kwargs)
-    sparse = train_runs(labels, 4, [0.02, 0.1], [1, 2], TrainingConfig(**config, path="sparse"), **kwargs)
+    sparse = train_runs(labels, 4, [0.02, 0.1], [1, 2], TrainingConfig(**config, path="sparse", batching="pad"),
+                        **kwargs)
     _assert_same_training(dense, sparse)
 
 
@@ -92,6 +94,7 @@ def test_stored_pairs_train_exactly_like_all_pairs_on_the_training_tasks():
     start = DEEMNetwork(1, 10, 3, 2, layout="blocks")
     start.initialise(torch.Generator().manual_seed(9))
     full = train_answers(answers, 3, [0.05], [4], config, pair_keys=None, initial_network=start.to_layout("blocks"))
+    assert config.batching == "auto"  # (bucketed here: the answer counts vary; both trainings see the same batches)
     stored = train_answers(answers, 3, [0.05], [4], config, pair_keys=keys, initial_network=start.to_layout("blocks"))
     assert full.history == [{**row, "seconds": full.history[i]["seconds"]} for i, row in enumerate(stored.history)]
     for layer in range(2):
@@ -117,7 +120,8 @@ def test_a_run_trains_the_same_alone_or_batched_on_the_sparse_path():
 def test_divergent_run_is_frozen_on_the_sparse_path():
     labels, _ = _labels(150, 9, 3, 0.4, seed=4)
     result = train_runs(labels, 3, [0.01, 3e38], [0, 1],
-                        TrainingConfig(n_layers=1, epochs=4, batch_size=64, device="cpu", path="sparse"))
+                        TrainingConfig(n_layers=1, epochs=4, batch_size=64, device="cpu", path="sparse",
+                                       batching="pad"))
     assert result.status == ["finished", "diverged"]
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
 
@@ -130,3 +134,29 @@ def test_the_path_choice_follows_density():
     assert choose_path(15, 10, 15) == "dense" and choose_path(2000, 3, 5, 10) == "sparse"
     with pytest.raises(ValueError, match="path"):
         labels_path(dense_labels, 3, "fast")
+
+
+def test_bucketed_batches_group_tasks_by_answer_count_and_cover_every_task():
+    from deem_core.model.sparse_training import SparseTaskData, choose_batching  # noqa: PLC0415
+
+    labels, _ = _labels(3000, 40, 3, 0.12, seed=12)  # 1 to ~12 answers per task
+    answers = Answers.from_dense(labels)
+    assert choose_batching(answers.counts(), 3) == "bucket"
+    assert choose_batching(torch.full((100,), 6), 3) == "pad"  # one answer count: nothing to gain
+    data = SparseTaskData(answers, 3, torch.device("cpu"), batching="bucket")
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    order = torch.stack([torch.randperm(3000, generator=g) for g in gens])
+    arranged = data.arrange(order, 256, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    counts = answers.counts()
+    def padded_units(row):  # what padding every batch to its largest task costs
+        return sum(len(batch) * int(counts[batch].max()) ** 2 for batch in row.split(256))
+
+    for run in range(2):
+        assert sorted(arranged[run].tolist()) == list(range(3000))
+        assert padded_units(arranged[run]) < 0.7 * padded_units(order[run])
+    # a bucketed run still trains the same alone or batched with other runs
+    config = TrainingConfig(n_layers=1, epochs=2, batch_size=256, device="cpu", path="sparse", batching="bucket")
+    alone = train_runs(labels, 3, [0.1], [3], config)
+    batched = train_runs(labels, 3, [0.01, 0.1], [5, 3], config)
+    for row_a, row_b in zip(alone.history, [row for row in batched.history if row["run"] == 1]):
+        assert row_b["positive_energy"] == pytest.approx(row_a["positive_energy"], rel=1e-5, abs=1e-6)

@@ -75,7 +75,8 @@ def task_data(data: AnnotationSet, config: TrainingConfig, device: torch.device 
     if path_for(data, config.path) == "dense":
         return DenseTaskData(data.dense_labels(purpose=DENSE_PURPOSE), data.n_classes, device,
                              soft=data.dense_soft(purpose=DENSE_PURPOSE), gold=gold)
-    return SparseTaskData(answers_of(data, device), data.n_classes, device, gold=gold, n_layers=config.n_layers)
+    return SparseTaskData(answers_of(data, device), data.n_classes, device, gold=gold, n_layers=config.n_layers,
+                          batching=config.batching)
 
 
 def train_annotations(data: AnnotationSet, lrs: Sequence[float], seeds: Sequence[int],

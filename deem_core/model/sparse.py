@@ -258,21 +258,40 @@ class GatheredNetwork:
                 # to the layer's _BlockGradient (returning None for the blocks themselves)
                 self.blocks.append(fm.requires_grad_(train))
             self._sinks = [_BlockGradient() for _ in range(n_layers)]
-            # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
-            w, a_vis, b_hid = network.effective_irbm()
-            missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
-            base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
-            centred = missing - base  # (R, d, K), centred[..., 0] = 0
-            table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
-                              + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
             run = torch.arange(r, device=workers.device).view(r, 1, 1)
-            rows = table.reshape(r * d, -1).index_select(0, (workers + run * d).flatten()).view(r, b, a, -1)
-            irbm_w, irbm_a, own_centred, own_base, biases = rows.split([k * k, k, k, 1, n_layers * k], dim=-1)
+            self._rows = (workers + run * d).flatten()  # each slot's row in a (R*d, ...) view of a parameter
+            if network.bias == "prior":
+                # every per-worker parameter gathered first (Definition 1's pattern is the same for every
+                # worker): nothing here grows with the number of workers
+                def rows(param: torch.Tensor, width: int) -> torch.Tensor:
+                    return param.reshape(r * d, width).index_select(0, self._rows).view(r, b, a, width)
+
+                w = rows(network.irbm_weight, k * k).view(r, b, a, k, k) * network.weight_free[0] \
+                    + network.weight_fixed[0]
+                a_vis = rows(network.visible_bias, k) * network.visible_free[0]
+                b_hid = network.hidden_bias * network.hidden_free
+                partition = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=-2)  # (R, B, A, K)
+                own_base = partition[..., :1]
+                own_centred = partition - own_base
+                irbm_w, irbm_a = w.reshape(r, b, a, k * k), a_vis
+                biases = torch.cat([rows(bias, k) for bias in network.layer_biases], dim=-1) if n_layers else None
+            else:
+                # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
+                w, a_vis, b_hid = network.effective_irbm()
+                missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
+                base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
+                centred = missing - base  # (R, d, K), centred[..., 0] = 0
+                table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
+                                  + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+                gathered_rows = table.reshape(r * d, -1).index_select(0, self._rows).view(r, b, a, -1)
+                irbm_w, irbm_a, own_centred, own_base, biases = gathered_rows.split(
+                    [k * k, k, k, 1, n_layers * k], dim=-1)
             # ---- iRBM: weights (R, A*K, K, B) [s*K+l, m], visible bias (R, A, K, B)
             self.irbm_w = irbm_w.reshape(r, b, a * k, k).permute(0, 2, 3, 1).contiguous()
             self.irbm_a = irbm_a.permute(0, 2, 3, 1).contiguous()
             # ---- layer biases (R, A, K, B)
-            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)]
+            self.biases = [bias.permute(0, 2, 3, 1).contiguous() for bias in biases.split(k, dim=-1)] if n_layers \
+                else []
             # ---- the workers' partitions log sum_l exp(a_i^l + w_i^{lm}), split into a class-independent part
             # (base) and the rest (centred): bias="irbm" adds those of the missing workers (all workers minus
             # the task's own), bias="prior" subtracts those of the task's own workers
@@ -287,7 +306,7 @@ class GatheredNetwork:
             else:
                 # the sums over all d workers are O(d) large: added up in float64 and rounded once
                 total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
-                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(w.dtype)
+                self.hidden_bias = (total - own_centred.transpose(1, 2)).to(a_vis.dtype)
                 self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
 
     # ------------------------------------------------------------------ gather / scatter
@@ -486,9 +505,10 @@ class GatheredNetwork:
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``F + offset`` of the positive and of the negative inputs (R, B) each, and the positive inputs' hidden
         logits (R, K, B), as outputs of one autograd node whose backward computes every parameter gradient by
-        hand (:class:`_TrainingPass`): the layer blocks' go to :meth:`apply_layer_step`, the others to the
-        parameters' ``.grad``. Nothing of the gather is recorded by autograd. ``*_labels``: the inputs are the
-        one-hot of these labels (R, B, A), or None (soft inputs)."""
+        hand (:class:`_TrainingPass`): the layer blocks' go to :meth:`apply_layer_step`, the others to
+        :attr:`small_gradients`. Nothing of the gather is recorded by autograd. ``*_labels``: the inputs are the
+        one-hot of these labels (R, B, A), or None (soft inputs). After ``backward``, :meth:`apply_small_step` (plain
+        SGD) or :meth:`materialise_gradients` (into ``.grad``) take the small parameters' gradients."""
         trigger = torch.ones((), device=positive.device, requires_grad=True)
         return _TrainingPass.apply(trigger, self, positive, negative, mask, positive_labels, negative_labels)
 
@@ -550,41 +570,57 @@ class GatheredNetwork:
                 grad_v = (self.blocks[layer] * grad_z.reshape(r, 1, a * k, b)).sum(2).view(r, a, k, b)
 
     @torch.no_grad()
-    def _write_parameter_gradients(self, sums: dict) -> None:
-        """Per-slot gradient terms -> the network's small parameters' ``.grad`` (index_add over workers)."""
+    def _collect_parameter_gradients(self, sums: dict) -> None:
+        """Per-slot gradient terms -> :attr:`small_gradients`: ``(parameter, values (N, w))`` rows for the slots'
+        workers (Definition 1's masks applied), plus the hidden bias's (R, K) and, with ``bias="irbm"``, the
+        dense all-workers term. Applied by :meth:`apply_small_step` or written to ``.grad`` by
+        :meth:`materialise_gradients`."""
         net = self.network
         r, b, a, k = self.shape
-        d = net.n_workers
-        rows = (self.workers + torch.arange(r, device=self.workers.device).view(r, 1, 1) * d).flatten()
         sigma = self._partition_softmax()  # (R, A, K_l, K_m, B)
         own = sums["own"].unsqueeze(2)  # (R, A, 1, K_m, B): dLoss/dM_s[m]
         grad_w = sums["w"].view(r, a, k, k, b) + own * sigma  # (R, A, K, K, B)
         grad_a = sums["a"] + (own * sigma).sum(3)  # (R, A, K, B)
 
-        def scatter(param, per_slot, width):  # per_slot (R, A, ..., B) summed over nothing: one row per (r, b, s)
-            values = per_slot.reshape(r, a, width, b).permute(0, 3, 1, 2).reshape(-1, width)
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            param.grad.view(-1, width).index_add_(0, rows, values)
+        def per_row(per_slot: torch.Tensor, width: int) -> torch.Tensor:
+            return per_slot.reshape(r, a, width, b).permute(0, 3, 1, 2).reshape(-1, width)
 
-        scatter(net.irbm_weight, grad_w, k * k)
-        scatter(net.visible_bias, grad_a, k)
-        for bias, grad in zip(net.layer_biases, sums["biases"]):
-            scatter(bias, grad, k)
-        hidden = sums["hidden"]
+        rows = [(net.irbm_weight, per_row(grad_w, k * k) * net.weight_free[0].reshape(1, k * k)),
+                (net.visible_bias, per_row(grad_a, k) * net.visible_free[0].reshape(1, k))]
+        rows += [(bias, per_row(grad, k)) for bias, grad in zip(net.layer_biases, sums["biases"])]
+        dense = {net.hidden_bias: sums["hidden"] * net.hidden_free}
         if net.bias == "irbm":  # every worker's partition enters each task that it did not answer
             w_all, a_all, _ = net.effective_irbm()
             sigma_all = torch.softmax(a_all.unsqueeze(-1) + w_all, dim=2)  # (R, d, K_l, K_m)
-            total = sums["total"].view(r, 1, 1, k)
-            net.irbm_weight.grad.add_(total * sigma_all)
-            net.visible_bias.grad.add_((total * sigma_all).sum(-1))
-        if net.hidden_bias.grad is None:
-            net.hidden_bias.grad = torch.zeros_like(net.hidden_bias)
-        net.hidden_bias.grad.add_(hidden)
-        # Definition 1's constants never move
-        net.irbm_weight.grad.mul_(net.weight_free)
-        net.visible_bias.grad.mul_(net.visible_free)
-        net.hidden_bias.grad.mul_(net.hidden_free)
+            total = sums["total"].view(r, 1, 1, k) * sigma_all
+            dense[net.irbm_weight] = total * net.weight_free
+            dense[net.visible_bias] = total.sum(-1) * net.visible_free
+        self.small_gradients = {"rows": rows, "dense": dense}
+
+    @torch.no_grad()
+    def materialise_gradients(self) -> None:
+        """Add :attr:`small_gradients` into the parameters' ``.grad`` (dense, as autograd would)."""
+        for param, values in self.small_gradients["rows"]:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad.view(-1, values.shape[-1]).index_add_(0, self._rows, values)
+        for param, values in self.small_gradients["dense"].items():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad.add_(values)
+
+    @torch.no_grad()
+    def apply_small_step(self, scale: torch.Tensor) -> None:
+        """Plain SGD on the small parameters from :attr:`small_gradients`: ``param += scale[r] * gradient``,
+        touching only the rows of this batch's workers (plus the dense terms); non-finite values count as 0."""
+        r = self.shape[0]
+        for param, values in self.small_gradients["rows"]:
+            width = values.shape[-1]
+            step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).view(r, -1, width) * scale.view(r, 1, 1)
+            param.data.view(-1, width).index_add_(0, self._rows, step.view(-1, width))
+        for param, values in self.small_gradients["dense"].items():
+            step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+            param.data.add_(step * scale.view(r, *([1] * (param.dim() - 1))))
 
 
 class _TrainingPass(torch.autograd.Function):
@@ -610,7 +646,7 @@ class _TrainingPass(torch.autograd.Function):
                     "w": 0.0, "a": 0.0, "own": 0.0, "biases": [0.0] * len(gathered.blocks)}
             gathered._backward_pass(ctx.saved[0], grad_pos, grad_logits, ctx.labels[0], ctx.mask, sums)
             gathered._backward_pass(ctx.saved[1], grad_neg, None, ctx.labels[1], ctx.mask, sums)
-            gathered._write_parameter_gradients(sums)
+            gathered._collect_parameter_gradients(sums)
         ctx.saved = None
         return (None,) * 7
 

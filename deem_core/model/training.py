@@ -82,8 +82,12 @@ class TrainingConfig:
     cpu_threads: int | None = 1
     #: how the batches are evaluated: "dense" (every worker of every task, feature-major matrix products),
     #: "sparse" (each task's own answers only, deem_core.model.sparse_training) or "auto" (the measured
-    #: crossover, :func:`deem_core.model.sparse_training.choose_path`)
+    #: crossover, :func:`choose_path`)
     path: str = "auto"
+    #: sparse path only: "pad" (random batches, each padded to its largest task), "bucket" (each batch drawn
+    #: from tasks of one answer count, the batches in random order) or "auto" (bucket when padding would
+    #: cost more than 20% extra, :func:`deem_core.model.sparse_training.choose_batching`)
+    batching: str = "auto"
 
 
 @dataclass
@@ -589,21 +593,26 @@ def train_runs(labels: np.ndarray, n_classes: int, lrs: Sequence[float], seeds: 
                     initial_network=initial_network, supervised_weight=supervised_weight)
 
 
-#: measured cost of one multiply-add of the sparse path relative to the dense path (see choose_path)
-SPARSE_OVERHEAD = 4.0
+#: CPU seconds per batch of 1,024 tasks (1 layer, 5 sampler steps, 1 thread) ~ fixed + per_unit * units^2,
+#: units = d*K (dense path) or A*K (sparse path, A the batch's largest answer count), fitted by
+#: benchmarks/path_crossover.py (results: benchmarks/results/path_crossover.txt)
+DENSE_FIXED, DENSE_PER_UNIT = 5.8e-3, 5.6e-7
+SPARSE_FIXED, SPARSE_PER_UNIT = 4.3e-3, 1.5e-5
 
 
 def choose_path(n_workers: int, n_classes: int, mean_answers: float, max_answers: int | None = None) -> str:
-    """``"dense"`` or ``"sparse"``: the faster path for tasks answered by ``mean_answers`` of ``n_workers``
-    workers on average (``max_answers`` at most: a batch is padded to its largest task).
+    """``"dense"`` or ``"sparse"``: the path with the lower measured cost per batch for tasks answered by
+    ``mean_answers`` of ``n_workers`` workers (``max_answers`` at most: a batch is padded to its largest task).
 
-    Per task the dense path costs about ``(d K)^2`` multiply-adds per layer product, the sparse path
-    ``A^2 K^2`` (``A`` the padded answer count) plus gathering and scattering, :data:`SPARSE_OVERHEAD` times
-    the dense cost per multiply-add (measured crossover: ``benchmarks/results/scale.txt``).
+    The sparse path's per-unit cost is about 27 times the dense path's (gathered blocks and elementwise
+    products instead of one matrix product), so it wins below about 1/5 of the workers per task, and on any
+    data whose dense (d*K)^2 layer would be large.
     """
+    if mean_answers >= n_workers:  # every worker answered every task: the paper's dense setting
+        return "dense"
     padded = max_answers if max_answers is not None else mean_answers
-    dense_cost = (n_workers * n_classes) ** 2
-    sparse_cost = SPARSE_OVERHEAD * (padded * n_classes) ** 2
+    dense_cost = DENSE_FIXED + DENSE_PER_UNIT * (n_workers * n_classes) ** 2
+    sparse_cost = SPARSE_FIXED + SPARSE_PER_UNIT * (padded * n_classes) ** 2
     return "sparse" if sparse_cost < dense_cost else "dense"
 
 
@@ -655,6 +664,8 @@ def _train(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config: T
     stop_reason = None
     for epoch in range(1, config.epochs + 1):
         order = epoch_order(state, data.n_tasks)
+        if hasattr(data, "arrange"):  # a layout may regroup each run's order into batches (bucketing)
+            order = data.arrange(order, batch_size, state.run_generators)
         totals = EpochTotals(state.n_runs, data.n_classes, device)
         for start in range(0, data.n_tasks, batch_size):
             if stop_event is not None and stop_event.is_set():

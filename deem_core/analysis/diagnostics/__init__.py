@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from deem_core.analysis.diagnostics._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare
 from deem_core.analysis.diagnostics.importance import ImportanceResult, TaskSubset, worker_importance, leave_one_out_drops, select_tasks
@@ -49,17 +49,22 @@ class Diagnostics:
 def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | None = None,
                     subset_classes: Sequence[Any] | None = None, subset_by: str | None = None,
                     subset_worker: Any = None, subset_label: Any = None, run: int | None = None,
-                    min_common: int = DEFAULT_MIN_COMMON, max_tasks: int | None = None) -> Diagnostics:
+                    min_common: int = DEFAULT_MIN_COMMON, max_tasks: int | None = None,
+                    progress: Callable[[str, int, int], None] | None = None) -> Diagnostics:
     """All three diagnostics of a fitted model on its annotations.
 
     The importance subset is ``subset`` if given, else built by :func:`select_tasks` from
     ``subset_classes`` (+ ``subset_by``: ``gold`` / ``predicted``; default gold when ``gold`` is given) or
     ``subset_worker`` + ``subset_label``; with none of them only the ``all`` row is computed.
+    ``progress(phase, done, total)`` is told each part as it starts ("mutual information", "worker importance",
+    "worker quality"; 0 of 1) and the importance's tasks as they are done (the longest part on large data).
     """
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
     data = prepare(model, data)
     seconds = {}
+    tell = progress or (lambda phase, done, total: None)
+    tell("mutual information", 0, 1)
     started = time.perf_counter()
     mi = per_layer_mutual_information(model, data, gold=gold, run=run, min_common=min_common)
     seconds["mutual_information"] = time.perf_counter() - started
@@ -67,8 +72,9 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     if subset is None and (subset_classes is not None or subset_worker is not None):
         subset = select_tasks(model, data, classes=subset_classes, by=subset_by, gold=gold,
                               worker=subset_worker, label=subset_label)
-    importance = worker_importance(model, data, subset=subset, max_tasks=max_tasks)
+    importance = worker_importance(model, data, subset=subset, max_tasks=max_tasks, progress=progress)
     seconds["importance"] = time.perf_counter() - started
+    tell("worker quality", 0, 1)
     started = time.perf_counter()
     quality = worker_quality(model, data, gold=gold, run=usable_runs(model)[0] if run is None else run)
     seconds["quality"] = time.perf_counter() - started

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -147,7 +147,8 @@ def _log_odds(logp: torch.Tensor, decided: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, runs: Sequence[int] | None = None,
-                        batch_size: int | None = None) -> dict[str, np.ndarray]:
+                        batch_size: int | None = None,
+                        progress: Callable[[str, int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Per-answer drop of the decided class's posterior when the answer's worker is removed from its task.
 
     positions: which tasks (default all), m of them. Returns, one entry per answer of those tasks (in their
@@ -155,7 +156,8 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
     ``positions``), ``worker`` (worker codes), ``drop`` float32 — drop of p(decided) — and ``drop_log_odds``
     — drop of the decided class's log-odds ``log p / (1 - p)`` (nats; does not saturate when p is close to
     1); and per task ``decided`` (m,) class codes and ``confidence`` (m,) = p(decided | x). ``batch_size``
-    caps the tasks per batch (batches are otherwise sized by memory).
+    caps the tasks per batch (batches are otherwise sized by memory). ``progress(phase, tasks_done, tasks)`` is
+    called after every batch (a dashboard's time left; nothing here prints).
     """
     data = prepare(model, data)
     network = model.network_
@@ -167,7 +169,11 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
            "drop": np.empty(subset.n_answers, dtype=np.float32),
            "drop_log_odds": np.empty(subset.n_answers, dtype=np.float32),
            "decided": np.empty(m, dtype=np.int64), "confidence": np.empty(m, dtype=np.float32)}
+    done = 0
     for tasks, full_hidden, loo_hidden, answers in leave_one_out_posteriors(network, subset, batch_size):
+        if progress is not None:
+            done += len(tasks)
+            progress("worker importance", done, m)
         full = _class_order_log(full_hidden, model.class_maps_, runs)  # (B, K)
         dec = full.argmax(-1)
         out["decided"][tasks] = dec.cpu().numpy()
@@ -239,7 +245,8 @@ def _summarise(workers: list, name: str, drops: dict[str, np.ndarray], rows: np.
 
 def worker_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,
                        max_tasks: int | None = None, seed: int = 0, runs: Sequence[int] | None = None,
-                       batch_size: int | None = None) -> ImportanceResult:
+                       batch_size: int | None = None,
+                      progress: Callable[[str, int, int], None] | None = None) -> ImportanceResult:
     """Importance of every worker on ``selected``, ``rest`` and ``all`` tasks (module docstring).
 
     subset: a :class:`TaskSubset` (see :func:`select_tasks`), an (n,) bool array (rest = the other tasks)
@@ -266,7 +273,7 @@ def worker_importance(model, data: Any, subset: TaskSubset | np.ndarray | None =
                 parts[name] = np.sort(rng.choice(pos, size=int(max_tasks), replace=False))
                 sampled = True
     union = np.unique(np.concatenate(list(parts.values())))
-    drops = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size)
+    drops = leave_one_out_drops(model, data, positions=union, runs=runs, batch_size=batch_size, progress=progress)
     frames = []
     workers = list(data.workers)
     for name in [s for s in SUBSETS if s in parts]:
