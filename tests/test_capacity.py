@@ -188,4 +188,4 @@ def test_one_probe_at_a_time(monkeypatch):
         with pytest.raises(estimate.ProbeSkipped, match="another session is timing") as skipped:
             estimate.estimate_train(annotations(), epochs=5)
     assert skipped.value.retry
-    assert estimate.estimate_train(annotations(), epochs=5).per_epoch_s > 0
+    assert estimate.estimate_train(annotations(), epochs=5).seconds_per_epoch > 0
