@@ -360,9 +360,13 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
                                 f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
             task_code = tasks.code(_cell(key))
-            answers = list(task.get("annotations") or task.get("completions") or [])
+            answers = task.get("annotations") or task.get("completions") or []
+            predicted = task.get("predictions") or []
+            if not isinstance(answers, list) or not isinstance(predicted, list):
+                raise DataError(f"{name}: line {line}: the annotations or predictions of task {_cell(key)!r} are not "
+                                f"a list")
             entries_here: list[tuple[str, Any]] = [("annotation", a) for a in answers]
-            for prediction in task.get("predictions") or []:
+            for prediction in predicted:
                 if predictions:
                     entries_here.append(("prediction", prediction))
                 else:

@@ -186,10 +186,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, _ in enumerate(reader):
-                if index == target:
-                    return self.header_line + previous_end
-                previous_end = reader.line_num
+            try:
+                for index, _ in enumerate(reader):
+                    if index == target:
+                        return self.header_line + previous_end
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: the line reached so far
+                pass
         return self.header_line + previous_end
 
     def _quote_never_closed(self) -> int:
@@ -204,10 +207,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, row in enumerate(reader):
-                if index and len(row) > len(self.header):
-                    return self.header_line + previous_end, len(row)
-                previous_end = reader.line_num
+            try:
+                for index, row in enumerate(reader):
+                    if index and len(row) > len(self.header):
+                        return self.header_line + previous_end, len(row)
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: pandas split the line there
+                return self.header_line + reader.line_num, len(self.header) + 1
         return self.header_line, len(self.header)
 
     def _fields_error(self) -> DataError:
@@ -373,7 +379,7 @@ class ParquetTable(Table):
                                                             or pa.types.is_large_string(f.type.value_type)))]
             if text:
                 self.file = pq.ParquetFile(self._handle, metadata=self.file.metadata, read_dictionary=text)
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a column name not UTF-8
             self._handle.close()
             raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
         schema = self.file.schema_arrow
