@@ -65,3 +65,37 @@ def test_the_cli_says_error_and_exits_2(name, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     assert err[-1].startswith("error: ") and "bug" not in err[-1]
+
+
+def _parquet_that_aborts_pyarrow(path) -> bool:
+    """A Parquet file whose 'label' column has an invalid repetition type in the schema, while its size
+    statistics were written for an optional column: pyarrow 26 terminates the process (C++ exception through
+    ``RowGroupMetaData.column``) when that chunk's metadata is asked for. False when the file could not be made."""
+    frame = pd.DataFrame({"task": [f"t{i}" for i in range(50)], "worker": ["w1", "w2"] * 25,
+                          "label": [float(i % 3) for i in range(50)]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    data = buffer.getvalue()
+    marker = b"%\x02\x18\x05label"  # schema element: repetition_type OPTIONAL (zigzag 2), then the name
+    if data.count(marker) != 1:
+        return False
+    path.write_bytes(data.replace(marker, b"%q\x18\x05label"))
+    return True
+
+
+def test_a_parquet_file_that_aborts_pyarrow_is_refused_without_killing_the_process(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "aborts.parquet"
+    if not _parquet_that_aborts_pyarrow(path):
+        pytest.skip("this pyarrow writes no such schema element")
+    script = ("import sys\nfrom deem_core.data.annotations import DataError\n"
+              "from deem_core.data.readers import preview, read_dataset\n"
+              "for call in (lambda: preview(sys.argv[1]), lambda: read_dataset([sys.argv[1]])):\n"
+              "    try:\n        call()\n        print('read')\n"
+              "    except DataError as exc:\n        print('DataError:', exc)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    # on main: exit -6 (SIGABRT), "terminate called after throwing an instance of 'parquet::ParquetException'"
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.count("DataError: aborts.parquet") == 2, out.stdout
