@@ -789,19 +789,31 @@ class DEEM(Aggregator, BaseEstimator):
             raise DataError(f"{path.name}: not a DEEM model file ({type(exc).__name__}: {str(exc)[:120]})") from exc
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{path.name}: not a DEEM model file of format {FORMAT_VERSION}")
-        params = dict(state["params"])
+        from deem_core.methods import model_file  # noqa: PLC0415 - a file from anyone: checked before it is used
+
+        params = model_file.check_params(state.get("params"), cls, path.name)
         params["device"] = device
-        model = cls(**params)
-        model.device_ = resolve_device(device)
-        for attribute in FITTED_STATE:
-            if attribute.key is None:
-                continue
-            if attribute.key not in state:
-                if not attribute.optional:
-                    raise DataError(f"{path.name}: the model file lacks {attribute.key!r}")
-                setattr(model, attribute.name, None)
-                continue
-            setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
+        try:
+            model = cls(**params)
+            model.device_ = resolve_device(device)
+            for attribute in FITTED_STATE:
+                if attribute.key is None:
+                    continue
+                if attribute.key not in state:
+                    if not attribute.optional:
+                        raise DataError(f"{path.name}: the model file lacks {attribute.key!r}")
+                    setattr(model, attribute.name, None)
+                    continue
+                if attribute.kind == "network":
+                    model_file.check_network_state(state[attribute.key], path.name, len(state.get("workers") or ()),
+                                                   len(state.get("classes") or ()))
+                setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
+            model_file.check_loaded(model, path.name)
+        except (DataError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other inconsistency of the file: the same clear message
+            raise DataError(f"{path.name}: not a valid DEEM model file ({type(exc).__name__}: {str(exc)[:120]})"
+                            ) from None
         model.dawid_skene_ = None
         model.sweep_ = None
         model.candidates_ = None
