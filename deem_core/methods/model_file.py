@@ -56,9 +56,9 @@ def check_network_state(state: Any, name: str, n_workers: int, n_classes: int) -
                          f"{n_workers:,} and {n_classes:,}")
     layers = sum(1 for key in state if str(key).startswith("layer_weights."))
     blocks = bool(layers) and state.get("layer_weights.0") is not None and state["layer_weights.0"].dim() == 4
-    pair_keys = state.get("pair_keys")
-    if blocks and (pair_keys is None or pair_keys.dtype.is_floating_point or pair_keys.dim() != 1):
-        raise _bad(name, "its layer blocks have no pair keys")
+    pair_keys = state.get("pair_keys")  # blocks of chosen worker pairs (None: all pairs)
+    if pair_keys is not None and (pair_keys.dtype.is_floating_point or pair_keys.dim() != 1):
+        raise _bad(name, "its pair keys are not a list of whole numbers")
     try:
         with torch.device("meta"):  # the shapes of such a network, with no memory allocated
             expected = DEEMNetwork(runs, workers, classes, layers, "blocks" if blocks else "matrix", pair_keys)
