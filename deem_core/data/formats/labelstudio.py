@@ -123,6 +123,9 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
             except RecursionError:
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} is nested deeper than Python's "
                                 f"parser allows") from None
+            except ValueError as exc:  # an integer of more digits than Python converts (4,300 by default)
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} cannot be read "
+                                f"({str(exc).split(';')[0]})") from None
             # buf[pos:] is the start of one element that is not complete yet: what it holds so far bounds its cost
             if json_values(buf, pos) > limits.max_json_values:
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} holds more than "
