@@ -121,7 +121,8 @@ class DependenceClusters:
             clusters.append({"workers": [name(int(i)) for i in group],
                              "excess_agreement": None if test is None else round(float(test.excess), 4),
                              "z": None if test is None else round(float(test.z), 1)})
-        return {"clusters": clusters, "z_threshold": round(float(self.z_threshold), 2), "tests": len(self.tests),
+        threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
+        return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
                 "tasks_used": int(self.tasks_used), "seconds": round(float(self.seconds), 2)}
 
 
