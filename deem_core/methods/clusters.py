@@ -23,7 +23,10 @@ How clusters are found (:func:`find_dependence_clusters`):
    (noise), ``E[r1 r2^T]`` is near singular, the bootstrap spread is large and nothing is declared, so a group
    that is simply the only informative one is not taken for a copied group.
 3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
-   (at most ``max_passes``).
+   (at most ``max_passes``). A cluster once found is kept; later passes can only enlarge it (a later test of the
+   same group compares it with fewer independent sources, or cannot be made when the rest is one cluster, so
+   failing it is no evidence of independence; with two dependent groups and nothing else, re-testing dropped
+   whichever group was tested second).
 
 Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
 intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
@@ -87,7 +90,8 @@ class ClusterTest:
 
 @dataclass
 class DependenceClusters:
-    """labels: (d,) cluster id of every worker (0..C-1; a worker alone is its own cluster)."""
+    """labels: (d,) cluster id of every worker (0..C-1; a worker alone is its own cluster); tests: every merge tested,
+    pass after pass."""
 
     labels: np.ndarray
     tests: list[ClusterTest] = field(default_factory=list)
@@ -260,7 +264,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     shares = _Shares(data)
     clusters: list[np.ndarray] = []
     for _ in range(max_passes):
-        tests, accepted = [], []
+        accepted = []
         for left, right in merges:
             members = np.concatenate([left, right])
             if any(len(members) < len(c) and np.isin(members, c).all() for c in clusters):
@@ -272,13 +276,17 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
                 continue
             observed, predicted, sd, m = outcome
             z = (observed - predicted) / max(sd, 1e-12)
-            tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
+            result.tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
                                      left=tuple(sorted(int(w) for w in left)), observed=observed, predicted=predicted,
                                      sd=sd, z=float(z), tasks=m, accepted=bool(z > result.z_threshold)))
-            if tests[-1].accepted:
+            if result.tests[-1].accepted:
                 accepted.append(members)
-        result.tests = tests
-        found = _maximal(accepted)
+        # a cluster found in an earlier pass is kept (a later pass may only enlarge it): with the clusters kept
+        # whole, a group's own test has fewer independent sources left to compare it with (none to split in two
+        # when the other workers form one cluster) and the group's members that are still alone sit in the halves
+        # it is compared with, so a later pass can fail to show a dependence again, never show the group
+        # independent
+        found = _maximal(accepted + clusters)
         if _same(found, clusters):
             break
         clusters = found
