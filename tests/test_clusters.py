@@ -147,18 +147,3 @@ def test_deem_does_not_follow_a_copied_group_and_says_so():
     assert [len(g["workers"]) for g in summary["clusters"]["clusters"]] == [6]
     assert "safety rule" in summary["reason"] and "cluster-weighted Dawid-Skene" in model.fallback_
     assert any("cluster-weighted Dawid-Skene" in w for w in model.warnings_)
-
-
-def test_two_dependent_groups_and_nothing_else_are_both_found():
-    # with one group kept whole the other can no longer be split against two independent halves: a later pass
-    # must not drop the group an earlier pass found (re-testing used to keep whichever group was tested last)
-    rng = np.random.default_rng(1)
-    truth = rng.integers(4, size=1500)
-    cols = []
-    for _ in range(2):
-        opinion = _answers(0.8, truth, 4, rng)
-        cols += [np.where(rng.random(1500) < 0.7, opinion, _answers(0.6, truth, 4, rng)) for _ in range(5)]
-    groups = find_dependence_clusters(AnnotationSet.from_dense(np.column_stack(cols))).groups()
-    assert len(groups) == 2
-    assert sorted(sorted({int(w) // 5 for w in g}) for g in groups) == [[0], [1]]  # one per group, none mixed
-    assert all(len(g) >= 3 for g in groups)

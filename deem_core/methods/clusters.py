@@ -23,10 +23,7 @@ How clusters are found (:func:`find_dependence_clusters`):
    (noise), ``E[r1 r2^T]`` is near singular, the bootstrap spread is large and nothing is declared, so a group
    that is simply the only informative one is not taken for a copied group.
 3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
-   (at most ``max_passes``). A cluster once found is kept; later passes can only enlarge it (a later test of the
-   same group compares it with fewer independent sources, or cannot be made when the rest is one cluster, so
-   failing it is no evidence of independence; with two dependent groups and nothing else, re-testing dropped
-   whichever group was tested second).
+   (at most ``max_passes``).
 
 Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
 intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
@@ -90,8 +87,7 @@ class ClusterTest:
 
 @dataclass
 class DependenceClusters:
-    """labels: (d,) cluster id of every worker (0..C-1; a worker alone is its own cluster); tests: every merge tested,
-    pass after pass."""
+    """labels: (d,) cluster id of every worker (0..C-1; a worker alone is its own cluster)."""
 
     labels: np.ndarray
     tests: list[ClusterTest] = field(default_factory=list)
@@ -264,7 +260,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     shares = _Shares(data)
     clusters: list[np.ndarray] = []
     for _ in range(max_passes):
-        accepted = []
+        tests, accepted = [], []
         for left, right in merges:
             members = np.concatenate([left, right])
             if any(len(members) < len(c) and np.isin(members, c).all() for c in clusters):
@@ -276,17 +272,13 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
                 continue
             observed, predicted, sd, m = outcome
             z = (observed - predicted) / max(sd, 1e-12)
-            result.tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
+            tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
                                      left=tuple(sorted(int(w) for w in left)), observed=observed, predicted=predicted,
                                      sd=sd, z=float(z), tasks=m, accepted=bool(z > result.z_threshold)))
-            if result.tests[-1].accepted:
+            if tests[-1].accepted:
                 accepted.append(members)
-        # a cluster found in an earlier pass is kept (a later pass may only enlarge it): with the clusters kept
-        # whole, a group's own test has fewer independent sources left to compare it with (none to split in two
-        # when the other workers form one cluster) and the group's members that are still alone sit in the halves
-        # it is compared with, so a later pass can fail to show a dependence again, never show the group
-        # independent
-        found = _maximal(accepted + clusters)
+        result.tests = tests
+        found = _maximal(accepted)
         if _same(found, clusters):
             break
         clusters = found
