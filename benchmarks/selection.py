@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     frame = pd.read_csv(out)
     text = report(frame)
+    notes = out.with_suffix(".notes.txt")  # hand-written reading of the table (what is met, what is not)
+    if notes.exists():
+        text += "\n" + notes.read_text()
     out.with_suffix(".txt").write_text(text)
     print(text)
     return 0
