@@ -15,6 +15,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.data.annotations import DataError  # noqa: E402
+from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -29,6 +30,20 @@ CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "las
 MAX_HEATMAP = 60
 #: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
 MAX_COVERAGE_ROWS = 5000
+
+
+def _upload_limits() -> str:
+    from deem_studio.uploads import describe, upload_guard  # noqa: PLC0415
+
+    guard = upload_guard()
+    if guard is None:
+        return ""
+    return (f"The server keeps at most {describe(guard.per_session)} of files per browser session and "
+            f"{describe(guard.total)} for all its users together; a file over a limit is refused (the uploader says "
+            f"\"status code 413\"): remove files, or try again later.")
+
+
+UPLOAD_LIMITS = _upload_limits()
 
 
 def sample_sets() -> list[str]:
@@ -114,7 +129,7 @@ with st.container(border=True):
                              help="Long: task, worker, label. Wide: task + one column per worker. One file per "
                                   "worker: task, label (the worker is named after the file). Or a platform's export: "
                                   "Amazon Mechanical Turk batch results, Toloka results, Label Studio JSON / JSON-MIN "
-                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not.")
+                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not. " + UPLOAD_LIMITS)
     fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
     columns: dict = {}
     predictions = True
@@ -123,7 +138,8 @@ with st.container(border=True):
         from deem_core.data.readers import preview  # noqa: PLC0415
 
         try:
-            shown = preview(files[0], format=fmt)
+            with capacity.reading():  # a preview reads at most a few MB (one Parquet row group: 128 MiB)
+                shown = preview(files[0], format=fmt)
         except DataError as exc:
             shown, unreadable = None, True
             st.error(common.safe(exc), icon=":material/warning:")
@@ -140,8 +156,9 @@ with st.container(border=True):
                                             value=True, key="upload_predictions")
             if columns or not predictions:
                 try:  # the note and the cells as they will be read with the choices made
-                    shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
-                except DataError as exc:
+                    with capacity.reading():
+                        shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
+                except (DataError, capacity.CapacityError) as exc:
                     st.error(common.safe(exc), icon=":material/warning:")
             if shown.note:
                 note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
@@ -175,7 +192,7 @@ with st.container(border=True):
 
         started = time.perf_counter()
         try:
-            with st.spinner("reading the files"):
+            with st.spinner("reading the files"), capacity.reading():  # one read at a time on this server
                 reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
@@ -189,7 +206,7 @@ with st.container(border=True):
                                            + (f" and {len(reading.gold):,} gold labels" if reading.gold is not None
                                               else ""))
             st.rerun()
-        except DataError as exc:
+        except (DataError, capacity.CapacityError) as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
+from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
 from deem_core.data.formats.values import MISSING_LABELS, missing_mask
 
@@ -399,14 +400,30 @@ def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
         out[prefix] = str(value)
 
 
+def json_values(text: str, start: int = 0) -> int:
+    """An upper bound of the values (objects, lists, elements) that ``text[start:]`` decodes to: its ``{``, ``[``
+    and ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times its 2-3 characters."""
+    return text.count("{", start) + text.count("[", start) + text.count(",", start)
+
+
+def loads_bounded(text: str, max_values: int = DEFAULT_MAX_JSON_VALUES) -> Any:
+    """``json.loads`` of one cell; ValueError when it is not JSON, nested too deep or holds too many values."""
+    if json_values(text) > max_values:
+        raise ValueError(f"more than {max_values:,} JSON values")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def task_answers(text: str) -> dict[str, str]:
     """One ``Answer.taskAnswers`` cell -> {``Answer.<field>``: value as text} ({} when it is not that JSON)."""
     try:
-        parsed = json.loads(text) if text.strip() else None
-    except ValueError:
+        parsed = loads_bounded(text) if text.strip() else None
+        out: dict[str, str] = {}
+        _flatten(parsed, "", out)
+    except (ValueError, RecursionError):  # not JSON, or a bomb (nested too deep, millions of values)
         return {}
-    out: dict[str, str] = {}
-    _flatten(parsed, "", out)
     return {f"Answer.{key}": value for key, value in out.items() if key}
 
 
@@ -690,7 +707,7 @@ def _ls_cell(value: str) -> str:
     if not text or text[0] not in "[{":
         return value
     try:
-        parsed = json.loads(text)
+        parsed = loads_bounded(text)
     except ValueError:
         return value
     return ls_value(parsed)

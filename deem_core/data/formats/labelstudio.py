@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.formats.dialects import Collector, Plan, ls_value
+from deem_core.data.formats.dialects import Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import FrameTable, Table
@@ -120,6 +120,13 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
             except json.JSONDecodeError as exc:
                 if state["eof"]:
                     raise DataError(f"{name}: line {line_at(exc.pos)}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} is nested deeper than Python's "
+                                f"parser allows") from None
+            # buf[pos:] is the start of one element that is not complete yet: what it holds so far bounds its cost
+            if json_values(buf, pos) > limits.max_json_values:
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} holds more than "
+                                f"{limits.max_json_values:,} values (not annotations)")
             target = len(buf) - pos + wanted
             wanted *= 2  # doubling keeps re-parsing a long element linear
             while len(state["buf"]) - state["pos"] < target and more():
