@@ -349,8 +349,8 @@ with tabs[5]:
         known = gold.index.isin(data.tasks)
         st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
                    + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
-        if st.session_state.get("_gold_warning"):  # set while reading the file, before the rerun
-            st.warning(common.safe(st.session_state.pop("_gold_warning")))
+        for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
+            st.warning(page_words(warning))
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
             st.rerun()
@@ -360,13 +360,16 @@ with tabs[5]:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
         try:
-            truth = read_truth(gold_file, like=data)
+            # the switch above applies to the gold labels too (the reader's warning names it)
+            truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
             common.set_gold(truth)
             st.session_state["_gold_file"] = gold_file.file_id
+            warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
-                st.session_state["_gold_warning"] = (f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not "
-                                                     f"among the classes, e.g. {truth[unknown].iloc[0]!r}")
+                warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
+                                f"e.g. {truth[unknown].iloc[0]!r}")
+            st.session_state["_gold_warnings"] = warnings
             st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
             st.rerun()
         except DataError as exc:

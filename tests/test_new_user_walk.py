@@ -109,3 +109,18 @@ def test_class_balance_speaks_words_not_column_names(runs_dir):
     assert not at.exception
     charts = [c for c in at.get("plotly_chart") if "share of the answers" in str(c.proto.spec)]
     assert charts and "answer_share" not in str(charts[0].proto.spec)
+
+
+def test_gold_labels_with_missing_truths_say_what_was_skipped(runs_dir):
+    """A gold file with an empty and an N/A truth: the page said '2 gold labels match' and nothing about the 2
+    skipped; now it says so, in the page's words."""
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
+    at.button(key="load_files").click().run()
+    at.file_uploader(key="upload_gold").set_value(
+        ("gold.csv", b"sample_id,truth\ns-000,benign\ns-001,\ns-002,N/A\ns-003,malignant\n", "text/csv")).run()
+    assert not at.exception
+    warnings = [unescaped(str(w.value)) for w in at.warning]
+    said = next((w for w in warnings if "skipped 2 task(s) with a missing truth" in w), None)
+    assert said is not None, warnings
+    assert "the switch 'Keep None, NaN, null, NA, N/A as labels'" in said
+    assert any("2 gold labels match" in str(s.value) for s in at.success)
