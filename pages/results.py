@@ -104,7 +104,8 @@ st.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
                                                  help="high = an unusual pattern of answers"),
     "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",
-                                                    help="share of the seeds that give this label"),
+                                                    help="share of the seeds that give this label (always 1 "
+                                                         "with one seed: set Seeds above 1 on Train to use it)"),
     "majority_vote": st.column_config.Column("majority vote"),
     "disagrees_with_majority": st.column_config.CheckboxColumn("disagrees with majority vote")})
 if len(view) > 5000:
