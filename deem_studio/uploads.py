@@ -14,6 +14,7 @@ Standard library only (``app.py`` installs it before the engine is imported).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -21,7 +22,8 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["CapacityError", "UploadGuard", "install_upload_guard", "physical_memory", "upload_guard"]
+__all__ = ["CapacityError", "UploadGuard", "install_message_limit", "install_upload_guard", "physical_memory",
+           "upload_guard"]
 
 
 class CapacityError(RuntimeError):
@@ -231,3 +233,36 @@ def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
         return guard
 
 
+
+
+# --------------------------------------------------------------------------- websocket messages from browsers
+_MESSAGE_LIMIT: list[int] = []
+
+
+def install_message_limit(limit: int | None = None) -> int | None:
+    """Bound what one browser message may make the server hold (once per process; returns the limit set).
+
+    Found attacking main: uvicorn accepts a websocket message up to ``server.maxMessageSize`` (1,024 MB in
+    ``.streamlit/config.toml``, which also bounds what the server sends: big tables and charts) and holds all of
+    it in memory; only then does Streamlit refuse anything over ``server.maxWidgetStateSize`` (25 MB) and close
+    the connection. One 950 MB message from a client that had not even opened a page took the server from 79 MB
+    to 1.94 GB. uvicorn reads ``Config.ws_max_size`` for every new connection, so the running server's config
+    is set to what Streamlit would accept anyway (``maxWidgetStateSize`` plus 1 MiB for the message's envelope):
+    a larger message is refused from its header, before its body is read. Connections opened before the
+    first page of a freshly started server ran keep the old limit."""
+    with _INSTALL_LOCK:
+        if _MESSAGE_LIMIT:
+            return _MESSAGE_LIMIT[0]
+        try:
+            import uvicorn  # noqa: PLC0415
+            from streamlit import config  # noqa: PLC0415
+
+            if limit is None:
+                limit = int(config.get_option("server.maxWidgetStateSize")) * 1_000_000 + (1 << 20)
+        except Exception:  # noqa: BLE001 - no uvicorn (another server), bare mode
+            return None
+        for obj in gc.get_objects():  # the server's Config is not reachable from the runtime: found once
+            if issubclass(type(obj), uvicorn.Config) and (obj.ws_max_size is None or obj.ws_max_size > limit):
+                obj.ws_max_size = int(limit)
+        _MESSAGE_LIMIT.append(int(limit))
+        return _MESSAGE_LIMIT[0]

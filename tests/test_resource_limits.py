@@ -64,8 +64,8 @@ def test_a_parquet_dictionary_is_never_decoded_row_by_row(tmp_path, call, value_
 def test_a_parquet_column_chunk_larger_than_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "PARQUET_CHUNK_BYTES", 1 << 20)
     path = dictionary_parquet(tmp_path / "big.parquet", 2 << 20, 4)
-    with pytest.raises(DataError, match=r"^big\.parquet: column 'label' holds 2\.0 MiB in row group 1 once "
-                                        r"decompressed; at most 1 MiB per column and row group are read"):
+    with pytest.raises(DataError, match=r"^big\.parquet: row group 1 holds 2\.0 MiB once decompressed; at most "
+                                        r"1 MiB per row group are read"):
         read_dataset([path])
     with pytest.raises(DataError, match=r"^big\.parquet: .* at most 1 MiB"):
         preview(path)

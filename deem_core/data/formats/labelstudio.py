@@ -123,6 +123,9 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
             except RecursionError:
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} is nested deeper than Python's "
                                 f"parser allows") from None
+            except ValueError as exc:  # an integer of more digits than Python converts (4,300 by default)
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} cannot be read "
+                                f"({str(exc).split(';')[0]})") from None
             # buf[pos:] is the start of one element that is not complete yet: what it holds so far bounds its cost
             if json_values(buf, pos) > limits.max_json_values:
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} holds more than "
@@ -360,9 +363,13 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
                                 f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
             task_code = tasks.code(_cell(key))
-            answers = list(task.get("annotations") or task.get("completions") or [])
+            answers = task.get("annotations") or task.get("completions") or []
+            predicted = task.get("predictions") or []
+            if not isinstance(answers, list) or not isinstance(predicted, list):
+                raise DataError(f"{name}: line {line}: the annotations or predictions of task {_cell(key)!r} are not "
+                                f"a list")
             entries_here: list[tuple[str, Any]] = [("annotation", a) for a in answers]
-            for prediction in task.get("predictions") or []:
+            for prediction in predicted:
                 if predictions:
                     entries_here.append(("prediction", prediction))
                 else:

@@ -35,9 +35,9 @@ __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
 
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is about one chunk of text
-#: decompressed bytes of one Parquet column chunk (one column of one row group) that a read accepts, and of the
-#: first row group that a preview reads. A chunk is decompressed whole (a page, a dictionary) and costs about 4x
-#: its size while it is read; id and label columns of a million rows take a few MB to a few tens of MB.
+#: decompressed bytes of one Parquet row group (all its columns, from the metadata) that a read or a preview
+#: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
+#: read; id and label columns of a million rows take a few MB to a few tens of MB.
 PARQUET_CHUNK_BYTES = 128 << 20
 #: characters of one value that a Parquet preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
@@ -186,10 +186,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, _ in enumerate(reader):
-                if index == target:
-                    return self.header_line + previous_end
-                previous_end = reader.line_num
+            try:
+                for index, _ in enumerate(reader):
+                    if index == target:
+                        return self.header_line + previous_end
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: the line reached so far
+                pass
         return self.header_line + previous_end
 
     def _quote_never_closed(self) -> int:
@@ -204,10 +207,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, row in enumerate(reader):
-                if index and len(row) > len(self.header):
-                    return self.header_line + previous_end, len(row)
-                previous_end = reader.line_num
+            try:
+                for index, row in enumerate(reader):
+                    if index and len(row) > len(self.header):
+                        return self.header_line + previous_end, len(row)
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: pandas split the line there
+                return self.header_line + reader.line_num, len(self.header) + 1
         return self.header_line, len(self.header)
 
     def _fields_error(self) -> DataError:
@@ -373,7 +379,7 @@ class ParquetTable(Table):
                                                             or pa.types.is_large_string(f.type.value_type)))]
             if text:
                 self.file = pq.ParquetFile(self._handle, metadata=self.file.metadata, read_dictionary=text)
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a column name not UTF-8
             self._handle.close()
             raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
         schema = self.file.schema_arrow
@@ -389,24 +395,22 @@ class ParquetTable(Table):
         return list(self.header)
 
     def _stored_bytes(self, columns: Sequence[str], groups: Sequence[int] | None = None) -> int:
-        """Decompressed bytes of ``columns`` in the row groups ``groups`` (all by default), from the metadata;
-        DataError for a column chunk larger than :data:`PARQUET_CHUNK_BYTES`."""
-        wanted = set(columns)
+        """Decompressed bytes of the row groups ``groups`` (all by default), from the metadata; DataError for a row
+        group larger than :data:`PARQUET_CHUNK_BYTES`.
+
+        Each row group's total (every column, not only ``columns``) is used, never a column chunk's own metadata:
+        pyarrow (26) aborts the whole process (C++ ``std::terminate``, no Python exception) when a chunk's size
+        statistics do not match the schema and ``RowGroupMetaData.column(i)`` is called, so a 4 KB file took the
+        dashboard server down (found fuzzing main). Reading the data itself raises an ordinary error instead."""
         metadata = self.file.metadata
         total = 0
         for group in range(metadata.num_row_groups) if groups is None else groups:
-            row_group = metadata.row_group(group)
-            for position in range(row_group.num_columns):
-                chunk = row_group.column(position)
-                column = chunk.path_in_schema.split(".")[0]
-                if column not in wanted:
-                    continue
-                size = int(chunk.total_uncompressed_size)
-                if size > PARQUET_CHUNK_BYTES:
-                    raise DataError(f"{self.name}: column {column!r} holds {describe_bytes(size)} in row group "
-                                    f"{group + 1} once decompressed; at most {describe_bytes(PARQUET_CHUNK_BYTES)} "
-                                    f"per column and row group are read (write the file with smaller row groups)")
-                total += size
+            size = int(metadata.row_group(group).total_byte_size)
+            if size > PARQUET_CHUNK_BYTES:
+                raise DataError(f"{self.name}: row group {group + 1} holds {describe_bytes(size)} once decompressed; "
+                                f"at most {describe_bytes(PARQUET_CHUNK_BYTES)} per row group are read (write the "
+                                f"file with smaller row groups)")
+            total += size
         return total
 
     def _check_size(self, columns: Sequence[str]) -> None:
