@@ -106,10 +106,14 @@ def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """``42 s``, ``3 min 05 s``, ``1 h 02 min``; '?' for None/NaN."""
+    """``0.02 s``, ``42 s``, ``3 min 05 s``, ``1 h 02 min``; '?' for None/NaN."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
     seconds = max(0.0, float(seconds))
+    if 0 < seconds < 0.005:
+        return "< 0.01 s"
+    if 0 < seconds < 0.095:  # an epoch of a small set: "0.0 s per epoch" would say it costs nothing
+        return f"{seconds:.2f} s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:

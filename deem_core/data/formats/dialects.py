@@ -28,9 +28,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
              "example_id", "sample", "sample_id", "image", "image_id", "document", "doc_id", "object", "id"),
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
-               "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder"),
+               "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder",
+               "model", "model_name", "classifier"),
     "label": ("label", "labels", "answer", "response", "annotation", "class", "category", "vote", "rating",
-              "judgement", "judgment", "prediction", "result"),
+              "judgement", "judgment", "prediction", "result", "predicted", "predicted_class", "predicted_label"),
     "truth": ("truth", "gold", "true_label", "ground_truth", "groundtruth", "gold_label", "golden", "target",
               "label", "answer", "class", "y"),
 }
@@ -138,31 +139,41 @@ class Plan:
         return cols[0] if len(cols) == 1 else " + ".join(cols)
 
     def describe(self) -> str:
-        """The mapping in words, for the "read as ..." note."""
-        parts = [f"task {self.task_text()}"]
+        """The mapping in words, for the "read as ..." note: which column became which role, e.g.
+        ``tasks from column 'item_id', workers from column 'annotator', labels from column 'answer'``."""
+        cols = self.task_columns
+        parts = [f"tasks from column {_quoted(cols[0])}" if len(cols) == 1 else
+                 f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
-            parts.append(f"{len(self.annotators)} worker column(s)")
+            shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
+            parts.append(f"one worker per other column ({len(self.annotators)}: {shown})")
         elif self.format == "per_annotator":
+            parts.append(f"labels from column {_quoted(self.label)}")
             parts.append(f"worker {self.worker_name!r} (the file name)")
-            parts.append(f"label {self.label}")
         else:
             if self.worker:
-                parts.append(f"worker {self.worker}")
+                parts.append(f"workers from column {_quoted(self.worker)}")
             if self.options:
-                parts.append(f"label {self.label} (checkboxes {', '.join(o for _, o in self.options)})")
+                parts.append(f"labels from the checkboxes {_quoted(self.label)} "
+                             f"({', '.join(o for _, o in self.options)})")
             elif self.label:
-                parts.append(f"label {self.label}")
+                parts.append(f"labels from column {_quoted(self.label)}")
             if self.soft:
-                parts.append(f"soft labels {', '.join(self.soft)}")
+                parts.append(f"soft labels from columns {', '.join(_quoted(c) for c in self.soft)}")
         if self.gold:
-            parts.append(f"gold {self.gold}")
+            parts.append(f"gold labels from column {_quoted(self.gold)}")
         if self.status:
-            parts.append(f"rejected rows of {self.status} excluded")
+            parts.append(f"rejected rows (column {_quoted(self.status)}) excluded")
         others = [c for c in self.choices.get("label", []) if c != self.label]
         text = ", ".join(parts)
         if others and self.format not in LAYOUTS:
             text += f"; other label fields: {', '.join(others[:6])}" + (" ..." if len(others) > 6 else "")
         return text
+
+
+def _quoted(name: Any) -> str:
+    """A column name in the "read as" note: in quotes, so that 'task' reads as a name, not a word."""
+    return f"'{name}'"
 
 
 # ---------------------------------------------------------------------------------------------- detection

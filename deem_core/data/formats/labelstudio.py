@@ -440,8 +440,9 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     plan = Plan("label_studio", task="task", worker="worker", label="label",
                 choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in data_keys],
                          "worker": ["completed_by"]})
-    note = (f"task {task_key}, worker completed_by" + (" and model_version of predictions" if predictions else "")
-            + f", label from the control {control!r} ({context.type})")
+    note = (f"tasks from {task_key!r}, workers from 'completed_by'"
+            + (" (and each prediction's 'model_version')" if predictions else "")
+            + f", labels from the control {control!r} ({context.type})")
     others = [c for c in seen_controls if c != control]
     if others:
         note += f"; other controls: {', '.join(others[:6])}"

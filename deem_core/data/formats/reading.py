@@ -430,8 +430,32 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     container_note = {"parquet": " from Parquet", "json": " from JSON records"}.get(table.kind, "") \
         if plan.format in LAYOUTS else ""
     note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note}: {plan.describe()}"
-    return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, None, note,
+    problem = _repeated_wide_tasks(table.name, head, plan) if form == "auto" else None
+    return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, problem, note,
                    plan.choices, container)
+
+
+def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None:
+    """A file detected as wide (no column named like a worker) that does not look wide is most likely long,
+    with worker and label columns named in words the detection does not know: say so before loading, where
+    the only other sign would be a conflict error naming a "worker" that is a column. Not wide: a task on
+    several of the first rows (a wide file has one row per task), or "workers" that share no answer at all
+    (the columns of a wide file hold answers to one question)."""
+    if plan.format != "wide" or not isinstance(plan.task, str) or plan.task not in head.columns or head.empty:
+        return None
+    advice = ("if each row is one answer (long layout), choose the format 'long' and the worker and label columns")
+    tasks = head[plan.task].astype(str)
+    repeated = tasks[tasks.duplicated(keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        return (f"{name}: task {first!r} is on {int((tasks == first).sum())} of the first {len(tasks)} rows, but a "
+                f"wide file has one row per task: {advice}")
+    answers = [set(head[c].dropna().astype(str)) - {""} for c in plan.annotators if c in head.columns]
+    answers = [a for a in answers if a]
+    if len(answers) >= 2 and all(a.isdisjoint(b) for i, a in enumerate(answers) for b in answers[i + 1:]):
+        return (f"{name}: read as wide, its worker columns ({', '.join(repr(c) for c in plan.annotators[:6])}) share "
+                f"no answer in the first {len(tasks)} rows, as if they held different things: {advice}")
+    return None
 
 
 def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str, Any] | None, predictions: bool,
