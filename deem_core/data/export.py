@@ -30,8 +30,19 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename).
+
+    Only a regular file is replaced: a device, pipe or socket (``-o /dev/null``, ``/dev/stdout``, a FIFO) is
+    written in place, and a symbolic link is followed (the file it points to is replaced, the link stays). Found
+    attacking main: the rename put a regular file in place of whatever ``path`` was, so ``-o /dev/null`` run as
+    root replaced the machine's /dev/null (likewise /dev/full, /dev/stdout)."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "wb") as handle:  # follows a link; a device or a pipe takes the bytes as they come
+            handle.write(data)
+        return path
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
