@@ -42,10 +42,16 @@ def test_a_device_is_written_in_place_never_replaced(tmp_path):
     assert stat.S_ISCHR(os.lstat(null).st_mode)  # main: a regular file holding the labels
 
 
-def test_a_link_is_followed_and_stays_a_link(tmp_path):
-    target = tmp_path / "real.csv"
-    target.write_text("old")
-    link = tmp_path / "link.csv"
-    link.symlink_to(target)
-    atomic_write_bytes(link, b"new")
-    assert link.is_symlink() and target.read_bytes() == b"new"  # main: the link replaced by a file, target "old"
+def test_a_link_is_replaced_never_followed(tmp_path):
+    """A link planted where an output goes (a shared folder) cannot send the bytes to its target, not even to a
+    device or a pipe."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target in (tmp_path / "real.csv", fifo):
+        if target.suffix:
+            target.write_text("old")
+        link = tmp_path / f"link_to_{target.name}"
+        link.symlink_to(target)
+        atomic_write_bytes(link, b"new")
+        assert not link.is_symlink() and link.read_bytes() == b"new"
+    assert (tmp_path / "real.csv").read_text() == "old" and stat.S_ISFIFO(os.lstat(fifo).st_mode)
