@@ -131,24 +131,37 @@ def step_deem_epoch(paths: dict[str, Path]) -> dict[str, Any]:
 
 def _fit_step(**params) -> Callable[[dict[str, Path]], dict[str, Any]]:
     def step(paths: dict[str, Path]) -> dict[str, Any]:
+        import numpy as np  # noqa: PLC0415
+
         from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
         data, load = _load(paths)
         truth = _truth_codes(data, paths)
         extra = {} if DEEM_EPOCHS is None else {"epochs": DEEM_EPOCHS}
+        ends: list[float] = []  # CPU time at the end of every epoch
+
+        def mark(epoch, logs):
+            ends.append(time.process_time())
+
         wall, cpu = time.perf_counter(), time.process_time()
-        model = fit_method("deem", data, device=DEVICE, **params, **extra)
+        model = fit_method("deem", data, device=DEVICE, callbacks=[mark], **params, **extra)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        epoch_cpu = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
+        default_epochs = type(model)().epochs
+        projected = cpu + (default_epochs - len(ends)) * epoch_cpu
         labels = data.classes.get_indexer(model.labels_.loc[data.tasks].to_numpy())
         known = truth >= 0
         accuracy = 100.0 * float((labels[known] == truth[known]).mean())
         epoch_seconds = model.history_.groupby("epoch")["seconds"].first().diff().dropna()
         runs = int(model.history_["run"].nunique())
         chosen = f"start {model.init_}, {model.n_layers_} layer(s)"
-        what = "default run" if DEEM_EPOCHS is None else f"NOT the default run: {DEEM_EPOCHS} epochs (--deem-epochs)"
+        what = "default run" if DEEM_EPOCHS is None else (
+            f"NOT the default run: {DEEM_EPOCHS} epochs (--deem-epochs); with the default {default_epochs} "
+            f"epochs ~{projected:,.0f} s CPU (projected: this run + {default_epochs - len(ends)} x the median epoch)")
         return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "accuracy": accuracy,
                 "result": f"accuracy {accuracy:.2f}%; {what}; chose {chosen}; {model.n_epochs_} epochs of "
-                          f"{runs} run(s) batched (median {epoch_seconds.median():.1f} s wall per epoch), "
+                          f"{runs} run(s) kept (median {epoch_cpu:.1f} s CPU / {epoch_seconds.median():.1f} s wall per "
+                          f"epoch), "
                           f"{model.network_.layout} layout{_device_peak()}"}
     return step
 
