@@ -220,7 +220,11 @@ def _row(name: str, step: str, out: dict[str, Any]) -> str:
         limits = ([f"<= {seconds:g} s"] if seconds is not None else []) + [f"<= {megabytes / 1024:.0f} GB"]
         target = f"{'ok' if ok else 'MISSED'} ({', '.join(limits)})"
         busy = max(out["load_before"], out["load_after"]) > (os.cpu_count() or 1)
-        if not ok and busy and out["cpu"] <= seconds and out["peak"] <= megabytes:
+        if "projected" in out and seconds is not None:
+            # a shortened run (--deem-epochs): the target applies to the default run it projects (CPU time)
+            ok = out["projected"] <= seconds and out["peak"] <= megabytes
+            target = f"{'ok' if ok else 'MISSED'} projected {out['projected']:,.0f} s CPU ({', '.join(limits)})"
+        elif not ok and busy and out["cpu"] <= seconds and out["peak"] <= megabytes:
             # more runnable processes than cores: the wall time is mostly waiting for a core
             target = f"ok on CPU time, wall MISSED at load {out['load_before']:.0f} ({', '.join(limits)})"
     load = f"{out['load']:.1f}" if "load" in out else "-"

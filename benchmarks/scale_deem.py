@@ -159,6 +159,7 @@ def _fit_step(**params) -> Callable[[dict[str, Path]], dict[str, Any]]:
             f"NOT the default run: {DEEM_EPOCHS} epochs (--deem-epochs); with the default {default_epochs} "
             f"epochs ~{projected:,.0f} s CPU (projected: this run + {default_epochs - len(ends)} x the median epoch)")
         return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "accuracy": accuracy,
+                **({} if DEEM_EPOCHS is None else {"projected": projected}),
                 "result": f"accuracy {accuracy:.2f}%; {what}; chose {chosen}; {model.n_epochs_} epochs of "
                           f"{runs} run(s) kept (median {epoch_cpu:.1f} s CPU / {epoch_seconds.median():.1f} s wall per "
                           f"epoch), "
