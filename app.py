@@ -22,8 +22,11 @@ import sys
 
 import streamlit as st
 
+from deem_studio.uploads import install_message_limit, install_upload_guard
 from pages.shell import shell
 
+install_upload_guard()  # once per server process: uploads are bounded per session and in all (deem_studio/uploads.py)
+install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [

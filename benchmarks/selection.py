@@ -45,7 +45,7 @@ from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
 from deem_core.methods.registry import fit_method  # noqa: E402
-from deem_core.methods.choose import MAJORITY_VOTE, choose, labels_of  # noqa: E402
+from deem_core.methods.choose import CLUSTER_WEIGHTED, MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -102,12 +102,22 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     auto_cpu, auto_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     chosen_acc = acc(data.classes.get_indexer(model.predict()))
     summary = model.selection_summary()
+    references = model.selection_references_
+    cwds_fit = next(r.fit for r in references if r.key == "cwds")
+    cwds_acc = acc(cwds_fit.posterior.argmax(1))
+    clusters = model.dependence_clusters_
+    fallback = {None: "", "majority vote": "(MV)"}.get(None if model.fallback_ is None else
+                                                      model.fallback_.split(" (")[0], "(CWDS)")
 
     base = {"set": spec, "family": family_of(spec), "role": role_of(spec), "tasks": data.n_tasks,
             "workers": data.n_workers, "classes": data.n_classes, "answers": int(data.n_answers),
             "heldout": summary["heldout_answers"], "dependence": dependence, "mv": acc(mv), "ds": ds_acc,
+            "cwds": cwds_acc, "clusters": " ".join("[" + ",".join(str(w) for w in g["workers"]) + "]"
+                                                  for g in summary["clusters"]["clusters"]) or "-",
+            "cluster_s": clusters.seconds,
             "old_default": old_acc, "old_start": old_start, "chosen": chosen_acc,
-            "chosen_name": f"{model.init_}{model.n_layers_}" + ("(MV)" if model.fallback_ else ""),
+            "chosen_name": ("MV" if fallback == "(MV)" else "CWDS" if fallback == "(CWDS)"
+                            else f"{model.init_}{model.n_layers_}"),
             "reason": summary["reason"], "auto_cpu_s": auto_cpu, "auto_wall_s": auto_wall,
             "old_cpu_s": old_cpu, "load": load_before, "epochs": epochs, "lr": lr}
     rows = []
@@ -116,20 +126,27 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     for c in candidates:
         labels = labels_of(c.result.network, data, mv, model.device_)
         cand_acc.append(acc(labels))
+    ref_acc = {"mv": acc(mv), "cwds": cwds_acc}
     for depth in (0, 1, 2):  # what DEEM(n_layers=depth) returns: the same rule on that depth's two candidates
         subset = [i for i, c in enumerate(candidates) if c.depth == depth]
-        choice = choose([candidates[i] for i in subset], model.heldout_mv_agreement_)
-        base[f"layers{depth}"] = acc(mv) if choice.index == MAJORITY_VOTE else (
-            cand_acc[subset[choice.index]] if choice.index >= 0 else float("nan"))
-        base[f"layers{depth}_name"] = "MV" if choice.index == MAJORITY_VOTE else (
-            candidates[subset[choice.index]].start if choice.index >= 0 else "none")
+        choice = choose([candidates[i] for i in subset], references)
+        if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
+            base[f"layers{depth}"] = ref_acc[choice.reference.key]
+            base[f"layers{depth}_name"] = "MV" if choice.reference.key == "mv" else "CWDS"
+        else:
+            base[f"layers{depth}"] = cand_acc[subset[choice.index]] if choice.index >= 0 else float("nan")
+            base[f"layers{depth}_name"] = candidates[subset[choice.index]].start if choice.index >= 0 else "none"
     healthy = [i for i, c in enumerate(candidates) if not c.collapsed] or list(range(len(candidates)))
     by_agreement = max(healthy, key=lambda i: candidates[i].agreement.mean())
     base["by_agreement"] = cand_acc[by_agreement]
     base["by_agreement_name"] = f"{candidates[by_agreement].start}{candidates[by_agreement].depth}"
     base["best_candidate"] = max(cand_acc)
-    for c, a, row in zip(candidates, cand_acc, summary["candidates"]):
-        rows.append({**base, "candidate": f"{c.start}{c.depth}", "cand_loglik": row["heldout_loglik"],
+    names = [f"{c.start}{c.depth}" for c in candidates] + [
+        "MV" if r.key == "mv" else ("CWDS" if "cluster" in r.name else "DS") for r in references]
+    accs = cand_acc + [ref_acc[r.key] for r in references]
+    for name, a, row in zip(names, accs, summary["candidates"]):
+        rows.append({**base, "candidate": name, "cand_loglik": row["heldout_loglik"],
+                     "cand_lco": row["lco_loglik"], "cand_score": row["lco_score"],
                      "cand_agreement": row["heldout_agreement"], "cand_collapsed": row["collapsed"],
                      "cand_chosen": row["chosen"], "cand_acc": a, "cand_seconds": row["seconds"]})
     return rows
@@ -145,24 +162,29 @@ def report(frame: pd.DataFrame) -> str:
              f"# DEEM(n_layers='auto', init='auto'): 6 candidates, {int(sets['epochs'].iloc[0])} epochs, lr "
              f"{sets['lr'].iloc[0]:g}, 1 seed, 10% of answers held out (one per task at most); accuracy in %",
              "# 'old default' = DEEM(n_layers=1) with the start of the dependence threshold (0.03), all answers",
+             "# CWDS = Dawid-Skene with every dependence cluster counted once (methods/clusters.py; = DS when no "
+             "cluster is found); LCO = leave-cluster-out (criterion: LCO loglik; safety rule: LCO score)",
              "# '!' marks a value below majority vote by more than 0.05 points", ""]
     lines.append("## Per set: criterion per candidate beside its accuracy")
     for spec, group in frame.groupby("set", sort=False):
         s = sets.loc[spec]
         lines.append(f"\n### {spec} ({s['role']}): {s['tasks']} tasks x {s['workers']} workers x {s['classes']} classes,"
                      f" {s['answers']} answers ({s['heldout']} held out); dependence {s['dependence']:.3f}")
-        lines.append(f"MV {s['mv']:.2f} | DS {s['ds']:.2f} | old default ({s['old_start']}1) {s['old_default']:.2f} | "
+        lines.append(f"dependence clusters: {s['clusters']} ({s['cluster_s']:.1f} s)")
+        lines.append(f"MV {s['mv']:.2f} | DS {s['ds']:.2f} | CWDS {s['cwds']:.2f} | old default ({s['old_start']}1) {s['old_default']:.2f} | "
                      f"chosen {s['chosen_name']} {s['chosen']:.2f} | layers=0 {s['layers0']:.2f} ({s['layers0_name']}) | "
                      f"layers=1 {s['layers1']:.2f} ({s['layers1_name']}) | layers=2 {s['layers2']:.2f} ({s['layers2_name']})")
         lines.append(f"choosing: {s['auto_cpu_s']:.1f} s CPU ({s['auto_wall_s']:.1f} s wall) = "
                      f"{s['auto_cpu_s'] / max(s['old_cpu_s'], 1e-9):.1f}x one old-default run ({s['old_cpu_s']:.1f} s CPU); "
                      f"load {s['load']:.1f}; rule: {s['reason']}")
-        lines.append(f"{'candidate':>10} {'held-out loglik':>16} {'held-out agree':>15} {'accuracy':>9}  note")
+        lines.append(f"{'candidate':>10} {'held-out loglik':>16} {'LCO loglik':>11} {'LCO score':>10} "
+                     f"{'held-out agree':>15} {'accuracy':>9}  note")
         for row in group.itertuples():
             note = "chosen" if row.cand_chosen else ("collapsed" if row.cand_collapsed else "")
-            lines.append(f"{row.candidate:>10} {row.cand_loglik:16.4f} {row.cand_agreement:15.4f} {row.cand_acc:9.2f}  {note}")
-    cols = ["mv", "ds", "old_default", "chosen", "layers0", "layers1", "layers2", "by_agreement", "best_candidate"]
-    names = ["MV", "DS", "old def", "chosen", "layers=0", "layers=1", "layers=2", "by agree", "best cand"]
+            lines.append(f"{row.candidate:>10} {row.cand_loglik:16.4f} {row.cand_lco:11.4f} {row.cand_score:10.4f} "
+                         f"{row.cand_agreement:15.4f} {row.cand_acc:9.2f}  {note}")
+    cols = ["mv", "ds", "cwds", "old_default", "chosen", "layers0", "layers1", "layers2", "by_agreement", "best_candidate"]
+    names = ["MV", "DS", "CWDS", "old def", "chosen", "layers=0", "layers=1", "layers=2", "by agree", "best cand"]
     lines += ["", "## Per family (mean over its sets; '!' = below MV by > 0.05 on the mean, n<MV = sets below MV)"]
     lines.append(f"{'family':<16} {'role':<8} {'sets':>4} " + " ".join(f"{n:>9}" for n in names) + "  chosen n<MV")
     for family, group in sets.groupby("family", sort=False):
@@ -209,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     frame = pd.read_csv(out)
     text = report(frame)
+    notes = out.with_suffix(".notes.txt")  # hand-written reading of the table (what is met, what is not)
+    if notes.exists():
+        text += "\n" + notes.read_text()
     out.with_suffix(".txt").write_text(text)
     print(text)
     return 0

@@ -18,32 +18,102 @@ No Streamlit here; the dashboard caches an :class:`Estimate` per data set and se
 1-5 s) and evaluates it at the epochs in the form without probing again. Diagnostics are not estimated
 before launch (a probe of them costs almost as much as the job on mid-sized data, and their cost per task
 falls with the number of tasks); their job reports the tasks done, and its time left comes from that pace.
+
+Probes run in the page's own thread, outside the job queue, for every session that opens a form: they are
+bounded (found attacking main: a probe of 1,000 classes x 8 workers took more than 4 GB and 100 s of a
+page, and every session could run one at once). One session probes at a time in a server (the others wait up
+to :data:`PROBE_WAIT_SECONDS`); no probe runs whose model would need more than :data:`PROBE_MAX_BYTES`
+(``DEEM_PROBE_MAX_BYTES``); training in the probes stops after :data:`PROBE_MAX_SECONDS`. Each case raises
+:class:`ProbeSkipped`, whose message says why there is no estimate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Estimate", "Line", "PROBE_EPOCHS", "PROBE_TASKS", "estimate_sweep", "estimate_train",
-           "format_seconds", "sample_positions"]
+__all__ = ["Estimate", "Line", "PROBE_EPOCHS", "PROBE_MAX_BYTES", "PROBE_MAX_SECONDS", "PROBE_TASKS", "ProbeSkipped",
+           "estimate_sweep", "estimate_train", "format_seconds", "sample_positions"]
 
 #: tasks in a probe (a random sample of the data; the whole data when smaller)
 PROBE_TASKS = 2000
 #: epochs in a probe: the first one carries one-off costs, the others give the time per epoch
 PROBE_EPOCHS = 3
+#: memory a probe's model may need (its training on the task sample); a larger one is not probed
+PROBE_MAX_BYTES = 512 << 20
+#: seconds after which the probes' training stops (what was timed by then still gives an estimate)
+PROBE_MAX_SECONDS = 20.0
+#: seconds a session waits for another session's probes to end
+PROBE_WAIT_SECONDS = 30.0
+_PROBES = threading.Lock()
+
+
+class ProbeSkipped(Exception):
+    """No estimate: the message says why. ``retry``: another session was probing (try again later)."""
+
+    def __init__(self, message: str, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
+
+
+def _max_bytes() -> int:
+    try:
+        return int(os.environ.get("DEEM_PROBE_MAX_BYTES", "") or PROBE_MAX_BYTES)
+    except ValueError:
+        return PROBE_MAX_BYTES
+
+
+@contextlib.contextmanager
+def _probe_slot():
+    """One session's probes at a time in this process, and a stop event that fires after PROBE_MAX_SECONDS."""
+    if not _PROBES.acquire(timeout=PROBE_WAIT_SECONDS):
+        raise ProbeSkipped("another session is timing its job on this server right now", retry=True)
+    stop = threading.Event()
+    timer = threading.Timer(PROBE_MAX_SECONDS, stop.set)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield stop
+    finally:
+        timer.cancel()
+        _PROBES.release()
+
+
+def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
+    """ProbeSkipped when training ``n_runs`` runs on the probe would need more than a probe may hold."""
+    from deem_core.model.engine import check_training_size  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+    needed = check_training_size(data, TrainingConfig(n_layers=int(n_layers)), int(n_runs), memory_bytes=1 << 62)
+    if needed > _max_bytes():
+        raise ProbeSkipped(f"the model is too large to time while you wait (its training on {data.n_tasks:,} tasks "
+                           f"would need about {needed / (1 << 30):.1f} GiB); the job itself is checked against the "
+                           f"memory of this machine when it starts")
+
+
+def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
+    if stop.is_set() and len(clock.times) < 2:
+        raise ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: this job will be "
+                           f"long")
 
 
 def format_seconds(seconds: float | None) -> str:
-    """``42 s``, ``3 min 05 s``, ``1 h 02 min``; '?' for None/NaN."""
+    """``0.02 s``, ``42 s``, ``3 min 05 s``, ``1 h 02 min``; '?' for None/NaN."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
     seconds = max(0.0, float(seconds))
+    if 0 < seconds < 0.005:
+        return "< 0.01 s"
+    if 0 < seconds < 0.095:  # an epoch of a small set: "0.0 s per epoch" would say it costs nothing
+        return f"{seconds:.2f} s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:
@@ -165,23 +235,26 @@ def _probe_data(data: Any, size: int, seed: int) -> Any:
     return data if len(positions) == data.n_tasks else data.subset_tasks(positions)
 
 
-def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any], tuple[float, ...]]
-           ) -> tuple[list[Line], int, float]:
-    """Time ``measure`` (which returns seconds per part) on a big and a small task sample and fit a
+def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any, threading.Event], tuple[float, ...]],
+           size: Callable[[Any], None]) -> tuple[list[Line], int, float]:
+    """Time ``measure(probe, stop)`` (which returns seconds per part) on a big and a small task sample and fit a
     :class:`Line` per part. A first untimed run on a few tasks pays the one-off costs of a process (imports,
     allocator warm-up) that the job will not pay again. Data no larger than ``sample`` is probed whole: the
-    estimate is then the probe itself."""
-    started = time.perf_counter()
+    estimate is then the probe itself. ``size(big_sample)`` refuses (ProbeSkipped) before anything runs."""
     n = int(data.n_tasks)
     big = min(n, int(sample))
     small = min(big, max(100, int(sample) // 4))
-    measure(_probe_data(data, min(64, n), seed))  # warm-up, untimed
-    at_big = measure(_probe_data(data, big, seed))
-    if big >= n or small >= big:
-        lines = [Line(0.0, value / max(1, big)) for value in at_big]
-    else:
-        at_small = measure(_probe_data(data, small, seed))
-        lines = [Line.through((small, a), (big, b)) for a, b in zip(at_small, at_big)]
+    big_probe = _probe_data(data, big, seed)
+    size(big_probe)
+    with _probe_slot() as stop:
+        started = time.perf_counter()
+        measure(_probe_data(data, min(64, n), seed), stop)  # warm-up, untimed
+        at_big = measure(big_probe, stop)
+        if big >= n or small >= big:
+            lines = [Line(0.0, value / max(1, big)) for value in at_big]
+        else:
+            at_small = measure(_probe_data(data, small, seed), stop)
+            lines = [Line.through((small, a), (big, b)) for a, b in zip(at_small, at_big)]
     return lines, big, time.perf_counter() - started
 
 
@@ -207,7 +280,7 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
-    def measure(probe: Any) -> tuple[float, float, float]:
+    def measure(probe: Any, stop: threading.Event) -> tuple[float, float, float]:
         setup = per_epoch = 0.0
         probe_gold = None
         if gold is not None and supervised_weight > 0:
@@ -218,13 +291,19 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
                          init=init, n_seeds=int(n_seeds), seed=seed, device=device,
                          supervised_weight=float(supervised_weight), callbacks=[clock])
             started = time.perf_counter()
-            model.fit(probe, gold=probe_gold)
+            model.fit(probe, gold=probe_gold, stop_event=stop)
+            _stopped(clock, stop)
             model.results_frame()
             s, e = _split(started, time.perf_counter(), clock)
             setup, per_epoch = setup + s, per_epoch + e
         return setup, per_epoch, _baselines_seconds(probe, list(baselines), seed)
 
-    (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure)
+    def size(probe: Any) -> None:
+        starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model
+        for method in deem_methods:
+            _check_probe_size(probe, 0 if method == "irbm" else int(n_layers), int(n_seeds) * starts)
+
+    (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure, size)
     return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
                     baselines=base, epochs=int(epochs), n_runs=int(n_seeds), probe_s=probe_s,
                     device=resolve_device(device).type)
@@ -240,14 +319,18 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
 
     grid = list(lrs) if lrs else list(DEFAULT_LRS)
 
-    def measure(probe: Any) -> tuple[float, float]:
+    def measure(probe: Any, stop: threading.Event) -> tuple[float, float]:
         clock = _EpochClock()
         started = time.perf_counter()
         run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-                  device=device, batch_size=int(batch_size), callbacks=[clock])
+                  device=device, batch_size=int(batch_size), callbacks=[clock], stop_event=stop)
+        _stopped(clock, stop)
         return _split(started, time.perf_counter(), clock)
 
-    (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure)
+    def size(probe: Any) -> None:
+        _check_probe_size(probe, int(n_layers), len(grid) * int(n_seeds))
+
+    (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure, size)
     return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
                     epochs=int(epochs), n_runs=len(grid) * int(n_seeds), probe_s=probe_s,
                     device=resolve_device(device).type)

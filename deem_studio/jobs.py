@@ -50,6 +50,7 @@ from deem_core.methods.sweep import run_sweep
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.owners import max_active_per_workspace
+from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
@@ -93,7 +94,7 @@ class JobCancelled(Exception):
 def readable_error(exc: BaseException) -> str:
     """One line for the user: the message of data/parameter problems as is, the type name otherwise."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, DataError) or (isinstance(exc, ValueError) and text):
+    if isinstance(exc, (DataError, CapacityError)) or (isinstance(exc, ValueError) and text):
         return text
     name = type(exc).__name__
     if "out of memory" in text.lower():

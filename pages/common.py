@@ -41,7 +41,7 @@ import streamlit as st
 
 from deem_core.data.text import escape_controls
 from deem_core.plots.safety import escape_figure
-from deem_studio import owners
+from deem_studio import capacity, owners
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
@@ -212,6 +212,10 @@ def data_key() -> str | None:
 
 def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload"
                 ) -> None:
+    """Make ``data`` the active data set. CapacityError (nothing changes) when the server holds too much data for
+    its users to keep this set too (``deem_studio.capacity``)."""
+    current = dataset()
+    capacity.admit_data(data, replacing=current["data"] if current else None)
     previous = data_key()
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint()}
@@ -354,6 +358,11 @@ def cached_estimate(kind: str, **settings: Any):
                     cache[key] = estimate.estimate_train(ds["data"], gold=ds.get("gold"), **settings)
                 else:
                     cache[key] = None
+            except estimate.ProbeSkipped as exc:  # too large, too long, or another session is probing
+                if exc.retry:
+                    st.caption(f"no time estimate: {exc}")
+                    return None
+                cache[key] = f"no time estimate: {exc}"
             except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
                 cache[key] = f"no time estimate: the timing probe failed ({readable_error(exc)})"
     if isinstance(cache[key], str):
@@ -444,7 +453,7 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
     if (restore_data and data_run and
             (current is None or data_key() != data_record.get("fingerprint"))):
         try:
-            data, gold = store.load_data(data_run)
+            data, gold = capacity.run_data(store, data_run)  # one copy for every session that opens the run
         except Exception as exc:  # noqa: BLE001
             st.session_state["_notice"] = f"run {data_run}: its annotations could not be read ({readable_error(exc)})"
             data = None

@@ -6,8 +6,10 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+import re  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import plotly.express as px  # noqa: E402
@@ -15,6 +17,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.data.annotations import DataError  # noqa: E402
+from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -27,8 +30,49 @@ FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
            "label_studio_csv": "Label Studio CSV export"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
 MAX_HEATMAP = 60
+#: the class balance table's columns in words (legend and table)
+BALANCE_COLUMNS = {"answers": "answers", "answer_share": "share of the answers",
+                   "majority_vote_tasks": "tasks (majority vote)", "majority_vote_share": "share of the tasks (majority vote)"}
 #: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
 MAX_COVERAGE_ROWS = 5000
+
+
+def _upload_limits() -> str:
+    from deem_studio.uploads import describe, upload_guard  # noqa: PLC0415
+
+    guard = upload_guard()
+    if guard is None:
+        return ""
+    return (f"The server keeps at most {describe(guard.per_session)} of files per browser session and "
+            f"{describe(guard.total)} for all its users together; a file over a limit is refused (the uploader says "
+            f"\"status code 413\"): remove files, or try again later.")
+
+
+UPLOAD_LIMITS = _upload_limits()
+
+#: the engine's messages name its Python and CLI options; on this page the same choice is a control above
+_HINTS = [
+    (re.compile(r"\(on_conflict='first' or 'last', CLI --on-conflict\)"),
+     "(choose 'keep the first answer' or 'keep the last answer' under 'When one worker gave one task different "
+     "labels')"),
+    (re.compile(r"\(or pass columns=\{'(\w+)': \.\.\.\}, CLI --\w+-column\)"), r"(or choose the \1 column under Mapping)"),
+    (re.compile(r"pass columns=\{'task': \.\.\.\} \(CLI --task-column\)"), "choose the task column under Mapping"),
+    (re.compile(r"\(columns=\{'task': 'data\.<field>'\}, CLI --task-column data\.<field>\)"),
+     "(choose the task key under Mapping)"),
+    (re.compile(r"with keep_missing=True \(CLI --keep-missing-labels\)"),
+     "with the switch 'Keep None, NaN, null, NA, N/A as labels'"),
+    (re.compile(r"(missing column\(s\) .* for the long layout \(task, worker, label\); found .*)$"),
+     r"\1: choose them under Mapping"),
+]
+
+
+def page_words(message: Any) -> str:
+    """An engine message (a DataError, a reading note) with its option hints in this page's words, as safe
+    Markdown text."""
+    text = str(message)
+    for pattern, words in _HINTS:
+        text = pattern.sub(words, text)
+    return common.safe(text)
 
 
 def sample_sets() -> list[str]:
@@ -107,6 +151,11 @@ def _mapping_controls(shown, fmt: str) -> dict:
     return columns
 
 
+def _format_chosen() -> None:
+    """Remember which files the format was chosen for (see the reset above the Format box)."""
+    st.session_state["_format_files"] = [f.file_id for f in st.session_state.get("upload_annotations") or []]
+
+
 with st.container(border=True):
     st.markdown("**Your files**")
     files = st.file_uploader("Annotation files", type=["csv", "gz", "tsv", "txt", "json", "jsonl", "parquet", "pq"],
@@ -114,8 +163,21 @@ with st.container(border=True):
                              help="Long: task, worker, label. Wide: task + one column per worker. One file per "
                                   "worker: task, label (the worker is named after the file). Or a platform's export: "
                                   "Amazon Mechanical Turk batch results, Toloka results, Label Studio JSON / JSON-MIN "
-                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not.")
-    fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session")
+                                  "/ CSV. CSV, TSV, JSON or Parquet, gzipped or not. " + UPLOAD_LIMITS)
+    # a format (and mapping) chosen for other files does not carry over to new ones: they start from detection
+    current = [f.file_id for f in files or []]
+    chosen_for = st.session_state.get("_format_files") or []
+    reset = bool(current and chosen_for and set(current).isdisjoint(chosen_for)
+                 and st.session_state.get("upload_format", "auto") != "auto")
+    if reset:
+        st.session_state["upload_format"] = "auto"
+        for role in ("task", "worker", "label"):
+            st.session_state.pop(f"map_{role}", None)
+        st.session_state["_format_files"] = []
+    fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session",
+                       on_change=_format_chosen)
+    if reset:
+        st.caption("Format set back to 'detect automatically': the one chosen before was for other files.")
     columns: dict = {}
     predictions = True
     unreadable = False  # the first file could not be read at all with this format: loading would fail the same way
@@ -123,10 +185,11 @@ with st.container(border=True):
         from deem_core.data.readers import preview  # noqa: PLC0415
 
         try:
-            shown = preview(files[0], format=fmt)
+            with capacity.reading():  # a preview reads at most a few MB (one Parquet row group: 128 MiB)
+                shown = preview(files[0], format=fmt)
         except DataError as exc:
             shown, unreadable = None, True
-            st.error(common.safe(exc), icon=":material/warning:")
+            st.error(page_words(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             shown, unreadable = None, True
             common.show_error(exc, files[0].name)
@@ -140,13 +203,14 @@ with st.container(border=True):
                                             value=True, key="upload_predictions")
             if columns or not predictions:
                 try:  # the note and the cells as they will be read with the choices made
-                    shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
-                except DataError as exc:
-                    st.error(common.safe(exc), icon=":material/warning:")
+                    with capacity.reading():
+                        shown = preview(files[0], format=fmt, columns=columns, predictions=predictions)
+                except (DataError, capacity.CapacityError) as exc:
+                    st.error(page_words(exc), icon=":material/warning:")
             if shown.note:
                 note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
             if shown.problem:
-                st.warning(common.safe(shown.problem))
+                st.warning(page_words(shown.problem))
             separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
             details = []
             if shown.delimiter:
@@ -158,7 +222,7 @@ with st.container(border=True):
             if details:
                 st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
-                st.caption(common.safe(f"note: {note}"))
+                st.caption(page_words(f"note: {note}"))
             st.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
@@ -175,7 +239,7 @@ with st.container(border=True):
 
         started = time.perf_counter()
         try:
-            with st.spinner("reading the files"):
+            with st.spinner("reading the files"), capacity.reading():  # one read at a time on this server
                 reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
@@ -189,8 +253,8 @@ with st.container(border=True):
                                            + (f" and {len(reading.gold):,} gold labels" if reading.gold is not None
                                               else ""))
             st.rerun()
-        except DataError as exc:
-            st.error(common.safe(exc), icon=":material/warning:")
+        except (DataError, capacity.CapacityError) as exc:
+            st.error(page_words(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")
 
@@ -241,7 +305,7 @@ if st.session_state.get("_reading_note"):
 st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
-    st.warning(common.safe(message), icon=":material/cleaning_services:")
+    st.warning(page_words(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
@@ -254,9 +318,9 @@ with tabs[0]:
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key="per_task_hist")
 with tabs[1]:
-    balance = stats["balance"]
-    fig = px.bar(balance, x="class", y=["answer_share", "majority_vote_share"], barmode="group",
-                 labels={"value": "share", "variable": ""})
+    balance = stats["balance"].rename(columns=BALANCE_COLUMNS)
+    fig = px.bar(balance, x="class", y=[BALANCE_COLUMNS["answer_share"], BALANCE_COLUMNS["majority_vote_share"]],
+                 barmode="group", labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
     st.dataframe(balance, hide_index=True)
@@ -285,8 +349,8 @@ with tabs[5]:
         known = gold.index.isin(data.tasks)
         st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
                    + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
-        if st.session_state.get("_gold_warning"):  # set while reading the file, before the rerun
-            st.warning(common.safe(st.session_state.pop("_gold_warning")))
+        for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
+            st.warning(page_words(warning))
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
             st.rerun()
@@ -296,16 +360,19 @@ with tabs[5]:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
         try:
-            truth = read_truth(gold_file, like=data)
+            # the switch above applies to the gold labels too (the reader's warning names it)
+            truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
             common.set_gold(truth)
             st.session_state["_gold_file"] = gold_file.file_id
+            warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
-                st.session_state["_gold_warning"] = (f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not "
-                                                     f"among the classes, e.g. {truth[unknown].iloc[0]!r}")
+                warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
+                                f"e.g. {truth[unknown].iloc[0]!r}")
+            st.session_state["_gold_warnings"] = warnings
             st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
             st.rerun()
         except DataError as exc:
-            st.error(common.safe(exc), icon=":material/warning:")
+            st.error(page_words(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             st.error(common.safe(f"{gold_file.name}: {readable_error(exc)}"), icon=":material/warning:")

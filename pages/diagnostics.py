@@ -46,7 +46,7 @@ has_gold = bool(ds and ds.get("gold") is not None)
 with st.container(border=True):
     c = st.columns([1, 2, 1])
     method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=method_name)
-    subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset",
+    subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
                               help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
     by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",

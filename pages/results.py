@@ -72,7 +72,10 @@ method = st.selectbox("Method", ordered, key=method_key, format_func=method_name
 frame = results[method]
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {})
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
-    st.text(choice[0] + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK") else ""))
+    said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
+    first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
+    st.text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
+                     and "FALLBACK" not in first else ""))
     if len(choice) > 1:
         with st.expander("How the start and depth were chosen"):
             st.text("\n".join(choice[1:]))
@@ -101,7 +104,8 @@ st.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
                                                  help="high = an unusual pattern of answers"),
     "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",
-                                                    help="share of the seeds that give this label"),
+                                                    help="share of the seeds that give this label (always 1 "
+                                                         "with one seed: set Seeds above 1 on Train to use it)"),
     "majority_vote": st.column_config.Column("majority vote"),
     "disagrees_with_majority": st.column_config.CheckboxColumn("disagrees with majority vote")})
 if len(view) > 5000:
@@ -142,23 +146,23 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
                          mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
 
 
-d = st.columns(7)
+d = st.columns(4) + st.columns(4)  # two rows: seven buttons in one row cut their names short at 1400 px
 _download(d[0], "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
 _download(d[1], "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
 _download(d[2], "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
-_download(d[6], "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
+_download(d[3], "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export")
 if workers is not None:
-    d[3].download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
+    d[4].download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
                          file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"
-    d[4].download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
+    d[5].download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
                          mime="application/octet-stream", on_click="ignore", key="dl_model",
                          help="load with deem_core.DEEM.load(path)")
-d[5].download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
+d[6].download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
                                                                    "dataset": record.get("dataset"),
                                                                    "fingerprint": record.get("fingerprint"),
                                                                    "config": config}, indent=2),

@@ -55,7 +55,7 @@ if len(runs):
     configs = runs["config"]
     shown_name = runs["name"].where(runs["name"].notna() & (runs["name"] != ""), runs["dataset"])
     table = pd.DataFrame({
-        "started": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
         "name": shown_name, "tasks": runs["n_tasks"],

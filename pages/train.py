@@ -211,6 +211,8 @@ st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}",
                  help="share of tasks whose label differs from majority vote's")})
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {})
+    if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
+        lines = [line for line in lines[1:] if not (line.startswith("FALLBACK") and "FALLBACK" in entry["start_reason"])]
     if lines:
         st.text(f"{method_name(method)}: " + "\n".join(lines))
 

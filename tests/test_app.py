@@ -88,7 +88,8 @@ def test_upload_preview_and_summary(runs_dir):
     at = new_app()
     at.file_uploader(key="upload_annotations").set_value(("tiny.csv", tiny_csv(), "text/csv")).run()
     no_problem(at)
-    assert "tiny.csv: read as long layout (task, worker, label): task task, worker worker, label label" in "\n".join(t.value for t in at.text)
+    assert ("tiny.csv: read as long layout (task, worker, label): tasks from column 'task', workers from column "
+            "'worker', labels from column 'label'") in "\n".join(t.value for t in at.text)
     at.button(key="load_files").click().run()
     no_problem(at)
     metrics = {m.label: m.value for m in at.metric}

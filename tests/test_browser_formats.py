@@ -22,15 +22,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(chromium_missing() is not 
 
 #: fixture -> (what the "read as" line says, the mapping control that must be offered, tasks once loaded)
 CASES = {
-    "mturk_sentiment": ("read as Amazon Mechanical Turk batch results: task Input.text + Input.image_url",
+    "mturk_sentiment": ("read as Amazon Mechanical Turk batch results: tasks from columns 'Input.text' + "
+                        "'Input.image_url' together",
                         "answer field (the label)", "12"),
-    "toloka": ("read as Toloka results: task INPUT:text + INPUT:lang", "answer field (the label)", "12"),
-    "label_studio_min": ("read as Label Studio JSON-MIN export: task id, worker annotator", "answer field (the label)",
+    "toloka": ("read as Toloka results: tasks from columns 'INPUT:text' + 'INPUT:lang' together", "answer field (the label)", "12"),
+    "label_studio_min": ("read as Label Studio JSON-MIN export: tasks from column 'id', workers from column "
+                         "'annotator'", "answer field (the label)",
                          "12"),
-    "label_studio_csv": ("read as Label Studio CSV export: task id, worker annotator", "answer field (the label)",
+    "label_studio_csv": ("read as Label Studio CSV export: tasks from column 'id', workers from column "
+                         "'annotator'", "answer field (the label)",
                          "12"),
     "parquet_wide": ("read as wide layout (task + one column per worker) from Parquet", "task column", "12"),
-    "label_studio": ("read as Label Studio JSON export: task id, worker completed_by and model_version",
+    "label_studio": ("read as Label Studio JSON export: tasks from 'id', workers from 'completed_by' (and each "
+                     "prediction's 'model_version')",
                      "labelling control (from_name)", "12"),
 }
 
@@ -65,7 +69,7 @@ def test_each_export_uploads_reads_and_label_studio_goes_back(tmp_path):
             box.fill("5")
             box.press("Enter")
             button(page, "Train").click()
-            until(lambda: "finished" in main_text(page) and "method(s)" in main_text(page), 300, "the end of training")
+            until(lambda: "finished in" in main_text(page) and "labels from" in main_text(page), 300, "the end of training")
             nav(page, "Results")
             until(lambda: page.get_by_role("button", name="Label Studio predictions").count() > 0, 60,
                   "the Label Studio download")

@@ -37,10 +37,11 @@ def test_train_page_shows_the_recovery_of_a_collapsing_run(runs_dir):
     assert "collapse at epoch" in notes and "restarted from" in notes
     shown = "\n".join(str(t.value) for t in at.text)
     assert "collapse: mv start: collapse at epoch 2" in shown
-    assert "start: mv, layers: 2" in shown or "FALLBACK: the labels come from" in shown
+    # the choice is said once, in words (the caption); the text keeps the collapse evidence
+    assert "started from majority vote, 2 layer(s)" in notes or "FALLBACK: the labels come from" in notes
     at.switch_page("pages/results.py").run()
     no_problem(at)
-    assert any(str(t.value).startswith("start: ") for t in at.text)  # the choice, shown beside the labels
+    assert any(str(t.value).startswith("Started from ") for t in at.text)  # the choice, shown beside the labels
 
 
 def test_train_page_says_clearly_when_it_refuses(runs_dir, monkeypatch):

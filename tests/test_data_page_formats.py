@@ -35,14 +35,18 @@ def note(at: AppTest) -> str:
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("mturk_sentiment", "read as Amazon Mechanical Turk batch results: task Input.text + Input.image_url, worker "
-                        "WorkerId, label Answer.sentiment (checkboxes negative, neutral, positive)"),
-    ("toloka", "read as Toloka results: task INPUT:text + INPUT:lang, worker ASSIGNMENT:worker_id, label "
-               "OUTPUT:result, gold GOLDEN:result"),
-    ("label_studio", "read as Label Studio JSON export: task id, worker completed_by and model_version of "
-                     "predictions, label from the control 'sentiment' (choices); other controls: topic"),
-    ("label_studio_min", "read as Label Studio JSON-MIN export: task id, worker annotator, label sentiment"),
-    ("label_studio_csv", "read as Label Studio CSV export: task id, worker annotator, label sentiment"),
+    ("mturk_sentiment", "read as Amazon Mechanical Turk batch results: tasks from columns 'Input.text' + "
+                        "'Input.image_url' together, workers from column 'WorkerId', labels from the checkboxes "
+                        "'Answer.sentiment' (negative, neutral, positive)"),
+    ("toloka", "read as Toloka results: tasks from columns 'INPUT:text' + 'INPUT:lang' together, workers from column "
+               "'ASSIGNMENT:worker_id', labels from column 'OUTPUT:result', gold labels from column 'GOLDEN:result'"),
+    ("label_studio", "read as Label Studio JSON export: tasks from 'id', workers from 'completed_by' (and each "
+                     "prediction's 'model_version'), labels from the control 'sentiment' (choices); other controls: "
+                     "topic"),
+    ("label_studio_min", "read as Label Studio JSON-MIN export: tasks from column 'id', workers from column "
+                         "'annotator', labels from column 'sentiment'"),
+    ("label_studio_csv", "read as Label Studio CSV export: tasks from column 'id', workers from column 'annotator', "
+                         "labels from column 'sentiment'"),
     ("parquet_long", "answers.parquet: read as long layout (task, worker, label) from Parquet"),
 ])
 def test_each_export_shows_how_it_is_read(runs_dir, name, expected):
@@ -57,7 +61,7 @@ def test_mturk_label_field_is_chosen_on_the_page_and_loaded(runs_dir):
                                                      "Answer.topic"]
     assert "(all of them together)" in at.selectbox(key="map_task").options
     at.selectbox(key="map_label").set_value("Answer.topic").run()
-    assert "label Answer.topic" in note(at)
+    assert "labels from column 'Answer.topic'" in note(at)
     at.button(key="load_files").click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -70,7 +74,7 @@ def test_label_studio_predictions_toggle_and_gold(runs_dir):
     at = upload(new_app(), fixture)
     assert at.toggle(key="upload_predictions").value is True
     at.toggle(key="upload_predictions").set_value(False).run()
-    assert "worker completed_by, label" in note(at)  # predictions no longer read as workers
+    assert "workers from 'completed_by', labels" in note(at)  # predictions no longer read as workers
     at.button(key="load_files").click().run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Workers"] == "6"

@@ -22,6 +22,8 @@ def test_format_seconds():
     assert format_seconds(3.25) == "3.2 s" and format_seconds(42) == "42 s"
     assert format_seconds(185) == "3 min 05 s" and format_seconds(3720) == "1 h 02 min"
     assert format_seconds(None) == "?" and format_seconds(float("nan")) == "?"
+    # an epoch of a small set is shown, not rounded to nothing ("0.0 s per epoch")
+    assert format_seconds(0.0225) == "0.02 s" and format_seconds(0.001) == "< 0.01 s" and format_seconds(0) == "0.0 s"
 
 
 def test_each_part_is_a_line_in_the_tasks():

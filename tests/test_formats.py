@@ -344,7 +344,7 @@ def test_mturk_task_answers_json_column_is_read_as_answer_fields():
             rows.append(f'W{worker},Approved,img{task}.png,"{json.dumps(answer).replace(chr(34), chr(34) * 2)}"')
     text = ("\n".join(rows) + "\n").encode()
     reading = read_dataset(("batch.csv", text))
-    assert "label Answer.animal.label" in reading.note and "other label fields: Answer.sure" in reading.note
+    assert "labels from column 'Answer.animal.label'" in reading.note and "other label fields: Answer.sure" in reading.note
     assert reading.data.to_long().iloc[0].tolist() == ["img0.png", "W0", "Dog"]
     sure = read_dataset(("batch.csv", text), columns={"label": "Answer.sure"})
     assert sorted(sure.data.classes) == ["no", "yes"]  # a checkbox group inside the JSON

@@ -217,6 +217,23 @@ def test_only_stagnant_runs_pick_the_one_that_moved_most():
     assert rec.verdicts[0.003].label == "too small" and "hardly learns" in rec.verdicts[0.003].reason
 
 
+def test_a_slow_grid_does_not_call_larger_rates_too_small_nor_advise_them():
+    """Seven classifiers that agree on most tasks: every stable rate hardly moves the energies, the ones above
+    the recommended rate no more than it. They are not "too small" (a larger rate than the recommended one),
+    and the advice is not "try larger learning rates" (they were tried)."""
+    a = dict(difference=ramp(-1.0, -1.3, 10), positive=flat(-10.0))
+    b = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.2, T))
+    c = dict(difference=ramp(-1.0, -1.3, 10), positive=ramp(-10.0, -10.05, T))
+    rec = recommend(curves_of(dict(lr=0.001, **a), dict(lr=0.003, **b), dict(lr=0.01, **c), dict(lr=0.03, **a)),
+                    smoothing=0.0)
+    assert rec.lr == 0.003
+    assert rec.verdicts[0.001].label == "too small"
+    assert rec.verdicts[0.01].label == rec.verdicts[0.03].label == "hardly learns"
+    assert not rec.verdicts[0.01].keep and "hardly learns" in rec.verdicts[0.01].reason
+    assert "try larger" not in rec.reason and "try larger" not in rec.verdicts[0.003].reason
+    assert "up to 0.03, learned no more" in rec.reason
+
+
 def test_a_learning_rate_is_kept_only_if_all_its_seeds_are():
     rows = [run_rows(0, 0.001, **REFERENCE, seed=0), run_rows(1, 0.01, **GOOD, seed=0),
             run_rows(2, 0.001, **REFERENCE, seed=1),

@@ -83,8 +83,8 @@ from conftest import read_sample  # noqa: E402
 from deem_core import DEEM  # noqa: E402
 from deem_core.cli import main  # noqa: E402
 from deem_core.methods import deem as deem_module  # noqa: E402
-from deem_core.methods.choose import (MAJORITY_VOTE, CandidateFit, CollapseError, choose,  # noqa: E402
-                                      majority_vote_network)
+from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CandidateFit, CollapseError,  # noqa: E402
+                                      Reference, choose, majority_vote_network)
 from deem_core.model.training import TrainingResult, predict_hidden  # noqa: E402
 
 
@@ -102,31 +102,39 @@ def test_majority_vote_network_is_majority_vote_with_its_ties():
     assert (hidden[answered] == expected[answered]).all()
 
 
-def _candidate(start, depth, loglik, agreement, collapsed=False):
+def _candidate(start, depth, loglik, agreement, collapsed=False, score=None):
     result = TrainingResult(network=None, history=[], status=["finished"], messages=[""], epochs_run=1,
                             seconds=0.0, lrs=[0.01], seeds=[0])
     return CandidateFit(start=start, depth=depth, result=result, loglik=np.asarray(loglik)[None, :],
                         agreement=np.asarray(agreement, dtype=float), collapsed_at=[3 if collapsed else None],
-                        seconds=0.0)
+                        seconds=0.0, score=None if score is None else np.asarray(score)[None, :])
 
 
-def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_mv_when_mv_predicts_better():
+def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_the_reference_that_predicts_better():
     rng = np.random.default_rng(0)
     base = rng.normal(-1.0, 0.3, 2000)
     agree = (rng.random(2000) < 0.7).astype(float)
-    mv_agree = agree.copy()
-    shallow = _candidate("ds", 0, base, agree)
-    deep_tied = _candidate("ds", 2, base + rng.normal(0.001, 0.05, 2000), agree)
-    deep_better = _candidate("ds", 2, base + 0.05, agree)
-    collapsed = _candidate("mv", 1, base + 1.0, agree, collapsed=True)
-    choice = choose([shallow, deep_tied, collapsed], mv_agree)
-    assert choice.index == 0 and "fewer layers" in choice.reason
-    assert list(choice.table["chosen"]) == [True, False, False, False]  # last row: majority vote
-    assert choose([shallow, deep_better, collapsed], mv_agree).index == 1
-    worse = np.where(rng.random(2000) < 0.15, 0.0, agree)  # agrees with held-out answers clearly less than MV
-    choice = choose([_candidate("ds", 0, base, worse)], agree)
-    assert choice.index == MAJORITY_VOTE and choice.safety_applied and "safety rule" in choice.reason
-    assert choose([replace(collapsed)], mv_agree).index == -1
+    score = rng.normal(-1.0, 0.3, 2000)
+    refs = [Reference("mv", "majority vote", score - 0.01, agree), Reference("cwds", "Dawid-Skene", score, agree)]
+    shallow = _candidate("ds", 0, base, agree, score=score)
+    deep_tied = _candidate("ds", 2, base + rng.normal(0.001, 0.05, 2000), agree, score=score)
+    deep_better = _candidate("ds", 2, base + 0.05, agree, score=score)
+    collapsed = _candidate("mv", 1, base + 1.0, agree, collapsed=True, score=score)
+    choice = choose([shallow, deep_tied, collapsed], refs)
+    assert choice.index == 0 and "fewer layers" in choice.reason and not choice.safety_applied
+    assert list(choice.table["chosen"]) == [True, False, False, False, False]  # last rows: the references
+    assert choose([shallow, deep_better, collapsed], refs).index == 1
+    # the choice predicts the other clusters' held-out answers clearly worse than both references: the better
+    # reference by that score (here the cluster-weighted Dawid-Skene) is returned, and said
+    beaten = _candidate("ds", 0, base, agree, score=score - rng.uniform(0.0, 0.2, 2000))
+    choice = choose([beaten], refs)
+    assert choice.index == CLUSTER_WEIGHTED and choice.safety_applied and "safety rule" in choice.reason
+    assert choice.reference is refs[1] and list(choice.table["chosen"]) == [False, False, True]
+    refs_mv_best = [Reference("mv", "majority vote", score + 0.01, agree), refs[1]]
+    assert choose([beaten], refs_mv_best).index == MAJORITY_VOTE
+    # within noise of the references: the candidate stays
+    assert choose([_candidate("ds", 0, base, agree, score=score + rng.normal(0, 0.05, 2000))], refs).index == 0
+    assert choose([replace(collapsed)], refs).index == -1
 
 
 # ------------------------------------------------------------------------------------- collapse, end to end

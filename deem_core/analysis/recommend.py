@@ -117,7 +117,7 @@ def ema(values: Any, alpha: float | None) -> np.ndarray:
 LABELS = {
     "recommended": "recommended", "dip-and-tail": "good", "no-steady-tail": "usable", "stagnant": "too small",
     "dead-units": "too large", "energy-rises": "too large", "explodes": "too large", "off-tail": "unstable",
-    "diverged": "failed", "fallback": "least bad",
+    "diverged": "failed", "fallback": "least bad", "flat": "hardly learns",
 }
 #: what each broken rule means, in a few plain words (for "also: ..." when a run broke several)
 _PROBLEM_WORDS = {
@@ -130,9 +130,10 @@ _PROBLEM_WORDS = {
 class Verdict:
     """The judgement of one learning rate: keep it as a candidate or not, and why (one plain sentence).
 
-    category: "recommended", "dip-and-tail", "no-steady-tail", "stagnant", "dead-units", "energy-rises",
+    category: "recommended", "dip-and-tail", "no-steady-tail", "stagnant", "flat" (stagnant above the
+    recommended rate of a grid where every stable rate is slow), "dead-units", "energy-rises",
     "explodes", "off-tail", "diverged" or "fallback". label: the verdict in one or two plain words
-    (:data:`LABELS`: recommended, good, usable, too small, too large, unstable, failed, least bad).
+    (:data:`LABELS`: recommended, good, usable, too small, hardly learns, too large, unstable, failed, least bad).
     """
 
     keep: bool
@@ -464,8 +465,10 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                   "rule (a longer sweep would show more)")
     elif tiered["stagnant"]:
         chosen_lr = max(tiered["stagnant"], key=lambda lr: np.mean([a.positive_drop for a in by_lr[lr]]))
-        reason = ("every stable learning rate learns slowly; the one that learned most (try larger learning rates "
-                  "or more epochs)")
+        flat = sorted(lr for lr in tiered["stagnant"] if lr > chosen_lr)
+        reason = ("every stable learning rate learns slowly; the one that learned most "
+                  + (f"(the larger ones, up to {_fmt(flat[-1])}, learned no more: the start may already explain "
+                     f"these answers)" if flat else "(try larger learning rates or more epochs)"))
     else:
         alive = {lr: items for lr, items in by_lr.items() if categories[lr] != "diverged"}
         if alive:
@@ -491,13 +494,19 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
             else:
                 if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
                     drop = float(np.mean([a.positive_drop for a in items]))
+                    larger = any(lr2 > lr for lr2 in tiered["stagnant"])
                     text = (f"learns slowly, but the most of the stable learning rates (the positive energy falls "
-                            f"by {_fmt(drop)}); try larger learning rates or more epochs")
+                            f"by {_fmt(drop)}); " + ("the larger ones learned no more" if larger
+                                                     else "try larger learning rates or more epochs"))
                 elif category == "no-steady-tail":
                     text += "; the smallest learning rate that learns"
                 else:
                     text += "; the smallest learning rate that does"
                 category = "recommended"
+        elif (category == "stagnant" and chosen_lr is not None and not fallback and lr > chosen_lr
+              and categories.get(chosen_lr) == "stagnant"):
+            # above the recommended rate of a slow grid, "too small" would contradict the advice: it is flat
+            category = "flat"
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
                           fallback=fallback, smoothing=float(smoothing or 0.0), scale=scale, runs=runs)

@@ -10,15 +10,31 @@ deterministic), so the conditional of one answer given the task's other answers 
 (the partition function cancels). The criterion is the mean held-out log-likelihood per answer; the
 per-answer values allow a paired comparison between candidates (:func:`paired_gain`).
 
-A second, model-free criterion is kept for comparison and for the safety rule: how often a candidate's
-aggregated label (computed from the task's training answers only) equals the held-out answer
-(:func:`heldout_agreement`). Under conditional independence that rate grows with the label's accuracy;
-with dependent workers it rewards agreeing with the dependent group.
+Dependent workers. Both scores above reward a model that predicts a worker from its own copies: a held-out
+answer of a copied group is predicted best by the model that lets the group define the truth. With dependence
+clusters (``methods/clusters.py``: groups that agree beyond what the other workers' evidence explains) the held-out
+answer of worker i is predicted from the workers **outside i's cluster** only (:func:`without_own_cluster`): the
+*leave-cluster-out* log-likelihood, exact in the same way (the cluster's other answers are simply absent, as any
+missing answer). Without clusters it is the held-out log-likelihood itself.
+
+Comparing DEEM with methods that are not generative models (majority vote, the cluster-weighted Dawid-Skene) needs
+a score every method has: the **leave-cluster-out predictive score** (:func:`predictive_scores`). A method's label
+for a task computed without the answers of cluster c is read through each worker's own confusion matrix against
+those labels (estimated on the training answers, leave-cluster-out as well, smoothed), and the score of a held-out
+answer is the log-probability this gives it. Labels are compared, not probabilities (the argmax, ties shared), so
+a method is not rewarded for calibration, and a worker who always says one class or a permuted class does not
+vote for the method that errs the same way (its confusion matrix absorbs the bias). Under conditional independence
+of the clusters given the true class, a label that is more informative about the true class predicts the other
+clusters' answers better.
+
+A third, model-free statistic is kept for display: how often a candidate's aggregated label (computed from the
+task's training answers only) equals the held-out answer (:func:`heldout_agreement`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,13 +43,18 @@ import torch
 from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["selection_lines", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs", "heldout_agreement", "paired_gain",
-           "DEFAULT_HELDOUT_SHARE"]
+__all__ = ["selection_lines", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
+           "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
+           "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
 
 #: below this many held-out answers the criterion is too noisy to choose with (the default is used)
 MIN_HELDOUT = 30
 #: share of the observed answers held out for scoring (capped at one answer per task with >= 2 answers)
 DEFAULT_HELDOUT_SHARE = 0.1
+#: pseudo-count per cell of the confusion matrices the predictive score reads labels through
+PREDICTIVE_SMOOTHING = 0.5
+#: answers of the leave-cluster-out pairs the confusion matrices are estimated on (a task sample above this)
+MAX_PAIR_ANSWERS = 1_000_000
 
 
 @dataclass
@@ -129,6 +150,93 @@ def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut,
     return torch.cat(out, dim=1)
 
 
+def without_own_cluster(train: AnnotationSet, held: HeldOut, clusters: np.ndarray) -> AnnotationSet:
+    """``train`` without, on every held-out task, the answers of the held-out worker's cluster (``clusters``: (d,)
+    cluster id per worker). With :func:`heldout_log_probs` this gives the leave-cluster-out conditionals."""
+    own = np.full(train.n_tasks, -1, dtype=np.int64)
+    own[held.task] = np.asarray(clusters)[held.worker]
+    keep = np.asarray(clusters)[train.worker_codes] != own[train.task_codes]
+    offsets = np.zeros(train.n_tasks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(train.task_codes[keep], minlength=train.n_tasks), out=offsets[1:])
+    return AnnotationSet(tasks=train.tasks, workers=train.workers, classes=train.classes,
+                         task_codes=train.task_codes[keep], worker_codes=train.worker_codes[keep],
+                         label_codes=train.label_codes[keep], task_offsets=offsets,
+                         soft_labels=None if train.soft_labels is None else train.soft_labels[keep],
+                         source=train.source, layout=train.layout)
+
+
+@dataclass
+class ClusterPairs:
+    """The answers of a set seen leave-cluster-out: one task per (task, cluster answering it), holding the task's
+    answers outside that cluster (``data``; a pair whose task has no other answer has none), and for every scored
+    answer (``task``, ``worker``, ``label``, a sample of the set's answers) the pair it belongs to."""
+
+    data: AnnotationSet
+    pair: np.ndarray
+    worker: np.ndarray
+    label: np.ndarray
+
+
+def cluster_pairs(data: AnnotationSet, clusters: np.ndarray, max_answers: int = MAX_PAIR_ANSWERS,
+                  seed: int = 0) -> ClusterPairs:
+    """The leave-cluster-out pairs of ``data`` (:class:`ClusterPairs`), on a random sample of the tasks when the
+    pairs would hold more than ``max_answers`` answers."""
+    clusters = np.asarray(clusters, dtype=np.int64)
+    per_task = data.answers_per_task().astype(np.int64)
+    n_c = int(clusters.max()) + 1 if len(clusters) else 1
+    key = data.task_codes * n_c + clusters[data.worker_codes]
+    size = int((per_task.astype(np.float64) ** 2).sum())
+    if size > max_answers:  # tasks sampled: each costs about (answers on it)^2 pair answers
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(data.n_tasks)
+        take = order[: max(1, int(np.searchsorted(np.cumsum(per_task[order] ** 2), max_answers)))]
+        sample = np.zeros(data.n_tasks, dtype=bool)
+        sample[take] = True
+        answers = np.flatnonzero(sample[data.task_codes])
+    else:
+        answers = np.arange(data.n_answers)
+    unique, inverse = np.unique(key[answers], return_inverse=True)
+    pair_task, pair_cluster = unique // n_c, unique % n_c
+    counts = per_task[pair_task]
+    starts = data.task_offsets[pair_task]
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    positions = np.repeat(starts, counts) + within
+    owner = np.repeat(np.arange(len(pair_task)), counts)
+    keep = clusters[data.worker_codes[positions]] != pair_cluster[owner]
+    positions, owner = positions[keep], owner[keep]
+    soft = None if data.soft_labels is None else data.soft_labels[positions]
+    pairs = AnnotationSet.from_codes(pd.RangeIndex(len(pair_task), name="task"), data.workers, data.classes, owner,
+                                     data.worker_codes[positions], data.label_codes[positions], soft_labels=soft,
+                                     source=data.source)
+    return ClusterPairs(data=pairs, pair=inverse.astype(np.int64), worker=data.worker_codes[answers].copy(),
+                        label=data.label_codes[answers].copy())
+
+
+def _hard(posterior: np.ndarray) -> np.ndarray:
+    """Posterior rows -> the argmax as a distribution (ties share it); a row of zeros (no answer) -> uniform."""
+    posterior = np.asarray(posterior, dtype=np.float64)
+    top = posterior >= posterior.max(axis=-1, keepdims=True) - 1e-9
+    return top / top.sum(axis=-1, keepdims=True)
+
+
+def predictive_scores(pair_posterior: np.ndarray, pairs: ClusterPairs, held_posterior: np.ndarray, held: HeldOut,
+                      n_workers: int, smoothing: float = PREDICTIVE_SMOOTHING) -> np.ndarray:
+    """Leave-cluster-out predictive score of every held-out answer (module docstring): (h,) log-probabilities.
+
+    pair_posterior: (P, K) the method's class posterior (any order of the classes, e.g. a network's hidden units)
+    for every pair of ``pairs``; held_posterior: (h, K) the same for every held-out answer's task without its
+    cluster's answers. Each worker's confusion against the method's labels is counted on the pairs (every answer
+    against the label of its own task without its cluster), plus ``smoothing`` per cell.
+    """
+    labels = _hard(pair_posterior)
+    k = labels.shape[1]
+    counts = np.full((n_workers, k, k), float(smoothing))
+    np.add.at(counts, (pairs.worker, pairs.label), labels[pairs.pair])
+    confusion = counts / counts.sum(axis=1, keepdims=True)  # [worker, given label, method's label]
+    predicted = (confusion[held.worker, held.label, :] * _hard(held_posterior)).sum(axis=1)
+    return np.log(predicted)
+
+
 def observed_log_likelihood(log_probs: torch.Tensor, held: HeldOut) -> np.ndarray:
     """(R, h, K) conditionals -> (R, h) log-probability of the answer actually given."""
     labels = torch.as_tensor(held.label, device=log_probs.device)
@@ -158,17 +266,32 @@ def selection_lines(summary: dict) -> list[str]:
     if summary.get("fallback"):
         lines.append(f"FALLBACK: the labels come from {summary['fallback']}")
     lines.extend(f"collapse: {note}" for note in summary.get("collapse_notes") or [])
+    clusters = (summary.get("clusters") or {}).get("clusters") if isinstance(summary.get("clusters"), dict) else None
+    if clusters is not None:
+        if clusters:
+            lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
+            for group in clusters:
+                names = ", ".join(str(w) for w in group["workers"][:8]) + (" ..." if len(group["workers"]) > 8 else "")
+                excess = group.get("excess_agreement")
+                lines.append(f"  {len(group['workers'])} workers: {names}"
+                             + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
+        else:
+            lines.append("dependence clusters: none found (the held-out scores are leave-one-worker-out)")
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
         lines.append(f"held out {summary.get('heldout_answers')} answers"
                      + (f"; choosing took {seconds:.1f} s" if seconds is not None else ""))
-        lines.append(f"  {'candidate':<24}{'held-out log-lik':>17}{'held-out agreement':>20}  note")
+        lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
+                     f"{'agreement':>11}  note")
+
+        def number(value: Any) -> str:
+            return "" if value is None or value != value else f"{value:.4f}"
+
         for row in candidates:
-            name = ("majority vote" if row["start"] == "majority vote"
+            name = (str(row["start"]) if row.get("heldout_loglik") is None or row["heldout_loglik"] != row["heldout_loglik"]
                     else f"{row['start']} start, {row['layers']} layer(s)")
-            loglik = row.get("heldout_loglik")
-            loglik = "" if loglik is None or loglik != loglik else f"{loglik:.4f}"
             note = "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")
-            lines.append(f"  {name:<24}{loglik:>17}{row.get('heldout_agreement', float('nan')):>20.4f}  {note}")
+            lines.append(f"  {name:<30}{number(row.get('heldout_loglik')):>17}{number(row.get('lco_loglik')):>19}"
+                         f"{number(row.get('lco_score')):>18}{number(row.get('heldout_agreement')):>11}  {note}")
     return lines

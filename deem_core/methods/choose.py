@@ -1,19 +1,26 @@
-"""Start and depth chosen from held-out answers, and collapse caught while training.
+"""Start and depth chosen from held-out answers, dependent workers counted once, collapse caught while training.
 
 ``fit_candidates`` holds out answers (``analysis/selection.py``), trains every candidate (start x depth):
 the starts and seeds of one depth train together as one batched model (a model of another depth has other
 parameter shapes and, through sparsemax, another sampler gradient, so depths are separate batches), scores
-each run on the held-out answers and marks runs that collapsed. ``choose`` applies the rule:
+each run on the held-out answers, scores two references that are not trained (majority vote and the
+cluster-weighted Dawid-Skene of ``methods/clusters.py``) and marks runs that collapsed. ``choose`` applies the rule:
 
 1. Drop collapsed candidates (they predicted fewer classes than majority vote finds at some epoch).
-2. Criterion: mean held-out log-likelihood per answer, ``p(x_i = l | x_-i)`` from the free energy.
-3. Parsimony: the best candidate is replaced by a shallower one (then by the Dawid-Skene start) whose
-   log-likelihood is within ``PARSIMONY_SE`` paired standard errors of it: a deeper model must earn its
-   layers on data it did not see.
-4. Safety rule: the choice must not agree with the held-out answers significantly less often than plain
-   majority vote (computed from the same training answers) does, paired over the held-out answers
-   (``SAFETY_Z`` standard errors); if it does, majority vote itself is returned (the untrained iRBM of App. G.1
-   without noise, which *is* majority vote) and the reason is recorded.
+2. Criterion: mean **leave-cluster-out** log-likelihood per held-out answer, ``p(x_i = l | x_-c(i))`` from the free
+   energy with the answers of worker i's dependence cluster left out (``analysis/selection.py``). Without
+   dependence clusters it is the held-out log-likelihood ``p(x_i = l | x_-i)`` itself.
+3. Parsimony: the best candidate is replaced by the best candidate of a shallower depth whose criterion is within
+   ``PARSIMONY_SE`` paired standard errors of it: a deeper model must earn its layers on data it did not see (the
+   starts of one depth are not ranked by simplicity: the better criterion wins).
+4. Safety rule: every method is scored by the leave-cluster-out predictive score (its label of a task without a
+   cluster's answers, read through each worker's confusion against those labels, predicting that cluster's
+   held-out answers). When a reference (majority vote; the cluster-weighted Dawid-Skene, which is Dawid-Skene when
+   no cluster is found) predicts better than the choice by more than ``SAFETY_Z`` paired standard errors, the
+   best such reference is returned (an untrained iRBM holding it; ``MAJORITY_VOTE`` / ``CLUSTER_WEIGHTED``) and the
+   reason is recorded. This is what happens when a copied group decides the candidates' labels: every candidate
+   follows the group (training from either start, at any rate or depth measured), the group's answers are then
+   predicted badly from the other clusters, and the labels where each cluster counts once predict them better.
 
 ``CollapseGuard`` is the training callback for one fixed configuration: it snapshots the parameters at
 every healthy epoch and stops training when a run collapses, so that :func:`train_guarded` can restart
@@ -29,27 +36,35 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
-from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, heldout_agreement, heldout_log_probs,
-                                          hold_out_answers, observed_log_likelihood, paired_gain)
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, cluster_pairs, heldout_agreement,
+                                          heldout_log_probs, hold_out_answers, observed_log_likelihood,
+                                          paired_gain, predictive_scores, without_own_cluster)
 from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.pairs import answer_matrix
+from deem_core.methods.clusters import DependenceClusters
+from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.engine import task_outputs
 from deem_core.model.training import TrainingResult
 
-__all__ = ["labels_of", "MAJORITY_VOTE", "majority_vote_network", "CandidateFit", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
+__all__ = ["labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network", "cluster_weighted_network",
+           "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
-#: a shallower candidate (or the Dawid-Skene start) replaces the best one when its held-out log-likelihood is
-#: within this many paired standard errors of the best
+#: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
+#: paired standard errors of the best
 PARSIMONY_SE = 2.0
-#: the safety rule switches to the majority-vote start when majority vote agrees with the held-out answers more
-#: often than the choice by more than this many paired standard errors
+#: the safety rule returns a reference when it predicts the held-out answers better than the choice by more than
+#: this many paired standard errors
 SAFETY_Z = 2.0
 #: ``Choice.index`` when the safety rule returns plain majority vote
 MAJORITY_VOTE = -2
+#: ``Choice.index`` when the safety rule returns the cluster-weighted Dawid-Skene
+CLUSTER_WEIGHTED = -3
 #: a class counts for the collapse check when majority vote gives it to at least this share of the tasks and at
 #: least MAJOR_CLASS_MIN tasks (on a handful of tasks a missing class is no sign of collapse)
 MAJOR_CLASS_SHARE = 0.01
@@ -126,6 +141,8 @@ class CandidateFit:
     agreement: np.ndarray  # (h,) 1 where the candidate's label (training answers only) equals the held-out answer
     collapsed_at: list[int | None]
     seconds: float
+    lco_loglik: np.ndarray | None = None  # (runs, h) leave-cluster-out log-likelihood (None: = loglik)
+    score: np.ndarray | None = None  # (runs, h) leave-cluster-out predictive score (None: not computed)
 
     @property
     def name(self) -> str:
@@ -140,6 +157,27 @@ class CandidateFit:
         """(h,) per-answer log-likelihood averaged over the candidate's runs."""
         return self.loglik.mean(axis=0)
 
+    @property
+    def criterion(self) -> np.ndarray:
+        """(h,) per-answer leave-cluster-out log-likelihood averaged over the runs (the held-out one without
+        clusters)."""
+        return (self.loglik if self.lco_loglik is None else self.lco_loglik).mean(axis=0)
+
+    @property
+    def mean_score(self) -> np.ndarray | None:
+        return None if self.score is None else self.score.mean(axis=0)
+
+
+@dataclass
+class Reference:
+    """A method the safety rule compares the choice with: majority vote, or the cluster-weighted Dawid-Skene."""
+
+    key: str  # "mv" or "cwds"
+    name: str
+    score: np.ndarray  # (h,) leave-cluster-out predictive score
+    agreement: np.ndarray  # (h,)
+    fit: DawidSkeneFit | None = None  # the cluster-weighted fit on all answers ("cwds")
+
 
 def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, device: torch.device) -> np.ndarray:
     """Consensus class codes (n,) of the network's runs on ``data`` (each run's hidden units mapped to classes
@@ -152,22 +190,79 @@ def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, 
     return mapped.mean(axis=0).argmax(-1)
 
 
+class _Scorer:
+    """Everything the leave-cluster-out scores need, built once per selection: the held-out tasks without each
+    held-out worker's cluster, the leave-cluster-out pairs of the training answers and the references."""
+
+    def __init__(self, data: AnnotationSet, train: AnnotationSet, held: HeldOut, clusters: DependenceClusters | None,
+                 seed: int = 0):
+        self.train, self.held = train, held
+        self.labels = np.arange(data.n_workers) if clusters is None else np.asarray(clusters.labels)
+        self.weights = 1.0 / np.bincount(self.labels)[self.labels]
+        self.clustered = bool((np.bincount(self.labels) > 1).any())
+        self.lco_train = without_own_cluster(train, held, self.labels) if self.clustered else train
+        self.held_tasks = self.lco_train.subset_tasks(held.task)  # each held-out task without its worker's cluster
+        self.pairs = cluster_pairs(train, self.labels, seed=seed)
+
+    def network_scores(self, network: DEEMNetwork) -> tuple[np.ndarray, np.ndarray]:
+        """(R, h) leave-cluster-out log-likelihood and (R, h) predictive score of every run."""
+        lco = observed_log_likelihood(heldout_log_probs(network, self.lco_train, self.held), self.held)
+        pair_post = task_outputs(network, self.pairs.data)[1].cpu().numpy()  # (R, P, K) hidden-unit order
+        held_post = task_outputs(network, self.held_tasks)[1].cpu().numpy()
+        d = network.n_workers
+        score = np.stack([predictive_scores(pair_post[r], self.pairs, held_post[r], self.held, d)
+                          for r in range(network.n_runs)])
+        return lco, score
+
+    @staticmethod
+    def _votes(data: AnnotationSet) -> np.ndarray:
+        """(n, K) one-hot of majority vote's label (ties to the smallest class, as the label returned)."""
+        labels = data.majority_vote()
+        out = np.full((data.n_tasks, data.n_classes), 1.0 / data.n_classes)
+        answered = labels >= 0
+        out[answered] = np.eye(data.n_classes)[labels[answered]]
+        return out
+
+    def _ds_posterior(self, fit: DawidSkeneFit, data: AnnotationSet) -> np.ndarray:
+        votes = answer_matrix(data)
+        weighted = (votes @ sp.diags(np.repeat(self.weights, data.n_classes))).tocsr()
+        return dawid_skene_posterior(data, fit.confusion, fit.prior, votes=weighted)[0]
+
+    def references(self, data: AnnotationSet) -> list[Reference]:
+        """Majority vote and the cluster-weighted Dawid-Skene (Dawid-Skene without clusters), fitted on the
+        training answers and scored like the candidates; the cluster-weighted fit on all answers is kept for the
+        fallback."""
+        d = data.n_workers
+        mv_score = predictive_scores(self._votes(self.pairs.data), self.pairs, self._votes(self.held_tasks),
+                                     self.held, d)
+        mv_agree = heldout_agreement(self.train.majority_vote(), self.held)
+        fit = fit_dawid_skene(self.train, worker_weights=self.weights)
+        cw_score = predictive_scores(self._ds_posterior(fit, self.pairs.data), self.pairs,
+                                     self._ds_posterior(fit, self.held_tasks), self.held, d)
+        cw_agree = heldout_agreement(fit.posterior.argmax(1), self.held)
+        name = "cluster-weighted Dawid-Skene" if self.clustered else "Dawid-Skene"
+        return [Reference("mv", "majority vote", mv_score, mv_agree),
+                Reference("cwds", name, cw_score, cw_agree,
+                          fit=fit_dawid_skene(data, worker_weights=self.weights))]
+
+
 def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[int], seeds: Sequence[int],
                    train_group: Callable[[AnnotationSet, int, list[str], list[Callable]], TrainingResult],
                    device: torch.device, share: float = DEFAULT_HELDOUT_SHARE, split_seed: int = 0,
-                   ) -> tuple[list[CandidateFit], HeldOut, np.ndarray]:
+                   clusters: DependenceClusters | None = None,
+                   ) -> tuple[list[CandidateFit], HeldOut, list[Reference]]:
     """Train every (start, depth) on the answers left after holding out ``share`` of them; score each.
 
     ``train_group(train_data, depth, starts, guard)`` trains one depth's starts x seeds as one batched
     model (runs ordered start by start, seeds within) and returns the TrainingResult, or None to leave that
-    depth out (training was stopped or cancelled before it).
-    Returns the candidates (in ``depths`` x ``starts`` order), the held-out answers and majority vote's
-    per-answer agreement with them.
+    depth out (training was stopped or cancelled before it). ``clusters``: the dependence clusters (None: every
+    worker alone). Returns the candidates (in ``depths`` x ``starts`` order), the held-out answers and the
+    references (majority vote, cluster-weighted Dawid-Skene) scored on them.
     """
     train_data, held = hold_out_answers(data, share, split_seed)
     reference = data.majority_vote()
-    mv_train = train_data.majority_vote()
     expected = major_classes(data)
+    scorer = _Scorer(data, train_data, held, clusters, seed=split_seed)
     n_seeds = len(seeds)
     out = []
     for depth in depths:
@@ -179,6 +274,7 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
         seconds = time.perf_counter() - started
         log_probs = heldout_log_probs(result.network, train_data, held)
         loglik = observed_log_likelihood(log_probs, held)  # (R, h)
+        lco, score = scorer.network_scores(result.network)
         for index, start in enumerate(starts):
             runs = list(range(index * n_seeds, (index + 1) * n_seeds))
             sub = result.select_runs(runs)
@@ -189,8 +285,8 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
                     collapsed_at[r - runs[0]] = -1
             out.append(CandidateFit(start=start, depth=int(depth), result=sub, loglik=loglik[runs],
                                     agreement=heldout_agreement(labels, held), collapsed_at=collapsed_at,
-                                    seconds=seconds / len(starts)))
-    return out, held, heldout_agreement(mv_train, held)
+                                    seconds=seconds / len(starts), lco_loglik=lco[runs], score=score[runs]))
+    return out, held, scorer.references(data)
 
 
 @dataclass
@@ -200,46 +296,62 @@ class Choice:
     table: pd.DataFrame
     safety_applied: bool = False
     notes: list[str] = field(default_factory=list)
+    reference: Reference | None = None  # the reference returned by the safety rule
 
 
-def choose(candidates: list[CandidateFit], mv_agreement: np.ndarray, safety: bool = True) -> Choice:
+def choose(candidates: list[CandidateFit], references: Sequence[Reference], safety: bool = True) -> Choice:
     """Apply the rule of the module docstring; returns the chosen index, the reason and the evidence table."""
     rows = []
     healthy = [i for i, c in enumerate(candidates) if not c.collapsed]
     for c in candidates:
+        score = c.mean_score
         rows.append({"start": c.start, "layers": c.depth, "heldout_loglik": float(c.mean_loglik.mean()),
+                     "lco_loglik": float(c.criterion.mean()),
+                     "lco_score": math.nan if score is None else float(score.mean()),
                      "heldout_agreement": float(c.agreement.mean()), "collapsed": c.collapsed,
                      "seconds": c.seconds})
     table = pd.DataFrame(rows)
+    ref_rows = pd.DataFrame([{"start": ref.name, "layers": 0, "heldout_loglik": math.nan, "lco_loglik": math.nan,
+                              "lco_score": float(ref.score.mean()) if len(ref.score) else math.nan,
+                              "heldout_agreement": float(ref.agreement.mean()) if len(ref.agreement) else math.nan,
+                              "collapsed": False, "seconds": 0.0} for ref in references])
     if not healthy:
+        table = pd.concat([table, ref_rows], ignore_index=True)
         table["chosen"] = False
         return Choice(index=-1, reason="every candidate collapsed", table=table)
-    best = max(healthy, key=lambda i: candidates[i].mean_loglik.mean())
-    reason = "highest held-out log-likelihood"
-    # parsimony: the simplest candidate statistically tied with the best (fewer layers first, then the DS start)
-    order = sorted(healthy, key=lambda i: (candidates[i].depth, 0 if candidates[i].start == "ds" else 1))
-    for i in order:
-        if i == best:
+    best = max(healthy, key=lambda i: candidates[i].criterion.mean())
+    clustered = any(c.lco_loglik is not None and not np.array_equal(c.lco_loglik, c.loglik) for c in candidates)
+    what = "leave-cluster-out log-likelihood" if clustered else "held-out log-likelihood"
+    reason = f"highest {what}"
+    # parsimony: the shallowest depth whose best candidate is statistically tied with the best one
+    for depth in sorted({candidates[i].depth for i in healthy}):
+        if depth >= candidates[best].depth:
             break
-        gain, se = paired_gain(candidates[i].mean_loglik, candidates[best].mean_loglik)
+        i = max((j for j in healthy if candidates[j].depth == depth), key=lambda j: candidates[j].criterion.mean())
+        gain, se = paired_gain(candidates[i].criterion, candidates[best].criterion)
         if gain <= PARSIMONY_SE * se:
-            reason = (f"within {PARSIMONY_SE:g} standard errors of the best held-out log-likelihood "
+            reason = (f"within {PARSIMONY_SE:g} standard errors of the best {what} "
                       f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} nats per answer); fewer layers preferred")
             best = i
             break
-    chosen, safety_applied = best, False
-    if safety and len(mv_agreement) > 1:
-        gain, se = paired_gain(candidates[best].agreement, mv_agreement)
-        if se > 0 and gain > SAFETY_Z * se:
-            chosen, safety_applied = MAJORITY_VOTE, True
-            reason = (f"safety rule: majority vote agreed with the held-out answers more often than "
-                      f"{candidates[best].name} (+{gain:.4f} ± {se:.4f} per answer): majority vote is returned")
+    chosen, safety_applied, returned = best, False, None
+    chosen_score = candidates[best].mean_score
+    if safety and chosen_score is not None and len(chosen_score) > 1:
+        beaten = []
+        for ref in references:
+            gain, se = paired_gain(chosen_score, ref.score)
+            if se > 0 and gain > SAFETY_Z * se:
+                beaten.append(f"{ref.name} +{gain:.4f} ± {se:.4f}")
+        if beaten:  # the choice is beaten: the best reference by the same score is returned
+            returned = max(references, key=lambda ref: float(ref.score.mean()))
+            chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
+            safety_applied = True
+            reason = (f"safety rule: predicting the held-out answers from the other clusters, {candidates[best].name} "
+                      f"is beaten ({'; '.join(beaten)} per answer): {returned.name}, the best reference, is returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
-    mv_row = {"start": "majority vote", "layers": 0, "heldout_loglik": math.nan,
-              "heldout_agreement": float(np.mean(mv_agreement)) if len(mv_agreement) else math.nan,
-              "collapsed": False, "seconds": 0.0, "chosen": chosen == MAJORITY_VOTE}
-    table = pd.concat([table, pd.DataFrame([mv_row])], ignore_index=True)
-    return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied)
+    ref_rows["chosen"] = [returned is ref for ref in references]
+    table = pd.concat([table, ref_rows], ignore_index=True)
+    return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned)
 
 
 def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:
@@ -251,6 +363,27 @@ def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=No
     with torch.no_grad():
         network.irbm_weight.copy_(torch.eye(n_classes).expand_as(network.irbm_weight))
         network.hidden_bias.copy_(-1e-4 * torch.arange(n_classes, dtype=torch.float32).expand_as(network.hidden_bias))
+    return network.to(device) if device is not None else network
+
+
+def cluster_weighted_network(n_runs: int, fit: DawidSkeneFit, weights: np.ndarray, layout: str = "matrix",
+                             bias: str = "irbm", device=None) -> DEEMNetwork:
+    """An untrained iRBM (no layers) holding the cluster-weighted Dawid-Skene ``fit``.
+
+    It is the Dawid-Skene model (Lemma 1) with the tempered confusions ``psi~_i(l|m) = psi_i(l|m)^w_i / Z_i(m)``
+    (``w_i`` = 1 / cluster size, ``Z_i(m)`` normalising) and the prior ``pi~_m`` proportional to ``pi_m prod_i
+    Z_i(m)``: on a task every worker answered its posterior is ``pi_m prod_i psi_i(x_i|m)^w_i`` normalised, the
+    cluster-weighted posterior exactly; a worker who did not answer is summed out of this model (its ``Z_i(m)``
+    stays in the prior of that task)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    log_psi = np.log(np.clip(fit.confusion, 1e-12, None)) * weights[:, None, None]  # (d, K, K) [i, l, m]
+    log_z = np.logaddexp.reduce(log_psi, axis=1)  # (d, K) [i, m]
+    tempered = np.exp(log_psi - log_z[:, None, :])
+    log_prior = np.log(np.clip(fit.prior, 1e-12, None)) + log_z.sum(axis=0)
+    prior = np.exp(log_prior - np.logaddexp.reduce(log_prior))
+    network = DEEMNetwork(n_runs, fit.confusion.shape[0], fit.confusion.shape[-1], 0, layout=layout, bias=bias)
+    network.set_from_dawid_skene(torch.as_tensor(tempered, dtype=torch.float32),
+                                 torch.as_tensor(prior, dtype=torch.float32))
     return network.to(device) if device is not None else network
 
 

@@ -81,7 +81,7 @@ def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.
 
 
 def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
-                    smoothing: float = 0.01) -> DawidSkeneFit:
+                    smoothing: float = 0.01, worker_weights: np.ndarray | None = None) -> DawidSkeneFit:
     """Fit DS by EM from a (soft) majority-vote start, on the set's answers (its soft labels when present).
 
     smoothing: pseudo-count added to every confusion cell and prior class (keeps logs finite).
@@ -89,6 +89,11 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
     (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO). A task without answers
     gets the prior as its posterior. The size is checked before anything is allocated
     (:func:`check_dawid_skene_size`).
+
+    worker_weights: (d,) weight of every worker's answers in the posterior (and in the majority-vote start):
+    1 = plain Dawid-Skene, 1/size for the members of a dependence cluster (the cluster counts once,
+    ``methods/clusters.py``), 0 = the worker is left out of the posterior (its confusion matrix is still
+    fitted against the others' posterior).
     """
     if not isinstance(data, AnnotationSet):
         raise TypeError(f"fit_dawid_skene takes an AnnotationSet, got {type(data).__name__}")
@@ -97,9 +102,14 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
     votes = answer_matrix(data)  # (n, d*K)
     votes_t = votes.T.tocsr()  # (d*K, n): the M-step's product reads rows of this
     n_answers = max(float(votes.sum()), 1.0)
+    weighted = votes
+    if worker_weights is not None:
+        weighted = (votes @ sp.diags(np.repeat(np.asarray(worker_weights, dtype=np.float64), k))).tocsr()
     # start from majority-vote *shares* (as crowd-kit does): a hard argmax start breaks ties arbitrarily
     # and, on mixture-of-experts data, lands EM in a worse optimum (measured on ampdata: 0.865 vs 0.934)
     shares = data.class_votes()  # (n, K)
+    if worker_weights is not None:  # the weighted vote per class
+        shares = (weighted @ sp.kron(np.ones((d, 1)), sp.eye(k), format="csr")).toarray()
     totals = shares.sum(axis=1, keepdims=True)
     posterior = np.where(totals > 0, shares / np.where(totals > 0, totals, 1.0), 1.0 / k)
     previous = -np.inf
@@ -111,7 +121,7 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
         confusion = counts / counts.sum(axis=1, keepdims=True)
         prior = posterior.sum(axis=0) + smoothing
         prior = prior / prior.sum()
-        posterior, log_lik = dawid_skene_posterior(data, confusion, prior, votes=votes)
+        posterior, log_lik = dawid_skene_posterior(data, confusion, prior, votes=weighted)
         if abs(log_lik - previous) / n_answers < tol:
             break
         previous = log_lik

@@ -30,8 +30,10 @@ from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
 from deem_core.analysis.selection import DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size
 from deem_core.methods.base import Aggregator
-from deem_core.methods.choose import (MAJORITY_VOTE, CollapseError, choose, fit_candidates, major_classes,
-                                     majority_vote_network, train_guarded)
+from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
+                                     cluster_weighted_network, fit_candidates, major_classes, majority_vote_network,
+                                     train_guarded)
+from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
@@ -171,6 +173,10 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
     FittedAttribute("sweep_", None, "runtime", "the learning-rate sweep (None unless lr='auto'; not saved)"),
     FittedAttribute("candidates_", None, "runtime", "the trained candidates (start x depth) with their held-out "
                     "scores (None unless the start or depth was chosen; not saved)"),
+    FittedAttribute("selection_references_", None, "runtime", "majority vote and the cluster-weighted Dawid-Skene "
+                    "scored like the candidates (None unless the start or depth was chosen; not saved)"),
+    FittedAttribute("dependence_clusters_", None, "runtime", "the dependence clusters found before choosing "
+                    "(methods/clusters.py; None unless the start or depth was chosen; not saved)"),
 )
 
 
@@ -284,9 +290,12 @@ class DEEM(Aggregator, BaseEstimator):
         self.dawid_skene_ = None
         self.sweep_ = None
         self.candidates_ = None
+        self.selection_references_ = None
+        self.dependence_clusters_ = None
         self.fallback_ = None
         self.dependence_ = None
-        self._selection = {"reason": None, "table": None, "heldout": None, "seconds": None, "notes": []}
+        self._selection = {"reason": None, "table": None, "heldout": None, "seconds": None, "notes": [],
+                           "clusters": None}
         # n_layers="auto" is chosen by the selection; the gold and sweep paths choose other things and use 1
         self.n_layers_ = 1 if self.n_layers == "auto" else int(self.n_layers)
         selecting = not has_gold and self.lr != "auto" and (self.init == "auto" or self.n_layers == "auto")
@@ -491,23 +500,35 @@ class DEEM(Aggregator, BaseEstimator):
         started = time.perf_counter()
         if self.init == "auto":  # evidence shown beside the choice (the statistic of the former threshold rule)
             self.dependence_ = excess_pairwise_agreement(data, fit_dawid_skene(data))
-        candidates, held, mv_agreement = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
-                                                        share=float(self.heldout_share), split_seed=int(self.seed))
+        clusters = find_dependence_clusters(data, seed=int(self.seed))
+        self._selection["clusters"] = clusters.summary(data.workers)
+        candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
+                                                      share=float(self.heldout_share), split_seed=int(self.seed),
+                                                      clusters=clusters)
         self.candidates_ = candidates
-        self.heldout_mv_agreement_ = mv_agreement
-        choice = choose(candidates, mv_agreement, safety=True)
+        self.selection_references_ = references
+        self.dependence_clusters_ = clusters
+        choice = choose(candidates, references, safety=True)
         table = choice.table
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started
         self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds)
-        if choice.index == MAJORITY_VOTE:
+        if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
-            self.fallback_ = "majority vote (safety rule)"
-            self.warnings_.append("the safety rule returned majority vote: " + choice.reason)
-            return TrainingResult(network=majority_vote_network(len(seeds), data.n_workers, data.n_classes,
-                                                                self.device_),
-                                  history=[], status=["majority vote"] * len(seeds), messages=[""] * len(seeds),
-                                  epochs_run=0, seconds=seconds, lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
+            if choice.index == MAJORITY_VOTE:
+                network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_)
+                self.fallback_ = "majority vote (safety rule)"
+            else:
+                healthy = [c for c in candidates if not c.collapsed] or candidates
+                net = healthy[0].result.network
+                network = cluster_weighted_network(len(seeds), choice.reference.fit, clusters.weights(),
+                                                   layout=net.layout, bias=net.bias, device=self.device_)
+                self.init_, self.dawid_skene_ = "ds", choice.reference.fit
+                self.fallback_ = f"{choice.reference.name} (safety rule)"
+            self.warnings_.append("the safety rule returned " + self.fallback_.split(" (")[0] + ": " + choice.reason)
+            return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
+                                  messages=[""] * len(seeds), epochs_run=0, seconds=seconds,
+                                  lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
         if choice.index < 0:
             return self._fallback(data, seeds, "every candidate collapsed (" + "; ".join(
                 f"{c.name}: epoch {min(e for e in c.collapsed_at if e is not None)}" for c in candidates) + ")")
@@ -574,6 +595,7 @@ class DEEM(Aggregator, BaseEstimator):
             "fallback": self.fallback_, "collapse_notes": list(self._selection["notes"]),
             "heldout_answers": self._selection["heldout"], "seconds": self._selection["seconds"],
             "dependence": None if self.dependence_ is None else float(self.dependence_),
+            "clusters": self._selection.get("clusters"),
             "candidates": [] if table is None else [
                 {k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")],
         }
@@ -789,22 +811,36 @@ class DEEM(Aggregator, BaseEstimator):
             raise DataError(f"{path.name}: not a DEEM model file ({type(exc).__name__}: {str(exc)[:120]})") from exc
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{path.name}: not a DEEM model file of format {FORMAT_VERSION}")
-        params = dict(state["params"])
+        from deem_core.methods import model_file  # noqa: PLC0415 - a file from anyone: checked before it is used
+
+        params = model_file.check_params(state.get("params"), cls, path.name)
         params["device"] = device
-        model = cls(**params)
-        model.device_ = resolve_device(device)
-        for attribute in FITTED_STATE:
-            if attribute.key is None:
-                continue
-            if attribute.key not in state:
-                if not attribute.optional:
-                    raise DataError(f"{path.name}: the model file lacks {attribute.key!r}")
-                setattr(model, attribute.name, None)
-                continue
-            setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
+        try:
+            model = cls(**params)
+            model.device_ = resolve_device(device)
+            for attribute in FITTED_STATE:
+                if attribute.key is None:
+                    continue
+                if attribute.key not in state:
+                    if not attribute.optional:
+                        raise DataError(f"{path.name}: the model file lacks {attribute.key!r}")
+                    setattr(model, attribute.name, None)
+                    continue
+                if attribute.kind == "network":
+                    model_file.check_network_state(state[attribute.key], path.name, len(state.get("workers") or ()),
+                                                   len(state.get("classes") or ()))
+                setattr(model, attribute.name, _decode_attribute(attribute, state, model.device_))
+            model_file.check_loaded(model, path.name)
+        except (DataError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other inconsistency of the file: the same clear message
+            raise DataError(f"{path.name}: not a valid DEEM model file ({type(exc).__name__}: {str(exc)[:120]})"
+                            ) from None
         model.dawid_skene_ = None
         model.sweep_ = None
         model.candidates_ = None
+        model.selection_references_ = None
+        model.dependence_clusters_ = None
         if model.n_layers_ is None:  # files written before the depth could be chosen
             model.n_layers_ = model.network_.n_layers
         return model

@@ -312,6 +312,33 @@ def _parquet_rows(n_rows: int) -> bytes:
     return buffer.getvalue()
 
 
+def _parquet_dictionary(value_chars: int, n_rows: int) -> bytes:
+    """A Parquet file whose label column points every row at one dictionary value of ``value_chars`` characters:
+    kilobytes on disk, ``value_chars x n_rows`` once decoded row by row."""
+    import io  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    label = pa.DictionaryArray.from_arrays(pa.array([0] * n_rows, pa.int32()), pa.array(["x" * value_chars]))
+    table = pa.table({"task": pa.array(range(n_rows), pa.int64()), "worker": ["a"] * n_rows, "label": label})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _json_deep(depth: int) -> bytes:
+    """A Label Studio task whose result is nested ``depth`` lists deep."""
+    return (b'[{"id": 1, "data": {"text": "t"}, "annotations": [{"completed_by": 1, "result": '
+            + b"[" * depth + b"]" * depth + b"}]}]")
+
+
+def _json_many_values(n_values: int) -> bytes:
+    """A .json.gz Label Studio task carrying ``n_values`` empty objects (3 bytes each, ~60 in memory)."""
+    head = LS_TASK[:-1] + b', "junk": ['
+    return gzip.compress(b"[" + head + b",".join([b"{}"] * n_values) + b"]}]")
+
+
 def _mixed_encoding() -> bytes:
     rows = [f"{t},w{t % 3},caf\u00e9" for t in range(150)]
     return ("task,worker,label\n" + "\n".join(rows) + "\n").encode("utf-8") + "150,w1,th\u00e9\n".encode("cp1252")
@@ -355,6 +382,22 @@ def reader_cases() -> list[Case]:
              {"rows.parquet": _parquet_rows(2_000_000)}, "error",
              r"^rows\.parquet: holds more than 100,000 rows, the input limit", load_kwargs=rows_limit,
              cli_args=["--max-input-rows", "100000"]),
+        Case("parquet_dictionary_bomb", "a Parquet file of 20,000 rows pointing at one 20,000-character label "
+             "(kilobytes on disk, 400 MB decoded row by row)",
+             {"dictionary.parquet": _parquet_dictionary(20_000, 20_000)}, "error",
+             r"^dictionary\.parquet: a label value is 20,000 characters long \('x+'\.\.\.\); at most 10,000 are read"),
+        Case("long_value", "a .csv.gz whose labels are 50,000 characters long", {"long.csv.gz": gzip.compress(
+            b"task,worker,label\n" + b"".join(b"%d,w%d,%s\n" % (t, w, b"ab" * 25_000) for t in range(3) for w in range(2)))},
+             "error", r"^long\.csv\.gz: a label value is 50,000 characters long \('(ab)+'\.\.\.\); at most 10,000"),
+        Case("json_deep", "a Label Studio task nested 100,000 lists deep", {"deep.json": _json_deep(100_000)}, "error",
+             r"^deep\.json: the JSON element on line 1 is nested deeper than Python's parser allows$"),
+        Case("json_many_values", "a Label Studio .json.gz task of 2.5 million empty objects (7.5 MB of JSON)",
+             {"values.json.gz": _json_many_values(2_500_000)}, "error",
+             r"^values\.json\.gz: the JSON element on line 1 holds more than 2,000,000 values \(not annotations\)$"),
+        Case("mturk_deep_answers", "an MTurk batch whose Answer.taskAnswers cells are nested 100,000 lists deep",
+             {"batch.csv": b'HITId,WorkerId,AssignmentStatus,Input.text,Answer.taskAnswers\n' + b"".join(
+                 b'h%d,W%d,Approved,t%d,"%s"\n' % (i, i % 3, i, b"[" * 100_000 + b"]" * 100_000) for i in range(3))},
+             "error", r"^batch\.csv: no Answer\.\* column holds the workers' answers"),
         Case("mixed_encoding", "150 UTF-8 rows and one Windows-1252 line", {"mixed.csv": _mixed_encoding()},
              triples=MIXED_TRIPLES, classes=["café", "thé"],
              warnings=[r"^mixed\.csv: 1 line is not valid UTF-8 \(line 152\); read as Windows-1252"]),

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
+from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
 from deem_core.data.formats.values import MISSING_LABELS, missing_mask
 
@@ -27,9 +28,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
              "example_id", "sample", "sample_id", "image", "image_id", "document", "doc_id", "object", "id"),
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
-               "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder"),
+               "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder",
+               "model", "model_name", "classifier"),
     "label": ("label", "labels", "answer", "response", "annotation", "class", "category", "vote", "rating",
-              "judgement", "judgment", "prediction", "result"),
+              "judgement", "judgment", "prediction", "result", "predicted", "predicted_class", "predicted_label"),
     "truth": ("truth", "gold", "true_label", "ground_truth", "groundtruth", "gold_label", "golden", "target",
               "label", "answer", "class", "y"),
 }
@@ -137,31 +139,41 @@ class Plan:
         return cols[0] if len(cols) == 1 else " + ".join(cols)
 
     def describe(self) -> str:
-        """The mapping in words, for the "read as ..." note."""
-        parts = [f"task {self.task_text()}"]
+        """The mapping in words, for the "read as ..." note: which column became which role, e.g.
+        ``tasks from column 'item_id', workers from column 'annotator', labels from column 'answer'``."""
+        cols = self.task_columns
+        parts = [f"tasks from column {_quoted(cols[0])}" if len(cols) == 1 else
+                 f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
-            parts.append(f"{len(self.annotators)} worker column(s)")
+            shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
+            parts.append(f"one worker per other column ({len(self.annotators)}: {shown})")
         elif self.format == "per_annotator":
+            parts.append(f"labels from column {_quoted(self.label)}")
             parts.append(f"worker {self.worker_name!r} (the file name)")
-            parts.append(f"label {self.label}")
         else:
             if self.worker:
-                parts.append(f"worker {self.worker}")
+                parts.append(f"workers from column {_quoted(self.worker)}")
             if self.options:
-                parts.append(f"label {self.label} (checkboxes {', '.join(o for _, o in self.options)})")
+                parts.append(f"labels from the checkboxes {_quoted(self.label)} "
+                             f"({', '.join(o for _, o in self.options)})")
             elif self.label:
-                parts.append(f"label {self.label}")
+                parts.append(f"labels from column {_quoted(self.label)}")
             if self.soft:
-                parts.append(f"soft labels {', '.join(self.soft)}")
+                parts.append(f"soft labels from columns {', '.join(_quoted(c) for c in self.soft)}")
         if self.gold:
-            parts.append(f"gold {self.gold}")
+            parts.append(f"gold labels from column {_quoted(self.gold)}")
         if self.status:
-            parts.append(f"rejected rows of {self.status} excluded")
+            parts.append(f"rejected rows (column {_quoted(self.status)}) excluded")
         others = [c for c in self.choices.get("label", []) if c != self.label]
         text = ", ".join(parts)
         if others and self.format not in LAYOUTS:
             text += f"; other label fields: {', '.join(others[:6])}" + (" ..." if len(others) > 6 else "")
         return text
+
+
+def _quoted(name: Any) -> str:
+    """A column name in the "read as" note: in quotes, so that 'task' reads as a name, not a word."""
+    return f"'{name}'"
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -399,14 +411,30 @@ def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
         out[prefix] = str(value)
 
 
+def json_values(text: str, start: int = 0) -> int:
+    """An upper bound of the values (objects, lists, elements) that ``text[start:]`` decodes to: its ``{``, ``[``
+    and ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times its 2-3 characters."""
+    return text.count("{", start) + text.count("[", start) + text.count(",", start)
+
+
+def loads_bounded(text: str, max_values: int = DEFAULT_MAX_JSON_VALUES) -> Any:
+    """``json.loads`` of one cell; ValueError when it is not JSON, nested too deep or holds too many values."""
+    if json_values(text) > max_values:
+        raise ValueError(f"more than {max_values:,} JSON values")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def task_answers(text: str) -> dict[str, str]:
     """One ``Answer.taskAnswers`` cell -> {``Answer.<field>``: value as text} ({} when it is not that JSON)."""
     try:
-        parsed = json.loads(text) if text.strip() else None
-    except ValueError:
+        parsed = loads_bounded(text) if text.strip() else None
+        out: dict[str, str] = {}
+        _flatten(parsed, "", out)
+    except (ValueError, RecursionError):  # not JSON, or a bomb (nested too deep, millions of values)
         return {}
-    out: dict[str, str] = {}
-    _flatten(parsed, "", out)
     return {f"Answer.{key}": value for key, value in out.items() if key}
 
 
@@ -690,7 +718,7 @@ def _ls_cell(value: str) -> str:
     if not text or text[0] not in "[{":
         return value
     try:
-        parsed = json.loads(text)
+        parsed = loads_bounded(text)
     except ValueError:
         return value
     return ls_value(parsed)

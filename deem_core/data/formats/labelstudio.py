@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.formats.dialects import Collector, Plan, ls_value
+from deem_core.data.formats.dialects import Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import FrameTable, Table
@@ -120,6 +120,16 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
             except json.JSONDecodeError as exc:
                 if state["eof"]:
                     raise DataError(f"{name}: line {line_at(exc.pos)}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} is nested deeper than Python's "
+                                f"parser allows") from None
+            except ValueError as exc:  # an integer of more digits than Python converts (4,300 by default)
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} cannot be read "
+                                f"({str(exc).split(';')[0]})") from None
+            # buf[pos:] is the start of one element that is not complete yet: what it holds so far bounds its cost
+            if json_values(buf, pos) > limits.max_json_values:
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} holds more than "
+                                f"{limits.max_json_values:,} values (not annotations)")
             target = len(buf) - pos + wanted
             wanted *= 2  # doubling keeps re-parsing a long element linear
             while len(state["buf"]) - state["pos"] < target and more():
@@ -353,9 +363,13 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
                                 f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
             task_code = tasks.code(_cell(key))
-            answers = list(task.get("annotations") or task.get("completions") or [])
+            answers = task.get("annotations") or task.get("completions") or []
+            predicted = task.get("predictions") or []
+            if not isinstance(answers, list) or not isinstance(predicted, list):
+                raise DataError(f"{name}: line {line}: the annotations or predictions of task {_cell(key)!r} are not "
+                                f"a list")
             entries_here: list[tuple[str, Any]] = [("annotation", a) for a in answers]
-            for prediction in task.get("predictions") or []:
+            for prediction in predicted:
                 if predictions:
                     entries_here.append(("prediction", prediction))
                 else:
@@ -426,8 +440,9 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     plan = Plan("label_studio", task="task", worker="worker", label="label",
                 choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in data_keys],
                          "worker": ["completed_by"]})
-    note = (f"task {task_key}, worker completed_by" + (" and model_version of predictions" if predictions else "")
-            + f", label from the control {control!r} ({context.type})")
+    note = (f"tasks from {task_key!r}, workers from 'completed_by'"
+            + (" (and each prediction's 'model_version')" if predictions else "")
+            + f", labels from the control {control!r} ({context.type})")
     others = [c for c in seen_controls if c != control]
     if others:
         note += f"; other controls: {', '.join(others[:6])}"

@@ -4,7 +4,13 @@
   that expands to 1 GiB is refused once the limit is passed, having held only a block at a time.
 * ``max_rows``: data rows (CSV records, Parquet rows, Label Studio annotations and predictions) in all.
 * ``max_record_bytes``: one physical line, one quoted CSV field or one JSON element (an unclosed quote
-  would otherwise make the parser buffer the rest of the file).
+  would otherwise make the parser buffer the rest of the file), and one Parquet value.
+* ``max_value_chars``: one task, worker or label value (and one truth). Ids and classes are short; a value
+  of megabytes is a free-text column read as labels, and every page, table and chart that shows it would
+  copy it (a 0.6 MB ``.csv.gz`` of six 50 MB labels took a dashboard server from 1 to 4.6 GB).
+* ``max_json_values``: values in one element of a JSON file or one JSON cell, counted by their ``{``, ``[`` and
+  ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times the 2-3 characters of ``{}``: a 60 MB
+  element of empty objects needed 1.5 GB. Deeper nesting than Python's parser allows is refused too.
 
 Defaults come from the environment (``DEEM_MAX_INPUT_BYTES``, ``DEEM_MAX_INPUT_ROWS``; sizes may end in
 ``K``, ``M`` or ``G``: powers of 1024), else the values below; the command line's ``--max-input-bytes``
@@ -17,13 +23,18 @@ import os
 import re
 from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "Limits", "parse_size"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits",
+           "parse_size"]
 
 #: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
 DEFAULT_MAX_BYTES = 1 << 30
 #: 20 million rows: the reader holds about 3 bytes per row per column while it streams (categorical codes)
 DEFAULT_MAX_ROWS = 20_000_000
 DEFAULT_MAX_RECORD_BYTES = 64 << 20
+#: characters of one task, worker or label value (``DEEM_MAX_VALUE_CHARS``)
+DEFAULT_MAX_VALUE_CHARS = 10_000
+#: values in one element of a JSON file (a Label Studio task holds a few dozen to a few thousand)
+DEFAULT_MAX_JSON_VALUES = 2_000_000
 #: what a preview reads at most (decompressed): a bounded head of the file
 PREVIEW_BYTES = 4 << 20
 
@@ -59,11 +70,14 @@ class Limits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_rows: int = DEFAULT_MAX_ROWS
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
+    max_json_values: int = DEFAULT_MAX_JSON_VALUES
 
     @classmethod
     def from_env(cls, **overrides: int | None) -> "Limits":
         limits = cls(max_bytes=_from_env("DEEM_MAX_INPUT_BYTES", DEFAULT_MAX_BYTES),
-                     max_rows=_from_env("DEEM_MAX_INPUT_ROWS", DEFAULT_MAX_ROWS))
+                     max_rows=_from_env("DEEM_MAX_INPUT_ROWS", DEFAULT_MAX_ROWS),
+                     max_value_chars=_from_env("DEEM_MAX_VALUE_CHARS", DEFAULT_MAX_VALUE_CHARS))
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(limits, **given) if given else limits
 

@@ -20,7 +20,7 @@ from deem_core.data.formats.limits import PREVIEW_BYTES, Limits
 from deem_core.data.formats.sources import Budget, Source, read_head, sources_of
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts
 from deem_core.data.formats.text import TextStream
-from deem_core.data.formats.values import missing_mask, plain, type_text
+from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -252,7 +252,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
         del rows_before
         if hasattr(table, "close"):
             table.close()
-    return _finish(collector, tables, plans, kind, warnings, soft, on_conflict, classes, None)
+    return _finish(collector, tables, plans, kind, warnings, soft, on_conflict, classes, None, limits=limits)
 
 
 def _read_label_studio(opened: _Opened, limits: Limits, budget: Budget, columns: Mapping[str, Any] | None,
@@ -261,7 +261,7 @@ def _read_label_studio(opened: _Opened, limits: Limits, budget: Budget, columns:
     collector = Collector(keep_missing)
     read = read_label_studio(opened.source, limits, budget, collector, columns, predictions)
     return _finish(collector, [read.table], [read.plan], "label_studio", list(read.table.notes), None, on_conflict,
-                   classes, read.context, note=read.note)
+                   classes, read.context, note=read.note, limits=limits)
 
 
 def _source_name(tables: Sequence[Table]) -> str:
@@ -273,8 +273,9 @@ def _source_name(tables: Sequence[Table]) -> str:
 
 def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan], kind: str, warnings: list[str],
             soft: Any, on_conflict: str, classes: Sequence[Hashable] | None, context: LabelStudioContext | None,
-            note: str | None = None) -> Reading:
+            note: str | None = None, limits: Limits | None = None) -> Reading:
     source = _source_name(tables)
+    max_chars = (limits or Limits.from_env()).max_value_chars
     text_parts, typed_parts = collector.text_parts, collector.typed_parts
     if not text_parts and not typed_parts:
         warnings = warnings + collector.skip_warnings()
@@ -303,6 +304,9 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         soft_map = {str(c)[len(prefix):].strip(): c for c in soft_names}
     frames.extend(p.reset_index(drop=True) for p in typed_parts)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for role in ("task", "worker", "label"):
+        if role in frame.columns:
+            check_value_lengths(frame[role], role, source, max_chars)
     if soft_map is not None and "label" in frame.columns and (frame["label"].astype(str) == "").all():
         frame = frame.drop(columns="label")  # soft labels only: the hard label is their argmax
     data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
@@ -314,7 +318,7 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     data.warnings = (warnings + collector.notes + collector.skip_warnings() + collector.missing_warnings(kept_tasks)
                      + data.warnings)
     data.layout = kind
-    gold = _gold(collector, data)
+    gold = _gold(collector, data, max_chars)
     title = FORMAT_TITLES.get(kind, kind)
     described = note if note is not None else (plans[0].describe() if plans else "")
     if len(plans) > 1 and kind not in LAYOUTS:
@@ -327,12 +331,14 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     return Reading(data, kind, reading_note, gold, context, list(plans))
 
 
-def _gold(collector: Collector, data: AnnotationSet) -> pd.Series | None:
+def _gold(collector: Collector, data: AnnotationSet, max_chars: int) -> pd.Series | None:
     if not collector.gold_parts:
         return None
     frame = pd.concat([p.astype({"task": object, "gold": object}) for p in collector.gold_parts], ignore_index=True)
     tasks = type_text(frame["task"].astype(str))
     values = type_text(frame["gold"].astype(str))
+    check_value_lengths(tasks, "task", str(frame["source"].iloc[0]), max_chars)
+    check_value_lengths(values, "gold label", str(frame["source"].iloc[0]), max_chars)
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
     series = _merge_duplicates(series, frame["source"].iloc[0])
     return align_truth(series, data)
@@ -424,8 +430,32 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     container_note = {"parquet": " from Parquet", "json": " from JSON records"}.get(table.kind, "") \
         if plan.format in LAYOUTS else ""
     note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note}: {plan.describe()}"
-    return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, None, note,
+    problem = _repeated_wide_tasks(table.name, head, plan) if form == "auto" else None
+    return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, problem, note,
                    plan.choices, container)
+
+
+def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None:
+    """A file detected as wide (no column named like a worker) that does not look wide is most likely long,
+    with worker and label columns named in words the detection does not know: say so before loading, where
+    the only other sign would be a conflict error naming a "worker" that is a column. Not wide: a task on
+    several of the first rows (a wide file has one row per task), or "workers" that share no answer at all
+    (the columns of a wide file hold answers to one question)."""
+    if plan.format != "wide" or not isinstance(plan.task, str) or plan.task not in head.columns or head.empty:
+        return None
+    advice = ("if each row is one answer (long layout), choose the format 'long' and the worker and label columns")
+    tasks = head[plan.task].astype(str)
+    repeated = tasks[tasks.duplicated(keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        return (f"{name}: task {first!r} is on {int((tasks == first).sum())} of the first {len(tasks)} rows, but a "
+                f"wide file has one row per task: {advice}")
+    answers = [set(head[c].dropna().astype(str)) - {""} for c in plan.annotators if c in head.columns]
+    answers = [a for a in answers if a]
+    if len(answers) >= 2 and all(a.isdisjoint(b) for i, a in enumerate(answers) for b in answers[i + 1:]):
+        return (f"{name}: read as wide, its worker columns ({', '.join(repr(c) for c in plan.annotators[:6])}) share "
+                f"no answer in the first {len(tasks)} rows, as if they held different things: {advice}")
+    return None
 
 
 def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str, Any] | None, predictions: bool,
@@ -543,6 +573,8 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
         values = type_text(concat_parts([p.to_frame("x") for p in parts_value])["x"])
     if not len(tasks):
         raise DataError(f"{name}: no truth labels (the {truth!r} column is empty)")
+    check_value_lengths(tasks, "task", name, limits.max_value_chars)
+    check_value_lengths(values, "truth", name, limits.max_value_chars)
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
     series = _merge_duplicates(series, name)
     series.attrs["warnings"] = table_notes

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.formats.limits import Limits
+from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source
 from deem_core.data.formats.text import TextStream, check_text_sample
 
@@ -35,6 +35,12 @@ __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
 
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is about one chunk of text
+#: decompressed bytes of one Parquet row group (all its columns, from the metadata) that a read or a preview
+#: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
+#: read; id and label columns of a million rows take a few MB to a few tens of MB.
+PARQUET_CHUNK_BYTES = 128 << 20
+#: characters of one value that a Parquet preview shows (the rest is cut, with "…")
+PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
 
 
@@ -180,10 +186,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, _ in enumerate(reader):
-                if index == target:
-                    return self.header_line + previous_end
-                previous_end = reader.line_num
+            try:
+                for index, _ in enumerate(reader):
+                    if index == target:
+                        return self.header_line + previous_end
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: the line reached so far
+                pass
         return self.header_line + previous_end
 
     def _quote_never_closed(self) -> int:
@@ -198,10 +207,13 @@ class CsvTable(Table):
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
-            for index, row in enumerate(reader):
-                if index and len(row) > len(self.header):
-                    return self.header_line + previous_end, len(row)
-                previous_end = reader.line_num
+            try:
+                for index, row in enumerate(reader):
+                    if index and len(row) > len(self.header):
+                        return self.header_line + previous_end, len(row)
+                    previous_end = reader.line_num
+            except csv.Error:  # e.g. a bare CR inside an unquoted field: pandas split the line there
+                return self.header_line + reader.line_num, len(self.header) + 1
         return self.header_line, len(self.header)
 
     def _fields_error(self) -> DataError:
@@ -359,7 +371,15 @@ class ParquetTable(Table):
         self._handle = source.raw()
         try:
             self.file = pq.ParquetFile(self._handle)
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
+            # them per row let a 7 KB file whose rows all point at one 200 MB dictionary value take 5 GB.
+            text = [str(f.name) for f in self.file.schema_arrow
+                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                    or (pa.types.is_dictionary(f.type) and (pa.types.is_string(f.type.value_type)
+                                                            or pa.types.is_large_string(f.type.value_type)))]
+            if text:
+                self.file = pq.ParquetFile(self._handle, metadata=self.file.metadata, read_dictionary=text)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a column name not UTF-8
             self._handle.close()
             raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
         schema = self.file.schema_arrow
@@ -374,20 +394,40 @@ class ParquetTable(Table):
     def columns(self) -> list[str]:
         return list(self.header)
 
+    def _stored_bytes(self, columns: Sequence[str], groups: Sequence[int] | None = None) -> int:
+        """Decompressed bytes of the row groups ``groups`` (all by default), from the metadata; DataError for a row
+        group larger than :data:`PARQUET_CHUNK_BYTES`.
+
+        Each row group's total (every column, not only ``columns``) is used, never a column chunk's own metadata:
+        pyarrow (26) aborts the whole process (C++ ``std::terminate``, no Python exception) when a chunk's size
+        statistics do not match the schema and ``RowGroupMetaData.column(i)`` is called, so a 4 KB file took the
+        dashboard server down (found fuzzing main). Reading the data itself raises an ordinary error instead."""
+        metadata = self.file.metadata
+        total = 0
+        for group in range(metadata.num_row_groups) if groups is None else groups:
+            size = int(metadata.row_group(group).total_byte_size)
+            if size > PARQUET_CHUNK_BYTES:
+                raise DataError(f"{self.name}: row group {group + 1} holds {describe_bytes(size)} once decompressed; "
+                                f"at most {describe_bytes(PARQUET_CHUNK_BYTES)} per row group are read (write the "
+                                f"file with smaller row groups)")
+            total += size
+        return total
+
     def _check_size(self, columns: Sequence[str]) -> None:
         if self.budget is None:
             return
         self.budget.add_rows(self.n_rows, self.name)
-        wanted = set(columns)
-        metadata = self.file.metadata
-        total = 0
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            for position in range(row_group.num_columns):
-                chunk = row_group.column(position)
-                if chunk.path_in_schema.split(".")[0] in wanted:
-                    total += int(chunk.total_uncompressed_size)
-        self.budget.add_bytes(total, self.name)
+        self.budget.add_bytes(self._stored_bytes(columns), self.name)
+
+    def _check_preview_size(self, columns: Sequence[str]) -> None:
+        """A preview reads the first row group: at most :data:`PARQUET_CHUNK_BYTES` of it, all columns together."""
+        if not self.file.metadata.num_row_groups:
+            return
+        stored = self._stored_bytes(columns, [0])
+        if stored > PARQUET_CHUNK_BYTES:
+            raise DataError(f"{self.name}: the first row group of this Parquet file holds {describe_bytes(stored)} "
+                            f"once decompressed; a preview reads at most {describe_bytes(PARQUET_CHUNK_BYTES)} (write "
+                            f"the file with smaller row groups)")
 
     def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
         import pyarrow as pa  # noqa: PLC0415
@@ -395,6 +435,8 @@ class ParquetTable(Table):
         wanted = list(columns) if columns is not None else list(self.header)
         if nrows is None:
             self._check_size(wanted)
+        else:
+            self._check_preview_size(wanted)
         for column in wanted:
             kind = self.types[column]
             if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
@@ -403,7 +445,7 @@ class ParquetTable(Table):
         try:
             batches = self.file.iter_batches(batch_size=min(nrows or CHUNK_ROWS, CHUNK_ROWS), columns=wanted)
             for batch in batches:
-                frame = pd.DataFrame({name: self._text(batch.column(i), preview=nrows is not None)
+                frame = pd.DataFrame({name: self._text(batch.column(i), name, preview=nrows is not None)
                                       for i, name in enumerate(wanted)})
                 frame.index = pd.RangeIndex(start, start + batch.num_rows)
                 start += batch.num_rows
@@ -413,20 +455,38 @@ class ParquetTable(Table):
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
             raise DataError(f"{self.name}: cannot read the Parquet data ({exc})") from None
 
-    @staticmethod
-    def _text(array, preview: bool) -> pd.Series:
+    def _text(self, array, column: str, preview: bool) -> pd.Series:
+        """One column of a batch as categorical text (a preview: plain objects). Works on the distinct values
+        (the dictionary): no value is ever copied once per row."""
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.compute as pc  # noqa: PLC0415
 
-        if pa.types.is_dictionary(array.type):
-            array = array.dictionary_decode()
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            array = pc.cast(array, pa.string())
-        array = pc.fill_null(array, "")
-        array = pc.utf8_trim(array, " ")
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        values, codes = array.dictionary, array.indices
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            values = pc.cast(values, pa.string())
+        if len(values):
+            longest = pc.max(pc.binary_length(values)).as_py() or 0
+            if longest > self.limits.max_record_bytes:
+                raise DataError(f"{self.name}: column {column!r} holds a value of {describe_bytes(longest)}; at most "
+                                f"{describe_bytes(self.limits.max_record_bytes)} are read (not labels or ids)")
+        values = pc.utf8_trim(pc.fill_null(values, ""), " ")
+        # trimming can make two entries one (" a", "a"), and a missing value is an empty cell
+        distinct = pc.dictionary_encode(values)
+        codes = pc.take(distinct.indices, codes)
+        categories = distinct.dictionary
+        if codes.null_count:
+            found = pc.index(categories, "").as_py()
+            if found < 0:
+                categories = pa.concat_arrays([categories, pa.array([""], categories.type)])
+                found = len(categories) - 1
+            codes = pc.fill_null(codes, pa.scalar(found, codes.type))
         if preview:
-            return pd.Series(array.to_pylist(), dtype=object)
-        return pd.Series(pc.dictionary_encode(array).to_pandas())
+            # one Python object per distinct value, shared by the rows; a long one is cut for display
+            shown = [v if len(v) <= PREVIEW_CHARS else v[:PREVIEW_CHARS] + "…" for v in categories.to_pylist()]
+            return pd.Series([shown[c] for c in codes.to_numpy(zero_copy_only=False)], dtype=object)
+        return pd.Series(pa.DictionaryArray.from_arrays(codes, categories).to_pandas())
 
     def close(self) -> None:
         self._handle.close()

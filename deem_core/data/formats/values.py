@@ -24,7 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MISSING_LABELS", "is_missing_text", "missing_mask", "plain", "type_text", "type_uniques"]
+from deem_core.data.annotations import DataError
+from deem_core.data.text import escape_controls
+
+__all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
+           "type_uniques"]
 
 #: spellings of "no value" (lower case; compared case-insensitively after stripping spaces)
 MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
@@ -113,3 +117,29 @@ def type_text(values: pd.Series) -> pd.Series:
     codes, uniques = pd.factorize(values.astype(str))
     typed = type_uniques(pd.Series(uniques, dtype=object))
     return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
+
+
+def check_value_lengths(values: pd.Series, role: str, source: str, limit: int) -> None:
+    """DataError when a text value of one role (task, worker, label, truth) is longer than ``limit`` characters.
+
+    Works on the distinct values. Ids and classes are short: a longer value is free text read as ids or labels,
+    and every table, chart and download that shows it would copy it."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        uniques = pd.Series(values.cat.categories)
+    elif values.dtype.kind in "iufbmM":
+        return
+    else:
+        uniques = pd.Series(pd.unique(values))
+    if not len(uniques) or uniques.dtype.kind in "iufbmM":
+        return
+    text = uniques[[isinstance(v, str) for v in uniques]] if uniques.dtype == object else uniques
+    if not len(text):
+        return
+    lengths = text.astype(str).str.len()
+    longest = int(lengths.max())
+    if longest <= limit:
+        return
+    value = str(text.iloc[int(np.argmax(lengths.to_numpy()))])
+    raise DataError(f"{source}: a {role} value is {longest:,} characters long ({escape_controls(value[:40])!r}...); "
+                    f"at most {limit:,} are read (DEEM_MAX_VALUE_CHARS): is the {role} column free text? Choose "
+                    f"another column for the {role}s")

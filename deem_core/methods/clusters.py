@@ -1,0 +1,375 @@
+"""Dependence clusters: groups of workers that agree with each other beyond what the true class explains.
+
+Dawid-Skene, majority vote and DEEM's held-out likelihood all count every worker as an independent source given
+the true class. A group that copies one opinion (one model copied, workers who talk to each other) then counts as
+many sources. The answers alone cannot say which latent variable is "the truth": a copied group is a latent tree
+like the true class (the group's opinion is a hidden node whose children are its members), and a model that makes
+the group's opinion the truth fits the answers as well. The convention taken here is the issue's: **a group of
+workers whose answers are more alike than the other workers' evidence about the class explains is one source**,
+and the truth is what the sources, each counted once, agree on (:class:`ClusterWeightedDawidSkene`).
+
+How clusters are found (:func:`find_dependence_clusters`):
+
+1. Similarity: Cohen's kappa of every pair of workers on the tasks they share; average-linkage clustering on
+   ``1 - kappa`` gives a tree of candidate groups, most alike first. No kappa threshold decides anything.
+2. Every merge (A, B) of that tree with positive mean kappa is tested. H0: the answers of A and of B are
+   independent given the true class. With ``r1``, ``r2`` the vote shares of two halves of the other workers (the
+   clusters found so far kept whole and each counted once) and ``v_A``, ``v_B`` those of A and B, H0 implies the
+   method-of-moments identity ``E[v_A v_B^T] = E[v_A r2^T] E[r1 r2^T]^-1 E[r1 v_B^T]`` (the two halves are two
+   independent views of the class; nothing is fitted). The statistic is the trace of the difference, i.e. how
+   much more often A and B agree than H0 predicts, on the tasks where all four answered; its spread comes from a
+   bootstrap over those tasks. The merge is a dependence when the excess is above the one-sided Bonferroni
+   quantile of ``alpha`` over the tested merges. When the other workers carry no information about the class
+   (noise), ``E[r1 r2^T]`` is near singular, the bootstrap spread is large and nothing is declared, so a group
+   that is simply the only informative one is not taken for a copied group.
+3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
+   (at most ``max_passes``).
+
+Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
+intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
+sparse, CondInd, AmpData or dog. A test that estimated the class from the other workers with Dawid-Skene and each
+member's confusion against it was tried first and rejected: with uninformative or sparse other workers the
+members' confusions are not identified and it declared CondInd's four informative classifiers and most active
+workers of the sparse sets dependent. Cost: one kappa table and ``n_boot`` bootstrap moments per tested merge, on
+at most ``max_tasks`` tasks and ``max_workers`` workers (0.1-3 s on the validation sets).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import linkage
+from scipy.stats import norm
+
+from deem_core.data.annotations import AnnotationSet, as_annotation_set
+from deem_core.data.export import label_table
+from deem_core.data.pairs import indicator_matrix, pair_table
+from deem_core.methods.base import Aggregator
+from deem_core.methods.dawid_skene import fit_dawid_skene
+
+__all__ = ["ClusterTest", "ClusterWeightedDawidSkene", "ClusterWeightedVote", "DependenceClusters",
+           "DEFAULT_ALPHA", "cluster_weights", "find_dependence_clusters", "pairwise_kappa"]
+
+#: family-wise error rate of the merge tests (Bonferroni over the tested merges)
+DEFAULT_ALPHA = 0.01
+#: pairs of workers sharing fewer tasks than this have kappa 0; a test needs this many tasks where all answered
+MIN_COMMON = 30
+#: tasks the detection looks at (a random sample on larger sets)
+MAX_TASKS = 5000
+#: workers the detection looks at (the most active; the others stay alone)
+MAX_WORKERS = 200
+#: bootstrap resamples of the tested tasks per merge
+N_BOOT = 200
+
+
+@dataclass
+class ClusterTest:
+    """One tested merge: its members (worker codes; ``left`` is one side), the observed agreement rate of the two
+    sides, the rate H0 predicts, the bootstrap sd of the difference, z and whether it was accepted."""
+
+    members: tuple[int, ...]
+    left: tuple[int, ...]
+    observed: float
+    predicted: float
+    sd: float
+    z: float
+    tasks: int
+    accepted: bool
+
+    @property
+    def excess(self) -> float:
+        return self.observed - self.predicted
+
+
+@dataclass
+class DependenceClusters:
+    """labels: (d,) cluster id of every worker (0..C-1; a worker alone is its own cluster)."""
+
+    labels: np.ndarray
+    tests: list[ClusterTest] = field(default_factory=list)
+    z_threshold: float = float("inf")
+    tasks_used: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def groups(self) -> list[np.ndarray]:
+        """Worker codes of every cluster with at least two members, largest first."""
+        out = [np.flatnonzero(self.labels == c) for c in range(self.n_clusters)]
+        return sorted([g for g in out if len(g) >= 2], key=len, reverse=True)
+
+    def weights(self) -> np.ndarray:
+        """(d,) 1 / size of the worker's cluster: every cluster counts once."""
+        return cluster_weights(self.labels)
+
+    def summary(self, workers: pd.Index | None = None) -> dict[str, Any]:
+        """Plain values for a selection summary: the clusters (worker names), the z threshold, tests made."""
+        def name(i: int) -> Any:
+            value = workers[i] if workers is not None else i
+            return value.item() if isinstance(value, np.generic) else value
+
+        accepted = {t.members: t for t in self.tests if t.accepted}
+        clusters = []
+        for group in self.groups():
+            test = accepted.get(tuple(sorted(int(i) for i in group)))
+            clusters.append({"workers": [name(int(i)) for i in group],
+                             "excess_agreement": None if test is None else round(float(test.excess), 4),
+                             "z": None if test is None else round(float(test.z), 1)})
+        threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
+        return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
+                "tasks_used": int(self.tasks_used), "seconds": round(float(self.seconds), 2)}
+
+
+def cluster_weights(labels: np.ndarray) -> np.ndarray:
+    """(d,) 1 / size of every worker's cluster."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return 1.0 / np.bincount(labels)[labels]
+
+
+def _hard_labels(data: AnnotationSet) -> np.ndarray:
+    if data.soft_labels is None:
+        return data.label_codes
+    return data.soft_labels.argmax(axis=1).astype(np.int64)
+
+
+def pairwise_kappa(data: AnnotationSet, workers: np.ndarray | None = None,
+                   min_common: int = MIN_COMMON) -> np.ndarray:
+    """(m, m) Cohen's kappa of every pair of ``workers`` (default all) on the tasks both answered, chance agreement
+    from the pair's own label shares on those tasks; 0 below ``min_common`` shared tasks, 1 on the diagonal. Hard
+    labels (a soft label counts by its argmax); sums over shared tasks as sparse products (no dense table)."""
+    workers = np.arange(data.n_workers) if workers is None else np.asarray(workers)
+    labels = _hard_labels(data)
+    answered = indicator_matrix(data)[:, workers]
+    common = pair_table(answered)
+    agree = np.zeros_like(common)
+    chance = np.zeros_like(common)
+    for c in range(data.n_classes):
+        of_class = indicator_matrix(data, answers=labels == c)[:, workers]
+        agree += pair_table(of_class)
+        shares = pair_table(of_class, answered)  # [i, j] = answers of class c by i on the tasks j answered
+        chance += shares * shares.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_chance = chance / common ** 2
+        kappa = (agree / common - p_chance) / (1.0 - p_chance)
+    kappa[~np.isfinite(kappa) | (common < min_common)] = 0.0
+    np.fill_diagonal(kappa, 1.0)
+    return kappa
+
+
+class _Shares:
+    """Per-task vote shares of groups of workers, from the answers grouped by worker."""
+
+    def __init__(self, data: AnnotationSet):
+        self.n, self.k, self.d = data.n_tasks, data.n_classes, data.n_workers
+        self.task, self.worker, self.label = data.task_codes, data.worker_codes, _hard_labels(data)
+        self.order = np.argsort(self.worker, kind="stable")
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(self.worker, minlength=self.d))])
+
+    def of(self, workers: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(n, K) weighted vote shares of ``workers`` (zeros where none answered)."""
+        pos = np.concatenate([self.order[self.offsets[w]:self.offsets[w + 1]] for w in workers])
+        votes = np.bincount(self.task[pos] * self.k + self.label[pos], weights=weights[self.worker[pos]],
+                            minlength=self.n * self.k).reshape(self.n, self.k)
+        total = votes.sum(axis=1, keepdims=True)
+        return np.divide(votes, total, out=np.zeros_like(votes), where=total > 0)
+
+
+def _halves(labels: np.ndarray, rest: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The other workers' sources (clusters kept whole) dealt into two halves, most active first, alternating."""
+    sources: dict[int, list[int]] = {}
+    for w in rest:
+        sources.setdefault(int(labels[w]), []).append(int(w))
+    ordered = sorted(sources.values(), key=lambda ws: (-activity[ws].max(), ws[0]))
+    halves: tuple[list[int], list[int]] = ([], [])
+    for i, ws in enumerate(ordered):
+        halves[i % 2].extend(ws)
+    return np.array(sorted(halves[0]), dtype=np.int64), np.array(sorted(halves[1]), dtype=np.int64)
+
+
+def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
+                 n_boot: int, rng: np.random.Generator) -> tuple[float, float, float, int] | None:
+    """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
+    on the tasks where both sides and both halves of the other workers answered (module docstring); None when
+    the other workers form fewer than two sources or fewer than MIN_COMMON such tasks exist."""
+    members = np.concatenate([left, right])
+    rest = np.setdiff1d(np.flatnonzero(activity > 0), members)
+    if len(np.unique(labels[rest])) < 2:
+        return None
+    half1, half2 = _halves(labels, rest, activity)
+    weights = cluster_weights(labels)
+    va, vb = shares.of(left, weights), shares.of(right, weights)
+    r1, r2 = shares.of(half1, weights), shares.of(half2, weights)
+    keep = (va.sum(1) > 0) & (vb.sum(1) > 0) & (r1.sum(1) > 0) & (r2.sum(1) > 0)
+    m = int(keep.sum())
+    if m < MIN_COMMON:
+        return None
+    va, vb, r1, r2 = va[keep], vb[keep], r1[keep], r2[keep]
+
+    def statistic(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples)
+        observed = np.einsum("bt,tk,tk->b", w, va, vb)
+        a2 = np.einsum("bt,tk,tl->bkl", w, va, r2)
+        c12 = np.einsum("bt,tk,tl->bkl", w, r1, r2)
+        c1b = np.einsum("bt,tk,tl->bkl", w, r1, vb)
+        predicted = np.einsum("bkl,blm,bmk->b", a2, np.linalg.pinv(c12, rcond=1e-6), c1b)
+        return observed, predicted
+
+    observed, predicted = statistic(np.full((1, m), 1.0 / m))
+    boot_observed, boot_predicted = statistic(rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m)
+    sd = float(np.std(boot_observed - boot_predicted, ddof=1))
+    return float(observed[0]), float(predicted[0]), sd, m
+
+
+def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT,
+                             max_tasks: int = MAX_TASKS, max_workers: int = MAX_WORKERS,
+                             max_passes: int = 3, seed: int = 0) -> DependenceClusters:
+    """Dependence clusters of the workers (module docstring); ``data``: an AnnotationSet or a long frame."""
+    started = time.perf_counter()
+    data = as_annotation_set(data)
+    rng = np.random.default_rng(seed)
+    d = data.n_workers
+    if data.n_tasks > max_tasks:
+        data = data.subset_tasks(np.sort(rng.choice(data.n_tasks, size=max_tasks, replace=False)))
+    result = DependenceClusters(labels=np.arange(d), tasks_used=data.n_tasks)
+    activity = data.answers_per_worker()
+    active = np.argsort(-activity, kind="stable")[:max_workers]
+    active = np.sort(active[activity[active] >= MIN_COMMON])
+    if len(active) < 4:
+        result.seconds = time.perf_counter() - started
+        return result
+    kappa = pairwise_kappa(data, active)
+    tree = linkage(np.clip(1.0 - kappa, 0.0, 2.0)[np.triu_indices(len(active), 1)], method="average")
+    nodes: list[np.ndarray] = [np.array([w]) for w in active]
+    merges = []
+    for a, b, _, _ in tree:
+        left, right = nodes[int(a)], nodes[int(b)]
+        nodes.append(np.concatenate([left, right]))
+        cross = kappa[np.ix_(np.searchsorted(active, left), np.searchsorted(active, right))].mean()
+        if cross > 0:  # a merge of workers that do not agree beyond chance is no copied group
+            merges.append((left, right))
+    if not merges:
+        result.seconds = time.perf_counter() - started
+        return result
+    result.z_threshold = float(norm.isf(alpha / len(merges)))
+    shares = _Shares(data)
+    clusters: list[np.ndarray] = []
+    for _ in range(max_passes):
+        tests, accepted = [], []
+        for left, right in merges:
+            members = np.concatenate([left, right])
+            if any(len(members) < len(c) and np.isin(members, c).all() for c in clusters):
+                continue  # inside a cluster found already
+            known = [c for c in clusters if not np.isin(c, members).any()]
+            known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
+            outcome = _moment_test(shares, left, right, _labels_from(_maximal(known), d), activity, n_boot, rng)
+            if outcome is None:
+                continue
+            observed, predicted, sd, m = outcome
+            z = (observed - predicted) / max(sd, 1e-12)
+            tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
+                                     left=tuple(sorted(int(w) for w in left)), observed=observed, predicted=predicted,
+                                     sd=sd, z=float(z), tasks=m, accepted=bool(z > result.z_threshold)))
+            if tests[-1].accepted:
+                accepted.append(members)
+        result.tests = tests
+        found = _maximal(accepted)
+        if _same(found, clusters):
+            break
+        clusters = found
+    result.labels = _labels_from(clusters, d)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _maximal(groups: list[np.ndarray]) -> list[np.ndarray]:
+    """The groups not contained in another one (tree nodes are nested or disjoint)."""
+    out: list[np.ndarray] = []
+    for group in sorted(groups, key=len, reverse=True):
+        if not any(np.isin(group, other).all() for other in out):
+            out.append(np.sort(group))
+    return out
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return sorted(tuple(x) for x in a) == sorted(tuple(x) for x in b)
+
+
+def _labels_from(groups: list[np.ndarray], d: int) -> np.ndarray:
+    """(d,) cluster ids 0..C-1 numbered by each cluster's first worker; a worker in no group is alone."""
+    labels = np.full(d, -1, dtype=np.int64)
+    for c, group in enumerate(groups):
+        labels[group] = c
+    alone = np.flatnonzero(labels < 0)
+    labels[alone] = len(groups) + np.arange(len(alone))
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# aggregators: every cluster counts once
+# ---------------------------------------------------------------------------------------------------------
+class _ClusterWeighted(Aggregator):
+    """Shared part of the cluster-weighted aggregators: find the clusters, weight each member 1 / cluster size."""
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA, seed: int = 0):
+        self.alpha = alpha
+        self.seed = seed
+
+    def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, data: Any, gold: Any = None, clusters: DependenceClusters | None = None) -> "_ClusterWeighted":
+        """Fit on a long frame or an AnnotationSet (``gold`` is not used); ``clusters``: found already."""
+        data = as_annotation_set(data)
+        self.clusters_ = clusters if clusters is not None else find_dependence_clusters(
+            data, alpha=float(self.alpha), seed=int(self.seed))
+        self.weights_ = self.clusters_.weights()
+        self.tasks_, self.classes_ = data.tasks, data.classes
+        self.posterior_ = self._posterior(data, self.weights_)
+        return self
+
+    def predict_proba(self) -> pd.DataFrame:
+        return pd.DataFrame(self.posterior_, index=pd.Index(self.tasks_, name="task"),
+                            columns=pd.Index(self.classes_, name="label"))
+
+    @property
+    def labels_(self) -> pd.Series:
+        codes = self.posterior_.argmax(axis=1)
+        return pd.Series(self.classes_.take(codes), index=pd.Index(self.tasks_, name="task"), name="agg_label")
+
+    def results_frame(self) -> pd.DataFrame:
+        proba = self.predict_proba()
+        return label_table(proba.index, self.classes_, self.labels_, proba)
+
+
+class ClusterWeightedVote(_ClusterWeighted):
+    """Majority vote in which every dependence cluster counts once: each member's answer weighs 1 / cluster size
+    (clusters: :func:`find_dependence_clusters`). ``predict_proba``: the weighted vote shares; ties go to the
+    smallest class, as majority vote's. Without clusters it is majority vote."""
+
+    def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
+        k = data.n_classes
+        votes = np.zeros((data.n_tasks, k))
+        answer_weights = weights[data.worker_codes]
+        if data.soft_labels is None:
+            np.add.at(votes, (data.task_codes, data.label_codes), answer_weights)
+        else:
+            np.add.at(votes, data.task_codes, data.soft_labels * answer_weights[:, None])
+        total = votes.sum(axis=1, keepdims=True)
+        return np.divide(votes, total, out=np.full_like(votes, 1.0 / k), where=total > 0)
+
+
+class ClusterWeightedDawidSkene(_ClusterWeighted):
+    """Dawid-Skene in which every dependence cluster counts once: in the E-step each member's log-likelihood term
+    weighs 1 / cluster size (``fit_dawid_skene(worker_weights=...)``), so a copied group is one source; the
+    confusion matrices are fitted as usual. Without clusters it is Dawid-Skene. ``dawid_skene_`` holds the fit."""
+
+    def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
+        self.dawid_skene_ = fit_dawid_skene(data, worker_weights=weights)
+        return self.dawid_skene_.posterior

@@ -1,0 +1,90 @@
+"""Checks of a DEEM model file read from disk, before anything is built from it (used by ``DEEM.load``).
+
+A model file may come from anyone (a colleague, a download). ``torch.load(weights_only=True)`` already refuses
+code; these checks make the rest of a hostile or damaged file a :class:`DataError` naming the file, never a
+crash later on (found attacking main: a file whose worker list was cut, whose class maps were out of range or
+whose tensor shapes did not match ended in "unexpected RuntimeError ... (this is a bug)"), and never an
+allocation out of proportion to the file: a 112 KB file whose tensors were broadcast views (stride 0) of one
+number declared 200,000 workers and made the loader ask for 1.44 TB.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from deem_core.data.annotations import DataError
+
+__all__ = ["check_network_state", "check_params", "check_loaded"]
+
+
+def _bad(name: str, what: str) -> DataError:
+    return DataError(f"{name}: not a valid DEEM model file ({what})")
+
+
+def check_params(params: Any, estimator: type, name: str) -> dict[str, Any]:
+    """The estimator's saved hyperparameters: a dict of names its ``__init__`` takes."""
+    if not isinstance(params, Mapping):
+        raise _bad(name, "its 'params' is not a mapping")
+    known = set(inspect.signature(estimator.__init__).parameters) - {"self"}
+    unknown = sorted(str(k) for k in params if k not in known)
+    if unknown:
+        raise _bad(name, f"unknown parameter(s) {', '.join(repr(u[:40]) for u in unknown[:5])}")
+    return dict(params)
+
+
+def check_network_state(state: Any, name: str, n_workers: int, n_classes: int) -> None:
+    """The network's tensors hold their own data (no broadcast views: what is built from them costs what the
+    file holds) and have exactly the shapes a network of the file's workers and classes has."""
+    from deem_core.model.network import DEEMNetwork  # noqa: PLC0415
+
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _bad(name, "its network is not a set of tensors")
+    for key, tensor in state.items():
+        if tensor.numel() and tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
+            raise _bad(name, f"tensor {str(key)[:40]!r} of shape {tuple(tensor.shape)} holds only "
+                             f"{tensor.untyped_storage().nbytes():,} bytes")
+    weight = state.get("irbm_weight")
+    if weight is None or weight.dim() != 4 or weight.shape[2] != weight.shape[3]:
+        raise _bad(name, "no iRBM weight of shape (runs, workers, classes, classes)")
+    runs, workers, classes, _ = (int(v) for v in weight.shape)
+    if (workers, classes) != (n_workers, n_classes):
+        raise _bad(name, f"its network has {workers:,} workers and {classes:,} classes, its lists "
+                         f"{n_workers:,} and {n_classes:,}")
+    layers = sum(1 for key in state if str(key).startswith("layer_weights."))
+    blocks = bool(layers) and state.get("layer_weights.0") is not None and state["layer_weights.0"].dim() == 4
+    pair_keys = state.get("pair_keys")  # blocks of chosen worker pairs (None: all pairs)
+    if pair_keys is not None and (pair_keys.dtype.is_floating_point or pair_keys.dim() != 1):
+        raise _bad(name, "its pair keys are not a list of whole numbers")
+    try:
+        with torch.device("meta"):  # the shapes of such a network, with no memory allocated
+            expected = DEEMNetwork(runs, workers, classes, layers, "blocks" if blocks else "matrix", pair_keys)
+        shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+    except Exception as exc:  # noqa: BLE001 - whatever the file's values make the constructor say
+        raise _bad(name, f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    shapes.setdefault("prior_bias", ())  # files from before the bias's meaning was stored lack it
+    given = {str(k): tuple(v.shape) for k, v in state.items()}
+    if set(given) - set(shapes) or set(shapes) - set(given) - {"prior_bias"}:
+        raise _bad(name, "its network's tensors are not those of a DEEM network")
+    wrong = [k for k in given if given[k] != shapes[k]]
+    if wrong:
+        raise _bad(name, f"tensor {wrong[0][:40]!r} has shape {given[wrong[0]]}, expected {shapes[wrong[0]]}")
+
+
+def check_loaded(model: Any, name: str) -> None:
+    """The decoded attributes agree with each other (sizes, class maps, codes)."""
+    n_tasks, k, runs = len(model.tasks_), len(model.classes_), model.network_.n_runs
+    for attribute, shape in (("posterior_", (n_tasks, k)), ("class_maps_", (runs, k)), ("run_labels_", (runs, n_tasks)),
+                             ("seed_agreement_", (n_tasks,)), ("free_energy_", (n_tasks,))):
+        value = getattr(model, attribute, None)
+        if value is not None and tuple(np.shape(value)) != shape:
+            raise _bad(name, f"{attribute.rstrip('_')} has shape {tuple(np.shape(value))}, expected {shape}")
+    maps = np.asarray(model.class_maps_)
+    if not np.issubdtype(maps.dtype, np.integer) or any(sorted(row) != list(range(k)) for row in maps.tolist()):
+        raise _bad(name, "its class maps are not permutations of the classes")
+    labels = np.asarray(model.run_labels_)
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= k):
+        raise _bad(name, "its run labels are not class codes")

@@ -1,0 +1,168 @@
+"""What one dashboard server lets its sessions hold in memory at once, so that no visitor (nor many) can take
+it down. (Uploaded files: :mod:`deem_studio.uploads`.)
+
+Found attacking main (2-core, 23 GB machine):
+
+* **Loaded data.** Every session keeps its data set in memory (a 31 MB ``.csv.gz`` of 5 M answers holds
+  0.5 GB; twenty sessions, twenty such files) and a queued job keeps its data after the browser is gone.
+  :class:`DataLedger` counts the annotation sets that sessions and jobs hold (weak references: a set counts
+  until its last holder lets go) and refuses a new one beyond ``DEEM_MAX_LOADED_BYTES`` (default a quarter of
+  the machine's memory). A run opened by several sessions (a shared link) is held once (:func:`run_data`).
+* **Reading.** Reading a large file costs about twice what it holds at the end: at most
+  ``DEEM_MAX_CONCURRENT_READS`` (default 1) reads run at once (:func:`reading`); the others wait up to a minute.
+
+No page code here: the pages call :func:`reading`, :func:`admit_data` and :func:`run_data`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from deem_core.data.formats.limits import describe_bytes, parse_size
+from deem_studio.uploads import CapacityError, physical_memory
+
+__all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data"]
+
+
+def _env_size(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return int(default)
+    try:
+        return parse_size(raw, name)
+    except ValueError:
+        return int(default)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
+# --------------------------------------------------------------------------- loaded data
+def data_bytes(data: Any) -> int:
+    """Memory an annotation set holds: its arrays and the indexes of task, worker and class names."""
+    total = 0
+    for value in vars(data).values():
+        if isinstance(value, np.ndarray):
+            total += int(value.nbytes)
+        elif isinstance(value, (pd.Index, pd.Series)):
+            total += int(value.memory_usage(deep=True))
+    return total
+
+
+class DataLedger:
+    """The annotation sets held in this process (by sessions and jobs), counted until their last holder lets go."""
+
+    def __init__(self, budget: int):
+        self.budget = int(budget)
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def held(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+    def admit(self, data: Any, replacing: Any = None) -> int:
+        """Count ``data`` (once); CapacityError when the sets already held leave no room for it. ``replacing``: a
+        set the caller lets go of in exchange (not counted against the room)."""
+        key = id(data)
+        with self._lock:
+            if key in self._held:
+                return self._held[key]
+        size = data_bytes(data)
+        with self._lock:
+            if key in self._held:
+                return self._held[key]
+            held = sum(self._held.values()) - (self._held.get(id(replacing), 0) if replacing is not None else 0)
+            if held + size > self.budget:
+                raise CapacityError(f"this data set needs {describe_bytes(size)} of memory and the server already "
+                                    f"holds {describe_bytes(held)} of data sets for its users (at most "
+                                    f"{describe_bytes(self.budget)}); try again later, or load a smaller data set")
+            self._held[key] = size
+        weakref.finalize(data, self._forget, key)
+        return size
+
+
+_LEDGER: list[DataLedger] = []
+_LOCK = threading.Lock()
+
+
+def ledger() -> DataLedger:
+    """The process-wide ledger (``DEEM_MAX_LOADED_BYTES``, default a quarter of the machine's memory)."""
+    with _LOCK:
+        if not _LEDGER:
+            _LEDGER.append(DataLedger(_env_size("DEEM_MAX_LOADED_BYTES", physical_memory() // 4)))
+        return _LEDGER[0]
+
+
+def admit_data(data: Any, replacing: Any = None) -> int:
+    """Count a data set a session is about to keep (instead of ``replacing``); CapacityError when the server has
+    no room for it."""
+    return ledger().admit(data, replacing)
+
+
+# --------------------------------------------------------------------------- reading
+_READS: list[threading.BoundedSemaphore] = []
+READ_WAIT_SECONDS = 60.0
+
+
+def _read_slots() -> threading.BoundedSemaphore:
+    with _LOCK:
+        if not _READS:
+            _READS.append(threading.BoundedSemaphore(_env_int("DEEM_MAX_CONCURRENT_READS", 1)))
+        return _READS[0]
+
+
+@contextlib.contextmanager
+def reading(wait: float | None = None) -> Iterator[None]:
+    """Hold one of the server's read slots while reading files into annotations (CapacityError after ``wait``
+    seconds without one)."""
+    slots = _read_slots()
+    if not slots.acquire(timeout=READ_WAIT_SECONDS if wait is None else wait):
+        raise CapacityError("the server is busy reading other users' files; try again in a minute")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+_RUN_DATA: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+_RUN_GOLD: dict[str, Any] = {}
+_RUN_LOCK = threading.Lock()
+
+
+def run_data(store: Any, run_id: str) -> tuple[Any, Any]:
+    """``store.load_data(run_id)``, shared: sessions that open one run (a shared link) hold one copy of its
+    annotations (read under :func:`reading`, counted by :func:`admit_data`)."""
+    with _RUN_LOCK:
+        data = _RUN_DATA.get(run_id)
+        if data is not None:
+            return data, _RUN_GOLD.get(run_id)
+    with reading():
+        with _RUN_LOCK:  # another session may have read it while this one waited
+            data = _RUN_DATA.get(run_id)
+            if data is not None:
+                return data, _RUN_GOLD.get(run_id)
+        data, gold = store.load_data(run_id)
+        if data is None:
+            return None, gold
+        admit_data(data)
+        with _RUN_LOCK:  # still holding the read slot: a session waiting for it finds this copy
+            _RUN_DATA[run_id] = data
+            _RUN_GOLD[run_id] = gold
+            weakref.finalize(data, _RUN_GOLD.pop, run_id, None)
+    return data, gold

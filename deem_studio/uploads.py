@@ -1,0 +1,268 @@
+"""Upload budgets for the dashboard server: Streamlit keeps every uploaded file in memory, so they are bounded.
+
+Found attacking main: Streamlit keeps every uploaded file in memory for the life of its session, accepts any
+number of files per session (also under file ids no widget asked for: five 100 MB ``PUT``\\ s to one session
+took the server from 0.15 to 0.92 GB, kept after the browser closed) and reads a request's whole body into
+memory before storing it. :class:`UploadGuard` (installed into Streamlit's runtime by ``app.py``, once per
+process) counts the bytes each session stores and the server's total, reserves a request's size *before its
+body is read*, and refuses with HTTP 413 beyond ``DEEM_MAX_UPLOAD_BYTES_PER_SESSION`` (default: the largest
+file Streamlit accepts plus 64 MiB) or ``DEEM_MAX_UPLOAD_BYTES`` (every session together; default an eighth of
+the machine's memory, at least 2 GiB). The uploader shows the refusal's text beside the file.
+
+Standard library only (``app.py`` installs it before the engine is imported).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+import threading
+import time
+from typing import Any
+
+__all__ = ["CapacityError", "UploadGuard", "install_message_limit", "install_upload_guard", "physical_memory",
+           "upload_guard"]
+
+
+class CapacityError(RuntimeError):
+    """The server is too full for this now; the message says what, and what to do."""
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """``"512M"`` -> 536870912 (powers of 1024); ValueError otherwise."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, flags=re.IGNORECASE)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def describe(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def _env_size(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return int(default)
+    try:
+        return _size(raw)
+    except ValueError:
+        return int(default)
+
+
+# --------------------------------------------------------------------------- uploads
+class UploadGuard:
+    """Byte budgets of uploaded files: per session and for the whole server, stored plus in flight.
+
+    ``admit(session, size)`` runs before a request's body is read and reserves ``size``; ``added`` (the file is
+    stored) turns the session's oldest reservation into stored bytes; a reservation whose upload never arrives
+    (refused by Streamlit, the client went away) lapses after ``reserve_seconds``."""
+
+    def __init__(self, per_session: int, total: int, max_file: int, reserve_seconds: float = 900.0):
+        self.per_session, self.total, self.max_file = int(per_session), int(total), int(max_file)
+        self.reserve_seconds = float(reserve_seconds)
+        self._lock = threading.Lock()
+        self._stored: dict[str, dict[str, int]] = {}
+        self._pending: dict[str, list[tuple[int, float]]] = {}
+
+    def _expire(self, now: float) -> None:
+        for session in list(self._pending):
+            alive = [(size, until) for size, until in self._pending[session] if until > now]
+            if alive:
+                self._pending[session] = alive
+            else:
+                del self._pending[session]
+
+    def _session_bytes(self, session: str) -> int:
+        return sum(self._stored.get(session, {}).values()) + sum(s for s, _ in self._pending.get(session, ()))
+
+    def held(self) -> int:
+        """Bytes stored and reserved by every session together."""
+        with self._lock:
+            self._expire(time.monotonic())
+            return (sum(sum(files.values()) for files in self._stored.values())
+                    + sum(s for entries in self._pending.values() for s, _ in entries))
+
+    def _check(self, session: str, size: int, server_held: int) -> None:
+        mine = self._session_bytes(session)
+        if mine + size > self.per_session:
+            raise CapacityError(f"this browser session already holds {describe(mine)} of uploaded files; at "
+                                f"most {describe(self.per_session)} at a time: remove files from the uploader "
+                                f"first")
+        if server_held + size > self.total:
+            raise CapacityError(f"the server holds {describe(server_held)} of uploaded files for its users "
+                                f"(at most {describe(self.total)}); try again in a few minutes")
+
+    def admit(self, session: str, size: int | None) -> None:
+        """Reserve ``size`` bytes (unknown: the largest file) for an upload of ``session``, or CapacityError."""
+        largest = min(self.max_file, self.per_session)  # what Streamlit will store at most
+        size = largest if size is None or size <= 0 or size > largest else int(size)
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            server = (sum(sum(files.values()) for files in self._stored.values())
+                      + sum(s for entries in self._pending.values() for s, _ in entries))
+            self._check(session, size, server)
+            self._pending.setdefault(session, []).append((size, now + self.reserve_seconds))
+
+    def added(self, session: str, file_id: str, size: int) -> None:
+        """A file is about to be stored: CapacityError when it does not fit (then it is not stored)."""
+        with self._lock:
+            self._expire(time.monotonic())
+            entries = self._pending.get(session)
+            if entries:
+                entries.pop(0)
+                if not entries:
+                    del self._pending[session]
+            files = self._stored.get(session, {})
+            previous = files.get(file_id, 0)
+            server = (sum(sum(f.values()) for f in self._stored.values())
+                      + sum(s for e in self._pending.values() for s, _ in e)) - previous
+            if previous:
+                files.pop(file_id)
+            try:
+                self._check(session, int(size), server)
+            finally:
+                if previous:
+                    files[file_id] = previous
+            self._stored.setdefault(session, {})[file_id] = int(size)
+
+    def removed(self, session: str, file_id: str) -> None:
+        with self._lock:
+            files = self._stored.get(session)
+            if files is not None:
+                files.pop(file_id, None)
+                if not files:
+                    del self._stored[session]
+
+    def closed(self, session: str) -> None:
+        with self._lock:
+            self._stored.pop(session, None)
+            self._pending.pop(session, None)
+
+
+_UPLOAD_GUARD: list[UploadGuard] = []
+_INSTALL_LOCK = threading.Lock()
+
+
+def upload_guard() -> UploadGuard | None:
+    """The guard installed into this process's Streamlit runtime (None before :func:`install_upload_guard`)."""
+    return _UPLOAD_GUARD[0] if _UPLOAD_GUARD else None
+
+
+def _request_length() -> int | None:
+    """Content-Length of the upload request being admitted (Streamlit's upload handler is the caller's caller)."""
+    try:
+        request = sys._getframe(2).f_locals.get("request")  # noqa: SLF001 - the handler's own argument
+        return int(request.headers.get("content-length") or 0) or None
+    except Exception:  # noqa: BLE001 - unknown: the largest file is reserved
+        return None
+
+
+def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
+    """Put an :class:`UploadGuard` between Streamlit's upload handler and its in-memory file store (once per
+    process). The handler asks ``runtime.is_active_session`` before it reads a body (only it calls that), and
+    stores files through the uploaded-file manager: both are wrapped on the instances."""
+    with _INSTALL_LOCK:
+        if _UPLOAD_GUARD:
+            return _UPLOAD_GUARD[0]
+        try:
+            if runtime is None:
+                from streamlit import runtime as st_runtime  # noqa: PLC0415
+
+                if not st_runtime.exists():
+                    return None
+                runtime = st_runtime.get_instance()
+            from streamlit import config  # noqa: PLC0415
+            from starlette.exceptions import HTTPException  # noqa: PLC0415
+
+            max_file = int(config.get_option("server.maxUploadSize")) << 20
+        except Exception:  # noqa: BLE001 - bare mode, tests without a server
+            return None
+        manager = runtime.uploaded_file_mgr
+        guard = UploadGuard(per_session=_env_size("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", max_file + (64 << 20)),
+                            total=_env_size("DEEM_MAX_UPLOAD_BYTES", max(2 << 30, physical_memory() // 8)),
+                            max_file=max_file)
+        is_active, add_file = runtime.is_active_session, manager.add_file
+        remove_file, remove_session_files = manager.remove_file, manager.remove_session_files
+
+        def guarded_is_active(session_id: str) -> bool:
+            if not is_active(session_id):
+                return False
+            try:
+                guard.admit(session_id, _request_length())
+            except CapacityError as exc:
+                raise HTTPException(status_code=413, detail=str(exc)) from None
+            return True
+
+        def guarded_add_file(session_id: str, file: Any) -> None:
+            try:
+                guard.added(session_id, file.file_id, len(file.data))
+            except CapacityError as exc:
+                raise HTTPException(status_code=413, detail=str(exc)) from None
+            add_file(session_id, file)
+
+        def guarded_remove_file(session_id: str, file_id: str) -> None:
+            remove_file(session_id, file_id)
+            guard.removed(session_id, file_id)
+
+        def guarded_remove_session_files(session_id: str) -> None:
+            remove_session_files(session_id)
+            guard.closed(session_id)
+
+        runtime.is_active_session = guarded_is_active
+        manager.add_file = guarded_add_file
+        manager.remove_file = guarded_remove_file
+        manager.remove_session_files = guarded_remove_session_files
+        _UPLOAD_GUARD.append(guard)
+        return guard
+
+
+
+
+# --------------------------------------------------------------------------- websocket messages from browsers
+_MESSAGE_LIMIT: list[int] = []
+
+
+def install_message_limit(limit: int | None = None) -> int | None:
+    """Bound what one browser message may make the server hold (once per process; returns the limit set).
+
+    Found attacking main: uvicorn accepts a websocket message up to ``server.maxMessageSize`` (1,024 MB in
+    ``.streamlit/config.toml``, which also bounds what the server sends: big tables and charts) and holds all of
+    it in memory; only then does Streamlit refuse anything over ``server.maxWidgetStateSize`` (25 MB) and close
+    the connection. One 950 MB message from a client that had not even opened a page took the server from 79 MB
+    to 1.94 GB. uvicorn reads ``Config.ws_max_size`` for every new connection, so the running server's config
+    is set to what Streamlit would accept anyway (``maxWidgetStateSize`` plus 1 MiB for the message's envelope):
+    a larger message is refused from its header, before its body is read. Connections opened before the
+    first page of a freshly started server ran keep the old limit."""
+    with _INSTALL_LOCK:
+        if _MESSAGE_LIMIT:
+            return _MESSAGE_LIMIT[0]
+        try:
+            import uvicorn  # noqa: PLC0415
+            from streamlit import config  # noqa: PLC0415
+
+            if limit is None:
+                limit = int(config.get_option("server.maxWidgetStateSize")) * 1_000_000 + (1 << 20)
+        except Exception:  # noqa: BLE001 - no uvicorn (another server), bare mode
+            return None
+        for obj in gc.get_objects():  # the server's Config is not reachable from the runtime: found once
+            if issubclass(type(obj), uvicorn.Config) and (obj.ws_max_size is None or obj.ws_max_size > limit):
+                obj.ws_max_size = int(limit)
+        _MESSAGE_LIMIT.append(int(limit))
+        return _MESSAGE_LIMIT[0]

@@ -1,0 +1,191 @@
+"""The shared server's budgets (found attacking main): uploaded bytes per session and in all, checked before a
+request's body is read; data sets held in memory; one read and one timing probe at a time; a run opened by many
+sessions held once. Browser-level checks of the same: ``tests/test_browser_capacity.py``."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from deem_core.data.annotations import AnnotationSet
+from deem_studio import capacity, estimate, uploads
+from deem_studio.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1 << 20
+
+
+def annotations(n_tasks: int = 200, n_workers: int = 5, n_classes: int = 3, prefix: str = "t") -> AnnotationSet:
+    rng = np.random.default_rng(0)
+    rows = [(f"{prefix}{t}", f"w{w}", int(rng.integers(0, n_classes))) for t in range(n_tasks) for w in range(n_workers)]
+    return AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+
+
+# --------------------------------------------------------------------------- uploads
+def test_upload_guard_bounds_each_session_and_the_server():
+    guard = uploads.UploadGuard(per_session=100 * MB, total=150 * MB, max_file=80 * MB)
+    guard.admit("a", 60 * MB)
+    guard.added("a", "f1", 60 * MB)
+    with pytest.raises(uploads.CapacityError, match="this browser session already holds 60 MiB"):
+        guard.admit("a", 50 * MB)  # refused before its body is read
+    guard.admit("b", 60 * MB)  # reserved: counts for the server while it streams in
+    with pytest.raises(uploads.CapacityError, match="the server holds 120 MiB of uploaded files"):
+        guard.admit("c", 40 * MB)
+    guard.added("b", "f2", 60 * MB)
+    guard.removed("a", "f1")  # the user took the file out of the uploader
+    guard.admit("c", 40 * MB)
+    guard.added("c", "f3", 40 * MB)
+    guard.closed("b")  # the session ended
+    assert guard.held() == 40 * MB
+    # an unknown size (no Content-Length, chunked) reserves the largest file Streamlit accepts
+    guard.admit("d", None)
+    assert guard.held() == 120 * MB
+    with pytest.raises(uploads.CapacityError):
+        guard.admit("d", None)
+
+
+def test_an_upload_that_never_arrives_frees_its_reservation():
+    guard = uploads.UploadGuard(per_session=100 * MB, total=100 * MB, max_file=80 * MB, reserve_seconds=0.05)
+    guard.admit("a", 80 * MB)
+    with pytest.raises(uploads.CapacityError):
+        guard.admit("b", 80 * MB)
+    time.sleep(0.1)
+    guard.admit("b", 80 * MB)
+
+
+def test_a_file_stored_without_a_reservation_is_counted_too():
+    """Streamlit stores files through add_file: one that does not fit is refused there as well."""
+    guard = uploads.UploadGuard(per_session=100 * MB, total=1000 * MB, max_file=80 * MB)
+    guard.added("a", "f1", 70 * MB)
+    guard.added("a", "f1", 70 * MB)  # the same file id again replaces it
+    with pytest.raises(uploads.CapacityError):
+        guard.added("a", "f2", 70 * MB)
+    assert guard.held() == 70 * MB
+
+
+class _Request:
+    def __init__(self, length: int):
+        self.headers = {"content-length": str(length)}
+
+
+def _upload_handler(runtime, session_id: str, length: int) -> bool:
+    """What Streamlit's upload handler does first: it holds the request and asks whether the session is active."""
+    request = _Request(length)  # noqa: F841 - the guard reads the size of the body from here
+    return runtime.is_active_session(session_id)
+
+
+class _FakeRuntime:
+    def __init__(self, manager):
+        self.uploaded_file_mgr = manager
+
+    @staticmethod
+    def is_active_session(session_id: str) -> bool:
+        return session_id != "gone"
+
+
+def test_the_guard_sits_between_streamlits_upload_handler_and_its_file_store(monkeypatch):
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    monkeypatch.setattr(uploads, "_UPLOAD_GUARD", [])
+    monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", "3.5M")
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    runtime = _FakeRuntime(manager)
+    guard = uploads.install_upload_guard(runtime)
+    assert guard is not None and uploads.install_upload_guard(runtime) is guard  # once per process
+    assert runtime.is_active_session("gone") is False
+    for i in range(3):
+        assert _upload_handler(runtime, "s", MB + 200)  # before the body is read: its size from the request
+        manager.add_file("s", UploadedFileRec(f"f{i}", "x.csv", "text/csv", b"x" * MB))
+    with pytest.raises(HTTPException) as refused:
+        _upload_handler(runtime, "s", MB + 200)
+    assert refused.value.status_code == 413 and "already holds 3 MiB" in refused.value.detail
+    with pytest.raises(HTTPException):  # a file id no widget asked for, stored directly
+        manager.add_file("s", UploadedFileRec("orphan", "x.csv", "text/csv", b"x" * MB))
+    assert len(manager.get_files("s", ["f0", "f1", "f2", "orphan"])) == 3
+    manager.remove_session_files("s")
+    assert guard.held() == 0 and _upload_handler(runtime, "s", MB)
+
+
+# --------------------------------------------------------------------------- loaded data
+def test_the_ledger_counts_data_sets_until_their_last_holder_lets_go():
+    book = capacity.DataLedger(budget=10 * MB)
+    first = annotations(prefix="a")
+    size = book.admit(first)
+    assert size == capacity.data_bytes(first) > 0 and book.held() == size
+    assert book.admit(first) == size and book.held() == size  # counted once
+    second = annotations(prefix="b")
+    small = capacity.DataLedger(budget=int(size * 1.5))
+    small.admit(first)
+    with pytest.raises(capacity.CapacityError, match="the server already holds"):
+        small.admit(second)
+    small.admit(second, replacing=first)  # a session swapping its data set
+    del first
+    gc.collect()
+    assert small.held() == size
+
+
+def test_a_data_set_the_server_has_no_room_for_is_refused_on_the_page(runs_dir, monkeypatch):
+    monkeypatch.setattr(capacity, "_LEDGER", [capacity.DataLedger(budget=1000)])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    data = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    at.file_uploader(key="upload_annotations").set_value(("big.csv", data.to_csv(index=False).encode(),
+                                                          "text/csv")).run()
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    errors = " ".join(str(e.value) for e in at.error).replace("\\", "")
+    assert "this data set needs" in errors and "try again later" in errors, errors
+    assert at.session_state["dataset"] is None if "dataset" in at.session_state else True
+
+
+def test_a_run_opened_by_many_sessions_is_held_once(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create("train", {}, data=annotations(), status="finished")
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(capacity.run_data(store, run_id))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(data) for data, _ in got}) == 1
+    assert got[0][0].n_tasks == 200
+
+
+def test_reads_wait_for_a_free_slot():
+    with capacity.reading():
+        with pytest.raises(capacity.CapacityError, match="busy reading other users' files"):
+            with capacity.reading(wait=0.05):
+                pass
+    with capacity.reading(wait=0.05):
+        pass
+
+
+# --------------------------------------------------------------------------- timing probes
+def test_a_probe_too_large_for_a_page_is_not_run():
+    """1,000 classes x 8 workers: the probe's model alone needs ~4.6 GiB (main ran it in the page: > 4 GB,
+    100 s, in every session at once)."""
+    rng = np.random.default_rng(0)
+    rows = [(t, f"w{w}", f"c{rng.integers(0, 1000)}") for t in range(2500) for w in range(8)]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    assert data.n_classes == 1000
+    started = time.perf_counter()
+    with pytest.raises(estimate.ProbeSkipped, match=r"too large to time while you wait .* about 4\.\d GiB"):
+        estimate.estimate_train(data, n_layers=1)
+    assert time.perf_counter() - started < 10
+
+
+def test_one_probe_at_a_time(monkeypatch):
+    monkeypatch.setattr(estimate, "PROBE_WAIT_SECONDS", 0.05)
+    with estimate._PROBES:  # another session's probe
+        with pytest.raises(estimate.ProbeSkipped, match="another session is timing") as skipped:
+            estimate.estimate_train(annotations(), epochs=5)
+    assert skipped.value.retry
+    assert estimate.estimate_train(annotations(), epochs=5).seconds_per_epoch > 0

@@ -1,0 +1,149 @@
+"""Dependence clusters (methods/clusters.py), the cluster-weighted references and their use in the selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import cohen_kappa_score
+
+from deem_core import DEEM
+from deem_core.analysis.selection import hold_out_answers, without_own_cluster
+from deem_core.data.annotations import AnnotationSet
+from deem_core.methods.clusters import (ClusterWeightedDawidSkene, ClusterWeightedVote, cluster_weights,
+                                        find_dependence_clusters, pairwise_kappa)
+from deem_core.methods.choose import cluster_weighted_network
+from deem_core.methods.dawid_skene import fit_dawid_skene
+from deem_core.model.training import predict_hidden
+
+
+def _answers(conf_acc: float, truth: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """One worker: the true class with probability ``conf_acc``, else a uniformly drawn wrong class."""
+    wrong = (truth + rng.integers(1, k, size=len(truth))) % k
+    return np.where(rng.random(len(truth)) < conf_acc, truth, wrong)
+
+
+def copied_group_set(n: int = 800, k: int = 4, copies: int = 6, independent: int = 4, seed: int = 0):
+    """``copies`` workers that copy one weak model (accuracy 0.55; each copy re-draws 10% of its answers) and
+    ``independent`` better workers (accuracy 0.75) answering on their own: the copies outvote the rest."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(k, size=n)
+    base = _answers(0.55, truth, k, rng)
+    cols = []
+    for _ in range(copies):
+        c = base.copy()
+        redraw = rng.random(n) < 0.1
+        c[redraw] = rng.integers(k, size=int(redraw.sum()))
+        cols.append(c)
+    cols += [_answers(0.75, truth, k, rng) for _ in range(independent)]
+    return np.column_stack(cols), truth
+
+
+def independent_set(n: int = 800, k: int = 3, d: int = 8, seed: int = 1, missing: float = 0.0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(k, size=n)
+    labels = np.column_stack([_answers(rng.uniform(0.5, 0.85), truth, k, rng) for _ in range(d)])
+    labels[rng.random(labels.shape) < missing] = -1
+    labels[:, 0] = np.where(labels[:, 0] < 0, truth, labels[:, 0])  # every task keeps an answer
+    return labels, truth
+
+
+def test_a_copied_group_is_found_as_one_cluster_and_nothing_else():
+    labels, _ = copied_group_set()
+    clusters = find_dependence_clusters(AnnotationSet.from_dense(labels))
+    groups = [sorted(int(w) for w in g) for g in clusters.groups()]
+    assert groups == [list(range(6))]
+    assert clusters.n_clusters == 1 + 4
+    assert np.allclose(clusters.weights(), [1 / 6] * 6 + [1.0] * 4)
+    accepted = [t for t in clusters.tests if t.accepted]
+    assert accepted and all(t.excess > 0 and t.z > clusters.z_threshold for t in accepted)
+    summary = clusters.summary(AnnotationSet.from_dense(labels).workers)
+    assert len(summary["clusters"]) == 1 and len(summary["clusters"][0]["workers"]) == 6
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.5])
+def test_independent_workers_give_no_cluster(missing):
+    labels, _ = independent_set(missing=missing)
+    clusters = find_dependence_clusters(AnnotationSet.from_dense(labels))
+    assert clusters.groups() == [] and clusters.n_clusters == labels.shape[1]
+    assert clusters.tests and not any(t.accepted for t in clusters.tests)  # tested, and nothing was declared
+
+
+def test_the_only_informative_workers_are_not_taken_for_a_copied_group():
+    # 4 independent good workers, 6 that answer at random: the good ones agree far beyond chance, but that is
+    # what the true class explains; the random workers carry nothing that could show them dependent
+    rng = np.random.default_rng(3)
+    truth = rng.integers(3, size=800)
+    labels = np.column_stack([_answers(0.8, truth, 3, rng) for _ in range(4)] +
+                             [rng.integers(3, size=800) for _ in range(6)])
+    assert find_dependence_clusters(AnnotationSet.from_dense(labels)).groups() == []
+
+
+def test_pairwise_kappa_is_cohens_kappa_on_the_shared_tasks():
+    labels, _ = independent_set(n=300, missing=0.4, seed=5)
+    kappa = pairwise_kappa(AnnotationSet.from_dense(labels), min_common=1)
+    for i, j in [(0, 1), (2, 5), (3, 7)]:
+        both = (labels[:, i] >= 0) & (labels[:, j] >= 0)
+        assert kappa[i, j] == pytest.approx(cohen_kappa_score(labels[both, i], labels[both, j]), abs=1e-9)
+    assert np.allclose(kappa, kappa.T) and np.allclose(np.diag(kappa), 1.0)
+
+
+def test_cluster_weighted_methods_count_a_copied_group_once():
+    labels, truth = copied_group_set(seed=2)
+    data = AnnotationSet.from_dense(labels)
+    acc = lambda codes: float((np.asarray(codes) == truth).mean())  # noqa: E731
+    mv, ds = acc(data.majority_vote()), acc(fit_dawid_skene(data).posterior.argmax(1))
+    vote = ClusterWeightedVote().fit(data)
+    cwds = ClusterWeightedDawidSkene().fit(data, clusters=vote.clusters_)
+    # the copies decide majority vote and Dawid-Skene (~ the copied model's 0.55); counted once they do not
+    assert mv < 0.65 and ds < 0.65
+    assert acc(vote.posterior_.argmax(1)) > mv + 0.15 and acc(cwds.posterior_.argmax(1)) > ds + 0.2
+    assert list(vote.labels_.index) == list(data.tasks) and vote.results_frame().shape[0] == data.n_tasks
+
+
+def test_without_clusters_the_weighted_methods_are_the_plain_ones():
+    labels, _ = independent_set(missing=0.3)
+    data = AnnotationSet.from_dense(labels)
+    ones = np.ones(data.n_workers)
+    assert np.allclose(fit_dawid_skene(data, worker_weights=ones).posterior, fit_dawid_skene(data).posterior)
+    vote = ClusterWeightedVote().fit(data)
+    assert (vote.posterior_.argmax(1) == data.majority_vote()).all()
+    assert np.allclose(cluster_weights(np.array([0, 0, 1, 2, 2, 2])), [0.5, 0.5, 1, 1 / 3, 1 / 3, 1 / 3])
+
+
+def test_cluster_weighted_network_holds_the_cluster_weighted_posterior():
+    labels, _ = copied_group_set(n=300, seed=4)
+    data = AnnotationSet.from_dense(labels)
+    weights = cluster_weights(np.array([0] * 6 + [1, 2, 3, 4]))
+    fit = fit_dawid_skene(data, worker_weights=weights)
+    net = cluster_weighted_network(1, fit, weights)
+    t = torch.as_tensor(labels)
+    hidden = predict_hidden(net, t, (t >= 0).float(), None)[0].numpy()
+    assert np.allclose(hidden, fit.posterior, atol=1e-4)
+
+
+def test_leave_cluster_out_removes_the_held_out_workers_cluster_on_its_task_only():
+    labels, _ = copied_group_set(n=200, seed=6)
+    clusters = np.array([0] * 6 + [1, 2, 3, 4])
+    train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.2, seed=0)
+    lco = without_own_cluster(train, held, clusters).dense_labels()
+    full = train.dense_labels()
+    own = clusters[held.worker]
+    for task, c in zip(held.task, own):
+        assert (lco[task, clusters == c] == -1).all()
+        assert (lco[task, clusters != c] == full[task, clusters != c]).all()
+    others = np.setdiff1d(np.arange(train.n_tasks), held.task)
+    assert (lco[others] == full[others]).all()
+
+
+def test_deem_does_not_follow_a_copied_group_and_says_so():
+    labels, truth = copied_group_set(seed=7)
+    data = AnnotationSet.from_dense(labels)
+    model = DEEM(n_layers=0, init="auto", epochs=5, device="cpu").fit(data)
+    labels_out = data.classes.get_indexer(model.predict())
+    mv = float((data.majority_vote() == truth).mean())
+    assert float((labels_out == truth).mean()) > mv + 0.15
+    summary = model.selection_summary()
+    assert [len(g["workers"]) for g in summary["clusters"]["clusters"]] == [6]
+    assert "safety rule" in summary["reason"] and "cluster-weighted Dawid-Skene" in model.fallback_
+    assert any("cluster-weighted Dawid-Skene" in w for w in model.warnings_)

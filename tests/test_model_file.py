@@ -1,0 +1,97 @@
+"""A model file from anyone (``DEEM.load``, ``deem diagnose --model``): code is never run (weights_only), and a
+damaged or hostile file is one DataError naming it, checked before anything is built from it (found attacking
+main: six altered copies of a real model file ended in "unexpected RuntimeError/IndexError/KeyError/TypeError ...
+(this is a bug)", exit 1, and a 112 KB file of broadcast tensors made the loader ask for 1.44 TB)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from deem_core.cli import main
+from deem_core.data.annotations import DataError
+from deem_core.methods.deem import DEEM
+
+MODEL = Path(__file__).parent / "data" / "deem_model_v1.deem"
+
+
+@pytest.fixture(scope="module")
+def state():
+    return torch.load(MODEL, map_location="cpu", weights_only=True)
+
+
+def _network(key: str, value):
+    return lambda s: s["network"].__setitem__(key, value)
+
+
+def _broadcast(s):
+    """Every tensor of the network a stride-0 view of one number, for 200,000 workers."""
+    d, k = s["network"]["irbm_weight"].shape[1:3]
+    for key, value in list(s["network"].items()):
+        if value.dim():
+            shape = [200_000 if x == d else 200_000 * k if x == d * k else x for x in value.shape]
+            s["network"][key] = torch.zeros(1, dtype=value.dtype).expand(*shape)
+    s["workers"] = [f"w{i}" for i in range(200_000)]
+
+
+ALTERED = {
+    "unknown_parameter": (lambda s: s["params"].update(bogus=1), "unknown parameter"),
+    "params_missing": (lambda s: s.pop("params"), "'params' is not a mapping"),
+    "network_of_other_size": (_network("irbm_weight", torch.zeros(1, 3, 2, 2)), "workers"),
+    "worker_list_cut": (lambda s: s.__setitem__("workers", s["workers"][:2]), "workers"),
+    "class_list_longer": (lambda s: s.__setitem__("classes", list(range(50))), "classes"),
+    "class_map_out_of_range": (lambda s: s.__setitem__("class_maps", torch.full_like(s["class_maps"], 99)),
+                               "class maps"),
+    "layer_of_other_shape": (_network("layer_weights.0", torch.zeros(1, 2, 2)), "layer_weights.0"),
+    "posterior_short": (lambda s: s.__setitem__("posterior", s["posterior"][:3]), "posterior"),
+    "broadcast_tensors": (_broadcast, "holds only"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALTERED))
+def test_an_altered_model_file_is_one_data_error(name, state, tmp_path):
+    alter, words = ALTERED[name]
+    altered = copy.deepcopy(state)
+    if name == "layer_of_other_shape" and "layer_weights.0" not in altered["network"]:
+        pytest.skip("the reference model has no layer")
+    alter(altered)
+    path = tmp_path / f"{name}.deem"
+    torch.save(altered, path)
+    with pytest.raises(DataError, match=rf"^{name}\.deem: .*{words}"):
+        DEEM.load(path, device="cpu")
+
+
+def test_a_model_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.deem"
+    path.write_bytes(pickle.dumps({"format_version": 1, "params": Payload()}))
+    with pytest.raises(DataError, match="evil.deem: not a DEEM model file"):
+        DEEM.load(path)
+    assert not marker.exists()
+
+
+def test_the_reference_model_still_loads():
+    model = DEEM.load(MODEL, device="cpu")
+    assert len(model.predict()) == len(model.tasks_)
+
+
+def test_deem_diagnose_with_an_altered_model_says_error_and_exits_2(state, tmp_path, capsys):
+    altered = copy.deepcopy(state)
+    altered["workers"] = altered["workers"][:2]
+    torch.save(altered, tmp_path / "cut.deem")
+    data = tmp_path / "a.csv"
+    data.write_text("task,worker,label\nt1,w1,a\nt1,w2,b\nt2,w1,a\n")
+    code = main(["diagnose", str(data), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "cut.deem"),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: cut.deem: not a valid DEEM model file"), err

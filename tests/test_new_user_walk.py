@@ -1,0 +1,126 @@
+"""What a new user tripped over on the Data page (found walking through the dashboard with files of our own):
+a long file whose columns have names the detection does not know, a format chosen for one file that stuck to
+the next, the engine's Python/CLI option names in the page's messages, and column names as chart legends."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_app import APP, TIMEOUT
+
+from deem_core.data.readers import preview
+
+
+def ensemble_csv(columns=("sample_id", "classifier", "predicted_class"), by_task: bool = False) -> bytes:
+    """Predictions of 3 classifiers on 30 samples, one row per prediction, sorted by classifier (or by task)."""
+    rows = [(f"s-{i:03d}", model, ("malignant", "benign")[(i + k) % 3 == 0])
+            for k, model in enumerate(("logreg", "tree", "knn")) for i in range(30)]
+    frame = pd.DataFrame(rows, columns=list(columns))
+    if by_task:
+        frame = frame.sort_values(columns[0], kind="stable")
+    return frame.to_csv(index=False).encode()
+
+
+def named(content: bytes, name: str) -> io.BytesIO:
+    source = io.BytesIO(content)
+    source.name = name
+    return source
+
+
+def text_of(at: AppTest) -> str:
+    return "\n".join(str(t.value) for t in at.text)
+
+
+def unescaped(markdown: str) -> str:
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
+def test_the_read_as_line_says_which_column_became_which():
+    note = preview(named(ensemble_csv(("task", "worker", "label")), "a.csv")).note
+    assert note == ("a.csv: read as long layout (task, worker, label): tasks from column 'task', workers from column "
+                    "'worker', labels from column 'label'")
+
+
+def test_an_ensemble_file_named_by_classifier_and_prediction_is_read_long():
+    shown = preview(named(ensemble_csv(), "ensemble.csv"))
+    assert shown.layout == "long" and shown.problem is None
+    assert "workers from column 'classifier', labels from column 'predicted_class'" in shown.note
+
+
+@pytest.mark.parametrize("by_task, says", [(False, "share no answer"), (True, "is on 3 of the first 20 rows")])
+def test_a_long_file_with_unknown_column_names_is_not_silently_read_as_wide(by_task, says):
+    """Read as wide, the model names would be 'answers' of a worker called 'clf': the preview says it looks long."""
+    shown = preview(named(ensemble_csv(("sample_id", "clf", "out"), by_task), "x.csv"))
+    assert shown.layout == "wide"
+    assert shown.problem and says in shown.problem and "choose the format 'long'" in shown.problem
+
+
+def test_a_real_wide_file_raises_no_such_problem():
+    wide = b"item,ann_1,ann_2,ann_3\nq0,yes,no,yes\nq1,no,no,yes\nq2,yes,,no\n"
+    assert preview(named(wide, "w.csv")).problem is None
+
+
+def upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.file_uploader(key="upload_annotations").set_value((name, content, "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_format_chosen_for_one_file_does_not_stick_to_the_next(runs_dir):
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "first.csv",
+                ensemble_csv(("sample_id", "clf", "out")))
+    at.selectbox(key="upload_format").set_value("long").run()
+    assert at.selectbox(key="upload_format").value == "long"
+    at.file_uploader(key="upload_annotations").set_value(
+        ("Batch_1_batch_results.csv", b"HITId,WorkerId,AssignmentStatus,Input.text,Answer.sentiment\n"
+                                      b"H1,W1,Approved,good,positive\nH1,W2,Approved,good,negative\n", "text/csv")).run()
+    assert not at.exception
+    assert at.selectbox(key="upload_format").value == "auto"
+    assert "read as Amazon Mechanical Turk batch results" in text_of(at)
+    assert any("set back to 'detect automatically'" in str(c.value) for c in at.caption)
+
+
+def test_the_page_names_its_own_controls_not_the_python_or_cli_options(runs_dir):
+    """A conflict read with 'stop and tell me' says which control keeps one answer, not on_conflict / --on-conflict."""
+    conflicting = b"task,worker,label\n1,a,x\n1,a,y\n2,a,x\n2,b,y\n"
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "c.csv", conflicting)
+    at.button(key="load_files").click().run()
+    errors = [unescaped(str(e.value)) for e in at.error]
+    assert any("conflicting labels" in e for e in errors), errors
+    said = next(e for e in errors if "conflicting labels" in e)
+    assert "under 'When one worker gave one task different labels'" in said
+    assert "on_conflict" not in said and "CLI" not in said
+    missing = b"task,worker,label\n1,a,x\n1,b,N/A\n2,a,y\n2,b,y\n"
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "m.csv", missing)
+    at.button(key="load_files").click().run()
+    warnings = [unescaped(str(w.value)) for w in at.warning]
+    said = next(w for w in warnings if "missing label" in w)
+    assert "the switch 'Keep None, NaN, null, NA, N/A as labels'" in said and "keep_missing" not in said
+
+
+def test_class_balance_speaks_words_not_column_names(runs_dir):
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    charts = [c for c in at.get("plotly_chart") if "share of the answers" in str(c.proto.spec)]
+    assert charts and "answer_share" not in str(charts[0].proto.spec)
+
+
+def test_gold_labels_with_missing_truths_say_what_was_skipped(runs_dir):
+    """A gold file with an empty and an N/A truth: the page said '2 gold labels match' and nothing about the 2
+    skipped; now it says so, in the page's words."""
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
+    at.button(key="load_files").click().run()
+    at.file_uploader(key="upload_gold").set_value(
+        ("gold.csv", b"sample_id,truth\ns-000,benign\ns-001,\ns-002,N/A\ns-003,malignant\n", "text/csv")).run()
+    assert not at.exception
+    warnings = [unescaped(str(w.value)) for w in at.warning]
+    said = next((w for w in warnings if "skipped 2 task(s) with a missing truth" in w), None)
+    assert said is not None, warnings
+    assert "the switch 'Keep None, NaN, null, NA, N/A as labels'" in said
+    assert any("2 gold labels match" in str(s.value) for s in at.success)

@@ -1,0 +1,108 @@
+"""Hostile inputs that cost memory out of proportion to their size (found attacking main; issue 14's cases are in
+``tests/bad_inputs``): the cost of reading them stays bounded, and what cannot be read is refused by name."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deem_core.data.annotations import DataError
+from deem_core.data.formats import Limits, preview, read_dataset
+from deem_core.data.formats import tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dictionary_parquet(path: Path, value_chars: int, n_rows: int) -> Path:
+    """Every row's label points at one dictionary value of ``value_chars`` characters (kilobytes on disk)."""
+    label = pa.DictionaryArray.from_arrays(pa.array([0] * n_rows, pa.int32()), pa.array(["x" * value_chars]))
+    table = pa.table({"task": pa.array(range(n_rows), pa.int64()), "worker": ["a"] * n_rows, "label": label})
+    pq.write_table(table, path, compression="zstd")
+    return path
+
+
+def peak_rss_mb(code: str) -> tuple[float, float, str]:
+    """(peak RSS before ``code``, peak RSS after it, its output) of a fresh interpreter, in MB."""
+    script = textwrap.dedent("""
+        import resource, sys
+        import deem_core.data.formats as F
+        from deem_core.data.annotations import DataError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        try:
+        {code}
+        except DataError as exc:
+            print("DataError:", exc)
+        print("PEAK", before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    """).format(code=textwrap.indent(textwrap.dedent(code), "    "))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1].split()
+    return float(last[1]), float(last[2]), out.stdout
+
+
+@pytest.mark.parametrize("call, value_mib", [("F.read_dataset([sys.argv[1]])", 1), ("F.preview(sys.argv[1])", 16)])
+def test_a_parquet_dictionary_is_never_decoded_row_by_row(tmp_path, call, value_mib):
+    # 300 rows x one 1 MiB value: 300 MiB when every row gets its own copy (what main did: a 7 KB file of 8 rows
+    # x 200 MB took the preview past 5 GB; a preview reads 200 rows); the distinct value alone is 1 MiB
+    path = dictionary_parquet(tmp_path / "dictionary.parquet", value_mib << 20, 300)
+    assert path.stat().st_size < 100_000
+    before, after, out = peak_rss_mb(call.replace("sys.argv[1]", repr(str(path))))
+    assert after - before < 120, (before, after, out)
+    if "read_dataset" in call:
+        assert "a label value is 1,048,576 characters long" in out, out
+    else:
+        assert "DataError" not in out, out  # 16 MiB is within the 64 MiB a value may have: previewed, cut short
+
+
+def test_a_parquet_column_chunk_larger_than_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "PARQUET_CHUNK_BYTES", 1 << 20)
+    path = dictionary_parquet(tmp_path / "big.parquet", 2 << 20, 4)
+    with pytest.raises(DataError, match=r"^big\.parquet: row group 1 holds 2\.0 MiB once decompressed; at most "
+                                        r"1 MiB per row group are read"):
+        read_dataset([path])
+    with pytest.raises(DataError, match=r"^big\.parquet: .* at most 1 MiB"):
+        preview(path)
+
+
+def test_parquet_text_reads_as_before(tmp_path):
+    """Dictionary-encoded reading keeps every value: spaces trimmed, a null label missing (dropped), numbers typed."""
+    frame = pa.table({"task": pa.array([1, 2, 3, 3, 4], pa.int64()),
+                      "worker": pa.array([" a", "a ", "c", "b", "b"]),
+                      "label": pa.array(["x", " x", "y", None, "y"])})
+    buffer = io.BytesIO()
+    pq.write_table(frame, buffer)
+    path = tmp_path / "plain.parquet"
+    path.write_bytes(buffer.getvalue())
+    data = read_dataset([path]).data
+    long = data.to_long()
+    assert sorted(zip(long["task"], long["worker"], long["label"])) == [
+        (1, "a", "x"), (2, "a", "x"), (3, "c", "y"), (4, "b", "y")]
+    shown = preview(path).frame
+    assert list(shown["worker"]) == ["a", "a", "c", "b", "b"] and list(shown["label"]) == ["x", "x", "y", "", "y"]
+
+
+def test_a_long_value_in_a_preview_is_cut_for_display(tmp_path):
+    path = dictionary_parquet(tmp_path / "long.parquet", 50_000, 5)
+    shown = preview(path).frame
+    assert all(len(v) == tables.PREVIEW_CHARS + 1 and v.endswith("…") for v in shown["label"])
+
+
+def test_the_value_limit_is_configurable(tmp_path):
+    path = tmp_path / "names.csv"
+    path.write_text("task,worker,label\n1,a," + "y" * 300 + "\n1,b,x\n")
+    with pytest.raises(DataError, match=r"a label value is 300 characters long .* at most 100 are read"):
+        read_dataset([path], limits=Limits(max_value_chars=100))
+    assert read_dataset([path]).data.n_classes == 2
+    truth = tmp_path / "truth.csv"
+    truth.write_text("task,truth\n1," + "z" * 300 + "\n")
+    from deem_core.data.formats import read_truth  # noqa: PLC0415
+
+    with pytest.raises(DataError, match=r"^truth\.csv: a truth value is 300 characters long"):
+        read_truth(truth, limits=Limits(max_value_chars=100))
