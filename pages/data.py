@@ -63,6 +63,7 @@ _HINTS = [
      "with the switch 'Keep None, NaN, null, NA, N/A as labels'"),
     (re.compile(r"(missing column\(s\) .* for the long layout \(task, worker, label\); found .*)$"),
      r"\1: choose them under Mapping"),
+    (re.compile(r"is read on its own: give one file"), "is read on its own: remove the other files above"),
 ]
 
 
@@ -347,8 +348,12 @@ with tabs[5]:
     gold = ds.get("gold")
     if gold is not None:
         known = gold.index.isin(data.tasks)
-        st.success(f"{int(known.sum()):,} gold labels match tasks of this data set"
-                   + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+        said = (f"{int(known.sum()):,} gold labels match tasks of this data set"
+                + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+        if known.any():
+            st.success(said)
+        else:  # not a success: the file is for other tasks (or another data set)
+            st.warning(said + ": is this the gold file of these data?")
         for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
             st.warning(page_words(warning))
         if st.button("Remove the gold labels", key="drop_gold"):

@@ -124,3 +124,23 @@ def test_gold_labels_with_missing_truths_say_what_was_skipped(runs_dir):
     assert said is not None, warnings
     assert "the switch 'Keep None, NaN, null, NA, N/A as labels'" in said
     assert any("2 gold labels match" in str(s.value) for s in at.success)
+
+
+def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
+    at.button(key="load_files").click().run()
+    at.file_uploader(key="upload_gold").set_value(("gold.csv", b"task,truth\nq0,yes\nq3,no\n", "text/csv")).run()
+    assert not at.exception
+    assert not any("gold labels match" in str(s.value) for s in at.success)
+    assert any("0 gold labels match" in str(w.value) and "gold file of these data" in str(w.value) for w in at.warning)
+
+
+def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
+    export = b'[{"id": 1, "data": {"text": "a"}, "annotations": [{"completed_by": 1, "result": [{"from_name": "s", ' \
+             b'"to_name": "text", "type": "choices", "value": {"choices": ["x"]}}]}]}]'
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="upload_annotations").set_value(
+        [("project.json", export, "application/json"), ("e.csv", ensemble_csv(), "text/csv")]).run()
+    at.button(key="load_files").click().run()
+    errors = [unescaped(str(e.value)) for e in at.error]
+    assert any("remove the other files above" in e for e in errors), errors
