@@ -49,7 +49,7 @@ from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
-from deem_studio.owners import max_active_per_workspace
+from deem_studio.owners import max_active_per_client, max_active_per_workspace
 from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
@@ -382,6 +382,7 @@ class Job:
     progress: Progress
     cancel_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    client: str | None = None  # the network address of the browser that launched it (None: unknown)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -431,7 +432,7 @@ class JobManager:
 
     def __init__(self, store: RunStore | str | Path | None = None, max_cpu_jobs: int | None = None,
                  max_gpu_jobs: int = 1, max_pending: int = 64, keep_finished: int = 256,
-                 max_pending_per_owner: int | None = None):
+                 max_pending_per_owner: int | None = None, max_pending_per_client: int | None = None):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         if max_cpu_jobs is None:
             max_cpu_jobs = int(os.environ.get("DEEM_MAX_CPU_JOBS", "1") or 1)
@@ -443,14 +444,18 @@ class JobManager:
         # one workspace (owner) may not fill the server's queue (deem_studio.owners: the access model)
         self.max_pending_per_owner = int(max_pending_per_owner if max_pending_per_owner is not None
                                          else max_active_per_workspace())
+        # ... nor one network address (a workspace costs nothing: a browser without the cookie gets a new one)
+        self.max_pending_per_client = int(max_pending_per_client if max_pending_per_client is not None
+                                          else max_active_per_client())
         self._reserved: dict[str | None, int] = {}
+        self._reserved_clients: dict[str, int] = {}
         self.keep_finished = int(keep_finished)
         self.recovered = self.store.mark_stale_running_as_failed()
 
     # -- submitting
     def submit(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,
                gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None,
-               store_data: bool = True) -> str:
+               store_data: bool = True, client: str | None = None) -> str:
         """Register a run in the store and start its job; returns the run id at once.
 
         ``store_data=False`` keeps the annotations out of the run folder (a job that works on another
@@ -473,6 +478,13 @@ class JobManager:
                 if mine >= self.max_pending_per_owner:
                     raise QueueFull(f"your workspace already has {mine} job(s) queued or running (at most "
                                     f"{self.max_pending_per_owner} at a time); wait for one to finish or cancel one")
+            if client and self.max_pending_per_client > 0:
+                theirs = (sum(1 for job in active if job.client == client)
+                          + self._reserved_clients.get(client, 0))
+                if theirs >= self.max_pending_per_client:
+                    raise QueueFull(f"{theirs} jobs from your network address are already queued or running (at "
+                                    f"most {self.max_pending_per_client} at a time); wait for one to finish")
+                self._reserved_clients[client] = self._reserved_clients.get(client, 0) + 1
             self._reserved[owner] = self._reserved.get(owner, 0) + 1
         try:
             run_id = self.store.create(kind, config, data=data if store_data else None,
@@ -481,7 +493,7 @@ class JobManager:
             progress = Progress(run_id, kind, steps_total=steps_of(config))
             estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
             progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
-            job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress)
+            job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None)
             job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                           name=f"deem-job-{run_id}", daemon=True)
             with self._lock:
@@ -491,6 +503,10 @@ class JobManager:
                 self._reserved[owner] -= 1
                 if not self._reserved[owner]:
                     del self._reserved[owner]
+                if client and client in self._reserved_clients:
+                    self._reserved_clients[client] -= 1
+                    if not self._reserved_clients[client]:
+                        del self._reserved_clients[client]
         job.thread.start()
         return run_id
 

@@ -16,7 +16,12 @@ The access model of the dashboard (decided for issue 14; the README's dashboard 
   another browser, or after clearing cookies, the owner pastes the key shown on their Runs page ("Owner key");
   anyone holding the key is the owner, so it is to be kept like a password.
 * **Fair share.** At most :data:`DEFAULT_MAX_ACTIVE_PER_WORKSPACE` jobs of one workspace may be queued or
-  running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``), so one session cannot fill the server's queue.
+  running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``), so one session cannot fill the server's queue. A workspace
+  costs nothing (a browser without the cookie gets a new one), so jobs are also counted per network address of
+  the browser: at most :data:`DEFAULT_MAX_ACTIVE_PER_CLIENT` from one address (``DEEM_MAX_JOBS_PER_CLIENT``; 0:
+  no such limit). Found attacking main: 16 browser sessions from one machine filled the server's 64 places and
+  every other user got "64 jobs are already queued or running on this server". Browsers on the server's own
+  machine (and so all users behind a reverse proxy on it) have no address here and are not counted this way.
 
 Runs created before owner keys existed were stored under the old ``ws`` value of the address bar (16 hex
 characters): that value was shared in links, so it proves nothing; such runs stay readable by their id and
@@ -33,8 +38,8 @@ import secrets
 from typing import Any, Mapping
 
 __all__ = [
-    "AccessDenied", "COOKIE_NAME", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control", "cancel_run", "delete_run",
-    "is_owner_key", "is_workspace_id", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
+    "AccessDenied", "COOKIE_NAME", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
+    "cancel_run", "delete_run", "is_owner_key", "is_workspace_id", "max_active_per_client", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
     "workspace_of",
 ]
 
@@ -42,6 +47,7 @@ COOKIE_NAME = "deem_owner"
 #: how long the browser keeps the owner-key cookie (seconds): one year, renewed on every visit
 COOKIE_MAX_AGE = 365 * 24 * 3600
 DEFAULT_MAX_ACTIVE_PER_WORKSPACE = 4
+DEFAULT_MAX_ACTIVE_PER_CLIENT = 8
 _KEY = re.compile(r"[0-9a-f]{32}")
 _WORKSPACE = re.compile(r"[0-9a-f]{24}")
 _SALT = b"deem-studio workspace v1\x00"
@@ -109,6 +115,15 @@ def max_active_per_workspace() -> int:
     except ValueError:
         value = DEFAULT_MAX_ACTIVE_PER_WORKSPACE
     return max(1, value)
+
+
+def max_active_per_client() -> int:
+    """Jobs one network address may have queued or running at once (``DEEM_MAX_JOBS_PER_CLIENT``, default 8;
+    0 or less: no limit)."""
+    try:
+        return int(os.environ.get("DEEM_MAX_JOBS_PER_CLIENT", "") or DEFAULT_MAX_ACTIVE_PER_CLIENT)
+    except ValueError:
+        return DEFAULT_MAX_ACTIVE_PER_CLIENT
 
 
 # --------------------------------------------------------------------------- owner-only actions

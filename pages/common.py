@@ -117,6 +117,15 @@ def guarded(what: str = "") -> Callable:
 
 
 # --------------------------------------------------------------------------- owner key, workspace, access
+def client_address() -> str | None:
+    """The network address of this session's browser (None on the server's own machine or when unknown): jobs
+    are also limited per address (``deem_studio.owners.max_active_per_client``)."""
+    try:
+        return st.context.ip_address
+    except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
+        return None
+
+
 def workspace() -> str:
     """This session's workspace id (the hash of its owner key; runs are stored with it as their owner)."""
     return st.session_state["ws"]

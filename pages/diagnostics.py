@@ -57,7 +57,7 @@ with st.container(border=True):
         try:
             diag_id = mgr.submit("diagnostics", config, data=ds["data"] if ds else None,
                                  gold=ds.get("gold") if ds else None, owner=common.workspace(),
-                                 dataset=record.get("dataset"), store_data=False)
+                                 dataset=record.get("dataset"), store_data=False, client=common.client_address())
             st.session_state["diag_run"] = diag_id
             st.rerun()
         except Exception as exc:  # noqa: BLE001

@@ -158,7 +158,8 @@ with st.container(border=True):
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
                       "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,
                       "estimate": estimate.to_dict() if estimate is not None else None}
-            run_id = mgr.submit("sweep", config, data=data, owner=common.workspace(), dataset=ds["name"])
+            run_id = mgr.submit("sweep", config, data=data, owner=common.workspace(), dataset=ds["name"],
+                                client=common.client_address())
             common.set_current_run(run_id, "sweep")
             st.rerun()
         except ValueError as exc:

@@ -95,7 +95,8 @@ with st.container(border=True):
                   "supervised_weight": float(weight),
                   "estimate": estimate.to_dict() if estimate is not None else None}
         try:
-            run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(), dataset=ds["name"])
+            run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(), dataset=ds["name"],
+                                client=common.client_address())
             common.set_current_run(run_id, "train")
             st.rerun()
         except ValueError as exc:

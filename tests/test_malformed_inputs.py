@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from deem_core.cli import main
 from deem_core.data.annotations import DataError
 from deem_core.data.readers import preview, read_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Upload(io.BytesIO):
@@ -101,3 +104,22 @@ def test_a_parquet_file_that_aborts_pyarrow_is_refused_without_killing_the_proce
     # on main: exit -6 (SIGABRT), "terminate called after throwing an instance of 'parquet::ParquetException'"
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.count("DataError: aborts.parquet") == 2, out.stdout
+
+
+def test_a_parquet_dictionary_value_not_utf8_is_a_data_error_in_the_preview(tmp_path):
+    """Found fuzzing: two bytes changed in a Parquet file of sample_data/condind.csv (a dictionary index and one byte
+    of the worker name 'clf_10') made the preview's ``to_pylist`` raise UnicodeDecodeError."""
+    text = (ROOT / "sample_data" / "condind.csv").read_bytes()[:20000]
+    buffer = io.BytesIO()
+    pd.read_csv(io.BytesIO(text)).to_parquet(buffer)
+    data = bytearray(buffer.getvalue())
+    if len(data) != 4205 or data[462] != 8 or data[1154] != ord("1"):
+        pytest.skip("this pyarrow lays the file out differently")
+    data[462], data[1154] = 165, 222
+    path = tmp_path / "worker_not_utf8.parquet"
+    path.write_bytes(bytes(data))
+    for call in (lambda: preview(path), lambda: read_dataset([path])):
+        try:
+            call()
+        except DataError as exc:
+            assert str(exc).startswith("worker_not_utf8.parquet: ")

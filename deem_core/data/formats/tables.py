@@ -452,7 +452,7 @@ class ParquetTable(Table):
                 yield frame
                 if nrows is not None and start >= nrows:
                     return
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # text not UTF-8
             raise DataError(f"{self.name}: cannot read the Parquet data ({exc})") from None
 
     def _text(self, array, column: str, preview: bool) -> pd.Series:

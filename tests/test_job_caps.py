@@ -1,0 +1,81 @@
+"""Jobs per network address (found attacking main): a workspace costs nothing (a browser without the owner cookie
+gets a new one), so 16 sessions from one machine, 4 jobs each, filled the server's 64 places and every other
+user was refused ("64 jobs are already queued or running on this server")."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from deem_studio import owners
+from deem_studio.jobs import JobManager, QueueFull, register_kind
+from deem_studio.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+GATE = threading.Event()
+
+
+def _gated(ctx):
+    while not GATE.wait(0.01):
+        if ctx.cancel_event.is_set():
+            return "cancelled", "cancelled while waiting"
+    return "finished", "ok"
+
+
+register_kind("client_gate", _gated, device=lambda config: "cpu", steps=lambda config: 1)
+
+
+def test_many_workspaces_from_one_address_cannot_fill_the_queue(tmp_path):
+    GATE.clear()
+    manager = JobManager(RunStore(tmp_path), max_pending=64, max_pending_per_owner=4, max_pending_per_client=8)
+    attacker, accepted, refused = "203.0.113.5", [], 0
+    for session in range(16):  # 16 fresh browser sessions: 16 workspaces
+        workspace = f"{session:024x}"
+        for _ in range(4):
+            try:
+                accepted.append(manager.submit("client_gate", {}, owner=workspace, client=attacker))
+            except QueueFull as exc:
+                assert "from your network address" in str(exc) and "at most 8" in str(exc)
+                refused += 1
+    assert len(accepted) == 8 and refused == 56
+    # another user is served
+    other = manager.submit("client_gate", {}, owner="f" * 24, client="198.51.100.7")
+    # browsers without an address (the server's own machine) keep the workspace limit only
+    local = [manager.submit("client_gate", {}, owner="e" * 24) for _ in range(4)]
+    with pytest.raises(QueueFull, match="your workspace already has 4"):
+        manager.submit("client_gate", {}, owner="e" * 24)
+    # once a job of the address ends, it may submit again
+    assert manager.cancel(accepted[0])
+    manager.wait(accepted[0], timeout=10)
+    accepted.append(manager.submit("client_gate", {}, owner="d" * 24, client=attacker))
+    GATE.set()
+    for run_id in [*accepted[1:], other, *local]:
+        assert manager.wait(run_id, timeout=30).done
+    manager.shutdown()
+
+
+def test_the_address_limit_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEEM_MAX_JOBS_PER_CLIENT", "3")
+    assert JobManager(RunStore(tmp_path)).max_pending_per_client == 3
+    monkeypatch.setenv("DEEM_MAX_JOBS_PER_CLIENT", "nonsense")
+    assert owners.max_active_per_client() == owners.DEFAULT_MAX_ACTIVE_PER_CLIENT
+    monkeypatch.setenv("DEEM_MAX_JOBS_PER_CLIENT", "0")  # no limit
+    GATE.clear()
+    manager = JobManager(RunStore(tmp_path / "runs"), max_pending=20, max_pending_per_owner=1)
+    runs = [manager.submit("client_gate", {}, owner=f"{i:024x}", client="203.0.113.5") for i in range(12)]
+    GATE.set()
+    for run_id in runs:
+        assert manager.wait(run_id, timeout=30).done
+    manager.shutdown()
+
+
+def test_every_page_that_launches_a_job_says_from_which_address():
+    calls = 0
+    for page in (ROOT / "pages").glob("*.py"):
+        for call in re.findall(r"\.submit\((.*?)\)\n", page.read_text(), flags=re.S):
+            calls += 1
+            assert "client=common.client_address()" in call, (page.name, call)
+    assert calls >= 3
