@@ -184,6 +184,19 @@ def dense_rows_to_slots(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
 
 
 # ---------------------------------------------------------------------------------------------- gathered network
+def _scatter_rows(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> None:
+    """``target.view(-1, w).index_add_(0, index, values)`` for values (N, w), as one flat ``scatter_add_`` of
+    element indices: on the CPU, ``index_add_`` of rows only ``w = K`` wide costs about twice as much (74,000
+    rows of 3 into a 207 MB weight: 1.28 ms vs 0.47 + 0.21 ms to build the element index). Each element
+    receives its additions in the same order either way."""
+    width = values.shape[-1]
+    if width == 1:
+        target.view(-1).index_add_(0, index, values.view(-1))
+        return
+    elements = (index.unsqueeze(1) * width + torch.arange(width, device=index.device)).view(-1)
+    target.view(-1).scatter_add_(0, elements, values.reshape(-1))
+
+
 class _BlockGradient:
     """Collects one layer's gradient with respect to its gathered blocks, in the gathered order (so it is
     scattered back without a transpose): full ``K x K`` blocks ``x[s, l] g[t, m]`` (R, B, A_s, A_t, K, K) for
@@ -412,11 +425,11 @@ class GatheredNetwork:
                 buffer = buffers[layer]
                 buffer.mul_(momentum)
                 for index, values in self.layer_gradients(layer):
-                    buffer.view(-1, values.shape[-1]).index_add_(0, index, values)
+                    _scatter_rows(buffer, index, values)
                 weight.data.add_(buffer * scale.view(r, *([1] * (weight.dim() - 1))))
                 continue
             for index, values in self.layer_gradients(layer, scale):
-                weight.data.view(-1, values.shape[-1]).index_add_(0, index, values)
+                _scatter_rows(weight.data, index, values)
 
     # ------------------------------------------------------------------ evaluation
     def _layer(self, blocks: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
