@@ -241,8 +241,10 @@ def set_number(page: Any, label: str, value: Any) -> None:
     until(lambda: box.input_value() == str(value), 20, f"{label} = {value}")
 
 
-def upload(page: Any, paths: list[Path] | Path, nth: int = 0) -> None:
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(nth).set_input_files(
+def upload(page: Any, paths: list[Path] | Path, key: str | None = None) -> None:
+    """Give ``paths`` to the file uploader with widget key ``key`` (the first uploader when None)."""
+    scope = f".st-key-{key} " if key else ""
+    page.locator(f"{scope}[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
         [str(p) for p in paths] if isinstance(paths, list) else str(paths))
 
 
@@ -425,7 +427,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             assert metric(page, "Workers") == "10" and metric(page, "Classes") == "3"
             assert metric(page, "Answers") == "3,000"
             page.get_by_role("tab", name="Gold labels").click()
-            upload(page, truth_path, nth=1)
+            upload(page, truth_path, key="upload_gold")
 
             def gold_shown() -> bool:  # the rerun may bring the first tab back: look in the gold tab
                 page.get_by_role("tab", name="Gold labels").click()
@@ -678,6 +680,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             # ------------------------------------------------ a cancelled sweep recommends nothing
             nav(page, "Sweep")
             set_number(page, "Epochs", 2000)
+            set_number(page, "Seeds per learning rate", 4)  # long enough that Cancel lands before the end
             button(page, "Launch sweep").click()
             until(lambda: button(page, "Cancel sweep").count() > 0, 60, "the running sweep")
             until(lambda: re.search(r"about .* left", main_text(page)), 60, "the time left of the sweep")
@@ -908,7 +911,7 @@ def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
             button(page, "Load these files").click()
             until(lambda: metric(page, "Tasks") == "150", 90, "the summary")
             page.get_by_role("tab", name="Gold labels").click()
-            upload(page, truth_path, nth=1)
+            upload(page, truth_path, key="upload_gold")
 
             def gold_shown() -> bool:  # the rerun may bring the first tab back: look in the gold tab
                 page.get_by_role("tab", name="Gold labels").click()
