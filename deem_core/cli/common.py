@@ -186,6 +186,10 @@ def check_output_file(path: str | Path, option: str = "-o") -> None:
         raise _usage(f"{option} {shown}: is a folder, not a file")
     if target.exists() and not os.access(target, os.W_OK):
         raise _usage(f"{option} {shown}: the file exists and is not writable")
+    from deem_core.data.export import _written_in_place  # noqa: PLC0415
+
+    if _written_in_place(target):  # a device or a pipe (/dev/null, /dev/stdout): written in place
+        return
     _check_writable_folder(target.parent if str(target.parent) else Path("."), shown, option)
 
 

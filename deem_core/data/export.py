@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,18 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename).
+
+    Only a regular file (or a link, which is replaced and never followed: a link planted in a shared folder
+    cannot send the bytes elsewhere) is renamed over. A character device, pipe or socket (``-o /dev/null``, a
+    FIFO) and the names ``/dev/stdout`` and ``/dev/stderr`` are written in place. Found attacking main: the
+    rename put a regular file in place of whatever ``path`` was, so ``-o /dev/null`` run as root replaced the
+    machine's /dev/null (likewise /dev/full, /dev/stdout)."""
     path = Path(path)
+    if _written_in_place(path):
+        with open(path, "wb") as handle:  # a device or a pipe takes the bytes as they come
+            handle.write(data)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,6 +59,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def _written_in_place(path: Path) -> bool:
+    """A character device, pipe or socket at ``path`` itself (not through a link), or /dev/stdout, /dev/stderr."""
+    if str(path) in ("/dev/stdout", "/dev/stderr"):
+        return True
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -1,0 +1,36 @@
+"""The Sweep page's typed grid (found attacking main): any number of learning rates was accepted (each is a run
+trained at once: 1,000 values on a 3,000-task set passed the memory check, 5.8 GiB in one job of the shared
+server), and the error about a bad value quoted the typed text as Markdown (an image from another site, a link)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pages.common import safe
+from tests.test_app import new_app, no_problem, upload
+
+
+@pytest.fixture
+def sweep_page(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    return at
+
+
+def test_a_grid_longer_than_the_limit_is_refused_on_the_page(sweep_page):
+    at = sweep_page
+    at.text_input(key="sweep_lrs").set_value(", ".join(f"{0.001 * (i + 1):g}" for i in range(1000))).run()
+    no_problem(at)
+    assert any("at most 24 learning rates per sweep" in str(e.value) for e in at.error), at.error
+    assert at.button(key="sweep_launch").disabled
+
+
+def test_the_grid_error_shows_the_typed_text_as_text(sweep_page):
+    at = sweep_page
+    payload = "![x](http://127.0.0.1:9/t.png)"
+    at.text_input(key="sweep_lrs").set_value(f"0.01, {payload}").run()
+    no_problem(at)
+    shown = [str(e.value) for e in at.error if "learning rates must be numbers" in str(e.value)]
+    assert shown and all(payload not in text for text in shown), shown  # main: the raw Markdown image
+    assert safe(repr(payload)) in shown[0]
