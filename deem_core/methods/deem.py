@@ -395,6 +395,7 @@ class DEEM(Aggregator, BaseEstimator):
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)
+        del starts, network  # the stacked copy trains: the single starts would otherwise stay alive beside it
         return train_annotations(data, [self.lr_] * len(seeds) * len(candidates), seeds * len(candidates), config,
                                  callbacks=callbacks, stop_event=stop_event, initial_network=initial,
                                  supervised_weight=float(self.supervised_weight), prepared=prepared)
@@ -473,6 +474,7 @@ class DEEM(Aggregator, BaseEstimator):
                     if ds is not None:
                         self.dawid_skene_ = ds
                 network = nets[0] if len(nets) == 1 else stack_networks(nets)
+                del nets, net  # the stacked copy trains: the single starts would otherwise stay alive beside it
             if network is not None:
                 network = network.to(device)
             return train_annotations(data, [lr] * len(seeds) * len(starts), seeds * len(starts), config,

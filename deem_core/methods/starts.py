@@ -57,5 +57,8 @@ def stack_networks(networks: Sequence[DEEMNetwork]) -> DEEMNetwork:
     out = first.like(sum(n.n_runs for n in networks))
     with torch.no_grad():
         for target, *sources in zip(out.parameters(), *(n.parameters() for n in networks)):
-            target.copy_(torch.cat(sources))
+            start = 0
+            for source in sources:  # slice by slice: no concatenated temporary of the whole parameter
+                target[start:start + source.shape[0]].copy_(source)
+                start += source.shape[0]
     return out
