@@ -121,7 +121,7 @@ class JobCancelled(Exception):
 def readable_error(exc: BaseException) -> str:
     """One line for the user: the message of data/parameter problems as is, the type name otherwise."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (DataError, CapacityError)) or (isinstance(exc, ValueError) and text):
+    if isinstance(exc, (DataError, CapacityError, QueueFull)) or (isinstance(exc, ValueError) and text):
         return text
     name = type(exc).__name__
     if "out of memory" in text.lower():
