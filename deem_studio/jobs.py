@@ -47,6 +47,7 @@ from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM
 from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
+from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.owners import max_active_per_client, max_active_per_workspace
@@ -54,7 +55,7 @@ from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
     "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
@@ -108,6 +109,14 @@ def check_table_size(data: AnnotationSet) -> None:
                         f"hold a probability per task and class ({cells * 8 / (1 << 30):.1f} GiB a table), more "
                         f"than this server allows ({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); "
                         f"merge rare classes or split the tasks")
+
+
+def check_deem_classes(data: AnnotationSet) -> None:
+    """DataError before a job that trains DEEM (a sweep; a training with DEEM among its methods) is queued when
+    the data have more classes than DEEM handles: the job would otherwise be queued and fail at once, leaving a
+    failed run behind (seen in the browser: a sampled sweep of 3,000 classes 'failed in 0.01 s')."""
+    if int(data.n_classes) > MAX_CLASSES:
+        check_problem_size(data.n_workers, data.n_classes, source=data.source)  # raises, in the engine's words
 
 
 class QueueFull(RuntimeError):
@@ -492,6 +501,9 @@ class JobManager:
         function, device_of, steps_of = _KINDS[kind]
         if data is not None and (kind == "train" or (kind == "sweep" and not (config or {}).get("sample_tasks"))):
             check_table_size(data)  # before the run exists: the page says why, nothing is queued
+        if data is not None and (kind == "sweep" or (kind == "train" and "deem" in [
+                str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []])):
+            check_deem_classes(data)  # likewise
         defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS, "diagnostics": {"device": "cpu"}}.get(kind, {})
         config = {**defaults, **dict(config or {})}
         with self._lock:

@@ -157,6 +157,9 @@ with st.container(border=True):
             f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else ""))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
+    if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced
+        c[2].caption("The cost is shown once the learning rates are fixed.")
+    elif estimate is not None:
         c[2].caption(f"{cost}: {estimate.describe()}")
     else:
         c[2].caption(cost)

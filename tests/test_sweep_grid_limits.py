@@ -34,3 +34,18 @@ def test_the_grid_error_shows_the_typed_text_as_text(sweep_page):
     shown = [str(e.value) for e in at.error if "learning rates must be numbers" in str(e.value)]
     assert shown and all(payload not in text for text in shown), shown  # main: the raw Markdown image
     assert safe(repr(payload)) in shown[0]
+
+
+def test_a_refused_grid_is_not_priced_as_the_default_grid(sweep_page):
+    """Seen in the browser: with 30 rates typed and refused, the caption beside the form still read '8 learning
+    rate(s) (0.001, 0.003, ..., 3) ... about 1.7 s', the default grid's cost, as if that grid would run."""
+    at = sweep_page
+    assert any("8 learning rate(s)" in str(c.value) for c in at.caption)  # the default grid, nothing typed
+    at.text_input(key="sweep_lrs").set_value(", ".join(f"{0.001 * (i + 1):g}" for i in range(30))).run()
+    no_problem(at)
+    assert at.button(key="sweep_launch").disabled
+    captions = [str(c.value) for c in at.caption]
+    assert not any("learning rate(s)" in text for text in captions), captions
+    assert any("once the learning rates are fixed" in text for text in captions), captions
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.1").run()
+    assert any("2 learning rate(s) (0.01, 0.1)" in str(c.value) for c in at.caption)
