@@ -54,7 +54,7 @@ from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "Job", "JobManager", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
     "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
@@ -83,6 +83,33 @@ def sample_batch_size(sample: int, n_tasks: int, batch_size: int | None = None) 
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
+#: bytes of one (tasks x classes) float64 table a run of the dashboard may produce (every method's results hold
+#: a probability per task and class; DEEM's posterior too): DEEM_MAX_TABLE_BYTES, default 512 MiB (64 M cells)
+DEFAULT_MAX_TABLE_BYTES = 512 << 20
+
+
+def max_table_bytes() -> int:
+    try:
+        value = int(os.environ.get("DEEM_MAX_TABLE_BYTES", "") or DEFAULT_MAX_TABLE_BYTES)
+    except ValueError:
+        value = DEFAULT_MAX_TABLE_BYTES
+    return value if value > 0 else DEFAULT_MAX_TABLE_BYTES
+
+
+def check_table_size(data: AnnotationSet) -> None:
+    """DataError before a job starts when its (tasks x classes) tables would be larger than :func:`max_table_bytes`.
+
+    Found attacking main: a 3.8 MB CSV of 100,000 tasks and 2,000 classes, trained with majority vote and
+    Dawid-Skene (the readers accept any number of classes; only DEEM stops at 1,000), took 5 GB for majority
+    vote alone (its per-class shares, the results table, copies) inside the shared server."""
+    cells = int(data.n_tasks) * int(data.n_classes)
+    if cells * 8 > max_table_bytes():
+        raise DataError(f"{data.source}: {data.n_tasks:,} tasks x {data.n_classes:,} classes: every method's results "
+                        f"hold a probability per task and class ({cells * 8 / (1 << 30):.1f} GiB a table), more "
+                        f"than this server allows ({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); "
+                        f"merge rare classes or split the tasks")
+
+
 class QueueFull(RuntimeError):
     """Too many jobs are waiting; the message says how many."""
 
@@ -94,7 +121,7 @@ class JobCancelled(Exception):
 def readable_error(exc: BaseException) -> str:
     """One line for the user: the message of data/parameter problems as is, the type name otherwise."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (DataError, CapacityError)) or (isinstance(exc, ValueError) and text):
+    if isinstance(exc, (DataError, CapacityError, QueueFull)) or (isinstance(exc, ValueError) and text):
         return text
     name = type(exc).__name__
     if "out of memory" in text.lower():
@@ -463,6 +490,8 @@ class JobManager:
         if kind not in _KINDS:
             raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
         function, device_of, steps_of = _KINDS[kind]
+        if data is not None and (kind == "train" or (kind == "sweep" and not (config or {}).get("sample_tasks"))):
+            check_table_size(data)  # before the run exists: the page says why, nothing is queued
         defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS, "diagnostics": {"device": "cpu"}}.get(kind, {})
         config = {**defaults, **dict(config or {})}
         with self._lock:

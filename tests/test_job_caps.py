@@ -79,3 +79,11 @@ def test_every_page_that_launches_a_job_says_from_which_address():
             calls += 1
             assert "client=common.client_address()" in call, (page.name, call)
     assert calls >= 3
+
+
+def test_a_full_queue_is_told_in_words_without_the_internal_error_name():
+    from deem_studio.jobs import readable_error  # noqa: PLC0415
+
+    shown = readable_error(QueueFull("your workspace already has 4 job(s) queued or running (at most 4)"))
+    assert shown == "your workspace already has 4 job(s) queued or running (at most 4)"
+    assert "QueueFull" not in shown
