@@ -160,3 +160,37 @@ def test_bucketed_batches_group_tasks_by_answer_count_and_cover_every_task():
     batched = train_runs(labels, 3, [0.01, 0.1], [5, 3], config)
     for row_a, row_b in zip(alone.history, [row for row in batched.history if row["run"] == 1]):
         assert row_b["positive_energy"] == pytest.approx(row_a["positive_energy"], rel=1e-5, abs=1e-6)
+
+
+def test_runs_trained_together_count_towards_storing_every_worker_pair(monkeypatch):
+    """A sweep's runs share one storage choice: 8 learning rates on data whose one-run all-pairs layer fits the
+    budget store only the co-occurring pairs (on 2,400 workers x 3 classes, 5,000 tasks, 4 runs: peak 1,946 ->
+    371 MB), while one or two runs keep every pair; the size check counts the same way."""
+    import deem_core.model.sizes as sizes  # noqa: PLC0415
+    import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
+    from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
+    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    from deem_core.model.engine import task_data  # noqa: PLC0415
+
+    labels, _ = _labels(300, 200, 3, 0.02, seed=3)  # about 5 of 200 workers per task
+    task, worker = np.nonzero(labels >= 0)
+    data = AnnotationSet.from_long(
+        __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
+    layer = 4 * (data.n_workers * data.n_classes) ** 2
+    monkeypatch.setattr(sparse_training, "ALL_PAIRS_MAX_BYTES", 3 * layer)
+    monkeypatch.setattr(sizes, "ALL_PAIRS_MAX_BYTES", 3 * layer)
+    config = TrainingConfig(path="sparse")
+    assert task_data(data, config, "cpu", n_runs=1).pair_keys is None
+    assert task_data(data, config, "cpu", n_runs=3).pair_keys is None
+    stored = task_data(data, config, "cpu", n_runs=4).pair_keys
+    assert stored is not None and 0 < stored.numel() < data.n_workers ** 2
+    def weights_per_run(runs: int) -> float:
+        counts = np.diff(data.task_offsets)
+        return sizes.estimate_training_bytes(data.n_tasks, data.n_workers, data.n_classes, data.n_answers,
+                                             int(counts.max()), n_runs=runs, batch_size=64, path="sparse",
+                                             sum_squared_answers=int((counts ** 2).sum()))["weights"] / runs
+
+    assert weights_per_run(4) < weights_per_run(3)  # the size check counts the pairs the training stores
+    swept = run_sweep(data, lrs=[0.01, 0.03, 0.1, 0.3], epochs=2, device="cpu")  # trains on the stored pairs
+    assert swept.result.network.pair_keys is not None and torch.equal(swept.result.network.pair_keys, stored)
+    assert set(swept.runs["status"]) == {"finished"} and len(swept.curves) == 4 * 2

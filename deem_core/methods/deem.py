@@ -387,7 +387,8 @@ class DEEM(Aggregator, BaseEstimator):
         config = self._config(batch_size, device)
         if len(candidates) > 1:  # both starts train as one batched model
             check_training_size(data, config, len(seeds) * len(candidates))
-        prepared = task_data(data, config, device, gold=gold_codes)  # dense table or sparse answers
+        prepared = task_data(data, config, device, gold=gold_codes,  # dense table or sparse answers
+                             n_runs=len(seeds) * len(candidates))
         starts = []
         for init in candidates:
             network, ds = initial_network(data, seeds, self.n_layers_, init, device, config,
@@ -462,7 +463,7 @@ class DEEM(Aggregator, BaseEstimator):
             config.n_layers, config.epochs = int(depth), epochs
             if len(starts) > 1:  # the starts train as one batched model
                 check_training_size(data, config, len(seeds) * len(starts))
-            prepared = task_data(data, config, device)  # dense table or sparse answers
+            prepared = task_data(data, config, device, n_runs=len(seeds) * len(starts))  # dense or sparse
             network = initial
             if network is None:
                 # a single majority-vote start is the trainer's own (drawn from each run's stream, as before)

@@ -154,7 +154,7 @@ def run_sweep(
     config = TrainingConfig(n_layers=int(n_layers), epochs=int(epochs), batch_size=int(batch_size),
                             sampler_steps=int(sampler_steps), step_size=float(step_size), device=str(device))
     check_training_size(data, config, len(lrs_of_runs))
-    prepared = task_data(data, config, resolve_device(device))  # dense table or sparse answers
+    prepared = task_data(data, config, resolve_device(device), n_runs=len(lrs_of_runs))  # dense or sparse
     initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config,
                                     spec=prepared.network_spec())
     result = train_annotations(data, lrs_of_runs, seeds_of_runs, config, callbacks=list(callbacks),

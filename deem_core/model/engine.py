@@ -69,14 +69,15 @@ def check_training_size(data: AnnotationSet, config: TrainingConfig, n_runs: int
 
 
 def task_data(data: AnnotationSet, config: TrainingConfig, device: torch.device | str,
-              gold: np.ndarray | None = None) -> TaskData:
-    """The training loop's data for ``data`` on the path ``config.path`` resolves to (see :func:`path_for`)."""
+              gold: np.ndarray | None = None, n_runs: int = 1) -> TaskData:
+    """The training loop's data for ``data`` on the path ``config.path`` resolves to (see :func:`path_for`);
+    ``n_runs``: the runs that will train on it together (the sparse path's storage of worker pairs counts them)."""
     device = torch.device(device)
     if path_for(data, config.path) == "dense":
         return DenseTaskData(data.dense_labels(purpose=DENSE_PURPOSE), data.n_classes, device,
                              soft=data.dense_soft(purpose=DENSE_PURPOSE), gold=gold)
     return SparseTaskData(answers_of(data, device), data.n_classes, device, gold=gold, n_layers=config.n_layers,
-                          batching=config.batching)
+                          batching=config.batching, n_runs=n_runs)
 
 
 def train_annotations(data: AnnotationSet, lrs: Sequence[float], seeds: Sequence[int],
@@ -87,7 +88,7 @@ def train_annotations(data: AnnotationSet, lrs: Sequence[float], seeds: Sequence
     """Train ``R = len(lrs)`` DEEM runs on an annotation set (:func:`train_on` on :func:`task_data`, or on
     ``prepared``, the task data already built for these annotations)."""
     config = config or TrainingConfig()
-    prepared = prepared or task_data(data, config, resolve_device(config.device), gold=gold)
+    prepared = prepared or task_data(data, config, resolve_device(config.device), gold=gold, n_runs=len(lrs))
     return train_on(prepared, lrs, seeds, config, callbacks=callbacks, stop_event=stop_event,
                     initial_network=initial_network, supervised_weight=supervised_weight)
 

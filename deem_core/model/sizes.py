@@ -23,8 +23,8 @@ MAX_CLASSES = 1000
 #: gathered blocks (feature-major copy, gathered rows, product temporary, gradient in gathered order)
 ACTIVATION_COPIES = 12
 BLOCK_COPIES = 4
-#: the sparse path stores every worker pair's K x K block while one run's layer stays under this many bytes,
-#: only the pairs that share a task beyond (deem_core.model.sparse_training.choose_storage)
+#: the sparse path stores every worker pair's K x K block while the layers of the runs trained together stay
+#: under this many bytes, only the pairs that share a task beyond (deem_core.model.sparse_training.choose_storage)
 ALL_PAIRS_MAX_BYTES = 512 << 20
 
 
@@ -67,7 +67,7 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
         data = (n + 1) * 8 + 2 * n_answers * 8 + (n_answers * k * 4 if soft else 0)  # offsets, workers, labels
         chains = r * (n_answers + 1)  # int8 labels
         if n_pairs is None:
-            all_pairs = 4 * units * units <= ALL_PAIRS_MAX_BYTES
+            all_pairs = max(1, r) * 4 * units * units <= ALL_PAIRS_MAX_BYTES  # as choose_storage decides
             pairs_bound = n_answers * a if sum_squared_answers is None else int(sum_squared_answers)
             bound = min(d * d, pairs_bound + d)  # each task's ordered pairs, plus every worker's own
             n_pairs = d * d if all_pairs else bound

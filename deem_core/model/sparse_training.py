@@ -91,7 +91,8 @@ class SparseTaskData:
     """
 
     def __init__(self, answers: Answers, n_classes: int, device: torch.device, gold: np.ndarray | None = None,
-                 n_layers: int = 1, pair_keys: torch.Tensor | None | str = "auto", batching: str = "auto"):
+                 n_layers: int = 1, pair_keys: torch.Tensor | None | str = "auto", batching: str = "auto",
+                 n_runs: int = 1):
         self.answers = answers
         self.n_tasks, self.n_workers, self.n_classes = answers.n_tasks, answers.n_workers, int(n_classes)
         self.all_observed = False  # the slots are always masked (padding), even when every worker answered
@@ -100,7 +101,7 @@ class SparseTaskData:
         self.gold = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if self.has_gold else None
         if isinstance(pair_keys, str):
             pair_keys = cooccurring_pairs(answers) if choose_storage(
-                self.n_workers, self.n_classes, n_layers) == "pairs" else None
+                self.n_workers, self.n_classes, n_layers, n_runs) == "pairs" else None
         self.pair_keys = pair_keys
         counts = answers.counts()
         self.batching = choose_batching(counts, n_classes) if batching == "auto" else batching
@@ -173,12 +174,14 @@ def choose_batching(counts: torch.Tensor, n_classes: int, batch_size: int = 1024
     return "bucket" if padded > 1.2 * bucketed else "pad"
 
 
-def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1) -> str:
-    """``"all"`` (every worker pair's block) while one run's layer stays under :data:`ALL_PAIRS_MAX_BYTES`,
-    else ``"pairs"`` (only the co-occurring pairs). With no layer there is nothing to store."""
+def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1) -> str:
+    """``"all"`` (every worker pair's block) while the layers of the ``n_runs`` runs trained together stay under
+    :data:`ALL_PAIRS_MAX_BYTES`, else ``"pairs"`` (only the co-occurring pairs). With no layer there is nothing
+    to store. Counting the runs matters for sweeps: 8 learning rates on 2,400 workers x 3 classes hold 8 x 207 MB
+    of all-pairs layers, most of them never read when the data are a few thousand tasks."""
     if n_layers == 0:
         return "all"
-    return "all" if 4 * (n_workers * n_classes) ** 2 <= ALL_PAIRS_MAX_BYTES else "pairs"
+    return "all" if max(1, int(n_runs)) * 4 * (n_workers * n_classes) ** 2 <= ALL_PAIRS_MAX_BYTES else "pairs"
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -193,6 +196,6 @@ def train_answers(answers: Answers, n_classes: int, lrs: Sequence[float], seeds:
     answers = Answers(answers.offsets.to(device), answers.workers.to(device), answers.labels.to(device),
                       None if answers.soft is None else answers.soft.to(device), answers.n_workers)
     data = SparseTaskData(answers, n_classes, device, gold=gold, n_layers=config.n_layers, pair_keys=pair_keys,
-                          batching=config.batching)
+                          batching=config.batching, n_runs=len(lrs))
     return train_on(data, lrs, seeds, config, callbacks=callbacks, stop_event=stop_event,
                     initial_network=initial_network, supervised_weight=supervised_weight)
