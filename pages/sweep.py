@@ -46,7 +46,8 @@ def parse_lrs(text: str) -> list[float] | None:
         except ValueError:
             raise ValueError(f"learning rates must be numbers separated by commas; {part!r} is not") from None
         if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"learning rates must be positive; got {part}")
+            why = "" if math.isfinite(value) else " (not a number)" if math.isnan(value) else " (infinite)"
+            raise ValueError(f"learning rates must be positive finite numbers; got {part}{why}")
         values.append(value)
     return sorted(set(values))
 

@@ -49,3 +49,14 @@ def test_a_refused_grid_is_not_priced_as_the_default_grid(sweep_page):
     assert any("once the learning rates are fixed" in text for text in captions), captions
     at.text_input(key="sweep_lrs").set_value("0.01, 0.1").run()
     assert any("2 learning rate(s) (0.01, 0.1)" in str(c.value) for c in at.caption)
+
+
+@pytest.mark.parametrize(("typed", "said"), [("1e999", "got 1e999 (infinite)"), ("nan", "got nan (not a number)"),
+                                             ("-0.1", "got -0.1")])
+def test_a_value_that_is_not_a_usable_rate_is_named_for_what_it_is(sweep_page, typed, said):
+    at = sweep_page
+    at.text_input(key="sweep_lrs").set_value(f"0.01, {typed}").run()
+    no_problem(at)
+    shown = [str(e.value) for e in at.error if "must be positive finite numbers" in str(e.value)]
+    assert shown and shown[0].endswith(safe(said)), [str(e.value) for e in at.error]
+    assert at.button(key="sweep_launch").disabled

@@ -99,7 +99,7 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
         raise ValueError("the learning-rate grid is empty")
     bad = [x for x in values if not (math.isfinite(x) and x > 0)]
     if bad:
-        raise ValueError(f"learning rates must be positive numbers, got {bad}")
+        raise ValueError(f"learning rates must be positive finite numbers, got {bad}")
     if len(set(values)) != len(values):
         raise ValueError(f"the learning-rate grid repeats a value: {values}")
     return sorted(values)
