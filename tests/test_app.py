@@ -284,7 +284,9 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert f"picked on sweep {run_id}" in texts(at)
 
 
-def test_diagnostics_page(runs_dir):
+def trained_with_gold() -> AppTest:
+    """The app with the tiny set and its gold labels loaded, one DEEM training of 1 epoch finished, on the
+    Diagnostics page."""
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     at.switch_page("pages/train.py").run()
@@ -293,6 +295,11 @@ def test_diagnostics_page(runs_dir):
     at.button(key="train_launch").click().run()
     wait_done(at.session_state["train_run"])
     at.switch_page("pages/diagnostics.py").run()
+    return at
+
+
+def test_diagnostics_page(runs_dir):
+    at = trained_with_gold()
     no_problem(at)
     at.multiselect(key="diag_subset").set_value(["0"]).run()
     at.button(key="diag_launch").click().run()
@@ -429,14 +436,7 @@ def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir
 
 
 def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
-    at = upload(new_app())
-    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
-    at.number_input(key="train_epochs").set_value(1)
-    at.button(key="train_launch").click().run()
-    wait_done(at.session_state["train_run"])
-    at.switch_page("pages/diagnostics.py").run()
+    at = trained_with_gold()
     at.multiselect(key="diag_subset").set_value(["0"])
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
