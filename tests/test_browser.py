@@ -69,8 +69,9 @@ class LiveServer:
     """``streamlit run app.py`` on 127.0.0.1 with its own runs directory; stopped by its process id."""
 
     def __init__(self, runs_dir: Path, env: dict[str, str] | None = None, start_timeout: float = 90.0,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, epoch_pause_s: float = 0.0):
         self.runs_dir = Path(runs_dir)
+        self.epoch_pause_s = epoch_pause_s  # > 0: every job epoch pauses this long (tests/paced_streamlit.py)
         self.extra_args = list(extra_args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -80,7 +81,11 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> LiveServer:
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        launcher = [sys.executable, "-m", "streamlit"]
+        if self.epoch_pause_s > 0:
+            launcher = [sys.executable, str(ROOT / "tests" / "paced_streamlit.py")]
+            self.env["DEEM_TEST_EPOCH_PAUSE_S"] = str(self.epoch_pause_s)
+        command = [*launcher, "run", "app.py", "--server.headless", "true",
                    "--server.address", "127.0.0.1", "--server.port", str(self.port),
                    "--browser.gatherUsageStats", "false", *self.extra_args]  # the rest: .streamlit/config.toml
         self._log = open(self.log_path, "wb")  # noqa: SIM115
@@ -410,7 +415,9 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
 
     data_path, truth_path = tiny_files(tmp_path)
     runs_dir = tmp_path / "runs"
-    with LiveServer(runs_dir) as server, chromium() as browser:
+    # every job epoch pauses 10 ms: the 2000-epoch sweep and training last >= 20 s and the 5000-epoch one >= 50 s
+    # on any machine, so the live reads, the refresh mid-run and the cancel act on running jobs
+    with LiveServer(runs_dir, epoch_pause_s=0.01) as server, chromium() as browser:
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -447,9 +454,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             lrs = page.get_by_label("Learning rates", exact=True)
             lrs.fill("0.01, 0.03, 0.1")
             lrs.press("Enter")
-            # long enough for two reads of the live curves: with the faster engine 300 epochs of this 300-task
-            # set could end (about 3 s) before the first read; 2000 take about 20 s here
-            set_number(page, "Epochs", 2000)
+            set_number(page, "Epochs", 2000)  # >= 20 s with the server's epoch pause: two reads of the live curves
             button(page, "Launch sweep").click()
             live = "[class*='st-key-live_']"
             until(lambda: chart_points(page, live) > 0, 90, "the first points of the live sweep curves")
@@ -483,7 +488,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             until(lambda: page.get_by_label("Learning rate", exact=True).input_value() == target, 20,
                   f"the learning rate {target} carried over from the sweep")
             until(lambda: f"Learning rate {target}: picked on sweep" in main_text(page), 20, "where the rate comes from")
-            set_number(page, "Epochs", 2000)  # still running after the reload below (600 took only ~6 s here)
+            set_number(page, "Epochs", 2000)  # >= 20 s with the epoch pause: still running after the reload below
             set_number(page, "Seeds", 2)  # two curves, averaged answers
             clicked = time.perf_counter()
             button(page, "Train").click()
@@ -635,7 +640,8 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
     Sweep, Train and Results pages show nothing of A."""
     data_a, _ = tiny_files(tmp_path)
     data_b = other_files(tmp_path)
-    with LiveServer(tmp_path / "runs") as server, chromium() as browser:
+    # every job epoch pauses 5 ms: the 2000-epoch sweep cancelled below lasts >= 10 s on any machine
+    with LiveServer(tmp_path / "runs", epoch_pause_s=0.005) as server, chromium() as browser:
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -756,7 +762,7 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
     data_path, _ = tiny_files(tmp_path)
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
-    server = LiveServer(runs_dir).__enter__()
+    server = LiveServer(runs_dir, epoch_pause_s=0.02).__enter__()  # the 5000-epoch training lasts >= 100 s
     try:
         with chromium() as browser:
             owner_context = browser.new_context(viewport=VIEWPORT)
