@@ -28,6 +28,7 @@ from __future__ import annotations
 import pickle
 import resource
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -158,16 +159,18 @@ def _fit_step(**params) -> Callable[[dict[str, Path]], dict[str, Any]]:
         what = "default run" if DEEM_EPOCHS is None else (
             f"NOT the default run: {DEEM_EPOCHS} epochs (--deem-epochs); with the default {default_epochs} "
             f"epochs ~{projected:,.0f} s CPU (projected: this run + {default_epochs - len(ends)} x the median epoch)")
+        budget = (f" ({model.epochs_} of {model.epochs} epochs fit in the budget of {model.max_updates:,} updates)"
+                  if model.epochs_ < model.epochs else "")
         return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "accuracy": accuracy,
                 **({} if DEEM_EPOCHS is None else {"projected": projected}),
-                "result": f"accuracy {accuracy:.2f}%; {what}; chose {chosen}; {model.n_epochs_} epochs of "
+                "result": f"accuracy {accuracy:.2f}%; {what}{budget}; chose {chosen}; {model.n_epochs_} epochs of "
                           f"{runs} run(s) kept (median {epoch_cpu:.1f} s CPU / {epoch_seconds.median():.1f} s wall per "
                           f"epoch), "
                           f"{model.network_.layout} layout{_device_peak()}"}
     return step
 
 
-def step_deem_converge(paths: dict[str, Path]) -> dict[str, Any]:
+def step_deem_converge(paths: dict[str, Path], start_name: str = "ds") -> dict[str, Any]:
     import torch  # noqa: PLC0415
 
     from deem_core.methods.deem import DEFAULT_LR  # noqa: PLC0415
@@ -181,7 +184,8 @@ def step_deem_converge(paths: dict[str, Path]) -> dict[str, Any]:
     config = TrainingConfig(n_layers=1, epochs=CONVERGE_EPOCHS, device=DEVICE)
     wall, cpu = time.perf_counter(), time.process_time()
     prepared = task_data(data, config, device)
-    start, _ = initial_network(data, [0], 1, "ds", device, config, spec=prepared.network_spec())
+    start, _ = initial_network(data, [0], 1, start_name, device, config, spec=prepared.network_spec(),
+                               explicit=True)
     checkpoints = sorted({1, 2, 5, *range(10, CONVERGE_EPOCHS + 1, 5), CONVERGE_EPOCHS})
     curve: list[str] = []
     scoring = {"cpu": 0.0, "wall": 0.0}
@@ -206,7 +210,8 @@ def step_deem_converge(paths: dict[str, Path]) -> dict[str, Any]:
     per_epoch = (cpu - scoring["cpu"] - prepared_at) / result.epochs_run
     return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load,
             "accuracy": float(curve[-1].split(": ")[1]),
-            "result": f"DS start, 1 layer, {result.epochs_run} epochs; accuracy after epoch " + ", ".join(curve)
+            "result": f"{start_name.upper()} start, 1 layer, {result.epochs_run} epochs; accuracy after epoch "
+                      + ", ".join(curve)
                       + f"; {per_epoch:.2f} s CPU per epoch (start {prepared_at:.1f} s and scoring "
                         f"{scoring['cpu']:.1f} s CPU excluded){_device_peak()}"}
 
@@ -243,5 +248,6 @@ DEEM_STEPS: dict[str, tuple[str, Callable[[dict[str, Path]], dict[str, Any]]]] =
     "deem": ("DEEM default run", _fit_step()),
     "deem_mv": ("DEEM default run, majority-vote start", _fit_step(init="mv")),
     "deem_converge": ("DEEM accuracy over epochs, DS start", step_deem_converge),
+    "deem_converge_mv": ("DEEM accuracy over epochs, MV start", partial(step_deem_converge, start_name="mv")),
     "deem_storage": ("DEEM all pairs vs co-occurring pairs", step_deem_storage),
 }

@@ -56,7 +56,7 @@ from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, Ru
 
 __all__ = [
     "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
-    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "train_epochs", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
 
@@ -64,7 +64,8 @@ __all__ = [
 #: a sweep's ``sample_tasks`` (absent/None = all tasks) sweeps a random sample of the tasks
 TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
     key: value for key, value in defaults_of(DEEM).items()
-    if key in ("n_layers", "epochs", "lr", "n_seeds", "seed", "init", "device", "batch_size", "supervised_weight")}}
+    if key in ("n_layers", "epochs", "max_updates", "lr", "n_seeds", "seed", "init", "device", "batch_size",
+               "supervised_weight")}}
 SWEEP_DEFAULTS: dict[str, Any] = {
     key: value for key, value in defaults_of(run_sweep).items()
     if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
@@ -449,12 +450,13 @@ _KINDS: dict[str, tuple[JobFunction, Callable[[dict[str, Any]], str], Callable[[
 
 
 def register_kind(kind: str, function: JobFunction, device: Callable[[dict[str, Any]], str] | None = None,
-                  steps: Callable[[dict[str, Any]], int] | None = None) -> None:
+                  steps: Callable[[dict[str, Any], AnnotationSet | None], int] | None = None) -> None:
     """Add a job kind. ``device(config)`` says which queue it waits in ("cpu"/"cuda"/"auto"; default: the
-    config's ``device``); ``steps(config)`` how many progress steps it reports."""
+    config's ``device``); ``steps(config, data)`` how many progress steps it reports (``data``: the job's
+    annotations, None without)."""
     _KINDS[kind] = (function,
                     device or (lambda config: str(config.get("device", "auto"))),
-                    steps or (lambda config: int(config.get("epochs", 0) or 0)))
+                    steps or (lambda config, data: int(config.get("epochs", 0) or 0)))
 
 
 def _queue_name(device: str) -> str:
@@ -531,7 +533,7 @@ class JobManager:
             run_id = self.store.create(kind, config, data=data if store_data else None,
                                        gold=gold if store_data else None, owner=owner, dataset=dataset,
                                        device=str(config.get("device", "")))
-            progress = Progress(run_id, kind, steps_total=steps_of(config))
+            progress = Progress(run_id, kind, steps_total=steps_of(config, data))
             estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
             progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
             job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None)
@@ -726,7 +728,20 @@ def _check_cancel(ctx: JobContext) -> None:
         raise JobCancelled()
 
 
-def _train_steps(config: Mapping[str, Any]) -> int:
+def train_epochs(config: Mapping[str, Any], n_tasks: int | None) -> int:
+    """The epochs each DEEM run of a train job trains on ``n_tasks`` tasks: the config's epochs, or fewer within its
+    update budget (``max_updates``, the engine's rule); the config's epochs when the size is unknown."""
+    from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
+
+    epochs = int(config.get("epochs", TRAIN_DEFAULTS["epochs"]) or 0)
+    if n_tasks is None or epochs < 1:
+        return epochs
+    budget = config.get("max_updates", TRAIN_DEFAULTS["max_updates"])
+    return epochs_within_budget(int(n_tasks), epochs, int(config.get("batch_size") or TRAIN_DEFAULTS["batch_size"]),
+                                None if budget is None else int(budget))
+
+
+def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -> int:
     """Progress steps of a train job: one per epoch of every trained method, one per other method."""
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
@@ -734,7 +749,7 @@ def _train_steps(config: Mapping[str, Any]) -> int:
     trained = [m for m in methods if m in METHODS and METHODS[m].trains]
     # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
     groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
-    return groups * int(config.get("epochs", 0) or 0) + (len(methods) - len(trained))
+    return groups * train_epochs(config, None if data is None else data.n_tasks) + (len(methods) - len(trained))
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
@@ -748,9 +763,11 @@ def _train_device(config: Mapping[str, Any]) -> str:
 
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
-    types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str, "n_seeds": int, "seed": int, "batch_size": int,
-             "supervised_weight": float}
+    types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str,
+             "n_seeds": int, "seed": int, "batch_size": int, "supervised_weight": float}
     options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
+    if "max_updates" in cfg:  # None is a setting here: no update budget
+        options["max_updates"] = None if cfg["max_updates"] is None else int(cfg["max_updates"])
     return {**options, "device": device}
 
 
@@ -830,7 +847,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
         if spec.trains:
             later = trained[trained.index(method) + 1:]
-            progress.start_phase(f"training {spec.name}", int(cfg["epochs"]), "epoch",
+            progress.start_phase(f"training {spec.name}", train_epochs(cfg, data.n_tasks), "epoch",
                                  then_s=len(later) * per_trained_s + baselines_s)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
@@ -1011,7 +1028,7 @@ def load_diagnostics_result(store: RunStore, run_id: str) -> Any | None:
 
 register_kind("train", _run_train, device=_train_device, steps=_train_steps)
 register_kind("sweep", _run_sweep)
-register_kind("diagnostics", _run_diagnostics, steps=lambda config: 1)
+register_kind("diagnostics", _run_diagnostics, steps=lambda config, data: 1)
 
 
 # --------------------------------------------------------------------------- device

@@ -518,6 +518,7 @@ def restore_form(record: dict[str, Any]) -> None:
         ss[key] = value
     if record.get("kind") == "train":
         ss["train_layers_auto"] = config.get("n_layers") == "auto"
+        ss["train_no_budget"] = "max_updates" in config and config["max_updates"] is None
     if record.get("kind") == "train" and config.get("lr") is not None and record.get("fingerprint") == data_key():
         try:
             set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}")

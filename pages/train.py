@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import selection_lines  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
-from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line  # noqa: E402
+from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -78,6 +78,16 @@ with st.container(border=True):
                                    "best (about 3x the training time); the Layers box is then ignored")
     st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
+    budget = TRAIN_DEFAULTS["max_updates"]
+    planned = train_epochs({"epochs": int(epochs), "max_updates": budget}, data.n_tasks)
+    if deem_methods and budget is not None and planned < int(epochs):
+        per_epoch = -(-data.n_tasks // int(TRAIN_DEFAULTS["batch_size"]))
+        st.caption(f"{data.n_tasks:,} tasks take {per_epoch:,} updates per epoch: {planned} of the {int(epochs)} epochs "
+                   f"fit in the budget of {budget:,} updates per run (on large data the model settles in far fewer "
+                   f"epochs).")
+        if st.checkbox(f"Train all {int(epochs)} epochs (no update budget)", key="train_no_budget",
+                       persist_state="session"):
+            budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
     estimate = None
     if methods:
@@ -85,12 +95,13 @@ with st.container(border=True):
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
     if estimate is not None:
-        estimate = estimate.with_epochs(int(epochs))
-        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {int(epochs)} epochs"
+        estimate = estimate.with_epochs(planned)
+        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned} epochs"
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):
-        config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs), "lr": float(lr),
+        config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs),
+                  "max_updates": budget, "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
                   "supervised_weight": float(weight),
                   "estimate": estimate.to_dict() if estimate is not None else None}

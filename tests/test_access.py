@@ -134,7 +134,7 @@ def _gated(ctx):
     return "finished", "ok"
 
 
-register_kind("owned_gate", _gated, device=lambda config: "cpu", steps=lambda config: 1)
+register_kind("owned_gate", _gated, device=lambda config: "cpu", steps=lambda config, data: 1)
 
 
 def test_one_workspace_cannot_fill_the_queue(tmp_path):

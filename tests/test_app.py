@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -451,3 +452,26 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert len(at.get("plotly_chart")) >= 3
     assert "{" not in shown  # no Python set notation in titles or notes
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
+
+
+def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir):
+    """5,000 tasks take 5 updates per epoch: 5,000 epochs would pass the default budget of 20,000 updates, so the
+    page says 4,000 will train and estimates those; the opt-out trains all of them."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 5000)
+    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
+            for t in range(5000) for w in rng.choice(12, 4, replace=False)]
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "budget.csv", content)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    at.number_input(key="train_epochs").set_value(5000).run()
+    shown = texts(at)
+    assert ("5,000 tasks take 5 updates per epoch: 4000 of the 5000 epochs fit in the budget of 20,000 updates per run"
+            in shown)
+    assert "1 DEEM model(s) × 1 seed(s) × 4000 epochs" in shown
+    at.checkbox(key="train_no_budget").check().run()
+    no_problem(at)
+    assert "1 DEEM model(s) × 1 seed(s) × 5000 epochs" in texts(at)
+    at.number_input(key="train_epochs").set_value(100).run()  # 500 updates: nothing to say
+    assert "fit in the budget" not in texts(at) and "1 DEEM model(s) × 1 seed(s) × 100 epochs" in texts(at)

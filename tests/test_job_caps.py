@@ -25,7 +25,7 @@ def _gated(ctx):
     return "finished", "ok"
 
 
-register_kind("client_gate", _gated, device=lambda config: "cpu", steps=lambda config: 1)
+register_kind("client_gate", _gated, device=lambda config: "cpu", steps=lambda config, data: 1)
 
 
 def test_many_workspaces_from_one_address_cannot_fill_the_queue(tmp_path):

@@ -52,7 +52,7 @@ def _crash(ctx):
     raise RuntimeError("the engine exploded\nsecond line of detail")
 
 
-register_kind("gated", _gated, device=lambda config: "cpu", steps=lambda config: 1)
+register_kind("gated", _gated, device=lambda config: "cpu", steps=lambda config, data: 1)
 register_kind("crash", _crash, device=lambda config: "cpu")
 
 

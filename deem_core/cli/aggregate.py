@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, input_limits, read_input,
-                                  print_selection, say, warn, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
+                                  print_selection, read_input, say, warn, writing)
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -115,8 +115,8 @@ def _options(args: argparse.Namespace) -> dict:
     from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
-    return dict(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size,
-                sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds, seed=args.seed,
+    return dict(n_layers=args.layers, epochs=args.epochs, max_updates=args.max_updates, lr=lr,
+                batch_size=args.batch_size, sampler_steps=args.sampler_steps, init=args.init, n_seeds=args.seeds, seed=args.seed,
                 device=args.device, supervised_weight=args.gold_weight)
 
 
@@ -139,7 +139,13 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
     layers = spec.fixed.get("n_layers", options["n_layers"])
     groups = 3 if layers == "auto" and not (truth is not None and args.gold_weight > 0) else 1  # depths trained
-    progress = ProgressBar(args.epochs * groups, spec.name, disable=args.no_progress)
+    from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
+
+    note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
+    if note:
+        say(note)
+    epochs = epochs_within_budget(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
+    progress = ProgressBar(epochs * groups, spec.name, disable=args.no_progress)
     try:
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from deem_core.data.text import escape_controls
 
-__all__ = ["add_input_arguments", "add_training_arguments", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
+__all__ = ["add_input_arguments", "add_training_arguments", "budget_note", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
            "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
            "positive_int", "non_negative_int", "seed_value", "learning_rate", "device_name", "MAX_SEED"]
 
@@ -59,6 +59,24 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def update_budget(text: str) -> int | None:
+    """``--max-updates``: a positive integer, or ``none`` for no budget."""
+    if str(text).strip().lower() == "none":
+        return None
+    return positive_int(text)
+
+
+def budget_note(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> str | None:
+    """What the update budget does to these data (None when it changes nothing): said before training."""
+    from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
+
+    planned = epochs_within_budget(n_tasks, epochs, batch_size, max_updates)
+    if planned >= epochs:
+        return None
+    return (f"{n_tasks:,} tasks = {-(-n_tasks // batch_size):,} updates per epoch: {planned} of the {epochs} epochs fit "
+            f"in the budget of {max_updates:,} updates per run (--max-updates; 'none' trains all {epochs})")
 
 
 def non_negative_int(text: str) -> int:
@@ -259,6 +277,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              f"answers; default {default['n_layers']})")
     parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"training epochs (default {default['epochs']})")
+    parser.add_argument("--max-updates", type=update_budget, default=default["max_updates"],
+                        help=f"the most mini-batch updates per run: on large data fewer epochs train, as many as fit "
+                             f"(at least one); 'none': no budget (default {default['max_updates']:,})")
     parser.add_argument("--lr", default=str(default["lr"]), type=learning_rate,
                         help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],

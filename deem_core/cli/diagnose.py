@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, load_input, say, warn,
-                                  writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
+                                  say, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -77,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
                  "classes on these annotations")
     else:
         lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
-        progress = ProgressBar(args.epochs, "DEEM", disable=args.no_progress)
-        model = DEEM(n_layers=args.layers, epochs=args.epochs, lr=lr, batch_size=args.batch_size, init=args.init,
-                     sampler_steps=args.sampler_steps, n_seeds=args.seeds, seed=args.seed, device=args.device,
-                     callbacks=[progress])
+        model = DEEM(n_layers=args.layers, epochs=args.epochs, max_updates=args.max_updates, lr=lr,
+                     batch_size=args.batch_size, init=args.init, sampler_steps=args.sampler_steps, n_seeds=args.seeds,
+                     seed=args.seed, device=args.device)
+        note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
+        if note:
+            say(note)
+        progress = ProgressBar(model.planned_epochs(data.n_tasks), "DEEM", disable=args.no_progress)
+        model.set_params(callbacks=[progress])
         try:
             model.fit(data)
         finally:

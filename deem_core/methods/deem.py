@@ -42,9 +42,11 @@ from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
-from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
+from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, epochs_within_budget,
+                                      resolve_device)
 
-__all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "INIT_METHODS", "NotFittedError", "SELECTION_DEPTHS"]
+__all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
+           "SELECTION_DEPTHS"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
 #: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
@@ -55,6 +57,11 @@ DEFAULT_LR = 0.01
 #: measurements: benchmarks/results/selection.txt). With gold labels both starts train on all answers and the
 #: gold tasks may replace the Dawid-Skene start (sign test below); with lr="auto" the Dawid-Skene start is used.
 DEFAULT_INIT = "auto"
+#: default update budget of a run: ``epochs`` passes, or fewer on data so large that they would take more than this
+#: many mini-batch updates (epochs_within_budget). 100 epochs of every validation set fit in it (MnistE's 60,000
+#: tasks: 5,900 updates; the 200,000-task long-tail set: 19,600); a 1,000,000-task set trains 20 epochs (19,540
+#: updates), where accuracy was flat from the first epoch on (benchmarks/results/scale_deem.txt, scale_budget.txt).
+DEFAULT_MAX_UPDATES = 20_000
 #: depths tried by ``n_layers="auto"``
 SELECTION_DEPTHS = (0, 1, 2)
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
@@ -142,6 +149,8 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
     FittedAttribute("run_messages_", "run_messages", "list", "per run: why it ended early ('' otherwise)"),
     FittedAttribute("lr_", "lr", "value", "the learning rate used (the sweep's choice with lr='auto')"),
     FittedAttribute("n_epochs_", "n_epochs", "value", "epochs actually trained"),
+    FittedAttribute("epochs_", "epochs_planned", "value", "the epochs each run was to train: epochs, or fewer on "
+                    "large data within max_updates (planned_epochs)", optional=True),
     FittedAttribute("seeds_", "seeds", "list", "seed of each run"),
     FittedAttribute("init_", "init", "value", "the start used: 'mv' or 'ds'"),
     FittedAttribute("init_scores_", "init_scores", "dict",
@@ -198,6 +207,8 @@ class DEEM(Aggregator, BaseEstimator):
         held-out answers like the start (below); ``n_layers_`` says which.
     epochs, lr, batch_size, sampler_steps, step_size, momentum: training (Algorithm 1, App. G.4);
         ``lr="auto"`` runs a learning-rate sweep first and uses its recommendation.
+    max_updates: the most mini-batch updates a run takes: on large data the run trains fewer than ``epochs``
+        epochs, as many as fit in the budget (at least one; ``epochs_`` says how many); ``None``: no budget.
     init: ``"mv"`` (App. G.1: iRBM at majority vote), ``"ds"`` (iRBM set to a Dawid-Skene fit by Lemma 1) or
         ``"auto"`` (default): ``heldout_share`` of the answers (one per task at most) are held out, both starts
         train on the rest as one batched model, and the start whose model predicts the held-out answers better
@@ -225,7 +236,7 @@ class DEEM(Aggregator, BaseEstimator):
                  momentum: float = 0.0, init: str = DEFAULT_INIT, n_seeds: int = 1, seed: int = 0,
                  device: str = "auto", supervised_weight: float = 0.0,
                  callbacks: Sequence[Any] | None = None, on_conflict: str = "error",
-                 heldout_share: float = DEFAULT_HELDOUT_SHARE):
+                 heldout_share: float = DEFAULT_HELDOUT_SHARE, max_updates: int | None = DEFAULT_MAX_UPDATES):
         self.n_layers = n_layers
         self.epochs = epochs
         self.lr = lr
@@ -241,6 +252,7 @@ class DEEM(Aggregator, BaseEstimator):
         self.callbacks = callbacks
         self.on_conflict = on_conflict
         self.heldout_share = heldout_share
+        self.max_updates = max_updates
 
     def _check_params(self) -> None:
         if self.n_layers != "auto" and (not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0):
@@ -249,6 +261,9 @@ class DEEM(Aggregator, BaseEstimator):
             raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.max_updates is not None and (not isinstance(self.max_updates, (int, np.integer))
+                                             or isinstance(self.max_updates, bool) or self.max_updates < 1):
+            raise ValueError(f"max_updates must be an integer >= 1 or None, got {self.max_updates!r}")
         if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number or 'auto', got {self.lr!r}")
         if self.init not in INIT_METHODS:
@@ -262,10 +277,14 @@ class DEEM(Aggregator, BaseEstimator):
         layers = getattr(self, "n_layers_", None)
         if layers is None:
             layers = 1 if self.n_layers == "auto" else int(self.n_layers)
-        return TrainingConfig(n_layers=int(layers), epochs=int(self.epochs),
+        return TrainingConfig(n_layers=int(layers), epochs=int(getattr(self, "epochs_", None) or self.epochs),
                               batch_size=int(batch_size or self.batch_size), sampler_steps=int(self.sampler_steps),
                               step_size=float(self.step_size), momentum=float(self.momentum),
                               device=str(device or self.device))
+
+    def planned_epochs(self, n_tasks: int) -> int:
+        """The epochs each run trains on ``n_tasks`` tasks: ``epochs``, or fewer within ``max_updates``."""
+        return epochs_within_budget(n_tasks, int(self.epochs), int(self.batch_size), self.max_updates)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "network_"):
@@ -283,6 +302,7 @@ class DEEM(Aggregator, BaseEstimator):
         """
         self._check_params()
         data = self._prepare(data)
+        self.epochs_ = self.planned_epochs(data.n_tasks)
         gold_codes = self.gold_codes(data, gold)
         has_gold = gold_codes is not None and bool((gold_codes >= 0).any())
         seeds = [int(self.seed) + run for run in range(int(self.n_seeds))]
@@ -407,7 +427,7 @@ class DEEM(Aggregator, BaseEstimator):
         so no second training is needed). Gold labels are not used by the sweep."""
         from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
 
-        sweep = run_sweep(data, epochs=int(self.epochs), n_layers=self.n_layers_, n_seeds=len(seeds),
+        sweep = run_sweep(data, epochs=self.epochs_, n_layers=self.n_layers_, n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
                           batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
                           step_size=float(self.step_size))
@@ -456,7 +476,7 @@ class DEEM(Aggregator, BaseEstimator):
         """Train ``starts`` x ``seeds`` at one depth as one batched model (runs start by start), with the GPU memory
         fallback. ``extra``: more callbacks (the collapse guard)."""
         lr = self.lr_ if lr is None else lr
-        epochs = int(self.epochs) if epochs is None else int(epochs)
+        epochs = self.epochs_ if epochs is None else int(epochs)
 
         def train(batch_size: int, device: torch.device) -> TrainingResult:
             config = self._config(batch_size, device)
@@ -496,7 +516,7 @@ class DEEM(Aggregator, BaseEstimator):
         def train_group(train_data: AnnotationSet, depth: int, group_starts: list[str], guard) -> TrainingResult | None:
             if groups and (groups[-1].stopped or (stop_event is not None and stop_event.is_set())):
                 return None  # stopped or cancelled: the depths not trained yet are left out of the choice
-            offset = _EpochOffset(callbacks, len(groups) * int(self.epochs), depth)
+            offset = _EpochOffset(callbacks, len(groups) * self.epochs_, depth)
             groups.append(offset)
             return self._train_config(train_data, seeds, depth, group_starts, [offset], stop_event, extra=[guard])
 
@@ -557,7 +577,7 @@ class DEEM(Aggregator, BaseEstimator):
                                           extra=extra, lr=lr, epochs=epochs, initial=network)
 
             self.dawid_skene_ = None
-            result, notes = train_guarded(train, None, self.lr_, int(self.epochs), expected)
+            result, notes = train_guarded(train, None, self.lr_, self.epochs_, expected)
             self._selection["notes"].extend(f"{start} start: {note}" for note in notes)
             if not notes or not notes[-1].startswith("still collapsed"):
                 self.init_ = start

@@ -36,7 +36,7 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
     "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "epoch_end", "initialise_runs", "labels_path", "predict_hidden",
+    "TrainingResult", "batch_step", "choose_path", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
     "resolve_device", "train_on", "train_runs",
 ]
 
@@ -61,6 +61,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
     return device
+
+
+def epochs_within_budget(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> int:
+    """The epochs a run trains: ``epochs``, or fewer when that many passes over ``n_tasks`` tasks in mini-batches of
+    ``batch_size`` would take more than ``max_updates`` updates (always at least one epoch; ``None``: no budget).
+
+    Stochastic gradient descent converges in updates, not in passes over the data: a pass over 1,000,000 tasks
+    takes 977 updates of 1,024 tasks, one over 10,000 tasks 10 (the measurements behind the default budget:
+    benchmarks/results/scale_deem.txt)."""
+    if max_updates is None:
+        return int(epochs)
+    per_epoch = max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
+    return max(1, min(int(epochs), int(max_updates) // per_epoch))
 
 
 @dataclass
