@@ -818,7 +818,8 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
                 owner.goto(f"{server.url}/runs", timeout=60_000)
                 heading(owner, "Runs", 90)
                 until(lambda: run_id in selectbox_text(owner, "Run"), 60, "the owner's run after the restart")
-                assert button(owner, "Delete").count() == 1
+                # the page draws top to bottom: the run list can be there a moment before its buttons
+                until(lambda: button(owner, "Delete").count() == 1, 30, "the owner's Delete button after the restart")
                 shot(owner, "14_runs_owner_after_restart")
 
             # ---------------------------------------------------------------- another browser, with the key

@@ -194,3 +194,39 @@ def test_runs_trained_together_count_towards_storing_every_worker_pair(monkeypat
     swept = run_sweep(data, lrs=[0.01, 0.03, 0.1, 0.3], epochs=2, device="cpu")  # trains on the stored pairs
     assert swept.result.network.pair_keys is not None and torch.equal(swept.result.network.pair_keys, stored)
     assert set(swept.runs["status"]) == {"finished"} and len(swept.curves) == 4 * 2
+
+
+def test_the_storage_keeps_only_co_occurring_pairs_when_they_are_few_and_the_layer_is_large(monkeypatch):
+    """Above PAIRS_WORTH_BYTES of all-pairs layers the co-occurring pairs are stored when they are at most a third of
+    all pairs (counted only then); below it every pair is kept (faster per epoch), and above ALL_PAIRS_MAX_BYTES only
+    the co-occurring ones whatever their share."""
+    import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
+    from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
+    from deem_core.model.engine import task_data  # noqa: PLC0415
+    from deem_core.model.sizes import PAIRS_WORTH_BYTES  # noqa: PLC0415
+
+    choose = sparse_training.choose_storage
+    asked: list[int] = []
+
+    def count(n: int):
+        return lambda: asked.append(n) or n
+
+    # 2,000 workers x 3 classes: one run's all-pairs layer is 144 MB (> 64 MB), two runs 288 MB (< 512 MB)
+    assert choose(2000, 3, 1, 1, n_pairs=count(812_906)) == "pairs"  # 20% of the pairs co-occur
+    assert choose(2000, 3, 1, 2, n_pairs=count(3_500_000)) == "all"  # 88% co-occur: no saving worth the time
+    assert choose(2000, 3, 0, 1, n_pairs=count(10)) == "all"  # no layer, nothing stored
+    assert choose(2000, 3, 1, 1) == "all"  # no count given: the all-pairs rule alone
+    assert choose(500, 3, 1, 1, n_pairs=count(10)) == "all"  # 9 MB: memory not worth the time
+    assert 4 * (500 * 3) ** 2 <= PAIRS_WORTH_BYTES
+    assert choose(2400, 3, 1, 4, n_pairs=count(5_000_000)) == "pairs"  # 4 x 207 MB > 512 MB: always pairs
+    assert asked == [812_906, 3_500_000]  # counted only where it decides
+
+    labels, _ = _labels(300, 200, 3, 0.02, seed=3)  # about 5 of 200 workers per task: few pairs co-occur
+    task, worker = np.nonzero(labels >= 0)
+    data = AnnotationSet.from_long(
+        __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
+    config = TrainingConfig(path="sparse")
+    assert task_data(data, config, "cpu").pair_keys is None  # a 1.4 MB layer: every pair
+    monkeypatch.setattr(sparse_training, "PAIRS_WORTH_BYTES", 1 << 20)
+    stored = task_data(data, config, "cpu").pair_keys
+    assert stored is not None and stored.numel() <= data.n_workers ** 2 / 3

@@ -26,6 +26,12 @@ BLOCK_COPIES = 4
 #: the sparse path stores every worker pair's K x K block while the layers of the runs trained together stay
 #: under this many bytes, only the pairs that share a task beyond (deem_core.model.sparse_training.choose_storage)
 ALL_PAIRS_MAX_BYTES = 512 << 20
+#: ... and, above PAIRS_WORTH_BYTES of all-pairs layers, only the co-occurring pairs when they are at most
+#: PAIRS_MAX_SHARE of all pairs: on 100,000 tasks x 2,000 workers x 3 classes (20% of the pairs co-occur) that stores
+#: 5x fewer blocks for 1.5x the CPU time per epoch and the same accuracy (95.21% vs 95.22% after 20 epochs,
+#: benchmarks/results/scale_budget.txt); below PAIRS_WORTH_BYTES memory is not worth the time
+PAIRS_WORTH_BYTES = 64 << 20
+PAIRS_MAX_SHARE = 1 / 3
 
 
 def _memory_bytes() -> int:
@@ -51,7 +57,8 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
 
     ``path``: ``"dense"`` (a tasks x workers table, matrix-layout weights) or ``"sparse"`` (answer slots,
     block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
-    :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones).
+    :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones; an upper bound when the
+    training stores fewer, see :func:`deem_core.model.sparse_training.choose_storage`).
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
