@@ -20,7 +20,8 @@ Steps, each in a fresh subprocess (so the peak resident memory, ``ru_maxrss``, i
   coverage, pairwise agreement of the 60 most active workers;
 * ``mv``, ``ds`` -- majority vote and Dawid-Skene through the method registry (what ``deem aggregate --method``
   runs), scored against the generated truth;
-* ``deem_epoch``, ``deem``, ``deem_mv``, ``deem_converge`` (DS start), ``deem_converge_mv`` (MV start), ``deem_storage`` -- DEEM
+* ``deem_epoch``, ``deem``, ``deem_mv``, ``deem_converge`` (DS start), ``deem_converge_mv`` (MV start),
+  ``deem_heldout`` (held-out log-likelihood vs accuracy, both starts), ``deem_storage`` -- DEEM
   (``benchmarks/scale_deem.py``): seconds per epoch of one layer, the default run, the default with the
   majority-vote start, accuracy over the epochs, all vs co-occurring pair storage.
 
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 def _accuracy_table(accuracy: dict[str, dict[str, float]]) -> list[str]:
     """Accuracy (%) of every method that ran on a set, side by side, with issue 16's verdict for DEEM
     (>= majority vote, and within 0.5 points of Dawid-Skene or ahead)."""
-    columns = [step for step in ("mv", "ds", "deem", "deem_mv", "deem_converge", "deem_converge_mv")
+    columns = [step for step in ("mv", "ds", "deem", "deem_mv", "deem_converge", "deem_converge_mv", "deem_heldout")
                if any(step in row for row in accuracy.values())]
     if not columns:
         return []
@@ -303,7 +304,7 @@ def _accuracy_table(accuracy: dict[str, dict[str, float]]) -> list[str]:
              "| set | " + " | ".join(columns) + " | DEEM >= MV, >= DS - 0.5 |", "|---|" + "---:|" * len(columns) + "---|"]
     for name, row in accuracy.items():
         verdicts = []
-        for step in ("deem", "deem_mv", "deem_converge", "deem_converge_mv"):
+        for step in ("deem", "deem_mv", "deem_converge", "deem_converge_mv", "deem_heldout"):
             if step in row and "mv" in row and "ds" in row:
                 ok = row[step] >= row["mv"] and row[step] >= row["ds"] - 0.5
                 verdicts.append(f"{step} {'ok' if ok else 'MISSED'}")

@@ -84,12 +84,12 @@ def _truth_codes(data, paths: dict[str, Path]):
     return codes
 
 
-def _engine_accuracy(network, data, truth_codes) -> float:
-    """Accuracy of run 0 of ``network`` (Hungarian map against majority vote, as DEEM maps its classes)."""
+def _engine_accuracy(network, data, truth_codes, run: int = 0) -> float:
+    """Accuracy of run ``run`` of ``network`` (Hungarian map against majority vote, as DEEM maps its classes)."""
     from deem_core.model.classmap import hungarian_class_map  # noqa: PLC0415
     from deem_core.model.engine import task_outputs  # noqa: PLC0415
 
-    hidden = task_outputs(network, data)[1][0].argmax(-1).cpu().numpy()
+    hidden = task_outputs(network, data)[1][run].argmax(-1).cpu().numpy()
     mapped = hungarian_class_map(hidden, data.majority_vote(), data.n_classes)[hidden]
     known = truth_codes >= 0
     return 100.0 * float((mapped[known] == truth_codes[known]).mean())
@@ -216,6 +216,59 @@ def step_deem_converge(paths: dict[str, Path], start_name: str = "ds") -> dict[s
                         f"{scoring['cpu']:.1f} s CPU excluded){_device_peak()}"}
 
 
+def step_deem_heldout(paths: dict[str, Path]) -> dict[str, Any]:
+    """Both starts batched on the answers left after the default hold-out (as ``DEEM()`` trains them), for
+    ``CONVERGE_EPOCHS`` epochs: at checkpoints, each start's held-out log-likelihood per answer (what the start
+    choice reads) beside its accuracy against the truth. Answers whether stopping at the best held-out
+    log-likelihood would track accuracy."""
+    import torch  # noqa: PLC0415
+
+    from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, heldout_log_probs, hold_out_answers,  # noqa: PLC0415
+                                              observed_log_likelihood)
+    from deem_core.methods.deem import DEFAULT_LR  # noqa: PLC0415
+    from deem_core.methods.starts import initial_network, stack_networks  # noqa: PLC0415
+    from deem_core.model.engine import task_data, train_annotations  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+    data, load = _load(paths)
+    truth = _truth_codes(data, paths)
+    device = torch.device(DEVICE)
+    train, held = hold_out_answers(data, DEFAULT_HELDOUT_SHARE, 0)
+    config = TrainingConfig(n_layers=1, epochs=CONVERGE_EPOCHS, device=DEVICE)
+    wall, cpu = time.perf_counter(), time.process_time()
+    prepared = task_data(train, config, device, n_runs=2)
+    starts = [initial_network(train, [0], 1, name, device, config, explicit=True, spec=prepared.network_spec())[0]
+              for name in ("mv", "ds")]
+    network = stack_networks(starts)
+    del starts
+    checkpoints = sorted({1, 2, 5, *range(10, CONVERGE_EPOCHS + 1, 5), CONVERGE_EPOCHS})
+    rows: list[str] = []
+    last: dict[str, float] = {}
+
+    class Score:
+        network = None
+
+        def on_train_begin(self, network):
+            self.network = network
+
+        def on_epoch_end(self, epoch, logs):
+            if epoch in checkpoints:
+                loglik = observed_log_likelihood(heldout_log_probs(self.network, train, held), held).mean(1)
+                cells = []
+                for run, name in enumerate(("mv", "ds")):
+                    accuracy = _engine_accuracy(self.network, data, truth, run)
+                    cells.append(f"{name} {float(loglik[run]):.4f} / {accuracy:.2f}%")
+                    last[name] = accuracy
+                rows.append(f"{epoch}: " + ", ".join(cells))
+
+    train_annotations(train, [DEFAULT_LR] * 2, [0, 0], config, prepared=prepared, initial_network=network,
+                      callbacks=[Score()])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"wall": wall, "cpu": cpu, "peak": _peak_mb(), "load": load, "accuracy": last.get("mv", float("nan")),
+            "result": f"1 layer, both starts on the answers left after holding {DEFAULT_HELDOUT_SHARE:.0%} out; "
+                      f"held-out log-likelihood per answer / accuracy after epoch " + "; ".join(rows)}
+
+
 def step_deem_storage(paths: dict[str, Path]) -> dict[str, Any]:
     import torch  # noqa: PLC0415
 
@@ -250,4 +303,5 @@ DEEM_STEPS: dict[str, tuple[str, Callable[[dict[str, Path]], dict[str, Any]]]] =
     "deem_converge": ("DEEM accuracy over epochs, DS start", step_deem_converge),
     "deem_converge_mv": ("DEEM accuracy over epochs, MV start", partial(step_deem_converge, start_name="mv")),
     "deem_storage": ("DEEM all pairs vs co-occurring pairs", step_deem_storage),
+    "deem_heldout": ("DEEM held-out log-likelihood vs accuracy over epochs, both starts", step_deem_heldout),
 }
