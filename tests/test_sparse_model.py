@@ -381,3 +381,23 @@ def test_ds_start_gives_ds_posteriors_on_sparse_data_with_the_prior_bias():
     np.testing.assert_allclose(post[0].numpy(), fit.posterior, atol=1e-4)
     psi, prior = net.confusion_matrices()
     np.testing.assert_allclose(prior[0].numpy(), fit.prior, atol=1e-5)
+
+
+def test_both_ways_of_finding_co_occurring_pairs_agree(monkeypatch):
+    """The d x d map (small d) and the chunked sort (large d) give the same sorted keys."""
+    import deem_core.model.sparse as sparse  # noqa: PLC0415
+
+    rng = np.random.default_rng(7)
+    n, d = 400, 60
+    counts = rng.integers(1, 7, n)
+    workers = np.concatenate([rng.choice(d, c, replace=False) for c in counts])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    answers = sparse.Answers(torch.as_tensor(offsets), torch.as_tensor(workers), torch.zeros(len(workers),
+                             dtype=torch.long), None, d)
+    by_map = sparse.cooccurring_pairs(answers, chunk=50)
+    monkeypatch.setattr(sparse, "PAIR_MAP_MAX_BYTES", 0)
+    by_sort = sparse.cooccurring_pairs(answers, chunk=50)
+    assert torch.equal(by_map, by_sort) and torch.all(by_map[1:] > by_map[:-1])
+    expected = {int(i) * d + int(j) for t in range(n) for i in workers[offsets[t]:offsets[t + 1]]
+                for j in workers[offsets[t]:offsets[t + 1]]} | {i * d + i for i in range(d)}
+    assert set(by_map.tolist()) == expected

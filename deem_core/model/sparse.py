@@ -149,15 +149,23 @@ class Slots:
         return self.mask.transpose(1, 2).contiguous()
 
 
+#: :func:`cooccurring_pairs` marks pairs in a d x d boolean map while it is at most this many bytes (a scatter, no
+#: sort; 5.8 MB for 2,400 workers), else sorts and deduplicates the keys chunk by chunk
+PAIR_MAP_MAX_BYTES = 256 << 20
+
+
 @torch.no_grad()
 def cooccurring_pairs(answers: Answers, chunk: int = 1 << 22) -> torch.Tensor:
     """Sorted keys ``i*d + j`` of every ordered worker pair that answers a common task (diagonal included),
     plus every worker's own pair ``(i, i)``: (P,) int64. Works through tasks grouped by answer count, at most
-    ``chunk`` pair keys at a time."""
+    ``chunk`` pair keys at a time, marking them in a d x d map while that is small (:data:`PAIR_MAP_MAX_BYTES`;
+    on 1,000,000 tasks x 2,400 workers the sorting way peaked ~300 MB higher), else deduplicating them."""
     d = answers.n_workers
     device = answers.workers.device
     counts = answers.counts()
-    pieces = [torch.arange(d, device=device) * (d + 1)]
+    own = torch.arange(d, device=device) * (d + 1)
+    seen = torch.zeros(d * d, dtype=torch.bool, device=device) if d * d <= PAIR_MAP_MAX_BYTES else None
+    pieces = [own]
     for a in torch.unique(counts).tolist():
         if a < 2:
             continue
@@ -167,7 +175,13 @@ def cooccurring_pairs(answers: Answers, chunk: int = 1 << 22) -> torch.Tensor:
             first = answers.offsets[tasks[start:start + step]]
             workers = answers.workers[first.unsqueeze(-1) + torch.arange(a, device=device)]  # (t, a)
             keys = (workers.unsqueeze(-1) * d + workers.unsqueeze(-2)).flatten()
-            pieces.append(torch.unique(keys))
+            if seen is not None:
+                seen[keys] = True
+            else:
+                pieces.append(torch.unique(keys))
+    if seen is not None:
+        seen[own] = True
+        return torch.nonzero(seen).flatten()
     return torch.unique(torch.cat(pieces))
 
 
