@@ -36,7 +36,7 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
     "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
+    "TrainingResult", "batch_step", "choose_path", "cpu_threads", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
     "resolve_device", "train_on", "train_runs",
 ]
 
@@ -176,7 +176,7 @@ def predict_hidden(network: DEEMNetwork, labels: torch.Tensor, mask: torch.Tenso
 
 
 @contextmanager
-def _cpu_threads(device: torch.device, threads: int | None):
+def cpu_threads(device: torch.device, threads: int | None):
     """Use ``threads`` intra-op threads for the duration (CPU only), then restore the previous count."""
     if device.type != "cpu" or not threads:
         yield
@@ -655,7 +655,7 @@ def train_on(data: TaskData, lrs: Sequence[float], seeds: Sequence[int], config:
     if len(lrs) != len(seeds):
         raise ValueError(f"need one seed per learning rate, got {len(lrs)} lrs and {len(seeds)} seeds")
     device = resolve_device(config.device)
-    with _cpu_threads(device, config.cpu_threads):
+    with cpu_threads(device, config.cpu_threads):
         return _train(data, lrs, seeds, config, device, list(callbacks), stop_event, initial_network,
                       supervised_weight)
 
