@@ -781,6 +781,11 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     ctx.store.save_model(ctx.run_id, model, name=method)
     entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
                              "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    planned = getattr(model, "epochs_", None)
+    if planned is not None and planned < int(model.epochs):  # the update budget cut the epochs: say so with the run
+        entry["epochs_planned"] = int(planned)
+        progress.add_message(f"{display_name(method)}: {planned:,} of {int(model.epochs):,} epochs, the most that fit in "
+                             f"the budget of {int(model.max_updates):,} updates per model run")
     summary = getattr(model, "selection_summary", None)
     if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
         entry["selection"] = summary()

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_studio import owners  # noqa: E402
-from deem_studio.jobs import method_name  # noqa: E402
+from deem_studio.jobs import method_name, train_epochs  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -50,6 +50,15 @@ def setting(config: dict, key: str) -> str:
     return str(value)
 
 
+def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
+    """A run's epochs; a train run whose update budget cut them says how many of how many ("81 of 100")."""
+    text = setting(config, "epochs")
+    if kind != "train" or not text or "max_updates" not in (config or {}) or pd.isna(n_tasks):
+        return text
+    planned = train_epochs(config, int(n_tasks))
+    return text if planned >= int(config["epochs"]) else f"{planned:,} of {int(config['epochs']):,}"
+
+
 runs = mgr.store.list(owner=common.workspace())
 if len(runs):
     configs = runs["config"]
@@ -63,7 +72,7 @@ if len(runs):
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
-        "epochs": [setting(c, "epochs") for c in configs],
+        "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch")

@@ -82,10 +82,10 @@ with st.container(border=True):
     planned = train_epochs({"epochs": int(epochs), "max_updates": budget}, data.n_tasks)
     if deem_methods and budget is not None and planned < int(epochs):
         per_epoch = -(-data.n_tasks // int(TRAIN_DEFAULTS["batch_size"]))
-        st.caption(f"{data.n_tasks:,} tasks take {per_epoch:,} updates per epoch: {planned} of the {int(epochs)} epochs "
-                   f"fit in the budget of {budget:,} updates per run (on large data the model settles in far fewer "
-                   f"epochs).")
-        if st.checkbox(f"Train all {int(epochs)} epochs (no update budget)", key="train_no_budget",
+        st.caption(f"{data.n_tasks:,} tasks take {per_epoch:,} updates (mini-batches) per epoch: {planned:,} of the "
+                   f"{int(epochs):,} epochs fit in the budget of {budget:,} updates per model run (each seed and "
+                   f"start). Training converges in updates, not in passes over the data.")
+        if st.checkbox(f"Train all {int(epochs):,} epochs (no update budget)", key="train_no_budget",
                        persist_state="session"):
             budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
@@ -95,8 +95,11 @@ with st.container(border=True):
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
     if estimate is not None:
-        estimate = estimate.with_epochs(planned)
-        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned} epochs"
+        # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer ones)
+        depths = 3 if layers_auto and "deem" in deem_methods else 1
+        estimate = estimate.with_epochs(planned * depths)
+        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
+                + (" × 3 depths" if depths > 1 else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     if st.button("Train", type="primary", key="train_launch", disabled=not methods):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import re
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from deem_core import AnnotationSet
 from deem_studio.jobs import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -467,11 +469,32 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir):
     no_problem(at)
     at.number_input(key="train_epochs").set_value(5000).run()
     shown = texts(at)
-    assert ("5,000 tasks take 5 updates per epoch: 4000 of the 5000 epochs fit in the budget of 20,000 updates per run"
-            in shown)
-    assert "1 DEEM model(s) × 1 seed(s) × 4000 epochs" in shown
+    assert ("5,000 tasks take 5 updates (mini-batches) per epoch: 4,000 of the 5,000 epochs fit in the budget of "
+            "20,000 updates per model run" in shown)
+    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs" in shown
+    at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
+    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
+    at.checkbox(key="train_layers_auto").uncheck()
     at.checkbox(key="train_no_budget").check().run()
     no_problem(at)
-    assert "1 DEEM model(s) × 1 seed(s) × 5000 epochs" in texts(at)
+    assert "1 DEEM model(s) × 1 seed(s) × 5,000 epochs" in texts(at)
     at.number_input(key="train_epochs").set_value(100).run()  # 500 updates: nothing to say
     assert "fit in the budget" not in texts(at) and "1 DEEM model(s) × 1 seed(s) × 100 epochs" in texts(at)
+
+
+def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
+    """A train run whose update budget cut its epochs is listed with "trained of asked" epochs."""
+    from deem_studio.runs import RunStore  # noqa: PLC0415
+
+    at = new_app()
+    store = RunStore(runs_dir)
+    data = AnnotationSet.from_long(pd.read_csv(io.StringIO(tiny_csv().decode())))
+    n = data.n_tasks  # batch 64: ceil(n / 64) updates per epoch
+    per_epoch = -(-n // 64)
+    config = {"methods": ["deem"], "epochs": 100, "max_updates": 3 * per_epoch, "batch_size": 64}
+    store.create("train", config, data=data, owner=at.session_state["ws"], dataset="budgeted.csv")
+    store.create("train", {**config, "max_updates": None}, data=data, owner=at.session_state["ws"], dataset="all.csv")
+    at.switch_page("pages/runs.py").run()
+    no_problem(at)
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"

@@ -151,7 +151,7 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     finally:
         progress.close()
     results = model.results_frame()
-    say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epochs, start "
+    say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
         f"{model.init_}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
     print_selection(model)
     for message in model.run_messages_:

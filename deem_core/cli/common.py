@@ -65,7 +65,10 @@ def update_budget(text: str) -> int | None:
     """``--max-updates``: a positive integer, or ``none`` for no budget."""
     if str(text).strip().lower() == "none":
         return None
-    return positive_int(text)
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or none: no budget)") from None
 
 
 def budget_note(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> str | None:
@@ -75,8 +78,9 @@ def budget_note(n_tasks: int, epochs: int, batch_size: int, max_updates: int | N
     planned = epochs_within_budget(n_tasks, epochs, batch_size, max_updates)
     if planned >= epochs:
         return None
-    return (f"{n_tasks:,} tasks = {-(-n_tasks // batch_size):,} updates per epoch: {planned} of the {epochs} epochs fit "
-            f"in the budget of {max_updates:,} updates per run (--max-updates; 'none' trains all {epochs})")
+    return (f"{n_tasks:,} tasks take {-(-n_tasks // batch_size):,} updates (mini-batches) per epoch: {planned:,} of the "
+            f"{epochs:,} epochs fit in the budget of {max_updates:,} updates per model run (--max-updates; 'none' "
+            f"trains all {epochs:,})")
 
 
 def non_negative_int(text: str) -> int:
