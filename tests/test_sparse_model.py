@@ -401,3 +401,27 @@ def test_both_ways_of_finding_co_occurring_pairs_agree(monkeypatch):
     expected = {int(i) * d + int(j) for t in range(n) for i in workers[offsets[t]:offsets[t + 1]]
                 for j in workers[offsets[t]:offsets[t + 1]]} | {i * d + i for i in range(d)}
     assert set(by_map.tolist()) == expected
+
+
+def test_the_pair_table_and_the_binary_search_find_the_same_blocks(monkeypatch):
+    """A network storing some pairs finds blocks through a d x d table (small d) or a binary search (large d): the
+    same blocks, the same stored/not-stored answer; the table follows new keys written into the network."""
+    import deem_core.model.network as network_module  # noqa: PLC0415
+
+    d = 9
+    keys = torch.tensor(sorted({i * d + i for i in range(d)} | {1 * d + 4, 4 * d + 1, 2 * d + 7, 8 * d + 0}))
+    net = DEEMNetwork(1, d, 3, 1, layout="blocks", pair_keys=keys)
+    first, second = torch.meshgrid(torch.arange(d), torch.arange(d), indexing="ij")
+    by_table = net.pair_index(first, second)
+    monkeypatch.setattr(network_module, "PAIR_LOOKUP_MAX_BYTES", 0)
+    by_search = net.pair_index(first, second)
+    assert torch.equal(by_table[1], by_search[1])
+    assert torch.equal(by_table[0][by_table[1]], by_search[0][by_search[1]])
+    assert int(by_table[1].sum()) == keys.numel()
+    monkeypatch.undo()
+    other = keys.clone()
+    where = int(torch.nonzero(keys == 8 * d + 0))
+    other[where] = 8 * d + 3  # the same number of pairs, (8, 3) stored instead of (8, 0): written in place
+    net.pair_keys.copy_(other)
+    index, present = net.pair_index(torch.tensor([8, 8]), torch.tensor([0, 3]))
+    assert present.tolist() == [False, True] and int(index[1]) == where
