@@ -784,8 +784,8 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     planned = getattr(model, "epochs_", None)
     if planned is not None and planned < int(model.epochs):  # the update budget cut the epochs: say so with the run
         entry["epochs_planned"] = int(planned)
-        progress.add_message(f"{display_name(method)}: {planned:,} of {int(model.epochs):,} epochs, the most that fit in "
-                             f"the budget of {int(model.max_updates):,} updates per model run")
+        progress.add_message(f"{display_name(method)}: the update budget ({int(model.max_updates):,} updates per model "
+                             f"run) allowed {planned:,} of the {int(model.epochs):,} epochs")
     summary = getattr(model, "selection_summary", None)
     if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
         entry["selection"] = summary()

@@ -12,6 +12,7 @@ import time  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from deem_core.methods.registry import METHODS  # noqa: E402
 from deem_studio import owners  # noqa: E402
 from deem_studio.jobs import method_name, train_epochs  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
@@ -51,12 +52,20 @@ def setting(config: dict, key: str) -> str:
 
 
 def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
-    """A run's epochs; a train run whose update budget cut them says how many of how many ("81 of 100")."""
-    text = setting(config, "epochs")
-    if kind != "train" or not text or "max_updates" not in (config or {}) or pd.isna(n_tasks):
-        return text
+    """A run's epochs (none for a train run of methods that do not train); one whose update budget cut them says how
+    many of how many ("81 of 100")."""
+    config = config or {}
+    if config.get("epochs") is None:
+        return ""
+    epochs = int(config["epochs"])
+    if kind != "train":
+        return f"{epochs:,}"
+    if not any(m in METHODS and METHODS[m].trains for m in config.get("methods") or []):
+        return ""
+    if "max_updates" not in config or pd.isna(n_tasks):
+        return f"{epochs:,}"
     planned = train_epochs(config, int(n_tasks))
-    return text if planned >= int(config["epochs"]) else f"{planned:,} of {int(config['epochs']):,}"
+    return f"{epochs:,}" if planned >= epochs else f"{planned:,} of {epochs:,}"
 
 
 runs = mgr.store.list(owner=common.workspace())

@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import selection_lines  # noqa: E402
+from deem_core.model.training import budget_text  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
 from pages import common  # noqa: E402
@@ -81,10 +82,8 @@ with st.container(border=True):
     budget = TRAIN_DEFAULTS["max_updates"]
     planned = train_epochs({"epochs": int(epochs), "max_updates": budget}, data.n_tasks)
     if deem_methods and budget is not None and planned < int(epochs):
-        per_epoch = -(-data.n_tasks // int(TRAIN_DEFAULTS["batch_size"]))
-        st.caption(f"{data.n_tasks:,} tasks take {per_epoch:,} updates (mini-batches) per epoch: {planned:,} of the "
-                   f"{int(epochs):,} epochs fit in the budget of {budget:,} updates per model run (each seed and "
-                   f"start). Training converges in updates, not in passes over the data.")
+        st.caption(budget_text(data.n_tasks, int(epochs), int(TRAIN_DEFAULTS["batch_size"]), budget)
+                   + " (a model run: each seed and start). Training converges in updates, not in passes over the data.")
         if st.checkbox(f"Train all {int(epochs):,} epochs (no update budget)", key="train_no_budget",
                        persist_state="session"):
             budget, planned = None, int(epochs)

@@ -470,7 +470,7 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir):
     at.number_input(key="train_epochs").set_value(5000).run()
     shown = texts(at)
     assert ("5,000 tasks take 5 updates (mini-batches) per epoch: 4,000 of the 5,000 epochs fit in the budget of "
-            "20,000 updates per model run" in shown)
+            "20,000 updates per model run (a model run: each seed and start)" in shown)
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs" in shown
     at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
@@ -494,7 +494,10 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
     config = {"methods": ["deem"], "epochs": 100, "max_updates": 3 * per_epoch, "batch_size": 64}
     store.create("train", config, data=data, owner=at.session_state["ws"], dataset="budgeted.csv")
     store.create("train", {**config, "max_updates": None}, data=data, owner=at.session_state["ws"], dataset="all.csv")
+    store.create("train", {**config, "epochs": 1000, "methods": ["mv", "ds"]}, data=data, owner=at.session_state["ws"],
+                 dataset="baselines.csv")
     at.switch_page("pages/runs.py").run()
     no_problem(at)
     table = at.dataframe[0].value.set_index("name")
     assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"
+    assert table.loc["baselines.csv", "epochs"] == ""  # nothing trains: no epochs

@@ -84,7 +84,7 @@ def test_a_train_job_counts_and_trains_the_budgeted_epochs(small, tmp_path):
         assert snap.steps_done == snap.steps_total == 3 + 1  # 3 epochs of DEEM, then majority vote
         loaded = manager.store.load(run_id, with_data=False)
         assert loaded.config["max_updates"] == 15 and loaded.extras["metrics"]["deem"]["epochs"] == 3
-        assert "DEEM: 3 of 50 epochs, the most that fit in the budget of 15 updates per model run" in snap.messages
+        assert "DEEM: the update budget (15 updates per model run) allowed 3 of the 50 epochs" in snap.messages
         # None in a job's settings means no budget (not "the default")
         run_id = manager.submit("train", {**config, "epochs": 4, "max_updates": None, "methods": ["deem"]},
                                 data=data)
@@ -112,3 +112,8 @@ def test_the_command_line_says_when_the_budget_cuts_epochs(tmp_path, capsys):
     assert code == 0 and "fit in the budget" not in err and "DEEM: lr 0.01, 2 epochs" in err
     assert main(["aggregate", str(path), "-o", str(out), "--max-updates", "0"]) == 2
     assert "--max-updates: must be at least 1, got 0 (or none: no budget)" in capsys.readouterr().err
+    code = main(["aggregate", str(path), "-o", str(out), "--batch-size", "64", "--max-updates", "3", "--no-progress",
+                 "--device", "cpu", "--init", "ds"])
+    err = capsys.readouterr().err
+    assert code == 0 and ("300 tasks take 5 updates (mini-batches) per epoch, more than the budget of 3 updates per "
+                          "model run: 1 of the 100 epochs trains (a run trains at least one)") in err

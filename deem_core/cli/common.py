@@ -73,14 +73,10 @@ def update_budget(text: str) -> int | None:
 
 def budget_note(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> str | None:
     """What the update budget does to these data (None when it changes nothing): said before training."""
-    from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
+    from deem_core.model.training import budget_text  # noqa: PLC0415
 
-    planned = epochs_within_budget(n_tasks, epochs, batch_size, max_updates)
-    if planned >= epochs:
-        return None
-    return (f"{n_tasks:,} tasks take {-(-n_tasks // batch_size):,} updates (mini-batches) per epoch: {planned:,} of the "
-            f"{epochs:,} epochs fit in the budget of {max_updates:,} updates per model run (--max-updates; 'none' "
-            f"trains all {epochs:,})")
+    text = budget_text(n_tasks, epochs, batch_size, max_updates)
+    return None if text is None else f"{text} (--max-updates; 'none' trains all {epochs:,})"
 
 
 def non_negative_int(text: str) -> int:

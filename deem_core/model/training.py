@@ -36,7 +36,7 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
     "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "cpu_threads", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
+    "TrainingResult", "batch_step", "choose_path", "budget_text", "cpu_threads", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
     "resolve_device", "train_on", "train_runs",
 ]
 
@@ -74,6 +74,19 @@ def epochs_within_budget(n_tasks: int, epochs: int, batch_size: int, max_updates
         return int(epochs)
     per_epoch = max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
     return max(1, min(int(epochs), int(max_updates) // per_epoch))
+
+
+def budget_text(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> str | None:
+    """What the update budget does on ``n_tasks`` tasks, in one sentence (None when it cuts no epoch)."""
+    planned = epochs_within_budget(n_tasks, epochs, batch_size, max_updates)
+    if max_updates is None or planned >= epochs:
+        return None
+    per_epoch = max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
+    if per_epoch > max_updates:
+        return (f"{n_tasks:,} tasks take {per_epoch:,} updates (mini-batches) per epoch, more than the budget of "
+                f"{max_updates:,} updates per model run: 1 of the {epochs:,} epochs trains (a run trains at least one)")
+    return (f"{n_tasks:,} tasks take {per_epoch:,} updates (mini-batches) per epoch: {planned:,} of the {epochs:,} "
+            f"epochs fit in the budget of {max_updates:,} updates per model run")
 
 
 @dataclass
