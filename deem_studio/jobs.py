@@ -167,6 +167,7 @@ class ProgressSnapshot:
     unit: str = "step"  # what a step of the current phase is ("epoch", "method", "step")
     rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
     then_s: float = 0.0  # estimated seconds of the phases after the current one
+    cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
 
     @property
     def done(self) -> bool:
@@ -193,7 +194,7 @@ class ProgressSnapshot:
     def eta(self) -> float | None:
         """Seconds left: the current phase at its measured pace (once it has one) plus the estimate of
         the phases after it; before that, the launch estimate minus the time elapsed. None when unknown."""
-        if self.done or self.status != "running":
+        if self.done or self.status != "running" or self.cancelling:
             return None
         if self.rate_s is not None and self.phase_total > 0:
             return max(0.0, (self.phase_total - self.phase_done) * self.rate_s + self.then_s)
@@ -212,6 +213,10 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
         return "not found"
     if snap.status == "queued":
         return snap.message or "queued"
+    if snap.status == "running" and snap.cancelling:
+        # after a cancel the job still scores and stores what it trained (large data: minutes); say so
+        return "cancelling: keeping what was trained so far" + ("" if short else
+                                                                f" · {format_seconds(snap.elapsed)} elapsed")
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
@@ -236,6 +241,7 @@ class Progress:
         self._cache: tuple[int, pd.DataFrame] | None = None
         self.run_id, self.kind = run_id, kind
         self.status, self.message, self.phase = "queued", "", ""
+        self.cancelling = False
         self.steps_done, self.steps_total = 0, int(steps_total)
         self.queued_behind: str | None = None
         self.device: str | None = None
@@ -298,7 +304,7 @@ class Progress:
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
                 messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
-                then_s=self.then_s)
+                then_s=self.then_s, cancelling=self.cancelling)
 
     def _rate(self) -> float | None:
         """Seconds per step of the current phase, measured from its first step on (None before two)."""
@@ -423,6 +429,8 @@ class Job:
 
     def cancel(self) -> None:
         self.cancel_event.set()
+        if self.progress.status == "running":
+            self.progress.update(cancelling=True)
 
     @property
     def alive(self) -> bool:

@@ -286,3 +286,30 @@ def test_a_sweep_on_a_task_sample_keeps_the_updates_per_epoch(tmp_path):
         assert rec["partial"] is False and rec["epochs_done"] == 2
     finally:
         manager.shutdown()
+
+
+def _slow_to_stop(ctx):
+    """A job that, once asked to cancel, still needs its gate to finish (like scoring after a cancelled training)."""
+    ctx.progress.start_phase("training", 10, "epoch")
+    while not GATES[ctx.config["name"]].wait(0.01):
+        pass
+    return ("cancelled", "stopped") if ctx.cancel_event.is_set() else ("finished", "ok")
+
+
+register_kind("slow_to_stop", _slow_to_stop, device=lambda config: "cpu", steps=lambda config, data: 10)
+
+
+def test_a_cancelled_job_that_is_still_finishing_says_cancelling(manager):
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    GATES["slow"] = threading.Event()
+    run_id = manager.submit("slow_to_stop", {"name": "slow"})
+    wait_for(lambda: manager.snapshot(run_id).status == "running")
+    assert status_line(manager.snapshot(run_id)).startswith("training")
+    assert manager.cancel(run_id)
+    snap = manager.snapshot(run_id)
+    assert snap.status == "running" and snap.cancelling and snap.eta is None
+    assert status_line(snap).startswith("cancelling: keeping what was trained so far ·")
+    assert status_line(snap, short=True) == "cancelling: keeping what was trained so far"
+    GATES["slow"].set()
+    assert manager.wait(run_id, timeout=10).status == "cancelled"
