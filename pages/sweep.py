@@ -208,7 +208,7 @@ def live(run_id: str) -> None:
             st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
         else:
             first = snapshot.seconds_to_first_point
-            extra = f" · first point after {first:.1f} s" if first is not None else ""
+            extra = f" · first point after {first:.1f} s" if first is not None and not snapshot.cancelling else ""
             st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
         if len(snapshot.history):
             common.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
@@ -218,7 +218,7 @@ def live(run_id: str) -> None:
         common.show_error(exc, "live view")
     if not owner:
         common.read_only_note(run_id)
-    elif st.button("Cancel sweep", key=f"cancel_{run_id}"):
+    elif not snapshot.cancelling and st.button("Cancel sweep", key=f"cancel_{run_id}"):
         common.cancel(run_id)
 
 

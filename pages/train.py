@@ -158,7 +158,7 @@ def live(run_id: str) -> None:
         st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
-        extra = f" · first curve point after {first:.1f} s" if first is not None else ""
+        extra = f" · first curve point after {first:.1f} s" if first is not None and not snapshot.cancelling else ""
         st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
     history = snapshot.history
     if len(history) and "energy_difference" in history:
@@ -168,7 +168,7 @@ def live(run_id: str) -> None:
             common.show_error(exc, "live curve")
     if not owner:
         common.read_only_note(run_id)
-    elif st.button("Cancel training", key=f"train_cancel_{run_id}"):
+    elif not snapshot.cancelling and st.button("Cancel training", key=f"train_cancel_{run_id}"):
         common.cancel(run_id)
 
 

@@ -280,7 +280,8 @@ def selection_lines(summary: dict) -> list[str]:
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
-        lines.append(f"held out {summary.get('heldout_answers')} answers"
+        held = summary.get("heldout_answers")
+        lines.append((f"held out {held:,} answers" if isinstance(held, int) else f"held out {held} answers")
                      + (f"; choosing took {seconds:.1f} s" if seconds is not None else ""))
         lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
                      f"{'agreement':>11}  note")
