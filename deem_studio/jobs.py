@@ -29,6 +29,7 @@ the job still running.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -641,6 +642,24 @@ class JobManager:
             steps_done=total if record["status"] == "finished" else 0, steps_total=total, history=history,
             device=record.get("device"), created_at=record["created_at"], started_at=record.get("started_at"),
             finished_at=record.get("finished_at"), messages=tuple(record.get("messages") or ()), live=False)
+
+    def active_twin(self, kind: str, config: Mapping[str, Any], owner: str | None, fingerprint: str | None,
+                    ) -> str | None:
+        """The id of a queued or running ``kind`` run of ``owner`` on the same data (``fingerprint``) with the same
+        settings as ``config`` (the time estimate aside), or None. Such a second launch (a double click on Train
+        while the page was busy) would only compute the same thing again beside the first."""
+        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS}.get(kind, {})
+
+        def settings(values: Mapping[str, Any]) -> Any:
+            kept = {k: v for k, v in dict(values).items() if k != "estimate"}
+            return json.loads(json.dumps(kept, sort_keys=True, default=str))
+
+        wanted = settings({**defaults, **dict(config)})
+        runs = self.store.list(owner=owner, kinds=[kind], statuses=list(ACTIVE_STATUSES))
+        for run_id, found, stored in zip(runs["run_id"], runs["fingerprint"], runs["config"]):
+            if fingerprint is not None and found == fingerprint and settings(stored or {}) == wanted:
+                return str(run_id)
+        return None
 
     def cancel(self, run_id: str) -> bool:
         """Ask a queued or running job to stop. False when it is not running in this process."""

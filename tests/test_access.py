@@ -240,9 +240,11 @@ def test_the_queue_limit_per_workspace_in_the_dashboard(runs_dir, monkeypatch):
     monkeypatch.setenv("DEEM_MAX_JOBS_PER_WORKSPACE", "2")
     at = session()
     first = launch_long_training(at)
+    at.number_input(key="train_epochs").set_value(4999)  # other settings each time: not the same job again
     at.button(key="train_launch").click().run()
     second = at.session_state["train_run"]
     assert second != first
+    at.number_input(key="train_epochs").set_value(4998)
     at.button(key="train_launch").click().run()
     ok(at)
     errors = "\n".join(str(e.value) for e in at.error)

@@ -501,3 +501,26 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
     table = at.dataframe[0].value.set_index("name")
     assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"
     assert table.loc["baselines.csv", "epochs"] == ""  # nothing trains: no epochs
+
+
+def test_a_second_click_on_train_with_the_same_settings_launches_nothing_new(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(5000)  # with 8 seeds: long enough to still run at the 2nd click
+    at.number_input(key="train_seeds").set_value(8).run()
+    at.button(key="train_launch").click().run()
+    no_problem(at)
+    first = at.session_state["train_run"]
+    assert get_manager().snapshot(first).status in ("queued", "running")
+    at.button(key="train_launch").click().run()  # the same settings while it runs
+    no_problem(at)
+    assert f"already queued or running as run {first}: nothing new was launched" in texts(at)
+    assert at.session_state["train_run"] == first
+    assert len(get_manager().store.list(owner=at.session_state["ws"])) == 1
+    at.number_input(key="train_epochs").set_value(4999).run()  # another setting: a new run
+    at.button(key="train_launch").click().run()
+    assert at.session_state["train_run"] != first
+    for run_id in get_manager().store.list(owner=at.session_state["ws"])["run_id"]:
+        get_manager().cancel(run_id)
+        get_manager().wait(run_id, timeout=60)

@@ -313,3 +313,20 @@ def test_a_cancelled_job_that_is_still_finishing_says_cancelling(manager):
     assert status_line(snap, short=True) == "cancelling: keeping what was trained so far"
     GATES["slow"].set()
     assert manager.wait(run_id, timeout=10).status == "cancelled"
+
+
+def test_a_second_launch_of_the_same_job_is_found_as_its_active_twin(manager):
+    data, _ = tiny()
+    other, _ = tiny(100)
+    config = {"methods": ["deem"], "epochs": 100_000, "device": "cpu", "estimate": {"seconds": 1.0}}
+    run_id = manager.submit("train", config, data=data, owner="alice")
+    wait_for(lambda: manager.snapshot(run_id).status == "running")
+    same = {**config, "estimate": {"seconds": 2.0}}  # another estimate: still the same job
+    assert manager.active_twin("train", same, "alice", data.fingerprint()) == run_id
+    assert manager.active_twin("train", {**config, "epochs": 99_999}, "alice", data.fingerprint()) is None
+    assert manager.active_twin("train", config, "bob", data.fingerprint()) is None  # another workspace
+    assert manager.active_twin("train", config, "alice", other.fingerprint()) is None  # other data
+    assert manager.active_twin("sweep", config, "alice", data.fingerprint()) is None
+    manager.cancel(run_id)
+    manager.wait(run_id, timeout=60)
+    assert manager.active_twin("train", config, "alice", data.fingerprint()) is None  # ended: a new launch is fine
