@@ -348,6 +348,23 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     sync_url()
 
 
+def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> None:
+    """Submit a train or sweep job on the active data set and show it; when the same job (this workspace, these
+    data, these settings) is already queued or running, launch nothing and show that one (a second click)."""
+    mgr = manager()
+    twin = mgr.active_twin(kind, config, workspace(), data_key())
+    if twin is not None:
+        what = {"train": "training", "sweep": "sweep"}.get(kind, kind)
+        st.warning(f"The same {what} on these data is already queued or running as run {twin}: nothing new was "
+                   f"launched. Change a setting to start another, or cancel it first.", icon=":material/content_copy:")
+        set_current_run(twin, kind)
+        return
+    run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
+                        client=client_address())
+    set_current_run(run_id, kind)
+    st.rerun()
+
+
 def cached_estimate(kind: str, **settings: Any):
     """The time estimate of a job on the active data set (``deem_studio.estimate``), probed once per data set
     and settings in this session (a 1-3 s probe, with a spinner); None when the probe failed."""

@@ -171,17 +171,7 @@ with st.container(border=True):
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
                       "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,
                       "estimate": estimate.to_dict() if estimate is not None else None}
-            twin = mgr.active_twin("sweep", config, common.workspace(), common.data_key())
-            if twin is not None:
-                st.warning(f"The same sweep on these data is already queued or running as run {twin}: nothing new "
-                           f"was launched. Change a setting to sweep again, or cancel it first.",
-                           icon=":material/content_copy:")
-                common.set_current_run(twin, "sweep")
-            else:
-                run_id = mgr.submit("sweep", config, data=data, owner=common.workspace(), dataset=ds["name"],
-                                    client=common.client_address())
-                common.set_current_run(run_id, "sweep")
-                st.rerun()
+            common.launch("sweep", config, data)
         except ValueError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001

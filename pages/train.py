@@ -107,18 +107,8 @@ with st.container(border=True):
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
                   "supervised_weight": float(weight),
                   "estimate": estimate.to_dict() if estimate is not None else None}
-        twin = mgr.active_twin("train", config, common.workspace(), common.data_key())
         try:
-            if twin is not None:
-                st.warning(f"The same training on these data is already queued or running as run {twin}: nothing new "
-                           f"was launched. Change a setting to train another, or cancel it first.",
-                           icon=":material/content_copy:")
-                common.set_current_run(twin, "train")
-            else:
-                run_id = mgr.submit("train", config, data=data, gold=gold, owner=common.workspace(),
-                                    dataset=ds["name"], client=common.client_address())
-                common.set_current_run(run_id, "train")
-                st.rerun()
+            common.launch("train", config, data, gold)
         except ValueError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
