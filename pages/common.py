@@ -37,6 +37,7 @@ import string
 import time
 from typing import Any, Callable
 
+import pandas as pd
 import streamlit as st
 
 from deem_core.data.text import escape_controls
@@ -352,17 +353,20 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
     """Submit a train or sweep job on the active data set and show it; when the same job (this workspace, these
     data, these settings) is already queued or running, launch nothing and show that one (a second click)."""
     mgr = manager()
+    if gold is not None:  # other gold labels make another job
+        config = {**config, "gold_fingerprint": str(int(pd.util.hash_pandas_object(gold).sum()))}
     twin = mgr.active_twin(kind, config, workspace(), data_key())
     if twin is not None:
         what = {"train": "training", "sweep": "sweep"}.get(kind, kind)
-        st.warning(f"The same {what} on these data is already queued or running as run {twin}: nothing new was "
-                   f"launched. Change a setting to start another, or cancel it first.", icon=":material/content_copy:")
-        set_current_run(twin, kind)
-        return
-    run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
-                        client=client_address())
+        st.session_state["_notice"] = (f"The same {what} on these data is already queued or running as run {twin}: "
+                                       f"nothing new was launched. Change a setting to start another, or cancel it "
+                                       f"first.")
+        run_id = twin
+    else:
+        run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
+                            client=client_address())
     set_current_run(run_id, kind)
-    st.rerun()
+    st.rerun()  # the whole page, the sidebar's job list included, shows the run
 
 
 def cached_estimate(kind: str, **settings: Any):

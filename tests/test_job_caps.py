@@ -77,8 +77,12 @@ def test_every_page_that_launches_a_job_says_from_which_address():
     for page in (ROOT / "pages").glob("*.py"):
         for call in re.findall(r"\.submit\((.*?)\)\n", page.read_text(), flags=re.S):
             calls += 1
-            assert "client=common.client_address()" in call, (page.name, call)
-    assert calls >= 3
+            # pages/common.py's launch (Train, Sweep) is in the same module as client_address
+            assert "client=common.client_address()" in call or (
+                page.name == "common.py" and "client=client_address()" in call), (page.name, call)
+    assert calls >= 2
+    launches = sum(len(re.findall(r"common\.launch\(", p.read_text())) for p in (ROOT / "pages").glob("*.py"))
+    assert launches >= 2  # the Train and Sweep pages launch through it
 
 
 def test_a_full_queue_is_told_in_words_without_the_internal_error_name():
