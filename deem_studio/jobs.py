@@ -70,6 +70,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
 SWEEP_DEFAULTS: dict[str, Any] = {
     key: value for key, value in defaults_of(run_sweep).items()
     if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
+#: the settings a job of each kind gets when its config leaves them out
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS,
+                                             "diagnostics": {"device": "cpu"}}
 #: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks
 #: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
 SWEEP_SAMPLE_ABOVE = 20_000
@@ -515,8 +518,7 @@ class JobManager:
         if data is not None and (kind == "sweep" or (kind == "train" and "deem" in [
                 str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []])):
             check_deem_classes(data)  # likewise
-        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS, "diagnostics": {"device": "cpu"}}.get(kind, {})
-        config = {**defaults, **dict(config or {})}
+        config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
         with self._lock:
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
@@ -648,13 +650,11 @@ class JobManager:
         """The id of a queued or running ``kind`` run of ``owner`` on the same data (``fingerprint``) with the same
         settings as ``config`` (the time estimate aside), or None. Such a second launch (a double click on Train
         while the page was busy) would only compute the same thing again beside the first."""
-        defaults = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS}.get(kind, {})
-
         def settings(values: Mapping[str, Any]) -> Any:
             kept = {k: v for k, v in dict(values).items() if k != "estimate"}
             return json.loads(json.dumps(kept, sort_keys=True, default=str))
 
-        wanted = settings({**defaults, **dict(config)})
+        wanted = settings({**_KIND_DEFAULTS.get(kind, {}), **dict(config)})  # as submit stores it
         runs = self.store.list(owner=owner, kinds=[kind], statuses=list(ACTIVE_STATUSES))
         for run_id, found, stored in zip(runs["run_id"], runs["fingerprint"], runs["config"]):
             if fingerprint is not None and found == fingerprint and settings(stored or {}) == wanted:

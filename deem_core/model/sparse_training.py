@@ -13,6 +13,7 @@ pairs beyond that (``benchmarks/results/scale.txt``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -100,14 +101,10 @@ class SparseTaskData:
         self.has_gold = gold is not None and bool((np.asarray(gold) >= 0).any())
         self.gold = torch.as_tensor(np.asarray(gold), dtype=torch.long, device=device) if self.has_gold else None
         if isinstance(pair_keys, str):
-            found: list[torch.Tensor] = []
-
-            def count() -> int:
-                found.append(cooccurring_pairs(answers))
-                return int(found[0].numel())
-
-            storage = choose_storage(self.n_workers, self.n_classes, n_layers, n_runs, n_pairs=count)
-            pair_keys = None if storage == "all" else (found[0] if found else cooccurring_pairs(answers))
+            keys = functools.cache(lambda: cooccurring_pairs(answers))  # found at most once, only when needed
+            storage = choose_storage(self.n_workers, self.n_classes, n_layers, n_runs,
+                                     n_pairs=lambda: int(keys().numel()))
+            pair_keys = None if storage == "all" else keys()
         self.pair_keys = pair_keys
         counts = answers.counts()
         self.batching = choose_batching(counts, n_classes) if batching == "auto" else batching

@@ -36,8 +36,8 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
     "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "budget_text", "cpu_threads", "epoch_end", "epochs_within_budget", "initialise_runs", "labels_path", "predict_hidden",
-    "resolve_device", "train_on", "train_runs",
+    "TrainingResult", "batch_step", "choose_path", "budget_text", "cpu_threads", "epoch_end", "epochs_within_budget",
+    "initialise_runs", "labels_path", "predict_hidden", "resolve_device", "train_on", "train_runs",
 ]
 
 HISTORY_COLUMNS = [
@@ -72,8 +72,11 @@ def epochs_within_budget(n_tasks: int, epochs: int, batch_size: int, max_updates
     benchmarks/results/scale_deem.txt)."""
     if max_updates is None:
         return int(epochs)
-    per_epoch = max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
-    return max(1, min(int(epochs), int(max_updates) // per_epoch))
+    return max(1, min(int(epochs), int(max_updates) // _updates_per_epoch(n_tasks, batch_size)))
+
+
+def _updates_per_epoch(n_tasks: int, batch_size: int) -> int:
+    return max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
 
 
 def budget_text(n_tasks: int, epochs: int, batch_size: int, max_updates: int | None) -> str | None:
@@ -81,7 +84,7 @@ def budget_text(n_tasks: int, epochs: int, batch_size: int, max_updates: int | N
     planned = epochs_within_budget(n_tasks, epochs, batch_size, max_updates)
     if max_updates is None or planned >= epochs:
         return None
-    per_epoch = max(1, math.ceil(int(n_tasks) / max(1, int(batch_size))))
+    per_epoch = _updates_per_epoch(n_tasks, batch_size)
     if per_epoch > max_updates:
         return (f"{n_tasks:,} tasks take {per_epoch:,} updates (mini-batches) per epoch, more than the budget of "
                 f"{max_updates:,} updates per model run: 1 of the {epochs:,} epochs trains (a run trains at least one)")
