@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sample_data"))
+from make_platform_data import PlatformShape, make_platform_data  # noqa: E402
 from make_sample_data import make_ampdata, make_condind, make_mnist_like, make_tree  # noqa: E402
 
 __all__ = ["FAMILIES", "ROLE", "DESCRIPTION", "make_set"]
@@ -122,6 +123,17 @@ def sparse(seed: int, n: int = 2000) -> tuple[pd.DataFrame, pd.Series]:
     return _long(preds, truth)
 
 
+def longtail(seed: int, n: int = 4000) -> tuple[pd.DataFrame, pd.Series]:
+    """Platform-shaped long tail (sample_data/make_platform_data.py): n/2 workers with Zipf-like activity, 3-4
+    answers per task, so most workers answer a handful of tasks; K in 3..5, 3% spammers, 1% adversaries."""
+    rng = np.random.default_rng(10_000 + seed)
+    k = int(rng.integers(3, 6))
+    shape = PlatformShape(n, n // 2, k, (3, int(rng.integers(3, 5))), zipf=float(rng.uniform(0.8, 1.1)),
+                          seed=10_000 + seed)
+    answers, truth, _ = make_platform_data(shape)
+    return answers, truth
+
+
 # ------------------------------------------------------------------ families kept out of the design
 def spammers(seed: int, n: int = 2000) -> tuple[pd.DataFrame, pd.Series]:
     """5 good workers (U[0.6, 0.8]), 3 spammers (uniform random or always one class) and 2 adversarial
@@ -204,10 +216,10 @@ def mnist_like(seed: int, n: int = 20000) -> tuple[pd.DataFrame, pd.Series]:
 
 
 FAMILIES: dict[str, Callable[[int], tuple[pd.DataFrame, pd.Series]]] = {
-    "independent": independent, "groups": groups, "copies": copies, "sparse": sparse,
+    "independent": independent, "groups": groups, "copies": copies, "sparse": sparse, "longtail": longtail,
     "spammers": spammers, "imbalance": imbalance, "experts": experts, "apph": apph, "mnist_like": mnist_like,
 }
-ROLE = {"independent": "design", "groups": "design", "copies": "design", "sparse": "design",
+ROLE = {"independent": "design", "groups": "design", "copies": "design", "sparse": "design", "longtail": "design",
         "spammers": "final", "imbalance": "final", "experts": "final", "apph": "final", "mnist_like": "final"}
 #: which families have workers that are dependent given the truth (where layers should help)
 DEPENDENT = {"groups", "copies", "experts", "mnist_like"}

@@ -43,7 +43,9 @@ def long_frame(n_tasks: int, n_workers: int, n_classes: int, density: float, see
 def _case(name: str) -> tuple[DEEM, pd.DataFrame, pd.Series | None]:
     df, truth = long_frame(160, 6, 3, 0.7, seed=21)
     gold = truth.iloc[::4]
-    common = dict(epochs=3, batch_size=64, device="cpu")
+    # the Dawid-Skene start as it was pinned (plain maximum likelihood); the shared prior's own tests are in
+    # tests/test_ds_prior.py
+    common = dict(epochs=3, batch_size=64, device="cpu", ds_prior=0.0)
     if name == "mv_two_seeds":
         return DEEM(n_layers=1, init="mv", n_seeds=2, seed=3, **common), df, None
     if name == "ds_zero_layers":

@@ -64,7 +64,7 @@ def _subcommand(name: str) -> argparse.ArgumentParser:
 def test_command_line_defaults_are_the_engines():
     args = vars(_subcommand("aggregate").parse_args(["x.csv", "-o", "y.csv"]))
     cli_to_param = {"layers": "n_layers", "epochs": "epochs", "max_updates": "max_updates", "batch_size": "batch_size",
-                    "seeds": "n_seeds",
+                    "seeds": "n_seeds", "ds_prior": "ds_prior",
                     "sampler_steps": "sampler_steps", "init": "init", "seed": "seed", "device": "device",
                     "gold_weight": "supervised_weight"}
     for option, param in cli_to_param.items():

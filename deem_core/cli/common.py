@@ -291,6 +291,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              "left after holding 10%% out and the one that predicts the held-out answers better is "
                              "kept (with gold labels, --truth and --gold-weight, gold decides); "
                              f"default {default['init']}")
+    parser.add_argument("--ds-prior", type=non_negative_float, default=default["ds_prior"],
+                        help=f"the Dawid-Skene start's shared prior: pseudo-answers per true class that pull a worker "
+                             f"with few answers towards the crowd's typical worker; 0 = plain Dawid-Skene "
+                             f"(default {default['ds_prior']:g})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")

@@ -81,10 +81,17 @@ def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.
 
 
 def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
-                    smoothing: float = 0.01, worker_weights: np.ndarray | None = None) -> DawidSkeneFit:
+                    smoothing: float = 0.01, worker_weights: np.ndarray | None = None,
+                    prior_strength: float = 0.0) -> DawidSkeneFit:
     """Fit DS by EM from a (soft) majority-vote start, on the set's answers (its soft labels when present).
 
     smoothing: pseudo-count added to every confusion cell and prior class (keeps logs finite).
+    prior_strength: a shared prior on the workers' confusion matrices (0 = plain maximum likelihood). Every
+    worker's column ``m`` gets ``prior_strength`` pseudo-answers distributed as the whole crowd's answers on
+    class ``m`` (the pooled confusion of the current M-step: an empirical-Bayes Dirichlet prior, the
+    maximum a posteriori M-step). A worker with a handful of answers is then read as a typical worker of
+    this crowd rather than as perfectly right or wrong on them, while a worker with hundreds of answers
+    keeps their own estimate.
     Stops when the log-likelihood per annotation improves by less than ``tol`` nats in one iteration
     (crowd-kit stops on a similar per-annotation criterion, 1e-5 on its ELBO). A task without answers
     gets the prior as its posterior. The size is checked before anything is allocated
@@ -117,7 +124,11 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
     iteration = 0
     for iteration in range(1, max_iter + 1):
         # M-step: counts[i, l, m] = sum_t v_til p_tm
-        counts = np.asarray(votes_t @ posterior).reshape(d, k, k) + smoothing
+        counts = np.asarray(votes_t @ posterior).reshape(d, k, k)
+        if prior_strength > 0:
+            pooled = counts.sum(axis=0)  # (K, K) the crowd's answers l on class m
+            counts = counts + prior_strength * pooled / np.clip(pooled.sum(axis=0, keepdims=True), 1e-12, None)
+        counts = counts + smoothing
         confusion = counts / counts.sum(axis=1, keepdims=True)
         prior = posterior.sum(axis=0) + smoothing
         prior = prior / prior.sum()

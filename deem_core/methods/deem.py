@@ -39,7 +39,7 @@ from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
-from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
+from deem_core.methods.starts import DEFAULT_DS_PRIOR, INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
 from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, cpu_threads,
@@ -218,6 +218,10 @@ class DEEM(Aggregator, BaseEstimator):
         more accurate on the gold tasks (``init_evidence_``; with ``supervised_weight > 0`` half of the gold
         tasks are held out of the supervised term and the starts are compared on those); with ``lr="auto"``
         the Dawid-Skene start is used. ``init_`` says which start was used.
+    ds_prior: the Dawid-Skene start's shared prior on the workers' confusion matrices, in pseudo-answers per
+        true class spread as the whole crowd answers that class (empirical Bayes): a worker with a handful of
+        answers starts as a typical worker of this crowd instead of as perfectly right or wrong, one with
+        hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
@@ -236,7 +240,8 @@ class DEEM(Aggregator, BaseEstimator):
                  momentum: float = 0.0, init: str = DEFAULT_INIT, n_seeds: int = 1, seed: int = 0,
                  device: str = "auto", supervised_weight: float = 0.0,
                  callbacks: Sequence[Any] | None = None, on_conflict: str = "error",
-                 heldout_share: float = DEFAULT_HELDOUT_SHARE, max_updates: int | None = DEFAULT_MAX_UPDATES):
+                 heldout_share: float = DEFAULT_HELDOUT_SHARE, max_updates: int | None = DEFAULT_MAX_UPDATES,
+                 ds_prior: float = DEFAULT_DS_PRIOR):
         self.n_layers = n_layers
         self.epochs = epochs
         self.lr = lr
@@ -253,6 +258,7 @@ class DEEM(Aggregator, BaseEstimator):
         self.on_conflict = on_conflict
         self.heldout_share = heldout_share
         self.max_updates = max_updates
+        self.ds_prior = ds_prior
 
     def _check_params(self) -> None:
         if self.n_layers != "auto" and (not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0):
@@ -270,6 +276,9 @@ class DEEM(Aggregator, BaseEstimator):
             raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
         if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:
             raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}")
+        if not (isinstance(self.ds_prior, (int, float, np.integer, np.floating)) and not isinstance(self.ds_prior, bool)
+                and math.isfinite(self.ds_prior) and self.ds_prior >= 0):
+            raise ValueError(f"ds_prior must be a number >= 0, got {self.ds_prior!r}")
         if self.batch_size < 1 or self.sampler_steps < 0 or self.step_size <= 0:
             raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
 
@@ -419,7 +428,8 @@ class DEEM(Aggregator, BaseEstimator):
         starts = []
         for init in candidates:
             network, ds = initial_network(data, seeds, self.n_layers_, init, device, config,
-                                          explicit=len(candidates) > 1, spec=prepared.network_spec())
+                                          explicit=len(candidates) > 1, spec=prepared.network_spec(),
+                                          ds_prior=float(self.ds_prior))
             starts.append(network)
             self.dawid_skene_ = ds or self.dawid_skene_
         initial = starts[0] if len(starts) == 1 else stack_networks(starts)
@@ -437,14 +447,14 @@ class DEEM(Aggregator, BaseEstimator):
         sweep = run_sweep(data, epochs=self.epochs_, n_layers=self.n_layers_, n_seeds=len(seeds),
                           seed=int(self.seed), device=str(self.device_), callbacks=callbacks, stop_event=stop_event,
                           batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
-                          step_size=float(self.step_size))
+                          step_size=float(self.step_size), ds_prior=float(self.ds_prior))
         self.sweep_ = sweep
         if sweep.recommendation.lr is None:
             raise DataError(f"{data.source}: every run of the learning-rate sweep diverged "
                             f"({sweep.recommendation.reason}); give a learning rate explicitly")
         self.lr_ = float(sweep.recommendation.lr)
         if self.init_ == "ds":
-            self.dawid_skene_ = fit_dawid_skene(data)
+            self.dawid_skene_ = fit_dawid_skene(data, prior_strength=float(self.ds_prior))
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
         return sweep.result.select_runs(picked)
 
@@ -497,7 +507,8 @@ class DEEM(Aggregator, BaseEstimator):
                 nets = []
                 for init in starts:
                     net, ds = initial_network(data, seeds, int(depth), init, device, config,
-                                              explicit=len(starts) > 1, spec=prepared.network_spec())
+                                              explicit=len(starts) > 1, spec=prepared.network_spec(),
+                                              ds_prior=float(self.ds_prior))
                     nets.append(net)
                     if ds is not None:
                         self.dawid_skene_ = ds
@@ -597,9 +608,9 @@ class DEEM(Aggregator, BaseEstimator):
 
     def _fallback(self, data: AnnotationSet, seeds: list[int], why: str) -> TrainingResult:
         """The healthy fallback when training collapsed: Dawid-Skene itself (the iRBM set from a Dawid-Skene fit by
-        Lemma 1, no layers, not trained), labelled in ``fallback_`` and ``warnings_``; :class:`CollapseError`
-        when even that predicts fewer classes than majority vote finds."""
-        ds = fit_dawid_skene(data)
+        Lemma 1, no layers, not trained; with the start's ``ds_prior``), labelled in ``fallback_`` and ``warnings_``;
+        :class:`CollapseError` when even that predicts fewer classes than majority vote finds."""
+        ds = fit_dawid_skene(data, prior_strength=float(self.ds_prior))
         expected = major_classes(data)
         found = len(np.unique(ds.posterior.argmax(1)))
         if found < expected:

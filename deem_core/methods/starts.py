@@ -11,14 +11,17 @@ from deem_core.methods.dawid_skene import DawidSkeneFit, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.training import TrainingConfig
 
-__all__ = ["INIT_METHODS", "initial_network", "stack_networks"]
+__all__ = ["DEFAULT_DS_PRIOR", "INIT_METHODS", "initial_network", "stack_networks"]
 
 INIT_METHODS = ("mv", "ds", "auto")
+#: the Dawid-Skene start's shared prior on the workers' confusion matrices: pseudo-answers per true class, spread
+#: as the whole crowd answers that class (``fit_dawid_skene(prior_strength=...)``); 0 = plain Dawid-Skene
+DEFAULT_DS_PRIOR = 5.0
 
 
 def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str, device: torch.device,
                     config: TrainingConfig | None = None, explicit: bool = False,
-                    spec: dict | None = None,
+                    spec: dict | None = None, ds_prior: float = DEFAULT_DS_PRIOR,
                     ) -> tuple[DEEMNetwork | None, DawidSkeneFit | None]:
     """Initial network for R = len(seeds) runs and the Dawid-Skene fit it came from.
 
@@ -27,7 +30,8 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
     through Lemma 1 and its layers are identity + N(0, 0.005^2) drawn from the run's own seed, so a run
     starts the same alone or batched, and runs sharing a seed share their initial weights. ``spec``: the
     network's ``layout``, ``pair_keys`` and ``bias`` (:class:`DEEMNetwork`; the training data's
-    ``network_spec()``; default: the matrix layout and the iRBM bias).
+    ``network_spec()``; default: the matrix layout and the iRBM bias). ``ds_prior``: the Dawid-Skene fit's shared
+    prior (:data:`DEFAULT_DS_PRIOR`): with a handful of answers a worker starts as a typical worker of the crowd.
     """
     if init not in ("mv", "ds"):
         raise ValueError(f"init must be 'mv' or 'ds' here, got {init!r}")
@@ -45,7 +49,7 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
                 target[run].copy_(source[0])
     if init == "mv":
         return network, None
-    ds = fit_dawid_skene(data)
+    ds = fit_dawid_skene(data, prior_strength=float(ds_prior))
     network.set_from_dawid_skene(torch.as_tensor(ds.confusion, dtype=torch.float32, device=device),
                                  torch.as_tensor(ds.prior, dtype=torch.float32, device=device))
     return network, ds

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
-from deem_core.methods.starts import INIT_METHODS, initial_network
+from deem_core.methods.starts import DEFAULT_DS_PRIOR, INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
 from deem_core.model.engine import check_training_size, task_data, train_annotations
@@ -107,9 +107,9 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
 
 def sweep_initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str,
                           device: torch.device, config: TrainingConfig | None = None,
-                          spec: dict | None = None) -> DEEMNetwork | None:
+                          spec: dict | None = None, ds_prior: float = DEFAULT_DS_PRIOR) -> DEEMNetwork | None:
     """Initial network for R = len(seeds) runs (see :func:`deem_core.methods.starts.initial_network`)."""
-    return initial_network(data, seeds, n_layers, init, device, config, spec=spec)[0]
+    return initial_network(data, seeds, n_layers, init, device, config, spec=spec, ds_prior=ds_prior)[0]
 
 
 def run_sweep(
@@ -127,6 +127,7 @@ def run_sweep(
     sampler_steps: int = 5,
     step_size: float = 1.0,
     smoothing: float = 0.9,
+    ds_prior: float = DEFAULT_DS_PRIOR,
 ) -> SweepResult:
     """Train every learning rate of ``lrs`` (default :data:`DEFAULT_LRS`) with seeds ``seed, seed+1, ...,
     seed+n_seeds-1`` as one batched model for ``epochs`` epochs and recommend a learning rate.
@@ -134,7 +135,8 @@ def run_sweep(
     data: an :class:`AnnotationSet` or a long DataFrame (task, worker, label). Runs are ordered seed-major:
     run ``i`` has seed ``seed + i // len(lrs)`` and lr ``sorted(lrs)[i % len(lrs)]``. ``callbacks`` get
     the engine's per-epoch rows of all runs; ``stop_event`` cancels (the curves so far are kept and
-    still get a recommendation). ``smoothing``: EMA alpha the recommendation reads the curves with.
+    still get a recommendation). ``smoothing``: EMA alpha the recommendation reads the curves with. ``ds_prior``:
+    the Dawid-Skene start's shared prior (``init="ds"``; :data:`~deem_core.methods.starts.DEFAULT_DS_PRIOR`).
     """
     data = as_annotation_set(data)
     if data.n_classes < 2:
@@ -156,7 +158,7 @@ def run_sweep(
     check_training_size(data, config, len(lrs_of_runs))
     prepared = task_data(data, config, resolve_device(device), n_runs=len(lrs_of_runs))  # dense or sparse
     initial = sweep_initial_network(data, seeds_of_runs, int(n_layers), init, resolve_device(device), config,
-                                    spec=prepared.network_spec())
+                                    spec=prepared.network_spec(), ds_prior=float(ds_prior))
     result = train_annotations(data, lrs_of_runs, seeds_of_runs, config, callbacks=list(callbacks),
                                stop_event=stop_event, initial_network=initial, prepared=prepared)
     history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
