@@ -66,7 +66,7 @@ __all__ = [
 TRAIN_DEFAULTS: dict[str, Any] = {"methods": ["deem"], **{
     key: value for key, value in defaults_of(DEEM).items()
     if key in ("n_layers", "epochs", "max_updates", "lr", "n_seeds", "seed", "init", "device", "batch_size",
-               "supervised_weight")}}
+               "supervised_weight", "ds_prior")}}
 SWEEP_DEFAULTS: dict[str, Any] = {
     key: value for key, value in defaults_of(run_sweep).items()
     if key in ("lrs", "epochs", "n_layers", "n_seeds", "seed", "device")}
@@ -731,7 +731,9 @@ def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
 
 def start_explanation(model: Any, asked: str) -> str:
     """Which start (and depth) a fitted DEEM used and why, in words (the CLI prints the same choice)."""
-    names = {"ds": "Dawid-Skene", "mv": "majority vote"}
+    prior = float(getattr(model, "ds_prior", 0.0) or 0.0)
+    names = {"ds": f"Dawid-Skene with the shared prior ({prior:g} pseudo-answers per class)" if prior else "Dawid-Skene",
+             "mv": "majority vote"}
     chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
     summary = model.selection_summary() if hasattr(model, "selection_summary") else {}
     text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
@@ -791,7 +793,7 @@ def _train_device(config: Mapping[str, Any]) -> str:
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
     types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str,
-             "n_seeds": int, "seed": int, "batch_size": int, "supervised_weight": float}
+             "n_seeds": int, "seed": int, "batch_size": int, "supervised_weight": float, "ds_prior": float}
     options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
     if "max_updates" in cfg:  # None is a setting here: no update budget
         options["max_updates"] = None if cfg["max_updates"] is None else int(cfg["max_updates"])

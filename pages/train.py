@@ -60,7 +60,10 @@ with st.container(border=True):
                           help="auto: both starts train on the answers left after holding 10% out, and the one "
                                "that predicts the held-out answers better is kept. With a gold-label weight above "
                                "0, both starts train on all answers and the gold labels decide. The result says "
-                               "which start was used and why.")
+                               "which start was used and why. The Dawid-Skene start gives each worker "
+                               f"{TRAIN_DEFAULTS['ds_prior']:g} pseudo-answers per class shaped like the whole crowd's, "
+                               "so workers with a few answers start as typical workers (the method 'Dawid-Skene "
+                               "(shared prior)' is that start on its own; 'Dawid-Skene' is plain).")
     devices = common.device_choices()
     device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
                             persist_state="session", help="auto = the GPU when there is one")

@@ -17,6 +17,7 @@ from deem_core.methods.dawid_skene import fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sample_data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_platform_data import PlatformShape, make_platform_data  # noqa: E402
 
 
@@ -98,3 +99,37 @@ def test_the_command_line_takes_and_checks_ds_prior(tmp_path, capsys):
     code = cli_main(["aggregate", str(source), "-o", str(tmp_path / "out.csv"), "--ds-prior", "0", "--init", "ds",
                      "--layers", "0", "--epochs", "1", "--no-progress", "--device", "cpu"])
     assert code == 0 and len(pd.read_csv(tmp_path / "out.csv")) == data.n_tasks
+
+
+def test_a_model_file_written_before_the_prior_reads_as_plain_dawid_skene(tmp_path):
+    from deem_cases import MODEL_V1  # noqa: PLC0415
+
+    assert DEEM.load(MODEL_V1, device="cpu").ds_prior == 0.0
+    data, _, _ = _rare_and_frequent()
+    model = DEEM(n_layers=0, init="ds", epochs=1, device="cpu", ds_prior=2.5).fit(data)
+    assert DEEM.load(model.save(tmp_path / "m.deem"), device="cpu").ds_prior == 2.5
+
+
+def test_the_shared_prior_method_is_registered_and_matches_the_fit(capsys, tmp_path):
+    from deem_core.methods.registry import display_name, fit_method  # noqa: PLC0415
+
+    df, truth, _ = make_platform_data(PlatformShape(6000, 3000, 4, (3, 3), zipf=1.0, seed=0))
+    data = AnnotationSet.from_long(df)
+    assert display_name("ds_shared") == "Dawid-Skene (shared prior)"
+    for strength in (0.0, 5.0):
+        method = fit_method("ds_shared", df, ds_prior=strength)
+        want = fit_dawid_skene(data, prior_strength=strength).posterior.argmax(1)
+        assert (data.classes.get_indexer(method.labels_.reindex(data.tasks)) == want).all()
+    assert fit_method("ds_shared", data).get_params()["ds_prior"] == 5.0
+    # the command line passes --ds-prior to it, and says when the chosen method has no use for the option
+    source = tmp_path / "answers.csv"
+    df.to_csv(source, index=False)
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "a.csv"), "--method", "ds_shared", "--ds-prior", "0"]) == 0
+    assert (pd.read_csv(tmp_path / "a.csv").set_index("task")["label"].reindex(data.tasks).to_numpy()
+            == data.classes.take(fit_dawid_skene(data).posterior.argmax(1))).all()
+    capsys.readouterr()
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "b.csv"), "--method", "ds", "--ds-prior", "2"]) == 0
+    assert "--ds-prior is not used by --method ds (it is used by: deem, irbm, ds_shared)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="ds_prior"):
+        fit_method("ds_shared", df, ds_prior=float("inf"))
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "c.csv"), "--ds-prior", "1e308"]) == 2

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from deem_core.data.formats.writers import output_format  # noqa: PLC0415
 
     spec = registry.get_method(args.method)
+    _note_unused_prior(args, spec)
     output = Path(args.output)
     try:
         out_format = output_format(output, args.output_format)
@@ -121,6 +122,15 @@ def _options(args: argparse.Namespace) -> dict:
                 seed=args.seed, device=args.device, supervised_weight=args.gold_weight)
 
 
+def _note_unused_prior(args: argparse.Namespace, spec) -> None:
+    """A ``--ds-prior`` the chosen method has no use for is said once on standard error (not silently dropped)."""
+    from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR  # noqa: PLC0415
+
+    if args.ds_prior != DEFAULT_DS_PRIOR and "ds_prior" not in spec.parameters():
+        users = ", ".join(key for key, other in registry.METHODS.items() if "ds_prior" in other.parameters())
+        warn(f"--ds-prior is not used by --method {args.method} (it is used by: {users})")
+
+
 def _run_classic(args: argparse.Namespace, spec, data):
     import time  # noqa: PLC0415
 
@@ -152,8 +162,9 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     finally:
         progress.close()
     results = model.results_frame()
+    prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
     say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
-        f"{model.init_}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
+        f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
     print_selection(model)
     for message in model.run_messages_:
         if message:

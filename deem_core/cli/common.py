@@ -129,6 +129,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def prior_strength(text: str) -> float:
+    """``--ds-prior``: a number from 0 to the largest strength accepted."""
+    from deem_core.methods.dawid_skene import MAX_DS_PRIOR  # noqa: PLC0415
+
+    value = non_negative_float(text)
+    if value > MAX_DS_PRIOR:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DS_PRIOR:,.0f}, got {text}")
+    return value
+
+
 def learning_rate(text: str) -> str:
     """'auto' or a finite number > 0 (kept as text: the subcommands read it with :func:`parse_float_list`)."""
     if str(text).strip().lower() == "auto":
@@ -291,10 +301,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              "left after holding 10%% out and the one that predicts the held-out answers better is "
                              "kept (with gold labels, --truth and --gold-weight, gold decides); "
                              f"default {default['init']}")
-    parser.add_argument("--ds-prior", type=non_negative_float, default=default["ds_prior"],
-                        help=f"the Dawid-Skene start's shared prior: pseudo-answers per true class that pull a worker "
-                             f"with few answers towards the crowd's typical worker; 0 = plain Dawid-Skene "
-                             f"(default {default['ds_prior']:g})")
+    parser.add_argument("--ds-prior", type=prior_strength, default=default["ds_prior"],
+                        help=f"the shared prior of DEEM's Dawid-Skene start (and of --method ds_shared): pseudo-answers "
+                             f"per true class that pull a worker with few answers towards the crowd's typical worker; "
+                             f"0 = plain Dawid-Skene; --method ds is always plain (default {default['ds_prior']:g})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")

@@ -47,9 +47,10 @@ import numpy as np
 import pandas as pd
 
 from deem_core.analysis.scoring import accuracy, truth_series
-from deem_core.data.annotations import AnnotationSet
+from deem_core.data.annotations import AnnotationSet, as_annotation_set
 from deem_core.data.export import label_table
 from deem_core.methods.base import Aggregator
+from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, fit_dawid_skene
 from deem_core.methods.registry import display_name
 
 __all__ = [
@@ -419,6 +420,40 @@ class DawidSkeneAggregator(CrowdKitAggregator):
             priors = priors.copy()
             priors.index = pd.Index([dec(c) for c in priors.index], name=priors.index.name)
         self.priors_ = priors
+
+
+class SharedPriorDawidSkeneAggregator(CrowdKitAggregator):
+    """Dawid-Skene with a shared prior on the workers' confusion matrices: the fit DEEM's Dawid-Skene start uses
+    (:func:`deem_core.methods.dawid_skene.fit_dawid_skene` with ``prior_strength=ds_prior``). Every worker's column
+    ``m`` gets ``ds_prior`` pseudo-answers spread as the whole crowd answers class ``m``, so a worker seen a few
+    times counts as a typical worker of the crowd; ``ds_prior=0`` is plain maximum likelihood (``ds`` fits it as
+    crowd-kit does). Not a crowd-kit method: EM on the answers, from majority-vote shares. Deterministic.
+
+    Extra attributes: ``confusion_`` (d, K, K) ``[worker, given, true]`` in the data's worker and class order,
+    ``prior_`` (K,), ``n_iter_``."""
+
+    key = "ds_shared"
+
+    def __init__(self, seed: int = 0, ds_prior: float = DEFAULT_DS_PRIOR, n_iter: int = 100) -> None:
+        self.ds_prior = check_ds_prior(ds_prior)
+        if not isinstance(n_iter, (int, np.integer)) or isinstance(n_iter, bool) or n_iter < 1:
+            raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+        self.n_iter = int(n_iter)
+        super().__init__(seed=seed)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"seed": self.seed, "ds_prior": self.ds_prior, "n_iter": self.n_iter}
+
+    def fit(self, data: pd.DataFrame | AnnotationSet, gold: Any = None) -> "SharedPriorDawidSkeneAggregator":
+        """Fit on an AnnotationSet or a long frame ``task, worker, label`` (``gold`` is not used)."""
+        answers = as_annotation_set(data)
+        start = time.perf_counter()
+        fit = fit_dawid_skene(answers, max_iter=self.n_iter, prior_strength=self.ds_prior)
+        labels = fit.posterior.argmax(axis=1)
+        labels[np.diff(np.asarray(answers.task_offsets)) == 0] = -1  # a task without answers gets no label
+        self._fit_answers(answers, labels, fit.posterior, time.perf_counter() - start)
+        self.confusion_, self.prior_, self.n_iter_ = fit.confusion, fit.prior, fit.n_iter
+        return self
 
 
 class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):

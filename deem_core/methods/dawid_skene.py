@@ -29,8 +29,24 @@ from scipy.special import logsumexp
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
 
-__all__ = ["CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size", "crowdkit_dawid_skene",
+__all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size", "crowdkit_dawid_skene",
            "dawid_skene_posterior", "excess_pairwise_agreement", "first_appearance_order", "fit_dawid_skene"]
+
+
+#: the shared prior's default strength where it is used (DEEM's Dawid-Skene start, the ``ds_shared`` method):
+#: pseudo-answers per true class, spread as the whole crowd answers that class (``fit_dawid_skene(prior_strength=)``)
+DEFAULT_DS_PRIOR = 5.0
+#: the largest strength accepted: far beyond it every worker is the crowd's pooled worker anyway, and the pseudo-counts
+#: would overflow float64 long before infinity
+MAX_DS_PRIOR = 1e6
+
+
+def check_ds_prior(value: object, name: str = "ds_prior") -> float:
+    """``value`` as a prior strength: a real number in [0, MAX_DS_PRIOR]; ValueError otherwise."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not np.isfinite(value) or not 0 <= value <= MAX_DS_PRIOR:
+        raise ValueError(f"{name} must be a number from 0 to {MAX_DS_PRIOR:,.0f}, got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -105,6 +121,7 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
     if not isinstance(data, AnnotationSet):
         raise TypeError(f"fit_dawid_skene takes an AnnotationSet, got {type(data).__name__}")
     check_dawid_skene_size(data)
+    prior_strength = check_ds_prior(prior_strength, "prior_strength")
     k, d = data.n_classes, data.n_workers
     votes = answer_matrix(data)  # (n, d*K)
     votes_t = votes.T.tocsr()  # (d*K, n): the M-step's product reads rows of this

@@ -34,7 +34,7 @@ from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseE
                                      cluster_weighted_network, fit_candidates, major_classes, majority_vote_network,
                                      train_guarded)
 from deem_core.methods.clusters import find_dependence_clusters
-from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
+from deem_core.methods.dawid_skene import check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
@@ -276,9 +276,7 @@ class DEEM(Aggregator, BaseEstimator):
             raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
         if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:
             raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}")
-        if not (isinstance(self.ds_prior, (int, float, np.integer, np.floating)) and not isinstance(self.ds_prior, bool)
-                and math.isfinite(self.ds_prior) and self.ds_prior >= 0):
-            raise ValueError(f"ds_prior must be a number >= 0, got {self.ds_prior!r}")
+        check_ds_prior(self.ds_prior)
         if self.batch_size < 1 or self.sampler_steps < 0 or self.step_size <= 0:
             raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
 
@@ -856,6 +854,7 @@ class DEEM(Aggregator, BaseEstimator):
 
         params = model_file.check_params(state.get("params"), cls, path.name)
         params["device"] = device
+        params.setdefault("ds_prior", 0.0)  # written before the shared prior existed: its Dawid-Skene start was plain
         try:
             model = cls(**params)
             model.device_ = resolve_device(device)

@@ -94,6 +94,9 @@ BUILTIN: tuple[MethodSpec, ...] = (
                "worker agreement with aggregate: majority vote weighted by agreement (crowd-kit)"),
     MethodSpec("ds", "Dawid-Skene", "deem_core.methods.baselines:DawidSkeneAggregator",
                "one confusion matrix per worker, fitted by EM (crowd-kit)", sparse=True),
+    MethodSpec("ds_shared", "Dawid-Skene (shared prior)", "deem_core.methods.baselines:SharedPriorDawidSkeneAggregator",
+               "Dawid-Skene whose workers share a prior: a worker seen a few times counts as a typical worker (the "
+               "fit DEEM starts from)", sparse=True),
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
                "one accuracy per worker, fitted by EM (crowd-kit)"),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",

@@ -7,16 +7,13 @@ from typing import Sequence
 import torch
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.methods.dawid_skene import DawidSkeneFit, fit_dawid_skene
+from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, DawidSkeneFit, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.training import TrainingConfig
 
 __all__ = ["DEFAULT_DS_PRIOR", "INIT_METHODS", "initial_network", "stack_networks"]
 
 INIT_METHODS = ("mv", "ds", "auto")
-#: the Dawid-Skene start's shared prior on the workers' confusion matrices: pseudo-answers per true class, spread
-#: as the whole crowd answers that class (``fit_dawid_skene(prior_strength=...)``); 0 = plain Dawid-Skene
-DEFAULT_DS_PRIOR = 5.0
 
 
 def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, init: str, device: torch.device,
