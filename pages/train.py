@@ -40,7 +40,7 @@ with st.container(border=True):
     methods = st.multiselect("Methods", registry.method_keys(), default=["deem", "mv", "ds"], format_func=method_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
-                                  "background; the crowd-kit baselines run after them on the CPU.")
+                                  "background; the other methods run after them on the CPU.")
     c = st.columns(4)
     layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=int(TRAIN_DEFAULTS["n_layers"]),
                                key="train_layers", persist_state="session")

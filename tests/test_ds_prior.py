@@ -130,6 +130,14 @@ def test_the_shared_prior_method_is_registered_and_matches_the_fit(capsys, tmp_p
     capsys.readouterr()
     assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "b.csv"), "--method", "ds", "--ds-prior", "2"]) == 0
     assert "--ds-prior is not used by --method ds (it is used by: deem, irbm, ds_shared)" in capsys.readouterr().err
+    # typed with its default value it is still said; left out, nothing is said
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "b.csv"), "--method", "mv", "--ds-prior", "5"]) == 0
+    assert "--ds-prior is not used by --method mv" in capsys.readouterr().err
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "b.csv"), "--method", "mv"]) == 0
+    assert "ds-prior" not in capsys.readouterr().err
+    assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "b.csv"), "--init", "mv", "--layers", "0",
+                     "--epochs", "1", "--no-progress", "--device", "cpu", "--ds-prior", "2"]) == 0
+    assert "--ds-prior is not used with --init mv" in capsys.readouterr().err
     with pytest.raises(ValueError, match="ds_prior"):
         fit_method("ds_shared", df, ds_prior=float("inf"))
     assert cli_main(["aggregate", str(source), "-o", str(tmp_path / "c.csv"), "--ds-prior", "1e308"]) == 2

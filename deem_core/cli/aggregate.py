@@ -123,12 +123,15 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _note_unused_prior(args: argparse.Namespace, spec) -> None:
-    """A ``--ds-prior`` the chosen method has no use for is said once on standard error (not silently dropped)."""
-    from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR  # noqa: PLC0415
-
-    if args.ds_prior != DEFAULT_DS_PRIOR and "ds_prior" not in spec.parameters():
+    """A ``--ds-prior`` given to a method (or a start) that has no use for it is said once on standard error (not
+    silently dropped)."""
+    if not getattr(args, "ds_prior_given", False):
+        return
+    if "ds_prior" not in spec.parameters():
         users = ", ".join(key for key, other in registry.METHODS.items() if "ds_prior" in other.parameters())
         warn(f"--ds-prior is not used by --method {args.method} (it is used by: {users})")
+    elif spec.trains and args.init == "mv":
+        warn("--ds-prior is not used with --init mv (only the Dawid-Skene start uses it)")
 
 
 def _run_classic(args: argparse.Namespace, spec, data):

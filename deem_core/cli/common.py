@@ -129,6 +129,15 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+class GivenOption(argparse.Action):
+    """Stores the value and records that the option was given (``<dest>_given``), so a command can tell an
+    option typed with its default value from one left out."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def prior_strength(text: str) -> float:
     """``--ds-prior``: a number from 0 to the largest strength accepted."""
     from deem_core.methods.dawid_skene import MAX_DS_PRIOR  # noqa: PLC0415
@@ -301,7 +310,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              "left after holding 10%% out and the one that predicts the held-out answers better is "
                              "kept (with gold labels, --truth and --gold-weight, gold decides); "
                              f"default {default['init']}")
-    parser.add_argument("--ds-prior", type=prior_strength, default=default["ds_prior"],
+    parser.add_argument("--ds-prior", type=prior_strength, default=default["ds_prior"], action=GivenOption,
                         help=f"the shared prior of DEEM's Dawid-Skene start (and of --method ds_shared): pseudo-answers "
                              f"per true class that pull a worker with few answers towards the crowd's typical worker; "
                              f"0 = plain Dawid-Skene; --method ds is always plain (default {default['ds_prior']:g})")
