@@ -23,7 +23,7 @@ import torch
 
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES, PAIRS_MAX_SHARE, PAIRS_WORTH_BYTES
-from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs
+from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, take_rows
 from deem_core.model.training import (
     Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig, TrainingResult, resolve_device,
     sgd_update, train_on,
@@ -39,10 +39,12 @@ __all__ = [
 @dataclass
 class SlotBatch(Batch):
     """A :class:`Batch` of answer slots: ``positive`` (R, A, K, b), ``mask`` (R, b, A), ``mask_fm`` (R, A, b),
-    plus ``workers`` (R, b, A) the worker of each slot and ``answer`` (R, b, A) its index in the answer arrays."""
+    plus ``workers`` (R, b, A) the worker of each slot, ``answer`` (R, b, A) its index in the answer arrays and
+    ``labels`` (R, b, A) its answer's class code."""
 
     workers: torch.Tensor | None = None
     answer: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
 
 class SparseEvaluator:
@@ -62,7 +64,7 @@ class SparseEvaluator:
         # in float64 (it is O(d) large, the difference of the two means is not)
         answers = self.data.answers
         # one-hot inputs (hard labels) let the first layer's gradient be collected row by row
-        positive_labels = answers.labels[batch.answer] if answers.soft is None else None
+        positive_labels = batch.labels if answers.soft is None else None
         energy_pos, energy_neg, logits = self.gathered.training_energies(
             batch.positive, negative, batch.mask_fm, positive_labels, negative_states)
         offset = self.gathered.offset.mean(1)  # (R,) float64
@@ -116,10 +118,12 @@ class SparseTaskData:
 
     def batch(self, index: torch.Tensor, with_gold: bool) -> SlotBatch:
         slots = self.answers.slots(index)
-        positive = self.answers.one_hot_fm(slots.answer, slots.mask, self.n_classes)
+        labels = take_rows(self.answers.labels, slots.answer)
+        positive = self.answers.one_hot_fm(slots.answer, slots.mask, self.n_classes,
+                                           labels=labels if self.answers.soft is None else None)
         gold = self.gold[index] if with_gold and self.gold is not None else None
         return SlotBatch(index=index, positive=positive, mask=slots.mask, mask_fm=slots.mask_fm, gold=gold,
-                         widths=slots.widths(), workers=slots.workers, answer=slots.answer)
+                         widths=slots.widths(), workers=slots.workers, answer=slots.answer, labels=labels)
 
     def arrange(self, order: torch.Tensor, batch_size: int, generators) -> torch.Tensor:
         """Each run's epoch order (R, n) regrouped for ``batching="bucket"``: the run's random order stably
