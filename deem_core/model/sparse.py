@@ -398,16 +398,21 @@ class GatheredNetwork:
                 out.append((self._index, grad.permute(0, 1, 2, 4, 3, 5).reshape(-1, 1)))
         return out
 
-    def _row_index(self, labels: torch.Tensor) -> torch.Tensor:
-        """(R, B, A_s, A_t) index of the block row ``labels[s]`` of every slot pair, in ``weight.view(-1, K)``."""
+    def _row_index(self, labels: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """(R, B, A_s, A_t) index of the block row ``labels[s]`` of every slot pair, in ``weight.view(-1, K)``;
+        with ``slots`` (n,) flat positions in (R, B, A_s), only those slots' rows: (n, A_t)."""
         r, b, a, k = self.shape
         if self.network.layout == "blocks":
+            if slots is not None:
+                pairs = take_rows(self._index.view(r * b * a, a), slots)
+                return pairs * k + take_rows(labels.reshape(-1), slots).unsqueeze(-1)
             return self._index.view(r, b, a, a) * k + labels.unsqueeze(-1)  # row of the block: pair * K + l
         # matrix layout: element (i*K+l, j*K) starts row ((i*K+l)*d*K + j*K) / K
         d = self.network.n_workers
         run = torch.arange(r, device=labels.device).view(r, 1, 1, 1)
         rows = (self.workers * k + labels).unsqueeze(-1)
-        return rows * d + self.workers.unsqueeze(-2) + run * (d * k * d)
+        index = rows * d + self.workers.unsqueeze(-2) + run * (d * k * d)
+        return index if slots is None else take_rows(index.view(r * b * a, a), slots)
 
     def _row_gradients(self, rows: list[tuple[torch.Tensor, torch.Tensor]], scale: torch.Tensor | None,
                        present: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -428,13 +433,13 @@ class GatheredNetwork:
         pair_weight = weight_s.unsqueeze(-1) if present is None else weight_s.unsqueeze(-1) * present  # (R,B,A,1|A)
         out = [(self._row_index(first_labels).flatten(), (pair_weight.unsqueeze(-1) * values).reshape(-1, k))]
         for labels, grad, keep in apart:
-            where = torch.nonzero(keep)  # (n, 3): run, task, slot of the rows this pass writes on its own
+            where = torch.nonzero(keep.reshape(-1)).squeeze(1)  # flat (run, task, slot) of the rows written apart
             if not where.numel():
                 continue
-            run, task, slot = where.unbind(1)
-            index = self._row_index(labels)[run, task, slot]  # (n, A_t)
-            weight = pair_weight[run, task, slot]  # (n, 1 | A_t)
-            out.append((index.flatten(), (weight.unsqueeze(-1) * grad[run, task]).reshape(-1, k)))
+            index = self._row_index(labels, where)  # (n, A_t)
+            weight = take_rows(pair_weight.reshape(r * b * a, -1), where)  # (n, 1 | A_t)
+            values = take_rows(grad.view(r * b, a, k), torch.div(where, a, rounding_mode="floor"))  # (n, A_t, K)
+            out.append((index.flatten(), (weight.unsqueeze(-1) * values).reshape(-1, k)))
         return out
 
     @torch.no_grad()
@@ -617,8 +622,9 @@ class GatheredNetwork:
         r, b, a, k = self.shape
         sigma = self._partition_softmax()  # (R, A, K_l, K_m, B)
         own = sums["own"].unsqueeze(2)  # (R, A, 1, K_m, B): dLoss/dM_s[m]
-        grad_w = sums["w"].view(r, a, k, k, b) + own * sigma  # (R, A, K, K, B)
-        grad_a = sums["a"] + (own * sigma).sum(3)  # (R, A, K, B)
+        own_sigma = own * sigma
+        grad_w = sums["w"].view(r, a, k, k, b) + own_sigma  # (R, A, K, K, B)
+        grad_a = sums["a"] + own_sigma.sum(3)  # (R, A, K, B)
 
         def per_row(per_slot: torch.Tensor, width: int) -> torch.Tensor:
             return per_slot.reshape(r, a, width, b).permute(0, 3, 1, 2).reshape(-1, width)
@@ -641,7 +647,7 @@ class GatheredNetwork:
         for param, values in self.small_gradients["rows"]:
             if param.grad is None:
                 param.grad = torch.zeros_like(param)
-            param.grad.view(-1, values.shape[-1]).index_add_(0, self._rows, values)
+            _scatter_rows(param.grad, self._rows, values)
         for param, values in self.small_gradients["dense"].items():
             if param.grad is None:
                 param.grad = torch.zeros_like(param)
@@ -655,7 +661,7 @@ class GatheredNetwork:
         for param, values in self.small_gradients["rows"]:
             width = values.shape[-1]
             step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).view(r, -1, width) * scale.view(r, 1, 1)
-            param.data.view(-1, width).index_add_(0, self._rows, step.view(-1, width))
+            _scatter_rows(param.data, self._rows, step.view(-1, width))
         for param, values in self.small_gradients["dense"].items():
             step = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
             param.data.add_(step * scale.view(r, *([1] * (param.dim() - 1))))
