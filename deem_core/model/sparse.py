@@ -466,7 +466,7 @@ class GatheredNetwork:
         r, b, a, k = self.shape
         bsz = x.shape[-1]
         logits = (blocks * x.reshape(r, a * k, 1, bsz)).sum(1)  # (R, A*K, B)
-        return logits.view(r, a, k, bsz) + bias
+        return logits.view(r, a, k, bsz).add_(bias)
 
     def propagate(self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every layer's output of ``x`` (R, A, K, B), mask (R, A, B), input first; padded slots zeroed.
@@ -529,14 +529,14 @@ class GatheredNetwork:
                 current = sparsemax(self._layer(blk, bias, current), dim=2).mul_(mask.unsqueeze(2))
                 outputs.append(current)
             v = outputs[-1]
-            logits = hidden_bias + (irbm_w * v.reshape(r, a * k, 1, bsz)).sum(1)  # (R, K, B)
+            logits = (irbm_w * v.reshape(r, a * k, 1, bsz)).sum(1).add_(hidden_bias)  # (R, K, B)
             log_partition = torch.logsumexp(logits, dim=1)
             posterior = logits.sub_(log_partition.unsqueeze(1)).exp_()  # (R, K, B)
-            grad = (irbm_w * posterior.unsqueeze(1)).sum(2).view(r, a, k, bsz) + irbm_a  # dU/dv
+            grad = (irbm_w * posterior.unsqueeze(1)).sum(2).view(r, a, k, bsz).add_(irbm_a)  # dU/dv
             for layer in range(len(blocks) - 1, -1, -1):
                 grad_logits = sparsemax_backward(outputs[layer + 1], grad, dim=2)
                 grad = (blocks[layer] * grad_logits.reshape(r, 1, a * k, bsz)).sum(2).view(r, a, k, bsz)
-            return (irbm_a * v).sum((1, 2)) + log_partition, grad
+            return (irbm_a * v).sum((1, 2)).add_(log_partition), grad
 
         return log_density_and_grad
 

@@ -25,15 +25,17 @@ __all__ = ["sparsemax", "sparsemax_threshold"]
 def _threshold_newton(z: torch.Tensor, dim: int) -> torch.Tensor:
     """tau with ``sum max(z - tau, 0) = 1`` along ``dim`` (kept as size 1), by Michelot's iteration."""
     k = z.shape[dim]
-    tau = torch.maximum(z.amax(dim, keepdim=True) - 1, (z.sum(dim, keepdim=True) - 1) / k)
+    # (in-place steps on the fresh reductions: the same values with fewer temporaries)
+    tau = torch.maximum(z.amax(dim, keepdim=True).sub_(1), z.sum(dim, keepdim=True).sub_(1).div_(k))
     previous_count = None
     for _ in range(k + 1):
         excess = (z - tau).clamp_min_(0)
+        total = excess.sum(dim, keepdim=True)
         # sign() of the non-negative excess is the support as floats: 5x cheaper than a bool compare + sum
         # >= 1 (tau stays below the largest entry) unless the scores are so large that max - 1 rounds to max;
         # then the output is all zeros, finite, as with a sort-based threshold
-        count = torch.sign(excess).sum(dim, keepdim=True).clamp_min_(1)
-        tau = tau + (excess.sum(dim, keepdim=True) - 1) / count
+        count = excess.sign_().sum(dim, keepdim=True).clamp_min_(1)
+        tau = total.sub_(1).div_(count).add_(tau)  # tau + (total - 1) / count
         if previous_count is not None and torch.equal(count, previous_count):
             break  # same support twice: the last step was exact
         previous_count = count
@@ -59,10 +61,14 @@ def sparsemax_threshold(z: torch.Tensor, dim: int) -> torch.Tensor:
     return _threshold_newton(z, dim)
 
 
+def _project(z: torch.Tensor, dim: int) -> torch.Tensor:
+    return (z - sparsemax_threshold(z, dim)).clamp_min_(0)
+
+
 class _Sparsemax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, dim):
-        output = (z - sparsemax_threshold(z, dim)).clamp_min_(0)
+        output = _project(z, dim)
         ctx.save_for_backward(output)
         ctx.dim = dim
         return output
@@ -77,10 +83,12 @@ def sparsemax_backward(output: torch.Tensor, grad_output: torch.Tensor, dim: int
     """Vector-Jacobian product of sparsemax: ``s * (g - sum(s g) / |s|)`` with ``s`` the support of ``output``."""
     support = torch.sign(output)  # output >= 0
     masked = grad_output * support
-    mean = masked.sum(dim, keepdim=True) / support.sum(dim, keepdim=True).clamp_min_(1)
-    return masked.sub_(support * mean)
+    mean = masked.sum(dim, keepdim=True).div_(support.sum(dim, keepdim=True).clamp_min_(1))
+    return masked.sub_(support.mul_(mean))
 
 
 def sparsemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Euclidean projection of ``z`` onto the probability simplex along ``dim`` (differentiable)."""
-    return _Sparsemax.apply(z, dim)
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _Sparsemax.apply(z, dim)
+    return _project(z, dim)  # nothing to differentiate: without the autograd node's overhead
