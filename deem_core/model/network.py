@@ -51,6 +51,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deem_core.model import memory
 from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 
 __all__ = ["BIASES", "DEEMNetwork", "LAYOUTS", "irbm_constant_masks"]
@@ -149,7 +150,8 @@ class DEEMNetwork(nn.Module):
         else:
             self.pair_keys = None
         shape = (r, d * k, d * k) if layout == "matrix" else (r, self.n_pairs, k, k)
-        self.layer_weights = nn.ParameterList([nn.Parameter(torch.zeros(shape)) for _ in range(n_layers)])
+        # (huge pages when large: the sparse path reads and writes randomly placed blocks, deem_core.model.memory)
+        self.layer_weights = nn.ParameterList([nn.Parameter(memory.zeros(*shape)) for _ in range(n_layers)])
         self.layer_biases = nn.ParameterList([nn.Parameter(torch.zeros(r, d * k)) for _ in range(n_layers)])
         self.irbm_weight = nn.Parameter(torch.zeros(r, d, k, k))
         self.visible_bias = nn.Parameter(torch.zeros(r, d, k))
