@@ -364,7 +364,7 @@ class GatheredNetwork:
         run = torch.arange(r, device=workers.device).view(r, 1, 1, 1)
         if network.layout == "blocks":
             index, present = network.pair_index(workers.unsqueeze(-1), workers.unsqueeze(-2))  # (R, B, A, A)
-            return (index + run * network.n_pairs).flatten(), present
+            return (index + run * network.n_pairs if r > 1 else index).flatten(), present
         # matrix layout: one index per weight element, (R, B, A, K, A, K) -> flat into (R, dK, dK)
         units = (workers.unsqueeze(-1) * k + torch.arange(k, device=workers.device)).view(r, b, a * k)
         flat = units.unsqueeze(-1) * (d * k) + units.unsqueeze(-2) + run * (d * k) ** 2  # (R, B, AK, AK)

@@ -81,9 +81,11 @@ class SparseEvaluator:
             sgd_update(state, momentum)  # every parameter with a .grad (all but the layer weights)
         else:
             self.gathered.apply_small_step(scale)  # only the rows of this batch's workers: O(batch), not O(d)
-        layer_ids = {id(w) for w in state.network.layer_weights}
-        buffers = [buf for p, buf in zip(state.network.parameters(), state.momentum_buffers) if id(p) in layer_ids]
-        self.gathered.apply_layer_step(scale, momentum, buffers if momentum else None)
+        buffers = None
+        if momentum:
+            layer_ids = {id(w) for w in state.network.layer_weights}
+            buffers = [buf for p, buf in zip(state.network.parameters(), state.momentum_buffers) if id(p) in layer_ids]
+        self.gathered.apply_layer_step(scale, momentum, buffers)
 
 
 class SparseTaskData:

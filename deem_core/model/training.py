@@ -529,7 +529,8 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
                           f"energy became non-finite at epoch {epoch}; parameters restored to the "
                           f"end of epoch {epoch - 1} and the run was stopped")
     state.active &= finite
-    network.zero_grad(set_to_none=False)
+    if any(param.grad is not None for param in network.parameters()):  # (the sparse path writes none)
+        network.zero_grad(set_to_none=False)
     torch.where(state.active, loss_per_run, torch.zeros_like(loss_per_run)).sum().backward()
     model.update(state, momentum)
     return BatchStats(positive_energy=torch.where(state.active, energy_pos, 0.0),
