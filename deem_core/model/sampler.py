@@ -104,12 +104,14 @@ class DMALASampler:
     @staticmethod
     def _log_q(weights, norm, one_hot, unobserved):
         """``sum_i log q_i(x_i)`` over the observed workers: (R, B), for the state ``one_hot`` (R, d, K, B);
-        ``unobserved`` (R, d, B) is ``1 - mask``.
+        ``unobserved`` (R, d, B) is ``1 - mask``, or None when every worker is observed.
 
         (A product with the one-hot state is 8x cheaper than a gather along the class axis on the CPU.)
         """
-        picked = (weights * one_hot).sum(dim=2)  # (R, d, B); 0 for a missing worker
-        return torch.log(picked.div_(norm).add_(unobserved)).sum(dim=1)  # missing: log 1 = 0
+        picked = (weights * one_hot).sum(dim=2).div_(norm)  # (R, d, B); 0 for a missing worker
+        if unobserved is not None:
+            picked = picked.add_(unobserved)  # missing: log 1 = 0
+        return torch.log(picked).sum(dim=1)
 
     @torch.no_grad()
     def sample(self, log_density_and_grad: LogDensityGradFn, state: torch.Tensor, mask: torch.Tensor,
@@ -131,7 +133,9 @@ class DMALASampler:
         alpha = torch.as_tensor(self.step_size, dtype=mask.dtype, device=state.device)
         inv_alpha = 1.0 / (alpha.reshape(-1, 1, 1, 1) if alpha.dim() else alpha)
         observed = mask > 0
-        unobserved = 1.0 - mask
+        # with every worker observed (no padded slot, no missing worker) the masking steps below are identities
+        all_observed = bool(observed.all())
+        unobserved = None if all_observed else 1.0 - mask
         n_observed = observed.sum(dim=(1, 2)).clamp_min(1)
         accepted_total = torch.zeros(r, device=state.device)
         changed_total = torch.zeros(r, device=state.device)
@@ -147,7 +151,7 @@ class DMALASampler:
             # scaled by the product's own total so that the last class is always reached
             threshold = _uniform_like(mask, generator, widths).unsqueeze(2).mul_(cumulative[:, :, -1:])  # (R, d, 1, B)
             drawn = torch.lt(cumulative, threshold).sum(dim=2).clamp_max_(last_class)  # (R, d, B)
-            proposal = torch.where(observed, drawn, state)
+            proposal = drawn if all_observed else torch.where(observed, drawn, state)
             prop_x = one_hot_fm(proposal, mask, n_classes)
             prop_log_density, prop_grad = log_density_and_grad(prop_x, mask)
             prop_weights, prop_norm = self._proposal(prop_grad, prop_x, inv_alpha)
@@ -156,7 +160,8 @@ class DMALASampler:
             log_accept = prop_log_density - log_density + log_q_reverse - log_q_forward
             uniform = _uniform_like(log_accept, generator)
             accept = torch.log(uniform.clamp_min(1e-30)) < log_accept  # (R, B); NaN -> reject
-            changed = ((proposal != state) & observed).sum(1)  # (R, B)
+            changed = (proposal != state) if all_observed else ((proposal != state) & observed)
+            changed = changed.sum(1)  # (R, B)
             accepted_total += accept.float().mean(-1)
             changed_total += (changed * accept).sum(-1) / n_observed
             # keep the accepted chains' state (lerp with 0/1 weights is exact and 4x cheaper than where)
