@@ -230,3 +230,35 @@ def test_the_storage_keeps_only_co_occurring_pairs_when_they_are_few_and_the_lay
     monkeypatch.setattr(sparse_training, "PAIRS_WORTH_BYTES", 1 << 20)
     stored = task_data(data, config, "cpu").pair_keys
     assert stored is not None and stored.numel() <= data.n_workers ** 2 / 3
+
+
+def test_the_size_estimate_counts_the_co_occurring_pairs_when_training_is_bound_to_store_them(monkeypatch):
+    """Between PAIRS_WORTH_BYTES and ALL_PAIRS_MAX_BYTES training stores the co-occurring pairs when they are few; when
+    even their upper bound (each task's ordered pairs) is few, the estimate counts that bound, not every pair — and
+    stays at least what the training holds (a 3,000-task long tail was refused a time estimate for 0.6 GiB)."""
+    import deem_core.model.sizes as sizes  # noqa: PLC0415
+    import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
+    from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
+    from deem_core.model.engine import check_training_size, task_data  # noqa: PLC0415
+
+    labels, _ = _labels(400, 300, 3, 0.012, seed=5)  # about 3-4 of 300 workers per task
+    task, worker = np.nonzero(labels >= 0)
+    data = AnnotationSet.from_long(
+        __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
+    layer = 4 * (data.n_workers * data.n_classes) ** 2
+    for module in (sparse_training, sizes):  # the all-pairs layer of 2 runs lies between the two thresholds
+        monkeypatch.setattr(module, "PAIRS_WORTH_BYTES", layer)
+        monkeypatch.setattr(module, "ALL_PAIRS_MAX_BYTES", 4 * layer)
+    config = TrainingConfig(path="sparse")
+    stored = task_data(data, config, "cpu", n_runs=2).pair_keys
+    assert stored is not None and stored.numel() < data.n_workers ** 2 / 3
+    estimate = check_training_size(data, config, 2, memory_bytes=1 << 62)
+    weights_held = 2 * 4 * stored.numel() * data.n_classes ** 2  # the stored layer blocks of the two runs
+    assert estimate >= weights_held
+    monkeypatch.setattr(sizes, "PAIRS_WORTH_BYTES", 4 * layer)  # the estimate as it was: every pair below the cap
+    every_pair = check_training_size(data, config, 2, memory_bytes=1 << 62)
+    # the layer weights the estimate counts shrink from every pair to each task's ordered pairs plus each worker's own
+    # (at least one float32 copy per run of the blocks dropped)
+    counts = np.diff(data.task_offsets)
+    bound = int((counts ** 2).sum()) + data.n_workers
+    assert every_pair - estimate >= 2 * 4 * (data.n_workers ** 2 - bound) * data.n_classes ** 2

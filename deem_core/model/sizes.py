@@ -74,10 +74,14 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
         data = (n + 1) * 8 + 2 * n_answers * 8 + (n_answers * k * 4 if soft else 0)  # offsets, workers, labels
         chains = r * (n_answers + 1)  # int8 labels
         if n_pairs is None:
-            all_pairs = max(1, r) * 4 * units * units <= ALL_PAIRS_MAX_BYTES  # as choose_storage decides
+            all_bytes = max(1, r) * 4 * units * units
             pairs_bound = n_answers * a if sum_squared_answers is None else int(sum_squared_answers)
             bound = min(d * d, pairs_bound + d)  # each task's ordered pairs, plus every worker's own
-            n_pairs = d * d if all_pairs else bound
+            # as choose_storage decides: the co-occurring pairs are at most ``bound``, so when even the bound is a
+            # small enough share of all pairs, training stores them and not every pair
+            pairs = all_bytes > ALL_PAIRS_MAX_BYTES or (all_bytes > PAIRS_WORTH_BYTES
+                                                        and bound <= PAIRS_MAX_SHARE * d * d)
+            n_pairs = bound if pairs else d * d
         layer_floats = int(n_pairs) * k * k
         activations = ACTIVATION_COPIES * r * a * k * 2 * b * 4 * (layers + 1)
         gathered = BLOCK_COPIES * layers * r * b * (a * k) ** 2 * 4
