@@ -198,6 +198,7 @@ def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp
     err = capsys.readouterr().err
     assert code == 0
     assert "choice: start: " in err and "held out 900 answers" in err
+    assert "candidates on the rest and scoring them took" in err and "no further training" in err
     for depth in (0, 1, 2):
         assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
     assert sum(line.rstrip().endswith("chosen") for line in err.splitlines()) == 1

@@ -282,7 +282,8 @@ def selection_lines(summary: dict) -> list[str]:
         seconds = summary.get("seconds")
         held = summary.get("heldout_answers")
         lines.append((f"held out {held:,} answers" if isinstance(held, int) else f"held out {held} answers")
-                     + (f"; choosing took {seconds:.1f} s" if seconds is not None else ""))
+                     + (f"; training the {len(candidates)} candidates on the rest and scoring them took {seconds:.1f} s "
+                        f"(the chosen candidate is the model: no further training)" if seconds is not None else ""))
         lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
                      f"{'agreement':>11}  note")
 
