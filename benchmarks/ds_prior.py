@@ -37,8 +37,7 @@ from make_platform_data import PlatformShape, make_platform_data  # noqa: E402
 
 from deem_core.analysis.scoring import accuracy  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
-from deem_core.methods.dawid_skene import fit_dawid_skene  # noqa: E402
-from deem_core.methods.starts import DEFAULT_DS_PRIOR  # noqa: E402
+from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, fit_dawid_skene  # noqa: E402
 
 STRENGTHS = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0]
 #: platform-shaped long tails: (tasks, workers, classes, answers per task, Zipf exponent), 2 seeds each

@@ -57,7 +57,7 @@ from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, Ru
 
 __all__ = [
     "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
-    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "train_epochs", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "train_epochs", "trained_methods", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
 
@@ -770,12 +770,19 @@ def train_epochs(config: Mapping[str, Any], n_tasks: int | None) -> int:
                                 None if budget is None else int(budget))
 
 
+def trained_methods(config: Mapping[str, Any]) -> list[str]:
+    """The methods of a train job's config that train (DEEM and iRBM), in its order."""
+    from deem_core.methods.registry import METHODS  # noqa: PLC0415
+
+    return [m for m in config.get("methods") or [] if m in METHODS and METHODS[m].trains]
+
+
 def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -> int:
     """Progress steps of a train job: one per epoch of every trained method, one per other method."""
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
     methods = list(config.get("methods") or [])
-    trained = [m for m in methods if m in METHODS and METHODS[m].trains]
+    trained = trained_methods(config)
     # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
     groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
     return groups * train_epochs(config, None if data is None else data.n_tasks) + (len(methods) - len(trained))
@@ -783,9 +790,7 @@ def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -
 
 def _train_device(config: Mapping[str, Any]) -> str:
     """The queue of a train job: its device when a method trains there, else the CPU."""
-    from deem_core.methods.registry import METHODS  # noqa: PLC0415
-
-    if not any(m in METHODS and METHODS[m].trains for m in config.get("methods") or []):
+    if not trained_methods(config):
         return "cpu"
     return str(config.get("device", "auto"))
 

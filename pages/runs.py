@@ -12,9 +12,8 @@ import time  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from deem_core.methods.registry import METHODS  # noqa: E402
 from deem_studio import owners  # noqa: E402
-from deem_studio.jobs import method_name, train_epochs  # noqa: E402
+from deem_studio.jobs import method_name, train_epochs, trained_methods  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -60,7 +59,7 @@ def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
     epochs = int(config["epochs"])
     if kind != "train":
         return f"{epochs:,}"
-    if not any(m in METHODS and METHODS[m].trains for m in config.get("methods") or []):
+    if not trained_methods(config):
         return ""
     if "max_updates" not in config or pd.isna(n_tasks):
         return f"{epochs:,}"

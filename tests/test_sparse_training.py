@@ -167,7 +167,6 @@ def test_runs_trained_together_count_towards_storing_every_worker_pair(monkeypat
     budget store only the co-occurring pairs (on 2,400 workers x 3 classes, 5,000 tasks, 4 runs: peak 1,946 ->
     371 MB), while one or two runs keep every pair; the size check counts the same way."""
     import deem_core.model.sizes as sizes  # noqa: PLC0415
-    import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
     from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
     from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
     from deem_core.model.engine import task_data  # noqa: PLC0415
@@ -177,7 +176,6 @@ def test_runs_trained_together_count_towards_storing_every_worker_pair(monkeypat
     data = AnnotationSet.from_long(
         __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
     layer = 4 * (data.n_workers * data.n_classes) ** 2
-    monkeypatch.setattr(sparse_training, "ALL_PAIRS_MAX_BYTES", 3 * layer)
     monkeypatch.setattr(sizes, "ALL_PAIRS_MAX_BYTES", 3 * layer)
     config = TrainingConfig(path="sparse")
     assert task_data(data, config, "cpu", n_runs=1).pair_keys is None
@@ -200,6 +198,7 @@ def test_the_storage_keeps_only_co_occurring_pairs_when_they_are_few_and_the_lay
     """Above PAIRS_WORTH_BYTES of all-pairs layers the co-occurring pairs are stored when they are at most a third of
     all pairs (counted only then); below it every pair is kept (faster per epoch), and above ALL_PAIRS_MAX_BYTES only
     the co-occurring ones whatever their share."""
+    import deem_core.model.sizes as sizes  # noqa: PLC0415
     import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
     from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
     from deem_core.model.engine import task_data  # noqa: PLC0415
@@ -227,7 +226,7 @@ def test_the_storage_keeps_only_co_occurring_pairs_when_they_are_few_and_the_lay
         __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
     config = TrainingConfig(path="sparse")
     assert task_data(data, config, "cpu").pair_keys is None  # a 1.4 MB layer: every pair
-    monkeypatch.setattr(sparse_training, "PAIRS_WORTH_BYTES", 1 << 20)
+    monkeypatch.setattr(sizes, "PAIRS_WORTH_BYTES", 1 << 20)
     stored = task_data(data, config, "cpu").pair_keys
     assert stored is not None and stored.numel() <= data.n_workers ** 2 / 3
 
@@ -237,7 +236,6 @@ def test_the_size_estimate_counts_the_co_occurring_pairs_when_training_is_bound_
     even their upper bound (each task's ordered pairs) is few, the estimate counts that bound, not every pair — and
     stays at least what the training holds (a 3,000-task long tail was refused a time estimate for 0.6 GiB)."""
     import deem_core.model.sizes as sizes  # noqa: PLC0415
-    import deem_core.model.sparse_training as sparse_training  # noqa: PLC0415
     from deem_core.data.annotations import AnnotationSet  # noqa: PLC0415
     from deem_core.model.engine import check_training_size, task_data  # noqa: PLC0415
 
@@ -246,9 +244,9 @@ def test_the_size_estimate_counts_the_co_occurring_pairs_when_training_is_bound_
     data = AnnotationSet.from_long(
         __import__("pandas").DataFrame({"task": task, "worker": worker, "label": labels[task, worker]}))
     layer = 4 * (data.n_workers * data.n_classes) ** 2
-    for module in (sparse_training, sizes):  # the all-pairs layer of 2 runs lies between the two thresholds
-        monkeypatch.setattr(module, "PAIRS_WORTH_BYTES", layer)
-        monkeypatch.setattr(module, "ALL_PAIRS_MAX_BYTES", 4 * layer)
+    # the all-pairs layer of 2 runs lies between the two thresholds
+    monkeypatch.setattr(sizes, "PAIRS_WORTH_BYTES", layer)
+    monkeypatch.setattr(sizes, "ALL_PAIRS_MAX_BYTES", 4 * layer)
     config = TrainingConfig(path="sparse")
     stored = task_data(data, config, "cpu", n_runs=2).pair_keys
     assert stored is not None and stored.numel() < data.n_workers ** 2 / 3

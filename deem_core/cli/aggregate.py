@@ -118,8 +118,7 @@ def _options(args: argparse.Namespace) -> dict:
     lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
     return dict(n_layers=args.layers, epochs=args.epochs, max_updates=args.max_updates, lr=lr,
                 batch_size=args.batch_size, sampler_steps=args.sampler_steps, init=args.init, ds_prior=args.ds_prior,
-                n_seeds=args.seeds,
-                seed=args.seed, device=args.device, supervised_weight=args.gold_weight)
+                n_seeds=args.seeds, seed=args.seed, device=args.device, supervised_weight=args.gold_weight)
 
 
 def _note_unused_prior(args: argparse.Namespace, spec) -> None:

@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         lr = "auto" if str(args.lr).lower() == "auto" else parse_float_list(args.lr, "--lr")[0]
         model = DEEM(n_layers=args.layers, epochs=args.epochs, max_updates=args.max_updates, lr=lr,
                      batch_size=args.batch_size, init=args.init, ds_prior=args.ds_prior, sampler_steps=args.sampler_steps,
-                     n_seeds=args.seeds,
-                     seed=args.seed, device=args.device)
+                     n_seeds=args.seeds, seed=args.seed, device=args.device)
         note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
         if note:
             say(note)

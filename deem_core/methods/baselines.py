@@ -450,7 +450,7 @@ class SharedPriorDawidSkeneAggregator(CrowdKitAggregator):
         start = time.perf_counter()
         fit = fit_dawid_skene(answers, max_iter=self.n_iter, prior_strength=self.ds_prior)
         labels = fit.posterior.argmax(axis=1)
-        labels[np.diff(np.asarray(answers.task_offsets)) == 0] = -1  # a task without answers gets no label
+        labels[answers.answers_per_task() == 0] = -1  # a task without answers gets no label
         self._fit_answers(answers, labels, fit.posterior, time.perf_counter() - start)
         self.confusion_, self.prior_, self.n_iter_ = fit.confusion, fit.prior, fit.n_iter
         return self

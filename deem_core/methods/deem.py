@@ -34,12 +34,12 @@ from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseE
                                      cluster_weighted_network, fit_candidates, major_classes, majority_vote_network,
                                      train_guarded)
 from deem_core.methods.clusters import find_dependence_clusters
-from deem_core.methods.dawid_skene import check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
+from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
-from deem_core.methods.starts import DEFAULT_DS_PRIOR, INIT_METHODS, initial_network, stack_networks
+from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
 from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, cpu_threads,
@@ -309,9 +309,9 @@ class DEEM(Aggregator, BaseEstimator):
         """
         self._check_params()
         data = self._prepare(data)
-        # every part of fitting (training, choosing, the outputs) on the training's CPU thread count: scoring with
-        # torch's default (one thread per core) took the 100,000-task command's choice from 10.6 s to 82.7 s while
-        # another process used a core (threads waiting on each other), which is how a shared server runs
+        # every part of fitting (training, choosing, the outputs) on the training's CPU thread count: with torch's
+        # default of one thread per core, scoring waits on a core another process is using, as on a shared server
+        # (measured in benchmarks/results/scale_budget.txt)
         with cpu_threads(self.device_, TrainingConfig().cpu_threads):
             return self._fit_prepared(data, gold, stop_event)
 

@@ -11,7 +11,7 @@ from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, DawidSkeneFit, fit_d
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.training import TrainingConfig
 
-__all__ = ["DEFAULT_DS_PRIOR", "INIT_METHODS", "initial_network", "stack_networks"]
+__all__ = ["INIT_METHODS", "initial_network", "stack_networks"]
 
 INIT_METHODS = ("mv", "ds", "auto")
 

@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
-from deem_core.methods.starts import DEFAULT_DS_PRIOR, INIT_METHODS, initial_network
+from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR
+from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
 from deem_core.model.engine import check_training_size, task_data, train_annotations
@@ -136,7 +137,7 @@ def run_sweep(
     run ``i`` has seed ``seed + i // len(lrs)`` and lr ``sorted(lrs)[i % len(lrs)]``. ``callbacks`` get
     the engine's per-epoch rows of all runs; ``stop_event`` cancels (the curves so far are kept and
     still get a recommendation). ``smoothing``: EMA alpha the recommendation reads the curves with. ``ds_prior``:
-    the Dawid-Skene start's shared prior (``init="ds"``; :data:`~deem_core.methods.starts.DEFAULT_DS_PRIOR`).
+    the Dawid-Skene start's shared prior (``init="ds"``; :data:`~deem_core.methods.dawid_skene.DEFAULT_DS_PRIOR`).
     """
     data = as_annotation_set(data)
     if data.n_classes < 2:

@@ -10,10 +10,11 @@ with a budget and raises :class:`DataError` naming the largest part and what to 
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from deem_core.data.annotations import DataError
 
-__all__ = ["MAX_CLASSES", "check_problem_size", "estimate_training_bytes"]
+__all__ = ["MAX_CLASSES", "check_problem_size", "choose_storage", "estimate_training_bytes"]
 
 #: more classes than this is almost certainly a free-text or id column read as labels
 MAX_CLASSES = 1000
@@ -24,7 +25,7 @@ MAX_CLASSES = 1000
 ACTIVATION_COPIES = 12
 BLOCK_COPIES = 4
 #: the sparse path stores every worker pair's K x K block while the layers of the runs trained together stay
-#: under this many bytes, only the pairs that share a task beyond (deem_core.model.sparse_training.choose_storage)
+#: under this many bytes, only the pairs that share a task beyond (:func:`choose_storage`)
 ALL_PAIRS_MAX_BYTES = 512 << 20
 #: ... and, above PAIRS_WORTH_BYTES of all-pairs layers, only the co-occurring pairs when they are at most
 #: PAIRS_MAX_SHARE of all pairs: on 100,000 tasks x 2,000 workers x 3 classes (20% of the pairs co-occur) that stores
@@ -49,6 +50,32 @@ def _size(n: float) -> str:
     return _gib(n) if n >= (1 << 30) else f"{n / (1 << 20):,.0f} MiB"
 
 
+def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
+                   n_pairs: Callable[[], int] | int | None = None) -> str:
+    """``"all"`` (every worker pair's block) or ``"pairs"`` (only the pairs that answer a common task).
+
+    ``"pairs"`` when the layers of the ``n_runs`` runs trained together would pass :data:`ALL_PAIRS_MAX_BYTES` with
+    every pair, or when they would pass :data:`PAIRS_WORTH_BYTES` and the co-occurring pairs (``n_pairs``, a count
+    or a function counting them, asked only then) are at most :data:`PAIRS_MAX_SHARE` of all pairs; else ``"all"``
+    (faster per epoch). With no layer there is nothing to store. Counting the runs matters for sweeps: 8 learning
+    rates on 2,400 workers x 3 classes hold 8 x 207 MB of all-pairs layers, most of them never read when the data
+    are a few thousand tasks.
+
+    What storing only the co-occurring pairs means for the model: a block between two workers who never answer a
+    common task is never read in training (a task touches only the blocks between its own workers, in the data
+    and in the sampler's chains, which keep its missing pattern), so the trained model is the same; such a block
+    stays zero instead of its initial noise, which only matters for new tasks that bring such a pair together."""
+    if n_layers == 0:
+        return "all"
+    all_bytes = max(1, int(n_runs)) * 4 * (n_workers * n_classes) ** 2
+    if all_bytes > ALL_PAIRS_MAX_BYTES:
+        return "pairs"
+    if all_bytes <= PAIRS_WORTH_BYTES or n_pairs is None:
+        return "all"
+    count = n_pairs() if callable(n_pairs) else int(n_pairs)
+    return "pairs" if count <= PAIRS_MAX_SHARE * n_workers ** 2 else "all"
+
+
 def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answers: int, max_answers: int,
                             n_layers: int = 1, n_runs: int = 1, batch_size: int = 1024, path: str = "dense",
                             n_pairs: int | None = None, sum_squared_answers: int | None = None,
@@ -58,7 +85,7 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
     ``path``: ``"dense"`` (a tasks x workers table, matrix-layout weights) or ``"sparse"`` (answer slots,
     block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
     :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones; an upper bound when the
-    training stores fewer, see :func:`deem_core.model.sparse_training.choose_storage`).
+    training stores fewer, see :func:`choose_storage`).
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
@@ -74,14 +101,11 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
         data = (n + 1) * 8 + 2 * n_answers * 8 + (n_answers * k * 4 if soft else 0)  # offsets, workers, labels
         chains = r * (n_answers + 1)  # int8 labels
         if n_pairs is None:
-            all_bytes = max(1, r) * 4 * units * units
             pairs_bound = n_answers * a if sum_squared_answers is None else int(sum_squared_answers)
             bound = min(d * d, pairs_bound + d)  # each task's ordered pairs, plus every worker's own
-            # as choose_storage decides: the co-occurring pairs are at most ``bound``, so when even the bound is a
-            # small enough share of all pairs, training stores them and not every pair
-            pairs = all_bytes > ALL_PAIRS_MAX_BYTES or (all_bytes > PAIRS_WORTH_BYTES
-                                                        and bound <= PAIRS_MAX_SHARE * d * d)
-            n_pairs = bound if pairs else d * d
+            # the training's own decision, with the co-occurring pairs' upper bound for their count: when even the
+            # bound is few enough, training stores at most that many; otherwise every pair is counted
+            n_pairs = bound if choose_storage(d, k, layers, r, n_pairs=bound) == "pairs" else d * d
         layer_floats = int(n_pairs) * k * k
         activations = ACTIVATION_COPIES * r * a * k * 2 * b * 4 * (layers + 1)
         gathered = BLOCK_COPIES * layers * r * b * (a * k) ** 2 * 4

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from deem_core.model.network import DEEMNetwork
-from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES, PAIRS_MAX_SHARE, PAIRS_WORTH_BYTES
+from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES, choose_storage
 from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, take_rows
 from deem_core.model.training import (
     Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig, TrainingResult, resolve_device,
@@ -181,32 +181,6 @@ def choose_batching(counts: torch.Tensor, n_classes: int, batch_size: int = 1024
     padded = SPARSE_FIXED + SPARSE_PER_UNIT * float(units.max())
     bucketed = SPARSE_FIXED + SPARSE_PER_UNIT * float(units.mean())
     return "bucket" if padded > 1.2 * bucketed else "pad"
-
-
-def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
-                   n_pairs: Callable[[], int] | int | None = None) -> str:
-    """``"all"`` (every worker pair's block) or ``"pairs"`` (only the pairs that answer a common task).
-
-    ``"pairs"`` when the layers of the ``n_runs`` runs trained together would pass :data:`ALL_PAIRS_MAX_BYTES` with
-    every pair, or when they would pass :data:`PAIRS_WORTH_BYTES` and the co-occurring pairs (``n_pairs``, a count
-    or a function counting them, asked only then) are at most :data:`PAIRS_MAX_SHARE` of all pairs; else ``"all"``
-    (faster per epoch). With no layer there is nothing to store. Counting the runs matters for sweeps: 8 learning
-    rates on 2,400 workers x 3 classes hold 8 x 207 MB of all-pairs layers, most of them never read when the data
-    are a few thousand tasks.
-
-    What storing only the co-occurring pairs means for the model: a block between two workers who never answer a
-    common task is never read in training (a task touches only the blocks between its own workers, in the data
-    and in the sampler's chains, which keep its missing pattern), so the trained model is the same; such a block
-    stays zero instead of its initial noise, which only matters for new tasks that bring such a pair together."""
-    if n_layers == 0:
-        return "all"
-    all_bytes = max(1, int(n_runs)) * 4 * (n_workers * n_classes) ** 2
-    if all_bytes > ALL_PAIRS_MAX_BYTES:
-        return "pairs"
-    if all_bytes <= PAIRS_WORTH_BYTES or n_pairs is None:
-        return "all"
-    count = n_pairs() if callable(n_pairs) else int(n_pairs)
-    return "pairs" if count <= PAIRS_MAX_SHARE * n_workers ** 2 else "all"
 
 
 # ---------------------------------------------------------------------------------------------- entry points
