@@ -218,7 +218,9 @@ def make_tree(n_tasks: int = 3000, n_classes: int = 3, layers: tuple[int, ...] =
     """App. H Tree3K.  ``layers[0]`` must be 1 (the root Y); only the last layer is output.
 
     ``layers[j]`` is the number of children of every node of layer j-1.
-    ``df.attrs['nodes']`` = {node: {"parent", "psi", "matrix"}} for every non-root node.
+    ``df.attrs['nodes']`` = {node: {"parent", "psi", "matrix"}} for every non-root node;
+    ``df.attrs['node_labels']`` = {node: its class per task (a list, in the order of the truth's tasks)} for every
+    hidden node between the root and the leaves (the latent views the leaves are drawn from).
     """
     if layers[0] != 1:
         raise ValueError("layers must start with 1 (the true label Y)")
@@ -226,6 +228,7 @@ def make_tree(n_tasks: int = 3000, n_classes: int = 3, layers: tuple[int, ...] =
     k = n_classes
     truth = rng.integers(k, size=n_tasks)
     nodes: dict[str, dict] = {}
+    hidden: dict[str, list[int]] = {}
     current = {"Y": truth}
     for depth, n_children in enumerate(layers[1:], start=1):
         last = depth == len(layers) - 1
@@ -242,12 +245,15 @@ def make_tree(n_tasks: int = 3000, n_classes: int = 3, layers: tuple[int, ...] =
                 conf = _random_psi_matrix(psi, k, rng)
                 nodes[name] = {"parent": pname, "psi": psi, "matrix": conf.tolist()}
                 nxt[name] = _sample_from_columns(conf, pvals, rng)
+                if not last:
+                    hidden[name] = nxt[name].tolist()
         current = nxt
     workers = list(current)
     preds = np.column_stack([current[w] for w in workers])
     df, t = _to_long(preds, workers, truth)
     df.attrs["layers"] = list(layers)
     df.attrs["nodes"] = nodes
+    df.attrs["node_labels"] = hidden
     return df, t
 
 

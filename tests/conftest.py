@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ def read_sample(name: str, n_tasks: int | None = None) -> tuple[pd.DataFrame, pd
         df = df[df["task"].isin(keep)].reset_index(drop=True)
         truth = truth.loc[keep]
     return df, truth
+
+
+def sample_generator():
+    """The module sample_data/make_sample_data.py (the generators of the bundled sets), imported from its file."""
+    spec = importlib.util.spec_from_file_location("make_sample_data", SAMPLE_DIR / "make_sample_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def read_shared(name: str) -> tuple[pd.DataFrame, pd.Series]:

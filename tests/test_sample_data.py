@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sample_generator
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_sample_data", SAMPLE_DIR / "make_sample_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-msd = _load_generator()
+msd = sample_generator()
 
 # name -> (tasks, workers, classes)
 SHAPES = {
@@ -135,6 +128,19 @@ def test_tree3k_structure():
         m = np.asarray(node["matrix"])
         assert 0.7 <= node["psi"] <= 1.0
         assert np.allclose(np.diag(m), node["psi"]) and np.allclose(m.sum(axis=0), 1.0)
+
+
+def test_tree_keeps_the_hidden_nodes_the_leaves_are_drawn_from():
+    df, truth = msd.make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    hidden = df.attrs["node_labels"]
+    assert sorted(hidden) == ["g1", "g2"] and all(len(v) == len(truth) for v in hidden.values())
+    wide = df.pivot(index="task", columns="worker", values="label").loc[truth.index]
+    for node, values in hidden.items():
+        other = "g2" if node == "g1" else "g1"
+        for leaf in [w for w in wide.columns if w.startswith(node + "_")]:
+            # a leaf is a noisy copy of its own node: it agrees with it more than with the truth or the other node
+            own = (wide[leaf].to_numpy() == np.asarray(values)).mean()
+            assert own > (wide[leaf] == truth).mean() and own > (wide[leaf].to_numpy() == hidden[other]).mean()
 
 
 def test_make_mnist_like_small_is_deterministic_and_dense():
