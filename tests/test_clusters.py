@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import sample_generator
 from sklearn.metrics import cohen_kappa_score
 
 from deem_core import DEEM
@@ -59,6 +60,41 @@ def test_a_copied_group_is_found_as_one_cluster_and_nothing_else():
     assert accepted and all(t.excess > 0 and t.z > clusters.z_threshold for t in accepted)
     summary = clusters.summary(AnnotationSet.from_dense(labels).workers)
     assert len(summary["clusters"]) == 1 and len(summary["clusters"][0]["workers"]) == 6
+    # with the copies one source, the four independent workers have no two other sources to be tested against
+    assert [sorted(g) for g in clusters.untestable] == [[6, 7, 8, 9]] and len(summary["untestable"][0]) == 4
+
+
+def test_of_two_dependent_groups_one_is_found_and_the_other_is_reported_untestable():
+    # App. H's tree [1, 2, 5]: five workers under each of two hidden nodes. Once one group is a cluster, the other
+    # has one source left to be tested against: the answers cannot say whether it is a group too, and it is said
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    data = AnnotationSet.from_long(frame)
+    clusters = find_dependence_clusters(data)
+    groups = [sorted(str(data.workers[w])[:2] for w in g) for g in clusters.groups()]
+    assert len(groups) == 1 and len(set(groups[0])) == 1  # one whole group (g1 or g2)
+    found = groups[0][0]
+    other = "g2" if found == "g1" else "g1"
+    assert [sorted(str(w) for w in g) for g in clusters.summary(data.workers)["untestable"]] == [
+        [f"{other}_leaf{i}" for i in range(1, 6)]]
+
+
+def test_nothing_is_untestable_when_every_group_is_testable_or_none_is_found():
+    labels, _ = independent_set()
+    assert find_dependence_clusters(AnnotationSet.from_dense(labels)).untestable == []  # no cluster: nothing said
+    rng = np.random.default_rng(5)
+    truth = rng.integers(3, size=1500)
+    base = [_answers(0.6, truth, 3, rng) for _ in range(2)]
+    cols = []
+    for b in base:  # two copied groups of 4 and three independent workers: every merge has two other sources
+        for _ in range(4):
+            c = b.copy()
+            redraw = rng.random(len(truth)) < 0.1
+            c[redraw] = rng.integers(3, size=int(redraw.sum()))
+            cols.append(c)
+    cols += [_answers(0.75, truth, 3, rng) for _ in range(3)]
+    clusters = find_dependence_clusters(AnnotationSet.from_dense(np.column_stack(cols)))
+    assert sorted(sorted(int(w) for w in g) for g in clusters.groups()) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert clusters.untestable == []
 
 
 @pytest.mark.parametrize("missing", [0.0, 0.5])

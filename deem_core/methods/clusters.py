@@ -24,6 +24,13 @@ How clusters are found (:func:`find_dependence_clusters`):
    that is simply the only informative one is not taken for a copied group.
 3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
    (at most ``max_passes``).
+4. A merge of workers outside every cluster found (agreeing beyond chance) whose other workers form fewer than two
+   sources cannot be tested: two views of the class are needed, and with one the group's shared opinion and the
+   class are not identifiable. When clusters were found, such merges are kept as ``untestable``. The answers then
+   fit two readings equally well: these workers are independent sources (the convention above, what the
+   cluster-weighted methods follow), or they are one more group whose shared opinion differs from the truth.
+   App. H's tree [1, 2, 5] is the second reading, the ``copies`` family the first, and the answers of the two
+   have the same form (``benchmarks/tree_identifiability.py``); only the user can say which holds.
 
 Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
 intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
@@ -91,6 +98,8 @@ class DependenceClusters:
 
     labels: np.ndarray
     tests: list[ClusterTest] = field(default_factory=list)
+    #: worker codes of the merges that could not be tested for lack of two other sources (module docstring, 4.)
+    untestable: list[tuple[int, ...]] = field(default_factory=list)
     z_threshold: float = float("inf")
     tasks_used: int = 0
     seconds: float = 0.0
@@ -123,6 +132,7 @@ class DependenceClusters:
                              "z": None if test is None else round(float(test.z), 1)})
         threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
         return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
+                "untestable": [[name(int(i)) for i in group] for group in self.untestable],
                 "tasks_used": int(self.tasks_used), "seconds": round(float(self.seconds), 2)}
 
 
@@ -192,14 +202,19 @@ def _halves(labels: np.ndarray, rest: np.ndarray, activity: np.ndarray) -> tuple
     return np.array(sorted(halves[0]), dtype=np.int64), np.array(sorted(halves[1]), dtype=np.int64)
 
 
+def _other_sources(members: np.ndarray, labels: np.ndarray, activity: np.ndarray) -> np.ndarray:
+    """The active workers outside ``members`` and how many sources (clusters kept whole) they form."""
+    rest = np.setdiff1d(np.flatnonzero(activity > 0), members)
+    return rest, len(np.unique(labels[rest]))
+
+
 def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
                  n_boot: int, rng: np.random.Generator) -> tuple[float, float, float, int] | None:
     """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
     on the tasks where both sides and both halves of the other workers answered (module docstring); None when
     the other workers form fewer than two sources or fewer than MIN_COMMON such tasks exist."""
-    members = np.concatenate([left, right])
-    rest = np.setdiff1d(np.flatnonzero(activity > 0), members)
-    if len(np.unique(labels[rest])) < 2:
+    rest, sources = _other_sources(np.concatenate([left, right]), labels, activity)
+    if sources < 2:
         return None
     half1, half2 = _halves(labels, rest, activity)
     weights = cluster_weights(labels)
@@ -260,15 +275,18 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     shares = _Shares(data)
     clusters: list[np.ndarray] = []
     for _ in range(max_passes):
-        tests, accepted = [], []
+        tests, accepted, untestable = [], [], []
         for left, right in merges:
             members = np.concatenate([left, right])
             if any(len(members) < len(c) and np.isin(members, c).all() for c in clusters):
                 continue  # inside a cluster found already
             known = [c for c in clusters if not np.isin(c, members).any()]
             known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
-            outcome = _moment_test(shares, left, right, _labels_from(_maximal(known), d), activity, n_boot, rng)
+            labels = _labels_from(_maximal(known), d)
+            outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng)
             if outcome is None:
+                if _other_sources(members, labels, activity)[1] < 2:  # (not for lack of shared tasks)
+                    untestable.append(members)
                 continue
             observed, predicted, sd, m = outcome
             z = (observed - predicted) / max(sd, 1e-12)
@@ -282,6 +300,9 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
         if _same(found, clusters):
             break
         clusters = found
+    if clusters:  # the largest untestable merges of workers outside every cluster
+        result.untestable = [tuple(int(w) for w in g) for g in _maximal(
+            [g for g in untestable if not any(np.isin(g, c).any() for c in clusters)])]
     result.labels = _labels_from(clusters, d)
     result.seconds = time.perf_counter() - started
     return result
