@@ -76,6 +76,9 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
     st.text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                      and "FALLBACK" not in first else ""))
+    for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
+        if line.lstrip().startswith("not testable:"):
+            st.text("Note: " + line.strip())
     if len(choice) > 1:
         with st.expander("How the start and depth were chosen"):
             st.text("\n".join(choice[1:]))

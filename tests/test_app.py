@@ -524,3 +524,20 @@ def test_a_second_click_on_train_with_the_same_settings_launches_nothing_new(run
     for run_id in get_manager().store.list(owner=at.session_state["ws"])["run_id"]:
         get_manager().cancel(run_id)
         get_manager().wait(run_id, timeout=60)
+
+
+def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
+    from conftest import sample_generator
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    at = upload(new_app(), "two_teams.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(2).run()
+    at.button(key="train_launch").click().run()
+    snap = wait_done(at.session_state["train_run"])
+    assert snap.status == "finished", snap.message
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
+    assert len(notes) == 1 and "compare with majority vote" in notes[0]  # outside the evidence expander, as text

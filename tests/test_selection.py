@@ -198,9 +198,25 @@ def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp
     err = capsys.readouterr().err
     assert code == 0
     assert "choice: start: " in err and "held out 900 answers" in err
-    assert "candidates on the rest and scoring them took" in err and "no further training" in err
+    assert "training the 6 candidates on the rest and scoring them took" in err and "no further training" in err
     for depth in (0, 1, 2):
         assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
     assert sum(line.rstrip().endswith("chosen") for line in err.splitlines()) == 1
     assert main(["aggregate", str(annotations), "-o", str(out), "--layers", "deep"]) == 2  # a usage error
     assert "expected a number of layers or 'auto'" in capsys.readouterr().err
+
+
+def test_a_group_that_cannot_be_tested_is_said_beside_the_choice():
+    from conftest import sample_generator
+    from deem_core.analysis.selection import selection_lines
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    model = DEEM(epochs=3, device="cpu").fit(frame)
+    summary = model.selection_summary()
+    assert [sorted(g) for g in summary["clusters"]["untestable"]] == [[f"g1_leaf{i}" for i in range(1, 6)]]
+    lines = selection_lines(summary)
+    said = [line for line in lines if "not testable" in line]
+    assert len(said) == 1 and "5 workers (g1_leaf1, g1_leaf2" in said[0] and "compare with majority vote" in said[0]
+    # the default trains two candidates (majority-vote and Dawid-Skene starts, one layer); the references are not
+    trained = [line for line in lines if line.startswith("held out ")]
+    assert len(trained) == 1 and "training the 2 candidates on the rest" in trained[0]

@@ -257,6 +257,12 @@ def paired_gain(values_a: np.ndarray, values_b: np.ndarray) -> tuple[float, floa
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
 
 
+def _trained(row: dict) -> bool:
+    """A row of the evidence table is a trained candidate (it has a held-out log-likelihood), not a reference."""
+    value = row.get("heldout_loglik")
+    return value is not None and value == value
+
+
 def selection_lines(summary: dict) -> list[str]:
     """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text)."""
     if not summary:
@@ -277,12 +283,20 @@ def selection_lines(summary: dict) -> list[str]:
                              + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
         else:
             lines.append("dependence clusters: none found (the held-out scores are leave-one-worker-out)")
+        for group in (summary.get("clusters") or {}).get("untestable") or []:
+            names = ", ".join(str(w) for w in group[:8]) + (" ..." if len(group) > 8 else "")
+            lines.append(f"  not testable: {len(group)} workers ({names}) agree with each other, but the other workers "
+                         "form one source, and two are needed to test them. They are counted as independent sources. "
+                         "If they are one group too (one team, one model family), the answers cannot tell whose shared "
+                         "opinion is the truth: compare with majority vote before relying on these labels.")
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
         held = summary.get("heldout_answers")
+        trained = sum(_trained(row) for row in candidates)  # the other rows are the references
         lines.append((f"held out {held:,} answers" if isinstance(held, int) else f"held out {held} answers")
-                     + (f"; training the {len(candidates)} candidates on the rest and scoring them took {seconds:.1f} s "
+                     + (f"; training the {trained} candidate{'s' if trained != 1 else ''} on the rest and scoring "
+                        f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s "
                         f"(the chosen candidate is the model: no further training)" if seconds is not None else ""))
         lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
                      f"{'agreement':>11}  note")
@@ -291,8 +305,7 @@ def selection_lines(summary: dict) -> list[str]:
             return "" if value is None or value != value else f"{value:.4f}"
 
         for row in candidates:
-            name = (str(row["start"]) if row.get("heldout_loglik") is None or row["heldout_loglik"] != row["heldout_loglik"]
-                    else f"{row['start']} start, {row['layers']} layer(s)")
+            name = f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"])
             note = "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")
             lines.append(f"  {name:<30}{number(row.get('heldout_loglik')):>17}{number(row.get('lco_loglik')):>19}"
                          f"{number(row.get('lco_score')):>18}{number(row.get('heldout_agreement')):>11}  {note}")
