@@ -540,4 +540,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
-    assert len(notes) == 1 and "compare with majority vote" in notes[0]  # outside the evidence expander, as text
+    assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
+    differ = int(at.dataframe[0].value["disagrees_with_majority"].sum())  # the page's own column
+    assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
+    evidence = [str(c.value) for c in at.code]  # inside the expander, monospace: the note, the table of candidates
+    assert len(evidence) == 1 and "not testable: 5 workers" in evidence[0] and "  ds start, 1 layer(s)" in evidence[0]

@@ -216,7 +216,35 @@ def test_a_group_that_cannot_be_tested_is_said_beside_the_choice():
     assert [sorted(g) for g in summary["clusters"]["untestable"]] == [[f"g1_leaf{i}" for i in range(1, 6)]]
     lines = selection_lines(summary)
     said = [line for line in lines if "not testable" in line]
-    assert len(said) == 1 and "5 workers (g1_leaf1, g1_leaf2" in said[0] and "compare with majority vote" in said[0]
+    assert len(said) == 1 and said[0].startswith("not testable: 5 workers (g1_leaf1, g1_leaf2")
+    # how far the labels are from the "Majority vote" method's, measured here independently
+    from deem_core.methods.registry import fit_method
+
+    labels = model.results_frame()["label"]
+    mv = fit_method("mv", frame).labels_.reindex(labels.index)
+    differ = int((labels.astype(str) != mv.astype(str)).sum())
+    assert differ > 100 and f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in said[0]
     # the default trains two candidates (majority-vote and Dawid-Skene starts, one layer); the references are not
     trained = [line for line in lines if line.startswith("held out ")]
     assert len(trained) == 1 and "training the 2 candidates on the rest" in trained[0]
+
+
+def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_path, capsys):
+    from conftest import sample_generator
+    from deem_core.analysis.selection import selection_lines
+    from deem_studio.jobs import start_explanation
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    model = DEEM(epochs=3, device="cpu").fit(frame)
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    said = start_explanation(model, "auto")  # the pages' sentence
+    assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene (safety rule: ")
+    assert "started from" not in said and "layer(s)" not in said
+    assert any("(the safety rule's reference is the model: no further training)" in line
+               for line in selection_lines(model.selection_summary()))
+    path = tmp_path / "two_teams.csv"
+    frame.to_csv(path, index=False)
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "labels.csv"), "--epochs", "3", "--no-progress"]) == 0
+    first = [line for line in capsys.readouterr().err.splitlines() if line.startswith("DEEM: ")]
+    assert len(first) == 1 and "the labels come from cluster-weighted Dawid-Skene, returned by the safety rule" in first[0]
+    assert "0 epochs" not in first[0]

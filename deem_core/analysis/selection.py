@@ -263,6 +263,10 @@ def _trained(row: dict) -> bool:
     return value is not None and value == value
 
 
+def _reference_chosen(rows: list[dict]) -> bool:
+    return any(row.get("chosen") and not _trained(row) for row in rows)
+
+
 def selection_lines(summary: dict) -> list[str]:
     """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text)."""
     if not summary:
@@ -283,12 +287,16 @@ def selection_lines(summary: dict) -> list[str]:
                              + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
         else:
             lines.append("dependence clusters: none found (the held-out scores are leave-one-worker-out)")
+        differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
+        compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
+                   "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else
+                   "Compare with majority vote before relying on these labels.")
         for group in (summary.get("clusters") or {}).get("untestable") or []:
             names = ", ".join(str(w) for w in group[:8]) + (" ..." if len(group) > 8 else "")
-            lines.append(f"  not testable: {len(group)} workers ({names}) agree with each other, but the other workers "
-                         "form one source, and two are needed to test them. They are counted as independent sources. "
-                         "If they are one group too (one team, one model family), the answers cannot tell whose shared "
-                         "opinion is the truth: compare with majority vote before relying on these labels.")
+            lines.append(f"not testable: {len(group)} workers ({names}) agree with each other, but everyone else is one "
+                         "source (the cluster above) and a test needs two. They are counted as independent sources; if "
+                         "they are one group too (one team, one model family), the answers cannot tell whose shared "
+                         f"opinion is the truth. {compare}")
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
@@ -296,8 +304,10 @@ def selection_lines(summary: dict) -> list[str]:
         trained = sum(_trained(row) for row in candidates)  # the other rows are the references
         lines.append((f"held out {held:,} answers" if isinstance(held, int) else f"held out {held} answers")
                      + (f"; training the {trained} candidate{'s' if trained != 1 else ''} on the rest and scoring "
-                        f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s "
-                        f"(the chosen candidate is the model: no further training)" if seconds is not None else ""))
+                        f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s ("
+                        + ("the safety rule's reference is the model" if _reference_chosen(candidates) else
+                           "the chosen candidate is the model") + ": no further training)"
+                        if seconds is not None else ""))
         lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
                      f"{'agreement':>11}  note")
 

@@ -30,6 +30,7 @@ from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
 from deem_core.analysis.selection import DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size
 from deem_core.methods.base import Aggregator
+from deem_core.methods.baselines import MajorityVoteAggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
                                      cluster_weighted_network, fit_candidates, major_classes, majority_vote_network,
                                      train_guarded)
@@ -703,6 +704,12 @@ class DEEM(Aggregator, BaseEstimator):
         else:
             self.gold_accuracy_ = None
         mv = data.majority_vote()
+        if getattr(self, "selection_summary_", None) is not None and (mv >= 0).any():  # said beside the choice
+            # against the "Majority vote" method's labels (its tie rule), as the pages' disagreement column
+            shown = data.classes.get_indexer(MajorityVoteAggregator().fit(data).labels_.reindex(data.tasks))
+            known = shown >= 0
+            self.selection_summary_["disagrees_with_majority"] = [int((final[known] != shown[known]).sum()),
+                                                                  int(known.sum())]  # tasks differing, tasks compared
         n_mv = len(np.unique(mv[mv >= 0]))
         self.dead_units_ = max(0, n_mv - len(np.unique(final)))
         # per run: classes majority vote finds that the run's own labels never use (App. G.4 "dead units")
