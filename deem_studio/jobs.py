@@ -736,6 +736,9 @@ def start_explanation(model: Any, asked: str) -> str:
              "mv": "majority vote"}
     chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
     summary = model.selection_summary() if hasattr(model, "selection_summary") else {}
+    fallback = summary.get("fallback") or ""
+    if fallback.endswith("(safety rule)") and summary.get("reason"):  # a reference, not a trained start
+        return f"FALLBACK: the labels come from {fallback.removesuffix(' (safety rule)')} ({summary['reason']})"
     text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
     if summary.get("fallback"):
         text += f" (FALLBACK: the labels come from {summary['fallback']})"

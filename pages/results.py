@@ -80,8 +80,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
         if line.lstrip().startswith("not testable:"):
             st.text("Note: " + line.strip())
     if len(choice) > 1:
-        with st.expander("How the start and depth were chosen"):
-            st.text("\n".join(choice[1:]))
+        with st.expander("How the start and depth were chosen"):  # monospace: the candidates' table keeps its columns
+            st.code("\n".join(choice[1:]), language=None, wrap_lines=True)
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([3, 2, 2])

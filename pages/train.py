@@ -227,8 +227,8 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
     lines = selection_lines(entry.get("selection") or {})
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
         lines = [line for line in lines[1:] if not (line.startswith("FALLBACK") and "FALLBACK" in entry["start_reason"])]
-    if lines:
-        st.text(f"{method_name(method)}: " + "\n".join(lines))
+    if lines:  # monospace, so that the table of candidates keeps its columns; long lines wrap
+        st.code(f"{method_name(method)}: " + "\n".join(lines), language=None, wrap_lines=True)
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)

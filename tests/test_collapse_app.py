@@ -35,7 +35,7 @@ def test_train_page_shows_the_recovery_of_a_collapsing_run(runs_dir):
     no_problem(at)
     notes = texts(at)
     assert "collapse at epoch" in notes and "restarted from" in notes
-    shown = "\n".join(str(t.value) for t in at.text)
+    shown = "\n".join(str(t.value) for t in at.code)  # the evidence, in monospace
     assert "collapse: mv start: collapse at epoch 2" in shown
     # the choice is said once, in words (the caption); the text keeps the collapse evidence
     assert "started from majority vote, 2 layer(s)" in notes or "FALLBACK: the labels come from" in notes

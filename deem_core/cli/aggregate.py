@@ -165,8 +165,12 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
         progress.close()
     results = model.results_frame()
     prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
-    say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
-        f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
+    if model.fallback_ and model.fallback_.endswith("(safety rule)"):  # no candidate is the model
+        say(f"{spec.name}: lr {model.lr_:g}; the labels come from {model.fallback_.removesuffix(' (safety rule)')}, "
+            f"returned by the safety rule; {model.fit_seconds_:.1f} s on {model.device_}")
+    else:
+        say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
+            f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
     print_selection(model)
     for message in model.run_messages_:
         if message:
