@@ -112,8 +112,9 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     base = {"set": spec, "family": family_of(spec), "role": role_of(spec), "tasks": data.n_tasks,
             "workers": data.n_workers, "classes": data.n_classes, "answers": int(data.n_answers),
             "heldout": summary["heldout_answers"], "dependence": dependence, "mv": acc(mv), "ds": ds_acc,
-            "cwds": cwds_acc, "clusters": " ".join("[" + ",".join(str(w) for w in g["workers"]) + "]"
-                                                  for g in summary["clusters"]["clusters"]) or "-",
+            "cwds": cwds_acc, "clusters": (" ".join("[" + ",".join(str(w) for w in g["workers"]) + "]"
+                                                   for g in summary["clusters"]["clusters"]) or "-")
+            + "".join(" not testable: [" + ",".join(str(w) for w in g) + "]" for g in summary["clusters"]["untestable"]),
             "cluster_s": clusters.seconds,
             "old_default": old_acc, "old_start": old_start, "chosen": chosen_acc,
             "chosen_name": ("MV" if fallback == "(MV)" else "CWDS" if fallback == "(CWDS)"
