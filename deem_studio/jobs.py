@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from deem_core.analysis.selection import safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM
@@ -736,9 +737,9 @@ def start_explanation(model: Any, asked: str) -> str:
              "mv": "majority vote"}
     chosen = names.get(getattr(model, "init_", asked), getattr(model, "init_", asked))
     summary = model.selection_summary() if hasattr(model, "selection_summary") else {}
-    fallback = summary.get("fallback") or ""
-    if fallback.endswith("(safety rule)") and summary.get("reason"):  # a reference, not a trained start
-        return f"FALLBACK: the labels come from {fallback.removesuffix(' (safety rule)')} ({summary['reason']})"
+    returned = safety_rule_sentence(summary)
+    if returned:  # a reference, not a trained start, is the model
+        return returned
     text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
     if summary.get("fallback"):
         text += f" (FALLBACK: the labels come from {summary['fallback']})"
@@ -826,10 +827,8 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     summary = getattr(model, "selection_summary", None)
     if summary is not None:  # how the start and depth were chosen, and any collapse, recovery or fallback
         entry["selection"] = summary()
-        for note in entry["selection"]["collapse_notes"]:
-            progress.add_message(f"{method}: {note}")
-        if entry["selection"]["fallback"]:
-            progress.add_message(f"{method}: FALLBACK: the labels come from {entry['selection']['fallback']}")
+        for note in entry["selection"]["collapse_notes"]:  # (a fallback is said by the start sentence)
+            progress.add_message(f"{display_name(method)}: {note}")
     for text in model.run_messages_:
         if text:
             progress.add_message(f"{display_name(method)}: {text}")

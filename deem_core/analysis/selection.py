@@ -33,6 +33,7 @@ task's training answers only) equals the held-out answer (:func:`heldout_agreeme
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ import torch
 from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["selection_lines", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
+__all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "EVIDENCE_COLUMNS", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
 
@@ -267,23 +268,62 @@ def _reference_chosen(rows: list[dict]) -> bool:
     return any(row.get("chosen") and not _trained(row) for row in rows)
 
 
-def selection_lines(summary: dict) -> list[str]:
-    """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text)."""
+def _names(workers: list, most: int = 8) -> str:
+    """Worker names for a line of text: the first ``most``, then how many more."""
+    shown = ", ".join(str(w) for w in workers[:most])
+    return shown + (f" and {len(workers) - most:,} more" if len(workers) > most else "")
+
+
+#: the evidence table's columns: summary key -> heading
+EVIDENCE_COLUMNS = {"heldout_loglik": "held-out log-lik", "lco_loglik": "leave-cluster-out",
+                    "lco_score": "predictive score", "heldout_agreement": "agreement"}
+
+
+def selection_table(summary: dict) -> pd.DataFrame:
+    """The candidates and references of ``selection_summary()`` as a table: one row each, the criterion values
+    (per held-out answer; agreement = share of held-out answers equal to the row's label of their task) and a note
+    (chosen / collapsed). Empty when nothing was chosen on held-out answers."""
+    rows = []
+    for row in summary.get("candidates") or []:
+        rows.append({"candidate": f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"]),
+                     **{heading: (math.nan if row.get(key) is None else float(row[key]))
+                        for key, heading in EVIDENCE_COLUMNS.items()},
+                     "note": "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")})
+    return pd.DataFrame(rows, columns=["candidate", *EVIDENCE_COLUMNS.values(), "note"])
+
+
+def safety_rule_sentence(summary: dict) -> str | None:
+    """When the safety rule returned a reference (no trained start is the model), the sentence that says so and why;
+    else None."""
+    fallback = summary.get("fallback") or ""
+    if not (fallback.endswith("(safety rule)") and summary.get("reason")):
+        return None
+    return f"FALLBACK: the labels come from {fallback.removesuffix(' (safety rule)')} ({summary['reason']})"
+
+
+def selection_lines(summary: dict, table: bool = True) -> list[str]:
+    """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text);
+    ``table=False`` leaves out the evidence table (:func:`evidence_lines`; the Train page shows
+    :func:`selection_table` as a table)."""
     if not summary:
         return []
-    lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"
-             + (f" - {summary['reason']}" if summary.get("reason") else "")]
-    if summary.get("fallback"):
-        lines.append(f"FALLBACK: the labels come from {summary['fallback']}")
+    fallback = summary.get("fallback") or ""
+    returned = safety_rule_sentence(summary)
+    if returned:
+        lines = [returned]
+    else:
+        lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"
+                 + (f" - {summary['reason']}" if summary.get("reason") else "")]
+        if fallback:
+            lines.append(f"FALLBACK: the labels come from {fallback}")
     lines.extend(f"collapse: {note}" for note in summary.get("collapse_notes") or [])
     clusters = (summary.get("clusters") or {}).get("clusters") if isinstance(summary.get("clusters"), dict) else None
     if clusters is not None:
         if clusters:
             lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
             for group in clusters:
-                names = ", ".join(str(w) for w in group["workers"][:8]) + (" ..." if len(group["workers"]) > 8 else "")
                 excess = group.get("excess_agreement")
-                lines.append(f"  {len(group['workers'])} workers: {names}"
+                lines.append(f"  {len(group['workers'])} workers: {_names(group['workers'])}"
                              + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
         else:
             lines.append("dependence clusters: none found (the held-out scores are leave-one-worker-out)")
@@ -291,12 +331,13 @@ def selection_lines(summary: dict) -> list[str]:
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else
                    "Compare with majority vote before relying on these labels.")
+        # a group is untestable only when everyone else is one source: the one cluster found
+        others = (f"the cluster of {_names(clusters[0]['workers'], 3)}" if len(clusters) == 1 else "one cluster")
         for group in (summary.get("clusters") or {}).get("untestable") or []:
-            names = ", ".join(str(w) for w in group[:8]) + (" ..." if len(group) > 8 else "")
-            lines.append(f"not testable: {len(group)} workers ({names}) agree with each other, but everyone else is one "
-                         "source (the cluster above) and a test needs two. They are counted as independent sources; if "
-                         "they are one group too (one team, one model family), the answers cannot tell whose shared "
-                         f"opinion is the truth. {compare}")
+            lines.append(f"not testable: {len(group)} workers ({_names(group)}) agree with each other, but everyone "
+                         f"else is one source ({others}) and a test needs two. They are counted as independent "
+                         "sources; if they are one group too (one team, one model family), the answers cannot tell "
+                         f"whose shared opinion is the truth. {compare}")
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
@@ -308,15 +349,24 @@ def selection_lines(summary: dict) -> list[str]:
                         + ("the safety rule's reference is the model" if _reference_chosen(candidates) else
                            "the chosen candidate is the model") + ": no further training)"
                         if seconds is not None else ""))
-        lines.append(f"  {'candidate':<30}{'held-out log-lik':>17}{'leave-cluster-out':>19}{'predictive score':>18}"
-                     f"{'agreement':>11}  note")
+    if table:
+        lines.extend(evidence_lines(summary))
+    return lines
 
-        def number(value: Any) -> str:
-            return "" if value is None or value != value else f"{value:.4f}"
 
-        for row in candidates:
-            name = f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"])
-            note = "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")
-            lines.append(f"  {name:<30}{number(row.get('heldout_loglik')):>17}{number(row.get('lco_loglik')):>19}"
-                         f"{number(row.get('lco_score')):>18}{number(row.get('heldout_agreement')):>11}  {note}")
+def evidence_lines(summary: dict) -> list[str]:
+    """:func:`selection_table` as fixed-width text lines (a heading, then a row per candidate and reference)."""
+    evidence = selection_table(summary)
+    if not len(evidence):
+        return []
+    widths = [30, 17, 19, 18, 11]
+    lines = ["  " + "".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
+                            for i, (h, w) in enumerate(zip(evidence.columns[:-1], widths))) + "  note"]
+
+    def number(value: float) -> str:
+        return "" if value != value else f"{value:.4f}"
+
+    for row in evidence.itertuples(index=False):
+        lines.append(f"  {row[0]:<30}" + "".join(f"{number(v):>{w}}" for v, w in zip(row[1:-1], widths[1:]))
+                     + f"  {row[-1]}")
     return lines
