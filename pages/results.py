@@ -11,7 +11,7 @@ import json  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_core.analysis.selection import selection_lines  # noqa: E402
+from deem_core.analysis.selection import evidence_lines, selection_lines  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -70,18 +70,21 @@ if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = primary
 method = st.selectbox("Method", ordered, key=method_key, format_func=method_name)
 frame = results[method]
-choice = selection_lines((metrics.get(method) or {}).get("selection") or {})
+choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
     first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
     st.text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                      and "FALLBACK" not in first else ""))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
-        if line.lstrip().startswith("not testable:"):
-            st.text("Note: " + line.strip())
+        if line.startswith("not testable:"):
+            st.text(f"Note: {line} (\"Only disagreements\" below lists those tasks.)")
     if len(choice) > 1:
-        with st.expander("How the start and depth were chosen"):  # monospace: the candidates' table keeps its columns
+        with st.expander("How the start and depth were chosen"):
             st.code("\n".join(choice[1:]), language=None, wrap_lines=True)
+            evidence = evidence_lines((metrics.get(method) or {}).get("selection") or {})
+            if evidence:  # fixed-width, not wrapped: the columns stay aligned (scrolls when narrow)
+                st.code("\n".join(evidence), language=None)
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([3, 2, 2])

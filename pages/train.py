@@ -13,7 +13,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import selection_lines  # noqa: E402
+from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
 from deem_core.model.training import budget_text  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
@@ -224,11 +224,14 @@ st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}",
              hide_index=True, column_config={"disagrees with majority vote": st.column_config.Column(
                  help="share of tasks whose label differs from majority vote's")})
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
-    lines = selection_lines(entry.get("selection") or {})
+    lines = selection_lines(entry.get("selection") or {}, table=False)
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
         lines = [line for line in lines[1:] if not (line.startswith("FALLBACK") and "FALLBACK" in entry["start_reason"])]
-    if lines:  # monospace, so that the table of candidates keeps its columns; long lines wrap
+    if lines:
         st.code(f"{method_name(method)}: " + "\n".join(lines), language=None, wrap_lines=True)
+    evidence = selection_table(entry.get("selection") or {})
+    if len(evidence):  # the criterion per candidate and reference, as a table
+        st.dataframe(common.readable_table(evidence, digits=4), hide_index=True)
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)

@@ -541,7 +541,17 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
-    differ = int(at.dataframe[0].value["disagrees_with_majority"].sum())  # the page's own column
+    tables = {tuple(t.value.columns): t.value for t in at.dataframe}
+    labels = next(v for k, v in tables.items() if "disagrees_with_majority" in k)
+    differ = int(labels["disagrees_with_majority"].sum())  # the page's own column
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
-    evidence = [str(c.value) for c in at.code]  # inside the expander, monospace: the note, the table of candidates
-    assert len(evidence) == 1 and "not testable: 5 workers" in evidence[0] and "  ds start, 1 layer(s)" in evidence[0]
+    assert "the cluster of g2_leaf1, g2_leaf2, g2_leaf3 and 2 more" in notes[0]  # the one source, named
+    evidence = [str(c.value) for c in at.code]  # inside the expander: the lines (wrapped), the table (fixed width)
+    assert len(evidence) == 2 and "not testable: 5 workers" in evidence[0]
+    assert not evidence[0].startswith("FALLBACK")  # said once, above the note, not again in the expander
+    rows = evidence[1].splitlines()
+    assert [row.split("  ")[1] for row in rows[1:]] == ["mv start, 1 layer(s)", "ds start, 1 layer(s)",
+                                                        "majority vote", "cluster-weighted Dawid-Skene"]
+    assert [row.endswith("chosen") for row in rows[1:]] == [False, False, False, True]
+    end = rows[0].index("agreement") + len("agreement")  # every row's agreement ends under the heading's
+    assert all(re.fullmatch(r" +0\.\d{4}", row[end - 11:end]) for row in rows[1:])

@@ -197,7 +197,11 @@ def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp
     code = main(["aggregate", str(annotations), "-o", str(out), "--layers", "auto", "--epochs", "2", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0
-    assert "choice: start: " in err and "held out 900 answers" in err
+    first = next(line for line in err.splitlines() if line.startswith("choice: "))
+    reference_chosen = any(line.rstrip().endswith("chosen") and " start, " not in line for line in err.splitlines())
+    # the first line says what the labels are: a trained start, or the safety rule's reference (never both)
+    assert first.startswith("choice: FALLBACK: the labels come from " if reference_chosen else "choice: start: ")
+    assert "held out 900 answers" in err
     assert "training the 6 candidates on the rest and scoring them took" in err and "no further training" in err
     for depth in (0, 1, 2):
         assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
