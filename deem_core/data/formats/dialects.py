@@ -26,7 +26,7 @@ __all__ = ["DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_t
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
-             "example_id", "sample", "sample_id", "image", "image_id", "document", "doc_id", "object", "id"),
+             "example_id", "sample", "sample_id", "image", "image_id", "document", "doc", "doc_id", "object", "id"),
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
                "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder",
                "model", "model_name", "classifier"),
