@@ -647,6 +647,16 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
     numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) or c in formats]
     if not numeric:
         return frame
+    # the grid shows a missing number as "None" whatever the Styler says: a column with gaps becomes its text
+    gaps = [c for c in numeric if frame[c].isna().any()]
+    if gaps:
+        frame = frame.copy()
+        for column in gaps:
+            fmt = formats.pop(column, "{:.%df}" % digits)
+            frame[column] = [fmt.format(v) if pd.notna(v) else "" for v in frame[column]]
+        numeric = [c for c in numeric if c not in gaps]
+        if not numeric:
+            return frame
     style = frame.style.format(na_rep="", precision=digits, subset=[c for c in numeric if c not in formats])
     for column, fmt in formats.items():
         if column in frame.columns:

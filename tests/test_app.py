@@ -555,3 +555,13 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert [row.endswith("chosen") for row in rows[1:]] == [False, False, False, True]
     end = rows[0].index("agreement") + len("agreement")  # every row's agreement ends under the heading's
     assert all(re.fullmatch(r" +0\.\d{4}", row[end - 11:end]) for row in rows[1:])
+
+
+def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
+    from pages.common import readable_table
+
+    table = readable_table(pd.DataFrame({"candidate": ["a", "b"], "score": [0.123456, float("nan")],
+                                         "seconds": [1.0, 2.5]}), digits=4, formats={"seconds": "{:.1f}"})
+    shown = table.data if hasattr(table, "data") else table  # a Styler keeps the frame it shows
+    assert list(shown["score"]) == ["0.1235", ""]  # the grid would print None for the missing number
+    assert list(shown["seconds"]) == [1.0, 2.5]  # a full column stays numeric, formatted by the Styler
