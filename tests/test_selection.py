@@ -252,3 +252,21 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     first = [line for line in capsys.readouterr().err.splitlines() if line.startswith("DEEM: ")]
     assert len(first) == 1 and "the labels come from cluster-weighted Dawid-Skene, returned by the safety rule" in first[0]
     assert "0 epochs" not in first[0]
+
+
+def test_worker_accuracy_of_the_cluster_weighted_fallback_is_the_fitted_one():
+    # the iRBM that holds the cluster-weighted Dawid-Skene tempers a cluster member's matrix by 1 / cluster size;
+    # the worker table must show the fitted matrices (a walkthrough saw 0.31-0.34 for workers agreeing 70%)
+    from conftest import sample_generator
+    from deem_core.analysis.agreement import worker_table
+    from deem_core.data.annotations import AnnotationSet
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    model = DEEM(epochs=3, device="cpu").fit(frame)
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    data = AnnotationSet.from_long(frame)
+    codes = data.classes.get_indexer(model.results_frame()["label"].reindex(data.tasks))
+    table = worker_table(data, codes, model).set_index("worker")
+    gap = (table["estimated_accuracy"] - table["agreement_with_aggregate"]).abs()
+    assert gap.max() < 0.1, gap.sort_values().tail(3)
+    assert np.allclose(model.confusion_matrices()["g2_leaf1"].to_numpy(), model.dawid_skene_.confusion[5])

@@ -815,6 +815,10 @@ class DEEM(Aggregator, BaseEstimator):
         psi, _ = self.network_.confusion_matrices()
         psi = psi[run].cpu().numpy()  # (d, K, K) [i, l, hidden m]
         class_map = self.class_maps_[run]
+        if (self.fallback_ or "").endswith("(safety rule)") and getattr(self, "dawid_skene_", None) is not None:
+            # the safety rule's cluster-weighted Dawid-Skene: the iRBM holds its members' matrices tempered by
+            # 1 / cluster size (methods/choose.py); the fitted matrices are the workers' (hidden m = class m)
+            psi, class_map = self.dawid_skene_.confusion, np.arange(len(self.classes_))
         out = {}
         for i, worker in enumerate(self.workers_):
             matrix = np.empty_like(psi[i])
