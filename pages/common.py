@@ -636,6 +636,16 @@ def need_dataset() -> dict[str, Any] | None:
     return ds
 
 
+def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
+          column_config: dict[str, Any] | None = None) -> None:
+    """``st.dataframe`` of :func:`readable_table` without the index; a number column that had gaps (shown as text)
+    stays right-aligned like the other numbers."""
+    shown = readable_table(frame, digits=digits, formats=formats)
+    data = getattr(shown, "data", shown)  # a Styler keeps its frame
+    config = {column: st.column_config.TextColumn(alignment="right") for column in data.attrs.get("number_text", [])}
+    st.dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
+
+
 def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:
     """A table for ``st.dataframe`` with column names in words (``free_energy`` -> ``free energy``) and no
     "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
@@ -654,6 +664,7 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
         for column in gaps:
             fmt = formats.pop(column, "{:.%df}" % digits)
             frame[column] = [fmt.format(v) if pd.notna(v) else "" for v in frame[column]]
+        frame.attrs["number_text"] = list(gaps)  # (``table`` keeps them right-aligned)
         numeric = [c for c in numeric if c not in gaps]
         if not numeric:
             return frame

@@ -126,7 +126,7 @@ with tab_mi:
         zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
     common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
     summary = mi_summary_frame(mi)
-    st.dataframe(common.readable_table(summary), hide_index=True)
+    common.table(summary)
     common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
@@ -152,12 +152,12 @@ with tab_imp:
         common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
-    st.dataframe(common.readable_table(table), hide_index=True)
+    common.table(table)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
 with tab_quality:
-    st.dataframe(common.readable_table(quality.table), hide_index=True)
+    common.table(quality.table)
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

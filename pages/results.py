@@ -11,7 +11,7 @@ import json  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_core.analysis.selection import evidence_lines, selection_lines  # noqa: E402
+from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -80,11 +80,12 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
         if line.startswith("not testable:"):
             st.text(f"Note: {line} (\"Only disagreements\" below lists those tasks.)")
     if len(choice) > 1:
-        with st.expander("How the start and depth were chosen"):
-            st.code("\n".join(choice[1:]), language=None, wrap_lines=True)
-            evidence = evidence_lines((metrics.get(method) or {}).get("selection") or {})
-            if evidence:  # fixed-width, not wrapped: the columns stay aligned (scrolls when narrow)
-                st.code("\n".join(evidence), language=None)
+        with st.expander("How the start and depth were chosen"):  # (the note above is not said again)
+            st.code("\n".join(line for line in choice[1:] if not line.startswith("not testable:")), language=None,
+                    wrap_lines=True)
+            evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
+            if len(evidence):  # the criterion per candidate and reference, as a table
+                common.table(evidence, digits=4)
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([3, 2, 2])
@@ -176,4 +177,4 @@ d[6].download_button("Run configuration", data=lambda: json.dumps({"run_id": run
                      key="dl_config")
 if workers is not None:
     with st.expander("Worker table"):
-        st.dataframe(common.readable_table(workers), hide_index=True)
+        common.table(workers)

@@ -219,9 +219,8 @@ table = pd.DataFrame(rows)
 table["accuracy vs gold"] = pd.to_numeric(table["accuracy vs gold"], errors="coerce")
 if table["accuracy vs gold"].isna().all():
     table = table.drop(columns="accuracy vs gold")
-st.dataframe(common.readable_table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with majority vote": "{:.3f}",
-                                                   "seconds": "{:.2f}"}),
-             hide_index=True, column_config={"disagrees with majority vote": st.column_config.Column(
+common.table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with majority vote": "{:.3f}", "seconds": "{:.2f}"},
+             column_config={"disagrees with majority vote": st.column_config.Column(
                  help="share of tasks whose label differs from majority vote's")})
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {}, table=False)
@@ -231,7 +230,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
         st.code(f"{method_name(method)}: " + "\n".join(lines), language=None, wrap_lines=True)
     evidence = selection_table(entry.get("selection") or {})
     if len(evidence):  # the criterion per candidate and reference, as a table
-        st.dataframe(common.readable_table(evidence, digits=4), hide_index=True)
+        common.table(evidence, digits=4)
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)
@@ -265,6 +264,8 @@ if loaded.gold is not None and len(loaded.gold):
     matrix = agreement.confusion_against_gold(results[method]["label"], loaded.gold, classes)
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                     labels={"x": "predicted", "y": "gold", "color": "tasks"})
+    fig.update_xaxes(type="category")  # class labels, not a number line (numeric classes gave ticks at -0.5, 0.5, ...)
+    fig.update_yaxes(type="category")
     fig.update_layout(height=360, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"confusion_{run_id}")
 

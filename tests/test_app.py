@@ -64,6 +64,13 @@ def upload(at: AppTest, name: str = "tiny.csv", content: bytes | None = None) ->
     return at
 
 
+def labels_table(at: AppTest) -> pd.DataFrame:
+    """The Results page's table of labels (the page may also show the evidence of DEEM's choice as a table)."""
+    tables = [t.value for t in at.dataframe if "confidence" in t.value.columns]
+    assert len(tables) == 1, [list(t.value.columns) for t in at.dataframe]
+    return tables[0]
+
+
 def wait_done(run_id: str, timeout: float = 120.0):
     snap = get_manager().wait(run_id, timeout=timeout)
     assert snap is not None and snap.done, snap
@@ -162,7 +169,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     # results page
     at.switch_page("pages/results.py").run()
     no_problem(at)
-    labels = at.dataframe[0].value
+    labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
@@ -171,11 +178,11 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.toggle(key="results_disagree").set_value(True)
     at.toggle(key="results_review").set_value(True).run()
     no_problem(at)
-    queue = at.dataframe[0].value
+    queue = labels_table(at)
     assert queue["disagrees_with_majority"].all()
     assert queue["confidence"].is_monotonic_increasing
     at.slider(key="results_max_conf").set_value(0.0).run()
-    assert len(at.dataframe[0].value) == 0
+    assert len(labels_table(at)) == 0
 
 
 def test_runs_are_isolated_and_reopen_by_id(runs_dir):
@@ -541,20 +548,17 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
-    tables = {tuple(t.value.columns): t.value for t in at.dataframe}
-    labels = next(v for k, v in tables.items() if "disagrees_with_majority" in k)
-    differ = int(labels["disagrees_with_majority"].sum())  # the page's own column
+    differ = int(labels_table(at)["disagrees_with_majority"].sum())  # the page's own column
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
     assert "the cluster of g2_leaf1, g2_leaf2, g2_leaf3 and 2 more" in notes[0]  # the one source, named
-    evidence = [str(c.value) for c in at.code]  # inside the expander: the lines (wrapped), the table (fixed width)
-    assert len(evidence) == 2 and "not testable: 5 workers" in evidence[0]
-    assert not evidence[0].startswith("FALLBACK")  # said once, above the note, not again in the expander
-    rows = evidence[1].splitlines()
-    assert [row.split("  ")[1] for row in rows[1:]] == ["mv start, 1 layer(s)", "ds start, 1 layer(s)",
-                                                        "majority vote", "cluster-weighted Dawid-Skene"]
-    assert [row.endswith("chosen") for row in rows[1:]] == [False, False, False, True]
-    end = rows[0].index("agreement") + len("agreement")  # every row's agreement ends under the heading's
-    assert all(re.fullmatch(r" +0\.\d{4}", row[end - 11:end]) for row in rows[1:])
+    evidence = [str(c.value) for c in at.code]  # inside the expander: the lines, then the candidates as a table
+    assert len(evidence) == 1 and "dependence clusters" in evidence[0] and "held out 2,000 answers" in evidence[0]
+    assert "not testable" not in evidence[0] and "FALLBACK" not in evidence[0]  # each said once, above
+    candidates = next(t.value for t in at.dataframe if "candidate" in t.value.columns)
+    assert list(candidates["candidate"]) == ["mv start, 1 layer(s)", "ds start, 1 layer(s)", "majority vote",
+                                             "cluster-weighted Dawid-Skene"]
+    assert list(candidates["note"]) == ["", "", "", "chosen"]
+    assert list(candidates["held-out log-lik"])[2:] == ["", ""]  # the references have none: empty, not "None"
 
 
 def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
@@ -565,3 +569,4 @@ def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
     shown = table.data if hasattr(table, "data") else table  # a Styler keeps the frame it shows
     assert list(shown["score"]) == ["0.1235", ""]  # the grid would print None for the missing number
     assert list(shown["seconds"]) == [1.0, 2.5]  # a full column stays numeric, formatted by the Styler
+    assert shown.attrs["number_text"] == ["score"]  # common.table keeps it right-aligned

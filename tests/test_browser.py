@@ -965,7 +965,8 @@ def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
             until(lambda: "150 of 150 tasks" in main_text(page), 60, "the label table")
             _no_injection(page, "results", requests)
             # the dataframe toolbar (shown on hover) has no "Download as CSV": it wrote cells like =1+1 raw
-            page.locator("[data-testid='stDataFrame']").first.hover()
+            # (the labels table: the evidence of DEEM's choice is a table too, inside a closed expander)
+            page.locator("[data-testid='stDataFrame']:visible").first.hover()
             toolbar = page.locator("[data-testid='stElementToolbar']").first
             until(lambda: toolbar.locator("button").count() > 0, 20, "the dataframe toolbar")
             labels = [b.get_attribute("aria-label") or b.inner_text() for b in toolbar.locator("button").all()]
