@@ -44,7 +44,8 @@ import torch
 from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "EVIDENCE_COLUMNS", "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
+__all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "EVIDENCE_COLUMNS",
+           "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
 
@@ -285,7 +286,8 @@ def selection_table(summary: dict) -> pd.DataFrame:
     (chosen / collapsed). Empty when nothing was chosen on held-out answers."""
     rows = []
     for row in summary.get("candidates") or []:
-        rows.append({"candidate": f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"]),
+        name = f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"])
+        rows.append({"candidate": name,
                      **{heading: (math.nan if row.get(key) is None else float(row[key]))
                         for key, heading in EVIDENCE_COLUMNS.items()},
                      "note": "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")})

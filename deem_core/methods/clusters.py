@@ -202,7 +202,7 @@ def _halves(labels: np.ndarray, rest: np.ndarray, activity: np.ndarray) -> tuple
     return np.array(sorted(halves[0]), dtype=np.int64), np.array(sorted(halves[1]), dtype=np.int64)
 
 
-def _other_sources(members: np.ndarray, labels: np.ndarray, activity: np.ndarray) -> np.ndarray:
+def _other_sources(members: np.ndarray, labels: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, int]:
     """The active workers outside ``members`` and how many sources (clusters kept whole) they form."""
     rest = np.setdiff1d(np.flatnonzero(activity > 0), members)
     return rest, len(np.unique(labels[rest]))
