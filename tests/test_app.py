@@ -169,6 +169,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     # results page
     at.switch_page("pages/results.py").run()
     no_problem(at)
+    accuracy = " · ".join(f"{m} {a:.4f}" for m, a in zip(table["method"], table["accuracy vs gold"]))  # as on Train
+    assert f"Accuracy against the gold labels: {accuracy}" in texts(at)
     labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
     downloads = {b.proto.label for b in at.get("download_button")}
