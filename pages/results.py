@@ -70,11 +70,20 @@ if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = primary
 method = st.selectbox("Method", ordered, key=method_key, format_func=method_name)
 frame = results[method]
+
+
+def scored_name(m: str) -> str:
+    """The method's name; a method whose labels are the safety rule's reference says whose they are."""
+    fallback = ((metrics.get(m) or {}).get("selection") or {}).get("fallback") or ""
+    return method_name(m) + (f" (labels from {fallback.removesuffix(' (safety rule)')})"
+                             if fallback.endswith("(safety rule)") else "")
+
+
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
 scored = {m: float(v) for m, v in scored.items() if isinstance(v, (int, float)) and v == v}
 if method in scored:  # gold labels were given: every method's accuracy on them, as on the Train page
     st.caption(common.safe("Accuracy against the gold labels: "
-                           + " · ".join(f"{method_name(m)} {v:.4f}" for m, v in scored.items())))
+                           + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")

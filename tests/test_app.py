@@ -538,8 +538,10 @@ def test_a_second_click_on_train_with_the_same_settings_launches_nothing_new(run
 def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     from conftest import sample_generator
 
-    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    frame, truth = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
     at = upload(new_app(), "two_teams.csv", frame.to_csv(index=False).encode())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", truth.reset_index().to_csv(index=False).encode(),
+                                                   "text/csv")).run()
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(2).run()
@@ -550,6 +552,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
+    # beside the accuracy, the labels are said to be the safety rule's reference, not a trained DEEM
+    assert re.search(r"Accuracy against the gold labels: DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{4}",
+                     texts(at))
     differ = int(labels_table(at)["disagrees_with_majority"].sum())  # the page's own column
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
     assert "the cluster of g2_leaf1, g2_leaf2, g2_leaf3 and 2 more" in notes[0]  # the one source, named
