@@ -11,7 +11,7 @@ import json  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
+from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -74,9 +74,8 @@ frame = results[method]
 
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
-    fallback = ((metrics.get(m) or {}).get("selection") or {}).get("fallback") or ""
-    return method_name(m) + (f" (labels from {fallback.removesuffix(' (safety rule)')})"
-                             if fallback.endswith("(safety rule)") else "")
+    returned = safety_rule_reference(((metrics.get(m) or {}).get("selection") or {}).get("fallback"))
+    return method_name(m) + (f" (labels from {returned})" if returned else "")
 
 
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}

@@ -44,7 +44,8 @@ import torch
 from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "EVIDENCE_COLUMNS",
+__all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
+           "SAFETY_RULE", "EVIDENCE_COLUMNS",
            "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
@@ -294,13 +295,23 @@ def selection_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["candidate", *EVIDENCE_COLUMNS.values(), "note"])
 
 
+#: how a fitted model's ``fallback_`` ends when the safety rule returned a reference (``<reference> (safety rule)``)
+SAFETY_RULE = " (safety rule)"
+
+
+def safety_rule_reference(fallback: str | None) -> str | None:
+    """The reference the safety rule returned (e.g. "cluster-weighted Dawid-Skene") when ``fallback`` (a model's
+    ``fallback_`` or its summary's) says the labels are the safety rule's; else None."""
+    return fallback.removesuffix(SAFETY_RULE) if fallback and fallback.endswith(SAFETY_RULE) else None
+
+
 def safety_rule_sentence(summary: dict) -> str | None:
     """When the safety rule returned a reference (no trained start is the model), the sentence that says so and why;
     else None."""
-    fallback = summary.get("fallback") or ""
-    if not (fallback.endswith("(safety rule)") and summary.get("reason")):
+    reference = safety_rule_reference(summary.get("fallback"))
+    if reference is None or not summary.get("reason"):
         return None
-    return f"FALLBACK: the labels come from {fallback.removesuffix(' (safety rule)')} ({summary['reason']})"
+    return f"FALLBACK: the labels come from {reference} ({summary['reason']})"
 
 
 def selection_lines(summary: dict, table: bool = True) -> list[str]:

@@ -152,6 +152,7 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
     layers = spec.fixed.get("n_layers", options["n_layers"])
     groups = 3 if layers == "auto" and not (truth is not None and args.gold_weight > 0) else 1  # depths trained
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
     from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
 
     note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
@@ -165,9 +166,10 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
         progress.close()
     results = model.results_frame()
     prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
-    if model.fallback_ and model.fallback_.endswith("(safety rule)"):  # no candidate is the model
-        say(f"{spec.name}: lr {model.lr_:g}; the labels come from {model.fallback_.removesuffix(' (safety rule)')}, "
-            f"returned by the safety rule; {model.fit_seconds_:.1f} s on {model.device_}")
+    returned = safety_rule_reference(model.fallback_)
+    if returned:  # no candidate is the model
+        say(f"{spec.name}: lr {model.lr_:g}; the labels come from {returned}, returned by the safety rule; "
+            f"{model.fit_seconds_:.1f} s on {model.device_}")
     else:
         say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
             f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")

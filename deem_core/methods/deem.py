@@ -28,7 +28,8 @@ from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
-from deem_core.analysis.selection import DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, heldout_size,
+                                          safety_rule_reference)
 from deem_core.methods.base import Aggregator
 from deem_core.methods.baselines import MajorityVoteAggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
@@ -557,15 +558,15 @@ class DEEM(Aggregator, BaseEstimator):
             self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
             if choice.index == MAJORITY_VOTE:
                 network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_)
-                self.fallback_ = "majority vote (safety rule)"
+                self.fallback_ = "majority vote" + SAFETY_RULE
             else:
                 healthy = [c for c in candidates if not c.collapsed] or candidates
                 net = healthy[0].result.network
                 network = cluster_weighted_network(len(seeds), choice.reference.fit, clusters.weights(),
                                                    layout=net.layout, bias=net.bias, device=self.device_)
                 self.init_, self.dawid_skene_ = "ds", choice.reference.fit
-                self.fallback_ = f"{choice.reference.name} (safety rule)"
-            self.warnings_.append("the safety rule returned " + self.fallback_.split(" (")[0] + ": " + choice.reason)
+                self.fallback_ = choice.reference.name + SAFETY_RULE
+            self.warnings_.append(f"the safety rule returned {safety_rule_reference(self.fallback_)}: {choice.reason}")
             return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
                                   messages=[""] * len(seeds), epochs_run=0, seconds=seconds,
                                   lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
@@ -704,7 +705,8 @@ class DEEM(Aggregator, BaseEstimator):
         else:
             self.gold_accuracy_ = None
         mv = data.majority_vote()
-        if getattr(self, "selection_summary_", None) is not None and (mv >= 0).any():  # said beside the choice
+        untestable = ((getattr(self, "selection_summary_", None) or {}).get("clusters") or {}).get("untestable")
+        if untestable and (mv >= 0).any():  # said in the note on the untestable groups
             # against the "Majority vote" method's labels (its tie rule), as the pages' disagreement column
             shown = data.classes.get_indexer(MajorityVoteAggregator().fit(data).labels_.reindex(data.tasks))
             known = shown >= 0
@@ -815,7 +817,7 @@ class DEEM(Aggregator, BaseEstimator):
         psi, _ = self.network_.confusion_matrices()
         psi = psi[run].cpu().numpy()  # (d, K, K) [i, l, hidden m]
         class_map = self.class_maps_[run]
-        if (self.fallback_ or "").endswith("(safety rule)") and getattr(self, "dawid_skene_", None) is not None:
+        if safety_rule_reference(self.fallback_) and getattr(self, "dawid_skene_", None) is not None:
             # the safety rule's cluster-weighted Dawid-Skene: the iRBM holds its members' matrices tempered by
             # 1 / cluster size (methods/choose.py); the fitted matrices are the workers' (hidden m = class m)
             psi, class_map = self.dawid_skene_.confusion, np.arange(len(self.classes_))
