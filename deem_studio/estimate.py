@@ -195,7 +195,9 @@ class Estimate:
 
     def describe(self) -> str:
         """One line: the estimate and what it rests on."""
-        parts = [f"about {format_seconds(self.total_s)} on this {self.device.upper()}"]
+        from deem_core.model.training import device_name  # noqa: PLC0415
+
+        parts = [f"about {format_seconds(self.total_s)} on this {device_name(self.device)}"]
         if self.epochs:
             parts.append(f"{format_seconds(self.seconds_per_epoch)} per epoch")
         probe = ("timed on all tasks" if self.sample_tasks >= self.n_tasks else

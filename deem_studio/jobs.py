@@ -50,6 +50,7 @@ from deem_core.methods.deem import DEEM
 from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
+from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.owners import max_active_per_client, max_active_per_workspace
@@ -576,8 +577,8 @@ class JobManager:
             progress.update(device=queue.name)
 
             def on_wait(ahead: str, position: int) -> None:
-                text = (f"queued behind run {ahead} ({position} job(s) ahead on the {queue.name.upper()})"
-                        if ahead else f"queued for the {queue.name.upper()}")
+                text = (f"queued behind run {ahead} ({position} job(s) ahead on the {device_name(queue.name)})"
+                        if ahead else f"queued for the {device_name(queue.name)}")
                 store.update_status(run_id, "queued", message=text)
                 progress.update(queued_behind=ahead or None, message=text)
 

@@ -14,11 +14,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from deem_core import AnnotationSet
+from deem_core.model.training import device_name, resolve_device
 from deem_studio.jobs import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 60
+DEVICE_NAME = device_name(resolve_device("auto"))  # what the pages call the device a job with device auto runs on
 
 
 def tiny_csv(n_tasks: int = 200) -> bytes:
@@ -148,7 +150,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
     at.number_input(key="train_epochs").set_value(2).run()
     shown = texts(at)
-    assert "on this CPU" in shown and "no time estimate" not in shown  # the estimate before launch
+    # the estimate before launch names the device the job runs on (auto: the GPU where there is one)
+    assert f"on this {DEVICE_NAME}" in shown and "no time estimate" not in shown
     at.button(key="train_launch").click().run()
     no_problem(at)
     run_id = at.session_state["train_run"]
@@ -235,7 +238,7 @@ def test_refresh_finds_the_running_job(runs_dir):
     # (AppTest drops the sidebar of st.navigation apps after the first run: check it on this one)
     sidebar = unescape("\n".join(str(c.value) for c in fresh.sidebar.caption))
     assert "tiny.csv: 200 tasks × 10 workers × 3 classes" in sidebar
-    assert f"Train `{run_id}` · training DEEM · epoch" in sidebar and "CPU" in sidebar
+    assert f"Train `{run_id}` · training DEEM · epoch" in sidebar and DEVICE_NAME in sidebar
     fresh.switch_page("pages/train.py").run()
     no_problem(fresh)
     assert fresh.session_state["train_run"] == run_id

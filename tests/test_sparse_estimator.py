@@ -44,7 +44,7 @@ def test_deem_fits_sparse_data_on_the_sparse_path_and_round_trips(tmp_path):
     np.testing.assert_allclose(proba.to_numpy(), model.predict_proba().loc[proba.index].to_numpy(), atol=1e-5)
     path = tmp_path / "model.deem"
     model.save(path)
-    loaded = DEEM.load(path)
+    loaded = DEEM.load(path, device="cpu")  # the device the model was fitted on (default: the GPU where there is one)
     assert loaded.network_.layout == "blocks"
     for a, b in zip(loaded.network_.parameters(), model.network_.parameters()):
         torch.testing.assert_close(a, b)

@@ -53,6 +53,11 @@ class Callback(Protocol):
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool | None: ...
 
 
+def device_name(device: str | torch.device) -> str:
+    """How a device is named to a user: ``"GPU"`` for CUDA, else ``"CPU"``."""
+    return "GPU" if torch.device(device).type == "cuda" else "CPU"
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"``/None -> CUDA when available, else CPU. ``"cuda"`` without a GPU raises ValueError."""
     if device is None or str(device) == "auto":
