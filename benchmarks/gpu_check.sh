@@ -2,11 +2,13 @@
 # The device checks of one lent GPU session, as one prepared pass (a few minutes on an H200):
 #   the default test suite with device "auto" resolving to CUDA, training speed (1 and 2 layers, 1 and 8 batched
 #   runs), the cost of choosing start and depth (benchmarks/selection_cost.py) and, with "scale" as the second
-#   argument, seconds per epoch on the platform-sized sets (benchmarks/scale.py).
+#   argument, seconds per epoch on the platform-sized sets (benchmarks/scale.py); with "profile", where a training
+#   step's time goes on the machine's CPU and its GPU (benchmarks/step_profile.py), then the tests and the
+#   selection_cost sets named in PYTEST_ARGS and SELECTION_SETS.
 # Every step has its own time limit and writes one file into OUT (default /tmp/gpu_check); steps.txt lists each
 # step's exit status and seconds. Missing Python packages travel as wheels in .whl/ (see the device README).
 #
-# Usage: bash benchmarks/gpu_check.sh OUT [scale]        PY=python3 DEVICE=cuda (defaults)
+# Usage: bash benchmarks/gpu_check.sh OUT [scale|profile]        PY=python3 DEVICE=cuda (defaults)
 set -u
 OUT=${1:-/tmp/gpu_check}
 PART=${2:-main}
@@ -48,6 +50,13 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit, output
 if [ "$PART" = "scale" ]; then
     step scale "${SCALE_S:-200}" "$PY" benchmarks/scale.py --device "$DEVICE" --sets medium mnist_e netease \
         --steps deem_epoch --data-dir /tmp/deem-scale
+    exit 0
+fi
+if [ "$PART" = "profile" ]; then
+    step step_profile "${PROFILE_S:-100}" "$PY" benchmarks/step_profile.py --devices cpu "$DEVICE" --epochs 2
+    [ -n "${PYTEST_ARGS:-}" ] && step pytest "${PYTEST_S:-60}" "$PY" -m pytest -q -p no:cacheprovider -rfE $PYTEST_ARGS
+    [ -n "${SELECTION_SETS:-}" ] && step selection_cost "${SELECTION_S:-80}" "$PY" benchmarks/selection_cost.py \
+        --device "$DEVICE" --out "$OUT/selection_cost_table.txt" --sets $SELECTION_SETS
     exit 0
 fi
 step speed "${SPEED_S:-40}" "$PY" benchmarks/speed.py --device "$DEVICE" --runs 1 8 --epochs 5
