@@ -54,6 +54,7 @@ if [ "$PART" = "scale" ]; then
 fi
 if [ "$PART" = "profile" ]; then
     step step_profile "${PROFILE_S:-100}" "$PY" benchmarks/step_profile.py --devices cpu "$DEVICE" --epochs 2
+    step depth_concurrency "${CONCURRENCY_S:-40}" "$PY" benchmarks/depth_concurrency.py --device "$DEVICE"
     [ -n "${PYTEST_ARGS:-}" ] && step pytest "${PYTEST_S:-60}" "$PY" -m pytest -q -p no:cacheprovider -rfE $PYTEST_ARGS
     [ -n "${SELECTION_SETS:-}" ] && step selection_cost "${SELECTION_S:-80}" "$PY" benchmarks/selection_cost.py \
         --device "$DEVICE" --out "$OUT/selection_cost_table.txt" --sets $SELECTION_SETS
