@@ -183,3 +183,11 @@ def test_deem_does_not_follow_a_copied_group_and_says_so():
     assert [len(g["workers"]) for g in summary["clusters"]["clusters"]] == [6]
     assert "safety rule" in summary["reason"] and "cluster-weighted Dawid-Skene" in model.fallback_
     assert any("cluster-weighted Dawid-Skene" in w for w in model.warnings_)
+
+
+def test_the_weighted_outer_products_are_the_einsum_they_replace():
+    from deem_core.methods.clusters import _weighted_outer
+
+    rng = np.random.default_rng(5)
+    w, x, y = rng.random((7, 40)), rng.random((40, 4)), rng.random((40, 6))
+    np.testing.assert_allclose(_weighted_outer(w, x, y), np.einsum("bt,tk,tl->bkl", w, x, y), rtol=1e-12)

@@ -208,6 +208,12 @@ def _other_sources(members: np.ndarray, labels: np.ndarray, activity: np.ndarray
     return rest, len(np.unique(labels[rest]))
 
 
+def _weighted_outer(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(B, K, K) ``sum_t w[b, t] x[t, k] y[t, l]`` as K matrix products: numpy's three-operand einsum loops in C
+    without BLAS (1.9 of the 2.4 s the clusters of a 3,000-task, 8-class set took); memory stays m x K."""
+    return np.stack([w @ (x[:, k, None] * y) for k in range(x.shape[1])], axis=1)
+
+
 def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
                  n_boot: int, rng: np.random.Generator) -> tuple[float, float, float, int] | None:
     """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
@@ -228,11 +234,9 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
 
     def statistic(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples)
-        observed = np.einsum("bt,tk,tk->b", w, va, vb)
-        a2 = np.einsum("bt,tk,tl->bkl", w, va, r2)
-        c12 = np.einsum("bt,tk,tl->bkl", w, r1, r2)
-        c1b = np.einsum("bt,tk,tl->bkl", w, r1, vb)
-        predicted = np.einsum("bkl,blm,bmk->b", a2, np.linalg.pinv(c12, rcond=1e-6), c1b)
+        observed = w @ (va * vb).sum(1)
+        a2, c12, c1b = _weighted_outer(w, va, r2), _weighted_outer(w, r1, r2), _weighted_outer(w, r1, vb)
+        predicted = np.trace(a2 @ np.linalg.pinv(c12, rcond=1e-6) @ c1b, axis1=1, axis2=2)
         return observed, predicted
 
     observed, predicted = statistic(np.full((1, m), 1.0 / m))
