@@ -40,6 +40,7 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
+from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
 from deem_core.data.text import escape_controls
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
@@ -637,13 +638,24 @@ def need_dataset() -> dict[str, Any] | None:
 
 
 def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
-          column_config: dict[str, Any] | None = None) -> None:
+          column_config: dict[str, Any] | None = None, helps: dict[str, str] | None = None) -> None:
     """``st.dataframe`` of :func:`readable_table` without the index; a number column that had gaps (shown as text)
-    stays right-aligned like the other numbers."""
+    stays right-aligned like the other numbers. ``helps``: a tooltip per (renamed) column."""
     shown = readable_table(frame, digits=digits, formats=formats)
     data = getattr(shown, "data", shown)  # a Styler keeps its frame
-    config = {column: st.column_config.TextColumn(alignment="right") for column in data.attrs.get("number_text", [])}
+    helps = helps or {}
+    gaps = data.attrs.get("number_text", [])
+    config = {column: st.column_config.TextColumn(alignment="right", help=helps.get(column)) for column in gaps}
+    config.update({column: st.column_config.Column(help=text) for column, text in helps.items()
+                   if column in data.columns and column not in gaps})
     st.dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
+
+
+def evidence_table(evidence: Any) -> None:
+    """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
+    the figures come from and each column's meaning as its help."""
+    st.caption(EVIDENCE_CAPTION)
+    table(evidence, digits=4, helps=EVIDENCE_HELP)
 
 
 def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:

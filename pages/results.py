@@ -98,7 +98,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                     wrap_lines=True)
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
             if len(evidence):  # the criterion per candidate and reference, as a table
-                common.table(evidence, digits=4)
+                common.evidence_table(evidence)
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 c = st.columns([3, 2, 2])

@@ -230,7 +230,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
         st.code(f"{method_name(method)}: " + "\n".join(lines), language=None, wrap_lines=True)
     evidence = selection_table(entry.get("selection") or {})
     if len(evidence):  # the criterion per candidate and reference, as a table
-        common.table(evidence, digits=4)
+        common.evidence_table(evidence)
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
 left, right = st.columns(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from deem_core import AnnotationSet
+from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
 from deem_core.model.training import device_name, resolve_device
 from deem_studio.jobs import get_manager
 
@@ -569,6 +571,11 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
                                              "cluster-weighted Dawid-Skene"]
     assert list(candidates["note"]) == ["", "", "", "chosen"]
     assert list(candidates["held-out log-lik"])[2:] == ["", ""]  # the references have none: empty, not "None"
+    # the table says in words where its figures come from and what each column measures (its columns' help)
+    assert EVIDENCE_CAPTION in [str(c.value) for c in at.caption]
+    shown = next(t for t in at.dataframe if "candidate" in t.value.columns)
+    helps = {column: config["help"] for column, config in json.loads(shown.proto.columns).items() if "help" in config}
+    assert helps == EVIDENCE_HELP and "right" in shown.proto.columns  # a column with gaps stays right-aligned
 
 
 def test_a_table_with_missing_numbers_shows_empty_cells_not_none():

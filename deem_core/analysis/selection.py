@@ -45,7 +45,7 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
-           "SAFETY_RULE", "EVIDENCE_COLUMNS",
+           "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "EVIDENCE_CAPTION",
            "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
@@ -279,6 +279,23 @@ def _names(workers: list, most: int = 8) -> str:
 #: the evidence table's columns: summary key -> heading
 EVIDENCE_COLUMNS = {"heldout_loglik": "held-out log-lik", "lco_loglik": "leave-cluster-out",
                     "lco_score": "predictive score", "heldout_agreement": "agreement"}
+#: what each evidence column means, in words (the pages' column help; higher is better in every column)
+EVIDENCE_HELP = {
+    "held-out log-lik": "Mean log-probability the candidate gives each held-out answer, predicted from the other "
+                        "answers of its task. Higher is better.",
+    "leave-cluster-out": "The choice's criterion: the same log-probability, predicted without the answers of the "
+                         "answering worker's dependence cluster, so copied workers cannot vouch for each other. Equal "
+                         "to the held-out log-lik when no cluster was found. Higher is better.",
+    "predictive score": "The safety rule's score, for every row: how well the row's labels, taken without a "
+                        "cluster's answers and read through each worker's confusion, predict that cluster's held-out "
+                        "answers. A reference that scores clearly above the choice replaces it. Higher is better.",
+    "agreement": "Share of the held-out answers equal to the row's label of their task (shown, not used to choose).",
+}
+
+
+#: one line above the evidence table: where its figures come from
+EVIDENCE_CAPTION = ("Each candidate was trained on the answers left after holding some out; every column scores "
+                    "how well a row predicts the held-out answers (hover a column's name for what it measures).")
 
 
 def selection_table(summary: dict) -> pd.DataFrame:
