@@ -38,3 +38,21 @@ def test_excess_agreement_is_near_zero_for_independent_workers_and_high_for_copi
     copied = AnnotationSet.from_long(_with_copies(_with_copies(df, "w00", 3), "w01", 3))
     value = excess_pairwise_agreement(copied, fit_dawid_skene(copied))
     assert value > 0.03, value
+
+
+def test_a_worker_without_answers_warns_nothing():
+    """The answers left after holding some out can leave a worker with none: its confusion row is 0/0, masked out
+    before use (as crowd-kit does); the server log saw a RuntimeWarning for it every fit."""
+    import warnings
+
+    from deem_core.methods.dawid_skene import crowdkit_dawid_skene
+
+    rng = np.random.default_rng(0)
+    rows = [(f"t{t}", f"w{w}", int(rng.integers(3))) for t in range(60) for w in range(4)] + [("t0", "lonely", 1)]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"])).subset_tasks(
+        np.arange(1, 60))
+    assert data.answers_per_worker().min() == 0  # "lonely" is still a worker of the set, with no answer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = crowdkit_dawid_skene(data)
+    assert np.isfinite(fit.posterior).all()

@@ -260,7 +260,8 @@ def crowdkit_dawid_skene(data: AnnotationSet, n_iter: int = 100, tol: float = 1e
     def m_step(probas: np.ndarray) -> np.ndarray:
         errors = np.asarray(votes_t @ probas).reshape(d, kk, kk)
         errors = np.where(present[:, :, None], np.maximum(errors, CROWDKIT_EPS), 0.0)
-        return errors / errors.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):  # a worker without answers here: 0/0, masked out before use (crowd-kit)
+            return errors / errors.sum(axis=1, keepdims=True)
 
     def e_step(prior: np.ndarray, errors: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
