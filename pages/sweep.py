@@ -29,6 +29,7 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: found attacking main, a typed grid of 1,000 values on a 3,000-task set passed the memory check (5.8 GiB of the
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
+SWEEP_MAX_EPOCHS = 2000
 
 
 def parse_lrs(text: str) -> list[float] | None:
@@ -126,8 +127,10 @@ with st.container(border=True):
                              placeholder=f"empty = the default grid: {grid_text}",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=2000, value=int(SWEEP_DEFAULTS["epochs"]), step=5,
-                               key="sweep_epochs", persist_state="session")
+    epochs = c[0].number_input("Epochs", min_value=1, max_value=SWEEP_MAX_EPOCHS, value=int(SWEEP_DEFAULTS["epochs"]),
+                               step=5, key="sweep_epochs", persist_state="session",
+                               help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a sweep "
+                                    f"(the curves settle well before; train longer on the Train page)")
     layers = c[1].number_input("Layers", min_value=0, max_value=6, value=int(SWEEP_DEFAULTS["n_layers"]),
                                key="sweep_layers", persist_state="session")
     seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=int(SWEEP_DEFAULTS["n_seeds"]),

@@ -23,6 +23,7 @@ from pages import common  # noqa: E402
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
+TRAIN_MAX_EPOCHS = 5000
 
 st.title("Train")
 ds = common.need_dataset()
@@ -44,8 +45,10 @@ with st.container(border=True):
     c = st.columns(4)
     layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=int(TRAIN_DEFAULTS["n_layers"]),
                                key="train_layers", persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=5000, value=int(TRAIN_DEFAULTS["epochs"]), step=10,
-                               key="train_epochs", persist_state="session")
+    epochs = c[1].number_input("Epochs", min_value=1, max_value=TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]),
+                               step=10, key="train_epochs", persist_state="session",
+                               help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an "
+                                    "update budget, said below the settings, with a box to lift it)")
     seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=int(TRAIN_DEFAULTS["n_seeds"]),
                               key="train_seeds", persist_state="session",
                               help="independent runs trained together; their answers are averaged")
