@@ -241,6 +241,18 @@ def test_wide_file_with_integer_annotator_names_and_holes():
     assert data.dense_labels().tolist() == [[0, -1, 1], [-1, 1, 1]]
 
 
+@pytest.mark.parametrize("source", [("w.csv", b"task,a,b\nt1,1,2\nt2,,\nt3,2,\nt4,,\n"),
+                                    pd.DataFrame({"task": ["t1", "t2", "t3", "t4"], "a": [1, None, 2, None],
+                                                  "b": [2, None, None, None]})])
+def test_a_wide_row_with_no_answer_is_said_not_dropped_silently(source):
+    data = read_annotations(source)
+    assert data.layout == "wide" and list(data.tasks) == ["t1", "t3"]
+    name = "w.csv" if isinstance(source, tuple) else "DataFrame"
+    said = [w for w in data.warnings if "with no answer in any worker column" in w]
+    assert said == [f"{name}: left out 2 row(s) with no answer in any worker column (the first for task 't2')"], \
+        data.warnings
+
+
 def test_wide_dataframe_source():
     frame = pd.DataFrame({"task": ["t1", "t2"], "alice": [1.0, np.nan], "bob": [2.0, 1.0]})
     data = read_annotations(frame)

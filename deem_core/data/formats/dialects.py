@@ -772,6 +772,7 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
         return
     if fmt == "wide":
         present_columns = collector.__dict__.setdefault("_wide_present", {})
+        answered = np.zeros(len(chunk), dtype=bool)  # rows with an answer in some worker column
         for column in plan.annotators:
             values = chunk[column]
             if table.typed:
@@ -781,6 +782,7 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
             has_answer = present & ~missing_mask(values, collector.keep_missing)
             present_columns[(table.name, column)] = present_columns.get((table.name, column), False) or bool(
                 has_answer.any())
+            answered |= present
             if not present.any():
                 continue
             part = pd.DataFrame({"task": chunk[plan.task][present], "worker": column,
@@ -788,6 +790,10 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
             if not table.typed:
                 part["worker"] = part["worker"].astype("category")
             collector.add(table, part, plan)
+        if not answered.all():  # a task row with every worker cell empty adds no answer: counted, said once
+            count, first = collector.__dict__.setdefault("_wide_unanswered", {}).get(table.name, (0, None))
+            tasks = chunk[plan.task][~answered]
+            collector._wide_unanswered[table.name] = (count + len(tasks), tasks.iloc[0] if first is None else first)
         return
     # the platforms' tables
     if fmt == "mturk":

@@ -249,6 +249,10 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
                 warnings.append(f"{table.name}: ignored {len(empty)} worker column(s) with no labels: {shown}")
             if len(empty) == len(plan.annotators):
                 raise DataError(f"{table.name}: no annotations (every worker column is empty)")
+            count, first = collector.__dict__.get("_wide_unanswered", {}).get(table.name, (0, None))
+            if count:
+                warnings.append(f"{table.name}: left out {count:,} row(s) with no answer in any worker column (the "
+                                f"first for task {plain(first)!r})")
         del rows_before
         if hasattr(table, "close"):
             table.close()
