@@ -235,6 +235,10 @@ with st.container(border=True):
                                     "dropped, with a warning that counts the answers and the tasks lost")
     if unreadable:
         st.caption("Remove this file or choose another format above; the files load once they can be read.")
+    elif files and shown is not None and shown.layout is None:  # loading would fail with the problem shown above
+        unreadable = True
+        st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "
+                   "worker and label are known.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
         from deem_core.data.readers import read_dataset  # noqa: PLC0415
 

@@ -110,3 +110,23 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     assert tasks[0]["data"]["text"] == "Café crème, très bon"
     assert tasks[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
     assert isinstance(results, pd.DataFrame)
+
+
+def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs_dir):
+    """Load stays off while the preview says the file cannot be read as it is (it would only fail with the message
+    already shown); choosing the columns under Mapping turns it on, and the file loads as chosen."""
+    at = new_app()
+    content = b"item_no,rater,verdict\n" + b"".join(f"{t},r{w},{(t + w) % 3}\n".encode() for t in range(40)
+                                                      for w in range(4))
+    at.file_uploader(key="upload_annotations").set_value(("odd.csv", content, "text/csv")).run()
+    assert not at.exception
+    assert at.button(key="load_files").disabled
+    assert any("no task column" in str(w.value) for w in at.warning)
+    assert any("Choose the columns under 'Mapping'" in str(c.value) for c in at.caption)
+    for role, column in (("task", "item_no"), ("worker", "rater"), ("label", "verdict")):
+        at.selectbox(key=f"map_{role}").set_value(column).run()
+    assert not at.button(key="load_files").disabled
+    at.button(key="load_files").click().run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tasks"] == "40" and metrics["Workers"] == "4" and metrics["Classes"] == "3"
