@@ -661,11 +661,15 @@ def evidence_table(evidence: Any) -> None:
 def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:
     """A table for ``st.dataframe`` with column names in words (``free_energy`` -> ``free energy``) and no
     "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
-    per (renamed) column, e.g. ``{"seconds": "{:.2f}"}``; other float columns get ``digits`` decimals."""
+    per (renamed) column, e.g. ``{"seconds": "{:.2f}"}``; other float columns get ``digits`` decimals, integer
+    columns thousands separators."""
     import pandas as pd  # noqa: PLC0415
 
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
     formats = dict(formats or {})
+    for column in frame.columns:  # counts with thousands separators (2,000 answers, not 2000)
+        if pd.api.types.is_integer_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
+            formats.setdefault(column, "{:,}")
     numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) or c in formats]
     if not numeric:
         return frame

@@ -587,3 +587,13 @@ def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
     assert list(shown["score"]) == ["0.1235", ""]  # the grid would print None for the missing number
     assert list(shown["seconds"]) == [1.0, 2.5]  # a full column stays numeric, formatted by the Styler
     assert shown.attrs["number_text"] == ["score"]  # common.table keeps it right-aligned
+
+
+def test_counts_in_page_tables_have_thousands_separators():
+    from pages.common import readable_table
+
+    table = readable_table(pd.DataFrame({"worker": ["a", "b"], "answers": [60000, 7], "flag": [True, False],
+                                         "accuracy": [0.5, 0.25]}))
+    assert table.to_html().count("60,000") == 1 and "60000" not in table.to_html()
+    assert table.data["answers"].tolist() == [60000, 7]  # the numbers stay numbers (the grid sorts them)
+    assert "True" in table.to_html()  # a boolean column is no count
