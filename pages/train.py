@@ -13,7 +13,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
+from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
 from deem_core.model.training import budget_text  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
@@ -275,5 +275,10 @@ if loaded.gold is not None and len(loaded.gold):
 if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):
         common.plotly_chart(energy_figure(loaded.history), key=f"train_final_{run_id}")
+for method, entry in metrics.items():  # a method whose labels are an untrained reference has no curve: say why
+    reference = safety_rule_reference((entry.get("selection") or {}).get("fallback"))
+    if reference:
+        st.caption(f"{method_name(method)} has no energy curve: its labels come from {reference} (the safety rule), "
+                   "which is not trained.")
 if st.button("See the labels and downloads", key="train_to_results"):
     common.go("pages/results.py")

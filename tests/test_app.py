@@ -553,6 +553,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.button(key="train_launch").click().run()
     snap = wait_done(at.session_state["train_run"])
     assert snap.status == "finished", snap.message
+    at.run()  # the Train page of the finished run: no curve for labels nobody trained, and why
+    assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
+            "not trained.") in [str(c.value) for c in at.caption]
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
