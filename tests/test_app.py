@@ -600,3 +600,20 @@ def test_counts_in_page_tables_have_thousands_separators():
     assert table.to_html().count("60,000") == 1 and "60000" not in table.to_html()
     assert table.data["answers"].tolist() == [60000, 7]  # the numbers stay numbers (the grid sorts them)
     assert "True" in table.to_html()  # a boolean column is no count
+
+
+def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "finished"
+    at.switch_page("pages/runs.py").run()
+    at.button(key="runs_rename").click().run()
+    at.text_input(key="runs_new_name").set_value("my <b>run</b>").run()
+    at.button(key="runs_rename_save").click().run()
+    no_problem(at)
+    picker = at.selectbox(key="runs_choice")
+    assert picker.value == run_id and picker.options == [f"{run_id} · train · finished · my <b>run</b>"]
+    assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
