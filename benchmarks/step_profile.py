@@ -4,8 +4,8 @@ For three shapes -- a small dense set (2,000 tasks x 12 workers x 3 classes, the
 MnistE-sized dense set (60,000 x 15 x 10) and a platform-shaped sparse set (100,000 tasks x 2,000 workers x 3
 classes, 5 answers per task: the sparse path) -- this times one run of DEEM training (1 layer, batch 1,024, the
 majority-vote start) per mini-batch step on each device asked for, and on CUDA profiles a few epochs with
-``torch.profiler``: operators dispatched per step, kernels launched per step, host-device synchronisations per
-step, and the share of the wall time the GPU spends running kernels. A GPU that is busy a small share of the
+``torch.profiler``: operators dispatched per step, kernels launched per step, synchronising calls per step
+(cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize and cudaMemcpyAsync: host-GPU copies count), and the share of the wall time the GPU spends running kernels. A GPU that is busy a small share of the
 time is waiting for the host to dispatch the next operator (the step is launch-bound, not compute-bound).
 
 Usage::
