@@ -6,7 +6,8 @@ classes, 5 answers per task: the sparse path) -- this times one run of DEEM trai
 majority-vote start) per mini-batch step on each device asked for, and on CUDA profiles a few epochs with
 ``torch.profiler``: operators dispatched per step, kernels launched per step, synchronising calls per step
 (cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize and cudaMemcpyAsync: host-GPU copies count),
-and the share of the wall time the GPU spends running kernels. A GPU that is busy a small share of the time is waiting for the host to dispatch the next operator (the step is launch-bound, not compute-bound).
+and the share of the wall time the GPU spends running kernels. A GPU that is busy a small share of the time is
+waiting for the host to dispatch the next operator (the step is launch-bound, not compute-bound).
 
 Usage::
 
