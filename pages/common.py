@@ -651,6 +651,26 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
     st.dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
 
 
+def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> tuple[int, str | None]:
+    """A box for a whole number in ``[low, high]`` that takes whatever is typed and says when it is out of range.
+
+    Streamlit's own bounds keep the previous value while the box goes on showing the typed one, the complaint
+    hidden behind an icon: a sweep with 3,000 typed as its epochs ran 50. Here the typed number is the value, and
+    the second item is the sentence to show (the page keeps its launch button off while there is one)."""
+    value = int(cell.number_input(label, step=kwargs.pop("step", 1), **kwargs))
+    if low <= value <= high:
+        return value, None
+    return value, f"{label}: {value:,} is outside the range this page runs, {low:,} to {high:,}."
+
+
+def show_problems(problems: list[str | None]) -> bool:
+    """Show the out-of-range sentences of :func:`whole_number` as one error; True when there was one."""
+    said = [p for p in problems if p]
+    if said:
+        st.error(safe(" ".join(said)), icon=":material/warning:")
+    return bool(said)
+
+
 def evidence_table(evidence: Any) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
     the figures come from and each column's meaning as its help."""

@@ -30,6 +30,7 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
 SWEEP_MAX_EPOCHS = 2000
+MAX_LAYERS = 6
 
 
 def parse_lrs(text: str) -> list[float] | None:
@@ -127,14 +128,16 @@ with st.container(border=True):
                              placeholder=f"empty = the default grid: {grid_text}",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
-    epochs = c[0].number_input("Epochs", min_value=1, max_value=SWEEP_MAX_EPOCHS, value=int(SWEEP_DEFAULTS["epochs"]),
-                               step=5, key="sweep_epochs", persist_state="session",
-                               help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a sweep "
-                                    f"(the curves settle well before; train longer on the Train page)")
-    layers = c[1].number_input("Layers", min_value=0, max_value=6, value=int(SWEEP_DEFAULTS["n_layers"]),
-                               key="sweep_layers", persist_state="session")
-    seeds = c[2].number_input("Seeds per learning rate", min_value=1, max_value=8, value=int(SWEEP_DEFAULTS["n_seeds"]),
-                              key="sweep_seeds", persist_state="session")
+    epochs, too_many = common.whole_number(
+        c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=int(SWEEP_DEFAULTS["epochs"]), step=5, key="sweep_epochs",
+        persist_state="session", help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a "
+                                      f"sweep (the curves settle well before; train longer on the Train page)")
+    layers, bad_layers = common.whole_number(c[1], "Layers", 0, MAX_LAYERS, value=int(SWEEP_DEFAULTS["n_layers"]),
+                                             key="sweep_layers", persist_state="session",
+                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS}")
+    seeds, bad_seeds = common.whole_number(c[2], "Seeds per learning rate", 1, 8,
+                                           value=int(SWEEP_DEFAULTS["n_seeds"]), key="sweep_seeds",
+                                           persist_state="session", help="1 to 8")
     devices = common.device_choices()
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
@@ -144,19 +147,23 @@ with st.container(border=True):
                             help=f"sweep a random sample of the tasks, with the batch scaled down so that an epoch "
                                  f"makes as many updates as on all tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
                                  f"tasks: the same recommendation in a fraction of the time")
-    sample_size = c[1].number_input("Tasks in the sample", min_value=200, max_value=max(200, data.n_tasks),
-                                    value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)), step=1000,
-                                    key="sweep_sample_size", persist_state="session", disabled=not sample_on)
+    sample_size, bad_sample = common.whole_number(
+        c[1], "Tasks in the sample", 200, max(200, data.n_tasks), value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)),
+        step=1000, key="sweep_sample_size", persist_state="session", disabled=not sample_on,
+        help=f"200 to {max(200, data.n_tasks):,} (all tasks)")
+    bad_sample = bad_sample if sample_on else None
     try:
         grid = parse_lrs(lrs_text) or list(DEFAULT_LRS)
         grid_error = None
     except ValueError as exc:
         grid, grid_error = list(DEFAULT_LRS), str(exc)
-    sample = int(sample_size) if sample_on and int(sample_size) < data.n_tasks else None
+    sample = int(sample_size) if sample_on and not bad_sample and int(sample_size) < data.n_tasks else None
     swept_tasks = sample or data.n_tasks
     batch = sample_batch_size(sample, data.n_tasks) if sample else int(defaults_of(run_sweep)["batch_size"])
-    estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
-                                      device=device, batch_size=batch)
+    estimate = None
+    if not any((too_many, bad_layers, bad_seeds, bad_sample)):  # no timing probe of a sweep that will not launch
+        estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
+                                          device=device, batch_size=batch)
     cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
             f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else ""))
     if estimate is not None:
@@ -169,7 +176,8 @@ with st.container(border=True):
         c[2].caption(cost)
     if grid_error:
         st.error(common.safe(grid_error), icon=":material/warning:")  # it quotes what was typed
-    if st.button("Launch sweep", type="primary", key="sweep_launch", disabled=grid_error is not None):
+    out_of_range = common.show_problems([too_many, bad_layers, bad_seeds, bad_sample])
+    if st.button("Launch sweep", type="primary", key="sweep_launch", disabled=grid_error is not None or out_of_range):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
                       "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,

@@ -24,6 +24,7 @@ LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 TRAIN_MAX_EPOCHS = 5000
+MAX_LAYERS = 6
 
 st.title("Train")
 ds = common.need_dataset()
@@ -43,15 +44,17 @@ with st.container(border=True):
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
     c = st.columns(4)
-    layers = c[0].number_input("Layers (DEEM)", min_value=0, max_value=6, value=int(TRAIN_DEFAULTS["n_layers"]),
-                               key="train_layers", persist_state="session")
-    epochs = c[1].number_input("Epochs", min_value=1, max_value=TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]),
-                               step=10, key="train_epochs", persist_state="session",
-                               help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an "
-                                    "update budget, said below the settings, with a box to lift it)")
-    seeds = c[2].number_input("Seeds", min_value=1, max_value=16, value=int(TRAIN_DEFAULTS["n_seeds"]),
-                              key="train_seeds", persist_state="session",
-                              help="independent runs trained together; their answers are averaged")
+    layers, bad_layers = common.whole_number(c[0], "Layers (DEEM)", 0, MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]),
+                                             key="train_layers", persist_state="session",
+                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS}")
+    epochs, too_many = common.whole_number(
+        c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
+        persist_state="session", help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
+                                      "run (an update budget, said below the settings, with a box to lift it)")
+    seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
+                                           key="train_seeds", persist_state="session",
+                                           help="independent runs trained together (1 to 16); their answers are "
+                                                "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
     current, source = common.current_lr()
     st.session_state["train_lr"] = current
@@ -95,7 +98,7 @@ with st.container(border=True):
             budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
     estimate = None
-    if methods:
+    if methods and not any((bad_layers, too_many, bad_seeds)):  # no timing probe of a job that will not launch
         estimate = common.cached_estimate(
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
@@ -107,7 +110,8 @@ with st.container(border=True):
                 + (" × 3 depths" if depths > 1 else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
-    if st.button("Train", type="primary", key="train_launch", disabled=not methods):
+    out_of_range = common.show_problems([bad_layers, too_many, bad_seeds])
+    if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):
         config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs),
                   "max_updates": budget, "lr": float(lr),
                   "n_seeds": int(seeds), "seed": int(seed), "init": init, "device": device,
