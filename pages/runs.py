@@ -88,7 +88,14 @@ if len(runs):
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}
-    chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs_choice")
+    # the options are the texts themselves: with run ids and a format_func, a browser kept showing a renamed run's
+    # old text until another run was picked; the run picked before is picked again under its new text
+    previous = st.session_state.get("_runs_chosen")
+    if previous in labels and st.session_state.get("runs_choice") not in labels.values():
+        st.session_state["runs_choice"] = labels[previous]
+    picked = st.selectbox("Run", list(labels.values()), key="runs_choice")
+    chosen = next(rid for rid, text in labels.items() if text == picked)
+    st.session_state["_runs_chosen"] = chosen
     status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
     kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
     c = st.columns([1, 1, 1, 5])
@@ -109,6 +116,8 @@ if len(runs):
             try:
                 owners.rename_run(mgr.store, chosen, common.owner_key(), new_name)
                 st.session_state.pop("_rename", None)
+                st.session_state["_notice"] = (f"run {chosen} renamed to {new_name!r}" if new_name.strip()
+                                               else f"run {chosen} is named after its data set again")
                 st.rerun()
             except Exception as exc:  # noqa: BLE001 - AccessDenied, RunNotFound: a message
                 common.show_error(exc, "rename")

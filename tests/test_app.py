@@ -609,11 +609,42 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
     assert wait_done(run_id).status == "finished"
+    at.multiselect(key="train_methods").set_value(["ds"]).run()
+    at.button(key="train_launch").click().run()
+    assert wait_done(at.session_state["train_run"]).status == "finished"
     at.switch_page("pages/runs.py").run()
+    picker = at.selectbox(key="runs_choice")
+    picker.set_value(next(o for o in picker.options if o.startswith(run_id))).run()  # not the first one listed
+    assert at.selectbox(key="runs_choice").options.index(at.selectbox(key="runs_choice").value) == 1
     at.button(key="runs_rename").click().run()
     at.text_input(key="runs_new_name").set_value("my <b>run</b>").run()
     at.button(key="runs_rename_save").click().run()
     no_problem(at)
-    picker = at.selectbox(key="runs_choice")
-    assert picker.value == run_id and picker.options == [f"{run_id} · train · finished · my <b>run</b>"]
+    picker = at.selectbox(key="runs_choice")  # the same run, picked under its new text
+    assert picker.value == picker.options[1] == f"{run_id} · train · finished · my <b>run</b>"
     assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
+    assert f"run {run_id} renamed to 'my <b>run</b>'" in [unescape(str(i.value)) for i in at.info]
+
+
+@pytest.mark.parametrize("page, key, typed, button", [
+    ("pages/sweep.py", "sweep_epochs", 3000, "sweep_launch"),
+    ("pages/sweep.py", "sweep_seeds", 9, "sweep_launch"),
+    ("pages/train.py", "train_epochs", 6000, "train_launch"),
+    ("pages/train.py", "train_layers", 7, "train_launch"),
+])
+def test_a_number_typed_out_of_range_is_said_and_launches_nothing(runs_dir, page, key, typed, button):
+    """Streamlit's own bounds kept the last good value while the box showed the typed one: a sweep with 3000
+    epochs typed ran 50 (walkthrough). Now the typed number stays, the page says why it cannot run, the button is
+    off, and no timing probe is spent on it."""
+    at = upload(new_app())
+    at.switch_page(page).run()
+    at.number_input(key=key).set_value(typed).run()
+    no_problem(at)
+    assert at.number_input(key=key).value == typed
+    errors = [unescape(str(e.value)) for e in at.error]
+    assert any(f"{typed:,} is outside the range this page runs" in e for e in errors), errors
+    assert at.button(key=button).disabled
+    assert not any("on this CPU" in str(c.value) for c in at.caption)  # no estimate of a job that cannot launch
+    at.number_input(key=key).set_value(2).run()  # back in range: the page runs it again, with its estimate
+    assert not at.error and not at.button(key=button).disabled
+    assert any(f"on this {DEVICE_NAME}" in str(c.value) for c in at.caption)

@@ -239,6 +239,13 @@ def button(page: Any, name: str) -> Any:
     return page.get_by_role("button", name=name, exact=True)
 
 
+def set_text(page: Any, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    until(lambda: box.input_value() == value, 20, f"{label} = {value!r}")
+
+
 def set_number(page: Any, label: str, value: Any) -> None:
     box = page.get_by_label(label, exact=True)
     box.fill(str(value))
@@ -821,6 +828,13 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
                 # the page draws top to bottom: the run list can be there a moment before its buttons
                 until(lambda: button(owner, "Delete").count() == 1, 30, "the owner's Delete button after the restart")
                 shot(owner, "14_runs_owner_after_restart")
+                # a new name shows in the picker at once, as plain text (it kept the old one until another run was
+                # picked: a walkthrough)
+                button(owner, "Rename").click()
+                set_text(owner, "New name (empty: the data set's name)", "team <b>A</b>")
+                button(owner, "Save the name").click()
+                until(lambda: selectbox_text(owner, "Run").endswith("· team <b>A</b>"), 30, "the new name in the picker")
+                until(lambda: f"run {run_id} renamed to 'team <b>A</b>'" in main_text(owner), 30, "the rename notice")
 
             # ---------------------------------------------------------------- another browser, with the key
             third = browser.new_context(viewport=VIEWPORT).new_page()
