@@ -678,6 +678,24 @@ def evidence_table(evidence: Any) -> None:
     table(evidence, digits=4, helps=EVIDENCE_HELP)
 
 
+#: columns that name things (a worker 1001 is not "1,001"): never given thousands separators
+NAME_COLUMNS = frozenset({"task", "worker", "class", "label", "truth", "gold", "seed", "run", "run id", "method"})
+
+
+def count_columns(frame: Any) -> list[str]:
+    """The integer columns of ``frame`` that hold counts (not names: :data:`NAME_COLUMNS`, ``... id``)."""
+    import pandas as pd  # noqa: PLC0415
+
+    return [c for c in frame.columns
+            if pd.api.types.is_integer_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+            and str(c).lower() not in NAME_COLUMNS and not str(c).lower().endswith((" id", "_id"))]
+
+
+def count_config(frame: Any) -> dict[str, Any]:
+    """``column_config`` giving the count columns of a frame shown by ``st.dataframe`` thousands separators."""
+    return {c: st.column_config.NumberColumn(format="localized") for c in count_columns(frame)}
+
+
 def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None) -> Any:
     """A table for ``st.dataframe`` with column names in words (``free_energy`` -> ``free energy``) and no
     "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
@@ -687,9 +705,8 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
 
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
     formats = dict(formats or {})
-    for column in frame.columns:  # counts with thousands separators (2,000 answers, not 2000)
-        if pd.api.types.is_integer_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
-            formats.setdefault(column, "{:,}")
+    for column in count_columns(frame):  # counts with thousands separators (2,000 answers, not 2000)
+        formats.setdefault(column, "{:,}")
     numeric = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]) or c in formats]
     if not numeric:
         return frame

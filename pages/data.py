@@ -328,19 +328,19 @@ with tabs[1]:
                  barmode="group", labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
-    st.dataframe(balance, hide_index=True)
+    st.dataframe(balance, hide_index=True, column_config=common.count_config(balance))
 with tabs[2]:
     coverage = stats["coverage"]
     if len(coverage) > MAX_COVERAGE_ROWS:
-        st.caption(f"the {MAX_COVERAGE_ROWS:,} annotators with the most answers (of {len(coverage):,})")
+        st.caption(f"the {MAX_COVERAGE_ROWS:,} workers with the most answers (of {len(coverage):,})")
         coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
-    st.dataframe(coverage, hide_index=True, column_config={
+    st.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
 with tabs[3]:
     pairwise, overlap = stats["pairwise"]
     if data.n_workers > MAX_HEATMAP:
-        st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers})")
+        st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers:,})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
     common.plotly_chart(fig, key="pairwise")

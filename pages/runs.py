@@ -75,7 +75,7 @@ if len(runs):
         "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
-        "name": shown_name, "tasks": runs["n_tasks"],
+        "name": shown_name, "tasks": [f"{int(n):,}" if pd.notna(n) else "" for n in runs["n_tasks"]],
         "methods": [setting(c, "methods") for c in configs],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
@@ -84,7 +84,7 @@ if len(runs):
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"tasks": st.column_config.NumberColumn(format="localized")})  # 60,000 tasks
+                 column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}

@@ -595,9 +595,10 @@ def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
 def test_counts_in_page_tables_have_thousands_separators():
     from pages.common import readable_table
 
-    table = readable_table(pd.DataFrame({"worker": ["a", "b"], "answers": [60000, 7], "flag": [True, False],
+    table = readable_table(pd.DataFrame({"worker": [1001, 2002], "answers": [60000, 7], "flag": [True, False],
                                          "accuracy": [0.5, 0.25]}))
     assert table.to_html().count("60,000") == 1 and "60000" not in table.to_html()
+    assert "1001" in table.to_html() and "1,001" not in table.to_html()  # a worker's name is no count
     assert table.data["answers"].tolist() == [60000, 7]  # the numbers stay numbers (the grid sorts them)
     assert "True" in table.to_html()  # a boolean column is no count
 
@@ -648,3 +649,10 @@ def test_a_number_typed_out_of_range_is_said_and_launches_nothing(runs_dir, page
     at.number_input(key=key).set_value(2).run()  # back in range: the page runs it again, with its estimate
     assert not at.error and not at.button(key=button).disabled
     assert any(f"on this {DEVICE_NAME}" in str(c.value) for c in at.caption)
+
+
+def test_the_data_pages_count_columns_have_thousands_separators(runs_dir):
+    at = upload(new_app())
+    configs = [json.loads(d.proto.columns) for d in at.dataframe if "answers" in d.value.columns]
+    assert configs and all(c["answers"]["type_config"]["format"] == "localized" for c in configs)
+    assert all("worker" not in c or "format" not in c["worker"].get("type_config", {}) for c in configs)

@@ -176,7 +176,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"flag: spammer_score < {spammer_threshold} -> likely spammer, fewer than {min_labels} labels -> "
              f"too few labels, kappa < 0 -> worse than chance"]
     if truth is not None:
-        notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum())} task(s))")
+        notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if model.network_.n_layers:
         notes.append("irbm_* columns describe the iRBM's view of the last layer's output (Lemma 1), not the raw labels")
     return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
