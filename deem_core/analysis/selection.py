@@ -281,8 +281,11 @@ EVIDENCE_COLUMNS = {"heldout_loglik": "held-out log-lik", "lco_loglik": "leave-c
                     "lco_score": "predictive score", "heldout_agreement": "agreement"}
 #: what each evidence column means, in words (the pages' column help; higher is better in every column)
 EVIDENCE_HELP = {
+    "candidate": "A trained candidate (its start and layers), or a reference that is not trained (majority vote, "
+                 "Dawid-Skene or its cluster-weighted form), scored on the same held-out answers.",
     "held-out log-lik": "Mean log-probability the candidate gives each held-out answer, predicted from the other "
-                        "answers of its task. Higher is better.",
+                        "answers of its task. The choice's criterion when no dependence cluster was found. Higher is "
+                        "better.",
     "leave-cluster-out": "The choice's criterion: the same log-probability, predicted without the answers of the "
                          "answering worker's dependence cluster, so copied workers cannot vouch for each other. Equal "
                          "to the held-out log-lik when no cluster was found. Higher is better.",
@@ -290,12 +293,15 @@ EVIDENCE_HELP = {
                         "cluster's answers and read through each worker's confusion, predict that cluster's held-out "
                         "answers. A reference that scores clearly above the choice replaces it. Higher is better.",
     "agreement": "Share of the held-out answers equal to the row's label of their task (shown, not used to choose).",
+    "note": "chosen: the row whose labels are returned; collapsed: a candidate left out because it stopped "
+            "predicting some classes while training.",
 }
 
 
 #: one line above the evidence table: where its figures come from
-EVIDENCE_CAPTION = ("Each candidate was trained on the answers left after holding some out; every column scores "
-                    "how well a row predicts the held-out answers (hover a column's name for what it measures).")
+EVIDENCE_CAPTION = ("The candidates were trained on the answers left after holding some out (the references below "
+                    "them are not trained); the number columns score how well each row predicts the held-out "
+                    "answers. Hover a column's name for what it measures.")
 
 
 def selection_table(summary: dict) -> pd.DataFrame:
