@@ -157,7 +157,8 @@ with tab_imp:
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
 with tab_quality:
-    common.table(quality.table)
+    # the verdict first: in the last of eleven columns it was cut off at the table's right edge (a walkthrough)
+    common.table(quality.table[["worker", "flag", *(c for c in quality.table.columns if c not in ("worker", "flag"))]])
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

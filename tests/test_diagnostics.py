@@ -514,3 +514,25 @@ def test_diagnostics_on_new_tasks_and_without_subset(layered):
     expected = model.predict(new).to_numpy()
     agreement = (labels[:, 0] == expected).mean()
     assert quality.loc["w0", "agreement"] == pytest.approx(agreement)
+
+
+def test_a_weak_worker_is_weak_and_a_random_guesser_a_likely_spammer():
+    """A worker right about half the time on 3 classes (chance 33%) was flagged "likely spammer" (a walkthrough's
+    54% worker); its score is far above a random guesser's noise: now "weak". Guessers and a one-class worker stay
+    likely spammers."""
+    rng = np.random.default_rng(3)
+    n, k = 1500, 3
+    truth = rng.integers(k, size=n)
+    rows = []
+    for name, accuracy in [("good1", 0.85), ("good2", 0.8), ("good3", 0.8), ("good4", 0.75), ("weak", 0.5)]:
+        right = rng.random(n) < accuracy
+        answers = np.where(right, truth, (truth + rng.integers(1, k, size=n)) % k)
+        rows += [(t, name, int(a)) for t, a in enumerate(answers)]
+    rows += [(t, "guesser", int(a)) for t, a in enumerate(rng.integers(k, size=n))]
+    rows += [(t, "always0", 0) for t in range(n)]
+    df = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    model = DEEM(n_layers=0, epochs=20, init="ds", device="cpu", seed=0).fit(df)
+    table = worker_quality(model, df, gold=pd.Series(truth, index=range(n))).table.set_index("worker")
+    assert table.loc["weak", "flag"] == "weak" and 0.4 < table.loc["weak", "accuracy"] < 0.6
+    assert table.loc["guesser", "flag"] == table.loc["always0", "flag"] == "likely spammer"
+    assert (table.loc[["good1", "good2", "good3", "good4"], "flag"] == "ok").all()

@@ -21,7 +21,13 @@ distance corrected for the finite-sample variance of the estimated columns (subt
 pushed above 0 by noise, and averaged over the class pairs that DEEM actually uses. A worker is flagged
 
 * ``too few labels`` when it answered fewer than ``min_labels`` tasks (default ``5 * K``);
-* ``likely spammer`` when ``spammer_score < spammer_threshold`` (default 0.1);
+* ``likely spammer`` when its score is within the noise of a random guesser's with as many labels:
+  ``spammer_score < SPAMMER_NOISE / n_labels`` (``n * S`` of a guesser answering uniformly at random is below 3.5-6.8
+  in 99% of 1,000 draws for K = 2-10 and n = 30-3,000; 7 is used);
+* ``weak`` when it is above that noise but ``spammer_score < spammer_threshold`` (default 0.1): for a worker
+  equally good on every class the score is its chance-corrected accuracy squared, ``((K a - 1) / (K - 1))^2``, so
+  0.1 is an accuracy ``a`` below 0.66 for K = 2 or 0.54 for K = 3: informative, but little (this flag was "likely
+  spammer" before, which a 54% worker on 3 classes is not);
 * ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 (it systematically
   disagrees, e.g. a permuted labelling);
 * ``ok`` otherwise.
@@ -39,9 +45,12 @@ import pandas as pd
 from deem_core.data.annotations import AnnotationSet
 from deem_core.analysis.diagnostics._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
 
-__all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score"]
+__all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
+           "SPAMMER_NOISE"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
+#: n_labels * spammer_score of a random guesser stays below this in more than 99% of draws (module docstring)
+SPAMMER_NOISE = 7.0
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,9 +172,12 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         gold_counts, gold_matrix = empirical_confusion(data, truth)
         with np.errstate(invalid="ignore", divide="ignore"):
             accuracy = np.trace(gold_counts, axis1=1, axis2=2) / gold_counts.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = SPAMMER_NOISE / n_labels
     flag = np.where(n_labels < min_labels, "too few labels",
-                    np.where(score < spammer_threshold, "likely spammer",
-                             np.where(kappa < 0, "worse than chance", "ok")))
+                    np.where(score < noise, "likely spammer",
+                             np.where(kappa < 0, "worse than chance",
+                                      np.where(score < spammer_threshold, "weak", "ok"))))
     table = pd.DataFrame({
         "worker": list(data.workers), "n_labels": n_labels.astype(np.int64),
         "coverage": n_labels / max(1, data.n_tasks), "agreement": agreement, "chance_agreement": chance,
@@ -173,8 +185,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against DEEM's labels; "
-             f"flag: spammer_score < {spammer_threshold} -> likely spammer, fewer than {min_labels} labels -> "
-             f"too few labels, kappa < 0 -> worse than chance"]
+             f"flag: spammer_score within a random guesser's noise ({SPAMMER_NOISE:g} / labels) -> likely spammer, "
+             f"below {spammer_threshold} -> weak (informative, but little), fewer than {min_labels} labels -> too few "
+             f"labels, kappa < 0 -> worse than chance"]
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if model.network_.n_layers:
