@@ -291,6 +291,7 @@ def lr_pick() -> dict[str, Any] | None:
 
 
 def set_lr_pick(lr: float, source: str, sweep: str | None = None) -> None:
+    st.session_state.pop("_train_lr_typed_out", None)  # a rate typed out of range on the Train page gives way
     st.session_state["lr_pick"] = {"lr": float(lr), "fingerprint": data_key(), "source": source, "sweep": sweep,
                                    "at": time.time()}
 

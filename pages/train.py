@@ -24,6 +24,7 @@ LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 TRAIN_MAX_EPOCHS = 5000
+LR_RANGE = (1e-6, 100.0)
 MAX_LAYERS = 6
 
 st.title("Train")
@@ -35,7 +36,13 @@ data, gold = ds["data"], ds.get("gold")
 
 
 def _typed_lr() -> None:
-    common.set_lr_pick(st.session_state["train_lr"], "typed on the Train page")
+    """A typed rate in range is this data set's pick; one outside it stays in the box, said, and picks nothing."""
+    value = float(st.session_state["train_lr"])
+    if LR_RANGE[0] <= value <= LR_RANGE[1]:
+        st.session_state.pop("_train_lr_typed_out", None)
+        common.set_lr_pick(value, "typed on the Train page")
+    else:
+        st.session_state["_train_lr_typed_out"] = value
 
 
 with st.container(border=True):
@@ -57,9 +64,13 @@ with st.container(border=True):
                                                 "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
     current, source = common.current_lr()
-    st.session_state["train_lr"] = current
-    lr = c[3].number_input("Learning rate", min_value=1e-6, max_value=100.0, format="%.5g", key="train_lr",
-                           on_change=_typed_lr, help="the rate picked on the Sweep page, or type one")
+    typed_out = st.session_state.get("_train_lr_typed_out")
+    st.session_state["train_lr"] = current if typed_out is None else typed_out
+    # (no min/max: Streamlit's bounds would keep the last rate while the box showed the typed one, as for the epochs)
+    lr = c[3].number_input("Learning rate", format="%.5g", key="train_lr", on_change=_typed_lr,
+                           help=f"the rate picked on the Sweep page, or type one ({LR_RANGE[0]:g} to {LR_RANGE[1]:g})")
+    bad_lr = None if typed_out is None else (f"Learning rate: {typed_out:g} is outside the range this page runs, "
+                                             f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}.")
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
                           key="train_init", persist_state="session", format_func=STARTS.get,
@@ -86,7 +97,8 @@ with st.container(border=True):
                               persist_state="session",
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time); the Layers box is then ignored")
-    st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
+    if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
+        st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     budget = TRAIN_DEFAULTS["max_updates"]
     planned = train_epochs({"epochs": int(epochs), "max_updates": budget}, data.n_tasks)
@@ -98,7 +110,7 @@ with st.container(border=True):
             budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
     estimate = None
-    if methods and not any((bad_layers, too_many, bad_seeds)):  # no timing probe of a job that will not launch
+    if methods and not any((bad_layers, too_many, bad_seeds, bad_lr)):  # no timing probe of a job that cannot launch
         estimate = common.cached_estimate(
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
@@ -110,7 +122,7 @@ with st.container(border=True):
                 + (" × 3 depths" if depths > 1 else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
-    out_of_range = common.show_problems([bad_layers, too_many, bad_seeds])
+    out_of_range = common.show_problems([bad_layers, too_many, bad_seeds, bad_lr])
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):
         config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs),
                   "max_updates": budget, "lr": float(lr),
