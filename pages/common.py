@@ -208,7 +208,8 @@ def dataset() -> dict[str, Any] | None:
 #: session keys that belong to one data set (put aside when another data set is loaded)
 DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
 #: prefixes of widget keys that show one data set's runs (dropped when another data set is loaded)
-DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache", "_train_cache")
+DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache", "_train_cache",
+                        "sweep_sample_size")  # (a sample size of a 2,500-task set is out of range on 400 tasks)
 
 
 def data_key() -> str | None:

@@ -116,7 +116,7 @@ if len(runs):
             try:
                 owners.rename_run(mgr.store, chosen, common.owner_key(), new_name)
                 st.session_state.pop("_rename", None)
-                st.session_state["_notice"] = (f"run {chosen} renamed to {new_name!r}" if new_name.strip()
+                st.session_state["_notice"] = (f"run {chosen} renamed to “{new_name.strip()}”" if new_name.strip()
                                                else f"run {chosen} is named after its data set again")
                 st.rerun()
             except Exception as exc:  # noqa: BLE001 - AccessDenied, RunNotFound: a message

@@ -84,11 +84,12 @@ with st.container(border=True):
     devices = common.device_choices()
     device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
                             persist_state="session", help="auto = the GPU when there is one")
-    seed = c[2].number_input("Random seed", min_value=0, max_value=2 ** 31 - 1, value=int(TRAIN_DEFAULTS["seed"]),
-                             key="train_seed", persist_state="session")
+    seed, bad_seed = common.whole_number(c[2], "Random seed", 0, 2 ** 31 - 1, value=int(TRAIN_DEFAULTS["seed"]),
+                                         key="train_seed", persist_state="session",
+                                         help="the same seed, settings and data train the same model")
     weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
-        weight = c[3].number_input("Gold-label weight", min_value=0.0, max_value=100.0, value=weight, step=0.1,
+        weight = c[3].number_input("Gold-label weight", value=weight, step=0.1,
                                    key="train_gold_weight", persist_state="session",
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
@@ -97,6 +98,9 @@ with st.container(border=True):
                               persist_state="session",
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time); the Layers box is then ignored")
+    bad_weight = None if 0.0 <= float(weight) <= 100.0 else (
+        f"Gold-label weight: {float(weight):g} is outside the range this page runs, 0 to 100.")
+    problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
     if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
         st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
@@ -110,7 +114,7 @@ with st.container(border=True):
             budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
     estimate = None
-    if methods and not any((bad_layers, too_many, bad_seeds, bad_lr)):  # no timing probe of a job that cannot launch
+    if methods and not any(problems):  # no timing probe of a job that cannot launch
         estimate = common.cached_estimate(
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
@@ -122,7 +126,7 @@ with st.container(border=True):
                 + (" × 3 depths" if depths > 1 else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
-    out_of_range = common.show_problems([bad_layers, too_many, bad_seeds, bad_lr])
+    out_of_range = common.show_problems(problems)
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):
         config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs),
                   "max_updates": budget, "lr": float(lr),

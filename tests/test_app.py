@@ -624,7 +624,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     picker = at.selectbox(key="runs_choice")  # the same run, picked under its new text
     assert picker.value == picker.options[1] == f"{run_id} · train · finished · my <b>run</b>"
     assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
-    assert f"run {run_id} renamed to 'my <b>run</b>'" in [unescape(str(i.value)) for i in at.info]
+    assert f"run {run_id} renamed to “my <b>run</b>”" in [unescape(str(i.value)) for i in at.info]
 
 
 @pytest.mark.parametrize("page, key, typed, button", [
@@ -633,6 +633,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     ("pages/train.py", "train_epochs", 6000, "train_launch"),
     ("pages/train.py", "train_layers", 7, "train_launch"),
     ("pages/train.py", "train_lr", 500.0, "train_launch"),
+    ("pages/train.py", "train_seed", -1, "train_launch"),
 ])
 def test_a_number_typed_out_of_range_is_said_and_launches_nothing(runs_dir, page, key, typed, button):
     """Streamlit's own bounds kept the last good value while the box showed the typed one: a sweep with 3000
@@ -657,3 +658,30 @@ def test_the_data_pages_count_columns_have_thousands_separators(runs_dir):
     configs = [json.loads(d.proto.columns) for d in at.dataframe if "answers" in d.value.columns]
     assert configs and all(c["answers"]["type_config"]["format"] == "localized" for c in configs)
     assert all("worker" not in c or "format" not in c["worker"].get("type_config", {}) for c in configs)
+
+
+def test_the_layers_box_blocks_nothing_when_the_layers_are_chosen(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_layers").set_value(9).run()
+    assert at.button(key="train_launch").disabled
+    at.checkbox(key="train_layers_auto").check().run()  # its help says the Layers box is then ignored
+    assert not at.error and not at.button(key="train_launch").disabled
+
+
+def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
+    """A sample size typed for a large set was out of range on the next, smaller one (second walkthrough)."""
+    at = upload(new_app())  # 200 tasks
+    at.switch_page("pages/sweep.py").run()
+    at.toggle(key="sweep_sample_on").set_value(True).run()
+    at.number_input(key="sweep_sample_size").set_value(150).run()
+    assert any("150 is outside the range" in str(e.value) for e in at.error)
+    at.switch_page("pages/data.py").run()
+    frame = pd.DataFrame({"task": np.repeat(np.arange(300), 3), "worker": np.tile(["a", "b", "c"], 300),
+                          "label": np.arange(900) % 2})
+    at.file_uploader(key="upload_annotations").set_value(("other.csv", frame.to_csv(index=False).encode(),
+                                                          "text/csv")).run()
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/sweep.py").run()
+    at.toggle(key="sweep_sample_on").set_value(True).run()
+    assert at.number_input(key="sweep_sample_size").value == 300 and not at.error  # this set's own default

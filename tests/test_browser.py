@@ -834,7 +834,7 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
                 set_text(owner, "New name (empty: the data set's name)", "team <b>A</b>")
                 button(owner, "Save the name").click()
                 until(lambda: selectbox_text(owner, "Run").endswith("· team <b>A</b>"), 30, "the new name in the picker")
-                until(lambda: f"run {run_id} renamed to 'team <b>A</b>'" in main_text(owner), 30, "the rename notice")
+                until(lambda: f"run {run_id} renamed to “team <b>A</b>”" in main_text(owner), 30, "the rename notice")
 
             # ---------------------------------------------------------------- another browser, with the key
             third = browser.new_context(viewport=VIEWPORT).new_page()

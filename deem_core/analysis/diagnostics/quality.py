@@ -133,6 +133,12 @@ class QualityResult:
                             columns=pd.Index(self.classes, name="true"))
 
 
+def _weak_accuracy(k: int, threshold: float) -> float:
+    """The accuracy of a worker equally good on every class whose spammer score is ``threshold``:
+    ``((K a - 1) / (K - 1))^2 = threshold``."""
+    return (1 + (k - 1) * threshold ** 0.5) / k
+
+
 def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels: int | None = None,
                     spammer_threshold: float = DEFAULT_SPAMMER_THRESHOLD) -> QualityResult:
     """Quality table of every worker.
@@ -185,9 +191,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against DEEM's labels; "
-             f"flag: spammer_score within a random guesser's noise ({SPAMMER_NOISE:g} / labels) -> likely spammer, "
-             f"below {spammer_threshold} -> weak (informative, but little), fewer than {min_labels} labels -> too few "
-             f"labels, kappa < 0 -> worse than chance"]
+             f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
+             f"(spammer score under {SPAMMER_NOISE:g} / labels); weak = better than random, but little (spammer score "
+             f"under {spammer_threshold}: for a worker equally good on every class, accuracy under about "
+             f"{_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than {min_labels}; "
+             f"worse than chance = kappa < 0"]
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if model.network_.n_layers:
