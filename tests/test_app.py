@@ -685,3 +685,13 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     at.switch_page("pages/sweep.py").run()
     at.toggle(key="sweep_sample_on").set_value(True).run()
     assert at.number_input(key="sweep_sample_size").value == 300 and not at.error  # this set's own default
+
+
+def test_a_gold_label_weight_out_of_range_is_said(runs_dir):
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_gold_weight").set_value(150.0).run()
+    assert any("Gold-label weight: 150 is outside the range this page runs, 0 to 100." in unescape(str(e.value))
+               for e in at.error)
+    assert at.button(key="train_launch").disabled
