@@ -746,8 +746,9 @@ def start_explanation(model: Any, asked: str) -> str:
         text += f" (FALLBACK: the labels come from {summary['fallback']})"
     if asked != "auto":
         return text + " (start chosen in the form)"
-    if summary.get("reason"):
-        text += f" (auto: {summary['reason']})"
+    if summary.get("reason"):  # what was chosen: the start, or the start and the depth ("auto" read as the depth's)
+        what = "start and layers chosen" if getattr(model, "n_layers", None) == "auto" else "start chosen"
+        text += f" ({what}: {summary['reason']})"
     evidence = getattr(model, "init_evidence_", None)
     if evidence:
         switched = evidence.get("unsupervised_choice") != getattr(model, "init_", None)

@@ -165,6 +165,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert "labels from DEEM, iRBM, Majority vote" in texts(at)
     assert "finished: finished" not in texts(at) and "finished · finished" not in texts(at)
     assert "started from" in texts(at)  # which start init=auto chose, and why
+    # the layers were set in the form: the reason is the start's alone (it read "1 layer(s) (auto: ...)")
+    assert re.search(r"1 layer\(s\) \(start chosen: ", texts(at)) and "(auto: " not in texts(at)
     table = at.dataframe[0].value
     assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]
     assert table["accuracy vs gold"].between(0.5, 1.0).all()

@@ -270,3 +270,15 @@ def test_worker_accuracy_of_the_cluster_weighted_fallback_is_the_fitted_one():
     gap = (table["estimated_accuracy"] - table["agreement_with_aggregate"]).abs()
     assert gap.max() < 0.1, gap.sort_values().tail(3)
     assert np.allclose(model.confusion_matrices()["g2_leaf1"].to_numpy(), model.dawid_skene_.confusion[5])
+
+
+def test_the_sentence_says_whether_the_layers_were_chosen_too():
+    from conftest import read_sample
+    from deem_studio.jobs import start_explanation
+
+    frame, _ = read_sample("condind", n_tasks=600)
+    fixed = DEEM(epochs=2, device="cpu").fit(frame)
+    chosen = DEEM(n_layers="auto", epochs=2, device="cpu").fit(frame)
+    assert fixed.fallback_ is None and chosen.fallback_ is None
+    assert ", 1 layer(s) (start chosen: " in start_explanation(fixed, "auto")
+    assert f", {chosen.n_layers_} layer(s) (start and layers chosen: " in start_explanation(chosen, "auto")
