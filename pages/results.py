@@ -93,7 +93,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
         if line.startswith("not testable:"):
             st.text(f"Note: {line} (\"Only disagreements\" below lists those tasks.)")
     if len(choice) > 1:
-        with st.expander("How the start and depth were chosen"):  # (the note above is not said again)
+        chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
+        with st.expander(f"How {chose} chosen"):  # (the note above is not said again)
             st.code("\n".join(line for line in choice[1:] if not line.startswith("not testable:")), language=None,
                     wrap_lines=True)
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
