@@ -53,7 +53,9 @@ with st.container(border=True):
     c = st.columns(4)
     layers, bad_layers = common.whole_number(c[0], "Layers (DEEM)", 0, MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]),
                                              key="train_layers", persist_state="session",
-                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS}")
+                                             disabled=bool(st.session_state.get("train_layers_auto")),
+                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (not used "
+                                                  f"while 'Choose the layers' below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
         persist_state="session", help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "

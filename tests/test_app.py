@@ -670,6 +670,7 @@ def test_the_layers_box_blocks_nothing_when_the_layers_are_chosen(runs_dir):
     assert at.button(key="train_launch").disabled
     at.checkbox(key="train_layers_auto").check().run()  # its help says the Layers box is then ignored
     assert not at.error and not at.button(key="train_launch").disabled
+    assert at.number_input(key="train_layers").disabled  # and the box says so by being off
 
 
 def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
