@@ -662,9 +662,20 @@ def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> t
     hidden behind an icon: a sweep with 3,000 typed as its epochs ran 50. Here the typed number is the value, and
     the second item is the sentence to show (the page keeps its launch button off while there is one)."""
     value = int(cell.number_input(label, step=kwargs.pop("step", 1), **kwargs))
+    return value, out_of_range(label, value, low, high)
+
+
+def out_of_range(label: str, value: float, low: float, high: float) -> str | None:
+    """The sentence :func:`show_problems` shows for a box's value outside ``[low, high]``; None inside it."""
     if low <= value <= high:
-        return value, None
-    return value, f"{label}: {value:,} is outside the range this page runs, {low:,} to {high:,}."
+        return None
+    whole = all(float(v).is_integer() for v in (value, low, high))
+    number = (lambda v: f"{int(v):,}") if whole else (lambda v: f"{v:g}")
+    return f"{label}: {number(value)} is outside the range this page runs, {number(low)} to {number(high)}."
+
+
+#: layers before the iRBM the Sweep and Train pages run (0 to this)
+MAX_LAYERS = 6
 
 
 def show_problems(problems: list[str | None]) -> bool:

@@ -30,7 +30,6 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
 SWEEP_MAX_EPOCHS = 2000
-MAX_LAYERS = 6
 
 
 def parse_lrs(text: str) -> list[float] | None:
@@ -132,9 +131,9 @@ with st.container(border=True):
         c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=int(SWEEP_DEFAULTS["epochs"]), step=5, key="sweep_epochs",
         persist_state="session", help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a "
                                       f"sweep (the curves settle well before; train longer on the Train page)")
-    layers, bad_layers = common.whole_number(c[1], "Layers", 0, MAX_LAYERS, value=int(SWEEP_DEFAULTS["n_layers"]),
-                                             key="sweep_layers", persist_state="session",
-                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS}")
+    layers, bad_layers = common.whole_number(
+        c[1], "Layers", 0, common.MAX_LAYERS, value=int(SWEEP_DEFAULTS["n_layers"]), key="sweep_layers",
+        persist_state="session", help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS}")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds per learning rate", 1, 8,
                                            value=int(SWEEP_DEFAULTS["n_seeds"]), key="sweep_seeds",
                                            persist_state="session", help="1 to 8")

@@ -25,7 +25,6 @@ QUEUED_EVERY = 3.0  # ... of a queued one
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 TRAIN_MAX_EPOCHS = 5000
 LR_RANGE = (1e-6, 100.0)
-MAX_LAYERS = 6
 
 st.title("Train")
 ds = common.need_dataset()
@@ -51,11 +50,11 @@ with st.container(border=True):
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
     c = st.columns(4)
-    layers, bad_layers = common.whole_number(c[0], "Layers (DEEM)", 0, MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]),
-                                             key="train_layers", persist_state="session",
-                                             disabled=bool(st.session_state.get("train_layers_auto")),
-                                             help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (not used "
-                                                  f"while 'Choose the layers' below is ticked)")
+    layers, bad_layers = common.whole_number(
+        c[0], "Layers (DEEM)", 0, common.MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]), key="train_layers",
+        persist_state="session", disabled=bool(st.session_state.get("train_layers_auto")),
+        help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS} (not used while 'Choose the layers' "
+             f"below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
         persist_state="session", help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
@@ -71,8 +70,7 @@ with st.container(border=True):
     # (no min/max: Streamlit's bounds would keep the last rate while the box showed the typed one, as for the epochs)
     lr = c[3].number_input("Learning rate", format="%.5g", key="train_lr", on_change=_typed_lr,
                            help=f"the rate picked on the Sweep page, or type one ({LR_RANGE[0]:g} to {LR_RANGE[1]:g})")
-    bad_lr = None if typed_out is None else (f"Learning rate: {typed_out:g} is outside the range this page runs, "
-                                             f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}.")
+    bad_lr = None if typed_out is None else common.out_of_range("Learning rate", typed_out, *LR_RANGE)
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
                           key="train_init", persist_state="session", format_func=STARTS.get,
@@ -100,8 +98,7 @@ with st.container(border=True):
                               persist_state="session",
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time); the Layers box is then ignored")
-    bad_weight = None if 0.0 <= float(weight) <= 100.0 else (
-        f"Gold-label weight: {float(weight):g} is outside the range this page runs, 0 to 100.")
+    bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
     if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
         st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")

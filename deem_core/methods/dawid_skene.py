@@ -30,7 +30,8 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
 
 __all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size",
-           "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior", "excess_pairwise_agreement", "first_appearance_order", "fit_dawid_skene"]
+           "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior", "excess_pairwise_agreement",
+           "first_appearance_order", "fit_dawid_skene"]
 
 
 #: the shared prior's default strength where it is used (DEEM's Dawid-Skene start, the ``ds_shared`` method):
