@@ -4,11 +4,13 @@
 #   runs), the cost of choosing start and depth (benchmarks/selection_cost.py) and, with "scale" as the second
 #   argument, seconds per epoch on the platform-sized sets (benchmarks/scale.py); with "profile", where a training
 #   step's time goes on the machine's CPU and its GPU (benchmarks/step_profile.py), then the tests and the
-#   selection_cost sets named in PYTEST_ARGS and SELECTION_SETS.
+#   selection_cost sets named in PYTEST_ARGS and SELECTION_SETS; with "together", choosing the depth with every
+#   depth's candidates in one batched model against one depth after another (benchmarks/depths_together.py), then
+#   the cost of choosing (selection_cost.py, which now trains the depths together on the GPU).
 # Every step has its own time limit and writes one file into OUT (default /tmp/gpu_check); steps.txt lists each
 # step's exit status and seconds. Missing Python packages travel as wheels in .whl/ (see the device README).
 #
-# Usage: bash benchmarks/gpu_check.sh OUT [scale|profile]        PY=python3 DEVICE=cuda (defaults)
+# Usage: bash benchmarks/gpu_check.sh OUT [scale|profile|together]        PY=python3 DEVICE=cuda (defaults)
 set -u
 OUT=${1:-/tmp/gpu_check}
 PART=${2:-main}
@@ -50,6 +52,14 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND under a time limit, output
 if [ "$PART" = "scale" ]; then
     step scale "${SCALE_S:-200}" "$PY" benchmarks/scale.py --device "$DEVICE" --sets medium mnist_e netease \
         --steps deem_epoch --data-dir /tmp/deem-scale
+    exit 0
+fi
+if [ "$PART" = "together" ]; then  # the depths of n_layers="auto" as one batched model vs one after another
+    step depths_together "${TOGETHER_S:-240}" "$PY" benchmarks/depths_together.py --device "$DEVICE" \
+        --out "$OUT/depths_together_table.txt" --sets ${TOGETHER_SETS:-groups:0 copies:0 experts:0 condind tree3k}
+    step selection_cost "${SELECTION_S:-170}" "$PY" benchmarks/selection_cost.py --device "$DEVICE" \
+        --out "$OUT/selection_cost_table.txt" --sets ${SELECTION_SETS:-groups:0 copies:0 independent:0 sparse:0 \
+        experts:0 spammers:0 imbalance:0 apph:0 condind tree3k}
     exit 0
 fi
 if [ "$PART" = "profile" ]; then

@@ -7,7 +7,7 @@ Per set, on the device named, three fits at the same epochs and learning rate:
 * ``default``: ``DEEM()`` -- one layer, the start chosen (``init="auto"``): the dependence statistic, the
   dependence clusters, both starts trained as one batched model on 90% of the answers, the references, the choice;
 * ``auto``: ``DEEM(n_layers="auto")`` -- start and depth chosen: six candidates (two starts x 0 / 1 / 2 layers,
-  one batched model per depth).
+  one batched model per depth on a CPU, every depth in one batched model on a GPU: ``depths_together``).
 
  the GPU is synchronised around each fit, and a small fit runs first so that neither
 pays for starting CUDA.

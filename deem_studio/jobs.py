@@ -46,7 +46,7 @@ import pandas as pd
 from deem_core.analysis.selection import safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.methods.base import defaults_of
-from deem_core.methods.deem import DEEM
+from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, selection_rounds
 from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
@@ -789,8 +789,16 @@ def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -
 
     methods = list(config.get("methods") or [])
     trained = trained_methods(config)
-    # n_layers="auto" trains three depths one after the other (a method with fixed layers, iRBM, does not)
-    groups = sum(3 if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed else 1 for m in trained)
+    # n_layers="auto" trains the depths one after the other, or together on a GPU (selection_rounds); a method
+    # with fixed layers (iRBM) one model
+    choosing = [m for m in trained if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed]
+    rounds = len(SELECTION_DEPTHS)
+    if choosing and data is not None:
+        try:
+            rounds = selection_rounds(data, _train_device(config))
+        except ValueError:  # a GPU asked for and missing: the job fails with that message when it starts
+            pass
+    groups = len(trained) + (rounds - 1) * len(choosing)
     return groups * train_epochs(config, None if data is None else data.n_tasks) + (len(methods) - len(trained))
 
 

@@ -214,6 +214,15 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
+def selection_rounds(device: str) -> int:
+    """The trainings one after another that choosing the depth runs on the active data set on ``device`` (3, or 1
+    where the depths train as one batched model, a GPU): what the Train page's time estimate multiplies."""
+    from deem_core.methods.deem import SELECTION_DEPTHS, selection_rounds as rounds  # noqa: PLC0415
+
+    ds = dataset()
+    return len(SELECTION_DEPTHS) if ds is None else rounds(ds["data"], device)
+
+
 def data_key() -> str | None:
     """The fingerprint of the active data set (what runs, picks and widget states are keyed by)."""
     ds = dataset()

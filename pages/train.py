@@ -118,11 +118,13 @@ with st.container(border=True):
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
             lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
     if estimate is not None:
-        # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer ones)
-        depths = 3 if layers_auto and "deem" in deem_methods else 1
-        estimate = estimate.with_epochs(planned * depths)
+        # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
+        # ones), or on a GPU as one batched model (timed as one)
+        rounds = common.selection_rounds(device) if layers_auto and "deem" in deem_methods else 1
+        estimate = estimate.with_epochs(planned * rounds)
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
-                + (" × 3 depths" if depths > 1 else "")
+                + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)"
+                   if layers_auto and "deem" in deem_methods else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     out_of_range = common.show_problems(problems)

@@ -472,7 +472,7 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
 
 
-def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir):
+def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, monkeypatch):
     """5,000 tasks take 5 updates per epoch: 5,000 epochs would pass the default budget of 20,000 updates, so the
     page says 4,000 will train and estimates those; the opt-out trains all of them."""
     rng = np.random.default_rng(3)
@@ -490,6 +490,15 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir):
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs" in shown
     at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
+    # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
+    from deem_core.methods import deem as deem_module
+
+    monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device: 1)
+    at.number_input(key="train_epochs").set_value(4001).run()  # a new estimate
+    shown = texts(at)
+    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs (the 3 depths as one batched model)" in shown
+    monkeypatch.undo()
+    at.number_input(key="train_epochs").set_value(5000)
     at.checkbox(key="train_layers_auto").uncheck()
     at.checkbox(key="train_no_budget").check().run()
     no_problem(at)

@@ -151,8 +151,12 @@ def _run_classic(args: argparse.Namespace, spec, data):
 def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
     layers = spec.fixed.get("n_layers", options["n_layers"])
-    groups = 3 if layers == "auto" and not (truth is not None and args.gold_weight > 0) else 1  # depths trained
     from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+    from deem_core.methods.deem import selection_rounds  # noqa: PLC0415
+
+    # rounds of training for the depths: one after another, or one batched model on a GPU
+    choosing = layers == "auto" and not (truth is not None and args.gold_weight > 0)
+    groups = selection_rounds(data, options.get("device", "auto")) if choosing else 1
     from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
 
     note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)

@@ -1,8 +1,8 @@
 """Start and depth chosen from held-out answers, dependent workers counted once, collapse caught while training.
 
 ``fit_candidates`` holds out answers (``analysis/selection.py``), trains every candidate (start x depth):
-the starts and seeds of one depth train together as one batched model (a model of another depth has other
-parameter shapes and, through sparsemax, another sampler gradient, so depths are separate batches), scores
+the starts and seeds of one depth train together as one batched model, and on a GPU every depth's too (runs of
+several depths in one network, :func:`depths_together`; on a CPU the depths train one after another), scores
 each run on the held-out answers, scores two references that are not trained (majority vote and the
 cluster-weighted Dawid-Skene of ``methods/clusters.py``) and marks runs that collapsed. ``choose`` applies the rule:
 
@@ -51,7 +51,7 @@ from deem_core.model.network import DEEMNetwork
 from deem_core.model.engine import task_outputs
 from deem_core.model.training import TrainingResult
 
-__all__ = ["labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network", "cluster_weighted_network",
+__all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network", "cluster_weighted_network",
            "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
@@ -246,18 +246,29 @@ class _Scorer:
                           fit=fit_dawid_skene(data, worker_weights=self.weights))]
 
 
+def depths_together(n_depths: int, device: torch.device | str, path: str) -> bool:
+    """Whether the candidates of ``n_depths`` depths train as one batched model (runs of several depths,
+    :class:`DEEMNetwork`) rather than one depth after another: on a GPU with the dense path. A GPU step is
+    launch-bound, so one model holding every depth's runs costs about what the deepest alone does; on a CPU the
+    shallow runs would pay for the deepest run's products (``benchmarks/depths_together.py``). The sparse path
+    stores its layers as blocks and trains depth by depth."""
+    return n_depths > 1 and path == "dense" and torch.device(device).type == "cuda"
+
+
 def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[int], seeds: Sequence[int],
-                   train_group: Callable[[AnnotationSet, int, list[str], list[Callable]], TrainingResult],
+                   train_group: Callable[[AnnotationSet, list[int], list[str], list[Callable]], TrainingResult],
                    device: torch.device, share: float = DEFAULT_HELDOUT_SHARE, split_seed: int = 0,
-                   clusters: DependenceClusters | None = None,
+                   clusters: DependenceClusters | None = None, together: bool = False,
                    ) -> tuple[list[CandidateFit], HeldOut, list[Reference]]:
     """Train every (start, depth) on the answers left after holding out ``share`` of them; score each.
 
-    ``train_group(train_data, depth, starts, guard)`` trains one depth's starts x seeds as one batched
-    model (runs ordered start by start, seeds within) and returns the TrainingResult, or None to leave that
-    depth out (training was stopped or cancelled before it). ``clusters``: the dependence clusters (None: every
-    worker alone). Returns the candidates (in ``depths`` x ``starts`` order), the held-out answers and the
-    references (majority vote, cluster-weighted Dawid-Skene) scored on them.
+    ``train_group(train_data, group_depths, starts, guard)`` trains the starts x seeds of the depths
+    ``group_depths`` as one batched model (runs ordered depth by depth, start by start within a depth, seeds
+    within a start) and returns the TrainingResult, or None to leave those depths out (training was stopped or
+    cancelled before them). ``together``: every depth in one group (one batched model of runs of several depths,
+    :func:`depth_groups`); otherwise one group per depth, trained one after the other. ``clusters``: the
+    dependence clusters (None: every worker alone). Returns the candidates (in ``depths`` x ``starts`` order), the
+    held-out answers and the references (majority vote, cluster-weighted Dawid-Skene) scored on them.
     """
     train_data, held = hold_out_answers(data, share, split_seed)
     reference = data.majority_vote()
@@ -265,17 +276,17 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
     scorer = _Scorer(data, train_data, held, clusters, seed=split_seed)
     n_seeds = len(seeds)
     out = []
-    for depth in depths:
+    for group in ([list(depths)] if together else [[depth] for depth in depths]):
         started = time.perf_counter()
         guard = CollapseGuard(expected, stop=False)
-        result = train_group(train_data, depth, list(starts), guard)
-        if result is None:  # training was stopped before this depth
+        result = train_group(train_data, [int(depth) for depth in group], list(starts), guard)
+        if result is None:  # training was stopped before this group
             continue
         seconds = time.perf_counter() - started
         log_probs = heldout_log_probs(result.network, train_data, held)
         loglik = observed_log_likelihood(log_probs, held)  # (R, h)
         lco, score = scorer.network_scores(result.network)
-        for index, start in enumerate(starts):
+        for index, (depth, start) in enumerate((depth, start) for depth in group for start in starts):
             runs = list(range(index * n_seeds, (index + 1) * n_seeds))
             sub = result.select_runs(runs)
             labels = labels_of(sub.network, train_data, reference, device)
@@ -285,7 +296,8 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
                     collapsed_at[r - runs[0]] = -1
             out.append(CandidateFit(start=start, depth=int(depth), result=sub, loglik=loglik[runs],
                                     agreement=heldout_agreement(labels, held), collapsed_at=collapsed_at,
-                                    seconds=seconds / len(starts), lco_loglik=lco[runs], score=score[runs]))
+                                    seconds=seconds / (len(starts) * len(group)), lco_loglik=lco[runs],
+                                    score=score[runs]))
     return out, held, scorer.references(data)
 
 

@@ -33,7 +33,7 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SA
 from deem_core.methods.base import Aggregator
 from deem_core.methods.baselines import MajorityVoteAggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
-                                     cluster_weighted_network, fit_candidates, major_classes, majority_vote_network,
+                                     cluster_weighted_network, depths_together, fit_candidates, major_classes, majority_vote_network,
                                      train_guarded)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
@@ -43,12 +43,12 @@ from deem_core.errors import NotFittedError
 from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
-from deem_core.model.engine import check_training_size, task_data, task_outputs, train_annotations
+from deem_core.model.engine import check_training_size, path_for, task_data, task_outputs, train_annotations
 from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, cpu_threads,
                                       epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
-           "SELECTION_DEPTHS"]
+           "SELECTION_DEPTHS", "selection_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
 #: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
@@ -70,6 +70,14 @@ SELECTION_DEPTHS = (0, 1, 2)
 #: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
 FORMAT_VERSION = 1
+
+
+def selection_rounds(data: AnnotationSet, device: str | torch.device = "auto", path: str = "auto") -> int:
+    """How many batched trainings, one after another, choosing the depth (``n_layers="auto"``) runs on ``data`` on
+    ``device``: one where every depth's candidates train together (:func:`depths_together`: a GPU, the dense path),
+    else one per depth of :data:`SELECTION_DEPTHS`."""
+    together = depths_together(len(SELECTION_DEPTHS), resolve_device(device), path_for(data, path))
+    return 1 if together else len(SELECTION_DEPTHS)
 
 
 def _plain(value: Any) -> Any:
@@ -97,14 +105,14 @@ def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
 
 class _EpochOffset:
     """Forwards a candidate group's epochs to the user's callbacks, numbered after the groups before it, with the
-    group's depth in every row (so a progress bar and a live curve go on across the depths of a selection)."""
+    run's depth in every row (so a progress bar and a live curve go on across the depths of a selection)."""
 
-    def __init__(self, callbacks: Sequence[Any], offset: int, depth: int):
-        self.callbacks, self.offset, self.depth = list(callbacks), int(offset), int(depth)
+    def __init__(self, callbacks: Sequence[Any], offset: int, run_depths: Sequence[int]):
+        self.callbacks, self.offset, self.run_depths = list(callbacks), int(offset), [int(d) for d in run_depths]
         self.stopped = False
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
-        rows = [{**row, "candidate_layers": self.depth} for row in logs]
+        rows = [{**row, "candidate_layers": self.run_depths[row["run"]]} for row in logs]
         for cb in self.callbacks:
             if getattr(cb, "on_epoch_end", cb)(epoch + self.offset, rows):
                 self.stopped = True
@@ -371,8 +379,10 @@ class DEEM(Aggregator, BaseEstimator):
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
         config = self._config(device=self.device_)
-        if self.n_layers == "auto":  # the deepest candidates, both starts batched
-            config.n_layers, runs_trained = max(SELECTION_DEPTHS), 2 * runs_trained
+        if self.n_layers == "auto":  # the deepest candidates, both starts batched (with every depth's on a GPU)
+            together = selection_rounds(data, self.device_, config.path) == 1
+            config.n_layers = max(SELECTION_DEPTHS)
+            runs_trained *= 2 * (len(SELECTION_DEPTHS) if together else 1)
         check_training_size(data, config, runs_trained)
         self.classes_ = data.classes
         self.workers_ = data.workers
@@ -487,27 +497,32 @@ class DEEM(Aggregator, BaseEstimator):
         return result.select_runs(list(range(group * n_runs, (group + 1) * n_runs)))
 
     # ------------------------------------------------------------------ choosing the start and depth, collapse
-    def _train_config(self, data: AnnotationSet, seeds: list[int], depth: int, starts: list[str], callbacks: list,
-                      stop_event, extra=None, lr: float | None = None, epochs: int | None = None,
+    def _train_config(self, data: AnnotationSet, seeds: list[int], depth: int | list[int], starts: list[str],
+                      callbacks: list, stop_event, extra=None, lr: float | None = None, epochs: int | None = None,
                       initial: DEEMNetwork | None = None) -> TrainingResult:
-        """Train ``starts`` x ``seeds`` at one depth as one batched model (runs start by start), with the GPU memory
-        fallback. ``extra``: more callbacks (the collapse guard)."""
+        """Train ``starts`` x ``seeds`` at one depth, or at each of a list of depths, as one batched model (runs depth
+        by depth, start by start), with the GPU memory fallback. ``extra``: more callbacks (the collapse guard)."""
         lr = self.lr_ if lr is None else lr
         epochs = self.epochs_ if epochs is None else int(epochs)
+        depths = [int(d) for d in depth] if isinstance(depth, (list, tuple)) else [int(depth)]
+        groups = [(d, init) for d in depths for init in starts]
+        n_runs = len(seeds) * len(groups)
 
         def train(batch_size: int, device: torch.device) -> TrainingResult:
             config = self._config(batch_size, device)
-            config.n_layers, config.epochs = int(depth), epochs
-            if len(starts) > 1:  # the starts train as one batched model
-                check_training_size(data, config, len(seeds) * len(starts))
-            prepared = task_data(data, config, device, n_runs=len(seeds) * len(starts))  # dense or sparse
+            config.n_layers, config.epochs = max(depths), epochs
+            if len(depths) > 1:  # runs of several depths: the matrix layout (chosen on all answers, depths_together)
+                config.path = "dense"
+            if len(groups) > 1:  # the starts (and depths) train as one batched model
+                check_training_size(data, config, n_runs)
+            prepared = task_data(data, config, device, n_runs=n_runs)  # dense or sparse
             network = initial
             if network is None:
                 # a single majority-vote start is the trainer's own (drawn from each run's stream, as before)
                 nets = []
-                for init in starts:
-                    net, ds = initial_network(data, seeds, int(depth), init, device, config,
-                                              explicit=len(starts) > 1, spec=prepared.network_spec(),
+                for group_depth, init in groups:
+                    net, ds = initial_network(data, seeds, group_depth, init, device, config,
+                                              explicit=len(groups) > 1, spec=prepared.network_spec(),
                                               ds_prior=float(self.ds_prior))
                     nets.append(net)
                     if ds is not None:
@@ -516,13 +531,17 @@ class DEEM(Aggregator, BaseEstimator):
                 del nets, net  # the stacked copy trains: the single starts would otherwise stay alive beside it
             if network is not None:
                 network = network.to(device)
-            return train_annotations(data, [lr] * len(seeds) * len(starts), seeds * len(starts), config,
+            return train_annotations(data, [lr] * n_runs, seeds * len(groups), config,
                                      callbacks=list(callbacks) + list(extra or []), stop_event=stop_event,
                                      initial_network=network, prepared=prepared)
 
         result, self.batch_size_, self.device_ = train_with_memory_fallback(
             train, int(self.batch_size), self.device_, self.warnings_)
         return result
+
+    def _depths_together(self, data: AnnotationSet, depths: list[int]) -> bool:
+        """Whether the candidates of every depth train as one batched model here (:func:`selection_rounds`)."""
+        return len(depths) > 1 and selection_rounds(data, self.device_, self._config(device=self.device_).path) == 1
 
     def _fit_by_selection(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
         """Choose the start and/or the depth from held-out answers (``methods/choose.py``): the candidates train on
@@ -531,12 +550,16 @@ class DEEM(Aggregator, BaseEstimator):
         depths = list(SELECTION_DEPTHS) if self.n_layers == "auto" else [int(self.n_layers)]
         groups: list[_EpochOffset] = []
 
-        def train_group(train_data: AnnotationSet, depth: int, group_starts: list[str], guard) -> TrainingResult | None:
+        together = self._depths_together(data, depths)
+
+        def train_group(train_data: AnnotationSet, group: list[int], group_starts: list[str],
+                        guard) -> TrainingResult | None:
             if groups and (groups[-1].stopped or (stop_event is not None and stop_event.is_set())):
                 return None  # stopped or cancelled: the depths not trained yet are left out of the choice
-            offset = _EpochOffset(callbacks, len(groups) * self.epochs_, depth)
+            run_depths = [d for d in group for _ in range(len(group_starts) * len(seeds))]
+            offset = _EpochOffset(callbacks, len(groups) * self.epochs_, run_depths)
             groups.append(offset)
-            return self._train_config(train_data, seeds, depth, group_starts, [offset], stop_event, extra=[guard])
+            return self._train_config(train_data, seeds, group, group_starts, [offset], stop_event, extra=[guard])
 
         started = time.perf_counter()
         if self.init == "auto":  # evidence shown beside the choice (the statistic of the former threshold rule)
@@ -545,7 +568,7 @@ class DEEM(Aggregator, BaseEstimator):
         self._selection["clusters"] = clusters.summary(data.workers)
         candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
                                                       share=float(self.heldout_share), split_seed=int(self.seed),
-                                                      clusters=clusters)
+                                                      clusters=clusters, together=together)
         self.candidates_ = candidates
         self.selection_references_ = references
         self.dependence_clusters_ = clusters

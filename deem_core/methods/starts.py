@@ -53,13 +53,19 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
 
 
 def stack_networks(networks: Sequence[DEEMNetwork]) -> DEEMNetwork:
-    """One batched network holding the runs of every network in order (same shapes apart from R)."""
+    """One batched network holding the runs of every network in order (same workers, classes, layout and bias;
+    networks of different depths give a network of the deepest one's layers whose runs keep their own depths,
+    ``DEEMNetwork.run_depths``)."""
     first = networks[0]
-    out = first.like(sum(n.n_runs for n in networks))
+    depths = [net.depth_of(run) for net in networks for run in range(net.n_runs)]
+    out = DEEMNetwork(len(depths), first.n_workers, first.n_classes, max(depths), **first.spec(),
+                      run_depths=depths).to(first.irbm_weight.device)
     with torch.no_grad():
-        for target, *sources in zip(out.parameters(), *(n.parameters() for n in networks)):
+        for name, target in out.named_parameters():
             start = 0
-            for source in sources:  # slice by slice: no concatenated temporary of the whole parameter
-                target[start:start + source.shape[0]].copy_(source)
-                start += source.shape[0]
+            for net in networks:  # slice by slice: no concatenated temporary of the whole parameter
+                source = dict(net.named_parameters()).get(name)
+                if source is not None:  # a shallower network has no such layer: its runs keep the zeros
+                    target[start:start + net.n_runs].copy_(source)
+                start += net.n_runs
     return out

@@ -33,6 +33,17 @@ SGD moves in differ, and a worker that did not answer a task takes no part in it
 choose: ``"irbm"`` when every worker answered every task (the paper's setting, unchanged), ``"prior"``
 otherwise.
 
+Runs of several depths
+----------------------
+``run_depths`` lets the runs of one network use different numbers of layers (at most ``n_layers``): a run of
+depth ``t`` passes its input unchanged through layers ``t..n_layers-1`` (forward and the sampler's gradient), so
+it computes exactly what a ``t``-layer network computes, and those layers' weights of that run never receive a
+gradient. Candidates of every depth then train as one batched model, one set of kernel launches per step: on a
+GPU a training step is launch-bound (``benchmarks/results/gpu_h200.txt``), so this is what makes choosing the
+depth cost about one run there; on a CPU the shallow runs pay for the deepest run's products, so the trainer
+batches depths only on a GPU (:func:`deem_core.methods.choose.depths_together`).
+Matrix layout only.
+
 Layer weight layouts
 --------------------
 ``layout="matrix"`` (default) stores each layer as one ``(d*K, d*K)`` matrix per run, for the dense
@@ -47,6 +58,8 @@ changes a training task's energy: the stored-pairs model trains exactly as the a
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -131,7 +144,7 @@ class DEEMNetwork(nn.Module):
     """
 
     def __init__(self, n_runs: int, n_workers: int, n_classes: int, n_layers: int = 1, layout: str = "matrix",
-                 pair_keys: torch.Tensor | None = None, bias: str = "irbm"):
+                 pair_keys: torch.Tensor | None = None, bias: str = "irbm", run_depths: Sequence[int] | None = None):
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -158,6 +171,35 @@ class DEEMNetwork(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(r, k))
         for name, value in irbm_constant_masks(d, k).items():
             self.register_buffer(name, value)
+        self.run_depths: list[int] | None = None
+        self._set_run_depths(run_depths)
+
+    def _set_run_depths(self, run_depths: Sequence[int] | None) -> None:
+        """Per-run depths (module docstring, "Runs of several depths"); None or all equal to ``n_layers``: none."""
+        depths = None if run_depths is None else [int(depth) for depth in run_depths]
+        if depths is not None:
+            if len(depths) != self.n_runs or min(depths) < 0 or max(depths) > self.n_layers:
+                raise ValueError(f"run_depths must give {self.n_runs} depths between 0 and {self.n_layers}, "
+                                 f"got {depths}")
+            if self.layout != "matrix" and min(depths) < self.n_layers:
+                raise ValueError("runs of several depths need the matrix layout")
+            if min(depths) == self.n_layers:
+                depths = None
+        self.run_depths = depths
+        # layer j transforms run r when j < depth of r: (R, 1, 1, 1) bool per layer, None where every run does
+        # (not saved: it follows from run_depths; moves with the module)
+        for layer in range(self.n_layers):
+            active = None
+            if depths is not None and min(depths) <= layer:
+                active = torch.tensor([layer < depth for depth in depths]).view(-1, 1, 1, 1)
+            self.register_buffer(f"_layer_active_{layer}", active, persistent=False)
+
+    def _layer_active(self, layer: int) -> torch.Tensor | None:
+        return getattr(self, f"_layer_active_{layer}")
+
+    def depth_of(self, run: int) -> int:
+        """The number of layers run ``run`` uses."""
+        return self.n_layers if self.run_depths is None else self.run_depths[run]
 
     @property
     def n_pairs(self) -> int:
@@ -169,9 +211,24 @@ class DEEMNetwork(nn.Module):
         return {"layout": self.layout, "pair_keys": self.pair_keys, "bias": self.bias}
 
     def like(self, n_runs: int) -> "DEEMNetwork":
-        """A zero network of the same shape, layout and bias with ``n_runs`` runs, on the same device."""
+        """A zero network of the same shape, layout and bias with ``n_runs`` runs, on the same device (every run
+        with all the layers)."""
         device = self.irbm_weight.device
         return DEEMNetwork(n_runs, self.n_workers, self.n_classes, self.n_layers, **self.spec()).to(device)
+
+    @torch.no_grad()
+    def select(self, picked: Sequence[int]) -> "DEEMNetwork":
+        """A copy holding the runs at ``picked`` (renumbered 0..len-1, in that order), with as many layers as the
+        deepest of them uses (runs of one depth: an ordinary network of that depth)."""
+        picked = [int(run) for run in picked]
+        depths = [self.depth_of(run) for run in picked]
+        n_layers = max(depths, default=self.n_layers)
+        out = DEEMNetwork(len(picked), self.n_workers, self.n_classes, n_layers, **self.spec(),
+                          run_depths=depths).to(self.irbm_weight.device)
+        sources = dict(self.named_parameters())
+        for name, target in out.named_parameters():
+            target.copy_(sources[name][picked])
+        return out
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "DEEMNetwork":
@@ -203,7 +260,7 @@ class DEEMNetwork(nn.Module):
         if bias not in BIASES:
             raise ValueError(f"bias must be one of {BIASES}, got {bias!r}")
         out = DEEMNetwork(self.n_runs, self.n_workers, self.n_classes, self.n_layers,
-                          **{**self.spec(), "bias": bias}).to(self.irbm_weight.device)
+                          **{**self.spec(), "bias": bias}, run_depths=self.run_depths).to(self.irbm_weight.device)
         out.load_state_dict({**self.state_dict(), "prior_bias": out.prior_bias})
         out.bias = bias
         if bias != self.bias:
@@ -333,7 +390,7 @@ class DEEMNetwork(nn.Module):
         d, k = self.n_workers, self.n_classes
         device = self.irbm_weight.device
         keys = None if pair_keys is None else torch.as_tensor(pair_keys, dtype=torch.long, device=device)
-        out = DEEMNetwork(self.n_runs, d, k, self.n_layers, layout, keys, self.bias).to(device)
+        out = DEEMNetwork(self.n_runs, d, k, self.n_layers, layout, keys, self.bias, self.run_depths).to(device)
         for layer in range(self.n_layers):
             out.layer_biases[layer].copy_(self.layer_biases[layer])
             if layout == "matrix":
@@ -379,11 +436,14 @@ class DEEMNetwork(nn.Module):
         r, d, k, bsz = x.shape
         outputs = [x]
         current = x
-        for weight, bias in zip(self.layer_weights, self.layer_biases):
+        for layer, (weight, bias) in enumerate(zip(self.layer_weights, self.layer_biases)):
             logits = torch.baddbmm(bias.unsqueeze(-1), weight.transpose(1, 2), current.reshape(r, d * k, bsz))
-            current = sparsemax(logits.view(r, d, k, bsz), dim=2)
+            out = sparsemax(logits.view(r, d, k, bsz), dim=2)
             if mask is not None:
-                current = current * mask.unsqueeze(2)
+                out = out * mask.unsqueeze(2)
+            active = self._layer_active(layer)
+            # a run shallower than this layer passes its input on unchanged (and its weights get no gradient)
+            current = out if active is None else torch.where(active, out, current)
             outputs.append(current)
         return outputs
 
@@ -459,7 +519,9 @@ class DEEMNetwork(nn.Module):
             for layer in range(self.n_layers - 1, -1, -1):
                 # a masked (all-zero) output has an empty support, so its worker gets no gradient here
                 grad_logits = sparsemax_backward(outputs[layer + 1], grad.view(r, d, k, bsz), dim=2)
-                grad = torch.bmm(self.layer_weights[layer], grad_logits.view(r, d * k, bsz))
+                through = torch.bmm(self.layer_weights[layer], grad_logits.view(r, d * k, bsz))
+                active = self._layer_active(layer)  # a run shallower than this layer: the gradient passes on
+                grad = through if active is None else torch.where(active.view(r, 1, 1), through, grad)
             return self._visible_term(terms, v) + log_partition, grad.view(r, d, k, bsz)
 
         return log_density_and_grad
@@ -550,6 +612,7 @@ class DEEMNetwork(nn.Module):
         self.hidden_bias.copy_(b.expand_as(self.hidden_bias))
 
     def extra_repr(self) -> str:
+        depths = "" if self.run_depths is None else f", run_depths={self.run_depths}"
         return (f"runs={self.n_runs}, workers={self.n_workers}, classes={self.n_classes}, "
-                f"layers={self.n_layers}, params/run={sum(p[0].numel() for p in self.parameters())}")
+                f"layers={self.n_layers}{depths}, params/run={sum(p[0].numel() for p in self.parameters())}")
 

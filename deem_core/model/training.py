@@ -139,11 +139,7 @@ class TrainingResult:
 
     def select_runs(self, picked: Sequence[int]) -> "TrainingResult":
         """The same result restricted to the runs at ``picked`` (renumbered 0..len-1, in that order)."""
-        source = self.network
-        network = source.like(len(picked))
-        with torch.no_grad():
-            for target, param in zip(network.parameters(), source.parameters()):
-                target.copy_(param[list(picked)])
+        network = self.network.select(picked)
         new_run = {old: new for new, old in enumerate(picked)}
         history = [{**row, "run": new_run[row["run"]]} for row in self.history if row["run"] in new_run]
         return TrainingResult(network=network, history=history, status=[self.status[i] for i in picked],
