@@ -74,23 +74,34 @@ def test_depths_train_together_only_on_a_gpu_with_the_dense_path():
         DEEMNetwork(2, 3, 3, 2, layout="blocks", run_depths=[0, 2])
 
 
-@pytest.fixture(scope="module")
-def together_and_apart():
-    """``n_layers="auto"`` on a bundled set trained depth by depth (the CPU's way) and all depths together (the
-    GPU's way, forced here on the CPU), with the depth of every progress row seen."""
-    df, _ = read_sample("tree3k", n_tasks=600)
+def _both_ways(df: pd.DataFrame, **options):
+    """``n_layers="auto"`` trained depth by depth (the CPU's way) and all depths together (the GPU's way, forced
+    here on the CPU), with the progress rows each way reported."""
     fits, rows = {}, {}
     for together in (False, True):
         seen = []
         original = deem_module.DEEM._depths_together
         deem_module.DEEM._depths_together = lambda self, data, depths, t=together: t and len(depths) > 1
         try:
-            fits[together] = DEEM(n_layers="auto", epochs=8, seed=0,
+            fits[together] = DEEM(n_layers="auto", seed=0, **options,
                                   callbacks=[lambda epoch, logs, seen=seen: seen.append((epoch, logs))]).fit(df)
         finally:
             deem_module.DEEM._depths_together = original
         rows[together] = seen
     return fits, rows
+
+
+@pytest.fixture(scope="module")
+def together_and_apart():
+    return _both_ways(read_sample("tree3k", n_tasks=600)[0], epochs=8)
+
+
+def test_seeds_keep_their_order_when_depths_train_together():
+    fits, rows = _both_ways(read_sample("condind", n_tasks=300)[0], epochs=3, n_seeds=2)
+    assert [row["candidate_layers"] for row in rows[True][0][1]] == [0] * 4 + [1] * 4 + [2] * 4
+    for a, b in zip(fits[False].candidates_, fits[True].candidates_):
+        assert b.result.seeds == a.result.seeds == [0, 1]
+        np.testing.assert_allclose(a.loglik, b.loglik, atol=1e-4)
 
 
 def test_depths_trained_together_score_and_choose_as_depth_by_depth(together_and_apart):
