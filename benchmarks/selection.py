@@ -44,6 +44,7 @@ from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
+from deem_core.model.engine import path_for  # noqa: E402
 from deem_core.methods.registry import fit_method  # noqa: E402
 from deem_core.methods.choose import CLUSTER_WEIGHTED, MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
@@ -153,6 +154,24 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
     return rows
 
 
+def compare(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    """Per set: the choice and its accuracy in two runs of this script (e.g. depth by depth and together)."""
+    first = before.drop_duplicates("set").set_index("set")
+    second = after.drop_duplicates("set").set_index("set")
+    sets = [s for s in second.index if s in first.index]
+    lines = [f"{'set':<16} {'MV':>6} {'choice A':>9} {'acc A':>6} {'choice B':>9} {'acc B':>6} {'B - A':>6}"]
+    for spec in sets:
+        a, b = first.loc[spec], second.loc[spec]
+        lines.append(f"{spec:<16} {a['mv']:6.2f} {a['chosen_name']:>9} {a['chosen']:6.2f} {b['chosen_name']:>9} "
+                     f"{b['chosen']:6.2f} {b['chosen'] - a['chosen']:+6.2f}")
+    a, b = first.loc[sets], second.loc[sets]
+    same = int((a["chosen_name"] == b["chosen_name"]).sum())
+    lines.append(f"{len(sets)} sets: the same choice on {same}; mean accuracy A {a['chosen'].mean():.2f}, B "
+                 f"{b['chosen'].mean():.2f}; below MV by > 0.05: A {int((a['chosen'] < a['mv'] - 0.05).sum())}, B "
+                 f"{int((b['chosen'] < b['mv'] - 0.05).sum())}; largest change {(b['chosen'] - a['chosen']).abs().max():.2f}")
+    return "\n".join(lines)
+
+
 def fmt(x: float) -> str:
     return "   -  " if x != x else f"{x:6.2f}"
 
@@ -215,9 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--out", default=str(RESULTS / "selection.csv"))
     parser.add_argument("--report", action="store_true", help="only print the tables of the saved CSV")
+    parser.add_argument("--together", action="store_true",
+                        help="train every depth's candidates as one batched model (what a GPU runs; dense path), "
+                             "on this CPU; with --compare, a table of what changed against the saved CSV")
+    parser.add_argument("--compare", default=None, help="a CSV of this script to compare --out with, per set")
     args = parser.parse_args(argv)
     out = Path(args.out)
     torch.set_num_threads(1)
+    if args.together:
+        DEEM._depths_together = lambda self, data, depths: (len(depths) > 1 and path_for(data, "auto") == "dense")
     if not args.report:
         done = pd.read_csv(out) if out.exists() else pd.DataFrame()
         for spec in args.sets or default_sets():
@@ -232,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     frame = pd.read_csv(out)
     text = report(frame)
+    if args.compare:
+        text += (f"\n## Choices against {Path(args.compare).name} (A) — this table is B\n"
+                 + compare(pd.read_csv(args.compare), frame) + "\n")
     notes = out.with_suffix(".notes.txt")  # hand-written reading of the table (what is met, what is not)
     if notes.exists():
         text += "\n" + notes.read_text()

@@ -19,9 +19,11 @@ How clusters are found (:func:`find_dependence_clusters`):
    independent views of the class; nothing is fitted). The statistic is the trace of the difference, i.e. how
    much more often A and B agree than H0 predicts, on the tasks where all four answered; its spread comes from a
    bootstrap over those tasks. The merge is a dependence when the excess is above the one-sided Bonferroni
-   quantile of ``alpha`` over the tested merges. When the other workers carry no information about the class
-   (noise), ``E[r1 r2^T]`` is near singular, the bootstrap spread is large and nothing is declared, so a group
-   that is simply the only informative one is not taken for a copied group.
+   quantile of ``alpha`` over the tested merges. The two halves must agree beyond chance at that same level (the
+   bootstrap z of their excess agreement), or the merge is not tested: halves that carry no information about the
+   class (a random guesser, a constant worker) make H0's prediction the agreement of chance, and a group that is
+   simply the only informative one would be taken for a copied group (seen in a walkthrough: five independent good
+   workers beside one random and one constant worker were one "cluster", +0.104 beyond the prediction).
 3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
    (at most ``max_passes``).
 4. A merge of workers outside every cluster found (agreeing beyond chance) whose other workers form fewer than two
@@ -214,14 +216,22 @@ def _weighted_outer(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([w @ (x[:, k, None] * y) for k in range(x.shape[1])], axis=1)
 
 
+#: what :func:`_moment_test` returns when the other workers form fewer than two sources
+NO_VIEWS = "no views"
+
+
 def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
-                 n_boot: int, rng: np.random.Generator) -> tuple[float, float, float, int] | None:
+                 n_boot: int, rng: np.random.Generator, z_threshold: float = 0.0,
+                 ) -> tuple[float, float, float, int] | str | None:
     """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
-    on the tasks where both sides and both halves of the other workers answered (module docstring); None when
-    the other workers form fewer than two sources or fewer than MIN_COMMON such tasks exist."""
+    on the tasks where both sides and both halves of the other workers answered (module docstring). ``NO_VIEWS``
+    when the other workers form fewer than two sources. None (not tested) when fewer than MIN_COMMON such tasks
+    exist, or when the two halves do not agree beyond chance on them (z of their excess agreement at most
+    ``z_threshold``): halves that carry no evidence about the class (a random guesser, a constant worker) make
+    H0's prediction the agreement of chance, and any two informative groups would then look dependent."""
     rest, sources = _other_sources(np.concatenate([left, right]), labels, activity)
     if sources < 2:
-        return None
+        return NO_VIEWS
     half1, half2 = _halves(labels, rest, activity)
     weights = cluster_weights(labels)
     va, vb = shares.of(left, weights), shares.of(right, weights)
@@ -239,8 +249,16 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
         predicted = np.trace(a2 @ np.linalg.pinv(c12, rcond=1e-6) @ c1b, axis1=1, axis2=2)
         return observed, predicted
 
-    observed, predicted = statistic(np.full((1, m), 1.0 / m))
-    boot_observed, boot_predicted = statistic(rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m)
+    def views_excess(w: np.ndarray) -> np.ndarray:  # how much more often the halves agree than chance
+        return w @ (r1 * r2).sum(1) - ((w @ r1) * (w @ r2)).sum(1)
+
+    sample = np.full((1, m), 1.0 / m)
+    boot = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m
+    views_sd = float(np.std(views_excess(boot), ddof=1))
+    if views_excess(sample)[0] <= z_threshold * views_sd:
+        return None
+    observed, predicted = statistic(sample)
+    boot_observed, boot_predicted = statistic(boot)
     sd = float(np.std(boot_observed - boot_predicted, ddof=1))
     return float(observed[0]), float(predicted[0]), sd, m
 
@@ -287,10 +305,11 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             known = [c for c in clusters if not np.isin(c, members).any()]
             known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
             labels = _labels_from(_maximal(known), d)
-            outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng)
-            if outcome is None:
-                if _other_sources(members, labels, activity)[1] < 2:  # (not for lack of shared tasks)
-                    untestable.append(members)
+            outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng, result.z_threshold)
+            if outcome == NO_VIEWS:
+                untestable.append(members)
+                continue
+            if outcome is None:  # too few shared tasks, or the other workers' halves carry no sign of the class
                 continue
             observed, predicted, sd, m = outcome
             z = (observed - predicted) / max(sd, 1e-12)
