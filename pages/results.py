@@ -8,6 +8,7 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 
 import json  # noqa: E402
 
+import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
@@ -118,8 +119,11 @@ if review and "confidence" in view:
     view = view.sort_values("confidence", kind="stable")
 st.caption(f"{len(view):,} of {len(frame):,} tasks")
 shown = view.reset_index()
-shown["task"] = shown["task"].astype(str)
+if not pd.api.types.is_integer_dtype(shown["task"]):  # whole-number task ids stay numbers (they sort as numbers)
+    shown["task"] = shown["task"].astype(str)
 st.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
+    "task": (st.column_config.NumberColumn("task", format="%d") if pd.api.types.is_integer_dtype(shown["task"])
+             else st.column_config.TextColumn("task")),  # an id: no thousands separator
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
     **{col: st.column_config.NumberColumn(f"p({str(col)[2:]})", format="%.3f") for col in proba_cols},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",

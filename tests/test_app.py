@@ -180,6 +180,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert f"Accuracy against the gold labels: {accuracy}" in texts(at)
     labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
+    # condind's task ids are whole numbers: they stay numbers (a header click sorts 2 before 10, not after)
+    assert pd.api.types.is_integer_dtype(labels["task"]) and sorted(labels["task"])[:3] == [0, 1, 2]
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
