@@ -163,8 +163,11 @@ with st.container(border=True):
     if not any((too_many, bad_layers, bad_seeds, bad_sample)):  # no timing probe of a sweep that will not launch
         estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
                                           device=device, batch_size=batch)
+    whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
     cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
-            f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else ""))
+            f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else
+                                                                " (the sample size is every task: no sample is taken)"
+                                                                if whole else ""))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced

@@ -700,6 +700,10 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     at.switch_page("pages/sweep.py").run()
     at.toggle(key="sweep_sample_on").set_value(True).run()
     assert at.number_input(key="sweep_sample_size").value == 300 and not at.error  # this set's own default
+    # a sample of all 300 tasks is the whole set: said beside the cost (it was silent, third walkthrough)
+    assert any("on 300 tasks (the sample size is every task: no sample is taken)" in c.value for c in at.caption)
+    at.number_input(key="sweep_sample_size").set_value(250).run()
+    assert any("on 250 tasks (a random sample of 300)" in c.value for c in at.caption)
 
 
 def test_a_gold_label_weight_out_of_range_is_said(runs_dir):
