@@ -242,7 +242,8 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     model = DEEM(epochs=3, device="cpu").fit(frame)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
     said = start_explanation(model, "auto")  # the pages' sentence
-    assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene (safety rule: ")
+    assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene — safety rule: ")
+    assert said.count("(") == 1  # one aside (the score difference), not brackets inside brackets
     assert "started from" not in said and "layer(s)" not in said
     assert any("(the safety rule's reference is the model: no further training)" in line
                for line in selection_lines(model.selection_summary()))

@@ -334,7 +334,7 @@ def safety_rule_sentence(summary: dict) -> str | None:
     reference = safety_rule_reference(summary.get("fallback"))
     if reference is None or not summary.get("reason"):
         return None
-    return f"FALLBACK: the labels come from {reference} ({summary['reason']})"
+    return f"FALLBACK: the labels come from {reference} — {summary['reason']}"  # (the reason has brackets)
 
 
 def selection_lines(summary: dict, table: bool = True) -> list[str]:
