@@ -92,7 +92,7 @@ def _fit(data: AnnotationSet, device: torch.device, epochs: int, together: bool,
     deem_module.DEEM._train_config = timed_train
     # together: what a GPU runs (the dense path; the sparse path trains depth by depth on every device)
     deem_module.DEEM._depths_together = (
-        lambda self, d, depths: together and len(depths) > 1 and deem_module.path_for(d, "auto") == "dense")
+        lambda self, d, depths, runs: together and len(depths) > 1 and deem_module.path_for(d, "auto") == "dense")
     try:
         _sync(device)
         wall, cpu = time.perf_counter(), time.process_time()

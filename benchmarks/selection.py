@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     torch.set_num_threads(1)
     if args.together:
-        DEEM._depths_together = lambda self, data, depths: (len(depths) > 1 and path_for(data, "auto") == "dense")
+        DEEM._depths_together = lambda self, data, depths, runs: (len(depths) > 1 and path_for(data, "auto") == "dense")
     if not args.report:
         done = pd.read_csv(out) if out.exists() else pd.DataFrame()
         for spec in args.sets or default_sets():

@@ -795,7 +795,8 @@ def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -
     rounds = len(SELECTION_DEPTHS)
     if choosing and data is not None:
         try:
-            rounds = selection_rounds(data, _train_device(config))
+            rounds = selection_rounds(data, _train_device(config),
+                                      runs_per_depth=2 * int(config.get("n_seeds", TRAIN_DEFAULTS["n_seeds"]) or 1))
         except ValueError:  # a GPU asked for and missing: the job fails with that message when it starts
             pass
     groups = len(trained) + (rounds - 1) * len(choosing)

@@ -214,13 +214,13 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
-def selection_rounds(device: str) -> int:
+def selection_rounds(device: str, n_seeds: int = 1) -> int:
     """The trainings one after another that choosing the depth runs on the active data set on ``device`` (3, or 1
     where the depths train as one batched model, a GPU): what the Train page's time estimate multiplies."""
     from deem_core.methods.deem import SELECTION_DEPTHS, selection_rounds as rounds  # noqa: PLC0415
 
     ds = dataset()
-    return len(SELECTION_DEPTHS) if ds is None else rounds(ds["data"], device)
+    return len(SELECTION_DEPTHS) if ds is None else rounds(ds["data"], device, runs_per_depth=2 * int(n_seeds))
 
 
 def data_key() -> str | None:

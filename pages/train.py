@@ -120,7 +120,7 @@ with st.container(border=True):
     if estimate is not None:
         # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
         # ones), or on a GPU as one batched model (timed as one)
-        rounds = common.selection_rounds(device) if layers_auto and "deem" in deem_methods else 1
+        rounds = common.selection_rounds(device, int(seeds)) if layers_auto and "deem" in deem_methods else 1
         estimate = estimate.with_epochs(planned * rounds)
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
                 + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)"

@@ -495,7 +495,7 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
     from deem_core.methods import deem as deem_module
 
-    monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device: 1)
+    monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device, **_: 1)
     at.number_input(key="train_epochs").set_value(4001).run()  # a new estimate
     shown = texts(at)
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs (the 3 depths as one batched model)" in shown

@@ -81,7 +81,7 @@ def _both_ways(df: pd.DataFrame, **options):
     for together in (False, True):
         seen = []
         original = deem_module.DEEM._depths_together
-        deem_module.DEEM._depths_together = lambda self, data, depths, t=together: t and len(depths) > 1
+        deem_module.DEEM._depths_together = lambda self, data, depths, runs, t=together: t and len(depths) > 1
         try:
             fits[together] = DEEM(n_layers="auto", seed=0, **options,
                                   callbacks=[lambda epoch, logs, seen=seen: seen.append((epoch, logs))]).fit(df)
@@ -129,5 +129,21 @@ def test_a_train_jobs_progress_counts_the_rounds_the_engine_runs(monkeypatch):
     data = deem_module.as_annotation_set(df)
     config = {"methods": ["deem", "mv"], "n_layers": "auto", "epochs": 10, "device": "cpu"}
     assert jobs._train_steps(config, data) == 3 * 10 + 1
-    monkeypatch.setattr(jobs, "selection_rounds", lambda data, device: 1)
+    monkeypatch.setattr(jobs, "selection_rounds", lambda data, device, **_: 1)
     assert jobs._train_steps(config, data) == 10 + 1
+
+
+def test_depths_train_one_after_another_where_together_they_would_not_fit(monkeypatch):
+    data = deem_module.as_annotation_set(read_sample("tree3k", n_tasks=300)[0])
+    assert deem_module.selection_rounds(data, "cpu") == 3
+    monkeypatch.setattr(deem_module, "depths_together", lambda n, device, path: True)  # as on a GPU
+    assert deem_module.selection_rounds(data, "cpu") == 1
+    asked = []
+
+    def too_large(data, config, n_runs, memory_bytes=None):
+        asked.append((config.n_layers, n_runs))
+        raise deem_module.DataError("too large")
+
+    monkeypatch.setattr(deem_module, "check_training_size", too_large)
+    assert deem_module.selection_rounds(data, "cpu", runs_per_depth=4) == 3
+    assert asked == [(2, 12)]  # all six candidates' runs (2 starts x 2 seeds x 3 depths) at the deepest depth

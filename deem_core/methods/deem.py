@@ -11,11 +11,12 @@ averaged into the consensus answer, and ``seed_agreement_`` says how often each 
 
 from __future__ import annotations
 
+
 import io
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,12 +73,22 @@ GOLD_SWITCH_P_VALUE = 0.05
 FORMAT_VERSION = 1
 
 
-def selection_rounds(data: AnnotationSet, device: str | torch.device = "auto", path: str = "auto") -> int:
+def selection_rounds(data: AnnotationSet, device: str | torch.device = "auto", path: str = "auto",
+                     runs_per_depth: int = 2, config: TrainingConfig | None = None) -> int:
     """How many batched trainings, one after another, choosing the depth (``n_layers="auto"``) runs on ``data`` on
-    ``device``: one where every depth's candidates train together (:func:`depths_together`: a GPU, the dense path),
-    else one per depth of :data:`SELECTION_DEPTHS`."""
-    together = depths_together(len(SELECTION_DEPTHS), resolve_device(device), path_for(data, path))
-    return 1 if together else len(SELECTION_DEPTHS)
+    ``device``: one where every depth's candidates train together (:func:`depths_together`: a GPU, the dense path)
+    and all of them (``runs_per_depth`` each: starts x seeds) fit in its memory, else one per depth of
+    :data:`SELECTION_DEPTHS`."""
+    device = resolve_device(device)
+    if not depths_together(len(SELECTION_DEPTHS), device, path_for(data, path)):
+        return len(SELECTION_DEPTHS)
+    config = replace(config or TrainingConfig(), n_layers=max(SELECTION_DEPTHS), path="dense",
+                                 device=str(device))
+    try:
+        check_training_size(data, config, int(runs_per_depth) * len(SELECTION_DEPTHS))
+    except DataError:
+        return len(SELECTION_DEPTHS)
+    return 1
 
 
 def _plain(value: Any) -> Any:
@@ -379,10 +390,8 @@ class DEEM(Aggregator, BaseEstimator):
         self.device_ = resolve_device(self.device)
         runs_trained = int(self.n_seeds) * (len(DEFAULT_LRS) if self.lr == "auto" else 1)
         config = self._config(device=self.device_)
-        if self.n_layers == "auto":  # the deepest candidates, both starts batched (with every depth's on a GPU)
-            together = selection_rounds(data, self.device_, config.path) == 1
-            config.n_layers = max(SELECTION_DEPTHS)
-            runs_trained *= 2 * (len(SELECTION_DEPTHS) if together else 1)
+        if self.n_layers == "auto":  # the deepest candidates, both starts batched (every depth's too, when they fit)
+            config.n_layers, runs_trained = max(SELECTION_DEPTHS), 2 * runs_trained
         check_training_size(data, config, runs_trained)
         self.classes_ = data.classes
         self.workers_ = data.workers
@@ -539,9 +548,11 @@ class DEEM(Aggregator, BaseEstimator):
             train, int(self.batch_size), self.device_, self.warnings_)
         return result
 
-    def _depths_together(self, data: AnnotationSet, depths: list[int]) -> bool:
-        """Whether the candidates of every depth train as one batched model here (:func:`selection_rounds`)."""
-        return len(depths) > 1 and selection_rounds(data, self.device_, self._config(device=self.device_).path) == 1
+    def _depths_together(self, data: AnnotationSet, depths: list[int], runs_per_depth: int) -> bool:
+        """Whether the candidates of every depth train as one batched model here (:func:`selection_rounds`: a GPU,
+        the dense path, and all of them fit in its memory; else one depth after another, as on a CPU)."""
+        config = self._config(device=self.device_)
+        return len(depths) > 1 and selection_rounds(data, self.device_, config.path, runs_per_depth, config) == 1
 
     def _fit_by_selection(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event) -> TrainingResult:
         """Choose the start and/or the depth from held-out answers (``methods/choose.py``): the candidates train on
@@ -550,7 +561,7 @@ class DEEM(Aggregator, BaseEstimator):
         depths = list(SELECTION_DEPTHS) if self.n_layers == "auto" else [int(self.n_layers)]
         groups: list[_EpochOffset] = []
 
-        together = self._depths_together(data, depths)
+        together = self._depths_together(data, depths, len(starts) * len(seeds))
 
         def train_group(train_data: AnnotationSet, group: list[int], group_starts: list[str],
                         guard) -> TrainingResult | None:
