@@ -59,7 +59,7 @@ from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, Ru
 
 __all__ = [
     "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
-    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "train_epochs", "trained_methods", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
+    "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "method_epochs", "train_epochs", "trained_methods", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
 
@@ -783,24 +783,34 @@ def trained_methods(config: Mapping[str, Any]) -> list[str]:
     return [m for m in config.get("methods") or [] if m in METHODS and METHODS[m].trains]
 
 
-def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -> int:
-    """Progress steps of a train job: one per epoch of every trained method, one per other method."""
+def method_epochs(config: Mapping[str, Any], method: str, data: AnnotationSet | None = None,
+                  has_gold: bool = True) -> int:
+    """The epochs a trained method of a train job reports: its epochs (:func:`train_epochs`) times the rounds of
+    training that choosing the depth runs (``n_layers="auto"`` on a method whose layers are not fixed, without a
+    supervised gold term -- ``has_gold`` and a supervised weight: the depths one after another, or one round where
+    they train together, :func:`~deem_core.methods.deem.selection_rounds`)."""
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
-    methods = list(config.get("methods") or [])
-    trained = trained_methods(config)
-    # n_layers="auto" trains the depths one after the other, or together on a GPU (selection_rounds); a method
-    # with fixed layers (iRBM) one model
-    choosing = [m for m in trained if config.get("n_layers") == "auto" and "n_layers" not in METHODS[m].fixed]
+    epochs = train_epochs(config, None if data is None else data.n_tasks)
+    supervised = has_gold and float(config.get("supervised_weight") or 0.0) > 0
+    if config.get("n_layers") != "auto" or "n_layers" in METHODS[method].fixed or supervised:
+        return epochs
     rounds = len(SELECTION_DEPTHS)
-    if choosing and data is not None:
+    if data is not None:
         try:
             rounds = selection_rounds(data, _train_device(config),
                                       runs_per_depth=2 * int(config.get("n_seeds", TRAIN_DEFAULTS["n_seeds"]) or 1))
         except ValueError:  # a GPU asked for and missing: the job fails with that message when it starts
             pass
-    groups = len(trained) + (rounds - 1) * len(choosing)
-    return groups * train_epochs(config, None if data is None else data.n_tasks) + (len(methods) - len(trained))
+    return rounds * epochs
+
+
+def _train_steps(config: Mapping[str, Any], data: AnnotationSet | None = None) -> int:
+    """Progress steps of a train job: one per epoch of every trained method (:func:`method_epochs`), one per other
+    method."""
+    methods = list(config.get("methods") or [])
+    trained = trained_methods(config)
+    return sum(method_epochs(config, m, data) for m in trained) + (len(methods) - len(trained))
 
 
 def _train_device(config: Mapping[str, Any]) -> str:
@@ -899,7 +909,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
         if spec.trains:
             later = trained[trained.index(method) + 1:]
-            progress.start_phase(f"training {spec.name}", train_epochs(cfg, data.n_tasks), "epoch",
+            progress.start_phase(f"training {spec.name}", method_epochs(cfg, method, data, gold is not None), "epoch",
                                  then_s=len(later) * per_trained_s + baselines_s)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)

@@ -148,7 +148,8 @@ with st.container(border=True):
                                  f"tasks: the same recommendation in a fraction of the time")
     sample_size, bad_sample = common.whole_number(
         c[1], "Tasks in the sample", 200, max(200, data.n_tasks), value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)),
-        step=1000, key="sweep_sample_size", persist_state="session", disabled=not sample_on,
+        step=1000 if data.n_tasks >= 10_000 else 100 if data.n_tasks >= 1_000 else 10,  # "+" stays in range
+        key="sweep_sample_size", persist_state="session", disabled=not sample_on,
         help=f"200 to {max(200, data.n_tasks):,} (all tasks)")
     bad_sample = bad_sample if sample_on else None
     try:
@@ -165,9 +166,9 @@ with st.container(border=True):
                                           device=device, batch_size=batch)
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
     cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
-            f"{int(epochs)} epochs on {swept_tasks:,} tasks" + (f" (a random sample of {data.n_tasks:,})" if sample else
-                                                                " (the sample size is every task: no sample is taken)"
-                                                                if whole else ""))
+            f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
+                                            else f"{swept_tasks:,} tasks" + (" (the sample size is every task: no "
+                                                                             "sample is taken)" if whole else "")))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced

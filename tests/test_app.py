@@ -703,7 +703,9 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     # a sample of all 300 tasks is the whole set: said beside the cost (it was silent, third walkthrough)
     assert any("on 300 tasks (the sample size is every task: no sample is taken)" in c.value for c in at.caption)
     at.number_input(key="sweep_sample_size").set_value(250).run()
-    assert any("on 250 tasks (a random sample of 300)" in c.value for c in at.caption)
+    assert any("on a random sample of 250 of the 300 tasks" in c.value for c in at.caption)
+    at.number_input(key="sweep_sample_size").increment().run()  # "+" on a 300-task set: 260, not 1,250
+    assert at.number_input(key="sweep_sample_size").value == 260 and not at.error
 
 
 def test_a_gold_label_weight_out_of_range_is_said(runs_dir):

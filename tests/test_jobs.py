@@ -330,3 +330,22 @@ def test_a_second_launch_of_the_same_job_is_found_as_its_active_twin(manager):
     manager.cancel(run_id)
     manager.wait(run_id, timeout=60)
     assert manager.active_twin("train", config, "alice", data.fingerprint()) is None  # ended: a new launch is fine
+
+
+def test_choosing_the_depth_counts_every_rounds_epochs_in_its_phase(manager):
+    """With n_layers="auto" the three depths train one after another on a CPU: the "training DEEM" phase counts
+    their 3 x 20 epochs (a walkthrough saw "epoch 141 of 100 ... about 0.0 s left")."""
+    data, _ = tiny(300)
+    run_id = manager.submit("train", {"methods": ["deem", "irbm", "mv"], "epochs": 20, "n_layers": "auto",
+                                      "device": "cpu"}, data=data)
+    seen = []
+    while True:
+        snap = manager.snapshot(run_id)
+        seen.append((snap.phase, snap.phase_done, snap.phase_total))
+        if snap.status not in ("queued", "running"):
+            break
+        time.sleep(0.01)
+    assert snap.status == "finished", snap.message
+    assert snap.steps_done == snap.steps_total == 3 * 20 + 20 + 1  # DEEM's three depths, iRBM, majority vote
+    assert all(done <= total for _, done, total in seen if total), [s for s in seen if s[1] > s[2]][:3]
+    assert {total for phase, _, total in seen if phase == "training DEEM"} == {60}

@@ -255,7 +255,10 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
     sample = np.full((1, m), 1.0 / m)
     boot = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m
     views_sd = float(np.std(views_excess(boot), ddof=1))
-    if views_excess(sample)[0] <= z_threshold * views_sd:
+    views = float(views_excess(sample)[0])
+    # (a constant worker's half agrees exactly as chance does in every resample: excess and spread are both 0 up to
+    # rounding, which must not count as agreement)
+    if views <= z_threshold * views_sd or views <= 1e-9:
         return None
     observed, predicted = statistic(sample)
     boot_observed, boot_predicted = statistic(boot)
