@@ -98,15 +98,15 @@ if len(runs):
     st.session_state["_runs_chosen"] = chosen
     status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
     kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
-    c = st.columns([1, 1, 1, 5])
-    if c[0].button("Open", type="primary", key="runs_open"):
+    row = st.container(horizontal=True)  # buttons as wide as their words (fixed columns cut them to "O..")
+    if row.button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):
             common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))
-    if status in ACTIVE_STATUSES and c[1].button("Cancel", key="runs_cancel"):
+    if status in ACTIVE_STATUSES and row.button("Cancel", key="runs_cancel"):
         common.cancel(chosen)
-    if status not in ACTIVE_STATUSES and c[1].button("Delete", key="runs_delete"):
+    if status not in ACTIVE_STATUSES and row.button("Delete", key="runs_delete"):
         st.session_state["_confirm_delete"] = chosen
-    if c[2].button("Rename", key="runs_rename"):
+    if row.button("Rename", key="runs_rename"):
         st.session_state["_rename"] = chosen
     if st.session_state.get("_rename") == chosen:
         current = runs.loc[runs["run_id"] == chosen, "name"].iloc[0]
