@@ -97,7 +97,8 @@ with st.container(border=True):
     layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
                               persist_state="session",
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
-                                   "best (about 3x the training time); the Layers box is then ignored")
+                                   "best (about 3x the training time); the Layers box is then ignored. Not with a "
+                                   "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
     if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
@@ -120,11 +121,12 @@ with st.container(border=True):
     if estimate is not None:
         # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
         # ones), or on a GPU as one batched model (timed as one)
-        rounds = common.selection_rounds(device, int(seeds)) if layers_auto and "deem" in deem_methods else 1
+        # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
+        choosing = layers_auto and "deem" in deem_methods and not (gold is not None and float(weight) > 0)
+        rounds = common.selection_rounds(device, int(seeds)) if choosing else 1
         estimate = estimate.with_epochs(planned * rounds)
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
-                + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)"
-                   if layers_auto and "deem" in deem_methods else "")
+                + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
     out_of_range = common.show_problems(problems)

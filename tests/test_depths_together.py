@@ -147,3 +147,13 @@ def test_depths_train_one_after_another_where_together_they_would_not_fit(monkey
     monkeypatch.setattr(deem_module, "check_training_size", too_large)
     assert deem_module.selection_rounds(data, "cpu", runs_per_depth=4) == 3
     assert asked == [(2, 12)]  # all six candidates' runs (2 starts x 2 seeds x 3 depths) at the deepest depth
+
+
+def test_choosing_the_layers_says_when_it_cannot_choose():
+    df, truth = read_sample("condind", n_tasks=300)
+    model = DEEM(n_layers="auto", epochs=2, supervised_weight=1.0).fit(df, gold=truth)
+    assert model.n_layers_ == 1 and model.candidates_ is None
+    assert any("the layers are chosen from held-out answers only without those; here gold labels were given to "
+               "fit, so 1 layer is used" in w for w in model.warnings_)
+    chosen = DEEM(n_layers="auto", epochs=2).fit(df)
+    assert not any("layers are chosen" in w for w in chosen.warnings_)

@@ -358,6 +358,10 @@ class DEEM(Aggregator, BaseEstimator):
             selecting = False
             self._selection["reason"] = (f"too few answers to hold out {MIN_HELDOUT} for choosing: the Dawid-Skene "
                                          f"start and {self.n_layers_} layer(s) are used")
+        if self.n_layers == "auto" and (has_gold or self.lr == "auto"):
+            why = "gold labels were given to fit" if has_gold else "the learning rate is swept (lr='auto')"
+            self.warnings_.append(f"the layers are chosen from held-out answers only without those; here {why}, so "
+                                  f"{self.n_layers_} layer is used")
         self.lr_ = None if self.lr == "auto" else float(self.lr)
         if selecting:
             self.init_evidence_, self.init_scores_ = None, {}
