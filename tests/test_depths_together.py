@@ -157,3 +157,20 @@ def test_choosing_the_layers_says_when_it_cannot_choose():
                "fit, so 1 layer is used" in w for w in model.warnings_)
     chosen = DEEM(n_layers="auto", epochs=2).fit(df)
     assert not any("layers are chosen" in w for w in chosen.warnings_)
+
+
+def test_the_training_curves_draw_one_line_per_candidate(together_and_apart):
+    """The live curves of a choice: the candidates share seed and epochs, and grouped by method and seed alone they
+    were one line jumping between them every epoch (seen in Chromium)."""
+    from deem_core.plots.curves import training_curves_figure
+
+    _, rows = together_and_apart
+    history = pd.DataFrame([{**row, "method": "deem"} for _, logs in rows[False] for row in logs])
+    history = pd.concat([history, pd.DataFrame({"method": "irbm", "seed": 0, "epoch": [1, 2],
+                                                "energy_difference": [0.1, 0.05]})], ignore_index=True)
+    fig = training_curves_figure(history)
+    names = [trace.name for trace in fig.data]
+    assert sorted(names) == sorted(["iRBM"] + [f"DEEM ({start} start, {depth} layer{'s' if depth != 1 else ''})"
+                                               for start in ("majority vote", "Dawid-Skene") for depth in (0, 1, 2)])
+    for trace in fig.data:  # each line goes forward in epochs, one point per epoch
+        assert list(trace.x) == sorted(set(trace.x)), trace.name

@@ -116,14 +116,16 @@ def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
 
 class _EpochOffset:
     """Forwards a candidate group's epochs to the user's callbacks, numbered after the groups before it, with the
-    run's depth in every row (so a progress bar and a live curve go on across the depths of a selection)."""
+    run's depth and start in every row (so a progress bar and a live curve go on across the depths of a selection)."""
 
-    def __init__(self, callbacks: Sequence[Any], offset: int, run_depths: Sequence[int]):
-        self.callbacks, self.offset, self.run_depths = list(callbacks), int(offset), [int(d) for d in run_depths]
+    def __init__(self, callbacks: Sequence[Any], offset: int, run_candidates: Sequence[tuple[int, str]]):
+        self.callbacks, self.offset = list(callbacks), int(offset)
+        self.run_candidates = [(int(depth), str(start)) for depth, start in run_candidates]
         self.stopped = False
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
-        rows = [{**row, "candidate_layers": self.run_depths[row["run"]]} for row in logs]
+        rows = [{**row, "candidate_layers": self.run_candidates[row["run"]][0],
+                 "candidate_start": self.run_candidates[row["run"]][1]} for row in logs]
         for cb in self.callbacks:
             if getattr(cb, "on_epoch_end", cb)(epoch + self.offset, rows):
                 self.stopped = True
@@ -571,8 +573,8 @@ class DEEM(Aggregator, BaseEstimator):
                         guard) -> TrainingResult | None:
             if groups and (groups[-1].stopped or (stop_event is not None and stop_event.is_set())):
                 return None  # stopped or cancelled: the depths not trained yet are left out of the choice
-            run_depths = [d for d in group for _ in range(len(group_starts) * len(seeds))]
-            offset = _EpochOffset(callbacks, len(groups) * self.epochs_, run_depths)
+            run_candidates = [(d, start) for d in group for start in group_starts for _ in seeds]
+            offset = _EpochOffset(callbacks, len(groups) * self.epochs_, run_candidates)
             groups.append(offset)
             return self._train_config(train_data, seeds, group, group_starts, [offset], stop_event, extra=[guard])
 

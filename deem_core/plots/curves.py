@@ -18,8 +18,9 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from deem_core.analysis.recommend import ema, lr_key
+from deem_core.methods.registry import display_name
 
-__all__ = ["ENERGY_METRICS", "METRIC_TITLES", "energy_curves_figure", "lr_colors"]
+__all__ = ["ENERGY_METRICS", "METRIC_TITLES", "energy_curves_figure", "lr_colors", "training_curves_figure"]
 
 ENERGY_METRICS = ("energy_difference", "positive_energy", "negative_energy")
 METRIC_TITLES = {
@@ -127,4 +128,45 @@ def energy_curves_figure(
                       legend={"title": {"text": "learning rate "}, "orientation": "h", "yanchor": "top",
                               "y": -0.18 if len(metrics) == 1 else -0.08, "x": 0.0},
                       margin={"b": 90}, height=max(420, 300 * len(metrics)))
+    return fig
+
+
+#: how a start is named beside a curve
+START_NAMES = {"ds": "Dawid-Skene", "mv": "majority vote"}
+
+
+def _candidate_name(candidate: dict) -> str:
+    """`` (Dawid-Skene start, 2 layers)`` for a candidate of a choice; empty for a run that is none."""
+    start, layers = candidate.get("candidate_start"), candidate.get("candidate_layers")
+    bits = [f"{START_NAMES.get(start, start)} start" if isinstance(start, str) else "",
+            f"{int(layers)} layer{'s' if int(layers) != 1 else ''}" if pd.notna(layers) else ""]
+    bits = [b for b in bits if b]
+    return f" ({', '.join(bits)})" if bits else ""
+
+
+def training_curves_figure(history: pd.DataFrame, max_points: int = 1000) -> go.Figure:
+    """Energy difference per epoch of a training job's history (a ``method`` column, the training rows): one line
+    per method, seed and candidate (start x depth of a choice, the ``candidate_*`` columns of its rows), at most
+    ``max_points`` points per line.
+
+    Built trace by trace with plotly.graph_objects: ~10x cheaper than plotly.express here (measured 10 ms vs
+    120 ms for 2 x 600 epochs). That matters: a dashboard redraws it every second in the server process, whose
+    Python work competes with the training threads for the GIL. Grouped by method and seed alone, the candidates
+    of a choice (same seed, same epochs) made one line jumping between them every epoch (seen in Chromium)."""
+    frame = history.dropna(subset=["energy_difference"])
+    several = frame["seed"].nunique() > 1
+    keys = ["method", "seed"] + [c for c in ("candidate_start", "candidate_layers") if c in frame]
+    fig = go.Figure()
+    for values, part in frame.groupby(keys, sort=True, dropna=False):
+        method, seed, *candidate = values
+        step = max(1, -(-len(part) // max_points))
+        part = part.iloc[::step]
+        name = display_name(str(method)) + _candidate_name(dict(zip(keys[2:], candidate))) + (
+            f" seed {seed}" if several else "")
+        fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
+                                 name=name, hovertemplate=f"{name}<br>epoch %{{x}}<br>energy difference "
+                                                          f"%{{y:.4g}}<extra></extra>"))
+    fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}},
+                      xaxis_title="epoch", yaxis_title="energy difference (pos. − neg.)")
+    fig.update_xaxes(tickformat="d")
     return fig
