@@ -748,7 +748,7 @@ def start_explanation(model: Any, asked: str) -> str:
         return text + " (start chosen in the form)"
     if summary.get("reason"):  # what was chosen: the start, or the start and the depth ("auto" read as the depth's)
         what = "start and layers chosen" if getattr(model, "n_layers", None) == "auto" else "start chosen"
-        text += f" ({what}: {summary['reason']})"
+        text += f" — {what}: {summary['reason']}"  # (the reason may hold brackets of its own)
     evidence = getattr(model, "init_evidence_", None)
     if evidence:
         switched = evidence.get("unsupervised_choice") != getattr(model, "init_", None)

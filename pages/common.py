@@ -214,6 +214,16 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
+def labelled_method_name(method: str, entry: dict | None) -> str:
+    """A method's display name; one whose labels are the safety rule's reference says whose they are
+    ("DEEM (labels from cluster-weighted Dawid-Skene)"). ``entry``: the method's metrics in its run."""
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+    from deem_studio.jobs import method_name  # noqa: PLC0415
+
+    returned = safety_rule_reference(((entry or {}).get("selection") or {}).get("fallback"))
+    return method_name(method) + (f" (labels from {returned})" if returned else "")
+
+
 def selection_rounds(device: str, n_seeds: int = 1) -> int:
     """The trainings one after another that choosing the depth runs on the active data set on ``device`` (3, or 1
     where the depths train as one batched model, a GPU): what the Train page's time estimate multiplies."""

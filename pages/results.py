@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
+from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
 from pages import common  # noqa: E402
@@ -75,8 +75,7 @@ frame = results[method]
 
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
-    returned = safety_rule_reference(((metrics.get(m) or {}).get("selection") or {}).get("fallback"))
-    return method_name(m) + (f" (labels from {returned})" if returned else "")
+    return common.labelled_method_name(m, metrics.get(m))
 
 
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
@@ -92,7 +91,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                      and "FALLBACK" not in first else ""))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
-            st.text(f"Note: {line} (\"Only disagreements\" below lists those tasks.)")
+            st.text(f"{line[:1].upper()}{line[1:]} (\"Only disagreements\" below lists those tasks.)")
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
         with st.expander(f"How {chose} chosen"):  # (the note above is not said again)

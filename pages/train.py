@@ -215,7 +215,7 @@ for method, entry in metrics.items():
 rows = []
 for method, entry in metrics.items():
     accuracy = entry.get("accuracy")
-    rows.append({"method": method_name(method), "status": entry.get("status"),
+    rows.append({"method": common.labelled_method_name(method, entry), "status": entry.get("status"),
                  "accuracy vs gold": float(accuracy) if accuracy is not None else float("nan"),
                  "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
                  "seconds": entry.get("seconds"), "note": entry.get("message", "")})

@@ -166,7 +166,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert "finished: finished" not in texts(at) and "finished · finished" not in texts(at)
     assert "started from" in texts(at)  # which start init=auto chose, and why
     # the layers were set in the form: the reason is the start's alone (it read "1 layer(s) (auto: ...)")
-    assert re.search(r"1 layer\(s\) \(start chosen: ", texts(at)) and "(auto: " not in texts(at)
+    assert re.search(r"1 layer\(s\) — start chosen: ", texts(at)) and "(auto: " not in texts(at)
     table = at.dataframe[0].value
     assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]
     assert table["accuracy vs gold"].between(0.5, 1.0).all()
@@ -567,11 +567,13 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     snap = wait_done(at.session_state["train_run"])
     assert snap.status == "finished", snap.message
     at.run()  # the Train page of the finished run: no curve for labels nobody trained, and why
+    methods = next(t.value for t in at.dataframe if "method" in t.value.columns)["method"]
+    assert list(methods) == ["DEEM (labels from cluster-weighted Dawid-Skene)"]  # as on Results and in the Runs grid
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
             "not trained.") in [str(c.value) for c in at.caption]
     at.switch_page("pages/results.py").run()
     no_problem(at)
-    notes = [str(t.value) for t in at.text if str(t.value).startswith("Note: not testable: 5 workers (g1_leaf1")]
+    notes = [str(t.value) for t in at.text if str(t.value).startswith("Not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
     # beside the accuracy, the labels are said to be the safety rule's reference, not a trained DEEM
     assert re.search(r"Accuracy against the gold labels: DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{4}",

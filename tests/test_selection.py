@@ -281,5 +281,5 @@ def test_the_sentence_says_whether_the_layers_were_chosen_too():
     fixed = DEEM(epochs=2, device="cpu").fit(frame)
     chosen = DEEM(n_layers="auto", epochs=2, device="cpu").fit(frame)
     assert fixed.fallback_ is None and chosen.fallback_ is None
-    assert ", 1 layer(s) (start chosen: " in start_explanation(fixed, "auto")
-    assert f", {chosen.n_layers_} layer(s) (start and layers chosen: " in start_explanation(chosen, "auto")
+    assert ", 1 layer(s) — start chosen: " in start_explanation(fixed, "auto")
+    assert f", {chosen.n_layers_} layer(s) — start and layers chosen: " in start_explanation(chosen, "auto")
