@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.analysis.selection import safety_rule_sentence
+from deem_core.analysis.selection import safety_rule_reference, safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, selection_rounds
@@ -982,6 +982,9 @@ def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels
         if entry.get("accuracy") is not None and not (isinstance(entry["accuracy"], float)
                                                       and math.isnan(entry["accuracy"])):
             summary[f"accuracy_{method}"] = entry["accuracy"]
+        returned = safety_rule_reference(((entry.get("selection") or {}).get("fallback")))
+        if returned:  # whose labels these are, for the runs list
+            summary[f"labels_from_{method}"] = returned
     store.update_summary(ctx.run_id, **summary)
 
 

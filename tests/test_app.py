@@ -569,6 +569,10 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.run()  # the Train page of the finished run: no curve for labels nobody trained, and why
     methods = next(t.value for t in at.dataframe if "method" in t.value.columns)["method"]
     assert list(methods) == ["DEEM (labels from cluster-weighted Dawid-Skene)"]  # as on Results and in the Runs grid
+    at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    assert re.fullmatch(r"DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}", grid["summary"].iloc[0])
+    at.switch_page("pages/train.py").run()
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
             "not trained.") in [str(c.value) for c in at.caption]
     at.switch_page("pages/results.py").run()
