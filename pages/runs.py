@@ -68,6 +68,14 @@ def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
     return f"{epochs:,}" if planned >= epochs else f"{planned:,} of {epochs:,}"
 
 
+def tasks_text(config: dict, n_tasks: object) -> str:
+    """The tasks a run trained on: the data set's count, or "250 of 300" for a sweep on a task sample."""
+    if pd.isna(n_tasks):
+        return ""
+    sample = (config or {}).get("sample_tasks")
+    return f"{int(sample):,} of {int(n_tasks):,}" if sample else f"{int(n_tasks):,}"
+
+
 runs = mgr.store.list(owner=common.workspace())
 if len(runs):
     configs = runs["config"]
@@ -76,7 +84,7 @@ if len(runs):
         "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
-        "name": shown_name, "tasks": [f"{int(n):,}" if pd.notna(n) else "" for n in runs["n_tasks"]],
+        "name": shown_name, "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
         "methods": [setting(c, "methods") for c in configs],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""

@@ -712,6 +712,12 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     assert any("on a random sample of 250 of the 300 tasks" in c.value for c in at.caption)
     at.number_input(key="sweep_sample_size").increment().run()  # "+" on a 300-task set: 260, not 1,250
     assert at.number_input(key="sweep_sample_size").value == 260 and not at.error
+    at.number_input(key="sweep_epochs").set_value(2).run()
+    at.button(key="sweep_launch").click().run()
+    wait_done(at.session_state["sweep_run"])
+    at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "tasks" in t.value.columns)
+    assert list(grid["tasks"]) == ["260 of 300"]  # the sample it swept, of the set's tasks
 
 
 def test_a_gold_label_weight_out_of_range_is_said(runs_dir):
