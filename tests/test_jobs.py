@@ -349,3 +349,21 @@ def test_choosing_the_depth_counts_every_rounds_epochs_in_its_phase(manager):
     assert snap.steps_done == snap.steps_total == 3 * 20 + 20 + 1  # DEEM's three depths, iRBM, majority vote
     assert all(done <= total for _, done, total in seen if total), [s for s in seen if s[1] > s[2]][:3]
     assert {total for phase, _, total in seen if phase == "training DEEM"} == {60}
+
+
+def test_time_left_leans_on_the_launch_estimate_until_the_pace_has_been_measured_long_enough():
+    """A walkthrough saw "about 50 s left" with 84 s to go: the pace of the first, cheapest depth's epochs."""
+    from deem_studio.jobs import ProgressSnapshot
+
+    now = time.time()
+
+    def left(done: int) -> float:
+        return ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 1.0, estimate_s=90.0,
+                                steps_done=done, steps_total=1000, phase_done=done, phase_total=1000,
+                                rate_s=0.05).eta
+
+    assert 85 < left(10) < 89.5  # 1% done: mostly the launch estimate (89 s left), not 0.05 x 990 = 49.5 s
+    assert abs(left(990) - 0.5) < 1.0  # 99% done: the measured pace
+    no_estimate = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 1.0,
+                                   steps_done=10, steps_total=1000, phase_done=10, phase_total=1000, rate_s=0.05)
+    assert no_estimate.eta == pytest.approx(49.5)
