@@ -46,7 +46,7 @@ import pandas as pd
 from deem_core.analysis.selection import safety_rule_reference, safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.methods.base import defaults_of
-from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, selection_rounds
+from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import display_name
 from deem_core.methods.sweep import run_sweep
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
@@ -798,14 +798,18 @@ def method_epochs(config: Mapping[str, Any], method: str, data: AnnotationSet | 
     from deem_core.methods.registry import METHODS  # noqa: PLC0415
 
     epochs = train_epochs(config, None if data is None else data.n_tasks)
-    supervised = has_gold and float(config.get("supervised_weight") or 0.0) > 0
-    if config.get("n_layers") != "auto" or "n_layers" in METHODS[method].fixed or supervised:
+    if "n_layers" in METHODS[method].fixed:  # (iRBM: 0 layers)
+        return epochs
+    n_layers = config.get("n_layers", TRAIN_DEFAULTS["n_layers"])
+    gold_fit = has_gold and float(config.get("supervised_weight") or 0.0) > 0  # what reaches the fit (registry)
+    lr = config.get("lr", TRAIN_DEFAULTS["lr"])
+    if not chooses_depth(n_layers, gold_fit, lr):
         return epochs
     rounds = len(SELECTION_DEPTHS)
     if data is not None:
         try:
-            rounds = selection_rounds(data, _train_device(config),
-                                      runs_per_depth=2 * int(config.get("n_seeds", TRAIN_DEFAULTS["n_seeds"]) or 1))
+            rounds = training_rounds(data, n_layers, _train_device(config), gold_fit, lr,
+                                     runs_per_depth=2 * int(config.get("n_seeds", TRAIN_DEFAULTS["n_seeds"]) or 1))
         except ValueError:  # a GPU asked for and missing: the job fails with that message when it starts
             pass
     return rounds * epochs

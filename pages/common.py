@@ -224,13 +224,16 @@ def labelled_method_name(method: str, entry: dict | None) -> str:
     return method_name(method) + (f" (labels from {returned})" if returned else "")
 
 
-def selection_rounds(device: str, n_seeds: int = 1) -> int:
-    """The trainings one after another that choosing the depth runs on the active data set on ``device`` (3, or 1
-    where the depths train as one batched model, a GPU): what the Train page's time estimate multiplies."""
-    from deem_core.methods.deem import SELECTION_DEPTHS, selection_rounds as rounds  # noqa: PLC0415
+def training_rounds(n_layers: int | str, device: str, has_gold: bool, n_seeds: int = 1) -> int:
+    """The trainings one after another that DEEM with these settings runs on the active data set
+    (:func:`deem_core.methods.deem.training_rounds`: 3 while it chooses its depth, 1 where the depths train as one
+    batched model or the depth is not chosen): what the Train page's time estimate multiplies."""
+    from deem_core.methods.deem import SELECTION_DEPTHS, chooses_depth, training_rounds as rounds  # noqa: PLC0415
 
     ds = dataset()
-    return len(SELECTION_DEPTHS) if ds is None else rounds(ds["data"], device, runs_per_depth=2 * int(n_seeds))
+    if ds is None:
+        return len(SELECTION_DEPTHS) if chooses_depth(n_layers, has_gold) else 1
+    return rounds(ds["data"], n_layers, device, has_gold, runs_per_depth=2 * int(n_seeds))
 
 
 def data_key() -> str | None:

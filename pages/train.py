@@ -16,6 +16,7 @@ from deem_core.analysis.selection import safety_rule_reference, selection_lines,
 from deem_core.model.training import budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
+from deem_core.methods.deem import chooses_depth  # noqa: E402
 from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -122,8 +123,9 @@ with st.container(border=True):
         # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
         # ones), or on a GPU as one batched model (timed as one)
         # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
-        choosing = layers_auto and "deem" in deem_methods and not (gold is not None and float(weight) > 0)
-        rounds = common.selection_rounds(device, int(seeds)) if choosing else 1
+        supervised = gold is not None and float(weight) > 0
+        choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
+        rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
         estimate = estimate.with_epochs(planned * rounds)
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
                 + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")

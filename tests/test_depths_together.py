@@ -129,7 +129,7 @@ def test_a_train_jobs_progress_counts_the_rounds_the_engine_runs(monkeypatch):
     data = deem_module.as_annotation_set(df)
     config = {"methods": ["deem", "mv"], "n_layers": "auto", "epochs": 10, "device": "cpu"}
     assert jobs._train_steps(config, data) == 3 * 10 + 1
-    monkeypatch.setattr(jobs, "selection_rounds", lambda data, device, **_: 1)
+    monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device, **_: 1)
     assert jobs._train_steps(config, data) == 10 + 1
 
 

@@ -152,11 +152,12 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
     layers = spec.fixed.get("n_layers", options["n_layers"])
     from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
-    from deem_core.methods.deem import selection_rounds  # noqa: PLC0415
+    from deem_core.methods.deem import training_rounds  # noqa: PLC0415
 
     # rounds of training for the depths: one after another, or one batched model on a GPU
-    choosing = layers == "auto" and not (truth is not None and args.gold_weight > 0)
-    groups = selection_rounds(data, options.get("device", "auto")) if choosing else 1
+    groups = training_rounds(data, layers, options.get("device", "auto"),
+                             has_gold=truth is not None and args.gold_weight > 0, lr=options["lr"],
+                             runs_per_depth=2 * int(args.seeds))
     from deem_core.model.training import epochs_within_budget  # noqa: PLC0415
 
     note = budget_note(data.n_tasks, args.epochs, args.batch_size, args.max_updates)

@@ -51,8 +51,8 @@ from deem_core.model.network import DEEMNetwork
 from deem_core.model.engine import task_outputs
 from deem_core.model.training import TrainingResult
 
-__all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network", "cluster_weighted_network",
-           "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
+__all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network",
+           "cluster_weighted_network", "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
@@ -266,7 +266,7 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
     ``group_depths`` as one batched model (runs ordered depth by depth, start by start within a depth, seeds
     within a start) and returns the TrainingResult, or None to leave those depths out (training was stopped or
     cancelled before them). ``together``: every depth in one group (one batched model of runs of several depths,
-    :func:`depth_groups`); otherwise one group per depth, trained one after the other. ``clusters``: the
+    :func:`depths_together`); otherwise one group per depth, trained one after the other. ``clusters``: the
     dependence clusters (None: every worker alone). Returns the candidates (in ``depths`` x ``starts`` order), the
     held-out answers and the references (majority vote, cluster-weighted Dawid-Skene) scored on them.
     """

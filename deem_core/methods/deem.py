@@ -11,7 +11,6 @@ averaged into the consensus answer, and ``seed_agreement_`` says how often each 
 
 from __future__ import annotations
 
-
 import io
 import math
 import threading
@@ -34,8 +33,8 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SA
 from deem_core.methods.base import Aggregator
 from deem_core.methods.baselines import MajorityVoteAggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
-                                     cluster_weighted_network, depths_together, fit_candidates, major_classes, majority_vote_network,
-                                     train_guarded)
+                                     cluster_weighted_network, depths_together, fit_candidates, major_classes,
+                                     majority_vote_network, train_guarded)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
@@ -49,7 +48,7 @@ from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingR
                                       epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
-           "SELECTION_DEPTHS", "selection_rounds"]
+           "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
 #: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
@@ -82,13 +81,27 @@ def selection_rounds(data: AnnotationSet, device: str | torch.device = "auto", p
     device = resolve_device(device)
     if not depths_together(len(SELECTION_DEPTHS), device, path_for(data, path)):
         return len(SELECTION_DEPTHS)
-    config = replace(config or TrainingConfig(), n_layers=max(SELECTION_DEPTHS), path="dense",
-                                 device=str(device))
+    config = replace(config or TrainingConfig(), n_layers=max(SELECTION_DEPTHS), path="dense", device=str(device))
     try:
         check_training_size(data, config, int(runs_per_depth) * len(SELECTION_DEPTHS))
     except DataError:
         return len(SELECTION_DEPTHS)
     return 1
+
+
+def chooses_depth(n_layers: int | str, has_gold: bool = False, lr: float | str = DEFAULT_LR) -> bool:
+    """Whether a fit with these settings chooses its depth from held-out answers: ``n_layers="auto"`` without gold
+    labels given to fit and with a fixed learning rate (else it uses 1 layer and says so)."""
+    return n_layers == "auto" and not has_gold and lr != "auto"
+
+
+def training_rounds(data: AnnotationSet, n_layers: int | str, device: str | torch.device = "auto",
+                    has_gold: bool = False, lr: float | str = DEFAULT_LR, runs_per_depth: int = 2) -> int:
+    """The batched trainings one after another of a fit with these settings: :func:`selection_rounds` where it
+    chooses its depth (:func:`chooses_depth`), else one."""
+    if not chooses_depth(n_layers, has_gold, lr):
+        return 1
+    return selection_rounds(data, device, runs_per_depth=runs_per_depth)
 
 
 def _plain(value: Any) -> Any:
@@ -360,7 +373,7 @@ class DEEM(Aggregator, BaseEstimator):
             selecting = False
             self._selection["reason"] = (f"too few answers to hold out {MIN_HELDOUT} for choosing: the Dawid-Skene "
                                          f"start and {self.n_layers_} layer(s) are used")
-        if self.n_layers == "auto" and (has_gold or self.lr == "auto"):
+        if self.n_layers == "auto" and not chooses_depth(self.n_layers, has_gold, self.lr):
             why = "gold labels were given to fit" if has_gold else "the learning rate is swept (lr='auto')"
             self.warnings_.append(f"the layers are chosen from held-out answers only without those; here {why}, so "
                                   f"{self.n_layers_} layer is used")

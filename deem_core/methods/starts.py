@@ -61,10 +61,11 @@ def stack_networks(networks: Sequence[DEEMNetwork]) -> DEEMNetwork:
     out = DEEMNetwork(len(depths), first.n_workers, first.n_classes, max(depths), **first.spec(),
                       run_depths=depths).to(first.irbm_weight.device)
     with torch.no_grad():
+        sources = [dict(net.named_parameters()) for net in networks]
         for name, target in out.named_parameters():
             start = 0
-            for net in networks:  # slice by slice: no concatenated temporary of the whole parameter
-                source = dict(net.named_parameters()).get(name)
+            for net, params in zip(networks, sources):  # slice by slice: no concatenated temporary of the whole
+                source = params.get(name)
                 if source is not None:  # a shallower network has no such layer: its runs keep the zeros
                     target[start:start + net.n_runs].copy_(source)
                 start += net.n_runs
