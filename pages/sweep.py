@@ -146,12 +146,14 @@ with st.container(border=True):
                             help=f"sweep a random sample of the tasks, with the batch scaled down so that an epoch "
                                  f"makes as many updates as on all tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
                                  f"tasks: the same recommendation in a fraction of the time")
-    sample_size, bad_sample = common.whole_number(
-        c[1], "Tasks in the sample", 200, max(200, data.n_tasks), value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)),
-        step=1000 if data.n_tasks >= 10_000 else 100 if data.n_tasks >= 1_000 else 10,  # "+" stays in range
+    # no upper bound: a size of the set's or more is every task (said beside the cost), so "+" at the top is no error
+    sample_size, _ = common.whole_number(
+        c[1], "Tasks in the sample", 200, 200, value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)),
+        step=1000 if data.n_tasks >= 10_000 else 100 if data.n_tasks >= 1_000 else 10,
         key="sweep_sample_size", persist_state="session", disabled=not sample_on,
-        help=f"200 to {max(200, data.n_tasks):,} (all tasks)")
-    bad_sample = bad_sample if sample_on else None
+        help=f"200 or more; {data.n_tasks:,} (the set's size) or more sweeps every task")
+    bad_sample = (f"Tasks in the sample: {int(sample_size):,} is below 200, the smallest sample this page sweeps."
+                  if sample_on and int(sample_size) < 200 else None)
     try:
         grid = parse_lrs(lrs_text) or list(DEFAULT_LRS)
         grid_error = None
@@ -165,10 +167,12 @@ with st.container(border=True):
         estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
                                           device=device, batch_size=batch)
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
+    sample_words = ("the sample size is every task" if int(sample_size) == data.n_tasks else
+                    f"{int(sample_size):,} is more than the set's {data.n_tasks:,} tasks")
     cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
             f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
-                                            else f"{swept_tasks:,} tasks" + (" (the sample size is every task: no "
-                                                                             "sample is taken)" if whole else "")))
+                                            else f"{swept_tasks:,} tasks" + (f" ({sample_words}: no sample is "
+                                                                             "taken)" if whole else "")))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced

@@ -685,9 +685,18 @@ def test_the_layers_box_blocks_nothing_when_the_layers_are_chosen(runs_dir):
     at.switch_page("pages/train.py").run()
     at.number_input(key="train_layers").set_value(9).run()
     assert at.button(key="train_launch").disabled
-    at.checkbox(key="train_layers_auto").check().run()  # its help says the Layers box is then ignored
+    at.checkbox(key="train_layers_auto").check().run()  # the Layers box's number is then not used
     assert not at.error and not at.button(key="train_launch").disabled
-    assert at.number_input(key="train_layers").disabled  # and the box says so by being off
+    # and the box says what runs instead of a number that does not (it showed a greyed "1": sixth walkthrough)
+    assert not [n for n in at.number_input if n.key == "train_layers"]
+    shown = at.text_input(key="train_layers_chosen")
+    assert shown.disabled and shown.value == "0, 1 or 2: chosen"
+    at.checkbox(key="train_layers_auto").uncheck().run()  # the typed number is back, and said again
+    assert at.number_input(key="train_layers").value == 9 and at.button(key="train_launch").disabled
+    at.number_input(key="train_layers").set_value(2).run()
+    at.checkbox(key="train_layers_auto").check().run()
+    at.checkbox(key="train_layers_auto").uncheck().run()
+    assert at.number_input(key="train_layers").value == 2 and not at.error
 
 
 def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
@@ -696,7 +705,8 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     at.switch_page("pages/sweep.py").run()
     at.toggle(key="sweep_sample_on").set_value(True).run()
     at.number_input(key="sweep_sample_size").set_value(150).run()
-    assert any("150 is outside the range" in str(e.value) for e in at.error)
+    assert any("150 is below 200" in str(e.value) for e in at.error)
+    assert at.button(key="sweep_launch").disabled
     at.switch_page("pages/data.py").run()
     frame = pd.DataFrame({"task": np.repeat(np.arange(300), 3), "worker": np.tile(["a", "b", "c"], 300),
                           "label": np.arange(900) % 2})
@@ -712,6 +722,13 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     assert any("on a random sample of 250 of the 300 tasks" in c.value for c in at.caption)
     at.number_input(key="sweep_sample_size").increment().run()  # "+" on a 300-task set: 260, not 1,250
     assert at.number_input(key="sweep_sample_size").value == 260 and not at.error
+    for _ in range(5):  # "+" past the set's size: every task, said, not an error (the sixth walkthrough's range error)
+        at.number_input(key="sweep_sample_size").increment().run()
+    assert at.number_input(key="sweep_sample_size").value == 310 and not at.error
+    assert not at.button(key="sweep_launch").disabled
+    assert any("on 300 tasks (310 is more than the set's 300 tasks: no sample is taken)" in c.value
+               for c in at.caption)
+    at.number_input(key="sweep_sample_size").set_value(260).run()
     at.number_input(key="sweep_epochs").set_value(2).run()
     at.button(key="sweep_launch").click().run()
     wait_done(at.session_state["sweep_run"])
@@ -728,3 +745,19 @@ def test_a_gold_label_weight_out_of_range_is_said(runs_dir):
     assert any("Gold-label weight: 150 is outside the range this page runs, 0 to 100." in unescape(str(e.value))
                for e in at.error)
     assert at.button(key="train_launch").disabled
+
+
+def test_task_names_with_numbers_open_in_natural_order(runs_dir):
+    """q1..q2000 opened on q1, q10, q100, q1000 (text order; sixth session's second walkthrough): the Results table
+    now goes q1, q2, ..., q9, q10."""
+    frame = pd.read_csv(io.BytesIO(tiny_csv(120)))
+    frame["task"] = "q" + (frame["task"] + 1).astype(str)
+    at = upload(new_app(), "named.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"]).run()
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    tasks = list(labels_table(at)["task"])
+    assert tasks[:11] == [f"q{i}" for i in range(1, 12)] and tasks[-1] == "q120" and len(tasks) == 120
