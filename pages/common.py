@@ -715,6 +715,19 @@ def evidence_table(evidence: Any) -> None:
     table(evidence, digits=4, helps=EVIDENCE_HELP)
 
 
+def natural_order(frame: Any) -> Any:
+    """``frame`` with its rows in the natural order of its index read as text: "q2" before "q10" (text order puts
+    "q10" first, and a set named q1..q2000 then opens on q1, q10, q100, q1000). The first run of digits counts as a
+    number; names without one come first. An integer index (already ordered as numbers) is returned as it is."""
+    if pd.api.types.is_integer_dtype(frame.index) or len(frame) < 2:
+        return frame
+    parts = pd.Series(frame.index.astype(str)).str.extract(r"^(\D*)(\d{0,18})(.*)$", expand=True)
+    keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(parts[1] != "")),
+                         "rest": parts[2]})
+    order = keys.sort_values(["head", "number", "rest"], kind="stable", na_position="first").index.to_numpy()
+    return frame.iloc[order]
+
+
 #: columns that name things (a worker 1001 is not "1,001"): never given thousands separators
 NAME_COLUMNS = frozenset({"task", "worker", "class", "label", "truth", "gold", "seed", "run", "run id", "method"})
 

@@ -35,7 +35,8 @@ def _load(run_id: str, status: str, finished_at: float | None):
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
     metrics = loaded.extras.get("metrics") or {}
-    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
+    results = {m: common.natural_order(table) for m, table in loaded.results.items()}  # q2 before q10
+    return loaded.record, loaded.config, results, workers, loaded.model_names(), loaded.problems, metrics
 
 
 snap = mgr.snapshot(run_id)

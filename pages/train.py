@@ -51,11 +51,19 @@ with st.container(border=True):
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
     c = st.columns(4)
-    layers, bad_layers = common.whole_number(
-        c[0], "Layers (DEEM)", 0, common.MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]), key="train_layers",
-        persist_state="session", disabled=bool(st.session_state.get("train_layers_auto")),
-        help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS} (not used while 'Choose the layers' "
-             f"below is ticked)")
+    if st.session_state.get("train_layers_auto"):
+        # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
+        # it says what runs instead; the typed number stays in the session for when the tick is taken off
+        c[0].text_input("Layers (DEEM)", value="0, 1 or 2: chosen", disabled=True, key="train_layers_chosen",
+                        help="'Choose the layers' below is ticked: 0, 1 and 2 layers train and the depth that "
+                             "predicts held-out answers best is kept")
+        layers, bad_layers = 1, None  # (the estimate times the choice as rounds of 1-layer models)
+    else:
+        layers, bad_layers = common.whole_number(
+            c[0], "Layers (DEEM)", 0, common.MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]), key="train_layers",
+            persist_state="session",
+            help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS} (not used while 'Choose the layers' "
+                 f"below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
         persist_state="session", help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
@@ -98,7 +106,7 @@ with st.container(border=True):
     layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
                               persist_state="session",
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
-                                   "best (about 3x the training time); the Layers box is then ignored. Not with a "
+                                   "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
