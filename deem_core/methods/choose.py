@@ -343,7 +343,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         gain, se = paired_gain(candidates[i].criterion, candidates[best].criterion)
         if gain <= PARSIMONY_SE * se:
             reason = (f"within {PARSIMONY_SE:g} standard errors of the best {what} "
-                      f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} nats per answer); fewer layers preferred")
+                      f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} per held-out answer); fewer layers preferred")
             best = i
             break
     chosen, safety_applied, returned = best, False, None
