@@ -104,6 +104,25 @@ def max_table_bytes() -> int:
     return value if value > 0 else DEFAULT_MAX_TABLE_BYTES
 
 
+#: the longest a job runs before it is stopped as a cancel would stop it, keeping what it made: one visitor's
+#: job cannot hold a shared server's device slot for days (``DEEM_MAX_JOB_SECONDS``; 0 or less: no limit)
+DEFAULT_MAX_JOB_SECONDS = 4 * 3600
+
+
+def job_time_limit() -> float | None:
+    """Seconds a job may run (``DEEM_MAX_JOB_SECONDS``, default 4 hours); None: no limit."""
+    try:
+        value = float(os.environ.get("DEEM_MAX_JOB_SECONDS", "") or DEFAULT_MAX_JOB_SECONDS)
+    except ValueError:
+        value = float(DEFAULT_MAX_JOB_SECONDS)
+    return value if value > 0 and math.isfinite(value) else None
+
+
+def time_limit_text(seconds: float) -> str:
+    """How a job stopped by the time limit says so (its message starts with this)."""
+    return f"stopped at this server's time limit of {format_seconds(seconds)} per job (DEEM_MAX_JOB_SECONDS)"
+
+
 def check_table_size(data: AnnotationSet) -> None:
     """DataError before a job starts when its (tasks x classes) tables would be larger than :func:`max_table_bytes`.
 
@@ -174,6 +193,7 @@ class ProgressSnapshot:
     rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
     then_s: float = 0.0  # estimated seconds of the phases after the current one
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
+    time_limited: bool = False  # the cancel came from the server's time limit, not from the user
 
     @property
     def done(self) -> bool:
@@ -227,8 +247,9 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
         return snap.message or "queued"
     if snap.status == "running" and snap.cancelling:
         # after a cancel the job still scores and stores what it trained (large data: minutes); say so
-        return "cancelling: keeping what was trained so far" + ("" if short else
-                                                                f" · {format_seconds(snap.elapsed)} elapsed")
+        what = "stopping at the server's time limit" if snap.time_limited else "cancelling"
+        return f"{what}: keeping what was trained so far" + ("" if short else
+                                                            f" · {format_seconds(snap.elapsed)} elapsed")
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
@@ -253,7 +274,7 @@ class Progress:
         self._cache: tuple[int, pd.DataFrame] | None = None
         self.run_id, self.kind = run_id, kind
         self.status, self.message, self.phase = "queued", "", ""
-        self.cancelling = False
+        self.cancelling = self.time_limited = False
         self.steps_done, self.steps_total = 0, int(steps_total)
         self.queued_behind: str | None = None
         self.device: str | None = None
@@ -316,7 +337,7 @@ class Progress:
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
                 messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
-                then_s=self.then_s, cancelling=self.cancelling)
+                then_s=self.then_s, cancelling=self.cancelling, time_limited=self.time_limited)
 
     def _rate(self) -> float | None:
         """Seconds per step of the current phase, measured from its first step on (None before two)."""
@@ -444,6 +465,12 @@ class Job:
         if self.progress.status == "running":
             self.progress.update(cancelling=True)
 
+    def stop_at_time_limit(self) -> None:
+        """The server's time limit is reached: stop as a cancel does (what was made is kept), said as such."""
+        if not self.cancel_event.is_set():
+            self.progress.update(time_limited=True)
+            self.cancel()
+
     @property
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
@@ -490,8 +517,12 @@ class JobManager:
 
     def __init__(self, store: RunStore | str | Path | None = None, max_cpu_jobs: int | None = None,
                  max_gpu_jobs: int = 1, max_pending: int = 64, keep_finished: int = 256,
-                 max_pending_per_owner: int | None = None, max_pending_per_client: int | None = None):
+                 max_pending_per_owner: int | None = None, max_pending_per_client: int | None = None,
+                 max_job_seconds: float | None = None):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
+        # (None: DEEM_MAX_JOB_SECONDS or its default; 0: no limit)
+        self.max_job_seconds = (job_time_limit() if max_job_seconds is None
+                                else (float(max_job_seconds) if max_job_seconds > 0 else None))
         if max_cpu_jobs is None:
             max_cpu_jobs = int(os.environ.get("DEEM_MAX_CPU_JOBS", "1") or 1)
         self._queues = {"cpu": _DeviceQueue("cpu", max_cpu_jobs), "cuda": _DeviceQueue("cuda", max_gpu_jobs)}
@@ -576,6 +607,7 @@ class JobManager:
               data: AnnotationSet | None, gold: pd.Series | None) -> None:
         progress, store, run_id = job.progress, self.store, job.run_id
         queue: _DeviceQueue | None = None
+        timer: threading.Timer | None = None
         status, message = "failed", ""
         try:
             device = device_of(job.config)
@@ -594,6 +626,10 @@ class JobManager:
                 return
             store.update_status(run_id, "running", message="running", device=queue.name)
             progress.update(status="running", queued_behind=None, message="running")
+            if self.max_job_seconds is not None:  # counted from the start of its run, not of its wait
+                timer = threading.Timer(self.max_job_seconds, job.stop_at_time_limit)
+                timer.daemon = True
+                timer.start()
             asked = str(job.config.get("device", "auto") or "auto")
             ctx = JobContext(run_id=run_id, config=job.config, data=data, gold=gold, store=store,
                              progress=progress, cancel_event=job.cancel_event,
@@ -601,6 +637,8 @@ class JobManager:
             status, message = function(ctx)
         except JobCancelled:
             status, message = "cancelled", "cancelled by the user"
+            if job.progress.time_limited:
+                message = "nothing was kept"
         except BaseException as exc:  # noqa: BLE001 - a job never takes the server down
             status, message = "failed", readable_error(exc)
             try:
@@ -608,6 +646,10 @@ class JobManager:
             except Exception:  # noqa: BLE001
                 pass
         finally:
+            if timer is not None:
+                timer.cancel()
+            if job.progress.time_limited and status == "cancelled":
+                message = f"{time_limit_text(self.max_job_seconds or 0.0)}; {message}"
             if queue is not None:
                 queue.release(run_id)
             try:

@@ -428,6 +428,18 @@ def cached_estimate(kind: str, **settings: Any):
     return cache[key]
 
 
+def describe_estimate(estimate: Any) -> str:
+    """The estimate in one line, and when it is longer than this server lets a job run, that it would stop there."""
+    from deem_studio.estimate import format_seconds  # noqa: PLC0415
+
+    text = estimate.describe()
+    limit = manager().max_job_seconds
+    if limit is not None and estimate.total_s > limit:
+        text += (f" — longer than this server's time limit of {format_seconds(limit)} per job: it would stop "
+                 f"there, keeping what it made by then")
+    return text
+
+
 def session_runs() -> list[tuple[str, str]]:
     """(label, run id) of this session's sweep, training and diagnostics on the active data set."""
     out = []

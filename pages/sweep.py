@@ -178,7 +178,7 @@ with st.container(border=True):
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced
         c[2].caption("The cost is shown once the learning rates are fixed.")
     elif estimate is not None:
-        c[2].caption(f"{cost}: {estimate.describe()}")
+        c[2].caption(f"{cost}: {common.describe_estimate(estimate)}")
     else:
         c[2].caption(cost)
     if grid_error:

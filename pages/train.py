@@ -138,7 +138,7 @@ with st.container(border=True):
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
                 + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
-        st.caption(f"{what} on {data.n_tasks:,} tasks: {estimate.describe()}.")
+        st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):
         config = {"methods": list(methods), "n_layers": "auto" if layers_auto else int(layers), "epochs": int(epochs),

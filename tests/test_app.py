@@ -761,3 +761,19 @@ def test_task_names_with_numbers_open_in_natural_order(runs_dir):
     no_problem(at)
     tasks = list(labels_table(at)["task"])
     assert tasks[:11] == [f"q{i}" for i in range(1, 12)] and tasks[-1] == "q120" and len(tasks) == 120
+
+
+def test_an_estimate_longer_than_the_servers_job_time_limit_is_said(runs_dir, monkeypatch):
+    monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", "0.01")  # every job is longer than this
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    shown = texts(at)
+    assert "longer than this server's time limit of 0.01 s per job: it would stop there, keeping what it made" in shown
+    at.switch_page("pages/sweep.py").run()
+    assert "longer than this server's time limit of 0.01 s per job" in texts(at)
+
+
+def test_no_time_limit_sentence_within_the_limit(runs_dir):
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    assert f"on this {DEVICE_NAME}" in texts(at) and "time limit" not in texts(at)

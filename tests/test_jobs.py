@@ -367,3 +367,71 @@ def test_time_left_leans_on_the_launch_estimate_until_the_pace_has_been_measured
     no_estimate = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 1.0,
                                    steps_done=10, steps_total=1000, phase_done=10, phase_total=1000, rate_s=0.05)
     assert no_estimate.eta == pytest.approx(49.5)
+
+
+def test_a_job_past_the_servers_time_limit_stops_keeping_what_it_trained(tmp_path):
+    """One visitor's 5,000-epoch job held the shared server's CPU slot for hours (noticed in issue 14): a job now
+    stops at DEEM_MAX_JOB_SECONDS as a cancel does, keeping what it made, and says why; the next job runs."""
+    manager = JobManager(RunStore(tmp_path / "runs"), max_cpu_jobs=1, max_job_seconds=1.5)
+    try:
+        data, _ = tiny(300)
+        run_id = manager.submit("train", {"methods": ["mv", "deem"], "epochs": 100_000, "n_layers": 1,
+                                          "device": "cpu", "max_updates": None}, data=data)
+        waiting = manager.submit("train", {"methods": ["mv"], "device": "cpu"}, data=data)
+        wait_for(lambda: manager.snapshot(run_id).status == "running")
+        assert manager.snapshot(waiting).status == "queued"  # the one CPU slot is held
+        manager.wait(run_id, timeout=60)
+        snap = manager.snapshot(run_id)
+        assert snap.status == "cancelled" and snap.time_limited
+        assert snap.message.startswith("stopped at this server's time limit of 1.5 s per job (DEEM_MAX_JOB_SECONDS); ")
+        assert 1.4 < snap.elapsed < 60
+        loaded = manager.store.load(run_id)
+        assert set(loaded.results) == {"mv", "deem"}  # majority vote's labels and DEEM's after the epochs it ran
+        assert 0 < loaded.history["epoch"].max() < 100_000
+        assert loaded.record["message"] == snap.message
+        assert manager.wait(waiting, timeout=60).status == "finished"  # the slot is free again
+    finally:
+        manager.shutdown()
+
+
+def test_the_time_limit_is_read_from_the_environment_and_zero_means_none(tmp_path, monkeypatch):
+    from deem_studio.jobs import DEFAULT_MAX_JOB_SECONDS, job_time_limit  # noqa: PLC0415
+
+    monkeypatch.delenv("DEEM_MAX_JOB_SECONDS", raising=False)
+    assert job_time_limit() == DEFAULT_MAX_JOB_SECONDS == 4 * 3600
+    for value, expected in [("90", 90.0), ("0", None), ("-5", None), ("inf", None), ("nonsense", 4 * 3600.0)]:
+        monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", value)
+        assert job_time_limit() == expected
+    monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", "30")
+    assert JobManager(RunStore(tmp_path / "a")).max_job_seconds == 30.0
+    assert JobManager(RunStore(tmp_path / "b"), max_job_seconds=0).max_job_seconds is None
+    GATES["unlimited"] = threading.Event()
+    manager = JobManager(RunStore(tmp_path / "c"), max_job_seconds=0)
+    try:
+        run_id = manager.submit("gated", {"name": "unlimited"})
+        wait_for(lambda: manager.snapshot(run_id).status == "running")
+        time.sleep(0.3)
+        GATES["unlimited"].set()
+        snap = manager.wait(run_id, timeout=10)
+        assert snap.status == "finished" and not snap.time_limited
+    finally:
+        manager.shutdown()
+
+
+def test_a_job_stopping_at_the_time_limit_says_so_while_it_finishes(tmp_path):
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    GATES["limited"] = threading.Event()
+    manager = JobManager(RunStore(tmp_path / "runs"), max_job_seconds=0.3)
+    try:
+        run_id = manager.submit("slow_to_stop", {"name": "limited"})
+        wait_for(lambda: manager.snapshot(run_id).cancelling)  # the limit asked it to stop; it is finishing
+        snap = manager.snapshot(run_id)
+        assert snap.status == "running" and snap.time_limited and snap.eta is None
+        assert status_line(snap, short=True) == "stopping at the server's time limit: keeping what was trained so far"
+        GATES["limited"].set()
+        snap = manager.wait(run_id, timeout=10)
+        assert snap.status == "cancelled"
+        assert snap.message == "stopped at this server's time limit of 0.3 s per job (DEEM_MAX_JOB_SECONDS); stopped"
+    finally:
+        manager.shutdown()
