@@ -576,6 +576,11 @@ def restore_form(record: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             continue
         ss[key] = value
+    if record.get("kind") == "sweep":  # a sweep on a sample reopens with its sample (it showed the set's size)
+        sample = config.get("sample_tasks")
+        ss["sweep_sample_on"] = bool(sample)
+        if sample:
+            ss["sweep_sample_size"] = int(sample)
     if record.get("kind") == "train":
         ss["train_layers_auto"] = config.get("n_layers") == "auto"
         ss["train_no_budget"] = "max_updates" in config and config["max_updates"] is None

@@ -148,7 +148,7 @@ with st.container(border=True):
                                  f"tasks: the same recommendation in a fraction of the time")
     # no upper bound: a size of the set's or more is every task (said beside the cost), so "+" at the top is no error
     sample_size, _ = common.whole_number(
-        c[1], "Tasks in the sample", 200, 200, value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks)),
+        c[1], "Tasks in the sample", 200, 200, value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks // 2)),
         step=1000 if data.n_tasks >= 10_000 else 100 if data.n_tasks >= 1_000 else 10,
         key="sweep_sample_size", persist_state="session", disabled=not sample_on,
         help=f"200 or more; {data.n_tasks:,} (the set's size) or more sweeps every task")
@@ -222,9 +222,7 @@ def live(run_id: str) -> None:
         if snapshot.status == "queued":
             st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
         else:
-            first = snapshot.seconds_to_first_point
-            extra = f" · first point after {first:.1f} s" if first is not None and not snapshot.cancelling else ""
-            st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
+            st.progress(snapshot.fraction, text=common.safe(status_line(snapshot)))
         if len(snapshot.history):
             common.plotly_chart(curves_figure(snapshot.history, None, alpha, metrics, None), key=f"live_{run_id}")
         else:
@@ -333,6 +331,9 @@ for lr in grid_done:
                  "verdict": label, "why": v.get("reason", "")})
 if rows:  # a static table: the reasons wrap instead of being cut off
     st.table(pd.DataFrame(rows).set_index("learning rate"))
+    if rec.get("smoothing"):  # the figures in "why" are read on smoothed curves, which the chart may not show
+        st.caption(f"The figures in \"why\" are measured on the curves smoothed with EMA α = {float(rec['smoothing']):.2f} "
+                   f"(switch on \"Smooth curves\" with that α to see those curves); the raw curves swing more.")
 
 if picked is not None:
     st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")

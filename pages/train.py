@@ -172,7 +172,9 @@ def live(run_id: str) -> None:
         st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
-        extra = f" · first curve point after {first:.1f} s" if first is not None and not snapshot.cancelling else ""
+        # said for a few seconds after it came (all run long it read as stale news: walkthrough)
+        extra = (f" · first curve point after {first:.1f} s" if first is not None and not snapshot.cancelling
+                 and snapshot.elapsed < first + 10 else "")
         st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
     history = snapshot.history
     if len(history) and "energy_difference" in history:

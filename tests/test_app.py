@@ -715,7 +715,10 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     at.button(key="load_files").click().run()
     at.switch_page("pages/sweep.py").run()
     at.toggle(key="sweep_sample_on").set_value(True).run()
-    assert at.number_input(key="sweep_sample_size").value == 300 and not at.error  # this set's own default
+    # this set's own default: half its tasks (its full size made the toggle do nothing: seventh walkthrough)
+    assert at.number_input(key="sweep_sample_size").value == 200 and not at.error
+    assert any("on a random sample of 200 of the 300 tasks" in c.value for c in at.caption)
+    at.number_input(key="sweep_sample_size").set_value(300).run()
     # a sample of all 300 tasks is the whole set: said beside the cost (it was silent, third walkthrough)
     assert any("on 300 tasks (the sample size is every task: no sample is taken)" in c.value for c in at.caption)
     at.number_input(key="sweep_sample_size").set_value(250).run()
@@ -735,6 +738,10 @@ def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "tasks" in t.value.columns)
     assert list(grid["tasks"]) == ["260 of 300"]  # the sample it swept, of the set's tasks
+    # reopened (here from its link in a new session), the form shows the sample it swept (it showed the set's size)
+    other = new_app(run=at.session_state["sweep_run"])
+    other.switch_page("pages/sweep.py").run()
+    assert other.toggle(key="sweep_sample_on").value and other.number_input(key="sweep_sample_size").value == 260
 
 
 def test_a_gold_label_weight_out_of_range_is_said(runs_dir):

@@ -348,3 +348,23 @@ def test_lr_key_round_trips():
     for lr in (0.001, 0.003, 1.0, 3.0, 1e-5, 0.1 + 0.2):
         assert float(lr_key(lr)) == pytest.approx(lr, rel=1e-11)
     assert lr_key(1.0) == "1" and lr_key(0.003) == "0.003"
+
+
+def test_no_rate_is_recommended_when_none_lowered_the_positive_energy():
+    """A walkthrough's 300-task set: every stable rate's positive energy only rose, each "falls by 0"; the
+    smallest won the tie of zeros and was recommended as the one that "learned the most"."""
+    rows = []
+    for run, lr in enumerate((0.001, 0.01, 0.1)):
+        for epoch in range(1, 21):
+            positive = -3.9 + 0.0001 * epoch * (1 + run)  # rises a little from the first epoch on
+            rows.append({"run": run, "lr": lr, "seed": 0, "epoch": epoch, "positive_energy": positive,
+                         "negative_energy": positive + 0.05, "energy_difference": -0.05,
+                         "n_predicted_classes": 2})
+    rec = recommend(pd.DataFrame(rows), n_reference_classes=2)
+    assert rec.lr is None and not rec.fallback
+    assert rec.reason.startswith("no learning rate lowered the positive energy")
+    assert {v.category for v in rec.verdicts.values()} == {"stagnant"}
+    # one rate that does lower it, however little, is still the one recommended
+    rows += [{**row, "run": 3, "lr": 0.03, "positive_energy": -3.9 - 0.001 * row["epoch"],
+              "negative_energy": -3.85 - 0.001 * row["epoch"]} for row in rows if row["run"] == 0]
+    assert recommend(pd.DataFrame(rows), n_reference_classes=2).lr == 0.03

@@ -463,6 +463,11 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         chosen_lr = min(tiered["no-steady-tail"])
         reason = ("no learning rate settles within these epochs; the smallest one that learns without breaking a "
                   "rule (a longer sweep would show more)")
+    elif tiered["stagnant"] and max(np.mean([a.positive_drop for a in by_lr[lr]]) for lr in tiered["stagnant"]) <= 0:
+        # not one stable rate lowered the positive energy at all: the most of nothing is a tie of zeros, broken
+        # by the smallest rate (a walkthrough saw 0.001 "learned the most ... falls by 0" recommended and picked)
+        reason = ("no learning rate lowered the positive energy (data) on these curves, so none is recommended: "
+                  "the start may already explain these answers (train with the default rate), or sweep more epochs")
     elif tiered["stagnant"]:
         chosen_lr = max(tiered["stagnant"], key=lambda lr: np.mean([a.positive_drop for a in by_lr[lr]]))
         flat = sorted(lr for lr in tiered["stagnant"] if lr > chosen_lr)
