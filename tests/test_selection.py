@@ -247,6 +247,12 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     assert "started from" not in said and "layer(s)" not in said
     assert any("(the safety rule's reference is the model: no further training)" in line
                for line in selection_lines(model.selection_summary()))
+    # the evidence marks the candidate the criterion put first as replaced (no trained row was marked)
+    from deem_core.analysis.selection import selection_table
+    notes = selection_table(model.selection_summary()).set_index("candidate")["note"]
+    replaced = notes[notes == "ranked first; replaced by the safety rule"]
+    assert len(replaced) == 1 and replaced.index[0].endswith("layer(s)")
+    assert (notes == "chosen").sum() == 1 and notes[notes == "chosen"].index[0] == "cluster-weighted Dawid-Skene"
     path = tmp_path / "two_teams.csv"
     frame.to_csv(path, index=False)
     assert main(["aggregate", str(path), "-o", str(tmp_path / "labels.csv"), "--epochs", "3", "--no-progress"]) == 0

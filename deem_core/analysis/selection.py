@@ -293,8 +293,9 @@ EVIDENCE_HELP = {
                         "cluster's answers and read through each worker's confusion, predict that cluster's held-out "
                         "answers. A reference that scores clearly above the choice replaces it. Higher is better.",
     "agreement": "Share of the held-out answers equal to the row's label of their task (shown, not used to choose).",
-    "note": "chosen: the row whose labels are returned; collapsed: a candidate left out because it stopped "
-            "predicting some classes while training.",
+    "note": "chosen: the row whose labels are returned; ranked first: the candidate the criterion (the "
+            "leave-cluster-out column) put first, whose labels the safety rule replaced by a reference's; "
+            "collapsed: a candidate left out because it stopped predicting some classes while training.",
 }
 
 
@@ -314,7 +315,9 @@ def selection_table(summary: dict) -> pd.DataFrame:
         rows.append({"candidate": name,
                      **{heading: (math.nan if row.get(key) is None else float(row[key]))
                         for key, heading in EVIDENCE_COLUMNS.items()},
-                     "note": "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else "")})
+                     "note": "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else
+                                                                  "ranked first; replaced by the safety rule"
+                                                                  if row.get("ranked_first") else "")})
     return pd.DataFrame(rows, columns=["candidate", *EVIDENCE_COLUMNS.values(), "note"])
 
 

@@ -361,7 +361,11 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             reason = (f"safety rule: predicting the held-out answers from the other clusters, {candidates[best].name} "
                       f"is beaten ({'; '.join(beaten)} per answer): {returned.name}, the best reference, is returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
+    # the candidate the criterion put first, also when the safety rule replaced it (the table showed no trained
+    # row marked then, and the columns a reader sees first favoured another: walkthrough)
+    table["ranked_first"] = [i == best for i in range(len(candidates))]
     ref_rows["chosen"] = [returned is ref for ref in references]
+    ref_rows["ranked_first"] = False
     table = pd.concat([table, ref_rows], ignore_index=True)
     return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned)
 
