@@ -115,10 +115,11 @@ from deem_core.plots.report import confusion_long_frame, importance_frame, mi_su
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"])
 mi, importance, quality = result.mutual_information, result.importance, result.quality
 with tab_mi:
-    c = st.columns([2, 1, 1])
+    c = st.columns([2, 3])
     class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}", format_func=str)
-    shared = c[1].toggle("One colour scale for every class", value=True, key=f"diag_mi_shared_{diag_id}")
-    diagonal = c[2].toggle("Show the diagonal (entropy)", key=f"diag_mi_diag_{diag_id}")
+    toggles = c[1].container(horizontal=True)  # (in narrow columns they read "One col…", "Show t…" at 900 px)
+    shared = toggles.toggle("One colour scale for every class", value=True, key=f"diag_mi_shared_{diag_id}")
+    diagonal = toggles.toggle("Show the diagonal (entropy)", key=f"diag_mi_diag_{diag_id}")
     zmax = None  # default: the largest value over every layer and class
     if not shared:
         index = list(mi.classes).index(class_value)

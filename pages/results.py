@@ -103,13 +103,15 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                 common.evidence_table(evidence)
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
-c = st.columns([3, 2, 2])
+c = st.columns([3, 4])
 max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf",
                        persist_state="session")
-only_disagree = c[1].toggle("Only disagreements", key="results_disagree", persist_state="session",
+# the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
+toggles = c[1].container(horizontal=True)
+only_disagree = toggles.toggle("Only disagreements", key="results_disagree", persist_state="session",
                             help="only the tasks whose label differs from majority vote's")
-review = c[2].toggle("Least confident first", key="results_review", persist_state="session",
-                     help="a review queue: the tasks most worth a second look come first")
+review = toggles.toggle("Least confident first", key="results_review", persist_state="session",
+                        help="a review queue: the tasks most worth a second look come first")
 view = frame
 if "confidence" in view and view["confidence"].notna().any():
     view = view[view["confidence"].fillna(0.0) <= max_conf + 1e-12]
@@ -171,7 +173,8 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
                          mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
 
 
-d = st.columns(4) + st.columns(4)  # two rows: seven buttons in one row cut their names short at 1400 px
+# one row of buttons at their own widths, wrapping as the page narrows (columns cut their names short: "Labels Pa…")
+d = [st.container(horizontal=True)] * 7
 _download(d[0], "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
 _download(d[1], "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")

@@ -140,15 +140,14 @@ with st.container(border=True):
     devices = common.device_choices()
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
-    c = st.columns([2, 2, 3])
-    sample_on = c[0].toggle("Sweep a task sample", value=large, key="sweep_sample_on",
-                            persist_state="session",
-                            help=f"sweep a random sample of the tasks, with the batch scaled down so that an epoch "
-                                 f"makes as many updates as on all tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
-                                 f"tasks: the same recommendation in a fraction of the time")
+    sample_on = st.toggle("Sweep a task sample", value=large, key="sweep_sample_on", persist_state="session",
+                          help=f"sweep a random sample of the tasks, with the batch scaled down so that an epoch "
+                               f"makes as many updates as on all tasks; on by default above {SWEEP_SAMPLE_ABOVE:,} "
+                               f"tasks: the same recommendation in a fraction of the time")
+    c = st.columns([2, 3])  # (the toggle above on its own line: in a column it read "Swe…" at 900 px)
     # no upper bound: a size of the set's or more is every task (said beside the cost), so "+" at the top is no error
     sample_size, _ = common.whole_number(
-        c[1], "Tasks in the sample", 200, 200, value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks // 2)),
+        c[0], "Tasks in the sample", 200, 200, value=min(SWEEP_SAMPLE_TASKS, max(200, data.n_tasks // 2)),
         step=1000 if data.n_tasks >= 10_000 else 100 if data.n_tasks >= 1_000 else 10,
         key="sweep_sample_size", persist_state="session", disabled=not sample_on,
         help=f"200 or more; {data.n_tasks:,} (the set's size) or more sweeps every task")
@@ -176,11 +175,11 @@ with st.container(border=True):
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced
-        c[2].caption("The cost is shown once the learning rates are fixed.")
+        c[1].caption("The cost is shown once the learning rates are fixed.")
     elif estimate is not None:
-        c[2].caption(f"{cost}: {common.describe_estimate(estimate)}")
+        c[1].caption(f"{cost}: {common.describe_estimate(estimate)}")
     else:
-        c[2].caption(cost)
+        c[1].caption(cost)
     if grid_error:
         st.error(common.safe(grid_error), icon=":material/warning:")  # it quotes what was typed
     out_of_range = common.show_problems([too_many, bad_layers, bad_seeds, bad_sample])
@@ -200,11 +199,12 @@ if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
 
 st.subheader(f"Sweep `{run_id}`")
-c = st.columns([2, 2, 3])
-smooth_on = c[0].toggle("Smooth curves", key="sweep_smooth_on", persist_state="session")
+c = st.columns([4, 3])
+toggles = c[0].container(horizontal=True)  # (in columns they read "Smooth c…", "Show positive and ne…" at 900 px)
+smooth_on = toggles.toggle("Smooth curves", key="sweep_smooth_on", persist_state="session")
 smoothing = c[1].slider("Smoothing (EMA α)", 0.70, 0.99, 0.90, 0.01, key="sweep_smoothing", persist_state="session",
                         disabled=not smooth_on)
-both = c[2].toggle("Show positive and negative energy", key="sweep_energies", persist_state="session")
+both = toggles.toggle("Show positive and negative energy", key="sweep_energies", persist_state="session")
 metrics = ("energy_difference", "positive_energy", "negative_energy") if both else ("energy_difference",)
 alpha = float(smoothing) if smooth_on else None
 

@@ -54,7 +54,7 @@ with st.container(border=True):
     if st.session_state.get("train_layers_auto"):
         # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
         # it says what runs instead; the typed number stays in the session for when the tick is taken off
-        c[0].text_input("Layers (DEEM)", value="0, 1 or 2: chosen", disabled=True, key="train_layers_chosen",
+        c[0].text_input("Layers (DEEM)", value="auto (0-2)", disabled=True, key="train_layers_chosen",
                         help="'Choose the layers' below is ticked: 0, 1 and 2 layers train and the depth that "
                              "predicts held-out answers best is kept")
         layers, bad_layers = 1, None  # (the estimate times the choice as rounds of 1-layer models)

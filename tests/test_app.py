@@ -592,7 +592,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     candidates = next(t.value for t in at.dataframe if "candidate" in t.value.columns)
     assert list(candidates["candidate"]) == ["mv start, 1 layer(s)", "ds start, 1 layer(s)", "majority vote",
                                              "cluster-weighted Dawid-Skene"]
-    assert list(candidates["note"]) == ["", "", "", "chosen"]
+    assert list(candidates["note"]) == ["ranked first; replaced by the safety rule", "", "", "chosen"]
     assert list(candidates["held-out log-lik"])[2:] == ["", ""]  # the references have none: empty, not "None"
     # the table says in words where its figures come from and what each column measures (its columns' help)
     assert EVIDENCE_CAPTION in [str(c.value) for c in at.caption]
@@ -690,7 +690,7 @@ def test_the_layers_box_blocks_nothing_when_the_layers_are_chosen(runs_dir):
     # and the box says what runs instead of a number that does not (it showed a greyed "1": sixth walkthrough)
     assert not [n for n in at.number_input if n.key == "train_layers"]
     shown = at.text_input(key="train_layers_chosen")
-    assert shown.disabled and shown.value == "0, 1 or 2: chosen"
+    assert shown.disabled and shown.value == "auto (0-2)"
     at.checkbox(key="train_layers_auto").uncheck().run()  # the typed number is back, and said again
     assert at.number_input(key="train_layers").value == 9 and at.button(key="train_launch").disabled
     at.number_input(key="train_layers").set_value(2).run()
