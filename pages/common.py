@@ -713,6 +713,11 @@ def out_of_range(label: str, value: float, low: float, high: float) -> str | Non
     return f"{label}: {number(value)} is outside the range this page runs, {number(low)} to {number(high)}."
 
 
+#: classes drawn one by one in a chart or a matrix (a 3,000-class confusion matrix took 100 s of the server and a
+#: 12 MB message per view; 300,000 classes in a bar chart froze the browser: attack round of the seventh session)
+MAX_DRAWN_CLASSES = 50
+
+
 #: layers before the iRBM the Sweep and Train pages run (0 to this)
 MAX_LAYERS = 6
 

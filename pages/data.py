@@ -324,7 +324,11 @@ with tabs[0]:
     common.plotly_chart(fig, key="per_task_hist")
 with tabs[1]:
     balance = stats["balance"].rename(columns=BALANCE_COLUMNS)
-    fig = px.bar(balance, x="class", y=[BALANCE_COLUMNS["answer_share"], BALANCE_COLUMNS["majority_vote_share"]],
+    if len(balance) > common.MAX_DRAWN_CLASSES:  # (300,000 bars froze the browser)
+        st.caption(f"the {common.MAX_DRAWN_CLASSES} classes with the most answers (of {len(balance):,}); the table "
+                   f"lists up to {MAX_COVERAGE_ROWS:,}")
+        balance = balance.nlargest(MAX_COVERAGE_ROWS, BALANCE_COLUMNS["answers"], keep="first")
+    fig = px.bar(balance.head(common.MAX_DRAWN_CLASSES), x="class", y=[BALANCE_COLUMNS["answer_share"], BALANCE_COLUMNS["majority_vote_share"]],
                  barmode="group", labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
@@ -352,8 +356,9 @@ with tabs[5]:
     gold = ds.get("gold")
     if gold is not None:
         known = gold.index.isin(data.tasks)
+        unknown = int((~known).sum()) + int(gold.attrs.get("unknown_tasks") or 0)  # (dropped when read)
         said = (f"{int(known.sum()):,} gold labels match tasks of this data set"
-                + (f"; {int((~known).sum()):,} name unknown tasks and are ignored" if (~known).any() else ""))
+                + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else ""))
         if known.any():
             st.success(said)
         else:  # not a success: the file is for other tasks (or another data set)
@@ -370,7 +375,15 @@ with tabs[5]:
 
         try:
             # the switch above applies to the gold labels too (the reader's warning names it)
-            truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
+            with st.spinner("reading the gold labels"), capacity.reading():  # one read at a time, as the answers
+                truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
+            # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
+            # (attack round of the seventh session); how many were dropped is said below
+            known = truth.index.isin(data.tasks)
+            if not known.all():
+                attrs = dict(truth.attrs)
+                truth = truth[known].copy()
+                truth.attrs.update(attrs, unknown_tasks=int((~known).sum()))
             common.set_gold(truth)
             st.session_state["_gold_file"] = gold_file.file_id
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
@@ -379,7 +392,8 @@ with tabs[5]:
                 warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
                                 f"e.g. {truth[unknown].iloc[0]!r}")
             st.session_state["_gold_warnings"] = warnings
-            st.session_state["_notice"] = f"read {len(truth):,} gold labels from {gold_file.name}"
+            st.session_state["_notice"] = (f"read {len(truth) + int(truth.attrs.get('unknown_tasks') or 0):,} gold "
+                                           f"labels from {gold_file.name}")
             st.rerun()
         except DataError as exc:
             st.error(page_words(exc), icon=":material/warning:")

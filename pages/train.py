@@ -265,6 +265,9 @@ with left:
 with right:
     st.markdown("**Label distribution**")
     dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    if len(dist) > common.MAX_DRAWN_CLASSES:
+        st.caption(f"the {common.MAX_DRAWN_CLASSES} most frequent of {len(dist):,} classes")
+        dist = dist.loc[dist.max(axis=1).nlargest(common.MAX_DRAWN_CLASSES, keep="first").index]
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group",
                  labels={"share": "share of tasks"})
@@ -277,13 +280,19 @@ if loaded.gold is not None and len(loaded.gold):
     method = st.selectbox("Confusion matrix of", list(results), format_func=method_name,
                           key=f"train_confusion_{run_id}")
     classes = loaded.data.classes if loaded.data is not None else None
-    matrix = agreement.confusion_against_gold(results[method]["label"], loaded.gold, classes)
-    fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
-                    labels={"x": "predicted", "y": "gold", "color": "tasks"})
-    fig.update_xaxes(type="category")  # class labels, not a number line (numeric classes gave ticks at -0.5, 0.5, ...)
-    fig.update_yaxes(type="category")
-    fig.update_layout(height=360, margin={"t": 20, "b": 20})
-    common.plotly_chart(fig, key=f"confusion_{run_id}")
+    n_classes = len(classes) if classes is not None else int(results[method]["label"].nunique())
+    if n_classes > common.MAX_DRAWN_CLASSES:  # a matrix of n x n cells: the most frequent confusions instead
+        st.caption(f"{n_classes:,} classes: the matrix is drawn up to {common.MAX_DRAWN_CLASSES} classes; "
+                   f"the most frequent confusions instead")
+        common.table(agreement.frequent_confusions(results[method]["label"], loaded.gold))
+    else:
+        matrix = agreement.confusion_against_gold(results[method]["label"], loaded.gold, classes)
+        fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
+                        labels={"x": "predicted", "y": "gold", "color": "tasks"})
+        fig.update_xaxes(type="category")  # class labels, not a number line (numeric classes: ticks at -0.5, 0.5)
+        fig.update_yaxes(type="category")
+        fig.update_layout(height=360, margin={"t": 20, "b": 20})
+        common.plotly_chart(fig, key=f"confusion_{run_id}")
 
 if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):

@@ -784,3 +784,31 @@ def test_no_time_limit_sentence_within_the_limit(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/train.py").run()
     assert f"on this {DEVICE_NAME}" in texts(at) and "time limit" not in texts(at)
+
+
+def test_many_classes_are_not_drawn_one_by_one(runs_dir):
+    """Attack round: a 50 KB file of 3,000 classes made each view of its run's confusion matrix cost 100 s of
+    the server and a 12 MB message, and 300,000 classes froze the browser on the Data page's bar chart."""
+    n = 400
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 300, n)
+    rows = [(t, w, f"c{truth[t] if rng.random() < 0.8 else rng.integers(0, 300)}") for t in range(n) for w in "abc"]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    gold = pd.DataFrame({"task": range(n), "truth": [f"c{c}" for c in truth]})
+    at = upload(new_app(), "many.csv", frame.to_csv(index=False).encode())
+    at.file_uploader(key="upload_gold").set_value(("g.csv", gold.to_csv(index=False).encode(), "text/csv")).run()
+    n_classes = at.session_state["dataset"]["data"].n_classes
+    assert n_classes > 50
+    assert f"the 50 classes with the most answers (of {n_classes:,})" in texts(at)
+    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "class_balance" in c.proto.id)
+    assert max(len(trace["x"]) for trace in bars["data"]) == 50
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"]).run()
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.run()
+    no_problem(at)
+    assert f"{n_classes:,} classes: the matrix is drawn up to 50 classes; the most frequent confusions instead" in texts(at)
+    confusions = next(t.value for t in at.dataframe if "predicted" in t.value.columns)
+    assert 0 < len(confusions) <= 20 and (confusions["gold"] != confusions["predicted"]).all()
+    assert not any("confusion_" in c.proto.id for c in at.get("plotly_chart"))

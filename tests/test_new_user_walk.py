@@ -133,6 +133,9 @@ def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
     assert not at.exception
     assert not any("gold labels match" in str(s.value) for s in at.success)
     assert any("0 gold labels match" in str(w.value) and "gold file of these data" in str(w.value) for w in at.warning)
+    # the unknown tasks' labels are counted, not kept: 3 M such rows held 2.3 GB in the session (attack round)
+    assert any("2 name unknown tasks and are ignored" in unescaped(str(w.value)) for w in at.warning)
+    assert len(at.session_state["dataset"]["gold"]) == 0
 
 
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):

@@ -187,6 +187,16 @@ def _gold_aligned(labels: pd.Series, gold: pd.Series) -> tuple[np.ndarray, np.nd
     return pred, truth
 
 
+def frequent_confusions(labels: pd.Series, gold: pd.Series, top: int = 20) -> pd.DataFrame:
+    """The ``top`` most frequent (gold, predicted) pairs where the two differ, with their task counts: the
+    confusion matrix's largest off-diagonal cells without building it (it has classes x classes cells)."""
+    pred, truth = _gold_aligned(labels, gold)
+    wrong = pred != truth
+    pairs = pd.DataFrame({"gold": truth[wrong], "predicted": pred[wrong]})
+    counts = pairs.value_counts(sort=True).head(int(top))
+    return counts.rename("tasks").reset_index()
+
+
 def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = None) -> pd.DataFrame:
     """Counts: rows = gold label, columns = predicted label (as text)."""
     pred, truth = _gold_aligned(labels, gold)
