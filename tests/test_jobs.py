@@ -398,8 +398,8 @@ def test_the_time_limit_is_read_from_the_environment_and_zero_means_none(tmp_pat
     from deem_studio.jobs import DEFAULT_MAX_JOB_SECONDS, job_time_limit  # noqa: PLC0415
 
     monkeypatch.delenv("DEEM_MAX_JOB_SECONDS", raising=False)
-    assert job_time_limit() == DEFAULT_MAX_JOB_SECONDS == 4 * 3600
-    for value, expected in [("90", 90.0), ("0", None), ("-5", None), ("inf", None), ("nonsense", 4 * 3600.0)]:
+    assert job_time_limit() == DEFAULT_MAX_JOB_SECONDS == 2 * 3600
+    for value, expected in [("90", 90.0), ("0", None), ("-5", None), ("inf", None), ("nonsense", 2 * 3600.0)]:
         monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", value)
         assert job_time_limit() == expected
     monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", "30")
@@ -435,3 +435,31 @@ def test_a_job_stopping_at_the_time_limit_says_so_while_it_finishes(tmp_path):
         assert snap.message == "stopped at this server's time limit of 0.3 s per job (DEEM_MAX_JOB_SECONDS); stopped"
     finally:
         manager.shutdown()
+
+
+def test_the_queue_takes_turns_between_visitors_and_keeps_each_ones_order(manager):
+    """Attack round: one visitor's long jobs made a later visitor wait behind all of them (strict first come, first
+    served). The next job now comes from the party with the fewest running, then the one served longest ago."""
+    RAN.clear()
+    names = ["a1", "a2", "a3", "b1", "c1"]
+    for name in names:
+        GATES[name] = threading.Event()
+    ids = {}
+    for name in names:
+        party = name[0]
+        ids[name] = manager.submit("gated", {"name": name}, owner=f"owner-{party}", client=f"10.0.0.{ord(party)}")
+        wait_for(lambda: manager.snapshot(ids[name]).status in ("queued", "running"))
+        if name == "a1":
+            wait_for(lambda: RAN == ["a1"])
+    time.sleep(0.5)  # every job waits in the queue
+    assert [manager.snapshot(ids[n]).status for n in names] == ["running", "queued", "queued", "queued", "queued"]
+    # the queue says who each waits behind, in the order they will run: b1 and c1 before a's second and third
+    waiting = manager.queues()["cpu"]["waiting"]
+    assert waiting == [ids["b1"], ids["c1"], ids["a2"], ids["a3"]]
+    for name in ["a1", "b1", "c1", "a2"]:
+        GATES[name].set()
+        assert manager.wait(ids[name], timeout=10).status == "finished"
+        time.sleep(0.3)
+    GATES["a3"].set()
+    assert manager.wait(ids["a3"], timeout=10).status == "finished"
+    assert RAN == ["a1", "b1", "c1", "a2", "a3"]
