@@ -472,8 +472,9 @@ def init_session() -> None:
         if is_run_id(url_run):
             open_run(url_run, quiet=True)
         else:
-            shown = url_run if len(url_run) <= 80 else url_run[:80] + "…"
-            ss["_notice"] = f"the address names run {shown!r}, which is not a run id; it was ignored"
+            # not quoted: a link made up by someone else would put their words on this page (attack round)
+            ss["_notice"] = (f"the address holds a run value of {len(url_run):,} character(s) which is not a run id; "
+                             f"it was ignored (a run id is 16 hexadecimal digits)")
     sync_url()
 
 

@@ -1002,8 +1002,8 @@ def test_injected_names_render_as_literal_text_on_every_page(tmp_path):
             # a bogus run id in the address: shown as text in the notice
             page.goto(f"{server.url}/?run={INJECT_IMAGE}{INJECT_LINK}", timeout=60_000)
             until(lambda: "which is not a run id" in main_text(page), 60, "the notice")
-            # shown literally (an invisible word joiner after "http:" keeps Streamlit from linking the bare URL)
+            # not quoted at all: someone else's link puts no words of theirs on the page (attack round, 7th session)
             shown = main_text(page).replace("\u2060", "")
-            assert "![x](http://127.0.0.1:9/t.png)[Session expired - log in](http://127.0.0.1:9/logi" in shown
+            assert "Session expired" not in shown and "127.0.0.1:9" not in shown
             _no_injection(page, "bogus run id", requests)
             assert not dialogs, dialogs

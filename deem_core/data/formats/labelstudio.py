@@ -359,7 +359,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 data_keys = [str(k) for k, v in task["data"].items() if isinstance(v, (str, int, float))][:20]
             key = task_key_of(task, task_key)
             if key is None:
-                what = "an 'id'" if task_key == "id" else f"the data field {task_key[5:]!r}"
+                what = "'id'" if task_key == "id" else f"the data field {task_key[5:]!r}"
                 raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
                                 f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
             task_code = tasks.code(_cell(key))
