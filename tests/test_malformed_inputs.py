@@ -123,3 +123,31 @@ def test_a_parquet_dictionary_value_not_utf8_is_a_data_error_in_the_preview(tmp_
             call()
         except DataError as exc:
             assert str(exc).startswith("worker_not_utf8.parquet: ")
+
+
+def test_a_wide_header_past_the_first_64k_characters_is_read_whole(tmp_path):
+    """Attack round: with 15,000 worker columns the header's cut last name read as a duplicate ("column name
+    'w1094' appears 2 times"), with 100,000 the file read as empty. Long names make a header of 3,000 workers
+    ~90 K characters (so the test is quick; the wide reader is slow on tens of thousands of columns)."""
+    from deem_core.data.formats.reading import preview
+    from deem_core.data.readers import read_annotations
+
+    n_workers = 3_000
+    header = "task," + ",".join(f"annotator_number_{i:05d}_of_the_batch" for i in range(n_workers))
+    assert len(header) > 1 << 16
+    rows = [f"t{r}," + ",".join(str((i + r) % 3) for i in range(n_workers)) for r in range(4)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    data = read_annotations(path)
+    assert (data.n_tasks, data.n_workers, data.n_answers) == (4, n_workers, 4 * n_workers)
+    shown = preview(("wide.csv", path.read_bytes()))
+    assert shown.layout == "wide" and shown.frame.shape[1] == n_workers + 1
+
+
+def test_a_first_line_beyond_the_header_limit_is_said_as_such(tmp_path):
+    from deem_core.data.readers import read_annotations
+
+    path = tmp_path / "line.csv"
+    path.write_text("a" * (9 << 20) + "\n1\n")
+    with pytest.raises(DataError, match="the first line is longer than 8,388,608 characters"):
+        read_annotations(path)

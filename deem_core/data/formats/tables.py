@@ -28,7 +28,7 @@ import pandas as pd
 
 from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import Limits, describe_bytes
-from deem_core.data.formats.sources import Budget, Source
+from deem_core.data.formats.sources import Budget, Source, read_head
 from deem_core.data.formats.text import TextStream, check_text_sample
 
 __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
@@ -42,6 +42,8 @@ PARQUET_CHUNK_BYTES = 128 << 20
 #: characters of one value that a Parquet preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
+#: the longest header line read (8 M characters: about a million worker columns)
+_MAX_HEADER_CHARS = 1 << 23
 
 
 def _show_delimiter(delimiter: str) -> str:
@@ -120,15 +122,32 @@ class CsvTable(Table):
         self.stop_after = stop_after
         self.saw_quote: bool | None = None
         self.truncated = False
-        with self._text(budget=None, stop_after=_SNIFF_CHARS * 4 if stop_after is None else
-                        min(stop_after, _SNIFF_CHARS * 4)) as head:
+        # the sniff reads the whole header line (a wide file of 15,000 workers has a header past the first 64 K
+        # characters: its cut last name read as a duplicate, and at 100,000 workers the file as empty; attack round)
+        reach = _SNIFF_CHARS * 4 + _MAX_HEADER_CHARS
+        with self._text(budget=None, stop_after=reach if stop_after is None else min(stop_after, reach)) as head:
             sample = head.read(_SNIFF_CHARS + 1)
+            while "\n" not in sample.lstrip("\r\n") and len(sample) <= _MAX_HEADER_CHARS:
+                more = head.read(_SNIFF_CHARS)
+                if not more:
+                    break
+                sample += more
             self.encoding = head.encoding
             self.header_line = head.head_line
         if not sample.strip():
+            if read_head(self.source, _SNIFF_CHARS).strip():  # text, but no line end within reach
+                raise DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a "
+                                f"header of that length is not a table of annotations")
             raise DataError(f"{self.name}: the file is empty")
         check_text_sample(self.name, sample)
-        self.delimiter, self.header = self._sniff(sample[:_SNIFF_CHARS], truncated=len(sample) > _SNIFF_CHARS)
+        stripped = sample.lstrip("\r\n")
+        first_line = stripped.find("\n")  # the header's end
+        first_line = first_line if first_line < 0 else first_line + len(sample) - len(stripped)
+        if first_line < 0 and len(sample) > _MAX_HEADER_CHARS:
+            raise DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a header "
+                            f"of that length is not a table of annotations")
+        cut = max(_SNIFF_CHARS, first_line + 1 + _SNIFF_CHARS)
+        self.delimiter, self.header = self._sniff(sample[:cut], truncated=len(sample) > cut)
         named = [h for h in self.header if h]
         dupes = sorted({h for h in named if named.count(h) > 1})
         if dupes:
