@@ -174,28 +174,28 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
 
 
 # one row of buttons at their own widths, wrapping as the page narrows (columns cut their names short: "Labels Pa…")
-d = [st.container(horizontal=True)] * 7
-_download(d[0], "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
+row = st.container(horizontal=True)
+_download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
-_download(d[1], "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
-_download(d[2], "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
-_download(d[3], "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
+_download(row, "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
+_download(row, "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
+_download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export")
 if workers is not None:
-    d[4].download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
-                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
+    row.download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
+                        file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"
-    d[5].download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
-                         mime="application/octet-stream", on_click="ignore", key="dl_model",
-                         help="load with deem_core.DEEM.load(path)")
-d[6].download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
-                                                                   "dataset": record.get("dataset"),
-                                                                   "fingerprint": record.get("fingerprint"),
-                                                                   "config": config}, indent=2),
-                     file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
-                     key="dl_config")
+    row.download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
+                        mime="application/octet-stream", on_click="ignore", key="dl_model",
+                        help="load with deem_core.DEEM.load(path)")
+row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
+                                                                  "dataset": record.get("dataset"),
+                                                                  "fingerprint": record.get("fingerprint"),
+                                                                  "config": config}, indent=2),
+                    file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
+                    key="dl_config")
 if workers is not None:
     with st.expander("Worker table"):
         common.table(workers)

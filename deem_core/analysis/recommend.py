@@ -456,6 +456,7 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
     verdicts: dict[float, Verdict] = {}
     chosen_lr, reason, fallback = None, "", False
     tiered = {tier: [lr for lr, c in categories.items() if c == tier] for tier in TIERS}
+    drops = {lr: float(np.mean([a.positive_drop for a in by_lr[lr]])) for lr in tiered["stagnant"]}
     if tiered["dip-and-tail"]:
         chosen_lr = min(tiered["dip-and-tail"])
         reason = "the smallest learning rate that learns and then settles (its energy difference dips, then stays level)"
@@ -463,13 +464,13 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         chosen_lr = min(tiered["no-steady-tail"])
         reason = ("no learning rate settles within these epochs; the smallest one that learns without breaking a "
                   "rule (a longer sweep would show more)")
-    elif tiered["stagnant"] and max(np.mean([a.positive_drop for a in by_lr[lr]]) for lr in tiered["stagnant"]) <= 0:
+    elif tiered["stagnant"] and max(drops.values()) <= 0:
         # not one stable rate lowered the positive energy at all: the most of nothing is a tie of zeros, broken
         # by the smallest rate (a walkthrough saw 0.001 "learned the most ... falls by 0" recommended and picked)
         reason = ("no learning rate lowered the positive energy (data) on these curves, so none is recommended: "
                   "the start may already explain these answers (train with the default rate), or sweep more epochs")
     elif tiered["stagnant"]:
-        chosen_lr = max(tiered["stagnant"], key=lambda lr: np.mean([a.positive_drop for a in by_lr[lr]]))
+        chosen_lr = max(tiered["stagnant"], key=drops.get)
         flat = sorted(lr for lr in tiered["stagnant"] if lr > chosen_lr)
         reason = ("every stable learning rate learns slowly; the one that learned most "
                   + (f"(the larger ones, up to {_fmt(flat[-1])}, learned no more: the start may already explain "
@@ -498,7 +499,7 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 category = "fallback"
             else:
                 if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
-                    drop = float(np.mean([a.positive_drop for a in items]))
+                    drop = drops[lr]
                     larger = any(lr2 > lr for lr2 in tiered["stagnant"])
                     text = (f"learns slowly, but the most of the stable learning rates (the positive energy falls "
                             f"by {_fmt(drop)}); " + ("the larger ones learned no more" if larger

@@ -136,16 +136,14 @@ class CsvTable(Table):
             self.header_line = head.head_line
         if not sample.strip():
             if read_head(self.source, _SNIFF_CHARS).strip():  # text, but no line end within reach
-                raise DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a "
-                                f"header of that length is not a table of annotations")
+                raise self._header_too_long()
             raise DataError(f"{self.name}: the file is empty")
         check_text_sample(self.name, sample)
         stripped = sample.lstrip("\r\n")
         first_line = stripped.find("\n")  # the header's end
         first_line = first_line if first_line < 0 else first_line + len(sample) - len(stripped)
         if first_line < 0 and len(sample) > _MAX_HEADER_CHARS:
-            raise DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a header "
-                            f"of that length is not a table of annotations")
+            raise self._header_too_long()
         cut = max(_SNIFF_CHARS, first_line + 1 + _SNIFF_CHARS)
         self.delimiter, self.header = self._sniff(sample[:cut], truncated=len(sample) > cut)
         named = [h for h in self.header if h]
@@ -155,6 +153,10 @@ class CsvTable(Table):
                             f"header; give every column its own name")
         self._warned_index = False
         self._ignored_first = False
+
+    def _header_too_long(self) -> DataError:
+        return DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a header of "
+                         f"that length is not a table of annotations")
 
     def _text(self, budget: Budget | None, stop_after: int | None = None, quotes: bool = False) -> TextStream:
         return TextStream(self.source, self.limits, budget=budget, quotes=quotes, skip_blank_head=True,
