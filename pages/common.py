@@ -83,6 +83,48 @@ def safe(value: Any) -> str:
     return _AUTOLINK.sub(_JOINER, escape_controls(value)).translate(_MARKDOWN_ESCAPES)
 
 
+def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells, column names and index values through :func:`escape_controls`.
+
+    The grid of ``st.dataframe`` shows text as text (no Markdown, no HTML), but the browser still applies the
+    characters that steer it: a right-to-left override in a worker's name made the rest of its cell read backwards
+    (a name ending "\u202etxt.exe" showed as "exe.txt"; attack round of the seventh session). Those become visible
+    escapes, as on every other part of the pages. Only columns holding text are copied."""
+    changed: dict[Any, Any] = {}
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            if not any(isinstance(v, str) and not v.isprintable() for v in values.cat.categories):
+                continue
+            values = values.astype(object)  # two categories could become one escape
+        elif values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+            continue
+        shown = values.map(lambda v: escape_controls(v) if isinstance(v, str) and not v.isprintable() else v)
+        if not shown.equals(values) or shown.dtype != frame[column].dtype:
+            changed[column] = shown
+    names = [escape_controls(c) if isinstance(c, str) else c for c in frame.columns]
+    index_text = frame.index.dtype == object and any(isinstance(v, str) and not v.isprintable() for v in frame.index)
+    if not changed and names == list(frame.columns) and not index_text:
+        return frame
+    out = frame.copy()
+    for column, shown in changed.items():
+        out[column] = shown
+    out.columns = names
+    if index_text:
+        out.index = pd.Index([escape_controls(v) if isinstance(v, str) else v for v in frame.index],
+                             name=frame.index.name)
+    return out
+
+
+def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """``st.dataframe`` of a frame whose text is :func:`visible_cells` (the one way the pages draw a grid)."""
+    data = getattr(frame, "data", None)
+    if data is not None:  # a Styler: its frame is made visible before it was styled (:func:`readable_table`)
+        return st.dataframe(frame, column_config=column_config, **kwargs)
+    config = {escape_controls(k) if isinstance(k, str) else k: v for k, v in (column_config or {}).items()}
+    return st.dataframe(visible_cells(frame), column_config=config or None, **kwargs)
+
+
 def plotly_chart(figure: Any, **kwargs: Any) -> Any:
     """``st.plotly_chart`` of a figure whose names, labels, titles and hover texts are shown as text (plotly
     would render ``<a href>``, ``<b>`` ... in them): :func:`deem_core.plots.safety.escape_figure`."""
@@ -692,7 +734,7 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
     config = {column: st.column_config.TextColumn(alignment="right", help=helps.get(column)) for column in gaps}
     config.update({column: st.column_config.Column(help=text) for column, text in helps.items()
                    if column in data.columns and column not in gaps})
-    st.dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
+    dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
 
 
 def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> tuple[int, str | None]:
@@ -774,9 +816,7 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
     "None" text in numeric columns (a missing number shows as an empty cell). ``formats``: a format string
     per (renamed) column, e.g. ``{"seconds": "{:.2f}"}``; other float columns get ``digits`` decimals, integer
     columns thousands separators."""
-    import pandas as pd  # noqa: PLC0415
-
-    frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
+    frame = visible_cells(frame).rename(columns=lambda c: str(c).replace("_", " "))
     formats = dict(formats or {})
     for column in count_columns(frame):  # counts with thousands separators (2,000 answers, not 2000)
         formats.setdefault(column, "{:,}")

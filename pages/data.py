@@ -224,7 +224,7 @@ with st.container(border=True):
                 st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
                 st.caption(page_words(f"note: {note}"))
-            st.dataframe(shown.frame, height=220, hide_index=True)
+            common.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
     c = st.columns(2)
@@ -332,13 +332,13 @@ with tabs[1]:
                  barmode="group", labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
-    st.dataframe(balance, hide_index=True, column_config=common.count_config(balance))
+    common.dataframe(balance, hide_index=True, column_config=common.count_config(balance))
 with tabs[2]:
     coverage = stats["coverage"]
     if len(coverage) > MAX_COVERAGE_ROWS:
         st.caption(f"the {MAX_COVERAGE_ROWS:,} workers with the most answers (of {len(coverage):,})")
         coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
-    st.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
+    common.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
 with tabs[3]:
@@ -350,7 +350,7 @@ with tabs[3]:
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tabs[4]:
-    st.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
+    common.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")
 with tabs[5]:
     gold = ds.get("gold")

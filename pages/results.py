@@ -123,7 +123,7 @@ st.caption(f"{len(view):,} of {len(frame):,} tasks")
 shown = view.reset_index()
 if not pd.api.types.is_integer_dtype(shown["task"]):  # whole-number task ids stay numbers (they sort as numbers)
     shown["task"] = shown["task"].astype(str)
-st.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
+common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "task": (st.column_config.NumberColumn("task", format="%d") if pd.api.types.is_integer_dtype(shown["task"])
              else st.column_config.TextColumn("task")),  # an id: no thousands separator
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),

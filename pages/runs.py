@@ -92,7 +92,7 @@ if len(runs):
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
-    st.dataframe(table, hide_index=True, width="stretch",
+    common.dataframe(table, hide_index=True, width="stretch",
                  column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in

@@ -121,6 +121,15 @@ def check_page(at: AppTest, where: str) -> int:
         for text in _strings(spec):
             for tag in ("<b>", "<img", "<a ", "\x1b", "\u202e"):
                 assert tag not in text, f"{where}: a chart shows {tag!r} raw: {text[:200]!r}"
+    for grid in at.dataframe:  # the grid shows text as text, but a browser still obeys a bidi override in it
+        frame = grid.value
+        cells = [*map(str, frame.columns), *map(str, frame.index)]
+        for column in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[column].dtype):
+                cells += [v for v in frame[column].astype(object) if isinstance(v, str)]
+        for tag in ("\x1b", "\u202e"):
+            raw = next((c for c in cells if tag in c), None)
+            assert raw is None, f"{where}: a table cell holds {tag!r} raw: {raw[:200]!r}"
     return len(sources)
 
 
