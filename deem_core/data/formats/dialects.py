@@ -117,6 +117,20 @@ class Plan:
         return list(self.task) if isinstance(self.task, list) else [self.task]
 
     @property
+    def roles(self) -> dict[str, str]:
+        """Each column read as it is -> the role of its values (task, worker, label, gold label); the columns
+        made from a JSON column are not here (the JSON text is long)."""
+        out = {c: "task" for c in self.task_columns}
+        if self.worker:
+            out[self.worker] = "worker"
+        if self.label and not self.options:
+            out[self.label] = "label"
+        out.update({c: "label" for c in self.annotators})
+        if self.gold:
+            out[self.gold] = "gold label"
+        return {c: r for c, r in out.items() if c not in self.virtual and c not in self.virtual.values()}
+
+    @property
     def needed(self) -> list[str]:
         cols: list[str] = [*self.task_columns]
         for column in (self.worker, self.status, self.gold):

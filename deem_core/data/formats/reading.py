@@ -230,6 +230,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
     for table, plan in zip(tables, plans):
         rows_before = len(collector.text_parts) + len(collector.typed_parts)
         n_rows = 0
+        table.expect_short(plan.roles, limits.max_value_chars)
         for chunk in table.chunks(plan.needed):
             n_rows += len(chunk)
             extract(table, chunk, plan, collector)
@@ -548,6 +549,7 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
         truth = rest[0]
     parts_task, parts_value = [], []
     skipped, markers, n_rows = 0, set(), 0
+    table.expect_short({task: "task", truth: "truth"}, limits.max_value_chars)
     for chunk in table.chunks([task, truth]):
         n_rows += len(chunk)
         tasks, values = chunk[task], chunk[truth]

@@ -28,7 +28,7 @@ from deem_core.data.annotations import DataError
 from deem_core.data.text import escape_controls
 
 __all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
-           "type_uniques"]
+           "type_uniques", "value_too_long"]
 
 #: spellings of "no value" (lower case; compared case-insensitively after stripping spaces)
 MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
@@ -139,7 +139,11 @@ def check_value_lengths(values: pd.Series, role: str, source: str, limit: int) -
     longest = int(lengths.max())
     if longest <= limit:
         return
-    value = str(text.iloc[int(np.argmax(lengths.to_numpy()))])
-    raise DataError(f"{source}: a {role} value is {longest:,} characters long ({escape_controls(value[:40])!r}...); "
-                    f"at most {limit:,} are read (DEEM_MAX_VALUE_CHARS): is the {role} column free text? Choose "
-                    f"another column for the {role}s")
+    raise value_too_long(source, role, longest, str(text.iloc[int(np.argmax(lengths.to_numpy()))])[:40], limit)
+
+
+def value_too_long(source: str, role: str, longest: int, start: str, limit: int) -> DataError:
+    """The error for a ``role`` value of ``longest`` characters beginning with ``start``, over ``limit``."""
+    return DataError(f"{source}: a {role} value is {longest:,} characters long ({escape_controls(start[:40])!r}...); "
+                     f"at most {limit:,} are read (DEEM_MAX_VALUE_CHARS): is the {role} column free text? Choose "
+                     f"another column for the {role}s")
