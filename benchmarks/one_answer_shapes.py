@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,9 @@ def main() -> int:
         print(f"| {name} | {acc(data.majority_vote()):.2f} | {acc(fit_dawid_skene(data).posterior.argmax(1)):.2f} | "
               f"{acc(fit_dawid_skene(data, prior_strength=DEFAULT_DS_PRIOR).posterior.argmax(1)):.2f} | "
               f"{acc(data.classes.get_indexer(model.predict())):.2f} | {start} | {cpu:.0f} |", flush=True)
-    print(f"\npeak memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    with open("/proc/self/status") as status:  # VmHWM: this process's own peak (KiB)
+        peak = int(status.read().split("VmHWM:")[1].split()[0]) / 1024
+    print(f"\npeak memory of the process: {peak:,.0f} MB")
     return 0
 
 

@@ -12,7 +12,7 @@ Sets (sample_data/make_platform_data.py; generated once into ``--data-dir`` and 
                     data, sample_data/make_sample_data.py ``make_mnist_like``): must stay on the dense path
 ==================  ==========================================================================
 
-Steps, each in a fresh subprocess (so the peak resident memory, ``ru_maxrss``, is the step's own):
+Steps, each in a fresh subprocess (so the peak resident memory, ``VmHWM``, is the step's own):
 
 * ``read``  -- ``read_annotations`` of the ``.csv.gz`` + ``summary()``; the AnnotationSet is then cached
   (pickle) for the other steps;
@@ -48,7 +48,6 @@ import argparse
 import json
 import os
 import pickle
-import resource
 import subprocess
 import sys
 import time
@@ -75,7 +74,8 @@ TARGETS = {("netease", "read"): (60, 4096), ("netease", "mv"): (60, 4096), ("net
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    # VmHWM (KiB): this process's own peak; ru_maxrss keeps the forking parent's
+    return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024.0
 
 
 def _paths(data_dir: Path, name: str) -> dict[str, Path]:

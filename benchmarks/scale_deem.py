@@ -26,7 +26,6 @@ epochs instead of the default 100 (said in their result: they are then not the d
 from __future__ import annotations
 
 import pickle
-import resource
 import time
 from functools import partial
 from pathlib import Path
@@ -62,7 +61,8 @@ def _device_peak() -> str:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM (KiB): this process's own peak; ru_maxrss keeps the forking parent's
+    return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024.0
 
 
 def _load(paths: dict[str, Path]):

@@ -11,7 +11,7 @@ Server memory comes from ``/proc/<pid>``: the peak is the kernel's high-water ma
 each case by writing ``5`` to ``clear_refs``; root only, else the 20 Hz samples of ``VmRSS``), ``idle`` is the
 resident size before the case and ``after`` 15 s after the uploading session left. A guard stops the server
 when it passes ``--guard-gb`` above idle (the machine is shared). The last column runs ``deem aggregate FILE
---method mv`` on the same file in a fresh process: exit status and peak (``ru_maxrss``) above ``deem aggregate
+--method mv`` on the same file in a fresh process: exit status and peak (``VmHWM``) above ``deem aggregate
 --help``.
 
 Cases (generated into ``--data-dir``, never committed; the bomb is written compressed, as repeated gzip
@@ -225,12 +225,14 @@ def run_case(name: str, path: Path, server: LiveServer, browser, prober: Prober,
             "guard tripped": sampler.tripped}
 
 
-_CLI = ("import resource, sys\nfrom deem_core.cli import main\nstatus = main(sys.argv[1:])\n"
-        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(status)")
+#: the process's own peak resident KiB (VmHWM; ru_maxrss would carry the forking parent's over)
+_PEAK_KIB = "int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+_CLI = ("import sys\nfrom deem_core.cli import main\nstatus = main(sys.argv[1:])\n"
+        f"print('MAXRSS', {_PEAK_KIB}, file=sys.stderr)\nsys.exit(status)")
 
 
 def cli_peak(args: list[str]) -> tuple[int, float, str]:
-    """``deem ARGS`` in its own process: exit status, peak resident MB (ru_maxrss), its last stderr line."""
+    """``deem ARGS`` in its own process: exit status, peak resident MB (VmHWM), its last stderr line."""
     import subprocess  # noqa: PLC0415
 
     result = subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True, cwd=ROOT,

@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if counts["FAIL"] or tracebacks else 0
 
 
+#: the process's own peak resident KiB (VmHWM; ru_maxrss would carry the forking pytest's over)
+_PEAK_KIB = "int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
 #: run the command in a fresh interpreter and print its own peak RSS (KiB on Linux) on the last line of stderr
-_MEASURE = ("import resource, sys\nfrom deem_core.cli import main\ncode = main(sys.argv[1:])\n"
-            "print(f'rss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n"
+_MEASURE = ("import sys\nfrom deem_core.cli import main\ncode = main(sys.argv[1:])\n"
+            f"print('rss_kib', {_PEAK_KIB}, file=sys.stderr)\n"
             "sys.exit(code)\n")
 
 
@@ -114,12 +116,12 @@ def _measure(inputs: list[str], extra: list[str], out: Path) -> tuple[int, float
     return done.returncode, rss, wall, f"{error} (cpu {cpu:.1f} s)"
 
 
-_PREVIEW = ("import resource, sys\nfrom deem_core.data.annotations import DataError\n"
+_PREVIEW = ("import sys\nfrom deem_core.data.annotations import DataError\n"
             "from deem_core.data.formats import preview\n"
             "try:\n    p = preview(sys.argv[1])\n    print(f'{len(p.frame)} rows shown, read as {p.layout}, problem: '\n"
             "          f'{(p.problem or \"none\")[:60]}')\n"
             "except DataError as exc:\n    print(f'DataError: {str(exc)[:80]}')\n"
-            "print(f'rss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
+            f"print('rss_kib', {_PEAK_KIB}, file=sys.stderr)\n")
 
 
 def _measure_preview(path: str) -> tuple[int, float, float, str]:
