@@ -41,7 +41,8 @@ CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def valid_text(value: str) -> bool:
-    return (value == value.strip(" ") and value.strip() != "" and value not in MISSING_LABELS
+    # (the missing spellings are compared without case: "NA" is one, and a label "NA" is dropped as missing)
+    return (value == value.strip(" ") and value.strip() != "" and value.strip().lower() not in MISSING_LABELS
             and not (value.startswith("'") and value[1:2] != "" and value[1] in "".join(FORMULA_PREFIXES)))
 
 

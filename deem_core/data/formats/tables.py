@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 import warnings as _warnings
 from typing import Iterator, Mapping, Sequence
 
@@ -36,6 +37,12 @@ __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
 
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is about one chunk of text
+#: cells parsed at a time: a wide file's chunk has fewer rows. Each cell costs ~70 bytes while parsed whatever it
+#: holds, so 250,000 rows of 15,000 empty cells (a 1 GiB file of commas, ~1 MB gzipped) would have needed ~260 GB
+CHUNK_CELLS = 4_000_000
+#: a table with more columns than this is cleaned as one block of cells, not column by column (each column's own
+#: pandas operations cost ~0.1 ms: 15,000 worker columns x 5 rows took 13 s; attack round of the seventh session)
+MANY_COLUMNS = 64
 #: decompressed bytes of one Parquet row group (all its columns, from the metadata) that a read or a preview
 #: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
 #: read; id and label columns of a million rows take a few MB to a few tens of MB.
@@ -152,10 +159,10 @@ class CsvTable(Table):
             raise self._header_too_long()
         cut = max(_SNIFF_CHARS, first_line + 1 + _SNIFF_CHARS)
         self.delimiter, self.header = self._sniff(sample[:cut], truncated=len(sample) > cut)
-        named = [h for h in self.header if h]
-        dupes = sorted({h for h in named if named.count(h) > 1})
+        counts = Counter(h for h in self.header if h)
+        dupes = sorted(h for h, n in counts.items() if n > 1)
         if dupes:
-            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {named.count(dupes[0])} times in the "
+            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {counts[dupes[0]]} times in the "
                             f"header; give every column its own name")
         self._warned_index = False
         self._ignored_first = False
@@ -252,12 +259,16 @@ class CsvTable(Table):
     def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
         preview = nrows is not None
         text = self._text(budget=None if preview else self.budget, stop_after=self.stop_after, quotes=True)
+        many = len(self.header) > MANY_COLUMNS
+        rows = min(nrows or CHUNK_ROWS, CHUNK_ROWS, max(1, CHUNK_CELLS // max(1, len(self.header))))
         try:
             with _warnings.catch_warnings(record=True) as caught:
                 _warnings.simplefilter("always")
-                reader = pd.read_csv(text, sep=self.delimiter, dtype=str, header=0, index_col=False,
-                                     keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
-                                     quotechar='"', chunksize=min(nrows or CHUNK_ROWS, CHUNK_ROWS))
+                # many columns: one block of Python strings (every cell handled at once); else a column of
+                # Arrow-backed strings each (compact for millions of rows)
+                reader = pd.read_csv(text, sep=self.delimiter, dtype=object if many else str, header=0,
+                                     index_col=False, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                                     engine="c", quotechar='"', chunksize=rows)
                 with reader:
                     got = 0
                     for raw in reader:
@@ -271,7 +282,8 @@ class CsvTable(Table):
                         got += len(raw)
                         if columns is not None:
                             chunk = chunk[list(columns)]
-                        yield chunk if preview else chunk.apply(categorical_text)
+                        # many columns (a wide file's workers) stay one block: its reader takes the cells at once
+                        yield chunk if preview or chunk.shape[1] > MANY_COLUMNS else chunk.apply(categorical_text)
                         if nrows is not None and got >= nrows:
                             break
                 if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
@@ -296,20 +308,35 @@ class CsvTable(Table):
                 text.close()
 
     def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.fillna("")
-        frame.columns = self.header
-        for position in range(frame.shape[1]):  # stays in pandas' string dtype (Arrow-backed): no object copies
-            frame.isetitem(position, frame.iloc[:, position].str.strip(" "))
+        if frame.shape[1] > MANY_COLUMNS:  # one block of Python strings: every cell at once
+            cells = np.ascontiguousarray(frame.to_numpy(dtype=object))
+            flat = cells.reshape(-1)  # a view: the cells are changed in place
+            spaced = [i for i, v in enumerate(flat) if not isinstance(v, str) or v[:1] == " " or v[-1:] == " "]
+            for i in spaced:
+                flat[i] = flat[i].strip(" ") if isinstance(flat[i], str) else ""
+            frame = pd.DataFrame(cells, index=frame.index, columns=self.header, dtype=object)
+        else:
+            frame = frame.fillna("")
+            frame.columns = self.header
+            for position in range(frame.shape[1]):  # stays in pandas' string dtype (Arrow-backed): no object copies
+                frame.isetitem(position, frame.iloc[:, position].str.strip(" "))
         frame = self._drop_blank_rows(frame)
         frame = self._drop_repeated_headers(frame)
         return self._drop_unnamed_columns(frame)
 
+    def _equal_cells(self, frame: pd.DataFrame, values: Sequence[str]) -> np.ndarray:
+        """(rows,) bool: whether each row's cells equal ``values`` (one per column)."""
+        if frame.shape[1] > MANY_COLUMNS:
+            return (frame.to_numpy(dtype=object) == np.asarray(values, dtype=object)[None, :]).all(axis=1)
+        same = np.ones(len(frame), dtype=bool)
+        for position, value in enumerate(values):
+            same &= (frame.iloc[:, position] == value).to_numpy()
+        return same
+
     def _drop_blank_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         if not len(frame.columns) or not len(frame):
             return frame
-        blank = np.ones(len(frame), dtype=bool)
-        for position in range(frame.shape[1]):
-            blank &= (frame.iloc[:, position] == "").to_numpy()
+        blank = self._equal_cells(frame, [""] * frame.shape[1])
         if blank.any():
             self._count("blank", int(blank.sum()))
             return frame.loc[~blank]
@@ -323,8 +350,7 @@ class CsvTable(Table):
         if not candidates.any():
             return frame
         same = candidates.copy()
-        for position, name in enumerate(self.header):
-            same &= (frame.iloc[:, position] == name).to_numpy()
+        same[candidates] = self._equal_cells(frame.loc[candidates], self.header)
         if same.any():
             first = int(frame.index[same.nonzero()[0][0]])
             self._count("header", int(same.sum()), first)
@@ -415,9 +441,10 @@ class ParquetTable(Table):
         self.header = [str(n) for n in schema.names]
         self.types = {str(f.name): f.type for f in schema}
         self.n_rows = int(self.file.metadata.num_rows)
-        dupes = sorted({h for h in self.header if self.header.count(h) > 1})
+        counts = Counter(self.header)
+        dupes = sorted(h for h, n in counts.items() if n > 1)
         if dupes:
-            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {self.header.count(dupes[0])} times")
+            raise DataError(f"{self.name}: column name {dupes[0]!r} appears {counts[dupes[0]]} times")
 
     @property
     def columns(self) -> list[str]:
