@@ -3,7 +3,7 @@
 ``DEEM(n_layers="auto")`` trains six candidates (two starts x 0 / 1 / 2 layers). Depth by depth (the CPU's way)
 that is three batched trainings one after another; together (the GPU's way, ``deem_core.methods.choose.
 depths_together``) one batched model whose runs have their own depths (``DEEMNetwork.run_depths``). Per set, both
-ways on the device named (together is forced on a CPU here, the dense path only -- what a GPU runs):
+ways on the device named (together is forced on a CPU here -- what a GPU runs, on either path):
 
 * ``ops/step``: operators dispatched per training step of all six candidates, counted with a
   ``TorchDispatchMode`` while the candidates train (a short fit of ``--count-epochs``). On the H200 a step is
@@ -90,9 +90,8 @@ def _fit(data: AnnotationSet, device: torch.device, epochs: int, together: bool,
     original_rule = deem_module.DEEM._depths_together
     training.batch_step = counted_step
     deem_module.DEEM._train_config = timed_train
-    # together: what a GPU runs (the dense path; the sparse path trains depth by depth on every device)
-    deem_module.DEEM._depths_together = (
-        lambda self, d, depths, runs: together and len(depths) > 1 and deem_module.path_for(d, "auto") == "dense")
+    # together: what a GPU runs (either path)
+    deem_module.DEEM._depths_together = lambda self, d, depths, runs: together and len(depths) > 1
     try:
         _sync(device)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -116,7 +115,7 @@ def measure(spec: str, device: torch.device, epochs: int, count_epochs: int) -> 
     for together in (False, True):
         key = "together" if together else "apart"
         _, _, _, _, ops, steps = _fit(data, device, count_epochs, together, count=True)
-        rounds = 1 if together and out["path"] == "dense" else 3
+        rounds = 1 if together else 3
         out[f"{key}_ops_per_step"] = ops / max(1, steps / rounds)  # per step of all six candidates
         model, wall, cpu, train_s, _, _ = _fit(data, device, epochs, together)
         out[f"{key}_wall"], out[f"{key}_cpu"], out[f"{key}_train"] = wall, cpu, train_s

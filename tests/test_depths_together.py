@@ -65,13 +65,12 @@ def test_a_shallow_run_gets_no_gradient_in_the_layers_it_skips():
         assert weight.grad[0].abs().max() == 0 and weight.grad[1].abs().max() > 0
 
 
-def test_depths_train_together_only_on_a_gpu_with_the_dense_path():
-    assert depths_together(3, "cuda", "dense")
-    assert not depths_together(3, "cpu", "dense")
-    assert not depths_together(3, "cuda", "sparse")
+def test_depths_train_together_only_on_a_gpu():
+    assert depths_together(3, "cuda", "dense") and depths_together(3, "cuda", "sparse")
+    assert not depths_together(3, "cpu", "dense") and not depths_together(3, "cpu", "sparse")
     assert not depths_together(1, "cuda", "dense")
-    with pytest.raises(ValueError, match="matrix layout"):
-        DEEMNetwork(2, 3, 3, 2, layout="blocks", run_depths=[0, 2])
+    blocks = DEEMNetwork(2, 3, 3, 2, layout="blocks", run_depths=[0, 2])  # the sparse path's layout too
+    assert blocks.run_depths == [0, 2] and blocks.to_layout("matrix").run_depths == [0, 2]
 
 
 def _both_ways(df: pd.DataFrame, **options):
@@ -174,3 +173,34 @@ def test_the_training_curves_draw_one_line_per_candidate(together_and_apart):
                                                for start in ("majority vote", "Dawid-Skene") for depth in (0, 1, 2)])
     for trace in fig.data:  # each line goes forward in epochs, one point per epoch
         assert list(trace.x) == sorted(set(trace.x)), trace.name
+
+
+def _sparse_crowd(n_tasks: int = 400, n_workers: int = 40, per_task: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Each task answered by 5 of 40 workers (75% right, else a random other class): the sparse path's data."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n_tasks)
+    rows = []
+    for task in range(n_tasks):
+        for worker in rng.choice(n_workers, per_task, replace=False):
+            label = truth[task] if rng.random() < 0.75 else (truth[task] + rng.integers(1, 3)) % 3
+            rows.append((task, f"w{worker}", int(label)))
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_depths_trained_together_on_the_sparse_path_score_and_choose_as_depth_by_depth():
+    """The sparse path (answers gathered task by task, layers stored as blocks) with runs of several depths: the
+    same candidates, criteria and choice as depth by depth (its GatheredNetwork passes a shallow run's answers
+    through the layers it skips; tests/test_sparse_model.py checks each number against the dense model)."""
+    df = _sparse_crowd()
+    data = deem_module.as_annotation_set(df)
+    assert deem_module.path_for(data) == "sparse"
+    fits, rows = _both_ways(df, epochs=6)
+    assert [row["candidate_layers"] for row in rows[True][0][1]] == [0, 0, 1, 1, 2, 2]
+    apart, together = fits[False].candidates_, fits[True].candidates_
+    assert [c.name for c in apart] == [c.name for c in together] and len(apart) == 6
+    for a, b in zip(apart, together):
+        assert b.result.network.layout == "blocks" and b.result.network.n_layers == b.depth
+        np.testing.assert_allclose(a.loglik, b.loglik, atol=1e-4)
+        np.testing.assert_allclose(a.lco_loglik, b.lco_loglik, atol=1e-4)
+    assert (fits[False].init_, fits[False].n_layers_) == (fits[True].init_, fits[True].n_layers_)
+    pd.testing.assert_frame_equal(fits[False].results_frame(), fits[True].results_frame(), atol=1e-4)

@@ -17,9 +17,16 @@ from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, 
 D, K = 6, 3
 
 
+#: two runs of different depths in one network (DEEMNetwork.run_depths): the run of depth 0 or 1 passes its
+#: answers through the layers it skips, as candidates of every depth trained together do
+MIXED = [(0, 2), (1, 2)]
+
+
 def _random_network(layers, seed, d=D, k=K, runs=2, scale=0.7, bias="irbm"):
+    """``layers``: a number of layers, or one depth per run (a network of runs of several depths)."""
     torch.manual_seed(seed)
-    net = DEEMNetwork(runs, d, k, layers, bias=bias)
+    depths = list(layers) if isinstance(layers, tuple) else None
+    net = DEEMNetwork(runs, d, k, max(depths) if depths else layers, bias=bias, run_depths=depths)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(scale * torch.randn_like(p))
@@ -65,17 +72,18 @@ def _sparse_batch(answers, runs, order_seed=None):
     return tasks, answers.slots(tasks)
 
 
-@pytest.mark.parametrize("layers", [0, 1, 2])
+@pytest.mark.parametrize("layers", [0, 1, 2, *MIXED])
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("bias", ["irbm", "prior"])
 def test_sparse_free_energy_and_posterior_equal_the_dense_model(layers, soft, bias):
-    labels, probs = _random_data(soft=soft, seed=layers)
+    layers_seed = layers if isinstance(layers, int) else 3 + layers[0]
+    labels, probs = _random_data(soft=soft, seed=layers_seed)
     answers = Answers.from_dense(labels, probs)
-    net = _random_network(layers, seed=10 + layers, bias=bias)
+    net = _random_network(layers, seed=10 + layers_seed, bias=bias)
     x, mask = _dense_inputs(labels, probs, 2)
     with torch.no_grad():
         dense_energy, dense_logits = net.free_energy_and_logits(x, mask)
-    tasks, slots = _sparse_batch(answers, 2, order_seed=layers)
+    tasks, slots = _sparse_batch(answers, 2, order_seed=layers_seed)
     for name, variant in _layouts(net, answers).items():
         gathered = GatheredNetwork(variant, slots.workers, slots.mask)
         x_slots = answers.one_hot_fm(slots.answer, slots.mask, K)
@@ -98,12 +106,13 @@ def test_sparse_free_energy_and_posterior_equal_the_dense_model(layers, soft, bi
         torch.testing.assert_close(whole_post, torch.softmax(dense_logits, -1), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("layers", [0, 1, 2])
+@pytest.mark.parametrize("layers", [0, 1, 2, *MIXED])
 @pytest.mark.parametrize("bias", ["irbm", "prior"])
 def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers, bias):
-    labels, _ = _random_data(seed=20 + layers)
+    layers_seed = layers if isinstance(layers, int) else 3 + layers[0]
+    labels, _ = _random_data(seed=20 + layers_seed)
     answers = Answers.from_dense(labels)
-    net = _random_network(layers, seed=30 + layers, bias=bias)
+    net = _random_network(layers, seed=30 + layers_seed, bias=bias)
     x, mask = _dense_inputs(labels, None, 2)
     x_fm, mask_fm = DEEMNetwork.to_feature_major(x, mask)
     dense_value, dense_grad = net.sampler_energy()(x_fm, mask_fm)  # (R, n), (R, d, K, n)
@@ -122,15 +131,16 @@ def test_sparse_sampler_energy_and_input_gradient_equal_the_dense_ones(layers, b
         torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("layers", [0, 1, 2])
+@pytest.mark.parametrize("layers", [0, 1, 2, *MIXED])
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("bias", ["irbm", "prior"])
 def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, soft, bias):
     """The loss mean F(x_pos) - mean F(x_neg) of a batch (negatives: random labels on the same answers):
     autograd on the dense matrix layout vs gathered leaves scattered back, in every layout."""
-    labels, probs = _random_data(seed=40 + layers, soft=soft)
+    layers_seed = layers if isinstance(layers, int) else 3 + layers[0]
+    labels, probs = _random_data(seed=40 + layers_seed, soft=soft)
     answers = Answers.from_dense(labels, probs)
-    net = _random_network(layers, seed=50 + layers, scale=0.4, bias=bias)
+    net = _random_network(layers, seed=50 + layers_seed, scale=0.4, bias=bias)
     gen = torch.Generator().manual_seed(3)
     negative = torch.where(torch.as_tensor(labels) >= 0, torch.randint(0, K, labels.shape, generator=gen), -1)
     x_pos, mask = _dense_inputs(labels, probs, 2)
@@ -185,7 +195,7 @@ def test_sparse_parameter_gradients_and_sgd_step_equal_the_dense_ones(layers, so
                 if not pname.startswith("layer_weights."):
                     p -= lr.view(-1, *([1] * (p.dim() - 1))) * p.grad
         gathered.apply_layer_step(-lr)
-        for layer in range(layers):
+        for layer in range(net.n_layers):
             want = stepped[f"layer_weights.{layer}"]
             got = variant.layer_matrix(layer)
             if name == "pairs":  # pairs that never co-occur are not stored: compare the stored ones

@@ -248,11 +248,11 @@ class _Scorer:
 
 def depths_together(n_depths: int, device: torch.device | str, path: str) -> bool:
     """Whether the candidates of ``n_depths`` depths train as one batched model (runs of several depths,
-    :class:`DEEMNetwork`) rather than one depth after another: on a GPU with the dense path. A GPU step is
-    launch-bound, so one model holding every depth's runs costs about what the deepest alone does; on a CPU the
-    shallow runs would pay for the deepest run's products (``benchmarks/depths_together.py``). The sparse path
-    stores its layers as blocks and trains depth by depth."""
-    return n_depths > 1 and path == "dense" and torch.device(device).type == "cuda"
+    :class:`DEEMNetwork`) rather than one depth after another: on a GPU, on either path (``path``, "dense" or
+    "sparse", is the one training takes). A GPU step is launch-bound, so one model holding every depth's runs costs
+    about what the deepest alone does; on a CPU the shallow runs would pay for the deepest run's products
+    (``benchmarks/depths_together.py``)."""
+    return n_depths > 1 and path in ("dense", "sparse") and torch.device(device).type == "cuda"
 
 
 def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[int], seeds: Sequence[int],

@@ -75,13 +75,14 @@ FORMAT_VERSION = 1
 def selection_rounds(data: AnnotationSet, device: str | torch.device = "auto", path: str = "auto",
                      runs_per_depth: int = 2, config: TrainingConfig | None = None) -> int:
     """How many batched trainings, one after another, choosing the depth (``n_layers="auto"``) runs on ``data`` on
-    ``device``: one where every depth's candidates train together (:func:`depths_together`: a GPU, the dense path)
-    and all of them (``runs_per_depth`` each: starts x seeds) fit in its memory, else one per depth of
-    :data:`SELECTION_DEPTHS`."""
+    ``device``: one where every depth's candidates train together (:func:`depths_together`: a GPU) and all of them
+    (``runs_per_depth`` each: starts x seeds, with the deepest depth's layers) fit in its memory, else one per
+    depth of :data:`SELECTION_DEPTHS`."""
     device = resolve_device(device)
-    if not depths_together(len(SELECTION_DEPTHS), device, path_for(data, path)):
+    taken = path_for(data, path)
+    if not depths_together(len(SELECTION_DEPTHS), device, taken):
         return len(SELECTION_DEPTHS)
-    config = replace(config or TrainingConfig(), n_layers=max(SELECTION_DEPTHS), path="dense", device=str(device))
+    config = replace(config or TrainingConfig(), n_layers=max(SELECTION_DEPTHS), path=taken, device=str(device))
     try:
         check_training_size(data, config, int(runs_per_depth) * len(SELECTION_DEPTHS))
     except DataError:
@@ -539,8 +540,6 @@ class DEEM(Aggregator, BaseEstimator):
         def train(batch_size: int, device: torch.device) -> TrainingResult:
             config = self._config(batch_size, device)
             config.n_layers, config.epochs = max(depths), epochs
-            if len(depths) > 1:  # runs of several depths: the matrix layout (chosen on all answers, depths_together)
-                config.path = "dense"
             if len(groups) > 1:  # the starts (and depths) train as one batched model
                 check_training_size(data, config, n_runs)
             prepared = task_data(data, config, device, n_runs=n_runs)  # dense or sparse
@@ -568,8 +567,8 @@ class DEEM(Aggregator, BaseEstimator):
         return result
 
     def _depths_together(self, data: AnnotationSet, depths: list[int], runs_per_depth: int) -> bool:
-        """Whether the candidates of every depth train as one batched model here (:func:`selection_rounds`: a GPU,
-        the dense path, and all of them fit in its memory; else one depth after another, as on a CPU)."""
+        """Whether the candidates of every depth train as one batched model here (:func:`selection_rounds`: a GPU
+        where all of them fit in its memory; else one depth after another, as on a CPU)."""
         config = self._config(device=self.device_)
         return len(depths) > 1 and selection_rounds(data, self.device_, config.path, runs_per_depth, config) == 1
 

@@ -42,7 +42,8 @@ gradient. Candidates of every depth then train as one batched model, one set of 
 GPU a training step is launch-bound (``benchmarks/results/gpu_h200.txt``), so this is what makes choosing the
 depth cost about one run there; on a CPU the shallow runs pay for the deepest run's products, so the trainer
 batches depths only on a GPU (:func:`deem_core.methods.choose.depths_together`).
-Matrix layout only.
+Both layouts: the sparse path's :class:`~deem_core.model.sparse.GatheredNetwork` passes a shallow run's slots
+through the layers it skips in the same way.
 
 Layer weight layouts
 --------------------
@@ -181,8 +182,6 @@ class DEEMNetwork(nn.Module):
             if len(depths) != self.n_runs or min(depths) < 0 or max(depths) > self.n_layers:
                 raise ValueError(f"run_depths must give {self.n_runs} depths between 0 and {self.n_layers}, "
                                  f"got {depths}")
-            if self.layout != "matrix" and min(depths) < self.n_layers:
-                raise ValueError("runs of several depths need the matrix layout")
             if min(depths) == self.n_layers:
                 depths = None
         self.run_depths = depths

@@ -298,6 +298,9 @@ class GatheredNetwork:
                 # to the layer's _BlockGradient (returning None for the blocks themselves)
                 self.blocks.append(fm.requires_grad_(train))
             self._sinks = [_BlockGradient() for _ in range(n_layers)]
+            # runs of several depths (DEEMNetwork.run_depths): (R, 1, 1, 1) bool per layer, True where the run
+            # uses the layer; a run shallower than a layer passes its slots through it unchanged
+            self._active = [network._layer_active(layer) for layer in range(n_layers)]
             run = torch.arange(r, device=workers.device).view(r, 1, 1)
             self._rows = (workers + run * d).flatten()  # each slot's row in a (R*d, ...) view of a parameter
             # per-slot parameters are laid out feature-major, (R, A, F, B) with the batch last, before any arithmetic:
@@ -488,7 +491,9 @@ class GatheredNetwork:
                 logits = product.view(r, a, k, b) + bias
             else:
                 logits = self._layer(blocks, bias, current)
-            current = sparsemax(logits, dim=2) * mask.unsqueeze(2)
+            out = sparsemax(logits, dim=2) * mask.unsqueeze(2)
+            active = self._active[layer]
+            current = out if active is None else torch.where(active, out, current)
             outputs.append(current)
         return outputs
 
@@ -529,11 +534,7 @@ class GatheredNetwork:
         @torch.no_grad()
         def log_density_and_grad(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             bsz = x.shape[-1]
-            outputs = [x]
-            current = x
-            for blk, bias in zip(blocks, biases):
-                current = sparsemax(self._layer(blk, bias, current), dim=2).mul_(mask.unsqueeze(2))
-                outputs.append(current)
+            outputs = self._layer_outputs(x, mask, blocks, biases)
             v = outputs[-1]
             logits = (irbm_w * v.reshape(r, a * k, 1, bsz)).sum(1).add_(hidden_bias)  # (R, K, B)
             log_partition = torch.logsumexp(logits, dim=1)
@@ -541,7 +542,9 @@ class GatheredNetwork:
             grad = (irbm_w * posterior.unsqueeze(1)).sum(2).view(r, a, k, bsz).add_(irbm_a)  # dU/dv
             for layer in range(len(blocks) - 1, -1, -1):
                 grad_logits = sparsemax_backward(outputs[layer + 1], grad, dim=2)
-                grad = (blocks[layer] * grad_logits.reshape(r, 1, a * k, bsz)).sum(2).view(r, a, k, bsz)
+                through = (blocks[layer] * grad_logits.reshape(r, 1, a * k, bsz)).sum(2).view(r, a, k, bsz)
+                active = self._active[layer]  # a run shallower than this layer: the gradient passes on
+                grad = through if active is None else torch.where(active, through, grad)
             return (irbm_a * v).sum((1, 2)).add_(log_partition), grad
 
         return log_density_and_grad
@@ -570,16 +573,25 @@ class GatheredNetwork:
     def _forward_pass(self, x: torch.Tensor, mask: torch.Tensor):
         """Layer outputs, hidden logits, posterior and ``F + offset`` of x (R, A, K, B) without autograd."""
         r, b, a, k = self.shape
-        outputs = [x]
-        current = x
-        for blocks, bias in zip(self.blocks, self.biases):
-            current = sparsemax(self._layer(blocks, bias, current), dim=2).mul_(mask.unsqueeze(2))
-            outputs.append(current)
+        outputs = self._layer_outputs(x, mask, self.blocks, self.biases)
         v = outputs[-1]
         logits = self.hidden_bias + (self.irbm_w * v.reshape(r, a * k, 1, b)).sum(1)  # (R, K, B)
         log_partition = torch.logsumexp(logits, dim=1)
         posterior = torch.exp(logits - log_partition.unsqueeze(1))
         return outputs, logits, posterior, -(self.irbm_a * v).sum((1, 2)) - log_partition
+
+    def _layer_outputs(self, x: torch.Tensor, mask: torch.Tensor, blocks: list[torch.Tensor],
+                       biases: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every layer's output of ``x`` (R, A, K, B) without autograd, input first (a run passes its slots
+        through the layers it skips)."""
+        outputs = [x]
+        current = x
+        for layer, (blk, bias) in enumerate(zip(blocks, biases)):
+            out = sparsemax(self._layer(blk, bias, current), dim=2).mul_(mask.unsqueeze(2))
+            active = self._active[layer]
+            current = out if active is None else torch.where(active, out, current)
+            outputs.append(current)
+        return outputs
 
     def _backward_pass(self, saved, grad_energy: torch.Tensor, grad_logits_extra: torch.Tensor | None,
                        labels: torch.Tensor | None, mask: torch.Tensor, sums: dict) -> None:
@@ -607,6 +619,9 @@ class GatheredNetwork:
         grad_v = (self.irbm_w * g_logits.unsqueeze(1)).sum(2).view(r, a, k, b) - g_e * self.irbm_a  # dLoss/dv
         for layer in range(len(self.blocks) - 1, -1, -1):
             grad_z = sparsemax_backward(outputs[layer + 1], grad_v, dim=2)  # 0 on padded slots
+            active = self._active[layer]
+            if active is not None:  # a run that skips this layer: no gradient for its blocks and biases
+                grad_z = grad_z * active
             sums["biases"][layer] = sums["biases"][layer] + grad_z
             x_in = outputs[layer]
             g_b = grad_z.permute(0, 3, 1, 2).contiguous()  # (R, B, A, K)
@@ -616,7 +631,8 @@ class GatheredNetwork:
                 x_b = x_in.permute(0, 3, 1, 2).contiguous()
                 self._sinks[layer].add(x_b[:, :, :, None, :, None] * g_b[:, :, None, :, None, :])
             if layer:
-                grad_v = (self.blocks[layer] * grad_z.reshape(r, 1, a * k, b)).sum(2).view(r, a, k, b)
+                through = (self.blocks[layer] * grad_z.reshape(r, 1, a * k, b)).sum(2).view(r, a, k, b)
+                grad_v = through if active is None else torch.where(active, through, grad_v)
 
     @torch.no_grad()
     def _collect_parameter_gradients(self, sums: dict) -> None:
