@@ -56,7 +56,7 @@ if [ "$PART" = "scale" ]; then
 fi
 if [ "$PART" = "together" ]; then  # the depths of n_layers="auto" as one batched model vs one after another
     step depths_together "${TOGETHER_S:-240}" "$PY" benchmarks/depths_together.py --device "$DEVICE" \
-        --out "$OUT/depths_together_table.txt" --sets ${TOGETHER_SETS:-groups:0 copies:0 experts:0 condind tree3k}
+        --out "$OUT/depths_together_table.txt" --sets ${TOGETHER_SETS:-groups:0 copies:0 experts:0 sparse:0 condind tree3k}
     step selection_cost "${SELECTION_S:-170}" "$PY" benchmarks/selection_cost.py --device "$DEVICE" \
         --out "$OUT/selection_cost_table.txt" --sets ${SELECTION_SETS:-groups:0 copies:0 independent:0 sparse:0 \
         experts:0 spammers:0 imbalance:0 apph:0 condind tree3k}
