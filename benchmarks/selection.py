@@ -44,7 +44,6 @@ from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
-from deem_core.model.engine import path_for  # noqa: E402
 from deem_core.methods.registry import fit_method  # noqa: E402
 from deem_core.methods.choose import CLUSTER_WEIGHTED, MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
@@ -235,14 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "selection.csv"))
     parser.add_argument("--report", action="store_true", help="only print the tables of the saved CSV")
     parser.add_argument("--together", action="store_true",
-                        help="train every depth's candidates as one batched model (what a GPU runs; dense path), "
+                        help="train every depth's candidates as one batched model (what a GPU runs, either path), "
                              "on this CPU; with --compare, a table of what changed against the saved CSV")
     parser.add_argument("--compare", default=None, help="a CSV of this script to compare --out with, per set")
     args = parser.parse_args(argv)
     out = Path(args.out)
     torch.set_num_threads(1)
     if args.together:
-        DEEM._depths_together = lambda self, data, depths, runs: (len(depths) > 1 and path_for(data, "auto") == "dense")
+        DEEM._depths_together = lambda self, data, depths, runs: len(depths) > 1
     if not args.report:
         done = pd.read_csv(out) if out.exists() else pd.DataFrame()
         for spec in args.sets or default_sets():

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.data.text import escape_controls  # noqa: E402
 from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio.jobs import method_name, status_line  # noqa: E402
@@ -127,7 +128,7 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "task": (st.column_config.NumberColumn("task", format="%d") if pd.api.types.is_integer_dtype(shown["task"])
              else st.column_config.TextColumn("task")),  # an id: no thousands separator
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
-    **{col: st.column_config.NumberColumn(f"p({str(col)[2:]})", format="%.3f") for col in proba_cols},
+    **{col: st.column_config.NumberColumn(f"p({escape_controls(str(col)[2:])})", format="%.3f") for col in proba_cols},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
                                                  help="high = an unusual pattern of answers"),
     "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",

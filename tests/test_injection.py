@@ -54,7 +54,7 @@ def injected_csv(n_tasks: int = 120) -> bytes:
     df = pd.read_csv(ROOT / "sample_data" / "condind.csv")
     df = df[df["task"] < n_tasks].copy()
     df["worker"] = [f"{PAYLOAD} {CONTROL}{w}" for w in df["worker"]]
-    df["label"] = [f"{LINK}<b>c{y}</b>" for y in df["label"]]
+    df["label"] = [f"{LINK}<b>c{y}</b>\u202e" for y in df["label"]]  # (a class name heads a column of Results)
     df["task"] = [f"t{t}<img src=x>{IMAGE}" for t in df["task"]]
     return df.to_csv(index=False).encode()
 
@@ -63,7 +63,7 @@ def injected_truth(n_tasks: int = 120) -> bytes:
     truth = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
     truth = truth[truth["task"] < n_tasks].copy()
     truth["task"] = [f"t{t}<img src=x>{IMAGE}" for t in truth["task"]]
-    truth["truth"] = [f"{LINK}<b>c{y}</b>" for y in truth["truth"]]
+    truth["truth"] = [f"{LINK}<b>c{y}</b>\u202e" for y in truth["truth"]]
     return truth.to_csv(index=False).encode()
 
 
@@ -124,6 +124,7 @@ def check_page(at: AppTest, where: str) -> int:
     for grid in at.dataframe:  # the grid shows text as text, but a browser still obeys a bidi override in it
         frame = grid.value
         cells = [*map(str, frame.columns), *map(str, frame.index)]
+        cells += list(_strings(json.loads(grid.proto.columns or "{}")))  # the column labels of its column_config
         for column in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[column].dtype):
                 cells += [v for v in frame[column].astype(object) if isinstance(v, str)]
