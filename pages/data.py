@@ -64,6 +64,7 @@ _HINTS = [
     (re.compile(r"(missing column\(s\) .* for the long layout \(task, worker, label\); found .*)$"),
      r"\1: choose them under Mapping"),
     (re.compile(r"is read on its own: give one file"), "is read on its own: remove the other files above"),
+    (re.compile(r"name the layout to read them as \(format=\.\.\., CLI --format\)"), "choose the layout under Format"),
 ]
 
 

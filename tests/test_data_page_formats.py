@@ -130,3 +130,17 @@ def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Tasks"] == "40" and metrics["Workers"] == "4" and metrics["Classes"] == "3"
+
+
+def test_files_of_two_layouts_are_refused_in_the_pages_words(runs_dir):
+    """The engine's hint names its keyword and option (format=..., CLI --format); the page names its own box."""
+    at = new_app()
+    long = b"task,worker,label\n" + b"".join(f"{t},w{w},{(t + w) % 2}\n".encode() for t in range(20) for w in range(3))
+    wide = b"task,alice,bob\n" + b"".join(f"{t},{t % 2},{(t + 1) % 2}\n".encode() for t in range(20))
+    at.file_uploader(key="upload_annotations").set_value([("long.csv", long, "text/csv"),
+                                                          ("wide.csv", wide, "text/csv")]).run()
+    if not at.button(key="load_files").disabled:
+        at.button(key="load_files").click().run()
+    shown = " ".join(str(e.value) for e in [*at.error, *at.warning]).replace("\\", "")  # (Markdown escapes)
+    assert "different layouts (long.csv is long, wide.csv is wide)" in shown, shown
+    assert "choose the layout under Format" in shown and "format=" not in shown and "--format" not in shown, shown

@@ -275,7 +275,9 @@ def test_per_annotator_files_naming_one_annotator_twice_are_refused():
 
 def test_files_of_different_layouts_are_refused():
     files = [("long.csv", LONG), ("wide.csv", b"task,alice,bob\n1,x,y\n")]
-    with pytest.raises(DataError, match=r"^the files have different layouts \(long\.csv is long, wide\.csv is wide\)"):
+    with pytest.raises(DataError, match=r"^the files have different layouts \(long\.csv is long, wide\.csv is wide\); "
+                                        r"give files of one layout, or name the layout to read them as \(format=\.\.\., "
+                                        r"CLI --format\)$"):
         read_annotations(files)
 
 

@@ -207,8 +207,8 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
     kinds = {p.format for p in plans}
     if len(kinds) > 1:
         described = ", ".join(f"{t.name} is {p.format}" for t, p in zip(tables, plans))
-        raise DataError(f"the files have different layouts ({described}); give files of one layout or pass "
-                        f"format=")
+        raise DataError(f"the files have different layouts ({described}); give files of one layout, or name the "
+                        f"layout to read them as (format=..., CLI --format)")
     kind = kinds.pop()
     if kind == "per_annotator":
         seen: dict[str, str] = {}
