@@ -200,7 +200,8 @@ class Estimate:
         parts = [f"about {format_seconds(self.total_s)} on this {device_name(self.device)}"]
         if self.epochs:
             parts.append(f"{format_seconds(self.seconds_per_epoch)} per epoch")
-        probe = ("timed on all tasks" if self.sample_tasks >= self.n_tasks else
+        # the tasks the job works on (a sweep on a sample: the sample's), counted: "all tasks" read as the set's
+        probe = (f"timed on the job's {self.n_tasks:,} tasks" if self.sample_tasks >= self.n_tasks else
                  f"timed on samples of up to {self.sample_tasks:,} tasks and scaled to {self.n_tasks:,}")
         return f"{parts[0]} ({', '.join(parts[1:] + [probe])})"
 

@@ -38,6 +38,8 @@ def test_each_part_is_a_line_in_the_tasks():
     assert math.isclose(e.with_epochs(10).total_s, 11.0 + 0.2 + 10.1)
     assert math.isclose(e.with_tasks(2_000).total_s, 3.0 + 0.04 + 100 * 0.21)
     assert "samples of up to 2,000 tasks" in e.describe() and "per epoch" in e.describe()
+    # timed on the whole of what the job works on: said with its size (a sweep on a sample read "all tasks")
+    assert e.with_tasks(2_000).describe().endswith("per epoch, timed on the job's 2,000 tasks)")
     # the device is named as a user knows it (a GPU server said "on this CUDA")
     assert e.describe().startswith("about 1 min 52 s on this CPU")
     assert replace(e, device="cuda").describe().startswith("about 1 min 52 s on this GPU")
