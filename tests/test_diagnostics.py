@@ -444,7 +444,7 @@ def test_figures(layered):
     assert all(t.coloraxis == "coloraxis" for t in fig.data)  # one shared colour scale
     assert fig.layout.coloraxis.cmax == pytest.approx(np.nanmax(mi.off_diagonal()))
     assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 0])  # diagonal blank
-    assert GOLD_SOURCE in fig.layout.title.text
+    assert GOLD_SOURCE in fig.layout.title.subtitle.text and "class 1" in fig.layout.title.text
     bars = plots.importance_bars(diag.importance, highlight=["w1"])
     assert len(bars.data) == 2
     assert list(bars.data[0].marker.color).count(plots.EXPERT_COLOR) == 1

@@ -312,12 +312,13 @@ def test_escape_figure_keeps_numbers_and_templates():
 
     figure = go.Figure(go.Bar(x=["<b>w</b>", "a&b", 3], y=[1, 2, 3], name="<a href='x'>n</a>",
                               hovertemplate="%{x}<br>%{y}<extra></extra>"))
-    figure.update_layout(title={"text": "<img src=x>"})
+    figure.update_layout(title={"text": "<img src=x>", "subtitle": {"text": "<a href='x'>s</a>"}})
     escape_figure(figure)
     assert list(figure.data[0].x) == ["&lt;b&gt;w&lt;/b&gt;", "a&amp;b", 3]
     assert figure.data[0].name == "&lt;a href='x'&gt;n&lt;/a&gt;" and list(figure.data[0].y) == [1, 2, 3]
     assert figure.data[0].hovertemplate == "%{x}<br>%{y}<extra></extra>"  # our template keeps its markup
     assert figure.layout.title.text == "&lt;img src=x&gt;"
+    assert figure.layout.title.subtitle.text == "&lt;a href='x'&gt;s&lt;/a&gt;"  # (the diagnostics' details)
 
 
 # --------------------------------------------------------------------------- the terminal

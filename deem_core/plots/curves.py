@@ -123,7 +123,9 @@ def energy_curves_figure(
     last_epoch = float(np.nanmax(curves["epoch"].to_numpy(dtype=float))) if len(curves) else 1.0
     # whole epochs only: plotly puts ticks at 0.5 steps on a short axis; a fixed step of 1 up to 10 epochs
     fig.update_xaxes(tickformat="d", dtick=1 if last_epoch <= 10 else None, rangemode="tozero" if last_epoch <= 1 else None)
-    heading = title or "Energy curves per learning rate" + (f" (EMA smoothing {smoothing:g})" if smoothing else "")
+    heading = {"text": title or "Energy curves per learning rate"}
+    if smoothing and not title:
+        heading["subtitle"] = {"text": f"EMA smoothing {smoothing:g}"}
     fig.update_layout(title=heading, template="plotly_white", hovermode="closest", clickmode="event+select",
                       legend={"title": {"text": "learning rate "}, "orientation": "h", "yanchor": "top",
                               "y": -0.18 if len(metrics) == 1 else -0.08, "x": 0.0},

@@ -51,10 +51,11 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
-        title={"text": f"Mutual information between workers, class {class_value} "
-                       f"({int(result.class_counts[c])} tasks, classes from {result.class_source})"},
+        # a short title and the details below it: one long line was cut at 900 px
+        title={"text": f"Mutual information between workers, class {class_value}",
+               "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"}},
         height=max(360, 22 * len(workers) + 160), width=max(700, n_panels * (18 * len(workers) + 120)),
-        margin={"l": 40, "r": 40, "t": 80, "b": 40})
+        margin={"l": 40, "r": 40, "t": 110, "b": 40})
     return fig
 
 
@@ -66,8 +67,9 @@ def mi_summary_figure(result) -> go.Figure:
         fig.add_trace(go.Scatter(x=summary["layer_name"], y=summary[f"{name}_mean"], mode="lines+markers",
                                  error_y={"type": "data", "array": summary[f"{name}_std"]}, name=name,
                                  showlegend=False), row=1, col=col)
-    fig.update_layout(title={"text": f"Dependence between workers per layer (mean ± std over classes; "
-                                     f"classes from {result.class_source})"}, height=380)
+    fig.update_layout(title={"text": "Dependence between workers per layer",
+                             "subtitle": {"text": f"mean ± std over classes; classes from {result.class_source}"}},
+                      height=420, margin={"t": 115})
     return fig
 
 

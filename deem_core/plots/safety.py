@@ -28,7 +28,8 @@ _TRACE_PROPS = ("x", "y", "z", "text", "hovertext", "name", "labels", "customdat
 #: nested trace properties (a path of attribute names)
 _TRACE_PATHS = (("header", "values"), ("cells", "values"), ("legendgrouptitle", "text"),
                 ("colorbar", "title", "text"), ("marker", "colorbar", "title", "text"), ("title", "text"))
-_LAYOUT_PATHS = (("title", "text"), ("legend", "title", "text"), ("coloraxis", "colorbar", "title", "text"))
+_LAYOUT_PATHS = (("title", "text"), ("title", "subtitle", "text"), ("legend", "title", "text"),
+                 ("coloraxis", "colorbar", "title", "text"))
 
 
 def _needs(text: str) -> bool:
