@@ -204,3 +204,22 @@ def test_fifteen_thousand_worker_columns_read_in_seconds():
     data = read_dataset([("wide.csv", "\n".join(lines).encode())]).data
     assert data.n_answers == 75_000 and data.n_workers == 15_000
     assert time.process_time() - started < 15
+
+
+def test_a_table_of_too_many_columns_is_refused_before_its_rows_are_read(tmp_path, monkeypatch):
+    # a header of a million worker names (8 MB) held the reader for minutes, column by column (attack round of the
+    # eighth session); a Parquet schema the same
+    header = "task," + ",".join(f"w{j}" for j in range(1_200)) + "\n"
+    path = tmp_path / "wide.csv"
+    path.write_text(header + "t1," + ",".join("1" for _ in range(1_200)) + "\n")
+    with pytest.raises(DataError, match=r"^wide\.csv: 1,201 columns; at most 1,000 are read \(DEEM_MAX_COLUMNS\)"):
+        read_dataset([path], limits=Limits(max_columns=1_000))
+    with pytest.raises(DataError, match=r"1,201 columns"):
+        preview(path, limits=Limits(max_columns=1_000))
+    assert read_dataset([path]).data.n_workers == 1_200  # the default: 100,000
+    monkeypatch.setenv("DEEM_MAX_COLUMNS", "1000")
+    assert Limits.from_env().max_columns == 1_000
+    parquet = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({"task": ["t1"], **{f"w{j}": ["1"] for j in range(1_200)}}), parquet)
+    with pytest.raises(DataError, match=r"^wide\.parquet: 1,201 columns; at most 1,000"):
+        read_dataset([parquet], limits=Limits(max_columns=1_000))

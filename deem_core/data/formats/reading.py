@@ -455,9 +455,15 @@ def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None
         first = repeated.iloc[0]
         return (f"{name}: task {first!r} is on {int((tasks == first).sum())} of the first {len(tasks)} rows, but a "
                 f"wide file has one row per task: {advice}")
-    answers = [set(head[c].dropna().astype(str)) - {""} for c in plan.annotators if c in head.columns]
-    answers = [a for a in answers if a]
-    if len(answers) >= 2 and all(a.isdisjoint(b) for i, a in enumerate(answers) for b in answers[i + 1:]):
+    # each column's distinct answers, all columns at once: the workers share no answer when no answer is in two
+    # columns (a set per column compared pair by pair took minutes on 500,000 columns)
+    columns = [c for c in plan.annotators if c in head.columns]
+    cells = head[columns].to_numpy(dtype=object)
+    pairs = pd.DataFrame({"column": np.repeat(np.arange(len(columns)), len(head)),
+                          "answer": pd.Series(cells.T.ravel(), dtype=object).astype(str)})
+    pairs = pairs[(pairs["answer"] != "") & pd.notna(cells.T.ravel())].drop_duplicates()
+    answering = pairs["column"].nunique()
+    if answering >= 2 and pairs["answer"].nunique() == len(pairs):
         return (f"{name}: read as wide, its worker columns ({', '.join(repr(c) for c in plan.annotators[:6])}) share "
                 f"no answer in the first {len(tasks)} rows, as if they held different things: {advice}")
     return None

@@ -58,6 +58,14 @@ def _show_delimiter(delimiter: str) -> str:
     return {"\t": "a tab", ",": "a comma", ";": "a semicolon", "|": "a '|'"}.get(delimiter, repr(delimiter))
 
 
+def check_columns(name: str, n_columns: int, limits: Limits) -> None:
+    """DataError for a table of more columns than :attr:`Limits.max_columns`, before its rows are read."""
+    if n_columns > limits.max_columns:
+        raise DataError(f"{name}: {n_columns:,} columns; at most {limits.max_columns:,} are read (DEEM_MAX_COLUMNS). "
+                        f"A file of one column per worker with this many workers reads better as a long file: one row "
+                        f"per answer (task, worker, label)")
+
+
 def categorical_text(values: pd.Series) -> pd.Series:
     return values.astype("category")
 
@@ -159,6 +167,7 @@ class CsvTable(Table):
             raise self._header_too_long()
         cut = max(_SNIFF_CHARS, first_line + 1 + _SNIFF_CHARS)
         self.delimiter, self.header = self._sniff(sample[:cut], truncated=len(sample) > cut)
+        check_columns(self.name, len(self.header), limits)
         counts = Counter(h for h in self.header if h)
         dupes = sorted(h for h, n in counts.items() if n > 1)
         if dupes:
@@ -439,6 +448,7 @@ class ParquetTable(Table):
             raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
         schema = self.file.schema_arrow
         self.header = [str(n) for n in schema.names]
+        check_columns(self.name, len(self.header), limits)
         self.types = {str(f.name): f.type for f in schema}
         self.n_rows = int(self.file.metadata.num_rows)
         counts = Counter(self.header)
