@@ -102,7 +102,7 @@ def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
         shown = values.map(lambda v: escape_controls(v) if isinstance(v, str) and not v.isprintable() else v)
         if not shown.equals(values) or shown.dtype != frame[column].dtype:
             changed[column] = shown
-    names = [escape_controls(c) if isinstance(c, str) else c for c in frame.columns]
+    names = visible_names(frame.columns)
     index_text = frame.index.dtype == object and any(isinstance(v, str) and not v.isprintable() for v in frame.index)
     if not changed and names == list(frame.columns) and not index_text:
         return frame
@@ -116,12 +116,31 @@ def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def visible_names(columns: Any) -> list[Any]:
+    """Column names through :func:`escape_controls`, kept distinct: "a\u202e" and the typed text "a\\u202e" escape
+    to one name, and two equal column names made the grid fail ("Duplicate column names found": the Data and
+    Results pages of such a file showed nothing; attack round of the eighth session). A later one gets " (2)"."""
+    out: list[Any] = []
+    taken: set[Any] = set()
+    for column in columns:
+        name = escape_controls(column) if isinstance(column, str) else column
+        if name in taken:
+            number = 2
+            while f"{name} ({number})" in taken or f"{name} ({number})" in set(columns):
+                number += 1
+            name = f"{name} ({number})"
+        taken.add(name)
+        out.append(name)
+    return out
+
+
 def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """``st.dataframe`` of a frame whose text is :func:`visible_cells` (the one way the pages draw a grid)."""
     data = getattr(frame, "data", None)
     if data is not None:  # a Styler: its frame is made visible before it was styled (:func:`readable_table`)
         return st.dataframe(frame, column_config=column_config, **kwargs)
-    config = {escape_controls(k) if isinstance(k, str) else k: v for k, v in (column_config or {}).items()}
+    shown = dict(zip(frame.columns, visible_names(frame.columns)))
+    config = {shown.get(k, k): v for k, v in (column_config or {}).items()}
     return st.dataframe(visible_cells(frame), column_config=config or None, **kwargs)
 
 

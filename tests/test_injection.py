@@ -336,3 +336,33 @@ def test_deem_diagnose_escapes_control_characters(tmp_path):
     output = result.stdout + result.stderr
     assert "\x1b]" not in output and "\x1b[31m" not in output and "\u202e" not in output
     assert "worker \\x1b]0;pwned\\x07evil" in output  # shown, escaped (it is the spammer here)
+
+
+def test_names_that_escape_to_one_text_keep_their_grids(runs_dir):
+    """ "a\\u202e" (the override character) and the typed text "a\\\\u202e" show as one escape: two equal column
+    names made the grid fail, and with it the Data page (no Load button) and the Results page (attack round of the
+    eighth session). The later one is shown as "... (2)"."""
+    from pages.common import visible_names  # noqa: PLC0415
+
+    assert visible_names(["a\u202e", "a\\u202e", "b", 3]) == ["a\\u202e", "a\\u202e (2)", "b", 3]
+    rows = [f"t{t},{'xy'[t % 2]},{'yx'[t % 2]},{'xy'[(t // 2) % 2]}" for t in range(40)]
+    wide = ("task,a\u202e,a\\u202e,c\n" + "\n".join(rows) + "\n").encode()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="upload_annotations").set_value(("wide.csv", wide, "text/csv")).run()
+    check_page(at, "preview")
+    assert not at.button(key="load_files").disabled
+    at.button(key="load_files").click().run()
+    assert at.session_state["dataset"]["data"].n_workers == 3
+    check_page(at, "data summary")
+    long = "task,worker,label\n" + "".join(f"t{t},w{w},{['a' + chr(0x202e), 'a' + chr(92) + 'u202e'][(t + w) % 2]}\n"
+                                           for t in range(30) for w in range(4))
+    at.file_uploader(key="upload_annotations").set_value(("long.csv", long.encode(), "text/csv")).run()
+    at.button(key="load_files").click().run()
+    assert at.session_state["dataset"]["data"].n_classes == 2
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv", "ds"])
+    at.button(key="train_launch").click().run()
+    assert wait(at.session_state["train_run"]).status == "finished"
+    at.switch_page("pages/results.py").run()
+    check_page(at, "results")
+    assert len(at.dataframe) >= 1

@@ -223,3 +223,26 @@ def test_a_table_of_too_many_columns_is_refused_before_its_rows_are_read(tmp_pat
     pq.write_table(pa.table({"task": ["t1"], **{f"w{j}": ["1"] for j in range(1_200)}}), parquet)
     with pytest.raises(DataError, match=r"^wide\.parquet: 1,201 columns; at most 1,000"):
         read_dataset([parquet], limits=Limits(max_columns=1_000))
+
+
+def test_a_padded_long_value_does_not_hide_the_others_from_the_early_refusal(tmp_path):
+    # the early check looked only at the longest value: padded with spaces (short once trimmed) it let five 20 MiB
+    # ids through to be trimmed, encoded and copied (+1.34 GB; 4 row groups of them +3.5 GB: attack round, eighth
+    # session); now every value past the limit is trimmed and checked
+    table = pa.table({"task": [" " * (21 << 20) + "x"] + [c * (20 << 20) for c in "abcde"], "worker": ["w"] * 6,
+                      "label": ["1"] * 6})
+    path = tmp_path / "padded.parquet"
+    pq.write_table(table, path, compression="zstd")
+    before, after, out = peak_rss_mb(f"F.read_dataset([{str(path)!r}])")
+    assert "a task value is 20,971,520 characters long ('aaaa" in out, out
+    assert after - before < 900, (before, after, out)
+
+
+def test_an_unused_long_category_of_a_parquet_file_is_not_refused(tmp_path):
+    # pandas keeps a filtered-out category in the Parquet dictionary: no row holds it, so it is no id
+    frame = pd.DataFrame({"task": ["t1", "t2", "x" * 20_000], "worker": ["w1", "w2", "w1"],
+                          "label": ["a", "b", "a"]}).astype("category")
+    path = tmp_path / "filtered.parquet"
+    frame[frame["task"] != "x" * 20_000].to_parquet(path)
+    data = read_dataset([path]).data
+    assert sorted(data.tasks) == ["t1", "t2"] and data.n_answers == 2

@@ -141,12 +141,9 @@ class Plan:
         cols.extend(c for c, _ in self.options)
         cols.extend(self.annotators)
         cols.extend(self.soft)
-        seen: list[str] = []
-        for column in cols:
-            column = self.virtual.get(column, column)  # a field of a JSON column: read the JSON column
-            if column not in seen:
-                seen.append(column)
-        return seen
+        # a field of a JSON column: read the JSON column (each column once, in order; a dict, not a list's
+        # `in`: 100,000 worker columns took 42 s there)
+        return list(dict.fromkeys(self.virtual.get(column, column) for column in cols))
 
     def task_text(self) -> str:
         cols = self.task_columns

@@ -40,9 +40,13 @@ CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is abou
 #: cells parsed at a time: a wide file's chunk has fewer rows. Each cell costs ~70 bytes while parsed whatever it
 #: holds, so 250,000 rows of 15,000 empty cells (a 1 GiB file of commas, ~1 MB gzipped) would have needed ~260 GB
 CHUNK_CELLS = 4_000_000
-#: a table with more columns than this is cleaned as one block of cells, not column by column (each column's own
-#: pandas operations cost ~0.1 ms: 15,000 worker columns x 5 rows took 13 s; attack round of the seventh session)
+#: a table with more columns than this whose read needs more than this many of them (a wide file's workers), or
+#: with more than :data:`BLOCK_COLUMNS` columns whatever it needs, is cleaned as one block of cells, not column by
+#: column (each column's own pandas operations cost ~0.1 ms: 15,000 worker columns x 5 rows took 13 s; attack round
+#: of the seventh session). The block visits every cell in Python, so a platform export of 80 columns of which 3
+#: are read stays column by column (its 1 M rows: 3.7 s, 9 s as a block; attack round of the eighth session).
 MANY_COLUMNS = 64
+BLOCK_COLUMNS = 1_000
 #: decompressed bytes of one Parquet row group (all its columns, from the metadata) that a read or a preview
 #: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
 #: read; id and label columns of a million rows take a few MB to a few tens of MB.
@@ -175,6 +179,7 @@ class CsvTable(Table):
                             f"header; give every column its own name")
         self._warned_index = False
         self._ignored_first = False
+        self._block = False  # the chunks being read are cleaned as one block of cells (chunks)
 
     def _header_too_long(self) -> DataError:
         return DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a header of "
@@ -268,7 +273,9 @@ class CsvTable(Table):
     def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
         preview = nrows is not None
         text = self._text(budget=None if preview else self.budget, stop_after=self.stop_after, quotes=True)
-        many = len(self.header) > MANY_COLUMNS
+        wanted = len(self.header) if columns is None else len(columns)
+        many = len(self.header) > MANY_COLUMNS and (wanted > MANY_COLUMNS or len(self.header) > BLOCK_COLUMNS)
+        self._block = many
         rows = min(nrows or CHUNK_ROWS, CHUNK_ROWS, max(1, CHUNK_CELLS // max(1, len(self.header))))
         try:
             with _warnings.catch_warnings(record=True) as caught:
@@ -292,7 +299,8 @@ class CsvTable(Table):
                         if columns is not None:
                             chunk = chunk[list(columns)]
                         # many columns (a wide file's workers) stay one block: its reader takes the cells at once
-                        yield chunk if preview or chunk.shape[1] > MANY_COLUMNS else chunk.apply(categorical_text)
+                        yield chunk if preview or (many and chunk.shape[1] > MANY_COLUMNS) \
+                            else chunk.apply(categorical_text)
                         if nrows is not None and got >= nrows:
                             break
                 if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
@@ -317,7 +325,7 @@ class CsvTable(Table):
                 text.close()
 
     def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if frame.shape[1] > MANY_COLUMNS:  # one block of Python strings: every cell at once
+        if self._block:  # one block of Python strings: every cell at once
             cells = np.ascontiguousarray(frame.to_numpy(dtype=object))
             flat = cells.reshape(-1)  # a view: the cells are changed in place
             spaced = [i for i, v in enumerate(flat) if not isinstance(v, str) or v[:1] == " " or v[-1:] == " "]
@@ -335,7 +343,7 @@ class CsvTable(Table):
 
     def _equal_cells(self, frame: pd.DataFrame, values: Sequence[str]) -> np.ndarray:
         """(rows,) bool: whether each row's cells equal ``values`` (one per column)."""
-        if frame.shape[1] > MANY_COLUMNS:
+        if self._block:
             return (frame.to_numpy(dtype=object) == np.asarray(values, dtype=object)[None, :]).all(axis=1)
         same = np.ones(len(frame), dtype=bool)
         for position, value in enumerate(values):
@@ -544,7 +552,7 @@ class ParquetTable(Table):
             if preview:  # only the start of a value is shown: cut before trimming and encoding copy it
                 values = pc.utf8_slice_codeunits(values, 0, PREVIEW_CHARS + 1)
             elif column in self._short:
-                self._refuse_long(values, column)
+                self._refuse_long(values, codes, column)
         values = pc.utf8_trim(pc.fill_null(values, ""), " ")
         # trimming can make two entries one (" a", "a"), and a missing value is an empty cell
         distinct = pc.dictionary_encode(values)
@@ -562,21 +570,28 @@ class ParquetTable(Table):
             return pd.Series([shown[c] for c in codes.to_numpy(zero_copy_only=False)], dtype=object)
         return pd.Series(pa.DictionaryArray.from_arrays(codes, categories).to_pandas())
 
-    def _refuse_long(self, values, column: str) -> None:
-        """DataError, as the full check words it, for an id or label longer than the value limit once trimmed.
-        Checked on the distinct values as they come from the file: trimming and encoding a 20 MB label six times
-        over took a 15 KB file's read from 0.6 to 1.5 GB before the same refusal (attack round, seventh session)."""
+    def _refuse_long(self, values, codes, column: str) -> None:
+        """DataError, as the full check words it, for an id or label longer than the value limit once trimmed,
+        among the distinct values ``values`` that some row ``codes`` uses (a categorical column keeps unused
+        categories in its dictionary). Checked as the values come from the file: trimming and encoding a 20 MB
+        label six times over took a 15 KB file's read from 0.6 to 1.5 GB before the same refusal (attack round,
+        seventh session). Only the values past the limit are trimmed (copied) here."""
         import pyarrow.compute as pc  # noqa: PLC0415
 
-        lengths = pc.utf8_length(values)
-        longest = pc.max(lengths).as_py() or 0
-        if longest <= self._max_chars:
+        over = pc.greater(pc.utf8_length(values), self._max_chars)
+        if not pc.any(over).as_py():
             return
-        value = values.slice(pc.index(lengths, longest).as_py(), 1)
-        trimmed = pc.utf8_length(pc.utf8_trim(value, " "))[0].as_py()  # one copy, of the longest value
-        if trimmed > self._max_chars:  # (a value padded with spaces is left to the check after reading)
-            start = pc.utf8_slice_codeunits(pc.utf8_ltrim(value, " "), 0, 40)[0].as_py()
-            raise value_too_long(self.name, self._short[column], trimmed, start, self._max_chars)
+        used = pc.unique(pc.drop_null(codes))
+        candidates = pc.filter(pc.take(values, used), pc.take(over, used))
+        if not len(candidates):
+            return
+        trimmed = pc.utf8_trim(candidates, " ")
+        lengths = pc.utf8_length(trimmed)
+        longest = pc.max(lengths).as_py() or 0
+        if longest > self._max_chars:
+            value = trimmed.slice(pc.index(lengths, longest).as_py(), 1)
+            start = pc.utf8_slice_codeunits(value, 0, 40)[0].as_py()
+            raise value_too_long(self.name, self._short[column], longest, start, self._max_chars)
 
     def close(self) -> None:
         self._handle.close()
