@@ -20,6 +20,7 @@ import pytest
 from deem_core.data.annotations import DataError
 from deem_core.data.formats import Limits, preview, read_dataset
 from deem_core.data.formats import tables
+from deem_core.data.text import escape_controls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,3 +247,19 @@ def test_an_unused_long_category_of_a_parquet_file_is_not_refused(tmp_path):
     frame[frame["task"] != "x" * 20_000].to_parquet(path)
     data = read_dataset([path]).data
     assert sorted(data.tasks) == ["t1", "t2"] and data.n_answers == 2
+
+
+def test_a_json_escape_of_half_a_character_is_a_clear_error(tmp_path, capsys):
+    # '"w\ud800"' parses into a string no UTF-8 table or terminal can hold: the library raised UnicodeEncodeError and
+    # the command line called it a bug (attack round of the eighth session)
+    from deem_core.cli import main  # noqa: PLC0415
+
+    path = tmp_path / "half.json"
+    path.write_text('[{"task": "t1", "worker": "w\\ud800", "label": "a"}, {"task": "t1", "worker": "w2", "label": "b"}]')
+    with pytest.raises(DataError, match=r"^half\.json: a value holds \\ud800, half of a character \(an escaped lone "
+                                        r"surrogate\), not text"):
+        read_dataset([path])
+    assert "\\ud800" in preview(path).frame["worker"].map(escape_controls).iloc[0]  # the preview shows it escaped
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "out.csv"), "--method", "mv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: half.json: a value holds \\ud800"), err

@@ -34,8 +34,9 @@ def _visible(char: str) -> str:
 
 def _is_control(char: str) -> bool:
     # Cc: C0, DEL, C1 (ESC starts ANSI/OSC sequences, 0x9b is a one-byte CSI); Cf: bidi overrides, zero-width
-    # characters; Zl/Zp: U+2028/U+2029, which some terminals and editors treat as line breaks
-    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+    # characters; Zl/Zp: U+2028/U+2029, which some terminals and editors treat as line breaks; Cs: a lone surrogate
+    # (half of a character), which no UTF-8 output can even print
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs")
 
 
 def escape_controls(value: Any) -> str:

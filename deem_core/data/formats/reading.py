@@ -3,9 +3,10 @@ limits, gold labels, truth files and the bounded preview. (The rules: :mod:`deem
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from deem_core.data.formats.sources import Budget, Source, read_head, sources_of
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
+from deem_core.data.text import escape_controls
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -176,6 +178,24 @@ class Preview:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+def _not_text(function: Callable) -> Callable:
+    """DataError instead of the UnicodeEncodeError of a value that is no text: a JSON escape of half a character
+    (a lone surrogate, ``"\\ud800"``) parses into a Python string that no UTF-8 table can hold (attack round of
+    the eighth session: the command line called it a bug)."""
+    @functools.wraps(function)
+    def wrapped(sources: Any, *args: Any, **kwargs: Any):
+        try:
+            return function(sources, *args, **kwargs)
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else "?"
+            names = ", ".join(s.name for s in sources_of(sources)) if not isinstance(sources, pd.DataFrame) \
+                else "the table"
+            raise DataError(f"{names}: a value holds {escape_controls(bad)}, half of a character (an escaped lone "
+                            f"surrogate), not text: write the character whole or remove it") from None
+    return wrapped
+
+
+@_not_text
 def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] | None = None,
                  on_conflict: str = "error", soft: Any = None, classes: Sequence[Hashable] | None = None,
                  keep_missing: bool = False, predictions: bool = True, limits: Limits | None = None) -> Reading:
@@ -380,6 +400,7 @@ def read_annotations(sources: Any, format: str = "auto", columns: Mapping[str, A
 
 
 # ---------------------------------------------------------------------------------------------- preview
+@_not_text
 def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None = None, soft: Any = None,
             nrows: int = 20, predictions: bool = True, limits: Limits | None = None) -> Preview:
     """Parse the head of one file (at most a few MiB decompressed, ``nrows`` rows) and say how it would be
