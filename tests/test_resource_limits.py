@@ -263,3 +263,18 @@ def test_a_json_escape_of_half_a_character_is_a_clear_error(tmp_path, capsys):
     assert main(["aggregate", str(path), "-o", str(tmp_path / "out.csv"), "--method", "mv"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: half.json: a value holds \\ud800"), err
+
+
+def test_a_read_stops_at_the_servers_time_limit(tmp_path, monkeypatch):
+    # short lines under a header of many columns cost pandas a full row each (400 lines under 100,000 columns:
+    # 108 s; attack round of the eighth session): a read stops at DEEM_MAX_READ_SECONDS with a sentence
+    path = tmp_path / "short.csv"
+    path.write_text("task," + ",".join(f"w{j}" for j in range(20_000)) + "\nt0,a\n" + "t1\n" * 2_000)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"^short\.csv: still reading after 0\.5 s, this server's limit for one read "
+                                        r"\(DEEM_MAX_READ_SECONDS\)"):
+        read_dataset([path], limits=Limits(max_seconds=0.5))
+    assert time.perf_counter() - started < 10  # (the whole read: ~20 s on this machine)
+    for raw, expected in (("30", 30.0), ("0", 0.0), ("-1", 600.0), ("inf", 600.0), ("soon", 600.0)):
+        monkeypatch.setenv("DEEM_MAX_READ_SECONDS", raw)
+        assert Limits.from_env().max_seconds == expected

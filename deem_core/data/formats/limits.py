@@ -10,6 +10,9 @@
   copy it (a 0.6 MB ``.csv.gz`` of six 50 MB labels took a dashboard server from 1 to 4.6 GB).
 * ``max_columns``: columns of one table. Every column costs its own parser and pandas work (~0.04 ms), so a header
   of a million names (8 MB) would hold the reader for minutes; a wide file of this many workers is a long file.
+* ``max_seconds``: wall seconds of one read (``DEEM_MAX_READ_SECONDS``, default 600; 0: none), checked as rows
+  come in. A few short lines under a header of many columns cost pandas a full row each: 400 lines of 3 bytes
+  under 100,000 columns took 108 s, so a small gzip of such lines would hold a server's reading for hours.
 * ``max_json_values``: values in one element of a JSON file or one JSON cell, counted by their ``{``, ``[`` and
   ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times the 2-3 characters of ``{}``: a 60 MB
   element of empty objects needed 1.5 GB. Deeper nesting than Python's parser allows is refused too.
@@ -25,8 +28,8 @@ import os
 import re
 from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_ROWS",
-           "DEFAULT_MAX_VALUE_CHARS", "Limits", "parse_size"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS",
+           "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "parse_size"]
 
 #: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
 DEFAULT_MAX_BYTES = 1 << 30
@@ -35,6 +38,8 @@ DEFAULT_MAX_ROWS = 20_000_000
 DEFAULT_MAX_RECORD_BYTES = 64 << 20
 #: characters of one task, worker or label value (``DEEM_MAX_VALUE_CHARS``)
 DEFAULT_MAX_VALUE_CHARS = 10_000
+#: wall seconds of one read (``DEEM_MAX_READ_SECONDS``): the largest accepted file reads in a few minutes
+DEFAULT_MAX_READ_SECONDS = 600.0
 #: columns of one table (``DEEM_MAX_COLUMNS``): a wide file's workers
 DEFAULT_MAX_COLUMNS = 100_000
 #: values in one element of a JSON file (a Label Studio task holds a few dozen to a few thousand)
@@ -69,6 +74,16 @@ def _from_env(name: str, default: int) -> int:
         return default
 
 
+def _seconds_from_env(name: str, default: float) -> float:
+    """Seconds from the environment: a number >= 0 (0: no limit); the default for anything else."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if value >= 0 and value == value and value != float("inf") else default
+
+
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -77,13 +92,15 @@ class Limits:
     max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
     max_json_values: int = DEFAULT_MAX_JSON_VALUES
     max_columns: int = DEFAULT_MAX_COLUMNS
+    max_seconds: float = DEFAULT_MAX_READ_SECONDS
 
     @classmethod
     def from_env(cls, **overrides: int | None) -> "Limits":
         limits = cls(max_bytes=_from_env("DEEM_MAX_INPUT_BYTES", DEFAULT_MAX_BYTES),
                      max_rows=_from_env("DEEM_MAX_INPUT_ROWS", DEFAULT_MAX_ROWS),
                      max_value_chars=_from_env("DEEM_MAX_VALUE_CHARS", DEFAULT_MAX_VALUE_CHARS),
-                     max_columns=_from_env("DEEM_MAX_COLUMNS", DEFAULT_MAX_COLUMNS))
+                     max_columns=_from_env("DEEM_MAX_COLUMNS", DEFAULT_MAX_COLUMNS),
+                     max_seconds=_seconds_from_env("DEEM_MAX_READ_SECONDS", DEFAULT_MAX_READ_SECONDS))
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(limits, **given) if given else limits
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,18 @@ class Budget:
         self.bytes = 0
         self.rows = 0
         self.several = several
+        self.started = time.monotonic()
+
+    def check_time(self, name: str) -> None:
+        """DataError once the read has taken longer than :attr:`Limits.max_seconds` (0: never)."""
+        limit = self.limits.max_seconds
+        if limit and time.monotonic() - self.started > limit:
+            raise DataError(f"{name}: still reading after {limit:g} s, this server's limit for one read "
+                            f"(DEEM_MAX_READ_SECONDS). Files of this size read in seconds; a table of very many "
+                            f"columns with short rows is slow: give it as a long file (task, worker, label)")
 
     def add_bytes(self, count: int, name: str) -> None:
+        self.check_time(name)
         self.bytes += count
         if self.bytes > self.limits.max_bytes:
             scope = "the files hold" if self.several else "holds"
@@ -64,6 +75,7 @@ class Budget:
                             f"really this large")
 
     def add_rows(self, count: int, name: str) -> None:
+        self.check_time(name)
         self.rows += count
         if self.rows > self.limits.max_rows:
             scope = "the files hold" if self.several else "holds"
