@@ -278,3 +278,11 @@ def test_a_read_stops_at_the_servers_time_limit(tmp_path, monkeypatch):
     for raw, expected in (("30", 30.0), ("0", 0.0), ("-1", 600.0), ("inf", 600.0), ("soon", 600.0)):
         monkeypatch.setenv("DEEM_MAX_READ_SECONDS", raw)
         assert Limits.from_env().max_seconds == expected
+
+
+def test_a_header_past_what_a_preview_reads_is_said_as_such():
+    # a 6 MiB header: the preview reads 4 MiB, and said "longer than 8,388,608 characters" (attack round, 8th session)
+    text = ("task," + ",".join(f"worker_number_{i}" for i in range(300_000)) + "\nt1," + "1," * 299_999 + "1\n").encode()
+    with pytest.raises(DataError, match=r"^h\.csv: the first line does not end within the first 4,194,304 bytes a "
+                                        r"preview reads"):
+        preview(("h.csv", text))

@@ -182,6 +182,9 @@ class CsvTable(Table):
         self._block = False  # the chunks being read are cleaned as one block of cells (chunks)
 
     def _header_too_long(self) -> DataError:
+        if self.stop_after is not None and self.stop_after < _MAX_HEADER_CHARS:  # a preview reads less than that
+            return DataError(f"{self.name}: the first line does not end within the first {self.stop_after:,} bytes a "
+                             f"preview reads; a header of that length is not a table of annotations")
         return DataError(f"{self.name}: the first line is longer than {_MAX_HEADER_CHARS:,} characters; a header of "
                          f"that length is not a table of annotations")
 
