@@ -420,3 +420,14 @@ def test_a_pair_of_paths_is_two_files(tmp_path):
 def test_a_dropped_missing_label_does_not_decide_the_label_type():
     data = read_annotations(("a.csv", b"task,worker,label\n1,a,NaN\n1,b,2\n2,a,3\n"))
     assert list(data.classes) == [2, 3] and kinds(data.classes) == ["int", "int"]
+
+
+def test_a_wide_files_empty_task_and_blank_worker_name_are_said_in_rows_and_columns():
+    # the count was of answers ("42 row(s)" for one row of a wide file) and a blank worker name was said to be in a
+    # column 'worker' a wide file does not have (attack round of the eighth session)
+    with pytest.raises(DataError, match=r"^w\.csv: line 3: empty task \(column 'task'\); 1 row\(s\) in all$"):
+        read_annotations(("w.csv", b"task,a,b,c\nt1,x,y,z\n,x,y,z\nt3,x,y,x\n"))
+    with pytest.raises(DataError, match=r"^w\.csv: a worker column's name is blank \(only spaces or line separators\)"):
+        read_annotations(("w.csv", "task,a,\u2028,c\nt1,x,y,z\nt3,x,y,x\n".encode()))
+    with pytest.raises(DataError, match=r"^l\.csv: line 3: empty task \(column 'task'\); 2 row\(s\) in all$"):
+        read_annotations(("l.csv", b"task,worker,label\nt1,a,x\n,b,y\n,c,y\n"))

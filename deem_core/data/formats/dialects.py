@@ -648,9 +648,14 @@ def _check_empty_ids(table: Table, part: pd.DataFrame, plan: Plan) -> None:
             empty = (values.astype(str).str.strip() == "").to_numpy()
         if empty.any():
             row = part.index[int(empty.nonzero()[0][0])]
+            # rows of the file, not answers: a wide file's row holds several (an empty task said "42 row(s)")
+            rows = int(pd.Index(part.index[empty]).nunique())
+            if role == "worker" and plan.format == "wide":  # the workers are the columns: one has no name
+                raise DataError(f"{table.name}: a worker column's name is blank (only spaces or line separators); "
+                                f"name it")
             column = plan.task_text() if role == "task" else (plan.worker or role)
             raise DataError(f"{table.name}: {table.line(_position(table, row))}: empty {role} (column {column!r}); "
-                            f"{int(empty.sum())} row(s) in all")
+                            f"{rows} row(s) in all")
 
 
 def _soft_floats(table: Table, part: pd.DataFrame, columns: list[str]) -> None:
