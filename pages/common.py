@@ -122,11 +122,12 @@ def visible_names(columns: Any) -> list[Any]:
     Results pages of such a file showed nothing; attack round of the eighth session). A later one gets " (2)"."""
     out: list[Any] = []
     taken: set[Any] = set()
+    given = set(columns)
     for column in columns:
         name = escape_controls(column) if isinstance(column, str) else column
         if name in taken:
             number = 2
-            while f"{name} ({number})" in taken or f"{name} ({number})" in set(columns):
+            while f"{name} ({number})" in taken or f"{name} ({number})" in given:
                 number += 1
             name = f"{name} ({number})"
         taken.add(name)

@@ -93,7 +93,7 @@ if len(runs):
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "summary": runs.apply(describe, axis=1), "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
+                     column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}

@@ -24,6 +24,7 @@ and ``--max-input-rows`` and the keyword ``limits=`` override them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -81,7 +82,7 @@ def _seconds_from_env(name: str, default: float) -> float:
         value = float(raw) if raw else default
     except ValueError:
         return default
-    return value if value >= 0 and value == value and value != float("inf") else default
+    return value if value >= 0 and math.isfinite(value) else default
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,7 @@ def _not_text(function: Callable) -> Callable:
             return function(sources, *args, **kwargs)
         except UnicodeEncodeError as exc:
             bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else "?"
-            names = ", ".join(s.name for s in sources_of(sources)) if not isinstance(sources, pd.DataFrame) \
-                else "the table"
+            names = ", ".join(s.name for s in sources_of(sources))
             raise DataError(f"{names}: a value holds {escape_controls(bad)}, half of a character (an escaped lone "
                             f"surrogate), not text: write the character whole or remove it") from None
     return wrapped
@@ -250,7 +249,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
     for table, plan in zip(tables, plans):
         rows_before = len(collector.text_parts) + len(collector.typed_parts)
         n_rows = 0
-        table.expect_short(plan.roles, limits.max_value_chars)
+        table.expect_short(plan.roles)
         for chunk in table.chunks(plan.needed):
             n_rows += len(chunk)
             extract(table, chunk, plan, collector)
@@ -479,10 +478,10 @@ def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None
     # each column's distinct answers, all columns at once: the workers share no answer when no answer is in two
     # columns (a set per column compared pair by pair took minutes on 500,000 columns)
     columns = [c for c in plan.annotators if c in head.columns]
-    cells = head[columns].to_numpy(dtype=object)
+    cells = head[columns].to_numpy(dtype=object).T.ravel()  # column by column
     pairs = pd.DataFrame({"column": np.repeat(np.arange(len(columns)), len(head)),
-                          "answer": pd.Series(cells.T.ravel(), dtype=object).astype(str)})
-    pairs = pairs[(pairs["answer"] != "") & pd.notna(cells.T.ravel())].drop_duplicates()
+                          "answer": pd.Series(cells, dtype=object).astype(str)})
+    pairs = pairs[(pairs["answer"] != "") & pd.notna(cells)].drop_duplicates()
     answering = pairs["column"].nunique()
     if answering >= 2 and pairs["answer"].nunique() == len(pairs):
         return (f"{name}: read as wide, its worker columns ({', '.join(repr(c) for c in plan.annotators[:6])}) share "
@@ -576,7 +575,7 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
         truth = rest[0]
     parts_task, parts_value = [], []
     skipped, markers, n_rows = 0, set(), 0
-    table.expect_short({task: "task", truth: "truth"}, limits.max_value_chars)
+    table.expect_short({task: "task", truth: "truth"})
     for chunk in table.chunks([task, truth]):
         n_rows += len(chunk)
         tasks, values = chunk[task], chunk[truth]

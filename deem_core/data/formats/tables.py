@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 import warnings as _warnings
+from collections import Counter
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -110,10 +110,11 @@ class Table:
     def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
 
-    def expect_short(self, roles: Mapping[str, str], max_chars: int) -> None:
-        """Say that each column of ``roles`` (column -> "task", "worker", "label" ...) holds ids or labels of at
-        most ``max_chars`` characters: a table may refuse a longer one as soon as it sees it, before building
-        anything from it. The caller checks every value again once read; by default nothing is done here."""
+    def expect_short(self, roles: Mapping[str, str]) -> None:
+        """Say that each column of ``roles`` (column -> "task", "worker", "label" ...) holds ids or labels, of at
+        most the limits' ``max_value_chars`` characters: a table may refuse a longer one as soon as it sees it,
+        before building anything from it. The caller checks every value again once read; by default nothing is
+        done here."""
 
     def head(self, nrows: int) -> pd.DataFrame:
         """The first ``nrows`` data rows, every column, as plain text."""
@@ -151,12 +152,15 @@ class CsvTable(Table):
         # characters: its cut last name read as a duplicate, and at 100,000 workers the file as empty; attack round)
         reach = _SNIFF_CHARS * 4 + _MAX_HEADER_CHARS
         with self._text(budget=None, stop_after=reach if stop_after is None else min(stop_after, reach)) as head:
-            sample = head.read(_SNIFF_CHARS + 1)
-            while "\n" not in sample.lstrip("\r\n") and len(sample) <= _MAX_HEADER_CHARS:
+            pieces = [head.read(_SNIFF_CHARS + 1)]
+            ended, size = "\n" in pieces[0].lstrip("\r\n"), len(pieces[0])
+            while not ended and size <= _MAX_HEADER_CHARS:  # (each piece searched once, joined once)
                 more = head.read(_SNIFF_CHARS)
                 if not more:
                     break
-                sample += more
+                pieces.append(more)
+                ended, size = "\n" in more, size + len(more)
+            sample = "".join(pieces)
             self.encoding = head.encoding
             self.header_line = head.head_line
         if not sample.strip():
@@ -443,7 +447,6 @@ class ParquetTable(Table):
         self.budget = budget
         self._handle = source.raw()
         self._short: dict[str, str] = {}
-        self._max_chars = limits.max_value_chars
         try:
             self.file = pq.ParquetFile(self._handle)
             # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
@@ -471,9 +474,8 @@ class ParquetTable(Table):
     def columns(self) -> list[str]:
         return list(self.header)
 
-    def expect_short(self, roles: Mapping[str, str], max_chars: int) -> None:
-        self._short = {str(c): str(r) for c, r in roles.items()}
-        self._max_chars = int(max_chars)
+    def expect_short(self, roles: Mapping[str, str]) -> None:
+        self._short = dict(roles)
 
     def _stored_bytes(self, columns: Sequence[str], groups: Sequence[int] | None = None) -> int:
         """Decompressed bytes of the row groups ``groups`` (all by default), from the metadata; DataError for a row
@@ -581,7 +583,8 @@ class ParquetTable(Table):
         seventh session). Only the values past the limit are trimmed (copied) here."""
         import pyarrow.compute as pc  # noqa: PLC0415
 
-        over = pc.greater(pc.utf8_length(values), self._max_chars)
+        limit = self.limits.max_value_chars
+        over = pc.greater(pc.utf8_length(values), limit)
         if not pc.any(over).as_py():
             return
         used = pc.unique(pc.drop_null(codes))
@@ -591,10 +594,10 @@ class ParquetTable(Table):
         trimmed = pc.utf8_trim(candidates, " ")
         lengths = pc.utf8_length(trimmed)
         longest = pc.max(lengths).as_py() or 0
-        if longest > self._max_chars:
+        if longest > limit:
             value = trimmed.slice(pc.index(lengths, longest).as_py(), 1)
             start = pc.utf8_slice_codeunits(value, 0, 40)[0].as_py()
-            raise value_too_long(self.name, self._short[column], longest, start, self._max_chars)
+            raise value_too_long(self.name, self._short[column], longest, start, limit)
 
     def close(self) -> None:
         self._handle.close()
