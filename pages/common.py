@@ -83,6 +83,13 @@ def safe(value: Any) -> str:
     return _AUTOLINK.sub(_JOINER, escape_controls(value)).translate(_MARKDOWN_ESCAPES)
 
 
+def plain_text(text: Any) -> str:
+    """Text for ``st.text``/``st.code`` (shown as it is, no Markdown) with each line's control and bidi characters
+    escaped, the lines kept: a right-to-left override in a column name reversed the Data page's "read as" line
+    (walkthrough of the eighth session)."""
+    return "\n".join(escape_controls(line) for line in str(text).split("\n"))
+
+
 def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text cells, column names and index values through :func:`escape_controls`.
 

@@ -210,7 +210,7 @@ with st.container(border=True):
                 except (DataError, capacity.CapacityError) as exc:
                     st.error(page_words(exc), icon=":material/warning:")
             if shown.note:
-                note_box.text(shown.note)  # "<file>: read as ...": user strings, shown as plain text
+                note_box.text(common.plain_text(shown.note))  # "<file>: read as ...": user strings, shown as plain text
             if shown.problem:
                 st.warning(page_words(shown.problem))
             separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -307,7 +307,7 @@ alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
 if st.session_state.get("_reading_note"):
-    st.text(st.session_state["_reading_note"])
+    st.text(common.plain_text(st.session_state["_reading_note"]))
 st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:

@@ -89,16 +89,17 @@ choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, tab
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
     first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
-    st.text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
-                     and "FALLBACK" not in first else ""))
+    st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
+                                       and "FALLBACK" not in first else "")))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
-            st.text(f"{line[:1].upper()}{line[1:]} (\"Only disagreements\" below lists those tasks.)")
+            st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"Only disagreements\" below lists those "
+                                      f"tasks.)"))
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
         with st.expander(f"How {chose} chosen"):  # (the note above is not said again)
-            st.code("\n".join(line for line in choice[1:] if not line.startswith("not testable:")), language=None,
-                    wrap_lines=True)
+            st.code(common.plain_text("\n".join(line for line in choice[1:] if not line.startswith("not testable:"))),
+                    language=None, wrap_lines=True)
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
             if len(evidence):  # the criterion per candidate and reference, as a table
                 common.evidence_table(evidence)

@@ -243,7 +243,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
         lines = [line for line in lines[1:] if not (line.startswith("FALLBACK") and "FALLBACK" in entry["start_reason"])]
     if lines:
-        st.code(f"{method_name(method)}: " + "\n".join(lines), language=None, wrap_lines=True)
+        st.code(common.plain_text(f"{method_name(method)}: " + "\n".join(lines)), language=None, wrap_lines=True)
     evidence = selection_table(entry.get("selection") or {})
     if len(evidence):  # the criterion per candidate and reference, as a table
         common.evidence_table(evidence)

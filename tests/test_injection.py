@@ -121,6 +121,9 @@ def check_page(at: AppTest, where: str) -> int:
         for text in _strings(spec):
             for tag in ("<b>", "<img", "<a ", "\x1b", "\u202e"):
                 assert tag not in text, f"{where}: a chart shows {tag!r} raw: {text[:200]!r}"
+    for element in [*at.text, *at.code]:  # plain text, but a browser still obeys a bidi override in it
+        for tag in ("\x1b", "\u202e"):
+            assert tag not in str(element.value), f"{where}: a text line holds {tag!r} raw: {element.value[:200]!r}"
     for grid in at.dataframe:  # the grid shows text as text, but a browser still obeys a bidi override in it
         frame = grid.value
         cells = [*map(str, frame.columns), *map(str, frame.index)]
