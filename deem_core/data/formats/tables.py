@@ -43,8 +43,9 @@ CHUNK_CELLS = 4_000_000
 #: a table with more columns than this whose read needs more than this many of them (a wide file's workers), or
 #: with more than :data:`BLOCK_COLUMNS` columns whatever it needs, is cleaned as one block of cells, not column by
 #: column (each column's own pandas operations cost ~0.1 ms: 15,000 worker columns x 5 rows took 13 s; attack round
-#: of the seventh session). The block visits every cell in Python, so a platform export of 80 columns of which 3
-#: are read stays column by column (its 1 M rows: 3.7 s, 9 s as a block; attack round of the eighth session).
+#: of the seventh session), and parsed by Python's csv module (:meth:`CsvTable._cell_blocks`). The block makes every
+#: cell a Python object, so a platform export of 80 columns of which 3 are read stays column by column (its 1 M
+#: rows: 3.7 s, 9 s as a block; attack round of the eighth session).
 MANY_COLUMNS = 64
 BLOCK_COLUMNS = 1_000
 #: decompressed bytes of one Parquet row group (all its columns, from the metadata) that a read or a preview
@@ -56,6 +57,25 @@ PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
 #: the longest header line read (8 M characters: about a million worker columns)
 _MAX_HEADER_CHARS = 1 << 23
+
+
+#: the record fed to the csv parser after a file's last line: it comes back as a record of its own unless the
+#: file leaves a quoted field open (pandas' "EOF inside string")
+_END_MARK = "\ue000deem: end of the records\ue000"
+_END_RECORD = [_END_MARK]
+
+
+def _physical_lines(text: TextStream) -> Iterator[str]:
+    """The text's lines, each with its end (``\\n``, ``\\r\\n`` or a lone ``\\r``, untranslated: what Python's csv
+    parser takes), then the end mark."""
+    carry = ""
+    for block in text.blocks():
+        lines = io.StringIO(carry + block if carry else block, newline="").readlines()
+        carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""  # (a CR whose LF may come next)
+        yield from lines
+    if carry:
+        yield carry
+    yield _END_MARK + "\n"
 
 
 def _show_delimiter(delimiter: str) -> str:
@@ -287,37 +307,29 @@ class CsvTable(Table):
         try:
             with _warnings.catch_warnings(record=True) as caught:
                 _warnings.simplefilter("always")
-                # many columns: one block of Python strings (every cell handled at once); else a column of
-                # Arrow-backed strings each (compact for millions of rows)
-                reader = pd.read_csv(text, sep=self.delimiter, dtype=object if many else str, header=0,
-                                     index_col=False, keep_default_na=False, na_filter=False, skip_blank_lines=False,
-                                     engine="c", quotechar='"', chunksize=rows)
-                with reader:
-                    got = 0
-                    for raw in reader:
-                        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-                            raise self._fields_error()
-                        if len(raw.columns) != len(self.header):  # pragma: no cover - pandas and csv disagree
-                            raise DataError(f"{self.name}: cannot read the header line")
-                        chunk = self._clean(raw)
-                        if self.budget is not None and not preview:
-                            self.budget.add_rows(len(raw), self.name)
-                        got += len(raw)
-                        if columns is not None:
-                            chunk = chunk[list(columns)]
-                        # many columns (a wide file's workers) stay one block: its reader takes the cells at once
-                        yield chunk if preview or (many and chunk.shape[1] > MANY_COLUMNS) \
-                            else chunk.apply(categorical_text)
-                        if nrows is not None and got >= nrows:
-                            break
+                got = 0
+                for raw in (self._cell_blocks(text, rows) if many else self._pandas_chunks(text, rows)):
+                    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                        raise self._fields_error()
+                    if len(raw.columns) != len(self.header):  # pragma: no cover - pandas and csv disagree
+                        raise DataError(f"{self.name}: cannot read the header line")
+                    chunk = self._clean(raw)
+                    if self.budget is not None and not preview:
+                        self.budget.add_rows(len(raw), self.name)
+                    got += len(raw)
+                    if columns is not None:
+                        chunk = chunk[list(columns)]
+                    # many columns (a wide file's workers) stay one block: its reader takes the cells at once
+                    yield chunk if preview or (many and chunk.shape[1] > MANY_COLUMNS) \
+                        else chunk.apply(categorical_text)
+                    if nrows is not None and got >= nrows:
+                        break
                 if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
                     raise self._fields_error()
         except pd.errors.ParserError as exc:
             message = str(exc)
             if "EOF inside string" in message:
-                line = self._quote_never_closed()
-                raise DataError(f"{self.name}: line {line}: a quoted field is never closed (a '\"' without its "
-                                f"closing quote)") from None
+                raise self._never_closed() from None
             if "Expected" in message and "fields" in message:
                 raise self._fields_error() from None
             raise DataError(f"{self.name}: cannot read as CSV ({message.splitlines()[0]})") from None
@@ -331,15 +343,67 @@ class CsvTable(Table):
                     self.saw_quote = text.saw_quote
                 text.close()
 
+    def _never_closed(self) -> DataError:
+        line = self._quote_never_closed()
+        return DataError(f"{self.name}: line {line}: a quoted field is never closed (a '\"' without its closing quote)")
+
+    def _pandas_chunks(self, text: TextStream, rows: int) -> Iterator[pd.DataFrame]:
+        """A few columns: pandas' parser, a column of Arrow-backed strings each (compact for millions of rows)."""
+        reader = pd.read_csv(text, sep=self.delimiter, dtype=str, header=0, index_col=False, keep_default_na=False,
+                             na_filter=False, skip_blank_lines=False, engine="c", quotechar='"', chunksize=rows)
+        with reader:
+            yield from reader
+
+    def _cell_blocks(self, text: TextStream, rows: int) -> Iterator[pd.DataFrame]:
+        """Many columns: the records as one block of Python strings per chunk, each cell stripped of spaces, a
+        short record padded with empty cells. Python's csv parser does what pandas' does here (the same quoting;
+        a blank line is a record of empty cells) at a cost that follows the cells: pandas builds one column
+        object per column per chunk (~60 us each), so 100,000 columns cost 6 s per 40 rows whatever the rows
+        hold (a 230 KB gzip of commas held the read for 40 s; attack round, ninth session)."""
+        width = len(self.header)
+        csv.field_size_limit(max(csv.field_size_limit(), self.limits.max_record_bytes + 1))
+        reader = csv.reader(_physical_lines(text), delimiter=self.delimiter, quotechar='"', doublequote=True,
+                            skipinitialspace=False, strict=False)
+        records = self._records(reader)
+        next(records, None)  # the header (read by the sniff)
+        batch: list[list[str]] = []
+        start = 0
+        held = None  # the end mark, unless a record follows it (then it was a record of the file)
+        for record in records:
+            if held is not None:
+                batch.append(held)
+                held = None
+            if record == _END_RECORD:
+                held = record
+                continue
+            if len(record) > width:
+                raise self._fields_error()
+            batch.append(record)
+            if len(batch) == rows:
+                yield self._cell_block(batch, start)
+                start, batch = start + rows, []
+        if held is None:  # the end mark went into a quoted field that the file never closed
+            raise self._never_closed()
+        if batch:
+            yield self._cell_block(batch, start)
+
+    def _records(self, reader) -> Iterator[list[str]]:
+        try:
+            yield from reader
+        except csv.Error as exc:  # pragma: no cover - lines come cut at their ends and bounded in length
+            raise DataError(f"{self.name}: cannot read as CSV ({exc})") from None
+
+    def _cell_block(self, records: list[list[str]], start: int) -> pd.DataFrame:
+        cells = np.full((len(records), len(self.header)), "", dtype=object)
+        for row, record in enumerate(records):
+            if record:
+                if " " in "".join(record):
+                    record = [value.strip(" ") for value in record]
+                cells[row, :len(record)] = record
+        return pd.DataFrame(cells, index=pd.RangeIndex(start, start + len(records)), columns=self.header, dtype=object)
+
     def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self._block:  # one block of Python strings: every cell at once
-            cells = np.ascontiguousarray(frame.to_numpy(dtype=object))
-            flat = cells.reshape(-1)  # a view: the cells are changed in place
-            spaced = [i for i, v in enumerate(flat) if not isinstance(v, str) or v[:1] == " " or v[-1:] == " "]
-            for i in spaced:
-                flat[i] = flat[i].strip(" ") if isinstance(flat[i], str) else ""
-            frame = pd.DataFrame(cells, index=frame.index, columns=self.header, dtype=object)
-        else:
+        if not self._block:  # (a block's cells come stripped: _cell_block)
             frame = frame.fillna("")
             frame.columns = self.header
             for position in range(frame.shape[1]):  # stays in pandas' string dtype (Arrow-backed): no object copies
