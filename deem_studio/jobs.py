@@ -16,7 +16,8 @@ the job still running.
   **GPU: one job at a time per process** (two trainings on one GPU only fight for its memory).
   **CPU: one job at a time by default** too (``DEEM_MAX_CPU_JOBS`` to change): torch already uses every
   core for one training, so a second concurrent training only halves both and doubles the memory.
-  A waiting job says so: "queued behind run <id>". A sweep or a DEEM training is placed on the device
+  A waiting job says so: "queued behind your run <id>" (a run of its own workspace; another's id is never
+  shown: it would open that run), else "queued: N job(s) ahead". A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
 * Progress is told in phases (``Progress.start_phase``: "training DEEM", 100 epochs; "running the other
   methods", 2 methods; "sweeping learning rates", 50 epochs). :func:`status_line` is the one text of a job
@@ -650,10 +651,15 @@ class JobManager:
             progress.update(device=queue.name)
 
             def on_wait(ahead: str, position: int) -> None:
-                text = (f"queued behind run {ahead} ({position} job(s) ahead on the {device_name(queue.name)})"
-                        if ahead else f"queued for the {device_name(queue.name)}")
+                # a run id is the key that opens a run: only a run of the same workspace is named (attack round,
+                # ninth session: a queued job showed the id of another visitor's run, which opened their data)
+                other = self.get(ahead) if ahead else None
+                own = other is not None and other.owner == job.owner
+                where = device_name(queue.name)
+                text = (f"queued behind your run {ahead} ({position} job(s) ahead on the {where})" if own
+                        else f"queued: {position} job(s) ahead on the {where}" if ahead else f"queued for the {where}")
                 store.update_status(run_id, "queued", message=text)
-                progress.update(queued_behind=ahead or None, message=text)
+                progress.update(queued_behind=ahead if own else None, message=text)
 
             if not queue.acquire(run_id, job.cancel_event, on_wait, party=job.client or job.owner):
                 queue = None

@@ -155,9 +155,9 @@ def test_jobs_queue_in_order_and_say_behind_whom(manager):
     wait_for(lambda: manager.snapshot(c).queued_behind == b)
     snap_b = manager.snapshot(b)
     assert snap_b.status == "queued" and snap_b.queued_behind == a
-    assert f"queued behind run {a}" in snap_b.message
+    assert f"queued behind your run {a}" in snap_b.message
     assert manager.store.get(b)["status"] == "queued"
-    assert f"queued behind run {b}" in manager.store.get(c)["message"]
+    assert f"queued behind your run {b}" in manager.store.get(c)["message"]
     assert manager.queues()["cpu"] == {"running": [a], "waiting": [b, c], "capacity": 1}
     # cancel a queued job: it never runs, c moves up
     assert manager.cancel(b)
@@ -435,6 +435,27 @@ def test_a_job_stopping_at_the_time_limit_says_so_while_it_finishes(tmp_path):
         assert snap.message == "stopped at this server's time limit of 0.3 s per job (DEEM_MAX_JOB_SECONDS); stopped"
     finally:
         manager.shutdown()
+
+
+def test_a_queued_job_never_names_another_workspaces_run(manager):
+    # a run id opens the run: a visitor queued behind another's job was shown its id and opened their data with it
+    # (attack round of the ninth session); a job of the same workspace is still named
+    for name in ("x", "y", "z"):
+        GATES[name] = threading.Event()
+    x = manager.submit("gated", {"name": "x"}, owner="alice", client="10.0.0.1")
+    wait_for(lambda: manager.snapshot(x).status == "running")
+    y = manager.submit("gated", {"name": "y"}, owner="bob", client="10.0.0.2")
+    z = manager.submit("gated", {"name": "z"}, owner="bob", client="10.0.0.2")
+    wait_for(lambda: manager.snapshot(z).queued_behind == y)
+    snap_y = manager.snapshot(y)
+    assert snap_y.status == "queued" and snap_y.queued_behind is None
+    for shown in (snap_y.message, manager.store.get(y)["message"]):
+        assert x not in shown and shown == "queued: 1 job(s) ahead on the CPU", shown
+    assert f"queued behind your run {y} (2 job(s) ahead" in manager.snapshot(z).message
+    for name in ("x", "y", "z"):
+        GATES[name].set()
+    for run in (x, y, z):
+        assert manager.wait(run, timeout=10).status == "finished"
 
 
 def test_the_queue_takes_turns_between_visitors_and_keeps_each_ones_order(manager):
