@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,23 @@ def test_numbers_and_other_non_strings_are_untouched(value):
 @pytest.mark.parametrize("value", ["cat", "a=b", "1+1", "x@y", "", " =", "'already", "é"])
 def test_strings_without_a_leading_prefix_are_untouched(value):
     assert neutralise_cell(value) == value
+
+
+@pytest.mark.parametrize("value, written", [
+    (";=1+1;", ";'=1+1;"), ("x;=cmd|' /C calc'!A0;", "x;'=cmd|' /C calc'!A0;"), ("a|-1", "a|'-1"),
+    ("a\t@b", "a\t'@b"), ("a;;+1", "a;;'+1"), ("a;'=1", "a;''=1"), ("=x;=y", "'=x;'=y"), ("a;b=c", "a;b=c"),
+])
+def test_a_formula_after_a_list_separator_inside_a_cell_is_neutralised(value, written):
+    # Excel splits a CSV line on the system's list separator (';' in most European locales): 'x;=1+1' became the
+    # cells 'x' and '=1+1', a formula (attack round, ninth session); the reader takes the added quotes away again
+    assert neutralise_cell(value) == written
+    frame = pd.DataFrame({"task": [1, 2], "worker": ["w", "w"], "label": [value, "other"]})
+    text = to_safe_csv(frame, index=False)
+    for line in text.splitlines()[1:]:
+        for piece in re.split(r"[;\t|,]", line):
+            assert not piece.lstrip('"').startswith(("=", "+", "-", "@")), (line, piece)
+    data = read_annotations(("out.csv", text.encode()))
+    assert sorted(data.classes) == sorted([value, "other"])
 
 
 def test_safe_csv_neutralises_cells_column_names_and_index_but_not_numbers():

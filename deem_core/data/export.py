@@ -3,7 +3,10 @@
 * Atomic: every file is written to a temporary sibling, flushed and fsynced, then renamed over the
   target (``os.replace``), so a crash mid-write never leaves a half file that looks complete.
 * Spreadsheet-safe CSV (OWASP "CSV injection"): a string cell starting with ``=``, ``+``, ``-``, ``@``,
-  tab, CR or LF is prefixed with a single quote so spreadsheets show it as text instead of running it.
+  tab, CR or LF is prefixed with a single quote so spreadsheets show it as text instead of running it; so is
+  every ``=``, ``+``, ``-`` or ``@`` that follows a ``;``, tab or ``|`` inside a cell (Excel opens a CSV with
+  the system's list separator, ``;`` in most European locales, so ``x;=1+1`` would become the cells ``x`` and
+  ``=1+1``; attack round of the ninth session). The reader takes exactly those quotes away again.
   Numbers (including negative ones) are left alone: only strings are touched, so labels keep their
   original values and types in every other format (Parquet, JSON).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -26,6 +30,9 @@ __all__ = [
 ]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+#: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator);
+#: one quote goes before it, also before quotes already there, so that taking one away restores the value
+INNER_FORMULA = re.compile(r"(?<=[;\t|])(?='*[=+\-@])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -81,9 +88,14 @@ def neutralise_cell(value: Any) -> Any:
 
     A string that already starts with ``'`` followed by a formula character gets a quote too, so that
     removing exactly one leading quote on load (what :mod:`deem_core.data.readers` does) restores every value.
+    Inside the string, a formula character after ``;``, tab or ``|`` gets a quote before it (and before the
+    quotes already there): ``x;=1`` -> ``x;'=1``, ``x;'=1`` -> ``x;''=1``; the reader takes one away.
     """
-    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
-                                   or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES))):
+    if not isinstance(value, str):
+        return value
+    if any(mark in value for mark in ";\t|"):
+        value = INNER_FORMULA.sub("'", value)
+    if value.startswith(FORMULA_PREFIXES) or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES)):
         return "'" + value
     return value
 

@@ -35,6 +35,9 @@ MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
 
 _INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
 _FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
+#: the quote the CSV writer puts before a formula character after ``;``, tab or ``|`` inside a cell
+#: (``export.INNER_FORMULA``)
+_INNER_FORMULA_QUOTED = r"(?<=[;\t|])'(?='*[=+\-@])"
 
 
 def plain(value: Any) -> Any:
@@ -94,10 +97,11 @@ def type_uniques(uniques: pd.Series) -> np.ndarray:
             out[:] = ""
             out[nonempty] = ints.tolist()
             return out
-    quoted = uniques.str.startswith("'").to_numpy()
+    quoted = uniques.str.contains("'", regex=False).to_numpy()
     if quoted.any():
         uniques = uniques.copy()
-        uniques[quoted] = uniques[quoted].str.replace(_FORMULA_QUOTED, "", regex=True)
+        uniques[quoted] = (uniques[quoted].str.replace(_INNER_FORMULA_QUOTED, "", regex=True)
+                           .str.replace(_FORMULA_QUOTED, "", regex=True))
     return uniques.to_numpy(dtype=object)
 
 
