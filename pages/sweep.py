@@ -16,6 +16,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: E402
+from deem_core.model.training import MAX_LR  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
                               status_line)
 from pages import common  # noqa: E402
@@ -49,6 +50,8 @@ def parse_lrs(text: str) -> list[float] | None:
         if not (math.isfinite(value) and value > 0):
             why = "" if math.isfinite(value) else " (not a number)" if math.isnan(value) else " (infinite)"
             raise ValueError(f"learning rates must be positive finite numbers; got {part}{why}")
+        if value > MAX_LR:
+            raise ValueError(f"learning rates must be at most {MAX_LR:g}; got {part}")
         values.append(value)
     return sorted(set(values))
 

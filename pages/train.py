@@ -13,7 +13,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
-from deem_core.model.training import budget_text  # noqa: E402
+from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
@@ -25,7 +25,7 @@ LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 TRAIN_MAX_EPOCHS = 5000
-LR_RANGE = (1e-6, 100.0)
+LR_RANGE = (1e-6, MAX_LR)
 
 st.title("Train")
 ds = common.need_dataset()

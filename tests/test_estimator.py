@@ -127,8 +127,14 @@ def test_parameter_validation_and_not_fitted():
     with pytest.raises(NotFittedError, match="not fitted yet"):
         DEEM().predict()
     df, _ = make_ds_data(20, 3, 2)
-    with pytest.raises(ValueError, match="lr must be a positive number or 'auto', got -1"):
+    with pytest.raises(ValueError, match="lr must be a number above 0 and at most 100, or 'auto', got -1"):
         DEEM(lr=-1).fit(df)
+    with pytest.raises(ValueError, match="at most 100, or 'auto', got 1e[+]39"):  # infinite in float32
+        DEEM(lr=1e39, init="mv").fit(df)
+    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match=r"learning rates must be numbers above 0 and at most 100, got \[1e[+]39\]"):
+        run_sweep(df, lrs=[0.1, 1e39], epochs=1)
     with pytest.raises(ValueError, match=r"init must be one of \('mv', 'ds', 'auto'\), got 'xx'"):
         DEEM(init="xx").fit(df)
     one_class = df.assign(label=0)

@@ -150,9 +150,12 @@ def prior_strength(text: str) -> float:
 
 def learning_rate(text: str) -> str:
     """'auto' or a finite number > 0 (kept as text: the subcommands read it with :func:`parse_float_list`)."""
+    from deem_core.model.training import MAX_LR  # noqa: PLC0415
+
     if str(text).strip().lower() == "auto":
         return "auto"
-    positive_float(text)
+    if positive_float(text) > MAX_LR:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LR:g}, got {text}")
     return str(text).strip()
 
 
@@ -197,6 +200,24 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_output_file(model, "--model")
         if output and Path(model).resolve() == Path(output).resolve():
             raise _usage("--model and -o name the same file")
+    # an output over an input replaced the annotations with the labels (or a model) and exited 0 (attack round,
+    # ninth session)
+    inputs = [*(getattr(args, "inputs", None) or []), getattr(args, "truth", None)]
+    if getattr(args, "command", None) != "aggregate":
+        inputs.append(model)  # (diagnose reads a saved model)
+    outputs = [("-o", output), ("--model", model if getattr(args, "command", None) == "aggregate" else None)]
+    for option, target in outputs:
+        for source in inputs:
+            if target and source and _same_file(target, source):
+                raise _usage(f"{option} {escape_controls(target)}: is also an input file; it would be replaced "
+                             f"(write to another file)")
+
+
+def _same_file(one: str | Path, other: str | Path) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one of them does not exist (yet): the same path, once resolved
+        return Path(one).resolve() == Path(other).resolve()
 
 
 def _first_existing(path: Path) -> Path:
@@ -364,7 +385,7 @@ def load_input(args: argparse.Namespace):
     return read_input(args).data
 
 
-def parse_float_list(text: str, what: str) -> list[float]:
+def parse_float_list(text: str, what: str, maximum: float | None = None) -> list[float]:
     from deem_core.cli import UsageError  # noqa: PLC0415
 
     try:
@@ -373,6 +394,8 @@ def parse_float_list(text: str, what: str) -> list[float]:
         raise UsageError(f"{what} must be comma-separated numbers, got {escape_controls(text)!r}") from None
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):
         raise UsageError(f"{what} must be positive finite numbers, got {escape_controls(text)!r}")
+    if maximum is not None and max(values) > maximum:
+        raise UsageError(f"{what} must be at most {maximum:g}, got {escape_controls(text)!r}")
     return values
 
 

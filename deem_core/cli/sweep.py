@@ -75,9 +75,10 @@ def write_sweep(sweep, folder: Path) -> dict[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    from deem_core.model.training import MAX_LR  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
-    lrs = parse_float_list(args.lrs, "--lrs")
+    lrs = parse_float_list(args.lrs, "--lrs", maximum=MAX_LR)
     if len(set(lrs)) != len(lrs):
         raise UsageError(f"--lrs repeats a value: {args.lrs!r}")
     if args.epochs < 1:

@@ -44,7 +44,7 @@ from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, path_for, task_data, task_outputs, train_annotations
-from deem_core.model.training import (HISTORY_COLUMNS, TrainingConfig, TrainingResult, cpu_threads,
+from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, cpu_threads,
                                       epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
@@ -307,8 +307,9 @@ class DEEM(Aggregator, BaseEstimator):
         if self.max_updates is not None and (not isinstance(self.max_updates, (int, np.integer))
                                              or isinstance(self.max_updates, bool) or self.max_updates < 1):
             raise ValueError(f"max_updates must be an integer >= 1 or None, got {self.max_updates!r}")
-        if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number or 'auto', got {self.lr!r}")
+        if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                      and 0 < self.lr <= MAX_LR):
+            raise ValueError(f"lr must be a number above 0 and at most {MAX_LR:g}, or 'auto', got {self.lr!r}")
         if self.init not in INIT_METHODS:
             raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
         if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:

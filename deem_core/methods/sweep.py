@@ -32,7 +32,7 @@ from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
 from deem_core.model.engine import check_training_size, task_data, train_annotations
-from deem_core.model.training import HISTORY_COLUMNS, TrainingConfig, TrainingResult, resolve_device
+from deem_core.model.training import HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, resolve_device
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
 
@@ -98,9 +98,9 @@ def _check_lrs(lrs: Iterable[float] | None) -> list[float]:
     values = [float(x) for x in (DEFAULT_LRS if lrs is None else lrs)]
     if not values:
         raise ValueError("the learning-rate grid is empty")
-    bad = [x for x in values if not (math.isfinite(x) and x > 0)]
+    bad = [x for x in values if not (math.isfinite(x) and 0 < x <= MAX_LR)]
     if bad:
-        raise ValueError(f"learning rates must be positive finite numbers, got {bad}")
+        raise ValueError(f"learning rates must be numbers above 0 and at most {MAX_LR:g}, got {bad}")
     if len(set(values)) != len(values):
         raise ValueError(f"the learning-rate grid repeats a value: {values}")
     return sorted(values)

@@ -40,6 +40,11 @@ __all__ = [
     "initialise_runs", "labels_path", "predict_hidden", "resolve_device", "train_on", "train_runs",
 ]
 
+#: the largest learning rate accepted anywhere (estimators, sweeps, the command line, the pages). The parameters are
+#: float32: a step of 1e39 is infinite there and a run with the majority-vote start wrote every label 0 with
+#: probabilities 0 (attack round, ninth session); the default sweep grid ends at 3
+MAX_LR = 100.0
+
 HISTORY_COLUMNS = [
     "run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
     "acceptance_rate", "changed_fraction", "n_predicted_classes", "status", "seconds",

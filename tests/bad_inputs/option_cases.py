@@ -133,6 +133,19 @@ def cases() -> list[OptionCase]:
                    r"argument --lr: must be a finite number, got nan"),
         OptionCase("opt_lr_negative", "--lr -0.1", [*AGG, "--lr=-0.1", "-o", "{out}"],
                    r"argument --lr: must be greater than 0, got -0\.1"),
+        OptionCase("opt_lr_too_large", "--lr 1e39 (infinite in float32: every label 0 with probability 0 before)",
+                   [*AGG, "--lr", "1e39", "--init", "mv", "-o", "{out}"], r"argument --lr: must be at most 100, got 1e39"),
+        OptionCase("opt_sweep_lrs_too_large", "deem sweep --lrs with a rate above the largest accepted",
+                   ["sweep", "{input}", "--lrs", "0.1,1e39", "--epochs", "1", "--no-progress", "-o", "{dir}/sweep"],
+                   r"--lrs must be at most 100, got '0\.1,1e39'", not_written=["{dir}/sweep"]),
+        OptionCase("opt_output_is_the_input", "-o names the input file (the annotations were replaced, exit 0)",
+                   [*AGG, "-o", "{input}"], r"-o .*: is also an input file; it would be replaced"),
+        OptionCase("opt_model_is_the_input", "--model names the input file",
+                   [*AGG, "-o", "{out}", "--model", "{input}"], r"--model .*: is also an input file"),
+        OptionCase("opt_output_is_the_truth", "-o names the --truth file",
+                   [*AGG, "--truth", "{dir}/truth.csv", "-o", "{dir}/truth.csv"], r"-o .*truth\.csv: is also an input"),
+        OptionCase("opt_baselines_output_is_the_input", "deem baselines -o the input file",
+                   ["baselines", "{input}", "--methods", "mv", "-o", "{input}"], r"-o .*: is also an input file"),
         OptionCase("opt_seeds_0", "--seeds 0", [*AGG, "--seeds", "0", "-o", "{out}"],
                    r"argument --seeds: must be at least 1, got 0"),
         OptionCase("opt_layers_negative", "--layers -1", [*AGG, "--layers", "-1", "-o", "{out}"],
@@ -247,6 +260,7 @@ def check_option_case(case: OptionCase, tmp: Path) -> str:
         assert Path(_fill(path, values)).exists(), f"{_fill(path, values)} was not written"
     for path in case.not_written:
         assert not Path(_fill(path, values)).exists(), f"{_fill(path, values)} was written although the command failed"
+    assert source.read_text(encoding="utf-8") == case.input_text, "the input file was changed"
     leftovers = [p.name for p in tmp.rglob("*.tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
     if case.message is None:
