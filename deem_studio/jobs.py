@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -46,6 +47,7 @@ import pandas as pd
 
 from deem_core.analysis.selection import safety_rule_reference, safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.formats.limits import describe_bytes
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import display_name
@@ -54,7 +56,8 @@ from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
-from deem_studio.owners import max_active_per_client, max_active_per_workspace
+from deem_studio.owners import (max_active_per_client, max_active_per_workspace, max_runs_per_workspace,
+                                max_workspace_bytes, min_free_disk)
 from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
@@ -594,6 +597,8 @@ class JobManager:
                 str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []])):
             check_deem_classes(data)  # likewise
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
+        if owner is not None:
+            self._check_storage(owner)
         with self._lock:
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
@@ -705,6 +710,26 @@ class JobManager:
             self._finished.append(run_id)
             while len(self._finished) > self.keep_finished:
                 self._jobs.pop(self._finished.popleft(), None)
+
+    def _check_storage(self, owner: str) -> None:
+        """A workspace's stored runs stay within their count and bytes, and the disk keeps some room: every run
+        stores a copy of its data, so repeated launches filled the disk (attack round, ninth session)."""
+        runs_cap, bytes_cap, floor = max_runs_per_workspace(), max_workspace_bytes(), min_free_disk()
+        if floor > 0:
+            free = shutil.disk_usage(self.store.root).free
+            if free < floor:
+                raise QueueFull(f"the server's disk for runs is nearly full ({describe_bytes(free)} free); no new run "
+                                f"can be stored now. Delete runs you no longer need on the Runs page, or ask the "
+                                f"administrator")
+        if runs_cap <= 0 and bytes_cap <= 0:
+            return
+        runs, used = self.store.usage(owner)
+        if 0 < runs_cap <= runs:
+            raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
+                            f"need on the Runs page to start another")
+        if 0 < bytes_cap <= used:
+            raise QueueFull(f"your workspace's runs take {describe_bytes(used)} (at most {describe_bytes(bytes_cap)}); "
+                            f"delete runs you no longer need on the Runs page to start another")
 
     # -- looking up
     def get(self, run_id: str) -> Job | None:

@@ -126,6 +126,44 @@ def max_active_per_client() -> int:
         return DEFAULT_MAX_ACTIVE_PER_CLIENT
 
 
+#: runs one workspace may keep in the run store, and their bytes (each run keeps its own copy of its data: one
+#: browser clicking Train on an 8 MB upload stored 77 MB in 7 s, and nothing bounded it; attack round, ninth session)
+DEFAULT_MAX_RUNS_PER_WORKSPACE = 200
+DEFAULT_MAX_WORKSPACE_BYTES = 10 << 30
+#: free disk space under the run store below which no new run is stored (many workspaces together)
+DEFAULT_MIN_FREE_DISK = 512 << 20
+
+
+def _env_number(name: str, default: int, size: bool = False) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        if size and not raw.isdigit():
+            from deem_core.data.formats.limits import parse_size  # noqa: PLC0415
+
+            return parse_size(raw, name)
+        return int(raw)
+    except ValueError:
+        return default
+
+
+def max_runs_per_workspace() -> int:
+    """Runs one workspace may keep stored (``DEEM_MAX_RUNS_PER_WORKSPACE``, default 200; 0: no limit)."""
+    return _env_number("DEEM_MAX_RUNS_PER_WORKSPACE", DEFAULT_MAX_RUNS_PER_WORKSPACE)
+
+
+def max_workspace_bytes() -> int:
+    """Bytes one workspace's stored runs may take (``DEEM_MAX_WORKSPACE_BYTES``, default 10G; 0: no limit)."""
+    return _env_number("DEEM_MAX_WORKSPACE_BYTES", DEFAULT_MAX_WORKSPACE_BYTES, size=True)
+
+
+def min_free_disk() -> int:
+    """Free bytes the run store's disk keeps: no new run is stored below it (``DEEM_MIN_FREE_DISK``, default 512M;
+    0: none)."""
+    return _env_number("DEEM_MIN_FREE_DISK", DEFAULT_MIN_FREE_DISK, size=True)
+
+
 # --------------------------------------------------------------------------- owner-only actions
 def cancel_run(manager, run_id: str, key: str | None) -> bool:
     """Cancel a queued or running job of the caller's workspace. False when it is not running in this process."""

@@ -483,6 +483,21 @@ class RunStore:
         frame["seconds"] = frame["finished_at"] - frame["started_at"]
         return frame
 
+    def usage(self, owner: str | None) -> tuple[int, int]:
+        """(runs, bytes on disk) of ``owner``'s stored runs."""
+        ids = [row["run_id"] for row in self._query(
+            "SELECT run_id FROM runs WHERE " + ("owner IS NULL" if owner is None else "owner = ?"),
+            () if owner is None else (owner,))]
+        total = 0
+        for run_id in ids:
+            for folder, _, files in os.walk(self.root / run_id):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(folder, name)).st_size
+                    except OSError:  # deleted meanwhile
+                        pass
+        return len(ids), total
+
     def load_data(self, run_id: str) -> tuple[AnnotationSet | None, pd.Series | None]:
         """The annotations (and gold labels) a run was trained on, re-encoded exactly as before."""
         path = self.run_dir(run_id)

@@ -484,3 +484,31 @@ def test_the_queue_takes_turns_between_visitors_and_keeps_each_ones_order(manage
     GATES["a3"].set()
     assert manager.wait(ids["a3"], timeout=10).status == "finished"
     assert RAN == ["a1", "b1", "c1", "a2", "a3"]
+
+
+def test_a_workspace_keeps_a_bounded_number_and_size_of_runs_and_the_disk_some_room(manager, monkeypatch):
+    # every run stores its own copy of its data and nothing bounded the stored runs: one browser clicking Train on an
+    # 8 MB upload stored 77 MB in 7 s (attack round, ninth session)
+    from deem_studio.jobs import QueueFull  # noqa: PLC0415
+
+    data, _ = tiny(60)
+    monkeypatch.setenv("DEEM_MAX_RUNS_PER_WORKSPACE", "2")
+    first = [manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice") for _ in range(2)]
+    for run in first:
+        assert manager.wait(run, timeout=30).status == "finished"
+    with pytest.raises(QueueFull, match=r"your workspace keeps 2 runs \(at most 2\); delete runs"):
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice")
+    other = manager.submit("train", {"methods": ["mv"]}, data=data, owner="bob")  # another workspace is not held
+    assert manager.wait(other, timeout=30).status == "finished"
+    runs, used = manager.store.usage("alice")
+    assert runs == 2 and used > 0
+    monkeypatch.setenv("DEEM_MAX_RUNS_PER_WORKSPACE", "0")
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", str(used))
+    with pytest.raises(QueueFull, match=r"your workspace's runs take .* \(at most .*\); delete runs"):
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice")
+    manager.store.delete(first[0])  # deleting a run makes room again
+    assert manager.wait(manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice"),
+                        timeout=30).status == "finished"
+    monkeypatch.setenv("DEEM_MIN_FREE_DISK", str(10 ** 18))  # more than any disk has free
+    with pytest.raises(QueueFull, match=r"the server's disk for runs is nearly full"):
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="carol")
