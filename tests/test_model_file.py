@@ -95,3 +95,24 @@ def test_deem_diagnose_with_an_altered_model_says_error_and_exits_2(state, tmp_p
                  "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: cut.deem: not a valid DEEM model file"), err
+
+
+def test_a_model_file_whose_tensor_is_a_compressed_bomb_is_refused_before_it_is_inflated(state, tmp_path):
+    # torch.load inflates a deflated member whole: a 1.9 MB file of one tensor of 2 GB of zeros allocated 2.3 GB
+    # before any check (attack round, ninth session); torch.save stores members uncompressed
+    import zipfile  # noqa: PLC0415
+
+    big = copy.deepcopy(state)
+    big["network"]["irbm_weight"] = torch.zeros(1, 50_000_000, dtype=torch.uint8)  # 50 MB of zeros
+    plain = tmp_path / "plain.deem"
+    torch.save(big, plain)
+    bomb = tmp_path / "bomb.deem"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w") as target:
+        for member in source.infolist():
+            target.writestr(member.filename, source.read(member), compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 1_000_000  # 50 MB inflated from it
+    with pytest.raises(DataError, match=r"^bomb\.deem: not a valid DEEM model file \(its member '.*' is compressed"):
+        DEEM.load(bomb, device="cpu")
+    (tmp_path / "text.deem").write_text("task,worker,label\n")
+    with pytest.raises(DataError, match=r"^text\.deem: not a DEEM model file \(not the zip archive torch\.save"):
+        DEEM.load(tmp_path / "text.deem")

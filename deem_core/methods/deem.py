@@ -909,14 +909,16 @@ class DEEM(Aggregator, BaseEstimator):
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "DEEM":
         """Read a model written by :meth:`save` (safe loading: no code is unpickled)."""
+        from deem_core.methods import model_file  # noqa: PLC0415 - a file from anyone: checked before it is used
+
         path = Path(path)
+        model_file.check_archive(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
             raise DataError(f"{path.name}: not a DEEM model file ({type(exc).__name__}: {str(exc)[:120]})") from exc
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{path.name}: not a DEEM model file of format {FORMAT_VERSION}")
-        from deem_core.methods import model_file  # noqa: PLC0415 - a file from anyone: checked before it is used
 
         params = model_file.check_params(state.get("params"), cls, path.name)
         params["device"] = device

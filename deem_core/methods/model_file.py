@@ -5,12 +5,16 @@ code; these checks make the rest of a hostile or damaged file a :class:`DataErro
 crash later on (found attacking main: a file whose worker list was cut, whose class maps were out of range or
 whose tensor shapes did not match ended in "unexpected RuntimeError ... (this is a bug)"), and never an
 allocation out of proportion to the file: a 112 KB file whose tensors were broadcast views (stride 0) of one
-number declared 200,000 workers and made the loader ask for 1.44 TB.
+number declared 200,000 workers and made the loader ask for 1.44 TB; and a 1.9 MB file whose one tensor was a
+deflated member of 2 GB of zeros made ``torch.load`` inflate it (attack round, ninth session): the archive is
+checked first (:func:`check_archive`).
 """
 
 from __future__ import annotations
 
 import inspect
+import zipfile
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,11 +22,30 @@ import torch
 
 from deem_core.data.annotations import DataError
 
-__all__ = ["check_network_state", "check_params", "check_loaded"]
+__all__ = ["check_archive", "check_network_state", "check_params", "check_loaded"]
 
 
 def _bad(name: str, what: str) -> DataError:
     return DataError(f"{name}: not a valid DEEM model file ({what})")
+
+
+def check_archive(path: Path) -> None:
+    """Before ``torch.load``: the file is a zip archive (what ``torch.save`` writes) whose members are stored, not
+    compressed, so nothing read from it can be larger than the file itself. (``torch.load`` inflates a compressed
+    member whole and allocates every storage the pickle declares; a storage longer than its stored member is
+    refused by torch.)"""
+    name = path.name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{name}: not a DEEM model file (not the zip archive torch.save writes: "
+                        f"{type(exc).__name__})") from None
+    size = path.stat().st_size
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED or member.file_size > size:
+            raise _bad(name, f"its member {member.filename[:40]!r} is compressed or larger than the file "
+                             f"({member.file_size:,} bytes declared); torch.save stores members as they are")
 
 
 def check_params(params: Any, estimator: type, name: str) -> dict[str, Any]:
