@@ -217,7 +217,10 @@ def _same_file(one: str | Path, other: str | Path) -> bool:
     try:
         return os.path.samefile(one, other)
     except OSError:  # one of them does not exist (yet): the same path, once resolved
-        return Path(one).resolve() == Path(other).resolve()
+        try:
+            return Path(one).resolve() == Path(other).resolve()
+        except (OSError, RuntimeError):  # a link loop: the read says so
+            return False
 
 
 def _first_existing(path: Path) -> Path:

@@ -69,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder")
     data = load_input(args)
+    experts = _split(args.experts) or []
+    names = {str(worker) for worker in data.workers}
+    unknown = [name for name in experts if name not in names]
+    if unknown:  # (it was drawn as no one, silently)
+        from deem_core.data.text import escape_controls  # noqa: PLC0415
+
+        raise UsageError(f"--experts: {len(unknown)} name(s) are not workers of these annotations, e.g. "
+                         f"{escape_controls(unknown[0])!r}")
     truth = read_truth(args.truth, like=data) if args.truth else None
     if args.model:
         model = DEEM.load(args.model, device=args.device)
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         subset_worker=args.subset_worker, subset_label=args.subset_label,
         min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
     with writing(output):
-        paths = write_diagnostics(diagnostics, output, experts=_split(args.experts) or ())
+        paths = write_diagnostics(diagnostics, output, experts=experts)
     mi = diagnostics.mutual_information
     say(f"classes for the mutual information: {mi.class_source}")
     table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]

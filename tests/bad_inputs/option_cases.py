@@ -96,6 +96,27 @@ def model_disk_full(tmp: Path) -> contextlib.AbstractContextManager:
     return _failing_writes(tmp, errno.ENOSPC, only=".pt")
 
 
+@contextlib.contextmanager
+def named_pipe(tmp: Path) -> Iterator[None]:
+    """``{dir}/pipe.csv`` is a named pipe (what ``<(cat a.csv)`` gives), with nobody writing to it."""
+    os.mkfifo(tmp / "pipe.csv")
+    try:
+        yield
+    finally:
+        (tmp / "pipe.csv").unlink()
+
+
+@contextlib.contextmanager
+def link_loop(tmp: Path) -> Iterator[None]:
+    (tmp / "loop1").symlink_to(tmp / "loop2")
+    (tmp / "loop2").symlink_to(tmp / "loop1")
+    try:
+        yield
+    finally:
+        (tmp / "loop1").unlink()
+        (tmp / "loop2").unlink()
+
+
 def _cuda() -> bool:
     try:
         import torch  # noqa: PLC0415
@@ -146,6 +167,19 @@ def cases() -> list[OptionCase]:
                    [*AGG, "--truth", "{dir}/truth.csv", "-o", "{dir}/truth.csv"], r"-o .*truth\.csv: is also an input"),
         OptionCase("opt_baselines_output_is_the_input", "deem baselines -o the input file",
                    ["baselines", "{input}", "--methods", "mv", "-o", "{input}"], r"-o .*: is also an input file"),
+        OptionCase("opt_input_is_a_pipe", "a named pipe as input (process substitution): named, not 'not seekable'",
+                   [*AGG[:1], "{dir}/pipe.csv", *AGG[2:], "-o", "{out}"],
+                   r"pipe\.csv: not a regular file \(a pipe or a device\)", setup=named_pipe),
+        OptionCase("opt_input_is_a_link_loop", "a symbolic link loop as input (it called itself a bug)",
+                   [*AGG[:1], "{dir}/loop1", *AGG[2:], "-o", "{out}"], r"Too many levels of symbolic links: .*loop1",
+                   setup=link_loop),
+        OptionCase("opt_one_column_two_roles", "--task-column and --worker-column the same column",
+                   [*AGG, "--task-column", "worker", "--worker-column", "worker", "-o", "{out}"],
+                   r"the task and worker columns are both 'worker'; each needs a column of its own"),
+        OptionCase("opt_experts_unknown", "deem diagnose --experts naming no worker (drawn as no one before)",
+                   ["diagnose", "{input}", "--experts", "nobody", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
+                   r"--experts: 1 name\(s\) are not workers of these annotations, e\.g\. 'nobody'",
+                   not_written=["{dir}/dg"]),
         OptionCase("opt_seeds_0", "--seeds 0", [*AGG, "--seeds", "0", "-o", "{out}"],
                    r"argument --seeds: must be at least 1, got 0"),
         OptionCase("opt_layers_negative", "--layers -1", [*AGG, "--layers", "-1", "-o", "{out}"],

@@ -222,6 +222,13 @@ def _check_columns_keys(columns: Mapping[str, Any]) -> None:
     unknown = set(columns) - {"task", "worker", "label"}
     if unknown:
         raise ValueError(f"columns= maps task, worker and label; got {sorted(unknown)}")
+    named: dict[str, str] = {}
+    for role, given in columns.items():  # (one column for two roles read as conflicting labels)
+        for column in (given if isinstance(given, (list, tuple)) else [given]):
+            if str(column) in named:
+                raise DataError(f"the {named[str(column)]} and {role} columns are both {str(column)!r}; each needs a "
+                                f"column of its own")
+            named[str(column)] = role
 
 
 def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapping[str, Any] | None = None,

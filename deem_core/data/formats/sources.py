@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import stat
 import time
 import zlib
 from dataclasses import dataclass
@@ -155,10 +157,12 @@ def _source(item: Any) -> list[Source]:
                 raise DataError(f"{printable(path.name or path)}: the folder holds no .csv, .csv.gz, .tsv, .txt, "
                                 f".json or .parquet files")
             return [Source(name=printable(p.name), stem=_stem(p.name), path=p) for p in files]
-        if not path.exists():
-            raise FileNotFoundError(2, "No such file or directory", str(path))
-        if path.is_dir():  # pragma: no cover - handled above
+        mode = os.stat(path).st_mode  # the system's own reason when it cannot be read (missing, a link loop, ...)
+        if stat.S_ISDIR(mode):  # pragma: no cover - handled above
             raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):  # a pipe (process substitution) or a device: read more than once, or endless
+            raise DataError(f"{printable(path.name)}: not a regular file (a pipe or a device); save the annotations "
+                            f"to a file and give that")
         return [Source(name=printable(path.name), stem=_stem(path.name), path=path)]
     if isinstance(item, tuple):
         if len(item) != 2:
