@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -115,6 +116,23 @@ def max_active_per_workspace() -> int:
     except ValueError:
         value = DEFAULT_MAX_ACTIVE_PER_WORKSPACE
     return max(1, value)
+
+
+def client_party(address: str | None) -> str | None:
+    """The party a network address counts for in the per-address job limit: an IPv6 address by its /64 network
+    (one host normally holds a whole /64, so counting addresses one by one did not bind; attack round, ninth
+    session), an IPv4 address (also one written as IPv6, ``::ffff:a.b.c.d``) as it is."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(address).split("%")[0])
+    except ValueError:
+        return str(address)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def max_active_per_client() -> int:

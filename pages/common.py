@@ -192,7 +192,7 @@ def client_address() -> str | None:
     """The network address of this session's browser (None on the server's own machine or when unknown): jobs
     are also limited per address (``deem_studio.owners.max_active_per_client``)."""
     try:
-        return st.context.ip_address
+        return owners.client_party(st.context.ip_address)  # (an IPv6 address by its /64 network)
     except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
         return None
 

@@ -91,3 +91,14 @@ def test_a_full_queue_is_told_in_words_without_the_internal_error_name():
     shown = readable_error(QueueFull("your workspace already has 4 job(s) queued or running (at most 4)"))
     assert shown == "your workspace already has 4 job(s) queued or running (at most 4)"
     assert "QueueFull" not in shown
+
+
+def test_an_ipv6_visitor_counts_by_its_network_not_by_each_address():
+    # one IPv6 host holds a whole /64: counted address by address, a visitor of 2^64 addresses was never limited
+    # (attack round, ninth session)
+    party = owners.client_party
+    assert party("2001:db8:1:2::1") == party("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert party("2001:db8:1:3::1") != party("2001:db8:1:2::1")
+    assert party("203.0.113.5") == "203.0.113.5" and party("::ffff:203.0.113.5") == "203.0.113.5"
+    assert party(None) is None and party("") is None and party("not an address") == "not an address"
+    assert party("fe80::1%eth0") == "fe80::/64"
