@@ -200,7 +200,11 @@ def test_auto_lr_keeps_the_sweep_run_which_equals_direct_training(small_condind)
     np.testing.assert_allclose(auto.posterior_, direct.posterior_, atol=1e-5)
 
 
-def test_non_finite_energy_stops_the_run_and_keeps_the_last_good_state(small_condind):
+def test_non_finite_energy_stops_the_run_and_keeps_the_last_good_state(small_condind, monkeypatch):
+    # a step far above any accepted one (training.MAX_LR) is the way to make the energy overflow here
+    import deem_core.methods.deem as deem_module  # noqa: PLC0415
+
+    monkeypatch.setattr(deem_module, "MAX_LR", float("inf"))
     df, _ = small_condind
     model = DEEM(lr=1e38, epochs=4, init="mv", device="cpu").fit(df)
     assert model.run_status_ == ["diverged"]

@@ -80,7 +80,7 @@ def test_sweep_accepts_an_annotation_set_and_ds_start(frame):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"lrs": []}, "empty"), ({"lrs": [0.1, -1.0]}, "positive"), ({"lrs": [0.1, 0.1]}, "repeats"),
+    ({"lrs": []}, "empty"), ({"lrs": [0.1, -1.0]}, "above 0"), ({"lrs": [0.1, 1e39]}, "at most 100"), ({"lrs": [0.1, 0.1]}, "repeats"),
     ({"epochs": 0}, "epochs"), ({"n_seeds": 0}, "n_seeds"),
 ])
 def test_sweep_rejects_bad_options(frame, kwargs, message):
