@@ -203,13 +203,13 @@ def test_parquet_reads_only_the_columns_it_needs(tmp_path, monkeypatch):
     path = tmp_path / "p.parquet"
     frame.to_parquet(path)
     asked = []
-    original = pq.ParquetFile.iter_batches
+    original = pq.ParquetFile.read_row_groups
 
     def spy(self, *args, **kwargs):
         asked.append(kwargs.get("columns"))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
     data = read_annotations(path, soft=False)
     assert asked == [["task", "worker", "label"]]
     assert data.n_answers == 2

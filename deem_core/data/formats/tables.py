@@ -590,8 +590,7 @@ class ParquetTable(Table):
                 raise DataError(f"{self.name}: column {column!r} holds {kind} values, not labels or ids")
         start = 0
         try:
-            batches = self.file.iter_batches(batch_size=min(nrows or CHUNK_ROWS, CHUNK_ROWS), columns=wanted)
-            for batch in batches:
+            for batch in self._batches(wanted, min(nrows or CHUNK_ROWS, CHUNK_ROWS)):
                 frame = pd.DataFrame({name: self._text(batch.column(i), name, preview=nrows is not None)
                                       for i, name in enumerate(wanted)})
                 frame.index = pd.RangeIndex(start, start + batch.num_rows)
@@ -601,6 +600,29 @@ class ParquetTable(Table):
                     return
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # text not UTF-8
             raise DataError(f"{self.name}: cannot read the Parquet data ({exc})") from None
+
+    def _batches(self, columns: Sequence[str], rows: int) -> Iterator:
+        """Record batches of at most ``rows`` rows. Consecutive row groups are read together up to ``rows`` rows and
+        :data:`PARQUET_CHUNK_BYTES` (from the metadata): a batch per row group cost ~2.5 ms of per-chunk work each, so
+        a 9 MB file of 20,000 one-row groups held the server's one read slot for 45 s (the eighth session's
+        leftover)."""
+        metadata = self.file.metadata
+        span: list[int] = []
+        held = size = 0
+        groups = [*range(metadata.num_row_groups), None]
+        for group in groups:
+            if group is not None:
+                info = metadata.row_group(group)
+                group_rows, group_bytes = int(info.num_rows), int(info.total_byte_size)
+            if span and (group is None or held + group_rows > rows or size + group_bytes > PARQUET_CHUNK_BYTES):
+                table = self.file.read_row_groups(span, columns=list(columns))
+                if len(span) > 1:
+                    table = table.unify_dictionaries().combine_chunks()
+                yield from table.to_batches(max_chunksize=rows)
+                span, held, size = [], 0, 0
+            if group is not None:
+                span.append(group)
+                held, size = held + group_rows, size + group_bytes
 
     def _text(self, array, column: str, preview: bool) -> pd.Series:
         """One column of a batch as categorical text (a preview: plain objects). Works on the distinct values
