@@ -125,10 +125,21 @@ with tab_mi:
         index = list(mi.classes).index(class_value)
         values = mi.off_diagonal()[:, index]
         zmax = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
-    common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+    off = mi.off_diagonal()
+    index = list(mi.classes).index(class_value)
+    pairs = f"pair of workers answered {mi.min_common} or more of the same tasks"
+    if np.isfinite(off[:, index]).any():
+        common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+    else:  # (sparse answers: every pair was skipped, and the heatmaps were blank; walkthrough, ninth session)
+        st.info(common.safe(f"No {pairs} of class {class_value} ({int(mi.class_counts[index]):,} tasks), so there is "
+                            f"no mutual information to draw for it: each worker answers too few tasks in common with "
+                            f"another (usual when tasks have a few answers each)."), icon=":material/info:")
     summary = mi_summary_frame(mi)
-    common.table(summary)
-    common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+    if np.isfinite(off).any():
+        common.table(summary)
+        common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+    else:
+        st.caption(f"No {pairs} of any class: the summary per layer is empty.")
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",

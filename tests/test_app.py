@@ -812,3 +812,28 @@ def test_many_classes_are_not_drawn_one_by_one(runs_dir):
     confusions = next(t.value for t in at.dataframe if "predicted" in t.value.columns)
     assert 0 < len(confusions) <= 20 and (confusions["gold"] != confusions["predicted"]).all()
     assert not any("confusion_" in c.proto.id for c in at.get("plotly_chart"))
+
+
+def test_diagnostics_of_sparse_answers_say_why_there_is_no_mutual_information(runs_dir):
+    # three answers a task from 30 workers: no pair shares the 10 tasks a class's mutual information needs, and
+    # the page drew blank heatmaps and an empty table with the reason only in a note (walkthrough, ninth session)
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, 150)
+    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
+            for t in range(150) for w in rng.choice(30, 3, replace=False)]
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "sparse.csv", content)
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/diagnostics.py").run()
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    shown = [unescape(str(e.value)) for e in at.info]
+    assert any("No pair of workers answered 10 or more of the same tasks of class 0" in s and "no mutual "
+               "information to draw" in s for s in shown), shown
+    assert "the summary per layer is empty" in texts(at)
