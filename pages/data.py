@@ -297,7 +297,7 @@ except Exception as exc:  # noqa: BLE001
     common.show_error(exc, "summary")
     st.stop()
 
-m = st.columns(6)
+m = st.columns(3) + st.columns(3)  # two rows of three: six in a row read "1…" at 900 px (walkthrough)
 m[0].metric("Tasks", f"{data.n_tasks:,}")
 m[1].metric("Workers", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")

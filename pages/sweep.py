@@ -30,6 +30,8 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: found attacking main, a typed grid of 1,000 values on a 3,000-task set passed the memory check (5.8 GiB of the
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
+#: below this many updates per run the page says that small learning rates have little room to show themselves
+MIN_JUDGED_UPDATES = 200
 SWEEP_MAX_EPOCHS = 2000
 
 
@@ -175,6 +177,13 @@ with st.container(border=True):
             f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
                                             else f"{swept_tasks:,} tasks" + (f" ({sample_words}: no sample is "
                                                                              "taken)" if whole else "")))
+    # the updates a run makes: on a few hundred tasks an epoch is one mini-batch, so 50 epochs are 50 updates, in
+    # which small rates hardly move and read "too small" (walkthrough, ninth session)
+    per_epoch = max(1, math.ceil(swept_tasks / max(1, batch)))
+    updates = per_epoch * int(epochs)
+    cost += (f" ({per_epoch:,} update{'s' if per_epoch != 1 else ''} an epoch in batches of {batch:,}: {updates:,} "
+             f"per run" + ("; in so few, small learning rates hardly move: more epochs judge them better)"
+                           if updates < MIN_JUDGED_UPDATES else ")"))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)
     if grid_error:  # not the default grid's cost: the typed grid is refused, not replaced

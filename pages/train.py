@@ -249,7 +249,9 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
         common.evidence_table(evidence)
 
 labels = {method_name(method): frame["label"] for method, frame in results.items()}
-left, right = st.columns(2)
+# one above the other: side by side, at 900 px the heatmap's cells could not be read and the bars' legend lay on
+# them (walkthrough, ninth session)
+left, right = st.container(), st.container()
 with left:
     st.markdown("**Agreement between methods**")
     agree = agreement.method_agreement(labels)

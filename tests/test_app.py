@@ -353,7 +353,10 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
     at.number_input(key="sweep_epochs").set_value(2).run()
     shown = texts(at)
-    assert "2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks: about" in shown
+    # the updates a run makes are said, and that so few leave small rates little room (walkthrough, ninth session)
+    assert ("2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks (1 update an epoch in batches of "
+            "1,024: 2 per run; in so few, small learning rates hardly move: more epochs judge them better): about"
+            in unescape(shown)), shown
     assert "no time estimate" not in shown
     at.button(key="sweep_launch").click().run()
     sweep_a = at.session_state["sweep_run"]

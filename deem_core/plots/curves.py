@@ -126,10 +126,13 @@ def energy_curves_figure(
     heading = {"text": title or "Energy curves per learning rate"}
     if smoothing and not title:
         heading["subtitle"] = {"text": f"EMA smoothing {smoothing:g}"}
+    # the legend starts 64 px below the plot area, under the tick labels and the axis title (at -0.18 of the area
+    # it covered both: walkthrough, ninth session); the bottom margin leaves it three rows
+    height, top, bottom = max(420, 300 * len(metrics)), 90, 150
     fig.update_layout(title=heading, template="plotly_white", hovermode="closest", clickmode="event+select",
                       legend={"title": {"text": "learning rate "}, "orientation": "h", "yanchor": "top",
-                              "y": -0.18 if len(metrics) == 1 else -0.08, "x": 0.0},
-                      margin={"b": 90}, height=max(420, 300 * len(metrics)))
+                              "y": -64 / (height - top - bottom), "x": 0.0},
+                      margin={"t": top, "b": bottom}, height=height)
     return fig
 
 

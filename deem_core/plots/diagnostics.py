@@ -38,7 +38,12 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     values = result.mi if show_diagonal else result.off_diagonal()
     top = mi_scale_max(result) if zmax is None else float(zmax)
     n_panels = values.shape[0]
-    fig = make_subplots(rows=1, cols=n_panels, subplot_titles=list(result.layers), horizontal_spacing=0.04)
+    # short panel titles ("Layer 2"), what the first and the last are in the subtitle: "Layer 1Layer 2 (iRBM input)"
+    # ran together at 900 px (walkthrough, ninth session)
+    titles = [str(name).split(" (")[0] for name in result.layers]
+    roles = "; ".join(f"{short}: {str(name).split(' (', 1)[1].rstrip(')')}" for short, name in zip(titles, result.layers)
+                      if " (" in str(name))
+    fig = make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04)
     workers = [str(w) for w in result.workers]
     for layer in range(n_panels):
         z = values[layer, c]
@@ -53,7 +58,8 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
         title={"text": f"Mutual information between workers, class {class_value}",
-               "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"}},
+               "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"
+                                    + (f" · {roles}" if roles else "")}},
         height=max(360, 22 * len(workers) + 160), width=max(700, n_panels * (18 * len(workers) + 120)),
         margin={"l": 40, "r": 40, "t": 110, "b": 40})
     return fig
