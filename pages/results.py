@@ -141,6 +141,8 @@ if len(view) > 5000:
     st.caption("showing the first 5,000 rows; the downloads hold all of them")
 
 st.subheader("Downloads")
+if len(view) < len(frame):  # (the filters narrow the table, not the files; walkthrough, ninth session)
+    st.caption(f"The downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show.")
 stem = f"deem_{run_id}_{method}"
 
 

@@ -194,6 +194,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert queue["confidence"].is_monotonic_increasing
     at.slider(key="results_max_conf").set_value(0.0).run()
     assert len(labels_table(at)) == 0
+    # the files hold every task whatever the filters show, and the page says so (walkthrough, ninth session)
+    assert "The downloads hold all 200 tasks, not only the 0 the filters above show." in unescape(texts(at))
 
 
 def test_runs_are_isolated_and_reopen_by_id(runs_dir):
@@ -840,3 +842,44 @@ def test_diagnostics_of_sparse_answers_say_why_there_is_no_mutual_information(ru
     assert any("No pair of workers answered 10 or more of the same tasks of class 0" in s and "no mutual "
                "information to draw" in s for s in shown), shown
     assert "the summary per layer is empty" in texts(at)
+
+
+def copied_groups_csv(n_tasks: int = 300, seed: int = 2) -> bytes:
+    """Two groups of five workers, each copying one noisy source, and four independent workers: a set whose
+    default training returns the cluster-weighted Dawid-Skene (no layers)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, n_tasks)
+
+    def noisy(accuracy: float) -> np.ndarray:
+        wrong = (truth + rng.integers(1, 4, n_tasks)) % 4
+        return np.where(rng.random(n_tasks) < accuracy, truth, wrong)
+
+    rows = []
+    for group in ("a", "b"):
+        source = noisy(0.4)
+        for member in range(5):
+            copied = np.where(rng.random(n_tasks) < 0.95, source, rng.integers(0, 4, n_tasks))
+            rows += [(t, f"{group}{member}", int(copied[t])) for t in range(n_tasks)]
+    for member in range(4):
+        own = noisy(0.8)
+        rows += [(t, f"i{member}", int(own[t])) for t in range(n_tasks)]
+    return pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+
+
+def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
+    # a run that asked for a layer and returned the cluster-weighted fallback showed 'Layer 0' alone without
+    # a word (walkthrough, ninth session)
+    at = upload(new_app(), "copies.csv", copied_groups_csv())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(3)
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    wait_done(run_id)
+    assert get_manager().store.get(run_id)["config"]["n_layers"] == 1  # (the page's default)
+    at.switch_page("pages/diagnostics.py").run()
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    assert "This model has no layers although the run asked for 1" in unescape(texts(at))
