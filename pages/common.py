@@ -34,7 +34,9 @@ from __future__ import annotations
 import functools
 import re
 import string
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable
 
 import pandas as pd
@@ -465,16 +467,34 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
     st.rerun()  # the whole page, the sidebar's job list included, shows the run
 
 
+class _EstimateCache(OrderedDict):
+    """The last :data:`ESTIMATES_KEPT` estimates of this server process, by data fingerprint and settings: a reload
+    (a new session) probed again and held the page's results back for 10 s (walkthrough, ninth session)."""
+
+    def __setitem__(self, key, value) -> None:
+        with _ESTIMATES_LOCK:
+            super().__setitem__(key, value)
+            while len(self) > ESTIMATES_KEPT:
+                self.popitem(last=False)
+
+
+ESTIMATES_KEPT = 256
+_ESTIMATES_LOCK = threading.Lock()
+_ESTIMATES = _EstimateCache()
+
+
 def cached_estimate(kind: str, **settings: Any):
     """The time estimate of a job on the active data set (``deem_studio.estimate``), probed once per data set
-    and settings in this session (a 1-3 s probe, with a spinner); None when the probe failed."""
+    and settings in this server process (a 1-3 s probe, with a spinner); None when the probe failed."""
     from deem_studio import estimate  # noqa: PLC0415
 
     ds = dataset()
     if ds is None:
         return None
-    key = (kind, data_key(), tuple(sorted((k, repr(v)) for k, v in settings.items())))
-    cache = st.session_state.setdefault("_estimates", {})
+    gold = ds.get("gold")
+    gold_key = None if gold is None else int(pd.util.hash_pandas_object(gold).sum())
+    key = (kind, data_key(), gold_key, tuple(sorted((k, repr(v)) for k, v in settings.items())))
+    cache = _ESTIMATES
     if key not in cache:
         with st.spinner("Timing a short probe of this job on this machine…"):
             try:

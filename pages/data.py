@@ -101,9 +101,9 @@ st.caption("Upload the workers' labels: one or more files (long, wide or one fil
 with st.container(border=True):
     st.markdown("**Sample data sets** (with gold labels, from the DEEM paper's recipes)")
     names = sample_sets()
-    cols = st.columns(max(1, len(names)))
-    for col, name in zip(cols, names):
-        if col.button(name, key=f"sample_{name}", width="stretch"):
+    row = st.container(horizontal=True)  # each button its name's width, wrapping (in columns: "amp…" at 900 px)
+    for name in names:
+        if row.button(name, key=f"sample_{name}"):
             try:
                 with st.spinner(f"loading {name}"):
                     load_sample(name)

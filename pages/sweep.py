@@ -105,9 +105,11 @@ def picked_lr(event: Any, figure: go.Figure, choices: list[float]) -> float | No
 st.title("Learning-rate sweep")
 st.caption("DEEM's accuracy hinges on the learning rate. The sweep trains a grid of learning rates at once and "
            "reads their energy curves (paper App. G.4.1). A good learning rate makes the energy difference dip "
-           "early and then stay level, at whatever height; one too large makes it swing far out, makes an energy "
-           "rise again, or loses classes; one too small hardly moves it. The table below gives each rate its "
-           "verdict in these words.")
+           "early and then stay level, at whatever height, while the positive energy (the data's) falls; one too "
+           "large makes it swing far out, makes an energy rise again, or loses classes; one too small hardly "
+           "lowers the positive energy, even where its energy difference dips at first while the sampler settles "
+           "(the same dip for every small rate: show the positive and negative energy to see it). The table below "
+           "gives each rate its verdict in these words.")
 ds = common.need_dataset()
 if ds is None:
     st.stop()

@@ -76,7 +76,10 @@ def runs_dir(tmp_path, monkeypatch):
     """A fresh run store for the dashboard (DEEM_RUNS_DIR), its job manager shut down afterwards."""
     from deem_studio.jobs import get_manager  # noqa: PLC0415
 
+    from pages import common  # noqa: PLC0415
+
     path = tmp_path / "runs"
     monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
+    common._ESTIMATES.clear()  # (the server process keeps estimates: each test probes as a fresh server would)
     yield path
     get_manager(path).shutdown()

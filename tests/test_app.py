@@ -883,3 +883,29 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     at.run()
     no_problem(at)
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
+
+
+def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, monkeypatch):
+    # a reload is a new session: it timed the same job on the same data again and held the page (and a finished
+    # run's results below the form) for 10 s (walkthrough, ninth session); the server keeps its estimates
+    from deem_studio import estimate  # noqa: PLC0415
+
+    probes = []
+    real = estimate.estimate_train
+
+    def counted(*args, **kwargs):
+        probes.append(kwargs.get("baselines"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimate, "estimate_train", counted)
+    first = upload(new_app())
+    first.switch_page("pages/train.py").run()
+    no_problem(first)
+    assert len(probes) == 1 and "about" in texts(first)
+    again = upload(new_app())  # another session, the same file
+    again.switch_page("pages/train.py").run()
+    no_problem(again)
+    assert len(probes) == 1 and "about" in texts(again)
+    again.number_input(key="train_epochs").set_value(7).run()  # (the epochs scale the estimate: no new probe)
+    again.multiselect(key="train_methods").set_value(["deem", "mv"]).run()  # other methods: probed once more
+    assert len(probes) == 2
