@@ -113,6 +113,11 @@ with st.container(border=True):
     if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
         st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
+    if "deem" in deem_methods and init != "auto" and not layers_auto:  # (walkthrough, ninth session: a hand-picked
+        # start with 2 layers landed below majority vote on copying workers, without a word)
+        st.caption("With the start and the layers fixed by hand nothing is held out: workers who copy each other are "
+                   "not looked for, and DEEM is not checked against majority vote and the cluster-weighted "
+                   "Dawid-Skene. Start from auto does both.")
     budget = TRAIN_DEFAULTS["max_updates"]
     planned = train_epochs({"epochs": int(epochs), "max_updates": budget}, data.n_tasks)
     if deem_methods and budget is not None and planned < int(epochs):

@@ -909,3 +909,17 @@ def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, mo
     again.number_input(key="train_epochs").set_value(7).run()  # (the epochs scale the estimate: no new probe)
     again.multiselect(key="train_methods").set_value(["deem", "mv"]).run()  # other methods: probed once more
     assert len(probes) == 2
+
+
+def test_a_start_fixed_by_hand_says_what_it_leaves_out(runs_dir):
+    # with the majority-vote start and 2 layers DEEM landed below majority vote on copying workers and nothing said
+    # that the safety checks of 'auto' were off (walkthrough, ninth session)
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    warning = "With the start and the layers fixed by hand nothing is held out"
+    assert warning not in unescape(texts(at))  # the default start: auto
+    at.selectbox(key="train_init").set_value("mv").run()
+    assert warning in unescape(texts(at))
+    at.checkbox(key="train_layers_auto").check().run()  # the depth chosen from held-out answers: checks again
+    assert warning not in unescape(texts(at))
