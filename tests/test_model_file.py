@@ -116,3 +116,39 @@ def test_a_model_file_whose_tensor_is_a_compressed_bomb_is_refused_before_it_is_
     (tmp_path / "text.deem").write_text("task,worker,label\n")
     with pytest.raises(DataError, match=r"^text\.deem: not a DEEM model file \(not the zip archive torch\.save"):
         DEEM.load(tmp_path / "text.deem")
+
+
+def test_a_model_file_with_a_second_directory_for_zipfile_is_refused(state, tmp_path):
+    # zipfile reads the directory just before the end record, torch the one at the stated offset: a harmless-looking
+    # second directory (every member 'stored') passed the archive check while torch inflated 600 MB from a 589 KB
+    # file (attack round, ninth session)
+    import io  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+    import zipfile  # noqa: PLC0415
+
+    big = copy.deepcopy(state)
+    big["network"]["irbm_weight"] = torch.zeros(1, 20_000_000, dtype=torch.uint8)
+    plain, deflated = io.BytesIO(), io.BytesIO()
+    torch.save(big, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(deflated, "w") as target:
+        for member in source.infolist():
+            target.writestr(member.filename, source.read(member), compress_type=zipfile.ZIP_DEFLATED)
+    raw = deflated.getvalue()
+    end = raw.rfind(b"PK\x05\x06")
+    fields = list(struct.unpack("<4s4H2LH", raw[end:end + 22]))
+    size, offset = fields[5], fields[6]
+    directory = bytearray(raw[offset:offset + size])
+    at = 0
+    while at < len(directory):  # the copy says: stored, as large as what is there
+        compressed, = struct.unpack_from("<L", directory, at + 20)
+        struct.pack_into("<H", directory, at + 10, 0)
+        struct.pack_into("<L", directory, at + 24, compressed)
+        lengths = struct.unpack_from("<HHH", directory, at + 28)
+        at += 46 + sum(lengths)
+    path = tmp_path / "split.deem"
+    path.write_bytes(raw[:offset + size] + bytes(directory) + struct.pack("<4s4H2LH", *fields))
+    with zipfile.ZipFile(path) as archive:  # what zipfile alone sees: every member stored
+        assert all(m.compress_type == zipfile.ZIP_STORED for m in archive.infolist())
+    with pytest.raises(DataError, match=r"^split\.deem: not a valid DEEM model file \(its zip directory is not where"):
+        DEEM.load(path, device="cpu")
+    assert DEEM.load(MODEL, device="cpu") is not None  # torch's own files (with their zip64 records) still load

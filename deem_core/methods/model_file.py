@@ -13,6 +13,7 @@ checked first (:func:`check_archive`).
 from __future__ import annotations
 
 import inspect
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,10 +43,38 @@ def check_archive(path: Path) -> None:
         raise DataError(f"{name}: not a DEEM model file (not the zip archive torch.save writes: "
                         f"{type(exc).__name__})") from None
     size = path.stat().st_size
+    if not _directory_where_stated(path, size):
+        raise _bad(name, "its zip directory is not where its end record says (an archive read two ways)")
     for member in members:
         if member.compress_type != zipfile.ZIP_STORED or member.file_size > size:
             raise _bad(name, f"its member {member.filename[:40]!r} is compressed or larger than the file "
                              f"({member.file_size:,} bytes declared); torch.save stores members as they are")
+
+
+def _directory_where_stated(path: Path, size: int) -> bool:
+    """Whether the archive's central directory ends where its end record begins and starts where that record
+    says. ``zipfile`` reads the directory found just before the end record (allowing for data prepended to an
+    archive), ``torch.load`` the one at the stated offset: a file holding a second, harmless-looking directory
+    passed :func:`check_archive` and then had 600 MB inflated by torch (attack round, ninth session)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 22))
+        tail = handle.read(22)
+        if len(tail) < 22 or tail[:4] != b"PK\x05\x06" or tail[20:22] != b"\x00\x00":  # (torch writes no comment)
+            return False
+        cd_size, cd_offset = struct.unpack("<LL", tail[12:20])
+        end = size - 22
+        handle.seek(max(0, size - 42))
+        locator = handle.read(20)
+        if len(locator) == 20 and locator[:4] == b"PK\x06\x07":  # zip64 (torch writes it for every file): the
+            end = struct.unpack("<Q", locator[8:16])[0]  # locator points to the zip64 end record, which holds the
+            handle.seek(end)  # directory's size and offset
+            record = handle.read(56)
+            if len(record) < 56 or record[:4] != b"PK\x06\x06":
+                return False
+            cd_size, cd_offset = struct.unpack("<QQ", record[40:56])
+        elif 0xFFFFFFFF in (cd_size, cd_offset):
+            return False
+        return cd_offset + cd_size == end
 
 
 def check_params(params: Any, estimator: type, name: str) -> dict[str, Any]:
