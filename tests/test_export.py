@@ -52,14 +52,16 @@ def test_strings_without_a_leading_prefix_are_untouched(value):
 @pytest.mark.parametrize("value, written", [
     (";=1+1;", ";'=1+1;"), ("x;=cmd|' /C calc'!A0;", "x;'=cmd|' /C calc'!A0;"), ("a|-1", "a|'-1"),
     ("a\t@b", "a\t'@b"), ("a;;+1", "a;;'+1"), ("a;'=1", "a;''=1"), ("=x;=y", "'=x;'=y"), ("a;b=c", "a;b=c"),
+    ("y\n=1+1;z", "y\n'=1+1;z"), ("y\r\n-1", "y\r\n'-1"), ("\n=x", "'\n'=x"),
 ])
 def test_a_formula_after_a_list_separator_inside_a_cell_is_neutralised(value, written):
     # Excel splits a CSV line on the system's list separator (';' in most European locales): 'x;=1+1' became the
-    # cells 'x' and '=1+1', a formula (attack round, ninth session); the reader takes the added quotes away again
+    # cells 'x' and '=1+1', a formula, and so did '=1+1' after a line end inside a quoted cell (attack rounds,
+    # ninth session); the reader takes the added quotes away again
     assert neutralise_cell(value) == written
     frame = pd.DataFrame({"task": [1, 2], "worker": ["w", "w"], "label": [value, "other"]})
     text = to_safe_csv(frame, index=False)
-    for line in text.splitlines()[1:]:
+    for line in re.split(r"\r\n|\r|\n", text)[1:]:  # (a line end inside a quoted cell ends a row split on ';')
         for piece in re.split(r"[;\t|,]", line):
             assert not piece.lstrip('"').startswith(("=", "+", "-", "@")), (line, piece)
     data = read_annotations(("out.csv", text.encode()))

@@ -37,7 +37,8 @@ EXPORT_KEEPS_NUMERIC_HEADERS = to_safe_csv(pd.DataFrame({-1: [1]}), index=False)
 INT64 = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
 INJECTION = ["=1+2", "=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\nx",
              "-1", "+1", "=", "a,b", "say \"hi\"", "two\nlines", "x;y", "p|q", "01", "1.0", "NA", ";=1+1;",
-             "x;=cmd|' /C calc'!A0;", "a|-1", "b\t@c"] + [c + "x" for c in CR]
+             "x;=cmd|' /C calc'!A0;", "a|-1", "b\t@c",
+             "y\n=1+1;z"] + [c + "x" for c in CR]
 CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 
 
@@ -45,7 +46,7 @@ def valid_text(value: str) -> bool:
     # (the missing spellings are compared without case: "NA" is one, and a label "NA" is dropped as missing)
     return (value == value.strip(" ") and value.strip() != "" and value.strip().lower() not in MISSING_LABELS
             and not (value.startswith("'") and value[1:2] != "" and value[1] in "".join(FORMULA_PREFIXES))
-            and not re.search(r"[;\t|]'+[=+\-@]", value))  # (the quote the writer adds there is taken away)
+            and not re.search(r"[;\t|\r\n]'+[=+\-@]", value))  # (the quote the writer adds there is taken away)
 
 
 TEXT = st.one_of(

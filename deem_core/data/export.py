@@ -6,7 +6,8 @@
   tab, CR or LF is prefixed with a single quote so spreadsheets show it as text instead of running it; so is
   every ``=``, ``+``, ``-`` or ``@`` that follows a ``;``, tab or ``|`` inside a cell (Excel opens a CSV with
   the system's list separator, ``;`` in most European locales, so ``x;=1+1`` would become the cells ``x`` and
-  ``=1+1``; attack round of the ninth session). The reader takes exactly those quotes away again.
+  ``=1+1``; attack round of the ninth session), and after a CR or LF inside a cell (split that way, a quoted
+  field's line end ends the row). The reader takes exactly those quotes away again.
   Numbers (including negative ones) are left alone: only strings are touched, so labels keep their
   original values and types in every other format (Parquet, JSON).
 """
@@ -30,9 +31,10 @@ __all__ = [
 ]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-#: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator);
-#: one quote goes before it, also before quotes already there, so that taking one away restores the value
-INNER_FORMULA = re.compile(r"(?<=[;\t|])(?='*[=+\-@])")
+#: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator) or
+#: rows on (a line end: in a file split on ';' a quoted field is no field, so its line end ends the row); one quote
+#: goes before it, also before quotes already there, so that taking one away restores the value
+INNER_FORMULA = re.compile(r"(?<=[;\t|\r\n])(?='*[=+\-@])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -88,12 +90,12 @@ def neutralise_cell(value: Any) -> Any:
 
     A string that already starts with ``'`` followed by a formula character gets a quote too, so that
     removing exactly one leading quote on load (what :mod:`deem_core.data.readers` does) restores every value.
-    Inside the string, a formula character after ``;``, tab or ``|`` gets a quote before it (and before the
-    quotes already there): ``x;=1`` -> ``x;'=1``, ``x;'=1`` -> ``x;''=1``; the reader takes one away.
+    Inside the string, a formula character after ``;``, tab, ``|``, CR or LF gets a quote before it (and before
+    the quotes already there): ``x;=1`` -> ``x;'=1``, ``x;'=1`` -> ``x;''=1``; the reader takes one away.
     """
     if not isinstance(value, str):
         return value
-    if any(mark in value for mark in ";\t|"):
+    if any(mark in value for mark in ";\t|\r\n"):
         value = INNER_FORMULA.sub("'", value)
     if value.startswith(FORMULA_PREFIXES) or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES)):
         return "'" + value

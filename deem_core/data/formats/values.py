@@ -35,9 +35,9 @@ MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
 
 _INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
 _FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
-#: the quote the CSV writer puts before a formula character after ``;``, tab or ``|`` inside a cell
+#: the quote the CSV writer puts before a formula character after ``;``, tab, ``|``, CR or LF inside a cell
 #: (``export.INNER_FORMULA``)
-_INNER_FORMULA_QUOTED = r"(?<=[;\t|])'(?='*[=+\-@])"
+_INNER_FORMULA_QUOTED = r"(?<=[;\t|\r\n])'(?='*[=+\-@])"
 
 
 def plain(value: Any) -> Any:
