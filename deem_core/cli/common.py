@@ -206,11 +206,25 @@ def check_arguments(args: argparse.Namespace) -> None:
     if getattr(args, "command", None) != "aggregate":
         inputs.append(model)  # (diagnose reads a saved model)
     outputs = [("-o", output), ("--model", model if getattr(args, "command", None) == "aggregate" else None)]
+    folder = getattr(args, "command", None) in ("sweep", "diagnose")
     for option, target in outputs:
         for source in inputs:
-            if target and source and _same_file(target, source):
+            if not (target and source):
+                continue
+            if folder and option == "-o" and _inside(source, target):  # (its files are written into the folder)
+                raise _usage(f"-o {escape_controls(target)}: holds the input file {escape_controls(source)}, which "
+                             f"the files written there could replace (write to another folder)")
+            if not folder and _same_file(target, source):
                 raise _usage(f"{option} {escape_controls(target)}: is also an input file; it would be replaced "
                              f"(write to another file)")
+
+
+def _inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` lies in ``folder`` or below it (links resolved)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError):  # a link loop: the read says so
+        return False
 
 
 def _same_file(one: str | Path, other: str | Path) -> bool:

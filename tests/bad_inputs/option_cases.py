@@ -96,6 +96,20 @@ def model_disk_full(tmp: Path) -> contextlib.AbstractContextManager:
     return _failing_writes(tmp, errno.ENOSPC, only=".pt")
 
 
+def input_in_folder(folder: str, name: str) -> Callable[[Path], contextlib.AbstractContextManager]:
+    """``{dir}/<folder>/<name>`` is a copy of the input (a file an output folder's command writes by that name)."""
+    @contextlib.contextmanager
+    def setup(tmp: Path) -> Iterator[None]:
+        (tmp / folder).mkdir(exist_ok=True)
+        copy = tmp / folder / name
+        copy.write_text(SMALL, encoding="utf-8")
+        try:
+            yield
+        finally:
+            assert copy.read_text(encoding="utf-8") == SMALL, f"{copy} was changed"
+    return setup
+
+
 @contextlib.contextmanager
 def named_pipe(tmp: Path) -> Iterator[None]:
     """``{dir}/pipe.csv`` is a named pipe (what ``<(cat a.csv)`` gives), with nobody writing to it."""
@@ -167,6 +181,13 @@ def cases() -> list[OptionCase]:
                    [*AGG, "--truth", "{dir}/truth.csv", "-o", "{dir}/truth.csv"], r"-o .*truth\.csv: is also an input"),
         OptionCase("opt_baselines_output_is_the_input", "deem baselines -o the input file",
                    ["baselines", "{input}", "--methods", "mv", "-o", "{input}"], r"-o .*: is also an input file"),
+        OptionCase("opt_sweep_folder_holds_the_input", "deem sweep -o a folder holding the input (curves.csv replaced it)",
+                   ["sweep", "{dir}/sw/curves.csv", "--lrs", "0.1", "--epochs", "1", "--no-progress", "-o", "{dir}/sw"],
+                   r"-o .*sw: holds the input file .*curves\.csv, which the files written there could replace",
+                   setup=input_in_folder("sw", "curves.csv")),
+        OptionCase("opt_diagnose_folder_holds_the_input", "deem diagnose -o a folder holding the input",
+                   ["diagnose", "{dir}/dg/workers.csv", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
+                   r"-o .*dg: holds the input file .*workers\.csv", setup=input_in_folder("dg", "workers.csv")),
         OptionCase("opt_input_is_a_pipe", "a named pipe as input (process substitution): named, not 'not seekable'",
                    [*AGG[:1], "{dir}/pipe.csv", *AGG[2:], "-o", "{out}"],
                    r"pipe\.csv: not a regular file \(a pipe or a device\)", setup=named_pipe),
