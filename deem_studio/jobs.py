@@ -597,9 +597,9 @@ class JobManager:
                 str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []])):
             check_deem_classes(data)  # likewise
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
-        if owner is not None:
-            self._check_storage(owner)
         with self._lock:
+            if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
+                self._check_storage(owner, self._reserved.get(owner, 0))  # against a cap of 2; attack round)
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
             active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
@@ -711,7 +711,7 @@ class JobManager:
             while len(self._finished) > self.keep_finished:
                 self._jobs.pop(self._finished.popleft(), None)
 
-    def _check_storage(self, owner: str) -> None:
+    def _check_storage(self, owner: str, reserved: int = 0) -> None:
         """A workspace's stored runs stay within their count and bytes, and the disk keeps some room: every run
         stores a copy of its data, so repeated launches filled the disk (attack round, ninth session)."""
         runs_cap, bytes_cap, floor = max_runs_per_workspace(), max_workspace_bytes(), min_free_disk()
@@ -724,6 +724,7 @@ class JobManager:
         if runs_cap <= 0 and bytes_cap <= 0:
             return
         runs, used = self.store.usage(owner)
+        runs += reserved  # launched this moment, not in the store yet
         if 0 < runs_cap <= runs:
             raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
                             f"need on the Runs page to start another")

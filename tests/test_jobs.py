@@ -512,3 +512,32 @@ def test_a_workspace_keeps_a_bounded_number_and_size_of_runs_and_the_disk_some_r
     monkeypatch.setenv("DEEM_MIN_FREE_DISK", str(10 ** 18))  # more than any disk has free
     with pytest.raises(QueueFull, match=r"the server's disk for runs is nearly full"):
         manager.submit("train", {"methods": ["mv"]}, data=data, owner="carol")
+
+
+def test_submits_at_once_do_not_pass_the_workspaces_run_cap(manager, monkeypatch):
+    # the storage check ran outside the lock before the run existed: 8 submits at once stored 8 runs against a cap
+    # of 2 (attack round, ninth session)
+    from deem_studio.jobs import QueueFull  # noqa: PLC0415
+
+    monkeypatch.setenv("DEEM_MAX_RUNS_PER_WORKSPACE", "2")
+    monkeypatch.setattr(manager, "max_pending_per_owner", 100)
+    data, _ = tiny(60)
+    start = threading.Barrier(8)
+    accepted, refused = [], []
+
+    def submit():
+        start.wait()
+        try:
+            accepted.append(manager.submit("train", {"methods": ["mv"]}, data=data, owner="dora"))
+        except QueueFull:
+            refused.append(1)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(accepted) <= 2 and len(accepted) + len(refused) == 8, (accepted, refused)
+    for run in accepted:
+        manager.wait(run, timeout=30)
+    assert manager.store.usage("dora")[0] == len(accepted)
