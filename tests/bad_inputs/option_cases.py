@@ -197,6 +197,12 @@ def cases() -> list[OptionCase]:
         OptionCase("opt_one_column_two_roles", "--task-column and --worker-column the same column",
                    [*AGG, "--task-column", "worker", "--worker-column", "worker", "-o", "{out}"],
                    r"the task and worker columns are both 'worker'; each needs a column of its own"),
+        OptionCase("opt_one_column_two_roles_by_case", "--task-column TASK --worker-column task (one column: the "
+                   "lookup ignores case)", [*AGG, "--task-column", "TASK", "--worker-column", "task", "-o", "{out}"],
+                   r"the task and worker columns are both 'task'; each needs a column of its own"),
+        OptionCase("opt_worker_column_is_the_label_column", "--worker-column label alone (said 'label' was missing)",
+                   [*AGG, "--worker-column", "label", "-o", "{out}"],
+                   r".*small\.csv: the label column would be 'label', but that is the worker column; name the label column"),
         OptionCase("opt_experts_unknown", "deem diagnose --experts naming no worker (drawn as no one before)",
                    ["diagnose", "{input}", "--experts", "nobody", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
                    r"--experts: 1 name\(s\) are not workers of these annotations, e\.g\. 'nobody'",

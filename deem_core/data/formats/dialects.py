@@ -225,10 +225,13 @@ def _check_columns_keys(columns: Mapping[str, Any]) -> None:
     named: dict[str, str] = {}
     for role, given in columns.items():  # (one column for two roles read as conflicting labels)
         for column in (given if isinstance(given, (list, tuple)) else [given]):
-            if str(column) in named:
-                raise DataError(f"the {named[str(column)]} and {role} columns are both {str(column)!r}; each needs a "
+            key = norm(column)  # (the lookup ignores case and spaces: 'TASK' and 'task ' name one column)
+            if key in named and named[key] == role:
+                raise DataError(f"the {role} column {str(column)!r} is given twice")
+            if key in named:
+                raise DataError(f"the {named[key]} and {role} columns are both {str(column)!r}; each needs a "
                                 f"column of its own")
-            named[str(column)] = role
+            named[key] = role
 
 
 def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapping[str, Any] | None = None,
@@ -270,6 +273,13 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
     if layout == "long":
         missing = [role for role, col in (("worker", worker), ("label", label if not soft_cols else "soft"))
                    if col is None]
+        taken = {role: find_role(rest, role) for role in missing}  # its usual column, given to another role
+        taken = {role: col for role, col in taken.items() if col is not None and col in (task, worker, label)}
+        if taken:
+            role, col = next(iter(taken.items()))
+            other = next(r for r, c in (("task", task), ("worker", worker), ("label", label)) if c == col)
+            raise DataError(f"{name}: the {role} column would be {col!r}, but that is the {other} column; name the "
+                            f"{role} column (columns={{'{role}': ...}}, CLI --{role}-column)")
         if missing:
             raise DataError(f"{name}: missing column(s) {', '.join(repr(m) for m in missing)} for the long layout "
                             f"(task, worker, label); found {', '.join(repr(c) for c in cols)}")
