@@ -301,7 +301,9 @@ def _picked() -> None:
         common.set_lr_pick(value, f"picked on sweep {run_id}", sweep=run_id)
 
 
-left, right = st.columns([3, 2])
+# the recommendation above the chart, the chart the page's width: beside the box, at 900 px the chart had 256 px, its
+# legend taller than its plot and its panel titles cut (walkthrough, ninth session)
+right, left = st.container(), st.container()
 with left:
     figure = curves_figure(curves, recommended, alpha, metrics, picked)
     # plotly selects nothing on lines-only traces: give the clickable curves small markers

@@ -244,6 +244,10 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     said = start_explanation(model, "auto")  # the pages' sentence
     assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene — safety rule: ")
     assert said.count("(") == 1  # one aside (the score difference), not brackets inside brackets
+    # in words: which model lost to which (it read "..., ds start, 1 layer is beaten (...): ..., the best reference,
+    # is returned"; walkthrough, ninth session)
+    assert "safety rule: DEEM's own model, the " in said and " start with " in said and "is beaten" not in said
+    assert said.endswith("so cluster-weighted Dawid-Skene's labels are returned")
     assert "started from" not in said and "layer(s)" not in said
     assert any("(the safety rule's reference is the model: no further training)" in line
                for line in selection_lines(model.selection_summary()))

@@ -75,6 +75,10 @@ class CollapseError(DataError):
     """Every start collapsed and no healthy fallback exists (the CLI exits 2 with this message)."""
 
 
+#: a start in a sentence
+START_WORDS = {"ds": "Dawid-Skene", "mv": "majority-vote"}
+
+
 def major_classes(data: AnnotationSet) -> int:
     """How many classes majority vote gives to at least ``MAJOR_CLASS_SHARE`` of the tasks and at least
     ``MAJOR_CLASS_MIN`` tasks."""
@@ -349,17 +353,24 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
     chosen, safety_applied, returned = best, False, None
     chosen_score = candidates[best].mean_score
     if safety and chosen_score is not None and len(chosen_score) > 1:
-        beaten = []
+        beaten, by = [], []
         for ref in references:
             gain, se = paired_gain(chosen_score, ref.score)
             if se > 0 and gain > SAFETY_Z * se:
-                beaten.append(f"{ref.name} +{gain:.4f} ± {se:.4f}")
+                beaten.append(ref.name)
+                by.append(f"{ref.name} +{gain:.4f} ± {se:.4f}")
         if beaten:  # the choice is beaten: the best reference by the same score is returned
             returned = max(references, key=lambda ref: float(ref.score.mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
             safety_applied = True
-            reason = (f"safety rule: predicting the held-out answers from the other clusters, {candidates[best].name} "
-                      f"is beaten ({'; '.join(beaten)} per answer): {returned.name}, the best reference, is returned")
+            picked = candidates[best]
+            layers = f"{picked.depth} layer{'s' if picked.depth != 1 else ''}"
+            # in words (it read "..., ds start, 1 layer is beaten (...): ..., the best reference, is returned";
+            # walkthrough, ninth session)
+            reason = (f"safety rule: DEEM's own model, the {START_WORDS.get(picked.start, picked.start)} start with "
+                      f"{layers}, predicts the held-out answers from the other clusters' answers worse than "
+                      f"{' and '.join(beaten)} does ({'; '.join(by)} nats per answer), so {returned.name}'s labels "
+                      f"are returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
     # the candidate the criterion put first, also when the safety rule replaced it (the table showed no trained
     # row marked then, and the columns a reader sees first favoured another: walkthrough)
