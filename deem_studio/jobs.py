@@ -56,8 +56,8 @@ from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
-from deem_studio.owners import (max_active_per_client, max_active_per_workspace, max_runs_per_workspace,
-                                max_workspace_bytes, min_free_disk)
+from deem_studio.owners import (max_active_per_client, max_active_per_workspace, max_client_bytes,
+                                max_runs_per_client, max_runs_per_workspace, max_workspace_bytes, min_free_disk)
 from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
@@ -600,6 +600,8 @@ class JobManager:
         with self._lock:
             if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
                 self._check_storage(owner, self._reserved.get(owner, 0))  # against a cap of 2; attack round)
+            if client:  # (a workspace costs nothing: 40 of them from one address stored 40 times the cap)
+                self._check_client_storage(client, self._reserved_clients.get(client, 0))
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
             active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
@@ -623,7 +625,7 @@ class JobManager:
         try:
             run_id = self.store.create(kind, config, data=data if store_data else None,
                                        gold=gold if store_data else None, owner=owner, dataset=dataset,
-                                       device=str(config.get("device", "")))
+                                       device=str(config.get("device", "")), client=client or None)
             progress = Progress(run_id, kind, steps_total=steps_of(config, data))
             estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
             progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
@@ -730,6 +732,18 @@ class JobManager:
                             f"need on the Runs page to start another")
         if 0 < bytes_cap <= used:
             raise QueueFull(f"your workspace's runs take {describe_bytes(used)} (at most {describe_bytes(bytes_cap)}); "
+                            f"delete runs you no longer need on the Runs page to start another")
+
+    def _check_client_storage(self, client: str, reserved: int = 0) -> None:
+        """The runs stored from one network address (``owners.client_party``) stay within their count and bytes."""
+        runs_cap, bytes_cap = max_runs_per_client(), max_client_bytes()
+        if runs_cap <= 0 and bytes_cap <= 0:
+            return
+        runs, used = self.store.usage(client=client)
+        runs += reserved
+        if 0 < runs_cap <= runs or 0 < bytes_cap <= used:
+            raise QueueFull(f"the runs launched from your network address take {runs:,} runs and "
+                            f"{describe_bytes(used)} (at most {runs_cap:,} runs and {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
 
     # -- looking up

@@ -148,6 +148,9 @@ def max_active_per_client() -> int:
 #: browser clicking Train on an 8 MB upload stored 77 MB in 7 s, and nothing bounded it; attack round, ninth session)
 DEFAULT_MAX_RUNS_PER_WORKSPACE = 200
 DEFAULT_MAX_WORKSPACE_BYTES = 10 << 30
+#: the same per network address (several people may share one; a visitor may make many workspaces)
+DEFAULT_MAX_RUNS_PER_CLIENT = 1_000
+DEFAULT_MAX_CLIENT_BYTES = 50 << 30
 #: free disk space under the run store below which no new run is stored (many workspaces together)
 DEFAULT_MIN_FREE_DISK = 512 << 20
 
@@ -174,6 +177,17 @@ def max_runs_per_workspace() -> int:
 def max_workspace_bytes() -> int:
     """Bytes one workspace's stored runs may take (``DEEM_MAX_WORKSPACE_BYTES``, default 10G; 0: no limit)."""
     return _env_number("DEEM_MAX_WORKSPACE_BYTES", DEFAULT_MAX_WORKSPACE_BYTES, size=True)
+
+
+def max_runs_per_client() -> int:
+    """Runs one network address may keep stored, whatever its workspaces (``DEEM_MAX_RUNS_PER_CLIENT``, default
+    1,000; 0: no limit): a workspace costs nothing, so the per-workspace bound alone did not bind one visitor."""
+    return _env_number("DEEM_MAX_RUNS_PER_CLIENT", DEFAULT_MAX_RUNS_PER_CLIENT)
+
+
+def max_client_bytes() -> int:
+    """Bytes the runs of one network address may take (``DEEM_MAX_CLIENT_BYTES``, default 50G; 0: no limit)."""
+    return _env_number("DEEM_MAX_CLIENT_BYTES", DEFAULT_MAX_CLIENT_BYTES, size=True)
 
 
 def min_free_disk() -> int:

@@ -26,6 +26,7 @@ URL) cannot escape the runs directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -80,7 +81,8 @@ CREATE TABLE IF NOT EXISTS runs (
     summary      TEXT,
     host         TEXT,
     pid          INTEGER,
-    name         TEXT
+    name         TEXT,
+    client       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
@@ -100,6 +102,13 @@ class RunNotFound(KeyError):
 def default_runs_dir() -> Path:
     """``$DEEM_RUNS_DIR`` when set, else ``./runs``."""
     return Path(os.environ.get("DEEM_RUNS_DIR") or "runs")
+
+
+def client_key(client: str | None) -> str | None:
+    """What the index keeps of a network party (``owners.client_party``): a one-way hash, not the address."""
+    if not client:
+        return None
+    return hashlib.sha256(f"deem-studio client {client}".encode()).hexdigest()[:24]
 
 
 def new_run_id() -> str:
@@ -286,6 +295,8 @@ class RunStore:
             present = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
             if "name" not in present:
                 con.execute("ALTER TABLE runs ADD COLUMN name TEXT")
+            if "client" not in present:  # (indexes written before runs were counted per network address)
+                con.execute("ALTER TABLE runs ADD COLUMN client TEXT")
             con.commit()
 
     # -- plumbing
@@ -337,8 +348,9 @@ class RunStore:
     # -- creation
     def create(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,
                gold: pd.Series | None = None, owner: str | None = None, dataset: str | None = None,
-               device: str | None = None, status: str = "queued") -> str:
-        """Register a new run and write its configuration, annotations and gold labels. Returns its id."""
+               device: str | None = None, status: str = "queued", client: str | None = None) -> str:
+        """Register a new run and write its configuration, annotations and gold labels. Returns its id.
+        ``client``: the network party that launched it (stored as a one-way hash, :func:`client_key`)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         config = dict(config or {})
@@ -369,6 +381,7 @@ class RunStore:
             "device": device, "created_at": now, "started_at": now if status == "running" else None,
             "finished_at": now if status in TERMINAL_STATUSES else None, "message": "", "messages": "[]",
             "config": _dumps(config), "summary": "{}", "host": socket.gethostname(), "pid": os.getpid(),
+            "client": client_key(client),
         }
         self._execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                       values.values())
@@ -483,11 +496,16 @@ class RunStore:
         frame["seconds"] = frame["finished_at"] - frame["started_at"]
         return frame
 
-    def usage(self, owner: str | None) -> tuple[int, int]:
-        """(runs, bytes on disk) of ``owner``'s stored runs."""
-        ids = [row["run_id"] for row in self._query(
-            "SELECT run_id FROM runs WHERE " + ("owner IS NULL" if owner is None else "owner = ?"),
-            () if owner is None else (owner,))]
+    def usage(self, owner: str | None = None, client: str | None = None) -> tuple[int, int]:
+        """(runs, bytes on disk) of ``owner``'s stored runs, or of those launched from the network party
+        ``client``."""
+        if client is not None:
+            ids = [row["run_id"] for row in self._query("SELECT run_id FROM runs WHERE client = ?",
+                                                        (client_key(client),))]
+        else:
+            ids = [row["run_id"] for row in self._query(
+                "SELECT run_id FROM runs WHERE " + ("owner IS NULL" if owner is None else "owner = ?"),
+                () if owner is None else (owner,))]
         total = 0
         for run_id in ids:
             for folder, _, files in os.walk(self.root / run_id):

@@ -541,3 +541,29 @@ def test_submits_at_once_do_not_pass_the_workspaces_run_cap(manager, monkeypatch
     for run in accepted:
         manager.wait(run, timeout=30)
     assert manager.store.usage("dora")[0] == len(accepted)
+
+
+def test_one_address_keeps_a_bounded_number_of_runs_whatever_its_workspaces(manager, monkeypatch):
+    # a workspace costs nothing: 40 workspaces from one address stored 40 times the per-workspace cap (attack round,
+    # ninth session); the index keeps a hash of the address, not the address
+    import sqlite3  # noqa: PLC0415
+
+    from deem_studio.jobs import QueueFull  # noqa: PLC0415
+
+    monkeypatch.setenv("DEEM_MAX_RUNS_PER_CLIENT", "3")
+    data, _ = tiny(60)
+    runs = [manager.submit("train", {"methods": ["mv"]}, data=data, owner=f"ws{i}", client="203.0.113.9")
+            for i in range(3)]
+    for run in runs:
+        assert manager.wait(run, timeout=30).status == "finished"
+    with pytest.raises(QueueFull, match=r"the runs launched from your network address take 3 runs and .* "
+                                        r"\(at most 3 runs and 50 GiB\)"):
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="ws-new", client="203.0.113.9")
+    other = manager.submit("train", {"methods": ["mv"]}, data=data, owner="ws-new", client="198.51.100.7")
+    assert manager.wait(other, timeout=30).status == "finished"
+    with sqlite3.connect(manager.store.db_path) as con:
+        kept = [row[0] for row in con.execute("SELECT client FROM runs")]
+    assert len(set(kept)) == 2 and not any("203.0.113.9" in str(k) for k in kept)
+    manager.store.delete(runs[0])  # deleting one makes room again
+    assert manager.wait(manager.submit("train", {"methods": ["mv"]}, data=data, owner="ws-new",
+                                       client="203.0.113.9"), timeout=30).status == "finished"
