@@ -43,7 +43,7 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
-from deem_core.data.text import escape_controls
+from deem_core.data.text import escape_controls, natural_positions
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
@@ -833,11 +833,7 @@ def natural_order(frame: Any) -> Any:
     number; names without one come first. An integer index (already ordered as numbers) is returned as it is."""
     if pd.api.types.is_integer_dtype(frame.index) or len(frame) < 2:
         return frame
-    parts = pd.Series(frame.index.astype(str)).str.extract(r"^(\D*)(\d{0,18})(.*)$", expand=True)
-    keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(parts[1] != "")),
-                         "rest": parts[2]})
-    order = keys.sort_values(["head", "number", "rest"], kind="stable", na_position="first").index.to_numpy()
-    return frame.iloc[order]
+    return frame.iloc[natural_positions(frame.index)]
 
 
 #: columns that name things (a worker 1001 is not "1,001"): never given thousands separators

@@ -357,7 +357,7 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     shown = texts(at)
     # the updates a run makes are said, and that so few leave small rates little room (walkthrough, ninth session)
     assert ("2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks (1 update an epoch in batches of "
-            "1,024: 2 per run; in so few, small learning rates hardly move: more epochs judge them better): about"
+            "1,024: 2 per run; in so few, small learning rates hardly move: 200 updates take 200 epochs here): about"
             in unescape(shown)), shown
     assert "no time estimate" not in shown
     at.button(key="sweep_launch").click().run()

@@ -536,3 +536,23 @@ def test_a_weak_worker_is_weak_and_a_random_guesser_a_likely_spammer():
     assert table.loc["weak", "flag"] == "weak" and 0.4 < table.loc["weak", "accuracy"] < 0.6
     assert table.loc["guesser", "flag"] == table.loc["always0", "flag"] == "likely spammer"
     assert (table.loc[["good1", "good2", "good3", "good4"], "flag"] == "ok").all()
+
+
+def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
+    # text order drew w0, w1, w10, w11, ..., w2 (walkthrough, ninth session); each cell keeps its own pair's value
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.data.text import natural_positions  # noqa: PLC0415
+    from deem_core.plots.diagnostics import mi_heatmaps  # noqa: PLC0415
+
+    workers = pd.Index(["w0", "w1", "w10", "w11", "w2", "w3"])
+    d = len(workers)
+    mi = np.arange(d * d, dtype=float).reshape(1, 1, d, d)
+    result = MutualInformationResult(mi=mi, n_common=np.full((1, d, d), 20), layers=["Layer 0 (input = iRBM input)"],
+                                     classes=["a"], class_counts=np.array([30]), workers=workers,
+                                     class_source="predicted", min_common=10, run=0, notes=[])
+    figure = mi_heatmaps(result, "a", show_diagonal=True)
+    heat = figure.data[0]
+    assert list(heat.x) == list(heat.y) == ["w0", "w1", "w2", "w3", "w10", "w11"]
+    z = np.asarray(heat.z)
+    assert z[2, 4] == mi[0, 0, 4, 2]  # row w2, column w10: the pair's own value
+    assert list(natural_positions(pd.Index([3, 1, 2]))) == [1, 2, 0]

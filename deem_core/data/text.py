@@ -20,7 +20,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["escape_controls", "html_text"]
+__all__ = ["escape_controls", "html_text", "natural_positions"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -57,3 +57,19 @@ def html_text(value: Any) -> str:
     if ">" in text:
         text = text.replace(">", "&gt;")
     return text
+
+
+def natural_positions(names: Any) -> Any:
+    """Positions that put ``names`` in their natural order read as text: "q2" before "q10" (text order puts "q10"
+    first). The first run of digits counts as a number; names without one come first; ties keep their order.
+    Whole numbers (an integer array or index) keep their order as numbers."""
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    values = pd.Index(names)
+    if pd.api.types.is_integer_dtype(values) or len(values) < 2:
+        return np.argsort(np.asarray(values), kind="stable") if len(values) else np.arange(0)
+    parts = pd.Series(values.astype(str)).str.extract(r"^(\D*)(\d{0,18})(.*)$", expand=True)
+    keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(parts[1] != "")),
+                         "rest": parts[2]})
+    return keys.sort_values(["head", "number", "rest"], kind="stable", na_position="first").index.to_numpy()

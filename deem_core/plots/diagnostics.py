@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from deem_core.data.text import natural_positions
+
 __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
            "quality_table_figure"]
 
@@ -44,12 +46,14 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     roles = "; ".join(f"{short}: {str(name).split(' (', 1)[1].rstrip(')')}" for short, name in zip(titles, result.layers)
                       if " (" in str(name))
     fig = make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04)
-    workers = [str(w) for w in result.workers]
+    order = natural_positions(result.workers)  # w2 before w10 (text order put w10, w11, ... first; walkthrough)
+    workers = [str(result.workers[i]) for i in order]
+    both = np.ix_(order, order)
     for layer in range(n_panels):
-        z = values[layer, c]
+        z = values[layer, c][both]
         fig.add_trace(go.Heatmap(
             z=z, x=workers, y=workers, coloraxis="coloraxis",
-            customdata=result.n_common[c], hovertemplate="%{y} / %{x}<br>MI %{z:.3f} nats<br>"
+            customdata=result.n_common[c][both], hovertemplate="%{y} / %{x}<br>MI %{z:.3f} nats<br>"
                                                          "%{customdata} common tasks<extra></extra>"),
             row=1, col=layer + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
