@@ -307,18 +307,23 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert f"picked on sweep {run_id}" in texts(at)
 
 
+def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
+    """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/diagnostics.py").run()
+    return at
+
+
 def trained_with_gold() -> AppTest:
     """The app with the tiny set and its gold labels loaded, one DEEM training of 1 epoch finished, on the
     Diagnostics page."""
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
-    at.number_input(key="train_epochs").set_value(1)
-    at.button(key="train_launch").click().run()
-    wait_done(at.session_state["train_run"])
-    at.switch_page("pages/diagnostics.py").run()
-    return at
+    return trained_deem(at)
 
 
 def test_diagnostics_page(runs_dir):
@@ -479,15 +484,19 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
 
 
+def sampled_answers_csv(n_tasks: int, n_workers: int, per_task: int, seed: int) -> bytes:
+    """A long CSV of 3 classes: each task answered by ``per_task`` of ``n_workers`` workers, right 80% of the time."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n_tasks)
+    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
+            for t in range(n_tasks) for w in rng.choice(n_workers, per_task, replace=False)]
+    return pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+
+
 def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, monkeypatch):
     """5,000 tasks take 5 updates per epoch: 5,000 epochs would pass the default budget of 20,000 updates, so the
     page says 4,000 will train and estimates those; the opt-out trains all of them."""
-    rng = np.random.default_rng(3)
-    truth = rng.integers(0, 3, 5000)
-    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
-            for t in range(5000) for w in rng.choice(12, 4, replace=False)]
-    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
-    at = upload(new_app(), "budget.csv", content)
+    at = upload(new_app(), "budget.csv", sampled_answers_csv(5000, 12, 4, seed=3))
     at.switch_page("pages/train.py").run()
     no_problem(at)
     at.number_input(key="train_epochs").set_value(5000).run()
@@ -822,18 +831,7 @@ def test_many_classes_are_not_drawn_one_by_one(runs_dir):
 def test_diagnostics_of_sparse_answers_say_why_there_is_no_mutual_information(runs_dir):
     # three answers a task from 30 workers: no pair shares the 10 tasks a class's mutual information needs, and
     # the page drew blank heatmaps and an empty table with the reason only in a note (walkthrough, ninth session)
-    rng = np.random.default_rng(5)
-    truth = rng.integers(0, 3, 150)
-    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
-            for t in range(150) for w in rng.choice(30, 3, replace=False)]
-    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
-    at = upload(new_app(), "sparse.csv", content)
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
-    at.number_input(key="train_epochs").set_value(1)
-    at.button(key="train_launch").click().run()
-    wait_done(at.session_state["train_run"])
-    at.switch_page("pages/diagnostics.py").run()
+    at = trained_deem(upload(new_app(), "sparse.csv", sampled_answers_csv(150, 30, 3, seed=5)))
     at.button(key="diag_launch").click().run()
     assert wait_done(at.session_state["diag_run"]).status == "finished"
     at.run()
@@ -869,15 +867,8 @@ def copied_groups_csv(n_tasks: int = 300, seed: int = 2) -> bytes:
 def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     # a run that asked for a layer and returned the cluster-weighted fallback showed 'Layer 0' alone without
     # a word (walkthrough, ninth session)
-    at = upload(new_app(), "copies.csv", copied_groups_csv())
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
-    at.number_input(key="train_epochs").set_value(3)
-    at.button(key="train_launch").click().run()
-    run_id = at.session_state["train_run"]
-    wait_done(run_id)
-    assert get_manager().store.get(run_id)["config"]["n_layers"] == 1  # (the page's default)
-    at.switch_page("pages/diagnostics.py").run()
+    at = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3)
+    assert get_manager().store.get(at.session_state["train_run"])["config"]["n_layers"] == 1  # (the page's default)
     at.button(key="diag_launch").click().run()
     assert wait_done(at.session_state["diag_run"]).status == "finished"
     at.run()
