@@ -228,7 +228,7 @@ with st.container(border=True):
             common.dataframe(shown.frame, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
-    c = st.columns(2)
+    c = [st.container(), st.container()]  # one above the other: beside the box the switch read "Keep None, NaN, nul…"
     conflict = c[0].selectbox("When one worker gave one task different labels", list(CONFLICTS),
                               format_func=CONFLICTS.get, key="upload_conflict", persist_state="session")
     keep_missing = c[1].toggle("Keep None, NaN, null, NA, N/A as labels", key="upload_keep_missing",
