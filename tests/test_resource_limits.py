@@ -350,3 +350,21 @@ def test_a_parquet_file_of_many_one_row_groups_reads_in_seconds_and_as_one_group
     pd.testing.assert_frame_equal(grouped.data.to_long(), whole.data.to_long())
     assert grouped.data.n_answers == n and seconds < 10, seconds
     assert preview(("groups.parquet", many.getvalue())).frame.shape[0] > 0
+
+
+def test_the_end_mark_as_data_does_not_let_a_chunk_grow_past_its_rows(monkeypatch):
+    # a record holding the csv parser's end mark is held back one record; added with the next one it took the batch
+    # past its row count, and an '==' test never cut it again: one unbounded chunk (found reading the change)
+    sizes = []
+    cut = tables.CsvTable._cell_block
+
+    def spy(self, records, start):
+        sizes.append(len(records))
+        return cut(self, records, start)
+
+    monkeypatch.setattr(tables.CsvTable, "_cell_block", spy)
+    monkeypatch.setattr(tables, "CHUNK_CELLS", 3 * 100)  # three rows a chunk under a header of 100 columns
+    names = [f"w{j}" for j in range(99)]
+    lines = ["task," + ",".join(names), "t0,1", "t1,2", tables._END_MARK] + [f"t{t},1" for t in range(3, 20)]
+    data = read_dataset([("wide.csv", ("\n".join(lines) + "\n").encode())]).data
+    assert data.n_tasks == 19 and max(sizes) <= 3 and sum(sizes) == 20, sizes

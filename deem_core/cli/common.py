@@ -198,7 +198,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     model = getattr(args, "model", None)
     if model and getattr(args, "command", None) == "aggregate":
         check_output_file(model, "--model")
-        if output and Path(model).resolve() == Path(output).resolve():
+        if output and _same_file(model, output):  # (resolve() raised on a link loop: "this is a bug")
             raise _usage("--model and -o name the same file")
     # an output over an input replaced the annotations with the labels (or a model) and exited 0 (attack round,
     # ninth session)

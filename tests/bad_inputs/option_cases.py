@@ -131,6 +131,14 @@ def link_loop(tmp: Path) -> Iterator[None]:
         (tmp / "loop2").unlink()
 
 
+@contextlib.contextmanager
+def link_loop_kept(tmp: Path) -> Iterator[None]:
+    """``{dir}/loop1`` and ``loop2`` point at each other (an output there replaces the link)."""
+    (tmp / "loop1").symlink_to(tmp / "loop2")
+    (tmp / "loop2").symlink_to(tmp / "loop1")
+    yield
+
+
 def _cuda() -> bool:
     try:
         import torch  # noqa: PLC0415
@@ -194,6 +202,9 @@ def cases() -> list[OptionCase]:
         OptionCase("opt_input_is_a_link_loop", "a symbolic link loop as input (it called itself a bug)",
                    [*AGG[:1], "{dir}/loop1", *AGG[2:], "-o", "{out}"], r"Too many levels of symbolic links: .*loop1",
                    setup=link_loop),
+        OptionCase("opt_model_is_a_link_loop", "--model naming a link loop: written in its place (the same-file test "
+                   "called itself a bug)", [*AGG, "-o", "{out}", "--model", "{dir}/loop1"], None,
+                   written=["{out}", "{dir}/loop1"], not_written=[], setup=link_loop_kept),
         OptionCase("opt_one_column_two_roles", "--task-column and --worker-column the same column",
                    [*AGG, "--task-column", "worker", "--worker-column", "worker", "-o", "{out}"],
                    r"the task and worker columns are both 'worker'; each needs a column of its own"),

@@ -368,24 +368,30 @@ class CsvTable(Table):
         next(records, None)  # the header (read by the sniff)
         batch: list[list[str]] = []
         start = 0
-        held = None  # the end mark, unless a record follows it (then it was a record of the file)
-        for record in records:
-            if held is not None:
-                batch.append(held)
-                held = None
-            if record == _END_RECORD:
-                held = record
-                continue
+        for record in self._before_end_mark(records):
             if len(record) > width:
                 raise self._fields_error()
             batch.append(record)
             if len(batch) == rows:
                 yield self._cell_block(batch, start)
                 start, batch = start + rows, []
-        if held is None:  # the end mark went into a quoted field that the file never closed
-            raise self._never_closed()
         if batch:
             yield self._cell_block(batch, start)
+
+    def _before_end_mark(self, records: Iterator[list[str]]) -> Iterator[list[str]]:
+        """The file's records: the end mark fed after its last line is dropped, a record equal to it but followed by
+        others is kept, and a missing mark (it went into a quoted field the file never closed) is the error."""
+        held = None
+        for record in records:
+            if held is not None:
+                yield held
+                held = None
+            if record == _END_RECORD:
+                held = record
+            else:
+                yield record
+        if held is None:
+            raise self._never_closed()
 
     def _records(self, reader) -> Iterator[list[str]]:
         try:
