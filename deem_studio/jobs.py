@@ -723,10 +723,7 @@ class JobManager:
                 raise QueueFull(f"the server's disk for runs is nearly full ({describe_bytes(free)} free); no new run "
                                 f"can be stored now. Delete runs you no longer need on the Runs page, or ask the "
                                 f"administrator")
-        if runs_cap <= 0 and bytes_cap <= 0:
-            return
-        runs, used = self.store.usage(owner)
-        runs += reserved  # launched this moment, not in the store yet
+        runs, used = self._stored(runs_cap, bytes_cap, reserved, owner=owner)
         if 0 < runs_cap <= runs:
             raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
                             f"need on the Runs page to start another")
@@ -737,14 +734,19 @@ class JobManager:
     def _check_client_storage(self, client: str, reserved: int = 0) -> None:
         """The runs stored from one network address (``owners.client_party``) stay within their count and bytes."""
         runs_cap, bytes_cap = max_runs_per_client(), max_client_bytes()
-        if runs_cap <= 0 and bytes_cap <= 0:
-            return
-        runs, used = self.store.usage(client=client)
-        runs += reserved
+        runs, used = self._stored(runs_cap, bytes_cap, reserved, client=client)
         if 0 < runs_cap <= runs or 0 < bytes_cap <= used:
             raise QueueFull(f"the runs launched from your network address take {runs:,} runs and "
                             f"{describe_bytes(used)} (at most {runs_cap:,} runs and {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
+
+    def _stored(self, runs_cap: int, bytes_cap: int, reserved: int, **whose: str) -> tuple[int, int]:
+        """(runs, bytes) stored by ``owner=`` or ``client=``, the places being reserved counted as runs (launched
+        this moment, not in the store yet); (0, 0) without a bound, so that nothing is walked."""
+        if runs_cap <= 0 and bytes_cap <= 0:
+            return 0, 0
+        runs, used = self.store.usage(**whose)
+        return runs + reserved, used
 
     # -- looking up
     def get(self, run_id: str) -> Job | None:

@@ -499,13 +499,10 @@ class RunStore:
     def usage(self, owner: str | None = None, client: str | None = None) -> tuple[int, int]:
         """(runs, bytes on disk) of ``owner``'s stored runs, or of those launched from the network party
         ``client``."""
-        if client is not None:
-            ids = [row["run_id"] for row in self._query("SELECT run_id FROM runs WHERE client = ?",
-                                                        (client_key(client),))]
-        else:
-            ids = [row["run_id"] for row in self._query(
-                "SELECT run_id FROM runs WHERE " + ("owner IS NULL" if owner is None else "owner = ?"),
-                () if owner is None else (owner,))]
+        column, value = ("client", client_key(client)) if client is not None else ("owner", owner)
+        ids = [row["run_id"] for row in self._query(
+            f"SELECT run_id FROM runs WHERE {column} " + ("IS NULL" if value is None else "= ?"),
+            () if value is None else (value,))]
         total = 0
         for run_id in ids:
             for folder, _, files in os.walk(self.root / run_id):

@@ -34,7 +34,10 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator) or
 #: rows on (a line end: in a file split on ';' a quoted field is no field, so its line end ends the row); one quote
 #: goes before it, also before quotes already there, so that taking one away restores the value
+INNER_MARKS = ";\t|\r\n"
 INNER_FORMULA = re.compile(r"(?<=[;\t|\r\n])(?='*[=+\-@])")
+#: the reader's side: the one quote :data:`INNER_FORMULA` added (``formats.values`` takes it away)
+INNER_FORMULA_QUOTED = re.compile(r"(?<=[;\t|\r\n])'(?='*[=+\-@])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -95,7 +98,7 @@ def neutralise_cell(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    if any(mark in value for mark in ";\t|\r\n"):
+    if any(mark in value for mark in INNER_MARKS):
         value = INNER_FORMULA.sub("'", value)
     if value.startswith(FORMULA_PREFIXES) or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES)):
         return "'" + value

@@ -612,23 +612,25 @@ class ParquetTable(Table):
         :data:`PARQUET_CHUNK_BYTES` (from the metadata): a batch per row group cost ~2.5 ms of per-chunk work each, so
         a 9 MB file of 20,000 one-row groups held the server's one read slot for 45 s (the eighth session's
         leftover)."""
+        def read(span: list[int]):
+            table = self.file.read_row_groups(span, columns=list(columns))
+            if len(span) > 1:
+                table = table.unify_dictionaries().combine_chunks()
+            return table.to_batches(max_chunksize=rows)
+
         metadata = self.file.metadata
         span: list[int] = []
         held = size = 0
-        groups = [*range(metadata.num_row_groups), None]
-        for group in groups:
-            if group is not None:
-                info = metadata.row_group(group)
-                group_rows, group_bytes = int(info.num_rows), int(info.total_byte_size)
-            if span and (group is None or held + group_rows > rows or size + group_bytes > PARQUET_CHUNK_BYTES):
-                table = self.file.read_row_groups(span, columns=list(columns))
-                if len(span) > 1:
-                    table = table.unify_dictionaries().combine_chunks()
-                yield from table.to_batches(max_chunksize=rows)
+        for group in range(metadata.num_row_groups):
+            info = metadata.row_group(group)
+            group_rows, group_bytes = int(info.num_rows), int(info.total_byte_size)
+            if span and (held + group_rows > rows or size + group_bytes > PARQUET_CHUNK_BYTES):
+                yield from read(span)
                 span, held, size = [], 0, 0
-            if group is not None:
-                span.append(group)
-                held, size = held + group_rows, size + group_bytes
+            span.append(group)
+            held, size = held + group_rows, size + group_bytes
+        if span:
+            yield from read(span)
 
     def _text(self, array, column: str, preview: bool) -> pd.Series:
         """One column of a batch as categorical text (a preview: plain objects). Works on the distinct values

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
+from deem_core.data.export import INNER_FORMULA_QUOTED
 from deem_core.data.text import escape_controls
 
 __all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
@@ -35,9 +36,6 @@ MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
 
 _INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
 _FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
-#: the quote the CSV writer puts before a formula character after ``;``, tab, ``|``, CR or LF inside a cell
-#: (``export.INNER_FORMULA``)
-_INNER_FORMULA_QUOTED = r"(?<=[;\t|\r\n])'(?='*[=+\-@])"
 
 
 def plain(value: Any) -> Any:
@@ -100,7 +98,7 @@ def type_uniques(uniques: pd.Series) -> np.ndarray:
     quoted = uniques.str.contains("'", regex=False).to_numpy()
     if quoted.any():
         uniques = uniques.copy()
-        uniques[quoted] = (uniques[quoted].str.replace(_INNER_FORMULA_QUOTED, "", regex=True)
+        uniques[quoted] = (uniques[quoted].str.replace(INNER_FORMULA_QUOTED, "", regex=True)
                            .str.replace(_FORMULA_QUOTED, "", regex=True))
     return uniques.to_numpy(dtype=object)
 
