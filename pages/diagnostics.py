@@ -63,8 +63,30 @@ with st.container(border=True):
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the diagnostics")
 
-diag_id = st.session_state.get("diag_run")
+def diagnostics_of(diag_id: str | None, model: str) -> bool:
+    """Whether ``diag_id`` is a diagnostics run of this training run's ``model``."""
+    try:
+        config = mgr.store.get(diag_id).get("config") or {} if diag_id else {}
+    except Exception:  # noqa: BLE001 - deleted since: not these
+        return False
+    return config.get("source_run") == run_id and (config.get("method") or "deem") == model
+
+
+def shown_diagnostics(model: str) -> str | None:
+    """The diagnostics to show: this session's latest when they are of this run's ``model``, else this workspace's
+    latest saved ones of it (after a reload, or when another run was trained since: never another run's, which
+    showed under this run's name and in its downloads' file names)."""
+    mine = st.session_state.get("diag_run")
+    if diagnostics_of(mine, model):
+        return mine
+    saved = mgr.store.list(owner=common.workspace(), kinds=["diagnostics"], statuses=["queued", "running", "finished"])
+    return next((r for r in saved["run_id"] if diagnostics_of(r, model)), None)
+
+
+diag_id = shown_diagnostics(method)
 if not diag_id:
+    st.caption(common.safe(f"No diagnostics of {method_name(method)} of run {run_id} yet: press “Compute "
+                           f"diagnostics”."))
     st.stop()
 dsnap = mgr.snapshot(diag_id)
 

@@ -484,6 +484,36 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
 
 
+def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(runs_dir):
+    # train A, diagnose A, train B: the page showed A's diagnostics under B's name (and in B's file names); a
+    # reload lost them (press Compute again)
+    at = trained_with_gold()
+    at.button(key="diag_launch").click().run()
+    diag_a = at.session_state["diag_run"]
+    assert wait_done(diag_a).status == "finished"
+    run_a = at.session_state["train_run"]
+    run_b = trained_deem(at, epochs=2).session_state["train_run"]
+    assert run_b != run_a
+    no_problem(at)
+    assert not at.get("plotly_chart") and not at.get("download_button")
+    assert f"No diagnostics of DEEM of run {run_b} yet" in texts(at)
+    at.button(key="diag_launch").click().run()
+    diag_b = at.session_state["diag_run"]
+    assert wait_done(diag_b).status == "finished"
+    at.run()
+    assert f"run `{diag_b}`" in texts(at)
+    saved = len(list(runs_dir.iterdir()))
+    for run, diag in ((run_b, diag_b), (run_a, diag_a)):
+        fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the URL and the owner's cookie
+        fresh.session_state["owner_key"] = at.session_state["owner_key"]
+        fresh.query_params["run"] = run
+        fresh.run()
+        fresh.switch_page("pages/diagnostics.py").run()
+        no_problem(fresh)
+        assert f"run `{diag}`" in texts(fresh) and len(fresh.get("plotly_chart")) >= 3
+    assert len(list(runs_dir.iterdir())) == saved  # nothing computed again
+
+
 def sampled_answers_csv(n_tasks: int, n_workers: int, per_task: int, seed: int) -> bytes:
     """A long CSV of 3 classes: each task answered by ``per_task`` of ``n_workers`` workers, right 80% of the time."""
     rng = np.random.default_rng(seed)
