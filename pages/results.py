@@ -131,10 +131,12 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
     **{col: st.column_config.NumberColumn(f"p({escape_controls(str(col)[2:])})", format="%.3f") for col in proba_cols},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
-                                                 help="high = an unusual pattern of answers"),
+                                                 help="high = an unusual pattern of answers (empty when the labels "
+                                                      "are majority vote's: it has no energy)"),
     "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",
                                                     help="share of the seeds that give this label (always 1 "
-                                                         "with one seed: set Seeds above 1 on Train to use it)"),
+                                                         "with one seed: set Seeds above 1 on Train to use it; "
+                                                         "empty when a fallback returned the labels untrained)"),
     "majority_vote": st.column_config.Column("majority vote"),
     "disagrees_with_majority": st.column_config.CheckboxColumn("disagrees with majority vote")})
 if len(view) > 5000:

@@ -265,6 +265,43 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     assert "0 epochs" not in first[0]
 
 
+def test_an_untrained_fallback_has_no_seed_agreement_and_majority_vote_no_free_energy(tmp_path, monkeypatch):
+    # a fallback's copies per seed agree by construction: its table said "seed agreement 1" for labels no seed was
+    # trained for, and the majority-vote network's free energy for a method that has none (walkthrough, ninth
+    # session); a trained model keeps both
+    from conftest import sample_generator
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    model = DEEM(epochs=3, n_seeds=2, device="cpu").fit(frame)
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    table = model.results_frame()
+    assert table["seed_agreement"].isna().all()
+    assert np.isfinite(table["free_energy"]).all() and table["free_energy"].std() > 0  # that model's energy
+    path = tmp_path / "two_teams.csv"
+    frame.to_csv(path, index=False)
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "labels.csv"), "--epochs", "3", "--seeds", "2",
+                 "--no-progress"]) == 0
+    written = pd.read_csv(tmp_path / "labels.csv")
+    assert written["seed_agreement"].isna().all() and written["free_energy"].notna().all()
+
+    real_choose = deem_module.choose
+
+    def majority_vote_wins(*args, **kwargs):
+        choice = real_choose(*args, **kwargs)
+        choice.index, choice.reference = MAJORITY_VOTE, None
+        return choice
+
+    monkeypatch.setattr(deem_module, "choose", majority_vote_wins)
+    model = DEEM(epochs=3, n_seeds=2, device="cpu").fit(frame)
+    assert model.fallback_ == "majority vote (safety rule)"
+    table = model.results_frame()
+    assert table["seed_agreement"].isna().all() and table["free_energy"].isna().all()
+    monkeypatch.undo()
+    trained = DEEM(init="ds", epochs=3, n_seeds=2, device="cpu").fit(frame)  # the start fixed: no safety rule
+    assert trained.fallback_ is None
+    assert trained.results_frame()[["seed_agreement", "free_energy"]].notna().all().all()
+
+
 def test_worker_accuracy_of_the_cluster_weighted_fallback_is_the_fitted_one():
     # the iRBM that holds the cluster-weighted Dawid-Skene tempers a cluster member's matrix by 1 / cluster size;
     # the worker table must show the fitted matrices (a walkthrough saw 0.31-0.34 for workers agreeing 70%)

@@ -1,6 +1,6 @@
 """``deem aggregate INPUT... -o OUT [--method M]``: aggregate with DEEM (or a classic method) and write one
 label per task: columns ``task, label, confidence`` then ``p_<class>`` per class (DEEM adds
-``seed_agreement`` and ``free_energy``). With ``--truth`` it prints ``accuracy: NN.NN`` (percent of the tasks
+``seed_agreement`` and ``free_energy``, empty where a fallback returned the labels untrained). With ``--truth`` it prints ``accuracy: NN.NN`` (percent of the tasks
 that have a truth) on standard output; everything else goes to standard error."""
 
 from __future__ import annotations

@@ -177,12 +177,15 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
                     "what the class maps were matched against: 'majority vote' or 'gold labels'"),
     FittedAttribute("run_labels_", "run_labels", "array", "(R, n_tasks) class codes of each run"),
     FittedAttribute("seed_agreement_", "seed_agreement", "array",
-                    "(n_tasks,) share of the usable runs that agree with the consensus label"),
+                    "(n_tasks,) share of the usable runs that agree with the consensus label; NaN when "
+                    "the labels are a fallback nothing was trained for"),
     FittedAttribute("free_energy_", "free_energy", "array",
-                    "(n_tasks,) mean free energy over the usable runs (high = unusual answers)"),
+                    "(n_tasks,) mean free energy over the usable runs (high = unusual answers); NaN when "
+                    "majority vote is the fallback"),
     FittedAttribute("history_", "history", "history", "DataFrame of the training log, one row per run and epoch "
                     "(columns HISTORY_COLUMNS)"),
-    FittedAttribute("run_status_", "run_status", "list", "per run: finished, stopped, cancelled or diverged"),
+    FittedAttribute("run_status_", "run_status", "list", "per run: finished, stopped, cancelled, diverged "
+                    "or fallback (not trained)"),
     FittedAttribute("run_messages_", "run_messages", "list", "per run: why it ended early ('' otherwise)"),
     FittedAttribute("lr_", "lr", "value", "the learning rate used (the sweep's choice with lr='auto')"),
     FittedAttribute("n_epochs_", "n_epochs", "value", "epochs actually trained"),
@@ -752,6 +755,13 @@ class DEEM(Aggregator, BaseEstimator):
         self.seed_agreement_ = (run_labels[usable] == final[None, :]).mean(axis=0)  # (n,)
         self.run_labels_ = run_labels
         self.free_energy_ = self._free_energy(data)  # (n,)
+        if all(status == "fallback" for status in self.run_status_):
+            # labels from a fallback nothing was trained for: its copies per seed agree by construction, so the
+            # seed agreement is not measured (NaN); majority vote has no energy of its own (the network only
+            # mimics it), while the Dawid-Skene fallbacks' free energy is that model's
+            self.seed_agreement_ = np.full(data.n_tasks, np.nan)
+            if (self.fallback_ or "").startswith("majority vote"):
+                self.free_energy_ = np.full(data.n_tasks, np.nan)
         if has_gold:
             known = gold_codes >= 0
             self.gold_accuracy_ = float((final[known] == gold_codes[known]).mean())
