@@ -75,7 +75,7 @@ class LiveServer:
         self.extra_args = list(extra_args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(tempfile.mkdtemp(prefix="deem_server_")) / "server.log"
+        self.log_path = self.runs_dir.parent / f"streamlit-{self.port}.log"  # beside the runs: pytest cleans both
         self.env = {**os.environ, "DEEM_RUNS_DIR": str(self.runs_dir), **(env or {})}
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
