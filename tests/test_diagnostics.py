@@ -556,3 +556,88 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     z = np.asarray(heat.z)
     assert z[2, 4] == mi[0, 0, 4, 2]  # row w2, column w10: the pair's own value
     assert list(natural_positions(pd.Index([3, 1, 2]))) == [1, 2, 0]
+
+
+# ------------------------------------------------------------------------------- many classes (attack round 5)
+def _peak_bytes(function, *args, **kwargs) -> int:
+    """Peak bytes numpy allocates while ``function`` runs (numpy reports its buffers to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_spammer_score_of_many_classes_takes_no_cube_of_classes():
+    # the difference of every pair of columns was a (d, K, K, K) float64 temporary: 6 workers x 300 classes took
+    # 1.3 GB (20 x 500: 20 GB); the Gram form takes (d, K, K)
+    rng = np.random.default_rng(0)
+    psi = rng.dirichlet(np.ones(300), size=(6, 300)).transpose(0, 2, 1)
+    psi[2, :, 7] = np.nan  # a true class the worker never saw
+    assert _peak_bytes(spammer_score, psi) < 100 << 20
+    small = psi[:, :40, :40] / psi[:, :40, :40].sum(axis=1, keepdims=True)
+    cols = np.moveaxis(small, -1, -2)
+    brute = ((cols[..., :, None, :] - cols[..., None, :, :]) ** 2).sum(-1)  # the definition, on 40 classes
+    upper = np.triu(np.ones((40, 40), dtype=bool), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmean(brute[:, upper], axis=-1) / 2
+    np.testing.assert_allclose(spammer_score(small), expected, rtol=1e-12, atol=1e-14)
+    counts = rng.integers(0, 30, size=(6, 40))
+    assert np.isfinite(spammer_score(small, counts)).all() and (spammer_score(small, counts) >= 0).all()
+
+
+def test_pair_mutual_information_equals_the_dense_tables_and_takes_only_their_nonzero_cells():
+    from deem_core.analysis.diagnostics.mutual_information import (answer_contingency, mutual_information_from_counts,
+                                                                      pair_mutual_information)
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, d, k = int(rng.integers(5, 200)), int(rng.integers(2, 8)), int(rng.integers(2, 10))
+        codes = rng.integers(0, k, size=(n, d))
+        if trial % 3 == 0:
+            codes[:, 1] = codes[:, 0]  # a copy
+        rows, workers = np.nonzero(rng.random((n, d)) < rng.uniform(0.2, 1.0))
+        values = codes[rows, workers]
+        min_common = int(rng.integers(1, 12))
+        mi, common = pair_mutual_information(rows, workers, values, n, d, k, min_common)
+        dense_mi, dense_common = mutual_information_from_counts(answer_contingency(rows, workers, values, n, d, k),
+                                                                min_common)
+        np.testing.assert_array_equal(common, dense_common)
+        np.testing.assert_allclose(mi, dense_mi, rtol=0, atol=1e-12)  # NaN where the dense one has NaN
+    # 6 workers x 300 classes, 1,500 tasks: the dense tables (d^2 K^2, ~7 float64 copies) took ~180 MB per class
+    n, d, k = 1500, 6, 300
+    codes = np.where(rng.random((n, d)) < 0.7, (np.arange(n) % k)[:, None], rng.integers(0, k, (n, d)))
+    rows, workers = np.nonzero(np.ones((n, d), dtype=bool))
+    assert _peak_bytes(pair_mutual_information, rows, workers, codes[rows, workers], n, d, k, 10) < 20 << 20
+
+
+def test_diagnostics_that_would_not_fit_are_refused_before_anything_is_computed(layered, tmp_path, monkeypatch):
+    from deem_core.analysis.diagnostics import check_diagnostics_size
+    from deem_core.cli import main
+    from deem_core.data.annotations import DataError
+    from deem_core.model import sizes
+
+    df, _, model = layered
+    parts = check_diagnostics_size(model, df)
+    assert set(parts) == {"leave-one-out copies of a task with 5 answers", "confusion matrices",
+                          "their table (the download)"}
+    assert parts["leave-one-out copies of a task with 5 answers"] == 4 * 1 * 5**3 * 3**2 * 1 * 3
+    with pytest.raises(DataError, match=r"diagnostics of 5 workers x 3 classes would need about 13\.2 KiB for the "
+                                        r"leave-one-out copies of a task with 5 answers, but 10 KiB is available"):
+        check_diagnostics_size(model, df, memory_bytes=10 << 10)
+    monkeypatch.setattr(sizes, "_memory_bytes", lambda: 2 * (10 << 10))  # the default budget: half of "memory"
+    computed = []
+    monkeypatch.setattr("deem_core.analysis.diagnostics.per_layer_mutual_information",
+                        lambda *a, **k: computed.append(1))
+    with pytest.raises(DataError):
+        run_diagnostics(model, df)
+    assert not computed  # refused before the first part
+    df.to_csv(tmp_path / "ann.csv", index=False)
+    model.save(tmp_path / "model.pt")
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "diag"), "--model",
+                 str(tmp_path / "model.pt"), "--device", "cpu"]) == 2
+    assert not (tmp_path / "diag" / "mi_summary.csv").exists()

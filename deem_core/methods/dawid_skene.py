@@ -19,7 +19,6 @@ Conventions: ``confusion`` (d, K, K) with ``confusion[i, l, m] = P(worker i says
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +27,7 @@ from scipy.special import logsumexp
 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
+from deem_core.model.sizes import memory_budget
 
 __all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size",
            "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior", "excess_pairwise_agreement",
@@ -59,13 +59,6 @@ class DawidSkeneFit:
     log_likelihood: float
 
 
-def _memory_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
-
-
 def check_dawid_skene_size(data: AnnotationSet, budget_bytes: int | None = None) -> int:
     """Refuse (DataError) a fit that would not fit in memory; returns the estimated bytes otherwise.
 
@@ -76,7 +69,7 @@ def check_dawid_skene_size(data: AnnotationSet, budget_bytes: int | None = None)
     n, d, k, answers = data.n_tasks, data.n_workers, data.n_classes, data.n_answers
     per_answer = 2 * 16 * (k if data.soft_labels is not None else 1)
     estimate = answers * per_answer + 8 * (4 * d * k * k + 4 * n * k)
-    budget = int(budget_bytes) if budget_bytes is not None else _memory_bytes() // 2
+    budget = int(budget_bytes) if budget_bytes is not None else memory_budget()
     if estimate > budget:
         raise DataError(f"{data.source}: Dawid-Skene on {n:,} tasks x {d:,} workers x {k:,} classes would need about "
                         f"{estimate / (1 << 30):.1f} GiB but {budget / (1 << 30):.1f} GiB is available; check that "

@@ -42,6 +42,11 @@ def _memory_bytes() -> int:
         return 8 << 30
 
 
+def memory_budget() -> int:
+    """What one training (or one model's diagnostics) may take by default: half the machine's physical memory."""
+    return _memory_bytes() // 2
+
+
 def _gib(n: float) -> str:
     return f"{n / (1 << 30):,.1f} GiB"
 
@@ -139,7 +144,7 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
         raise DataError(f"{source}: {k:,} classes is more than DEEM handles (at most {max_classes:,}); check that "
                         f"the label column holds class labels, not free text, scores or ids")
     units = d * k
-    budget = int(memory_bytes) if memory_bytes is not None else _memory_bytes() // 2
+    budget = int(memory_bytes) if memory_bytes is not None else memory_budget()
     if n_tasks is None:
         floats = runs * (layers * (units * units + units) + d * k * k + d * k + k)
         estimate = 4 * 4 * floats

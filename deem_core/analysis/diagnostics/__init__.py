@@ -28,7 +28,7 @@ from deem_core.analysis.diagnostics.quality import QualityResult, empirical_conf
 
 __all__ = [
     "DEFAULT_MIN_COMMON", "Diagnostics", "GOLD_SOURCE", "ImportanceResult", "MutualInformationResult",
-    "PREDICTED_SOURCE", "QualityResult", "TaskSubset", "contingency_tables", "empirical_confusion",
+    "PREDICTED_SOURCE", "QualityResult", "check_diagnostics_size", "TaskSubset", "contingency_tables", "empirical_confusion",
     "irbm_confusion", "layer_argmax_codes", "layer_names", "worker_importance", "worker_quality",
     "leave_one_out_drops", "mutual_information_from_counts", "mutual_information_matrix",
     "per_layer_mutual_information", "run_diagnostics", "select_tasks", "spammer_score",
@@ -44,6 +44,41 @@ class Diagnostics:
     quality: QualityResult
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+#: bytes one row of a long table of the diagnostics takes in pandas (worker names, class, kind, value, count)
+LONG_ROW_BYTES = 100
+
+
+def check_diagnostics_size(model, data: Any, memory_bytes: int | None = None) -> dict[str, int]:
+    """Refuse (DataError) diagnostics that would not fit, before anything is computed: returns the estimated
+    bytes of their largest parts otherwise. The parts that grow without a bound of their own: the leave-one-out
+    copies of the task with the most answers (worker importance: a^3 K^2 per task and layer, and a batch holds at
+    least one task), the (d, K, K) confusion matrices (about eight float64 copies while the quality is scored),
+    and their long table of d K^2 rows per kind (the CSV download). The mutual information bounds itself
+    (:data:`MI_MAX_BYTES`). ``memory_bytes``: the budget (default: half the machine's memory, as training)."""
+    from deem_core.analysis.diagnostics._slots import leave_one_out_bytes  # noqa: PLC0415
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+    from deem_core.data.formats.limits import describe_bytes  # noqa: PLC0415
+    from deem_core.model.sizes import memory_budget  # noqa: PLC0415
+
+    data = prepare(model, data)
+    net = model.network_
+    d, k = data.n_workers, data.n_classes
+    counts = data.answers_per_task()
+    most = int(counts.max()) if counts.size else 0
+    parts = {
+        f"leave-one-out copies of a task with {most:,} answers": leave_one_out_bytes(net.n_runs, most, k, net.n_layers),
+        "confusion matrices": 8 * 8 * d * k * k,
+        "their table (the download)": LONG_ROW_BYTES * 3 * d * k * k,
+    }
+    budget = int(memory_bytes) if memory_bytes is not None else memory_budget()
+    largest = max(parts, key=parts.get)
+    if parts[largest] > budget:
+        raise DataError(f"{data.source}: diagnostics of {d:,} workers x {k:,} classes would need about "
+                        f"{describe_bytes(parts[largest])} for the {largest}, but {describe_bytes(budget)} is available; they are made "
+                        f"for tens of classes (merge rare classes, or diagnose a sample of the workers or tasks)")
+    return parts
 
 
 def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | None = None,
@@ -62,6 +97,7 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
     data = prepare(model, data)
+    check_diagnostics_size(model, data)
     seconds = {}
     tell = progress or (lambda phase, done, total: None)
     tell("mutual information", 0, 1)

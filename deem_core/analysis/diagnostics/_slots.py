@@ -17,7 +17,7 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.model.engine import answers_of
 from deem_core.model.sparse import GatheredNetwork
 
-__all__ = ["SLOT_BATCH_BYTES", "layer_outputs", "leave_one_out_posteriors", "task_batches"]
+__all__ = ["SLOT_BATCH_BYTES", "layer_outputs", "leave_one_out_bytes", "leave_one_out_posteriors", "task_batches"]
 
 #: memory the gathered weight blocks of one batch may take
 SLOT_BATCH_BYTES = 32 << 20
@@ -59,6 +59,13 @@ def layer_outputs(network, data: AnnotationSet, batch_size: int | None = None
         yield slots.answer[0][real].cpu().numpy(), outputs, real
 
 
+def leave_one_out_bytes(n_runs: int, n_answers: int, n_classes: int, n_layers: int) -> int:
+    """What one task of ``n_answers`` answers takes in :func:`leave_one_out_posteriors`: its a leave-one-out
+    copies, each with a x a gathered blocks of K x K per layer (float32, with the propagation's temporaries);
+    a batch is never smaller than one task, so this is also the least a task with that many answers needs."""
+    return 4 * int(n_runs) * max(int(n_answers), 1) ** 3 * int(n_classes) ** 2 * max(int(n_layers), 1) * 3
+
+
 @torch.no_grad()
 def leave_one_out_posteriors(network, data: AnnotationSet, batch_size: int | None = None
                              ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None, np.ndarray]]:
@@ -72,10 +79,7 @@ def leave_one_out_posteriors(network, data: AnnotationSet, batch_size: int | Non
     answers = answers_of(data, network.irbm_weight.device)
     k, r, layers = network.n_classes, network.n_runs, network.n_layers
     eye_cache: dict[int, torch.Tensor] = {}
-
-    def cost(a: int) -> int:  # the a leave-one-out copies of a task, each with a x a blocks of K x K
-        return 4 * r * max(a, 1) ** 3 * k * k * max(layers, 1) * 3
-    for a, tasks in task_batches(data, cost, batch_size):
+    for a, tasks in task_batches(data, lambda a: leave_one_out_bytes(r, a, k, layers), batch_size):
         slots, x = _slots(network, answers, tasks)
         full = GatheredNetwork(network, slots.workers, slots.mask)
         _, logits = full.free_energy_and_logits(x, slots.mask_fm)

@@ -23,7 +23,8 @@ Contingency tables of all pairs at once: with ``Z`` the (tasks x d*K) sparse one
 outputs of the tasks of class ``c`` (one entry per answer), ``Z.T @ Z`` is the (d*K, d*K) matrix whose
 (i, j) block is the K x K contingency table of workers i and j over their common tasks: one sparse
 product per class and layer (:func:`deem_core.data.pairs.pair_table`; dense chunks of tasks when the
-data are dense) replaces d^2 / 2 calls to ``mutual_info_score``. Its cost grows with the pairs of answers
+data are dense) replaces d^2 / 2 calls to ``mutual_info_score``, and the MI is summed over its nonzero
+cells only (:func:`pair_mutual_information`). Its cost grows with the pairs of answers
 that share a task, never with tasks x workers; the layer outputs are kept per answer ((L+1, answers) int16),
 each task evaluated on its own answers in bounded batches. The result holds (L+1) x C tables of d x d: beyond
 :data:`MI_MAX_BYTES` the workers with the most answers are kept (``max_workers``), and a note says so.
@@ -45,7 +46,7 @@ from deem_core.analysis.diagnostics._slots import layer_outputs
 
 __all__ = [
     "MI_MAX_BYTES", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
-    "layer_names",
+    "layer_names", "pair_mutual_information",
     "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
 ]
 
@@ -64,15 +65,19 @@ def layer_names(n_layers: int) -> list[str]:
     return names + [f"Layer {n_layers} (iRBM input)"]
 
 
+def _one_hot(rows: np.ndarray, workers: np.ndarray, values: np.ndarray, n_rows: int, d: int, k: int) -> sp.csr_matrix:
+    """(n_rows, d*K) one-hot matrix of answers ``(row, worker, value)``: column ``worker * K + value``."""
+    return sp.csr_matrix((np.ones(len(rows)), (np.asarray(rows), np.asarray(workers) * k + np.asarray(values))),
+                         shape=(int(n_rows), d * k))
+
+
 def answer_contingency(rows: np.ndarray, workers: np.ndarray, values: np.ndarray, n_rows: int, n_workers: int,
                        n_values: int, chunk_size: int | None = None) -> np.ndarray:
     """Contingency tables of every pair of workers from answers ``(row, worker, value)`` (one per answer, at
     most one per (row, worker)): (d, d, K, K) int64, ``[i, j, l, m]`` = rows where worker i gave l and j gave m.
     chunk_size: rows per dense chunk when the dense path is taken (default: by memory)."""
     d, k = int(n_workers), int(n_values)
-    onehot = sp.csr_matrix((np.ones(len(rows)), (np.asarray(rows), np.asarray(workers) * k + np.asarray(values))),
-                           shape=(int(n_rows), d * k))
-    total = np.rint(pair_table(onehot, chunk_rows=chunk_size)).astype(np.int64)
+    total = np.rint(pair_table(_one_hot(rows, workers, values, n_rows, d, k), chunk_rows=chunk_size)).astype(np.int64)
     return total.reshape(d, k, d, k).transpose(0, 2, 1, 3)
 
 
@@ -104,6 +109,38 @@ def mutual_information_from_counts(counts: np.ndarray, min_common: int = 1) -> t
     mi = np.maximum(mi, 0.0)  # sklearn clips tiny negative rounding errors the same way
     mi[n_common < max(1, min_common)] = np.nan
     return mi, n_common.astype(np.int64)
+
+
+def pair_mutual_information(rows: np.ndarray, workers: np.ndarray, values: np.ndarray, n_rows: int, n_workers: int,
+                            n_values: int, min_common: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """MI (nats) and common rows of every pair of workers from answers ``(row, worker, value)``: what
+    ``mutual_information_from_counts(answer_contingency(...), min_common)`` returns, from the nonzero cells of the
+    contingency tables only. A pair's MI is ``sum over its cells of c/n log(c n / (a b))`` (``c`` the cell, ``n``
+    the pair's common rows, ``a``, ``b`` the cell's row and column totals), so the cost follows the cells that
+    occur, not d^2 x K^2: with many classes most of every K x K table is zero (300 classes and 6 workers took
+    12 s per layer as dense tables, d^2 K^3 in all). Returns ``(mi (d, d), n_common (d, d) int64)``."""
+    d, k = int(n_workers), int(n_values)
+    table = pair_table(_one_hot(rows, workers, values, n_rows, d, k), to_dense=False)
+    if sp.issparse(table):
+        coo = table.tocoo()
+        left, right, count = coo.row.astype(np.int64), coo.col.astype(np.int64), np.rint(coo.data)
+    else:  # dense data: the BLAS path returned the whole (dK, dK) table
+        left, right = np.nonzero(table)
+        count = np.rint(table[left, right])
+    cell = count > 0
+    left, right, count = left[cell], right[cell], count[cell]
+    i, j = left // k, right // k
+    pair = i * d + j
+    n_common = np.bincount(pair, weights=count, minlength=d * d)
+    row_total = np.bincount(left * d + j, weights=count, minlength=d * k * d)  # [(i, l), j]: sum over m
+    column_total = np.bincount(i * (d * k) + right, weights=count, minlength=d * d * k)  # [i, (j, m)]: sum over l
+    n = n_common[pair]
+    terms = count / n * (np.log(count) + np.log(n) - np.log(row_total[left * d + j])
+                         - np.log(column_total[i * (d * k) + right]))
+    mi = np.maximum(np.bincount(pair, weights=terms, minlength=d * d).reshape(d, d), 0.0)  # as sklearn clips
+    n_common = np.rint(n_common).astype(np.int64).reshape(d, d)
+    mi[n_common < max(1, min_common)] = np.nan
+    return mi, n_common
 
 
 def mutual_information_matrix(codes: np.ndarray, n_values: int, min_common: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -280,9 +317,8 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
         chosen = (answer_group == c) & (answer_worker >= 0)
         rows, workers = data.task_codes[chosen], answer_worker[chosen]
         for layer in range(n_out):
-            table = answer_contingency(rows, workers, codes[layer, chosen], data.n_tasks, d, k)
-            mi[layer, c], common = mutual_information_from_counts(table, min_common)
-            n_common[c] = common
+            mi[layer, c], n_common[c] = pair_mutual_information(rows, workers, codes[layer, chosen], data.n_tasks, d,
+                                                                k, min_common)
     result = MutualInformationResult(mi=mi, n_common=n_common, classes=list(data.classes), class_counts=counts,
                                      workers=list(data.workers[keep]), layers=layer_names(model.network_.n_layers),
                                      class_source=source, min_common=int(min_common), run=run, notes=notes)
