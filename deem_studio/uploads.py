@@ -239,23 +239,30 @@ def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
 _MESSAGE_LIMIT: list[int] = []
 
 
+#: the largest message the server may send a browser (a table or a chart): Streamlit's own default
+SEND_LIMIT_BYTES = 200 * 1_000_000
+
+
 def install_message_limit(limit: int | None = None) -> int | None:
     """Bound what one browser message may make the server hold (once per process; returns the limit set).
 
-    Found attacking main: uvicorn accepts a websocket message up to ``server.maxMessageSize`` (1,024 MB in
-    ``.streamlit/config.toml``, which also bounds what the server sends: big tables and charts) and holds all of
-    it in memory; only then does Streamlit refuse anything over ``server.maxWidgetStateSize`` (25 MB) and close
-    the connection. One 950 MB message from a client that had not even opened a page took the server from 79 MB
-    to 1.94 GB. uvicorn reads ``Config.ws_max_size`` for every new connection, so the running server's config
-    is set to what Streamlit would accept anyway (``maxWidgetStateSize`` plus 1 MiB for the message's envelope):
-    a larger message is refused from its header, before its body is read. Connections opened before the
-    first page of a freshly started server ran keep the old limit."""
+    Found attacking main: uvicorn accepts a websocket message up to ``server.maxMessageSize`` and holds all of it
+    in memory; only then does Streamlit refuse anything over ``server.maxWidgetStateSize`` (25 MB) and close the
+    connection. One 950 MB message from a client that had not even opened a page took the server from 79 MB to
+    1.94 GB. ``server.maxMessageSize`` (``.streamlit/config.toml``) is now 27 MB, which uvicorn takes when the
+    server starts, so every connection has it from the first one (this function ran at the first page only, and a
+    connection opened before kept 1,024 MB: a 400 MB message raised the server from 422 MB to 1,245 MB; attack
+    round 5). Here, for a server started with a larger setting, the running server's uvicorn config is lowered to
+    what Streamlit would accept anyway (``maxWidgetStateSize`` plus 1 MiB for the message's envelope), and what
+    the server *sends* is allowed :data:`SEND_LIMIT_BYTES`: Streamlit checks that against the same setting, read
+    once into ``runtime_util._max_message_size_bytes``, and big tables and charts are larger than 27 MB."""
     with _INSTALL_LOCK:
         if _MESSAGE_LIMIT:
             return _MESSAGE_LIMIT[0]
         try:
             import uvicorn  # noqa: PLC0415
             from streamlit import config  # noqa: PLC0415
+            from streamlit.runtime import runtime_util  # noqa: PLC0415
 
             if limit is None:
                 limit = int(config.get_option("server.maxWidgetStateSize")) * 1_000_000 + (1 << 20)
@@ -264,5 +271,7 @@ def install_message_limit(limit: int | None = None) -> int | None:
         for obj in gc.get_objects():  # the server's Config is not reachable from the runtime: found once
             if issubclass(type(obj), uvicorn.Config) and (obj.ws_max_size is None or obj.ws_max_size > limit):
                 obj.ws_max_size = int(limit)
+        if runtime_util.get_max_message_size_bytes() < SEND_LIMIT_BYTES:
+            runtime_util._max_message_size_bytes = SEND_LIMIT_BYTES  # noqa: SLF001 - sending only (above)
         _MESSAGE_LIMIT.append(int(limit))
         return _MESSAGE_LIMIT[0]

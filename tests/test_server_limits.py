@@ -34,9 +34,27 @@ def test_a_browser_message_is_bounded_by_what_streamlit_accepts(monkeypatch):
     assert smaller.ws_max_size == MB
 
 
-def _rss_mib(pid: int) -> int:
+def test_the_server_reads_small_messages_from_its_start_and_sends_large_ones(monkeypatch):
+    # the read limit was set at the first page only: a connection opened before kept 1,024 MB (a 400 MB message
+    # raised the server from 422 MB to 1,245 MB; attack round 5). The setting uvicorn takes at start is now small,
+    # and what the server sends (tables, charts) is allowed Streamlit's default once the app runs
+    import tomllib
+
+    from streamlit.runtime import runtime_util
+
+    root = Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((root / ".streamlit" / "config.toml").read_text())["server"]
+    assert settings["maxMessageSize"] * 1_000_000 <= 30 * 1_000_000
+    assert settings["maxMessageSize"] * 1_000_000 >= 25 * 1_000_000 + MB  # what Streamlit itself accepts still fits
+    monkeypatch.setattr(runtime_util, "_max_message_size_bytes", settings["maxMessageSize"] * 1_000_000)
+    monkeypatch.setattr(uploads, "_MESSAGE_LIMIT", [])
+    uploads.install_message_limit()
+    assert runtime_util.get_max_message_size_bytes() == uploads.SEND_LIMIT_BYTES == 200 * 1_000_000
+
+
+def _rss_mib(pid: int, field: str = "VmRSS") -> int:
     with open(f"/proc/{pid}/status") as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS")) >> 10
+        return next(int(line.split()[1]) for line in handle if line.startswith(field)) >> 10
 
 
 @pytest.mark.slow
@@ -74,8 +92,13 @@ def test_a_huge_websocket_message_costs_the_live_server_nothing(tmp_path):
 
     with LiveServer(tmp_path / "runs") as server:
         url = f"ws://127.0.0.1:{server.port}/_stcore/stream"
-        asyncio.run(run_page(url))
         pid = server.process.pid
+        before = _rss_mib(pid, "VmHWM")
+        # before any page ran (a freshly started server): refused from its header too (attack round 5)
+        assert "1009" in asyncio.run(send_huge(url, 300 * MB))
+        held = _rss_mib(pid, "VmHWM") - before  # the process's peak
+        assert held < 100, f"the server held {held} MiB of a message sent before the first page"
+        asyncio.run(run_page(url))
         before = peak = _rss_mib(pid)
         done = threading.Event()
 
