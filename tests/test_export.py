@@ -77,6 +77,22 @@ def test_safe_csv_neutralises_cells_column_names_and_index_but_not_numbers():
                         ["t4", "'-2+3", "4", "4"]]
 
 
+def test_safe_csv_neutralises_text_of_every_dtype():
+    # an Arrow dictionary of strings is not a "string dtype": its =1+1 was written raw (attack round 5)
+    pa = pytest.importorskip("pyarrow")
+    texts = ["=1+1", "x;@y", "plain"]
+    columns = {"arrow_dictionary": pd.array(texts, dtype=pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string()))),
+               "arrow_string": pd.array(texts, dtype=pd.ArrowDtype(pa.string())),
+               "category": pd.Categorical(texts), "string": pd.array(texts, dtype="string"), "object": texts,
+               "mixed": ["=1+1", 2, None]}
+    rows = parse_csv(to_safe_csv(pd.DataFrame(columns), index=False))
+    assert rows[0] == list(columns)
+    assert rows[1] == ["'=1+1"] * 6
+    assert rows[2][:5] == ["x;'@y"] * 5 and rows[3][:5] == ["plain"] * 5
+    numbers = pd.DataFrame({"int": [-1], "float": [-2.5], "bool": [True], "when": pd.to_datetime(["2026-01-01"])})
+    assert parse_csv(to_safe_csv(numbers, index=False))[1] == ["-1", "-2.5", "True", "2026-01-01"]
+
+
 def test_safe_csv_leaves_the_callers_frame_alone():
     frame = pd.DataFrame({"label": ["=1"]})
     to_safe_csv(frame, index=False)

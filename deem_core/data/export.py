@@ -108,13 +108,17 @@ def neutralise_cell(value: Any) -> Any:
 def safe_csv_frame(frame: pd.DataFrame, index: bool = True) -> pd.DataFrame:
     """A copy of ``frame`` whose string cells, string column names and (if kept) index are neutralised.
 
-    Column names that are not strings (e.g. numeric worker ids) are left as they are.
+    Column names that are not strings (e.g. numeric worker ids) are left as they are. Every column that is not
+    numbers, booleans or times is looked at cell by cell, whatever its dtype says (an Arrow dictionary of strings
+    is not a "string dtype", and its ``=1+1`` was written raw; attack round 5).
     """
+    types = pd.api.types
     out = frame.reset_index() if index else frame.copy()
     out.columns = [neutralise_cell(c) for c in out.columns]
     for position in range(out.shape[1]):
         column = out.iloc[:, position]
-        if column.dtype == object or pd.api.types.is_string_dtype(column):
+        if not (types.is_numeric_dtype(column) or types.is_bool_dtype(column) or types.is_datetime64_any_dtype(column)
+                or types.is_timedelta64_dtype(column)):
             out.isetitem(position, column.map(neutralise_cell))
     return out
 
