@@ -35,6 +35,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import stat
 import threading
 import time
 from contextlib import closing
@@ -90,6 +91,18 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 _COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_workers", "n_classes",
             "device", "created_at", "started_at", "finished_at", "message", "messages", "config", "summary",
             "host", "pid", "name")
+
+
+def make_private(folder: Path) -> None:
+    """Nobody but this process's user may enter ``folder`` (mode 0700 when this user owns it): every visitor's
+    uploads, gold labels, models and the index are below the runs folder, and files are written with the usual
+    0644 (attack round 5: any account on the host could read them all)."""
+    try:
+        info = folder.stat()
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            folder.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+    except (OSError, AttributeError):  # not the owner's to change, or no POSIX owners
+        pass
 
 
 class RunNotFound(KeyError):
@@ -285,6 +298,7 @@ class RunStore:
     def __init__(self, root: str | Path | None = None, timeout: float = 30.0):
         self.root = Path(root) if root is not None else default_runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
+        make_private(self.root)
         self.db_path = self.root / "runs.sqlite"
         self.timeout = float(timeout)
         self._write_lock = threading.RLock()

@@ -190,3 +190,18 @@ def test_stored_tables_carry_no_attrs(tmp_path):
     assert store.load(run_id).results["deem"].attrs == {}
     frame.to_parquet(store.run_dir(run_id) / "results" / "old.parquet")  # written before: attrs in the file
     assert store.load(run_id).results["old"].attrs == {}
+
+
+def test_the_runs_folder_is_private_to_the_server_user(tmp_path):
+    # every visitor's uploads, gold labels, models and the index lie below it, written 0644: a folder of 0755 let any
+    # account on the host read them all (attack round 5)
+    import stat
+
+    root = tmp_path / "shared_runs"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    store = RunStore(root)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    created = RunStore(tmp_path / "new" / "runs").root  # created by the store
+    assert stat.S_IMODE(created.stat().st_mode) & 0o077 == 0
+    assert store.list().empty
