@@ -121,7 +121,11 @@ def max_active_per_workspace() -> int:
 def client_party(address: str | None) -> str | None:
     """The party a network address counts for in the per-address job limit: an IPv6 address by its /64 network
     (one host normally holds a whole /64, so counting addresses one by one did not bind; attack round, ninth
-    session), an IPv4 address (also one written as IPv6, ``::ffff:a.b.c.d``) as it is."""
+    session), an IPv4 address (also one written as IPv6, ``::ffff:a.b.c.d``) as it is. The server's own machine
+    (a loopback address) is no party: a server listening on every interface sees its local browsers, and every
+    visitor of a reverse proxy on the same machine that does not pass their address on, as ``::ffff:127.0.0.1``,
+    and counted as one party they shared the per-address limits (one visitor's 8 jobs or 1,000 runs stopped all
+    the others; attack round 5)."""
     if not address:
         return None
     try:
@@ -129,10 +133,12 @@ def client_party(address: str | None) -> str | None:
     except ValueError:
         return str(address)
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return None
+    if ip.version == 4:
+        return str(ip)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
 
 
 def max_active_per_client() -> int:

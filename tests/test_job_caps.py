@@ -102,3 +102,13 @@ def test_an_ipv6_visitor_counts_by_its_network_not_by_each_address():
     assert party("203.0.113.5") == "203.0.113.5" and party("::ffff:203.0.113.5") == "203.0.113.5"
     assert party(None) is None and party("") is None and party("not an address") == "not an address"
     assert party("fe80::1%eth0") == "fe80::/64"
+
+
+def test_the_servers_own_machine_is_no_party():
+    # a server listening on every interface sees a local browser, and every visitor of a reverse proxy on the same
+    # machine that does not pass their address on, as ::ffff:127.0.0.1 (measured with Streamlit 1.67): counted as
+    # one party, they all shared one address's limits (attack round 5)
+    party = owners.client_party
+    assert party("::ffff:127.0.0.1") is None and party("127.0.0.1") is None and party("::1") is None
+    assert party("127.8.9.10") is None
+    assert party("::ffff:198.51.100.7") == "198.51.100.7"  # a forwarded or remote address still counts
