@@ -295,6 +295,18 @@ def labelled_method_name(method: str, entry: dict | None) -> str:
     return method_name(method) + (f" (labels from {returned})" if returned else "")
 
 
+def labels_from(entry: dict | None) -> str | None:
+    """What a method's labels come from when they are not its own trained model's (a safety rule's reference, the
+    Dawid-Skene fallback of a collapse, the other start), from its metrics in its run; None otherwise."""
+    return ((entry or {}).get("selection") or {}).get("fallback") or None
+
+
+def download_stem(run_id: str, method: str, entry: dict | None) -> str:
+    """The start of a method's download file names: ``deem_<run>_<method>``, with ``_fallback`` when its labels are
+    a fallback's (the files said "deem" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
+    return f"deem_{run_id}_{method}" + ("_fallback" if labels_from(entry) else "")
+
+
 def training_rounds(n_layers: int | str, device: str, has_gold: bool, n_seeds: int = 1) -> int:
     """The trainings one after another that DEEM with these settings runs on the active data set
     (:func:`deem_core.methods.deem.training_rounds`: 3 while it chooses its depth, 1 where the depths train as one

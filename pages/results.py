@@ -15,7 +15,7 @@ from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_core.data.text import escape_controls  # noqa: E402
 from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
-from deem_studio.jobs import method_name, status_line  # noqa: E402
+from deem_studio.jobs import status_line  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -71,13 +71,13 @@ primary = next((m for m in ordered if m in registry.METHODS and registry.get_met
 method_key = f"results_method_{run_id}"
 if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = primary
-method = st.selectbox("Method", ordered, key=method_key, format_func=method_name)
-frame = results[method]
-
-
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
     return common.labelled_method_name(m, metrics.get(m))
+
+
+method = st.selectbox("Method", ordered, key=method_key, format_func=scored_name)
+frame = results[method]
 
 
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
@@ -145,7 +145,11 @@ if len(view) > 5000:
 st.subheader("Downloads")
 if len(view) < len(frame):  # (the filters narrow the table, not the files; walkthrough, ninth session)
     st.caption(f"The downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show.")
-stem = f"deem_{run_id}_{method}"
+stem = common.download_stem(run_id, method, metrics.get(method))
+fallback = common.labels_from(metrics.get(method))
+if fallback:
+    st.caption(common.safe(f"These labels come from {fallback}: the file names end in “_fallback”, and the Label "
+                           f"Studio predictions' model version and the run configuration say so."))
 
 
 def _label_studio_context():
@@ -161,7 +165,8 @@ def _model_version() -> str:
     """Label Studio's model_version for this run: the method and the settings it was trained with."""
     keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed")
     settings = ", ".join(f"{k} {config[k]}" for k in keys if isinstance(config, dict) and k in config)
-    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + f", run {run_id}"
+    source = f", labels from {fallback}" if fallback else ""
+    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
 
 
 def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None) -> None:
@@ -199,7 +204,11 @@ if method in models:
 row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
                                                                   "dataset": record.get("dataset"),
                                                                   "fingerprint": record.get("fingerprint"),
-                                                                  "config": config}, indent=2),
+                                                                  "config": config, "labels_from": {
+                                                                      m: common.labels_from(metrics.get(m))
+                                                                      for m in ordered
+                                                                      if common.labels_from(metrics.get(m))}},
+                                                                 indent=2),
                     file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
                     key="dl_config")
 if workers is not None:

@@ -906,6 +906,25 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
 
 
+def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir):
+    # the Results picker, the file names and the Label Studio model version all said "DEEM" for cluster-weighted
+    # Dawid-Skene's labels (walkthrough, tenth session)
+    from pages import common
+
+    at = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3)
+    run_id = at.session_state["train_run"]
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    picker = at.selectbox(key=f"results_method_{run_id}")
+    assert picker.value == "deem" and "DEEM (labels from cluster-weighted Dawid-Skene)" in picker.options
+    assert "These labels come from cluster-weighted Dawid-Skene (safety rule): the file names end in “_fallback”" in (
+        unescape(texts(at)))
+    entry = get_manager().store.load(run_id, with_data=False).extras["metrics"]["deem"]
+    assert common.labels_from(entry) == "cluster-weighted Dawid-Skene (safety rule)"
+    assert common.download_stem(run_id, "deem", entry) == f"deem_{run_id}_deem_fallback"
+    assert common.download_stem(run_id, "deem", {"selection": {"fallback": None}}) == f"deem_{run_id}_deem"
+
+
 def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, monkeypatch):
     # a reload is a new session: it timed the same job on the same data again and held the page (and a finished
     # run's results below the form) for 10 s (walkthrough, ninth session); the server keeps its estimates
