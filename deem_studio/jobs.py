@@ -50,7 +50,7 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
-from deem_core.methods.registry import display_name
+from deem_core.methods.registry import METHODS, display_name, get_method
 from deem_core.methods.sweep import run_sweep
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
@@ -148,6 +148,17 @@ def check_deem_classes(data: AnnotationSet) -> None:
     failed run behind (seen in the browser: a sampled sweep of 3,000 classes 'failed in 0.01 s')."""
     if int(data.n_classes) > MAX_CLASSES:
         check_problem_size(data.n_workers, data.n_classes, source=data.source)  # raises, in the engine's words
+
+
+def check_methods_fit(data: AnnotationSet, methods: Sequence[str]) -> None:
+    """DataError before a training is queued with a method that cannot run on these data (KOS on more than two
+    classes ran after the others and failed at the end, inside a "finished" box; walkthrough, tenth session)."""
+    if int(data.n_classes) <= 2:
+        return
+    binary = [m for m in methods if m in METHODS and get_method(m).binary_only]
+    if binary:
+        raise DataError(f"{', '.join(method_name(m) for m in binary)} works on two classes only; these data have "
+                        f"{int(data.n_classes):,} classes: leave {'it' if len(binary) == 1 else 'them'} out")
 
 
 class QueueFull(RuntimeError):
@@ -593,9 +604,11 @@ class JobManager:
         function, device_of, steps_of = _KINDS[kind]
         if data is not None and (kind == "train" or (kind == "sweep" and not (config or {}).get("sample_tasks"))):
             check_table_size(data)  # before the run exists: the page says why, nothing is queued
-        if data is not None and (kind == "sweep" or (kind == "train" and "deem" in [
-                str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []])):
+        asked = [str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []]
+        if data is not None and (kind == "sweep" or (kind == "train" and "deem" in asked)):
             check_deem_classes(data)  # likewise
+        if data is not None and kind == "train":
+            check_methods_fit(data, asked)  # likewise
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
         with self._lock:
             if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
@@ -909,8 +922,6 @@ def train_epochs(config: Mapping[str, Any], n_tasks: int | None) -> int:
 
 def trained_methods(config: Mapping[str, Any]) -> list[str]:
     """The methods of a train job's config that train (DEEM and iRBM), in its order."""
-    from deem_core.methods.registry import METHODS  # noqa: PLC0415
-
     return [m for m in config.get("methods") or [] if m in METHODS and METHODS[m].trains]
 
 
@@ -920,8 +931,6 @@ def method_epochs(config: Mapping[str, Any], method: str, data: AnnotationSet | 
     training that choosing the depth runs (``n_layers="auto"`` on a method whose layers are not fixed, without a
     supervised gold term -- ``has_gold`` and a supervised weight: the depths one after another, or one round where
     they train together, :func:`~deem_core.methods.deem.selection_rounds`)."""
-    from deem_core.methods.registry import METHODS  # noqa: PLC0415
-
     epochs = train_epochs(config, None if data is None else data.n_tasks)
     if "n_layers" in METHODS[method].fixed:  # (iRBM: 0 layers)
         return epochs

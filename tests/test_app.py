@@ -925,6 +925,16 @@ def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir
     assert common.download_stem(run_id, "deem", {"selection": {"fallback": None}}) == f"deem_{run_id}_deem"
 
 
+def test_a_method_for_two_classes_is_not_offered_on_more(runs_dir):
+    at = upload(new_app())  # 3 classes
+    at.session_state["train_methods"] = ["deem", "kos"]  # picked on two-class data earlier in the session
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    box = at.multiselect(key="train_methods")
+    assert "kos" not in box.options and "KOS" not in box.options and box.value == ["deem"]
+    assert "KOS left out: it works on two classes only, and these data have 3." in unescape(texts(at))
+
+
 def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, monkeypatch):
     # a reload is a new session: it timed the same job on the same data again and held the page (and a finished
     # run's results below the form) for 10 s (walkthrough, ninth session); the server keeps its estimates
