@@ -203,7 +203,9 @@ with st.container(border=True):
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),
                       "n_seeds": int(seeds), "device": device, "seed": SWEEP_DEFAULTS["seed"], "sample_tasks": sample,
                       "estimate": estimate.to_dict() if estimate is not None else None}
-            common.launch("sweep", config, data)
+            # the gold labels are kept with the run (the sweep does not use them): a reload on a sweep's address
+            # brought its data back without them, and the Train page silently lost them (walkthrough, tenth session)
+            common.launch("sweep", config, data, ds.get("gold"))
         except ValueError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001

@@ -307,6 +307,29 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert f"picked on sweep {run_id}" in texts(at)
 
 
+def test_a_reload_on_a_sweeps_address_keeps_the_gold_labels(runs_dir):
+    # "Train with learning rate X" leaves the sweep's id in the address; a reload restored the data from the sweep,
+    # which had not kept the gold labels: the Train page lost them and its gold-weight box without a word
+    # (walkthrough, tenth session)
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2)
+    at.button(key="sweep_launch").click().run()
+    sweep = at.session_state["sweep_run"]
+    assert wait_done(sweep).status == "finished"
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.session_state["owner_key"] = at.session_state["owner_key"]
+    fresh.query_params["run"] = sweep
+    fresh.run()
+    fresh.switch_page("pages/train.py").run()
+    no_problem(fresh)
+    gold = fresh.session_state["dataset"]["gold"]
+    assert gold is not None and len(gold) == 200
+    assert fresh.number_input(key="train_gold_weight") is not None
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()
