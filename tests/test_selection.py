@@ -330,3 +330,20 @@ def test_the_sentence_says_whether_the_layers_were_chosen_too():
     assert fixed.fallback_ is None and chosen.fallback_ is None
     assert ", 1 layer(s) — start chosen: " in start_explanation(fixed, "auto")
     assert f", {chosen.n_layers_} layer(s) — start and layers chosen: " in start_explanation(chosen, "auto")
+
+
+def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progress_lines(tmp_path, capsys):
+    # `deem diagnose --layers 1` diagnosed the safety rule's 0-layer model without a word, and the progress bar's
+    # carriage returns made a piped log one line of kilobytes (walkthrough, tenth session)
+    from conftest import sample_generator
+
+    frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
+    path = tmp_path / "two_teams.csv"
+    frame.to_csv(path, index=False)
+    assert main(["diagnose", str(path), "-o", str(tmp_path / "diag"), "--layers", "1", "--epochs", "3"]) == 0
+    err = capsys.readouterr().err  # (captured: not a terminal)
+    assert "DEEM: lr 0.01; the labels come from cluster-weighted Dawid-Skene, returned by the safety rule" in err
+    assert "the diagnostics are of the model as fitted: 0 layer(s), not the 1 asked for" in err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if ": epoch " in line]
+    assert lines == [lines[-1]] and lines[-1].startswith("DEEM: epoch 3 of 3 (100%), ")  # a short run: the end only

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  print_selection, read_input, say, warn, writing)
+                                  read_input, report_fit, say, warn, writing)
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -151,7 +151,6 @@ def _run_classic(args: argparse.Namespace, spec, data):
 def _run_trained(args: argparse.Namespace, spec, data, truth):
     options = _options(args)
     layers = spec.fixed.get("n_layers", options["n_layers"])
-    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
     from deem_core.methods.deem import training_rounds  # noqa: PLC0415
 
     # rounds of training for the depths: one after another, or one batched model on a GPU
@@ -169,20 +168,5 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:
         progress.close()
-    results = model.results_frame()
-    prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
-    returned = safety_rule_reference(model.fallback_)
-    if returned:  # no candidate is the model
-        say(f"{spec.name}: lr {model.lr_:g}; the labels come from {returned}, returned by the safety rule; "
-            f"{model.fit_seconds_:.1f} s on {model.device_}")
-    else:
-        say(f"{spec.name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
-            f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
-    print_selection(model)
-    for message in model.run_messages_:
-        if message:
-            warn(message)
-    if model.dead_units_:
-        warn(f"the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
-             f"(dead units); try a smaller learning rate")
-    return results, model
+    report_fit(spec.name, model)
+    return model.results_frame(), model

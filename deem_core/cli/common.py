@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -425,12 +426,42 @@ def print_selection(model, stream=None) -> None:
         say(line if line.startswith("  ") else f"choice: {line}", stream)
 
 
+def report_fit(name: str, model) -> None:
+    """What a fitted DEEM is, on stderr: its learning rate, epochs, start and layers (or the fallback its labels come
+    from), the choice and its evidence, its runs' messages and dead units."""
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+
+    prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
+    returned = safety_rule_reference(model.fallback_)
+    if returned:  # no candidate is the model
+        say(f"{name}: lr {model.lr_:g}; the labels come from {returned}, returned by the safety rule; "
+            f"{model.fit_seconds_:.1f} s on {model.device_}")
+    else:
+        say(f"{name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
+            f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
+    print_selection(model)
+    for message in model.run_messages_:
+        if message:
+            warn(message)
+    if model.dead_units_:
+        warn(f"the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
+             f"(dead units); try a smaller learning rate")
+
+
 class ProgressBar:
-    """A training callback drawing a tqdm bar on stderr (``on_epoch_end`` never stops training)."""
+    """A training callback showing progress on stderr (``on_epoch_end`` never stops training): a tqdm bar on a
+    terminal; on a pipe or a file, a plain line every :attr:`LINE_EVERY_S` seconds and at the end (the bar's
+    carriage returns made a piped log one line of kilobytes; walkthrough, tenth session)."""
+
+    LINE_EVERY_S = 30.0
 
     def __init__(self, total: int, description: str = "training", disable: bool = False):
-        self.bar = tqdm(total=total, desc=description, unit="epoch", file=sys.stderr, disable=disable,
+        self.total, self.description, self.done = int(total), description, 0
+        self.lines = not disable and not getattr(sys.stderr, "isatty", lambda: False)()
+        self.bar = tqdm(total=total, desc=description, unit="epoch", file=sys.stderr, disable=disable or self.lines,
                         dynamic_ncols=True)
+        self.started = time.monotonic()
+        self.next_line = self.started + self.LINE_EVERY_S
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
         alive = [row for row in logs if row["status"] == "running"]
@@ -438,6 +469,13 @@ class ProgressBar:
             self.bar.set_postfix(energy_diff=f"{alive[0]['energy_difference']:.3f}",
                                  accept=f"{alive[0]['acceptance_rate']:.2f}")
         self.bar.update(1)
+        self.done += 1
+        now = time.monotonic()
+        if self.lines and (now >= self.next_line or self.done == self.total):
+            self.next_line = now + self.LINE_EVERY_S
+            energy = f", energy difference {alive[0]['energy_difference']:.3f}" if alive else ""
+            say(f"{self.description}: epoch {self.done:,} of {self.total:,} "
+                f"({100 * self.done / max(1, self.total):.0f}%), {now - self.started:.0f} s{energy}")
         return False
 
     def close(self) -> None:

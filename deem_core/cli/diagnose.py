@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
-                                  say, warn, writing)
+                                  report_fit, say, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
             model.fit(data)
         finally:
             progress.close()
+        report_fit("DEEM", model)  # (a fallback of no layers was diagnosed without a word; walkthrough, tenth session)
+        if model.n_layers_ != args.layers and args.layers != "auto":
+            say(f"the diagnostics are of the model as fitted: {model.n_layers_} layer(s), not the {args.layers} "
+                f"asked for (the line above says why)")
     diagnostics = run_diagnostics(
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
         subset_worker=args.subset_worker, subset_label=args.subset_label,
