@@ -51,6 +51,8 @@ PROBE_EPOCHS = 3
 PROBE_MAX_BYTES = 512 << 20
 #: seconds after which the probes' training stops (what was timed by then still gives an estimate)
 PROBE_MAX_SECONDS = 20.0
+#: tasks the methods that do not train are timed on (and a quarter of them; once per estimate)
+BASELINE_PROBE_TASKS = 240
 #: seconds a session waits for another session's probes to end
 PROBE_WAIT_SECONDS = 30.0
 _PROBES = threading.Lock()
@@ -75,7 +77,8 @@ def _max_bytes() -> int:
 def _probe_slot():
     """One session's probes at a time in this process, and a stop event that fires after PROBE_MAX_SECONDS."""
     if not _PROBES.acquire(timeout=PROBE_WAIT_SECONDS):
-        raise ProbeSkipped("another session is timing its job on this server right now", retry=True)
+        raise ProbeSkipped("another timing is running on this server right now (another visitor's, or this page's "
+                           "previous one)", retry=True)
     stop = threading.Event()
     timer = threading.Timer(PROBE_MAX_SECONDS, stop.set)
     timer.daemon = True
@@ -261,13 +264,18 @@ def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any, threading.
     return lines, big, time.perf_counter() - started
 
 
-def _baselines_seconds(data: Any, methods: Sequence[str], seed: int) -> float:
+def _baselines_seconds(data: Any, methods: Sequence[str], seed: int, stop: threading.Event | None = None) -> float:
+    """Seconds the methods that do not train take on ``data``; ProbeSkipped when the probes' time runs out first
+    (a fit is not interrupted: the next one does not start)."""
     if not methods:
         return 0.0
     from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
     started = time.perf_counter()
     for method in methods:
+        if stop is not None and stop.is_set():
+            raise ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: this job will be "
+                               f"long")
         try:
             fit_method(method, data, seed=seed).results_frame()
         except Exception:  # noqa: BLE001 - a method that fails here fails in the job too (and quickly)
@@ -282,6 +290,27 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     """Time of a "train" job (``deem_studio.jobs``): each DEEM method (``deem``/``irbm``) then the baselines."""
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
+
+    line: list[Line] = []  # the baselines' seconds in the tasks, timed once
+    calls = [0]
+
+    def baselines_seconds(probe: Any, stop: threading.Event) -> float:
+        """The baselines are timed once, on BASELINE_PROBE_TASKS tasks and a quarter of them, and read off the line
+        through the two: timed on every probe (64, 2,000 and 500 tasks), GLAD's 66 s held the Train button
+        (walkthrough, tenth session); their cost has a large fixed part (MACE 2.2 s on 64 tasks, 2.9 s on 1,000),
+        so one size scaled in proportion overestimated. Not in the warm-up (the first call)."""
+        calls[0] += 1
+        if calls[0] == 1 or not baselines:
+            return 0.0
+        if not line:
+            big = _probe_data(data, min(BASELINE_PROBE_TASKS, probe.n_tasks), seed)
+            small = _probe_data(data, max(1, big.n_tasks // 4), seed)
+            at_small = _baselines_seconds(small, list(baselines), seed, stop)
+            at_big = _baselines_seconds(big, list(baselines), seed, stop)
+            # a flat or noisy pair (a fitted slope below 0) is a fixed cost, not one in proportion to the tasks
+            slope = max(0.0, (at_big - at_small) / max(1, big.n_tasks - small.n_tasks))
+            line.append(Line(max(0.0, at_big - slope * big.n_tasks), slope))
+        return line[0].at(probe.n_tasks)
 
     def measure(probe: Any, stop: threading.Event) -> tuple[float, float, float]:
         setup = per_epoch = 0.0
@@ -299,7 +328,7 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             model.results_frame()
             s, e = _split(started, time.perf_counter(), clock)
             setup, per_epoch = setup + s, per_epoch + e
-        return setup, per_epoch, _baselines_seconds(probe, list(baselines), seed)
+        return setup, per_epoch, baselines_seconds(probe, stop)
 
     def size(probe: Any) -> None:
         starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model

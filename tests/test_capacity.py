@@ -185,7 +185,7 @@ def test_a_probe_too_large_for_a_page_is_not_run():
 def test_one_probe_at_a_time(monkeypatch):
     monkeypatch.setattr(estimate, "PROBE_WAIT_SECONDS", 0.05)
     with estimate._PROBES:  # another session's probe
-        with pytest.raises(estimate.ProbeSkipped, match="another session is timing") as skipped:
+        with pytest.raises(estimate.ProbeSkipped, match="another timing is running on this server") as skipped:
             estimate.estimate_train(annotations(), epochs=5)
     assert skipped.value.retry
     assert estimate.estimate_train(annotations(), epochs=5).seconds_per_epoch > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import replace
 
 import pytest
@@ -60,3 +61,26 @@ def test_probes_time_the_real_jobs(data):
     train = estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), epochs=20, sample=200)
     assert train.seconds_per_epoch > 0 and train.baselines_s > 0 and train.total_s > 0
     assert train.to_dict()["seconds"] == pytest.approx(train.total_s, abs=1e-3)
+
+
+def test_the_baselines_are_timed_once_on_a_few_tasks_and_scaled(data, monkeypatch):
+    # they were fitted on every probe (64, 2,000 and 500 tasks): GLAD's 66 s on a 3,000-task set held the Train
+    # button (walkthrough, tenth session)
+    from deem_studio import estimate
+
+    sizes = []
+    real = estimate._baselines_seconds
+
+    def counted(probe, methods, seed, stop=None):
+        sizes.append(probe.n_tasks)
+        return real(probe, methods, seed, stop)
+
+    monkeypatch.setattr(estimate, "_baselines_seconds", counted)
+    monkeypatch.setattr(estimate, "BASELINE_PROBE_TASKS", 60)
+    train = estimate.estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), epochs=5, sample=300)
+    assert sizes == [15, 60]  # once, at two sizes (not in the warm-up, nor on the 300-task probes)
+    assert train.baselines_s > 0
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(estimate.ProbeSkipped, match="the timing probes alone took more than"):
+        real(data, ["mv", "ds"], 0, stopped)  # the probes' time is out: the next method does not start
