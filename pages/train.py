@@ -147,9 +147,14 @@ with st.container(border=True):
         supervised = gold is not None and float(weight) > 0
         choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
         rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
-        estimate = estimate.with_epochs(planned * rounds)
-        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs"
-                + (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
+        # only DEEM chooses its depth: iRBM (no layers) trains once (it was counted, and said, "× 3 depths" too)
+        once = [m for m in deem_methods if m != "deem"] if rounds > 1 else []
+        estimate = estimate.with_epochs(round(planned * (rounds * (len(deem_methods) - len(once)) + len(once))
+                                              / max(1, len(deem_methods))))
+        depths = (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
+        if once:
+            depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
+        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
                 if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)

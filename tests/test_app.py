@@ -559,6 +559,12 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs" in shown
     at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
     assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
+    # iRBM has no layers to choose: it trains once (it was said, and counted, "× 3 depths" too; walkthrough, tenth
+    # session): the estimate counts 3 + 1 rounds of the two models' epochs, not 3 + 3
+    at.multiselect(key="train_methods").set_value(["deem", "irbm"]).run()
+    shown = texts(at)
+    assert "2 DEEM model(s) × 1 seed(s) × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
+    at.multiselect(key="train_methods").set_value(["deem"]).run()
     # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
     from deem_core.methods import deem as deem_module
 
