@@ -9,7 +9,8 @@ Inputs (``read_annotations`` / ``read_dataset``; the format is detected, ``forma
 ``wide``               ``task`` + one column per worker (header = the worker's name; empty = no answer)
 ``per_annotator``      one file per worker ``task, label``; the worker is named after the file
 ``mturk``              Amazon Mechanical Turk batch results: ``WorkerId``; the ``Input.*`` column(s) are the
-                       task (several: their combination, or choose one); an ``Answer.*`` field is the label
+                       task (several: the one named like a task id, else their combination, or choose one); an
+                       ``Answer.*`` field is the label
                        (several: the one named like a label, else the one with the fewest distinct answers in
                        the first rows, or choose); checkbox groups ``Answer.<field>.<option>`` (true/false)
                        become one label (several ticked: skipped); the JSON column ``Answer.taskAnswers``
