@@ -65,9 +65,19 @@ def manager(tmp_path):
     m.shutdown()
 
 
-def test_train_job_stores_everything(manager):
+def test_train_job_stores_everything(manager, monkeypatch):
+    from deem_core.methods import registry
+
+    real = registry.fit_method
+
+    def wawa_breaks(method, *args, **kwargs):  # (KOS on 3 classes failed here; it is now refused before the job)
+        if method == "wawa":
+            raise ValueError("wawa cannot run here")
+        return real(method, *args, **kwargs)
+
+    monkeypatch.setattr(registry, "fit_method", wawa_breaks)
     data, gold = tiny()
-    run_id = manager.submit("train", {"methods": ["deem", "irbm", "mv", "kos"], "epochs": 2, "n_layers": 1,
+    run_id = manager.submit("train", {"methods": ["deem", "irbm", "mv", "wawa"], "epochs": 2, "n_layers": 1,
                                       "lr": 0.1, "device": "cpu"}, data=data, gold=gold, owner="alice",
                             dataset="condind")
     snap = manager.wait(run_id, timeout=120)
@@ -75,7 +85,7 @@ def test_train_job_stores_everything(manager):
     assert snap.steps_done == snap.steps_total == 2 + 2 + 2  # 2 epochs x 2 DEEM models + 2 baselines
     assert set(snap.history["method"]) == {"deem", "irbm"}
     assert snap.seconds_to_first_point is not None and snap.seconds_to_first_point > 0
-    assert "kos" in snap.message  # kos is binary only: it fails, the others go on, the message says so
+    assert "wawa cannot run here" in snap.message  # one method fails, the others go on, the message says so
     loaded = manager.store.load(run_id)
     assert loaded.status == "finished" and loaded.record["owner"] == "alice"
     assert set(loaded.results) == {"deem", "irbm", "mv"}
@@ -84,7 +94,7 @@ def test_train_job_stores_everything(manager):
     assert {"label", "confidence", "p_0", "p_1", "p_2", "free_energy", "majority_vote",
             "disagrees_with_majority"} <= set(deem.columns)
     metrics = loaded.extras["metrics"]
-    assert metrics["kos"]["status"] == "failed" and "2 classes" in metrics["kos"]["message"]
+    assert metrics["wawa"]["status"] == "failed" and "wawa cannot run here" in metrics["wawa"]["message"]
     assert 0.5 < metrics["mv"]["accuracy"] <= 1.0 and metrics["mv"]["gold_tasks"] == data.n_tasks
     assert loaded.summary["accuracy_mv"] == metrics["mv"]["accuracy"]
     assert loaded.model_names() == ["deem", "irbm"]
