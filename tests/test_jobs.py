@@ -138,15 +138,18 @@ def test_unavailable_gpu_fails_cleanly(manager):
 
 def test_cancel_leaves_a_consistent_reopenable_run(manager):
     data, _ = tiny(200)
-    run_id = manager.submit("train", {"methods": ["deem", "mv"], "epochs": 500, "device": "cpu"}, data=data)
+    run_id = manager.submit("train", {"methods": ["deem", "ds", "mv"], "epochs": 500, "device": "cpu"}, data=data)
     wait_for(lambda: manager.snapshot(run_id).steps_done >= 1)
     assert manager.cancel(run_id)
     snap = manager.wait(run_id, timeout=60)
     assert snap.status == "cancelled"
-    assert "labels kept for: DEEM" in snap.message
+    # majority vote (milliseconds; everything is compared with it) still runs after a cancel, the others do not
+    # (a cancel left nothing to compare with; walkthrough, tenth session)
+    assert "labels kept for: DEEM, Majority vote" in snap.message
     loaded = manager.store.load(run_id)
     assert loaded.status == "cancelled"
-    assert list(loaded.results) == ["deem"]  # mv never started
+    assert list(loaded.results) == ["deem", "mv"]  # ds never started
+    assert loaded.extras["comparison"]["methods"] == ["deem", "mv"]
     epochs = int(loaded.history["epoch"].max())
     assert 1 <= epochs < 500
     model = loaded.load_model("deem")
