@@ -92,6 +92,20 @@ def load_sample(name: str) -> None:
     st.session_state.pop("_label_studio", None)
 
 
+
+def read_first(frame, columns: dict):
+    """The preview's cells with the columns read as task, worker, label (and status) first: an MTurk export's are its
+    16th, 28th and 30th, and the grid opened on HITId, HITTypeId, Title, ... (walkthrough, tenth session)."""
+    first: list = []
+    for role in ("task", "worker", "label", "status"):
+        value = (columns or {}).get(role)
+        for name in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
+            # (a checkbox group's label is its columns "<name>.<option>")
+            group = [name] if name in frame.columns else [c for c in frame.columns if str(c).startswith(f"{name}.")]
+            first += [c for c in group if c not in first]
+    return frame[first + [c for c in frame.columns if c not in first]] if first else frame
+
+
 st.title("Data")
 st.caption("Upload the workers' labels: one or more files (long, wide or one file per worker; or an Amazon "
            "Mechanical Turk, Toloka or Label Studio export; CSV, TSV, JSON or Parquet, gzipped or not), or start from "
@@ -225,7 +239,7 @@ with st.container(border=True):
                 st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
                 st.caption(page_words(f"note: {note}"))
-            common.dataframe(shown.frame, height=220, hide_index=True)
+            common.dataframe(read_first(shown.frame, shown.columns), height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
     c = [st.container(), st.container()]  # one above the other: beside the box the switch read "Keep None, NaN, nul…"

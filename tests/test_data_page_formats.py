@@ -69,6 +69,16 @@ def test_mturk_label_field_is_chosen_on_the_page_and_loaded(runs_dir):
     assert any("skipped 8 rejected assignment(s)" in str(w.value).replace("\\", "") for w in at.warning)
 
 
+def test_the_preview_shows_the_columns_read_first(runs_dir):
+    # an MTurk export's task, worker and label are far to the right: the grid opened on HITId, HITTypeId, Title, ...
+    # (walkthrough, tenth session)
+    at = upload(new_app(), make_fixtures.mturk())
+    shown = list(at.dataframe[0].value.columns)
+    assert shown[:7] == ["Input.text", "Input.image_url", "WorkerId", "Answer.sentiment.negative",
+                         "Answer.sentiment.neutral", "Answer.sentiment.positive", "AssignmentStatus"], shown[:8]
+    assert "HITId" in shown[4:]
+
+
 def test_label_studio_predictions_toggle_and_gold(runs_dir):
     fixture = make_fixtures.label_studio()
     at = upload(new_app(), fixture)
