@@ -84,14 +84,19 @@ if len(runs):
         "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
-        "name": shown_name, "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
+        # what tells runs of one data set apart first: the accuracy, the layers and the start (they were off to the
+        # right or missing; walkthrough, tenth session)
+        "name": shown_name, "summary": runs.apply(describe, axis=1),
+        "layers": [setting(c, "n_layers") if k in ("train", "sweep") else "" for c, k in zip(configs, runs["kind"])],
+        "start": [setting(c, "init") if k == "train" else "" for c, k in zip(configs, runs["kind"])],
+        "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
         "methods": [setting(c, "methods") for c in configs],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
-        "summary": runs.apply(describe, axis=1), "message": runs["message"]})
+        "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
                      column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
