@@ -109,7 +109,9 @@ st.caption("DEEM's accuracy hinges on the learning rate. The sweep trains a grid
            "large makes it swing far out, makes an energy rise again, or loses classes; one too small hardly "
            "lowers the positive energy, even where its energy difference dips at first while the sampler settles "
            "(the same dip for every small rate: show the positive and negative energy to see it). The table below "
-           "gives each rate its verdict in these words.")
+           "gives each rate its verdict in these words. Every run starts from majority vote, as `deem sweep` does; "
+           "`deem aggregate --lr auto` sweeps from the Dawid-Skene start over the training's epochs instead, so the "
+           "two can recommend different rates.")  # (1 here, 0.01 there on one file; walkthrough, tenth session)
 ds = common.need_dataset()
 if ds is None:
     st.stop()
