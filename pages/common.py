@@ -836,7 +836,9 @@ def evidence_table(evidence: Any) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
     the figures come from and each column's meaning as its help."""
     st.caption(EVIDENCE_CAPTION)
-    table(evidence, digits=4, helps=EVIDENCE_HELP)
+    # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session)
+    table(evidence, digits=4, helps=EVIDENCE_HELP,
+          column_config={"note": st.column_config.TextColumn(width="large", help=EVIDENCE_HELP.get("note"))})
 
 
 def natural_order(frame: Any) -> Any:
