@@ -503,6 +503,26 @@ class CsvTable(Table):
 
 
 # ---------------------------------------------------------------------------------------------- Parquet
+def _is_text(kind) -> bool:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
+def _unbounded(kind) -> bool:
+    """Whether a Parquet column of this Arrow type can hold values of any size that are not read as a dictionary
+    (each row decoded on its own): bytes of every kind, extension types (any storage) and nested values. Such a
+    column is refused before anything is decoded: a ~2 KB file whose 1,000 rows point at one 2 MB value took 2 GB
+    as fixed_size_binary, binary_view or an arrow.json extension (attack round 6)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    if pa.types.is_dictionary(kind):
+        return _unbounded(kind.value_type)
+    return (isinstance(kind, pa.BaseExtensionType) or pa.types.is_nested(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)
+            or pa.types.is_fixed_size_binary(kind))
+
+
 class ParquetTable(Table):
     kind = "parquet"
 
@@ -521,10 +541,10 @@ class ParquetTable(Table):
             self.file = pq.ParquetFile(self._handle)
             # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
             # them per row let a 7 KB file whose rows all point at one 200 MB dictionary value take 5 GB.
+            # (string_view too: decoded per row, a 2.9 KB file of one 2 MB value in 1,000 rows took 2.1 GB; attack
+            # round 6)
             text = [str(f.name) for f in self.file.schema_arrow
-                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                    or (pa.types.is_dictionary(f.type) and (pa.types.is_string(f.type.value_type)
-                                                            or pa.types.is_large_string(f.type.value_type)))]
+                    if _is_text(f.type) or (pa.types.is_dictionary(f.type) and _is_text(f.type.value_type))]
             if text:
                 self.file = pq.ParquetFile(self._handle, metadata=self.file.metadata, read_dictionary=text)
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a column name not UTF-8
@@ -592,7 +612,7 @@ class ParquetTable(Table):
             self._check_preview_size(wanted)
         for column in wanted:
             kind = self.types[column]
-            if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            if _unbounded(kind):
                 raise DataError(f"{self.name}: column {column!r} holds {kind} values, not labels or ids")
         start = 0
         try:
