@@ -610,6 +610,10 @@ class JobManager:
         if data is not None and kind == "train":
             check_methods_fit(data, asked)  # likewise
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
+        if kind == "train" and isinstance(config.get("methods"), (list, tuple)):
+            # stored as the job reads them: " DEEM " trained DEEM while its queue (GPU or CPU) and its steps, read
+            # from the raw names, did not see it (attack round 6)
+            config["methods"] = [str(m).strip().lower() for m in config["methods"]]
         with self._lock:
             if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
                 self._check_storage(owner, self._reserved.get(owner, 0))  # against a cap of 2; attack round)

@@ -133,3 +133,19 @@ def test_a_method_for_two_classes_is_refused_before_the_job_on_more(tmp_path):
     binary = frame.assign(label=frame["label"] % 2)
     run = manager.submit("train", {"methods": ["kos"]}, data=AnnotationSet.from_long(binary), owner="a" * 24)
     assert manager.wait(run, timeout=60).status == "finished"
+
+
+def test_method_names_are_stored_as_the_job_reads_them(tmp_path):
+    # " DEEM " trained DEEM, but the queue and the step count read the raw names: CPU queue, 1 step (attack round 6)
+    from deem_core import AnnotationSet
+    from deem_studio.jobs import JobManager
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"task": np.repeat(np.arange(40), 3), "worker": np.tile(["a", "b", "c"], 40),
+                          "label": rng.integers(0, 3, 120)})
+    manager = JobManager(tmp_path / "runs")
+    run = manager.submit("train", {"methods": [" DEEM ", "MV"], "epochs": 3, "device": "cpu"},
+                         data=AnnotationSet.from_long(frame), owner="b" * 24)
+    assert manager.store.get(run)["config"]["methods"] == ["deem", "mv"]
+    snap = manager.wait(run, timeout=60)
+    assert snap.status == "finished" and snap.steps_total == 3 + 1  # 3 epochs of DEEM, then majority vote
