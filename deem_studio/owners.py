@@ -118,27 +118,67 @@ def max_active_per_workspace() -> int:
     return max(1, value)
 
 
-def client_party(address: str | None) -> str | None:
-    """The party a network address counts for in the per-address job limit: an IPv6 address by its /64 network
-    (one host normally holds a whole /64, so counting addresses one by one did not bind; attack round, ninth
-    session), an IPv4 address (also one written as IPv6, ``::ffff:a.b.c.d``) as it is. The server's own machine
-    (a loopback address) is no party: a server listening on every interface sees its local browsers, and every
-    visitor of a reverse proxy on the same machine that does not pass their address on, as ``::ffff:127.0.0.1``,
-    and counted as one party they shared the per-address limits (one visitor's 8 jobs or 1,000 runs stopped all
-    the others; attack round 5)."""
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, translated, compatible, NAT64, 6to4, Teredo), if any:
+    grouped by /64 these put every IPv4 visitor of a translator in one party (attack round 6)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def client_party(address: str | None, forwarded: str | None = None) -> str | None:
+    """The party a network address counts for in the per-address limits: an IPv6 address by its /64 network (one
+    host normally holds a whole /64, so counting addresses one by one did not bind; attack round, ninth session),
+    an IPv4 address as it is, also when written inside an IPv6 one (``::ffff:a.b.c.d``, NAT64, 6to4, Teredo).
+
+    A loopback address is the server's own machine: a browser there is no party (None). A reverse proxy there
+    connects from loopback too, and a server listening on every interface sees it as ``::ffff:127.0.0.1``, whose
+    ``X-Forwarded-For`` uvicorn ignores: ``forwarded`` (that header, read by the page) then names the visitor: its
+    rightmost address that is not loopback (what the proxy appended; entries to its left are the client's own
+    words). Counted as loopback, every visitor of such a proxy had no limit at all (attack round 6); counted as
+    one party before, they shared one (attack round 5). A header of loopback addresses only is one party,
+    ``127.0.0.1``, not none."""
     if not address:
         return None
     try:
         ip = ipaddress.ip_address(str(address).split("%")[0])
     except ValueError:
         return str(address)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        ip = _embedded_ipv4(ip) or ip
     if ip.is_loopback:
-        return None
+        if not forwarded:
+            return None
+        for entry in reversed([part.strip() for part in str(forwarded).split(",")]):
+            party = client_party(_bare_address(entry))
+            if party is not None:
+                return party
+        return "127.0.0.1"
     if ip.version == 4:
         return str(ip)
     return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
+def _bare_address(entry: str) -> str:
+    """An X-Forwarded-For entry without brackets or port: ``[2001:db8::1]:443`` -> ``2001:db8::1``, ``a.b.c.d:80``
+    -> ``a.b.c.d``."""
+    entry = entry.strip().strip('"')
+    if entry.startswith("["):
+        return entry[1:entry.find("]")] if "]" in entry else entry[1:]
+    if entry.count(":") == 1:
+        return entry.split(":")[0]
+    return entry
 
 
 def max_active_per_client() -> int:

@@ -36,6 +36,7 @@ import shutil
 import socket
 import sqlite3
 import stat
+import tempfile
 import threading
 import time
 from contextlib import closing
@@ -117,11 +118,32 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("DEEM_RUNS_DIR") or "runs")
 
 
-def client_key(client: str | None) -> str | None:
-    """What the index keeps of a network party (``owners.client_party``): a one-way hash, not the address."""
+def client_key(client: str | None, salt: str = "") -> str | None:
+    """What the index keeps of a network party (``owners.client_party``): a one-way hash, not the address, salted
+    with the run store's secret (unsalted, the 2^32 IPv4 addresses were hashed back in minutes; attack round 6)."""
     if not client:
         return None
-    return hashlib.sha256(f"deem-studio client {client}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"deem-studio client {salt} {client}".encode()).hexdigest()[:24]
+
+
+def _store_salt(root: Path) -> str:
+    """The run store's secret for :func:`client_key`, made once (``.client_salt``, readable by its user only)."""
+    path = root / ".client_salt"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    salt = secrets.token_hex(16)
+    fd, tmp = tempfile.mkstemp(prefix=".client_salt.", dir=root)  # (0600) written whole, then linked in place
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(salt)
+        os.link(tmp, path)
+    except FileExistsError:  # another process made it first: theirs
+        return path.read_text().strip()
+    finally:
+        os.unlink(tmp)
+    return salt
 
 
 def new_run_id() -> str:
@@ -299,6 +321,7 @@ class RunStore:
         self.root = Path(root) if root is not None else default_runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         make_private(self.root)
+        self._salt = _store_salt(self.root)
         self.db_path = self.root / "runs.sqlite"
         self.timeout = float(timeout)
         self._write_lock = threading.RLock()
@@ -395,7 +418,7 @@ class RunStore:
             "device": device, "created_at": now, "started_at": now if status == "running" else None,
             "finished_at": now if status in TERMINAL_STATUSES else None, "message": "", "messages": "[]",
             "config": _dumps(config), "summary": "{}", "host": socket.gethostname(), "pid": os.getpid(),
-            "client": client_key(client),
+            "client": client_key(client, self._salt),
         }
         self._execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                       values.values())
@@ -513,7 +536,7 @@ class RunStore:
     def usage(self, owner: str | None = None, client: str | None = None) -> tuple[int, int]:
         """(runs, bytes on disk) of ``owner``'s stored runs, or of those launched from the network party
         ``client``."""
-        column, value = ("client", client_key(client)) if client is not None else ("owner", owner)
+        column, value = ("client", client_key(client, self._salt)) if client is not None else ("owner", owner)
         ids = [row["run_id"] for row in self._query(
             f"SELECT run_id FROM runs WHERE {column} " + ("IS NULL" if value is None else "= ?"),
             () if value is None else (value,))]

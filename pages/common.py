@@ -193,8 +193,8 @@ def guarded(what: str = "") -> Callable:
 def client_address() -> str | None:
     """The network address of this session's browser (None on the server's own machine or when unknown): jobs
     are also limited per address (``deem_studio.owners.max_active_per_client``)."""
-    try:
-        return owners.client_party(st.context.ip_address)  # (an IPv6 address by its /64 network)
+    try:  # (an IPv6 address by its /64 network; behind a local proxy, the visitor it forwards)
+        return owners.client_party(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
     except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
         return None
 

@@ -116,6 +116,23 @@ def test_the_servers_own_machine_is_no_party():
     assert party("::ffff:198.51.100.7") == "198.51.100.7"  # a forwarded or remote address still counts
 
 
+def test_a_local_proxys_visitor_is_the_address_it_forwards_and_ipv4_inside_ipv6_is_ipv4():
+    # behind a reverse proxy on the server's machine every visitor came from ::ffff:127.0.0.1 and, as loopback, had no
+    # per-address limit; IPv6 forms holding an IPv4 address put all of a translator's visitors in one /64 (attack
+    # round 6)
+    party = owners.client_party
+    assert party("::ffff:127.0.0.1", "198.51.100.7") == "198.51.100.7"
+    assert party("127.0.0.1", "10.9.8.7, 198.51.100.7") == "198.51.100.7"  # the one the proxy appended
+    assert party("::1", "[2001:db8:5::9]:443") == "2001:db8:5::/64"
+    assert party("::ffff:127.0.0.1", "198.51.100.7:5555, 127.0.0.1") == "198.51.100.7"  # a second local proxy
+    assert party("::ffff:127.0.0.1", "127.0.0.1") == party("127.0.0.1", "::1, 127.0.0.2") == "127.0.0.1"
+    assert party("::ffff:127.0.0.1", "") is None  # a browser on the server's machine
+    assert party("203.0.113.5", "127.0.0.1") == "203.0.113.5"  # a remote peer's header is not read
+    assert party("64:ff9b::cb00:7105") == party("::ffff:0:cb00:7105") == party("::cb00:7105") == "203.0.113.5"
+    assert party("2002:cb00:7105::1") == "203.0.113.5"  # 6to4
+    assert party("64:ff9b::cb00:7106") == "203.0.113.6" != party("64:ff9b::cb00:7105")
+
+
 def test_a_method_for_two_classes_is_refused_before_the_job_on_more(tmp_path):
     # KOS was offered for 5 classes, ran after the others and failed at the end inside a green "finished" box
     # (walkthrough, tenth session): the Train page leaves it out, and a launch that asks for it is refused

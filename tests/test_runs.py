@@ -205,3 +205,17 @@ def test_the_runs_folder_is_private_to_the_server_user(tmp_path):
     created = RunStore(tmp_path / "new" / "runs").root  # created by the store
     assert stat.S_IMODE(created.stat().st_mode) & 0o077 == 0
     assert store.list().empty
+
+
+def test_the_index_keeps_a_salted_hash_of_the_address(tmp_path):
+    # unsalted, the 2^32 IPv4 addresses were hashed back in minutes (attack round 6): each run store has its secret
+    from deem_studio.runs import client_key
+
+    first, second = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
+    data, _ = tiny()
+    run = first.create("train", {}, data=data, owner="o" * 24, client="203.0.113.9")
+    stored = first.get(run)["client"]
+    assert stored not in (client_key("203.0.113.9"), client_key("203.0.113.9", second._salt))
+    assert stored == client_key("203.0.113.9", RunStore(tmp_path / "a")._salt)  # the same store: the same secret
+    assert first.usage(client="203.0.113.9")[0] == 1 and second.usage(client="203.0.113.9")[0] == 0
+    assert oct((tmp_path / "a" / ".client_salt").stat().st_mode & 0o777) == "0o600"
