@@ -49,10 +49,10 @@ def describe(n: int) -> str:
 
 
 def physical_memory() -> int:
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
+    """The memory the server may use (``deem_core.model.sizes.machine_memory``: a container's limit counts)."""
+    from deem_core.model.sizes import machine_memory  # noqa: PLC0415
+
+    return machine_memory()
 
 
 def _env_size(name: str, default: int) -> int:

@@ -48,3 +48,19 @@ def test_deem_refuses_before_training_when_the_budget_is_too_small(monkeypatch):
     monkeypatch.setattr(sizes, "_memory_bytes", lambda: 2 * 40_000)  # a 40 kB budget (half of "memory")
     with pytest.raises(DataError, match="training would need about"):
         DEEM(epochs=1, lr=0.01, init="mv", device="cpu").fit(AnnotationSet.from_long(frame))
+
+
+def test_the_memory_budget_follows_a_containers_limit(tmp_path, monkeypatch):
+    # the physical memory alone let a 4 GB container on a big host accept trainings of half the host (attack round 6)
+    import os
+
+    from deem_core.model import sizes
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{3 << 30}\n")
+    monkeypatch.setattr(sizes, "CGROUP_LIMITS", (str(limit),))
+    assert sizes.machine_memory() == min(physical, 3 << 30)
+    assert sizes.memory_budget() == sizes.machine_memory() // 2
+    limit.write_text("max\n")  # cgroup v2 without a limit
+    assert sizes.machine_memory() == physical

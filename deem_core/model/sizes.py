@@ -35,11 +35,41 @@ PAIRS_WORTH_BYTES = 64 << 20
 PAIRS_MAX_SHARE = 1 / 3
 
 
-def _memory_bytes() -> int:
+#: where a container's or service's memory limit is read (cgroup v2, then v1)
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def machine_memory() -> int:
+    """The memory this process may use: the machine's physical memory, or less where a cgroup (a container, a
+    systemd unit) or an address-space limit says so. The physical memory alone let a 4 GB container on a 256 GB
+    host accept a 128 GB training, and the kernel killed the server instead of the size check refusing it
+    (attack round 6)."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        limits = [int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))]
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
+        limits = [8 << 30]
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path) as handle:
+                text = handle.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) or a huge number (v1): no limit
+            limits.append(int(text))
+        break
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(int(soft))
+    except (ImportError, OSError, ValueError):  # pragma: no cover
+        pass
+    return min(limits)
+
+
+def _memory_bytes() -> int:
+    return machine_memory()
 
 
 def memory_budget() -> int:
