@@ -641,3 +641,34 @@ def test_diagnostics_that_would_not_fit_are_refused_before_anything_is_computed(
     assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "diag"), "--model",
                  str(tmp_path / "model.pt"), "--device", "cpu"]) == 2
     assert not (tmp_path / "diag" / "mi_summary.csv").exists()
+
+
+def test_importance_of_some_runs_evaluates_only_those_runs(monkeypatch):
+    # every run was evaluated and then all but the asked ones dropped: 16 seeds of 6 layers cost 16 times one run
+    # (attack round 6); the dashboard's job asks for one run and at most 2,000 tasks per subset
+    import deem_core.analysis.diagnostics.importance as importance_module
+    from deem_studio import jobs
+
+    labels, _ = _ds_labels(150, 5, 3, 0.75, seed=4)
+    df = _long(labels, [f"w{i}" for i in range(5)])
+    model = DEEM(n_layers=1, epochs=2, lr=0.05, init="ds", device="cpu", n_seeds=3, seed=0).fit(df)
+    evaluated = []
+    real = importance_module.leave_one_out_posteriors
+
+    def spy(network, *args, **kwargs):
+        evaluated.append(network.n_runs)
+        return real(network, *args, **kwargs)
+
+    one = leave_one_out_drops(model, df, runs=[2])
+    monkeypatch.setattr(importance_module, "leave_one_out_posteriors", spy)
+    again = leave_one_out_drops(model, df, runs=[2])
+    every = leave_one_out_drops(model, df)
+    assert evaluated == [1, 3]
+    np.testing.assert_allclose(again["drop"], one["drop"])
+    # the same numbers as run 2 of the whole network: a one-run model made of it
+    single = DEEM(n_layers=1, epochs=2, lr=0.05, init="ds", device="cpu", n_seeds=3, seed=0).fit(df)
+    single.network_, single.class_maps_ = model.network_.select([2]), np.asarray(model.class_maps_)[[2]]
+    single.run_status_ = [model.run_status_[2]]
+    np.testing.assert_allclose(leave_one_out_drops(single, df)["drop"], one["drop"], atol=1e-6)
+    assert not np.allclose(every["drop"], one["drop"])  # (three runs' mean is another number)
+    assert jobs.DIAGNOSTICS_MAX_TASKS == 2000

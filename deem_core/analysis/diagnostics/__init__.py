@@ -85,7 +85,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
                     subset_classes: Sequence[Any] | None = None, subset_by: str | None = None,
                     subset_worker: Any = None, subset_label: Any = None, run: int | None = None,
                     min_common: int = DEFAULT_MIN_COMMON, max_tasks: int | None = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> Diagnostics:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    importance_runs: Sequence[int] | None = None) -> Diagnostics:
     """All three diagnostics of a fitted model on its annotations.
 
     The importance subset is ``subset`` if given, else built by :func:`select_tasks` from
@@ -93,6 +94,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     ``subset_worker`` + ``subset_label``; with none of them only the ``all`` row is computed.
     ``progress(phase, done, total)`` is told each part as it starts ("mutual information", "worker importance",
     "worker quality"; 0 of 1) and the importance's tasks as they are done (the longest part on large data).
+    ``max_tasks`` and ``importance_runs`` (default: every usable run) bound the importance's work: each task costs
+    a^3 K^2 per layer and run.
     """
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
@@ -108,7 +111,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     if subset is None and (subset_classes is not None or subset_worker is not None):
         subset = select_tasks(model, data, classes=subset_classes, by=subset_by, gold=gold,
                               worker=subset_worker, label=subset_label)
-    importance = worker_importance(model, data, subset=subset, max_tasks=max_tasks, progress=progress)
+    importance = worker_importance(model, data, subset=subset, max_tasks=max_tasks, progress=progress,
+                                   runs=importance_runs)
     seconds["importance"] = time.perf_counter() - started
     tell("worker quality", 0, 1)
     started = time.perf_counter()

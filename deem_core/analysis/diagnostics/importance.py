@@ -160,8 +160,15 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
     called after every batch (a dashboard's time left; nothing here prints).
     """
     data = prepare(model, data)
-    network = model.network_
     runs = list(usable_runs(model) if runs is None else runs)
+    network = model.network_
+    if len(runs) < network.n_runs:  # only the runs asked for are evaluated (each costs a^3 K^2 per task and layer)
+        with torch.no_grad():
+            network = network.select(runs)
+        maps = np.asarray(model.class_maps_)[runs]
+        runs = list(range(len(runs)))
+    else:
+        maps = model.class_maps_
     positions = np.arange(data.n_tasks) if positions is None else np.asarray(positions)
     subset = data.subset_tasks(positions)
     m = len(positions)
@@ -174,14 +181,14 @@ def leave_one_out_drops(model, data: Any, positions: np.ndarray | None = None, r
         if progress is not None:
             done += len(tasks)
             progress("worker importance", done, m)
-        full = _class_order_log(full_hidden, model.class_maps_, runs)  # (B, K)
+        full = _class_order_log(full_hidden, maps, runs)  # (B, K)
         dec = full.argmax(-1)
         out["decided"][tasks] = dec.cpu().numpy()
         p_full = full.gather(-1, dec.unsqueeze(-1)).exp()  # (B, 1)
         out["confidence"][tasks] = p_full.squeeze(-1).cpu().numpy()
         if loo_hidden is None:  # tasks without answers: nobody to remove
             continue
-        loo = _class_order_log(loo_hidden, model.class_maps_, runs)  # (B, a, K)
+        loo = _class_order_log(loo_hidden, maps, runs)  # (B, a, K)
         dec_loo = dec.unsqueeze(-1).expand(-1, loo.shape[1])
         p_loo = loo.gather(-1, dec_loo.unsqueeze(-1)).squeeze(-1).exp()  # (B, a)
         out["drop"][answers] = (p_full - p_loo).cpu().numpy().reshape(-1)
