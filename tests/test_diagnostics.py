@@ -672,3 +672,24 @@ def test_importance_of_some_runs_evaluates_only_those_runs(monkeypatch):
     np.testing.assert_allclose(leave_one_out_drops(single, df)["drop"], one["drop"], atol=1e-6)
     assert not np.allclose(every["drop"], one["drop"])  # (three runs' mean is another number)
     assert jobs.DIAGNOSTICS_MAX_TASKS == 2000
+
+
+def test_the_mi_heatmaps_of_many_workers_draw_the_most_connected_ones():
+    # 2,000 workers x 3 layers made 236 MB of chart, more than the server sends (attack round 6)
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.diagnostics import mi_heatmaps  # noqa: PLC0415
+
+    d = 400
+    workers = pd.Index([f"w{i}" for i in range(d)])
+    common = np.full((1, d, d), 10)
+    common[0, :, 7] = common[0, 7, :] = 500  # w7 shares the most tasks
+    result = MutualInformationResult(mi=np.random.default_rng(0).random((3, 1, d, d)), n_common=common,
+                                     layers=["Layer 0 (input)", "Layer 1", "Layer 2 (iRBM input)"], classes=["a"],
+                                     class_counts=np.array([900]), workers=workers, class_source="predicted",
+                                     min_common=10, run=0, notes=[])
+    figure = mi_heatmaps(result, "a", max_workers=50)
+    assert len(figure.data) == 3 and all(len(trace.x) == 50 for trace in figure.data)
+    assert "w7" in figure.data[0].x
+    assert "the 50 of 400 workers with the most tasks in common" in figure.layout.title.subtitle.text
+    assert len(figure.to_json()) < 1_000_000
+    assert len(mi_heatmaps(result, "a").data[0].x) == 150  # the default

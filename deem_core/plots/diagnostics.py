@@ -29,12 +29,19 @@ def mi_scale_max(result) -> float:
     return float(np.nanmax(off)) if np.isfinite(off).any() else 1.0
 
 
-def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagonal: bool = False) -> go.Figure:
+#: workers a heatmap draws at most (those with the most tasks in common with the others in the class): 2,000
+#: workers x 3 layers made 236 MB of chart, more than a server sends (attack round 6), and a few px per cell
+MI_HEATMAP_MAX_WORKERS = 150
+
+
+def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagonal: bool = False,
+                max_workers: int = MI_HEATMAP_MAX_WORKERS) -> go.Figure:
     """One d x d heatmap per layer (input left, iRBM input right) for the tasks of one class.
 
     All panels share one colour scale from 0 to ``zmax`` (default: the largest off-diagonal MI over every
     layer *and class*, so switching classes keeps the scale). The diagonal (each worker's entropy) is
-    blank unless ``show_diagonal``; skipped pairs (too few common tasks) are blank too.
+    blank unless ``show_diagonal``; skipped pairs (too few common tasks) are blank too. Beyond ``max_workers``
+    workers only those with the most tasks in common with the others are drawn, and the subtitle says so.
     """
     c = list(result.classes).index(class_value)
     values = result.mi if show_diagonal else result.off_diagonal()
@@ -47,6 +54,12 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
                       if " (" in str(name))
     fig = make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04)
     order = natural_positions(result.workers)  # w2 before w10 (text order put w10, w11, ... first; walkthrough)
+    cut = ""
+    if len(order) > max_workers:
+        shared = np.asarray(result.n_common[c], dtype=np.float64).sum(axis=1)
+        kept = set(np.argsort(-shared, kind="stable")[:max_workers].tolist())
+        order = [i for i in order if i in kept]
+        cut = f" · the {max_workers:,} of {len(result.workers):,} workers with the most tasks in common (all in the CSV)"
     workers = [str(result.workers[i]) for i in order]
     both = np.ix_(order, order)
     for layer in range(n_panels):
@@ -63,7 +76,7 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         # a short title and the details below it: one long line was cut at 900 px
         title={"text": f"Mutual information between workers, class {class_value}",
                "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"
-                                    + (f" · {roles}" if roles else "")}},
+                                    + (f" · {roles}" if roles else "") + cut}},
         height=max(360, 22 * len(workers) + 160), width=max(700, n_panels * (18 * len(workers) + 120)),
         margin={"l": 40, "r": 40, "t": 110, "b": 40})
     return fig
