@@ -1003,6 +1003,15 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
             progress.add_message(f"{display_name(method)}: {text}")
     if any(s == "cancelled" for s in model.run_status_):
         entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
+    elif ctx.cancel_event.is_set() and summary is not None:
+        # cancelled while the candidates trained: the choice was made among those trained by then (a cancelled
+        # choice of the layers said "finished" though its 2-layer candidates never trained; walkthrough, tenth
+        # session)
+        trained = sorted({int(c["layers"]) for c in entry["selection"].get("candidates") or []
+                          if c.get("start") in ("mv", "ds") and c.get("layers") is not None})
+        entry.update(status="cancelled", message="cancelled while its candidates trained; the labels are the "
+                                                 "choice among those trained by then"
+                                                 + (f" (layers {', '.join(map(str, trained))})" if trained else ""))
     elif any(s == "diverged" for s in model.run_status_):
         entry["message"] = "; ".join(m for m in model.run_messages_ if m)
     if model.dead_units_:
@@ -1101,7 +1110,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     _save_comparison(ctx, metrics, labels_by_method, primary_model, primary_codes)
     done = ", ".join(method_name(m) for m in labels_by_method)
     if cancelled_during:
-        return "cancelled", f"cancelled during {cancelled_during}; labels kept for: {done}"
+        when = cancelled_during if cancelled_during.startswith("before ") else f"during {cancelled_during}"
+        return "cancelled", f"cancelled {when}; labels kept for: {done}"  # ("cancelled during before ..." read badly)
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
         return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(

@@ -157,6 +157,21 @@ def test_cancel_leaves_a_consistent_reopenable_run(manager):
     assert not manager.cancel(run_id)  # nothing left to cancel
 
 
+def test_a_cancelled_choice_of_the_layers_is_not_called_finished(manager):
+    # cancelled while choosing the depth: DEEM said "finished" though its 2-layer candidates never trained, and the
+    # run said "cancelled during before Majority vote" (walkthrough, tenth session)
+    data, _ = tiny(200)
+    run_id = manager.submit("train", {"methods": ["deem", "mv"], "n_layers": "auto", "epochs": 300,
+                                      "device": "cpu"}, data=data)
+    wait_for(lambda: manager.snapshot(run_id).steps_done >= 320, timeout=120)  # into the second depth
+    assert manager.cancel(run_id)
+    snap = manager.wait(run_id, timeout=60)
+    assert snap.status == "cancelled"
+    assert snap.message == "cancelled during DEEM; labels kept for: DEEM, Majority vote", snap.message
+    entry = manager.store.load(run_id, with_data=False).extras["metrics"]["deem"]
+    assert entry["status"] == "cancelled" and entry["message"].startswith("cancelled"), entry
+
+
 def test_jobs_queue_in_order_and_say_behind_whom(manager):
     for name in "abc":
         GATES[name] = threading.Event()
