@@ -272,7 +272,11 @@ class GatheredNetwork:
     parameter update.
     """
 
-    def __init__(self, network: DEEMNetwork, workers: torch.Tensor, mask: torch.Tensor, train: bool = False):
+    def __init__(self, network: DEEMNetwork, workers: torch.Tensor, mask: torch.Tensor, train: bool = False,
+                 shared: tuple | None = None):
+        """``shared``: :meth:`irbm_table` of ``network`` made once for many batches of an unchanged network (it is
+        O(d K^2); made per batch, scoring 240,000 completed tasks of 500 workers x 200 classes took minutes and
+        GBs; attack round 6)."""
         self.network = network
         r, b, a = workers.shape
         k, d, n_layers = network.n_classes, network.n_workers, network.n_layers
@@ -323,12 +327,7 @@ class GatheredNetwork:
                 biases = per_slot[:, :, k * k + k:]
             else:
                 # ---- every per-worker parameter in one table (R, d, F), gathered with one index_select
-                w, a_vis, b_hid = network.effective_irbm()
-                missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
-                base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
-                centred = missing - base  # (R, d, K), centred[..., 0] = 0
-                table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
-                                  + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+                table, b_hid, centred_sum, base_sum, dtype = shared if shared is not None else self.irbm_table(network)
                 gathered_rows = table.reshape(r * d, -1).index_select(0, self._rows).view(r, b, a, -1)
                 per_slot = gathered_rows.permute(0, 2, 3, 1).contiguous()  # (R, A, F, B)
                 irbm_w, irbm_a, own_centred, own_base, biases = per_slot.split([k * k, k, k, 1, n_layers * k], dim=2)
@@ -352,9 +351,23 @@ class GatheredNetwork:
                 self.offset = -own_base.double()
             else:
                 # the sums over all d workers are O(d) large: added up in float64 and rounded once
-                total = (b_hid.double() + centred.sum(1, dtype=torch.float64)).unsqueeze(-1)
-                self.hidden_bias = (total - own_centred).to(a_vis.dtype)
-                self.offset = base.sum((1, 2), dtype=torch.float64).unsqueeze(-1) - own_base
+                total = (b_hid.double() + centred_sum).unsqueeze(-1)
+                self.hidden_bias = (total - own_centred).to(dtype)
+                self.offset = base_sum.unsqueeze(-1) - own_base
+
+    @staticmethod
+    def irbm_table(network: DEEMNetwork) -> tuple:
+        """For ``bias="irbm"``: every worker's iRBM parameters and partition in one (R, d, F) table, the hidden bias,
+        and the partitions' sums over all workers (float64): what every batch of tasks reads."""
+        r, d, k = network.n_runs, network.n_workers, network.n_classes
+        w, a_vis, b_hid = network.effective_irbm()
+        missing = torch.logsumexp(a_vis.unsqueeze(-1) + w, dim=2)  # (R, d, K)
+        base = missing[..., :1]  # class-independent part, kept apart (it is large when d is)
+        centred = missing - base  # (R, d, K), centred[..., 0] = 0
+        table = torch.cat([w.reshape(r, d, k * k), a_vis, centred, base]
+                          + [bias.view(r, d, k) for bias in network.layer_biases], dim=2)
+        return (table, b_hid, centred.sum(1, dtype=torch.float64), base.sum((1, 2), dtype=torch.float64),
+                a_vis.dtype)
 
     # ------------------------------------------------------------------ gather / scatter
     @staticmethod
@@ -718,6 +731,10 @@ class _TrainingPass(torch.autograd.Function):
 
 
 # ---------------------------------------------------------------------------------------------- whole data
+#: memory the gathered per-slot parameters of one batch of tasks may take in :func:`free_energy_of_tasks`
+TASK_BATCH_BYTES = 256 << 20
+
+
 @torch.no_grad()
 def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Tensor | None = None,
                          batch_size: int = 8192, inputs: torch.Tensor | None = None,
@@ -733,6 +750,13 @@ def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Te
     if tasks is None:
         tasks = torch.arange(answers.n_tasks, device=device)
     energies, posteriors = [], []
+    # tasks per batch within TASK_BATCH_BYTES: each slot gathers its worker's K x K weights (and a layer a x a
+    # blocks of them), several copies: 8,192 tasks of 3 answers x 200 classes took 8 GB (attack round 6)
+    counts = answers.counts()
+    most = max(1, int(counts.max())) if counts.numel() else 1
+    per_task = 4 * 4 * r * most * (k * k * (1 + network.n_layers * most) + k * (2 + network.n_layers) + 1)
+    batch_size = max(1, min(int(batch_size), TASK_BATCH_BYTES // per_task))
+    shared = GatheredNetwork.irbm_table(network) if network.bias != "prior" and tasks.numel() > batch_size else None
     for start in range(0, tasks.numel(), batch_size):
         batch = tasks[start:start + batch_size].unsqueeze(0).expand(r, -1)
         slots = answers.slots(batch)
@@ -740,7 +764,7 @@ def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Te
             x = (inputs[slots.answer] * slots.mask.unsqueeze(-1)).permute(0, 2, 3, 1).contiguous()
         else:
             x = answers.one_hot_fm(slots.answer, slots.mask, k)
-        gathered = GatheredNetwork(network, slots.workers, slots.mask)
+        gathered = GatheredNetwork(network, slots.workers, slots.mask, shared=shared)
         energy, logits = gathered.free_energy_and_logits(x, slots.mask_fm)
         energies.append(energy)
         posteriors.append(torch.softmax(logits, dim=1).transpose(1, 2))
