@@ -162,6 +162,8 @@ class RunAnalysis:
     n_predicted: int | None = None
     dead_since: int | None = None
     positive_rise: float = 0.0
+    positive_swing: float = 0.0  # how far the positive energy went above its first value, at any epoch
+    positive_swing_epoch: int | None = None
     positive_rise_epoch: int | None = None
     negative_rise: float = 0.0
     negative_rise_epoch: int | None = None
@@ -284,6 +286,8 @@ def analyse_run(s: dict[str, Any], run: int, sign: float, n_reference: int | Non
     elif reference is None:
         a.negative_rise, a.negative_rise_epoch = _rise(neg, epochs, late)
     a.positive_drop = float(pos[0] - np.min(pos))
+    high = int(np.argmax(pos))
+    a.positive_swing, a.positive_swing_epoch = float(pos[high] - pos[0]), int(epochs[high])
     a.start = float(u[0])
     a.lowest = float(np.min(u))
     a.largest_excursion = float(np.max(np.abs(u)))
@@ -381,6 +385,12 @@ def recommend(
             a.problems.append("energy-rises")
             a.reason = a.reason or (f"the positive energy (data) rises by {_fmt(a.positive_rise)} after epoch "
                                     f"{a.positive_rise_epoch}: the model explains the data less and less")
+        if a.positive_swing > RISE_TOLERANCE * scale and not a.problems:
+            # up and back down again within the epochs: the second half's rise above missed it, and the small net
+            # fall made a learning rate of 3 "too small" next to a good 1 (walkthrough, tenth session)
+            a.problems.append("energy-rises")
+            a.reason = (f"the positive energy (data) swings up by {_fmt(a.positive_swing)} above its start (epoch "
+                        f"{a.positive_swing_epoch}) before it comes back: the steps overshoot")
         if a.negative_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
             a.reason = a.reason or (f"the negative energy (model samples) rises by {_fmt(a.negative_rise)} after "
