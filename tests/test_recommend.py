@@ -87,6 +87,19 @@ def test_rising_positive_energy_is_dropped():
     assert recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.03, **calm)), smoothing=0.0).verdicts[0.03].keep
 
 
+def test_a_positive_energy_that_swings_up_and_back_is_too_large_not_too_small():
+    # the data energy rose from 4.1 to 5.5 by epoch 11 and came back to 4.3: its small net fall made a rate of 3
+    # "too small - hardly learns" beside a good 1 (walkthrough, tenth session)
+    swing = np.concatenate([ramp(-10.0, -7.0, 11)[:11], ramp(-7.0, -10.2, T - 11)[: T - 11]])
+    swinging = dict(difference=dip(-1.0, -2.0, -1.6), positive=swing)
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=3.0, **swinging))
+    rec = recommend(curves, smoothing=0.0)
+    verdict = rec.verdicts[3.0]
+    assert not verdict.keep and verdict.label == "too large", verdict
+    assert "swings up by 3" in verdict.reason and "epoch 11" in verdict.reason
+    assert rec.lr == 0.01
+
+
 def test_rising_negative_energy_is_dropped_but_sampler_burn_in_is_not():
     # every run's negative energy rises with the reference's (sampler burn-in): not a reason to drop;
     # a run whose negative energy keeps rising beyond the reference in the second half is dropped
