@@ -347,3 +347,10 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     assert "\r" not in err
     lines = [line for line in err.splitlines() if ": epoch " in line]
     assert lines == [lines[-1]] and lines[-1].startswith("DEEM: epoch 3 of 3 (100%), ")  # a short run: the end only
+    # a Label Studio file of the same labels names the fallback in its model version (walkthrough, tenth session)
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "ls.json"), "--output-format", "label-studio",
+                 "--epochs", "3", "--no-progress"]) == 0
+    import json
+    versions = {p["model_version"] for item in json.loads((tmp_path / "ls.json").read_text())
+                for p in item["predictions"]}
+    assert len(versions) == 1 and versions.pop().endswith(", labels from cluster-weighted Dawid-Skene (safety rule)")

@@ -52,14 +52,17 @@ def write_labels(results, path: Path, fmt: str | None = None, context=None, mode
     return write_results(results, path, fmt, context=context, model_version=model_version)
 
 
-def _model_version(args: argparse.Namespace, spec) -> str:
-    """What a Label Studio prediction's model_version says: the method and its settings."""
+def _model_version(args: argparse.Namespace, spec, model=None) -> str:
+    """What a Label Studio prediction's model_version says: the method and its settings, and the fallback its
+    labels come from when they are not the trained model's (it said "DEEM (...)" for cluster-weighted Dawid-Skene's
+    labels while the dashboard's file named them; walkthrough, tenth session)."""
     if not spec.trains:
         return f"DEEM Studio, {spec.name} (seed {args.seed})"
     name = "iRBM" if args.method == "irbm" else "DEEM"
     layers = 0 if args.method == "irbm" else args.layers
+    fallback = getattr(model, "fallback_", None)
     return (f"{name} (layers {layers}, epochs {args.epochs}, lr {args.lr}, init {args.init}, seeds {args.seeds}, "
-            f"seed {args.seed})")
+            f"seed {args.seed})" + (f", labels from {fallback}" if fallback else ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
     with writing(output):
         write_labels(results, output, out_format, context=reading.label_studio,
-                     model_version=_model_version(args, spec))
+                     model_version=_model_version(args, spec, model))
     say(f"wrote {len(results)} labels to {output}")
     if args.model and model is not None:
         with writing(args.model, what=f"wrote the labels to {output}, but "):

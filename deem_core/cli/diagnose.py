@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         report_fit("DEEM", model)  # (a fallback of no layers was diagnosed without a word; walkthrough, tenth session)
         if model.n_layers_ != args.layers and args.layers != "auto":
             say(f"the diagnostics are of the model as fitted: {model.n_layers_} layer(s), not the {args.layers} "
-                f"asked for (the line above says why)")
+                f"asked for (the choice lines above say why)")
     diagnostics = run_diagnostics(
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
         subset_worker=args.subset_worker, subset_label=args.subset_label,
