@@ -75,12 +75,18 @@ def diagnostics_of(diag_id: str | None, model: str) -> bool:
 def shown_diagnostics(model: str) -> str | None:
     """The diagnostics to show: this session's latest when they are of this run's ``model``, else this workspace's
     latest saved ones of it (after a reload, or when another run was trained since: never another run's, which
-    showed under this run's name and in its downloads' file names)."""
+    showed under this run's name and in its downloads' file names), else those its owner saved (someone with the
+    run's link was asked to compute them again; walkthrough, tenth session)."""
     mine = st.session_state.get("diag_run")
     if diagnostics_of(mine, model):
         return mine
-    saved = mgr.store.list(owner=common.workspace(), kinds=["diagnostics"], statuses=["queued", "running", "finished"])
-    return next((r for r in saved["run_id"] if diagnostics_of(r, model)), None)
+    owners_of = [common.workspace()] + [o for o in [record.get("owner")] if o and o != common.workspace()]
+    for owner in owners_of:
+        saved = mgr.store.list(owner=owner, kinds=["diagnostics"], statuses=["queued", "running", "finished"])
+        found = next((r for r in saved["run_id"] if diagnostics_of(r, model)), None)
+        if found:
+            return found
+    return None
 
 
 diag_id = shown_diagnostics(method)

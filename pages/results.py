@@ -123,6 +123,9 @@ if review and "confidence" in view:
     view = view.sort_values("confidence", kind="stable")
 st.caption(f"{len(view):,} of {len(frame):,} tasks")
 shown = view.reset_index()
+# a column with no value at all (a fallback's seed agreement) is left out: its cells read "None" (walkthrough, tenth
+# session); the downloads keep it, empty
+shown = shown.drop(columns=[c for c in ("seed_agreement", "free_energy") if c in shown and shown[c].isna().all()])
 if not pd.api.types.is_integer_dtype(shown["task"]):  # whole-number task ids stay numbers (they sort as numbers)
     shown["task"] = shown["task"].astype(str)
 common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
@@ -131,8 +134,9 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
     **{col: st.column_config.NumberColumn(f"p({escape_controls(str(col)[2:])})", format="%.3f") for col in proba_cols},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
-                                                 help="high = an unusual pattern of answers (empty when the labels "
-                                                      "are majority vote's: it has no energy)"),
+                                                 help="high = an unusual pattern of answers under the model the labels "
+                                                      "come from (a fallback's own model; none for majority "
+                                                      "vote)"),
     "seed_agreement": st.column_config.NumberColumn("seed agreement", format="%.3f",
                                                     help="share of the seeds that give this label (always 1 "
                                                          "with one seed: set Seeds above 1 on Train to use it; "

@@ -535,6 +535,14 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
         no_problem(fresh)
         assert f"run `{diag}`" in texts(fresh) and len(fresh.get("plotly_chart")) >= 3
     assert len(list(runs_dir.iterdir())) == saved  # nothing computed again
+    # someone else with the run's link sees the diagnostics its owner saved (read-only; walkthrough, tenth session)
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params["run"] = run_b
+    other.run()
+    other.switch_page("pages/diagnostics.py").run()
+    no_problem(other)
+    assert other.session_state["owner_key"] != at.session_state["owner_key"]
+    assert f"run `{diag_b}`" in texts(other) and len(other.get("plotly_chart")) >= 3
 
 
 def sampled_answers_csv(n_tasks: int, n_workers: int, per_task: int, seed: int) -> bytes:
@@ -951,6 +959,8 @@ def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir
     assert picker.value == "deem" and "DEEM (labels from cluster-weighted Dawid-Skene)" in picker.options
     assert "These labels come from cluster-weighted Dawid-Skene (safety rule): the file names end in “_fallback”" in (
         unescape(texts(at)))
+    table = labels_table(at)  # no "None" column for a seed agreement nothing was trained for
+    assert "seed_agreement" not in table.columns and table["free_energy"].notna().all()
     entry = get_manager().store.load(run_id, with_data=False).extras["metrics"]["deem"]
     assert common.labels_from(entry) == "cluster-weighted Dawid-Skene (safety rule)"
     assert common.download_stem(run_id, "deem", entry) == f"deem_{run_id}_deem_fallback"
