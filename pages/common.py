@@ -302,7 +302,7 @@ def labels_from(entry: dict | None) -> str | None:
 
 
 def download_stem(run_id: str, method: str, entry: dict | None) -> str:
-    """The start of a method's download file names: ``deem_<run>_<method>``, with ``_fallback`` when its labels are
+    """The start of a method's download file names: ``deem_<run>_<method>``, then ``_fallback`` when its labels are
     a fallback's (the files said "deem" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
     return f"deem_{run_id}_{method}" + ("_fallback" if labels_from(entry) else "")
 

@@ -152,7 +152,7 @@ if len(view) < len(frame):  # (the filters narrow the table, not the files; walk
 stem = common.download_stem(run_id, method, metrics.get(method))
 fallback = common.labels_from(metrics.get(method))
 if fallback:
-    st.caption(common.safe(f"These labels come from {fallback}: the file names end in “_fallback”, and the Label "
+    st.caption(common.safe(f"These labels come from {fallback}: the file names hold “_fallback”, and the Label "
                            f"Studio predictions' model version and the run configuration say so."))
 
 

@@ -957,7 +957,7 @@ def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir
     no_problem(at)
     picker = at.selectbox(key=f"results_method_{run_id}")
     assert picker.value == "deem" and "DEEM (labels from cluster-weighted Dawid-Skene)" in picker.options
-    assert "These labels come from cluster-weighted Dawid-Skene (safety rule): the file names end in “_fallback”" in (
+    assert "These labels come from cluster-weighted Dawid-Skene (safety rule): the file names hold “_fallback”" in (
         unescape(texts(at)))
     table = labels_table(at)  # no "None" column for a seed agreement nothing was trained for
     assert "seed_agreement" not in table.columns and table["free_energy"].notna().all()
