@@ -1001,14 +1001,14 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     for text in model.run_messages_:
         if text:
             progress.add_message(f"{display_name(method)}: {text}")
+    # the depths whose candidates trained (a cancel while choosing the layers leaves the deeper ones out)
+    trained = sorted({int(c["layers"]) for c in (entry.get("selection") or {}).get("candidates") or []
+                      if c.get("start") in ("mv", "ds") and c.get("layers") is not None})
     if any(s == "cancelled" for s in model.run_status_):
         entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
-    elif ctx.cancel_event.is_set() and summary is not None:
-        # cancelled while the candidates trained: the choice was made among those trained by then (a cancelled
-        # choice of the layers said "finished" though its 2-layer candidates never trained; walkthrough, tenth
-        # session)
-        trained = sorted({int(c["layers"]) for c in entry["selection"].get("candidates") or []
-                          if c.get("start") in ("mv", "ds") and c.get("layers") is not None})
+    elif ctx.cancel_event.is_set() and model.n_layers == "auto" and trained != sorted(SELECTION_DEPTHS):
+        # the choice was made among the candidates trained by then (a cancelled choice of the layers said
+        # "finished" though its 2-layer candidates never trained; walkthrough, tenth session)
         entry.update(status="cancelled", message="cancelled while its candidates trained; the labels are the "
                                                  "choice among those trained by then"
                                                  + (f" (layers {', '.join(map(str, trained))})" if trained else ""))
