@@ -271,7 +271,13 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
     if len(evidence):  # the criterion per candidate and reference, as a table
         common.evidence_table(evidence)
 
-labels = {method_name(method): frame["label"] for method, frame in results.items()}
+def named(method: str) -> str:
+    """A method's name on this page's charts and pickers; labels from a fallback say whose they are (the charts said
+    "DEEM" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
+    return common.labelled_method_name(method, metrics.get(method))
+
+
+labels = {named(method): frame["label"] for method, frame in results.items()}
 # one above the other: side by side, at 900 px the heatmap's cells could not be read and the bars' legend lay on
 # them (walkthrough, ninth session)
 left, right = st.container(), st.container()
@@ -302,7 +308,7 @@ with right:
 
 if loaded.gold is not None and len(loaded.gold):
     st.markdown("**Against the gold labels**")
-    method = st.selectbox("Confusion matrix of", list(results), format_func=method_name,
+    method = st.selectbox("Confusion matrix of", list(results), format_func=named,
                           key=f"train_confusion_{run_id}")
     classes = loaded.data.classes if loaded.data is not None else None
     n_classes = len(classes) if classes is not None else int(results[method]["label"].nunique())

@@ -650,6 +650,11 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.run()  # the Train page of the finished run: no curve for labels nobody trained, and why
     methods = next(t.value for t in at.dataframe if "method" in t.value.columns)["method"]
     assert list(methods) == ["DEEM (labels from cluster-weighted Dawid-Skene)"]  # as on Results and in the Runs grid
+    # the charts and the confusion picker too (they said "DEEM"; walkthrough, tenth session)
+    picker = at.selectbox(key=f"train_confusion_{at.session_state['train_run']}")
+    assert picker.options == ["DEEM (labels from cluster-weighted Dawid-Skene)"]
+    charts = str([c.proto.spec for c in at.get("plotly_chart")])
+    assert "DEEM (labels from cluster-weighted Dawid-Skene)" in charts
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
     assert re.fullmatch(r"DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}", grid["summary"].iloc[0])
