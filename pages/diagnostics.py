@@ -63,13 +63,17 @@ with st.container(border=True):
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the diagnostics")
 
-def diagnostics_of(diag_id: str | None, model: str) -> bool:
-    """Whether ``diag_id`` is a diagnostics run of this training run's ``model``."""
-    try:
-        config = mgr.store.get(diag_id).get("config") or {} if diag_id else {}
-    except Exception:  # noqa: BLE001 - deleted since: not these
-        return False
+def diagnostics_of(config: dict | None, model: str) -> bool:
+    """Whether a diagnostics run's ``config`` is of this training run's ``model``."""
+    config = config or {}
     return config.get("source_run") == run_id and (config.get("method") or "deem") == model
+
+
+def config_of(diag_id: str | None) -> dict | None:
+    try:
+        return mgr.store.get(diag_id).get("config") if diag_id else None
+    except Exception:  # noqa: BLE001 - deleted since: none
+        return None
 
 
 def shown_diagnostics(model: str) -> str | None:
@@ -78,12 +82,12 @@ def shown_diagnostics(model: str) -> str | None:
     showed under this run's name and in its downloads' file names), else those its owner saved (someone with the
     run's link was asked to compute them again; walkthrough, tenth session)."""
     mine = st.session_state.get("diag_run")
-    if diagnostics_of(mine, model):
+    if diagnostics_of(config_of(mine), model):
         return mine
     owners_of = [common.workspace()] + [o for o in [record.get("owner")] if o and o != common.workspace()]
-    for owner in owners_of:
+    for owner in owners_of:  # (the listed rows carry their configs: no query per row)
         saved = mgr.store.list(owner=owner, kinds=["diagnostics"], statuses=["queued", "running", "finished"])
-        found = next((r for r in saved["run_id"] if diagnostics_of(r, model)), None)
+        found = next((r for r, c in zip(saved["run_id"], saved["config"]) if diagnostics_of(c, model)), None)
         if found:
             return found
     return None

@@ -209,9 +209,8 @@ row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_
                                                                   "dataset": record.get("dataset"),
                                                                   "fingerprint": record.get("fingerprint"),
                                                                   "config": config, "labels_from": {
-                                                                      m: common.labels_from(metrics.get(m))
-                                                                      for m in ordered
-                                                                      if common.labels_from(metrics.get(m))}},
+                                                                      m: source for m in ordered
+                                                                      if (source := common.labels_from(metrics.get(m)))}},
                                                                  indent=2),
                     file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
                     key="dl_config")
