@@ -318,6 +318,7 @@ def test_a_sweep_on_a_task_sample_keeps_the_updates_per_epoch(tmp_path):
 
 def _slow_to_stop(ctx):
     """A job that, once asked to cancel, still needs its gate to finish (like scoring after a cancelled training)."""
+    time.sleep(0.3)
     ctx.progress.start_phase("training", 10, "epoch")
     while not GATES[ctx.config["name"]].wait(0.01):
         pass
@@ -332,7 +333,9 @@ def test_a_cancelled_job_that_is_still_finishing_says_cancelling(manager):
 
     GATES["slow"] = threading.Event()
     run_id = manager.submit("slow_to_stop", {"name": "slow"})
-    wait_for(lambda: manager.snapshot(run_id).status == "running")
+    # the job is "running" a moment before it reports its phase (CI, tenth session, saw "starting" here): wait for it
+    wait_for(lambda: manager.snapshot(run_id).phase == "training")
+    assert manager.snapshot(run_id).status == "running"
     assert status_line(manager.snapshot(run_id)).startswith("training")
     assert manager.cancel(run_id)
     snap = manager.snapshot(run_id)
