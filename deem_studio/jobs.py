@@ -1237,8 +1237,10 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
                              max_tasks=cfg.get("max_tasks", DIAGNOSTICS_MAX_TASKS), progress=tell,
                              importance_runs=usable_runs(model)[:1])
     _check_cancel(ctx)
+    returned = source.summary.get(f"labels_from_{method}")
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
-                      title=f"DEEM diagnostics of run {source.run_id} ({method})")
+                      title=f"DEEM diagnostics of run {source.run_id} ({method_name(method)})",
+                      lead=own_model_sentence(source.run_id, method_name(method), returned) if returned else None)
     save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:
         progress.add_message(note)
@@ -1246,6 +1248,13 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
                          seconds={k: round(v, 3) for k, v in result.seconds.items()})
     return "finished", f"diagnostics of run {source.run_id} ({method_name(method)})"
+
+
+def own_model_sentence(run_id: str, name: str, returned: str) -> str:
+    """What a model's diagnostics explain when its run's labels are the safety rule's reference ``returned``."""
+    from deem_core.analysis.selection import own_model_note  # noqa: PLC0415
+
+    return own_model_note(name, returned, f"run {run_id}'s {name} labels (on Results and in its downloads)")
 
 
 #: tasks per subset the dashboard's worker importance is estimated on (a random sample beyond it, said in a note)

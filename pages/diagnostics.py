@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_studio.jobs import load_diagnostics_result, method_name, status_line  # noqa: E402
+from deem_studio.jobs import load_diagnostics_result, method_name, own_model_sentence, status_line  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -43,14 +43,27 @@ if not models:
 ds = common.dataset()
 classes = [str(c) for c in ds["data"].classes] if ds else []
 has_gold = bool(ds and ds.get("gold") is not None)
+summary = record.get("summary") or {}
+
+
+def model_name(model: str) -> str:
+    """A model's name in the picker: "DEEM (own model)" when the run's DEEM labels are the safety rule's reference
+    (the diagnostics explain the trained network, whose labels are not those on Results; the picker said "DEEM")."""
+    return method_name(model) + (" (own model)" if summary.get(f"labels_from_{model}") else "")
+
+
 with st.container(border=True):
     c = st.columns([1, 2, 1])
-    method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=method_name)
+    method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
+    returned = summary.get(f"labels_from_{method}")
+    own_labels = f"{method_name(method)}'s own model's labels" if returned else f"{method_name(method)}'s labels"
     subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
                               help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
     by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
-                        format_func={"gold": "gold labels", "predicted": "DEEM's labels"}.get)
+                        format_func={"gold": "gold labels", "predicted": own_labels}.get)
+    if returned:
+        st.caption(common.safe(own_model_sentence(run_id, method_name(method), returned)))
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
         config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
                   "subset_by": by}
@@ -213,7 +226,7 @@ with tab_quality:
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)
     kinds = ["empirical", "irbm"] + (["gold"] if quality.gold is not None else [])
-    kind_names = {"empirical": "DEEM's labels", "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
+    kind_names = {"empirical": own_labels, "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
     kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)
     common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib
 import io
 import json
@@ -949,6 +950,28 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     at.run()
     no_problem(at)
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
+
+
+def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_they_explain_the_own_model(runs_dir):
+    # the Diagnostics page's picker and class source said "DEEM" and "DEEM's labels" for a run whose DEEM labels are
+    # cluster-weighted Dawid-Skene's, and report.html did not say so (left at the tenth session's stop)
+    at = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3)
+    run_id = at.session_state["train_run"]
+    picker = at.selectbox(key=f"diag_method_{run_id}")
+    assert picker.value == "deem" and picker.options == ["DEEM (own model)"]
+    assert at.selectbox(key="diag_by").options == ["DEEM's own model's labels"]
+    sentence = (f"Run {run_id}'s DEEM labels (on Results and in its downloads) come from cluster-weighted Dawid-Skene "
+                f"(the safety rule). These diagnostics explain DEEM's own trained model, whose labels are not those.")
+    assert sentence in unescape(texts(at))
+    at.button(key="diag_launch").click().run()
+    diag_id = at.session_state["diag_run"]
+    assert wait_done(diag_id).status == "finished"
+    at.run()
+    no_problem(at)
+    assert at.radio(key=f"diag_q_kind_{diag_id}").options[0] == "DEEM's own model's labels"
+    report = (get_manager().store.run_dir(diag_id) / "diagnostics" / "report.html").read_text()
+    assert f"<h1>DEEM diagnostics of run {run_id} (DEEM)</h1>" in report
+    assert f"<p><b>{html.escape(sentence)}</b></p>" in report  # as text, at the top
 
 
 def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir):

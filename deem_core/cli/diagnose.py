@@ -48,6 +48,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics  # noqa: PLC0415
+    from deem_core.analysis.selection import own_model_note, safety_rule_reference  # noqa: PLC0415
     from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
@@ -105,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
         subset_worker=args.subset_worker, subset_label=args.subset_label,
         min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
+    returned = safety_rule_reference(getattr(model, "fallback_", None))
+    lead = own_model_note("DEEM", returned, "DEEM's labels") if returned else None
+    if lead:
+        say(lead)
     with writing(output):
-        paths = write_diagnostics(diagnostics, output, experts=experts)
+        paths = write_diagnostics(diagnostics, output, experts=experts, lead=lead)
     mi = diagnostics.mutual_information
     say(f"classes for the mutual information: {mi.class_source}")
     table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]

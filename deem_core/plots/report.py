@@ -71,10 +71,12 @@ def _table_html(frame: pd.DataFrame) -> str:
                          escape=True)
 
 
-def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = ()) -> dict[str, Path]:
+def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = (),
+                 lead: str | None = None) -> dict[str, Path]:
     """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv``,
     ``confusion_matrices.csv`` and ``report.html`` (self-contained: plotly.js is embedded once) into
-    ``directory`` (spreadsheet-safe, atomic). Returns ``{name: path}``."""
+    ``directory`` (spreadsheet-safe, atomic); ``lead``: a paragraph the report opens with (as text). Returns
+    ``{name: path}``."""
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -100,6 +102,7 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
              ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
              f"<h1>{_text(title)}</h1>",
+             f"<p><b>{_text(lead)}</b></p>" if lead else "",
              f"<p>Classes for the mutual information come from <b>{_text(mi.class_source)}</b>. "
              f"Importance subset: <b>{_text(importance.description)}</b>.</p>",
              "<h2>Notes</h2><ul>" + "".join(f"<li>{_text(n)}</li>" for n in diagnostics.notes) + "</ul>",
