@@ -127,6 +127,66 @@ def test_parquet_text_reads_as_before(tmp_path):
     assert list(shown["worker"]) == ["a", "a", "c", "b", "b"] and list(shown["label"]) == ["x", "x", "y", "", "y"]
 
 
+def test_a_parquet_preview_shows_each_cell_as_the_read_takes_it(tmp_path):
+    """The preview cleans the shown rows of all columns of one type together (a column at a time took 33 s for
+    100,000 worker columns; the tenth session's leftover); each cell is still the text the read takes (cast, a null
+    empty, spaces trimmed), cut for display."""
+    from deem_core.data.formats.sources import sources_of
+
+    cut = tables.PREVIEW_CHARS
+    long = "é" * (cut + 5)
+    words = pa.array(["x", "", " y ", "z" * (cut + 3), long, "  " + "q" * cut, "é", "x"])
+    table = pa.table({
+        "task": pa.array([f" t{i} " for i in range(8)]),
+        "ints": pa.array([1, None, 3, -4, 5, 6, 7, 8], pa.int64()),
+        "floats": pa.array([1.5, 2.0, None, 4.25, 1e20, 6.0, 7.0, 0.1]),
+        "bools": pa.array([True, False, None, True, True, False, True, False]),
+        "w1": pa.array(["a", " b", None, "c ", "a", "a", long, "d" * cut + " e"]),
+        "w2": pa.array(["x"] * 8),
+        # a dictionary whose values are empty, unused or repeated, and rows whose index is null
+        "w3": pa.DictionaryArray.from_arrays(pa.array([0, None, 2, 3, 3, 1, 5, 6], pa.int32()), words),
+        "w4": pa.array([" " * (cut + 2) + "z", "y" * cut + " ", "", None, "b", "b", "b", "b"]),
+    })
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(table, path, row_group_size=3)  # rows of a preview span row groups
+    opened = tables.ParquetTable(sources_of(path)[0], Limits())
+    full = pd.concat(list(opened.chunks(None)))
+    shown = opened.head(20)
+    assert shown.shape == (8, 8) and list(shown.columns) == list(table.column_names)
+    for column in table.column_names:
+        expected = ["" if pd.isna(v) else str(v) for v in full[column]]
+        expected = [v if len(v) <= cut else v[:cut] + "…" for v in expected]
+        got = list(shown[column])
+        assert all(type(v) is str for v in got), column
+        assert got == expected, column
+    assert list(shown["ints"]) == ["1", "", "3", "-4", "5", "6", "7", "8"]
+    assert list(shown["w3"])[:3] == ["x", "", "y"] and shown["w3"].iloc[3] == "z" * cut + "…"
+    assert shown["w1"].iloc[6] == "é" * cut + "…" and shown["w1"].iloc[7] == "d" * cut + "…"
+    assert shown["w4"].iloc[0] == "z" and shown["w4"].iloc[1] == "y" * cut and shown["w3"].iloc[6] == "q" * cut
+
+
+def test_a_parquet_preview_makes_as_many_pyarrow_calls_for_2000_worker_columns_as_for_20(tmp_path, monkeypatch):
+    # a column at a time (several pyarrow calls and a Series each), 100,000 worker columns took 33 s to preview
+    # where their CSV took 1.8 s (benchmarks/results/wide_preview.txt)
+    import pyarrow.compute as pc
+
+    calls = []
+    real = pc.utf8_slice_codeunits
+    monkeypatch.setattr(pc, "utf8_slice_codeunits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counted = {}
+    for n in (20, 2000):
+        rng = np.random.default_rng(n)
+        table = pa.table({"task": [f"t{i}" for i in range(30)],
+                          **{f"w{j}": rng.choice(["a", "b", "c"], 30) for j in range(n)}})
+        path = tmp_path / f"wide{n}.parquet"
+        pq.write_table(table, path)
+        calls.clear()
+        shown = preview(path).frame
+        assert shown.shape == (20, n + 1) and set(shown["w7"]) <= {"a", "b", "c"}
+        counted[n] = len(calls)
+    assert 0 < counted[2000] == counted[20], counted
+
+
 def test_a_long_value_in_a_preview_is_cut_for_display(tmp_path):
     path = dictionary_parquet(tmp_path / "long.parquet", 50_000, 5)
     shown = preview(path).frame
