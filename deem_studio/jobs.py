@@ -1240,7 +1240,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     returned = source.summary.get(f"labels_from_{method}")
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
                       title=f"DEEM diagnostics of run {source.run_id} ({method_name(method)})",
-                      lead=own_model_sentence(source.run_id, method_name(method), returned) if returned else None)
+                      lead=returned_model_sentence(source.run_id, method_name(method), returned) if returned else None)
     save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:
         progress.add_message(note)
@@ -1250,11 +1250,11 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     return "finished", f"diagnostics of run {source.run_id} ({method_name(method)})"
 
 
-def own_model_sentence(run_id: str, name: str, returned: str) -> str:
+def returned_model_sentence(run_id: str, name: str, returned: str) -> str:
     """What a model's diagnostics explain when its run's labels are the safety rule's reference ``returned``."""
-    from deem_core.analysis.selection import own_model_note  # noqa: PLC0415
+    from deem_core.analysis.selection import returned_model_note  # noqa: PLC0415
 
-    return own_model_note(name, returned, f"run {run_id}'s {name} labels (on Results and in its downloads)")
+    return returned_model_note(name, returned, f"run {run_id}'s {name} labels (on Results and in its downloads)")
 
 
 #: tasks per subset the dashboard's worker importance is estimated on (a random sample beyond it, said in a note)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_studio.jobs import load_diagnostics_result, method_name, own_model_sentence, status_line  # noqa: E402
+from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -47,23 +47,24 @@ summary = record.get("summary") or {}
 
 
 def model_name(model: str) -> str:
-    """A model's name in the picker: "DEEM (own model)" when the run's DEEM labels are the safety rule's reference
-    (the diagnostics explain the trained network, whose labels are not those on Results; the picker said "DEEM")."""
-    return method_name(model) + (" (own model)" if summary.get(f"labels_from_{model}") else "")
+    """A model's name in the picker, as on Results: "DEEM (labels from cluster-weighted Dawid-Skene)" when the run's
+    DEEM labels are the safety rule's reference, which its saved model holds (the picker said "DEEM")."""
+    returned = summary.get(f"labels_from_{model}")
+    return method_name(model) + (f" (labels from {returned})" if returned else "")
 
 
 with st.container(border=True):
     c = st.columns([1, 2, 1])
     method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
     returned = summary.get(f"labels_from_{method}")
-    own_labels = f"{method_name(method)}'s own model's labels" if returned else f"{method_name(method)}'s labels"
+    own_labels = f"{method_name(method)}'s labels" + (f" (from {returned})" if returned else "")
     subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
                               help="worker importance on these tasks (selected) against the others (rest); "
                                    "empty = all tasks")
     by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
                         format_func={"gold": "gold labels", "predicted": own_labels}.get)
     if returned:
-        st.caption(common.safe(own_model_sentence(run_id, method_name(method), returned)))
+        st.caption(common.safe(returned_model_sentence(run_id, method_name(method), returned)))
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
         config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
                   "subset_by": by}

@@ -952,23 +952,32 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
 
 
-def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_they_explain_the_own_model(runs_dir):
+def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_explain(runs_dir):
     # the Diagnostics page's picker and class source said "DEEM" and "DEEM's labels" for a run whose DEEM labels are
-    # cluster-weighted Dawid-Skene's, and report.html did not say so (left at the tenth session's stop)
+    # cluster-weighted Dawid-Skene's (its saved model is that reference as a network of no layers, so are the
+    # diagnostics), and report.html did not say so (left at the tenth session's stop)
     at = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3)
     run_id = at.session_state["train_run"]
     picker = at.selectbox(key=f"diag_method_{run_id}")
-    assert picker.value == "deem" and picker.options == ["DEEM (own model)"]
-    assert at.selectbox(key="diag_by").options == ["DEEM's own model's labels"]
+    assert picker.value == "deem" and picker.options == ["DEEM (labels from cluster-weighted Dawid-Skene)"]
+    assert at.selectbox(key="diag_by").options == ["DEEM's labels (from cluster-weighted Dawid-Skene)"]
     sentence = (f"Run {run_id}'s DEEM labels (on Results and in its downloads) come from cluster-weighted Dawid-Skene "
-                f"(the safety rule). These diagnostics explain DEEM's own trained model, whose labels are not those.")
+                f"(the safety rule), and so do these diagnostics: the model diagnosed is cluster-weighted Dawid-Skene "
+                f"written as a network of no layers, not a trained DEEM.")
     assert sentence in unescape(texts(at))
     at.button(key="diag_launch").click().run()
     diag_id = at.session_state["diag_run"]
     assert wait_done(diag_id).status == "finished"
     at.run()
     no_problem(at)
-    assert at.radio(key=f"diag_q_kind_{diag_id}").options[0] == "DEEM's own model's labels"
+    assert at.radio(key=f"diag_q_kind_{diag_id}").options[0] == "DEEM's labels (from cluster-weighted Dawid-Skene)"
+    # what the page says is what was computed: the diagnostics' classes are the labels Results shows
+    from deem_studio.jobs import load_diagnostics_result
+    result = load_diagnostics_result(get_manager().store, diag_id)
+    shown = get_manager().store.load(run_id, with_data=False).results["deem"]  # the table Results shows
+    counts = shown["label"].astype(str).value_counts()
+    assert {str(c): int(n) for c, n in zip(result.mutual_information.classes,
+                                            result.mutual_information.class_counts) if n} == counts.to_dict()
     report = (get_manager().store.run_dir(diag_id) / "diagnostics" / "report.html").read_text()
     assert f"<h1>DEEM diagnostics of run {run_id} (DEEM)</h1>" in report
     assert f"<p><b>{html.escape(sentence)}</b></p>" in report  # as text, at the top

@@ -344,9 +344,9 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     err = capsys.readouterr().err  # (captured: not a terminal)
     assert "DEEM: lr 0.01; the labels come from cluster-weighted Dawid-Skene, returned by the safety rule" in err
     assert "the diagnostics are of the model as fitted: 0 layer(s), not the 1 asked for" in err
-    # and that they explain the trained model, not the labels the safety rule returned (on stderr and in the report)
-    lead = ("DEEM's labels come from cluster-weighted Dawid-Skene (the safety rule). These diagnostics explain DEEM's "
-            "own trained model, whose labels are not those.")
+    # and that they are of the reference the safety rule returned (on stderr and in the report)
+    lead = ("DEEM's labels come from cluster-weighted Dawid-Skene (the safety rule), and so do these diagnostics: the "
+            "model diagnosed is cluster-weighted Dawid-Skene written as a network of no layers, not a trained DEEM.")
     assert lead in err
     import html
     assert f"<p><b>{html.escape(lead)}</b></p>" in (tmp_path / "diag" / "report.html").read_text()

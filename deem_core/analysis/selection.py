@@ -45,7 +45,7 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
-           "own_model_note",
+           "returned_model_note",
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "EVIDENCE_CAPTION",
            "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
@@ -332,11 +332,12 @@ def safety_rule_reference(fallback: str | None) -> str | None:
     return fallback.removesuffix(SAFETY_RULE) if fallback and fallback.endswith(SAFETY_RULE) else None
 
 
-def own_model_note(name: str, returned: str, labels: str = "the labels") -> str:
+def returned_model_note(name: str, returned: str, labels: str = "the labels") -> str:
     """What diagnostics of a model named ``name`` explain when its ``labels`` are the safety rule's reference
-    ``returned``: the trained network, not those labels (they said "DEEM's labels" for the network's)."""
-    return (f"{labels[:1].upper()}{labels[1:]} come from {returned} (the safety rule). These diagnostics explain "
-            f"{name}'s own trained model, whose labels are not those.")
+    ``returned``: that reference, which the fitted model holds as a network of no layers (they said "DEEM" and
+    "DEEM's labels", as if a trained DEEM were diagnosed)."""
+    return (f"{labels[:1].upper()}{labels[1:]} come from {returned} (the safety rule), and so do these diagnostics: "
+            f"the model diagnosed is {returned} written as a network of no layers, not a trained {name}.")
 
 
 def safety_rule_sentence(summary: dict) -> str | None:

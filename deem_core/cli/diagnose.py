@@ -48,7 +48,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics  # noqa: PLC0415
-    from deem_core.analysis.selection import own_model_note, safety_rule_reference  # noqa: PLC0415
+    from deem_core.analysis.selection import returned_model_note, safety_rule_reference  # noqa: PLC0415
     from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         subset_worker=args.subset_worker, subset_label=args.subset_label,
         min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
     returned = safety_rule_reference(getattr(model, "fallback_", None))
-    lead = own_model_note("DEEM", returned, "DEEM's labels") if returned else None
+    lead = returned_model_note("DEEM", returned, "DEEM's labels") if returned else None
     if lead:
         say(lead)
     with writing(output):
