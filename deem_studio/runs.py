@@ -88,7 +88,18 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS picks (
+    owner        TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    pick         TEXT NOT NULL,
+    saved_at     REAL NOT NULL,
+    PRIMARY KEY (owner, fingerprint)
+);
 """
+#: picked learning rates kept per owner (one per data set, the latest ones)
+PICKS_PER_OWNER = 50
+#: characters of a stored pick (a rate, where it comes from, a run id and a time)
+MAX_PICK_CHARS = 1_000
 _COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_workers", "n_classes",
             "device", "created_at", "started_at", "finished_at", "message", "messages", "config", "summary",
             "host", "pid", "name")
@@ -492,6 +503,37 @@ class RunStore:
         return atomic_write_text(self.run_dir(run_id) / "error.txt", text)
 
     # -- reading
+    def save_pick(self, owner: str, fingerprint: str, pick: Mapping[str, Any]) -> None:
+        """Keep ``owner``'s picked learning rate for the data set ``fingerprint`` (replacing the one before; only
+        the latest :data:`PICKS_PER_OWNER` data sets' are kept): a reload brings it back, where it was lost with the
+        browser's session (walkthrough, tenth session)."""
+        text = json.dumps(dict(pick), default=str)
+        if not owner or not fingerprint or len(text) > MAX_PICK_CHARS:
+            return
+        with self._write_lock, closing(self._connect()) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute("INSERT OR REPLACE INTO picks (owner, fingerprint, pick, saved_at) VALUES (?, ?, ?, ?)",
+                            (str(owner), str(fingerprint), text, time.time()))
+                con.execute("DELETE FROM picks WHERE owner = ? AND fingerprint NOT IN (SELECT fingerprint FROM picks "
+                            "WHERE owner = ? ORDER BY saved_at DESC, rowid DESC LIMIT ?)",
+                            (str(owner), str(owner), PICKS_PER_OWNER))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def pick(self, owner: str, fingerprint: str) -> dict[str, Any] | None:
+        """``owner``'s last picked learning rate for the data set ``fingerprint`` (None when none was kept)."""
+        rows = self._query("SELECT pick FROM picks WHERE owner = ? AND fingerprint = ?", (str(owner), str(fingerprint)))
+        if not rows:
+            return None
+        try:
+            pick = json.loads(rows[0]["pick"])
+            return pick if isinstance(pick, dict) and math.isfinite(float(pick.get("lr"))) else None
+        except (TypeError, ValueError):
+            return None
+
     def get(self, run_id: str) -> dict[str, Any]:
         """The index row of one run (config, summary and messages decoded). Raises :class:`RunNotFound`."""
         return self._require(run_id)

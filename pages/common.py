@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 import string
 import threading
 import time
@@ -398,10 +399,32 @@ def lr_pick() -> dict[str, Any] | None:
     return pick if pick and pick.get("fingerprint") == data_key() else None
 
 
-def set_lr_pick(lr: float, source: str, sweep: str | None = None) -> None:
+def set_lr_pick(lr: float, source: str, sweep: str | None = None, keep: bool = True) -> None:
+    """Pick the learning rate training uses on the active data set; ``keep``: also kept for this workspace in the
+    run store, so that a reload brings it back (:func:`kept_lr_pick`)."""
     st.session_state.pop("_train_lr_typed_out", None)  # a rate typed out of range on the Train page gives way
-    st.session_state["lr_pick"] = {"lr": float(lr), "fingerprint": data_key(), "source": source, "sweep": sweep,
-                                   "at": time.time()}
+    pick = {"lr": float(lr), "fingerprint": data_key(), "source": source, "sweep": sweep, "at": time.time()}
+    st.session_state["lr_pick"] = pick
+    if keep and pick["fingerprint"]:
+        try:
+            manager().store.save_pick(workspace(), pick["fingerprint"], pick)
+        except (OSError, sqlite3.Error):  # the session keeps it; only a reload would not bring it back
+            pass
+
+
+def kept_lr_pick() -> bool:
+    """Bring back this workspace's last pick on the active data set (after a reload: the pick, and where it came
+    from, were lost with the browser's session and the address's run put its own rate in their place; walkthrough,
+    tenth session). Returns whether one was kept."""
+    key = data_key()
+    try:
+        pick = manager().store.pick(workspace(), key) if key else None
+    except (OSError, sqlite3.Error):
+        pick = None
+    if not pick or pick.get("fingerprint") != key:
+        return False
+    st.session_state["lr_pick"] = pick
+    return True
 
 
 def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
@@ -569,9 +592,11 @@ def init_session() -> None:
                          "Runs are now controlled by the owner key of the browser that launched them (Runs page).")
     url_run = params.get("run")
     if url_run and url_run != ss.get("run") and url_run != ss.get("_url_run_seen"):
+        fresh = not ss.get("_url_run_seen") and not ss.get("run")  # a new session: a reload or a link
         ss["_url_run_seen"] = url_run
         if is_run_id(url_run):
-            open_run(url_run, quiet=True)
+            if open_run(url_run, quiet=True, from_url=True) and fresh:
+                restore_latest_runs()
         else:
             # not quoted: a link made up by someone else would put their words on this page (attack round)
             ss["_notice"] = (f"the address holds a run value of {len(url_run):,} character(s) which is not a run id; "
@@ -600,10 +625,30 @@ def go(page: str) -> None:
     st.switch_page(page, query_params=url_params())
 
 
-def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> bool:
+def restore_latest_runs() -> None:
+    """After a reload: this workspace's latest sweep and training on the active data set besides the address's run
+    (the sidebar and the Train page lost the training when the address named the sweep; walkthrough, tenth
+    session); a training's settings come back in the form, the kept learning rate stays."""
+    key, store = data_key(), manager().store
+    if key is None:
+        return
+    for kind in ("sweep", "train"):
+        if st.session_state.get(f"{kind}_run"):
+            continue
+        runs = store.list(owner=workspace(), kinds=[kind], limit=200)
+        found = runs[runs["fingerprint"] == key]
+        if len(found):
+            st.session_state[f"{kind}_run"] = str(found["run_id"].iloc[0])
+            if kind == "train":
+                restore_form(store.get(str(found["run_id"].iloc[0])), pick=False)
+                kept_lr_pick()
+
+
+def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:
     """Make ``run_id`` the current run (and its kind's run); bring back its data when none is loaded or
-    another data set is (first: loading the data puts the other data set's runs aside). Returns False
-    (with a message) when there is no such run."""
+    another data set is (first: loading the data puts the other data set's runs aside). ``from_url``: opened from
+    the address (a reload or a link): the learning rate this workspace last picked on these data stays (else a
+    training's own rate becomes the pick). Returns False (with a message) when there is no such run."""
     store = manager().store
     try:
         record = store.get(run_id)
@@ -636,7 +681,7 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True) -> boo
     if record["kind"] == "diagnostics" and data_run:
         st.session_state["train_run"] = data_run
     set_current_run(run_id, record["kind"])
-    restore_form(record)
+    restore_form(record, pick=not (from_url and kept_lr_pick()))
     return True
 
 
@@ -650,8 +695,9 @@ FORM_OF_CONFIG = {
 }
 
 
-def restore_form(record: dict[str, Any]) -> None:
-    """Fill the Train or Sweep form with a reopened run's settings (values a form cannot show are skipped)."""
+def restore_form(record: dict[str, Any], pick: bool = True) -> None:
+    """Fill the Train or Sweep form with a reopened run's settings (values a form cannot show are skipped);
+    ``pick``: a training's learning rate becomes the picked one."""
     config = record.get("config") or {}
     ss = st.session_state
     for key, name in FORM_OF_CONFIG.get(record.get("kind"), {}).items():
@@ -686,7 +732,8 @@ def restore_form(record: dict[str, Any]) -> None:
     if record.get("kind") == "train":
         ss["train_layers_auto"] = config.get("n_layers") == "auto"
         ss["train_no_budget"] = "max_updates" in config and config["max_updates"] is None
-    if record.get("kind") == "train" and config.get("lr") is not None and record.get("fingerprint") == data_key():
+    if (pick and record.get("kind") == "train" and config.get("lr") is not None
+            and record.get("fingerprint") == data_key()):
         try:
             set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}")
         except (TypeError, ValueError):

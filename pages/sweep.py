@@ -366,4 +366,9 @@ chosen = lr if lr is not None else current
 if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train"):
     if lr is not None:
         common.set_lr_pick(lr, f"picked on sweep {run_id}", sweep=run_id)
+    train_run = st.session_state.get("train_run")
+    if train_run and common.run_of_this_data(train_run):
+        # the address names the training the Train page shows, not this sweep (a reload brought back the sweep
+        # and lost the training; walkthrough, tenth session)
+        common.set_current_run(train_run, "train")
     common.go("pages/train.py")

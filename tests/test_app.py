@@ -331,6 +331,61 @@ def test_a_reload_on_a_sweeps_address_keeps_the_gold_labels(runs_dir):
     assert fresh.number_input(key="train_gold_weight") is not None
 
 
+def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and_its_settings(runs_dir):
+    # after "Train with learning rate X" the address named the sweep, not the training shown below the form; a
+    # reload then put the sweep's recommendation in place of the pick ("recommended by" for "picked on"), the form
+    # back to its defaults, and lost the training from the page and the sidebar (walkthrough, tenth session)
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem", "mv"])
+    at.number_input(key="train_epochs").set_value(2)
+    at.number_input(key="train_seeds").set_value(2)
+    at.button(key="train_launch").click().run()
+    train = at.session_state["train_run"]
+    assert wait_done(train).status == "finished"
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value("0.01, 0.03, 0.1")
+    at.number_input(key="sweep_epochs").set_value(2)
+    at.button(key="sweep_launch").click().run()
+    sweep = at.session_state["sweep_run"]
+    assert wait_done(sweep).status == "finished"
+    at.run()
+    recommended = get_manager().store.load(sweep, with_data=False).extras["recommendation"].get("lr")
+    picked = 0.1 if recommended == 0.03 else 0.03  # not the recommendation, nor the training's rate (0.01)
+    at.radio(key=f"sweep_choice_{sweep}").set_value(picked).run()
+    at.button(key="sweep_to_train").click().run()
+    no_problem(at)
+    address = at.query_params["run"]
+    address = address[0] if isinstance(address, list) else address
+    assert address == train  # the address names the training the page shows
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # the reload
+    fresh.session_state["owner_key"] = at.session_state["owner_key"]
+    fresh.query_params["run"] = address
+    fresh.run()
+    fresh.switch_page("pages/train.py").run()
+    no_problem(fresh)
+    assert fresh.number_input(key="train_lr").value == pytest.approx(picked)
+    assert f"picked on sweep {sweep}" in texts(fresh)
+    assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
+    assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
+    # a reload on the sweep's address (a link kept from before) brings the same back
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.session_state["owner_key"] = at.session_state["owner_key"]
+    again.query_params["run"] = sweep
+    again.run()
+    again.switch_page("pages/train.py").run()
+    assert again.number_input(key="train_lr").value == pytest.approx(picked)
+    assert f"picked on sweep {sweep}" in texts(again) and again.session_state["train_run"] == train
+    assert again.number_input(key="train_epochs").value == 2
+    # someone else with the training's link gets its own rate, not this workspace's pick
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params["run"] = train
+    other.run()
+    other.switch_page("pages/train.py").run()
+    assert other.number_input(key="train_lr").value == pytest.approx(0.01)
+    assert f"the settings of run {train}" in texts(other) and not other.session_state.get("sweep_run")
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()

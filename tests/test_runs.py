@@ -219,3 +219,26 @@ def test_the_index_keeps_a_salted_hash_of_the_address(tmp_path):
     assert stored == client_key("203.0.113.9", RunStore(tmp_path / "a")._salt)  # the same store: the same secret
     assert first.usage(client="203.0.113.9")[0] == 1 and second.usage(client="203.0.113.9")[0] == 0
     assert oct((tmp_path / "a" / ".client_salt").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_picked_learning_rate_is_kept_per_owner_and_data_set_and_bounded(tmp_path):
+    from deem_studio import runs
+
+    store = RunStore(tmp_path / "runs")
+    assert store.pick("alice", "f1") is None
+    store.save_pick("alice", "f1", {"lr": 0.03, "source": "picked on sweep x", "fingerprint": "f1"})
+    store.save_pick("alice", "f1", {"lr": 0.1, "source": "typed", "fingerprint": "f1"})  # replaces
+    store.save_pick("bob", "f1", {"lr": 0.3, "source": "typed", "fingerprint": "f1"})
+    assert store.pick("alice", "f1")["lr"] == 0.1 and store.pick("alice", "f1")["source"] == "typed"
+    assert store.pick("bob", "f1")["lr"] == 0.3 and store.pick("alice", "f2") is None
+    store.save_pick("alice", "f2", {"lr": 0.01, "source": "x" * runs.MAX_PICK_CHARS})  # too long: not kept
+    assert store.pick("alice", "f2") is None
+    store.save_pick("alice", "f3", {"lr": float("nan"), "source": "typed"})  # kept, but not a rate: none comes back
+    assert store.pick("alice", "f3") is None
+    for i in range(runs.PICKS_PER_OWNER + 5):  # only the latest data sets' picks of one owner are kept
+        store.save_pick("carol", f"d{i}", {"lr": 0.01 * (i + 1), "source": "typed"})
+    kept = [i for i in range(runs.PICKS_PER_OWNER + 5) if store.pick("carol", f"d{i}")]
+    assert kept == list(range(5, runs.PICKS_PER_OWNER + 5))
+    assert store.pick("alice", "f1")["lr"] == 0.1  # another owner's picks are not dropped
+    again = RunStore(tmp_path / "runs")  # kept across a restart of the server
+    assert again.pick("bob", "f1")["lr"] == 0.3
