@@ -308,23 +308,37 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert f"picked on sweep {run_id}" in texts(at)
 
 
+def finished_sweep(at: AppTest, lrs: str) -> str:
+    """A sweep of 2 epochs over ``lrs`` on the loaded set, finished; its run id (the app on the Sweep page)."""
+    at.switch_page("pages/sweep.py").run()
+    at.text_input(key="sweep_lrs").set_value(lrs)
+    at.number_input(key="sweep_epochs").set_value(2)
+    at.button(key="sweep_launch").click().run()
+    sweep = at.session_state["sweep_run"]
+    assert wait_done(sweep).status == "finished"
+    return sweep
+
+
+def reloaded(at: AppTest | None, address: str) -> AppTest:
+    """A reload of ``at``'s browser (its owner key; None: another browser with the link) on the address of run
+    ``address``, then the Train page."""
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if at is not None:
+        fresh.session_state["owner_key"] = at.session_state["owner_key"]
+    fresh.query_params["run"] = address
+    fresh.run()
+    fresh.switch_page("pages/train.py").run()
+    return fresh
+
+
 def test_a_reload_on_a_sweeps_address_keeps_the_gold_labels(runs_dir):
     # "Train with learning rate X" leaves the sweep's id in the address; a reload restored the data from the sweep,
     # which had not kept the gold labels: the Train page lost them and its gold-weight box without a word
     # (walkthrough, tenth session)
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
-    at.switch_page("pages/sweep.py").run()
-    at.text_input(key="sweep_lrs").set_value("0.01, 0.1")
-    at.number_input(key="sweep_epochs").set_value(2)
-    at.button(key="sweep_launch").click().run()
-    sweep = at.session_state["sweep_run"]
-    assert wait_done(sweep).status == "finished"
-    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    fresh.session_state["owner_key"] = at.session_state["owner_key"]
-    fresh.query_params["run"] = sweep
-    fresh.run()
-    fresh.switch_page("pages/train.py").run()
+    sweep = finished_sweep(at, "0.01, 0.1")
+    fresh = reloaded(at, sweep)
     no_problem(fresh)
     gold = fresh.session_state["dataset"]["gold"]
     assert gold is not None and len(gold) == 200
@@ -343,12 +357,7 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     at.button(key="train_launch").click().run()
     train = at.session_state["train_run"]
     assert wait_done(train).status == "finished"
-    at.switch_page("pages/sweep.py").run()
-    at.text_input(key="sweep_lrs").set_value("0.01, 0.03, 0.1")
-    at.number_input(key="sweep_epochs").set_value(2)
-    at.button(key="sweep_launch").click().run()
-    sweep = at.session_state["sweep_run"]
-    assert wait_done(sweep).status == "finished"
+    sweep = finished_sweep(at, "0.01, 0.03, 0.1")
     at.run()
     recommended = get_manager().store.load(sweep, with_data=False).extras["recommendation"].get("lr")
     picked = 0.1 if recommended == 0.03 else 0.03  # not the recommendation, nor the training's rate (0.01)
@@ -358,30 +367,19 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     address = at.query_params["run"]
     address = address[0] if isinstance(address, list) else address
     assert address == train  # the address names the training the page shows
-    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # the reload
-    fresh.session_state["owner_key"] = at.session_state["owner_key"]
-    fresh.query_params["run"] = address
-    fresh.run()
-    fresh.switch_page("pages/train.py").run()
+    fresh = reloaded(at, address)
     no_problem(fresh)
     assert fresh.number_input(key="train_lr").value == pytest.approx(picked)
     assert f"picked on sweep {sweep}" in texts(fresh)
     assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
     assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
     # a reload on the sweep's address (a link kept from before) brings the same back
-    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    again.session_state["owner_key"] = at.session_state["owner_key"]
-    again.query_params["run"] = sweep
-    again.run()
-    again.switch_page("pages/train.py").run()
+    again = reloaded(at, sweep)
     assert again.number_input(key="train_lr").value == pytest.approx(picked)
     assert f"picked on sweep {sweep}" in texts(again) and again.session_state["train_run"] == train
     assert again.number_input(key="train_epochs").value == 2
     # someone else with the training's link gets its own rate, not this workspace's pick
-    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    other.query_params["run"] = train
-    other.run()
-    other.switch_page("pages/train.py").run()
+    other = reloaded(None, train)
     assert other.number_input(key="train_lr").value == pytest.approx(0.01)
     assert f"the settings of run {train}" in texts(other) and not other.session_state.get("sweep_run")
 
