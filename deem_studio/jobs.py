@@ -1239,7 +1239,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     _check_cancel(ctx)
     returned = source.summary.get(f"labels_from_{method}")
     write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
-                      title=f"DEEM diagnostics of run {source.run_id} ({method_name(method)})",
+                      title=f"DEEM diagnostics of run {source.run_id} ({method_name(method)}"
+                            + (f", labels from {returned})" if returned else ")"),
                       lead=returned_model_sentence(source.run_id, method_name(method), returned) if returned else None)
     save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:

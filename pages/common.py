@@ -473,6 +473,14 @@ def set_gold(gold: Any) -> None:
         st.session_state["dataset"]["gold"] = gold
 
 
+def show_page_run(kind: str) -> None:
+    """The address names the run this page shows (its ``<kind>_run``): after "Train with learning rate" the Sweep
+    page's address named the training, and a copied link or a reload opened that (walkthrough, eleventh session)."""
+    run_id = st.session_state.get(f"{kind}_run")
+    if run_id and st.session_state.get("run") != run_id:
+        set_current_run(run_id, kind)
+
+
 def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     st.session_state["run"] = run_id
     if run_id and kind in ("sweep", "train"):
@@ -639,9 +647,8 @@ def restore_latest_runs() -> None:
         found = runs[runs["fingerprint"] == key]
         if len(found):
             st.session_state[f"{kind}_run"] = str(found["run_id"].iloc[0])
-            if kind == "train":
-                restore_form(store.get(str(found["run_id"].iloc[0])), pick=False)
-                kept_lr_pick()
+            restore_form(store.get(str(found["run_id"].iloc[0])), pick=False)  # (a sweep's grid, epochs, ...)
+            kept_lr_pick()
 
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:

@@ -226,7 +226,9 @@ with tab_quality:
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)
-    kinds = ["empirical", "irbm"] + (["gold"] if quality.gold is not None else [])
+    # (a returned reference is no iRBM: its weights are the reference's, copies down-weighted, and Lemma 1 read
+    # them as random workers; walkthrough, eleventh session)
+    kinds = ["empirical"] + ([] if returned else ["irbm"]) + (["gold"] if quality.gold is not None else [])
     kind_names = {"empirical": own_labels, "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
     kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)

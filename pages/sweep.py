@@ -128,6 +128,7 @@ if not st.session_state.get("sweep_run"):
     if len(earlier):
         st.session_state["sweep_run"] = str(earlier["run_id"].iloc[0])
         common.restore_form(mgr.store.get(st.session_state["sweep_run"]))
+common.show_page_run("sweep")
 
 grid_text = ", ".join(common.fmt_lr(v) for v in DEFAULT_LRS)
 large = data.n_tasks > SWEEP_SAMPLE_ABOVE

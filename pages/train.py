@@ -171,6 +171,7 @@ with st.container(border=True):
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "launching the training")
 
+common.show_page_run("train")
 run_id, snap = common.current_snapshot("train_run")
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)

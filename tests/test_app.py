@@ -308,6 +308,12 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert f"picked on sweep {run_id}" in texts(at)
 
 
+def address_of(at: AppTest) -> str | None:
+    """The run id in the app's address."""
+    value = at.query_params.get("run")
+    return value[0] if isinstance(value, list) else value
+
+
 def finished_sweep(at: AppTest, lrs: str) -> str:
     """A sweep of 2 epochs over ``lrs`` on the loaded set, finished; its run id (the app on the Sweep page)."""
     at.switch_page("pages/sweep.py").run()
@@ -364,8 +370,7 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     at.radio(key=f"sweep_choice_{sweep}").set_value(picked).run()
     at.button(key="sweep_to_train").click().run()
     no_problem(at)
-    address = at.query_params["run"]
-    address = address[0] if isinstance(address, list) else address
+    address = address_of(at)
     assert address == train  # the address names the training the page shows
     fresh = reloaded(at, address)
     no_problem(fresh)
@@ -373,6 +378,13 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert f"picked on sweep {sweep}" in texts(fresh)
     assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
     assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
+    # the Sweep page then names and shows its sweep, with the sweep's settings (its address named the training, its
+    # form the default grid; walkthrough, eleventh session)
+    fresh.switch_page("pages/sweep.py").run()
+    no_problem(fresh)
+    assert address_of(fresh) == sweep and fresh.text_input(key="sweep_lrs").value == "0.01, 0.03, 0.1"
+    fresh.switch_page("pages/train.py").run()
+    assert address_of(fresh) == train
     # a reload on the sweep's address (a link kept from before) brings the same back
     again = reloaded(at, sweep)
     assert again.number_input(key="train_lr").value == pytest.approx(picked)
@@ -1023,7 +1035,8 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     assert wait_done(diag_id).status == "finished"
     at.run()
     no_problem(at)
-    assert at.radio(key=f"diag_q_kind_{diag_id}").options[0] == "DEEM's labels (from cluster-weighted Dawid-Skene)"
+    # no "iRBM (Lemma 1)" reference: the returned network's weights are the reference's, copies down-weighted
+    assert at.radio(key=f"diag_q_kind_{diag_id}").options == ["DEEM's labels (from cluster-weighted Dawid-Skene)"]
     # what the page says is what was computed: the diagnostics' classes are the labels Results shows
     from deem_studio.jobs import load_diagnostics_result
     result = load_diagnostics_result(get_manager().store, diag_id)
@@ -1032,7 +1045,7 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     assert {str(c): int(n) for c, n in zip(result.mutual_information.classes,
                                             result.mutual_information.class_counts) if n} == counts.to_dict()
     report = (get_manager().store.run_dir(diag_id) / "diagnostics" / "report.html").read_text()
-    assert f"<h1>DEEM diagnostics of run {run_id} (DEEM)</h1>" in report
+    assert f"<h1>DEEM diagnostics of run {run_id} (DEEM, labels from cluster-weighted Dawid-Skene)</h1>" in report
     assert f"<p><b>{html.escape(sentence)}</b></p>" in report  # as text, at the top
 
 
