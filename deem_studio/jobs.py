@@ -1248,7 +1248,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     progress.update(result=result)
     store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
                          seconds={k: round(v, 3) for k, v in result.seconds.items()})
-    return "finished", f"diagnostics of run {source.run_id} ({method_name(method)})"
+    return "finished", (f"diagnostics of run {source.run_id} ({method_name(method)}"
+                        + (f", labels from {returned})" if returned else ")"))
 
 
 def returned_model_sentence(run_id: str, name: str, returned: str) -> str:

@@ -164,9 +164,10 @@ with tab_mi:
     asked = (record.get("config") or {}).get("n_layers")
     of_deem = ((mgr.store.get(diag_id).get("config") or {}).get("method") or "deem") == "deem"  # (iRBM: 0 layers)
     if of_deem and len(mi.layers) == 1 and asked not in (0, None):  # (it showed "Layer 0" alone without a word; walkthrough)
-        st.caption(common.safe(f"This model has no layers although the run asked for {asked}: its training chose "
-                               f"0 layers or returned a fallback (the Train page says which), so layer 0, the "
-                               f"answers, is also the iRBM's input."))
+        why = (f"it is {returned}, returned by the safety rule (the caption above)" if returned else
+               "its training chose 0 layers or returned a fallback (the Train page says which)")
+        st.caption(common.safe(f"This model has no layers although the run asked for {asked}: {why}, so layer 0, "
+                               f"the answers, is the only one shown."))
     c = st.columns([2, 3])
     class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}", format_func=str)
     toggles = c[1].container(horizontal=True)  # (in narrow columns they read "One col…", "Show t…" at 900 px)

@@ -1035,8 +1035,19 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     assert wait_done(diag_id).status == "finished"
     at.run()
     no_problem(at)
-    # no "iRBM (Lemma 1)" reference: the returned network's weights are the reference's, copies down-weighted
+    # no "iRBM (Lemma 1)" reference nor irbm_* figures: the returned network's weights are the reference's, copies
+    # weighted down, and Lemma 1 read the copiers as random workers (walkthrough, eleventh session)
     assert at.radio(key=f"diag_q_kind_{diag_id}").options == ["DEEM's labels (from cluster-weighted Dawid-Skene)"]
+    page = unescape(texts(at))
+    assert ("This model has no layers although the run asked for 1: it is cluster-weighted Dawid-Skene, returned by "
+            "the safety rule") in page
+    assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
+            in page and "irbm_* columns are empty" in page)
+    quality = next(t.value for t in at.dataframe if "irbm accuracy" in t.value.columns)  # (grids show spaces)
+    shown = {column: set(quality[column].astype(str)) for column in ("irbm accuracy", "irbm spammer score", "agreement")}
+    assert shown["irbm accuracy"] == shown["irbm spammer score"] == {""} and "" not in shown["agreement"]
+    assert get_manager().snapshot(diag_id).message == (f"diagnostics of run {run_id} (DEEM, labels from "
+                                                       f"cluster-weighted Dawid-Skene)")
     # what the page says is what was computed: the diagnostics' classes are the labels Results shows
     from deem_studio.jobs import load_diagnostics_result
     result = load_diagnostics_result(get_manager().store, diag_id)
@@ -1047,6 +1058,8 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     report = (get_manager().store.run_dir(diag_id) / "diagnostics" / "report.html").read_text()
     assert f"<h1>DEEM diagnostics of run {run_id} (DEEM, labels from cluster-weighted Dawid-Skene)</h1>" in report
     assert f"<p><b>{html.escape(sentence)}</b></p>" in report  # as text, at the top
+    assert html.escape("come from <b>DEEM predictions (the labels of cluster-weighted Dawid-Skene, returned by the "
+                       "safety rule)</b>", quote=False).replace("&lt;", "<").replace("&gt;", ">") in report
 
 
 def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir):

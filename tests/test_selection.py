@@ -348,6 +348,8 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     lead = ("DEEM's labels come from cluster-weighted Dawid-Skene (the safety rule), and so do these diagnostics: the "
             "model diagnosed is cluster-weighted Dawid-Skene written as a network of no layers, not a trained DEEM.")
     assert lead in err
+    assert ("classes for the mutual information: DEEM predictions (the labels of cluster-weighted Dawid-Skene, "
+            "returned by the safety rule)") in err
     import html
     assert f"<p><b>{html.escape(lead)}</b></p>" in (tmp_path / "diag" / "report.html").read_text()
     assert "\r" not in err

@@ -14,6 +14,22 @@ GOLD_SOURCE = "gold labels"
 PREDICTED_SOURCE = "DEEM predictions"
 
 
+def returned_reference(model) -> str | None:
+    """The reference (e.g. "cluster-weighted Dawid-Skene") whose labels a fitted DEEM holds as a network of no layers
+    when its safety rule returned it instead of a trained candidate; None for a trained model."""
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415 - (selection imports much)
+
+    return safety_rule_reference(getattr(model, "fallback_", None))
+
+
+def predictions_source(model) -> str:
+    """Where a model's predicted classes come from, in words: "DEEM predictions", naming the returned reference's
+    labels when the safety rule returned one (they read "DEEM predictions" for cluster-weighted Dawid-Skene's;
+    walkthrough, eleventh session)."""
+    returned = returned_reference(model)
+    return PREDICTED_SOURCE + (f" (the labels of {returned}, returned by the safety rule)" if returned else "")
+
+
 def check_fitted(model) -> None:
     if not hasattr(model, "network_"):
         raise NotFittedError("this DEEM model is not fitted yet: call fit(annotations) first")
@@ -76,4 +92,4 @@ def class_groups(model, data: AnnotationSet, gold: Any = None) -> tuple[np.ndarr
         if known < len(codes):
             notes.append(f"{len(codes) - known} task(s) without a gold label are left out of the class groups")
         return codes, GOLD_SOURCE, notes
-    return consensus_posterior(model, data).argmax(axis=1).astype(np.int64), PREDICTED_SOURCE, notes
+    return consensus_posterior(model, data).argmax(axis=1).astype(np.int64), predictions_source(model), notes

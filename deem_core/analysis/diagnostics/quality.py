@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.analysis.diagnostics._common import GOLD_SOURCE, consensus_posterior, gold_codes, prepare
+from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
+                                                   returned_reference)
 
 __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
            "SPAMMER_NOISE"]
@@ -177,6 +178,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     prior_class[np.asarray(model.class_maps_[run])] = prior
     irbm_accuracy = (np.diagonal(irbm, axis1=1, axis2=2) * prior_class[None, :]).sum(axis=1)
     irbm_score = spammer_score(irbm)
+    returned = returned_reference(model)
+    if returned:  # no iRBM was trained: these weights are the reference's (copies down-weighted), not Lemma 1's
+        irbm_accuracy, irbm_score = np.full(data.n_workers, np.nan), np.full(data.n_workers, np.nan)
     truth = gold_codes(model, data, gold)
     gold_matrix = None
     accuracy = np.full(data.n_workers, np.nan)
@@ -196,7 +200,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
-    notes = [f"agreement, kappa and the empirical confusion matrices are measured against DEEM's labels; "
+    against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
+    notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score under {SPAMMER_NOISE:g} / labels); weak = better than random, but little (spammer score "
              f"under {spammer_threshold}: for a worker equally good on every class, accuracy under about "
@@ -204,7 +209,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"worse than chance = kappa < 0"]
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
-    if model.network_.n_layers:
+    if returned:
+        notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers (copies "
+                     f"weighted down), not a trained iRBM, so Lemma 1 does not read worker accuracies from it")
+    elif model.network_.n_layers:
         notes.append("irbm_* columns describe the iRBM's view of the last layer's output (Lemma 1), not the raw labels")
     return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
                          workers=list(data.workers), classes=list(data.classes),
