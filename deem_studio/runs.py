@@ -96,8 +96,10 @@ CREATE TABLE IF NOT EXISTS picks (
     PRIMARY KEY (owner, fingerprint)
 );
 """
-#: picked learning rates kept per owner (one per data set, the latest ones)
+#: picked learning rates kept per owner (one per data set, the latest ones), and in all (the oldest go first: a
+#: script making owner keys would otherwise grow the index without end)
 PICKS_PER_OWNER = 50
+PICKS_KEPT = 100_000
 #: characters of a stored pick (a rate, where it comes from, a run id and a time)
 MAX_PICK_CHARS = 1_000
 _COLUMNS = ("run_id", "kind", "status", "owner", "dataset", "fingerprint", "n_tasks", "n_workers", "n_classes",
@@ -518,6 +520,10 @@ class RunStore:
                 con.execute("DELETE FROM picks WHERE owner = ? AND fingerprint NOT IN (SELECT fingerprint FROM picks "
                             "WHERE owner = ? ORDER BY saved_at DESC, rowid DESC LIMIT ?)",
                             (str(owner), str(owner), PICKS_PER_OWNER))
+                over = con.execute("SELECT COUNT(*) FROM picks").fetchone()[0] - PICKS_KEPT
+                if over > 0:
+                    con.execute("DELETE FROM picks WHERE rowid IN (SELECT rowid FROM picks ORDER BY saved_at, rowid "
+                                "LIMIT ?)", (over,))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

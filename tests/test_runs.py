@@ -221,7 +221,7 @@ def test_the_index_keeps_a_salted_hash_of_the_address(tmp_path):
     assert oct((tmp_path / "a" / ".client_salt").stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_picked_learning_rate_is_kept_per_owner_and_data_set_and_bounded(tmp_path):
+def test_a_picked_learning_rate_is_kept_per_owner_and_data_set_and_bounded(tmp_path, monkeypatch):
     from deem_studio import runs
 
     store = RunStore(tmp_path / "runs")
@@ -242,3 +242,10 @@ def test_a_picked_learning_rate_is_kept_per_owner_and_data_set_and_bounded(tmp_p
     assert store.pick("alice", "f1")["lr"] == 0.1  # another owner's picks are not dropped
     again = RunStore(tmp_path / "runs")  # kept across a restart of the server
     assert again.pick("bob", "f1")["lr"] == 0.3
+    # and at most PICKS_KEPT in all, the oldest dropped first (owner keys cost nothing to make)
+    monkeypatch.setattr(runs, "PICKS_KEPT", 10)
+    for i in range(12):
+        store.save_pick(f"visitor{i}", "f", {"lr": 0.01, "source": "typed"})
+    with sqlite3.connect(store.db_path) as con:
+        assert con.execute("SELECT COUNT(*) FROM picks").fetchone()[0] == 10
+    assert store.pick("visitor11", "f") and store.pick("visitor2", "f") and not store.pick("visitor1", "f")
