@@ -1108,7 +1108,12 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         failures = "; ".join(f"{method_name(m)}: {e['message']}" for m, e in metrics.items())
         raise RuntimeError(f"every method failed ({failures})")
     _save_comparison(ctx, metrics, labels_by_method, primary_model, primary_codes)
-    done = ", ".join(method_name(m) for m in labels_by_method)
+
+    def named(method: str) -> str:  # (the job line said "labels from DEEM" for a reference's; walkthrough 17)
+        returned = safety_rule_reference(((metrics.get(method) or {}).get("selection") or {}).get("fallback"))
+        return method_name(method) + (f" ({returned}'s, by the safety rule)" if returned else "")
+
+    done = ", ".join(named(m) for m in labels_by_method)
     if cancelled_during:
         when = cancelled_during if cancelled_during.startswith("before ") else f"during {cancelled_during}"
         return "cancelled", f"cancelled {when}; labels kept for: {done}"  # ("cancelled during before ..." read badly)

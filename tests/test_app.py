@@ -713,6 +713,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.button(key="train_launch").click().run()
     snap = wait_done(at.session_state["train_run"])
     assert snap.status == "finished", snap.message
+    assert snap.message == "labels from DEEM (cluster-weighted Dawid-Skene's, by the safety rule)"  # (said "DEEM")
     at.run()  # the Train page of the finished run: no curve for labels nobody trained, and why
     methods = next(t.value for t in at.dataframe if "method" in t.value.columns)["method"]
     assert list(methods) == ["DEEM (labels from cluster-weighted Dawid-Skene)"]  # as on Results and in the Runs grid
