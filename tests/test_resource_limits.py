@@ -187,6 +187,18 @@ def test_a_parquet_preview_makes_as_many_pyarrow_calls_for_2000_worker_columns_a
     assert 0 < counted[2000] == counted[20], counted
 
 
+def test_a_long_value_is_cut_alike_in_the_previews_of_a_csv_and_a_parquet_file(tmp_path):
+    # the CSV preview showed a 1,497-character value whole, the Parquet one 1,000 and "…" (walkthrough 17)
+    cut = tables.PREVIEW_CHARS
+    frame = pd.DataFrame({"item": ["a", "b", "c"], "w1": ["x", "   " + "y" * (cut + 497), "z" * cut],
+                          "w2": ["é" * (cut + 1), "q", "q"]})
+    frame.to_csv(tmp_path / "long.csv", index=False)
+    frame.to_parquet(tmp_path / "long.parquet", index=False)
+    from_csv, from_parquet = preview(tmp_path / "long.csv").frame, preview(tmp_path / "long.parquet").frame
+    assert list(from_csv["w1"]) == ["x", "y" * cut + "…", "z" * cut] and from_csv["w2"].iloc[0] == "é" * cut + "…"
+    assert from_csv.astype(str).equals(from_parquet.astype(str))
+
+
 def test_a_long_value_in_a_preview_is_cut_for_display(tmp_path):
     path = dictionary_parquet(tmp_path / "long.parquet", 50_000, 5)
     shown = preview(path).frame

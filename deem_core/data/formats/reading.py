@@ -19,7 +19,7 @@ from deem_core.data.formats.labelstudio import (
 )
 from deem_core.data.formats.limits import PREVIEW_BYTES, Limits
 from deem_core.data.formats.sources import Budget, Source, read_head, sources_of
-from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts
+from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
 from deem_core.data.text import escape_controls
@@ -420,6 +420,8 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
                                   max_items=max(nrows, 200))
     head = table.head(max(nrows, 200) if form not in LAYOUTS and form != "auto" else nrows)
     shown = head.head(nrows)
+    if not isinstance(table, ParquetTable):  # (a Parquet preview cuts its values as it reads them)
+        shown = cut_for_display(shown)
     warnings = list(table.notes)
     if isinstance(table, CsvTable):
         warnings.extend(table.cleaning_notes())

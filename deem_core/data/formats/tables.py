@@ -52,7 +52,7 @@ BLOCK_COLUMNS = 1_000
 #: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
 #: read; id and label columns of a million rows take a few MB to a few tens of MB.
 PARQUET_CHUNK_BYTES = 128 << 20
-#: characters of one value that a Parquet preview shows (the rest is cut, with "…")
+#: characters of one value that a preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
 #: the longest header line read (8 M characters: about a million worker columns)
@@ -88,6 +88,24 @@ def check_columns(name: str, n_columns: int, limits: Limits) -> None:
         raise DataError(f"{name}: {n_columns:,} columns; at most {limits.max_columns:,} are read (DEEM_MAX_COLUMNS). "
                         f"A file of one column per worker with this many workers reads better as a long file: one row "
                         f"per answer (task, worker, label)")
+
+
+def cut_for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """A preview's cells with each text value longer than :data:`PREVIEW_CHARS` cut to it, then "…", as a Parquet
+    preview cuts them while it reads (a CSV preview showed a 1,497-character value whole where the Parquet file of
+    the same cells showed 1,000 and "…"; walkthrough, eleventh session). Only columns holding such a value change."""
+    if frame.empty:
+        return frame
+    cells = frame.to_numpy(dtype=object)
+    long = np.frompyfunc(lambda v: isinstance(v, str) and len(v) > PREVIEW_CHARS, 1, 1)(cells).astype(bool)
+    if not long.any():
+        return frame
+    frame = frame.copy()
+    for j in np.flatnonzero(long.any(axis=0)):
+        column = frame.iloc[:, j].astype(object).to_numpy(copy=True)
+        column[long[:, j]] = [v[:PREVIEW_CHARS] + "…" for v in column[long[:, j]]]
+        frame.isetitem(j, column)
+    return frame
 
 
 def categorical_text(values: pd.Series) -> pd.Series:
