@@ -110,6 +110,45 @@ def test_a_parquet_column_chunk_larger_than_the_limit_is_refused_before_it_is_re
         preview(path)
 
 
+def test_a_preview_checks_every_row_group_it_reads_and_stops_at_its_budget(tmp_path, monkeypatch):
+    # the preview checked only the first row group, then read on while it had fewer rows than it shows: a 33 KB
+    # file whose second group holds one 1,000 MiB value took 4.1 GB; 20 one-row groups of 125 MB each held the one
+    # read slot for 97 s (attack round 7)
+    monkeypatch.setattr(tables, "PARQUET_CHUNK_BYTES", 1 << 20)
+    path = tmp_path / "second.parquet"
+    with pq.ParquetWriter(path, pa.schema([("task", pa.string()), ("worker", pa.string()), ("label", pa.string())]),
+                          compression="zstd") as writer:
+        writer.write_table(pa.table({"task": ["1"], "worker": ["a"], "label": ["x"]}))
+        writer.write_table(pa.table({"task": ["2"], "worker": ["a"], "label": ["y" * (2 << 20)]}))
+    with pytest.raises(DataError, match=r"^second\.parquet: row group 2 holds 2\.0 MiB once decompressed; at most "
+                                        r"1 MiB per row group are read"):
+        preview(path)
+    path = tmp_path / "groups.parquet"  # one-row groups of 0.4 MiB each: under the limit, over it together
+    with pq.ParquetWriter(path, pa.schema([("task", pa.string()), ("worker", pa.string()), ("label", pa.string())]),
+                          compression="zstd") as writer:
+        for i in range(6):
+            writer.write_table(pa.table({"task": [str(i)], "worker": ["a"], "label": [f"{i}" + "z" * (400 << 10)]}))
+    shown = preview(path)
+    assert len(shown.frame) == 2  # the rows of the groups within the preview's budget
+    assert any("the preview shows the rows of the first 2 row group(s) only" in w for w in shown.warnings)
+
+
+def test_a_preview_cleans_only_the_dictionary_entries_its_rows_use(tmp_path, monkeypatch):
+    # 3.8 million unused entries per column were cleaned for a 20-row preview (4 s; attack round 7)
+    import pyarrow.compute as pc
+
+    cleaned = []
+    real = pc.utf8_ltrim
+    monkeypatch.setattr(pc, "utf8_ltrim", lambda values, *a, **k: cleaned.append(len(values)) or real(values, *a, **k))
+    words = pa.array([f"w{i}" for i in range(50_000)])
+    label = pa.DictionaryArray.from_arrays(pa.array([7, 7, 3, None, 49_999] * 8, pa.int32()), words)
+    path = tmp_path / "unused.parquet"
+    pq.write_table(pa.table({"task": [str(i) for i in range(40)], "worker": ["a"] * 40, "label": label}), path)
+    shown = preview(path).frame
+    assert list(shown["label"][:5]) == ["w7", "w7", "w3", "", "w49999"]
+    assert max(cleaned) <= 40, cleaned  # the shown rows' entries, not the 50,000
+
+
 def test_parquet_text_reads_as_before(tmp_path):
     """Dictionary-encoded reading keeps every value: spaces trimmed, a null label missing (dropped), numbers typed."""
     frame = pa.table({"task": pa.array([1, 2, 3, 3, 4], pa.int64()),
