@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS picks (
     saved_at     REAL NOT NULL,
     PRIMARY KEY (owner, fingerprint)
 );
+CREATE INDEX IF NOT EXISTS picks_saved ON picks(saved_at);
 """
 #: picked learning rates kept per owner (one per data set, the latest ones), and in all (the oldest go first: a
 #: script making owner keys would otherwise grow the index without end)

@@ -461,7 +461,9 @@ def current_lr() -> tuple[float, str]:
     pick = lr_pick()
     if (outcome and outcome.get("lr") is not None and not outcome.get("partial") and not outcome.get("fallback")
             and (pick is None or (pick.get("sweep") != sweep_id and pick.get("at", 0) < outcome["finished_at"]))):
-        set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id)
+        # (not kept: a recommendation is not this visitor's decision, and opening a link to someone else's sweep
+        # replaced the visitor's kept rate with it; attack round 7)
+        set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id, keep=False)
         pick = lr_pick()
     if pick:
         return float(pick["lr"]), pick["source"]
@@ -742,7 +744,8 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
     if (pick and record.get("kind") == "train" and config.get("lr") is not None
             and record.get("fingerprint") == data_key()):
         try:
-            set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}")
+            set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}",
+                        keep=can_control(record["run_id"]))  # (someone else's run: the pick is not kept)
         except (TypeError, ValueError):
             pass
 

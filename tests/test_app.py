@@ -337,6 +337,32 @@ def reloaded(at: AppTest | None, address: str) -> AppTest:
     return fresh
 
 
+def test_a_link_to_someone_elses_run_never_replaces_the_visitors_kept_rate(runs_dir):
+    # opening a link to another workspace's finished sweep kept its recommendation as the visitor's rate, and a
+    # later reload trained with it (attack round 7); a link to someone else's training did the same with its rate
+    victim = upload(new_app())
+    victim.switch_page("pages/train.py").run()
+    victim.number_input(key="train_lr").set_value(0.02).run()  # typed: the victim's pick, kept in the store
+    no_problem(victim)
+    ws, fp = victim.session_state["ws"], victim.session_state["lr_pick"]["fingerprint"]
+    store = get_manager().store
+    assert store.pick(ws, fp)["lr"] == pytest.approx(0.02)
+    attacker = upload(new_app())  # another browser, the same (public) data
+    sweep = finished_sweep(attacker, "0.5, 0.9")
+    attacker.switch_page("pages/train.py").run()
+    attacker.multiselect(key="train_methods").set_value(["mv"])
+    attacker.number_input(key="train_lr").set_value(0.7)
+    attacker.button(key="train_launch").click().run()
+    assert wait_done(attacker.session_state["train_run"]).status == "finished"
+    assert get_manager().store.load(sweep, with_data=False).extras["recommendation"]["lr"] is not None
+    for link in (sweep, attacker.session_state["train_run"]):
+        opened = reloaded(victim, link)
+        no_problem(opened)
+        opened.switch_page("pages/sweep.py").run()  # (the page where the sweep's recommendation is read)
+        opened.switch_page("pages/train.py").run()
+        assert store.pick(ws, fp)["lr"] == pytest.approx(0.02)  # the victim's kept rate stays
+
+
 def test_a_reload_on_a_sweeps_address_keeps_the_gold_labels(runs_dir):
     # "Train with learning rate X" leaves the sweep's id in the address; a reload restored the data from the sweep,
     # which had not kept the gold labels: the Train page lost them and its gold-weight box without a word
