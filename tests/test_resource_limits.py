@@ -149,6 +149,22 @@ def test_a_preview_cleans_only_the_dictionary_entries_its_rows_use(tmp_path, mon
     assert max(cleaned) <= 40, cleaned  # the shown rows' entries, not the 50,000
 
 
+def test_parquet_data_larger_than_its_metadata_says_is_decoded_apart_and_refused(tmp_path, monkeypatch):
+    # footer sizes are the uploader's words: forged to 0, a 33 KB file decoded a 1,000 MiB value in the server's
+    # own process (4.1 GB, in the preview and the read; attack round 7). The decoding now runs in a process of its
+    # own under PARQUET_DECODE_BYTES; here the metadata is believed (as if forged) and the cap made small
+    monkeypatch.setattr(tables.ParquetTable, "_stored_bytes", lambda self, columns, groups=None: 0)
+    monkeypatch.setattr(tables, "PARQUET_DECODE_BYTES", 350 << 20)  # (pyarrow itself holds ~270 MiB)
+    path = dictionary_parquet(tmp_path / "forged.parquet", 400 << 20, 3)
+    assert path.stat().st_size < 100_000
+    for call in (lambda: read_dataset([path]), lambda: preview(path)):
+        with pytest.raises(DataError, match=r"^forged\.parquet: decoding this Parquet file needs more than 350 MiB of "
+                                            r"memory: its data hold far more than its metadata says"):
+            call()
+    small = dictionary_parquet(tmp_path / "small.parquet", 1 << 20, 3)  # within the cap: read as before
+    assert preview(small).frame.shape == (3, 3)
+
+
 def test_parquet_text_reads_as_before(tmp_path):
     """Dictionary-encoded reading keeps every value: spaces trimmed, a null label missing (dropped), numbers typed."""
     frame = pa.table({"task": pa.array([1, 2, 3, 3, 4], pa.int64()),

@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import warnings as _warnings
 from collections import Counter
-from typing import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +58,10 @@ BLOCK_COLUMNS = 1_000
 #: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
 #: read; id and label columns of a million rows take a few MB to a few tens of MB.
 PARQUET_CHUNK_BYTES = 128 << 20
+#: data segment a Parquet decoding process may hold (``RLIMIT_DATA``; :mod:`.parquet_decode`): a row group of
+#: :data:`PARQUET_CHUNK_BYTES` costs about 4x that while it is read, and pyarrow's readers of 100,000 columns reserve
+#: 2.3 GB (1.3 GB of it touched) for a 20-row preview
+PARQUET_DECODE_BYTES = 4 << 30
 #: characters of one value that a preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
@@ -565,6 +575,7 @@ class ParquetTable(Table):
                     if _is_text(f.type) or (pa.types.is_dictionary(f.type) and _is_text(f.type.value_type))]
             if text:
                 self.file = pq.ParquetFile(self._handle, metadata=self.file.metadata, read_dictionary=text)
+            self._dictionary_columns = text
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a column name not UTF-8
             self._handle.close()
             raise DataError(f"{self.name}: looks like a Parquet file but cannot be read ({exc})") from None
@@ -635,7 +646,7 @@ class ParquetTable(Table):
         start = 0
         try:
             for batch in self._batches(wanted, min(nrows or CHUNK_ROWS, CHUNK_ROWS),
-                                       budget=PARQUET_CHUNK_BYTES if nrows is not None else None):
+                                       budget=PARQUET_CHUNK_BYTES if nrows is not None else None, limit_rows=nrows):
                 if nrows is not None:  # only the rows shown, every column in one block
                     batch = batch.slice(0, nrows - start)
                     frame = pd.DataFrame(self._preview_cells(batch, wanted), columns=pd.Index(wanted, dtype=object),
@@ -650,21 +661,19 @@ class ParquetTable(Table):
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # text not UTF-8
             raise DataError(f"{self.name}: cannot read the Parquet data ({exc})") from None
 
-    def _batches(self, columns: Sequence[str], rows: int, budget: int | None = None) -> Iterator:
-        """Record batches of at most ``rows`` rows. Consecutive row groups are read together up to ``rows`` rows and
-        :data:`PARQUET_CHUNK_BYTES` (from the metadata): a batch per row group cost ~2.5 ms of per-chunk work each, so
-        a 9 MB file of 20,000 one-row groups held the server's one read slot for 45 s (the eighth session's
-        leftover). Every row group is checked against :data:`PARQUET_CHUNK_BYTES` before it is read, and ``budget``
-        (a preview's) bounds the bytes of all the groups read: a preview went on to later groups unchecked when the
-        first held fewer rows than it shows (a 33 KB file: 4.1 GB), or read 20 one-row groups of 125 MB each (97 s
-        of the server's one read slot; attack round 7)."""
-        def read(span: list[int]):
-            table = self.file.read_row_groups(span, columns=list(columns))
-            if len(span) > 1:
-                table = table.unify_dictionaries().combine_chunks()
-            return table.to_batches(max_chunksize=rows)
-
+    def _batches(self, columns: Sequence[str], rows: int, budget: int | None = None,
+                 limit_rows: int | None = None) -> Iterator:
+        """Record batches of at most ``rows`` rows (``limit_rows``: no more than that many in all). Consecutive row
+        groups are read together up to ``rows`` rows and :data:`PARQUET_CHUNK_BYTES` (from the metadata): a batch per
+        row group cost ~2.5 ms of per-chunk work each, so a 9 MB file of 20,000 one-row groups held the server's one
+        read slot for 45 s (the eighth session's leftover). Every row group is checked against
+        :data:`PARQUET_CHUNK_BYTES` before it is read, and ``budget`` (a preview's) bounds the bytes of all the groups
+        read: a preview went on to later groups unchecked when the first held fewer rows than it shows (a 33 KB file:
+        4.1 GB), or read 20 one-row groups of 125 MB each (97 s of the server's one read slot; attack round 7).
+        Those sizes are the file's own words, so the groups are decoded in a process of their own under
+        :data:`PARQUET_DECODE_BYTES` (:meth:`_decoded`)."""
         metadata = self.file.metadata
+        steps: list[tuple[str, Any]] = []
         span: list[int] = []
         held = size = spent = 0
         for group in range(metadata.num_row_groups):
@@ -677,18 +686,64 @@ class ParquetTable(Table):
                 break
             spent += group_bytes
             if span and (held + group_rows > rows or size + group_bytes > PARQUET_CHUNK_BYTES):
-                yield from read(span)
+                steps.append(("span", span))
                 span, held, size = [], 0, 0
             if group_rows > rows:
                 # decoded a batch at a time: the metadata's size is the encoded one, and a run-length encoded column
                 # of one value keeps 30 million rows in 351 KB — read whole, a 392 KB file's preview took 2.3 GB
                 # (attack round 5)
-                yield from self.file.iter_batches(batch_size=rows, row_groups=[group], columns=list(columns))
+                steps.append(("iter", group))
                 continue
             span.append(group)
             held, size = held + group_rows, size + group_bytes
+            if limit_rows is not None and spent and held >= limit_rows and not steps:
+                break  # (a preview: enough rows)
         if span:
-            yield from read(span)
+            steps.append(("span", span))
+        if steps:
+            yield from self._decoded(steps, columns, rows, limit_rows)
+
+    def _decoded(self, steps: list, columns: Sequence[str], rows: int, limit_rows: int | None) -> Iterator:
+        """The batches of ``steps`` (see :mod:`deem_core.data.formats.parquet_decode`), decoded by a child process
+        that may hold :data:`PARQUET_DECODE_BYTES` and take the limits' ``max_seconds``; read back from a memory-mapped
+        Arrow stream in a private temporary folder. DataError when the child runs out of memory or time, or cannot
+        read the data."""
+        import pyarrow as pa  # noqa: PLC0415
+
+        folder = Path(tempfile.mkdtemp(prefix="deem-parquet-"))  # (0700)
+        try:
+            path = self.source.path
+            if path is None:  # an upload held in memory: the child reads a copy
+                path = folder / "input.parquet"
+                self._handle.seek(0)
+                with open(path, "wb") as copy:
+                    shutil.copyfileobj(self._handle, copy, 1 << 20)
+            out = folder / "batches.arrows"
+            spec = {"columns": list(columns), "dictionary": self._dictionary_columns, "steps": steps,
+                    "rows": int(rows), "limit_rows": limit_rows, "memory": int(PARQUET_DECODE_BYTES)}
+            seconds = self.limits.max_seconds or None
+            orders = folder / "spec.json"  # (a file: one argument holds at most 128 KB, 100,000 names more)
+            orders.write_text(json.dumps(spec), encoding="utf-8")
+            try:
+                done = subprocess.run([sys.executable, "-I", str(Path(__file__).with_name("parquet_decode.py")),
+                                       str(path), str(out), str(orders)], capture_output=True, text=True,
+                                      timeout=seconds, check=False)
+            except subprocess.TimeoutExpired:
+                raise DataError(f"{self.name}: decoding the Parquet data took longer than {seconds:g} s "
+                                f"(DEEM_MAX_READ_SECONDS)") from None
+            if done.returncode == 4 or done.returncode < 0:
+                raise DataError(f"{self.name}: decoding this Parquet file needs more than "
+                                f"{describe_bytes(PARQUET_DECODE_BYTES)} of memory: its data hold far more than its "
+                                f"metadata says (or its row groups are too large; write it with smaller ones)")
+            if done.returncode != 0:
+                reason = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+                raise DataError(f"{self.name}: cannot read the Parquet data ({reason})")
+            if not out.stat().st_size:
+                return
+            # memory-mapped: a batch is read from the page cache as it is used, not copied in whole
+            yield from pa.ipc.open_stream(pa.memory_map(str(out)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _preview_cells(self, batch, columns: Sequence[str]) -> np.ndarray:
         """A preview's rows (a few) of ``batch`` as display text, rows x columns of Python strings, made as
