@@ -93,6 +93,10 @@ def load_sample(name: str) -> None:
 
 
 
+#: columns the preview grid shows (the read-as line names what is read; a wide file's workers are its columns)
+PREVIEW_COLUMNS = 200
+
+
 def read_first(frame, columns: dict):
     """The preview's cells with the columns read as task, worker, label (and status) first: an MTurk export's are its
     16th, 28th and 30th, and the grid opened on HITId, HITTypeId, Title, ... (walkthrough, tenth session)."""
@@ -239,7 +243,11 @@ with st.container(border=True):
                 st.caption(common.safe(", ".join(details)))
             for note in shown.warnings:
                 st.caption(page_words(f"note: {note}"))
-            common.dataframe(read_first(shown.frame, shown.columns), height=220, hide_index=True)
+            cells = read_first(shown.frame, shown.columns)
+            if cells.shape[1] > PREVIEW_COLUMNS:  # (20,000 columns took the grid 14 s to draw; walkthrough 18)
+                st.caption(f"The preview shows the first {PREVIEW_COLUMNS} of the {cells.shape[1]:,} columns.")
+                cells = cells.iloc[:, :PREVIEW_COLUMNS]
+            common.dataframe(cells, height=220, hide_index=True)
         if len(files) > 1:
             st.caption(common.safe(f"{len(files)} files: " + ", ".join(f.name for f in files)))
     c = [st.container(), st.container()]  # one above the other: beside the box the switch read "Keep None, NaN, nul…"

@@ -176,6 +176,12 @@ run_id, snap = common.current_snapshot("train_run")
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
 st.subheader(f"Run `{run_id}`")
+launched = (mgr.store.get(run_id).get("config") or {}) if run_id else {}
+if launched.get("lr") is not None:  # (the form above holds the next training's: after "Train with learning rate
+    # 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
+    st.caption(f"This run was launched with learning rate {common.fmt_lr(launched['lr'])}"
+               + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
+               + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "") + ".")
 
 
 # A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job

@@ -314,6 +314,19 @@ def address_of(at: AppTest) -> str | None:
     return value[0] if isinstance(value, list) else value
 
 
+def test_the_preview_grid_of_a_file_of_many_columns_shows_its_first_200(runs_dir):
+    # 20,000 worker columns took the browser's grid 14 s to draw (walkthrough 18)
+    frame = pd.DataFrame({"item": [f"i{t}" for t in range(30)],
+                          **{f"w{j}": np.random.default_rng(j).choice(["a", "b"], 30) for j in range(450)}})
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("wide.csv", frame.to_csv(index=False).encode(),
+                                                          "text/csv")).run()
+    no_problem(at)
+    grid = next(t.value for t in at.dataframe if "item" in t.value.columns)
+    assert grid.shape[1] == 200 and list(grid.columns[:3]) == ["item", "w0", "w1"]
+    assert "The preview shows the first 200 of the 451 columns." in [str(c.value) for c in at.caption]
+
+
 def finished_sweep(at: AppTest, lrs: str) -> str:
     """A sweep of 2 epochs over ``lrs`` on the loaded set, finished; its run id (the app on the Sweep page)."""
     at.switch_page("pages/sweep.py").run()
@@ -402,6 +415,8 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     no_problem(fresh)
     assert fresh.number_input(key="train_lr").value == pytest.approx(picked)
     assert f"picked on sweep {sweep}" in texts(fresh)
+    # the run below the form says its own rate (it read as the picked rate's run; walkthrough 18)
+    assert "This run was launched with learning rate 0.01, 2 epochs, 2 seed(s)." in texts(fresh)
     assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
     assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
     # the Sweep page then names and shows its sweep, with the sweep's settings (its address named the training, its
