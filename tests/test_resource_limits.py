@@ -165,6 +165,17 @@ def test_parquet_data_larger_than_its_metadata_says_is_decoded_apart_and_refused
     assert preview(small).frame.shape == (3, 3)
 
 
+def test_what_the_parquet_decoding_process_writes_back_is_bounded(tmp_path, monkeypatch):
+    # within its memory cap the decoding process writes one small batch after another: all of them had no bound
+    monkeypatch.setattr(tables, "PARQUET_DECODE_OUTPUT_BYTES", 1 << 20)
+    n = 300_000
+    path = tmp_path / "many.parquet"
+    pq.write_table(pa.table({"task": [str(i) for i in range(n)], "worker": ["a"] * n, "label": ["x"] * n}), path)
+    with pytest.raises(DataError, match=r"^many\.parquet: the Parquet data decode to more than 1 MiB; at most that "
+                                        r"much is read"):
+        read_dataset([path])
+
+
 def test_parquet_text_reads_as_before(tmp_path):
     """Dictionary-encoded reading keeps every value: spaces trimmed, a null label missing (dropped), numbers typed."""
     frame = pa.table({"task": pa.array([1, 2, 3, 3, 4], pa.int64()),

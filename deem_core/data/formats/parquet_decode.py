@@ -10,9 +10,10 @@ allocation past the cap fails in this process alone; the caller reports it as a 
 ``SPEC`` (a JSON file): ``columns`` (names), ``dictionary`` (the text columns read as dictionaries), ``steps`` (``["span",
 [groups]]``: row groups read together, their dictionaries unified; ``["iter", group]``: one large group read a batch
 at a time), ``rows`` (rows per batch), ``limit_rows`` (stop once this many are written; null: all) and ``memory``
-(bytes of data segment the process may hold, ``RLIMIT_DATA``). The batches go to ``OUT`` as an Arrow IPC stream
-(a text column's dictionary may change from batch to batch). Exit status: 0 done, 3 unreadable (the reason on
-stderr), 4 over the memory cap.
+(bytes of data segment the process may hold, ``RLIMIT_DATA``) and ``output`` (the most bytes it may write). The
+batches go to
+``OUT`` as an Arrow IPC stream (a text column's dictionary may change from batch to batch). Exit status: 0 done,
+3 unreadable (the reason on stderr), 4 over the memory cap, 5 over the output cap.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import resource
 import sys
 
-UNREADABLE, MEMORY = 3, 4
+UNREADABLE, MEMORY, OUTPUT = 3, 4, 5
 #: what pyarrow says when the cap stops an allocation other than a buffer's (a thread's stack, C++'s new)
 OUT_OF_MEMORY = ("Failed to launch worker thread", "Resource temporarily unavailable", "bad_alloc",
                  "Cannot allocate memory", "Out of memory")
@@ -58,6 +59,8 @@ def main(argv: list[str]) -> int:
                     if writer is None:
                         writer = pa.ipc.new_stream(sink, batch.schema)
                     writer.write_batch(batch)
+                    if sink.tell() > int(spec["output"]):  # (a batch is small; all of them have no other bound)
+                        return OUTPUT
                     written += batch.num_rows
                     if limit is not None and written >= limit:
                         break

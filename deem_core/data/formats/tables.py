@@ -62,6 +62,9 @@ PARQUET_CHUNK_BYTES = 128 << 20
 #: :data:`PARQUET_CHUNK_BYTES` costs about 4x that while it is read, and pyarrow's readers of 100,000 columns reserve
 #: 2.3 GB (1.3 GB of it touched) for a 20-row preview
 PARQUET_DECODE_BYTES = 4 << 30
+#: bytes of decoded batches the decoding process may write for the server to read back (a file within the memory cap
+#: could still decode, a batch at a time, to any size)
+PARQUET_DECODE_OUTPUT_BYTES = 4 << 30
 #: characters of one value that a preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
@@ -720,7 +723,8 @@ class ParquetTable(Table):
                     shutil.copyfileobj(self._handle, copy, 1 << 20)
             out = folder / "batches.arrows"
             spec = {"columns": list(columns), "dictionary": self._dictionary_columns, "steps": steps,
-                    "rows": int(rows), "limit_rows": limit_rows, "memory": int(PARQUET_DECODE_BYTES)}
+                    "rows": int(rows), "limit_rows": limit_rows, "memory": int(PARQUET_DECODE_BYTES),
+                    "output": int(PARQUET_DECODE_OUTPUT_BYTES)}
             seconds = self.limits.max_seconds or None
             orders = folder / "spec.json"  # (a file: one argument holds at most 128 KB, 100,000 names more)
             orders.write_text(json.dumps(spec), encoding="utf-8")
@@ -731,6 +735,9 @@ class ParquetTable(Table):
             except subprocess.TimeoutExpired:
                 raise DataError(f"{self.name}: decoding the Parquet data took longer than {seconds:g} s "
                                 f"(DEEM_MAX_READ_SECONDS)") from None
+            if done.returncode == 5:
+                raise DataError(f"{self.name}: the Parquet data decode to more than "
+                                f"{describe_bytes(PARQUET_DECODE_OUTPUT_BYTES)}; at most that much is read")
             if done.returncode == 4 or done.returncode < 0:
                 raise DataError(f"{self.name}: decoding this Parquet file needs more than "
                                 f"{describe_bytes(PARQUET_DECODE_BYTES)} of memory: its data hold far more than its "
