@@ -174,6 +174,13 @@ def test_what_the_parquet_decoding_process_writes_back_is_bounded(tmp_path, monk
     with pytest.raises(DataError, match=r"^many\.parquet: the Parquet data decode to more than 1 MiB; at most that "
                                         r"much is read"):
         read_dataset([path])
+    # and no more than the read's own byte limit, also when the metadata understate the data (as if forged): a
+    # 0.49 MB upload of repeated values wrote 1.6 GB in 5 s (attack round 8)
+    monkeypatch.setattr(tables, "PARQUET_DECODE_OUTPUT_BYTES", 4 << 30)
+    monkeypatch.setattr(tables.ParquetTable, "_stored_bytes", lambda self, columns, groups=None: 0)
+    with pytest.raises(DataError, match=r"^many\.parquet: the Parquet data decode to more than 2 MiB; at most that "
+                                        r"much is read \(DEEM_MAX_INPUT_BYTES\)"):
+        read_dataset([path], limits=Limits(max_bytes=2 << 20))
 
 
 def test_parquet_text_reads_as_before(tmp_path):

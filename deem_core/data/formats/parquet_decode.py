@@ -18,8 +18,10 @@ batches go to
 
 from __future__ import annotations
 
+import ctypes
 import json
 import resource
+import signal
 import sys
 
 UNREADABLE, MEMORY, OUTPUT = 3, 4, 5
@@ -34,6 +36,13 @@ def main(argv: list[str]) -> int:
     path, out = argv[1], argv[2]
     cap = int(spec["memory"])
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    if spec.get("seconds"):  # its own limit too: the caller's timeout dies with the caller (attack round 8)
+        limit = int(spec["seconds"]) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (limit, limit))
+    try:  # killed with the process that started it (a server stopped mid-read left it decoding for its 10 minutes)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     try:
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.parquet as pq  # noqa: PLC0415

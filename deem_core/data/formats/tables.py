@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -706,6 +707,11 @@ class ParquetTable(Table):
         if steps:
             yield from self._decoded(steps, columns, rows, limit_rows)
 
+    def _output_bytes(self) -> int:
+        """What the decoding process may write back: :data:`PARQUET_DECODE_OUTPUT_BYTES`, and no more than the read's
+        own byte limit (a 0.49 MB upload of repeated values wrote 1.6 GB in 5 s; attack round 8)."""
+        return int(min(PARQUET_DECODE_OUTPUT_BYTES, self.limits.max_bytes or PARQUET_DECODE_OUTPUT_BYTES))
+
     def _decoded(self, steps: list, columns: Sequence[str], rows: int, limit_rows: int | None) -> Iterator:
         """The batches of ``steps`` (see :mod:`deem_core.data.formats.parquet_decode`), decoded by a child process
         that may hold :data:`PARQUET_DECODE_BYTES` and take the limits' ``max_seconds``; read back from a memory-mapped
@@ -724,12 +730,14 @@ class ParquetTable(Table):
             out = folder / "batches.arrows"
             spec = {"columns": list(columns), "dictionary": self._dictionary_columns, "steps": steps,
                     "rows": int(rows), "limit_rows": limit_rows, "memory": int(PARQUET_DECODE_BYTES),
-                    "output": int(PARQUET_DECODE_OUTPUT_BYTES)}
+                    "output": self._output_bytes(), "seconds": self.limits.max_seconds or None}
             seconds = self.limits.max_seconds or None
             orders = folder / "spec.json"  # (a file: one argument holds at most 128 KB, 100,000 names more)
             orders.write_text(json.dumps(spec), encoding="utf-8")
             try:
-                done = subprocess.run([sys.executable, "-I", str(Path(__file__).with_name("parquet_decode.py")),
+                # -E -P: no PYTHON* variables, not the script's folder on the path (-I would also drop the user's
+                # site packages, where pyarrow may be; attack round 8)
+                done = subprocess.run([sys.executable, "-E", "-P", str(Path(__file__).with_name("parquet_decode.py")),
                                        str(path), str(out), str(orders)], capture_output=True, text=True,
                                       timeout=seconds, check=False)
             except subprocess.TimeoutExpired:
@@ -737,7 +745,14 @@ class ParquetTable(Table):
                                 f"(DEEM_MAX_READ_SECONDS)") from None
             if done.returncode == 5:
                 raise DataError(f"{self.name}: the Parquet data decode to more than "
-                                f"{describe_bytes(PARQUET_DECODE_OUTPUT_BYTES)}; at most that much is read")
+                                f"{describe_bytes(self._output_bytes())}; at most that much is read "
+                                f"(DEEM_MAX_INPUT_BYTES)")
+            if done.returncode < 0 and -done.returncode not in (signal.SIGABRT, signal.SIGKILL, signal.SIGXCPU):
+                raise DataError(f"{self.name}: the process decoding the Parquet data stopped on signal "
+                                f"{-done.returncode} (a damaged file?)")
+            if -done.returncode == signal.SIGXCPU:
+                raise DataError(f"{self.name}: decoding the Parquet data took longer than {seconds:g} s "
+                                f"(DEEM_MAX_READ_SECONDS)")
             if done.returncode == 4 or done.returncode < 0:
                 raise DataError(f"{self.name}: decoding this Parquet file needs more than "
                                 f"{describe_bytes(PARQUET_DECODE_BYTES)} of memory: its data hold far more than its "
