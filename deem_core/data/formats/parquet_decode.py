@@ -10,10 +10,10 @@ allocation past the cap fails in this process alone; the caller reports it as a 
 ``SPEC`` (a JSON file): ``columns`` (names), ``dictionary`` (the text columns read as dictionaries), ``steps`` (``["span",
 [groups]]``: row groups read together, their dictionaries unified; ``["iter", group]``: one large group read a batch
 at a time), ``rows`` (rows per batch), ``limit_rows`` (stop once this many are written; null: all) and ``memory``
-(bytes of data segment the process may hold, ``RLIMIT_DATA``) and ``output`` (the most bytes it may write). The
-batches go to
-``OUT`` as an Arrow IPC stream (a text column's dictionary may change from batch to batch). Exit status: 0 done,
-3 unreadable (the reason on stderr), 4 over the memory cap, 5 over the output cap.
+(bytes of data segment the process may hold, ``RLIMIT_DATA``), ``output`` (the most bytes it may write) and
+``seconds`` (its CPU time, ``RLIMIT_CPU``; null: none). The batches go to ``OUT`` as an Arrow IPC stream (a text
+column's dictionary may change from batch to batch). Exit status: 0 done, 3 unreadable (the reason on stderr), 4
+over the memory cap, 5 over the output cap.
 """
 
 from __future__ import annotations
