@@ -24,6 +24,7 @@ LIVE_EVERY = 1.0
 
 st.title("Diagnostics")
 mgr = common.manager()
+common.show_page_run("train")  # the training these diagnostics are of (a link to it opens them)
 run_id = st.session_state.get("train_run")
 if not run_id:
     st.info("Train a DEEM model first (Train page), or reopen a training run on the Runs page.", icon=":material/biotech:")

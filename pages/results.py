@@ -22,6 +22,7 @@ from pages import common  # noqa: E402
 st.title("Results")
 mgr = common.manager()
 
+common.show_page_run("train")  # (the address named the sweep when Results was opened from it)
 run_id = st.session_state.get("train_run")
 if not run_id:
     st.info("No training run on these data yet: train on the Train page, or reopen a run on the Runs page (runs "

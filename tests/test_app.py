@@ -426,6 +426,10 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert address_of(fresh) == sweep and fresh.text_input(key="sweep_lrs").value == "0.01, 0.03, 0.1"
     fresh.switch_page("pages/train.py").run()
     assert address_of(fresh) == train
+    for page in ("sweep", "results", "sweep", "diagnostics"):  # each page names the run it shows
+        fresh.switch_page(f"pages/{page}.py").run()
+        no_problem(fresh)
+        assert address_of(fresh) == (sweep if page == "sweep" else train), page
     # a reload on the sweep's address (a link kept from before) brings the same back
     again = reloaded(at, sweep)
     assert again.number_input(key="train_lr").value == pytest.approx(picked)
