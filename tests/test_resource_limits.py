@@ -183,6 +183,27 @@ def test_what_the_parquet_decoding_process_writes_back_is_bounded(tmp_path, monk
         read_dataset([path], limits=Limits(max_bytes=2 << 20))
 
 
+def test_a_decoding_folder_left_by_a_killed_server_is_swept_by_the_next_read(tmp_path, monkeypatch):
+    # a server killed mid-read left its deem-parquet-* folder (with up to the read's byte limit in it), and nothing
+    # removed it (attack round 8)
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    old, recent = tmp_path / "tmp" / "deem-parquet-old", tmp_path / "tmp" / "deem-parquet-busy"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "batches.arrows").write_bytes(b"x" * 1000)
+    hours_ago = time.time() - 2 * 3600
+    for path in (old, old / "batches.arrows", recent):
+        os.utime(path, (hours_ago, hours_ago))  # the busy one's stream was written just now
+    path = dictionary_parquet(tmp_path / "small.parquet", 10, 3)
+    assert preview(path).frame.shape == (3, 3)
+    assert not old.exists() and recent.exists()
+    assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["deem-parquet-busy"]  # its own folder removed too
+
+
 def test_parquet_text_reads_as_before(tmp_path):
     """Dictionary-encoded reading keeps every value: spaces trimmed, a null label missing (dropped), numbers typed."""
     frame = pa.table({"task": pa.array([1, 2, 3, 3, 4], pa.int64()),

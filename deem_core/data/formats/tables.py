@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -66,6 +67,8 @@ PARQUET_DECODE_BYTES = 4 << 30
 #: bytes of decoded batches the decoding process may write for the server to read back (a file within the memory cap
 #: could still decode, a batch at a time, to any size)
 PARQUET_DECODE_OUTPUT_BYTES = 4 << 30
+#: a decoding folder nobody has written to for this long is a killed server's leftover
+LEFT_FOLDER_SECONDS = 3600.0
 #: characters of one value that a preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
@@ -707,6 +710,24 @@ class ParquetTable(Table):
         if steps:
             yield from self._decoded(steps, columns, rows, limit_rows)
 
+    @staticmethod
+    def _sweep_left_folders(older_than: float = LEFT_FOLDER_SECONDS) -> None:
+        """Remove decoding folders nobody has written to for ``older_than`` seconds (a server killed mid-read leaves
+        its folder, and nothing else removes it; attack round 8). A folder's age is its newest file's: a read still
+        running writes its batches there."""
+        import time  # noqa: PLC0415
+
+        now = time.time()
+        for folder in Path(tempfile.gettempdir()).glob("deem-parquet-*"):
+            try:
+                if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                    continue
+                newest = max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
+                if now - newest > older_than:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue
+
     def _output_bytes(self) -> int:
         """What the decoding process may write back: :data:`PARQUET_DECODE_OUTPUT_BYTES`, and no more than the read's
         own byte limit (a 0.49 MB upload of repeated values wrote 1.6 GB in 5 s; attack round 8)."""
@@ -719,6 +740,8 @@ class ParquetTable(Table):
         read the data."""
         import pyarrow as pa  # noqa: PLC0415
 
+        # (a read lasts at most max_seconds: a folder idle twice that, and an hour, is no read's; none: a day)
+        self._sweep_left_folders(max(LEFT_FOLDER_SECONDS, 2 * (self.limits.max_seconds or 12 * 3600)))
         folder = Path(tempfile.mkdtemp(prefix="deem-parquet-"))  # (0700)
         try:
             path = self.source.path
