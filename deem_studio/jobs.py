@@ -1243,9 +1243,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
                              importance_runs=usable_runs(model)[:1])
     _check_cancel(ctx)
     returned = source.summary.get(f"labels_from_{method}")
-    write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics",
-                      title=f"DEEM diagnostics of run {source.run_id} ({method_name(method)}"
-                            + (f", labels from {returned})" if returned else ")"),
+    of = f"run {source.run_id} ({method_name(method)}" + (f", labels from {returned})" if returned else ")")
+    write_diagnostics(result, store.run_dir(ctx.run_id) / "diagnostics", title=f"DEEM diagnostics of {of}",
                       lead=returned_model_sentence(source.run_id, method_name(method), returned) if returned else None)
     save_diagnostics(store.run_dir(ctx.run_id) / "diagnostics_state", result)
     for note in result.notes:
@@ -1253,8 +1252,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     progress.update(result=result)
     store.update_summary(ctx.run_id, source_run=source.run_id, method=method,
                          seconds={k: round(v, 3) for k, v in result.seconds.items()})
-    return "finished", (f"diagnostics of run {source.run_id} ({method_name(method)}"
-                        + (f", labels from {returned})" if returned else ")"))
+    return "finished", f"diagnostics of {of}"
 
 
 def returned_model_sentence(run_id: str, name: str, returned: str) -> str:

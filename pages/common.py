@@ -286,14 +286,19 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
-def labelled_method_name(method: str, entry: dict | None) -> str:
-    """A method's display name; one whose labels are the safety rule's reference says whose they are
-    ("DEEM (labels from cluster-weighted Dawid-Skene)"). ``entry``: the method's metrics in its run."""
-    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+def method_label(method: str, returned: str | None) -> str:
+    """A method's display name, saying whose labels they are when the safety rule returned a reference's
+    ("DEEM (labels from cluster-weighted Dawid-Skene)"): the one wording of Results, Train, Runs and Diagnostics."""
     from deem_studio.jobs import method_name  # noqa: PLC0415
 
-    returned = safety_rule_reference(((entry or {}).get("selection") or {}).get("fallback"))
     return method_name(method) + (f" (labels from {returned})" if returned else "")
+
+
+def labelled_method_name(method: str, entry: dict | None) -> str:
+    """:func:`method_label` from the method's metrics in its run (``entry``)."""
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+
+    return method_label(method, safety_rule_reference(((entry or {}).get("selection") or {}).get("fallback")))
 
 
 def labels_from(entry: dict | None) -> str | None:
@@ -648,9 +653,10 @@ def restore_latest_runs() -> None:
         runs = store.list(owner=workspace(), kinds=[kind], limit=200)
         found = runs[runs["fingerprint"] == key]
         if len(found):
-            st.session_state[f"{kind}_run"] = str(found["run_id"].iloc[0])
-            restore_form(store.get(str(found["run_id"].iloc[0])), pick=False)  # (a sweep's grid, epochs, ...)
-            kept_lr_pick()
+            latest = str(found["run_id"].iloc[0])
+            st.session_state[f"{kind}_run"] = latest
+            restore_form(store.get(latest), pick=False)  # (a sweep's grid, epochs, ...)
+    kept_lr_pick()
 
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:

@@ -50,8 +50,7 @@ summary = record.get("summary") or {}
 def model_name(model: str) -> str:
     """A model's name in the picker, as on Results: "DEEM (labels from cluster-weighted Dawid-Skene)" when the run's
     DEEM labels are the safety rule's reference, which its saved model holds (the picker said "DEEM")."""
-    returned = summary.get(f"labels_from_{model}")
-    return method_name(model) + (f" (labels from {returned})" if returned else "")
+    return common.method_label(model, summary.get(f"labels_from_{model}"))
 
 
 with st.container(border=True):

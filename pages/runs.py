@@ -32,8 +32,8 @@ def describe(row: pd.Series) -> str:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
     for key, value in summary.items():
         if key.startswith("accuracy_") and value is not None:
-            returned = summary.get(f"labels_from_{key[9:]}")  # the safety rule's reference, named as on Results
-            bits.append(f"{method_name(key[9:])}{f' (labels from {returned})' if returned else ''} {value:.3f}")
+            # the safety rule's reference, named as on Results
+            bits.append(f"{common.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}")
     return ", ".join(bits)
 
 

@@ -751,10 +751,12 @@ class ParquetTable(Table):
                 with open(path, "wb") as copy:
                     shutil.copyfileobj(self._handle, copy, 1 << 20)
             out = folder / "batches.arrows"
+            seconds = self.limits.max_seconds or None
             spec = {"columns": list(columns), "dictionary": self._dictionary_columns, "steps": steps,
                     "rows": int(rows), "limit_rows": limit_rows, "memory": int(PARQUET_DECODE_BYTES),
-                    "output": self._output_bytes(), "seconds": self.limits.max_seconds or None}
-            seconds = self.limits.max_seconds or None
+                    "output": self._output_bytes(), "seconds": seconds}
+            too_long = DataError(f"{self.name}: decoding the Parquet data took longer than {seconds or 0:g} s "
+                                 f"(DEEM_MAX_READ_SECONDS)")
             orders = folder / "spec.json"  # (a file: one argument holds at most 128 KB, 100,000 names more)
             orders.write_text(json.dumps(spec), encoding="utf-8")
             try:
@@ -764,8 +766,7 @@ class ParquetTable(Table):
                                        str(path), str(out), str(orders)], capture_output=True, text=True,
                                       timeout=seconds, check=False)
             except subprocess.TimeoutExpired:
-                raise DataError(f"{self.name}: decoding the Parquet data took longer than {seconds:g} s "
-                                f"(DEEM_MAX_READ_SECONDS)") from None
+                raise too_long from None
             if done.returncode == 5:
                 raise DataError(f"{self.name}: the Parquet data decode to more than "
                                 f"{describe_bytes(self._output_bytes())}; at most that much is read "
@@ -773,9 +774,8 @@ class ParquetTable(Table):
             if done.returncode < 0 and -done.returncode not in (signal.SIGABRT, signal.SIGKILL, signal.SIGXCPU):
                 raise DataError(f"{self.name}: the process decoding the Parquet data stopped on signal "
                                 f"{-done.returncode} (a damaged file?)")
-            if -done.returncode == signal.SIGXCPU:
-                raise DataError(f"{self.name}: decoding the Parquet data took longer than {seconds:g} s "
-                                f"(DEEM_MAX_READ_SECONDS)")
+            if -done.returncode == signal.SIGXCPU:  # (its own CPU limit)
+                raise too_long
             if done.returncode == 4 or done.returncode < 0:
                 raise DataError(f"{self.name}: decoding this Parquet file needs more than "
                                 f"{describe_bytes(PARQUET_DECODE_BYTES)} of memory: its data hold far more than its "
