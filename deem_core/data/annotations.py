@@ -504,6 +504,7 @@ class AnnotationSet:
         rows, dedup_warnings = _one_answer_per_pair(task_codes, worker_codes, label_codes, probs, len(worker_index),
                                                     on_conflict, source, task_index, worker_index, class_index)
         warnings.extend(dedup_warnings)
+        warnings.extend(_label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source))
         soft = None
         if probs is not None:
             column_order = class_index.get_indexer(list(soft_columns.keys()))
@@ -655,6 +656,46 @@ def _sorted_codes(uniques: Any, codes: np.ndarray, name: str) -> tuple[pd.Index,
     rank[order] = np.arange(len(order))
     values = array[order] if array.dtype.kind in "biuf" else list(array[order])
     return pd.Index(values, name=name), rank[codes]
+
+
+#: answers each of two groups of workers sharing no label must hold before the read says so (_label_groups)
+LABEL_GROUP_ANSWERS = 20
+
+
+def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd.Index, classes: pd.Index,
+                  source: str) -> list[str]:
+    """A warning when the workers fall into groups that share no label (no worker of one group gave a label that
+    a worker of another gave): answers to different questions, or a column that is not answers (a score, a count),
+    read as workers. Every group's labels then become classes of their own, and no model can relate them. The
+    groups are the connected parts of the graph of workers and the labels they gave (linear in the answers)."""
+    from scipy.sparse import coo_matrix  # noqa: PLC0415
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    n_workers, n_classes = len(workers), len(classes)
+    if n_workers < 2 or not len(worker_codes):
+        return []
+    edges = coo_matrix((np.ones(len(worker_codes), dtype=np.int8), (worker_codes, n_workers + label_codes)),
+                       shape=(n_workers + n_classes,) * 2).tocsr()
+    n_parts, part = connected_components(edges, directed=False)
+    worker_part = part[:n_workers]
+    answers = np.bincount(worker_part[worker_codes], minlength=n_parts)
+    parts = np.flatnonzero(answers)
+    if (answers >= LABEL_GROUP_ANSWERS).sum() < 2:  # (a few answers apart are chance, not another question)
+        return []
+    order = parts[np.argsort(-answers[parts], kind="stable")]
+    used = np.zeros(n_classes, dtype=bool)
+    used[label_codes] = True
+    shown = []
+    for group in order[:3]:
+        members = workers[worker_part == group]
+        labels = classes[(part[n_workers:] == group) & used]
+        names = ", ".join(_show(w) for w in members[:4]) + (" ..." if len(members) > 4 else "")
+        values = ", ".join(_show(c) for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
+        shown.append(f"{len(members):,} worker(s) ({names}) gave {len(labels):,} label(s) ({values})")
+    more = f"; and {len(parts) - 3:,} more group(s)" if len(parts) > 3 else ""
+    return [f"{source}: the workers fall into {len(parts):,} groups that share no label, as if they answered "
+            f"different questions: {'; '.join(shown)}{more}. Each group's labels are classes of their own; leave "
+            f"out what is not an answer, or spell the same label the same way"]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,

@@ -109,6 +109,7 @@ class Plan:
     choices: dict[str, list[str]] = field(default_factory=dict)  # role -> candidates (for a chooser)
     worker_name: str | None = None  # per_annotator: the worker named after the file
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
+    times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
 
     @property
     def task_columns(self) -> list[str]:
@@ -157,7 +158,10 @@ class Plan:
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
             shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
-            parts.append(f"one worker per other column ({len(self.annotators)}: {shown})")
+            parts.append(f"one worker per {'other ' if not self.times else ''}column ({len(self.annotators)}: "
+                         f"{shown})")
+            if self.times:
+                parts.append(f"left out {len(self.times)} column(s) of dates or times ({describe_times(self.times)})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             parts.append(f"worker {self.worker_name!r} (the file name)")
@@ -180,6 +184,10 @@ class Plan:
         if others and self.format not in LAYOUTS:
             text += f"; other label fields: {', '.join(others[:6])}" + (" ..." if len(others) > 6 else "")
         return text
+
+
+def describe_times(times: Mapping[str, str]) -> str:
+    return ", ".join(f"{_quoted(c)}: {kind}" for c, kind in list(times.items())[:5]) + (" ..." if len(times) > 5 else "")
 
 
 def _quoted(name: Any) -> str:
@@ -554,7 +562,16 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
     if dialect in ("label_studio_csv", "label_studio_min"):
         return _plan_ls_table(table.name, cols, columns, sample,
                               "label_studio_min" if table.kind == "json" else "label_studio_csv")
-    return plan_layout(table.name, cols, dialect, columns, soft, stem=stem)
+    plan = plan_layout(table.name, cols, dialect, columns, soft, stem=stem)
+    if plan.format == "wide":
+        # a column of dates or times is an export's metadata (submitted at, time spent), never one worker's labels:
+        # read as a worker, each of its values became a class (a walkthrough's typed file: 922 classes, 6 of them
+        # labels)
+        times = table.time_columns(plan.annotators)
+        if times and len(times) < len(plan.annotators):
+            plan.annotators = [c for c in plan.annotators if c not in times]
+            plan.times = times
+    return plan
 
 
 # ---------------------------------------------------------------------------------------------- collecting

@@ -13,7 +13,8 @@ import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats import dialects as _d
-from deem_core.data.formats.dialects import DIALECTS, LAYOUTS, SOFT_PREFIX, Collector, Plan, extract, plan_table
+from deem_core.data.formats.dialects import (DIALECTS, LAYOUTS, SOFT_PREFIX, Collector, Plan, describe_times, extract,
+                                            plan_table)
 from deem_core.data.formats.labelstudio import (
     LabelStudioContext, iter_json, json_kind, read_json_records, read_label_studio,
 )
@@ -261,6 +262,9 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
             warnings.extend(table.cleaning_notes())
         if plan.format in LAYOUTS and plan.extra:
             warnings.append(f"{table.name}: ignored column(s) {', '.join(repr(c) for c in plan.extra)}")
+        if plan.format == "wide" and plan.times:
+            warnings.append(f"{table.name}: left out {len(plan.times)} column(s) of dates or times, which are not "
+                            f"labels ({describe_times(plan.times)})")
         if plan.format == "wide":
             present = collector.__dict__.get("_wide_present", {})
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]

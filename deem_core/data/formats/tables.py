@@ -188,6 +188,11 @@ class Table:
     def line(self, row: int) -> str:
         return f"row {row + 1}"
 
+    def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
+        """Those of ``columns`` whose type holds dates or times (column -> the type in words): a typed table's
+        columns can say that they are not labels. A text table knows no types: none."""
+        return {}
+
 
 # ---------------------------------------------------------------------------------------------- CSV
 class CsvTable(Table):
@@ -544,6 +549,18 @@ def _is_text(kind) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
+def _nan_as_null(values):
+    """A float array with its NaN as missing values (a float column's NaN is how pandas writes an empty cell; cast
+    to text it became the label "nan", so an empty float cell was a dropped answer where an empty integer cell was
+    no answer)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    if not pa.types.is_floating(values.type) or not len(values):
+        return values
+    return pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
+
+
 def _unbounded(kind) -> bool:
     """Whether a Parquet column of this Arrow type can hold values of any size that are not read as a dictionary
     (each row decoded on its own): bytes of every kind, extension types (any storage) and nested values. Such a
@@ -602,6 +619,17 @@ class ParquetTable(Table):
 
     def expect_short(self, roles: Mapping[str, str]) -> None:
         self._short = dict(roles)
+
+    def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
+        import pyarrow as pa  # noqa: PLC0415
+
+        found = {}
+        for column in columns:
+            kind = self.types.get(column)
+            kind = kind.value_type if kind is not None and pa.types.is_dictionary(kind) else kind
+            if kind is not None and pa.types.is_temporal(kind):
+                found[column] = str(kind)
+        return found
 
     def _stored_bytes(self, columns: Sequence[str], groups: Sequence[int] | None = None) -> int:
         """Decompressed bytes of the row groups ``groups`` (all by default), from the metadata; DataError for a row
@@ -838,7 +866,7 @@ class ParquetTable(Table):
         import pyarrow.compute as pc  # noqa: PLC0415
 
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = values.cast(pa.string())
+            values = _nan_as_null(values).cast(pa.string())
         if not len(values):
             return np.array([], dtype=object)
         lengths = pc.binary_length(values)
@@ -868,7 +896,7 @@ class ParquetTable(Table):
             array = pc.dictionary_encode(array)
         values, codes = array.dictionary, array.indices
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = pc.cast(values, pa.string())
+            values = pc.cast(_nan_as_null(values), pa.string())
         if len(values):
             longest = pc.max(pc.binary_length(values)).as_py() or 0
             if longest > self.limits.max_record_bytes:
@@ -948,6 +976,14 @@ class FrameTable(Table):
             self.budget.add_rows(len(frame), self.name)
         if len(frame) or nrows is not None:
             yield frame
+
+    def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
+        if not self.typed:
+            return {}
+        types = pd.api.types
+        return {column: str(self.frame[column].dtype) for column in columns if column in self.frame.columns
+                and (types.is_datetime64_any_dtype(self.frame[column]) or types.is_timedelta64_dtype(self.frame[column])
+                     or isinstance(self.frame[column].dtype, pd.PeriodDtype))}
 
     def line(self, row: int) -> str:
         if self.kind == "json":

@@ -1,0 +1,122 @@
+"""Typed columns of a wide file (Parquet, a DataFrame) and workers that answered different questions.
+
+A walkthrough's Parquet file (an item column, five label columns, then a date, a timestamp, a float with NaN and an
+integer with nulls) was read with every column as a worker: its dates and times became 900-odd classes, the float's
+NaN became 29 dropped "missing labels" while the integer's nulls were no answer, and nothing said so.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deem_core.data.annotations import AnnotationSet
+from deem_core.data.formats import preview, read_dataset
+
+N = 60
+
+
+def _typed_file(path, *, times: bool = True, numbers: bool = True):
+    rng = np.random.default_rng(3)
+    columns = {"item": [f"t{i}" for i in range(N)]}
+    for w in range(4):
+        columns[f"w{w}"] = pa.array(np.array(["a", "b", "c"])[rng.integers(0, 3, N)]).dictionary_encode()
+    if times:
+        columns["day"] = pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(N)])
+        columns["ts"] = pa.array([dt.datetime(2024, 3, 1, 12) + dt.timedelta(minutes=i) for i in range(N)],
+                                 pa.timestamp("us", tz="Europe/Berlin"))
+        columns["spent"] = pa.array([dt.timedelta(seconds=i) for i in range(N)], pa.duration("s"))
+    if numbers:
+        floats = np.array(["a", "b", "c"])[rng.integers(0, 3, N)].astype(object)
+        columns["w4"] = floats  # (a fifth labeller)
+        score = rng.integers(0, 3, N).astype(float)
+        score[::6] = np.nan  # 10 NaN
+        columns["w5"] = pa.array(score)
+        columns["w6"] = pa.array([None if i % 5 == 0 else int(i % 3) for i in range(N)], pa.int64())  # 12 nulls
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_dates_and_times_are_not_workers_and_the_reading_says_so(tmp_path):
+    path = _typed_file(tmp_path / "typed.parquet", numbers=False)
+    reading = read_dataset([path])
+    assert list(reading.data.workers) == ["w0", "w1", "w2", "w3"]
+    assert list(reading.data.classes) == ["a", "b", "c"]
+    assert len(reading.data.label_codes) == 4 * N
+    assert "one worker per column (4: 'w0', 'w1', 'w2', 'w3')" in reading.note
+    assert "left out 3 column(s) of dates or times ('day': date32[day], 'ts': timestamp[us, tz=Europe/Berlin], " \
+           "'spent': duration[s])" in reading.note
+    said = [w for w in reading.data.warnings if "dates or times" in w]
+    assert said == ["typed.parquet: left out 3 column(s) of dates or times, which are not labels ('day': date32[day], "
+                    "'ts': timestamp[us, tz=Europe/Berlin], 'spent': duration[s])"]
+    shown = preview(path)
+    assert shown.columns["annotators"] == ["w0", "w1", "w2", "w3"]
+    assert "left out 3 column(s) of dates or times" in shown.note
+    assert str(shown.frame["day"].iloc[1]) == "2024-01-02"  # still shown in the preview as it is
+
+
+def test_a_file_of_only_time_columns_keeps_them(tmp_path):
+    """Nothing else to read: the columns stay workers (the read's own checks speak), none is dropped silently."""
+    path = tmp_path / "times.parquet"
+    pq.write_table(pa.table({"item": ["a", "b"], "d": pa.array([dt.date(2024, 1, 1)] * 2)}), path)
+    reading = read_dataset([path])
+    assert list(reading.data.workers) == ["d"]
+    assert "dates or times" not in reading.note
+
+
+def test_a_dataframe_time_column_is_left_out_too():
+    frame = pd.DataFrame({"task": ["x", "y", "z"], "m1": ["a", "b", "a"], "m2": ["a", "b", "b"],
+                          "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
+    reading = read_dataset([frame], format="wide")
+    assert list(reading.data.workers) == ["m1", "m2"]
+    assert "'when': datetime64" in reading.note
+
+
+def test_a_float_nan_is_no_answer_like_an_integer_null(tmp_path):
+    path = _typed_file(tmp_path / "numbers.parquet", times=False)
+    reading = read_dataset([path])
+    data = reading.data
+    counts = pd.Series(data.worker_codes).value_counts().sort_index()
+    assert dict(zip(data.workers, counts)) == {"w0": N, "w1": N, "w2": N, "w3": N, "w4": N, "w5": N - 10,
+                                               "w6": N - 12}
+    assert "nan" not in [str(c) for c in data.classes]
+    assert not [w for w in data.warnings if "missing label" in w]  # neither is a dropped answer
+    cells = preview(path).frame
+    assert cells["w5"].iloc[0] == "" and cells["w6"].iloc[0] == ""  # both shown as empty cells
+    assert cells["w5"].iloc[1] != ""
+
+
+def test_workers_who_share_no_label_are_said_to(tmp_path):
+    path = _typed_file(tmp_path / "numbers.parquet", times=False)
+    said = [w for w in read_dataset([path]).data.warnings if "share no label" in w]
+    assert said == ["numbers.parquet: the workers fall into 2 groups that share no label, as if they answered "
+                    "different questions: 5 worker(s) ('w0', 'w1', 'w2', 'w3' ...) gave 3 label(s) ('a', 'b', 'c'); "
+                    "2 worker(s) ('w5', 'w6') gave 3 label(s) ('0', '1', '2'). Each group's labels are classes of "
+                    "their own; leave out what is not an answer, or spell the same label the same way"]
+
+
+def _answers(n_tasks: int, workers: dict[str, list[str]]) -> pd.DataFrame:
+    """Every worker answers every task, cycling through its own labels."""
+    return pd.DataFrame([(f"t{t}", w, labels[t % len(labels)]) for w, labels in workers.items()
+                         for t in range(n_tasks)], columns=["task", "worker", "label"])
+
+
+@pytest.mark.parametrize(("answers", "groups"), [
+    (_answers(30, {"u": ["yes", "no"], "v": ["no"]}), None),  # one group
+    (_answers(30, {"u": ["yes", "no"], "v": ["Yes", "No"]}), 2),  # spelled two ways
+    (_answers(19, {"u": ["yes", "no"], "v": ["Yes", "No"]}), None),  # too few answers to tell
+    (_answers(30, {"u": ["yes", "no"], "v": ["Yes", "No"]} | {"x": ["x"]}).iloc[:-10], 3),  # 20 answers suffice
+    (_answers(20, {w: [w] for w in "abcde"}), 5),
+])
+def test_label_groups_from_the_answers(answers, groups):
+    data = AnnotationSet.from_long(answers, source="s")
+    said = [w for w in data.warnings if "share no label" in w]
+    if groups is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith(f"s: the workers fall into {groups} groups")
+        assert ("and 2 more group(s)" in said[0]) == (groups == 5)
