@@ -22,20 +22,25 @@ import sys
 
 import streamlit as st
 
-from deem_studio.uploads import install_message_limit, install_upload_guard
+from deem_studio.uploads import install_connection_limit, install_message_limit, install_upload_guard
 from pages.shell import shell
 
 install_upload_guard()  # once per server process: uploads are bounded per session and in all (deem_studio/uploads.py)
 install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
+install_connection_limit()  # once per server process: websocket connections per address and in all
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+    # (the root page reserves the name it is given, even though it is served at "/": not "data", kept for the page below)
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True, url_path="start"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/show_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/results.py", title="Results", icon=":material/label:"),
     st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/biotech:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    # the Data page is the app's root; /data, typed by whoever knows the other pages' addresses, opens it too
+    # instead of "Page not found" (walkthrough 18)
+    st.Page("pages/data.py", title="Data", url_path="data", visibility="hidden"),
 ]
 
 page = st.navigation(PAGES)

@@ -390,6 +390,14 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             heading(page, "Runs", 60)
             until(lambda: run_id in selectbox_text(page, "Run"), 30, "the run listed on the Runs page")
             assert nav_titles(page) == NAV
+            # the Data page is the root; its name as an address opens it too, not "Page not found"
+            page.goto(f"{server.url}/data", timeout=60_000)
+            heading(page, "Data", 60)
+            until(lambda: "Annotation files" in main_text(page), 30, "the Data page's uploader")
+            time.sleep(1.0)
+            assert "Page not found" not in page.locator("body").inner_text()
+            assert nav_titles(page) == NAV  # (the second entry is hidden)
+            no_traceback(page)
 
 
 def test_bad_file_shows_a_readable_message(tmp_path):
