@@ -15,6 +15,7 @@ Standard library only (``app.py`` installs it before the engine is imported).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import sys
@@ -22,8 +23,10 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["CapacityError", "UploadGuard", "install_message_limit", "install_upload_guard", "physical_memory",
-           "upload_guard"]
+_LOG = logging.getLogger(__name__)
+
+__all__ = ["CapacityError", "ConnectionLimit", "UploadGuard", "connection_limit", "install_connection_limit",
+           "install_message_limit", "install_upload_guard", "physical_memory", "upload_guard"]
 
 
 class CapacityError(RuntimeError):
@@ -275,3 +278,101 @@ def install_message_limit(limit: int | None = None) -> int | None:
             runtime_util._max_message_size_bytes = SEND_LIMIT_BYTES  # noqa: SLF001 - sending only (above)
         _MESSAGE_LIMIT.append(int(limit))
         return _MESSAGE_LIMIT[0]
+
+
+# --------------------------------------------------------------------------- websocket connections
+#: websocket connections (browser tabs) one network address may hold at once, and all addresses together; each may
+#: keep up to the message limit of an unfinished message in the server's memory (attack round 9: 100 connections
+#: each holding 24 MiB of a message they never finished kept 2.9 GB until they chose to close)
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
+DEFAULT_MAX_CONNECTIONS = 500
+_CONNECTION_LIMIT: list[ConnectionLimit] = []
+
+
+class ConnectionLimit:
+    """Counts the open websocket connections per party (:func:`deem_studio.owners.client_party`) and in all, and
+    refuses one past either limit. Runs on the server's event loop; the lock keeps it right if it ever does not."""
+
+    def __init__(self, per_client: int, total: int):
+        self.per_client, self.total = per_client, total
+        self.open: dict[str | None, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, party: str | None) -> str | None:
+        """Count a new connection and return None, or the reason it is refused (nothing counted)."""
+        with self._lock:
+            if self.total > 0 and sum(self.open.values()) >= self.total:
+                return f"the server has {self.total} connections open (DEEM_MAX_CONNECTIONS)"
+            if party is not None and 0 < self.per_client <= self.open.get(party, 0):
+                return f"{self.per_client} connections are open from this address (DEEM_MAX_CONNECTIONS_PER_CLIENT)"
+            self.open[party] = self.open.get(party, 0) + 1
+            return None
+
+    def closed(self, party: str | None) -> None:
+        with self._lock:
+            left = self.open.get(party, 0) - 1
+            if left > 0:
+                self.open[party] = left
+            else:
+                self.open.pop(party, None)
+
+    def guard(self, app: Any) -> Any:
+        """``app`` (the ASGI app of Streamlit's websocket route) behind this limit: a connection past it is
+        refused before it is accepted (the browser's handshake gets HTTP 403; it retries as after any drop)."""
+        from deem_studio.owners import client_party  # noqa: PLC0415
+
+        async def guarded(scope: dict, receive: Any, send: Any) -> None:
+            client = scope.get("client") or (None, None)
+            forwarded = next((value.decode("latin-1") for name, value in scope.get("headers") or []
+                              if name.lower() == b"x-forwarded-for"), None)
+            party = client_party(client[0], forwarded)
+            refused = self.admit(party)
+            if refused is not None:
+                _LOG.warning("websocket refused: %s", refused)
+                await send({"type": "websocket.close", "code": 1013, "reason": "try again later"})
+                return
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.closed(party)
+
+        guarded.__wrapped__ = app  # type: ignore[attr-defined]
+        return guarded
+
+
+def connection_limit() -> ConnectionLimit | None:
+    """The limit installed into this server process (None before :func:`install_connection_limit`)."""
+    return _CONNECTION_LIMIT[0] if _CONNECTION_LIMIT else None
+
+
+def install_connection_limit(per_client: int | None = None, total: int | None = None) -> ConnectionLimit | None:
+    """Put a :class:`ConnectionLimit` in front of Streamlit's websocket route (once per process; limits from
+    ``DEEM_MAX_CONNECTIONS_PER_CLIENT`` and ``DEEM_MAX_CONNECTIONS``, 0: none). The route is found among the live
+    objects, as the server's uvicorn config is (:func:`install_message_limit`); connections opened before the first
+    page ran are not counted (they were accepted before the limit existed)."""
+    with _INSTALL_LOCK:
+        if _CONNECTION_LIMIT:
+            return _CONNECTION_LIMIT[0]
+        try:
+            from starlette.routing import WebSocketRoute  # noqa: PLC0415
+        except Exception:  # noqa: BLE001 - another server
+            return None
+        routes = [obj for obj in gc.get_objects() if isinstance(obj, WebSocketRoute)
+                  and str(getattr(obj, "path", "")).endswith("_stcore/stream")]
+        if not routes:
+            return None  # bare mode, AppTest
+        limit = ConnectionLimit(
+            per_client=_env_count("DEEM_MAX_CONNECTIONS_PER_CLIENT", DEFAULT_MAX_CONNECTIONS_PER_CLIENT)
+            if per_client is None else per_client,
+            total=_env_count("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS) if total is None else total)
+        for route in routes:
+            route.app = limit.guard(route.app)
+        _CONNECTION_LIMIT.append(limit)
+        return limit
+
+
+def _env_count(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default

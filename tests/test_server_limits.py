@@ -44,8 +44,10 @@ def test_the_server_reads_small_messages_from_its_start_and_sends_large_ones(mon
 
     root = Path(__file__).resolve().parents[1]
     settings = tomllib.loads((root / ".streamlit" / "config.toml").read_text())["server"]
-    assert settings["maxMessageSize"] * 1_000_000 <= 30 * 1_000_000
-    assert settings["maxMessageSize"] * 1_000_000 >= 25 * 1_000_000 + MB  # what Streamlit itself accepts still fits
+    # every connection may hold an unfinished message this large: a few MB (27 MB x 100 connections kept 2.9 GB;
+    # attack round 9), and what Streamlit itself accepts (the widget state and its envelope) still fits
+    assert settings["maxMessageSize"] * 1_000_000 <= 4 * 1_000_000
+    assert settings["maxMessageSize"] * 1_000_000 >= settings["maxWidgetStateSize"] * 1_000_000 + MB
     monkeypatch.setattr(runtime_util, "_max_message_size_bytes", settings["maxMessageSize"] * 1_000_000)
     monkeypatch.setattr(uploads, "_MESSAGE_LIMIT", [])
     uploads.install_message_limit()
@@ -119,3 +121,115 @@ def test_a_huge_websocket_message_costs_the_live_server_nothing(tmp_path):
         assert "1009" in reason  # message too big
         assert peak - before < 100, f"the server held {peak - before} MiB of a refused message"
         asyncio.run(run_page(url))  # and it keeps serving
+
+
+def _connection(client: str, forwarded: str | None = None) -> dict:
+    headers = [(b"host", b"x")] + ([(b"x-forwarded-for", forwarded.encode())] if forwarded else [])
+    return {"type": "websocket", "client": (client, 5000), "headers": headers}
+
+
+def test_connections_are_counted_per_address_and_in_all():
+    limit = uploads.ConnectionLimit(per_client=2, total=4)
+    opened: list[asyncio.Event] = []
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):  # a connection that stays open until told to close
+        event = asyncio.Event()
+        opened.append(event)
+        await event.wait()
+
+    async def send(message):
+        sent.append(message)
+
+    guarded = limit.guard(app)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(guarded(_connection("203.0.113.5"), None, send)) for _ in range(2)]
+        await asyncio.sleep(0)
+        await guarded(_connection("203.0.113.5"), None, send)  # a third from that address: refused at once
+        assert sent == [{"type": "websocket.close", "code": 1013, "reason": "try again later"}]
+        assert limit.open == {"203.0.113.5": 2}
+        # a proxy on loopback: the visitor is its X-Forwarded-For; the server's own machine has no per-address limit
+        tasks.append(asyncio.create_task(guarded(_connection("127.0.0.1", "198.51.100.7"), None, send)))
+        tasks.append(asyncio.create_task(guarded(_connection("127.0.0.1"), None, send)))
+        await asyncio.sleep(0)
+        assert limit.open == {"203.0.113.5": 2, "198.51.100.7": 1, None: 1}
+        await guarded(_connection("127.0.0.1"), None, send)  # the fifth in all: refused
+        assert len(sent) == 2 and len(opened) == 4
+        opened[0].set()  # one closes: its address may open another
+        await asyncio.gather(tasks[0])
+        assert limit.open["203.0.113.5"] == 1
+        tasks.append(asyncio.create_task(guarded(_connection("203.0.113.5"), None, send)))
+        await asyncio.sleep(0)
+        assert len(opened) == 5 and len(sent) == 2
+        for event in opened:
+            event.set()
+        await asyncio.gather(*tasks)
+        assert limit.open == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_connection_is_uncounted():
+    limit = uploads.ConnectionLimit(per_client=1, total=0)
+
+    async def broken(scope, receive, send):
+        raise ConnectionResetError
+
+    async def scenario() -> None:
+        with pytest.raises(ConnectionResetError):
+            await limit.guard(broken)(_connection("203.0.113.5"), None, None)
+        assert limit.open == {}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_the_live_server_refuses_connections_past_its_limits(tmp_path):
+    """100 websockets each holding an unfinished 24 MiB message kept 2.9 GB of the server (attack round 9): the
+    connections are now counted, per address (X-Forwarded-For from a proxy on loopback) and in all."""
+    websockets = pytest.importorskip("websockets")
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from tests.test_browser import LiveServer
+
+    async def page(url: str, headers: dict | None = None):
+        ws = await websockets.connect(url, max_size=None, additional_headers=headers or {})
+        rerun = BackMsg()
+        rerun.rerun_script.query_string = ""
+        rerun.rerun_script.page_script_hash = ""
+        await ws.send(rerun.SerializeToString())
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await asyncio.wait_for(ws.recv(), 90))
+            if message.WhichOneof("type") == "script_finished":
+                return ws
+
+    async def refused(url: str, headers: dict | None = None) -> bool:
+        try:
+            ws = await websockets.connect(url, max_size=None, additional_headers=headers or {})
+        except websockets.InvalidStatus:
+            return True
+        await ws.close()
+        return False
+
+    async def scenario(url: str) -> None:
+        first = await page(url)  # the first page installs the limits
+        visitor = {"X-Forwarded-For": "203.0.113.5"}
+        held = [await page(url, visitor) for _ in range(2)]
+        assert await refused(url, visitor)  # a third from that visitor
+        other = await page(url, {"X-Forwarded-For": "198.51.100.7"})  # another visitor is served
+        held.append(other)
+        held.append(await page(url))  # the fourth counted (the first was accepted before the limits existed)
+        assert await refused(url)  # a fifth
+        await held[0].close()
+        await asyncio.sleep(0.5)
+        held[0] = await page(url, visitor)  # a closed connection frees its place
+        for ws in [first, *held]:
+            await ws.close()
+
+    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS": "4",
+                                           "DEEM_MAX_CONNECTIONS_PER_CLIENT": "2"}) as server:
+        asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
+        assert "websocket refused: 2 connections are open from this address" in server.log(20_000)
