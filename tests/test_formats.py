@@ -350,3 +350,40 @@ def test_mturk_task_answers_json_column_is_read_as_answer_fields():
     assert reading.data.to_long().iloc[0].tolist() == ["img0.png", "W0", "Dog"]
     sure = read_dataset(("batch.csv", text), columns={"label": "Answer.sure"})
     assert sorted(sure.data.classes) == ["no", "yes"]  # a checkbox group inside the JSON
+
+
+def test_task_answers_bounds_the_field_names_it_builds():
+    """A dotted name repeats its parents': 950 levels of 9,000-character keys (a 32 KB gzip) held 4.2 GB of names,
+    and 20,000 fields under one long key ~18 MB from a 0.2 MB cell (attack round 9): such a cell is not read as a
+    form's answers. A form's own nesting (two or three levels, short names) still is."""
+    from deem_core.data.formats.dialects import MAX_FIELD_CHARS, MAX_FIELD_DEPTH, task_answers
+
+    form = json.dumps([{"animal": {"label": "Cat"}, "sure": {"yes": True, "no": False}}])
+    assert task_answers(form) == {"Answer.animal.label": "Cat", "Answer.sure.yes": "true", "Answer.sure.no": "false"}
+    deep = "[" + '{"k":' * (MAX_FIELD_DEPTH + 1) + '"x"' + "}" * (MAX_FIELD_DEPTH + 1) + "]"
+    assert task_answers(deep) == {}
+    shallow = "[" + '{"k":' * (MAX_FIELD_DEPTH - 2) + '"x"' + "}" * (MAX_FIELD_DEPTH - 2) + "]"
+    assert task_answers(shallow) == {"Answer." + ".".join(["k"] * (MAX_FIELD_DEPTH - 2)): "x"}
+    long_key = json.dumps([{"a" * (MAX_FIELD_CHARS + 1): {"b": "x"}}])
+    assert task_answers(long_key) == {}
+    many = json.dumps([{"a" * 900: {f"b{i}": 1 for i in range(20_000)}}])
+    assert task_answers(many) == {}
+
+
+def test_label_studio_refuses_a_thousand_made_up_controls():
+    """Controls were kept in a list: one task of 80,000 made-up controls took 70 s past a 10 s read limit and 100,000
+    a preview 200 s (attack round 9). More than MAX_CONTROLS is refused at once; that many still reads."""
+    from deem_core.data.formats.labelstudio import MAX_CONTROLS
+
+    def export(n_controls: int) -> bytes:
+        results = [{"from_name": f"c{i}", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}
+                   for i in range(n_controls)]
+        return json.dumps([{"id": 1, "data": {"text": "x"},
+                            "annotations": [{"completed_by": 1, "result": results}]}]).encode()
+
+    assert read_dataset(("ls.json", export(MAX_CONTROLS))).data.n_annotations == 1
+    for read in (read_dataset, preview):
+        with pytest.raises(DataError, match=f"line 1: more than {MAX_CONTROLS:,} labelling controls"):
+            result = read(("ls.json", export(MAX_CONTROLS + 1)))
+            if getattr(result, "problem", None):  # (the preview says a file's problem instead of raising)
+                raise DataError(result.problem)

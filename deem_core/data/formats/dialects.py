@@ -432,13 +432,32 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
 TASK_ANSWERS = "Answer.taskAnswers"
 
 
-def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+#: an ``Answer.taskAnswers`` cell's fields: at most this many levels deep, with dotted names of at most this many
+#: characters, and all the names together at most :data:`FIELD_NAME_FACTOR` times the cell's own length. The names
+#: repeat their parents' (``a.b.c``): a 32 KB gzip of 950 levels of 9,000-character keys held 4.2 GB of them
+#: (attack round 9). crowd-html-elements forms nest two or three levels.
+MAX_FIELD_DEPTH = 16
+MAX_FIELD_CHARS = 1_000
+FIELD_NAME_FACTOR = 4
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str], room: list[int] | None = None, depth: int = 0) -> None:
+    """``value`` (a parsed cell) -> ``out``: {dotted field name: value as text}; ValueError past the bounds above
+    (``room``: the characters the names may still take)."""
+    if depth > MAX_FIELD_DEPTH or len(prefix) > MAX_FIELD_CHARS:
+        raise ValueError("fields nested too deep or named too long")
+    if room is None:
+        room = [1 << 62]
     if isinstance(value, dict):
         for key, item in value.items():
-            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+            name = f"{prefix}.{key}" if prefix else str(key)
+            room[0] -= len(name)
+            if room[0] < 0:
+                raise ValueError("field names too long in all")
+            _flatten(item, name, out, room, depth + 1)
     elif isinstance(value, list):
         if len(value) == 1:
-            _flatten(value[0], prefix, out)
+            _flatten(value[0], prefix, out, room, depth + 1)
         elif value:
             out[prefix] = json.dumps(value, ensure_ascii=False)
     elif isinstance(value, bool):
@@ -468,7 +487,7 @@ def task_answers(text: str) -> dict[str, str]:
     try:
         parsed = loads_bounded(text) if text.strip() else None
         out: dict[str, str] = {}
-        _flatten(parsed, "", out)
+        _flatten(parsed, "", out, [FIELD_NAME_FACTOR * len(text) + MAX_FIELD_CHARS])
     except (ValueError, RecursionError):  # not JSON, or a bomb (nested too deep, millions of values)
         return {}
     return {f"Answer.{key}": value for key, value in out.items() if key}

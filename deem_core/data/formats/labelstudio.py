@@ -326,6 +326,11 @@ def task_key_of(task: Mapping[str, Any], task_key: str) -> Any:
     return data.get(task_key[5:])
 
 
+#: distinct labelling controls (``from_name``) a Label Studio export may hold: a project's form has a few; one task of
+#: 80,000 made-up controls took 70 s past a 10 s read limit, 100,000 a preview 200 s (attack round 9)
+MAX_CONTROLS = 1_000
+
+
 def read_label_studio(source: Source, limits: Limits, budget: Budget | None, collector: Collector | None,
                       columns: Mapping[str, Any] | None = None, predictions: bool = True,
                       max_items: int | None = None) -> LabelStudioRead:
@@ -338,7 +343,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     name = source.name
     tasks, workers, labels = _Codes(), _Codes(), _Codes()
     rows: dict[str, _Rows] = {}
-    seen_controls: list[str] = []
+    seen_controls: dict[str, None] = {}  # in the order first seen (a list's `in` made many controls quadratic)
     counts = {"cancelled": 0, "no_result": 0, "several": 0, "gold": 0, "predictions": 0, "left_out": 0}
     first_where: dict[str, str] = {}
     context = LabelStudioContext(task_key=task_key, source=source, limits=limits)
@@ -396,7 +401,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                         continue
                     control = str(result.get("from_name", ""))
                     if control not in seen_controls:
-                        seen_controls.append(control)
+                        if len(seen_controls) >= MAX_CONTROLS:
+                            raise DataError(f"{name}: line {line}: more than {MAX_CONTROLS:,} labelling controls "
+                                            f"(from_name); a Label Studio project has a few")
+                        seen_controls[control] = None
                     if wanted is not None and control != wanted:
                         continue
                     by_control.setdefault(control, []).append(result)
