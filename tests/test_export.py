@@ -135,7 +135,12 @@ def test_csv_keeps_values_and_numbers(results, tmp_path):
 
 def test_parquet_keeps_original_values_and_types(results, tmp_path):
     back = pd.read_parquet(write_parquet(results, tmp_path / "r.parquet"))
-    assert back.index.tolist() == ["=t1", "t2", "-3"]  # no neutralisation outside CSV
+    # the task is the first column, as in the CSV (kept as pandas' index, merge(truth, on="task") failed; walkthrough
+    # 19), with no neutralisation outside CSV
+    assert back.columns[0] == "task" and back["task"].tolist() == ["=t1", "t2", "-3"]
+    assert isinstance(back.index, pd.RangeIndex)
+    truth = pd.DataFrame({"task": ["t2", "-3"], "truth": ["dog", "-1"]})
+    assert back.merge(truth, on="task")["label"].tolist() == ["dog", "-1"]
     assert back["label"].tolist() == ["=cat", "dog", "-1"]
     assert back["int_label"].dtype == np.int64 and back["int_label"].tolist() == [3, -1, 0]
     np.testing.assert_allclose(back["confidence"], [0.5, 0.75, 1.0])

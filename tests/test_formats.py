@@ -238,7 +238,9 @@ def test_output_formats_by_extension_and_by_name(tmp_path):
     assert serialise(results, "csv").decode().splitlines()[1] == "1,'=x,0.5"
     assert json.loads(serialise(results, "json")) == [{"task": 1, "label": "=x", "confidence": 0.5},
                                                       {"task": 2, "label": "y", "confidence": None}]
-    assert pd.read_parquet(io.BytesIO(serialise(results, "parquet")))["label"].tolist() == ["=x", "y"]
+    parquet = pd.read_parquet(io.BytesIO(serialise(results, "parquet")))
+    assert parquet.columns.tolist() == ["task", "label", "confidence"] and parquet["task"].tolist() == [1, 2]
+    assert parquet["label"].tolist() == ["=x", "y"]
     mixed = pd.DataFrame({"label": [1, "a"], "confidence": [1.0, 1.0]}, index=pd.Index([1, 2], name="task"))
     with pytest.raises(DataError, match="cannot be written as Parquet"):
         serialise(mixed, "parquet")

@@ -15,7 +15,6 @@ The labels table (:func:`deem_core.data.export.label_table`): index ``task``, co
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.export import atomic_write_bytes, to_safe_csv
+from deem_core.data.export import atomic_write_bytes, parquet_bytes, to_safe_csv
 from deem_core.data.formats.labelstudio import LabelStudioContext, iter_tasks
 
 __all__ = ["OUTPUT_FORMATS", "label_studio_tasks", "output_format", "serialise", "write_results"]
@@ -126,16 +125,11 @@ def serialise(results: pd.DataFrame, fmt: str, context: LabelStudioContext | Non
     if fmt == "csv":
         return to_safe_csv(results).encode("utf-8")
     if fmt == "parquet":
-        buffer = io.BytesIO()
         try:
-            results.to_parquet(buffer)
-        except (TypeError, ValueError, ImportError) as exc:
+            return parquet_bytes(results)
+        except Exception as exc:  # noqa: BLE001 - pandas' (TypeError, ValueError) and pyarrow's own (ArrowInvalid, ...)
             raise DataError(f"the labels cannot be written as Parquet ({str(exc).splitlines()[0]}); labels of mixed "
                             f"types fit CSV and JSON") from None
-        except Exception as exc:  # pyarrow's own errors (ArrowInvalid, ArrowTypeError) # noqa: BLE001
-            raise DataError(f"the labels cannot be written as Parquet ({str(exc).splitlines()[0]}); labels of mixed "
-                            f"types fit CSV and JSON") from None
-        return buffer.getvalue()
     if fmt == "json":
         return json.dumps(_records(results), ensure_ascii=False, allow_nan=False, default=_json_default,
                           indent=1).encode("utf-8")
