@@ -749,9 +749,9 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
         ss["train_no_budget"] = "max_updates" in config and config["max_updates"] is None
     if (pick and record.get("kind") == "train" and config.get("lr") is not None
             and record.get("fingerprint") == data_key()):
-        try:
-            set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}",
-                        keep=can_control(record["run_id"]))  # (someone else's run: the pick is not kept)
+        try:  # (not kept for the workspace: a reload of another run's address then named this run as its rate's
+            # source; walkthrough 19. What is kept is what the user picked: on a sweep, or typed)
+            set_lr_pick(float(config["lr"]), f"the settings of run {record['run_id']}", keep=False)
         except (TypeError, ValueError):
             pass
 

@@ -441,6 +441,32 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert f"the settings of run {train}" in texts(other) and not other.session_state.get("sweep_run")
 
 
+def test_a_reopened_runs_rate_is_not_kept_as_the_workspaces_pick(runs_dir):
+    # a training's address reopened its settings and kept its rate as this workspace's pick: the reload of another
+    # training's address then said "Learning rate 0.01: the settings of run <the first>" (walkthrough 19)
+    at = upload(new_app())
+    runs = []
+    for epochs in (2, 3):
+        at.switch_page("pages/train.py").run()
+        at.multiselect(key="train_methods").set_value(["deem", "mv"])
+        at.number_input(key="train_epochs").set_value(epochs)
+        at.button(key="train_launch").click().run()
+        runs.append(at.session_state["train_run"])
+        assert wait_done(runs[-1]).status == "finished"
+    first, second = runs
+    assert f"the settings of run {first}" in texts(reloaded(at, first))
+    shown = reloaded(at, second)
+    no_problem(shown)
+    assert f"the settings of run {second}" in texts(shown) and f"the settings of run {first}" not in texts(shown)
+    assert shown.number_input(key="train_epochs").value == 3
+    # a rate typed on the page is a pick: it is kept, and a reload of either address brings it back
+    shown.number_input(key="train_lr").set_value(0.02).run()
+    for run in runs:
+        again = reloaded(at, run)
+        assert again.number_input(key="train_lr").value == pytest.approx(0.02)
+        assert "typed on the Train page" in texts(again)
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()
