@@ -208,6 +208,7 @@ class ProgressSnapshot:
     unit: str = "step"  # what a step of the current phase is ("epoch", "method", "step")
     rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
     then_s: float = 0.0  # estimated seconds of the phases after the current one
+    step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
     time_limited: bool = False  # the cancel came from the server's time limit, not from the user
 
@@ -243,7 +244,14 @@ class ProgressSnapshot:
             return None
         planned = None if self.estimate_s is None else max(0.0, self.estimate_s - self.elapsed)
         if self.rate_s is not None and self.phase_total > 0:
-            measured = max(0.0, (self.phase_total - self.phase_done) * self.rate_s + self.then_s)
+            left = self.phase_total - self.phase_done
+            if left > 0 and self.step_age > 2.0 * self.rate_s + 1.0:
+                # the step under way has taken far longer than the phase's pace (GLAD after majority vote's 0.01 s:
+                # "about 0.1 s left" stood for 22 s; walkthrough 19): that pace says nothing of the time left
+                return planned or None
+            # the time already spent in the step under way counts (without it, with no launch estimate, "about
+            # 8.0 s left" stood still for a whole step)
+            measured = max(0.0, left * self.rate_s - min(self.step_age, self.rate_s) * (left > 0) + self.then_s)
             if planned is None:
                 return measured
             done = self.fraction
@@ -305,6 +313,7 @@ class Progress:
         self.then_s = 0.0
         self._phase_first: float | None = None  # time of the current phase's first step
         self._phase_last: float | None = None
+        self._phase_began: float | None = None
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0) -> None:
         """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows."""
@@ -312,6 +321,7 @@ class Progress:
             self.phase, self.phase_done, self.phase_total, self.unit = phase, 0, int(total), unit
             self.then_s = float(then_s)
             self._phase_first = self._phase_last = None
+            self._phase_began = time.time()
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -353,7 +363,12 @@ class Progress:
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
                 messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
-                then_s=self.then_s, cancelling=self.cancelling, time_limited=self.time_limited)
+                then_s=self.then_s, cancelling=self.cancelling, time_limited=self.time_limited,
+                step_age=self._step_age())
+
+    def _step_age(self) -> float:
+        since = self._phase_last if self._phase_last is not None else self._phase_began
+        return 0.0 if since is None else max(0.0, time.time() - since)
 
     def _rate(self) -> float | None:
         """Seconds per step of the current phase, measured from its first step on (None before two)."""

@@ -400,6 +400,34 @@ def test_time_left_leans_on_the_launch_estimate_until_the_pace_has_been_measured
     assert no_estimate.eta == pytest.approx(49.5)
 
 
+def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outrun():
+    """Walkthrough 19, baselines after DEEM with no launch estimate: "about 0.1 s left" stood for 22 s of GLAD (the
+    pace of majority vote and Dawid-Skene), then "about 8.0 s left" for 15 s of MACE (a step's time never counted)."""
+    from deem_studio.jobs import ProgressSnapshot, Progress, status_line
+
+    now = time.time()
+
+    def snap(age: float, estimate: float | None = None, done: int = 2) -> ProgressSnapshot:
+        return ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0,
+                                estimate_s=estimate, steps_done=done, steps_total=5, phase_done=done, phase_total=5,
+                                unit="method", rate_s=4.0, step_age=age)
+
+    assert snap(0.0).eta == pytest.approx(12.0)  # 3 methods left at 4 s each
+    assert snap(3.0).eta == pytest.approx(9.0)  # 3 s into the next: it counts down
+    assert snap(8.0).eta == pytest.approx(8.0)  # past its pace but within reason: the pace's remaining steps
+    assert snap(9.5).eta is None  # far past its pace: no figure rather than a wrong one
+    assert "left" not in status_line(snap(9.5))
+    assert snap(9.5, estimate=50.0).eta == pytest.approx(20.0, abs=0.1)  # the launch estimate's time left, if any
+    assert snap(60.0, done=5).eta == pytest.approx(0.0)  # nothing left of the phase: no step is under way
+    progress = Progress("r", "train")
+    progress.update(status="running")
+    progress.start_phase("comparing methods", 5, unit="method")
+    time.sleep(0.05)
+    assert progress.snapshot().step_age >= 0.05  # from the phase's start before its first step
+    progress.add_rows([], steps=1)
+    assert progress.snapshot().step_age < 0.05
+
+
 def test_a_job_past_the_servers_time_limit_stops_keeping_what_it_trained(tmp_path):
     """One visitor's 5,000-epoch job held the shared server's CPU slot for hours (noticed in issue 14): a job now
     stops at DEEM_MAX_JOB_SECONDS as a cancel does, keeping what it made, and says why; the next job runs."""
