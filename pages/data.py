@@ -32,7 +32,8 @@ CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "las
 MAX_HEATMAP = 60
 #: the class balance table's columns in words (legend and table)
 BALANCE_COLUMNS = {"answers": "answers", "answer_share": "share of the answers",
-                   "majority_vote_tasks": "tasks (majority vote)", "majority_vote_share": "share of the tasks (majority vote)"}
+                   "majority_vote_tasks": "tasks (majority vote; a tie shared)",
+                   "majority_vote_share": "share of the tasks (majority vote; a tie shared)"}
 #: annotator rows the coverage table shows (the most active ones; a platform can have a million annotators)
 MAX_COVERAGE_ROWS = 5000
 
