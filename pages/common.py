@@ -606,6 +606,10 @@ def init_session() -> None:
         ss["_notice"] = ("This address carries an old workspace id (ws=...): it no longer gives access to any runs. "
                          "Runs are now controlled by the owner key of the browser that launched them (Runs page).")
     url_run = params.get("run")
+    first_run = not ss.get("_session_begun")
+    ss["_session_begun"] = True
+    if first_run and not url_run and dataset() is None:
+        restore_workspace()
     if url_run and url_run != ss.get("run") and url_run != ss.get("_url_run_seen"):
         fresh = not ss.get("_url_run_seen") and not ss.get("run")  # a new session: a reload or a link
         ss["_url_run_seen"] = url_run
@@ -657,6 +661,26 @@ def restore_latest_runs() -> None:
             st.session_state[f"{kind}_run"] = latest
             restore_form(store.get(latest), pick=False)  # (a sweep's grid, epochs, ...)
     kept_lr_pick()
+
+
+def restore_workspace() -> None:
+    """A new session at an address that names no run (a new tab, a bookmark of the app's root): this workspace's
+    latest run comes back with its data set and the latest sweep and training on it, as the reload of a run's
+    address brings them (every page said "Data set: none loaded" while the Runs page listed the runs; walkthrough
+    19). Only this browser's own workspace: a visitor without its cookie has none."""
+    try:
+        runs = manager().store.list(owner=workspace(), limit=1)
+    except (OSError, sqlite3.Error):
+        return
+    if not len(runs):
+        return
+    latest = str(runs["run_id"].iloc[0])
+    if open_run(latest, quiet=True, from_url=True):
+        restore_latest_runs()
+        ds = dataset()
+        if ds is not None:
+            st.session_state["_notice"] = (f"Brought back your latest data set, {ds['name']}, and its runs (the "
+                                           f"latest: {latest}). To work on other data, load it on the Data page.")
 
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:

@@ -467,6 +467,32 @@ def test_a_reopened_runs_rate_is_not_kept_as_the_workspaces_pick(runs_dir):
         assert "typed on the Train page" in texts(again)
 
 
+def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_runs(runs_dir):
+    # a new tab or a bookmark without ?run= said "Data set: none loaded" on every page while the Runs page listed
+    # the runs (walkthrough 19)
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    train = at.session_state["train_run"]
+    assert wait_done(train).status == "finished"
+    tab = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    tab.session_state["owner_key"] = at.session_state["owner_key"]
+    tab.run()
+    no_problem(tab)
+    assert tab.session_state["dataset"]["data"].fingerprint() == at.session_state["dataset"]["data"].fingerprint()
+    assert tab.session_state["train_run"] == train and address_of(tab) == train
+    assert f"Brought back your latest data set, {at.session_state['dataset']['name']}, and its runs" in texts(tab)
+    tab.switch_page("pages/train.py").run()
+    assert f"Run `{train}`" in texts(tab)
+    tab.switch_page("pages/data.py").run()
+    assert "Brought back" not in texts(tab)  # said once
+    # another browser (no cookie) gets nothing of it
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert other.session_state["dataset"] is None if "dataset" in other.session_state else True
+    assert not other.session_state.get("train_run") and "Brought back" not in texts(other)
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()

@@ -138,8 +138,9 @@ def test_the_owner_key_not_the_address_is_the_key_to_a_workspace(runs_dir):
     tomorrow.run()
     assert tomorrow.session_state["ws"] == workspace
     assert runs_listed(tomorrow) == [run_id]
-    # but not its data: that comes back only with a run
-    assert state(tomorrow, "dataset") is None
+    # and the latest run's data with it (it came back only with a run's address: a new tab said "none loaded";
+    # walkthrough 19)
+    assert state(tomorrow, "dataset")["name"] == "alice.csv" and tomorrow.session_state["train_run"] == run_id
     # another browser: the owner pastes the key on the Runs page
     elsewhere = session()
     assert runs_listed(elsewhere) == []
