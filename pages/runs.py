@@ -86,15 +86,17 @@ if len(runs):
         "status": runs["status"],
         # what tells runs of one data set apart first: the accuracy, the layers and the start (they were off to the
         # right or missing; walkthrough, tenth session)
+        # (the learning rate and epochs too: to the right of the long summary and methods, a walkthrough at 1,400
+        # px never saw them; walkthrough 19)
         "name": shown_name, "summary": runs.apply(describe, axis=1),
         "layers": [setting(c, "n_layers") if k in ("train", "sweep") else "" for c, k in zip(configs, runs["kind"])],
         "start": [setting(c, "init") if k == "train" else "" for c, k in zip(configs, runs["kind"])],
-        "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
-        "methods": [setting(c, "methods") for c in configs],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
+        "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
+        "methods": [setting(c, "methods") for c in configs],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",

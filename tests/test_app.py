@@ -823,7 +823,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
     assert re.fullmatch(r"DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}", grid["summary"].iloc[0])
     # the columns that tell runs of one data set apart come first (walkthrough, tenth session)
-    assert list(grid.columns)[4:8] == ["name", "summary", "layers", "start"]
+    assert list(grid.columns)[4:10] == ["name", "summary", "layers", "start", "learning rate", "epochs"]
     assert grid["layers"].iloc[0] == "1" and grid["start"].iloc[0] == "auto"
     at.switch_page("pages/train.py").run()
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
