@@ -130,6 +130,13 @@ def test_per_layer_mi_input_layer_equals_direct_computation(layered):
     layer1[data.task_codes, data.worker_codes] = codes[1]
     members = truth.to_numpy() == 2
     np.testing.assert_allclose(result.mi[1, 2], mutual_information_matrix(layer1[members], 3)[0], atol=1e-12)
+    # how many answers each layer relabels, said beside the figures (identical layers read as a bug; walkthrough 19)
+    share = float((codes[1] != codes[0]).mean())
+    said = [n for n in result.notes if n.startswith("answers whose label a layer changes")]
+    assert said == [f"answers whose label a layer changes (the largest entry of its output against the answer): "
+                    f"layer 1 {share:.1%}" + ("; a layer that changes none has the input's mutual information "
+                                              "exactly (it may still weigh the answers differently)" if share == 0
+                                              else "")]
     # without gold: classes from DEEM's predictions, and every output says so
     predicted = per_layer_mutual_information(model, df)
     assert predicted.class_source == PREDICTED_SOURCE

@@ -324,6 +324,16 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
                                      class_source=source, min_common=int(min_common), run=run, notes=notes)
     result.notes.append("MI of a pair is computed over the tasks of the class where both workers answered "
                         f"(pairwise-complete); pairs with fewer than {min_common} common tasks are skipped")
+    if n_out > 1:
+        # a layer's mutual information is that of the labels it outputs (each answer's largest entry): a layer that
+        # changes no answer's label shows the input's figures, which read as a bug on the page (walkthrough 19)
+        changed = [float((codes[layer] != codes[0]).mean()) if codes.shape[1] else 0.0 for layer in range(1, n_out)]
+        shares = ", ".join(f"{name.split(' (')[0].lower()} {share:.1%}" for name, share in zip(result.layers[1:],
+                                                                                                  changed))
+        result.notes.append(f"answers whose label a layer changes (the largest entry of its output against the "
+                            f"answer): {shares}" + ("; a layer that changes none has the input's mutual information "
+                                                    "exactly (it may still weigh the answers differently)"
+                                                    if min(changed) == 0.0 else ""))
     if result.skipped_pairs:
         result.notes.append(f"skipped {result.skipped_pairs} worker pair(s) x class(es) with fewer than "
                             f"{min_common} common tasks")
