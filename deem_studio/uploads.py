@@ -357,7 +357,7 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
             from starlette.routing import WebSocketRoute  # noqa: PLC0415
         except Exception:  # noqa: BLE001 - another server
             return None
-        routes = [obj for obj in gc.get_objects() if isinstance(obj, WebSocketRoute)
+        routes = [obj for obj in gc.get_objects() if issubclass(type(obj), WebSocketRoute)  # (no __class__ lookups)
                   and str(getattr(obj, "path", "")).endswith("_stcore/stream")]
         if not routes:
             return None  # bare mode, AppTest
