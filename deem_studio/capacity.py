@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from typing import Any, Iterator
 
@@ -127,17 +128,59 @@ def _read_slots() -> threading.BoundedSemaphore:
         return _READS[0]
 
 
+#: seconds of reading one network address may spend in the read slots per hour (``DEEM_MAX_READ_SECONDS_PER_CLIENT``):
+#: one visitor chaining slow uploads (a 1.3 MB gzip of 99,999 columns read for 245 s) kept every other visitor's
+#: loads failing after their wait (attack round 9)
+DEFAULT_READ_SECONDS_PER_CLIENT = 900.0
+READ_WINDOW_SECONDS = 3600.0
+_SPENT: dict[str, list[tuple[float, float]]] = {}  # party -> (when a read ended, its seconds) in the last window
+
+
+def _read_budget() -> float:
+    try:
+        return float(os.environ.get("DEEM_MAX_READ_SECONDS_PER_CLIENT", "") or DEFAULT_READ_SECONDS_PER_CLIENT)
+    except ValueError:
+        return DEFAULT_READ_SECONDS_PER_CLIENT
+
+
+def read_seconds_spent(party: str, now: float | None = None) -> float:
+    """Seconds ``party`` held a read slot in the last :data:`READ_WINDOW_SECONDS`."""
+    now = time.monotonic() if now is None else now
+    with _LOCK:
+        kept = [(at, seconds) for at, seconds in _SPENT.get(party, []) if now - at < READ_WINDOW_SECONDS]
+        if kept:
+            _SPENT[party] = kept
+        else:
+            _SPENT.pop(party, None)
+        return sum(seconds for _, seconds in kept)
+
+
 @contextlib.contextmanager
-def reading(wait: float | None = None) -> Iterator[None]:
+def reading(wait: float | None = None, party: str | None = None) -> Iterator[None]:
     """Hold one of the server's read slots while reading files into annotations (CapacityError after ``wait``
-    seconds without one)."""
+    seconds without one). ``party`` (a network address, :func:`deem_studio.owners.client_party`; None: the
+    server's own machine) may hold the slots for at most ``DEEM_MAX_READ_SECONDS_PER_CLIENT`` seconds an hour
+    (0: no limit)."""
+    budget = _read_budget()
+    if party is not None and budget > 0:
+        spent = read_seconds_spent(party)
+        if spent >= budget:
+            raise CapacityError(f"this address has read files for {spent / 60:.0f} min in the last hour, this "
+                                f"server's share for one address (DEEM_MAX_READ_SECONDS_PER_CLIENT); try again later")
     slots = _read_slots()
     if not slots.acquire(timeout=READ_WAIT_SECONDS if wait is None else wait):
         raise CapacityError("the server is busy reading other users' files; try again in a minute")
+    started = time.monotonic()
     try:
         yield
     finally:
         slots.release()
+        if party is not None:
+            ended = time.monotonic()
+            with _LOCK:
+                _SPENT.setdefault(party, []).append((ended, ended - started))
+                if len(_SPENT) > 100_000:  # (made-up parties: the oldest first)
+                    _SPENT.pop(next(iter(_SPENT)))
 
 
 _RUN_DATA: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()

@@ -185,7 +185,7 @@ def _preview(file, **options):
     found = next((entry[1] for entry in st.session_state.get("_previews", []) if entry[0] == key), None)
     if found is None:
         try:
-            with capacity.reading():
+            with capacity.reading(party=common.client_address()):
                 found = preview(file, **options)
         except DataError as exc:  # a file that cannot be read is not read again on every click either
             found = exc
@@ -287,7 +287,8 @@ with st.container(border=True):
 
         started = time.perf_counter()
         try:
-            with st.spinner("reading the files"), capacity.reading():  # one read at a time on this server
+            # one read at a time on this server, and a share of the reading time per address
+            with st.spinner("reading the files"), capacity.reading(party=common.client_address()):
                 reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
@@ -418,7 +419,8 @@ with tabs[5]:
 
         try:
             # the switch above applies to the gold labels too (the reader's warning names it)
-            with st.spinner("reading the gold labels"), capacity.reading():  # one read at a time, as the answers
+            # (one read at a time, as the answers)
+            with st.spinner("reading the gold labels"), capacity.reading(party=common.client_address()):
                 truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
             # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
             # (attack round of the seventh session); how many were dropped is said below

@@ -168,6 +168,43 @@ def test_reads_wait_for_a_free_slot():
         pass
 
 
+def test_an_address_has_a_share_of_the_reading_time(monkeypatch):
+    """One visitor chaining slow uploads (245 s each) kept everyone else's loads failing after their wait (attack
+    round 9): an address may hold the read slots DEEM_MAX_READ_SECONDS_PER_CLIENT seconds an hour."""
+    monkeypatch.setenv("DEEM_MAX_READ_SECONDS_PER_CLIENT", "0.2")
+    monkeypatch.setattr(capacity, "_SPENT", {})
+    with capacity.reading(party="203.0.113.5"):
+        time.sleep(0.25)
+    assert capacity.read_seconds_spent("203.0.113.5") >= 0.25
+    with pytest.raises(capacity.CapacityError, match=r"this address has read files for 0 min in the last hour"):
+        with capacity.reading(party="203.0.113.5"):
+            pass
+    with capacity.reading(party="198.51.100.7"):  # another address reads
+        pass
+    with capacity.reading():  # the server's own machine has no share
+        pass
+    monkeypatch.setattr(capacity, "READ_WINDOW_SECONDS", 0.1)  # an hour later
+    time.sleep(0.15)
+    with capacity.reading(party="203.0.113.5"):
+        pass
+    monkeypatch.setenv("DEEM_MAX_READ_SECONDS_PER_CLIENT", "0")  # 0: no share
+    monkeypatch.setattr(capacity, "READ_WINDOW_SECONDS", 3600.0)
+    with capacity.reading(party="203.0.113.5"):
+        pass
+
+
+def test_the_data_page_reads_on_the_visitors_share(runs_dir, monkeypatch):
+    from pages import common
+
+    monkeypatch.setattr(common, "client_address", lambda: "203.0.113.5")
+    monkeypatch.setattr(capacity, "_SPENT", {"203.0.113.5": [(time.monotonic(), 10_000.0)]})
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.file_uploader(key="upload_annotations").set_value(("a.csv", b"task,worker,label\n1,a,x\n", "text/csv")).run()
+    assert not at.exception
+    shown = " ".join(str(e.value) for e in at.error).replace("\\", "")
+    assert "this address has read files for 167 min in the last hour" in shown, shown
+
+
 # --------------------------------------------------------------------------- timing probes
 def test_a_probe_too_large_for_a_page_is_not_run():
     """1,000 classes x 8 workers: the probe's model alone needs ~4.6 GiB (main ran it in the page: > 4 GB,
