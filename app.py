@@ -31,7 +31,8 @@ install_connection_limit()  # once per server process: websocket connections per
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    # (the root page reserves the name it is given, even though it is served at "/": not "data", kept for the page below)
+    # (the root page reserves the name it is given, even though it is served at "/": not "data", kept for the
+    # page below)
     st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True, url_path="start"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/show_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

@@ -522,6 +522,11 @@ class RunStore:
                             "WHERE owner = ? ORDER BY saved_at DESC, rowid DESC LIMIT ?)",
                             (str(owner), str(owner), PICKS_PER_OWNER))
                 over = con.execute("SELECT COUNT(*) FROM picks").fetchone()[0] - PICKS_KEPT
+                if over > 0:  # first the picks of workspaces that never launched a run: a workspace costs nothing to
+                    # make, and made-up ones pushed every visitor's picks out (attack round 9)
+                    over -= con.execute("DELETE FROM picks WHERE rowid IN (SELECT p.rowid FROM picks p WHERE "
+                                        "NOT EXISTS (SELECT 1 FROM runs r WHERE r.owner = p.owner) ORDER BY "
+                                        "p.saved_at, p.rowid LIMIT ?)", (over,)).rowcount
                 if over > 0:
                     con.execute("DELETE FROM picks WHERE rowid IN (SELECT rowid FROM picks ORDER BY saved_at, rowid "
                                 "LIMIT ?)", (over,))

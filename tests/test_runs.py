@@ -249,3 +249,11 @@ def test_a_picked_learning_rate_is_kept_per_owner_and_data_set_and_bounded(tmp_p
     with sqlite3.connect(store.db_path) as con:
         assert con.execute("SELECT COUNT(*) FROM picks").fetchone()[0] == 10
     assert store.pick("visitor11", "f") and store.pick("visitor2", "f") and not store.pick("visitor1", "f")
+    # a workspace that launched runs keeps its pick while made-up ones (no run) are dropped first (attack round 9)
+    store.create("train", {}, owner="dora", status="finished")
+    store.save_pick("dora", "f", {"lr": 0.05, "source": "typed"})
+    for i in range(30):
+        store.save_pick(f"made-up{i}", "f", {"lr": 0.01, "source": "typed"})
+    assert store.pick("dora", "f")["lr"] == 0.05 and store.pick("made-up29", "f") and not store.pick("made-up0", "f")
+    with sqlite3.connect(store.db_path) as con:
+        assert con.execute("SELECT COUNT(*) FROM picks").fetchone()[0] == 10

@@ -187,7 +187,8 @@ class Plan:
 
 
 def describe_times(times: Mapping[str, str]) -> str:
-    return ", ".join(f"{_quoted(c)}: {kind}" for c, kind in list(times.items())[:5]) + (" ..." if len(times) > 5 else "")
+    shown = ", ".join(f"{_quoted(c)}: {kind}" for c, kind in list(times.items())[:5])
+    return shown + (" ..." if len(times) > 5 else "")
 
 
 def _quoted(name: Any) -> str:
