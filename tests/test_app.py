@@ -441,18 +441,23 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert f"the settings of run {train}" in texts(other) and not other.session_state.get("sweep_run")
 
 
+def finished_training(at: AppTest, methods: list[str], epochs: int | None = None) -> str:
+    """Launch a training of ``methods`` from the Train page and wait for it: its run id."""
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(methods)
+    if epochs is not None:
+        at.number_input(key="train_epochs").set_value(epochs)
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "finished"
+    return run_id
+
+
 def test_a_reopened_runs_rate_is_not_kept_as_the_workspaces_pick(runs_dir):
     # a training's address reopened its settings and kept its rate as this workspace's pick: the reload of another
     # training's address then said "Learning rate 0.01: the settings of run <the first>" (walkthrough 19)
     at = upload(new_app())
-    runs = []
-    for epochs in (2, 3):
-        at.switch_page("pages/train.py").run()
-        at.multiselect(key="train_methods").set_value(["deem", "mv"])
-        at.number_input(key="train_epochs").set_value(epochs)
-        at.button(key="train_launch").click().run()
-        runs.append(at.session_state["train_run"])
-        assert wait_done(runs[-1]).status == "finished"
+    runs = [finished_training(at, ["deem", "mv"], epochs=epochs) for epochs in (2, 3)]
     first, second = runs
     assert f"the settings of run {first}" in texts(reloaded(at, first))
     shown = reloaded(at, second)
@@ -471,11 +476,7 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     # a new tab or a bookmark without ?run= said "Data set: none loaded" on every page while the Runs page listed
     # the runs (walkthrough 19)
     at = upload(new_app())
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["mv"])
-    at.button(key="train_launch").click().run()
-    train = at.session_state["train_run"]
-    assert wait_done(train).status == "finished"
+    train = finished_training(at, ["mv"])
     tab = AppTest.from_file(APP, default_timeout=TIMEOUT)
     tab.session_state["owner_key"] = at.session_state["owner_key"]
     tab.run()
