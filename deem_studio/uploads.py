@@ -345,11 +345,13 @@ def connection_limit() -> ConnectionLimit | None:
     return _CONNECTION_LIMIT[0] if _CONNECTION_LIMIT else None
 
 
-def install_connection_limit(per_client: int | None = None, total: int | None = None) -> ConnectionLimit | None:
+def install_connection_limit(per_client: int | None = None, total: int | None = None,
+                             routes: list | None = None) -> ConnectionLimit | None:
     """Put a :class:`ConnectionLimit` in front of Streamlit's websocket route (once per process; limits from
-    ``DEEM_MAX_CONNECTIONS_PER_CLIENT`` and ``DEEM_MAX_CONNECTIONS``, 0: none). The route is found among the live
-    objects, as the server's uvicorn config is (:func:`install_message_limit`); connections opened before the first
-    page ran are not counted (they were accepted before the limit existed)."""
+    ``DEEM_MAX_CONNECTIONS_PER_CLIENT`` and ``DEEM_MAX_CONNECTIONS``, 0: none). ``routes``: the server's routes as
+    it builds them (``deem-studio``, :mod:`deem_studio.serve`); else the route is found among the live objects at
+    the first page, as the server's uvicorn config is (:func:`install_message_limit`), and connections opened before
+    that are not counted (they were accepted before the limit existed)."""
     with _INSTALL_LOCK:
         if _CONNECTION_LIMIT:
             return _CONNECTION_LIMIT[0]
@@ -357,7 +359,8 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
             from starlette.routing import WebSocketRoute  # noqa: PLC0415
         except Exception:  # noqa: BLE001 - another server
             return None
-        routes = [obj for obj in gc.get_objects() if issubclass(type(obj), WebSocketRoute)  # (no __class__ lookups)
+        found = gc.get_objects() if routes is None else routes
+        routes = [obj for obj in found if issubclass(type(obj), WebSocketRoute)  # (no __class__ lookups)
                   and str(getattr(obj, "path", "")).endswith("_stcore/stream")]
         if not routes:
             return None  # bare mode, AppTest

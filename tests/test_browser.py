@@ -69,7 +69,8 @@ class LiveServer:
     """``streamlit run app.py`` on 127.0.0.1 with its own runs directory; stopped by its process id."""
 
     def __init__(self, runs_dir: Path, env: dict[str, str] | None = None, start_timeout: float = 90.0,
-                 extra_args: list[str] | None = None, epoch_pause_s: float = 0.0):
+                 extra_args: list[str] | None = None, epoch_pause_s: float = 0.0, launcher: bool = False):
+        self.launcher = launcher  # the README's `deem-studio` (deem_studio/serve.py) instead of `streamlit run`
         self.runs_dir = Path(runs_dir)
         self.epoch_pause_s = epoch_pause_s  # > 0: every job epoch pauses this long (tests/paced_streamlit.py)
         self.extra_args = list(extra_args or [])
@@ -85,7 +86,8 @@ class LiveServer:
         if self.epoch_pause_s > 0:
             launcher = [sys.executable, str(ROOT / "tests" / "paced_streamlit.py")]
             self.env["DEEM_TEST_EPOCH_PAUSE_S"] = str(self.epoch_pause_s)
-        command = [*launcher, "run", "app.py", "--server.headless", "true",
+        command = [*launcher, "run", "app.py"] if not self.launcher else [sys.executable, "-m", "deem_studio.serve"]
+        command = [*command, "--server.headless", "true",
                    "--server.address", "127.0.0.1", "--server.port", str(self.port),
                    "--browser.gatherUsageStats", "false", *self.extra_args]  # the rest: .streamlit/config.toml
         self._log = open(self.log_path, "wb")  # noqa: SIM115
@@ -349,7 +351,7 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
     assert manager.wait(run_id, 60).status == "finished"
     manager.shutdown()
 
-    with LiveServer(runs_dir) as server, chromium() as browser:
+    with LiveServer(runs_dir, launcher=True) as server, chromium() as browser:  # (the README's deem-studio)
         context = browser.new_context(viewport=VIEWPORT)
         # the owner's browser: its cookie holds the owner key that launched the run
         context.add_cookies([{"name": "deem_owner", "value": key, "url": server.url}])

@@ -46,7 +46,7 @@ def test_the_server_reads_small_messages_from_its_start_and_sends_large_ones(mon
     settings = tomllib.loads((root / ".streamlit" / "config.toml").read_text())["server"]
     # every connection may hold an unfinished message this large: a few MB (27 MB x 100 connections kept 2.9 GB;
     # attack round 9), and what Streamlit itself accepts (the widget state and its envelope) still fits
-    assert settings["maxMessageSize"] * 1_000_000 <= 4 * 1_000_000
+    assert settings["maxMessageSize"] * 1_000_000 <= 6 * 1_000_000
     assert settings["maxMessageSize"] * 1_000_000 >= settings["maxWidgetStateSize"] * 1_000_000 + MB
     monkeypatch.setattr(runtime_util, "_max_message_size_bytes", settings["maxMessageSize"] * 1_000_000)
     monkeypatch.setattr(uploads, "_MESSAGE_LIMIT", [])
@@ -231,5 +231,28 @@ def test_the_live_server_refuses_connections_past_its_limits(tmp_path):
 
     with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS": "4",
                                            "DEEM_MAX_CONNECTIONS_PER_CLIENT": "2"}) as server:
+        asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
+        assert "websocket refused: 2 connections are open from this address" in server.log(20_000)
+
+
+@pytest.mark.slow
+def test_deem_studio_counts_connections_from_the_servers_start(tmp_path):
+    """`streamlit run app.py` installs the limit at the first page: on a fresh server one address held 300 websockets
+    of 3 MB unfinished messages (78 -> 984 MB; attack round 10). The README's `deem-studio` wraps the route as the
+    server builds it."""
+    websockets = pytest.importorskip("websockets")
+
+    from tests.test_browser import LiveServer
+
+    async def scenario(url: str) -> None:
+        visitor = {"X-Forwarded-For": "203.0.113.5"}
+        held = [await websockets.connect(url, additional_headers=visitor) for _ in range(2)]  # no page has run
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(url, additional_headers=visitor)
+        other = await websockets.connect(url, additional_headers={"X-Forwarded-For": "198.51.100.7"})
+        for ws in [*held, other]:
+            await ws.close()
+
+    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS_PER_CLIENT": "2"}, launcher=True) as server:
         asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
         assert "websocket refused: 2 connections are open from this address" in server.log(20_000)

@@ -1,0 +1,64 @@
+"""``deem-studio``: start the dashboard (``streamlit run app.py``) with the server's connection limits in place
+before it accepts its first connection.
+
+``streamlit run app.py`` runs ``app.py`` only when a browser opens a page, so the limits it installs
+(:func:`deem_studio.uploads.install_connection_limit`) counted no connection opened before that: on a freshly
+started server one address held 300 websockets, each with an unfinished 3 MB message (78 MB -> 984 MB; attack
+round 10). Here Streamlit's websocket route is wrapped as the server builds it. Arguments are Streamlit's options
+(``deem-studio --server.port 8502``); the working directory becomes the project's, whose ``.streamlit/config.toml``
+holds the server's settings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def install_before_serving() -> bool:
+    """Wrap Streamlit's websocket route in the connection limit as the server creates it (once per process);
+    False when this Streamlit builds its routes elsewhere (the first page then installs the limit)."""
+    from deem_studio import uploads
+
+    try:
+        from streamlit.web.server.starlette import starlette_app
+    except ImportError:
+        return False
+    original = getattr(starlette_app, "create_websocket_routes", None)
+    if original is None or getattr(original, "_deem_limited", False):
+        return original is not None
+
+    def limited(runtime: Any, base_url: Any) -> list:
+        routes = original(runtime, base_url)
+        uploads.install_connection_limit(routes=routes)
+        return routes
+
+    limited._deem_limited = True  # type: ignore[attr-defined]
+    starlette_app.create_websocket_routes = limited
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    app = ROOT / "app.py"
+    if not app.is_file():
+        print(f"error: {app} not found: deem-studio runs from a checkout of DEEM Studio (pip install -e .)",
+              file=sys.stderr)
+        return 2
+    os.chdir(ROOT)
+    install_before_serving()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(app), *(sys.argv[1:] if argv is None else list(argv))]
+    try:
+        cli.main(prog_name="streamlit")
+    except SystemExit as stop:
+        return int(stop.code or 0) if not isinstance(stop.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
