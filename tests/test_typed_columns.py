@@ -120,3 +120,13 @@ def test_label_groups_from_the_answers(answers, groups):
     else:
         assert len(said) == 1 and said[0].startswith(f"s: the workers fall into {groups} groups")
         assert ("and 2 more group(s)" in said[0]) == (groups == 5)
+
+
+def test_a_float_zero_is_one_class_whatever_its_sign(tmp_path):
+    path = tmp_path / "zeros.parquet"
+    half = pa.array(np.array([-0.0, 0.0, 1.0, np.nan], dtype=np.float16))  # (no arithmetic kernel of its own)
+    pq.write_table(pa.table({"item": ["a", "b", "c", "d"], "m1": [0.0, -0.0, 1.0, -0.0], "m2": [-0.0, 0.0, 1.0, 1.0],
+                             "m3": half}), path)
+    data = read_dataset([path]).data
+    assert [str(c) for c in data.classes] == ["0", "1"] and data.n_answers == 11
+    assert "-0" not in preview(path).frame.to_numpy().ravel().tolist()

@@ -552,12 +552,15 @@ def _is_text(kind) -> bool:
 def _nan_as_null(values):
     """A float array with its NaN as missing values (a float column's NaN is how pandas writes an empty cell; cast
     to text it became the label "nan", so an empty float cell was a dropped answer where an empty integer cell was
-    no answer)."""
+    no answer), and -0.0 as 0.0 (cast to text, "-0" and "0" were two classes of one value; attack round 10)."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
     if not pa.types.is_floating(values.type) or not len(values):
         return values
+    if pa.types.is_float16(values.type):  # (no arithmetic on half floats; float32 holds each exactly)
+        values = values.cast(pa.float32())
+    values = pc.add(values, pa.scalar(0.0, values.type))  # -0.0 + 0.0 is 0.0; every other value stays
     return pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
 
 
