@@ -88,13 +88,15 @@ if len(runs):
         # right or missing; walkthrough, tenth session)
         # (the learning rate and epochs too: to the right of the long summary and methods, a walkthrough at 1,400
         # px never saw them; walkthrough 19)
-        "name": shown_name, "summary": runs.apply(describe, axis=1),
+        # (before the summary: beyond its width a walkthrough at 1,400 px saw none of them; walkthrough 20)
+        "name": shown_name,
         "layers": [setting(c, "n_layers") if k in ("train", "sweep") else "" for c, k in zip(configs, runs["kind"])],
         "start": [setting(c, "init") if k == "train" else "" for c, k in zip(configs, runs["kind"])],
         "learning rate": [setting(c, "lr") if k == "train" else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
+        "summary": runs.apply(describe, axis=1),
         "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
         "methods": [setting(c, "methods") for c in configs],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far

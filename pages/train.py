@@ -179,7 +179,9 @@ st.subheader(f"Run `{run_id}`")
 launched = (mgr.store.get(run_id).get("config") or {}) if run_id else {}
 if launched.get("lr") is not None:  # (the form above holds the next training's: after "Train with learning rate
     # 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
+    layers = launched.get("n_layers")  # (its depth was said nowhere on the page; walkthrough 20)
     st.caption(f"This run was launched with learning rate {common.fmt_lr(launched['lr'])}"
+               + ("" if layers is None else ", layers chosen (0-2)" if layers == "auto" else f", {layers} layer(s)")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
                + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "") + ".")
 

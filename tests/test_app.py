@@ -416,7 +416,7 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert fresh.number_input(key="train_lr").value == pytest.approx(picked)
     assert f"picked on sweep {sweep}" in texts(fresh)
     # the run below the form says its own rate (it read as the picked rate's run; walkthrough 18)
-    assert "This run was launched with learning rate 0.01, 2 epochs, 2 seed(s)." in texts(fresh)
+    assert "This run was launched with learning rate 0.01, 1 layer(s), 2 epochs, 2 seed(s)." in texts(fresh)
     assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
     assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
     # the Sweep page then names and shows its sweep, with the sweep's settings (its address named the training, its
@@ -824,7 +824,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
     assert re.fullmatch(r"DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}", grid["summary"].iloc[0])
     # the columns that tell runs of one data set apart come first (walkthrough, tenth session)
-    assert list(grid.columns)[4:10] == ["name", "summary", "layers", "start", "learning rate", "epochs"]
+    assert list(grid.columns)[4:10] == ["name", "layers", "start", "learning rate", "epochs", "summary"]
     assert grid["layers"].iloc[0] == "1" and grid["start"].iloc[0] == "auto"
     at.switch_page("pages/train.py").run()
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
