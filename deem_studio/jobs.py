@@ -277,12 +277,15 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
-            bits.append(f"{snap.unit} {snap.phase_done:,} of {snap.phase_total:,}")
+            # a method is counted as it runs ("running GLAD · method 3 of 4"); an epoch as it ends (it read "method
+            # 2 of 4" while the third ran; walkthrough 20)
+            shown = min(snap.phase_done + 1, snap.phase_total) if snap.unit == "method" else snap.phase_done
+            bits.append(f"{snap.unit} {shown:,} of {snap.phase_total:,}")
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
         eta = snap.eta
-        if eta is not None:
-            bits.append(f"about {format_seconds(eta)} left")
+        if eta is not None:  # (nothing left by the pace, still running: scoring and saving; "about 0.0 s left" stood)
+            bits.append(f"about {format_seconds(eta)} left" if eta >= 0.05 else "finishing")
         return " · ".join(bits)
     took = f" in {format_seconds(snap.elapsed)}" if snap.started_at and snap.finished_at else ""
     return f"{snap.status}{took}" + (f": {snap.message}" if snap.message and not short else "")

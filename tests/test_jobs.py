@@ -419,6 +419,10 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     assert "left" not in status_line(snap(9.5))
     assert snap(9.5, estimate=50.0).eta == pytest.approx(20.0, abs=0.1)  # the launch estimate's time left, if any
     assert snap(60.0, done=5).eta == pytest.approx(0.0)  # nothing left of the phase: no step is under way
+    # the method under way is counted ("method 3 of 5" while the third runs; it read 2), and nothing left is
+    # "finishing", not "about 0.0 s left" (walkthrough 20)
+    assert "method 3 of 5" in status_line(snap(0.0)) and "about 12 s left" in status_line(snap(0.0))
+    assert "method 5 of 5" in status_line(snap(60.0, done=5)) and status_line(snap(60.0, done=5)).endswith("finishing")
     progress = Progress("r", "train")
     progress.update(status="running")
     progress.start_phase("comparing methods", 5, unit="method")
