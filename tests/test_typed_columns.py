@@ -120,6 +120,9 @@ def test_label_groups_from_the_answers(answers, groups):
     else:
         assert len(said) == 1 and said[0].startswith(f"s: the workers fall into {groups} groups")
         assert ("and 2 more group(s)" in said[0]) == (groups == 5)
+        # one label set spelled two ways is said to be that (walkthrough 20)
+        assert ("Their labels differ in upper and lower case only ('no' and 'No'): spell them one way in the file."
+                in said[0]) == ("Yes" in set(answers["label"]))
 
 
 def test_a_float_zero_is_one_class_whatever_its_sign(tmp_path):

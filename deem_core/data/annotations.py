@@ -686,16 +686,26 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
     used = np.zeros(n_classes, dtype=bool)
     used[label_codes] = True
     shown = []
+    spelled: dict[str, Any] = {}  # a label in lower case -> (its group, the label): the same word in two groups
+    alike = None
     for group in order[:3]:
         members = workers[worker_part == group]
         labels = classes[(part[n_workers:] == group) & used]
         names = ", ".join(_show(w) for w in members[:4]) + (" ..." if len(members) > 4 else "")
         values = ", ".join(_show(c) for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
         shown.append(f"{len(members):,} worker(s) ({names}) gave {len(labels):,} label(s) ({values})")
+        for label in labels[:1000]:
+            key = str(label).strip().casefold()
+            if key in spelled and spelled[key][0] != group and alike is None:
+                alike = (spelled[key][1], label)
+            spelled.setdefault(key, (group, label))
     more = f"; and {len(parts) - 3:,} more group(s)" if len(parts) > 3 else ""
+    # (two teams' spellings of one label set read as "different questions"; walkthrough 20)
+    case = (f" Their labels differ in upper and lower case only ({_show(alike[0])} and {_show(alike[1])}): spell "
+            f"them one way in the file." if alike is not None else "")
     return [f"{source}: the workers fall into {len(parts):,} groups that share no label, as if they answered "
-            f"different questions: {'; '.join(shown)}{more}. Each group's labels are classes of their own; leave "
-            f"out what is not an answer, or spell the same label the same way"]
+            f"different questions: {'; '.join(shown)}{more}.{case} Each group's labels are classes of their own; "
+            f"leave out what is not an answer, or spell the same label the same way"]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,

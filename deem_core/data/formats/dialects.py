@@ -158,7 +158,7 @@ class Plan:
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
             shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
-            parts.append(f"one worker per {'other ' if not self.times else ''}column ({len(self.annotators)}: "
+            parts.append(f"one worker per {'other ' if not self.times else ''}column ({len(self.annotators):,}: "
                          f"{shown})")
             if self.times:
                 parts.append(f"left out {len(self.times)} column(s) of dates or times ({describe_times(self.times)})")

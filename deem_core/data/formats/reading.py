@@ -270,7 +270,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
             if empty:
                 shown = ", ".join(repr(c) for c in empty[:5]) + (" ..." if len(empty) > 5 else "")
-                warnings.append(f"{table.name}: ignored {len(empty)} worker column(s) with no labels: {shown}")
+                warnings.append(f"{table.name}: ignored {len(empty):,} worker column(s) with no labels: {shown}")
             if len(empty) == len(plan.annotators):
                 raise DataError(f"{table.name}: no annotations (every worker column is empty)")
             count, first = collector.__dict__.get("_wide_unanswered", {}).get(table.name, (0, None))
