@@ -549,7 +549,7 @@ def _is_text(kind) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
-def _nan_as_null(values):
+def _plain_floats(values):
     """A float array with its NaN as missing values (a float column's NaN is how pandas writes an empty cell; cast
     to text it became the label "nan", so an empty float cell was a dropped answer where an empty integer cell was
     no answer), and -0.0 as 0.0 (cast to text, "-0" and "0" were two classes of one value; attack round 10)."""
@@ -869,7 +869,7 @@ class ParquetTable(Table):
         import pyarrow.compute as pc  # noqa: PLC0415
 
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = _nan_as_null(values).cast(pa.string())
+            values = _plain_floats(values).cast(pa.string())
         if not len(values):
             return np.array([], dtype=object)
         lengths = pc.binary_length(values)
@@ -899,7 +899,7 @@ class ParquetTable(Table):
             array = pc.dictionary_encode(array)
         values, codes = array.dictionary, array.indices
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = pc.cast(_nan_as_null(values), pa.string())
+            values = pc.cast(_plain_floats(values), pa.string())
         if len(values):
             longest = pc.max(pc.binary_length(values)).as_py() or 0
             if longest > self.limits.max_record_bytes:
