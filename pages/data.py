@@ -187,11 +187,12 @@ def _preview(file, **options):
         try:
             with capacity.reading(party=common.client_address()):
                 found = preview(file, **options)
-        except DataError as exc:  # a file that cannot be read is not read again on every click either
-            found = exc
+        except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
+            # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
+            found = DataError(str(exc))
     st.session_state["_previews"] = [*kept[-1:], (key, found)]
     if isinstance(found, DataError):
-        raise found
+        raise DataError(str(found))  # (a copy: the kept one gets no traceback)
     return found
 
 

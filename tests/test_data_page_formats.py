@@ -195,3 +195,5 @@ def test_an_unreadable_file_is_said_on_every_rerun_but_read_once(runs_dir, monke
     assert at.error and "bad\\.csv" in at.error[0].value and at.button(key="load_files").disabled
     at.toggle(key="upload_keep_missing").set_value(True).run()
     assert at.error and "bad\\.csv" in at.error[0].value and len(calls) == 1
+    kept = at.session_state["_previews"][-1][1]
+    assert kept.__traceback__ is None and kept.__context__ is None  # (no frames of the failed read are kept)
