@@ -614,8 +614,7 @@ def init_session() -> None:
         fresh = not ss.get("_url_run_seen") and not ss.get("run")  # a new session: a reload or a link
         ss["_url_run_seen"] = url_run
         if is_run_id(url_run):
-            if open_run(url_run, quiet=True, from_url=True) and fresh:
-                restore_latest_runs()
+            reopen(url_run, with_latest=fresh)
         else:
             # not quoted: a link made up by someone else would put their words on this page (attack round)
             ss["_notice"] = (f"the address holds a run value of {len(url_run):,} character(s) which is not a run id; "
@@ -663,6 +662,15 @@ def restore_latest_runs() -> None:
     kept_lr_pick()
 
 
+def reopen(run_id: str, with_latest: bool = True) -> bool:
+    """A new session's run (the address's, or the workspace's latest) opened as a reload opens it, and with it
+    (``with_latest``) the latest sweep and training on its data; False when there is no such run."""
+    opened = open_run(run_id, quiet=True, from_url=True)
+    if opened and with_latest:
+        restore_latest_runs()
+    return opened
+
+
 def restore_workspace() -> None:
     """A new session at an address that names no run (a new tab, a bookmark of the app's root): this workspace's
     latest run comes back with its data set and the latest sweep and training on it, as the reload of a run's
@@ -675,8 +683,7 @@ def restore_workspace() -> None:
     if not len(runs):
         return
     latest = str(runs["run_id"].iloc[0])
-    if open_run(latest, quiet=True, from_url=True):
-        restore_latest_runs()
+    if reopen(latest):
         ds = dataset()
         if ds is not None:
             st.session_state["_notice"] = (f"Brought back your latest data set, {ds['name']}, and its runs (the "

@@ -181,8 +181,8 @@ def _preview(file, **options):
     from deem_core.data.readers import preview  # noqa: PLC0415
 
     key = (file.file_id, file.size, repr(sorted(options.items(), key=lambda item: item[0])))
-    kept = [entry for entry in st.session_state.get("_previews", []) if entry[0] != key]
-    found = next((entry[1] for entry in st.session_state.get("_previews", []) if entry[0] == key), None)
+    kept = dict(st.session_state.get("_previews", []))
+    found = kept.pop(key, None)
     if found is None:
         try:
             with capacity.reading(party=common.client_address()):
@@ -190,7 +190,7 @@ def _preview(file, **options):
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
             found = DataError(str(exc))
-    st.session_state["_previews"] = [*kept[-1:], (key, found)]
+    st.session_state["_previews"] = [*list(kept.items())[-1:], (key, found)]
     if isinstance(found, DataError):
         raise DataError(str(found))  # (a copy: the kept one gets no traceback)
     return found

@@ -67,6 +67,23 @@ def make_ds_data(n_tasks: int, n_workers: int, n_classes: int, density: float = 
 
 
 @pytest.fixture
+def spy(monkeypatch):
+    """``spy(module, "name")``: the calls of ``module.name`` from then on, as (args, kwargs), each still made."""
+    def install(module, name: str) -> list:
+        calls: list = []
+        real = getattr(module, name)
+
+        def recorded(*args, **kwargs):
+            calls.append((args, kwargs))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recorded)
+        return calls
+
+    return install
+
+
+@pytest.fixture
 def small_condind():
     return read_sample("condind", n_tasks=400)
 

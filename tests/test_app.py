@@ -1192,19 +1192,12 @@ def test_a_method_for_two_classes_is_not_offered_on_more(runs_dir):
     assert "KOS left out: it works on two classes only, and these data have 3." in unescape(texts(at))
 
 
-def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, monkeypatch):
+def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, spy):
     # a reload is a new session: it timed the same job on the same data again and held the page (and a finished
     # run's results below the form) for 10 s (walkthrough, ninth session); the server keeps its estimates
     from deem_studio import estimate  # noqa: PLC0415
 
-    probes = []
-    real = estimate.estimate_train
-
-    def counted(*args, **kwargs):
-        probes.append(kwargs.get("baselines"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(estimate, "estimate_train", counted)
+    probes = spy(estimate, "estimate_train")
     first = upload(new_app())
     first.switch_page("pages/train.py").run()
     no_problem(first)

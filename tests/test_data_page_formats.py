@@ -156,23 +156,16 @@ def test_files_of_two_layouts_are_refused_in_the_pages_words(runs_dir):
     assert "choose the layout under Format" in shown and "format=" not in shown and "--format" not in shown, shown
 
 
-def test_the_preview_is_read_once_per_file_and_choice(runs_dir, monkeypatch):
+def test_the_preview_is_read_once_per_file_and_choice(runs_dir, spy):
     """Every rerun read the preview again, the click on "Load these files" and the rerun after it too: a file of
     20,000 worker columns said "loaded in 18.3 s" where the page took 46 s (walkthrough 18)."""
     import deem_core.data.readers as readers
 
-    calls = []
-    real = readers.preview
-
-    def counted(*args, **kwargs):
-        calls.append(kwargs.get("columns"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(readers, "preview", counted)
+    calls = spy(readers, "preview")
     at = upload(new_app(), make_fixtures.mturk())
     assert len(calls) == 1
     at.selectbox(key="map_label").set_value("Answer.topic").run()
-    assert len(calls) == 2 and calls[-1] == {"label": "Answer.topic"}  # the mapping's own preview
+    assert len(calls) == 2 and calls[-1][1].get("columns") == {"label": "Answer.topic"}  # the mapping's own preview
     at.button(key="load_files").click().run()
     assert not at.exception and {m.label: m.value for m in at.metric}["Classes"] == "3"
     assert len(calls) == 2, calls  # loading read no preview again
@@ -184,12 +177,10 @@ def test_the_preview_is_read_once_per_file_and_choice(runs_dir, monkeypatch):
     assert len(calls) == 3
 
 
-def test_an_unreadable_file_is_said_on_every_rerun_but_read_once(runs_dir, monkeypatch):
+def test_an_unreadable_file_is_said_on_every_rerun_but_read_once(runs_dir, spy):
     import deem_core.data.readers as readers
 
-    calls = []
-    real = readers.preview
-    monkeypatch.setattr(readers, "preview", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = spy(readers, "preview")
     at = new_app()
     at.file_uploader(key="upload_annotations").set_value(("bad.csv", bytes(range(256)) * 16, "text/csv")).run()
     assert at.error and "bad\\.csv" in at.error[0].value and at.button(key="load_files").disabled
