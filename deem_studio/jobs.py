@@ -284,8 +284,12 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
         eta = snap.eta
-        if eta is not None:  # (nothing left by the pace, still running: scoring and saving; "about 0.0 s left" stood)
-            bits.append(f"about {format_seconds(eta)} left" if eta >= 0.05 else "finishing")
+        if eta is not None and eta >= 0.05:
+            bits.append(f"about {format_seconds(eta)} left")
+        elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:
+            bits.append("finishing")  # (its steps done, still running: scoring and saving; "about 0.0 s left" stood)
+        # (else a launch estimate used up with steps still to run: no figure; "finishing" showed as GLAD began;
+        # walkthrough 21)
         return " · ".join(bits)
     took = f" in {format_seconds(snap.elapsed)}" if snap.started_at and snap.finished_at else ""
     return f"{snap.status}{took}" + (f": {snap.message}" if snap.message and not short else "")

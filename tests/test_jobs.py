@@ -423,6 +423,10 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     # "finishing", not "about 0.0 s left" (walkthrough 20)
     assert "method 3 of 5" in status_line(snap(0.0)) and "about 12 s left" in status_line(snap(0.0))
     assert "method 5 of 5" in status_line(snap(60.0, done=5)) and status_line(snap(60.0, done=5)).endswith("finishing")
+    # a launch estimate used up while methods remain is no "finishing" (it showed as GLAD began; walkthrough 21)
+    spent = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0, estimate_s=20.0,
+                             steps_done=0, steps_total=5, phase_done=0, phase_total=5, unit="method")
+    assert spent.eta == 0.0 and "finishing" not in status_line(spent) and "left" not in status_line(spent)
     progress = Progress("r", "train")
     progress.update(status="running")
     progress.start_phase("comparing methods", 5, unit="method")

@@ -96,7 +96,7 @@ def test_workers_who_share_no_label_are_said_to(tmp_path):
     assert said == ["numbers.parquet: the workers fall into 2 groups that share no label, as if they answered "
                     "different questions: 5 worker(s) ('w0', 'w1', 'w2', 'w3' ...) gave 3 label(s) ('a', 'b', 'c'); "
                     "2 worker(s) ('w5', 'w6') gave 3 label(s) ('0', '1', '2'). Each group's labels are classes of "
-                    "their own; leave out what is not an answer, or spell the same label the same way"]
+                    "their own; leave out what is not an answer, or spell the same label the same way."]
 
 
 def _answers(n_tasks: int, workers: dict[str, list[str]]) -> pd.DataFrame:

@@ -705,7 +705,7 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
             f"them one way in the file." if alike is not None else "")
     return [f"{source}: the workers fall into {len(parts):,} groups that share no label, as if they answered "
             f"different questions: {'; '.join(shown)}{more}.{case} Each group's labels are classes of their own; "
-            f"leave out what is not an answer, or spell the same label the same way"]
+            f"leave out what is not an answer, or spell the same label the same way."]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,
