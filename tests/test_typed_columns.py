@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deem_core.data.annotations import AnnotationSet
+from deem_core.data.annotations import LONG_LABEL_CHARS, AnnotationSet
 from deem_core.data.formats import preview, read_dataset
 
 N = 60
@@ -133,3 +133,18 @@ def test_a_float_zero_is_one_class_whatever_its_sign(tmp_path):
     data = read_dataset([path]).data
     assert [str(c) for c in data.classes] == ["0", "1"] and data.n_answers == 11
     assert "-0" not in preview(path).frame.to_numpy().ravel().tolist()
+
+
+@pytest.mark.parametrize("length", [100, 101, 1500])
+def test_labels_longer_than_a_class_name_are_said(length):
+    text = " " * 3 + "x" * (length - 3)
+    answers = _answers(10, {"u": ["cat", "dog"], "v": ["cat", text]})
+    data = AnnotationSet.from_long(answers, source="s")
+    said = [w for w in data.warnings if "longer than 100" in w]
+    assert len(data.classes) == 3
+    if length <= LONG_LABEL_CHARS:
+        assert said == []
+    else:
+        assert said == [f"s: class labels longer than 100 characters: 1 of 3 (the first: {text[:60]!r}..., "
+                        f"{length:,} characters); each distinct text is a class of its own. Check that the label "
+                        f"column holds class labels, not free text."]

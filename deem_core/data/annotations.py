@@ -505,6 +505,7 @@ class AnnotationSet:
                                                     on_conflict, source, task_index, worker_index, class_index)
         warnings.extend(dedup_warnings)
         warnings.extend(_label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source))
+        warnings.extend(_long_labels(class_index, source))
         soft = None
         if probs is not None:
             column_order = class_index.get_indexer(list(soft_columns.keys()))
@@ -706,6 +707,24 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
     return [f"{source}: the workers fall into {len(parts):,} groups that share no label, as if they answered "
             f"different questions: {'; '.join(shown)}{more}.{case} Each group's labels are classes of their own; "
             f"leave out what is not an answer, or spell the same label the same way."]
+
+
+#: characters past which a label reads as text rather than a class name (_long_labels)
+LONG_LABEL_CHARS = 100
+
+
+def _long_labels(classes: pd.Index, source: str) -> list[str]:
+    """A warning when some labels are longer than a class name is (a text or a comment column read as the labels,
+    or a worker's free-text answer): each distinct text becomes a class of its own (walkthrough 17 saw 1,500-character
+    values counted as classes without a word)."""
+    lengths = classes.astype(str).str.len().to_numpy()
+    long = np.flatnonzero(lengths > LONG_LABEL_CHARS)
+    if not len(long):
+        return []
+    example = str(classes[long[0]])
+    return [f"{source}: class labels longer than {LONG_LABEL_CHARS} characters: {len(long):,} of {len(classes):,} "
+            f"(the first: {example[:60]!r}..., {len(example):,} characters); each distinct text is a class of its "
+            f"own. Check that the label column holds class labels, not free text."]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,
