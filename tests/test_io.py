@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from deem_core.data.annotations import DataError
+from deem_core.data.formats import read_dataset
 from deem_core.data.readers import align_truth, detect_format, preview, read_annotations, read_table, read_truth
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 
@@ -265,6 +266,19 @@ def test_several_two_column_files_with_one_header_are_per_annotator():
     data = read_annotations(files)
     assert data.layout == "per_annotator"
     assert answers(data) == {(1, "alice", 3), (2, "alice", 4), (1, "bob", 3), (2, "bob", 3)}
+
+
+@pytest.mark.parametrize("n_files", [1, 2, 7])
+def test_the_read_note_of_per_worker_files_names_every_file_s_worker(n_files):
+    files = [(f"w{i}.csv", f"item,answer\n1,cat\n2,dog\n{i + 3},cat\n".encode()) for i in range(n_files)]
+    reading = read_dataset(files, format="per_annotator" if n_files == 1 else "auto")
+    assert reading.data.n_workers == n_files
+    if n_files == 1:
+        assert reading.note.endswith("labels from column 'answer', worker 'w0' (the file name)")
+    else:  # (it named the first file's worker only; walkthrough 21)
+        shown = ", ".join(f"'w{i}'" for i in range(min(n_files, 6))) + (" ..." if n_files > 6 else "")
+        assert reading.note.endswith(f"labels from column 'answer', one worker per file, named after the file "
+                                     f"({n_files}: {shown})")
 
 
 def test_per_annotator_files_naming_one_annotator_twice_are_refused():

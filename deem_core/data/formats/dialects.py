@@ -150,9 +150,11 @@ class Plan:
         cols = self.task_columns
         return cols[0] if len(cols) == 1 else " + ".join(cols)
 
-    def describe(self) -> str:
+    def describe(self, worker_names: Sequence[str] = ()) -> str:
         """The mapping in words, for the "read as ..." note: which column became which role, e.g.
-        ``tasks from column 'item_id', workers from column 'annotator', labels from column 'answer'``."""
+        ``tasks from column 'item_id', workers from column 'annotator', labels from column 'answer'``.
+        ``worker_names``: every file's worker when several per-worker files are read together (the note named the
+        first file's only; walkthrough 21)."""
         cols = self.task_columns
         parts = [f"tasks from column {_quoted(cols[0])}" if len(cols) == 1 else
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
@@ -164,7 +166,11 @@ class Plan:
                 parts.append(f"left out {len(self.times)} column(s) of dates or times ({describe_times(self.times)})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
-            parts.append(f"worker {self.worker_name!r} (the file name)")
+            if len(worker_names) > 1:
+                shown = ", ".join(repr(w) for w in worker_names[:6]) + (" ..." if len(worker_names) > 6 else "")
+                parts.append(f"one worker per file, named after the file ({len(worker_names):,}: {shown})")
+            else:
+                parts.append(f"worker {self.worker_name!r} (the file name)")
         else:
             if self.worker:
                 parts.append(f"workers from column {_quoted(self.worker)}")

@@ -351,6 +351,8 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     described = note if note is not None else (plans[0].describe() if plans else "")
     if len(plans) > 1 and kind not in LAYOUTS:
         described = plans[0].describe()
+    if note is None and kind == "per_annotator":
+        described = plans[0].describe([p.worker_name for p in plans])
     container = {"parquet": " from Parquet", "json": " from JSON records"}.get(tables[0].kind, "") \
         if kind in LAYOUTS else ""
     reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
