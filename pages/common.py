@@ -301,6 +301,17 @@ def labelled_method_name(method: str, entry: dict | None) -> str:
     return method_label(method, safety_rule_reference(((entry or {}).get("selection") or {}).get("fallback")))
 
 
+def gold_scored(metrics: dict) -> str:
+    """On how many tasks a run's accuracies were measured, in words ("on the 20 tasks with a gold label"): an
+    export's few golden cells read as a perfect score without it (walkthrough 22: 1.0000 on 20 of 400 tasks)."""
+    counts = {int(e["gold_tasks"]) for e in metrics.values()
+              if isinstance(e, dict) and isinstance(e.get("gold_tasks"), (int, float))}
+    if len(counts) != 1:
+        return ""
+    n = counts.pop()
+    return f"on the {n:,} task{'s' if n != 1 else ''} with a gold label"
+
+
 def labels_from(entry: dict | None) -> str | None:
     """What a method's labels come from when they are not its own trained model's (a safety rule's reference, the
     Dawid-Skene fallback of a collapse, the other start), from its metrics in its run; None otherwise."""

@@ -84,7 +84,8 @@ frame = results[method]
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
 scored = {m: float(v) for m, v in scored.items() if isinstance(v, (int, float)) and v == v}
 if method in scored:  # gold labels were given: every method's accuracy on them, as on the Train page
-    st.caption(common.safe("Accuracy against the gold labels: "
+    on = common.gold_scored(metrics)
+    st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text

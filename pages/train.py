@@ -270,6 +270,8 @@ common.table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with major
                  # (a fallback's name read "DEEM (labels from cluster-weighted D…" at 1400 px; walkthrough, tenth
                  # session)
                  "method": st.column_config.TextColumn(width="large"), "note": st.column_config.TextColumn(width="large")})
+if "accuracy vs gold" in table and common.gold_scored(metrics):
+    st.caption(f"accuracy vs gold: {common.gold_scored(metrics)}")
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {}, table=False)
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says

@@ -147,7 +147,8 @@ def test_sample_set_loads_with_gold(runs_dir):
 
 def test_train_tiny_model_and_see_results(runs_dir):
     at = upload(new_app())
-    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    # gold labels for 150 of the 200 tasks: the pages say on how many tasks they score (walkthrough 22)
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
     at.switch_page("pages/train.py").run()
     no_problem(at)
     at.multiselect(key="train_methods").set_value(["deem", "irbm", "mv"])
@@ -171,6 +172,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     table = at.dataframe[0].value
     assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]
     assert table["accuracy vs gold"].between(0.5, 1.0).all()
+    assert "accuracy vs gold: on the 150 tasks with a gold label" in texts(at)
     # one tie rule: majority vote never disagrees with itself
     assert table.set_index("method").loc["Majority vote", "disagrees with majority vote"] == 0.0
     assert any(c.proto.spec for c in at.get("plotly_chart"))
@@ -178,7 +180,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.switch_page("pages/results.py").run()
     no_problem(at)
     accuracy = " · ".join(f"{m} {a:.4f}" for m, a in zip(table["method"], table["accuracy vs gold"]))  # as on Train
-    assert f"Accuracy against the gold labels: {accuracy}" in texts(at)
+    assert f"Accuracy against the gold labels (on the 150 tasks with a gold label): {accuracy}" in texts(at)
     labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
     # condind's task ids are whole numbers: they stay numbers (a header click sorts 2 before 10, not after)
@@ -834,7 +836,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, as text, with how far the labels are from majority vote
     # beside the accuracy, the labels are said to be the safety rule's reference, not a trained DEEM
-    assert re.search(r"Accuracy against the gold labels: DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{4}",
+    assert re.search(r"Accuracy against the gold labels \(on the [\d,]+ tasks with a gold label\): DEEM \(labels from "
+                     r"cluster-weighted Dawid-Skene\) 0\.\d{4}",
                      texts(at))
     differ = int(labels_table(at)["disagrees_with_majority"].sum())  # the page's own column
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
