@@ -346,15 +346,16 @@ def data_key() -> str | None:
     return ds["fingerprint"]
 
 
-def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload"
-                ) -> None:
+def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload",
+                read_gold: int = 0) -> None:
     """Make ``data`` the active data set. CapacityError (nothing changes) when the server holds too much data for
-    its users to keep this set too (``deem_studio.capacity``)."""
+    its users to keep this set too (``deem_studio.capacity``). ``read_gold``: how many gold labels the data's own
+    file carried (a gold file uploaded later is said to replace them)."""
     current = dataset()
     capacity.admit_data(data, replacing=current["data"] if current else None)
     previous = data_key()
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
-                                   "origin": origin, "fingerprint": data.fingerprint()}
+                                   "origin": origin, "fingerprint": data.fingerprint(), "read_gold": int(read_gold)}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
         _switch_data(previous, st.session_state["dataset"]["fingerprint"])

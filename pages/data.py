@@ -294,7 +294,8 @@ with st.container(border=True):
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
-            common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload")
+            common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
+                               read_gold=0 if reading.gold is None else len(reading.gold))
             st.session_state["_reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
@@ -402,8 +403,11 @@ with tabs[5]:
     if gold is not None:
         known = gold.index.isin(data.tasks)
         unknown = int((~known).sum()) + int(gold.attrs.get("unknown_tasks") or 0)  # (dropped when read)
+        replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         said = (f"{int(known.sum()):,} gold labels match tasks of this data set"
-                + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else ""))
+                + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
+                + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
+                   else ""))
         if known.any():
             st.success(said)
         else:  # not a success: the file is for other tasks (or another data set)
@@ -430,6 +434,8 @@ with tabs[5]:
                 attrs = dict(truth.attrs)
                 truth = truth[known].copy()
                 truth.attrs.update(attrs, unknown_tasks=int((~known).sum()))
+            if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
+                truth.attrs["replaced"] = int(ds["read_gold"])
             common.set_gold(truth)
             st.session_state["_gold_file"] = gold_file.file_id
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines

@@ -138,3 +138,22 @@ def test_baselines_gives_majority_vote_and_dawid_skene_the_answers_not_crowdkit(
     assert list(table.columns) == ["mv", "ds", "onecoin"]
     for method, model in expected.items():
         pd.testing.assert_series_equal(table[method], model.labels_.rename(method), check_index_type=False)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, capsys, given):
+    rows = ["INPUT:text\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id"]
+    rows += [f"t{t}\t{'ab'[(t + w) % 2 if w else t % 2]}\t{'ab'[t % 2] if t < 3 and w == 0 else ''}\tw{w}"
+             for t in range(12) for w in range(3)]
+    export = tmp_path / "pool.tsv"
+    export.write_text("\n".join(rows) + "\n")
+    truth = tmp_path / "mine.csv"
+    truth.write_text("task,truth\n" + "".join(f"t{t},{'ab'[t % 2]}\n" for t in range(12)))
+    code = main(["aggregate", str(export), "-o", str(tmp_path / "out.csv"), "--method", "mv"]
+                + (["--truth", str(truth)] if given else []))
+    err = capsys.readouterr().err
+    assert code == 0 and "3 gold label(s)" in err
+    # (a --truth file set the export's own aside without a word; walkthrough 22)
+    assert ("using mine.csv as truth, in place of the 3 gold label(s) of the input" in err) == given
+    assert ("using the 3 gold label(s) of the input as truth" in err) == (not given)
+    assert f"on the {12 if given else 3} task(s) that have a truth" in err

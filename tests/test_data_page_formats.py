@@ -91,6 +91,18 @@ def test_label_studio_predictions_toggle_and_gold(runs_dir):
     assert "2 gold labels match tasks" in "\n".join(str(s.value) for s in at.success)
 
 
+def test_a_gold_file_says_it_replaces_the_export_s_own_gold_labels(runs_dir):
+    at = upload(new_app(), make_fixtures.label_studio())
+    at.button(key="load_files").click().run()
+    data = at.session_state["dataset"]["data"]
+    gold = f"task,truth\n{data.tasks[0]},{data.classes[0]}\n{data.tasks[1]},{data.classes[1]}\n{data.tasks[2]},x\n"
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", gold.encode(), "text/csv")).run()
+    assert not at.exception
+    # (the export's 2 were set aside without a word; walkthrough 22)
+    assert ["3 gold labels match tasks of this data set; they are used in place of the 2 gold labels read with the "
+            "data"] == [str(s.value) for s in at.success]
+
+
 def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_dir):
     import pandas as pd
 
