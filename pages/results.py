@@ -77,6 +77,29 @@ def scored_name(m: str) -> str:
     return common.labelled_method_name(m, metrics.get(m))
 
 
+def late_scores(methods: list[str], frames: dict, named) -> None:
+    """Every method's accuracy on the gold labels loaded on the Data page when the run was trained without them;
+    else where to give them (a walkthrough found no way to score a run on Results; walkthrough 22)."""
+    from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
+
+    gold = (common.dataset() or {}).get("gold") if common.run_of_this_data(run_id) else None
+    scores = {}
+    if gold is not None and len(gold):
+        truth = gold.set_axis(gold.index.astype(str))  # (a stored table's task ids may read back as another type)
+        for m in methods:
+            labels = frames[m]["label"]
+            scores[m] = accuracy_and_count(labels.set_axis(labels.index.astype(str)), truth)
+    scores = {m: (a, n) for m, (a, n) in scores.items() if n}
+    if not scores:
+        st.caption("No gold labels were given to this run: a file of true labels (task, truth) on the Data page's "
+                   "Gold labels tab scores every method here.")
+        return
+    n = max(count for _, count in scores.values())
+    st.caption(common.safe(f"Accuracy against the gold labels loaded on the Data page (on the {n:,} task"
+                           f"{'s' if n != 1 else ''} with a gold label; given after this run was trained): "
+                           + " · ".join(f"{named(m)} {a:.4f}" for m, (a, _) in scores.items())))
+
+
 method = st.selectbox("Method", ordered, key=method_key, format_func=scored_name)
 frame = results[method]
 
@@ -87,6 +110,8 @@ if method in scored:  # gold labels were given: every method's accuracy on them,
     on = common.gold_scored(metrics)
     st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
+else:  # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
+    late_scores(ordered, results, scored_name)
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")

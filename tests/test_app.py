@@ -496,6 +496,27 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     assert not other.session_state.get("train_run") and "Brought back" not in texts(other)
 
 
+def test_results_score_a_run_on_gold_labels_given_after_it(runs_dir):
+    # Results had no way to score a run whose gold labels came later (walkthrough 22)
+    at = upload(new_app())
+    train = finished_training(at, ["mv", "ds"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert ("No gold labels were given to this run: a file of true labels (task, truth) on the Data page's Gold "
+            "labels tab scores every method here.") in texts(at)
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert at.session_state["train_run"] == train
+    truth = pd.read_csv(io.BytesIO(tiny_truth(150))).set_index("task")["truth"]
+    stored = get_manager().store.load(train).results
+    scores = " · ".join(f"{name} {(stored[m]['label'].reindex(truth.index) == truth).mean():.4f}"
+                        for m, name in (("mv", "Majority vote"), ("ds", "Dawid-Skene")))
+    assert (f"Accuracy against the gold labels loaded on the Data page (on the 150 tasks with a gold label; given "
+            f"after this run was trained): {scores}") in texts(at)
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()
