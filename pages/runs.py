@@ -128,9 +128,13 @@ if len(runs):
         st.session_state["_rename"] = chosen
     if st.session_state.get("_rename") == chosen:
         current = runs.loc[runs["run_id"] == chosen, "name"].iloc[0]
-        new_name = st.text_input("New name (empty: the data set's name)", value=current or "", key="runs_new_name",
-                                 max_chars=120)
-        if st.button("Save the name", key="runs_rename_save"):
+        # in a form, Enter in the box saves the name as the button does (it saved nothing and said nothing;
+        # walkthrough 22)
+        with st.form("runs_rename_form", border=False):
+            new_name = st.text_input("New name (empty: the data set's name)", value=current or "",
+                                     key="runs_new_name", max_chars=120)
+            save = st.form_submit_button("Save the name", key="runs_rename_save")
+        if save:
             try:
                 owners.rename_run(mgr.store, chosen, common.owner_key(), new_name)
                 st.session_state.pop("_rename", None)
@@ -161,8 +165,11 @@ if current and not common.can_control(current):
     common.read_only_note(current)
 
 st.subheader("Open a run by id")
-typed = st.text_input("Run id", key="runs_by_id", placeholder="16 hexadecimal characters, e.g. from a shared link")
-if st.button("Open this run", key="runs_open_id"):
+with st.form("runs_by_id_form", border=False):  # (Enter in the box opens it, as the button does)
+    typed = st.text_input("Run id", key="runs_by_id",
+                          placeholder="16 hexadecimal characters, e.g. from a shared link")
+    opened = st.form_submit_button("Open this run", key="runs_open_id")
+if opened:
     text = typed.strip().lower()
     if not text:
         st.error("Type or paste a run id first.")
@@ -182,9 +189,11 @@ with st.expander("Your owner key: control your runs from another browser"):
                "another browser, or after clearing cookies, paste it below there. Keep it like a password: "
                "whoever has it controls your runs.")
     st.code(common.owner_key(), language=None)
-    pasted = st.text_input("Use an owner key", key="runs_owner_key", type="password",
-                           placeholder="32 hexadecimal characters")
-    if st.button("Use this key in this browser", key="runs_use_key"):
+    with st.form("runs_owner_key_form", border=False):
+        pasted = st.text_input("Use an owner key", key="runs_owner_key", type="password",
+                               placeholder="32 hexadecimal characters")
+        used = st.form_submit_button("Use this key in this browser", key="runs_use_key")
+    if used:
         key = owners.normalise_key(pasted)
         if key is None:
             st.error("That is not an owner key (32 hexadecimal characters).")

@@ -916,7 +916,10 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     picker.set_value(next(o for o in picker.options if o.startswith(run_id))).run()  # not the first one listed
     assert at.selectbox(key="runs_choice").options.index(at.selectbox(key="runs_choice").value) == 1
     at.button(key="runs_rename").click().run()
-    at.text_input(key="runs_new_name").set_value("my <b>run</b>").run()
+    # the box is in a form with the button: Enter in it saves the name (it saved nothing and said nothing;
+    # walkthrough 22)
+    assert at.text_input(key="runs_new_name").form_id == at.button(key="runs_rename_save").form_id != ""
+    at.text_input(key="runs_new_name").set_value("my <b>run</b>")
     at.button(key="runs_rename_save").click().run()
     no_problem(at)
     picker = at.selectbox(key="runs_choice")  # the same run, picked under its new text
