@@ -602,6 +602,24 @@ def session_runs() -> list[tuple[str, str]]:
 
 
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
+#: the page a shared link of each kind of run opens (a training's labels are on Results)
+LINK_PAGE_OF_KIND = {"sweep": "sweep", "train": "results", "diagnostics": "diagnostics"}
+
+
+def run_link(run_id: str, kind: str) -> str:
+    """The address that opens ``run_id`` read-only for whoever it is sent to: this browser's address of the app
+    with the run's page (only the page's path when the browser's address is unknown)."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    page = f"{LINK_PAGE_OF_KIND.get(kind, 'train')}"
+    try:
+        parts = urlsplit(str(st.context.url or ""))
+    except Exception:  # noqa: BLE001 - no browser address (a script run): the path alone
+        parts = None
+    if not parts or not parts.scheme or not parts.netloc:
+        return f"/{page}?run={run_id}"
+    base = parts.path.rsplit("/", 1)[0]  # the app's base path, without the page this is
+    return urlunsplit((parts.scheme, parts.netloc, f"{base}/{page}", f"run={run_id}", ""))
 
 
 def init_session() -> None:

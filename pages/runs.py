@@ -126,6 +126,9 @@ if len(runs):
         st.session_state["_confirm_delete"] = chosen
     if row.button("Rename", key="runs_rename"):
         st.session_state["_rename"] = chosen
+    # the link to send (the page said to send a run's link, and gave none to copy; walkthrough 22)
+    st.caption("Its link, read-only for anyone you send it to:")
+    st.code(common.run_link(chosen, kind), language=None)
     if st.session_state.get("_rename") == chosen:
         current = runs.loc[runs["run_id"] == chosen, "name"].iloc[0]
         # in a form, Enter in the box saves the name as the button does (it saved nothing and said nothing;

@@ -915,6 +915,8 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     picker = at.selectbox(key="runs_choice")
     picker.set_value(next(o for o in picker.options if o.startswith(run_id))).run()  # not the first one listed
     assert at.selectbox(key="runs_choice").options.index(at.selectbox(key="runs_choice").value) == 1
+    # the picked run's link to send, to copy (none was given; walkthrough 22); a script run has no browser address
+    assert f"/results?run={run_id}" in [c.value for c in at.code]
     at.button(key="runs_rename").click().run()
     # the box is in a form with the button: Enter in it saves the name (it saved nothing and said nothing;
     # walkthrough 22)

@@ -840,6 +840,8 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
                 shot(owner, "14_runs_owner_after_restart")
                 # a new name shows in the picker at once, as plain text (it kept the old one until another run was
                 # picked: a walkthrough)
+                # the run's link to copy is the address a visitor opens below
+                until(lambda: f"{server.url}/results?run={run_id}" in main_text(owner), 30, "the run's link")
                 button(owner, "Rename").click()
                 box = owner.get_by_label("New name (empty: the data set's name)", exact=True)
                 box.fill("team <b>A</b>")
