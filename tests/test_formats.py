@@ -124,6 +124,22 @@ def test_label_studio_predictions_can_be_left_out_and_controls_chosen(written):
     assert shown.choices["label"] == ["sentiment", "topic"]
 
 
+def test_label_studio_names_predictions_only_where_there_are_some(tmp_path):
+    tasks = [{"id": t, "data": {"text": f"x{t}"}, "predictions": [],
+              "annotations": [{"completed_by": w, "result": [{"from_name": "s", "to_name": "text", "type": "choices",
+                                                               "value": {"choices": ["ab"[(t + w) % 2]]}}]}
+                              for w in (1, 2)]} for t in range(4)]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    # (an export with "predictions": [] read as "workers from 'completed_by' (and each prediction's 'model_version')";
+    # walkthrough 22)
+    assert read_dataset(path).note.endswith("read as Label Studio JSON export: tasks from 'id', workers from "
+                                            "'completed_by', labels from the control 's' (choices)")
+    tasks[0]["predictions"] = [{"model_version": "m1", "result": tasks[0]["annotations"][0]["result"]}]
+    path.write_text(json.dumps(tasks))
+    assert "workers from 'completed_by' (and each prediction's 'model_version')" in read_dataset(path).note
+
+
 def test_label_studio_round_trip(written, tmp_path):
     """predictions out -> read back as one worker's answers -> the same labels, tasks keep id and data."""
     paths, _ = written["label_studio"]

@@ -449,7 +449,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 choices={"label": list(seen_controls), "task": ["id"] + [f"data.{k}" for k in data_keys],
                          "worker": ["completed_by"]})
     note = (f"tasks from {task_key!r}, workers from 'completed_by'"
-            + (" (and each prediction's 'model_version')" if predictions else "")
+            # (said only where predictions were read: an export with "predictions": [] named them; walkthrough 22)
+            + (" (and each prediction's 'model_version')" if predictions and counts["predictions"] else "")
             + f", labels from the control {control!r} ({context.type})")
     others = [c for c in seen_controls if c != control]
     if others:
