@@ -54,15 +54,17 @@ def model_name(model: str) -> str:
 
 
 with st.container(border=True):
-    c = st.columns([1, 2, 1])
+    # two pickers a row, the classes below: three in a row cut "Classes from" to "DEEM's" at 900 px (walkthroughs
+    # 17 and 22)
+    c = st.columns(2)
     method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
     returned = summary.get(f"labels_from_{method}")
     own_labels = f"{method_name(method)}'s labels" + (f" (from {returned})" if returned else "")
-    subset = c[1].multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
-                              help="worker importance on these tasks (selected) against the others (rest); "
-                                   "empty = all tasks")
-    by = c[2].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
+    by = c[1].selectbox("Classes from", ["gold", "predicted"] if has_gold else ["predicted"], key="diag_by",
                         format_func={"gold": "gold labels", "predicted": own_labels}.get)
+    subset = st.multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
+                            help="worker importance on these tasks (selected) against the others (rest); "
+                                 "empty = all tasks")
     if returned:
         st.caption(common.safe(returned_model_sentence(run_id, method_name(method), returned)))
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
