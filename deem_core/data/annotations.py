@@ -579,6 +579,14 @@ class AnnotationSet:
 def _check_columns(df: pd.DataFrame, task: str, worker: str, label: str,
                    soft_columns: Mapping[Hashable, str] | None, source: str) -> None:
     needed = [task, worker] + ([label] if soft_columns is None else [])
+    # (a frame of two-level or repeated column names gave pandas' KeyError or TypeError; attack round 11)
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataError(f"{source}: the table has {df.columns.nlevels} levels of column names; give one level "
+                        f"(task, worker, label)")
+    twice = sorted({str(c) for c in df.columns[df.columns.duplicated()] if c in needed})
+    if twice:
+        raise DataError(f"{source}: the column name(s) {', '.join(repr(c) for c in twice)} occur more than once; "
+                        f"which one holds the answers is unclear")
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise DataError(
@@ -618,7 +626,13 @@ def _factorize(values: pd.Series, column: str, source: str, missing: str) -> tup
     """(rows,) int64 codes into the distinct values (a numpy array, first-seen order), ``-1`` for a missing
     cell. An empty task or worker (``missing="empty"``) is an error naming its first row; missing labels are
     left to :func:`_non_empty_labels`."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts)
+        codes, uniques = None, None
+    if uniques is None or (uniques.dtype == object and any(isinstance(v, (tuple, frozenset)) for v in uniques)):
+        raise DataError(f"{source}: column '{column}' holds lists or tuples; each cell must be one value (text or a "
+                        f"number)")
     codes = np.asarray(codes, dtype=np.int64)
     if missing == "empty":
         null = codes < 0
