@@ -61,4 +61,11 @@ with shell():
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseException and pass through
-        common.show_error(exc, f"the {page.title} page failed")
+        from deem_studio.runs import RunNotFound  # (loaded by then; not before the first navigation is sent)
+
+        if isinstance(exc, RunNotFound):  # deleted by its owner while open here (it read "the Train page failed:
+            # RunNotFound: no run with id ..."; attack round 11)
+            st.info(common.safe(f"{exc}: it was deleted by its owner, or the link is wrong. Your runs are listed on "
+                                f"the Runs page."), icon=":material/delete:")
+        else:
+            common.show_error(exc, f"the {page.title} page failed")

@@ -44,6 +44,7 @@ import pandas as pd
 import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
+from deem_core.data.annotations import DataError
 from deem_core.data.text import escape_controls, natural_positions
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
@@ -747,7 +748,8 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
         try:
             data, gold = capacity.run_data(store, data_run)  # one copy for every session that opens the run
         except Exception as exc:  # noqa: BLE001
-            st.session_state["_notice"] = f"run {data_run}: its annotations could not be read ({readable_error(exc)})"
+            why = str(exc) if isinstance(exc, DataError) else f"its annotations could not be read ({readable_error(exc)})"
+            st.session_state["_notice"] = f"run {data_run}: {why}"
             data = None
         if data is not None:
             set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}")

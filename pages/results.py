@@ -36,7 +36,7 @@ def _load(run_id: str, status: str, finished_at: float | None):
     loaded = mgr.store.load(run_id, with_data=False)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
-    metrics = loaded.extras.get("metrics") or {}
+    metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"), dict) else {}
     results = {m: common.natural_order(table) for m, table in loaded.results.items()}  # q2 before q10
     return loaded.record, loaded.config, results, workers, loaded.model_names(), loaded.problems, metrics
 

@@ -246,10 +246,13 @@ def load_final(run_id: str):
 
 loaded = load_final(run_id)
 results = loaded.results
+for part, problem in loaded.problems.items():  # one damaged file never hides the rest of the run (as on Results)
+    st.warning(common.safe(f"{part.removeprefix('results/')}: {problem}; the rest of the run is shown"),
+               icon=":material/broken_image:")
 if not results:
     st.info("This run produced no labels.")
     st.stop()
-metrics = loaded.extras.get("metrics") or {}
+metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"), dict) else {}
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
@@ -260,7 +263,8 @@ for method, entry in metrics.items():
                  "accuracy vs gold": float(accuracy) if accuracy is not None else float("nan"),
                  "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
                  "seconds": entry.get("seconds"), "note": entry.get("message", "")})
-table = pd.DataFrame(rows)
+table = pd.DataFrame(rows, columns=["method", "status", "accuracy vs gold", "disagrees with majority vote", "seconds",
+                                   "note"])  # (no rows when the run's metrics are lost: its KeyError failed the page)
 table["accuracy vs gold"] = pd.to_numeric(table["accuracy vs gold"], errors="coerce")
 if table["accuracy vs gold"].isna().all():
     table = table.drop(columns="accuracy vs gold")

@@ -166,3 +166,17 @@ def test_method_names_are_stored_as_the_job_reads_them(tmp_path):
     assert manager.store.get(run)["config"]["methods"] == ["deem", "mv"]
     snap = manager.wait(run, timeout=60)
     assert snap.status == "finished" and snap.steps_total == 3 + 1  # 3 epochs of DEEM, then majority vote
+
+
+@pytest.mark.parametrize("exc, shown", [
+    (ValueError("Could not open Parquet input source '/srv/runs/ab12/cd34/annotations.parquet': Invalid"),
+     "Could not open Parquet input source 'annotations.parquet': Invalid"),
+    (OSError(28, "No space left on device", "/srv/runs/x/metrics.json"),
+     "OSError: [Errno 28] No space left on device: 'metrics.json'"),
+    (ValueError("learning rates must be numbers, got 1/2"), "learning rates must be numbers, got 1/2"),
+])
+def test_a_librarys_message_never_shows_the_servers_folders(exc, shown):
+    # pyarrow's message named the run store's path to a link's visitor (attack round 11)
+    from deem_studio.jobs import readable_error  # noqa: PLC0415
+
+    assert readable_error(exc) == shown
