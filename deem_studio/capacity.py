@@ -17,7 +17,6 @@ No page code here: the pages call :func:`reading`, :func:`admit_data` and :func:
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import weakref
@@ -26,27 +25,19 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from deem_core.data.formats.limits import describe_bytes, parse_size
+from deem_core.data.formats.limits import describe_bytes
+from deem_studio.settings import env_value
 from deem_studio.uploads import CapacityError, physical_memory
 
 __all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data"]
 
 
 def _env_size(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return int(default)
-    try:
-        return parse_size(raw, name)
-    except ValueError:
-        return int(default)
+    return int(env_value(name, default))
 
 
 def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, "") or default))
-    except ValueError:
-        return default
+    return int(env_value(name, default))
 
 
 # --------------------------------------------------------------------------- loaded data
@@ -137,10 +128,7 @@ _SPENT: dict[str, list[tuple[float, float]]] = {}  # party -> (when a read ended
 
 
 def _read_budget() -> float:
-    try:
-        return float(os.environ.get("DEEM_MAX_READ_SECONDS_PER_CLIENT", "") or DEFAULT_READ_SECONDS_PER_CLIENT)
-    except ValueError:
-        return DEFAULT_READ_SECONDS_PER_CLIENT
+    return float(env_value("DEEM_MAX_READ_SECONDS_PER_CLIENT", DEFAULT_READ_SECONDS_PER_CLIENT))
 
 
 def read_seconds_spent(party: str, now: float | None = None) -> float:

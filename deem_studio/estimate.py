@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import statistics
 import threading
 import time
@@ -68,10 +67,9 @@ class ProbeSkipped(Exception):
 
 
 def _max_bytes() -> int:
-    try:
-        return int(os.environ.get("DEEM_PROBE_MAX_BYTES", "") or PROBE_MAX_BYTES)
-    except ValueError:
-        return PROBE_MAX_BYTES
+    from deem_studio.settings import env_value  # noqa: PLC0415
+
+    return int(env_value("DEEM_PROBE_MAX_BYTES", PROBE_MAX_BYTES))
 
 
 @contextlib.contextmanager

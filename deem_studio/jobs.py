@@ -59,6 +59,7 @@ from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
 from deem_studio.estimate import format_seconds, sample_positions
 from deem_studio.owners import (max_active_per_client, max_active_per_workspace, max_client_bytes,
                                 max_runs_per_client, max_runs_per_workspace, max_workspace_bytes, min_free_disk)
+from deem_studio.settings import env_value
 from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
@@ -102,11 +103,7 @@ DEFAULT_MAX_TABLE_BYTES = 512 << 20
 
 
 def max_table_bytes() -> int:
-    try:
-        value = int(os.environ.get("DEEM_MAX_TABLE_BYTES", "") or DEFAULT_MAX_TABLE_BYTES)
-    except ValueError:
-        value = DEFAULT_MAX_TABLE_BYTES
-    return value if value > 0 else DEFAULT_MAX_TABLE_BYTES
+    return int(env_value("DEEM_MAX_TABLE_BYTES", DEFAULT_MAX_TABLE_BYTES))  # (now "1G" too)
 
 
 #: the longest a job runs before it is stopped as a cancel would stop it, keeping what it made: one visitor's
@@ -117,11 +114,8 @@ DEFAULT_MAX_JOB_SECONDS = 2 * 3600
 def job_time_limit() -> float | None:
     """Seconds a job may run (``DEEM_MAX_JOB_SECONDS``, default 2 hours; the 1,000,000-task set's default run takes
     about 7 min of CPU here); None: no limit."""
-    try:
-        value = float(os.environ.get("DEEM_MAX_JOB_SECONDS", "") or DEFAULT_MAX_JOB_SECONDS)
-    except ValueError:
-        value = float(DEFAULT_MAX_JOB_SECONDS)
-    return value if value > 0 and math.isfinite(value) else None
+    value = float(env_value("DEEM_MAX_JOB_SECONDS", DEFAULT_MAX_JOB_SECONDS))  # (nan, inf, -1: the default)
+    return value if value > 0 else None
 
 
 def time_limit_text(seconds: float) -> str:
@@ -396,7 +390,7 @@ class Progress:
 
 def _history_save_seconds() -> float:
     try:
-        return max(0.0, float(os.environ.get("DEEM_HISTORY_SAVE_SECONDS", "") or 5.0))
+        return float(env_value("DEEM_HISTORY_SAVE_SECONDS", 5.0))
     except ValueError:
         return 5.0
 
@@ -606,7 +600,7 @@ class JobManager:
         self.max_job_seconds = (job_time_limit() if max_job_seconds is None
                                 else (float(max_job_seconds) if max_job_seconds > 0 else None))
         if max_cpu_jobs is None:
-            max_cpu_jobs = int(os.environ.get("DEEM_MAX_CPU_JOBS", "1") or 1)
+            max_cpu_jobs = int(env_value("DEEM_MAX_CPU_JOBS", 1))  # ("abc" broke every page; attack round 11)
         self._queues = {"cpu": _DeviceQueue("cpu", max_cpu_jobs), "cuda": _DeviceQueue("cuda", max_gpu_jobs)}
         self._jobs: dict[str, Job] = {}
         self._finished: deque[str] = deque()

@@ -33,10 +33,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import re
 import secrets
 from typing import Any, Mapping
+
+from deem_studio.settings import env_value
 
 __all__ = [
     "AccessDenied", "COOKIE_NAME", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
@@ -111,11 +112,7 @@ _VERB = {"cancelled": "cancel", "deleted": "delete", "renamed": "rename"}
 
 def max_active_per_workspace() -> int:
     """Jobs one workspace may have queued or running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``, default 4)."""
-    try:
-        value = int(os.environ.get("DEEM_MAX_JOBS_PER_WORKSPACE", "") or DEFAULT_MAX_ACTIVE_PER_WORKSPACE)
-    except ValueError:
-        value = DEFAULT_MAX_ACTIVE_PER_WORKSPACE
-    return max(1, value)
+    return int(env_value("DEEM_MAX_JOBS_PER_WORKSPACE", DEFAULT_MAX_ACTIVE_PER_WORKSPACE))
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -183,11 +180,8 @@ def _bare_address(entry: str) -> str:
 
 def max_active_per_client() -> int:
     """Jobs one network address may have queued or running at once (``DEEM_MAX_JOBS_PER_CLIENT``, default 8;
-    0 or less: no limit)."""
-    try:
-        return int(os.environ.get("DEEM_MAX_JOBS_PER_CLIENT", "") or DEFAULT_MAX_ACTIVE_PER_CLIENT)
-    except ValueError:
-        return DEFAULT_MAX_ACTIVE_PER_CLIENT
+    0: no limit)."""
+    return int(env_value("DEEM_MAX_JOBS_PER_CLIENT", DEFAULT_MAX_ACTIVE_PER_CLIENT))
 
 
 #: runs one workspace may keep in the run store, and their bytes (each run keeps its own copy of its data: one
@@ -202,17 +196,8 @@ DEFAULT_MIN_FREE_DISK = 512 << 20
 
 
 def _env_number(name: str, default: int, size: bool = False) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        if size and not raw.isdigit():
-            from deem_core.data.formats.limits import parse_size  # noqa: PLC0415
-
-            return parse_size(raw, name)
-        return int(raw)
-    except ValueError:
-        return default
+    """(``size``: the table of :mod:`deem_studio.settings` says which variables take K/M/G.)"""
+    return int(env_value(name, default))
 
 
 def max_runs_per_workspace() -> int:

@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {app} not found: deem-studio runs from a checkout of DEEM Studio (pip install -e .)",
               file=sys.stderr)
         return 2
+    from deem_studio.settings import check_environment
+
+    problems = check_environment()  # a bad limit is refused here, not lifted or found by the first visitor
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     os.chdir(ROOT)
     install_before_serving()
     from streamlit.web import cli

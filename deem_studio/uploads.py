@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import re
 import sys
 import threading
 import time
 from typing import Any
+
+from deem_studio.settings import env_value
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,17 +31,6 @@ __all__ = ["CapacityError", "ConnectionLimit", "UploadGuard", "connection_limit"
 
 class CapacityError(RuntimeError):
     """The server is too full for this now; the message says what, and what to do."""
-
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _size(text: str) -> int:
-    """``"512M"`` -> 536870912 (powers of 1024); ValueError otherwise."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, flags=re.IGNORECASE)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(text)
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def describe(n: int) -> str:
@@ -59,13 +48,7 @@ def physical_memory() -> int:
 
 
 def _env_size(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return int(default)
-    try:
-        return _size(raw)
-    except ValueError:
-        return int(default)
+    return int(env_value(name, default))
 
 
 # --------------------------------------------------------------------------- uploads
@@ -375,7 +358,4 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
 
 
 def _env_count(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
+    return int(env_value(name, default))

@@ -1,0 +1,119 @@
+"""The server's limits from ``DEEM_*`` environment variables: one parser and one table of what each one is.
+
+Every limit the dashboard reads from the environment goes through :func:`env_value`. A value is a plain ASCII
+number: a count (an integer), seconds (a number) or bytes (an integer, optionally ending in K, M, G or T). 0 means
+"no limit" where the table says so, and nothing else does: a negative number, NaN, infinity, text or a size where a
+count is wanted is an error. ``deem-studio`` checks every variable before it starts the server
+(:func:`check_environment`: one ``error:`` line per bad value, exit status 2); a value that is bad at run time (set
+after the start, or a server started by ``streamlit run``) falls back to the default, so a typo never lifts a limit
+(attack round 11: ``DEEM_MAX_JOB_SECONDS=nan`` or ``-1`` gave jobs no time limit, ``DEEM_MAX_CPU_JOBS=abc`` broke
+every page, ``DEEM_MAX_TABLE_BYTES=1G`` fell back to the default without a word).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+__all__ = ["SETTINGS", "Setting", "SettingError", "check_environment", "env_value", "parse_setting"]
+
+
+class SettingError(ValueError):
+    """A ``DEEM_*`` variable whose value is not one the server can use."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: str  # "count", "seconds" or "bytes"
+    zero: bool  # whether 0 is allowed (it means "no limit", or none needed)
+    what: str
+
+
+SETTINGS: dict[str, Setting] = {
+    # the run store and jobs
+    "DEEM_MAX_JOB_SECONDS": Setting("seconds", True, "seconds a job may run (0: no limit)"),
+    "DEEM_MAX_CPU_JOBS": Setting("count", False, "jobs training on the CPU at once"),
+    "DEEM_MAX_JOBS_PER_WORKSPACE": Setting("count", False, "jobs one workspace may have queued or running"),
+    "DEEM_MAX_JOBS_PER_CLIENT": Setting("count", True, "jobs one network address may have queued or running "
+                                                       "(0: no limit)"),
+    "DEEM_MAX_RUNS_PER_WORKSPACE": Setting("count", True, "runs one workspace may keep (0: no limit)"),
+    "DEEM_MAX_RUNS_PER_CLIENT": Setting("count", True, "runs one network address may keep (0: no limit)"),
+    "DEEM_MAX_WORKSPACE_BYTES": Setting("bytes", True, "bytes one workspace's runs may take (0: no limit)"),
+    "DEEM_MAX_CLIENT_BYTES": Setting("bytes", True, "bytes one network address's runs may take (0: no limit)"),
+    "DEEM_MIN_FREE_DISK": Setting("bytes", True, "free disk below which no run is stored"),
+    "DEEM_MAX_TABLE_BYTES": Setting("bytes", False, "bytes of one (tasks x classes) table of a run"),
+    "DEEM_PROBE_MAX_BYTES": Setting("bytes", False, "bytes of a timing probe's model"),
+    "DEEM_HISTORY_SAVE_SECONDS": Setting("seconds", True, "seconds between saves of a job's curves"),
+    # uploads, connections and reading
+    "DEEM_MAX_UPLOAD_BYTES": Setting("bytes", False, "bytes of uploads the server holds"),
+    "DEEM_MAX_UPLOAD_BYTES_PER_SESSION": Setting("bytes", False, "bytes of uploads one session holds"),
+    "DEEM_MAX_CONNECTIONS": Setting("count", True, "websocket connections in all (0: no limit)"),
+    "DEEM_MAX_CONNECTIONS_PER_CLIENT": Setting("count", True, "websocket connections per address (0: no limit)"),
+    "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),
+    "DEEM_MAX_CONCURRENT_READS": Setting("count", False, "files read at once"),
+    "DEEM_MAX_READ_SECONDS_PER_CLIENT": Setting("seconds", True, "seconds of reading per address and hour "
+                                                                 "(0: no limit)"),
+    # the engine's input limits (deem_core.data.formats.limits reads them; checked here at the start)
+    "DEEM_MAX_INPUT_BYTES": Setting("bytes", False, "decompressed bytes of one input"),
+    "DEEM_MAX_INPUT_ROWS": Setting("bytes", False, "rows of one input"),
+    "DEEM_MAX_VALUE_CHARS": Setting("bytes", False, "characters of one value"),
+    "DEEM_MAX_COLUMNS": Setting("bytes", False, "columns of one table"),
+    "DEEM_MAX_READ_SECONDS": Setting("seconds", True, "seconds of one read (0: no limit)"),
+}
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+_COUNT = re.compile(r"[0-9]+")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def parse_setting(name: str, raw: str) -> float | int:
+    """The value of ``name`` written ``raw``; SettingError (one sentence naming the variable) when unusable."""
+    setting = SETTINGS.get(name, Setting("count", True, name))
+    text = str(raw).strip()
+    # ASCII digits only (Python's int() takes other scripts' digits: "٣" was 3)
+    pattern = {"count": _COUNT, "seconds": _SECONDS, "bytes": _BYTES}[setting.kind]
+    match = pattern.fullmatch(text) if text.isascii() else None
+    if match is None:
+        wanted = {"count": "a whole number", "seconds": "a number of seconds",
+                  "bytes": "a number of bytes, optionally ending in K, M, G or T"}[setting.kind]
+        raise SettingError(f"{name}={text!r}: {setting.what} must be {wanted}"
+                           + (" (0: no limit)" if setting.zero and "no limit" in setting.what else ""))
+    if setting.kind == "bytes":
+        value: float | int = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    elif setting.kind == "count":
+        value = int(text)
+    else:
+        value = float(text)
+    if not math.isfinite(value) or (value == 0 and not setting.zero):
+        raise SettingError(f"{name}={text!r}: {setting.what} must be more than 0")
+    return value
+
+
+def env_value(name: str, default: float | int, environ: Mapping[str, str] | None = None) -> float | int:
+    """``name``'s value from the environment; ``default`` when it is unset, empty or unusable (a bad value never
+    lifts a limit; ``deem-studio`` refuses to start with one: :func:`check_environment`)."""
+    raw = (os.environ if environ is None else environ).get(name, "")
+    if not str(raw).strip():
+        return default
+    try:
+        return parse_setting(name, raw)
+    except SettingError:
+        return default
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``DEEM_*`` limit set to a value the server cannot use (none: the list is empty)."""
+    environ = os.environ if environ is None else environ
+    problems = []
+    for name in SETTINGS:
+        raw = environ.get(name, "")
+        if str(raw).strip():
+            try:
+                parse_setting(name, raw)
+            except SettingError as exc:
+                problems.append(str(exc))
+    return problems

@@ -1,0 +1,84 @@
+"""The server's DEEM_* limits: one parser; a bad value never lifts a limit, and deem-studio refuses to start with
+one (attack round 11: nan, inf or -1 gave jobs no time limit, 'abc' broke every page, '1G' fell back silently)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deem_studio import capacity, owners, uploads
+from deem_studio.jobs import DEFAULT_MAX_JOB_SECONDS, DEFAULT_MAX_TABLE_BYTES, job_time_limit, max_table_bytes
+from deem_studio.serve import main
+from deem_studio.settings import SETTINGS, check_environment, env_value
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "-1", "abc", "1.5e3x", "٣", " ", "0x10"])
+def test_a_bad_time_limit_keeps_the_default(monkeypatch, raw):
+    monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", raw)
+    assert job_time_limit() == DEFAULT_MAX_JOB_SECONDS  # (nan, inf and -1 were "no limit")
+
+
+@pytest.mark.parametrize("raw, limit", [("0", None), ("90", 90.0), ("1.5", 1.5), (" 30 ", 30.0)])
+def test_a_good_time_limit_is_taken_and_0_means_none(monkeypatch, raw, limit):
+    monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", raw)
+    assert job_time_limit() == limit
+
+
+@pytest.mark.parametrize("name, read, default", [
+    ("DEEM_MAX_CONNECTIONS", lambda: uploads._env_count("DEEM_MAX_CONNECTIONS", 500), 500),
+    ("DEEM_MAX_JOBS_PER_CLIENT", owners.max_active_per_client, owners.DEFAULT_MAX_ACTIVE_PER_CLIENT),
+    ("DEEM_MAX_JOBS_PER_WORKSPACE", owners.max_active_per_workspace, owners.DEFAULT_MAX_ACTIVE_PER_WORKSPACE),
+    ("DEEM_MAX_RUNS_PER_WORKSPACE", owners.max_runs_per_workspace, owners.DEFAULT_MAX_RUNS_PER_WORKSPACE),
+    ("DEEM_MAX_READ_SECONDS_PER_CLIENT", capacity._read_budget, capacity.DEFAULT_READ_SECONDS_PER_CLIENT),
+])
+def test_a_negative_count_is_not_no_limit(monkeypatch, name, read, default):
+    monkeypatch.setenv(name, "-1")  # (each was used as "0 < cap": no limit)
+    assert read() == default
+    monkeypatch.setenv(name, "nan")
+    assert read() == default
+
+
+def test_sizes_take_units_everywhere(monkeypatch):
+    monkeypatch.setenv("DEEM_MAX_TABLE_BYTES", "1G")  # (fell back to the default without a word)
+    assert max_table_bytes() == 1 << 30
+    monkeypatch.setenv("DEEM_MAX_TABLE_BYTES", "0")
+    assert max_table_bytes() == DEFAULT_MAX_TABLE_BYTES  # a table of 0 bytes is no limit the server can use
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", "1.5")
+    assert owners.max_workspace_bytes() == 1  # bytes, as written: (no unit, 1.5 bytes)
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", "1.5G")
+    assert owners.max_workspace_bytes() == int(1.5 * (1 << 30))
+
+
+def test_a_bad_cpu_job_count_still_lets_jobs_run(monkeypatch, tmp_path):
+    from deem_studio.jobs import JobManager
+
+    monkeypatch.setenv("DEEM_MAX_CPU_JOBS", "abc")  # ("could not restore the session: invalid literal for int()")
+    manager = JobManager(tmp_path / "runs")  # (it raised ValueError here)
+    try:
+        assert manager._queues["cpu"].capacity == 1
+    finally:
+        manager.shutdown()
+
+
+def test_deem_studio_refuses_to_start_with_a_bad_limit(monkeypatch, capsys):
+    monkeypatch.setenv("DEEM_MAX_JOB_SECONDS", "nan")
+    monkeypatch.setenv("DEEM_MAX_CPU_JOBS", "1.5")
+    monkeypatch.setenv("DEEM_MAX_TABLE_BYTES", "1G")  # good
+    assert main(["--server.port", "1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: DEEM_MAX_JOB_SECONDS='nan': seconds a job may run (0: no limit) must be a number of "
+                   "seconds (0: no limit)",
+                   "error: DEEM_MAX_CPU_JOBS='1.5': jobs training on the CPU at once must be a whole number"]
+
+
+def test_every_limit_the_code_reads_is_in_the_table():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for path in list((root / "deem_studio").glob("*.py")) + list((root / "deem_core").rglob("*.py")):
+        read |= set(re.findall(r"\"(DEEM_MAX_[A-Z_]+|DEEM_MIN_[A-Z_]+|DEEM_PROBE_[A-Z_]+|DEEM_HISTORY_[A-Z_]+)\"",
+                               path.read_text(encoding="utf-8")))
+    assert read - set(SETTINGS) == set()
+    assert check_environment({name: "1" for name in SETTINGS}) == []
+    assert env_value("DEEM_MAX_COLUMNS", 7, {"DEEM_MAX_COLUMNS": "2K"}) == 2048
