@@ -65,7 +65,7 @@ with shell():
 
         if isinstance(exc, RunNotFound):  # deleted by its owner while open here (it read "the Train page failed:
             # RunNotFound: no run with id ..."; attack round 11)
-            st.info(common.safe(f"{exc}: it was deleted by its owner, or the link is wrong. Your runs are listed on "
-                                f"the Runs page."), icon=":material/delete:")
+            st.info(common.safe(f"{exc}: {common.GONE}. The Runs page lists this browser's runs."),
+                    icon=":material/delete:")
         else:
             common.show_error(exc, f"the {page.title} page failed")

@@ -1170,6 +1170,7 @@ def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels
         if entry.get("accuracy") is not None and not (isinstance(entry["accuracy"], float)
                                                       and math.isnan(entry["accuracy"])):
             summary[f"accuracy_{method}"] = entry["accuracy"]
+            summary["gold_tasks"] = entry.get("gold_tasks")
         returned = safety_rule_reference(((entry.get("selection") or {}).get("fallback")))
         if returned:  # whose labels these are, for the runs list
             summary[f"labels_from_{method}"] = returned

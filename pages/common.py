@@ -602,6 +602,9 @@ def session_runs() -> list[tuple[str, str]]:
     return out
 
 
+#: what a run id that names no run means to the one who holds it
+GONE = "it was deleted by its owner, or the link is wrong"
+
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 #: the page a shared link of each kind of run opens (a training's labels are on Results)
 LINK_PAGE_OF_KIND = {"sweep": "sweep", "train": "results", "diagnostics": "diagnostics"}
@@ -730,7 +733,8 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
     try:
         record = store.get(run_id)
     except RunNotFound as exc:
-        st.session_state["_notice"] = str(exc)
+        # (a reload of a deleted run's link said "no run with id ..." alone; walkthrough 23)
+        st.session_state["_notice"] = f"{exc}: {GONE}"
         return False
     data_run, data_record = run_id, record
     if record["kind"] == "diagnostics":

@@ -41,6 +41,8 @@ def _load(run_id: str, status: str, finished_at: float | None):
     return loaded.record, loaded.config, results, workers, loaded.model_names(), loaded.problems, metrics
 
 
+mgr.store.get(run_id)  # RunNotFound when its owner deleted it (the page kept showing it, the model download
+# failing; walkthrough 23): the shell says so
 snap = mgr.snapshot(run_id)
 if snap is None:
     st.warning(f"run {run_id} no longer exists")

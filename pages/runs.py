@@ -30,11 +30,15 @@ def describe(row: pd.Series) -> str:
     bits = []
     if summary.get("recommended_lr") is not None:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
+    scored = summary.get("gold_tasks")
+    if scored and any(key.startswith("accuracy_") for key in summary):  # (0.800 on 15 tasks and 0.877 on 300 side
+        # by side read as an improvement; walkthrough 23)
+        bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}:")
     for key, value in summary.items():
         if key.startswith("accuracy_") and value is not None:
             # the safety rule's reference, named as on Results
             bits.append(f"{common.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}")
-    return ", ".join(bits)
+    return ", ".join(bits).replace(":,", ":")
 
 
 def setting(config: dict, key: str) -> str:
@@ -157,6 +161,7 @@ if len(runs):
                     if st.session_state.get(key) == chosen:
                         st.session_state.pop(key)
                 st.session_state.pop("_confirm_delete", None)
+                st.session_state["_notice"] = f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
                 st.rerun()
             except Exception as exc:  # noqa: BLE001
                 common.show_error(exc, "delete")
