@@ -305,12 +305,15 @@ def labelled_method_name(method: str, entry: dict | None) -> str:
 def gold_scored(metrics: dict) -> str:
     """On how many tasks a run's accuracies were measured, in words ("on the 20 tasks with a gold label"): an
     export's few golden cells read as a perfect score without it (walkthrough 22: 1.0000 on 20 of 400 tasks)."""
+    n = gold_count(metrics)
+    return "" if n is None else f"on the {n:,} task{'s' if n != 1 else ''} with a gold label"
+
+
+def gold_count(metrics: dict) -> int | None:
+    """The number of tasks a run's accuracies were measured on (None when unknown or not one number)."""
     counts = {int(e["gold_tasks"]) for e in metrics.values()
               if isinstance(e, dict) and isinstance(e.get("gold_tasks"), (int, float))}
-    if len(counts) != 1:
-        return ""
-    n = counts.pop()
-    return f"on the {n:,} task{'s' if n != 1 else ''} with a gold label"
+    return counts.pop() if len(counts) == 1 else None
 
 
 def labels_from(entry: dict | None) -> str | None:

@@ -79,9 +79,11 @@ def scored_name(m: str) -> str:
     return common.labelled_method_name(m, metrics.get(m))
 
 
-def late_scores(methods: list[str], frames: dict, named) -> None:
-    """Every method's accuracy on the gold labels loaded on the Data page when the run was trained without them;
-    else where to give them (a walkthrough found no way to score a run on Results; walkthrough 22)."""
+def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float]) -> None:
+    """Every method's accuracy on the gold labels loaded on the Data page when they are not those the run was
+    scored on (``stored``: its accuracies), said as given after the run; where to give them when there are none
+    (a walkthrough found no way to score a run on Results, walkthrough 22; a run scored on an export's 15 golden
+    tasks ignored a full truth given later, walkthrough 23)."""
     from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
 
     gold = (common.dataset() or {}).get("gold") if common.run_of_this_data(run_id) else None
@@ -92,6 +94,11 @@ def late_scores(methods: list[str], frames: dict, named) -> None:
             labels = frames[m]["label"]
             scores[m] = accuracy_and_count(labels.set_axis(labels.index.astype(str)), truth)
     scores = {m: (a, n) for m, (a, n) in scores.items() if n}
+    if stored:  # the run was scored: a line only when the loaded gold labels score it otherwise
+        n_stored = common.gold_count(metrics)
+        if not scores or all(n == n_stored and abs(a - stored[m]) < 1e-9 for m, (a, n) in scores.items()
+                             if m in stored):
+            return
     if not scores:
         st.caption("No gold labels were given to this run: a file of true labels (task, truth) on the Data page's "
                    "Gold labels tab scores every method here.")
@@ -112,8 +119,8 @@ if method in scored:  # gold labels were given: every method's accuracy on them,
     on = common.gold_scored(metrics)
     st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
-else:  # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
-    late_scores(ordered, results, scored_name)
+# gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
+late_scores(ordered, results, scored_name, scored if method in scored else {})
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")

@@ -515,6 +515,20 @@ def test_results_score_a_run_on_gold_labels_given_after_it(runs_dir):
                         for m, name in (("mv", "Majority vote"), ("ds", "Dawid-Skene")))
     assert (f"Accuracy against the gold labels loaded on the Data page (on the 150 tasks with a gold label; given "
             f"after this run was trained): {scores}") in texts(at)
+    # a run scored on gold labels is scored again on other ones given later (it kept the first ones' figures alone;
+    # walkthrough 23); on the same ones, once
+    second = finished_training(at, ["mv", "ds"])
+    at.switch_page("pages/results.py").run()
+    assert at.session_state["train_run"] == second and "given after this run was trained" not in texts(at)
+    assert f"Accuracy against the gold labels (on the 150 tasks with a gold label): {scores}" in texts(at)
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(200), "text/csv")).run()
+    at.switch_page("pages/results.py").run()
+    truth = pd.read_csv(io.BytesIO(tiny_truth(200))).set_index("task")["truth"]
+    scores = " · ".join(f"{name} {(stored[m]['label'].reindex(truth.index) == truth).mean():.4f}"
+                        for m, name in (("mv", "Majority vote"), ("ds", "Dawid-Skene")))
+    assert (f"Accuracy against the gold labels loaded on the Data page (on the 200 tasks with a gold label; given "
+            f"after this run was trained): {scores}") in texts(at)
 
 
 @pytest.mark.parametrize("part, how", [("config.json", b""), ("dataset.json", b"{\"cla"),
