@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
+from deem_core.data.annotations import label_doubts  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
@@ -33,6 +34,9 @@ if ds is None:
     st.stop()
 mgr = common.manager()
 data, gold = ds["data"], ds.get("gold")
+for doubt in label_doubts(data):  # said on the Data page; said again where a training is launched (a run trained
+    # 202 "classes" of one worker's comments, and Dawid-Skene labelled every task with them; walkthrough 23)
+    st.warning(common.safe(f"Read before training: {doubt}"), icon=":material/warning:")
 
 
 def _typed_lr() -> None:

@@ -572,6 +572,21 @@ def test_a_run_deleted_while_open_says_so(runs_dir):
     assert f"no run with id {train}: it was deleted by its owner, or the link is wrong" in texts(new_app(run=train))
 
 
+def test_the_train_page_repeats_the_reads_doubts_about_the_labels(runs_dir):
+    # one worker's comments read as 202 classes: said on the Data page only, and Dawid-Skene labelled every task with
+    # them (walkthrough 23)
+    comment = "this one looks like a cat to me but the picture is dark and small, so I am not sure at all " * 2
+    rows = [(t, w, (f"{comment}{t}" if w == "w3" else "ab"[(t + (w == "w1")) % 2])) for t in range(40)
+            for w in ("w1", "w2", "w3")]
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "comments.csv", content)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    said = [unescape(str(w.value)) for w in at.warning if "Read before training" in unescape(str(w.value))]
+    assert len(said) == 2, said
+    assert any("given by 1 worker(s) ('w3' 40 answers)" in w and "leave their rows out of the file" in w for w in said)
+
+
 def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
     at.switch_page("pages/train.py").run()

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deem_core.data.annotations import LONG_LABEL_CHARS, AnnotationSet
+from deem_core.data.annotations import LONG_LABEL_CHARS, AnnotationSet, label_doubts
 from deem_core.data.formats import preview, read_dataset
 
 N = 60
@@ -146,5 +146,11 @@ def test_labels_longer_than_a_class_name_are_said(length):
         assert said == []
     else:
         assert said == [f"s: class labels longer than 100 characters: 1 of 3 (the first: {text[:60]!r}..., "
-                        f"{length:,} characters); each distinct text is a class of its own. Check that the label "
-                        f"column holds class labels, not free text."]
+                        f"{length:,} characters), given by 1 worker(s) ('v' 5 answers); each distinct text is a "
+                        f"class of its own. Check that the label column holds class labels, not free text; if these "
+                        f"workers wrote comments, leave their rows out of the file."]
+        assert label_doubts(data) == said  # (the Train page repeats them)
+        # the label-group warning quotes labels cut to 40 characters (four whole comments ran to 12 lines; walk 23)
+        apart = AnnotationSet.from_long(_answers(30, {"u": ["cat", "dog"], "v": [text]}), source="s")
+        groups = [w for w in label_doubts(apart) if "share no label" in w]
+        assert len(groups) == 1 and f"gave 1 label(s) ({text[:40]!r}...)" in groups[0] and text[:41] not in groups[0]

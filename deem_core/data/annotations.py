@@ -105,6 +105,13 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def _show_short(value: Any, chars: int = 40) -> str:
+    """:func:`_show`, a text longer than ``chars`` cut with "...": a warning quoting four free-text labels of
+    150-400 characters ran to 12 lines (walkthrough 23)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return repr(value[:chars]) + "..." if isinstance(value, str) and len(value) > chars else repr(value)
+
+
 def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
     """Refuse values that differ in type but print the same (``1`` and ``"1"``): they would look like one
     label (or task, or worker) in every output yet be two. ``uniques``: the column's distinct values."""
@@ -505,7 +512,7 @@ class AnnotationSet:
                                                     on_conflict, source, task_index, worker_index, class_index)
         warnings.extend(dedup_warnings)
         warnings.extend(_label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source))
-        warnings.extend(_long_labels(class_index, source))
+        warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
             column_order = class_index.get_indexer(list(soft_columns.keys()))
@@ -706,8 +713,8 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
     for group in order[:3]:
         members = workers[worker_part == group]
         labels = classes[(part[n_workers:] == group) & used]
-        names = ", ".join(_show(w) for w in members[:4]) + (" ..." if len(members) > 4 else "")
-        values = ", ".join(_show(c) for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
+        names = ", ".join(_show_short(w) for w in members[:4]) + (" ..." if len(members) > 4 else "")
+        values = ", ".join(_show_short(c) for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
         shown.append(f"{len(members):,} worker(s) ({names}) gave {len(labels):,} label(s) ({values})")
         for label in labels[:1000]:
             key = str(label).strip().casefold()
@@ -727,18 +734,37 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
 LONG_LABEL_CHARS = 100
 
 
-def _long_labels(classes: pd.Index, source: str) -> list[str]:
+def _long_labels(classes: pd.Index, source: str, worker_codes: np.ndarray, label_codes: np.ndarray,
+                 workers: pd.Index) -> list[str]:
     """A warning when some labels are longer than a class name is (a text or a comment column read as the labels,
     or a worker's free-text answer): each distinct text becomes a class of its own (walkthrough 17 saw 1,500-character
-    values counted as classes without a word)."""
+    values counted as classes without a word); it names the workers who gave them (walkthrough 23: one worker's
+    comments, and the fix is to leave that worker's rows out)."""
     lengths = classes.astype(str).str.len().to_numpy()
-    long = np.flatnonzero(lengths > LONG_LABEL_CHARS)
+    is_long = lengths > LONG_LABEL_CHARS
+    long = np.flatnonzero(is_long)
     if not len(long):
         return []
     example = str(classes[long[0]])
+    given = np.bincount(worker_codes[is_long[label_codes]], minlength=len(workers))
+    who = np.flatnonzero(given)
+    who = who[np.argsort(-given[who], kind="stable")]
+    named = ", ".join(f"{_show_short(workers[w])} {int(given[w]):,}" for w in who[:3]) + (" ..." if len(who) > 3 else "")
     return [f"{source}: class labels longer than {LONG_LABEL_CHARS} characters: {len(long):,} of {len(classes):,} "
-            f"(the first: {example[:60]!r}..., {len(example):,} characters); each distinct text is a class of its "
-            f"own. Check that the label column holds class labels, not free text."]
+            f"(the first: {example[:60]!r}..., {len(example):,} characters), given by {len(who):,} worker(s) "
+            f"({named} answers); each distinct text is a class of its own. Check that the label column holds class "
+            f"labels, not free text; if these workers wrote comments, leave their rows out of the file."]
+
+
+#: the warnings of a read that say the labels themselves look wrong (not one answer or one row): the Train page
+#: repeats them before a training (a run trained 202 "classes" of one worker's comments without a word there;
+#: walkthrough 23)
+LABEL_DOUBTS = ("groups that share no label", "class labels longer than")
+
+
+def label_doubts(data: "AnnotationSet") -> list[str]:
+    """The warnings of ``data``'s read that doubt its labels (:data:`LABEL_DOUBTS`)."""
+    return [w for w in data.warnings if any(marker in w for marker in LABEL_DOUBTS)]
 
 
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,
