@@ -249,7 +249,12 @@ with st.container(border=True):
                 except (DataError, capacity.CapacityError) as exc:
                     st.error(page_words(exc), icon=":material/warning:")
             if shown.note:
-                note_box.text(common.plain_text(shown.note))  # "<file>: read as ...": user strings, shown as plain text
+                more = ""
+                if len(files) > 1:  # (40 per-worker files read as "worker 'annotator_00' (the file name)" alone;
+                    # walkthrough 23)
+                    more = (f" — the first of {len(files):,} files; the others are read the same way"
+                            + (", each file one worker named after it" if shown.layout == "per_annotator" else ""))
+                note_box.text(common.plain_text(shown.note + more))  # "<file>: read as ...": user strings, as text
             if shown.problem:
                 st.warning(page_words(shown.problem))
             separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}

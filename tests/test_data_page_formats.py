@@ -200,3 +200,16 @@ def test_an_unreadable_file_is_said_on_every_rerun_but_read_once(runs_dir, spy):
     assert at.error and "bad\\.csv" in at.error[0].value and len(calls) == 1
     kept = at.session_state["_previews"][-1][1]
     assert kept.__traceback__ is None and kept.__context__ is None  # (no frames of the failed read are kept)
+
+
+def test_the_preview_of_several_per_worker_files_says_each_is_a_worker(runs_dir):
+    # the line under Format named the first file's worker only: "worker 'annotator_00' (the file name)" for 40 files
+    # (walkthrough 23)
+    files = [(f"annotator_{i:02d}.csv", f"task,label\n1,yes\n2,no\n{i + 3},yes\n".encode(), "text/csv")
+             for i in range(5)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(files).run()
+    assert not at.exception
+    assert ("annotator_00.csv: read as one file per worker (task, label): tasks from column 'task', labels from column "
+            "'label', worker 'annotator_00' (the file name) — the first of 5 files; the others are read the same "
+            "way, each file one worker named after it") in note(at)
