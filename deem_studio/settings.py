@@ -12,9 +12,7 @@ every page, ``DEEM_MAX_TABLE_BYTES=1G`` fell back to the default without a word)
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -64,33 +62,21 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MAX_READ_SECONDS": Setting("seconds", True, "seconds of one read (0: no limit)"),
 }
 
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
-_COUNT = re.compile(r"[0-9]+")
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
-
-
 def parse_setting(name: str, raw: str) -> float | int:
-    """The value of ``name`` written ``raw``; SettingError (one sentence naming the variable) when unusable."""
+    """The value of ``name`` written ``raw``; SettingError (one sentence naming the variable) when unusable. The
+    engine's parser (:func:`deem_core.data.formats.limits.parse_limit`), which its own input limits use too: the
+    start check and the values read at run time cannot differ."""
+    # (imported here: app.py reads the connection limits before the engine is loaded, and the formats package
+    # brings pandas)
+    from deem_core.data.formats.limits import parse_limit  # noqa: PLC0415
+
     setting = SETTINGS.get(name, Setting("count", True, name))
     text = str(raw).strip()
-    # ASCII digits only (Python's int() takes other scripts' digits: "٣" was 3)
-    pattern = {"count": _COUNT, "seconds": _SECONDS, "bytes": _BYTES}[setting.kind]
-    match = pattern.fullmatch(text) if text.isascii() else None
-    if match is None:
-        wanted = {"count": "a whole number", "seconds": "a number of seconds",
-                  "bytes": "a number of bytes, optionally ending in K, M, G or T"}[setting.kind]
-        raise SettingError(f"{name}={text!r}: {setting.what} must be {wanted}"
-                           + (" (0: no limit)" if setting.zero and "no limit" in setting.what else ""))
-    if setting.kind == "bytes":
-        value: float | int = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-    elif setting.kind == "count":
-        value = int(text)
-    else:
-        value = float(text)
-    if not math.isfinite(value) or (value == 0 and not setting.zero):
-        raise SettingError(f"{name}={text!r}: {setting.what} must be more than 0")
-    return value
+    try:
+        return parse_limit(text, setting.kind, zero=setting.zero)
+    except ValueError as exc:
+        raise SettingError(f"{name}={text[:40]!r}{'...' if len(text) > 40 else ''}: {setting.what} must be "
+                           f"{exc}") from None
 
 
 def env_value(name: str, default: float | int, environ: Mapping[str, str] | None = None) -> float | int:

@@ -24,12 +24,11 @@ and ``--max-input-rows`` and the keyword ``limits=`` override them.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS",
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS", "parse_limit",
            "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "parse_size"]
 
 #: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
@@ -65,24 +64,46 @@ def parse_size(text: str | int, what: str = "size") -> int:
     return value
 
 
+#: how a limit is written, per kind: ASCII digits only (int() takes other scripts' digits), at most 15 before the
+#: point (400 digits overflowed float() and crashed every page; attack round 12), no sign, exponent or "_"
+_LIMIT_FORMS = {"count": re.compile(r"([0-9]{1,15})()"),
+                "seconds": re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})()"),
+                "bytes": re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)}
+
+
+def parse_limit(text: str, kind: str, zero: bool = False) -> float | int:
+    """A limit written ``text``: a ``"count"`` (whole), ``"seconds"`` or ``"bytes"`` (K, M, G, T: powers of 1024).
+    ValueError (a sentence) for anything else, and for 0 unless ``zero`` (0: "no limit" where a limit says so); a
+    value written other than 0 that comes to 0 (half a byte) is refused too, never read as "no limit"."""
+    text = str(text).strip()
+    match = _LIMIT_FORMS[kind].fullmatch(text) if text.isascii() else None
+    if match is None:
+        raise ValueError({"count": "a whole number", "seconds": "a number of seconds",
+                          "bytes": "a number of bytes, optionally ending in K, M, G or T"}[kind])
+    number = float(match.group(1))
+    value: float | int = (int(number * _UNITS[match.group(2).upper()]) if kind == "bytes" else
+                          int(match.group(1)) if kind == "count" else number)
+    if value == 0 and (not zero or number != 0):
+        raise ValueError("more than 0" if number == 0 else f"at least 1 {'byte' if kind == 'bytes' else kind}")
+    return value
+
+
 def _from_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
+    raw = os.environ.get(name, "")
     try:
-        return parse_size(raw, name)
+        return int(parse_limit(raw, "bytes")) if raw.strip() else default
     except ValueError:
         return default
 
 
 def _seconds_from_env(name: str, default: float) -> float:
-    """Seconds from the environment: a number >= 0 (0: no limit); the default for anything else."""
-    raw = os.environ.get(name, "").strip()
+    """Seconds from the environment (0: no limit); the default for anything else (-0.0 and 1e-400 were read as
+    "no limit"; attack round 12)."""
+    raw = os.environ.get(name, "")
     try:
-        value = float(raw) if raw else default
+        return float(parse_limit(raw, "seconds", zero=True)) if raw.strip() else default
     except ValueError:
         return default
-    return value if value >= 0 and math.isfinite(value) else default
 
 
 @dataclass(frozen=True)
