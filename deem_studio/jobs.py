@@ -148,12 +148,17 @@ def check_deem_classes(data: AnnotationSet) -> None:
 def check_methods_fit(data: AnnotationSet, methods: Sequence[str]) -> None:
     """DataError before a training is queued with a method that cannot run on these data (KOS on more than two
     classes ran after the others and failed at the end, inside a "finished" box; walkthrough, tenth session)."""
-    if int(data.n_classes) <= 2:
-        return
+    from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
+
     binary = [m for m in methods if m in METHODS and get_method(m).binary_only]
-    if binary:
+    if binary and int(data.n_classes) > 2:
         raise DataError(f"{', '.join(method_name(m) for m in binary)} works on two classes only; these data have "
                         f"{int(data.n_classes):,} classes: leave {'it' if len(binary) == 1 else 'them'} out")
+    for method in methods:  # each method's own size check (M-MSR on 350 workers went past 3 GB; attack round 12)
+        if method in METHODS and not get_method(method).trains:
+            check = getattr(make_aggregator(method), "check_size", None)
+            if check is not None:
+                check(data)
 
 
 class QueueFull(RuntimeError):

@@ -180,3 +180,21 @@ def test_a_librarys_message_never_shows_the_servers_folders(exc, shown):
     from deem_studio.jobs import readable_error  # noqa: PLC0415
 
     assert readable_error(exc) == shown
+
+
+def test_a_training_with_a_method_past_its_own_size_is_refused_before_it_is_queued():
+    # M-MSR on hundreds of workers went past 3 GB inside the shared server (attack round 12)
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    from deem_core import AnnotationSet  # noqa: PLC0415
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+    from deem_core.methods.baselines import MAX_MMSR_WORKERS  # noqa: PLC0415
+    from deem_studio.jobs import check_methods_fit  # noqa: PLC0415
+
+    n = MAX_MMSR_WORKERS + 1
+    data = AnnotationSet.from_long(pd.DataFrame({"task": np.repeat([0, 1], n), "worker": np.tile(np.arange(n), 2),
+                                                 "label": np.tile([0, 1], n)}))
+    check_methods_fit(data, ["deem", "mv", "ds"])
+    with pytest.raises(DataError, match=r"M-MSR compares every pair of workers"):
+        check_methods_fit(data, ["deem", "mv", "mmsr"])

@@ -64,11 +64,11 @@ def parse_size(text: str | int, what: str = "size") -> int:
     return value
 
 
-#: how a limit is written, per kind: ASCII digits only (int() takes other scripts' digits), at most 15 before the
+#: how a limit is written, per kind: ASCII digits only (int() takes other scripts' digits), at most 24 before the
 #: point (400 digits overflowed float() and crashed every page; attack round 12), no sign, exponent or "_"
-_LIMIT_FORMS = {"count": re.compile(r"([0-9]{1,15})()"),
-                "seconds": re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})()"),
-                "bytes": re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)}
+_LIMIT_FORMS = {"count": re.compile(r"([0-9]{1,24})()"),
+                "seconds": re.compile(r"([0-9]{1,24}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})()"),
+                "bytes": re.compile(r"([0-9]{1,24}(?:\.[0-9]{1,9})?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)}
 
 
 def parse_limit(text: str, kind: str, zero: bool = False) -> float | int:
