@@ -169,6 +169,9 @@ class JobCancelled(Exception):
     """Raised inside a job when it notices the cancel request between steps."""
 
 
+#: a quoted absolute path, spaces and all ('/tmp/my run store/x/annotations.parquet' kept "my run store"; attack
+#: round 12): its last part stays
+_QUOTED_PATH = re.compile(r"'(?:/|[A-Za-z]:[\\/])[^']*[\\/]([^'\\/]*)'")
 #: a path of two or more parts in a library's message: the server's folders, which web users never see
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\\/\s'\"]+)+[\\/]([^\\/\s'\"]+)")
 
@@ -180,7 +183,7 @@ def readable_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, (DataError, CapacityError, QueueFull)):
         return text
-    text = _PATH.sub(r"\1", text)
+    text = _PATH.sub(r"\1", _QUOTED_PATH.sub(r"'\1'", text))
     if isinstance(exc, ValueError) and text:
         return text
     name = type(exc).__name__

@@ -174,6 +174,8 @@ def test_method_names_are_stored_as_the_job_reads_them(tmp_path):
     (OSError(28, "No space left on device", "/srv/runs/x/metrics.json"),
      "OSError: [Errno 28] No space left on device: 'metrics.json'"),
     (ValueError("learning rates must be numbers, got 1/2"), "learning rates must be numbers, got 1/2"),
+    (OSError("Could not open Parquet input source '/tmp/my run store/runs/ab/annotations.parquet': Invalid"),
+     "OSError: Could not open Parquet input source 'annotations.parquet': Invalid"),  # (kept "my run store")
 ])
 def test_a_librarys_message_never_shows_the_servers_folders(exc, shown):
     # pyarrow's message named the run store's path to a link's visitor (attack round 11)
