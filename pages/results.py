@@ -89,10 +89,21 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
     gold = (common.dataset() or {}).get("gold") if common.run_of_this_data(run_id) else None
     scores = {}
     if gold is not None and len(gold):
-        truth = gold.set_axis(gold.index.astype(str))  # (a stored table's task ids may read back as another type)
-        for m in methods:
-            labels = frames[m]["label"]
-            scores[m] = accuracy_and_count(labels.set_axis(labels.index.astype(str)), truth)
+        # once per run and gold labels in this session, the task ids made text once (every rerun took 6 s per
+        # million tasks and method; attack round 12)
+        key = (run_id, id(gold), len(gold), tuple(methods))
+        kept = st.session_state.get("_late_scores")
+        if kept and kept[0] == key:
+            scores = kept[1]
+        else:
+            truth = gold.set_axis(gold.index.astype(str))  # (a stored table's task ids may read back as another type)
+            shared = None  # the methods' frames share their tasks: their ids as text once
+            for m in methods:
+                labels = frames[m]["label"]
+                if shared is None or not labels.index.equals(shared[0]):
+                    shared = (labels.index, labels.index.astype(str))
+                scores[m] = accuracy_and_count(labels.set_axis(shared[1]), truth)
+            st.session_state["_late_scores"] = (key, scores)
     scores = {m: (a, n) for m, (a, n) in scores.items() if n}
     if stored:  # the run was scored: a line only when the loaded gold labels score it otherwise
         n_stored = common.gold_count(metrics)

@@ -169,3 +169,14 @@ def test_m_msr_is_refused_past_its_workers_before_it_takes_gigabytes():
     few = pd.DataFrame([(t, w, int(truth[t] if (t + w) % 5 else 1 - truth[t])) for t in range(30) for w in range(8)],
                        columns=["task", "worker", "label"])
     assert (registry.make_aggregator("mmsr").fit(few).labels_.to_numpy() == truth).mean() > 0.9
+
+
+def test_the_accuracy_of_labels_by_their_own_index_equals_the_one_over_given_tasks():
+    # (the fast path by the labels' hash table; attack round 12)
+    from deem_core.analysis.scoring import accuracy_and_count
+
+    labels = pd.Series(["a", "b", None, "a", "b"], index=pd.Index(["t1", "t2", "t3", "t4", "t5"], name="task"))
+    truth = pd.Series({"t5": "b", "t9": "a", "t1": "b", "t3": "a", "t2": "b", "t4": np.nan})
+    assert accuracy_and_count(labels, truth) == accuracy_and_count(labels, truth, tasks=labels.index) == (0.5, 4)
+    accuracy, scored = accuracy_and_count(labels, truth.iloc[1:2])  # a task the labels do not have
+    assert scored == 0 and accuracy != accuracy

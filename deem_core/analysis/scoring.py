@@ -40,11 +40,21 @@ def truth_series(truth: Any) -> pd.Series:
 def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> tuple[float, int]:
     """(accuracy as a fraction in [0, 1], number of scored tasks); accuracy is NaN when no task is scored."""
     truth = truth_series(truth).dropna()
-    universe = labels.index if tasks is None else pd.Index(tasks)
-    truth = truth[truth.index.isin(universe)]
-    if len(truth) == 0:
-        return float("nan"), 0
-    predicted = labels.reindex(truth.index)
+    if tasks is None and labels.index.is_unique:
+        # one pass of the labels' hash table over the truth's tasks: Index.isin then reindex took 6.5 s a method on a
+        # million text ids (the Results page scores every method; attack round 12)
+        positions = labels.index.get_indexer(truth.index)
+        known = positions >= 0
+        truth = truth[known]
+        if len(truth) == 0:
+            return float("nan"), 0
+        predicted = pd.Series(labels.to_numpy()[positions[known]], index=truth.index)
+    else:
+        universe = labels.index if tasks is None else pd.Index(tasks)
+        truth = truth[truth.index.isin(universe)]
+        if len(truth) == 0:
+            return float("nan"), 0
+        predicted = labels.reindex(truth.index)
     right = predicted.notna().to_numpy() & (predicted.astype(str).to_numpy() == truth.astype(str).to_numpy())
     return float(np.mean(right)), int(len(truth))
 
