@@ -100,15 +100,11 @@ def check_label_tables(data: AnnotationSet, budget_bytes: int | None = None) -> 
     otherwise. Every method here holds a probability per task and class; the DataFrame path skipped every size
     check (attack round 11: 7,000 tasks x 21,000 classes took 4.1 GB for majority vote, 18.6 GB for
     Dawid-Skene)."""
-    from deem_core.model.sizes import memory_budget  # noqa: PLC0415
+    from deem_core.model.sizes import within_budget  # noqa: PLC0415
 
-    estimate = 8 * TABLE_COPIES * int(data.n_tasks) * int(data.n_classes)
-    budget = int(budget_bytes) if budget_bytes is not None else memory_budget()
-    if estimate > budget:
-        raise DataError(f"{data.source}: {data.n_tasks:,} tasks x {data.n_classes:,} classes: the probability "
-                        f"tables would need about {estimate / (1 << 30):.1f} GiB but {budget / (1 << 30):.1f} GiB is "
-                        f"available; check that the label column holds class labels (not ids or free text)")
-    return estimate
+    return within_budget(8 * TABLE_COPIES * int(data.n_tasks) * int(data.n_classes), budget_bytes, lambda need, have: (
+        f"{data.source}: {data.n_tasks:,} tasks x {data.n_classes:,} classes: the probability tables would need about "
+        f"{need} but {have} is available; check that the label column holds class labels (not ids or free text)"))
 
 
 def _classes(labels: pd.Series) -> pd.Index:
@@ -583,17 +579,16 @@ class MMSRAggregator(CrowdKitAggregator):
         workers, which grow far faster than the answers (here: 100 workers x 12 tasks 2.4 s and 0.3 GB, 200 workers
         10.9 s and 1.7 GB, 350 workers past 3 GB; 12,000 workers x 24,000 tasks past 4 GB in 13 s; attack round 12):
         at most :data:`MAX_MMSR_WORKERS` workers, and the observations within the memory budget."""
-        from deem_core.model.sizes import memory_budget  # noqa: PLC0415
+        from deem_core.model.sizes import within_budget  # noqa: PLC0415
 
         super().check_size(data)
         if data.n_workers > MAX_MMSR_WORKERS:
             raise DataError(f"{data.source}: M-MSR compares every pair of workers in dense tables: it runs on at most "
                             f"{MAX_MMSR_WORKERS} workers (200 took 1.7 GB and 11 s; these data have "
                             f"{data.n_workers:,}); use another method")
-        estimate = 8 * 3 * int(data.n_workers) * int(data.n_tasks)
-        if estimate > memory_budget():
-            raise DataError(f"{data.source}: M-MSR's {data.n_workers:,} workers x {data.n_tasks:,} tasks tables would "
-                            f"need about {estimate / (1 << 30):.1f} GiB; use another method")
+        within_budget(8 * 3 * int(data.n_workers) * int(data.n_tasks), None, lambda need, have: (
+            f"{data.source}: M-MSR's {data.n_workers:,} workers x {data.n_tasks:,} tasks tables would need about {need} "
+            f"but {have} is available; use another method"))
 
     def _fit_codes(self, data, n_classes):
         from crowdkit.aggregation import MMSR

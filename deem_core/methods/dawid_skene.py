@@ -25,9 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.annotations import AnnotationSet
 from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
-from deem_core.model.sizes import memory_budget
+from deem_core.model.sizes import within_budget
 
 __all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size",
            "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior", "excess_pairwise_agreement",
@@ -68,13 +68,9 @@ def check_dawid_skene_size(data: AnnotationSet, budget_bytes: int | None = None)
     """
     n, d, k, answers = data.n_tasks, data.n_workers, data.n_classes, data.n_answers
     per_answer = 2 * 16 * (k if data.soft_labels is not None else 1)
-    estimate = answers * per_answer + 8 * (4 * d * k * k + 4 * n * k)
-    budget = int(budget_bytes) if budget_bytes is not None else memory_budget()
-    if estimate > budget:
-        raise DataError(f"{data.source}: Dawid-Skene on {n:,} tasks x {d:,} workers x {k:,} classes would need about "
-                        f"{estimate / (1 << 30):.1f} GiB but {budget / (1 << 30):.1f} GiB is available; check that "
-                        f"the label column holds class labels (not ids or free text), or use fewer classes")
-    return estimate
+    return within_budget(answers * per_answer + 8 * (4 * d * k * k + 4 * n * k), budget_bytes, lambda need, have: (
+        f"{data.source}: Dawid-Skene on {n:,} tasks x {d:,} workers x {k:,} classes would need about {need} but {have} "
+        f"is available; check that the label column holds class labels (not ids or free text), or use fewer classes"))
 
 
 def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.ndarray,

@@ -77,6 +77,15 @@ def memory_budget() -> int:
     return _memory_bytes() // 2
 
 
+def within_budget(estimate: int, budget_bytes: int | None, refusal: Callable[[str, str], str]) -> int:
+    """``estimate`` (bytes) when it fits ``budget_bytes`` (default :func:`memory_budget`); else DataError with
+    ``refusal(estimate, budget)``, both written in GiB. The one comparison of the methods' size checks."""
+    budget = int(budget_bytes) if budget_bytes is not None else memory_budget()
+    if estimate > budget:
+        raise DataError(refusal(f"{estimate / (1 << 30):.1f} GiB", f"{budget / (1 << 30):.1f} GiB"))
+    return estimate
+
+
 def _gib(n: float) -> str:
     return f"{n / (1 << 30):,.1f} GiB"
 
