@@ -32,14 +32,6 @@ from deem_studio.uploads import CapacityError, physical_memory
 __all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data"]
 
 
-def _env_size(name: str, default: int) -> int:
-    return int(env_value(name, default))
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(env_value(name, default))
-
-
 # --------------------------------------------------------------------------- loaded data
 def data_bytes(data: Any) -> int:
     """Memory an annotation set holds: its arrays and the indexes of task, worker and class names."""
@@ -97,7 +89,7 @@ def ledger() -> DataLedger:
     """The process-wide ledger (``DEEM_MAX_LOADED_BYTES``, default a quarter of the machine's memory)."""
     with _LOCK:
         if not _LEDGER:
-            _LEDGER.append(DataLedger(_env_size("DEEM_MAX_LOADED_BYTES", physical_memory() // 4)))
+            _LEDGER.append(DataLedger(int(env_value("DEEM_MAX_LOADED_BYTES", physical_memory() // 4))))
         return _LEDGER[0]
 
 
@@ -115,7 +107,7 @@ READ_WAIT_SECONDS = 60.0
 def _read_slots() -> threading.BoundedSemaphore:
     with _LOCK:
         if not _READS:
-            _READS.append(threading.BoundedSemaphore(_env_int("DEEM_MAX_CONCURRENT_READS", 1)))
+            _READS.append(threading.BoundedSemaphore(int(env_value("DEEM_MAX_CONCURRENT_READS", 1))))
         return _READS[0]
 
 

@@ -397,10 +397,7 @@ class Progress:
 
 
 def _history_save_seconds() -> float:
-    try:
-        return float(env_value("DEEM_HISTORY_SAVE_SECONDS", 5.0))
-    except ValueError:
-        return 5.0
+    return float(env_value("DEEM_HISTORY_SAVE_SECONDS", 5.0))
 
 
 class _HistoryRecorder:

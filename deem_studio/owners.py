@@ -195,36 +195,31 @@ DEFAULT_MAX_CLIENT_BYTES = 50 << 30
 DEFAULT_MIN_FREE_DISK = 512 << 20
 
 
-def _env_number(name: str, default: int, size: bool = False) -> int:
-    """(``size``: the table of :mod:`deem_studio.settings` says which variables take K/M/G.)"""
-    return int(env_value(name, default))
-
-
 def max_runs_per_workspace() -> int:
     """Runs one workspace may keep stored (``DEEM_MAX_RUNS_PER_WORKSPACE``, default 200; 0: no limit)."""
-    return _env_number("DEEM_MAX_RUNS_PER_WORKSPACE", DEFAULT_MAX_RUNS_PER_WORKSPACE)
+    return int(env_value("DEEM_MAX_RUNS_PER_WORKSPACE", DEFAULT_MAX_RUNS_PER_WORKSPACE))
 
 
 def max_workspace_bytes() -> int:
     """Bytes one workspace's stored runs may take (``DEEM_MAX_WORKSPACE_BYTES``, default 10G; 0: no limit)."""
-    return _env_number("DEEM_MAX_WORKSPACE_BYTES", DEFAULT_MAX_WORKSPACE_BYTES, size=True)
+    return int(env_value("DEEM_MAX_WORKSPACE_BYTES", DEFAULT_MAX_WORKSPACE_BYTES))
 
 
 def max_runs_per_client() -> int:
     """Runs one network address may keep stored, whatever its workspaces (``DEEM_MAX_RUNS_PER_CLIENT``, default
     1,000; 0: no limit): a workspace costs nothing, so the per-workspace bound alone did not bind one visitor."""
-    return _env_number("DEEM_MAX_RUNS_PER_CLIENT", DEFAULT_MAX_RUNS_PER_CLIENT)
+    return int(env_value("DEEM_MAX_RUNS_PER_CLIENT", DEFAULT_MAX_RUNS_PER_CLIENT))
 
 
 def max_client_bytes() -> int:
     """Bytes the runs of one network address may take (``DEEM_MAX_CLIENT_BYTES``, default 50G; 0: no limit)."""
-    return _env_number("DEEM_MAX_CLIENT_BYTES", DEFAULT_MAX_CLIENT_BYTES, size=True)
+    return int(env_value("DEEM_MAX_CLIENT_BYTES", DEFAULT_MAX_CLIENT_BYTES))
 
 
 def min_free_disk() -> int:
     """Free bytes the run store's disk keeps: no new run is stored below it (``DEEM_MIN_FREE_DISK``, default 512M;
     0: none)."""
-    return _env_number("DEEM_MIN_FREE_DISK", DEFAULT_MIN_FREE_DISK, size=True)
+    return int(env_value("DEEM_MIN_FREE_DISK", DEFAULT_MIN_FREE_DISK))
 
 
 # --------------------------------------------------------------------------- owner-only actions

@@ -82,13 +82,10 @@ def parse_setting(name: str, raw: str) -> float | int:
 def env_value(name: str, default: float | int, environ: Mapping[str, str] | None = None) -> float | int:
     """``name``'s value from the environment; ``default`` when it is unset, empty or unusable (a bad value never
     lifts a limit; ``deem-studio`` refuses to start with one: :func:`check_environment`)."""
-    raw = (os.environ if environ is None else environ).get(name, "")
-    if not str(raw).strip():
-        return default
-    try:
-        return parse_setting(name, raw)
-    except SettingError:
-        return default
+    from deem_core.data.formats.limits import limit_from_env  # noqa: PLC0415 - (see parse_setting)
+
+    setting = SETTINGS.get(name, Setting("count", True, name))
+    return limit_from_env(name, default, setting.kind, setting.zero, environ)
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -47,10 +47,6 @@ def physical_memory() -> int:
     return machine_memory()
 
 
-def _env_size(name: str, default: int) -> int:
-    return int(env_value(name, default))
-
-
 # --------------------------------------------------------------------------- uploads
 class UploadGuard:
     """Byte budgets of uploaded files: per session and for the whole server, stored plus in flight.
@@ -181,8 +177,8 @@ def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
         except Exception:  # noqa: BLE001 - bare mode, tests without a server
             return None
         manager = runtime.uploaded_file_mgr
-        guard = UploadGuard(per_session=_env_size("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", max_file + (64 << 20)),
-                            total=_env_size("DEEM_MAX_UPLOAD_BYTES", max(2 << 30, physical_memory() // 8)),
+        guard = UploadGuard(per_session=int(env_value("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", max_file + (64 << 20))),
+                            total=int(env_value("DEEM_MAX_UPLOAD_BYTES", max(2 << 30, physical_memory() // 8))),
                             max_file=max_file)
         is_active, add_file = runtime.is_active_session, manager.add_file
         remove_file, remove_session_files = manager.remove_file, manager.remove_session_files
@@ -348,14 +344,12 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
         if not routes:
             return None  # bare mode, AppTest
         limit = ConnectionLimit(
-            per_client=_env_count("DEEM_MAX_CONNECTIONS_PER_CLIENT", DEFAULT_MAX_CONNECTIONS_PER_CLIENT)
+            per_client=int(env_value("DEEM_MAX_CONNECTIONS_PER_CLIENT", DEFAULT_MAX_CONNECTIONS_PER_CLIENT))
             if per_client is None else per_client,
-            total=_env_count("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS) if total is None else total)
+            total=int(env_value("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)) if total is None else total)
         for route in routes:
             route.app = limit.guard(route.app)
         _CONNECTION_LIMIT.append(limit)
         return limit
 
 
-def _env_count(name: str, default: int) -> int:
-    return int(env_value(name, default))

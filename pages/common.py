@@ -618,7 +618,7 @@ def run_link(run_id: str, kind: str) -> str:
     with the run's page (only the page's path when the browser's address is unknown)."""
     from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
 
-    page = f"{LINK_PAGE_OF_KIND.get(kind, 'train')}"
+    page = LINK_PAGE_OF_KIND.get(kind, "train")
     try:
         parts = urlsplit(str(st.context.url or ""))
     except Exception:  # noqa: BLE001 - no browser address (a script run): the path alone

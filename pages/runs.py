@@ -30,15 +30,15 @@ def describe(row: pd.Series) -> str:
     bits = []
     if summary.get("recommended_lr") is not None:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
+    # the safety rule's reference named as on Results
+    scores = [f"{common.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}"
+              for key, value in summary.items() if key.startswith("accuracy_") and value is not None]
     scored = summary.get("gold_tasks")
-    if scored and any(key.startswith("accuracy_") for key in summary):  # (0.800 on 15 tasks and 0.877 on 300 side
-        # by side read as an improvement; walkthrough 23)
-        bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}:")
-    for key, value in summary.items():
-        if key.startswith("accuracy_") and value is not None:
-            # the safety rule's reference, named as on Results
-            bits.append(f"{common.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}")
-    return ", ".join(bits).replace(":,", ":")
+    if scores and scored:  # (0.800 on 15 tasks and 0.877 on 300 side by side read as an improvement; walkthrough 23)
+        bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}: " + ", ".join(scores))
+    else:
+        bits.extend(scores)
+    return ", ".join(bits)
 
 
 def setting(config: dict, key: str) -> str:

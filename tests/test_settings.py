@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deem_studio import capacity, owners, uploads
+from deem_studio import capacity, owners
 from deem_studio.jobs import DEFAULT_MAX_JOB_SECONDS, DEFAULT_MAX_TABLE_BYTES, job_time_limit, max_table_bytes
 from deem_studio.serve import main
 from deem_studio.settings import SETTINGS, check_environment, env_value
@@ -24,7 +24,7 @@ def test_a_good_time_limit_is_taken_and_0_means_none(monkeypatch, raw, limit):
 
 
 @pytest.mark.parametrize("name, read, default", [
-    ("DEEM_MAX_CONNECTIONS", lambda: uploads._env_count("DEEM_MAX_CONNECTIONS", 500), 500),
+    ("DEEM_MAX_CONNECTIONS", lambda: int(env_value("DEEM_MAX_CONNECTIONS", 500)), 500),
     ("DEEM_MAX_JOBS_PER_CLIENT", owners.max_active_per_client, owners.DEFAULT_MAX_ACTIVE_PER_CLIENT),
     ("DEEM_MAX_JOBS_PER_WORKSPACE", owners.max_active_per_workspace, owners.DEFAULT_MAX_ACTIVE_PER_WORKSPACE),
     ("DEEM_MAX_RUNS_PER_WORKSPACE", owners.max_runs_per_workspace, owners.DEFAULT_MAX_RUNS_PER_WORKSPACE),

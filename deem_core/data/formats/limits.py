@@ -27,9 +27,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
+from typing import Mapping
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS", "parse_limit",
-           "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "parse_size"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS",
+           "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "limit_from_env", "parse_limit", "parse_size"]
 
 #: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
 DEFAULT_MAX_BYTES = 1 << 30
@@ -55,10 +56,10 @@ def parse_size(text: str | int, what: str = "size") -> int:
     if isinstance(text, int):
         value = text
     else:
-        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), flags=re.IGNORECASE)
-        if not match:
-            raise ValueError(f"{what} must be a number of bytes, optionally ending in K, M or G; got {text!r}")
-        value = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        try:
+            value = int(parse_limit(text, "bytes", zero=True))  # (0 is refused just below, in these words)
+        except ValueError:
+            raise ValueError(f"{what} must be a number of bytes, optionally ending in K, M or G; got {text!r}") from None
     if value <= 0:
         raise ValueError(f"{what} must be positive, got {text!r}")
     return value
@@ -88,22 +89,25 @@ def parse_limit(text: str, kind: str, zero: bool = False) -> float | int:
     return value
 
 
-def _from_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
+def limit_from_env(name: str, default: float | int, kind: str, zero: bool = False,
+                   environ: Mapping[str, str] | None = None) -> float | int:
+    """``name``'s limit from the environment (:func:`parse_limit`); ``default`` when it is unset, empty or unusable,
+    so a bad value never lifts a limit (-0.0 and 1e-400 were read as no read time limit; attack round 12). The one
+    reading of every ``DEEM_*`` limit: the engine's input limits here, the dashboard's in ``deem_studio.settings``."""
+    raw = (os.environ if environ is None else environ).get(name, "")
     try:
-        return int(parse_limit(raw, "bytes")) if raw.strip() else default
+        return parse_limit(raw, kind, zero) if str(raw).strip() else default
     except ValueError:
         return default
+
+
+def _from_env(name: str, default: int) -> int:
+    return int(limit_from_env(name, default, "bytes"))
 
 
 def _seconds_from_env(name: str, default: float) -> float:
-    """Seconds from the environment (0: no limit); the default for anything else (-0.0 and 1e-400 were read as
-    "no limit"; attack round 12)."""
-    raw = os.environ.get(name, "")
-    try:
-        return float(parse_limit(raw, "seconds", zero=True)) if raw.strip() else default
-    except ValueError:
-        return default
+    """Seconds from the environment (0: no limit); the default for anything else."""
+    return float(limit_from_env(name, default, "seconds", zero=True))
 
 
 @dataclass(frozen=True)
