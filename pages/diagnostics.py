@@ -38,7 +38,11 @@ if not common.run_of_this_data(run_id):
 record = mgr.store.get(run_id)
 models = [p.name[len("model_"):-3] for p in sorted(mgr.store.run_dir(run_id).glob("model_*.pt"))]
 if not models:
-    st.info(f"Run {run_id} has no DEEM or iRBM model (only baselines); train DEEM to see its diagnostics.")
+    if snap.status != "finished":  # (a failed or cancelled DEEM run was said to have "only baselines")
+        st.info(f"Run {run_id} {'failed' if snap.status == 'failed' else 'was cancelled'} before a model was saved"
+                f"; there is nothing to diagnose. Its message: " + common.safe(snap.message or "none"))
+    else:
+        st.info(f"Run {run_id} has no DEEM or iRBM model (only baselines); train DEEM to see its diagnostics.")
     st.stop()
 
 ds = common.dataset()

@@ -593,7 +593,8 @@ def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(epochs)
     at.button(key="train_launch").click().run()
-    wait_done(at.session_state["train_run"])
+    snap = wait_done(at.session_state["train_run"])
+    assert snap.status == "finished", (snap.status, snap.message)  # (CI once showed a run with no model: say why)
     at.switch_page("pages/diagnostics.py").run()
     return at
 
@@ -762,6 +763,27 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert len(at.get("plotly_chart")) >= 3
     assert "{" not in shown  # no Python set notation in titles or notes
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
+
+
+def test_diagnostics_of_a_deem_run_that_failed_say_it_failed(runs_dir, monkeypatch):
+    # a DEEM run that failed left no model, and the page said it had "only baselines"
+    from deem_core.methods import registry  # noqa: PLC0415
+
+    def failing_fit(*args, **kwargs):
+        raise RuntimeError("the training broke here")
+
+    at = upload(new_app())
+    monkeypatch.setattr(registry, "fit_method", failing_fit)
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "failed"
+    at.switch_page("pages/diagnostics.py").run()
+    no_problem(at)
+    shown = texts(at)
+    assert f"Run {run_id} failed before a model was saved" in shown and "the training broke here" in shown
+    assert "only baselines" not in shown
 
 
 def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(runs_dir):
