@@ -365,7 +365,11 @@ for message in data.warnings:
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 
-tabs = st.tabs(["Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers", "Gold labels"])
+# keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
+# tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded
+# while the tab's click reran the page.)
+tabs = st.tabs(["Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers", "Gold labels"],
+               key="data_tabs")
 with tabs[0]:
     counts = stats["per_task"].value_counts().sort_index()
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
