@@ -158,13 +158,25 @@ if result is None:
             "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")
     st.stop()
 st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
+shown_config = config_of(diag_id) or {}
+shown_subset = sorted(str(c) for c in shown_config.get("subset_classes") or [])
+if shown_subset != sorted(subset) or (subset and shown_config.get("subset_by") != by):
+    # the importance below kept the classes it was computed for while the picker said others (walkthrough 24)
+    def tasks_of(classes: list[str], source: str | None) -> str:
+        return (f"the tasks whose {'gold' if source == 'gold' else 'predicted'} label is {', '.join(classes)}"
+                if classes else "all tasks")
+    st.info(common.safe(f"The worker importance below is on {tasks_of(shown_subset, shown_config.get('subset_by'))}; "
+                        f"the picker above now says {tasks_of(list(subset), by)}: press “Compute diagnostics” to see "
+                        f"it on those."), icon=":material/info:")
 for note in result.notes:
     st.caption(common.safe(f"note: {note}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
-tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"])
+# keyed: a note coming above them (another choice of classes) made new tabs, back on the first (as on the Data page)
+tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"],
+                                       key=f"diag_tabs_{diag_id}")
 mi, importance, quality = result.mutual_information, result.importance, result.quality
 with tab_mi:
     asked = (record.get("config") or {}).get("n_layers")

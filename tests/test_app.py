@@ -618,6 +618,15 @@ def test_diagnostics_page(runs_dir):
     no_problem(at)
     names = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
+    assert "The worker importance below is on" not in texts(at)
+    # another choice of classes: the importance shown is still of class 0 and the page says so (walkthrough 24)
+    at.multiselect(key="diag_subset").set_value(["1", "2"]).run()
+    assert ("The worker importance below is on the tasks whose gold label is 0; the picker above now says the "
+            "tasks whose gold label is 1, 2: press “Compute diagnostics” to see it on those.") in texts(at)
+    at.multiselect(key="diag_subset").set_value([]).run()
+    assert "the picker above now says all tasks" in texts(at)
+    at.multiselect(key="diag_subset").set_value(["0"]).run()
+    assert "The worker importance below is on" not in texts(at)
     at.selectbox(key=f"diag_mi_class_{diag_id}").set_value(1).run()
     at.radio(key=f"diag_q_kind_{diag_id}").set_value("gold").run()
     no_problem(at)
