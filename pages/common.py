@@ -46,6 +46,7 @@ import streamlit as st
 from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
 from deem_core.data.annotations import DataError
 from deem_core.data.text import escape_controls, natural_positions
+from deem_core.model import training
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
@@ -953,8 +954,8 @@ def out_of_range(label: str, value: float, low: float, high: float) -> str | Non
 MAX_DRAWN_CLASSES = 50
 
 
-#: layers before the iRBM the Sweep and Train pages run (0 to this)
-MAX_LAYERS = 6
+#: layers before the iRBM the Sweep and Train pages run (0 to this; the engine's bound)
+MAX_LAYERS = training.MAX_LAYERS
 
 
 def show_problems(problems: list[str | None]) -> bool:

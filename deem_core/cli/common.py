@@ -87,15 +87,36 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _at_most(value: int, most: int) -> int:
+    if value > most:
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+        raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {shown}")
+    return value
+
+
 def layers_argument(text: str) -> int | str:
-    """``--layers``: a number of layers (0 or more), or ``auto`` (0, 1 or 2 chosen from held-out answers)."""
+    """``--layers``: a number of layers (0 to MAX_LAYERS), or ``auto`` (0, 1 or 2 chosen from held-out answers)."""
     if str(text).strip().lower() == "auto":
         return "auto"
+    return layers_count(text, "a number of layers or 'auto'")
+
+
+def layers_count(text: str, expected: str = "a number of layers") -> int:
+    """A number of layers before the iRBM, 0 to :data:`deem_core.model.training.MAX_LAYERS`."""
+    from deem_core.model.training import MAX_LAYERS  # noqa: PLC0415
+
     try:
         int(str(text).strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of layers or 'auto', got {str(text)[:24]!r}") from None
-    return non_negative_int(text)
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {escape_controls(str(text)[:24])!r}") from None
+    return _at_most(non_negative_int(text), MAX_LAYERS)
+
+
+def sampler_steps(text: str) -> int:
+    """``--sampler-steps``: 0 to :data:`deem_core.model.training.MAX_SAMPLER_STEPS`."""
+    from deem_core.model.training import MAX_SAMPLER_STEPS  # noqa: PLC0415
+
+    return _at_most(non_negative_int(text), MAX_SAMPLER_STEPS)
 
 
 def seed_value(text: str) -> int:
@@ -328,11 +349,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
+    from deem_core.model.training import MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(DEEM)
     parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
-                        help=f"multinomial layers before the iRBM (0 = iRBM; 'auto' chooses 0, 1 or 2 from held-out "
-                             f"answers; default {default['n_layers']})")
+                        help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (0 = iRBM; 'auto' chooses 0, 1 or 2 "
+                             f"from held-out answers; default {default['n_layers']})")
     parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
                         help=f"training epochs (default {default['epochs']})")
     parser.add_argument("--max-updates", type=update_budget, default=default["max_updates"],
@@ -342,8 +364,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                         help=f"learning rate (default {default['lr']})" + ("; 'auto' runs a sweep first" if lr_auto else ""))
     parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],
                         help=f"tasks per mini-batch (default {default['batch_size']})")
-    parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
-                        help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
+    parser.add_argument("--sampler-steps", type=sampler_steps, default=default["sampler_steps"],
+                        help=f"DMALA steps per mini-batch, 0 to {MAX_SAMPLER_STEPS:,} (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=list(INIT_METHODS),
                         help="start from Dawid-Skene (ds) or majority vote (mv); auto: both train on the answers "
                              "left after holding 10%% out and the one that predicts the held-out answers better is "

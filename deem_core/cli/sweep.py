@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, load_input, non_negative_int,
-                                  parse_float_list, positive_int, say, seed_value, warn, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, layers_count, load_input,
+                                  parse_float_list, positive_int, sampler_steps, say, seed_value, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -20,6 +20,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers) -> None:
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
+    from deem_core.model.training import MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(run_sweep)  # every default below is run_sweep's own
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
@@ -36,12 +37,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"seeds per learning rate (default {default['n_seeds']})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
-    parser.add_argument("--layers", type=non_negative_int, default=default["n_layers"],
-                        help=f"multinomial layers before the iRBM (default {default['n_layers']})")
+    parser.add_argument("--layers", type=layers_count, default=default["n_layers"],
+                        help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (default {default['n_layers']})")
     parser.add_argument("--batch-size", type=positive_int, default=default["batch_size"],
                         help=f"tasks per mini-batch (default {default['batch_size']})")
-    parser.add_argument("--sampler-steps", type=non_negative_int, default=default["sampler_steps"],
-                        help=f"DMALA steps per mini-batch (default {default['sampler_steps']})")
+    parser.add_argument("--sampler-steps", type=sampler_steps, default=default["sampler_steps"],
+                        help=f"DMALA steps per mini-batch, 0 to {MAX_SAMPLER_STEPS:,} (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=["mv", "ds"],
                         help=f"start from majority vote or Dawid-Skene (default {default['init']})")
     parser.add_argument("--smoothing", type=float, default=default["smoothing"],
@@ -85,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.layers < 0:
-        raise UsageError(f"--layers must be >= 0, got {args.layers}")
     if not 0.0 <= args.smoothing < 1.0:
         raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     folder = Path(args.output)

@@ -44,8 +44,8 @@ from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, path_for, task_data, task_outputs, train_annotations
-from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, cpu_threads,
-                                      epochs_within_budget, resolve_device)
+from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_depth_and_steps,
+                                      cpu_threads, epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
            "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
@@ -301,8 +301,9 @@ class DEEM(Aggregator, BaseEstimator):
         self.ds_prior = ds_prior
 
     def _check_params(self) -> None:
-        if self.n_layers != "auto" and (not isinstance(self.n_layers, (int, np.integer)) or self.n_layers < 0):
-            raise ValueError(f"n_layers must be an integer >= 0 or 'auto', got {self.n_layers!r}")
+        if self.n_layers != "auto":
+            check_depth_and_steps(self.n_layers, 0)
+        check_depth_and_steps(0, self.sampler_steps)
         if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
             raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
@@ -318,8 +319,8 @@ class DEEM(Aggregator, BaseEstimator):
         if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:
             raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}")
         check_ds_prior(self.ds_prior)
-        if self.batch_size < 1 or self.sampler_steps < 0 or self.step_size <= 0:
-            raise ValueError("batch_size must be >= 1, sampler_steps >= 0 and step_size > 0")
+        if self.batch_size < 1 or self.step_size <= 0:
+            raise ValueError("batch_size must be >= 1 and step_size > 0")
 
     def _config(self, batch_size: int | None = None, device: torch.device | str | None = None) -> TrainingConfig:
         layers = getattr(self, "n_layers_", None)

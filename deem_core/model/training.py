@@ -35,8 +35,8 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
-    "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "budget_text", "cpu_threads", "epoch_end", "epochs_within_budget",
+    "MAX_LAYERS", "MAX_LR", "MAX_SAMPLER_STEPS", "RunState", "TaskData", "TrainingConfig",
+    "TrainingResult", "batch_step", "choose_path", "budget_text", "check_depth_and_steps", "cpu_threads", "epoch_end", "epochs_within_budget",
     "initialise_runs", "labels_path", "predict_hidden", "resolve_device", "train_on", "train_runs",
 ]
 
@@ -44,6 +44,20 @@ __all__ = [
 #: float32: a step of 1e39 is infinite there and a run with the majority-vote start wrote every label 0 with
 #: probabilities 0 (attack round, ninth session); the default sweep grid ends at 3
 MAX_LR = 100.0
+#: the most multinomial layers before the iRBM anywhere (estimators, sweeps, the command line, the pages; the paper's
+#: networks have up to 2, the automatic choice tries 0, 1 and 2)
+MAX_LAYERS = 6
+#: the most DMALA steps per mini-batch anywhere (default 5): 100,000,000 ran for minutes without finishing one epoch
+#: or saying a word (the command line took any number)
+MAX_SAMPLER_STEPS = 1000
+
+
+def check_depth_and_steps(n_layers: Any, sampler_steps: Any) -> None:
+    """ValueError unless ``n_layers`` is a whole number from 0 to :data:`MAX_LAYERS` and ``sampler_steps`` one from
+    0 to :data:`MAX_SAMPLER_STEPS`."""
+    for name, value, most in (("n_layers", n_layers, MAX_LAYERS), ("sampler_steps", sampler_steps, MAX_SAMPLER_STEPS)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= most:
+            raise ValueError(f"{name} must be a whole number from 0 to {most}, got {value!r}")
 
 HISTORY_COLUMNS = [
     "run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
@@ -127,6 +141,9 @@ class TrainingConfig:
     #: from tasks of one answer count, the batches in random order) or "auto" (bucket when padding would
     #: cost more than 20% extra, :func:`deem_core.model.sparse_training.choose_batching`)
     batching: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_depth_and_steps(self.n_layers, self.sampler_steps)
 
 
 @dataclass
