@@ -65,7 +65,7 @@ with shell():
 
         if isinstance(exc, RunNotFound):  # deleted by its owner while open here (it read "the Train page failed:
             # RunNotFound: no run with id ..."; attack round 11)
-            st.info(common.safe(f"{exc}: {common.GONE}. The Runs page lists this browser's runs."),
+            st.info(common.safe(common.sentence(f"{exc}: {common.GONE}. The Runs page lists this browser's runs.")),
                     icon=":material/delete:")
         else:
             common.show_error(exc, f"the {page.title} page failed")

@@ -827,11 +827,18 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
             pass
 
 
+def sentence(text: str) -> str:
+    """``text`` with a capital first letter, as a notice opens ("loaded 3,000 answers ..." and "no run with id ..."
+    opened in lower case beside every other notice; walkthrough 24). Its words are the app's own: a notice never
+    opens with a user's name."""
+    return text[:1].upper() + text[1:]
+
+
 def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
     if text:
-        st.info(safe(text), icon=":material/info:")
+        st.info(safe(sentence(text)), icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar

@@ -234,7 +234,7 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(runs_dir):
     again.button(key="runs_delete_yes").click().run()
     ok(again)
     assert not get_manager().store.exists(run_id)
-    assert f"run {run_id} deleted with its files" in [str(i.value) for i in again.info]  # (said nothing; walk 23)
+    assert f"Run {run_id} deleted with its files" in [str(i.value) for i in again.info]  # (said nothing; walk 23)
 
 
 def test_the_queue_limit_per_workspace_in_the_dashboard(runs_dir, monkeypatch):

@@ -274,7 +274,7 @@ def test_bad_run_id_in_url_is_ignored_with_a_message(runs_dir):
     assert "not a run id" in texts(at)
     at = new_app(run="0123456789abcdef")
     no_problem(at)
-    assert "no run with id" in texts(at)
+    assert "No run with id" in texts(at)
 
 
 def _sweep_available() -> bool:
@@ -544,7 +544,7 @@ def test_a_damaged_file_of_a_stored_run_spoils_only_itself_and_shows_no_server_p
     for page in ("pages/train.py", "pages/results.py", "pages/diagnostics.py", "pages/runs.py"):
         visitor = new_app(run=train)
         if part == "annotations.parquet":  # said as the link opens (the type of the fault, not the server's path)
-            assert f"run {train}: its stored answers could not be read (ArrowInvalid)" in texts(visitor)
+            assert f"Run {train}: its stored answers could not be read (ArrowInvalid)" in texts(visitor)
         visitor.switch_page(page).run()
         no_problem(visitor)
         shown = texts(visitor)
@@ -567,9 +567,9 @@ def test_a_run_deleted_while_open_says_so(runs_dir):
         no_problem(visitor)
         assert "page failed" not in texts(visitor)  # (it read "the Train page failed: RunNotFound: ..."; attack 11)
         # (Results kept showing it, its model download failing; walkthrough 23)
-        assert f"no run with id {train}: it was deleted by its owner, or the link is wrong." in texts(visitor), page
+        assert f"No run with id {train}: it was deleted by its owner, or the link is wrong." in texts(visitor), page
     # a reload of the link says the same (it said "no run with id ..." alone)
-    assert f"no run with id {train}: it was deleted by its owner, or the link is wrong" in texts(new_app(run=train))
+    assert f"No run with id {train}: it was deleted by its owner, or the link is wrong" in texts(new_app(run=train))
 
 
 def test_the_train_page_repeats_the_reads_doubts_about_the_labels(runs_dir):
@@ -1030,7 +1030,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     picker = at.selectbox(key="runs_choice")  # the same run, picked under its new text
     assert picker.value == picker.options[1] == f"{run_id} · train · finished · my <b>run</b>"
     assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
-    assert f"run {run_id} renamed to “my <b>run</b>”" in [unescape(str(i.value)) for i in at.info]
+    assert f"Run {run_id} renamed to “my <b>run</b>”" in [unescape(str(i.value)) for i in at.info]
 
 
 @pytest.mark.parametrize("page, key, typed, button", [

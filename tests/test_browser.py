@@ -452,10 +452,10 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             assert metric(page, "Answers") == "3,000"
             # a rerun (R) takes the load's notice away; the gold upload's notice then comes above the tabs, which
             # made new tabs and put the reader back on the first one (walkthrough 24)
-            until(lambda: "loaded 3,000 answers" in main_text(page), 30, "the load's notice")
+            until(lambda: "Loaded 3,000 answers" in main_text(page), 30, "the load's notice")
             page.locator("h1").first.click()
             page.keyboard.press("r")
-            until(lambda: "loaded 3,000 answers" not in main_text(page), 30, "the rerun without the notice")
+            until(lambda: "Loaded 3,000 answers" not in main_text(page), 30, "the rerun without the notice")
             page.get_by_role("tab", name="Gold labels").click()
             upload(page, truth_path, key="upload_gold")
             until(lambda: "300 gold labels match tasks" in main_text(page), 60, "the gold labels")
@@ -849,7 +849,7 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(tmp_path):
                 box.fill("team <b>A</b>")
                 box.press("Enter")  # Enter saves the name, as the button does (it did nothing; walkthrough 22)
                 until(lambda: selectbox_text(owner, "Run").endswith("· team <b>A</b>"), 30, "the new name in the picker")
-                until(lambda: f"run {run_id} renamed to “team <b>A</b>”" in main_text(owner), 30, "the rename notice")
+                until(lambda: f"Run {run_id} renamed to “team <b>A</b>”" in main_text(owner), 30, "the rename notice")
 
             # ---------------------------------------------------------------- another browser, with the key
             third = browser.new_context(viewport=VIEWPORT).new_page()

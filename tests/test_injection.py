@@ -248,7 +248,7 @@ def test_messages_do_not_show_the_servers_runs_folder(runs_dir):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["run"] = "0123456789abcdef"
     at.run()
-    assert "no run with id 0123456789abcdef" in "\n".join(str(i.value) for i in at.info)
+    assert "No run with id 0123456789abcdef" in "\n".join(str(i.value) for i in at.info)
     at.switch_page("pages/runs.py").run()
     for _, text in markdown_sources(at):
         assert str(runs_dir) not in text and str(runs_dir.resolve()) not in text
