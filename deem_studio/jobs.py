@@ -894,22 +894,6 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 method_name = display_name
 
 
-def majority_reference(data: AnnotationSet) -> pd.Series:
-    """The majority vote every method is compared with ("disagrees with majority vote"): computed by the
-    "mv" method's own aggregator (deterministic, one tie rule), so majority vote never disagrees with itself."""
-    from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
-
-    return make_aggregator("mv").fit(data).results_frame()["label"]
-
-
-def _add_majority(frame: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
-    mv_values = reference.reindex(frame.index)
-    frame = frame.copy()
-    frame["majority_vote"] = list(mv_values)
-    frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["label"], mv_values)]
-    return frame
-
-
 def start_explanation(model: Any, asked: str) -> str:
     """Which start (and depth) a fitted DEEM used and why, in words (the CLI prints the same choice)."""
     prior = float(getattr(model, "ds_prior", 0.0) or 0.0)
@@ -1086,7 +1070,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
     per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
     # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
-    reference = majority_reference(data)
+    reference = registry.majority_reference(data)
     recorder = _HistoryRecorder(store, ctx.run_id)
     for method in methods:
         if ctx.cancel_event.is_set():
@@ -1124,7 +1108,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 metrics[method] = entry
                 continue
             progress.add_rows([], steps=1)
-        frame = _add_majority(frame, reference)
+        frame = registry.with_majority(frame, reference=reference)
         store.save_result(ctx.run_id, method, frame)
         labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started

@@ -36,8 +36,10 @@ def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_fi
     assert "wrote 200 labels to" in captured.err and "on the 200 task(s) that have a truth" in captured.err
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "label", "confidence", "p_=blue", "p_green", "p_red",
-                                   "seed_agreement", "free_energy"]
+                                   "seed_agreement", "free_energy", "majority_vote", "disagrees_with_majority"]
     assert set(table["label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
+    assert set(table["majority_vote"]) <= {"red", "green", "'=blue"}
+    assert (table["disagrees_with_majority"] == (table["label"] != table["majority_vote"])).all()
     # the accuracy line on standard output: percent with two decimals, over the tasks with a truth
     truth = pd.read_csv(truth_path).set_index("task")["truth"]
     written = table.set_index("task")["label"].replace("'=blue", "=blue")
@@ -157,3 +159,25 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     assert ("using mine.csv as truth, in place of the 3 gold label(s) of the input" in err) == given
     assert ("using the 3 gold label(s) of the input as truth" in err) == (not given)
     assert f"on the {12 if given else 3} task(s) that have a truth" in err
+
+
+@pytest.mark.parametrize("method", ["mv", "ds"])
+def test_the_command_lines_labels_file_is_the_dashboards(tmp_path, small_files, method):
+    """One method on one data set: ``deem aggregate`` writes the table a dashboard run stores and offers as its
+    Labels CSV (the dashboard's had majority_vote and disagrees_with_majority, the command line's did not)."""
+    from deem_core.data.formats.writers import serialise  # noqa: PLC0415
+    from deem_core.data.formats import read_dataset  # noqa: PLC0415
+    from deem_studio.jobs import JobManager  # noqa: PLC0415
+
+    annotations, _, _ = small_files
+    out = tmp_path / "labels.csv"
+    assert main(["aggregate", str(annotations), "-o", str(out), "--method", method, "--no-progress"]) == 0
+    manager = JobManager(tmp_path / "runs")
+    try:
+        run_id = manager.submit("train", {"methods": [method]}, data=read_dataset([annotations]).data)
+        assert manager.wait(run_id, timeout=120).status == "finished"
+        stored = manager.store.load(run_id).results[method]
+    finally:
+        manager.shutdown()
+    assert out.read_bytes() == serialise(stored, "csv")
+    assert "disagrees_with_majority" in pd.read_csv(out).columns

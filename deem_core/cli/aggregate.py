@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         results, model = _run_trained(args, spec, data, truth)
     else:
         results = _run_classic(args, spec, data)
+    results = registry.with_majority(results, data)  # (the dashboard's label files had these columns, these not)
     # the labels first, then the model (both paths were checked before training): a model that cannot be written
     # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
     with writing(output):

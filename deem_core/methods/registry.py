@@ -16,11 +16,13 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+import pandas as pd
+
 from deem_core.methods.base import Aggregator, defaults_of
 
 __all__ = [
-    "BUILTIN", "METHODS", "MethodSpec", "display_name", "fit_method", "get_method", "make_aggregator",
-    "method_keys", "register", "unregister",
+    "BUILTIN", "METHODS", "MethodSpec", "display_name", "fit_method", "get_method", "majority_reference",
+    "make_aggregator", "method_keys", "register", "unregister", "with_majority",
 ]
 
 
@@ -150,6 +152,24 @@ def display_name(key: str) -> str:
 def make_aggregator(method: str, **options: Any) -> Aggregator:
     """A new aggregator for ``method`` built from run options (options it does not take are ignored)."""
     return get_method(method).build(**options)
+
+
+def majority_reference(data: Any) -> pd.Series:
+    """The majority vote every method's labels are compared with: the "mv" method's own labels (one tie rule, so
+    majority vote never disagrees with itself)."""
+    return make_aggregator("mv").fit(data).results_frame()["label"]
+
+
+def with_majority(frame: pd.DataFrame, data: Any = None, reference: pd.Series | None = None) -> pd.DataFrame:
+    """A method's label table with ``majority_vote`` (the task's majority label) and ``disagrees_with_majority``
+    appended, as the command line writes it and the dashboard stores and downloads it (the dashboard's files had the
+    two columns and the command line's did not). ``reference``: :func:`majority_reference` of ``data``, computed
+    once for several methods."""
+    mv_values = (majority_reference(data) if reference is None else reference).reindex(frame.index)
+    frame = frame.copy()
+    frame["majority_vote"] = list(mv_values)
+    frame["disagrees_with_majority"] = [str(a) != str(b) for a, b in zip(frame["label"], mv_values)]
+    return frame
 
 
 def fit_method(method: str, data: Any, gold: Any = None, *, stop_event: Any = None,
