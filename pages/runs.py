@@ -106,7 +106,8 @@ if len(runs):
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"tasks": st.column_config.TextColumn(alignment="right")})  # "60,000"; "" not "None"
+                     column_config={"tasks": st.column_config.TextColumn(alignment="right"),  # "60,000"; "" not "None"
+                                    "summary": st.column_config.TextColumn(width="large")})
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}
@@ -120,6 +121,12 @@ if len(runs):
     st.session_state["_runs_chosen"] = chosen
     status = runs.loc[runs["run_id"] == chosen, "status"].iloc[0]
     kind = runs.loc[runs["run_id"] == chosen, "kind"].iloc[0]
+    # the picked run's summary and message in full: in the grid's cells they were cut after the first method at
+    # 1,400 px (walkthrough 24); shown as text (a message may quote a file name)
+    for title, column in (("Summary", "summary"), ("Message", "message")):
+        text = table.loc[runs["run_id"] == chosen, column].iloc[0]
+        if isinstance(text, str) and text.strip():
+            st.text(f"{title}: {text}")
     row = st.container(horizontal=True)  # buttons as wide as their words (fixed columns cut them to "O..")
     if row.button("Open", type="primary", key="runs_open"):
         if common.open_run(chosen, quiet=False):

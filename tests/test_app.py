@@ -951,6 +951,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
                         grid["summary"].iloc[0])
     # the columns that tell runs of one data set apart come first (walkthrough, tenth session)
     assert list(grid.columns)[4:10] == ["name", "layers", "start", "learning rate", "epochs", "summary"]
+    # the picked run's summary in full below the grid (its cell was cut after the first method; walkthrough 24)
+    assert f"Summary: {grid['summary'].iloc[0]}" in [str(t.value) for t in at.text]
     assert grid["layers"].iloc[0] == "1" and grid["start"].iloc[0] == "auto"
     at.switch_page("pages/train.py").run()
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
