@@ -597,11 +597,12 @@ def describe_estimate(estimate: Any) -> str:
 
 
 def session_runs() -> list[tuple[str, str]]:
-    """(label, run id) of this session's sweep, training and diagnostics on the active data set."""
+    """(label, run id) of this session's sweep, training and diagnostics on the active data set that still exist
+    (a run its owner deleted in another browser was listed here once more, from the jobs' memory; walkthrough 24)."""
     out = []
     for label, key in (("Sweep", "sweep_run"), ("Train", "train_run"), ("Diagnostics", "diag_run")):
         run_id = st.session_state.get(key)
-        if run_id:
+        if run_id and manager().store.exists(run_id):
             out.append((label, run_id))
     return out
 

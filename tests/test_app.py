@@ -561,10 +561,13 @@ def test_a_run_deleted_while_open_says_so(runs_dir):
     train = finished_training(at, ["mv"])
     visitor = new_app(run=train)
     visitor.switch_page("pages/train.py").run()
+    assert any(train in str(c.value) for c in visitor.sidebar.caption)  # its job line
     get_manager().store.delete(train)
     for page in ("pages/train.py", "pages/diagnostics.py", "pages/results.py"):
         visitor.switch_page(page).run()
         no_problem(visitor)
+        # (the sidebar listed the deleted run once more, from the jobs' memory; walkthrough 24)
+        assert not any(train in str(c.value) for c in visitor.sidebar.caption), page
         assert "page failed" not in texts(visitor)  # (it read "the Train page failed: RunNotFound: ..."; attack 11)
         # (Results kept showing it, its model download failing; walkthrough 23)
         assert f"No run with id {train}: it was deleted by its owner, or the link is wrong." in texts(visitor), page
