@@ -137,15 +137,17 @@ if len(runs):
         st.session_state["_confirm_delete"] = chosen
     if row.button("Rename", key="runs_rename"):
         st.session_state["_rename"] = chosen
+        st.session_state.pop("runs_new_name", None)  # the box starts from this run's name, not the last one typed
     # the link to send (the page said to send a run's link, and gave none to copy; walkthrough 22)
     st.caption("Its link, read-only for anyone you send it to:")
     st.code(common.run_link(chosen, kind), language=None)
     if st.session_state.get("_rename") == chosen:
         current = runs.loc[runs["run_id"] == chosen, "name"].iloc[0]
+        current = current if isinstance(current, str) else ""  # (a run without a name: NaN, shown as "nan"; walk 25)
         # in a form, Enter in the box saves the name as the button does (it saved nothing and said nothing;
         # walkthrough 22)
         with st.form("runs_rename_form", border=False):
-            new_name = st.text_input("New name (empty: the data set's name)", value=current or "",
+            new_name = st.text_input("New name (empty: the data set's name)", value=current,
                                      key="runs_new_name", max_chars=120)
             save = st.form_submit_button("Save the name", key="runs_rename_save")
         if save:

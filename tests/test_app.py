@@ -1036,6 +1036,13 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     assert picker.value == picker.options[1] == f"{run_id} · train · finished · my <b>run</b>"
     assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
     assert f"Run {run_id} renamed to “my <b>run</b>”" in [unescape(str(i.value)) for i in at.info]
+    # the other run has no name: its box starts empty (it held "nan", saved as the name by one click; walkthrough 25)
+    picker.set_value(picker.options[0]).run()
+    at.button(key="runs_rename").click().run()
+    assert at.text_input(key="runs_new_name").value == ""
+    at.selectbox(key="runs_choice").set_value(f"{run_id} · train · finished · my <b>run</b>").run()
+    at.button(key="runs_rename").click().run()
+    assert at.text_input(key="runs_new_name").value == "my <b>run</b>"
 
 
 @pytest.mark.parametrize("page, key, typed, button", [
