@@ -909,7 +909,7 @@ def current_snapshot(state_key: str):
         st.stop()
     snap = manager().snapshot(run_id)
     if snap is None:
-        st.warning(f"run {run_id} no longer exists")
+        st.warning(f"Run {run_id} no longer exists")
         st.stop()
     return run_id, snap
 

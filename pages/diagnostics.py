@@ -127,7 +127,7 @@ def waiting(diag_id: str) -> None:
     if s is None or s.done:
         st.rerun()
     if s.status == "queued":
-        st.info(common.safe(status_line(s)), icon=":material/hourglass_top:")
+        st.info(common.safe(common.sentence(status_line(s))), icon=":material/hourglass_top:")
     else:
         fraction = s.phase_done / s.phase_total if s.unit == "task" and s.phase_total else 0.0
         st.progress(min(1.0, fraction), text=common.safe(status_line(s)))
@@ -158,23 +158,13 @@ if result is None:
             "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")
     st.stop()
 st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
-shown_config = config_of(diag_id) or {}
-shown_subset = sorted(str(c) for c in shown_config.get("subset_classes") or [])
-if shown_subset != sorted(subset) or (subset and shown_config.get("subset_by") != by):
-    # the importance below kept the classes it was computed for while the picker said others (walkthrough 24)
-    def tasks_of(classes: list[str], source: str | None) -> str:
-        return (f"the tasks whose {'gold' if source == 'gold' else 'predicted'} label is {', '.join(classes)}"
-                if classes else "all tasks")
-    st.info(common.safe(f"The worker importance below is on {tasks_of(shown_subset, shown_config.get('subset_by'))}; "
-                        f"the picker above now says {tasks_of(list(subset), by)}: press “Compute diagnostics” to see "
-                        f"it on those."), icon=":material/info:")
 for note in result.notes:
     st.caption(common.safe(f"note: {note}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
-# keyed: a note coming above them (another choice of classes) made new tabs, back on the first (as on the Data page)
+# keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"],
                                        key=f"diag_tabs_{diag_id}")
 mi, importance, quality = result.mutual_information, result.importance, result.quality
@@ -220,13 +210,16 @@ with tab_mi:
                          key="diag_dl_mi")
 with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
-    shown_classes = (mgr.store.get(diag_id).get("config") or {}).get("subset_classes") or []
-    if [str(c) for c in shown_classes] != [str(c) for c in subset]:
-        st.info(common.safe("The chart shows the importance on " + (importance.description if shown_classes else
-                                                                   "all tasks")
-                            + "; press “Compute diagnostics” above for the classes now chosen ("
-                            + (", ".join(map(str, subset)) if subset else "all tasks") + ")."),
-                icon=":material/info:")
+    shown_config = config_of(diag_id) or {}
+    shown_classes = sorted(str(c) for c in shown_config.get("subset_classes") or [])
+    if shown_classes != sorted(subset) or (subset and shown_config.get("subset_by") != by):
+        # (one note, here: it said nothing when only "Classes from" changed, and it came twice; walkthrough 25)
+        names = (subset[0] if len(subset) == 1 else ", ".join(subset[:-1]) + " or " + subset[-1]) if subset else ""
+        asked = ("all tasks" if not subset else f"tasks whose gold label is {names}" if by == "gold"
+                 else f"tasks {method_name(method)} labels {names}")  # (the engine's words for the shown subset)
+        st.info(common.safe(f"The chart shows the importance on "
+                            f"{importance.description if shown_classes else 'all tasks'}; the choice above now asks "
+                            f"for {asked}: press “Compute diagnostics” to see it there."), icon=":material/info:")
     panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
                             key=f"diag_imp_panels_{diag_id}")
     highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers],

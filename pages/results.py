@@ -45,7 +45,7 @@ mgr.store.get(run_id)  # RunNotFound when its owner deleted it (the page kept sh
 # failing; walkthrough 23): the shell says so
 snap = mgr.snapshot(run_id)
 if snap is None:
-    st.warning(f"run {run_id} no longer exists")
+    st.warning(f"Run {run_id} no longer exists")
     st.stop()
 if not snap.done:
     st.info(f"Run {run_id} is {snap.status}; its labels appear here when it ends.", icon=":material/hourglass_top:")

@@ -194,7 +194,7 @@ if opened:
         shown = typed if len(typed) <= 80 else typed[:80] + "…"
         st.error(common.safe(f"{shown!r} is not a run id (16 hexadecimal characters)"))
     elif not common.open_run(text, quiet=False):
-        st.error(common.safe(st.session_state.pop("_notice", f"no run with id {text}")))
+        st.error(common.safe(common.sentence(st.session_state.pop("_notice", f"no run with id {text}"))))
     else:
         kind = mgr.store.get(text)["kind"]
         common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))

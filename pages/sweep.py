@@ -240,7 +240,7 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
+            st.info(common.safe(common.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
         else:
             st.progress(snapshot.fraction, text=common.safe(status_line(snapshot)))
         if len(snapshot.history):

@@ -200,7 +200,7 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
         st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
-        st.info(common.safe(status_line(snapshot)), icon=":material/hourglass_top:")
+        st.info(common.safe(common.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         # said for a few seconds after it came (all run long it read as stale news: walkthrough)
@@ -232,7 +232,7 @@ if snap.status == "failed":
     st.stop()
 partial = snap.status == "cancelled" or "method(s) failed" in (snap.message or "")  # (a failure was in green)
 (st.warning if partial else st.success)(
-    common.safe(status_line(snap)),
+    common.safe(common.sentence(status_line(snap))),  # (a box opening "finished in 3.0 s"; walkthrough 25)
     icon=":material/stop_circle:" if snap.status == "cancelled" else
     ":material/warning:" if partial else ":material/check_circle:")
 for note in dict.fromkeys(snap.messages):  # each note once

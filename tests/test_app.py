@@ -621,15 +621,25 @@ def test_diagnostics_page(runs_dir):
     no_problem(at)
     names = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
-    assert "The worker importance below is on" not in texts(at)
-    # another choice of classes: the importance shown is still of class 0 and the page says so (walkthrough 24)
+    def notes() -> list[str]:
+        return [t for t in texts(at).split("\n") if t.startswith("The chart shows the importance on")]
+
+    assert notes() == []
+    # another choice: the importance shown is still of class 0 and the page says so, once (it said it twice, and
+    # nothing when only "Classes from" changed; walkthrough 25)
     at.multiselect(key="diag_subset").set_value(["1", "2"]).run()
-    assert ("The worker importance below is on the tasks whose gold label is 0; the picker above now says the "
-            "tasks whose gold label is 1, 2: press “Compute diagnostics” to see it on those.") in texts(at)
+    assert notes() == ["The chart shows the importance on tasks whose gold label is 0; the choice above now asks for "
+                       "tasks whose gold label is 1 or 2: press “Compute diagnostics” to see it there."]
     at.multiselect(key="diag_subset").set_value([]).run()
-    assert "the picker above now says all tasks" in texts(at)
+    assert notes() == ["The chart shows the importance on tasks whose gold label is 0; the choice above now asks for "
+                       "all tasks: press “Compute diagnostics” to see it there."]
     at.multiselect(key="diag_subset").set_value(["0"]).run()
-    assert "The worker importance below is on" not in texts(at)
+    assert notes() == []
+    at.selectbox(key="diag_by").set_value("predicted").run()
+    assert notes() == ["The chart shows the importance on tasks whose gold label is 0; the choice above now asks for "
+                       "tasks DEEM labels 0: press “Compute diagnostics” to see it there."]
+    at.selectbox(key="diag_by").set_value("gold").run()
+    assert notes() == []
     at.selectbox(key=f"diag_mi_class_{diag_id}").set_value(1).run()
     at.radio(key=f"diag_q_kind_{diag_id}").set_value("gold").run()
     no_problem(at)
@@ -1019,6 +1029,8 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at.multiselect(key="train_methods").set_value(["ds"]).run()
     at.button(key="train_launch").click().run()
     assert wait_done(at.session_state["train_run"]).status == "finished"
+    at.run()  # the box under the finished run opens with a capital (it read "finished in 0.2 s: ..."; walkthrough 25)
+    assert len(at.success) == 1 and str(at.success[0].value).startswith("Finished in "), at.success
     at.switch_page("pages/runs.py").run()
     picker = at.selectbox(key="runs_choice")
     picker.set_value(next(o for o in picker.options if o.startswith(run_id))).run()  # not the first one listed

@@ -69,7 +69,7 @@ def test_each_export_uploads_reads_and_label_studio_goes_back(tmp_path):
             box.fill("5")
             box.press("Enter")
             button(page, "Train").click()
-            until(lambda: "finished in" in main_text(page) and "labels from" in main_text(page), 300, "the end of training")
+            until(lambda: "finished in" in main_text(page).lower() and "labels from" in main_text(page), 300, "the end of training")
             nav(page, "Results")
             until(lambda: page.get_by_role("button", name="Label Studio predictions").count() > 0, 60,
                   "the Label Studio download")
