@@ -119,8 +119,24 @@ def safe_csv_frame(frame: pd.DataFrame, index: bool = True) -> pd.DataFrame:
         column = out.iloc[:, position]
         if not (types.is_numeric_dtype(column) or types.is_bool_dtype(column) or types.is_datetime64_any_dtype(column)
                 or types.is_timedelta64_dtype(column)):
-            out.isetitem(position, column.map(neutralise_cell))
+            out.isetitem(position, _neutralised(column))
     return out
+
+
+def _neutralised(column: pd.Series) -> pd.Series:
+    """``column`` with :func:`neutralise_cell` applied to each cell. A column of text only (labels, majority votes:
+    a few distinct values in a million rows) is neutralised once per distinct value (1,000,000 rows of 2 labels:
+    0.5 s -> 0.05 s); any other (mixed types, where 1, 1.0 and True would count as one value) cell by cell."""
+    if pd.api.types.infer_dtype(column, skipna=True) != "string":
+        return column.map(neutralise_cell)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if len(uniques) * 2 > len(column):  # mostly distinct (task ids): no gain
+        return column.map(neutralise_cell)
+    safe = np.array([neutralise_cell(value) for value in uniques], dtype=object)
+    values = column.to_numpy(dtype=object, copy=True)
+    present = codes >= 0
+    values[present] = safe[codes[present]]
+    return pd.Series(values, index=column.index, name=column.name)
 
 
 def to_safe_csv(frame: pd.DataFrame, index: bool = True) -> str:
