@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -214,7 +215,7 @@ with tab_imp:
     shown_classes = sorted(str(c) for c in shown_config.get("subset_classes") or [])
     if shown_classes != sorted(subset) or (subset and shown_config.get("subset_by") != by):
         # (one note, here: it said nothing when only "Classes from" changed, and it came twice; walkthrough 25)
-        names = (subset[0] if len(subset) == 1 else ", ".join(subset[:-1]) + " or " + subset[-1]) if subset else ""
+        names = class_names_text(subset) if subset else ""
         asked = ("all tasks" if not subset else f"tasks whose gold label is {names}" if by == "gold"
                  else f"tasks {method_name(method)} labels {names}")  # (the engine's words for the shown subset)
         st.info(common.safe(f"The chart shows the importance on "

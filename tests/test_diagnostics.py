@@ -700,3 +700,15 @@ def test_the_mi_heatmaps_of_many_workers_draw_the_most_connected_ones():
     assert "the 50 of 400 workers with the most tasks in common" in figure.layout.title.subtitle.text
     assert len(figure.to_json()) < 1_000_000
     assert len(mi_heatmaps(result, "a").data[0].x) == 150  # the default
+
+
+def test_class_names_in_words_are_not_ambiguous():
+    """The subset's words on the Diagnostics page and in its charts: the classes "a, b" and "a" + "b" read the same
+    (attack round 13); names are quoted when one holds a comma or " or "."""
+    from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: PLC0415
+
+    assert class_names_text(["0"]) == "0" and class_names_text(["0", "2"]) == "0 or 2"
+    assert class_names_text(["0", "1", "2"]) == "0, 1 or 2"
+    assert class_names_text(["a, b"]) == "“a, b”"
+    assert class_names_text(["a", "b"]) == "a or b" != class_names_text(["a, b"])
+    assert class_names_text(["x or y", "z"]) == "“x or y” or “z”"

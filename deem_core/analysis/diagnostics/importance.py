@@ -47,7 +47,7 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.analysis.diagnostics._slots import leave_one_out_posteriors
 from deem_core.analysis.diagnostics._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
 
-__all__ = ["ImportanceResult", "TaskSubset", "worker_importance", "leave_one_out_drops", "select_tasks"]
+__all__ = ["ImportanceResult", "TaskSubset", "class_names_text", "worker_importance", "leave_one_out_drops", "select_tasks"]
 
 SUBSETS = ("selected", "rest", "all")
 
@@ -111,8 +111,7 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
     codes = _class_codes(data, classes)
     by = by or ("gold" if gold is not None else "predicted")
     shown = [str(data.classes[c]) for c in codes]
-    # plain words, no set notation: "0", "0 or 2", "0, 1 or 2"
-    names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    names = class_names_text(shown)
     if by == "gold":
         truth = gold_codes(model, data, gold)
         if truth is None:
@@ -125,6 +124,15 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
         groups, _, _ = class_groups(model, data, None)
         return TaskSubset(np.isin(groups, codes), np.ones(n, dtype=bool), f"tasks DEEM labels {names}")
     raise ValueError(f"by must be 'gold' or 'predicted', got {by!r}")
+
+
+def class_names_text(names: Sequence[str]) -> str:
+    """Class names in plain words, no set notation: "0", "0 or 2", "0, 1 or 2"; each name in quotes when one holds
+    a comma or " or " (the classes "a, b" and "a" + "b" read the same; attack round 13)."""
+    names = [str(name) for name in names]
+    if any("," in name or " or " in name for name in names):
+        names = [f"“{name}”" for name in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _class_order_log(log_hidden: torch.Tensor, class_maps: np.ndarray, runs: Sequence[int]) -> torch.Tensor:
