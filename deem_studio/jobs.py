@@ -640,6 +640,8 @@ class JobManager:
             check_deem_classes(data)  # likewise
         if data is not None and kind == "train":
             check_methods_fit(data, asked)  # likewise
+        if kind in ("train", "sweep"):
+            check_run_settings(config or {})  # likewise (6.99 layers trained 6, "abc" failed in the queue)
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
         if kind == "train" and isinstance(config.get("methods"), (list, tuple)):
             # stored as the job reads them: " DEEM " trained DEEM while its queue (GPU or CPU) and its steps, read
@@ -983,10 +985,33 @@ def _train_device(config: Mapping[str, Any]) -> str:
     return str(config.get("device", "auto"))
 
 
+#: a train or sweep configuration's whole-number settings (the engine's bounds: check_depth_and_steps)
+WHOLE_SETTINGS = ("n_layers", "epochs", "n_seeds", "seed", "batch_size", "sampler_steps", "max_updates",
+                  "sample_tasks")
+
+
+def check_run_settings(config: Mapping[str, Any]) -> None:
+    """ValueError before a train or sweep run is stored when a whole-number setting is not one (6.99 layers trained
+    6, -0.5 trained 0, "abc" failed in the queue with int()'s message; attack round 13) or is out of the engine's
+    bounds (depth, sampler steps, epochs)."""
+    from deem_core.model.training import check_depth_and_steps  # noqa: PLC0415
+
+    for key in WHOLE_SETTINGS:
+        value = config.get(key)
+        if value is None or (key == "n_layers" and value == "auto"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{key} must be a whole number, got {str(value)[:40]!r}")
+    layers = config.get("n_layers")
+    check_depth_and_steps(0 if layers in (None, "auto") else layers, config.get("sampler_steps") or 0,
+                          config.get("epochs") or 1)
+
+
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """A train job's settings as the estimators' keyword arguments (each method takes the ones it knows)."""
     types = {"n_layers": lambda v: v if v == "auto" else int(v), "epochs": int, "lr": float, "init": str,
-             "n_seeds": int, "seed": int, "batch_size": int, "supervised_weight": float, "ds_prior": float}
+             "n_seeds": int, "seed": int, "batch_size": int, "supervised_weight": float, "ds_prior": float,
+             "sampler_steps": int}  # (sampler_steps was dropped without a word; attack round 13)
     options = {key: cast(cfg[key]) for key, cast in types.items() if cfg.get(key) is not None}
     if "max_updates" in cfg:  # None is a setting here: no update budget
         options["max_updates"] = None if cfg["max_updates"] is None else int(cfg["max_updates"])

@@ -140,7 +140,7 @@ def test_parameter_validation_and_not_fitted():
     # depth and sampler steps have one bound everywhere (the command line took 100,000,000 steps and ran silently)
     with pytest.raises(ValueError, match="n_layers must be a whole number from 0 to 6, got 7"):
         DEEM(n_layers=7).fit(df)
-    with pytest.raises(ValueError, match="sampler_steps must be a whole number from 0 to 1000, got 1001"):
+    with pytest.raises(ValueError, match="sampler_steps must be a whole number from 0 to 1,000, got 1001"):
         DEEM(sampler_steps=1001).fit(df)
     with pytest.raises(ValueError, match="n_layers must be a whole number from 0 to 6, got 7"):
         run_sweep(df, lrs=[0.1], epochs=1, n_layers=7)

@@ -636,3 +636,41 @@ def test_one_address_keeps_a_bounded_number_of_runs_whatever_its_workspaces(mana
     manager.store.delete(runs[0])  # deleting one makes room again
     assert manager.wait(manager.submit("train", {"methods": ["mv"]}, data=data, owner="ws-new",
                                        client="203.0.113.9"), timeout=30).status == "finished"
+
+
+@pytest.mark.parametrize("kind, setting, value, message", [
+    ("train", "n_layers", 6.99, "n_layers must be a whole number, got '6.99'"),  # (trained 6 layers)
+    ("train", "n_layers", -0.5, "n_layers must be a whole number, got '-0.5'"),  # (trained 0)
+    ("train", "n_layers", "abc", "n_layers must be a whole number, got 'abc'"),  # (failed in the queue with int()'s)
+    ("train", "n_layers", 7, "n_layers must be a whole number from 0 to 6, got 7"),  # (a failed run, stored)
+    ("train", "epochs", 10**12, "epochs must be a whole number from 1 to 100,000"),  # (trained until the time limit)
+    ("train", "epochs", 1e12, "epochs must be a whole number, got '1000000000000.0'"),
+    ("train", "sampler_steps", 10**9, "sampler_steps must be a whole number from 0 to 1,000"),  # (dropped silently)
+    ("sweep", "epochs", 10**12, "epochs must be a whole number from 1 to 100,000"),
+    ("sweep", "n_layers", 7.9, "n_layers must be a whole number, got '7.9'"),
+])
+def test_a_crafted_setting_is_refused_before_anything_is_stored(manager, kind, setting, value, message):
+    """Attack round 13: configurations sent to submit() directly (the pages check their boxes) were coerced by int(),
+    dropped, or stored and failed in the queue; now refused at once, nothing queued or stored."""
+    data, _ = tiny()
+    config = {"methods": ["deem"], "epochs": 1, setting: value} if kind == "train" else {"epochs": 1, setting: value}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        manager.submit(kind, config, data=data)
+    assert manager.store.list().empty and not manager.active_ids()
+
+
+def test_a_train_runs_sampler_steps_reach_the_model(manager, monkeypatch):
+    from deem_core.methods import registry  # noqa: PLC0415
+
+    seen = {}
+    original = registry.fit_method
+
+    def spy(method, data, gold=None, **options):
+        seen.update(options)
+        return original(method, data, gold=gold, **options)
+
+    monkeypatch.setattr(registry, "fit_method", spy)
+    data, _ = tiny()
+    run_id = manager.submit("train", {"methods": ["deem"], "epochs": 1, "sampler_steps": 2, "n_layers": 0}, data=data)
+    assert manager.wait(run_id, timeout=120).status == "finished"
+    assert seen["sampler_steps"] == 2  # (not passed: the default 5 trained)

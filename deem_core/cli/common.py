@@ -112,6 +112,13 @@ def layers_count(text: str, expected: str = "a number of layers") -> int:
     return _at_most(non_negative_int(text), MAX_LAYERS)
 
 
+def epochs_count(text: str) -> int:
+    """``--epochs``: 1 to :data:`deem_core.model.training.MAX_EPOCHS`."""
+    from deem_core.model.training import MAX_EPOCHS  # noqa: PLC0415
+
+    return _at_most(positive_int(text), MAX_EPOCHS)
+
+
 def sampler_steps(text: str) -> int:
     """``--sampler-steps``: 0 to :data:`deem_core.model.training.MAX_SAMPLER_STEPS`."""
     from deem_core.model.training import MAX_SAMPLER_STEPS  # noqa: PLC0415
@@ -349,14 +356,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
-    from deem_core.model.training import MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
+    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(DEEM)
     parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
                         help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (0 = iRBM; 'auto' chooses 0, 1 or 2 "
                              f"from held-out answers; default {default['n_layers']})")
-    parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
-                        help=f"training epochs (default {default['epochs']})")
+    parser.add_argument("--epochs", type=epochs_count, default=default["epochs"],
+                        help=f"training epochs, 1 to {MAX_EPOCHS:,} (default {default['epochs']})")
     parser.add_argument("--max-updates", type=update_budget, default=default["max_updates"],
                         help=f"the most mini-batch updates per run: on large data fewer epochs train, as many as fit "
                              f"(at least one); 'none': no budget (default {default['max_updates']:,})")

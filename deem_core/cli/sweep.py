@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, layers_count, load_input,
-                                  parse_float_list, positive_int, sampler_steps, say, seed_value, warn, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, epochs_count, layers_count,
+                                  load_input, parse_float_list, positive_int, sampler_steps, say, seed_value, warn,
+                                  writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -20,7 +21,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers) -> None:
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
-    from deem_core.model.training import MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
+    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(run_sweep)  # every default below is run_sweep's own
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
@@ -32,8 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="output folder (created): curves.csv, recommendation.json, curves.html")
     parser.add_argument("--lrs", default=grid, help=f"comma-separated learning rates (default {grid})")
-    parser.add_argument("--epochs", type=positive_int, default=default["epochs"],
-                        help=f"epochs per run (default {default['epochs']})")
+    parser.add_argument("--epochs", type=epochs_count, default=default["epochs"],
+                        help=f"epochs per run, 1 to {MAX_EPOCHS:,} (default {default['epochs']})")
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"seeds per learning rate (default {default['n_seeds']})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")

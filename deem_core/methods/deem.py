@@ -306,8 +306,7 @@ class DEEM(Aggregator, BaseEstimator):
         check_depth_and_steps(0, self.sampler_steps)
         if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
             raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
-        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        check_depth_and_steps(0, 0, self.epochs)
         if self.max_updates is not None and (not isinstance(self.max_updates, (int, np.integer))
                                              or isinstance(self.max_updates, bool) or self.max_updates < 1):
             raise ValueError(f"max_updates must be an integer >= 1 or None, got {self.max_updates!r}")

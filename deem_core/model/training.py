@@ -35,7 +35,7 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
-    "MAX_LAYERS", "MAX_LR", "MAX_SAMPLER_STEPS", "RunState", "TaskData", "TrainingConfig",
+    "MAX_EPOCHS", "MAX_LAYERS", "MAX_LR", "MAX_SAMPLER_STEPS", "RunState", "TaskData", "TrainingConfig",
     "TrainingResult", "batch_step", "choose_path", "budget_text", "check_depth_and_steps", "cpu_threads", "epoch_end", "epochs_within_budget",
     "initialise_runs", "labels_path", "predict_hidden", "resolve_device", "train_on", "train_runs",
 ]
@@ -52,12 +52,20 @@ MAX_LAYERS = 6
 MAX_SAMPLER_STEPS = 1000
 
 
-def check_depth_and_steps(n_layers: Any, sampler_steps: Any) -> None:
-    """ValueError unless ``n_layers`` is a whole number from 0 to :data:`MAX_LAYERS` and ``sampler_steps`` one from
-    0 to :data:`MAX_SAMPLER_STEPS`."""
-    for name, value, most in (("n_layers", n_layers, MAX_LAYERS), ("sampler_steps", sampler_steps, MAX_SAMPLER_STEPS)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= most:
-            raise ValueError(f"{name} must be a whole number from 0 to {most}, got {value!r}")
+#: the most epochs anywhere (the pages offer up to 5,000; the paper trains 100): 10**12 epochs with no update budget
+#: held a job's queue until the server's time limit (attack round 13)
+MAX_EPOCHS = 100_000
+
+
+def check_depth_and_steps(n_layers: Any, sampler_steps: Any, epochs: Any = 1) -> None:
+    """ValueError unless ``n_layers`` is a whole number from 0 to :data:`MAX_LAYERS`, ``sampler_steps`` one from
+    0 to :data:`MAX_SAMPLER_STEPS` and ``epochs`` one from 1 to :data:`MAX_EPOCHS` (compared as ``int``: an int
+    subclass cannot answer the comparison itself)."""
+    for name, value, least, most in (("n_layers", n_layers, 0, MAX_LAYERS),
+                                     ("sampler_steps", sampler_steps, 0, MAX_SAMPLER_STEPS),
+                                     ("epochs", epochs, 1, MAX_EPOCHS)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not least <= int(value) <= most:
+            raise ValueError(f"{name} must be a whole number from {least} to {most:,}, got {value!r}")
 
 HISTORY_COLUMNS = [
     "run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
@@ -143,7 +151,7 @@ class TrainingConfig:
     batching: str = "auto"
 
     def __post_init__(self) -> None:
-        check_depth_and_steps(self.n_layers, self.sampler_steps)
+        check_depth_and_steps(self.n_layers, self.sampler_steps, self.epochs)
 
 
 @dataclass
