@@ -15,8 +15,8 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: E402
+from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
 from pages import common  # noqa: E402
 
