@@ -55,6 +55,16 @@ def setting(config: dict, key: str) -> str:
     return str(value)
 
 
+def layers_text(config: dict | None, kind: str) -> str:
+    """A run's layers: a sweep's, a train run's DEEM's ("0" for an iRBM alone; none when nothing trains)."""
+    if kind == "sweep":
+        return setting(config, "n_layers")
+    trained = trained_methods(config or {}) if kind == "train" else []
+    if not trained:
+        return ""
+    return setting(config, "n_layers") if "deem" in trained else "0"
+
+
 def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
     """A run's epochs (none for a train run of methods that do not train); one whose update budget cut them says how
     many of how many ("81 of 100")."""
@@ -94,9 +104,12 @@ if len(runs):
         # px never saw them; walkthrough 19)
         # (before the summary: beyond its width a walkthrough at 1,400 px saw none of them; walkthrough 20)
         "name": shown_name,
-        "layers": [setting(c, "n_layers") if k in ("train", "sweep") else "" for c, k in zip(configs, runs["kind"])],
-        "start": [setting(c, "init") if k == "train" else "" for c, k in zip(configs, runs["kind"])],
-        "learning rate": [setting(c, "lr") if k == "train" else
+        # a train run's DEEM settings only when something trained (a Dawid-Skene run listed 1 layer, auto, 0.01;
+        # walkthrough 25), an iRBM alone with its 0 layers
+        "layers": [layers_text(c, k) for c, k in zip(configs, runs["kind"])],
+        "start": [setting(c, "init") if k == "train" and trained_methods(c or {}) else ""
+                  for c, k in zip(configs, runs["kind"])],
+        "learning rate": [setting(c, "lr") if k == "train" and trained_methods(c or {}) else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],

@@ -18,7 +18,7 @@ from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
-from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs  # noqa: E402
+from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs, trained_methods  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -181,9 +181,11 @@ if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
 st.subheader(f"Run `{run_id}`")
 launched = (mgr.store.get(run_id).get("config") or {}) if run_id else {}
-if launched.get("lr") is not None:  # (the form above holds the next training's: after "Train with learning rate
-    # 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
-    layers = launched.get("n_layers")  # (its depth was said nowhere on the page; walkthrough 20)
+trained = trained_methods(launched)  # (a Dawid-Skene run said "launched with learning rate 0.01, 1 layer(s), 100
+# epochs"; walkthrough 25)
+if launched.get("lr") is not None and trained:  # (the form above holds the next training's: after "Train with
+    # learning rate 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
+    layers = launched.get("n_layers") if "deem" in trained else 0  # (its depth was said nowhere; walkthrough 20)
     st.caption(f"This run was launched with learning rate {common.fmt_lr(launched['lr'])}"
                + ("" if layers is None else ", layers chosen (0-2)" if layers == "auto" else f", {layers} layer(s)")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")

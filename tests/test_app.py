@@ -90,7 +90,7 @@ def test_every_page_renders_without_data(runs_dir):
     assert "ws" not in at.query_params and "owner_key" not in at.query_params
     for page, expected in [("pages/sweep.py", "Load annotations on the Data page first"),
                            ("pages/train.py", "Load annotations on the Data page first"),
-                           ("pages/results.py", "No training run on these data yet"),
+                           ("pages/results.py", "No training run open: load annotations on the Data page"),
                            ("pages/diagnostics.py", "Train a DEEM model first"),
                            ("pages/runs.py", "No runs in this workspace yet")]:
         at.switch_page(page).run()
@@ -1031,7 +1031,12 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     assert wait_done(at.session_state["train_run"]).status == "finished"
     at.run()  # the box under the finished run opens with a capital (it read "finished in 0.2 s: ..."; walkthrough 25)
     assert len(at.success) == 1 and str(at.success[0].value).startswith("Finished in "), at.success
+    # nothing trained: no DEEM settings said for it (it read "launched with learning rate 0.01, 1 layer(s), 100
+    # epochs", and the grid listed them; walkthrough 25)
+    assert not any("launched with" in str(c.value) for c in at.caption)
     at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    assert set(grid["layers"]) == set(grid["start"]) == set(grid["learning rate"]) == {""}
     picker = at.selectbox(key="runs_choice")
     picker.set_value(next(o for o in picker.options if o.startswith(run_id))).run()  # not the first one listed
     assert at.selectbox(key="runs_choice").options.index(at.selectbox(key="runs_choice").value) == 1
