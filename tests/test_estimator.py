@@ -144,6 +144,8 @@ def test_parameter_validation_and_not_fitted():
         DEEM(sampler_steps=1001).fit(df)
     with pytest.raises(ValueError, match="n_layers must be a whole number from 0 to 6, got 7"):
         run_sweep(df, lrs=[0.1], epochs=1, n_layers=7)
+    with pytest.raises(ValueError, match=r"sampler_steps must be a whole number from 0 to 1,000, got 1000\.9"):
+        run_sweep(df, lrs=[0.1], epochs=1, sampler_steps=1000.9)  # (int() cut it to 1,000; attack round 13)
     with pytest.raises(ValueError, match="n_layers must be a whole number from 0 to 6, got True"):
         DEEM(n_layers=True).fit(df)
     one_class = df.assign(label=0)
