@@ -1384,3 +1384,24 @@ def test_a_start_fixed_by_hand_says_what_it_leaves_out(runs_dir):
     assert warning in unescape(texts(at))
     at.checkbox(key="train_layers_auto").check().run()  # the depth chosen from held-out answers: checks again
     assert warning not in unescape(texts(at))
+
+
+def test_an_error_box_opens_with_a_capital_and_keeps_a_files_name(runs_dir, monkeypatch):
+    """The app's words open an error box with a capital ("launching the training: ..." opened in lower case;
+    walkthrough 25); a message that opens with a file's name keeps it as it is."""
+    from deem_studio.jobs import JobManager, QueueFull  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+
+    def full(self, *args, **kwargs):
+        raise QueueFull("3 jobs are already queued or running on this server")
+
+    monkeypatch.setattr(JobManager, "submit", full)
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    assert [unescape(str(e.value)) for e in at.error] == [
+        "Launching the training: 3 jobs are already queued or running on this server"]
+    bad = new_app()
+    bad.file_uploader(key="upload_annotations").set_value(("lower.csv", b"", "text/csv")).run()
+    assert any(unescape(str(e.value)).startswith("lower.csv") for e in list(bad.error) + list(bad.warning))
