@@ -52,6 +52,7 @@ else:  # the first script run of this server process
         from pages import common
 try:
     common.init_session()
+    common.forget_deleted_data()
     common.sidebar()
     common.notices()
 except Exception as exc:  # noqa: BLE001 - never a traceback on the page

@@ -229,10 +229,21 @@ def cancel_run(manager, run_id: str, key: str | None) -> bool:
     return manager.cancel(run_id)
 
 
-def delete_run(store, run_id: str, key: str | None) -> None:
-    """Delete a finished run of the caller's workspace (index row and folder)."""
-    require_owner(key, store.get(run_id), "deleted")
+def delete_run(store, run_id: str, key: str | None) -> list[str]:
+    """Delete a finished run of the caller's workspace (index row and folder), and the finished diagnostics its
+    workspace computed of it (they were left behind, listed and impossible to open; walkthrough 26). Returns the ids
+    of those diagnostics runs."""
+    record = store.get(run_id)
+    require_owner(key, record, "deleted")
     store.delete(run_id)
+    if record.get("owner") is None or record.get("kind") != "train":
+        return []
+    diagnostics = store.list(owner=record["owner"], kinds=["diagnostics"], statuses=["finished", "failed", "cancelled"])
+    gone = [rid for rid, config in zip(diagnostics["run_id"], diagnostics["config"])
+            if (config or {}).get("source_run") == run_id]
+    for rid in gone:
+        store.delete(rid)
+    return gone
 
 
 def rename_run(store, run_id: str, key: str | None, name: str) -> str:

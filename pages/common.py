@@ -830,6 +830,23 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
             pass
 
 
+def forget_deleted_data() -> None:
+    """A data set this session loaded from a run (a link, the Runs page) whose owner has since deleted it is no
+    longer kept here: a visitor kept the owner's answers, trainable, after the owner was told the run was deleted
+    with its files (walkthrough 26). An upload of one's own stays."""
+    ds = dataset()
+    origin = str(ds.get("origin") or "") if ds else ""
+    run_id = origin[len("run "):] if origin.startswith("run ") else ""
+    if not is_run_id(run_id) or manager().store.exists(run_id):
+        return
+    ss = st.session_state
+    for key in ("dataset", "summary_cache", *DATA_KEYS):
+        ss.pop(key, None)
+    if ss.get("run") == run_id:
+        set_current_run(None)
+    ss["_notice"] = f"no run with id {run_id}: {GONE}. Its annotations are no longer loaded here."
+
+
 def sentence(text: str) -> str:
     """``text`` with a capital first letter, as a notice opens ("loaded 3,000 answers ..." and "no run with id ..."
     opened in lower case beside every other notice; walkthrough 24). Its words are the app's own: a notice never

@@ -176,14 +176,15 @@ if len(runs):
         st.warning(f"Delete run {chosen} and all its files?")
         if st.button("Yes, delete it", key="runs_delete_yes"):
             try:
-                owners.delete_run(mgr.store, chosen, common.owner_key())
+                with_it = owners.delete_run(mgr.store, chosen, common.owner_key())
                 if st.session_state.get("run") == chosen:
                     common.set_current_run(None)
-                for key in ("sweep_run", "train_run"):
-                    if st.session_state.get(key) == chosen:
+                for key in ("sweep_run", "train_run", "diag_run"):
+                    if st.session_state.get(key) in [chosen, *with_it]:
                         st.session_state.pop(key)
                 st.session_state.pop("_confirm_delete", None)
-                st.session_state["_notice"] = f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
+                st.session_state["_notice"] = (f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
+                                               + (f" and its diagnostics (run {', '.join(with_it)})" if with_it else ""))
                 st.rerun()
             except Exception as exc:  # noqa: BLE001
                 common.show_error(exc, "delete")

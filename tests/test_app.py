@@ -563,14 +563,25 @@ def test_a_run_deleted_while_open_says_so(runs_dir):
     visitor.switch_page("pages/train.py").run()
     assert any(train in str(c.value) for c in visitor.sidebar.caption)  # its job line
     get_manager().store.delete(train)
-    for page in ("pages/train.py", "pages/diagnostics.py", "pages/results.py"):
+    visitor.switch_page("pages/train.py").run()
+    no_problem(visitor)
+    # the visitor no longer keeps the owner's answers, trainable, after the owner deleted the run with its files
+    # (walkthrough 26); said once
+    assert (f"No run with id {train}: it was deleted by its owner, or the link is wrong. Its annotations are no "
+            f"longer loaded here.") in texts(visitor)
+    assert "dataset" not in visitor.session_state and "train_run" not in visitor.session_state
+    for page, expected in (("pages/train.py", "Load annotations on the Data page first"),
+                           ("pages/diagnostics.py", "Train a DEEM model first"),
+                           ("pages/results.py", "No training run open")):
         visitor.switch_page(page).run()
         no_problem(visitor)
         # (the sidebar listed the deleted run once more, from the jobs' memory; walkthrough 24)
         assert not any(train in str(c.value) for c in visitor.sidebar.caption), page
         assert "page failed" not in texts(visitor)  # (it read "the Train page failed: RunNotFound: ..."; attack 11)
         # (Results kept showing it, its model download failing; walkthrough 23)
-        assert f"No run with id {train}: it was deleted by its owner, or the link is wrong." in texts(visitor), page
+        assert expected in texts(visitor), page
+    at.switch_page("pages/results.py").run()  # the owner's own upload stays loaded
+    assert at.session_state["dataset"]["origin"] == "upload"
     # a reload of the link says the same (it said "no run with id ..." alone)
     assert f"No run with id {train}: it was deleted by its owner, or the link is wrong" in texts(new_app(run=train))
 
