@@ -844,7 +844,9 @@ def forget_deleted_data() -> None:
         ss.pop(key, None)
     if ss.get("run") == run_id:
         set_current_run(None)
-    ss["_notice"] = f"no run with id {run_id}: {GONE}. Its annotations are no longer loaded here."
+    pending = ss.get("_notice")  # (the owner who has just deleted it is told so by the Runs page's notice)
+    ss["_notice"] = (f"{pending}; its annotations are no longer loaded here" if pending and run_id in str(pending)
+                     else f"no run with id {run_id}: {GONE}. Its annotations are no longer loaded here.")
 
 
 def sentence(text: str) -> str:
