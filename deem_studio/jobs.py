@@ -985,7 +985,7 @@ def _train_device(config: Mapping[str, Any]) -> str:
     return str(config.get("device", "auto"))
 
 
-#: a train or sweep configuration's whole-number settings (the engine's bounds: check_depth_and_steps)
+#: a train or sweep configuration's whole-number settings (the engine's bounds: check_training_bounds)
 WHOLE_SETTINGS = ("n_layers", "epochs", "n_seeds", "seed", "batch_size", "sampler_steps", "max_updates",
                   "sample_tasks")
 
@@ -994,7 +994,7 @@ def check_run_settings(config: Mapping[str, Any]) -> None:
     """ValueError before a train or sweep run is stored when a whole-number setting is not one (6.99 layers trained
     6, -0.5 trained 0, "abc" failed in the queue with int()'s message; attack round 13) or is out of the engine's
     bounds (depth, sampler steps, epochs)."""
-    from deem_core.model.training import check_depth_and_steps  # noqa: PLC0415
+    from deem_core.model.training import check_training_bounds  # noqa: PLC0415
 
     for key in WHOLE_SETTINGS:
         value = config.get(key)
@@ -1003,8 +1003,8 @@ def check_run_settings(config: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{key} must be a whole number, got {str(value)[:40]!r}")
     layers = config.get("n_layers")
-    check_depth_and_steps(0 if layers in (None, "auto") else layers, config.get("sampler_steps") or 0,
-                          config.get("epochs") or 1)
+    check_training_bounds(n_layers=None if layers == "auto" else layers, sampler_steps=config.get("sampler_steps"),
+                          epochs=config.get("epochs"))
 
 
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:

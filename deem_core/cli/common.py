@@ -87,10 +87,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _shown(value: int) -> str:
+    """A number as an error quotes it: at most 24 characters."""
+    return str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+
+
 def _at_most(value: int, most: int) -> int:
     if value > most:
-        shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
-        raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {shown}")
+        raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {_shown(value)}")
     return value
 
 
@@ -129,8 +133,7 @@ def sampler_steps(text: str) -> int:
 def seed_value(text: str) -> int:
     value = _integer(text)
     if not 0 <= value <= MAX_SEED:
-        shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {shown}")
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {_shown(value)}")
     return value
 
 

@@ -44,7 +44,7 @@ from deem_core.model.fallback import train_with_memory_fallback
 from deem_core.methods.starts import INIT_METHODS, initial_network, stack_networks
 from deem_core.methods.sweep import DEFAULT_LRS
 from deem_core.model.engine import check_training_size, path_for, task_data, task_outputs, train_annotations
-from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_depth_and_steps,
+from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       cpu_threads, epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
@@ -301,12 +301,10 @@ class DEEM(Aggregator, BaseEstimator):
         self.ds_prior = ds_prior
 
     def _check_params(self) -> None:
-        if self.n_layers != "auto":
-            check_depth_and_steps(self.n_layers, 0)
-        check_depth_and_steps(0, self.sampler_steps)
+        check_training_bounds(n_layers=None if self.n_layers == "auto" else self.n_layers,
+                              sampler_steps=self.sampler_steps, epochs=self.epochs)
         if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
             raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
-        check_depth_and_steps(0, 0, self.epochs)
         if self.max_updates is not None and (not isinstance(self.max_updates, (int, np.integer))
                                              or isinstance(self.max_updates, bool) or self.max_updates < 1):
             raise ValueError(f"max_updates must be an integer >= 1 or None, got {self.max_updates!r}")

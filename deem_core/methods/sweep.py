@@ -32,7 +32,7 @@ from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
 from deem_core.model.engine import check_training_size, task_data, train_annotations
-from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_depth_and_steps,
+from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       resolve_device)
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SweepResult", "run_sweep", "sweep_initial_network"]
@@ -148,7 +148,7 @@ def run_sweep(
     if not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
         raise ValueError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     # the bounds every training has, before int() below could cut 1000.9 steps to 1,000 (attack round 13)
-    check_depth_and_steps(n_layers, sampler_steps, epochs)
+    check_training_bounds(n_layers=n_layers, sampler_steps=sampler_steps, epochs=epochs)
     if init not in INIT_METHODS:
         raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
     seeds_of_runs = [int(seed) + j for j in range(int(n_seeds)) for _ in grid]

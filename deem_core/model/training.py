@@ -36,7 +36,8 @@ from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 __all__ = [
     "Batch", "BatchStats", "Callback", "DenseEvaluator", "DenseTaskData", "EnergyTerms", "Evaluator", "HISTORY_COLUMNS",
     "MAX_EPOCHS", "MAX_LAYERS", "MAX_LR", "MAX_SAMPLER_STEPS", "RunState", "TaskData", "TrainingConfig",
-    "TrainingResult", "batch_step", "choose_path", "budget_text", "check_depth_and_steps", "cpu_threads", "epoch_end", "epochs_within_budget",
+    "TrainingResult", "batch_step", "choose_path", "budget_text", "check_training_bounds", "cpu_threads", "epoch_end",
+    "epochs_within_budget",
     "initialise_runs", "labels_path", "predict_hidden", "resolve_device", "train_on", "train_runs",
 ]
 
@@ -57,13 +58,15 @@ MAX_SAMPLER_STEPS = 1000
 MAX_EPOCHS = 100_000
 
 
-def check_depth_and_steps(n_layers: Any, sampler_steps: Any, epochs: Any = 1) -> None:
-    """ValueError unless ``n_layers`` is a whole number from 0 to :data:`MAX_LAYERS`, ``sampler_steps`` one from
-    0 to :data:`MAX_SAMPLER_STEPS` and ``epochs`` one from 1 to :data:`MAX_EPOCHS` (compared as ``int``: an int
-    subclass cannot answer the comparison itself)."""
+def check_training_bounds(*, n_layers: Any = None, sampler_steps: Any = None, epochs: Any = None) -> None:
+    """ValueError unless each value given is a whole number within its bound: ``n_layers`` 0 to :data:`MAX_LAYERS`,
+    ``sampler_steps`` 0 to :data:`MAX_SAMPLER_STEPS`, ``epochs`` 1 to :data:`MAX_EPOCHS` (compared as ``int``: an
+    int subclass cannot answer the comparison itself). None: not checked."""
     for name, value, least, most in (("n_layers", n_layers, 0, MAX_LAYERS),
                                      ("sampler_steps", sampler_steps, 0, MAX_SAMPLER_STEPS),
                                      ("epochs", epochs, 1, MAX_EPOCHS)):
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not least <= int(value) <= most:
             raise ValueError(f"{name} must be a whole number from {least} to {most:,}, got {value!r}")
 
@@ -151,7 +154,7 @@ class TrainingConfig:
     batching: str = "auto"
 
     def __post_init__(self) -> None:
-        check_depth_and_steps(self.n_layers, self.sampler_steps, self.epochs)
+        check_training_bounds(n_layers=self.n_layers, sampler_steps=self.sampler_steps, epochs=self.epochs)
 
 
 @dataclass
