@@ -48,17 +48,31 @@ def warn(text: Any) -> None:
 
 
 # --------------------------------------------------------------------------- option types (argparse ``type=``)
-def _integer(text: str) -> int:
+def _quoted(text: Any) -> str:
+    """Typed text as an error quotes it: control characters escaped, at most 24 characters."""
+    text = str(text)
+    return repr(escape_controls(text if len(text) <= 24 else text[:20] + "..."))
+
+
+def _integer(text: str, refusal: str = "must be a whole number") -> int:
+    """A whole number as ``int()`` reads it. One with more digits than Python converts (4,300 by default) is
+    called too long, not "not a number"."""
+    stripped = str(text).strip()
     try:
-        return int(str(text).strip())
+        return int(stripped)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {escape_controls(text)!r}") from None
+        pass
+    digits = stripped.lstrip("+-").replace("_", "")
+    if digits.isascii() and digits.isdigit() and len(digits) > 24:
+        raise argparse.ArgumentTypeError(
+            f"got a whole number of {len(digits):,} digits, far past any value accepted") from None
+    raise argparse.ArgumentTypeError(f"{refusal}, got {_quoted(text)}") from None
 
 
 def positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {_shown(value)}")
     return value
 
 
@@ -83,7 +97,7 @@ def budget_note(n_tasks: int, epochs: int, batch_size: int, max_updates: int | N
 def non_negative_int(text: str) -> int:
     value = _integer(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {_shown(value)}")
     return value
 
 
@@ -109,10 +123,7 @@ def layers_count(text: str, expected: str = "a number of layers") -> int:
     """A number of layers before the iRBM, 0 to :data:`deem_core.model.training.MAX_LAYERS`."""
     from deem_core.model.training import MAX_LAYERS  # noqa: PLC0415
 
-    try:
-        int(str(text).strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {escape_controls(str(text)[:24])!r}") from None
+    _integer(text, f"expected {expected}")
     return _at_most(non_negative_int(text), MAX_LAYERS)
 
 
@@ -141,7 +152,7 @@ def _finite(text: str) -> float:
     try:
         value = float(str(text).strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {escape_controls(text)!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number, got {_quoted(text)}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
@@ -196,7 +207,7 @@ def device_name(text: str) -> str:
     value = str(text).strip().lower()
     if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
         return value
-    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {escape_controls(text)!r}")
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {_quoted(text)}")
 
 
 # --------------------------------------------------------------------------- checks after parsing
