@@ -25,12 +25,14 @@ mgr = common.manager()
 common.show_page_run("train")  # (the address named the sweep when Results was opened from it)
 run_id = st.session_state.get("train_run")
 if not run_id:
+    # the Runs page is named only where it lists a training to reopen (it listed none; walkthrough 26)
+    reopen = (", or reopen a training on the Runs page"
+              if not mgr.store.list(owner=common.workspace(), kinds=["train"], limit=1).empty else "")
     if common.dataset() is None:  # ("on these data" with none loaded, under a deleted run's notice; walkthrough 25)
-        st.info("No training run open: load annotations on the Data page and train on the Train page, or reopen a "
-                "run on the Runs page.", icon=":material/label:")
+        st.info(f"No training run open: load annotations on the Data page and train on the Train page{reopen}.",
+                icon=":material/label:")
     else:
-        st.info("No training run on these data yet: train on the Train page, or reopen a run on the Runs page (runs "
-                "of other data sets are listed there).", icon=":material/label:")
+        st.info(f"No training run on these data yet: train on the Train page{reopen}.", icon=":material/label:")
     st.stop()
 
 

@@ -89,7 +89,8 @@ def test_two_sessions_do_not_share_data_runs_or_state(runs_dir):
     # nothing of alice's run in bob's session: no current run, results empty, URL without it
     assert state(bob, "train_run") is None and state(bob, "run") is None
     bob.switch_page("pages/results.py").run()
-    assert "No training run on these data yet" in texts(ok(bob))
+    assert "No training run on these data yet: train on the Train page." in texts(ok(bob))  # no Runs page named:
+    # bob has no training there to reopen (walkthrough 26)
     assert "run" not in bob.query_params
 
     bob_run = train_mv(bob)
@@ -99,6 +100,12 @@ def test_two_sessions_do_not_share_data_runs_or_state(runs_dir):
     assert index[alice_run] == alice.session_state["ws"] and index[bob_run] == bob.session_state["ws"]
     # alice's session still holds her own data after all of bob's activity
     assert alice.session_state["dataset"]["name"] == "alice.csv"
+    # bob on another data set: now the Runs page lists a training of his to reopen, and Results names it
+    bob.switch_page("pages/data.py").run()
+    load(bob, "bob2.csv", csv_of(2000, 50))
+    bob.switch_page("pages/results.py").run()
+    assert ("No training run on these data yet: train on the Train page, or reopen a training on the Runs page."
+            in texts(ok(bob)))
 
 
 def test_a_run_is_shared_only_by_its_id(runs_dir):
