@@ -860,7 +860,10 @@ def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
     if text:
-        st.info(safe(sentence(text)), icon=":material/info:")
+        text = sentence(str(text).rstrip())
+        if not text.endswith((".", "!", "?", ":")):  # every notice ends as a sentence (some did not; walkthrough 27)
+            text += "."
+        st.info(safe(text), icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar

@@ -244,7 +244,7 @@ def test_a_run_link_is_read_only_and_the_owner_keeps_control(runs_dir):
     assert not get_manager().store.exists(run_id)
     # (said nothing; walkthrough 23); this session had opened the run by its link: its answers go with it
     notice = str(again.info[0].value).replace("\\", "")  # (Markdown escapes)
-    assert notice == f"Run {run_id} deleted with its files; its annotations are no longer loaded here"
+    assert notice == f"Run {run_id} deleted with its files; its annotations are no longer loaded here."  # (no period before)
 
 
 def test_the_queue_limit_per_workspace_in_the_dashboard(runs_dir, monkeypatch):

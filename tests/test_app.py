@@ -1063,7 +1063,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     picker = at.selectbox(key="runs_choice")  # the same run, picked under its new text
     assert picker.value == picker.options[1] == f"{run_id} · train · finished · my <b>run</b>"
     assert "my <b>run</b>" in at.dataframe[0].value["name"].tolist()
-    assert f"Run {run_id} renamed to “my <b>run</b>”" in [unescape(str(i.value)) for i in at.info]
+    assert f"Run {run_id} renamed to “my <b>run</b>”." in [unescape(str(i.value)) for i in at.info]
     # the other run has no name: its box starts empty (it held "nan", saved as the name by one click; walkthrough 25)
     picker.set_value(picker.options[0]).run()
     at.button(key="runs_rename").click().run()
