@@ -813,13 +813,11 @@ class JobManager:
             record = self.store.get(run_id)
         except RunNotFound:
             return None
-        history = pd.DataFrame()
         try:
-            loaded = self.store.load(run_id, with_data=False)
-            if loaded.history is not None:
-                history = loaded.history
-        except Exception:  # noqa: BLE001 - a damaged folder still shows its index row
-            pass
+            history = self.store.load_history(run_id)
+        except RunNotFound:  # (deleted in between)
+            return None
+        history = pd.DataFrame() if history is None else history
         config = record.get("config") or {}
         total = int(config.get("epochs", 0) or 0)
         return ProgressSnapshot(
