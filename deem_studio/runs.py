@@ -42,7 +42,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -243,10 +243,17 @@ def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
     return target
 
 
-def _read_table(path_stem: Path) -> pd.DataFrame | None:
+def _read_table(path_stem: Path, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """A stored table (None when it was never written); ``columns``: only those of them that it has (the index
+    always comes along)."""
     parquet = path_stem.with_suffix(".parquet")
     if parquet.exists():
-        frame = pd.read_parquet(parquet)
+        if columns is not None:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
+            names = set(pq.read_schema(parquet).names)
+            columns = [c for c in columns if c in names]
+        frame = pd.read_parquet(parquet, columns=columns)
         # no attrs: st.dataframe sends them to the browser as JSON metadata, and a NaN in them (a result frame's
         # attrs["selection"] of runs stored before this) broke the Results page's table with a SyntaxError
         frame.attrs = {}
@@ -260,8 +267,29 @@ def _read_table(path_stem: Path) -> pd.DataFrame | None:
         else:
             index = pd.Index(payload["index"], name=names[0], dtype=object)
         frame = pd.DataFrame(payload["data"], index=index, columns=payload["columns"], dtype=object)
+        if columns is not None:
+            frame = frame[[c for c in columns if c in frame.columns]]
         return frame.infer_objects()
     return None
+
+
+def _read_gold(path: Path) -> pd.Series | None:
+    """A run's stored gold labels (task -> truth), None when it has none."""
+    gold_frame = _read_table(path / "gold")
+    if gold_frame is None:
+        return None
+    return pd.Series(gold_frame["truth"].to_numpy(), index=pd.Index(gold_frame["task"].to_numpy(), name="task"),
+                     name="truth")
+
+
+def _read_classes(path: Path) -> list | None:
+    """The classes stored with a run's data set (its ``dataset.json``), None when not there or unreadable."""
+    try:
+        meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    classes = meta.get("classes") if isinstance(meta, dict) else None
+    return list(classes) if isinstance(classes, list) else None
 
 
 def _read_part(loaded: "LoadedRun", part: str, read):
@@ -290,6 +318,8 @@ class LoadedRun:
     #: stored files that could not be read (damaged, half-copied, from another version): part -> reason.
     #: One such file never hides the rest of the run (``"results/<method>"``, ``"history"``, ``"<side file>"``).
     problems: dict[str, str] = field(default_factory=dict)
+    #: the data set's classes in their order (None when not stored); read with the gold labels without the answers
+    classes: list | None = None
 
     @property
     def run_id(self) -> str:
@@ -628,12 +658,7 @@ class RunStore:
             data.warnings = list(meta.get("warnings", []))
             if meta.get("layout"):
                 data.layout = meta["layout"]
-        gold_frame = _read_table(path / "gold")
-        gold = None
-        if gold_frame is not None:
-            gold = pd.Series(gold_frame["truth"].to_numpy(), index=pd.Index(gold_frame["task"].to_numpy(),
-                                                                             name="task"), name="truth")
-        return data, gold
+        return data, _read_gold(path)
 
     def load_history(self, run_id: str) -> pd.DataFrame | None:
         """A run's stored curves alone: None when none were written or the file cannot be read. (A run's status
@@ -645,8 +670,13 @@ class RunStore:
         except Exception:  # noqa: BLE001 - a damaged history shows no curves, as load() keeps it a problem
             return None
 
-    def load(self, run_id: str, with_data: bool = True) -> LoadedRun:
-        """Everything stored for a run. Raises :class:`RunNotFound` for an unknown or malformed id."""
+    def load(self, run_id: str, with_data: bool = True, methods: Iterable[str] | None = None,
+             result_columns: Sequence[str] | None = None, with_gold: bool = False) -> LoadedRun:
+        """Everything stored for a run. Raises :class:`RunNotFound` for an unknown or malformed id.
+
+        ``methods``: only those methods' results tables (default all); ``result_columns``: only those columns of
+        them (a page that needs every method's labels read each (tasks x classes) table whole; attack round 14).
+        ``with_gold``: the gold labels without the answers (``with_data`` reads both)."""
         record = self._require(run_id)
         path = self.run_dir(run_id)
         config = record.get("config") or {}
@@ -660,12 +690,20 @@ class RunStore:
                 loaded.config = stored
         if with_data:
             loaded.data, loaded.gold = _read_part(loaded, "annotations", lambda: self.load_data(run_id)) or (None, None)
+        elif with_gold:
+            loaded.gold = _read_part(loaded, "gold", lambda: _read_gold(path))
+        loaded.classes = list(loaded.data.classes) if loaded.data is not None else _read_classes(path)
         loaded.history = _read_part(loaded, "history", lambda: _read_table(path / "history"))
         results_dir = path / "results"
         if results_dir.exists():
             names = sorted({p.name.split(".")[0] for p in results_dir.iterdir() if not p.name.startswith(".")})
+            if methods is not None:
+                names = [name for name in names if name in set(methods)]
+            if result_columns is not None and "label" in result_columns:  # (its name in runs saved before "label")
+                result_columns = [*result_columns, "agg_label"]
             for name in names:
-                frame = _read_part(loaded, f"results/{name}", lambda n=name: _read_table(results_dir / n))
+                frame = _read_part(loaded, f"results/{name}",
+                                   lambda n=name: _read_table(results_dir / n, result_columns))
                 if frame is not None:
                     # runs saved before the label column was named "label" called it "agg_label"
                     loaded.results[name] = frame.rename(columns={"agg_label": "label"})

@@ -286,7 +286,7 @@ DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
 #: prefixes of widget keys that show one data set's runs (dropped when another data set is loaded)
 # (sweep_sample_size: a 2,500-task set's sample size is out of range on 400 tasks, so a new set starts from its
 # default; this widget's persisted value is not brought back when the first set returns, seen in Chromium)
-DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache", "_train_cache",
+DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache",
                         "sweep_sample_size")
 
 
@@ -1005,6 +1005,18 @@ def evidence_table(evidence: Any) -> None:
     # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session)
     table(evidence, digits=4, helps=EVIDENCE_HELP,
           column_config={"note": st.column_config.TextColumn(width="large", help=EVIDENCE_HELP.get("note"))})
+
+
+def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool = False) -> Any:
+    """A finished run's stored tables as the Results and Train pages show them (tasks in natural order): every
+    method's table (``methods``: only those), or only their labels; one copy for every session
+    (:func:`deem_studio.capacity.run_tables`). A server with no room left says so and stops the page."""
+    try:
+        return capacity.run_tables(manager().store, run_id, methods, ("label",) if labels_only else None,
+                                   prepare=natural_order)
+    except capacity.CapacityError as exc:
+        show_error(exc, "This run's tables cannot be read now")
+        st.stop()
 
 
 def natural_order(frame: Any) -> Any:

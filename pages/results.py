@@ -36,15 +36,15 @@ if not run_id:
     st.stop()
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _load(run_id: str, status: str, finished_at: float | None):
-    """A finished run's stored tables (cached per run id and state; results never change once written)."""
-    loaded = mgr.store.load(run_id, with_data=False)
+def _load(run_id: str):
+    """A finished run's stored tables this page needs at once: every method's labels (the picker, the scores), the
+    worker table and metrics; one method's whole table is read when it is shown (:func:`common.run_tables`: one
+    copy for every session; each session kept all of a run's tables, 3.3 GB for three on one link; attack 14)."""
+    loaded = common.run_tables(run_id, labels_only=True)
     # runs saved before the engine said "worker" everywhere call that table "learners"
     workers = loaded.extras.get("workers", loaded.extras.get("learners"))
     metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"), dict) else {}
-    results = {m: common.natural_order(table) for m, table in loaded.results.items()}  # q2 before q10
-    return loaded.record, loaded.config, results, workers, loaded.model_names(), loaded.problems, metrics
+    return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
 
 
 mgr.store.get(run_id)  # RunNotFound when its owner deleted it (the page kept showing it, the model download
@@ -58,7 +58,7 @@ if not snap.done:
     if st.button("Watch it on the Train page"):
         common.go("pages/train.py")
     st.stop()
-record, config, results, workers, models, problems, metrics = _load(run_id, snap.status, snap.finished_at)
+record, config, results, workers, models, problems, metrics = _load(run_id)
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
 name = record.get("name") or record.get("dataset") or ""
@@ -127,7 +127,10 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
 
 
 method = st.selectbox("Method", ordered, key=method_key, format_func=scored_name)
-frame = results[method]
+frame = common.run_tables(run_id, [method]).results.get(method)
+if frame is None:  # (its file went between the two reads)
+    st.warning(common.safe(f"{method}: its stored table could not be read"), icon=":material/broken_image:")
+    st.stop()
 
 
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}

@@ -241,17 +241,12 @@ for note in dict.fromkeys(snap.messages):  # each note once
     st.caption(common.safe(f"note: {note}"))
 
 
-def load_final(run_id: str):
-    cache = st.session_state.get("_train_cache")
-    if cache and cache[0] == run_id:
-        return cache[1]
-    loaded = mgr.store.load(run_id)
-    st.session_state["_train_cache"] = (run_id, loaded)
-    return loaded
-
-
-loaded = load_final(run_id)
+# every method's labels, the curves, metrics, classes and gold labels, without the answers: one copy for every
+# session (each session kept its own copy of all of a run's tables and annotations: 350 MB a session on a
+# 60,000 x 200-class run's link; attack round 14)
+loaded = common.run_tables(run_id, labels_only=True)
 results = loaded.results
+run_gold = loaded.gold
 for part, problem in loaded.problems.items():  # one damaged file never hides the rest of the run (as on Results)
     st.warning(common.safe(f"{part.removeprefix('results/')}: {problem}; the rest of the run is shown"),
                icon=":material/broken_image:")
@@ -316,7 +311,7 @@ with left:
     common.plotly_chart(fig, key=f"agree_{run_id}")
 with right:
     st.markdown("**Label distribution**")
-    dist = agreement.label_distribution(labels, loaded.data.classes if loaded.data is not None else None)
+    dist = agreement.label_distribution(labels, loaded.classes)
     if len(dist) > common.MAX_DRAWN_CLASSES:
         st.caption(f"the {common.MAX_DRAWN_CLASSES} most frequent of {len(dist):,} classes")
         dist = dist.loc[dist.max(axis=1).nlargest(common.MAX_DRAWN_CLASSES, keep="first").index]
@@ -327,18 +322,18 @@ with right:
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
 
-if loaded.gold is not None and len(loaded.gold):
+if run_gold is not None and len(run_gold):
     st.markdown("**Against the gold labels**")
     method = st.selectbox("Confusion matrix of", list(results), format_func=named,
                           key=f"train_confusion_{run_id}")
-    classes = loaded.data.classes if loaded.data is not None else None
+    classes = loaded.classes
     n_classes = len(classes) if classes is not None else int(results[method]["label"].nunique())
     if n_classes > common.MAX_DRAWN_CLASSES:  # a matrix of n x n cells: the most frequent confusions instead
         st.caption(f"{n_classes:,} classes: the matrix is drawn up to {common.MAX_DRAWN_CLASSES} classes; "
                    f"the most frequent confusions instead")
-        common.table(agreement.frequent_confusions(results[method]["label"], loaded.gold))
+        common.table(agreement.frequent_confusions(results[method]["label"], run_gold))
     else:
-        matrix = agreement.confusion_against_gold(results[method]["label"], loaded.gold, classes)
+        matrix = agreement.confusion_against_gold(results[method]["label"], run_gold, classes)
         fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                         labels={"x": "predicted", "y": "gold", "color": "tasks"})
         fig.update_xaxes(type="category")  # class labels, not a number line (numeric classes: ticks at -0.5, 0.5)

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from deem_core.data.annotations import AnnotationSet
 from deem_studio import capacity, estimate, uploads
-from deem_studio.runs import RunStore
+from deem_studio.runs import LoadedRun, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1 << 20
@@ -226,3 +226,75 @@ def test_one_probe_at_a_time(monkeypatch):
             estimate.estimate_train(annotations(), epochs=5)
     assert skipped.value.retry
     assert estimate.estimate_train(annotations(), epochs=5).seconds_per_epoch > 0
+
+
+# --------------------------------------------------------------------------- a run's stored tables
+def _run_with_tables(store: RunStore, methods=("mv", "ds", "wawa"), n_classes: int = 4) -> str:
+    data = annotations(n_classes=n_classes)
+    run_id = store.create("train", {"methods": list(methods)}, data=data)
+    for method in methods:
+        frame = pd.DataFrame({"label": data.classes[np.arange(data.n_tasks) % n_classes],
+                              **{f"p_{c}": np.full(data.n_tasks, 1.0 / n_classes) for c in data.classes}},
+                             index=pd.Index(data.tasks, name="task"))
+        store.save_result(run_id, method, frame)
+    store.update_status(run_id, "finished")
+    return run_id
+
+
+def _spy_reads(monkeypatch) -> list[tuple[str, tuple | None]]:
+    import deem_studio.runs as runs_module
+
+    reads, real = [], runs_module._read_table
+    monkeypatch.setattr(runs_module, "_read_table", lambda stem, columns=None: reads.append(
+        (f"{stem.parent.name}/{stem.name}", None if columns is None else tuple(columns))) or real(stem, columns))
+    return reads
+
+
+def test_a_runs_tables_are_read_once_for_every_session_and_only_what_is_asked(tmp_path, monkeypatch):
+    """Every session kept its own copy of every (tasks x classes) table of a run it showed (three sessions on one
+    link: 3.3 GB; attack round 14): the labels alone or one method's table, one copy, counted by the ledger."""
+    store = RunStore(tmp_path)
+    run_id = _run_with_tables(store)
+    reads = _spy_reads(monkeypatch)
+    labels = capacity.run_tables(store, run_id, columns=("label",))
+    assert capacity.run_tables(store, run_id, columns=("label",)) is labels  # the same object for every session
+    results = [(name, columns) for name, columns in reads if name.startswith("results/")]
+    assert results == [(f"results/{m}", ("label", "agg_label")) for m in ("ds", "mv", "wawa")]
+    assert all(list(frame.columns) == ["label"] for frame in labels.results.values())
+    assert list(labels.classes) == [0, 1, 2, 3] and labels.gold is None
+    reads.clear()
+    one = capacity.run_tables(store, run_id, ["mv"])
+    assert [name for name, _ in reads if name.startswith("results/")] == ["results/mv"]
+    assert list(one.results) == ["mv"] and len(one.results["mv"].columns) == 5
+    assert capacity.ledger().held() >= capacity.data_bytes(one) > 4 * 200 * 8  # counted while held
+    # a server with no room says so
+    monkeypatch.setattr(capacity, "_LEDGER", [capacity.DataLedger(budget=1000)])
+    with pytest.raises(capacity.CapacityError, match="the server already holds"):
+        capacity.run_tables(store, run_id, ["ds"])
+
+
+def test_a_links_pages_read_the_labels_and_the_shown_table_once(runs_dir, monkeypatch):
+    """Two visitors on one run's link, Results then Train: every method's labels read once, only the shown method's
+    table read whole, once; nothing of the run's tables kept in a session."""
+    from deem_studio.jobs import get_manager
+
+    store = get_manager(runs_dir).store
+    run_id = _run_with_tables(store)
+    reads = _spy_reads(monkeypatch)
+    sessions = []
+    for _ in range(2):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.query_params["run"] = run_id
+        at.run()
+        at.switch_page("pages/results.py").run()
+        at.run()  # a click
+        at.switch_page("pages/train.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        kept = [at.session_state[k] for k in at.session_state if not str(k).startswith("$$")]
+        assert not [v for v in kept if isinstance(v, LoadedRun) or (isinstance(v, tuple) and any(
+            isinstance(part, LoadedRun) for part in v))]  # (the Train page kept one per session)
+        sessions.append(at)
+    whole = [name for name, columns in reads if name.startswith("results/") and columns is None]
+    labels = [name for name, columns in reads if name.startswith("results/") and columns is not None]
+    assert whole == ["results/mv"], whole  # the run's first method, shown on Results
+    assert sorted(labels) == ["results/ds", "results/mv", "results/wawa"], labels
