@@ -762,11 +762,17 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
             why = str(exc) if isinstance(exc, DataError) else f"its annotations could not be read ({readable_error(exc)})"
             st.session_state["_notice"] = f"run {data_run}: {why}"
             data = None
+        kept = ""
+        if data is not None and gold is not None and len(gold) and not can_control(data_run):
+            # a link opens the run's answers, not its gold labels: a visitor's own training with a large gold-label
+            # weight gave them back (72% of 60 secret labels, majority vote 23%; attack round 14); the run's stored
+            # accuracies and charts still show
+            gold, kept = None, f"; its {len(gold):,} gold labels stay with its owner"
         if data is not None:
             set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}")
             if not quiet:
                 st.session_state["_notice"] = (f"loaded the annotations of run {data_run} "
-                                               f"({data.n_tasks:,} tasks) as the active data set")
+                                               f"({data.n_tasks:,} tasks) as the active data set{kept}")
     if record["kind"] == "diagnostics" and data_run:
         st.session_state["train_run"] = data_run
     set_current_run(run_id, record["kind"])

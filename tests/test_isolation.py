@@ -130,6 +130,39 @@ def test_a_run_is_shared_only_by_its_id(runs_dir):
     assert runs_listed(dave) == []
 
 
+def test_a_link_opens_the_answers_but_not_the_gold_labels(runs_dir):
+    """A visitor's own training with a large gold-label weight gave back a linked run's gold labels (72% of 60
+    secret labels; majority vote 23%; attack round 14): they stay with the owner; the run's accuracy still shows."""
+    alice = session()
+    load(alice, "alice.csv", csv_of(0, 100))
+    truth = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
+    truth = truth[truth["task"] < 100].to_csv(index=False).encode()
+    alice.file_uploader(key="upload_gold").set_value(("truth.csv", truth, "text/csv")).run()
+    ok(alice)
+    assert alice.session_state["dataset"]["gold"] is not None
+    run_id = train_mv(alice)
+
+    carol = session()  # opened by its id on the Runs page: the notice says where the gold labels are
+    carol.switch_page("pages/runs.py").run()
+    carol.text_input(key="runs_by_id").set_value(run_id)
+    carol.button(key="runs_open_id").click().run()
+    assert "its 100 gold labels stay with its owner" in texts(ok(carol))
+    assert carol.session_state["dataset"]["data"].n_tasks == 100 and carol.session_state["dataset"]["gold"] is None
+    dave = session(run=run_id)  # by its link
+    assert dave.session_state["dataset"]["data"].n_tasks == 100 and dave.session_state["dataset"]["gold"] is None
+    dave.switch_page("pages/results.py").run()
+    shown = texts(ok(dave)).replace("\\", "")  # (Markdown escapes) the run's own scores still show
+    assert "Accuracy against the gold labels (on the 100 tasks with a gold label): Majority vote 0.8100" in shown
+    # the owner, in another browser with the owner key (same session state here): the gold labels come back
+    again = session()
+    again.session_state["owner_key"] = alice.session_state["owner_key"]
+    again.run()
+    again.switch_page("pages/runs.py").run()
+    again.text_input(key="runs_by_id").set_value(run_id)
+    again.button(key="runs_open_id").click().run()
+    assert ok(again).session_state["dataset"]["gold"] is not None
+
+
 def test_the_owner_key_not_the_address_is_the_key_to_a_workspace(runs_dir):
     alice = session()
     load(alice, "alice.csv", csv_of(0, 60))
