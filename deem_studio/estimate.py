@@ -101,10 +101,16 @@ def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
                            f"memory of this machine when it starts")
 
 
+def _too_slow() -> ProbeSkipped:
+    """Probes stopped at their time limit: the job is long, or the machine busy ("this job will be long" was said of
+    a 47 s job timed while other jobs ran; walkthrough 28)."""
+    return ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: a long job, or a busy "
+                        f"server")
+
+
 def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
     if stop.is_set() and len(clock.times) < 2:
-        raise ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: this job will be "
-                           f"long")
+        raise _too_slow()
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -273,8 +279,7 @@ def _baselines_seconds(data: Any, methods: Sequence[str], seed: int, stop: threa
     started = time.perf_counter()
     for method in methods:
         if stop is not None and stop.is_set():
-            raise ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: this job will be "
-                               f"long")
+            raise _too_slow()
         try:
             fit_method(method, data, seed=seed).results_frame()
         except Exception:  # noqa: BLE001 - a method that fails here fails in the job too (and quickly)

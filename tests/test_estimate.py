@@ -82,5 +82,5 @@ def test_the_baselines_are_timed_once_on_a_few_tasks_and_scaled(data, monkeypatc
     assert train.baselines_s > 0
     stopped = threading.Event()
     stopped.set()
-    with pytest.raises(estimate.ProbeSkipped, match="the timing probes alone took more than"):
+    with pytest.raises(estimate.ProbeSkipped, match="the timing probes alone took more than .* s: a long job, or a busy server"):
         real(data, ["mv", "ds"], 0, stopped)  # the probes' time is out: the next method does not start

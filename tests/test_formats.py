@@ -405,3 +405,21 @@ def test_label_studio_refuses_a_thousand_made_up_controls():
             result = read(("ls.json", export(MAX_CONTROLS + 1)))
             if getattr(result, "problem", None):  # (the preview says a file's problem instead of raising)
                 raise DataError(result.problem)
+
+
+def test_an_empty_golden_column_is_not_named_as_gold_labels(tmp_path):
+    """A Toloka export whose GOLDEN column is empty was read as "gold labels from column 'GOLDEN:result'"
+    (walkthrough 28): the note says the column is empty; one with values still names it."""
+    rows = [f"photo_{t}.jpg\t{label}\t\tw{w}\tACCEPTED" for t in range(40) for w, label in ((1, "cat"), (2, "dog"))]
+    path = tmp_path / "assignments_from_pool_1.tsv"
+    path.write_text("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+                    + "\n".join(rows) + "\n")
+    reading = read_dataset(str(path))
+    assert reading.gold is None
+    assert "no gold labels (column 'GOLDEN:result' is empty)" in reading.note
+    assert "gold labels from column" not in reading.note
+    rows[0] = rows[0].replace("cat\t\t", "cat\tcat\t")
+    path.write_text("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+                    + "\n".join(rows) + "\n")
+    reading = read_dataset(str(path))
+    assert len(reading.gold) == 1 and "gold labels from column 'GOLDEN:result'" in reading.note

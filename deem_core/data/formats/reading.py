@@ -348,11 +348,12 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     data.layout = kind
     gold = _gold(collector, data, max_chars)
     title = FORMAT_TITLES.get(kind, kind)
-    described = note if note is not None else (plans[0].describe() if plans else "")
+    found = gold is not None
+    described = note if note is not None else (plans[0].describe(gold_found=found) if plans else "")
     if len(plans) > 1 and kind not in LAYOUTS:
-        described = plans[0].describe()
+        described = plans[0].describe(gold_found=found)
     if note is None and kind == "per_annotator":
-        described = plans[0].describe([p.worker_name for p in plans])
+        described = plans[0].describe([p.worker_name for p in plans], gold_found=found)
     container = {"parquet": " from Parquet", "json": " from JSON records"}.get(tables[0].kind, "") \
         if kind in LAYOUTS else ""
     reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
