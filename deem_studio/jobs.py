@@ -1026,6 +1026,8 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     ctx.store.save_model(ctx.run_id, model, name=method)
     entry: dict[str, Any] = {"epochs": int(model.n_epochs_), "lr": float(model.lr_),
                              "dead_units": int(model.dead_units_), "run_status": list(model.run_status_)}
+    if getattr(model, "n_layers_", None) is not None:  # the depth used (the one chosen when asked for "auto")
+        entry["layers"] = int(model.n_layers_)
     planned = getattr(model, "epochs_", None)
     if planned is not None and planned < int(model.epochs):  # the update budget cut the epochs: say so with the run
         entry["epochs_planned"] = int(planned)
@@ -1186,6 +1188,9 @@ def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels
         returned = safety_rule_reference(((entry.get("selection") or {}).get("fallback")))
         if returned:  # whose labels these are, for the runs list
             summary[f"labels_from_{method}"] = returned
+        for key in ("layers", "start"):  # what was used, for the runs list (it showed "auto"; walkthrough 28)
+            if entry.get(key) is not None:
+                summary[f"{key}_{method}"] = entry[key]
     store.update_summary(ctx.run_id, **summary)
 
 

@@ -55,14 +55,30 @@ def setting(config: dict, key: str) -> str:
     return str(value)
 
 
-def layers_text(config: dict | None, kind: str) -> str:
-    """A run's layers: a sweep's, a train run's DEEM's ("0" for an iRBM alone; none when nothing trains)."""
+def layers_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
+    """A run's layers: a sweep's, a train run's DEEM's ("0" for an iRBM alone; none when nothing trains); asked for
+    as "auto", the depth used with it ("auto → 0": the grid said "auto" alone; walkthrough 28), unless the labels
+    came from a reference."""
     if kind == "sweep":
         return setting(config, "n_layers")
     trained = trained_methods(config or {}) if kind == "train" else []
     if not trained:
         return ""
-    return setting(config, "n_layers") if "deem" in trained else "0"
+    return _asked_and_used(config, summary, "n_layers", "layers", "deem") if "deem" in trained else "0"
+
+
+def start_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
+    """A train run's start of its first trained method, with the one used when asked for as "auto"."""
+    trained = trained_methods(config or {}) if kind == "train" else []
+    return _asked_and_used(config, summary, "init", "start", trained[0]) if trained else ""
+
+
+def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_key: str, method: str) -> str:
+    asked = setting(config, key)
+    used = (summary or {}).get(f"{used_key}_{method}")
+    if asked != "auto" or used is None or (summary or {}).get(f"labels_from_{method}"):
+        return asked
+    return f"auto → {used}"
 
 
 def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
@@ -106,9 +122,8 @@ if len(runs):
         "name": shown_name,
         # a train run's DEEM settings only when something trained (a Dawid-Skene run listed 1 layer, auto, 0.01;
         # walkthrough 25), an iRBM alone with its 0 layers
-        "layers": [layers_text(c, k) for c, k in zip(configs, runs["kind"])],
-        "start": [setting(c, "init") if k == "train" and trained_methods(c or {}) else ""
-                  for c, k in zip(configs, runs["kind"])],
+        "layers": [layers_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
+        "start": [start_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
         "learning rate": [setting(c, "lr") if k == "train" and trained_methods(c or {}) else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
@@ -173,7 +188,9 @@ if len(runs):
             except Exception as exc:  # noqa: BLE001 - AccessDenied, RunNotFound: a message
                 common.show_error(exc, "rename")
     if st.session_state.get("_confirm_delete") == chosen:
-        st.warning(f"Delete run {chosen} and all its files?")
+        # (a visitor's own runs on its data, launched from its link, are not the owner's to delete; attack round 14)
+        st.warning(f"Delete run {chosen} and all its files? Runs that others launched on its data from its link are "
+                   f"theirs: they stay.")
         if st.button("Yes, delete it", key="runs_delete_yes"):
             try:
                 with_it = owners.delete_run(mgr.store, chosen, common.owner_key())

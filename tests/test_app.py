@@ -1416,3 +1416,27 @@ def test_an_error_box_opens_with_a_capital_and_keeps_a_files_name(runs_dir, monk
     bad = new_app()
     bad.file_uploader(key="upload_annotations").set_value(("lower.csv", b"", "text/csv")).run()
     assert any(unescape(str(e.value)).startswith("lower.csv") for e in list(bad.error) + list(bad.warning))
+
+
+def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
+    """The grid showed "auto" for a run whose layers and start were chosen (walkthrough 28): what was used comes
+    after it; a run whose labels came from a reference keeps "auto" (no depth of its own was used)."""
+    from deem_studio.jobs import get_manager
+
+    at = new_app()
+    store = get_manager(runs_dir).store
+    config = {"methods": ["deem", "mv"], "n_layers": "auto", "init": "auto", "lr": 0.01, "epochs": 2}
+    chosen = store.create("train", config, owner=at.session_state["ws"], dataset="a.csv", status="finished")
+    store.update_summary(chosen, methods=["deem", "mv"], layers_deem=2, start_deem="ds")
+    fallback = store.create("train", config, owner=at.session_state["ws"], dataset="b.csv", status="finished")
+    store.update_summary(fallback, methods=["deem", "mv"], layers_deem=1, start_deem="mv",
+                         labels_from_deem="cluster-weighted Dawid-Skene")
+    fixed = store.create("train", {**config, "n_layers": 1, "init": "mv"}, owner=at.session_state["ws"],
+                         dataset="c.csv", status="finished")
+    store.update_summary(fixed, methods=["deem", "mv"], layers_deem=1, start_deem="mv")
+    at.switch_page("pages/runs.py").run()
+    no_problem(at)
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
+    assert (grid.loc[chosen, "layers"], grid.loc[chosen, "start"]) == ("auto → 2", "auto → ds")
+    assert (grid.loc[fallback, "layers"], grid.loc[fallback, "start"]) == ("auto", "auto")
+    assert (grid.loc[fixed, "layers"], grid.loc[fixed, "start"]) == ("1", "mv")

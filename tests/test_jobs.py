@@ -97,6 +97,9 @@ def test_train_job_stores_everything(manager, monkeypatch):
     assert metrics["wawa"]["status"] == "failed" and "wawa cannot run here" in metrics["wawa"]["message"]
     assert 0.5 < metrics["mv"]["accuracy"] <= 1.0 and metrics["mv"]["gold_tasks"] == data.n_tasks
     assert loaded.summary["accuracy_mv"] == metrics["mv"]["accuracy"]
+    # the depth and start used, for the Runs grid (walkthrough 28)
+    assert (loaded.summary["layers_deem"], loaded.summary["layers_irbm"]) == (1, 0)
+    assert loaded.summary["start_deem"] in ("mv", "ds") and "layers_mv" not in loaded.summary
     assert loaded.model_names() == ["deem", "irbm"]
     assert loaded.load_model("irbm").n_layers == 0
     workers = loaded.extras["workers"]
