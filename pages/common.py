@@ -700,6 +700,12 @@ def restore_latest_runs() -> None:
             latest = str(found["run_id"].iloc[0])
             st.session_state[f"{kind}_run"] = latest
             restore_form(store.get(latest), pick=False)  # (a sweep's grid, epochs, ...)
+    train = st.session_state.get("train_run")
+    if train and not st.session_state.get("diag_run"):  # its latest diagnostics (the sidebar lost them; walkthrough 28)
+        saved = store.list(owner=workspace(), kinds=["diagnostics"], limit=200)
+        found = [r for r, c in zip(saved["run_id"], saved["config"]) if (c or {}).get("source_run") == train]
+        if found:
+            st.session_state["diag_run"] = str(found[0])
     kept_lr_pick()
 
 

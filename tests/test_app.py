@@ -843,6 +843,7 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
         fresh.session_state["owner_key"] = at.session_state["owner_key"]
         fresh.query_params["run"] = run
         fresh.run()
+        assert fresh.session_state["diag_run"] == diag  # listed in the sidebar again (walkthrough 28)
         fresh.switch_page("pages/diagnostics.py").run()
         no_problem(fresh)
         assert f"run `{diag}`" in texts(fresh) and len(fresh.get("plotly_chart")) >= 3
