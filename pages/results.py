@@ -47,8 +47,9 @@ def _load(run_id: str):
     return loaded.record, loaded.config, loaded.results, workers, loaded.model_names(), loaded.problems, metrics
 
 
-mgr.store.get(run_id)  # RunNotFound when its owner deleted it (the page kept showing it, the model download
-# failing; walkthrough 23): the shell says so
+# RunNotFound when its owner deleted it (the page kept showing it, the model download failing; walkthrough 23): the
+# shell says so; its index row read on every page run (a rename showed the data set's name; walkthrough 28)
+fresh_record = mgr.store.get(run_id)
 snap = mgr.snapshot(run_id)
 if snap is None:
     st.warning(f"Run {run_id} no longer exists")
@@ -61,7 +62,7 @@ if not snap.done:
 record, config, results, workers, models, problems, metrics = _load(run_id)
 if not common.run_of_this_data(run_id):
     common.other_data_note(run_id)
-name = record.get("name") or record.get("dataset") or ""
+name = fresh_record.get("name") or record.get("dataset") or ""
 st.caption(f"Run `{run_id}` · " + common.safe(f"{name} · {status_line(snap)}"))
 if not common.can_control(run_id):
     common.read_only_note(run_id)

@@ -1072,6 +1072,14 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at.selectbox(key="runs_choice").set_value(f"{run_id} · train · finished · my <b>run</b>").run()
     at.button(key="runs_rename").click().run()
     assert at.text_input(key="runs_new_name").value == "my <b>run</b>"
+    # the latest run's Results, shown before it is renamed, then after: the new name (it kept the data set's name;
+    # walkthrough 28)
+    latest = at.session_state["train_run"]
+    at.switch_page("pages/results.py").run()
+    assert any(f"Run `{latest}` · tiny" in str(c.value) for c in at.caption), [c.value for c in at.caption]
+    get_manager(runs_dir).store.rename(latest, "second try")
+    at.run()
+    assert any(f"Run `{latest}` · second try" in str(c.value) for c in at.caption), [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("page, key, typed, button", [
