@@ -414,9 +414,12 @@ def test_confusion_matrices_recovered_on_condind(condind):
 
 def test_spammers_flagged_on_condind(condind):
     df, truth, conf, model = condind
-    table = worker_quality(model, df, gold=truth).table.set_index("worker")
+    quality = worker_quality(model, df, gold=truth)
+    table = quality.table.set_index("worker")
     noise = [w for w in table.index if w not in conf["informative"]]
     assert len(noise) == 6
+    # the rule said in words ("spammer score under 7 / labels" read as 7 divided by something; walkthrough 28)
+    assert "(spammer score times its number of labels under 7)" in quality.notes[0]
     assert set(table.index[table["flag"] == "likely spammer"]) == set(noise)
     assert (table.loc[conf["informative"], "flag"] == "ok").all()
     assert (table.loc[noise, "kappa"].abs() < 0.05).all()

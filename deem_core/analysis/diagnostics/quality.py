@@ -203,8 +203,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
-             f"(spammer score under {SPAMMER_NOISE:g} / labels); weak = better than random, but little (spammer score "
-             f"under {spammer_threshold}: for a worker equally good on every class, accuracy under about "
+             f"(spammer score times its number of labels under {SPAMMER_NOISE:g}); weak = better than random, but "
+             f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy under about "
              f"{_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than {min_labels}; "
              f"worse than chance = kappa < 0"]
     if truth is not None:
