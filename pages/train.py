@@ -62,6 +62,10 @@ with st.container(border=True):
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
+    if methods and not any(registry.get_method(m).trains for m in methods):  # (the fields below looked used with
+        # Dawid-Skene alone picked; walkthroughs 26 and 27)
+        st.caption("None of the methods picked trains: the layers, epochs, seeds, learning rate, start and device "
+                   "below are not used (the random seed is).")
     c = st.columns(4)
     if st.session_state.get("train_layers_auto"):
         # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
