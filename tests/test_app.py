@@ -541,6 +541,8 @@ def test_a_damaged_file_of_a_stored_run_spoils_only_itself_and_shows_no_server_p
     at = upload(new_app())
     train = finished_training(at, ["mv", "ds"])
     (get_manager().store.run_dir(train) / part).write_bytes(how)
+    from deem_studio import capacity
+    capacity._TABLES.clear()  # read afresh, as a server does after a restart (the copy read before stays good)
     for page in ("pages/train.py", "pages/results.py", "pages/diagnostics.py", "pages/runs.py"):
         visitor = new_app(run=train)
         if part == "annotations.parquet":  # said as the link opens (the type of the fault, not the server's path)
