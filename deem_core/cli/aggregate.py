@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  read_input, report_fit, say, warn, writing)
+                                  number, read_input, report_fit, say, warn, writing)
 from deem_core.methods import registry
 
 __all__ = ["add_parser", "run"]
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
                              "Studio export)")
     parser.add_argument("--model", default=None, help="also save the fitted model to this file")
     parser.add_argument("--truth", default=None, help="CSV task,truth: report accuracy (and use as gold with --gold-weight)")
-    parser.add_argument("--gold-weight", type=float, default=_default_gold_weight(),
+    parser.add_argument("--gold-weight", type=number, default=_default_gold_weight(),
                         help="weight of the supervised term on --truth labels (default 0: truth only scores)")
     parser.set_defaults(func=run)
 

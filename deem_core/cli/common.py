@@ -27,7 +27,8 @@ from deem_core.data.text import escape_controls
 
 __all__ = ["add_input_arguments", "add_training_arguments", "budget_note", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
            "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
-           "positive_int", "non_negative_int", "seed_value", "learning_rate", "device_name", "MAX_SEED"]
+           "positive_int", "non_negative_int", "number", "whole_number", "seed_value", "learning_rate", "device_name",
+           "MAX_SEED"]
 
 #: the largest --seed (seeds are offset per run and handed to numpy and torch generators)
 MAX_SEED = 2 ** 31 - 1
@@ -54,6 +55,26 @@ def _quoted(text: Any) -> str:
     return repr(escape_controls(text if len(text) <= 24 else text[:20] + "..."))
 
 
+def _as_typed(text: Any) -> str:
+    """Typed text as a number's error repeats it unquoted: stripped, control characters escaped, at most 24
+    characters (a 100,000-character value was printed whole; attack round 15)."""
+    text = str(text).strip()
+    return escape_controls(text if len(text) <= 24 else text[:20] + "...")
+
+
+def whole_number(text: str) -> int:
+    """An option's whole number, any size (its bounds are checked after parsing)."""
+    return _integer(text)
+
+
+def number(text: str) -> float:
+    """An option's number, any value (checked after parsing: NaN and infinities included)."""
+    try:
+        return float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {_quoted(text)}") from None
+
+
 def _integer(text: str, refusal: str = "must be a whole number") -> int:
     """A whole number as ``int()`` reads it. One with more digits than Python converts (4,300 by default) is
     called too long, not "not a number"."""
@@ -63,7 +84,7 @@ def _integer(text: str, refusal: str = "must be a whole number") -> int:
     except ValueError:
         pass
     digits = stripped.lstrip("+-").replace("_", "")
-    if digits.isascii() and digits.isdigit() and len(digits) > 24:
+    if digits.isdecimal() and len(digits) > 24:  # (any script's digits, as int() reads them)
         raise argparse.ArgumentTypeError(
             f"got a whole number of {len(digits):,} digits, far past any value accepted") from None
     raise argparse.ArgumentTypeError(f"{refusal}, got {_quoted(text)}") from None
@@ -154,21 +175,21 @@ def _finite(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {_quoted(text)}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {_as_typed(text)}")
     return value
 
 
 def positive_float(text: str) -> float:
     value = _finite(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {_as_typed(text)}")
     return value
 
 
 def non_negative_float(text: str) -> float:
     value = _finite(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {_as_typed(text)}")
     return value
 
 
@@ -187,7 +208,7 @@ def prior_strength(text: str) -> float:
 
     value = non_negative_float(text)
     if value > MAX_DS_PRIOR:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_DS_PRIOR:,.0f}, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DS_PRIOR:,.0f}, got {_as_typed(text)}")
     return value
 
 
@@ -198,7 +219,7 @@ def learning_rate(text: str) -> str:
     if str(text).strip().lower() == "auto":
         return "auto"
     if positive_float(text) > MAX_LR:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_LR:g}, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LR:g}, got {_as_typed(text)}")
     return str(text).strip()
 
 
@@ -415,9 +436,9 @@ def input_limits(args: argparse.Namespace):
         max_rows = int(str(max_rows).replace(",", "").replace("_", "")) if max_rows else None
     except ValueError as exc:
         raise UsageError(str(exc) if "must" in str(exc) else f"--max-input-rows must be a whole number, got "
-                         f"{args.max_input_rows!r}") from None
+                         f"{_quoted(args.max_input_rows)}") from None
     if max_rows is not None and max_rows <= 0:
-        raise UsageError(f"--max-input-rows must be positive, got {args.max_input_rows!r}")
+        raise UsageError(f"--max-input-rows must be positive, got {_quoted(args.max_input_rows)}")
     return Limits.from_env(max_bytes=max_bytes, max_rows=max_rows)
 
 
@@ -452,11 +473,11 @@ def parse_float_list(text: str, what: str, maximum: float | None = None) -> list
     try:
         values = [float(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"{what} must be comma-separated numbers, got {escape_controls(text)!r}") from None
+        raise UsageError(f"{what} must be comma-separated numbers, got {_quoted(text)}") from None
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise UsageError(f"{what} must be positive finite numbers, got {escape_controls(text)!r}")
+        raise UsageError(f"{what} must be positive finite numbers, got {_quoted(text)}")
     if maximum is not None and max(values) > maximum:
-        raise UsageError(f"{what} must be at most {maximum:g}, got {escape_controls(text)!r}")
+        raise UsageError(f"{what} must be at most {maximum:g}, got {_quoted(text)}")
     return values
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
-                                  report_fit, say, warn, writing)
+                                  report_fit, say, warn, whole_number, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -32,9 +32,9 @@ def add_parser(subparsers) -> None:
                         help="importance on the tasks where WORKER answered --subset-label vs the rest")
     parser.add_argument("--subset-label", default=None, metavar="LABEL")
     parser.add_argument("--experts", default=None, metavar="L1,L2,...", help="workers drawn in red in the importance chart")
-    parser.add_argument("--min-common", type=int, default=None,
+    parser.add_argument("--min-common", type=whole_number, default=None,
                         help="skip worker pairs with fewer common tasks than this in a class (default 10)")
-    parser.add_argument("--max-tasks", type=int, default=None,
+    parser.add_argument("--max-tasks", type=whole_number, default=None,
                         help="estimate importance on at most this many random tasks per subset (faster with layers)")
     parser.set_defaults(func=run)
 

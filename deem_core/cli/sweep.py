@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, epochs_count, layers_count,
-                                  load_input, parse_float_list, positive_int, sampler_steps, say, seed_value, warn,
+                                  load_input, number, parse_float_list, positive_int, sampler_steps, say, seed_value, warn,
                                   writing)
 
 __all__ = ["add_parser", "run"]
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
                         help=f"DMALA steps per mini-batch, 0 to {MAX_SAMPLER_STEPS:,} (default {default['sampler_steps']})")
     parser.add_argument("--init", default=default["init"], choices=["mv", "ds"],
                         help=f"start from majority vote or Dawid-Skene (default {default['init']})")
-    parser.add_argument("--smoothing", type=float, default=default["smoothing"],
+    parser.add_argument("--smoothing", type=number, default=default["smoothing"],
                         help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; "
                              f"default {default['smoothing']})")
     parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
