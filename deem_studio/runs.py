@@ -706,7 +706,11 @@ class RunStore:
                                    lambda n=name: _read_table(results_dir / n, result_columns))
                 if frame is not None:
                     # runs saved before the label column was named "label" called it "agg_label"
-                    loaded.results[name] = frame.rename(columns={"agg_label": "label"})
+                    frame = frame.rename(columns={"agg_label": "label"})
+                    if "label" not in frame.columns:  # (the Train page failed on one: KeyError; attack round 15)
+                        loaded.problems[f"results/{name}"] = "its stored table has no label column"
+                        continue
+                    loaded.results[name] = frame
         for json_file in sorted(path.glob("*.json")):
             if json_file.name in ("config.json", "dataset.json") or json_file.name.endswith(".table.json"):
                 continue

@@ -283,3 +283,18 @@ def test_a_stored_runs_status_reads_its_curves_alone(tmp_path, monkeypatch):
     (store.run_dir(run_id) / "history.parquet").write_bytes(b"PAR1 not parquet")
     snap = JobManager(store).snapshot(run_id)
     assert snap.status == "finished" and len(snap.history) == 0
+
+
+def test_a_results_table_without_labels_is_a_problem_of_its_own(tmp_path):
+    """A stored results table with no label column failed the Train page ("KeyError: 'label'"; attack round 15): it
+    is left out with a problem of its own, the other tables read."""
+    store = RunStore(tmp_path)
+    data, _ = tiny()
+    run_id = store.create("train", {}, data=data)
+    model = DEEM(n_layers=0, epochs=1, seed=0, device="cpu").fit(data)
+    store.save_result(run_id, "deem", model.results_frame())
+    store.save_result(run_id, "mv", model.results_frame().drop(columns="label"))
+    loaded = store.load(run_id, with_data=False)
+    assert list(loaded.results) == ["deem"]
+    assert loaded.problems == {"results/mv": "its stored table has no label column"}
+    assert list(store.load(run_id, result_columns=["label"]).results) == ["deem"]
