@@ -12,6 +12,8 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+import dataclasses  # noqa: E402
+
 import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -159,7 +161,18 @@ if result is None:
             "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")
     st.stop()
 st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
-for note in result.notes:
+quality = result.quality
+notes = list(result.notes)
+if quality.gold is not None and not common.can_control(diag_id):
+    # a visitor (the run's link) sees nothing of the owner's gold labels worker by worker: each worker's confusion
+    # against them, with the answers the link loads, gave the gold labels back (83% of 3,000 pinned, all right;
+    # attack round 15)
+    gold_note = next((n for n in quality.notes if n.startswith("accuracy is measured against")), None)
+    quality = dataclasses.replace(quality, gold=None, table=quality.table.drop(columns=["accuracy"], errors="ignore"),
+                                  notes=[n for n in quality.notes if n != gold_note])
+    notes = [n for n in notes if n != gold_note]
+    notes.append("the workers' accuracies and confusion matrices against the run's gold labels stay with its owner")
+for note in notes:
     st.caption(common.safe(f"note: {note}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
@@ -168,7 +181,7 @@ from deem_core.plots.report import confusion_long_frame, importance_frame, mi_su
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"],
                                        key=f"diag_tabs_{diag_id}")
-mi, importance, quality = result.mutual_information, result.importance, result.quality
+mi, importance = result.mutual_information, result.importance
 with tab_mi:
     asked = (record.get("config") or {}).get("n_layers")
     of_deem = ((mgr.store.get(diag_id).get("config") or {}).get("method") or "deem") == "deem"  # (iRBM: 0 layers)

@@ -661,6 +661,20 @@ def test_diagnostics_page(runs_dir):
     # its run is listed, with the source run in its config, but its annotations are not copied again
     assert not (runs_dir / diag_id / "annotations.parquet").exists()
     assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()
+    owner_table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
+    assert "accuracy" in owner_table.columns
+    # a visitor with the run's link sees the owner's diagnostics without the gold labels worker by worker (with the
+    # answers the link loads, they gave the gold labels back; attack round 15)
+    visitor = new_app(run=at.session_state["train_run"])
+    visitor.switch_page("pages/diagnostics.py").run()
+    no_problem(visitor)
+    assert f"run `{diag_id}`" in texts(visitor)
+    table = next(t.value for t in visitor.dataframe if "flag" in t.value.columns)
+    assert "accuracy" not in table.columns and "irbm accuracy" in table.columns
+    assert visitor.radio(key=f"diag_q_kind_{diag_id}").options == ["DEEM's labels", "the iRBM (Lemma 1)"]
+    shown = unescape(texts(visitor))
+    assert ("note: the workers' accuracies and confusion matrices against the run's gold labels stay with its owner"
+            in shown and "accuracy is measured against" not in shown)
 
 
 def other_csv(n_tasks: int = 150) -> bytes:
