@@ -21,6 +21,7 @@ No page code here: the pages call :func:`reading`, :func:`admit_data`, :func:`ru
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 import weakref
@@ -109,8 +110,13 @@ def ledger() -> DataLedger:
 
 def admit_data(data: Any, replacing: Any = None) -> int:
     """Count a data set a session is about to keep (instead of ``replacing``); CapacityError when the server has
-    no room for it."""
-    return ledger().admit(data, replacing)
+    no room for it, even after letting go of the runs' tables kept for the pages (:func:`run_tables`)."""
+    try:
+        return ledger().admit(data, replacing)
+    except CapacityError:
+        if not _release_kept_tables():
+            raise
+        return ledger().admit(data, replacing)
 
 
 # --------------------------------------------------------------------------- reading
@@ -230,9 +236,21 @@ def run_tables(store: Any, run_id: str, methods: Iterable[str] | None = None, co
         loaded = store.load(run_id, with_data=False, methods=key[3], result_columns=key[4], with_gold=True)
         if prepare is not None:
             loaded.results = {m: prepare(table) for m, table in loaded.results.items()}
-        ledger().admit(loaded)
+        with _RUN_LOCK:  # the oldest let go of first (a new one was counted before: kept ones took the room)
+            while len(_TABLES) >= MAX_KEPT_TABLES:
+                _TABLES.popitem(last=False)
+        admit_data(loaded)  # (under pressure the kept tables go before it is refused; attack round 15)
         with _RUN_LOCK:
             _TABLES[key] = loaded
-            while len(_TABLES) > MAX_KEPT_TABLES:
-                _TABLES.popitem(last=False)
     return loaded
+
+
+def _release_kept_tables() -> bool:
+    """Let go of every kept table (a cache: read again when asked for); True when there were any. What no session
+    holds any more leaves the ledger at once."""
+    with _RUN_LOCK:
+        had = bool(_TABLES)
+        _TABLES.clear()
+    if had:
+        gc.collect()
+    return had

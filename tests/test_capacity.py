@@ -298,3 +298,44 @@ def test_a_links_pages_read_the_labels_and_the_shown_table_once(runs_dir, monkey
     labels = [name for name, columns in reads if name.startswith("results/") and columns is not None]
     assert whole == ["results/mv"], whole  # the run's first method, shown on Results
     assert sorted(labels) == ["results/ds", "results/mv", "results/wawa"], labels
+
+
+def test_kept_tables_never_take_the_room_of_new_data(tmp_path, monkeypatch):
+    """The last kept tables, viewed by no one, held 250 MB of a 286 MB budget and a new visitor's upload was refused
+    (attack round 15): under pressure they go first, and the oldest goes before a new one is counted."""
+    store = RunStore(tmp_path)
+    run_id = _run_with_tables(store, methods=("mv", "ds", "wawa", "glad", "mace"), n_classes=50)
+    one = capacity.data_bytes(capacity.run_tables(store, run_id, ["mv"]))
+    capacity._release_kept_tables()
+    book = capacity.DataLedger(budget=int(one * 4.5))
+    monkeypatch.setattr(capacity, "_LEDGER", [book])
+    for method in ("mv", "ds", "wawa", "glad", "mace"):  # a fifth fits: the first went before it was counted
+        capacity.run_tables(store, run_id, [method])
+    gc.collect()
+    assert len(capacity._TABLES) == capacity.MAX_KEPT_TABLES and book.held() <= 4 * one
+    data = annotations(n_tasks=int(one * 2 / 200))  # more than the room the kept tables leave
+    assert capacity.data_bytes(data) > book.budget - book.held()
+    capacity.admit_data(data)  # admitted: the kept tables were let go of
+    assert not capacity._TABLES and book.held() == capacity.data_bytes(data)
+
+
+def test_a_results_page_keeps_no_table_alive_after_its_run(runs_dir):
+    """Each Results session kept its table and two copies of it alive after its page run, through the downloads
+    that closed over the page (8 sessions: +620 MB the ledger never saw; attack round 15)."""
+    import weakref
+
+    from deem_studio.jobs import get_manager
+
+    store = get_manager(runs_dir).store
+    run_id = _run_with_tables(store, n_classes=20)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("pages/results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {b.proto.label for b in at.get("download_button")} >= {"Labels CSV", "Labels Parquet"}
+    tables = [weakref.ref(t) for kept in capacity._TABLES.values() for t in kept.results.values()]
+    assert len(tables) >= 4  # the labels of the 3 methods and the shown one's table
+    capacity._release_kept_tables()
+    gc.collect()
+    assert [t for t in tables if t() is not None] == []
