@@ -7,6 +7,7 @@ Usage (a run with several methods on a wide table; attack round 14 made one of 6
 
     python benchmarks/run_pages_memory.py --make 60000 200 mv,wawa,zbs,ds_shared --runs-dir /tmp/pm_runs
     python benchmarks/run_pages_memory.py --runs-dir /tmp/pm_runs --run <id> --sessions 3 [--app other/app.py]
+    python benchmarks/run_pages_memory.py --runs-dir /tmp/pm_runs --run <id> --sessions 8 --mix  # a method each
 
 ``--app`` measures another checkout's pages (run with that checkout on PYTHONPATH) for a before/after table.
 """
@@ -62,6 +63,7 @@ def main() -> int:
     parser.add_argument("--run")
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--app", default=str(ROOT / "app.py"))
+    parser.add_argument("--mix", action="store_true", help="session i picks the run's i-th method on Results")
     args = parser.parse_args()
     os.environ["DEEM_RUNS_DIR"] = args.runs_dir
     if args.make:
@@ -82,6 +84,10 @@ def main() -> int:
             started = time.time()
             if page:
                 at.switch_page(page)
+            elif args.mix:  # the click: another method on the picker
+                picker = at.selectbox(key=f"results_method_{args.run}")
+                picker.set_value(picker.options[i % len(picker.options)])
+                step = f"Results, {picker.options[i % len(picker.options)]}"
             at.run()
             problems = [str(e.value)[:80] for e in list(at.exception) + list(at.error)]
             rss, hwm = memory()
