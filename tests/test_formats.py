@@ -418,8 +418,12 @@ def test_an_empty_golden_column_is_not_named_as_gold_labels(tmp_path):
     assert reading.gold is None
     assert "no gold labels (column 'GOLDEN:result' is empty)" in reading.note
     assert "gold labels from column" not in reading.note
+    # before Load, the preview's line says what its rows show (it named the column as the source; walkthrough 29)
+    shown = preview(str(path)).note
+    assert "gold labels from column 'GOLDEN:result', if any (none in the first 80 rows)" in shown, shown
     rows[0] = rows[0].replace("cat\t\t", "cat\tcat\t")
     path.write_text("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
                     + "\n".join(rows) + "\n")
     reading = read_dataset(str(path))
     assert len(reading.gold) == 1 and "gold labels from column 'GOLDEN:result'" in reading.note
+    assert "if any" not in preview(str(path)).note

@@ -150,12 +150,14 @@ class Plan:
         cols = self.task_columns
         return cols[0] if len(cols) == 1 else " + ".join(cols)
 
-    def describe(self, worker_names: Sequence[str] = (), gold_found: bool | None = None) -> str:
+    def describe(self, worker_names: Sequence[str] = (), gold_found: bool | None = None,
+                 gold_empty_rows: int = 0) -> str:
         """The mapping in words, for the "read as ..." note: which column became which role, e.g.
         ``tasks from column 'item_id', workers from column 'annotator', labels from column 'answer'``.
         ``worker_names``: every file's worker when several per-worker files are read together (the note named the
         first file's only; walkthrough 21). ``gold_found``: False once read with no gold label in the gold column
-        (an export's empty GOLDEN column was named as the source of gold labels; walkthrough 28)."""
+        (an export's empty GOLDEN column was named as the source of gold labels; walkthrough 28).
+        ``gold_empty_rows``: a preview's rows, none with a gold label (said before the whole file is read)."""
         cols = self.task_columns
         parts = [f"tasks from column {_quoted(cols[0])}" if len(cols) == 1 else
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
@@ -184,6 +186,8 @@ class Plan:
                 parts.append(f"soft labels from columns {', '.join(_quoted(c) for c in self.soft)}")
         if self.gold:
             parts.append(f"no gold labels (column {_quoted(self.gold)} is empty)" if gold_found is False
+                         else f"gold labels from column {_quoted(self.gold)}, if any (none in the first "
+                              f"{gold_empty_rows:,} rows)" if gold_empty_rows
                          else f"gold labels from column {_quoted(self.gold)}")
         if self.status:
             parts.append(f"rejected rows (column {_quoted(self.status)}) excluded")

@@ -463,7 +463,13 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     mapping["ignored"] = plan.extra
     container_note = {"parquet": " from Parquet", "json": " from JSON records"}.get(table.kind, "") \
         if plan.format in LAYOUTS else ""
-    note = f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note}: {plan.describe()}"
+    # a gold column empty in every previewed row: said so before Load (the line named it as the source of gold labels
+    # above the read's "no gold labels (column ... is empty)"; walkthrough 29)
+    gold_rows = 0
+    if plan.gold and plan.gold in head and bool(missing_mask(head[plan.gold]).all()):
+        gold_rows = len(head)
+    note = (f"{table.name}: read as {FORMAT_TITLES.get(plan.format, plan.format)}{container_note}: "
+            f"{plan.describe(gold_empty_rows=gold_rows)}")
     problem = _repeated_wide_tasks(table.name, head, plan) if form == "auto" else None
     return Preview(table.name, shown, plan.format, mapping, delimiter, encoding, warnings, problem, note,
                    plan.choices, container)
