@@ -148,8 +148,10 @@ def test_a_link_opens_the_answers_but_not_the_gold_labels(runs_dir):
     carol.button(key="runs_open_id").click().run()
     assert "its 100 gold labels stay with its owner" in texts(ok(carol))
     assert carol.session_state["dataset"]["data"].n_tasks == 100 and carol.session_state["dataset"]["gold"] is None
-    dave = session(run=run_id)  # by its link
+    dave = session(run=run_id)  # by its link (said too: walkthrough 29)
     assert dave.session_state["dataset"]["data"].n_tasks == 100 and dave.session_state["dataset"]["gold"] is None
+    assert (f"The annotations of run {run_id} are loaded; its 100 gold labels stay with its owner: its accuracies "
+            f"show, the labels themselves are not loaded here.") in texts(ok(dave)).replace("\\", "")
     dave.switch_page("pages/results.py").run()
     shown = texts(ok(dave)).replace("\\", "")  # (Markdown escapes) the run's own scores still show
     assert "Accuracy against the gold labels (on the 100 tasks with a gold label): Majority vote 0.8100" in shown
