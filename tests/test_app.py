@@ -188,6 +188,11 @@ def test_train_tiny_model_and_see_results(runs_dir):
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
+    # the worker table says whose labels it is measured against, whichever method is picked (walkthrough 29)
+    at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("mv").run()
+    assert ("Measured against the labels of DEEM, the run's first trained method (or its first method), whichever "
+            "method is picked above; the Worker table CSV is this table.") in unescape(texts(at))
+    at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("deem").run()
     # review queue: only disagreements with majority vote, least confident first
     at.toggle(key="results_disagree").set_value(True)
     at.toggle(key="results_review").set_value(True).run()
