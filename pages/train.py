@@ -64,8 +64,8 @@ with st.container(border=True):
                                   "background; the other methods run after them on the CPU.")
     if methods and not any(registry.get_method(m).trains for m in methods):  # (the fields below looked used with
         # Dawid-Skene alone picked; walkthroughs 26 and 27)
-        st.caption("None of the methods picked trains: the layers, epochs, seeds, learning rate, start and device "
-                   "below are not used (the random seed is).")
+        st.caption("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning "
+                   "rate, start, device and gold-label weight below are not used (the random seed is).")
     c = st.columns(4)
     if st.session_state.get("train_layers_auto"):
         # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
@@ -126,9 +126,10 @@ with st.container(border=True):
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
-    if bad_lr is None:  # (else the error below says what is wrong with the typed rate)
-        st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
+    if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
+        # method that trains, no rate is used: walkthrough 29)
+        st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
     if "deem" in deem_methods and init != "auto" and not layers_auto:  # (walkthrough, ninth session: a hand-picked
         # start with 2 layers landed below majority vote on copying workers, without a word)
         st.caption("With the start and the layers fixed by hand nothing is held out: workers who copy each other are "
@@ -163,7 +164,7 @@ with st.container(border=True):
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
-                if deem_methods else "the baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
+                if deem_methods else "The baselines")  # (a line of its own: it opened in lower case; walkthrough 29) + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):

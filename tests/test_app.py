@@ -1055,10 +1055,15 @@ def test_counts_in_page_tables_have_thousands_separators():
 def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/train.py").run()
-    unused = "None of the methods picked trains: the layers, epochs, seeds, learning rate, start and device below"
+    unused = ("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning rate, "
+              "start, device and gold-label weight below are not used (the random seed is).")
     assert not any(unused in str(c.value) for c in at.caption)  # DEEM is picked by default
+    assert any(str(c.value).startswith("Learning rate 0") for c in at.caption)
     at.multiselect(key="train_methods").set_value(["mv"]).run()
     assert any(unused in str(c.value) for c in at.caption)  # (walkthroughs 26 and 27)
+    # no rate said where none is used; the estimate's line opens with a capital (walkthrough 29)
+    assert not any(str(c.value).startswith("Learning rate") for c in at.caption)
+    assert any(str(c.value).startswith("The baselines on 200 tasks: about") for c in at.caption), at.caption
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
     assert wait_done(run_id).status == "finished"
