@@ -28,6 +28,10 @@ st.caption("Runs are kept on the server across restarts. This list shows the run
 def describe(row: pd.Series) -> str:
     summary = row["summary"] or {}
     bits = []
+    if row["kind"] == "diagnostics" and summary.get("source_run"):  # whose (its row said only the data set's name;
+        # walkthrough 29)
+        method = summary.get("method")
+        bits.append(f"of run {summary['source_run']}" + (f" ({method_name(method)})" if method else ""))
     if summary.get("recommended_lr") is not None:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
     # the safety rule's reference named as on Results

@@ -680,6 +680,10 @@ def test_diagnostics_page(runs_dir):
     shown = unescape(texts(visitor))
     assert ("note: the workers' accuracies and confusion matrices against the run's gold labels stay with its owner"
             in shown and "accuracy is measured against" not in shown)
+    # the owner's Runs grid says whose diagnostics they are (the row said only the data set's name; walkthrough 29)
+    at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
+    assert grid.loc[diag_id, "summary"] == f"of run {at.session_state['train_run']} (DEEM)"
 
 
 def other_csv(n_tasks: int = 150) -> bytes:
