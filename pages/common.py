@@ -612,6 +612,9 @@ def session_runs() -> list[tuple[str, str]]:
 #: what a run id that names no run means to the one who holds it
 GONE = "it was deleted by its owner, or the link is wrong"
 
+#: DEEM's starts as the pages name them (the Train form's choices, the Runs grid's column)
+STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
+
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 #: the page a shared link of each kind of run opens (a training's labels are on Results)
 LINK_PAGE_OF_KIND = {"sweep": "sweep", "train": "results", "diagnostics": "diagnostics"}

@@ -172,6 +172,9 @@ if quality.gold is not None and not common.can_control(diag_id):
                                   notes=[n for n in quality.notes if n != gold_note])
     notes = [n for n in notes if n != gold_note]
     notes.append("the workers' accuracies and confusion matrices against the run's gold labels stay with its owner")
+elif quality.gold is None and "accuracy" in quality.table and quality.table["accuracy"].isna().all():
+    # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
+    quality = dataclasses.replace(quality, table=quality.table.drop(columns=["accuracy"]))
 for note in notes:
     st.caption(common.safe(f"note: {note}"))
 

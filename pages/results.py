@@ -283,9 +283,10 @@ row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_
 if workers is not None:
     with st.expander("Worker table"):
         # one table per run, whichever method is picked (it looked like the picked method's; walkthrough 29)
-        st.caption(common.safe(f"Measured against the labels of {scored_name(primary)}, the run's first trained "
-                               f"method (or its first method), whichever method is picked above; the Worker table "
-                               f"CSV is this table."))
+        trains = primary in registry.METHODS and registry.get_method(primary).trains
+        st.caption(common.safe(f"Measured against the labels of {scored_name(primary)}, the run's first "
+                               f"{'trained method' if trains else 'method'}, whichever method is picked above; the "
+                               f"Worker table CSV is this table."))
         common.table(workers)
 # the page's own copies go with its run (the downloads read the table again when asked)
 del frame, view, shown, results

@@ -31,7 +31,7 @@ def describe(row: pd.Series) -> str:
     if row["kind"] == "diagnostics" and summary.get("source_run"):  # whose (its row said only the data set's name;
         # walkthrough 29)
         method = summary.get("method")
-        bits.append(f"of run {summary['source_run']}" + (f" ({method_name(method)})" if method else ""))
+        bits.append(f"Diagnostics of run {summary['source_run']}" + (f" ({method_name(method)})" if method else ""))
     if summary.get("recommended_lr") is not None:
         bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
     # the safety rule's reference named as on Results
@@ -72,17 +72,19 @@ def layers_text(config: dict | None, kind: str, summary: dict | None = None) -> 
 
 
 def start_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
-    """A train run's start of its first trained method, with the one used when asked for as "auto"."""
+    """A train run's start of its first trained method, with the one used when asked for as "auto" (named as on the
+    Train form: the grid said "ds"; walkthrough 30)."""
     trained = trained_methods(config or {}) if kind == "train" else []
-    return _asked_and_used(config, summary, "init", "start", trained[0]) if trained else ""
+    return (_asked_and_used(config, summary, "init", "start", trained[0], common.STARTS.get) if trained else "")
 
 
-def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_key: str, method: str) -> str:
+def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_key: str, method: str,
+                    name=lambda value: value) -> str:
     asked = setting(config, key)
     used = (summary or {}).get(f"{used_key}_{method}")
     if asked != "auto" or used is None or (summary or {}).get(f"labels_from_{method}"):
-        return asked
-    return f"auto → {used}"
+        return name(asked) or asked
+    return f"auto → {name(str(used)) or used}"
 
 
 def epochs_text(config: dict | None, kind: str, n_tasks) -> str:

@@ -24,7 +24,7 @@ from pages import common  # noqa: E402
 
 LIVE_EVERY = 1.0  # seconds between redraws of a running job
 QUEUED_EVERY = 3.0  # ... of a queued one
-STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
+STARTS = common.STARTS
 TRAIN_MAX_EPOCHS = 5000
 LR_RANGE = (1e-6, MAX_LR)
 
