@@ -164,7 +164,8 @@ with st.container(border=True):
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
-                if deem_methods else "The baselines")  # (a line of its own: it opened in lower case; walkthrough 29) + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines else "")
+                if deem_methods else "The baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines
+                                                         else "")  # ("the baselines" opened the line; walkthrough 29)
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):

@@ -1064,6 +1064,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
               "start, device and gold-label weight below are not used (the random seed is).")
     assert not any(unused in str(c.value) for c in at.caption)  # DEEM is picked by default
     assert any(str(c.value).startswith("Learning rate 0") for c in at.caption)
+    assert any("+ 2 baseline(s) on 200 tasks: about" in str(c.value) for c in at.caption), at.caption
     at.multiselect(key="train_methods").set_value(["mv"]).run()
     assert any(unused in str(c.value) for c in at.caption)  # (walkthroughs 26 and 27)
     # no rate said where none is used; the estimate's line opens with a capital (walkthrough 29)
