@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from deem_core.data.text import escape_controls
+from deem_core.data.text import escape_controls, shortened
 
 __all__ = ["add_input_arguments", "add_training_arguments", "budget_note", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
            "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
@@ -51,15 +51,13 @@ def warn(text: Any) -> None:
 # --------------------------------------------------------------------------- option types (argparse ``type=``)
 def _quoted(text: Any) -> str:
     """Typed text as an error quotes it: control characters escaped, at most 24 characters."""
-    text = str(text)
-    return repr(escape_controls(text if len(text) <= 24 else text[:20] + "..."))
+    return repr(escape_controls(shortened(text)))
 
 
 def _as_typed(text: Any) -> str:
     """Typed text as a number's error repeats it unquoted: stripped, control characters escaped, at most 24
     characters (a 100,000-character value was printed whole; attack round 15)."""
-    text = str(text).strip()
-    return escape_controls(text if len(text) <= 24 else text[:20] + "...")
+    return escape_controls(shortened(str(text).strip()))
 
 
 def whole_number(text: str) -> int:
@@ -124,7 +122,7 @@ def non_negative_int(text: str) -> int:
 
 def _shown(value: int) -> str:
     """A number as an error quotes it: at most 24 characters."""
-    return str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+    return shortened(value)
 
 
 def _at_most(value: int, most: int) -> int:

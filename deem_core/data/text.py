@@ -20,7 +20,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["escape_controls", "html_text", "natural_positions"]
+__all__ = ["escape_controls", "html_text", "natural_positions", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -45,6 +45,13 @@ def escape_controls(value: Any) -> str:
     if text.isprintable():  # fast path: str.isprintable is False for every Cc, Cf, Zl and Zp character
         return text
     return "".join(_visible(c) if _is_control(c) else c for c in text)
+
+
+def shortened(value: Any, most: int = 24) -> str:
+    """``value`` as text an error message repeats: at most ``most`` characters, the rest as "..." (a
+    100,000-character option value was printed whole; attack round 15)."""
+    text = str(value)
+    return text if len(text) <= most else text[:most - 4] + "..."
 
 
 def html_text(value: Any) -> str:

@@ -204,8 +204,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score times its number of labels under {SPAMMER_NOISE:g}); weak = better than random, but "
-             f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy under about "
-             f"{_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than {min_labels}; "
+             f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy "
+             f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
+             f"{min_labels}; "
              f"worse than chance = kappa < 0"]
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")

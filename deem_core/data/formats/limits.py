@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from deem_core.data.text import shortened
+
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS",
            "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "limit_from_env", "parse_limit", "parse_size"]
 
@@ -51,12 +53,6 @@ PREVIEW_BYTES = 4 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-def _cut(text: object) -> str:
-    """A typed value as an error repeats it: at most 24 characters (a 100,000-character one was printed whole)."""
-    text = str(text)
-    return text if len(text) <= 24 else text[:20] + "..."
-
-
 def parse_size(text: str | int, what: str = "size") -> int:
     """``"512M"`` -> 536870912; plain integers are bytes. ValueError for anything else."""
     if isinstance(text, int):
@@ -66,9 +62,9 @@ def parse_size(text: str | int, what: str = "size") -> int:
             value = int(parse_limit(text, "bytes", zero=True))  # (0 is refused just below, in these words)
         except ValueError:
             raise ValueError(f"{what} must be a number of bytes, optionally ending in K, M or G; got "
-                             f"{_cut(text)!r}") from None
+                             f"{shortened(text)!r}") from None
     if value <= 0:
-        raise ValueError(f"{what} must be positive, got {_cut(text)!r}")
+        raise ValueError(f"{what} must be positive, got {shortened(text)!r}")
     return value
 
 
