@@ -698,7 +698,8 @@ class RunStore:
         if results_dir.exists():
             names = sorted({p.name.split(".")[0] for p in results_dir.iterdir() if not p.name.startswith(".")})
             if methods is not None:
-                names = [name for name in names if name in set(methods)]
+                wanted = set(methods)
+                names = [name for name in names if name in wanted]
             if result_columns is not None and "label" in result_columns:  # (its name in runs saved before "label")
                 result_columns = [*result_columns, "agg_label"]
             for name in names:

@@ -705,11 +705,22 @@ def restore_latest_runs() -> None:
             restore_form(store.get(latest), pick=False)  # (a sweep's grid, epochs, ...)
     train = st.session_state.get("train_run")
     if train and not st.session_state.get("diag_run"):  # its latest diagnostics (the sidebar lost them; walkthrough 28)
-        saved = store.list(owner=workspace(), kinds=["diagnostics"], limit=200)
-        found = [r for r, c in zip(saved["run_id"], saved["config"]) if (c or {}).get("source_run") == train]
+        found = latest_diagnostics(workspace(), train)
         if found:
-            st.session_state["diag_run"] = str(found[0])
+            st.session_state["diag_run"] = found
     kept_lr_pick()
+
+
+def latest_diagnostics(owner: str | None, source_run: str, model: str | None = None,
+                       statuses: list[str] | None = None) -> str | None:
+    """The id of ``owner``'s latest diagnostics of ``source_run`` (of its ``model`` when given; a run without a
+    method is DEEM's), among ``statuses`` (default any), or None."""
+    saved = manager().store.list(owner=owner, kinds=["diagnostics"], statuses=statuses)
+    for run_id, config in zip(saved["run_id"], saved["config"]):  # (the listed rows carry their configs)
+        config = config or {}
+        if config.get("source_run") == source_run and (model is None or (config.get("method") or "deem") == model):
+            return str(run_id)
+    return None
 
 
 def reopen(run_id: str, with_latest: bool = True) -> bool:

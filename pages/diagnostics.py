@@ -108,9 +108,8 @@ def shown_diagnostics(model: str) -> str | None:
     if diagnostics_of(config_of(mine), model):
         return mine
     owners_of = [common.workspace()] + [o for o in [record.get("owner")] if o and o != common.workspace()]
-    for owner in owners_of:  # (the listed rows carry their configs: no query per row)
-        saved = mgr.store.list(owner=owner, kinds=["diagnostics"], statuses=["queued", "running", "finished"])
-        found = next((r for r, c in zip(saved["run_id"], saved["config"]) if diagnostics_of(c, model)), None)
+    for owner in owners_of:
+        found = common.latest_diagnostics(owner, run_id, model, statuses=["queued", "running", "finished"])
         if found:
             return found
     return None

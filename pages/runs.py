@@ -75,16 +75,18 @@ def start_text(config: dict | None, kind: str, summary: dict | None = None) -> s
     """A train run's start of its first trained method, with the one used when asked for as "auto" (named as on the
     Train form: the grid said "ds"; walkthrough 30)."""
     trained = trained_methods(config or {}) if kind == "train" else []
-    return (_asked_and_used(config, summary, "init", "start", trained[0], common.STARTS.get) if trained else "")
+    return _asked_and_used(config, summary, "init", "start", trained[0], common.STARTS) if trained else ""
 
 
 def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_key: str, method: str,
-                    name=lambda value: value) -> str:
+                    names: dict[str, str] | None = None) -> str:
+    """The setting asked for, named by ``names`` where it has a name; asked as "auto", the value used after it."""
+    names = names or {}
     asked = setting(config, key)
     used = (summary or {}).get(f"{used_key}_{method}")
     if asked != "auto" or used is None or (summary or {}).get(f"labels_from_{method}"):
-        return name(asked) or asked
-    return f"auto → {name(str(used)) or used}"
+        return names.get(asked, asked)
+    return f"auto → {names.get(str(used), used)}"
 
 
 def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
