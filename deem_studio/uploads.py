@@ -26,7 +26,7 @@ from deem_studio.settings import env_value
 _LOG = logging.getLogger(__name__)
 
 __all__ = ["CapacityError", "ConnectionLimit", "UploadGuard", "connection_limit", "install_connection_limit",
-           "install_message_limit", "install_upload_guard", "physical_memory", "upload_guard"]
+           "install_message_limit", "install_upload_guard", "live_instances", "physical_memory", "upload_guard"]
 
 
 class CapacityError(RuntimeError):
@@ -250,13 +250,30 @@ def install_message_limit(limit: int | None = None) -> int | None:
                 limit = int(config.get_option("server.maxWidgetStateSize")) * 1_000_000 + (1 << 20)
         except Exception:  # noqa: BLE001 - no uvicorn (another server), bare mode
             return None
-        for obj in gc.get_objects():  # the server's Config is not reachable from the runtime: found once
-            if issubclass(type(obj), uvicorn.Config) and (obj.ws_max_size is None or obj.ws_max_size > limit):
+        for obj in live_instances(uvicorn.Config):  # the server's Config is not reachable from the runtime
+            if obj.ws_max_size is None or obj.ws_max_size > limit:
                 obj.ws_max_size = int(limit)
         if runtime_util.get_max_message_size_bytes() < SEND_LIMIT_BYTES:
             runtime_util._max_message_size_bytes = SEND_LIMIT_BYTES  # noqa: SLF001 - sending only (above)
         _MESSAGE_LIMIT.append(int(limit))
         return _MESSAGE_LIMIT[0]
+
+
+def live_instances(cls: type) -> list:
+    """The live objects whose type is ``cls`` or one of its subclasses.
+
+    Found among the objects that refer to those classes (an instance of a Python class refers to its class), never
+    in a list of every live object (``gc.get_objects``): such a list also holds tuples that other threads are still
+    building, and CPython then fails in that thread when it resizes one ("SystemError: Objects/tupleobject.c:927:
+    bad argument to internal function"). A training job failed so in the project's test run, where every page ran
+    that search; the list of referrers is made in one call and holds none of them."""
+    kinds, todo = {cls}, [cls]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in kinds:
+                kinds.add(sub)
+                todo.append(sub)
+    return [obj for obj in gc.get_referrers(*kinds) if type(obj) in kinds]
 
 
 # --------------------------------------------------------------------------- websocket connections
@@ -266,6 +283,7 @@ def install_message_limit(limit: int | None = None) -> int | None:
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 DEFAULT_MAX_CONNECTIONS = 500
 _CONNECTION_LIMIT: list[ConnectionLimit] = []
+_ROUTES_SEARCHED: list[bool] = []  # the live objects are searched for the route once per process
 
 
 class ConnectionLimit:
@@ -338,8 +356,12 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
             from starlette.routing import WebSocketRoute  # noqa: PLC0415
         except Exception:  # noqa: BLE001 - another server
             return None
-        found = gc.get_objects() if routes is None else routes
-        routes = [obj for obj in found if issubclass(type(obj), WebSocketRoute)  # (no __class__ lookups)
+        if routes is None:
+            if _ROUTES_SEARCHED:
+                return None  # searched at the first page already: the server's routes exist before any page
+            _ROUTES_SEARCHED.append(True)
+            routes = live_instances(WebSocketRoute)
+        routes = [obj for obj in routes if issubclass(type(obj), WebSocketRoute)  # (no __class__ lookups)
                   and str(getattr(obj, "path", "")).endswith("_stcore/stream")]
         if not routes:
             return None  # bare mode, AppTest

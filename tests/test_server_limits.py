@@ -54,6 +54,54 @@ def test_the_server_reads_small_messages_from_its_start_and_sends_large_ones(mon
     assert runtime_util.get_max_message_size_bytes() == uploads.SEND_LIMIT_BYTES == 200 * 1_000_000
 
 
+def test_finding_the_servers_objects_never_breaks_another_threads_work(monkeypatch):
+    # the project's CI failed a training job with "SystemError: Objects/tupleobject.c:927: bad argument to internal
+    # function": the search for the server's objects listed every live object at every page, and that list held a
+    # tuple the job's thread was still building. Here a thread builds such tuples the whole time
+    uvicorn = pytest.importorskip("uvicorn")
+    from starlette.routing import WebSocketRoute
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def build_tuples() -> None:
+        while not stop.is_set():
+            try:
+                tuple(value for value in range(50))  # grown and resized while it is built
+            except SystemError as error:
+                errors.append(error)
+
+    class Route(WebSocketRoute):  # a subclass counts too
+        pass
+
+    server_config = uvicorn.Config(app=lambda *a: None, ws_max_size=1024 * 1_000_000)
+    route = Route("/_stcore/stream", lambda *a: None)
+    routed = route.app
+    worker = threading.Thread(target=build_tuples, daemon=True)
+    worker.start()
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:  # each search as at a new server's first page
+            monkeypatch.setattr(uploads, "_MESSAGE_LIMIT", [])
+            monkeypatch.setattr(uploads, "_CONNECTION_LIMIT", [])
+            monkeypatch.setattr(uploads, "_ROUTES_SEARCHED", [], raising=False)
+            server_config.ws_max_size, route.app = 1024 * 1_000_000, routed
+            assert uploads.install_message_limit() == server_config.ws_max_size < 1024 * 1_000_000
+            assert uploads.install_connection_limit(per_client=3, total=9) is not None
+            assert route.app is not routed and route.app.__wrapped__ is routed
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors, f"{len(errors)} tuples failed in the other thread: {errors[0]}"
+    # the route exists before the first page: it is searched for once per process, never again at later pages
+    searches: list[type] = []
+    search = uploads.live_instances
+    monkeypatch.setattr(uploads, "live_instances", lambda cls: searches.append(cls) or search(cls))
+    monkeypatch.setattr(uploads, "_CONNECTION_LIMIT", [])
+    route.app = routed
+    assert uploads.install_connection_limit() is None and route.app is routed and searches == []
+
+
 def _rss_mib(pid: int, field: str = "VmRSS") -> int:
     with open(f"/proc/{pid}/status") as handle:
         return next(int(line.split()[1]) for line in handle if line.startswith(field)) >> 10
