@@ -205,7 +205,9 @@ class Estimate:
         """One line: the estimate and what it rests on."""
         from deem_core.model.training import device_name  # noqa: PLC0415
 
-        parts = [f"about {format_seconds(self.total_s)} on this {device_name(self.device)}"]
+        total = format_seconds(self.total_s)  # (majority vote alone read "about < 0.01 s"; walkthrough 30)
+        total = total.replace("< ", "under ") if total.startswith("<") else f"about {total}"
+        parts = [f"{total} on this {device_name(self.device)}"]
         if self.epochs:
             parts.append(f"{format_seconds(self.seconds_per_epoch)} per epoch")
         # the tasks the job works on (a sweep on a sample: the sample's), counted: "all tasks" read as the set's

@@ -44,6 +44,10 @@ def test_each_part_is_a_line_in_the_tasks():
     # the device is named as a user knows it (a GPU server said "on this CUDA")
     assert e.describe().startswith("about 1 min 52 s on this CPU")
     assert replace(e, device="cuda").describe().startswith("about 1 min 52 s on this GPU")
+    # majority vote alone on a small set: "under", never "about < 0.01 s"
+    quick = Estimate(kind="train", n_tasks=300, sample_tasks=300, setup=Line(0.0, 0.0), per_epoch=Line(0.0, 0.0),
+                     baselines=Line(0.001, 0.0), epochs=0)
+    assert quick.describe().startswith("under 0.01 s on this CPU (timed on the job's 300 tasks)")
 
 
 def test_sample_positions_are_sorted_distinct_and_seeded():
