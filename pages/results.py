@@ -281,7 +281,8 @@ row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_
                     file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
                     key="dl_config")
 if workers is not None:
-    with st.expander("Worker table"):
+    # keyed and stateful: it stays open while the method picker changes (it closed; walkthrough 30)
+    with st.expander("Worker table", key="results_worker_table", on_change="rerun"):
         # one table per run, whichever method is picked (it looked like the picked method's; walkthrough 29)
         trains = primary in registry.METHODS and registry.get_method(primary).trains
         st.caption(common.safe(f"Measured against the labels of {scored_name(primary)}, the run's first "

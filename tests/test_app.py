@@ -188,8 +188,13 @@ def test_train_tiny_model_and_see_results(runs_dir):
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
-    # the worker table says whose labels it is measured against, whichever method is picked (walkthrough 29)
+    # the worker table says whose labels it is measured against, whichever method is picked (walkthrough 29), and
+    # stays open while the picker changes (it closed; walkthrough 30)
+    assert [e.proto.expanded for e in at.expander if e.label == "Worker table"] == [False]
+    at.session_state["results_worker_table"] = True  # what a click on it does
+    at.run()
     at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("mv").run()
+    assert [e.proto.expanded for e in at.expander if e.label == "Worker table"] == [True]
     assert ("Measured against the labels of DEEM, the run's first trained method, whichever method is picked above; "
             "the Worker table CSV is this table.") in unescape(texts(at))
     at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("deem").run()
