@@ -62,10 +62,12 @@ with st.container(border=True):
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
-    if methods and not any(registry.get_method(m).trains for m in methods):  # (the fields below looked used with
-        # Dawid-Skene alone picked; walkthroughs 26 and 27)
+    # the fields below looked used with Dawid-Skene alone picked (walkthroughs 26 and 27), and stayed editable
+    # (walkthrough 30): they are greyed out, and what is typed in them cannot keep the Train button off
+    idle = bool(methods) and not any(registry.get_method(m).trains for m in methods)
+    if idle:
         st.caption("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning "
-                   "rate, start, device and gold-label weight below are not used (the random seed is).")
+                   "rate, start, device and gold-label weight below are greyed out, not used (the random seed is).")
     c = st.columns(4)
     if st.session_state.get("train_layers_auto"):
         # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
@@ -77,15 +79,15 @@ with st.container(border=True):
     else:
         layers, bad_layers = common.whole_number(
             c[0], "Layers (DEEM)", 0, common.MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]), key="train_layers",
-            persist_state="session",
+            persist_state="session", disabled=idle,
             help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS} (not used while 'Choose the layers' "
                  f"below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
-        persist_state="session", help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
+        persist_state="session", disabled=idle, help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
                                       "run (an update budget, said below the settings, with a box to lift it)")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
-                                           key="train_seeds", persist_state="session",
+                                           key="train_seeds", persist_state="session", disabled=idle,
                                            help="independent runs trained together (1 to 16); their answers are "
                                                 "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
@@ -93,12 +95,12 @@ with st.container(border=True):
     typed_out = st.session_state.get("_train_lr_typed_out")
     st.session_state["train_lr"] = current if typed_out is None else typed_out
     # (no min/max: Streamlit's bounds would keep the last rate while the box showed the typed one, as for the epochs)
-    lr = c[3].number_input("Learning rate", format="%.5g", key="train_lr", on_change=_typed_lr,
+    lr = c[3].number_input("Learning rate", format="%.5g", key="train_lr", on_change=_typed_lr, disabled=idle,
                            help=f"the rate picked on the Sweep page, or type one ({LR_RANGE[0]:g} to {LR_RANGE[1]:g})")
     bad_lr = None if typed_out is None else common.out_of_range("Learning rate", typed_out, *LR_RANGE)
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
-                          key="train_init", persist_state="session", format_func=STARTS.get,
+                          key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle,
                           help="auto: both starts train on the answers left after holding 10% out, and the one "
                                "that predicts the held-out answers better is kept. With a gold-label weight above "
                                "0, both starts train on all answers and the gold labels decide. The result says "
@@ -108,24 +110,29 @@ with st.container(border=True):
                                "(shared prior)' is that start on its own; 'Dawid-Skene' is plain).")
     devices = common.device_choices()
     device = c[1].selectbox("Device", devices, index=devices.index(TRAIN_DEFAULTS["device"]), key="train_device",
-                            persist_state="session", help="auto = the GPU when there is one")
+                            persist_state="session", disabled=idle, help="auto = the GPU when there is one")
     seed, bad_seed = common.whole_number(c[2], "Random seed", 0, 2 ** 31 - 1, value=int(TRAIN_DEFAULTS["seed"]),
                                          key="train_seed", persist_state="session",
                                          help="the same seed, settings and data train the same model")
     weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
         weight = c[3].number_input("Gold-label weight", value=weight, step=0.1,
-                                   key="train_gold_weight", persist_state="session",
+                                   key="train_gold_weight", persist_state="session", disabled=idle,
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
                                         "and with start auto they may overrule the choice of start.")
     layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
-                              persist_state="session",
+                              persist_state="session", disabled=idle,
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
-    problems = [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed, bad_weight]
+    problems = [bad_seed] if idle else [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed,
+                                        bad_weight]
+    if idle:  # the run holds the defaults, never what was typed into fields it does not use
+        layers, epochs, seeds, lr, init, device, weight = (TRAIN_DEFAULTS[k] for k in (
+            "n_layers", "epochs", "n_seeds", "lr", "init", "device", "supervised_weight"))
+        layers_auto = False
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)

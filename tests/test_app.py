@@ -1077,18 +1077,32 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/train.py").run()
     unused = ("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning rate, "
-              "start, device and gold-label weight below are not used (the random seed is).")
+              "start, device and gold-label weight below are greyed out, not used (the random seed is).")
+
+    def greyed(at) -> list[bool]:
+        return ([at.number_input(key=k).disabled for k in ("train_layers", "train_epochs", "train_seeds", "train_lr")]
+                + [at.selectbox(key=k).disabled for k in ("train_init", "train_device")]
+                + [at.checkbox(key="train_layers_auto").disabled])
+
     assert not any(unused in str(c.value) for c in at.caption)  # DEEM is picked by default
     assert any(str(c.value).startswith("Learning rate 0") for c in at.caption)
     assert any("+ 2 baseline(s) on 200 tasks: about" in str(c.value) for c in probed(at).caption), at.caption
+    assert not any(greyed(at))
+    at.number_input(key="train_epochs").set_value(10 ** 9).run()  # out of range: typed while DEEM was picked
+    assert at.button(key="train_launch").disabled
     at.multiselect(key="train_methods").set_value(["mv"]).run()
     assert any(unused in str(c.value) for c in at.caption)  # (walkthroughs 26 and 27)
+    # and they are greyed out; what they hold keeps no launch off and goes into no run (walkthrough 30)
+    assert all(greyed(at))
+    assert not at.button(key="train_launch").disabled and not at.error
     # no rate said where none is used; the estimate's line opens with a capital (walkthrough 29)
     assert not any(str(c.value).startswith("Learning rate") for c in at.caption)
-    assert any(str(c.value).startswith("The baselines on 200 tasks: about") for c in probed(at).caption), at.caption
+    assert any(re.match(r"The baselines on 200 tasks: (about|under) ", str(c.value))
+               for c in probed(at).caption), at.caption
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
     assert wait_done(run_id).status == "finished"
+    assert get_manager().store.get(run_id)["config"]["epochs"] == 100
     at.multiselect(key="train_methods").set_value(["ds"]).run()
     at.button(key="train_launch").click().run()
     assert wait_done(at.session_state["train_run"]).status == "finished"
