@@ -1035,6 +1035,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert list(candidates["held-out log-lik"])[2:] == ["", ""]  # the references have none: empty, not "None"
     # the table says in words where its figures come from and what each column measures (its columns' help)
     assert EVIDENCE_CAPTION in [str(c.value) for c in at.caption]
+    # which column chooses and which is the safety rule's, said without hovering (walkthrough 28)
+    assert "The leave-cluster-out column chooses among the candidates" in EVIDENCE_CAPTION
+    assert "the predictive score is the safety rule's" in EVIDENCE_CAPTION
     shown = next(t for t in at.dataframe if "candidate" in t.value.columns)
     helps = {column: config["help"] for column, config in json.loads(shown.proto.columns).items() if "help" in config}
     assert helps == EVIDENCE_HELP and "right" in shown.proto.columns  # a column with gaps stays right-aligned

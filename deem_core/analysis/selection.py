@@ -302,8 +302,11 @@ EVIDENCE_HELP = {
 
 #: one line above the evidence table: where its figures come from
 EVIDENCE_CAPTION = ("The candidates were trained on the answers left after holding some out (the references below "
-                    "them are not trained); the number columns score how well each row predicts the held-out "
-                    "answers. Hover a column's name for what it measures.")
+                    "them are not trained); every number column scores how well a row predicts the held-out "
+                    "answers, higher is better. The leave-cluster-out column chooses among the candidates (with no "
+                    "dependence cluster found it equals the held-out log-lik), the predictive score is the safety "
+                    "rule's (a reference clearly above the choice replaces it), the agreement is only shown. Hover "
+                    "a column's name for more.")  # (the three scores were explained on hover only; walkthrough 28)
 
 
 def selection_table(summary: dict) -> pd.DataFrame:
