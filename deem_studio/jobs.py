@@ -1258,7 +1258,11 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     if model is None:
         raise ValueError(f"run {source.run_id} has no fitted {method} model (diagnostics need DEEM or iRBM)")
     data = ctx.data if ctx.data is not None else source.data
-    gold = ctx.gold if ctx.gold is not None else source.gold
+    # the run's stored gold labels only for its owner: a link's visitor whose session could not load the run's data
+    # (the server busy, its data budget full) computed diagnostics from the stored answers and gold labels, and saw
+    # every worker's accuracy and confusion against them (attack round 16)
+    owners_match = store.get(ctx.run_id).get("owner") == source.record.get("owner")
+    gold = ctx.gold if ctx.gold is not None else source.gold if owners_match else None
     if data is None:
         raise DataError(f"run {source.run_id}: its annotations are not stored")
     _check_cancel(ctx)

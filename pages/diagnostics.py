@@ -162,7 +162,7 @@ if result is None:
 st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
 quality = result.quality
 notes = list(result.notes)
-if quality.gold is not None and not common.can_control(diag_id):
+if quality.gold is not None and not (common.can_control(diag_id) and common.can_control(run_id)):
     # a visitor (the run's link) sees nothing of the owner's gold labels worker by worker: each worker's confusion
     # against them, with the answers the link loads, gave the gold labels back (83% of 3,000 pinned, all right;
     # attack round 15)

@@ -262,6 +262,18 @@ def test_diagnostics_job(manager):
     assert snap.result.quality.gold is not None  # gold labels came from the training run's folder
     assert (manager.store.run_dir(diag) / "diagnostics" / "report.html").exists()
     assert manager.store.load(diag).data is None  # the annotations were not copied
+    # the stored gold labels are the owner's: a link's visitor without the data in the session (the server busy)
+    # got every worker's accuracy and confusion against them (attack round 16); the owner still gets them
+    owned = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data, gold=gold,
+                           owner="alice")
+    assert manager.wait(owned, timeout=120).status == "finished"
+    for owner, with_gold in (("bob", False), ("alice", True)):
+        diag = manager.submit("diagnostics", {"source_run": owned, "method": "deem"}, owner=owner, store_data=False)
+        snap = manager.wait(diag, timeout=120)
+        assert snap.status == "finished", snap.message
+        assert (snap.result.quality.gold is not None) is with_gold, owner
+        table = snap.result.quality.table
+        assert bool("accuracy" in table and table["accuracy"].notna().any()) is with_gold
     # a run without a DEEM model: a readable failure
     baselines_only = manager.submit("train", {"methods": ["mv"]}, data=data)
     manager.wait(baselines_only, timeout=60)
