@@ -677,6 +677,16 @@ class RunStore:
         ``methods``: only those methods' results tables (default all); ``result_columns``: only those columns of
         them (a page that needs every method's labels read each (tasks x classes) table whole; attack round 14).
         ``with_gold``: the gold labels without the answers (``with_data`` reads both)."""
+        try:
+            return self._load(run_id, with_data, methods, result_columns, with_gold)
+        except (FileNotFoundError, NotADirectoryError):
+            # deleted while it was read (its folder listed after the check that it exists): said as deleted, not as
+            # "No such file or directory: 'results'" (1 in 120 opens during deletes; attack round 16)
+            self._require(run_id)
+            raise
+
+    def _load(self, run_id: str, with_data: bool, methods: Iterable[str] | None,
+              result_columns: Sequence[str] | None, with_gold: bool) -> LoadedRun:
         record = self._require(run_id)
         path = self.run_dir(run_id)
         config = record.get("config") or {}
