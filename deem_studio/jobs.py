@@ -672,18 +672,33 @@ class JobManager:
                                     f"most {self.max_pending_per_client} at a time); wait for one to finish")
                 self._reserved_clients[client] = self._reserved_clients.get(client, 0) + 1
             self._reserved[owner] = self._reserved.get(owner, 0) + 1
+        run_id = None
         try:
+            # what can fail is worked out before the run is written: a run written and then left without a job
+            # stayed "queued" for good, neither cancelled nor deleted (attack round 16)
+            steps = steps_of(config, data)
+            estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
+            estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
             run_id = self.store.create(kind, config, data=data if store_data else None,
                                        gold=gold if store_data else None, owner=owner, dataset=dataset,
                                        device=str(config.get("device", "")), client=client or None)
-            progress = Progress(run_id, kind, steps_total=steps_of(config, data))
-            estimate = config.get("estimate") if isinstance(config.get("estimate"), dict) else {}
-            progress.estimate_s = float(estimate["seconds"]) if estimate.get("seconds") is not None else None
+            progress = Progress(run_id, kind, steps_total=steps)
+            progress.estimate_s = estimate_s
             job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None)
             job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                           name=f"deem-job-{run_id}", daemon=True)
             with self._lock:
                 self._jobs[run_id] = job
+            job.thread.start()
+        except BaseException as exc:
+            if run_id is not None:  # written, but no job runs it (no memory, no thread left): it failed, said so
+                with self._lock:
+                    self._jobs.pop(run_id, None)
+                try:
+                    self.store.update_status(run_id, "failed", message=f"it could not start: {readable_error(exc)}")
+                except Exception:  # noqa: BLE001 - the store itself failed: the first error is the one to say
+                    pass
+            raise
         finally:
             with self._lock:
                 self._reserved[owner] -= 1
@@ -693,7 +708,6 @@ class JobManager:
                     self._reserved_clients[client] -= 1
                     if not self._reserved_clients[client]:
                         del self._reserved_clients[client]
-        job.thread.start()
         return run_id
 
     def _work(self, job: Job, function: JobFunction, device_of: Callable[[dict[str, Any]], str],

@@ -243,6 +243,32 @@ def test_queue_limit(tmp_path):
     manager.shutdown()
 
 
+def test_a_job_that_cannot_start_leaves_no_run_queued_for_good(manager, monkeypatch):
+    """A run written and then left without a job (its steps or estimate unreadable, no thread left) stayed "queued":
+    neither cancelled nor deleted, counted against its owner's storage until a restart (attack round 16)."""
+    data, _ = tiny(60)
+    with pytest.raises((TypeError, ValueError)):
+        manager.submit("train", {"methods": ["mv"], "estimate": {"seconds": "soon"}}, data=data, owner="alice")
+    assert manager.store.list(owner="alice").empty  # refused before anything was written
+    started = threading.Thread.start
+
+    def no_thread_left(thread):
+        if thread.name.startswith("deem-job-"):
+            raise RuntimeError("can't start new thread")
+        return started(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread_left)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice")
+    listed = manager.store.list(owner="alice")
+    assert list(listed["status"]) == ["failed"] and "it could not start" in listed["message"].iloc[0]
+    assert manager.active_ids() == []
+    manager.store.delete(listed["run_id"].iloc[0])  # it can go
+    monkeypatch.setattr(threading.Thread, "start", started)
+    for _ in range(manager.max_pending_per_owner):  # and it holds none of the owner's places
+        manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice")
+
+
 def test_unknown_kind_and_device_info(manager):
     with pytest.raises(ValueError, match="unknown job kind"):
         manager.submit("nope", {})
