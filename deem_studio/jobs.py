@@ -769,6 +769,14 @@ class JobManager:
             except Exception as exc:  # noqa: BLE001 - the store itself failed (disk full, ...)
                 status, message = "failed", f"{message}; and the run could not be saved: {readable_error(exc)}"
             progress.update(status=status, message=message, queued_behind=None)
+            source = job.config.get("source_run") if job.kind == "diagnostics" else None
+            if source and not store.exists(str(source)):
+                # its training was deleted while it waited or ran: it goes too, as the finished ones do (it was left
+                # listed as "Diagnostics of run <gone>", its files counted; attack round 16)
+                try:
+                    store.delete(run_id)
+                except Exception:  # noqa: BLE001 - left listed, as before
+                    pass
             self._retire(run_id)
 
     def _retire(self, run_id: str) -> None:

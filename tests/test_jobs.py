@@ -269,6 +269,29 @@ def test_a_job_that_cannot_start_leaves_no_run_queued_for_good(manager, monkeypa
         manager.submit("train", {"methods": ["mv"]}, data=data, owner="alice")
 
 
+def test_diagnostics_of_a_training_deleted_meanwhile_go_with_it(manager):
+    """Deleting a training removed its finished diagnostics but not those still queued or running: they finished
+    afterwards, listed as "Diagnostics of run <deleted>", their files counted (attack round 16)."""
+    from deem_studio import owners  # noqa: PLC0415
+
+    data, _ = tiny(80)
+    key = owners.new_owner_key()
+    workspace = owners.workspace_of(key)
+    train = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data, owner=workspace)
+    assert manager.wait(train, timeout=120).status == "finished"
+    GATES["d"] = threading.Event()
+    manager.submit("gated", {"name": "d"})  # holds the one CPU place: the diagnostics wait behind it
+    diag = manager.submit("diagnostics", {"source_run": train, "method": "deem"}, owner=workspace, store_data=False)
+    assert manager.snapshot(diag).status == "queued"
+    owners.delete_run(manager.store, train, key)
+    GATES["d"].set()
+    manager.wait(diag, timeout=120)
+    deadline = time.monotonic() + 10
+    while manager.store.exists(diag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not manager.store.exists(diag) and manager.store.list(owner=workspace).empty
+
+
 def test_unknown_kind_and_device_info(manager):
     with pytest.raises(ValueError, match="unknown job kind"):
         manager.submit("nope", {})
