@@ -518,6 +518,28 @@ def test_a_parquet_file_of_many_one_row_groups_reads_in_seconds_and_as_one_group
     assert preview(("groups.parquet", many.getvalue())).frame.shape[0] > 0
 
 
+def test_a_parquet_footer_past_the_limit_is_refused_before_it_is_parsed(monkeypatch):
+    # pyarrow parses a file's whole metadata in the server's process at ~20x its size: a 119 MiB file of 500,000
+    # one-row groups took the server from 525 MB to 2.0 GB at its preview (attack round 16). The limit is lowered
+    # here so that a small file is past it
+    n = 2_000
+    table = pa.table({"task": [f"t{i // 3}" for i in range(n)], "worker": [f"w{i % 30}" for i in range(n)],
+                      "label": [str(i % 3) for i in range(n)]})
+    many = io.BytesIO()
+    pq.write_table(table, many, row_group_size=1)
+    footer = int.from_bytes(many.getvalue()[-8:-4], "little")
+    assert footer > 256 << 10
+    monkeypatch.setattr(tables, "PARQUET_FOOTER_BYTES", 256 << 10, raising=False)
+    parsed = []
+    monkeypatch.setattr(pq, "ParquetFile", lambda *a, **k: parsed.append(a) or pytest.fail("parsed"))
+    for read in (lambda: preview(("groups.parquet", many.getvalue())),
+                 lambda: read_dataset([("groups.parquet", many.getvalue())])):
+        with pytest.raises(DataError, match=rf"^groups\.parquet: its Parquet metadata is {footer / (1 << 20):,.1f} "
+                                            r"MiB, more than the 0.25 MiB this server reads"):
+            read()
+    assert parsed == []
+
+
 def test_a_run_length_encoded_parquet_row_group_is_decoded_a_batch_at_a_time(tmp_path):
     # the metadata's size is the encoded one: 30 million rows of one value are 392 KB with a row group of 351 KB, and
     # the preview decoded the whole row group (2.3 GB in the server; attack round 5). 10 million rows here: the

@@ -60,6 +60,11 @@ BLOCK_COLUMNS = 1_000
 #: accepts. A column chunk is decompressed whole (a page, a dictionary) and costs about 4x its size while it is
 #: read; id and label columns of a million rows take a few MB to a few tens of MB.
 PARQUET_CHUNK_BYTES = 128 << 20
+#: bytes of a Parquet file's metadata (its footer) that a read parses: pyarrow parses it in the server's own process
+#: before any other limit applies, at about 20x its size in memory (one entry per row group and column: a 119 MiB
+#: file of 500,000 one-row groups took the server from 525 MB to 2.0 GB at its preview; attack round 16). A file of
+#: 20 M rows in groups of 100,000 rows has a footer of a few tens of KB.
+PARQUET_FOOTER_BYTES = 8 << 20
 #: data segment a Parquet decoding process may hold (``RLIMIT_DATA``; :mod:`.parquet_decode`): a row group of
 #: :data:`PARQUET_CHUNK_BYTES` costs about 4x that while it is read, and pyarrow's readers of 100,000 columns reserve
 #: 2.3 GB (1.3 GB of it touched) for a 20-row preview
@@ -578,6 +583,20 @@ def _unbounded(kind) -> bool:
             or pa.types.is_fixed_size_binary(kind))
 
 
+def _footer_bytes(handle: Any) -> int:
+    """The length a Parquet file's last 8 bytes give its metadata (0 when they are not a Parquet ending: pyarrow then
+    says what is wrong). ``handle`` is left at its start."""
+    try:
+        size = handle.seek(0, io.SEEK_END)
+        if size < 12:
+            return 0
+        handle.seek(size - 8)
+        tail = handle.read(8)
+    finally:
+        handle.seek(0)
+    return int.from_bytes(tail[:4], "little") if len(tail) == 8 and tail[4:] == b"PAR1" else 0
+
+
 class ParquetTable(Table):
     kind = "parquet"
 
@@ -592,6 +611,12 @@ class ParquetTable(Table):
         self.budget = budget
         self._handle = source.raw()
         self._short: dict[str, str] = {}
+        footer = _footer_bytes(self._handle)
+        if footer > PARQUET_FOOTER_BYTES:
+            self._handle.close()
+            raise DataError(f"{self.name}: its Parquet metadata is {footer / (1 << 20):,.1f} MiB, more than the "
+                            f"{PARQUET_FOOTER_BYTES / (1 << 20):g} MiB this server reads (a file of very many small row "
+                            f"groups or columns); write it with fewer, larger row groups")
         try:
             self.file = pq.ParquetFile(self._handle)
             # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
