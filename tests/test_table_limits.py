@@ -32,6 +32,16 @@ def test_a_run_of_too_many_tasks_x_classes_is_refused_before_it_is_queued(tmp_pa
     manager.shutdown()
 
 
+def test_a_class_costs_its_column_not_only_its_cells():
+    # 60 tasks x 300,000 classes is 144 MB of cells, a third of the limit, but a column per class: majority vote
+    # took the job to 3.4 GB and the Results page's read past 3.5 GB (attack round 16). A column costs ~10.6 KB
+    jobs.check_table_size(_codes(60, 20_000))  # ~330 MB: within the 512 MiB
+    with pytest.raises(DataError, match=r"60 tasks x 40,000 classes: every method's results hold a probability per "
+                                        r"task and class, a column per class \(0\.6 GiB a table\), more than this "
+                                        r"server allows \(512 MiB"):
+        jobs.check_table_size(_codes(60, 40_000))
+
+
 def test_the_table_limit_from_the_environment(monkeypatch):
     data = _codes(1_000, 20)  # 160,000 bytes a table
     jobs.check_table_size(data)
