@@ -42,7 +42,8 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MAX_WORKSPACE_BYTES": Setting("bytes", True, "bytes one workspace's runs may take (0: no limit)"),
     "DEEM_MAX_CLIENT_BYTES": Setting("bytes", True, "bytes one network address's runs may take (0: no limit)"),
     "DEEM_MIN_FREE_DISK": Setting("bytes", True, "free disk below which no run is stored"),
-    "DEEM_MAX_TABLE_BYTES": Setting("bytes", False, "bytes of one (tasks x classes) table of a run"),
+    "DEEM_MAX_TABLE_BYTES": Setting("bytes", False, "bytes of one (tasks x classes) table of a run (8 a cell, 16 KiB a "
+                                                   "class column)"),
     "DEEM_PROBE_MAX_BYTES": Setting("bytes", False, "bytes of a timing probe's model"),
     "DEEM_HISTORY_SAVE_SECONDS": Setting("seconds", True, "seconds between saves of a job's curves"),
     # uploads, connections and reading
