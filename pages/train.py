@@ -84,8 +84,9 @@ with st.container(border=True):
                  f"below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
-        persist_state="session", disabled=idle, help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may "
-                                      "run (an update budget, said below the settings, with a box to lift it)")
+        persist_state="session", disabled=idle,
+        help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an update budget, "
+             "said below the settings, with a box to lift it)")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
                                            key="train_seeds", persist_state="session", disabled=idle,
                                            help="independent runs trained together (1 to 16); their answers are "
