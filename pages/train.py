@@ -336,7 +336,12 @@ with right:
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
 
-if run_gold is not None and len(run_gold):
+if run_gold is not None and len(run_gold) and not common.can_control(run_id):
+    # a method's confusion against the gold labels, beside its labels task by task, pins the gold label of every task
+    # of a predicted class whose column holds one gold class: a link's visitor sees the accuracies only
+    st.caption("The confusion matrices against the gold labels stay with the run's owner; the accuracies above "
+               "are what its link shows.")
+elif run_gold is not None and len(run_gold):
     st.markdown("**Against the gold labels**")
     method = st.selectbox("Confusion matrix of", list(results), format_func=named,
                           key=f"train_confusion_{run_id}")

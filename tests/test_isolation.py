@@ -155,6 +155,15 @@ def test_a_link_opens_the_answers_but_not_the_gold_labels(runs_dir):
     dave.switch_page("pages/results.py").run()
     shown = texts(ok(dave)).replace("\\", "")  # (Markdown escapes) the run's own scores still show
     assert "Accuracy against the gold labels (on the 100 tasks with a gold label): Majority vote 0.8100" in shown
+    # the Train page's confusion against the gold labels would pin the gold label of every task of a predicted class
+    # whose column holds one gold class: the visitor gets the accuracies, the owner the matrix too
+    dave.switch_page("pages/train.py").run()
+    shown = texts(ok(dave))
+    assert "**Against the gold labels**" not in shown
+    assert not any('"gold"' in chart.proto.spec for chart in dave.get("plotly_chart"))  # (the matrix's axis)
+    assert "The confusion matrices against the gold labels stay with the run's owner" in shown
+    alice.switch_page("pages/train.py").run()
+    assert "**Against the gold labels**" in texts(ok(alice))
     # the owner, in another browser with the owner key (same session state here): the gold labels come back
     again = session()
     again.session_state["owner_key"] = alice.session_state["owner_key"]
