@@ -97,6 +97,32 @@ def test_mturk_choices_task_columns_and_label_fields(written):
     assert "read as Amazon Mechanical Turk batch results" in shown.note
 
 
+def test_an_id_input_column_that_tells_the_tasks_apart_names_them():
+    # an MTurk batch of Input.review_id and Input.text made task ids of both joined ("rev-0001 | Review number 1,
+    # ...") and a gold file keyed by the review id matched no task (walkthrough 31)
+    rows = ["HITId,WorkerId,AssignmentStatus,Input.review_id,Input.text,Input.batch_id,Answer.sentiment"]
+    for task in range(6):
+        for worker in range(3):
+            rows.append(f"H{task},W{worker},Approved,rev-{task:04d},\"Review {task}, it was fine\",b1,"
+                        f"{'positive' if (task + worker) % 3 else 'negative'}")
+    text = "\n".join(rows).encode()
+    read = read_dataset(("batch.csv", text))
+    assert list(read.data.tasks) == [f"rev-{task:04d}" for task in range(6)]
+    assert "tasks from column 'Input.review_id'," in read.note
+    assert read_truth(("truth.csv", b"task,truth\nrev-0001,positive\n"), like=read.data).index.isin(
+        read.data.tasks).all()
+    # an id that does not tell the tasks apart (one batch for all) names nothing: all the inputs together, as before
+    shared = text.replace(b"rev-0001", b"rev-0000")  # two texts under one id
+    joined = read_dataset(("batch.csv", shared))
+    assert joined.data.n_tasks == 6 and "'Input.review_id' + 'Input.text' + 'Input.batch_id' together" in \
+        joined.note
+    # Toloka's INPUT: columns alike
+    toloka = ("INPUT:item_id\tINPUT:text\tOUTPUT:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+              + "".join(f"i{t}\ttext {t}\t{'a' if (t + w) % 2 else 'b'}\tw{w}\tAPPROVED\n" for t in range(4)
+                        for w in range(3)))
+    assert list(read_dataset(("t.tsv", toloka.encode())).data.tasks) == [f"i{t}" for t in range(4)]
+
+
 def test_mturk_checkbox_cells_must_be_booleans():
     text = ("WorkerId,AssignmentStatus,Input.id,Answer.s.a,Answer.s.b\nW1,Approved,1,true,false\n"
             "W2,Approved,1,maybe,false\n")

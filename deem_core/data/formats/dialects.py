@@ -378,7 +378,26 @@ def _sample_labels(sample: pd.DataFrame, candidate: str, group: list[str] | None
     return values
 
 
-def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback: str | None) -> str | list[str]:
+#: the end of a column name that says it is an identifier: ``review_id``, ``itemId``, ``image ID``, ``id``
+_ID_NAME = re.compile(r"(^|[_\s.\-])id$|[a-z0-9]Id$|[a-z0-9]ID$", re.IGNORECASE)
+
+
+def _identifier(inputs: list[str], prefix: str, sample: pd.DataFrame | None) -> str | None:
+    """The one input column that names the tasks by itself: its name ends in "id" and, in the head sample, it tells
+    the tasks apart exactly as all the input columns together do. An MTurk batch of ``Input.review_id`` and
+    ``Input.text`` made task ids of both joined ("rev-0001 | Review number 1, ..."), and a gold file keyed by the
+    review id matched no task (walkthrough 31)."""
+    if sample is None or not len(sample) or any(c not in sample.columns for c in inputs):
+        return None
+    together = sample[inputs].astype(str).drop_duplicates().shape[0]
+    for column in inputs:
+        if _ID_NAME.search(column[len(prefix):].strip()) and sample[column].astype(str).nunique() == together:
+            return column
+    return None
+
+
+def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback: str | None,
+                  sample: pd.DataFrame | None = None) -> str | list[str]:
     if given is not None:
         wanted = [str(g) for g in given] if isinstance(given, (list, tuple)) else [str(given)]
         return [given_column(name, cols, "task", g) for g in wanted] if len(wanted) > 1 else \
@@ -390,7 +409,9 @@ def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback:
         if norm(column[len(prefix):]) in SYNONYMS["task"]:
             return column
     if inputs:
-        return inputs  # the combination identifies a task exactly: never merges two, never splits one
+        # an id column that tells the tasks apart as all of them do; else the combination, which identifies a task
+        # exactly: never merges two, never splits one
+        return _identifier(inputs, prefix, sample) or inputs
     if fallback and fallback in cols:
         return fallback
     raise DataError(f"{name}: no {prefix}* column to identify the tasks; pass columns={{'task': ...}} (CLI "
@@ -402,7 +423,7 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
         (c for c in cols if c.lower() == "workerid"), None)
     if worker is None:
         raise DataError(f"{name}: no WorkerId column; found {_shown(cols)}")
-    task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId")
+    task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId", sample)
     virtual = _task_answers_fields(cols, sample)
     answers = [c for c in cols if c.startswith("Answer.") and c != TASK_ANSWERS] + list(virtual)
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -540,7 +561,7 @@ def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample:
     worker = given_column(name, cols, "worker", columns["worker"]) if "worker" in columns else "ASSIGNMENT:worker_id"
     if worker not in cols:
         raise DataError(f"{name}: no ASSIGNMENT:worker_id column; found {_shown(cols)}")
-    task = _task_columns(name, cols, "INPUT:", columns.get("task"), "ASSIGNMENT:task_id")
+    task = _task_columns(name, cols, "INPUT:", columns.get("task"), "ASSIGNMENT:task_id", sample)
     outputs = [c for c in cols if c.startswith("OUTPUT:")]
     if "label" in columns:
         given = str(columns["label"])
