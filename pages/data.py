@@ -17,6 +17,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.data.annotations import DataError  # noqa: E402
+from deem_core.data.text import shortened  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
 from pages import common  # noqa: E402
@@ -439,22 +440,34 @@ with tabs[5]:
             # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
             # (attack round of the seventh session); how many were dropped is said below
             known = truth.index.isin(data.tasks)
+            read_n, first = len(truth), (str(truth.index[0]) if len(truth) else "")
             if not known.all():
                 attrs = dict(truth.attrs)
                 truth = truth[known].copy()
                 truth.attrs.update(attrs, unknown_tasks=int((~known).sum()))
+            st.session_state["_gold_file"] = gold_file.file_id
+            if read_n and not len(truth):
+                # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
+                # only the Gold labels tab said that none matched; walkthrough 31)
+                st.session_state["_notice"] = (
+                    f"read {read_n:,} gold labels from {gold_file.name}, but none names a task of these data (its "
+                    f"first: “{shortened(first, 40)}”; these data's first task: “{shortened(data.tasks[0], 40)}”); "
+                    f"they are not kept: is it the gold file of these data, or does another column name the tasks "
+                    f"(Mapping, above)?")
+                st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
                 truth.attrs["replaced"] = int(ds["read_gold"])
             common.set_gold(truth)
-            st.session_state["_gold_file"] = gold_file.file_id
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
                 warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
                                 f"e.g. {truth[unknown].iloc[0]!r}")
             st.session_state["_gold_warnings"] = warnings
-            st.session_state["_notice"] = (f"read {len(truth) + int(truth.attrs.get('unknown_tasks') or 0):,} gold "
-                                           f"labels from {gold_file.name}")
+            unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
+            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
+                                           + (f": {len(truth):,} name tasks of these data, {unknown_n:,} name unknown "
+                                              f"tasks and are ignored" if unknown_n else ""))
             st.rerun()
         except DataError as exc:
             st.error(page_words(exc), icon=":material/warning:")
