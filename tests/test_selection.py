@@ -1,6 +1,7 @@
 """The held-out criterion: split rules and the exactness of p(x_i = l | x_-i) from the free energy."""
 
 import itertools
+import re
 
 import numpy as np
 import torch
@@ -362,3 +363,27 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     versions = {p["model_version"] for item in json.loads((tmp_path / "ls.json").read_text())
                 for p in item["predictions"]}
     assert len(versions) == 1 and versions.pop().endswith(", labels from cluster-weighted Dawid-Skene (safety rule)")
+
+
+def test_a_kept_choice_says_the_safety_rules_margin_and_each_references_gain():
+    """The table showed a reference's predictive score above the kept choice's, and the page said only that "a
+    reference clearly above the choice replaces it"; "leave-one-worker-out" stood beside "held out 199 answers"
+    (walkthrough 31). The kept choice now says the rule's margin and where each reference stands."""
+    from deem_core.analysis.selection import selection_lines
+    from deem_core.methods.choose import SAFETY_Z
+
+    frame, _ = read_sample("condind")
+    model = DEEM(epochs=3, device="cpu").fit(frame[frame["task"] < 600])
+    summary = model.selection_summary()
+    assert model.fallback_ is None and summary["clusters"]["clusters"] == []
+    refs = [row for row in summary["candidates"] if row["heldout_loglik"] != row["heldout_loglik"]]
+    assert refs  # majority vote (and the cluster-weighted form)
+    said = summary["safety"]
+    assert said.startswith(f"safety rule: a reference replaces the choice when its predictive score is higher by "
+                           f"more than {SAFETY_Z:g} paired standard errors; kept (")
+    for row in refs:  # each reference's gain over the choice, beside its standard error
+        assert re.search(rf"{re.escape(row['start'])} [+-]\d\.\d{{4}} ± \d\.\d{{4}}", said), (row["start"], said)
+    lines = selection_lines(summary)
+    assert said in lines
+    assert "dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)" in lines
+    assert not any("leave-one-worker-out" in line for line in lines)

@@ -368,6 +368,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         if fallback:
             lines.append(f"FALLBACK: the labels come from {fallback}")
     lines.extend(f"collapse: {note}" for note in summary.get("collapse_notes") or [])
+    if summary.get("safety") and not returned:
+        lines.append(str(summary["safety"]))
     clusters = (summary.get("clusters") or {}).get("clusters") if isinstance(summary.get("clusters"), dict) else None
     if clusters is not None:
         if clusters:
@@ -377,7 +379,9 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                 lines.append(f"  {len(group['workers'])} workers: {_names(group['workers'])}"
                              + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
         else:
-            lines.append("dependence clusters: none found (the held-out scores are leave-one-worker-out)")
+            # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
+            # out? answers are; walkthrough 31)
+            lines.append("dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)")
         differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else

@@ -313,6 +313,8 @@ class Choice:
     safety_applied: bool = False
     notes: list[str] = field(default_factory=list)
     reference: Reference | None = None  # the reference returned by the safety rule
+    #: the safety rule's check when it kept the choice, in words (its margin, each reference's gain)
+    safety: str | None = None
 
 
 def choose(candidates: list[CandidateFit], references: Sequence[Reference], safety: bool = True) -> Choice:
@@ -350,15 +352,20 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                       f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} per held-out answer); fewer layers preferred")
             best = i
             break
-    chosen, safety_applied, returned = best, False, None
+    chosen, safety_applied, returned, checked = best, False, None, None
     chosen_score = candidates[best].mean_score
     if safety and chosen_score is not None and len(chosen_score) > 1:
-        beaten, by = [], []
+        beaten, by, gains = [], [], []
         for ref in references:
             gain, se = paired_gain(chosen_score, ref.score)
+            gains.append(f"{ref.name} {gain:+.4f} ± {se:.4f}")
             if se > 0 and gain > SAFETY_Z * se:
                 beaten.append(ref.name)
                 by.append(f"{ref.name} +{gain:.4f} ± {se:.4f}")
+        # how far "clearly above" is, and where each reference stands (a reference scoring above the kept choice
+        # in the table could not be checked against the rule; walkthrough 31)
+        checked = (f"safety rule: a reference replaces the choice when its predictive score is higher by more than "
+                   f"{SAFETY_Z:g} paired standard errors; kept ({'; '.join(gains)} nats per answer)") if gains else None
         if beaten:  # the choice is beaten: the best reference by the same score is returned
             returned = max(references, key=lambda ref: float(ref.score.mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
@@ -378,7 +385,8 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
     ref_rows["chosen"] = [returned is ref for ref in references]
     ref_rows["ranked_first"] = False
     table = pd.concat([table, ref_rows], ignore_index=True)
-    return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned)
+    return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned,
+                  safety=None if safety_applied else checked)
 
 
 def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:

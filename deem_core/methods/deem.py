@@ -607,7 +607,8 @@ class DEEM(Aggregator, BaseEstimator):
         table = choice.table
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started
-        self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds)
+        self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds,
+                               safety=choice.safety)
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
             if choice.index == MAJORITY_VOTE:
@@ -689,6 +690,7 @@ class DEEM(Aggregator, BaseEstimator):
             "start": self.init_, "layers": int(self.n_layers_), "reason": self._selection["reason"],
             "fallback": self.fallback_, "collapse_notes": list(self._selection["notes"]),
             "heldout_answers": self._selection["heldout"], "seconds": self._selection["seconds"],
+            "safety": self._selection.get("safety"),
             "dependence": None if self.dependence_ is None else float(self.dependence_),
             "clusters": self._selection.get("clusters"),
             "candidates": [] if table is None else [
