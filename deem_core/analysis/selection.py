@@ -49,7 +49,7 @@ __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "EVIDENCE_CAPTION",
            "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
-           "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS"]
+           "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS", "SAFETY_Z"]
 
 #: below this many held-out answers the criterion is too noisy to choose with (the default is used)
 MIN_HELDOUT = 30
@@ -300,13 +300,17 @@ EVIDENCE_HELP = {
 }
 
 
+#: the safety rule returns a reference when it predicts the held-out answers better than the choice by more than
+#: this many paired standard errors (:func:`deem_core.methods.choose.choose`; said in the caption below)
+SAFETY_Z = 2.0
 #: one line above the evidence table: where its figures come from
 EVIDENCE_CAPTION = ("The candidates were trained on the answers left after holding some out (the references below "
                     "them are not trained); every number column scores how well a row predicts the held-out "
                     "answers, higher is better. The leave-cluster-out column chooses among the candidates (with no "
                     "dependence cluster found it equals the held-out log-lik), the predictive score is the safety "
-                    "rule's (a reference clearly above the choice replaces it), the agreement is only shown. Hover "
-                    "a column's name for more.")  # (the three scores were explained on hover only; walkthrough 28)
+                    f"rule's (a reference higher than the choice by more than {SAFETY_Z:g} paired standard errors "
+                    "replaces it; the lines above give each reference's gain), the agreement is only shown. Hover a "
+                    "column's name for more.")  # (the three scores were explained on hover only; walkthrough 28)
 
 
 def selection_table(summary: dict) -> pd.DataFrame:

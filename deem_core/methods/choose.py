@@ -41,7 +41,7 @@ import torch
 
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, cluster_pairs, heldout_agreement,
                                           heldout_log_probs, hold_out_answers, observed_log_likelihood,
-                                          paired_gain, predictive_scores, without_own_cluster)
+                                          paired_gain, predictive_scores, without_own_cluster, SAFETY_Z)
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.pairs import answer_matrix
 from deem_core.methods.clusters import DependenceClusters
@@ -58,9 +58,6 @@ __all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
 #: paired standard errors of the best
 PARSIMONY_SE = 2.0
-#: the safety rule returns a reference when it predicts the held-out answers better than the choice by more than
-#: this many paired standard errors
-SAFETY_Z = 2.0
 #: ``Choice.index`` when the safety rule returns plain majority vote
 MAJORITY_VOTE = -2
 #: ``Choice.index`` when the safety rule returns the cluster-weighted Dawid-Skene
