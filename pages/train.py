@@ -220,8 +220,9 @@ def live(run_id: str) -> None:
     else:
         first = snapshot.seconds_to_first_point
         # said for a few seconds after it came (all run long it read as stale news: walkthrough)
-        extra = (f" · first curve point after {first:.1f} s" if first is not None and not snapshot.cancelling
-                 and snapshot.elapsed < first + 10 else "")
+        # (in words a user reads: "first curve point after 0.3 s" meant nothing to one; walkthrough 31)
+        extra = (f" · the curves below began {first:.1f} s after the launch" if first is not None
+                 and not snapshot.cancelling and snapshot.elapsed < first + 10 else "")
         st.progress(snapshot.fraction, text=common.safe(status_line(snapshot) + extra))
     history = snapshot.history
     if len(history) and "energy_difference" in history:

@@ -518,7 +518,7 @@ def test_upload_sweep_pick_train_refresh_download(tmp_path):
             first = chart_points(page, train_live)
             until(lambda: chart_points(page, train_live) > first, 30, "the training curve growing")
             progress = page.locator("[data-testid='stProgress']").first.inner_text()
-            server_first = re.search(r"first curve point after ([0-9.]+) s", progress)
+            server_first = re.search(r"the curves below began ([0-9.]+) s after the launch", progress)
             measured("click Train -> first curve point in the browser", f"{to_first_point:.2f}", "s")
             measured("job start -> first curve point (server)", server_first.group(1) if server_first else "n/a", "s")
             shot(page, "05_train_live")
