@@ -1137,8 +1137,14 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
         if spec.trains:
             later = trained[trained.index(method) + 1:]
-            progress.start_phase(f"training {spec.name}", method_epochs(cfg, method, data, gold is not None), "epoch",
-                                 then_s=len(later) * per_trained_s + baselines_s)
+            epochs = method_epochs(cfg, method, data, gold is not None)
+            rounds = epochs // max(1, train_epochs(cfg, data.n_tasks if data is not None else None))
+            # the epochs counted are those of the depths one after another, each round training the two starts
+            # together ("epoch 120 of 300" while "the 6 candidates" trained read as a miscount; walkthrough 31)
+            both = str(cfg.get("init", TRAIN_DEFAULTS["init"])) == "auto"
+            phase = f"training {spec.name}" + (f" ({rounds} depths in turn{', both starts at once' if both else ''})"
+                                               if rounds > 1 else "")
+            progress.start_phase(phase, epochs, "epoch", then_s=len(later) * per_trained_s + baselines_s)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
