@@ -67,7 +67,8 @@ with st.container(border=True):
     idle = bool(methods) and not any(registry.get_method(m).trains for m in methods)
     if idle:
         st.caption("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning "
-                   "rate, start, device and gold-label weight below are greyed out, not used (the random seed is).")
+                   "rate, start, device and gold-label weight below are greyed out, not used (the random seed still "
+                   "is).")
     c = st.columns(4)
     if st.session_state.get("train_layers_auto"):
         # the box would show a number that is not used (the sixth walkthrough read "1" while the depth was chosen):
@@ -172,7 +173,7 @@ with st.container(border=True):
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
         what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
-                if deem_methods else "The baselines") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines
+                if deem_methods else "The baselines" if len(baselines) > 1 else "The baseline") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines
                                                          else "")  # ("the baselines" opened the line; walkthrough 29)
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)

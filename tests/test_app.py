@@ -1081,7 +1081,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/train.py").run()
     unused = ("None of the methods picked trains: the layers (and “Choose the layers”), epochs, seeds, learning rate, "
-              "start, device and gold-label weight below are greyed out, not used (the random seed is).")
+              "start, device and gold-label weight below are greyed out, not used (the random seed still is).")
 
     def greyed(at) -> list[bool]:
         return ([at.number_input(key=k).disabled for k in ("train_layers", "train_epochs", "train_seeds", "train_lr")]
@@ -1101,7 +1101,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
     assert not at.button(key="train_launch").disabled and not at.error
     # no rate said where none is used; the estimate's line opens with a capital (walkthrough 29)
     assert not any(str(c.value).startswith("Learning rate") for c in at.caption)
-    assert any(re.match(r"The baselines on 200 tasks: (about|under) ", str(c.value))
+    assert any(re.match(r"The baseline on 200 tasks: (about|under) ", str(c.value))  # (one: not "baselines")
                for c in probed(at).caption), at.caption
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
