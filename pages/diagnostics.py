@@ -190,8 +190,11 @@ with tab_mi:
     if of_deem and len(mi.layers) == 1 and asked not in (0, None):  # (it showed "Layer 0" alone without a word; walkthrough)
         why = (f"it is {returned}, returned by the safety rule (the caption above)" if returned else
                "its training chose 0 layers or returned a fallback (the Train page says which)")
-        st.caption(common.safe(f"This model has no layers although the run asked for {asked}: {why}, so layer 0, "
-                               f"the answers, is the only one shown."))
+        # (with "auto" it read "although the run asked for auto", beside the Train page's "layers chosen (0-2)";
+        # walkthrough 31)
+        wanted = "let the depth be chosen (0 to 2)" if asked == "auto" else f"asked for {asked}"
+        st.caption(common.safe(f"This model has no layers although the run {wanted}: {why}, so layer 0, the answers, "
+                               f"is the only one shown."))
     c = st.columns([2, 3])
     class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}", format_func=str)
     toggles = c[1].container(horizontal=True)  # (in narrow columns they read "One col…", "Show t…" at 900 px)

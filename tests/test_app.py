@@ -613,11 +613,14 @@ def test_the_train_page_repeats_the_reads_doubts_about_the_labels(runs_dir):
     assert any("given by 1 worker(s) ('w3' 40 answers)" in w and "leave their rows out of the file" in w for w in said)
 
 
-def trained_deem(at: AppTest, epochs: int = 1) -> AppTest:
-    """A DEEM training of ``epochs`` on the loaded set, finished, then the Diagnostics page."""
+def trained_deem(at: AppTest, epochs: int = 1, choose_layers: bool = False) -> AppTest:
+    """A DEEM training of ``epochs`` on the loaded set (its depth chosen when ``choose_layers``), finished, then the
+    Diagnostics page."""
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(epochs)
+    if choose_layers:
+        at.checkbox(key="train_layers_auto").check().run()
     at.button(key="train_launch").click().run()
     snap = wait_done(at.session_state["train_run"])
     assert snap.status == "finished", (snap.status, snap.message)  # (CI once showed a run with no model: say why)
@@ -1368,6 +1371,13 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     at.run()
     no_problem(at)
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
+    # a run that let its depth be chosen says so (it read "although the run asked for auto"; walkthrough 31)
+    chosen = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3, choose_layers=True)
+    assert get_manager().store.get(chosen.session_state["train_run"])["config"]["n_layers"] == "auto"
+    chosen.button(key="diag_launch").click().run()
+    assert wait_done(chosen.session_state["diag_run"]).status == "finished"
+    chosen.run()
+    assert "This model has no layers although the run let the depth be chosen (0 to 2): " in unescape(texts(chosen))
     # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
     table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
     assert "accuracy" not in table.columns and "irbm accuracy" in table.columns

@@ -557,7 +557,7 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     workers = pd.Index(["w0", "w1", "w10", "w11", "w2", "w3"])
     d = len(workers)
     mi = np.arange(d * d, dtype=float).reshape(1, 1, d, d)
-    result = MutualInformationResult(mi=mi, n_common=np.full((1, d, d), 20), layers=["Layer 0 (input = iRBM input)"],
+    result = MutualInformationResult(mi=mi, n_common=np.full((1, d, d), 20), layers=["Layer 0 (the answers, straight into the iRBM)"],
                                      classes=["a"], class_counts=np.array([30]), workers=workers,
                                      class_source="predicted", min_common=10, run=0, notes=[])
     figure = mi_heatmaps(result, "a", show_diagonal=True)

@@ -60,7 +60,7 @@ MI_MAX_BYTES = 512 << 20
 def layer_names(n_layers: int) -> list[str]:
     """Display names of the ``n_layers + 1`` layer outputs: input first, iRBM input last."""
     if n_layers == 0:
-        return ["Layer 0 (input = iRBM input)"]
+        return ["Layer 0 (the answers, straight into the iRBM)"]  # ("input = iRBM input" read as jargon; walk 31)
     names = ["Layer 0 (input)"] + [f"Layer {i}" for i in range(1, n_layers)]
     return names + [f"Layer {n_layers} (iRBM input)"]
 
