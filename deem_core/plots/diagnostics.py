@@ -129,7 +129,8 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p"
     fig.update_yaxes(title_text=f"mean drop of the decided class's {unit} when removed", row=1, col=1)
     fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if unit != "p" else "")},
-                      height=430, bargap=0.2)
+                      height=470, bargap=0.2, margin={"b": 70})  # (the table's toolbar below covered the last
+    # worker's name at 1400 px; walkthrough 31)
     return fig
 
 
