@@ -83,7 +83,10 @@ ordered = [m for m in (config.get("methods") or []) if m in results] + [m for m 
 primary = next((m for m in ordered if m in registry.METHODS and registry.get_method(m).trains), ordered[0])
 method_key = f"results_method_{run_id}"
 if st.session_state.get(method_key) not in results:
-    st.session_state[method_key] = primary
+    # the address's method when it is of this run's address as the session began (a reload, a link): a reload went
+    # back to DEEM's labels, and "Labels CSV" then gave those (walkthrough 31)
+    asked = st.query_params.get("method") if st.session_state.get("_url_run_seen") == run_id else None
+    st.session_state[method_key] = asked if asked in results else primary
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
     return common.labelled_method_name(m, metrics.get(m))
@@ -131,6 +134,10 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
 
 
 method = st.selectbox("Method", ordered, key=method_key, format_func=scored_name)
+if method != primary:  # kept in the address (above); the run's own first method needs no word there
+    st.query_params["method"] = method
+elif "method" in st.query_params:
+    del st.query_params["method"]
 frame = common.run_tables(run_id, [method]).results.get(method)
 if frame is None:  # (its file went between the two reads)
     st.warning(common.safe(f"{method}: its stored table could not be read"), icon=":material/broken_image:")

@@ -804,10 +804,20 @@ def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir
     at.switch_page("pages/results.py").run()
     at.selectbox(key=f"results_method_{first}").set_value("ds").run()
     assert at.selectbox(key=f"results_method_{first}").value == "ds"
+    # the address keeps it: a reload (a new session on that address) shows Dawid-Skene's labels again, where it went
+    # back to the run's first method and "Labels CSV" gave those (walkthrough 31)
+    assert at.query_params["method"] == "ds" and at.query_params["run"] == first
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.session_state["owner_key"] = at.session_state["owner_key"]
+    reloaded.query_params["run"], reloaded.query_params["method"] = first, "ds"
+    reloaded.run()
+    reloaded.switch_page("pages/results.py").run()
+    no_problem(reloaded)
+    assert reloaded.selectbox(key=f"results_method_{first}").value == "ds"
     # a new training with DEEM: the results open on DEEM, the new run's own choice
     at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem", "mv"])
-    at.number_input(key="train_epochs").set_value(2)
+    at.multiselect(key="train_methods").set_value(["deem", "mv"]).run()  # (DEEM picked: the epochs box is no longer
+    at.number_input(key="train_epochs").set_value(2)  # greyed out, as in a browser after the pick's rerun)
     at.button(key="train_launch").click().run()
     second = at.session_state["train_run"]
     assert second != first
