@@ -181,8 +181,16 @@ from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
 
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
-tab_mi, tab_imp, tab_quality = st.tabs(["Mutual information per layer", "Worker importance", "Worker quality"],
-                                       key=f"diag_tabs_{diag_id}")
+TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]
+tab_key = f"diag_tabs_{diag_id}"
+# the open tab is kept in the address, so a reload opens it again (it went back to the first; walkthrough 31)
+asked_tab = st.query_params.get("tab") if tab_key not in st.session_state else None
+tab_mi, tab_imp, tab_quality = st.tabs(TABS, key=tab_key, on_change="rerun",
+                                       default=asked_tab if asked_tab in TABS else None)
+if st.session_state.get(tab_key) in TABS[1:]:
+    st.query_params["tab"] = st.session_state[tab_key]
+elif "tab" in st.query_params:
+    del st.query_params["tab"]
 mi, importance = result.mutual_information, result.importance
 with tab_mi:
     asked = (record.get("config") or {}).get("n_layers")

@@ -885,16 +885,23 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
     assert wait_done(diag_b).status == "finished"
     at.run()
     assert f"run `{diag_b}`" in texts(at)
+    # the open tab goes into the address, and a reload opens it again (it went back to the first; walkthrough 31)
+    assert "tab" not in at.query_params
+    at.session_state[f"diag_tabs_{diag_b}"] = "Worker quality"  # what a click on that tab does
+    at.run()
+    assert at.query_params["tab"] == "Worker quality"
     saved = len(list(runs_dir.iterdir()))
     for run, diag in ((run_b, diag_b), (run_a, diag_a)):
         fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the URL and the owner's cookie
         fresh.session_state["owner_key"] = at.session_state["owner_key"]
         fresh.query_params["run"] = run
+        fresh.query_params["tab"] = "Worker quality"
         fresh.run()
         assert fresh.session_state["diag_run"] == diag  # listed in the sidebar again (walkthrough 28)
         fresh.switch_page("pages/diagnostics.py").run()
         no_problem(fresh)
         assert f"run `{diag}`" in texts(fresh) and len(fresh.get("plotly_chart")) >= 3
+        assert fresh.session_state[f"diag_tabs_{diag}"] == "Worker quality"
     assert len(list(runs_dir.iterdir())) == saved  # nothing computed again
     # someone else with the run's link sees the diagnostics its owner saved (read-only; walkthrough, tenth session)
     other = AppTest.from_file(APP, default_timeout=TIMEOUT)
