@@ -382,7 +382,7 @@ def test_a_kept_choice_says_the_safety_rules_margin_and_each_references_gain():
     assert said.startswith(f"safety rule: a reference replaces the choice when its predictive score is higher by "
                            f"more than {SAFETY_Z:g} paired standard errors; kept (")
     for row in refs:  # each reference's gain over the choice, beside its standard error
-        assert re.search(rf"{re.escape(row['start'])} [+-]\d\.\d{{4}} ± \d\.\d{{4}}", said), (row["start"], said)
+        assert re.search(rf"{re.escape(row['start'])} [+-]\d\.\d{{4}} ± \d\.\d{{4}} s\.e\.", said), (row["start"], said)
     lines = selection_lines(summary)
     assert said in lines
     assert "dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)" in lines

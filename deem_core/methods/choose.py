@@ -346,7 +346,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         gain, se = paired_gain(candidates[i].criterion, candidates[best].criterion)
         if gain <= PARSIMONY_SE * se:
             reason = (f"within {PARSIMONY_SE:g} standard errors of the best {what} "
-                      f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} per held-out answer); fewer layers preferred")
+                      f"({candidates[best].name}: +{gain:.4f} ± {se:.4f} s.e. per held-out answer); fewer layers preferred")
             best = i
             break
     chosen, safety_applied, returned, checked = best, False, None, None
@@ -355,10 +355,10 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         beaten, by, gains = [], [], []
         for ref in references:
             gain, se = paired_gain(chosen_score, ref.score)
-            gains.append(f"{ref.name} {gain:+.4f} ± {se:.4f}")
+            gains.append(f"{ref.name} {gain:+.4f} ± {se:.4f} s.e.")  # (an unnamed ± read as anything; walk 32)
             if se > 0 and gain > SAFETY_Z * se:
                 beaten.append(ref.name)
-                by.append(f"{ref.name} +{gain:.4f} ± {se:.4f}")
+                by.append(f"{ref.name} +{gain:.4f} ± {se:.4f} s.e.")
         # how far "clearly above" is, and where each reference stands (a reference scoring above the kept choice
         # in the table could not be checked against the rule; walkthrough 31)
         checked = (f"safety rule: a reference replaces the choice when its predictive score is higher by more than "
