@@ -222,10 +222,12 @@ with tab_mi:
         k = len(mi.classes)
         # (simulated, 4,000 pairs of independent uniform workers on 10 tasks of 3 classes: mean 0.26 nats, 95th
         # percentile 0.53; the first-order bias (K - 1)^2 / 2n says 0.20)
-        st.caption(f"An MI from few common tasks is biased upward: two independent workers on {mi.min_common} "
-                   f"common tasks with {k} classes show {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats or more on "
-                   f"average by chance (the estimate's bias, (K − 1)² / 2n at least), single pairs two to three times "
-                   f"that, and less on more tasks; hover a cell for its common tasks.")
+        # ("or more" was wrong where workers mostly give the class of the tasks: cells of 0.13 at most; walk 32)
+        st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "
+                   f"over all {k} classes show about {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats on average by "
+                   f"chance on {mi.min_common} common tasks (the estimate's bias, (K − 1)² / 2n), single pairs two to "
+                   f"three times that; less on more tasks, or when they mostly give one class. Hover a cell for its "
+                   f"common tasks.")
     else:  # (sparse answers: every pair was skipped, and the heatmaps were blank; walkthrough, ninth session)
         st.info(common.safe(f"No {pairs} of class {class_value} ({int(mi.class_counts[index]):,} tasks), so there is "
                             f"no mutual information to draw for it: each worker answers too few tasks in common with "

@@ -649,8 +649,8 @@ def test_diagnostics_page(runs_dir):
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
     # the heatmap says how large an MI chance gives on few common tasks (a random worker's bright cell read as
     # copying; walkthrough 31): 3 classes, pairs from 10 common tasks: (3 - 1)^2 / 20
-    assert any("two independent workers on 10 common tasks with 3 classes show 0.20 nats or more on average by "
-               "chance" in str(c.value) for c in at.caption)
+    assert any("two independent workers who spread their answers over all 3 classes show about 0.20 nats on average "
+               "by chance on 10 common tasks" in str(c.value) for c in at.caption)
     def notes() -> list[str]:
         return [t for t in texts(at).split("\n") if t.startswith("The chart shows the importance on")]
 

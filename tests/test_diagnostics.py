@@ -557,7 +557,8 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     workers = pd.Index(["w0", "w1", "w10", "w11", "w2", "w3"])
     d = len(workers)
     mi = np.arange(d * d, dtype=float).reshape(1, 1, d, d)
-    result = MutualInformationResult(mi=mi, n_common=np.full((1, d, d), 20), layers=["Layer 0 (the answers, straight into the iRBM)"],
+    result = MutualInformationResult(mi=mi, n_common=np.full((1, d, d), 20),
+                                     layers=["Layer 0 (the answers, straight into the iRBM)"],
                                      classes=["a"], class_counts=np.array([30]), workers=workers,
                                      class_source="predicted", min_common=10, run=0, notes=[])
     figure = mi_heatmaps(result, "a", show_diagonal=True)
@@ -565,6 +566,15 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     assert list(heat.x) == list(heat.y) == ["w0", "w1", "w2", "w3", "w10", "w11"]
     z = np.asarray(heat.z)
     assert z[2, 4] == mi[0, 0, 4, 2]  # row w2, column w10: the pair's own value
+    assert np.asarray(heat.text)[2, 4] == f"MI {mi[0, 0, 4, 2]:.3f} nats"
+    # a skipped pair says why on hover, not "MI NaN nats" (walkthrough 32); the diagonal says what it is
+    mi[0, 0, 1, 4] = mi[0, 0, 4, 1] = np.nan
+    result.n_common[0, 1, 4] = result.n_common[0, 4, 1] = 9
+    heat = mi_heatmaps(result, "a").data[0]
+    text = np.asarray(heat.text)
+    assert text[1, 2] == "skipped: fewer than 10 common tasks" and np.asarray(heat.customdata)[1, 2] == 9
+    assert text[0, 0] == "the worker itself (its entropy: the toggle above)"
+    assert "%{text}" in heat.hovertemplate and "%{z" not in heat.hovertemplate
     assert list(natural_positions(pd.Index([3, 1, 2]))) == [1, 2, 0]
 
 

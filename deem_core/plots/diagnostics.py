@@ -62,12 +62,18 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         cut = f" · the {max_workers:,} of {len(result.workers):,} workers with the most tasks in common (all in the CSV)"
     workers = [str(result.workers[i]) for i in order]
     both = np.ix_(order, order)
+    common = result.n_common[c][both]
     for layer in range(n_panels):
         z = values[layer, c][both]
+        # a skipped pair says why ("MI NaN nats" stood on its cell; walkthrough 32)
+        said = np.where(np.isfinite(z), np.char.add(np.char.add("MI ", np.char.mod("%.3f", np.nan_to_num(z))),
+                                                       " nats"),
+                        f"skipped: fewer than {result.min_common} common tasks").astype(object)
+        if not show_diagonal:
+            np.fill_diagonal(said, "the worker itself (its entropy: the toggle above)")
         fig.add_trace(go.Heatmap(
-            z=z, x=workers, y=workers, coloraxis="coloraxis",
-            customdata=result.n_common[c][both], hovertemplate="%{y} / %{x}<br>MI %{z:.3f} nats<br>"
-                                                         "%{customdata} common tasks<extra></extra>"),
+            z=z, x=workers, y=workers, coloraxis="coloraxis", text=said, customdata=common,
+            hovertemplate="%{y} / %{x}<br>%{text}<br>%{customdata} common tasks<extra></extra>"),
             row=1, col=layer + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
         fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
