@@ -429,6 +429,9 @@ with tabs[5]:
             st.rerun()
     gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
                                  key="upload_gold")
+    refused = st.session_state.get("_gold_refused")
+    if gold_file is not None and refused and refused[0] == gold_file.file_id:
+        st.warning(common.safe(refused[1]), icon=":material/warning:")
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
@@ -449,11 +452,13 @@ with tabs[5]:
             if read_n and not len(truth):
                 # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
                 # only the Gold labels tab said that none matched; walkthrough 31)
-                st.session_state["_notice"] = (
-                    f"read {read_n:,} gold labels from {gold_file.name}, but none names a task of these data (its "
-                    f"first: “{shortened(first, 40)}”; these data's first task: “{shortened(data.tasks[0], 40)}”); "
-                    f"they are not kept: is it the gold file of these data, or does another column name the tasks "
-                    f"(Mapping, above)?")
+                refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none names a task of these data "
+                           f"(its first: “{shortened(first, 40)}”; these data's first task: "
+                           f"“{shortened(data.tasks[0], 40)}”); they are not kept: is it the gold file of these data, "
+                           f"or does another column name the tasks (Mapping, above)?")
+                st.session_state["_notice"] = refused
+                # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
+                st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
                 truth.attrs["replaced"] = int(ds["read_gold"])

@@ -141,6 +141,8 @@ def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
             f"name the tasks (Mapping, above)?") in [unescaped(str(i.value)) for i in at.info]
     assert at.session_state["dataset"]["gold"] is None
     assert "gold labels" not in " ".join(str(m.value) for m in [*at.sidebar.markdown, *at.sidebar.caption])
+    # and beside the file, where it was uploaded (the notice alone stood at the top; walkthrough 32)
+    assert any("but none names a task of these data" in unescaped(str(w.value)) for w in at.warning)
 
 
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
