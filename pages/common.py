@@ -926,7 +926,9 @@ def sidebar() -> None:
             st.caption(info["name"])
         st.markdown("**Jobs on these data**")
         _run_status()
-        st.caption(f"Workspace `{workspace()}` · kept by this browser (its owner key is on the Runs page)")
+        # (what is kept: "kept by this browser" read as a promise for an uploaded file too; walkthrough 32)
+        st.caption(f"Workspace `{workspace()}` · its runs are kept for this browser (its owner key is on the Runs "
+                   f"page); a file loaded without a run is not")
         remember_owner()
 
 
