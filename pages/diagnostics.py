@@ -17,6 +17,7 @@ import dataclasses  # noqa: E402
 import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from deem_core.analysis.diagnostics import GOLD_SOURCE  # noqa: E402
 from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: E402
 from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
@@ -162,16 +163,19 @@ if result is None:
 st.caption(f"run `{diag_id}` · " + common.safe(status_line(dsnap)))
 quality = result.quality
 notes = list(result.notes)
-if quality.gold is not None and not (common.can_control(diag_id) and common.can_control(run_id)):
-    # a visitor (the run's link) sees nothing of the owner's gold labels worker by worker: each worker's confusion
-    # against them, with the answers the link loads, gave the gold labels back (83% of 3,000 pinned, all right;
-    # attack round 15)
-    gold_note = next((n for n in quality.notes if n.startswith("accuracy is measured against")), None)
-    quality = dataclasses.replace(quality, gold=None, table=quality.table.drop(columns=["accuracy"], errors="ignore"),
-                                  notes=[n for n in quality.notes if n != gold_note])
-    notes = [n for n in notes if n != gold_note]
-    notes.append("the workers' accuracies and confusion matrices against the run's gold labels stay with its owner")
-elif quality.gold is None and "accuracy" in quality.table and quality.table["accuracy"].isna().all():
+shown_config = config_of(diag_id) or {}
+with_gold = (quality.gold is not None or result.mutual_information.class_source == GOLD_SOURCE
+             or (shown_config.get("subset_by") == "gold" and bool(shown_config.get("subset_classes"))))
+if with_gold and not (common.can_control(diag_id) and common.can_control(run_id)):
+    # diagnostics computed with the owner's gold labels give them back to a link's visitor, with the answers the link
+    # loads: each worker's confusion against them (83% of 3,000 pinned; attack round 15), the pairs' common tasks
+    # per gold class of the MI tables (300 of 300 on a sparse set; attack round 17), the importance's tasks per gold
+    # class. None of them is shown: the visitor computes their own (never with the owner's gold labels)
+    st.info(common.safe(f"These diagnostics of run {run_id} were computed with its gold labels, which stay with "
+                        f"its owner: press “Compute diagnostics” above for your own (classes from "
+                        f"{own_labels})."), icon=":material/lock:")
+    st.stop()
+if quality.gold is None and "accuracy" in quality.table and quality.table["accuracy"].isna().all():
     # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
     quality = dataclasses.replace(quality, table=quality.table.drop(columns=["accuracy"]))
 for note in notes:

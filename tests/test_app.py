@@ -682,18 +682,25 @@ def test_diagnostics_page(runs_dir):
     assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()
     owner_table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
     assert "accuracy" in owner_table.columns
-    # a visitor with the run's link sees the owner's diagnostics without the gold labels worker by worker (with the
-    # answers the link loads, they gave the gold labels back; attack round 15)
+    # a visitor with the run's link sees nothing of the owner's diagnostics computed with the gold labels: the
+    # workers' confusions against them (attack round 15), and the pairs' common tasks per gold class of the MI tables
+    # (300 of 300 pinned on a sparse set; attack round 17) gave them back with the answers the link loads
     visitor = new_app(run=at.session_state["train_run"])
     visitor.switch_page("pages/diagnostics.py").run()
     no_problem(visitor)
-    assert f"run `{diag_id}`" in texts(visitor)
-    table = next(t.value for t in visitor.dataframe if "flag" in t.value.columns)
-    assert "accuracy" not in table.columns and "irbm accuracy" in table.columns
-    assert visitor.radio(key=f"diag_q_kind_{diag_id}").options == ["DEEM's labels", "the iRBM (Lemma 1)"]
     shown = unescape(texts(visitor))
-    assert ("note: the workers' accuracies and confusion matrices against the run's gold labels stay with its owner"
-            in shown and "accuracy is measured against" not in shown)
+    assert (f"These diagnostics of run {at.session_state['train_run']} were computed with its gold labels, which "
+            f"stay with its owner") in shown
+    assert not visitor.get("plotly_chart") and not visitor.get("download_button") and not visitor.dataframe
+    assert "accuracy is measured against" not in shown
+    # the visitor computes their own: classes from the model's labels, never the owner's gold labels
+    visitor.button(key="diag_launch").click().run()
+    own = visitor.session_state["diag_run"]
+    assert wait_done(own).status == "finished"
+    visitor.run()
+    no_problem(visitor)
+    assert f"run `{own}`" in texts(visitor) and visitor.get("download_button")
+    assert get_manager().snapshot(own).result.mutual_information.class_source != "gold labels"
     # the owner's Runs grid says whose diagnostics they are (the row said only the data set's name; walkthrough 29)
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
@@ -905,14 +912,18 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
         assert f"run `{diag}`" in texts(fresh) and len(fresh.get("plotly_chart")) >= 3
         assert fresh.session_state[f"diag_tabs_{diag}"] == "Worker quality"
     assert len(list(runs_dir.iterdir())) == saved  # nothing computed again
-    # someone else with the run's link sees the diagnostics its owner saved (read-only; walkthrough, tenth session)
+    # someone else with the run's link sees the diagnostics its owner saved (read-only; walkthrough, tenth session),
+    # unless they were computed with the gold labels, as here
     other = AppTest.from_file(APP, default_timeout=TIMEOUT)
     other.query_params["run"] = run_b
     other.run()
     other.switch_page("pages/diagnostics.py").run()
     no_problem(other)
     assert other.session_state["owner_key"] != at.session_state["owner_key"]
-    assert f"run `{diag_b}`" in texts(other) and len(other.get("plotly_chart")) >= 3
+    # (computed with the owner's gold labels: not shown to a link's visitor, who is asked to compute their own;
+    # attack round 17)
+    assert f"These diagnostics of run {run_b} were computed with its gold labels" in unescape(texts(other))
+    assert not other.get("plotly_chart")
 
 
 def sampled_answers_csv(n_tasks: int, n_workers: int, per_task: int, seed: int) -> bytes:
