@@ -230,15 +230,16 @@ def cancel_run(manager, run_id: str, key: str | None) -> bool:
 
 
 def delete_run(store, run_id: str, key: str | None) -> list[str]:
-    """Delete a finished run of the caller's workspace (index row and folder), and the finished diagnostics its
-    workspace computed of it (they were left behind, listed and impossible to open; walkthrough 26). Returns the ids
-    of those diagnostics runs."""
+    """Delete a finished run of the caller's workspace (index row and folder), and the finished diagnostics computed
+    of it, in any workspace (they were left behind, listed and impossible to open; walkthrough 26; a link's visitor's
+    kept the deleted run's figures and their files counted; attack round 17). Returns the ids of those diagnostics
+    runs; those still running go when they end (:class:`deem_studio.jobs.JobManager`)."""
     record = store.get(run_id)
     require_owner(key, record, "deleted")
     store.delete(run_id)
     if record.get("owner") is None or record.get("kind") != "train":
         return []
-    diagnostics = store.list(owner=record["owner"], kinds=["diagnostics"], statuses=["finished", "failed", "cancelled"])
+    diagnostics = store.list(all_owners=True, kinds=["diagnostics"], statuses=["finished", "failed", "cancelled"])
     gone = [rid for rid, config in zip(diagnostics["run_id"], diagnostics["config"])
             if (config or {}).get("source_run") == run_id]
     for rid in gone:

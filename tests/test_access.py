@@ -107,16 +107,17 @@ def test_owner_only_actions_are_checked_by_the_service(tmp_path):
     assert owners.rename_run(store, run_id, alice, "  my\nfirst   run ") == "my first run"
     assert store.get(run_id)["name"] == "my first run"
     assert store.list(owner=owners.workspace_of(alice))["name"].tolist() == ["my first run"]
-    # its workspace's finished diagnostics go with it (left behind, listed, impossible to open; walkthrough 26); a
-    # running one, another run's and another workspace's stay
+    # its finished diagnostics go with it, its workspace's (left behind, listed, impossible to open; walkthrough 26)
+    # and a link's visitor's (they kept the deleted run's figures, their files counted; attack round 17); a running
+    # one (it goes when it ends) and another run's stay
     mine = store.create("diagnostics", {"source_run": run_id}, owner=owners.workspace_of(alice), status="finished")
     busy = store.create("diagnostics", {"source_run": run_id}, owner=owners.workspace_of(alice), status="running")
     other_run = store.create("diagnostics", {"source_run": cli_run}, owner=owners.workspace_of(alice),
                              status="finished")
     theirs = store.create("diagnostics", {"source_run": run_id}, owner=owners.workspace_of(mallory), status="finished")
-    assert owners.delete_run(store, run_id, alice) == [mine]
-    assert not store.exists(run_id) and not store.exists(mine)
-    assert store.exists(busy) and store.exists(other_run) and store.exists(theirs)
+    assert sorted(owners.delete_run(store, run_id, alice)) == sorted([mine, theirs])
+    assert not store.exists(run_id) and not store.exists(mine) and not store.exists(theirs)
+    assert store.exists(busy) and store.exists(other_run)
 
 
 def test_run_id_check_refuses_a_trailing_newline(tmp_path):
