@@ -116,6 +116,17 @@ def test_an_id_input_column_that_tells_the_tasks_apart_names_them():
     joined = read_dataset(("batch.csv", shared))
     assert joined.data.n_tasks == 6 and "'Input.review_id' + 'Input.text' + 'Input.batch_id' together" in \
         joined.note
+    # a batch of two rounds whose review id restarts: the id column was chosen on the first rows, and different
+    # tasks were read as one without a word (attack round 17): now said, with the id, the columns and the line
+    rounds = [rows[0]] + [f"H{r}-{t},W{r}{w},Approved,rev-{t:04d},\"Round {r}, review {t}\",b1,positive"
+                          for r in range(2) for t in range(150) for w in range(3)]
+    said = read_dataset(("rounds.csv", "\n".join(rounds).encode()))
+    assert said.data.n_tasks == 150 and "tasks from column 'Input.review_id'," in said.note
+    clash = [w for w in said.data.warnings if "named by column 'Input.review_id' alone" in w]
+    assert len(clash) == 1, said.data.warnings
+    assert ("'rev-0000' comes with different 'Input.text', 'Input.batch_id' (line 452): different tasks may have "
+            "been read as one") in clash[0]
+    assert not [w for w in read.data.warnings if "alone" in w]  # one round: nothing to say
     # Toloka's INPUT: columns alike
     toloka = ("INPUT:item_id\tINPUT:text\tOUTPUT:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
               + "".join(f"i{t}\ttext {t}\t{'a' if (t + w) % 2 else 'b'}\tw{w}\tAPPROVED\n" for t in range(4)

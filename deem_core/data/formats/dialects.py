@@ -21,6 +21,7 @@ from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
 from deem_core.data.formats.values import MISSING_LABELS, missing_mask
+from deem_core.data.text import shortened
 
 __all__ = ["DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
 
@@ -110,6 +111,9 @@ class Plan:
     worker_name: str | None = None  # per_annotator: the worker named after the file
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
     times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
+    #: the other input columns of a platform export whose tasks one input column names alone: each task must come
+    #: with one combination of them over the whole file (:func:`_check_task_inputs`)
+    task_inputs: list[str] = field(default_factory=list)
 
     @property
     def task_columns(self) -> list[str]:
@@ -142,6 +146,7 @@ class Plan:
         cols.extend(c for c, _ in self.options)
         cols.extend(self.annotators)
         cols.extend(self.soft)
+        cols.extend(self.task_inputs)
         # a field of a JSON column: read the JSON column (each column once, in order; a dict, not a list's
         # `in`: 100,000 worker columns took 42 s there)
         return list(dict.fromkeys(self.virtual.get(column, column) for column in cols))
@@ -418,12 +423,45 @@ def _task_columns(name: str, cols: list[str], prefix: str, given: Any, fallback:
                     f"--task-column)")
 
 
+def _other_inputs(cols: list[str], prefix: str, task: Any, given: Any) -> list[str]:
+    """The input columns besides ``task`` when one input column was chosen (not given) to name the tasks alone."""
+    inputs = [c for c in cols if c.startswith(prefix)]
+    return [c for c in inputs if c != task] if given is None and isinstance(task, str) and task in inputs else []
+
+
+def _check_task_inputs(table: Table, chunk: pd.DataFrame, plan: Plan, collector: "Collector") -> None:
+    """Say when a task id comes with different other inputs somewhere in the file: the id column was chosen on the
+    file's first rows, and a batch of two rounds whose ``Input.item_id`` restarts at 1 read 200 tasks as 100, without
+    a word (attack round 17). Said once; the pairs (id, a hash of the other inputs) seen so far are kept, one per
+    id."""
+    if collector.__dict__.get("_task_clash") or not len(chunk):
+        return
+    ids = chunk[plan.task].astype(str).to_numpy()
+    other = pd.util.hash_pandas_object(chunk[plan.task_inputs].astype(str), index=False).to_numpy()
+    pairs = pd.DataFrame({"id": ids, "inputs": other, "row": np.arange(len(chunk))}).drop_duplicates(["id", "inputs"])
+    seen = collector.__dict__.get("_task_seen")
+    both = pairs if seen is None else pd.concat([seen, pairs], ignore_index=True).drop_duplicates(["id", "inputs"])
+    clash = both["id"].duplicated(keep="first")
+    if clash.any():
+        first = both[clash].iloc[0]
+        collector._task_clash = True
+        line = table.line(_position(table, chunk.index[int(first["row"])]))
+        shown = ", ".join(_quoted(c) for c in plan.task_inputs)
+        collector.notes.append(
+            f"{table.name}: the tasks are named by column {_quoted(plan.task)} alone, but {shortened(first['id'])!r} "
+            f"comes with different {shown} ({line}): different tasks may have been read as one; to keep them apart, "
+            f"name the tasks by all the input columns together (Mapping; columns={{'task': [...]}})")
+        return
+    collector._task_seen = both.drop_duplicates("id")[["id", "inputs"]].assign(row=-1)
+
+
 def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
     worker = given_column(name, cols, "worker", columns["worker"]) if "worker" in columns else next(
         (c for c in cols if c.lower() == "workerid"), None)
     if worker is None:
         raise DataError(f"{name}: no WorkerId column; found {_shown(cols)}")
     task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId", sample)
+    inputs = _other_inputs(cols, "Input.", task, columns.get("task"))
     virtual = _task_answers_fields(cols, sample)
     answers = [c for c in cols if c.startswith("Answer.") and c != TASK_ANSWERS] + list(virtual)
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -456,7 +494,7 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
         label = _pick_label(fields, sample, display, strip="Answer.")
     options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
     status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
-    return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual,
+    return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual, task_inputs=inputs,
                 choices={"task": [c for c in cols if c.startswith("Input.")] + [c for c in ("HITId",) if c in cols],
                          "label": fields, "worker": [worker]})
 
@@ -562,6 +600,7 @@ def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample:
     if worker not in cols:
         raise DataError(f"{name}: no ASSIGNMENT:worker_id column; found {_shown(cols)}")
     task = _task_columns(name, cols, "INPUT:", columns.get("task"), "ASSIGNMENT:task_id", sample)
+    inputs = _other_inputs(cols, "INPUT:", task, columns.get("task"))
     outputs = [c for c in cols if c.startswith("OUTPUT:")]
     if "label" in columns:
         given = str(columns["label"])
@@ -924,6 +963,8 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
                                                              "expired": "expired assignment(s)"})
     if not len(chunk):
         return
+    if plan.task_inputs:
+        _check_task_inputs(table, chunk, plan, collector)
     if plan.virtual:
         chunk = _expand_virtual(chunk, plan)
     task = _task_values(chunk, plan)
