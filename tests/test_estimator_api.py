@@ -171,6 +171,36 @@ def test_m_msr_is_refused_past_its_workers_before_it_takes_gigabytes():
     assert (registry.make_aggregator("mmsr").fit(few).labels_.to_numpy() == truth).mean() > 0.9
 
 
+def test_mace_is_refused_past_its_classes_before_it_holds_the_queue():
+    # crowd-kit's MACE goes class by class: 60 tasks x 10,000 classes ran past 495 s of CPU, holding the server's CPU
+    # queue (attack round 17); the job is refused before it is queued, as the fit is
+    import tempfile
+    import time
+
+    from deem_core import AnnotationSet
+    from deem_core.data.annotations import DataError
+    from deem_core.methods import registry
+    from deem_core.methods.baselines import MAX_MACE_CLASSES
+    from deem_studio.jobs import JobManager
+    from deem_studio.runs import RunStore
+
+    n = MAX_MACE_CLASSES + 1
+    wide = pd.DataFrame({"task": np.arange(n) % 60, "worker": np.arange(n) // 60, "label": np.arange(n)})
+    started = time.process_time()
+    with pytest.raises(DataError, match=rf"MACE updates its estimates class by class: it runs on at most "
+                                        rf"{MAX_MACE_CLASSES} classes"):
+        registry.make_aggregator("mace").fit(wide)
+    assert time.process_time() - started < 5
+    with tempfile.TemporaryDirectory() as folder:
+        manager = JobManager(RunStore(folder))
+        try:
+            with pytest.raises(DataError, match="MACE updates its estimates class by class"):
+                manager.submit("train", {"methods": ["mv", "mace"]}, data=AnnotationSet.from_long(wide))
+            assert manager.store.list(all_owners=True).empty
+        finally:
+            manager.shutdown()
+
+
 def test_the_accuracy_of_labels_by_their_own_index_equals_the_one_over_given_tasks():
     # (the fast path by the labels' hash table; attack round 12)
     from deem_core.analysis.scoring import accuracy_and_count

@@ -60,7 +60,7 @@ __all__ = [
     "DawidSkeneAggregator",
     "OneCoinDawidSkeneAggregator",
     "GLADAggregator",
-    "MACEAggregator",
+    "MACEAggregator", "MAX_MACE_CLASSES",
     "MMSRAggregator",
     "KOSAggregator",
     "ZeroBasedSkillAggregator",
@@ -89,6 +89,10 @@ def _check_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 #: workers M-MSR runs on at most (crowd-kit's tables and loops over every pair of workers; MMSRAggregator)
 MAX_MMSR_WORKERS = 150
+#: classes MACE runs on at most: crowd-kit's variational updates go class by class in pandas, 50 iterations of 3
+#: restarts (on this 2-core CPU, 60 tasks with one answer a class: 100 classes 26.8 s, 300 classes 96.1 s; 10,000
+#: classes held the CPU queue past 495 s; attack round 17)
+MAX_MACE_CLASSES = 200
 
 #: (tasks x classes) float64 tables a crowd-kit fit holds at once (its probabilities, their copies in pandas
 #: operations, the results table): what :func:`check_label_tables` counts
@@ -550,6 +554,14 @@ class MACEAggregator(CrowdKitAggregator):
 
     key = "mace"
     defaults = {"n_restarts": 3}
+
+    def check_size(self, data: AnnotationSet) -> None:
+        """Also its time, which grows with the classes (:data:`MAX_MACE_CLASSES`)."""
+        super().check_size(data)
+        if data.n_classes > MAX_MACE_CLASSES:
+            raise DataError(f"{data.source}: MACE updates its estimates class by class: it runs on at most "
+                            f"{MAX_MACE_CLASSES} classes (300 took 96 s of CPU on 300 answers; these data have "
+                            f"{data.n_classes:,}); use another method")
 
     def _fit_codes(self, data, n_classes):
         from crowdkit.aggregation import MACE
