@@ -65,6 +65,9 @@ PARQUET_CHUNK_BYTES = 128 << 20
 #: file of 500,000 one-row groups took the server from 525 MB to 2.0 GB at its preview; attack round 16). A file of
 #: 20 M rows in groups of 100,000 rows has a footer of a few tens of KB.
 PARQUET_FOOTER_BYTES = 8 << 20
+#: columns of a Parquet file that a read accepts, counted from its metadata's first bytes before the parse (a
+#: wide layout of 20,000 worker columns previews in 1.5 s and +53 MB here; 93,665 took 5.9 s and +628 MB)
+PARQUET_MAX_COLUMNS = 20_000
 #: data segment a Parquet decoding process may hold (``RLIMIT_DATA``; :mod:`.parquet_decode`): a row group of
 #: :data:`PARQUET_CHUNK_BYTES` costs about 4x that while it is read, and pyarrow's readers of 100,000 columns reserve
 #: 2.3 GB (1.3 GB of it touched) for a 20-row preview
@@ -583,18 +586,54 @@ def _unbounded(kind) -> bool:
             or pa.types.is_fixed_size_binary(kind))
 
 
-def _footer_bytes(handle: Any) -> int:
+def _footer_bytes(handle: Any) -> tuple[int, int | None]:
     """The length a Parquet file's last 8 bytes give its metadata (0 when they are not a Parquet ending: pyarrow then
-    says what is wrong). ``handle`` is left at its start."""
+    says what is wrong), and the number of its schema's elements read from the metadata's first bytes (None when they
+    are not as Parquet writers lay them out). ``handle`` is left at its start."""
     try:
         size = handle.seek(0, io.SEEK_END)
         if size < 12:
-            return 0
+            return 0, None
         handle.seek(size - 8)
         tail = handle.read(8)
+        if len(tail) != 8 or tail[4:] != b"PAR1":
+            return 0, None
+        length = int.from_bytes(tail[:4], "little")
+        if length <= 0 or length > size - 8:
+            return length, None
+        handle.seek(size - 8 - length)
+        return length, _schema_elements(handle.read(min(length, 32)))
     finally:
         handle.seek(0)
-    return int.from_bytes(tail[:4], "little") if len(tail) == 8 and tail[4:] == b"PAR1" else 0
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int] | None:
+    value, shift = 0, 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            return value, at
+    return None
+
+
+def _schema_elements(head: bytes) -> int | None:
+    """The length of the ``schema`` list of a Parquet ``FileMetaData`` from its first bytes (Thrift's compact
+    protocol: field 1, the version, an i32; then field 2, a list of structs): one element per column of a flat file,
+    plus the root. None when the bytes are laid out otherwise."""
+    if len(head) < 3 or head[0] != 0x15:  # field 1, i32
+        return None
+    version = _varint(head, 1)
+    if version is None or version[1] + 1 >= len(head) or head[version[1]] != 0x19:  # field 2 (delta 1), a list
+        return None
+    at = version[1] + 1
+    if head[at] & 0x0F != 0x0C:  # of structs
+        return None
+    if head[at] >> 4 != 0x0F:
+        return head[at] >> 4
+    size = _varint(head, at + 1)
+    return None if size is None else size[0]
 
 
 class ParquetTable(Table):
@@ -611,12 +650,19 @@ class ParquetTable(Table):
         self.budget = budget
         self._handle = source.raw()
         self._short: dict[str, str] = {}
-        footer = _footer_bytes(self._handle)
+        footer, elements = _footer_bytes(self._handle)
         if footer > PARQUET_FOOTER_BYTES:
             self._handle.close()
             raise DataError(f"{self.name}: its Parquet metadata is {footer / (1 << 20):,.1f} MiB, more than the "
                             f"{PARQUET_FOOTER_BYTES / (1 << 20):g} MiB this server reads (a file of very many small row "
                             f"groups or columns); write it with fewer, larger row groups")
+        if elements is not None and elements - 1 > min(limits.max_columns, PARQUET_MAX_COLUMNS):
+            # (each column costs the preview ~7 KB and 0.06 ms more than a CSV's: 93,665 columns under the footer
+            # bound took it from 118 to 746 MB in 5.9 s; attack round 17)
+            self._handle.close()
+            raise DataError(f"{self.name}: {elements - 1:,} columns, more than the "
+                            f"{min(limits.max_columns, PARQUET_MAX_COLUMNS):,} this server reads from a Parquet file; "
+                            f"write the answers in the long layout (task, worker, label)")
         try:
             self.file = pq.ParquetFile(self._handle)
             # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
