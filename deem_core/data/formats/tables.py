@@ -660,9 +660,9 @@ class ParquetTable(Table):
             # (each column costs the preview ~7 KB and 0.06 ms more than a CSV's: 93,665 columns under the footer
             # bound took it from 118 to 746 MB in 5.9 s; attack round 17)
             self._handle.close()
-            raise DataError(f"{self.name}: {elements - 1:,} columns, more than the "
-                            f"{min(limits.max_columns, PARQUET_MAX_COLUMNS):,} this server reads from a Parquet file; "
-                            f"write the answers in the long layout (task, worker, label)")
+            check_columns(self.name, elements - 1, limits)  # (DEEM_MAX_COLUMNS's own words when it is the lower)
+            raise DataError(f"{self.name}: {elements - 1:,} columns, more than the {PARQUET_MAX_COLUMNS:,} this server "
+                            f"reads from a Parquet file; write the answers in the long layout (task, worker, label)")
         try:
             self.file = pq.ParquetFile(self._handle)
             # text columns are read as dictionaries and stay so: each distinct value is decoded once. Decoding
