@@ -172,9 +172,11 @@ with st.container(border=True):
         depths = (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
-        what = (f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
-                if deem_methods else "The baselines" if len(baselines) > 1 else "The baseline") + (f" + {len(baselines)} baseline(s)" if deem_methods and baselines
-                                                         else "")  # ("the baselines" opened the line; walkthrough 29)
+        if deem_methods:
+            what = f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
+            what += f" + {len(baselines)} baseline(s)" if baselines else ""
+        else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")
+            what = "The baselines" if len(baselines) > 1 else "The baseline"
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
     out_of_range = common.show_problems(problems)
     if st.button("Train", type="primary", key="train_launch", disabled=not methods or out_of_range):
