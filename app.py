@@ -22,6 +22,7 @@ import sys
 
 import streamlit as st
 
+from deem_studio.serve import AGENT_API, AGENT_API_REFUSED
 from deem_studio.uploads import install_connection_limit, install_message_limit, install_upload_guard
 from pages.shell import shell
 
@@ -29,6 +30,9 @@ install_upload_guard()  # once per server process: uploads are bounded per sessi
 install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
 install_connection_limit()  # once per server process: websocket connections per address and in all
 st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
+if st.get_option(AGENT_API):  # turned on some other way than deem-studio's options (which refuse it)
+    st.error(AGENT_API_REFUSED + ".")
+    st.stop()
 
 PAGES = [
     # (the root page reserves the name it is given, even though it is served at "/": not "data", kept for the

@@ -42,6 +42,25 @@ def install_before_serving() -> bool:
     return True
 
 
+AGENT_API = "server.enableAgentApi"
+AGENT_API_REFUSED = (f"Streamlit's agent API ({AGENT_API}) is not supported: its sessions open over HTTP, outside the "
+                     f"limits this server keeps per network address (connections, jobs, runs); start without it")
+
+
+def agent_api_asked(args: Sequence[str], environ: Any = None) -> bool:
+    """Whether Streamlit's options on the command line or in the environment turn its agent API on (the project's
+    ``.streamlit/config.toml`` leaves it off; the app refuses a session too when it is on by any other way)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("STREAMLIT_SERVER_ENABLE_AGENT_API")
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == f"--{AGENT_API}":
+            value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else "true"
+        elif arg.startswith(f"--{AGENT_API}="):
+            value = arg.split("=", 1)[1]
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     app = ROOT / "app.py"
     if not app.is_file():
@@ -51,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deem_studio.settings import check_environment
 
     problems = check_environment()  # a bad limit is refused here, not lifted or found by the first visitor
+    args = sys.argv[1:] if argv is None else list(argv)
+    if agent_api_asked(args):  # (attack round 16: it opened sessions outside the connection limit)
+        problems.append(AGENT_API_REFUSED)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -59,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_before_serving()
     from streamlit.web import cli
 
-    sys.argv = ["streamlit", "run", str(app), *(sys.argv[1:] if argv is None else list(argv))]
+    sys.argv = ["streamlit", "run", str(app), *args]
     try:
         cli.main(prog_name="streamlit")
     except SystemExit as stop:

@@ -3,11 +3,13 @@ one (attack round 11: nan, inf or -1 gave jobs no time limit, 'abc' broke every 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deem_studio import capacity, owners
 from deem_studio.jobs import DEFAULT_MAX_JOB_SECONDS, DEFAULT_MAX_TABLE_BYTES, job_time_limit, max_table_bytes
-from deem_studio.serve import main
+from deem_studio.serve import AGENT_API_REFUSED, agent_api_asked, main
 from deem_studio.settings import SETTINGS, check_environment, env_value
 
 
@@ -100,3 +102,34 @@ def test_values_that_overflow_or_come_to_zero_are_refused_alike_at_the_start_and
     assert env_value(name, 7) == 7
     if name == "DEEM_MAX_READ_SECONDS":  # the engine's own read of it keeps its default too (it read "no limit")
         assert Limits.from_env().max_seconds == Limits().max_seconds
+
+
+@pytest.mark.parametrize("args, environ, asked", [
+    (["--server.enableAgentApi", "true"], {}, True),
+    (["--server.enableAgentApi=True", "--server.port", "1"], {}, True),
+    (["--server.enableAgentApi"], {}, True),
+    (["--server.enableAgentApi", "false"], {}, False),
+    ([], {"STREAMLIT_SERVER_ENABLE_AGENT_API": "true"}, True),
+    (["--server.enableAgentApi=false"], {"STREAMLIT_SERVER_ENABLE_AGENT_API": "true"}, False),
+    (["--server.port", "1"], {}, False),
+])
+def test_the_agent_api_is_found_on_the_command_line_and_in_the_environment(args, environ, asked):
+    assert agent_api_asked(args, environ) is asked
+
+
+def test_deem_studio_refuses_to_start_with_streamlits_agent_api(runs_dir, capsys):
+    """Its sessions open over HTTP, outside the per-address connection limit (attack round 16): refused at the start,
+    and by the app when it was turned on another way."""
+    assert main(["--server.enableAgentApi", "true", "--server.port", "1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {AGENT_API_REFUSED}"]
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    before = config.get_option("server.enableAgentApi")
+    config.set_option("server.enableAgentApi", True)
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    finally:
+        config.set_option("server.enableAgentApi", before)
+    assert [e.value for e in at.error] == [AGENT_API_REFUSED + "."]
+    assert not at.exception and not at.get("file_uploader")
