@@ -273,7 +273,9 @@ with tab_imp:
                        key="diag_dl_imp")
 with tab_quality:
     # the verdict first: in the last of eleven columns it was cut off at the table's right edge (a walkthrough)
-    common.table(quality.table[["worker", "flag", *(c for c in quality.table.columns if c not in ("worker", "flag"))]])
+    common.table(quality.table[["worker", "flag", *(c for c in quality.table.columns if c not in ("worker", "flag"))]],
+                 helps={"irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
+                                         "answers alone: no gold labels", "accuracy": "Against the gold labels"})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

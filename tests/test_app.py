@@ -705,6 +705,9 @@ def test_diagnostics_page(runs_dir):
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
     assert grid.loc[diag_id, "summary"] == f"Diagnostics of run {at.session_state['train_run']} (DEEM)"
+    # the run box starts on the run this session has open, not on the newest row (its diagnostics; walkthrough 33)
+    assert diag_id == grid.index[0] != at.session_state["train_run"]
+    assert at.selectbox(key="runs_choice").value.startswith(at.session_state["train_run"] + " · train")
 
 
 def other_csv(n_tasks: int = 150) -> bytes:
@@ -1439,6 +1442,7 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
             "the safety rule") in page
     assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
             in page and "irbm_* columns are empty" in page)
+    assert "irbm_accuracy is the trained iRBM's own estimate" not in page  # (no such column here: no word of it)
     quality = next(t.value for t in at.dataframe if "irbm accuracy" in t.value.columns)  # (grids show spaces)
     shown = {column: set(quality[column].astype(str)) for column in ("irbm accuracy", "irbm spammer score", "agreement")}
     assert shown["irbm accuracy"] == shown["irbm spammer score"] == {""} and "" not in shown["agreement"]

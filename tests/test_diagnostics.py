@@ -420,6 +420,10 @@ def test_spammers_flagged_on_condind(condind):
     assert len(noise) == 6
     # the rule said in words ("spammer score under 7 / labels" read as 7 divided by something; walkthrough 28)
     assert "(spammer score times its number of labels under 7)" in quality.notes[0]
+    # the iRBM's accuracy column says it is an estimate without gold labels (read as a gold comparison beside the
+    # gold accuracy; walkthrough 33)
+    assert any(n.startswith("irbm_accuracy is the trained iRBM's own estimate") and "without gold labels" in n
+               for n in quality.notes), quality.notes
     assert set(table.index[table["flag"] == "likely spammer"]) == set(noise)
     assert (table.loc[conf["informative"], "flag"] == "ok").all()
     assert (table.loc[noise, "kappa"].abs() < 0.05).all()

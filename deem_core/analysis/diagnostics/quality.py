@@ -208,6 +208,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"]
+    if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)
+        notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
+                     "the answers alone, without gold labels")
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if returned:
