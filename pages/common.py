@@ -290,6 +290,17 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
+def kept_pick(kind: str, run_id: str) -> Any:
+    """What this session last chose of ``kind`` on run ``run_id`` (the Results page's method, the Diagnostics page's
+    tab): Streamlit drops a widget's state when a script run does not draw it, so a visit to another page (or Runs →
+    Open) lost the choice, and the page opened on the run's first method or tab again (walkthrough 33)."""
+    return st.session_state.get("_picks", {}).get((kind, run_id))
+
+
+def keep_pick(kind: str, run_id: str, value: Any) -> None:
+    st.session_state.setdefault("_picks", {})[(kind, run_id)] = value
+
+
 def method_label(method: str, returned: str | None) -> str:
     """A method's display name, saying whose labels they are when the safety rule returned a reference's
     ("DEEM (labels from cluster-weighted Dawid-Skene)"): the one wording of Results, Train, Runs and Diagnostics."""

@@ -189,8 +189,11 @@ TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]
 tab_key = f"diag_tabs_{diag_id}"
 # the open tab is kept in the address, so a reload opens it again (it went back to the first; walkthrough 31)
 asked_tab = st.query_params.get("tab") if tab_key not in st.session_state else None
+if tab_key not in st.session_state and asked_tab not in TABS:  # (the tab open before a visit to another page)
+    asked_tab = common.kept_pick("tab", diag_id)
 tab_mi, tab_imp, tab_quality = st.tabs(TABS, key=tab_key, on_change="rerun",
                                        default=asked_tab if asked_tab in TABS else None)
+common.keep_pick("tab", diag_id, st.session_state.get(tab_key))
 if st.session_state.get(tab_key) in TABS[1:]:
     st.query_params["tab"] = st.session_state[tab_key]
 elif "tab" in st.query_params:

@@ -86,7 +86,8 @@ if st.session_state.get(method_key) not in results:
     # the address's method when it is of this run's address as the session began (a reload, a link): a reload went
     # back to DEEM's labels, and "Labels CSV" then gave those (walkthrough 31)
     asked = st.query_params.get("method") if st.session_state.get("_url_run_seen") == run_id else None
-    st.session_state[method_key] = asked if asked in results else primary
+    kept = common.kept_pick("method", run_id)  # (chosen before a visit to another page)
+    st.session_state[method_key] = asked if asked in results else kept if kept in results else primary
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
     return common.labelled_method_name(m, metrics.get(m))
@@ -134,6 +135,7 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
 
 
 method = st.selectbox("Method", ordered, key=method_key, format_func=scored_name)
+common.keep_pick("method", run_id, method)
 if method != primary:  # kept in the address (above); the run's own first method needs no word there
     st.query_params["method"] = method
 elif "method" in st.query_params:

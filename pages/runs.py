@@ -149,11 +149,10 @@ if len(runs):
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}
     # the options are the texts themselves: with run ids and a format_func, a browser kept showing a renamed run's
     # old text until another run was picked; the run picked before is picked again under its new text
-    # the box starts on the run this session has open (it started on the newest row, often the diagnostics of the
-    # run a user had just looked at; walkthrough 33), else the newest
-    previous = st.session_state.get("_runs_chosen")
-    if previous not in labels and st.session_state.get("runs_choice") not in labels.values():
-        previous = st.session_state.get("run")
+    # a visit starts on the run this session has open (it started on the newest row, often the diagnostics of the
+    # run a user had just looked at; walkthrough 33), else on the newest
+    previous = (st.session_state.get("_runs_chosen") if "runs_choice" in st.session_state
+                else st.session_state.get("run"))
     if previous in labels and st.session_state.get("runs_choice") not in labels.values():
         st.session_state["runs_choice"] = labels[previous]
     picked = st.selectbox("Run", list(labels.values()), key="runs_choice")

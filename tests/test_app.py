@@ -826,6 +826,11 @@ def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir
     reloaded.switch_page("pages/results.py").run()
     no_problem(reloaded)
     assert reloaded.selectbox(key=f"results_method_{first}").value == "ds"
+    # and a visit to another page keeps it, Runs → Open of the run too (Streamlit dropped the box's state when a page
+    # did not draw it: back on DEEM's labels, the run's first method; walkthrough 33)
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/results.py").run()
+    assert at.selectbox(key=f"results_method_{first}").value == "ds"
     # a new training with DEEM: the results open on DEEM, the new run's own choice
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem", "mv"]).run()  # (DEEM picked: the epochs box is no longer
@@ -838,6 +843,13 @@ def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir
     no_problem(at)
     assert at.selectbox(key=f"results_method_{second}").value == "deem"
     assert get_manager().store.get(second)["config"]["lr"] == pytest.approx(0.03)
+    at.switch_page("pages/runs.py").run()  # the box starts on the run open here, the newest
+    assert at.selectbox(key="runs_choice").value.startswith(second)
+    at.selectbox(key="runs_choice").set_value(next(o for o in at.selectbox(key="runs_choice").options
+                                                    if o.startswith(first))).run()
+    at.button(key="runs_open").click().run()
+    at.switch_page("pages/results.py").run()
+    assert at.selectbox(key=f"results_method_{first}").value == "ds" and at.query_params["method"] == "ds"
 
 
 def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
@@ -902,6 +914,11 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
     at.session_state[f"diag_tabs_{diag_b}"] = "Worker quality"  # what a click on that tab does
     at.run()
     assert at.query_params["tab"] == "Worker quality"
+    at.switch_page("pages/results.py").run()  # a visit to another page keeps it (back on the first; walkthrough 33)
+    assert f"diag_tabs_{diag_b}" not in at.session_state  # (Streamlit dropped the tab's state on that page)
+    at.query_params.pop("tab", None)  # (and a browser's page switch leaves a page's own parameters behind)
+    at.switch_page("pages/diagnostics.py").run()
+    assert at.session_state[f"diag_tabs_{diag_b}"] == "Worker quality" and at.query_params["tab"] == "Worker quality"
     saved = len(list(runs_dir.iterdir()))
     for run, diag in ((run_b, diag_b), (run_a, diag_a)):
         fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the URL and the owner's cookie
