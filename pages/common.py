@@ -828,11 +828,16 @@ FORM_OF_CONFIG = {
 def restore_form(record: dict[str, Any], pick: bool = True) -> None:
     """Fill the Train or Sweep form with a reopened run's settings (values a form cannot show are skipped);
     ``pick``: a training's learning rate becomes the picked one."""
+    from deem_studio.jobs import trained_methods  # noqa: PLC0415
+
     config = record.get("config") or {}
     ss = st.session_state
+    # a training of baselines alone used none of the DEEM fields: the defaults it stored for them replaced what the
+    # form held (a picked rate of 0.03 became 0.01 for the next training)
+    trained = record.get("kind") != "train" or bool(trained_methods(config))
     for key, name in FORM_OF_CONFIG.get(record.get("kind"), {}).items():
         value = config.get(name)
-        if value is None:
+        if value is None or not (trained or key in ("train_methods", "train_seed")):
             continue
         try:
             if key == "train_methods":
@@ -859,10 +864,10 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
         ss["sweep_sample_on"] = bool(sample)
         if sample:
             ss["sweep_sample_size"] = int(sample)
-    if record.get("kind") == "train":
+    if record.get("kind") == "train" and trained:
         ss["train_layers_auto"] = config.get("n_layers") == "auto"
         ss["train_no_budget"] = "max_updates" in config and config["max_updates"] is None
-    if (pick and record.get("kind") == "train" and config.get("lr") is not None
+    if (pick and trained and record.get("kind") == "train" and config.get("lr") is not None
             and record.get("fingerprint") == data_key()):
         try:  # (not kept for the workspace: a reload of another run's address then named this run as its rate's
             # source; walkthrough 19. What is kept is what the user picked: on a sweep, or typed)

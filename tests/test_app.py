@@ -850,6 +850,11 @@ def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir
     at.button(key="runs_open").click().run()
     at.switch_page("pages/results.py").run()
     assert at.selectbox(key=f"results_method_{first}").value == "ds" and at.query_params["method"] == "ds"
+    # that run trained nothing: the rate picked on the sweep stays in the Train form (the default the run stored for
+    # its greyed-out field replaced it: the next training ran at 0.01)
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(0.03)
+    assert at.multiselect(key="train_methods").value == ["mv", "ds"]
 
 
 def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
