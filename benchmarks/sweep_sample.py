@@ -1,11 +1,11 @@
 """Sweeping a random sample of the tasks instead of all of them: same recommendation, how much faster?
 
-The Sweep page sweeps a random sample by default above ``deem_studio.jobs.SWEEP_SAMPLE_ABOVE`` tasks
-(``SWEEP_SAMPLE_TASKS`` tasks in the sample). This script measures, on sets of growing size, the full sweep
+The Sweep page sweeps a random sample by default above ``deem_core.methods.sweep.SAMPLE_ABOVE`` tasks
+(``SAMPLE_TASKS`` tasks in the sample). This script measures, on sets of growing size, the full sweep
 (default grid, 8 learning rates, 1 layer) next to sweeps of random samples: the recommended learning rate,
 the verdict of every rate, and the wall time. Each sample is swept twice: with the full sweep's batch of
 1,024 tasks (an epoch of a sample then makes fewer updates, and larger rates look better) and with the
-batch scaled by sample / tasks, as the dashboard does (``deem_studio.jobs.sample_batch_size``: the same
+batch scaled by sample / tasks, as the dashboard does (``deem_core.methods.sweep.sample_batch_size``: the same
 number of updates per epoch as the full sweep).
 
 Sets: tree3k, ampdata (sample_data) and the MnistE-shaped synthetic set (make_mnist_like, 15 workers x 10
@@ -31,9 +31,7 @@ sys.path.insert(0, str(ROOT / "sample_data"))
 
 from benchmarks.common import load_set, machine  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402
-from deem_core.methods.sweep import DEFAULT_SWEEP_EPOCHS, run_sweep  # noqa: E402
-from deem_studio.estimate import sample_positions  # noqa: E402
-from deem_studio.jobs import sample_batch_size  # noqa: E402
+from deem_core.methods.sweep import DEFAULT_SWEEP_EPOCHS, run_sweep, sample_batch_size, sample_positions  # noqa: E402
 
 SAMPLES = (2000, 5000)
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["Estimate", "Line", "PROBE_EPOCHS", "PROBE_MAX_BYTES", "PROBE_MAX_SECONDS", "PROBE_TASKS", "ProbeSkipped",
-           "estimate_sweep", "estimate_train", "format_seconds", "sample_positions"]
+           "estimate_sweep", "estimate_train", "format_seconds"]
 
 #: tasks in a probe (a random sample of the data; the whole data when smaller)
 PROBE_TASKS = 2000
@@ -131,13 +131,6 @@ def format_seconds(seconds: float | None) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def sample_positions(n_tasks: int, size: int, seed: int = 0) -> np.ndarray:
-    """Sorted positions of a random sample of ``size`` tasks (all of them when ``size >= n_tasks``)."""
-    if size >= n_tasks:
-        return np.arange(n_tasks)
-    return np.sort(np.random.default_rng(seed).choice(n_tasks, size=size, replace=False))
 
 
 @dataclass(frozen=True)
@@ -244,6 +237,8 @@ def _split(started: float, ended: float, clock: _EpochClock) -> tuple[float, flo
 
 
 def _probe_data(data: Any, size: int, seed: int) -> Any:
+    from deem_core.methods.sweep import sample_positions  # noqa: PLC0415
+
     positions = sample_positions(data.n_tasks, min(size, data.n_tasks), seed)
     return data if len(positions) == data.n_tasks else data.subset_tasks(positions)
 

@@ -52,11 +52,11 @@ from deem_core.data.formats.limits import describe_bytes
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
-from deem_core.methods.sweep import run_sweep
+from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size, sweep_sample
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
-from deem_studio.estimate import format_seconds, sample_positions
+from deem_studio.estimate import format_seconds
 from deem_studio.owners import (max_active_per_client, max_active_per_workspace, max_client_bytes,
                                 max_runs_per_client, max_runs_per_workspace, max_workspace_bytes, min_free_disk)
 from deem_studio.settings import env_value
@@ -81,19 +81,10 @@ SWEEP_DEFAULTS: dict[str, Any] = {
 #: the settings a job of each kind gets when its config leaves them out
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {"train": TRAIN_DEFAULTS, "sweep": SWEEP_DEFAULTS,
                                              "diagnostics": {"device": "cpu"}}
-#: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks
-#: (benchmarks/sweep_sample.py: time and recommendation of sample sweeps next to the full sweep)
-SWEEP_SAMPLE_ABOVE = 20_000
-SWEEP_SAMPLE_TASKS = 5_000
-
-
-def sample_batch_size(sample: int, n_tasks: int, batch_size: int | None = None) -> int:
-    """The batch of a sweep on ``sample`` of ``n_tasks`` tasks: the full sweep's batch scaled by sample / tasks,
-    so an epoch of the sample makes as many updates as an epoch of all tasks. With the full batch a sample's
-    epoch makes fewer updates and the curves favour larger learning rates (benchmarks/sweep_sample.py: with
-    the batch kept at 1,024 the sample's recommendation differed on 3 of 4 samples; scaled, it matched)."""
-    full = int(batch_size or defaults_of(run_sweep)["batch_size"])
-    return max(32, min(full, int(round(full * sample / max(1, n_tasks)))))
+#: the Sweep page sweeps a random sample of SWEEP_SAMPLE_TASKS tasks by default above SWEEP_SAMPLE_ABOVE tasks, as
+#: ``deem sweep`` does (the engine's bounds, deem_core.methods.sweep)
+SWEEP_SAMPLE_ABOVE = SAMPLE_ABOVE
+SWEEP_SAMPLE_TASKS = SAMPLE_TASKS
 _HISTORY_KEEP = 20000  # history rows a progress object keeps in memory (the store keeps everything)
 
 
@@ -1242,11 +1233,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
         raise DataError("no annotations were given to this sweep")
     if data.n_classes < 2:
         raise DataError(f"{data.source}: only one class was given; there is nothing to aggregate")
-    sample = cfg.get("sample_tasks")
-    swept, batch_size = data, int(cfg.get("batch_size") or defaults_of(run_sweep)["batch_size"])
-    if sample and int(sample) < data.n_tasks:
-        swept = data.subset_tasks(sample_positions(data.n_tasks, int(sample), int(cfg.get("seed", 0))))
-        batch_size = sample_batch_size(swept.n_tasks, data.n_tasks, batch_size)
+    swept, batch_size = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
     epochs = int(cfg["epochs"])
     progress.start_phase("sweeping learning rates" + (f" on {swept.n_tasks:,} of {data.n_tasks:,} tasks"
                                                       if swept is not data else ""), epochs, "epoch")

@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from deem_core.data.annotations import AnnotationSet
-from deem_studio.estimate import Estimate, Line, estimate_sweep, estimate_train, format_seconds, sample_positions
+from deem_core.methods.sweep import sample_positions
+from deem_studio.estimate import Estimate, Line, estimate_sweep, estimate_train, format_seconds
 
 from conftest import read_sample
 

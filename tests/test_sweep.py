@@ -176,12 +176,46 @@ def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame):
     assert len(curves) == 2 * 2 and set(curves["lr"]) == {0.01, 0.3}
     assert np.isfinite(curves[["positive_energy", "negative_energy", "energy_difference"]].to_numpy()).all()
     payload = json.loads((out / "recommendation.json").read_text())
-    assert set(payload) == {"lr", "reason", "fallback", "verdicts"} and payload["lr"] in (0.01, 0.3)
+    assert set(payload) == {"lr", "reason", "fallback", "verdicts", "n_tasks", "sample_tasks", "batch_size"}
+    assert payload["lr"] in (0.01, 0.3)
+    assert (payload["n_tasks"], payload["sample_tasks"], payload["batch_size"]) == (90, None, 1024)  # all tasks
     assert set(payload["verdicts"]) == {"0.01", "0.3"}
     for verdict in payload["verdicts"].values():
         assert set(verdict) == {"keep", "verdict", "reason"} and isinstance(verdict["keep"], bool) and verdict["reason"]
     html = (out / "curves.html").read_text()
     assert "plotly" in html.lower() and "lr 0.01" in html and "recommended" in html
+
+
+def test_deem_sweep_sweeps_a_sample_as_the_dashboard_does(tmp_path, capsys):
+    """A sweep of a million tasks trained every rate on all of them, where the dashboard sweeps 5,000 by default:
+    ``--sample-tasks`` (default auto: the dashboard's rule) takes a random sample, the batch scaled to it."""
+    from deem_core.cli.sweep import sample_of
+    from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, sample_batch_size, sweep_sample
+
+    source = tmp_path / "answers.csv"
+    tiny_frame(n_tasks=1000).to_csv(source, index=False)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(source), "-o", str(out), "--lrs", "0.01,0.3", "--epochs", "2", "--device", "cpu",
+                 "--no-progress", "--sample-tasks", "300"]) == 0
+    batch = sample_batch_size(300, 1000)
+    assert batch == 307
+    assert (f"sweeping a random sample of 300 of 1,000 tasks, batch 307 (as many updates an epoch as on all tasks); "
+            f"--sample-tasks 0 sweeps all") in capsys.readouterr().err
+    payload = json.loads((out / "recommendation.json").read_text())
+    assert (payload["n_tasks"], payload["sample_tasks"], payload["batch_size"]) == (1000, 300, batch)
+    # the one sampling of the dashboard's jobs and the CLI: seeded, sorted, its batch scaled
+    data = AnnotationSet.from_long(tiny_frame(n_tasks=1000))
+    swept, size = sweep_sample(data, 300, seed=0)
+    again, _ = sweep_sample(data, 300, seed=0)
+    assert swept.n_tasks == 300 and size == batch and list(swept.tasks) == list(again.tasks)
+    assert sweep_sample(data, 1000)[0] is data and sweep_sample(data, None, batch_size=64) == (data, 64)
+    # auto: the dashboard's rule; 0: all tasks
+    for n_tasks, asked, sample in ((SAMPLE_ABOVE, "auto", None), (SAMPLE_ABOVE + 1, "auto", SAMPLE_TASKS),
+                                   (10 ** 6, 0, None), (10 ** 6, 250, 250), (100, 250, None)):
+        assert sample_of(type("Data", (), {"n_tasks": n_tasks})(), asked) == sample, (n_tasks, asked)
+    assert main(["sweep", str(source), "-o", str(tmp_path / "o"), "--sample-tasks", "50", "--no-progress"]) == 2
+    assert ("error: argument --sample-tasks: must be auto, 0 (all tasks) or at least 200 tasks, got 50"
+            in capsys.readouterr().err)
 
 
 def test_deem_sweep_rejects_bad_learning_rates(tmp_path, frame, capsys):

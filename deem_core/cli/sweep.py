@@ -12,15 +12,15 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, epochs_count, layers_count,
-                                  load_input, number, parse_float_list, positive_int, sampler_steps, say, seed_value, warn,
-                                  writing)
+                                  load_input, non_negative_int, number, parse_float_list, positive_int, sampler_steps,
+                                  say, seed_value, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
-    from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: PLC0415
+    from deem_core.methods.sweep import DEFAULT_LRS, SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep  # noqa: PLC0415
     from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(run_sweep)  # every default below is run_sweep's own
@@ -49,13 +49,41 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--smoothing", type=number, default=default["smoothing"],
                         help="EMA alpha used to read the curves (0.7-0.99 as in the paper; 0 = raw; "
                              f"default {default['smoothing']})")
+    parser.add_argument("--sample-tasks", type=sample_size, default="auto", metavar="N",
+                        help=f"sweep a random sample of N tasks (at least {MIN_SAMPLE}), the batch scaled so an epoch "
+                             f"makes as many updates as on all tasks; 0: all tasks (default auto: a sample of "
+                             f"{SAMPLE_TASKS:,} above {SAMPLE_ABOVE:,} tasks, as the dashboard)")
     parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def write_sweep(sweep, folder: Path) -> dict[str, Path]:
-    """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``."""
+#: the smallest sample ``--sample-tasks`` takes (the dashboard's sample box starts there too)
+MIN_SAMPLE = 200
+
+
+def sample_size(text: str) -> int | str:
+    """``--sample-tasks``: ``auto``, 0 (all tasks) or a number of tasks of at least :data:`MIN_SAMPLE`."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    value = non_negative_int(text)
+    if 0 < value < MIN_SAMPLE:
+        raise argparse.ArgumentTypeError(f"must be auto, 0 (all tasks) or at least {MIN_SAMPLE} tasks, got {value}")
+    return value
+
+
+def sample_of(data, asked: int | str) -> int | None:
+    """The tasks to sample for ``--sample-tasks`` (None: all of them)."""
+    from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS  # noqa: PLC0415
+
+    if asked == "auto":
+        return SAMPLE_TASKS if data.n_tasks > SAMPLE_ABOVE else None
+    return int(asked) if asked and int(asked) < data.n_tasks else None
+
+
+def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Path]:
+    """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``; ``about``:
+    more keys for recommendation.json (the tasks swept)."""
     from deem_core.data.export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
     from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
     from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
@@ -64,7 +92,7 @@ def write_sweep(sweep, folder: Path) -> dict[str, Path]:
     paths = {"curves": folder / "curves.csv", "recommendation": folder / "recommendation.json",
              "figure": folder / "curves.html"}
     write_csv(sweep.curves[CSV_COLUMNS], paths["curves"], index=False)
-    write_json(sweep.recommendation.to_dict(), paths["recommendation"])
+    write_json({**sweep.recommendation.to_dict(), **(about or {})}, paths["recommendation"])
     rec = sweep.recommendation
     title = ("Energy curves per learning rate" +
              (f": recommended lr {rec.lr:g}" if rec.lr is not None else ": no recommendation") +
@@ -76,7 +104,7 @@ def write_sweep(sweep, folder: Path) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deem_core.methods.sweep import run_sweep  # noqa: PLC0415
+    from deem_core.methods.sweep import run_sweep, sweep_sample  # noqa: PLC0415
     from deem_core.model.training import MAX_LR  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
@@ -93,10 +121,14 @@ def run(args: argparse.Namespace) -> int:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"-o must name a folder, but {folder} is a file")
     data = load_input(args)
+    swept, batch_size = sweep_sample(data, sample_of(data, args.sample_tasks), args.seed, args.batch_size)
+    if swept is not data:  # (a sweep of 1,000,000 tasks trained every rate on all of them, the dashboard on 5,000)
+        say(f"sweeping a random sample of {swept.n_tasks:,} of {data.n_tasks:,} tasks, batch {batch_size:,} (as "
+            f"many updates an epoch as on all tasks); --sample-tasks 0 sweeps all")
     progress = ProgressBar(args.epochs, f"sweep of {len(lrs) * args.seeds} runs", disable=args.no_progress)
     try:
-        sweep = run_sweep(data, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
-                          seed=args.seed, device=args.device, callbacks=[progress], batch_size=args.batch_size,
+        sweep = run_sweep(swept, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
+                          seed=args.seed, device=args.device, callbacks=[progress], batch_size=batch_size,
                           init=args.init, smoothing=args.smoothing, sampler_steps=args.sampler_steps)
     except ValueError as exc:
         if type(exc) is ValueError:  # a bad option reaching the engine
@@ -105,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     with writing(folder):
-        paths = write_sweep(sweep, folder)
+        paths = write_sweep(sweep, folder, {"n_tasks": data.n_tasks, "batch_size": batch_size,
+                                            "sample_tasks": swept.n_tasks if swept is not data else None})
     rec = sweep.recommendation
     say(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
         f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)")
