@@ -365,6 +365,15 @@ for message in data.warnings:
     st.warning(page_words(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
+# workers who answer alike on every task they share (walkthrough 28's copied trio: majority vote 69.5%, Dawid-Skene
+# and DEEM's automatic choice 54%, with nothing said): the pairwise table already holds what tells them
+for workers, tasks in agreement.identical_groups(*stats["pairwise"])[:5]:
+    named = ", ".join(repr(w) for w in workers[:8]) + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else "")
+    alike = ("gave the same label on all the tasks they share" if len(workers) == 2 else
+             "each gave the same label as another of them on all the tasks the two share")
+    st.warning(common.safe(f"Workers {named} {alike} ({tasks:,} or more): copies, or one person under several names? "
+                           f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
+                           f"them in the file."), icon=":material/content_copy:")
 
 # keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
 # tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded

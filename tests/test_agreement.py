@@ -10,7 +10,7 @@ import pytest
 
 from deem_core import AnnotationSet
 from deem_core.analysis.scoring import accuracy_and_count
-from deem_core.analysis.agreement import (class_balance, confusion_against_gold, krippendorff_alpha,
+from deem_core.analysis.agreement import (class_balance, confusion_against_gold, identical_groups, krippendorff_alpha,
                                          labels_per_task, method_agreement, pairwise_agreement, worker_coverage)
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", section C: 4 observers x 12 units,
@@ -83,3 +83,41 @@ def test_the_majority_vote_share_splits_a_tie_among_the_tied_classes():
     np.testing.assert_allclose(balance["majority_vote_tasks"], [0.5 + 1 / 3, 1.5 + 1 / 3, 1 + 1 / 3])
     assert balance["majority_vote_tasks"].sum() == pytest.approx(data.n_tasks)
     np.testing.assert_allclose(balance["majority_vote_share"], balance["majority_vote_tasks"] / 4)
+
+
+def copied_trio(n_tasks: int = 400, seed: int = 1, copied_share: float = 0.3) -> pd.DataFrame:
+    """4 classes; three workers answer as one (right 55%, else one fixed wrong class) on a share of the tasks, each
+    task also answered by two of five independent workers right 80% (one of them 96%)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, n_tasks)
+    rows = []
+    for task in range(n_tasks):
+        for w in rng.choice(5, 2, replace=False):
+            right = 0.96 if w == 0 else 0.8
+            label = truth[task] if rng.random() < right else rng.integers(0, 4)
+            rows.append((f"t{task}", f"ind{w}", int(label)))
+        if rng.random() < copied_share:
+            label = truth[task] if rng.random() < 0.55 else (truth[task] + 1) % 4
+            rows += [(f"t{task}", f"copy{c}", int(label)) for c in range(3)]
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_identical_groups_find_copies_and_no_independent_pair():
+    frame = copied_trio()
+    data = AnnotationSet.from_long(frame)
+    table, overlap = pairwise_agreement(data)
+    groups = identical_groups(table, overlap)
+    common = int(overlap.loc["copy0", "copy1"])
+    assert common >= 50 and groups == [(["copy0", "copy1", "copy2"], common)]
+    assert identical_groups(table, overlap, min_common=common + 1) == []
+    # a chain links a group: a and b alike, b and c alike, a and c never met
+    chain = pd.DataFrame([(f"t{i}", w, i % 3) for i in range(60) for w in ("a", "b")]
+                         + [(f"u{i}", w, i % 2) for i in range(60) for w in ("b", "c")],
+                         columns=["task", "worker", "label"])
+    table, overlap = pairwise_agreement(AnnotationSet.from_long(chain))
+    assert identical_groups(table, overlap) == [(["a", "b", "c"], 60)]
+    # one disagreement in 400 common tasks: not identical
+    frame = pd.DataFrame([(f"t{i}", w, i % 2 if (w == "a" or i) else 1 - i % 2) for i in range(400) for w in "ab"],
+                         columns=["task", "worker", "label"])
+    table, overlap = pairwise_agreement(AnnotationSet.from_long(frame))
+    assert table.loc["a", "b"] == pytest.approx(399 / 400) and identical_groups(table, overlap) == []

@@ -117,6 +117,22 @@ def test_upload_preview_and_summary(runs_dir):
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     no_problem(at)
     assert "200 gold labels match tasks" in texts(at)
+    assert not [w for w in at.warning if "one person under" in unescape(str(w.value))]  # (no copies in this set)
+
+
+def test_the_data_page_says_which_workers_answer_alike_on_every_task_they_share(runs_dir):
+    """Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54%, majority vote 69.5%, with
+    nothing said: the summary names workers who gave the same label on every one of 50 or more common tasks."""
+    from test_agreement import copied_trio
+
+    frame = copied_trio(seed=4)
+    frame["worker"] = frame["worker"].replace({"copy1": "*copy* <1>"})  # (a name from the file: shown as text)
+    at = upload(new_app(), "trio.csv", frame.to_csv(index=False).encode())
+    no_problem(at)
+    said = [text for text in (unescape(str(w.value)) for w in at.warning) if "copies, or one person" in text]
+    assert len(said) == 1 and said[0].startswith("Workers '*copy* <1>', 'copy0', 'copy2' each gave the same label as "
+                                                 "another of them on all the tasks the two share (123 or more)"), said
+    assert "Majority vote and Dawid-Skene count them as independent votes" in said[0]
 
 
 @pytest.mark.parametrize("name, content, expected", [

@@ -4,6 +4,8 @@
   answers allowed; tasks with fewer than two answers are not pairable and are left out);
 * :func:`pairwise_agreement` - for every pair of workers, the share of their common tasks on which they
   gave the same label (and how many tasks they share);
+* :func:`identical_groups` - workers who gave the same label on every task they share (copies, or one person
+  under several names);
 * :func:`worker_coverage`, :func:`labels_per_task`, :func:`class_balance` - the counts a user looks at
   first;
 * :func:`worker_table` - one row per worker: answers, coverage, agreement with the aggregated labels
@@ -29,7 +31,7 @@ from deem_core.data.annotations import AnnotationSet, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "class_balance", "confusion_against_gold", "krippendorff_alpha", "label_distribution", "labels_per_task",
+    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "identical_groups", "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
 
@@ -96,6 +98,36 @@ def pairwise_agreement(data: AnnotationSet, max_workers: int | None = None) -> t
     names = [str(w) for w in data.workers[keep]]
     return (pd.DataFrame(agreement, index=names, columns=names),
             pd.DataFrame(overlap.astype(np.int64), index=names, columns=names))
+
+
+#: common tasks a pair needs before answering alike on all of them marks it: two independent workers each right 96%
+#: of the time agree on 50 tasks in a row with probability under 0.13 (0.96^50), on 20 with 0.44
+IDENTICAL_MIN_COMMON = 50
+
+
+def identical_groups(agreement: pd.DataFrame, overlap: pd.DataFrame,
+                     min_common: int = IDENTICAL_MIN_COMMON) -> list[tuple[list[str], int]]:
+    """Groups of workers linked by pairs that gave the same label on every one of at least ``min_common`` common
+    tasks (the tables of :func:`pairwise_agreement`): ``(workers, tasks)`` per group, ``tasks`` the fewest common
+    tasks of its linking pairs, groups with more workers first. Such workers count as independent votes in majority
+    vote and as independent evidence in Dawid-Skene, which is wrong when they copy one another."""
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    same = agreement.to_numpy(dtype=float)
+    common = overlap.to_numpy(dtype=float)
+    linked = (same == 1.0) & (common >= max(1, int(min_common)))
+    np.fill_diagonal(linked, False)
+    if not linked.any():
+        return []
+    n, component = connected_components(sp.csr_matrix(linked), directed=False)
+    names = [str(w) for w in agreement.index]
+    groups = []
+    for label in range(n):
+        members = np.flatnonzero(component == label)
+        if len(members) > 1:
+            block = np.where(linked[np.ix_(members, members)], common[np.ix_(members, members)], np.inf)
+            groups.append(([names[i] for i in members], int(block.min())))
+    return sorted(groups, key=lambda g: (-len(g[0]), g[0]))
 
 
 def labels_per_task(data: AnnotationSet) -> pd.Series:
