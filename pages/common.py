@@ -290,6 +290,35 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "sweep_sample_size")
 
 
+#: workers in the Data page's pairwise table (those with the most answers)
+MAX_PAIRWISE_WORKERS = 60
+
+
+def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
+    """A sentence per group of workers who gave the same label on every one of 50 or more tasks they share (at most
+    5 groups), from the pairwise table (``pairwise``: the Data page's; else computed once per data set and kept in
+    the session). Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
+    vote's 69.5%, with nothing said."""
+    from deem_core.analysis.agreement import identical_groups, pairwise_agreement  # noqa: PLC0415
+
+    key = data.fingerprint()
+    kept = st.session_state.get("_alike_cache")
+    if kept and kept[0] == key:
+        return kept[1]
+    if pairwise is None:
+        pairwise = pairwise_agreement(data, max_workers=MAX_PAIRWISE_WORKERS)
+    sentences = []
+    for workers, tasks in identical_groups(*pairwise)[:5]:
+        named = ", ".join(repr(w) for w in workers[:8]) + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else "")
+        alike = ("gave the same label on all the tasks they share" if len(workers) == 2 else
+                 "each gave the same label as another of them on all the tasks the two share")
+        sentences.append(f"Workers {named} {alike} ({tasks:,} or more): copies, or one person under several names? "
+                         f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
+                         f"them in the file.")
+    st.session_state["_alike_cache"] = (key, sentences)
+    return sentences
+
+
 def kept_pick(kind: str, run_id: str) -> Any:
     """What this session last chose of ``kind`` on run ``run_id`` (the Results page's method, the Diagnostics page's
     tab): Streamlit drops a widget's state when a script run does not draw it, so a visit to another page (or Runs →

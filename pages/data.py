@@ -30,7 +30,7 @@ FORMATS = {"auto": "detect automatically", "long": "long: task, worker, label",
            "label_studio": "Label Studio JSON export", "label_studio_min": "Label Studio JSON-MIN export",
            "label_studio_csv": "Label Studio CSV export"}
 CONFLICTS = {"error": "stop and tell me", "first": "keep the first answer", "last": "keep the last answer"}
-MAX_HEATMAP = 60
+MAX_HEATMAP = common.MAX_PAIRWISE_WORKERS
 #: the class balance table's columns in words (legend and table)
 BALANCE_COLUMNS = {"answers": "answers", "answer_share": "share of the answers",
                    "majority_vote_tasks": "tasks (majority vote; a tie shared)",
@@ -335,7 +335,7 @@ def summary(data) -> dict:
         "per_task": agreement.labels_per_task(data),
         "balance": agreement.class_balance(data),
         "coverage": agreement.worker_coverage(data),
-        "pairwise": agreement.pairwise_agreement(data, max_workers=MAX_HEATMAP),
+        "pairwise": agreement.pairwise_agreement(data, max_workers=common.MAX_PAIRWISE_WORKERS),
     }
     values["seconds"] = time.perf_counter() - started
     st.session_state["summary_cache"] = (key, values)
@@ -365,15 +365,8 @@ for message in data.warnings:
     st.warning(page_words(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
-# workers who answer alike on every task they share (walkthrough 28's copied trio: majority vote 69.5%, Dawid-Skene
-# and DEEM's automatic choice 54%, with nothing said): the pairwise table already holds what tells them
-for workers, tasks in agreement.identical_groups(*stats["pairwise"])[:5]:
-    named = ", ".join(repr(w) for w in workers[:8]) + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else "")
-    alike = ("gave the same label on all the tasks they share" if len(workers) == 2 else
-             "each gave the same label as another of them on all the tasks the two share")
-    st.warning(common.safe(f"Workers {named} {alike} ({tasks:,} or more): copies, or one person under several names? "
-                           f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
-                           f"them in the file."), icon=":material/content_copy:")
+for sentence in common.alike_workers(data, stats["pairwise"]):
+    st.warning(common.safe(sentence), icon=":material/content_copy:")
 
 # keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
 # tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded

@@ -37,6 +37,8 @@ data, gold = ds["data"], ds.get("gold")
 for doubt in label_doubts(data):  # said on the Data page; said again where a training is launched (a run trained
     # 202 "classes" of one worker's comments, and Dawid-Skene labelled every task with them; walkthrough 23)
     st.warning(common.safe(f"Read before training: {doubt}"), icon=":material/warning:")
+for sentence in common.alike_workers(data):  # (said on the Data page too)
+    st.warning(common.safe(f"Read before training: {sentence}"), icon=":material/content_copy:")
 
 
 def _typed_lr() -> None:

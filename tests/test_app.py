@@ -133,6 +133,9 @@ def test_the_data_page_says_which_workers_answer_alike_on_every_task_they_share(
     assert len(said) == 1 and said[0].startswith("Workers '*copy* <1>', 'copy0', 'copy2' each gave the same label as "
                                                  "another of them on all the tasks the two share (123 or more)"), said
     assert "Majority vote and Dawid-Skene count them as independent votes" in said[0]
+    at.switch_page("pages/train.py").run()  # said again where a training is launched
+    assert [text for text in (unescape(str(w.value)) for w in at.warning)
+            if "copies, or one person" in text] == ["Read before training: " + said[0]]
 
 
 @pytest.mark.parametrize("name, content, expected", [
