@@ -394,10 +394,11 @@ def data_key() -> str | None:
 
 
 def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None = None, origin: str = "upload",
-                read_gold: int = 0) -> None:
+                read_gold: int = 0, with_runs: bool = True) -> None:
     """Make ``data`` the active data set. CapacityError (nothing changes) when the server holds too much data for
     its users to keep this set too (``deem_studio.capacity``). ``read_gold``: how many gold labels the data's own
-    file carried (a gold file uploaded later is said to replace them)."""
+    file carried (a gold file uploaded later is said to replace them). ``with_runs``: bring back the workspace's
+    latest runs on these data that this session does not hold (not when a run is opened: it brings its own)."""
     current = dataset()
     capacity.admit_data(data, replacing=current["data"] if current else None)
     previous = data_key()
@@ -405,10 +406,10 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
                                    "origin": origin, "fingerprint": data.fingerprint(), "read_gold": int(read_gold)}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
-        _switch_data(previous, st.session_state["dataset"]["fingerprint"])
+        _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs)
 
 
-def _switch_data(old: str | None, new: str) -> None:
+def _switch_data(old: str | None, new: str, with_runs: bool = True) -> None:
     """Another data set became active: put the previous one's runs and pick aside, bring back the new one's."""
     ss = st.session_state
     shelf = ss.setdefault("_shelf", {})
@@ -419,6 +420,14 @@ def _switch_data(old: str | None, new: str) -> None:
     for key in [k for k in list(ss.keys()) if isinstance(k, str) and k.startswith(DATA_WIDGET_PREFIXES)]:
         del ss[key]
     ss.update(shelf.pop(new, {}))
+    # what this session did not hold of these data (it began after they were put aside: a reload) comes from the
+    # workspace's runs on them, as a reload of their run's address brings it (Results said "No training run on these
+    # data yet" and the sidebar "none yet"; walkthrough 34)
+    if with_runs:
+        try:
+            restore_latest_runs()
+        except (OSError, sqlite3.Error):
+            pass
     current = ss.get("run")
     if current and current not in {ss.get(k) for k in ("sweep_run", "train_run", "diag_run")}:
         ss["run"] = ss.get("train_run") or ss.get("sweep_run")
@@ -829,7 +838,8 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
             # accuracies and charts still show
             gold, kept = None, f"; its {len(gold):,} gold labels stay with its owner"
         if data is not None:
-            set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}")
+            set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}",
+                        with_runs=False)
             if not quiet:
                 st.session_state["_notice"] = (f"loaded the annotations of run {data_run} "
                                                f"({data.n_tasks:,} tasks) as the active data set{kept}")

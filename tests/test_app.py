@@ -788,6 +788,30 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     assert train_a in texts(at)
 
 
+def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
+    """Walkthrough 34: train on A, then on B, reload (a new session, on B's run), load A again: its sweep came back
+    (the workspace keeps the pick) but not its training (kept in the first session's memory only): Results said "No
+    training run on these data yet". Now the workspace's latest runs on A come back as a reload of A's run would."""
+    at = upload(new_app())
+    train_a = finished_training(at, ["mv"])
+    diag_a = None
+    at.switch_page("pages/data.py").run()
+    upload(at, "other.csv", other_csv())
+    train_b = finished_training(at, ["mv"])
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload on B's run: the address and the cookie
+    again.session_state["owner_key"] = at.session_state["owner_key"]
+    again.query_params["run"] = train_b
+    again.run()
+    assert again.session_state["train_run"] == train_b
+    upload(again)  # A's file again
+    no_problem(again)
+    assert again.session_state["train_run"] == train_a and again.session_state.get("diag_run") == diag_a
+    again.switch_page("pages/results.py").run()
+    no_problem(again)
+    assert train_a in texts(again) and "No training run" not in texts(again)
+    assert again.query_params["run"] == train_a
+
+
 def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/sweep.py").run()
