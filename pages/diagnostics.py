@@ -276,9 +276,12 @@ with tab_imp:
                        key="diag_dl_imp")
 with tab_quality:
     # the verdict first: in the last of eleven columns it was cut off at the table's right edge (a walkthrough)
-    common.table(quality.table[["worker", "flag", *(c for c in quality.table.columns if c not in ("worker", "flag"))]],
+    first = [c for c in ("worker", "flag", "dependent_with") if c in quality.table.columns]
+    common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
-                                         "answers alone: no gold labels", "accuracy": "Against the gold labels"})
+                                         "answers alone: no gold labels", "accuracy": "Against the gold labels",
+                        "dependent with": "The other workers of its dependence cluster (found before training): "
+                                          "its agreement and iRBM figures may read too high"})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

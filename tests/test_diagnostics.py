@@ -729,3 +729,31 @@ def test_class_names_in_words_are_not_ambiguous():
     assert class_names_text(["a, b"]) == "“a, b”"
     assert class_names_text(["a", "b"]) == "a or b" != class_names_text(["a, b"])
     assert class_names_text(["x or y", "z"]) == "“x or y” or “z”"
+
+
+def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tables():
+    """Walkthrough 34: two workers who copy each other ranked first by agreement and by the iRBM's accuracy, flagged
+    "ok", while the Train page had found them as a dependence cluster: both tables now name the partners."""
+    from deem_core import DEEM
+    from deem_core.analysis.agreement import worker_table
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 600)
+    rows = []
+    for t, y in enumerate(truth):
+        labels = [y if rng.random() < 0.75 else rng.integers(0, 3) for _ in range(5)]
+        labels.append(labels[4] if rng.random() < 0.85 else rng.integers(0, 3))  # w5 copies w4
+        rows += [(f"t{t}", f"w{w}", int(label)) for w, label in enumerate(labels)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    model = DEEM(init="auto", epochs=2, seed=0, device="cpu").fit(frame)
+    assert [c["workers"] for c in model.selection_summary_["clusters"]["clusters"]] == [["w4", "w5"]]
+    quality = worker_quality(model, frame)
+    table = quality.table.set_index("worker")
+    assert table["dependent_with"].to_dict() == {"w0": "", "w1": "", "w2": "", "w3": "", "w4": "w5", "w5": "w4"}
+    assert any(n.startswith("dependent_with: the other workers of its dependence cluster") for n in quality.notes)
+    data = AnnotationSet.from_long(frame)
+    assert worker_table(data, model=model)["dependent_with"].tolist() == ["", "", "", "", "w5", "w4"]
+    # no clusters looked for (a start given): no such column
+    fixed = DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)
+    assert "dependent_with" not in worker_quality(fixed, frame).table
+    assert "dependent_with" not in worker_table(data, model=fixed)

@@ -31,7 +31,7 @@ from deem_core.data.annotations import AnnotationSet, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "identical_groups", "krippendorff_alpha", "label_distribution", "labels_per_task",
+    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "dependent_with", "identical_groups", "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
 
@@ -176,6 +176,22 @@ def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
     })
 
 
+def dependent_with(model: Any, workers: Any) -> list[str] | None:
+    """Per worker of ``workers``: the other workers of its dependence cluster, found when a DEEM chose its start or
+    depth (``selection_summary_["clusters"]``; "" for a worker in none), or None when no clusters were looked for.
+    Their answers agree beyond what the other workers explain, so their agreement with the labels and the accuracy
+    the model reads for them count shared answers as evidence (walkthrough 34: two copiers ranked first of 9)."""
+    found = ((getattr(model, "selection_summary_", None) or {}).get("clusters") or {})
+    if "clusters" not in found:
+        return None
+    partners: dict[str, list[str]] = {}
+    for cluster in found.get("clusters") or []:
+        names = [str(w) for w in cluster.get("workers") or []]
+        for name in names:
+            partners[name] = [other for other in names if other != name]
+    return [", ".join(partners.get(str(w), [])) for w in workers]
+
+
 def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
     """One row per worker for export: coverage and agreement with majority vote, with the aggregated
     labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
@@ -195,6 +211,9 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
             table["estimated_accuracy"] = estimated
         except Exception:  # noqa: BLE001 - an optional column; the table stays useful without it
             pass
+    partners = dependent_with(model, data.workers)
+    if partners is not None:
+        table["dependent_with"] = partners
     return table
 
 

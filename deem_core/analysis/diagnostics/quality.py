@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deem_core.analysis.agreement import dependent_with
 from deem_core.data.annotations import AnnotationSet
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
@@ -200,6 +201,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
+    partners = dependent_with(model, data.workers)
+    if partners is not None:  # (two copiers ranked first by agreement and Lemma 1, flagged "ok"; walkthrough 34)
+        table.insert(table.columns.get_loc("flag"), "dependent_with", partners)
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
@@ -208,6 +212,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"]
+    if partners is not None and any(partners):
+        notes.append("dependent_with: the other workers of its dependence cluster, found before training (their "
+                     "answers agree beyond what the other workers explain): agreement, kappa and the irbm_* columns "
+                     "count their shared answers as evidence and may read too high for them")
     if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)
         notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
                      "the answers alone, without gold labels")
