@@ -32,7 +32,7 @@ from deem_core.data.annotations import DataError
 from deem_core.data.formats.dialects import Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, printable
-from deem_core.data.formats.tables import FrameTable, Table
+from deem_core.data.formats.tables import FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
 
 __all__ = ["LabelStudioContext", "iter_json", "iter_tasks", "json_kind", "read_json_records", "read_label_studio",
@@ -204,10 +204,23 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+#: a table of flat JSON records holds at most this many times as many cells as values its records give (and at least
+#: SPARSE_RECORDS_CELLS): records whose fields differ from one to the next make a table of records x fields,
+#: quadratic in a small file (attack round 18: 10,000 records of one field each, 568 KB, took a server to 3.5 GB)
+SPARSE_RECORDS_FACTOR = 16
+SPARSE_RECORDS_CELLS = 2_000_000
+
+
 def read_json_records(source: Source, limits: Limits, budget: Budget | None, kind: str,
                       max_items: int | None = None) -> FrameTable:
-    """A list of flat JSON records -> a table of text cells (nested values as JSON text)."""
-    columns: dict[str, list[str]] = {}
+    """A list of flat JSON records -> a table of text cells (nested values as JSON text).
+
+    The values are kept as they come (record, field, cell) and the table is made once its size is known: at most
+    :attr:`Limits.max_columns` fields, and at most :data:`SPARSE_RECORDS_FACTOR` times as many cells as values."""
+    fields: dict[str, int] = {}
+    rows: list[int] = []
+    positions: list[int] = []
+    cells: list[str] = []
     lines: list[int] = []
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, record) in enumerate(iter_json(text, source.name, limits, max_items)):
@@ -216,16 +229,28 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
                                 f"an object of fields")
             if budget is not None and max_items is None:
                 budget.add_rows(1, source.name)
-            for key in record:
-                if str(key) not in columns:
-                    columns[str(key)] = [""] * index
-            for key, values in columns.items():
-                values.append(_cell(record.get(key)) if key in record else "")
+            for key, value in record.items():
+                position = fields.setdefault(str(key), len(fields))
+                rows.append(index)
+                positions.append(position)
+                cells.append(_cell(value))
+            if len(fields) > limits.max_columns:
+                check_columns(source.name, len(fields), limits)
             lines.append(line)
         notes = text.notes()
     if not lines:
         raise DataError(f"{source.name}: the JSON list is empty: no annotations")
-    frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+    n_rows, n_fields = len(lines), len(fields)
+    if n_rows * n_fields > max(SPARSE_RECORDS_CELLS, SPARSE_RECORDS_FACTOR * len(cells)):
+        raise DataError(f"{source.name}: {n_rows:,} records with {n_fields:,} different fields between them would make "
+                        f"a table of {n_rows * n_fields:,} cells for {len(cells):,} values: records whose fields "
+                        f"change from one to the next are not a table of annotations (each record should have the "
+                        f"same fields, such as task, worker and label)")
+    columns = [[""] * n_rows for _ in range(n_fields)]
+    for row, position, cell in zip(rows, positions, cells):
+        columns[position][row] = cell
+    del rows, positions, cells
+    frame = pd.DataFrame({key: pd.Series(columns[position], dtype=object) for key, position in fields.items()})
     frame = frame.apply(lambda column: column.str.strip(" "))
     table = _JsonTable(source.name, frame, lines, kind)
     table.notes.extend(notes)
