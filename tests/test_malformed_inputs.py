@@ -151,3 +151,22 @@ def test_a_first_line_beyond_the_header_limit_is_said_as_such(tmp_path):
     path.write_text("a" * (9 << 20) + "\n1\n")
     with pytest.raises(DataError, match="the first line is longer than 8,388,608 characters"):
         read_annotations(path)
+
+
+def test_a_json_field_with_no_name_is_ignored_not_taken_for_the_labels(tmp_path, capsys):
+    """Attack round 18: a Label Studio JSON-MIN export whose control is named "" crashed the CLI ("unexpected
+    KeyError: '' (this is a bug)", exit 1) and the Data page's read: such a field is ignored, as in a CSV."""
+    export = tmp_path / "min.json"
+    export.write_text(json.dumps([{"id": 1, "": "a", "annotator": "u", "annotation_id": 1},
+                                  {"id": 2, "": "b", "annotator": "v", "annotation_id": 2}]))
+    assert main(["aggregate", str(export), "-o", str(tmp_path / "out.csv"), "--method", "mv"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("error: min.json: no column holds the answers of a labelling "
+                                                        "control; found 'id', 'annotator', 'annotation_id'")
+    with pytest.raises(DataError, match="no column holds the answers"):
+        read_dataset([Upload(export.read_bytes(), "min.json")])
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([{"task": 1, "": "junk", "worker": "u", "label": "a"},
+                                   {"task": 2, " ": "j", "worker": "v", "label": "b"}]))
+    reading = read_dataset([records])
+    assert reading.data.n_annotations == 2 and "records.json: ignored 2 value(s) of a field with no name" in str(
+        reading.data.warnings)

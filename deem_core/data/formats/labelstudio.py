@@ -222,6 +222,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     positions: list[int] = []
     cells: list[str] = []
     lines: list[int] = []
+    unnamed = 0
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, record) in enumerate(iter_json(text, source.name, limits, max_items)):
             if not isinstance(record, dict):
@@ -230,6 +231,9 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
             if budget is not None and max_items is None:
                 budget.add_rows(1, source.name)
             for key, value in record.items():
+                if not str(key).strip(" "):  # (a field named "" was taken for the label and then not found: a
+                    unnamed += 1           # KeyError, "this is a bug"; attack round 18). Ignored, as in a CSV
+                    continue
                 position = fields.setdefault(str(key), len(fields))
                 rows.append(index)
                 positions.append(position)
@@ -254,6 +258,8 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     frame = frame.apply(lambda column: column.str.strip(" "))
     table = _JsonTable(source.name, frame, lines, kind)
     table.notes.extend(notes)
+    if unnamed:
+        table.notes.append(f"{source.name}: ignored {unnamed:,} value(s) of a field with no name")
     return table
 
 
