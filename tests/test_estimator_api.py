@@ -201,6 +201,48 @@ def test_mace_is_refused_past_its_classes_before_it_holds_the_queue():
             manager.shutdown()
 
 
+@pytest.mark.parametrize("n_tasks, n_classes, answers_each", [(20, 201, 201), (2_000, 50, 60)])
+def test_glad_is_refused_past_its_classes_or_cells_before_it_holds_the_queue(n_tasks, n_classes, answers_each,
+                                                                             monkeypatch):
+    # crowd-kit's GLAD spreads every answer over every class: a 225 KB upload of 20 tasks x 1,000 classes ran past
+    # 150 s and 3.9 GB, and the Train page's estimate fitted it in the page's thread (attack round 18)
+    import tempfile
+    import time
+
+    from deem_core import AnnotationSet
+    from deem_core.data.annotations import DataError
+    from deem_core.methods import registry
+    from deem_core.methods.baselines import MAX_GLAD_CELLS, MAX_GLAD_CLASSES
+    from deem_studio.estimate import estimate_train
+    from deem_studio.jobs import JobManager
+    from deem_studio.runs import RunStore
+
+    tasks = np.repeat(np.arange(n_tasks), answers_each)
+    workers = np.tile(np.arange(answers_each), n_tasks)
+    frame = pd.DataFrame({"task": tasks, "worker": workers, "label": (tasks + workers) % n_classes})
+    data = AnnotationSet.from_long(frame)
+    assert data.n_classes > MAX_GLAD_CLASSES or data.n_annotations * data.n_classes > MAX_GLAD_CELLS
+    started = time.process_time()
+    with pytest.raises(DataError, match=rf"GLAD spreads every answer over every class: it runs on at most "
+                                        rf"{MAX_GLAD_CLASSES} classes and {MAX_GLAD_CELLS:,} answers x classes"):
+        registry.make_aggregator("glad").fit(frame)
+    assert time.process_time() - started < 5
+    from deem_core.methods.baselines import GLADAggregator
+
+    fits = []
+    monkeypatch.setattr(GLADAggregator, "_fit_codes", lambda self, *args: fits.append(1) or 1 / 0)
+    estimate_train(data, deem_methods=(), baselines=("glad",), sample=500)  # the Train page's probe: no fit
+    assert fits == []
+    with tempfile.TemporaryDirectory() as folder:
+        manager = JobManager(RunStore(folder))
+        try:
+            with pytest.raises(DataError, match="GLAD spreads every answer over every class"):
+                manager.submit("train", {"methods": ["mv", "glad"]}, data=data)
+            assert manager.store.list(all_owners=True).empty
+        finally:
+            manager.shutdown()
+
+
 def test_the_accuracy_of_labels_by_their_own_index_equals_the_one_over_given_tasks():
     # (the fast path by the labels' hash table; attack round 12)
     from deem_core.analysis.scoring import accuracy_and_count

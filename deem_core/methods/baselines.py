@@ -60,7 +60,7 @@ __all__ = [
     "DawidSkeneAggregator",
     "OneCoinDawidSkeneAggregator",
     "GLADAggregator",
-    "MACEAggregator", "MAX_MACE_CLASSES",
+    "MACEAggregator", "MAX_GLAD_CELLS", "MAX_GLAD_CLASSES", "MAX_MACE_CLASSES",
     "MMSRAggregator",
     "KOSAggregator",
     "ZeroBasedSkillAggregator",
@@ -93,6 +93,11 @@ MAX_MMSR_WORKERS = 150
 #: restarts (on this 2-core CPU, 60 tasks with one answer a class: 100 classes 26.8 s, 300 classes 96.1 s; 10,000
 #: classes held the CPU queue past 495 s; attack round 17)
 MAX_MACE_CLASSES = 200
+#: GLAD's bounds: crowd-kit spreads every answer over every class in pandas frames, 100 iterations (this 2-core CPU:
+#: 4,000 answers x 200 classes 31 s / 382 MB; 10,000 x 500 122 s / 1.34 GB; 20,000 x 1,000 past 150 s and 3.9 GB,
+#: from a 225 KB upload; attack round 18): at most MAX_GLAD_CLASSES classes and MAX_GLAD_CELLS answers x classes
+MAX_GLAD_CLASSES = 200
+MAX_GLAD_CELLS = 5_000_000
 
 #: (tasks x classes) float64 tables a crowd-kit fit holds at once (its probabilities, their copies in pandas
 #: operations, the results table): what :func:`check_label_tables` counts
@@ -526,6 +531,17 @@ class GLADAggregator(CrowdKitAggregator):
     ``alphas_`` (worker expertise) and ``betas_`` (task difficulty) are exposed."""
 
     key = "glad"
+
+    def check_size(self, data: AnnotationSet) -> None:
+        """Also its memory and time, which grow with answers x classes (:data:`MAX_GLAD_CLASSES`,
+        :data:`MAX_GLAD_CELLS`)."""
+        super().check_size(data)
+        cells = data.n_annotations * data.n_classes
+        if data.n_classes > MAX_GLAD_CLASSES or cells > MAX_GLAD_CELLS:
+            raise DataError(f"{data.source}: GLAD spreads every answer over every class: it runs on at most "
+                            f"{MAX_GLAD_CLASSES} classes and {MAX_GLAD_CELLS:,} answers x classes (10,000 answers of "
+                            f"500 classes took 122 s and 1.3 GB; these data have {data.n_annotations:,} answers of "
+                            f"{data.n_classes:,} classes); use another method")
 
     def _fit_codes(self, data, n_classes):
         from crowdkit.aggregation import GLAD
