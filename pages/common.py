@@ -543,6 +543,20 @@ def current_lr() -> tuple[float, str]:
     return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)"
 
 
+def usable_gold(ds: dict[str, Any]) -> int:
+    """Gold labels of the data set ``ds`` whose class is among its answers' (counted once per gold labels): the
+    sidebar said "gold labels" for a file of which none could be used (walkthrough 34)."""
+    gold = ds.get("gold")
+    if gold is None or not len(gold):
+        return 0
+    kept = ds.get("_usable_gold")
+    if kept and kept[0] is gold:
+        return kept[1]
+    count = int(gold.astype(str).isin([str(c) for c in ds["data"].classes]).sum())
+    ds["_usable_gold"] = (gold, count)
+    return count
+
+
 def set_gold(gold: Any) -> None:
     if dataset() is not None:
         st.session_state["dataset"]["gold"] = gold
@@ -796,8 +810,9 @@ def restore_workspace() -> None:
     if reopen(latest):
         ds = dataset()
         if ds is not None:
-            st.session_state["_notice"] = (f"Brought back your latest data set, {ds['name']}, and its runs (the "
-                                           f"latest: {latest}). To work on other data, load it on the Data page.")
+            # ("your latest data set" named the data of the latest run, not the set loaded last; walkthrough 34)
+            st.session_state["_notice"] = (f"Brought back the data set of your latest run, {ds['name']}, with its runs "
+                                           f"(the latest: {latest}). To work on other data, load it on the Data page.")
 
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:
@@ -970,7 +985,8 @@ def sidebar() -> None:
             st.caption("none loaded: open the Data page")
         else:
             data = ds["data"]
-            gold = " · gold labels" if ds.get("gold") is not None else ""
+            usable = usable_gold(ds)
+            gold = f" · {usable:,} gold label{'s' * (usable != 1)}" if usable else ""
             st.caption(safe(f"{ds['name']}: {data.n_tasks:,} tasks × {data.n_workers:,} workers × "
                             f"{data.n_classes:,} classes{gold}"))
         st.markdown("**Device**")

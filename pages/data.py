@@ -371,16 +371,18 @@ for sentence in common.alike_workers(data, stats["pairwise"]):
 # keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
 # tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded
 # while the tab's click reran the page.)
-tabs = st.tabs(["Labels per task", "Class balance", "Workers", "Pairwise agreement", "Answers", "Gold labels"],
-               key="data_tabs")
-with tabs[0]:
+# the Gold labels tab second: last, it was behind the tab row's scroll arrow at 900 px, and it is the only place to
+# add gold labels (walkthrough 34)
+DATA_TABS = ["Labels per task", "Gold labels", "Class balance", "Workers", "Pairwise agreement", "Answers"]
+tab = dict(zip(DATA_TABS, st.tabs(DATA_TABS, key="data_tabs")))
+with tab["Labels per task"]:
     counts = stats["per_task"].value_counts().sort_index()
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
     if len(counts) <= 40:  # whole numbers only: one bar per count, no 9.8 / 10.2 ticks
         fig.update_xaxes(type="category")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key="per_task_hist")
-with tabs[1]:
+with tab["Class balance"]:
     balance = stats["balance"].rename(columns=BALANCE_COLUMNS)
     if len(balance) > common.MAX_DRAWN_CLASSES:  # (300,000 bars froze the browser)
         st.caption(f"the {common.MAX_DRAWN_CLASSES} classes with the most answers (of {len(balance):,}); the table "
@@ -391,7 +393,7 @@ with tabs[1]:
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
     common.dataframe(balance, hide_index=True, column_config=common.count_config(balance))
-with tabs[2]:
+with tab["Workers"]:
     coverage = stats["coverage"]
     if len(coverage) > MAX_COVERAGE_ROWS:
         st.caption(f"the {MAX_COVERAGE_ROWS:,} workers with the most answers (of {len(coverage):,})")
@@ -399,7 +401,7 @@ with tabs[2]:
     common.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
         "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
-with tabs[3]:
+with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
     if data.n_workers > MAX_HEATMAP:
         st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers:,})")
@@ -407,10 +409,10 @@ with tabs[3]:
                     labels={"color": "agreement"})
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
-with tabs[4]:
+with tab["Answers"]:
     common.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")
-with tabs[5]:
+with tab["Gold labels"]:
     gold = ds.get("gold")
     if gold is not None:
         known = gold.index.isin(data.tasks)

@@ -246,7 +246,8 @@ with st.expander("Your owner key: control your runs from another browser"):
     st.caption("This key is what makes you the owner of the runs listed above. This browser keeps it in a "
                "cookie (a refresh or a server restart keeps it). To cancel, rename or delete your runs from "
                "another browser, or after clearing cookies, paste it below there. Keep it like a password: "
-               "whoever has it controls your runs.")
+               "whoever has it controls your runs. Pasting another key here replaces this one in this browser: "
+               "copy this one first if runs are listed under it.")
     st.code(common.owner_key(), language=None)
     with st.form("runs_owner_key_form", border=False):
         pasted = st.text_input("Use an owner key", key="runs_owner_key", type="password",
@@ -257,7 +258,11 @@ with st.expander("Your owner key: control your runs from another browser"):
         if key is None:
             st.error("That is not an owner key (32 hexadecimal characters).")
         else:
+            previous, left = common.owner_key(), len(mgr.store.list(owner=common.workspace()))
             common.use_owner_key(key)
             n = len(mgr.store.list(owner=common.workspace()))
-            st.session_state["_notice"] = (f"this browser now uses that owner key: {n} run(s) in its workspace")
+            # the browser's own runs went out of its list without a word, and their key with them (walkthrough 34)
+            kept = (f"; the {left} run(s) of this browser's previous key stay with it: to come back to them, use "
+                    f"that key again ({previous})" if left and previous != key else "")
+            st.session_state["_notice"] = f"this browser now uses that owner key: {n} run(s) in its workspace{kept}"
             st.rerun()

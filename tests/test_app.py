@@ -516,7 +516,8 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     no_problem(tab)
     assert tab.session_state["dataset"]["data"].fingerprint() == at.session_state["dataset"]["data"].fingerprint()
     assert tab.session_state["train_run"] == train and address_of(tab) == train
-    assert f"Brought back your latest data set, {at.session_state['dataset']['name']}, and its runs" in texts(tab)
+    assert (f"Brought back the data set of your latest run, {at.session_state['dataset']['name']}, with its runs"
+            in texts(tab))
     tab.switch_page("pages/train.py").run()
     assert f"Run `{train}`" in texts(tab)
     tab.switch_page("pages/data.py").run()

@@ -7,6 +7,8 @@ what two users of one ``streamlit run`` server are.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pandas as pd
@@ -195,10 +197,18 @@ def test_the_owner_key_not_the_address_is_the_key_to_a_workspace(runs_dir):
     # another browser: the owner pastes the key on the Runs page
     elsewhere = session()
     assert runs_listed(elsewhere) == []
+    load(elsewhere.switch_page("pages/data.py").run(), "own.csv", csv_of(1, 60))
+    own = train_mv(elsewhere)  # a run of that browser's own key
+    own_key = elsewhere.session_state["owner_key"]
+    elsewhere.switch_page("pages/runs.py").run()
     elsewhere.text_input(key="runs_owner_key").set_value(f"  {key.upper()} ")
     elsewhere.button(key="runs_use_key").click().run()
-    ok(elsewhere)
+    said = re.sub(r"\\(.)", r"\1", texts(ok(elsewhere)))  # (the page escapes Markdown)
     assert elsewhere.session_state["ws"] == workspace and runs_listed(elsewhere) == [run_id]
+    # its own run went out of the list: the notice gives its key back (it said nothing of it; walkthrough 34)
+    assert "now uses that owner key: 1 run(s) in its workspace; the 1 run(s) of this browser's" in said, said
+    assert f"previous key stay with it: to come back to them, use that key again ({own_key})" in said
+    assert own != run_id
     # a wrong key is refused with a message and changes nothing
     elsewhere.text_input(key="runs_owner_key").set_value("not-a-key")
     elsewhere.button(key="runs_use_key").click().run()

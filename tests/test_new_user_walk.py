@@ -145,6 +145,22 @@ def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
     assert any("but none names a task of these data" in unescaped(str(w.value)) for w in at.warning)
 
 
+def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
+    # a gold file naming tasks of the data but no class of theirs: the sidebar said "gold labels" (walkthrough 34)
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
+    at.button(key="load_files").click().run()
+
+    def sidebar() -> str:
+        return " ".join(str(m.value) for m in [*at.sidebar.markdown, *at.sidebar.caption])
+
+    at.file_uploader(key="upload_gold").set_value(("gold.csv", b"task,truth\ns-000,7\ns-001,8\n", "text/csv")).run()
+    assert not at.exception and at.session_state["dataset"]["gold"] is not None
+    assert "gold label" not in sidebar()
+    at.file_uploader(key="upload_gold").set_value(("gold2.csv", b"task,truth\ns-000,benign\ns-001,7\n",
+                                                   "text/csv")).run()
+    assert "· 1 gold label" in sidebar() and "1 gold labels" not in sidebar()
+
+
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
     export = b'[{"id": 1, "data": {"text": "a"}, "annotations": [{"completed_by": 1, "result": [{"from_name": "s", ' \
              b'"to_name": "text", "type": "choices", "value": {"choices": ["x"]}}]}]}]'
