@@ -216,7 +216,7 @@ class ProgressSnapshot:
     estimate_s: float | None = None  # the time estimated before launch (``deem_studio.estimate``)
     phase_done: int = 0  # steps done in the current phase (e.g. epochs of the DEEM model being trained)
     phase_total: int = 0
-    unit: str = "step"  # what a step of the current phase is ("epoch", "method", "step")
+    unit: str = "step"  # what a step of the current phase is ("epoch", "baseline", "task", "step")
     rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
     then_s: float = 0.0  # estimated seconds of the phases after the current one
     step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
@@ -288,9 +288,10 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap.status == "running":
         bits = [snap.phase or "starting"]
         if snap.phase_total > 1:
-            # a method is counted as it runs ("running GLAD · method 3 of 4"); an epoch as it ends (it read "method
-            # 2 of 4" while the third ran; walkthrough 20)
-            shown = min(snap.phase_done + 1, snap.phase_total) if snap.unit == "method" else snap.phase_done
+            # a baseline is counted as it runs ("running GLAD · baseline 3 of 4"); an epoch as it ends (it read
+            # "method 2 of 4" while the third ran; walkthrough 20). "baseline", not "method": "method 3 of 3" in a
+            # training of four methods with DEEM (walkthrough 34)
+            shown = min(snap.phase_done + 1, snap.phase_total) if snap.unit == "baseline" else snap.phase_done
             bits.append(f"{snap.unit} {shown:,} of {snap.phase_total:,}")
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
@@ -1148,8 +1149,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 primary_model = model
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
-            if progress.unit != "method":
-                progress.start_phase("running the other methods", len(others), "method")
+            if progress.unit != "baseline":
+                progress.start_phase("running the other methods", len(others), "baseline")
             progress.update(phase=f"running {spec.name}")
             try:
                 frame = registry.fit_method(method, data, **options).results_frame()

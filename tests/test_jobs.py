@@ -476,7 +476,7 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     def snap(age: float, estimate: float | None = None, done: int = 2) -> ProgressSnapshot:
         return ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0,
                                 estimate_s=estimate, steps_done=done, steps_total=5, phase_done=done, phase_total=5,
-                                unit="method", rate_s=4.0, step_age=age)
+                                unit="baseline", rate_s=4.0, step_age=age)
 
     assert snap(0.0).eta == pytest.approx(12.0)  # 3 methods left at 4 s each
     assert snap(3.0).eta == pytest.approx(9.0)  # 3 s into the next: it counts down
@@ -485,17 +485,18 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     assert "left" not in status_line(snap(9.5))
     assert snap(9.5, estimate=50.0).eta == pytest.approx(20.0, abs=0.1)  # the launch estimate's time left, if any
     assert snap(60.0, done=5).eta == pytest.approx(0.0)  # nothing left of the phase: no step is under way
-    # the method under way is counted ("method 3 of 5" while the third runs; it read 2), and nothing left is
-    # "finishing", not "about 0.0 s left" (walkthrough 20)
-    assert "method 3 of 5" in status_line(snap(0.0)) and "about 12 s left" in status_line(snap(0.0))
-    assert "method 5 of 5" in status_line(snap(60.0, done=5)) and status_line(snap(60.0, done=5)).endswith("finishing")
+    # the baseline under way is counted ("baseline 3 of 5" while the third runs; it read 2), and nothing left is
+    # "finishing", not "about 0.0 s left" (walkthrough 20); "baseline", not "method": "method 3 of 3" in a training
+    # of four methods (walkthrough 34)
+    assert "baseline 3 of 5" in status_line(snap(0.0)) and "about 12 s left" in status_line(snap(0.0))
+    assert "baseline 5 of 5" in status_line(snap(60.0, done=5)) and status_line(snap(60.0, done=5)).endswith("finishing")
     # a launch estimate used up while methods remain is no "finishing" (it showed as GLAD began; walkthrough 21)
     spent = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0, estimate_s=20.0,
-                             steps_done=0, steps_total=5, phase_done=0, phase_total=5, unit="method")
+                             steps_done=0, steps_total=5, phase_done=0, phase_total=5, unit="baseline")
     assert spent.eta == 0.0 and "finishing" not in status_line(spent) and "left" not in status_line(spent)
     progress = Progress("r", "train")
     progress.update(status="running")
-    progress.start_phase("comparing methods", 5, unit="method")
+    progress.start_phase("comparing methods", 5, unit="baseline")
     time.sleep(0.05)
     assert progress.snapshot().step_age >= 0.05  # from the phase's start before its first step
     progress.add_rows([], steps=1)
