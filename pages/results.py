@@ -190,7 +190,10 @@ if only_disagree and "disagrees_with_majority" in view:
     view = view[view["disagrees_with_majority"]]
 if review and "confidence" in view:
     view = view.sort_values("confidence", kind="stable")
-st.caption(f"{len(view):,} of {len(frame):,} tasks")
+# (majority vote's own labels with "Only disagreements" read "0 of 800 tasks" with no word why; walkthrough 34)
+itself = " (majority vote agrees with itself: pick another method to see where it differs)" if (
+    only_disagree and method == "mv") else ""
+st.caption(f"{len(view):,} of {len(frame):,} tasks{itself}")
 shown = view.reset_index()
 # a column with no value at all (a fallback's seed agreement) is left out: its cells read "None" (walkthrough, tenth
 # session); the downloads keep it, empty

@@ -228,6 +228,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert len(labels_table(at)) == 0
     # the files hold every task whatever the filters show, and the page says so (walkthrough, ninth session)
     assert "The downloads hold all 200 tasks, not only the 0 the filters above show." in unescape(texts(at))
+    # majority vote's labels with only the disagreements: none, and why (walkthrough 34)
+    at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("mv").run()
+    assert "majority vote agrees with itself: pick another method to see where it differs" in unescape(texts(at))
 
 
 def test_runs_are_isolated_and_reopen_by_id(runs_dir):
