@@ -286,8 +286,10 @@ DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
 #: prefixes of widget keys that show one data set's runs (dropped when another data set is loaded)
 # (sweep_sample_size: a 2,500-task set's sample size is out of range on 400 tasks, so a new set starts from its
 # default; this widget's persisted value is not brought back when the first set returns, seen in Chromium)
+# (sweep_sample_on: a sweep on 600 tasks without a sample left it off for every large set loaded next, which then
+# swept all its tasks; walkthrough 35)
 DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache",
-                        "sweep_sample_size")
+                        "sweep_sample_size", "sweep_sample_on")
 
 
 #: workers in the Data page's pairwise table (those with the most answers)

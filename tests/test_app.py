@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from deem_core import AnnotationSet
 from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
 from deem_core.model.training import device_name, resolve_device
-from deem_studio.jobs import get_manager
+from deem_studio.jobs import SWEEP_SAMPLE_ABOVE, get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -1310,6 +1310,23 @@ def test_the_layers_box_blocks_nothing_when_the_layers_are_chosen(runs_dir):
     at.checkbox(key="train_layers_auto").check().run()
     at.checkbox(key="train_layers_auto").uncheck().run()
     assert at.number_input(key="train_layers").value == 2 and not at.error
+
+
+def test_a_large_set_loaded_after_a_sweep_of_a_small_one_is_sampled_by_default(runs_dir):
+    """Walkthrough 35: after a sweep on 600 tasks (no sample), every large set loaded next swept all its tasks (the
+    sweep's own "off" stayed in the session), 3x slower than its default sample and than `deem sweep`."""
+    at = upload(new_app())  # 200 tasks
+    sweep = finished_sweep(at, "0.01")
+    assert at.session_state["sweep_run"] == sweep and not at.toggle(key="sweep_sample_on").value
+    at.switch_page("pages/data.py").run()
+    n = SWEEP_SAMPLE_ABOVE + 1
+    frame = pd.DataFrame({"task": np.repeat(np.arange(n), 2), "worker": np.tile(["a", "b"], n),
+                          "label": np.arange(2 * n) % 3})
+    upload(at, "large.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    assert at.toggle(key="sweep_sample_on").value and at.number_input(key="sweep_sample_size").value == 5_000
+    assert any(f"on a random sample of 5,000 of the {n:,} tasks" in c.value for c in at.caption)
 
 
 def test_a_sweep_sample_size_belongs_to_its_data_set(runs_dir):
