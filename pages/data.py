@@ -422,9 +422,13 @@ with tab["Gold labels"]:
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
                    else ""))
-        if known.any():
+        usable = common.usable_gold(ds)
+        if usable < int(known.sum()):  # (a green "300 match" above the warning that none is a class; walkthrough 35)
+            said += (f"; {usable:,} of them {'is a class' if usable == 1 else 'are classes'} of these data" if usable else
+                     "; none of them is a class of these data, so none can be used")
+        if known.any() and usable:
             st.success(said)
-        else:  # not a success: the file is for other tasks (or another data set)
+        else:  # not a success: the file is for other tasks (or another data set), or of other classes
             st.warning(said + ": is this the gold file of these data?")
         for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
             st.warning(page_words(warning))

@@ -156,9 +156,15 @@ def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
     at.file_uploader(key="upload_gold").set_value(("gold.csv", b"task,truth\ns-000,7\ns-001,8\n", "text/csv")).run()
     assert not at.exception and at.session_state["dataset"]["gold"] is not None
     assert "gold label" not in sidebar()
+    # and the Gold labels tab does not call it a success (a green "2 match" stood above the warning; walkthrough 35)
+    assert not any("gold labels match" in str(m.value) for m in at.success)
+    assert any("2 gold labels match tasks of this data set; none of them is a class of these data, so none can be "
+               "used: is this the gold file of these data?" in unescaped(str(w.value)) for w in at.warning)
     at.file_uploader(key="upload_gold").set_value(("gold2.csv", b"task,truth\ns-000,benign\ns-001,7\n",
                                                    "text/csv")).run()
     assert "· 1 gold label" in sidebar() and "1 gold labels" not in sidebar()
+    assert any("2 gold labels match tasks of this data set; 1 of them is a class of these data" in str(m.value)
+               for m in at.success)
 
 
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
