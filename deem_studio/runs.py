@@ -414,6 +414,11 @@ class RunStore:
                     row[key] = {} if key != "messages" else []
         return row
 
+    def gold(self, run_id: str) -> pd.Series | None:
+        """The run's stored gold labels alone (task -> truth; None without any), read without its answers. Callers
+        check who asks: they are the owner's (``deem_studio.owners``)."""
+        return _read_gold(self.run_dir(run_id))
+
     def run_dir(self, run_id: str) -> Path:
         if not is_run_id(run_id):
             raise RunNotFound("that is not a run id (16 hexadecimal characters)")

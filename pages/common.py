@@ -404,24 +404,30 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     current = dataset()
     capacity.admit_data(data, replacing=current["data"] if current else None)
     previous = data_key()
+    previous_gold = current.get("gold") if current else None
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint(), "read_gold": int(read_gold)}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
-        _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs)
+        _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs, previous_gold)
 
 
-def _switch_data(old: str | None, new: str, with_runs: bool = True) -> None:
-    """Another data set became active: put the previous one's runs and pick aside, bring back the new one's."""
+def _switch_data(old: str | None, new: str, with_runs: bool = True, old_gold: Any = None) -> None:
+    """Another data set became active: put the previous one's runs, pick and gold labels aside, bring back the new
+    one's."""
     ss = st.session_state
     shelf = ss.setdefault("_shelf", {})
     if old is not None:
         shelf[old] = {key: ss[key] for key in DATA_KEYS if ss.get(key) is not None}
+        if old_gold is not None:
+            shelf[old]["_gold"] = old_gold
     for key in DATA_KEYS:
         ss.pop(key, None)
     for key in [k for k in list(ss.keys()) if isinstance(k, str) and k.startswith(DATA_WIDGET_PREFIXES)]:
         del ss[key]
-    ss.update(shelf.pop(new, {}))
+    kept = shelf.pop(new, {})
+    gold = kept.pop("_gold", None)
+    ss.update(kept)
     # what this session did not hold of these data (it began after they were put aside: a reload) comes from the
     # workspace's runs on them, as a reload of their run's address brings it (Results said "No training run on these
     # data yet" and the sidebar "none yet"; walkthrough 34)
@@ -430,10 +436,33 @@ def _switch_data(old: str | None, new: str, with_runs: bool = True) -> None:
             restore_latest_runs()
         except (OSError, sqlite3.Error):
             pass
+    _bring_back_gold(gold)
     current = ss.get("run")
     if current and current not in {ss.get(k) for k in ("sweep_run", "train_run", "diag_run")}:
         ss["run"] = ss.get("train_run") or ss.get("sweep_run")
         sync_url()
+
+
+def _bring_back_gold(kept: Any) -> None:
+    """The gold labels of a data set loaded again, when the file brought none: those it had in this session when it
+    was put aside, else those stored with this workspace's latest training on it (walkthrough 35: they were dropped,
+    while the gold uploader still showed their file and the old run's accuracies stood on the pages)."""
+    ds = dataset()
+    if ds is None or ds.get("gold") is not None:
+        return
+    gold, source = kept, "kept from before"
+    train = st.session_state.get("train_run")
+    if gold is None and train and can_control(train):  # (another owner's gold labels never: attack round 14)
+        try:
+            gold, source = manager().store.gold(train), f"stored with run {train}"
+        except (OSError, ValueError, RunNotFound):
+            gold = None
+        if gold is not None:
+            gold = gold[gold.index.isin(ds["data"].tasks)]
+    if gold is not None and len(gold):
+        gold = gold.copy()
+        gold.attrs["brought_back"] = source
+        set_gold(gold)
 
 
 def run_fingerprint(run_id: str | None) -> str | None:

@@ -422,6 +422,8 @@ with tab["Gold labels"]:
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
                    else ""))
+        if gold.attrs.get("brought_back"):  # (loaded again with the data; walkthrough 35)
+            said += f"; brought back with the data ({gold.attrs['brought_back']})"
         usable = common.usable_gold(ds)
         if usable < int(known.sum()):  # (a green "300 match" above the warning that none is a class; walkthrough 35)
             said += (f"; {usable:,} of them {'is a class' if usable == 1 else 'are classes'} of these data" if usable else

@@ -797,11 +797,21 @@ def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     (the workspace keeps the pick) but not its training (kept in the first session's memory only): Results said "No
     training run on these data yet". Now the workspace's latest runs on A come back as a reload of A's run would."""
     at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
     train_a = finished_training(at, ["mv"])
     diag_a = None
     at.switch_page("pages/data.py").run()
     upload(at, "other.csv", other_csv())
+    assert at.session_state["dataset"]["gold"] is None
     train_b = finished_training(at, ["mv"])
+    # in the same session, A loaded again brings back its gold labels too (they were dropped, while the uploader
+    # still showed their file and the old run's accuracies stood on the pages; walkthrough 35)
+    at.switch_page("pages/data.py").run()
+    upload(at)
+    assert len(at.session_state["dataset"]["gold"]) == 150
+    assert "150 gold labels match tasks of this data set; brought back with the data (kept from before)" in texts(at)
+    at.switch_page("pages/data.py").run()
+    upload(at, "other.csv", other_csv())
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload on B's run: the address and the cookie
     again.session_state["owner_key"] = at.session_state["owner_key"]
     again.query_params["run"] = train_b
@@ -810,6 +820,12 @@ def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     upload(again)  # A's file again
     no_problem(again)
     assert again.session_state["train_run"] == train_a and again.session_state.get("diag_run") == diag_a
+    # and the gold labels stored with its training (the owner's: a visitor's session never gets them)
+    gold = again.session_state["dataset"]["gold"]
+    assert len(gold) == 150 and gold.attrs["brought_back"] == f"stored with run {train_a}"
+    assert "· 150 gold labels" in " ".join(str(c.value) for c in again.sidebar.caption)
+    stranger = upload(new_app())  # another browser with the same file: nothing of the owner's
+    assert stranger.session_state["dataset"]["gold"] is None and not stranger.session_state.get("train_run")
     again.switch_page("pages/results.py").run()
     no_problem(again)
     assert train_a in texts(again) and "No training run" not in texts(again)
