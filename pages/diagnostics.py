@@ -178,8 +178,13 @@ if with_gold and not (common.can_control(diag_id) and common.can_control(run_id)
 if quality.gold is None and "accuracy" in quality.table and quality.table["accuracy"].isna().all():
     # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
     quality = dataclasses.replace(quality, table=quality.table.drop(columns=["accuracy"]))
+# the notes name columns as the grids head them ("dependent with", not `dependent_with`; walkthrough 35); the CSVs
+# and report.html keep the files' names
+headed = sorted((c for c in quality.table.columns if "_" in c), key=len, reverse=True)
 for note in notes:
-    st.caption(common.safe(f"note: {note}"))
+    for column in headed:
+        note = note.replace(column, column.replace("_", " "))
+    st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402

@@ -705,6 +705,8 @@ def test_diagnostics_page(runs_dir):
     assert (runs_dir / diag_id / "diagnostics" / "report.html").exists()
     owner_table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
     assert "accuracy" in owner_table.columns
+    # the notes name the columns as the grid heads them (`irbm_accuracy` beside "irbm accuracy"; walkthrough 35)
+    assert "note: irbm accuracy is the trained iRBM's own estimate" in unescape(texts(at))
     # a visitor with the run's link sees nothing of the owner's diagnostics computed with the gold labels: the
     # workers' confusions against them (attack round 15), and the pairs' common tasks per gold class of the MI tables
     # (300 of 300 pinned on a sparse set; attack round 17) gave them back with the answers the link loads
@@ -1543,8 +1545,8 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     assert ("This model has no layers although the run asked for 1: it is cluster-weighted Dawid-Skene, returned by "
             "the safety rule") in page
     assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
-            in page and "irbm_* columns are empty" in page)
-    assert "irbm_accuracy is the trained iRBM's own estimate" not in page  # (no such column here: no word of it)
+            in page and "irbm columns are empty" in page)  # (named as the grid heads them; walkthrough 35)
+    assert "irbm accuracy is the trained iRBM's own estimate" not in page  # (no such column here: no word of it)
     quality = next(t.value for t in at.dataframe if "irbm accuracy" in t.value.columns)  # (grids show spaces)
     shown = {column: set(quality[column].astype(str)) for column in ("irbm accuracy", "irbm spammer score", "agreement")}
     assert shown["irbm accuracy"] == shown["irbm spammer score"] == {""} and "" not in shown["agreement"]

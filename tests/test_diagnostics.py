@@ -750,9 +750,15 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     quality = worker_quality(model, frame)
     table = quality.table.set_index("worker")
     assert table["dependent_with"].to_dict() == {"w0": "", "w1": "", "w2": "", "w3": "", "w4": "w5", "w5": "w4"}
+    # not "ok" with the best figures: "dependent" (walkthrough 35), said in the flags' note
+    assert table["flag"].to_dict() == {"w0": "ok", "w1": "ok", "w2": "ok", "w3": "ok", "w4": "dependent",
+                                       "w5": "dependent"}
+    assert "; dependent = none of these, but in a dependence cluster (dependent_with)" in quality.notes[0]
     assert any(n.startswith("dependent_with: the other workers of its dependence cluster") for n in quality.notes)
     data = AnnotationSet.from_long(frame)
-    assert worker_table(data, model=model)["dependent_with"].tolist() == ["", "", "", "", "w5", "w4"]
+    table = worker_table(data, model=model)
+    assert table["dependent_with"].tolist() == ["", "", "", "", "w5", "w4"] and list(table)[:2] == ["worker",
+                                                                                                  "dependent_with"]
     # no clusters looked for (a start given): no such column
     fixed = DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)
     assert "dependent_with" not in worker_quality(fixed, frame).table

@@ -212,8 +212,8 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
         except Exception:  # noqa: BLE001 - an optional column; the table stays useful without it
             pass
     partners = dependent_with(model, data.workers)
-    if partners is not None:
-        table["dependent_with"] = partners
+    if partners is not None:  # beside the worker (last, it was out of sight at 900 px; walkthrough 35)
+        table.insert(1, "dependent_with", partners)
     return table
 
 

@@ -204,6 +204,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     partners = dependent_with(model, data.workers)
     if partners is not None:  # (two copiers ranked first by agreement and Lemma 1, flagged "ok"; walkthrough 34)
         table.insert(table.columns.get_loc("flag"), "dependent_with", partners)
+        # and "ok" no longer for them: with the best figures and "ok" they still read as the best (walkthrough 35)
+        table["flag"] = np.where((table["flag"] == "ok") & (table["dependent_with"] != ""), "dependent",
+                                 table["flag"])
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
@@ -211,7 +214,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy "
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
-             f"worse than chance = kappa < 0"]
+             f"worse than chance = kappa < 0"
+             + ("; dependent = none of these, but in a dependence cluster (dependent_with)"
+                if partners is not None and any(partners) else "")]
     if partners is not None and any(partners):
         notes.append("dependent_with: the other workers of its dependence cluster, found before training (their "
                      "answers agree beyond what the other workers explain): agreement, kappa and the irbm_* columns "
