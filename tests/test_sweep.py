@@ -164,19 +164,22 @@ def test_energy_curves_figure_smoothing_and_errors(sweep):
 
 
 # ------------------------------------------------------------------ command line
-def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame):
+def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame, capsys):
     source = tmp_path / "answers.csv"
     frame.to_csv(source, index=False)
     out = tmp_path / "sweep"
     code = main(["sweep", str(source), "-o", str(out), "--lrs", "0.01,0.3", "--epochs", "2", "--device", "cpu",
                  "--no-progress"])
     assert code == 0
+    assert "sweeping all 90 tasks, batch 1,024" in capsys.readouterr().err  # (said, as a sample is)
     curves = pd.read_csv(out / "curves.csv")
     assert list(curves.columns) == CSV_COLUMNS
     assert len(curves) == 2 * 2 and set(curves["lr"]) == {0.01, 0.3}
     assert np.isfinite(curves[["positive_energy", "negative_energy", "energy_difference"]].to_numpy()).all()
     payload = json.loads((out / "recommendation.json").read_text())
-    assert set(payload) == {"lr", "reason", "fallback", "verdicts", "n_tasks", "sample_tasks", "batch_size"}
+    assert set(payload) == {"lr", "reason", "fallback", "verdicts", "n_tasks", "sample_tasks", "batch_size", "lrs",
+                            "epochs", "n_layers", "n_seeds", "seed", "init", "sampler_steps", "smoothing"}
+    assert (payload["lrs"], payload["epochs"], payload["n_layers"], payload["seed"]) == ([0.01, 0.3], 2, 1, 0)
     assert payload["lr"] in (0.01, 0.3)
     assert (payload["n_tasks"], payload["sample_tasks"], payload["batch_size"]) == (90, None, 1024)  # all tasks
     assert set(payload["verdicts"]) == {"0.01", "0.3"}
@@ -198,9 +201,10 @@ def test_deem_sweep_sweeps_a_sample_as_the_dashboard_does(tmp_path, capsys):
     assert main(["sweep", str(source), "-o", str(out), "--lrs", "0.01,0.3", "--epochs", "2", "--device", "cpu",
                  "--no-progress", "--sample-tasks", "300"]) == 0
     batch = sample_batch_size(300, 1000)
-    assert batch == 307
+    err = capsys.readouterr().err
+    assert batch == 307 and "sweeping all" not in err
     assert (f"sweeping a random sample of 300 of 1,000 tasks, batch 307 (as many updates an epoch as on all tasks); "
-            f"--sample-tasks 0 sweeps all") in capsys.readouterr().err
+            f"--sample-tasks 0 sweeps all") in err
     payload = json.loads((out / "recommendation.json").read_text())
     assert (payload["n_tasks"], payload["sample_tasks"], payload["batch_size"]) == (1000, 300, batch)
     # the one sampling of the dashboard's jobs and the CLI: seeded, sorted, its batch scaled

@@ -83,7 +83,7 @@ def sample_of(data, asked: int | str) -> int | None:
 
 def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Path]:
     """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``; ``about``:
-    more keys for recommendation.json (the tasks swept)."""
+    more keys for recommendation.json (the tasks swept and the settings: the sample is drawn with ``seed``)."""
     from deem_core.data.export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
     from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
     from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if swept is not data:  # (a sweep of 1,000,000 tasks trained every rate on all of them, the dashboard on 5,000)
         say(f"sweeping a random sample of {swept.n_tasks:,} of {data.n_tasks:,} tasks, batch {batch_size:,} (as "
             f"many updates an epoch as on all tasks); --sample-tasks 0 sweeps all")
+    else:
+        say(f"sweeping all {data.n_tasks:,} tasks, batch {batch_size:,}")
     progress = ProgressBar(args.epochs, f"sweep of {len(lrs) * args.seeds} runs", disable=args.no_progress)
     try:
         sweep = run_sweep(swept, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
@@ -137,8 +139,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     with writing(folder):
+        # what the sweep ran, so that it can be run again (walkthrough 35: no epochs, grid, layers or seed)
         paths = write_sweep(sweep, folder, {"n_tasks": data.n_tasks, "batch_size": batch_size,
-                                            "sample_tasks": swept.n_tasks if swept is not data else None})
+                                            "sample_tasks": swept.n_tasks if swept is not data else None,
+                                            "lrs": lrs, "epochs": args.epochs, "n_layers": args.layers,
+                                            "n_seeds": args.seeds, "seed": args.seed, "init": args.init,
+                                            "sampler_steps": args.sampler_steps, "smoothing": args.smoothing})
     rec = sweep.recommendation
     say(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
         f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)")
