@@ -52,6 +52,10 @@ PROBE_MAX_BYTES = 512 << 20
 PROBE_MAX_SECONDS = 20.0
 #: tasks the methods that do not train are timed on (and a quarter of them; once per estimate)
 BASELINE_PROBE_TASKS = 240
+#: answers x classes of the baselines' larger probe at most: a crowd-kit fit cannot be stopped, and GLAD on 240 tasks
+#: of 100 answers in 200 classes (4.8 M) held the probe lock, the one for every visitor's estimate, 173 s (attack
+#: round 19); on fewer tasks the line through the two probes reads the same per-task cost
+BASELINE_PROBE_CELLS = 100_000
 #: seconds a session waits for another session's probes to end (the page waits with it: at 30 s, a reload during
 #: a long probe held the Train form for 30 s at each change, for 70 s in all; walkthrough 19)
 PROBE_WAIT_SECONDS = 10.0
@@ -321,7 +325,9 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
         if calls[0] == 1 or not baselines:
             return 0.0
         if not line:
-            big = _probe_data(data, min(BASELINE_PROBE_TASKS, probe.n_tasks), seed)
+            per_task = data.n_annotations * data.n_classes / max(1, data.n_tasks)
+            size = min(BASELINE_PROBE_TASKS, probe.n_tasks, max(4, int(BASELINE_PROBE_CELLS // max(per_task, 1.0))))
+            big = _probe_data(data, size, seed)
             small = _probe_data(data, max(1, big.n_tasks // 4), seed)
             at_small = _baselines_seconds(small, list(baselines), seed, stop)
             at_big = _baselines_seconds(big, list(baselines), seed, stop)

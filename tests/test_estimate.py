@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
+import pandas as pd
 import threading
 from dataclasses import replace
 
@@ -89,3 +92,26 @@ def test_the_baselines_are_timed_once_on_a_few_tasks_and_scaled(data, monkeypatc
     stopped.set()
     with pytest.raises(estimate.ProbeSkipped, match="the timing probes alone took more than .* s: a long job, or a busy server"):
         real(data, ["mv", "ds"], 0, stopped)  # the probes' time is out: the next method does not start
+
+
+def test_the_baselines_probe_holds_a_bounded_number_of_answers_x_classes(monkeypatch):
+    """A crowd-kit fit cannot be stopped: GLAD probed on 240 tasks of 100 answers in 200 classes held the probe lock
+    (every visitor's estimate waits on it) for 173 s (attack round 19). The larger probe now holds at most
+    BASELINE_PROBE_CELLS answers x classes; a usual set is probed on 240 tasks as before."""
+    from deem_core import AnnotationSet
+    from deem_studio import estimate
+
+    def data_of(n_tasks: int, answers: int, n_classes: int) -> AnnotationSet:
+        tasks = np.repeat(np.arange(n_tasks), answers)
+        workers = np.tile(np.arange(answers), n_tasks)
+        return AnnotationSet.from_long(pd.DataFrame({"task": tasks, "worker": workers,
+                                                     "label": (tasks + workers) % n_classes}))
+
+    sizes = []
+    monkeypatch.setattr(estimate, "_baselines_seconds", lambda data, *args: sizes.append(data.n_tasks) or 0.1)
+    wide = data_of(100, 50, 200)
+    estimate_train(wide, deem_methods=(), baselines=("mv",), sample=500)
+    assert wide.n_classes > 100 and max(sizes) == estimate.BASELINE_PROBE_CELLS // (50 * wide.n_classes) < 20
+    sizes.clear()
+    estimate_train(data_of(1_000, 5, 3), deem_methods=(), baselines=("mv",), sample=500)
+    assert max(sizes) == estimate.BASELINE_PROBE_TASKS

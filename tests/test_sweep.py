@@ -213,6 +213,8 @@ def test_deem_sweep_sweeps_a_sample_as_the_dashboard_does(tmp_path, capsys):
     again, _ = sweep_sample(data, 300, seed=0)
     assert swept.n_tasks == 300 and size == batch and list(swept.tasks) == list(again.tasks)
     assert sweep_sample(data, 1000)[0] is data and sweep_sample(data, None, batch_size=64) == (data, 64)
+    # never above the batch asked for (with --batch-size 1 a sample's batch became 32; attack round 19)
+    assert sample_batch_size(300, 400, 1) == 1 and sweep_sample(data, 300, batch_size=8)[1] == 8
     # auto: the dashboard's rule; 0: all tasks
     for n_tasks, asked, sample in ((SAMPLE_ABOVE, "auto", None), (SAMPLE_ABOVE + 1, "auto", SAMPLE_TASKS),
                                    (10 ** 6, 0, None), (10 ** 6, 250, 250), (100, 250, None)):

@@ -95,9 +95,10 @@ MAX_MMSR_WORKERS = 150
 MAX_MACE_CLASSES = 200
 #: GLAD's bounds: crowd-kit spreads every answer over every class in pandas frames, 100 iterations (this 2-core CPU:
 #: 4,000 answers x 200 classes 31 s / 382 MB; 10,000 x 500 122 s / 1.34 GB; 20,000 x 1,000 past 150 s and 3.9 GB,
-#: from a 225 KB upload; attack round 18): at most MAX_GLAD_CLASSES classes and MAX_GLAD_CELLS answers x classes
+#: from a 225 KB upload; attack round 18; 24,000 x 200 past 300 s, attack round 19): at most MAX_GLAD_CLASSES
+#: classes and MAX_GLAD_CELLS answers x classes
 MAX_GLAD_CLASSES = 200
-MAX_GLAD_CELLS = 5_000_000
+MAX_GLAD_CELLS = 1_000_000
 
 #: (tasks x classes) float64 tables a crowd-kit fit holds at once (its probabilities, their copies in pandas
 #: operations, the results table): what :func:`check_label_tables` counts
@@ -539,8 +540,8 @@ class GLADAggregator(CrowdKitAggregator):
         cells = data.n_annotations * data.n_classes
         if data.n_classes > MAX_GLAD_CLASSES or cells > MAX_GLAD_CELLS:
             raise DataError(f"{data.source}: GLAD spreads every answer over every class: it runs on at most "
-                            f"{MAX_GLAD_CLASSES} classes and {MAX_GLAD_CELLS:,} answers x classes (10,000 answers of "
-                            f"500 classes took 122 s and 1.3 GB; these data have {data.n_annotations:,} answers of "
+                            f"{MAX_GLAD_CLASSES} classes and {MAX_GLAD_CELLS:,} answers x classes (24,000 answers of "
+                            f"200 classes ran past 300 s; these data have {data.n_annotations:,} answers of "
                             f"{data.n_classes:,} classes); use another method")
 
     def _fit_codes(self, data, n_classes):

@@ -68,7 +68,8 @@ def sample_batch_size(sample: int, n_tasks: int, batch_size: int | None = None) 
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
 
     full = int(batch_size or defaults_of(run_sweep)["batch_size"])
-    return max(32, min(full, int(round(full * sample / max(1, n_tasks)))))
+    # never above the batch asked for: with --batch-size 1 a sample's batch became 32 (attack round 19)
+    return min(full, max(32, int(round(full * sample / max(1, n_tasks)))))
 
 
 def sweep_sample(data: AnnotationSet, sample_tasks: int | None, seed: int = 0,
