@@ -99,8 +99,9 @@ def test_a_gold_file_says_it_replaces_the_export_s_own_gold_labels(runs_dir):
     at.file_uploader(key="upload_gold").set_value(("truth.csv", gold.encode(), "text/csv")).run()
     assert not at.exception
     # (the export's 2 were set aside without a word; walkthrough 22)
+    # (its "x" is no class of the data: counted apart; walkthrough 35)
     assert ["3 gold labels match tasks of this data set; they are used in place of the 2 gold labels read with the "
-            "data"] == [str(s.value) for s in at.success]
+            "data; 2 of them are classes of these data"] == [str(s.value) for s in at.success]
 
 
 def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_dir):

@@ -620,21 +620,29 @@ def test_the_end_mark_as_data_does_not_let_a_chunk_grow_past_its_rows(monkeypatc
     assert data.n_tasks == 19 and max(sizes) <= 3 and sum(sizes) == 20, sizes
 
 
-def test_json_records_whose_fields_change_from_one_to_the_next_cost_their_values_not_records_x_fields(tmp_path):
+def test_json_records_whose_fields_change_from_one_to_the_next_cost_their_values_not_records_x_fields(tmp_path,
+                                                                                                      monkeypatch):
     """Attack round 18: each record of a JSON Lines file adding a field of its own made a table of records x fields
     (568 KB: a server 157 MB -> 3.5 GB for 51 s; 1.16 MB past 6.5 GB). Such a table is refused from its values'
     count, in a fraction of a second; records sharing their fields, or with a few optional ones, read as before."""
     keyed = tmp_path / "keys.json"
     keyed.write_text("".join(f'{{"task": {i}, "worker": "w{i % 7}", "label": "a", "k{i}": 1}}\n' for i in range(10_000)))
     started = time.perf_counter()
-    expected = (r"^keys\.json: 10,000 records with 10,003 different fields between them would make a table of "
-                r"100,030,000 cells for 40,000 values: records whose fields change")
+    # refused as the records come in, once their table passes 2 M cells and 4 times its values
+    expected = (r"^keys\.json: 1,413 records with 1,416 different fields between them would make a table of "
+                r"2,000,808 cells for 5,652 values: records whose fields change")
     with pytest.raises(DataError, match=expected):
         read_dataset([keyed])
     preview(keyed)  # (a preview reads its first records: a small table)
     assert time.perf_counter() - started < 10
     before, after, out = peak_rss_mb(f"F.read_dataset([{str(keyed)!r}])")
-    assert "DataError: keys.json: 10,000 records with 10,003 different fields" in out and after - before < 150, out
+    assert "DataError: keys.json: 1,413 records with 1,416 different fields" in out and after - before < 150, out
+    # a table kept at exactly 16 times its values by 16 groups of fields (attack round 19: a 139 KB gzip took a
+    # server to 2.5 GB): past 4 times, refused as it comes in
+    groups = tmp_path / "groups.json"
+    groups.write_text("".join("{" + ", ".join(f'"g{i % 16}_{j}": 1' for j in range(40)) + "}\n" for i in range(20_000)))
+    before, after, out = peak_rss_mb(f"F.read_dataset([{str(groups)!r}])")
+    assert "different fields between them would make a table of" in out and after - before < 150, out
     # many fields in one record: refused at DEEM_MAX_COLUMNS as a wide table is
     wide = tmp_path / "wide.json"
     wide.write_text('{"task": 1, "worker": "a", "label": "x", ' + ", ".join(f'"f{j}": 1' for j in range(1_200))
@@ -648,3 +656,11 @@ def test_json_records_whose_fields_change_from_one_to_the_next_cost_their_values
     records.write_text("\n".join(pd.Series(rows).map(lambda r: __import__("json").dumps(r))))
     data = read_dataset([records]).data
     assert (data.n_tasks, data.n_workers, data.n_annotations) == (300, 3, 300)
+    # and however dense, JSON records past JSON_RECORDS_MAX_CELLS values are refused as they come in (a JSON file is
+    # read whole): CSV or Parquet stream
+    from deem_core.data.formats import labelstudio
+
+    monkeypatch.setattr(labelstudio, "JSON_RECORDS_MAX_CELLS", 600)
+    with pytest.raises(DataError, match=r"^records\.json: more than 600 values in JSON records \(151 records of 4 "
+                                        r"fields so far\): a JSON file is read whole.*write it as CSV or Parquet"):
+        read_dataset([records])

@@ -206,9 +206,28 @@ def _cell(value: Any) -> str:
 
 #: a table of flat JSON records holds at most this many times as many cells as values its records give (and at least
 #: SPARSE_RECORDS_CELLS): records whose fields differ from one to the next make a table of records x fields,
-#: quadratic in a small file (attack round 18: 10,000 records of one field each, 568 KB, took a server to 3.5 GB)
-SPARSE_RECORDS_FACTOR = 16
+#: quadratic in a small file (attack round 18: 10,000 records of one field each, 568 KB, took a server to 3.5 GB; at
+#: 16 times, a 139 KB gzip of records at exactly 16 times still took it to 2.5 GB: attack round 19)
+SPARSE_RECORDS_FACTOR = 4
 SPARSE_RECORDS_CELLS = 2_000_000
+#: cells of a table of JSON records at most, checked as the records come in (~40 bytes a cell in the table, ~75 a
+#: value while read: 20 M cells ~1-2 GB; a CSV or Parquet file streams instead and is bounded by its rows)
+JSON_RECORDS_MAX_CELLS = 20_000_000
+
+
+def _check_records_table(name: str, n_rows: int, n_fields: int, n_values: int) -> None:
+    """DataError when the records read so far make a table past :data:`JSON_RECORDS_MAX_CELLS` cells or past
+    :data:`SPARSE_RECORDS_FACTOR` times their values (beyond :data:`SPARSE_RECORDS_CELLS`)."""
+    table = n_rows * n_fields
+    if table > max(SPARSE_RECORDS_CELLS, SPARSE_RECORDS_FACTOR * n_values):
+        raise DataError(f"{name}: {n_rows:,} records with {n_fields:,} different fields between them would make a "
+                        f"table of {table:,} cells for {n_values:,} values: records whose fields change from one to "
+                        f"the next are not a table of annotations (each record should have the same fields, such as "
+                        f"task, worker and label)")
+    if max(table, n_values) > JSON_RECORDS_MAX_CELLS:
+        raise DataError(f"{name}: more than {JSON_RECORDS_MAX_CELLS:,} values in JSON records ({n_rows:,} records of "
+                        f"{n_fields:,} fields so far): a JSON file is read whole, so one this large is refused; write "
+                        f"it as CSV or Parquet (one row per answer: task, worker, label), which are read in parts")
 
 
 def read_json_records(source: Source, limits: Limits, budget: Budget | None, kind: str,
@@ -241,15 +260,11 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
             if len(fields) > limits.max_columns:
                 check_columns(source.name, len(fields), limits)
             lines.append(line)
+            _check_records_table(source.name, len(lines), len(fields), len(cells))  # (as they come in: attack 19)
         notes = text.notes()
     if not lines:
         raise DataError(f"{source.name}: the JSON list is empty: no annotations")
     n_rows, n_fields = len(lines), len(fields)
-    if n_rows * n_fields > max(SPARSE_RECORDS_CELLS, SPARSE_RECORDS_FACTOR * len(cells)):
-        raise DataError(f"{source.name}: {n_rows:,} records with {n_fields:,} different fields between them would make "
-                        f"a table of {n_rows * n_fields:,} cells for {len(cells):,} values: records whose fields "
-                        f"change from one to the next are not a table of annotations (each record should have the "
-                        f"same fields, such as task, worker and label)")
     columns = [[""] * n_rows for _ in range(n_fields)]
     for row, position, cell in zip(rows, positions, cells):
         columns[position][row] = cell
