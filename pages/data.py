@@ -425,13 +425,13 @@ with tab["Gold labels"]:
         if gold.attrs.get("brought_back"):  # (loaded again with the data; walkthrough 35)
             said += f"; brought back with the data ({gold.attrs['brought_back']})"
         usable = common.usable_gold(ds)
-        if usable < int(known.sum()):  # (a green "300 match" above the warning that none is a class; walkthrough 35)
-            said += (f"; {usable:,} of them {'is a class' if usable == 1 else 'are classes'} of these data" if usable else
-                     "; none of them is a class of these data, so none can be used")
+        if gold.attrs.get("not_classes"):  # (a green "300 match" above the warning that none is a class; walk 35)
+            said += (f"; {int(gold.attrs['not_classes']):,} more name no class of these data (such as "
+                     f"“{shortened(gold.attrs.get('not_class', ''), 40)}”) and are left out")
         if known.any() and usable:
-            st.success(said)
+            st.success(common.safe(said))  # (it quotes a label from the file)
         else:  # not a success: the file is for other tasks (or another data set), or of other classes
-            st.warning(said + ": is this the gold file of these data?")
+            st.warning(common.safe(said + ": is this the gold file of these data?"))
         for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
             st.warning(page_words(warning))
         if st.button("Remove the gold labels", key="drop_gold"):
@@ -470,14 +470,25 @@ with tab["Gold labels"]:
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
                 st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
+            classes = {str(c).casefold(): str(c) for c in data.classes}
+            unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
+            example = str(truth[unknown].iloc[0]) if unknown.any() else ""
+            case = (f" (a difference of letter case? these data have “{shortened(classes[example.casefold()], 40)}”)"
+                    if example.casefold() in classes else "")
+            if unknown.all():  # none is a class: not kept, as a file naming no task (walkthrough 36)
+                refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
+                           f"(its first: “{shortened(example, 40)}”{case}); they are not kept: is it the gold file "
+                           f"of these data?")
+                st.session_state["_notice"] = refused
+                st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
+                st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
                 truth.attrs["replaced"] = int(ds["read_gold"])
-            common.set_gold(truth)
+            common.set_gold(truth)  # (without the labels that are no class: they are counted and said)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
-            unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
             if unknown.any():
                 warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
-                                f"e.g. {truth[unknown].iloc[0]!r}")
+                                f"e.g. “{shortened(example, 40)}”{case}: they are left out of every accuracy")
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"

@@ -811,7 +811,7 @@ def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     at.switch_page("pages/data.py").run()
     upload(at)
     assert len(at.session_state["dataset"]["gold"]) == 150
-    assert "150 gold labels match tasks of this data set; brought back with the data (kept from before)" in texts(at)
+    assert "150 gold labels match tasks of this data set; brought back with the data (kept from before)" in unescape(texts(at))
     at.switch_page("pages/data.py").run()
     upload(at, "other.csv", other_csv())
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload on B's run: the address and the cookie

@@ -146,25 +146,33 @@ def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
 
 
 def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
-    # a gold file naming tasks of the data but no class of theirs: the sidebar said "gold labels" (walkthrough 34)
+    # a gold file naming tasks of the data but no class of theirs: the sidebar said "gold labels" (walkthrough 34), a
+    # green "2 match" stood above the warning (walkthrough 35), and labels that are no class counted as every method's
+    # wrong answers (DEEM 0.640 where 0.853 on the usable ones) and stopped diagnostics (walkthrough 36)
     at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "e.csv", ensemble_csv())
     at.button(key="load_files").click().run()
 
     def sidebar() -> str:
         return " ".join(str(m.value) for m in [*at.sidebar.markdown, *at.sidebar.caption])
 
-    at.file_uploader(key="upload_gold").set_value(("gold.csv", b"task,truth\ns-000,7\ns-001,8\n", "text/csv")).run()
-    assert not at.exception and at.session_state["dataset"]["gold"] is not None
-    assert "gold label" not in sidebar()
-    # and the Gold labels tab does not call it a success (a green "2 match" stood above the warning; walkthrough 35)
-    assert not any("gold labels match" in str(m.value) for m in at.success)
-    assert any("2 gold labels match tasks of this data set; none of them is a class of these data, so none can be "
-               "used: is this the gold file of these data?" in unescaped(str(w.value)) for w in at.warning)
-    at.file_uploader(key="upload_gold").set_value(("gold2.csv", b"task,truth\ns-000,benign\ns-001,7\n",
+    at.file_uploader(key="upload_gold").set_value(("gold.csv", b"task,truth\ns-000,7\ns-001,Benign\n",
                                                    "text/csv")).run()
+    assert not at.exception and at.session_state["dataset"]["gold"] is None  # none is a class: not kept
+    assert "gold label" not in sidebar()
+    assert not any("gold labels match" in unescaped(str(m.value)) for m in at.success)
+    assert ("Read 2 gold labels from gold.csv, but none is a class of these data (its first: “7”); they are not "
+            "kept: is it the gold file of these data?") in [unescaped(str(i.value)) for i in at.info]
+    at.file_uploader(key="upload_gold").set_value(("gold2.csv", b"task,truth\ns-000,benign\ns-001,Malignant\n",
+                                                   "text/csv")).run()
+    gold = at.session_state["dataset"]["gold"]
+    assert list(gold) == ["benign"] and gold.attrs["not_classes"] == 1  # scored on the usable one only
     assert "· 1 gold label" in sidebar() and "1 gold labels" not in sidebar()
-    assert any("2 gold labels match tasks of this data set; 1 of them is a class of these data" in str(m.value)
-               for m in at.success)
+    assert any("1 gold labels match tasks of this data set; 1 more name no class of these data (such as “Malignant”) "
+               "and are left out" in unescaped(str(m.value)) for m in at.success)
+    # the letter case named
+    assert any("gold2.csv: 1 gold label(s) are not among the classes, e.g. “Malignant” (a difference of letter case? "
+               "these data have “malignant”): they are left out of every accuracy" in unescaped(str(w.value))
+               for w in at.warning), [w.value for w in at.warning]
 
 
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
