@@ -589,17 +589,11 @@ def usable_gold(ds: dict[str, Any]) -> int:
 
 
 def class_gold(gold: Any, data: Any) -> Any:
-    """``gold`` without the labels that are no class of ``data`` (counted in ``attrs["not_classes"]``, one kept in
-    ``attrs["not_class"]``): every accuracy counted them as wrong answers of every method (DEEM 0.640 where 0.853 on
-    the 150 usable of 200), and diagnostics refused to run at all (walkthrough 36)."""
-    if gold is None or not len(gold):
-        return gold
-    keep = gold.astype(str).isin([str(c) for c in data.classes])
-    if bool(keep.all()):
-        return gold
-    kept = gold[keep].copy()
-    kept.attrs.update(gold.attrs, not_classes=int((~keep).sum()), not_class=str(gold[~keep].iloc[0]))
-    return kept
+    """``gold`` without the labels that are no class of ``data`` (``deem_core.analysis.scoring.truth_of_classes``):
+    every accuracy counted them as wrong, and diagnostics refused to run at all (walkthrough 36)."""
+    from deem_core.analysis.scoring import truth_of_classes  # noqa: PLC0415
+
+    return truth_of_classes(gold, data.classes)
 
 
 def set_gold(gold: Any) -> None:

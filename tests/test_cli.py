@@ -181,3 +181,18 @@ def test_the_command_lines_labels_file_is_the_dashboards(tmp_path, small_files, 
         manager.shutdown()
     assert out.read_bytes() == serialise(stored, "csv")
     assert "disagrees_with_majority" in pd.read_csv(out).columns
+
+
+def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tmp_path, capsys):
+    # labels no method can give counted as every method's wrong answer (0.853 read 0.640; walkthrough 36): the
+    # accuracy is over the usable truth, as on the dashboard (one function: scoring.truth_of_classes)
+    answers = tmp_path / "answers.csv"
+    answers.write_text("task,worker,label\n1,a,x\n1,b,x\n2,a,y\n2,b,y\n3,a,x\n3,b,y\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("task,truth\n1,x\n2,Y\n3,zz\n")
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
+                 "--method", "mv"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "accuracy: 100.00"
+    assert ("warning: 2 truth label(s) are not among the classes of the answers (e.g. 'Y'): left out of the accuracy"
+            in err and "(accuracy on the 1 task(s) that have a truth)" in err)
