@@ -575,17 +575,10 @@ def current_lr() -> tuple[float, str]:
 
 
 def usable_gold(ds: dict[str, Any]) -> int:
-    """Gold labels of the data set ``ds`` whose class is among its answers' (counted once per gold labels): the
-    sidebar said "gold labels" for a file of which none could be used (walkthrough 34)."""
+    """Gold labels of the data set ``ds`` that can be used: every way in keeps only those of its classes
+    (:func:`class_gold`; the sidebar said "gold labels" for a file of which none could be used; walkthrough 34)."""
     gold = ds.get("gold")
-    if gold is None or not len(gold):
-        return 0
-    kept = ds.get("_usable_gold")
-    if kept and kept[0] is gold:
-        return kept[1]
-    count = int(gold.astype(str).isin([str(c) for c in ds["data"].classes]).sum())
-    ds["_usable_gold"] = (gold, count)
-    return count
+    return 0 if gold is None else len(gold)
 
 
 def class_gold(gold: Any, data: Any) -> Any:

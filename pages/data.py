@@ -470,12 +470,12 @@ with tab["Gold labels"]:
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
                 st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
+            usable = common.class_gold(truth, data)  # (the labels that are no class, counted in its attrs)
+            left_out, example = int(usable.attrs.get("not_classes") or 0), str(usable.attrs.get("not_class", ""))
             classes = {str(c).casefold(): str(c) for c in data.classes}
-            unknown = ~truth.astype(str).isin([str(c) for c in data.classes])
-            example = str(truth[unknown].iloc[0]) if unknown.any() else ""
             case = (f" (a difference of letter case? these data have “{shortened(classes[example.casefold()], 40)}”)"
-                    if example.casefold() in classes else "")
-            if unknown.all():  # none is a class: not kept, as a file naming no task (walkthrough 36)
+                    if left_out and example.casefold() in classes else "")
+            if not len(usable):  # none is a class: not kept, as a file naming no task (walkthrough 36)
                 refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
                            f"(its first: “{shortened(example, 40)}”{case}); they are not kept: is it the gold file "
                            f"of these data?")
@@ -483,11 +483,11 @@ with tab["Gold labels"]:
                 st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
-                truth.attrs["replaced"] = int(ds["read_gold"])
-            common.set_gold(truth)  # (without the labels that are no class: they are counted and said)
+                usable.attrs["replaced"] = int(ds["read_gold"])
+            common.set_gold(usable)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
-            if unknown.any():
-                warnings.append(f"{gold_file.name}: {int(unknown.sum())} gold label(s) are not among the classes, "
+            if left_out:
+                warnings.append(f"{gold_file.name}: {left_out} gold label(s) are not among the classes, "
                                 f"e.g. “{shortened(example, 40)}”{case}: they are left out of every accuracy")
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)

@@ -31,7 +31,8 @@ from deem_core.data.annotations import AnnotationSet, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "dependent_with", "identical_groups", "krippendorff_alpha", "label_distribution", "labels_per_task",
+    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "dependent_with", "identical_groups",
+    "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
 

@@ -202,6 +202,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
     partners = dependent_with(model, data.workers)
+    dependents = partners is not None and any(partners)
     if partners is not None:  # (two copiers ranked first by agreement and Lemma 1, flagged "ok"; walkthrough 34)
         table.insert(table.columns.get_loc("flag"), "dependent_with", partners)
         # and "ok" no longer for them: with the best figures and "ok" they still read as the best (walkthrough 35)
@@ -215,9 +216,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"
-             + ("; dependent = none of these, but in a dependence cluster (dependent_with)"
-                if partners is not None and any(partners) else "")]
-    if partners is not None and any(partners):
+             + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")]
+    if dependents:
         notes.append("dependent_with: the other workers of its dependence cluster, found before training (their "
                      "answers agree beyond what the other workers explain): agreement, kappa and the irbm_* columns "
                      "count their shared answers as evidence and may read too high for them")

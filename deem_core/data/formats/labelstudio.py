@@ -234,8 +234,8 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
                       max_items: int | None = None) -> FrameTable:
     """A list of flat JSON records -> a table of text cells (nested values as JSON text).
 
-    The values are kept as they come (record, field, cell) and the table is made once its size is known: at most
-    :attr:`Limits.max_columns` fields, and at most :data:`SPARSE_RECORDS_FACTOR` times as many cells as values."""
+    The values are kept as they come (record, field, cell), the table's size checked after each record (at most
+    :attr:`Limits.max_columns` fields; :func:`_check_records_table`), and the table made at the end."""
     fields: dict[str, int] = {}
     rows: list[int] = []
     positions: list[int] = []
@@ -257,8 +257,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
                 rows.append(index)
                 positions.append(position)
                 cells.append(_cell(value))
-            if len(fields) > limits.max_columns:
-                check_columns(source.name, len(fields), limits)
+            check_columns(source.name, len(fields), limits)
             lines.append(line)
             _check_records_table(source.name, len(lines), len(fields), len(cells))  # (as they come in: attack 19)
         notes = text.notes()
