@@ -1030,8 +1030,9 @@ def sidebar() -> None:
         st.markdown("**Jobs on these data**")
         _run_status()
         # (what is kept: "kept by this browser" read as a promise for an uploaded file too; walkthrough 32)
-        st.caption(f"Workspace `{workspace()}` · its runs are kept for this browser (its owner key is on the Runs "
-                   f"page); a file loaded without a run is not")
+        # ("a file loaded without a run is not" read as cut off; walkthrough 35)
+        st.caption(f"Workspace `{workspace()}` · this browser keeps its runs (the owner key is on the Runs page); "
+                   f"an uploaded file is kept only with a run on it")
         remember_owner()
 
 

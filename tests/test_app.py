@@ -282,7 +282,8 @@ def test_refresh_finds_the_running_job(runs_dir):
     sidebar = unescape("\n".join(str(c.value) for c in fresh.sidebar.caption))
     assert "tiny.csv: 200 tasks × 10 workers × 3 classes" in sidebar
     # what the workspace keeps, said (walkthrough 32: "kept by this browser" read as a promise for a file too)
-    assert "its runs are kept for this browser (its owner key is on the Runs page); a file loaded without a run is "            "not" in sidebar
+    assert "this browser keeps its runs (the owner key is on the Runs page); an uploaded file is kept only with a " \
+           "run on it" in sidebar
     assert f"Train `{run_id}` · training DEEM · epoch" in sidebar and DEVICE_NAME in sidebar
     fresh.switch_page("pages/train.py").run()
     no_problem(fresh)

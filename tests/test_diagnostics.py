@@ -467,6 +467,12 @@ def test_figures(layered):
     heat = plots.confusion_heatmap(cm, "w0")
     np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float), cm.to_numpy())
     assert plots.quality_table_figure(diag.quality.table).data[0].type == "table"
+    # the per-layer summary: one point per layer output, named as the engine names them, in short lines (whole
+    # names of the two panels ran into each other at 900 px; walkthrough 35)
+    summary = plots.mi_summary_figure(mi)
+    ticks = list(summary.data[0].x)
+    assert [tick.replace("<br>", " ") for tick in ticks] == list(mi.summary()["layer_name"])
+    assert max(len(line) for tick in ticks for line in tick.split("<br>")) <= 10
 
 
 def test_write_diagnostics_files(layered, tmp_path):
