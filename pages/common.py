@@ -455,13 +455,17 @@ def _bring_back_gold(kept: Any) -> None:
     if gold is None and train and can_control(train):  # (another owner's gold labels never: attack round 14)
         try:
             gold, source = manager().store.gold(train), f"stored with run {train}"
+            name = (manager().store.get(train).get("config") or {}).get("gold_file")
         except (OSError, ValueError, RunNotFound):
             gold = None
         if gold is not None:
             gold = gold[gold.index.isin(ds["data"].tasks)]
+            if name:
+                gold.attrs["file"] = str(name)
     if gold is not None and len(gold):
+        attrs = dict(gold.attrs)
         gold = gold.copy()
-        gold.attrs["brought_back"] = source
+        gold.attrs.update(attrs, brought_back=source)
         set_gold(gold)
 
 
@@ -617,6 +621,8 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
     mgr = manager()
     if gold is not None:  # other gold labels make another job
         config = {**config, "gold_fingerprint": str(int(pd.util.hash_pandas_object(gold).sum()))}
+        if gold.attrs.get("file"):  # (named again when the labels are brought back; walkthrough 36)
+            config["gold_file"] = str(gold.attrs["file"])
     twin = mgr.active_twin(kind, config, workspace(), data_key())
     if twin is not None:
         what = {"train": "training", "sweep": "sweep"}.get(kind, kind)

@@ -418,7 +418,9 @@ with tab["Gold labels"]:
         known = gold.index.isin(data.tasks)
         unknown = int((~known).sum()) + int(gold.attrs.get("unknown_tasks") or 0)  # (dropped when read)
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
-        said = (f"{int(known.sum()):,} gold labels match tasks of this data set"
+        # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
+        named = f" from {gold.attrs['file']}" if gold.attrs.get("file") else ""
+        said = (f"{int(known.sum()):,} gold labels{named} match tasks of this data set"
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
                    else ""))
@@ -484,6 +486,7 @@ with tab["Gold labels"]:
                 st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
                 usable.attrs["replaced"] = int(ds["read_gold"])
+            usable.attrs["file"] = gold_file.name
             common.set_gold(usable)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             if left_out:
