@@ -300,6 +300,18 @@ if workers is not None:
         st.caption(common.safe(f"Measured against the labels of {scored_name(primary)}, the run's first "
                                f"{'trained method' if trains else 'method'}, whichever method is picked above; the "
                                f"Worker table CSV is this table."))
+        # what the columns rest on, said beside them (walkthrough 36: copiers ranked first with no caution, and
+        # "estimated accuracy" read as another figure than Diagnostics' "irbm accuracy")
+        notes = []
+        if "estimated_accuracy" in workers:
+            notes.append("estimated accuracy: the trained model's own reading of each worker, without gold labels "
+                         "(Diagnostics' irbm accuracy)")
+        if "dependent_with" in workers and (workers["dependent_with"].astype(str) != "").any():
+            notes.append("dependent with: the other workers of its dependence cluster (their answers agree beyond "
+                         "what the other workers explain): their agreement and estimated accuracy count their "
+                         "shared answers as evidence and may read too high")
+        notes.append("each worker's flag (spammer, weak, dependent) is on Diagnostics → Worker quality")
+        st.caption("; ".join(notes) + ".")
         common.table(workers)
 # the page's own copies go with its run (the downloads read the table again when asked)
 del frame, view, shown, results

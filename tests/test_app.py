@@ -216,6 +216,10 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert [e.proto.expanded for e in at.expander if e.label == "Worker table"] == [True]
     assert ("Measured against the labels of DEEM, the run's first trained method, whichever method is picked above; "
             "the Worker table CSV is this table.") in unescape(texts(at))
+    # what its columns rest on (walkthrough 36: read as another figure than Diagnostics' irbm accuracy)
+    assert ("estimated accuracy: the trained model's own reading of each worker, without gold labels (Diagnostics' "
+            "irbm accuracy); each worker's flag (spammer, weak, dependent) is on Diagnostics → Worker quality."
+            ) in unescape(texts(at))
     at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("deem").run()
     # review queue: only disagreements with majority vote, least confident first
     at.toggle(key="results_disagree").set_value(True)

@@ -195,21 +195,15 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
 
 def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:
     """One row per worker for export: coverage and agreement with majority vote, with the aggregated
-    labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy implied by a fitted DEEM's
-    confusion matrices (``sum_m prior_m * P(X = m | Y = m)``, prior = the model's mean posterior)."""
+    labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy a fitted DEEM reads for each worker
+    (:meth:`~deem_core.DEEM.estimated_accuracy`, Lemma 1)."""
     table = worker_coverage(data)
     if agg_codes is not None:
         answered, agree = _agreement_with(data, np.asarray(agg_codes))
         table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)
-    if model is not None and hasattr(model, "confusion_matrices"):
+    if model is not None and hasattr(model, "estimated_accuracy"):
         try:
-            matrices = model.confusion_matrices()
-            prior = np.asarray(model.posterior_).mean(axis=0)
-            estimated = []
-            for worker in data.workers:
-                psi = matrices[worker].to_numpy()  # rows given, columns true
-                estimated.append(float((np.diag(psi) * prior).sum()))
-            table["estimated_accuracy"] = estimated
+            table["estimated_accuracy"] = model.estimated_accuracy().reindex(list(data.workers)).to_numpy()
         except Exception:  # noqa: BLE001 - an optional column; the table stays useful without it
             pass
     partners = dependent_with(model, data.workers)

@@ -892,6 +892,26 @@ class DEEM(Aggregator, BaseEstimator):
                                        columns=pd.Index(self.classes_, name="true"))
         return out
 
+    def estimated_accuracy(self, run: int = 0) -> pd.Series:
+        """Each worker's accuracy as the fitted model reads it, without gold labels (Lemma 1):
+        ``sum_m prior_m P(X_i = m | Y = m)``, the matrices of :meth:`confusion_matrices` weighted by the model's own
+        class prior (under the safety rule's cluster-weighted Dawid-Skene, that fit's prior). One source for the
+        worker table's ``estimated_accuracy`` and the quality table's ``irbm_accuracy`` (they weighted by different
+        priors and read 0.671 and 0.674 for one worker; walkthrough 36)."""
+        self._check_fitted()
+        psi, hidden_prior = self.network_.confusion_matrices()
+        if safety_rule_reference(self.fallback_) and getattr(self, "dawid_skene_", None) is not None:
+            matrices = np.asarray(self.dawid_skene_.confusion, dtype=np.float64)  # as confusion_matrices reads
+            prior = np.asarray(self.dawid_skene_.prior, dtype=np.float64)
+        else:
+            class_map = np.asarray(self.class_maps_[run])
+            matrices = np.empty(tuple(psi[run].shape), dtype=np.float64)
+            matrices[:, :, class_map] = psi[run].cpu().numpy()
+            prior = np.empty(len(self.classes_), dtype=np.float64)
+            prior[class_map] = hidden_prior[run].cpu().numpy()
+        accuracy = np.diagonal(matrices, axis1=1, axis2=2) @ prior  # (d,)
+        return pd.Series(accuracy, index=pd.Index(self.workers_, name="worker"), name="estimated_accuracy")
+
     @property
     def energy_history_(self) -> pd.DataFrame:
         """Energy difference per epoch (rows) and run (columns)."""

@@ -173,11 +173,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         kappa = (agreement - chance) / (1 - chance)
     score = spammer_score(psi, counts.sum(axis=1))
     irbm = irbm_confusion(model, run)
-    _, prior = model.network_.confusion_matrices()
-    prior = prior[run].cpu().numpy().astype(np.float64)
-    prior_class = np.empty_like(prior)
-    prior_class[np.asarray(model.class_maps_[run])] = prior
-    irbm_accuracy = (np.diagonal(irbm, axis1=1, axis2=2) * prior_class[None, :]).sum(axis=1)
+    irbm_accuracy = model.estimated_accuracy(run).to_numpy()  # (one source with the worker table's)
     irbm_score = spammer_score(irbm)
     returned = returned_reference(model)
     if returned:  # no iRBM was trained: these weights are the reference's (copies down-weighted), not Lemma 1's
@@ -219,8 +215,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")]
     if dependents:
         notes.append("dependent_with: the other workers of its dependence cluster, found before training (their "
-                     "answers agree beyond what the other workers explain): agreement, kappa and the irbm_* columns "
-                     "count their shared answers as evidence and may read too high for them")
+                     "answers agree beyond what the other workers explain): agreement, kappa, spammer_score and the "
+                     "irbm_* columns count their shared answers as evidence and may read too high for them")
     if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)
         notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
                      "the answers alone, without gold labels")
