@@ -43,7 +43,7 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from deem_core.analysis.selection import EVIDENCE_CAPTION, EVIDENCE_HELP
+from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
 from deem_core.data.text import escape_controls, natural_positions
 from deem_core.model import training
@@ -1143,7 +1143,7 @@ def show_problems(problems: list[str | None]) -> bool:
 def evidence_table(evidence: Any) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
     the figures come from and each column's meaning as its help."""
-    st.caption(EVIDENCE_CAPTION)
+    st.caption(evidence_caption(evidence))
     # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session)
     table(evidence, digits=4, helps=EVIDENCE_HELP,
           column_config={"note": st.column_config.TextColumn(width="large", help=EVIDENCE_HELP.get("note"))})

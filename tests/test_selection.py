@@ -387,3 +387,19 @@ def test_a_kept_choice_says_the_safety_rules_margin_and_each_references_gain():
     assert said in lines
     assert "dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)" in lines
     assert not any("leave-one-worker-out" in line for line in lines)
+
+
+def test_the_evidence_caption_says_whether_the_leave_cluster_out_column_left_a_cluster_out():
+    # walkthrough 36: "with no dependence cluster found it equals the held-out log-lik" stood under a line naming one
+    import pandas as pd
+
+    from deem_core.analysis.selection import evidence_caption
+
+    columns = ["candidate", "held-out log-lik", "leave-cluster-out", "predictive score", "agreement", "note"]
+    none = pd.DataFrame([["mv start, 1 layer(s)", -0.5, -0.5, -0.4, 0.7, "chosen"],
+                         ["majority vote", np.nan, np.nan, -0.45, 0.68, ""]], columns=columns)
+    found = none.assign(**{"leave-cluster-out": [-0.62, np.nan]})
+    assert "(no dependence cluster was found, so it equals the held-out log-lik)" in evidence_caption(none)
+    said = evidence_caption(found)
+    assert "(it predicts each held-out answer without the answers of the worker's dependence cluster)" in said
+    assert "equals the held-out log-lik" not in said

@@ -46,7 +46,7 @@ from deem_core.model.network import DEEMNetwork
 
 __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
            "returned_model_note",
-           "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "EVIDENCE_CAPTION",
+           "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "evidence_caption",
            "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS", "SAFETY_Z"]
@@ -303,14 +303,24 @@ EVIDENCE_HELP = {
 #: the safety rule returns a reference when it predicts the held-out answers better than the choice by more than
 #: this many paired standard errors (:func:`deem_core.methods.choose.choose`; said in the caption below)
 SAFETY_Z = 2.0
-#: one line above the evidence table: where its figures come from
-EVIDENCE_CAPTION = ("The candidates were trained on the answers left after holding some out (the references below "
-                    "them are not trained); every number column scores how well a row predicts the held-out "
-                    "answers, higher is better. The leave-cluster-out column chooses among the candidates (with no "
-                    "dependence cluster found it equals the held-out log-lik), the predictive score is the safety "
-                    f"rule's (a reference higher than the choice by more than {SAFETY_Z:g} paired standard errors "
-                    "replaces it; the lines above give each reference's gain), the agreement is only shown. Hover a "
-                    "column's name for more.")  # (the three scores were explained on hover only; walkthrough 28)
+
+
+def evidence_caption(table: pd.DataFrame) -> str:
+    """One line above the evidence table :func:`selection_table`: where its figures come from (the three scores
+    were explained on hover only; walkthrough 28), and whether the leave-cluster-out column left anything out (it
+    said "with no dependence cluster found it equals the held-out log-lik" under a line naming a cluster;
+    walkthrough 36)."""
+    trained = table.dropna(subset=["held-out log-lik", "leave-cluster-out"]) if len(table) else table
+    same = len(trained) > 0 and bool(np.allclose(trained["held-out log-lik"].to_numpy(dtype=float),
+                                                 trained["leave-cluster-out"].to_numpy(dtype=float)))
+    lco = ("no dependence cluster was found, so it equals the held-out log-lik" if same else
+           "it predicts each held-out answer without the answers of the worker's dependence cluster")
+    return ("The candidates were trained on the answers left after holding some out (the references below them are "
+            "not trained); every number column scores how well a row predicts the held-out answers, higher is "
+            f"better. The leave-cluster-out column chooses among the candidates ({lco}), the predictive score is "
+            f"the safety rule's (a reference higher than the choice by more than {SAFETY_Z:g} paired standard "
+            "errors replaces it; the lines above give each reference's gain), the agreement is only shown. Hover a "
+            "column's name for more.")
 
 
 def selection_table(summary: dict) -> pd.DataFrame:
