@@ -16,6 +16,7 @@ import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
+from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import DataError  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
 from deem_studio import capacity  # noqa: E402
@@ -419,8 +420,8 @@ with tab["Gold labels"]:
         unknown = int((~known).sum()) + int(gold.attrs.get("unknown_tasks") or 0)  # (dropped when read)
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
-        named = f" from {gold.attrs['file']}" if gold.attrs.get("file") else ""
-        said = (f"{int(known.sum()):,} gold labels{named} match tasks of this data set"
+        named = f" (from {gold.attrs['file']})" if gold.attrs.get("file") else ""
+        said = (f"{int(known.sum()):,} gold labels match tasks of this data set{named}"
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
                    else ""))
@@ -428,8 +429,8 @@ with tab["Gold labels"]:
             said += f"; brought back with the data ({gold.attrs['brought_back']})"
         usable = common.usable_gold(ds)
         if gold.attrs.get("not_classes"):  # (a green "300 match" above the warning that none is a class; walk 35)
-            said += (f"; {int(gold.attrs['not_classes']):,} more name no class of these data (such as "
-                     f"“{shortened(gold.attrs.get('not_class', ''), 40)}”) and are left out")
+            said += (f"; {int(gold.attrs['not_classes']):,} more name no class of these data "
+                     f"({left_out_text(gold.attrs)}) and are left out")
         if known.any() and usable:
             st.success(common.safe(said))  # (it quotes a label from the file)
         else:  # not a success: the file is for other tasks (or another data set), or of other classes
@@ -473,14 +474,11 @@ with tab["Gold labels"]:
                 st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
             usable = common.class_gold(truth, data)  # (the labels that are no class, counted in its attrs)
-            left_out, example = int(usable.attrs.get("not_classes") or 0), str(usable.attrs.get("not_class", ""))
-            classes = {str(c).casefold(): str(c) for c in data.classes}
-            case = (f" (a difference of letter case? these data have “{shortened(classes[example.casefold()], 40)}”)"
-                    if left_out and example.casefold() in classes else "")
+            left_out = int(usable.attrs.get("not_classes") or 0)
+            which = left_out_text(usable.attrs)  # (an example, and those that differ in letter case only)
             if not len(usable):  # none is a class: not kept, as a file naming no task (walkthrough 36)
                 refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
-                           f"(its first: “{shortened(example, 40)}”{case}); they are not kept: is it the gold file "
-                           f"of these data?")
+                           f"({which}); they are not kept: is it the gold file of these data?")
                 st.session_state["_notice"] = refused
                 st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
                 st.rerun()
@@ -490,8 +488,8 @@ with tab["Gold labels"]:
             common.set_gold(usable)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             if left_out:
-                warnings.append(f"{gold_file.name}: {left_out} gold label(s) are not among the classes, "
-                                f"e.g. “{shortened(example, 40)}”{case}: they are left out of every accuracy")
+                warnings.append(f"{gold_file.name}: {left_out:,} gold label(s) are not among the classes ({which}): "
+                                f"they are left out of every accuracy")
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"

@@ -817,8 +817,8 @@ def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     upload(at)
     assert len(at.session_state["dataset"]["gold"]) == 150
     # (named by their file: a user who tried several could not tell which one was used; walkthrough 36)
-    assert ("150 gold labels from truth.csv match tasks of this data set; brought back with the data (kept from "
-            "before)") in unescape(texts(at))
+    assert ("150 gold labels match tasks of this data set (from truth.csv); brought back with the data (kept "
+            "from before)") in unescape(texts(at))
     at.switch_page("pages/data.py").run()
     upload(at, "other.csv", other_csv())
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload on B's run: the address and the cookie
@@ -833,8 +833,8 @@ def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     gold = again.session_state["dataset"]["gold"]
     assert len(gold) == 150 and gold.attrs["brought_back"] == f"stored with run {train_a}"
     again.switch_page("pages/data.py").run()
-    assert (f"150 gold labels from truth.csv match tasks of this data set; brought back with the data (stored with "
-            f"run {train_a})") in unescape(texts(again))
+    assert (f"150 gold labels match tasks of this data set (from truth.csv); brought back with the data (stored "
+            f"with run {train_a})") in unescape(texts(again))
     assert "· 150 gold labels" in " ".join(str(c.value) for c in again.sidebar.caption)
     stranger = upload(new_app())  # another browser with the same file: nothing of the owner's
     assert stranger.session_state["dataset"]["gold"] is None and not stranger.session_state.get("train_run")

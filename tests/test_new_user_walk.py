@@ -160,18 +160,21 @@ def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
     assert not at.exception and at.session_state["dataset"]["gold"] is None  # none is a class: not kept
     assert "gold label" not in sidebar()
     assert not any("gold labels match" in unescaped(str(m.value)) for m in at.success)
-    assert ("Read 2 gold labels from gold.csv, but none is a class of these data (its first: “7”); they are not "
+    assert ("Read 2 gold labels from gold.csv, but none is a class of these data (e.g. “7”; 1 of them differs from a class only "
+            "in letter case: “Benign” for “benign”); they are not "
             "kept: is it the gold file of these data?") in [unescaped(str(i.value)) for i in at.info]
     at.file_uploader(key="upload_gold").set_value(("gold2.csv", b"task,truth\ns-000,benign\ns-001,Malignant\n",
                                                    "text/csv")).run()
     gold = at.session_state["dataset"]["gold"]
     assert list(gold) == ["benign"] and gold.attrs["not_classes"] == 1  # scored on the usable one only
     assert "· 1 gold label" in sidebar() and "1 gold labels" not in sidebar()
-    assert any("1 gold labels match tasks of this data set; 1 more name no class of these data (such as “Malignant”) "
+    assert any("1 gold labels match tasks of this data set (from gold2.csv); 1 more name no class of these data (e.g. “Malignant”; it differs "
+               "from a class only in letter case: “Malignant” for “malignant”) "
                "and are left out" in unescaped(str(m.value)) for m in at.success)
     # the letter case named
-    assert any("gold2.csv: 1 gold label(s) are not among the classes, e.g. “Malignant” (a difference of letter case? "
-               "these data have “malignant”): they are left out of every accuracy" in unescaped(str(w.value))
+    assert any("gold2.csv: 1 gold label(s) are not among the classes (e.g. “Malignant”; it differs from a class "
+               "only in letter case: “Malignant” for “malignant”): they are left out of every accuracy"
+               in unescaped(str(w.value))
                for w in at.warning), [w.value for w in at.warning]
 
 

@@ -14,7 +14,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["accuracy", "accuracy_and_count", "truth_of_classes", "truth_series"]
+from deem_core.data.text import shortened
+
+__all__ = ["accuracy", "accuracy_and_count", "left_out_text", "truth_of_classes", "truth_series"]
 
 
 def truth_series(truth: Any) -> pd.Series:
@@ -40,15 +42,38 @@ def truth_series(truth: Any) -> pd.Series:
 def truth_of_classes(truth: pd.Series, classes: Iterable) -> pd.Series:
     """``truth`` without the labels that are no class of the answers (compared as text), which no method can give:
     counted as every method's wrong answer, they took an accuracy from 0.853 to 0.640 (walkthrough 36). What was
-    left out is counted in ``attrs["not_classes"]``, one of them kept in ``attrs["not_class"]``."""
+    left out is counted in ``attrs["not_classes"]``, one of them kept in ``attrs["not_class"]``; those that are a
+    class but for letter case are counted in ``attrs["case_only"]``, one kept with its class in
+    ``attrs["case_example"]`` (only one example was named, and 'Cat' for 'cat' went unsaid; walkthrough 36)."""
     if truth is None or not len(truth):
         return truth
-    keep = truth.astype(str).isin([str(c) for c in classes])
+    text = truth.astype(str)
+    names = [str(c) for c in classes]
+    keep = text.isin(names)
     if bool(keep.all()):
         return truth
     kept = truth[keep].copy()
-    kept.attrs.update(truth.attrs, not_classes=int((~keep).sum()), not_class=str(truth[~keep].iloc[0]))
+    left = text[~keep]
+    folded = {name.casefold(): name for name in names}
+    case = left[left.str.casefold().isin(folded)]
+    kept.attrs.update(truth.attrs, not_classes=int(len(left)), not_class=str(left.iloc[0]), case_only=int(len(case)),
+                      case_example=(str(case.iloc[0]), folded[case.iloc[0].casefold()]) if len(case) else None)
     return kept
+
+
+def left_out_text(attrs: Mapping[str, Any]) -> str:
+    """What :func:`truth_of_classes` left out, in words after a count: an example, and how many are a class but for
+    letter case ("" when nothing was left out). One sentence for the Data page and ``deem aggregate --truth``."""
+    if not attrs.get("not_classes"):
+        return ""
+    said = f"e.g. “{shortened(attrs.get('not_class', ''), 40)}”"
+    case_only, n = int(attrs.get("case_only") or 0), int(attrs["not_classes"])
+    if case_only and attrs.get("case_example"):
+        given, name = attrs["case_example"]
+        who = (("it differs" if n == 1 else "all of them differ") if case_only == n else
+               f"{case_only:,} of them {'differs' if case_only == 1 else 'differ'}")
+        said += f"; {who} from a class only in letter case: “{shortened(given, 40)}” for “{shortened(name, 40)}”"
+    return said
 
 
 def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> tuple[float, int]:

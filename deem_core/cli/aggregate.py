@@ -88,12 +88,12 @@ def run(args: argparse.Namespace) -> int:
     data = reading.data
     truth = read_truth(args.truth, like=data, limits=input_limits(args)) if args.truth else reading.gold
     if truth is not None:  # (labels no method can give counted as wrong answers; walkthrough 36)
-        from deem_core.analysis.scoring import truth_of_classes  # noqa: PLC0415
+        from deem_core.analysis.scoring import left_out_text, truth_of_classes  # noqa: PLC0415
 
         truth = truth_of_classes(truth, data.classes)
         if truth.attrs.get("not_classes"):
-            warn(f"{truth.attrs['not_classes']:,} truth label(s) are not among the classes of the answers (e.g. "
-                 f"{truth.attrs['not_class']!r}): left out of the accuracy")
+            warn(f"{truth.attrs['not_classes']:,} truth label(s) are not among the classes of the answers "
+                 f"({left_out_text(truth.attrs)}): left out of the accuracy")
     if truth is not None and not args.truth:
         say(f"using the {len(truth)} gold label(s) of the input as truth")
     elif args.truth and reading.gold is not None:  # (replaced, not merged: neither said so; walkthrough 22)
