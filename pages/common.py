@@ -49,6 +49,7 @@ from deem_core.data.text import escape_controls, natural_positions
 from deem_core.model import training
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
+from deem_studio.estimate import BackgroundProbes
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import RunNotFound, is_run_id
 
@@ -651,11 +652,16 @@ class _EstimateCache(OrderedDict):
 ESTIMATES_KEPT = 256
 _ESTIMATES_LOCK = threading.Lock()
 _ESTIMATES = _EstimateCache()
+_PROBES = BackgroundProbes()  # (one thread: the probes time this machine one at a time)
 
 
 def cached_estimate(kind: str, **settings: Any):
     """The time estimate of a job on the active data set (``deem_studio.estimate``), probed once per data set
-    and settings in this server process (a 1-3 s probe, with a spinner); None when the probe failed."""
+    and settings in this server process; None while the probe runs or when it failed. The probe runs on a thread of
+    its own (:data:`_PROBES`): the page waits for it at most :data:`ESTIMATE_WAIT_SECONDS`, then says it is timing
+    and redraws when the estimate is there, so the form and its Train button work meanwhile (walkthrough 37)."""
+    from concurrent.futures import CancelledError, TimeoutError as FutureTimeout  # noqa: PLC0415
+
     from deem_studio import estimate  # noqa: PLC0415
 
     ds = dataset()
@@ -666,25 +672,60 @@ def cached_estimate(kind: str, **settings: Any):
     key = (kind, data_key(), gold_key, tuple(sorted((k, repr(v)) for k, v in settings.items())))
     cache = _ESTIMATES
     if key not in cache:
-        with st.spinner("Timing a short probe of this job on this machine…"):
-            try:
-                if kind == "sweep":
-                    cache[key] = estimate.estimate_sweep(ds["data"], **settings)
-                elif kind == "train":
-                    cache[key] = estimate.estimate_train(ds["data"], gold=ds.get("gold"), **settings)
-                else:
-                    cache[key] = None
-            except estimate.ProbeSkipped as exc:  # too large, too long, or another session is probing
-                if exc.retry:
-                    st.caption(f"no time estimate: {exc}")
-                    return None
-                cache[key] = f"no time estimate: {exc}"
-            except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
-                cache[key] = f"no time estimate: the timing probe failed ({readable_error(exc)})"
+        asked = st.session_state.setdefault("_probes", {})
+        earlier = asked.get(kind)
+        if earlier is not None and earlier[0] != key:
+            earlier[1].cancel()  # (settings changed before their probe began: it is not run)
+        future = _PROBES.submit(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key))
+        asked[kind] = (key, future)
+        try:
+            with st.spinner("Timing a short probe of this job on this machine…"):
+                future.result(timeout=ESTIMATE_WAIT_SECONDS)
+        except (FutureTimeout, CancelledError):
+            st.caption("Timing a short probe of this job on this machine: the time estimate follows in a few "
+                       "seconds (the form works meanwhile).")
+            _estimate_follows(future)
+            return None
+        except estimate.ProbeSkipped as exc:  # another session was probing: not kept, asked again at the next run
+            st.caption(f"no time estimate: {exc}")
+            return None
     if isinstance(cache[key], str):
         st.caption(cache[key])
         return None
     return cache[key]
+
+
+#: seconds a page waits for its timing probe before drawing the form without the estimate (it follows)
+ESTIMATE_WAIT_SECONDS = 1.0
+
+
+def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key: Any) -> Any:
+    """The probe's estimate, or the sentence saying why there is none, kept in the process's cache (on the probes'
+    thread: nothing of Streamlit). Another session's probe running raises ``ProbeSkipped`` (retry) uncached."""
+    from deem_studio import estimate  # noqa: PLC0415
+
+    try:
+        if kind == "sweep":
+            value = estimate.estimate_sweep(data, **settings)
+        elif kind == "train":
+            value = estimate.estimate_train(data, gold=gold, **settings)
+        else:
+            value = None
+    except estimate.ProbeSkipped as exc:  # too large or too long (said), or another probe was running (retry)
+        if exc.retry:
+            raise
+        value = f"no time estimate: {exc}"
+    except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
+        value = f"no time estimate: the timing probe failed ({readable_error(exc)})"
+    _ESTIMATES[key] = value
+    return value
+
+
+@st.fragment(run_every=1.0)
+def _estimate_follows(future: Any) -> None:
+    """Redraws the page once the probe it waits for has ended (its estimate is then in the cache)."""
+    if future.done():
+        st.rerun()
 
 
 def describe_estimate(estimate: Any) -> str:

@@ -1628,6 +1628,46 @@ def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, sp
     assert len(probes) == 2
 
 
+def test_train_works_while_the_time_estimate_is_being_probed(runs_dir, monkeypatch):
+    """Walkthrough 37: the page timed its settings in its own run (7 s on 3,000 tasks under load), so a Train click
+    made meanwhile waited for the probe, and was lost when the user went to another page before it ended. The probe
+    now runs on a thread of its own: the page says the estimate follows, Train launches at once, and the estimate
+    is shown once the probe has ended."""
+    import threading  # noqa: PLC0415
+
+    from deem_studio import estimate  # noqa: PLC0415
+
+    from pages import common  # noqa: PLC0415
+
+    monkeypatch.setattr(common, "ESTIMATE_WAIT_SECONDS", 0.2)  # (the server's wait, shorter)
+    release, real = threading.Event(), estimate.estimate_train
+
+    def slow(*args, **kwargs):
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimate, "estimate_train", slow)
+    at = upload(new_app())
+    started = time.monotonic()
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert time.monotonic() - started < 20
+    assert "the time estimate follows in a few seconds (the form works meanwhile)" in texts(at)
+    assert not re.search(r"about [0-9.]+ (s|min)", texts(at))
+    at.button(key="train_launch").click().run()  # while the probe still runs
+    no_problem(at)
+    run_id = at.session_state["train_run"]
+    assert get_manager().store.get(run_id)["kind"] == "train" and not release.is_set()
+    release.set()
+    wait_done(run_id)
+    deadline = time.monotonic() + 60
+    while common._PROBES.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()  # (what the waiting fragment asks for once the probe has ended)
+    no_problem(at)
+    assert re.search(r"about [0-9.]+ (s|min)", texts(at)) and "follows in a few seconds" not in texts(at)
+
+
 def test_a_start_fixed_by_hand_says_what_it_leaves_out(runs_dir):
     # with the majority-vote start and 2 layers DEEM landed below majority vote on copying workers and nothing said
     # that the safety checks of 'auto' were off (walkthrough, ninth session)
