@@ -210,6 +210,14 @@ if len(runs):
                 for key in ("sweep_run", "train_run", "diag_run"):
                     if st.session_state.get(key) in [chosen, *with_it]:
                         st.session_state.pop(key)
+                pick = st.session_state.get("lr_pick") or {}
+                if pick.get("sweep") == chosen or pick.get("source") == f"the settings of run {chosen}":
+                    st.session_state.pop("lr_pick")  # (the Train form cited the deleted run; walkthrough 37)
+                # the latest runs left on the data set come in their place: Results and Diagnostics said "no
+                # training run on these data yet" beside another training of them (walkthrough 37)
+                common.restore_latest_runs()
+                if st.session_state.get("run") is None:
+                    common.set_current_run(st.session_state.get("train_run") or st.session_state.get("sweep_run"))
                 st.session_state.pop("_confirm_delete", None)
                 st.session_state["_notice"] = (f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
                                                + (f" and its diagnostics (run {', '.join(with_it)})" if with_it else ""))

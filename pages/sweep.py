@@ -295,7 +295,10 @@ if rec.get("sample_tasks"):
 # the picked learning rate (one value for the whole session, per data set; see pages/common.py)
 current, source = common.current_lr()
 pick = common.lr_pick()
-picked = current if pick is not None else None
+# a reopened training's rate is what Train would use, not a pick made here: it was called "picked" on the curves
+# and replaced the rate picked on this sweep without a word (walkthrough 37)
+from_run = pick is not None and str(source).startswith("the settings of run")
+picked = current if pick is not None and not from_run else None
 choice_key = f"sweep_choice_{run_id}"
 st.session_state[choice_key] = picked if picked in grid_done else None
 
@@ -359,6 +362,9 @@ if rows:  # a static table: the reasons wrap instead of being cut off
 
 if picked is not None:
     st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")
+elif from_run:
+    st.caption(f"Training would use learning rate {common.fmt_lr(current)} ({source}, which you opened): pick one "
+               f"below to train with a rate of this sweep.")
 elif pick is None and not partial:
     st.caption(f"No learning rate picked yet for these data; training would use {common.fmt_lr(current)} ({source}).")
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=common.fmt_lr,

@@ -494,6 +494,48 @@ def finished_training(at: AppTest, methods: list[str], epochs: int | None = None
     return run_id
 
 
+def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(runs_dir):
+    """Walkthrough 37: after deleting the training it had open, Results said "No training run on these data yet"
+    beside another training of the same data, and the Train form cited the deleted run as its rate's source."""
+    at = upload(new_app())
+    first = finished_training(at, ["mv"])
+    second = finished_training(at, ["mv", "ds"])
+    at.switch_page("pages/runs.py").run()
+    # (the Runs box starts on the run open here: the second)
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    no_problem(at)
+    assert not get_manager().store.exists(second)
+    assert at.session_state["train_run"] == first and at.session_state["run"] == first
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert first in texts(at) and "No training run" not in texts(at)
+    at.switch_page("pages/train.py").run()
+    assert f"the settings of run {second}" not in texts(at)
+
+
+def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_dir):
+    """Walkthrough 37: after "Open a run by id" the Sweep page said "Picked learning rate: 0.03 (the settings of run
+    ...)" and marked that curve "picked", while the rate picked on the sweep was 0.1."""
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_lr").set_value(0.03)
+    train = finished_training(at, ["deem"], epochs=2)
+    sweep = finished_sweep(at, "0.01, 0.1")
+    at.run()
+    at.radio(key=f"sweep_choice_{sweep}").set_value(0.01).run()
+    assert "Picked learning rate: **0.01** (picked on sweep" in texts(at)
+    at.switch_page("pages/runs.py").run()
+    at.text_input(key="runs_by_id").set_value(train)
+    at.button(key="runs_open_id").click().run()
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    shown = texts(at)
+    assert "Picked learning rate" not in shown and at.radio(key=f"sweep_choice_{sweep}").value is None
+    assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
+            f"to train with a rate of this sweep.") in unescape(shown)
+
+
 def test_a_reopened_runs_rate_is_not_kept_as_the_workspaces_pick(runs_dir):
     # a training's address reopened its settings and kept its rate as this workspace's pick: the reload of another
     # training's address then said "Learning rate 0.01: the settings of run <the first>" (walkthrough 19)
