@@ -728,6 +728,22 @@ def _estimate_follows(future: Any) -> None:
         st.rerun()
 
 
+#: seconds a job just launched is redrawn at the live pace while still "queued": every job is queued for an instant,
+#: and a 3 s training on an idle server read "Queued" all its life, redrawn every 3 s (walkthrough 37)
+QUEUED_GRACE_SECONDS = 5.0
+
+
+def redraw_every(snapshot: Any, live: float, queued: float) -> float:
+    """Seconds between a job's redraws: ``queued`` once it has waited past the grace, else ``live``."""
+    waiting = snapshot.status == "queued" and time.time() - snapshot.created_at > QUEUED_GRACE_SECONDS
+    return queued if waiting else live
+
+
+def pace_changed(snapshot: Any, interval: float, live: float, queued: float) -> bool:
+    """Whether a job's fragment, drawn every ``interval`` s, should redraw the page at another pace."""
+    return redraw_every(snapshot, live, queued) != interval
+
+
 def describe_estimate(estimate: Any) -> str:
     """The estimate in one line, and when it is longer than this server lets a job run, that it would stop there."""
     from deem_studio.estimate import format_seconds  # noqa: PLC0415

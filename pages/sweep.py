@@ -230,13 +230,13 @@ alpha = float(smoothing) if smooth_on else None
 
 
 # a queued sweep redraws every few seconds only (many waiting sessions must not slow the running job)
-interval = QUEUED_EVERY if snap.status == "queued" else LIVE_EVERY
+interval = common.redraw_every(snap, LIVE_EVERY, QUEUED_EVERY)  # (a job just launched: the live pace)
 
 
 @st.fragment(run_every=interval)
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
-    if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
+    if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":

@@ -212,13 +212,13 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
 
 
 # A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job
-interval = QUEUED_EVERY if snap.status == "queued" else LIVE_EVERY
+interval = common.redraw_every(snap, LIVE_EVERY, QUEUED_EVERY)  # (a job just launched: the live pace)
 
 
 @st.fragment(run_every=interval)
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
-    if snapshot is None or snapshot.done or (snapshot.status == "running" and interval != LIVE_EVERY):
+    if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
         st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
         st.info(common.safe(common.sentence(status_line(snapshot))), icon=":material/hourglass_top:")

@@ -1767,3 +1767,20 @@ def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
     assert (grid.loc[chosen, "layers"], grid.loc[chosen, "start"]) == ("auto → 2", "auto → Dawid-Skene")
     assert (grid.loc[fallback, "layers"], grid.loc[fallback, "start"]) == ("auto", "auto")
     assert (grid.loc[fixed, "layers"], grid.loc[fixed, "start"]) == ("1", "majority vote")
+
+
+def test_a_job_just_launched_is_redrawn_at_the_live_pace_while_it_is_still_queued():
+    # every job is "queued" for an instant: drawn every 3 s from its first view, a 3 s training on an idle server
+    # read "Queued" all its life (walkthrough 37); one that waits past the grace is redrawn at the queue's pace
+    from types import SimpleNamespace
+
+    from pages import common
+
+    now = time.time()
+    just = SimpleNamespace(status="queued", created_at=now)
+    waiting = SimpleNamespace(status="queued", created_at=now - common.QUEUED_GRACE_SECONDS - 1)
+    running = SimpleNamespace(status="running", created_at=now - 100)
+    assert common.redraw_every(just, 1.0, 3.0) == 1.0 and common.redraw_every(waiting, 1.0, 3.0) == 3.0
+    assert common.redraw_every(running, 1.0, 3.0) == 1.0
+    assert not common.pace_changed(just, 1.0, 1.0, 3.0) and common.pace_changed(waiting, 1.0, 1.0, 3.0)
+    assert common.pace_changed(running, 3.0, 1.0, 3.0) and not common.pace_changed(running, 1.0, 1.0, 3.0)
