@@ -300,6 +300,10 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
             bits.append(f"about {format_seconds(eta)} left")
         elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:
             bits.append("finishing")  # (its steps done, still running: scoring and saving; "about 0.0 s left" stood)
+        elif snap.estimate_s is not None and snap.elapsed > snap.estimate_s:
+            # the launch estimate used up with a step still running: said, not a blank (GLAD ran 11 s past "about
+            # 4.9 s left" with no word of time; walkthrough 37)
+            bits.append(f"longer than the {format_seconds(snap.estimate_s)} estimated")
         # (else a launch estimate used up with steps still to run: no figure; "finishing" showed as GLAD began;
         # walkthrough 21)
         return " · ".join(bits)

@@ -494,6 +494,9 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     spent = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0, estimate_s=20.0,
                              steps_done=0, steps_total=5, phase_done=0, phase_total=5, unit="baseline")
     assert spent.eta == 0.0 and "finishing" not in status_line(spent) and "left" not in status_line(spent)
+    # ... and no blank either: GLAD ran 11 s past "about 4.9 s left" with no word of time (walkthrough 37)
+    assert status_line(spent).endswith(" · longer than the 20 s estimated"), status_line(spent)
+    assert "estimated" not in status_line(snap(9.5))  # (no launch estimate: nothing to be longer than)
     progress = Progress("r", "train")
     progress.update(status="running")
     progress.start_phase("comparing methods", 5, unit="baseline")
