@@ -1570,8 +1570,10 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     chosen.run()
     assert "This model has no layers although the run let the depth be chosen (0 to 2): " in unescape(texts(chosen))
     # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
-    table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
+    shown = next(t for t in at.dataframe if "flag" in t.value.columns)
+    table = shown.value
     assert "accuracy" not in table.columns and "irbm accuracy" in table.columns
+    assert json.loads(shown.proto.columns)["flag"]["width"] == "medium"  # ("likely sp" at 1400 px; walkthrough 37)
 
 
 def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_explain(runs_dir):
