@@ -575,7 +575,11 @@ def current_lr() -> tuple[float, str]:
         set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id, keep=False)
         pick = lr_pick()
     if pick:
-        return float(pick["lr"]), pick["source"]
+        source = pick["source"]
+        if pick.get("sweep") and (sweep_outcome(pick["sweep"]) or {}).get("partial"):
+            # (a rate picked on a cancelled sweep went to Train without a word; walkthrough 37)
+            source += ", a partial sweep: it stopped before its curves were complete"
+        return float(pick["lr"]), source
     return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)"
 
 

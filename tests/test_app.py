@@ -908,6 +908,13 @@ def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     # ... and the Train page does not take a rate from it
     at.switch_page("pages/train.py").run()
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+    # a rate picked on it goes to Train said as a partial sweep's (without a word before; walkthrough 37)
+    at.switch_page("pages/sweep.py").run()
+    at.radio(key=f"sweep_choice_{run_id}").set_value(0.1).run()
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(0.1)
+    assert (f"Learning rate 0.1: picked on sweep {run_id}, a partial sweep: it stopped before its curves were "
+            f"complete.") in unescape(texts(at))
 
 
 def test_pick_survives_leaving_the_page_and_results_open_on_the_new_run(runs_dir):
