@@ -418,8 +418,10 @@ def recommend(
                         f"the {_fmt(move_needed)} that counts as learning on these curves")
         elif a.start - a.lowest >= DIP_DEPTH * scale and abs(a.tail_drift) <= TAIL_TOLERANCE * scale:
             a.category = "dip-and-tail"
+            # (a climb back from the dip read as a fault beside "then stays level"; walkthrough 37)
             a.reason = (f"learns, then settles: the energy difference dips by {_fmt(a.start - a.lowest)} and then "
-                        f"stays level (moves {_fmt(abs(a.tail_drift))} over the last third of the epochs)")
+                        f"levels off (moves {_fmt(abs(a.tail_drift))} over the last third of the epochs; a climb "
+                        f"back from the dip before that is the sampler catching up with the model)")
         else:
             a.category = "no-steady-tail"
             what = ("the energy difference shows no dip yet" if a.start - a.lowest < DIP_DEPTH * scale else
