@@ -445,6 +445,12 @@ with tab["Gold labels"]:
     refused = st.session_state.get("_gold_refused")
     if gold_file is not None and refused and refused[0] == gold_file.file_id:
         st.warning(common.safe(refused[1]), icon=":material/warning:")
+    elif (gold_file is not None and ds.get("gold") is None and st.session_state.get("_gold_file") == gold_file.file_id
+          and st.session_state.get("_gold_file_data") != common.data_key()):
+        # the box keeps the file read for the data set loaded before: said, since its labels are not these data's
+        # (walkthrough 37: B's tab showed A's gold file with no word)
+        st.caption(common.safe(f"{gold_file.name} was read for the data set loaded before: its labels are not used "
+                               f"here. Remove it (×) and upload the gold file of these data."))
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
@@ -462,6 +468,7 @@ with tab["Gold labels"]:
                 truth = truth[known].copy()
                 truth.attrs.update(attrs, unknown_tasks=int((~known).sum()))
             st.session_state["_gold_file"] = gold_file.file_id
+            st.session_state["_gold_file_data"] = common.data_key()  # (the data set it was read for)
             if read_n and not len(truth):
                 # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
                 # only the Gold labels tab said that none matched; walkthrough 31)

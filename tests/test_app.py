@@ -841,6 +841,20 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     assert train_a in texts(at)
 
 
+def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before(runs_dir):
+    # walkthrough 37: with A's gold file read, B loaded on the same page showed A's file in the gold box, no word
+    said = ("truth.csv was read for the data set loaded before: its labels are not used here. Remove it (×) and "
+            "upload the gold file of these data.")
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    assert len(at.session_state["dataset"]["gold"]) == 150 and said not in texts(at)
+    at.button(key="drop_gold").click().run()  # removed by hand for these data: nothing of another data set
+    assert at.session_state["dataset"]["gold"] is None and said not in texts(at)
+    upload(at, "other.csv", other_csv())
+    no_problem(at)
+    assert at.session_state["dataset"]["gold"] is None and said in texts(at)
+
+
 def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     """Walkthrough 34: train on A, then on B, reload (a new session, on B's run), load A again: its sweep came back
     (the workspace keeps the pick) but not its training (kept in the first session's memory only): Results said "No
