@@ -368,6 +368,14 @@ if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 for sentence in common.alike_workers(data, stats["pairwise"]):
     st.warning(common.safe(sentence), icon=":material/content_copy:")
+constant = agreement.constant_workers(data)
+if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
+    named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (majority vote gives "
+                      f"another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
+    more = f"; and {len(constant) - 5:,} more such worker(s)" if len(constant) > 5 else ""
+    st.warning(common.safe(f"One label for everything: {named}{more}. Such answers say nothing about the items: "
+                           f"Diagnostics flags these workers after training; you may leave them out of the file."),
+               icon=":material/block:")
 
 # keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
 # tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded

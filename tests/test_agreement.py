@@ -121,3 +121,27 @@ def test_identical_groups_find_copies_and_no_independent_pair():
                          columns=["task", "worker", "label"])
     table, overlap = pairwise_agreement(AnnotationSet.from_long(frame))
     assert table.loc["a", "b"] == pytest.approx(399 / 400) and identical_groups(table, overlap) == []
+
+
+def test_constant_workers_are_those_with_one_label_on_every_answer_against_majority_vote():
+    # walkthrough 37: a worker who always said "dog" was caught on Diagnostics only, after training
+    from deem_core.analysis.agreement import constant_workers
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 200)
+    rows = []
+    for t, y in enumerate(truth):
+        for w in range(4):
+            rows.append((t, f"good{w}", int(y) if rng.random() < 0.85 else int(rng.integers(0, 3))))
+        rows.append((t, "dog", 1))
+        if t < 15:
+            rows.append((t, "few", 2))  # constant, but too few answers to say so
+        if truth[t] == 0:
+            rows.append((t, "right", 0))  # constant on tasks that are all its class: nothing to say
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    found = constant_workers(data)
+    assert [(w, label, n) for w, label, n, _ in found] == [("dog", "1", 200)]
+    other = found[0][3]
+    mv = data.majority_vote()
+    assert other == int((mv != list(data.classes).index(1)).sum()) and other > 100
+    assert constant_workers(data, min_answers=10)[-1][0] == "few"

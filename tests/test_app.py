@@ -1807,3 +1807,18 @@ def test_a_job_just_launched_is_redrawn_at_the_live_pace_while_it_is_still_queue
     assert common.redraw_every(running, 1.0, 3.0) == 1.0
     assert not common.pace_changed(just, 1.0, 1.0, 3.0) and common.pace_changed(waiting, 1.0, 1.0, 3.0)
     assert common.pace_changed(running, 3.0, 1.0, 3.0) and not common.pace_changed(running, 1.0, 1.0, 3.0)
+
+
+def test_the_data_page_names_a_worker_who_gives_one_label_to_everything(runs_dir):
+    # walkthrough 37: a worker who always said "dog" was flagged on Diagnostics only, after training
+    rng = np.random.default_rng(4)
+    lines = ["task,worker,label"]
+    for t in range(120):
+        y = ["cat", "dog", "bird"][t % 3]
+        lines += [f"t{t},w{w},{y if rng.random() < 0.8 else 'cat'}" for w in range(4)] + [f"t{t},=always,dog"]
+    at = upload(new_app(), "one_label.csv", ("\n".join(lines) + "\n").encode())
+    no_problem(at)
+    said = [str(w.value) for w in at.warning if "One label for everything" in str(w.value)]
+    assert len(said) == 1
+    assert unescape(said[0]).startswith("One label for everything: '=always' gave “dog” on all 120 of its answers "
+                                        "(majority vote gives another class on ")

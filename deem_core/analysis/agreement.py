@@ -31,7 +31,8 @@ from deem_core.data.annotations import AnnotationSet, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
-    "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "dependent_with", "identical_groups",
+    "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
+    "dependent_with", "identical_groups",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
@@ -164,6 +165,35 @@ def _agreement_with(data: AnnotationSet, task_labels: np.ndarray) -> tuple[np.nd
     same = (data.label_codes == np.asarray(task_labels)[data.task_codes]).astype(np.float64)
     agree = np.bincount(data.worker_codes, weights=same, minlength=data.n_workers)
     return answered, agree
+
+
+#: answers a worker needs before one label on all of them is said (fewer can be one class by chance)
+CONSTANT_MIN_ANSWERS = 20
+
+
+def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS) -> list[tuple[str, str, int, int]]:
+    """Workers who gave one label on every one of their ``min_answers`` or more answers, while majority vote gives
+    another class on at least a quarter of their tasks: ``(worker, label, answers, tasks where majority vote
+    differs)``, the most answers first. Such an answer says nothing about the item (walkthrough 37: a worker who
+    always said "dog" was caught on the Diagnostics page only, after training)."""
+    if data.n_classes < 2 or not data.n_annotations:
+        return []
+    answered = data.answers_per_worker()
+    # the (worker, label) pairs that occur, never a workers x classes table (both can be large)
+    pairs = np.unique(data.worker_codes.astype(np.int64) * data.n_classes + data.label_codes)
+    owners = pairs // data.n_classes
+    distinct = np.bincount(owners, minlength=data.n_workers)
+    given = np.zeros(data.n_workers, dtype=np.int64)
+    given[owners] = pairs % data.n_classes  # (the only label of a worker with one)
+    constant = (answered >= max(1, int(min_answers))) & (distinct == 1)
+    if not constant.any():
+        return []
+    mv = np.asarray(data.majority_vote())
+    other = np.bincount(data.worker_codes, weights=(mv[data.task_codes] != data.label_codes).astype(np.float64),
+                        minlength=data.n_workers)
+    found = np.flatnonzero(constant & (other >= 0.25 * answered))
+    found = found[np.argsort(-answered[found], kind="stable")]
+    return [(str(data.workers[i]), str(data.classes[given[i]]), int(answered[i]), int(other[i])) for i in found]
 
 
 def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
