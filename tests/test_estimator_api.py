@@ -243,6 +243,44 @@ def test_glad_is_refused_past_its_classes_or_cells_before_it_holds_the_queue(n_t
             manager.shutdown()
 
 
+@pytest.mark.parametrize("n_tasks, n_classes, answers_each", [(250, 51, 3), (20_000, 30, 2)])
+def test_one_coin_is_refused_past_its_classes_or_cells_before_it_holds_the_queue(n_tasks, n_classes, answers_each):
+    # crowd-kit's one-coin Dawid-Skene had no bound: 250 tasks x 3 workers in 200 classes (7.5 KB) ran past 100 s,
+    # and the Train page's estimate fitted it (attack round 20)
+    import tempfile
+    import time
+
+    from deem_core import AnnotationSet
+    from deem_core.data.annotations import DataError
+    from deem_core.methods import registry
+    from deem_core.methods.baselines import MAX_ONECOIN_CELLS, MAX_ONECOIN_CLASSES
+    from deem_studio.jobs import JobManager
+    from deem_studio.runs import RunStore
+
+    tasks = np.repeat(np.arange(n_tasks), answers_each)
+    workers = np.tile(np.arange(answers_each), n_tasks)
+    frame = pd.DataFrame({"task": tasks, "worker": workers, "label": (tasks + workers) % n_classes})
+    data = AnnotationSet.from_long(frame)
+    assert data.n_classes > MAX_ONECOIN_CLASSES or data.n_annotations * data.n_classes > MAX_ONECOIN_CELLS
+    started = time.process_time()
+    with pytest.raises(DataError, match=rf"one-coin Dawid-Skene weighs every answer against every class: it runs on "
+                                        rf"at most {MAX_ONECOIN_CLASSES} classes and {MAX_ONECOIN_CELLS:,} answers x "
+                                        rf"classes"):
+        registry.make_aggregator("onecoin").fit(frame)
+    assert time.process_time() - started < 5
+    with tempfile.TemporaryDirectory() as folder:
+        manager = JobManager(RunStore(folder))
+        try:
+            with pytest.raises(DataError, match="one-coin Dawid-Skene weighs every answer"):
+                manager.submit("train", {"methods": ["mv", "onecoin"]}, data=data)
+            assert manager.store.list(all_owners=True).empty
+        finally:
+            manager.shutdown()
+    # inside the bounds it runs as before
+    small = frame[frame["task"] < 100].assign(label=lambda f: f["label"] % 5)
+    assert len(registry.make_aggregator("onecoin").fit_predict(small)) == 100
+
+
 def test_the_accuracy_of_labels_by_their_own_index_equals_the_one_over_given_tasks():
     # (the fast path by the labels' hash table; attack round 12)
     from deem_core.analysis.scoring import accuracy_and_count
