@@ -200,6 +200,26 @@ def test_label_studio_round_trip(written, tmp_path):
     assert labels.to_dict() == results["label"].to_dict()
 
 
+def test_an_export_s_task_data_with_nan_or_infinity_is_written_as_null(tmp_path):
+    # Python's reader takes NaN and Infinity in an export's task data; the writer copied them and strict JSON refused
+    # the whole file: "unexpected ValueError" in the CLI, a download that silently did nothing (attack round 20)
+    from deem_core.cli import main
+
+    one = '{"completed_by": %d, "result": [{"from_name": "s", "to_name": "text", "type": "choices", "value": ' \
+          '{"choices": ["%s"]}}]}'
+    tasks = [f'{{"id": {t}, "data": {{"text": "t{t}", "score": {("NaN", "Infinity", "-Infinity", "1.5")[t % 4]}, '
+             f'"deep": [{{"x": NaN}}]}}, "annotations": [{", ".join(one % (w, ("pos", "neg")[(t + w) % 2 or w % 2]) for w in range(3))}]}}'
+             for t in range(12)]
+    export = tmp_path / "export.json"
+    export.write_text("[" + ", ".join(tasks) + "]")
+    out = tmp_path / "predictions.json"
+    assert main(["aggregate", str(export), "--method", "mv", "--output-format", "label-studio", "-o", str(out)]) == 0
+    written = json.loads(out.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{c} written"))
+    assert len(written) == 12 and [t["id"] for t in written] == list(range(12))
+    assert [t["data"]["score"] for t in written[:4]] == [None, None, None, 1.5]
+    assert written[0]["data"]["deep"] == [{"x": None}] and written[0]["data"]["text"] == "t0"
+
+
 def test_label_studio_writer_without_a_label_studio_input():
     results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
     tasks = label_studio_tasks(results)

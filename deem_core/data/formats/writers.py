@@ -63,6 +63,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_safe(value: Any) -> Any:
+    """An export's own value (a task's ``data``, its ``id``) with NaN and infinities as null: Python's reader takes
+    them, strict JSON has none, and the writer refused the whole file (attack round 20)."""
+    return json.loads(json.dumps(value, allow_nan=True), parse_constant=lambda _constant: None)
+
+
 def _records(results: pd.DataFrame) -> list[dict[str, Any]]:
     frame = results.reset_index()
     columns = [str(c) for c in frame.columns]
@@ -84,8 +90,8 @@ def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None
             found = by_key.pop(key, None)
             if found is None:
                 continue
-            item: dict[str, Any] = {"id": task["id"]} if task.get("id") is not None else {}
-            item["data"] = task.get("data") if isinstance(task.get("data"), dict) else {}
+            item: dict[str, Any] = {"id": _json_safe(task["id"])} if task.get("id") is not None else {}
+            item["data"] = _json_safe(task.get("data")) if isinstance(task.get("data"), dict) else {}
             item["predictions"] = [_prediction(context, found[1], found[2], model_version)]
             out.append(item)
     for task, label, score in by_key.values():  # tasks the export does not have (or no export at all)
