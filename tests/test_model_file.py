@@ -50,6 +50,13 @@ ALTERED = {
     "layer_of_other_shape": (_network("layer_weights.0", torch.zeros(1, 2, 2)), "layer_weights.0"),
     "posterior_short": (lambda s: s.__setitem__("posterior", s["posterior"][:3]), "posterior"),
     "broadcast_tensors": (_broadcast, "holds only"),
+    # loaded, then crashed what read them: "unexpected RuntimeError/AttributeError/InvalidIndexError" (attack round 20)
+    "format_version_tensor": (lambda s: s.__setitem__("format_version", torch.tensor([1, 1])), "of format 1"),
+    "fallback_a_list": (lambda s: s.__setitem__("fallback", ["x"]), "its fallback is a list"),
+    "lr_a_tensor": (lambda s: s.__setitem__("lr", torch.tensor(0.1)), "its lr is a Tensor"),
+    "warnings_not_text": (lambda s: s.__setitem__("warnings", [1, 2]), "its warnings is not a list of text"),
+    "worker_named_twice": (lambda s: s.__setitem__("workers", [s["workers"][0]] * len(s["workers"])),
+                           "its workers are not unique"),
 }
 
 

@@ -947,7 +947,9 @@ class DEEM(Aggregator, BaseEstimator):
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
             raise DataError(f"{path.name}: not a DEEM model file ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        # (the type first: a tensor there made the comparison raise, "unexpected RuntimeError"; attack round 20)
+        version = state.get("format_version") if isinstance(state, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
             raise DataError(f"{path.name}: not a DEEM model file of format {FORMAT_VERSION}")
 
         params = model_file.check_params(state.get("params"), cls, path.name)

@@ -126,8 +126,33 @@ def check_network_state(state: Any, name: str, n_workers: int, n_classes: int) -
         raise _bad(name, f"tensor {wrong[0][:40]!r} has shape {given[wrong[0]]}, expected {shapes[wrong[0]]}")
 
 
+#: fitted values that are text, numbers, or lists of text (None allowed): a file giving another type (a list for
+#: ``fallback``) loaded, then crashed the methods that read it ("unexpected AttributeError"; attack round 20)
+TEXT_VALUES = ("class_map_source_", "init_", "fallback_", "data_fingerprint_")
+NUMBER_VALUES = ("lr_", "n_epochs_", "epochs_", "dependence_", "n_layers_", "gold_accuracy_", "dead_units_",
+                 "fit_seconds_", "batch_size_")
+TEXT_LISTS = ("run_status_", "run_messages_", "warnings_")
+
+
 def check_loaded(model: Any, name: str) -> None:
-    """The decoded attributes agree with each other (sizes, class maps, codes)."""
+    """The decoded attributes agree with each other (sizes, class maps, codes) and have their types."""
+    for attribute in ("tasks_", "workers_", "classes_"):  # (one name twice broke reading a worker's row)
+        index = getattr(model, attribute, None)
+        if index is not None and not index.is_unique:
+            raise _bad(name, f"its {attribute.rstrip('_')} are not unique")
+    for attribute in TEXT_VALUES + NUMBER_VALUES + TEXT_LISTS:
+        value = getattr(model, attribute, None)
+        if value is None:
+            continue
+        if attribute in TEXT_VALUES:
+            fits = isinstance(value, str)
+        elif attribute in NUMBER_VALUES:
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        if not fits:
+            raise _bad(name, f"its {attribute.rstrip('_')} is not a list of text" if attribute in TEXT_LISTS else
+                       f"its {attribute.rstrip('_')} is a {type(value).__name__}")
     n_tasks, k, runs = len(model.tasks_), len(model.classes_), model.network_.n_runs
     for attribute, shape in (("posterior_", (n_tasks, k)), ("class_maps_", (runs, k)), ("run_labels_", (runs, n_tasks)),
                              ("seed_agreement_", (n_tasks,)), ("free_energy_", (n_tasks,))):
