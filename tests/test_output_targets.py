@@ -34,6 +34,22 @@ def test_a_pipe_is_written_in_place(tmp_path):
     assert got and got[0].startswith(b"task,label")
 
 
+def test_a_pipe_nothing_reads_is_an_error_not_a_wait_forever(tmp_path, monkeypatch, capsys):
+    # opened as usual, the write waited in open() for a reader that never came, with no word (attack round 20)
+    import time
+
+    from deem_core.data import export
+
+    monkeypatch.setattr(export, "PIPE_READER_WAIT", 0.3)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    assert _labels_cli(tmp_path, fifo) == 2
+    assert time.monotonic() - started < 20
+    assert f"error: could not write {fifo}: it is a pipe that nothing read within 0.3 s" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a device node needs root")
 def test_a_device_is_written_in_place_never_replaced(tmp_path):
     null = tmp_path / "null"

@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     machine's /dev/null (likewise /dev/full, /dev/stdout)."""
     path = Path(path)
     if _written_in_place(path):
-        with open(path, "wb") as handle:  # a device or a pipe takes the bytes as they come
+        if _is_fifo(path):
+            fd = _open_pipe(path)
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return path
+        with open(path, "wb") as handle:  # a device takes the bytes as they come
             handle.write(data)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +79,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+#: seconds a pipe's reader has to open it (a reader started beside the writer may come a moment later)
+PIPE_READER_WAIT = 5.0
+
+
+def _open_pipe(path: Path) -> int:
+    """A pipe opened for writing once something reads it: opened as usual, one nobody reads waited forever (attack
+    round 20); without waiting the kernel says there is no reader (ENXIO), asked again for PIPE_READER_WAIT s."""
+    deadline = time.monotonic() + PIPE_READER_WAIT
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            if time.monotonic() > deadline:
+                raise OSError(errno.ENXIO, f"it is a pipe that nothing read within {PIPE_READER_WAIT:g} s",
+                              str(path)) from None
+            time.sleep(0.05)
+
+
+def _is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _written_in_place(path: Path) -> bool:
