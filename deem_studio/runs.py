@@ -656,14 +656,21 @@ class RunStore:
                 meta = {}
             meta = meta if isinstance(meta, dict) else {}
             source = meta.get("source") or self._require(run_id).get("dataset") or "annotations"
+            classes = meta.get("classes")  # (a hand-edited dataset.json held numbers: TypeError; attack round 20)
             try:
-                data = AnnotationSet.from_long(long, classes=meta.get("classes"), source=source)
-            except DataError:
-                data = AnnotationSet.from_long(long, source=source)
-            data.warnings = list(meta.get("warnings", []))
-            if meta.get("layout"):
+                data = AnnotationSet.from_long(long, classes=classes if isinstance(classes, list) else None,
+                                               source=str(source))
+            except (DataError, TypeError, ValueError):
+                data = AnnotationSet.from_long(long, source=str(source))
+            warnings = meta.get("warnings")
+            data.warnings = [str(w) for w in warnings] if isinstance(warnings, list) else []
+            if isinstance(meta.get("layout"), str):
                 data.layout = meta["layout"]
-        return data, _read_gold(path)
+        try:
+            gold = _read_gold(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow's message names the server's path: the type only
+            raise DataError(f"its stored gold labels could not be read ({type(exc).__name__})") from None
+        return data, gold
 
     def load_history(self, run_id: str) -> pd.DataFrame | None:
         """A run's stored curves alone: None when none were written or the file cannot be read. (A run's status
@@ -710,7 +717,9 @@ class RunStore:
         loaded.classes = list(loaded.data.classes) if loaded.data is not None else _read_classes(path)
         loaded.history = _read_part(loaded, "history", lambda: _read_table(path / "history"))
         results_dir = path / "results"
-        if results_dir.exists():
+        if results_dir.exists() and not results_dir.is_dir():  # (NotADirectoryError with the path; attack round 20)
+            loaded.problems["results"] = "its stored results are not a folder"
+        elif results_dir.exists():
             names = sorted({p.name.split(".")[0] for p in results_dir.iterdir() if not p.name.startswith(".")})
             if methods is not None:
                 wanted = set(methods)

@@ -318,3 +318,29 @@ def test_a_results_table_without_labels_is_a_problem_of_its_own(tmp_path):
     assert list(loaded.results) == ["deem"]
     assert loaded.problems == {"results/mv": "its stored table has no label column"}
     assert list(store.load(run_id, result_columns=["label"]).results) == ["deem"]
+
+
+def test_a_run_folder_damaged_by_hand_is_read_around_its_damage_without_the_servers_path(tmp_path):
+    """Attack round 20: a dataset.json of numbers raised TypeError, a truncated gold.parquet a raw pyarrow error naming
+    the server's path, a file in place of the results folder NotADirectoryError."""
+    import shutil
+
+    from deem_core.data.annotations import DataError
+
+    store = RunStore(tmp_path)
+    data, gold = tiny()
+    run_id = store.create("train", {}, data=data, gold=gold)
+    folder = tmp_path / run_id
+    (folder / "dataset.json").write_text('{"classes": 5, "warnings": 7, "layout": 3}', encoding="utf-8")
+    loaded, _ = store.load_data(run_id)
+    assert loaded.fingerprint() == data.fingerprint() and loaded.warnings == []
+    shutil.rmtree(folder / "results", ignore_errors=True)
+    (folder / "results").write_text("not a folder")
+    read = store.load(run_id, with_data=False)
+    assert read.problems == {"results": "its stored results are not a folder"} and read.results == {}
+    gold_file = next(folder.glob("gold.*"))
+    gold_file.write_bytes(gold_file.read_bytes()[:40])
+    with pytest.raises(DataError, match=r"^its stored gold labels could not be read \(\w+\)$") as caught:
+        store.load_data(run_id)
+    assert str(tmp_path) not in str(caught.value)
+    assert "annotations" in store.load(run_id).problems  # (the page says it; it does not fail)
