@@ -196,3 +196,20 @@ def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tm
     assert out.strip() == "accuracy: 100.00"
     assert ("warning: 2 truth label(s) are not among the classes of the answers (e.g. “Y”; 1 of them differs from a "
             "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth)" in err)
+
+
+def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output(tmp_path, capsys):
+    # KOS alone on three classes: exit 1 with no error line, and an empty file written over the output (attack
+    # round 20)
+    answers = tmp_path / "three.csv"
+    answers.write_text("task,worker,label\n1,a,x\n1,b,y\n2,a,z\n2,b,x\n3,a,y\n3,b,y\n")
+    out = tmp_path / "labels.csv"
+    out.write_text("a good file\n")
+    assert main(["baselines", str(answers), "--methods", "kos", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no method could run on these data (kos: ") and err[-1].endswith(
+        "; nothing was written")
+    assert out.read_text() == "a good file\n"
+    # one method that runs: its labels are written, as before
+    assert main(["baselines", str(answers), "--methods", "kos,mv", "-o", str(out)]) == 0
+    assert out.read_text().startswith("task,mv")

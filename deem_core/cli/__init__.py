@@ -6,7 +6,8 @@ torch, scipy, pandas); ``deem --help`` and ``deem --version`` list the others fr
 they answer in well under a second. Errors a user can fix (bad input files, bad option values, outputs that cannot be
 written, a missing GPU) end the command with exit status 2 and one line ``error: ...`` on stderr, the last
 line, never a traceback; anything unexpected ends with exit status 1 and one ``error:`` line too (the
-traceback only with ``DEEM_DEBUG=1``). Names from the data are printed with control characters escaped, so a
+traceback only with ``DEEM_DEBUG=1``); ``deem sweep`` whose curves recommend no learning rate writes its files, says why
+and exits 1. Names from the data are printed with control characters escaped, so a
 file or worker name cannot split that line or send escape sequences to the terminal. Progress goes to stderr
 (tqdm), results to files.
 """
