@@ -254,7 +254,9 @@ with st.container(border=True):
                 more = ""
                 if len(files) > 1:  # (40 per-worker files read as "worker 'annotator_00' (the file name)" alone;
                     # walkthrough 23)
-                    more = (f" — the first of {len(files):,} files; the others are read the same way"
+                    # ("read the same way" stood above the refusal of files of other layouts; walkthrough 37)
+                    more = (f" — the first of {len(files):,} files; the others are read with this mapping, so they "
+                            f"need the same layout"
                             + (", each file one worker named after it" if shown.layout == "per_annotator" else ""))
                 note_box.text(common.plain_text(shown.note + more))  # "<file>: read as ...": user strings, as text
             if shown.problem:
@@ -401,7 +403,11 @@ with tab["Class balance"]:
                  barmode="group", labels={"value": "share", "variable": ""})
     fig.update_xaxes(type="category")
     common.plotly_chart(fig, key="class_balance")
-    common.dataframe(balance, hide_index=True, column_config=common.count_config(balance))
+    common.dataframe(balance, hide_index=True, column_config={
+        **common.count_config(balance),
+        # a tie's share of a task makes fractions: one decimal, not "306.6667" (walkthrough 37)
+        BALANCE_COLUMNS["majority_vote_tasks"]: st.column_config.NumberColumn(BALANCE_COLUMNS["majority_vote_tasks"],
+                                                                              format="%.1f")})
 with tab["Workers"]:
     coverage = stats["coverage"]
     if len(coverage) > MAX_COVERAGE_ROWS:

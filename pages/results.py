@@ -240,7 +240,11 @@ def _label_studio_context():
 def _model_version() -> str:
     """Label Studio's model_version for this run: the method and the settings it was trained with."""
     keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed")
-    settings = ", ".join(f"{k} {config[k]}" for k in keys if isinstance(config, dict) and k in config)
+    shown = dict(config) if isinstance(config, dict) else {}
+    used = (metrics.get(method) or {}).get("layers")
+    if shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
+        shown["n_layers"] = f"auto → {used}"
+    settings = ", ".join(f"{k} {shown[k]}" for k in keys if k in shown)
     source = f", labels from {fallback}" if fallback else ""
     return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
 
