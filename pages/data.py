@@ -255,9 +255,9 @@ with st.container(border=True):
                 if len(files) > 1:  # (40 per-worker files read as "worker 'annotator_00' (the file name)" alone;
                     # walkthrough 23)
                     # ("read the same way" stood above the refusal of files of other layouts; walkthrough 37)
-                    more = (f" — the first of {len(files):,} files; the others are read with this mapping, so they "
-                            f"need the same layout"
-                            + (", each file one worker named after it" if shown.layout == "per_annotator" else ""))
+                    more = (f" — the first of {len(files):,} files; the others are read with this mapping"
+                            + (", each file one worker named after it" if shown.layout == "per_annotator" else "")
+                            + ": they need the same layout")
                 note_box.text(common.plain_text(shown.note + more))  # "<file>: read as ...": user strings, as text
             if shown.problem:
                 st.warning(page_words(shown.problem))

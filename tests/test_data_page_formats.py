@@ -215,5 +215,5 @@ def test_the_preview_of_several_per_worker_files_says_each_is_a_worker(runs_dir)
     at.file_uploader(key="upload_annotations").set_value(files).run()
     assert not at.exception
     assert ("annotator_00.csv: read as one file per worker (task, label): tasks from column 'task', labels from column "
-            "'label', worker 'annotator_00' (the file name) — the first of 5 files; the others are read the same "
-            "way, each file one worker named after it") in note(at)
+            "'label', worker 'annotator_00' (the file name) — the first of 5 files; the others are read with this "
+            "mapping, each file one worker named after it: they need the same layout") in note(at)
