@@ -19,6 +19,7 @@ browser never shows the legacy page list ("app, common, data, ...") of a blank p
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import streamlit as st
 
@@ -29,7 +30,10 @@ from pages.shell import shell
 install_upload_guard()  # once per server process: uploads are bounded per session and in all (deem_studio/uploads.py)
 install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
 install_connection_limit()  # once per server process: websocket connections per address and in all
-st.set_page_config(page_title="DEEM Studio", page_icon=":material/hub:", layout="wide")
+# the page icon from this folder: ":material/hub:" made every page view fetch it from fonts.gstatic.com (13 console
+# errors an hour on a server with no internet, and a request to Google from a tool meant to run locally; walkthrough 37)
+st.set_page_config(page_title="DEEM Studio", page_icon=str(Path(__file__).resolve().parent / "assets" / "favicon.png"),
+                   layout="wide")
 if st.get_option(AGENT_API):  # turned on some other way than deem-studio's options (which refuse it)
     st.error(AGENT_API_REFUSED + ".")
     st.stop()

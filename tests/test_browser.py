@@ -407,9 +407,15 @@ def test_bad_file_shows_a_readable_message(tmp_path):
     bad.write_bytes(bytes(range(256)) * 64)
     with LiveServer(tmp_path / "runs") as server, chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
+        # nothing is fetched from another host: the page icon came from fonts.gstatic.com (walkthrough 37)
+        elsewhere: list[str] = []
+        page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith((server.url, "data:", "blob:"))
+                else None)
         with explain_failure(page, server):
             page.goto(server.url, timeout=60_000)
             heading(page, "Data", 90)
+            icons = page.evaluate("() => [...document.querySelectorAll('link[rel*=icon]')].map(l => l.href)")
+            assert icons and all(icon.startswith(server.url) for icon in icons), icons
             upload(page, bad)
             until(lambda: "garbage.csv" in " ".join(page.locator("[data-testid='stAlert']").all_inner_texts()), 60,
                   "a message naming the bad file")
@@ -422,6 +428,7 @@ def test_bad_file_shows_a_readable_message(tmp_path):
             assert metric(page, "Tasks") is None  # nothing was loaded
             no_traceback(page)
             shot(page, "01_data_bad_file")
+            assert elsewhere == [], elsewhere
 
 
 def test_upload_sweep_pick_train_refresh_download(tmp_path):
