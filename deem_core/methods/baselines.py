@@ -516,6 +516,16 @@ class SharedPriorDawidSkeneAggregator(CrowdKitAggregator):
         return self
 
 
+def _check_classes_and_cells(data: AnnotationSet, what: str, max_classes: int, max_cells: int, measured: str,
+                             instead: str) -> None:
+    """DataError when ``data`` has more than ``max_classes`` classes or ``max_cells`` answers x classes: a method whose
+    time grows with both (``what`` it does, a ``measured`` case, what to do ``instead``)."""
+    if data.n_classes > max_classes or data.n_annotations * data.n_classes > max_cells:
+        raise DataError(f"{data.source}: {what}: it runs on at most {max_classes} classes and {max_cells:,} answers x "
+                        f"classes ({measured}; these data have {data.n_annotations:,} answers of {data.n_classes:,} "
+                        f"classes); {instead}")
+
+
 class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):
     """crowd-kit ``OneCoinDawidSkene(n_iter=100)`` (one accuracy per worker). Deterministic.
     ``skills_`` are the worker accuracies; ``errors_``/``priors_`` as for Dawid-Skene."""
@@ -527,12 +537,9 @@ class OneCoinDawidSkeneAggregator(DawidSkeneAggregator):
         """Also its time, which grows faster than answers x classes (:data:`MAX_ONECOIN_CLASSES`,
         :data:`MAX_ONECOIN_CELLS`)."""
         super().check_size(data)
-        cells = data.n_annotations * data.n_classes
-        if data.n_classes > MAX_ONECOIN_CLASSES or cells > MAX_ONECOIN_CELLS:
-            raise DataError(f"{data.source}: one-coin Dawid-Skene weighs every answer against every class: it runs on "
-                            f"at most {MAX_ONECOIN_CLASSES} classes and {MAX_ONECOIN_CELLS:,} answers x classes (750 "
-                            f"answers of 100 classes took 39 s; these data have {data.n_annotations:,} answers of "
-                            f"{data.n_classes:,} classes); use Dawid-Skene instead")
+        _check_classes_and_cells(data, "one-coin Dawid-Skene weighs every answer against every class",
+                                 MAX_ONECOIN_CLASSES, MAX_ONECOIN_CELLS, "750 answers of 100 classes took 39 s",
+                                 "use Dawid-Skene instead")
 
     def _make(self):
         from crowdkit.aggregation import OneCoinDawidSkene
@@ -555,12 +562,8 @@ class GLADAggregator(CrowdKitAggregator):
         """Also its memory and time, which grow with answers x classes (:data:`MAX_GLAD_CLASSES`,
         :data:`MAX_GLAD_CELLS`)."""
         super().check_size(data)
-        cells = data.n_annotations * data.n_classes
-        if data.n_classes > MAX_GLAD_CLASSES or cells > MAX_GLAD_CELLS:
-            raise DataError(f"{data.source}: GLAD spreads every answer over every class: it runs on at most "
-                            f"{MAX_GLAD_CLASSES} classes and {MAX_GLAD_CELLS:,} answers x classes (24,000 answers of "
-                            f"200 classes ran past 300 s; these data have {data.n_annotations:,} answers of "
-                            f"{data.n_classes:,} classes); use another method")
+        _check_classes_and_cells(data, "GLAD spreads every answer over every class", MAX_GLAD_CLASSES, MAX_GLAD_CELLS,
+                                 "24,000 answers of 200 classes ran past 300 s", "use another method")
 
     def _fit_codes(self, data, n_classes):
         from crowdkit.aggregation import GLAD
