@@ -403,7 +403,7 @@ class BackgroundProbes:
         self._lock = threading.Lock()
         self._futures: dict[Any, Future] = {}
 
-    def submit(self, key: Any, work: Callable[[], Any]) -> Future:
+    def ask(self, key: Any, work: Callable[[], Any]) -> Future:
         """The future of ``work()`` for ``key``: the one queued or running, else a new one."""
         with self._lock:
             future = self._futures.get(key)

@@ -680,7 +680,7 @@ def cached_estimate(kind: str, **settings: Any):
         earlier = asked.get(kind)
         if earlier is not None and earlier[0] != key:
             earlier[1].cancel()  # (settings changed before their probe began: it is not run)
-        future = _PROBES.submit(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key))
+        future = _PROBES.ask(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key))
         asked[kind] = (key, future)
         try:
             with st.spinner("Timing a short probe of this job on this machine…"):
