@@ -215,12 +215,19 @@ if len(runs):
                     st.session_state.pop("lr_pick")  # (the Train form cited the deleted run; walkthrough 37)
                 # the latest runs left on the data set come in their place: Results and Diagnostics said "no
                 # training run on these data yet" beside another training of them (walkthrough 37)
+                shown = {key: st.session_state.get(key) for key in ("sweep_run", "train_run")}
                 common.restore_latest_runs()
                 if st.session_state.get("run") is None:
                     common.set_current_run(st.session_state.get("train_run") or st.session_state.get("sweep_run"))
+                # which run now stands in its place, said (Results switched to it without a word; walkthrough 38)
+                kinds = {"train_run": "training", "sweep_run": "sweep"}
+                instead = [f"{kinds[key]} {st.session_state[key]}" for key in kinds
+                           if st.session_state.get(key) and not shown.get(key)]
                 st.session_state.pop("_confirm_delete", None)
                 st.session_state["_notice"] = (f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
-                                               + (f" and its diagnostics (run {', '.join(with_it)})" if with_it else ""))
+                                               + (f" and its diagnostics (run {', '.join(with_it)})" if with_it else "")
+                                               + (f"; the pages now show your latest {' and '.join(instead)} left on "
+                                                  f"these data" if instead else ""))
                 st.rerun()
             except Exception as exc:  # noqa: BLE001
                 common.show_error(exc, "delete")

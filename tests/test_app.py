@@ -507,6 +507,9 @@ def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(
     no_problem(at)
     assert not get_manager().store.exists(second)
     assert at.session_state["train_run"] == first and at.session_state["run"] == first
+    # ... and said (Results switched to it without a word; walkthrough 38)
+    assert (f"the pages now show your latest training {first} left on these data"
+            in unescape(" ".join(str(i.value) for i in at.info)))
     at.switch_page("pages/results.py").run()
     no_problem(at)
     assert first in texts(at) and "No training run" not in texts(at)
@@ -1731,6 +1734,31 @@ def test_train_works_while_the_time_estimate_is_being_probed(runs_dir, monkeypat
     at.run()  # (what the waiting fragment asks for once the probe has ended)
     no_problem(at)
     assert re.search(r"about [0-9.]+ (s|min)", texts(at)) and "follows in a few seconds" not in texts(at)
+
+
+def test_an_estimate_timed_beside_a_running_job_is_said_and_timed_again_once_the_server_is_free(runs_dir, spy):
+    """Walkthrough 38: Train clicked while the probe ran, the probe then shared the CPU with the job: "about 27 s" for
+    a job of 12 s, kept for the server's life (9.4 s timed alone)."""
+    from deem_studio import estimate  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_epochs").set_value(5000)
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    probes = spy(estimate, "estimate_train")
+    at.multiselect(key="train_methods").set_value(["deem", "mv"]).run()  # a new probe while the job runs
+    no_problem(at)
+    assert len(probes) == 1
+    said = "This estimate was timed while another job ran on this server: it may read high"
+    assert said in texts(at)
+    get_manager().cancel(run_id)
+    wait_done(run_id)
+    at.run()  # the server is free: the same settings are timed again, and nothing is said
+    no_problem(at)
+    assert len(probes) == 2 and said not in texts(at) and re.search(r"about [0-9.]+ (s|min)", texts(at))
+    at.run()
+    assert len(probes) == 2  # (kept from then on)
 
 
 def test_a_start_fixed_by_hand_says_what_it_leaves_out(runs_dir):
