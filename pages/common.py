@@ -975,6 +975,10 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
             # weight gave them back (72% of 60 secret labels, majority vote 23%; attack round 14); the run's stored
             # accuracies and charts still show
             gold, kept = None, f"; its {len(gold):,} gold labels stay with its owner"
+        named = (data_record.get("config") or {}).get("gold_file")
+        if gold is not None and named:  # (its file named on the Gold labels tab; walkthrough 38) - a copy: the
+            gold = gold.copy()  # stored labels are one object for every session that opens the run
+            gold.attrs["file"] = str(named)
         if data is not None:
             set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}",
                         with_runs=False)

@@ -1850,3 +1850,23 @@ def test_the_data_page_names_a_worker_who_gives_one_label_to_everything(runs_dir
     assert len(said) == 1
     assert unescape(said[0]).startswith("One label for everything: '=always' gave “dog” on all 120 of its answers "
                                         "(majority vote gives another class on ")
+
+
+def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
+    # walkthrough 38: opened by id or address, the Gold labels tab named no file (a reload of the same upload did)
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    run_id = finished_training(at, ["mv"])
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.session_state["owner_key"] = at.session_state["owner_key"]
+    again.query_params["run"] = run_id
+    again.run()
+    again.switch_page("pages/data.py").run()
+    no_problem(again)
+    assert len(again.session_state["dataset"]["gold"]) == 150
+    assert "150 gold labels match tasks of this data set (from truth.csv)" in texts(again)
+    # the stored labels, shared by every session that opens the run, keep no name of this session's
+    from deem_studio import capacity
+
+    stored = capacity.run_data(get_manager().store, run_id)[1]
+    assert "file" not in stored.attrs
