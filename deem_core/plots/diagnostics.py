@@ -91,15 +91,16 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
 def mi_summary_figure(result) -> go.Figure:
     """Max MI and Frobenius norm per layer (mean ± std over classes): the paper's Table 10 as a chart."""
     summary = result.summary()
-    # short panel titles, the rest in the subtitle: at 900 px "Max MI (off-diagonal)" ran into the other (walk 38)
+    # short panel titles: at 900 px "Max MI (off-diagonal)" ran into the other (walkthrough 38)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["Max MI", "Frobenius norm"])
     layers = [int(layer) for layer in summary["layer"]]
     for col, name in ((1, "max_mi"), (2, "frobenius")):
         fig.add_trace(go.Scatter(x=layers, y=summary[f"{name}_mean"], mode="lines+markers",
                                  error_y={"type": "data", "array": summary[f"{name}_std"]}, name=name,
                                  hovertext=list(summary["layer_name"]), showlegend=False), row=1, col=col)
-    # the layers by number, what the ends are in the subtitle: the whole names ran into each other at 900 px
-    # (walkthrough 35), and broken with "<br>" they showed the tag once the figure's strings were escaped (walk 38)
+    # the layers by number, what the ends are in the first panel's axis title: the whole names ran into each other
+    # at 900 px (walkthrough 35), and broken with "<br>" they showed the tag once the figure's strings were escaped
+    # (walkthrough 38); the names themselves on hover
     last = max(layers) if layers else 0
     ends = "layer 0: the answers into the iRBM" if last == 0 else f"layer (0: answers, {last}: iRBM input)"
     fig.update_xaxes(title={"text": "layer"}, tickmode="array", tickvals=layers, ticktext=[str(x) for x in layers])
