@@ -308,8 +308,11 @@ if workers is not None:
         # "estimated accuracy" read as another figure than Diagnostics' "irbm accuracy")
         notes = []
         if "estimated_accuracy" in workers:
-            notes.append("estimated accuracy: the trained model's own reading of each worker, without gold labels "
-                         "(Diagnostics' irbm accuracy)")
+            origin = common.labels_from(metrics.get(primary))  # (no iRBM of its own: Diagnostics has no such column)
+            notes.append("estimated accuracy: " + (f"read from the confusion matrices of {origin}, whose labels these "
+                                                   f"are, without gold labels" if origin else
+                                                   "the trained model's own reading of each worker, without gold "
+                                                   "labels (Diagnostics' irbm accuracy)"))
         if "dependent_with" in workers and (workers["dependent_with"].astype(str) != "").any():
             notes.append("dependent with: the other workers of its dependence cluster (their answers agree beyond "
                          "what the other workers explain): their agreement and estimated accuracy count their "

@@ -1224,6 +1224,13 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert re.search(r"Accuracy against the gold labels \(on the [\d,]+ tasks with a gold label\): DEEM \(labels from "
                      r"cluster-weighted Dawid-Skene\) 0\.\d{4}",
                      texts(at))
+    # the worker table's estimate is that reference's, which Diagnostics has no column for (said "Diagnostics' irbm
+    # accuracy", empty there for a reference)
+    at.session_state["results_worker_table"] = True
+    at.run()
+    assert ("estimated accuracy: read from the confusion matrices of cluster-weighted Dawid-Skene (safety rule), "
+            "whose labels these are, without gold labels") in unescape(texts(at))
+    assert "Diagnostics' irbm accuracy" not in texts(at)
     differ = int(labels_table(at)["disagrees_with_majority"].sum())  # the page's own column
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
     assert "the cluster of g2_leaf1, g2_leaf2, g2_leaf3 and 2 more" in notes[0]  # the one source, named
