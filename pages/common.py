@@ -968,7 +968,7 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
         except Exception as exc:  # noqa: BLE001
             why = str(exc) if isinstance(exc, DataError) else f"its annotations could not be read ({readable_error(exc)})"
             st.session_state["_notice"] = f"run {data_run}: {why}"
-            data = None
+            data, gold = None, None
         kept = ""
         if data is not None and gold is not None and len(gold) and not can_control(data_run):
             # a link opens the run's answers, not its gold labels: a visitor's own training with a large gold-label
