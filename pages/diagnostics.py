@@ -245,7 +245,9 @@ with tab_mi:
                             f"another (usual when tasks have a few answers each)."), icon=":material/info:")
     summary = mi_summary_frame(mi)
     if np.isfinite(off).any():
-        common.table(summary)
+        # the layer's name beside its number (sixth of eight, it was out of sight at 900 px; walkthrough 39); the
+        # CSV keeps its documented order
+        common.table(summary[["layer", "layer_name", *(c for c in summary.columns if c not in ("layer", "layer_name"))]])
         common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
     else:
         st.caption(f"No {pairs} of any class: the summary per layer is empty.")

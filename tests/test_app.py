@@ -1593,6 +1593,9 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     at.run()
     no_problem(at)
     assert "This model has no layers although the run asked for 1" in unescape(texts(at))
+    # the per-layer summary names its layer beside the number (out of sight at 900 px; walkthrough 39)
+    per_layer = next(t.value for t in at.dataframe if "max mi mean" in t.value.columns)
+    assert list(per_layer.columns)[:3] == ["layer", "layer name", "max mi mean"]
     # a run that let its depth be chosen says so (it read "although the run asked for auto"; walkthrough 31)
     chosen = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3, choose_layers=True)
     assert get_manager().store.get(chosen.session_state["train_run"])["config"]["n_layers"] == "auto"
