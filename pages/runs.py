@@ -217,6 +217,11 @@ if len(runs):
                 # training run on these data yet" beside another training of them (walkthrough 37)
                 shown = {key: st.session_state.get(key) for key in ("sweep_run", "train_run")}
                 common.restore_latest_runs()
+                train = st.session_state.get("train_run")
+                if train and "lr_pick" not in st.session_state and not shown.get("train_run"):
+                    # its rate too, as a reload of its address gives it (the rate read "the engine's default" until
+                    # a reload, then "the settings of run ..."; walkthrough 39)
+                    common.restore_form(mgr.store.get(train))
                 if st.session_state.get("run") is None:
                     common.set_current_run(st.session_state.get("train_run") or st.session_state.get("sweep_run"))
                 # which run now stands in its place, said (Results switched to it without a word; walkthrough 38)

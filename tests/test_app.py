@@ -498,8 +498,8 @@ def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(
     """Walkthrough 37: after deleting the training it had open, Results said "No training run on these data yet"
     beside another training of the same data, and the Train form cited the deleted run as its rate's source."""
     at = upload(new_app())
-    first = finished_training(at, ["mv"])
-    second = finished_training(at, ["mv", "ds"])
+    first = finished_training(at, ["deem"], epochs=2)
+    second = finished_training(at, ["deem", "mv"], epochs=2)
     at.switch_page("pages/runs.py").run()
     # (the Runs box starts on the run open here: the second)
     at.button(key="runs_delete").click().run()
@@ -515,6 +515,8 @@ def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(
     assert first in texts(at) and "No training run" not in texts(at)
     at.switch_page("pages/train.py").run()
     assert f"the settings of run {second}" not in texts(at)
+    # its rate as a reload of its address gives it (it read "the engine's default" until a reload; walkthrough 39)
+    assert f"the settings of run {first}" in texts(at)
 
 
 def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_dir):
