@@ -339,6 +339,7 @@ def summary(data) -> dict:
         "balance": agreement.class_balance(data),
         "coverage": agreement.worker_coverage(data),
         "pairwise": agreement.pairwise_agreement(data, max_workers=common.MAX_PAIRWISE_WORKERS),
+        "constant": agreement.constant_workers(data),  # (once per data set, not at every rerun of the page)
     }
     values["seconds"] = time.perf_counter() - started
     st.session_state["summary_cache"] = (key, values)
@@ -370,7 +371,7 @@ if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 for sentence in common.alike_workers(data, stats["pairwise"]):
     st.warning(common.safe(sentence), icon=":material/content_copy:")
-constant = agreement.constant_workers(data)
+constant = stats["constant"]
 if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
     named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (majority vote gives "
                       f"another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
