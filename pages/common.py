@@ -694,10 +694,10 @@ def cached_estimate(kind: str, **settings: Any):
             _estimate_follows(future)
             return None
         except estimate.ProbeSkipped as exc:  # another session was probing: not kept, asked again at the next run
-            st.caption(f"no time estimate: {exc}")
+            st.caption(safe(f"no time estimate: {exc}"))
             return None
-    if isinstance(cache[key], str):
-        st.caption(cache[key])
+    if isinstance(cache[key], str):  # (why there is none: the probe's message may quote the data's names)
+        st.caption(safe(cache[key]))
         return None
     if key in _TIMED_BUSY:
         st.caption("This estimate was timed while another job ran on this server: it may read high (it is timed "
