@@ -305,6 +305,7 @@ with st.container(border=True):
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
             common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
                                read_gold=0 if reading.gold is None else len(reading.gold))
+            common.dataset()["file_ids"] = [f.file_id for f in files]  # (the uploads it was read from)
             st.session_state["_reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
@@ -457,6 +458,14 @@ with tab["Gold labels"]:
             st.rerun()
     gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
                                  key="upload_gold")
+    if (gold_file is not None and ds.get("gold") is None and ds.get("file_ids")
+            and st.session_state.get("_gold_file") == gold_file.file_id
+            and st.session_state.get("_gold_file_data") != common.data_key()
+            and st.session_state.get("_gold_file_sources") == ds["file_ids"]):
+        # the same answer files read again with another mapping: the gold file is matched again (walkthrough 41: an
+        # MTurk batch read with the HITs as tasks kept the refusal of its first reading, by item ids)
+        st.session_state.pop("_gold_file", None)
+        st.session_state.pop("_gold_refused", None)
     refused = st.session_state.get("_gold_refused")
     if gold_file is not None and refused and refused[0] == gold_file.file_id:
         st.warning(common.safe(refused[1]), icon=":material/warning:")
@@ -484,6 +493,7 @@ with tab["Gold labels"]:
                 truth.attrs.update(attrs, unknown_tasks=int((~known).sum()))
             st.session_state["_gold_file"] = gold_file.file_id
             st.session_state["_gold_file_data"] = common.data_key()  # (the data set it was read for)
+            st.session_state["_gold_file_sources"] = ds.get("file_ids")  # (and the uploads that data set came from)
             if read_n and not len(truth):
                 # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
                 # only the Gold labels tab said that none matched; walkthrough 31)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -143,6 +144,41 @@ def test_gold_labels_of_other_tasks_are_not_a_success(runs_dir):
     assert "gold labels" not in " ".join(str(m.value) for m in [*at.sidebar.markdown, *at.sidebar.caption])
     # and beside the file, where it was uploaded (the notice alone stood at the top; walkthrough 32)
     assert any("but none names a task of these data" in unescaped(str(w.value)) for w in at.warning)
+
+
+def test_a_gold_file_refused_is_matched_again_when_the_same_files_are_read_with_another_task_column(runs_dir):
+    """Walkthrough 41: an MTurk batch read its tasks from an item-id column; the gold file named the HITs. Read again
+    with the HIT column as the task, the Gold labels tab kept the refusal of the first reading ("these data's first
+    task: R0000") and no gold label was used until the file was removed and uploaded again."""
+    rng = np.random.default_rng(41)
+    rows = [{"item": f"R{t:04d}", "hit": f"H{t:04d}", "worker": f"w{w}", "label": ["a", "b"][int(rng.random() < 0.5)]}
+            for t in range(60) for w in range(3)]
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "batch.csv",
+                pd.DataFrame(rows).to_csv(index=False).encode())
+    at.selectbox(key="map_task").set_value("item").run()
+    at.button(key="load_files").click().run()
+    assert at.session_state["dataset"]["data"].tasks[0] == "R0000"
+    gold = "hit,truth\n" + "".join(f"H{t:04d},{'a' if t % 2 else 'b'}\n" for t in range(0, 60, 3))
+    at.file_uploader(key="upload_gold").set_value(("gold.csv", gold.encode(), "text/csv")).run()
+    assert at.session_state["dataset"]["gold"] is None  # none names a task: refused, and said
+    assert any("but none names a task of these data" in unescaped(str(w.value)) for w in at.warning)
+    at.selectbox(key="map_task").set_value("hit").run()  # the same file, the HITs as tasks
+    at.button(key="load_files").click().run()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["dataset"]["data"].tasks[0] == "H0000"
+    gold_now = at.session_state["dataset"]["gold"]
+    assert gold_now is not None and len(gold_now) == 20 and gold_now.attrs["file"] == "gold.csv"
+    assert not any("none names a task" in unescaped(str(w.value)) for w in at.warning)
+    assert any("20 gold labels match" in unescaped(str(m.value)) for m in at.success)
+    # another file is no remapping: its data set does not take the gold file of the first one
+    other = pd.DataFrame(rows).assign(worker=lambda f: f["worker"] + "x").to_csv(index=False).encode()
+    at.file_uploader(key="upload_annotations").set_value(("other.csv", other, "text/csv")).run()
+    at.selectbox(key="map_task").set_value("hit").run()
+    at.button(key="load_files").click().run()
+    at.run()
+    assert at.session_state["dataset"]["gold"] is None
+    assert any("was read for the data set loaded before" in unescaped(str(c.value)) for c in at.caption)
 
 
 def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
