@@ -579,8 +579,18 @@ def current_lr() -> tuple[float, str]:
         if pick.get("sweep") and (sweep_outcome(pick["sweep"]) or {}).get("partial"):
             # (a rate picked on a cancelled sweep went to Train without a word; walkthrough 37)
             source += ", a partial sweep: it stopped before its curves were complete"
+        if pick.get("sweep") and not _run_exists(pick["sweep"]):
+            # the rate stays the user's pick; the page cited a sweep deleted since as if it were there (walkthrough 41)
+            source += f"; sweep {pick['sweep']} has since been deleted"
         return float(pick["lr"]), source
     return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)"
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        return bool(manager().store.exists(run_id))
+    except (OSError, sqlite3.Error):  # the store cannot say: taken as there
+        return True
 
 
 def usable_gold(ds: dict[str, Any]) -> int:

@@ -229,6 +229,10 @@ if len(runs):
                 instead = [f"{kinds[key]} {st.session_state[key]}" for key in kinds
                            if st.session_state.get(key) and not shown.get(key)]
                 st.session_state.pop("_confirm_delete", None)
+                # the box goes to the run the pages now show (it went to the newest run of the list, while the
+                # address named another: a second Delete would have deleted that one; walkthrough 41)
+                st.session_state.pop("_runs_chosen", None)
+                st.session_state.pop("runs_choice", None)
                 st.session_state["_notice"] = (f"run {chosen} deleted with its files"  # (said nothing; walkthrough 23)
                                                + (f" and its diagnostics (run {', '.join(with_it)})" if with_it else "")
                                                + (f"; the pages now show your latest {' and '.join(instead)} left on "

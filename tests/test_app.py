@@ -519,6 +519,55 @@ def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(
     assert f"the settings of run {first}" in texts(at)
 
 
+def test_after_a_delete_the_runs_box_shows_the_run_the_pages_show_and_a_deleted_sweep_is_said(runs_dir):
+    """Walkthrough 41: after deleting the sweep it had open, the address named the training now shown but the Runs
+    box, its summary and its link showed the newest run (a second Delete would have deleted that one), and the Train
+    page still said "picked on sweep <the deleted sweep>"."""
+    at = upload(new_app())
+    first = finished_training(at, ["deem"], epochs=2)
+    sweep = finished_sweep(at, "0.01, 0.1")
+    at.run()
+    at.radio(key=f"sweep_choice_{sweep}").set_value(0.1).run()
+    newest = finished_training(at, ["mv"])
+    at.switch_page("pages/runs.py").run()
+    for run_id in (first, sweep):  # the first training open, then the sweep (the training stays the Train page's)
+        at.text_input(key="runs_by_id").set_value(run_id)
+        at.button(key="runs_open_id").click().run()
+        at.switch_page("pages/runs.py").run()
+    assert at.session_state["run"] == sweep and at.session_state["train_run"] == first
+    assert at.selectbox(key="runs_choice").value.startswith(sweep)
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    no_problem(at)
+    assert not get_manager().store.exists(sweep) and get_manager().store.exists(newest)
+    assert at.session_state["run"] == first
+    assert at.selectbox(key="runs_choice").value.startswith(first)  # not the newest run of the list
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    shown = unescape(texts(at))
+    assert f"picked on sweep {sweep}" not in shown  # (the pick on it gave way to the training's settings)
+
+
+def test_a_rate_picked_on_a_sweep_deleted_since_says_so(runs_dir):
+    """Walkthrough 41: the Train page said "Learning rate 1: picked on sweep 40de..." after that sweep was deleted
+    (here from another page of the same owner's, as another tab would): the rate stays the user's pick, the page says
+    the sweep is gone."""
+    from deem_studio import owners  # noqa: PLC0415
+
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1")
+    at.run()
+    at.radio(key=f"sweep_choice_{sweep}").set_value(0.01).run()  # (not the recommended one: a pick)
+    at.switch_page("pages/train.py").run()
+    assert f"Learning rate 0.01: picked on sweep {sweep}." in unescape(texts(at))
+    owners.delete_run(get_manager().store, sweep, at.session_state["owner_key"])
+    at.run()
+    no_problem(at)
+    assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+    assert (f"Learning rate 0.01: picked on sweep {sweep}; sweep {sweep} has since been deleted."
+            in unescape(texts(at)))
+
+
 def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_dir):
     """Walkthrough 37: after "Open a run by id" the Sweep page said "Picked learning rate: 0.03 (the settings of run
     ...)" and marked that curve "picked", while the rate picked on the sweep was 0.1."""
