@@ -313,9 +313,11 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     sentences = []
     for workers, tasks in identical_groups(*pairwise)[:5]:
         named = ", ".join(repr(w) for w in workers[:8]) + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else "")
-        alike = ("gave the same label on all the tasks they share" if len(workers) == 2 else
-                 "each gave the same label as another of them on all the tasks the two share")
-        sentences.append(f"Workers {named} {alike} ({tasks:,} or more): copies, or one person under several names? "
+        # (a pair's count is its own: "(269 or more)" read as vague for two workers; walkthrough 41)
+        alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
+                 f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
+                 f"for each such pair)")
+        sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
                          f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
                          f"them in the file.")
     st.session_state["_alike_cache"] = (key, sentences)
