@@ -219,6 +219,7 @@ class ProgressSnapshot:
     unit: str = "step"  # what a step of the current phase is ("epoch", "baseline", "task", "step")
     rate_s: float | None = None  # measured seconds per step of the current phase (after its second step)
     then_s: float = 0.0  # estimated seconds of the phases after the current one
+    then_untimed: int = 0  # methods after the current phase with no estimate of their time (not in ``eta``)
     step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
     time_limited: bool = False  # the cancel came from the server's time limit, not from the user
@@ -296,7 +297,12 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
         if not short:
             bits.append(f"{format_seconds(snap.elapsed)} elapsed")
         eta = snap.eta
-        if eta is not None and eta >= 0.05:
+        if eta is not None and eta >= 0.05 and snap.then_untimed:
+            # the launch had no estimate: the pace covers this phase only ("epoch 56 of 60 · about 0.8 s left" with
+            # 50 s of other methods to go; walkthrough 41)
+            bits.append(f"about {format_seconds(eta)} left in this phase, then {snap.then_untimed:,} more "
+                        f"method{'s' if snap.then_untimed != 1 else ''} not timed")
+        elif eta is not None and eta >= 0.05:
             bits.append(f"about {format_seconds(eta)} left")
         elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:
             bits.append("finishing")  # (its steps done, still running: scoring and saving; "about 0.0 s left" stood)
@@ -334,15 +340,18 @@ class Progress:
         self.estimate_s: float | None = None
         self.phase_done, self.phase_total, self.unit = 0, 0, "step"
         self.then_s = 0.0
+        self.then_untimed = 0
         self._phase_first: float | None = None  # time of the current phase's first step
         self._phase_last: float | None = None
         self._phase_began: float | None = None
 
-    def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0) -> None:
-        """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows."""
+    def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
+                    then_untimed: int = 0) -> None:
+        """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows;
+        ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only)."""
         with self._lock:
             self.phase, self.phase_done, self.phase_total, self.unit = phase, 0, int(total), unit
-            self.then_s = float(then_s)
+            self.then_s, self.then_untimed = float(then_s), int(then_untimed)
             self._phase_first = self._phase_last = None
             self._phase_began = time.time()
 
@@ -386,7 +395,7 @@ class Progress:
                 started_at=self.started_at, finished_at=self.finished_at, first_point_at=self.first_point_at,
                 messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
-                then_s=self.then_s, cancelling=self.cancelling, time_limited=self.time_limited,
+                then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
                 step_age=self._step_age())
 
     def _step_age(self) -> float:
@@ -1140,7 +1149,9 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             both = str(cfg.get("init", TRAIN_DEFAULTS["init"])) == "auto"
             phase = f"training {spec.name}" + (f" ({rounds} depths in turn{', both starts at once' if both else ''})"
                                                if rounds > 1 else "")
-            progress.start_phase(phase, epochs, "epoch", then_s=len(later) * per_trained_s + baselines_s)
+            untimed = 0 if estimate.get("seconds") else len(methods) - methods.index(method) - 1
+            progress.start_phase(phase, epochs, "epoch", then_s=len(later) * per_trained_s + baselines_s,
+                                 then_untimed=untimed)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))

@@ -506,6 +506,35 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     assert progress.snapshot().step_age < 0.05
 
 
+def test_time_left_of_a_job_launched_without_an_estimate_says_it_covers_the_phase_only(manager):
+    """Walkthrough 41, every method selected and the time probe given up: "training DEEM · epoch 56 of 60 · about
+    0.8 s left" with some 50 s of other methods to go. Without a launch estimate the methods after the phase are
+    not timed: the line says so."""
+    from deem_studio.jobs import ProgressSnapshot, status_line
+
+    line = status_line(ProgressSnapshot(run_id="r", kind="train", status="running", started_at=time.time() - 5.0,
+                                        steps_done=56, steps_total=70, phase="training DEEM", phase_done=56,
+                                        phase_total=60, unit="epoch", rate_s=0.2, then_untimed=9))
+    assert line.endswith("epoch 56 of 60 · 5.0 s elapsed · about 0.8 s left in this phase, then 9 more methods not "
+                         "timed"), line
+    data, _ = tiny(300)
+    seen = set()
+    for config in ({"methods": ["deem", "mv", "ds"], "epochs": 60, "device": "cpu"},
+                   {"methods": ["deem", "mv", "ds"], "epochs": 60, "device": "cpu", "estimate": {"seconds": 9.0}}):
+        run_id = manager.submit("train", config, data=data)
+        untimed = set()
+        while True:
+            snap = manager.snapshot(run_id)
+            if snap.phase == "training DEEM":
+                untimed.add(snap.then_untimed)
+            if snap.status not in ("queued", "running"):
+                break
+            time.sleep(0.005)
+        assert snap.status == "finished", snap.message
+        seen.add(tuple(sorted(untimed)))
+    assert seen == {(2,), (0,)}  # majority vote and Dawid-Skene after DEEM, untimed; none with a launch estimate
+
+
 def test_a_job_past_the_servers_time_limit_stops_keeping_what_it_trained(tmp_path):
     """One visitor's 5,000-epoch job held the shared server's CPU slot for hours (noticed in issue 14): a job now
     stops at DEEM_MAX_JOB_SECONDS as a cancel does, keeping what it made, and says why; the next job runs."""
