@@ -66,9 +66,10 @@ _PROBES = threading.Lock()
 class ProbeSkipped(Exception):
     """No estimate: the message says why. ``retry``: another session was probing (try again later)."""
 
-    def __init__(self, message: str, retry: bool = False):
+    def __init__(self, message: str, retry: bool = False, transient: bool = False):
         super().__init__(message)
         self.retry = retry
+        self.transient = transient  # it says how busy the machine was, not what the job is: worth timing again later
 
 
 def _max_bytes() -> int:
@@ -110,7 +111,7 @@ def _too_slow() -> ProbeSkipped:
     """Probes stopped at their time limit: the job is long, or the machine busy ("this job will be long" was said of
     a 47 s job timed while other jobs ran; walkthrough 28)."""
     return ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: a long job, or a busy "
-                        f"server")
+                        f"server", transient=True)
 
 
 def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:

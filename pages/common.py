@@ -690,6 +690,12 @@ def cached_estimate(kind: str, **settings: Any):
     if key in _TIMED_BUSY and not _server_busy():  # timed beside a job: timed again now the server is free
         cache.pop(key, None)
         _TIMED_BUSY.discard(key)
+    given_up = _GIVEN_UP.get(key)
+    if given_up is not None and time.time() - given_up > PROBE_RETRY_SECONDS and not _server_busy():
+        # the probes ran out of time once (a busy machine, or a long job): timed again a while later ("no time
+        # estimate" stood for the server's life, also after the same job had run in 12 s; walkthrough 41)
+        cache.pop(key, None)
+        _GIVEN_UP.pop(key, None)
     if key not in cache:
         asked = st.session_state.setdefault("_probes", {})
         earlier = asked.get(kind)
@@ -730,6 +736,11 @@ def _server_busy() -> bool:
 _TIMED_BUSY: set = set()
 
 
+#: when the probes of each key ran out of time (a busy machine or a long job): timed again after
+#: :data:`PROBE_RETRY_SECONDS`, on a server with no job running
+_GIVEN_UP: dict = {}
+PROBE_RETRY_SECONDS = 120.0
+
 #: seconds a page waits for its timing probe before drawing the form without the estimate (it follows)
 ESTIMATE_WAIT_SECONDS = 1.0
 
@@ -751,6 +762,10 @@ def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key:
         if exc.retry:
             raise
         value = f"no time estimate: {exc}"
+        if exc.transient:
+            if len(_GIVEN_UP) > ESTIMATES_KEPT:
+                _GIVEN_UP.clear()
+            _GIVEN_UP[key] = time.time()
     except Exception as exc:  # noqa: BLE001 - no estimate is better than a broken form, but say so
         value = f"no time estimate: the timing probe failed ({readable_error(exc)})"
     if (busy or _server_busy()) and not isinstance(value, str):

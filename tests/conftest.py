@@ -99,6 +99,7 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEM_RUNS_DIR", str(path))
     common._ESTIMATES.clear()  # (the server process keeps estimates: each test probes as a fresh server would)
     common._TIMED_BUSY.clear()
+    common._GIVEN_UP.clear()
     # a page's run waits for its probe here (a server's waits 1 s, then the estimate follows: test_estimate_app.py),
     # so that one AppTest run shows the estimate as before
     monkeypatch.setattr(common, "ESTIMATE_WAIT_SECONDS", 300.0)
