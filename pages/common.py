@@ -242,9 +242,17 @@ def cancel(run_id: str) -> None:
         st.error(safe(exc), icon=":material/lock:")
 
 
-def read_only_note(run_id: str) -> None:
+def without_gold(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings as a link's visitor may have them: without what names the owner's gold labels (the file's
+    name and fingerprint; walkthrough 41)."""
+    return {key: value for key, value in config.items() if not str(key).startswith("gold")}
+
+
+def read_only_note(run_id: str, launch: bool = False) -> None:
+    """``launch``: the page has a form that launches a job (it is the visitor's own, in their workspace)."""
     st.caption(safe(f"Run {run_id} belongs to another workspace: you see it read-only (only its owner can cancel, "
-                    f"rename or delete it)."))
+                    f"rename or delete it)" + ("; what you launch here is your own run, in your workspace."
+                                               if launch else ".")))
 
 
 # A v2 component (no iframe: it runs in the page itself) that writes the owner key into this site's cookie, so

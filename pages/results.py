@@ -287,10 +287,12 @@ if method in models:
     row.download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
                         mime="application/octet-stream", on_click="ignore", key="dl_model",
                         help="load with deem_core.DEEM.load(path)")
+# a link's visitor gets no trace of the owner's gold labels (their file's name and fingerprint; walkthrough 41)
+shared_config = config if common.can_control(run_id) else common.without_gold(config)
 row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
                                                                   "dataset": record.get("dataset"),
                                                                   "fingerprint": record.get("fingerprint"),
-                                                                  "config": config, "labels_from": {
+                                                                  "config": shared_config, "labels_from": {
                                                                       m: source for m in ordered
                                                                       if (source := common.labels_from(metrics.get(m)))}},
                                                                  indent=2),

@@ -260,6 +260,8 @@ owner = common.can_control(run_id)  # only the owner's session may cancel (the l
 if not snap.done:
     live(run_id)
     st.stop()
+if not owner:  # (said on Results and Runs, not here, beside an active form; walkthrough 41)
+    common.read_only_note(run_id, launch=True)
 
 # ------------------------------------------------------------------ finished (or cancelled / failed)
 if snap.status == "failed":

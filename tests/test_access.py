@@ -194,6 +194,42 @@ def test_workspace_limit_from_the_environment(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- the dashboard
+def test_a_finished_runs_visitor_is_told_on_train_and_sweep_too_and_gets_no_trace_of_its_gold(runs_dir):
+    """Walkthrough 41: a link's visitor read "belongs to another workspace: you see it read-only" on Results and Runs
+    but not on the Train and Sweep pages, beside an active form; the run's configuration download named the owner's
+    gold file and its fingerprint."""
+    from pages import common  # noqa: PLC0415
+
+    alice = session()
+    alice.file_uploader(key="upload_annotations").set_value(("owned.csv", csv_of(150), "text/csv")).run()
+    alice.button(key="load_files").click().run()
+    truth = pd.read_csv(ROOT / "sample_data" / "condind.truth.csv")
+    alice.file_uploader(key="upload_gold").set_value(
+        ("secret_gold.csv", truth[truth["task"] < 150].to_csv(index=False).encode(), "text/csv")).run()
+    runs = {}
+    for kind, launch, settings in (("sweep", "sweep_launch", {"sweep_epochs": 2}),
+                                   ("train", "train_launch", {"train_epochs": 2})):
+        alice.switch_page(f"pages/{kind}.py").run()
+        for key, value in settings.items():
+            alice.number_input(key=key).set_value(value)
+        alice.button(key=launch).click().run()
+        ok(alice)
+        runs[kind] = alice.session_state[f"{kind}_run"]
+        assert get_manager().wait(runs[kind], timeout=120).status == "finished"
+    config = get_manager().store.get(runs["train"])["config"]
+    assert config["gold_file"] == "secret_gold.csv" and "gold_fingerprint" in config
+    assert not [k for k in common.without_gold(config) if "gold" in k]
+    assert common.without_gold(config)["methods"] == config["methods"]
+    alice.switch_page("pages/train.py").run()
+    assert "belongs to another workspace" not in captions(alice)  # the owner
+    for kind, run_id in runs.items():
+        bob = session(run=run_id)
+        bob.switch_page(f"pages/{kind}.py").run()
+        ok(bob)
+        assert (f"Run {run_id} belongs to another workspace: you see it read-only (only its owner can cancel, rename or "
+                f"delete it); what you launch here is your own run, in your workspace.") in captions(bob), kind
+
+
 def test_a_run_link_is_read_only_and_the_owner_keeps_control(runs_dir):
     """Case 3: a session that knew only the run id cancelled the owner's job; the owner's address let anyone
     list and delete their runs."""
