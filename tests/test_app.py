@@ -503,6 +503,34 @@ def finished_training(at: AppTest, methods: list[str], epochs: int | None = None
     return run_id
 
 
+def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_dir):
+    """Walkthrough 41: DEEM's mean confidence was 0.966 where it was right on 0.857 of 266 gold tasks, 43 wrong labels
+    at 0.99 or more, out of reach of "Least confident first", and nothing said so; hard-label methods exported
+    confidence 1 without a word."""
+    from deem_core.analysis.scoring import calibration  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    run_id = finished_training(at, ["deem", "mv", "mmsr"], epochs=2)
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    stored = get_manager().store.load(run_id).results["deem"]
+    held = calibration(stored["label"], stored["confidence"], pd.read_csv(io.BytesIO(tiny_truth())))
+    said = [t for t in (unescape(str(c.value)) for c in at.caption) if t.startswith("On the 200 gold tasks, DEEM")]
+    assert said and said[0].startswith(f"On the 200 gold tasks, DEEM's mean confidence is {held['mean_confidence']:.3f} "
+                                       f"and its accuracy {held['accuracy']:.3f}"), said
+    assert ("read high" in said[0]) == (held["mean_confidence"] - held["accuracy"] > 0.05)
+    at.selectbox(key=f"results_method_{run_id}").set_value("mmsr").run()
+    no_problem(at)
+    assert ("M-MSR gives hard labels: its confidence is 1 on every task, so the confidence filter and the review "
+            "queue below rank nothing.") in unescape(texts(at))
+    # a link's visitor has no gold labels: nothing measured on them is said
+    visitor = new_app(run=run_id)
+    visitor.switch_page("pages/results.py").run()
+    no_problem(visitor)
+    assert "gold tasks, DEEM" not in unescape(texts(visitor))
+
+
 def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(runs_dir):
     """Walkthrough 37: after deleting the training it had open, Results said "No training run on these data yet"
     beside another training of the same data, and the Train form cited the deleted run as its rate's source."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.analysis.scoring import accuracy, accuracy_and_count
+from deem_core.analysis.scoring import accuracy, accuracy_and_count, calibration
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.export import label_table
 from deem_core.methods import registry
@@ -185,6 +185,18 @@ def test_accuracy_rule():
     assert accuracy(labels, truth, tasks=[1, 2]) == 0.5
     assert np.isnan(accuracy(labels, pd.Series(dtype=object)))
     assert accuracy(labels, pd.DataFrame({"task": [1, 2], "truth": ["a", "a"]})) == 0.5
+
+
+def test_calibration_counts_the_confident_wrong_labels_on_the_tasks_with_a_truth():
+    labels = pd.Series(["a", "b", "a", "b", "a"], index=["t1", "t2", "t3", "t4", "t5"])
+    confidence = pd.Series([0.999, 0.6, 0.995, 0.9, 0.7], index=labels.index)
+    truth = pd.Series(["a", "a", "b", "b", "z"], index=["t1", "t2", "t3", "t4", "t9"])  # t5 no truth, t9 no label
+    held = calibration(labels, confidence, truth)
+    assert held["tasks"] == 4 and held["accuracy"] == pytest.approx(0.5)
+    assert held["mean_confidence"] == pytest.approx((0.999 + 0.6 + 0.995 + 0.9) / 4)
+    assert held["wrong"] == 2 and held["wrong_confident"] == 1 and not held["hard"]  # t3 wrong at 0.995; t2 at 0.6
+    assert calibration(labels, pd.Series(1.0, index=labels.index), truth)["hard"]
+    assert calibration(labels, confidence, pd.Series(["a"], index=["elsewhere"])) is None
 
 
 def test_the_majority_columns_cost_no_second_table(monkeypatch):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from deem_core.data.text import shortened
 
-__all__ = ["accuracy", "accuracy_and_count", "left_out_text", "truth_of_classes", "truth_series"]
+__all__ = ["accuracy", "accuracy_and_count", "calibration", "left_out_text", "truth_of_classes", "truth_series"]
 
 
 def truth_series(truth: Any) -> pd.Series:
@@ -96,6 +96,28 @@ def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = N
         predicted = labels.reindex(truth.index)
     right = predicted.notna().to_numpy() & (predicted.astype(str).to_numpy() == truth.astype(str).to_numpy())
     return float(np.mean(right)), int(len(truth))
+
+
+def calibration(labels: pd.Series, confidence: pd.Series, truth: Any,
+                confident: float = 0.99) -> dict[str, float] | None:
+    """How the confidences of ``labels`` hold on the tasks with a truth: ``tasks`` scored, ``accuracy``,
+    ``mean_confidence``, ``wrong`` labels and ``wrong_confident`` (wrong with confidence at least ``confident``),
+    ``hard`` (every confidence 1: labels without a measure of doubt). None when no task is scored. ``labels`` and
+    ``confidence`` share their index (one row per task)."""
+    truth = truth_series(truth).dropna()
+    positions = labels.index.get_indexer(truth.index) if labels.index.is_unique else np.full(len(truth), -1)
+    known = positions >= 0
+    if not known.any():
+        return None
+    where = positions[known]
+    predicted = labels.to_numpy()[where].astype(str)
+    sure = pd.to_numeric(confidence, errors="coerce").to_numpy(dtype=float)[where]
+    right = predicted == truth[known].astype(str).to_numpy()
+    finite = np.isfinite(sure)
+    return {"tasks": int(known.sum()), "accuracy": float(right.mean()),
+            "mean_confidence": float(sure[finite].mean()) if finite.any() else float("nan"),
+            "wrong": int((~right).sum()), "wrong_confident": int(((~right) & (sure >= confident)).sum()),
+            "hard": bool(np.all(sure >= 1.0 - 1e-9))}
 
 
 def accuracy(labels: pd.Series, truth: Any, tasks: Iterable | None = None) -> float:
