@@ -1225,7 +1225,14 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
     config = {column: st.column_config.TextColumn(alignment="right", help=helps.get(column)) for column in gaps}
     config.update({column: st.column_config.Column(help=text) for column, text in helps.items()
                    if column in data.columns and column not in gaps})
-    dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})})
+    # a short table whole, without a scroll box of its own (the 11th of 11 methods on the Train page was hidden
+    # below the grid's 10 rows; walkthrough 41): Streamlit's rows are 35 px, its header one row
+    height = (len(data) + 1) * 35 + 3 if 10 < len(data) <= WHOLE_TABLE_ROWS else "auto"
+    dataframe(shown, hide_index=True, column_config={**config, **(column_config or {})}, height=height)
+
+
+#: tables up to this many rows are drawn whole (longer ones scroll in the grid)
+WHOLE_TABLE_ROWS = 30
 
 
 def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> tuple[int, str | None]:
