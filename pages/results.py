@@ -158,6 +158,11 @@ choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, tab
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
     first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
+    held = ((metrics.get(method) or {}).get("selection") or {}).get("heldout_answers")
+    if isinstance(held, int) and held > 0 and said and not common.labels_from(metrics.get(method)):
+        # (the model never saw the held-out answers, said in the expander only: a surprise; walkthrough 41)
+        first += (f" The model chosen was trained on the answers left after holding {held:,} out to choose it; its "
+                  f"labels read every answer.")
     st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                                        and "FALLBACK" not in first else "")))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here

@@ -208,6 +208,10 @@ def test_train_tiny_model_and_see_results(runs_dir):
     at.switch_page("pages/results.py").run()
     no_problem(at)
     accuracy = " · ".join(f"{m} {a:.4f}" for m, a in zip(table["method"], table["accuracy vs gold"]))  # as on Train
+    # the model chosen never saw the answers held out to choose it: said beside the choice (walkthrough 41)
+    held = get_manager().store.load(run_id).extras["metrics"]["deem"]["selection"]["heldout_answers"]
+    assert held > 0 and (f"The model chosen was trained on the answers left after holding {held:,} out to choose it; "
+                         f"its labels read every answer.") in [unescape(str(t.value)) for t in at.text][0], at.text
     assert f"Accuracy against the gold labels (on the 150 tasks with a gold label): {accuracy}" in texts(at)
     labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
