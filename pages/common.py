@@ -305,6 +305,15 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
 MAX_PAIRWISE_WORKERS = 60
 
 
+#: the one sentence of a data set with one class (the Train and Sweep pages refuse to launch on it)
+ONE_CLASS = "These data have one class only: there is nothing to aggregate (at least two classes are needed)."
+
+
+def one_class(data: Any) -> str | None:
+    """:data:`ONE_CLASS` when ``data`` has fewer than two classes (a job on them fails at once; walkthrough 42)."""
+    return ONE_CLASS if data.n_classes < 2 else None
+
+
 def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of 50 or more tasks they share (at most
     5 groups), from the pairwise table (``pairwise``: the Data page's; else computed once per data set and kept in
@@ -312,6 +321,8 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     vote's 69.5%, with nothing said."""
     from deem_core.analysis.agreement import identical_groups, pairwise_agreement  # noqa: PLC0415
 
+    if data.n_classes < 2:  # with one class every worker agrees with every other: nothing to say of copies
+        return []
     key = data.fingerprint()
     kept = st.session_state.get("_alike_cache")
     if kept and kept[0] == key:

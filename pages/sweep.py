@@ -173,7 +173,8 @@ with st.container(border=True):
     swept_tasks = sample or data.n_tasks
     batch = sample_batch_size(sample, data.n_tasks) if sample else int(defaults_of(run_sweep)["batch_size"])
     estimate = None
-    if not any((too_many, bad_layers, bad_seeds, bad_sample)):  # no timing probe of a sweep that will not launch
+    single = common.one_class(data)  # (a run that fails at once; walkthrough 42)
+    if not any((too_many, bad_layers, bad_seeds, bad_sample, single)):  # no timing probe of a sweep that will not launch
         estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
                                           device=device, batch_size=batch)
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
@@ -201,7 +202,7 @@ with st.container(border=True):
         c[1].caption(cost)
     if grid_error:
         st.error(common.safe(grid_error), icon=":material/warning:")  # it quotes what was typed
-    out_of_range = common.show_problems([too_many, bad_layers, bad_seeds, bad_sample])
+    out_of_range = common.show_problems([too_many, bad_layers, bad_seeds, bad_sample, single])
     if st.button("Launch sweep", type="primary", key="sweep_launch", disabled=grid_error is not None or out_of_range):
         try:
             config = {"lrs": parse_lrs(lrs_text), "epochs": int(epochs), "n_layers": int(layers),

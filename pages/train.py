@@ -133,6 +133,7 @@ with st.container(border=True):
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [bad_seed] if idle else [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed,
                                         bad_weight]
+    problems.append(common.one_class(data))  # (Train launched a run that failed in 0.03 s; walkthrough 42)
     if idle:  # the run holds the defaults, never what was typed into fields it does not use
         layers, epochs, seeds, lr, init, device, weight = (TRAIN_DEFAULTS[k] for k in (
             "n_layers", "epochs", "n_seeds", "lr", "init", "device", "supervised_weight"))

@@ -535,6 +535,23 @@ def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_d
     assert "gold tasks, DEEM" not in unescape(texts(visitor))
 
 
+def test_data_of_one_class_cannot_be_trained_or_swept(runs_dir):
+    """Walkthrough 42: on one class the Train button launched a run that failed in 0.03 s and stayed in Runs, the
+    only hint in the time estimate's note, under a warning that every worker copies the others (with one class all
+    agree by construction)."""
+    rows = "task,worker,label\n" + "".join(f"t{t},w{w},cat\n" for t in range(60) for w in range(3))
+    at = upload(new_app(), "one.csv", rows.encode())
+    for page, button in (("train", "train_launch"), ("sweep", "sweep_launch")):
+        at.switch_page(f"pages/{page}.py").run()
+        no_problem(at)
+        assert at.button(key=button).disabled, page
+        assert any("These data have one class only: there is nothing to aggregate" in unescape(str(e.value))
+                   for e in at.error), page
+        assert not [w for w in at.warning if "copies, or one person" in unescape(str(w.value))], page
+        assert "no time estimate" not in texts(at)  # no probe of a job that cannot launch
+    assert len(get_manager().store.list()) == 0  # nothing launched
+
+
 def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(runs_dir):
     """Walkthrough 37: after deleting the training it had open, Results said "No training run on these data yet"
     beside another training of the same data, and the Train form cited the deleted run as its rate's source."""

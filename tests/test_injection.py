@@ -243,21 +243,25 @@ def test_a_bogus_run_id_in_the_address_is_shown_as_text(runs_dir, value):
     assert len(notice) < 400 and "img" not in notice and "onerror" not in notice  # the value is not quoted
 
 
-def test_a_failed_time_probe_shows_the_class_names_of_its_message_as_text(runs_dir):
+def test_a_failed_time_probe_shows_the_names_its_message_quotes_as_text(runs_dir, monkeypatch):
     """Attack round 21: a file of one class made the Train page's time probe fail with a message quoting the class,
-    and the page showed that message as Markdown: the class's link and image were drawn."""
-    rows = [{"task": f"t{t}", "worker": f"w{w}", "label": PAYLOAD} for t in range(60) for w in range(3)]
+    and the page showed that message as Markdown: the class's link and image were drawn. (One class is now refused
+    before any probe; any probe failure quoting the data's names is shown as text.)"""
+    from deem_studio import estimate  # noqa: PLC0415
+
+    def failing(data, *args, **kwargs):
+        raise ValueError(f"class {data.classes[0]} could not be timed")
+
+    monkeypatch.setattr(estimate, "estimate_train", failing)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.file_uploader(key="upload_annotations").set_value(
-        ("one_class.csv", pd.DataFrame(rows).to_csv(index=False).encode(), "text/csv")).run()
+    at.file_uploader(key="upload_annotations").set_value(("named.csv", injected_csv(), "text/csv")).run()
     at.button(key="load_files").click().run()
-    assert at.session_state["dataset"]["data"].n_classes == 1
     at.switch_page("pages/train.py").run()
-    check_page(at, "train on one class")
+    check_page(at, "train, probe failed")
     failed = [c for _, c in markdown_sources(at) if "no time estimate" in c]
     assert failed and "Session expired" in failed[0], markdown_sources(at)  # (the message does quote the class)
     at.run()  # a later run of the page shows the kept message
-    check_page(at, "train on one class, again")
+    check_page(at, "train, probe failed, again")
 
 
 def test_messages_do_not_show_the_servers_runs_folder(runs_dir):
