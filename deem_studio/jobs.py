@@ -302,6 +302,10 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
             # 50 s of other methods to go; walkthrough 41)
             bits.append(f"about {format_seconds(eta)} left in this phase, then {snap.then_untimed:,} more "
                         f"method{'s' if snap.then_untimed != 1 else ''} not timed")
+        elif eta is not None and eta >= 0.05 and snap.unit == "baseline" and snap.estimate_s is None:
+            # no launch estimate: the pace is that of the methods done, and methods differ a hundredfold ("about 1.0 s
+            # left" with GLAD, MACE and Zero-based skill's 20 s to come; walkthrough 42)
+            bits.append(f"about {format_seconds(eta)} left if the methods to come take as long as those done")
         elif eta is not None and eta >= 0.05:
             bits.append(f"about {format_seconds(eta)} left")
         elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:
