@@ -1033,8 +1033,10 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
                                                f"({data.n_tasks:,} tasks) as the active data set{kept}")
             elif kept:  # (a link opens quietly: its visitor saw accuracies against gold labels that the Data page
                 # and the sidebar did not have, and nothing said why; walkthrough 29)
-                st.session_state["_notice"] = (f"the annotations of run {data_run} are loaded{kept}: its accuracies "
-                                               f"show, the labels themselves are not loaded here")
+                # (a sweep has no accuracies: "its accuracies show" read wrong on one; walkthrough 42)
+                shown = "its accuracies show, " if record["kind"] != "sweep" else ""
+                st.session_state["_notice"] = (f"the annotations of run {data_run} are loaded{kept}: {shown}the "
+                                               f"labels themselves are not loaded here")
     if record["kind"] == "diagnostics" and data_run:
         st.session_state["train_run"] = data_run
     set_current_run(run_id, record["kind"])

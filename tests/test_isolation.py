@@ -154,6 +154,17 @@ def test_a_link_opens_the_answers_but_not_the_gold_labels(runs_dir):
     assert dave.session_state["dataset"]["data"].n_tasks == 100 and dave.session_state["dataset"]["gold"] is None
     assert (f"The annotations of run {run_id} are loaded; its 100 gold labels stay with its owner: its accuracies "
             f"show, the labels themselves are not loaded here.") in texts(ok(dave)).replace("\\", "")
+    # a sweep of the same data by its link: no accuracies to speak of (walkthrough 42: "its accuracies show" there)
+    alice.switch_page("pages/sweep.py").run()
+    alice.text_input(key="sweep_lrs").set_value("0.01, 0.1")
+    alice.number_input(key="sweep_epochs").set_value(2)
+    alice.button(key="sweep_launch").click().run()
+    sweep = alice.session_state["sweep_run"]
+    assert get_manager().wait(sweep, 120).status == "finished"
+    erin = session(run=sweep)
+    said = texts(ok(erin)).replace("\\", "")
+    assert (f"The annotations of run {sweep} are loaded; its 100 gold labels stay with its owner: the labels "
+            f"themselves are not loaded here.") in said and "accuracies" not in said
     dave.switch_page("pages/results.py").run()
     shown = texts(ok(dave)).replace("\\", "")  # (Markdown escapes) the run's own scores still show
     assert "Accuracy against the gold labels (on the 100 tasks with a gold label): Majority vote 0.8100" in shown
