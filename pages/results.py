@@ -161,8 +161,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     held = ((metrics.get(method) or {}).get("selection") or {}).get("heldout_answers")
     if isinstance(held, int) and held > 0 and said and not common.labels_from(metrics.get(method)):
         # (the model never saw the held-out answers, said in the expander only: a surprise; walkthrough 41)
-        first += (f" The model chosen was trained on the answers left after holding {held:,} out to choose it; its "
-                  f"labels read every answer.")
+        first += (f" The model chosen was trained without the {held:,} answers held out to choose it; its labels "
+                  f"are then computed from all the answers, those included.")
     st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                                        and "FALLBACK" not in first else "")))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
@@ -180,49 +180,58 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 
+def hard_labels(frame: pd.DataFrame) -> bool:
+    """Whether the method's confidence is 1 on every task (M-MSR, ...): nothing to filter or rank by."""
+    sure = pd.to_numeric(frame["confidence"], errors="coerce") if "confidence" in frame else pd.Series(dtype=float)
+    return bool(len(sure)) and bool((sure >= 1.0 - 1e-9).all())
+
+
 def calibration_note(frame: pd.DataFrame) -> None:
     """How far the picked method's confidences can be trusted, measured on the gold labels this session holds (the
     owner's; a link's visitor has none): DEEM read 0.966 on average where it was right on 0.857 of 266 gold tasks,
     and 43 of its wrong labels stood at 0.99 or more, out of reach of the review queue (walkthrough 41)."""
     from deem_core.analysis.scoring import calibration  # noqa: PLC0415
 
+    name = scored_name(method)
+    if hard_labels(frame):  # (said with or without gold labels; the two controls are then off)
+        st.caption(common.safe(f"{name} gives hard labels: its confidence is 1 on every task, so there is nothing "
+                               f"to filter or sort by confidence."))
+        return
     gold = (common.dataset() or {}).get("gold") if common.run_of_this_data(run_id) else None
     if gold is None or not len(gold) or "confidence" not in frame or "label" not in frame:
         return
     held = calibration(frame["label"], frame["confidence"], gold)
     if held is None or held["mean_confidence"] != held["mean_confidence"]:
         return
-    name = scored_name(method)
-    if held["hard"]:
-        st.caption(common.safe(f"{name} gives hard labels: its confidence is 1 on every task, so the confidence "
-                               f"filter and the review queue below rank nothing."))
-        return
     said = (f"On the {held['tasks']:,} gold tasks, {name}'s mean confidence is {held['mean_confidence']:.3f} and its "
             f"accuracy {held['accuracy']:.3f}")
     if held["mean_confidence"] - held["accuracy"] > 0.05:
         said += (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong labels "
-                 f"there have confidence 0.99 or more), so the review queue below can miss errors.")
+                 f"there have confidence 0.99 or more), so \"Least confident first\" below can miss errors.")
     else:
         said += "."
     st.caption(common.safe(said))
 
 
-calibration_note(frame if frame is not None else pd.DataFrame())
+shown_frame = frame if frame is not None else pd.DataFrame()
+calibration_note(shown_frame)
+hard = hard_labels(shown_frame)  # (the note said the controls rank nothing while they stayed on; walkthrough 42)
 c = st.columns([3, 4])
 max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf",
+                       disabled=hard,
                        persist_state="session")
 # the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
 toggles = c[1].container(horizontal=True)
 only_disagree = toggles.toggle("Only disagreements", key="results_disagree", persist_state="session",
                             help="only the tasks whose label differs from majority vote's")
-review = toggles.toggle("Least confident first", key="results_review", persist_state="session",
+review = toggles.toggle("Least confident first", key="results_review", persist_state="session", disabled=hard,
                         help="a review queue: the tasks most worth a second look come first")
 view = frame
-if "confidence" in view and view["confidence"].notna().any():
+if not hard and "confidence" in view and view["confidence"].notna().any():  # (hard: the slider is off, not 0)
     view = view[view["confidence"].fillna(0.0) <= max_conf + 1e-12]
 if only_disagree and "disagrees_with_majority" in view:
     view = view[view["disagrees_with_majority"]]
-if review and "confidence" in view:
+if review and not hard and "confidence" in view:
     view = view.sort_values("confidence", kind="stable")
 # (majority vote's own labels with "Only disagreements" read "0 of 800 tasks" with no word why; walkthrough 34)
 itself = " (majority vote agrees with itself: pick another method to see where it differs)" if (

@@ -210,8 +210,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     accuracy = " · ".join(f"{m} {a:.4f}" for m, a in zip(table["method"], table["accuracy vs gold"]))  # as on Train
     # the model chosen never saw the answers held out to choose it: said beside the choice (walkthrough 41)
     held = get_manager().store.load(run_id).extras["metrics"]["deem"]["selection"]["heldout_answers"]
-    assert held > 0 and (f"The model chosen was trained on the answers left after holding {held:,} out to choose it; "
-                         f"its labels read every answer.") in [unescape(str(t.value)) for t in at.text][0], at.text
+    assert held > 0 and (f"The model chosen was trained without the {held:,} answers held out to choose it; its "
+                         f"labels are then computed from all the answers, those included."
+                         ) in [unescape(str(t.value)) for t in at.text][0], at.text
     assert f"Accuracy against the gold labels (on the 150 tasks with a gold label): {accuracy}" in texts(at)
     labels = labels_table(at)
     assert len(labels) == 200 and {"label", "confidence", "p_0", "majority_vote"} <= set(labels.columns)
@@ -526,8 +527,16 @@ def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_d
     assert ("read high" in said[0]) == (held["mean_confidence"] - held["accuracy"] > 0.05)
     at.selectbox(key=f"results_method_{run_id}").set_value("mmsr").run()
     no_problem(at)
-    assert ("M-MSR gives hard labels: its confidence is 1 on every task, so the confidence filter and the review "
-            "queue below rank nothing.") in unescape(texts(at))
+    assert ("M-MSR gives hard labels: its confidence is 1 on every task, so there is nothing to filter or sort by "
+            "confidence.") in unescape(texts(at))
+    # ... and the two controls are off (the note said they rank nothing while they stayed on; walkthrough 42); a
+    # filter set on another method does not hide the hard labels
+    assert at.slider(key="results_max_conf").disabled and at.toggle(key="results_review").disabled
+    at.selectbox(key=f"results_method_{run_id}").set_value("deem").run()
+    at.slider(key="results_max_conf").set_value(0.5).run()
+    assert not at.slider(key="results_max_conf").disabled
+    at.selectbox(key=f"results_method_{run_id}").set_value("mmsr").run()
+    assert len(labels_table(at)) == 200
     # a link's visitor has no gold labels: nothing measured on them is said
     visitor = new_app(run=run_id)
     visitor.switch_page("pages/results.py").run()
