@@ -50,6 +50,7 @@ from deem_core.analysis.selection import safety_rule_reference, safety_rule_sent
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
 from deem_core.methods.base import defaults_of
+from deem_core.methods.child import FitStopped
 from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
 from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size, sweep_sample
@@ -1172,7 +1173,14 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 progress.start_phase("running the other methods", len(others), "baseline")
             progress.update(phase=f"running {spec.name}")
             try:
-                frame = registry.fit_method(method, data, **options).results_frame()
+                # (a crowd-kit loop is fitted in a child process the cancel and the time limit can end: a cancelled
+                # GLAD held the one CPU slot past 4 minutes; attack round 21)
+                frame = registry.fit_method(method, data, stop_event=ctx.cancel_event, **options).results_frame()
+            except FitStopped:
+                cancelled_during = spec.name
+                entry.update(status="cancelled", message="stopped before it ended")
+                metrics[method] = entry
+                continue
             except Exception as exc:  # noqa: BLE001 - one failing method never stops the others
                 entry.update(status="failed", message=readable_error(exc))
                 progress.add_message(f"{method_name(method)}: {entry['message']}")

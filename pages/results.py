@@ -366,4 +366,4 @@ if workers is not None:
         st.caption("; ".join(notes) + ".")
         common.table(workers)
 # the page's own copies go with its run (the downloads read the table again when asked)
-del frame, view, shown, results
+del frame, view, shown, shown_frame, results

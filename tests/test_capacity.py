@@ -228,6 +228,33 @@ def test_one_probe_at_a_time(monkeypatch):
     assert estimate.estimate_train(annotations(), epochs=5).seconds_per_epoch > 0
 
 
+def test_the_probe_queue_is_bounded_and_a_shared_probe_is_not_cancelled_by_one_session():
+    """Attack round 21: 40 sessions queued 40 probes in 30 s and left; another visitor's estimate waited 243 s behind
+    them. And one session changing a setting cancelled a probe other sessions shared, sending them to the back."""
+    import threading  # noqa: PLC0415
+
+    probes = estimate.BackgroundProbes(max_pending=3)
+    release = threading.Event()
+    running = probes.ask("running", lambda: release.wait(30))
+    shared = probes.ask("shared", lambda: "shared done")
+    assert probes.ask("shared", lambda: "not run") is shared  # a second session asks the same
+    third = probes.ask("third", lambda: "third done")
+    refused = probes.ask("fourth", lambda: "never")  # three pending: the fourth is told the server is busy
+    with pytest.raises(estimate.ProbeSkipped, match="this server is timing 3 other jobs right now") as busy:
+        refused.result(timeout=1)
+    assert busy.value.retry
+    probes.withdraw("shared")  # one of its two sessions changed a setting: the other still waits for it
+    assert not shared.cancelled()
+    probes.withdraw("third")  # its one session left it: cancelled before it began
+    assert third.cancelled() and probes.pending() == 2
+    release.set()
+    assert running.result(timeout=30) and shared.result(timeout=30) == "shared done"
+    deadline = time.monotonic() + 10
+    while probes.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert probes.pending() == 0 and probes.ask("fourth", lambda: "now run").result(timeout=10) == "now run"
+
+
 # --------------------------------------------------------------------------- a run's stored tables
 def _run_with_tables(store: RunStore, methods=("mv", "ds", "wawa"), n_classes: int = 4) -> str:
     data = annotations(n_classes=n_classes)

@@ -159,3 +159,18 @@ def test_a_model_file_with_a_second_directory_for_zipfile_is_refused(state, tmp_
     with pytest.raises(DataError, match=r"^split\.deem: not a valid DEEM model file \(its zip directory is not where"):
         DEEM.load(path, device="cpu")
     assert DEEM.load(MODEL, device="cpu") is not None  # torch's own files (with their zip64 records) still load
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "folder"])
+def test_a_device_or_a_folder_as_the_model_is_refused_before_it_is_read(device, tmp_path, capsys):
+    """Attack round 21: `deem diagnose --model /dev/zero` read the device to its end in zipfile (23.6 GB, the
+    machine's out-of-memory killer); `--truth` and the answers refused it as not a regular file. (Checked without the
+    fix on the folder only: a device would be read until memory runs out.)"""
+    path = str(tmp_path) if device == "folder" else device
+    with pytest.raises(DataError, match="not a regular file"):
+        DEEM.load(path, device="cpu")
+    data = tmp_path / "a.csv"
+    data.write_text("task,worker,label\nt1,w1,a\nt1,w2,b\nt2,w1,a\n")
+    code = main(["diagnose", str(data), "-o", str(tmp_path / "out"), "--model", path, "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and "not a regular file" in err[-1], err

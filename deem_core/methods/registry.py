@@ -45,6 +45,8 @@ class MethodSpec:
     sparse: fitted on an :class:`~deem_core.data.annotations.AnnotationSet`, computes on its coded answers (no
         long DataFrame, no crowd-kit); callers that hold an AnnotationSet give it to these methods and build the
         long frame only for the others.
+    isolated: its fit checks nothing while it runs (crowd-kit's loops): given a ``stop_event``, it is fitted in a
+        child process that the event ends (:mod:`deem_core.methods.child`).
     """
 
     key: str
@@ -57,6 +59,7 @@ class MethodSpec:
     probabilistic: bool = True
     trains: bool = False
     sparse: bool = False
+    isolated: bool = False
 
     def resolve(self) -> Callable[..., Aggregator]:
         """The factory itself (imported on first use when given as ``"module:attribute"``)."""
@@ -102,16 +105,16 @@ BUILTIN: tuple[MethodSpec, ...] = (
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
                "one accuracy per worker, fitted by EM (crowd-kit)"),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",
-               "worker expertise and task difficulty (crowd-kit)"),
+               "worker expertise and task difficulty (crowd-kit)", isolated=True),
     MethodSpec("mace", "MACE", "deem_core.methods.baselines:MACEAggregator",
-               "multi-annotator competence estimation (crowd-kit)"),
+               "multi-annotator competence estimation (crowd-kit)", isolated=True),
     MethodSpec("mmsr", "M-MSR", "deem_core.methods.baselines:MMSRAggregator",
-               "matrix mean-subsequence-reduced (crowd-kit; no probabilities)", probabilistic=False),
+               "matrix mean-subsequence-reduced (crowd-kit; no probabilities)", probabilistic=False, isolated=True),
     MethodSpec("kos", "KOS", "deem_core.methods.baselines:KOSAggregator",
                "Karger-Oh-Shah message passing (crowd-kit; two classes only, no probabilities)",
-               binary_only=True, probabilistic=False),
+               binary_only=True, probabilistic=False, isolated=True),
     MethodSpec("zbs", "Zero-based skill", "deem_core.methods.baselines:ZeroBasedSkillAggregator",
-               "skill-weighted majority vote with skills learnt from zero (crowd-kit)"),
+               "skill-weighted majority vote with skills learnt from zero (crowd-kit)", isolated=True),
 )
 
 #: every registered method by key, in registration order (the order interfaces list them in)
@@ -187,9 +190,14 @@ def fit_method(method: str, data: Any, gold: Any = None, *, stop_event: Any = No
 
     Gold labels reach a method only when it ``uses_gold`` and ``options["supervised_weight"] > 0`` (without a
     supervised weight the gold labels only score the result). ``callbacks`` and ``stop_event`` go to the
-    methods that train.
+    methods that train; with ``stop_event`` an ``isolated`` method is fitted in a child process that the event
+    ends (``deem_core.methods.child.FitStopped``).
     """
     spec = get_method(method)
+    if spec.isolated and stop_event is not None:  # (crowd-kit's loops cannot be stopped in this process)
+        from deem_core.methods.child import fit_in_child  # noqa: PLC0415
+
+        return fit_in_child(spec.key, data, options, stop_event)
     if spec.trains and callbacks is not None:
         options = {**options, "callbacks": list(callbacks)}
     model = spec.build(**options)

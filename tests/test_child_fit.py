@@ -1,0 +1,93 @@
+"""Fits that cannot be stopped in this process run in a child process a stop event ends (methods/child.py)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.methods import registry
+from deem_core.methods.child import FitStopped, fit_in_child
+from deem_studio.jobs import JobManager
+from deem_studio.runs import RunStore
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def lopsided(n_big: int = 10_000, n_small: int = 200, seed: int = 0) -> AnnotationSet:
+    """Attack round 21's set: one task answered by ``n_big`` workers, ``n_small`` tasks by five of them, 2 classes
+    (11,000 answers: within GLAD's bounds; its fit took 208 s here)."""
+    rng = random.Random(seed)
+    rows = [("big", f"w{w}", rng.choice("ab")) for w in range(n_big)]
+    for t in range(n_small):
+        rows += [(f"t{t}", f"w{w}", rng.choice("ab")) for w in rng.sample(range(n_big), 5)]
+    return AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+
+
+def children() -> int:
+    found = subprocess.run(["pgrep", "-f", "deem_core.methods.child"], capture_output=True, text=True)
+    return len(found.stdout.split())
+
+
+def test_a_fit_in_a_child_gives_the_fit_of_this_process():
+    frame = pd.read_csv(SAMPLE / "condind.csv")
+    frame = frame[frame["task"] < 200]
+    here = registry.fit_method("mmsr", frame, seed=3).results_frame()
+    there = registry.fit_method("mmsr", frame, seed=3, stop_event=threading.Event()).results_frame()
+    pd.testing.assert_frame_equal(here, there)
+
+
+def test_a_stop_event_ends_a_long_fit_and_its_process():
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(FitStopped):
+        registry.fit_method("glad", lopsided(), stop_event=stop)
+    assert time.monotonic() - started < 15  # (unstopped: 208 s)
+    assert children() == 0
+
+
+def test_the_childs_error_is_raised_here():
+    wide = pd.DataFrame({"task": range(300), "worker": ["w"] * 300, "label": range(300)})  # 300 classes: refused
+    with pytest.raises(DataError, match="GLAD"):
+        fit_in_child("glad", wide, {}, threading.Event())
+
+
+def test_cancelling_a_glad_job_frees_the_cpu_slot_for_the_next_job(tmp_path):
+    """Attack round 21: a GLAD job on the lopsided set, cancelled, read "cancelling" past 4 minutes while another
+    visitor's majority vote waited "Queued: 1 job(s) ahead" (one CPU slot)."""
+    manager = JobManager(RunStore(tmp_path / "runs"), max_cpu_jobs=1)
+    try:
+        data = lopsided()
+        run_id = manager.submit("train", {"methods": ["mv", "glad"], "device": "cpu"}, data=data)
+        deadline = time.monotonic() + 60
+        while "GLAD" not in (manager.snapshot(run_id).phase or "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiting = manager.submit("train", {"methods": ["mv"], "device": "cpu"}, data=data)
+        time.sleep(1.0)
+        assert manager.snapshot(waiting).status == "queued"
+        started = time.monotonic()
+        manager.cancel(run_id)
+        snap = manager.wait(run_id, timeout=60)
+        assert snap.status == "cancelled" and time.monotonic() - started < 20, snap.message
+        assert "labels kept for: Majority vote" in snap.message
+        assert manager.wait(waiting, timeout=60).status == "finished"
+        assert children() == 0
+    finally:
+        manager.shutdown()
+
+
+def test_a_time_probe_of_such_a_fit_ends_at_the_probes_limit(monkeypatch):
+    from deem_studio import estimate  # noqa: PLC0415
+
+    monkeypatch.setattr(estimate, "PROBE_MAX_SECONDS", 2.0)
+    started = time.monotonic()
+    with pytest.raises(estimate.ProbeSkipped, match="took more than"):
+        estimate.estimate_train(lopsided(), deem_methods=(), baselines=("glad",))
+    assert time.monotonic() - started < 20 and children() == 0
