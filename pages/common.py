@@ -733,13 +733,14 @@ def cached_estimate(kind: str, **settings: Any):
         except estimate.ProbeSkipped as exc:  # another session was probing: not kept, asked again at the next run
             st.caption(safe(f"no time estimate: {exc}"))
             return None
-    if isinstance(cache[key], str):  # (why there is none: the probe's message may quote the data's names)
-        st.caption(safe(cache[key]))
+    value = cache.get(key)  # one read: the probe thread may evict it meanwhile (a KeyError; attack round 21)
+    if isinstance(value, str):  # (why there is none: the probe's message may quote the data's names)
+        st.caption(safe(value))
         return None
-    if key in _TIMED_BUSY:
+    if value is not None and key in _TIMED_BUSY:
         st.caption("This estimate was timed while another job ran on this server: it may read high (it is timed "
                    "again once the server is free).")
-    return cache[key]
+    return value
 
 
 def _server_busy() -> bool:
@@ -793,7 +794,9 @@ def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key:
         value = f"no time estimate: the timing probe failed ({said})"
     if (busy or _server_busy()) and not isinstance(value, str):
         if len(_TIMED_BUSY) > ESTIMATES_KEPT:
-            _TIMED_BUSY.intersection_update(list(_ESTIMATES))
+            with _ESTIMATES_LOCK:  # (the dict is evicted from under the same lock)
+                kept = list(_ESTIMATES.keys())
+            _TIMED_BUSY.intersection_update(kept)
         _TIMED_BUSY.add(key)
     _ESTIMATES[key] = value
     return value
