@@ -235,7 +235,9 @@ def cancel(run_id: str) -> None:
     """The cancel button's action: only the owner's session gets this far (the service checks again)."""
     try:
         if owners.cancel_run(manager(), run_id, st.session_state.get("owner_key")):
-            st.toast("cancelling: the run stops after the current mini-batch and keeps what it has")
+            # (a classic method's fit is ended, not finished: "after the current mini-batch" fit none; walkthrough 43)
+            st.toast("cancelling: a training stops after its current mini-batch, a classic method at once; the run "
+                     "keeps the labels made so far")
         else:
             st.warning("This run is not running in this server process; it will be marked failed at the next start.")
     except owners.AccessDenied as exc:

@@ -5,12 +5,13 @@ while they run: GLAD took 208 s on 11,000 answers of 2 classes (one task answere
 sizes its own bounds let through), and a cancel, the server's time limit or the time probe's limit could not end it
 (attack round 21: a cancelled job held the server's one CPU slot past 4 minutes). A method marked ``isolated`` in
 the registry is therefore fitted, when a stop event is given, in a child interpreter that the event kills: the
-answers go to it pickled on its standard input, the fitted aggregator comes back on its standard output. Starting
+answers go to it pickled in a temporary file, the fitted aggregator comes back on its standard output. Starting
 the child costs about a second (its imports), paid by those methods only; without a stop event (the command line,
 the Python API) they are fitted in this process as before.
 
-Run as ``python -m deem_core.methods.child``: reads ``(method, data, options)`` and writes ``("ok", model)`` or
-``("error", exception)``; nothing else reads or writes these pipes.
+Run as ``python -m deem_core.methods.child FILE``: reads ``(method, data, options)`` pickled in FILE (a private
+temporary file the parent made and removes) and writes ``("ok", model)`` or ``("error", exception)`` on its standard
+output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -45,23 +47,30 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
     """``registry.fit_method(method, data, **options)`` in a child process; FitStopped when ``stop_event`` is set
     before it ends (the child is killed), the child's exception when the fit failed, RuntimeError when the child
     ended without a result (killed from outside, out of memory)."""
-    payload = pickle.dumps((method, data, dict(options)), protocol=pickle.HIGHEST_PROTOCOL)
-    proc = subprocess.Popen([sys.executable, "-m", "deem_core.methods.child"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env())
-    given: bytes | None = payload
+    # the answers go in a file the child reads: given on its standard input, what a pipe's buffer did not take in
+    # the first call of communicate() was never sent (a retry of communicate() with no input writes nothing more),
+    # and every fit of more than ~64 KB of answers waited for its input until stopped (walkthrough 43)
+    with tempfile.NamedTemporaryFile(prefix="deem-fit-", suffix=".pkl", delete=False) as handle:
+        pickle.dump((method, data, dict(options)), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        given = handle.name
     try:
-        while True:
-            if stop_event.is_set():
-                raise FitStopped(f"{method}: stopped before its fit ended")
-            try:
-                out, err = proc.communicate(given, timeout=poll)
-                break
-            except subprocess.TimeoutExpired:
-                given = None  # (sent once: a retry of communicate keeps what was sent and read)
+        proc = subprocess.Popen([sys.executable, "-m", "deem_core.methods.child", given], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env())
+        try:
+            while True:
+                if stop_event.is_set():
+                    raise FitStopped(f"{method}: stopped before its fit ended")
+                try:
+                    out, err = proc.communicate(timeout=poll)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue  # (a retry keeps what was read so far)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        os.unlink(given)
     try:
         status, value = pickle.loads(out)  # noqa: S301 - our own child's answer on a pipe only it writes
     except Exception:  # noqa: BLE001 - no answer: the child died (killed, out of memory, an import failed)
@@ -74,7 +83,8 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
 
 
 def _main() -> int:
-    method, data, options = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by fit_in_child, our parent
+    with open(sys.argv[1], "rb") as handle:  # written by fit_in_child, our parent, for this child only
+        method, data, options = pickle.load(handle)  # noqa: S301
     from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
     try:
