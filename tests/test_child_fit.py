@@ -106,3 +106,40 @@ def test_a_time_probe_of_such_a_fit_ends_at_the_probes_limit(monkeypatch):
     with pytest.raises(estimate.ProbeSkipped, match="took more than"):
         estimate.estimate_train(lopsided(), deem_methods=(), baselines=("glad",))
     assert time.monotonic() - started < 20 and children() == 0
+
+
+def test_a_child_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """A server killed mid-fit left its child fitting on, a core held with nobody to read the result."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, threading\n"
+        f"sys.path[:0] = [{str(root)!r}, {str(root / 'tests')!r}]\n"
+        "from test_child_fit import lopsided\n"
+        "from deem_core.methods import registry\n"
+        "registry.fit_method('glad', lopsided(), stop_event=threading.Event())\n")
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        child = ""
+        while not child and time.monotonic() < deadline:
+            child = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "deem_core.methods.child"],
+                                   capture_output=True, text=True).stdout.strip()
+            time.sleep(0.2)
+        assert child, "no child started"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{int(child)}"):
+            time.sleep(0.2)
+        alive = os.path.exists(f"/proc/{int(child)}")
+        if alive:
+            os.kill(int(child), signal.SIGKILL)
+        assert not alive, "the child outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

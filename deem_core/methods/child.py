@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import Any
 
 __all__ = ["FitStopped", "fit_in_child", "POLL_SECONDS"]
@@ -82,7 +83,17 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
     return value
 
 
+def _orphaned_exit(parent: int, every: float = 1.0) -> None:
+    """Ends this process once its parent is gone (a server killed or restarted mid-fit left its GLAD running on,
+    holding a core, with nobody to read the result)."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
 def _main() -> int:
+    threading.Thread(target=_orphaned_exit, args=(os.getppid(),), daemon=True).start()
     with open(sys.argv[1], "rb") as handle:  # written by fit_in_child, our parent, for this child only
         method, data, options = pickle.load(handle)  # noqa: S301
     from deem_core.methods.registry import fit_method  # noqa: PLC0415
