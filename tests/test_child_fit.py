@@ -131,6 +131,11 @@ def test_a_child_ends_when_the_process_that_started_it_is_killed(tmp_path):
                                    capture_output=True, text=True).stdout.strip()
             time.sleep(0.2)
         assert child, "no child started"
+        given = Path(open(f"/proc/{int(child)}/cmdline", "rb").read().split(b"\0")[3].decode())
+        deadline = time.monotonic() + 30
+        while given.exists() and time.monotonic() < deadline:  # (the child removes its answers' file once read)
+            time.sleep(0.1)
+        assert not given.exists(), "the answers' file stayed"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 15

@@ -16,6 +16,7 @@ output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -71,7 +72,8 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
                 proc.kill()
                 proc.communicate()
     finally:
-        os.unlink(given)
+        with contextlib.suppress(FileNotFoundError):  # (the child removes it once read)
+            os.unlink(given)
     try:
         status, value = pickle.loads(out)  # noqa: S301 - our own child's answer on a pipe only it writes
     except Exception:  # noqa: BLE001 - no answer: the child died (killed, out of memory, an import failed)
@@ -96,6 +98,9 @@ def _main() -> int:
     threading.Thread(target=_orphaned_exit, args=(os.getppid(),), daemon=True).start()
     with open(sys.argv[1], "rb") as handle:  # written by fit_in_child, our parent, for this child only
         method, data, options = pickle.load(handle)  # noqa: S301
+    # removed once read: a parent killed mid-fit cannot remove it (a test's killed parent left one per run)
+    with contextlib.suppress(OSError):
+        os.unlink(sys.argv[1])
     from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
     try:
