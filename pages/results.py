@@ -186,14 +186,14 @@ def hard_labels(frame: pd.DataFrame) -> bool:
     return bool(len(sure)) and bool((sure >= 1.0 - 1e-9).all())
 
 
-def calibration_note(frame: pd.DataFrame) -> None:
+def calibration_note(frame: pd.DataFrame, hard: bool) -> None:
     """How far the picked method's confidences can be trusted, measured on the gold labels this session holds (the
     owner's; a link's visitor has none): DEEM read 0.966 on average where it was right on 0.857 of 266 gold tasks,
     and 43 of its wrong labels stood at 0.99 or more, out of reach of the review queue (walkthrough 41)."""
     from deem_core.analysis.scoring import calibration  # noqa: PLC0415
 
     name = scored_name(method)
-    if hard_labels(frame):  # (said with or without gold labels; the two controls are then off)
+    if hard:  # (said with or without gold labels; the two controls are then off)
         st.caption(common.safe(f"{name} gives hard labels: its confidence is 1 on every task, so there is nothing "
                                f"to filter or sort by confidence."))
         return
@@ -214,8 +214,8 @@ def calibration_note(frame: pd.DataFrame) -> None:
 
 
 shown_frame = frame if frame is not None else pd.DataFrame()
-calibration_note(shown_frame)
 hard = hard_labels(shown_frame)  # (the note said the controls rank nothing while they stayed on; walkthrough 42)
+calibration_note(shown_frame, hard)
 c = st.columns([3, 4])
 max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01, key="results_max_conf",
                        disabled=hard,

@@ -94,8 +94,13 @@ def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = N
         if len(truth) == 0:
             return float("nan"), 0
         predicted = labels.reindex(truth.index)
-    right = predicted.notna().to_numpy() & (predicted.astype(str).to_numpy() == truth.astype(str).to_numpy())
+    right = _right(predicted, truth)
     return float(np.mean(right)), int(len(truth))
+
+
+def _right(predicted: pd.Series, truth: pd.Series) -> np.ndarray:
+    """The one rule of a right label, aligned by position: a label, equal to the truth as text."""
+    return predicted.notna().to_numpy() & (predicted.astype(str).to_numpy() == truth.astype(str).to_numpy())
 
 
 def calibration(labels: pd.Series, confidence: pd.Series, truth: Any,
@@ -110,9 +115,8 @@ def calibration(labels: pd.Series, confidence: pd.Series, truth: Any,
     if not known.any():
         return None
     where = positions[known]
-    predicted = labels.to_numpy()[where].astype(str)
     sure = pd.to_numeric(confidence, errors="coerce").to_numpy(dtype=float)[where]
-    right = predicted == truth[known].astype(str).to_numpy()
+    right = _right(pd.Series(labels.to_numpy()[where]), truth[known])  # (accuracy's own rule)
     finite = np.isfinite(sure)
     return {"tasks": int(known.sum()), "accuracy": float(right.mean()),
             "mean_confidence": float(sure[finite].mean()) if finite.any() else float("nan"),
