@@ -103,7 +103,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
                "Dawid-Skene whose workers share a prior: a worker seen a few times counts as a typical worker (the "
                "fit DEEM starts from)", sparse=True),
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
-               "one accuracy per worker, fitted by EM (crowd-kit)"),
+               "one accuracy per worker, fitted by EM (crowd-kit)", isolated=True),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",
                "worker expertise and task difficulty (crowd-kit)", isolated=True),
     MethodSpec("mace", "MACE", "deem_core.methods.baselines:MACEAggregator",
