@@ -232,7 +232,7 @@ def test_deem_sweep_rejects_bad_learning_rates(tmp_path, frame, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame):
+def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
     from deem_core.methods.deem import DEEM
 
     model = DEEM(epochs=2, lr="auto", device="cpu").fit(frame)
@@ -241,5 +241,11 @@ def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame):
     source, out = tmp_path / "answers.csv", tmp_path / "labels.csv"
     frame.to_csv(source, index=False)
     assert main(["aggregate", str(source), "-o", str(out), "--lr", "auto", "--epochs", "2", "--device", "cpu",
-                 "--no-progress"]) == 0
+                 "--no-progress", "--layers", "auto"]) == 0
     assert len(pd.read_csv(out)) == frame["task"].nunique()
+    # what the sweep leaves out is said, not only kept in the model (walkthrough 45: a README example read 61.60%
+    # against majority vote's 77.00% without a word)
+    err = capsys.readouterr().err
+    assert "warning: with the learning rate swept (lr='auto') the start is not chosen" in err
+    assert "no safety rule compares the labels with majority vote and Dawid-Skene" in err
+    assert "warning: the layers are chosen from held-out answers only without those" in err

@@ -185,5 +185,5 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:
         progress.close()
-    report_fit(spec.name, model)
+    report_fit(spec.name, model, data)
     return model.results_frame(), model

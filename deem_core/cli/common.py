@@ -488,9 +488,10 @@ def print_selection(model, stream=None) -> None:
         say(line if line.startswith("  ") else f"choice: {line}", stream)
 
 
-def report_fit(name: str, model) -> None:
+def report_fit(name: str, model, data=None) -> None:
     """What a fitted DEEM is, on stderr: its learning rate, epochs, start and layers (or the fallback its labels come
-    from), the choice and its evidence, its runs' messages and dead units."""
+    from), the choice and its evidence, its warnings from fitting (those of ``data``, the annotation set it was fitted
+    on, were printed when it was read), its runs' messages and dead units."""
     from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
 
     prior = f" (shared prior {model.ds_prior:g})" if model.init_ == "ds" and model.ds_prior else ""
@@ -502,6 +503,12 @@ def report_fit(name: str, model) -> None:
         say(f"{name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
             f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
     print_selection(model)
+    # what fitting itself noted (e.g. the layers not chosen with --lr auto, a smaller batch after running out of
+    # memory); they were kept in the model and never printed (walkthrough 45). The safety rule's was said above.
+    read = set(getattr(data, "warnings", ()) or ())
+    for message in model.warnings_:
+        if message not in read and not message.startswith("the safety rule returned"):
+            warn(message)
     for message in model.run_messages_:
         if message:
             warn(message)

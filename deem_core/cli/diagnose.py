@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             model.fit(data)
         finally:
             progress.close()
-        report_fit("DEEM", model)  # (a fallback of no layers was diagnosed without a word; walkthrough, tenth session)
+        report_fit("DEEM", model, data)  # (a fallback of no layers was diagnosed without a word; walkthrough, tenth session)
         if model.n_layers_ != args.layers and args.layers != "auto":
             say(f"the diagnostics are of the model as fitted: {model.n_layers_} layer(s), not the {args.layers} "
                 f"asked for (the choice lines above say why)")
