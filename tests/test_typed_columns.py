@@ -125,6 +125,29 @@ def test_label_groups_from_the_answers(answers, groups):
                 in said[0]) == ("Yes" in set(answers["label"]))
 
 
+@pytest.mark.parametrize(("labels", "said"), [
+    (["positive", "Positive", "negative", "POSITIVE"], "1 label(s) spelled in more than one way (the spellings differ "
+     "in upper and lower case or in spaces only), and each spelling is a class of its own (answers in brackets): "
+     "'POSITIVE' (9) and 'Positive' (9) and 'positive' (9). Spell each class one way in the file if they mean the "
+     "same."),
+    (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' (12)."),
+    (["yes", "no", "maybe"], None),
+    ([1, 2, 3], None),
+])
+def test_labels_spelled_two_ways_are_said(labels, said):
+    """Walkthrough 45: "Positive" and "POSITIVE" beside "positive" made 9 classes of 3 without a word (the only sign
+    a "dead units" warning about the learning rate)."""
+    answers = pd.DataFrame([(f"t{t}", f"w{w}", labels[(t + w) % len(labels)]) for t in range(12) for w in range(3)],
+                           columns=["task", "worker", "label"])
+    data = AnnotationSet.from_long(answers, source="s")
+    found = [w for w in data.warnings if "spelled in more than one way" in w]
+    if said is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0].startswith("s: ") and said in found[0]
+        assert label_doubts(data) == found  # the Train page repeats it before a training
+
+
 def test_a_float_zero_is_one_class_whatever_its_sign(tmp_path):
     path = tmp_path / "zeros.parquet"
     half = pa.array(np.array([-0.0, 0.0, 1.0, np.nan], dtype=np.float16))  # (no arithmetic kernel of its own)

@@ -511,7 +511,10 @@ class AnnotationSet:
         rows, dedup_warnings = _one_answer_per_pair(task_codes, worker_codes, label_codes, probs, len(worker_index),
                                                     on_conflict, source, task_index, worker_index, class_index)
         warnings.extend(dedup_warnings)
-        warnings.extend(_label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source))
+        grouped = _label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source)
+        warnings.extend(grouped)
+        if class_index is seen_classes and not any(LABELS_ALIKE in w for w in grouped):
+            warnings.extend(_alike_labels(class_index, label_codes[rows], source))
         warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
@@ -723,11 +726,34 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
             spelled.setdefault(key, (group, label))
     more = f"; and {len(parts) - 3:,} more group(s)" if len(parts) > 3 else ""
     # (two teams' spellings of one label set read as "different questions"; walkthrough 20)
-    case = (f" Their labels differ in upper and lower case only ({_show(alike[0])} and {_show(alike[1])}): spell "
+    case = (f" Their labels {LABELS_ALIKE} only ({_show(alike[0])} and {_show(alike[1])}): spell "
             f"them one way in the file." if alike is not None else "")
     return [f"{source}: the workers fall into {len(parts):,} groups that share no label, as if they answered "
             f"different questions: {'; '.join(shown)}{more}.{case} Each group's labels are classes of their own; "
             f"leave out what is not an answer, or spell the same label the same way."]
+
+
+#: the words of a warning that two labels are one word spelled two ways (_label_groups, _alike_labels)
+LABELS_ALIKE = "differ in upper and lower case"
+
+
+def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> list[str]:
+    """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
+    "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
+    was a "dead units" warning about the learning rate (walkthrough 45)."""
+    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
+        return []
+    keys = pd.Series([" ".join(str(c).split()).casefold() if isinstance(c, str) else c for c in classes])
+    repeated = keys[keys.duplicated(keep=False)]
+    if repeated.empty:
+        return []
+    counts = np.bincount(label_codes, minlength=len(classes))
+    groups = [list(idx) for _, idx in repeated.groupby(repeated, sort=False).groups.items()]
+    shown = "; ".join(" and ".join(f"{_show(classes[i])} ({int(counts[i]):,})" for i in group[:4])
+                      for group in groups[:3]) + (f"; and {len(groups) - 3:,} more" if len(groups) > 3 else "")
+    return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE} or in "
+            f"spaces only), and each spelling is a class of its own (answers in brackets): {shown}. Spell each class "
+            f"one way in the file if they mean the same."]
 
 
 #: characters past which a label reads as text rather than a class name (_long_labels)
@@ -759,7 +785,7 @@ def _long_labels(classes: pd.Index, source: str, worker_codes: np.ndarray, label
 #: the warnings of a read that say the labels themselves look wrong (not one answer or one row): the Train page
 #: repeats them before a training (a run trained 202 "classes" of one worker's comments without a word there;
 #: walkthrough 23)
-LABEL_DOUBTS = ("groups that share no label", "class labels longer than")
+LABEL_DOUBTS = ("groups that share no label", "class labels longer than", LABELS_ALIKE)
 
 
 def label_doubts(data: "AnnotationSet") -> list[str]:
