@@ -34,6 +34,7 @@ import math
 import statistics
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -400,6 +401,10 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
 
 #: probes queued or running at most (beyond, a page is told the server is busy and asks again at its next change)
 MAX_PENDING_PROBES = 8
+#: probes queued or running at most for one party (one workspace, or one browser's network address): eight tabs of
+#: one visitor kept the queue full and every other visitor read "no time estimate" for 224 s (attack round 22). Two:
+#: a Train and a Sweep page's estimate at once.
+MAX_PROBES_PER_PARTY = 2
 
 
 class BackgroundProbes:
@@ -407,37 +412,56 @@ class BackgroundProbes:
     the page was timing its settings (7 s on 3,000 tasks under load) waited for the probe, and was lost when the user
     went to another page meanwhile (walkthrough 37). Sessions asking for the same probe (``key``) share it."""
 
-    def __init__(self, max_pending: int | None = None) -> None:
+    def __init__(self, max_pending: int | None = None, max_per_party: int | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deem-probe")
         self._lock = threading.Lock()
         self._futures: dict[Any, Future] = {}
         self._askers: dict[Any, int] = {}
+        self._parties: dict[Any, Counter] = {}  # key -> the parties waiting for it (how many of their sessions)
         self.max_pending = MAX_PENDING_PROBES if max_pending is None else int(max_pending)
+        self.max_per_party = MAX_PROBES_PER_PARTY if max_per_party is None else int(max_per_party)
 
-    def ask(self, key: Any, work: Callable[[], Any]) -> Future:
+    def _refused(self, message: str) -> Future:
+        refused: Future = Future()
+        refused.set_exception(ProbeSkipped(f"{message}; the estimate is asked again at your next change", retry=True))
+        return refused
+
+    def ask(self, key: Any, work: Callable[[], Any], parties: Sequence[Any] = ()) -> Future:
         """The future of ``work()`` for ``key``: the one queued or running, else a new one; with ``max_pending``
         probes queued or running already, a future that holds ProbeSkipped (retry): 40 sessions queued 40 probes in
-        30 s and left, and another visitor's estimate waited 243 s behind them (attack round 21)."""
+        30 s and left, and another visitor's estimate waited 243 s behind them (attack round 21). ``parties``: who
+        asks (a workspace, a network address; empty ones are left out): a party waiting for ``max_per_party`` probes
+        is refused a new one (attack round 22), and may still share one queued for another."""
+        parties = [party for party in parties if party]
         with self._lock:
             future = self._futures.get(key)
             if future is None or future.cancelled():
                 if len(self._futures) >= self.max_pending:
-                    refused: Future = Future()
-                    refused.set_exception(ProbeSkipped(
-                        f"this server is timing {len(self._futures):,} other jobs right now; the estimate is asked "
-                        f"again at your next change", retry=True))
-                    return refused
+                    return self._refused(f"this server is timing {len(self._futures):,} other jobs right now")
+                if any(self._waiting_for(party) >= self.max_per_party for party in parties):
+                    return self._refused(f"you are timing {self.max_per_party} other settings on this server right "
+                                         f"now (at most {self.max_per_party} at a time)")
                 future = self._pool.submit(self._run, key, work)
                 self._futures[key] = future
                 self._askers[key] = 0
+                self._parties[key] = Counter()
             self._askers[key] = self._askers.get(key, 0) + 1
+            self._parties.setdefault(key, Counter()).update(parties)
             return future
 
-    def withdraw(self, key: Any) -> None:
-        """One session no longer waits for ``key`` (its settings changed): the probe is cancelled, if it has not
-        begun, once no session waits for it (one session's change cancelled a probe other sessions shared, and
-        sent them to the back of the queue)."""
+    def _waiting_for(self, party: Any) -> int:
+        """Probes queued or running that ``party`` waits for (with the lock held)."""
+        return sum(1 for key, waiting in self._parties.items() if waiting.get(party, 0) > 0 and key in self._futures)
+
+    def withdraw(self, key: Any, parties: Sequence[Any] = ()) -> None:
+        """One session (of ``parties``, as it asked) no longer waits for ``key`` (its settings changed): the probe is
+        cancelled, if it has not begun, once no session waits for it (one session's change cancelled a probe other
+        sessions shared, and sent them to the back of the queue)."""
         with self._lock:
+            waiting = self._parties.get(key)
+            if waiting is not None:
+                waiting.subtract([party for party in parties if party])
+                self._parties[key] = +waiting  # (counts that reach zero are dropped)
             left = self._askers.get(key, 0) - 1
             if left > 0:
                 self._askers[key] = left
@@ -446,6 +470,7 @@ class BackgroundProbes:
             future = self._futures.get(key)
             if future is not None and future.cancel():
                 self._futures.pop(key, None)
+                self._parties.pop(key, None)
 
     def _run(self, key: Any, work: Callable[[], Any]) -> Any:
         try:
@@ -454,6 +479,7 @@ class BackgroundProbes:
             with self._lock:
                 self._futures.pop(key, None)
                 self._askers.pop(key, None)
+                self._parties.pop(key, None)
 
     def pending(self) -> int:
         """Probes queued or running."""

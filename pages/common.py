@@ -719,11 +719,13 @@ def cached_estimate(kind: str, **settings: Any):
         _GIVEN_UP.pop(key, None)
     if key not in cache:
         asked = st.session_state.setdefault("_probes", {})
+        parties = (st.session_state.get("ws"), client_address())  # (one visitor's tabs held every place in the queue; attack 22)
         earlier = asked.get(kind)
         if earlier is not None and earlier[0] != key:
-            _PROBES.withdraw(earlier[0])  # (settings changed before their probe began: not run, unless others wait)
-        future = _PROBES.ask(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key))
-        asked[kind] = (key, future)
+            # (settings changed before their probe began: not run, unless others wait)
+            _PROBES.withdraw(earlier[0], earlier[2])
+        future = _PROBES.ask(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key), parties)
+        asked[kind] = (key, future, parties)
         try:
             with st.spinner("Timing a short probe of this job on this machine…"):
                 future.result(timeout=ESTIMATE_WAIT_SECONDS)

@@ -255,6 +255,28 @@ def test_the_probe_queue_is_bounded_and_a_shared_probe_is_not_cancelled_by_one_s
     assert probes.pending() == 0 and probes.ask("fourth", lambda: "now run").result(timeout=10) == "now run"
 
 
+def test_one_party_holds_at_most_two_places_in_the_probe_queue():
+    """Attack round 22: eight tabs of one visitor, changing a setting again and again, kept the queue of eight full,
+    and another visitor read "no time estimate: this server is timing 8 other jobs right now" for 224 s."""
+    import threading  # noqa: PLC0415
+
+    probes = estimate.BackgroundProbes(max_pending=8)
+    release = threading.Event()
+    held = [probes.ask(f"tab {i}", lambda: release.wait(30), parties=("ws-a", "10.0.0.1")) for i in range(2)]
+    for party in (("ws-a", None), ("ws-b", "10.0.0.1")):  # the same workspace, or the same address, is one party
+        with pytest.raises(estimate.ProbeSkipped, match="you are timing 2 other settings on this server") as busy:
+            probes.ask("tab 3", lambda: "never", parties=party).result(timeout=1)
+        assert busy.value.retry
+    other = probes.ask("another visitor", lambda: "timed", parties=("ws-c", "10.0.0.2"))
+    assert not other.done() and probes.pending() == 3
+    assert probes.ask("tab 0", lambda: "not run", parties=("ws-d", "10.0.0.3")) is held[0]  # a shared probe joins
+    probes.withdraw("tab 1", ("ws-a", "10.0.0.1"))  # one tab's settings changed: its place is free again
+    assert held[1].cancelled()
+    third = probes.ask("tab 3", lambda: "now queued", parties=("ws-a", "10.0.0.1"))
+    release.set()
+    assert other.result(timeout=30) == "timed" and third.result(timeout=30) == "now queued"
+
+
 # --------------------------------------------------------------------------- a run's stored tables
 def _run_with_tables(store: RunStore, methods=("mv", "ds", "wawa"), n_classes: int = 4) -> str:
     data = annotations(n_classes=n_classes)
