@@ -174,3 +174,16 @@ def test_a_device_or_a_folder_as_the_model_is_refused_before_it_is_read(device, 
     code = main(["diagnose", str(data), "-o", str(tmp_path / "out"), "--model", path, "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: ") and "not a regular file" in err[-1], err
+
+
+def test_a_missing_model_file_is_said_to_be_missing(tmp_path, capsys):
+    """Walkthrough 45: `--model` naming a file that is not there read "not a regular file: a device, a pipe or a
+    folder"."""
+    missing = tmp_path / "gone.deem"
+    with pytest.raises(DataError, match="^gone.deem: no such file$"):
+        DEEM.load(missing, device="cpu")
+    data = tmp_path / "a.csv"
+    data.write_text("task,worker,label\nt1,w1,a\nt1,w2,b\nt2,w1,a\n")
+    code = main(["diagnose", str(data), "-o", str(tmp_path / "out"), "--model", str(missing), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == "error: gone.deem: no such file", err

@@ -41,6 +41,12 @@ def check_archive(path: Path) -> None:
     except OSError:
         regular = False
     if not regular:  # a device reads without end: zipfile read /dev/zero to 23.6 GB (attack round 21)
+        try:
+            exists = path.exists()
+        except OSError:
+            exists = True
+        if not exists:  # (a missing file read "a device, a pipe or a folder"; walkthrough 45)
+            raise DataError(f"{name}: no such file")
         raise DataError(f"{name}: not a DEEM model file (not a regular file: a device, a pipe or a folder)")
     try:
         with zipfile.ZipFile(path) as archive:
