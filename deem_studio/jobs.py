@@ -1188,7 +1188,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 metrics[method] = entry
                 continue
             progress.add_rows([], steps=1)
-        frame = registry.with_majority(frame, reference=reference)
+        frame = registry.with_majority(frame, data, reference=reference)
         store.save_result(ctx.run_id, method, frame)
         labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started

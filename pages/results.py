@@ -257,7 +257,9 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
                                                          "with one seed: set Seeds above 1 on Train to use it; "
                                                          "empty when a fallback returned the labels untrained)"),
     "majority_vote": st.column_config.Column("majority vote"),
-    "disagrees_with_majority": st.column_config.CheckboxColumn("disagrees with majority vote")})
+    "disagrees_with_majority": st.column_config.CheckboxColumn(
+        "disagrees with majority vote", help="the label is not among the task's most answered labels (on a tie, "
+                                             "majority vote's column shows one of the tied labels)")})
 if len(view) > 5000:
     st.caption("showing the first 5,000 rows; the downloads hold all of them")
 

@@ -39,7 +39,8 @@ def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_fi
                                    "seed_agreement", "free_energy", "majority_vote", "disagrees_with_majority"]
     assert set(table["label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
     assert set(table["majority_vote"]) <= {"red", "green", "'=blue"}
-    assert (table["disagrees_with_majority"] == (table["label"] != table["majority_vote"])).all()
+    # (a label among a tie's most answered classes does not disagree: tested in test_registry)
+    assert (table["disagrees_with_majority"] <= (table["label"] != table["majority_vote"])).all()
     # the accuracy line on standard output: percent with two decimals, over the tasks with a truth
     truth = pd.read_csv(truth_path).set_index("task")["truth"]
     written = table.set_index("task")["label"].replace("'=blue", "=blue")

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = _run_classic(args, spec, data)
     # (the dashboard's label files had the two majority columns, the command line's not)
-    results = registry.with_majority(results, reference=reference, method=spec.key)
+    results = registry.with_majority(results, data, reference=reference, method=spec.key)
     # the labels first, then the model (both paths were checked before training): a model that cannot be written
     # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
     with writing(output):

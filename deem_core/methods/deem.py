@@ -779,7 +779,9 @@ class DEEM(Aggregator, BaseEstimator):
             # against the "Majority vote" method's labels (its tie rule), as the pages' disagreement column
             shown = data.classes.get_indexer(MajorityVoteAggregator().fit(data).labels_.reindex(data.tasks))
             known = shown >= 0
-            self.selection_summary_["disagrees_with_majority"] = [int((final[known] != shown[known]).sum()),
+            # (a label among a tie's most answered classes does not differ, as in the column: registry.with_majority)
+            differs = (final != shown) & ~data.among_most_voted(final)
+            self.selection_summary_["disagrees_with_majority"] = [int(differs[known].sum()),
                                                                   int(known.sum())]  # tasks differing, tasks compared
         n_mv = len(np.unique(mv[mv >= 0]))
         self.dead_units_ = max(0, n_mv - len(np.unique(final)))
