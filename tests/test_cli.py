@@ -110,8 +110,15 @@ def test_baselines_prints_table_and_writes_labels(tmp_path, small_files, capsys)
     out = tmp_path / "baselines.csv"
     code = main(["baselines", str(annotations), "--methods", "mv,ds", "--truth", str(truth_path), "-o", str(out)])
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "Majority vote" in printed and "Dawid-Skene" in printed
+    # each method says when it begins and how long it took (GLAD ran 10 minutes on 40,000 tasks with nothing on the
+    # screen; walkthrough 45)
+    said = [line for line in captured.err.splitlines() if line.startswith(("Majority vote:", "Dawid-Skene:"))]
+    assert [line.split(":")[0] + ":" + line.split(":")[1][:8] for line in said] == [
+        "Majority vote: fitting", "Majority vote: done in", "Dawid-Skene: fitting", "Dawid-Skene: done in"]
+    assert said[0] == "Majority vote: fitting on 2,000 answers of 200 tasks ..."
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "mv", "ds"] and len(table) == 200
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from deem_core.cli.common import add_input_arguments, load_input, say, seed_value, writing
@@ -45,11 +46,21 @@ def run(args: argparse.Namespace) -> int:
     truth = read_truth(args.truth, like=data) if args.truth else None
     labels: dict[str, pd.Series] = {}
 
+    from deem_core.methods.registry import display_name  # noqa: PLC0415
+
+    started = {}
+
+    def begin(method):  # (GLAD ran 10 minutes on 40,000 tasks with nothing on the screen; walkthrough 45)
+        started[method] = time.perf_counter()
+        say(f"{display_name(method)}: fitting on {data.n_answers:,} answers of {data.n_tasks:,} tasks ...")
+
     def keep(method, aggregator):
         if aggregator is not None:
             labels[method] = aggregator.labels_
+        say(f"{display_name(method)}: {'done' if aggregator is not None else 'failed'} in "
+            f"{time.perf_counter() - started[method]:.1f} s")
 
-    table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep)
+    table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep, on_start=begin)
     shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
     print(shown.to_string(index=False))
     if not table["error"].isna().any():

@@ -707,6 +707,7 @@ def run_baselines(
     seed: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     on_result: Callable[[str, CrowdKitAggregator | None], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Fit several baselines on ``data`` (a long frame or an AnnotationSet); one row per method with columns
     ``method, name, accuracy, seconds, error``.
@@ -719,7 +720,8 @@ def run_baselines(
     method failed); ``seconds`` is the wall time of the fit; ``error`` is ``None`` or the message of
     the exception that method raised (an unknown method name, KOS on multiclass data, ...): one
     failing method never stops the others. ``params`` maps a method key to extra constructor
-    arguments; ``on_result(method, fitted_aggregator_or_None)`` is called after each method.
+    arguments; ``on_start(method)`` is called before each method and ``on_result(method, fitted_aggregator_or_None)``
+    after it.
     """
     from deem_core.methods.registry import METHODS, make_aggregator, method_keys  # noqa: PLC0415
 
@@ -745,6 +747,8 @@ def run_baselines(
         row = {"method": key, "name": display_name(key),
                "accuracy": float("nan"), "seconds": float("nan"), "error": None}
         agg = None
+        if on_start is not None:
+            on_start(key)
         start = time.perf_counter()
         try:
             agg = make_aggregator(key, seed=seed, **dict((params or {}).get(key, {})))
