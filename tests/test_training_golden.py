@@ -14,12 +14,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from training_cases import CASES, GOLDEN, run_case
+from training_cases import CASES, GOLDEN, exact_floats, run_case
 
 GOLD = json.loads(GOLDEN.read_text())
-EXACT = GOLD["torch"] == torch.__version__ and GOLD["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+EXACT = exact_floats(GOLD)
 
 
 def _same(got, want) -> bool:
