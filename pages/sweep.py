@@ -15,6 +15,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.methods.base import defaults_of  # noqa: E402
+from deem_core.methods.deem import DEEM  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: E402
 from deem_core.model.training import MAX_LR  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
@@ -363,6 +364,15 @@ if rows:  # a static table: the reasons wrap instead of being cut off
     if rec.get("smoothing"):  # the figures in "why" are read on smoothed curves, which the chart may not show
         st.caption(f"The figures in \"why\" are measured on the curves smoothed with EMA α = {float(rec['smoothing']):.2f} "
                    f"(switch on \"Smooth curves\" with that α to see those curves); the raw curves swing more.")
+    default_lr = float(defaults_of(DEEM)["lr"])
+    slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
+            and (verdicts.get(lr) or {}).get("verdict") in ("too small", "hardly learns")]
+    if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")
+        st.caption(f"{common.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy: at 100 epochs it "
+                   f"held steady where a faster rate drifted away from its best (from majority vote on tree3k, 0.03 "
+                   f"fell below majority vote at 100 epochs), and from the Dawid-Skene start training begins with, "
+                   f"accuracy moved little with the rate (benchmarks/results/defaults.md). The verdict here reads "
+                   f"the energy curves from a majority-vote start, not accuracy.")
 
 if picked is not None:
     st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")
