@@ -227,7 +227,11 @@ def test_a_group_that_cannot_be_tested_is_said_beside_the_choice():
 
     labels = model.results_frame()["label"]
     mv = fit_method("mv", frame).labels_.reindex(labels.index)
-    differ = int((labels.astype(str) != mv.astype(str)).sum())
+    # (a label among a tie's most answered classes does not differ: registry.with_majority)
+    counts = frame.assign(label=frame["label"].astype(str)).groupby(["task", "label"]).size()
+    top = counts[counts == counts.groupby(level="task").transform("max")].index
+    tied = pd.Series([(task, str(label)) in top for task, label in labels.items()], index=labels.index)
+    differ = int(((labels.astype(str) != mv.astype(str)) & ~tied).sum())
     assert differ > 100 and f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in said[0]
     # the default trains two candidates (majority-vote and Dawid-Skene starts, one layer); the references are not
     trained = [line for line in lines if line.startswith("held out ")]
