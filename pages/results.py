@@ -223,7 +223,8 @@ max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01
 # the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
 toggles = c[1].container(horizontal=True)
 only_disagree = toggles.toggle("Only disagreements", key="results_disagree", persist_state="session",
-                            help="only the tasks whose label differs from majority vote's")
+                            help="only the tasks whose label is not among the most answered labels of the task "
+                                 "(on a tie, a label among the tied ones agrees with majority vote)")
 review = toggles.toggle("Least confident first", key="results_review", persist_state="session", disabled=hard,
                         help="a review queue: the tasks most worth a second look come first")
 view = frame
@@ -236,7 +237,11 @@ if review and not hard and "confidence" in view:
 # (majority vote's own labels with "Only disagreements" read "0 of 800 tasks" with no word why; walkthrough 34)
 itself = " (majority vote agrees with itself: pick another method to see where it differs)" if (
     only_disagree and method == "mv") else ""
-st.caption(f"{len(view):,} of {len(frame):,} tasks{itself}")
+# (a tie's label agreeing read as a broken filter: "0 of 800 tasks" beside rows whose label differs from the majority
+# vote column, all of them ties; walkthrough 46)
+ties = (" (on a tie, a label among the tied ones agrees with majority vote, whichever of them its column shows)"
+        if only_disagree and method != "mv" else "")
+st.caption(f"{len(view):,} of {len(frame):,} tasks{itself}{ties}")
 shown = view.reset_index()
 # a column with no value at all (a fallback's seed agreement) is left out: its cells read "None" (walkthrough, tenth
 # session); the downloads keep it, empty
