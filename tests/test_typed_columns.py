@@ -130,7 +130,7 @@ def test_label_groups_from_the_answers(answers, groups):
      "in upper and lower case or in spaces only), and each spelling is a class of its own (answers in brackets): "
      "'POSITIVE' (9) and 'Positive' (9) and 'positive' (9). Spell each class one way in the file if they mean the "
      "same."),
-    (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' (12)."),
+    (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' [2 spaces in a row] (12)."),
     (["yes", "no", "maybe"], None),
     ([1, 2, 3], None),
 ])

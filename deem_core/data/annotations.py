@@ -44,6 +44,7 @@ this module only validates and encodes a DataFrame.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
@@ -770,7 +771,11 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> li
         return []
     counts = np.bincount(label_codes, minlength=len(classes))
     groups = [list(idx) for _, idx in repeated.groupby(repeated, sort=False).groups.items()]
-    shown = "; ".join(" and ".join(f"{_show(classes[i])} ({int(counts[i]):,})" for i in group[:4])
+    def spelled(label) -> str:  # (a browser shows two spaces as one: two spellings read alike; walkthrough 46)
+        run = max((len(part) for part in re.findall(r" +", str(label))), default=0)
+        return _show(label) + (f" [{run} spaces in a row]" if run > 1 else "")
+
+    shown = "; ".join(" and ".join(f"{spelled(classes[i])} ({int(counts[i]):,})" for i in group[:4])
                       for group in groups[:3]) + (f"; and {len(groups) - 3:,} more" if len(groups) > 3 else "")
     return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE} or in "
             f"spaces only), and each spelling is a class of its own (answers in brackets): {shown}. Spell each class "
