@@ -368,11 +368,11 @@ if rows:  # a static table: the reasons wrap instead of being cut off
     slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
             and (verdicts.get(lr) or {}).get("verdict") in ("too small", "hardly learns")]
     if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")
-        st.caption(f"{common.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy: at 100 epochs it "
-                   f"held steady where a faster rate drifted away from its best (from majority vote on tree3k, 0.03 "
-                   f"fell below majority vote at 100 epochs), and from the Dawid-Skene start training begins with, "
-                   f"accuracy moved little with the rate (benchmarks/results/defaults.md). The verdict here reads "
-                   f"the energy curves from a majority-vote start, not accuracy.")
+        st.caption(f"{common.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy, not on these "
+                   f"curves (benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "
+                   f"drifted from their best. This sweep starts every run from majority vote; a training starts "
+                   f"from majority vote or from Dawid-Skene's fit (chosen on held-out answers), and from that fit a "
+                   f"small rate stays near it.")
 
 if picked is not None:
     st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")
