@@ -241,6 +241,10 @@ def test_train_tiny_model_and_see_results(runs_dir):
     no_problem(at)
     queue = labels_table(at)
     assert queue["disagrees_with_majority"].all()
+    # why a row whose label differs from the majority vote column may be left out (walkthrough 46 read "0 of 800
+    # tasks" beside such rows, all ties, as a broken filter)
+    assert re.search(r"\d+ of \d[\d,]* tasks \(on a tie, a label among the tied ones agrees with majority vote, "
+                     r"whichever of them its column shows\)", texts(at))
     assert queue["confidence"].is_monotonic_increasing
     at.slider(key="results_max_conf").set_value(0.0).run()
     assert len(labels_table(at)) == 0
@@ -1037,11 +1041,11 @@ def test_the_default_rate_called_too_small_by_a_sweep_is_explained(runs_dir):
         said = [str(c.value) for c in at.caption if "is the training's default rate" in str(c.value)]
         if explained:
             assert verdicts.loc["0.01", "verdict"] == "too small"
-            assert said == ["0.01 is the training's default rate, chosen on accuracy: at 100 epochs it held steady "
-                            "where a faster rate drifted away from its best (from majority vote on tree3k, 0.03 fell "
-                            "below majority vote at 100 epochs), and from the Dawid-Skene start training begins with, "
-                            "accuracy moved little with the rate (benchmarks/results/defaults.md). The verdict here "
-                            "reads the energy curves from a majority-vote start, not accuracy."]
+            assert said == ["0.01 is the training's default rate, chosen on accuracy, not on these curves "
+                            "(benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "
+                            "drifted from their best. This sweep starts every run from majority vote; a training "
+                            "starts from majority vote or from Dawid-Skene's fit (chosen on held-out answers), and "
+                            "from that fit a small rate stays near it."]
         else:
             assert said == []
 
