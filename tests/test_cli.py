@@ -119,6 +119,10 @@ def test_baselines_prints_table_and_writes_labels(tmp_path, small_files, capsys)
     assert [line.split(":")[0] + ":" + line.split(":")[1][:8] for line in said] == [
         "Majority vote: fitting", "Majority vote: done in", "Dawid-Skene: fitting", "Dawid-Skene: done in"]
     assert said[0] == "Majority vote: fitting on 2,000 answers of 200 tasks ..."
+    assert printed.splitlines()[0].split() == ["method", "name", "accuracy", "seconds"]  # no failure: no error column
+    # without a truth no accuracy column (every row read "NaN" and "None", as if every method had failed; walk 46)
+    assert main(["baselines", str(annotations), "--methods", "mv,ds"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["method", "name", "seconds"]
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "mv", "ds"] and len(table) == 200
 

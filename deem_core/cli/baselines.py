@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep, on_start=begin)
     shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
+    # (without a truth file every row read "NaN" and "None", as if every method had failed; walkthrough 46)
+    shown = shown.drop(columns=[c for c, empty in (("accuracy", truth is None), ("error", shown["error"].isna().all()))
+                                if empty])
     print(shown.to_string(index=False))
     if not table["error"].isna().any():
         # no method ran: one error line, and no empty file in place of the output (exit 1 with no error line, and an
