@@ -252,10 +252,13 @@ class MutualInformationResult:
 
     def long_frame(self, include_diagonal: bool = False) -> pd.DataFrame:
         """``layer, class, worker_a, worker_b, mi, n_common, class_source``: every ordered pair a != b
-        (both orders, as in the heatmaps) of every non-empty class; skipped pairs have ``mi`` NaN."""
+        (both orders, as in the heatmaps) of every non-empty class that shares a task of it; pairs with too few
+        tasks in common have ``mi`` NaN. Pairs that share none are left out: on a platform's set (3,896 workers) they
+        were 99.9% of 5.6 M rows, a 216 MB file of empty values (walkthrough 45)."""
         n_layers, n_classes, d, _ = self.mi.shape
         a_idx, b_idx = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
         keep = np.ones((d, d), dtype=bool) if include_diagonal else ~np.eye(d, dtype=bool)
+        keep &= (np.asarray(self.n_common) > 0).any(axis=0)  # shared in some class: the classes' rows stay alike
         a_idx, b_idx = a_idx[keep], b_idx[keep]
         workers = np.asarray(self.workers, dtype=object)
         frames = []
