@@ -182,6 +182,24 @@ def test_mi_on_sparse_data_skips_pairs_with_few_common_tasks():
     assert result.n_common[0, 0, 1] == both.sum()
 
 
+def test_the_mi_table_leaves_out_pairs_that_share_no_task():
+    """Walkthrough 45: on a platform's set every pair of 3,896 workers was written, 99.9% of them sharing no task (5.6 M
+    rows, 216 MB of empty values); a pair with too few tasks in common stays, its mi empty."""
+    labels, truth = _ds_labels(300, 4, 2, 0.8, seed=5, density=1.0)
+    labels[20:, 3] = -1  # w3 answers tasks 0-19 only
+    labels[:20, 2] = -1  # w2 answers tasks 20-299 only: w2 and w3 share nothing
+    df = _long(labels, [f"w{i}" for i in range(4)])
+    model = DEEM(n_layers=0, epochs=2, lr=0.05, device="cpu", seed=0).fit(df)
+    result = per_layer_mutual_information(model, df, gold=pd.Series(truth, index=range(300)), min_common=30)
+    frame = result.long_frame()
+    pairs = set(zip(frame["worker_a"], frame["worker_b"]))
+    assert ("w2", "w3") not in pairs and ("w3", "w2") not in pairs
+    assert len(pairs) == 4 * 3 - 2  # every other ordered pair, in both orders
+    few = frame[(frame["worker_a"] == "w0") & (frame["worker_b"] == "w3")]
+    assert len(few) and few["mi"].isna().all() and (few["n_common"] > 0).any()
+    assert len(frame) == result.mi.shape[0] * 2 * len(pairs)  # layers x classes x pairs
+
+
 # ---------------------------------------------------------------------------------------------- importance
 def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
     """Remove each worker by masking its column and calling the network: the definition, slowly."""
@@ -519,6 +537,25 @@ def test_cli_diagnose_with_saved_model(layered, tmp_path):
     assert (pd.read_csv(out / "mi_summary.csv")["class_source"] == GOLD_SOURCE).all()
     assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
                  "--subset-by", "gold"]) == 2
+
+
+def test_cli_diagnose_counts_flagged_workers_instead_of_a_line_each(tmp_path, capsys):
+    """Walkthrough 45: one stderr line per flagged worker, 3,896 on a platform's set (3,162 of them "too few
+    labels"), drowned the few that matter: a count per flag, the others named."""
+    from deem_core.cli import main
+
+    labels, _ = _ds_labels(200, 5, 2, 0.8, seed=3)
+    df = _long(labels, [f"w{i}" for i in range(5)])
+    rare = pd.DataFrame([(t, f"r{w}", int(labels[t, 0])) for w in range(25) for t in (2 * w, 2 * w + 1)],
+                        columns=df.columns)
+    pd.concat([df, rare]).to_csv(tmp_path / "ann.csv", index=False)
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d"), "--epochs", "2", "--no-progress",
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "workers flagged: 25 too few labels" in err and "(every worker in d/workers.csv)" in err
+    assert "too few labels (agreement" not in err  # no line of its own for each
+    flags = pd.read_csv(tmp_path / "d" / "workers.csv").set_index("worker")["flag"]
+    assert (flags[[f"r{w}" for w in range(25)]] == "too few labels").all()
 
 
 def test_diagnostics_on_new_tasks_and_without_subset(layered):
