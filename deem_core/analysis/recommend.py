@@ -497,8 +497,11 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 return (any(a.dead_units for a in items), sum(len(a.problems) for a in items), lr)
 
             chosen_lr = min(alive, key=badness)
-            reason = ("every learning rate broke a rule; the least bad one: it keeps all classes and breaks the "
-                      "fewest rules (the smallest first). Try smaller learning rates")
+            # (it said "it keeps all classes" of a rate that had lost one; walkthrough 45)
+            keeps = ("it keeps all classes and breaks the fewest rules" if not badness(chosen_lr)[0] else
+                     "every one loses a class; this one breaks the fewest rules")
+            reason = (f"every learning rate broke a rule; the least bad one: {keeps} (the smallest first). Try "
+                      f"smaller learning rates")
         else:
             reason = "every run diverged: no learning rate to recommend; try smaller learning rates"
     for lr, items in by_lr.items():
