@@ -232,6 +232,25 @@ def test_deem_sweep_rejects_bad_learning_rates(tmp_path, frame, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_deem_sweep_exits_1_when_only_a_least_bad_rate_is_named(tmp_path, frame, capsys, monkeypatch):
+    """Walkthrough 45: every rate broke a rule, and the command read "recommended learning rate: 3" with exit 0 (a
+    script checking the status went on with it)."""
+    import dataclasses  # noqa: PLC0415
+
+    from deem_core.methods import sweep as sweep_module  # noqa: PLC0415
+
+    real = sweep_module.recommend
+    monkeypatch.setattr(sweep_module, "recommend", lambda *a, **k: dataclasses.replace(real(*a, **k), fallback=True))
+    source = tmp_path / "answers.csv"
+    frame.to_csv(source, index=False)
+    code = main(["sweep", str(source), "-o", str(tmp_path / "s"), "--lrs", "0.01,0.3", "--epochs", "2", "--device",
+                 "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "recommended learning rate" not in err
+    assert "no recommendation: no learning rate passed every check; the least bad is " in err
+    assert (tmp_path / "s" / "recommendation.json").exists()  # the files are written, as without a recommendation
+
+
 def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
     from deem_core.methods.deem import DEEM
 

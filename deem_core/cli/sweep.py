@@ -154,5 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if rec.lr is None:
         say(f"no recommendation: {rec.reason}")
         return 1
+    if rec.fallback:  # (exit 0 and "recommended learning rate: 3" where every rate broke a rule; walkthrough 45)
+        say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
+        return 1
     say(f"recommended learning rate: {rec.lr:g} ({rec.reason})")
     return 0
