@@ -780,7 +780,7 @@ class DEEM(Aggregator, BaseEstimator):
             shown = data.classes.get_indexer(MajorityVoteAggregator().fit(data).labels_.reindex(data.tasks))
             known = shown >= 0
             # (a label among a tie's most answered classes does not differ, as in the column: registry.with_majority)
-            differs = (final != shown) & ~data.among_most_voted(final)
+            differs = ~data.among_most_voted(final)
             self.selection_summary_["disagrees_with_majority"] = [int(differs[known].sum()),
                                                                   int(known.sum())]  # tasks differing, tasks compared
         n_mv = len(np.unique(mv[mv >= 0]))

@@ -185,15 +185,12 @@ def with_majority(frame: pd.DataFrame, data: Any = None, reference: pd.Series | 
     # one vectorised comparison of the labels as text (a loop of str() per task took 0.7 s a million tasks)
     differs = frame["label"].astype(str).to_numpy() != reference.astype(str).to_numpy()
     if isinstance(data, AnnotationSet) and differs.any() and method != "mv":
+        # majority vote's label is always among a task's most answered: a label disagrees when it is not among them
         positions = data.tasks.get_indexer(frame.index)
         known = positions >= 0
-        codes = data.classes.get_indexer(frame["label"])
-        tied = np.zeros(len(frame), dtype=bool)
-        full = np.full(data.n_tasks, -1, dtype=np.int64)
-        full[positions[known]] = codes[known]
-        among = data.among_most_voted(full)
-        tied[known] = among[positions[known]]
-        differs &= ~tied
+        codes = np.full(data.n_tasks, -1, dtype=np.int64)
+        codes[positions[known]] = data.classes.get_indexer(frame["label"])[known]
+        differs[known] = ~data.among_most_voted(codes)[positions[known]]
     out["disagrees_with_majority"] = differs
     return out
 
