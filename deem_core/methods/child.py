@@ -5,13 +5,16 @@ while they run: GLAD took 208 s on 11,000 answers of 2 classes (one task answere
 sizes its own bounds let through), and a cancel, the server's time limit or the time probe's limit could not end it
 (attack round 21: a cancelled job held the server's one CPU slot past 4 minutes). A method marked ``isolated`` in
 the registry is therefore fitted, when a stop event is given, in a child interpreter that the event kills: the
-answers go to it pickled in a temporary file, the fitted aggregator comes back on its standard output. Starting
-the child costs about a second (its imports), paid by those methods only; without a stop event (the command line,
-the Python API) they are fitted in this process as before.
+answers go to it pickled in a temporary file, the fitted aggregator comes back in another. Starting the child
+costs about a second (its imports), paid by those methods only; without a stop event (the command line, the
+Python API) they are fitted in this process as before.
 
-Run as ``python -m deem_core.methods.child FILE``: reads ``(method, data, options)`` pickled in FILE (a private
-temporary file the parent made and removes) and writes ``("ok", model)`` or ``("error", exception)`` on its standard
-output.
+The child is started as ``python -I -c CODE ANSWERS RESULT`` (``CODE`` puts this process's import path first and
+calls ``_main``): it reads ``(method, data, options)`` pickled in ANSWERS (in a private folder the parent made and
+removes) and writes ``("ok", model)`` or ``("error", exception)`` pickled to RESULT. Isolated mode (``-I``) keeps
+the child from importing a ``sitecustomize`` or ``usercustomize`` module out of a folder on that path, or from
+following the environment's ``PYTHON*`` variables, before its own code runs (any writable folder among the
+server's import paths would have had its ``sitecustomize.py`` run in every child).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,12 +40,14 @@ class FitStopped(RuntimeError):
     """The stop event ended the fit before it finished (nothing came back)."""
 
 
-def _child_env() -> dict[str, str]:
-    """The parent's environment with its import path, so that the child imports the same ``deem_core`` whether it
-    was installed or found from the working directory (Streamlit puts the app's folder on ``sys.path``)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-    return env
+def _child_command(answers: str, result: str) -> list[str]:
+    """The child's command line: this process's import path given in the code, not in ``PYTHONPATH`` (ignored in
+    isolated mode), so that the child imports the same ``deem_core`` whether it was installed or found from the
+    working directory (Streamlit puts the app's folder on ``sys.path``)."""
+    path = [p for p in sys.path if p and os.path.isdir(p)]
+    code = (f"import sys; sys.path[:0] = {path!r}; "
+            "from deem_core.methods.child import _main; sys.exit(_main())")
+    return [sys.executable, "-I", "-c", code, answers, result]
 
 
 def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: threading.Event,
@@ -51,19 +57,22 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
     ended without a result (killed from outside, out of memory)."""
     # the answers go in a file the child reads: given on its standard input, what a pipe's buffer did not take in
     # the first call of communicate() was never sent (a retry of communicate() with no input writes nothing more),
-    # and every fit of more than ~64 KB of answers waited for its input until stopped (walkthrough 43)
-    with tempfile.NamedTemporaryFile(prefix="deem-fit-", suffix=".pkl", delete=False) as handle:
-        pickle.dump((method, data, dict(options)), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        given = handle.name
+    # and every fit of more than ~64 KB of answers waited for its input until stopped (walkthrough 43). The result
+    # comes back in a file too: read from a pipe it was held twice here, as bytes and as the model (attack round 22:
+    # an M-MSR fit of 40,000 tasks x 300 classes raised the server's memory by 549 MB, 281 MB fitted in-process)
+    folder = tempfile.mkdtemp(prefix="deem-fit-")  # (only this user can read or write it)
+    answers, result = os.path.join(folder, "answers.pkl"), os.path.join(folder, "result.pkl")
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "deem_core.methods.child", given], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env())
+        with open(answers, "xb") as handle:
+            pickle.dump((method, data, dict(options)), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        proc = subprocess.Popen(_child_command(answers, result), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             while True:
                 if stop_event.is_set():
                     raise FitStopped(f"{method}: stopped before its fit ended")
                 try:
-                    out, err = proc.communicate(timeout=poll)
+                    _, err = proc.communicate(timeout=poll)
                     break
                 except subprocess.TimeoutExpired:
                     continue  # (a retry keeps what was read so far)
@@ -71,36 +80,40 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+        try:
+            if proc.returncode != 0:
+                raise OSError  # (a result written in part by a child killed while writing it)
+            with open(result, "rb") as handle:
+                status, value = pickle.load(handle)  # noqa: S301 - our own child's answer in our private folder
+        except Exception:  # noqa: BLE001 - no answer: the child died (killed, out of memory, an import failed)
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
+            raise RuntimeError(f"{method}: its fit ended without a result (exit status {proc.returncode}"
+                               + (f": {tail[0][:300]}" if tail else "") + ")") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):  # (the child removes it once read)
-            os.unlink(given)
-    try:
-        status, value = pickle.loads(out)  # noqa: S301 - our own child's answer on a pipe only it writes
-    except Exception:  # noqa: BLE001 - no answer: the child died (killed, out of memory, an import failed)
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
-        raise RuntimeError(f"{method}: its fit ended without a result (exit status {proc.returncode}"
-                           + (f": {tail[0][:300]}" if tail else "") + ")") from None
+        shutil.rmtree(folder, ignore_errors=True)
     if status == "error":
         raise value
     return value
 
 
-def _orphaned_exit(parent: int, every: float = 1.0) -> None:
+def _orphaned_exit(parent: int, folder: str, every: float = 1.0) -> None:
     """Ends this process once its parent is gone (a server killed or restarted mid-fit left its GLAD running on,
-    holding a core, with nobody to read the result)."""
+    holding a core, with nobody to read the result), removing the folder its parent can no longer remove."""
     while True:
         time.sleep(every)
         if os.getppid() != parent:
+            shutil.rmtree(folder, ignore_errors=True)
             os._exit(3)
 
 
 def _main() -> int:
-    threading.Thread(target=_orphaned_exit, args=(os.getppid(),), daemon=True).start()
-    with open(sys.argv[1], "rb") as handle:  # written by fit_in_child, our parent, for this child only
+    answers, result = sys.argv[1], sys.argv[2]
+    threading.Thread(target=_orphaned_exit, args=(os.getppid(), os.path.dirname(result)), daemon=True).start()
+    with open(answers, "rb") as handle:  # written by fit_in_child, our parent, for this child only
         method, data, options = pickle.load(handle)  # noqa: S301
     # removed once read: a parent killed mid-fit cannot remove it (a test's killed parent left one per run)
     with contextlib.suppress(OSError):
-        os.unlink(sys.argv[1])
+        os.unlink(answers)
     from deem_core.methods.registry import fit_method  # noqa: PLC0415
 
     try:
@@ -108,14 +121,14 @@ def _main() -> int:
     except Exception as exc:  # noqa: BLE001 - the parent raises it
         answer = ("error", exc)
     try:
-        payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(result, "wb") as handle:
+            pickle.dump(answer, handle, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001 - what cannot be pickled goes back in words
         status, value = answer
         said = (f"{type(value).__name__}: {value}" if status == "error" else
                 f"the fitted model could not be sent back ({type(exc).__name__}: {exc})")
-        payload = pickle.dumps(("error", RuntimeError(f"{method}: {said}")))
-    sys.stdout.buffer.write(payload)
-    sys.stdout.buffer.flush()
+        with open(result, "wb") as handle:
+            pickle.dump(("error", RuntimeError(f"{method}: {said}")), handle)
     return 0
 
 
