@@ -126,6 +126,16 @@ def test_callback_can_stop_training_and_sees_every_run(small_condind):
 def test_parameter_validation_and_not_fitted():
     with pytest.raises(NotFittedError, match="not fitted yet"):
         DEEM().predict()
+    # scikit-learn's own exception, as every scikit-learn estimator raises it (and still a RuntimeError)
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted  # noqa: PLC0415
+
+    from deem_core.methods.baselines import DawidSkeneAggregator, MajorityVoteAggregator  # noqa: PLC0415
+
+    for unfitted in (DEEM(), MajorityVoteAggregator(), DawidSkeneAggregator()):
+        with pytest.raises(SklearnNotFitted, match="not fitted yet"):
+            unfitted.results_frame()
+        with pytest.raises(RuntimeError):
+            unfitted.predict_proba()
     df, _ = make_ds_data(20, 3, 2)
     with pytest.raises(ValueError, match="lr must be a number above 0 and at most 100, or 'auto', got -1"):
         DEEM(lr=-1).fit(df)

@@ -49,6 +49,7 @@ import pandas as pd
 from deem_core.analysis.scoring import accuracy, truth_series
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
 from deem_core.data.export import label_table
+from deem_core.errors import NotFittedError
 from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, fit_dawid_skene
 from deem_core.methods.registry import display_name
@@ -286,7 +287,7 @@ class CrowdKitAggregator(Aggregator):
             df = df.to_long()
         if df is None:
             if self.labels_ is None:
-                raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(df) first")
+                raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(df) first")
             return
         if self.labels_ is None or self._fitted_on != _fingerprint(_check_frame(df)):
             self.fit(df)
