@@ -225,3 +225,23 @@ def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output
     # one method that runs: its labels are written, as before
     assert main(["baselines", str(answers), "--methods", "kos,mv", "-o", str(out)]) == 0
     assert out.read_text().startswith("task,mv")
+
+
+def test_a_piped_progress_line_says_the_time_left(monkeypatch, capsys):
+    """Piped to a file, the progress lines gave the time spent only (the terminal's bar gives the time left too)."""
+    from deem_core.cli import common  # noqa: PLC0415
+
+    clock = iter([100.0, 131.0, 161.0, 400.0])  # started; then the ends of epochs 1, 2 and 10
+    monkeypatch.setattr(common.time, "monotonic", lambda: next(clock))
+    bar = common.ProgressBar(10, "DEEM")
+    row = {"status": "running", "energy_difference": 0.25, "acceptance_rate": 0.5}
+    for epoch in range(10):
+        if epoch in (0, 1, 9):
+            bar.on_epoch_end(epoch + 1, [row])
+        else:
+            bar.done += 1  # (epochs in between: no clock read)
+    bar.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "epoch" in line]
+    assert lines == ["DEEM: epoch 1 of 10 (10%), 31 s, about 279 s left, energy difference 0.250",
+                     "DEEM: epoch 2 of 10 (20%), 61 s, about 244 s left, energy difference 0.250",
+                     "DEEM: epoch 10 of 10 (100%), 300 s, energy difference 0.250"], lines

@@ -543,8 +543,11 @@ class ProgressBar:
         if self.lines and (now >= self.next_line or self.done == self.total):
             self.next_line = now + self.LINE_EVERY_S
             energy = f", energy difference {alive[0]['energy_difference']:.3f}" if alive else ""
+            spent = now - self.started
+            # the time left at this run's own pace so far (a piped log had no estimate at all; the bar shows one)
+            left = f", about {spent / self.done * (self.total - self.done):.0f} s left" if self.done < self.total else ""
             say(f"{self.description}: epoch {self.done:,} of {self.total:,} "
-                f"({100 * self.done / max(1, self.total):.0f}%), {now - self.started:.0f} s{energy}")
+                f"({100 * self.done / max(1, self.total):.0f}%), {spent:.0f} s{left}{energy}")
         return False
 
     def close(self) -> None:
