@@ -39,6 +39,7 @@ import stat
 import tempfile
 import threading
 import time
+import contextlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +213,11 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 # --------------------------------------------------------------------------- tables on disk
+#: a run's Label Studio tasks (id and data) and control, kept when its data came from a Label Studio export
+LABEL_STUDIO_TASKS = "label_studio_tasks.json"
+LABEL_STUDIO_SETTINGS = "label_studio.json"
+
+
 def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
     """Parquet when the columns have one type each; otherwise a typed JSON table (keeps 1 vs "1")."""
     import io  # noqa: PLC0415
@@ -536,6 +542,47 @@ class RunStore:
 
     def save_model(self, run_id: str, model: Any, name: str = "deem") -> Path:
         return model.save(self.run_dir(run_id) / f"model_{_check_name(name)}.pt")
+
+    def save_label_studio(self, run_id: str, context: Any) -> Path:
+        """Keep the Label Studio tasks (``id`` and ``data``) and control a run's data set was read with, so that
+        its predictions file keeps them when the run is opened again in another session (a reopened run's file had
+        no task ids, no data and the control names "label"/"task"; walkthrough 48). Written atomically: the tasks
+        streamed to a temporary file in the run's folder, then renamed."""
+        from deem_core.data.formats.labelstudio import context_settings, write_tasks  # noqa: PLC0415
+
+        folder = self.run_dir(run_id)
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".label_studio_tasks.",
+                                             suffix=".tmp", delete=False)
+        try:
+            with handle:
+                write_tasks(context, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, folder / LABEL_STUDIO_TASKS)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(handle.name)
+            raise
+        return write_json(context_settings(context), folder / LABEL_STUDIO_SETTINGS)
+
+    def load_label_studio(self, run_id: str, tasks: bool = True) -> Any:
+        """The Label Studio context kept with a run (:meth:`save_label_studio`), its tasks streamed from the run's
+        folder when asked (``tasks``); None when the run's data did not come from a Label Studio export."""
+        from deem_core.data.formats.labelstudio import context_with  # noqa: PLC0415
+        from deem_core.data.formats.limits import Limits  # noqa: PLC0415
+        from deem_core.data.formats.sources import Source  # noqa: PLC0415
+
+        folder = self.run_dir(run_id)
+        try:
+            settings = json.loads((folder / LABEL_STUDIO_SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        path = folder / LABEL_STUDIO_TASKS
+        if not tasks or not path.is_file():
+            return context_with(settings)
+        limits = Limits.from_env()
+        limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size))  # (written here, from a read export)
+        return context_with(settings, Source(name=LABEL_STUDIO_TASKS, stem="label_studio_tasks", path=path), limits)
 
     def save_error(self, run_id: str, text: str) -> Path:
         return atomic_write_text(self.run_dir(run_id) / "error.txt", text)

@@ -32,6 +32,7 @@ Jobs themselves live in the process-wide :class:`deem_studio.jobs.JobManager`, l
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sqlite3
 import string
@@ -653,6 +654,20 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     sync_url()
 
 
+def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
+    """A training on data read from a Label Studio export keeps the export's tasks and control with the run, so that
+    its predictions file keeps them when the run is opened again (walkthrough 48: from a link, the Runs page or a new
+    tab the file had no task ids, no data, and the control names "label"/"task"). A failure to keep them (disk
+    full) leaves that file as it was, said on the Results page; the run itself is not touched."""
+    kept = st.session_state.get("_label_studio")
+    if kind != "train" or not kept or kept[1] is None or data is None or kept[0] != data.fingerprint():
+        return
+    try:
+        mgr.store.save_label_studio(run_id, kept[1])
+    except Exception:  # noqa: BLE001 - logged for the operator; the page goes on
+        logging.getLogger(__name__).warning("could not keep the Label Studio tasks of run %s", run_id, exc_info=True)
+
+
 def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> None:
     """Submit a train or sweep job on the active data set and show it; when the same job (this workspace, these
     data, these settings) is already queued or running, launch nothing and show that one (a second click)."""
@@ -671,6 +686,7 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
     else:
         run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
                             client=client_address())
+        keep_label_studio(mgr, run_id, kind, data)
     set_current_run(run_id, kind)
     st.rerun()  # the whole page, the sidebar's job list included, shows the run
 

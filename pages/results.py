@@ -280,11 +280,13 @@ if fallback:
 
 def _label_studio_context():
     """The Label Studio tasks (ids, data, control) of the data set this run was trained on, when it was read
-    from a Label Studio export in this session; otherwise the predictions carry ``{"task": id}`` data."""
+    from a Label Studio export: in this session, or kept with the run (opened again from a link, the Runs page or
+    a new tab; walkthrough 48). A link's visitor gets the control only: the export's task data stay with the run's
+    owner, as its gold labels do. Otherwise the predictions carry ``{"task": id}`` data."""
     kept = st.session_state.get("_label_studio")
     if kept and kept[1] is not None and kept[0] == record.get("fingerprint"):
         return kept[1]
-    return None
+    return mgr.store.load_label_studio(run_id, tasks=common.can_control(run_id))
 
 
 def _model_version() -> str:
@@ -328,7 +330,8 @@ _download(row, "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parque
 _download(row, "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
 _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
-          "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export")
+          "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
+          "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)")
 if workers is not None:
     row.download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")

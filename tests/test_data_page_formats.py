@@ -136,6 +136,17 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     assert tasks[0]["data"]["text"] == "Café crème, très bon"
     assert tasks[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
     assert isinstance(results, pd.DataFrame)
+    # kept with the run: opened again in another session (a link, the Runs page, a new tab) the file is the same
+    # (walkthrough 48: no ids, no data, the control "label"/"task")
+    kept = manager.store.load_label_studio(run_id)
+    assert serialise(results, "label_studio", kept, "test") == serialise(results, "label_studio", context, "test")
+    # a link's visitor: the export's control, not its task data
+    visitor = json.loads(serialise(results, "label_studio", manager.store.load_label_studio(run_id, tasks=False),
+                                   "test"))
+    assert [t["data"] for t in visitor[:2]] == [{"task": 100}, {"task": 101}] and "id" not in visitor[0]
+    assert visitor[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
+    # a run whose data came from elsewhere keeps none
+    assert manager.store.load_label_studio(manager.store.create("train", {"methods": ["mv"]})) is None
 
 
 def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs_dir):

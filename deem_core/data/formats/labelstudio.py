@@ -35,8 +35,8 @@ from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
 
-__all__ = ["LabelStudioContext", "iter_json", "iter_tasks", "json_kind", "read_json_records", "read_label_studio",
-           "task_key_of"]
+__all__ = ["LabelStudioContext", "context_settings", "context_with", "iter_json", "iter_tasks", "json_kind",
+           "read_json_records", "read_label_studio", "task_key_of", "write_tasks"]
 
 _WS = re.compile(r"\s*")
 CLASSIFICATION_TYPES = ("choices", "labels", "rating", "taxonomy")
@@ -540,6 +540,40 @@ def iter_tasks(context: LabelStudioContext) -> Iterator[tuple[str, dict[str, Any
                 key = task_key_of(task, context.task_key)
                 if key is not None:
                     yield _cell(key), task
+
+
+def context_settings(context: LabelStudioContext) -> dict[str, Any]:
+    """The context's control and task key as plain JSON values (kept beside a run, without the export)."""
+    return {"from_name": context.from_name, "to_name": context.to_name, "type": context.type,
+            "task_key": context.task_key, "values": dict(context.values)}
+
+
+def context_with(settings: Any, source: Source | None = None, limits: Limits | None = None) -> LabelStudioContext:
+    """The context of :func:`context_settings` read back (a value of the wrong type keeps its default: the file
+    may have been edited by hand), streaming its tasks from ``source`` (a file of :func:`write_tasks`)."""
+    settings = settings if isinstance(settings, Mapping) else {}
+    default = LabelStudioContext()
+    given = {name: settings[name] for name in ("from_name", "to_name", "type", "task_key")
+             if isinstance(settings.get(name), str) and settings[name]}
+    values = settings.get("values")
+    return LabelStudioContext(**{**{"from_name": default.from_name, "to_name": default.to_name, "type": default.type,
+                                    "task_key": default.task_key}, **given},
+                              values={str(k): v for k, v in values.items()} if isinstance(values, Mapping) else {},
+                              source=source, limits=limits)
+
+
+def write_tasks(context: LabelStudioContext, handle: Any) -> int:
+    """Each task of the context's export with its ``id`` and ``data`` only (no annotations), as one JSON list
+    written to the text ``handle`` a task at a time; a context read back with it as source gives the same tasks
+    and keys. Returns the number of tasks written."""
+    count = 0
+    handle.write("[")
+    for _, task in iter_tasks(context):
+        kept = {name: task[name] for name in ("id", "data") if name in task}
+        handle.write(("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False))
+        count += 1
+    handle.write("\n]\n")
+    return count
 
 
 def shown_name(value: Any) -> str:
