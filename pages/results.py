@@ -222,26 +222,40 @@ max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01
                        persist_state="session")
 # the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
 toggles = c[1].container(horizontal=True)
+has_ties = "majority_vote_tied" in frame if frame is not None else False
 only_disagree = toggles.toggle("Only disagreements", key="results_disagree", persist_state="session",
-                            help="only the tasks whose label is not among the most answered labels of the task "
-                                 "(on a tie, a label among the tied ones agrees with majority vote)")
+                               help="only the tasks whose label is not among the most answered labels of the task"
+                                    + (", and the tasks where majority vote is tied (two or more labels share the "
+                                       "most answers: its column shows its tie rule's pick), where a person may "
+                                       "look too" if has_ties else ""))
 review = toggles.toggle("Least confident first", key="results_review", persist_state="session", disabled=hard,
                         help="a review queue: the tasks most worth a second look come first")
 view = frame
 if not hard and "confidence" in view and view["confidence"].notna().any():  # (hard: the slider is off, not 0)
     view = view[view["confidence"].fillna(0.0) <= max_conf + 1e-12]
 if only_disagree and "disagrees_with_majority" in view:
-    view = view[view["disagrees_with_majority"]]
+    # the tied tasks too (walkthroughs 47 and 48: the queue left out two thirds of the tasks whose label differs from
+    # the majority vote column, all ties, "exactly the ones that need a human")
+    keep = view["disagrees_with_majority"].to_numpy(dtype=bool)
+    if has_ties:
+        keep = keep | view["majority_vote_tied"].to_numpy(dtype=bool)
+    view = view[keep]
 if review and not hard and "confidence" in view:
     view = view.sort_values("confidence", kind="stable")
 # (majority vote's own labels with "Only disagreements" read "0 of 800 tasks" with no word why; walkthrough 34)
 itself = " (majority vote agrees with itself: pick another method to see where it differs)" if (
     only_disagree and method == "mv") else ""
 # (a tie's label agreeing read as a broken filter: "0 of 800 tasks" beside rows whose label differs from the majority
-# vote column, all of them ties; walkthrough 46)
-ties = (" (on a tie, a label among the tied ones agrees with majority vote, whichever of them its column shows)"
-        if only_disagree and method != "mv" else "")
-st.caption(f"{len(view):,} of {len(frame):,} tasks{itself}{ties}")
+# vote column, all of them ties; walkthrough 46): how many of each the queue holds
+ties = ""
+if only_disagree and has_ties:
+    n_disagree = int(view["disagrees_with_majority"].sum())
+    n_tied = int((view["majority_vote_tied"] & ~view["disagrees_with_majority"]).sum())
+    ties = (f": {n_disagree:,} disagree with majority vote, {n_tied:,} more are ties of majority vote (a label "
+            f"among the tied ones agrees with it, whichever of them its column shows)")
+elif only_disagree and method != "mv":
+    ties = " (on a tie, a label among the tied ones agrees with majority vote, whichever of them its column shows)"
+st.caption(f"{len(view):,} of {len(frame):,} tasks{ties}{itself}")
 shown = view.reset_index()
 # a column with no value at all (a fallback's seed agreement) is left out: its cells read "None" (walkthrough, tenth
 # session); the downloads keep it, empty
@@ -262,6 +276,9 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
                                                          "with one seed: set Seeds above 1 on Train to use it; "
                                                          "empty when a fallback returned the labels untrained)"),
     "majority_vote": st.column_config.Column("majority vote"),
+    "majority_vote_tied": st.column_config.CheckboxColumn(
+        "majority vote tied", help="two or more labels share the task's most answers: majority vote's column shows "
+                                   "its tie rule's pick among them"),
     "disagrees_with_majority": st.column_config.CheckboxColumn(
         "disagrees with majority vote", help="the label is not among the task's most answered labels (on a tie, "
                                              "majority vote's column shows one of the tied labels)")})

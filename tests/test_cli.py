@@ -36,7 +36,8 @@ def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_fi
     assert "wrote 200 labels to" in captured.err and "on the 200 task(s) that have a truth" in captured.err
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "label", "confidence", "p_=blue", "p_green", "p_red",
-                                   "seed_agreement", "free_energy", "majority_vote", "disagrees_with_majority"]
+                                   "seed_agreement", "free_energy", "majority_vote", "disagrees_with_majority",
+                                   "majority_vote_tied"]
     assert set(table["label"]) <= {"red", "green", "'=blue"}  # formula cell neutralised
     assert set(table["majority_vote"]) <= {"red", "green", "'=blue"}
     # (a label among a tie's most answered classes does not disagree: tested in test_registry)

@@ -212,6 +212,19 @@ def test_a_label_on_a_tie_does_not_disagree_with_majority_vote():
     table = registry.with_majority(labels, data, reference=registry.majority_reference(data))
     assert "r" not in table["majority_vote"].tolist()  # the tie rule's labels, as before
     assert table["disagrees_with_majority"].tolist() == [False, False, True]
+    # and where majority vote is tied, a column says so (walkthroughs 47, 48: the review queue left ties out)
+    assert table["majority_vote_tied"].tolist() == [True, True, False]  # pair 1-1, tie 1-1-1, two 2-1
+    assert data.tied_tasks().tolist() == [True, True, False]  # (tasks in order: pair, tie, two)
+    # soft labels: the summed probabilities tie (pair: 0.6 q + 0.4 r against 0.6 r + 0.4 q) or not
+    soft = np.eye(3, dtype=np.float32)[data.label_codes]
+    soft[data.task_codes == 0] = [[0.0, 0.6, 0.4], [0.0, 0.4, 0.6]]
+    soft[data.task_codes == 2] = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]  # two: p 1.0, q 1.0, r 1.0
+    softened = AnnotationSet.from_codes(data.tasks, data.workers, data.classes, data.task_codes, data.worker_codes,
+                                        data.label_codes, soft_labels=soft)
+    assert softened.tied_tasks().tolist() == [True, True, True]
+    soft[data.task_codes == 0] = [[0.0, 0.7, 0.3], [0.0, 0.4, 0.6]]  # q 1.1 against r 0.9
+    assert AnnotationSet.from_codes(data.tasks, data.workers, data.classes, data.task_codes, data.worker_codes,
+                                    data.label_codes, soft_labels=soft).tied_tasks().tolist() == [False, True, True]
     numbers = AnnotationSet.from_long(answers.assign(label=answers["label"].map({"p": 0, "q": 1, "r": 2})))
     assert numbers.among_most_voted(np.array([2, 0, 1])).tolist() == [True, True, False]  # pair, tie, two
 

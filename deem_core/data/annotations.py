@@ -309,6 +309,22 @@ class AnnotationSet:
             return _sparse_vote(self)
         return majority_vote_codes(self.class_votes())
 
+    def tied_tasks(self) -> np.ndarray:
+        """(n_tasks,) bool: whether two or more classes share task t's highest count (of its summed soft labels),
+        so that majority vote's label there is its tie rule's pick among them."""
+        n = self.n_tasks
+        if self.soft_labels is None:
+            task, _, count = task_class_counts(self)
+            best = np.zeros(n)
+            np.maximum.at(best, task, count)
+            at_best = np.bincount(task[count >= best[task]], minlength=n)
+            return (best > 0) & (at_best >= 2)
+        votes = self.class_votes()
+        if not votes.shape[1]:
+            return np.zeros(n, dtype=bool)
+        best = votes.max(axis=1)
+        return (best > 0) & ((votes >= best[:, None] - 1e-9).sum(axis=1) >= 2)
+
     def among_most_voted(self, codes: np.ndarray) -> np.ndarray:
         """(n_tasks,) bool: whether class ``codes[t]`` is one of task t's most answered classes (of its summed soft
         labels), so a label on a tie is not read as going against a majority that is not there (walkthrough 45: 2,189

@@ -170,7 +170,8 @@ def majority_reference(data: Any) -> pd.Series:
 def with_majority(frame: pd.DataFrame, data: Any = None, reference: pd.Series | None = None,
                   method: str | None = None) -> pd.DataFrame:
     """A method's label table with ``majority_vote`` (the task's majority label) and ``disagrees_with_majority``
-    appended, as the command line writes it and the dashboard stores and downloads it (the dashboard's files had the
+    appended (and ``majority_vote_tied`` with ``data``: two or more classes share the task's highest count), as the
+    command line writes it and the dashboard stores and downloads it (the dashboard's files had the
     two columns and the command line's did not). ``reference``: :func:`majority_reference` of ``data``, computed
     once for several methods; ``method="mv"``: the table is majority vote's own, its labels are the reference.
     With ``data`` (an AnnotationSet), a label that is one of the task's most answered classes does not disagree,
@@ -192,6 +193,12 @@ def with_majority(frame: pd.DataFrame, data: Any = None, reference: pd.Series | 
         codes[positions[known]] = data.classes.get_indexer(frame["label"])[known]
         differs[known] = ~data.among_most_voted(codes)[positions[known]]
     out["disagrees_with_majority"] = differs
+    if isinstance(data, AnnotationSet):  # where majority vote's label is its tie rule's pick (walkthroughs 47, 48:
+        # the review queue left out the tied tasks, where a label differs from that column without disagreeing)
+        positions = data.tasks.get_indexer(frame.index)
+        tied = data.tied_tasks()
+        out["majority_vote_tied"] = np.where(positions >= 0, tied[np.clip(positions, 0, None)], False) \
+            if data.n_tasks else np.zeros(len(frame), dtype=bool)
     return out
 
 
