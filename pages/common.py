@@ -430,6 +430,11 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     capacity.admit_data(data, replacing=current["data"] if current else None)
     previous = data_key()
     previous_gold = current.get("gold") if current else None
+    if gold is None and previous_gold is not None and previous == data.fingerprint():
+        # the same data read again, from a file that brings no gold labels: those it had stay (walkthrough 48: a new
+        # tab brought the data back with their 300 gold labels, the same export uploaded there dropped them, and the
+        # next run trained without them, unsaid)
+        gold = previous_gold
     st.session_state["dataset"] = {"name": name, "data": data, "gold": class_gold(gold, data), "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint(), "read_gold": int(read_gold)}
     st.session_state.pop("summary_cache", None)

@@ -984,6 +984,25 @@ def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before
     assert at.session_state["dataset"]["gold"] is None and said in texts(at)
 
 
+def test_the_same_data_uploaded_again_keeps_the_gold_labels_a_new_tab_brought_back(runs_dir):
+    """Walkthrough 48: a new tab brought the latest run's data back with their gold labels; the same file uploaded
+    there dropped them, and the next run trained without them, unsaid."""
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    finished_training(at, ["mv"])
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new tab: the cookie, no run in the address
+    again.session_state["owner_key"] = at.session_state["owner_key"]
+    again.run()
+    assert len(again.session_state["dataset"]["gold"]) == 150
+    again.switch_page("pages/data.py").run()
+    upload(again)  # the same file
+    no_problem(again)
+    assert len(again.session_state["dataset"]["gold"]) == 150
+    assert "· 150 gold labels" in " ".join(str(c.value) for c in again.sidebar.caption)
+    upload(again, "other.csv", other_csv())  # other data: not theirs
+    assert again.session_state["dataset"]["gold"] is None
+
+
 def test_a_data_set_loaded_again_after_a_reload_brings_back_its_runs(runs_dir):
     """Walkthrough 34: train on A, then on B, reload (a new session, on B's run), load A again: its sweep came back
     (the workspace keeps the pick) but not its training (kept in the first session's memory only): Results said "No
