@@ -329,7 +329,8 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
             cell.caption("Parquet: not available for labels of mixed types")
             return
     context = _label_studio_context() if fmt == "label_studio" else None
-    cell.download_button(title, data=lambda: serialise(_picked_table(), fmt, context, _model_version()),
+    cell.download_button(title, data=capacity.building_download(
+                             lambda: serialise(_picked_table(), fmt, context, _model_version())),
                          file_name=file_name, mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
 
 
@@ -350,7 +351,7 @@ _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
           "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)")
 if workers is not None:
-    row.download_button("Worker table CSV", data=lambda: to_safe_csv(workers, index=False),
+    row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False)),
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"

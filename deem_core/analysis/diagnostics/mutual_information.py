@@ -45,7 +45,7 @@ from deem_core.data.pairs import pair_table
 from deem_core.analysis.diagnostics._slots import layer_outputs
 
 __all__ = [
-    "MI_MAX_BYTES", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
+    "MI_MAX_BYTES", "MI_MAX_ROWS", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
     "layer_names", "pair_mutual_information",
     "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
 ]
@@ -55,6 +55,8 @@ DEFAULT_MIN_COMMON = 10
 #: memory the per-layer MI tables (and one contingency table) may take; more workers than fit are cut to the
 #: most active ones
 MI_MAX_BYTES = 512 << 20
+#: the most rows of the all-pairs table (``long_frame``: the CSV written and downloaded); ~60 MB of CSV
+MI_MAX_ROWS = 500_000
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -250,31 +252,59 @@ class MutualInformationResult:
             })
         return pd.DataFrame(rows)
 
-    def long_frame(self, include_diagonal: bool = False) -> pd.DataFrame:
+    def long_frame(self, include_diagonal: bool = False, max_rows: int | None = None) -> pd.DataFrame:
         """``layer, class, worker_a, worker_b, mi, n_common, class_source``: every ordered pair a != b
-        (both orders, as in the heatmaps) of every non-empty class that shares a task of it; pairs with too few
-        tasks in common have ``mi`` NaN. Pairs that share none are left out: on a platform's set (3,896 workers) they
-        were 99.9% of 5.6 M rows, a 216 MB file of empty values (walkthrough 45)."""
-        n_layers, n_classes, d, _ = self.mi.shape
-        a_idx, b_idx = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
-        keep = np.ones((d, d), dtype=bool) if include_diagonal else ~np.eye(d, dtype=bool)
-        keep &= (np.asarray(self.n_common) > 0).any(axis=0)  # shared in some class: the classes' rows stay alike
-        a_idx, b_idx = a_idx[keep], b_idx[keep]
+        (both orders, as in the heatmaps) that has a value (enough tasks in common) in some layer and class, with
+        its row in every non-empty class (``mi`` NaN where that class has too few). Pairs without any value are
+        left out: on a platform's set (3,896 workers) the pairs sharing no task were 99.9% of 5.6 M rows, a 216 MB
+        file of empty values (walkthrough 45), and 1,234 workers each pair sharing one to nine tasks gave 21.3 M
+        rows of which none held a value (782 MB, 6.6 GB of memory; attack round 23).
+
+        At most ``max_rows`` rows (default :data:`MI_MAX_ROWS`): past it the pairs with the most tasks in common
+        are kept, and ``attrs["note"]`` says how many were left out (the heatmaps keep every pair)."""
+        a_idx, b_idx, classes, note = self._table_pairs(include_diagonal, max_rows)
+        n_layers = self.mi.shape[0]
         workers = np.asarray(self.workers, dtype=object)
         frames = []
         for layer in range(n_layers):
-            for c in range(n_classes):
-                if self.class_counts[c] == 0:
-                    continue
+            for c in classes:
                 frames.append(pd.DataFrame({
                     "layer": layer, "class": [self.classes[c]] * len(a_idx),
                     "worker_a": workers[a_idx], "worker_b": workers[b_idx],
-                    "mi": self.mi[layer, c][keep], "n_common": self.n_common[c][keep],
+                    "mi": self.mi[layer, c][a_idx, b_idx], "n_common": np.asarray(self.n_common[c])[a_idx, b_idx],
                 }))
         columns = ["layer", "class", "worker_a", "worker_b", "mi", "n_common"]
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         out["class_source"] = self.class_source
+        if note:
+            out.attrs["note"] = note
         return out
+
+    def table_note(self, max_rows: int | None = None) -> str | None:
+        """What :meth:`long_frame` leaves out past ``max_rows`` (None: nothing), without building it."""
+        return self._table_pairs(False, max_rows)[3]
+
+    def _table_pairs(self, include_diagonal: bool, max_rows: int | None
+                     ) -> tuple[np.ndarray, np.ndarray, list[int], str | None]:
+        """The (a, b) pairs of :meth:`long_frame`, its non-empty classes and the note on the pairs left out."""
+        max_rows = MI_MAX_ROWS if max_rows is None else int(max_rows)
+        n_layers, n_classes, d, _ = self.mi.shape
+        keep = np.ones((d, d), dtype=bool) if include_diagonal else ~np.eye(d, dtype=bool)
+        keep &= ~np.isnan(self.mi).all(axis=(0, 1))  # a value in some layer and class
+        classes = [c for c in range(n_classes) if self.class_counts[c] != 0]
+        per_pair = max(1, n_layers * len(classes))
+        a_idx, b_idx = np.nonzero(keep)
+        note = None
+        if len(a_idx) * per_pair > max_rows:  # the pairs with the most tasks in common
+            shared = np.asarray(self.n_common).sum(axis=0)[a_idx, b_idx]
+            room = max_rows // per_pair
+            picked = np.zeros(len(a_idx), dtype=bool)
+            picked[np.argsort(-shared, kind="stable")[:room]] = True
+            note = (f"the all-pairs table holds the {room:,} ordered worker pairs with the most tasks in common: "
+                    f"{len(a_idx) - room:,} more pairs with a value are left out of it ({max_rows:,} rows at most), "
+                    f"not of the heatmaps")
+            a_idx, b_idx = a_idx[picked], b_idx[picked]
+        return a_idx, b_idx, classes, note
 
     def matrix(self, layer: int, class_value: Any) -> pd.DataFrame:
         """One d x d MI matrix as a DataFrame (rows/columns = workers)."""
