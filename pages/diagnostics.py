@@ -79,10 +79,16 @@ with st.container(border=True):
     if st.button("Compute diagnostics", type="primary", key="diag_launch"):
         config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
                   "subset_by": by}
+        # the loaded data set only when it is the run's (attack round 23: with the server's data budget full, a run of
+        # other data opened beside the session's own, and its diagnostics were computed on the session's data and
+        # shown as the run's); otherwise the job reads the run's stored answers
+        same = ds is not None and ds.get("fingerprint") == record.get("fingerprint")
         try:
-            diag_id = mgr.submit("diagnostics", config, data=ds["data"] if ds else None,
-                                 gold=ds.get("gold") if ds else None, owner=common.workspace(),
-                                 dataset=record.get("dataset"), store_data=False, client=common.client_address())
+            twin = mgr.active_twin("diagnostics", config, common.workspace(), ds["fingerprint"]) if same else None
+            diag_id = twin or mgr.submit("diagnostics", config, data=ds["data"] if same else None,
+                                         gold=ds.get("gold") if same else None, owner=common.workspace(),
+                                         dataset=record.get("dataset"), store_data=False,
+                                         client=common.client_address())
             st.session_state["diag_run"] = diag_id
             st.rerun()
         except Exception as exc:  # noqa: BLE001

@@ -2081,3 +2081,37 @@ def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
 
     stored = capacity.run_data(get_manager().store, run_id)[1]
     assert "file" not in stored.attrs
+
+
+def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(runs_dir):
+    """Attack round 23: with the server's data budget full, a run of other data opened beside the session's own set
+    kept that set loaded; "Compute diagnostics" computed on it and the page showed the result as the run's."""
+    from deem_studio import capacity
+    from deem_studio.jobs import get_manager
+
+    frame = pd.read_csv(ROOT / "sample_data" / "condind.csv")
+    batch_a = frame[frame["task"] < 200].to_csv(index=False).encode()
+    batch_b = frame[(frame["task"] >= 200) & (frame["task"] < 400)].to_csv(index=False).encode()
+    alice = upload(new_app(), "batchA.csv", batch_a)
+    run_x = finished_training(alice, ["deem"], epochs=2)
+    bob = upload(new_app(), "batchB.csv", batch_b)
+    ledger = capacity.ledger()
+    budget = ledger.budget
+    ledger.budget = ledger.held() + 1000  # (the server holds its users' data: run X's cannot be loaded beside)
+    try:
+        bob.switch_page("pages/runs.py").run()
+        bob.text_input(key="runs_by_id").set_value(run_x)
+        bob.button(key="runs_open_id").click().run()
+        assert bob.session_state["dataset"]["name"] == "batchB.csv"
+        bob.switch_page("pages/diagnostics.py").run()
+        bob.button(key="diag_launch").click().run()
+    finally:
+        ledger.budget = budget
+    snap = get_manager().wait(bob.session_state["diag_run"], timeout=120)
+    assert snap.status == "finished", snap.message
+    shown = snap.result.quality.table.set_index("worker")["agreement"]
+    store = get_manager().store
+    loaded = store.load(run_x)
+    from deem_core.analysis.diagnostics import run_diagnostics
+    own = run_diagnostics(loaded.load_model("deem"), loaded.data).quality.table.set_index("worker")["agreement"]
+    pd.testing.assert_series_equal(shown, own)  # (on batch B clf_01 read 0.865 against run X's 0.905)
