@@ -130,7 +130,8 @@ def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted
                                                  "#N/A", "dog"}
     assert kept.warnings == ["a.csv: dropped 1 answer(s) with a missing label (empty; first on line 12)",
                              "a.csv: 2 label(s) spelled in more than one way (the spellings differ in upper and lower "
-                             "case or in spaces only), and each spelling is a class of its own (answers in brackets): "
+                             "case, in spaces, or in characters that look alike or cannot be seen only), and each "
+                             "spelling is a class of its own (answers in brackets): "
                              "'NULL' (1) and 'null' (1); 'None' (1) and 'none' (1). Spell each class one way in the "
                              "file if they mean the same."]
     frame = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "label": ["x", "none", None]})

@@ -127,11 +127,19 @@ def test_label_groups_from_the_answers(answers, groups):
 
 @pytest.mark.parametrize(("labels", "said"), [
     (["positive", "Positive", "negative", "POSITIVE"], "1 label(s) spelled in more than one way (the spellings differ "
-     "in upper and lower case or in spaces only), and each spelling is a class of its own (answers in brackets): "
+     "in upper and lower case, in spaces, or in characters that look alike or cannot be seen only), and each spelling "
+     "is a class of its own (answers in brackets): "
      "'POSITIVE' (9) and 'Positive' (9) and 'positive' (9). Spell each class one way in the file if they mean the "
      "same."),
     (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' [2 spaces in a row] (12)."),
+    # letters of another script drawn alike, fullwidth forms, invisible characters (attack round 23: a Cyrillic "е"
+    # split the "yes" answers, and majority vote returned "no" without a word)
+    (["yes", "y\u0435s", "no"], "'yes' (12) and 'y\u0435s' [cyrillic small letter ie U+0435] (12)."),
+    (["yes", "\uff59\uff45\uff53", "no"], "[fullwidth latin small letter y U+FF59, fullwidth latin small letter e "
+                                        "U+FF45, fullwidth latin small letter s U+FF53]"),
+    (["yes", "ye\u00ads", "no"], "[soft hyphen U+00AD]"),
     (["yes", "no", "maybe"], None),
+    (["y\u0435s", "н\u0435т", "no"], None),  # (Russian words are not English ones)
     ([1, 2, 3], None),
 ])
 def test_labels_spelled_two_ways_are_said(labels, said):

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
@@ -775,13 +776,43 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
 LABELS_ALIKE = "differ in upper and lower case"
 
 
+#: letters of other scripts drawn like a Latin letter (after case folding): a label typed on another keyboard layout
+#: reads the same and is another class (attack round 23: "yes" with a Cyrillic "е" split the "yes" answers and majority
+#: vote returned "no" 4:3 without a word)
+_LOOK_ALIKE = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "ω": "w", "ı": "i"})
+
+
+def label_key(label: str) -> str:
+    """A label as it reads: compatibility forms folded (NFKC: fullwidth, ligatures), invisible characters dropped
+    (format characters: zero-width, soft hyphen, direction marks), case folded, runs of spaces made one, and letters
+    of other scripts drawn like Latin ones read as those. Two labels with one key read alike."""
+    text = unicodedata.normalize("NFKC", label)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split()).casefold().translate(_LOOK_ALIKE)
+
+
+def _foreign_letters(label: str) -> str:
+    """The characters of ``label`` that a reader cannot tell from others: letters outside ASCII that read as Latin
+    ones and invisible characters, named (" [Cyrillic small letter ie U+0435]")."""
+    named = []
+    for ch in dict.fromkeys(label):
+        if (ord(ch) > 127 and ch.casefold().translate(_LOOK_ALIKE) != ch.casefold()) or (
+                unicodedata.category(ch) == "Cf") or (ch != unicodedata.normalize("NFKC", ch) and not ch.isspace()):
+            named.append(f"{unicodedata.name(ch, 'character').lower()} U+{ord(ch):04X}")
+    return f" [{', '.join(named[:3])}]" if named else ""
+
+
 def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> list[str]:
     """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
     "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
     was a "dead units" warning about the learning rate (walkthrough 45)."""
     if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
         return []
-    keys = pd.Series([" ".join(str(c).split()).casefold() if isinstance(c, str) else c for c in classes])
+    keys = pd.Series([label_key(c) if isinstance(c, str) else c for c in classes])
     repeated = keys[keys.duplicated(keep=False)]
     if repeated.empty:
         return []
@@ -789,13 +820,13 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> li
     groups = [list(idx) for _, idx in repeated.groupby(repeated, sort=False).groups.items()]
     def spelled(label) -> str:  # (a browser shows two spaces as one: two spellings read alike; walkthrough 46)
         run = max((len(part) for part in re.findall(r" +", str(label))), default=0)
-        return _show(label) + (f" [{run} spaces in a row]" if run > 1 else "")
+        return _show(label) + (f" [{run} spaces in a row]" if run > 1 else "") + _foreign_letters(str(label))
 
     shown = "; ".join(" and ".join(f"{spelled(classes[i])} ({int(counts[i]):,})" for i in group[:4])
                       for group in groups[:3]) + (f"; and {len(groups) - 3:,} more" if len(groups) > 3 else "")
-    return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE} or in "
-            f"spaces only), and each spelling is a class of its own (answers in brackets): {shown}. Spell each class "
-            f"one way in the file if they mean the same."]
+    return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE}, in "
+            f"spaces, or in characters that look alike or cannot be seen only), and each spelling is a class of its own "
+            f"(answers in brackets): {shown}. Spell each class one way in the file if they mean the same."]
 
 
 #: characters past which a label reads as text rather than a class name (_long_labels)
