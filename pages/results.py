@@ -149,7 +149,7 @@ if frame is None:  # (its file went between the two reads)
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
 scored = {m: float(v) for m, v in scored.items() if isinstance(v, (int, float)) and v == v}
 if method in scored:  # gold labels were given: every method's accuracy on them, as on the Train page
-    on = common.gold_scored(metrics)
+    on = common.gold_scored(metrics, config)
     st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
 # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said

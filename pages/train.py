@@ -294,12 +294,13 @@ if table["accuracy vs gold"].isna().all():
     table = table.drop(columns="accuracy vs gold")
 common.table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with majority vote": "{:.3f}", "seconds": "{:.2f}"},
              column_config={"disagrees with majority vote": st.column_config.Column(
-                 help="share of tasks whose label differs from majority vote's"),
+                 help="share of tasks whose label is not among the task's most answered labels (on a tie, a "
+                      "label among the tied ones agrees with majority vote, whichever its column shows)"),
                  # (a fallback's name read "DEEM (labels from cluster-weighted D…" at 1400 px; walkthrough, tenth
                  # session)
                  "method": st.column_config.TextColumn(width="large"), "note": st.column_config.TextColumn(width="large")})
 if "accuracy vs gold" in table and common.gold_scored(metrics):
-    st.caption(f"accuracy vs gold: {common.gold_scored(metrics)}")
+    st.caption(f"accuracy vs gold: {common.gold_scored(metrics, loaded.config)}")
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {}, table=False)
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
