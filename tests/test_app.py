@@ -1419,8 +1419,10 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     # found, not "equals the held-out log-lik" (walkthrough 36)
     assert ("The leave-cluster-out column chooses among the candidates (it predicts each held-out answer without the "
             "answers of the worker's dependence cluster)") in caption
-    assert "the predictive score is the safety rule's (a reference higher than the choice by more than 2 paired" \
-           in caption
+    # with a cluster found the safety rule reads the training answers' score (ten times the held-out answers)
+    assert ("the score on the training answers (each predicted from the other clusters' answers) is the safety rule's "
+            "(a reference higher than the choice by more than 2 paired") in caption
+    assert "score, training answers" in candidates.columns
     shown = next(t for t in at.dataframe if "candidate" in t.value.columns)
     helps = {column: config["help"] for column, config in json.loads(shown.proto.columns).items() if "help" in config}
     assert helps == EVIDENCE_HELP and "right" in shown.proto.columns  # a column with gaps stays right-aligned
@@ -2108,7 +2110,7 @@ def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
     assert "file" not in stored.attrs
 
 
-def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(runs_dir):
+def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(runs_dir, monkeypatch):
     """Attack round 23: with the server's data budget full, a run of other data opened beside the session's own set
     kept that set loaded; "Compute diagnostics" computed on it and the page showed the result as the run's."""
     from deem_studio import capacity
@@ -2120,18 +2122,17 @@ def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(ru
     alice = upload(new_app(), "batchA.csv", batch_a)
     run_x = finished_training(alice, ["deem"], epochs=2)
     bob = upload(new_app(), "batchB.csv", batch_b)
-    ledger = capacity.ledger()
-    budget = ledger.budget
-    ledger.budget = ledger.held() + 1000  # (the server holds its users' data: run X's cannot be loaded beside)
-    try:
+    def full(*args, **kwargs):  # (the server holds its users' data: run X's cannot be loaded beside)
+        raise capacity.CapacityError("the server already holds its users' data")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(capacity, "run_data", full)
         bob.switch_page("pages/runs.py").run()
         bob.text_input(key="runs_by_id").set_value(run_x)
         bob.button(key="runs_open_id").click().run()
         assert bob.session_state["dataset"]["name"] == "batchB.csv"
         bob.switch_page("pages/diagnostics.py").run()
         bob.button(key="diag_launch").click().run()
-    finally:
-        ledger.budget = budget
     snap = get_manager().wait(bob.session_state["diag_run"], timeout=120)
     assert snap.status == "finished", snap.message
     shown = snap.result.quality.table.set_index("worker")["agreement"]
