@@ -210,6 +210,33 @@ def apph(seed: int) -> tuple[pd.DataFrame, pd.Series]:
     return make_ampdata(n_tasks=2000, n_classes=5, n_regular=4, seed=8000 + seed)
 
 
+def trio(seed: int, n: int = 1500) -> tuple[pd.DataFrame, pd.Series]:
+    """A platform batch with a copying trio (the shape of walkthroughs 28, 35 and 44): 60 workers of Pareto activity,
+    3-5 answers a task, K=5, accuracy U[0.55, 0.85], 4 answering at random; three busy workers join each other on 70%
+    of the tasks one of them takes and give one shared opinion (right half the time) on 90% of their answers."""
+    rng = np.random.default_rng(70_000 + seed)
+    k, d = 5, 60
+    truth = rng.integers(k, size=n)
+    acc = rng.uniform(0.55, 0.85, size=d)
+    acc[rng.choice(np.arange(3, d), 4, replace=False)] = 1.0 / k
+    activity = rng.pareto(1.5, size=d) + 0.3
+    activity[:3] = np.sort(activity)[-3:]  # the trio is among the busiest
+    activity /= activity.sum()
+    preds = np.full((n, d), -1, dtype=np.int64)
+    for t in range(n):
+        chosen = set(rng.choice(d, size=int(rng.integers(3, 6)), replace=False, p=activity).tolist())
+        if chosen & {0, 1, 2} and rng.random() < 0.7:
+            chosen |= {0, 1, 2}
+        wrong = [c for c in range(k) if c != truth[t]]
+        opinion = truth[t] if rng.random() < 0.5 else rng.choice(wrong)
+        for w in sorted(chosen):
+            if w < 3 and rng.random() < 0.9:
+                preds[t, w] = opinion
+            else:
+                preds[t, w] = truth[t] if rng.random() < acc[w] else rng.choice(wrong)
+    return _long(preds, truth)
+
+
 def mnist_like(seed: int, n: int = 20000) -> tuple[pd.DataFrame, pd.Series]:
     """MnistE-shaped ensemble (App. H: 3 families x 5 copies, 10% randomised, K=10)."""
     return make_mnist_like(n_tasks=n, n_workers=15, n_classes=10, seed=9000 + seed)
@@ -217,12 +244,13 @@ def mnist_like(seed: int, n: int = 20000) -> tuple[pd.DataFrame, pd.Series]:
 
 FAMILIES: dict[str, Callable[[int], tuple[pd.DataFrame, pd.Series]]] = {
     "independent": independent, "groups": groups, "copies": copies, "sparse": sparse, "longtail": longtail,
-    "spammers": spammers, "imbalance": imbalance, "experts": experts, "apph": apph, "mnist_like": mnist_like,
+    "trio": trio, "spammers": spammers, "imbalance": imbalance, "experts": experts, "apph": apph, "mnist_like": mnist_like,
 }
 ROLE = {"independent": "design", "groups": "design", "copies": "design", "sparse": "design", "longtail": "design",
+        "trio": "design",
         "spammers": "final", "imbalance": "final", "experts": "final", "apph": "final", "mnist_like": "final"}
 #: which families have workers that are dependent given the truth (where layers should help)
-DEPENDENT = {"groups", "copies", "experts", "mnist_like"}
+DEPENDENT = {"groups", "copies", "trio", "experts", "mnist_like"}
 DESCRIPTION = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in FAMILIES.items()}
 
 

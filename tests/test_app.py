@@ -1420,8 +1420,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert ("The leave-cluster-out column chooses among the candidates (it predicts each held-out answer without the "
             "answers of the worker's dependence cluster)") in caption
     # with a cluster found the safety rule reads the training answers' score (ten times the held-out answers)
-    assert ("the score on the training answers (each predicted from the other clusters' answers) is the safety rule's "
-            "(a reference higher than the choice by more than 2 paired") in caption
+    assert ("the predictive score and the score on the training answers (each predicted from the other clusters' "
+            "answers) are the safety rule's (a reference higher than the choice on either by more than 2 paired") \
+        in caption
     assert "score, training answers" in candidates.columns
     shown = next(t for t in at.dataframe if "candidate" in t.value.columns)
     helps = {column: config["help"] for column, config in json.loads(shown.proto.columns).items() if "help" in config}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -48,3 +50,27 @@ def test_other_errors_and_cpu_errors_propagate():
 
     with pytest.raises(torch.cuda.OutOfMemoryError):
         train_with_memory_fallback(cpu_oom, 1024, torch.device("cpu"), [])
+
+
+def test_a_fit_whose_labels_are_a_fallback_warns_from_python():
+    """Walkthrough 47: from Python a fit whose labels the safety rule took from the cluster-weighted Dawid-Skene said
+    nothing (the reason kept in warnings_ only); the command line says it in its own lines, not twice."""
+    import warnings  # noqa: PLC0415
+
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.methods.deem import FallbackWarning  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 600)
+    rows = []
+    for t, y in enumerate(truth):  # four independent workers and a pair (w5 copies w4)
+        labels = [y if rng.random() < 0.75 else rng.integers(0, 3) for _ in range(5)]
+        labels.append(labels[4] if rng.random() < 0.85 else rng.integers(0, 3))
+        rows += [(f"t{t}", f"w{w}", int(label)) for w, label in enumerate(labels)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    with pytest.warns(FallbackWarning, match="the safety rule returned cluster-weighted Dawid-Skene"):
+        model = DEEM(epochs=2, seed=0, device="cpu").fit(frame)
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fit of its own model warns nothing
+        DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)

@@ -179,6 +179,7 @@ class ClusterPairs:
     pair: np.ndarray
     worker: np.ndarray
     label: np.ndarray
+    task: np.ndarray | None = None  # the task of every scored answer (its code in the set)
 
 
 def cluster_pairs(data: AnnotationSet, clusters: np.ndarray, max_answers: int = MAX_PAIR_ANSWERS,
@@ -213,7 +214,7 @@ def cluster_pairs(data: AnnotationSet, clusters: np.ndarray, max_answers: int = 
                                      data.worker_codes[positions], data.label_codes[positions], soft_labels=soft,
                                      source=data.source)
     return ClusterPairs(data=pairs, pair=inverse.astype(np.int64), worker=data.worker_codes[answers].copy(),
-                        label=data.label_codes[answers].copy())
+                        label=data.label_codes[answers].copy(), task=data.task_codes[answers].copy())
 
 
 def _hard(posterior: np.ndarray) -> np.ndarray:
@@ -239,6 +240,37 @@ def predictive_scores(pair_posterior: np.ndarray, pairs: ClusterPairs, held_post
     confusion = counts / counts.sum(axis=1, keepdims=True)  # [worker, given label, method's label]
     predicted = (confusion[held.worker, held.label, :] * _hard(held_posterior)).sum(axis=1)
     return np.log(predicted)
+
+
+def pair_scores(pair_posterior: np.ndarray, pairs: ClusterPairs, n_workers: int,
+                smoothing: float = PREDICTIVE_SMOOTHING) -> np.ndarray:
+    """Leave-cluster-out predictive score of every answer of ``pairs`` (the training answers): (A,) log-probability
+    of the answer given the method's label of its task without its cluster's answers, read through the worker's
+    confusion against those labels counted on every other answer of ``pairs`` (its own answer left out, so that
+    no answer predicts itself). Ten times the answers :func:`predictive_scores` has on a 10% hold-out."""
+    labels = _hard(pair_posterior)[pairs.pair]  # (A, K)
+    k = labels.shape[1]
+    counts = np.full((n_workers, k, k), float(smoothing))
+    np.add.at(counts, (pairs.worker, pairs.label), labels)
+    totals = counts.sum(axis=1)  # [worker, method's label]
+    own = counts[pairs.worker, pairs.label, :] - labels
+    predicted = (labels * own / (totals[pairs.worker] - labels)).sum(axis=1)
+    return np.log(predicted)
+
+
+def paired_gain_by_task(values_a: np.ndarray, values_b: np.ndarray, task: np.ndarray) -> tuple[float, float]:
+    """Mean per-answer gain of b over a and its standard error, the answers of one task taken together (they share
+    the task's label, so they are not independent draws): the sandwich error of the mean over task clusters."""
+    diff = np.asarray(values_b, dtype=np.float64) - np.asarray(values_a, dtype=np.float64)
+    if diff.size < 2:
+        return float(diff.mean()) if diff.size else 0.0, float("inf")
+    mean = float(diff.mean())
+    _, codes = np.unique(np.asarray(task), return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    if n_groups < 2:
+        return mean, float("inf")
+    residual = np.bincount(codes, weights=diff - mean, minlength=n_groups)
+    return mean, float(np.sqrt(n_groups / (n_groups - 1) * (residual ** 2).sum()) / diff.size)
 
 
 def observed_log_likelihood(log_probs: torch.Tensor, held: HeldOut) -> np.ndarray:
@@ -279,7 +311,8 @@ def _names(workers: list, most: int = 8) -> str:
 
 #: the evidence table's columns: summary key -> heading
 EVIDENCE_COLUMNS = {"heldout_loglik": "held-out log-lik", "lco_loglik": "leave-cluster-out",
-                    "lco_score": "predictive score", "heldout_agreement": "agreement"}
+                    "lco_score": "predictive score", "pair_score": "score, training answers",
+                    "heldout_agreement": "agreement"}
 #: what each evidence column means, in words (the pages' column help; higher is better in every column)
 EVIDENCE_HELP = {
     "candidate": "A trained candidate (its start and layers), or a reference that is not trained (majority vote, "
@@ -293,6 +326,11 @@ EVIDENCE_HELP = {
     "predictive score": "The safety rule's score, for every row: how well the row's labels, taken without a "
                         "cluster's answers and read through each worker's confusion, predict that cluster's held-out "
                         "answers. A reference that scores clearly above the choice replaces it. Higher is better.",
+    "score, training answers": "The safety rule's second score where dependence clusters were found (shown then "
+                               "only): the same prediction of every training answer from the other clusters' "
+                               "answers, its own answer left out of its worker's confusion; ten times the held-out "
+                               "answers, so a small copying group's pull shows. A reference clearly above the choice "
+                               "on either score replaces it. Higher is better.",
     "agreement": "Share of the held-out answers equal to the row's label of their task (shown, not used to choose).",
     "note": "chosen: the row whose labels are returned; ranked first: the candidate the criterion (the "
             "leave-cluster-out column) put first, whose labels the safety rule replaced by a reference's; "
@@ -313,14 +351,19 @@ def evidence_caption(table: pd.DataFrame) -> str:
     trained = table.dropna(subset=["held-out log-lik", "leave-cluster-out"]) if len(table) else table
     same = len(trained) > 0 and bool(np.allclose(trained["held-out log-lik"].to_numpy(dtype=float),
                                                  trained["leave-cluster-out"].to_numpy(dtype=float)))
+    on_training = EVIDENCE_COLUMNS["pair_score"] in table
+    rule = ("the predictive score and the score on the training answers (each predicted from the other clusters' "
+            "answers) are the safety rule's (a reference higher than the choice on either by more than "
+            if on_training else "the predictive score is the safety rule's (a reference higher than the choice by "
+            "more than ")
+    but = ", or (its training answers' column) those answers" if on_training else ""
     lco = ("no dependence cluster was found, so it equals the held-out log-lik" if same else
            "it predicts each held-out answer without the answers of the worker's dependence cluster")
     return ("The candidates were trained on the answers left after holding some out (the references below them are "
-            "not trained); every number column scores how well a row predicts the held-out answers, higher is "
-            f"better. The leave-cluster-out column chooses among the candidates ({lco}), the predictive score is "
-            f"the safety rule's (a reference higher than the choice by more than {SAFETY_Z:g} paired standard "
-            "errors replaces it; the lines above give each reference's gain), the agreement is only shown. Hover a "
-            "column's name for more.")
+            f"not trained); every number column scores how well a row predicts the held-out answers{but}, higher is "
+            f"better. The leave-cluster-out column chooses among the candidates ({lco}), {rule}{SAFETY_Z:g} paired "
+            "standard errors replaces it; the lines above give each reference's gain), the agreement is only shown. "
+            "Hover a column's name for more.")
 
 
 def selection_table(summary: dict) -> pd.DataFrame:
@@ -336,7 +379,9 @@ def selection_table(summary: dict) -> pd.DataFrame:
                      "note": "chosen" if row.get("chosen") else ("collapsed" if row.get("collapsed") else
                                                                   "ranked first; replaced by the safety rule"
                                                                   if row.get("ranked_first") else "")})
-    return pd.DataFrame(rows, columns=["candidate", *EVIDENCE_COLUMNS.values(), "note"])
+    table = pd.DataFrame(rows, columns=["candidate", *EVIDENCE_COLUMNS.values(), "note"])
+    pairs = EVIDENCE_COLUMNS["pair_score"]
+    return table.drop(columns=[pairs]) if table[pairs].isna().all() else table  # (read by the rule: shown)
 
 
 #: how a fitted model's ``fallback_`` ends when the safety rule returned a reference (``<reference> (safety rule)``)
@@ -428,7 +473,7 @@ def evidence_lines(summary: dict) -> list[str]:
     evidence = selection_table(summary)
     if not len(evidence):
         return []
-    widths = [30, 17, 19, 18, 11]
+    widths = [30] + [max(len(str(heading)) + 2, 11) for heading in evidence.columns[1:-1]]
     lines = ["  " + "".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
                             for i, (h, w) in enumerate(zip(evidence.columns[:-1], widths))) + "  note"]
 

@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from typing import NoReturn, Sequence
 
 from deem_core import __version__
@@ -96,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_arguments(args)
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # (a fallback is said in the command's own lines: not twice)
+            warnings.filterwarnings("ignore", category=UserWarning, message="(FALLBACK|the safety rule returned)")
+            return int(args.func(args) or 0)
     except (DataError, UsageError, OutputError) as exc:
         _error(str(exc) or type(exc).__name__)
         return 2
