@@ -15,6 +15,7 @@ The labels table (:func:`deem_core.data.export.label_table`): index ``task``, co
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -73,6 +74,24 @@ def _records(results: pd.DataFrame) -> list[dict[str, Any]]:
     frame = results.reset_index()
     columns = [str(c) for c in frame.columns]
     return [{c: _plain(v) for c, v in zip(columns, row)} for row in frame.itertuples(index=False, name=None)]
+
+
+#: rows of the labels table made into Python records at a time by the JSON serialiser
+JSON_CHUNK_ROWS = 5_000
+
+
+def _json_records(results: pd.DataFrame) -> bytes:
+    """``json.dumps(_records(results), indent=1)`` as bytes, the same to the byte, made a chunk of rows at a time:
+    every record of a table held as Python objects at once took ~230 bytes of memory a cell (a press of "Labels
+    JSON" on 100,000 tasks x 80 classes raised the server from 1.3 to 3.2 GB; attack round 23)."""
+    out = io.BytesIO()
+    out.write(b"[")
+    for start in range(0, len(results), JSON_CHUNK_ROWS):
+        chunk = json.dumps(_records(results.iloc[start:start + JSON_CHUNK_ROWS]), ensure_ascii=False,
+                           allow_nan=False, default=_json_default, indent=1)
+        out.write((("," if start else "") + chunk[1:-2]).encode("utf-8"))  # (each chunk's "[" and "\n]" left out)
+    out.write(b"\n]" if len(results) else b"]")
+    return out.getvalue()
 
 
 def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None = None,
@@ -137,8 +156,7 @@ def serialise(results: pd.DataFrame, fmt: str, context: LabelStudioContext | Non
             raise DataError(f"the labels cannot be written as Parquet ({str(exc).splitlines()[0]}); labels of mixed "
                             f"types fit CSV and JSON") from None
     if fmt == "json":
-        return json.dumps(_records(results), ensure_ascii=False, allow_nan=False, default=_json_default,
-                          indent=1).encode("utf-8")
+        return _json_records(results)
     if fmt == "label_studio":
         tasks = label_studio_tasks(results, context, model_version)
         return json.dumps(tasks, ensure_ascii=False, allow_nan=False, default=_json_default, indent=1).encode("utf-8")
