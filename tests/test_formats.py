@@ -508,7 +508,7 @@ def test_labels_json_is_made_a_chunk_of_rows_at_a_time():
         whole = json.dumps(writers._records(frame), ensure_ascii=False, allow_nan=False,
                            default=writers._json_default, indent=1).encode("utf-8")
         assert writers.serialise(frame, "json") == whole, n
-    frame = pd.DataFrame(rng.random((50_000, 40)), index=pd.Index(range(50_000), name="task"),
+    frame = pd.DataFrame(rng.random((20_000, 40)), index=pd.Index(range(20_000), name="task"),
                          columns=[f"p_{i}" for i in range(40)])
     tracemalloc.start()
     try:
