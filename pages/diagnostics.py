@@ -161,7 +161,8 @@ if result is None:  # not in this process's memory (a restart, an old run): read
     if cache and cache[0] == diag_id:
         result = cache[1]
     else:
-        result = load_diagnostics_result(mgr.store, diag_id)
+        # one copy for every session that shows it (each kept its own: attack round 23)
+        result = capacity.diagnostics_result(mgr.store, diag_id, load_diagnostics_result)
         st.session_state["_diag_cache"] = (diag_id, result)
 if result is None:
     st.info("These diagnostics were saved in an older format that cannot be shown again; press “Compute "

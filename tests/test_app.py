@@ -1184,6 +1184,10 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert len(at.get("plotly_chart")) >= 3
     assert "{" not in shown  # no Python set notation in titles or notes
     assert "tasks whose gold label is 0" in str([c.proto.spec for c in at.get("plotly_chart")])
+    # read back once for every session that shows it (each kept its own copy: attack round 23)
+    from deem_studio import capacity  # noqa: PLC0415
+
+    assert at.session_state["_diag_cache"][1] is capacity._DIAGNOSTICS.get(diag_id)  # noqa: SLF001
 
 
 def test_diagnostics_of_a_deem_run_that_failed_say_it_failed(runs_dir, monkeypatch):

@@ -417,3 +417,27 @@ def test_download_files_are_made_one_at_a_time():
     for thread in threads:
         thread.join(10)
     assert most[0] == 1 and held() == b"x"
+
+
+def test_saved_diagnostics_are_one_copy_for_every_session():
+    """Attack round 23: each Diagnostics session read a finished diagnostics run back into a copy of its own (~115 MB
+    at 700 workers; six link visitors took the server from 156 MB to 1.1 GB)."""
+    from deem_studio import capacity  # noqa: PLC0415
+
+    class Result:
+        pass
+
+    calls = []
+
+    def load(store, run_id):
+        calls.append(run_id)
+        return Result()
+
+    first = capacity.diagnostics_result(None, "0123456789abcdef", load)
+    assert capacity.diagnostics_result(None, "0123456789abcdef", load) is first and calls == ["0123456789abcdef"]
+    del first  # (kept while a session holds it, not after)
+    import gc  # noqa: PLC0415
+
+    gc.collect()
+    capacity.diagnostics_result(None, "0123456789abcdef", load)
+    assert len(calls) == 2
