@@ -350,6 +350,10 @@ _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
           "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)")
+if not common.can_control(run_id) and mgr.store.load_label_studio(run_id, tasks=False) is not None:
+    # (a visitor's file differed from the owner's without a word; walkthrough 49)
+    st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "
+               "ids and data (they stay with the run's owner, as its gold labels do); its owner's file keeps them.")
 if workers is not None:
     row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False)),
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")

@@ -147,6 +147,14 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     assert visitor[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
     # a run whose data came from elsewhere keeps none
     assert manager.store.load_label_studio(manager.store.create("train", {"methods": ["mv"]})) is None
+    # and a link's visitor is told that their file has no task data (walkthrough 49: it differed without a word)
+    visitor_page = AppTest.from_file(APP, default_timeout=60)
+    visitor_page.query_params["run"] = run_id
+    visitor_page.run()
+    visitor_page.switch_page("pages/results.py").run()
+    said = "Label Studio predictions: you get the labels under the export's control, without the export's task ids"
+    assert any(said in str(c.value) for c in visitor_page.caption)
+    assert not any(said in str(c.value) for c in at.caption)  # (the owner's file keeps them)
 
 
 def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs_dir):

@@ -777,3 +777,20 @@ def test_a_train_runs_sampler_steps_reach_the_model(manager, monkeypatch):
     run_id = manager.submit("train", {"methods": ["deem"], "epochs": 1, "sampler_steps": 2, "n_layers": 0}, data=data)
     assert manager.wait(run_id, timeout=120).status == "finished"
     assert seen["sampler_steps"] == 2  # (not passed: the default 5 trained)
+
+
+def test_a_start_kept_on_gold_labels_is_not_said_to_be_confirmed_by_them():
+    """Walkthrough 49: "the gold labels confirmed the Dawid-Skene start (the other start was better on 12 and worse
+    on 5 gold tasks, p = 0.0717)" read as the gold favouring it; the start was kept because 12:5 is not significant."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from deem_studio.jobs import start_explanation  # noqa: PLC0415
+
+    evidence = {"unsupervised_choice": "ds", "challenger_better": 12, "challenger_worse": 5, "p_value": 0.0717}
+    kept = start_explanation(SimpleNamespace(init_="ds", init_evidence_=evidence, selection_summary_={},
+                                             fallback_=None), "auto")
+    assert ("the Dawid-Skene start was kept on the gold labels (the other start was better on 12 and worse on 5 gold "
+            "tasks, p = 0.0717: a switch needs p < 0.05)") in kept and "confirmed" not in kept
+    switched = start_explanation(SimpleNamespace(init_="mv", init_evidence_={**evidence, "p_value": 0.01},
+                                                 selection_summary_={}, fallback_=None), "auto")
+    assert "the gold labels overruled the Dawid-Skene start (the other start was better on 12" in switched
