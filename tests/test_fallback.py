@@ -74,3 +74,16 @@ def test_a_fit_whose_labels_are_a_fallback_warns_from_python():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fit of its own model warns nothing
         DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)
+
+
+def test_labels_spelled_two_ways_warn_from_python():
+    """Walkthrough 49: from Python a fit on labels with a Cyrillic "А" beside "A" trained six classes for four
+    without a word (the Data page says so; warnings_ only kept it)."""
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.methods.deem import LabelWarning  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    rows = [(f"t{t}", f"w{w}", str(rng.choice(["A", "B", "\u0410"]))) for t in range(60) for w in range(4)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    with pytest.warns(LabelWarning, match="spelled in more than one way"):
+        DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)

@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_arguments(args)
-        with warnings.catch_warnings():  # (a fallback is said in the command's own lines: not twice)
-            warnings.filterwarnings("ignore", category=UserWarning, message="(FALLBACK|the safety rule returned)")
+        with warnings.catch_warnings():  # (a fallback and the labels' doubts are said in the command's own lines)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"deem_core\.")
             return int(args.func(args) or 0)
     except (DataError, UsageError, OutputError) as exc:
         _error(str(exc) or type(exc).__name__)

@@ -28,7 +28,7 @@ from scipy.stats import binomtest
 from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
-from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, as_annotation_set
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, heldout_size,
                                           safety_rule_reference)
 from deem_core.methods.base import Aggregator
@@ -48,7 +48,7 @@ from deem_core.model.engine import check_training_size, path_for, task_data, tas
 from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       cpu_threads, epochs_within_budget, resolve_device)
 
-__all__ = ["DEEM", "CollapseError", "FallbackWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
+__all__ = ["DEEM", "CollapseError", "FallbackWarning", "LabelWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
            "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
@@ -244,6 +244,11 @@ class FallbackWarning(UserWarning):
     is also in ``warnings_``). ``warnings.simplefilter("ignore", FallbackWarning)`` silences it."""
 
 
+class LabelWarning(UserWarning):
+    """The answers' labels look doubtful (one label spelled more than one way, labels as long as texts, groups of
+    workers that share no label): each is trained as it is, a class of its own. Also in ``warnings_``."""
+
+
 class DEEM(Aggregator, BaseEstimator):
     """Deep energy-based unsupervised ensemble model (DEEM) label aggregator.
 
@@ -416,6 +421,9 @@ class DEEM(Aggregator, BaseEstimator):
         for message in self.warnings_:  # (from Python a fallback was silent: kept in warnings_ only; walkthrough 47)
             if message.startswith(("FALLBACK", "the safety rule returned")):
                 warnings.warn(message, FallbackWarning, stacklevel=3)  # (at the caller of fit)
+            elif any(marker in message for marker in LABEL_DOUBTS):  # (labels spelled two ways trained as two
+                # classes without a word from Python; walkthrough 49)
+                warnings.warn(message, LabelWarning, stacklevel=3)
         return self
 
     def _prepare(self, data: Any) -> AnnotationSet:
