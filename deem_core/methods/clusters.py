@@ -262,7 +262,12 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
         return None
     observed, predicted = statistic(sample)
     boot_observed, boot_predicted = statistic(boot)
-    sd = float(np.std(boot_observed - boot_predicted, ddof=1))
+    # the spread of the middle 68% of the resamples (a normal's sd): the prediction inverts the halves' moment
+    # matrix, which a few resamples of sparse halves make nearly singular, and their wild predictions alone set the
+    # plain sd (walkthrough 49: a trio on 1,090 of 1,200 tasks, 85% one opinion, +0.217 beyond the prediction with an
+    # sd of 1.77, z 0.12; the middle 68% give z 4.5)
+    low, high = np.percentile(boot_observed - boot_predicted, [15.865, 84.135])
+    sd = float(high - low) / 2.0
     return float(observed[0]), float(predicted[0]), sd, m
 
 
