@@ -681,7 +681,8 @@ def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
     """A training on data read from a Label Studio export keeps the export's tasks and control with the run, so that
     its predictions file keeps them when the run is opened again (walkthrough 48: from a link, the Runs page or a new
     tab the file had no task ids, no data, and the control names "label"/"task"). A failure to keep them (disk
-    full) leaves that file as it was, said on the Results page; the run itself is not touched."""
+    full) is logged for the operator, and the file of the run opened again is then without them; the run itself is
+    not touched."""
     kept = st.session_state.get("_label_studio")
     if kind != "train" or not kept or kept[1] is None or data is None or kept[0] != data.fingerprint():
         return

@@ -267,8 +267,9 @@ with tab_mi:
                              lambda: to_safe_csv(mi.long_frame(), index=False)),
                          file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_mi")
-    if mi.table_note():  # (bounded: 21.3 M rows of 1,234 workers took the server to 7 GB a press; attack round 23)
-        st.caption(common.safe(f"All MI values CSV: {mi.table_note()}."))
+    left_out = mi.table_note()
+    if left_out:  # (bounded: 21.3 M rows of 1,234 workers took the server to 7 GB a press; attack round 23)
+        st.caption(common.safe(f"All MI values CSV: {left_out}."))
 with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
     shown_classes = sorted(str(c) for c in shown_config.get("subset_classes") or [])

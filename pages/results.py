@@ -318,7 +318,9 @@ def _model_version() -> str:
     return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
 
 
-def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None) -> None:
+def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None,
+              context=None) -> None:
+    """One download button of the picked method's labels in ``fmt`` (``context``: the Label Studio tasks)."""
     from deem_core.data.annotations import DataError  # noqa: PLC0415
     from deem_core.data.formats.writers import OUTPUT_FORMATS, serialise  # noqa: PLC0415
 
@@ -328,7 +330,6 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
         except DataError:
             cell.caption("Parquet: not available for labels of mixed types")
             return
-    context = _label_studio_context() if fmt == "label_studio" else None
     cell.download_button(title, data=capacity.building_download(
                              lambda: serialise(_picked_table(), fmt, context, _model_version())),
                          file_name=file_name, mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
@@ -342,6 +343,7 @@ def _picked_table():
 
 # one row of buttons at their own widths, wrapping as the page narrows (columns cut their names short: "Labels Pa…")
 row = st.container(horizontal=True)
+label_studio = _label_studio_context()  # (read once a page run: the button and the visitor's note below)
 _download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
 _download(row, "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
@@ -349,8 +351,9 @@ _download(row, "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
 _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
-          "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)")
-if not common.can_control(run_id) and mgr.store.load_label_studio(run_id, tasks=False) is not None:
+          "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)",
+          context=label_studio)
+if label_studio is not None and label_studio.source is None and not common.can_control(run_id):
     # (a visitor's file differed from the owner's without a word; walkthrough 49)
     st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "
                "ids and data (they stay with the run's owner, as its gold labels do); its owner's file keeps them.")

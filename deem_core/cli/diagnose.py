@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
         paths = write_diagnostics(diagnostics, output, experts=experts, lead=lead)
     mi = diagnostics.mutual_information
     say(f"classes for the mutual information: {mi.class_source}")
-    if mi.table_note():  # (mutual_information.csv is bounded: said where it is written)
-        say(f"mutual_information.csv: {mi.table_note()}")
+    note = mi.table_note()
+    if note:  # (mutual_information.csv is bounded: said where it is written)
+        say(f"mutual_information.csv: {note}")
     table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
     for line in table.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
         say(line)

@@ -310,14 +310,19 @@ class AnnotationSet:
             return _sparse_vote(self)
         return majority_vote_codes(self.class_votes())
 
+    def _task_class_best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (task, class, answers) pairs that occur (:func:`task_class_counts`) and each task's highest count."""
+        task, cls, count = task_class_counts(self)
+        best = np.zeros(self.n_tasks)
+        np.maximum.at(best, task, count)
+        return task, cls, count, best
+
     def tied_tasks(self) -> np.ndarray:
         """(n_tasks,) bool: whether two or more classes share task t's highest count (of its summed soft labels),
         so that majority vote's label there is its tie rule's pick among them."""
         n = self.n_tasks
         if self.soft_labels is None:
-            task, _, count = task_class_counts(self)
-            best = np.zeros(n)
-            np.maximum.at(best, task, count)
+            task, _, count, best = self._task_class_best()
             at_best = np.bincount(task[count >= best[task]], minlength=n)
             return (best > 0) & (at_best >= 2)
         votes = self.class_votes()
@@ -334,9 +339,7 @@ class AnnotationSet:
         codes = np.asarray(codes, dtype=np.int64)
         n = self.n_tasks
         if self.soft_labels is None:
-            task, cls, count = task_class_counts(self)
-            best = np.zeros(n)
-            np.maximum.at(best, task, count)
+            task, cls, count, best = self._task_class_best()
             mine = np.zeros(n)
             hit = cls == codes[task]
             mine[task[hit]] = count[hit]

@@ -32,7 +32,6 @@ from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, a
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, heldout_size,
                                           safety_rule_reference)
 from deem_core.methods.base import Aggregator
-from deem_core.methods.baselines import MajorityVoteAggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
                                      majority_vote_network, train_guarded)
@@ -794,9 +793,7 @@ class DEEM(Aggregator, BaseEstimator):
         mv = data.majority_vote()
         untestable = ((getattr(self, "selection_summary_", None) or {}).get("clusters") or {}).get("untestable")
         if untestable and (mv >= 0).any():  # said in the note on the untestable groups
-            # against the "Majority vote" method's labels (its tie rule), as the pages' disagreement column
-            shown = data.classes.get_indexer(MajorityVoteAggregator().fit(data).labels_.reindex(data.tasks))
-            known = shown >= 0
+            known = mv >= 0  # (the tasks with an answer: majority vote's labels there are among the most answered)
             # (a label among a tie's most answered classes does not differ, as in the column: registry.with_majority)
             differs = ~data.among_most_voted(final)
             self.selection_summary_["disagrees_with_majority"] = [int(differs[known].sum()),

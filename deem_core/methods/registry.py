@@ -185,17 +185,16 @@ def with_majority(frame: pd.DataFrame, data: Any = None, reference: pd.Series | 
     out["majority_vote"] = values
     # one vectorised comparison of the labels as text (a loop of str() per task took 0.7 s a million tasks)
     differs = frame["label"].astype(str).to_numpy() != reference.astype(str).to_numpy()
-    if isinstance(data, AnnotationSet) and differs.any() and method != "mv":
+    positions = data.tasks.get_indexer(frame.index) if isinstance(data, AnnotationSet) else None
+    if positions is not None and differs.any() and method != "mv":
         # majority vote's label is always among a task's most answered: a label disagrees when it is not among them
-        positions = data.tasks.get_indexer(frame.index)
         known = positions >= 0
         codes = np.full(data.n_tasks, -1, dtype=np.int64)
         codes[positions[known]] = data.classes.get_indexer(frame["label"])[known]
         differs[known] = ~data.among_most_voted(codes)[positions[known]]
     out["disagrees_with_majority"] = differs
-    if isinstance(data, AnnotationSet):  # where majority vote's label is its tie rule's pick (walkthroughs 47, 48:
-        # the review queue left out the tied tasks, where a label differs from that column without disagreeing)
-        positions = data.tasks.get_indexer(frame.index)
+    if positions is not None:  # where majority vote's label is its tie rule's pick (walkthroughs 47, 48: the
+        # review queue left out the tied tasks, where a label differs from that column without disagreeing)
         tied = data.tied_tasks()
         out["majority_vote_tied"] = np.where(positions >= 0, tied[np.clip(positions, 0, None)], False) \
             if data.n_tasks else np.zeros(len(frame), dtype=bool)

@@ -552,14 +552,11 @@ def context_with(settings: Any, source: Source | None = None, limits: Limits | N
     """The context of :func:`context_settings` read back (a value of the wrong type keeps its default: the file
     may have been edited by hand), streaming its tasks from ``source`` (a file of :func:`write_tasks`)."""
     settings = settings if isinstance(settings, Mapping) else {}
-    default = LabelStudioContext()
     given = {name: settings[name] for name in ("from_name", "to_name", "type", "task_key")
              if isinstance(settings.get(name), str) and settings[name]}
     values = settings.get("values")
-    return LabelStudioContext(**{**{"from_name": default.from_name, "to_name": default.to_name, "type": default.type,
-                                    "task_key": default.task_key}, **given},
-                              values={str(k): v for k, v in values.items()} if isinstance(values, Mapping) else {},
-                              source=source, limits=limits)
+    return LabelStudioContext(**given, values={str(k): v for k, v in values.items()} if isinstance(values, Mapping)
+                              else {}, source=source, limits=limits)
 
 
 def write_tasks(context: LabelStudioContext, handle: Any) -> int:
