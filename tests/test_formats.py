@@ -220,6 +220,30 @@ def test_an_export_s_task_data_with_nan_or_infinity_is_written_as_null(tmp_path)
     assert written[0]["data"]["deep"] == [{"x": None}] and written[0]["data"]["text"] == "t0"
 
 
+def test_label_studio_predictions_of_deeply_nested_task_data_are_about_the_export_s_size(tmp_path):
+    # written indented, a task's data nested 200 deep took a line per value and ~200 spaces on each: a 2 MB export
+    # of 12 answers made a 206 MB "Label Studio predictions" file (a 10 MB one 1 GB, 2.5 GB peak; attack round 24)
+    from deem_core.cli import main
+    from deem_core.data.formats.labelstudio import write_tasks
+
+    deep = "[" * 200 + ",".join(["0"] * 5_000) + "]" * 200
+    one = '{"completed_by": %d, "result": [{"from_name": "s", "to_name": "text", "type": "choices", "value": ' \
+          '{"choices": ["%s"]}}]}'
+    tasks = [f'{{"id": {t}, "data": {{"text": "t{t}", "v": {deep}}}, '
+             f'"annotations": [{",".join(one % (w, ("pos", "neg")[(t + w) % 2]) for w in range(3))}]}}'
+             for t in range(4)]
+    export = tmp_path / "export.json"
+    export.write_text("[" + ",".join(tasks) + "]")
+    out = tmp_path / "predictions.json"
+    assert main(["aggregate", str(export), "--method", "mv", "--output-format", "label-studio", "-o", str(out)]) == 0
+    assert out.stat().st_size < 1.1 * export.stat().st_size  # (was 99x: 4.29 MB)
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert [t["id"] for t in written] == [0, 1, 2, 3] and written[0]["data"] == json.loads(tasks[0])["data"]
+    kept = io.StringIO()  # the copy kept with a dashboard run, from which its file is made again
+    assert write_tasks(read_dataset(export).label_studio, kept) == 4
+    assert len(kept.getvalue().encode()) < export.stat().st_size
+
+
 def test_label_studio_writer_without_a_label_studio_input():
     results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
     tasks = label_studio_tasks(results)

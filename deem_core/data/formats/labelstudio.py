@@ -567,7 +567,7 @@ def write_tasks(context: LabelStudioContext, handle: Any) -> int:
     handle.write("[")
     for _, task in iter_tasks(context):
         kept = {name: task[name] for name in ("id", "data") if name in task}
-        handle.write(("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False))
+        handle.write(("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False, separators=(",", ":")))
         count += 1
     handle.write("\n]\n")
     return count

@@ -19,7 +19,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -98,12 +98,16 @@ def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None
                        model_version: str = "DEEM") -> list[dict[str, Any]]:
     """The labels as Label Studio tasks with one prediction each (see the module docstring). With a context
     from a Label Studio export, the tasks come in the export's order with their ``id`` and ``data``."""
+    return list(_label_studio_items(results, context, model_version))
+
+
+def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | None,
+                        model_version: str) -> Iterator[dict[str, Any]]:
     context = context or LabelStudioContext()
     field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
     confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
     by_key = {_text(_plain(task)): (_plain(task), _plain(label), _plain(score))
               for task, label, score in zip(results.index, results["label"], confidence)}
-    out = []
     if context.source is not None:
         for key, task in iter_tasks(context):
             found = by_key.pop(key, None)
@@ -112,10 +116,25 @@ def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None
             item: dict[str, Any] = {"id": _json_safe(task["id"])} if task.get("id") is not None else {}
             item["data"] = _json_safe(task.get("data")) if isinstance(task.get("data"), dict) else {}
             item["predictions"] = [_prediction(context, found[1], found[2], model_version)]
-            out.append(item)
+            yield item
     for task, label, score in by_key.values():  # tasks the export does not have (or no export at all)
-        out.append({"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]})
-    return out
+        yield {"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]}
+
+
+def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | None, model_version: str) -> bytes:
+    """The tasks of :func:`label_studio_tasks` as one JSON list, a task a line, each written compactly as it is
+    made. Indented, an export's nested ``data`` took a line per value and its depth in spaces on each: a 2 MB
+    export of values nested 200 deep made a 206 MB file and a 10 MB one 1 GB with a 2.5 GB peak (attack round
+    24); compact, the file is about the size of the export's tasks."""
+    out = io.BytesIO()
+    out.write(b"[")
+    count = 0
+    for item in _label_studio_items(results, context, model_version):
+        text = json.dumps(item, ensure_ascii=False, allow_nan=False, default=_json_default, separators=(",", ":"))
+        out.write((("," if count else "") + "\n" + text).encode("utf-8"))
+        count += 1
+    out.write(b"\n]" if count else b"]")
+    return out.getvalue()
 
 
 def _prediction(context: LabelStudioContext, label: Any, score: Any, model_version: str) -> dict[str, Any]:
@@ -158,8 +177,7 @@ def serialise(results: pd.DataFrame, fmt: str, context: LabelStudioContext | Non
     if fmt == "json":
         return _json_records(results)
     if fmt == "label_studio":
-        tasks = label_studio_tasks(results, context, model_version)
-        return json.dumps(tasks, ensure_ascii=False, allow_nan=False, default=_json_default, indent=1).encode("utf-8")
+        return _label_studio_bytes(results, context, model_version)
     raise ValueError(f"unknown output format {fmt!r}")
 
 
