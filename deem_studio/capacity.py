@@ -25,8 +25,8 @@ import gc
 import threading
 import time
 import weakref
-from collections import OrderedDict
-from typing import Any, Callable, Iterable, Iterator
+from collections import Counter, OrderedDict
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,24 +184,69 @@ def reading(wait: float | None = None, party: str | None = None) -> Iterator[Non
 
 
 # --------------------------------------------------------------------------- downloads
-_BUILDS: list[threading.BoundedSemaphore] = []
+_BUILDS: list[tuple[threading.BoundedSemaphore, int]] = []  # the slots and how many
+#: download files one party (a workspace, a network address) may have in the making or waiting at once
+DOWNLOADS_PER_PARTY = 2
+#: download files that may wait for a slot beside those in the making, server-wide: Streamlit makes each press's
+#: file on a thread of a small shared pool (6 threads on 2 cores), which also serves every other download and the
+#: tables' rows, and a press waiting for a slot holds its thread (eight tabs pressing "Label Studio predictions" made
+#: another visitor's "Labels CSV" take 26.8 s and "Run configuration", which takes no slot, 15.0 s: attack round 24)
+MAX_WAITING_DOWNLOADS = 2
+#: seconds a press waits for a slot before it fails ("try again")
+DOWNLOAD_WAIT_SECONDS = 60.0
+_DOWNLOADS: Counter = Counter()  # party -> its files in the making or waiting
+_IN_FLIGHT = [0]
 
 
-def _build_slots() -> threading.BoundedSemaphore:
+def _build_slots() -> tuple[threading.BoundedSemaphore, int]:
     with _LOCK:
         if not _BUILDS:
-            _BUILDS.append(threading.BoundedSemaphore(max(1, int(env_value("DEEM_MAX_CONCURRENT_DOWNLOADS", 1)))))
+            size = max(1, int(env_value("DEEM_MAX_CONCURRENT_DOWNLOADS", 1)))
+            _BUILDS.append((threading.BoundedSemaphore(size), size))
         return _BUILDS[0]
 
 
-def building_download(build: Callable[[], Any]) -> Callable[[], Any]:
+@contextlib.contextmanager
+def _download_turn(parties: tuple[str, ...]) -> Iterator[None]:
+    """Hold a download slot (CapacityError at once when ``parties`` already have :data:`DOWNLOADS_PER_PARTY`
+    files in the making or the server :data:`MAX_WAITING_DOWNLOADS` waiting, or after
+    :data:`DOWNLOAD_WAIT_SECONDS` without a slot)."""
+    slots, size = _build_slots()
+    with _LOCK:
+        if any(_DOWNLOADS[party] >= DOWNLOADS_PER_PARTY for party in parties):
+            raise CapacityError(f"you are making {DOWNLOADS_PER_PARTY} download files already; wait for them")
+        if _IN_FLIGHT[0] >= size + MAX_WAITING_DOWNLOADS:
+            raise CapacityError("the server is making other download files; try again in a minute")
+        _IN_FLIGHT[0] += 1
+        _DOWNLOADS.update(parties)
+    try:
+        if not slots.acquire(timeout=DOWNLOAD_WAIT_SECONDS):
+            raise CapacityError("the server is making other download files; try again in a minute")
+        try:
+            yield
+        finally:
+            slots.release()
+    finally:
+        with _LOCK:
+            _IN_FLIGHT[0] -= 1
+            _DOWNLOADS.subtract(parties)
+            for party in parties:
+                if _DOWNLOADS[party] <= 0:
+                    del _DOWNLOADS[party]
+
+
+def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> Callable[[], Any]:
     """``build`` (a download button's deferred callable) made to hold one of the server's download slots
     (``DEEM_MAX_CONCURRENT_DOWNLOADS``, default 1) while it makes the file's bytes. Streamlit runs each press's
     callable on a thread of its own, every press again: three link visitors pressing "Labels JSON" of a
     100,000 x 80-class run together took the server from 1.4 to 6.5 GB, four presses of "All MI values CSV" from
-    1.3 to 8.0 GB (attack round 23); one at a time, the server holds one file in the making."""
+    1.3 to 8.0 GB (attack round 23); one at a time, the server holds one file in the making. ``parties``: who
+    presses (the session's workspace and network address), each with at most :data:`DOWNLOADS_PER_PARTY` files
+    in the making or waiting; a press refused fails (Streamlit says the file could not be made) and holds nothing."""
+    parties = tuple(str(party) for party in parties if party)
+
     def held() -> Any:
-        with _build_slots():
+        with _download_turn(parties):
             return build()
 
     return held

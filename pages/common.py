@@ -206,6 +206,12 @@ def client_address() -> str | None:
         return None
 
 
+def parties() -> tuple[str | None, str | None]:
+    """Who this session is for the server's per-visitor limits (probe places, download files): its workspace and
+    its network address (one visitor's tabs share them)."""
+    return st.session_state.get("ws"), client_address()
+
+
 def workspace() -> str:
     """This session's workspace id (the hash of its owner key; runs are stored with it as their owner)."""
     return st.session_state["ws"]
@@ -759,13 +765,13 @@ def cached_estimate(kind: str, **settings: Any):
         _GIVEN_UP.pop(key, None)
     if key not in cache:
         asked = st.session_state.setdefault("_probes", {})
-        parties = (st.session_state.get("ws"), client_address())  # (one visitor's tabs held every place in the queue; attack 22)
+        asking = parties()  # (one visitor's tabs held every place in the queue; attack 22)
         earlier = asked.get(kind)
         if earlier is not None and earlier[0] != key:
             # (settings changed before their probe began: not run, unless others wait)
             _PROBES.withdraw(earlier[0], earlier[2])
-        future = _PROBES.ask(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key), parties)
-        asked[kind] = (key, future, parties)
+        future = _PROBES.ask(key, functools.partial(_probe_value, kind, ds["data"], gold, settings, key), asking)
+        asked[kind] = (key, future, asking)
         try:
             with st.spinner("Timing a short probe of this job on this machine…"):
                 future.result(timeout=ESTIMATE_WAIT_SECONDS)

@@ -264,7 +264,7 @@ with tab_mi:
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_mi_summary")
     d[1].download_button("All MI values CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(mi.long_frame(), index=False)),
+                             lambda: to_safe_csv(mi.long_frame(), index=False), common.parties()),
                          file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_mi")
     left_out = mi.table_note()
@@ -321,6 +321,6 @@ with tab_quality:
                          file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_quality")
     d[1].download_button("All confusion matrices CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(confusion_long_frame(quality), index=False)),
+                             lambda: to_safe_csv(confusion_long_frame(quality), index=False), common.parties()),
                          file_name=f"deem_{run_id}_confusion.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_confusion")

@@ -331,7 +331,7 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
             cell.caption("Parquet: not available for labels of mixed types")
             return
     cell.download_button(title, data=capacity.building_download(
-                             lambda: serialise(_picked_table(), fmt, context, _model_version())),
+                             lambda: serialise(_picked_table(), fmt, context, _model_version()), common.parties()),
                          file_name=file_name, mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
 
 
@@ -358,7 +358,8 @@ if label_studio is not None and label_studio.source is None and not common.can_c
     st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "
                "ids and data (they stay with the run's owner, as its gold labels do); its owner's file keeps them.")
 if workers is not None:
-    row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False)),
+    row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False),
+                                                                         common.parties()),
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"

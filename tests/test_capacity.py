@@ -390,7 +390,7 @@ def test_a_results_page_keeps_no_table_alive_after_its_run(runs_dir):
     assert [t for t in tables if t() is not None] == []
 
 
-def test_download_files_are_made_one_at_a_time():
+def test_download_files_are_made_one_at_a_time(monkeypatch):
     """Attack round 23: Streamlit runs every press of a download button on a thread of its own; three link visitors
     pressing "Labels JSON" of a large run together took the server from 1.4 to 6.5 GB."""
     import threading  # noqa: PLC0415
@@ -411,12 +411,60 @@ def test_download_files_are_made_one_at_a_time():
         return b"x"
 
     held = capacity.building_download(build)
+    monkeypatch.setattr(capacity, "MAX_WAITING_DOWNLOADS", 8)  # (three waiting: none refused)
     threads = [threading.Thread(target=held) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
     assert most[0] == 1 and held() == b"x"
+
+
+def test_a_visitor_s_presses_cannot_hold_every_download_thread(monkeypatch):
+    """Attack round 24: eight tabs pressing "Label Studio predictions" (a 6 s file each) waited for the one download
+    slot on the threads Streamlit makes every file on, and another visitor's "Run configuration", which takes no
+    slot, took 15.0 s, "Labels CSV" 26.8 s. A party has at most DOWNLOADS_PER_PARTY files in the making or waiting,
+    the server MAX_WAITING_DOWNLOADS waiting; a refused press fails at once and holds nothing."""
+    import threading  # noqa: PLC0415
+
+    from deem_studio import capacity  # noqa: PLC0415
+    from deem_studio.uploads import CapacityError  # noqa: PLC0415
+
+    monkeypatch.setattr(capacity, "DOWNLOAD_WAIT_SECONDS", 5.0)
+    release, started = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(10)
+        return b"slow"
+
+    attacker = ("ws-attacker", "10.0.0.9")
+    first = threading.Thread(target=capacity.building_download(slow, attacker))
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(target=capacity.building_download(slow, attacker))  # waits for the slot
+    second.start()
+    deadline = time.monotonic() + 5
+    while capacity._IN_FLIGHT[0] < 2 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    with pytest.raises(CapacityError, match="making 2 download files already"):  # a third tab of the same visitor
+        capacity.building_download(lambda: b"x", ("ws-attacker-2", "10.0.0.9"))()
+    assert time.monotonic() - t0 < 1.0  # refused at once, no thread held waiting
+    other = capacity.building_download(lambda: b"other", ("ws-victim", "10.0.0.7"))
+    result = []
+    victim = threading.Thread(target=lambda: result.append(other()))
+    victim.start()  # waits (the third place of the server)
+    while capacity._IN_FLIGHT[0] < 3 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.01)
+    with pytest.raises(CapacityError, match="other download files"):  # the server's waiting places are taken
+        capacity.building_download(lambda: b"x", ("ws-third", "10.0.0.8"))()
+    release.set()
+    for thread in (first, second, victim):
+        thread.join(10)
+    assert result == [b"other"]
+    assert capacity._IN_FLIGHT[0] == 0 and not capacity._DOWNLOADS  # noqa: SLF001 - nothing left held
+    assert capacity.building_download(lambda: b"again", attacker)() == b"again"
 
 
 def test_saved_diagnostics_are_one_copy_for_every_session():
