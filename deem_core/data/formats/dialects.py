@@ -958,9 +958,10 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
     if fmt == "mturk":
         chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)"})
     elif fmt == "toloka":
-        chunk = _status_keep(table, chunk, plan, collector, {"rejected": "rejected assignment(s)",
-                                                             "skipped": "assignment(s) the worker skipped",
-                                                             "expired": "expired assignment(s)"})
+        # (a Toloka row is one task of an assignment: "110 rejected assignment(s)" were 11 of 10 tasks; walkthrough 50)
+        chunk = _status_keep(table, chunk, plan, collector, {"rejected": "answer(s) of rejected assignments",
+                                                             "skipped": "answer(s) of assignments the worker skipped",
+                                                             "expired": "answer(s) of expired assignments"})
     if not len(chunk):
         return
     if plan.task_inputs:
