@@ -80,11 +80,15 @@ def start_text(config: dict | None, kind: str, summary: dict | None = None) -> s
 
 def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_key: str, method: str,
                     names: dict[str, str] | None = None) -> str:
-    """The setting asked for, named by ``names`` where it has a name; asked as "auto", the value used after it."""
+    """The setting asked for, named by ``names`` where it has a name; asked as "auto", the value used after it (the
+    start of a run whose labels are the safety rule's reference: that reference's)."""
     names = names or {}
     asked = setting(config, key)
     used = (summary or {}).get(f"{used_key}_{method}")
-    if asked != "auto" or used is None or (summary or {}).get(f"labels_from_{method}"):
+    returned = (summary or {}).get(f"labels_from_{method}")
+    if returned and key == "init":  # (it read "auto" as if a start had trained; walkthrough 50)
+        return f"{names.get(asked, asked)} → {returned}'s labels"
+    if asked != "auto" or used is None or returned:
         return names.get(asked, asked)
     return f"auto → {names.get(str(used), used)}"
 

@@ -106,7 +106,11 @@ with st.container(border=True):
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
                           key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle,
                           help="auto: both starts train on the answers left after holding 10% out, and the one "
-                               "that predicts the held-out answers better is kept. With a gold-label weight above "
+                               "that predicts the held-out answers better is kept, unless majority vote or the "
+                               "cluster-weighted Dawid-Skene (which counts each group of copying workers once) "
+                               "predicts them clearly better: then DEEM's labels are that method's (the safety rule, "
+                               "said with the result). A start picked here, with the layers fixed, trains DEEM's own "
+                               "model without these checks. With a gold-label weight above "
                                "0, both starts train on all answers and the gold labels decide. The result says "
                                "which start was used and why. The Dawid-Skene start gives each worker "
                                f"{TRAIN_DEFAULTS['ds_prior']:g} pseudo-answers per class shaped like the whole crowd's, "
@@ -280,6 +284,11 @@ metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
+    if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
+        # said nowhere: four runs of other depths and rates returned the same labels; walkthrough 50)
+        st.caption(f"To train {method_name(method)}'s own model on these data anyway, pick its start (Dawid-Skene or "
+                   "majority vote) in Start from with the layers fixed: nothing is held out then, and its labels are "
+                   "not compared with these methods.")
 rows = []
 for method, entry in metrics.items():
     accuracy = entry.get("accuracy")

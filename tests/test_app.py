@@ -1386,10 +1386,16 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert list(grid.columns)[4:10] == ["name", "layers", "start", "learning rate", "epochs", "summary"]
     # the picked run's summary in full below the grid (its cell was cut after the first method; walkthrough 24)
     assert f"Summary: {grid['summary'].iloc[0]}" in [str(t.value) for t in at.text]
-    assert grid["layers"].iloc[0] == "1" and grid["start"].iloc[0] == "auto"
+    # the start column names whose labels they are (it read "auto" as if a start had trained; walkthrough 50)
+    assert grid["layers"].iloc[0] == "1" and grid["start"].iloc[0] == "auto → cluster-weighted Dawid-Skene's labels"
     at.switch_page("pages/train.py").run()
+    captions = [str(c.value) for c in at.caption]
     assert ("DEEM has no energy curve: its labels come from cluster-weighted Dawid-Skene (the safety rule), which is "
-            "not trained.") in [str(c.value) for c in at.caption]
+            "not trained.") in captions
+    # how to train DEEM's own model was said nowhere (walkthrough 50)
+    assert ("To train DEEM's own model on these data anyway, pick its start (Dawid-Skene or majority vote) in Start "
+            "from with the layers fixed: nothing is held out then, and its labels are not compared with these "
+            "methods.") in captions
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Not testable: 5 workers (g1_leaf1")]
@@ -2041,7 +2047,8 @@ def test_an_error_box_opens_with_a_capital_and_keeps_a_files_name(runs_dir, monk
 
 def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
     """The grid showed "auto" for a run whose layers and start were chosen (walkthrough 28): what was used comes
-    after it; a run whose labels came from a reference keeps "auto" (no depth of its own was used)."""
+    after it; a run whose labels came from a reference keeps "auto" as its layers (no depth of its own was used) and
+    names the reference as its start (walkthrough 50)."""
     from deem_studio.jobs import get_manager
 
     at = new_app()
@@ -2059,7 +2066,8 @@ def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
     no_problem(at)
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
     assert (grid.loc[chosen, "layers"], grid.loc[chosen, "start"]) == ("auto → 2", "auto → Dawid-Skene")
-    assert (grid.loc[fallback, "layers"], grid.loc[fallback, "start"]) == ("auto", "auto")
+    assert (grid.loc[fallback, "layers"], grid.loc[fallback, "start"]) == (
+        "auto", "auto → cluster-weighted Dawid-Skene's labels")
     assert (grid.loc[fixed, "layers"], grid.loc[fixed, "start"]) == ("1", "majority vote")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,6 +73,14 @@ def test_a_fit_whose_labels_are_a_fallback_warns_from_python():
     with pytest.warns(FallbackWarning, match="the safety rule returned cluster-weighted Dawid-Skene"):
         model = DEEM(epochs=2, seed=0, device="cpu").fit(frame)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    # the command line says how to train DEEM's own model instead (said nowhere; walkthrough 50)
+    from deem_core.cli.common import print_selection  # noqa: PLC0415
+
+    said = io.StringIO()
+    print_selection(model, said)
+    assert said.getvalue().splitlines()[-1] == (
+        "choice: --init ds (or mv) with a number of --layers trains DEEM's own model without this check (nothing "
+        "held out, no reference compared)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fit of its own model warns nothing
         DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)

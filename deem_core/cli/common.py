@@ -484,8 +484,14 @@ def print_selection(model, stream=None) -> None:
     standard error, looked up when called)."""
     from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
 
-    for line in selection_lines(model.selection_summary()):
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+
+    summary = model.selection_summary()
+    for line in selection_lines(summary):
         say(line if line.startswith("  ") else f"choice: {line}", stream)
+    if safety_rule_reference(summary.get("fallback")):  # (how to get the trained model was said nowhere; walkthrough 50)
+        say("choice: --init ds (or mv) with a number of --layers trains DEEM's own model without this check (nothing "
+            "held out, no reference compared)", stream)
 
 
 def report_fit(name: str, model, data=None) -> None:
