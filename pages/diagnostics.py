@@ -195,10 +195,11 @@ for note in notes:
     st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
-from deem_core.plots.report import confusion_long_frame, importance_frame, mi_summary_frame  # noqa: E402
+from deem_core.plots.report import confusion_long_frame, importance_frame, mi_layers_sentence, mi_summary_frame  # noqa: E402
 
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]
+
 tab_key = f"diag_tabs_{diag_id}"
 # the open tab is kept in the address, so a reload opens it again (it went back to the first; walkthrough 31)
 asked_tab = st.query_params.get("tab") if tab_key not in st.session_state else None
@@ -257,6 +258,9 @@ with tab_mi:
         # CSV keeps its documented order
         common.table(summary[["layer", "layer_name", *(c for c in summary.columns if c not in ("layer", "layer_name"))]])
         common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+        change = mi_layers_sentence(summary)
+        if change:
+            st.caption(change)
     else:
         st.caption(f"No {pairs} of any class: the summary per layer is empty.")
     d = st.columns(2)

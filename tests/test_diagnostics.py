@@ -501,6 +501,20 @@ def test_figures(layered):
     assert summary.layout.xaxis.title.text == "layer (0: answers, 1: iRBM input)"
     assert summary.layout.xaxis2.title.text == "layer"
     assert not any("<" in str(t) or "&lt;" in str(t) for t in summary.layout.xaxis.ticktext)
+    # from 0 (from 0.88 a rise of 0.03 looked steep), and what the layers did said in words (walkthrough 50)
+    assert summary.layout.yaxis.rangemode == summary.layout.yaxis2.rangemode == "tozero"
+    from deem_core.plots.report import mi_layers_sentence as layers_change  # noqa: PLC0415
+
+    frame = mi.summary()
+    first, last = frame["max_mi_mean"].iloc[0], frame["max_mi_mean"].iloc[-1]
+    said = layers_change(frame)
+    assert said.startswith(f"Max MI (mean over classes): {first:.3f} between the answers (layer 0), {last:.3f} at "
+                           f"the iRBM's input (layer 1): the layers ")
+    made = pd.DataFrame({"layer": [0, 1, 2], "max_mi_mean": [0.915, 0.915, 0.944]})
+    assert layers_change(made).endswith("the layers left it about as it was.")
+    assert layers_change(made.assign(max_mi_mean=[0.9, 0.5, 0.4])).endswith("the layers lowered it.")
+    assert layers_change(made.assign(max_mi_mean=[0.4, 0.5, 0.6])).endswith("the layers raised it.")
+    assert layers_change(made.iloc[:1]) is None  # one layer: nothing to compare
 
 
 def test_write_diagnostics_files(layered, tmp_path):
@@ -524,9 +538,10 @@ def test_write_diagnostics_files(layered, tmp_path):
     assert set(paths) >= {"mutual_information", "mi_summary", "importance", "workers", "report"}
 
 
-def test_cli_diagnose_with_saved_model(layered, tmp_path):
+def test_cli_diagnose_with_saved_model(layered, tmp_path, capsys):
     pytest.importorskip("deem_core.data.readers")
     from deem_core.cli import main
+    from deem_core.plots.report import mi_layers_sentence
 
     df, truth, model = layered
     df.to_csv(tmp_path / "ann.csv", index=False)
@@ -540,6 +555,9 @@ def test_cli_diagnose_with_saved_model(layered, tmp_path):
     selected = importance[(importance["subset"] == "selected") & (importance["worker"] == "w0")]
     assert selected["n_tasks"].iloc[0] == int(truth.isin([0, 2]).sum())
     assert (pd.read_csv(out / "mi_summary.csv")["class_source"] == GOLD_SOURCE).all()
+    # what the layers did to the dependence, as the page says it (walkthrough 50)
+    said = mi_layers_sentence(pd.read_csv(out / "mi_summary.csv"))
+    assert said and said in capsys.readouterr().err.splitlines()
     assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(out), "--model", str(tmp_path / "model.pt"),
                  "--subset-by", "gold"]) == 2
 

@@ -52,7 +52,7 @@ def _split(text: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics  # noqa: PLC0415
     from deem_core.analysis.selection import returned_model_note, safety_rule_reference  # noqa: PLC0415
-    from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import mi_layers_sentence, write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.data.readers import read_truth  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
     table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
     for line in table.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
         say(line)
+    change = mi_layers_sentence(mi.summary())
+    if change:  # (as the Diagnostics page says it)
+        say(change)
     flagged = diagnostics.quality.table
     flagged = flagged[flagged["flag"] != "ok"]
     if len(flagged):  # (one line per worker: 3,896 of them on a platform's set, 3,162 "too few labels"; walkthrough 45)

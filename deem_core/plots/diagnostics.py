@@ -105,6 +105,7 @@ def mi_summary_figure(result) -> go.Figure:
     ends = "layer 0: the answers into the iRBM" if last == 0 else f"layer (0: answers, {last}: iRBM input)"
     fig.update_xaxes(title={"text": "layer"}, tickmode="array", tickvals=layers, ticktext=[str(x) for x in layers])
     fig.update_xaxes(title={"text": ends}, row=1, col=1)  # (said once: the two ran into each other at 900 px)
+    fig.update_yaxes(rangemode="tozero")  # (from 0.88, a rise of 0.03 looked steep; walkthrough 50)
     fig.update_layout(title={"text": "Dependence between two workers per layer",
                              "subtitle": {"text": f"mean ± std over classes; classes from {result.class_source}"}},
                       height=420, margin={"t": 115})
