@@ -293,6 +293,13 @@ with tab_imp:
         common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
+    # which column to read, and why copies score low under a cluster-weighted reference (the two columns ranked a
+    # group differently and the near-zero copies went unexplained; walkthrough 50)
+    st.caption("importance: how much the probability of the class decided for a task falls when the worker's answer "
+               "is left out (near 0 for everyone when many workers agree); importance log odds: the same fall in "
+               "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers."
+               + (" These labels count each group of copying workers once, so each copy weighs a share of one "
+                  "worker and scores low." if returned and "cluster-weighted" in str(returned) else ""))
     common.table(table)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",

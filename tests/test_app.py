@@ -1842,6 +1842,9 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     page = unescape(texts(at))
     assert ("This model has no layers although the run asked for 1: it is cluster-weighted Dawid-Skene, returned by "
             "the safety rule") in page
+    # which importance column ranks workers, and why the copies score low (walkthrough 50)
+    assert ("read it to rank workers. These labels count each group of copying workers once, so each copy weighs a "
+            "share of one worker and scores low.") in page
     assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
             in page and "irbm columns are empty" in page)  # (named as the grid heads them; walkthrough 35)
     assert "irbm accuracy is the trained iRBM's own estimate" not in page  # (no such column here: no word of it)
