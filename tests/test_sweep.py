@@ -149,6 +149,23 @@ def test_energy_curves_figure_traces_carry_the_learning_rate(sweep):
     assert {t.meta["metric"] for t in fig.data} == set(ENERGY_METRICS)
 
 
+def test_one_rate_that_breaks_down_is_left_off_the_value_axis():
+    """Walkthrough 50: lr 3 fell to -40 where seven others moved within 1, and squeezed them into one band."""
+    epochs = np.arange(1, 31)
+    rows = []
+    for lr in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0):
+        level = -40 * epochs / 30 if lr == 3.0 else -np.log1p(100 * lr) * (1 - np.exp(-epochs / 5)) * 0.2
+        rows += [{"run": 0, "lr": lr, "seed": 0, "epoch": e, "energy_difference": v} for e, v in zip(epochs, level)]
+    curves = pd.DataFrame(rows)
+    fig = energy_curves_figure(curves)
+    low, high = fig.layout.yaxis.range
+    typical = curves[curves["lr"] != 3.0]["energy_difference"]
+    assert low <= typical.min() and high >= typical.max() and low > -2  # every other curve whole, lr 3 off
+    assert "lr 3 run off the value axis: double-click the chart to see them whole" in fig.layout.title.subtitle.text
+    calm = energy_curves_figure(curves[curves["lr"] != 3.0], smoothing=0.9)
+    assert calm.layout.yaxis.range is None and calm.layout.title.subtitle.text == "EMA smoothing 0.9"
+
+
 def test_energy_curves_figure_smoothing_and_errors(sweep):
     raw = energy_curves_figure(sweep.curves)
     smooth = energy_curves_figure(sweep.curves, smoothing=0.9)

@@ -119,13 +119,16 @@ def energy_curves_figure(
                                f"<br>epoch %{{x}}<br>{METRIC_HOVER.get(metric, metric)} %{{y:.4g}}<extra></extra>")),
                 row=row, col=1)
             shown_in_legend.add(key + str(seed))
+    off_chart = _fit_value_axes(fig, curves, metrics, smoothing)
     fig.update_xaxes(title_text="epoch", row=len(metrics), col=1)
     last_epoch = float(np.nanmax(curves["epoch"].to_numpy(dtype=float))) if len(curves) else 1.0
     # whole epochs only: plotly puts ticks at 0.5 steps on a short axis; a fixed step of 1 up to 10 epochs
     fig.update_xaxes(tickformat="d", dtick=1 if last_epoch <= 10 else None, rangemode="tozero" if last_epoch <= 1 else None)
     heading = {"text": title or "Energy curves per learning rate"}
-    if smoothing and not title:
-        heading["subtitle"] = {"text": f"EMA smoothing {smoothing:g}"}
+    subtitle = ([f"EMA smoothing {smoothing:g}"] if smoothing and not title else []) + (
+        [f"{off_chart} run off the value axis: double-click the chart to see them whole"] if off_chart else [])
+    if subtitle:
+        heading["subtitle"] = {"text": "; ".join(subtitle)}
     # the legend starts 64 px below the plot area, under the tick labels and the axis title (at -0.18 of the area
     # it covered both: walkthrough, ninth session); the bottom margin leaves it three rows
     height, top, bottom = max(420, 300 * len(metrics)), 90, 150
@@ -134,6 +137,41 @@ def energy_curves_figure(
                               "y": -64 / (height - top - bottom), "x": 0.0},
                       margin={"t": top, "b": bottom}, height=height)
     return fig
+
+
+#: a run's curve is left off the value axis when it reaches further than this many times the spread of the
+#: typical run (median of the runs' lowest and highest values) beyond that typical range
+OFF_AXIS_SPREADS = 3.0
+
+
+def _fit_value_axes(fig: go.Figure, curves: pd.DataFrame, metrics: Sequence[str], smoothing: float | None) -> str:
+    """Each metric's value axis fitted to the typical runs: one rate that breaks down (energy difference to -40
+    where the others move within 1) squeezed every other curve into one band (walkthrough 50). Returns the learning
+    rates left (partly) off an axis, in words ("lr 1, lr 3"), or ""."""
+    off: list[str] = []
+    for row, metric in enumerate(metrics, start=1):
+        lows, highs, keys = [], [], []
+        for (lr, _seed), run_curves in curves.sort_values("epoch").groupby(["lr", "seed"], sort=True):
+            raw = run_curves[metric].to_numpy(dtype=float)
+            values = ema(raw, smoothing) if smoothing else raw
+            finite = values[np.isfinite(values)]
+            if len(finite):
+                lows.append(float(finite.min()))
+                highs.append(float(finite.max()))
+                keys.append(f"lr {lr_key(float(lr))}")
+        if len(keys) < 3:  # (too few runs to say which is typical)
+            continue
+        lows_a, highs_a = np.array(lows), np.array(highs)
+        low, high = float(np.median(lows_a)), float(np.median(highs_a))
+        spread = max(high - low, 1e-9)
+        inside = (lows_a >= low - OFF_AXIS_SPREADS * spread) & (highs_a <= high + OFF_AXIS_SPREADS * spread)
+        if inside.all():
+            continue
+        bottom, top = float(lows_a[inside].min()), float(highs_a[inside].max())
+        pad = 0.05 * max(top - bottom, 1e-9)
+        fig.update_yaxes(range=[bottom - pad, top + pad], row=row, col=1)
+        off += [key for key, kept in zip(keys, inside) if not kept and key not in off]
+    return ", ".join(off)
 
 
 #: how a start is named beside a curve
