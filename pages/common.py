@@ -1121,6 +1121,8 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
     # a training of baselines alone used none of the DEEM fields: the defaults it stored for them replaced what the
     # form held (a picked rate of 0.03 became 0.01 for the next training)
     trained = record.get("kind") != "train" or bool(trained_methods(config))
+    if record.get("kind") == "train" and trained:  # whose settings the form holds (said on other data)
+        ss["_train_form_from"] = (record.get("run_id"), record.get("fingerprint"))
     for key, name in FORM_OF_CONFIG.get(record.get("kind"), {}).items():
         value = config.get(name)
         if value is None or not (trained or key in ("train_methods", "train_seed")):

@@ -51,6 +51,26 @@ def _typed_lr() -> None:
         st.session_state["_train_lr_typed_out"] = value
 
 
+#: the DEEM settings a "Reset to the defaults" sets (the methods, device and random seed stay as picked)
+FORM_DEFAULTS = {"train_layers": int(TRAIN_DEFAULTS["n_layers"]), "train_layers_auto": False,
+                 "train_epochs": int(TRAIN_DEFAULTS["epochs"]), "train_seeds": int(TRAIN_DEFAULTS["n_seeds"]),
+                 "train_init": TRAIN_DEFAULTS["init"], "train_gold_weight": float(TRAIN_DEFAULTS["supervised_weight"])}
+
+
+def _reset_form() -> None:
+    st.session_state.update(FORM_DEFAULTS)
+    st.session_state.pop("_train_form_from", None)
+
+
+# settings filled from a run opened on other data came into this set's form without a word (a 2-layer Dawid-Skene
+# start carried into a Toloka batch; walkthrough 50)
+form_from = st.session_state.get("_train_form_from")
+if form_from and form_from[1] != common.data_key():
+    note = st.container(horizontal=True, vertical_alignment="center")
+    note.caption(common.safe(f"The layers, epochs, seeds, start and gold-label weight below are those of run "
+                             f"{form_from[0]}, opened earlier on other data."))
+    note.button("Reset to the defaults", key="train_form_reset", on_click=_reset_form)
+
 # a method for two classes only is not offered on more (KOS was, and failed at the end of the job; walkthrough,
 # tenth session); one picked on other data leaves the box with a word
 offered = [m for m in registry.method_keys() if data.n_classes <= 2 or not registry.get_method(m).binary_only]
@@ -194,6 +214,7 @@ with st.container(border=True):
                   "estimate": estimate.to_dict() if estimate is not None else None}
         try:
             common.launch("train", config, data, gold)
+            st.session_state.pop("_train_form_from", None)  # (the settings are this training's now)
         except ValueError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001

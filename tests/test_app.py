@@ -2074,6 +2074,36 @@ def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
     assert (grid.loc[fixed, "layers"], grid.loc[fixed, "start"]) == ("1", "majority vote")
 
 
+def test_settings_of_a_run_opened_on_other_data_are_said_and_can_be_reset(runs_dir):
+    """Walkthrough 50: a 2-layer Dawid-Skene-start run opened by its link filled the Train form, and a Toloka batch
+    loaded next came up with those settings without a word."""
+    at = upload(new_app(), "first.csv")
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_layers").set_value(2)
+    at.number_input(key="train_epochs").set_value(2)
+    at.selectbox(key="train_init").set_value("ds").run()
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "finished"
+    visitor = new_app(run=run_id)  # another session opens it by its link: the form takes its settings
+    visitor.switch_page("pages/train.py").run()
+    assert (visitor.number_input(key="train_layers").value, visitor.selectbox(key="train_init").value) == (2, "ds")
+    assert not any(b.key == "train_form_reset" for b in visitor.button)  # (the run's own data: nothing to say)
+    visitor.switch_page("pages/data.py").run()
+    upload(visitor, "other.csv", tiny_csv(150))
+    visitor.switch_page("pages/train.py").run()
+    no_problem(visitor)
+    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, opened earlier "
+            f"on other data.") in unescape(texts(visitor))
+    visitor.button(key="train_form_reset").click().run()
+    no_problem(visitor)
+    assert (visitor.number_input(key="train_layers").value, visitor.selectbox(key="train_init").value,
+            visitor.number_input(key="train_epochs").value) == (1, "auto", 100)
+    assert "opened earlier on other data" not in unescape(texts(visitor))
+    assert visitor.multiselect(key="train_methods").value == ["deem"]  # (the methods stay as picked)
+
+
 def test_a_job_just_launched_is_redrawn_at_the_live_pace_while_it_is_still_queued():
     # every job is "queued" for an instant: drawn every 3 s from its first view, a 3 s training on an idle server
     # read "Queued" all its life (walkthrough 37); one that waits past the grace is redrawn at the queue's pace
