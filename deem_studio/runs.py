@@ -784,7 +784,10 @@ class RunStore:
                         continue
                     loaded.results[name] = frame
         for json_file in sorted(path.glob("*.json")):
-            if json_file.name in ("config.json", "dataset.json") or json_file.name.endswith(".table.json"):
+            # (the Label Studio tasks are streamed when a file is made, never read whole: every page view of a run
+            # parsed them, ~23x the upload, uncounted and kept in the shared cache; attack round 24)
+            if json_file.name in ("config.json", "dataset.json", LABEL_STUDIO_TASKS, LABEL_STUDIO_SETTINGS) or \
+                    json_file.name.endswith(".table.json"):
                 continue
             value = _read_part(loaded, json_file.stem, lambda f=json_file: json.loads(f.read_text(encoding="utf-8")))
             if json_file.stem not in loaded.problems:

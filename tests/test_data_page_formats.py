@@ -140,6 +140,10 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     # (walkthrough 48: no ids, no data, the control "label"/"task")
     kept = manager.store.load_label_studio(run_id)
     assert serialise(results, "label_studio", kept, "test") == serialise(results, "label_studio", context, "test")
+    # streamed when the file is made, never read with the run's tables (every page view parsed them whole, ~23x the
+    # upload, uncounted; attack round 24)
+    extras = manager.store.load(run_id, with_data=False).extras
+    assert "label_studio_tasks" not in extras and "label_studio" not in extras
     # a link's visitor: the export's control, not its task data
     visitor = json.loads(serialise(results, "label_studio", manager.store.load_label_studio(run_id, tasks=False),
                                    "test"))
