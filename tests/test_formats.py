@@ -200,20 +200,29 @@ def test_label_studio_round_trip(written, tmp_path):
     assert labels.to_dict() == results["label"].to_dict()
 
 
-def test_an_export_s_task_data_with_nan_or_infinity_is_written_as_null(tmp_path):
-    # Python's reader takes NaN and Infinity in an export's task data; the writer copied them and strict JSON refused
-    # the whole file: "unexpected ValueError" in the CLI, a download that silently did nothing (attack round 20)
+def _label_studio_predictions(tmp_path: Path, data: list[str], separator: str = ", ") -> tuple[Path, Path]:
+    """An export of one task per ``data`` (its JSON text) with three annotators, and the CLI's Label Studio
+    predictions of it (majority vote): (export, predictions) paths."""
     from deem_core.cli import main
 
     one = '{"completed_by": %d, "result": [{"from_name": "s", "to_name": "text", "type": "choices", "value": ' \
           '{"choices": ["%s"]}}]}'
-    tasks = [f'{{"id": {t}, "data": {{"text": "t{t}", "score": {("NaN", "Infinity", "-Infinity", "1.5")[t % 4]}, '
-             f'"deep": [{{"x": NaN}}]}}, "annotations": [{", ".join(one % (w, ("pos", "neg")[(t + w) % 2 or w % 2]) for w in range(3))}]}}'
-             for t in range(12)]
+    tasks = [f'{{"id": {t}, "data": {text}, "annotations": '
+             f'[{separator.join(one % (w, ("pos", "neg")[(t + w) % 2 or w % 2]) for w in range(3))}]}}'
+             for t, text in enumerate(data)]
     export = tmp_path / "export.json"
-    export.write_text("[" + ", ".join(tasks) + "]")
+    export.write_text("[" + separator.join(tasks) + "]")
     out = tmp_path / "predictions.json"
     assert main(["aggregate", str(export), "--method", "mv", "--output-format", "label-studio", "-o", str(out)]) == 0
+    return export, out
+
+
+def test_an_export_s_task_data_with_nan_or_infinity_is_written_as_null(tmp_path):
+    # Python's reader takes NaN and Infinity in an export's task data; the writer copied them and strict JSON refused
+    # the whole file: "unexpected ValueError" in the CLI, a download that silently did nothing (attack round 20)
+    data = [f'{{"text": "t{t}", "score": {("NaN", "Infinity", "-Infinity", "1.5")[t % 4]}, "deep": [{{"x": NaN}}]}}'
+            for t in range(12)]
+    _, out = _label_studio_predictions(tmp_path, data)
     written = json.loads(out.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{c} written"))
     assert len(written) == 12 and [t["id"] for t in written] == list(range(12))
     assert [t["data"]["score"] for t in written[:4]] == [None, None, None, 1.5]
@@ -223,22 +232,14 @@ def test_an_export_s_task_data_with_nan_or_infinity_is_written_as_null(tmp_path)
 def test_label_studio_predictions_of_deeply_nested_task_data_are_about_the_export_s_size(tmp_path):
     # written indented, a task's data nested 200 deep took a line per value and ~200 spaces on each: a 2 MB export
     # of 12 answers made a 206 MB "Label Studio predictions" file (a 10 MB one 1 GB, 2.5 GB peak; attack round 24)
-    from deem_core.cli import main
     from deem_core.data.formats.labelstudio import write_tasks
 
     deep = "[" * 200 + ",".join(["0"] * 5_000) + "]" * 200
-    one = '{"completed_by": %d, "result": [{"from_name": "s", "to_name": "text", "type": "choices", "value": ' \
-          '{"choices": ["%s"]}}]}'
-    tasks = [f'{{"id": {t}, "data": {{"text": "t{t}", "v": {deep}}}, '
-             f'"annotations": [{",".join(one % (w, ("pos", "neg")[(t + w) % 2]) for w in range(3))}]}}'
-             for t in range(4)]
-    export = tmp_path / "export.json"
-    export.write_text("[" + ",".join(tasks) + "]")
-    out = tmp_path / "predictions.json"
-    assert main(["aggregate", str(export), "--method", "mv", "--output-format", "label-studio", "-o", str(out)]) == 0
+    data = [f'{{"text": "t{t}", "v": {deep}}}' for t in range(4)]
+    export, out = _label_studio_predictions(tmp_path, data, separator=",")
     assert out.stat().st_size < 1.1 * export.stat().st_size  # (was 99x: 4.29 MB)
     written = json.loads(out.read_text(encoding="utf-8"))
-    assert [t["id"] for t in written] == [0, 1, 2, 3] and written[0]["data"] == json.loads(tasks[0])["data"]
+    assert [t["id"] for t in written] == [0, 1, 2, 3] and written[0]["data"] == json.loads(data[0])
     kept = io.StringIO()  # the copy kept with a dashboard run, from which its file is made again
     assert write_tasks(read_dataset(export).label_studio, kept) == 4
     assert len(kept.getvalue().encode()) < export.stat().st_size
