@@ -1431,8 +1431,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
             "answers of the worker's dependence cluster)") in caption
     # with a cluster found the safety rule reads the training answers' score (ten times the held-out answers)
     assert ("the predictive score and the score on the training answers (each predicted from the other clusters' "
-            "answers) are the safety rule's (a reference higher than the choice on either by more than 2 paired") \
-        in caption
+            "answers) are the safety rule's (a reference higher than the choice on either by more than 2 paired "
+            "standard errors replaces it; the lines above give the gains that decided)") in caption  # (it said "each
+    # reference's gain" above the one that beat the choice; walkthrough 50)
     assert "score, training answers" in candidates.columns
     shown = next(t for t in at.dataframe if "candidate" in t.value.columns)
     helps = {column: config["help"] for column, config in json.loads(shown.proto.columns).items() if "help" in config}

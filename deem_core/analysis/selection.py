@@ -362,7 +362,7 @@ def evidence_caption(table: pd.DataFrame) -> str:
     return ("The candidates were trained on the answers left after holding some out (the references below them are "
             f"not trained); every number column scores how well a row predicts the held-out answers{but}, higher is "
             f"better. The leave-cluster-out column chooses among the candidates ({lco}), {rule}{SAFETY_Z:g} paired "
-            "standard errors replaces it; the lines above give each reference's gain), the agreement is only shown. "
+            "standard errors replaces it; the lines above give the gains that decided), the agreement is only shown. "
             "Hover a column's name for more.")
 
 
