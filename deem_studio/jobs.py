@@ -821,6 +821,18 @@ class JobManager:
             raise QueueFull(f"your workspace's runs take {describe_bytes(used)} (at most {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
 
+    def storage_room(self, owner: str | None, client: str | None = None) -> int | None:
+        """Bytes a run of ``owner`` launched from ``client`` may still add before a bound is passed (the
+        workspace's and the address's bytes, the disk's free floor); None without any bound."""
+        rooms = []
+        if owner is not None and max_workspace_bytes() > 0:
+            rooms.append(max_workspace_bytes() - self.store.usage(owner=owner)[1])
+        if client and max_client_bytes() > 0:
+            rooms.append(max_client_bytes() - self.store.usage(client=client)[1])
+        if min_free_disk() > 0:
+            rooms.append(shutil.disk_usage(self.store.root).free - min_free_disk())
+        return max(0, min(rooms)) if rooms else None
+
     def _check_client_storage(self, client: str, reserved: int = 0) -> None:
         """The runs stored from one network address (``owners.client_party``) stay within their count and bytes."""
         runs_cap, bytes_cap = max_runs_per_client(), max_client_bytes()

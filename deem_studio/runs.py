@@ -43,7 +43,7 @@ import contextlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -543,27 +543,38 @@ class RunStore:
     def save_model(self, run_id: str, model: Any, name: str = "deem") -> Path:
         return model.save(self.run_dir(run_id) / f"model_{_check_name(name)}.pt")
 
-    def save_label_studio(self, run_id: str, context: Any) -> Path:
+    def save_label_studio(self, run_id: str, context: Any, max_bytes: int | None = None) -> Path:
         """Keep the Label Studio tasks (``id`` and ``data``) and control a run's data set was read with, so that
         its predictions file keeps them when the run is opened again in another session (a reopened run's file had
-        no task ids, no data and the control names "label"/"task"; walkthrough 48). Written atomically: the tasks
-        streamed to a temporary file in the run's folder, then renamed."""
+        no task ids, no data and the control names "label"/"task"; walkthrough 48). Each file is written to a
+        temporary file in the run's folder, then renamed (a folder deleted meanwhile is not made again). The control
+        comes first; the tasks stop at ``max_bytes`` (the room left to the workspace: DataError, no tasks kept: a
+        10 MB export of ``1E15`` numbers was kept as 40 MB past a 5 MB workspace cap; attack round 24)."""
         from deem_core.data.formats.labelstudio import context_settings, write_tasks  # noqa: PLC0415
 
         folder = self.run_dir(run_id)
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".label_studio_tasks.",
-                                             suffix=".tmp", delete=False)
+        settings = self._write_in(folder, LABEL_STUDIO_SETTINGS,
+                                  lambda handle: handle.write(json.dumps(context_settings(context), indent=2)))
+        self._write_in(folder, LABEL_STUDIO_TASKS, lambda handle: write_tasks(context, handle, max_bytes))
+        return settings
+
+    @staticmethod
+    def _write_in(folder: Path, name: str, write: Callable[[Any], Any]) -> Path:
+        """``write(handle)`` to a temporary text file (UTF-8) in ``folder``, synced, then renamed to ``name``; the
+        temporary file is removed when writing fails."""
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{name}.", suffix=".tmp",
+                                             delete=False)
         try:
             with handle:
-                write_tasks(context, handle)
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(handle.name, folder / LABEL_STUDIO_TASKS)
+            os.replace(handle.name, folder / name)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(handle.name)
             raise
-        return write_json(context_settings(context), folder / LABEL_STUDIO_SETTINGS)
+        return folder / name
 
     def load_label_studio(self, run_id: str, tasks: bool = True) -> Any:
         """The Label Studio context kept with a run (:meth:`save_label_studio`), its tasks streamed from the run's

@@ -161,6 +161,55 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     assert not any(said in str(c.value) for c in at.caption)  # (the owner's file keeps them)
 
 
+def test_the_label_studio_copy_kept_with_a_run_stays_within_the_room_left(runs_dir, tmp_path, monkeypatch):
+    """Attack round 24: the copy was written after the storage check and unbounded (a 10 MB export of ``1E15``
+    numbers kept as 40 MB past a 5 MB workspace cap); a lone surrogate in a task's data failed it (and the download)
+    with UnicodeEncodeError; a run deleted meanwhile had its folder made again."""
+    from deem_core.data.annotations import DataError
+    from deem_core.data.formats import read_dataset
+    from deem_core.data.formats.writers import serialise
+    from deem_studio.jobs import JobManager, get_manager
+    import pandas as pd
+
+    one = '{"completed_by": %d, "result": [{"from_name": "s", "to_name": "img", "type": "choices", "value": ' \
+          '{"choices": ["%s"]}}]}'
+    tasks = [f'{{"id": {t}, "data": {{"text": "x\\udfff{t}", "v": [{",".join(["1E15"] * 200)}]}}, '
+             f'"annotations": [{",".join(one % (w, ("a", "b")[(t + w) % 2]) for w in range(3))}]}}' for t in range(6)]
+    export = tmp_path / "export.json"
+    export.write_text("[" + ",".join(tasks) + "]")
+    context = read_dataset(export).label_studio
+    store = get_manager(runs_dir).store
+    run_id = store.create("train", {"methods": ["mv"]}, status="finished")
+    with pytest.raises(DataError, match="take more than"):
+        store.save_label_studio(run_id, context, max_bytes=4_000)
+    folder = store.run_dir(run_id)
+    assert not (folder / "label_studio_tasks.json").exists() and not list(folder.glob(".*.tmp"))
+    kept = store.load_label_studio(run_id)  # the control kept, no task data
+    assert kept.source is None and kept.from_name == "s" and kept.to_name == "img"
+    store.save_label_studio(run_id, context)  # unbounded: the lone surrogate written as its escape
+    again = store.load_label_studio(run_id)
+    labels = pd.DataFrame({"label": ["a"] * 6, "confidence": [1.0] * 6}, index=pd.Index(list(range(6)), name="task"))
+    written = json.loads(serialise(labels, "label_studio", again, "test"))
+    assert [t["data"]["text"] for t in written[:2]] == ["x\udfff0", "x\udfff1"]
+    assert json.loads(serialise(labels, "label_studio", context, "test")) == written  # (the download failed too)
+    store.delete(run_id)  # a run deleted while its copy is written: its folder is not made again
+    with pytest.raises(OSError):
+        store.save_label_studio(run_id, context)
+    assert not folder.exists()
+    # through the page: past the room left, the training is kept and the page says the task data are not
+    monkeypatch.setattr(JobManager, "storage_room", lambda self, owner, client=None: 100)
+    at = upload(new_app(), make_fixtures.label_studio())
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    launched = at.session_state["train_run"]
+    shown = [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(e.value)) for e in at.info]  # (shown as text: escaped)
+    assert any(f"The export's task ids and data are not kept with run {launched}" in text for text in shown), shown
+    assert store.load_label_studio(launched).source is None
+
+
 def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs_dir):
     """Load stays off while the preview says the file cannot be read as it is (it would only fail with the message
     already shown); choosing the columns under Mapping turns it on, and the file loads as chosen."""

@@ -559,15 +559,22 @@ def context_with(settings: Any, source: Source | None = None, limits: Limits | N
                               else {}, source=source, limits=limits)
 
 
-def write_tasks(context: LabelStudioContext, handle: Any) -> int:
+def write_tasks(context: LabelStudioContext, handle: Any, max_bytes: int | None = None) -> int:
     """Each task of the context's export with its ``id`` and ``data`` only (no annotations), as one JSON list
-    written to the text ``handle`` a task at a time; a context read back with it as source gives the same tasks
-    and keys. Returns the number of tasks written."""
-    count = 0
+    written to the text ``handle`` (UTF-8) a task at a time; a context read back with it as source gives the same
+    tasks and keys. Returns the number of tasks written. ``max_bytes``: DataError once the tasks pass it (numbers
+    like ``1E15`` are written out in full, 4x the export; attack round 24). A lone surrogate in a task's data is
+    written as its JSON escape (it failed the whole copy: UnicodeEncodeError)."""
+    count, written = 0, 1
     handle.write("[")
     for _, task in iter_tasks(context):
         kept = {name: task[name] for name in ("id", "data") if name in task}
-        handle.write(("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False, separators=(",", ":")))
+        text = ("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+        piece = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        written += len(piece.encode("utf-8"))
+        if max_bytes is not None and written > max_bytes:
+            raise DataError(f"the export's tasks take more than {describe_bytes(max_bytes)} written out")
+        handle.write(piece)
         count += 1
     handle.write("\n]\n")
     return count

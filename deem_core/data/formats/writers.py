@@ -131,7 +131,9 @@ def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | Non
     count = 0
     for item in _label_studio_items(results, context, model_version):
         text = json.dumps(item, ensure_ascii=False, allow_nan=False, default=_json_default, separators=(",", ":"))
-        out.write((("," if count else "") + "\n" + text).encode("utf-8"))
+        # (a lone surrogate in an export's task data, which Python's reader takes, as its JSON escape: the whole
+        # file failed with UnicodeEncodeError; attack round 24)
+        out.write((("," if count else "") + "\n" + text).encode("utf-8", "backslashreplace"))
         count += 1
     out.write(b"\n]" if count else b"]")
     return out.getvalue()
