@@ -245,6 +245,31 @@ def test_label_studio_predictions_of_deeply_nested_task_data_are_about_the_expor
     assert len(kept.getvalue().encode()) < export.stat().st_size
 
 
+def test_label_studio_tasks_of_one_id_are_said_and_each_gets_the_label(tmp_path):
+    # two projects' exports joined number their tasks alike: read as one task each without a word, and the
+    # predictions file labelled the first and left the others out (attack round 24)
+    data = [f'{{"text": "p{t // 10} t{t % 10}"}}' for t in range(20)]
+    export, out = _label_studio_predictions(tmp_path, data)
+    joined = json.loads(export.read_text())
+    for index, task in enumerate(joined):
+        task["id"] = index % 10 + 1  # (project 2's tasks numbered 1..10 again)
+    joined[12]["id"] = "3"  # (a text id with the same digits: the same task too)
+    export.write_text(json.dumps(joined))
+    reading = read_dataset(export)
+    assert reading.data.n_tasks == 10
+    said = [w for w in reading.data.warnings if "task(s) have the id of an earlier task" in w]
+    assert said == [f"{export.name}: 10 task(s) have the id of an earlier task (first '1' on line 1): their answers are "
+                    f"read as that one task's. An export that joins several projects numbers each project's tasks "
+                    f"from 1: key the tasks by a data field that tells them apart (columns={{'task': "
+                    f"'data.<field>'}}, CLI --task-column data.<field>)"]
+    results = pd.DataFrame({"label": ["pos"] * 10, "confidence": 0.5},
+                           index=pd.Index([str(i) for i in range(1, 11)], name="task"))
+    written = json.loads(serialise(results, "label_studio", reading.label_studio))
+    assert len(written) == 20 and [t["data"]["text"] for t in written] == [f"p{t // 10} t{t % 10}" for t in range(20)]
+    keyed = read_dataset(export, columns={"task": "data.text"})  # keyed by a data field that tells them apart
+    assert keyed.data.n_tasks == 20 and not any("earlier task" in w for w in keyed.data.warnings)
+
+
 def test_label_studio_writer_without_a_label_studio_input():
     results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
     tasks = label_studio_tasks(results)

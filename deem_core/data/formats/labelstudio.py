@@ -398,6 +398,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     n_entries = 0
     n_tasks = 0
     data_keys: list[str] = []
+    repeated, first_repeat = 0, None  # tasks whose key an earlier task has (attack round 24)
 
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, task) in enumerate(iter_json(text, name, limits, max_items)):
@@ -412,7 +413,11 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 what = "'id'" if task_key == "id" else f"the data field {task_key[5:]!r}"
                 raise DataError(f"{name}: line {line}: task {index + 1} has no {what}; key the tasks by a data field "
                                 f"(columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
+            known = len(tasks.values)
             task_code = tasks.code(_cell(key))
+            if task_code < known:  # (two projects' exports joined number their tasks alike: merged without a word)
+                repeated += 1
+                first_repeat = first_repeat or (_cell(key), line)
             answers = task.get("annotations") or task.get("completions") or []
             predicted = task.get("predictions") or []
             if not isinstance(answers, list) or not isinstance(predicted, list):
@@ -526,6 +531,14 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                                    f"as answers")
         if counts["left_out"]:
             collector.notes.append(f"{name}: left out {counts['left_out']} model prediction(s) (predictions=False)")
+        if repeated:
+            what = "id" if task_key == "id" else f"data field {task_key[5:]!r}"
+            first = printable(first_repeat[0])
+            collector.notes.append(
+                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first {first!r} on line "
+                f"{first_repeat[1]}): their answers are read as that one task's. An export that joins "
+                f"several projects numbers each project's tasks from 1: key the tasks by a data field that tells them "
+                f"apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
     return LabelStudioRead(table, plan, context, list(seen_controls), note, n_tasks)
 
 

@@ -108,16 +108,20 @@ def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | Non
     confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
     by_key = {_text(_plain(task)): (_plain(task), _plain(label), _plain(score))
               for task, label, score in zip(results.index, results["label"], confidence)}
+    written: set[str] = set()
     if context.source is not None:
         for key, task in iter_tasks(context):
-            found = by_key.pop(key, None)
-            if found is None:
+            found = by_key.get(key)  # (tasks of one key, read as one task, each get its label: the others were
+            if found is None:        # left out of the file; attack round 24)
                 continue
+            written.add(key)
             item: dict[str, Any] = {"id": _json_safe(task["id"])} if task.get("id") is not None else {}
             item["data"] = _json_safe(task.get("data")) if isinstance(task.get("data"), dict) else {}
             item["predictions"] = [_prediction(context, found[1], found[2], model_version)]
             yield item
-    for task, label, score in by_key.values():  # tasks the export does not have (or no export at all)
+    for key, (task, label, score) in by_key.items():  # tasks the export does not have (or no export at all)
+        if key in written:
+            continue
         yield {"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]}
 
 
