@@ -156,6 +156,28 @@ def test_labels_spelled_two_ways_are_said(labels, said):
         assert label_doubts(data) == found  # the Train page repeats it before a training
 
 
+@pytest.mark.parametrize(("labels", "said"), [
+    # letters no table of look-alikes held (attack round 24: an Armenian "օ" in "no" split the "no" answers and
+    # majority vote returned "yes" on every task without a word; a Cyrillic capital straight U in "YES")
+    (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12)"),  # (folded: a spelling of "no")
+    (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12)"),  # (Latin, folded too)
+    (["\u04aeES", "NO"], "1 label(s) mix letters of more than one script, as a letter typed on another keyboard "
+     "layout does: each reads like another label and is a class of its own (answers in brackets): '\u04aeES' [latin "
+     "and cyrillic: cyrillic capital letter straight u U+04AE] (18). Spell each class one way in the file if they "
+     "mean the same."),
+    (["y\u0435s", "\u043d\u0435\u0442", "no"], "'y\u0435s' [latin and cyrillic: cyrillic small letter ie U+0435] (12)"),
+    (["\u65e5\u672c\u8a9e\u30c6\u30b9\u30c8", "Caf\u00e9", "\u043d\u0435\u0442"], None),  # (one script each)
+])
+def test_labels_that_read_like_others_in_letters_of_other_scripts_are_said(labels, said):
+    answers = pd.DataFrame([(f"t{t}", f"w{w}", labels[(t + w) % len(labels)]) for t in range(12) for w in range(3)],
+                           columns=["task", "worker", "label"])
+    doubts = label_doubts(AnnotationSet.from_long(answers, source="s"))  # (the Train page repeats them)
+    if said is None:
+        assert doubts == []
+    else:
+        assert len(doubts) == 1 and said in doubts[0], doubts
+
+
 def test_a_float_zero_is_one_class_whatever_its_sign(tmp_path):
     path = tmp_path / "zeros.parquet"
     half = pa.array(np.array([-0.0, 0.0, 1.0, np.nan], dtype=np.float16))  # (no arithmetic kernel of its own)
