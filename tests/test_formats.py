@@ -241,8 +241,17 @@ def test_label_studio_predictions_of_deeply_nested_task_data_are_about_the_expor
     written = json.loads(out.read_text(encoding="utf-8"))
     assert [t["id"] for t in written] == [0, 1, 2, 3] and written[0]["data"] == json.loads(data[0])
     kept = io.StringIO()  # the copy kept with a dashboard run, from which its file is made again
-    assert write_tasks(read_dataset(export).label_studio, kept) == 4
+    context = read_dataset(export).label_studio
+    assert write_tasks(context, kept) == 4
     assert len(kept.getvalue().encode()) < export.stat().st_size
+    # and the file is no larger than the bytes the reader takes in (a 1 MB gzip reads as up to 1 GiB)
+    import dataclasses  # noqa: PLC0415
+
+    results = pd.DataFrame({"label": ["pos"] * 4}, index=pd.Index([str(t) for t in range(4)], name="task"))
+    small = dataclasses.replace(context, limits=Limits().with_bytes(export.stat().st_size // 2))
+    with pytest.raises(DataError, match=r"the Label Studio file would pass [\d.]+ KiB, the most this reads"):
+        serialise(results, "label_studio", small)
+    assert len(serialise(results, "label_studio", context)) < 1.1 * export.stat().st_size
 
 
 def test_label_studio_tasks_of_one_id_are_said_and_each_gets_the_label(tmp_path):
