@@ -59,10 +59,24 @@ class LabelStudioContext:
 
 
 # ---------------------------------------------------------------------------------------------- streaming JSON
-def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None = None
+class _Cut(Exception):
+    """The text ended inside an element of a stream cut short (``iter_json(cut=True)``)."""
+
+
+def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None = None, cut: bool = False
               ) -> Iterator[tuple[int, Any]]:
     """(line, element) for each element of a top-level JSON list, or each object of JSON Lines / a single
-    top-level object. Raises DataError naming the line where the JSON is broken."""
+    top-level object. Raises DataError naming the line where the JSON is broken. ``cut``: the text may stop
+    early (a preview's first bytes): the elements end where it ends, without an error (an export whose first tasks
+    were large was refused by the preview as broken JSON; attack round 24)."""
+    try:
+        yield from _iter_json(text, name, limits, max_items, cut)
+    except _Cut:
+        return
+
+
+def _iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None, cut: bool
+               ) -> Iterator[tuple[int, Any]]:
     decoder = json.JSONDecoder()
     blocks = text.blocks()
     # buf[pos:] is still to parse; "line" is the line number of buf[0]; "mark"/"marked" cache the newlines
@@ -118,6 +132,8 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
                     state["pos"] = end
                     return line, value
             except json.JSONDecodeError as exc:
+                if state["eof"] and cut:
+                    raise _Cut from None
                 if state["eof"]:
                     raise DataError(f"{name}: line {line_at(exc.pos)}: not valid JSON ({exc.msg})") from None
             except RecursionError:
@@ -145,6 +161,8 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
         state["pos"] += 1
         while True:
             if not skip_ws():
+                if cut:
+                    return
                 raise DataError(f"{name}: the JSON list is never closed (the file ends inside it)")
             char = state["buf"][state["pos"]]
             if char == "]":
@@ -155,6 +173,8 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
                                     f"between the list's elements)")
                 state["pos"] += 1
                 if not skip_ws():
+                    if cut:
+                        return
                     raise DataError(f"{name}: the JSON list is never closed (the file ends inside it)")
             yield parse()
             count += 1

@@ -108,7 +108,7 @@ def _json_kind_of(source: Source, limits: Limits) -> str:
     keys in its first 64 KiB)."""
     try:
         with TextStream(source, limits, stop_after=PREVIEW_BYTES, line_limit=False) as text:
-            first = next(iter(iter_json(text, source.name, limits, max_items=1)), (0, None))[1]
+            first = next(iter(iter_json(text, source.name, limits, max_items=1, cut=True)), (0, None))[1]
         return json_kind(first)
     except DataError:
         head = read_head(source, _SNIFF).decode("utf-8", errors="replace")
@@ -515,7 +515,7 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
     rows = []
     has_predictions = False
     with TextStream(opened.source, limits, stop_after=PREVIEW_BYTES, line_limit=False) as text:
-        for _, task in iter_json(text, name, limits, max_items=nrows):
+        for _, task in iter_json(text, name, limits, max_items=nrows, cut=True):
             if not isinstance(task, dict):
                 continue
             has_predictions = has_predictions or bool(task.get("predictions"))
