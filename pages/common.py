@@ -721,6 +721,8 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
         run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
                             client=client_address())
         keep_label_studio(mgr, run_id, kind, data)
+        if kind == "train":  # (the form's settings are this training's now: the note on another run's settings
+            st.session_state.pop("_train_form_from", None)  # stayed after it; walkthrough 51)
     set_current_run(run_id, kind)
     st.rerun()  # the whole page, the sidebar's job list included, shows the run
 

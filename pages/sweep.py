@@ -384,6 +384,17 @@ elif pick is None and not partial:
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=common.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current
+swept_layers = (loaded.config or {}).get("n_layers")
+form_layers = "auto" if st.session_state.get("train_layers_auto") else st.session_state.get(
+    "train_layers", swept_layers)
+form_start = st.session_state.get("train_init", "auto")
+if (swept_layers is not None and form_layers != swept_layers) or form_start == "ds":
+    # (the Train form kept an opened run's 2 layers and Dawid-Skene start, and the rate swept with 1 layer from
+    # majority vote gave 45.9% there without a word; walkthrough 51)
+    held = "layers chosen (0-2)" if form_layers == "auto" else f"{form_layers} layer(s)"
+    st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
+               f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
+               f"sweep's settings best.")
 if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train"):
     if lr is not None:
         common.set_lr_pick(lr, f"picked on sweep {run_id}", sweep=run_id)

@@ -65,7 +65,8 @@ def _reset_form() -> None:
 # settings filled from a run opened on other data came into this set's form without a word (a 2-layer Dawid-Skene
 # start carried into a Toloka batch; walkthrough 50)
 form_from = st.session_state.get("_train_form_from")
-if form_from and form_from[1] != common.data_key():
+if form_from and form_from[1] != common.data_key() and any(  # (not when they are the defaults; walkthrough 51)
+        st.session_state.get(key, value) != value for key, value in FORM_DEFAULTS.items()):
     note = st.container(horizontal=True, vertical_alignment="center")
     note.caption(common.safe(f"The layers, epochs, seeds, start and gold-label weight below are those of run "
                              f"{form_from[0]}, opened earlier on other data."))
@@ -214,7 +215,6 @@ with st.container(border=True):
                   "estimate": estimate.to_dict() if estimate is not None else None}
         try:
             common.launch("train", config, data, gold)
-            st.session_state.pop("_train_form_from", None)  # (the settings are this training's now)
         except ValueError as exc:
             st.error(common.safe(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001

@@ -439,6 +439,24 @@ def test_a_link_to_someone_elses_run_never_replaces_the_visitors_kept_rate(runs_
         assert store.pick(ws, fp)["lr"] == pytest.approx(0.02)  # the victim's kept rate stays
 
 
+def test_the_sweep_says_when_the_train_form_holds_other_layers_or_start(runs_dir):
+    """Walkthrough 51: "Train with learning rate 0.1" led to a form holding an opened run's 2 layers and Dawid-Skene
+    start; the sweep ran 1 layer from majority vote, and the rate gave 45.9% there without a word."""
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1")
+    at.run()
+    said = "The Train page keeps its own settings"
+    assert not any(said in str(c.value) for c in at.caption)  # (the defaults: 1 layer, start auto)
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_layers").set_value(2)
+    at.selectbox(key="train_init").set_value("ds").run()
+    at.switch_page("pages/sweep.py").run()
+    assert at.session_state["sweep_run"] == sweep
+    assert ("The Train page keeps its own settings: 2 layer(s), start Dawid-Skene; this sweep ran 1 layer(s) from "
+            "majority vote. A rate read on these curves fits the sweep's settings best.") in [str(c.value)
+                                                                                             for c in at.caption]
+
+
 def test_a_reload_on_a_sweeps_address_keeps_the_gold_labels(runs_dir):
     # "Train with learning rate X" leaves the sweep's id in the address; a reload restored the data from the sweep,
     # which had not kept the gold labels: the Train page lost them and its gold-weight box without a word

@@ -438,31 +438,38 @@ def test_a_visitor_s_presses_cannot_hold_every_download_thread(monkeypatch):
         release.wait(10)
         return b"slow"
 
+    def wait_for(in_flight: int) -> None:
+        deadline = time.monotonic() + 5
+        while capacity._IN_FLIGHT[0] < in_flight and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.01)
+        assert capacity._IN_FLIGHT[0] == in_flight  # noqa: SLF001
+
+    per_party, waiting = capacity.DOWNLOADS_PER_PARTY, capacity.MAX_WAITING_DOWNLOADS
+    assert 1 < per_party <= waiting  # (another visitor always finds a place beside one visitor's presses)
     attacker = ("ws-attacker", "10.0.0.9")
-    first = threading.Thread(target=capacity.building_download(slow, attacker))
-    first.start()
+    threads = [threading.Thread(target=capacity.building_download(slow, attacker))]
+    threads[0].start()
     assert started.wait(5)
-    second = threading.Thread(target=capacity.building_download(slow, attacker))  # waits for the slot
-    second.start()
-    deadline = time.monotonic() + 5
-    while capacity._IN_FLIGHT[0] < 2 and time.monotonic() < deadline:  # noqa: SLF001
-        time.sleep(0.01)
+    for _ in range(per_party - 1):  # the same visitor's further presses wait for the slot
+        threads.append(threading.Thread(target=capacity.building_download(slow, attacker)))
+        threads[-1].start()
+    wait_for(per_party)
     t0 = time.monotonic()
-    with pytest.raises(CapacityError, match="making 2 download files already"):  # a third tab of the same visitor
+    with pytest.raises(CapacityError, match=f"making {per_party} download files already"):  # another tab of theirs
         capacity.building_download(lambda: b"x", ("ws-attacker-2", "10.0.0.9"))()
     assert time.monotonic() - t0 < 1.0  # refused at once, no thread held waiting
-    other = capacity.building_download(lambda: b"other", ("ws-victim", "10.0.0.7"))
-    result = []
-    victim = threading.Thread(target=lambda: result.append(other()))
-    victim.start()  # waits (the third place of the server)
-    while capacity._IN_FLIGHT[0] < 3 and time.monotonic() < deadline:  # noqa: SLF001
-        time.sleep(0.01)
+    results = []
+    for n in range(1 + waiting - per_party):  # other visitors take the server's waiting places left
+        other = capacity.building_download(lambda n=n: f"other {n}".encode(), (f"ws-{n}", f"10.0.1.{n}"))
+        threads.append(threading.Thread(target=lambda other=other: results.append(other())))
+        threads[-1].start()
+    wait_for(1 + waiting)
     with pytest.raises(CapacityError, match="other download files"):  # the server's waiting places are taken
         capacity.building_download(lambda: b"x", ("ws-third", "10.0.0.8"))()
     release.set()
-    for thread in (first, second, victim):
+    for thread in threads:
         thread.join(10)
-    assert result == [b"other"]
+    assert sorted(results) == [f"other {n}".encode() for n in range(1 + waiting - per_party)]
     assert capacity._IN_FLIGHT[0] == 0 and not capacity._DOWNLOADS  # noqa: SLF001 - nothing left held
     assert capacity.building_download(lambda: b"again", attacker)() == b"again"
 
