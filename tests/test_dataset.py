@@ -36,7 +36,7 @@ def test_integer_labels_stay_integers():
 def test_exact_duplicates_are_removed_with_a_count():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "a", 0), (1, "a", 0), (1, "b", 1)]))
     assert data.n_annotations == 2
-    assert data.warnings == ["annotations: removed 2 exact duplicate answer(s)"]
+    assert data.warnings == ["annotations: removed 2 repeated answer(s) (the same worker, task and label again; one of each is kept)"]
 
 
 def test_conflicting_duplicates_raise_or_keep_one():

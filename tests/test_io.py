@@ -303,7 +303,7 @@ def test_files_of_different_layouts_are_refused():
 def test_long_files_are_concatenated_and_duplicates_counted():
     data = read_annotations([("a.csv", LONG), ("b.csv", b"task,worker,label\n1,a,cat\n3,c,cat\n")])
     assert data.n_tasks == 3 and data.n_annotations == 5
-    assert data.warnings == ["a.csv, b.csv: removed 1 exact duplicate answer(s)"]
+    assert data.warnings == ["a.csv, b.csv: removed 1 repeated answer(s) (the same worker, task and label again; one of each is kept)"]
 
 
 def test_on_conflict_is_passed_through():

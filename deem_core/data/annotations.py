@@ -36,7 +36,7 @@ tables for code that truly needs them on small data, after a size check that rai
 *before* allocating (default limit :data:`DENSE_LIMIT_BYTES`); :meth:`AnnotationSet.iter_dense` yields
 them in bounded chunks of tasks.
 
-``warnings``: what was fixed silently (dropped empty labels, exact duplicate rows, resolved conflicts),
+``warnings``: what was fixed silently (dropped empty labels, repeated answers, resolved conflicts),
 with counts. Readers for files (long, wide, one file per worker) live in :mod:`deem_core.data.readers`;
 this module only validates and encodes a DataFrame.
 """
@@ -510,7 +510,7 @@ class AnnotationSet:
 
         Steps (each vectorised; memory a few arrays of the number of rows): check the columns, read the soft
         labels, refuse empty ids, drop empty labels, factorise the three columns into sorted vocabularies,
-        remove exact duplicates and resolve conflicts, then lay the answers out in CSR order.
+        remove repeated answers and resolve conflicts, then lay the answers out in CSR order.
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a table of annotations, got {type(df).__name__}")
@@ -944,7 +944,9 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
                            & (rounded[order][1:] == rounded[order][:-1]).all(axis=1))
     n_duplicates = int(same_answer.sum())
     if n_duplicates:
-        warnings.append(f"{source}: removed {n_duplicates} exact duplicate answer(s)")
+        # (not "exact duplicate": a Toloka worker given one task in two assignments has no repeated row; walkthrough 51)
+        warnings.append(f"{source}: removed {n_duplicates} repeated answer(s) (the same worker, task and label again; "
+                        f"one of each is kept)")
     kept = order[~same_answer]  # first row of every distinct answer, grouped by cell
     kept_cell = cell[kept]
     group_start = np.ones(len(kept), dtype=bool)

@@ -212,7 +212,7 @@ def cases() -> list[Case]:
              n_tasks=1, n_workers=3, classes=["cat", "dog"], predicted={1: "cat"}),
         Case("duplicate_rows", "identical rows repeated",
              {"dups.csv": _csv(BASE + BASE[:3] + BASE[:1]).encode()},
-             warnings=[r"^dups\.csv: removed 4 exact duplicate answer\(s\)$"], **base_ok),
+             warnings=[r"^dups\.csv: removed 4 repeated answer\(s\) \(the same worker, task and label again; one of each is kept\)$"], **base_ok),
         Case("conflicting_duplicates", "one annotator gives one task two labels",
              {"conflict.csv": _csv(BASE + [(1, "a", "dog")]).encode()}, "error",
              r"^conflict\.csv: 1 \(task, worker\) pair\(s\) have conflicting labels, e\.g\. task 1 by worker 'a': "
