@@ -1322,7 +1322,13 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     from deem_core.plots.report import write_diagnostics  # noqa: PLC0415
 
     cfg, store, progress = ctx.config, ctx.store, ctx.progress
-    source = store.load(str(cfg["source_run"]), with_data=ctx.data is None)
+    # the run's answers, when the page passed none, through the shared copy the data ledger counts (a copy of its
+    # own per job was outside every bound; attack round 24)
+    source = store.load(str(cfg["source_run"]), with_data=False, with_gold=ctx.data is None)
+    if ctx.data is None:
+        from deem_studio import capacity  # noqa: PLC0415
+
+        source.data = capacity.run_data(store, source.run_id)[0]
     method = str(cfg.get("method", "deem"))
     progress.update(phase=f"loading the {method_name(method)} model of run {source.run_id}")
     model = source.load_model(method, device=ctx.device)

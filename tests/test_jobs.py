@@ -299,7 +299,12 @@ def test_unknown_kind_and_device_info(manager):
     assert info["type"] in ("cpu", "cuda") and info["name"]
 
 
-def test_diagnostics_job(manager):
+def test_diagnostics_job(manager, monkeypatch):
+    from deem_studio import capacity  # noqa: PLC0415
+
+    read = []  # the runs whose answers a job read: through the shared, counted copy (one per job was uncounted;
+    shared = capacity.run_data  # attack round 24)
+    monkeypatch.setattr(capacity, "run_data", lambda store, run_id: read.append(run_id) or shared(store, run_id))
     data, gold = tiny(80)
     train = manager.submit("train", {"methods": ["deem", "mv"], "epochs": 1, "device": "cpu"}, data=data, gold=gold)
     assert manager.wait(train, timeout=120).status == "finished"
@@ -311,6 +316,7 @@ def test_diagnostics_job(manager):
     assert snap.result.quality.gold is not None  # gold labels came from the training run's folder
     assert (manager.store.run_dir(diag) / "diagnostics" / "report.html").exists()
     assert manager.store.load(diag).data is None  # the annotations were not copied
+    assert read == [train]
     # the stored gold labels are the owner's: a link's visitor without the data in the session (the server busy)
     # got every worker's accuracy and confusion against them (attack round 16); the owner still gets them
     owned = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data, gold=gold,
