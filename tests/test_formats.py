@@ -267,8 +267,8 @@ def test_label_studio_tasks_of_one_id_are_said_and_each_gets_the_label(tmp_path)
     reading = read_dataset(export)
     assert reading.data.n_tasks == 10
     said = [w for w in reading.data.warnings if "task(s) have the id of an earlier task" in w]
-    assert said == [f"{export.name}: 10 task(s) have the id of an earlier task (first '1' on line 1): their answers are "
-                    f"read as that one task's. An export that joins several projects numbers each project's tasks "
+    assert said == [f"{export.name}: 10 task(s) have the id of an earlier task (first '1', the file's task 11 on line "
+                    f"1): their answers are read as that one task's. An export that joins several projects numbers each project's tasks "
                     f"from 1: key the tasks by a data field that tells them apart (columns={{'task': "
                     f"'data.<field>'}}, CLI --task-column data.<field>)"]
     results = pd.DataFrame({"label": ["pos"] * 10, "confidence": 0.5},

@@ -455,3 +455,14 @@ def test_the_evidence_caption_says_whether_the_leave_cluster_out_column_left_a_c
     said = evidence_caption(found)
     assert "(it predicts each held-out answer without the answers of the worker's dependence cluster)" in said
     assert "equals the held-out log-lik" not in said
+
+
+def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
+    # "too few answers to hold out 30 for choosing" read wrong beside 180 answers (walkthrough 52)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame([(f"t{t}", f"w{w}", int(rng.integers(0, 2))) for t in range(60) for w in range(3)],
+                         columns=["task", "worker", "label"])
+    model = DEEM(epochs=2, seed=0, device="cpu").fit(frame)
+    assert model.selection_summary()["reason"] == (
+        "holding out 10% of the answers (at most one a task) gives 18 here, and choosing needs 30: the Dawid-Skene "
+        "start and 1 layer(s) are used")

@@ -383,10 +383,13 @@ class DEEM(Aggregator, BaseEstimator):
         # n_layers="auto" is chosen by the selection; the gold and sweep paths choose other things and use 1
         self.n_layers_ = 1 if self.n_layers == "auto" else int(self.n_layers)
         selecting = not has_gold and self.lr != "auto" and (self.init == "auto" or self.n_layers == "auto")
-        if selecting and heldout_size(data, float(self.heldout_share)) < MIN_HELDOUT:
+        held_out = heldout_size(data, float(self.heldout_share))
+        if selecting and held_out < MIN_HELDOUT:
             selecting = False
-            self._selection["reason"] = (f"too few answers to hold out {MIN_HELDOUT} for choosing: the Dawid-Skene "
-                                         f"start and {self.n_layers_} layer(s) are used")
+            # (it read "too few answers to hold out 30" beside 180 answers; walkthrough 52)
+            self._selection["reason"] = (f"holding out {float(self.heldout_share):.0%} of the answers (at most one a "
+                                         f"task) gives {held_out:,} here, and choosing needs {MIN_HELDOUT}: the "
+                                         f"Dawid-Skene start and {self.n_layers_} layer(s) are used")
         if self.lr == "auto" and not has_gold and self.init == "auto":
             # (a README example read 61.60% against majority vote's 77.00% without a word of it; walkthrough 45)
             self.warnings_.append("with the learning rate swept (lr='auto') the start is not chosen from held-out "

@@ -437,7 +437,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             task_code = tasks.code(_cell(key))
             if task_code < known:  # (two projects' exports joined number their tasks alike: merged without a word)
                 repeated += 1
-                first_repeat = first_repeat or (_cell(key), line)
+                first_repeat = first_repeat or (_cell(key), line, index + 1)
             answers = task.get("annotations") or task.get("completions") or []
             predicted = task.get("predictions") or []
             if not isinstance(answers, list) or not isinstance(predicted, list):
@@ -555,8 +555,9 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             what = "id" if task_key == "id" else f"data field {task_key[5:]!r}"
             first = printable(first_repeat[0])
             collector.notes.append(
-                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first {first!r} on line "
-                f"{first_repeat[1]}): their answers are read as that one task's. An export that joins "
+                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first {first!r}, the file's task "
+                f"{first_repeat[2]:,} on line {first_repeat[1]:,}): their answers are read as that one task's. An "
+                f"export that joins "
                 f"several projects numbers each project's tasks from 1: key the tasks by a data field that tells them "
                 f"apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
     return LabelStudioRead(table, plan, context, list(seen_controls), note, n_tasks)
