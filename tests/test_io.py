@@ -132,8 +132,8 @@ def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted
                              "a.csv: 2 label(s) spelled in more than one way (the spellings differ in upper and lower "
                              "case, in spaces, or in characters that look alike or cannot be seen only), and each "
                              "spelling is a class of its own (answers in brackets): "
-                             "'NULL' (1) and 'null' (1); 'None' (1) and 'none' (1). Spell each class one way in the "
-                             "file if they mean the same."]
+                             "'NULL' (1) and 'null' (1; given by 'b' 1); 'None' (1) and 'none' (1; given by 'a' 1). "
+                             "Spell each class one way in the file if they mean the same."]
     frame = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "label": ["x", "none", None]})
     typed = read_annotations(frame)
     assert answers(typed) == {(1, "a", "x")}

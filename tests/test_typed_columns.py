@@ -129,12 +129,13 @@ def test_label_groups_from_the_answers(answers, groups):
     (["positive", "Positive", "negative", "POSITIVE"], "1 label(s) spelled in more than one way (the spellings differ "
      "in upper and lower case, in spaces, or in characters that look alike or cannot be seen only), and each spelling "
      "is a class of its own (answers in brackets): "
-     "'POSITIVE' (9) and 'Positive' (9) and 'positive' (9). Spell each class one way in the file if they mean the "
-     "same."),
-    (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' [2 spaces in a row] (12)."),
+     "'POSITIVE' (9) and 'Positive' (9; given by 'w0' 3, 'w1' 3, 'w2' 3) and 'positive' (9; given by 'w0' 3, 'w1' 3, "
+     "'w2' 3). Spell each class one way in the file if they mean the same."),
+    (["neg  ative", "Neg ative", "pos"], "'Neg ative' (12) and 'neg  ative' [2 spaces in a row] (12; given by 'w0' 4, 'w1' 4, 'w2' 4)."),
     # letters of another script drawn alike, fullwidth forms, invisible characters (attack round 23: a Cyrillic "е"
     # split the "yes" answers, and majority vote returned "no" without a word)
-    (["yes", "y\u0435s", "no"], "'yes' (12) and 'y\u0435s' [cyrillic small letter ie U+0435] (12)."),
+    (["yes", "y\u0435s", "no"], "'yes' (12) and 'y\u0435s' [cyrillic small letter ie U+0435] (12; given by 'w0' 4, "
+     "'w1' 4, 'w2' 4)."),
     (["yes", "\uff59\uff45\uff53", "no"], "[fullwidth latin small letter y U+FF59, fullwidth latin small letter e "
                                         "U+FF45, fullwidth latin small letter s U+FF53]"),
     (["yes", "ye\u00ads", "no"], "[soft hyphen U+00AD]"),
@@ -159,13 +160,13 @@ def test_labels_spelled_two_ways_are_said(labels, said):
 @pytest.mark.parametrize(("labels", "said"), [
     # letters no table of look-alikes held (attack round 24: an Armenian "օ" in "no" split the "no" answers and
     # majority vote returned "yes" on every task without a word; a Cyrillic capital straight U in "YES")
-    (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12)"),  # (folded: a spelling of "no")
-    (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12)"),  # (Latin, folded too)
+    (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12; given by"),  # (folded: a spelling of "no")
+    (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12; given by"),  # (Latin, folded too)
     (["\u04aeES", "NO"], "1 label(s) mix letters of more than one script, as a letter typed on another keyboard "
      "layout does: each reads like another label and is a class of its own (answers in brackets): '\u04aeES' [latin "
-     "and cyrillic: cyrillic capital letter straight u U+04AE] (18). Spell each class one way in the file if they "
-     "mean the same."),
-    (["y\u0435s", "\u043d\u0435\u0442", "no"], "'y\u0435s' [latin and cyrillic: cyrillic small letter ie U+0435] (12)"),
+     "and cyrillic: cyrillic capital letter straight u U+04AE] (18; given by 'w0' 6, 'w1' 6, 'w2' 6). Spell each "
+     "class one way in the file if they mean the same."),
+    (["y\u0435s", "\u043d\u0435\u0442", "no"], "'y\u0435s' [latin and cyrillic: cyrillic small letter ie U+0435] (12; given by"),
     (["\u65e5\u672c\u8a9e\u30c6\u30b9\u30c8", "Caf\u00e9", "\u043d\u0435\u0442"], None),  # (one script each)
 ])
 def test_labels_that_read_like_others_in_letters_of_other_scripts_are_said(labels, said):

@@ -556,9 +556,10 @@ class AnnotationSet:
         grouped = _label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source)
         warnings.extend(grouped)
         if class_index is seen_classes and not any(LABELS_ALIKE in w for w in grouped):
-            warnings.extend(_alike_labels(class_index, label_codes[rows], source))
+            warnings.extend(_alike_labels(class_index, label_codes[rows], source, worker_codes[rows], worker_index))
         if class_index is seen_classes:
-            warnings.extend(_mixed_script_labels(class_index, label_codes[rows], source))
+            warnings.extend(_mixed_script_labels(class_index, label_codes[rows], source, worker_codes[rows],
+                                                 worker_index))
         warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
@@ -808,7 +809,8 @@ def _scripts(label: str) -> dict[str, list[str]]:
     return dict(sorted(found.items(), key=lambda item: -len(item[1])))
 
 
-def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> list[str]:
+def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str,
+                         worker_codes: np.ndarray | None = None, workers: pd.Index | None = None) -> list[str]:
     """A warning when labels mix letters of several scripts ("no" with an Armenian "օ"): each is a class of its own
     that reads like another, and no table of look-alike letters holds them all (an Armenian "օ" split "no" and
     majority vote returned "yes" on every task without a word; attack round 24). Labels already said to be spelled
@@ -830,7 +832,7 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
         f"{_show(classes[i])} [{' and '.join(s.lower() for s in scripts)}: " + ", ".join(
             f"{unicodedata.name(ch, 'character').lower()} U+{ord(ch):04X}"  # (the letters of the fewer scripts)
             for ch in list(dict.fromkeys(ch for letters in list(scripts.values())[1:] for ch in letters))[:3])
-        + f"] ({int(counts[i]):,})" for i, scripts in mixed[:3]) + (f"; and {len(mixed) - 3:,} more" if len(mixed) > 3
+        + f"] ({int(counts[i]):,}{_given_by(i, label_codes, worker_codes, workers)})" for i, scripts in mixed[:3]) + (f"; and {len(mixed) - 3:,} more" if len(mixed) > 3
                                                                    else "")
     return [f"{source}: {len(mixed):,} label(s) {MIXED_SCRIPTS}, as a letter typed on another keyboard layout does: "
             f"each reads like another label and is a class of its own (answers in brackets): {shown}. Spell each "
@@ -857,7 +859,20 @@ def _foreign_letters(label: str) -> str:
     return f" [{', '.join(named[:3])}]" if named else ""
 
 
-def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> list[str]:
+def _given_by(label: int, label_codes: np.ndarray, worker_codes: np.ndarray | None, workers: pd.Index | None) -> str:
+    """"; given by w03 25, w07 2" : the workers who gave class ``label`` most (the worker table otherwise ranked two
+    who typed a look-alike spelling as the worst, and nothing pointed from one to the other; walkthrough 52)."""
+    if worker_codes is None or workers is None:
+        return ""
+    given = np.bincount(worker_codes[label_codes == label], minlength=len(workers))
+    who = np.flatnonzero(given)
+    who = who[np.argsort(-given[who], kind="stable")]
+    return ("; given by " + ", ".join(f"{_show_short(workers[w])} {int(given[w]):,}" for w in who[:3])
+            + (f" and {len(who) - 3:,} more" if len(who) > 3 else "")) if len(who) else ""
+
+
+def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str, worker_codes: np.ndarray | None = None,
+                  workers: pd.Index | None = None) -> list[str]:
     """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
     "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
     was a "dead units" warning about the learning rate (walkthrough 45)."""
@@ -873,7 +888,11 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str) -> li
         run = max((len(part) for part in re.findall(r" +", str(label))), default=0)
         return _show(label) + (f" [{run} spaces in a row]" if run > 1 else "") + _foreign_letters(str(label))
 
-    shown = "; ".join(" and ".join(f"{spelled(classes[i])} ({int(counts[i]):,})" for i in group[:4])
+    def answers(i: int, group: list[int]) -> str:  # (the workers of every spelling but the most given one)
+        most = max(group, key=lambda j: counts[j])
+        return f"{int(counts[i]):,}" + ("" if i == most else _given_by(i, label_codes, worker_codes, workers))
+
+    shown = "; ".join(" and ".join(f"{spelled(classes[i])} ({answers(i, group)})" for i in group[:4])
                       for group in groups[:3]) + (f"; and {len(groups) - 3:,} more" if len(groups) > 3 else "")
     return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE}, in "
             f"spaces, or in characters that look alike or cannot be seen only), and each spelling is a class of its own "
