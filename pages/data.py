@@ -286,6 +286,11 @@ with st.container(border=True):
     keep_missing = c[1].toggle("Keep None, NaN, null, NA, N/A as labels", key="upload_keep_missing",
                                help="by default these spellings (any case) and empty cells are missing answers: "
                                     "dropped, with a warning that counts the answers and the tasks lost")
+    if files and len(files) > 1 and shown is not None and shown.layout == "label_studio" and not unreadable:
+        # (the refusal came only after "Load these files", and the old data set stayed loaded; walkthrough 52)
+        unreadable = True
+        st.warning("A Label Studio JSON export is read on its own: remove the other files above to load it.",
+                   icon=":material/warning:")
     if unreadable:
         st.caption("Remove this file or choose another format above; the files load once they can be read.")
     elif files and shown is not None and shown.layout is None:  # loading would fail with the problem shown above

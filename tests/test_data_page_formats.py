@@ -210,6 +210,19 @@ def test_the_label_studio_copy_kept_with_a_run_stays_within_the_room_left(runs_d
     assert store.load_label_studio(launched).source is None
 
 
+def test_a_label_studio_export_with_another_file_keeps_load_off(runs_dir):
+    # the refusal came only after "Load these files", and the data set loaded before stayed (walkthrough 52)
+    export = make_fixtures.label_studio()
+    files = [(name, content, "application/json") for name, content in export.files.items()]
+    files.append(("more.csv", b"task,worker,label\n1,a,x\n", "text/csv"))
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(files).run()
+    assert not at.exception
+    assert at.button(key="load_files").disabled
+    assert any("A Label Studio JSON export is read on its own: remove the other files above to load it."
+               in str(w.value) for w in at.warning)
+
+
 def test_a_file_whose_columns_are_not_recognised_loads_once_they_are_chosen(runs_dir):
     """Load stays off while the preview says the file cannot be read as it is (it would only fail with the message
     already shown); choosing the columns under Mapping turns it on, and the file loads as chosen."""
