@@ -395,7 +395,9 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
                f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
                f"sweep's settings best.")
-if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train"):
+if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train",
+             help="opens the Train page with this rate in its form: press Train there (the run shown below the form "
+                  "until then is the one before)"):
     if lr is not None:
         common.set_lr_pick(lr, f"picked on sweep {run_id}", sweep=run_id)
     train_run = st.session_state.get("train_run")
