@@ -195,7 +195,8 @@ for note in notes:
     st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
-from deem_core.plots.report import confusion_long_frame, importance_frame, mi_layers_sentence, mi_summary_frame  # noqa: E402
+from deem_core.plots.report import (confusion_long_frame, importance_frame, mi_layers_sentence,  # noqa: E402
+                                    mi_summary_frame)
 
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]

@@ -789,7 +789,8 @@ _LOOK_ALIKE = str.maketrans({
     "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
     "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
-    "χ": "x", "ω": "w", "ı": "i", "ɑ": "a", "ɡ": "g", "ϲ": "c", "ϳ": "j", "օ": "o", "ո": "n", "ս": "u", "հ": "h"})
+    "χ": "x", "ω": "w", "ı": "i", "ɑ": "a", "ɡ": "g", "ϲ": "c", "ϳ": "j", "օ": "o", "ո": "n", "ս": "u",
+    "հ": "h"})
 
 #: the words of a warning that labels mix letters of several scripts (_mixed_script_labels)
 MIXED_SCRIPTS = "mix letters of more than one script"
@@ -828,12 +829,15 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     if not mixed:
         return []
     counts = np.bincount(label_codes, minlength=len(classes))
-    shown = "; ".join(
-        f"{_show(classes[i])} [{' and '.join(s.lower() for s in scripts)}: " + ", ".join(
-            f"{unicodedata.name(ch, 'character').lower()} U+{ord(ch):04X}"  # (the letters of the fewer scripts)
-            for ch in list(dict.fromkeys(ch for letters in list(scripts.values())[1:] for ch in letters))[:3])
-        + f"] ({int(counts[i]):,}{_given_by(i, label_codes, worker_codes, workers)})" for i, scripts in mixed[:3]) + (f"; and {len(mixed) - 3:,} more" if len(mixed) > 3
-                                                                   else "")
+
+    def named(i: int, scripts: dict[str, list[str]]) -> str:  # the label, its scripts, the letters of the fewer ones
+        fewer = list(dict.fromkeys(ch for letters in list(scripts.values())[1:] for ch in letters))[:3]
+        letters = ", ".join(f"{unicodedata.name(ch, 'character').lower()} U+{ord(ch):04X}" for ch in fewer)
+        return (f"{_show(classes[i])} [{' and '.join(s.lower() for s in scripts)}: {letters}] "
+                f"({int(counts[i]):,}{_given_by(i, label_codes, worker_codes, workers)})")
+
+    shown = "; ".join(named(i, scripts) for i, scripts in mixed[:3]) + (
+        f"; and {len(mixed) - 3:,} more" if len(mixed) > 3 else "")
     return [f"{source}: {len(mixed):,} label(s) {MIXED_SCRIPTS}, as a letter typed on another keyboard layout does: "
             f"each reads like another label and is a class of its own (answers in brackets): {shown}. Spell each "
             f"class one way in the file if they mean the same."]

@@ -557,9 +557,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             collector.notes.append(
                 f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first {first!r}, the file's task "
                 f"{first_repeat[2]:,} on line {first_repeat[1]:,}): their answers are read as that one task's. An "
-                f"export that joins "
-                f"several projects numbers each project's tasks from 1: key the tasks by a data field that tells them "
-                f"apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
+                f"export that joins several projects numbers each project's tasks from 1: key the tasks by a data "
+                f"field that tells them apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
     return LabelStudioRead(table, plan, context, list(seen_controls), note, n_tasks)
 
 
@@ -604,11 +603,11 @@ def write_tasks(context: LabelStudioContext, handle: Any, max_bytes: int | None 
     for _, task in iter_tasks(context):
         kept = {name: task[name] for name in ("id", "data") if name in task}
         text = ("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
-        piece = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        written += len(piece.encode("utf-8"))
+        encoded = text.encode("utf-8", "backslashreplace")
+        written += len(encoded)
         if max_bytes is not None and written > max_bytes:
             raise DataError(f"the export's tasks take more than {describe_bytes(max_bytes)} written out")
-        handle.write(piece)
+        handle.write(encoded.decode("utf-8"))
         count += 1
     handle.write("\n]\n")
     return count
