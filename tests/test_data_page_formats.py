@@ -32,6 +32,17 @@ def upload(at: AppTest, fixture) -> AppTest:
     return at
 
 
+def majority_vote_on_the_export() -> AppTest:
+    """A new session that loads the Label Studio fixture and launches majority vote on it (the Train page)."""
+    at = upload(new_app(), make_fixtures.label_studio())
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    return at
+
+
 def note(at: AppTest) -> str:
     return "\n".join(t.value for t in at.text)
 
@@ -113,12 +124,7 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     from deem_core.data.formats.writers import serialise
     from deem_studio.jobs import get_manager
 
-    at = upload(new_app(), make_fixtures.label_studio())
-    at.button(key="load_files").click().run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["mv"])
-    at.button(key="train_launch").click().run()
-    assert not at.exception
+    at = majority_vote_on_the_export()
     run_id = at.session_state["train_run"]
     manager = get_manager()
     deadline = time.time() + 60
@@ -198,12 +204,7 @@ def test_the_label_studio_copy_kept_with_a_run_stays_within_the_room_left(runs_d
     assert not folder.exists()
     # through the page: past the room left, the training is kept and the page says the task data are not
     monkeypatch.setattr(JobManager, "storage_room", lambda self, owner, client=None: 100)
-    at = upload(new_app(), make_fixtures.label_studio())
-    at.button(key="load_files").click().run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["mv"])
-    at.button(key="train_launch").click().run()
-    assert not at.exception
+    at = majority_vote_on_the_export()
     launched = at.session_state["train_run"]
     shown = [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(e.value)) for e in at.info]  # (shown as text: escaped)
     assert any(f"The export's task ids and data are not kept with run {launched}" in text for text in shown), shown
