@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,10 @@ def test_exploding_difference_is_dropped():
     verdict = rec.verdicts[1.0]
     assert not verdict.keep and verdict.category == "explodes"
     assert "swings out" in verdict.reason and "more than 2.5 times is too far" in verdict.reason
+    # in size, against what the least-trained rates reach (it named a level "where the smallest rate settles" beside a
+    # Why that no rate settles, and a positive level beside negative curves; walkthrough 52)
+    assert re.search(r"swings out to [\d.]+ in size, [\d.]+ times the largest size the least-trained learning rates "
+                     r"reach \([\d.]+\)", verdict.reason), verdict.reason
     # a wider band lets it through (the threshold is the band, not something else)
     assert recommend(curves, smoothing=0.0, band=20.0).verdicts[1.0].category != "explodes"
 

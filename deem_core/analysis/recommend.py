@@ -378,9 +378,11 @@ def recommend(
                         f"finds (since epoch {a.dead_since}): the model stopped using a class")
         if a.largest_excursion > band * settled_level:
             a.problems.append("explodes")
-            a.reason = a.reason or (f"the energy difference swings out to {_fmt(a.largest_excursion)}, "
-                                    f"{a.largest_excursion / settled_level:.1f} times the level where the smallest "
-                                    f"learning rate settles ({_fmt(settled_level)}); more than {band:g} times is too far")
+            # (it said "the level where the smallest learning rate settles" beside a Why that no rate settles, and a
+            # positive level beside a chart of negative values; walkthrough 52)
+            a.reason = a.reason or (f"the energy difference swings out to {_fmt(a.largest_excursion)} in size, "
+                                    f"{a.largest_excursion / settled_level:.1f} times the largest size the least-trained "
+                                    f"learning rates reach ({_fmt(settled_level)}); more than {band:g} times is too far")
         if a.positive_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
             a.reason = a.reason or (f"the positive energy (data) rises by {_fmt(a.positive_rise)} after epoch "
