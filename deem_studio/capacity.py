@@ -25,7 +25,7 @@ import gc
 import threading
 import time
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -165,7 +165,8 @@ def reading(wait: float | None = None, party: str | None = None) -> Iterator[Non
     if party is not None and budget > 0:
         spent = read_seconds_spent(party)
         if spent >= budget:
-            raise CapacityError(f"this address has read files for {spent / 60:.0f} min in the last hour, this "
+            minutes = max(1, round(spent / 60))  # (it said "for 0 min" under a minute; attack round 25)
+            raise CapacityError(f"this address has read files for {minutes} min in the last hour, this "
                                 f"server's share for one address (DEEM_MAX_READ_SECONDS_PER_CLIENT); try again later")
     slots = _read_slots()
     if not slots.acquire(timeout=READ_WAIT_SECONDS if wait is None else wait):
@@ -184,10 +185,10 @@ def reading(wait: float | None = None, party: str | None = None) -> Iterator[Non
 
 
 # --------------------------------------------------------------------------- downloads
-_BUILDS: list[tuple[threading.BoundedSemaphore, int]] = []  # the slots and how many
-#: download files one party (a workspace, a network address) may have in the making or waiting at once (at 2, seven
-#: buttons pressed at once in one tab had two refused; walkthrough 51)
-DOWNLOADS_PER_PARTY = 3
+#: download files one party (a workspace, a network address) may have in the making or waiting at once: 3 let one
+#: visitor hold 3 of the server's 4 places and keep every other visitor's presses refused (attack round 25); at 2 a
+#: third press at once is refused (walkthrough 51 pressed seven buttons at once)
+DOWNLOADS_PER_PARTY = 2
 #: download files that may wait for a slot beside those in the making, server-wide: Streamlit makes each press's
 #: file on a thread of a small shared pool (6 threads on 2 cores), which also serves every other download and the
 #: tables' rows, and a press waiting for a slot holds its thread (eight tabs pressing "Label Studio predictions" made
@@ -195,45 +196,66 @@ DOWNLOADS_PER_PARTY = 3
 MAX_WAITING_DOWNLOADS = 3
 #: seconds a press waits for a slot before it fails ("try again")
 DOWNLOAD_WAIT_SECONDS = 60.0
-_DOWNLOADS: Counter = Counter()  # party -> its files in the making or waiting
-_IN_FLIGHT = [0]
 
 
-def _build_slots() -> tuple[threading.BoundedSemaphore, int]:
-    with _LOCK:
-        if not _BUILDS:
-            size = max(1, int(env_value("DEEM_MAX_CONCURRENT_DOWNLOADS", 1)))
-            _BUILDS.append((threading.BoundedSemaphore(size), size))
-        return _BUILDS[0]
+class _DownloadQueue:
+    """Download slots handed out in the order presses came (a semaphore let the releasing thread take its slot again
+    before a waiting visitor's press ran: one visitor re-pressing kept another's waiting 60 s and refused; attack
+    round 25), with each party's presses and the waiting ones counted."""
 
+    def __init__(self, size: int):
+        self.size = size
+        self.building = 0
+        self.queue: deque = deque()
+        self.by_party: Counter = Counter()
+        self.changed = threading.Condition()
 
-@contextlib.contextmanager
-def _download_turn(parties: tuple[str, ...]) -> Iterator[None]:
-    """Hold a download slot (CapacityError at once when ``parties`` already have :data:`DOWNLOADS_PER_PARTY`
-    files in the making or the server :data:`MAX_WAITING_DOWNLOADS` waiting, or after
-    :data:`DOWNLOAD_WAIT_SECONDS` without a slot)."""
-    slots, size = _build_slots()
-    with _LOCK:
-        if any(_DOWNLOADS[party] >= DOWNLOADS_PER_PARTY for party in parties):
-            raise CapacityError(f"you are making {DOWNLOADS_PER_PARTY} download files already; wait for them")
-        if _IN_FLIGHT[0] >= size + MAX_WAITING_DOWNLOADS:
-            raise CapacityError("the server is making other download files; try again in a minute")
-        _IN_FLIGHT[0] += 1
-        _DOWNLOADS.update(parties)
-    try:
-        if not slots.acquire(timeout=DOWNLOAD_WAIT_SECONDS):
-            raise CapacityError("the server is making other download files; try again in a minute")
+    @contextlib.contextmanager
+    def turn(self, parties: tuple[str, ...]) -> Iterator[None]:
+        ticket = object()
+        with self.changed:
+            if any(self.by_party[party] >= DOWNLOADS_PER_PARTY for party in parties):
+                raise CapacityError(f"you are making {DOWNLOADS_PER_PARTY} download files already; wait for them")
+            if self.building + len(self.queue) >= self.size + MAX_WAITING_DOWNLOADS:
+                raise CapacityError("the server is making other download files; try again in a minute")
+            self.by_party.update(parties)
+            self.queue.append(ticket)
+            ready = self.changed.wait_for(lambda: self.queue[0] is ticket and self.building < self.size,
+                                          timeout=DOWNLOAD_WAIT_SECONDS)
+            self.queue.remove(ticket)
+            if ready:
+                self.building += 1
+            else:
+                self._leave(parties)
+                raise CapacityError("the server is making other download files; try again in a minute")
         try:
             yield
         finally:
-            slots.release()
-    finally:
-        with _LOCK:
-            _IN_FLIGHT[0] -= 1
-            _DOWNLOADS.subtract(parties)
-            for party in parties:
-                if _DOWNLOADS[party] <= 0:
-                    del _DOWNLOADS[party]
+            with self.changed:
+                self.building -= 1
+                self._leave(parties)
+
+    def _leave(self, parties: tuple[str, ...]) -> None:
+        """(with the lock held) ``parties``' press is over; the waiting presses look again."""
+        self.by_party.subtract(parties)
+        for party in parties:
+            if self.by_party[party] <= 0:
+                del self.by_party[party]
+        self.changed.notify_all()
+
+    def in_flight(self) -> int:
+        with self.changed:
+            return self.building + len(self.queue)
+
+
+_BUILDS: list[_DownloadQueue] = []
+
+
+def _download_queue() -> _DownloadQueue:
+    with _LOCK:
+        if not _BUILDS:
+            _BUILDS.append(_DownloadQueue(max(1, int(env_value("DEEM_MAX_CONCURRENT_DOWNLOADS", 1)))))
+        return _BUILDS[0]
 
 
 def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> Callable[[], Any]:
@@ -247,7 +269,7 @@ def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> 
     parties = tuple(str(party) for party in parties if party)
 
     def held() -> Any:
-        with _download_turn(parties):
+        with _download_queue().turn(parties):
             return build()
 
     return held

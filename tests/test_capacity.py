@@ -176,7 +176,7 @@ def test_an_address_has_a_share_of_the_reading_time(monkeypatch):
     with capacity.reading(party="203.0.113.5"):
         time.sleep(0.25)
     assert capacity.read_seconds_spent("203.0.113.5") >= 0.25
-    with pytest.raises(capacity.CapacityError, match=r"this address has read files for 0 min in the last hour"):
+    with pytest.raises(capacity.CapacityError, match=r"this address has read files for 1 min in the last hour"):
         with capacity.reading(party="203.0.113.5"):
             pass
     with capacity.reading(party="198.51.100.7"):  # another address reads
@@ -410,6 +410,7 @@ def test_download_files_are_made_one_at_a_time(monkeypatch):
             inside[0] -= 1
         return b"x"
 
+    monkeypatch.setattr(capacity, "_BUILDS", [])
     held = capacity.building_download(build)
     monkeypatch.setattr(capacity, "MAX_WAITING_DOWNLOADS", 8)  # (three waiting: none refused)
     threads = [threading.Thread(target=held) for _ in range(4)]
@@ -424,54 +425,95 @@ def test_a_visitor_s_presses_cannot_hold_every_download_thread(monkeypatch):
     """Attack round 24: eight tabs pressing "Label Studio predictions" (a 6 s file each) waited for the one download
     slot on the threads Streamlit makes every file on, and another visitor's "Run configuration", which takes no
     slot, took 15.0 s, "Labels CSV" 26.8 s. A party has at most DOWNLOADS_PER_PARTY files in the making or waiting,
-    the server MAX_WAITING_DOWNLOADS waiting; a refused press fails at once and holds nothing."""
+    the server MAX_WAITING_DOWNLOADS waiting; a refused press fails at once and holds nothing. Attack round 25: at 3 a
+    party one visitor held 3 of the 4 places, and a semaphore let the re-presses pass a waiting visitor: the slots
+    go in the order of the presses."""
     import threading  # noqa: PLC0415
 
     from deem_studio import capacity  # noqa: PLC0415
     from deem_studio.uploads import CapacityError  # noqa: PLC0415
 
     monkeypatch.setattr(capacity, "DOWNLOAD_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr(capacity, "_BUILDS", [])  # (a queue of this test's own)
+    queue = capacity._download_queue()  # noqa: SLF001
     release, started = threading.Event(), threading.Event()
+    order = []
 
-    def slow():
-        started.set()
-        release.wait(10)
-        return b"slow"
+    def slow(name: str):
+        def build():
+            started.set()
+            order.append(name)
+            release.wait(10)
+            return name.encode()
+        return build
 
     def wait_for(in_flight: int) -> None:
         deadline = time.monotonic() + 5
-        while capacity._IN_FLIGHT[0] < in_flight and time.monotonic() < deadline:  # noqa: SLF001
+        while queue.in_flight() < in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert capacity._IN_FLIGHT[0] == in_flight  # noqa: SLF001
+        assert queue.in_flight() == in_flight
 
     per_party, waiting = capacity.DOWNLOADS_PER_PARTY, capacity.MAX_WAITING_DOWNLOADS
-    assert 1 < per_party <= waiting  # (another visitor always finds a place beside one visitor's presses)
+    assert 1 < per_party < 1 + waiting  # (another visitor always finds a place beside one visitor's presses)
     attacker = ("ws-attacker", "10.0.0.9")
-    threads = [threading.Thread(target=capacity.building_download(slow, attacker))]
-    threads[0].start()
-    assert started.wait(5)
-    for _ in range(per_party - 1):  # the same visitor's further presses wait for the slot
-        threads.append(threading.Thread(target=capacity.building_download(slow, attacker)))
+    results = []
+    threads = []
+
+    def press(name: str, parties: tuple[str, str]) -> None:
+        threads.append(threading.Thread(target=lambda: results.append(
+            capacity.building_download(slow(name), parties)())))
         threads[-1].start()
-    wait_for(per_party)
+
+    press("attacker 0", attacker)
+    assert started.wait(5)
+    for n in range(1, per_party):  # the same visitor's further presses wait for the slot
+        press(f"attacker {n}", attacker)
+        wait_for(n + 1)
     t0 = time.monotonic()
     with pytest.raises(CapacityError, match=f"making {per_party} download files already"):  # another tab of theirs
         capacity.building_download(lambda: b"x", ("ws-attacker-2", "10.0.0.9"))()
     assert time.monotonic() - t0 < 1.0  # refused at once, no thread held waiting
-    results = []
-    for n in range(1 + waiting - per_party):  # other visitors take the server's waiting places left
-        other = capacity.building_download(lambda n=n: f"other {n}".encode(), (f"ws-{n}", f"10.0.1.{n}"))
-        threads.append(threading.Thread(target=lambda other=other: results.append(other())))
-        threads[-1].start()
-    wait_for(1 + waiting)
+    others = 1 + waiting - per_party
+    for n in range(others):  # other visitors take the server's waiting places left
+        press(f"other {n}", (f"ws-{n}", f"10.0.1.{n}"))
+        wait_for(per_party + n + 1)
     with pytest.raises(CapacityError, match="other download files"):  # the server's waiting places are taken
         capacity.building_download(lambda: b"x", ("ws-third", "10.0.0.8"))()
     release.set()
     for thread in threads:
         thread.join(10)
-    assert sorted(results) == [f"other {n}".encode() for n in range(1 + waiting - per_party)]
-    assert capacity._IN_FLIGHT[0] == 0 and not capacity._DOWNLOADS  # noqa: SLF001 - nothing left held
+    # served in the order pressed: the other visitors' files are not passed by the attacker's later presses
+    assert order == [f"attacker {n}" for n in range(per_party)] + [f"other {n}" for n in range(others)]
+    assert sorted(results) == sorted(name.encode() for name in order)
+    assert queue.in_flight() == 0 and not queue.by_party  # nothing left held
     assert capacity.building_download(lambda: b"again", attacker)() == b"again"
+
+
+def test_download_slots_go_in_the_order_of_the_presses(monkeypatch):
+    """Attack round 25: with a semaphore, a visitor re-pressing as soon as a file came took the slot again before
+    another visitor's waiting press ran, which was refused after its 60 s wait."""
+    import threading  # noqa: PLC0415
+
+    from deem_studio import capacity  # noqa: PLC0415
+
+    monkeypatch.setattr(capacity, "DOWNLOAD_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr(capacity, "_BUILDS", [])
+    served, stop = [], threading.Event()
+
+    def attacker() -> None:  # presses again the moment a file comes back
+        while not stop.is_set():
+            capacity.building_download(lambda: served.append("attacker") or time.sleep(0.05), ("a", "10.0.0.9"))()
+
+    hog = threading.Thread(target=attacker)
+    hog.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    capacity.building_download(lambda: served.append("victim"), ("v", "10.0.0.7"))()
+    waited = time.monotonic() - t0
+    stop.set()
+    hog.join(5)
+    assert waited < 0.5, waited  # behind one file, not starved
+    assert "victim" in served
 
 
 def test_saved_diagnostics_are_one_copy_for_every_session():
