@@ -818,11 +818,11 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     two ways are left to that warning."""
     if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
         return []
-    keys = pd.Series([label_key(c) if isinstance(c, str) else c for c in classes])
+    keys = _label_keys(classes)
     said = keys.duplicated(keep=False).to_numpy()
     mixed = []
     for i, label in enumerate(classes):
-        if isinstance(label, str) and not said[i]:
+        if isinstance(label, str) and not said[i] and len(label) <= LONG_LABEL_CHARS:
             scripts = _scripts(label)
             if len(scripts) > 1:
                 mixed.append((i, scripts))
@@ -833,7 +833,7 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     def named(i: int, scripts: dict[str, list[str]]) -> str:  # the label, its scripts, the letters of the fewer ones
         fewer = list(dict.fromkeys(ch for letters in list(scripts.values())[1:] for ch in letters))[:3]
         letters = ", ".join(f"{unicodedata.name(ch, 'character').lower()} U+{ord(ch):04X}" for ch in fewer)
-        return (f"{_show(classes[i])} [{' and '.join(s.lower() for s in scripts)}: {letters}] "
+        return (f"{_show_short(classes[i])} [{' and '.join(s.lower() for s in scripts)}: {letters}] "
                 f"({int(counts[i]):,}{_given_by(i, label_codes, worker_codes, workers)})")
 
     shown = "; ".join(named(i, scripts) for i, scripts in mixed[:3]) + (
@@ -850,6 +850,14 @@ def label_key(label: str) -> str:
     text = unicodedata.normalize("NFKC", label)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return " ".join(text.split()).casefold().translate(_LOOK_ALIKE)
+
+
+def _label_keys(classes: pd.Index) -> pd.Series:
+    """Each class's :func:`label_key`; a label longer than :data:`LONG_LABEL_CHARS` (text, said by its own
+    warning) keeps a key of its own unread: the checks read every character in Python, and 16,000 labels of 10,000
+    characters held the server's read slot 77 s, 43 s of them here (attack round 25)."""
+    return pd.Series([(label_key(c) if len(c) <= LONG_LABEL_CHARS else ("long", i)) if isinstance(c, str) else c
+                      for i, c in enumerate(classes)])
 
 
 def _foreign_letters(label: str) -> str:
@@ -882,7 +890,7 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str, worke
     was a "dead units" warning about the learning rate (walkthrough 45)."""
     if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
         return []
-    keys = pd.Series([label_key(c) if isinstance(c, str) else c for c in classes])
+    keys = _label_keys(classes)
     repeated = keys[keys.duplicated(keep=False)]
     if repeated.empty:
         return []
