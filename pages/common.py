@@ -683,6 +683,9 @@ def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     sync_url()
 
 
+_COPY_LOCK = threading.Lock()
+
+
 def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
     """A training on data read from a Label Studio export keeps the export's tasks and control with the run, so that
     its predictions file keeps them when the run is opened again (walkthrough 48: from a link, the Runs page or a new
@@ -693,7 +696,9 @@ def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
     if kind != "train" or not kept or kept[1] is None or data is None or kept[0] != data.fingerprint():
         return
     try:
-        mgr.store.save_label_studio(run_id, kept[1], mgr.storage_room(workspace(), client_address()))
+        with _COPY_LOCK:  # one copy at a time, each within the room the ones before left (four launched together each
+            # took the whole room: a workspace at 2.8x its cap; attack round 25)
+            mgr.store.save_label_studio(run_id, kept[1], mgr.storage_room(workspace(), client_address()))
     except DataError as exc:  # past the room left to the workspace (attack round 24): the control is kept, said
         st.session_state["_notice"] = (f"The export's task ids and data are not kept with run {run_id} ({exc}; the "
                                        f"room left to your runs): its Label Studio file, opened again later, has "
