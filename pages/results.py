@@ -363,7 +363,8 @@ if workers is not None:
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"
-    row.download_button("Fitted model", data=lambda: model_path.read_bytes(), file_name=f"{stem}.pt",
+    row.download_button("Fitted model", data=capacity.building_download(model_path.read_bytes, common.parties()),
+                        file_name=f"{stem}.pt",
                         mime="application/octet-stream", on_click="ignore", key="dl_model",
                         help="load with deem_core.DEEM.load(path)")
 # a link's visitor gets no trace of the owner's gold labels (their file's name and fingerprint; walkthrough 41)

@@ -292,6 +292,19 @@ def test_an_export_whose_first_tasks_fill_the_preview_is_previewed(tmp_path):
     assert read_dataset(export).data.n_tasks == 24  # (Load reads it whole)
 
 
+def test_an_export_whose_first_task_passes_the_preview_bytes_is_still_read_as_label_studio(tmp_path):
+    # (attack round 25: read as cut short, the first task looked like no element and the export was taken for JSON
+    # records: "label value is 5,242,915 characters long")
+    from deem_core.data.formats.limits import PREVIEW_BYTES
+
+    data = [json.dumps({"text": "big", "v": "x" * (PREVIEW_BYTES + 1000)})] + [
+        json.dumps({"text": f"t{t}"}) for t in range(1, 12)]
+    export, _ = _label_studio_predictions(tmp_path, data)
+    shown = preview(export)
+    assert shown.layout == "label_studio" and shown.problem is None
+    assert read_dataset(export).data.n_tasks == 12
+
+
 def test_label_studio_writer_without_a_label_studio_input():
     results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
     tasks = label_studio_tasks(results)

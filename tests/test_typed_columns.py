@@ -227,3 +227,23 @@ def test_labels_longer_than_a_class_name_are_not_read_letter_by_letter(monkeypat
     assert any("class labels longer than 100" in d for d in doubts)
     assert any("'y\u0435s' [cyrillic small letter ie U+0435]" in d for d in doubts)  # (short ones still checked)
     assert not any("mix letters" in d for d in doubts)  # (the long labels are not read for scripts)
+
+
+def test_a_label_that_nfkc_writes_long_keeps_only_a_few_letters_per_script():
+    """Attack round 25: U+FDFA, one character NFKC writes as 18 letters, with a Cyrillic letter: every letter was kept
+    for the script check (14 MB a 10,000-character label; an 8 KB upload took the server to 2.95 GB)."""
+    from deem_core.data import annotations  # noqa: PLC0415
+
+    scripts = annotations._scripts("\ufdfa" * 5 + "\u0430")  # noqa: SLF001
+    assert list(scripts) == ["ARABIC", "CYRILLIC"] and all(len(letters) <= 3 for letters in scripts.values())
+    assert scripts["CYRILLIC"] == ["\u0430"]
+
+
+@pytest.mark.parametrize("odd", ["ye\ua731", "\u1d0fk", "\u0138ey"])
+def test_latin_small_capitals_and_kra_read_as_the_letters_they_look_like(odd):
+    # (attack round 25: "ye" + small capital S split the "yes" answers without a word)
+    plain = {"ye\ua731": "yes", "\u1d0fk": "ok", "\u0138ey": "key"}[odd]
+    answers = pd.DataFrame([(f"t{t}", f"w{w}", [plain, odd, "no"][(t + w) % 3]) for t in range(12) for w in range(3)],
+                           columns=["task", "worker", "label"])
+    doubts = label_doubts(AnnotationSet.from_long(answers, source="s"))
+    assert len(doubts) == 1 and "spelled in more than one way" in doubts[0]

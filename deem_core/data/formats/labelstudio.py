@@ -553,9 +553,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             collector.notes.append(f"{name}: left out {counts['left_out']} model prediction(s) (predictions=False)")
         if repeated:
             what = "id" if task_key == "id" else f"data field {task_key[5:]!r}"
-            first = printable(first_repeat[0])
+            first = printable(first_repeat[0])  # (already escaped: quoted, not repr'd again; cut like a label)
+            first = first if len(first) <= 40 else first[:40] + "..."
             collector.notes.append(
-                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first {first!r}, the file's task "
+                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first '{first}', the file's task "
                 f"{first_repeat[2]:,} on line {first_repeat[1]:,}): their answers are read as that one task's. An "
                 f"export that joins several projects numbers each project's tasks from 1: key the tasks by a data "
                 f"field that tells them apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")
