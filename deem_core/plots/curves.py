@@ -91,6 +91,7 @@ def energy_curves_figure(
     colors = lr_colors(curves["lr"].unique())
     several_seeds = curves["seed"].nunique() > 1
     shown_in_legend: set[str] = set()
+    extents: dict[int, list[tuple[str, float, float]]] = {row: [] for row in range(1, len(metrics) + 1)}
     for (lr, seed), run_curves in curves.sort_values("epoch").groupby(["lr", "seed"], sort=True):
         lr, seed = float(lr), int(seed)
         key = lr_key(lr)
@@ -111,6 +112,9 @@ def energy_curves_figure(
                     name=name, legendgroup=key, showlegend=False, customdata=custom, meta=meta,
                     hoverinfo="skip"), row=row, col=1)
             values = ema(raw, smoothing) if smoothing else raw
+            finite = values[np.isfinite(values)]
+            if len(finite):  # (the drawn run's range, for the value axis)
+                extents[row].append((f"lr {key}", float(finite.min()), float(finite.max())))
             fig.add_trace(go.Scatter(
                 x=epochs, y=values, mode="lines+markers" if len(epochs) == 1 else "lines",
                 line={"color": colors[lr], "width": width, "dash": dash}, name=name, legendgroup=key,
@@ -119,7 +123,7 @@ def energy_curves_figure(
                                f"<br>epoch %{{x}}<br>{METRIC_HOVER.get(metric, metric)} %{{y:.4g}}<extra></extra>")),
                 row=row, col=1)
             shown_in_legend.add(key + str(seed))
-    off_chart = _fit_value_axes(fig, curves, metrics, smoothing)
+    off_chart = _fit_value_axes(fig, extents)
     fig.update_xaxes(title_text="epoch", row=len(metrics), col=1)
     last_epoch = float(np.nanmax(curves["epoch"].to_numpy(dtype=float))) if len(curves) else 1.0
     # whole epochs only: plotly puts ticks at 0.5 steps on a short axis; a fixed step of 1 up to 10 epochs
@@ -144,24 +148,17 @@ def energy_curves_figure(
 OFF_AXIS_SPREADS = 3.0
 
 
-def _fit_value_axes(fig: go.Figure, curves: pd.DataFrame, metrics: Sequence[str], smoothing: float | None) -> str:
+def _fit_value_axes(fig: go.Figure, extents: dict[int, list[tuple[str, float, float]]]) -> str:
     """Each metric's value axis fitted to the typical runs: one rate that breaks down (energy difference to -40
-    where the others move within 1) squeezed every other curve into one band (walkthrough 50). Returns the learning
-    rates left (partly) off an axis, in words ("lr 1, lr 3"), or ""."""
+    where the others move within 1) squeezed every other curve into one band (walkthrough 50). ``extents``: per
+    subplot row, each drawn run's (name, lowest, highest) value. Returns the learning rates left (partly) off an
+    axis, in words ("lr 1, lr 3"), or ""."""
     off: list[str] = []
-    for row, metric in enumerate(metrics, start=1):
-        lows, highs, keys = [], [], []
-        for (lr, _seed), run_curves in curves.sort_values("epoch").groupby(["lr", "seed"], sort=True):
-            raw = run_curves[metric].to_numpy(dtype=float)
-            values = ema(raw, smoothing) if smoothing else raw
-            finite = values[np.isfinite(values)]
-            if len(finite):
-                lows.append(float(finite.min()))
-                highs.append(float(finite.max()))
-                keys.append(f"lr {lr_key(float(lr))}")
-        if len(keys) < 3:  # (too few runs to say which is typical)
+    for row, runs in extents.items():
+        if len(runs) < 3:  # (too few runs to say which is typical)
             continue
-        lows_a, highs_a = np.array(lows), np.array(highs)
+        keys = [key for key, _, _ in runs]
+        lows_a, highs_a = np.array([low for _, low, _ in runs]), np.array([high for _, _, high in runs])
         low, high = float(np.median(lows_a)), float(np.median(highs_a))
         spread = max(high - low, 1e-9)
         inside = (lows_a >= low - OFF_AXIS_SPREADS * spread) & (highs_a <= high + OFF_AXIS_SPREADS * spread)

@@ -593,6 +593,12 @@ def context_with(settings: Any, source: Source | None = None, limits: Limits | N
                               else {}, source=source, limits=limits)
 
 
+def compact_json(value: Any, **options: Any) -> bytes:
+    """``value`` as compact JSON in UTF-8 (``options`` go to :func:`json.dumps`), a lone surrogate in it, which
+    Python's reader takes, as its JSON escape (it failed whole files with UnicodeEncodeError; attack round 24)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), **options).encode("utf-8", "backslashreplace")
+
+
 def write_tasks(context: LabelStudioContext, handle: Any, max_bytes: int | None = None) -> int:
     """Each task of the context's export with its ``id`` and ``data`` only (no annotations), as one JSON list
     written to the text ``handle`` (UTF-8) a task at a time; a context read back with it as source gives the same
@@ -603,8 +609,7 @@ def write_tasks(context: LabelStudioContext, handle: Any, max_bytes: int | None 
     handle.write("[")
     for _, task in iter_tasks(context):
         kept = {name: task[name] for name in ("id", "data") if name in task}
-        text = ("," if count else "") + "\n" + json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
-        encoded = text.encode("utf-8", "backslashreplace")
+        encoded = (b"," if count else b"") + b"\n" + compact_json(kept)
         written += len(encoded)
         if max_bytes is not None and written > max_bytes:
             raise DataError(f"the export's tasks take more than {describe_bytes(max_bytes)} written out")

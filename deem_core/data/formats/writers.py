@@ -26,7 +26,7 @@ import pandas as pd
 
 from deem_core.data.annotations import DataError
 from deem_core.data.export import atomic_write_bytes, parquet_bytes, to_safe_csv
-from deem_core.data.formats.labelstudio import LabelStudioContext, iter_tasks
+from deem_core.data.formats.labelstudio import LabelStudioContext, compact_json, iter_tasks
 from deem_core.data.formats.limits import Limits, describe_bytes
 
 __all__ = ["OUTPUT_FORMATS", "label_studio_tasks", "output_format", "serialise", "write_results"]
@@ -138,10 +138,7 @@ def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | Non
     # export would have made a file of 1 GiB or more in memory; attack round 24)
     most = ((context.limits if context is not None else None) or Limits.from_env()).max_bytes
     for item in _label_studio_items(results, context, model_version):
-        text = json.dumps(item, ensure_ascii=False, allow_nan=False, default=_json_default, separators=(",", ":"))
-        # (a lone surrogate in an export's task data, which Python's reader takes, as its JSON escape: the whole
-        # file failed with UnicodeEncodeError; attack round 24)
-        out.write((("," if count else "") + "\n" + text).encode("utf-8", "backslashreplace"))
+        out.write((b"," if count else b"") + b"\n" + compact_json(item, allow_nan=False, default=_json_default))
         if most and out.tell() > most:
             raise DataError(f"the Label Studio file would pass {describe_bytes(most)}, the most this reads "
                             f"(DEEM_MAX_INPUT_BYTES); the labels fit CSV, JSON and Parquet")
