@@ -50,6 +50,19 @@ def test_conflicting_duplicates_raise_or_keep_one():
     assert "resolved by keeping the last answer" in last.warnings[0]
 
 
+def test_a_pair_given_many_labels_is_quoted_short():
+    # one (task, worker) given 20,000 different 200-character labels: the error quoted every one in full (attack
+    # round 26: 1,000,000 labels made a 104 MB message); a few are quoted, cut short, the rest counted
+    labels = [f"{i:05d}" + "x" * 195 for i in range(20_000)]
+    df = pd.DataFrame({"task": "t" * 300, "worker": "w", "label": labels})
+    with pytest.raises(DataError) as raised:
+        AnnotationSet.from_long(df)
+    text = str(raised.value)
+    assert len(text) < 1_000, len(text)
+    assert "'00000" in text and "and 19,995 more" in text and "'00005" not in text
+    assert "conflicting labels" in text and "on_conflict='first' or 'last'" in text
+
+
 def test_empty_labels_are_dropped_with_a_warning():
     df = _df([(1, "a", "x"), (1, "b", None), (2, "a", " "), (2, "b", "y")])
     data = AnnotationSet.from_long(df)

@@ -103,6 +103,10 @@ def sorted_index(values: Iterable[Hashable], name: str) -> pd.Index:
     return pd.Index(_sort_values(unique), name=name)
 
 
+#: labels a conflicting (task, worker) pair's error quotes (the rest counted)
+CONFLICT_LABELS_QUOTED = 5
+
+
 def _show(value: Any) -> str:
     """repr of a value as the user wrote it (numpy scalars shown as plain Python values)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
@@ -547,8 +551,8 @@ class AnnotationSet:
             class_index = seen_classes
         unknown = seen_classes.difference(class_index)
         if len(unknown):
-            raise DataError(f"{source}: label(s) [{', '.join(map(_show, list(unknown)[:5]))}] are not among the classes "
-                            f"[{', '.join(map(_show, list(class_index)[:10]))}]")
+            raise DataError(f"{source}: label(s) [{', '.join(map(_show_short, unknown[:5]))}] are not among "
+                            f"the classes [{', '.join(map(_show_short, class_index[:10]))}]")
         label_codes = class_index.get_indexer(label_values)[label_codes]
 
         rows, dedup_warnings = _one_answer_per_pair(task_codes, worker_codes, label_codes, probs, len(worker_index),
@@ -1000,11 +1004,16 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
     if on_conflict == "error":
         first_row = int(kept[conflicting].min())  # the first conflicting row in the input's order
         in_cell = kept[kept_cell == cell[first_row]]
-        given = class_index.take(label_codes[np.sort(in_cell)])
+        given = class_index.take(label_codes[np.sort(in_cell)[:CONFLICT_LABELS_QUOTED + 1]])
         ti, wi = int(task_codes[first_row]), int(worker_codes[first_row])
+        # a few labels quoted short: one pair given 1,000,000 labels of 100 characters (a 2.7 MB upload) made a
+        # message of 104 MB, 1.7 GB of the server's memory (attack round 26)
+        quoted = ", ".join(map(_show_short, given[:CONFLICT_LABELS_QUOTED]))
+        more = len(in_cell) - CONFLICT_LABELS_QUOTED
+        quoted += f", and {more:,} more" if more > 0 else ""
         raise DataError(
             f"{source}: {n_cells} (task, worker) pair(s) have conflicting labels, e.g. task "
-            f"{_show(task_index[ti])} by worker {_show(worker_index[wi])}: [{', '.join(map(_show, given))}]; keep one "
+            f"{_show_short(task_index[ti])} by worker {_show_short(worker_index[wi])}: [{quoted}]; keep one "
             f"answer per pair (on_conflict='first' or 'last', CLI --on-conflict)"
         )
     reduce = np.minimum if on_conflict == "first" else np.maximum
