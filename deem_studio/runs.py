@@ -548,14 +548,16 @@ class RunStore:
         its predictions file keeps them when the run is opened again in another session (a reopened run's file had
         no task ids, no data and the control names "label"/"task"; walkthrough 48). Each file is written to a
         temporary file in the run's folder, then renamed (a folder deleted meanwhile is not made again). The control
-        comes first; the tasks stop at ``max_bytes`` (the room left to the workspace: DataError, no tasks kept: a
-        10 MB export of ``1E15`` numbers was kept as 40 MB past a 5 MB workspace cap; attack round 24)."""
-        from deem_core.data.formats.labelstudio import context_settings, write_tasks  # noqa: PLC0415
+        comes first, compact and within ``max_bytes`` and ``MAX_SETTINGS_BYTES`` (DataError, nothing kept); the tasks
+        stop at the room it leaves (DataError, no tasks kept: a 10 MB export of ``1E15`` numbers was kept as 40 MB past
+        a 5 MB workspace cap; attack round 24)."""
+        from deem_core.data.formats.labelstudio import settings_json, write_tasks  # noqa: PLC0415
 
         folder = self.run_dir(run_id)
-        settings = self._write_in(folder, LABEL_STUDIO_SETTINGS,
-                                  lambda handle: handle.write(json.dumps(context_settings(context), indent=2)))
-        self._write_in(folder, LABEL_STUDIO_TASKS, lambda handle: write_tasks(context, handle, max_bytes))
+        control = settings_json(context, max_bytes)
+        settings = self._write_in(folder, LABEL_STUDIO_SETTINGS, lambda handle: handle.write(control.decode("utf-8")))
+        room = None if max_bytes is None else max_bytes - len(control)
+        self._write_in(folder, LABEL_STUDIO_TASKS, lambda handle: write_tasks(context, handle, room))
         return settings
 
     @staticmethod
@@ -579,14 +581,16 @@ class RunStore:
     def load_label_studio(self, run_id: str, tasks: bool = True) -> Any:
         """The Label Studio context kept with a run (:meth:`save_label_studio`), its tasks streamed from the run's
         folder when asked (``tasks``); None when the run's data did not come from a Label Studio export."""
-        from deem_core.data.formats.labelstudio import context_with  # noqa: PLC0415
+        from deem_core.data.formats.labelstudio import MAX_SETTINGS_BYTES, context_with  # noqa: PLC0415
         from deem_core.data.formats.limits import Limits  # noqa: PLC0415
         from deem_core.data.formats.sources import Source  # noqa: PLC0415
 
         folder = self.run_dir(run_id)
-        try:
+        try:  # (a file of an earlier version may be larger: not read)
+            if (folder / LABEL_STUDIO_SETTINGS).stat().st_size > MAX_SETTINGS_BYTES:
+                return None
             settings = json.loads((folder / LABEL_STUDIO_SETTINGS).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         path = folder / LABEL_STUDIO_TASKS
         if not tasks or not path.is_file():

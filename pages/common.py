@@ -52,7 +52,7 @@ from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
 from deem_studio.estimate import BackgroundProbes
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
-from deem_studio.runs import RunNotFound, is_run_id
+from deem_studio.runs import LABEL_STUDIO_SETTINGS, RunNotFound, is_run_id
 
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
                "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
@@ -699,10 +699,15 @@ def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
         with _COPY_LOCK:  # one copy at a time, each within the room the ones before left (four launched together each
             # took the whole room: a workspace at 2.8x its cap; attack round 25)
             mgr.store.save_label_studio(run_id, kept[1], mgr.storage_room(workspace(), client_address()))
-    except DataError as exc:  # past the room left to the workspace (attack round 24): the control is kept, said
-        st.session_state["_notice"] = (f"The export's task ids and data are not kept with run {run_id} ({exc}; the "
-                                       f"room left to your runs): its Label Studio file, opened again later, has "
-                                       f"the labels under the export's control without them.")
+    except DataError as exc:  # past the room left to the workspace (attack round 24) or the control's bound: said
+        if (mgr.store.run_dir(run_id) / LABEL_STUDIO_SETTINGS).is_file():
+            st.session_state["_notice"] = (f"The export's task ids and data are not kept with run {run_id} ({exc}; "
+                                           f"the room left to your runs): its Label Studio file, opened again later, "
+                                           f"has the labels under the export's control without them.")
+        else:
+            st.session_state["_notice"] = (f"The export's control, task ids and data are not kept with run {run_id} "
+                                           f"({exc}): its Label Studio file, opened again later, has the labels "
+                                           f"under a control named \"label\", without the export's tasks.")
     except Exception:  # noqa: BLE001 - logged for the operator; the page goes on
         logging.getLogger(__name__).warning("could not keep the Label Studio tasks of run %s", run_id, exc_info=True)
 

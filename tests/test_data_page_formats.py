@@ -203,12 +203,68 @@ def test_the_label_studio_copy_kept_with_a_run_stays_within_the_room_left(runs_d
         store.save_label_studio(run_id, context)
     assert not folder.exists()
     # through the page: past the room left, the training is kept and the page says the task data are not
-    monkeypatch.setattr(JobManager, "storage_room", lambda self, owner, client=None: 100)
+    monkeypatch.setattr(JobManager, "storage_room", lambda self, owner, client=None: 300)
     at = majority_vote_on_the_export()
     launched = at.session_state["train_run"]
     shown = [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(e.value)) for e in at.info]  # (shown as text: escaped)
     assert any(f"The export's task ids and data are not kept with run {launched}" in text for text in shown), shown
     assert store.load_label_studio(launched).source is None
+    # no room for the control either (attack round 26: it is bounded too): nothing kept, said so
+    monkeypatch.setattr(JobManager, "storage_room", lambda self, owner, client=None: 10)
+    at = majority_vote_on_the_export()
+    launched = at.session_state["train_run"]
+    shown = [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(e.value)) for e in at.info]
+    assert any(f"The export's control, task ids and data are not kept with run {launched}" in text
+               for text in shown), shown
+    assert store.load_label_studio(launched) is None
+
+
+def _nested_taxonomy_export(path, tasks: int, workers: int, depth: int):
+    """A Label Studio export whose every answer is a class of its own: a taxonomy path nested ``depth`` lists deep."""
+    def answer(t, w):
+        leaf = json.dumps(f"c{t}_{w}")
+        return ('{"completed_by":%d,"result":[{"from_name":"label","to_name":"text","type":"taxonomy",'
+                '"value":{"taxonomy":[["x",%s]]}}]}' % (w, "[" * depth + leaf + "]" * depth))
+    path.write_text("[" + ",".join('{"id":%d,"data":{"text":"t%d"},"annotations":[%s]}'
+                                   % (t, t, ",".join(answer(t, w) for w in range(workers))) for t in range(tasks)) + "]")
+    return path
+
+
+def test_the_label_studio_control_kept_with_a_run_is_compact_and_bounded(runs_dir, tmp_path, monkeypatch):
+    """Attack round 26: the control's class values (taxonomy paths nested 900 deep) were written indented, each
+    level a line of its own: a 192 KB export made a 164 MB file, unbounded, read again by every view of the run."""
+    from deem_core.data.annotations import DataError
+    from deem_core.data.formats import labelstudio, read_dataset
+    from deem_studio.jobs import get_manager
+
+    export = _nested_taxonomy_export(tmp_path / "nested.json", tasks=3, workers=10, depth=300)
+    context = read_dataset(export).label_studio
+    assert len(context.values) == 30
+    store = get_manager(runs_dir).store
+    run_id = store.create("train", {"methods": ["mv"]}, status="finished")
+    store.save_label_studio(run_id, context)
+    folder = store.run_dir(run_id)
+    kept = (folder / "label_studio.json").stat().st_size
+    assert kept < 2 * export.stat().st_size, (kept, export.stat().st_size)  # (indented: 60x; each class: name, value)
+    assert store.load_label_studio(run_id).values == context.values
+    # past the room left or the control's own bound: nothing kept, the run reads as one without an export
+    other = store.create("train", {"methods": ["mv"]}, status="finished")
+    with pytest.raises(DataError, match="control and class values take more than"):
+        store.save_label_studio(other, context, max_bytes=10_000)
+    monkeypatch.setattr(labelstudio, "MAX_SETTINGS_BYTES", 10_000)
+    with pytest.raises(DataError, match="control and class values take more than"):
+        store.save_label_studio(other, context)
+    assert not list(store.run_dir(other).iterdir()) or not (store.run_dir(other) / "label_studio.json").exists()
+    assert store.load_label_studio(other) is None
+    assert store.load_label_studio(run_id) is None  # a larger file (of an earlier version) is not read
+    # values nested too deep to be written: said, not a RecursionError
+    monkeypatch.setattr(labelstudio, "MAX_SETTINGS_BYTES", 1 << 20)
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    deep = labelstudio.LabelStudioContext(values={"c": value})
+    with pytest.raises(DataError, match="nest too deep"):
+        store.save_label_studio(other, deep)
 
 
 def test_a_label_studio_export_with_another_file_keeps_load_off(runs_dir):
