@@ -460,8 +460,12 @@ def test_a_visitor_s_presses_cannot_hold_every_download_thread(monkeypatch):
     threads = []
 
     def press(name: str, parties: tuple[str, str]) -> None:
-        threads.append(threading.Thread(target=lambda: results.append(
-            capacity.building_download(slow(name), parties)())))
+        def run() -> None:
+            try:
+                results.append(capacity.building_download(slow(name), parties)())
+            except CapacityError as exc:
+                results.append(f"{name} refused: {exc}")
+        threads.append(threading.Thread(target=run))
         threads[-1].start()
 
     press("attacker 0", attacker)
@@ -477,14 +481,24 @@ def test_a_visitor_s_presses_cannot_hold_every_download_thread(monkeypatch):
     for n in range(others):  # other visitors take the server's waiting places left
         press(f"other {n}", (f"ws-{n}", f"10.0.1.{n}"))
         wait_for(per_party + n + 1)
-    with pytest.raises(CapacityError, match="other download files"):  # the server's waiting places are taken
-        capacity.building_download(lambda: b"x", ("ws-third", "10.0.0.8"))()
+    # every place taken: a visitor holding none takes the place of the newest waiting press of the visitor holding
+    # two (attack round 26: two visitors holding two each kept every other visitor refused)
+    press("third", ("ws-third", "10.0.0.8"))
+    deadline = time.monotonic() + 5
+    while not any("refused" in str(r) for r in results) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert results == [f"attacker {per_party - 1} refused: another visitor's file took your place in the line (you "
+                       f"have another in the making); press again when it is done"]
+    wait_for(1 + waiting)
+    with pytest.raises(CapacityError, match="other download files"):  # no one holds two now: refused
+        capacity.building_download(lambda: b"x", ("ws-fourth", "10.0.0.7"))()
     release.set()
     for thread in threads:
         thread.join(10)
     # served in the order pressed: the other visitors' files are not passed by the attacker's later presses
-    assert order == [f"attacker {n}" for n in range(per_party)] + [f"other {n}" for n in range(others)]
-    assert sorted(results) == sorted(name.encode() for name in order)
+    assert order == ([f"attacker {n}" for n in range(per_party - 1)] + [f"other {n}" for n in range(others)]
+                     + ["third"])
+    assert sorted(map(str, results[1:])) == sorted(str(name.encode()) for name in order)
     assert queue.in_flight() == 0 and not queue.by_party  # nothing left held
     assert capacity.building_download(lambda: b"again", attacker)() == b"again"
 
@@ -514,6 +528,46 @@ def test_download_slots_go_in_the_order_of_the_presses(monkeypatch):
     hog.join(5)
     assert waited < 0.5, waited  # behind one file, not starved
     assert "victim" in served
+
+
+def test_two_visitors_holding_their_places_do_not_keep_a_third_refused(monkeypatch):
+    """Attack round 26: two parties each keeping DOWNLOADS_PER_PARTY presses in the line (pressing again as each
+    file came) held all of the server's places, and every press of a third visitor was refused (30 of 30 in 60 s)."""
+    import threading  # noqa: PLC0415
+
+    from deem_studio import capacity  # noqa: PLC0415
+    from deem_studio.uploads import CapacityError  # noqa: PLC0415
+
+    monkeypatch.setattr(capacity, "DOWNLOAD_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr(capacity, "_BUILDS", [])
+    assert capacity.DOWNLOADS_PER_PARTY * 2 >= 1 + capacity.MAX_WAITING_DOWNLOADS  # (two parties fill the line)
+    stop = threading.Event()
+
+    def hog(parties: tuple[str, str]) -> None:
+        while not stop.is_set():
+            try:
+                capacity.building_download(lambda: time.sleep(0.03), parties)()
+            except CapacityError:
+                time.sleep(0.001)
+
+    hogs = [threading.Thread(target=hog, args=(parties,)) for parties in
+            [("a", "10.0.0.9"), ("a", "10.0.0.9"), ("b", "10.0.0.8"), ("b", "10.0.0.8")]]
+    for thread in hogs:
+        thread.start()
+    time.sleep(0.2)
+    served, refused = 0, []
+    for _ in range(5):
+        try:
+            capacity.building_download(lambda: b"victim", ("v", "10.0.0.7"))()
+            served += 1
+        except CapacityError as exc:
+            refused.append(str(exc))
+        time.sleep(0.05)
+    stop.set()
+    for thread in hogs:
+        thread.join(5)
+    assert served == 5, refused
+    assert capacity._download_queue().in_flight() == 0 and not capacity._download_queue().by_party  # noqa: SLF001
 
 
 def test_saved_diagnostics_are_one_copy_for_every_session():
