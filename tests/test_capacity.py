@@ -570,6 +570,41 @@ def test_two_visitors_holding_their_places_do_not_keep_a_third_refused(monkeypat
     assert capacity._download_queue().in_flight() == 0 and not capacity._download_queue().by_party  # noqa: SLF001
 
 
+def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
+    """Attack round 26: Streamlit logged each refused press with its whole traceback (1.9 KB): a tab's 40,000 presses
+    wrote 72 MB to the server's log. The app's refusal is one line a second, counting the rest; any other failure
+    of a download keeps its traceback."""
+    import io  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from deem_studio import capacity  # noqa: PLC0415
+    from deem_studio.uploads import CapacityError  # noqa: PLC0415
+
+    logger = logging.getLogger(capacity.STREAMLIT_DOWNLOAD_LOGGER)
+    monkeypatch.setattr(logger, "filters", [])
+    monkeypatch.setattr(logger, "handlers", [])
+    stream = io.StringIO()
+    logger.addHandler(logging.StreamHandler(stream))
+    monkeypatch.setattr(capacity, "_BUILDS", [])
+    monkeypatch.setattr(capacity, "DOWNLOADS_PER_PARTY", 0)  # every press refused
+    press = capacity.building_download(lambda: b"x", ("ws", "10.0.0.9"))
+
+    def streamlit_runs(deferred) -> None:  # what Streamlit does with a deferred download that raises
+        try:
+            deferred()
+        except Exception:  # noqa: BLE001
+            logger.exception("Error executing deferred callable for file_id %s", "f1")
+
+    for _ in range(1000):
+        streamlit_runs(press)
+    lines = stream.getvalue().splitlines()
+    assert lines == ["download refused: you are making 0 download files already; wait for them (0 more refused "
+                     "since the last such line, not logged)"], lines[:5]
+    logger.handlers[0].flush()
+    streamlit_runs(capacity.building_download(lambda: 1 / 0, ()))  # another failure: its traceback kept
+    assert "ZeroDivisionError" in stream.getvalue() and "Traceback" in stream.getvalue()
+
+
 def test_saved_diagnostics_are_one_copy_for_every_session():
     """Attack round 23: each Diagnostics session read a finished diagnostics run back into a copy of its own (~115 MB
     at 700 workers; six link visitors took the server from 156 MB to 1.1 GB)."""

@@ -232,6 +232,42 @@ def test_a_failing_connection_is_uncounted():
     asyncio.run(scenario())
 
 
+def test_a_tab_s_messages_are_paced_past_a_burst(monkeypatch):
+    """Attack round 26: one tab sent 40,000 download presses in 1 s over its websocket; each took a thread of the pool
+    every download shares before it was refused, and another visitor's download waited 44.6 s. A tab's messages past
+    a burst are read at MESSAGES_PER_SECOND (later, none dropped); another tab is not slowed."""
+    monkeypatch.setattr(uploads, "MESSAGES_PER_SECOND", 100.0)
+    monkeypatch.setattr(uploads, "MESSAGE_BURST", 10)
+    limit = uploads.ConnectionLimit(per_client=0, total=0)
+    got: dict[str, list[float]] = {"flood": [], "other": []}
+
+    def inbox(count: int):
+        messages = [{"type": "websocket.connect"}] + [{"type": "websocket.receive", "bytes": b"x"}] * count
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "websocket.disconnect"}
+        return receive
+
+    def reader(name: str):
+        async def app(scope, receive, send):
+            while (await receive())["type"] != "websocket.disconnect":
+                got[name].append(time.monotonic())
+        return app
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        await asyncio.gather(limit.guard(reader("flood"))(_connection("203.0.113.5"), inbox(60), None),
+                             limit.guard(reader("other"))(_connection("203.0.113.6"), inbox(5), None))
+        return started
+
+    started = asyncio.run(scenario())
+    flood, other = got["flood"], got["other"]
+    assert len(flood) == 61 and len(other) == 6  # (the connect message too) nothing dropped
+    assert flood[11] - started < 0.1  # a burst of 10 read at once
+    assert flood[-1] - started >= 0.45  # the 50 after it at 100 a second
+    assert other[-1] - started < 0.1  # another tab not slowed
+
+
 @pytest.mark.slow
 def test_the_live_server_refuses_connections_past_its_limits(tmp_path):
     """100 websockets each holding an unfinished 24 MiB message kept 2.9 GB of the server (attack round 9): the
