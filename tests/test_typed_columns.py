@@ -7,6 +7,7 @@ NaN became 29 dropped "missing labels" while the integer's nulls were no answer,
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,31 @@ def test_labels_longer_than_a_class_name_are_not_read_letter_by_letter(monkeypat
     assert any("class labels longer than 100" in d for d in doubts)
     assert any("'y\u0435s' [cyrillic small letter ie U+0435]" in d for d in doubts)  # (short ones still checked)
     assert not any("mix letters" in d for d in doubts)  # (the long labels are not read for scripts)
+
+
+def test_labels_that_nfkc_writes_long_are_not_read_letter_by_letter(monkeypatch):
+    """Attack round 26: labels of 100 characters passed the length cut, and NFKC writes U+FDFA as 18 letters: 100,000
+    such labels held the server's read slot 106 s and took 1.6 GB in the spelling checks. A label NFKC writes longer
+    than a class name keeps a key of its own, unread; past SPELLING_CHECK_CLASSES labels the checks are not made."""
+    from deem_core.data import annotations  # noqa: PLC0415
+
+    keys = annotations._label_keys(pd.Index(["\ufdfa" * 10, "yes", "y\u0435s"]))  # noqa: SLF001
+    assert keys[0] == ("long", 0) and keys[1] == keys[2] == "yes"
+    read = []
+    for name in ("label_key", "_scripts"):  # (what reads a label letter by letter)
+        check = getattr(annotations, name)
+        monkeypatch.setattr(annotations, name, lambda label, check=check: read.append(
+            len(unicodedata.normalize("NFKC", label))) or check(label))
+    labels = [f"{i:05d}" + "\ufdfa" * 95 for i in range(300)] + ["yes", "y\u0435s"]
+    answers = pd.DataFrame({"task": [f"t{i // 2}" for i in range(len(labels))],
+                            "worker": [f"w{i % 2}" for i in range(len(labels))], "label": labels})
+    data = AnnotationSet.from_long(answers, source="s")
+    assert read and max(read) <= annotations.LONG_LABEL_CHARS  # (3,000 such labels: 2.49 s read, 0.57 s not)
+    doubts = label_doubts(data)
+    assert any("'y\u0435s' [cyrillic small letter ie U+0435]" in d for d in doubts)  # (short ones still checked)
+    assert not any("mix letters" in d for d in doubts)
+    many = pd.Index([f"c{i}" for i in range(annotations.SPELLING_CHECK_CLASSES)] + ["C0"])
+    assert annotations._alike_labels(many, np.arange(len(many)), "s") == []  # noqa: SLF001
 
 
 def test_a_label_that_nfkc_writes_long_keeps_only_a_few_letters_per_script():

@@ -829,13 +829,13 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     that reads like another, and no table of look-alike letters holds them all (an Armenian "օ" split "no" and
     majority vote returned "yes" on every task without a word; attack round 24). Labels already said to be spelled
     two ways are left to that warning."""
-    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
+    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > SPELLING_CHECK_CLASSES:
         return []
     keys = _label_keys(classes)
     said = keys.duplicated(keep=False).to_numpy()
     mixed = []
     for i, label in enumerate(classes):
-        if isinstance(label, str) and not said[i] and len(label) <= LONG_LABEL_CHARS:
+        if isinstance(label, str) and not said[i] and not isinstance(keys[i], tuple):  # (read: _label_keys)
             scripts = _scripts(label)
             if len(scripts) > 1:
                 mixed.append((i, scripts))
@@ -867,10 +867,22 @@ def label_key(label: str) -> str:
 
 def _label_keys(classes: pd.Index) -> pd.Series:
     """Each class's :func:`label_key`; a label longer than :data:`LONG_LABEL_CHARS` (text, said by its own
-    warning) keeps a key of its own unread: the checks read every character in Python, and 16,000 labels of 10,000
-    characters held the server's read slot 77 s, 43 s of them here (attack round 25)."""
-    return pd.Series([(label_key(c) if len(c) <= LONG_LABEL_CHARS else ("long", i)) if isinstance(c, str) else c
+    warning), or that NFKC writes longer than that, keeps a key of its own unread: the checks read every character
+    in Python, and 16,000 labels of 10,000 characters held the server's read slot 77 s, 43 s of them here (attack
+    round 25); 100,000 labels of 100 characters that NFKC writes 18x long, 106 s and 1.6 GB (attack round 26)."""
+    return pd.Series([(label_key(c) if _readable(c) else ("long", i)) if isinstance(c, str) else c
                       for i, c in enumerate(classes)])
+
+
+def _readable(label: str) -> bool:
+    """Whether the spelling checks read ``label`` letter by letter: :data:`LONG_LABEL_CHARS` at most, as written and
+    as NFKC writes it."""
+    return len(label) <= LONG_LABEL_CHARS and len(unicodedata.normalize("NFKC", label)) <= LONG_LABEL_CHARS
+
+
+#: distinct labels past which the spelling checks are not made: they read each label in Python, and labels that
+#: many are no classes a person reads one by one (100,000 labels held the server's read slot 106 s; attack round 26)
+SPELLING_CHECK_CLASSES = 10_000
 
 
 def _foreign_letters(label: str) -> str:
@@ -901,7 +913,7 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str, worke
     """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
     "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
     was a "dead units" warning about the learning rate (walkthrough 45)."""
-    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > 100_000:
+    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > SPELLING_CHECK_CLASSES:
         return []
     keys = _label_keys(classes)
     repeated = keys[keys.duplicated(keep=False)]
