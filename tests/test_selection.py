@@ -302,8 +302,13 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     assert "safety rule: DEEM's own model, the " in said and " start with " in said and "is beaten" not in said
     assert said.endswith("so cluster-weighted Dawid-Skene's labels are returned")
     assert "started from" not in said and "layer(s)" not in said
-    assert any("(the safety rule's reference is the model: no further training)" in line
+    assert any("(the safety rule's reference is the model: no further training; its labels come from all the answers, "
+               "the held-out ones included)" in line
                for line in selection_lines(model.selection_summary()))
+    # why it differs from every other method, in plain words (read as a failure; walkthrough 53)
+    why = [line for line in selection_lines(model.selection_summary()) if line.startswith("Why these labels differ")]
+    assert len(why) == 1 and "group(s) of workers answer alike" in why[0] and "counts each group as one source" in why[0]
+    assert re.search(r"differ from majority vote's on [\d,]+ of the [\d,]+ tasks\)\.$", why[0]), why[0]
     # the evidence marks the candidate the criterion put first as replaced (no trained row was marked)
     from deem_core.analysis.selection import selection_table
     notes = selection_table(model.selection_summary()).set_index("candidate")["note"]

@@ -419,8 +419,20 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         return []
     fallback = summary.get("fallback") or ""
     returned = safety_rule_sentence(summary)
+    found = (summary.get("clusters") or {}).get("clusters") if isinstance(summary.get("clusters"), dict) else None
     if returned:
         lines = [returned]
+        if found and "cluster-weighted" in returned:
+            # in plain words why the right answer differs from every other method's (read as a failure: "FALLBACK",
+            # its labels 0.60-0.70 like the others', which agree 0.85-0.99 among themselves; walkthrough 53)
+            differ = summary.get("disagrees_with_majority")
+            where = (f" on {differ[0]:,} of the {differ[1]:,} tasks" if isinstance(differ, list) and len(differ) == 2
+                     else "")
+            lines.append(f"Why these labels differ from the other methods': {len(found)} group(s) of workers answer "
+                         f"alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
+                         f"{_names(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
+                         f"one source, where majority vote and the other methods count every member (its labels "
+                         f"differ from majority vote's{where}).")
     else:
         lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"
                  + (f" - {summary['reason']}" if summary.get("reason") else "")]
@@ -461,7 +473,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                      + (f"; training the {trained} candidate{'s' if trained != 1 else ''} on the rest and scoring "
                         f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s ("
                         + ("the safety rule's reference is the model" if _reference_chosen(candidates) else
-                           "the chosen candidate is the model") + ": no further training)"
+                           "the chosen candidate is the model") + ": no further training; its labels come from all "
+                        "the answers, the held-out ones included)"
                         if seconds is not None else ""))
     if table:
         lines.extend(evidence_lines(summary))
