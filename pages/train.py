@@ -13,12 +13,13 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
-from deem_core.data.annotations import label_doubts  # noqa: E402
+from deem_core.data.annotations import DataError, label_doubts  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
-from deem_studio.jobs import TRAIN_DEFAULTS, method_name, status_line, train_epochs, trained_methods  # noqa: E402
+from deem_studio.jobs import (TRAIN_DEFAULTS, check_methods_fit, method_name, status_line, train_epochs,  # noqa: E402
+                              trained_methods)
 from pages import common  # noqa: E402
 
 
@@ -80,8 +81,22 @@ if left_out:
     st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
     st.caption(common.safe(f"{', '.join(method_name(m) for m in left_out)} left out: it works on two classes only, "
                            f"and these data have {data.n_classes:,}."))
+# nor one too large for these data (M-MSR on 300 workers was offered, and refused only after Train; walkthrough 53)
+too_large = {}
+for method in [m for m in offered if not registry.get_method(m).trains]:
+    try:
+        check_methods_fit(data, [method])
+    except DataError as exc:
+        too_large[method] = str(exc)
+if too_large:
+    offered = [m for m in offered if m not in too_large]
+    if "train_methods" in st.session_state:  # (set before the box exists, it would replace the box's defaults)
+        st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
+    st.caption(common.safe("Not offered for these data: " + "; ".join(
+        f"{method_name(m)} ({reason.split(': ', 1)[-1]})" for m, reason in too_large.items())))
 with st.container(border=True):
-    methods = st.multiselect("Methods", offered, default=["deem", "mv", "ds"], format_func=method_name,
+    methods = st.multiselect("Methods", offered, default=[m for m in ("deem", "mv", "ds") if m in offered],
+                             format_func=method_name,
                              key="train_methods", persist_state="session",
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
@@ -353,6 +368,10 @@ labels = {named(method): frame["label"] for method, frame in results.items()}
 left, right = st.container(), st.container()
 with left:
     st.markdown("**Agreement between methods**")
+    # (beside the table's "disagrees with majority vote", where a tie's other labels agree: 0.017 there, 0.944 here
+    # read as two answers to one question; walkthrough 53)
+    st.caption("share of tasks on which the two give the same label; on a tie majority vote's label is its tie "
+               "rule's pick, so a method choosing another of the tied labels counts as different here")
     agree = agreement.method_agreement(labels)
     off = agree.to_numpy()[~np.eye(len(agree), dtype=bool)] if len(agree) > 1 else np.array([1.0])
     off = off[np.isfinite(off)]

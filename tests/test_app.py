@@ -203,6 +203,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert "accuracy vs gold: on the 150 tasks with a gold label" in texts(at)
     # one tie rule: majority vote never disagrees with itself
     assert table.set_index("method").loc["Majority vote", "disagrees with majority vote"] == 0.0
+    # and the heatmap's other count of ties said beside it (0.017 in the table, 0.944 agreement; walkthrough 53)
+    assert "a method choosing another of the tied labels counts as different here" in texts(at)
     assert any(c.proto.spec for c in at.get("plotly_chart"))
     # results page
     at.switch_page("pages/results.py").run()
@@ -257,6 +259,24 @@ def test_train_tiny_model_and_see_results(runs_dir):
     # majority vote's labels with only the disagreements: none, and why (walkthrough 34)
     at.selectbox(key=f"results_method_{at.session_state['train_run']}").set_value("mv").run()
     assert "majority vote agrees with itself: pick another method to see where it differs" in unescape(texts(at))
+
+
+def test_a_method_too_large_for_the_data_is_not_offered(runs_dir):
+    """Walkthrough 53: M-MSR was offered for an MTurk batch of 300 workers and refused only after Train."""
+    from deem_core.methods.baselines import MAX_MMSR_WORKERS
+
+    rows = [(t, f"w{(t * 3 + k) % (MAX_MMSR_WORKERS + 50)}", (t + k) % 3) for t in range(400) for k in range(3)]
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "many_workers.csv", content)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    box = at.multiselect(key="train_methods")
+    assert "mmsr" not in box.options and "M-MSR" not in box.options and box.value == ["deem", "mv", "ds"]
+    assert re.search(r"Not offered for these data: M-MSR \(M-MSR compares every pair of workers in dense tables: it "
+                     r"runs on at most 150 workers", texts(at)), texts(at)
+    small = upload(new_app())  # (200 tasks, few workers: offered)
+    small.switch_page("pages/train.py").run()
+    assert "Not offered for these data" not in texts(small)
 
 
 def test_runs_are_isolated_and_reopen_by_id(runs_dir):
