@@ -733,6 +733,7 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
         keep_label_studio(mgr, run_id, kind, data)
         if kind == "train":  # (the form's settings are this training's now: the note on another run's settings
             st.session_state.pop("_train_form_from", None)  # stayed after it; walkthrough 51)
+            st.session_state["_train_methods_data"] = data_key()
     set_current_run(run_id, kind)
     st.rerun()  # the whole page, the sidebar's job list included, shows the run
 
@@ -1139,6 +1140,8 @@ def restore_form(record: dict[str, Any], pick: bool = True) -> None:
     trained = record.get("kind") != "train" or bool(trained_methods(config))
     if record.get("kind") == "train" and trained:  # whose settings the form holds (said on other data)
         ss["_train_form_from"] = (record.get("run_id"), record.get("fingerprint"))
+    if record.get("kind") == "train":  # the data its methods were picked for
+        ss["_train_methods_data"] = record.get("fingerprint")
     for key, name in FORM_OF_CONFIG.get(record.get("kind"), {}).items():
         value = config.get(name)
         if value is None or not (trained or key in ("train_methods", "train_seed")):

@@ -58,6 +58,19 @@ FORM_DEFAULTS = {"train_layers": int(TRAIN_DEFAULTS["n_layers"]), "train_layers_
                  "train_init": TRAIN_DEFAULTS["init"], "train_gold_weight": float(TRAIN_DEFAULTS["supervised_weight"])}
 
 
+#: the Methods box's defaults
+DEFAULT_METHODS = ("deem", "mv", "ds")
+
+
+def _methods_picked() -> None:
+    st.session_state["_train_methods_data"] = common.data_key()
+
+
+def _default_methods(methods: list[str]) -> None:
+    st.session_state["train_methods"] = list(methods)
+    _methods_picked()
+
+
 def _reset_form() -> None:
     st.session_state.update(FORM_DEFAULTS)
     st.session_state.pop("_train_form_from", None)
@@ -94,10 +107,20 @@ if too_large:
         st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
     st.caption(common.safe("Not offered for these data: " + "; ".join(
         f"{method_name(m)} ({reason.split(': ', 1)[-1]})" for m, reason in too_large.items())))
+default_methods = [m for m in DEFAULT_METHODS if m in offered]
+# methods picked for other data came into this set's box without a word (GLAD, MACE ... picked for a 3,000-task batch
+# made a 40,000-task training 7 min 42 s where the defaults took 1 min 53 s; walkthrough 53)
+picked_for, picked = st.session_state.get("_train_methods_data"), st.session_state.get("train_methods")
+if picked_for is not None and picked_for != common.data_key() and picked is not None and (
+        sorted(picked) != sorted(default_methods)):
+    note = st.container(horizontal=True, vertical_alignment="center")
+    note.caption(common.safe(f"The methods below ({', '.join(method_name(m) for m in picked) or 'none'}) were "
+                             f"picked for other data."))
+    note.button("Use the default methods", key="train_methods_reset", on_click=_default_methods,
+                args=(default_methods,))
 with st.container(border=True):
-    methods = st.multiselect("Methods", offered, default=[m for m in ("deem", "mv", "ds") if m in offered],
-                             format_func=method_name,
-                             key="train_methods", persist_state="session",
+    methods = st.multiselect("Methods", offered, default=default_methods, format_func=method_name,
+                             key="train_methods", persist_state="session", on_change=_methods_picked,
                              help="DEEM and iRBM (DEEM without layers, i.e. Dawid-Skene as an RBM) train in the "
                                   "background; the other methods run after them on the CPU.")
     # the fields below looked used with Dawid-Skene alone picked (walkthroughs 26 and 27), and stayed editable
