@@ -37,13 +37,20 @@ from deem_studio.estimate import estimate_sweep, estimate_train  # noqa: E402
 from deem_studio.jobs import JobManager  # noqa: E402
 
 #: tasks -> (sweep epochs, train epochs)
-PLAN = {3000: (50, 100), 20000: (10, 20), 60000: (5, 10)}
+PLAN = {3000: (50, 100), 20000: (10, 20), 60000: (5, 10), 40000: (10, 100)}
+#: sizes run without --sizes (40,000: the platform-shaped set, run on its own: --sizes 40000)
+DEFAULT_SIZES = (3000, 20000, 60000)
 
 
 def data_of(n_tasks: int) -> tuple[AnnotationSet, str]:
     if n_tasks == 3000:
         df, _ = load_set("condind")
         return AnnotationSet.from_long(df), "condind 3,000 x 10 x 3"
+    if n_tasks == 40000:  # platform-shaped: sparse, 2,500 workers of long-tail activity (walkthrough 53's shape)
+        from make_platform_data import PlatformShape, make_platform_data  # noqa: PLC0415
+
+        df, _, _ = make_platform_data(PlatformShape(40_000, 2_500, 4, (3, 4), zipf=1.0, seed=53))
+        return AnnotationSet.from_long(df), "platform 40,000 x 2,500 x 4, 3-4 answers/task"
     from make_sample_data import make_mnist_like  # noqa: PLC0415
 
     df, _ = make_mnist_like(n_tasks=n_tasks, n_workers=15, n_classes=10, seed=0)
@@ -64,14 +71,21 @@ def measured(manager: JobManager, kind: str, config: dict, data: AnnotationSet) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default=",".join(str(n) for n in PLAN))
+    parser.add_argument("--sizes", default=",".join(str(n) for n in DEFAULT_SIZES))
+    parser.add_argument("--csv", default=None, help="time these long-format answers (task, worker, label) instead")
     args = parser.parse_args()
     manager = JobManager(Path(tempfile.mkdtemp(prefix="deem_estimate_")) / "runs")
     print(machine())
     print("| data | job | estimate s | measured s | measured / estimate | probe s | load avg | CPU s of this process |")
     print("|---|---|---:|---:|---:|---:|---|---:|")
-    for n_tasks in [int(x) for x in args.sizes.split(",")]:
-        data, name = data_of(n_tasks)
+    for n_tasks in ([None] if args.csv else [int(x) for x in args.sizes.split(",")]):
+        if args.csv:
+            import pandas as pd  # noqa: PLC0415
+
+            data = AnnotationSet.from_long(pd.read_csv(args.csv))
+            name, n_tasks = f"{Path(args.csv).name} {data.n_tasks:,} x {data.n_workers:,} x {data.n_classes}", 40000
+        else:
+            data, name = data_of(n_tasks)
         sweep_epochs, train_epochs = PLAN.get(n_tasks, (10, 20))
         jobs = [
             ("sweep", f"sweep 8 lrs x {sweep_epochs} ep",
