@@ -225,8 +225,9 @@ def _nested_taxonomy_export(path, tasks: int, workers: int, depth: int):
         leaf = json.dumps(f"c{t}_{w}")
         return ('{"completed_by":%d,"result":[{"from_name":"label","to_name":"text","type":"taxonomy",'
                 '"value":{"taxonomy":[["x",%s]]}}]}' % (w, "[" * depth + leaf + "]" * depth))
-    path.write_text("[" + ",".join('{"id":%d,"data":{"text":"t%d"},"annotations":[%s]}'
-                                   % (t, t, ",".join(answer(t, w) for w in range(workers))) for t in range(tasks)) + "]")
+    task = '{"id":%d,"data":{"text":"t%d"},"annotations":[%s]}'
+    path.write_text("[" + ",".join(task % (t, t, ",".join(answer(t, w) for w in range(workers)))
+                                   for t in range(tasks)) + "]")
     return path
 
 

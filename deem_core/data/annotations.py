@@ -829,7 +829,7 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     that reads like another, and no table of look-alike letters holds them all (an Armenian "օ" split "no" and
     majority vote returned "yes" on every task without a word; attack round 24). Labels already said to be spelled
     two ways are left to that warning."""
-    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > SPELLING_CHECK_CLASSES:
+    if not _spelling_checked(classes):
         return []
     keys = _label_keys(classes)
     said = keys.duplicated(keep=False).to_numpy()
@@ -885,6 +885,12 @@ def _readable(label: str) -> bool:
 SPELLING_CHECK_CLASSES = 10_000
 
 
+def _spelling_checked(classes: pd.Index) -> bool:
+    """Whether the spelling checks look at ``classes``: text labels, at most :data:`SPELLING_CHECK_CLASSES`."""
+    is_text = classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)
+    return bool(is_text) and len(classes) <= SPELLING_CHECK_CLASSES
+
+
 def _foreign_letters(label: str) -> str:
     """The characters of ``label`` that a reader cannot tell from others: letters outside ASCII that read as Latin
     ones and invisible characters, named (" [Cyrillic small letter ie U+0435]")."""
@@ -913,7 +919,7 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str, worke
     """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
     "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
     was a "dead units" warning about the learning rate (walkthrough 45)."""
-    if not (classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)) or len(classes) > SPELLING_CHECK_CLASSES:
+    if not _spelling_checked(classes):
         return []
     keys = _label_keys(classes)
     repeated = keys[keys.duplicated(keep=False)]
