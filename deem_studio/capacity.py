@@ -297,8 +297,8 @@ class _QuietRefusals(logging.Filter):
         self.lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, CapacityError):
+        exc = _refusal(record.exc_info[1] if record.exc_info else None)
+        if exc is None:
             return True
         with self.lock:
             now = time.monotonic()
@@ -310,6 +310,17 @@ class _QuietRefusals(logging.Filter):
             str(exc), left_out)
         record.exc_info, record.exc_text = None, None
         return True
+
+
+def _refusal(exc: BaseException | None) -> CapacityError | None:
+    """The CapacityError ``exc`` is or was raised from (Streamlit raises its own error from the callable's; the
+    filter matched the outer one only, and every refusal still wrote its traceback: walkthrough 54)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, CapacityError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _quiet_refusals() -> None:

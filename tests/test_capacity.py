@@ -573,12 +573,18 @@ def test_two_visitors_holding_their_places_do_not_keep_a_third_refused(monkeypat
 def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
     """Attack round 26: Streamlit logged each refused press with its whole traceback (1.9 KB): a tab's 40,000 presses
     wrote 72 MB to the server's log. The app's refusal is one line a second, counting the rest; any other failure
-    of a download keeps its traceback."""
+    of a download keeps its traceback. Driven through Streamlit's own download handler, which raises its error from
+    the callable's (walkthrough 54: a filter on the outer error matched nothing)."""
+    import asyncio  # noqa: PLC0415
     import io  # noqa: PLC0415
     import logging  # noqa: PLC0415
 
+    from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: PLC0415
+    from streamlit.runtime.backend_operation_handler import DeferredFileHandler  # noqa: PLC0415
+    from streamlit.runtime.media_file_manager import MediaFileManager  # noqa: PLC0415
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: PLC0415
+
     from deem_studio import capacity  # noqa: PLC0415
-    from deem_studio.uploads import CapacityError  # noqa: PLC0415
 
     logger = logging.getLogger(capacity.STREAMLIT_DOWNLOAD_LOGGER)
     monkeypatch.setattr(logger, "filters", [])
@@ -587,21 +593,23 @@ def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
     logger.addHandler(logging.StreamHandler(stream))
     monkeypatch.setattr(capacity, "_BUILDS", [])
     monkeypatch.setattr(capacity, "DOWNLOADS_PER_PARTY", 0)  # every press refused
-    press = capacity.building_download(lambda: b"x", ("ws", "10.0.0.9"))
+    files = MediaFileManager(MemoryMediaFileStorage("/media"))
+    handler = DeferredFileHandler(lambda: files)
 
-    def streamlit_runs(deferred) -> None:  # what Streamlit does with a deferred download that raises
-        try:
-            deferred()
-        except Exception:  # noqa: BLE001
-            logger.exception("Error executing deferred callable for file_id %s", "f1")
+    def press(build) -> str:  # one download press, as the browser sends it
+        file_id = files.add_deferred(build, "text/csv", "coordinates", "f.csv")
+        request = BackMsg().backend_operation_request
+        request.request_id = "r"
+        request.deferred_file.file_id = file_id
+        return asyncio.run(handler.handle(request, "session")).error_msg
 
-    for _ in range(1000):
-        streamlit_runs(press)
+    refused = capacity.building_download(lambda: b"x", ("ws", "10.0.0.9"))
+    for _ in range(200):
+        assert press(refused) == "Failed to generate file for download"
     lines = stream.getvalue().splitlines()
     assert lines == ["download refused: you are making 0 download files already; wait for them (0 more refused "
                      "since the last such line, not logged)"], lines[:5]
-    logger.handlers[0].flush()
-    streamlit_runs(capacity.building_download(lambda: 1 / 0, ()))  # another failure: its traceback kept
+    press(capacity.building_download(lambda: 1 / 0, ()))  # another failure: its traceback kept
     assert "ZeroDivisionError" in stream.getvalue() and "Traceback" in stream.getvalue()
 
 
