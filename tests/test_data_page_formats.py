@@ -270,23 +270,30 @@ def test_the_label_studio_control_kept_with_a_run_is_compact_and_bounded(runs_di
         store.save_label_studio(other, deep)
 
 
-def test_label_studio_values_nested_deeper_than_a_taxonomy_are_kept_as_text(tmp_path):
+def test_label_studio_answers_nested_deeper_than_a_taxonomy_are_left_out_and_counted(tmp_path):
     """Attack round 26: each class's value (taxonomy paths nested 900 deep) was kept as it was parsed with the data
-    set: a 24 KB upload held 162.6 MB of a session. A value nested deeper than MAX_VALUE_DEPTH is kept as its text;
-    the predictions file writes that text."""
+    set: a 24 KB upload held 162.6 MB of a session; kept as text, such values were classes no control gives, which
+    DEEM then returned at 0.99 confidence and the predictions file wrote as no valid path (walkthrough 54). An answer
+    whose value nests deeper than MAX_VALUE_DEPTH is left out, counted."""
     from deem_core.data.formats import labelstudio, read_dataset
-    from deem_core.data.formats.writers import serialise
-    import pandas as pd
 
-    deep = read_dataset(_nested_taxonomy_export(tmp_path / "deep.json", tasks=3, workers=4, depth=200))
-    assert deep.label_studio.values == {} and deep.data.n_classes == 12
-    shallow = read_dataset(_nested_taxonomy_export(tmp_path / "shallow.json", tasks=3, workers=4,
-                                                   depth=labelstudio.MAX_VALUE_DEPTH - 2))
-    assert len(shallow.label_studio.values) == 12  # (a path list in a list of paths: the deepest kept)
-    label = deep.data.classes[0]
-    table = pd.DataFrame({"label": [label], "confidence": [1.0]}, index=pd.Index([0], name="task"))
-    written = json.loads(serialise(table, "label_studio", deep.label_studio, "test"))
-    assert written[0]["predictions"][0]["result"][0]["value"]["taxonomy"] == [[label]]
+    def answer(t, w, depth):
+        path = "[" * depth + json.dumps(["Animal", ("Cat", "Dog")[(t + w) % 2]]) + "]" * depth
+        return ('{"completed_by":%d,"result":[{"from_name":"label","to_name":"text","type":"taxonomy",'
+                '"value":{"taxonomy":[%s]}}]}' % (w, path))
+    tasks = ['{"id":%d,"data":{"text":"t%d"},"annotations":[%s]}'
+             % (t, t, ",".join(answer(t, w, 200 if w == 0 and t < 4 else 0) for w in range(3))) for t in range(6)]
+    export = tmp_path / "deep.json"
+    export.write_text("[" + ",".join(tasks) + "]")
+    read = read_dataset(export)
+    assert list(read.data.classes) == ["Animal / Cat", "Animal / Dog"] and read.data.n_answers == 14
+    assert any("4 answer(s) whose 'label' value nests more than 4 levels deep" in w for w in read.data.warnings), \
+        read.data.warnings
+    assert read.label_studio.values == {"Animal / Cat": [["Animal", "Cat"]], "Animal / Dog": [["Animal", "Dog"]]}
+    shallow = '{"taxonomy": [[[["a"]]]]}'  # (5 levels with its own object: the deepest kept)
+    assert not labelstudio._nests_deeper(json.loads(shallow), labelstudio.MAX_VALUE_DEPTH + 1)  # noqa: SLF001
+    assert labelstudio._nests_deeper(json.loads(shallow.replace('"a"', '["a"]')),  # noqa: SLF001
+                                     labelstudio.MAX_VALUE_DEPTH + 1)
 
 
 def test_a_label_studio_export_with_another_file_keeps_load_off(runs_dir):

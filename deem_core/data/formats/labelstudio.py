@@ -324,9 +324,12 @@ def _worker(value: Any) -> str:
     return _cell(value)
 
 
-#: lists and objects a control's value may nest (a taxonomy's is a list of paths: 2); a deeper value is kept as its
-#: text only: paths nested 900 deep kept as they were held 162.6 MB of a session for a 24 KB upload (attack round 26)
+#: lists and objects a control's value may nest (a taxonomy's is a list of paths: 2); an answer whose value nests
+#: deeper is left out, counted: paths nested 900 deep, kept as parsed, held 162.6 MB of a session for a 24 KB upload
+#: (attack round 26), and as their text they were classes no control gives (walkthrough 54)
 MAX_VALUE_DEPTH = 4
+#: the label :func:`_control_value` gives such an answer
+_TOO_DEEP = "\x00deep"
 
 
 def _nests_deeper(value: Any, depth: int) -> bool:
@@ -341,15 +344,16 @@ def _nests_deeper(value: Any, depth: int) -> bool:
 
 
 def _control_value(result: Mapping[str, Any]) -> tuple[str, Any]:
-    """(class as text, the original value) of one classification result; the original is None when it nests
-    deeper than :data:`MAX_VALUE_DEPTH` (the predictions file then writes the class as text)."""
+    """(class as text, the original value) of one classification result; (:data:`_TOO_DEEP`, None) when its value
+    nests deeper than :data:`MAX_VALUE_DEPTH`."""
     kind = str(result.get("type", ""))
     value = result.get("value")
     if not isinstance(value, dict):
         return "", None
     original = value.get(kind)
-    label = ls_value({kind: original} if kind in value else value)
-    return label, None if _nests_deeper(original, MAX_VALUE_DEPTH) else original
+    if _nests_deeper(value, MAX_VALUE_DEPTH + 1):  # (the value's own object is one level)
+        return _TOO_DEEP, None
+    return ls_value({kind: original} if kind in value else value), original
 
 
 class _RowsTable(Table):
@@ -507,14 +511,15 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                         store = rows[control] = _Rows()
                     label, original = ("", None) if len(found) > 1 else _control_value(found[0])
                     several = len(found) > 1 or label == "\x00several"
-                    label_code = labels.code("" if several else label)
+                    deep = label == _TOO_DEEP
+                    label_code = labels.code("" if several or deep else label)
                     if original is not None and not several:
                         originals.setdefault(control, {}).setdefault(label_code, original)
                     store.task.append(task_code)
                     store.worker.append(worker_code)
                     store.label.append(label_code)
                     store.line.append(line)
-                    store.flags.append((1 if gold else 0) | (2 if several else 0))
+                    store.flags.append((1 if gold else 0) | (2 if several else 0) | (4 if deep else 0))
         notes = text.notes()
     if not n_tasks:
         raise DataError(f"{name}: the JSON list is empty: no tasks")
@@ -545,7 +550,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
         note += f"; other controls: {', '.join(others[:6])}"
     if collector is not None:
         flags = np.frombuffer(bytes(store.flags), dtype=np.uint8)
-        several, gold = (flags & 2) > 0, (flags & 1) > 0
+        several, gold, deep = (flags & 2) > 0, (flags & 1) > 0, (flags & 4) > 0
         frame = pd.DataFrame({
             "task": pd.Categorical.from_codes(np.frombuffer(store.task, dtype=np.int64), tasks.values),
             "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
@@ -553,6 +558,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
         if several.any():
             collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
                            f"line {store.line[int(several.nonzero()[0][0])]}")
+        if deep.any():
+            collector.skip(name, f"answer(s) whose {control!r} value nests more than {MAX_VALUE_DEPTH} levels deep "
+                           f"(no value a control gives)", int(deep.sum()), f"line {store.line[int(deep.nonzero()[0][0])]}")
+        several = several | deep
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
             gold_rows = frame.loc[gold & ~several, ["task", "label"]].astype(object)
