@@ -272,11 +272,11 @@ def test_a_method_too_large_for_the_data_is_not_offered(runs_dir):
     no_problem(at)
     box = at.multiselect(key="train_methods")
     assert "mmsr" not in box.options and "M-MSR" not in box.options and box.value == ["deem", "mv", "ds"]
-    assert re.search(r"Not offered for these data: M-MSR \(M-MSR compares every pair of workers in dense tables: it "
-                     r"runs on at most 150 workers", texts(at)), texts(at)
+    assert re.search(r"Not offered for these data: KOS \(two classes only; these data have 3\); M-MSR \(M-MSR "
+                     r"compares every pair of workers in dense tables: it runs on at most 150 workers", texts(at))
     small = upload(new_app())  # (200 tasks, few workers: offered)
     small.switch_page("pages/train.py").run()
-    assert "Not offered for these data" not in texts(small)
+    assert "M-MSR (" not in texts(small)
 
 
 def test_methods_picked_for_other_data_are_said_with_a_reset(runs_dir):
@@ -285,13 +285,14 @@ def test_methods_picked_for_other_data_are_said_with_a_reset(runs_dir):
     at = upload(new_app())
     at.switch_page("pages/train.py").run()
     assert "were picked for other data" not in texts(at)
-    at.multiselect(key="train_methods").set_value(["deem", "mv", "ds", "glad"]).run()
+    at.multiselect(key="train_methods").set_value(["deem", "mv", "glad"]).run()
     assert "were picked for other data" not in texts(at)  # (picked for these data)
     at.switch_page("pages/data.py").run()
     upload(at, "other.csv", tiny_csv(120))
     at.switch_page("pages/train.py").run()
     no_problem(at)
-    assert "The methods below (DEEM, Majority vote, Dawid-Skene, GLAD) were picked for other data." in texts(at)
+    assert ("The methods below were picked for other data (GLAD added to the defaults; Dawid-Skene taken out)."
+            in texts(at))
     at.button(key="train_methods_reset").click().run()
     assert at.multiselect(key="train_methods").value == ["deem", "mv", "ds"]
     assert "were picked for other data" not in texts(at)
@@ -1959,6 +1960,10 @@ def test_a_method_for_two_classes_is_not_offered_on_more(runs_dir):
     box = at.multiselect(key="train_methods")
     assert "kos" not in box.options and "KOS" not in box.options and box.value == ["deem"]
     assert "KOS left out: it works on two classes only, and these data have 3." in unescape(texts(at))
+    assert "Not offered for these data: KOS" not in unescape(texts(at))  # (said once)
+    fresh = upload(new_app())  # never picked: named in the methods not offered (it was missing without a word)
+    fresh.switch_page("pages/train.py").run()
+    assert "Not offered for these data: KOS (two classes only; these data have 3)" in unescape(texts(fresh))
 
 
 def test_a_new_session_on_the_same_data_does_not_time_the_job_again(runs_dir, spy):
