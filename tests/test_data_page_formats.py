@@ -294,6 +294,20 @@ def test_label_studio_answers_nested_deeper_than_a_taxonomy_are_left_out_and_cou
     assert not labelstudio._nests_deeper(json.loads(shallow), labelstudio.MAX_VALUE_DEPTH + 1)  # noqa: SLF001
     assert labelstudio._nests_deeper(json.loads(shallow.replace('"a"', '["a"]')),  # noqa: SLF001
                                      labelstudio.MAX_VALUE_DEPTH + 1)
+    # nor wide (attack round 27: 1,951 empty lists two levels deep, one a class, held ~160 KB a class)
+    wide = {"taxonomy": [["c", *[[] for _ in range(labelstudio.MAX_VALUE_ITEMS)]]]}
+    assert labelstudio._nests_deeper(wide, labelstudio.MAX_VALUE_DEPTH + 1, labelstudio.MAX_VALUE_ITEMS)  # noqa: SLF001
+    assert not labelstudio._nests_deeper({"taxonomy": [["a", "b"]]}, labelstudio.MAX_VALUE_DEPTH + 1,  # noqa: SLF001
+                                         labelstudio.MAX_VALUE_ITEMS)
+    tasks = ['{"id":%d,"annotations":[{"completed_by":1,"result":[{"from_name":"l","to_name":"t","type":"taxonomy",'
+             '"value":{"taxonomy":[["c%d"%s]]}}]},{"completed_by":2,"result":[{"from_name":"l","to_name":"t",'
+             '"type":"taxonomy","value":{"taxonomy":[["ok"]]}}]}]}' % (t, t, ",[]" * 300 if t < 3 else "")
+             for t in range(6)]
+    export.write_text("[" + ",".join(tasks) + "]")
+    read = read_dataset(export)
+    assert set(read.data.classes) == {"ok", "c3", "c4", "c5"} and len(read.label_studio.values) == 4
+    assert any("3 answer(s) whose 'l' value nests more than 4 levels deep or holds more than 100 items" in w
+               for w in read.data.warnings), read.data.warnings
 
 
 def test_a_label_studio_export_with_another_file_keeps_load_off(runs_dir):

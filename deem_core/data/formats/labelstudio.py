@@ -328,16 +328,24 @@ def _worker(value: Any) -> str:
 #: deeper is left out, counted: paths nested 900 deep, kept as parsed, held 162.6 MB of a session for a 24 KB upload
 #: (attack round 26), and as their text they were classes no control gives (walkthrough 54)
 MAX_VALUE_DEPTH = 4
+#: lists, objects and values in all a control's value may hold (a taxonomy path holds a few names): a value of
+#: 1,951 empty lists two levels deep, one a class, held ~160 KB of a session each: a 144 KB upload 2.1 GB (attack
+#: round 27); such an answer is left out like one nested too deep
+MAX_VALUE_ITEMS = 100
 #: the label :func:`_control_value` gives such an answer
 _TOO_DEEP = "\x00deep"
 
 
-def _nests_deeper(value: Any, depth: int) -> bool:
-    """Whether ``value`` holds lists or objects more than ``depth`` levels deep (looked at down to that depth)."""
-    level = [value]
+def _nests_deeper(value: Any, depth: int, items: int | None = None) -> bool:
+    """Whether ``value`` holds lists or objects more than ``depth`` levels deep, or (``items``) more than that many
+    lists, objects and values in all (looked at down to that depth, and that many)."""
+    level, seen = [value], 0
     for _ in range(depth):
         level = [item for inner in level if isinstance(inner, (list, dict))
                  for item in (inner.values() if isinstance(inner, dict) else inner)]
+        seen += len(level)
+        if items is not None and seen > items:
+            return True
         if not any(isinstance(item, (list, dict)) for item in level):
             return False
     return True
@@ -351,7 +359,7 @@ def _control_value(result: Mapping[str, Any]) -> tuple[str, Any]:
     if not isinstance(value, dict):
         return "", None
     original = value.get(kind)
-    if _nests_deeper(value, MAX_VALUE_DEPTH + 1):  # (the value's own object is one level)
+    if _nests_deeper(value, MAX_VALUE_DEPTH + 1, MAX_VALUE_ITEMS):  # (the value's own object is one level)
         return _TOO_DEEP, None
     return ls_value({kind: original} if kind in value else value), original
 
@@ -560,7 +568,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                            f"line {store.line[int(several.nonzero()[0][0])]}")
         if deep.any():
             collector.skip(name, f"answer(s) whose {control!r} value nests more than {MAX_VALUE_DEPTH} levels deep "
-                           f"(no value a control gives)", int(deep.sum()), f"line {store.line[int(deep.nonzero()[0][0])]}")
+                           f"or holds more than {MAX_VALUE_ITEMS} items (no value a control gives)", int(deep.sum()),
+                           f"line {store.line[int(deep.nonzero()[0][0])]}")
         several = several | deep
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
