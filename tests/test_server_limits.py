@@ -197,7 +197,7 @@ def test_connections_are_counted_per_address_and_in_all():
         await guarded(_connection("203.0.113.5"), None, send)  # a third from that address: refused at once
         assert sent == [{"type": "websocket.close", "code": 1013, "reason": "try again later"}]
         assert limit.open == {"203.0.113.5": 2}
-        # a proxy on loopback: the visitor is its X-Forwarded-For; the server's own machine has no per-address limit
+        # a proxy on loopback: the visitor is its X-Forwarded-For; the server's own machine is a party of its own
         tasks.append(asyncio.create_task(guarded(_connection("127.0.0.1", "198.51.100.7"), None, send)))
         tasks.append(asyncio.create_task(guarded(_connection("127.0.0.1"), None, send)))
         await asyncio.sleep(0)
@@ -266,6 +266,41 @@ def test_a_tab_s_messages_are_paced_past_a_burst(monkeypatch):
     assert flood[11] - started < 0.1  # a burst of 10 read at once
     assert flood[-1] - started >= 0.45  # the 50 after it at 100 a second
     assert other[-1] - started < 0.1  # another tab not slowed
+
+
+def test_the_server_s_own_machine_is_held_to_the_per_address_limit_and_pace(monkeypatch):
+    """Attack round 27: a local process (no party) opened all 500 websocket places in 1 s and every visitor was
+    refused; and each reconnect got a fresh burst of messages (29,000 presses in 16 s): the pace is the party's."""
+    monkeypatch.setattr(uploads, "MESSAGES_PER_SECOND", 100.0)
+    monkeypatch.setattr(uploads, "MESSAGE_BURST", 10)
+    limit = uploads.ConnectionLimit(per_client=3, total=10)
+    assert [limit.admit(None) for _ in range(3)] == [None] * 3
+    assert limit.admit(None) == ("3 connections are open from the server's own machine "
+                                 "(DEEM_MAX_CONNECTIONS_PER_CLIENT)")
+    assert limit.admit("203.0.113.5") is None  # (a visitor still gets in)
+    got: list[float] = []
+
+    def inbox(count: int):
+        messages = [{"type": "websocket.connect"}] + [{"type": "websocket.receive", "bytes": b"x"}] * count
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "websocket.disconnect"}
+        return receive
+
+    async def app(scope, receive, send):
+        while (await receive())["type"] != "websocket.disconnect":
+            got.append(time.monotonic())
+
+    fresh = uploads.ConnectionLimit(per_client=0, total=0)
+
+    async def reconnects() -> float:
+        started = time.monotonic()
+        for _ in range(5):  # five connections one after another, 10 messages each: one burst in all
+            await fresh.guard(app)(_connection("127.0.0.1"), inbox(10), None)
+        return started
+
+    started = asyncio.run(reconnects())
+    assert len(got) == 55 and got[-1] - started >= 0.35  # (40 of the 50 at 100 a second)
 
 
 @pytest.mark.slow
