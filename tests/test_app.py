@@ -223,6 +223,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
+    # what a refused press means, said beside the buttons (Streamlit's "Failed to generate file" alone; walkthrough 54)
+    assert ('at most 2 at a time for you, in the order pressed; a press the server cannot take says "Failed to '
+            'generate file"') in unescape(texts(at))
     # the worker table says whose labels it is measured against, whichever method is picked (walkthrough 29), and
     # stays open while the picker changes (it closed; walkthrough 30)
     assert [e.proto.expanded for e in at.expander if e.label == "Worker table"] == [False]
