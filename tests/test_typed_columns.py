@@ -259,6 +259,18 @@ def test_labels_that_nfkc_writes_long_are_not_read_letter_by_letter(monkeypatch)
     assert annotations._alike_labels(pd.Index(range(20_000)), np.arange(20_000), "s") == []  # noqa: SLF001
 
 
+def test_a_label_group_names_the_letters_of_other_scripts_in_its_labels():
+    """Walkthrough 55: past 10,000 distinct labels the spelling checks are not made, and the group warning printed
+    'yes', 'yеs' (a Cyrillic "е") alike: it read as one label written twice."""
+    free = [(f"t{t}", "typist", f"note {t}") for t in range(40)]
+    crowd = [(f"t{t}", f"ann{w}", "y\u0435s" if (w == 2 and t % 2) else ("yes", "no")[t % 2 and w != 2])
+             for t in range(40) for w in range(3)]
+    data = AnnotationSet.from_long(pd.DataFrame(free + crowd, columns=["task", "worker", "label"]), source="s")
+    groups = [w for w in label_doubts(data) if "share no label" in w]
+    assert len(groups) == 1 and "'y\u0435s' [cyrillic small letter ie U+0435]" in groups[0], groups
+    assert "'yes' [" not in groups[0]
+
+
 def test_a_label_that_nfkc_writes_long_keeps_only_a_few_letters_per_script():
     """Attack round 25: U+FDFA, one character NFKC writes as 18 letters, with a Cyrillic letter: every letter was kept
     for the script check (14 MB a 10,000-character label; an 8 KB upload took the server to 2.95 GB)."""

@@ -767,7 +767,9 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
         members = workers[worker_part == group]
         labels = classes[(part[n_workers:] == group) & used]
         names = ", ".join(_show_short(w) for w in members[:4]) + (" ..." if len(members) > 4 else "")
-        values = ", ".join(_show_short(c) for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
+        # (letters of other scripts named: 'yes', 'yеs' read as one label twice; walkthrough 55)
+        values = ", ".join(_show_short(c) + (_foreign_letters(c) if isinstance(c, str) and len(c) <= LONG_LABEL_CHARS
+                                             else "") for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
         shown.append(f"{len(members):,} worker(s) ({names}) gave {len(labels):,} label(s) ({values})")
         for label in labels[:1000]:
             key = str(label).strip().casefold()
