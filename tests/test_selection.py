@@ -472,3 +472,14 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
     assert model.selection_summary()["reason"] == (
         "holding out 10% of the answers (at most one a task) gives 18 here, and choosing needs 30: the Dawid-Skene "
         "start and 1 layer(s) are used")
+    assert model.init_ == "ds"
+    # a start the user set is kept and named (it said "the Dawid-Skene start" beside init="mv")
+    fixed = DEEM(epochs=2, seed=0, device="cpu", init="mv", n_layers="auto").fit(frame)
+    assert fixed.init_ == "mv" and fixed.n_layers_ == 1
+    assert fixed.selection_summary()["reason"].endswith("gives 18 here, and choosing needs 30: the majority-vote "
+                                                        "start and 1 layer(s) are used")
+    # 100 tasks x 4 answers hold out 40: enough, and the start is chosen
+    wider = pd.DataFrame([(f"t{t}", f"w{w}", int(rng.integers(0, 2))) for t in range(100) for w in range(4)],
+                         columns=["task", "worker", "label"])
+    chosen = DEEM(epochs=2, seed=0, device="cpu").fit(wider)
+    assert chosen.selection_summary()["heldout_answers"] == 40
