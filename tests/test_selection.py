@@ -439,8 +439,16 @@ def test_a_kept_choice_says_the_safety_rules_margin_and_each_references_gain():
     said = summary["safety"]
     assert said.startswith(f"safety rule: a reference replaces the choice when its predictive score is higher by "
                            f"more than {SAFETY_Z:g} paired standard errors; kept (")
-    for row in refs:  # each reference's gain over the choice, beside its standard error
-        assert re.search(rf"{re.escape(row['start'])} [+-]\d\.\d{{4}} ± \d\.\d{{4}} s\.e\.", said), (row["start"], said)
+    for row in refs:  # each reference's gain over the choice, beside its standard error, higher or lower in words
+        # ("majority vote +0.0216 ± 0.0153 s.e." was read as majority vote below the kept choice; walkthrough 55)
+        found = re.search(rf"{re.escape(row['start'])} (\d\.\d{{4}}) ± (\d\.\d{{4}}) s\.e\. (higher, under the "
+                          rf"(\d\.\d{{4}}) it must exceed|lower)[;)]", said)
+        assert found, (row["start"], said)
+        higher = found.group(3).startswith("higher")
+        chosen = next(r for r in summary["candidates"] if r["chosen"])
+        assert higher == (row["lco_score"] > chosen["lco_score"]), (row, chosen, said)
+        if higher:
+            assert float(found.group(4)) == pytest.approx(SAFETY_Z * float(found.group(2)), abs=2e-4)
     lines = selection_lines(summary)
     assert said in lines
     assert "dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)" in lines

@@ -397,7 +397,9 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             for ref in references:
                 gain, se = gain_of(ref)
                 # (an unnamed ± read as anything; walkthrough 32)
-                gains.append(f"{ref.name} {gain:+.4f} ± {se:.4f} s.e." + (f" {where}" if on_pairs else ""))
+                # in words: "+0.0216 ± 0.0153 s.e." was read as the reference below the choice (walkthrough 55)
+                side = ("higher, under the " + f"{SAFETY_Z * se:.4f} it must exceed") if gain > 0 else "lower"
+                gains.append(f"{ref.name} {abs(gain):.4f} ± {se:.4f} s.e. {side}" + (f" {where}" if on_pairs else ""))
                 if se > 0 and gain > SAFETY_Z * se and scored in (None, words):
                     beaten.append(ref.name)
                     by.append(f"{ref.name} +{gain:.4f} ± {se:.4f} s.e.")
@@ -406,7 +408,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         # in the table could not be checked against the rule; walkthrough 31)
         checked = (f"safety rule: a reference replaces the choice when its predictive score"
                    f"{' on the training answers or on the held-out ones' if on_pairs else ''} is higher by more than "
-                   f"{SAFETY_Z:g} paired standard errors; kept ({'; '.join(gains)} nats per answer)") if gains else None
+                   f"{SAFETY_Z:g} paired standard errors; kept (per answer, in nats: {'; '.join(gains)})") if gains else None
         if beaten:  # the choice is beaten: the best reference by the same score is returned
             returned = max(references, key=lambda ref: float(score_of(ref).mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
