@@ -13,7 +13,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
-from deem_core.data.annotations import DataError, label_doubts  # noqa: E402
+from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
@@ -40,6 +40,12 @@ for doubt in label_doubts(data):  # said on the Data page; said again where a tr
     st.warning(common.safe(f"Read before training: {doubt}"), icon=":material/warning:")
 for sentence in common.alike_workers(data):  # (said on the Data page too)
     st.warning(common.safe(f"Read before training: {sentence}"), icon=":material/content_copy:")
+left_out = left_out_notes(data)
+if left_out:  # (said on the Data page only: a Label Studio export's skipped answers went unmentioned where a training
+    # is launched; walkthrough 55)
+    more = f"; and {len(left_out) - 3} more note(s)" if len(left_out) > 3 else ""
+    st.caption(common.safe(f"Left out when these data were read (every note is on the Data page): "
+                           f"{'; '.join(left_out[:3])}{more}"))
 
 
 def _typed_lr() -> None:

@@ -880,6 +880,27 @@ def test_the_train_page_repeats_the_reads_doubts_about_the_labels(runs_dir):
     assert any("given by 1 worker(s) ('w3' 40 answers)" in w and "leave their rows out of the file" in w for w in said)
 
 
+def test_the_train_page_says_which_answers_the_read_left_out(runs_dir):
+    # a Label Studio export's junk answers were said on the Data page only (walkthrough 55)
+    def answer(t, w, depth):
+        path = "[" * depth + json.dumps(["Animal", ("Cat", "Dog")[(t + w) % 2]]) + "]" * depth
+        return ('{"completed_by":%d,"result":[{"from_name":"label","to_name":"text","type":"taxonomy",'
+                '"value":{"taxonomy":[%s]}}]}' % (w, path))
+    tasks = ['{"id":%d,"data":{"text":"t%d"},"annotations":[%s]}'
+             % (t, t, ",".join(answer(t, w, 30 if w == 0 and t in (3, 5) else 0) for w in range(3))) for t in range(20)]
+    at = upload(new_app(), "export.json", ("[" + ",".join(tasks) + "]").encode())
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    said = [unescape(str(c.value)) for c in at.caption if "Left out when these data were read" in unescape(str(c.value))]
+    assert len(said) == 1 and "export.json: skipped 2 answer(s) whose 'label' value nests more than 4 levels deep" in \
+        said[0] and "(first on task '3', line 1)" in said[0], said
+    clean = pd.DataFrame([(t, w, "ab"[(t + w) % 2]) for t in range(20) for w in range(3)],
+                         columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "clean.csv", clean)
+    at.switch_page("pages/train.py").run()
+    assert not [c for c in at.caption if "Left out when" in str(c.value)]
+
+
 def trained_deem(at: AppTest, epochs: int = 1, choose_layers: bool = False) -> AppTest:
     """A DEEM training of ``epochs`` on the loaded set (its depth chosen when ``choose_layers``), finished, then the
     Diagnostics page."""

@@ -991,6 +991,16 @@ def label_doubts(data: "AnnotationSet") -> list[str]:
     return [w for w in data.warnings if any(marker in w for marker in LABEL_DOUBTS)]
 
 
+#: how the readers begin a warning about answers or lines they left out ("a.json: skipped 2 answer(s) whose ...",
+#: "a.csv: dropped 1 answer(s) with a missing label ...")
+_LEFT_OUT = re.compile(r": (?:skipped|dropped) [\d,]+ ")
+
+
+def left_out_notes(data: "AnnotationSet") -> list[str]:
+    """The warnings of ``data``'s read that say answers or lines were left out."""
+    return [w for w in data.warnings if _LEFT_OUT.search(w)]
+
+
 def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label_codes: np.ndarray,
                          probs: np.ndarray | None, n_workers: int, on_conflict: str, source: str,
                          task_index: pd.Index, worker_index: pd.Index, class_index: pd.Index

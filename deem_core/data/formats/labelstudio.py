@@ -34,6 +34,7 @@ from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
+from deem_core.data.text import shortened
 
 __all__ = ["LabelStudioContext", "context_settings", "context_with", "iter_json", "iter_tasks", "json_kind",
            "read_json_records", "read_label_studio", "task_key_of", "write_tasks"]
@@ -426,6 +427,12 @@ def task_key_of(task: Mapping[str, Any], task_key: str) -> Any:
 MAX_CONTROLS = 1_000
 
 
+def _where(task: Any, line: int) -> str:
+    """Where a skipped answer is: its task id first (an export is often one line: "first on line 1" did not help
+    find it; walkthrough 55) and its line."""
+    return f"task {shortened(printable(task), 40)!r}, line {line}"
+
+
 def read_label_studio(source: Source, limits: Limits, budget: Budget | None, collector: Collector | None,
                       columns: Mapping[str, Any] | None = None, predictions: bool = True,
                       max_items: int | None = None) -> LabelStudioRead:
@@ -486,7 +493,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     raise DataError(f"{name}: line {line}: an {kind} of task {_cell(key)!r} is not an object")
                 if kind == "annotation" and entry.get("was_cancelled"):
                     counts["cancelled"] += 1
-                    first_where.setdefault("cancelled", f"line {line}")
+                    first_where.setdefault("cancelled", _where(_cell(key), line))
                     continue
                 if kind == "prediction":
                     counts["predictions"] += 1
@@ -564,12 +571,14 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
             "label": pd.Categorical.from_codes(np.frombuffer(store.label, dtype=np.int64), labels.values)})
         if several.any():
+            first = int(several.nonzero()[0][0])
             collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
-                           f"line {store.line[int(several.nonzero()[0][0])]}")
+                           _where(tasks.values[store.task[first]], store.line[first]))
         if deep.any():
             collector.skip(name, f"answer(s) whose {control!r} value nests more than {MAX_VALUE_DEPTH} levels deep "
                            f"or holds more than {MAX_VALUE_ITEMS} items (no value a control gives)", int(deep.sum()),
-                           f"line {store.line[int(deep.nonzero()[0][0])]}")
+                           _where(tasks.values[store.task[int(deep.nonzero()[0][0])]],
+                                  store.line[int(deep.nonzero()[0][0])]))
         several = several | deep
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
