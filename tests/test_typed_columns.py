@@ -253,10 +253,29 @@ def test_labels_that_nfkc_writes_long_are_not_read_letter_by_letter(monkeypatch)
     assert not any("mix letters" in d for d in doubts)
     many = pd.Index([f"c{i}" for i in range(annotations.SPELLING_CHECK_CLASSES)] + ["C0"])
     said = annotations._alike_labels(many, np.arange(len(many)), "s")  # noqa: SLF001
-    # not made, and said (attack round 27: the look-alike warnings vanished without a word past the cap)
-    assert said == [f"s: 10,001 distinct labels: their spellings are not compared (at most 10,000 are), so one class "
-                    f"spelled two ways would be two classes without a word; check the label column"]
+    # past the cap, made on the most given 10,000 and the rest said (attack round 27: the look-alike warnings
+    # vanished without a word past the cap): here every label is given once, and "C0" is the one left out
+    assert said == ["s: 10,001 distinct labels: the spellings of the 10,000 most given were compared, and the other 1 "
+                    "labels' spellings are not compared, so one of them spelled like another would be a class of its "
+                    "own without a word; check the label column"]
     assert annotations._alike_labels(pd.Index(range(20_000)), np.arange(20_000), "s") == []  # noqa: SLF001
+
+
+def test_past_the_cap_the_most_given_labels_are_still_compared():
+    """Walkthrough 55: one worker's 12,000 free-text labels put the set past SPELLING_CHECK_CLASSES, and a "yes" with a
+    Cyrillic "е" typed by another worker went uncaught: the checks now read the 10,000 most given labels."""
+    from deem_core.data import annotations  # noqa: PLC0415
+
+    free = [(f"f{t}", "typist", f"note {t}") for t in range(annotations.SPELLING_CHECK_CLASSES + 2_000)]
+    crowd = [(f"t{t}", f"ann{w}", "y\u0435s" if (w == 2 and t % 3 == 0) else ("yes", "no")[t % 2])
+             for t in range(60) for w in range(3)]
+    mixed = [(f"t{t}", "ann3", "n\u043e") for t in range(3)]  # "no" with a Cyrillic "о" (U+043E)
+    data = AnnotationSet.from_long(pd.DataFrame(free + crowd + mixed, columns=["task", "worker", "label"]), source="s")
+    doubts = label_doubts(data)
+    alike = [d for d in doubts if "spelled in more than one way" in d]
+    assert len(alike) == 1 and "'y\u0435s' [cyrillic small letter ie U+0435] (20; given by 'ann2' 20)" in alike[0], doubts
+    assert "'n\u043e' [cyrillic small letter o U+043E]" in alike[0]
+    assert any("12,004 distinct labels: the spellings of the 10,000 most given were compared" in d for d in doubts)
 
 
 def test_a_label_group_names_the_letters_of_other_scripts_in_its_labels():

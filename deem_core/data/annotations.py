@@ -48,7 +48,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -830,9 +830,13 @@ def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str
     """A warning when labels mix letters of several scripts ("no" with an Armenian "օ"): each is a class of its own
     that reads like another, and no table of look-alike letters holds them all (an Armenian "օ" split "no" and
     majority vote returned "yes" on every task without a word; attack round 24). Labels already said to be spelled
-    two ways are left to that warning."""
-    if not _spelling_checked(classes):
-        return []
+    two ways are left to that warning. Past :data:`SPELLING_CHECK_CLASSES` labels, among the most given that many."""
+    return _on_most_given(_mixed_among, classes, label_codes, source, worker_codes, workers)
+
+
+def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker_codes: np.ndarray | None = None,
+                 workers: pd.Index | None = None) -> list[str]:
+    """:func:`_mixed_script_labels` on labels few enough to read one by one."""
     keys = _label_keys(classes)
     said = keys.duplicated(keep=False).to_numpy()
     mixed = []
@@ -891,10 +895,26 @@ SPELLING_CHECK_CLASSES = 10_000
 NOT_COMPARED = "not compared"
 
 
-def _spelling_checked(classes: pd.Index) -> bool:
-    """Whether the spelling checks look at ``classes``: text labels, at most :data:`SPELLING_CHECK_CLASSES`."""
-    is_text = classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)
-    return bool(is_text) and len(classes) <= SPELLING_CHECK_CLASSES
+def _is_text(classes: pd.Index) -> bool:
+    return bool(classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype))
+
+
+def _on_most_given(check: Callable[..., list[str]], classes: pd.Index, label_codes: np.ndarray, source: str,
+                   worker_codes: np.ndarray | None, workers: pd.Index | None) -> list[str]:
+    """``check(classes, label_codes, source, worker_codes, workers)`` on text labels, and past
+    :data:`SPELLING_CHECK_CLASSES` distinct labels on the most given that many (with their answers only): a "yes"
+    with a Cyrillic "е" among one worker's 12,000 free-text labels was not caught (walkthrough 55)."""
+    if not _is_text(classes):
+        return []
+    if len(classes) <= SPELLING_CHECK_CLASSES:
+        return check(classes, label_codes, source, worker_codes, workers)
+    counts = np.bincount(label_codes, minlength=len(classes))
+    kept = np.sort(np.argsort(-counts, kind="stable")[:SPELLING_CHECK_CLASSES])
+    position = np.full(len(classes), -1, dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+    answered = position[label_codes] >= 0
+    return check(classes[kept], position[label_codes[answered]], source,
+                 None if worker_codes is None else worker_codes[answered], workers)
 
 
 def _foreign_letters(label: str) -> str:
@@ -924,14 +944,22 @@ def _alike_labels(classes: pd.Index, label_codes: np.ndarray, source: str, worke
                   workers: pd.Index | None = None) -> list[str]:
     """A warning when labels differ only in upper and lower case or in spaces ("Positive", "POSITIVE",
     "positive"): each is a class of its own, and a model then finds more classes than the crowd meant; the only sign
-    was a "dead units" warning about the learning rate (walkthrough 45)."""
-    if not _spelling_checked(classes):
-        is_text = classes.dtype == object or pd.api.types.is_string_dtype(classes.dtype)
+    was a "dead units" warning about the learning rate (walkthrough 45). Past :data:`SPELLING_CHECK_CLASSES`
+    labels, among the most given that many, and the others are said not to be compared."""
+    found = _on_most_given(_alike_among, classes, label_codes, source, worker_codes, workers)
+    if _is_text(classes) and len(classes) > SPELLING_CHECK_CLASSES:
         # (past the cap the warnings vanished without a word: a "yes" with a Cyrillic "е" split the answers and
         # majority vote returned "no" on all 300 tasks; attack round 27)
-        return [f"{source}: {len(classes):,} distinct labels: their spellings are {NOT_COMPARED} (at most "
-                f"{SPELLING_CHECK_CLASSES:,} are), so one class spelled two ways would be two classes without a word; "
-                f"check the label column"] if is_text and len(classes) > SPELLING_CHECK_CLASSES else []
+        found.append(f"{source}: {len(classes):,} distinct labels: the spellings of the {SPELLING_CHECK_CLASSES:,} "
+                     f"most given were compared, and the other {len(classes) - SPELLING_CHECK_CLASSES:,} labels' "
+                     f"spellings are {NOT_COMPARED}, so one of them spelled like another would be a class of its own "
+                     f"without a word; check the label column")
+    return found
+
+
+def _alike_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker_codes: np.ndarray | None = None,
+                 workers: pd.Index | None = None) -> list[str]:
+    """:func:`_alike_labels` on labels few enough to read one by one."""
     keys = _label_keys(classes)
     repeated = keys[keys.duplicated(keep=False)]
     if repeated.empty:
