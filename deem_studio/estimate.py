@@ -295,6 +295,18 @@ def _baselines_seconds(data: Any, methods: Sequence[str], seed: int, stop: threa
     return time.perf_counter() - started
 
 
+def _time_apart(methods: Sequence[str], datasets: list[Any], seed: int, stop: threading.Event | None,
+                ) -> tuple[list[list[float]], float]:
+    """The methods fitted in a child process in a job (crowd-kit's loops), timed on each of ``datasets`` in one
+    child (:func:`deem_core.methods.child.time_in_child`); ProbeSkipped when the probes' time runs out first."""
+    from deem_core.methods.child import FitStopped, time_in_child  # noqa: PLC0415
+
+    try:
+        return time_in_child(list(methods), datasets, {"seed": seed}, stop or threading.Event())
+    except FitStopped:
+        raise _too_slow() from None
+
+
 def _takes_whole(method: str, data: Any) -> bool:
     """Whether a method's own size check takes the whole data: one that refuses them is refused when its job is
     submitted, and a probe of it on a sample costs for nothing (GLAD on a sample of 20 tasks x 500 classes held the
@@ -317,6 +329,7 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
                    sample: int = PROBE_TASKS) -> Estimate:
     """Time of a "train" job (``deem_studio.jobs``): each DEEM method (``deem``/``irbm``) then the baselines."""
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
+    from deem_core.methods.registry import get_method  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     baselines = [m for m in baselines if _takes_whole(m, data)]
@@ -336,11 +349,18 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             size = min(BASELINE_PROBE_TASKS, probe.n_tasks, max(4, int(BASELINE_PROBE_CELLS // max(per_task, 1.0))))
             big = _probe_data(data, size, seed)
             small = _probe_data(data, max(1, big.n_tasks // 4), seed)
-            at_small = _baselines_seconds(small, list(baselines), seed, stop)
-            at_big = _baselines_seconds(big, list(baselines), seed, stop)
+            here = [m for m in baselines if not get_method(m).isolated]
+            apart = [m for m in baselines if get_method(m).isolated]
+            at_small = _baselines_seconds(small, here, seed, stop)
+            at_big = _baselines_seconds(big, here, seed, stop)
+            starts = 0.0  # a job starts one child process for each method fitted apart
+            if apart:
+                (in_small, in_big), wall = _time_apart(apart, [small, big], seed, stop)
+                at_small, at_big = at_small + sum(in_small), at_big + sum(in_big)
+                starts = max(0.0, wall - sum(in_small) - sum(in_big)) * len(apart)
             # a flat or noisy pair (a fitted slope below 0) is a fixed cost, not one in proportion to the tasks
             slope = max(0.0, (at_big - at_small) / max(1, big.n_tasks - small.n_tasks))
-            line.append(Line(max(0.0, at_big - slope * big.n_tasks), slope))
+            line.append(Line(max(0.0, at_big - slope * big.n_tasks) + starts, slope))
         return line[0].at(probe.n_tasks)
 
     def measure(probe: Any, stop: threading.Event) -> tuple[float, float, float]:

@@ -115,3 +115,19 @@ def test_the_baselines_probe_holds_a_bounded_number_of_answers_x_classes(monkeyp
     sizes.clear()
     estimate_train(data_of(1_000, 5, 3), deem_methods=(), baselines=("mv",), sample=500)
     assert max(sizes) == estimate.BASELINE_PROBE_TASKS
+
+
+def test_the_methods_fitted_apart_are_timed_in_one_child_process(data, monkeypatch):
+    """Walkthrough 55: each method a job fits in a child process (crowd-kit's loops) was timed in a child of its own
+    at both probe sizes, two seconds or so of starting each: with five of them the probes ran out of time and the
+    Train page gave no estimate. They are timed in one child, and what starting one costs is counted once for each."""
+    from deem_core.methods import child
+
+    started = []
+    real = child.subprocess.Popen
+    monkeypatch.setattr(child.subprocess, "Popen", lambda *a, **k: started.append(a) or real(*a, **k))
+    estimate = estimate_train(data, deem_methods=(), baselines=("mv", "mmsr", "zbs"), sample=300)
+    assert len(started) == 1
+    # the fixed part holds two child starts (a job starts one for M-MSR and one for Zero-based skill), each more
+    # than 0.1 s (an interpreter's start and imports)
+    assert estimate.baselines.fixed > 0.2 and estimate.baselines.per_task >= 0

@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["FitStopped", "fit_in_child", "POLL_SECONDS"]
+__all__ = ["FitStopped", "fit_in_child", "time_in_child", "POLL_SECONDS"]
 
 #: how often the parent looks at the stop event while the child fits
 POLL_SECONDS = 0.1
@@ -55,6 +55,25 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
     """``registry.fit_method(method, data, **options)`` in a child process; FitStopped when ``stop_event`` is set
     before it ends (the child is killed), the child's exception when the fit failed, RuntimeError when the child
     ended without a result (killed from outside, out of memory)."""
+    return _in_child(("fit", method, data, dict(options)), method, stop_event, poll)
+
+
+def time_in_child(methods: list[str], datasets: list[Any], options: dict[str, Any], stop_event: threading.Event,
+                  poll: float = POLL_SECONDS) -> tuple[list[list[float]], float]:
+    """Seconds each of ``methods`` takes to fit (and give its label table) on each of ``datasets``, all in one child
+    process, and the seconds the child took in all: ``(seconds[dataset][method], wall)``. ``wall`` less the fits is
+    what starting a child costs, which a job pays once for each such method. One child for every fit timed: a child
+    each (two sizes x five methods) cost the time probe 20 s of starts alone, and the Train page gave no estimate
+    (walkthrough 55). A fit that fails counts the time it took (it fails as quickly in the job)."""
+    started = time.perf_counter()
+    seconds = _in_child(("time", list(methods), list(datasets), dict(options)), "the timing of " + ", ".join(methods),
+                        stop_event, poll)
+    return seconds, time.perf_counter() - started
+
+
+def _in_child(payload: tuple, what: str, stop_event: threading.Event, poll: float) -> Any:
+    """Run ``payload`` (see :func:`_answer`) in a child process; its value, or the exception it raised. ``what``
+    names it in messages."""
     # the answers go in a file the child reads: given on its standard input, what a pipe's buffer did not take in
     # the first call of communicate() was never sent (a retry of communicate() with no input writes nothing more),
     # and every fit of more than ~64 KB of answers waited for its input until stopped (walkthrough 43). The result
@@ -64,13 +83,13 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
     answers, result = os.path.join(folder, "answers.pkl"), os.path.join(folder, "result.pkl")
     try:
         with open(answers, "xb") as handle:
-            pickle.dump((method, data, dict(options)), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
         proc = subprocess.Popen(_child_command(answers, result), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             while True:
                 if stop_event.is_set():
-                    raise FitStopped(f"{method}: stopped before its fit ended")
+                    raise FitStopped(f"{what}: stopped before its fit ended")
                 try:
                     _, err = proc.communicate(timeout=poll)
                     break
@@ -87,7 +106,7 @@ def fit_in_child(method: str, data: Any, options: dict[str, Any], stop_event: th
                 status, value = pickle.load(handle)  # noqa: S301 - our own child's answer in our private folder
         except Exception:  # noqa: BLE001 - no answer: the child died (killed, out of memory, an import failed)
             tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
-            raise RuntimeError(f"{method}: its fit ended without a result (exit status {proc.returncode}"
+            raise RuntimeError(f"{what}: its fit ended without a result (exit status {proc.returncode}"
                                + (f": {tail[0][:300]}" if tail else "") + ")") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -109,15 +128,14 @@ def _orphaned_exit(parent: int, folder: str, every: float = 1.0) -> None:
 def _main() -> int:
     answers, result = sys.argv[1], sys.argv[2]
     threading.Thread(target=_orphaned_exit, args=(os.getppid(), os.path.dirname(result)), daemon=True).start()
-    with open(answers, "rb") as handle:  # written by fit_in_child, our parent, for this child only
-        method, data, options = pickle.load(handle)  # noqa: S301
+    with open(answers, "rb") as handle:  # written by _in_child, our parent, for this child only
+        payload = pickle.load(handle)  # noqa: S301
     # removed once read: a parent killed mid-fit cannot remove it (a test's killed parent left one per run)
     with contextlib.suppress(OSError):
         os.unlink(answers)
-    from deem_core.methods.registry import fit_method  # noqa: PLC0415
-
+    method = payload[1] if payload[0] == "fit" else "timing"
     try:
-        answer: tuple[str, Any] = ("ok", fit_method(method, data, **options))
+        answer: tuple[str, Any] = ("ok", _answer(payload))
     except Exception as exc:  # noqa: BLE001 - the parent raises it
         answer = ("error", exc)
     try:
@@ -130,6 +148,33 @@ def _main() -> int:
         with open(result, "wb") as handle:
             pickle.dump(("error", RuntimeError(f"{method}: {said}")), handle)
     return 0
+
+
+def _answer(payload: tuple) -> Any:
+    """``("fit", method, data, options)``: the fitted aggregator; ``("time", methods, datasets, options)``: the
+    seconds of each fit (:func:`time_in_child`)."""
+    from deem_core.methods.registry import fit_method  # noqa: PLC0415
+
+    if payload[0] == "fit":
+        _, method, data, options = payload
+        return fit_method(method, data, **options)
+    _, methods, datasets, options = payload
+    # the libraries the fits import, imported before any fit is timed: a job's child imports them too, once, and
+    # counted in the first fit they made the small sample look slower than the large one (GLAD 7.9 s on 60 tasks,
+    # 1.1 s on 240)
+    import crowdkit.aggregation  # noqa: F401, PLC0415
+    seconds = []
+    for data in datasets:
+        row = []
+        for method in methods:
+            started = time.perf_counter()
+            try:
+                fit_method(method, data, **options).results_frame()
+            except Exception:  # noqa: BLE001, S110 - timed as it is: it fails as quickly in the job
+                pass
+            row.append(time.perf_counter() - started)
+        seconds.append(row)
+    return seconds
 
 
 if __name__ == "__main__":
