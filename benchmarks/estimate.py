@@ -15,6 +15,8 @@ Usage::
 
     python benchmarks/estimate.py                  # all sizes (about 10 min on one idle core)
     python benchmarks/estimate.py --sizes 3000     # one size
+    python benchmarks/estimate.py --sizes 3000 --train-only --methods deem,mv,ds,glad,mace,zbs,mmsr,onecoin
+                                                   # the training alone, with these methods
 """
 
 from __future__ import annotations
@@ -73,7 +75,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=",".join(str(n) for n in DEFAULT_SIZES))
     parser.add_argument("--csv", default=None, help="time these long-format answers (task, worker, label) instead")
+    parser.add_argument("--methods", default="deem,mv,ds", help="the training's methods (default: the form's)")
+    parser.add_argument("--train-only", action="store_true", help="time the training alone (no sweep, no diagnostics)")
     args = parser.parse_args()
+    methods = args.methods.split(",")
+    trained = tuple(m for m in methods if m in ("deem", "irbm"))
+    others = tuple(m for m in methods if m not in trained)
     manager = JobManager(Path(tempfile.mkdtemp(prefix="deem_estimate_")) / "runs")
     print(machine())
     print("| data | job | estimate s | measured s | measured / estimate | probe s | load avg | CPU s of this process |")
@@ -91,11 +98,10 @@ def main() -> None:
             ("sweep", f"sweep 8 lrs x {sweep_epochs} ep",
              lambda: estimate_sweep(data, epochs=sweep_epochs),
              {"epochs": sweep_epochs, "device": "cpu"}),
-            ("train", f"train DEEM+MV+DS x {train_epochs} ep",
-             lambda: estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), epochs=train_epochs,
-                                    device="cpu"),
-             {"methods": ["deem", "mv", "ds"], "epochs": train_epochs, "device": "cpu"}),
-        ]
+            ("train", f"train {'+'.join(m.upper() for m in methods)} x {train_epochs} ep",
+             lambda: estimate_train(data, deem_methods=trained, baselines=others, epochs=train_epochs, device="cpu"),
+             {"methods": methods, "epochs": train_epochs, "device": "cpu"}),
+        ][1 if args.train_only else 0:]
         train_run = None
         for kind, label, estimate_of, config in jobs:
             cpu0 = cpu_seconds()
@@ -106,6 +112,8 @@ def main() -> None:
             print(f"| {name} | {label} | {estimate.total_s:.1f} | {seconds:.1f} | {seconds / estimate.total_s:.2f} | "
                   f"{estimate.probe_s:.1f} | {' '.join(f'{x:.2f}' for x in os.getloadavg())} | "
                   f"{cpu_seconds() - cpu0:.1f} |", flush=True)
+        if args.train_only or not trained:
+            continue
         # diagnostics of the trained DEEM: no estimate before launch; the time left it shows once a quarter of
         # the worker importance (the long part) is done, against the time it then really took
         cpu0 = cpu_seconds()
