@@ -113,9 +113,10 @@ if too_large:
     offered = [m for m in offered if m not in too_large]
     if "train_methods" in st.session_state:  # (set before the box exists, it would replace the box's defaults)
         st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
-    # one line a method (one paragraph read densely; walkthrough 55)
-    st.caption("Not offered for these data:\n" + "\n".join(
-        f"- {common.safe(method_name(m))}: {common.safe(reason.split(': ', 1)[-1])}" for m, reason in too_large.items()))
+    # one line a method when there are several (one paragraph read densely; walkthrough 55)
+    named = [f"{common.safe(method_name(m))}: {common.safe(reason.split(': ', 1)[-1])}" for m, reason in too_large.items()]
+    st.caption("Not offered for these data: " + (named[0] if len(named) == 1 else
+                                                  "\n" + "\n".join(f"- {line}" for line in named)))
 default_methods = [m for m in DEFAULT_METHODS if m in offered]
 # methods picked for other data came into this set's box without a word (GLAD, MACE ... picked for a 3,000-task batch
 # made a 40,000-task training 7 min 42 s where the defaults took 1 min 53 s; walkthrough 53)
