@@ -115,8 +115,8 @@ if too_large:
         st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
     # one line a method when there are several (one paragraph read densely; walkthrough 55)
     named = [f"{common.safe(method_name(m))}: {common.safe(reason.split(': ', 1)[-1])}" for m, reason in too_large.items()]
-    st.caption("Not offered for these data: " + (named[0] if len(named) == 1 else
-                                                  "\n" + "\n".join(f"- {line}" for line in named)))
+    st.caption("Not offered for these data:" + (" " + named[0] if len(named) == 1 else
+                                                 "\n" + "\n".join(f"- {line}" for line in named)))
 default_methods = [m for m in DEFAULT_METHODS if m in offered]
 # methods picked for other data came into this set's box without a word (GLAD, MACE ... picked for a 3,000-task batch
 # made a 40,000-task training 7 min 42 s where the defaults took 1 min 53 s; walkthrough 53)
