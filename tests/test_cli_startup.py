@@ -62,3 +62,10 @@ def test_only_the_named_subcommand_gets_its_full_parser():
     # another subcommand is only listed: it parses nothing of its own
     with pytest.raises(SystemExit):
         parser.parse_args(["aggregate", "x.csv", "-o", "labels.csv"])
+
+
+def test_python_dash_m_runs_the_command():
+    # "No module named deem_core.cli.__main__" (walkthrough 56)
+    done = subprocess.run([sys.executable, "-m", "deem_core.cli", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "deem-studio" in done.stdout + done.stderr, done.stderr

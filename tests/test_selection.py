@@ -414,6 +414,11 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     assert "\r" not in err
     lines = [line for line in err.splitlines() if ": epoch " in line]
     assert lines == [lines[-1]] and lines[-1].startswith("DEEM: epoch 3 of 3 (100%), ")  # a short run: the end only
+    # with the depth chosen the depths train in turn: said (it read "epoch 300 of 300" for 100 epochs; walkthrough 56)
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "auto.csv"), "--layers", "auto", "--epochs", "2",
+                 "--device", "cpu"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if ": epoch " in line]
+    assert lines[-1].startswith("DEEM (3 depths in turn, 2 epochs each): epoch 6 of 6 (100%), "), lines
     # a Label Studio file of the same labels names the fallback in its model version (walkthrough, tenth session)
     assert main(["aggregate", str(path), "-o", str(tmp_path / "ls.json"), "--output-format", "label-studio",
                  "--epochs", "3", "--no-progress"]) == 0

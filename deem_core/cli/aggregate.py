@@ -180,7 +180,9 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
     if note:
         say(note)
     epochs = epochs_within_budget(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
-    progress = ProgressBar(epochs * groups, spec.name, disable=args.no_progress)
+    # (it read "epoch 300 of 300" for a 100-epoch run, with nothing of the depths; walkthrough 56)
+    progress = ProgressBar(epochs * groups, spec.name + (f" ({groups} depths in turn, {epochs:,} epochs each)"
+                                                         if groups > 1 else ""), disable=args.no_progress)
     try:
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:
