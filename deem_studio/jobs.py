@@ -961,7 +961,9 @@ def start_explanation(model: Any, asked: str) -> str:
         text += f" (FALLBACK: the labels come from {summary['fallback']})"
     if asked != "auto":
         return text + " (start chosen in the form)"
-    if summary.get("reason"):  # what was chosen: the start, or the start and the depth ("auto" read as the depth's)
+    if summary.get("reason") and summary.get("heldout_answers") is None and not summary.get("candidates"):
+        text += f" — {summary['reason']}"  # nothing was chosen (it read "start chosen:" before it; walkthrough 56)
+    elif summary.get("reason"):  # what was chosen: the start, or the start and the depth ("auto" read as the depth's)
         what = "start and layers chosen" if getattr(model, "n_layers", None) == "auto" else "start chosen"
         text += f" — {what}: {summary['reason']}"  # (the reason may hold brackets of its own)
     evidence = getattr(model, "init_evidence_", None)

@@ -482,15 +482,19 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
     frame = pd.DataFrame([(f"t{t}", f"w{w}", int(rng.integers(0, 2))) for t in range(60) for w in range(3)],
                          columns=["task", "worker", "label"])
     model = DEEM(epochs=2, seed=0, device="cpu").fit(frame)
+    # and what choosing would need, and what follows from not choosing (walkthrough 56)
     assert model.selection_summary()["reason"] == (
-        "holding out 10% of the answers (at most one a task) gives 18 here, and choosing needs 30: the Dawid-Skene "
-        "start and 1 layer(s) are used")
+        "holding out 10% of the answers (at most one a task) gives 18 here, and choosing needs 30 (about 295 answers, "
+        "on 30 tasks or more with two answers): nothing is chosen or checked against majority vote, and the "
+        "Dawid-Skene start and 1 layer(s) are used; compare the labels with majority vote's before relying on them")
+    from deem_studio.jobs import start_explanation
+    said = start_explanation(model, "auto")  # (it read "start chosen: ..." before that; walkthrough 56)
+    assert said.startswith("started from Dawid-Skene") and "chosen:" not in said and "— holding out 10%" in said
     assert model.init_ == "ds"
     # a start the user set is kept and named (it said "the Dawid-Skene start" beside init="mv")
     fixed = DEEM(epochs=2, seed=0, device="cpu", init="mv", n_layers="auto").fit(frame)
     assert fixed.init_ == "mv" and fixed.n_layers_ == 1
-    assert fixed.selection_summary()["reason"].endswith("gives 18 here, and choosing needs 30: the majority-vote "
-                                                        "start and 1 layer(s) are used")
+    assert "and the majority-vote start and 1 layer(s) are used" in fixed.selection_summary()["reason"]
     # 100 tasks x 4 answers hold out 40: enough, and the start is chosen
     wider = pd.DataFrame([(f"t{t}", f"w{w}", int(rng.integers(0, 2))) for t in range(100) for w in range(4)],
                          columns=["task", "worker", "label"])

@@ -390,9 +390,14 @@ class DEEM(Aggregator, BaseEstimator):
             # small neither start is ahead on every family: benchmarks/results/small_sets.txt
             start = START_WORDS.get("ds" if self.init == "auto" else self.init, self.init)
             # (it read "too few answers to hold out 30" beside 180 answers; walkthrough 52)
+            # what choosing would need, and what follows from not choosing (it said neither; walkthrough 56)
+            needed = math.ceil((MIN_HELDOUT - 0.5) / float(self.heldout_share))
             self._selection["reason"] = (f"holding out {float(self.heldout_share):.0%} of the answers (at most one a "
-                                         f"task) gives {held_out:,} here, and choosing needs {MIN_HELDOUT}: the "
-                                         f"{start} start and {self.n_layers_} layer(s) are used")
+                                         f"task) gives {held_out:,} here, and choosing needs {MIN_HELDOUT} (about "
+                                         f"{needed:,} answers, on {MIN_HELDOUT} tasks or more with two answers): "
+                                         f"nothing is chosen or checked against majority vote, and the {start} start "
+                                         f"and {self.n_layers_} layer(s) are used; compare the labels with majority "
+                                         f"vote's before relying on them")
         if self.lr == "auto" and not has_gold and self.init == "auto":
             # (a README example read 61.60% against majority vote's 77.00% without a word of it; walkthrough 45)
             self.warnings_.append("with the learning rate swept (lr='auto') the start is not chosen from held-out "
