@@ -1182,6 +1182,11 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
+            for text in getattr(model, "warnings_", ()):  # what fitting itself noted (the layers not chosen with gold
+                # labels: said on the CLI only, and the page showed 1 layer without a word; walkthrough 56); the
+                # data's own warnings are on the Data page, a fallback in the start sentence
+                if text not in getattr(data, "warnings", ()) and not text.startswith(("FALLBACK", "the safety rule returned")):
+                    ctx.progress.add_message(f"{spec.name}: {text}")
             entry.update(start=getattr(model, "init_", None),
                          start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))
             if entry["status"] == "cancelled":

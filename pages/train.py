@@ -206,6 +206,10 @@ with st.container(border=True):
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
+    if layers_auto and gold is not None and float(weight) > 0 and not idle:  # (the tick was dropped without a word
+        # on the page, the CLI said it; walkthrough 56)
+        st.caption("With a gold-label weight above 0 the layers are not chosen (the gold labels train the model): "
+                   "1 layer is used. Set the weight to 0 to choose them from held-out answers.")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [bad_seed] if idle else [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed,
                                         bad_weight]

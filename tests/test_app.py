@@ -1758,6 +1758,18 @@ def test_a_gold_label_weight_out_of_range_is_said(runs_dir):
     assert at.button(key="train_launch").disabled
 
 
+def test_a_gold_label_weight_says_the_layers_are_not_chosen(runs_dir):
+    # the ticked "choose the layers" became 1 layer without a word on the page (walkthrough 56)
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    at.checkbox(key="train_layers_auto").check().run()
+    said = "With a gold-label weight above 0 the layers are not chosen (the gold labels train the model): 1 layer"
+    assert said not in texts(at)
+    at.number_input(key="train_gold_weight").set_value(1.0).run()
+    assert said in texts(at)
+
+
 def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_dir):
     """Walkthrough 47: DEEM trained with a gold-label weight read 0.9560 on those same gold labels, the best of the
     session, with no note (94.65% on the 2,000 tasks it did not see, below the default's 95.20)."""

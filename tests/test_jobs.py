@@ -800,3 +800,17 @@ def test_a_start_kept_on_gold_labels_is_not_said_to_be_confirmed_by_them():
     switched = start_explanation(SimpleNamespace(init_="mv", init_evidence_={**evidence, "p_value": 0.01},
                                                  selection_summary_={}, fallback_=None), "auto")
     assert "the gold labels overruled the Dawid-Skene start (the other start was better on 12" in switched
+
+
+def test_what_the_fit_noted_is_said_with_the_run(manager):
+    # with gold labels the ticked "choose the layers" became 1 layer without a word on the pages (the CLI said why;
+    # walkthrough 56); the data's own warnings stay on the Data page
+    data, gold = tiny(80)
+    run_id = manager.submit("train", {"methods": ["deem"], "epochs": 1, "n_layers": "auto", "supervised_weight": 1.0,
+                                      "device": "cpu"}, data=data, gold=gold)
+    snap = manager.wait(run_id, timeout=120)
+    assert snap.status == "finished", snap.message
+    said = [m for m in snap.messages if "the layers are chosen from held-out answers only without those" in m]
+    assert said == ["DEEM: the layers are chosen from held-out answers only without those; here gold labels were "
+                    "given to fit, so 1 layer is used"], snap.messages
+    assert not any(w in m for w in data.warnings for m in snap.messages)
