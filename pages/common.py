@@ -722,7 +722,7 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
             config["gold_file"] = str(gold.attrs["file"])
     twin = mgr.active_twin(kind, config, workspace(), data_key())
     if twin is not None:
-        what = {"train": "training", "sweep": "sweep"}.get(kind, kind)
+        what = KIND_WORDS.get(kind, kind)
         st.session_state["_notice"] = (f"The same {what} on these data is already queued or running as run {twin}: "
                                        f"nothing new was launched. Change a setting to start another, or cancel it "
                                        f"first.")
@@ -921,6 +921,8 @@ GONE = "it was deleted by its owner, or the link is wrong"
 #: DEEM's starts as the pages name them (the Train form's choices, the Runs grid's column)
 STARTS = {"auto": "auto", "ds": "Dawid-Skene", "mv": "majority vote"}
 
+#: a run's kind in the words a sentence uses
+KIND_WORDS = {"train": "training", "sweep": "sweep", "diagnostics": "diagnostics"}
 PAGE_OF_KIND = {"sweep": "pages/sweep.py", "train": "pages/train.py", "diagnostics": "pages/diagnostics.py"}
 #: the page a shared link of each kind of run opens (a training's labels are on Results)
 LINK_PAGE_OF_KIND = {"sweep": "sweep", "train": "results", "diagnostics": "diagnostics"}
@@ -1053,9 +1055,16 @@ def restore_workspace() -> None:
     if reopen(latest):
         ds = dataset()
         if ds is not None:
+            # the latest run named with its kind, and a diagnostics' training (the page shows): "the latest:
+            # <a diagnostics id>" stood above another run's results (walkthrough 56)
+            kind = str(runs["kind"].iloc[0])
+            named = f"the {KIND_WORDS.get(kind, kind)} {latest}"
+            train = st.session_state.get("train_run")
+            if kind == "diagnostics" and train:
+                named += f", of the training {train}"
             # ("your latest data set" named the data of the latest run, not the set loaded last; walkthrough 34)
             st.session_state["_notice"] = (f"Brought back the data set of your latest run, {ds['name']}, with its runs "
-                                           f"(the latest: {latest}). To work on other data, load it on the Data page.")
+                                           f"(the latest: {named}). To work on other data, load it on the Data page.")
 
 
 def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_url: bool = False) -> bool:

@@ -761,8 +761,8 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     no_problem(tab)
     assert tab.session_state["dataset"]["data"].fingerprint() == at.session_state["dataset"]["data"].fingerprint()
     assert tab.session_state["train_run"] == train and address_of(tab) == train
-    assert (f"Brought back the data set of your latest run, {at.session_state['dataset']['name']}, with its runs"
-            in texts(tab))
+    assert (f"Brought back the data set of your latest run, {at.session_state['dataset']['name']}, with its runs "
+            f"(the latest: the training {train})" in texts(tab))
     tab.switch_page("pages/train.py").run()
     assert f"Run `{train}`" in texts(tab)
     tab.switch_page("pages/data.py").run()
@@ -933,6 +933,14 @@ def test_diagnostics_page(runs_dir):
     assert wait_done(diag_id).status == "finished"
     at.run()
     no_problem(at)
+    # a new tab brings the diagnostics back with their training, and names both (it named the diagnostics alone
+    # above the training's results; walkthrough 56)
+    tab = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    tab.session_state["owner_key"] = at.session_state["owner_key"]
+    tab.run()
+    train = at.session_state["train_run"]
+    assert tab.session_state["train_run"] == train
+    assert f"(the latest: the diagnostics {diag_id}, of the training {train})" in texts(tab)
     names = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
     # the heatmap says how large an MI chance gives on few common tasks (a random worker's bright cell read as
