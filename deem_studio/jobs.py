@@ -1220,6 +1220,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         labels_by_method[method] = frame["label"]
         entry["seconds"] = time.perf_counter() - started
         entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
+        if "majority_vote_tied" in frame:  # (the tasks that share reads as agreeing whichever tied label is given)
+            entry["majority_vote_ties"] = int(frame["majority_vote_tied"].sum())
         if gold is not None and len(gold):
             acc, n_gold = accuracy_and_count(frame["label"], gold)
             entry.update(accuracy=acc, gold_tasks=n_gold)

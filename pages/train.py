@@ -384,6 +384,12 @@ common.table(table, formats={"accuracy vs gold": "{:.4f}", "disagrees with major
                  # (a fallback's name read "DEEM (labels from cluster-weighted D…" at 1400 px; walkthrough, tenth
                  # session)
                  "method": st.column_config.TextColumn(width="large"), "note": st.column_config.TextColumn(width="large")})
+tied, of = next(((int(entry["majority_vote_ties"]), len(results[method])) for method, entry in metrics.items()
+                 if entry.get("majority_vote_ties") and results.get(method) is not None), (0, 0))
+if tied:  # (Wawa read 0.000 beside an accuracy 4 points above majority vote's: its labels differed on the ties only;
+    # the column's help said so, the page did not; walkthrough 56)
+    st.caption(f"disagrees with majority vote: on {tied:,} of the {of:,} tasks majority vote is a tie, and "
+               f"any of the tied labels counts as agreeing with it there; the Results page lists those tasks.")
 if "accuracy vs gold" in table and common.gold_scored(metrics):
     st.caption(f"accuracy vs gold: {common.gold_scored(metrics, loaded.config)}")
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text

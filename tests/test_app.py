@@ -205,6 +205,14 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert table.set_index("method").loc["Majority vote", "disagrees with majority vote"] == 0.0
     # and the heatmap's other count of ties said beside it (0.017 in the table, 0.944 agreement; walkthrough 53)
     assert "a method choosing another of the tied labels counts as different here" in texts(at)
+    # and how many ties the table's column reads as agreeing (Wawa read 0.000 four points above majority vote;
+    # walkthrough 56)
+    data = at.session_state["dataset"]["data"]
+    counts = np.zeros((data.n_tasks, data.n_classes))
+    np.add.at(counts, (data.task_codes, data.label_codes), 1)
+    tied = int(((counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
+    assert tied > 0 and (f"disagrees with majority vote: on {tied:,} of the {data.n_tasks:,} tasks majority vote is "
+                         f"a tie, and any of the tied labels counts as agreeing with it there") in texts(at)
     assert any(c.proto.spec for c in at.get("plotly_chart"))
     # results page
     at.switch_page("pages/results.py").run()
