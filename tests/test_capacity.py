@@ -635,3 +635,12 @@ def test_saved_diagnostics_are_one_copy_for_every_session():
     gc.collect()
     capacity.diagnostics_result(None, "0123456789abcdef", load)
     assert len(calls) == 2
+
+
+def test_the_readme_states_the_download_limits_the_server_keeps():
+    # the README said 3 files a visitor, the page and the server 2 (walkthrough 56)
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert (f"a visitor has at most {capacity.DOWNLOADS_PER_PARTY} files in the making or waiting, "
+            f"{capacity.MAX_WAITING_DOWNLOADS} wait server-wide") in readme
