@@ -82,6 +82,13 @@ def _reset_form() -> None:
     st.session_state.pop("_train_form_from", None)
 
 
+def _form_typed() -> None:
+    """A DEEM setting changed on these data: the form's settings are these data's now (typed on one data set, layers
+    2 and a Dawid-Skene start, or a gold-label weight, came into the next one's form without a word; walkthrough
+    56)."""
+    st.session_state["_train_form_from"] = (None, common.data_key())
+
+
 # settings filled from a run opened on other data came into this set's form without a word (a 2-layer Dawid-Skene
 # start carried into a Toloka batch; walkthrough 50)
 form_from = st.session_state.get("_train_form_from")
@@ -89,7 +96,8 @@ if form_from and form_from[1] != common.data_key() and any(  # (not when they ar
         st.session_state.get(key, value) != value for key, value in FORM_DEFAULTS.items()):
     note = st.container(horizontal=True, vertical_alignment="center")
     note.caption(common.safe(f"The layers, epochs, seeds, start and gold-label weight below are those of run "
-                             f"{form_from[0]}, opened earlier on other data."))
+                             f"{form_from[0]}, a training on other data." if form_from[0] else
+                             "The layers, epochs, seeds, start and gold-label weight below were set for other data."))
     note.button("Reset to the defaults", key="train_form_reset", on_click=_reset_form)
 
 # a method for two classes only is not offered on more (KOS was, and failed at the end of the job; walkthrough,
@@ -154,16 +162,16 @@ with st.container(border=True):
     else:
         layers, bad_layers = common.whole_number(
             c[0], "Layers (DEEM)", 0, common.MAX_LAYERS, value=int(TRAIN_DEFAULTS["n_layers"]), key="train_layers",
-            persist_state="session", disabled=idle,
+            persist_state="session", disabled=idle, on_change=_form_typed,
             help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS} (not used while 'Choose the layers' "
                  f"below is ticked)")
     epochs, too_many = common.whole_number(
         c[1], "Epochs", 1, TRAIN_MAX_EPOCHS, value=int(TRAIN_DEFAULTS["epochs"]), step=10, key="train_epochs",
-        persist_state="session", disabled=idle,
+        persist_state="session", disabled=idle, on_change=_form_typed,
         help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an update budget, "
              "said below the settings, with a box to lift it)")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
-                                           key="train_seeds", persist_state="session", disabled=idle,
+                                           key="train_seeds", persist_state="session", disabled=idle, on_change=_form_typed,
                                            help="independent runs trained together (1 to 16); their answers are "
                                                 "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
@@ -176,7 +184,7 @@ with st.container(border=True):
     bad_lr = None if typed_out is None else common.out_of_range("Learning rate", typed_out, *LR_RANGE)
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
-                          key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle,
+                          key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle, on_change=_form_typed,
                           help="auto: both starts train on the answers left after holding 10% out, and the one "
                                "that predicts the held-out answers better is kept, unless majority vote or the "
                                "cluster-weighted Dawid-Skene (which counts each group of copying workers once) "
@@ -197,12 +205,12 @@ with st.container(border=True):
     weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
         weight = c[3].number_input("Gold-label weight", value=weight, step=0.1,
-                                   key="train_gold_weight", persist_state="session", disabled=idle,
+                                   key="train_gold_weight", persist_state="session", disabled=idle, on_change=_form_typed,
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
                                         "and with start auto they may overrule the choice of start.")
     layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
-                              persist_state="session", disabled=idle,
+                              persist_state="session", disabled=idle, on_change=_form_typed,
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")

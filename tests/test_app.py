@@ -2214,14 +2214,41 @@ def test_settings_of_a_run_opened_on_other_data_are_said_and_can_be_reset(runs_d
     upload(visitor, "other.csv", tiny_csv(150))
     visitor.switch_page("pages/train.py").run()
     no_problem(visitor)
-    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, opened earlier "
-            f"on other data.") in unescape(texts(visitor))
+    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, a training on "
+            f"other data.") in unescape(texts(visitor))
     visitor.button(key="train_form_reset").click().run()
     no_problem(visitor)
     assert (visitor.number_input(key="train_layers").value, visitor.selectbox(key="train_init").value,
             visitor.number_input(key="train_epochs").value) == (1, "auto", 100)
-    assert "opened earlier on other data" not in unescape(texts(visitor))
+    assert "a training on other data" not in unescape(texts(visitor))
     assert visitor.multiselect(key="train_methods").value == ["deem"]  # (the methods stay as picked)
+
+
+def test_settings_typed_or_trained_on_other_data_are_said(runs_dir):
+    """Walkthrough 56: layers 2 and a Dawid-Skene start typed for one data set, or a gold-label weight, came into the
+    next data set's form without a word (only the methods had a note)."""
+    at = upload(new_app(), "first.csv")
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_layers").set_value(2).run()
+    at.switch_page("pages/data.py").run()
+    upload(at, "other.csv", tiny_csv(150))
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    said = "The layers, epochs, seeds, start and gold-label weight below were set for other data."
+    assert said in unescape(texts(at))
+    at.number_input(key="train_epochs").set_value(3).run()  # a change on these data makes them these data's
+    assert said not in unescape(texts(at))
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "finished"
+    at.switch_page("pages/data.py").run()
+    upload(at, "third.csv", tiny_csv(120))
+    at.switch_page("pages/train.py").run()
+    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, a training on "
+            f"other data.") in unescape(texts(at))
+    at.button(key="train_form_reset").click().run()
+    assert at.number_input(key="train_layers").value == 1 and "on other data" not in unescape(texts(at))
 
 
 def test_a_job_just_launched_is_redrawn_at_the_live_pace_while_it_is_still_queued():
