@@ -1371,10 +1371,12 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     # and all 16 seeds of 6 layers a 100 KB upload held the server's CPU slot for its 2 hours (attack round 6)
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
+    from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
+
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by if subset_classes else None,
                              max_tasks=cfg.get("max_tasks", DIAGNOSTICS_MAX_TASKS), progress=tell,
-                             importance_runs=usable_runs(model)[:1])
+                             importance_runs=usable_runs(model)[:1], clusters=clusters_for_diagnostics(model, data))
     _check_cancel(ctx)
     returned = source.summary.get(f"labels_from_{method}")
     of = f"run {source.run_id} ({method_name(method)}" + (f", labels from {returned})" if returned else ")")

@@ -311,8 +311,9 @@ with tab_quality:
     common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
                                          "answers alone: no gold labels", "accuracy": "Against the gold labels",
-                        "dependent with": "The other workers of its dependence cluster (found before training): "
-                                          "its agreement, spammer score and iRBM figures may read too high"},
+                        "dependent with": "The other workers of its dependence cluster (found before training, or "
+                                          "for these diagnostics when the training did not look): its agreement, "
+                                          "spammer score and iRBM figures may read too high"},
                  # (the flag read "likely sp" at 1400 px; walkthrough 37)
                  column_config={"flag": st.column_config.TextColumn(
                      "flag", width="medium", help="ok, weak, likely spammer, worse than chance, too few labels or "

@@ -802,12 +802,8 @@ def test_class_names_in_words_are_not_ambiguous():
     assert class_names_text(["x or y", "z"]) == "“x or y” or “z”"
 
 
-def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tables():
-    """Walkthrough 34: two workers who copy each other ranked first by agreement and by the iRBM's accuracy, flagged
-    "ok", while the Train page had found them as a dependence cluster: both tables now name the partners."""
-    from deem_core import DEEM
-    from deem_core.analysis.agreement import worker_table
-
+def _copying_pair() -> pd.DataFrame:
+    """600 tasks, 3 classes, six workers right 75% of the time, where w5 copies w4 85% of the time."""
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 3, 600)
     rows = []
@@ -815,7 +811,28 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
         labels = [y if rng.random() < 0.75 else rng.integers(0, 3) for _ in range(5)]
         labels.append(labels[4] if rng.random() < 0.85 else rng.integers(0, 3))  # w5 copies w4
         rows += [(f"t{t}", f"w{w}", int(label)) for w, label in enumerate(labels)]
-    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_cli_diagnostics_of_a_fixed_start_flag_the_copying_workers(tmp_path):
+    # walkthrough 56: with the start and layers fixed, no cluster was looked for and copiers read as the best workers
+    from deem_core.cli import main
+
+    _copying_pair().to_csv(tmp_path / "ann.csv", index=False)
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d"), "--init", "ds", "--layers", "1",
+                 "--epochs", "2", "--no-progress"]) == 0
+    table = pd.read_csv(tmp_path / "d" / "workers.csv", keep_default_na=False).set_index("worker")
+    assert table.loc[["w4", "w5"], "dependent_with"].tolist() == ["w5", "w4"]
+    assert table.loc[["w4", "w5"], "flag"].tolist() == ["dependent", "dependent"]
+
+
+def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tables():
+    """Walkthrough 34: two workers who copy each other ranked first by agreement and by the iRBM's accuracy, flagged
+    "ok", while the Train page had found them as a dependence cluster: both tables now name the partners."""
+    from deem_core import DEEM
+    from deem_core.analysis.agreement import worker_table
+
+    frame = _copying_pair()
     model = DEEM(init="auto", epochs=2, seed=0, device="cpu").fit(frame)
     assert [c["workers"] for c in model.selection_summary_["clusters"]["clusters"]] == [["w4", "w5"]]
     quality = worker_quality(model, frame)
@@ -844,3 +861,18 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     np.testing.assert_allclose(worker_table(data, model=fixed)["estimated_accuracy"].to_numpy(),
                                fixed_quality.table["irbm_accuracy"].to_numpy(), rtol=1e-12)
     assert "dependent_with" not in worker_table(data, model=fixed)
+    # diagnostics of that fixed-start model look for the clusters themselves (the quality table called four copiers
+    # "ok" and ranked them the best workers; walkthrough 56), and say where they were found
+    from deem_core.methods.clusters import clusters_for_diagnostics
+
+    found = clusters_for_diagnostics(fixed, frame)
+    assert [c["workers"] for c in found["clusters"]] == [["w4", "w5"]]
+    assert clusters_for_diagnostics(model, frame) is None  # (the fit looked: its own clusters)
+    looked = worker_quality(fixed, frame, clusters=found).table.set_index("worker")
+    assert looked.loc[["w4", "w5"], "flag"].tolist() == ["dependent", "dependent"] and looked.loc["w4", "dependent_with"] \
+        == "w5"
+    said = [n for n in worker_quality(fixed, frame, clusters=found).notes if n.startswith("dependent_with:")]
+    assert len(said) == 1 and "found for these diagnostics (the training, its start and layers fixed" in said[0]
+    from deem_core.analysis.diagnostics import run_diagnostics
+
+    assert "dependent_with" in run_diagnostics(fixed, frame, clusters=found).quality.table

@@ -814,3 +814,21 @@ def test_what_the_fit_noted_is_said_with_the_run(manager):
     assert said == ["DEEM: the layers are chosen from held-out answers only without those; here gold labels were "
                     "given to fit, so 1 layer is used"], snap.messages
     assert not any(w in m for w in data.warnings for m in snap.messages)
+
+
+def test_diagnostics_of_a_fixed_start_look_for_copying_workers(manager):
+    # walkthrough 56: a run with its start and layers fixed looked for no cluster, and its quality table called four
+    # copiers "ok" and ranked them the best workers
+    from test_diagnostics import _copying_pair
+
+    from deem_core.data.annotations import AnnotationSet
+
+    data = AnnotationSet.from_long(_copying_pair())
+    train = manager.submit("train", {"methods": ["deem"], "epochs": 2, "n_layers": 1, "init": "ds", "device": "cpu"},
+                           data=data)
+    assert manager.wait(train, timeout=120).status == "finished"
+    diag = manager.submit("diagnostics", {"source_run": train, "method": "deem"}, store_data=False)
+    snap = manager.wait(diag, timeout=120)
+    assert snap.status == "finished", snap.message
+    table = snap.result.quality.table.set_index("worker")
+    assert table.loc[["w4", "w5"], "flag"].tolist() == ["dependent", "dependent"]

@@ -32,7 +32,7 @@ from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
-    "dependent_with", "identical_groups",
+    "dependent_with", "cluster_partners", "identical_groups",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
@@ -212,7 +212,12 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
     depth (``selection_summary_["clusters"]``; "" for a worker in none), or None when no clusters were looked for.
     Their answers agree beyond what the other workers explain, so their agreement with the labels and the accuracy
     the model reads for them count shared answers as evidence (walkthrough 34: two copiers ranked first of 9)."""
-    found = ((getattr(model, "selection_summary_", None) or {}).get("clusters") or {})
+    return cluster_partners((getattr(model, "selection_summary_", None) or {}).get("clusters") or {}, workers)
+
+
+def cluster_partners(found: dict, workers: Any) -> list[str] | None:
+    """Per worker of ``workers``: the other workers of its cluster in ``found`` (a dependence-cluster summary,
+    ``{"clusters": [{"workers": [...]}, ...]}``), "" for a worker in none; None when ``found`` holds no clusters."""
     if "clusters" not in found:
         return None
     partners: dict[str, list[str]] = {}

@@ -105,10 +105,13 @@ def run(args: argparse.Namespace) -> int:
         if model.n_layers_ != args.layers and args.layers != "auto":
             say(f"the diagnostics are of the model as fitted: {model.n_layers_} layer(s), not the {args.layers} "
                 f"asked for (the choice lines above say why)")
+    from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
+
     diagnostics = run_diagnostics(
         model, data, gold=truth, subset_classes=subset_classes, subset_by=args.subset_by,
         subset_worker=args.subset_worker, subset_label=args.subset_label,
-        min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks)
+        min_common=args.min_common or DEFAULT_MIN_COMMON, max_tasks=args.max_tasks,
+        clusters=clusters_for_diagnostics(model, data))
     returned = safety_rule_reference(getattr(model, "fallback_", None))
     lead = returned_model_note("DEEM", returned, "DEEM's labels") if returned else None
     if lead:

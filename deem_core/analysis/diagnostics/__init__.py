@@ -86,7 +86,7 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
                     subset_worker: Any = None, subset_label: Any = None, run: int | None = None,
                     min_common: int = DEFAULT_MIN_COMMON, max_tasks: int | None = None,
                     progress: Callable[[str, int, int], None] | None = None,
-                    importance_runs: Sequence[int] | None = None) -> Diagnostics:
+                    importance_runs: Sequence[int] | None = None, clusters: dict | None = None) -> Diagnostics:
     """All three diagnostics of a fitted model on its annotations.
 
     The importance subset is ``subset`` if given, else built by :func:`select_tasks` from
@@ -95,7 +95,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     ``progress(phase, done, total)`` is told each part as it starts ("mutual information", "worker importance",
     "worker quality"; 0 of 1) and the importance's tasks as they are done (the longest part on large data).
     ``max_tasks`` and ``importance_runs`` (default: every usable run) bound the importance's work: each task costs
-    a^3 K^2 per layer and run.
+    a^3 K^2 per layer and run. ``clusters``: dependence clusters found for these diagnostics, flagged in the quality
+    table when the model did not look for them (:func:`worker_quality`).
     """
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
 
@@ -116,7 +117,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     seconds["importance"] = time.perf_counter() - started
     tell("worker quality", 0, 1)
     started = time.perf_counter()
-    quality = worker_quality(model, data, gold=gold, run=usable_runs(model)[0] if run is None else run)
+    quality = worker_quality(model, data, gold=gold, run=usable_runs(model)[0] if run is None else run,
+                             clusters=clusters)
     seconds["quality"] = time.perf_counter() - started
     notes = list(data.warnings) + mi.notes + importance.notes + quality.notes
     return Diagnostics(mutual_information=mi, importance=importance, quality=quality, seconds=seconds, notes=notes)

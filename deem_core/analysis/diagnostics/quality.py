@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deem_core.analysis.agreement import dependent_with
+from deem_core.analysis.agreement import cluster_partners, dependent_with
 from deem_core.data.annotations import AnnotationSet
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
@@ -148,7 +148,8 @@ def _weak_accuracy(k: int, threshold: float) -> float:
 
 
 def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels: int | None = None,
-                    spammer_threshold: float = DEFAULT_SPAMMER_THRESHOLD) -> QualityResult:
+                    spammer_threshold: float = DEFAULT_SPAMMER_THRESHOLD, clusters: dict | None = None,
+                    ) -> QualityResult:
     """Quality table of every worker.
 
     Columns: ``worker, n_labels, coverage`` (fraction of tasks answered), ``agreement`` (fraction of its
@@ -156,7 +157,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     with its own label frequencies), ``kappa`` (Cohen's kappa vs DEEM), ``accuracy`` (vs gold, NaN
     without gold), ``irbm_accuracy`` (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the
     worker's accuracy; of the raw labels only for ``n_layers = 0``), ``spammer_score``,
-    ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``.
+    ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``. ``clusters``: dependence clusters found for
+    these diagnostics (a ``DependenceClusters.summary()``), used when the model did not look for them (its start and
+    layers fixed by hand): copiers were then all "ok", ranked the best workers by the iRBM (walkthrough 56).
     """
     data = prepare(model, data)
     k = data.n_classes
@@ -198,6 +201,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
     partners = dependent_with(model, data.workers)
+    found_here = partners is None and clusters is not None
+    if found_here:
+        partners = cluster_partners(clusters, data.workers)
     dependents = partners is not None and any(partners)
     if partners is not None:  # (two copiers ranked first by agreement and Lemma 1, flagged "ok"; walkthrough 34)
         table.insert(table.columns.get_loc("flag"), "dependent_with", partners)
@@ -214,9 +220,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"worse than chance = kappa < 0"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")]
     if dependents:
-        notes.append("dependent_with: the other workers of its dependence cluster, found before training (their "
-                     "answers agree beyond what the other workers explain): agreement, kappa, spammer_score and the "
-                     "irbm_* columns count their shared answers as evidence and may read too high for them")
+        when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
+                "counted every member as an independent source)" if found_here else "found before training")
+        notes.append(f"dependent_with: the other workers of its dependence cluster, {when} (their answers agree "
+                     f"beyond what the other workers explain): agreement, kappa, spammer_score and the irbm_* columns "
+                     f"count their shared answers as evidence and may read too high for them")
     if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)
         notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
                      "the answers alone, without gold labels")
