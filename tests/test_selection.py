@@ -270,6 +270,8 @@ def test_a_group_that_cannot_be_tested_is_said_beside_the_choice():
     lines = selection_lines(summary)
     said = [line for line in lines if "not testable" in line]
     assert len(said) == 1 and said[0].startswith("not testable: 5 workers (g1_leaf1, g1_leaf2")
+    # not read as an accusation of good workers (walkthrough 56: eight independent workers, the case that went right)
+    assert "Workers who agree because they are right look the same" in said[0] and "gold labels" in said[0]
     # how far the labels are from the "Majority vote" method's, measured here independently
     from deem_core.methods.registry import fit_method
 

@@ -463,7 +463,9 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             lines.append(f"not testable: {len(group)} workers ({_names(group)}) agree with each other, but everyone "
                          f"else is one source ({others}) and a test needs two. They are counted as independent "
                          "sources; if they are one group too (one team, one model family), the answers cannot tell "
-                         f"whose shared opinion is the truth. {compare}")
+                         "whose shared opinion is the truth. Workers who agree because they are right look the same "
+                         "(the note does not say they copy): gold labels for a few dozen tasks would tell the two "
+                         f"apart. {compare}")
     candidates = summary.get("candidates") or []
     if candidates:
         seconds = summary.get("seconds")
