@@ -134,7 +134,16 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def client_party(address: str | None, forwarded: str | None = None) -> str | None:
+def proxy_trusted() -> bool:
+    """Whether the server was told that a reverse proxy on its machine appends each visitor's address to
+    ``X-Forwarded-For`` (``DEEM_TRUST_PROXY=1``). Read by default, the header let any process on the machine (an SSH
+    tunnel's user) name a new party on every connection and take every place (attack round 28)."""
+    from deem_studio.settings import env_value  # noqa: PLC0415
+
+    return bool(env_value("DEEM_TRUST_PROXY", 0))
+
+
+def client_party(address: str | None, forwarded: str | None = None, trust: bool | None = None) -> str | None:
     """The party a network address counts for in the per-address limits: an IPv6 address by its /64 network (one
     host normally holds a whole /64, so counting addresses one by one did not bind; attack round, ninth session),
     an IPv4 address as it is, also when written inside an IPv6 one (``::ffff:a.b.c.d``, NAT64, 6to4, Teredo).
@@ -145,7 +154,8 @@ def client_party(address: str | None, forwarded: str | None = None) -> str | Non
     rightmost address that is not loopback (what the proxy appended; entries to its left are the client's own
     words). Counted as loopback, every visitor of such a proxy had no limit at all (attack round 6); counted as
     one party before, they shared one (attack round 5). A header of loopback addresses only is one party,
-    ``127.0.0.1``, not none."""
+    ``127.0.0.1``, not none. The header is read only when ``trust`` (default: :func:`proxy_trusted`), and only its
+    entries that are addresses (any text was a party of its own)."""
     if not address:
         return None
     try:
@@ -155,10 +165,14 @@ def client_party(address: str | None, forwarded: str | None = None) -> str | Non
     if ip.version == 6:
         ip = _embedded_ipv4(ip) or ip
     if ip.is_loopback:
-        if not forwarded:
+        if not forwarded or not (proxy_trusted() if trust is None else trust):
             return None
         for entry in reversed([part.strip() for part in str(forwarded).split(",")]):
-            party = client_party(_bare_address(entry))
+            try:
+                ipaddress.ip_address(_bare_address(entry).split("%")[0])
+            except ValueError:
+                continue  # not an address: no party of its own
+            party = client_party(_bare_address(entry), trust=False)
             if party is not None:
                 return party
         return "127.0.0.1"

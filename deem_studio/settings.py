@@ -49,6 +49,9 @@ SETTINGS: dict[str, Setting] = {
     # uploads, connections and reading
     "DEEM_MAX_UPLOAD_BYTES": Setting("bytes", False, "bytes of uploads the server holds"),
     "DEEM_MAX_UPLOAD_BYTES_PER_SESSION": Setting("bytes", False, "bytes of uploads one session holds"),
+    "DEEM_TRUST_PROXY": Setting("count", True, "1: a reverse proxy on this machine appends each visitor's address to "
+                                               "X-Forwarded-For, which is read; 0 (the default): the header is "
+                                               "ignored"),
     "DEEM_MAX_CONNECTIONS": Setting("count", True, "websocket connections in all (0: no limit)"),
     "DEEM_MAX_CONNECTIONS_PER_CLIENT": Setting("count", True, "websocket connections per address (0: no limit)"),
     "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),

@@ -4,6 +4,8 @@ user was refused ("64 jobs are already queued or running on this server")."""
 
 from __future__ import annotations
 
+import functools
+
 import re
 import threading
 from pathlib import Path
@@ -120,7 +122,7 @@ def test_a_local_proxys_visitor_is_the_address_it_forwards_and_ipv4_inside_ipv6_
     # behind a reverse proxy on the server's machine every visitor came from ::ffff:127.0.0.1 and, as loopback, had no
     # per-address limit; IPv6 forms holding an IPv4 address put all of a translator's visitors in one /64 (attack
     # round 6)
-    party = owners.client_party
+    party = functools.partial(owners.client_party, trust=True)  # (DEEM_TRUST_PROXY=1: a proxy is said to be there)
     assert party("::ffff:127.0.0.1", "198.51.100.7") == "198.51.100.7"
     assert party("127.0.0.1", "10.9.8.7, 198.51.100.7") == "198.51.100.7"  # the one the proxy appended
     assert party("::1", "[2001:db8:5::9]:443") == "2001:db8:5::/64"
@@ -128,6 +130,18 @@ def test_a_local_proxys_visitor_is_the_address_it_forwards_and_ipv4_inside_ipv6_
     assert party("::ffff:127.0.0.1", "127.0.0.1") == party("127.0.0.1", "::1, 127.0.0.2") == "127.0.0.1"
     assert party("::ffff:127.0.0.1", "") is None  # a browser on the server's machine
     assert party("203.0.113.5", "127.0.0.1") == "203.0.113.5"  # a remote peer's header is not read
+
+
+def test_x_forwarded_for_is_read_only_where_a_proxy_is_said_to_be(monkeypatch):
+    """Attack round 28: any process on the server's machine (an SSH tunnel's user) wrote a made-up X-Forwarded-For on
+    every connection, each a party of its own, and took all 30 of 30 places; any text was a party ("x")."""
+    party = owners.client_party
+    monkeypatch.delenv("DEEM_TRUST_PROXY", raising=False)
+    assert party("127.0.0.1", "198.18.0.1") is None and party("::ffff:127.0.0.1", "198.18.0.2") is None
+    monkeypatch.setenv("DEEM_TRUST_PROXY", "1")
+    assert party("127.0.0.1", "198.18.0.1") == "198.18.0.1"
+    # entries that are no address are no party: the rightmost address is the visitor
+    assert party("127.0.0.1", "198.18.0.1, made-up") == "198.18.0.1" and party("127.0.0.1", "x") == "127.0.0.1"
     assert party("64:ff9b::cb00:7105") == party("::ffff:0:cb00:7105") == party("::cb00:7105") == "203.0.113.5"
     assert party("2002:cb00:7105::1") == "203.0.113.5"  # 6to4
     assert party("64:ff9b::cb00:7106") == "203.0.113.6" != party("64:ff9b::cb00:7105")

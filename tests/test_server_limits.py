@@ -176,7 +176,8 @@ def _connection(client: str, forwarded: str | None = None) -> dict:
     return {"type": "websocket", "client": (client, 5000), "headers": headers}
 
 
-def test_connections_are_counted_per_address_and_in_all():
+def test_connections_are_counted_per_address_and_in_all(monkeypatch):
+    monkeypatch.setenv("DEEM_TRUST_PROXY", "1")  # (the proxy case below: its header is read only when said)
     limit = uploads.ConnectionLimit(per_client=2, total=4)
     opened: list[asyncio.Event] = []
     sent: list[dict] = []
@@ -348,7 +349,7 @@ def test_the_live_server_refuses_connections_past_its_limits(tmp_path):
         for ws in [first, *held]:
             await ws.close()
 
-    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS": "4",
+    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS": "4", "DEEM_TRUST_PROXY": "1",
                                            "DEEM_MAX_CONNECTIONS_PER_CLIENT": "2"}) as server:
         asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
         assert "websocket refused: 2 connections are open from this address" in server.log(20_000)
@@ -372,6 +373,7 @@ def test_deem_studio_counts_connections_from_the_servers_start(tmp_path):
         for ws in [*held, other]:
             await ws.close()
 
-    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS_PER_CLIENT": "2"}, launcher=True) as server:
+    with LiveServer(tmp_path / "runs", env={"DEEM_MAX_CONNECTIONS_PER_CLIENT": "2", "DEEM_TRUST_PROXY": "1"},
+                    launcher=True) as server:
         asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
         assert "websocket refused: 2 connections are open from this address" in server.log(20_000)
