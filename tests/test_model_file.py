@@ -57,6 +57,14 @@ ALTERED = {
     "warnings_not_text": (lambda s: s.__setitem__("warnings", [1, 2]), "its warnings is not a list of text"),
     "worker_named_twice": (lambda s: s.__setitem__("workers", [s["workers"][0]] * len(s["workers"])),
                            "its workers are not unique"),
+    # attack round 28: 600 layers sharing one stored tensor took 2.7 GB to load from 4 MB (and past ~25 the charts
+    # failed); pair keys past the pairs or repeated ended in IndexError or wrong figures; a NaN posterior was shown
+    "seven_layers": (lambda s: s["network"].update({f"layer_weights.{i}": torch.zeros(1) for i in range(7)}),
+                     "7 layers; DEEM trains at most 6"),
+    "pair_keys_out_of_range": (_network("pair_keys", torch.tensor([10**15])), "pair keys are not increasing"),
+    "pair_keys_repeated": (_network("pair_keys", torch.zeros(4, dtype=torch.long)), "pair keys are not increasing"),
+    "posterior_nan": (lambda s: s.__setitem__("posterior", torch.full_like(s["posterior"], float("nan"))),
+                      "its posterior is not one probability per class"),
 }
 
 
@@ -187,3 +195,23 @@ def test_a_missing_model_file_is_said_to_be_missing(tmp_path, capsys):
     code = main(["diagnose", str(data), "-o", str(tmp_path / "out"), "--model", str(missing), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1] == "error: gone.deem: no such file", err
+
+
+def test_diagnostics_read_the_posterior_from_the_network_not_the_file():
+    # a made-up posterior (classes flipped) was diagnosed as the model's: every worker "worse than chance" beside its
+    # accuracy of 0.878 read from the network (attack round 28)
+    import numpy as np
+    import pandas as pd
+
+    from deem_core.analysis.diagnostics._common import consensus_posterior
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 200)
+    frame = pd.DataFrame([(t, w, int(y if rng.random() < 0.8 else 1 - y)) for t, y in enumerate(truth)
+                          for w in range(5)], columns=["task", "worker", "label"])
+    model = DEEM(epochs=3, device="cpu", seed=0).fit(frame)
+    honest = np.asarray(model.posterior_).copy()
+    model.posterior_ = honest[:, ::-1].copy()
+    from deem_core.data.annotations import AnnotationSet
+
+    np.testing.assert_allclose(consensus_posterior(model, AnnotationSet.from_long(frame)), honest, atol=1e-6)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from deem_core.data.annotations import DataError
+from deem_core.model.training import MAX_LAYERS
 
 __all__ = ["check_archive", "check_network_state", "check_params", "check_loaded"]
 
@@ -119,10 +120,20 @@ def check_network_state(state: Any, name: str, n_workers: int, n_classes: int) -
         raise _bad(name, f"its network has {workers:,} workers and {classes:,} classes, its lists "
                          f"{n_workers:,} and {n_classes:,}")
     layers = sum(1 for key in state if str(key).startswith("layer_weights."))
+    if layers > MAX_LAYERS:  # (600 layers sharing one stored tensor: a 4 MB file took 2.7 GB to load, and past ~25
+        # the diagnostics' charts failed; attack round 28)
+        raise _bad(name, f"its network has {layers:,} layers; DEEM trains at most {MAX_LAYERS}")
     blocks = bool(layers) and state.get("layer_weights.0") is not None and state["layer_weights.0"].dim() == 4
     pair_keys = state.get("pair_keys")  # blocks of chosen worker pairs (None: all pairs)
     if pair_keys is not None and (pair_keys.dtype.is_floating_point or pair_keys.dim() != 1):
         raise _bad(name, "its pair keys are not a list of whole numbers")
+    if pair_keys is not None and len(pair_keys) and (
+            int(pair_keys.min()) < 0 or int(pair_keys.max()) >= workers * workers
+            or (len(pair_keys) > 1 and not bool((pair_keys[1:] > pair_keys[:-1]).all()))):
+        # (keys past the pairs ended the diagnostics in "unexpected IndexError", repeated ones gave wrong mutual
+        # information without a word; attack round 28)
+        raise _bad(name, f"its pair keys are not increasing pair numbers below {workers * workers:,} (worker i, "
+                         f"worker j as i x workers + j)")
     try:
         with torch.device("meta"):  # the shapes of such a network, with no memory allocated
             expected = DEEMNetwork(runs, workers, classes, layers, "blocks" if blocks else "matrix", pair_keys)
@@ -171,6 +182,13 @@ def check_loaded(model: Any, name: str) -> None:
         value = getattr(model, attribute, None)
         if value is not None and tuple(np.shape(value)) != shape:
             raise _bad(name, f"{attribute.rstrip('_')} has shape {tuple(np.shape(value))}, expected {shape}")
+    posterior = getattr(model, "posterior_", None)
+    if posterior is not None and np.size(posterior):
+        # (a NaN or made-up posterior was shown as the model's: every worker "worse than chance" beside its
+        # accuracy of 0.878 read from the network; attack round 28)
+        values = np.asarray(posterior, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or np.abs(values.sum(axis=1) - 1).max() > 1e-3:
+            raise _bad(name, "its posterior is not one probability per class for each task")
     maps = np.asarray(model.class_maps_)
     if not np.issubdtype(maps.dtype, np.integer) or any(sorted(row) != list(range(k)) for row in maps.tolist()):
         raise _bad(name, "its class maps are not permutations of the classes")
