@@ -20,7 +20,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["escape_controls", "html_text", "natural_positions", "shortened"]
+__all__ = ["escape_controls", "html_text", "is_invisible", "natural_positions", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -37,6 +37,20 @@ def _is_control(char: str) -> bool:
     # characters; Zl/Zp: U+2028/U+2029, which some terminals and editors treat as line breaks; Cs: a lone surrogate
     # (half of a character), which no UTF-8 output can even print
     return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+#: characters drawn as nothing that are no format (Cf) character: the default-ignorable ones of Unicode's
+#: DerivedCoreProperties outside Cf (the combining grapheme joiner, variation selectors, Hangul fillers, Khmer inherent
+#: vowels, Mongolian variation selectors, tags and their supplement) and the blank Braille pattern. "yes" with one of
+#: them was a second class that read the same, without a word (attack round 28)
+_INVISIBLE = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180F, 0x2065, 0x2800, 0x3164, 0xFFA0})
+_INVISIBLE_RANGES = ((0x180B, 0x180D), (0xFE00, 0xFE0F), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
+
+
+def is_invisible(char: str) -> bool:
+    """Whether ``char`` is drawn as nothing though it is no format character (:data:`_INVISIBLE`)."""
+    code = ord(char)
+    return code in _INVISIBLE or any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 def escape_controls(value: Any) -> str:
