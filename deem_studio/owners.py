@@ -40,7 +40,8 @@ from typing import Any, Mapping
 from deem_studio.settings import env_value
 
 __all__ = [
-    "AccessDenied", "COOKIE_NAME", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
+    "AccessDenied", "COOKIE_HEADER", "COOKIE_NAME", "COOKIE_ROUTE", "cookie_request_refusal", "owner_cookie",
+    "owner_keys_sent", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
     "cancel_run", "delete_run", "is_owner_key", "is_workspace_id", "max_active_per_client", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
     "workspace_of",
 ]
@@ -53,6 +54,49 @@ DEFAULT_MAX_ACTIVE_PER_CLIENT = 8
 _KEY = re.compile(r"[0-9a-f]{32}")
 _WORKSPACE = re.compile(r"[0-9a-f]{24}")
 _SALT = b"deem-studio workspace v1\x00"
+
+
+#: the path (below the app's base path) where a page has the server write the owner-key cookie, HttpOnly: written by
+#: the page's script, the cookie could be read by a page of any other port of the host (cookies keep no port apart),
+#: which then listed, cancelled and deleted the owner's runs (attack round 28)
+COOKIE_ROUTE = "_deem/owner-cookie"
+#: the header a page sends with that request: a script of another origin cannot send it without the server's consent
+#: (a CORS preflight, which this route does not answer), so no other page can have the server set its key
+COOKIE_HEADER = "X-DEEM-Owner"
+
+
+def owner_cookie(key: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value that keeps ``key`` in the browser: HttpOnly (no page script reads it), the whole
+    site's path, a year, SameSite=Strict, Secure on HTTPS."""
+    return (f"{COOKIE_NAME}={key}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict"
+            + ("; Secure" if secure else ""))
+
+
+def cookie_request_refusal(method: str, headers: Any, body: bytes) -> str | None:
+    """Why a request to :data:`COOKIE_ROUTE` is refused (None: it may set the cookie): a POST with
+    :data:`COOKIE_HEADER`, an ``Origin`` that is the server's own host and port (``Host``), and a key as its body."""
+    if method != "POST":
+        return "not a POST"
+    if (headers.get(COOKIE_HEADER.lower()) or headers.get(COOKIE_HEADER)) != "1":
+        return f"no {COOKIE_HEADER} header"
+    origin, host = headers.get("origin"), headers.get("host")
+    if not origin or not host or origin.split("://", 1)[-1].rstrip("/") != host:
+        return "a request from another origin"
+    if not is_owner_key(body.decode("ascii", "replace").strip()):
+        return "no owner key"
+    return None
+
+
+def owner_keys_sent(cookie_header: str | None) -> list[str]:
+    """The distinct owner keys in a request's ``Cookie`` header: two when a page of another port set one beside this
+    site's (a cookie of a longer path is sent first, and would have been taken for the owner's)."""
+    found = []
+    for part in str(cookie_header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        key = normalise_key(value) if name == COOKIE_NAME else None
+        if key and key not in found:
+            found.append(key)
+    return found
 
 
 class AccessDenied(PermissionError):

@@ -35,11 +35,34 @@ def install_before_serving() -> bool:
     def limited(runtime: Any, base_url: Any) -> list:
         routes = original(runtime, base_url)
         uploads.install_connection_limit(routes=routes)
-        return routes
+        return [*routes, owner_cookie_route(base_url)]
 
     limited._deem_limited = True  # type: ignore[attr-defined]
     starlette_app.create_websocket_routes = limited
     return True
+
+
+def owner_cookie_route(base_url: Any) -> Any:
+    """The route where a page has the server write its owner key as an HttpOnly cookie (:data:`owners.COOKIE_ROUTE`;
+    the page's script wrote it before, readable by a page of any other port of the host: attack round 28)."""
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from streamlit.url_util import make_url_path
+
+    from deem_studio import owners
+
+    async def write_cookie(request: Any) -> Any:
+        body = await request.body() if int(request.headers.get("content-length") or 0) <= 64 else b""
+        refused = owners.cookie_request_refusal(request.method, request.headers, body)
+        if refused is not None:
+            return Response(status_code=403)
+        response = Response(status_code=204)
+        response.headers["set-cookie"] = owners.owner_cookie(body.decode("ascii").strip(),
+                                                             request.url.scheme == "https")
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    return Route(make_url_path(base_url or "", owners.COOKIE_ROUTE), write_cookie, methods=["POST"])
 
 
 AGENT_API = "server.enableAgentApi"

@@ -271,7 +271,13 @@ _OWNER_COOKIE_JS = """
 export default function ({ data }) {
   if (!data || !/^[0-9a-f]{32}$/.test(data.value)) return;
   const secure = window.location.protocol === "https:" ? "; Secure" : "";
-  document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
+  const byScript = () => {
+    document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
+  };
+  // the server writes it HttpOnly (deem-studio's route); a server without the route: written here, as before
+  fetch(data.route, {method: "POST", headers: {[data.header]: "1"}, body: data.value, credentials: "same-origin"})
+    .then((answer) => { if (!answer.ok) byScript(); })
+    .catch(byScript);
 }
 """
 _COOKIE_WRITER: list[Any] = []
@@ -281,8 +287,18 @@ def remember_owner() -> None:
     """Write this session's owner key into the browser's cookie (an invisible element; every script run)."""
     if not _COOKIE_WRITER:
         _COOKIE_WRITER.append(st.components.v2.component("deem_owner_cookie", js=_OWNER_COOKIE_JS))
-    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": owner_key(), "maxAge": owners.COOKIE_MAX_AGE},
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    route = "/" + "/".join(part for part in (base, owners.COOKIE_ROUTE) if part)
+    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": owner_key(), "maxAge": owners.COOKIE_MAX_AGE,
+                            "route": route, "header": owners.COOKIE_HEADER},
                       key="deem_owner_cookie", height=0)
+
+
+def _header(name: str) -> str | None:
+    try:
+        return st.context.headers.get(name)
+    except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
+        return None
 
 
 def _cookie(name: str) -> str | None:
@@ -950,7 +966,15 @@ def init_session() -> None:
     ss, params = st.session_state, st.query_params
     key = ss.get("owner_key")
     if not owners.is_owner_key(key):
-        key = owners.normalise_key(_cookie(owners.COOKIE_NAME)) or owners.new_owner_key()
+        sent = owners.owner_keys_sent(_header("Cookie"))
+        if len(sent) > 1:  # one of them set by a page of another port of this host, to have this browser's runs
+            # stored where that page's owner reads them (attack round 28): neither is taken
+            key = owners.new_owner_key()
+            ss["_notice"] = ("This browser sent two owner keys, and a page of another site on this server may have "
+                             "set one of them: neither was used. If you keep your owner key, paste it on the Runs "
+                             "page to get your runs back.")
+        else:
+            key = (sent[0] if sent else owners.normalise_key(_cookie(owners.COOKIE_NAME))) or owners.new_owner_key()
     if ss.get("ws") != owners.workspace_of(key):
         use_owner_key(key)
     if "ws" in params:

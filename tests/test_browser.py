@@ -400,6 +400,28 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             assert "Page not found" not in page.locator("body").inner_text()
             assert nav_titles(page) == NAV  # (the second entry is hidden)
             no_traceback(page)
+            # the owner key is kept HttpOnly, written by the server: the page's script wrote it, and a page of any
+            # other port of the host read it and deleted the owner's runs (attack round 28)
+            kept = until(lambda: [c for c in context.cookies() if c["name"] == "deem_owner" and c["httpOnly"]], 30,
+                         "the owner key rewritten HttpOnly")
+            assert [c["value"] for c in kept] == [key] and kept[0]["sameSite"] == "Strict"
+            assert "deem_owner" not in page.evaluate("document.cookie")
+            # no script of another origin has the server set a key (its header asks for a preflight not answered)
+            other = page.evaluate("""async (url) => { try { return (await fetch(url, {method: 'POST',
+                headers: {'X-DEEM-Owner': '1'}, body: '0'.repeat(32), credentials: 'include'})).status; }
+                catch (e) { return 'refused'; } }""", server.url.replace("127.0.0.1", "localhost")
+                                  + "/_deem/owner-cookie")
+            assert other == "refused", other
+        # a second key planted for a longer path (as a page of another port can) is not taken for the owner's
+        planted = browser.new_context(viewport=VIEWPORT)
+        planted.add_cookies([{"name": "deem_owner", "value": key, "url": server.url},
+                             {"name": "deem_owner", "value": "0" * 31 + "a", "url": server.url + "/_stcore/"}])
+        visitor = planted.new_page()
+        with explain_failure(visitor, server):
+            visitor.goto(f"{server.url}/runs", timeout=60_000)
+            heading(visitor, "Runs", 60)
+            until(lambda: "This browser sent two owner keys" in main_text(visitor), 30, "the two keys said")
+            assert workspace not in sidebar_text(visitor)
 
 
 def test_bad_file_shows_a_readable_message(tmp_path):

@@ -214,3 +214,27 @@ def test_a_training_with_a_method_past_its_own_size_is_refused_before_it_is_queu
     check_methods_fit(data, ["deem", "mv", "ds"])
     with pytest.raises(DataError, match=r"M-MSR compares every pair of workers"):
         check_methods_fit(data, ["deem", "mv", "mmsr"])
+
+
+def test_only_the_sites_own_pages_have_the_server_write_the_owner_key():
+    """Attack round 28: the owner key, written by the page's script, was read by a page of another port of the host
+    (cookies keep no port apart), which then deleted the owner's runs; the server now writes it HttpOnly, at the
+    request of this site's own pages only, and two keys sent at once are neither taken."""
+    key = "0123456789abcdef0123456789abcdef"
+    own = {"x-deem-owner": "1", "origin": "http://studio.example:8501", "host": "studio.example:8501"}
+    refusal = owners.cookie_request_refusal
+    assert refusal("POST", own, key.encode()) is None
+    assert refusal("GET", own, key.encode()) == "not a POST"
+    assert refusal("POST", {**own, "x-deem-owner": "0"}, key.encode()) == "no X-DEEM-Owner header"
+    assert refusal("POST", {**own, "origin": "http://studio.example:8575"}, key.encode()) == \
+        "a request from another origin"
+    assert refusal("POST", {k: v for k, v in own.items() if k != "origin"}, key.encode()) == \
+        "a request from another origin"
+    assert refusal("POST", own, b"not a key") == "no owner key"
+    assert owners.owner_cookie(key, secure=False) == (f"deem_owner={key}; Path=/; Max-Age={owners.COOKIE_MAX_AGE}; "
+                                                      f"HttpOnly; SameSite=Strict")
+    assert owners.owner_cookie(key, secure=True).endswith("; Secure")
+    other = "f" * 32
+    assert owners.owner_keys_sent(f"_xsrf=1; deem_owner={key}") == [key]
+    assert owners.owner_keys_sent(f"deem_owner={other}; a=b; deem_owner={key}") == [other, key]
+    assert owners.owner_keys_sent(f"deem_owner={key}; deem_owner={key}") == [key] and owners.owner_keys_sent(None) == []
