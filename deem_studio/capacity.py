@@ -60,25 +60,34 @@ def _bytes_of(values: list[Any]) -> int:
     return total
 
 
+#: share of the data budget one party (a network address; a workspace on the server's own machine) may hold: one
+#: visitor's three tabs took 53.1 of 53.4 MiB and every other visitor's load was refused (attack round 28)
+PARTY_SHARE = 0.5
+
+
 class DataLedger:
-    """The annotation sets held in this process (by sessions and jobs), counted until their last holder lets go."""
+    """The annotation sets held in this process (by sessions and jobs), counted until their last holder lets go; one
+    party's sets at most :data:`PARTY_SHARE` of the budget."""
 
     def __init__(self, budget: int):
         self.budget = int(budget)
         self._lock = threading.Lock()
         self._held: dict[int, int] = {}
+        self._party: dict[int, str] = {}
 
     def _forget(self, key: int) -> None:
         with self._lock:
             self._held.pop(key, None)
+            self._party.pop(key, None)
 
     def held(self) -> int:
         with self._lock:
             return sum(self._held.values())
 
-    def admit(self, data: Any, replacing: Any = None) -> int:
-        """Count ``data`` (once); CapacityError when the sets already held leave no room for it. ``replacing``: a
-        set the caller lets go of in exchange (not counted against the room)."""
+    def admit(self, data: Any, replacing: Any = None, party: str | None = None) -> int:
+        """Count ``data`` (once); CapacityError when the sets already held leave no room for it, or when ``party``'s
+        sets would pass its share. ``replacing``: a set the caller lets go of in exchange (not counted against the
+        room)."""
         key = id(data)
         with self._lock:
             if key in self._held:
@@ -87,11 +96,22 @@ class DataLedger:
         with self._lock:
             if key in self._held:
                 return self._held[key]
-            held = sum(self._held.values()) - (self._held.get(id(replacing), 0) if replacing is not None else 0)
+            swapped = id(replacing) if replacing is not None else None
+            held = sum(self._held.values()) - self._held.get(swapped, 0)
             if held + size > self.budget:
                 raise CapacityError(f"this data set needs {describe_bytes(size)} of memory and the server already "
                                     f"holds {describe_bytes(held)} of data sets for its users (at most "
                                     f"{describe_bytes(self.budget)}); try again later, or load a smaller data set")
+            if party is not None:
+                own = sum(n for k, n in self._held.items() if self._party.get(k) == party and k != swapped)
+                share = int(self.budget * PARTY_SHARE)
+                if own + size > share:
+                    raise CapacityError(f"this data set needs {describe_bytes(size)} of memory, and the data sets "
+                                        f"open in your tabs already hold {describe_bytes(own)} of the "
+                                        f"{describe_bytes(share)} one visitor may hold (half of what the server "
+                                        f"keeps for its users); close other tabs of DEEM Studio, or load a smaller "
+                                        f"data set")
+                self._party[key] = party
             self._held[key] = size
         weakref.finalize(data, self._forget, key)
         return size
@@ -109,15 +129,16 @@ def ledger() -> DataLedger:
         return _LEDGER[0]
 
 
-def admit_data(data: Any, replacing: Any = None) -> int:
-    """Count a data set a session is about to keep (instead of ``replacing``); CapacityError when the server has
-    no room for it, even after letting go of the runs' tables kept for the pages (:func:`run_tables`)."""
+def admit_data(data: Any, replacing: Any = None, party: str | None = None) -> int:
+    """Count a data set a session is about to keep (instead of ``replacing``; ``party``: whose, for its share);
+    CapacityError when the server has no room for it, even after letting go of the runs' tables kept for the pages
+    (:func:`run_tables`)."""
     try:
-        return ledger().admit(data, replacing)
+        return ledger().admit(data, replacing, party)
     except CapacityError:
         if not _release_kept_tables():
             raise
-        return ledger().admit(data, replacing)
+        return ledger().admit(data, replacing, party)
 
 
 # --------------------------------------------------------------------------- reading

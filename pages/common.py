@@ -467,7 +467,9 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     file carried (a gold file uploaded later is said to replace them). ``with_runs``: bring back the workspace's
     latest runs on these data that this session does not hold (not when a run is opened: it brings its own)."""
     current = dataset()
-    capacity.admit_data(data, replacing=current["data"] if current else None)
+    # counted for this visitor's share: its address, or on the server's own machine its workspace (attack round 28)
+    capacity.admit_data(data, replacing=current["data"] if current else None,
+                        party=client_address() or f"workspace {workspace()}")
     previous = data_key()
     previous_gold = current.get("gold") if current else None
     if gold is None and previous_gold is not None and previous == data.fingerprint():

@@ -644,3 +644,16 @@ def test_the_readme_states_the_download_limits_the_server_keeps():
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert (f"a visitor has at most {capacity.DOWNLOADS_PER_PARTY} files in the making or waiting, "
             f"{capacity.MAX_WAITING_DOWNLOADS} wait server-wide") in readme
+
+
+def test_one_visitor_holds_at_most_half_the_data_budget():
+    """Attack round 28: one visitor's three tabs took 53.1 of 53.4 MiB and another visitor's load was refused."""
+    first, second, third = (annotations(prefix=p) for p in "abc")
+    size = capacity.data_bytes(first)
+    book = capacity.DataLedger(budget=int(size * 3.5))
+    book.admit(first, party="203.0.113.5")
+    with pytest.raises(capacity.CapacityError, match="the data sets open in your tabs already hold"):
+        book.admit(second, party="203.0.113.5")  # a second of one visitor would pass half of 3.5 sets
+    book.admit(second, replacing=first, party="203.0.113.5")  # a tab swapping its set
+    book.admit(third, party="198.51.100.7")  # another visitor is served
+    assert book.held() == 3 * size
