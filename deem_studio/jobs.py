@@ -638,7 +638,7 @@ class JobManager:
         self._reserved: dict[str | None, int] = {}
         self._reserved_clients: dict[str, int] = {}
         self.keep_finished = int(keep_finished)
-        self.recovered = self.store.mark_stale_running_as_failed()
+        self.recovered = self.store.mark_stale_running_as_failed(time_limit=job_time_limit())
 
     # -- submitting
     def submit(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,

@@ -212,6 +212,28 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _process_started(pid: int | None) -> float | None:
+    """When process ``pid`` of this machine started (seconds since the epoch; Linux's /proc), or None when unknown."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        return boot + float(fields[19]) / os.sysconf("SC_CLK_TCK")  # (starttime: field 22, the 20th after the name)
+    except (OSError, ValueError, IndexError, StopIteration, TypeError):
+        return None
+
+
+def _run_process_alive(pid: int | None, since: float | None) -> bool:
+    """Whether the process that ran a run created at ``since`` may still be alive: ``pid`` exists and did not start
+    after the run was created (a pid reused after a reboot is another process: its run stayed "running" for good,
+    neither cancelled nor deleted by its owner; attack round 28)."""
+    if not _pid_alive(pid):
+        return False
+    started = _process_started(pid)
+    return started is None or since is None or started <= float(since) + 1.0
+
+
 # --------------------------------------------------------------------------- tables on disk
 #: a run's Label Studio tasks (id and data) and control, kept when its data came from a Label Studio export
 LABEL_STUDIO_TASKS = "label_studio_tasks.json"
@@ -817,22 +839,30 @@ class RunStore:
         return loaded
 
     # -- maintenance
-    def mark_stale_running_as_failed(self, active_ids: Iterable[str] = ()) -> list[str]:
+    def mark_stale_running_as_failed(self, active_ids: Iterable[str] = (), time_limit: float | None = None,
+                                     ) -> list[str]:
         """Runs left ``queued``/``running`` by a process that is gone (a crash, a restart) become ``failed``.
 
         A run is stale when it is not in ``active_ids`` (the jobs this process is running) and either it
-        belongs to this process or its process no longer exists on this host. Runs of a live process on
-        the same host, or of another host, are left alone. Returns the ids marked failed.
+        belongs to this process, or its process no longer exists on this host (or the pid now names a process
+        started after the run: reused after a reboot), or, of another host, it was created longer ago than a job may
+        run (``time_limit`` seconds, and ten minutes more; a recreated container comes back under another host
+        name). Runs of a live process on the same host, or of another host within that time, are left alone.
+        Returns the ids marked failed.
         """
         active = set(active_ids)
         host, pid = socket.gethostname(), os.getpid()
         stale = []
-        for row in self._query("SELECT run_id, status, host, pid FROM runs WHERE status IN ('queued', 'running')"):
+        now = time.time()
+        for row in self._query("SELECT run_id, status, host, pid, created_at FROM runs "
+                               "WHERE status IN ('queued', 'running')"):
             if row["run_id"] in active:
                 continue
             if row["host"] not in (None, host):
+                if time_limit and row["created_at"] and now - float(row["created_at"]) > float(time_limit) + 600:
+                    stale.append(row)
                 continue
-            if row["pid"] == pid or not _pid_alive(row["pid"]):
+            if row["pid"] == pid or not _run_process_alive(row["pid"], row["created_at"]):
                 stale.append(row)
         for row in stale:
             was = row["status"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -344,3 +345,32 @@ def test_a_run_folder_damaged_by_hand_is_read_around_its_damage_without_the_serv
         store.load_data(run_id)
     assert str(tmp_path) not in str(caught.value)
     assert "annotations" in store.load(run_id).problems  # (the page says it; it does not fail)
+
+
+def test_a_run_of_a_reused_pid_or_of_another_host_past_the_time_limit_is_not_running_for_good(tmp_path):
+    """Attack round 28: a run left "running" by a server under another host name (a recreated container), or whose
+    old pid now names another live process (after a reboot), stayed "running" after every restart, and its owner
+    could neither cancel nor delete it."""
+    import time as clock
+
+    from deem_studio.runs import _process_started
+
+    store = RunStore(tmp_path)
+    reused = store.create("train", {}, status="running")
+    away = store.create("train", {}, status="running")
+    recent_away = store.create("train", {}, status="running")
+    alive = store.create("train", {}, status="running")
+    booted = _process_started(1)
+    if booted is None:
+        pytest.skip("no /proc here")
+    with sqlite3.connect(tmp_path / "runs.sqlite") as con:
+        # created before process 1 started (before the reboot), pid 1 alive now: another process
+        con.execute("UPDATE runs SET pid = 1, created_at = ? WHERE run_id = ?", (booted - 100, reused))
+        con.execute("UPDATE runs SET host = 'old-container', created_at = ? WHERE run_id = ?",
+                    (clock.time() - 3 * 3600, away))
+        con.execute("UPDATE runs SET host = 'old-container' WHERE run_id = ?", (recent_away,))
+        con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getppid(), alive))  # a live server's run
+    marked = RunStore(tmp_path).mark_stale_running_as_failed(time_limit=2 * 3600)
+    assert set(marked) == {reused, away}
+    assert store.get(recent_away)["status"] == "running" and store.get(alive)["status"] == "running"
+    store.delete(reused)  # its owner can delete it now
