@@ -425,6 +425,11 @@ MAX_PENDING_PROBES = 8
 #: one visitor kept the queue full and every other visitor read "no time estimate" for 224 s (attack round 22). Two:
 #: a Train and a Sweep page's estimate at once.
 MAX_PROBES_PER_PARTY = 2
+#: seconds of timing probes one party may have run in the last :data:`PROBE_WINDOW_SECONDS`: one visitor typing new
+#: settings kept a probe running beside another user's job, which ran 2.3-3.0x slower (attack round 28). A page asks
+#: once per settings; 120 s covers dozens of changes on mid-sized data
+PROBE_SECONDS_PER_PARTY = 120.0
+PROBE_WINDOW_SECONDS = 600.0
 
 
 class BackgroundProbes:
@@ -432,14 +437,28 @@ class BackgroundProbes:
     the page was timing its settings (7 s on 3,000 tasks under load) waited for the probe, and was lost when the user
     went to another page meanwhile (walkthrough 37). Sessions asking for the same probe (``key``) share it."""
 
-    def __init__(self, max_pending: int | None = None, max_per_party: int | None = None) -> None:
+    def __init__(self, max_pending: int | None = None, max_per_party: int | None = None,
+                 seconds_per_party: float | None = None, window: float = PROBE_WINDOW_SECONDS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deem-probe")
         self._lock = threading.Lock()
         self._futures: dict[Any, Future] = {}
         self._askers: dict[Any, int] = {}
         self._parties: dict[Any, Counter] = {}  # key -> the parties waiting for it (how many of their sessions)
+        self._spent: dict[Any, list[tuple[float, float]]] = {}  # party -> (when a probe ended, its seconds)
         self.max_pending = MAX_PENDING_PROBES if max_pending is None else int(max_pending)
         self.max_per_party = MAX_PROBES_PER_PARTY if max_per_party is None else int(max_per_party)
+        self.seconds_per_party = PROBE_SECONDS_PER_PARTY if seconds_per_party is None else float(seconds_per_party)
+        self.window = float(window)
+
+    def spent(self, party: Any) -> float:
+        """Seconds of probes ``party`` waited for that ended in the last window (with the lock held)."""
+        since = time.monotonic() - self.window
+        kept = [(ended, seconds) for ended, seconds in self._spent.get(party, ()) if ended >= since]
+        if kept:
+            self._spent[party] = kept
+        else:
+            self._spent.pop(party, None)
+        return sum(seconds for _, seconds in kept)
 
     def _refused(self, message: str) -> Future:
         refused: Future = Future()
@@ -461,6 +480,10 @@ class BackgroundProbes:
                 if any(self._waiting_for(party) >= self.max_per_party for party in parties):
                     return self._refused(f"you are timing {self.max_per_party} other settings on this server right "
                                          f"now (at most {self.max_per_party} at a time)")
+                if any(self.spent(party) >= self.seconds_per_party for party in parties):
+                    return self._refused(f"your estimates have used {self.seconds_per_party:.0f} s of this server's "
+                                         f"time in the last {self.window / 60:.0f} minutes, the most one visitor may "
+                                         f"use; training needs no estimate")
                 future = self._pool.submit(self._run, key, work)
                 self._futures[key] = future
                 self._askers[key] = 0
@@ -493,10 +516,16 @@ class BackgroundProbes:
                 self._parties.pop(key, None)
 
     def _run(self, key: Any, work: Callable[[], Any]) -> Any:
+        started = time.monotonic()
         try:
             return work()
         finally:
             with self._lock:
+                ended = time.monotonic()
+                for party in self._parties.get(key) or ():  # (counted to each party that waited for it)
+                    self._spent.setdefault(party, []).append((ended, ended - started))
+                if len(self._spent) > 10_000:  # (the oldest parties first)
+                    self._spent.pop(next(iter(self._spent)))
                 self._futures.pop(key, None)
                 self._askers.pop(key, None)
                 self._parties.pop(key, None)

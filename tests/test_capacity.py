@@ -277,6 +277,23 @@ def test_one_party_holds_at_most_two_places_in_the_probe_queue():
     assert other.result(timeout=30) == "timed" and third.result(timeout=30) == "now queued"
 
 
+def test_one_party_runs_a_bounded_share_of_probe_time():
+    """Attack round 28: one visitor typing new settings again and again kept a probe running beside another user's
+    job, which ran 2.3-3.0x slower; each party has PROBE_SECONDS_PER_PARTY of probes in a window."""
+    import time as clock  # noqa: PLC0415
+
+    probes = estimate.BackgroundProbes(seconds_per_party=0.2, window=60)
+    assert probes.ask("first", lambda: clock.sleep(0.3) or "timed", parties=("ws-a", "10.0.0.1")).result(10) == "timed"
+    with pytest.raises(estimate.ProbeSkipped, match="your estimates have used 0 s of this server's time") as spent:
+        probes.ask("second", lambda: "never", parties=("ws-b", "10.0.0.1")).result(timeout=1)  # the same address
+    assert spent.value.retry
+    assert probes.ask("third", lambda: "timed", parties=("ws-c", "10.0.0.2")).result(10) == "timed"  # another party
+    late = estimate.BackgroundProbes(seconds_per_party=0.2, window=0.01)  # once the window has passed: timed again
+    late.ask("first", lambda: clock.sleep(0.3), parties=("ws-a",)).result(10)
+    clock.sleep(0.05)
+    assert late.ask("second", lambda: "timed", parties=("ws-a",)).result(10) == "timed"
+
+
 # --------------------------------------------------------------------------- a run's stored tables
 def _run_with_tables(store: RunStore, methods=("mv", "ds", "wawa"), n_classes: int = 4) -> str:
     data = annotations(n_classes=n_classes)
