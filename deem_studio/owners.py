@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 import secrets
 from typing import Any, Mapping
@@ -40,7 +41,7 @@ from typing import Any, Mapping
 from deem_studio.settings import env_value
 
 __all__ = [
-    "AccessDenied", "COOKIE_HEADER", "COOKIE_NAME", "COOKIE_ROUTE", "cookie_request_refusal", "owner_cookie",
+    "AccessDenied", "COOKIE_HEADER", "COOKIE_NAME", "allowed_origins", "same_origin", "COOKIE_ROUTE", "cookie_request_refusal", "owner_cookie",
     "owner_keys_sent", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
     "cancel_run", "delete_run", "is_owner_key", "is_workspace_id", "max_active_per_client", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
     "workspace_of",
@@ -65,6 +66,20 @@ COOKIE_ROUTE = "_deem/owner-cookie"
 COOKIE_HEADER = "X-DEEM-Owner"
 
 
+#: the body that asks the cookie route to remove owner keys set for the paths below the site's root (where a page of
+#: another port plants one so that it is sent first): two keys sent made a new one, which then replaced the owner's
+#: own (attack round 29)
+CLEAR_PLANTED = b"clear"
+#: the paths below the root that the websocket's address holds, where a planted cookie is sent with it
+PLANTED_PATHS = ("_stcore", "_stcore/", "_stcore/stream")
+
+
+def clear_planted(base: str = "") -> list[str]:
+    """``Set-Cookie`` values removing owner keys set for :data:`PLANTED_PATHS` (below ``base``)."""
+    prefix = "/" + base.strip("/") if base.strip("/") else ""
+    return [f"{COOKIE_NAME}=; Path={prefix}/{path}; Max-Age=0; SameSite=Strict" for path in PLANTED_PATHS]
+
+
 def owner_cookie(key: str, secure: bool) -> str:
     """The ``Set-Cookie`` value that keeps ``key`` in the browser: HttpOnly (no page script reads it), the whole
     site's path, a year, SameSite=Strict, Secure on HTTPS."""
@@ -72,16 +87,54 @@ def owner_cookie(key: str, secure: bool) -> str:
             + ("; Secure" if secure else ""))
 
 
-def cookie_request_refusal(method: str, headers: Any, body: bytes) -> str | None:
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def _host_port(authority: str, scheme: str | None = None) -> str:
+    """``host:port`` in lower case, the scheme's default port written out when none is given."""
+    authority = authority.strip().rstrip("/").lower()
+    if authority.startswith("[") and "]" in authority:  # an IPv6 literal
+        host, _, rest = authority[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    return f"{host}:{port or _DEFAULT_PORTS.get(scheme or '', '')}"
+
+
+def allowed_origins() -> set[str]:
+    """Origins other than the server's own address that its pages are served from (``DEEM_ALLOWED_ORIGINS``,
+    comma-separated, e.g. ``https://deem.example.org`` behind a reverse proxy that rewrites ``Host``)."""
+    return {origin.strip().rstrip("/").lower() for origin in os.environ.get("DEEM_ALLOWED_ORIGINS", "").split(",")
+            if origin.strip()}
+
+
+def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> bool:
+    """Whether a request's ``Origin`` is the server's own address (its ``Host``, default ports written out) or one of
+    :func:`allowed_origins`. Streamlit's own check lets any port of localhost or of the server's address open its
+    websocket: a page on another port then read the owner key and drove the app as its visitor (attack round 29)."""
+    if not origin or origin == "null":
+        return False
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed_origins():
+        return True
+    if not host or "://" not in origin:
+        return False
+    origin_scheme, authority = origin.split("://", 1)
+    http_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    return _host_port(authority, origin_scheme) == _host_port(host, http_scheme)
+
+
+def cookie_request_refusal(method: str, headers: Any, body: bytes, scheme: str = "http") -> str | None:
     """Why a request to :data:`COOKIE_ROUTE` is refused (None: it may set the cookie): a POST with
     :data:`COOKIE_HEADER`, an ``Origin`` that is the server's own host and port (``Host``), and a key as its body."""
     if method != "POST":
         return "not a POST"
     if (headers.get(COOKIE_HEADER.lower()) or headers.get(COOKIE_HEADER)) != "1":
         return f"no {COOKIE_HEADER} header"
-    origin, host = headers.get("origin"), headers.get("host")
-    if not origin or not host or origin.split("://", 1)[-1].rstrip("/") != host:
+    if not same_origin(headers.get("origin"), headers.get("host"), scheme):
         return "a request from another origin"
+    if body.strip() == CLEAR_PLANTED:
+        return None
     if not is_owner_key(body.decode("ascii", "replace").strip()):
         return "no owner key"
     return None

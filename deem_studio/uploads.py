@@ -355,12 +355,20 @@ class ConnectionLimit:
     def guard(self, app: Any) -> Any:
         """``app`` (the ASGI app of Streamlit's websocket route) behind this limit: a connection past it is
         refused before it is accepted (the browser's handshake gets HTTP 403; it retries as after any drop)."""
-        from deem_studio.owners import client_party  # noqa: PLC0415
+        from deem_studio.owners import client_party, same_origin  # noqa: PLC0415
 
         async def guarded(scope: dict, receive: Any, send: Any) -> None:
             client = scope.get("client") or (None, None)
-            forwarded = next((value.decode("latin-1") for name, value in scope.get("headers") or []
-                              if name.lower() == b"x-forwarded-for"), None)
+            headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
+            forwarded = headers.get(b"x-forwarded-for")
+            origin = headers.get(b"origin")
+            if origin is not None and not same_origin(origin, headers.get(b"host"), scope.get("scheme") or "ws"):
+                # a browser page of another origin (another port of this host: Streamlit's own check lets any port
+                # of localhost in) opened the websocket with this site's cookies, read the owner key and drove the
+                # app as its visitor (attack round 29); a browser always sends Origin, other clients carry no cookie
+                _LOG.warning("websocket refused: a page of another origin (%s)", origin[:100])
+                await send({"type": "websocket.close", "code": 1008, "reason": "another origin"})
+                return
             party = client_party(client[0], forwarded)
             refused = self.admit(party)
             if refused is not None:

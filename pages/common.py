@@ -206,10 +206,20 @@ def client_address() -> str | None:
         return None
 
 
+#: the party of every browser on the server's own machine (no address): a workspace costs nothing, so counted by
+#: workspace a second browser profile there was a new half of the data budget (attack round 29)
+THIS_MACHINE = "the server's own machine"
+
+
+def visitor() -> str:
+    """The party this session's shares are counted for: its network address, or :data:`THIS_MACHINE`."""
+    return client_address() or THIS_MACHINE
+
+
 def parties() -> tuple[str | None, str | None]:
     """Who this session is for the server's per-visitor limits (probe places, download files): its workspace and
-    its network address (one visitor's tabs share them)."""
-    return st.session_state.get("ws"), client_address()
+    its network address, or the server's own machine (one visitor's tabs share them)."""
+    return st.session_state.get("ws"), visitor()
 
 
 def workspace() -> str:
@@ -269,7 +279,11 @@ def read_only_note(run_id: str, launch: bool = False) -> None:
 # server reads it back from the request (st.context.cookies). Only hex characters ever reach the cookie string.
 _OWNER_COOKIE_JS = """
 export default function ({ data }) {
-  if (!data || !/^[0-9a-f]{32}$/.test(data.value)) return;
+  if (!data || !(/^[0-9a-f]{32}$/.test(data.value) || data.value === "clear")) return;
+  if (data.value === "clear") {  // two keys were sent: the ones planted below the root go, the owner's stays
+    fetch(data.route, {method: "POST", headers: {[data.header]: "1"}, body: "clear", credentials: "same-origin"});
+    return;
+  }
   const secure = window.location.protocol === "https:" ? "; Secure" : "";
   const byScript = () => {
     document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
@@ -289,7 +303,10 @@ def remember_owner() -> None:
         _COOKIE_WRITER.append(st.components.v2.component("deem_owner_cookie", js=_OWNER_COOKIE_JS))
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")
     route = "/" + "/".join(part for part in (base, owners.COOKIE_ROUTE) if part)
-    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": owner_key(), "maxAge": owners.COOKIE_MAX_AGE,
+    # with two keys sent, this session's new key is not written over the owner's (attack round 29): the planted
+    # one is removed, and the next session reads the owner's alone
+    value = owners.CLEAR_PLANTED.decode() if st.session_state.get("_two_keys") else owner_key()
+    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": value, "maxAge": owners.COOKIE_MAX_AGE,
                             "route": route, "header": owners.COOKIE_HEADER},
                       key="deem_owner_cookie", height=0)
 
@@ -468,8 +485,7 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     latest runs on these data that this session does not hold (not when a run is opened: it brings its own)."""
     current = dataset()
     # counted for this visitor's share: its address, or on the server's own machine its workspace (attack round 28)
-    capacity.admit_data(data, replacing=current["data"] if current else None,
-                        party=client_address() or f"workspace {workspace()}")
+    capacity.admit_data(data, replacing=current["data"] if current else None, party=visitor())
     previous = data_key()
     previous_gold = current.get("gold") if current else None
     if gold is None and previous_gold is not None and previous == data.fingerprint():
@@ -972,9 +988,11 @@ def init_session() -> None:
         if len(sent) > 1:  # one of them set by a page of another port of this host, to have this browser's runs
             # stored where that page's owner reads them (attack round 28): neither is taken
             key = owners.new_owner_key()
+            ss["_two_keys"] = True  # (this session's key is not written over the browser's own; the planted one goes)
             ss["_notice"] = ("This browser sent two owner keys, and a page of another site on this server may have "
-                             "set one of them: neither was used. If you keep your owner key, paste it on the Runs "
-                             "page to get your runs back.")
+                             "set one of them: neither was used here, and the one set for another path is removed. "
+                             "Open DEEM Studio again in a new tab to get your runs back, or paste your owner key on "
+                             "the Runs page.")
         else:
             key = (sent[0] if sent else owners.normalise_key(_cookie(owners.COOKIE_NAME))) or owners.new_owner_key()
     if ss.get("ws") != owners.workspace_of(key):

@@ -287,6 +287,7 @@ with st.expander("Your owner key: control your runs from another browser"):
             st.error("That is not an owner key (32 hexadecimal characters).")
         else:
             previous, left = common.owner_key(), len(mgr.store.list(owner=common.workspace()))
+            st.session_state.pop("_two_keys", None)  # (a key pasted is this browser's: written again)
             common.use_owner_key(key)
             n = len(mgr.store.list(owner=common.workspace()))
             # the browser's own runs went out of its list without a word, and their key with them (walkthrough 34)

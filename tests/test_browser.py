@@ -422,6 +422,24 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             heading(visitor, "Runs", 60)
             until(lambda: "This browser sent two owner keys" in main_text(visitor), 30, "the two keys said")
             assert workspace not in sidebar_text(visitor)
+            # the planted key goes and the owner's stays (a new key was written over it; attack round 29)
+            until(lambda: [c["value"] for c in planted.cookies() if c["name"] == "deem_owner"] == [key], 30,
+                  "the planted key removed, the owner's kept")
+            again = planted.new_page()
+            again.goto(f"{server.url}/runs", timeout=60_000)
+            heading(again, "Runs", 60)
+            until(lambda: workspace in sidebar_text(again), 30, "the owner's workspace back in a new tab")
+            assert "two owner keys" not in main_text(again)
+        # a page of another port of the host opens no websocket of this site (it read the key and drove the app as
+        # its visitor; attack round 29)
+        other_origin = browser.new_context(viewport=VIEWPORT)
+        other_origin.add_cookies([{"name": "deem_owner", "value": key, "url": server.url}])
+        probe = other_origin.new_page()
+        probe.goto(f"{server.url}/_stcore/health", timeout=30_000)
+        closed = probe.evaluate("""(url) => new Promise((done) => { const ws = new WebSocket(url, ['streamlit']);
+            ws.onopen = () => done('open'); ws.onclose = (e) => done('closed ' + e.code); })""",
+                                server.url.replace("http://127.0.0.1", "ws://localhost") + "/_stcore/stream")
+        assert closed.startswith("closed"), closed
 
 
 def test_bad_file_shows_a_readable_message(tmp_path):

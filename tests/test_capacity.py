@@ -674,3 +674,18 @@ def test_one_visitor_holds_at_most_half_the_data_budget():
     book.admit(second, replacing=first, party="203.0.113.5")  # a tab swapping its set
     book.admit(third, party="198.51.100.7")  # another visitor is served
     assert book.held() == 3 * size
+
+
+def test_a_data_set_held_for_no_party_is_counted_for_the_visitor_who_opens_it():
+    """Attack round 29: a run's annotations, held first by the shared copy (no party), were never counted for the
+    visitor whose tabs opened them: four tabs held 21.9 of 24 MiB and another visitor was refused."""
+    first, second = annotations(prefix="a"), annotations(prefix="b")
+    size = capacity.data_bytes(first)
+    book = capacity.DataLedger(budget=int(size * 3.5))
+    book.admit(first)  # the shared copy of a run's data
+    book.admit(second)
+    book.admit(first, party="203.0.113.5")  # one tab opens the first run
+    with pytest.raises(capacity.CapacityError, match="the data sets open in your tabs already hold"):
+        book.admit(second, party="203.0.113.5")  # a second tab of the same visitor, the second run
+    book.admit(second, party="198.51.100.7")  # another visitor opens it
+    assert book.held() == 2 * size

@@ -377,3 +377,28 @@ def test_deem_studio_counts_connections_from_the_servers_start(tmp_path):
                     launcher=True) as server:
         asyncio.run(scenario(f"ws://127.0.0.1:{server.port}/_stcore/stream"))
         assert "websocket refused: 2 connections are open from this address" in server.log(20_000)
+
+
+def test_a_websocket_opened_by_a_page_of_another_origin_is_refused():
+    # attack round 29: a page on another port of localhost opened the websocket with the visitor's cookies
+    limit = uploads.ConnectionLimit(per_client=5, total=10)
+    sent: list[dict] = []
+    served: list[dict] = []
+
+    async def app(scope, receive, send):
+        served.append(scope)
+
+    async def send(message):
+        sent.append(message)
+
+    guarded = limit.guard(app)
+
+    def connection(origin: str | None) -> dict:
+        headers = [(b"host", b"localhost:8580")] + ([(b"origin", origin.encode())] if origin else [])
+        return {"type": "websocket", "client": ("127.0.0.1", 5000), "headers": headers, "scheme": "ws"}
+
+    asyncio.run(guarded(connection("http://localhost:8581"), None, send))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "another origin"}] and not served
+    asyncio.run(guarded(connection("http://localhost:8580"), None, send))  # the site's own page
+    asyncio.run(guarded(connection(None), None, send))  # no browser: no cookies either
+    assert len(served) == 2 and len(sent) == 1
