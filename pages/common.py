@@ -288,10 +288,12 @@ export default function ({ data }) {
   const byScript = () => {
     document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
   };
-  // the server writes it HttpOnly (deem-studio's route); a server without the route: written here, as before
+  // the server writes it HttpOnly (deem-studio's route); a server without the route (404, 405): written here, as
+  // before; a refusal (403: behind a proxy that rewrites Host, set DEEM_ALLOWED_ORIGINS) leaves it unwritten rather
+  // than readable by other pages of the host (attack round 29)
   fetch(data.route, {method: "POST", headers: {[data.header]: "1"}, body: data.value, credentials: "same-origin"})
-    .then((answer) => { if (!answer.ok) byScript(); })
-    .catch(byScript);
+    .then((answer) => { if (answer.status === 404 || answer.status === 405) byScript(); })
+    .catch(() => {});
 }
 """
 _COOKIE_WRITER: list[Any] = []

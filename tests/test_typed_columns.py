@@ -336,3 +336,19 @@ def test_ids_written_in_two_unicode_forms_are_said():
     plain = AnnotationSet.from_long(pd.DataFrame([(f"{composed}_{t}", f"w{w}", "ab"[t % 2]) for t in range(10)
                                                   for w in range(4)], columns=["task", "worker", "label"]))
     assert not [d for d in plain.warnings if "Unicode forms" in d]
+
+
+@pytest.mark.parametrize("written", ["item\u200b{}", "item\u2060{}", "item\u034f{}", "item{}\u3164", "fullwidth"])
+def test_ids_that_differ_by_invisible_or_full_width_characters_are_said(written):
+    """Attack round 29: the same 100 items in two exports, the second writing each id with a zero-width character, a
+    word joiner, a combining grapheme joiner, a Hangul filler or full-width digits: 200 tasks without a word."""
+    def second(t: int) -> str:
+        if written == "fullwidth":
+            return "item" + str(t).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+        return written.format(t)
+
+    rows = [(f"item{t}", w, "ab"[t % 2]) for t in range(100) for w in "abc"]
+    rows += [(second(t), w, "ab"[t % 2]) for t in range(100) for w in "de"]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
+    said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
+    assert len(said) == 1 and said[0].startswith("s: 100 task id(s) written in two Unicode forms"), data.warnings
