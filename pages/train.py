@@ -6,13 +6,16 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+import math  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import safety_rule_reference, selection_lines, selection_table  # noqa: E402
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size,  # noqa: E402
+                                          safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
@@ -230,6 +233,14 @@ with st.container(border=True):
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)
         st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
+    supervised = gold is not None and float(weight) > 0
+    if "deem" in deem_methods and (init == "auto" or layers_auto) and not supervised and \
+            heldout_size(data) < MIN_HELDOUT:  # (said only after training; walkthrough 57)
+        needed = math.ceil((MIN_HELDOUT - 0.5) / DEFAULT_HELDOUT_SHARE)
+        st.caption(f"These data are too small to choose DEEM's start{' and layers' if layers_auto else ''} from "
+                   f"held-out answers ({data.n_answers:,} answers; choosing needs about {needed:,}): the "
+                   f"{'Dawid-Skene' if init == 'auto' else STARTS.get(init, init)} start and 1 layer are used, and "
+                   f"nothing checks DEEM against majority vote: compare the two in the results.")
     if "deem" in deem_methods and init != "auto" and not layers_auto:  # (walkthrough, ninth session: a hand-picked
         # start with 2 layers landed below majority vote on copying workers, without a word)
         st.caption("With the start and the layers fixed by hand nothing is held out: workers who copy each other are "

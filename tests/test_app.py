@@ -1786,6 +1786,20 @@ def test_a_gold_label_weight_says_the_layers_are_not_chosen(runs_dir):
     assert said in texts(at)
 
 
+def test_the_form_says_before_training_when_the_data_are_too_small_to_choose(runs_dir):
+    # walkthrough 57: said only after training, on 30 tasks of 2 answers
+    small = pd.DataFrame([(t, w, "ab"[(t + w) % 2]) for t in range(30) for w in range(2)],
+                         columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "small.csv", small)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert ("These data are too small to choose DEEM's start from held-out answers (60 answers; choosing needs about "
+            "295): the Dawid-Skene start and 1 layer are used") in texts(at)
+    big = upload(new_app())  # 200 tasks of the tiny set: enough
+    big.switch_page("pages/train.py").run()
+    assert "too small to choose" not in texts(big)
+
+
 def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_dir):
     """Walkthrough 47: DEEM trained with a gold-label weight read 0.9560 on those same gold labels, the best of the
     session, with no note (94.65% on the 2,000 tasks it did not see, below the default's 95.20)."""

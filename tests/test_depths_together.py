@@ -152,10 +152,10 @@ def test_choosing_the_layers_says_when_it_cannot_choose():
     df, truth = read_sample("condind", n_tasks=300)
     model = DEEM(n_layers="auto", epochs=2, supervised_weight=1.0).fit(df, gold=truth)
     assert model.n_layers_ == 1 and model.candidates_ is None
-    assert any("the layers are chosen from held-out answers only without those; here gold labels were given to "
-               "fit, so 1 layer is used" in w for w in model.warnings_)
+    assert any("the layers are not chosen from held-out answers when gold labels train the model (a gold-label "
+               "weight above 0): 1 layer is used" in w for w in model.warnings_)
     chosen = DEEM(n_layers="auto", epochs=2).fit(df)
-    assert not any("layers are chosen" in w for w in chosen.warnings_)
+    assert not any("layers are not chosen" in w for w in chosen.warnings_)
 
 
 def test_the_training_curves_draw_one_line_per_candidate(together_and_apart):

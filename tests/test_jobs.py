@@ -810,9 +810,9 @@ def test_what_the_fit_noted_is_said_with_the_run(manager):
                                       "device": "cpu"}, data=data, gold=gold)
     snap = manager.wait(run_id, timeout=120)
     assert snap.status == "finished", snap.message
-    said = [m for m in snap.messages if "the layers are chosen from held-out answers only without those" in m]
-    assert said == ["DEEM: the layers are chosen from held-out answers only without those; here gold labels were "
-                    "given to fit, so 1 layer is used"], snap.messages
+    said = [m for m in snap.messages if "the layers are not chosen from held-out answers when" in m]
+    assert said == ["DEEM: the layers are not chosen from held-out answers when gold labels train the model (a "
+                    "gold-label weight above 0): 1 layer is used"], snap.messages
     assert not any(w in m for w in data.warnings for m in snap.messages)
 
 

@@ -486,8 +486,9 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
     model = DEEM(epochs=2, seed=0, device="cpu").fit(frame)
     # and what choosing would need, and what follows from not choosing (walkthrough 56)
     assert model.selection_summary()["reason"] == (
-        "holding out 10% of the answers (at most one a task) gives 18 here, and choosing needs 30 (about 295 answers, "
-        "on 30 tasks or more with two answers): nothing is chosen or checked against majority vote, and the "
+        "holding out 10% of the answers (at most one a task) gives 18 here (180 answers), and choosing needs 30 "
+        "(about 295 answers or more, and 30 tasks or more with two answers): nothing is chosen or checked against "
+        "majority vote, and the "
         "Dawid-Skene start and 1 layer(s) are used; compare the labels with majority vote's before relying on them")
     from deem_studio.jobs import start_explanation
     said = start_explanation(model, "auto")  # (it read "start chosen: ..." before that; walkthrough 56)

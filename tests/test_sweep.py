@@ -284,4 +284,4 @@ def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
     err = capsys.readouterr().err
     assert "warning: with the learning rate swept (lr='auto') the start is not chosen" in err
     assert "no safety rule compares the labels with majority vote and Dawid-Skene" in err
-    assert "warning: the layers are chosen from held-out answers only without those" in err
+    assert "warning: the layers are not chosen from held-out answers when the learning rate is swept" in err

@@ -393,8 +393,9 @@ class DEEM(Aggregator, BaseEstimator):
             # what choosing would need, and what follows from not choosing (it said neither; walkthrough 56)
             needed = math.ceil((MIN_HELDOUT - 0.5) / float(self.heldout_share))
             self._selection["reason"] = (f"holding out {float(self.heldout_share):.0%} of the answers (at most one a "
-                                         f"task) gives {held_out:,} here, and choosing needs {MIN_HELDOUT} (about "
-                                         f"{needed:,} answers, on {MIN_HELDOUT} tasks or more with two answers): "
+                                         f"task) gives {held_out:,} here ({data.n_answers:,} answers), and choosing "
+                                         f"needs {MIN_HELDOUT} (about {needed:,} answers or more, and "
+                                         f"{MIN_HELDOUT} tasks or more with two answers): "
                                          f"nothing is chosen or checked against majority vote, and the {start} start "
                                          f"and {self.n_layers_} layer(s) are used; compare the labels with majority "
                                          f"vote's before relying on them")
@@ -405,8 +406,10 @@ class DEEM(Aggregator, BaseEstimator):
                                   "Dawid-Skene: the Dawid-Skene start is used; leave the learning rate at its "
                                   "default for those")
         if self.n_layers == "auto" and not chooses_depth(self.n_layers, has_gold, self.lr):
-            why = "gold labels were given to fit" if has_gold else "the learning rate is swept (lr='auto')"
-            self.warnings_.append(f"the layers are chosen from held-out answers only without those; here {why}, so "
+            # ("only without those" was hard to parse; walkthrough 57)
+            why = ("gold labels train the model (a gold-label weight above 0)" if has_gold else
+                   "the learning rate is swept (lr='auto')")
+            self.warnings_.append(f"the layers are not chosen from held-out answers when {why}: "
                                   f"{self.n_layers_} layer is used")
         self.lr_ = None if self.lr == "auto" else float(self.lr)
         if selecting:
