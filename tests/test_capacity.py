@@ -288,6 +288,18 @@ def test_one_party_runs_a_bounded_share_of_probe_time():
         probes.ask("second", lambda: "never", parties=("ws-b", "10.0.0.1")).result(timeout=1)  # the same address
     assert spent.value.retry
     assert probes.ask("third", lambda: "timed", parties=("ws-c", "10.0.0.2")).result(10) == "timed"  # another party
+    # a party that stops waiting while its probe runs is charged too (attack round 29: 12 probes, 12.1 s, none counted)
+    import threading  # noqa: PLC0415
+
+    going, release = threading.Event(), threading.Event()
+    left = estimate.BackgroundProbes(seconds_per_party=0.2, window=60)
+    running = left.ask("first", lambda: going.set() or release.wait(10) or clock.sleep(0.3), parties=("ws-x",))
+    going.wait(10)
+    left.withdraw("first", ("ws-x",))  # its settings changed
+    release.set()
+    running.result(10)
+    with pytest.raises(estimate.ProbeSkipped, match="your estimates have used"):
+        left.ask("second", lambda: "never", parties=("ws-x",)).result(timeout=1)
     late = estimate.BackgroundProbes(seconds_per_party=0.2, window=0.01)  # once the window has passed: timed again
     late.ask("first", lambda: clock.sleep(0.3), parties=("ws-a",)).result(10)
     clock.sleep(0.05)
