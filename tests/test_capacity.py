@@ -293,7 +293,7 @@ def test_one_party_runs_a_bounded_share_of_probe_time():
 
     going, release = threading.Event(), threading.Event()
     left = estimate.BackgroundProbes(seconds_per_party=0.2, window=60)
-    running = left.ask("first", lambda: going.set() or release.wait(10) or clock.sleep(0.3), parties=("ws-x",))
+    running = left.ask("first", lambda: (going.set(), release.wait(10), clock.sleep(0.3)), parties=("ws-x",))
     going.wait(10)
     left.withdraw("first", ("ws-x",))  # its settings changed
     release.set()
