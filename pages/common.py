@@ -768,8 +768,9 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
                             client=client_address())
         keep_label_studio(mgr, run_id, kind, data)
         if kind == "train":  # (the form's settings are this training's now: the note on another run's settings
-            # stayed after it; walkthrough 51), said as this run's on other data later (walkthrough 56)
-            st.session_state["_train_form_from"] = (run_id, data_key())
+            # stayed after it; walkthrough 51), said as set for other data later (walkthrough 56; no run id: a data
+            # set's page shows nothing of another's runs)
+            st.session_state["_train_form_from"] = (None, data_key())
             st.session_state["_train_methods_data"] = data_key()
     set_current_run(run_id, kind)
     st.rerun()  # the whole page, the sidebar's job list included, shows the run

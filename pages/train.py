@@ -99,7 +99,7 @@ if form_from and form_from[1] != common.data_key() and any(  # (not when they ar
         st.session_state.get(key, value) != value for key, value in FORM_DEFAULTS.items()):
     note = st.container(horizontal=True, vertical_alignment="center")
     note.caption(common.safe(f"The layers, epochs, seeds, start and gold-label weight below are those of run "
-                             f"{form_from[0]}, a training on other data." if form_from[0] else
+                             f"{form_from[0]}, opened earlier on other data." if form_from[0] else
                              "The layers, epochs, seeds, start and gold-label weight below were set for other data."))
     note.button("Reset to the defaults", key="train_form_reset", on_click=_reset_form)
 

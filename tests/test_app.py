@@ -2228,13 +2228,13 @@ def test_settings_of_a_run_opened_on_other_data_are_said_and_can_be_reset(runs_d
     upload(visitor, "other.csv", tiny_csv(150))
     visitor.switch_page("pages/train.py").run()
     no_problem(visitor)
-    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, a training on "
-            f"other data.") in unescape(texts(visitor))
+    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, opened earlier "
+            f"on other data.") in unescape(texts(visitor))
     visitor.button(key="train_form_reset").click().run()
     no_problem(visitor)
     assert (visitor.number_input(key="train_layers").value, visitor.selectbox(key="train_init").value,
             visitor.number_input(key="train_epochs").value) == (1, "auto", 100)
-    assert "a training on other data" not in unescape(texts(visitor))
+    assert "opened earlier on other data" not in unescape(texts(visitor))
     assert visitor.multiselect(key="train_methods").value == ["deem"]  # (the methods stay as picked)
 
 
@@ -2259,8 +2259,7 @@ def test_settings_typed_or_trained_on_other_data_are_said(runs_dir):
     at.switch_page("pages/data.py").run()
     upload(at, "third.csv", tiny_csv(120))
     at.switch_page("pages/train.py").run()
-    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, a training on "
-            f"other data.") in unescape(texts(at))
+    assert said in unescape(texts(at)) and run_id not in texts(at)  # (no other data's run on this page)
     at.button(key="train_form_reset").click().run()
     assert at.number_input(key="train_layers").value == 1 and "on other data" not in unescape(texts(at))
 
