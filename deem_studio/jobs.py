@@ -51,7 +51,7 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
 from deem_core.methods.base import defaults_of
 from deem_core.methods.child import FitStopped
-from deem_core.methods.deem import DEEM, SELECTION_DEPTHS, chooses_depth, training_rounds
+from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
 from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size, sweep_sample
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
@@ -1185,7 +1185,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             for text in getattr(model, "warnings_", ()):  # what fitting itself noted (the layers not chosen with gold
                 # labels: said on the CLI only, and the page showed 1 layer without a word; walkthrough 56); the
                 # data's own warnings are on the Data page, a fallback in the start sentence
-                if text not in getattr(data, "warnings", ()) and not text.startswith(("FALLBACK", "the safety rule returned")):
+                if text not in getattr(data, "warnings", ()) and not text.startswith(FALLBACK_WARNINGS):
                     ctx.progress.add_message(f"{spec.name}: {text}")
             entry.update(start=getattr(model, "init_", None),
                          start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))
@@ -1370,7 +1370,6 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     # the importance on a sample of tasks and on one run, as the mutual information and the quality: on every task
     # and all 16 seeds of 6 layers a 100 KB upload held the server's CPU slot for its 2 hours (attack round 6)
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
-
     from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
 
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,

@@ -37,12 +37,14 @@ import os
 import re
 import secrets
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from deem_studio.settings import env_value
 
 __all__ = [
-    "AccessDenied", "COOKIE_HEADER", "COOKIE_NAME", "allowed_origins", "same_origin", "COOKIE_ROUTE", "cookie_request_refusal", "owner_cookie",
-    "owner_keys_sent", "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
+    "AccessDenied", "CLEAR_PLANTED", "COOKIE_HEADER", "COOKIE_NAME", "COOKIE_ROUTE", "allowed_origins",
+    "clear_planted", "cookie_request_refusal", "owner_cookie", "owner_keys_sent", "same_origin",
+    "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
     "cancel_run", "delete_run", "is_owner_key", "is_workspace_id", "max_active_per_client", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
     "workspace_of",
 ]
@@ -87,18 +89,17 @@ def owner_cookie(key: str, secure: bool) -> str:
             + ("; Secure" if secure else ""))
 
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def _host_port(authority: str, scheme: str | None = None) -> str:
-    """``host:port`` in lower case, the scheme's default port written out when none is given."""
-    authority = authority.strip().rstrip("/").lower()
-    if authority.startswith("[") and "]" in authority:  # an IPv6 literal
-        host, _, rest = authority[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
-    return f"{host}:{port or _DEFAULT_PORTS.get(scheme or '', '')}"
+def _host_port(authority: str, scheme: str) -> tuple[str | None, int | None] | None:
+    """(host, port) of ``authority`` (``host[:port]``, an IPv6 host in brackets), the scheme's default port when none
+    is given; None when it is no authority."""
+    try:
+        parts = urlsplit(f"//{authority.strip().rstrip('/')}")
+        return parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # (a port that is no number)
+        return None
 
 
 def allowed_origins() -> set[str]:
@@ -120,20 +121,21 @@ def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> b
     if not host or "://" not in origin:
         return False
     origin_scheme, authority = origin.split("://", 1)
-    http_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    return _host_port(authority, origin_scheme) == _host_port(host, http_scheme)
+    own = _host_port(host, {"ws": "http", "wss": "https"}.get(scheme, scheme))
+    return own is not None and _host_port(authority, origin_scheme) == own
 
 
-def cookie_request_refusal(method: str, headers: Any, body: bytes, scheme: str = "http") -> str | None:
+def cookie_request_refusal(method: str, headers: Any, body: bytes | None, scheme: str = "http") -> str | None:
     """Why a request to :data:`COOKIE_ROUTE` is refused (None: it may set the cookie): a POST with
-    :data:`COOKIE_HEADER`, an ``Origin`` that is the server's own host and port (``Host``), and a key as its body."""
+    :data:`COOKIE_HEADER`, an ``Origin`` that is the server's own host and port (``Host``), and a key (or
+    :data:`CLEAR_PLANTED`) as its body; ``body`` None: the request's head alone, before its body is read."""
     if method != "POST":
         return "not a POST"
     if (headers.get(COOKIE_HEADER.lower()) or headers.get(COOKIE_HEADER)) != "1":
         return f"no {COOKIE_HEADER} header"
     if not same_origin(headers.get("origin"), headers.get("host"), scheme):
         return "a request from another origin"
-    if body.strip() == CLEAR_PLANTED:
+    if body is None or body.strip() == CLEAR_PLANTED:
         return None
     if not is_owner_key(body.decode("ascii", "replace").strip()):
         return "no owner key"

@@ -288,9 +288,10 @@ _ROUTES_SEARCHED: list[bool] = []  # the live objects are searched for the route
 
 
 #: messages the websocket connections of one party (an address; the server's own machine) may send a second,
-#: sustained, and at once: past them the server reads their next message later (the tab waits; nothing is dropped). A tab sent 40,000 download presses in
-#: 1 s over its websocket: each ran on the thread pool every download shares before it could be refused, and every
-#: other visitor's download waited 44.6 s (attack round 26). A person's clicks and keys send a few a second.
+#: sustained, and at once: past them the server reads their next message later (the tab waits; nothing is dropped).
+#: A tab sent 40,000 download presses in 1 s over its websocket: each ran on the thread pool every download shares
+#: before it could be refused, and every other visitor's download waited 44.6 s (attack round 26). A person's clicks
+#: and keys send a few a second.
 MESSAGES_PER_SECOND = 20.0
 MESSAGE_BURST = 200
 

@@ -6,15 +6,13 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
-import math  # noqa: E402
-
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, heldout_size,  # noqa: E402
+from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, heldout_size,  # noqa: E402
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
@@ -125,7 +123,8 @@ if too_large:
     if "train_methods" in st.session_state:  # (set before the box exists, it would replace the box's defaults)
         st.session_state["train_methods"] = [m for m in st.session_state["train_methods"] if m in offered]
     # one line a method when there are several (one paragraph read densely; walkthrough 55)
-    named = [f"{common.safe(method_name(m))}: {common.safe(reason.split(': ', 1)[-1])}" for m, reason in too_large.items()]
+    named = [f"{common.safe(method_name(m))}: {common.safe(reason.split(': ', 1)[-1])}"
+             for m, reason in too_large.items()]
     st.caption("Not offered for these data:" + (" " + named[0] if len(named) == 1 else
                                                  "\n" + "\n".join(f"- {line}" for line in named)))
 default_methods = [m for m in DEFAULT_METHODS if m in offered]
@@ -174,7 +173,8 @@ with st.container(border=True):
         help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an update budget, "
              "said below the settings, with a box to lift it)")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
-                                           key="train_seeds", persist_state="session", disabled=idle, on_change=_form_typed,
+                                           key="train_seeds", persist_state="session", disabled=idle,
+                                           on_change=_form_typed,
                                            help="independent runs trained together (1 to 16); their answers are "
                                                 "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
@@ -187,7 +187,8 @@ with st.container(border=True):
     bad_lr = None if typed_out is None else common.out_of_range("Learning rate", typed_out, *LR_RANGE)
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
-                          key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle, on_change=_form_typed,
+                          key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle,
+                          on_change=_form_typed,
                           help="auto: both starts train on the answers left after holding 10% out, and the one "
                                "that predicts the held-out answers better is kept, unless majority vote or the "
                                "cluster-weighted Dawid-Skene (which counts each group of copying workers once) "
@@ -208,7 +209,8 @@ with st.container(border=True):
     weight = float(TRAIN_DEFAULTS["supervised_weight"])
     if gold is not None:
         weight = c[3].number_input("Gold-label weight", value=weight, step=0.1,
-                                   key="train_gold_weight", persist_state="session", disabled=idle, on_change=_form_typed,
+                                   key="train_gold_weight", persist_state="session", disabled=idle,
+                                   on_change=_form_typed,
                                    help="0: the gold labels only score the results (accuracy); they neither train "
                                         "the model nor choose its start. Above 0: the model also trains on them, "
                                         "and with start auto they may overrule the choice of start.")
@@ -217,10 +219,6 @@ with st.container(border=True):
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
-    if layers_auto and gold is not None and float(weight) > 0 and not idle:  # (the tick was dropped without a word
-        # on the page, the CLI said it; walkthrough 56)
-        st.caption("With a gold-label weight above 0 the layers are not chosen (the gold labels train the model): "
-                   "1 layer is used. Set the weight to 0 to choose them from held-out answers.")
     bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [bad_seed] if idle else [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed,
                                         bad_weight]
@@ -229,16 +227,18 @@ with st.container(border=True):
         layers, epochs, seeds, lr, init, device, weight = (TRAIN_DEFAULTS[k] for k in (
             "n_layers", "epochs", "n_seeds", "lr", "init", "device", "supervised_weight"))
         layers_auto = False
+    supervised = gold is not None and float(weight) > 0  # (the gold labels train DEEM: no depth or start chosen)
+    if layers_auto and supervised:  # (the tick was dropped without a word on the page, the CLI said it; walkthrough 56)
+        st.caption("With a gold-label weight above 0 the layers are not chosen (the gold labels train the model): "
+                   "1 layer is used. Set the weight to 0 to choose them from held-out answers.")
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)
         st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
-    supervised = gold is not None and float(weight) > 0
     if "deem" in deem_methods and (init == "auto" or layers_auto) and not supervised and \
             heldout_size(data) < MIN_HELDOUT:  # (said only after training; walkthrough 57)
-        needed = math.ceil((MIN_HELDOUT - 0.5) / DEFAULT_HELDOUT_SHARE)
         st.caption(f"These data are too small to choose DEEM's start{' and layers' if layers_auto else ''} from "
-                   f"held-out answers ({data.n_answers:,} answers; choosing needs about {needed:,}): the "
+                   f"held-out answers ({data.n_answers:,} answers; choosing needs about {answers_to_choose():,}): the "
                    f"{'Dawid-Skene' if init == 'auto' else STARTS.get(init, init)} start and 1 layer are used, and "
                    f"nothing checks DEEM against majority vote: compare the two in the results.")
     if "deem" in deem_methods and init != "auto" and not layers_auto:  # (walkthrough, ninth session: a hand-picked
@@ -264,7 +264,6 @@ with st.container(border=True):
         # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
         # ones), or on a GPU as one batched model (timed as one)
         # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
-        supervised = gold is not None and float(weight) > 0
         choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
         rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
         # only DEEM chooses its depth: iRBM (no layers) trains once (it was counted, and said, "× 3 depths" too)

@@ -47,7 +47,7 @@ from deem_core.model.network import DEEMNetwork
 __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
            "returned_model_note",
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "evidence_caption",
-           "HeldOut", "MIN_HELDOUT", "heldout_size", "hold_out_answers", "heldout_log_probs",
+           "HeldOut", "MIN_HELDOUT", "answers_to_choose", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
            "cluster_pairs", "predictive_scores", "PREDICTIVE_SMOOTHING", "MAX_PAIR_ANSWERS", "SAFETY_Z"]
 
@@ -76,6 +76,12 @@ class HeldOut:
 def heldout_size(data: AnnotationSet, share: float = DEFAULT_HELDOUT_SHARE) -> int:
     """How many answers :func:`hold_out_answers` holds out: ``min(round(share * answers), eligible tasks)``."""
     return int(min(round(share * data.n_answers), int((data.answers_per_task() >= 2).sum())))
+
+
+def answers_to_choose(share: float = DEFAULT_HELDOUT_SHARE) -> int:
+    """The answers a set needs (on :data:`MIN_HELDOUT` tasks of two answers or more) for ``share`` of them to hold
+    out :data:`MIN_HELDOUT`: the fewest that ``round`` takes there."""
+    return math.ceil((MIN_HELDOUT - 0.5) / float(share))
 
 
 def hold_out_answers(data: AnnotationSet, share: float = DEFAULT_HELDOUT_SHARE, seed: int = 0,

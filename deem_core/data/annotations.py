@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from deem_core.data.text import is_invisible
+from deem_core.data.text import INVISIBLE_RE2, is_invisible
 
 __all__ = [
     "AnnotationSet", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -544,7 +544,8 @@ class AnnotationSet:
 
         task_index, task_codes = _sorted_codes(task_values, task_codes, "task")
         worker_index, worker_codes = _sorted_codes(worker_values, worker_codes, "worker")
-        warnings.extend(_ids_in_two_forms(task_index, "task", source) + _ids_in_two_forms(worker_index, "worker", source))
+        warnings.extend(_ids_in_two_forms(task_index, "task", source)
+                        + _ids_in_two_forms(worker_index, "worker", source))
         seen_classes = pd.Index(_sort_values(label_values), name="label")
         if soft_columns is not None:
             class_index = sorted_index(list(soft_columns.keys()), "label")
@@ -869,12 +870,6 @@ def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
 TWO_FORMS = "written in two Unicode forms"
 
 
-#: characters a key of an id drops (format characters and those drawn as nothing: deem_core.data.text.is_invisible),
-#: in the regular-expression syntax of Arrow's compute functions (RE2)
-_ID_INVISIBLE = (r"[\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}\x{2065}\x{2800}\x{3164}"
-                 r"\x{FFA0}\x{FE00}-\x{FE0F}\x{FFF0}-\x{FFF8}\x{E0000}-\x{E0FFF}]")
-
-
 def _ids_in_two_forms(index: pd.Index, what: str, source: str) -> list[str]:
     """A warning when ids differ only in how they are written: their Unicode form ("café" as one character é, and as
     e plus a combining accent, as macOS writes file names), full-width letters or digits, or characters drawn as
@@ -889,10 +884,11 @@ def _ids_in_two_forms(index: pd.Index, what: str, source: str) -> list[str]:
     other = ids.filter(pa_compute.invert(pa_compute.string_is_ascii(ids)))
     if not len(other):
         return []
-    keys = pa_compute.replace_substring_regex(pa_compute.utf8_normalize(other, form="NFKC"), _ID_INVISIBLE, "")
+    # an id's key: NFKC, without format characters and those drawn as nothing (as label_key reads a label)
+    keys = pa_compute.replace_substring_regex(pa_compute.utf8_normalize(other, form="NFKC"), INVISIBLE_RE2, "")
     frame = pd.DataFrame({"id": other.to_pandas(), "key": keys.to_pandas()})
-    # two forms: two ids of one key, or an id whose key is another id as it is written (fullwidth "item１２", "item12";
-    # such a key is plain ASCII: only those are looked up among the ids)
+    # two forms: two ids of one key, or an id whose key is another id as written (full-width "item１２", "item12"; such
+    # a key is plain ASCII: only those are looked up among the ids)
     plain = np.zeros(len(frame), dtype=bool)
     ascii_keys = np.asarray(pa_compute.string_is_ascii(keys).to_numpy(zero_copy_only=False), dtype=bool)
     if ascii_keys.any():
@@ -904,12 +900,9 @@ def _ids_in_two_forms(index: pd.Index, what: str, source: str) -> list[str]:
         return []
     found_keys = pd.unique(frame["key"].to_numpy()[found])
     count = len(found_keys)
-    shown_keys = set(found_keys[:3])
-    first = frame[found & frame["key"].isin(shown_keys).to_numpy()]
-    # (the plain id itself beside its other form)
-    first = pd.concat([first, pd.DataFrame({"id": [k for k in shown_keys if k in set(first.loc[plain[found & frame[
-        "key"].isin(shown_keys).to_numpy()], "key"])], "key": None})]).assign(
-        key=lambda f: f["key"].fillna(f["id"])).drop_duplicates("id")
+    shown = found & frame["key"].isin(set(found_keys[:3])).to_numpy()
+    plain_ids = list(dict.fromkeys(frame.loc[shown & plain, "key"]))  # (the plain id beside its other form)
+    first = pd.concat([frame[shown], pd.DataFrame({"id": plain_ids, "key": plain_ids})])
 
     def form(value: str) -> str:
         if value.isascii():
@@ -917,11 +910,11 @@ def _ids_in_two_forms(index: pd.Index, what: str, source: str) -> list[str]:
         odd = _foreign_letters(value)
         return f"with{odd}" if odd else "composed" if unicodedata.is_normalized("NFC", value) else "decomposed"
 
-    shown = "; ".join(" and ".join(f"{_show_short(v)} ({form(v)})" for v in list(group)[:2])
-                      for _, group in first.groupby("key", sort=False)["id"])
+    examples = "; ".join(" and ".join(f"{_show_short(v)} ({form(v)})" for v in list(group)[:2])
+                         for _, group in first.groupby("key", sort=False)["id"])
     return [f"{source}: {count:,} {what} id(s) {TWO_FORMS} or with characters that read the same (an accented letter "
             f"as one character or as a letter and a combining accent, full-width letters, characters drawn as "
-            f"nothing), and each form is a {what} of its own: {shown}"
+            f"nothing), and each form is a {what} of its own: {examples}"
             f"{f'; and {count - 3:,} more' if count > 3 else ''}. Write each id one way in every file."]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["escape_controls", "html_text", "is_invisible", "natural_positions", "shortened"]
+__all__ = ["INVISIBLE_RE2", "escape_controls", "html_text", "is_invisible", "natural_positions", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -51,6 +51,12 @@ def is_invisible(char: str) -> bool:
     """Whether ``char`` is drawn as nothing though it is no format character (:data:`_INVISIBLE`)."""
     code = ord(char)
     return code in _INVISIBLE or any(low <= code <= high for low, high in _INVISIBLE_RANGES)
+
+
+#: the format characters and those of :func:`is_invisible`, as one character class of RE2 (Arrow's regular
+#: expressions), for the vectorised reads
+INVISIBLE_RE2 = ("[\\p{Cf}" + "".join(f"\\x{{{code:04X}}}" for code in sorted(_INVISIBLE))
+                 + "".join(f"\\x{{{low:04X}}}-\\x{{{high:04X}}}" for low, high in _INVISIBLE_RANGES) + "]")
 
 
 def escape_controls(value: Any) -> str:

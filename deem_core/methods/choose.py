@@ -408,7 +408,8 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         # in the table could not be checked against the rule; walkthrough 31)
         checked = (f"safety rule: a reference replaces the choice when its predictive score"
                    f"{' on the training answers or on the held-out ones' if on_pairs else ''} is higher by more than "
-                   f"{SAFETY_Z:g} paired standard errors; kept (per answer, in nats: {'; '.join(gains)})") if gains else None
+                   f"{SAFETY_Z:g} paired standard errors; kept (per answer, in nats: {'; '.join(gains)})"
+                   ) if gains else None
         if beaten:  # the choice is beaten: the best reference by the same score is returned
             returned = max(references, key=lambda ref: float(score_of(ref).mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED

@@ -29,8 +29,8 @@ from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, as_annotation_set
-from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, heldout_size,
-                                          safety_rule_reference)
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, answers_to_choose,
+                                          heldout_size, safety_rule_reference)
 from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
@@ -48,7 +48,7 @@ from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, T
                                       cpu_threads, epochs_within_budget, resolve_device)
 
 __all__ = ["DEEM", "CollapseError", "FallbackWarning", "LabelWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
-           "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
+           "FALLBACK_WARNINGS", "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
 #: benchmark set, while larger rates drift away from the majority-vote start on dependent ensembles (the
@@ -69,6 +69,9 @@ SELECTION_DEPTHS = (0, 1, 2)
 #: with gold labels, the start chosen without them is replaced by the other start only when a one-sided sign
 #: test on the gold tasks where they differ gives p below this: a lead of one or two gold tasks is noise
 GOLD_SWITCH_P_VALUE = 0.05
+#: how the warnings that the labels come from a fallback begin (a FallbackWarning from Python; the dashboard says
+#: them in the start sentence instead)
+FALLBACK_WARNINGS = ("FALLBACK", "the safety rule returned")
 FORMAT_VERSION = 1
 
 
@@ -391,7 +394,7 @@ class DEEM(Aggregator, BaseEstimator):
             start = START_WORDS.get("ds" if self.init == "auto" else self.init, self.init)
             # (it read "too few answers to hold out 30" beside 180 answers; walkthrough 52)
             # what choosing would need, and what follows from not choosing (it said neither; walkthrough 56)
-            needed = math.ceil((MIN_HELDOUT - 0.5) / float(self.heldout_share))
+            needed = answers_to_choose(float(self.heldout_share))
             self._selection["reason"] = (f"holding out {float(self.heldout_share):.0%} of the answers (at most one a "
                                          f"task) gives {held_out:,} here ({data.n_answers:,} answers), and choosing "
                                          f"needs {MIN_HELDOUT} (about {needed:,} answers or more, and "
@@ -432,7 +435,7 @@ class DEEM(Aggregator, BaseEstimator):
         self._store_selection()
         self._store_outputs(data, gold_codes)
         for message in self.warnings_:  # (from Python a fallback was silent: kept in warnings_ only; walkthrough 47)
-            if message.startswith(("FALLBACK", "the safety rule returned")):
+            if message.startswith(FALLBACK_WARNINGS):
                 warnings.warn(message, FallbackWarning, stacklevel=3)  # (at the caller of fit)
             elif any(marker in message for marker in LABEL_DOUBTS):  # (labels spelled two ways trained as two
                 # classes without a word from Python; walkthrough 49)

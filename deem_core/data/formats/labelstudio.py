@@ -570,15 +570,17 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             "task": pd.Categorical.from_codes(np.frombuffer(store.task, dtype=np.int64), tasks.values),
             "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
             "label": pd.Categorical.from_codes(np.frombuffer(store.label, dtype=np.int64), labels.values)})
+        def first_of(skipped: np.ndarray) -> str:
+            first = int(skipped.nonzero()[0][0])
+            return _where(tasks.values[store.task[first]], store.line[first])
+
         if several.any():
-            first = int(several.nonzero()[0][0])
             collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
-                           _where(tasks.values[store.task[first]], store.line[first]))
+                           first_of(several))
         if deep.any():
             collector.skip(name, f"answer(s) whose {control!r} value nests more than {MAX_VALUE_DEPTH} levels deep "
                            f"or holds more than {MAX_VALUE_ITEMS} items (no value a control gives)", int(deep.sum()),
-                           _where(tasks.values[store.task[int(deep.nonzero()[0][0])]],
-                                  store.line[int(deep.nonzero()[0][0])]))
+                           first_of(deep))
         several = several | deep
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
