@@ -363,7 +363,7 @@ m[0].metric("Tasks", f"{data.n_tasks:,}")
 m[1].metric("Workers", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")
 m[3].metric("Answers", f"{data.n_annotations:,}")
-m[4].metric("Density", f"{data.density:.0%}", help="share of (task, worker) cells with an answer")
+m[4].metric("Density", common.share_text(data.density), help="share of (task, worker) cells with an answer")
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")

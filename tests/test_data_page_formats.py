@@ -289,9 +289,10 @@ def test_label_studio_answers_nested_deeper_than_a_taxonomy_are_left_out_and_cou
     assert list(read.data.classes) == ["Animal / Cat", "Animal / Dog"] and read.data.n_answers == 14
     assert any("4 answer(s) whose 'label' value nests more than 4 levels deep" in w for w in read.data.warnings), \
         read.data.warnings
-    # where: the task id first (an export is one line: "first on line 1" did not help find it; walkthrough 55)
-    assert any(w.endswith("(no value a control gives) (first on task '0', line 1)") for w in read.data.warnings), \
-        read.data.warnings
+    # where: the task id first (an export is one line: "first on line 1" did not help find it; walkthrough 55), and
+    # every one up to five (only the first was named, the second junk answer not found; walkthrough 57)
+    assert any(w.endswith("(no value a control gives) (first on task '0', line 1; then task '1', line 1; "
+                          "task '2', line 1; task '3', line 1)") for w in read.data.warnings), read.data.warnings
     assert read.label_studio.values == {"Animal / Cat": [["Animal", "Cat"]], "Animal / Dog": [["Animal", "Dog"]]}
     shallow = '{"taxonomy": [[[["a"]]]]}'  # (5 levels with its own object: the deepest kept)
     assert not labelstudio._nests_deeper(json.loads(shallow), labelstudio.MAX_VALUE_DEPTH + 1)  # noqa: SLF001

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.data.annotations import DataError
+from deem_core.data.annotations import DataError, label_doubts
 from deem_core.data.formats import Limits, preview, read_annotations, read_dataset, read_truth
 from deem_core.data.formats.writers import label_studio_tasks, output_format, serialise, write_results
 
@@ -332,6 +332,30 @@ def test_rating_and_taxonomy_controls_keep_their_values(tmp_path):
     rated = label_studio_tasks(pd.DataFrame({"label": [4], "confidence": [1.0]}, index=pd.Index([1], name="task")),
                                stars.label_studio)
     assert rated[0]["predictions"][0]["result"][0]["value"] == {"rating": 4}
+
+
+def test_a_taxonomy_path_and_an_item_named_like_it_stay_two_classes_and_export_their_own_values():
+    """Attack round 30: the path ["Animal", "Cat"] and a top-level item named "Animal / Cat" were one class without a
+    word, and the predictions export wrote the path for both."""
+    def task(t: int, path: list[str]) -> dict:
+        return {"id": t, "data": {"text": f"item {t}"}, "annotations": [
+            {"completed_by": w, "result": [{"from_name": "tax", "to_name": "text", "type": "taxonomy",
+                                            "value": {"taxonomy": [path]}}]} for w in range(1, 4)]}
+
+    export = [task(1, ["Animal", "Cat"]), task(2, ["Animal", "Cat"]), task(3, ["Animal / Cat"]),
+              task(4, ["Animal / Cat"]), task(5, ["Animal", "Cat"])]
+    reading = read_dataset(("tax.json", json.dumps(export).encode()))
+    assert list(reading.data.classes) == ["Animal / Cat", "Animal / Cat (2)"] and reading.data.n_tasks == 5
+    said = [w for w in label_doubts(reading.data) if "kept apart as classes of their own" in w]
+    assert len(said) == 1 and "'Animal / Cat (2)'" in said[0] and '[["Animal / Cat"]]' in said[0], reading.data.warnings
+    labels = reading.data.to_long().groupby("task")["label"].first()
+    results = pd.DataFrame({"label": labels, "confidence": 1.0})
+    back = label_studio_tasks(results, reading.label_studio)
+    assert [t["predictions"][0]["result"][0]["value"]["taxonomy"] for t in back] == [
+        [["Animal", "Cat"]], [["Animal", "Cat"]], [["Animal / Cat"]], [["Animal / Cat"]], [["Animal", "Cat"]]]
+    plain = read_dataset(("one.json", json.dumps([task(1, ["Animal", "Cat"]), task(2, ["Animal", "Dog"])]).encode()))
+    assert list(plain.data.classes) == ["Animal / Cat", "Animal / Dog"] and not [
+        w for w in plain.data.warnings if "kept apart" in w]
 
 
 def test_broken_json_names_the_line():

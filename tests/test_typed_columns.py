@@ -290,6 +290,75 @@ def test_a_label_group_names_the_letters_of_other_scripts_in_its_labels():
     assert "'yes' [" not in groups[0]
 
 
+@pytest.mark.parametrize("base, other, named", [
+    ("t1", "t1\u3000", "ideographic space U+3000"), ("t1", "t1\u2009", "thin space U+2009"),
+    ("t1", "\u04421", "cyrillic small letter te U+0442"), ("t1", "T1", "upper and lower case"),
+    ("t 1", "t  1", ""), ("t 1", "t\u00a0\u00a01", "no-break space U+00A0")])
+def test_ids_that_differ_in_spaces_case_or_a_look_alike_letter_are_said_and_kept(base, other, named):
+    """Attack round 30: "t1" and "t1" with an ideographic space, "т1" with a Cyrillic "т", or "T1" were two tasks, 3
+    answers "yes" and 3 "no", without a word. They are said (not merged: the data stays as given)."""
+    rows = [(base, f"w{w}", "yes") for w in range(3)] + [(other, f"w{w}", "no") for w in range(3, 6)]
+    rows += [(f"task{t}", f"w{w}", "yes") for t in range(3) for w in range(3)]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
+    said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
+    assert data.n_tasks == 5 and len(said) == 1 and said[0].startswith("s: 1 task id(s) written in two Unicode forms")
+    assert named in said[0] and "write each id one way in every file" in said[0], said
+    tasks = [f"task{t}" for t in range(3)] + [f"TASK{t}" for t in range(3)] + [f"t\u00e4sk{t}" for t in range(3)]
+    plain = AnnotationSet.from_long(pd.DataFrame([(t, "w1", "a") for t in tasks] + [("task0", "w2", "b")],
+                                                 columns=["task", "worker", "label"]), source="s")
+    said = [d for d in plain.warnings if "written in two Unicode forms" in d]
+    assert len(said) == 1 and said[0].startswith("s: 3 task id(s)") and "'TASK0' and 'task0'" in said[0], said
+    assert not [d for d in AnnotationSet.from_long(pd.DataFrame(
+        [(t, "w1", "a") for t in ["t1", "t2", "\u0442\u04302", "\u0442\u04303"]],
+        columns=["task", "worker", "label"])).warnings if "Unicode forms" in d]
+
+
+def test_many_ids_with_look_alike_letters_are_read_as_latin_as_one_by_one():
+    """The ids' look-alike letters are read through a table of code points past 1,000 ids (one by one, 1,000,000
+    Cyrillic ids took 1.4 s): the same keys, and a Latin twin among them is said."""
+    from deem_core.data import annotations  # noqa: PLC0415
+
+    ids = np.array([f"\u0442\u0430sk{i}" for i in range(1500)] + ["\u051d\u043erd\U0001F600", "\u04421"], dtype=object)
+    assert annotations._read_as_latin(ids) == [i.translate(annotations._LOOK_ALIKE) for i in ids]  # noqa: SLF001
+    said = annotations._ids_in_two_forms(pd.Index(list(ids) + ["task7"]), "task", "s")  # noqa: SLF001
+    assert len(said) == 1 and "'\u0442\u0430sk7' (with [cyrillic small letter te U+0442" in said[0], said
+    assert "and 'task7'" in said[0] and said[0].startswith("s: 1 task id(s)"), said
+
+
+def test_a_no_break_space_around_a_cell_is_stripped_as_a_space_is(tmp_path):
+    """Attack round 30: Excel exports write a no-break space after a value: "t1" and "t1" with one were two tasks
+    that read the same; around a cell it is stripped as a plain space is (in the middle of an id it is kept and
+    said), in ids, labels and names, on both of the CSV reader's paths."""
+    rows = ["task\u00a0,worker,label"] + [f"t1,w{w},yes" for w in range(3)] + [
+        f"\u00a0t1\u00a0,w{w},no\u00a0" for w in range(3, 6)] + ["t2,w1,no"]
+    path = tmp_path / "nbsp.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = read_dataset([path]).data
+    assert list(data.tasks) == ["t1", "t2"] and list(data.classes) == ["no", "yes"], data.warnings
+    wide = tmp_path / "wide.csv"
+    extra = [f"c{i}" for i in range(300)]
+    wide.write_text("\n".join([rows[0] + "," + ",".join(extra)] + [r + "," * 300 for r in rows[1:]]) + "\n",
+                    encoding="utf-8")
+    data = read_dataset([wide]).data
+    assert list(data.tasks) == ["t1", "t2"] and list(data.classes) == ["no", "yes"], data.warnings
+
+
+@pytest.mark.parametrize("one, other", [("1", "1.0"), ("01", "1"), ("1e3", "1000")])
+def test_labels_that_are_one_number_written_two_ways_are_said_and_kept(tmp_path, one, other):
+    """Attack round 30: a label column holding "1" and "1.0" (or "01" and "1") gave the classes ['1', '1.0', '2']
+    without a word."""
+    rows = ["task,worker,label", f"t1,w1,{one}", f"t1,w2,{other}", f"t1,w3,{one}", "t2,w1,2", "t2,w2,2"]
+    path = tmp_path / "numbers.csv"
+    path.write_text("\n".join(rows) + "\n")
+    data = read_dataset([path]).data
+    said = [d for d in label_doubts(data) if "one number written in more than one way" in d]
+    assert sorted(map(str, data.classes)) == sorted([one, other, "2"]) and len(said) == 1, data.warnings
+    assert f"'{other}' (1; given by 'w2' 1)" in said[0] and f"'{one}' (2)" in said[0], said
+    plain = tmp_path / "plain.csv"
+    plain.write_text("task,worker,label\nt1,w1,1\nt1,w2,2\nt2,w1,10\nt2,w2,x1\n")
+    assert not [d for d in read_dataset([plain]).data.warnings if "one number" in d]
+
+
 def test_a_label_that_nfkc_writes_long_keeps_only_a_few_letters_per_script():
     """Attack round 25: U+FDFA, one character NFKC writes as 18 letters, with a Cyrillic letter: every letter was kept
     for the script check (14 MB a 10,000-character label; an 8 KB upload took the server to 2.95 GB)."""

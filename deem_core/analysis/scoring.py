@@ -64,9 +64,12 @@ def truth_of_classes(truth: pd.Series, classes: Iterable) -> pd.Series:
 def left_out_text(attrs: Mapping[str, Any]) -> str:
     """What :func:`truth_of_classes` left out, in words after a count: an example, and how many are a class but for
     letter case ("" when nothing was left out). One sentence for the Data page and ``deem aggregate --truth``."""
+    from deem_core.data.annotations import odd_letters  # noqa: PLC0415
+
     if not attrs.get("not_classes"):
         return ""
-    said = f"e.g. “{shortened(attrs.get('not_class', ''), 40)}”"
+    example = str(attrs.get("not_class", ""))
+    said = f"e.g. “{shortened(example, 40)}”{odd_letters(example)}"  # (a look-alike letter named; attack round 30)
     case_only, n = int(attrs.get("case_only") or 0), int(attrs["not_classes"])
     if case_only and attrs.get("case_example"):
         given, name = attrs["case_example"]

@@ -20,7 +20,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["INVISIBLE_RE2", "escape_controls", "html_text", "is_invisible", "natural_positions", "shortened"]
+__all__ = ["INVISIBLE_RE2", "escape_controls", "html_text", "is_invisible", "names_text", "natural_positions",
+           "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -65,6 +66,12 @@ def escape_controls(value: Any) -> str:
     if text.isprintable():  # fast path: str.isprintable is False for every Cc, Cf, Zl and Zp character
         return text
     return "".join(_visible(c) if _is_control(c) else c for c in text)
+
+
+def names_text(names: list, most: int = 8) -> str:
+    """Names for a line of text: the first ``most``, then how many more."""
+    shown = ", ".join(str(name) for name in names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def shortened(value: Any, most: int = 24) -> str:

@@ -49,6 +49,8 @@ DIALECTS = {
     "label_studio_min": "Label Studio JSON-MIN export",
 }
 TASK_JOIN = " | "
+#: places a skip warning names (task id and line of each skipped answer, the first ones)
+SKIP_PLACES = 5
 _TRUE = frozenset({"true", "1", "yes", "on", "x", "checked"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _LS_META = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
@@ -675,18 +677,21 @@ class Collector:
         self.text_parts: list[pd.DataFrame] = []
         self.typed_parts: list[pd.DataFrame] = []
         self.gold_parts: list[pd.DataFrame] = []
-        self.skips: dict[tuple[str, str], list[Any]] = {}  # (file, reason) -> [count, where]
+        self.skips: dict[tuple[str, str], list[Any]] = {}  # (file, reason) -> [count, places (SKIP_PLACES at most)]
         self.missing: dict[str, list[Any]] = {}  # file -> [count, where, spellings]
         self.dropped_tasks: list[np.ndarray] = []
         self.notes: list[str] = []
 
-    def skip(self, name: str, reason: str, count: int, where: str | None = None) -> None:
+    def skip(self, name: str, reason: str, count: int, where: str | Sequence[str] | None = None) -> None:
+        """``count`` answers of file ``name`` skipped for ``reason``; ``where``: the place of the first (or of the
+        first ones), named in the warning up to SKIP_PLACES in all."""
         if count <= 0:
             return
-        entry = self.skips.setdefault((name, reason), [0, where])
+        entry = self.skips.setdefault((name, reason), [0, []])
         entry[0] += count
-        if entry[1] is None:
-            entry[1] = where
+        for place in ([where] if isinstance(where, str) else list(where or ())):
+            if place not in entry[1] and len(entry[1]) < SKIP_PLACES:
+                entry[1].append(place)
 
     def add(self, table: Table, part: pd.DataFrame, plan: Plan) -> None:
         """One chunk's answers ``task, worker, label`` (index = the table's rows) after the id checks and
@@ -743,8 +748,13 @@ class Collector:
 
     def skip_warnings(self) -> list[str]:
         out = []
-        for (name, reason), (count, where) in self.skips.items():
-            out.append(f"{name}: skipped {count} {reason}" + (f" (first on {where})" if where else ""))
+        for (name, reason), (count, places) in self.skips.items():
+            where = ""
+            if places:  # (only the first was named: two junk answers, the second not found; walkthrough 57)
+                more = "; ..." if len(places) == SKIP_PLACES and count > SKIP_PLACES else ""
+                then = f"; then {'; '.join(places[1:])}" if len(places) > 1 else ""
+                where = f" (first on {places[0]}{then}{more})"
+            out.append(f"{name}: skipped {count} {reason}{where}")
         return out
 
 
@@ -752,6 +762,11 @@ def _all_empty(values: pd.Series) -> bool:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return bool((values.astype(str) == "").all())
     return bool((values.astype(str) == "").all())
+
+
+def _lines(table: Table, rows: Sequence[Any]) -> list[str]:
+    """The lines of the first SKIP_PLACES of ``rows`` (index labels of the table's chunk), for a skip warning."""
+    return [table.line(_position(table, row)) for row in list(rows[:SKIP_PLACES])]
 
 
 def _position(table: Table, row: Any) -> int:
@@ -820,8 +835,7 @@ def _status_keep(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Colle
     for value, reason in excluded.items():
         hit = (status == value).to_numpy()
         if hit.any():
-            first = table.line(_position(table, chunk.index[hit.nonzero()[0][0]]))
-            collector.skip(table.name, reason, int(hit.sum()), first)
+            collector.skip(table.name, reason, int(hit.sum()), _lines(table, chunk.index[hit]))
             drop |= hit
     return chunk.loc[~drop] if drop.any() else chunk
 
@@ -843,7 +857,7 @@ def _checkbox_labels(table: Table, chunk: pd.DataFrame, plan: Plan, collector: C
     several = count > 1
     if several.any():
         collector.skip(table.name, f"answer(s) with several options of {plan.label} ticked", int(several.sum()),
-                       table.line(_position(table, chunk.index[int(several.nonzero()[0][0])])))
+                       _lines(table, chunk.index[several]))
     names = np.array([option for _, option in plan.options] + [""], dtype=object)
     choice = np.where(count == 1, ticked.argmax(axis=1), len(plan.options))
     labels = pd.Series(names[choice], index=chunk.index, dtype=object)
@@ -866,8 +880,9 @@ def _ls_cell(value: str) -> str:
     return ls_value(parsed)
 
 
-def ls_value(parsed: Any) -> str:
-    """A control's value (string, number, list or ``{"choices": [...]}``-like dict) -> one class as text."""
+def ls_value(parsed: Any, path_separator: str = " / ") -> str:
+    """A control's value (string, number, list or ``{"choices": [...]}``-like dict) -> one class as text (a taxonomy
+    path's names joined by ``path_separator``)."""
     if isinstance(parsed, dict):
         lists = [v for k, v in parsed.items() if k in ("choices", "labels", "rating", "taxonomy", "number", "text")]
         if len(lists) != 1:
@@ -877,7 +892,7 @@ def ls_value(parsed: Any) -> str:
         flat = []
         for item in parsed:
             if isinstance(item, list):  # a taxonomy path
-                flat.append(" / ".join(str(x) for x in item))
+                flat.append(path_separator.join(str(x) for x in item))
             else:
                 flat.append(item)
         if not flat:
@@ -995,9 +1010,8 @@ def _ls_labels(table: Table, labels: pd.Series, plan: Plan, collector: Collector
         values = labels.astype(object).map(lambda v: ls_value(v) if not isinstance(v, str) else _ls_cell(v))
     several = (values == _LS_SENTINEL).to_numpy()
     if several.any():
-        row = labels.index[int(several.nonzero()[0][0])]
         collector.skip(table.name, f"annotation(s) with several values for {plan.label}", int(several.sum()),
-                       table.line(_position(table, row)))
+                       _lines(table, labels.index[several]))
     return values.astype("category") if not table.typed else values
 
 

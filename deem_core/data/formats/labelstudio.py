@@ -28,11 +28,11 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from deem_core.data.annotations import DataError
-from deem_core.data.formats.dialects import Collector, Plan, json_values, ls_value
+from deem_core.data.annotations import KEPT_APART, DataError
+from deem_core.data.formats.dialects import SKIP_PLACES, Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, printable
-from deem_core.data.formats.tables import FrameTable, Table, check_columns
+from deem_core.data.formats.tables import CELL_SPACES, FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
 from deem_core.data.text import shortened
 
@@ -290,7 +290,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
         columns[position][row] = cell
     del rows, positions, cells
     frame = pd.DataFrame({key: pd.Series(columns[position], dtype=object) for key, position in fields.items()})
-    frame = frame.apply(lambda column: column.str.strip(" "))
+    frame = frame.apply(lambda column: column.str.strip(CELL_SPACES))
     table = _JsonTable(source.name, frame, lines, kind)
     table.notes.extend(notes)
     if unnamed:
@@ -352,17 +352,70 @@ def _nests_deeper(value: Any, depth: int, items: int | None = None) -> bool:
     return True
 
 
-def _control_value(result: Mapping[str, Any]) -> tuple[str, Any]:
-    """(class as text, the original value) of one classification result; (:data:`_TOO_DEEP`, None) when its value
-    nests deeper than :data:`MAX_VALUE_DEPTH`."""
+#: what joins a taxonomy path's names in a value's key (:func:`_control_value`): no name a person types holds it
+_PATH_KEY_SEPARATOR = "\x1f"
+
+
+def _control_value(result: Mapping[str, Any]) -> tuple[str, Any, str]:
+    """(class as text, the original value, the value's key) of one classification result; (:data:`_TOO_DEEP`, None,
+    "") when its value nests deeper than :data:`MAX_VALUE_DEPTH`. The key tells apart values the text joins alike:
+    the path ["Animal", "Cat"] and an item named "Animal / Cat" (attack round 30)."""
     kind = str(result.get("type", ""))
     value = result.get("value")
     if not isinstance(value, dict):
         return "", None
     original = value.get(kind)
     if _nests_deeper(value, MAX_VALUE_DEPTH + 1, MAX_VALUE_ITEMS):  # (the value's own object is one level)
-        return _TOO_DEEP, None
-    return ls_value({kind: original} if kind in value else value), original
+        return _TOO_DEEP, None, ""
+    parsed = {kind: original} if kind in value else value
+    return ls_value(parsed), original, ls_value(parsed, _PATH_KEY_SEPARATOR)
+
+
+class _Classes:
+    """One control's class names, each owned by one value's key: a second value whose text reads as a class of
+    another value's is kept apart as a class of its own ("Animal / Cat (2)"), and said. (The taxonomy path
+    ["Animal", "Cat"] and a top-level item named "Animal / Cat" were one class without a word, and the predictions
+    export wrote the path for both; attack round 30.)"""
+
+    def __init__(self) -> None:
+        self.owner: dict[str, str] = {}  # class -> the key of the value it stands for
+        self.renamed: dict[tuple[str, str], str] = {}  # (text, key) -> the class kept apart
+        self.first: dict[str, Any] = {}  # text -> the original value first read as it
+        self.apart: list[tuple[str, Any, Any, str]] = []  # (text, first value, other value, its class)
+
+    def of(self, text: str, key: str, original: Any) -> str:
+        owner = self.owner.setdefault(text, key)
+        self.first.setdefault(text, original)
+        if owner == key:
+            return text
+        kept = self.renamed.get((text, key))
+        if kept is None:
+            number = 2
+            while f"{text} ({number})" in self.owner:
+                number += 1
+            kept = self.renamed[(text, key)] = f"{text} ({number})"
+            self.owner[kept] = key
+            self.apart.append((text, self.first[text], original, kept))
+        return kept
+
+    def warning(self, name: str, control: str) -> str | None:
+        if not self.apart:
+            return None
+        shown = "; ".join(f"{shortened(repr(text), 60)} from {shortened(_compact(first), 60)} and from "
+                          f"{shortened(_compact(other), 60)}, the second kept as the class {shortened(repr(kept), 60)}"
+                          for text, first, other, kept in self.apart[:3])
+        more = f"; and {len(self.apart) - 3:,} more" if len(self.apart) > 3 else ""
+        return (f"{name}: {len(self.apart):,} value(s) of the control {control!r} read as the text of another value's "
+                f"class (a taxonomy path's names are joined by ' / '), and are {KEPT_APART}: "
+                f"{shown}{more}. Rename one of them in the Label Studio project if they are different choices; the "
+                f"predictions export writes each class's own value.")
+
+
+def _compact(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 class _RowsTable(Table):
@@ -450,6 +503,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     first_where: dict[str, str] = {}
     context = LabelStudioContext(task_key=task_key, source=source, limits=limits)
     originals: dict[str, dict[int, Any]] = {}  # control -> label code -> the control's original value
+    classes: dict[str, _Classes] = {}  # control -> its class names and the values they stand for
     control_meta: dict[str, tuple[str, str]] = {}
     with_control: dict[str, int] = {}  # control -> answers that have a result for it
     n_entries = 0
@@ -524,9 +578,11 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     store = rows.get(control)
                     if store is None:
                         store = rows[control] = _Rows()
-                    label, original = ("", None) if len(found) > 1 else _control_value(found[0])
+                    label, original, key = ("", None, "") if len(found) > 1 else _control_value(found[0])
                     several = len(found) > 1 or label == "\x00several"
                     deep = label == _TOO_DEEP
+                    if label and not several and not deep:
+                        label = classes.setdefault(control, _Classes()).of(label, key, original)
                     label_code = labels.code("" if several or deep else label)
                     if original is not None and not several:
                         originals.setdefault(control, {}).setdefault(label_code, original)
@@ -570,9 +626,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             "task": pd.Categorical.from_codes(np.frombuffer(store.task, dtype=np.int64), tasks.values),
             "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
             "label": pd.Categorical.from_codes(np.frombuffer(store.label, dtype=np.int64), labels.values)})
-        def first_of(skipped: np.ndarray) -> str:
-            first = int(skipped.nonzero()[0][0])
-            return _where(tasks.values[store.task[first]], store.line[first])
+        def first_of(skipped: np.ndarray) -> list[str]:  # (the first ones: walkthrough 57 found one of two)
+            return [_where(tasks.values[store.task[i]], store.line[i]) for i in skipped.nonzero()[0][:SKIP_PLACES]]
 
         if several.any():
             collector.skip(name, f"annotation(s) with several results for {control!r}", int(several.sum()),
@@ -591,6 +646,9 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             raise DataError(f"{name}: no answers left for the control {control!r} once cancelled, ground-truth and "
                             f"ambiguous annotations are set aside")
         collector.add(table, part, plan)
+        apart = classes[control].warning(name, control) if control in classes else None
+        if apart:
+            collector.notes.append(apart)
         collector.skip(name, "cancelled annotation(s)", counts["cancelled"], first_where.get("cancelled"))
         collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"])
         if counts["gold"]:

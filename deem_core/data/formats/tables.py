@@ -6,8 +6,8 @@ a row is for messages (``line(row)``: ``"line N"`` in a text file, ``"row N"`` o
 
 CSV: the delimiter is the one of ``,`` ``;`` tab ``|`` that splits the header (the first non-blank line)
 into at least two columns and the most following lines into as many fields, then the one with more
-columns. Quoted fields may hold the delimiter, quotes and newlines; spaces around cells and names are
-stripped; blank lines (also lines of empty fields) are skipped and counted; a line that repeats the header
+columns. Quoted fields may hold the delimiter, quotes and newlines; spaces (plain and no-break) around cells and
+names are stripped; blank lines (also lines of empty fields) are skipped and counted; a line that repeats the header
 (two files concatenated) is skipped and counted, or refused when it repeats it in another column order.
 
 Parquet: read with pyarrow, only the columns asked for, one batch at a time; the row count and the
@@ -80,6 +80,9 @@ LEFT_FOLDER_SECONDS = 3600.0
 #: characters of one value that a preview shows (the rest is cut, with "…")
 PREVIEW_CHARS = 1000
 _SNIFF_CHARS = 1 << 16
+#: the spaces stripped around cells and names: the plain space and the no-break space, which Excel exports write
+#: around values ("t1" and "t1" with a no-break space were two tasks that read the same; attack round 30)
+CELL_SPACES = " \u00a0"
 #: the longest header line read (8 M characters: about a million worker columns)
 _MAX_HEADER_CHARS = 1 << 23
 
@@ -296,7 +299,7 @@ class CsvTable(Table):
             shown = (first_header or [""])[0][:60]
             raise DataError(f"{self.name}: found a single column ({shown!r}); expected columns such as "
                             f"task,worker,label separated by commas, semicolons or tabs")
-        return best[1], [c.strip(" ") for c in best[2]]
+        return best[1], [c.strip(CELL_SPACES) for c in best[2]]
 
     # ------------------------------------------------------------------ where rows are
     def line(self, row: int) -> str:
@@ -451,8 +454,9 @@ class CsvTable(Table):
         cells = np.full((len(records), len(self.header)), "", dtype=object)
         for row, record in enumerate(records):
             if record:
-                if " " in "".join(record):
-                    record = [value.strip(" ") for value in record]
+                joined = "".join(record)
+                if " " in joined or "\u00a0" in joined:
+                    record = [value.strip(CELL_SPACES) for value in record]
                 cells[row, :len(record)] = record
         return pd.DataFrame(cells, index=pd.RangeIndex(start, start + len(records)), columns=self.header, dtype=object)
 
@@ -461,7 +465,7 @@ class CsvTable(Table):
             frame = frame.fillna("")
             frame.columns = self.header
             for position in range(frame.shape[1]):  # stays in pandas' string dtype (Arrow-backed): no object copies
-                frame.isetitem(position, frame.iloc[:, position].str.strip(" "))
+                frame.isetitem(position, frame.iloc[:, position].str.strip(CELL_SPACES))
         frame = self._drop_blank_rows(frame)
         frame = self._drop_repeated_headers(frame)
         return self._drop_unnamed_columns(frame)
@@ -952,8 +956,9 @@ class ParquetTable(Table):
         # a window first (nothing copies a long value whole), trimmed as a read trims, then cut to the shown length;
         # the window's second half keeps the cut exact for a value that starts with spaces (unless it holds more than
         # PREVIEW_CHARS of them in a row)
-        start = pc.utf8_ltrim(pc.fill_null(pc.utf8_slice_codeunits(values, 0, 2 * PREVIEW_CHARS + 2), ""), " ")
-        whole = pc.utf8_rtrim(start, " ")
+        start = pc.utf8_ltrim(pc.fill_null(pc.utf8_slice_codeunits(values, 0, 2 * PREVIEW_CHARS + 2), ""),
+                             CELL_SPACES)
+        whole = pc.utf8_rtrim(start, CELL_SPACES)
         long = pc.greater(pc.utf8_length(whole), PREVIEW_CHARS)
         if pc.any(long).as_py():
             whole = pc.if_else(long, pc.binary_join_element_wise(pc.utf8_slice_codeunits(start, 0, PREVIEW_CHARS),
@@ -978,7 +983,7 @@ class ParquetTable(Table):
                                 f"{describe_bytes(self.limits.max_record_bytes)} are read (not labels or ids)")
             if column in self._short:
                 self._refuse_long(values, codes, column)
-        values = pc.utf8_trim(pc.fill_null(values, ""), " ")
+        values = pc.utf8_trim(pc.fill_null(values, ""), CELL_SPACES)
         # trimming can make two entries one (" a", "a"), and a missing value is an empty cell
         distinct = pc.dictionary_encode(values)
         codes = pc.take(distinct.indices, codes)
@@ -1007,7 +1012,7 @@ class ParquetTable(Table):
         candidates = pc.filter(pc.take(values, used), pc.take(over, used))
         if not len(candidates):
             return
-        trimmed = pc.utf8_trim(candidates, " ")
+        trimmed = pc.utf8_trim(candidates, CELL_SPACES)
         lengths = pc.utf8_length(trimmed)
         longest = pc.max(lengths).as_py() or 0
         if longest > limit:
