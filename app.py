@@ -24,12 +24,14 @@ from pathlib import Path
 import streamlit as st
 
 from deem_studio.serve import AGENT_API, AGENT_API_REFUSED
-from deem_studio.uploads import install_connection_limit, install_message_limit, install_upload_guard
+from deem_studio.uploads import (install_connection_limit, install_http_connection_limit, install_message_limit,
+                                  install_upload_guard)
 from pages.shell import shell
 
 install_upload_guard()  # once per server process: uploads are bounded per session and in all (deem_studio/uploads.py)
 install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
 install_connection_limit()  # once per server process: websocket connections per address and in all
+install_http_connection_limit()  # once per server process: HTTP connections per address, in all, heads timed
 # the page icon from this folder: ":material/hub:" made every page view fetch it from fonts.gstatic.com (13 console
 # errors an hour on a server with no internet, and a request to Google from a tool meant to run locally; walkthrough 37)
 st.set_page_config(page_title="DEEM Studio", page_icon=str(Path(__file__).resolve().parent / "assets" / "favicon.png"),

@@ -35,47 +35,35 @@ def install_before_serving() -> bool:
     def limited(runtime: Any, base_url: Any) -> list:
         routes = original(runtime, base_url)
         uploads.install_connection_limit(routes=routes)
-        return [*routes, owner_cookie_route(base_url)]
+        return routes
 
     limited._deem_limited = True  # type: ignore[attr-defined]
     starlette_app.create_websocket_routes = limited
+    install_http_limit_on_load()
     return True
 
 
-def owner_cookie_route(base_url: Any) -> Any:
-    """The route where a page has the server write its owner key as an HttpOnly cookie (:data:`owners.COOKIE_ROUTE`;
-    the page's script wrote it before, readable by a page of any other port of the host: attack round 28)."""
-    from starlette.responses import Response
-    from starlette.routing import Route
-    from streamlit.url_util import make_url_path
+def install_http_limit_on_load() -> bool:
+    """Have the server's uvicorn config, as it loads, make its HTTP connections counted per address and timed
+    for their request head (:class:`deem_studio.uploads.HttpConnectionLimit`; attack round 30: 20,000 unfinished
+    request heads took the server to its descriptor limit before any page ran)."""
+    from deem_studio import uploads
 
-    from deem_studio import owners
+    try:
+        import uvicorn
+    except ImportError:
+        return False
+    load = uvicorn.Config.load
+    if getattr(load, "_deem_limited", False):
+        return True
 
-    async def write_cookie(request: Any) -> Any:
-        refused = owners.cookie_request_refusal(request.method, request.headers, None, request.url.scheme)
-        length = request.headers.get("content-length")
-        if refused is not None or not (length or "").isdigit() or int(length) > 64:
-            # (a chunked body has no length: read whole before any check, 256 MB took the server 422 -> 859 MB;
-            # attack round 29)
-            return Response(status_code=403)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > 64:
-                return Response(status_code=403)
-        refused = owners.cookie_request_refusal(request.method, request.headers, body, request.url.scheme)
-        if refused is not None:
-            return Response(status_code=403)
-        response = Response(status_code=204)
-        for removed in owners.clear_planted(base_url or ""):  # (keys planted below the root: attack round 29)
-            response.headers.append("set-cookie", removed)
-        if body.strip() != owners.CLEAR_PLANTED:
-            response.headers.append("set-cookie", owners.owner_cookie(body.decode("ascii").strip(),
-                                                                      request.url.scheme == "https"))
-        response.headers["cache-control"] = "no-store"
-        return response
+    def limited_load(self: Any) -> None:
+        load(self)
+        uploads.install_http_connection_limit([self])
 
-    return Route(make_url_path(base_url or "", owners.COOKIE_ROUTE), write_cookie, methods=["POST"])
+    limited_load._deem_limited = True  # type: ignore[attr-defined]
+    uvicorn.Config.load = limited_load
+    return True
 
 
 AGENT_API = "server.enableAgentApi"

@@ -54,6 +54,8 @@ SETTINGS: dict[str, Setting] = {
                                                "ignored"),
     "DEEM_MAX_CONNECTIONS": Setting("count", True, "websocket connections in all (0: no limit)"),
     "DEEM_MAX_CONNECTIONS_PER_CLIENT": Setting("count", True, "websocket connections per address (0: no limit)"),
+    "DEEM_MAX_HTTP_CONNECTIONS": Setting("count", True, "HTTP connections in all (0: no limit)"),
+    "DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT": Setting("count", True, "HTTP connections per address (0: no limit)"),
     "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),
     "DEEM_MAX_CONCURRENT_READS": Setting("count", False, "files read at once"),
     "DEEM_MAX_CONCURRENT_DOWNLOADS": Setting("count", False, "download files made at once"),

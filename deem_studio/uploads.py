@@ -15,6 +15,7 @@ Standard library only (``app.py`` installs it before the engine is imported).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import sys
@@ -26,7 +27,8 @@ from deem_studio.settings import env_value
 
 _LOG = logging.getLogger(__name__)
 
-__all__ = ["CapacityError", "ConnectionLimit", "UploadGuard", "connection_limit", "install_connection_limit",
+__all__ = ["CapacityError", "ConnectionLimit", "HttpConnectionLimit", "UploadGuard", "connection_limit",
+           "http_connection_limit", "install_connection_limit", "install_http_connection_limit",
            "install_message_limit", "install_upload_guard", "live_instances", "physical_memory", "upload_guard"]
 
 
@@ -49,77 +51,145 @@ def physical_memory() -> int:
 
 
 # --------------------------------------------------------------------------- uploads
-class UploadGuard:
-    """Byte budgets of uploaded files: per session and for the whole server, stored plus in flight.
+#: share of the upload budget one party (a network address; the server's own machine) may hold, stored and reserved:
+#: one visitor's three tabs reserved the whole budget without sending a byte and every other visitor's upload was
+#: refused for 15 minutes (attack round 30); half, as the data ledger's share (``capacity.PARTY_SHARE``)
+UPLOAD_PARTY_SHARE = 0.5
 
-    ``admit(session, size)`` runs before a request's body is read and reserves ``size``; ``added`` (the file is
-    stored) turns the session's oldest reservation into stored bytes; a reservation whose upload never arrives
-    (refused by Streamlit, the client went away) lapses after ``reserve_seconds``."""
+#: the party of every browser on the server's own machine (no address): a workspace costs nothing, so counted by
+#: workspace a second browser profile there was a new half of the data budget (attack round 29)
+THIS_MACHINE = "the server's own machine"
+
+
+class _Reservation:
+    """Bytes reserved for one upload request of ``session`` (counted for ``party``) until ``until``."""
+
+    __slots__ = ("party", "session", "size", "until")
+
+    def __init__(self, session: str, party: str, size: int, until: float):
+        self.session, self.party, self.size, self.until = session, party, size, until
+
+
+#: the reservations made while the current upload request is handled (set by :func:`_releasing` around Streamlit's
+#: upload route): what is left of them when the request ends is released
+_REQUEST_RESERVATIONS: contextvars.ContextVar[list[_Reservation] | None] = contextvars.ContextVar(
+    "deem_upload_reservations", default=None)
+
+
+class UploadGuard:
+    """Byte budgets of uploaded files: per session, per party and for the whole server, stored plus in flight.
+
+    ``admit(session, size, party)`` runs before a request's body is read and reserves ``size``; ``added`` (the file
+    is stored) turns the request's reservation (else the session's oldest) into stored bytes; ``release`` lets go of
+    a reservation whose request ended without storing a file (refused, closed by the client, failed); one left
+    anyway lapses after ``reserve_seconds``."""
 
     def __init__(self, per_session: int, total: int, max_file: int, reserve_seconds: float = 900.0):
         self.per_session, self.total, self.max_file = int(per_session), int(total), int(max_file)
         self.reserve_seconds = float(reserve_seconds)
         self._lock = threading.Lock()
         self._stored: dict[str, dict[str, int]] = {}
-        self._pending: dict[str, list[tuple[int, float]]] = {}
+        self._pending: dict[str, list[_Reservation]] = {}
+        self._party: dict[str, str] = {}  # session -> the party its stored files count for
 
     def _expire(self, now: float) -> None:
         for session in list(self._pending):
-            alive = [(size, until) for size, until in self._pending[session] if until > now]
+            alive = [entry for entry in self._pending[session] if entry.until > now]
             if alive:
                 self._pending[session] = alive
             else:
                 del self._pending[session]
 
     def _session_bytes(self, session: str) -> int:
-        return sum(self._stored.get(session, {}).values()) + sum(s for s, _ in self._pending.get(session, ()))
+        return sum(self._stored.get(session, {}).values()) + sum(e.size for e in self._pending.get(session, ()))
+
+    def _party_bytes(self, party: str) -> int:
+        return (sum(sum(files.values()) for session, files in self._stored.items() if self._party.get(session) == party)
+                + sum(e.size for entries in self._pending.values() for e in entries if e.party == party))
+
+    def _server_bytes(self) -> int:
+        return (sum(sum(files.values()) for files in self._stored.values())
+                + sum(e.size for entries in self._pending.values() for e in entries))
 
     def held(self) -> int:
         """Bytes stored and reserved by every session together."""
         with self._lock:
             self._expire(time.monotonic())
-            return (sum(sum(files.values()) for files in self._stored.values())
-                    + sum(s for entries in self._pending.values() for s, _ in entries))
+            return self._server_bytes()
 
-    def _check(self, session: str, size: int, server_held: int) -> None:
+    def _check(self, session: str, size: int, server_held: int, party: str | None = None) -> None:
         mine = self._session_bytes(session)
         if mine + size > self.per_session:
             raise CapacityError(f"this browser session already holds {describe(mine)} of uploaded files; at "
                                 f"most {describe(self.per_session)} at a time: remove files from the uploader "
                                 f"first")
+        if party is not None:
+            own, share = self._party_bytes(party), int(self.total * UPLOAD_PARTY_SHARE)
+            if own + size > share:
+                raise CapacityError(f"the uploads of your tabs already hold {describe(own)} of the {describe(share)} "
+                                    f"one visitor may hold (half of what the server keeps for uploads): remove files "
+                                    f"from the uploaders of other tabs, or try again in a few minutes")
         if server_held + size > self.total:
             raise CapacityError(f"the server holds {describe(server_held)} of uploaded files for its users "
                                 f"(at most {describe(self.total)}); try again in a few minutes")
 
-    def admit(self, session: str, size: int | None) -> None:
-        """Reserve ``size`` bytes (unknown: the largest file) for an upload of ``session``, or CapacityError."""
+    def admit(self, session: str, size: int | None, party: str | None = None) -> _Reservation | None:
+        """Reserve ``size`` bytes (unknown: the largest file) for an upload of ``session`` by ``party`` (its network
+        address, or :data:`THIS_MACHINE`; None: not counted for a party), or CapacityError. A declared size above
+        the largest file Streamlit stores reserves nothing (None): Streamlit refuses the request at once ("File too
+        large"), and each such request reserved the largest file for 15 minutes (attack round 30)."""
+        if size is not None and size > self.max_file:
+            return None
         largest = min(self.max_file, self.per_session)  # what Streamlit will store at most
         size = largest if size is None or size <= 0 or size > largest else int(size)
         now = time.monotonic()
         with self._lock:
             self._expire(now)
-            server = (sum(sum(files.values()) for files in self._stored.values())
-                      + sum(s for entries in self._pending.values() for s, _ in entries))
-            self._check(session, size, server)
-            self._pending.setdefault(session, []).append((size, now + self.reserve_seconds))
+            party = self._party.get(session, party) if party is not None else None
+            self._check(session, size, self._server_bytes(), party)
+            entry = _Reservation(session, party, size, now + self.reserve_seconds)
+            self._pending.setdefault(session, []).append(entry)
+            if party is not None:
+                self._party.setdefault(session, party)
+            held = _REQUEST_RESERVATIONS.get()
+            if held is not None:
+                held.append(entry)
+            return entry
+
+    def release(self, entry: _Reservation) -> None:
+        """Let go of ``entry`` unless a stored file took it already (its request ended without a file)."""
+        with self._lock:
+            entries = self._pending.get(entry.session)
+            if entries and entry in entries:
+                entries.remove(entry)
+                if not entries:
+                    del self._pending[entry.session]
+
+    def _take(self, session: str) -> str | None:
+        """Remove the reservation a file of ``session`` is stored on (the current request's, else the oldest); its
+        party. With the lock held."""
+        entries = self._pending.get(session)
+        if not entries:
+            return None
+        mine = [e for e in _REQUEST_RESERVATIONS.get() or () if e.session == session and e in entries]
+        entry = mine[0] if mine else entries[0]
+        entries.remove(entry)
+        if not entries:
+            del self._pending[session]
+        return entry.party
 
     def added(self, session: str, file_id: str, size: int) -> None:
         """A file is about to be stored: CapacityError when it does not fit (then it is not stored)."""
         with self._lock:
             self._expire(time.monotonic())
-            entries = self._pending.get(session)
-            if entries:
-                entries.pop(0)
-                if not entries:
-                    del self._pending[session]
+            party = self._take(session) or self._party.get(session)
             files = self._stored.get(session, {})
             previous = files.get(file_id, 0)
-            server = (sum(sum(f.values()) for f in self._stored.values())
-                      + sum(s for e in self._pending.values() for s, _ in e)) - previous
+            server = self._server_bytes() - previous
             if previous:
                 files.pop(file_id)
             try:
-                self._check(session, int(size), server)
+                self._check(session, int(size), server, party)
             finally:
                 if previous:
                     files[file_id] = previous
@@ -137,6 +207,7 @@ class UploadGuard:
         with self._lock:
             self._stored.pop(session, None)
             self._pending.pop(session, None)
+            self._party.pop(session, None)
 
 
 _UPLOAD_GUARD: list[UploadGuard] = []
@@ -148,19 +219,154 @@ def upload_guard() -> UploadGuard | None:
     return _UPLOAD_GUARD[0] if _UPLOAD_GUARD else None
 
 
-def _request_length() -> int | None:
-    """Content-Length of the upload request being admitted (Streamlit's upload handler is the caller's caller)."""
+def _request_length_and_party() -> tuple[int | None, str]:
+    """Content-Length of the upload request being admitted and the party it counts for (its network address, or
+    :data:`THIS_MACHINE`; Streamlit's upload handler is the caller's caller)."""
+    from deem_studio.owners import client_party  # noqa: PLC0415 - standard library only
+
     try:
         request = sys._getframe(2).f_locals.get("request")  # noqa: SLF001 - the handler's own argument
-        return int(request.headers.get("content-length") or 0) or None
+    except Exception:  # noqa: BLE001
+        request = None
+    try:
+        length = int(request.headers.get("content-length") or 0) or None
     except Exception:  # noqa: BLE001 - unknown: the largest file is reserved
-        return None
+        length = None
+    try:
+        party = client_party(request.client.host, request.headers.get("x-forwarded-for"))
+    except Exception:  # noqa: BLE001 - no address: the server's own machine
+        party = None
+    return length, party or THIS_MACHINE
 
 
-def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
+#: an upload's body must keep coming: a part at least every UPLOAD_STALL_SECONDS, and past them on average at least
+#: MIN_UPLOAD_BYTES_PER_SECOND; a request that ends so is answered 408 and releases its reservation. Two addresses'
+#: four requests of 740 MiB declared, sending a line a minute, held 2.89 of the 2.94 GiB budget for 15 minutes at a
+#: time (attack round 31)
+UPLOAD_STALL_SECONDS = 30.0
+MIN_UPLOAD_BYTES_PER_SECOND = 16 * 1024
+
+
+class _UploadTooSlow(Exception):
+    """An upload's body stopped coming, or came slower than :data:`MIN_UPLOAD_BYTES_PER_SECOND`."""
+
+
+def _paced(receive: Any, stall_seconds: float, min_rate: float) -> Any:
+    """``receive`` (an ASGI request's) raising :class:`_UploadTooSlow` when a body part takes ``stall_seconds``, or
+    when, past them, the parts have come slower than ``min_rate`` bytes a second on average."""
+    loop = asyncio.get_running_loop()
+    started, got = loop.time(), [0]
+
+    async def paced_receive() -> dict:
+        try:
+            message = await asyncio.wait_for(receive(), timeout=stall_seconds)
+        except asyncio.TimeoutError:
+            raise _UploadTooSlow(f"no part of the file came for {stall_seconds:g} s") from None
+        got[0] += len(message.get("body", b"") or b"")
+        elapsed = loop.time() - started
+        if message.get("more_body") and elapsed > stall_seconds and got[0] < min_rate * elapsed:
+            raise _UploadTooSlow(f"the file came at {got[0] / elapsed:,.0f} bytes a second, under "
+                                 f"{min_rate:,.0f}")
+        return message
+
+    return paced_receive
+
+
+def _releasing(app: Any) -> Any:
+    """``app`` (the ASGI app of Streamlit's upload route) releasing what its request reserved and did not store
+    when the request ends: refused at once, closed by the client before its body, failed, or too slow (its body
+    paced by :func:`_paced`). Such reservations were kept for 15 minutes: three tabs reserved the whole budget with
+    requests they closed at once (attack round 30), or kept open sending a line a minute (attack round 31)."""
+
+    async def upload_request(scope: dict, receive: Any, send: Any) -> None:
+        reserved: list[_Reservation] = []
+        token = _REQUEST_RESERVATIONS.set(reserved)
+        started = [False]
+
+        async def tracked_send(message: dict) -> None:
+            started[0] = started[0] or message.get("type") == "http.response.start"
+            await send(message)
+
+        paced = _paced(receive, UPLOAD_STALL_SECONDS, MIN_UPLOAD_BYTES_PER_SECOND)
+        try:
+            await app(scope, paced, tracked_send)
+        except _UploadTooSlow as exc:
+            _LOG.warning("upload refused: %s", exc)
+            if not started[0]:
+                body = f"the upload was too slow: {exc}".encode()
+                await send({"type": "http.response.start", "status": 408,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            _REQUEST_RESERVATIONS.reset(token)
+            guard = upload_guard()
+            for entry in reserved if guard is not None else ():
+                guard.release(entry)
+
+    upload_request.__wrapped__ = app  # type: ignore[attr-defined]
+    return upload_request
+
+
+def _wrap_routes(routes: list, part: str, wrapper: Any) -> int:
+    """Wrap the app of every Starlette route among ``routes`` whose path holds ``part`` in ``wrapper`` (once each:
+    a wrapped app has ``__wrapped__``); how many were wrapped."""
+    try:
+        from starlette.routing import Route  # noqa: PLC0415
+    except Exception:  # noqa: BLE001 - another server
+        return 0
+    wrapped = 0
+    for route in routes:
+        if (issubclass(type(route), Route) and part in str(getattr(route, "path", ""))
+                and not hasattr(route.app, "__wrapped__")):
+            route.app = wrapper(route.app)
+            wrapped += 1
+    return wrapped
+
+
+def wrap_upload_routes(routes: list) -> int:
+    """Wrap Streamlit's upload routes among ``routes`` in :func:`_releasing` (once each); how many were wrapped."""
+    return _wrap_routes(routes, "_stcore/upload_file", _releasing)
+
+
+#: bytes of a media answer (a download, an image) handed to the connection at a time: the whole answer was, and a client
+#: that read none of it kept a copy in the server's send buffer (20 unread downloads of a 44 MB file took the server
+#: from 722 to 1,527 MB; attack round 31). In pieces, the server waits for the client to read each before the next.
+ANSWER_PIECE = 256 * 1024
+
+
+def _in_pieces(app: Any, piece: int | None = None) -> Any:
+    """``app`` (the ASGI app of Streamlit's media route) sending its answer's body in pieces of at most ``piece``
+    bytes (:data:`ANSWER_PIECE`): the server waits at each piece until the client has read the one before."""
+    size = int(piece or ANSWER_PIECE)
+
+    async def media_request(scope: dict, receive: Any, send: Any) -> None:
+        async def piecewise(message: dict) -> None:
+            body = message.get("body", b"") or b""
+            if message.get("type") != "http.response.body" or len(body) <= size:
+                await send(message)
+                return
+            view, more = memoryview(body), bool(message.get("more_body", False))
+            for start in range(0, len(view), size):
+                await send({"type": "http.response.body", "body": bytes(view[start:start + size]),
+                            "more_body": more or start + size < len(view)})
+
+        await app(scope, receive, piecewise)
+
+    media_request.__wrapped__ = app  # type: ignore[attr-defined]
+    return media_request
+
+
+def wrap_media_routes(routes: list) -> int:
+    """Wrap Streamlit's media routes among ``routes`` in :func:`_in_pieces` (once each); how many were wrapped."""
+    return _wrap_routes(routes, "/media/", _in_pieces)
+
+
+def install_upload_guard(runtime: Any = None, routes: list | None = None) -> UploadGuard | None:
     """Put an :class:`UploadGuard` between Streamlit's upload handler and its in-memory file store (once per
     process). The handler asks ``runtime.is_active_session`` before it reads a body (only it calls that), and
-    stores files through the uploaded-file manager: both are wrapped on the instances."""
+    stores files through the uploaded-file manager: both are wrapped on the instances. Its route (``routes``, else
+    found among the live objects) releases what a request reserved and did not store (:func:`_releasing`)."""
     with _INSTALL_LOCK:
         if _UPLOAD_GUARD:
             return _UPLOAD_GUARD[0]
@@ -188,7 +394,7 @@ def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
             if not is_active(session_id):
                 return False
             try:
-                guard.admit(session_id, _request_length())
+                guard.admit(session_id, *_request_length_and_party())
             except CapacityError as exc:
                 raise HTTPException(status_code=413, detail=str(exc)) from None
             return True
@@ -212,6 +418,15 @@ def install_upload_guard(runtime: Any = None) -> UploadGuard | None:
         manager.add_file = guarded_add_file
         manager.remove_file = guarded_remove_file
         manager.remove_session_files = guarded_remove_session_files
+        if routes is None:
+            try:
+                from starlette.routing import Route  # noqa: PLC0415
+
+                routes = live_instances(Route)  # the server's routes exist before any page
+            except Exception:  # noqa: BLE001 - another server
+                routes = []
+        wrap_upload_routes(routes)
+        wrap_media_routes(routes)
         _UPLOAD_GUARD.append(guard)
         return guard
 
@@ -310,6 +525,15 @@ class _MessageRate:
         return max(0.0, -self.tokens / self.rate)
 
 
+def _one_less(counts: dict, party: Any) -> None:
+    """One connection of ``party`` fewer in ``counts`` (its entry gone at none; the caller holds the lock)."""
+    left = counts.get(party, 0) - 1
+    if left > 0:
+        counts[party] = left
+    else:
+        counts.pop(party, None)
+
+
 class ConnectionLimit:
     """Counts the open websocket connections per party (:func:`deem_studio.owners.client_party`) and in all, and
     refuses one past either limit. Runs on the server's event loop; the lock keeps it right if it ever does not."""
@@ -329,7 +553,7 @@ class ConnectionLimit:
             if self.total > 0 and sum(self.open.values()) >= self.total:
                 return f"the server has {self.total} connections open (DEEM_MAX_CONNECTIONS)"
             if 0 < self.per_client <= self.open.get(party, 0):
-                where = "this address" if party is not None else "the server's own machine"
+                where = "this address" if party is not None else THIS_MACHINE
                 return f"{self.per_client} connections are open from {where} (DEEM_MAX_CONNECTIONS_PER_CLIENT)"
             self.open[party] = self.open.get(party, 0) + 1
             return None
@@ -347,11 +571,7 @@ class ConnectionLimit:
 
     def closed(self, party: str | None) -> None:
         with self._lock:
-            left = self.open.get(party, 0) - 1
-            if left > 0:
-                self.open[party] = left
-            else:
-                self.open.pop(party, None)
+            _one_less(self.open, party)
 
     def guard(self, app: Any) -> Any:
         """``app`` (the ASGI app of Streamlit's websocket route) behind this limit: a connection past it is
@@ -433,3 +653,199 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
         return limit
 
 
+# --------------------------------------------------------------------------- plain HTTP connections
+#: HTTP connections (not yet websockets) one network address may hold at once, and all addresses together (the
+#: total also at most half the descriptors the process may open beside its websockets), and the seconds a connection
+#: has to send a whole request head. 20,000 connections each holding an unfinished head (``X-a: ``) took the server
+#: to its descriptor limit: every other visitor's request timed out and the server spent 94% of a core failing to
+#: accept (attack round 30); uvicorn counted none of them and timed none out. A browser opens 6 to 10.
+DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT = 100
+DEFAULT_MAX_HTTP_CONNECTIONS = 2000
+HEAD_SECONDS = 10.0
+#: seconds a response may wait on a client that reads none of it (the server's send buffer full): 100 requests for a
+#: 4.7 MB script, none read, held an address's 100 places past 35 s and every other visitor there was refused (attack
+#: round 31); a client that reads on, however slowly, resumes the response and restarts the count
+STALL_SECONDS = 30.0
+
+
+def descriptor_limit() -> int | None:
+    """The files this process may open at once (None where unknown)."""
+    try:
+        import resource  # noqa: PLC0415 - not on Windows
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except Exception:  # noqa: BLE001
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+class HttpConnectionLimit:
+    """Counts the open HTTP connections per party (:func:`deem_studio.owners.client_party` of the peer's address:
+    no header is read before a connection is counted) and in all, closes one past either limit as it is accepted,
+    and closes one that has not sent a whole request head within ``head_seconds`` (of its opening, or of its last
+    response), or that has read nothing of a response for ``stall_seconds``. A connection that becomes a websocket
+    leaves this count for :class:`ConnectionLimit`'s. Runs on the server's event loop."""
+
+    def __init__(self, per_client: int, total: int, head_seconds: float = HEAD_SECONDS,
+                 stall_seconds: float = STALL_SECONDS):
+        self.per_client, self.total, self.head_seconds = int(per_client), int(total), float(head_seconds)
+        self.stall_seconds = float(stall_seconds)
+        self.open: dict[str | None, int] = {}
+        self.refused, self._logged = 0, 0.0
+        self._lock = threading.Lock()
+
+    def admit(self, party: str | None) -> str | None:
+        """Count a new connection and return None, or the reason it is refused (nothing counted). The server's own
+        machine (None) is held to the per-address limit too, unless a trusted proxy there speaks for every visitor
+        (``DEEM_TRUST_PROXY``): then only the total binds."""
+        from deem_studio.owners import proxy_trusted  # noqa: PLC0415
+
+        with self._lock:
+            if self.total > 0 and sum(self.open.values()) >= self.total:
+                return f"the server has {self.total} HTTP connections open (DEEM_MAX_HTTP_CONNECTIONS)"
+            if 0 < self.per_client <= self.open.get(party, 0) and (party is not None or not proxy_trusted()):
+                where = "this address" if party is not None else THIS_MACHINE
+                return (f"{self.per_client} HTTP connections are open from {where} "
+                        f"(DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT)")
+            self.open[party] = self.open.get(party, 0) + 1
+            return None
+
+    def closed(self, party: str | None) -> None:
+        with self._lock:
+            _one_less(self.open, party)
+
+    def held(self) -> int:
+        with self._lock:
+            return sum(self.open.values())
+
+    def _log_refusal(self, reason: str) -> None:
+        """One line a second at most (a flood of connections is refused thousands of times a second)."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._logged >= 1.0:
+            self._logged = now
+            _LOG.warning("HTTP connection refused: %s (%d refused so far)", reason, self.refused)
+
+    def protocol(self, base: type) -> type:
+        """``base`` (uvicorn's HTTP protocol class: h11's or httptools') counting its connections here."""
+        if getattr(base, "_deem_limit", None) is self:
+            return base
+        from deem_studio.owners import client_party  # noqa: PLC0415
+
+        limit = self
+
+        class Limited(base):  # type: ignore[misc, valid-type]
+            _deem_limit = limit
+            _deem_counted = False
+            _deem_timer: Any = None
+            _deem_stall: Any = None
+
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(transport)
+                peer = transport.get_extra_info("peername")
+                self._deem_party = client_party(peer[0] if isinstance(peer, tuple) and peer else None, trust=False)
+                refused = limit.admit(self._deem_party)
+                if refused is not None:
+                    limit._log_refusal(refused)  # noqa: SLF001
+                    transport.close()
+                    return
+                self._deem_counted = True
+                self._deem_wait_for_head()
+
+            def _deem_wait_for_head(self) -> None:
+                if self._deem_timer is not None:
+                    self._deem_timer.cancel()
+                self._deem_timer = self.loop.call_later(limit.head_seconds, self._deem_head_timeout)
+
+            def _deem_head_timeout(self) -> None:
+                self._deem_timer = None
+                cycle = getattr(self, "cycle", None)
+                if cycle is None or cycle.response_complete:  # no request head has come whole since
+                    self.transport.close()
+
+            def pause_writing(self) -> None:  # the client reads nothing more: the send buffer is full
+                super().pause_writing()
+                if self._deem_stall is None:
+                    self._deem_stall = self.loop.call_later(limit.stall_seconds, self._deem_stalled)
+
+            def resume_writing(self) -> None:
+                super().resume_writing()
+                if self._deem_stall is not None:
+                    self._deem_stall.cancel()
+                    self._deem_stall = None
+
+            def _deem_stalled(self) -> None:
+                self._deem_stall = None
+                self.transport.abort()  # (close() would wait for the buffer the client does not read)
+
+            def on_response_complete(self) -> None:
+                super().on_response_complete()
+                if self._deem_counted and not self.transport.is_closing():
+                    self._deem_wait_for_head()
+
+            def _deem_release(self) -> None:
+                for name in ("_deem_timer", "_deem_stall"):
+                    timer = getattr(self, name)
+                    if timer is not None:
+                        timer.cancel()
+                        setattr(self, name, None)
+                if self._deem_counted:
+                    self._deem_counted = False
+                    limit.closed(self._deem_party)
+
+            def handle_websocket_upgrade(self, *args: Any) -> None:
+                self._deem_release()  # a websocket from here: ConnectionLimit counts it
+                super().handle_websocket_upgrade(*args)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                self._deem_release()
+                super().connection_lost(exc)
+
+        Limited.__name__ = Limited.__qualname__ = f"Limited{base.__name__}"
+        return Limited
+
+    def install(self, server_config: Any) -> None:
+        """Have ``server_config`` (a uvicorn Config, loaded) make its HTTP connections with :meth:`protocol`: the
+        server reads the class at every connection."""
+        base = getattr(server_config, "http_protocol_class", None)
+        if isinstance(base, type):
+            server_config.http_protocol_class = self.protocol(base)
+
+
+_HTTP_LIMIT: list[HttpConnectionLimit] = []
+_HTTP_SEARCHED: list[bool] = []  # the live configs are searched once per process
+
+
+def http_connection_limit() -> HttpConnectionLimit:
+    """This process's limit (``DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT``, ``DEEM_MAX_HTTP_CONNECTIONS``; 0: none)."""
+    with _INSTALL_LOCK:
+        if not _HTTP_LIMIT:
+            total = int(env_value("DEEM_MAX_HTTP_CONNECTIONS", DEFAULT_MAX_HTTP_CONNECTIONS))
+            files = descriptor_limit()
+            if files is not None and total > 0:  # room beside the websockets for files, runs, the database
+                websockets = int(env_value("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)) or files // 2
+                total = max(16, min(total, (files - websockets) // 2))
+            _HTTP_LIMIT.append(HttpConnectionLimit(
+                int(env_value("DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT", DEFAULT_MAX_HTTP_CONNECTIONS_PER_CLIENT)), total))
+        return _HTTP_LIMIT[0]
+
+
+def install_http_connection_limit(configs: list | None = None) -> HttpConnectionLimit | None:
+    """Put :class:`HttpConnectionLimit` into the server's uvicorn config (``configs``, else the live ones: from the
+    first page under ``streamlit run``; ``deem-studio`` installs it as the server loads its config)."""
+    try:
+        import uvicorn  # noqa: PLC0415
+    except Exception:  # noqa: BLE001 - another server
+        return None
+    if configs is None:
+        with _INSTALL_LOCK:
+            if _HTTP_SEARCHED:
+                return _HTTP_LIMIT[0] if _HTTP_LIMIT else None  # searched at the first page already
+            _HTTP_SEARCHED.append(True)
+        configs = [obj for obj in live_instances(uvicorn.Config) if getattr(obj, "loaded", False)]
+        if not configs:
+            return None
+    limit = http_connection_limit()
+    for obj in configs:
+        limit.install(obj)
+    return limit

@@ -4,6 +4,7 @@ sessions held once. Browser-level checks of the same: ``tests/test_browser_capac
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -113,6 +114,153 @@ def test_the_guard_sits_between_streamlits_upload_handler_and_its_file_store(mon
     assert len(manager.get_files("s", ["f0", "f1", "f2", "orphan"])) == 3
     manager.remove_session_files("s")
     assert guard.held() == 0 and _upload_handler(runtime, "s", MB)
+
+
+def test_one_visitor_reserves_at_most_half_the_upload_budget():
+    """Three tabs of one visitor reserved the whole budget and every other visitor's upload was refused for 15
+    minutes (attack round 30): a party (an address; the server's own machine) holds at most half, stored and
+    reserved."""
+    guard = uploads.UploadGuard(per_session=60 * MB, total=120 * MB, max_file=50 * MB)
+    guard.admit("tab1", 50 * MB, "203.0.113.5")
+    guard.admit("tab2", 10 * MB, "203.0.113.5")
+    with pytest.raises(uploads.CapacityError, match="the uploads of your tabs already hold 60 MiB of the 60 MiB"):
+        guard.admit("tab3", 10 * MB, "203.0.113.5")
+    guard.admit("victim", 50 * MB, "198.51.100.7")  # another visitor is served
+    guard.added("tab1", "f1", 50 * MB)  # a stored file counts for its party too
+    guard.closed("tab2")
+    guard.admit("tab3", 10 * MB, "203.0.113.5")
+    with pytest.raises(uploads.CapacityError, match="already hold 50 MiB"):
+        guard.added("tab3", "f2", 20 * MB)  # larger than it said
+
+
+def test_a_declared_size_streamlit_refuses_reserves_nothing():
+    """A request declaring more than the largest file is refused by Streamlit at once ("File too large"); each
+    reserved the largest file for 15 minutes (attack round 30)."""
+    guard = uploads.UploadGuard(per_session=60 * MB, total=100 * MB, max_file=50 * MB)
+    for _ in range(5):
+        assert guard.admit("a", 2 << 30, "203.0.113.5") is None
+    assert guard.held() == 0
+    guard.admit("b", 50 * MB, "198.51.100.7")
+
+
+@contextlib.contextmanager
+def _upload_server(runtime, manager):
+    """Streamlit's own upload routes, behind the guard, served by uvicorn on a free port of 127.0.0.1."""
+    import asyncio  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from streamlit.web.server.starlette.starlette_routes import create_upload_routes  # noqa: PLC0415
+
+    routes = create_upload_routes(runtime, manager, "")
+    guard = uploads.install_upload_guard(runtime, routes=routes)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        yield guard, sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _raw_put(port: int, path: str, length: int, body: bytes = b"") -> str:
+    import socket  # noqa: PLC0415
+
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode() + body)
+        conn.settimeout(0.5)
+        try:
+            return conn.recv(200).decode(errors="replace").split("\r\n")[0]
+        except TimeoutError:
+            return ""  # the server waits for the body: the client closes
+
+
+def test_an_upload_request_that_ends_without_a_file_keeps_no_reservation(monkeypatch):
+    """A request closed before its body, or refused, kept its reservation for 15 minutes (attack round 30): a real
+    HTTP request to Streamlit's upload route releases what it reserved when it ends without a file."""
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.web.server.starlette import starlette_routes
+
+    monkeypatch.setattr(uploads, "_UPLOAD_GUARD", [])
+    monkeypatch.setattr(starlette_routes, "is_xsrf_enabled", lambda: False)
+    monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES", "8M")
+    monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", "8M")
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    with _upload_server(_FakeRuntime(manager), manager) as (guard, port):
+        assert _raw_put(port, "/_stcore/upload_file/s/f1", 3 * MB) == ""  # closed without a byte of its body
+        deadline = time.monotonic() + 5
+        while guard.held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert guard.held() == 0
+        assert _raw_put(port, "/_stcore/upload_file/s/f2", 5 << 30).startswith("HTTP/1.1 413")
+        assert guard.held() == 0
+        body = b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nx,y\r\n--zz--\r\n"
+        assert _raw_put(port, "/_stcore/upload_file/s/f3", len(body), body).startswith("HTTP/1.1 204")
+        assert guard.held() == 3  # the stored file only
+        assert len(manager.get_files("s", ["f1", "f2", "f3"])) == 1
+
+
+def test_an_upload_whose_body_stops_or_drips_is_ended_and_keeps_no_reservation(monkeypatch):
+    """Attack round 31: four requests of 740 MiB declared, sending a line a minute, held 2.89 of the 2.94 GiB upload
+    budget for 15 minutes at a time. A body part must come within the stall time, and past it on average at the
+    least pace: a request that stops or drips is answered 408 and releases its reservation."""
+    import socket  # noqa: PLC0415
+
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.web.server.starlette import starlette_routes
+
+    monkeypatch.setattr(uploads, "_UPLOAD_GUARD", [])
+    monkeypatch.setattr(starlette_routes, "is_xsrf_enabled", lambda: False)
+    monkeypatch.setattr(uploads, "UPLOAD_STALL_SECONDS", 0.6)
+    monkeypatch.setattr(uploads, "MIN_UPLOAD_BYTES_PER_SECOND", 100_000)
+    monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES", "8M")
+    monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", "8M")
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    head = (b"PUT /_stcore/upload_file/s/%s HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+            b"Content-Length: %d\r\n\r\n--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n")
+    with _upload_server(_FakeRuntime(manager), manager) as (guard, port):
+        for name, drip in ((b"f1", False), (b"f2", True)):
+            with socket.create_connection(("127.0.0.1", port)) as conn:
+                conn.sendall(head % (name, 3 * MB))
+                started, answer = time.monotonic(), b""
+                conn.settimeout(0.1)
+                while time.monotonic() - started < 5 and not answer:
+                    if drip:
+                        conn.sendall(b"x,y\r\n")  # 5 bytes every 0.1 s: a part comes, far too slowly
+                    try:
+                        answer = conn.recv(200)
+                    except TimeoutError:
+                        assert guard.held() == 3 * MB or answer  # reserved while it waits
+                assert answer.startswith(b"HTTP/1.1 408"), answer
+                assert time.monotonic() - started < 3
+            deadline = time.monotonic() + 5
+            while guard.held() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert guard.held() == 0
+        body = b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nx,y\r\n--zz--\r\n"
+        assert _raw_put(port, "/_stcore/upload_file/s/f3", len(body), body).startswith("HTTP/1.1 204")  # a whole one
+
+
+def test_streamlit_run_s_upload_route_is_found_at_the_first_page(monkeypatch):
+    """``streamlit run app.py`` installs the guard at the first page, when the server's routes exist already: its
+    upload route is found among the live objects and releases what a request did not store (attack round 30)."""
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.web.server.starlette.starlette_routes import create_upload_routes
+
+    monkeypatch.setattr(uploads, "_UPLOAD_GUARD", [])
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    routes = create_upload_routes(_FakeRuntime(manager), manager, "")
+    assert uploads.install_upload_guard(_FakeRuntime(manager)) is not None
+    assert all(route.app.__wrapped__ for route in routes)
 
 
 # --------------------------------------------------------------------------- loaded data
@@ -701,3 +849,33 @@ def test_a_data_set_held_for_no_party_is_counted_for_the_visitor_who_opens_it():
         book.admit(second, party="203.0.113.5")  # a second tab of the same visitor, the second run
     book.admit(second, party="198.51.100.7")  # another visitor opens it
     assert book.held() == 2 * size
+
+
+def test_a_media_answer_is_sent_in_pieces_the_client_must_read(monkeypatch):
+    """Attack round 31: a download's whole answer went to the connection at once, and a client that read none of it
+    kept a copy in the server's send buffer (20 unread 44 MB downloads: 722 -> 1,527 MB). Streamlit's media routes
+    send it in pieces, and the server waits for each to be read before the next (uvicorn's send drains first)."""
+    import asyncio  # noqa: PLC0415
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.web.server.starlette.starlette_routes import create_media_routes
+
+    routes = create_media_routes(MemoryMediaFileStorage("/media"), "")
+    assert uploads.wrap_media_routes(routes) == len(routes) > 0
+    assert uploads.wrap_media_routes(routes) == 0  # once each
+    body = bytes(range(256)) * (5 * 1024 + 7)  # 1.25 MiB and a bit
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(uploads._in_pieces(app, piece=256 * 1024)({"type": "http"}, None, send))  # noqa: SLF001
+    parts = sent[1:]
+    assert len(parts) == 6 and all(len(p["body"]) <= 256 * 1024 for p in parts)
+    assert b"".join(p["body"] for p in parts) == body
+    assert [p["more_body"] for p in parts] == [True] * 5 + [False]

@@ -7,6 +7,7 @@ install_message_limit`` bounds the message before its body is read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -402,3 +403,168 @@ def test_a_websocket_opened_by_a_page_of_another_origin_is_refused():
     asyncio.run(guarded(connection("http://localhost:8580"), None, send))  # the site's own page
     asyncio.run(guarded(connection(None), None, send))  # no browser: no cookies either
     assert len(served) == 2 and len(sent) == 1
+
+
+# --------------------------------------------------------------------------- plain HTTP connections (attack round 30)
+def test_http_connections_are_counted_per_address_and_in_all(monkeypatch):
+    monkeypatch.delenv("DEEM_TRUST_PROXY", raising=False)
+    limit = uploads.HttpConnectionLimit(per_client=2, total=5)
+    assert limit.admit("203.0.113.5") is None and limit.admit("203.0.113.5") is None
+    assert "2 HTTP connections are open from this address" in limit.admit("203.0.113.5")
+    assert limit.admit(None) is None and limit.admit(None) is None
+    assert "from the server's own machine" in limit.admit(None)  # loopback is held to it too
+    assert limit.admit("198.51.100.7") is None
+    assert "the server has 5 HTTP connections open" in limit.admit("198.51.100.7")
+    limit.closed("203.0.113.5")
+    assert limit.admit("198.51.100.7") is None and limit.held() == 5
+    monkeypatch.setenv("DEEM_TRUST_PROXY", "1")  # a proxy there speaks for every visitor: only the total binds
+    limit.closed("198.51.100.7")
+    assert limit.admit(None) is None and limit.open[None] == 3
+
+
+@contextlib.contextmanager
+def _http_server(limit: uploads.HttpConnectionLimit):
+    """A uvicorn server (the HTTP protocol Streamlit's gets) on a free port of 127.0.0.1, its config loaded with the
+    limit installed, serving ``/`` with "ok" and ``/big`` with 16 MB."""
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok")),
+                            Route("/big", lambda request: PlainTextResponse("x" * (16 << 20)))])
+    server_config = uvicorn.Config(app, log_level="critical", lifespan="off")
+    server_config.load()
+    uploads.install_http_connection_limit([server_config])
+    assert server_config.http_protocol_class._deem_limit is limit
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(256)
+    server = uvicorn.Server(server_config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _closed_by_server(conn, within: float) -> bool:
+    """Whether the server closes ``conn`` within ``within`` seconds (what it sends before is read past)."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            if conn.recv(1000) == b"":
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+def _get(port: int, path: str = "/") -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        return answer.read().decode()
+
+
+def test_the_live_server_bounds_unfinished_request_heads(monkeypatch):
+    """20,000 connections each holding an unfinished request head took the server to its descriptor limit: every
+    other visitor's request timed out (attack round 30). They are counted per address and in all, past the limit
+    closed as they come, and closed when their head is not whole within the head timeout."""
+    import socket
+
+    limit = uploads.HttpConnectionLimit(per_client=5, total=8, head_seconds=1.0)
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [limit])
+    monkeypatch.delenv("DEEM_TRUST_PROXY", raising=False)
+    with _http_server(limit) as port:
+        held = []
+        for _ in range(4):
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: ")
+            held.append(conn)
+        silent = socket.create_connection(("127.0.0.1", port))  # opens and sends nothing
+        held.append(silent)
+        time.sleep(0.2)
+        assert limit.held() == 5
+        extra = socket.create_connection(("127.0.0.1", port))
+        assert _closed_by_server(extra, 0.5)  # the sixth from this address: closed at once
+        extra.close()
+        assert not any(_closed_by_server(conn, 0.05) for conn in held)
+        time.sleep(1.2)
+        assert all(_closed_by_server(conn, 0.5) for conn in held)  # no whole head in 1 s: closed
+        assert limit.held() == 0 and _get(port) == "ok"
+        # a kept-alive connection that answered a request has the same time for its next head
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.settimeout(2)
+        assert conn.recv(1000).startswith(b"HTTP/1.1 200")
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert _closed_by_server(conn, 2.0)
+        conn.close()
+        # a browser's few connections are served
+        browser = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        for conn in browser:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for conn in browser:
+            conn.settimeout(2)
+            assert conn.recv(1000).startswith(b"HTTP/1.1 200")
+            conn.close()
+
+
+def test_a_response_the_client_does_not_read_is_dropped(monkeypatch):
+    """Attack round 31: 100 requests for a 4.7 MB script whose answers were never read held an address's 100 places
+    past 35 s (the head timer waits for a response to complete): a response the client reads nothing of for the
+    stall time is dropped; one that is read is served whole."""
+    import socket
+
+    limit = uploads.HttpConnectionLimit(per_client=5, total=8, head_seconds=60.0, stall_seconds=1.0)
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [limit])
+    monkeypatch.delenv("DEEM_TRUST_PROXY", raising=False)
+    with _http_server(limit) as port:
+        held = []
+        for _ in range(3):
+            conn = socket.socket()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            conn.connect(("127.0.0.1", port))
+            conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(conn)
+        time.sleep(0.5)
+        assert limit.held() == 3  # answering, and not read
+        deadline = time.monotonic() + 5
+        while limit.held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert limit.held() == 0  # dropped after about a second of nothing read
+        for conn in held:
+            conn.close()
+        assert len(_get(port, "/big")) == 16 << 20  # a reader gets it all
+
+
+def test_deem_studio_limits_http_connections_as_the_server_loads_its_config(monkeypatch):
+    uvicorn = pytest.importorskip("uvicorn")
+    from deem_studio import serve
+
+    monkeypatch.setattr(uvicorn.Config, "load", uvicorn.Config.load)  # restored after the test
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [uploads.HttpConnectionLimit(5, 8)])
+    assert serve.install_http_limit_on_load()
+    server_config = uvicorn.Config(app=lambda *a: None)
+    server_config.load()
+    assert server_config.http_protocol_class._deem_limit is uploads._HTTP_LIMIT[0]
+
+
+def test_the_http_total_leaves_room_in_the_descriptor_limit(monkeypatch):
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [])
+    monkeypatch.setattr(uploads, "descriptor_limit", lambda: 1024)
+    for name in ("DEEM_MAX_HTTP_CONNECTIONS", "DEEM_MAX_CONNECTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    limit = uploads.http_connection_limit()
+    assert limit.total == (1024 - 500) // 2 and limit.per_client == 100
