@@ -6,18 +6,19 @@ The access model of the dashboard (decided for issue 14; the README's dashboard 
   opens a run for anyone who has the link: its data, settings, curves, labels and downloads. A run id is
   an unguessable 64-bit random value, so only people who were sent the link can open it.
 * **Changing a run needs its owner's key.** Every browser gets an *owner key* (128 random bits, 32 hex
-  characters) the first time it opens the dashboard. It is kept in the session and in a cookie of this site
-  (``deem_owner``; written by a tiny script, read back by the server from the request of the next session),
-  never in the address bar, so a shared or bookmarked address carries no control. The runs it launches are
+  characters) the first time it opens the dashboard. It is kept in the session and in the site's local storage
+  (``deem_owner``; written and read by a tiny script of the page, which reports it to the server at the start of
+  each session), never in a cookie (sent to every port of the host) nor in the address bar, so a shared or
+  bookmarked address carries no control and no page of another origin reads or replaces it. The runs it launches are
   stored with its *workspace id*, a one-way hash of the key (:func:`workspace_of`): the index holds no key,
   and showing a workspace id gives nothing away. Cancel, delete and rename check that the caller's key hashes
   to the run's owner (:func:`require_owner`), here in the service layer and not only by hiding buttons.
-* **Regaining control elsewhere.** A browser refresh or a server restart keeps the key (the cookie). In
-  another browser, or after clearing cookies, the owner pastes the key shown on their Runs page ("Owner key");
+* **Regaining control elsewhere.** A browser refresh or a server restart keeps the key (the site's storage). In
+  another browser, or after clearing the site's data, the owner pastes the key shown on their Runs page ("Owner key");
   anyone holding the key is the owner, so it is to be kept like a password.
 * **Fair share.** At most :data:`DEFAULT_MAX_ACTIVE_PER_WORKSPACE` jobs of one workspace may be queued or
   running at once (``DEEM_MAX_JOBS_PER_WORKSPACE``), so one session cannot fill the server's queue. A workspace
-  costs nothing (a browser without the cookie gets a new one), so jobs are also counted per network address of
+  costs nothing (a browser without a kept key gets a new one), so jobs are also counted per network address of
   the browser: at most :data:`DEFAULT_MAX_ACTIVE_PER_CLIENT` from one address (``DEEM_MAX_JOBS_PER_CLIENT``; 0:
   no such limit). Found attacking main: 16 browser sessions from one machine filled the server's 64 places and
   every other user got "64 jobs are already queued or running on this server". Browsers on the server's own
@@ -42,51 +43,22 @@ from urllib.parse import urlsplit
 from deem_studio.settings import env_value
 
 __all__ = [
-    "AccessDenied", "CLEAR_PLANTED", "COOKIE_HEADER", "COOKIE_NAME", "COOKIE_ROUTE", "allowed_origins",
-    "clear_planted", "cookie_request_refusal", "owner_cookie", "owner_keys_sent", "same_origin",
+    "AccessDenied", "STORAGE_NAME", "allowed_origins", "same_origin",
     "DEFAULT_MAX_ACTIVE_PER_CLIENT", "DEFAULT_MAX_ACTIVE_PER_WORKSPACE", "can_control",
     "cancel_run", "delete_run", "is_owner_key", "is_workspace_id", "max_active_per_client", "max_active_per_workspace", "new_owner_key", "rename_run", "require_owner",
     "workspace_of",
 ]
 
-COOKIE_NAME = "deem_owner"
-#: how long the browser keeps the owner-key cookie (seconds): one year, renewed on every visit
-COOKIE_MAX_AGE = 365 * 24 * 3600
+#: the name under which a browser keeps its owner key in the site's local storage (``localStorage``, which belongs to
+#: one origin: scheme, host and port). It was a cookie: cookies keep no port apart, and a page served on another port
+#: of the host read it (attack round 28), set its own beside it (round 29) or evicted it by filling the browser's
+#: cookie jar, then put its own in its place (round 30)
+STORAGE_NAME = "deem_owner"
 DEFAULT_MAX_ACTIVE_PER_WORKSPACE = 4
 DEFAULT_MAX_ACTIVE_PER_CLIENT = 8
 _KEY = re.compile(r"[0-9a-f]{32}")
 _WORKSPACE = re.compile(r"[0-9a-f]{24}")
 _SALT = b"deem-studio workspace v1\x00"
-
-
-#: the path (below the app's base path) where a page has the server write the owner-key cookie, HttpOnly: written by
-#: the page's script, the cookie could be read by a page of any other port of the host (cookies keep no port apart),
-#: which then listed, cancelled and deleted the owner's runs (attack round 28)
-COOKIE_ROUTE = "_deem/owner-cookie"
-#: the header a page sends with that request: a script of another origin cannot send it without the server's consent
-#: (a CORS preflight, which this route does not answer), so no other page can have the server set its key
-COOKIE_HEADER = "X-DEEM-Owner"
-
-
-#: the body that asks the cookie route to remove owner keys set for the paths below the site's root (where a page of
-#: another port plants one so that it is sent first): two keys sent made a new one, which then replaced the owner's
-#: own (attack round 29)
-CLEAR_PLANTED = b"clear"
-#: the paths below the root that the websocket's address holds, where a planted cookie is sent with it
-PLANTED_PATHS = ("_stcore", "_stcore/", "_stcore/stream")
-
-
-def clear_planted(base: str = "") -> list[str]:
-    """``Set-Cookie`` values removing owner keys set for :data:`PLANTED_PATHS` (below ``base``)."""
-    prefix = "/" + base.strip("/") if base.strip("/") else ""
-    return [f"{COOKIE_NAME}=; Path={prefix}/{path}; Max-Age=0; SameSite=Strict" for path in PLANTED_PATHS]
-
-
-def owner_cookie(key: str, secure: bool) -> str:
-    """The ``Set-Cookie`` value that keeps ``key`` in the browser: HttpOnly (no page script reads it), the whole
-    site's path, a year, SameSite=Strict, Secure on HTTPS."""
-    return (f"{COOKIE_NAME}={key}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict"
-            + ("; Secure" if secure else ""))
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -123,35 +95,6 @@ def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> b
     origin_scheme, authority = origin.split("://", 1)
     own = _host_port(host, {"ws": "http", "wss": "https"}.get(scheme, scheme))
     return own is not None and _host_port(authority, origin_scheme) == own
-
-
-def cookie_request_refusal(method: str, headers: Any, body: bytes | None, scheme: str = "http") -> str | None:
-    """Why a request to :data:`COOKIE_ROUTE` is refused (None: it may set the cookie): a POST with
-    :data:`COOKIE_HEADER`, an ``Origin`` that is the server's own host and port (``Host``), and a key (or
-    :data:`CLEAR_PLANTED`) as its body; ``body`` None: the request's head alone, before its body is read."""
-    if method != "POST":
-        return "not a POST"
-    if (headers.get(COOKIE_HEADER.lower()) or headers.get(COOKIE_HEADER)) != "1":
-        return f"no {COOKIE_HEADER} header"
-    if not same_origin(headers.get("origin"), headers.get("host"), scheme):
-        return "a request from another origin"
-    if body is None or body.strip() == CLEAR_PLANTED:
-        return None
-    if not is_owner_key(body.decode("ascii", "replace").strip()):
-        return "no owner key"
-    return None
-
-
-def owner_keys_sent(cookie_header: str | None) -> list[str]:
-    """The distinct owner keys in a request's ``Cookie`` header: two when a page of another port set one beside this
-    site's (a cookie of a longer path is sent first, and would have been taken for the owner's)."""
-    found = []
-    for part in str(cookie_header or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        key = normalise_key(value) if name == COOKIE_NAME else None
-        if key and key not in found:
-            found.append(key)
-    return found
 
 
 class AccessDenied(PermissionError):

@@ -3,9 +3,9 @@ one way to show a user-derived string (:func:`safe`, :func:`plotly_chart`).
 
 State model (all per browser session, in ``st.session_state``; nothing of one user is visible to another):
 
-* ``owner_key`` this browser's secret owner key (:mod:`deem_studio.owners`): read from the ``deem_owner``
-               cookie when the session starts (``st.context.cookies``), else new; written back to the cookie by
-               a tiny script component (:func:`remember_owner`). Never in the URL. It alone allows cancelling,
+* ``owner_key`` this browser's secret owner key (:mod:`deem_studio.owners`): reported by a tiny script component
+               from the site's local storage when the session starts, else new; written back there by the same
+               component (:func:`_owner_store`). Never in a cookie nor in the URL. It alone allows cancelling,
                deleting and renaming the runs it launched (:func:`can_control`).
 * ``ws``       the workspace id: a one-way hash of the owner key. Runs are stored with it as their owner; the
                Runs page lists the runs of this workspace.
@@ -53,6 +53,7 @@ from deem_studio import capacity, owners
 from deem_studio.estimate import BackgroundProbes
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import LABEL_STUDIO_SETTINGS, RunNotFound, is_run_id
+from deem_studio.uploads import THIS_MACHINE
 
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
                "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
@@ -206,11 +207,6 @@ def client_address() -> str | None:
         return None
 
 
-#: the party of every browser on the server's own machine (no address): a workspace costs nothing, so counted by
-#: workspace a second browser profile there was a new half of the data budget (attack round 29)
-THIS_MACHINE = "the server's own machine"
-
-
 def visitor() -> str:
     """The party this session's shares are counted for: its network address, or :data:`THIS_MACHINE`."""
     return client_address() or THIS_MACHINE
@@ -220,6 +216,19 @@ def parties() -> tuple[str | None, str | None]:
     """Who this session is for the server's per-visitor limits (probe places, download files): its workspace and
     its network address, or the server's own machine (one visitor's tabs share them)."""
     return st.session_state.get("ws"), visitor()
+
+
+def share_text(share: float) -> str:
+    """A share (0..1) in percent with the digits a small one needs: a 60,000-task set of 3 answers a task showed a
+    density of "0%" for 0.1% (walkthrough 58); a share below 100% never reads "100%"."""
+    percent = 100.0 * float(share)
+    if percent <= 0 or percent >= 100:
+        return f"{percent:.0f}%"
+    if percent >= 10:
+        return f"{percent:.0f}%" if percent < 99.5 else f"{min(percent, 99.9):.1f}%"
+    if percent >= 0.01:
+        return f"{percent:.2g}%"
+    return "under 0.01%"
 
 
 def workspace() -> str:
@@ -232,7 +241,8 @@ def owner_key() -> str:
 
 
 def use_owner_key(key: str) -> None:
-    """Make ``key`` this session's owner key (and, through :func:`remember_owner`, this browser's)."""
+    """Make ``key`` this session's owner key (and, through :func:`_owner_store` on the next script run, this
+    browser's)."""
     st.session_state["owner_key"] = key
     st.session_state["ws"] = owners.workspace_of(key)
 
@@ -274,55 +284,60 @@ def read_only_note(run_id: str, launch: bool = False) -> None:
                                                if launch else ".")))
 
 
-# A v2 component (no iframe: it runs in the page itself) that writes the owner key into this site's cookie, so
-# the next session of this browser (a refresh, a new tab, after a server restart) starts with the same key. The
-# server reads it back from the request (st.context.cookies). Only hex characters ever reach the cookie string.
-_OWNER_COOKIE_JS = """
-export default function ({ data }) {
-  if (!data || !(/^[0-9a-f]{32}$/.test(data.value) || data.value === "clear")) return;
-  if (data.value === "clear") {  // two keys were sent: the ones planted below the root go, the owner's stays
-    fetch(data.route, {method: "POST", headers: {[data.header]: "1"}, body: "clear", credentials: "same-origin"});
-    return;
+# A v2 component (no iframe: it runs in the page itself) that keeps the owner key in this site's local storage, so the
+# next session of this browser (a refresh, a new tab, after a server restart) starts with the same key, and reports the
+# key kept there (or "none", or "blocked" when the browser keeps no storage for the site) as the component's state.
+# Local storage belongs to one origin (scheme, host and port): the key was a cookie, and cookies keep no port apart,
+# so a page served on another port of the host read it (attack round 28), set its own beside it (round 29), or
+# evicted it by filling the browser's cookie jar and put its own in its place (round 30). Only a key of 32 hex
+# characters is ever written or reported.
+_OWNER_KEY_JS = """
+export default function ({ data, setStateValue }) {
+  if (!data) return;
+  const valid = (value) => typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+  let kept = null, blocked = false;
+  try {
+    if (valid(data.write) && window.localStorage.getItem(data.name) !== data.write) {
+      window.localStorage.setItem(data.name, data.write);
+    }
+    kept = window.localStorage.getItem(data.name);
+  } catch (e) {
+    blocked = true;
   }
-  const secure = window.location.protocol === "https:" ? "; Secure" : "";
-  const byScript = () => {
-    document.cookie = `${data.name}=${data.value}; path=/; max-age=${data.maxAge}; SameSite=Strict${secure}`;
-  };
-  // the server writes it HttpOnly (deem-studio's route); a server without the route (404, 405): written here, as
-  // before; a refusal (403: behind a proxy that rewrites Host, set DEEM_ALLOWED_ORIGINS) leaves it unwritten rather
-  // than readable by other pages of the host (attack round 29)
-  fetch(data.route, {method: "POST", headers: {[data.header]: "1"}, body: data.value, credentials: "same-origin"})
-    .then((answer) => { if (answer.status === 404 || answer.status === 405) byScript(); })
-    .catch(() => {});
+  if (data.ask) setStateValue("key", blocked ? "blocked" : (valid(kept) ? kept : "none"));
 }
 """
-_COOKIE_WRITER: list[Any] = []
+_OWNER_STORE: list[Any] = []
+#: what the page shows while the browser reports the owner key it keeps (a fraction of a second)
+OPENING = "Opening your workspace…"
+#: said when the browser keeps no storage for this site (a private mode that blocks it, a policy)
+NO_STORAGE = ("This browser keeps no storage for this site, so it cannot keep your owner key: the runs you launch "
+              "are yours for this session only. Copy the key from the Runs page to control them later.")
 
 
-def remember_owner() -> None:
-    """Write this session's owner key into the browser's cookie (an invisible element; every script run)."""
-    if not _COOKIE_WRITER:
-        _COOKIE_WRITER.append(st.components.v2.component("deem_owner_cookie", js=_OWNER_COOKIE_JS))
-    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
-    route = "/" + "/".join(part for part in (base, owners.COOKIE_ROUTE) if part)
-    # with two keys sent, this session's new key is not written over the owner's (attack round 29): the planted
-    # one is removed, and the next session reads the owner's alone
-    value = owners.CLEAR_PLANTED.decode() if st.session_state.get("_two_keys") else owner_key()
-    _COOKIE_WRITER[0](data={"name": owners.COOKIE_NAME, "value": value, "maxAge": owners.COOKIE_MAX_AGE,
-                            "route": route, "header": owners.COOKIE_HEADER},
-                      key="deem_owner_cookie", height=0)
+def _owner_store(known: str | None) -> str | None:
+    """Mount the owner-key store (in the sidebar, invisible): ``known`` is written to the browser's storage; without
+    it the browser is asked for the key it keeps. Returns the key reported (None: not yet; "none"; "blocked")."""
+    if not _OWNER_STORE:
+        _OWNER_STORE.append(st.components.v2.component("deem_owner_store", js=_OWNER_KEY_JS))
+    with st.sidebar:
+        result = _OWNER_STORE[0](data={"name": owners.STORAGE_NAME, "ask": known is None, "write": known},
+                                 key="deem_owner_store", default={"key": None}, on_key_change=_nothing, height=0)
+    return getattr(result, "key", None)
+
+
+def _nothing() -> None:
+    """A state callback that does nothing (the component's state is read on the rerun it causes)."""
+
+
+def _browser_session() -> bool:
+    """Whether a browser is on the other end of this session (bare mode and script tests have no request headers)."""
+    return bool(_header("Host"))
 
 
 def _header(name: str) -> str | None:
     try:
         return st.context.headers.get(name)
-    except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
-        return None
-
-
-def _cookie(name: str) -> str | None:
-    try:
-        return st.context.cookies.get(name)
     except Exception:  # noqa: BLE001 - no browser request (bare mode, tests)
         return None
 
@@ -986,18 +1001,22 @@ def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
     key = ss.get("owner_key")
-    if not owners.is_owner_key(key):
-        sent = owners.owner_keys_sent(_header("Cookie"))
-        if len(sent) > 1:  # one of them set by a page of another port of this host, to have this browser's runs
-            # stored where that page's owner reads them (attack round 28): neither is taken
-            key = owners.new_owner_key()
-            ss["_two_keys"] = True  # (this session's key is not written over the browser's own; the planted one goes)
-            ss["_notice"] = ("This browser sent two owner keys, and a page of another site on this server may have "
-                             "set one of them: neither was used here, and the one set for another path is removed. "
-                             "Open DEEM Studio again in a new tab to get your runs back, or paste your owner key on "
-                             "the Runs page.")
-        else:
-            key = (sent[0] if sent else owners.normalise_key(_cookie(owners.COOKIE_NAME))) or owners.new_owner_key()
+    known = key if owners.is_owner_key(key) else None
+    if not _browser_session():  # (bare mode, script tests: nothing keeps a key)
+        known = known or owners.new_owner_key()
+    elif (reported := _owner_store(known)) is None and known is None:  # (the store written, or asked, every run)
+        st.caption(OPENING)  # the browser reports the key it keeps on a rerun, a moment later
+        st.stop()
+    elif known is None:  # a session's key is never replaced by a later report (a pasted key stays)
+        known = owners.normalise_key(reported)
+        if known is None:
+            known = owners.new_owner_key()
+            if reported == "blocked":
+                ss["_notice"] = NO_STORAGE
+            else:  # a new key: written to the browser's storage by the next run's mount, at once
+                use_owner_key(known)
+                st.rerun()
+    key = known
     if ss.get("ws") != owners.workspace_of(key):
         use_owner_key(key)
     if "ws" in params:
@@ -1310,8 +1329,7 @@ def sidebar() -> None:
         # (what is kept: "kept by this browser" read as a promise for an uploaded file too; walkthrough 32)
         # ("a file loaded without a run is not" read as cut off; walkthrough 35)
         st.caption(f"Workspace `{workspace()}` · this browser keeps its runs (the owner key is on the Runs page); "
-                   f"an uploaded file is kept only with a run on it")
-        remember_owner()
+                   f"an uploaded file, answers or truth, is kept only with a run on it")
 
 
 SIDEBAR_EVERY = 2.0  # seconds between redraws of the sidebar's job lines while a job is queued or running
