@@ -311,13 +311,16 @@ with tab_quality:
     common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
                                          "answers alone: no gold labels", "accuracy": "Against the gold labels",
+                        "gold gap": "On the gold tasks it answered: its agreement with DEEM's labels minus its "
+                                    "accuracy against the gold labels (above 0: DEEM's labels side with it where the "
+                                    "gold labels do not)",
                         "dependent with": "The other workers of its dependence cluster (found before training, or "
                                           "for these diagnostics when the training did not look): its agreement, "
                                           "spammer score and iRBM figures may read too high"},
                  # (the flag read "likely sp" at 1400 px; walkthrough 37)
                  column_config={"flag": st.column_config.TextColumn(
-                     "flag", width="medium", help="ok, weak, likely spammer, worse than chance, too few labels or "
-                                                  "dependent: the notes above say what each means")})
+                     "flag", width="medium", help="ok, weak, likely spammer, worse than chance, too few labels, "
+                                                  "dependent or gold disagrees: the notes above say what each means")})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

@@ -61,8 +61,8 @@ def setting(config: dict, key: str) -> str:
 
 def layers_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
     """A run's layers: a sweep's, a train run's DEEM's ("0" for an iRBM alone; none when nothing trains); asked for
-    as "auto", the depth used with it ("auto → 0": the grid said "auto" alone; walkthrough 28), unless the labels
-    came from a reference."""
+    as "auto", the depth used with it ("auto → 0": the grid said "auto" alone; walkthrough 28); "→ none" when the
+    labels came from a reference (no layers)."""
     if kind == "sweep":
         return setting(config, "n_layers")
     trained = trained_methods(config or {}) if kind == "train" else []
@@ -88,6 +88,8 @@ def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_ke
     returned = (summary or {}).get(f"labels_from_{method}")
     if returned and key == "init":  # (it read "auto" as if a start had trained; walkthrough 50)
         return f"{names.get(asked, asked)} → {returned}'s labels"
+    if returned:  # the labels have no layers ("1" read as a 1-layer model's labels; walkthrough 59)
+        return f"{names.get(asked, asked)} → none"
     if asked != "auto" or used is None or returned:
         return names.get(asked, asked)
     return f"auto → {names.get(str(used), used)}"
@@ -271,9 +273,10 @@ if opened:
 
 st.subheader("Owner key")
 with st.expander("Your owner key: control your runs from another browser"):
-    st.caption("This key is what makes you the owner of the runs listed above. This browser keeps it in a "
-               "cookie (a refresh or a server restart keeps it). To cancel, rename or delete your runs from "
-               "another browser, or after clearing cookies, paste it below there. Keep it like a password: "
+    st.caption("This key is what makes you the owner of the runs listed above. This browser keeps it in this "
+               "site's storage (a refresh or a server restart keeps it; no other site or port reads it). To cancel, "
+               "rename or delete your runs from another browser, or after clearing this site's data, paste it below "
+               "there. Keep it like a password: "
                "whoever has it controls your runs. Pasting another key here replaces this one in this browser: "
                "copy this one first if runs are listed under it.")
     st.code(common.owner_key(), language=None)
@@ -287,7 +290,6 @@ with st.expander("Your owner key: control your runs from another browser"):
             st.error("That is not an owner key (32 hexadecimal characters).")
         else:
             previous, left = common.owner_key(), len(mgr.store.list(owner=common.workspace()))
-            st.session_state.pop("_two_keys", None)  # (a key pasted is this browser's: written again)
             common.use_owner_key(key)
             n = len(mgr.store.list(owner=common.workspace()))
             # the browser's own runs went out of its list without a word, and their key with them (walkthrough 34)

@@ -211,6 +211,33 @@ def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tm
             "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth)" in err)
 
 
+def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(tmp_path, capsys):
+    """Attack round 30: every truth label capitalised ("Yes" for "yes") was left out, and then "no task of the truth
+    file is among the annotated tasks" was said, though every task was annotated; a truth "yеs" with a Cyrillic "е"
+    was quoted as if it read "yes"."""
+    answers = tmp_path / "answers.csv"
+    answers.write_text("task,worker,label\n" + "".join(f"t{t},w{w},{'yes' if t % 2 else 'no'}\n" for t in range(6)
+                                                        for w in range(3)))
+    truth = tmp_path / "truth.csv"
+    truth.write_text("task,truth\n" + "".join(f"t{t},{'Yes' if t % 2 else 'No'}\n" for t in range(6)))
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
+                 "--method", "mv"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: no truth label is left to score with once the 6 that are no class of the answers were left "
+            "out: no accuracy") in err and "no task of the truth file" not in err, err
+    cyrillic_yes = "y\u0435s"
+    truth.write_text("task,truth\n" + "".join(f"t{t},{cyrillic_yes if t % 2 else 'no'}\n" for t in range(6)))
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
+                 "--method", "mv"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "accuracy: 100.00"
+    assert "(e.g. “y\u0435s” [cyrillic small letter ie U+0435]): left out of the accuracy" in err, err
+    truth.write_text("task,truth\nother,yes\n")
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
+                 "--method", "mv"]) == 0
+    assert "no task of the truth file is among the annotated tasks: no accuracy" in capsys.readouterr().err
+
+
 def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output(tmp_path, capsys):
     # KOS alone on three classes: exit 1 with no error line, and an empty file written over the output (attack
     # round 20)
@@ -246,3 +273,17 @@ def test_a_piped_progress_line_says_the_time_left(monkeypatch, capsys):
     assert lines == ["DEEM: epoch 1 of 10 (10%), 31 s, about 279 s left, energy difference 0.250",
                      "DEEM: epoch 2 of 10 (20%), 61 s, about 244 s left, energy difference 0.250",
                      "DEEM: epoch 10 of 10 (100%), 300 s, energy difference 0.250"], lines
+
+
+def test_an_accuracy_on_the_labels_the_model_trained_on_says_so(tmp_path, small_files, capsys):
+    # walkthrough 59: with --gold-weight 1 the command line printed the accuracy on the labels DEEM had trained on
+    # without a word (the page says it is no test of unseen tasks)
+    annotations, truth_path, _ = small_files
+    base = ["aggregate", str(annotations), "--epochs", "2", "--no-progress", "--truth", str(truth_path)]
+    assert main(base + ["-o", str(tmp_path / "a.csv"), "--gold-weight", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "the model trained on those labels (--gold-weight 1), so on them it is not a test of unseen tasks" in err
+    assert main(base + ["-o", str(tmp_path / "b.csv")]) == 0
+    assert "trained on those labels" not in capsys.readouterr().err
+    assert main(base + ["-o", str(tmp_path / "c.csv"), "--method", "mv", "--gold-weight", "1"]) == 0
+    assert "trained on those labels" not in capsys.readouterr().err  # (majority vote trains on nothing)

@@ -876,3 +876,80 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     from deem_core.analysis.diagnostics import run_diagnostics
 
     assert "dependent_with" in run_diagnostics(fixed, frame, clusters=found).quality.table
+
+
+def _followed_trio(n: int = 600, seed: int = 4) -> tuple[pd.DataFrame, pd.Series]:
+    """Three workers who give one shared opinion (right 55% of the time) on every task, beside four better workers
+    answering on their own: majority vote, and a DEEM started from it, follow the trio."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n)
+    wrong = (truth + rng.integers(1, 3, n)) % 3
+    shared = np.where(rng.random(n) < 0.55, truth, wrong)
+    columns = [shared.copy() for _ in range(3)]
+    for column in columns[1:]:
+        redrawn = rng.random(n) < 0.05
+        column[redrawn] = rng.integers(0, 3, int(redrawn.sum()))
+    for accuracy in (0.75, 0.72, 0.7, 0.68):
+        columns.append(np.where(rng.random(n) < accuracy, truth, (truth + rng.integers(1, 3, n)) % 3))
+    workers = ["c0", "c1", "c2", "h0", "h1", "h2", "h3"]
+    return _long(np.column_stack(columns), workers), pd.Series(truth, name="truth")
+
+
+def test_workers_deem_follows_against_the_gold_labels_are_flagged():
+    """Walkthrough 57: three copiers agreed with DEEM's labels on 96-100% of their answers and were rated "ok" beside
+    a gold accuracy of 59-62%; nothing pointed at the contradiction. With gold labels the gap is a column, and a
+    worker whose agreement with DEEM's labels exceeds its gold accuracy by more than GOLD_GAP is flagged and named."""
+    from deem_core.analysis.diagnostics.quality import GOLD_GAP
+
+    df, truth = _followed_trio()
+    model = DEEM(n_layers=1, init="mv", epochs=30, device="cpu", seed=0).fit(df)
+    assert (model.predict().to_numpy() == truth.to_numpy()).mean() < 0.7  # DEEM follows the trio
+    quality = worker_quality(model, df, gold=truth)
+    table = quality.table.set_index("worker")
+    assert (table.loc[["c0", "c1", "c2"], "flag"] == "gold disagrees").all()
+    assert (table.loc[["c0", "c1", "c2"], "gold_gap"] > GOLD_GAP).all()
+    assert (table.loc[["h0", "h1", "h2", "h3"], "flag"] != "gold disagrees").all()
+    gap = table["agreement"] - table["accuracy"]  # every task has a gold label: the gap is the two columns' difference
+    np.testing.assert_allclose(table["gold_gap"], gap, atol=1e-12)
+    assert any(note.startswith("gold disagrees: DEEM's labels follow c0, c1, c2 where") for note in quality.notes)
+    plain = worker_quality(model, df).table  # without gold labels: no column, no such flag
+    assert "gold_gap" not in plain.columns and not (plain["flag"] == "gold disagrees").any()
+
+
+def test_a_good_model_leaves_no_worker_flagged_against_the_gold_labels():
+    labels, truth = _ds_labels(600, 7, 3, 0.75, seed=12)
+    df = _long(labels, [f"w{i}" for i in range(7)])
+    model = DEEM(n_layers=0, epochs=5, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    table = worker_quality(model, df, gold=pd.Series(truth)).table
+    assert not (table["flag"] == "gold disagrees").any() and (table["gold_gap"] < 0.1).all()
+
+
+def test_cli_diagnose_names_the_workers_the_gold_labels_disagree_with(tmp_path, capsys):
+    from deem_core.cli import main
+
+    df, truth = _followed_trio()
+    df.to_csv(tmp_path / "ann.csv", index=False)
+    truth.rename_axis("task").reset_index().to_csv(tmp_path / "truth.csv", index=False)
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d"), "--truth", str(tmp_path / "truth.csv"),
+                 "--epochs", "30", "--init", "mv", "--no-progress", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "worker c0: gold disagrees (agreement" in err and "gold accuracy" in err
+    assert "gold disagrees: DEEM's labels follow c0, c1, c2 where the gold labels do not" in err
+    flags = pd.read_csv(tmp_path / "d" / "workers.csv").set_index("worker")
+    assert (flags.loc[["c0", "c1", "c2"], "flag"] == "gold disagrees").all()
+
+
+@pytest.mark.parametrize("seed", [18, 28])
+def test_a_fair_worker_with_few_labels_is_not_called_a_likely_spammer(seed):
+    """Walkthrough 58: a worker right on 57% of its 46 answers (4 classes; spammer score 0.109, above the 0.1 below
+    which a worker is "weak") was flagged "likely spammer": within a random guesser's noise for 46 labels (0.152)."""
+    labels, truth = _ds_labels(400, 6, 4, 0.8, seed=seed)
+    rng = np.random.default_rng(seed)
+    fair = np.full(400, -1)
+    idx = rng.choice(400, 46, replace=False)
+    fair[idx] = np.where(rng.random(46) < 0.57, truth[idx], (truth[idx] + rng.integers(1, 4, 46)) % 4)
+    df = _long(np.column_stack([labels, fair]), [f"w{i}" for i in range(6)] + ["fair"])
+    model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    row = worker_quality(model, df).table.set_index("worker").loc["fair"]
+    assert 0.1 <= row["spammer_score"] < 7 / 46  # within the noise, above the weak threshold
+    assert row["flag"] == "ok"

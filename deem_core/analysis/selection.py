@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet
+from deem_core.data.text import names_text
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
@@ -309,12 +310,6 @@ def _reference_chosen(rows: list[dict]) -> bool:
     return any(row.get("chosen") and not _trained(row) for row in rows)
 
 
-def _names(workers: list, most: int = 8) -> str:
-    """Worker names for a line of text: the first ``most``, then how many more."""
-    shown = ", ".join(str(w) for w in workers[:most])
-    return shown + (f" and {len(workers) - most:,} more" if len(workers) > most else "")
-
-
 #: the evidence table's columns: summary key -> heading
 EVIDENCE_COLUMNS = {"heldout_loglik": "held-out log-lik", "lco_loglik": "leave-cluster-out",
                     "lco_score": "predictive score", "pair_score": "score, training answers",
@@ -436,7 +431,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                      else "")
             lines.append(f"Why these labels differ from the other methods': {len(found)} group(s) of workers answer "
                          f"alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
-                         f"{_names(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
+                         f"{names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
                          f"one source, where majority vote and the other methods count every member (its labels "
                          f"differ from majority vote's{where}).")
     else:
@@ -453,7 +448,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
             for group in clusters:
                 excess = group.get("excess_agreement")
-                lines.append(f"  {len(group['workers'])} workers: {_names(group['workers'])}"
+                lines.append(f"  {len(group['workers'])} workers: {names_text(group['workers'])}"
                              + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
         else:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
@@ -464,9 +459,9 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else
                    "Compare with majority vote before relying on these labels.")
         # a group is untestable only when everyone else is one source: the one cluster found
-        others = (f"the cluster of {_names(clusters[0]['workers'], 3)}" if len(clusters) == 1 else "one cluster")
+        others = (f"the cluster of {names_text(clusters[0]['workers'], 3)}" if len(clusters) == 1 else "one cluster")
         for group in (summary.get("clusters") or {}).get("untestable") or []:
-            lines.append(f"not testable: {len(group)} workers ({_names(group)}) agree with each other, but everyone "
+            lines.append(f"not testable: {len(group)} workers ({names_text(group)}) agree with each other, but everyone "
                          f"else is one source ({others}) and a test needs two. They are counted as independent "
                          "sources; if they are one group too (one team, one model family), the answers cannot tell "
                          "whose shared opinion is the truth. Workers who agree because they are right look the same "

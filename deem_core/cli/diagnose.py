@@ -137,10 +137,14 @@ def run(args: argparse.Namespace) -> int:
             + f" (every worker in {Path(output).name}/workers.csv)")
         named = flagged[flagged["flag"] != "too few labels"]
         for _, row in named.head(WORKER_LINES).iterrows():  # worker names come from the data: say() escapes them
-            say(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, "
-                f"spammer score {row['spammer_score']:.3f})")
+            figures = (f"gold accuracy {row['accuracy']:.3f}" if row["flag"] == "gold disagrees"
+                       else f"spammer score {row['spammer_score']:.3f}")
+            say(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, {figures})")
         if len(named) > WORKER_LINES:
             say(f"... and {len(named) - WORKER_LINES:,} more flagged worker(s) in workers.csv")
+        for note in diagnostics.quality.notes:  # what the flag means and what to do (as the Diagnostics page says)
+            if note.startswith("gold disagrees:"):
+                say(note)
     seconds = sum(diagnostics.seconds.values())
     say(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)")
     return 0

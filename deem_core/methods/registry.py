@@ -104,6 +104,9 @@ BUILTIN: tuple[MethodSpec, ...] = (
     MethodSpec("ds_shared", "Dawid-Skene (shared prior)", "deem_core.methods.baselines:SharedPriorDawidSkeneAggregator",
                "Dawid-Skene whose workers share a prior: a worker seen a few times counts as a typical worker (the "
                "fit DEEM starts from)", sparse=True),
+    MethodSpec("cwds", "Cluster-weighted Dawid-Skene", "deem_core.methods.clusters:ClusterWeightedDawidSkene",
+               "Dawid-Skene in which each group of workers who copy each other counts once (the reference DEEM's "
+               "choice falls back to; equal to Dawid-Skene when no group is found)", sparse=True),
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
                "one accuracy per worker, fitted by EM (crowd-kit)", isolated=True),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",

@@ -21,8 +21,9 @@ distance corrected for the finite-sample variance of the estimated columns (subt
 pushed above 0 by noise, and averaged over the class pairs that DEEM actually uses. A worker is flagged
 
 * ``too few labels`` when it answered fewer than ``min_labels`` tasks (default ``5 * K``);
-* ``likely spammer`` when its score is within the noise of a random guesser's with as many labels:
-  ``spammer_score < SPAMMER_NOISE / n_labels`` (``n * S`` of a guesser answering uniformly at random is below 3.5-6.8
+* ``likely spammer`` when its score is within the noise of a random guesser's with as many labels,
+  ``spammer_score < SPAMMER_NOISE / n_labels``, and below ``spammer_threshold`` (a worker right on 57% of 46 answers
+  of 4 classes, score 0.109, was called a likely spammer beside a "weak" threshold of 0.1; walkthrough 58) (``n * S`` of a guesser answering uniformly at random is below 3.5-6.8
   in 99% of 1,000 draws for K = 2-10 and n = 30-3,000; 7 is used);
 * ``weak`` when it is above that noise but ``spammer_score < spammer_threshold`` (default 0.1): for a worker
   equally good on every class the score is its chance-corrected accuracy squared, ``((K a - 1) / (K - 1))^2``, so
@@ -30,6 +31,12 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
   spammer" before, which a 54% worker on 3 classes is not);
 * ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 (it systematically
   disagrees, e.g. a permuted labelling);
+* ``gold disagrees`` (gold labels given) when, on the gold tasks it answered, it agrees with DEEM's labels more often
+  than with the gold labels by more than :data:`GOLD_GAP` and by more than :data:`GOLD_GAP_Z` standard errors of the
+  paired difference: DEEM's labels follow this worker where the gold labels do not (walkthrough 57: three copying
+  workers agreed with DEEM on 96-100% of their answers and rated "ok", right on 59-62% by the gold labels: gaps of
+  0.35-0.41; on the bundled sets with their truth the largest gap of a worker with enough answers is 0.19, on dog,
+  where DEEM is right on 84%, and below 0.06 on condind, tree3k, ampdata and the digits ensembles);
 * ``ok`` otherwise.
 """
 
@@ -44,13 +51,18 @@ import pandas as pd
 
 from deem_core.analysis.agreement import cluster_partners, dependent_with
 from deem_core.data.annotations import AnnotationSet
+from deem_core.data.text import names_text
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
 
 __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
-           "SPAMMER_NOISE"]
+           "SPAMMER_NOISE", "GOLD_GAP", "GOLD_GAP_Z"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
+#: the least share of a worker's gold-task answers by which its agreement with DEEM's labels must exceed its agreement
+#: with the gold labels for the flag "gold disagrees" (and GOLD_GAP_Z standard errors of that paired difference)
+GOLD_GAP = 0.25
+GOLD_GAP_Z = 3.0
 #: n_labels * spammer_score of a random guesser stays below this in more than 99% of draws (module docstring)
 SPAMMER_NOISE = 7.0
 
@@ -141,6 +153,27 @@ class QualityResult:
                             columns=pd.Index(self.classes, name="true"))
 
 
+def _gold_gap(data: AnnotationSet, labels: np.ndarray, truth: np.ndarray, min_labels: int,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(d,) each worker's agreement with ``labels`` minus its accuracy, on the tasks with a gold label it answered
+    (NaN: none), and (d,) whether that gap is above GOLD_GAP and GOLD_GAP_Z paired standard errors on at least
+    ``min_labels`` such answers (module docstring, "gold disagrees")."""
+    on_gold = truth[data.task_codes] >= 0
+    worker = data.worker_codes[on_gold]
+    given = data.label_codes[on_gold] if data.soft_labels is None else data.soft_labels[on_gold].argmax(axis=1)
+    diff = ((given == labels[data.task_codes[on_gold]]).astype(np.float64)
+            - (given == truth[data.task_codes[on_gold]]).astype(np.float64))
+    d = data.n_workers
+    n = np.bincount(worker, minlength=d).astype(np.float64)
+    total = np.bincount(worker, weights=diff, minlength=d)
+    squares = np.bincount(worker, weights=diff ** 2, minlength=d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n
+        se = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0) / np.maximum(n - 1, 1))
+    disagrees = (n >= max(2, min_labels)) & (mean > GOLD_GAP) & (mean > GOLD_GAP_Z * se)
+    return np.where(n > 0, mean, np.nan), disagrees
+
+
 def _weak_accuracy(k: int, threshold: float) -> float:
     """The accuracy of a worker equally good on every class whose spammer score is ``threshold``:
     ``((K a - 1) / (K - 1))^2 = threshold``."""
@@ -191,15 +224,21 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = SPAMMER_NOISE / n_labels
     flag = np.where(n_labels < min_labels, "too few labels",
-                    np.where(score < noise, "likely spammer",
+                    np.where((score < noise) & (score < spammer_threshold), "likely spammer",
                              np.where(kappa < 0, "worse than chance",
                                       np.where(score < spammer_threshold, "weak", "ok"))))
+    gap = np.full(data.n_workers, np.nan)
+    if truth is not None:
+        gap, disagrees = _gold_gap(data, deem, truth, min_labels)
+        flag = np.where(disagrees, "gold disagrees", flag)
     table = pd.DataFrame({
         "worker": list(data.workers), "n_labels": n_labels.astype(np.int64),
         "coverage": n_labels / max(1, data.n_tasks), "agreement": agreement, "chance_agreement": chance,
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
         "irbm_spammer_score": irbm_score, "flag": flag,
     })
+    if truth is not None:  # (beside the gold accuracy it is read against)
+        table.insert(table.columns.get_loc("accuracy") + 1, "gold_gap", gap)
     partners = dependent_with(model, data.workers)
     found_here = partners is None and clusters is not None
     if found_here:
@@ -210,6 +249,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # and "ok" no longer for them: with the best figures and "ok" they still read as the best (walkthrough 35)
         table["flag"] = np.where((table["flag"] == "ok") & (table["dependent_with"] != ""), "dependent",
                                  table["flag"])
+    doubted = [str(w) for w in table.loc[table["flag"] == "gold disagrees", "worker"]]
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
@@ -218,7 +258,14 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"
-             + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")]
+             + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
+             + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
+                f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap)" if truth is not None else "")]
+    if doubted:
+        notes.append(f"gold disagrees: DEEM's labels follow {names_text(doubted)} where the gold labels do not (gold_gap: "
+                     f"its agreement with DEEM's labels minus its accuracy, on the gold tasks it answered): workers who "
+                     f"copy each other, a group DEEM took for the truth, or gold labels that are wrong there; compare "
+                     f"the methods' accuracy against the gold labels on the Results page")
     if dependents:
         when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
                 "counted every member as an independent source)" if found_here else "found before training")
