@@ -3,7 +3,9 @@
 on the other 80% (tasks the gold labels did not train on) and on the gold tasks themselves, for w = 0, 1, 10, 100.
 
 Reading: the gold tasks' own accuracy rises with the weight (the model fits them), the others' does not keep rising
-with it; the page's help text gives the scale from this table.
+with it; the page's help text gives the scale from this table. A line names the weights whose labels a reference
+gave (the safety rule: with gold labels it compares the trained model with majority vote and the cluster-weighted
+Dawid-Skene on the gold tasks the supervised term did not train on).
 
 Usage: ``python benchmarks/gold_weight.py [--sets tree3k dog ...] [--share 0.2]``
 """
@@ -59,15 +61,18 @@ def main(argv: list[str] | None = None) -> None:
         rng = np.random.default_rng(0)
         gold = truth.loc[rng.choice(truth.index.to_numpy(), int(args.share * len(truth)), replace=False)]
         other = truth.drop(gold.index)
-        row = {"set": spec}
+        row, returned = {"set": spec}, []
         for weight in WEIGHTS:
-            labels = DEEM(supervised_weight=weight).fit(frame, gold=gold if weight else None).predict()
-            labels = labels.astype(str)
+            model = DEEM(supervised_weight=weight).fit(frame, gold=gold if weight else None)
+            if model.fallback_:  # the safety rule's reference (or a collapse fallback) gave the labels
+                returned.append(f"w={weight:g}: {model.fallback_}")
+            labels = model.predict().astype(str)
             labels.index = labels.index.astype(str)
             row[f"other w={weight:g}"] = 100 * float((labels.reindex(other.index) == other).mean())
             row[f"gold w={weight:g}"] = 100 * float((labels.reindex(gold.index) == gold).mean())
         rows.append(row)
-        print(f"{spec}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "set"), flush=True)
+        print(f"{spec}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "set")
+              + (f"; labels returned by {'; '.join(returned)}" if returned else ""), flush=True)
     table = pd.DataFrame(rows).set_index("set")
     table.loc["mean"] = table.mean()
     print()

@@ -300,3 +300,35 @@ def test_cluster_weighted_dawid_skene_is_a_method_a_user_can_choose(tmp_path):
                  "--no-progress"]) == 0
     written = pd.read_csv(tmp_path / "labels.csv").set_index("task").sort_index()["label"].to_numpy()
     np.testing.assert_array_equal(written, weighted)
+
+
+@pytest.mark.parametrize("init, weight", [("ds", 1.0), ("auto", 0.0)])
+def test_with_gold_labels_the_safety_rule_returns_the_cluster_weighted_fit_a_trained_start_loses_to(init, weight):
+    # the gold path returned whatever its start learned: the Dawid-Skene start follows the copied weak model
+    labels, truth = copied_group_set(n=600, seed=3)
+    data = AnnotationSet.from_dense(labels)
+    gold = pd.Series(truth[:200], index=data.tasks[:200])  # codes and classes are both 0..k-1 here
+    model = DEEM(n_layers=0, init=init, epochs=3, device="cpu", supervised_weight=weight).fit(data, gold=gold)
+    other = data.classes.get_indexer(model.predict())[200:]
+    reference = ClusterWeightedDawidSkene().fit_predict(data)  # the reference on its own, without gold labels
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    assert (other == data.classes.get_indexer(reference)[200:]).all()
+    assert float((other == truth[200:]).mean()) > float((data.majority_vote()[200:] == truth[200:]).mean()) + 0.15
+    summary = model.selection_summary()
+    assert "gold task(s)" in summary["reason"] and "cluster-weighted Dawid-Skene" in summary["reason"]
+    scored = "100 gold task(s) the supervised term did not train on" if weight else "200 gold task(s)"
+    assert scored in summary["reason"]
+    assert [len(g["workers"]) for g in summary["clusters"]["clusters"]] == [6]
+    assert any(w.startswith("the safety rule returned cluster-weighted Dawid-Skene") for w in model.warnings_)
+
+
+def test_with_gold_labels_a_trained_model_no_reference_beats_is_kept_and_the_comparison_said():
+    labels, truth = independent_set(n=600, seed=4)
+    data = AnnotationSet.from_dense(labels)
+    gold = pd.Series(truth[:200], index=data.tasks[:200])
+    model = DEEM(n_layers=0, init="ds", epochs=3, device="cpu", supervised_weight=1.0).fit(data, gold=gold)
+    assert model.fallback_ is None and model.init_ == "ds"
+    safety = model.selection_summary()["safety"]
+    assert safety.startswith("safety rule (gold labels): on the 100 gold task(s) the supervised term did not "
+                             "train on the trained model is right on")
+    assert "majority vote" in safety and "the trained model is kept" in safety

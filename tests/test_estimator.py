@@ -269,3 +269,15 @@ def test_gold_overrules_the_unsupervised_start_only_on_significant_evidence():
     assert switch and evidence["p_value"] == pytest.approx(106 / 16384)
     assert challenger_wins(np.ones(5), np.ones(5)) == (False, {"challenger_better": 0, "challenger_worse": 0,
                                                                "p_value": 1.0})
+
+
+def test_gold_labels_train_a_run_whose_start_is_set(small_condind):
+    # a run whose start was set trained without its gold labels: weight 100 gave the posteriors of weight 0
+    df, truth = small_condind
+    gold = truth.iloc[:100]
+    plain = DEEM(init="ds", epochs=3, device="cpu").fit(df, gold=gold)
+    weighted = DEEM(init="ds", epochs=3, device="cpu", supervised_weight=100.0).fit(df, gold=gold)
+    assert plain.fallback_ is None and weighted.fallback_ is None
+    on_gold = weighted.predict_proba().index.isin(gold.index)
+    assert not np.allclose(weighted.predict_proba().to_numpy()[on_gold], plain.predict_proba().to_numpy()[on_gold],
+                           atol=1e-3)

@@ -271,7 +271,9 @@ class DEEM(Aggregator, BaseEstimator):
         on all answers and the majority-vote start replaces the Dawid-Skene start only when it is significantly
         more accurate on the gold tasks (``init_evidence_``; with ``supervised_weight > 0`` half of the gold
         tasks are held out of the supervised term and the starts are compared on those); with ``lr="auto"``
-        the Dawid-Skene start is used. ``init_`` says which start was used.
+        the Dawid-Skene start is used. ``init_`` says which start was used. With gold labels the safety rule
+        compares the trained model with majority vote and the cluster-weighted Dawid-Skene on those gold tasks
+        and returns a reference that is significantly more accurate there (:meth:`_gold_safety`).
     ds_prior: the Dawid-Skene start's shared prior on the workers' confusion matrices, in pseudo-answers per
         true class spread as the whole crowd answers that class (empirical Bayes): a worker with a handful of
         answers starts as a typical worker of this crowd instead of as perfectly right or wrong, one with
@@ -420,17 +422,21 @@ class DEEM(Aggregator, BaseEstimator):
             result = self._fit_by_selection(data, seeds, callbacks, stop_event)
         else:
             candidates = self._start_candidates(data, has_gold=has_gold)
-            train_gold, score_gold = self._split_gold(gold_codes, candidates)
+            train_gold, score_gold = self._split_gold(gold_codes)
             if self.lr == "auto":
                 result = self._fit_by_sweep(data, seeds, callbacks, stop_event)
                 self.batch_size_ = int(self.batch_size)
+                score_gold = gold_codes  # the sweep trains on no gold label: every one is unseen
             elif len(candidates) == 1:
-                result = self._train_recovering(data, seeds, callbacks, stop_event, candidates[0])
+                # (the gold labels did not reach a run whose start was set: a weight of 100 gave the labels of 0)
+                result = self._train_recovering(data, seeds, callbacks, stop_event, candidates[0], gold=train_gold)
             else:
                 train = partial(self._train_starts, data, candidates, seeds, train_gold, callbacks, stop_event)
                 result, self.batch_size_, self.device_ = train_with_memory_fallback(
                     train, int(self.batch_size), self.device_, self.warnings_)
                 result = self._keep_best_start(data, result, candidates, len(seeds), score_gold)
+            if has_gold:
+                result = self._gold_safety(data, result, seeds, gold_codes, score_gold)
         self._store_training(result, seeds)
         self._store_selection()
         self._store_outputs(data, gold_codes)
@@ -477,14 +483,14 @@ class DEEM(Aggregator, BaseEstimator):
         self.init_ = candidates[0]
         return candidates
 
-    def _split_gold(self, gold_codes: np.ndarray | None, candidates: list[str],
-                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(gold codes the supervised term trains on, gold codes the starts are compared on).
+    def _split_gold(self, gold_codes: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(gold codes the supervised term trains on, gold codes the starts and the safety rule are compared on).
 
-        The supervised term fits every gold task it sees, so when two starts compete under a supervised
-        weight, every other gold task (in an order seeded by ``seed``) is held out of training and scores them.
+        The supervised term fits every gold task it sees, so under a supervised weight every other gold task (in an
+        order seeded by ``seed``) is held out of training and scores the starts and the references
+        (:meth:`_gold_safety`); without one every gold task scores and none trains.
         """
-        if len(candidates) < 2 or self.supervised_weight <= 0:
+        if gold_codes is None or self.supervised_weight <= 0:
             return gold_codes, gold_codes
         known = np.flatnonzero(gold_codes >= 0)
         held_out = np.random.default_rng(int(self.seed)).permutation(known)[: len(known) // 2]
@@ -495,6 +501,68 @@ class DEEM(Aggregator, BaseEstimator):
         score_gold = np.full_like(gold_codes, -1)
         score_gold[held_out] = gold_codes[held_out]
         return train_gold, score_gold
+
+    def _gold_safety(self, data: AnnotationSet, result: TrainingResult, seeds: list[int], gold_codes: np.ndarray,
+                     score_gold: np.ndarray) -> TrainingResult:
+        """The safety rule with gold labels: on the gold tasks the supervised term did not train on, the trained
+        model's labels are compared with majority vote's and the cluster-weighted Dawid-Skene's (Dawid-Skene when no
+        group of workers copies another; neither uses gold labels). A reference replaces the model only when a
+        one-sided sign test on the tasks where the two differ in correctness gives p < ``GOLD_SWITCH_P_VALUE``
+        (the more accurate of two that do); the comparison is in ``selection_summary()["safety"]`` either way.
+
+        Without it the gold path returned whatever its start learned: on a set where a group of workers copies one
+        another, gold labels at weight 1 took the other tasks from 96.1% (the rule's cluster-weighted Dawid-Skene,
+        without gold) to 69.4% (benchmarks/results/gold_weight.txt)."""
+        known = score_gold >= 0
+        if not known.any():
+            return result
+        hidden = task_outputs(result.network, data)[1].argmax(-1).cpu().numpy()  # (R, n)
+        # each run's classes mapped as its labels are (against every gold label, :meth:`_store_outputs`)
+        model_right = np.mean([hungarian_class_map(h, gold_codes, data.n_classes)[h][known] == score_gold[known]
+                               for h in hidden], axis=0)
+        clusters = find_dependence_clusters(data, seed=int(self.seed))
+        weights = clusters.weights()
+        fit = fit_dawid_skene(data, worker_weights=weights)
+        cw_name = "cluster-weighted Dawid-Skene" if (np.bincount(clusters.labels) > 1).any() else "Dawid-Skene"
+        references = {"mv": ("majority vote", data.majority_vote()), "cwds": (cw_name, fit.posterior.argmax(1))}
+        n_scored, model_accuracy = int(known.sum()), float(model_right.mean())
+        tallies, winners = [], []
+        for key, (name, labels) in references.items():
+            right = (labels[known] == score_gold[known]).astype(float)
+            wins, evidence = challenger_wins(model_right, right)
+            tallies.append(f"{name} {right.mean():.1%} (better on {evidence['challenger_better']:,}, worse on "
+                           f"{evidence['challenger_worse']:,}, p = {evidence['p_value']:.3g})")
+            if wins:
+                winners.append((float(right.mean()), key, name))
+        where = (f"on the {n_scored:,} gold task(s) the supervised term did not train on" if self.supervised_weight > 0
+                 else f"on the {n_scored:,} gold task(s)")
+        said = f"{where} the trained model is right on {model_accuracy:.1%}; " + "; ".join(tallies)
+        if not winners:
+            self._selection["safety"] = (f"safety rule (gold labels): {said}: no reference is significantly more "
+                                         f"accurate (p < {GOLD_SWITCH_P_VALUE:g}), the trained model is kept")
+            return result
+        _, key, name = max(winners)
+        self._selection["reason"] = (f"{said}: {name} is significantly more accurate (p < {GOLD_SWITCH_P_VALUE:g})")
+        self._selection["clusters"] = clusters.summary(data.workers)
+        self.dependence_clusters_ = clusters
+        self.warnings_.append(f"the safety rule returned {name}: {self._selection['reason']}")
+        return self._reference_result(key, name, fit, weights, seeds, result.network, data, result.seconds)
+
+    def _reference_result(self, key: str, name: str, fit: Any, weights: np.ndarray, seeds: list[int],
+                          trained: DEEMNetwork, data: AnnotationSet, seconds: float | None) -> TrainingResult:
+        """The safety rule's reference as the model: majority vote (``key="mv"``) or the cluster-weighted
+        Dawid-Skene ``fit`` (``"cwds"``), written as a network of no layers laid out like ``trained``."""
+        self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
+        if key == "mv":
+            network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_)
+        else:
+            network = cluster_weighted_network(len(seeds), fit, weights, layout=trained.layout, bias=trained.bias,
+                                               device=self.device_)
+            self.init_, self.dawid_skene_ = "ds", fit
+        self.fallback_ = name + SAFETY_RULE
+        return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
+                              messages=[""] * len(seeds), epochs_run=0, seconds=seconds or 0.0,
+                              lrs=[float(self.lr_ or 0.0)] * len(seeds), seeds=list(seeds))
 
     def _train_starts(self, data: AnnotationSet, candidates: list[str], seeds: list[int], gold_codes: np.ndarray | None,
                       callbacks: list, stop_event: threading.Event | None, batch_size: int,
@@ -570,9 +638,10 @@ class DEEM(Aggregator, BaseEstimator):
     # ------------------------------------------------------------------ choosing the start and depth, collapse
     def _train_config(self, data: AnnotationSet, seeds: list[int], depth: int | list[int], starts: list[str],
                       callbacks: list, stop_event, extra=None, lr: float | None = None, epochs: int | None = None,
-                      initial: DEEMNetwork | None = None) -> TrainingResult:
+                      initial: DEEMNetwork | None = None, gold: np.ndarray | None = None) -> TrainingResult:
         """Train ``starts`` x ``seeds`` at one depth, or at each of a list of depths, as one batched model (runs depth
-        by depth, start by start), with the GPU memory fallback. ``extra``: more callbacks (the collapse guard)."""
+        by depth, start by start), with the GPU memory fallback. ``extra``: more callbacks (the collapse guard);
+        ``gold``: class codes the supervised term trains on (``supervised_weight``)."""
         lr = self.lr_ if lr is None else lr
         epochs = self.epochs_ if epochs is None else int(epochs)
         depths = [int(d) for d in depth] if isinstance(depth, (list, tuple)) else [int(depth)]
@@ -584,7 +653,7 @@ class DEEM(Aggregator, BaseEstimator):
             config.n_layers, config.epochs = max(depths), epochs
             if len(groups) > 1:  # the starts (and depths) train as one batched model
                 check_training_size(data, config, n_runs)
-            prepared = task_data(data, config, device, n_runs=n_runs)  # dense or sparse
+            prepared = task_data(data, config, device, gold=gold, n_runs=n_runs)  # dense or sparse
             network = initial
             if network is None:
                 # a single majority-vote start is the trainer's own (drawn from each run's stream, as before)
@@ -602,7 +671,8 @@ class DEEM(Aggregator, BaseEstimator):
                 network = network.to(device)
             return train_annotations(data, [lr] * n_runs, seeds * len(groups), config,
                                      callbacks=list(callbacks) + list(extra or []), stop_event=stop_event,
-                                     initial_network=network, prepared=prepared)
+                                     initial_network=network, prepared=prepared,
+                                     supervised_weight=float(self.supervised_weight) if gold is not None else 0.0)
 
         result, self.batch_size_, self.device_ = train_with_memory_fallback(
             train, int(self.batch_size), self.device_, self.warnings_)
@@ -650,21 +720,12 @@ class DEEM(Aggregator, BaseEstimator):
         self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds,
                                safety=choice.safety)
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
-            self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
-            if choice.index == MAJORITY_VOTE:
-                network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_)
-                self.fallback_ = "majority vote" + SAFETY_RULE
-            else:
-                healthy = [c for c in candidates if not c.collapsed] or candidates
-                net = healthy[0].result.network
-                network = cluster_weighted_network(len(seeds), choice.reference.fit, clusters.weights(),
-                                                   layout=net.layout, bias=net.bias, device=self.device_)
-                self.init_, self.dawid_skene_ = "ds", choice.reference.fit
-                self.fallback_ = choice.reference.name + SAFETY_RULE
-            self.warnings_.append(f"the safety rule returned {safety_rule_reference(self.fallback_)}: {choice.reason}")
-            return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
-                                  messages=[""] * len(seeds), epochs_run=0, seconds=seconds,
-                                  lrs=[float(self.lr_)] * len(seeds), seeds=list(seeds))
+            healthy = [c for c in candidates if not c.collapsed] or candidates
+            key, name = ("mv", "majority vote") if choice.index == MAJORITY_VOTE else ("cwds", choice.reference.name)
+            result = self._reference_result(key, name, choice.reference.fit, clusters.weights(), seeds,
+                                            healthy[0].result.network, data, seconds)
+            self.warnings_.append(f"the safety rule returned {name}: {choice.reason}")
+            return result
         if choice.index < 0:
             return self._fallback(data, seeds, "every candidate collapsed (" + "; ".join(
                 f"{c.name}: epoch {min(e for e in c.collapsed_at if e is not None)}" for c in candidates) + ")")
@@ -678,7 +739,7 @@ class DEEM(Aggregator, BaseEstimator):
         return result
 
     def _train_recovering(self, data: AnnotationSet, seeds: list[int], callbacks: list, stop_event,
-                          first: str) -> TrainingResult:
+                          first: str, gold: np.ndarray | None = None) -> TrainingResult:
         """One configuration under the collapse guard: restart from the last healthy state with a smaller step,
         then from the start with a smaller one still (``train_guarded``), then the other start, then the
         Dawid-Skene fallback (or refuse, see :meth:`_fallback`)."""
@@ -687,7 +748,7 @@ class DEEM(Aggregator, BaseEstimator):
         for attempt, start in enumerate(starts):
             def train(network, lr, epochs, extra, start=start):
                 return self._train_config(data, seeds, self.n_layers_, [start], callbacks, stop_event,
-                                          extra=extra, lr=lr, epochs=epochs, initial=network)
+                                          extra=extra, lr=lr, epochs=epochs, initial=network, gold=gold)
 
             self.dawid_skene_ = None
             result, notes = train_guarded(train, None, self.lr_, self.epochs_, expected)
