@@ -445,12 +445,22 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
     from deem_core.methods import registry  # noqa: PLC0415
     from deem_studio.jobs import method_name  # noqa: PLC0415
 
+    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
+
     fitted = [m for m in metrics if m in registry.METHODS and registry.get_method(m).uses_gold]
-    if weight > 0 and fitted:
-        said += (f" ({' and '.join(method_name(m) for m in fitted)} trained with these gold labels, gold-label weight "
-                 f"{weight:g}: on them {'its' if len(fitted) == 1 else 'their'} accuracy is not a test of unseen "
-                 f"tasks)")
-    return said
+    # a method whose labels the safety rule took from a reference: that reference used no gold label (it read
+    # "DEEM trained with these gold labels" beside cluster-weighted Dawid-Skene's labels)
+    returned = {m: safety_rule_reference(labels_from(metrics[m])) for m in fitted}
+    trained = [m for m in fitted if not returned[m]]
+    notes = []
+    if weight > 0 and trained:
+        notes.append(f"{' and '.join(method_name(m) for m in trained)} trained with these gold labels, gold-label "
+                     f"weight {weight:g}: on them {'its' if len(trained) == 1 else 'their'} accuracy is not a test of "
+                     f"unseen tasks")
+    if weight > 0:
+        notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
+                     f"chose it on half of them" for m in fitted if returned[m])
+    return said + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def gold_count(metrics: dict) -> int | None:

@@ -2358,3 +2358,15 @@ def test_a_small_share_is_not_shown_as_zero():
 
     assert [share_text(v) for v in (0.0, 0.001, 0.000347, 3e-6, 0.0123, 0.5, 0.9996, 1.0)] == \
         ["0%", "0.1%", "0.035%", "under 0.01%", "1.2%", "50%", "99.9%", "100%"]
+
+
+def test_the_gold_note_does_not_call_a_reference_the_safety_rule_returned_trained_on_the_gold_labels():
+    from pages.common import gold_scored  # noqa: PLC0415
+
+    returned = {"deem": {"gold_tasks": 40, "selection": {"fallback": "cluster-weighted Dawid-Skene (safety rule)"}},
+                "mv": {"gold_tasks": 40}}
+    said = gold_scored(returned, {"supervised_weight": 1.0})
+    assert said == ("on the 40 tasks with a gold label (DEEM's labels come from cluster-weighted Dawid-Skene, which "
+                    "used none of them; the safety rule chose it on half of them)")
+    trained = {"deem": {"gold_tasks": 40, "selection": {"fallback": None}}, "mv": {"gold_tasks": 40}}
+    assert "DEEM trained with these gold labels, gold-label weight 1" in gold_scored(trained, {"supervised_weight": 1})

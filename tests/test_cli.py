@@ -287,3 +287,21 @@ def test_an_accuracy_on_the_labels_the_model_trained_on_says_so(tmp_path, small_
     assert "trained on those labels" not in capsys.readouterr().err
     assert main(base + ["-o", str(tmp_path / "c.csv"), "--method", "mv", "--gold-weight", "1"]) == 0
     assert "trained on those labels" not in capsys.readouterr().err  # (majority vote trains on nothing)
+
+
+def test_labels_the_safety_rule_took_from_a_reference_with_gold_labels_are_not_called_trained_on_them(tmp_path, capsys):
+    # a copied weak model: with --gold-weight 1 the safety rule returns the cluster-weighted Dawid-Skene, which used
+    # no gold label; the accuracy line said "the model trained on those labels", the choice told how to train
+    # DEEM's own model "without this check" (with gold labels a set start is checked too)
+    from test_clusters import copied_group_set  # noqa: PLC0415
+
+    labels, truth = copied_group_set(n=500, seed=5)
+    rows = [(t, f"w{w}", int(labels[t, w])) for t in range(labels.shape[0]) for w in range(labels.shape[1])]
+    pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"task": range(150), "truth": truth[:150]}).to_csv(tmp_path / "gold.csv", index=False)
+    assert main(["aggregate", str(tmp_path / "a.csv"), "--epochs", "2", "--layers", "0", "--no-progress", "--truth",
+                 str(tmp_path / "gold.csv"), "--gold-weight", "1", "-o", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err
+    assert ("the labels come from cluster-weighted Dawid-Skene, which used none of them; the safety rule chose it "
+            "on half of them") in err
+    assert "trained on those labels" not in err and "--init ds (or mv)" not in err

@@ -330,5 +330,5 @@ def test_with_gold_labels_a_trained_model_no_reference_beats_is_kept_and_the_com
     assert model.fallback_ is None and model.init_ == "ds"
     safety = model.selection_summary()["safety"]
     assert safety.startswith("safety rule (gold labels): on the 100 gold task(s) the supervised term did not "
-                             "train on the trained model is right on")
+                             "train on, the trained model is right on")
     assert "majority vote" in safety and "the trained model is kept" in safety

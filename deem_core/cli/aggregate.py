@@ -11,6 +11,7 @@ from pathlib import Path
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
                                   number, read_input, report_fit, say, warn, writing)
 from deem_core.methods import registry
+from deem_core.analysis.selection import safety_rule_reference
 
 __all__ = ["add_parser", "run"]
 
@@ -125,9 +126,16 @@ def run(args: argparse.Namespace) -> int:
         if n_scored:
             print(f"accuracy: {100 * value:.2f}")
             trained = spec.uses_gold and args.gold_weight > 0  # (the page said so, the command line not; walkthrough 59)
-            say(f"(accuracy on the {n_scored} task(s) that have a truth"
-                + (f"; the model trained on those labels (--gold-weight {args.gold_weight:g}), so on them it is not "
-                   f"a test of unseen tasks: hold some truth labels out of --truth to measure one)" if trained else ")"))
+            returned = safety_rule_reference(getattr(model, "fallback_", None)) if trained else None
+            if returned:  # (it said "the model trained on those labels" of a reference that used none)
+                why = (f"; the labels come from {returned}, which used none of them; the safety rule chose it on half "
+                       f"of them")
+            elif trained:
+                why = (f"; the model trained on those labels (--gold-weight {args.gold_weight:g}), so on them it is "
+                       f"not a test of unseen tasks: hold some truth labels out of --truth to measure one")
+            else:
+                why = ""
+            say(f"(accuracy on the {n_scored} task(s) that have a truth{why})")
         elif truth.attrs.get("not_classes"):  # (they were left out, not unannotated; attack round 30)
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"

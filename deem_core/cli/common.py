@@ -489,7 +489,8 @@ def print_selection(model, stream=None) -> None:
     summary = model.selection_summary()
     for line in selection_lines(summary):
         say(line if line.startswith("  ") else f"choice: {line}", stream)
-    if safety_rule_reference(summary.get("fallback")):  # (how to train DEEM's own model: said nowhere; walkthrough 50)
+    # (how to train DEEM's own model: said nowhere; walkthrough 50) - with gold labels a set start is checked too
+    if safety_rule_reference(summary.get("fallback")) and summary.get("heldout_answers") is not None:
         say("choice: --init ds (or mv) with a number of --layers trains DEEM's own model without this check (nothing "
             "held out, no reference compared)", stream)
 

@@ -536,7 +536,7 @@ class DEEM(Aggregator, BaseEstimator):
                 winners.append((float(right.mean()), key, name))
         where = (f"on the {n_scored:,} gold task(s) the supervised term did not train on" if self.supervised_weight > 0
                  else f"on the {n_scored:,} gold task(s)")
-        said = f"{where} the trained model is right on {model_accuracy:.1%}; " + "; ".join(tallies)
+        said = f"{where}, the trained model is right on {model_accuracy:.1%}; " + "; ".join(tallies)
         if not winners:
             self._selection["safety"] = (f"safety rule (gold labels): {said}: no reference is significantly more "
                                          f"accurate (p < {GOLD_SWITCH_P_VALUE:g}), the trained model is kept")
