@@ -454,8 +454,10 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
     trained = [m for m in fitted if not returned[m]]
     notes = []
     if weight > 0 and trained:
-        notes.append(f"{' and '.join(method_name(m) for m in trained)} trained with these gold labels, gold-label "
-                     f"weight {weight:g}: on them {'its' if len(trained) == 1 else 'their'} accuracy is not a test of "
+        # (half of them train, half check: "trained with these gold labels" was half true; walkthrough 60)
+        notes.append(f"{' and '.join(method_name(m) for m in trained)} trained with half of these gold labels and "
+                     f"{'was' if len(trained) == 1 else 'were'} checked on the other half, gold-label weight "
+                     f"{weight:g}: on them {'its' if len(trained) == 1 else 'their'} accuracy is not a test of "
                      f"unseen tasks")
     if weight > 0:
         notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "

@@ -198,8 +198,10 @@ with st.container(border=True):
                                "cluster-weighted Dawid-Skene (which counts each group of copying workers once) "
                                "predicts them clearly better: then DEEM's labels are that method's (the safety rule, "
                                "said with the result). A start picked here, with the layers fixed, trains DEEM's own "
-                               "model without these checks. With a gold-label weight above "
-                               "0, both starts train on all answers and the gold labels decide. The result says "
+                               "model without these checks (with a gold-label weight of 0). With a gold-label weight "
+                               "above 0, both starts train on all answers with half of the gold labels, the other half "
+                               "decides between them and checks the result against majority vote and the "
+                               "cluster-weighted Dawid-Skene, with a start picked here too. The result says "
                                "which start was used and why. The Dawid-Skene start gives each worker "
                                f"{TRAIN_DEFAULTS['ds_prior']:g} pseudo-answers per class shaped like the whole crowd's, "
                                "so workers with a few answers start as typical workers (the method 'Dawid-Skene "
@@ -252,8 +254,9 @@ with st.container(border=True):
                    f"held-out answers ({data.n_answers:,} answers; choosing needs about {answers_to_choose():,}): the "
                    f"{'Dawid-Skene' if init == 'auto' else STARTS.get(init, init)} start and 1 layer are used, and "
                    f"nothing checks DEEM against majority vote: compare the two in the results.")
-    if "deem" in deem_methods and init != "auto" and not layers_auto:  # (walkthrough, ninth session: a hand-picked
-        # start with 2 layers landed below majority vote on copying workers, without a word)
+    if "deem" in deem_methods and init != "auto" and not layers_auto and not supervised:  # (walkthrough, ninth
+        # session: a hand-picked start with 2 layers landed below majority vote on copying workers, without a word;
+        # with a gold-label weight the gold path checks it: the note said otherwise, walkthrough 60)
         st.caption("With the start and the layers fixed by hand nothing is held out: workers who copy each other are "
                    "not looked for, and DEEM is not checked against majority vote and the cluster-weighted "
                    "Dawid-Skene. Start from auto does both.")
@@ -391,9 +394,13 @@ for method, entry in metrics.items():
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
     if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
         # said nowhere: four runs of other depths and rates returned the same labels; walkthrough 50)
-        st.caption(f"To train {method_name(method)}'s own model on these data anyway, pick its start (Dawid-Skene or "
-                   "majority vote) in Start from with the layers fixed: nothing is held out then, and its labels are "
-                   "not compared with these methods.")
+        # (with gold labels training it, a start picked by hand is checked too: the advice led back here; walkthrough
+        # 60)
+        trained_on_gold = float((loaded.config or {}).get("supervised_weight") or 0) > 0
+        st.caption(f"To train {method_name(method)}'s own model on these data anyway, "
+                   + ("set the gold-label weight to 0 and " if trained_on_gold else "")
+                   + "pick its start (Dawid-Skene or majority vote) in Start from with the layers fixed: nothing is "
+                   "held out then, and its labels are not compared with these methods.")
 rows = []
 for method, entry in metrics.items():
     accuracy = entry.get("accuracy")

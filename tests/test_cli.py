@@ -304,4 +304,5 @@ def test_labels_the_safety_rule_took_from_a_reference_with_gold_labels_are_not_c
     err = capsys.readouterr().err
     assert ("the labels come from cluster-weighted Dawid-Skene, which used none of them; the safety rule chose it "
             "on half of them") in err
-    assert "trained on those labels" not in err and "--init ds (or mv)" not in err
+    assert "trained on those labels" not in err
+    assert "choice: --gold-weight 0 and --init ds (or mv) with a number of --layers trains DEEM's own model" in err

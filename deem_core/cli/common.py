@@ -490,8 +490,10 @@ def print_selection(model, stream=None) -> None:
     for line in selection_lines(summary):
         say(line if line.startswith("  ") else f"choice: {line}", stream)
     # (how to train DEEM's own model: said nowhere; walkthrough 50) - with gold labels a set start is checked too
-    if safety_rule_reference(summary.get("fallback")) and summary.get("heldout_answers") is not None:
-        say("choice: --init ds (or mv) with a number of --layers trains DEEM's own model without this check (nothing "
+    # (the hint led back to the same labels; walkthrough 60)
+    if safety_rule_reference(summary.get("fallback")):
+        say("choice: " + ("" if summary.get("heldout_answers") is not None else "--gold-weight 0 and ")
+            + "--init ds (or mv) with a number of --layers trains DEEM's own model without this check (nothing "
             "held out, no reference compared)", stream)
 
 

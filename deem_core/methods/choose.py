@@ -56,7 +56,7 @@ from deem_core.model.training import TrainingResult
 
 __all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network",
            "cluster_weighted_network", "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
-           "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
+           "training_answer_gain", "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
 #: paired standard errors of the best
@@ -433,6 +433,27 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         table["pair_score"] = math.nan
     return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned,
                   safety=None if safety_applied else checked)
+
+
+def training_answer_gain(network: DEEMNetwork, data: AnnotationSet, clusters: DependenceClusters, fit: DawidSkeneFit,
+                         seed: int = 0) -> tuple[float, float] | None:
+    """The safety rule's reading of the training answers where nothing is held out (the gold path trains on every
+    answer): the mean gain per answer, in nats, of the cluster-weighted Dawid-Skene ``fit`` (fitted on ``data``
+    with the clusters' weights) over ``network``'s runs (their scores averaged) in leave-cluster-out predictive
+    score, each answer predicted from the other clusters' answers, and its standard error by task
+    (:func:`paired_gain_by_task`). None when no cluster was found: every worker is then their own cluster and the
+    score reads nothing a plain held-out check would not."""
+    labels = np.asarray(clusters.labels)
+    if not len(labels) or not (np.bincount(labels) > 1).any():
+        return None
+    pairs = cluster_pairs(data, labels, seed=seed)
+    d = data.n_workers
+    hidden = task_outputs(network, pairs.data)[1].cpu().numpy()  # (R, P, K) hidden-unit order: the score needs none
+    model = np.mean([pair_scores(hidden[r], pairs, d) for r in range(network.n_runs)], axis=0)
+    weights = 1.0 / np.bincount(labels)[labels]
+    votes = (answer_matrix(pairs.data) @ sp.diags(np.repeat(weights, data.n_classes))).tocsr()
+    reference = pair_scores(dawid_skene_posterior(pairs.data, fit.confusion, fit.prior, votes=votes)[0], pairs, d)
+    return paired_gain_by_task(model, reference, pairs.task)
 
 
 def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:
