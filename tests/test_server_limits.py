@@ -568,3 +568,18 @@ def test_the_http_total_leaves_room_in_the_descriptor_limit(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     limit = uploads.http_connection_limit()
     assert limit.total == (1024 - 500) // 2 and limit.per_client == 100
+
+
+def test_no_page_of_another_origin_may_frame_the_app(monkeypatch):
+    # a page on another port of the host framed the app invisibly and the framed app read the visitor's owner key
+    # (storage is partitioned by site, which ignores the port): two clicks deleted the visitor's run (attack round 32)
+    import urllib.request
+
+    limit = uploads.HttpConnectionLimit(per_client=50, total=100)
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [limit])
+    with _http_server(limit) as port:
+        for _ in range(2):  # a second request on a new connection too
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+                assert answer.read() == b"ok"
+                assert answer.headers.get_all("Content-Security-Policy") == ["frame-ancestors 'self'"]
+                assert answer.headers.get_all("X-Frame-Options") == ["SAMEORIGIN"]
