@@ -345,6 +345,6 @@ def test_with_few_gold_labels_the_training_answers_still_return_the_cluster_weig
     reason = model.selection_summary()["reason"]
     assert "on the 3 gold task(s) the supervised term did not train on" in reason
     assert ("on the training answers, each predicted from the other clusters' answers, cluster-weighted Dawid-Skene "
-            "scores") in reason and "the gold tasks do not favour the trained model significantly" in reason
+            "scores") in reason and reason.endswith("and on the gold tasks it is as accurate or more")
     other = data.classes.get_indexer(model.predict())[6:]
     assert float((other == truth[6:]).mean()) > float((data.majority_vote()[6:] == truth[6:]).mean()) + 0.15

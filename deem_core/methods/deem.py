@@ -545,23 +545,20 @@ class DEEM(Aggregator, BaseEstimator):
         else:
             # the gold tasks alone decide little where they are few (80 of them kept a model 6 points below the
             # reference on a copied set; walkthrough 60): the held-out rule's reading of the training answers, which
-            # has every answer, returns the cluster-weighted fit unless the gold tasks favour the model significantly
+            # has every answer, returns the cluster-weighted fit where the gold tasks point the same way (it is as
+            # accurate there or more) and do not favour the model significantly. (The training answers alone favour
+            # an unsupervised fit over one a large weight bent towards the gold labels: at weight 100 they returned
+            # a reference 16 points below the trained model on duck; benchmarks/results/gold_weight.txt.)
             key = None
             gain = training_answer_gain(result.network, data, clusters, fit, seed=int(self.seed))
-            if gain is not None and gain[1] > 0 and gain[0] > SAFETY_Z * gain[1]:
-                cw_right = (references["cwds"][1][known] == score_gold[known]).astype(float)
-                model_wins, evidence = challenger_wins(cw_right, model_right)
-                on_answers = (f"on the training answers, each predicted from the other clusters' answers, {cw_name} "
-                              f"scores {gain[0]:.4f} ± {gain[1]:.4f} s.e. nats per answer higher (more than "
-                              f"{SAFETY_Z:g} s.e.)")
-                tally = (f"the trained model better on {evidence['challenger_better']:,} of them and worse on "
-                         f"{evidence['challenger_worse']:,}, p = {evidence['p_value']:.3g}")
-                if model_wins:
-                    said += f"; {on_answers}, but the gold tasks favour the trained model significantly ({tally})"
-                else:
-                    key, name = "cwds", cw_name
-                    self._selection["reason"] = (f"{said}; {on_answers}, and the gold tasks do not favour the trained "
-                                                 f"model significantly ({tally}; it needs p < {GOLD_SWITCH_P_VALUE:g})")
+            cw_right = (references["cwds"][1][known] == score_gold[known]).astype(float)
+            if (gain is not None and gain[1] > 0 and gain[0] > SAFETY_Z * gain[1]
+                    and cw_right.mean() >= model_right.mean()):
+                key, name = "cwds", cw_name
+                self._selection["reason"] = (
+                    f"{said}; on the training answers, each predicted from the other clusters' answers, {cw_name} "
+                    f"scores {gain[0]:.4f} ± {gain[1]:.4f} s.e. nats per answer higher (more than {SAFETY_Z:g} s.e.), "
+                    f"and on the gold tasks it is as accurate or more")
         if key is None:
             self._selection["safety"] = (f"safety rule (gold labels): {said}: no reference is significantly more "
                                          f"accurate (p < {GOLD_SWITCH_P_VALUE:g}), the trained model is kept")
