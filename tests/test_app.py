@@ -1459,15 +1459,21 @@ def test_a_second_click_on_train_with_the_same_settings_launches_nothing_new(run
         get_manager().wait(run_id, timeout=60)
 
 
-def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
-    from conftest import sample_generator
-
-    frame, truth = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
-    at = upload(new_app(), "two_teams.csv", frame.to_csv(index=False).encode())
+def _on_train_with_gold(frame: pd.DataFrame, truth: pd.Series) -> AppTest:
+    """The Train page with DEEM picked, on the answers ``frame`` with the gold labels ``truth``."""
+    at = upload(new_app(), "with_gold.csv", frame.to_csv(index=False).encode())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", truth.reset_index().to_csv(index=False).encode(),
                                                    "text/csv")).run()
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
+    return at
+
+
+def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
+    from conftest import sample_generator
+
+    # two teams whose members copy each other: the safety rule returns the cluster-weighted Dawid-Skene
+    at = _on_train_with_gold(*sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001))
     at.number_input(key="train_epochs").set_value(2).run()
     at.button(key="train_launch").click().run()
     snap = wait_done(at.session_state["train_run"])
@@ -2385,14 +2391,12 @@ def test_the_gold_note_does_not_call_a_reference_the_safety_rule_returned_traine
 def test_with_gold_labels_training_deem_the_way_to_its_own_model_goes_through_a_weight_of_0(runs_dir):
     # the advice "pick its start in Start from" led back to the same labels with gold labels training DEEM: the
     # gold path checks a start set by hand too (walkthrough 60)
-    from conftest import sample_generator
+    from test_clusters import copied_group_set
 
-    frame, truth = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
-    at = upload(new_app(), "two_teams.csv", frame.to_csv(index=False).encode())
-    at.file_uploader(key="upload_gold").set_value(("truth.csv", truth.reset_index().to_csv(index=False).encode(),
-                                                   "text/csv")).run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
+    labels, truth = copied_group_set(n=600, seed=3)  # six copies of one weak model beside four better workers
+    frame = pd.DataFrame([(f"t{t}", f"w{w}", int(labels[t, w])) for t in range(600) for w in range(labels.shape[1])],
+                         columns=["task", "worker", "label"])
+    at = _on_train_with_gold(frame, pd.Series(truth[:200], index=[f"t{t}" for t in range(200)], name="truth"))
     at.number_input(key="train_epochs").set_value(2)
     at.number_input(key="train_gold_weight").set_value(1.0).run()
     at.button(key="train_launch").click().run()
