@@ -332,6 +332,12 @@ def test_with_gold_labels_a_trained_model_no_reference_beats_is_kept_and_the_com
     assert safety.startswith("safety rule (gold labels): on the 100 gold task(s) the supervised term did not "
                              "train on, the trained model is right on")
     assert "majority vote" in safety and "the trained model is kept" in safety
+    # the clusters it looked for are kept with the model: diagnostics said the training had not looked for them
+    # (walkthrough 60)
+    from deem_core.analysis.agreement import dependent_with  # noqa: PLC0415
+
+    assert model.selection_summary()["clusters"]["clusters"] == []
+    assert dependent_with(model, data.workers) is not None
 
 
 def test_with_few_gold_labels_the_training_answers_still_return_the_cluster_weighted_fit():
