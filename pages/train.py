@@ -224,7 +224,7 @@ with st.container(border=True):
                                         "against majority vote and the cluster-weighted Dawid-Skene, whose labels "
                                         "are returned when significantly more accurate there. Measured with gold "
                                         "labels on 20% of the tasks of nine sets, the other tasks' accuracy moved "
-                                        "by −0.8 to +4.5 points at weight 1, −4.4 to +6.3 at 10; the gold tasks' "
+                                        "by −0.1 to +4.5 points at weight 1, −0.3 to +6.3 at 10; the gold tasks' "
                                         "own accuracy rises with the weight and is then no test. Keep 0 unless a "
                                         "held-out check says more.")
     layers_auto = st.checkbox("Choose the layers (0, 1 or 2) from held-out answers", key="train_layers_auto",
