@@ -461,7 +461,7 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
                      f"unseen tasks")
     if weight > 0:
         notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
-                     f"chose it on half of them" for m in fitted if returned[m])
+                     f"checked it on half of them" for m in fitted if returned[m])
     return said + (f" ({'; '.join(notes)})" if notes else "")
 
 

@@ -396,10 +396,14 @@ if workers is not None:
         notes = []
         if "estimated_accuracy" in workers:
             origin = common.labels_from(metrics.get(primary))  # (no iRBM of its own: Diagnostics has no such column)
+            # (it said "without gold labels" of a model that trained on half of them; walkthrough 61)
+            gold_trained = float(config.get("supervised_weight") or 0) > 0 and common.gold_count(metrics)
             notes.append("estimated accuracy: " + (f"read from the confusion matrices of {origin}, whose labels these "
                                                    f"are, without gold labels" if origin else
-                                                   "the trained model's own reading of each worker, without gold "
-                                                   "labels (Diagnostics' irbm accuracy)"))
+                                                   "the trained model's own reading of each worker, "
+                                                   + ("from the answers and the gold labels it trained on"
+                                                      if gold_trained else "without gold labels")
+                                                   + " (Diagnostics' irbm accuracy)"))
         if "dependent_with" in workers and (workers["dependent_with"].astype(str) != "").any():
             notes.append("dependent with: the other workers of its dependence cluster (their answers agree beyond "
                          "what the other workers explain): their agreement and estimated accuracy count their "

@@ -1826,6 +1826,9 @@ def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_
     assert f"accuracy vs gold: {said}" in texts(at)
     at.switch_page("pages/results.py").run()
     assert said in unescape(texts(at))
+    # (the worker table's note said "without gold labels" of a model trained on half of them; walkthrough 61)
+    assert ("the trained model's own reading of each worker, from the answers and the gold labels it trained on"
+            in unescape(texts(at)))
     again = upload(new_app())  # without a gold-label weight: the count alone
     again.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     finished_training(again, ["mv"])
@@ -2382,7 +2385,7 @@ def test_the_gold_note_does_not_call_a_reference_the_safety_rule_returned_traine
                 "mv": {"gold_tasks": 40}}
     said = gold_scored(returned, {"supervised_weight": 1.0})
     assert said == ("on the 40 tasks with a gold label (DEEM's labels come from cluster-weighted Dawid-Skene, which "
-                    "used none of them; the safety rule chose it on half of them)")
+                    "used none of them; the safety rule checked it on half of them)")
     trained = {"deem": {"gold_tasks": 40, "selection": {"fallback": None}}, "mv": {"gold_tasks": 40}}
     assert ("DEEM trained with half of these gold labels and was checked on the other half, gold-label weight 1"
             in gold_scored(trained, {"supervised_weight": 1}))

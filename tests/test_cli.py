@@ -302,7 +302,7 @@ def test_labels_the_safety_rule_took_from_a_reference_with_gold_labels_are_not_c
     assert main(["aggregate", str(tmp_path / "a.csv"), "--epochs", "2", "--layers", "0", "--no-progress", "--truth",
                  str(tmp_path / "gold.csv"), "--gold-weight", "1", "-o", str(tmp_path / "out.csv")]) == 0
     err = capsys.readouterr().err
-    assert ("the labels come from cluster-weighted Dawid-Skene, which used none of them; the safety rule chose it "
+    assert ("the labels come from cluster-weighted Dawid-Skene, which used none of them; the safety rule checked it "
             "on half of them") in err
     assert "trained on those labels" not in err
     assert "choice: --gold-weight 0 and --init ds (or mv) with a number of --layers trains DEEM's own model" in err

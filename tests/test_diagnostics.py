@@ -953,3 +953,16 @@ def test_a_fair_worker_with_few_labels_is_not_called_a_likely_spammer(seed):
     row = worker_quality(model, df).table.set_index("worker").loc["fair"]
     assert 0.1 <= row["spammer_score"] < 7 / 46  # within the noise, above the weak threshold
     assert row["flag"] == "ok"
+
+
+def test_the_irbm_accuracy_note_says_when_the_model_trained_on_gold_labels():
+    # it said "made from the answers alone, without gold labels" of a model trained on half of them (walkthrough 61)
+    from conftest import read_sample  # noqa: PLC0415
+
+    df, truth = read_sample("condind", n_tasks=300)
+    gold = truth.iloc[:60]
+    trained = DEEM(epochs=2, device="cpu", supervised_weight=1.0).fit(df, gold=gold)
+    notes = " ".join(worker_quality(trained, df, gold=gold).notes)
+    assert "made from the answers and the gold labels the model trained on" in notes and "alone" not in notes
+    plain = DEEM(epochs=2, device="cpu").fit(df, gold=gold)  # weight 0: they only score
+    assert "made from the answers alone, without gold labels" in " ".join(worker_quality(plain, df, gold=gold).notes)

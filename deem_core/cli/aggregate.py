@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             trained = spec.uses_gold and args.gold_weight > 0  # (the page said so, the command line not; walkthrough 59)
             returned = safety_rule_reference(getattr(model, "fallback_", None)) if trained else None
             if returned:  # (it said "the model trained on those labels" of a reference that used none)
-                why = (f"; the labels come from {returned}, which used none of them; the safety rule chose it on half "
+                why = (f"; the labels come from {returned}, which used none of them; the safety rule checked it on half "
                        f"of them")
             elif trained:
                 why = (f"; the model trained on those labels (--gold-weight {args.gold_weight:g}), so on them it is "

@@ -273,8 +273,12 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                      f"beyond what the other workers explain): agreement, kappa, spammer_score and the irbm_* columns "
                      f"count their shared answers as evidence and may read too high for them")
     if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)
+        # (it said "without gold labels" of a model that trained on half of them; walkthrough 61)
+        gold_trained = (float(getattr(model, "supervised_weight", 0) or 0) > 0
+                        and getattr(model, "class_map_source_", None) == "gold labels")
         notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
-                     "the answers alone, without gold labels")
+                     + ("the answers and the gold labels the model trained on (a gold-label weight above 0)"
+                        if gold_trained else "the answers alone, without gold labels"))
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if returned:
