@@ -739,9 +739,12 @@ class DEEM(Aggregator, BaseEstimator):
                                safety=choice.safety)
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             healthy = [c for c in candidates if not c.collapsed] or candidates
-            key, name = ("mv", "majority vote") if choice.index == MAJORITY_VOTE else ("cwds", choice.reference.name)
-            result = self._reference_result(key, name, choice.reference.fit, clusters.weights(), seeds,
-                                            healthy[0].result.network, data, seconds)
+            if choice.index == MAJORITY_VOTE:  # (no fit of its own: a choice may name no reference then)
+                key, name, fit = "mv", "majority vote", None
+            else:
+                key, name, fit = "cwds", choice.reference.name, choice.reference.fit
+            result = self._reference_result(key, name, fit, clusters.weights(), seeds, healthy[0].result.network,
+                                            data, seconds)
             self.warnings_.append(f"the safety rule returned {name}: {choice.reason}")
             return result
         if choice.index < 0:
