@@ -387,6 +387,10 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             _check_probe_size(probe, 0 if method == "irbm" else int(n_layers), int(n_seeds) * starts)
 
     (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure, size)
+    if line:
+        # the baselines' own line: read back through the probes, a flat one (a fixed cost) has no slope and was
+        # taken for a cost in proportion to the tasks, none of it fixed
+        base = line[0]
     return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
                     baselines=base, epochs=int(epochs), n_runs=int(n_seeds), probe_s=probe_s,
                     device=resolve_device(device).type)

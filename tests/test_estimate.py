@@ -117,6 +117,18 @@ def test_the_baselines_probe_holds_a_bounded_number_of_answers_x_classes(monkeyp
     assert max(sizes) == estimate.BASELINE_PROBE_TASKS
 
 
+def test_a_flat_baseline_cost_stays_fixed(data, monkeypatch):
+    """The baselines' line was read back through the probes: one whose cost is all fixed (the same seconds on both
+    probe sizes, as a loaded machine can measure them) came out with no fixed part, in proportion to the tasks, so a
+    job on 100 times the tasks was estimated 100 times as long (and the child-start test failed under load)."""
+    from deem_studio import estimate
+
+    monkeypatch.setattr(estimate, "_baselines_seconds", lambda data, *args: 2.0)
+    est = estimate_train(data, deem_methods=(), baselines=("mv",), sample=300)
+    assert est.baselines == Line(2.0, 0.0)
+    assert math.isclose(est.with_tasks(100 * data.n_tasks).baselines_s, 2.0)
+
+
 def test_the_methods_fitted_apart_are_timed_in_one_child_process(data, monkeypatch):
     """Walkthrough 55: each method a job fits in a child process (crowd-kit's loops) was timed in a child of its own
     at both probe sizes, two seconds or so of starting each: with five of them the probes ran out of time and the
