@@ -47,7 +47,7 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, cluste
                                           without_own_cluster, SAFETY_Z)
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.pairs import answer_matrix
-from deem_core.methods.clusters import DependenceClusters
+from deem_core.methods.clusters import DependenceClusters, cluster_weights
 from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
@@ -219,7 +219,7 @@ class _Scorer:
                  seed: int = 0):
         self.train, self.held = train, held
         self.labels = np.arange(data.n_workers) if clusters is None else np.asarray(clusters.labels)
-        self.weights = 1.0 / np.bincount(self.labels)[self.labels]
+        self.weights = cluster_weights(self.labels)
         self.clustered = bool((np.bincount(self.labels) > 1).any())
         self.lco_train = without_own_cluster(train, held, self.labels) if self.clustered else train
         self.held_tasks = self.lco_train.subset_tasks(held.task)  # each held-out task without its worker's cluster
@@ -247,9 +247,7 @@ class _Scorer:
         return out
 
     def _ds_posterior(self, fit: DawidSkeneFit, data: AnnotationSet) -> np.ndarray:
-        votes = answer_matrix(data)
-        weighted = (votes @ sp.diags(np.repeat(self.weights, data.n_classes))).tocsr()
-        return dawid_skene_posterior(data, fit.confusion, fit.prior, votes=weighted)[0]
+        return cluster_weighted_posterior(fit, data, self.weights)
 
     def references(self, data: AnnotationSet) -> list[Reference]:
         """Majority vote and the cluster-weighted Dawid-Skene (Dawid-Skene without clusters), fitted on the
@@ -450,10 +448,15 @@ def training_answer_gain(network: DEEMNetwork, data: AnnotationSet, clusters: De
     d = data.n_workers
     hidden = task_outputs(network, pairs.data)[1].cpu().numpy()  # (R, P, K) hidden-unit order: the score needs none
     model = np.mean([pair_scores(hidden[r], pairs, d) for r in range(network.n_runs)], axis=0)
-    weights = 1.0 / np.bincount(labels)[labels]
-    votes = (answer_matrix(pairs.data) @ sp.diags(np.repeat(weights, data.n_classes))).tocsr()
-    reference = pair_scores(dawid_skene_posterior(pairs.data, fit.confusion, fit.prior, votes=votes)[0], pairs, d)
+    reference = pair_scores(cluster_weighted_posterior(fit, pairs.data, clusters.weights()), pairs, d)
     return paired_gain_by_task(model, reference, pairs.task)
+
+
+def cluster_weighted_posterior(fit: DawidSkeneFit, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
+    """(n, K) the posterior of Dawid-Skene ``fit`` on ``data`` with each worker's answers counted ``weights`` times
+    (1 / the size of their cluster: every cluster counts once)."""
+    votes = (answer_matrix(data) @ sp.diags(np.repeat(weights, data.n_classes))).tocsr()
+    return dawid_skene_posterior(data, fit.confusion, fit.prior, votes=votes)[0]
 
 
 def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:

@@ -523,12 +523,12 @@ class DEEM(Aggregator, BaseEstimator):
         clusters = find_dependence_clusters(data, seed=int(self.seed))
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights)
-        cw_name = "cluster-weighted Dawid-Skene" if (np.bincount(clusters.labels) > 1).any() else "Dawid-Skene"
+        cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         references = {"mv": ("majority vote", data.majority_vote()), "cwds": (cw_name, fit.posterior.argmax(1))}
         n_scored, model_accuracy = int(known.sum()), float(model_right.mean())
-        tallies, winners = [], []
+        tallies, winners, rights = [], [], {}
         for key, (name, labels) in references.items():
-            right = (labels[known] == score_gold[known]).astype(float)
+            right = rights[key] = (labels[known] == score_gold[known]).astype(float)
             wins, evidence = challenger_wins(model_right, right)
             tallies.append(f"{name} {right.mean():.1%} (better on {evidence['challenger_better']:,}, worse on "
                            f"{evidence['challenger_worse']:,}, p = {evidence['p_value']:.3g})")
@@ -551,9 +551,8 @@ class DEEM(Aggregator, BaseEstimator):
             # a reference 16 points below the trained model on duck; benchmarks/results/gold_weight.txt.)
             key = None
             gain = training_answer_gain(result.network, data, clusters, fit, seed=int(self.seed))
-            cw_right = (references["cwds"][1][known] == score_gold[known]).astype(float)
             if (gain is not None and gain[1] > 0 and gain[0] > SAFETY_Z * gain[1]
-                    and cw_right.mean() >= model_right.mean()):
+                    and rights["cwds"].mean() >= model_right.mean()):
                 key, name = "cwds", cw_name
                 self._selection["reason"] = (
                     f"{said}; on the training answers, each predicted from the other clusters' answers, {cw_name} "
