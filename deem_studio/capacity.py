@@ -34,7 +34,7 @@ import pandas as pd
 
 from deem_core.data.formats.limits import describe_bytes
 from deem_studio.settings import env_value
-from deem_studio.uploads import CapacityError, physical_memory
+from deem_studio.uploads import CapacityError, LogThrottle, physical_memory
 
 __all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data", "run_tables"]
 
@@ -323,19 +323,15 @@ class _QuietRefusals(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.last, self.left_out = 0.0, 0
-        self.lock = threading.Lock()
+        self.throttle = LogThrottle()
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = _refusal(record.exc_info[1] if record.exc_info else None)
         if exc is None:
             return True
-        with self.lock:
-            now = time.monotonic()
-            if now - self.last < 1.0:
-                self.left_out += 1
-                return False
-            left_out, self.last, self.left_out = self.left_out, now, 0
+        left_out = self.throttle.due()
+        if left_out is None:
+            return False
         record.msg, record.args = "download refused: %s (%d more refused since the last such line, not logged)", (
             str(exc), left_out)
         record.exc_info, record.exc_text = None, None

@@ -275,16 +275,35 @@ class _UploadRefused(Exception):
         self.status, self.detail = int(status), str(detail)
 
 
-_QUIET_LOG = {"at": 0.0, "since": 0}
+class LogThrottle:
+    """One log line a second at most for an event that can come thousands of times a second (refused connections,
+    aborted uploads, refused downloads): :meth:`due` counts the event and says whether to log it, with how many were
+    left out since the last line logged."""
+
+    def __init__(self, seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.seconds, self.clock, self.last, self.left_out, self.count = float(seconds), clock, None, 0, 0
+        self._lock = threading.Lock()
+
+    def due(self) -> int | None:
+        """None: not to be logged (counted as left out); else the number left out since the last line."""
+        with self._lock:
+            now = self.clock()
+            self.count += 1
+            if self.last is not None and now - self.last < self.seconds:
+                self.left_out += 1
+                return None
+            left_out, self.last, self.left_out = self.left_out, now, 0
+            return left_out
+
+
+_QUIET_LOG = LogThrottle()
 
 
 def _quiet_log(line: str) -> None:
     """``line`` on the server's log, one a second at most (with how many were left out since the last)."""
-    now = time.monotonic()
-    _QUIET_LOG["since"] += 1
-    if now - _QUIET_LOG["at"] >= 1.0:
-        _LOG.warning("%s (%d such since the last line)", line, _QUIET_LOG["since"])
-        _QUIET_LOG["at"], _QUIET_LOG["since"] = now, 0
+    left_out = _QUIET_LOG.due()
+    if left_out is not None:
+        _LOG.warning("%s (%d more such since the last line, not logged)", line, left_out)
 
 
 def _paced(receive: Any, stall_seconds: float, min_rate: float, on_bytes: Callable[[int], None] | None = None) -> Any:
@@ -748,7 +767,7 @@ class HttpConnectionLimit:
         self.per_client, self.total, self.head_seconds = int(per_client), int(total), float(head_seconds)
         self.stall_seconds = float(stall_seconds)
         self.open: dict[str | None, int] = {}
-        self.refused, self._logged = 0, 0.0
+        self._refusals = LogThrottle()
         self._lock = threading.Lock()
 
     def admit(self, party: str | None) -> str | None:
@@ -777,11 +796,13 @@ class HttpConnectionLimit:
 
     def _log_refusal(self, reason: str) -> None:
         """One line a second at most (a flood of connections is refused thousands of times a second)."""
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._logged >= 1.0:
-            self._logged = now
+        if self._refusals.due() is not None:
             _LOG.warning("HTTP connection refused: %s (%d refused so far)", reason, self.refused)
+
+    @property
+    def refused(self) -> int:
+        """Connections refused so far."""
+        return self._refusals.count
 
     def protocol(self, base: type) -> type:
         """``base`` (uvicorn's HTTP protocol class: h11's or httptools') counting its connections here."""

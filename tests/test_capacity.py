@@ -801,15 +801,8 @@ def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
         request.deferred_file.file_id = file_id
         return asyncio.run(handler.handle(request, "session")).error_msg
 
-    class Frozen:  # the filter's clock stands still: 200 presses on a loaded machine can take more than a second
-        def __getattr__(self, name):
-            return getattr(time, name)
-
-        @staticmethod
-        def monotonic() -> float:
-            return 1_000.0
-
-    monkeypatch.setattr(capacity, "time", Frozen())
+    # the filter's clock stands still: 200 presses on a loaded machine can take more than a second
+    monkeypatch.setattr(capacity, "LogThrottle", lambda: uploads.LogThrottle(clock=lambda: 1_000.0))
     refused = capacity.building_download(lambda: b"x", ("ws", "10.0.0.9"))
     for _ in range(200):
         assert press(refused) == "Failed to generate file for download"
@@ -921,7 +914,8 @@ def test_an_upload_closed_mid_body_logs_one_quiet_line_not_a_traceback(monkeypat
 
     monkeypatch.setattr(uploads, "_UPLOAD_GUARD", [])
     monkeypatch.setattr(starlette_routes, "is_xsrf_enabled", lambda: False)
-    monkeypatch.setattr(uploads, "_QUIET_LOG", {"at": 0.0, "since": 0})
+    # its clock stands still: five uploads 0.2 s apart can take more than a second on a loaded machine
+    monkeypatch.setattr(uploads, "_QUIET_LOG", uploads.LogThrottle(clock=lambda: 1_000.0))
     quiet = []
     monkeypatch.setattr(uploads._LOG, "warning", lambda *args: quiet.append(args[0] % args[1:]))
     records = []

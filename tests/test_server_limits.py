@@ -583,3 +583,21 @@ def test_no_page_of_another_origin_may_frame_the_app(monkeypatch):
                 assert answer.read() == b"ok"
                 assert answer.headers.get_all("Content-Security-Policy") == ["frame-ancestors 'self'"]
                 assert answer.headers.get_all("X-Frame-Options") == ["SAMEORIGIN"]
+
+
+def test_refused_connections_are_logged_one_line_a_second(monkeypatch, caplog):
+    """A flood of connections is refused thousands of times a second: one line a second, each with the count so far
+    (the three throttled logs of the server share one LogThrottle)."""
+    import logging  # noqa: PLC0415
+
+    from deem_studio import uploads  # noqa: PLC0415
+
+    now = [100.0]
+    limit = uploads.HttpConnectionLimit(per_client=1, total=10)
+    limit._refusals = uploads.LogThrottle(clock=lambda: now[0])  # noqa: SLF001
+    with caplog.at_level(logging.WARNING, logger=uploads._LOG.name):  # noqa: SLF001
+        for step in range(12):  # 12 refusals, 0.25 s apart: 3 seconds
+            limit._log_refusal("too many")  # noqa: SLF001
+            now[0] += 0.25
+    lines = [r.getMessage() for r in caplog.records if "HTTP connection refused" in r.getMessage()]
+    assert len(lines) == 3 and lines[-1].endswith("(9 refused so far)") and limit.refused == 12, lines
