@@ -1373,7 +1373,7 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
 
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
-                             subset_classes=subset_classes, subset_by=by if subset_classes else None,
+                             subset_classes=subset_classes, subset_by=by,
                              max_tasks=cfg.get("max_tasks", DIAGNOSTICS_MAX_TASKS), progress=tell,
                              importance_runs=usable_runs(model)[:1], clusters=clusters_for_diagnostics(model, data))
     _check_cancel(ctx)

@@ -215,6 +215,11 @@ elif "tab" in st.query_params:
     del st.query_params["tab"]
 mi, importance = result.mutual_information, result.importance
 with tab_mi:
+    if has_gold and (mi.class_source == GOLD_SOURCE) != (by == "gold"):
+        # ("Classes from" groups the mutual information's tasks too; it changed nothing here before, walkthrough 62)
+        st.info(common.safe(f"The heatmaps group the tasks by {mi.class_source}; the choice above now asks for "
+                            f"{'gold labels' if by == 'gold' else own_labels}: press “Compute diagnostics” to see "
+                            f"them grouped so."), icon=":material/info:")
     asked = (record.get("config") or {}).get("n_layers")
     of_deem = ((mgr.store.get(diag_id).get("config") or {}).get("method") or "deem") == "deem"  # (iRBM: 0 layers)
     if of_deem and len(mi.layers) == 1 and asked not in (0, None):  # (it showed "Layer 0" alone without a word; walkthrough)

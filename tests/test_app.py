@@ -970,11 +970,14 @@ def test_diagnostics_page(runs_dir):
                        "all tasks: press “Compute diagnostics” to see it there."]
     at.multiselect(key="diag_subset").set_value(["0"]).run()
     assert notes() == []
+    grouped = "The heatmaps group the tasks by gold labels; the choice above now asks for DEEM's labels"
+    assert grouped not in texts(at)
     at.selectbox(key="diag_by").set_value("predicted").run()
     assert notes() == ["The chart shows the importance on tasks whose gold label is 0; the choice above now asks for "
                        "tasks DEEM labels 0: press “Compute diagnostics” to see it there."]
+    assert grouped in texts(at)  # "Classes from" groups the mutual information too (walkthrough 62)
     at.selectbox(key="diag_by").set_value("gold").run()
-    assert notes() == []
+    assert notes() == [] and grouped not in texts(at)
     at.selectbox(key=f"diag_mi_class_{diag_id}").set_value(1).run()
     at.radio(key=f"diag_q_kind_{diag_id}").set_value("gold").run()
     no_problem(at)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from deem_core import AnnotationSet
+from deem_core.analysis.diagnostics import GOLD_SOURCE, PREDICTED_SOURCE
 from deem_studio.jobs import JobManager, QueueFull, device_info, get_manager, register_kind
 from deem_studio.runs import RunStore
 
@@ -314,9 +315,17 @@ def test_diagnostics_job(manager, monkeypatch):
     assert snap.status == "finished", snap.message
     assert {"selected", "rest"} <= set(snap.result.importance.table["subset"])
     assert snap.result.quality.gold is not None  # gold labels came from the training run's folder
+    assert snap.result.mutual_information.class_source == GOLD_SOURCE
     assert (manager.store.run_dir(diag) / "diagnostics" / "report.html").exists()
     assert manager.store.load(diag).data is None  # the annotations were not copied
     assert read == [train]
+    # "Classes from" DEEM's labels groups the mutual information's tasks by them too (walkthrough 62: the tasks without
+    # a gold label stayed left out, the gold classes kept), with or without classes for the importance
+    for subset in ([0], None):
+        by_model = manager.submit("diagnostics", {"source_run": train, "method": "deem", "subset_classes": subset,
+                                                  "subset_by": "predicted"}, store_data=False)
+        mi = manager.wait(by_model, timeout=120).result.mutual_information
+        assert mi.class_source.startswith(PREDICTED_SOURCE), subset
     # the stored gold labels are the owner's: a link's visitor without the data in the session (the server busy)
     # got every worker's accuracy and confusion against them (attack round 16); the owner still gets them
     owned = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data, gold=gold,

@@ -26,11 +26,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", default=None, help="use this saved model (deem aggregate --model) instead of training")
     parser.add_argument("--truth", default=None,
                         help="CSV task,truth: group tasks by gold class for the mutual information (else DEEM's "
-                             "predictions), score workers' accuracy, and define --subset-classes by gold class")
+                             "predictions), score workers' accuracy, and define --subset-classes by gold class "
+                             "(unless --subset-by predicted)")
     parser.add_argument("--subset-classes", default=None, metavar="C1,C2,...",
                         help="importance on the tasks of these classes vs the rest (e.g. 5,6,8)")
     parser.add_argument("--subset-by", default=None, choices=["gold", "predicted"],
-                        help="classes of --subset-classes taken from the truth or from DEEM (default: truth if given)")
+                        help="classes of the mutual information's task groups and of --subset-classes taken from "
+                             "the truth or from DEEM (default: truth if given)")
     parser.add_argument("--subset-worker", default=None, metavar="WORKER",
                         help="importance on the tasks where WORKER answered --subset-label vs the rest")
     parser.add_argument("--subset-label", default=None, metavar="LABEL")

@@ -91,7 +91,10 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
 
     The importance subset is ``subset`` if given, else built by :func:`select_tasks` from
     ``subset_classes`` (+ ``subset_by``: ``gold`` / ``predicted``; default gold when ``gold`` is given) or
-    ``subset_worker`` + ``subset_label``; with none of them only the ``all`` row is computed.
+    ``subset_worker`` + ``subset_label``; with none of them only the ``all`` row is computed. ``subset_by`` also
+    says how the mutual information groups the tasks by class: ``"predicted"`` groups them by the model's labels
+    even when ``gold`` is given (the Diagnostics page's "Classes from"; it was read for the importance only and the
+    mutual information stayed on the gold tasks, walkthrough 62); the worker quality is against ``gold`` either way.
     ``progress(phase, done, total)`` is told each part as it starts ("mutual information", "worker importance",
     "worker quality"; 0 of 1) and the importance's tasks as they are done (the longest part on large data).
     ``max_tasks`` and ``importance_runs`` (default: every usable run) bound the importance's work: each task costs
@@ -106,7 +109,8 @@ def run_diagnostics(model, data: Any, gold: Any = None, subset: TaskSubset | Non
     tell = progress or (lambda phase, done, total: None)
     tell("mutual information", 0, 1)
     started = time.perf_counter()
-    mi = per_layer_mutual_information(model, data, gold=gold, run=run, min_common=min_common)
+    mi = per_layer_mutual_information(model, data, gold=None if subset_by == "predicted" else gold, run=run,
+                                      min_common=min_common)
     seconds["mutual_information"] = time.perf_counter() - started
     started = time.perf_counter()
     if subset is None and (subset_classes is not None or subset_worker is not None):
