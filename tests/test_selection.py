@@ -503,3 +503,59 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
                          columns=["task", "worker", "label"])
     chosen = DEEM(epochs=2, seed=0, device="cpu").fit(wider)
     assert chosen.selection_summary()["heldout_answers"] == 40
+
+
+def _tied_set(seed: int = 0) -> tuple:
+    """400 tasks, 4 workers, classes "a" < "b" < "c" of which "c" is answered first: many two-two ties."""
+    import pandas as pd  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(["a", "b", "c"], size=400)
+    rows = [(0, "w0", "c")]
+    for t in range(400):
+        for w in range(4):
+            if t == 0 and w == 0:
+                continue
+            rows.append((t, f"w{w}", truth[t] if rng.random() < 0.6 else rng.choice(["a", "b", "c"])))
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    return AnnotationSet.from_long(frame), pd.Series(truth, index=pd.RangeIndex(400, name="task"))
+
+
+def test_the_engine_breaks_majority_vote_ties_as_the_majority_vote_method():
+    """Walkthrough 62: the gold path's safety rule read majority vote with ties towards the smallest class, the
+    Majority vote method (crowd-kit's order: the class answered first) otherwise; they differed on every tied task,
+    and a returned majority vote labelled those tasks unlike the method's column beside it."""
+    from deem_core.methods.choose import majority_vote_network  # noqa: PLC0415
+    from deem_core.methods.dawid_skene import crowdkit_majority_vote, tie_ranks  # noqa: PLC0415
+    from deem_core.methods.registry import fit_method  # noqa: PLC0415
+    from deem_core.model.engine import task_outputs  # noqa: PLC0415
+
+    data, _ = _tied_set()
+    method = fit_method("mv", data).labels_
+    ours = pd_series(data, crowdkit_majority_vote(data))
+    assert (ours == method.reindex(ours.index)).all()
+    assert (data.majority_vote() != crowdkit_majority_vote(data)).sum() > 20  # ties to "a" there, to "c" here
+    network = majority_vote_network(1, data.n_workers, data.n_classes, ties=tie_ranks(data))
+    labels = task_outputs(network, data)[1].argmax(-1)[0].numpy()
+    assert (labels == crowdkit_majority_vote(data)).all()
+
+
+def pd_series(data: AnnotationSet, codes: np.ndarray):
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.Series(data.classes.take(codes), index=pd.Index(data.tasks, name="task"))
+
+
+def test_the_gold_safety_rule_reads_the_majority_vote_method_accuracy():
+    """Walkthrough 62: "majority vote 81.7%" on the safety rule's gold tasks, where the Majority vote method's labels
+    were right on 83.3% of them (the ties broken otherwise)."""
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.methods.registry import fit_method  # noqa: PLC0415
+
+    data, truth = _tied_set()
+    gold = truth.iloc[::2]
+    model = DEEM(epochs=2, seed=0).fit(data, gold=gold)  # gold weight 0: every gold task scores
+    said = model.selection_summary().get("safety") or model.selection_summary().get("reason")
+    shown = float(re.search(r"majority vote (\d+\.\d)%", said).group(1))
+    labels = fit_method("mv", data).labels_.reindex(gold.index)
+    assert shown == round(100 * float((labels == gold).mean()), 1), said

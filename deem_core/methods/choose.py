@@ -459,15 +459,19 @@ def cluster_weighted_posterior(fit: DawidSkeneFit, data: AnnotationSet, weights:
     return dawid_skene_posterior(data, fit.confusion, fit.prior, votes=votes)[0]
 
 
-def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None) -> DEEMNetwork:
+def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=None,
+                          ties: np.ndarray | None = None) -> DEEMNetwork:
     """The iRBM of App. G.1 without noise: ``w_i^{lm} = [l == m]``, ``a = b = 0``. Its hidden logits are the vote
     counts (a missing worker adds the same constant to every class), so its argmax is majority vote and its
-    posterior the softmax of the counts. A hidden bias of -1e-4 per class index breaks exact ties towards the
-    first class, as majority vote does (the missing-worker constants differ by rounding between classes)."""
+    posterior the softmax of the counts. A hidden bias of -1e-4 per place in ``ties`` ((K,) each class's place in a
+    tie, :func:`deem_core.methods.dawid_skene.tie_ranks`; default: the class codes) breaks exact ties as the Majority
+    vote method does (the missing-worker constants differ by rounding between classes)."""
     network = DEEMNetwork(n_runs, n_workers, n_classes, 0)
+    places = torch.arange(n_classes) if ties is None else torch.as_tensor(np.asarray(ties))
+    places = (places - places[:1]).to(torch.float32)  # (Definition 1 fixes the first class's bias at 0)
     with torch.no_grad():
         network.irbm_weight.copy_(torch.eye(n_classes).expand_as(network.irbm_weight))
-        network.hidden_bias.copy_(-1e-4 * torch.arange(n_classes, dtype=torch.float32).expand_as(network.hidden_bias))
+        network.hidden_bias.copy_(-1e-4 * places.expand_as(network.hidden_bias))
     return network.to(device) if device is not None else network
 
 

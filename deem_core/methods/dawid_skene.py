@@ -220,6 +220,32 @@ def first_appearance_order(data: AnnotationSet) -> np.ndarray:
     return present[np.argsort(first, kind="stable")]
 
 
+def tie_ranks(data: AnnotationSet) -> np.ndarray:
+    """(K,) each class code's place when majority vote breaks a tie (0 first): crowd-kit's order, the class answered
+    first wins (:func:`first_appearance_order`); classes nobody answered come last, by code."""
+    order = first_appearance_order(data)
+    rest = np.setdiff1d(np.arange(data.n_classes), order)
+    ranks = np.empty(data.n_classes, dtype=np.int64)
+    ranks[np.concatenate([order, rest]).astype(np.int64)] = np.arange(data.n_classes)
+    return ranks
+
+
+def crowdkit_majority_vote(data: AnnotationSet) -> np.ndarray:
+    """(n_tasks,) class codes of majority vote as the Majority vote method gives them (crowd-kit's: a tie goes to the
+    tied class answered first, :func:`tie_ranks`; -1 for a task without answers), from the (task, class) pairs that
+    occur (no dense tasks x classes table)."""
+    from deem_core.data.annotations import task_class_counts  # noqa: PLC0415
+
+    out = np.full(data.n_tasks, -1, dtype=np.int64)
+    if not data.n_answers:
+        return out
+    task, cls, count = task_class_counts(data)
+    order = np.lexsort((tie_ranks(data)[cls], -count, task))  # each task's winner first
+    first = order[np.r_[True, task[order][1:] != task[order][:-1]]]
+    out[task[first]] = cls[first]
+    return out
+
+
 def crowdkit_dawid_skene(data: AnnotationSet, n_iter: int = 100, tol: float = 1e-5) -> CrowdKitDawidSkeneFit:
     """crowd-kit 1.4's ``DawidSkene(n_iter, tol).fit(data.to_long())``, computed on the answers.
 

@@ -36,7 +36,8 @@ from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WOR
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
                                      majority_vote_network, train_guarded, training_answer_gain)
 from deem_core.methods.clusters import find_dependence_clusters
-from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, excess_pairwise_agreement, fit_dawid_skene
+from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
+                                           excess_pairwise_agreement, fit_dawid_skene, tie_ranks)
 from deem_core.model.network import DEEMNetwork
 from deem_core.data.export import label_table
 from deem_core.errors import NotFittedError
@@ -524,7 +525,9 @@ class DEEM(Aggregator, BaseEstimator):
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights)
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
-        references = {"mv": ("majority vote", data.majority_vote()), "cwds": (cw_name, fit.posterior.argmax(1))}
+        # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
+        # reads from that method's labels (they differed on every tied task; walkthrough 62)
+        references = {"mv": ("majority vote", crowdkit_majority_vote(data)), "cwds": (cw_name, fit.posterior.argmax(1))}
         n_scored, model_accuracy = int(known.sum()), float(model_right.mean())
         tallies, winners, rights = [], [], {}
         for key, (name, labels) in references.items():
@@ -571,7 +574,8 @@ class DEEM(Aggregator, BaseEstimator):
         Dawid-Skene ``fit`` (``"cwds"``), written as a network of no layers laid out like ``trained``."""
         self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
         if key == "mv":
-            network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_)
+            network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_,
+                                            ties=tie_ranks(data))  # (the Majority vote method's labels, ties too)
         else:
             network = cluster_weighted_network(len(seeds), fit, weights, layout=trained.layout, bias=trained.bias,
                                                device=self.device_)
