@@ -404,11 +404,13 @@ for method, entry in metrics.items():
 rows = []
 for method, entry in metrics.items():
     accuracy = entry.get("accuracy")
-    rows.append({"method": common.labelled_method_name(method, entry), "status": entry.get("status"),
+    # (the accuracy beside the name: after the status, at 900 px it lay past the table's right edge; walkthrough 62)
+    rows.append({"method": common.labelled_method_name(method, entry),
                  "accuracy vs gold": float(accuracy) if accuracy is not None else float("nan"),
+                 "status": entry.get("status"),
                  "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
                  "seconds": entry.get("seconds"), "note": entry.get("message", "")})
-table = pd.DataFrame(rows, columns=["method", "status", "accuracy vs gold", "disagrees with majority vote", "seconds",
+table = pd.DataFrame(rows, columns=["method", "accuracy vs gold", "status", "disagrees with majority vote", "seconds",
                                    "note"])  # (no rows when the run's metrics are lost: its KeyError failed the page)
 table["accuracy vs gold"] = pd.to_numeric(table["accuracy vs gold"], errors="coerce")
 if table["accuracy vs gold"].isna().all():
@@ -460,10 +462,22 @@ with left:
     # the colour scale spans the values shown: 0.94 and 1.0 must not be one colour
     low = float(off.min()) if off.size else 0.0
     zmin = max(0.0, low - 0.1 * (1.0 - low) - 1e-3)
-    fig = px.imshow(agree, zmin=zmin, zmax=1, text_auto=".3f", color_continuous_scale="Blues", aspect="auto",
-                    labels={"color": "same label"})
+    # the axes name a method without whose labels it gives ("DEEM*"), said below, the whole name on hover: at 900 px
+    # "DEEM (labels from cluster-weighted Dawid-Skene)" on both axes left the cells 60 px and cut the name
+    # (walkthrough 62)
+    names = list(agree.index)
+    short = [name.split(" (", 1)[0] + "*" if " (" in name else name for name in names]
+    if len(set(short)) < len(short):
+        short = names
+    fig = px.imshow(agree.to_numpy(), x=short, y=short, zmin=zmin, zmax=1, text_auto=".3f",
+                    color_continuous_scale="Blues", aspect="auto", labels={"color": "same label"})
+    fig.update_traces(customdata=[[f"{row} / {col}" for col in names] for row in names],
+                      hovertemplate="%{customdata}<br>same label on %{z:.3f} of the tasks<extra></extra>")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"agree_{run_id}")
+    starred = [f"{s} is {n}" for s, n in zip(short, names) if s != n]
+    if starred:
+        st.caption(common.safe("; ".join(starred) + "."))
 with right:
     st.markdown("**Label distribution**")
     dist = agreement.label_distribution(labels, loaded.classes)

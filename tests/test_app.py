@@ -1490,6 +1490,10 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert picker.options == ["DEEM (labels from cluster-weighted Dawid-Skene)"]
     charts = str([c.proto.spec for c in at.get("plotly_chart")])
     assert "DEEM (labels from cluster-weighted Dawid-Skene)" in charts
+    # the agreement heatmap's axes say "DEEM*", the name below and on hover (at 900 px the whole name on both axes left
+    # its cells 60 px wide; walkthrough 62)
+    assert '"DEEM*"' in charts.replace("\\", "")
+    assert "DEEM* is DEEM (labels from cluster-weighted Dawid-Skene)." in texts(at)
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
     # on how many tasks the accuracy was measured (0.800 on 15 and 0.877 on 300 read as an improvement; walkthrough 23)
