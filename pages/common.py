@@ -1453,7 +1453,10 @@ def evidence_table(evidence: Any) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
     the figures come from and each column's meaning as its help."""
     st.caption(evidence_caption(evidence))
-    # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session)
+    # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session; and "ranked first; replaced by the
+    # sa" with five score columns before it, walkthrough 62: beside the candidate's name)
+    if "note" in evidence and "candidate" in evidence:
+        evidence = evidence[["candidate", "note", *[c for c in evidence.columns if c not in ("candidate", "note")]]]
     table(evidence, digits=4, helps=EVIDENCE_HELP,
           column_config={"note": st.column_config.TextColumn(width="large", help=EVIDENCE_HELP.get("note"))})
 

@@ -1541,6 +1541,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert list(candidates["candidate"]) == ["mv start, 1 layer(s)", "ds start, 1 layer(s)", "majority vote",
                                              "cluster-weighted Dawid-Skene"]
     assert list(candidates["note"]) == ["ranked first; replaced by the safety rule", "", "", "chosen"]
+    assert list(candidates.columns)[:2] == ["candidate", "note"]  # (cut to "replaced by the sa" last; walkthrough 62)
     assert list(candidates["held-out log-lik"])[2:] == ["", ""]  # the references have none: empty, not "None"
     # the table says in words where its figures come from and what each column measures (its columns' help)
     caption = next(str(c.value) for c in at.caption if str(c.value).startswith("The candidates were trained"))

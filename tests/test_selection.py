@@ -559,3 +559,21 @@ def test_the_gold_safety_rule_reads_the_majority_vote_method_accuracy():
     shown = float(re.search(r"majority vote (\d+\.\d)%", said).group(1))
     labels = fit_method("mv", data).labels_.reindex(gold.index)
     assert shown == round(100 * float((labels == gold).mean()), 1), said
+
+
+def test_a_cluster_line_gives_its_strength_and_a_gold_run_no_scores_it_lacks():
+    """Walkthrough 62: a cluster found at z 3.4 over a threshold of 3.34 read as sure as one at z 22.5 (the lines gave
+    neither), and a gold-label run, which holds out no answers, read "none found (so the leave-cluster-out scores equal
+    the held-out ones)" of scores it does not have."""
+    from deem_core.analysis.selection import selection_lines  # noqa: PLC0415
+
+    clusters = {"clusters": [{"workers": ["a", "b", "c"], "excess_agreement": 0.591, "z": 22.5},
+                             {"workers": ["d", "e"], "excess_agreement": 0.256, "z": 3.4}],
+                "z_threshold": 3.34, "tests": 5, "untestable": []}
+    lines = selection_lines({"start": "ds", "layers": 1, "heldout_answers": 468, "clusters": clusters,
+                             "candidates": []})
+    assert "  3 workers: a, b, c (agree +0.591 beyond what the others explain; z 22.5, found above 3.34)" in lines
+    assert "  2 workers: d, e (agree +0.256 beyond what the others explain; z 3.4, found above 3.34)" in lines
+    none = {"clusters": [], "z_threshold": 3.34, "tests": 3, "untestable": []}
+    gold = selection_lines({"start": "ds", "layers": 1, "heldout_answers": None, "clusters": none, "candidates": []})
+    assert "dependence clusters: none found" in gold and not any("leave-cluster-out" in line for line in gold)

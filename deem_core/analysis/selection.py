@@ -446,14 +446,22 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
     if clusters is not None:
         if clusters:
             lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
+            # each cluster's test statistic beside the threshold it passed: a cluster found at z 3.4 over 3.34 read
+            # as sure as one at z 22.5 (walkthrough 62)
+            threshold = (summary.get("clusters") or {}).get("z_threshold")
             for group in clusters:
-                excess = group.get("excess_agreement")
+                excess, z = group.get("excess_agreement"), group.get("z")
+                strength = (f"; z {z:.1f}" + (f", found above {threshold:.2f}" if threshold is not None else "")
+                            if z is not None else "")
                 lines.append(f"  {len(group['workers'])} workers: {names_text(group['workers'])}"
-                             + (f" (agree {excess:+.3f} beyond what the others explain)" if excess is not None else ""))
-        else:
+                             + (f" (agree {excess:+.3f} beyond what the others explain{strength})"
+                                if excess is not None else ""))
+        elif summary.get("heldout_answers"):
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
             # out? answers are; walkthrough 31)
             lines.append("dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)")
+        else:  # (the gold path holds out no answers: there are no such scores to speak of; walkthrough 62)
+            lines.append("dependence clusters: none found")
         differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else
