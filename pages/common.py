@@ -1449,6 +1449,23 @@ def show_problems(problems: list[str | None]) -> bool:
     return bool(said)
 
 
+def calibration_sentence(name: str, held: dict) -> str:
+    """What the Results page says of a method's confidences measured on gold labels (``held``:
+    :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said
+    "(0 of its 23 wrong labels there have confidence 0.99 or more), so ... can miss errors" (walkthrough 62)."""
+    said = (f"On the {held['tasks']:,} gold tasks, {name}'s mean confidence is {held['mean_confidence']:.3f} and its "
+            f"accuracy {held['accuracy']:.3f}")
+    if held["mean_confidence"] - held["accuracy"] <= 0.05:
+        return said + "."
+    if held["wrong_confident"]:
+        return said + (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong "
+                       f"labels there have confidence 0.99 or more), so \"Least confident first\" below can miss "
+                       f"errors.")
+    return said + (f": its confidences read high, though none of its {held['wrong']:,} wrong labels there has "
+                   f"confidence 0.99 or more; \"Least confident first\" below may still list right labels before "
+                   f"wrong ones.")
+
+
 def evidence_table(evidence: Any) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
     the figures come from and each column's meaning as its help."""

@@ -203,14 +203,7 @@ def calibration_note(frame: pd.DataFrame, hard: bool) -> None:
     held = calibration(frame["label"], frame["confidence"], gold)
     if held is None or held["mean_confidence"] != held["mean_confidence"]:
         return
-    said = (f"On the {held['tasks']:,} gold tasks, {name}'s mean confidence is {held['mean_confidence']:.3f} and its "
-            f"accuracy {held['accuracy']:.3f}")
-    if held["mean_confidence"] - held["accuracy"] > 0.05:
-        said += (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong labels "
-                 f"there have confidence 0.99 or more), so \"Least confident first\" below can miss errors.")
-    else:
-        said += "."
-    st.caption(common.safe(said))
+    st.caption(common.safe(common.calibration_sentence(name, held)))
 
 
 shown_frame = frame if frame is not None else pd.DataFrame()

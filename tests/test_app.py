@@ -2418,3 +2418,16 @@ def test_with_gold_labels_training_deem_the_way_to_its_own_model_goes_through_a_
     assert ("To train DEEM's own model on these data anyway, set the gold-label weight to 0 and pick its start "
             "(Dawid-Skene or majority vote) in Start from with the layers fixed: nothing is held out then, and its "
             "labels are not compared with these methods.") in captions
+
+
+def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors():
+    """Walkthrough 62: "its confidences read high (0 of its 23 wrong labels there have confidence 0.99 or more), so
+    'Least confident first' below can miss errors" contradicted itself."""
+    from pages.common import calibration_sentence
+
+    held = {"tasks": 120, "mean_confidence": 0.873, "accuracy": 0.808, "wrong": 23, "wrong_confident": 0}
+    said = calibration_sentence("DEEM", held)
+    assert "can miss errors" not in said and "none of its 23 wrong labels there has confidence 0.99 or more" in said
+    assert "(4 of its 23 wrong labels there have confidence 0.99 or more), so" in calibration_sentence(
+        "DEEM", {**held, "wrong_confident": 4})
+    assert calibration_sentence("DEEM", {**held, "mean_confidence": 0.81}).endswith("its accuracy 0.808.")
