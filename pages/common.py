@@ -462,7 +462,9 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
     if weight > 0:
         notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
                      f"checked it on half of them" for m in fitted if returned[m])
-    return said + (f" ({'; '.join(notes)})" if notes else "")
+    # (after a semicolon, not in parentheses: Results puts the whole in parentheses, and "(on the 120 tasks with a gold
+    # label (DEEM's labels come ... half of them)): ..." read as nested; walkthrough 62)
+    return "; ".join([said, *notes])
 
 
 def gold_count(metrics: dict) -> int | None:

@@ -1829,11 +1829,11 @@ def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_
     at.button(key="train_launch").click().run()
     wait_done(at.session_state["train_run"])
     at.run()
-    said = ("on the 200 tasks with a gold label (DEEM trained with half of these gold labels and was checked on the "
-            "other half, gold-label weight 1: on them its accuracy is not a test of unseen tasks)")
+    said = ("on the 200 tasks with a gold label; DEEM trained with half of these gold labels and was checked on the "
+            "other half, gold-label weight 1: on them its accuracy is not a test of unseen tasks")
     assert f"accuracy vs gold: {said}" in texts(at)
     at.switch_page("pages/results.py").run()
-    assert said in unescape(texts(at))
+    assert f"Accuracy against the gold labels ({said}): " in unescape(texts(at))  # (no nested parentheses; walkthrough 62)
     # (the worker table's note said "without gold labels" of a model trained on half of them; walkthrough 61)
     assert ("the trained model's own reading of each worker, from the answers and the gold labels it trained on"
             in unescape(texts(at)))
@@ -2392,8 +2392,8 @@ def test_the_gold_note_does_not_call_a_reference_the_safety_rule_returned_traine
     returned = {"deem": {"gold_tasks": 40, "selection": {"fallback": "cluster-weighted Dawid-Skene (safety rule)"}},
                 "mv": {"gold_tasks": 40}}
     said = gold_scored(returned, {"supervised_weight": 1.0})
-    assert said == ("on the 40 tasks with a gold label (DEEM's labels come from cluster-weighted Dawid-Skene, which "
-                    "used none of them; the safety rule checked it on half of them)")
+    assert said == ("on the 40 tasks with a gold label; DEEM's labels come from cluster-weighted Dawid-Skene, which "
+                    "used none of them; the safety rule checked it on half of them")
     trained = {"deem": {"gold_tasks": 40, "selection": {"fallback": None}}, "mv": {"gold_tasks": 40}}
     assert ("DEEM trained with half of these gold labels and was checked on the other half, gold-label weight 1"
             in gold_scored(trained, {"supervised_weight": 1}))
