@@ -288,7 +288,10 @@ with st.container(border=True):
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"
         if deem_methods:
-            what = f"{len(deem_methods)} DEEM model(s) × {int(seeds)} seed(s) × {planned:,} epochs" + depths
+            # "auto" trains both starts as one batched model, as the estimate times it (the line said "1 DEEM model(s)
+            # × 1 seed(s)" and the run "training the 2 candidates"; walkthrough 62)
+            starts = " × 2 starts" if init == "auto" else ""
+            what = f"{len(deem_methods)} DEEM model(s){starts} × {int(seeds)} seed(s) × {planned:,} epochs" + depths
             what += f" + {len(baselines)} baseline(s)" if baselines else ""
         else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")
             what = "The baselines" if len(baselines) > 1 else "The baseline"

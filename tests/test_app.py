@@ -1392,14 +1392,14 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     shown = texts(at)
     assert ("5,000 tasks take 5 updates (mini-batches) per epoch: 4,000 of the 5,000 epochs fit in the budget of "
             "20,000 updates per model run (a model run: each seed and start)" in shown)
-    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs" in shown
+    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs" in shown
     at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
-    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
+    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
     # iRBM has no layers to choose: it trains once (it was said, and counted, "× 3 depths" too; walkthrough, tenth
     # session): the estimate counts 3 + 1 rounds of the two models' epochs, not 3 + 3
     at.multiselect(key="train_methods").set_value(["deem", "irbm"]).run()
     shown = texts(at)
-    assert "2 DEEM model(s) × 1 seed(s) × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
+    assert "2 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
     at.multiselect(key="train_methods").set_value(["deem"]).run()
     # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
     from deem_core.methods import deem as deem_module
@@ -1407,15 +1407,17 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device, **_: 1)
     at.number_input(key="train_epochs").set_value(4001).run()  # a new estimate
     shown = texts(at)
-    assert "1 DEEM model(s) × 1 seed(s) × 4,000 epochs (the 3 depths as one batched model)" in shown
+    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs (the 3 depths as one batched model)" in shown
     monkeypatch.undo()
     at.number_input(key="train_epochs").set_value(5000)
     at.checkbox(key="train_layers_auto").uncheck()
     at.checkbox(key="train_no_budget").check().run()
     no_problem(at)
-    assert "1 DEEM model(s) × 1 seed(s) × 5,000 epochs" in texts(at)
+    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 5,000 epochs" in texts(at)
     at.number_input(key="train_epochs").set_value(100).run()  # 500 updates: nothing to say
-    assert "fit in the budget" not in texts(at) and "1 DEEM model(s) × 1 seed(s) × 100 epochs" in texts(at)
+    assert "fit in the budget" not in texts(at) and "1 DEEM model(s) × 2 starts × 1 seed(s) × 100 epochs" in texts(at)
+    at.selectbox(key="train_init").set_value("ds").run()  # a start picked: one
+    assert "1 DEEM model(s) × 1 seed(s) × 100 epochs" in texts(at)
 
 
 def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
