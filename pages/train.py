@@ -6,6 +6,8 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+from typing import Any  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
@@ -92,15 +94,32 @@ def _form_typed() -> None:
 
 # settings filled from a run opened on other data came into this set's form without a word (a 2-layer Dawid-Skene
 # start carried into a Toloka batch; walkthrough 50)
+#: the form's settings by name, as the note on settings from other data names them
+FORM_NAMES = {"train_layers": "layers", "train_layers_auto": "choosing the layers", "train_epochs": "epochs",
+              "train_seeds": "seeds", "train_init": "start", "train_gold_weight": "gold-label weight"}
 form_from = st.session_state.get("_train_form_from")
-if form_from and form_from[1] != common.data_key() and any(  # (not when they are the defaults; walkthrough 51)
-        st.session_state.get(key, value) != value for key, value in FORM_DEFAULTS.items()):
+# the settings not at their defaults, each named with its value (it said "the layers, epochs, seeds, start and
+# gold-label weight" where only a gold-label weight the data's form does not show differed; walkthrough 62). Without
+# gold labels the weight is not shown and trains nothing: not counted
+
+
+def _setting(key: str, value: Any) -> str:
+    """A form setting by name and value ("layers 2", "start Dawid-Skene", "choosing the layers on")."""
+    shown = (STARTS.get(value, value) if key == "train_init" else ("on" if value else "off") if isinstance(value, bool)
+             else f"{value:g}" if isinstance(value, float) else value)
+    return f"{FORM_NAMES[key]} {shown}"
+
+
+changed = [_setting(key, st.session_state[key]) for key, value in FORM_DEFAULTS.items()
+           if st.session_state.get(key, value) != value and (key != "train_gold_weight" or gold is not None)]
+if form_from and form_from[1] != common.data_key() and changed:  # (not when they are the defaults; walkthrough 51)
     note = st.container(horizontal=True, vertical_alignment="center")
     # a warning, not a grey line: the same note as a caption went unread, and a Dawid-Skene start with 2 layers typed
     # for an ensemble trained the next data set (walkthrough 58)
-    note.warning(icon=":material/history:", body=common.safe(f"The layers, epochs, seeds, start and gold-label weight below are those of run "
-                             f"{form_from[0]}, opened earlier on other data." if form_from[0] else
-                             "The layers, epochs, seeds, start and gold-label weight below were set for other data."))
+    settings = ", ".join(changed)
+    note.warning(icon=":material/history:", body=common.safe(
+        f"Settings below are those of run {form_from[0]}, opened earlier on other data: {settings}." if form_from[0]
+        else f"Settings below were set for other data: {settings}."))
     note.button("Reset to the defaults", key="train_form_reset", on_click=_reset_form)
 
 # a method for two classes only is not offered on more (KOS was, and failed at the end of the job; walkthrough,

@@ -2259,8 +2259,8 @@ def test_settings_of_a_run_opened_on_other_data_are_said_and_can_be_reset(runs_d
     upload(visitor, "other.csv", tiny_csv(150))
     visitor.switch_page("pages/train.py").run()
     no_problem(visitor)
-    assert (f"The layers, epochs, seeds, start and gold-label weight below are those of run {run_id}, opened earlier "
-            f"on other data.") in unescape(texts(visitor))
+    assert (f"Settings below are those of run {run_id}, opened earlier on other data: layers 2, epochs 2, start "
+            f"Dawid-Skene.") in unescape(texts(visitor))
     visitor.button(key="train_form_reset").click().run()
     no_problem(visitor)
     assert (visitor.number_input(key="train_layers").value, visitor.selectbox(key="train_init").value,
@@ -2279,7 +2279,7 @@ def test_settings_typed_or_trained_on_other_data_are_said(runs_dir):
     upload(at, "other.csv", tiny_csv(150))
     at.switch_page("pages/train.py").run()
     no_problem(at)
-    said = "The layers, epochs, seeds, start and gold-label weight below were set for other data."
+    said = "Settings below were set for other data: layers 2."  # (each named with its value; walkthrough 62)
     assert any(said in unescape(str(w.value)) for w in at.warning)  # (a grey caption went unread; walkthrough 58)
     at.number_input(key="train_epochs").set_value(3).run()  # a change on these data makes them these data's
     assert said not in unescape(texts(at))
@@ -2290,9 +2290,16 @@ def test_settings_typed_or_trained_on_other_data_are_said(runs_dir):
     at.switch_page("pages/data.py").run()
     upload(at, "third.csv", tiny_csv(120))
     at.switch_page("pages/train.py").run()
-    assert said in unescape(texts(at)) and run_id not in texts(at)  # (no other data's run on this page)
+    assert "Settings below were set for other data: layers 2, epochs 3." in unescape(texts(at))
+    assert run_id not in texts(at)  # (no other data's run on this page)
     at.button(key="train_form_reset").click().run()
-    assert at.number_input(key="train_layers").value == 1 and "on other data" not in unescape(texts(at))
+    assert at.number_input(key="train_layers").value == 1 and "Settings below" not in unescape(texts(at))
+    # a gold-label weight set where there were gold labels: on data without them it is not shown and trains nothing,
+    # and the note named it among five settings that all read their defaults (walkthrough 62)
+    at.session_state["train_gold_weight"] = 1.0
+    at.session_state["_train_form_from"] = (None, "other data")
+    at.run()
+    assert "set for other data" not in unescape(texts(at))
 
 
 def test_a_job_just_launched_is_redrawn_at_the_live_pace_while_it_is_still_queued():
