@@ -336,6 +336,28 @@ def test_soft_label_errors_name_line_and_column():
         read_annotations(("s.csv", LONG), soft=True)
 
 
+def test_many_soft_label_columns_are_read_as_one_block_and_named_in_short(monkeypatch):
+    """Attack round 33: each soft-label column was added to the chunk's frame one at a time (then converted one at a
+    time): 5,000 columns took 24 s a chunk and 20,000 ran past 250 s on a 51 KB upload, holding the server's one read
+    slot; the reading note named every column (a 300 KB line)."""
+    k = 3_000
+    header = "task,worker,label," + ",".join(f"prob_c{i}" for i in range(k))
+    rows = [f"t{t},w{t % 3},c0,0.5,0.5," + ",".join(["0"] * (k - 2)) for t in range(30)]
+    text = ("\n".join([header, *rows]) + "\n").encode()
+    calls = [0]
+    real = pd.DataFrame.__setitem__
+
+    def counted(self, key, value):
+        calls[0] += 1
+        return real(self, key, value)
+
+    monkeypatch.setattr(pd.DataFrame, "__setitem__", counted)
+    read = read_dataset(("many.csv", text))
+    assert read.data.soft_labels.shape == (30, k) and calls[0] < 50, calls[0]
+    assert f"soft labels from columns 'prob_c0', 'prob_c1'" in read.note and f"and {k - 8:,} more" in read.note
+    assert len(read.note) < 1_000
+
+
 def test_soft_labels_can_be_switched_off_or_mapped():
     text = b"task,worker,label,prob_cat,prob_dog\n1,a,cat,0.9,0.1\n1,b,dog,0.4,0.6\n"
     assert read_annotations(("s.csv", text), soft=False).soft_labels is None
