@@ -410,6 +410,21 @@ def test_parquet_row_limit_is_checked_from_the_metadata_before_reading(tmp_path)
     assert time.perf_counter() - started < 5
 
 
+def test_a_wide_tables_answers_count_against_the_row_limit():
+    """Attack round 33: a wide table makes an answer of every filled cell, and only its rows were counted: a 260 KB
+    gzip of 20,000 worker columns (100 million answers in 5,000 rows) took the server past 2 GB unrefused."""
+    workers = [f"w{i}" for i in range(100)]
+    wide = "task," + ",".join(workers) + "\n" + "".join(f"t{t}," + ",".join("ab"[(t + i) % 2] for i in range(100))
+                                                         + "\n" for t in range(50))
+    with pytest.raises(DataError, match=r"^wide\.csv: holds more than 1,000 answers \(in a table of a column per worker, "
+                                        r"every filled cell is one\), the input limit; raise it with --max-input-rows"):
+        read_annotations(("wide.csv", wide.encode()), limits=Limits(max_rows=1000))
+    assert read_annotations(("wide.csv", wide.encode()), limits=Limits(max_rows=5000)).n_answers == 5000
+    # a long table's answers are its rows: counted once, not twice against the limit
+    long = "task,worker,label\n" + "".join(f"t{i},w{i % 7},a\n" for i in range(900))
+    assert read_annotations(("long.csv", long.encode()), limits=Limits(max_rows=1000)).n_answers == 900
+
+
 def test_output_formats_by_extension_and_by_name(tmp_path):
     assert output_format("a.CSV") == "csv" and output_format("a.parquet") == "parquet"
     assert output_format("a.json") == "json" and output_format("a.json", "label-studio") == "label_studio"

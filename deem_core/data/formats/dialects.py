@@ -673,8 +673,9 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
 class Collector:
     """Gathers long rows (and gold rows) from every chunk of every table, counting what is skipped."""
 
-    def __init__(self, keep_missing: bool = False):
+    def __init__(self, keep_missing: bool = False, budget: Any = None):
         self.keep_missing = keep_missing
+        self.budget = budget  # the read's Budget: answers counted as they are gathered (None: not counted)
         self.text_parts: list[pd.DataFrame] = []
         self.typed_parts: list[pd.DataFrame] = []
         self.gold_parts: list[pd.DataFrame] = []
@@ -699,6 +700,8 @@ class Collector:
         the missing-label drop."""
         if not len(part):
             return
+        if self.budget is not None:
+            self.budget.add_answers(len(part), table.name)
         _check_empty_ids(table, part, plan)
         soft_only = bool(plan.soft) and "label" in part and _all_empty(part["label"])
         if not soft_only:

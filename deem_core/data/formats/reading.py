@@ -247,7 +247,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
         if table.kind != "frame" and not table.header:
             raise DataError(f"{table.name}: no columns")
 
-    collector = Collector(keep_missing)
+    collector = Collector(keep_missing, budget)
     warnings: list[str] = []
     for table, plan in zip(tables, plans):
         rows_before = len(collector.text_parts) + len(collector.typed_parts)
@@ -288,7 +288,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
 def _read_label_studio(opened: _Opened, limits: Limits, budget: Budget, columns: Mapping[str, Any] | None,
                        predictions: bool, keep_missing: bool, on_conflict: str, classes: Sequence[Hashable] | None
                        ) -> Reading:
-    collector = Collector(keep_missing)
+    collector = Collector(keep_missing, budget)
     read = read_label_studio(opened.source, limits, budget, collector, columns, predictions)
     return _finish(collector, [read.table], [read.plan], "label_studio", list(read.table.notes), None, on_conflict,
                    classes, read.context, note=read.note, limits=limits)
