@@ -619,6 +619,14 @@ class ConnectionLimit:
         self.open: dict[str | None, int] = {}
         self.rates: dict[str | None, _MessageRate] = {}
         self._lock = threading.Lock()
+        self._refusals = LogThrottle()  # (each refused handshake logged a line: 263 KB/s, 21.7 GiB a day; attack round 33)
+
+    def _log_refusal(self, reason: str) -> None:
+        """One line a second at most, with how many were left out since the last."""
+        left_out = self._refusals.due()
+        if left_out is not None:
+            _LOG.warning("websocket refused: %s (%d more refused since the last such line, not logged)", reason,
+                         left_out)
 
     def admit(self, party: str | None) -> str | None:
         """Count a new connection and return None, or the reason it is refused (nothing counted). The server's own
@@ -663,13 +671,13 @@ class ConnectionLimit:
                 # a browser page of another origin (another port of this host: Streamlit's own check lets any port
                 # of localhost in) opened the websocket with this site's cookies, read the owner key and drove the
                 # app as its visitor (attack round 29); a browser always sends Origin, other clients carry no cookie
-                _LOG.warning("websocket refused: a page of another origin (%s)", origin[:100])
+                self._log_refusal(f"a page of another origin ({origin[:100]!r})")
                 await send({"type": "websocket.close", "code": 1008, "reason": "another origin"})
                 return
             party = client_party(client[0], forwarded)
             refused = self.admit(party)
             if refused is not None:
-                _LOG.warning("websocket refused: %s", refused)
+                self._log_refusal(refused)
                 await send({"type": "websocket.close", "code": 1013, "reason": "try again later"})
                 return
             rate = self.rate(party)
