@@ -31,6 +31,7 @@ no browser can change them (an administrator removes their folders by hand if ne
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -95,6 +96,54 @@ def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> b
     origin_scheme, authority = origin.split("://", 1)
     own = _host_port(host, {"ws": "http", "wss": "https"}.get(scheme, scheme))
     return own is not None and _host_port(authority, origin_scheme) == own
+
+
+def allowed_hosts() -> set[str]:
+    """Host names (lower case, no port) this server answers for besides its automatic ones (:func:`host_allowed`):
+    ``DEEM_ALLOWED_HOSTS`` (comma-separated; ``*``: any) and the hosts of :func:`allowed_origins`."""
+    names = {name.strip().lower().rstrip(".") for name in os.environ.get("DEEM_ALLOWED_HOSTS", "").split(",")
+             if name.strip()}
+    for origin in allowed_origins():
+        parts = _host_port(origin.split("://", 1)[-1], origin.split("://", 1)[0] if "://" in origin else "http")
+        if parts is not None and parts[0]:
+            names.add(parts[0].rstrip("."))
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def _machine_names() -> frozenset[str]:
+    """This machine's host name and fully qualified name (read once: the latter may ask the DNS)."""
+    import socket  # noqa: PLC0415
+
+    names = {"localhost"}
+    for read in (socket.gethostname, socket.getfqdn):
+        try:
+            names.add(read().strip().lower().rstrip("."))
+        except OSError:
+            pass
+    return frozenset(n for n in names if n)
+
+
+def host_allowed(host: str | None) -> bool:
+    """Whether a request's ``Host`` names this server: an address written as such (a browser that opened it by
+    address), ``localhost`` and its subdomains, this machine's own names, or :func:`allowed_hosts`. A name
+    nobody configured is a DNS-rebinding page: ``attacker.example`` pointed at 127.0.0.1 was served the app, its
+    websocket accepted (its Origin matched the Host it also wrote), and drove it as a visitor of the server's own
+    machine from any browser there (attack round 33). A request without a Host (HTTP/1.0) is not a browser's."""
+    if not host:
+        return True
+    parts = _host_port(host, "http")
+    if parts is None or not parts[0]:
+        return False
+    name = parts[0].lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+        return True
+    except ValueError:
+        pass
+    allowed = allowed_hosts()
+    return ("*" in allowed or name in allowed or name == "localhost" or name.endswith(".localhost")
+            or name in _machine_names())
 
 
 class AccessDenied(PermissionError):

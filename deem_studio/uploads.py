@@ -660,13 +660,17 @@ class ConnectionLimit:
     def guard(self, app: Any) -> Any:
         """``app`` (the ASGI app of Streamlit's websocket route) behind this limit: a connection past it is
         refused before it is accepted (the browser's handshake gets HTTP 403; it retries as after any drop)."""
-        from deem_studio.owners import client_party, same_origin  # noqa: PLC0415
+        from deem_studio.owners import client_party, host_allowed, same_origin  # noqa: PLC0415
 
         async def guarded(scope: dict, receive: Any, send: Any) -> None:
             client = scope.get("client") or (None, None)
             headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
             forwarded = headers.get(b"x-forwarded-for")
             origin = headers.get(b"origin")
+            if not host_allowed(headers.get(b"host")):  # (DNS rebinding: attack round 33; not_framed says more)
+                self._log_refusal(f"host {str(headers.get(b'host'))[:100]!r} is not this server's")
+                await send({"type": "websocket.close", "code": 1008, "reason": "another host"})
+                return
             if origin is not None and not same_origin(origin, headers.get(b"host"), scope.get("scheme") or "ws"):
                 # a browser page of another origin (another port of this host: Streamlit's own check lets any port
                 # of localhost in) opened the websocket with this site's cookies, read the owner key and drove the
@@ -906,13 +910,47 @@ class HttpConnectionLimit:
 FRAME_HEADERS = ((b"content-security-policy", b"frame-ancestors 'self'"), (b"x-frame-options", b"SAMEORIGIN"))
 
 
+#: Streamlit's endpoints no page uses and no visitor should read: its metrics told anyone the sessions open and the
+#: bytes of another session's upload still held (attack round 33)
+CLOSED_PATHS = ("/_stcore/metrics",)
+
+
+async def _refuse(send: Any, status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                            *FRAME_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+_HOST_REFUSALS = LogThrottle()
+
+
 def not_framed(app: Any) -> Any:
-    """``app`` (an ASGI app) answering every HTTP request with :data:`FRAME_HEADERS` (in place of any it sets)."""
+    """``app`` (an ASGI app) answering every HTTP request with :data:`FRAME_HEADERS` (in place of any it sets);
+    a request for another host than this server's (:func:`deem_studio.owners.host_allowed`: DNS rebinding) is
+    refused (403), and one for :data:`CLOSED_PATHS` answered 404."""
+    from deem_studio.owners import host_allowed  # noqa: PLC0415
+
     names = {name for name, _ in FRAME_HEADERS}
 
     async def framed_guard(scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") != "http":
             await app(scope, receive, send)
+            return
+        host = next((bytes(v).decode("latin-1") for k, v in scope.get("headers") or () if bytes(k).lower() == b"host"),
+                    None)
+        if not host_allowed(host):
+            left_out = _HOST_REFUSALS.due()
+            if left_out is not None:
+                _LOG.warning("HTTP request refused: host %r is not this server's (DEEM_ALLOWED_HOSTS) (%d more such "
+                             "since the last line, not logged)", host[:100], left_out)
+            await _refuse(send, 403, "This DEEM Studio server does not answer for this host name (a page of another "
+                                     "site may point its name at this server). Its administrator can name the host in "
+                                     "DEEM_ALLOWED_HOSTS.")
+            return
+        if str(scope.get("path") or "").rstrip("/").endswith(CLOSED_PATHS):
+            await _refuse(send, 404, "Not found")
             return
 
         async def send_guarded(message: dict) -> None:

@@ -196,7 +196,7 @@ def _raw_put(port: int, path: str, length: int, body: bytes = b"") -> str:
     import socket  # noqa: PLC0415
 
     with socket.create_connection(("127.0.0.1", port)) as conn:
-        conn.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+        conn.sendall(f"PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
                      f"Content-Length: {length}\r\n\r\n".encode() + body)
         conn.settimeout(0.5)
         try:
@@ -246,7 +246,7 @@ def test_an_upload_whose_body_stops_or_drips_is_ended_and_keeps_no_reservation(m
     monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES", "8M")
     monkeypatch.setenv("DEEM_MAX_UPLOAD_BYTES_PER_SESSION", "8M")
     manager = MemoryUploadedFileManager("/_stcore/upload_file")
-    head = (b"PUT /_stcore/upload_file/s/%s HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+    head = (b"PUT /_stcore/upload_file/s/%s HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
             b"Content-Length: %d\r\n\r\n--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n")
     with _upload_server(_FakeRuntime(manager), manager) as (guard, port):
         for name, drip in ((b"f1", False), (b"f2", True)):
@@ -925,7 +925,7 @@ def test_an_upload_closed_mid_body_logs_one_quiet_line_not_a_traceback(monkeypat
             records.append(record.getMessage())
 
     manager = MemoryUploadedFileManager("/_stcore/upload_file")
-    head = (b"PUT /_stcore/upload_file/s/f%d HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+    head = (b"PUT /_stcore/upload_file/s/f%d HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
             b"Content-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n")
     with _upload_server(_FakeRuntime(manager), manager) as (guard, port):
         error_log = logging.getLogger("uvicorn.error")

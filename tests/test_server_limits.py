@@ -173,7 +173,7 @@ def test_a_huge_websocket_message_costs_the_live_server_nothing(tmp_path):
 
 
 def _connection(client: str, forwarded: str | None = None) -> dict:
-    headers = [(b"host", b"x")] + ([(b"x-forwarded-for", forwarded.encode())] if forwarded else [])
+    headers = [(b"host", b"localhost")] + ([(b"x-forwarded-for", forwarded.encode())] if forwarded else [])
     return {"type": "websocket", "client": (client, 5000), "headers": headers}
 
 
@@ -490,7 +490,7 @@ def test_the_live_server_bounds_unfinished_request_heads(monkeypatch):
         held = []
         for _ in range(4):
             conn = socket.create_connection(("127.0.0.1", port))
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: ")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-a: ")
             held.append(conn)
         silent = socket.create_connection(("127.0.0.1", port))  # opens and sends nothing
         held.append(silent)
@@ -505,16 +505,16 @@ def test_the_live_server_bounds_unfinished_request_heads(monkeypatch):
         assert limit.held() == 0 and _get(port) == "ok"
         # a kept-alive connection that answered a request has the same time for its next head
         conn = socket.create_connection(("127.0.0.1", port))
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         conn.settimeout(2)
         assert conn.recv(1000).startswith(b"HTTP/1.1 200")
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         assert _closed_by_server(conn, 2.0)
         conn.close()
         # a browser's few connections are served
         browser = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
         for conn in browser:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         for conn in browser:
             conn.settimeout(2)
             assert conn.recv(1000).startswith(b"HTTP/1.1 200")
@@ -536,7 +536,7 @@ def test_a_response_the_client_does_not_read_is_dropped(monkeypatch):
             conn = socket.socket()
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
             conn.connect(("127.0.0.1", port))
-            conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
             held.append(conn)
         time.sleep(0.5)
         assert limit.held() == 3  # answering, and not read
@@ -623,10 +623,65 @@ def test_refused_websockets_are_logged_one_line_a_second(caplog):
 
     guarded = limit.guard(app)
     scope = {"type": "websocket", "client": ("10.0.0.7", 5000), "scheme": "ws",
-             "headers": [(b"host", b"deem.example:8501"), (b"origin", b"http://evil.example:8501\x1b[31m")]}
+             "headers": [(b"host", b"localhost:8501"), (b"origin", b"http://evil.example:8501\x1b[31m")]}
     with caplog.at_level(logging.WARNING, logger=uploads._LOG.name):  # noqa: SLF001
         for _ in range(200):
             asyncio.run(guarded(scope, None, send))
     lines = [r.getMessage() for r in caplog.records if "websocket refused" in r.getMessage()]
     assert closed == [1008] * 200 and len(lines) == 1, lines
     assert "\x1b" not in lines[0] and "evil.example" in lines[0]  # (the Origin quoted with its escapes)
+
+
+def test_a_host_name_nobody_configured_is_refused_dns_rebinding(monkeypatch):
+    """Attack round 33: the server answered any Host, so a page of attacker.example whose name was pointed at
+    127.0.0.1 was served the app and its websocket accepted (the Origin it sends matches the Host it also sends), a
+    visitor of the server's own machine, and read /_stcore/metrics (the sessions open, another session's upload
+    bytes). Hosts the server answers for: addresses, localhost, the machine's names and DEEM_ALLOWED_HOSTS."""
+    import asyncio  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from deem_studio import owners  # noqa: PLC0415
+
+    monkeypatch.delenv("DEEM_ALLOWED_HOSTS", raising=False)
+    monkeypatch.delenv("DEEM_ALLOWED_ORIGINS", raising=False)
+    for host in ("127.0.0.1:8501", "[::1]:8501", "10.1.2.3", "localhost:8501", "app.localhost", socket.gethostname(),
+                 None):
+        assert owners.host_allowed(host), host
+    for host in ("attacker.example:8501", "attacker.example", "localhost.attacker.example", "x:y:z"):
+        assert not owners.host_allowed(host), host
+    monkeypatch.setenv("DEEM_ALLOWED_HOSTS", "deem.example.org")
+    monkeypatch.setenv("DEEM_ALLOWED_ORIGINS", "https://proxy.example.org")
+    assert owners.host_allowed("deem.example.org:443") and owners.host_allowed("proxy.example.org")
+    assert not owners.host_allowed("attacker.example")
+    monkeypatch.delenv("DEEM_ALLOWED_HOSTS")
+    monkeypatch.delenv("DEEM_ALLOWED_ORIGINS")
+    # through the server: the page and its websocket
+    limit = uploads.HttpConnectionLimit(per_client=50, total=80)
+    monkeypatch.setattr(uploads, "_HTTP_LIMIT", [limit])
+    with _http_server(limit) as port:
+        assert _get(port) == "ok"
+
+        def status(host: str, path: str = "/") -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert status("attacker.example:%d" % port) == 403 and status("localhost:%d" % port) == 200
+        assert status("localhost:%d" % port, "/_stcore/metrics") == 404  # (closed to everyone)
+    closed = []
+
+    async def app(scope, receive, send):
+        raise AssertionError("a websocket of another host reached the app")
+
+    async def send(message):
+        closed.append(message["code"])
+
+    scope = {"type": "websocket", "client": ("10.0.0.7", 5000), "scheme": "ws",
+             "headers": [(b"host", b"attacker.example:8501"), (b"origin", b"http://attacker.example:8501")]}
+    asyncio.run(uploads.ConnectionLimit(per_client=5, total=10).guard(app)(scope, None, send))
+    assert closed == [1008]
