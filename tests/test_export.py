@@ -45,7 +45,7 @@ def test_numbers_and_other_non_strings_are_untouched(value):
     assert out is value
 
 
-@pytest.mark.parametrize("value", ["cat", "a=b", "1+1", "x@y", "", " =", "'already", "é"])
+@pytest.mark.parametrize("value", ["cat", "a=b", "1+1", "x@y", "", "x =", "'already", "é"])  # (" =" is: round 33)
 def test_strings_without_a_leading_prefix_are_untouched(value):
     assert neutralise_cell(value) == value
 
@@ -102,6 +102,20 @@ def test_safe_csv_leaves_the_callers_frame_alone():
 
 def test_neutralised_csv_reads_back_to_the_original_values():
     values = [p + "x" for p in PREFIXES if p != "\r"] + ["plain", "-1", "+1"]
+    frame = pd.DataFrame({"task": range(len(values)), "worker": "w", "label": values})
+    data = read_annotations(("out.csv", to_safe_csv(frame, index=False).encode()))
+    assert sorted(data.classes) == sorted(values)
+
+
+def test_a_formula_behind_spaces_a_byte_order_mark_or_in_full_width_is_quoted_and_reads_back():
+    """Attack round 33: " =1+1", "\u00a0=1+1", "\ufeff=1+1" and "＝1+1" were written raw; spreadsheets that drop
+    leading spaces or normalise full-width characters run them."""
+    risky = [" =1+1", "\u00a0=1+1", "\ufeff=1+1", "\u3000+1", "＝1+1", "＠SUM(A1)", "\u2003 -2", "'\u00a0=1"]
+    for value in risky:
+        assert neutralise_cell(value) == "'" + value, value
+    for value in ["a =1", "x\u00a0y", "text", " plain"]:
+        assert neutralise_cell(value) == value, value
+    values = ["x\u00a0=1+1", "\u00a0=1+1", "\ufeff=2", "＝3", "\u3000+4"]
     frame = pd.DataFrame({"task": range(len(values)), "worker": "w", "label": values})
     data = read_annotations(("out.csv", to_safe_csv(frame, index=False).encode()))
     assert sorted(data.classes) == sorted(values)

@@ -22,7 +22,7 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from deem_core.data.export import FORMULA_PREFIXES, to_safe_csv
+from deem_core.data.export import FORMULA_PREFIXES, FORMULA_QUOTED, to_safe_csv
 from deem_core.data.readers import MISSING_LABELS, read_annotations
 
 # A bare carriage return must be quoted in a CSV or every reader takes it for a line break. Whether
@@ -45,7 +45,7 @@ CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 def valid_text(value: str) -> bool:
     # (the missing spellings are compared without case: "NA" is one, and a label "NA" is dropped as missing)
     return (value == value.strip(" ") and value.strip() != "" and value.strip().lower() not in MISSING_LABELS
-            and not (value.startswith("'") and value[1:2] != "" and value[1] in "".join(FORMULA_PREFIXES))
+            and not FORMULA_QUOTED.match(value)
             and not re.search(r"[;\t|\r\n]'+[=+\-@]", value))  # (the quote the writer adds there is taken away)
 
 

@@ -28,11 +28,19 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "FORMULA_PREFIXES", "atomic_write_bytes", "atomic_write_text", "neutralise_cell", "safe_csv_frame",
+    "FORMULA_PREFIXES", "FORMULA_QUOTED", "FORMULA_START", "atomic_write_bytes", "atomic_write_text", "neutralise_cell", "safe_csv_frame",
     "parquet_bytes", "to_safe_csv", "write_csv", "write_json", "write_parquet",
 ]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+#: what a spreadsheet may drop or read as a formula character before the first one (attack round 33: " =1+1",
+#: "\u00a0=1+1", "\ufeff=1+1" and the full-width "＝1+1" were written raw): spaces, no-break and other Unicode
+#: spaces, the byte-order mark; and the full-width forms of the formula characters
+_LEADING = " \u00a0\u1680\u2000-\u200b\u202f\u205f\u3000\ufeff"
+_STARTS = "=+\-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+FORMULA_START = re.compile(f"[{_LEADING}]*[{_STARTS}]")
+#: the reader's side: the one leading quote :func:`neutralise_cell` added (``formats.values`` takes it away)
+FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
 #: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator) or
 #: rows on (a line end: in a file split on ';' a quoted field is no field, so its line end ends the row); one quote
 #: goes before it, also before quotes already there, so that taking one away restores the value
@@ -135,7 +143,7 @@ def neutralise_cell(value: Any) -> Any:
         return value
     if any(mark in value for mark in INNER_MARKS):
         value = INNER_FORMULA.sub("'", value)
-    if value.startswith(FORMULA_PREFIXES) or (value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES)):
+    if FORMULA_START.match(value) or (value.startswith("'") and FORMULA_START.match(value, 1)):
         return "'" + value
     return value
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.export import INNER_FORMULA_QUOTED
+from deem_core.data.export import FORMULA_QUOTED, INNER_FORMULA_QUOTED
 from deem_core.data.text import escape_controls
 
 __all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
@@ -35,7 +35,6 @@ __all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_
 MISSING_LABELS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "#n/a"})
 
 _INT_PATTERN = r"(?:0|-?[1-9][0-9]*)"
-_FORMULA_QUOTED = r"^'(?=[=+\-@\t\r\n])"
 
 
 def plain(value: Any) -> Any:
@@ -99,7 +98,7 @@ def type_uniques(uniques: pd.Series) -> np.ndarray:
     if quoted.any():
         uniques = uniques.copy()
         uniques[quoted] = (uniques[quoted].str.replace(INNER_FORMULA_QUOTED, "", regex=True)
-                           .str.replace(_FORMULA_QUOTED, "", regex=True))
+                           .str.replace(FORMULA_QUOTED, "", regex=True))
     return uniques.to_numpy(dtype=object)
 
 
