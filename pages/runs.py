@@ -112,6 +112,16 @@ def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
     return f"{epochs:,}" if planned >= epochs else f"{planned:,} of {epochs:,}"
 
 
+def gold_weight_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
+    """A train run's gold-label weight when it was scored on gold labels (given with it) and something trained (""
+    otherwise)."""
+    config = config or {}
+    if kind != "train" or not trained_methods(config) or not (summary or {}).get("gold_tasks"):
+        return ""
+    weight = config.get("supervised_weight")
+    return "" if weight is None else f"{float(weight):g}"
+
+
 def tasks_text(config: dict, n_tasks: object) -> str:
     """The tasks a run trained on: the data set's count, or "250 of 300" for a sweep on a task sample."""
     if pd.isna(n_tasks):
@@ -142,6 +152,8 @@ if len(runs):
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
+        # (runs with gold-label weights 0 and 1 read alike; walkthrough 62)
+        "gold weight": [gold_weight_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
         "summary": runs.apply(describe, axis=1),
         "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
         "methods": [setting(c, "methods") for c in configs],
@@ -149,7 +161,15 @@ if len(runs):
         "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
                      column_config={"tasks": st.column_config.TextColumn(alignment="right"),  # "60,000"; "" not "None"
-                                    "summary": st.column_config.TextColumn(width="large")})
+                                    "summary": st.column_config.TextColumn(width="large"),
+                                    # ("1 → none" had no word; walkthrough 62)
+                                    "layers": st.column_config.TextColumn(
+                                        help="DEEM's layers as asked → as used: 'auto → 2' the depth chosen, "
+                                             "'→ none' where the safety rule returned a reference's labels (majority "
+                                             "vote or the cluster-weighted Dawid-Skene, no layers)"),
+                                    "gold weight": st.column_config.TextColumn(
+                                        help="the gold-label weight DEEM trained with (0: the gold labels only "
+                                             "scored the results; empty: none given or nothing trained)")})
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
     labels = {rid: f"{rid} · {kind} · {status} · {name or ''}" for rid, kind, status, name in
               zip(runs["run_id"], runs["kind"], runs["status"], shown_name)}

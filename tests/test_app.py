@@ -1502,7 +1502,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert re.fullmatch(r"accuracy on [\d,]+ gold tasks: DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}",
                         grid["summary"].iloc[0])
     # the columns that tell runs of one data set apart come first (walkthrough, tenth session)
-    assert list(grid.columns)[4:10] == ["name", "layers", "start", "learning rate", "epochs", "summary"]
+    assert list(grid.columns)[4:11] == ["name", "layers", "start", "learning rate", "epochs", "gold weight", "summary"]
+    assert list(grid["gold weight"]) == ["0"]  # (weights 0 and 1 read alike; walkthrough 62)
     # the picked run's summary in full below the grid (its cell was cut after the first method; walkthrough 24)
     assert f"Summary: {grid['summary'].iloc[0]}" in [str(t.value) for t in at.text]
     # the start column names whose labels they are (it read "auto" as if a start had trained; walkthrough 50)
