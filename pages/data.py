@@ -420,8 +420,10 @@ with tab["Workers"]:
     if len(coverage) > MAX_COVERAGE_ROWS:
         st.caption(f"the {MAX_COVERAGE_ROWS:,} workers with the most answers (of {len(coverage):,})")
         coverage = coverage.nlargest(MAX_COVERAGE_ROWS, "answers", keep="first")
+    # in percent with one decimal everywhere ("percent" read "29%", "29.5%", "28.13%" in one column; walkthrough 62)
+    coverage = coverage.assign(coverage=100.0 * coverage["coverage"])
     common.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
-        "coverage": st.column_config.ProgressColumn("coverage", format="percent", min_value=0.0, max_value=1.0),
+        "coverage": st.column_config.ProgressColumn("coverage", format="%.1f%%", min_value=0.0, max_value=100.0),
         "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]

@@ -2441,3 +2441,13 @@ def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors
     assert "(4 of its 23 wrong labels there have confidence 0.99 or more), so" in calibration_sentence(
         "DEEM", {**held, "wrong_confident": 4})
     assert calibration_sentence("DEEM", {**held, "mean_confidence": 0.81}).endswith("its accuracy 0.808.")
+
+
+def test_the_workers_coverage_reads_in_percent_with_one_decimal():
+    """Walkthrough 62: Streamlit's "percent" format read "29%", "29.5%" and "28.13%" in one column."""
+    at = upload(new_app())
+    grid = next(t for t in at.dataframe if "coverage" in t.value.columns)
+    values = grid.value["coverage"]
+    assert values.between(0, 100).all() and values.max() > 1  # percent, not shares
+    config = json.loads(grid.proto.columns)["coverage"]
+    assert config["type_config"]["format"] == "%.1f%%" and config["type_config"]["max_value"] == 100.0
