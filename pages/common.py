@@ -1451,6 +1451,22 @@ def show_problems(problems: list[str | None]) -> bool:
     return bool(said)
 
 
+def model_version(method: str, config: Any, entry: dict, fallback: str | None, run_id: str) -> str:
+    """Label Studio's ``model_version`` of a run's ``method`` labels: the method and the settings it was trained
+    with (``entry``: its metrics; ``fallback``: the reference whose labels these are, if any)."""
+    keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed", "supervised_weight")
+    names = {"supervised_weight": "gold weight"}  # (the weight was not said; walkthrough 62)
+    shown = dict(config) if isinstance(config, dict) else {}
+    used = entry.get("layers")
+    if fallback and "n_layers" in shown:  # a reference's labels have no layers ("n_layers 1" said; walkthrough 62)
+        shown["n_layers"] = f"{shown['n_layers']} → none"
+    elif shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
+        shown["n_layers"] = f"auto → {used}"
+    settings = ", ".join(f"{names.get(k, k)} {shown[k]}" for k in keys if k in shown)
+    source = f", labels from {fallback}" if fallback else ""
+    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
+
+
 def calibration_sentence(name: str, held: dict) -> str:
     """What the Results page says of a method's confidences measured on gold labels (``held``:
     :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said

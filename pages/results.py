@@ -301,14 +301,7 @@ def _label_studio_context():
 
 def _model_version() -> str:
     """Label Studio's model_version for this run: the method and the settings it was trained with."""
-    keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed")
-    shown = dict(config) if isinstance(config, dict) else {}
-    used = (metrics.get(method) or {}).get("layers")
-    if shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
-        shown["n_layers"] = f"auto → {used}"
-    settings = ", ".join(f"{k} {shown[k]}" for k in keys if k in shown)
-    source = f", labels from {fallback}" if fallback else ""
-    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
+    return common.model_version(method, config, metrics.get(method) or {}, fallback, run_id)
 
 
 def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None,

@@ -2451,3 +2451,14 @@ def test_the_workers_coverage_reads_in_percent_with_one_decimal():
     assert values.between(0, 100).all() and values.max() > 1  # percent, not shares
     config = json.loads(grid.proto.columns)["coverage"]
     assert config["type_config"]["format"] == "%.1f%%" and config["type_config"]["max_value"] == 100.0
+
+
+def test_the_label_studio_model_version_says_a_references_labels_have_no_layers():
+    """Walkthrough 62: a fallback's predictions read "n_layers 1" of labels with no layers, and no gold weight."""
+    from pages.common import model_version
+
+    config = {"n_layers": 1, "epochs": 100, "lr": 0.01, "init": "auto", "supervised_weight": 1.0}
+    said = model_version("deem", config, {"layers": 0}, "cluster-weighted Dawid-Skene (safety rule)", "abc")
+    assert said == ("DEEM Studio deem (n_layers 1 → none, epochs 100, lr 0.01, init auto, gold weight 1.0), labels "
+                    "from cluster-weighted Dawid-Skene (safety rule), run abc")
+    assert "n_layers auto → 2" in model_version("deem", {**config, "n_layers": "auto"}, {"layers": 2}, None, "abc")
