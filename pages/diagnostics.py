@@ -295,8 +295,15 @@ with tab_imp:
                             key=f"diag_imp_panels_{diag_id}")
     highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers],
                                key=f"diag_imp_highlight_{diag_id}")
+    # the chart draws what the caption below says to rank workers by: the log-odds fall (it drew the probability's,
+    # which flattens out where many workers agree; walkthrough 62), the probability's on request
+    measures = {"importance_log_odds": "fall in log-odds (to rank workers)",
+                "importance": "fall in probability"}
+    measures = {k: v for k, v in measures.items() if k in importance.table.columns}
+    measure = st.radio("Bars", list(measures), format_func=measures.get, horizontal=True,
+                       key=f"diag_imp_measure_{diag_id}") if len(measures) > 1 else next(iter(measures), "importance")
     if panels:
-        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels),
+        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels, column=measure),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
     # which column to read, and why copies score low under a cluster-weighted reference (the two columns ranked a

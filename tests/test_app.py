@@ -952,6 +952,8 @@ def test_diagnostics_page(runs_dir):
     assert f"(the latest: the diagnostics {diag_id}, of the training {train})" in texts(tab)
     names = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(names) >= 3  # MI heatmaps, MI summary, importance bars, confusion matrix
+    # the bars are the log-odds fall the caption says to rank workers by (they were the probability's; walkthrough 62)
+    assert any("Worker importance (log-odds)" in spec for spec in names)
     # the heatmap says how large an MI chance gives on few common tasks (a random worker's bright cell read as
     # copying; walkthrough 31): 3 classes, pairs from 10 common tasks: (3 - 1)^2 / 20
     assert any("two independent workers who spread their answers over all 3 classes show about 0.20 nats on average "
