@@ -1471,8 +1471,9 @@ def calibration_sentence(name: str, held: dict) -> str:
     """What the Results page says of a method's confidences measured on gold labels (``held``:
     :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said
     "(0 of its 23 wrong labels there have confidence 0.99 or more), so ... can miss errors" (walkthrough 62)."""
-    said = (f"On the {held['tasks']:,} gold tasks, {name}'s mean confidence is {held['mean_confidence']:.3f} and its "
-            f"accuracy {held['accuracy']:.3f}")
+    # ("DEEM (labels from cluster-weighted Dawid-Skene)'s mean confidence" read awkwardly; walkthrough 63)
+    said = (f"On the {held['tasks']:,} gold tasks, the mean confidence of {name} is {held['mean_confidence']:.3f} "
+            f"and its accuracy {held['accuracy']:.3f}")
     if held["mean_confidence"] - held["accuracy"] <= 0.05:
         return said + "."
     if held["wrong_confident"]:

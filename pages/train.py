@@ -343,7 +343,10 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
     st.caption(f"This run was launched with learning rate {common.fmt_lr(launched['lr'])}"
                + ("" if layers is None else ", layers chosen (0-2)" if layers == "auto" else f", {layers} layer(s)")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
-               + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "") + ".")
+               + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "")
+               # (a run trained on gold labels read like one that was not; walkthrough 63)
+               + (f", gold-label weight {float(launched['supervised_weight']):g}"
+                  if float(launched.get("supervised_weight") or 0) > 0 else "") + ".")
 
 
 # A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job

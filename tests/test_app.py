@@ -604,9 +604,9 @@ def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_d
     no_problem(at)
     stored = get_manager().store.load(run_id).results["deem"]
     held = calibration(stored["label"], stored["confidence"], pd.read_csv(io.BytesIO(tiny_truth())))
-    said = [t for t in (unescape(str(c.value)) for c in at.caption) if t.startswith("On the 200 gold tasks, DEEM")]
-    assert said and said[0].startswith(f"On the 200 gold tasks, DEEM's mean confidence is {held['mean_confidence']:.3f} "
-                                       f"and its accuracy {held['accuracy']:.3f}"), said
+    said = [t for t in (unescape(str(c.value)) for c in at.caption) if t.startswith("On the 200 gold tasks, the mean")]
+    assert said and said[0].startswith(f"On the 200 gold tasks, the mean confidence of DEEM is "
+                                       f"{held['mean_confidence']:.3f} and its accuracy {held['accuracy']:.3f}"), said
     assert ("read high" in said[0]) == (held["mean_confidence"] - held["accuracy"] > 0.05)
     at.selectbox(key=f"results_method_{run_id}").set_value("mmsr").run()
     no_problem(at)
@@ -1837,6 +1837,7 @@ def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_
     said = ("on the 200 tasks with a gold label; DEEM trained with half of these gold labels and was checked on the "
             "other half, gold-label weight 1: on them its accuracy is not a test of unseen tasks")
     assert f"accuracy vs gold: {said}" in texts(at)
+    assert "1 seed(s), gold-label weight 1." in texts(at)  # (the run's header; walkthrough 63)
     at.switch_page("pages/results.py").run()
     assert f"Accuracy against the gold labels ({said}): " in unescape(texts(at))  # (no nested parentheses; walkthrough 62)
     # (the worker table's note said "without gold labels" of a model trained on half of them; walkthrough 61)

@@ -559,6 +559,9 @@ def test_the_gold_safety_rule_reads_the_majority_vote_method_accuracy():
     shown = float(re.search(r"majority vote (\d+\.\d)%", said).group(1))
     labels = fit_method("mv", data).labels_.reindex(gold.index)
     assert shown == round(100 * float((labels == gold).mean()), 1), said
+    # whose side each count is from, and the test's one side (walkthrough 63: "better on 0, worse on 3, p = 1")
+    assert re.search(r"majority vote \d+\.\d% \(right where the model is wrong on \d+ task\(s\), wrong where it is right "
+                     r"on \d+; one-sided sign test p = [\d.e-]+\)", said), said
 
 
 def test_a_cluster_line_gives_its_strength_and_a_gold_run_no_scores_it_lacks():

@@ -533,8 +533,10 @@ class DEEM(Aggregator, BaseEstimator):
         for key, (name, labels) in references.items():
             right = rights[key] = (labels[known] == score_gold[known]).astype(float)
             wins, evidence = challenger_wins(model_right, right)
-            tallies.append(f"{name} {right.mean():.1%} (better on {evidence['challenger_better']:,}, worse on "
-                           f"{evidence['challenger_worse']:,}, p = {evidence['p_value']:.3g})")
+            # (whose side "better on 0, worse on 3" was from went unsaid, and the test's one side; walkthrough 63)
+            tallies.append(f"{name} {right.mean():.1%} (right where the model is wrong on "
+                           f"{evidence['challenger_better']:,} task(s), wrong where it is right on "
+                           f"{evidence['challenger_worse']:,}; one-sided sign test p = {evidence['p_value']:.3g})")
             if wins:
                 winners.append((float(right.mean()), key, name))
         where = (f"on the {n_scored:,} gold task(s) the supervised term did not train on" if self.supervised_weight > 0
