@@ -68,14 +68,18 @@ class Budget:
                             f"(DEEM_MAX_READ_SECONDS). Files of this size read in seconds; a table of very many "
                             f"columns with short rows is slow: give it as a long file (task, worker, label)")
 
+    def _past(self, name: str, amount: str, option: str) -> DataError:
+        """The refusal of a read past one of its limits (``amount``: "more than ..."; ``option``: how to raise it)."""
+        scope = "the files hold" if self.several else "holds"
+        return DataError(f"{name}: {scope} more than {amount}, the input limit; raise it with {option} if the data is "
+                         f"really this large")
+
     def add_bytes(self, count: int, name: str) -> None:
         self.check_time(name)
         self.bytes += count
         if self.bytes > self.limits.max_bytes:
-            scope = "the files hold" if self.several else "holds"
-            raise DataError(f"{name}: {scope} more than {describe_bytes(self.limits.max_bytes)} once decompressed, "
-                            f"the input limit; raise it with --max-input-bytes (DEEM_MAX_INPUT_BYTES) if the data is "
-                            f"really this large")
+            raise self._past(name, f"{describe_bytes(self.limits.max_bytes)} once decompressed",
+                             "--max-input-bytes (DEEM_MAX_INPUT_BYTES)")
 
     def add_answers(self, count: int, name: str) -> None:
         """Answers (the long table's rows) the read has made, against the row limit too: a wide table makes one of
@@ -83,19 +87,14 @@ class Budget:
         answers, took a server past 2 GB before anything refused it; attack round 33)."""
         self.answers += count
         if self.answers > self.limits.max_rows:
-            scope = "the files hold" if self.several else "holds"
-            raise DataError(f"{name}: {scope} more than {self.limits.max_rows:,} answers (in a table of a column per "
-                            f"worker, every filled cell is one), the input limit; raise it with --max-input-rows "
-                            f"(DEEM_MAX_INPUT_ROWS) if the data is really this large")
+            raise self._past(name, f"{self.limits.max_rows:,} answers (in a table of a column per worker, every "
+                                   f"filled cell is one)", "--max-input-rows (DEEM_MAX_INPUT_ROWS)")
 
     def add_rows(self, count: int, name: str) -> None:
         self.check_time(name)
         self.rows += count
         if self.rows > self.limits.max_rows:
-            scope = "the files hold" if self.several else "holds"
-            raise DataError(f"{name}: {scope} more than {self.limits.max_rows:,} rows, the input limit; raise it with "
-                            f"--max-input-rows (DEEM_MAX_INPUT_ROWS) if the data is really this large")
-
+            raise self._past(name, f"{self.limits.max_rows:,} rows", "--max-input-rows (DEEM_MAX_INPUT_ROWS)")
 
 @dataclass
 class Source:
