@@ -98,16 +98,21 @@ def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> b
     return own is not None and _host_port(authority, origin_scheme) == own
 
 
-def allowed_hosts() -> set[str]:
+def allowed_hosts() -> frozenset[str]:
     """Host names (lower case, no port) this server answers for besides its automatic ones (:func:`host_allowed`):
-    ``DEEM_ALLOWED_HOSTS`` (comma-separated; ``*``: any) and the hosts of :func:`allowed_origins`."""
-    names = {name.strip().lower().rstrip(".") for name in os.environ.get("DEEM_ALLOWED_HOSTS", "").split(",")
-             if name.strip()}
+    ``DEEM_ALLOWED_HOSTS`` (comma-separated; ``*``: any) and the hosts of :func:`allowed_origins` (read once for
+    each value of the two settings: every request asks)."""
+    return _allowed_hosts(os.environ.get("DEEM_ALLOWED_HOSTS", ""), os.environ.get("DEEM_ALLOWED_ORIGINS", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_hosts(hosts: str, origins: str) -> frozenset[str]:  # noqa: ARG001 - ``origins`` keys the cache
+    names = {name.strip().lower().rstrip(".") for name in hosts.split(",") if name.strip()}
     for origin in allowed_origins():
         parts = _host_port(origin.split("://", 1)[-1], origin.split("://", 1)[0] if "://" in origin else "http")
         if parts is not None and parts[0]:
             names.add(parts[0].rstrip("."))
-    return names
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,6 +149,14 @@ def host_allowed(host: str | None) -> bool:
     allowed = allowed_hosts()
     return ("*" in allowed or name in allowed or name == "localhost" or name.endswith(".localhost")
             or name in _machine_names())
+
+
+def request_host(headers: Any) -> tuple[str | None, bool]:
+    """(the first ``Host``, whether every ``Host`` of the request is allowed by :func:`host_allowed`) from an ASGI
+    scope's ``headers`` (name, value byte pairs): the one reading of both guards, the HTTP one and the websocket one,
+    so that a request carrying two ``Host`` headers cannot pass one guard by the first and the other by the last."""
+    hosts = [bytes(value).decode("latin-1") for name, value in headers or () if bytes(name).lower() == b"host"]
+    return (hosts[0] if hosts else None), all(host_allowed(host) for host in hosts)
 
 
 class AccessDenied(PermissionError):

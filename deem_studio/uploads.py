@@ -660,18 +660,19 @@ class ConnectionLimit:
     def guard(self, app: Any) -> Any:
         """``app`` (the ASGI app of Streamlit's websocket route) behind this limit: a connection past it is
         refused before it is accepted (the browser's handshake gets HTTP 403; it retries as after any drop)."""
-        from deem_studio.owners import client_party, host_allowed, same_origin  # noqa: PLC0415
+        from deem_studio.owners import client_party, request_host, same_origin  # noqa: PLC0415
 
         async def guarded(scope: dict, receive: Any, send: Any) -> None:
             client = scope.get("client") or (None, None)
             headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
             forwarded = headers.get(b"x-forwarded-for")
             origin = headers.get(b"origin")
-            if not host_allowed(headers.get(b"host")):  # (DNS rebinding: attack round 33; not_framed says more)
-                self._log_refusal(f"host {str(headers.get(b'host'))[:100]!r} is not this server's")
+            host, allowed = request_host(scope.get("headers"))
+            if not allowed:  # (DNS rebinding: attack round 33; not_framed says more)
+                self._log_refusal(f"host {str(host)[:100]!r} is not this server's")
                 await send({"type": "websocket.close", "code": 1008, "reason": "another host"})
                 return
-            if origin is not None and not same_origin(origin, headers.get(b"host"), scope.get("scheme") or "ws"):
+            if origin is not None and not same_origin(origin, host, scope.get("scheme") or "ws"):
                 # a browser page of another origin (another port of this host: Streamlit's own check lets any port
                 # of localhost in) opened the websocket with this site's cookies, read the owner key and drove the
                 # app as its visitor (attack round 29); a browser always sends Origin, other clients carry no cookie
@@ -930,7 +931,7 @@ def not_framed(app: Any) -> Any:
     """``app`` (an ASGI app) answering every HTTP request with :data:`FRAME_HEADERS` (in place of any it sets);
     a request for another host than this server's (:func:`deem_studio.owners.host_allowed`: DNS rebinding) is
     refused (403), and one for :data:`CLOSED_PATHS` answered 404."""
-    from deem_studio.owners import host_allowed  # noqa: PLC0415
+    from deem_studio.owners import request_host  # noqa: PLC0415
 
     names = {name for name, _ in FRAME_HEADERS}
 
@@ -938,9 +939,8 @@ def not_framed(app: Any) -> Any:
         if scope.get("type") != "http":
             await app(scope, receive, send)
             return
-        host = next((bytes(v).decode("latin-1") for k, v in scope.get("headers") or () if bytes(k).lower() == b"host"),
-                    None)
-        if not host_allowed(host):
+        host, allowed = request_host(scope.get("headers"))
+        if not allowed:
             left_out = _HOST_REFUSALS.due()
             if left_out is not None:
                 _LOG.warning("HTTP request refused: host %r is not this server's (DEEM_ALLOWED_HOSTS) (%d more such "

@@ -685,3 +685,41 @@ def test_a_host_name_nobody_configured_is_refused_dns_rebinding(monkeypatch):
              "headers": [(b"host", b"attacker.example:8501"), (b"origin", b"http://attacker.example:8501")]}
     asyncio.run(uploads.ConnectionLimit(per_client=5, total=10).guard(app)(scope, None, send))
     assert closed == [1008]
+
+
+def test_two_host_headers_pass_neither_guard_unless_both_are_this_servers(monkeypatch):
+    """The HTTP guard read a request's first ``Host`` and the websocket guard its last: a request naming this server
+    in one and another site in the other passed one of them. Both now read every ``Host`` (``owners.request_host``),
+    and the settings are read once per value (every request asks)."""
+    import asyncio  # noqa: PLC0415
+
+    from deem_studio import owners  # noqa: PLC0415
+
+    monkeypatch.delenv("DEEM_ALLOWED_HOSTS", raising=False)
+    monkeypatch.delenv("DEEM_ALLOWED_ORIGINS", raising=False)
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["type"])
+
+    sent = []
+
+    async def send(message):
+        sent.append(message.get("status") or message.get("code"))
+
+    for hosts in ([b"localhost:8501", b"attacker.example:8501"], [b"attacker.example:8501", b"localhost:8501"]):
+        headers = [(b"host", h) for h in hosts] + [(b"origin", b"http://localhost:8501")]
+        sent.clear()
+        asyncio.run(uploads.not_framed(app)({"type": "http", "path": "/", "headers": headers}, None, send))
+        assert sent[0] == 403 and not reached, (hosts, sent)
+        sent.clear()
+        scope = {"type": "websocket", "client": ("10.0.0.7", 5000), "scheme": "ws", "headers": headers}
+        asyncio.run(uploads.ConnectionLimit(per_client=5, total=10).guard(app)(scope, None, send))
+        assert sent == [1008] and not reached, (hosts, sent)
+    headers = [(b"host", b"localhost:8501"), (b"host", b"127.0.0.1:8501")]
+    asyncio.run(uploads.not_framed(app)({"type": "http", "path": "/", "headers": headers}, None, send))
+    assert reached == ["http"]  # (two hosts, both this server's)
+    monkeypatch.setenv("DEEM_ALLOWED_HOSTS", "deem.example.org")
+    assert owners.allowed_hosts() == {"deem.example.org"} and owners.host_allowed("deem.example.org")
+    monkeypatch.setenv("DEEM_ALLOWED_HOSTS", "other.example.org")  # (a changed setting is read again)
+    assert not owners.host_allowed("deem.example.org") and owners.host_allowed("other.example.org")
