@@ -23,6 +23,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from deem_studio import wording
 from deem_studio.serve import AGENT_API, AGENT_API_REFUSED
 from deem_studio.uploads import (install_connection_limit, install_http_connection_limit, install_message_limit,
                                   install_upload_guard)
@@ -76,7 +77,7 @@ with shell():
 
         if isinstance(exc, RunNotFound):  # deleted by its owner while open here (it read "the Train page failed:
             # RunNotFound: no run with id ..."; attack round 11)
-            st.info(common.safe(common.sentence(f"{exc}: {common.GONE}. The Runs page lists this browser's runs.")),
+            st.info(common.safe(wording.sentence(f"{exc}: {common.GONE}. The Runs page lists this browser's runs.")),
                     icon=":material/delete:")
         else:
             common.show_error(exc, f"the {page.title} page failed")

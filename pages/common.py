@@ -54,6 +54,7 @@ from deem_studio.estimate import BackgroundProbes
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import LABEL_STUDIO_SETTINGS, RunNotFound, is_run_id
 from deem_studio.uploads import THIS_MACHINE
+from deem_studio.wording import sentence, fmt_lr, out_of_range
 
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
                "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
@@ -218,19 +219,6 @@ def parties() -> tuple[str | None, str | None]:
     return st.session_state.get("ws"), visitor()
 
 
-def share_text(share: float) -> str:
-    """A share (0..1) in percent with the digits a small one needs: a 60,000-task set of 3 answers a task showed a
-    density of "0%" for 0.1% (walkthrough 58); a share below 100% never reads "100%"."""
-    percent = 100.0 * float(share)
-    if percent <= 0 or percent >= 100:
-        return f"{percent:.0f}%"
-    if percent >= 10:
-        return f"{percent:.0f}%" if percent < 99.5 else f"{min(percent, 99.9):.1f}%"
-    if percent >= 0.01:
-        return f"{percent:.2g}%"
-    return "under 0.01%"
-
-
 def workspace() -> str:
     """This session's workspace id (the hash of its owner key; runs are stored with it as their owner)."""
     return st.session_state["ws"]
@@ -269,12 +257,6 @@ def cancel(run_id: str) -> None:
             st.warning("This run is not running in this server process; it will be marked failed at the next start.")
     except owners.AccessDenied as exc:
         st.error(safe(exc), icon=":material/lock:")
-
-
-def without_gold(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's settings as a link's visitor may have them: without what names the owner's gold labels (the file's
-    name and fingerprint; walkthrough 41)."""
-    return {key: value for key, value in config.items() if not str(key).startswith("gold")}
 
 
 def read_only_note(run_id: str, launch: bool = False) -> None:
@@ -411,79 +393,6 @@ def kept_pick(kind: str, run_id: str) -> Any:
 
 def keep_pick(kind: str, run_id: str, value: Any) -> None:
     st.session_state.setdefault("_picks", {})[(kind, run_id)] = value
-
-
-def method_label(method: str, returned: str | None) -> str:
-    """A method's display name, saying whose labels they are when the safety rule returned a reference's
-    ("DEEM (labels from cluster-weighted Dawid-Skene)"): the one wording of Results, Train, Runs and Diagnostics."""
-    from deem_studio.jobs import method_name  # noqa: PLC0415
-
-    return method_name(method) + (f" (labels from {returned})" if returned else "")
-
-
-def labelled_method_name(method: str, entry: dict | None) -> str:
-    """:func:`method_label` from the method's metrics in its run (``entry``)."""
-    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
-
-    return method_label(method, safety_rule_reference(((entry or {}).get("selection") or {}).get("fallback")))
-
-
-def gold_scored(metrics: dict, config: dict | None = None) -> str:
-    """On how many tasks a run's accuracies were measured, in words ("on the 20 tasks with a gold label"): an
-    export's few golden cells read as a perfect score without it (walkthrough 22: 1.0000 on 20 of 400 tasks). With
-    the run's ``config``: that the trained methods were fitted to those labels when it gave them a gold-label weight
-    (walkthrough 47: DEEM read 0.9560 on the labels it trained with, the best of the session, and 94.65% on the
-    2,000 tasks it did not see, below the default's 95.20)."""
-    n = gold_count(metrics)
-    if n is None:
-        return ""
-    said = f"on the {n:,} task{'s' if n != 1 else ''} with a gold label"
-    try:
-        weight = float((config or {}).get("supervised_weight") or 0.0)
-    except (TypeError, ValueError):
-        weight = 0.0
-    from deem_core.methods import registry  # noqa: PLC0415
-    from deem_studio.jobs import method_name  # noqa: PLC0415
-
-    from deem_core.analysis.selection import safety_rule_reference  # noqa: PLC0415
-
-    fitted = [m for m in metrics if m in registry.METHODS and registry.get_method(m).uses_gold]
-    # a method whose labels the safety rule took from a reference: that reference used no gold label (it read
-    # "DEEM trained with these gold labels" beside cluster-weighted Dawid-Skene's labels)
-    returned = {m: safety_rule_reference(labels_from(metrics[m])) for m in fitted}
-    trained = [m for m in fitted if not returned[m]]
-    notes = []
-    if weight > 0 and trained:
-        # (half of them train, half check: "trained with these gold labels" was half true; walkthrough 60)
-        notes.append(f"{' and '.join(method_name(m) for m in trained)} trained with half of these gold labels and "
-                     f"{'was' if len(trained) == 1 else 'were'} checked on the other half, gold-label weight "
-                     f"{weight:g}: on them {'its' if len(trained) == 1 else 'their'} accuracy is not a test of "
-                     f"unseen tasks")
-    if weight > 0:
-        notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
-                     f"checked it on half of them" for m in fitted if returned[m])
-    # (after a semicolon, not in parentheses: Results puts the whole in parentheses, and "(on the 120 tasks with a gold
-    # label (DEEM's labels come ... half of them)): ..." read as nested; walkthrough 62)
-    return "; ".join([said, *notes])
-
-
-def gold_count(metrics: dict) -> int | None:
-    """The number of tasks a run's accuracies were measured on (None when unknown or not one number)."""
-    counts = {int(e["gold_tasks"]) for e in metrics.values()
-              if isinstance(e, dict) and isinstance(e.get("gold_tasks"), (int, float))}
-    return counts.pop() if len(counts) == 1 else None
-
-
-def labels_from(entry: dict | None) -> str | None:
-    """What a method's labels come from when they are not its own trained model's (a safety rule's reference, the
-    Dawid-Skene fallback of a collapse, the other start), from its metrics in its run; None otherwise."""
-    return ((entry or {}).get("selection") or {}).get("fallback") or None
-
-
-def download_stem(run_id: str, method: str, entry: dict | None) -> str:
-    """The start of a method's download file names: ``deem_<run>_<method>``, then ``_fallback`` when its labels are
-    a fallback's (the files said "deem" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
-    return f"deem_{run_id}_{method}" + ("_fallback" if labels_from(entry) else "")
 
 
 def training_rounds(n_layers: int | str, device: str, has_gold: bool, n_seeds: int = 1) -> int:
@@ -1292,13 +1201,6 @@ def forget_deleted_data() -> None:
                      else f"no run with id {run_id}: {GONE}. Its annotations are no longer loaded here.")
 
 
-def sentence(text: str) -> str:
-    """``text`` with a capital first letter, as a notice opens ("loaded 3,000 answers ..." and "no run with id ..."
-    opened in lower case beside every other notice; walkthrough 24). Its words are the app's own: a notice never
-    opens with a user's name."""
-    return text[:1].upper() + text[1:]
-
-
 def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
@@ -1425,15 +1327,6 @@ def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> t
     return value, out_of_range(label, value, low, high)
 
 
-def out_of_range(label: str, value: float, low: float, high: float) -> str | None:
-    """The sentence :func:`show_problems` shows for a box's value outside ``[low, high]``; None inside it."""
-    if low <= value <= high:
-        return None
-    whole = all(float(v).is_integer() for v in (value, low, high))
-    number = (lambda v: f"{int(v):,}") if whole else (lambda v: f"{v:g}")
-    return f"{label}: {number(value)} is outside the range this page runs, {number(low)} to {number(high)}."
-
-
 #: classes drawn one by one in a chart or a matrix (a 3,000-class confusion matrix took 100 s of the server and a
 #: 12 MB message per view; 300,000 classes in a bar chart froze the browser: attack round of the seventh session)
 MAX_DRAWN_CLASSES = 50
@@ -1449,40 +1342,6 @@ def show_problems(problems: list[str | None]) -> bool:
     if said:
         st.error(safe(" ".join(said)), icon=":material/warning:")
     return bool(said)
-
-
-def model_version(method: str, config: Any, entry: dict, fallback: str | None, run_id: str) -> str:
-    """Label Studio's ``model_version`` of a run's ``method`` labels: the method and the settings it was trained
-    with (``entry``: its metrics; ``fallback``: the reference whose labels these are, if any)."""
-    keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed", "supervised_weight")
-    names = {"supervised_weight": "gold weight"}  # (the weight was not said; walkthrough 62)
-    shown = dict(config) if isinstance(config, dict) else {}
-    used = entry.get("layers")
-    if fallback and "n_layers" in shown:  # a reference's labels have no layers ("n_layers 1" said; walkthrough 62)
-        shown["n_layers"] = f"{shown['n_layers']} → none"
-    elif shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
-        shown["n_layers"] = f"auto → {used}"
-    settings = ", ".join(f"{names.get(k, k)} {shown[k]}" for k in keys if k in shown)
-    source = f", labels from {fallback}" if fallback else ""
-    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
-
-
-def calibration_sentence(name: str, held: dict) -> str:
-    """What the Results page says of a method's confidences measured on gold labels (``held``:
-    :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said
-    "(0 of its 23 wrong labels there have confidence 0.99 or more), so ... can miss errors" (walkthrough 62)."""
-    # ("DEEM (labels from cluster-weighted Dawid-Skene)'s mean confidence" read awkwardly; walkthrough 63)
-    said = (f"On the {held['tasks']:,} gold tasks, the mean confidence of {name} is {held['mean_confidence']:.3f} "
-            f"and its accuracy {held['accuracy']:.3f}")
-    if held["mean_confidence"] - held["accuracy"] <= 0.05:
-        return said + "."
-    if held["wrong_confident"]:
-        return said + (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong "
-                       f"labels there have confidence 0.99 or more), so \"Least confident first\" below can miss "
-                       f"errors.")
-    return said + (f": its confidences read high, though none of its {held['wrong']:,} wrong labels there has "
-                   f"confidence 0.99 or more; \"Least confident first\" below may still list right labels before "
-                   f"wrong ones.")
 
 
 def evidence_table(evidence: Any) -> None:
@@ -1564,13 +1423,6 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
         if column in frame.columns:
             style = style.format(fmt, na_rep="", subset=[column])
     return style
-
-
-def fmt_lr(value: Any) -> str:
-    try:
-        return f"{float(value):.4g}"
-    except (TypeError, ValueError):
-        return str(value)
 
 
 if __name__ == "__main__":  # run as a page: Streamlit's legacy mode lists every file of pages/, this one too

@@ -21,6 +21,7 @@ from deem_core.data.annotations import DataError  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -363,7 +364,7 @@ m[0].metric("Tasks", f"{data.n_tasks:,}")
 m[1].metric("Workers", f"{data.n_workers:,}")
 m[2].metric("Classes", f"{data.n_classes:,}")
 m[3].metric("Answers", f"{data.n_annotations:,}")
-m[4].metric("Density", common.share_text(data.density), help="share of (task, worker) cells with an answer")
+m[4].metric("Density", wording.share_text(data.density), help="share of (task, worker) cells with an answer")
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
@@ -510,7 +511,7 @@ with tab["Gold labels"]:
                            f"or does another column name the tasks (Mapping, above)?")
                 st.session_state["_notice"] = refused
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
-                st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
+                st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
             usable = common.class_gold(truth, data)  # (the labels that are no class, counted in its attrs)
             left_out = int(usable.attrs.get("not_classes") or 0)
@@ -519,7 +520,7 @@ with tab["Gold labels"]:
                 refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
                            f"({which}); they are not kept: is it the gold file of these data?")
                 st.session_state["_notice"] = refused
-                st.session_state["_gold_refused"] = (gold_file.file_id, common.sentence(refused))
+                st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
                 usable.attrs["replaced"] = int(ds["read_gold"])

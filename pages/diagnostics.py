@@ -22,6 +22,7 @@ from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: 
 from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -59,7 +60,7 @@ summary = record.get("summary") or {}
 def model_name(model: str) -> str:
     """A model's name in the picker, as on Results: "DEEM (labels from cluster-weighted Dawid-Skene)" when the run's
     DEEM labels are the safety rule's reference, which its saved model holds (the picker said "DEEM")."""
-    return common.method_label(model, summary.get(f"labels_from_{model}"))
+    return wording.method_label(model, summary.get(f"labels_from_{model}"))
 
 
 with st.container(border=True):
@@ -137,7 +138,7 @@ def waiting(diag_id: str) -> None:
     if s is None or s.done:
         st.rerun()
     if s.status == "queued":
-        st.info(common.safe(common.sentence(status_line(s))), icon=":material/hourglass_top:")
+        st.info(common.safe(wording.sentence(status_line(s))), icon=":material/hourglass_top:")
     else:
         fraction = s.phase_done / s.phase_total if s.unit == "task" and s.phase_total else 0.0
         st.progress(min(1.0, fraction), text=common.safe(status_line(s)))

@@ -17,6 +17,7 @@ from deem_core.analysis.selection import selection_lines, selection_table  # noq
 from deem_core.methods import registry  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import status_line  # noqa: E402
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -90,7 +91,7 @@ if st.session_state.get(method_key) not in results:
     st.session_state[method_key] = asked if asked in results else kept if kept in results else primary
 def scored_name(m: str) -> str:
     """The method's name; a method whose labels are the safety rule's reference says whose they are."""
-    return common.labelled_method_name(m, metrics.get(m))
+    return wording.labelled_method_name(m, metrics.get(m))
 
 
 def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float]) -> None:
@@ -120,7 +121,7 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
             st.session_state["_late_scores"] = (key, scores)
     scores = {m: (a, n) for m, (a, n) in scores.items() if n}
     if stored:  # the run was scored: a line only when the loaded gold labels score it otherwise
-        n_stored = common.gold_count(metrics)
+        n_stored = wording.gold_count(metrics)
         if not scores or all(n == n_stored and abs(a - stored[m]) < 1e-9 for m, (a, n) in scores.items()
                              if m in stored):
             return
@@ -149,7 +150,7 @@ if frame is None:  # (its file went between the two reads)
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
 scored = {m: float(v) for m, v in scored.items() if isinstance(v, (int, float)) and v == v}
 if method in scored:  # gold labels were given: every method's accuracy on them, as on the Train page
-    on = common.gold_scored(metrics, config)
+    on = wording.gold_scored(metrics, config)
     st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
 # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
@@ -159,7 +160,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
     first = f"{said[:1].upper()}{said[1:]}." if said else choice[0]
     held = ((metrics.get(method) or {}).get("selection") or {}).get("heldout_answers")
-    if isinstance(held, int) and held > 0 and said and not common.labels_from(metrics.get(method)):
+    if isinstance(held, int) and held > 0 and said and not wording.labels_from(metrics.get(method)):
         # (the model never saw the held-out answers, said in the expander only: a surprise; walkthrough 41)
         first += (f" The model chosen was trained without the {held:,} answers held out to choose it; its labels "
                   f"are then computed from all the answers, those included.")
@@ -203,7 +204,7 @@ def calibration_note(frame: pd.DataFrame, hard: bool) -> None:
     held = calibration(frame["label"], frame["confidence"], gold)
     if held is None or held["mean_confidence"] != held["mean_confidence"]:
         return
-    st.caption(common.safe(common.calibration_sentence(name, held)))
+    st.caption(common.safe(wording.calibration_sentence(name, held)))
 
 
 shown_frame = frame if frame is not None else pd.DataFrame()
@@ -281,8 +282,8 @@ if len(view) > 5000:
 st.subheader("Downloads")
 if len(view) < len(frame):  # (the filters narrow the table, not the files; walkthrough, ninth session)
     st.caption(f"The downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show.")
-stem = common.download_stem(run_id, method, metrics.get(method))
-fallback = common.labels_from(metrics.get(method))
+stem = wording.download_stem(run_id, method, metrics.get(method))
+fallback = wording.labels_from(metrics.get(method))
 if fallback:
     st.caption(common.safe(f"These labels come from {fallback}: the file names hold “_fallback”, and the Label "
                            f"Studio predictions' model version and the run configuration say so."))
@@ -301,7 +302,7 @@ def _label_studio_context():
 
 def _model_version() -> str:
     """Label Studio's model_version for this run: the method and the settings it was trained with."""
-    return common.model_version(method, config, metrics.get(method) or {}, fallback, run_id)
+    return wording.model_version(method, config, metrics.get(method) or {}, fallback, run_id)
 
 
 def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: str | None = None,
@@ -354,13 +355,13 @@ if method in models:
                         mime="application/octet-stream", on_click="ignore", key="dl_model",
                         help="load with deem_core.DEEM.load(path)")
 # a link's visitor gets no trace of the owner's gold labels (their file's name and fingerprint; walkthrough 41)
-shared_config = config if common.can_control(run_id) else common.without_gold(config)
+shared_config = config if common.can_control(run_id) else wording.without_gold(config)
 row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_id, "kind": record["kind"],
                                                                   "dataset": record.get("dataset"),
                                                                   "fingerprint": record.get("fingerprint"),
                                                                   "config": shared_config, "labels_from": {
                                                                       m: source for m in ordered
-                                                                      if (source := common.labels_from(metrics.get(m)))}},
+                                                                      if (source := wording.labels_from(metrics.get(m)))}},
                                                                  indent=2),
                     file_name=f"deem_{run_id}_config.json", mime="application/json", on_click="ignore",
                     key="dl_config")
@@ -381,9 +382,9 @@ if workers is not None:
         # "estimated accuracy" read as another figure than Diagnostics' "irbm accuracy")
         notes = []
         if "estimated_accuracy" in workers:
-            origin = common.labels_from(metrics.get(primary))  # (no iRBM of its own: Diagnostics has no such column)
+            origin = wording.labels_from(metrics.get(primary))  # (no iRBM of its own: Diagnostics has no such column)
             # (it said "without gold labels" of a model that trained on half of them; walkthrough 61)
-            gold_trained = float(config.get("supervised_weight") or 0) > 0 and common.gold_count(metrics)
+            gold_trained = float(config.get("supervised_weight") or 0) > 0 and wording.gold_count(metrics)
             notes.append("estimated accuracy: " + (f"read from the confusion matrices of {origin}, whose labels these "
                                                    f"are, without gold labels" if origin else
                                                    "the trained model's own reading of each worker, "

@@ -15,6 +15,7 @@ import streamlit as st  # noqa: E402
 from deem_studio import owners  # noqa: E402
 from deem_studio.jobs import method_name, train_epochs, trained_methods  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -33,9 +34,9 @@ def describe(row: pd.Series) -> str:
         method = summary.get("method")
         bits.append(f"Diagnostics of run {summary['source_run']}" + (f" ({method_name(method)})" if method else ""))
     if summary.get("recommended_lr") is not None:
-        bits.append(f"recommended lr {common.fmt_lr(summary['recommended_lr'])}")
+        bits.append(f"recommended lr {wording.fmt_lr(summary['recommended_lr'])}")
     # the safety rule's reference named as on Results
-    scores = [f"{common.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}"
+    scores = [f"{wording.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}"
               for key, value in summary.items() if key.startswith("accuracy_") and value is not None]
     scored = summary.get("gold_tasks")
     if scores and scored:  # (0.800 on 15 tasks and 0.877 on 300 side by side read as an improvement; walkthrough 23)
@@ -51,9 +52,9 @@ def setting(config: dict, key: str) -> str:
     if value is None:
         return ""
     if key == "lr":
-        return common.fmt_lr(value)
+        return wording.fmt_lr(value)
     if key == "lrs":
-        return ", ".join(common.fmt_lr(v) for v in value)
+        return ", ".join(wording.fmt_lr(v) for v in value)
     if key == "methods":
         return ", ".join(method_name(m) for m in value)
     return str(value)
@@ -286,7 +287,7 @@ if opened:
         shown = typed if len(typed) <= 80 else typed[:80] + "…"
         st.error(common.safe(f"{shown!r} is not a run id (16 hexadecimal characters)"))
     elif not common.open_run(text, quiet=False):
-        st.error(common.safe(common.sentence(st.session_state.pop("_notice", f"no run with id {text}"))))
+        st.error(common.safe(wording.sentence(st.session_state.pop("_notice", f"no run with id {text}"))))
     else:
         kind = mgr.store.get(text)["kind"]
         common.go(common.PAGE_OF_KIND.get(kind, "pages/train.py"))

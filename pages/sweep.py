@@ -20,6 +20,7 @@ from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: E402
 from deem_core.model.training import MAX_LR  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
                               status_line)
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -132,7 +133,7 @@ if not st.session_state.get("sweep_run"):
         common.restore_form(mgr.store.get(st.session_state["sweep_run"]))
 common.show_page_run("sweep")
 
-grid_text = ", ".join(common.fmt_lr(v) for v in DEFAULT_LRS)
+grid_text = ", ".join(wording.fmt_lr(v) for v in DEFAULT_LRS)
 large = data.n_tasks > SWEEP_SAMPLE_ABOVE
 with st.container(border=True):
     lrs_text = st.text_input("Learning rates", key="sweep_lrs", persist_state="session", max_chars=24 * MAX_LRS,
@@ -181,7 +182,7 @@ with st.container(border=True):
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
     sample_words = ("the sample size is every task" if int(sample_size) == data.n_tasks else
                     f"{int(sample_size):,} is more than the set's {data.n_tasks:,} tasks")
-    cost = (f"{len(grid)} learning rate(s) ({', '.join(common.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
+    cost = (f"{len(grid)} learning rate(s) ({', '.join(wording.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
             f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
                                             else f"{swept_tasks:,} tasks" + (f" ({sample_words}: no sample is "
                                                                              "taken)" if whole else "")))
@@ -243,7 +244,7 @@ def live(run_id: str) -> None:
         st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(common.safe(common.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
+            st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
         else:
             st.progress(snapshot.fraction, text=common.safe(status_line(snapshot)))
         if len(snapshot.history):
@@ -338,12 +339,12 @@ with right:
                    f"recommendation. The verdicts below read incomplete curves; run the sweep to the end "
                    f"before trusting them.", icon=":material/stop_circle:")
     elif recommended is not None:
-        st.success(f"Recommended learning rate: **{common.fmt_lr(recommended)}**", icon=":material/star:")
+        st.success(f"Recommended learning rate: **{wording.fmt_lr(recommended)}**", icon=":material/star:")
         if rec.get("reason"):
             st.caption(f"Why: {rec['reason']}.")
     elif fallback:
         st.warning(f"No learning rate of the grid passed the checks; the least bad one is "
-                   f"{common.fmt_lr(rec.get('lr'))}. Try smaller learning rates.", icon=":material/warning:")
+                   f"{wording.fmt_lr(rec.get('lr'))}. Try smaller learning rates.", icon=":material/warning:")
     else:
         st.warning("No learning rate to recommend: " + (rec.get("reason") or "every run failed") + ".",
                    icon=":material/warning:")
@@ -357,7 +358,7 @@ for lr in grid_done:
         label = "best so far"
     marks = [m for m, on in (("recommended", recommended is not None and math.isclose(lr, recommended)),
                              ("picked", picked is not None and math.isclose(lr, picked))) if on]
-    rows.append({"learning rate": common.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
+    rows.append({"learning rate": wording.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
                  "verdict": label, "why": v.get("reason", "")})
 if rows:  # a static table: the reasons wrap instead of being cut off
     st.table(pd.DataFrame(rows).set_index("learning rate"))
@@ -368,20 +369,20 @@ if rows:  # a static table: the reasons wrap instead of being cut off
     slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
             and (verdicts.get(lr) or {}).get("verdict") in ("too small", "hardly learns")]
     if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")
-        st.caption(f"{common.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy, not on these "
+        st.caption(f"{wording.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy, not on these "
                    f"curves (benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "
                    f"drifted from their best. This sweep starts every run from majority vote; a training starts "
                    f"from majority vote or from Dawid-Skene's fit (chosen on held-out answers), and from that fit a "
                    f"small rate stays near it.")
 
 if picked is not None:
-    st.caption(f"Picked learning rate: **{common.fmt_lr(picked)}** ({source}).")
+    st.caption(f"Picked learning rate: **{wording.fmt_lr(picked)}** ({source}).")
 elif from_run:
-    st.caption(f"Training would use learning rate {common.fmt_lr(current)} ({source}, which you opened): pick one "
+    st.caption(f"Training would use learning rate {wording.fmt_lr(current)} ({source}, which you opened): pick one "
                f"below to train with a rate of this sweep.")
 elif pick is None and not partial:
-    st.caption(f"No learning rate picked yet for these data; training would use {common.fmt_lr(current)} ({source}).")
-lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=common.fmt_lr,
+    st.caption(f"No learning rate picked yet for these data; training would use {wording.fmt_lr(current)} ({source}).")
+lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=wording.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current
 swept_layers = (loaded.config or {}).get("n_layers")
@@ -395,7 +396,7 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
                f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
                f"sweep's settings best.")
-if st.button(f"Train with learning rate {common.fmt_lr(chosen)}", type="primary", key="sweep_to_train",
+if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}", type="primary", key="sweep_to_train",
              help="opens the Train page with this rate in its form: press Train there (the run shown below the form "
                   "until then is the one before)"):
     if lr is not None:

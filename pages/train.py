@@ -23,6 +23,7 @@ from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
 from deem_studio.jobs import (TRAIN_DEFAULTS, check_methods_fit, method_name, status_line, train_epochs,  # noqa: E402
                               trained_methods)
+from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -207,7 +208,7 @@ with st.container(border=True):
     # (no min/max: Streamlit's bounds would keep the last rate while the box showed the typed one, as for the epochs)
     lr = c[3].number_input("Learning rate", format="%.5g", key="train_lr", on_change=_typed_lr, disabled=idle,
                            help=f"the rate picked on the Sweep page, or type one ({LR_RANGE[0]:g} to {LR_RANGE[1]:g})")
-    bad_lr = None if typed_out is None else common.out_of_range("Learning rate", typed_out, *LR_RANGE)
+    bad_lr = None if typed_out is None else wording.out_of_range("Learning rate", typed_out, *LR_RANGE)
     c = st.columns(4)
     init = c[0].selectbox("Start from", list(STARTS), index=list(STARTS).index(TRAIN_DEFAULTS["init"]),
                           key="train_init", persist_state="session", format_func=STARTS.get, disabled=idle,
@@ -251,7 +252,7 @@ with st.container(border=True):
                               help="DEEM: train 0, 1 and 2 layers and keep the depth that predicts held-out answers "
                                    "best (about 3x the training time) instead of the Layers box's number. Not with a "
                                    "gold-label weight above 0 (the gold labels train the model: 1 layer is used)")
-    bad_weight = common.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
+    bad_weight = wording.out_of_range("Gold-label weight", float(weight), 0.0, 100.0)
     problems = [bad_seed] if idle else [None if layers_auto else bad_layers, too_many, bad_seeds, bad_lr, bad_seed,
                                         bad_weight]
     problems.append(common.one_class(data))  # (Train launched a run that failed in 0.03 s; walkthrough 42)
@@ -266,7 +267,7 @@ with st.container(border=True):
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)
-        st.caption(f"Learning rate {common.fmt_lr(lr)}: {source}.")
+        st.caption(f"Learning rate {wording.fmt_lr(lr)}: {source}.")
     if "deem" in deem_methods and (init == "auto" or layers_auto) and not supervised and \
             heldout_size(data) < MIN_HELDOUT:  # (said only after training; walkthrough 57)
         st.caption(f"These data are too small to choose DEEM's start{' and layers' if layers_auto else ''} from "
@@ -340,7 +341,7 @@ trained = trained_methods(launched)  # (a Dawid-Skene run said "launched with le
 if launched.get("lr") is not None and trained:  # (the form above holds the next training's: after "Train with
     # learning rate 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
     layers = launched.get("n_layers") if "deem" in trained else 0  # (its depth was said nowhere; walkthrough 20)
-    st.caption(f"This run was launched with learning rate {common.fmt_lr(launched['lr'])}"
+    st.caption(f"This run was launched with learning rate {wording.fmt_lr(launched['lr'])}"
                + ("" if layers is None else ", layers chosen (0-2)" if layers == "auto" else f", {layers} layer(s)")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
                + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "")
@@ -359,7 +360,7 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
         st.rerun()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
-        st.info(common.safe(common.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
+        st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         # said for a few seconds after it came (all run long it read as stale news: walkthrough)
@@ -394,7 +395,7 @@ if snap.status == "failed":
     st.stop()
 partial = snap.status == "cancelled" or "method(s) failed" in (snap.message or "")  # (a failure was in green)
 (st.warning if partial else st.success)(
-    common.safe(common.sentence(status_line(snap))),  # (a box opening "finished in 3.0 s"; walkthrough 25)
+    common.safe(wording.sentence(status_line(snap))),  # (a box opening "finished in 3.0 s"; walkthrough 25)
     icon=":material/stop_circle:" if snap.status == "cancelled" else
     ":material/warning:" if partial else ":material/check_circle:")
 for note in dict.fromkeys(snap.messages):  # each note once
@@ -430,7 +431,7 @@ rows = []
 for method, entry in metrics.items():
     accuracy = entry.get("accuracy")
     # (the accuracy beside the name: after the status, at 900 px it lay past the table's right edge; walkthrough 62)
-    rows.append({"method": common.labelled_method_name(method, entry),
+    rows.append({"method": wording.labelled_method_name(method, entry),
                  "accuracy vs gold": float(accuracy) if accuracy is not None else float("nan"),
                  "status": entry.get("status"),
                  "disagrees with majority vote": entry.get("share_disagreeing_with_majority"),
@@ -453,8 +454,8 @@ if tied:  # (Wawa read 0.000 beside an accuracy 4 points above majority vote's: 
     # the column's help said so, the page did not; walkthrough 56)
     st.caption(f"disagrees with majority vote: on {tied:,} of the {of:,} tasks majority vote is a tie, and "
                f"any of the tied labels counts as agreeing with it there; the Results page lists those tasks.")
-if "accuracy vs gold" in table and common.gold_scored(metrics):
-    st.caption(f"accuracy vs gold: {common.gold_scored(metrics, loaded.config)}")
+if "accuracy vs gold" in table and wording.gold_scored(metrics):
+    st.caption(f"accuracy vs gold: {wording.gold_scored(metrics, loaded.config)}")
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {}, table=False)
     if entry.get("start_reason"):  # its first line (and a fallback) says again what the caption above says
@@ -468,7 +469,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
 def named(method: str) -> str:
     """A method's name on this page's charts and pickers; labels from a fallback say whose they are (the charts said
     "DEEM" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
-    return common.labelled_method_name(method, metrics.get(method))
+    return wording.labelled_method_name(method, metrics.get(method))
 
 
 labels = {named(method): frame["label"] for method, frame in results.items()}

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deem_studio import owners
+from deem_studio import owners, wording
 from deem_studio.jobs import JobManager, QueueFull, get_manager, register_kind
 from deem_studio.runs import RunStore, is_run_id
 
@@ -218,8 +218,8 @@ def test_a_finished_runs_visitor_is_told_on_train_and_sweep_too_and_gets_no_trac
         assert get_manager().wait(runs[kind], timeout=120).status == "finished"
     config = get_manager().store.get(runs["train"])["config"]
     assert config["gold_file"] == "secret_gold.csv" and "gold_fingerprint" in config
-    assert not [k for k in common.without_gold(config) if "gold" in k]
-    assert common.without_gold(config)["methods"] == config["methods"]
+    assert not [k for k in wording.without_gold(config) if "gold" in k]
+    assert wording.without_gold(config)["methods"] == config["methods"]
     alice.switch_page("pages/train.py").run()
     assert "belongs to another workspace" not in captions(alice)  # the owner
     for kind, run_id in runs.items():

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from deem_core import AnnotationSet
 from deem_core.analysis.selection import EVIDENCE_HELP
 from deem_core.model.training import device_name, resolve_device
+from deem_studio import wording
 from deem_studio.jobs import SWEEP_SAMPLE_ABOVE, get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -2039,9 +2040,9 @@ def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir
     table = labels_table(at)  # no "None" column for a seed agreement nothing was trained for
     assert "seed_agreement" not in table.columns and table["free_energy"].notna().all()
     entry = get_manager().store.load(run_id, with_data=False).extras["metrics"]["deem"]
-    assert common.labels_from(entry) == "cluster-weighted Dawid-Skene (safety rule)"
-    assert common.download_stem(run_id, "deem", entry) == f"deem_{run_id}_deem_fallback"
-    assert common.download_stem(run_id, "deem", {"selection": {"fallback": None}}) == f"deem_{run_id}_deem"
+    assert wording.labels_from(entry) == "cluster-weighted Dawid-Skene (safety rule)"
+    assert wording.download_stem(run_id, "deem", entry) == f"deem_{run_id}_deem_fallback"
+    assert wording.download_stem(run_id, "deem", {"selection": {"fallback": None}}) == f"deem_{run_id}_deem"
 
 
 def test_a_method_for_two_classes_is_not_offered_on_more(runs_dir):
@@ -2393,14 +2394,14 @@ def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(ru
 
 def test_a_small_share_is_not_shown_as_zero():
     # a 60,000-task set of 3 answers a task showed a density of "0%" (walkthrough 58)
-    from pages.common import share_text
+    from deem_studio.wording import share_text
 
     assert [share_text(v) for v in (0.0, 0.001, 0.000347, 3e-6, 0.0123, 0.5, 0.9996, 1.0)] == \
         ["0%", "0.1%", "0.035%", "under 0.01%", "1.2%", "50%", "99.9%", "100%"]
 
 
 def test_the_gold_note_does_not_call_a_reference_the_safety_rule_returned_trained_on_the_gold_labels():
-    from pages.common import gold_scored  # noqa: PLC0415
+    from deem_studio.wording import gold_scored  # noqa: PLC0415
 
     returned = {"deem": {"gold_tasks": 40, "selection": {"fallback": "cluster-weighted Dawid-Skene (safety rule)"}},
                 "mv": {"gold_tasks": 40}}
@@ -2436,7 +2437,7 @@ def test_with_gold_labels_training_deem_the_way_to_its_own_model_goes_through_a_
 def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors():
     """Walkthrough 62: "its confidences read high (0 of its 23 wrong labels there have confidence 0.99 or more), so
     'Least confident first' below can miss errors" contradicted itself."""
-    from pages.common import calibration_sentence
+    from deem_studio.wording import calibration_sentence
 
     held = {"tasks": 120, "mean_confidence": 0.873, "accuracy": 0.808, "wrong": 23, "wrong_confident": 0}
     said = calibration_sentence("DEEM", held)
@@ -2458,7 +2459,7 @@ def test_the_workers_coverage_reads_in_percent_with_one_decimal():
 
 def test_the_label_studio_model_version_says_a_references_labels_have_no_layers():
     """Walkthrough 62: a fallback's predictions read "n_layers 1" of labels with no layers, and no gold weight."""
-    from pages.common import model_version
+    from deem_studio.wording import model_version
 
     config = {"n_layers": 1, "epochs": 100, "lr": 0.01, "init": "auto", "supervised_weight": 1.0}
     said = model_version("deem", config, {"layers": 0}, "cluster-weighted Dawid-Skene (safety rule)", "abc")
