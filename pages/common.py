@@ -651,10 +651,30 @@ def show_page_run(kind: str) -> None:
 def set_current_run(run_id: str | None, kind: str | None = None) -> None:
     st.session_state["run"] = run_id
     if run_id and kind in ("sweep", "train"):
+        if kind == "train" and st.session_state.get("train_run") != run_id:
+            _diagnostics_of(run_id)
         st.session_state[f"{kind}_run"] = run_id
     elif run_id and kind == "diagnostics":
         st.session_state["diag_run"] = run_id
     sync_url()
+
+
+def _diagnostics_of(train_run: str) -> None:
+    """The session's diagnostics run follows the training it shows: this workspace's latest diagnostics of
+    ``train_run``, or none. Another training opened from the Runs page kept the diagnostics of the one shown before,
+    and the sidebar listed them beside it (walkthrough 64)."""
+    current = st.session_state.get("diag_run")
+    if current:
+        try:
+            if (manager().store.get(current).get("config") or {}).get("source_run") == train_run:
+                return
+        except RunNotFound:
+            pass
+    found = latest_diagnostics(workspace(), train_run)
+    if found:
+        st.session_state["diag_run"] = found
+    else:
+        st.session_state.pop("diag_run", None)
 
 
 _COPY_LOCK = threading.Lock()

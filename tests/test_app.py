@@ -1374,6 +1374,12 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
     # attack round 17)
     assert f"These diagnostics of run {run_b} were computed with its gold labels" in unescape(texts(other))
     assert not other.get("plotly_chart")
+    # the Runs page opens A again: its diagnostics come back with it (the sidebar listed B's beside A; walkthrough 64)
+    for run, diag in ((run_a, diag_a), (run_b, diag_b)):
+        at.switch_page("pages/runs.py").run()
+        at.text_input(key="runs_by_id").set_value(run)
+        at.button(key="runs_open_id").click().run()
+        assert at.session_state["train_run"] == run and at.session_state["diag_run"] == diag, run
 
 
 def sampled_answers_csv(n_tasks: int, n_workers: int, per_task: int, seed: int) -> bytes:
