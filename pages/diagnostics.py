@@ -244,6 +244,13 @@ with tab_mi:
     off = mi.off_diagonal()
     index = list(mi.classes).index(class_value)
     pairs = f"pair of workers answered {mi.min_common} or more of the same tasks"
+    few = "each worker answers too few tasks in common with another (usual when tasks have a few answers each)"
+    gold_only = mi.class_source == GOLD_SOURCE and (ds is None or int(np.sum(mi.class_counts)) < ds["data"].n_tasks)
+    if gold_only:
+        # (grouped by 150 gold tasks of 1,500, every pair fell short, and the note blamed the answers while the
+        # model's labels, which group every task, showed the copying pair; walkthrough 64)
+        few = (f"grouped by gold labels, only the {int(np.sum(mi.class_counts)):,} tasks with one count here. "
+               f"“Classes from”: {own_labels}, then “Compute diagnostics”, groups every task")
     if np.isfinite(off[:, index]).any():
         common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
         # the plug-in MI's bias in numbers: a random worker's bright cell read as copying (walkthrough 31). Simulated,
@@ -257,8 +264,7 @@ with tab_mi:
                    f"common tasks.")
     else:  # (sparse answers: every pair was skipped, and the heatmaps were blank; walkthrough, ninth session)
         st.info(common.safe(f"No {pairs} of class {class_value} ({int(mi.class_counts[index]):,} tasks), so there is "
-                            f"no mutual information to draw for it: each worker answers too few tasks in common with "
-                            f"another (usual when tasks have a few answers each)."), icon=":material/info:")
+                            f"no mutual information to draw for it: {few}."), icon=":material/info:")
     summary = mi_summary_frame(mi)
     if np.isfinite(off).any():
         # the layer's name beside its number (sixth of eight, it was out of sight at 900 px; walkthrough 39); the
@@ -269,7 +275,8 @@ with tab_mi:
         if change:
             st.caption(change)
     else:
-        st.caption(f"No {pairs} of any class: the summary per layer is empty.")
+        st.caption(common.safe(f"No {pairs} of any class: the summary per layer is empty"
+                               + (f" ({few})." if gold_only else ".")))
     d = st.columns(2)
     d[0].download_button("MI summary CSV", data=lambda: to_safe_csv(summary, index=False),
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",

@@ -1932,6 +1932,30 @@ def test_diagnostics_of_sparse_answers_say_why_there_is_no_mutual_information(ru
     assert "the summary per layer is empty" in texts(at)
 
 
+def test_diagnostics_grouped_by_a_few_gold_labels_say_the_model_labels_group_every_task(runs_dir):
+    """Walkthrough 64: with gold labels on 10% of the tasks, "Classes from" gold labels (the default) left every pair
+    short of 10 common tasks and the note blamed the answers ("each worker answers too few tasks in common"), while
+    the model's labels, which group every task, showed the copying pair."""
+    at = upload(new_app(), "gold_few.csv", sampled_answers_csv(600, 8, 4, seed=4))
+    gold = pd.DataFrame({"task": range(40), "truth": [t % 3 for t in range(40)]})
+    at.file_uploader(key="upload_gold").set_value(("g.csv", gold.to_csv(index=False).encode(), "text/csv")).run()
+    at = trained_deem(at)
+    assert at.selectbox(key="diag_by").value == "gold"
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    shown = unescape(texts(at))
+    assert "grouped by gold labels, only the 40 tasks with one count here" in shown, shown
+    assert "too few tasks in common" not in shown
+    at.selectbox(key="diag_by").set_value("predicted").run()
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    assert "grouped by gold labels" not in unescape(texts(at)) and at.get("plotly_chart")
+
+
 def copied_groups_csv(n_tasks: int = 300, seed: int = 2) -> bytes:
     """Two groups of five workers, each copying one noisy source, and four independent workers: a set whose
     default training returns the cluster-weighted Dawid-Skene (no layers)."""
