@@ -289,6 +289,24 @@ def test_an_accuracy_on_the_labels_the_model_trained_on_says_so(tmp_path, small_
     assert "trained on those labels" not in capsys.readouterr().err  # (majority vote trains on nothing)
 
 
+def test_a_gold_weight_without_gold_labels_is_refused_and_the_truth_columns_are_said(tmp_path, small_files, capsys):
+    """Walkthrough 64: ``--gold-weight 1`` without ``--truth`` trained without gold labels and exited 0 without a
+    word, and a truth file of columns ``task,gold`` was read with no line saying which column was the truth."""
+    annotations, truth_path, _ = small_files
+    base = ["aggregate", str(annotations), "--epochs", "2", "--no-progress"]
+    assert main(base + ["-o", str(tmp_path / "a.csv"), "--gold-weight", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: --gold-weight 1 weighs gold labels, and there are none: give them with --truth (a CSV "
+                       "task,truth), or leave --gold-weight out"), err
+    assert not (tmp_path / "a.csv").exists()
+    assert main(base + ["-o", str(tmp_path / "b.csv"), "--method", "mv", "--gold-weight", "1"]) == 0  # (unused)
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(truth_path.read_text().replace("truth", "gold", 1))
+    assert main(base + ["-o", str(tmp_path / "c.csv"), "--truth", str(renamed)]) == 0
+    err = capsys.readouterr().err
+    assert "truth: read " in err and "from renamed.csv (column 'task' as the task, 'gold' as the truth)" in err, err
+
+
 def test_labels_the_safety_rule_took_from_a_reference_with_gold_labels_are_not_called_trained_on_them(tmp_path, capsys):
     # a copied weak model: with --gold-weight 1 the safety rule returns the cluster-weighted Dawid-Skene, which used
     # no gold label; the accuracy line said "the model trained on those labels", the choice told how to train

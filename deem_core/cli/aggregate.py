@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  number, read_input, report_fit, say, warn, writing)
+                                  number, read_input, read_truth_input, report_fit, say, warn, writing)
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
 
@@ -70,8 +70,6 @@ def _model_version(args: argparse.Namespace, spec, model=None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
-    from deem_core.data.readers import read_truth  # noqa: PLC0415
-
     from deem_core.data.formats.writers import output_format  # noqa: PLC0415
 
     spec = registry.get_method(args.method)
@@ -89,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     reading = read_input(args)
     data = reading.data
-    truth = read_truth(args.truth, like=data, limits=input_limits(args)) if args.truth else reading.gold
+    truth = read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold
+    if truth is None and spec.uses_gold and args.gold_weight > 0:  # (ignored without a word; walkthrough 64)
+        from deem_core.cli import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"--gold-weight {args.gold_weight:g} weighs gold labels, and there are none: give them with "
+                         f"--truth (a CSV task,truth), or leave --gold-weight out")
     if truth is not None:  # (labels no method can give counted as wrong answers; walkthrough 36)
         from deem_core.analysis.scoring import left_out_text, truth_of_classes  # noqa: PLC0415
 

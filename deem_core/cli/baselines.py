@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from deem_core.cli.common import add_input_arguments, load_input, say, seed_value, writing
+from deem_core.cli.common import add_input_arguments, load_input, read_truth_input, say, seed_value, writing
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from deem_core.methods.baselines import run_baselines  # noqa: PLC0415
     from deem_core.methods.registry import method_keys  # noqa: PLC0415
     from deem_core.data.export import write_csv  # noqa: PLC0415
-    from deem_core.data.readers import read_truth  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
                          f"{', '.join(classic)}")
     data = load_input(args)
-    truth = read_truth(args.truth, like=data) if args.truth else None
+    truth = read_truth_input(args, data)
     labels: dict[str, pd.Series] = {}
 
     from deem_core.methods.registry import display_name  # noqa: PLC0415

@@ -460,6 +460,22 @@ def read_input(args: argparse.Namespace):
     return reading
 
 
+def read_truth_input(args: argparse.Namespace, data: Any, limits: Any = None):
+    """The ``--truth`` file read against ``data`` (None without one), with a line saying which columns were read as
+    the task and the truth: a file of ``task,gold`` was read silently (any two columns are, the task first;
+    walkthrough 64)."""
+    from deem_core.data.readers import read_truth  # noqa: PLC0415
+    from deem_core.data.text import escape_controls  # noqa: PLC0415
+
+    if not args.truth:
+        return None
+    truth = read_truth(args.truth, like=data, limits=limits)
+    task, label = (escape_controls(c) for c in truth.attrs.get("columns", ("task", "truth")))
+    say(f"truth: read {len(truth):,} label(s) from {escape_controls(Path(args.truth).name)} (column {task!r} as the "
+        f"task, {label!r} as the truth)")
+    return truth
+
+
 def load_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns an AnnotationSet."""
     return read_input(args).data

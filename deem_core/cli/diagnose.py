@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
-                                  report_fit, say, warn, whole_number, writing)
+                                  read_truth_input, report_fit, say, warn, whole_number, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.selection import returned_model_note, safety_rule_reference  # noqa: PLC0415
     from deem_core.plots.report import mi_layers_sentence, write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
-    from deem_core.data.readers import read_truth  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
     from deem_core.cli.common import parse_float_list  # noqa: PLC0415
 
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--experts: {len(unknown)} name(s) are not workers of these annotations, e.g. "
                          f"{escape_controls(unknown[0])!r}")
-    truth = read_truth(args.truth, like=data) if args.truth else None
+    truth = read_truth_input(args, data)
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():

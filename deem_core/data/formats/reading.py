@@ -627,6 +627,7 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
     series = _merge_duplicates(series, name)
     series.attrs["warnings"] = table_notes
+    series.attrs["columns"] = (str(task), str(truth))  # (what was read as what: a column "gold" went unsaid)
     if skipped:
         spelled = ", ".join(sorted(markers, key=str.lower)[:4])
         message = f"{name}: skipped {skipped} task(s) with an empty truth" if not markers else (
