@@ -136,7 +136,9 @@ if len(runs):
     configs = runs["config"]
     shown_name = runs["name"].where(runs["name"].notna() & (runs["name"] != ""), runs["dataset"])
     table = pd.DataFrame({
-        "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        # (to the minute: at 1,400 px the grid ended at "epo", the gold weight and the methods out of sight;
+        # walkthrough 64)
+        "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
         # what tells runs of one data set apart first: the accuracy, the layers and the start (they were off to the
@@ -155,20 +157,27 @@ if len(runs):
         "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
         # (runs with gold-label weights 0 and 1 read alike; walkthrough 62)
         "gold weight": [gold_weight_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
+        "methods": [setting(c, "methods") for c in configs],  # (far right, out of sight; walkthrough 64)
         "summary": runs.apply(describe, axis=1),
         "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
-        "methods": [setting(c, "methods") for c in configs],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far
         "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"tasks": st.column_config.TextColumn(alignment="right"),  # "60,000"; "" not "None"
+                     column_config={"run id": st.column_config.TextColumn(pinned=True),  # (in sight when scrolled)
+                                    **{name: st.column_config.TextColumn(width="small")
+                                       for name in ("kind", "status", "learning rate", "epochs")},
+                                    "start": st.column_config.TextColumn(width="medium"),  # (whole on hover)
+                                    "methods": st.column_config.TextColumn(width="medium"),
+                                    "tasks": st.column_config.TextColumn(alignment="right"),  # "60,000"; "" not "None"
                                     "summary": st.column_config.TextColumn(width="large"),
                                     # ("1 → none" had no word; walkthrough 62)
                                     "layers": st.column_config.TextColumn(
+                                        width="small",
                                         help="DEEM's layers as asked → as used: 'auto → 2' the depth chosen, "
                                              "'→ none' where the safety rule returned a reference's labels (majority "
                                              "vote or the cluster-weighted Dawid-Skene, no layers)"),
                                     "gold weight": st.column_config.TextColumn(
+                                        width="small",
                                         help="the gold-label weight DEEM trained with (0: the gold labels only "
                                              "scored the results; empty: none given or nothing trained)")})
     # selectbox options are shown as plain text (no Markdown): names need no escaping here

@@ -1511,7 +1511,9 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert re.fullmatch(r"accuracy on [\d,]+ gold tasks: DEEM \(labels from cluster-weighted Dawid-Skene\) 0\.\d{3}",
                         grid["summary"].iloc[0])
     # the columns that tell runs of one data set apart come first (walkthrough, tenth session)
-    assert list(grid.columns)[4:11] == ["name", "layers", "start", "learning rate", "epochs", "gold weight", "summary"]
+    # (the methods before the summary: they were out of sight at 1,400 px; walkthrough 64)
+    assert list(grid.columns)[4:12] == ["name", "layers", "start", "learning rate", "epochs", "gold weight", "methods",
+                                        "summary"]
     assert list(grid["gold weight"]) == ["0"]  # (weights 0 and 1 read alike; walkthrough 62)
     # the picked run's summary in full below the grid (its cell was cut after the first method; walkthrough 24)
     assert f"Summary: {grid['summary'].iloc[0]}" in [str(t.value) for t in at.text]
