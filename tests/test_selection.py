@@ -373,6 +373,14 @@ def test_worker_accuracy_of_the_cluster_weighted_fallback_is_the_fitted_one():
     frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
     model = DEEM(epochs=3, device="cpu").fit(frame)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    # what the criterion ranked first is said under the rule's words (they replaced it; walkthrough 64)
+    from deem_core.analysis.selection import selection_lines
+    summary = model.selection_summary()
+    first = next(c for c in summary["candidates"] if c.get("ranked_first"))
+    said = [line for line in selection_lines(summary) if line.startswith("Before the safety rule, the criterion ")]
+    words = {"ds": "Dawid-Skene", "mv": "majority-vote"}[first["start"]]
+    assert len(said) == 1 and f"ranked first the {words} start with {first['layers']} layer" in said[0], said
+    assert "log-likelihood" in said[0]
     data = AnnotationSet.from_long(frame)
     codes = data.classes.get_indexer(model.results_frame()["label"].reindex(data.tasks))
     table = worker_table(data, codes, model).set_index("worker")

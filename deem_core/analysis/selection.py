@@ -423,6 +423,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
     found = (summary.get("clusters") or {}).get("clusters") if isinstance(summary.get("clusters"), dict) else None
     if returned:
         lines = [returned]
+        if summary.get("ranking"):  # what the criterion ranked first, and by which rule (walkthrough 64)
+            lines.append(f"Before the safety rule, the criterion ranked first {summary['ranking']}.")
         if found and "cluster-weighted" in returned:
             # in plain words why the right answer differs from every other method's (read as a failure: "FALLBACK",
             # its labels 0.60-0.70 like the others', which agree 0.85-0.99 among themselves; walkthrough 53)

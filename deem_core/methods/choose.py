@@ -336,6 +336,9 @@ class Choice:
     reference: Reference | None = None  # the reference returned by the safety rule
     #: the safety rule's check when it kept the choice, in words (its margin, each reference's gain)
     safety: str | None = None
+    #: the candidate the criterion ranked first and why, in words, when the safety rule replaced it (the depth rule's
+    #: words were lost under the rule's: "ranked first" stood beside a deeper candidate scoring higher; walkthrough 64)
+    ranking: str | None = None
 
 
 def choose(candidates: list[CandidateFit], references: Sequence[Reference], safety: bool = True) -> Choice:
@@ -377,6 +380,11 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             best = i
             break
     chosen, safety_applied, returned, checked = best, False, None, None
+    ranked = candidates[best]
+    ranking = (f"the {START_WORDS.get(ranked.start, ranked.start)} start with {ranked.depth} "
+               f"layer{'s' if ranked.depth != 1 else ''}, by the {reason}" if reason.startswith("highest") else
+               f"the {START_WORDS.get(ranked.start, ranked.start)} start with {ranked.depth} "
+               f"layer{'s' if ranked.depth != 1 else ''}: {reason}")
     chosen_score = candidates[best].mean_score
     on_pairs = SAFETY_ON_TRAINING_ANSWERS and clustered and candidates[best].pair_score is not None and all(
         ref.pair_score is not None for ref in references)
@@ -430,7 +438,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
     if not on_pairs:  # (the training answers' score is shown where the safety rule read it)
         table["pair_score"] = math.nan
     return Choice(index=chosen, reason=reason, table=table, safety_applied=safety_applied, reference=returned,
-                  safety=None if safety_applied else checked)
+                  safety=None if safety_applied else checked, ranking=ranking if safety_applied else None)
 
 
 def training_answer_gain(network: DEEMNetwork, data: AnnotationSet, clusters: DependenceClusters, fit: DawidSkeneFit,

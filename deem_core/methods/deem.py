@@ -741,7 +741,7 @@ class DEEM(Aggregator, BaseEstimator):
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started
         self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds,
-                               safety=choice.safety)
+                               safety=choice.safety, ranking=choice.ranking)
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             healthy = [c for c in candidates if not c.collapsed] or candidates
             if choice.index == MAJORITY_VOTE:  # (no fit of its own: a choice may name no reference then)
@@ -817,7 +817,7 @@ class DEEM(Aggregator, BaseEstimator):
             "start": self.init_, "layers": int(self.n_layers_), "reason": self._selection["reason"],
             "fallback": self.fallback_, "collapse_notes": list(self._selection["notes"]),
             "heldout_answers": self._selection["heldout"], "seconds": self._selection["seconds"],
-            "safety": self._selection.get("safety"),
+            "safety": self._selection.get("safety"), "ranking": self._selection.get("ranking"),
             "dependence": None if self.dependence_ is None else float(self.dependence_),
             "clusters": self._selection.get("clusters"),
             "candidates": [] if table is None else [
