@@ -37,17 +37,20 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: "\u00a0=1+1", "\ufeff=1+1" and the full-width "＝1+1" were written raw): spaces, no-break and other Unicode
 #: spaces, the byte-order mark; and the full-width forms of the formula characters
 _LEADING = " \u00a0\u1680\u2000-\u200b\u202f\u205f\u3000\ufeff"
-_STARTS = "=+\-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+_STARTS = "=+\\-@\t\r\n\uff1d\uff0b\uff0d\uff20"
 FORMULA_START = re.compile(f"[{_LEADING}]*[{_STARTS}]")
 #: the reader's side: the one leading quote :func:`neutralise_cell` added (``formats.values`` takes it away)
 FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
 #: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator) or
 #: rows on (a line end: in a file split on ';' a quoted field is no field, so its line end ends the row); one quote
 #: goes before it, also before quotes already there, so that taking one away restores the value
+#: the spaces and full-width forms a cell's start may hold count after a separator too ("x; =1+1" and "x;＝1+1" were
+#: written raw, where the start of a cell quoted them; attack round 34)
 INNER_MARKS = ";\t|\r\n"
-INNER_FORMULA = re.compile(r"(?<=[;\t|\r\n])(?='*[=+\-@])")
+_INNER_STARTS = "=+\\-@\uff1d\uff0b\uff0d\uff20"
+INNER_FORMULA = re.compile(f"(?<=[;\t|\r\n])(?='*[{_LEADING}]*[{_INNER_STARTS}])")
 #: the reader's side: the one quote :data:`INNER_FORMULA` added (``formats.values`` takes it away)
-INNER_FORMULA_QUOTED = re.compile(r"(?<=[;\t|\r\n])'(?='*[=+\-@])")
+INNER_FORMULA_QUOTED = re.compile(f"(?<=[;\t|\r\n])'(?='*[{_LEADING}]*[{_INNER_STARTS}])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
