@@ -34,7 +34,8 @@ import pandas as pd
 
 from deem_core.data.formats.limits import describe_bytes
 from deem_studio.settings import env_value
-from deem_studio.uploads import CapacityError, LogThrottle, physical_memory
+from deem_studio.server_log import LogThrottle
+from deem_studio.uploads import CapacityError, physical_memory
 
 __all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data", "run_tables"]
 

@@ -23,7 +23,9 @@ def install_before_serving() -> bool:
     """Wrap Streamlit's websocket route in the connection limit as the server creates it (once per process);
     False when this Streamlit builds its routes elsewhere (the first page then installs the limit)."""
     from deem_studio import uploads
+    from deem_studio.server_log import install_log_bounds
 
+    install_log_bounds()  # (Streamlit logs a client's words: bounded from the first connection; attack round 34)
     try:
         from streamlit.web.server.starlette import starlette_app
     except ImportError:

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from deem_studio.server_log import LogThrottle
 from deem_studio.settings import env_value
 
 _LOG = logging.getLogger(__name__)
@@ -273,27 +274,6 @@ class _UploadRefused(Exception):
     def __init__(self, status: int, detail: str):
         super().__init__(detail)
         self.status, self.detail = int(status), str(detail)
-
-
-class LogThrottle:
-    """One log line a second at most for an event that can come thousands of times a second (refused connections,
-    aborted uploads, refused downloads): :meth:`due` counts the event and says whether to log it, with how many were
-    left out since the last line logged."""
-
-    def __init__(self, seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.seconds, self.clock, self.last, self.left_out, self.count = float(seconds), clock, None, 0, 0
-        self._lock = threading.Lock()
-
-    def due(self) -> int | None:
-        """None: not to be logged (counted as left out); else the number left out since the last line."""
-        with self._lock:
-            now = self.clock()
-            self.count += 1
-            if self.last is not None and now - self.last < self.seconds:
-                self.left_out += 1
-                return None
-            left_out, self.last, self.left_out = self.left_out, now, 0
-            return left_out
 
 
 _QUIET_LOG = LogThrottle()
