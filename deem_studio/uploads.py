@@ -565,6 +565,10 @@ _ROUTES_SEARCHED: list[bool] = []  # the live objects are searched for the route
 #: and keys send a few a second.
 MESSAGES_PER_SECOND = 20.0
 MESSAGE_BURST = 200
+#: a connection whose next message would wait longer than this for its turn is closed: 30,000 two-byte messages sent
+#: in 1 s queued 25 minutes of handling that went on after the client had left, holding a place and keeping the
+#: server from stopping (attack round 34); a person's tab never comes near it
+MAX_MESSAGE_WAIT_SECONDS = 10.0
 
 
 class _MessageRate:
@@ -667,10 +671,22 @@ class ConnectionLimit:
                 return
             rate = self.rate(party)
 
+            ahead = [0.0]  # seconds this connection's messages have waited for their turn, less its own pauses
+
             async def paced() -> dict:
+                loop = asyncio.get_running_loop()
+                asked = loop.time()
                 message = await receive()
                 if message.get("type") == "websocket.receive":
+                    # a message already there when asked for is a client ahead of its pace: the socket holds a
+                    # backlog the pace would read for minutes, also after the client has gone (attack round 34)
+                    ahead[0] = max(0.0, ahead[0] - (loop.time() - asked))
                     wait = rate.delay()
+                    ahead[0] += wait
+                    if ahead[0] > MAX_MESSAGE_WAIT_SECONDS:  # a backlog, not a person: the connection ends here
+                        self._log_refusal(f"a connection kept {ahead[0]:.0f} s ahead of its pace of "
+                                          f"{MESSAGES_PER_SECOND:g} messages a second: closed")
+                        return {"type": "websocket.disconnect", "code": 1008}
                     if wait > 0:
                         await asyncio.sleep(wait)
                 return message

@@ -270,6 +270,45 @@ def test_a_tab_s_messages_are_paced_past_a_burst(monkeypatch):
     assert other[-1] - started < 0.1  # another tab not slowed
 
 
+def test_a_connection_far_ahead_of_its_pace_is_closed_not_read_for_minutes(monkeypatch):
+    """Attack round 34: 30,000 two-byte messages sent in 1 s were read at the pace for 25 minutes, after the client
+    had left, holding a place and keeping the server from stopping. A message that would wait more than
+    MAX_MESSAGE_WAIT_SECONDS for its turn ends the connection; one within it is read, later."""
+    monkeypatch.setattr(uploads, "MESSAGES_PER_SECOND", 100.0)
+    monkeypatch.setattr(uploads, "MESSAGE_BURST", 10)
+    monkeypatch.setattr(uploads, "MAX_MESSAGE_WAIT_SECONDS", 0.2)
+    limit = uploads.ConnectionLimit(per_client=0, total=0)
+    got: list[dict] = []
+    messages = [{"type": "websocket.connect"}] + [{"type": "websocket.receive", "bytes": b"x"}] * 30_000
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "websocket.disconnect"}
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            got.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    started = time.monotonic()
+    asyncio.run(limit.guard(app)(_connection("203.0.113.9"), receive, None))
+    read = [m for m in got if m["type"] == "websocket.receive"]
+    assert got[-1] == {"type": "websocket.disconnect", "code": 1008}
+    assert 20 <= len(read) <= 45 and time.monotonic() - started < 2.0, (len(read), time.monotonic() - started)
+    assert len(messages) > 29_000  # (the rest never read)
+    # a client at its pace, however long, is never closed: 100 messages at 80 a second (the pace is 100)
+    got.clear()
+    steady = [{"type": "websocket.receive", "bytes": b"x"}] * 100
+
+    async def at_pace():
+        await asyncio.sleep(1 / 80)
+        return steady.pop() if steady else {"type": "websocket.disconnect"}
+
+    asyncio.run(uploads.ConnectionLimit(per_client=0, total=0).guard(app)(_connection("203.0.113.10"), at_pace, None))
+    assert len(got) == 101 and got[-1] == {"type": "websocket.disconnect"}
+
+
 def test_the_server_s_own_machine_is_held_to_the_per_address_limit_and_pace(monkeypatch):
     """Attack round 27: a local process (no party) opened all 500 websocket places in 1 s and every visitor was
     refused; and each reconnect got a fresh burst of messages (29,000 presses in 16 s): the pace is the party's."""
