@@ -54,6 +54,8 @@ SETTINGS: dict[str, Setting] = {
                                                "ignored"),
     "DEEM_MAX_CONNECTIONS": Setting("count", True, "websocket connections in all (0: no limit)"),
     "DEEM_MAX_CONNECTIONS_PER_CLIENT": Setting("count", True, "websocket connections per address (0: no limit)"),
+    "DEEM_NEW_CONNECTIONS_PER_MINUTE": Setting("count", True, "new websocket connections (sessions) one address may "
+                                                              "open a minute, after a burst of 30 (0: no limit)"),
     "DEEM_MAX_HTTP_CONNECTIONS": Setting("count", True, "HTTP connections in all (0: no limit)"),
     "DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT": Setting("count", True, "HTTP connections per address (0: no limit)"),
     "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),

@@ -554,6 +554,12 @@ def live_instances(cls: type) -> list:
 #: each holding 24 MiB of a message they never finished kept 2.9 GB until they chose to close)
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 DEFAULT_MAX_CONNECTIONS = 500
+#: new websocket connections (each a new session of the app, about 0.13 s of the server's time to set up) one party
+#: may open a minute, sustained, and at once: one address opening and closing 7.8 sessions a second held a core and
+#: slowed every other visitor's page fivefold (attack round 34). A reload or a new tab is one; the browser retries a
+#: refused one by itself.
+DEFAULT_NEW_CONNECTIONS_PER_MINUTE = 60
+NEW_CONNECTION_BURST = 30
 _CONNECTION_LIMIT: list[ConnectionLimit] = []
 _ROUTES_SEARCHED: list[bool] = []  # the live objects are searched for the route once per process
 
@@ -572,17 +578,29 @@ MAX_MESSAGE_WAIT_SECONDS = 10.0
 
 
 class _MessageRate:
-    """A token bucket: :meth:`delay` is how long the next message must wait to keep within the rate."""
+    """A token bucket: :meth:`delay` is how long the next message must wait to keep within the rate; :meth:`take`
+    whether one more is within it now (taken only then)."""
 
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.burst = float(rate), float(burst)
-        self.tokens, self.at = float(burst), time.monotonic()
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = float(rate), float(burst), clock
+        self.tokens, self.at = float(burst), clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
 
     def delay(self) -> float:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate) - 1.0
-        self.at = now
+        self._refill()
+        self.tokens -= 1.0
         return max(0.0, -self.tokens / self.rate)
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 def _one_less(counts: dict, party: Any) -> None:
@@ -598,10 +616,13 @@ class ConnectionLimit:
     """Counts the open websocket connections per party (:func:`deem_studio.owners.client_party`) and in all, and
     refuses one past either limit. Runs on the server's event loop; the lock keeps it right if it ever does not."""
 
-    def __init__(self, per_client: int, total: int):
+    def __init__(self, per_client: int, total: int, new_per_minute: float = DEFAULT_NEW_CONNECTIONS_PER_MINUTE,
+                 clock: Callable[[], float] = time.monotonic):
         self.per_client, self.total = per_client, total
+        self.new_per_minute, self.clock = float(new_per_minute), clock
         self.open: dict[str | None, int] = {}
         self.rates: dict[str | None, _MessageRate] = {}
+        self.openings: dict[str | None, _MessageRate] = {}  # each party's pace of new connections
         self._lock = threading.Lock()
         self._refusals = LogThrottle()  # (each refused handshake logged a line: 263 KB/s, 21.7 GiB a day; attack round 33)
 
@@ -623,6 +644,17 @@ class ConnectionLimit:
             if 0 < self.per_client <= self.open.get(party, 0):
                 where = "this address" if party is not None else THIS_MACHINE
                 return f"{self.per_client} connections are open from {where} (DEEM_MAX_CONNECTIONS_PER_CLIENT)"
+            if self.new_per_minute > 0:
+                pace = self.openings.get(party)
+                if pace is None:
+                    if len(self.openings) >= 10_000:
+                        self.openings.pop(next(iter(self.openings)))
+                    pace = self.openings[party] = _MessageRate(self.new_per_minute / 60.0, NEW_CONNECTION_BURST,
+                                                               self.clock)
+                if not pace.take():
+                    where = "this address" if party is not None else THIS_MACHINE
+                    return (f"{where} opened more than {self.new_per_minute:g} new connections a minute "
+                            f"(DEEM_NEW_CONNECTIONS_PER_MINUTE)")
             self.open[party] = self.open.get(party, 0) + 1
             return None
 
@@ -731,7 +763,8 @@ def install_connection_limit(per_client: int | None = None, total: int | None = 
         limit = ConnectionLimit(
             per_client=int(env_value("DEEM_MAX_CONNECTIONS_PER_CLIENT", DEFAULT_MAX_CONNECTIONS_PER_CLIENT))
             if per_client is None else per_client,
-            total=int(env_value("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)) if total is None else total)
+            total=int(env_value("DEEM_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)) if total is None else total,
+            new_per_minute=float(env_value("DEEM_NEW_CONNECTIONS_PER_MINUTE", DEFAULT_NEW_CONNECTIONS_PER_MINUTE)))
         for route in routes:
             route.app = limit.guard(route.app)
         _CONNECTION_LIMIT.append(limit)

@@ -309,6 +309,24 @@ def test_a_connection_far_ahead_of_its_pace_is_closed_not_read_for_minutes(monke
     assert len(got) == 101 and got[-1] == {"type": "websocket.disconnect"}
 
 
+def test_an_address_opens_new_connections_at_a_pace_after_a_burst():
+    """Attack round 34: opening and closing sessions (two messages each, about 0.13 s of the server's time) 7.8 times a
+    second from one address held a core and slowed another visitor's page from 0.2 s to 1.1 s. An address may open
+    NEW_CONNECTION_BURST at once, then DEFAULT_NEW_CONNECTIONS_PER_MINUTE a minute; other addresses are not held."""
+    now = [0.0]
+    limit = uploads.ConnectionLimit(per_client=64, total=500, new_per_minute=60, clock=lambda: now[0])
+    for _ in range(uploads.NEW_CONNECTION_BURST):
+        assert limit.admit("203.0.113.5") is None
+        limit.closed("203.0.113.5")
+    refused = limit.admit("203.0.113.5")
+    assert refused == ("this address opened more than 60 new connections a minute (DEEM_NEW_CONNECTIONS_PER_MINUTE)")
+    assert limit.open == {} and limit.admit("203.0.113.6") is None  # (nothing counted; another address let in)
+    now[0] += 1.0  # one a second
+    assert limit.admit("203.0.113.5") is None and limit.admit("203.0.113.5") is not None
+    unlimited = uploads.ConnectionLimit(per_client=0, total=0, new_per_minute=0)
+    assert all(unlimited.admit(None) is None for _ in range(500))
+
+
 def test_the_server_s_own_machine_is_held_to_the_per_address_limit_and_pace(monkeypatch):
     """Attack round 27: a local process (no party) opened all 500 websocket places in 1 s and every visitor was
     refused; and each reconnect got a fresh burst of messages (29,000 presses in 16 s): the pace is the party's."""
