@@ -289,21 +289,21 @@ with st.container(border=True):
                        persist_state="session"):
             budget, planned = None, int(epochs)
     baselines = [m for m in methods if m not in deem_methods]
+    # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (each depth timed: as three 1-layer
+    # ones the estimate was 1.36x short; walkthrough 64), or on a GPU as one batched model (timed as one 1-layer one)
+    # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
+    choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
+    rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
     estimate = None
     if methods and not any(problems):  # no timing probe of a job that cannot launch
         estimate = common.cached_estimate(
-            "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines), n_layers=int(layers),
-            lr=float(lr), n_seeds=int(seeds), init=init, device=device, supervised_weight=float(weight))
+            "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines),
+            n_layers="auto" if rounds > 1 else int(layers), lr=float(lr), n_seeds=int(seeds), init=init,
+            device=device, supervised_weight=float(weight))
     if estimate is not None:
-        # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (timed as three 1-layer
-        # ones), or on a GPU as one batched model (timed as one)
-        # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
-        choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
-        rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
+        estimate = estimate.with_epochs(planned)  # (an epoch of the probe: one of each depth and method)
         # only DEEM chooses its depth: iRBM (no layers) trains once (it was counted, and said, "× 3 depths" too)
         once = [m for m in deem_methods if m != "deem"] if rounds > 1 else []
-        estimate = estimate.with_epochs(round(planned * (rounds * (len(deem_methods) - len(once)) + len(once))
-                                              / max(1, len(deem_methods))))
         depths = (f" × {rounds} depths" if rounds > 1 else " (the 3 depths as one batched model)" if choosing else "")
         if once:
             depths = f" (DEEM{depths}, {', '.join(method_name(m) for m in once)} once)"

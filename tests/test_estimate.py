@@ -143,3 +143,27 @@ def test_the_methods_fitted_apart_are_timed_in_one_child_process(data, monkeypat
     # the fixed part holds two child starts (a job starts one for M-MSR and one for Zero-based skill), each more
     # than 0.1 s (an interpreter's start and imports)
     assert estimate.baselines.fixed > 0.2 and estimate.baselines.per_task >= 0
+
+
+def test_choosing_the_depth_times_each_depth_it_trains(data, monkeypatch):
+    """Walkthrough 64: the choice of the depth, which trains 0, 1 and 2 layers in turn, was timed as three 1-layer
+    trainings and took 1.36x its estimate. Each depth is timed now (iRBM, no layers, once), and an epoch of the
+    estimate is one of each."""
+    from deem_core.methods import deem as deem_module
+
+    trained: list[int] = []
+    real = deem_module.DEEM
+
+    class Recording(real):
+        def fit(self, *args, **kwargs):
+            trained.append(self.n_layers)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(deem_module, "DEEM", Recording)
+    chosen = estimate_train(data, deem_methods=("deem", "irbm"), n_layers="auto", epochs=10, sample=1000,
+                            device="cpu")
+    assert trained[: len(trained) // 2] == [0, 1, 2, 0] and trained[len(trained) // 2:] == [0, 1, 2, 0]  # (warm-up)
+    trained.clear()
+    fixed = estimate_train(data, deem_methods=("deem",), n_layers=1, epochs=10, sample=1000, device="cpu")
+    assert trained == [1, 1]
+    assert chosen.seconds_per_epoch > 1.5 * fixed.seconds_per_epoch  # (0 + 1 + 2 layers and an iRBM, against 1 layer)
