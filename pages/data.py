@@ -193,10 +193,14 @@ def _preview(file, **options):
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
             found = DataError(str(exc))
-    st.session_state["_previews"] = [*list(kept.items())[-1:], (key, found)]
+    st.session_state["_previews"] = [*list(kept.items())[-MAX_FILES_CHECKED:], (key, found)]
     if isinstance(found, DataError):
         raise DataError(str(found))  # (a copy: the kept one gets no traceback)
     return found
+
+
+#: files checked one by one when the first cannot be read (each a preview of a few MB)
+MAX_FILES_CHECKED = 10
 
 
 def _format_chosen() -> None:
@@ -298,6 +302,17 @@ with st.container(border=True):
         unreadable = True
         st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "
                    "worker and label are known.")
+    if unreadable and files and len(files) > 1:
+        # the other files' problems too: each came to light only once the one before was removed (walkthrough 64)
+        for other in files[1:MAX_FILES_CHECKED]:
+            try:
+                _preview(other, format=fmt)
+            except DataError as exc:
+                st.error(page_words(exc), icon=":material/warning:")
+            except Exception as exc:  # noqa: BLE001
+                common.show_error(exc, other.name)
+        if len(files) > MAX_FILES_CHECKED:
+            st.caption(f"The first {MAX_FILES_CHECKED} of {len(files):,} files were checked.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
         from deem_core.data.readers import read_dataset  # noqa: PLC0415
 

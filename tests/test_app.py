@@ -70,6 +70,23 @@ def upload(at: AppTest, name: str = "tiny.csv", content: bytes | None = None) ->
     return at
 
 
+def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
+    """Walkthrough 64: with two bad files uploaded together only the first one's error showed; the second's came
+    only after the first was removed."""
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(
+        [("bad_nolabel.csv", b"task,worker\n1,a\n2,b\n", "text/csv"), ("bad_empty.csv", b"", "text/csv"),
+         ("fine.csv", tiny_csv(), "text/csv")]).run()
+    errors = [unescape(str(e.value)) for e in at.error]
+    assert len(errors) == 1 and "bad_empty.csv: the file is empty" in errors[0], errors
+    assert "Choose the columns under 'Mapping' above" in texts(at)  # (the first file's own problem)
+    assert at.button(key="load_files").disabled
+    at.file_uploader(key="upload_annotations").set_value(
+        [("bad.gz", b"not gzip at all", "application/gzip"), ("bad_empty.csv", b"", "text/csv")]).run()
+    errors = [unescape(str(e.value)) for e in at.error]
+    assert len(errors) == 2 and "bad.gz" in errors[0] and "bad_empty.csv: the file is empty" in errors[1], errors
+
+
 def labels_table(at: AppTest) -> pd.DataFrame:
     """The Results page's table of labels (the page may also show the evidence of DEEM's choice as a table)."""
     tables = [t.value for t in at.dataframe if "confidence" in t.value.columns]
