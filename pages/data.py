@@ -362,6 +362,7 @@ def summary(data) -> dict:
         "coverage": agreement.worker_coverage(data),
         "pairwise": agreement.pairwise_agreement(data, max_workers=common.MAX_PAIRWISE_WORKERS),
         "constant": agreement.constant_workers(data),  # (once per data set, not at every rerun of the page)
+        "contrary": agreement.contrary_workers(data),
     }
     values["seconds"] = time.perf_counter() - started
     st.session_state["summary_cache"] = (key, values)
@@ -401,6 +402,17 @@ if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
     st.warning(common.safe(f"One label for everything: {named}{more}. Such answers say nothing about the items: "
                            f"Diagnostics flags these workers after training; you may leave them out of the file."),
                icon=":material/block:")
+
+contrary = stats.get("contrary") or []
+if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough 64)
+    named = "; ".join(f"{worker!r} {share:.0%} of the time on its {n:,} answers, where chance would give {chance:.0%}"
+                      for worker, n, share, chance in contrary[:5])
+    more = f"; and {len(contrary) - 5:,} more such worker(s)" if len(contrary) > 5 else ""
+    st.warning(common.safe(f"Answering against the others: {named}{more} (the share of the other answers on its tasks "
+                           f"that give its label). Adversarial, or with the classes swapped. DEEM, Dawid-Skene and the "
+                           f"other methods that learn each worker's confusions read such answers as evidence (a "
+                           f"reliably wrong answer still tells the class apart); majority vote counts them as votes "
+                           f"for the wrong class."), icon=":material/swap_horiz:")
 
 # keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
 # tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded

@@ -145,3 +145,37 @@ def test_constant_workers_are_those_with_one_label_on_every_answer_against_major
     mv = data.majority_vote()
     assert other == int((mv != list(data.classes).index(1)).sum()) and other > 100
     assert constant_workers(data, min_answers=10)[-1][0] == "few"
+
+
+def test_workers_answering_against_the_others_are_found_and_random_ones_are_not():
+    """Walkthrough 64: adversarial workers went unsaid. Thirty honest workers (70% right), ten answering at random and
+    two answering a wrong class on purpose, four classes, five answers a task: the two are found, no other, over
+    seeds; the sparse computation gives the same chance as a dense one."""
+    from deem_core.analysis.agreement import contrary_workers
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        n_tasks, k = 1500, 4
+        truth = rng.integers(0, k, n_tasks)
+        rows = []
+        for t in range(n_tasks):
+            for w in rng.choice(42, 5, replace=False):
+                if w < 30:
+                    label = truth[t] if rng.random() < 0.7 else rng.integers(0, k)
+                elif w < 40:
+                    label = rng.integers(0, k)
+                else:
+                    label = (truth[t] + 1 + rng.integers(0, k - 1)) % k  # never the truth
+                rows.append((t, f"w{w:02d}", int(label)))
+        data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+        found = contrary_workers(data)
+        assert sorted(w for w, *_ in found) == ["w40", "w41"], (seed, found)
+        for worker, n, share, chance in found:
+            answers = [(t, l) for t, w, l in rows if w == worker]
+            others = {}
+            for t, w, l in rows:
+                if w != worker:
+                    others.setdefault(t, []).append(l)
+            mine = np.bincount([l for _, l in answers], minlength=k) / len(answers)
+            dense = np.mean([sum(mine[c] * others[t].count(c) / len(others[t]) for c in range(k)) for t, _ in answers])
+            assert n == len(answers) and chance == pytest.approx(dense) and share < chance

@@ -87,6 +87,21 @@ def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
     assert len(errors) == 2 and "bad.gz" in errors[0] and "bad_empty.csv: the file is empty" in errors[1], errors
 
 
+def test_the_data_page_names_workers_answering_against_the_others(runs_dir):
+    """Walkthrough 64: two workers answering wrong on purpose (agreement with majority 0.23 and 0.19) went unsaid on
+    the Data page; the methods that learn confusions read them as evidence, majority vote as votes."""
+    at = upload(new_app())
+    assert "Answering against the others" not in texts(at)  # (condind's workers: none)
+    frame = pd.read_csv(io.BytesIO(tiny_csv()))
+    first = sorted(frame["worker"].unique())[0]
+    swapped = frame["worker"] == first
+    frame.loc[swapped, "label"] = (frame.loc[swapped, "label"] + 1) % 3  # its classes swapped round
+    at.switch_page("pages/data.py").run()
+    upload(at, "swapped.csv", frame.to_csv(index=False).encode())
+    shown = [unescape(str(w.value)) for w in at.warning if "Answering against the others" in str(w.value)]
+    assert len(shown) == 1 and f"'{first}' " in shown[0] and "where chance would give" in shown[0], shown
+
+
 def labels_table(at: AppTest) -> pd.DataFrame:
     """The Results page's table of labels (the page may also show the evidence of DEEM's choice as a table)."""
     tables = [t.value for t in at.dataframe if "confidence" in t.value.columns]

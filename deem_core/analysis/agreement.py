@@ -196,6 +196,65 @@ def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     return [(str(data.workers[i]), str(data.classes[given[i]]), int(answered[i]), int(other[i])) for i in found]
 
 
+#: how far below chance (standard errors) a worker's agreement with the other answers must be to be said to answer
+#: against the others (about p < 0.001 one-sided: a set of hundreds of workers has a few unlucky ones)
+CONTRARY_Z = 3.1
+
+
+def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS,
+                     z: float = CONTRARY_Z) -> list[tuple[str, int, float, float]]:
+    """Workers of ``min_answers`` or more answers (on tasks others answered too) who agree with the other answers of
+    their tasks less often than chance would: ``(worker, answers, agreement, chance)``, the least agreeing first.
+    Agreement: per answer, the share of the task's other answers that give its label, averaged. Chance: the same for a
+    worker giving its own labels as often as it does, at random (per class, its share of answers of the class times
+    the share of the other answers on its tasks of that class). Said when ``z`` standard errors below chance (the
+    variance of that random worker's agreement, the other answers as they are). Adversarial workers, or ones whose classes are swapped: the Data page said nothing of two
+    agreeing 0.23 and 0.19 with majority vote (walkthrough 64); its own answer in the majority hid one of them."""
+    from deem_core.data.annotations import task_class_counts  # noqa: PLC0415
+
+    if data.n_classes < 2 or not data.n_annotations:
+        return []
+    per_task = np.diff(data.task_offsets)
+    others = per_task[data.task_codes] - 1
+    shared = others > 0
+    if not shared.any():
+        return []
+    k = np.int64(data.n_classes)
+    task_keys = data.task_codes.astype(np.int64) * k + data.label_codes
+    keys, counts = np.unique(task_keys, return_counts=True)
+    same = counts[np.searchsorted(keys, task_keys)] - 1  # the other answers of the task giving this answer's label
+    weight = np.where(shared, 1.0 / np.maximum(others, 1), 0.0)
+    workers = data.worker_codes
+    answered = np.bincount(workers, weights=shared.astype(np.float64), minlength=data.n_workers)
+    agree = np.bincount(workers, weights=same * weight, minlength=data.n_workers)
+    # chance, per answer: the worker's label drawn from its own shares p_w, the task's other answers as they are;
+    # its mean and variance from the (task, class) pairs of the answer's task (never a workers x classes table)
+    tasks, classes, class_counts = task_class_counts(data)
+    first = np.searchsorted(tasks, np.arange(data.n_tasks + 1))
+    width = (first[data.task_codes + 1] - first[data.task_codes]) * shared
+    answer = np.repeat(np.arange(data.n_answers), width)
+    offsets = np.repeat(np.cumsum(width) - width, width)
+    pair = first[data.task_codes][answer] + (np.arange(len(answer)) - offsets)
+    k_pair = classes[pair]
+    others_of_k = class_counts[pair] - (k_pair == data.label_codes[answer])
+    given_keys, given_counts = np.unique(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
+                                         return_counts=True)
+    keys = workers.astype(np.int64)[answer] * k + k_pair
+    at = np.minimum(np.searchsorted(given_keys, keys), len(given_keys) - 1)
+    p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(answered[workers[answer]], 1.0)
+    share_of_k = others_of_k * weight[answer]
+    mean_a = np.bincount(answer, weights=p_given * share_of_k, minlength=data.n_answers)
+    square_a = np.bincount(answer, weights=p_given * share_of_k ** 2, minlength=data.n_answers)
+    expected = np.bincount(workers, weights=mean_a, minlength=data.n_workers)
+    variance = np.bincount(workers, weights=np.maximum(square_a - mean_a ** 2, 0.0), minlength=data.n_workers)
+    mean = expected / np.maximum(answered, 1.0)
+    spread = np.sqrt(np.maximum(variance, 1e-12))
+    found = np.flatnonzero((answered >= max(1, int(min_answers))) & (agree < expected - z * spread))
+    share = agree[found] / answered[found]
+    found = found[np.argsort(share, kind="stable")]
+    return [(str(data.workers[i]), int(answered[i]), float(agree[i] / answered[i]), float(mean[i])) for i in found]
+
+
 def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
     """Per worker: answers, share of tasks covered, agreement with majority vote (on its tasks)."""
     answered, agree = _agreement_with(data, data.majority_vote())
