@@ -320,7 +320,12 @@ with tab_imp:
                "is left out (near 0 for everyone when many workers agree); importance log odds: the same fall in "
                "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers."
                + (" These labels count each group of copying workers once, so each copy weighs a share of one "
-                  "worker and scores low." if returned and "cluster-weighted" in str(returned) else ""))
+                  "worker and scores low." if returned and "cluster-weighted" in str(returned) else "")
+               # (two adversarial workers scored near the honest ones without a word; walkthrough 64)
+               + (" A worker flagged “worse than chance” (Worker quality) can score high here: an answer that is "
+                  "reliably wrong tells the classes apart as a right one does, read through that worker's "
+                  "confusions." if "flag" in quality.table and
+                  quality.table["flag"].astype(str).str.contains("worse than chance").any() else ""))
     common.table(table)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",

@@ -20,6 +20,9 @@ from deem_studio.jobs import status_line  # noqa: E402
 from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
+#: the filter of the tasks whose label differs from majority vote's ("and ties" added where majority vote ties)
+DISAGREE_TOGGLE = "Disagreements"
+
 
 st.title("Results")
 mgr = common.manager()
@@ -168,7 +171,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                                        and "FALLBACK" not in first else "")))
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
-            st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"Only disagreements\" below lists those "
+            st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those "
                                       f"tasks.)"))
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
@@ -217,7 +220,9 @@ max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01
 # the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
 toggles = c[1].container(horizontal=True)
 has_ties = "majority_vote_tied" in frame if frame is not None else False
-only_disagree = toggles.toggle("Only disagreements", key="results_disagree", persist_state="session",
+# (named for what it lists: "Only disagreements" listed 155 agreeing tied tasks beside 65 disagreeing; walkthrough 64)
+only_disagree = toggles.toggle(DISAGREE_TOGGLE + (" and ties" if has_ties else ""), key="results_disagree",
+                               persist_state="session",
                                help="only the tasks whose label is not among the most answered labels of the task"
                                     + (", and the tasks where majority vote is tied (two or more labels share the "
                                        "most answers: its column shows its tie rule's pick), where a person may "

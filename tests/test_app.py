@@ -100,6 +100,13 @@ def test_the_data_page_names_workers_answering_against_the_others(runs_dir):
     upload(at, "swapped.csv", frame.to_csv(index=False).encode())
     shown = [unescape(str(w.value)) for w in at.warning if "Answering against the others" in str(w.value)]
     assert len(shown) == 1 and f"'{first}' " in shown[0] and "where chance would give" in shown[0], shown
+    # Diagnostics: its importance next to the honest workers' is explained (walkthrough 64)
+    at = trained_deem(at, epochs=2)
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    assert "A worker flagged “worse than chance” (Worker quality) can score high here" in unescape(texts(at))
 
 
 def labels_table(at: AppTest) -> pd.DataFrame:
@@ -294,6 +301,8 @@ def test_train_tiny_model_and_see_results(runs_dir):
                       texts(at))
     assert found, texts(at)
     assert int(found.group(1)) == len(queue) == int(found.group(2)) + int(found.group(3))
+    # named for what it lists (it read "Only disagreements" beside the ties it listed; walkthrough 64)
+    assert at.toggle(key="results_disagree").label == "Disagreements and ties"
     assert int(found.group(2)) == int(queue["disagrees_with_majority"].sum())
     assert queue["confidence"].is_monotonic_increasing
     at.slider(key="results_max_conf").set_value(0.0).run()
