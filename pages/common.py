@@ -1373,7 +1373,9 @@ def evidence_table(evidence: Any) -> None:
     if "note" in evidence and "candidate" in evidence:
         evidence = evidence[["candidate", "note", *[c for c in evidence.columns if c not in ("candidate", "note")]]]
     table(evidence, digits=4, helps=EVIDENCE_HELP,
-          column_config={"note": st.column_config.TextColumn(width="large", help=EVIDENCE_HELP.get("note"))})
+          # (as wide as its longest words: "large" left the score on the training answers cut to "s" and the
+          # agreement out of sight at 1,400 px; walkthrough 64)
+          column_config={"note": st.column_config.TextColumn(width=265, help=EVIDENCE_HELP.get("note"))})
 
 
 def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool = False) -> Any:

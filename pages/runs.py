@@ -164,20 +164,22 @@ if len(runs):
         "message": runs["message"]})
     common.dataframe(table, hide_index=True, width="stretch",
                      column_config={"run id": st.column_config.TextColumn(pinned=True),  # (in sight when scrolled)
-                                    **{name: st.column_config.TextColumn(width="small")
-                                       for name in ("kind", "status", "learning rate", "epochs")},
-                                    "start": st.column_config.TextColumn(width="medium"),  # (whole on hover)
+                                    # (pixels: at 1,400 px the grid ended at "epo"; walkthrough 64)
+                                    **{name: st.column_config.TextColumn(width=width) for name, width in
+                                       (("kind", 60), ("status", 75), ("learning rate", 95), ("epochs", 65),
+                                        ("name", 110))},
+                                    "start": st.column_config.TextColumn(width=130),  # (whole on hover)
                                     "methods": st.column_config.TextColumn(width="medium"),
                                     "tasks": st.column_config.TextColumn(alignment="right"),  # "60,000"; "" not "None"
                                     "summary": st.column_config.TextColumn(width="large"),
                                     # ("1 → none" had no word; walkthrough 62)
                                     "layers": st.column_config.TextColumn(
-                                        width="small",
+                                        width=75,
                                         help="DEEM's layers as asked → as used: 'auto → 2' the depth chosen, "
                                              "'→ none' where the safety rule returned a reference's labels (majority "
                                              "vote or the cluster-weighted Dawid-Skene, no layers)"),
                                     "gold weight": st.column_config.TextColumn(
-                                        width="small",
+                                        width=90,
                                         help="the gold-label weight DEEM trained with (0: the gold labels only "
                                              "scored the results; empty: none given or nothing trained)")})
     # selectbox options are shown as plain text (no Markdown): names need no escaping here
