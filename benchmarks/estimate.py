@@ -77,7 +77,11 @@ def main() -> None:
     parser.add_argument("--csv", default=None, help="time these long-format answers (task, worker, label) instead")
     parser.add_argument("--methods", default="deem,mv,ds", help="the training's methods (default: the form's)")
     parser.add_argument("--train-only", action="store_true", help="time the training alone (no sweep, no diagnostics)")
+    parser.add_argument("--layers", default="1", help="DEEM's layers for the training: a number, or 'auto' (the depth "
+                                                      "chosen: 0, 1 and 2 layers trained in turn on the CPU)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds of the training")
     args = parser.parse_args()
+    layers = "auto" if args.layers == "auto" else int(args.layers)
     methods = args.methods.split(",")
     trained = tuple(m for m in methods if m in ("deem", "irbm"))
     others = tuple(m for m in methods if m not in trained)
@@ -98,9 +102,12 @@ def main() -> None:
             ("sweep", f"sweep 8 lrs x {sweep_epochs} ep",
              lambda: estimate_sweep(data, epochs=sweep_epochs),
              {"epochs": sweep_epochs, "device": "cpu"}),
-            ("train", f"train {'+'.join(m.upper() for m in methods)} x {train_epochs} ep",
-             lambda: estimate_train(data, deem_methods=trained, baselines=others, epochs=train_epochs, device="cpu"),
-             {"methods": methods, "epochs": train_epochs, "device": "cpu"}),
+            ("train", f"train {'+'.join(m.upper() for m in methods)} x {train_epochs} ep"
+             + (f", layers {layers}" if layers != 1 else "") + (f", {args.seeds} seeds" if args.seeds > 1 else ""),
+             lambda: estimate_train(data, deem_methods=trained, baselines=others, epochs=train_epochs, device="cpu",
+                                    n_layers=layers, n_seeds=args.seeds),
+             {"methods": methods, "epochs": train_epochs, "device": "cpu", "n_layers": layers,
+              "n_seeds": args.seeds}),
         ][1 if args.train_only else 0:]
         train_run = None
         for kind, label, estimate_of, config in jobs:
