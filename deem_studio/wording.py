@@ -149,8 +149,9 @@ def calibration_sentence(name: str, held: dict) -> str:
     if held["mean_confidence"] - held["accuracy"] <= 0.05:
         return said + "."
     if held["wrong_confident"]:
+        verb = "has" if held["wrong_confident"] == 1 else "have"  # ("1 of its 14 wrong labels ... have"; walkthrough 65)
         return said + (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong "
-                       f"labels there have confidence 0.99 or more), so \"Least confident first\" below can miss "
+                       f"labels there {verb} confidence 0.99 or more), so \"Least confident first\" below can miss "
                        f"errors.")
     return said + (f": its confidences read high, though none of its {held['wrong']:,} wrong labels there has "
                    f"confidence 0.99 or more; \"Least confident first\" below may still list right labels before "

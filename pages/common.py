@@ -1375,7 +1375,10 @@ def evidence_table(evidence: Any) -> None:
     table(evidence, digits=4, helps=EVIDENCE_HELP,
           # (as wide as its longest words: "large" left the score on the training answers cut to "s" and the
           # agreement out of sight at 1,400 px; walkthrough 64)
-          column_config={"note": st.column_config.TextColumn(width=265, help=EVIDENCE_HELP.get("note"))})
+          # (and only then: "chosen" alone in 265 px pushed every score out of sight at 900 px; walkthrough 65)
+          column_config={"note": st.column_config.TextColumn(
+              width=265 if "note" in evidence and evidence["note"].astype(str).str.len().max() > 12 else None,
+              help=EVIDENCE_HELP.get("note"))})
 
 
 def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool = False) -> Any:

@@ -296,8 +296,9 @@ with st.container(border=True):
         unreadable = True
         st.warning("A Label Studio JSON export is read on its own: remove the other files above to load it.",
                    icon=":material/warning:")
-    if unreadable:
-        st.caption("Remove this file or choose another format above; the files load once they can be read.")
+    if unreadable:  # ("this file" where two were named; walkthrough 65)
+        st.caption(f"Remove {'the files named' if files and len(files) > 1 and shown is None else 'this file'} or "
+                   f"choose another format above; the files load once they can be read.")
     elif files and shown is not None and shown.layout is None:  # loading would fail with the problem shown above
         unreadable = True
         st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "
@@ -405,11 +406,14 @@ if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
 
 contrary = stats.get("contrary") or []
 if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough 64)
-    named = "; ".join(f"{worker!r} {share:.0%} of the time on its {n:,} answers, where chance would give {chance:.0%}"
+    # (as "'w03' 9% of the time" it read as how often it answered against them; walkthrough 65)
+    named = "; ".join(f"{worker!r}: the other answers on its tasks give its label {share:.0%} of the time (on its "
+                      f"{n:,} answers), where a worker answering at random with its label shares would see {chance:.0%}"
                       for worker, n, share, chance in contrary[:5])
     more = f"; and {len(contrary) - 5:,} more such worker(s)" if len(contrary) > 5 else ""
-    st.warning(common.safe(f"Answering against the others: {named}{more} (the share of the other answers on its tasks "
-                           f"that give its label). Adversarial, or with the classes swapped. DEEM, Dawid-Skene and the "
+    st.warning(common.safe(f"Answering against the others: {named}{more}. Adversarial, or with the classes swapped "
+                           f"(a random worker is not named here: Diagnostics flags it as a likely spammer after "
+                           f"training). DEEM, Dawid-Skene and the "
                            f"other methods that learn each worker's confusions read such answers as evidence (a "
                            f"reliably wrong answer still tells the class apart); majority vote counts them as votes "
                            f"for the wrong class."), icon=":material/swap_horiz:")

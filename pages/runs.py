@@ -41,6 +41,9 @@ def describe(row: pd.Series) -> str:
     scored = summary.get("gold_tasks")
     if scores and scored:  # (0.800 on 15 tasks and 0.877 on 300 side by side read as an improvement; walkthrough 23)
         bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}: " + ", ".join(scores))
+        if gold_weight_text(row["config"], row["kind"], summary) not in ("", "0"):
+            # (read as a test of unseen tasks; the Train page and the CLI said otherwise; walkthrough 65)
+            bits.append("DEEM trained with half of these gold labels (gold weight above 0): not a test of unseen tasks")
     else:
         bits.extend(scores)
     return ", ".join(bits)
@@ -166,7 +169,7 @@ if len(runs):
                      column_config={"run id": st.column_config.TextColumn(pinned=True),  # (in sight when scrolled)
                                     # (pixels: at 1,400 px the grid ended at "epo"; walkthrough 64)
                                     **{name: st.column_config.TextColumn(width=width) for name, width in
-                                       (("kind", 60), ("status", 75), ("learning rate", 95), ("epochs", 65),
+                                       (("kind", 85), ("status", 75), ("learning rate", 95), ("epochs", 65),
                                         ("name", 110))},
                                     "start": st.column_config.TextColumn(width=130),  # (whole on hover)
                                     "methods": st.column_config.TextColumn(width="medium"),

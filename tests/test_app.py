@@ -99,7 +99,8 @@ def test_the_data_page_names_workers_answering_against_the_others(runs_dir):
     at.switch_page("pages/data.py").run()
     upload(at, "swapped.csv", frame.to_csv(index=False).encode())
     shown = [unescape(str(w.value)) for w in at.warning if "Answering against the others" in str(w.value)]
-    assert len(shown) == 1 and f"'{first}' " in shown[0] and "where chance would give" in shown[0], shown
+    assert len(shown) == 1 and f"'{first}': the other answers on its tasks give its label " in shown[0], shown
+    assert "where a worker answering at random with its label shares would see" in shown[0]
     # Diagnostics: its importance next to the honest workers' is explained (walkthrough 64)
     at = trained_deem(at, epochs=2)
     at.button(key="diag_launch").click().run()
@@ -107,6 +108,21 @@ def test_the_data_page_names_workers_answering_against_the_others(runs_dir):
     at.run()
     no_problem(at)
     assert "A worker flagged “worse than chance” (Worker quality) can score high here" in unescape(texts(at))
+
+
+def test_the_runs_grid_says_an_accuracy_on_gold_labels_deem_trained_with_is_no_test_of_unseen_tasks(runs_dir):
+    """Walkthrough 65: a run with a gold-label weight of 1 read "accuracy on 96 gold tasks: DEEM 0.896, ..." on the
+    Runs page, where the Train page and the CLI say DEEM trained with half of them."""
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="train_gold_weight").set_value(1.0)
+    finished_training(at, ["deem", "mv"], epochs=2)
+    finished_training(at, ["mv"])
+    at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    notes = [("not a test of unseen tasks" in text) for text in grid["summary"]]
+    assert notes == [False, True], list(grid["summary"])  # (newest first: majority vote alone trains nothing)
 
 
 def labels_table(at: AppTest) -> pd.DataFrame:
@@ -2517,6 +2533,8 @@ def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors
     assert "can miss errors" not in said and "none of its 23 wrong labels there has confidence 0.99 or more" in said
     assert "(4 of its 23 wrong labels there have confidence 0.99 or more), so" in calibration_sentence(
         "DEEM", {**held, "wrong_confident": 4})
+    assert "(1 of its 23 wrong labels there has confidence 0.99 or more), so" in calibration_sentence(
+        "DEEM", {**held, "wrong_confident": 1})  # (walkthrough 65)
     assert calibration_sentence("DEEM", {**held, "mean_confidence": 0.81}).endswith("its accuracy 0.808.")
 
 
