@@ -151,6 +151,7 @@ def test_workers_answering_against_the_others_are_found_and_random_ones_are_not(
     """Walkthrough 64: adversarial workers went unsaid. Thirty honest workers (70% right), ten answering at random and
     two answering a wrong class on purpose, four classes, five answers a task: the two are found, no other, over
     seeds; the sparse computation gives the same chance as a dense one."""
+    from deem_core.analysis import agreement as agreement_module
     from deem_core.analysis.agreement import contrary_workers
 
     for seed in range(3):
@@ -170,6 +171,11 @@ def test_workers_answering_against_the_others_are_found_and_random_ones_are_not(
         data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
         found = contrary_workers(data)
         assert sorted(w for w, *_ in found) == ["w40", "w41"], (seed, found)
+        with pytest.MonkeyPatch.context() as patch:  # a chunk at a time: the same (platform-sized data, bounded memory)
+            patch.setattr(agreement_module, "CONTRARY_CHUNK", 997)
+            chunked = contrary_workers(data)
+        assert [w for w, *_ in chunked] == [w for w, *_ in found]
+        assert np.allclose([c for *_, c in chunked], [c for *_, c in found])
         for worker, n, share, chance in found:
             answers = [(t, l) for t, w, l in rows if w == worker]
             others = {}

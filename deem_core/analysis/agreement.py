@@ -199,6 +199,8 @@ def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
 #: how far below chance (standard errors) a worker's agreement with the other answers must be to be said to answer
 #: against the others (about p < 0.001 one-sided: a set of hundreds of workers has a few unlucky ones)
 CONTRARY_Z = 3.1
+#: answers whose tasks' (task, class) pairs are expanded at once (bounded memory on platform-sized data)
+CONTRARY_CHUNK = 1 << 20
 
 
 def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS,
@@ -231,22 +233,26 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     # its mean and variance from the (task, class) pairs of the answer's task (never a workers x classes table)
     tasks, classes, class_counts = task_class_counts(data)
     first = np.searchsorted(tasks, np.arange(data.n_tasks + 1))
-    width = (first[data.task_codes + 1] - first[data.task_codes]) * shared
-    answer = np.repeat(np.arange(data.n_answers), width)
-    offsets = np.repeat(np.cumsum(width) - width, width)
-    pair = first[data.task_codes][answer] + (np.arange(len(answer)) - offsets)
-    k_pair = classes[pair]
-    others_of_k = class_counts[pair] - (k_pair == data.label_codes[answer])
     given_keys, given_counts = np.unique(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
                                          return_counts=True)
-    keys = workers.astype(np.int64)[answer] * k + k_pair
-    at = np.minimum(np.searchsorted(given_keys, keys), len(given_keys) - 1)
-    p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(answered[workers[answer]], 1.0)
-    share_of_k = others_of_k * weight[answer]
-    mean_a = np.bincount(answer, weights=p_given * share_of_k, minlength=data.n_answers)
-    square_a = np.bincount(answer, weights=p_given * share_of_k ** 2, minlength=data.n_answers)
-    expected = np.bincount(workers, weights=mean_a, minlength=data.n_workers)
-    variance = np.bincount(workers, weights=np.maximum(square_a - mean_a ** 2, 0.0), minlength=data.n_workers)
+    expected = np.zeros(data.n_workers)
+    variance = np.zeros(data.n_workers)
+    for start in range(0, data.n_answers, CONTRARY_CHUNK):  # (answers x their tasks' classes, a chunk at a time)
+        part = slice(start, min(start + CONTRARY_CHUNK, data.n_answers))
+        task_of, label_of, worker_of = data.task_codes[part], data.label_codes[part], workers[part]
+        width = (first[task_of + 1] - first[task_of]) * shared[part]
+        answer = np.repeat(np.arange(len(task_of)), width)
+        offsets = np.repeat(np.cumsum(width) - width, width)
+        pair = first[task_of][answer] + (np.arange(len(answer)) - offsets)
+        k_pair = classes[pair]
+        share_of_k = (class_counts[pair] - (k_pair == label_of[answer])) * weight[part][answer]
+        keys = worker_of.astype(np.int64)[answer] * k + k_pair
+        at = np.minimum(np.searchsorted(given_keys, keys), len(given_keys) - 1)
+        p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(answered[worker_of[answer]], 1.0)
+        mean_a = np.bincount(answer, weights=p_given * share_of_k, minlength=len(task_of))
+        square_a = np.bincount(answer, weights=p_given * share_of_k ** 2, minlength=len(task_of))
+        expected += np.bincount(worker_of, weights=mean_a, minlength=data.n_workers)
+        variance += np.bincount(worker_of, weights=np.maximum(square_a - mean_a ** 2, 0.0), minlength=data.n_workers)
     mean = expected / np.maximum(answered, 1.0)
     spread = np.sqrt(np.maximum(variance, 1e-12))
     found = np.flatnonzero((answered >= max(1, int(min_answers))) & (agree < expected - z * spread))
