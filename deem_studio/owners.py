@@ -78,8 +78,11 @@ def _host_port(authority: str, scheme: str) -> tuple[str | None, int | None] | N
 def allowed_origins() -> set[str]:
     """Origins other than the server's own address that its pages are served from (``DEEM_ALLOWED_ORIGINS``,
     comma-separated, e.g. ``https://deem.example.org`` behind a reverse proxy that rewrites ``Host``)."""
-    return {origin.strip().rstrip("/").lower() for origin in os.environ.get("DEEM_ALLOWED_ORIGINS", "").split(",")
-            if origin.strip()}
+    return _origins(os.environ.get("DEEM_ALLOWED_ORIGINS", ""))
+
+
+def _origins(text: str) -> set[str]:
+    return {origin.strip().rstrip("/").lower() for origin in text.split(",") if origin.strip()}
 
 
 def same_origin(origin: str | None, host: str | None, scheme: str = "http") -> bool:
@@ -106,9 +109,9 @@ def allowed_hosts() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _allowed_hosts(hosts: str, origins: str) -> frozenset[str]:  # noqa: ARG001 - ``origins`` keys the cache
+def _allowed_hosts(hosts: str, origins: str) -> frozenset[str]:
     names = {name.strip().lower().rstrip(".") for name in hosts.split(",") if name.strip()}
-    for origin in allowed_origins():
+    for origin in _origins(origins):
         parts = _host_port(origin.split("://", 1)[-1], origin.split("://", 1)[0] if "://" in origin else "http")
         if parts is not None and parts[0]:
             names.add(parts[0].rstrip("."))

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["BoundedLog", "LogThrottle", "install_log_bounds"]
+__all__ = ["BoundedLog", "LogThrottle", "TokenBucket", "install_log_bounds"]
 
 #: longest message kept (characters); the rest is counted, not written
 MAX_MESSAGE_CHARS = 1000
@@ -47,6 +47,32 @@ class LogThrottle:
             return left_out
 
 
+class TokenBucket:
+    """``rate`` a second, ``burst`` at once: :meth:`delay` takes one and says how long it must wait to keep within the
+    rate; :meth:`take` takes one only when it is within it now."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = float(rate), float(burst), clock
+        self.tokens, self.at = float(burst), clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def delay(self) -> float:
+        self._refill()
+        self.tokens -= 1.0
+        return max(0.0, -self.tokens / self.rate)
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 def _cut(text: str, most: int) -> str:
     return text if len(text) <= most else f"{text[:most]}… ({len(text) - most:,} characters more, not logged)"
 
@@ -71,7 +97,7 @@ class BoundedLog(logging.Filter):
         super().__init__()
         self.max_chars, self.max_trace_chars = int(max_chars), int(max_trace_chars)
         self.burst, self.seconds, self.clock = float(burst), float(seconds), clock
-        self._sites: dict[tuple, list[float]] = {}  # site -> [tokens, time, left out]
+        self._sites: dict[tuple, list] = {}  # site -> [its TokenBucket, lines left out since its last line]
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -79,13 +105,13 @@ class BoundedLog(logging.Filter):
             return True
         site = (record.name, record.pathname, record.lineno)
         with self._lock:
-            now = self.clock()
-            tokens, then, left_out = self._sites.get(site, (self.burst, now, 0))
-            tokens = min(self.burst, tokens + (now - then) / self.seconds)
-            if tokens < 1.0:
-                self._sites[site] = [tokens, now, left_out + 1]
+            state = self._sites.get(site)
+            if state is None:
+                state = self._sites[site] = [TokenBucket(1.0 / self.seconds, self.burst, self.clock), 0]
+            if not state[0].take():
+                state[1] += 1
                 return False
-            self._sites[site] = [tokens - 1.0, now, 0]
+            left_out, state[1] = state[1], 0
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a record whose arguments do not fit its format: logged as it is

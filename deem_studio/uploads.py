@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from deem_studio.server_log import LogThrottle
+from deem_studio.server_log import LogThrottle, TokenBucket
 from deem_studio.settings import env_value
 
 _LOG = logging.getLogger(__name__)
@@ -577,32 +577,6 @@ MESSAGE_BURST = 200
 MAX_MESSAGE_WAIT_SECONDS = 10.0
 
 
-class _MessageRate:
-    """A token bucket: :meth:`delay` is how long the next message must wait to keep within the rate; :meth:`take`
-    whether one more is within it now (taken only then)."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
-        self.rate, self.burst, self.clock = float(rate), float(burst), clock
-        self.tokens, self.at = float(burst), clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-
-    def delay(self) -> float:
-        self._refill()
-        self.tokens -= 1.0
-        return max(0.0, -self.tokens / self.rate)
-
-    def take(self) -> bool:
-        self._refill()
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
-
 def _one_less(counts: dict, party: Any) -> None:
     """One connection of ``party`` fewer in ``counts`` (its entry gone at none; the caller holds the lock)."""
     left = counts.get(party, 0) - 1
@@ -621,8 +595,8 @@ class ConnectionLimit:
         self.per_client, self.total = per_client, total
         self.new_per_minute, self.clock = float(new_per_minute), clock
         self.open: dict[str | None, int] = {}
-        self.rates: dict[str | None, _MessageRate] = {}
-        self.openings: dict[str | None, _MessageRate] = {}  # each party's pace of new connections
+        self.rates: dict[str | None, TokenBucket] = {}
+        self.openings: dict[str | None, TokenBucket] = {}  # each party's pace of new connections
         self._lock = threading.Lock()
         self._refusals = LogThrottle()  # (each refused handshake logged a line: 263 KB/s, 21.7 GiB a day; attack round 33)
 
@@ -649,7 +623,7 @@ class ConnectionLimit:
                 if pace is None:
                     if len(self.openings) >= 10_000:
                         self.openings.pop(next(iter(self.openings)))
-                    pace = self.openings[party] = _MessageRate(self.new_per_minute / 60.0, NEW_CONNECTION_BURST,
+                    pace = self.openings[party] = TokenBucket(self.new_per_minute / 60.0, NEW_CONNECTION_BURST,
                                                                self.clock)
                 if not pace.take():
                     where = "this address" if party is not None else THIS_MACHINE
@@ -658,7 +632,7 @@ class ConnectionLimit:
             self.open[party] = self.open.get(party, 0) + 1
             return None
 
-    def rate(self, party: str | None) -> _MessageRate:
+    def rate(self, party: str | None) -> TokenBucket:
         """The message pace of ``party``'s connections together: kept past their close (a connection of its own
         gave each reconnect a fresh burst: 29,000 presses in 16 s; attack round 27); the oldest of 10,000 dropped."""
         with self._lock:
@@ -666,7 +640,7 @@ class ConnectionLimit:
             if rate is None:
                 if len(self.rates) >= 10_000:
                     self.rates.pop(next(iter(self.rates)))
-                rate = self.rates[party] = _MessageRate(MESSAGES_PER_SECOND, MESSAGE_BURST)
+                rate = self.rates[party] = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
             return rate
 
     def closed(self, party: str | None) -> None:

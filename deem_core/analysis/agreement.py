@@ -210,8 +210,9 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     Agreement: per answer, the share of the task's other answers that give its label, averaged. Chance: the same for a
     worker giving its own labels as often as it does, at random (per class, its share of answers of the class times
     the share of the other answers on its tasks of that class). Said when ``z`` standard errors below chance (the
-    variance of that random worker's agreement, the other answers as they are). Adversarial workers, or ones whose classes are swapped: the Data page said nothing of two
-    agreeing 0.23 and 0.19 with majority vote (walkthrough 64); its own answer in the majority hid one of them."""
+    variance of that random worker's agreement, the other answers as they are). Adversarial workers, or ones whose
+    classes are swapped: the Data page said nothing of two agreeing 0.23 and 0.19 with majority vote (walkthrough
+    64); its own answer in the majority hid one of them."""
     from deem_core.data.annotations import task_class_counts  # noqa: PLC0415
 
     if data.n_classes < 2 or not data.n_annotations:
@@ -240,10 +241,11 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     for start in range(0, data.n_answers, CONTRARY_CHUNK):  # (answers x their tasks' classes, a chunk at a time)
         part = slice(start, min(start + CONTRARY_CHUNK, data.n_answers))
         task_of, label_of, worker_of = data.task_codes[part], data.label_codes[part], workers[part]
-        width = (first[task_of + 1] - first[task_of]) * shared[part]
+        start_of = first[task_of]
+        width = (first[task_of + 1] - start_of) * shared[part]
         answer = np.repeat(np.arange(len(task_of)), width)
         offsets = np.repeat(np.cumsum(width) - width, width)
-        pair = first[task_of][answer] + (np.arange(len(answer)) - offsets)
+        pair = start_of[answer] + (np.arange(len(answer)) - offsets)
         k_pair = classes[pair]
         share_of_k = (class_counts[pair] - (k_pair == label_of[answer])) * weight[part][answer]
         keys = worker_of.astype(np.int64)[answer] * k + k_pair

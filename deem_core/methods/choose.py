@@ -381,10 +381,9 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             break
     chosen, safety_applied, returned, checked = best, False, None, None
     ranked = candidates[best]
-    ranking = (f"the {START_WORDS.get(ranked.start, ranked.start)} start with {ranked.depth} "
-               f"layer{'s' if ranked.depth != 1 else ''}, by the {reason}" if reason.startswith("highest") else
-               f"the {START_WORDS.get(ranked.start, ranked.start)} start with {ranked.depth} "
-               f"layer{'s' if ranked.depth != 1 else ''}: {reason}")
+    named = (f"the {START_WORDS.get(ranked.start, ranked.start)} start with {ranked.depth} "
+             f"layer{'s' if ranked.depth != 1 else ''}")
+    ranking = f"{named}, by the {reason}" if reason.startswith("highest") else f"{named}: {reason}"
     chosen_score = candidates[best].mean_score
     on_pairs = SAFETY_ON_TRAINING_ANSWERS and clustered and candidates[best].pair_score is not None and all(
         ref.pair_score is not None for ref in references)
@@ -420,12 +419,9 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             returned = max(references, key=lambda ref: float(score_of(ref).mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
             safety_applied = True
-            picked = candidates[best]
-            layers = f"{picked.depth} layer{'s' if picked.depth != 1 else ''}"
             # in words (it read "..., ds start, 1 layer is beaten (...): ..., the best reference, is returned";
             # walkthrough, ninth session)
-            reason = (f"safety rule: DEEM's own model, the {START_WORDS.get(picked.start, picked.start)} start with "
-                      f"{layers}, predicts {scored} worse than "
+            reason = (f"safety rule: DEEM's own model, {named}, predicts {scored} worse than "
                       f"{' and '.join(beaten)} does ({'; '.join(by)} nats per answer), so {returned.name}'s labels "
                       f"are returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
