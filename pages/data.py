@@ -456,7 +456,14 @@ with tab["Workers"]:
     coverage = coverage.assign(coverage=100.0 * coverage["coverage"])
     common.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
         "coverage": st.column_config.ProgressColumn("coverage", format="%.1f%%", min_value=0.0, max_value=100.0),
-        "agreement_with_majority": st.column_config.NumberColumn("agreement with majority", format="%.3f")})
+        "agreement_with_majority": st.column_config.NumberColumn(
+            "agreement with majority", format="%.3f", help="share of its answers equal to the task's majority vote, "
+            "its own answer one of the votes"),
+        "agreement_with_others": st.column_config.NumberColumn(
+            "agreement with the others", format="%.3f", help="per answer, the share of the task's other answers that "
+            "give its label, averaged over its answers on tasks others answered too (blank: none)")})
+    st.caption("Agreement with majority counts the worker's own answer among the votes (with few answers a task, "
+               "its own vote can make the majority); agreement with the others leaves it out.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
     if data.n_workers > MAX_HEATMAP:

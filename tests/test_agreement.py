@@ -185,3 +185,34 @@ def test_workers_answering_against_the_others_are_found_and_random_ones_are_not(
             mine = np.bincount([l for _, l in answers], minlength=k) / len(answers)
             dense = np.mean([sum(mine[c] * others[t].count(c) / len(others[t]) for c in range(k)) for t, _ in answers])
             assert n == len(answers) and chance == pytest.approx(dense) and share < chance
+
+
+def test_the_workers_table_gives_agreement_with_the_others_beside_the_majority_its_own_vote_is_in():
+    """The Workers tab said 0.196 agreement with majority for a worker the warning above it said the others agree
+    with 9% of the time: its own vote made the majority on tasks of three answers. The leave-self-out column is the
+    warning's figure."""
+    from deem_core.analysis.agreement import contrary_workers  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for t in range(300):
+        truth = int(rng.integers(2))
+        for w in ("a", "b", "c"):
+            right = rng.random() < 0.7
+            rows.append((t, w, truth if right else 1 - truth))
+        rows.append((t, "bad", 1 - truth))  # answers against the others
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    table = worker_coverage(data).set_index("worker")
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    by_hand = {}
+    for w in ("a", "b", "c", "bad"):
+        shares = []
+        for _, group in frame.groupby("task"):
+            own = group.loc[group["worker"] == w, "label"].iloc[0]
+            others = group.loc[group["worker"] != w, "label"]
+            shares.append(float((others == own).mean()))
+        by_hand[w] = np.mean(shares)
+    np.testing.assert_allclose(table["agreement_with_others"].to_numpy(), [by_hand[w] for w in table.index])
+    assert table.loc["bad", "agreement_with_majority"] > table.loc["bad", "agreement_with_others"] + 0.1
+    named = {worker: share for worker, _, share, _ in contrary_workers(data)}
+    assert named["bad"] == pytest.approx(table.loc["bad", "agreement_with_others"])  # one figure, one source
