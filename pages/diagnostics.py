@@ -57,6 +57,10 @@ has_gold = bool(ds and ds.get("gold") is not None)
 summary = record.get("summary") or {}
 
 
+#: characters of the longest model name that still fit the picker at half a row at 900 px
+MAX_PAIRED_NAME = 30
+
+
 def model_name(model: str) -> str:
     """A model's name in the picker, as on Results: "DEEM (labels from cluster-weighted Dawid-Skene)" when the run's
     DEEM labels are the safety rule's reference, which its saved model holds (the picker said "DEEM")."""
@@ -66,7 +70,9 @@ def model_name(model: str) -> str:
 with st.container(border=True):
     # two pickers a row, the classes below: three in a row cut "Classes from" to "DEEM's" at 900 px (walkthroughs
     # 17 and 22)
-    c = st.columns(2)
+    # one a row when a name is long: "DEEM (labels from cluster-weighted Dawid-Skene)" was cut in half a row at 900 px
+    wide = max((len(model_name(m)) for m in models), default=0) > MAX_PAIRED_NAME
+    c = [st.container(), st.container()] if wide else st.columns(2)
     method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
     returned = summary.get(f"labels_from_{method}")
     own_labels = f"{method_name(method)}'s labels" + (f" (from {returned})" if returned else "")

@@ -2132,6 +2132,12 @@ def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir
     assert wording.labels_from(entry) == "cluster-weighted Dawid-Skene (safety rule)"
     assert wording.download_stem(run_id, "deem", entry) == f"deem_{run_id}_deem_fallback"
     assert wording.download_stem(run_id, "deem", {"selection": {"fallback": None}}) == f"deem_{run_id}_deem"
+    # Diagnostics: the long name has a row of its own (half a row cut it at 900 px; walkthrough 65)
+    at.switch_page("pages/diagnostics.py").run()
+    no_problem(at)
+    key = f"diag_method_{run_id}"
+    assert "DEEM (labels from cluster-weighted Dawid-Skene)" in at.selectbox(key=key).options
+    assert not [column for column in at.columns if any(box.key == key for box in column.selectbox)]
 
 
 def test_a_method_for_two_classes_is_not_offered_on_more(runs_dir):
