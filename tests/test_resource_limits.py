@@ -540,6 +540,37 @@ def test_a_parquet_footer_past_the_limit_is_refused_before_it_is_parsed(monkeypa
     assert parsed == []
 
 
+def _long_form_header(data: bytes) -> bytes:
+    """A Parquet file whose metadata writes field 1's header in Thrift's long form (0x05, then the id 1 as a zigzag
+    varint, 0x02) instead of the short 0x15: pyarrow reads both alike."""
+    length = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - length
+    assert data[start] == 0x15
+    meta = b"\x05\x02" + data[start + 1:-8]
+    return data[:start] + meta + len(meta).to_bytes(4, "little") + b"PAR1"
+
+
+def test_a_parquet_file_whose_metadata_is_laid_out_otherwise_is_counted_or_refused_before_it_is_parsed(monkeypatch):
+    """Attack round 35: the field header in its long form skipped the count (None), so 600,000 columns were parsed
+    (1.4 GB, 11 s) before being refused. Now counted in either form; metadata that cannot be counted is refused."""
+    plain = io.BytesIO()
+    pq.write_table(pa.table({f"c{i}": [1] for i in range(20)}), plain)
+    long_form = _long_form_header(plain.getvalue())
+    assert pq.read_table(io.BytesIO(long_form)).num_columns == 20  # (pyarrow reads it)
+    assert tables._footer_bytes(io.BytesIO(long_form))[1] == 21
+    monkeypatch.setattr(tables, "PARQUET_MAX_COLUMNS", 10, raising=False)
+    parsed = []
+    real = pq.ParquetFile
+    monkeypatch.setattr(pq, "ParquetFile", lambda *a, **k: parsed.append(a) or real(*a, **k))
+    with pytest.raises(DataError, match=r"^l\.parquet: 20 columns, more than the 10"):
+        preview(("l.parquet", long_form))
+    odd = bytearray(plain.getvalue())  # the version's header made a struct: not a layout read before parsing
+    odd[len(odd) - 8 - int.from_bytes(odd[-8:-4], "little")] = 0x1C
+    with pytest.raises(DataError, match=r"^o\.parquet: its Parquet metadata does not begin as Parquet writers lay"):
+        preview(("o.parquet", bytes(odd)))
+    assert parsed == []
+
+
 def test_a_parquet_file_of_too_many_columns_is_refused_from_its_metadatas_first_bytes(monkeypatch):
     # 93,665 one-row columns under the footer bound took the preview from 118 to 746 MB in 5.9 s (attack round 17):
     # the columns are counted from the metadata's first bytes (Thrift's schema list) before pyarrow parses it
