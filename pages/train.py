@@ -341,8 +341,11 @@ trained = trained_methods(launched)  # (a Dawid-Skene run said "launched with le
 if launched.get("lr") is not None and trained:  # (the form above holds the next training's: after "Train with
     # learning rate 0.03" the run below, trained at 0.01, read as the 0.03 run; walkthrough 18)
     layers = launched.get("n_layers") if "deem" in trained else 0  # (its depth was said nowhere; walkthrough 20)
+    gold_trained = float(launched.get("supervised_weight") or 0) > 0
+    # (with a gold-label weight the depth is not chosen: "layers chosen (0-2)" beside the note saying so; walkthrough 66)
+    asked = ", 1 layer(s) (not chosen: the gold labels train the model)" if gold_trained else ", layers chosen (0-2)"
     st.caption(f"This run was launched with learning rate {wording.fmt_lr(launched['lr'])}"
-               + ("" if layers is None else ", layers chosen (0-2)" if layers == "auto" else f", {layers} layer(s)")
+               + ("" if layers is None else asked if layers == "auto" else f", {layers} layer(s)")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
                + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "")
                # (a run trained on gold labels read like one that was not; walkthrough 63)

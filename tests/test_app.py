@@ -1897,9 +1897,12 @@ def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_
     at.multiselect(key="train_methods").set_value(["deem", "mv"])
     at.number_input(key="train_epochs").set_value(2)
     at.number_input(key="train_gold_weight").set_value(1.0)
+    at.checkbox(key="train_layers_auto").check()  # (not chosen with a gold weight: said so, not "layers chosen")
     at.button(key="train_launch").click().run()
     wait_done(at.session_state["train_run"])
     at.run()
+    assert "0.01, 1 layer(s) (not chosen: the gold labels train the model), 2 epochs" in texts(at)
+    assert "layers chosen (0-2)" not in texts(at)
     said = ("on the 200 tasks with a gold label; DEEM trained with half of these gold labels and was checked on the "
             "other half, gold-label weight 1: on them its accuracy is not a test of unseen tasks")
     assert f"accuracy vs gold: {said}" in texts(at)
