@@ -43,7 +43,12 @@ def describe(row: pd.Series) -> str:
         bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}: " + ", ".join(scores))
         if gold_weight_text(row["config"], row["kind"], summary) not in ("", "0"):
             # (read as a test of unseen tasks; the Train page and the CLI said otherwise; walkthrough 65)
-            bits.append("DEEM trained with half of these gold labels (gold weight above 0): not a test of unseen tasks")
+            returned = summary.get("labels_from_deem")
+            # (the safety rule's reference trained with none of them: it read "DEEM trained with half" beside Train's
+            # "which used none of them"; walkthrough 66)
+            bits.append(f"DEEM's labels from {returned}, which used none of these gold labels (the safety rule "
+                        f"checked it on half of them)" if returned else
+                        "DEEM trained with half of these gold labels (gold weight above 0): not a test of unseen tasks")
     else:
         bits.extend(scores)
     return ", ".join(bits)

@@ -2340,6 +2340,21 @@ def test_the_runs_grid_says_which_depth_and_start_auto_chose(runs_dir):
     assert (grid.loc[fallback, "layers"], grid.loc[fallback, "start"]) == (
         "auto → none", "auto → cluster-weighted Dawid-Skene's labels")
     assert (grid.loc[fixed, "layers"], grid.loc[fixed, "start"]) == ("1", "majority vote")
+    # a gold-trained run's summary: the reference's labels used none of the gold labels (it said "DEEM trained with
+    # half of these gold labels" beside Train's "which used none of them"; walkthrough 66)
+    gold = {**config, "supervised_weight": 1.0}
+    returned = store.create("train", gold, owner=at.session_state["ws"], dataset="d.csv", status="finished")
+    store.update_summary(returned, methods=["deem"], accuracy_deem=0.9, gold_tasks=40,
+                         labels_from_deem="cluster-weighted Dawid-Skene")
+    trained = store.create("train", gold, owner=at.session_state["ws"], dataset="e.csv", status="finished")
+    store.update_summary(trained, methods=["deem"], accuracy_deem=0.9, gold_tasks=40)
+    at.run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
+    assert grid.loc[returned, "summary"].endswith(
+        "DEEM's labels from cluster-weighted Dawid-Skene, which used none of these gold labels (the safety rule "
+        "checked it on half of them)")
+    assert grid.loc[trained, "summary"].endswith("DEEM trained with half of these gold labels (gold weight above 0): "
+                                                 "not a test of unseen tasks")
 
 
 def test_settings_of_a_run_opened_on_other_data_are_said_and_can_be_reset(runs_dir):
