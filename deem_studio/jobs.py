@@ -690,7 +690,7 @@ class JobManager:
                                     f"most {self.max_pending_per_client} at a time); wait for one to finish")
                 self._reserved_clients[client] = self._reserved_clients.get(client, 0) + 1
             self._reserved[owner] = self._reserved.get(owner, 0) + 1
-        run_id = None
+        run_id, released = None, False
         try:
             # what can fail is worked out before the run is written: a run written and then left without a job
             # stayed "queued" for good, neither cancelled nor deleted (attack round 16)
@@ -705,8 +705,11 @@ class JobManager:
             job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None)
             job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                           name=f"deem-job-{run_id}", daemon=True)
-            with self._lock:
+            with self._lock:  # (the job counts from here: its reserved place goes in the same step, else a burst of
+                # submits counted it twice and refused one below the cap; attack round 35)
                 self._jobs[run_id] = job
+                self._release(owner, client)
+                released = True
             job.thread.start()
         except BaseException as exc:
             if run_id is not None:  # written, but no job runs it (no memory, no thread left): it failed, said so
@@ -718,15 +721,20 @@ class JobManager:
                     pass
             raise
         finally:
-            with self._lock:
-                self._reserved[owner] -= 1
-                if not self._reserved[owner]:
-                    del self._reserved[owner]
-                if client and client in self._reserved_clients:
-                    self._reserved_clients[client] -= 1
-                    if not self._reserved_clients[client]:
-                        del self._reserved_clients[client]
+            if not released:
+                with self._lock:
+                    self._release(owner, client)
         return run_id
+
+    def _release(self, owner: str | None, client: str | None) -> None:
+        """Give back a place ``submit`` reserved (under the lock)."""
+        self._reserved[owner] -= 1
+        if not self._reserved[owner]:
+            del self._reserved[owner]
+        if client and client in self._reserved_clients:
+            self._reserved_clients[client] -= 1
+            if not self._reserved_clients[client]:
+                del self._reserved_clients[client]
 
     def _work(self, job: Job, function: JobFunction, device_of: Callable[[dict[str, Any]], str],
               data: AnnotationSet | None, gold: pd.Series | None) -> None:

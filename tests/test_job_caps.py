@@ -61,6 +61,28 @@ def test_many_workspaces_from_one_address_cannot_fill_the_queue(tmp_path):
     manager.shutdown()
 
 
+def test_a_job_is_counted_once_while_it_starts(monkeypatch, tmp_path):
+    """Attack round 35: ten tabs of one address pressing Train at once stored 7 jobs of the 8 allowed: the job joined
+    the active ones before its reserved place was given back, so for a moment it counted twice. At the moment its
+    thread starts, the job counts and its place is given back."""
+    GATE.clear()
+    manager = JobManager(RunStore(tmp_path), max_pending=64, max_pending_per_owner=4, max_pending_per_client=8)
+    seen = []
+    real = threading.Thread.start
+
+    def start(thread):
+        if thread.name.startswith("deem-job-"):
+            seen.append((dict(manager._reserved), dict(manager._reserved_clients)))
+        return real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    run_id = manager.submit("client_gate", {}, owner="a" * 24, client="203.0.113.9")
+    assert seen == [({}, {})]
+    GATE.set()
+    assert manager.wait(run_id, timeout=30).done
+    manager.shutdown()
+
+
 def test_the_address_limit_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DEEM_MAX_JOBS_PER_CLIENT", "3")
     assert JobManager(RunStore(tmp_path)).max_pending_per_client == 3
