@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
@@ -865,11 +866,23 @@ def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key:
     return value
 
 
+def redraw_page() -> None:
+    """Reruns the whole page for a change the user did not make (a job ended, an estimate came, the pace changed).
+    Called while the whole page is drawn, not on a fragment's own timer, it keeps the notice this run showed for the
+    run that replaces it: the notice was popped, shown and redrawn away at once (the CI run of stop 41: a training that
+    ended while its page was drawn lost the note that the export's task data were not kept with it)."""
+    ss = st.session_state
+    context = get_script_run_ctx()
+    if context is not None and not context.fragment_ids_this_run and ss.get("_notice_shown") and not ss.get("_notice"):
+        ss["_notice"] = ss["_notice_shown"]
+    st.rerun()
+
+
 @st.fragment(run_every=1.0)
 def _estimate_follows(future: Any) -> None:
     """Redraws the page once the probe it waits for has ended (its estimate is then in the cache)."""
     if future.done():
-        st.rerun()
+        redraw_page()
 
 
 #: seconds a job just launched is redrawn at the live pace while still "queued": every job is queued for an instant,
@@ -943,6 +956,7 @@ def run_link(run_id: str, kind: str) -> str:
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
+    ss.pop("_notice_shown", None)  # (a notice an earlier run showed is not shown again: :func:`redraw_page`)
     key = ss.get("owner_key")
     known = key if owners.is_owner_key(key) else None
     if not _browser_session():  # (bare mode, script tests: nothing keeps a key)
@@ -1224,6 +1238,7 @@ def forget_deleted_data() -> None:
 def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
+    st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
     if text:
         text = sentence(str(text).rstrip())
         if not text.endswith((".", "!", "?", ":")):  # every notice ends as a sentence (some did not; walkthrough 27)
@@ -1288,7 +1303,7 @@ def _run_status() -> None:
             icon = STATUS_ICON.get(snap.status, "") if snap else ""
             st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True)))
         if active and all(s is None or s.done for s in (manager().snapshot(r) for _, r in runs)):
-            st.rerun()  # redraw once without the timer
+            redraw_page()  # redraw once without the timer
 
     lines()
 

@@ -142,7 +142,7 @@ dsnap = mgr.snapshot(diag_id)
 def waiting(diag_id: str) -> None:
     s = mgr.snapshot(diag_id)
     if s is None or s.done:
-        st.rerun()
+        common.redraw_page()
     if s.status == "queued":
         st.info(common.safe(wording.sentence(status_line(s))), icon=":material/hourglass_top:")
     else:

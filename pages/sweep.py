@@ -241,7 +241,7 @@ interval = common.redraw_every(snap, LIVE_EVERY, QUEUED_EVERY)  # (a job just la
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
     if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
-        st.rerun()  # the whole page redraws once: the final view without the timer, or the live pace
+        common.redraw_page()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
             st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")

@@ -349,8 +349,7 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
                + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "")
                # (a run trained on gold labels read like one that was not; walkthrough 63)
-               + (f", gold-label weight {float(launched['supervised_weight']):g}"
-                  if float(launched.get("supervised_weight") or 0) > 0 else "") + ".")
+               + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "") + ".")
 
 
 # A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job
@@ -361,7 +360,7 @@ interval = common.redraw_every(snap, LIVE_EVERY, QUEUED_EVERY)  # (a job just la
 def live(run_id: str) -> None:
     snapshot = mgr.snapshot(run_id)
     if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
-        st.rerun()  # ended (final view), or started (redraw at the live pace)
+        common.redraw_page()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
         st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
     else:
