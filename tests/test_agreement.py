@@ -216,3 +216,51 @@ def test_the_workers_table_gives_agreement_with_the_others_beside_the_majority_i
     assert table.loc["bad", "agreement_with_majority"] > table.loc["bad", "agreement_with_others"] + 0.1
     named = {worker: share for worker, _, share, _ in contrary_workers(data)}
     assert named["bad"] == pytest.approx(table.loc["bad", "agreement_with_others"])  # one figure, one source
+
+
+def test_the_check_against_the_others_is_bounded_where_a_task_has_many_answers_of_many_labels():
+    """Attack round 36: a chunk of answers expanded each into its task's classes, so 100 tasks of 1,000 workers, each
+    worker a label of its own per task (a 1.3 MB file), took 24 s and 7.8 GB in the Data page's own thread. Pairs are
+    now expanded CONTRARY_CHUNK at a time and at most max_pairs in all (a random share of the tasks past it)."""
+    import tracemalloc  # noqa: PLC0415
+
+    from deem_core.analysis.agreement import contrary_workers  # noqa: PLC0415
+
+    n_tasks, n_workers = 60, 400
+    t = np.repeat(np.arange(n_tasks), n_workers)
+    w = np.tile(np.arange(n_workers), n_tasks)
+    data = AnnotationSet.from_codes(pd.RangeIndex(n_tasks), pd.RangeIndex(n_workers), pd.RangeIndex(n_workers), t, w,
+                                    (w + t) % n_workers)  # 9.6 million (answer, class) pairs
+    tracemalloc.start()
+    try:
+        contrary_workers(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 400e6, peak  # (one chunk of answers: about 1 GB)
+    sampled = contrary_workers(data, min_answers=5, max_pairs=3_000_000)  # 18 of the 60 tasks (160,000 pairs each)
+    assert sampled and all(n == 18 for _, n, _, _ in sampled)
+    assert sampled == contrary_workers(data, min_answers=5, max_pairs=3_000_000)  # (the same tasks each time)
+    # one task of 3,000 answers and labels (9 million pairs) is left out past a sixteenth of the pairs allowed
+    big = AnnotationSet.from_codes(pd.RangeIndex(1), pd.RangeIndex(3000), pd.RangeIndex(3000), np.zeros(3000, int),
+                                   np.arange(3000), np.arange(3000))
+    assert contrary_workers(big, max_pairs=100_000) == []
+
+
+def test_honest_data_past_the_pairs_allowed_still_name_the_workers_against_the_others():
+    """The check on a random share of the tasks (past max_pairs) finds what the whole check finds on crowd data."""
+    from deem_core.analysis.agreement import contrary_workers  # noqa: PLC0415
+
+    rng = np.random.default_rng(5)
+    rows = []
+    truth = rng.integers(0, 3, 4000)
+    for t in range(4000):
+        for w in rng.choice(24, 5, replace=False):
+            label = (truth[t] + 1) % 3 if w >= 22 else truth[t] if rng.random() < 0.75 else rng.integers(0, 3)
+            rows.append((t, f"w{w:02d}", int(label)))
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    whole = contrary_workers(data)
+    share = contrary_workers(data, max_pairs=15_000)  # about a quarter of the tasks
+    assert [w for w, *_ in whole] == [w for w, *_ in share] == ["w22", "w23"] or \
+        sorted(w for w, *_ in share) == sorted(w for w, *_ in whole) == ["w22", "w23"]
+    assert all(n_share < n_whole for (_, n_share, _, _), (_, n_whole, _, _) in zip(share, whole))

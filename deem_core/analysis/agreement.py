@@ -167,9 +167,9 @@ def _agreement_with(data: AnnotationSet, task_labels: np.ndarray) -> tuple[np.nd
     return answered, agree
 
 
-def _agreement_with_others(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per answer: whether its task has other answers, and 1 / their number (0 when none); per worker: its answers on
-    tasks with other answers, and the sum over them of the share of the task's other answers giving its label."""
+def _others_per_answer(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per answer: whether its task has other answers, 1 / their number (0 when none), and the share of them giving
+    its label."""
     per_task = np.diff(data.task_offsets)
     others = per_task[data.task_codes] - 1
     shared = others > 0
@@ -177,9 +177,15 @@ def _agreement_with_others(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray,
     keys, counts = np.unique(task_keys, return_counts=True)
     same = counts[np.searchsorted(keys, task_keys)] - 1  # the other answers of the task giving this answer's label
     weight = np.where(shared, 1.0 / np.maximum(others, 1), 0.0)
+    return shared, weight, same * weight
+
+
+def _agreement_with_others(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per worker: its answers on tasks with other answers, and the sum over them of the share of the task's other
+    answers giving its label."""
+    shared, _, share = _others_per_answer(data)
     answered = np.bincount(data.worker_codes, weights=shared.astype(np.float64), minlength=data.n_workers)
-    agree = np.bincount(data.worker_codes, weights=same * weight, minlength=data.n_workers)
-    return shared, weight, answered, agree
+    return answered, np.bincount(data.worker_codes, weights=share, minlength=data.n_workers)
 
 
 #: answers a worker needs before one label on all of them is said (fewer can be one class by chance)
@@ -214,12 +220,32 @@ def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
 #: how far below chance (standard errors) a worker's agreement with the other answers must be to be said to answer
 #: against the others (about p < 0.001 one-sided: a set of hundreds of workers has a few unlucky ones)
 CONTRARY_Z = 3.1
-#: answers whose tasks' (task, class) pairs are expanded at once (bounded memory on platform-sized data)
+#: (answer, class given on its task) pairs expanded at once (bounded memory on platform-sized data; a chunk of answers
+#: was unbounded where a task has many answers of many classes: one task of 8,000 workers and labels took 5 GB)
 CONTRARY_CHUNK = 1 << 20
+#: (answer, class given on its task) pairs looked at in all: past it, the tasks of a random share of the answers (a
+#: task's pairs grow with its answers times its classes: 100 tasks of 1,000 workers and 1,000 labels, a 1.3 MB file,
+#: made 100 million of them, 24 s and 7.8 GB in the page's own thread; attack round 36)
+CONTRARY_MAX_PAIRS = 1 << 25
 
 
-def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS,
-                     z: float = CONTRARY_Z) -> list[tuple[str, int, float, float]]:
+def _within_pairs(data: AnnotationSet, shared: np.ndarray, classes_per_task: np.ndarray, max_pairs: int) -> np.ndarray:
+    """The answers of ``shared`` whose (answer, class of its task) pairs are looked at: all of them when they number
+    ``max_pairs`` or fewer, else those of tasks taken in a random order (seeded: the same data, the same tasks) while
+    the pairs fit, a task of more than a sixteenth of them left out (one such task took the whole budget)."""
+    per_task = np.bincount(data.task_codes, weights=shared * classes_per_task[data.task_codes],
+                           minlength=data.n_tasks)
+    if per_task.sum() <= max_pairs:
+        return shared
+    order = np.random.default_rng(0).permutation(data.n_tasks)
+    order = order[per_task[order] <= max_pairs / 16]
+    taken = np.zeros(data.n_tasks, dtype=bool)
+    taken[order[np.cumsum(per_task[order]) <= max_pairs]] = True
+    return shared & taken[data.task_codes]
+
+
+def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS, z: float = CONTRARY_Z,
+                     max_pairs: int = CONTRARY_MAX_PAIRS) -> list[tuple[str, int, float, float]]:
     """Workers of ``min_answers`` or more answers (on tasks others answered too) who agree with the other answers of
     their tasks less often than chance would: ``(worker, answers, agreement, chance)``, the least agreeing first.
     Agreement: per answer, the share of the task's other answers that give its label, averaged. Chance: the same for a
@@ -227,12 +253,14 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     the share of the other answers on its tasks of that class). Said when ``z`` standard errors below chance (the
     variance of that random worker's agreement, the other answers as they are). Adversarial workers, or ones whose
     classes are swapped: the Data page said nothing of two agreeing 0.23 and 0.19 with majority vote (walkthrough
-    64); its own answer in the majority hid one of them."""
+    64); its own answer in the majority hid one of them. The work grows with each answer's task's classes: past
+    ``max_pairs`` (answer, class) pairs it looks at the answers of a random share of the tasks (``answers`` then
+    counts those)."""
     from deem_core.data.annotations import task_class_counts  # noqa: PLC0415
 
     if data.n_classes < 2 or not data.n_annotations:
         return []
-    shared, weight, answered, agree = _agreement_with_others(data)
+    shared, weight, share = _others_per_answer(data)
     if not shared.any():
         return []
     k = np.int64(data.n_classes)
@@ -243,13 +271,21 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     first = np.searchsorted(tasks, np.arange(data.n_tasks + 1))
     given_keys, given_counts = np.unique(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
                                          return_counts=True)
+    own_answers = np.bincount(workers, weights=shared.astype(np.float64), minlength=data.n_workers)  # (p_w's total)
+    used = _within_pairs(data, shared, np.diff(first), max(1, int(max_pairs)))
+    answered = np.bincount(workers, weights=used.astype(np.float64), minlength=data.n_workers)
+    agree = np.bincount(workers, weights=share * used, minlength=data.n_workers)
+    widths = np.diff(first)[data.task_codes] * used
+    ends = np.cumsum(widths)
+    edges = np.unique(np.concatenate([[0], np.searchsorted(ends, np.arange(1, int(ends[-1]) // CONTRARY_CHUNK + 1)
+                                                           * CONTRARY_CHUNK, side="right"), [data.n_answers]]))
     expected = np.zeros(data.n_workers)
     variance = np.zeros(data.n_workers)
-    for start in range(0, data.n_answers, CONTRARY_CHUNK):  # (answers x their tasks' classes, a chunk at a time)
-        part = slice(start, min(start + CONTRARY_CHUNK, data.n_answers))
+    for start, stop in zip(edges[:-1], edges[1:]):  # (answers x their tasks' classes, CONTRARY_CHUNK pairs at a time)
+        part = slice(int(start), int(stop))
         task_of, label_of, worker_of = data.task_codes[part], data.label_codes[part], workers[part]
         start_of = first[task_of]
-        width = (first[task_of + 1] - start_of) * shared[part]
+        width = widths[part]
         answer = np.repeat(np.arange(len(task_of)), width)
         offsets = np.repeat(np.cumsum(width) - width, width)
         pair = start_of[answer] + (np.arange(len(answer)) - offsets)
@@ -257,7 +293,7 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
         share_of_k = (class_counts[pair] - (k_pair == label_of[answer])) * weight[part][answer]
         keys = worker_of.astype(np.int64)[answer] * k + k_pair
         at = np.minimum(np.searchsorted(given_keys, keys), len(given_keys) - 1)
-        p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(answered[worker_of[answer]], 1.0)
+        p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(own_answers[worker_of[answer]], 1.0)
         mean_a = np.bincount(answer, weights=p_given * share_of_k, minlength=len(task_of))
         square_a = np.bincount(answer, weights=p_given * share_of_k ** 2, minlength=len(task_of))
         expected += np.bincount(worker_of, weights=mean_a, minlength=data.n_workers)
@@ -276,7 +312,7 @@ def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
     label, averaged over its answers on tasks others answered too: the figure the Data page's "answering against
     the others" warning quotes, which the majority column hid: 0.196 beside 9%; walkthrough 65)."""
     answered, agree = _agreement_with(data, data.majority_vote())
-    _, _, on_shared, with_others = _agreement_with_others(data)
+    on_shared, with_others = _agreement_with_others(data)
     return pd.DataFrame({
         "worker": [str(w) for w in data.workers],
         "answers": answered.astype(np.int64),
