@@ -637,6 +637,7 @@ class JobManager:
                                           else max_active_per_client())
         self._reserved: dict[str | None, int] = {}
         self._reserved_clients: dict[str, int] = {}
+        self._launching: dict[tuple, list] = {}  # (kind, owner, data) -> [lock, holders]: see submit_once
         self.keep_finished = int(keep_finished)
         self.recovered = self.store.mark_stale_running_as_failed(time_limit=job_time_limit())
 
@@ -901,6 +902,29 @@ class JobManager:
             if fingerprint is not None and found == fingerprint and settings(stored or {}) == wanted:
                 return str(run_id)
         return None
+
+    def submit_once(self, kind: str, config: Mapping[str, Any], fingerprint: str | None, **submit: Any,
+                    ) -> tuple[str, bool]:
+        """:meth:`submit` unless the same job of this owner on these data is queued or running (:meth:`active_twin`):
+        ``(run id, whether it is new)``. The look and the submit are one step for an owner's jobs of a kind on these
+        data (attack round 36: tabs of one browser pressing Train at once each found no twin and launched two runs);
+        other launches do not wait for them."""
+        owner = submit.get("owner")
+        key = (kind, owner, fingerprint)
+        with self._lock:
+            held = self._launching.setdefault(key, [threading.Lock(), 0])
+            held[1] += 1
+        try:
+            with held[0]:
+                twin = self.active_twin(kind, config, owner, fingerprint) if fingerprint is not None else None
+                if twin is not None:
+                    return twin, False
+                return self.submit(kind, config, **submit), True
+        finally:
+            with self._lock:
+                held[1] -= 1
+                if not held[1]:
+                    del self._launching[key]
 
     def cancel(self, run_id: str) -> bool:
         """Ask a queued or running job to stop. False when it is not running in this process."""

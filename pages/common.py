@@ -715,16 +715,14 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
         config = {**config, "gold_fingerprint": str(int(pd.util.hash_pandas_object(gold).sum()))}
         if gold.attrs.get("file"):  # (named again when the labels are brought back; walkthrough 36)
             config["gold_file"] = str(gold.attrs["file"])
-    twin = mgr.active_twin(kind, config, workspace(), data_key())
-    if twin is not None:
+    run_id, new = mgr.submit_once(kind, config, data_key(), data=data, gold=gold, owner=workspace(),
+                                  dataset=dataset()["name"], client=client_address())
+    if not new:
         what = KIND_WORDS.get(kind, kind)
-        st.session_state["_notice"] = (f"The same {what} on these data is already queued or running as run {twin}: "
+        st.session_state["_notice"] = (f"The same {what} on these data is already queued or running as run {run_id}: "
                                        f"nothing new was launched. Change a setting to start another, or cancel it "
                                        f"first.")
-        run_id = twin
     else:
-        run_id = mgr.submit(kind, config, data=data, gold=gold, owner=workspace(), dataset=dataset()["name"],
-                            client=client_address())
         keep_label_studio(mgr, run_id, kind, data)
         if kind == "train":  # (the form's settings are this training's now: the note on another run's settings
             # stayed after it; walkthrough 51), said as set for other data later (walkthrough 56; no run id: a data

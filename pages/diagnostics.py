@@ -97,10 +97,9 @@ with st.container(border=True):
         # shown as the run's); otherwise the job reads the run's stored answers
         same = ds is not None and ds.get("fingerprint") == record.get("fingerprint")
         try:
-            twin = mgr.active_twin("diagnostics", config, common.workspace(), ds["fingerprint"]) if same else None
-            diag_id = twin or mgr.submit("diagnostics", config, data=ds["data"] if same else None,
-                                         gold=ds.get("gold") if same else None, owner=common.workspace(),
-                                         dataset=record.get("dataset"), store_data=False,
+            diag_id, _ = mgr.submit_once("diagnostics", config, ds["fingerprint"] if same else None,
+                                         data=ds["data"] if same else None, gold=ds.get("gold") if same else None,
+                                         owner=common.workspace(), dataset=record.get("dataset"), store_data=False,
                                          client=common.client_address())
             st.session_state["diag_run"] = diag_id
             st.rerun()

@@ -442,6 +442,43 @@ def test_a_second_launch_of_the_same_job_is_found_as_its_active_twin(manager):
     assert manager.active_twin("train", config, "alice", data.fingerprint()) is None  # ended: a new launch is fine
 
 
+def test_the_same_launch_from_tabs_pressed_at_once_starts_one_job(manager, monkeypatch):
+    """Attack round 36: tabs of one browser pressing Train at once each looked for a twin, found none, and launched
+    two runs of the same settings 4 ms apart. The look and the submit are one step for the same owner and data."""
+    data, _ = tiny()
+    config = {"methods": ["deem"], "epochs": 100_000, "device": "cpu"}
+    real = manager.store.create
+
+    def slow_create(*args, **kwargs):  # (the run is written while the other tabs look: the race made wide)
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manager.store, "create", slow_create)
+    start, results, errors = threading.Barrier(6), [], []
+
+    def press():
+        start.wait()
+        try:
+            results.append(manager.submit_once("train", config, data.fingerprint(), data=data, owner="alice"))
+        except Exception as exc:  # noqa: BLE001 - a refusal would be a second launch counted against the cap
+            errors.append(exc)
+
+    threads = [threading.Thread(target=press) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and len(results) == 6, errors
+    assert len({run_id for run_id, _ in results}) == 1 and sum(new for _, new in results) == 1, results
+    # another owner, or other data, is not held back by it: a job of its own
+    other, new = manager.submit_once("train", config, data.fingerprint(), data=data, owner="bob")
+    assert new and other != results[0][0]
+    for run_id in (results[0][0], other):
+        manager.cancel(run_id)
+        manager.wait(run_id, timeout=60)
+    assert not manager._launching  # noqa: SLF001 - nothing kept once the launches ended
+
+
 def test_choosing_the_depth_counts_every_rounds_epochs_in_its_phase(manager):
     """With n_layers="auto" the three depths train one after another on a CPU: the "training DEEM" phase counts
     their 3 x 20 epochs (a walkthrough saw "epoch 141 of 100 ... about 0.0 s left")."""
