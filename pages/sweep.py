@@ -338,6 +338,10 @@ with right:
         st.warning(f"Partial sweep: it stopped after {epochs_done} of {planned} epochs, so there is no "
                    f"recommendation. The verdicts below read incomplete curves; run the sweep to the end "
                    f"before trusting them.", icon=":material/stop_circle:")
+    elif recommended is not None and rec.get("settled", True) is False:  # (not "Recommended" above a curve its own
+        # row says has not levelled off; walkthrough 67)
+        st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** (no learning rate settled within "
+                f"these epochs)", icon=":material/star_half:")
     elif recommended is not None:
         st.success(f"Recommended learning rate: **{wording.fmt_lr(recommended)}**", icon=":material/star:")
         if rec.get("reason"):

@@ -224,6 +224,9 @@ def test_second_choice_when_no_run_has_a_steady_tail():
     assert rec.lr == 0.03 and "the smallest learning rate that learns" in rec.verdicts[0.03].reason
     assert "no learning rate settles" in rec.reason
     assert rec.verdicts[0.1].label == "usable"
+    # a tentative pick, said so (walkthrough 67: "Recommended" above its own row's "has not levelled off")
+    assert not rec.settled and rec.to_dict()["settled"] is False
+    assert recommend(curves_of(dict(lr=0.001, **REFERENCE)), smoothing=0.0).to_dict()["settled"] is True
 
 
 def test_only_stagnant_runs_pick_the_one_that_moved_most():
@@ -274,7 +277,7 @@ def test_verdicts_cover_every_learning_rate_with_one_line_and_json_schema():
     for verdict in rec.verdicts.values():
         assert verdict.reason and "\n" not in verdict.reason
     payload = json.loads(rec.to_json())
-    assert set(payload) == {"lr", "reason", "fallback", "verdicts"}
+    assert set(payload) == {"lr", "reason", "fallback", "settled", "verdicts"}
     assert payload["lr"] == rec.lr and payload["reason"] == rec.reason
     assert list(payload["verdicts"]) == ["0.001", "0.01", "1"]
     for value in payload["verdicts"].values():

@@ -187,8 +187,10 @@ class Recommendation:
     lr: the recommended learning rate (None only if every run diverged). verdicts: ``{lr: Verdict}`` for
     every learning rate of the curves, in increasing order. reason: one line on how ``lr`` was chosen.
     orientation: "normal" (dips go down) or "mirrored". fallback: True when no learning rate passed the
-    rules and ``lr`` is the least bad one. scale: the unit of every threshold (median |difference| at
-    epoch 1). runs: the per-run numbers behind the verdicts.
+    rules and ``lr`` is the least bad one. settled: False when no learning rate of the grid settles within the
+    epochs swept and ``lr`` is the smallest that learns (a tentative pick: walkthrough 67 read "Recommended" above its
+    own "has not levelled off"). scale: the unit of every threshold (median |difference| at epoch 1). runs: the
+    per-run numbers behind the verdicts.
     """
 
     lr: float | None
@@ -196,6 +198,7 @@ class Recommendation:
     reason: str
     orientation: str = "normal"
     fallback: bool = False
+    settled: bool = True
     smoothing: float = 0.9
     scale: float = math.nan
     runs: list[RunAnalysis] = field(default_factory=list)
@@ -204,7 +207,7 @@ class Recommendation:
         """``{"lr": float | None, "reason": str, "fallback": bool, "verdicts": {"<lr>": {"keep": bool,
         "verdict": str, "reason": str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
         return {"lr": None if self.lr is None else float(self.lr), "reason": self.reason,
-                "fallback": bool(self.fallback),
+                "fallback": bool(self.fallback), "settled": bool(self.settled),
                 "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -532,4 +535,6 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
             category = "flat"
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
-                          fallback=fallback, smoothing=float(smoothing or 0.0), scale=scale, runs=runs)
+                          fallback=fallback, settled=not (chosen_lr is not None and not fallback
+                                                          and categories.get(chosen_lr) == "no-steady-tail"),
+                          smoothing=float(smoothing or 0.0), scale=scale, runs=runs)
