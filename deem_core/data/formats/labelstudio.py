@@ -335,6 +335,9 @@ MAX_VALUE_DEPTH = 4
 MAX_VALUE_ITEMS = 100
 #: the label :func:`_control_value` gives such an answer
 _TOO_DEEP = "\x00deep"
+#: the label :func:`_control_value` gives a result whose ``value`` is no object (``"value": "pos"``): left out,
+#: counted (it failed the whole export with "not enough values to unpack"; attack round 36)
+_NOT_OBJECT = "\x00not object"
 
 
 def _nests_deeper(value: Any, depth: int, items: int | None = None) -> bool:
@@ -358,12 +361,13 @@ _PATH_KEY_SEPARATOR = "\x1f"
 
 def _control_value(result: Mapping[str, Any]) -> tuple[str, Any, str]:
     """(class as text, the original value, the value's key) of one classification result; (:data:`_TOO_DEEP`, None,
-    "") when its value nests deeper than :data:`MAX_VALUE_DEPTH`. The key tells apart values the text joins alike:
-    the path ["Animal", "Cat"] and an item named "Animal / Cat" (attack round 30)."""
+    "") when its value nests deeper than :data:`MAX_VALUE_DEPTH`, (:data:`_NOT_OBJECT`, None, "") when it is no
+    object. The key tells apart values the text joins alike: the path ["Animal", "Cat"] and an item named
+    "Animal / Cat" (attack round 30)."""
     kind = str(result.get("type", ""))
     value = result.get("value")
     if not isinstance(value, dict):
-        return "", None
+        return _NOT_OBJECT, None, ""
     original = value.get(kind)
     if _nests_deeper(value, MAX_VALUE_DEPTH + 1, MAX_VALUE_ITEMS):  # (the value's own object is one level)
         return _TOO_DEEP, None, ""
@@ -461,7 +465,7 @@ class _Rows:
 
     def __init__(self) -> None:
         self.task, self.worker, self.label, self.line = array("q"), array("q"), array("q"), array("q")
-        self.flags = bytearray()  # bit 1: ground truth, bit 2: several results
+        self.flags = bytearray()  # bit 1: ground truth, 2: several results, 4: nested too deep, 8: value no object
 
     def __len__(self) -> int:
         return len(self.task)
@@ -499,8 +503,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     tasks, workers, labels = _Codes(), _Codes(), _Codes()
     rows: dict[str, _Rows] = {}
     seen_controls: dict[str, None] = {}  # in the order first seen (a list's `in` made many controls quadratic)
-    counts = {"cancelled": 0, "no_result": 0, "several": 0, "gold": 0, "predictions": 0, "left_out": 0}
+    counts = {"cancelled": 0, "no_result": 0, "several": 0, "gold": 0, "predictions": 0, "left_out": 0,
+              "bad_result": 0}
     first_where: dict[str, str] = {}
+    bad_places: list[str] = []  # the first annotations or predictions whose "result" is no list
     context = LabelStudioContext(task_key=task_key, source=source, limits=limits)
     originals: dict[str, dict[int, Any]] = {}  # control -> label code -> the control's original value
     classes: dict[str, _Classes] = {}  # control -> its class names and the values they stand for
@@ -556,8 +562,15 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 else:
                     worker = _worker(entry.get("completed_by"))
                     gold = bool(entry.get("ground_truth"))
+                results = entry.get("result")
+                if results is not None and not isinstance(results, list):
+                    # ("result": 1 raised TypeError, "result": "x" was read a letter at a time; attack round 36)
+                    counts["bad_result"] += 1
+                    if len(bad_places) < SKIP_PLACES:
+                        bad_places.append(_where(_cell(key), line))
+                    continue
                 by_control: dict[str, list[dict[str, Any]]] = {}
-                for result in entry.get("result") or []:
+                for result in results or []:
                     if not isinstance(result, dict) or str(result.get("type", "")) not in CLASSIFICATION_TYPES:
                         continue
                     control = str(result.get("from_name", ""))
@@ -578,19 +591,23 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     store = rows.get(control)
                     if store is None:
                         store = rows[control] = _Rows()
-                    label, original, key = ("", None, "") if len(found) > 1 else _control_value(found[0])
+                    # (not `key`: that named the task, and a later skipped annotation was placed on a class's
+                    # value; attack round 36)
+                    label, original, value_key = ("", None, "") if len(found) > 1 else _control_value(found[0])
                     several = len(found) > 1 or label == "\x00several"
                     deep = label == _TOO_DEEP
-                    if label and not several and not deep:
-                        label = classes.setdefault(control, _Classes()).of(label, key, original)
-                    label_code = labels.code("" if several or deep else label)
+                    broken = label == _NOT_OBJECT
+                    if label and not several and not deep and not broken:
+                        label = classes.setdefault(control, _Classes()).of(label, value_key, original)
+                    label_code = labels.code("" if several or deep or broken else label)
                     if original is not None and not several:
                         originals.setdefault(control, {}).setdefault(label_code, original)
                     store.task.append(task_code)
                     store.worker.append(worker_code)
                     store.label.append(label_code)
                     store.line.append(line)
-                    store.flags.append((1 if gold else 0) | (2 if several else 0) | (4 if deep else 0))
+                    store.flags.append((1 if gold else 0) | (2 if several else 0) | (4 if deep else 0)
+                                       | (8 if broken else 0))
         notes = text.notes()
     if not n_tasks:
         raise DataError(f"{name}: the JSON list is empty: no tasks")
@@ -621,7 +638,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
         note += f"; other controls: {', '.join(others[:6])}"
     if collector is not None:
         flags = np.frombuffer(bytes(store.flags), dtype=np.uint8)
-        several, gold, deep = (flags & 2) > 0, (flags & 1) > 0, (flags & 4) > 0
+        several, gold, deep, broken = (flags & 2) > 0, (flags & 1) > 0, (flags & 4) > 0, (flags & 8) > 0
         frame = pd.DataFrame({
             "task": pd.Categorical.from_codes(np.frombuffer(store.task, dtype=np.int64), tasks.values),
             "worker": pd.Categorical.from_codes(np.frombuffer(store.worker, dtype=np.int64), workers.values),
@@ -636,7 +653,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
             collector.skip(name, f"answer(s) whose {control!r} value nests more than {MAX_VALUE_DEPTH} levels deep "
                            f"or holds more than {MAX_VALUE_ITEMS} items (no value a control gives)", int(deep.sum()),
                            first_of(deep))
-        several = several | deep
+        if broken.any():
+            collector.skip(name, f"answer(s) whose {control!r} result has a 'value' that is not an object (no value "
+                           f"a control gives)", int(broken.sum()), first_of(broken))
+        several = several | deep | broken
         counts["gold"] = int((gold & ~several).sum())
         if counts["gold"]:
             gold_rows = frame.loc[gold & ~several, ["task", "label"]].astype(object)
@@ -650,6 +670,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
         if apart:
             collector.notes.append(apart)
         collector.skip(name, "cancelled annotation(s)", counts["cancelled"], first_where.get("cancelled"))
+        collector.skip(name, "annotation(s) or prediction(s) whose 'result' is not a list", counts["bad_result"],
+                       bad_places)
         collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"])
         if counts["gold"]:
             collector.notes.append(f"{name}: {counts['gold']} ground-truth annotation(s) read as gold labels, not "
