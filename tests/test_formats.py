@@ -177,6 +177,26 @@ def test_label_studio_names_predictions_only_where_there_are_some(tmp_path):
     assert "workers from 'completed_by' (and each prediction's 'model_version')" in read_dataset(path).note
 
 
+def test_a_label_studio_result_or_value_of_the_wrong_type_is_skipped_and_counted():
+    """Attack round 36: a result whose "value" is no object failed the whole export ("not enough values to
+    unpack"), and an annotation whose "result" is a number raised TypeError. Each is left out and counted, with
+    its task; the rest of the export reads."""
+    def answer(t, w):
+        return {"completed_by": w, "result": [{"from_name": "s", "to_name": "text", "type": "choices",
+                                               "value": {"choices": ["ab"[(t + w) % 2]]}}]}
+    tasks = [{"id": t, "data": {"text": f"x{t}"}, "annotations": [answer(t, w) for w in range(3)]} for t in range(4)]
+    tasks[1]["annotations"][0]["result"][0]["value"] = "a"
+    tasks[2]["annotations"][1]["result"] = 1
+    tasks[3]["annotations"][2]["result"] = 2.5
+    read = read_dataset(("export.json", json.dumps(tasks).encode()))
+    assert read.data.n_answers == 9 and sorted(read.data.classes) == ["a", "b"]
+    warnings = read.data.warnings
+    assert any(w.startswith("export.json: skipped 1 answer(s) whose 's' result has a 'value' that is not an object")
+               and w.endswith("(first on task '1', line 1)") for w in warnings), warnings
+    assert "export.json: skipped 2 annotation(s) or prediction(s) whose 'result' is not a list (first on task '2', " \
+           "line 1; then task '3', line 1)" in warnings, warnings
+
+
 def test_label_studio_round_trip(written, tmp_path):
     """predictions out -> read back as one worker's answers -> the same labels, tasks keep id and data."""
     paths, _ = written["label_studio"]
@@ -549,6 +569,34 @@ def test_mturk_task_answers_json_column_is_read_as_answer_fields():
     assert reading.data.to_long().iloc[0].tolist() == ["img0.png", "W0", "Dog"]
     sure = read_dataset(("batch.csv", text), columns={"label": "Answer.sure"})
     assert sorted(sure.data.classes) == ["no", "yes"]  # a checkbox group inside the JSON
+
+
+def test_mturk_answer_columns_win_over_task_answers_fields_of_their_name():
+    """Attack round 36: a taskAnswers field replaced the real Answer.* column of its name while the note said the
+    labels came from the column; a checkbox group both as columns and in taskAnswers had each option twice, every
+    answer "several ticked", and the file was refused. The file's own columns are read, and the note says so."""
+    def batch(header, cells):
+        rows = [f"WorkerId,AssignmentStatus,Input.id,{header},Answer.taskAnswers"]
+        for task in range(3):
+            for worker in range(3):
+                column, answer = cells((task + worker) % 2)
+                quoted = json.dumps([answer]).replace('"', '""')
+                rows.append(f'W{worker},Approved,{task},{column},"{quoted}"')
+        return ("\n".join(rows) + "\n").encode()
+
+    one = read_dataset(("b.csv", batch("Answer.s", lambda k: ("AB"[k], {"s": "xy"[k]}))))
+    assert sorted(one.data.classes) == ["A", "B"], one.data.classes
+    assert ("labels from column 'Answer.s' (the file's own column(s); the same field(s) in 'Answer.taskAnswers' not "
+            "read)") in one.note
+    boxes = read_dataset(("b.csv", batch("Answer.s.pos,Answer.s.neg", lambda k: (
+        ("true,false", "false,true")[k], {"s": {"pos": not k, "neg": bool(k)}}))))
+    assert sorted(boxes.data.classes) == ["neg", "pos"] and boxes.data.n_answers == 9
+    assert not any("several" in w for w in boxes.data.warnings), boxes.data.warnings
+    # a field only in the JSON is still read from it, and said
+    other = read_dataset(("b.csv", batch("Answer.s", lambda k: ("AB"[k], {"t": "xy"[k]}))),
+                         columns={"label": "Answer.t"})
+    assert sorted(other.data.classes) == ["x", "y"]
+    assert "labels from column 'Answer.t' (read from the JSON column 'Answer.taskAnswers')" in other.note
 
 
 def test_task_answers_bounds_the_field_names_it_builds():

@@ -113,6 +113,8 @@ class Plan:
     worker_name: str | None = None  # per_annotator: the worker named after the file
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
     times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
+    #: columns that a JSON column also holds as fields: read from the column (:func:`_plan_mturk`)
+    shadowed: list[str] = field(default_factory=list)
     #: the other input columns of a platform export whose tasks one input column names alone: each task must come
     #: with one combination of them over the whole file (:func:`_check_task_inputs`)
     task_inputs: list[str] = field(default_factory=list)
@@ -189,6 +191,13 @@ class Plan:
                              f"({', '.join(o for _, o in self.options)})")
             elif self.label:
                 parts.append(f"labels from column {_quoted(self.label)}")
+            # (a field of a JSON column is no column of the file: said, so the note tells where the labels are)
+            json_column = next((self.virtual[c] for c in [self.label, *(c for c, _ in self.options)]
+                                if c in self.virtual), None)
+            if json_column is not None and parts:
+                parts[-1] += f" (read from the JSON column {_quoted(json_column)})"
+            elif any(c in self.shadowed for c in [self.label, *(c for c, _ in self.options)]) and parts:
+                parts[-1] += f" (the file's own column(s); the same field(s) in {_quoted(TASK_ANSWERS)} not read)"
             if self.soft:
                 # (at most eight named: 5,000 made a 300 KB line on the Data page; attack round 33)
                 parts.append(f"soft labels from columns {names_text([_quoted(c) for c in self.soft])}")
@@ -465,7 +474,12 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
         raise DataError(f"{name}: no WorkerId column; found {_shown(cols)}")
     task = _task_columns(name, cols, "Input.", columns.get("task"), "HITId", sample)
     inputs = _other_inputs(cols, "Input.", task, columns.get("task"))
-    virtual = _task_answers_fields(cols, sample)
+    # a real Answer.* column wins over a taskAnswers field of its name: the field replaced the column's answers
+    # while the note named the column, and a checkbox group in both counted each option twice, every answer
+    # "several ticked" (attack round 36). (A field named "taskAnswers" has no other column; it is still read.)
+    found = _task_answers_fields(cols, sample)
+    virtual = {f: column for f, column in found.items() if f not in cols or f == TASK_ANSWERS}
+    shadowed = [f for f in found if f not in virtual]
     answers = [c for c in cols if c.startswith("Answer.") and c != TASK_ANSWERS] + list(virtual)
     groups: dict[str, list[tuple[str, str]]] = {}
     for column in answers:
@@ -498,6 +512,7 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
     options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
     status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
     return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual, task_inputs=inputs,
+                shadowed=shadowed,
                 choices={"task": [c for c in cols if c.startswith("Input.")] + [c for c in ("HITId",) if c in cols],
                          "label": fields, "worker": [worker]})
 
