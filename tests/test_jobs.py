@@ -553,6 +553,17 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     # ... and no blank either: GLAD ran 11 s past "about 4.9 s left" with no word of time (walkthrough 37)
     assert status_line(spent).endswith(" · longer than the 20 s estimated"), status_line(spent)
     assert "estimated" not in status_line(snap(9.5))  # (no launch estimate: nothing to be longer than)
+    # a pace's time left past the launch estimate says that too (walkthrough 67: a sweep estimated at 39 s counted
+    # "about 0.6 s left" at 53 s without a word of it); within a tenth of it, nothing
+    over = ProgressSnapshot(run_id="r", kind="sweep", status="running", started_at=now - 53.0, estimate_s=39.0,
+                            steps_done=49, steps_total=50, phase_done=49, phase_total=50, unit="epoch", rate_s=1.0,
+                            step_age=0.4)
+    assert over.eta is not None and status_line(over).endswith(" left · past the 39 s estimated"), status_line(over)
+    assert "estimated" not in status_line(over, short=True)
+    near = ProgressSnapshot(run_id="r", kind="sweep", status="running", started_at=now - 41.0, estimate_s=39.0,
+                            steps_done=49, steps_total=50, phase_done=49, phase_total=50, unit="epoch", rate_s=1.0,
+                            step_age=0.4)
+    assert "estimated" not in status_line(near)
     progress = Progress("r", "train")
     progress.update(status="running")
     progress.start_phase("comparing methods", 5, unit="baseline")
