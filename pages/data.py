@@ -19,6 +19,7 @@ from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import DataError  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
+from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
 from deem_studio import wording  # noqa: E402
@@ -440,7 +441,7 @@ with tab["Class balance"]:
         balance = balance.nlargest(MAX_COVERAGE_ROWS, BALANCE_COLUMNS["answers"], keep="first")
     fig = px.bar(balance.head(common.MAX_DRAWN_CLASSES), x="class", y=[BALANCE_COLUMNS["answer_share"], BALANCE_COLUMNS["majority_vote_share"]],
                  barmode="group", labels={"value": "share", "variable": ""})
-    fig.update_xaxes(type="category")
+    category_axes(fig, y=False)
     common.plotly_chart(fig, key="class_balance")
     common.dataframe(balance, hide_index=True, column_config={
         **common.count_config(balance),
@@ -470,6 +471,7 @@ with tab["Pairwise agreement"]:
         st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers:,})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
+    category_axes(fig)  # one cell per worker: ids 200 ... 1766 were a number line (walkthrough 67)
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tab["Answers"]:

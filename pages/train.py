@@ -18,6 +18,7 @@ from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, heldou
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
+from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
@@ -499,6 +500,7 @@ with left:
         short = names
     fig = px.imshow(agree.to_numpy(), x=short, y=short, zmin=zmin, zmax=1, text_auto=".3f",
                     color_continuous_scale="Blues", aspect="auto", labels={"color": "same label"})
+    category_axes(fig)  # (a method named like a number stays one cell; walkthrough 67)
     fig.update_traces(customdata=[[f"{row} / {col}" for col in names] for row in names],
                       hovertemplate="%{customdata}<br>same label on %{z:.3f} of the tasks<extra></extra>")
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
@@ -515,7 +517,7 @@ with right:
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     fig = px.bar(long, x="label", y="share", color="method", barmode="group",
                  labels={"share": "share of tasks"})
-    fig.update_xaxes(type="category")
+    category_axes(fig, y=False)
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
 
@@ -538,8 +540,7 @@ elif run_gold is not None and len(run_gold):
         matrix = agreement.confusion_against_gold(results[method]["label"], run_gold, classes)
         fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                         labels={"x": "predicted", "y": "gold", "color": "tasks"})
-        fig.update_xaxes(type="category")  # class labels, not a number line (numeric classes: ticks at -0.5, 0.5)
-        fig.update_yaxes(type="category")
+        category_axes(fig)  # class labels, not a number line (numeric classes: ticks at -0.5, 0.5)
         fig.update_layout(height=360, margin={"t": 20, "b": 20})
         common.plotly_chart(fig, key=f"confusion_{run_id}")
 

@@ -2627,3 +2627,17 @@ def test_a_notice_stays_when_the_page_is_redrawn_as_it_is_drawn(runs_dir, monkey
     finally:
         release.set()
         wait_done(run_id)
+
+
+def test_the_pairwise_agreement_of_numeric_worker_ids_draws_one_cell_per_worker(runs_dir):
+    """Walkthrough 67: worker ids 200 ... 1766 were drawn as a number line, each cell as wide as the gap to the next
+    id and some 20 workers in a sliver: the axes are the workers, one equal cell each."""
+    ids = [200, 201, 203, 950, 1766]
+    rng = np.random.default_rng(0)
+    rows = [(t, w, int(rng.integers(0, 3))) for t in range(40) for w in ids]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    at = upload(new_app(), "ids.csv", frame.to_csv(index=False).encode())
+    no_problem(at)
+    heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
+    assert heat["layout"]["xaxis"]["type"] == heat["layout"]["yaxis"]["type"] == "category"
+    assert list(heat["data"][0]["x"]) == list(heat["data"][0]["y"]) == [str(w) for w in ids]

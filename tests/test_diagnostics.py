@@ -966,3 +966,31 @@ def test_the_irbm_accuracy_note_says_when_the_model_trained_on_gold_labels():
     assert "made from the answers and the gold labels the model trained on" in notes and "alone" not in notes
     plain = DEEM(epochs=2, device="cpu").fit(df, gold=gold)  # weight 0: they only score
     assert "made from the answers alone, without gold labels" in " ".join(worker_quality(plain, df, gold=gold).notes)
+
+
+def test_charts_of_numeric_worker_ids_and_classes_draw_one_equal_cell_or_bar_each():
+    """Walkthrough 67: 39 workers with ids from 200 to 1766 were drawn on a number line 200 ... 1600: each cell as
+    wide as the gap to the next id, some 20 workers in a sliver, the importance bars overlapping."""
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.diagnostics import confusion_heatmap, importance_bars, mi_heatmaps  # noqa: PLC0415
+
+    workers = pd.Index([1766, 200, 201, 203, 950])
+    d = len(workers)
+    result = MutualInformationResult(mi=np.random.default_rng(0).random((2, 1, d, d)), n_common=np.full((1, d, d), 20),
+                                     layers=["Layer 0 (input)", "Layer 1 (iRBM input)"], classes=[0],
+                                     class_counts=np.array([30]), workers=workers, class_source="predicted",
+                                     min_common=10, run=0, notes=[])
+    figure = mi_heatmaps(result, 0)
+    in_order = ["200", "201", "203", "950", "1766"]
+    for trace in figure.data:
+        assert list(trace.x) == list(trace.y) == in_order
+    axes = [figure.layout[name] for name in figure.layout if name.startswith(("xaxis", "yaxis"))]
+    assert len(axes) == 4 and all(axis.type == "category" for axis in axes)
+    table = pd.DataFrame({"subset": ["selected"] * d + ["rest"] * d, "worker": list(workers) * 2,
+                          "importance": np.linspace(0.1, 0.5, 2 * d), "std_error": 0.01, "n_answered": 40})
+    bars = importance_bars(table)
+    assert [list(trace.x) for trace in bars.data] == [["1766", "200", "201", "203", "950"]] * 2  # the table's order
+    assert bars.layout.xaxis.type == bars.layout.xaxis2.type == "category"
+    heat = confusion_heatmap(pd.DataFrame(np.eye(3), index=[0, 1, 5], columns=[0, 1, 5]))
+    assert list(heat.data[0].x) == list(heat.data[0].y) == ["0", "1", "5"]
+    assert heat.layout.xaxis.type == heat.layout.yaxis.type == "category"  # three equal cells, not 0 ... 5

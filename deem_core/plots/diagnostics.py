@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from deem_core.data.text import natural_positions
+from deem_core.plots.axes import category_axes
 
 __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
            "quality_table_figure"]
@@ -77,6 +78,7 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
             row=1, col=layer + 1)
         fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
         fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
+        category_axes(fig, row=1, col=layer + 1)  # one cell per worker, ids 200 ... 1766 too (walkthrough 67)
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
@@ -142,6 +144,7 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
             hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>"),
             row=1, col=col)
         fig.update_xaxes(tickangle=-60, row=1, col=col)
+        category_axes(fig, y=False, row=1, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p"
     fig.update_yaxes(title_text=f"mean drop of the decided class's {unit} when removed", row=1, col=1)
     fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if unit != "p" else "")},
@@ -159,8 +162,9 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figu
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale="Blues", text=text,
                                texttemplate="%{text}", colorbar={"title": {"text": "P(given | true)"}},
                                hovertemplate="true %{x}, given %{y}: %{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="true class", type="category")
-    fig.update_yaxes(title_text="given label", type="category", autorange="reversed")
+    category_axes(fig)  # classes 0, 1, 5: three equal cells, not a number line
+    fig.update_xaxes(title_text="true class")
+    fig.update_yaxes(title_text="given label", autorange="reversed")
     fig.update_layout(title={"text": title or "Confusion matrix"}, height=max(320, 40 * len(y) + 140),
                       width=max(360, 40 * len(x) + 200))
     return fig
