@@ -329,8 +329,34 @@ def test_label_studio_writer_without_a_label_studio_input():
     results = pd.DataFrame({"label": [1, 5], "confidence": [0.9, float("nan")]}, index=pd.Index(["a", "b"], name="task"))
     tasks = label_studio_tasks(results)
     assert tasks[0] == {"data": {"task": "a"}, "predictions": [{"model_version": "DEEM", "score": 0.9, "result": [
-        {"from_name": "label", "to_name": "task", "type": "choices", "value": {"choices": [1]}}]}]}
+        {"from_name": "label", "to_name": "task", "type": "choices", "value": {"choices": ["1"]}}]}]}
     assert "score" not in tasks[1]["predictions"][0]  # no confidence, no score
+
+
+def test_label_studio_predictions_write_numeric_classes_as_text_and_read_back_the_same(tmp_path):
+    """Walkthrough 67: integer classes went out as "choices": [1]; Label Studio matches a choice as text (<Choice
+    value="1">), so the import matched none. Every control but a rating writes the class's text."""
+    results = pd.DataFrame({"label": [0, 1, 5], "confidence": [0.9, 0.8, 0.7]},
+                           index=pd.Index([10, 11, 12], name="task"))
+    written = json.loads(serialise(results, "label_studio"))
+    assert [t["predictions"][0]["result"][0]["value"] for t in written] == [
+        {"choices": ["0"]}, {"choices": ["1"]}, {"choices": ["5"]}]
+    out = tmp_path / "predictions.json"
+    write_results(results, out, "label-studio", model_version="DEEM (test)")
+    back = read_dataset(out, columns={"task": "data.task"}).data.to_long().set_index("task")["label"]
+    assert {int(t): str(v) for t, v in back.items()} == {10: "0", 11: "1", 12: "5"}
+    # an export's own numeric choices and taxonomy items go back as text too; a rating stays a number
+    export = [{"id": t, "data": {"t": "x"}, "annotations": [{"completed_by": w, "result": [
+        {"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": [t % 2]}},
+        {"from_name": "tax", "to_name": "t", "type": "taxonomy", "value": {"taxonomy": [[t % 2, 7]]}},
+        {"from_name": "stars", "to_name": "t", "type": "rating", "value": {"rating": 3}}]} for w in (1, 2)]}
+        for t in (1, 2)]
+    source = ("e.json", json.dumps(export).encode())
+    for control, value in (("c", {"choices": ["1"]}), ("tax", {"taxonomy": [["1", "7"]]}), ("stars", {"rating": 3})):
+        reading = read_dataset(source, columns={"label": control})
+        labels = reading.data.to_long().groupby("task")["label"].first()
+        back = label_studio_tasks(pd.DataFrame({"label": labels, "confidence": 1.0}), reading.label_studio)
+        assert back[0]["id"] == 1 and back[0]["predictions"][0]["result"][0]["value"] == value, control
 
 
 def test_rating_and_taxonomy_controls_keep_their_values(tmp_path):

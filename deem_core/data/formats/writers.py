@@ -149,19 +149,30 @@ def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | Non
 
 def _prediction(context: LabelStudioContext, label: Any, score: Any, model_version: str) -> dict[str, Any]:
     value = context.values.get(_text(label), label)
-    if context.type == "rating":
+    if context.type == "rating":  # (a rating is a number in Label Studio)
         payload: Any = value
-    elif context.type == "taxonomy":
-        payload = value if isinstance(value, list) and value and isinstance(value[0], list) else [
-            value if isinstance(value, list) else [value]]
     else:
-        payload = value if isinstance(value, list) else [value]
+        # a choice, label or taxonomy item is matched as text (<Choice value="1">): the class 1 went out as
+        # "choices": [1] and matched no choice on import (walkthrough 67)
+        value = _as_text(value)
+        if context.type == "taxonomy":
+            payload = value if isinstance(value, list) and value and isinstance(value[0], list) else [
+                value if isinstance(value, list) else [value]]
+        else:
+            payload = value if isinstance(value, list) else [value]
     prediction: dict[str, Any] = {"model_version": model_version,
                                   "result": [{"from_name": context.from_name, "to_name": context.to_name,
                                               "type": context.type, "value": {context.type: payload}}]}
     if score is not None:
         prediction["score"] = float(score)
     return prediction
+
+
+def _as_text(value: Any) -> Any:
+    """``value`` with every item of its lists (a taxonomy path's names too) as the class's text; None stays."""
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    return None if value is None else _text(value)
 
 
 def _text(value: Any) -> str:
