@@ -353,7 +353,7 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
         table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)
     if model is not None and hasattr(model, "estimated_accuracy"):
         try:
-            table["estimated_accuracy"] = model.estimated_accuracy().reindex(list(data.workers)).to_numpy()
+            table["estimated_accuracy"] = model.estimated_accuracy(data=data).reindex(list(data.workers)).to_numpy()
         except Exception:  # noqa: BLE001 - an optional column; the table stays useful without it
             pass
     partners = dependent_with(model, data.workers)

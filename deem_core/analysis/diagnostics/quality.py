@@ -209,7 +209,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         kappa = (agreement - chance) / (1 - chance)
     score = spammer_score(psi, counts.sum(axis=1))
     irbm = irbm_confusion(model, run)
-    irbm_accuracy = model.estimated_accuracy(run).to_numpy()  # (one source with the worker table's)
+    irbm_accuracy = model.estimated_accuracy(run, data=data).to_numpy()  # (one source with the worker table's)
     irbm_score = spammer_score(irbm)
     returned = returned_reference(model)
     if returned:  # no iRBM was trained: these weights are the reference's (copies down-weighted), not Lemma 1's
@@ -276,16 +276,23 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # (it said "without gold labels" of a model that trained on half of them; walkthrough 61)
         gold_trained = (float(getattr(model, "supervised_weight", 0) or 0) > 0
                         and getattr(model, "class_map_source_", None) == "gold labels")
-        notes.append("irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made from "
-                     + ("the answers and the gold labels the model trained on (a gold-label weight above 0)"
-                        if gold_trained else "the answers alone, without gold labels"))
+        made = ("the answers and the gold labels the model trained on (a gold-label weight above 0)" if gold_trained
+                else "the answers alone, without gold labels")
+        if model.network_.n_layers:  # (Lemma 1 reads the last layer's output: 0.05 for a worker 76% right; walkthrough 67)
+            notes.append(f"irbm_accuracy is the trained model's own estimate of each worker's accuracy, made from {made}: "
+                         f"with layers, the mean probability its posterior gives the labels the worker gave (Lemma 1 "
+                         f"reads the last layer's output, not the worker's answers)")
+        else:
+            notes.append(f"irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made "
+                         f"from {made}")
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
     if returned:
         notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers (copies "
                      f"weighted down), not a trained iRBM, so Lemma 1 does not read worker accuracies from it")
     elif model.network_.n_layers:
-        notes.append("irbm_* columns describe the iRBM's view of the last layer's output (Lemma 1), not the raw labels")
+        notes.append("irbm_score and the irbm confusion matrices describe the iRBM's view of the last layer's output "
+                     "(Lemma 1), not the raw labels")
     return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
                          workers=list(data.workers), classes=list(data.classes),
                          n_layers=int(model.network_.n_layers), notes=notes)
