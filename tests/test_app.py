@@ -1049,7 +1049,9 @@ def test_diagnostics_page(runs_dir):
     owner_table = next(t.value for t in at.dataframe if "flag" in t.value.columns)
     assert "accuracy" in owner_table.columns
     # the notes name the columns as the grid heads them (`irbm_accuracy` beside "irbm accuracy"; walkthrough 35)
-    assert "note: irbm accuracy is the trained iRBM's own estimate" in unescape(texts(at))
+    # (with a layer, read from the posterior, said so: Lemma 1 reads the layer's output; walkthrough 67)
+    assert "note: irbm accuracy is the trained model's own estimate" in unescape(texts(at))
+    assert "the mean probability its posterior gives the labels the worker gave" in unescape(texts(at))
     # a visitor with the run's link sees nothing of the owner's diagnostics computed with the gold labels: the
     # workers' confusions against them (attack round 15), and the pairs' common tasks per gold class of the MI tables
     # (300 of 300 pinned on a sparse set; attack round 17) gave them back with the answers the link loads
@@ -2098,7 +2100,7 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
             "share of one worker and scores low.") in page
     assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
             in page and "irbm columns are empty" in page)  # (named as the grid heads them; walkthrough 35)
-    assert "irbm accuracy is the trained iRBM's own estimate" not in page  # (no such column here: no word of it)
+    assert "irbm accuracy is the trained" not in page  # (no such column here: no word of it)
     quality = next(t.value for t in at.dataframe if "irbm accuracy" in t.value.columns)  # (grids show spaces)
     shown = {column: set(quality[column].astype(str)) for column in ("irbm accuracy", "irbm spammer score", "agreement")}
     assert shown["irbm accuracy"] == shown["irbm spammer score"] == {""} and "" not in shown["agreement"]
