@@ -1233,15 +1233,24 @@ def forget_deleted_data() -> None:
                      else f"no run with id {run_id}: {GONE}. Its annotations are no longer loaded here.")
 
 
+class Refusal(str):
+    """A notice that says something given was refused (not kept, not done): shown as a warning, not as news (a gold
+    file naming no task of the data was said in the blue of "loaded"; walkthrough 67)."""
+
+
 def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
     if text:
+        refused = isinstance(text, Refusal)
         text = sentence(str(text).rstrip())
         if not text.endswith((".", "!", "?", ":")):  # every notice ends as a sentence (some did not; walkthrough 27)
             text += "."
-        st.info(safe(text), icon=":material/info:")
+        if refused:
+            st.warning(safe(text), icon=":material/block:")
+        else:
+            st.info(safe(text), icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar

@@ -549,7 +549,7 @@ with tab["Gold labels"]:
                            f"(its first: “{shortened(first, 40)}”; these data's first task: "
                            f"“{shortened(data.tasks[0], 40)}”); they are not kept: is it the gold file of these data, "
                            f"or does another column name the tasks (Mapping, above)?")
-                st.session_state["_notice"] = refused
+                st.session_state["_notice"] = common.Refusal(refused)
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
@@ -559,7 +559,7 @@ with tab["Gold labels"]:
             if not len(usable):  # none is a class: not kept, as a file naming no task (walkthrough 36)
                 refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
                            f"({which}); they are not kept: is it the gold file of these data?")
-                st.session_state["_notice"] = refused
+                st.session_state["_notice"] = common.Refusal(refused)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
             if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
