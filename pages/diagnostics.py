@@ -97,7 +97,8 @@ with st.container(border=True):
         # shown as the run's); otherwise the job reads the run's stored answers
         same = ds is not None and ds.get("fingerprint") == record.get("fingerprint")
         try:
-            diag_id, _ = mgr.submit_once("diagnostics", config, ds["fingerprint"] if same else None,
+            # (the twin is looked for by the run read, whoever's data are loaded here; attack round 37)
+            diag_id, _ = mgr.submit_once("diagnostics", config, record.get("fingerprint") or run_id,
                                          data=ds["data"] if same else None, gold=ds.get("gold") if same else None,
                                          owner=common.workspace(), dataset=record.get("dataset"), store_data=False,
                                          client=common.client_address())

@@ -479,6 +479,30 @@ def test_the_same_launch_from_tabs_pressed_at_once_starts_one_job(manager, monke
     assert not manager._launching  # noqa: SLF001 - nothing kept once the launches ended
 
 
+def test_the_same_diagnostics_pressed_twice_start_one_job(manager):
+    """Attack round 37: a diagnostics run keeps no data, so no fingerprint matched it and two identical presses (from
+    tabs, or by a visitor of the run's link) queued two. Its config names the run it reads: the same config is the
+    same job."""
+    data, _ = tiny(80)
+    train = manager.submit("train", {"methods": ["mv"], "device": "cpu"}, data=data, owner="alice")
+    assert manager.wait(train, timeout=120).status == "finished"
+    GATES["twin"] = threading.Event()
+    gate = manager.submit("gated", {"name": "twin"})  # holds the one CPU place: the diagnostics wait behind it
+    try:
+        config = {"source_run": train, "method": "mv"}
+        fingerprint = manager.store.get(train)["fingerprint"]
+        first, new = manager.submit_once("diagnostics", config, fingerprint, owner="alice", store_data=False)
+        again, new_again = manager.submit_once("diagnostics", config, fingerprint, owner="alice", store_data=False)
+        assert new and not new_again and again == first
+        other, new_other = manager.submit_once("diagnostics", {**config, "subset_classes": [0]}, fingerprint,
+                                               owner="alice", store_data=False)
+        assert new_other and other != first  # (other settings: another job)
+    finally:
+        GATES["twin"].set()
+    for run_id in (gate, first, other):
+        manager.wait(run_id, timeout=120)
+
+
 def test_choosing_the_depth_counts_every_rounds_epochs_in_its_phase(manager):
     """With n_layers="auto" the three depths train one after another on a CPU: the "training DEEM" phase counts
     their 3 x 20 epochs (a walkthrough saw "epoch 141 of 100 ... about 0.0 s left")."""
