@@ -2479,6 +2479,8 @@ def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
 def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(runs_dir, monkeypatch):
     """Attack round 23: with the server's data budget full, a run of other data opened beside the session's own set
     kept that set loaded; "Compute diagnostics" computed on it and the page showed the result as the run's."""
+    import threading  # noqa: PLC0415
+
     from deem_studio import capacity
     from deem_studio.jobs import get_manager
 
@@ -2488,7 +2490,12 @@ def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(ru
     alice = upload(new_app(), "batchA.csv", batch_a)
     run_x = finished_training(alice, ["deem"], epochs=2)
     bob = upload(new_app(), "batchB.csv", batch_b)
+    real_run_data = capacity.run_data
+
     def full(*args, **kwargs):  # (the server holds its users' data: run X's cannot be loaded beside)
+        if threading.current_thread().name.startswith("deem-job-"):  # (the job's own read, not the page's: it
+            # raced with the end of the patch and failed under load, CI-like runs of this session)
+            return real_run_data(*args, **kwargs)
         raise capacity.CapacityError("the server already holds its users' data")
 
     with monkeypatch.context() as patched:
