@@ -359,6 +359,23 @@ def test_label_studio_predictions_write_numeric_classes_as_text_and_read_back_th
         assert back[0]["id"] == 1 and back[0]["predictions"][0]["result"][0]["value"] == value, control
 
 
+def test_a_rating_of_infinity_is_written_as_text_and_the_download_works():
+    """Attack round 37: an export's "rating": Infinity went back as a number JSON refuses; every press of the Label
+    Studio download failed, two tracebacks logged each. A finite rating stays a number."""
+    from deem_core.data.formats.writers import serialise  # noqa: PLC0415
+
+    export = [{"id": t, "data": {"t": "x"}, "annotations": [{"completed_by": w, "result": [
+        {"from_name": "stars", "to_name": "t", "type": "rating", "value": {"rating": "INF" if t % 2 else 4}}]}
+        for w in (1, 2)]} for t in (1, 2)]
+    text = json.dumps(export).replace('"INF"', "Infinity")
+    reading = read_dataset(("e.json", text.encode()))
+    labels = reading.data.to_long().groupby("task")["label"].first()
+    written = json.loads(serialise(pd.DataFrame({"label": labels, "confidence": 1.0}), "label_studio",
+                                   reading.label_studio, "test"))
+    values = {t["id"]: t["predictions"][0]["result"][0]["value"]["rating"] for t in written}
+    assert values[2] == 4 and isinstance(values[1], str), values
+
+
 def test_rating_and_taxonomy_controls_keep_their_values(tmp_path):
     export = [{"id": 1, "data": {"t": "x"}, "annotations": [
         {"completed_by": 1, "result": [{"from_name": "stars", "to_name": "t", "type": "rating", "value": {"rating": 4}},

@@ -150,7 +150,10 @@ def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | Non
 def _prediction(context: LabelStudioContext, label: Any, score: Any, model_version: str) -> dict[str, Any]:
     value = context.values.get(_text(label), label)
     if context.type == "rating":  # (a rating is a number in Label Studio)
-        payload: Any = value
+        # ... a finite one: an export's "rating": Infinity (or 1e999) went back as a number JSON refuses, and every
+        # press of the download failed with two tracebacks logged (attack round 37); written as its text
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        payload: Any = value if finite or value is None else _as_text(value)
     else:
         # a choice, label or taxonomy item is matched as text (<Choice value="1">): the class 1 went out as
         # "choices": [1] and matched no choice on import (walkthrough 67)
