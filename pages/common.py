@@ -43,7 +43,6 @@ from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
@@ -600,7 +599,8 @@ def current_lr() -> tuple[float, str]:
             and (pick is None or (pick.get("sweep") != sweep_id and pick.get("at", 0) < outcome["finished_at"]))):
         # (not kept: a recommendation is not this visitor's decision, and opening a link to someone else's sweep
         # replaced the visitor's kept rate with it; attack round 7)
-        set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id, keep=False)
+        word = "tentative pick of" if outcome.get("settled", True) is False else "recommended by"  # (walkthrough 68)
+        set_lr_pick(outcome["lr"], f"{word} sweep {sweep_id}", sweep=sweep_id, keep=False)
         pick = lr_pick()
     if pick:
         source = pick["source"]
@@ -865,13 +865,13 @@ def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key:
 
 
 def redraw_page() -> None:
-    """Reruns the whole page for a change the user did not make (a job ended, an estimate came, the pace changed).
-    Called while the whole page is drawn, not on a fragment's own timer, it keeps the notice this run showed for the
-    run that replaces it: the notice was popped, shown and redrawn away at once (the CI run of stop 41: a training that
-    ended while its page was drawn lost the note that the export's task data were not kept with it)."""
+    """Reruns the whole page for a change the user did not make (a job ended, an estimate came, the pace changed),
+    keeping the notice the page showed for the run that replaces it: the notice was popped, shown and redrawn away
+    (the CI run of stop 41: a training that ended while its page was drawn lost the note that the export's task data
+    were not kept with it; walkthrough 68: a fragment's redraw 4 s later took "nothing new was launched" away). The
+    next run the user makes shows it no more (:func:`init_session` forgets it)."""
     ss = st.session_state
-    context = get_script_run_ctx()
-    if context is not None and not context.fragment_ids_this_run and ss.get("_notice_shown") and not ss.get("_notice"):
+    if ss.get("_notice_shown") and not ss.get("_notice"):
         ss["_notice"] = ss["_notice_shown"]
     st.rerun()
 

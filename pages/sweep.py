@@ -61,11 +61,11 @@ def parse_lrs(text: str) -> list[float] | None:
 
 
 def curves_figure(curves: pd.DataFrame, recommended: float | None, smoothing: float | None,
-                  metrics: tuple[str, ...], selected: float | None) -> go.Figure:
+                  metrics: tuple[str, ...], selected: float | None, word: str = "recommended") -> go.Figure:
     from deem_core.plots.curves import energy_curves_figure  # noqa: PLC0415
 
     return energy_curves_figure(curves, recommended_lr=recommended, smoothing=smoothing, metrics=metrics,
-                                selected_lr=selected)
+                                selected_lr=selected, recommended_word=word)
 
 
 def trace_lr(trace: Any) -> float | None:
@@ -287,6 +287,8 @@ if not len(curves):
     st.info("No curve points were recorded." + (f" ({snap.message})" if snap.message else ""))
     st.stop()
 rec = loaded.extras.get("recommendation") or {}
+#: how the sweep's pick is named in its legend and table (walkthrough 68: "Tentative" above, "recommended" below)
+REC_WORD = "tentative" if rec.get("settled", True) is False else "recommended"
 epochs_done = int(curves["epoch"].max())
 planned = int(rec.get("epochs_planned") or (loaded.config or {}).get("epochs") or epochs_done)
 partial = bool(rec.get("partial", snap.status != "finished")) or epochs_done < planned
@@ -320,7 +322,7 @@ def _picked() -> None:
 # legend taller than its plot and its panel titles cut (walkthrough, ninth session)
 right, left = st.container(), st.container()
 with left:
-    figure = curves_figure(curves, recommended, alpha, metrics, picked)
+    figure = curves_figure(curves, recommended, alpha, metrics, picked, REC_WORD)
     # plotly selects nothing on lines-only traces: give the clickable curves small markers
     for trace in figure.data:
         if getattr(trace, "hoverinfo", None) != "skip" and trace.mode == "lines":
@@ -358,9 +360,9 @@ rows = []
 for lr in grid_done:
     v = verdicts.get(lr) or {}
     label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
-    if partial and label == "recommended":
+    if partial and label in ("recommended", "tentative"):
         label = "best so far"
-    marks = [m for m, on in (("recommended", recommended is not None and math.isclose(lr, recommended)),
+    marks = [m for m, on in ((REC_WORD, recommended is not None and math.isclose(lr, recommended)),
                              ("picked", picked is not None and math.isclose(lr, picked))) if on]
     rows.append({"learning rate": wording.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
                  "verdict": label, "why": v.get("reason", "")})

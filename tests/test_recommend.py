@@ -224,8 +224,9 @@ def test_second_choice_when_no_run_has_a_steady_tail():
     assert rec.lr == 0.03 and "the smallest learning rate that learns" in rec.verdicts[0.03].reason
     assert "no learning rate settles" in rec.reason
     assert rec.verdicts[0.1].label == "usable"
-    # a tentative pick, said so (walkthrough 67: "Recommended" above its own row's "has not levelled off")
-    assert not rec.settled and rec.to_dict()["settled"] is False
+    # a tentative pick, said so (walkthrough 67: "Recommended" above its own row's "has not levelled off"), in its
+    # row too (walkthrough 68)
+    assert not rec.settled and rec.to_dict()["settled"] is False and rec.verdicts[0.03].label == "tentative"
     assert recommend(curves_of(dict(lr=0.001, **REFERENCE)), smoothing=0.0).to_dict()["settled"] is True
 
 
@@ -312,17 +313,18 @@ def test_verdicts_are_plain_and_never_contradict_themselves():
     'too small' verdict names is one the recommended rate reaches (or the grid is all slow), no jargon."""
     labels = set()
     for rec in _every_kind_of_verdict():
-        assert sum(v.label in ("recommended", "least bad") for v in rec.verdicts.values()) == (rec.lr is not None)
+        assert sum(v.label in ("recommended", "tentative", "least bad")
+                   for v in rec.verdicts.values()) == (rec.lr is not None)
         for lr, verdict in rec.verdicts.items():
             labels.add(verdict.label)
             assert not any(word in verdict.reason for word in JARGON), verdict.reason
             if verdict.keep:
-                assert verdict.label in ("recommended", "good", "usable"), verdict
+                assert verdict.label in ("recommended", "tentative", "good", "usable"), verdict
                 assert "hardly" not in verdict.reason and "too small" not in verdict.reason
-            if verdict.label == "recommended":
-                assert math.isclose(lr, rec.lr)
+            if verdict.label in ("recommended", "tentative"):
+                assert math.isclose(lr, rec.lr) and rec.settled == (verdict.label == "recommended")
         assert not any(word in rec.reason for word in JARGON), rec.reason
-    assert labels == {"recommended", "good", "usable", "too small", "too large", "failed", "least bad"}
+    assert labels == {"recommended", "tentative", "good", "usable", "too small", "too large", "failed", "least bad"}
 
 
 def test_smoothing_hides_a_one_epoch_spike():
@@ -392,3 +394,19 @@ def test_no_rate_is_recommended_when_none_lowered_the_positive_energy():
     rows += [{**row, "run": 3, "lr": 0.03, "positive_energy": -3.9 - 0.001 * row["epoch"],
               "negative_energy": -3.85 - 0.001 * row["epoch"]} for row in rows if row["run"] == 0]
     assert recommend(pd.DataFrame(rows), n_reference_classes=2).lr == 0.03
+
+
+def test_a_rate_that_settles_over_a_few_epochs_is_a_tentative_pick():
+    """Walkthrough 68: a sweep of 6 epochs recommended the grid's largest rate as one that "dips and then levels
+    off", read on a last third of 2 epochs. Below MIN_EPOCHS_TO_SETTLE epochs the pick is tentative, said why."""
+    from deem_core.analysis.recommend import MIN_EPOCHS_TO_SETTLE  # noqa: PLC0415
+
+    n = 6
+    assert n < MIN_EPOCHS_TO_SETTLE
+    settles = dict(difference=dip(-1.0, -2.0, -1.8, bottom_at=2, settle_at=3), positive=ramp(-10.0, -12.0, 3))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=3.0, **settles))
+    whole = recommend(curves, smoothing=0.0)  # (40 epochs: the same curve settles, recommended)
+    assert whole.lr == 3.0 and whole.settled and whole.verdicts[3.0].label == "recommended"
+    short = recommend(curves[curves["epoch"] <= n], smoothing=0.0)
+    assert short.lr == 3.0 and not short.settled and short.verdicts[3.0].label == "tentative"
+    assert "tentative: a tail of 2 epoch(s) cannot show a level curve" in short.verdicts[3.0].reason

@@ -114,8 +114,12 @@ def ema(values: Any, alpha: float | None) -> np.ndarray:
 
 
 #: the plain verdict a person reads, per category (the category names are codes for programs and tests)
+#: epochs a sweep needs before a learning rate is said to settle (its last third, where "levels off" is read, of 5
+#: epochs or more); below it the pick is tentative
+MIN_EPOCHS_TO_SETTLE = 15
+
 LABELS = {
-    "recommended": "recommended", "dip-and-tail": "good", "no-steady-tail": "usable", "stagnant": "too small",
+    "recommended": "recommended", "tentative": "tentative", "dip-and-tail": "good", "no-steady-tail": "usable", "stagnant": "too small",
     "dead-units": "too large", "energy-rises": "too large", "explodes": "too large", "off-tail": "unstable",
     "diverged": "failed", "fallback": "least bad", "flat": "hardly learns",
 }
@@ -528,7 +532,16 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                     text += "; the smallest learning rate that learns"
                 else:
                     text += "; the smallest learning rate that does"
-                category = "recommended"
+                # (a pick where none settled is tentative in its row too: "recommended" beside the headline's
+                # "Tentative learning rate"; and so is one that "settles" over a tail of a few epochs: 6 epochs
+                # recommended the grid's largest rate, 3, on a last third of 2; walkthrough 68)
+                short = min(a.epochs for a in items) < MIN_EPOCHS_TO_SETTLE
+                if category == "no-steady-tail" or short:
+                    text += (f"; tentative: a tail of {min(a.epochs for a in items) // 3} epoch(s) cannot show a "
+                             f"level curve" if short and category != "no-steady-tail" else "")
+                    category = "tentative"
+                else:
+                    category = "recommended"
         elif (category == "stagnant" and chosen_lr is not None and not fallback and lr > chosen_lr
               and categories.get(chosen_lr) == "stagnant"):
             # above the recommended rate of a slow grid, "too small" would contradict the advice: it is flat
@@ -536,5 +549,5 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
                           fallback=fallback, settled=not (chosen_lr is not None and not fallback
-                                                          and categories.get(chosen_lr) == "no-steady-tail"),
+                                                          and verdicts[chosen_lr].category == "tentative"),
                           smoothing=float(smoothing or 0.0), scale=scale, runs=runs)

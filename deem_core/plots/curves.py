@@ -62,6 +62,7 @@ def energy_curves_figure(
     metrics: Sequence[str] = ("energy_difference",),
     selected_lr: float | None = None,
     title: str | None = None,
+    recommended_word: str = "recommended",
 ) -> go.Figure:
     """Energy curves per learning rate: one subplot per metric (stacked, shared epoch axis).
 
@@ -97,7 +98,7 @@ def energy_curves_figure(
         key = lr_key(lr)
         recommended = _same_lr(recommended_lr, lr)
         selected = _same_lr(selected_lr, lr)
-        marks = [m for m, on in (("recommended", recommended), ("picked", selected)) if on]
+        marks = [m for m, on in ((recommended_word, recommended), ("picked", selected)) if on]
         name = f"lr {key}" + (f" (seed {seed})" if several_seeds else "") + (f" · {' & '.join(marks)}" if marks else "")
         width = 4.5 if recommended else (3.5 if selected else 1.6)
         dash = "dash" if (selected and not recommended) else "solid"
