@@ -342,8 +342,10 @@ with right:
                    f"before trusting them.", icon=":material/stop_circle:")
     elif recommended is not None and rec.get("settled", True) is False:  # (not "Recommended" above a curve its own
         # row says has not levelled off; walkthrough 67)
-        st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** (no learning rate settled within "
-                f"these epochs)", icon=":material/star_half:")
+        st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** (no learning rate was seen to settle "
+                f"within these epochs)", icon=":material/star_half:")
+        if rec.get("reason"):
+            st.caption(common.safe(f"Why: {rec['reason']}."))
     elif recommended is not None:
         st.success(f"Recommended learning rate: **{wording.fmt_lr(recommended)}**", icon=":material/star:")
         if rec.get("reason"):

@@ -410,3 +410,4 @@ def test_a_rate_that_settles_over_a_few_epochs_is_a_tentative_pick():
     short = recommend(curves[curves["epoch"] <= n], smoothing=0.0)
     assert short.lr == 3.0 and not short.settled and short.verdicts[3.0].label == "tentative"
     assert "tentative: a tail of 2 epoch(s) cannot show a level curve" in short.verdicts[3.0].reason
+    assert short.reason.endswith("tentative: over 6 epochs a curve cannot show that it stays level (sweep 15 or more)")

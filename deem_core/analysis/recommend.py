@@ -113,13 +113,14 @@ def ema(values: Any, alpha: float | None) -> np.ndarray:
     return out
 
 
-#: the plain verdict a person reads, per category (the category names are codes for programs and tests)
 #: epochs a sweep needs before a learning rate is said to settle (its last third, where "levels off" is read, of 5
 #: epochs or more); below it the pick is tentative
 MIN_EPOCHS_TO_SETTLE = 15
 
+#: the plain verdict a person reads, per category (the category names are codes for programs and tests)
 LABELS = {
-    "recommended": "recommended", "tentative": "tentative", "dip-and-tail": "good", "no-steady-tail": "usable", "stagnant": "too small",
+    "recommended": "recommended", "tentative": "tentative", "dip-and-tail": "good", "no-steady-tail": "usable",
+    "stagnant": "too small",
     "dead-units": "too large", "energy-rises": "too large", "explodes": "too large", "off-tail": "unstable",
     "diverged": "failed", "fallback": "least bad", "flat": "hardly learns",
 }
@@ -547,7 +548,10 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
             # above the recommended rate of a slow grid, "too small" would contradict the advice: it is flat
             category = "flat"
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
+    settled = not (chosen_lr is not None and not fallback and verdicts[chosen_lr].category == "tentative")
+    if not settled and categories.get(chosen_lr) == "dip-and-tail":  # (too few epochs to see it stay level)
+        reason += (f"; tentative: over {min(a.epochs for a in by_lr[chosen_lr])} epochs a curve cannot show that it "
+                   f"stays level (sweep {MIN_EPOCHS_TO_SETTLE} or more)")
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
-                          fallback=fallback, settled=not (chosen_lr is not None and not fallback
-                                                          and verdicts[chosen_lr].category == "tentative"),
+                          fallback=fallback, settled=settled,
                           smoothing=float(smoothing or 0.0), scale=scale, runs=runs)
