@@ -287,8 +287,9 @@ if not len(curves):
     st.info("No curve points were recorded." + (f" ({snap.message})" if snap.message else ""))
     st.stop()
 rec = loaded.extras.get("recommendation") or {}
+tentative = rec.get("settled", True) is False  # (no rate seen to settle: its pick is tentative; walkthrough 67)
 #: how the sweep's pick is named in its legend and table (walkthrough 68: "Tentative" above, "recommended" below)
-REC_WORD = "tentative" if rec.get("settled", True) is False else "recommended"
+REC_WORD = "tentative" if tentative else "recommended"
 epochs_done = int(curves["epoch"].max())
 planned = int(rec.get("epochs_planned") or (loaded.config or {}).get("epochs") or epochs_done)
 partial = bool(rec.get("partial", snap.status != "finished")) or epochs_done < planned
@@ -340,8 +341,8 @@ with right:
         st.warning(f"Partial sweep: it stopped after {epochs_done} of {planned} epochs, so there is no "
                    f"recommendation. The verdicts below read incomplete curves; run the sweep to the end "
                    f"before trusting them.", icon=":material/stop_circle:")
-    elif recommended is not None and rec.get("settled", True) is False:  # (not "Recommended" above a curve its own
-        # row says has not levelled off; walkthrough 67)
+    elif recommended is not None and tentative:  # (not "Recommended" above a curve its own row says has not
+        # levelled off; walkthrough 67)
         st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** (no learning rate was seen to settle "
                 f"within these epochs)", icon=":material/star_half:")
         if rec.get("reason"):

@@ -229,12 +229,12 @@ CONTRARY_CHUNK = 1 << 20
 CONTRARY_MAX_PAIRS = 1 << 25
 
 
-def _within_pairs(data: AnnotationSet, shared: np.ndarray, classes_per_task: np.ndarray, max_pairs: int) -> np.ndarray:
-    """The answers of ``shared`` whose (answer, class of its task) pairs are looked at: all of them when they number
-    ``max_pairs`` or fewer, else those of tasks taken in a random order (seeded: the same data, the same tasks) while
-    the pairs fit, a task of more than a sixteenth of them left out (one such task took the whole budget)."""
-    per_task = np.bincount(data.task_codes, weights=shared * classes_per_task[data.task_codes],
-                           minlength=data.n_tasks)
+def _within_pairs(data: AnnotationSet, shared: np.ndarray, pairs: np.ndarray, max_pairs: int) -> np.ndarray:
+    """The answers of ``shared`` whose (answer, class of its task) pairs (``pairs`` per answer) are looked at: all of
+    them when they number ``max_pairs`` or fewer, else those of tasks taken in a random order (seeded: the same data,
+    the same tasks) while the pairs fit, a task of more than a sixteenth of them left out (one such task took the
+    whole budget)."""
+    per_task = np.bincount(data.task_codes, weights=shared * pairs, minlength=data.n_tasks)
     if per_task.sum() <= max_pairs:
         return shared
     order = np.random.default_rng(0).permutation(data.n_tasks)
@@ -272,10 +272,11 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     given_keys, given_counts = np.unique(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
                                          return_counts=True)
     own_answers = np.bincount(workers, weights=shared.astype(np.float64), minlength=data.n_workers)  # (p_w's total)
-    used = _within_pairs(data, shared, np.diff(first), max(1, int(max_pairs)))
+    pairs = np.diff(first)[data.task_codes]  # per answer: the classes given on its task
+    used = _within_pairs(data, shared, pairs, max(1, int(max_pairs)))
     answered = np.bincount(workers, weights=used.astype(np.float64), minlength=data.n_workers)
     agree = np.bincount(workers, weights=share * used, minlength=data.n_workers)
-    widths = np.diff(first)[data.task_codes] * used
+    widths = pairs * used
     ends = np.cumsum(widths)
     edges = np.unique(np.concatenate([[0], np.searchsorted(ends, np.arange(1, int(ends[-1]) // CONTRARY_CHUNK + 1)
                                                            * CONTRARY_CHUNK, side="right"), [data.n_answers]]))
