@@ -404,10 +404,17 @@ def test_a_rate_that_settles_over_a_few_epochs_is_a_tentative_pick():
     n = 6
     assert n < MIN_EPOCHS_TO_SETTLE
     settles = dict(difference=dip(-1.0, -2.0, -1.8, bottom_at=2, settle_at=3), positive=ramp(-10.0, -12.0, 3))
-    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=3.0, **settles))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=3.0, **settles), dict(lr=5.0, **settles))
     whole = recommend(curves, smoothing=0.0)  # (40 epochs: the same curve settles, recommended)
     assert whole.lr == 3.0 and whole.settled and whole.verdicts[3.0].label == "recommended"
+    assert whole.verdicts[5.0].label == "good" and "then settles" in whole.verdicts[5.0].reason
     short = recommend(curves[curves["epoch"] <= n], smoothing=0.0)
     assert short.lr == 3.0 and not short.settled and short.verdicts[3.0].label == "tentative"
-    assert "tentative: a tail of 2 epoch(s) cannot show a level curve" in short.verdicts[3.0].reason
+    assert "looks level over the last third of the epochs (2 of 6: too few to show that it stays level)" in (
+        short.verdicts[3.0].reason)
+    assert short.verdicts[3.0].reason.endswith("the smallest learning rate that looks level, so a tentative pick")
+    # no row of a short sweep says a rate settles under the headline's "no learning rate was seen to settle"
+    # (walkthrough 69: "learns, then settles ... levels off" on the row beside the tentative pick)
+    for verdict in short.verdicts.values():
+        assert "settles" not in verdict.reason and "levels off" not in verdict.reason, verdict.reason
     assert short.reason.endswith("tentative: over 6 epochs a curve cannot show that it stays level (sweep 15 or more)")

@@ -429,6 +429,12 @@ def recommend(
         elif a.start - a.lowest >= DIP_DEPTH * scale and abs(a.tail_drift) <= TAIL_TOLERANCE * scale:
             a.category = "dip-and-tail"
             # (a climb back from the dip read as a fault beside "then stays level"; walkthrough 37)
+            if a.epochs < MIN_EPOCHS_TO_SETTLE:  # ("then settles ... levels off" under the headline's "no learning
+                # rate was seen to settle" of a 6-epoch sweep; walkthrough 69)
+                a.reason = (f"learns: the energy difference dips by {_fmt(a.start - a.lowest)} and looks level over "
+                            f"the last third of the epochs ({a.epochs // 3} of {a.epochs}: too few to show that it "
+                            f"stays level)")
+                continue
             a.reason = (f"learns, then settles: the energy difference dips by {_fmt(a.start - a.lowest)} and then "
                         f"levels off (moves {_fmt(abs(a.tail_drift))} over the last third of the epochs; a climb "
                         f"back from the dip before that is the sampler catching up with the model)")
@@ -523,23 +529,26 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 text = "every learning rate broke a rule; this one the least: " + text
                 category = "fallback"
             else:
+                # (a pick where none settled is tentative in its row too: "recommended" beside the headline's
+                # "Tentative learning rate"; and so is one that "settles" over a tail of a few epochs: 6 epochs
+                # recommended the grid's largest rate, 3, on a last third of 2; walkthrough 68)
+                short = min(a.epochs for a in items) < MIN_EPOCHS_TO_SETTLE
                 if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
                     drop = drops[lr]
                     larger = any(lr2 > lr for lr2 in tiered["stagnant"])
                     text = (f"learns slowly, but the most of the stable learning rates (the positive energy falls "
                             f"by {_fmt(drop)}); " + ("the larger ones learned no more" if larger
                                                      else "try larger learning rates or more epochs"))
+                    if short:
+                        text += (f"; tentative: a tail of {min(a.epochs for a in items) // 3} epoch(s) cannot show "
+                                 f"a level curve")
                 elif category == "no-steady-tail":
                     text += "; the smallest learning rate that learns"
+                elif short:  # (its reason says the tail is too short to show a level curve)
+                    text += "; the smallest learning rate that looks level, so a tentative pick"
                 else:
                     text += "; the smallest learning rate that does"
-                # (a pick where none settled is tentative in its row too: "recommended" beside the headline's
-                # "Tentative learning rate"; and so is one that "settles" over a tail of a few epochs: 6 epochs
-                # recommended the grid's largest rate, 3, on a last third of 2; walkthrough 68)
-                short = min(a.epochs for a in items) < MIN_EPOCHS_TO_SETTLE
                 if category == "no-steady-tail" or short:
-                    text += (f"; tentative: a tail of {min(a.epochs for a in items) // 3} epoch(s) cannot show a "
-                             f"level curve" if short and category != "no-steady-tail" else "")
                     category = "tentative"
                 else:
                     category = "recommended"
