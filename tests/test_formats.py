@@ -658,6 +658,10 @@ def test_task_answers_bounds_the_field_names_it_builds():
     assert task_answers(long_key) == {}
     many = json.dumps([{"a" * 900: {f"b{i}": 1 for i in range(20_000)}}])
     assert task_answers(many) == {}
+    # a key with an empty dotted part names no field of a form: skipped (one under "animal" beside "label" made a
+    # checkbox group of options "" and "label", nothing ticked; "Answer.s." was picked as the label field)
+    empty = json.dumps([{"animal": {"": "Cat", "label": "Dog"}, "s.": "x", ".t": "y", "u..v": "z", "": "w"}])
+    assert task_answers(empty) == {"Answer.animal.label": "Dog"}
 
 
 def test_label_studio_refuses_a_thousand_made_up_controls():

@@ -540,6 +540,8 @@ def _flatten(value: Any, prefix: str, out: dict[str, str], room: list[int] | Non
         room = [1 << 62]
     if isinstance(value, dict):
         for key, item in value.items():
+            if not all(str(key).split(".")):  # ("", "a.", ".a", "a..b": no form names a field so; "Answer.s." was
+                continue  # picked as the label, and {"": ..., "label": ...} read as a checkbox group of two options)
             name = f"{prefix}.{key}" if prefix else str(key)
             room[0] -= len(name)
             if room[0] < 0:
