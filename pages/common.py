@@ -595,13 +595,20 @@ def current_lr() -> tuple[float, str]:
     sweep_id = st.session_state.get("sweep_run")
     outcome = sweep_outcome(sweep_id) if run_of_this_data(sweep_id) else None
     pick = lr_pick()
+    unused = ""
     if (outcome and outcome.get("lr") is not None and not outcome.get("partial") and not outcome.get("fallback")
             and (pick is None or (pick.get("sweep") != sweep_id and pick.get("at", 0) < outcome["finished_at"]))):
-        # (not kept: a recommendation is not this visitor's decision, and opening a link to someone else's sweep
-        # replaced the visitor's kept rate with it; attack round 7)
-        word = "tentative pick of" if outcome.get("settled", True) is False else "recommended by"  # (walkthrough 68)
-        set_lr_pick(outcome["lr"], f"{word} sweep {sweep_id}", sweep=sweep_id, keep=False)
-        pick = lr_pick()
+        if outcome.get("settled", True) is False:
+            # a tentative pick (no rate seen to settle) is used only when the user picks it: it became the Train
+            # page's rate unasked, and a 30-epoch sweep's "1" trained 118 of 136 wrong labels at confidence 0.99
+            # against 47 at the default (walkthrough 70)
+            unused = (f" (sweep {sweep_id}'s tentative pick, {fmt_lr(outcome['lr'])}, is not used unless picked on "
+                      f"the Sweep page: no learning rate was seen to settle within its epochs)")
+        else:
+            # (not kept: a recommendation is not this visitor's decision, and opening a link to someone else's sweep
+            # replaced the visitor's kept rate with it; attack round 7)
+            set_lr_pick(outcome["lr"], f"recommended by sweep {sweep_id}", sweep=sweep_id, keep=False)
+            pick = lr_pick()
     if pick:
         source = pick["source"]
         if pick.get("sweep") and (sweep_outcome(pick["sweep"]) or {}).get("partial"):
@@ -610,8 +617,8 @@ def current_lr() -> tuple[float, str]:
         if pick.get("sweep") and not _run_exists(pick["sweep"]):
             # the rate stays the user's pick; the page cited a sweep deleted since as if it were there (walkthrough 41)
             source += f"; sweep {pick['sweep']} has since been deleted"
-        return float(pick["lr"]), source
-    return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)"
+        return float(pick["lr"]), source + unused
+    return float(TRAIN_DEFAULTS["lr"]), "the engine's default (no learning rate picked for these data)" + unused
 
 
 def _run_exists(run_id: str) -> bool:

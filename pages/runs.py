@@ -26,6 +26,13 @@ st.caption("Runs are kept on the server across restarts. This list shows the run
            "(its address, with `run=`) can open that run read-only.")
 
 
+def _drop_pick_of(run_id: str) -> None:
+    """Forget the learning rate picked on ``run_id`` or taken from its settings (it was just deleted)."""
+    pick = st.session_state.get("lr_pick") or {}
+    if pick.get("sweep") == run_id or pick.get("source") == f"the settings of run {run_id}":
+        st.session_state.pop("lr_pick")
+
+
 def describe(row: pd.Series) -> str:
     summary = row["summary"] or {}
     bits = []
@@ -256,13 +263,12 @@ if len(runs):
                 for key in ("sweep_run", "train_run", "diag_run"):
                     if st.session_state.get(key) in [chosen, *with_it]:
                         st.session_state.pop(key)
-                pick = st.session_state.get("lr_pick") or {}
-                if pick.get("sweep") == chosen or pick.get("source") == f"the settings of run {chosen}":
-                    st.session_state.pop("lr_pick")  # (the Train form cited the deleted run; walkthrough 37)
+                _drop_pick_of(chosen)  # (the Train form cited the deleted run; walkthrough 37)
                 # the latest runs left on the data set come in their place: Results and Diagnostics said "no
                 # training run on these data yet" beside another training of them (walkthrough 37)
                 shown = {key: st.session_state.get(key) for key in ("sweep_run", "train_run")}
                 common.restore_latest_runs()
+                _drop_pick_of(chosen)  # (and the kept pick it brings back from the store cites it too)
                 train = st.session_state.get("train_run")
                 if train and "lr_pick" not in st.session_state and not shown.get("train_run"):
                     # its rate too, as a reload of its address gives it (the rate read "the engine's default" until

@@ -307,7 +307,10 @@ pick = common.lr_pick()
 # a reopened training's rate is what Train would use, not a pick made here: it was called "picked" on the curves
 # and replaced the rate picked on this sweep without a word (walkthrough 37)
 from_run = pick is not None and str(source).startswith("the settings of run")
-picked = current if pick is not None and not from_run else None
+# (nor is the sweep's own recommendation, which Train takes unasked: "(recommended, picked)" before any click read as
+# the user's action; walkthrough 70)
+unasked = pick is not None and str(source).startswith("recommended by sweep")
+picked = current if pick is not None and not from_run and not unasked else None
 choice_key = f"sweep_choice_{run_id}"
 st.session_state[choice_key] = picked if picked in grid_done else None
 

@@ -2650,3 +2650,31 @@ def test_the_pairwise_agreement_of_numeric_worker_ids_draws_one_cell_per_worker(
     heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
     assert heat["layout"]["xaxis"]["type"] == heat["layout"]["yaxis"]["type"] == "category"
     assert list(heat["data"][0]["x"]) == list(heat["data"][0]["y"]) == [str(w) for w in ids]
+
+
+def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
+    """Walkthrough 70: a sweep's tentative pick (no rate seen to settle) became the Train page's rate unasked and was
+    marked "(tentative, picked)" before any click; a 30-epoch sweep's 1 trained 118 of 136 wrong labels at confidence
+    0.99 or more (47 at the default). It is shown, not used, until the user picks it; a settled recommendation is
+    used but not called "picked"."""
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1")  # (2 epochs: a pick there is tentative)
+    at.run()
+    no_problem(at)
+    outcome = get_manager().store.load(sweep, with_data=False).extras["recommendation"]
+    assert outcome["lr"] is not None and outcome["settled"] is False
+    tentative = outcome["lr"]
+    assert "Tentative learning rate" in texts(at)
+    assert at.radio(key=f"sweep_choice_{sweep}").value is None
+    assert not any("picked" in str(row) for row in at.table[0].value.index)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert at.number_input(key="train_lr").value == pytest.approx(0.01)
+    assert (f"Learning rate 0.01: the engine's default (no learning rate picked for these data) (sweep {sweep}'s "
+            f"tentative pick, {wording.fmt_lr(tentative)}, is not used unless picked on the Sweep page: no learning "
+            f"rate was seen to settle within its epochs).") in unescape(texts(at))
+    at.switch_page("pages/sweep.py").run()
+    at.radio(key=f"sweep_choice_{sweep}").set_value(tentative).run()
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(tentative)
+    assert f"Learning rate {wording.fmt_lr(tentative)}: picked on sweep {sweep}." in unescape(texts(at))
