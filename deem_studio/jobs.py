@@ -1151,7 +1151,8 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     trained = sorted({int(c["layers"]) for c in (entry.get("selection") or {}).get("candidates") or []
                       if c.get("start") in ("mv", "ds") and c.get("layers") is not None})
     if any(s == "cancelled" for s in model.run_status_):
-        entry.update(status="cancelled", message=f"cancelled after {model.n_epochs_} epoch(s)")
+        of = f" of {int(planned or model.epochs):,}" if model.n_layers != "auto" else ""
+        entry.update(status="cancelled", message=f"cancelled after {int(model.n_epochs_):,}{of} epoch(s)")
     elif ctx.cancel_event.is_set() and model.n_layers == "auto" and trained != sorted(SELECTION_DEPTHS):
         # the choice was made among the candidates trained by then (a cancelled choice of the layers said
         # "finished" though its 2-layer candidates never trained; walkthrough, tenth session)
@@ -1278,13 +1279,20 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     _save_comparison(ctx, metrics, labels_by_method, primary_model, primary_codes)
 
     def named(method: str) -> str:  # (the job line said "labels from DEEM" for a reference's; walkthrough 17)
-        returned = safety_rule_reference(((metrics.get(method) or {}).get("selection") or {}).get("fallback"))
-        return method_name(method) + (f" ({returned}'s, by the safety rule)" if returned else "")
+        entry = metrics.get(method) or {}
+        returned = safety_rule_reference((entry.get("selection") or {}).get("fallback"))
+        # a model stopped part-way says so where its labels are listed (Results said "labels kept for: DEEM" of 280
+        # of 1,500 epochs; walkthrough 70)
+        partial = f" (partial: {entry['message']})" if entry.get("status") == "cancelled" and entry.get("message") else ""
+        return method_name(method) + (f" ({returned}'s, by the safety rule)" if returned else "") + partial
 
     done = ", ".join(named(m) for m in labels_by_method)
     if cancelled_during:
         when = cancelled_during if cancelled_during.startswith("before ") else f"during {cancelled_during}"
-        return "cancelled", f"cancelled {when}; labels kept for: {done}"  # ("cancelled during before ..." read badly)
+        # (a method asked for and never started was in no list: Dawid-Skene vanished from the run; walkthrough 70)
+        not_run = [method_name(m) for m in methods if m not in labels_by_method and m not in metrics]
+        return "cancelled", (f"cancelled {when}; labels kept for: {done}"  # ("cancelled during before ..." read badly)
+                             + (f"; not run: {', '.join(not_run)}" if not_run else ""))
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
         return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
