@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis.diagnostics import GOLD_SOURCE  # noqa: E402
 from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: E402
+from deem_core.analysis.diagnostics.quality import FOLLOWED_NOTE  # noqa: E402
 from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
@@ -205,6 +206,9 @@ headed = sorted((c for c in quality.table.columns if "_" in c), key=len, reverse
 for note in notes:
     for column in headed:
         note = note.replace(column, column.replace("_", " "))
+    if note.startswith(FOLLOWED_NOTE):  # (a grey note under the charts it undoes went unread; walkthrough 70)
+        st.warning(common.safe(wording.sentence(note) + "."), icon=":material/group_work:")
+        continue
     st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402

@@ -2678,3 +2678,28 @@ def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
     at.switch_page("pages/train.py").run()
     assert at.number_input(key="train_lr").value == pytest.approx(tentative)
     assert f"Learning rate {wording.fmt_lr(tentative)}: picked on sweep {sweep}." in unescape(texts(at))
+
+
+def test_diagnostics_of_labels_that_follow_one_dependence_cluster_warn_first(runs_dir):
+    """Walkthrough 70: the Train page's advice (a start set by hand) trained a DEEM that gave four copies' labels; its
+    Diagnostics drew ~0 mutual information for the copies and ranked them first, with only grey notes below. A
+    warning above the tabs names the cluster the labels follow."""
+    from test_diagnostics import _followed_trio  # noqa: PLC0415
+
+    frame, _ = _followed_trio()
+    at = upload(new_app(), "trio.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.selectbox(key="train_init").set_value("ds")
+    at.number_input(key="train_epochs").set_value(20)
+    at.button(key="train_launch").click().run()
+    assert wait_done(at.session_state["train_run"]).status == "finished"
+    at.switch_page("pages/diagnostics.py").run()
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
+    assert len(warned) == 1 and warned[0].startswith("The labels follow one dependence cluster: c0, c1, c2 agree "
+                                                     "with DEEM's labels on "), warned
+    assert not any("the labels follow one dependence cluster" in str(c.value) for c in at.caption)
