@@ -259,6 +259,8 @@ shown = view.reset_index()
 # a column with no value at all (a fallback's seed agreement) is left out: its cells read "None" (walkthrough, tenth
 # session); the downloads keep it, empty
 shown = shown.drop(columns=[c for c in ("seed_agreement", "free_energy") if c in shown and shown[c].isna().all()])
+if "seed_agreement" in shown and int(config.get("n_seeds") or 1) <= 1:  # (one seed agrees with itself: a column of
+    shown = shown.drop(columns=["seed_agreement"])  # 1.000 that read as a finding; walkthrough 70)
 if not pd.api.types.is_integer_dtype(shown["task"]):  # whole-number task ids stay numbers (they sort as numbers)
     shown["task"] = shown["task"].astype(str)
 common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={

@@ -2703,3 +2703,21 @@ def test_diagnostics_of_labels_that_follow_one_dependence_cluster_warn_first(run
     assert len(warned) == 1 and warned[0].startswith("The labels follow one dependence cluster: c0, c1, c2 agree "
                                                      "with DEEM's labels on "), warned
     assert not any("the labels follow one dependence cluster" in str(c.value) for c in at.caption)
+
+
+def test_the_load_notice_reads_in_order_and_one_seed_shows_no_seed_agreement(runs_dir):
+    """Walkthrough 70: "Loaded 6,097 answers from 1 file(s) in 0.3 s and 138 gold labels." and, on Results, a seed
+    agreement column of 1.000 for a run of one seed (it agrees with itself)."""
+    at = upload(new_app())
+    assert re.search(r"Loaded 2,000 answers from 1 file in [0-9.]+ s\.", unescape(texts(at))), texts(at)
+    for seeds in (1, 2):
+        at.switch_page("pages/train.py").run()
+        at.multiselect(key="train_methods").set_value(["deem"])
+        at.selectbox(key="train_init").set_value("ds")
+        at.number_input(key="train_epochs").set_value(2)
+        at.number_input(key="train_seeds").set_value(seeds)
+        at.button(key="train_launch").click().run()
+        assert wait_done(at.session_state["train_run"]).status == "finished"
+        at.switch_page("pages/results.py").run()
+        no_problem(at)
+        assert ("seed_agreement" in labels_table(at).columns) == (seeds > 1), seeds
