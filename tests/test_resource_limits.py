@@ -723,3 +723,26 @@ def test_a_read_of_more_distinct_labels_than_classes_can_be_stops_early(tmp_path
         read_dataset([first, second])
     monkeypatch.setattr(dialects, "MAX_DISTINCT_LABELS", 100)
     assert read_dataset([first, second]).data.n_classes == 100  # (at the cap: read)
+
+
+def test_more_soft_label_columns_than_classes_are_refused_before_reading():
+    """Attack round 38: soft labels skip the distinct-label count (each prob_ column is a class): a 154 KB gzip of
+    2,000 rows and 20,000 prob_ columns read for 44 s to a 2.8 GB peak as 20,000 classes. More columns than DEEM's
+    class limit are refused from the header; that many still read."""
+    from deem_core.data.formats import dialects
+    from deem_core.model.sizes import MAX_CLASSES
+
+    assert dialects.MAX_SOFT_CLASSES == MAX_CLASSES
+
+    def soft_file(k: int) -> bytes:
+        header = "task,worker," + ",".join(f"prob_c{j}" for j in range(k))
+        rows = [f"{t},w{w}," + ",".join("1" if j == (t + w) % k else "0" for j in range(k))
+                for t in range(4) for w in range(3)]
+        return ("\n".join([header, *rows]) + "\n").encode()
+
+    assert read_dataset(("soft.csv", soft_file(MAX_CLASSES))).data.n_classes == MAX_CLASSES
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=f"soft.csv: {MAX_CLASSES + 1:,} soft-label columns \\(prob_<class>\\), one "
+                                        f"per class: DEEM handles at most {MAX_CLASSES:,} classes"):
+        read_dataset(("soft.csv", soft_file(MAX_CLASSES + 1)))
+    assert time.perf_counter() - started < 5

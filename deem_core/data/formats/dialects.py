@@ -297,6 +297,11 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
     label = (given_column(name, cols, "label", columns["label"]) if "label" in columns
              else find_role([c for c in rest if c != worker], "label"))
     soft_cols = soft_columns(rest, soft)
+    if len(soft_cols) > MAX_SOFT_CLASSES:
+        # (each prob_ column is a class, and the distinct-label count never saw them: 20,000 of them in a 154 KB gzip
+        # read for 44 s to a 2.8 GB peak, as 20,000 classes; attack round 38)
+        raise DataError(f"{name}: {len(soft_cols):,} soft-label columns ({SOFT_PREFIX}<class>), one per class: DEEM "
+                        f"handles at most {MAX_SOFT_CLASSES:,} classes")
     choices = {"task": cols, "worker": rest, "label": rest}
     layout = fmt
     if layout == "auto":
@@ -685,6 +690,10 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
             plan.times = times
     return plan
 
+
+#: soft-label columns a file may hold (one per class): DEEM's class limit (``deem_core.model.sizes.MAX_CLASSES``; a
+#: test keeps the two equal, this layer does not import the model's)
+MAX_SOFT_CLASSES = 1_000
 
 #: distinct labels a read gathers at most: class labels are a set of classes (DEEM handles 1,000; a 185 MB Parquet of
 #: 20 million answers and 4 million distinct labels read in 160 s to a 9.3 GB peak, then a 58 s summary in the
