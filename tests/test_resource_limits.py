@@ -746,3 +746,59 @@ def test_more_soft_label_columns_than_classes_are_refused_before_reading():
                                         f"per class: DEEM handles at most {MAX_CLASSES:,} classes"):
         read_dataset(("soft.csv", soft_file(MAX_CLASSES + 1)))
     assert time.perf_counter() - started < 5
+
+
+_READ_IN_A_PROCESS = textwrap.dedent("""
+    import re, sys
+    from deem_core.data.formats import read_dataset
+    def peak():  # (this process's own: ru_maxrss keeps the forking test process's peak across exec)
+        with open("/proc/self/status") as status:
+            return int(re.search(r"VmHWM:\\s*(\\d+)", status.read()).group(1)) / 1024
+    before = peak()
+    try:
+        read = read_dataset(sys.argv[1])
+        said = f"read {read.data.n_tasks}"
+    except Exception as exc:
+        said = f"{type(exc).__name__}: {exc}"
+    print(f"{peak() - before:.0f}|{said}")
+""")
+
+
+def _read_in_a_process(path: Path, **env: str) -> tuple[float, str]:
+    """(peak RSS growth in MiB, what the read said) of ``read_dataset(path)`` in a fresh process."""
+    import os  # noqa: PLC0415
+
+    done = subprocess.run([sys.executable, "-c", _READ_IN_A_PROCESS, str(path)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env}, check=True)
+    grown, said = done.stdout.strip().splitlines()[-1].split("|", 1)
+    return float(grown), said
+
+
+def test_a_read_that_grows_memory_past_its_allowance_stops(tmp_path):
+    """Attack round 38: 95,000 distinct task ids of 9,999 characters (a 490 KB Parquet; every value, byte, row and
+    row-group limit kept) took a server to a 12 GB peak, 2 million distinct tasks and workers (19 MB) to 2.8 GB.
+    The read looks at the process's memory as each chunk comes in and stops past its allowance (DEEM_MAX_READ_MEMORY
+    at most); a CSV of long rows comes in chunks of bounded text instead of one."""
+    from deem_core.data.formats.sources import sources_of  # noqa: PLC0415
+    from deem_core.data.formats.tables import CHUNK_TEXT_CHARS  # noqa: PLC0415
+
+    rows, pad = 12_000, "x" * 8_990
+    path = tmp_path / "long.parquet"
+    with pq.ParquetWriter(path, pa.schema([("task", pa.string()), ("worker", pa.string()), ("label", pa.string())]),
+                          compression="zstd") as writer:
+        for start in range(0, rows, 2_000):
+            ids = [f"{i:09d}{pad}" for i in range(start, start + 2_000)]
+            writer.write_table(pa.table({"task": ids, "worker": [f"w{i % 7}" for i in range(2_000)],
+                                         "label": ["ab"[i % 2] for i in range(2_000)]}))
+    assert path.stat().st_size < 1_000_000  # (108 MB of ids)
+    grown, said = _read_in_a_process(path, DEEM_MAX_READ_MEMORY="256M")
+    assert said.startswith(f"DataError: {path.name}: reading it took more than 256 MiB of memory by answer "), said
+    assert grown < 3 * 256 + 200, grown
+    unbounded, said = _read_in_a_process(path, DEEM_MAX_READ_MEMORY="0")
+    assert said == f"read {rows}" and unbounded > grown, (unbounded, said)
+    # a CSV of the same rows comes in chunks of about CHUNK_TEXT_CHARS characters (it came as one chunk of all)
+    csv_path = tmp_path / "long.csv"
+    pq.read_table(path).to_pandas().to_csv(csv_path, index=False)
+    sizes = [int(chunk["task"].astype(str).str.len().sum())
+             for chunk in tables.CsvTable(sources_of(csv_path)[0], Limits()).chunks()]
+    assert len(sizes) >= 5 and max(sizes[1:]) <= 1.2 * CHUNK_TEXT_CHARS, sizes

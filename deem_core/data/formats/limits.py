@@ -13,6 +13,12 @@
 * ``max_seconds``: wall seconds of one read (``DEEM_MAX_READ_SECONDS``, default 600; 0: none), checked as rows
   come in. A few short lines under a header of many columns cost pandas a full row each: 400 lines of 3 bytes
   under 100,000 columns took 108 s, so a small gzip of such lines would hold a server's reading for hours.
+* ``max_growth``: bytes the process's resident memory may grow by during one read, looked at as each chunk of
+  answers comes in (``DEEM_MAX_READ_MEMORY``, default 3 GiB; 0: not looked at); below it, 1 GiB plus 400 bytes per
+  answer read so far. Distinct ids take about ten times
+  their characters while a read builds its tables: 95,000 task ids of 9,999 characters (a 490 KB Parquet, every
+  limit above kept) took a server to a 12 GB peak, 2 million distinct tasks and workers (19 MB) to 2.8 GB (attack
+  round 38). The peak of a read stops at about three times this growth.
 * ``max_json_values``: values in one element of a JSON file or one JSON cell, counted by their ``{``, ``[`` and
   ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times the 2-3 characters of ``{}``: a 60 MB
   element of empty objects needed 1.5 GB. Deeper nesting than Python's parser allows is refused too.
@@ -31,7 +37,8 @@ from typing import Mapping
 
 from deem_core.data.text import shortened
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_SECONDS",
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COLUMNS", "DEFAULT_MAX_JSON_VALUES", "DEFAULT_MAX_READ_GROWTH",
+           "DEFAULT_MAX_READ_SECONDS", "READ_GROWTH_BASE", "READ_GROWTH_PER_ANSWER",
            "DEFAULT_MAX_ROWS", "DEFAULT_MAX_VALUE_CHARS", "Limits", "limit_from_env", "parse_limit", "parse_size"]
 
 #: 1 GiB of decompressed input: about 30 million answers of a typical long CSV
@@ -47,6 +54,13 @@ DEFAULT_MAX_READ_SECONDS = 600.0
 DEFAULT_MAX_COLUMNS = 100_000
 #: values in one element of a JSON file (a Label Studio task holds a few dozen to a few thousand)
 DEFAULT_MAX_JSON_VALUES = 2_000_000
+#: resident memory one read may add at most (``DEEM_MAX_READ_MEMORY``; 0 turns the check off): a 6-million-answer
+#: platform export (1,000,000 tasks x 2,400 workers) grows it by 0.6 GB at its chunks' ends as CSV, 2.2 GB as Parquet
+DEFAULT_MAX_READ_GROWTH = 3 << 30
+#: below that, what a read may add by its n-th answer: a base plus so much per answer (the Parquet export above takes
+#: ~370 bytes an answer; 95,000 answers of 10,000-character ids ~10,000)
+READ_GROWTH_BASE = 1 << 30
+READ_GROWTH_PER_ANSWER = 400
 #: what a preview reads at most (decompressed): a bounded head of the file
 PREVIEW_BYTES = 4 << 20
 
@@ -122,6 +136,7 @@ class Limits:
     max_json_values: int = DEFAULT_MAX_JSON_VALUES
     max_columns: int = DEFAULT_MAX_COLUMNS
     max_seconds: float = DEFAULT_MAX_READ_SECONDS
+    max_growth: int = DEFAULT_MAX_READ_GROWTH
 
     @classmethod
     def from_env(cls, **overrides: int | None) -> "Limits":
@@ -129,7 +144,9 @@ class Limits:
                      max_rows=_from_env("DEEM_MAX_INPUT_ROWS", DEFAULT_MAX_ROWS),
                      max_value_chars=_from_env("DEEM_MAX_VALUE_CHARS", DEFAULT_MAX_VALUE_CHARS),
                      max_columns=_from_env("DEEM_MAX_COLUMNS", DEFAULT_MAX_COLUMNS),
-                     max_seconds=_seconds_from_env("DEEM_MAX_READ_SECONDS", DEFAULT_MAX_READ_SECONDS))
+                     max_seconds=_seconds_from_env("DEEM_MAX_READ_SECONDS", DEFAULT_MAX_READ_SECONDS),
+                     max_growth=int(limit_from_env("DEEM_MAX_READ_MEMORY", DEFAULT_MAX_READ_GROWTH, "bytes",
+                                                   zero=True)))
         given = {key: value for key, value in overrides.items() if value is not None}
         return replace(limits, **given) if given else limits
 

@@ -45,6 +45,9 @@ __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts"]
 
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_ROWS = 250_000  # rows parsed at a time: the peak memory of a read is about one chunk of text
+#: characters a CSV chunk holds at most (its rows set from the rows before), and the rows of the first chunk
+CHUNK_TEXT_CHARS = 16 << 20
+FIRST_CHUNK_ROWS = 1_000
 #: cells parsed at a time: a wide file's chunk has fewer rows. Each cell costs ~70 bytes while parsed whatever it
 #: holds, so 250,000 rows of 15,000 empty cells (a 1 GiB file of commas, ~1 MB gzipped) would have needed ~260 GB
 CHUNK_CELLS = 4_000_000
@@ -399,11 +402,22 @@ class CsvTable(Table):
         return DataError(f"{self.name}: line {line}: a quoted field is never closed (a '\"' without its closing quote)")
 
     def _pandas_chunks(self, text: TextStream, rows: int) -> Iterator[pd.DataFrame]:
-        """A few columns: pandas' parser, a column of Arrow-backed strings each (compact for millions of rows)."""
+        """A few columns: pandas' parser, a column of Arrow-backed strings each (compact for millions of rows). A
+        chunk holds at most ``rows`` rows and about :data:`CHUNK_TEXT_CHARS` characters, its size set from the rows
+        before it (the first :data:`FIRST_CHUNK_ROWS`): 20,000 rows of 10,000-character ids came as one 200 MB chunk
+        whose strings took 1.3 GB at once (attack round 38)."""
         reader = pd.read_csv(text, sep=self.delimiter, dtype=str, header=0, index_col=False, keep_default_na=False,
                              na_filter=False, skip_blank_lines=False, engine="c", quotechar='"', chunksize=rows)
+        size = min(rows, FIRST_CHUNK_ROWS)
         with reader:
-            yield from reader
+            while True:
+                try:
+                    chunk = reader.get_chunk(size)
+                except StopIteration:
+                    return
+                yield chunk
+                chars = sum(int(chunk[c].str.len().sum()) for c in chunk.columns) if len(chunk) else 0
+                size = int(min(rows, max(FIRST_CHUNK_ROWS // 10, CHUNK_TEXT_CHARS * len(chunk) // max(1, chars))))
 
     def _cell_blocks(self, text: TextStream, rows: int) -> Iterator[pd.DataFrame]:
         """Many columns: the records as one block of Python strings per chunk, each cell stripped of spaces, a
