@@ -1292,7 +1292,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         # (a method asked for and never started was in no list: Dawid-Skene vanished from the run; walkthrough 70)
         not_run = [method_name(m) for m in methods if m not in labels_by_method and m not in metrics]
         return "cancelled", (f"cancelled {when}; labels kept for: {done}"  # ("cancelled during before ..." read badly)
-                             + (f"; not run: {', '.join(not_run)}" if not_run else ""))
+                             + (f"; methods not started: {', '.join(not_run)}" if not_run else ""))
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
         return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(

@@ -602,8 +602,8 @@ def current_lr() -> tuple[float, str]:
             # a tentative pick (no rate seen to settle) is used only when the user picks it: it became the Train
             # page's rate unasked, and a 30-epoch sweep's "1" trained 118 of 136 wrong labels at confidence 0.99
             # against 47 at the default (walkthrough 70)
-            unused = (f" (sweep {sweep_id}'s tentative pick, {fmt_lr(outcome['lr'])}, is not used unless picked on "
-                      f"the Sweep page: no learning rate was seen to settle within its epochs)")
+            unused = (f"; sweep {sweep_id}'s tentative pick, {fmt_lr(outcome['lr'])}, is used only if picked on "
+                      f"the Sweep page (no learning rate was seen to settle within its epochs)")
         else:
             # (not kept: a recommendation is not this visitor's decision, and opening a link to someone else's sweep
             # replaced the visitor's kept rate with it; attack round 7)

@@ -2670,8 +2670,8 @@ def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
-    assert (f"Learning rate 0.01: the engine's default (no learning rate picked for these data) (sweep {sweep}'s "
-            f"tentative pick, {wording.fmt_lr(tentative)}, is not used unless picked on the Sweep page: no learning "
+    assert (f"Learning rate 0.01: the engine's default (no learning rate picked for these data); sweep {sweep}'s "
+            f"tentative pick, {wording.fmt_lr(tentative)}, is used only if picked on the Sweep page (no learning "
             f"rate was seen to settle within its epochs).") in unescape(texts(at))
     at.switch_page("pages/sweep.py").run()
     at.radio(key=f"sweep_choice_{sweep}").set_value(tentative).run()
@@ -2702,6 +2702,10 @@ def test_diagnostics_of_labels_that_follow_one_dependence_cluster_warn_first(run
     warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
     assert len(warned) == 1 and warned[0].startswith("The labels follow one dependence cluster: c0, c1, c2 agree "
                                                      "with DEEM's labels on "), warned
+    # above every grey note of the diagnostics (two notes of the mutual information stood above it; walkthrough 71)
+    order = [unescape(str(e.value)) for e in at.main if type(e).__name__ in ("Warning", "Caption")]
+    first_note = next(i for i, text in enumerate(order) if text.startswith("note:"))
+    assert order.index(next(t for t in order if "dependence cluster" in t)) < first_note, order
     assert not any("the labels follow one dependence cluster" in str(c.value) for c in at.caption)
 
 

@@ -153,7 +153,7 @@ def test_cancel_leaves_a_consistent_reopenable_run(manager):
     # (Results said "labels kept for: DEEM" of 280 of 1,500 epochs, and Dawid-Skene was in no list; walkthrough 70)
     epochs_run = manager.store.load(run_id, with_data=False).extras["metrics"]["deem"]["epochs"]
     assert snap.message == (f"cancelled during DEEM; labels kept for: DEEM (partial: cancelled after {epochs_run} of "
-                            f"500 epoch(s)), Majority vote; not run: Dawid-Skene"), snap.message
+                            f"500 epoch(s)), Majority vote; methods not started: Dawid-Skene"), snap.message
     loaded = manager.store.load(run_id)
     assert loaded.status == "cancelled"
     assert list(loaded.results) == ["deem", "mv"]  # ds never started

@@ -300,8 +300,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                         f"{inside:.0%} of their answers, the other workers on {outside:.0%}. If the group copies one "
                         f"source, that source decided the labels: the mutual information within these labels then "
                         f"reads near 0 for its members, the importance ranks them first, and workers who disagree "
-                        f"with it read weak. Compare with the cluster-weighted Dawid-Skene (it counts the group once) "
-                        f"on the Results page, or train with Start from auto, which checks against it")
+                        f"with it read weak. Compare with the cluster-weighted Dawid-Skene (a method of its own that "
+                        f"counts the group once), or with a start chosen automatically, which is checked against it")
     if doubted:
         notes.append(f"gold disagrees: DEEM's labels follow {names_text(doubted)} where the gold labels do not (gold_gap: "
                      f"its agreement with DEEM's labels minus its accuracy, on the gold tasks it answered): workers who "
