@@ -69,6 +69,7 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MAX_VALUE_CHARS": Setting("bytes", False, "characters of one value"),
     "DEEM_MAX_COLUMNS": Setting("bytes", False, "columns of one table"),
     "DEEM_MAX_READ_SECONDS": Setting("seconds", True, "seconds of one read (0: no limit)"),
+    "DEEM_MAX_READ_MEMORY": Setting("bytes", True, "memory one read may add, at most (0: not checked)"),
 }
 
 def parse_setting(name: str, raw: str) -> float | int:
