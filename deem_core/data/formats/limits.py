@@ -14,9 +14,10 @@
   come in. A few short lines under a header of many columns cost pandas a full row each: 400 lines of 3 bytes
   under 100,000 columns took 108 s, so a small gzip of such lines would hold a server's reading for hours.
 * ``max_growth``: bytes the process's resident memory may grow by during one read, looked at as each chunk of
-  answers comes in (``DEEM_MAX_READ_MEMORY``, default 3 GiB; 0: not looked at); below it, 512 MiB plus 400 bytes
-  per answer read so far (20,000 distinct ids of 9,000 characters grew a server to 3.5 GB under 1 GiB; walkthrough 71). Distinct ids take about ten times
-  their characters while a read builds its tables: 95,000 task ids of 9,999 characters (a 490 KB Parquet, every
+  answers comes in and as its tables are built (``DEEM_MAX_READ_MEMORY``, default 4 GiB; 0: not looked at); below
+  it, 512 MiB plus 500 bytes per answer read so far (20,000 distinct ids of 9,000 characters grew a server to 3.5 GB
+  under a base of 1 GiB; walkthrough 71). Distinct ids take about ten times their characters while a read builds
+  its tables: 95,000 task ids of 9,999 characters (a 490 KB Parquet, every
   limit above kept) took a server to a 12 GB peak, 2 million distinct tasks and workers (19 MB) to 2.8 GB (attack
   round 38). The peak of a read stops at about three times this growth.
 * ``max_json_values``: values in one element of a JSON file or one JSON cell, counted by their ``{``, ``[`` and
@@ -56,11 +57,11 @@ DEFAULT_MAX_COLUMNS = 100_000
 DEFAULT_MAX_JSON_VALUES = 2_000_000
 #: resident memory one read may add at most (``DEEM_MAX_READ_MEMORY``; 0 turns the check off): a 6-million-answer
 #: platform export (1,000,000 tasks x 2,400 workers) grows it by 0.6 GB at its chunks' ends as CSV, 2.2 GB as Parquet
-DEFAULT_MAX_READ_GROWTH = 3 << 30
+DEFAULT_MAX_READ_GROWTH = 4 << 30
 #: below that, what a read may add by its n-th answer: a base plus so much per answer (the Parquet export above takes
 #: ~370 bytes an answer; 95,000 answers of 10,000-character ids ~10,000)
 READ_GROWTH_BASE = 512 << 20
-READ_GROWTH_PER_ANSWER = 400
+READ_GROWTH_PER_ANSWER = 500
 #: what a preview reads at most (decompressed): a bounded head of the file
 PREVIEW_BYTES = 4 << 20
 
