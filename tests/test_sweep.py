@@ -161,7 +161,7 @@ def test_one_rate_that_breaks_down_is_left_off_the_value_axis():
     low, high = fig.layout.yaxis.range
     typical = curves[curves["lr"] != 3.0]["energy_difference"]
     assert low <= typical.min() and high >= typical.max() and low > -2  # every other curve whole, lr 3 off
-    assert "lr 3 run off the value axis: double-click the chart to see them whole" in fig.layout.title.subtitle.text
+    assert "lr 3 runs off the value axis: double-click the chart to see it whole" in fig.layout.title.subtitle.text
     calm = energy_curves_figure(curves[curves["lr"] != 3.0], smoothing=0.9)
     assert calm.layout.yaxis.range is None and calm.layout.title.subtitle.text == "EMA smoothing 0.9"
 

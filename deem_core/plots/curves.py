@@ -131,7 +131,8 @@ def energy_curves_figure(
     fig.update_xaxes(tickformat="d", dtick=1 if last_epoch <= 10 else None, rangemode="tozero" if last_epoch <= 1 else None)
     heading = {"text": title or "Energy curves per learning rate"}
     subtitle = ([f"EMA smoothing {smoothing:g}"] if smoothing and not title else []) + (
-        [f"{off_chart} run off the value axis: double-click the chart to see them whole"] if off_chart else [])
+        [f"{off_chart} {'runs' if ', ' not in off_chart else 'run'} off the value axis: double-click the chart to see "
+         f"{'it' if ', ' not in off_chart else 'them'} whole"] if off_chart else [])  # (one curve: "it"; walkthrough 71)
     if subtitle:
         heading["subtitle"] = {"text": "; ".join(subtitle)}
     # the legend starts 64 px below the plot area, under the tick labels and the axis title (at -0.18 of the area
