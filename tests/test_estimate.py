@@ -167,3 +167,34 @@ def test_choosing_the_depth_times_each_depth_it_trains(data, monkeypatch):
     fixed = estimate_train(data, deem_methods=("deem",), n_layers=1, epochs=10, sample=1000, device="cpu")
     assert trained == [1, 1]
     assert chosen.seconds_per_epoch > 1.5 * fixed.seconds_per_epoch  # (0 + 1 + 2 layers and an iRBM, against 1 layer)
+
+
+def test_a_probe_that_falls_back_writes_nothing_to_the_servers_log(tmp_path):
+    """Walkthroughs 70 and 71: each time-estimate probe whose few epochs on a sample ended in the safety rule wrote a
+    FallbackWarning into the server's log as if a run had fallen back. A fresh process (the warning filters as a
+    server has them): the probe's fit returns the reference and nothing reaches stderr; a fit of the job's own still
+    warns."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import textwrap  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from test_app import copied_groups_csv  # noqa: PLC0415
+
+    path = tmp_path / "copies.csv"
+    path.write_bytes(copied_groups_csv())
+    script = textwrap.dedent("""
+        import sys
+        from deem_core.data.formats import read_dataset
+        from deem_studio.estimate import estimate_train
+        data = read_dataset(sys.argv[1]).data
+        estimate_train(data, device="cpu")
+        print("PROBED", file=sys.stderr)
+        from deem_core import DEEM
+        DEEM(epochs=3, device="cpu").fit(data)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    probed, fitted = done.stderr.split("PROBED", 1)
+    assert "Warning" not in probed, probed[-2000:]
+    assert "FallbackWarning: the safety rule returned" in fitted, fitted[-2000:]
