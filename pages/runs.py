@@ -263,12 +263,13 @@ if len(runs):
                 for key in ("sweep_run", "train_run", "diag_run"):
                     if st.session_state.get(key) in [chosen, *with_it]:
                         st.session_state.pop(key)
-                _drop_pick_of(chosen)  # (the Train form cited the deleted run; walkthrough 37)
                 # the latest runs left on the data set come in their place: Results and Diagnostics said "no
                 # training run on these data yet" beside another training of them (walkthrough 37)
                 shown = {key: st.session_state.get(key) for key in ("sweep_run", "train_run")}
                 common.restore_latest_runs()
-                _drop_pick_of(chosen)  # (and the kept pick it brings back from the store cites it too)
+                # the pick the session held, or the kept one the restore brought back, may cite the deleted run (the
+                # Train form cited it; walkthrough 37)
+                _drop_pick_of(chosen)
                 train = st.session_state.get("train_run")
                 if train and "lr_pick" not in st.session_state and not shown.get("train_run"):
                     # its rate too, as a reload of its address gives it (the rate read "the engine's default" until

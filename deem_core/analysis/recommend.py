@@ -532,7 +532,8 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 # (a pick where none settled is tentative in its row too: "recommended" beside the headline's
                 # "Tentative learning rate"; and so is one that "settles" over a tail of a few epochs: 6 epochs
                 # recommended the grid's largest rate, 3, on a last third of 2; walkthrough 68)
-                short = min(a.epochs for a in items) < MIN_EPOCHS_TO_SETTLE
+                shortest = min(a.epochs for a in items)
+                short = shortest < MIN_EPOCHS_TO_SETTLE
                 if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
                     drop = drops[lr]
                     larger = any(lr2 > lr for lr2 in tiered["stagnant"])
@@ -540,8 +541,7 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                             f"by {_fmt(drop)}); " + ("the larger ones learned no more" if larger
                                                      else "try larger learning rates or more epochs"))
                     if short:
-                        text += (f"; tentative: a tail of {min(a.epochs for a in items) // 3} epoch(s) cannot show "
-                                 f"a level curve")
+                        text += f"; tentative: a tail of {shortest // 3} epoch(s) cannot show a level curve"
                 elif category == "no-steady-tail":
                     text += "; the smallest learning rate that learns"
                 elif short:  # (its reason says the tail is too short to show a level curve)

@@ -130,9 +130,10 @@ def energy_curves_figure(
     # whole epochs only: plotly puts ticks at 0.5 steps on a short axis; a fixed step of 1 up to 10 epochs
     fig.update_xaxes(tickformat="d", dtick=1 if last_epoch <= 10 else None, rangemode="tozero" if last_epoch <= 1 else None)
     heading = {"text": title or "Energy curves per learning rate"}
+    one = ", " not in off_chart  # (one curve "runs" and is seen "whole" as "it"; walkthrough 71)
     subtitle = ([f"EMA smoothing {smoothing:g}"] if smoothing and not title else []) + (
-        [f"{off_chart} {'runs' if ', ' not in off_chart else 'run'} off the value axis: double-click the chart to see "
-         f"{'it' if ', ' not in off_chart else 'them'} whole"] if off_chart else [])  # (one curve: "it"; walkthrough 71)
+        [f"{off_chart} {'runs' if one else 'run'} off the value axis: double-click the chart to see "
+         f"{'it' if one else 'them'} whole"] if off_chart else [])
     if subtitle:
         heading["subtitle"] = {"text": "; ".join(subtitle)}
     # the legend starts 64 px below the plot area, under the tick labels and the axis title (at -0.18 of the area

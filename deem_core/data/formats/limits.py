@@ -17,9 +17,9 @@
   answers comes in and as its tables are built (``DEEM_MAX_READ_MEMORY``, default 4 GiB; 0: not looked at); below
   it, 512 MiB plus 500 bytes per answer read so far (20,000 distinct ids of 9,000 characters grew a server to 3.5 GB
   under a base of 1 GiB; walkthrough 71). Distinct ids take about ten times their characters while a read builds
-  its tables: 95,000 task ids of 9,999 characters (a 490 KB Parquet, every
-  limit above kept) took a server to a 12 GB peak, 2 million distinct tasks and workers (19 MB) to 2.8 GB (attack
-  round 38). The peak of a read stops at about three times this growth.
+  its tables: 95,000 task ids of 9,999 characters (a 490 KB Parquet, every limit above kept) took a server to a
+  12 GB peak, 2 million distinct tasks and workers (19 MB) to 2.8 GB (attack round 38). The peak of a read stops at
+  a small multiple of this growth (the 12 GB file: refused at +817 MiB).
 * ``max_json_values``: values in one element of a JSON file or one JSON cell, counted by their ``{``, ``[`` and
   ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times the 2-3 characters of ``{}``: a 60 MB
   element of empty objects needed 1.5 GB. Deeper nesting than Python's parser allows is refused too.
