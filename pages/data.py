@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.scoring import left_out_text  # noqa: E402
-from deem_core.data.annotations import DataError  # noqa: E402
+from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
@@ -193,10 +193,10 @@ def _preview(file, **options):
                 found = preview(file, **options)
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
-            found = DataError(str(exc))
+            found = type(exc)(str(exc)) if isinstance(exc, BeyondLimitError) else DataError(str(exc))
     st.session_state["_previews"] = [*list(kept.items())[-MAX_FILES_CHECKED:], (key, found)]
     if isinstance(found, DataError):
-        raise DataError(str(found))  # (a copy: the kept one gets no traceback)
+        raise type(found)(str(found))  # (a copy: the kept one gets no traceback)
     return found
 
 
@@ -234,11 +234,12 @@ with st.container(border=True):
     columns: dict = {}
     predictions = True
     unreadable = False  # the first file could not be read at all with this format: loading would fail the same way
+    beyond = False  # ... nor with any other format or mapping (past a limit)
     if files:
         try:
             shown = _preview(files[0], format=fmt)
         except DataError as exc:
-            shown, unreadable = None, True
+            shown, unreadable, beyond = None, True, isinstance(exc, BeyondLimitError)
             st.error(page_words(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             shown, unreadable = None, True
@@ -298,8 +299,8 @@ with st.container(border=True):
         st.warning("A Label Studio JSON export is read on its own: remove the other files above to load it.",
                    icon=":material/warning:")
     if unreadable:  # ("this file" where two were named; walkthrough 65)
-        st.caption(f"Remove {'the files named' if files and len(files) > 1 and shown is None else 'this file'} or "
-                   f"choose another format above; the files load once they can be read.")
+        st.caption(f"Remove {'the files named' if files and len(files) > 1 and shown is None else 'this file'}"
+                   + ("" if beyond else " or choose another format above") + "; the files load once they can be read.")
     elif files and shown is not None and shown.layout is None:  # loading would fail with the problem shown above
         unreadable = True
         st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "

@@ -406,3 +406,24 @@ def test_the_preview_of_several_per_worker_files_says_each_is_a_worker(runs_dir)
     assert ("annotator_00.csv: read as one file per worker (task, label): tasks from column 'task', labels from column "
             "'label', worker 'annotator_00' (the file name) — the first of 5 files; the others are read with this "
             "mapping, each file one worker named after it: they need the same layout") in note(at)
+
+
+def test_a_file_past_a_limit_is_refused_without_pointing_to_the_mapping(runs_dir):
+    """Walkthrough 71: 1,200 soft-label columns were refused (DEEM's class limit), and below the refusal the page said
+    "Choose the columns under 'Mapping' above (or another format)", which no mapping or format mends. A layout problem
+    a mapping can mend still points to it."""
+    from types import SimpleNamespace
+
+    header = "task,worker," + ",".join(f"prob_c{j}" for j in range(1_200))
+    rows = [f"t{t},w{w}," + ",".join("1" if j == t else "0" for j in range(1_200)) for t in range(3) for w in range(2)]
+    at = upload(new_app(), SimpleNamespace(files={"soft.csv": ("\n".join([header, *rows]) + "\n").encode()}))
+    assert any("1,200 soft-label columns" in str(e.value).replace("\\", "") for e in at.error), [e.value for e in at.error]
+    said = " ".join(str(c.value) for c in at.caption)
+    assert "Remove this file; the files load once they can be read." in said
+    assert "Mapping" not in said and "another format" not in said
+    assert at.button(key="load_files").disabled
+
+    at = upload(new_app(), SimpleNamespace(files={"odd.csv": b"item,who,answer_given\n1,a,x\n2,b,y\n"}))
+    at.selectbox(key="upload_format").set_value("long").run()  # (no column is named as a worker or a label)
+    said = " ".join(str(c.value) for c in at.caption)
+    assert "Choose the columns under 'Mapping' above (or another format)" in said, said

@@ -58,7 +58,7 @@ import pyarrow.compute as pa_compute
 from deem_core.data.text import INVISIBLE_RE2, is_invisible
 
 __all__ = [
-    "AnnotationSet", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
+    "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
     "majority_vote_codes", "sorted_index",
 ]
 
@@ -72,6 +72,11 @@ DENSE_CHUNK_BYTES = 64 << 20
 
 class DataError(ValueError):
     """A problem with the user's annotations, phrased for the user (names the file/column/row)."""
+
+
+class BeyondLimitError(DataError):
+    """The data passes one of the reader's limits: no other column mapping or format reads it (a preview raises it
+    where it returns a layout problem a mapping can mend)."""
 
 
 def _sort_order(values: Any) -> np.ndarray | None:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.data.annotations import DataError
+from deem_core.data.annotations import BeyondLimitError, DataError
 from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
 from deem_core.data.formats.values import MISSING_LABELS, missing_mask
@@ -300,7 +300,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
     if len(soft_cols) > MAX_SOFT_CLASSES:
         # (each prob_ column is a class, and the distinct-label count never saw them: 20,000 of them in a 154 KB gzip
         # read for 44 s to a 2.8 GB peak, as 20,000 classes; attack round 38)
-        raise DataError(f"{name}: {len(soft_cols):,} soft-label columns ({SOFT_PREFIX}<class>), one per class: DEEM "
+        raise BeyondLimitError(f"{name}: {len(soft_cols):,} soft-label columns ({SOFT_PREFIX}<class>), one per class: DEEM "
                         f"handles at most {MAX_SOFT_CLASSES:,} classes")
     choices = {"task": cols, "worker": rest, "label": rest}
     layout = fmt

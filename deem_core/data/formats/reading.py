@@ -11,7 +11,7 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.annotations import AnnotationSet, BeyondLimitError, DataError
 from deem_core.data.formats import dialects as _d
 from deem_core.data.formats.dialects import (DIALECTS, LAYOUTS, SOFT_PREFIX, Collector, Plan, describe_times, extract,
                                             plan_table)
@@ -423,7 +423,8 @@ def read_annotations(sources: Any, format: str = "auto", columns: Mapping[str, A
 def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None = None, soft: Any = None,
             nrows: int = 20, predictions: bool = True, limits: Limits | None = None) -> Preview:
     """Parse the head of one file (at most a few MiB decompressed, ``nrows`` rows) and say how it would be
-    read (layout problems are returned in ``problem``; unreadable bytes still raise DataError)."""
+    read (layout problems are returned in ``problem``; unreadable bytes still raise DataError, and a file past a
+    limit no mapping changes raises BeyondLimitError)."""
     fmt = _format(format)
     limits = limits or Limits.from_env()
     given = sources_of(source)
@@ -453,6 +454,9 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     encoding = getattr(table, "encoding", None)
     try:
         plan = plan_table(table, form, columns, soft, sample=head, stem=given[0].stem)
+    except BeyondLimitError:  # (no mapping mends it: "choose the columns under Mapping" stood below a refusal of
+        # 1,200 soft-label columns; walkthrough 71)
+        raise
     except DataError as exc:
         return Preview(table.name, shown, None, {}, delimiter, encoding, warnings, str(exc), container=container,
                        choices={"task": list(table.header), "worker": list(table.header),
