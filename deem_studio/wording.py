@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from deem_core.data.text import names_text
+
 
 def share_text(share: float) -> str:
     """A share (0..1) in percent with the digits a small one needs: a 60,000-task set of 3 answers a task showed a
@@ -156,3 +158,28 @@ def calibration_sentence(name: str, held: dict) -> str:
     return said + (f": its confidences read high, though none of its {held['wrong']:,} wrong labels there has "
                    f"confidence 0.99 or more; \"Least confident first\" below may still list right labels before "
                    f"wrong ones.")
+
+
+def importance_caption(table: Any, column: str, cluster_weighted: bool = False, flagged: bool = False) -> str:
+    """What the Diagnostics page's worker-importance table and chart say, and what they do not: the two measures, and
+    for the measure ``column`` the chart shows, the workers below 0 (named) and why (a negative importance went
+    unexplained on the page: walkthrough 70). ``table``: the importance rows (``worker``, ``subset`` and ``column``);
+    ``cluster_weighted``: the labels are a cluster-weighted reference's; ``flagged``: a worker is flagged worse than
+    chance. Quotes worker names: show it through ``pages.common.safe``."""
+    text = ("importance: how much the probability of the class decided for a task falls when the worker's answer "
+            "is left out (near 0 for everyone when many workers agree); importance log odds: the same fall in "
+            "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers.")
+    if cluster_weighted:
+        text += (" These labels count each group of copying workers once, so each copy weighs a share of one worker "
+                 "and scores low.")
+    if flagged:  # (two adversarial workers scored near the honest ones without a word; walkthrough 64)
+        text += (" A worker flagged “worse than chance” (Worker quality) can score high here: an answer that is "
+                 "reliably wrong tells the classes apart as a right one does, read through that worker's confusions.")
+    if column in getattr(table, "columns", ()):
+        values = table[column].astype(float)
+        below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < 0, "worker"]))
+        if below:
+            text += (f" Below 0 ({names_text(below, 5)}): leaving that worker's answer out makes the class "
+                     f"decided more probable, on average over its tasks: its answers point away from the labels "
+                     f"decided more often than to them, and count a little against them.")
+    return text

@@ -332,18 +332,11 @@ with tab_imp:
         common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels, column=measure),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
-    # which column to read, and why copies score low under a cluster-weighted reference (the two columns ranked a
-    # group differently and the near-zero copies went unexplained; walkthrough 50)
-    st.caption("importance: how much the probability of the class decided for a task falls when the worker's answer "
-               "is left out (near 0 for everyone when many workers agree); importance log odds: the same fall in "
-               "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers."
-               + (" These labels count each group of copying workers once, so each copy weighs a share of one "
-                  "worker and scores low." if returned and "cluster-weighted" in str(returned) else "")
-               # (two adversarial workers scored near the honest ones without a word; walkthrough 64)
-               + (" A worker flagged “worse than chance” (Worker quality) can score high here: an answer that is "
-                  "reliably wrong tells the classes apart as a right one does, read through that worker's "
-                  "confusions." if "flag" in quality.table and
-                  quality.table["flag"].astype(str).str.contains("worse than chance").any() else ""))
+    # which column to read, why copies score low under a cluster-weighted reference (walkthrough 50), and what a
+    # negative importance means
+    st.caption(common.safe(wording.importance_caption(
+        importance.table, measure, cluster_weighted=bool(returned and "cluster-weighted" in str(returned)),
+        flagged="flag" in quality.table and quality.table["flag"].astype(str).str.contains("worse than chance").any())))
     common.table(table)
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",

@@ -110,6 +110,22 @@ def test_the_data_page_names_workers_answering_against_the_others(runs_dir):
     assert "A worker flagged “worse than chance” (Worker quality) can score high here" in unescape(texts(at))
 
 
+def test_the_importance_caption_names_the_workers_below_zero_and_says_why():
+    """Walkthrough 70: a worker's negative importance stood in the chart and table without a word on what it meant."""
+    table = pd.DataFrame({"worker": ["w1", "w2", "w3", "w2"], "subset": ["all", "all", "all", "selected"],
+                          "importance_log_odds": [0.8, -0.2, 0.1, -0.4], "importance": [0.1, 0.02, 0.0, -0.01]})
+    said = wording.importance_caption(table, "importance_log_odds")
+    assert "Below 0 ('w2'): leaving that worker's answer out makes the class decided more probable" in said
+    assert "'w1'" not in said and "'w3'" not in said
+    assert "Below 0" not in wording.importance_caption(table.assign(importance_log_odds=[0.8, 0.2, 0.0, 0.4]),
+                                                       "importance_log_odds")
+    assert "Below 0 ('w2')" in wording.importance_caption(table, "importance")  # (the measure the chart shows)
+    many = pd.DataFrame({"worker": [f"w{i}" for i in range(7)], "subset": "all", "importance": -0.1})
+    assert "Below 0 ('w0', 'w1', 'w2', 'w3', 'w4' and 2 more)" in wording.importance_caption(many, "importance")
+    assert "scores low" in wording.importance_caption(table, "importance", cluster_weighted=True)
+    assert "worse than chance" in wording.importance_caption(table, "importance", flagged=True)
+
+
 def test_the_runs_grid_says_an_accuracy_on_gold_labels_deem_trained_with_is_no_test_of_unseen_tasks(runs_dir):
     """Walkthrough 65: a run with a gold-label weight of 1 read "accuracy on 96 gold tasks: DEEM 0.896, ..." on the
     Runs page, where the Train page and the CLI say DEEM trained with half of them."""
