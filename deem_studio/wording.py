@@ -180,6 +180,6 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
         below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < 0, "worker"]))
         if below:
             text += (f" Below 0 ({names_text(below, 5)}): leaving that worker's answer out makes the class "
-                     f"decided more probable, on average over its tasks: its answers point away from the labels "
-                     f"decided more often than to them, and count a little against them.")
+                     f"decided more probable, on average over its tasks: as the model reads them, its answers "
+                     f"count against the labels decided more than for them.")
     return text
