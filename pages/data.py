@@ -235,6 +235,7 @@ with st.container(border=True):
     predictions = True
     unreadable = False  # the first file could not be read at all with this format: loading would fail the same way
     beyond = False  # ... nor with any other format or mapping (past a limit)
+    previewed = None  # the "read as" line shown for the first file (the summary below does not say it again)
     if files:
         try:
             shown = _preview(files[0], format=fmt)
@@ -266,6 +267,7 @@ with st.container(border=True):
                             + (", each file one worker named after it" if shown.layout == "per_annotator" else "")
                             + ": they need the same layout")
                 note_box.text(common.plain_text(shown.note + more))  # "<file>: read as ...": user strings, as text
+                previewed = shown.note
             if shown.problem:
                 st.warning(page_words(shown.problem))
             separators = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -388,8 +390,12 @@ m[4].metric("Density", wording.share_text(data.density), help="share of (task, w
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
-if st.session_state.get("_reading_note"):
-    st.text(common.plain_text(st.session_state["_reading_note"]))
+read_note = st.session_state.get("_reading_note")
+if read_note and read_note != previewed:  # (the same line stood above and here once loaded; walkthrough 70)
+    if previewed and read_note.startswith(previewed + "; "):  # (what the whole read found besides: gold labels)
+        st.caption(common.safe(f"Read as the line above says; {read_note[len(previewed) + 2:]}"))
+    else:
+        st.text(common.plain_text(read_note))
 st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:

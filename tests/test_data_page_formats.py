@@ -427,3 +427,17 @@ def test_a_file_past_a_limit_is_refused_without_pointing_to_the_mapping(runs_dir
     at.selectbox(key="upload_format").set_value("long").run()  # (no column is named as a worker or a label)
     said = " ".join(str(c.value) for c in at.caption)
     assert "Choose the columns under 'Mapping' above (or another format)" in said, said
+
+
+def test_the_read_as_line_stands_once_after_loading(runs_dir):
+    """Walkthrough 70: once loaded, the "read as" line stood twice, above (the preview's) and in the summary (the
+    read's); the summary says only what the read found besides (its gold labels), and its whole line where the
+    files above are others."""
+    at = upload(new_app(), make_fixtures.toloka())
+    at.button(key="load_files").click().run()
+    lines = [t.value for t in at.text if "read as Toloka results" in t.value]
+    assert len(lines) == 1, lines
+    assert "Read as the line above says; 3 gold label(s)" in [str(c.value).replace("\\", "") for c in at.caption]
+    at = upload(at, make_fixtures.mturk())  # (other files above, the Toloka export still loaded)
+    assert [t.value for t in at.text if "read as" in t.value][-1].endswith("; 3 gold label(s)")
+    assert any("read as Amazon Mechanical Turk" in t.value for t in at.text)
