@@ -362,14 +362,17 @@ with right:
                    icon=":material/warning:")
     st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
+default_lr = float(defaults_of(DEEM)["lr"])
 rows = []
 for lr in grid_done:
     v = verdicts.get(lr) or {}
     label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
     if partial and label in ("recommended", "tentative"):
         label = "best so far"
+    # (the default marked: "too small" stood beside it and the button below trained with it unmarked; walkthrough 72)
     marks = [m for m, on in ((REC_WORD, recommended is not None and math.isclose(lr, recommended)),
-                             ("picked", picked is not None and math.isclose(lr, picked))) if on]
+                             ("picked", picked is not None and math.isclose(lr, picked)),
+                             ("the training's default", math.isclose(lr, default_lr))) if on]
     rows.append({"learning rate": wording.fmt_lr(lr) + (f"  ({', '.join(marks)})" if marks else ""),
                  "verdict": label, "why": v.get("reason", "")})
 if rows:  # a static table: the reasons wrap instead of being cut off
@@ -377,7 +380,6 @@ if rows:  # a static table: the reasons wrap instead of being cut off
     if rec.get("smoothing"):  # the figures in "why" are read on smoothed curves, which the chart may not show
         st.caption(f"The figures in \"why\" are measured on the curves smoothed with EMA α = {float(rec['smoothing']):.2f} "
                    f"(switch on \"Smooth curves\" with that α to see those curves); the raw curves swing more.")
-    default_lr = float(defaults_of(DEEM)["lr"])
     slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
             and (verdicts.get(lr) or {}).get("verdict") in ("too small", "hardly learns")]
     if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")
@@ -408,7 +410,11 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
                f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
                f"sweep's settings best.")
-if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}", type="primary", key="sweep_to_train",
+# (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling 0.01
+# too small read as the sweep's advice; walkthrough 72)
+whose = ("" if lr is not None or picked is not None else " (the default: none picked)" if pick is None
+         else " (recommended)" if unasked else " (of the run you opened)" if from_run else "")
+if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}{whose}", type="primary", key="sweep_to_train",
              help="opens the Train page with this rate in its form: press Train there (the run shown below the form "
                   "until then is the one before)"):
     if lr is not None:

@@ -494,7 +494,12 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     no_problem(at)
     radio = at.radio(key=f"sweep_choice_{run_id}")
     assert [float(x) for x in radio.options] == [0.01, 0.1]
+    # before a pick the button says whose rate it trains with, and the table marks the default (walkthrough 72:
+    # "Train with learning rate 0.01" stood below a row calling 0.01 too small)
+    assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01 (the default: none picked)"
+    assert [i for i in at.table[0].value.index if "default" in i] == ["0.01  (the training's default)"]
     radio.set_value(0.01).run()
+    assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01"
     assert at.session_state["lr_pick"]["lr"] == 0.01
     at.button(key="sweep_to_train").click().run()
     no_problem(at)
