@@ -442,7 +442,8 @@ def test_spammers_flagged_on_condind(condind):
     noise = [w for w in table.index if w not in conf["informative"]]
     assert len(noise) == 6
     # the rule said in words ("spammer score under 7 / labels" read as 7 divided by something; walkthrough 28)
-    assert "(spammer score times its number of labels under 7)" in quality.notes[0]
+    assert "(spammer score times its number of labels under 7, and its kappa within 2.33 standard errors of a " \
+           "guesser's 0)" in quality.notes[0]
     # the iRBM's accuracy column says it is an estimate without gold labels (read as a gold comparison beside the
     # gold accuracy; walkthrough 33)
     assert any(n.startswith("irbm_accuracy is the trained ") and "own estimate" in n and "without gold labels" in n
@@ -1046,3 +1047,25 @@ def test_labels_that_follow_one_dependence_cluster_are_said_first():
     checked = DEEM(init="auto", epochs=20, seed=0, device="cpu").fit(frame)  # (the group counted once: 87%)
     assert (checked.predict() == truth.to_numpy()).mean() > 0.85
     assert not any(n.startswith(FOLLOWED_NOTE) for n in worker_quality(checked, frame).notes)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_a_fair_worker_agreeing_well_above_chance_is_weak_not_a_likely_spammer(seed):
+    """Walkthrough 72: a worker right on 47% of its ~80 answers of 4 classes (kappa 0.31 against the labels, about 5 of
+    a guesser's standard errors) was flagged "likely spammer", read as "no different from random guesses": its
+    spammer score (the chance-corrected accuracy squared) was within a guesser's noise for 80 labels. A guesser with
+    as many answers stays a likely spammer."""
+    labels, truth = _ds_labels(400, 6, 4, 0.8, seed=seed)
+    rng = np.random.default_rng(seed)
+    extra = np.full((400, 2), -1)
+    for column, accuracy in enumerate([0.47, None]):
+        idx = rng.choice(400, 80, replace=False)
+        extra[idx, column] = (rng.integers(4, size=80) if accuracy is None else
+                              np.where(rng.random(80) < accuracy, truth[idx], (truth[idx] + rng.integers(1, 4, 80)) % 4))
+    df = _long(np.column_stack([labels, extra]), [f"w{i}" for i in range(6)] + ["fair", "guesser"])
+    model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    table = worker_quality(model, df).table.set_index("worker")
+    fair = table.loc["fair"]
+    assert fair["spammer_score"] < 7 / 80 and fair["kappa"] > 0.15  # (within the score's noise; its kappa is not)
+    assert fair["flag"] == "weak"
+    assert table.loc["guesser", "flag"] == "likely spammer"

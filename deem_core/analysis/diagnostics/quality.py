@@ -24,7 +24,11 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
 * ``likely spammer`` when its score is within the noise of a random guesser's with as many labels,
   ``spammer_score < SPAMMER_NOISE / n_labels``, and below ``spammer_threshold`` (a worker right on 57% of 46 answers
   of 4 classes, score 0.109, was called a likely spammer beside a "weak" threshold of 0.1; walkthrough 58) (``n * S`` of a guesser answering uniformly at random is below 3.5-6.8
-  in 99% of 1,000 draws for K = 2-10 and n = 30-3,000; 7 is used);
+  in 99% of 1,000 draws for K = 2-10 and n = 30-3,000; 7 is used), and its Cohen's kappa against the labels within
+  :data:`SPAMMER_KAPPA_Z` standard errors of a guesser's 0, ``sqrt(chance / (n (1 - chance)))`` (the score squares
+  the chance-corrected accuracy and loses the evidence of a fair worker: one right on 47% of 80 answers of 4 classes,
+  kappa 0.31, about 5 standard errors, was called a likely spammer, "no different from random guesses";
+  walkthrough 72);
 * ``weak`` when it is above that noise but ``spammer_score < spammer_threshold`` (default 0.1): for a worker
   equally good on every class the score is its chance-corrected accuracy squared, ``((K a - 1) / (K - 1))^2``, so
   0.1 is an accuracy ``a`` below 0.66 for K = 2 or 0.54 for K = 3: informative, but little (this flag was "likely
@@ -56,7 +60,7 @@ from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_poste
                                                    returned_reference)
 
 __all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
-           "SPAMMER_NOISE", "GOLD_GAP", "GOLD_GAP_Z", "FOLLOWED_NOTE", "followed_clusters"]
+           "SPAMMER_NOISE", "SPAMMER_KAPPA_Z", "GOLD_GAP", "GOLD_GAP_Z", "FOLLOWED_NOTE", "followed_clusters"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
 #: the least share of a worker's gold-task answers by which its agreement with DEEM's labels must exceed its agreement
@@ -65,6 +69,8 @@ GOLD_GAP = 0.25
 GOLD_GAP_Z = 3.0
 #: n_labels * spammer_score of a random guesser stays below this in more than 99% of draws (module docstring)
 SPAMMER_NOISE = 7.0
+#: ... and its kappa against the labels below this many of a guesser's standard errors (one-sided 1%)
+SPAMMER_KAPPA_Z = 2.33
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +262,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
             accuracy = np.trace(gold_counts, axis1=1, axis2=2) / gold_counts.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = SPAMMER_NOISE / n_labels
+        # a guesser's kappa is 0 give or take sqrt(chance / (n (1 - chance))); NaN (no chance agreement left) decides
+        # nothing
+        guessing = ~(kappa > SPAMMER_KAPPA_Z * np.sqrt(chance / (n_labels * (1.0 - chance))))
     flag = np.where(n_labels < min_labels, "too few labels",
-                    np.where((score < noise) & (score < spammer_threshold), "likely spammer",
+                    np.where((score < noise) & (score < spammer_threshold) & guessing, "likely spammer",
                              np.where(kappa < 0, "worse than chance",
                                       np.where(score < spammer_threshold, "weak", "ok"))))
     gap = np.full(data.n_workers, np.nan)
@@ -286,7 +295,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
-             f"(spammer score times its number of labels under {SPAMMER_NOISE:g}); weak = better than random, but "
+             f"(spammer score times its number of labels under {SPAMMER_NOISE:g}, and its kappa within "
+             f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0); weak = better than random, but "
              f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy "
              f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
