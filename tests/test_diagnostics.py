@@ -915,6 +915,12 @@ def test_workers_deem_follows_against_the_gold_labels_are_flagged():
     assert any(note.startswith("gold disagrees: DEEM's labels follow c0, c1, c2 where") for note in quality.notes)
     plain = worker_quality(model, df).table  # without gold labels: no column, no such flag
     assert "gold_gap" not in plain.columns and not (plain["flag"] == "gold disagrees").any()
+    # how many answers each gold accuracy stands on, beside it (walkthrough 72: 0.333 on 3 gold tasks read as a fact)
+    assert "n_gold" not in plain.columns
+    part = worker_quality(model, df, gold=truth.iloc[:25]).table.set_index("worker")
+    expected = df[df["task"].isin(truth.index[:25])].groupby("worker").size()
+    assert part["n_gold"].to_dict() == expected.reindex(part.index, fill_value=0).to_dict()
+    assert list(part.columns).index("n_gold") == list(part.columns).index("accuracy") - 1
 
 
 def test_a_good_model_leaves_no_worker_flagged_against_the_gold_labels():
