@@ -418,6 +418,10 @@ if not results:
     st.info("This run produced no labels.")
     st.stop()
 metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"), dict) else {}
+# the labels in the order of the table of methods (the run's order, DEEM first when trained): the store reads them by
+# file name, and "Cluster-weighted Dawid-Skene" came first in the charts and the confusion matrix's picker
+# (walkthrough 72)
+results = {m: results[m] for m in sorted(results, key=lambda m: list(metrics).index(m) if m in metrics else len(metrics))}
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
@@ -515,8 +519,11 @@ with right:
         st.caption(f"the {common.MAX_DRAWN_CLASSES} most frequent of {len(dist):,} classes")
         dist = dist.loc[dist.max(axis=1).nlargest(common.MAX_DRAWN_CLASSES, keep="first").index]
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
-    fig = px.bar(long, x="label", y="share", color="method", barmode="group",
-                 labels={"share": "share of tasks"})
+    # one colour per method: the theme's ten came round again for twelve methods (DEEM and Zero-based skill alike;
+    # walkthrough 72)
+    fig = px.bar(long, x="label", y="share", color="method", barmode="group", labels={"share": "share of tasks"},
+                 category_orders={"method": list(labels)},
+                 color_discrete_sequence=px.colors.qualitative.Dark24 if len(labels) > 10 else None)
     category_axes(fig, y=False)
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")

@@ -2746,3 +2746,24 @@ def test_the_load_notice_reads_in_order_and_one_seed_shows_no_seed_agreement(run
         at.switch_page("pages/results.py").run()
         no_problem(at)
         assert ("seed_agreement" in labels_table(at).columns) == (seeds > 1), seeds
+
+
+def test_the_train_page_shows_methods_in_the_run_order_each_in_a_colour_of_its_own(runs_dir):
+    """Walkthrough 72: with twelve methods the label-distribution bars reused the theme's ten colours (DEEM and
+    Zero-based skill alike), and the charts and the confusion matrix's picker took the methods by file name, so
+    "Cluster-weighted Dawid-Skene" came first where the table of methods has DEEM."""
+    import json  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
+    methods = ["deem", "irbm", "mv", "wawa", "ds", "ds_shared", "cwds", "onecoin", "glad", "mace", "mmsr", "zbs"]
+    run_id = finished_training(at, methods, epochs=2)
+    at.run()
+    no_problem(at)
+    assert at.selectbox(key=f"train_confusion_{run_id}").options[0] == "DEEM"
+    assert at.selectbox(key=f"train_confusion_{run_id}").value == "deem"
+    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if f"dist_{run_id}" in c.proto.id)
+    names = [trace["name"] for trace in bars["data"]]
+    assert names[0] == "DEEM" and len(names) == 12
+    colours = [trace["marker"]["color"] for trace in bars["data"]]
+    assert len(set(colours)) == 12, colours
