@@ -2767,3 +2767,29 @@ def test_the_train_page_shows_methods_in_the_run_order_each_in_a_colour_of_its_o
     assert names[0] == "DEEM" and len(names) == 12
     colours = [trace["marker"]["color"] for trace in bars["data"]]
     assert len(set(colours)) == 12, colours
+
+
+def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
+    """Walkthrough 72 (and 53 before it): the table said DEEM "disagrees with majority vote" on 0.016 of the tasks (a
+    tie's labels all agreeing) and the heatmap beside it 0.889 the same label (majority vote's tie-rule pick); two
+    captions explained it, and it still read as two answers to one question. The heatmap's majority-vote cells now
+    count as the table does; the bars of majority vote say how its ties lean."""
+    import json  # noqa: PLC0415
+
+    at = upload(new_app())
+    run_id = finished_training(at, ["wawa", "mv"])
+    at.run()
+    no_problem(at)
+    metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
+    tied, share = metrics["mv"]["majority_vote_ties"], metrics["wawa"]["share_disagreeing_with_majority"]
+    assert tied > 0 and share is not None
+    import base64  # noqa: PLC0415
+
+    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if f"agree_{run_id}" in c.proto.id)
+    z, names = heatmap["data"][0]["z"], list(heatmap["data"][0]["x"])
+    cells = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(len(names), len(names))
+    wawa, mv = names.index("Wawa"), names.index("Majority vote")
+    assert cells[wawa][mv] == cells[mv][wawa] == pytest.approx(1.0 - share)
+    said = unescape(texts(at))
+    assert "with majority vote, as in the table above: on a tied task any of its most answered labels counts" in said
+    assert f"Majority vote's bars give each of its {tied:,} tied tasks one label by its tie rule" in said
