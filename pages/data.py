@@ -480,6 +480,11 @@ with tab["Pairwise agreement"]:
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",
                     labels={"color": "agreement"})
     category_axes(fig)  # one cell per worker: ids 200 ... 1766 were a number line (walkthrough 67)
+    # every worker named on both axes, 18 px a row: at plotly's height the ticks of 30 workers named every other one
+    # (walkthrough 72)
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(dtick=1)
+    fig.update_layout(height=max(420, 18 * len(pairwise) + 160))
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
 with tab["Answers"]:

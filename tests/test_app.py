@@ -2793,3 +2793,17 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     said = unescape(texts(at))
     assert "with majority vote, as in the table above: on a tied task any of its most answered labels counts" in said
     assert f"Majority vote's bars give each of its {tied:,} tied tasks one label by its tie rule" in said
+
+
+def test_the_pairwise_heatmap_names_every_worker(runs_dir):
+    """Walkthrough 72: the Data page's pairwise-agreement heatmap of 30 workers named every other one on its axes."""
+    import json  # noqa: PLC0415
+
+    rng = np.random.default_rng(72)
+    rows = [(t, f"worker_{w:02d}", int(rng.integers(3))) for t in range(120) for w in range(30) if rng.random() < 0.5]
+    at = upload(new_app(), "thirty.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(
+        index=False).encode())
+    no_problem(at)
+    layout = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)["layout"]
+    assert layout["xaxis"]["dtick"] == layout["yaxis"]["dtick"] == 1
+    assert layout["height"] >= 18 * 30
