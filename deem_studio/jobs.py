@@ -49,6 +49,7 @@ import pandas as pd
 from deem_core.analysis.selection import safety_rule_reference, safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
+from deem_core.data.formats.sources import release_memory
 from deem_core.methods.base import defaults_of
 from deem_core.methods.child import FitStopped
 from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
@@ -814,6 +815,7 @@ class JobManager:
                 except Exception:  # noqa: BLE001 - left listed, as before
                     pass
             self._retire(run_id)
+            release_memory()  # (what the job freed, held by its thread's arena; attack round 39)
 
     def _retire(self, run_id: str) -> None:
         with self._lock:

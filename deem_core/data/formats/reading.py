@@ -19,7 +19,7 @@ from deem_core.data.formats.labelstudio import (
     LabelStudioContext, iter_json, json_kind, read_json_records, read_label_studio,
 )
 from deem_core.data.formats.limits import PREVIEW_BYTES, Limits
-from deem_core.data.formats.sources import Budget, Source, read_head, sources_of
+from deem_core.data.formats.sources import Budget, Source, read_head, release_memory, sources_of
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
@@ -201,7 +201,25 @@ def _not_text(function: Callable) -> Callable:
 def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] | None = None,
                  on_conflict: str = "error", soft: Any = None, classes: Sequence[Hashable] | None = None,
                  keep_missing: bool = False, predictions: bool = True, limits: Limits | None = None) -> Reading:
-    """Read annotation file(s) (rules: :mod:`deem_core.data.formats`) -> :class:`Reading`."""
+    """Read annotation file(s) (rules: :mod:`deem_core.data.formats`) -> :class:`Reading`.
+
+    The memory the read freed goes back to the system as it returns or refuses (:func:`release_memory`): a refusal
+    is raised anew, without the frames of the read (its traceback held them, and with them what was read)."""
+    failure: DataError | None = None
+    try:
+        reading = _read_dataset(sources, format, columns, on_conflict, soft, classes, keep_missing, predictions,
+                                limits)
+    except DataError as exc:
+        failure = type(exc)(*exc.args)
+    release_memory()
+    if failure is not None:
+        raise failure
+    return reading
+
+
+def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, on_conflict: str, soft: Any,
+                  classes: Sequence[Hashable] | None, keep_missing: bool, predictions: bool,
+                  limits: Limits | None) -> Reading:
     fmt = _format(format)
     limits = limits or Limits.from_env()
     given = sources_of(sources)

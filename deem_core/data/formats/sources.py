@@ -9,6 +9,9 @@ the decompressed bytes against the read's :class:`Budget`, refusing past the lim
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gzip
 import io
 import os
@@ -55,6 +58,32 @@ def resident_bytes() -> int | None:
         with open("/proc/self/statm", "rb") as handle:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Hand the memory a read freed back to the system: glibc keeps freed blocks in the arena of the thread that
+    freed them and Arrow's pool keeps its own, so every refused read left a server's process about 500 MiB larger
+    (each page thread an arena of its own; the next read's limit counted from there), and a kept data set held
+    about twice its bytes (attack round 39; 30 ms after a read of 60,000 long ids). Where there is no
+    ``malloc_trim`` (not glibc) only Arrow's pool is trimmed."""
+    try:
+        import pyarrow  # noqa: PLC0415
+
+        pyarrow.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001 (best effort)
+        pass
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
         return None
 
 
