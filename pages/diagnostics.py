@@ -346,7 +346,8 @@ with tab_quality:
     first = [c for c in ("worker", "flag", "dependent_with") if c in quality.table.columns]
     common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
-                                         "answers alone: no gold labels", "accuracy": "Against the gold labels, on its n gold answers (a few say little)",
+                                         "answers alone: no gold labels",
+                        "accuracy": "Against the gold labels, on its n gold answers (a few say little)",
                         "n gold": "Its answers on tasks with a gold label: what its accuracy stands on",
                         "gold gap": "On the gold tasks it answered: its agreement with DEEM's labels minus its "
                                     "accuracy against the gold labels (above 0: DEEM's labels side with it where the "

@@ -410,8 +410,8 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
                f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
                f"sweep's settings best.")
-# (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling 0.01
-# too small read as the sweep's advice; walkthrough 72)
+# (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling
+# 0.01 too small read as the sweep's advice; walkthrough 72)
 whose = ("" if lr is not None or picked is not None else " (the default: none picked)" if pick is None
          else " (recommended)" if unasked else " (of the run you opened)" if from_run else "")
 if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}{whose}", type="primary", key="sweep_to_train",

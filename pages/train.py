@@ -421,7 +421,8 @@ metrics = loaded.extras.get("metrics") if isinstance(loaded.extras.get("metrics"
 # the labels in the order of the table of methods (the run's order, DEEM first when trained): the store reads them by
 # file name, and "Cluster-weighted Dawid-Skene" came first in the charts and the confusion matrix's picker
 # (walkthrough 72)
-results = {m: results[m] for m in sorted(results, key=lambda m: list(metrics).index(m) if m in metrics else len(metrics))}
+order = list(metrics)
+results = {m: results[m] for m in sorted(results, key=lambda m: order.index(m) if m in order else len(order))}
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")

@@ -1066,8 +1066,11 @@ def test_a_fair_worker_agreeing_well_above_chance_is_weak_not_a_likely_spammer(s
     extra = np.full((400, 2), -1)
     for column, accuracy in enumerate([0.47, None]):
         idx = rng.choice(400, 80, replace=False)
-        extra[idx, column] = (rng.integers(4, size=80) if accuracy is None else
-                              np.where(rng.random(80) < accuracy, truth[idx], (truth[idx] + rng.integers(1, 4, 80)) % 4))
+        if accuracy is None:
+            extra[idx, column] = rng.integers(4, size=80)
+        else:
+            right = rng.random(80) < accuracy
+            extra[idx, column] = np.where(right, truth[idx], (truth[idx] + rng.integers(1, 4, 80)) % 4)
     df = _long(np.column_stack([labels, extra]), [f"w{i}" for i in range(6)] + ["fair", "guesser"])
     model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
     table = worker_quality(model, df).table.set_index("worker")

@@ -227,11 +227,12 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     Columns: ``worker, n_labels, coverage`` (fraction of tasks answered), ``agreement`` (fraction of its
     labels equal to DEEM's), ``chance_agreement`` (expected agreement of a worker answering at random
     with its own label frequencies), ``kappa`` (Cohen's kappa vs DEEM), ``n_gold`` (with gold labels: its answers on
-    gold tasks), ``accuracy`` (vs gold on those, NaN without gold), ``gold_gap`` (with gold), ``irbm_accuracy`` (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the
-    worker's accuracy; of the raw labels only for ``n_layers = 0``), ``spammer_score``,
-    ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``. ``clusters``: dependence clusters found for
-    these diagnostics (a ``DependenceClusters.summary()``), used when the model did not look for them (its start and
-    layers fixed by hand): copiers were then all "ok", ranked the best workers by the iRBM (walkthrough 56).
+    gold tasks), ``accuracy`` (vs gold on those, NaN without gold), ``gold_gap`` (with gold), ``irbm_accuracy``
+    (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the worker's accuracy; of the raw labels only for
+    ``n_layers = 0``), ``spammer_score``, ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``.
+    ``clusters``: dependence clusters found for these diagnostics (a ``DependenceClusters.summary()``), used when the
+    model did not look for them (its start and layers fixed by hand): copiers were then all "ok", ranked the best
+    workers by the iRBM (walkthrough 56).
     """
     data = prepare(model, data)
     k = data.n_classes

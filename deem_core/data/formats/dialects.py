@@ -300,8 +300,8 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
     if len(soft_cols) > MAX_SOFT_CLASSES:
         # (each prob_ column is a class, and the distinct-label count never saw them: 20,000 of them in a 154 KB gzip
         # read for 44 s to a 2.8 GB peak, as 20,000 classes; attack round 38)
-        raise BeyondLimitError(f"{name}: {len(soft_cols):,} soft-label columns ({SOFT_PREFIX}<class>), one per class: DEEM "
-                        f"handles at most {MAX_SOFT_CLASSES:,} classes")
+        raise BeyondLimitError(f"{name}: {len(soft_cols):,} soft-label columns ({SOFT_PREFIX}<class>), one per "
+                               f"class: DEEM handles at most {MAX_SOFT_CLASSES:,} classes")
     choices = {"task": cols, "worker": rest, "label": rest}
     layout = fmt
     if layout == "auto":
