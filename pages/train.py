@@ -17,6 +17,7 @@ from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, heldout_size,  # noqa: E402
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
+from deem_core.data.text import shortened  # noqa: E402
 from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
@@ -408,7 +409,7 @@ for note in dict.fromkeys(snap.messages):  # each note once
 # every method's labels, the curves, metrics, classes and gold labels, without the answers: one copy for every
 # session (each session kept its own copy of all of a run's tables and annotations: 350 MB a session on a
 # 60,000 x 200-class run's link; attack round 14)
-loaded = common.run_tables(run_id, labels_only=True)
+loaded = common.run_tables(run_id, columns=("label", "majority_vote_tied"))  # (which tasks tie: majority vote's)
 results = loaded.results
 run_gold = loaded.gold
 for part, problem in loaded.problems.items():  # one damaged file never hides the rest of the run (as on Results)
@@ -497,9 +498,10 @@ with left:
         if mv_name is not None and method != "mv" and share is not None and np.isfinite(float(share)):
             agree.loc[named(method), mv_name] = agree.loc[mv_name, named(method)] = 1.0 - float(share)
             tie_aware = tie_aware or bool(tied)
-    st.caption("share of tasks on which the two give the same label"
-               + ("; with majority vote, as in the table above: on a tied task any of its most answered labels "
-                  "counts as the same" if tie_aware else ""))
+    st.caption("share of tasks on which the two give the same label"  # (not "the table above": another stood
+               # between; walkthrough 73)
+               + ("; with majority vote, as the column “disagrees with majority vote” counts it: on a tied task any "
+                  "of its most answered labels counts as the same" if tie_aware else ""))
     off = agree.to_numpy()[~np.eye(len(agree), dtype=bool)] if len(agree) > 1 else np.array([1.0])
     off = off[np.isfinite(off)]
     # the colour scale spans the values shown: 0.94 and 1.0 must not be one colour
@@ -539,10 +541,17 @@ with right:
     category_axes(fig, y=False)
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
-    if tied and "mv" in results:  # (82 of 104 ties went to one class, whose bar rose 7 points above the other methods'
-        # as if the data said so; walkthrough 72)
-        st.caption(f"Majority vote's bars give each of its {tied:,} tied tasks one label by its tie rule (of the tied "
-                   f"labels, the one answered first in the file), so they lean to the labels answered first.")
+    voted = results.get("mv")
+    if tied and voted is not None and "majority_vote_tied" in voted:
+        # (82 of 104 ties went to one class, whose bar rose 7 points above the other methods' as if the data said so;
+        # walkthrough 72; "the labels answered first" read as a rule per task: walkthrough 73)
+        won = voted.loc[voted["majority_vote_tied"].astype(bool), "label"].astype(str).value_counts()
+        if len(won):
+            st.caption(common.safe(
+                f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule "
+                f"(of the classes tied, the one that appears first in the file wins), so “{shortened(won.index[0], 40)}"
+                f"” took {int(won.iloc[0]):,} of the {int(won.sum()):,} ties and its bar stands higher than the "
+                f"answers alone put it."))
 
 if run_gold is not None and len(run_gold) and not common.can_control(run_id):
     # a method's confusion against the gold labels, beside its labels task by task, pins the gold label of every task

@@ -275,8 +275,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert "accuracy vs gold: on the 150 tasks with a gold label" in texts(at)
     # one tie rule: majority vote never disagrees with itself
     assert table.set_index("method").loc["Majority vote", "disagrees with majority vote"] == 0.0
-    # and the heatmap's other count of ties said beside it (0.017 in the table, 0.944 agreement; walkthrough 53)
-    assert "a method choosing another of the tied labels counts as different here" in texts(at)
+    # and the heatmap counts ties as the table does, said beside it (0.017 in the table, 0.944 agreement; walkthroughs
+    # 53, 72)
+    assert "as the column “disagrees with majority vote” counts it" in unescape(texts(at))
     # and how many ties the table's column reads as agreeing (Wawa read 0.000 four points above majority vote;
     # walkthrough 56)
     data = at.session_state["dataset"]["data"]
@@ -1253,7 +1254,7 @@ def test_the_default_rate_called_too_small_by_a_sweep_is_explained(runs_dir):
         verdicts = at.table[0].value
         said = [str(c.value) for c in at.caption if "is the training's default rate" in str(c.value)]
         if explained:
-            assert verdicts.loc["0.01", "verdict"] == "too small"
+            assert verdicts.loc["0.01  (the training's default)", "verdict"] == "too small"
             assert said == ["0.01 is the training's default rate, chosen on accuracy, not on these curves "
                             "(benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "
                             "drifted from their best. This sweep starts every run from majority vote; a training "
@@ -2791,8 +2792,17 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     wawa, mv = names.index("Wawa"), names.index("Majority vote")
     assert cells[wawa][mv] == cells[mv][wawa] == pytest.approx(1.0 - share)
     said = unescape(texts(at))
-    assert "with majority vote, as in the table above: on a tied task any of its most answered labels counts" in said
-    assert f"Majority vote's bars give each of its {tied:,} tied tasks one label by its tie rule" in said
+    assert ("with majority vote, as the column “disagrees with majority vote” counts it: on a tied task any of its "
+            "most answered labels counts as the same") in said
+    # which class the tie rule favours, and by how much (walkthrough 73: "the labels answered first" read as a rule
+    # per task)
+    data = at.session_state["dataset"]["data"]
+    voted = pd.read_parquet(runs_dir / run_id / "results" / "mv.parquet")
+    won = voted.loc[voted["majority_vote_tied"], "label"].astype(str).value_counts()
+    assert won.sum() == tied and data.tied_tasks().sum() == tied
+    assert (f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule (of the "
+            f"classes tied, the one that appears first in the file wins), so “{won.index[0]}” took {won.iloc[0]:,} of "
+            f"the {tied:,} ties") in said
 
 
 def test_the_pairwise_heatmap_names_every_worker(runs_dir):

@@ -32,7 +32,9 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
 * ``weak`` when it is above that noise but ``spammer_score < spammer_threshold`` (default 0.1): for a worker
   equally good on every class the score is its chance-corrected accuracy squared, ``((K a - 1) / (K - 1))^2``, so
   0.1 is an accuracy ``a`` below 0.66 for K = 2 or 0.54 for K = 3: informative, but little (this flag was "likely
-  spammer" before, which a 54% worker on 3 classes is not);
+  spammer" before, which a 54% worker on 3 classes is not); or when its kappa, that chance-corrected accuracy, is
+  below ``sqrt(spammer_threshold)`` (the score, a sum of squares of estimated confusions, scatters on a hundred
+  labels: a worker of kappa 0.17 read "ok" beside one of kappa 0.33 read "weak"; walkthrough 73);
 * ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 (it systematically
   disagrees, e.g. a permuted labelling);
 * ``gold disagrees`` (gold labels given) when, on the gold tasks it answered, it agrees with DEEM's labels more often
@@ -69,8 +71,9 @@ GOLD_GAP = 0.25
 GOLD_GAP_Z = 3.0
 #: n_labels * spammer_score of a random guesser stays below this in more than 99% of draws (module docstring)
 SPAMMER_NOISE = 7.0
-#: ... and its kappa against the labels below this many of a guesser's standard errors (one-sided 1%)
-SPAMMER_KAPPA_Z = 2.33
+#: ... and its kappa against the labels below this many of a guesser's standard errors (one-sided 5%: a fair worker
+#: called a likely spammer misleads more than a guesser called weak)
+SPAMMER_KAPPA_Z = 1.645
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +274,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     flag = np.where(n_labels < min_labels, "too few labels",
                     np.where((score < noise) & (score < spammer_threshold) & guessing, "likely spammer",
                              np.where(kappa < 0, "worse than chance",
-                                      np.where(score < spammer_threshold, "weak", "ok"))))
+                                      np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
+                                               "weak", "ok"))))
     gap = np.full(data.n_workers, np.nan)
     if truth is not None:
         gap, disagrees = _gold_gap(data, deem, truth, min_labels)
@@ -303,8 +307,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score times its number of labels under {SPAMMER_NOISE:g}, and its kappa within "
              f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0); weak = better than random, but "
-             f"little (spammer score under {spammer_threshold}: for a worker equally good on every class, accuracy "
-             f"under about {_weak_accuracy(k, spammer_threshold):.0%} with {k} classes); too few labels = fewer than "
+             f"little (spammer score under {spammer_threshold} or kappa under {np.sqrt(spammer_threshold):.2f}: for a "
+             f"worker equally good on every class, accuracy under about {_weak_accuracy(k, spammer_threshold):.0%} "
+             f"with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
