@@ -395,7 +395,9 @@ elif from_run:
     st.caption(f"Training would use learning rate {wording.fmt_lr(current)} ({source}, which you opened): pick one "
                f"below to train with a rate of this sweep.")
 elif pick is None and not partial:
-    st.caption(f"No learning rate picked yet for these data; training would use {wording.fmt_lr(current)} ({source}).")
+    # (the engine's words nested three brackets deep and said "no learning rate picked" twice; walkthrough 73)
+    st.caption(f"No learning rate picked yet for these data: training would use {wording.fmt_lr(current)}, the "
+               f"engine's default, until one is picked below.")
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=wording.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current

@@ -475,6 +475,10 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
     if len(evidence):  # the criterion per candidate and reference, as a table
         common.evidence_table(evidence)
 
+#: colours of more than ten methods' bars: Tableau's ten and four darker ones far from them (every registered method)
+MANY_METHOD_COLOURS = [*px.colors.qualitative.T10, "#222222", "#6A3D9A", "#B15928", "#1F78B4"]
+
+
 def named(method: str) -> str:
     """A method's name on this page's charts and pickers; labels from a fallback say whose they are (the charts said
     "DEEM" for cluster-weighted Dawid-Skene's labels; walkthrough, tenth session)."""
@@ -534,10 +538,10 @@ with right:
         dist = dist.loc[dist.max(axis=1).nlargest(common.MAX_DRAWN_CLASSES, keep="first").index]
     long = dist.reset_index().melt(id_vars="label", var_name="method", value_name="share")
     # one colour per method: the theme's ten came round again for twelve methods (DEEM and Zero-based skill alike;
-    # walkthrough 72)
+    # walkthrough 72), and Dark24's 11th and 12th were two magentas (walkthrough 73)
     fig = px.bar(long, x="label", y="share", color="method", barmode="group", labels={"share": "share of tasks"},
                  category_orders={"method": list(labels)},
-                 color_discrete_sequence=px.colors.qualitative.Dark24 if len(labels) > 10 else None)
+                 color_discrete_sequence=MANY_METHOD_COLOURS if len(labels) > 10 else None)
     category_axes(fig, y=False)
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")

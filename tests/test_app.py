@@ -498,6 +498,8 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     # before a pick the button says whose rate it trains with, and the table marks the default (walkthrough 72:
     # "Train with learning rate 0.01" stood below a row calling 0.01 too small)
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01 (the default: none picked)"
+    assert ("No learning rate picked yet for these data: training would use 0.01, the engine's default, until one is "
+            "picked below.") in [str(c.value).replace("\\", "") for c in at.caption]
     assert [i for i in at.table[0].value.index if "default" in i] == ["0.01  (the training's default)"]
     radio.set_value(0.01).run()
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01"
