@@ -1410,13 +1410,17 @@ def evidence_table(evidence: Any) -> None:
               help=EVIDENCE_HELP.get("note"))})
 
 
-def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool = False,
-               columns: tuple[str, ...] | None = None) -> Any:
+#: the columns of every method's table the Results and Train pages read for all methods: the labels, and which tasks
+#: majority vote ties on (one read for both pages)
+LABEL_COLUMNS = ("label", "majority_vote_tied")
+
+
+def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool = False) -> Any:
     """A finished run's stored tables as the Results and Train pages show them (tasks in natural order): every
-    method's table (``methods``: only those), or only their labels, or only ``columns`` of them; one copy for every
-    session (:func:`deem_studio.capacity.run_tables`). A server with no room left says so and stops the page."""
+    method's table (``methods``: only those), or only their :data:`LABEL_COLUMNS`; one copy for every session
+    (:func:`deem_studio.capacity.run_tables`). A server with no room left says so and stops the page."""
     try:
-        return capacity.run_tables(manager().store, run_id, methods, columns or (("label",) if labels_only else None),
+        return capacity.run_tables(manager().store, run_id, methods, LABEL_COLUMNS if labels_only else None,
                                    prepare=natural_order)
     except capacity.CapacityError as exc:
         show_error(exc, "This run's tables cannot be read now")

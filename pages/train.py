@@ -409,7 +409,7 @@ for note in dict.fromkeys(snap.messages):  # each note once
 # every method's labels, the curves, metrics, classes and gold labels, without the answers: one copy for every
 # session (each session kept its own copy of all of a run's tables and annotations: 350 MB a session on a
 # 60,000 x 200-class run's link; attack round 14)
-loaded = common.run_tables(run_id, columns=("label", "majority_vote_tied"))  # (which tasks tie: majority vote's)
+loaded = common.run_tables(run_id, labels_only=True)
 results = loaded.results
 run_gold = loaded.gold
 for part, problem in loaded.problems.items():  # one damaged file never hides the rest of the run (as on Results)
