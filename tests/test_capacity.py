@@ -955,6 +955,7 @@ def test_memory_freed_with_a_data_set_or_a_download_goes_back_to_the_system(monk
     trims = []
     monkeypatch.setattr(capacity, "release_memory", lambda: trims.append(time.monotonic()))
     monkeypatch.setattr(capacity, "RELEASE_DELAY_SECONDS", 0.05)
+    monkeypatch.setattr(capacity, "_RELEASE", [])  # (a trim an earlier test's sets started may still be pending)
     book = capacity.DataLedger(budget=10 * MB)
     sets = [annotations(prefix=p) for p in "abc"]
     for data in sets:
