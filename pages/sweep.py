@@ -397,7 +397,7 @@ elif from_run:
 elif pick is None and not partial:
     # (the engine's words nested three brackets deep and said "no learning rate picked" twice; walkthrough 73)
     st.caption(f"No learning rate picked yet for these data: training would use {wording.fmt_lr(current)}, the "
-               f"engine's default, until one is picked below.")
+               f"training's default, until one is picked below.")
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=wording.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current

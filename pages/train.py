@@ -476,7 +476,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
         common.evidence_table(evidence)
 
 #: colours of more than ten methods' bars: Tableau's ten and four darker ones far from them (every registered method)
-MANY_METHOD_COLOURS = [*px.colors.qualitative.T10, "#222222", "#6A3D9A", "#B15928", "#1F78B4"]
+MANY_METHOD_COLOURS = [*px.colors.qualitative.T10, "#222222", "#6A3D9A", "#B15928", "#A6761D"]
 
 
 def named(method: str) -> str:
@@ -548,14 +548,15 @@ with right:
     voted = results.get("mv")
     if tied and voted is not None and "majority_vote_tied" in voted:
         # (82 of 104 ties went to one class, whose bar rose 7 points above the other methods' as if the data said so;
-        # walkthrough 72; "the labels answered first" read as a rule per task: walkthrough 73)
+        # walkthrough 72; "the labels answered first" read as a rule per task: walkthrough 73; "first in the file" was
+        # wrong, the answers are ordered by task and worker: walkthrough 74)
         won = voted.loc[voted["majority_vote_tied"].astype(bool), "label"].astype(str).value_counts()
         if len(won):
             st.caption(common.safe(
                 f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule "
-                f"(of the classes tied, the one that appears first in the file wins), so “{shortened(won.index[0], 40)}"
-                f"” took {int(won.iloc[0]):,} of the {int(won.sum()):,} ties and its bar stands higher than the "
-                f"answers alone put it."))
+                f"(of the classes tied, the one answered first with the answers in task order wins), so "
+                f"“{shortened(won.index[0], 40)}” took {int(won.iloc[0]):,} of the {int(won.sum()):,} ties and its "
+                f"bar stands higher than the answers alone put it."))
 
 if run_gold is not None and len(run_gold) and not common.can_control(run_id):
     # a method's confusion against the gold labels, beside its labels task by task, pins the gold label of every task

@@ -498,7 +498,7 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     # before a pick the button says whose rate it trains with, and the table marks the default (walkthrough 72:
     # "Train with learning rate 0.01" stood below a row calling 0.01 too small)
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01 (the default: none picked)"
-    assert ("No learning rate picked yet for these data: training would use 0.01, the engine's default, until one is "
+    assert ("No learning rate picked yet for these data: training would use 0.01, the training's default, until one is "
             "picked below.") in [str(c.value).replace("\\", "") for c in at.caption]
     assert [i for i in at.table[0].value.index if "default" in i] == ["0.01  (the training's default)"]
     radio.set_value(0.01).run()
@@ -2803,8 +2803,16 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     won = voted.loc[voted["majority_vote_tied"], "label"].astype(str).value_counts()
     assert won.sum() == tied and data.tied_tasks().sum() == tied
     assert (f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule (of the "
-            f"classes tied, the one that appears first in the file wins), so “{won.index[0]}” took {won.iloc[0]:,} of "
-            f"the {tied:,} ties") in said
+            f"classes tied, the one answered first with the answers in task order wins), so “{won.index[0]}” took "
+            f"{won.iloc[0]:,} of the {tied:,} ties") in said
+    # that rule: the class of the first answer, tasks in order, wins every tie it is in (walkthrough 74: "first in the
+    # file" named another class than the one favoured)
+    counts = np.zeros((data.n_tasks, data.n_classes))
+    np.add.at(counts, (data.task_codes, data.label_codes), 1)
+    first = int(data.label_codes[0])
+    with_first = (counts[:, first] == counts.max(axis=1)) & data.tied_tasks()
+    labels = voted["label"].astype(str).reindex(data.tasks).to_numpy()
+    assert with_first.any() and (labels[with_first] == str(data.classes[first])).all()
 
 
 def test_the_pairwise_heatmap_names_every_worker(runs_dir):

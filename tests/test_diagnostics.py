@@ -913,6 +913,10 @@ def test_workers_deem_follows_against_the_gold_labels_are_flagged():
     gap = table["agreement"] - table["accuracy"]  # every task has a gold label: the gap is the two columns' difference
     np.testing.assert_allclose(table["gold_gap"], gap, atol=1e-12)
     assert any(note.startswith("gold disagrees: DEEM's labels follow c0, c1, c2 where") for note in quality.notes)
+    # the flag's whole rule said (walkthrough 74: a worker of gap 0.316 on 19 gold answers read "weak" under a note
+    # naming the 0.25 alone)
+    assert "by more than 0.25 of its answers (gold_gap) and by more than 3 standard errors of that difference" in \
+        quality.notes[0]
     plain = worker_quality(model, df).table  # without gold labels: no column, no such flag
     assert "gold_gap" not in plain.columns and not (plain["flag"] == "gold disagrees").any()
     # how many answers each gold accuracy stands on, beside it (walkthrough 72: 0.333 on 3 gold tasks read as a fact)

@@ -307,14 +307,16 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score times its number of labels under {SPAMMER_NOISE:g}, and its kappa within "
              f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0); weak = better than random, but "
-             f"little (spammer score under {spammer_threshold} or kappa under {np.sqrt(spammer_threshold):.2f}: for a "
+             f"little (spammer score under {spammer_threshold} or kappa under {np.sqrt(spammer_threshold):.3f}: for a "
              f"worker equally good on every class, accuracy under about {_weak_accuracy(k, spammer_threshold):.0%} "
              f"with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = kappa < 0"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
              + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
-                f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap)" if truth is not None else "")]
+                f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap) and by more than {GOLD_GAP_Z:g} "
+                f"standard errors of that difference (a gap on a few gold answers is not enough)"
+                if truth is not None else "")]
     found = (clusters if found_here else (getattr(model, "selection_summary_", None) or {}).get("clusters")) or {}
     for members, inside, outside in followed_clusters(found, list(data.workers), agree, n_labels):
         notes.insert(0, f"{FOLLOWED_NOTE}: {names_text([str(w) for w in members])} agree with {against} on "
