@@ -194,10 +194,10 @@ def _preview(file, **options):
                 found = preview(file, **options)
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
-            found = type(exc)(str(exc)) if isinstance(exc, BeyondLimitError) else DataError(str(exc))
+            found = exc.anew()
     st.session_state["_previews"] = [*list(kept.items())[-MAX_FILES_CHECKED:], (key, found)]
     if isinstance(found, DataError):
-        raise type(found)(str(found))  # (a copy: the kept one gets no traceback)
+        raise found.anew()  # (a copy: the kept one gets no traceback)
     return found
 
 

@@ -496,12 +496,13 @@ with left:
     # labels agrees with it (0.016 there and 0.889 here, its tie rule's pick, read as two answers to one question
     # after two captions explained them; walkthroughs 53 and 72)
     mv_name = named("mv") if "mv" in results else None
-    tie_aware = False
-    for method in results:
+    counted = 0  # cells counted so
+    for method in results if mv_name is not None else ():
         share = (metrics.get(method) or {}).get("share_disagreeing_with_majority")
-        if mv_name is not None and method != "mv" and share is not None and np.isfinite(float(share)):
+        if method != "mv" and share is not None and np.isfinite(float(share)):
             agree.loc[named(method), mv_name] = agree.loc[mv_name, named(method)] = 1.0 - float(share)
-            tie_aware = tie_aware or bool(tied)
+            counted += 1
+    tie_aware = bool(tied) and counted > 0
     st.caption("share of tasks on which the two give the same label"  # (not "the table above": another stood
                # between; walkthrough 73)
                + ("; with majority vote, as the column “disagrees with majority vote” counts it: on a tied task any "

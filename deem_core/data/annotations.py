@@ -73,6 +73,11 @@ DENSE_CHUNK_BYTES = 64 << 20
 class DataError(ValueError):
     """A problem with the user's annotations, phrased for the user (names the file/column/row)."""
 
+    def anew(self) -> "DataError":
+        """The same error, of the same type, without a traceback: kept or raised again, it holds none of the frames
+        of the code that raised it (a failed read's frames hold what it read)."""
+        return type(self)(*self.args)
+
 
 class BeyondLimitError(DataError):
     """The data passes one of the reader's limits: no other column mapping or format reads it (a preview raises it

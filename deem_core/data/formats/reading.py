@@ -210,7 +210,7 @@ def read_dataset(sources: Any, format: str = "auto", columns: Mapping[str, Any] 
         reading = _read_dataset(sources, format, columns, on_conflict, soft, classes, keep_missing, predictions,
                                 limits)
     except DataError as exc:
-        failure = type(exc)(*exc.args)
+        failure = exc.anew()
     release_memory()
     if failure is not None:
         raise failure
