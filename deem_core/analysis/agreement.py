@@ -21,13 +21,13 @@ pairwise tables from sparse products over the tasks two workers share (:mod:`dee
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from deem_core.data.annotations import AnnotationSet, task_class_counts
+from deem_core.data.annotations import AnnotationSet, counting_is_small, counts_at, key_counts, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
 
 __all__ = [
@@ -174,8 +174,7 @@ def _others_per_answer(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray, np.
     others = per_task[data.task_codes] - 1
     shared = others > 0
     task_keys = data.task_codes.astype(np.int64) * np.int64(max(data.n_classes, 1)) + data.label_codes
-    keys, counts = np.unique(task_keys, return_counts=True)
-    same = counts[np.searchsorted(keys, task_keys)] - 1  # the other answers of the task giving this answer's label
+    same = counts_at(task_keys, data.n_tasks * max(data.n_classes, 1)) - 1  # the task's other answers of its label
     weight = np.where(shared, 1.0 / np.maximum(others, 1), 0.0)
     return shared, weight, same * weight
 
@@ -244,6 +243,23 @@ def _within_pairs(data: AnnotationSet, shared: np.ndarray, pairs: np.ndarray, ma
     return shared & taken[data.task_codes]
 
 
+def _lookup(keys: np.ndarray, counts: np.ndarray, size: int, n_answers: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving, per key in [0, ``size``), its count among ``keys`` (sorted, distinct) and ``counts``, 0 for a
+    key not among them: a table of ``size`` cells where that is small beside ``n_answers`` answers, else a binary
+    search (0.6 of that check's 2.2 s on 4.2 million answers)."""
+    if counting_is_small(n_answers, size):
+        table = np.zeros(size, dtype=counts.dtype)
+        table[keys] = counts
+        return lambda asked: table[asked]
+    if not len(keys):
+        return lambda asked: np.zeros(len(asked), dtype=counts.dtype)
+
+    def search(asked: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
+        return np.where(keys[at] == asked, counts[at], 0)
+    return search
+
+
 def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWERS, z: float = CONTRARY_Z,
                      max_pairs: int = CONTRARY_MAX_PAIRS) -> list[tuple[str, int, float, float]]:
     """Workers of ``min_answers`` or more answers (on tasks others answered too) who agree with the other answers of
@@ -269,8 +285,9 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     # its mean and variance from the (task, class) pairs of the answer's task (never a workers x classes table)
     tasks, classes, class_counts = task_class_counts(data)
     first = np.searchsorted(tasks, np.arange(data.n_tasks + 1))
-    given_keys, given_counts = np.unique(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
-                                         return_counts=True)
+    given_keys, given_counts = key_counts(workers.astype(np.int64)[shared] * k + data.label_codes[shared],
+                                          data.n_workers * int(k))
+    given_at = _lookup(given_keys, given_counts, data.n_workers * int(k), data.n_answers)
     own_answers = np.bincount(workers, weights=shared.astype(np.float64), minlength=data.n_workers)  # (p_w's total)
     pairs = np.diff(first)[data.task_codes]  # per answer: the classes given on its task
     used = _within_pairs(data, shared, pairs, max(1, int(max_pairs)))
@@ -293,8 +310,7 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
         k_pair = classes[pair]
         share_of_k = (class_counts[pair] - (k_pair == label_of[answer])) * weight[part][answer]
         keys = worker_of.astype(np.int64)[answer] * k + k_pair
-        at = np.minimum(np.searchsorted(given_keys, keys), len(given_keys) - 1)
-        p_given = np.where(given_keys[at] == keys, given_counts[at], 0) / np.maximum(own_answers[worker_of[answer]], 1.0)
+        p_given = given_at(keys) / np.maximum(own_answers[worker_of[answer]], 1.0)
         mean_a = np.bincount(answer, weights=p_given * share_of_k, minlength=len(task_of))
         square_a = np.bincount(answer, weights=p_given * share_of_k ** 2, minlength=len(task_of))
         expected += np.bincount(worker_of, weights=mean_a, minlength=data.n_workers)
