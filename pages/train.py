@@ -584,7 +584,11 @@ elif run_gold is not None and len(run_gold):
 
 if loaded.history is not None and len(loaded.history):
     with st.expander("Energy curves"):
-        common.plotly_chart(training_curves_figure(loaded.history), key=f"train_final_{run_id}")
+        # each curve named by the candidate its choice kept (a reference returned by the safety rule has no curve)
+        kept = {method: (sel["start"], sel["layers"]) for method, entry in metrics.items()
+                if (sel := entry.get("selection") or {}).get("start") and sel.get("layers") is not None
+                and not sel.get("fallback")}
+        common.plotly_chart(training_curves_figure(loaded.history, chosen=kept), key=f"train_final_{run_id}")
 for method, entry in metrics.items():  # a method whose labels are an untrained reference has no curve: say why
     reference = safety_rule_reference((entry.get("selection") or {}).get("fallback"))
     if reference:

@@ -2827,3 +2827,26 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     layout = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)["layout"]
     assert layout["xaxis"]["dtick"] == layout["yaxis"]["dtick"] == 1
     assert layout["height"] >= 18 * 30
+
+
+def test_the_energy_curves_name_the_candidate_the_choice_kept(runs_dir):
+    """Walkthrough 75: while a start was chosen on held-out answers the live legend named "DEEM (Dawid-Skene start,
+    1 layer)" and "DEEM (majority vote start, 1 layer)"; the finished run's curve, the kept candidate's, read "DEEM"
+    alone, so which one the labels came from was not said. It is named by the start and depth kept."""
+    import json  # noqa: PLC0415
+
+    at = upload(new_app())
+    run_id = finished_training(at, ["deem", "irbm"], epochs=3)
+    at.run()
+    no_problem(at)
+    metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
+    curves = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if f"train_final_{run_id}" in c.proto.id)
+    names = sorted(trace["name"] for trace in curves["data"])
+    wanted = []
+    for method, shown in (("deem", "DEEM"), ("irbm", "iRBM")):
+        selection = metrics[method]["selection"]
+        assert sum(c["start"] in ("mv", "ds") for c in selection["candidates"]) == 2 and not selection["fallback"]
+        start = {"mv": "majority vote", "ds": "Dawid-Skene"}[selection["start"]]
+        layers = selection["layers"]
+        wanted.append(f"{shown} ({start} start, {layers} layer{'s' if layers != 1 else ''})")
+    assert names == sorted(wanted), names

@@ -9,7 +9,7 @@ Energy curves (App. G.4.1): :func:`energy_curves_figure`.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -187,10 +187,14 @@ def _candidate_name(candidate: dict) -> str:
     return f" ({', '.join(bits)})" if bits else ""
 
 
-def training_curves_figure(history: pd.DataFrame, max_points: int = 1000) -> go.Figure:
+def training_curves_figure(history: pd.DataFrame, max_points: int = 1000,
+                           chosen: Mapping[str, tuple[Any, Any]] | None = None) -> go.Figure:
     """Energy difference per epoch of a training job's history (a ``method`` column, the training rows): one line
     per method, seed and candidate (start x depth of a choice, the ``candidate_*`` columns of its rows), at most
-    ``max_points`` points per line.
+    ``max_points`` points per line. ``chosen``: per method, the (start, layers) its choice kept, which names a
+    method's line that has no candidate columns (a finished training stores the kept candidate's curve: the live
+    legend had named "DEEM (Dawid-Skene start, 1 layer)" and the finished one "DEEM", of the majority-vote start that
+    was kept; walkthrough 75).
 
     Built trace by trace with plotly.graph_objects: ~10x cheaper than plotly.express here (measured 10 ms vs
     120 ms for 2 x 600 epochs). That matters: a dashboard redraws it every second in the server process, whose
@@ -204,8 +208,11 @@ def training_curves_figure(history: pd.DataFrame, max_points: int = 1000) -> go.
         method, seed, *candidate = values
         step = max(1, -(-len(part) // max_points))
         part = part.iloc[::step]
-        name = display_name(str(method)) + _candidate_name(dict(zip(keys[2:], candidate))) + (
-            f" seed {seed}" if several else "")
+        named = dict(zip(keys[2:], candidate))
+        kept = (chosen or {}).get(str(method))
+        if kept is not None and not any(isinstance(v, str) or pd.notna(v) for v in named.values()):
+            named = {"candidate_start": kept[0], "candidate_layers": kept[1]}
+        name = display_name(str(method)) + _candidate_name(named) + (f" seed {seed}" if several else "")
         fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
                                  name=name, hovertemplate=f"{name}<br>epoch %{{x}}<br>energy difference "
                                                           f"%{{y:.4g}}<extra></extra>"))
