@@ -354,3 +354,55 @@ def test_with_few_gold_labels_the_training_answers_still_return_the_cluster_weig
             "scores") in reason and reason.endswith("and on the gold tasks it is as accurate or more")
     other = data.classes.get_indexer(model.predict())[6:]
     assert float((other == truth[6:]).mean()) > float((data.majority_vote()[6:] == truth[6:]).mean()) + 0.15
+
+
+def _sparse_copying_set(n: int = 900, d: int = 40, per_task: int = 5, seed: int = 75):
+    """Walkthrough 75's shape: 5 of 40 workers per task, six of them copying one 55%-right answer; a pair of workers
+    shares about 14 tasks, fewer than a test needs."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(3, size=n)
+    shared = _answers(0.55, truth, 3, rng)
+    labels = np.full((n, d), -1)
+    for t in range(n):
+        for w in rng.choice(d, per_task, replace=False):
+            labels[t, w] = shared[t] if w < 6 and rng.random() < 0.85 else _answers(0.75, truth[t:t + 1], 3, rng)[0]
+    return labels, truth
+
+
+def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_found():
+    """Walkthrough 75: on a sparse 40-worker batch the choice said "dependence clusters: none found" and the quality
+    table's empty "dependent with" column read as no worker copying, where no two workers shared the 30 tasks a test
+    needs (a copying group of six went unseen). The lines say none could be looked for, with the most tasks two
+    workers share; where enough pairs are judged, "none found" stands."""
+    from deem_core.analysis.diagnostics import worker_quality
+    from deem_core.analysis.selection import none_found, selection_lines
+    from deem_core.methods.clusters import MIN_COMMON
+
+    labels, _ = _sparse_copying_set()
+    data = AnnotationSet.from_dense(labels)
+    answered = (labels >= 0).astype(int)
+    common = answered.T @ answered
+    most = int(common[np.triu_indices(len(common), 1)].max())
+    assert most < MIN_COMMON
+    found = find_dependence_clusters(data).summary(data.workers)
+    assert (found["pairs"], found["pairs_judged"], found["most_shared"]) == (780, 0, most)
+    model = DEEM(epochs=2).fit(data)
+    lines = selection_lines(model.selection_summary_)
+    said = (f"dependence clusters: none could be looked for: no two workers share the {MIN_COMMON} tasks a test needs "
+            f"(the most two share: {most}); in answers this sparse a group that copies goes unseen (so the "
+            f"leave-cluster-out scores equal the held-out ones)")
+    assert said in lines, lines
+    notes = worker_quality(model, data).notes
+    assert any(note.startswith("dependent_with is empty for every worker, and says little here: dependence "
+                               "clusters: none could be looked for") for note in notes), notes
+
+    dense, _ = independent_set()
+    judged = find_dependence_clusters(AnnotationSet.from_dense(dense)).summary()
+    assert judged["pairs_judged"] == judged["pairs"] == 28 and none_found(judged) == "none found"
+    half = {**judged, "pairs_judged": 10}
+    assert none_found(half) == (f"none found among the 10 of 28 pairs of workers that share {MIN_COMMON} tasks or "
+                                f"more (the others could not be judged)")
+    few = {**judged, "active_workers": 3}
+    assert none_found(few).startswith(f"none looked for: a test needs 4 workers of {MIN_COMMON} answers or more, "
+                                      f"and 3 have that many")
+    assert none_found({"clusters": [], "tests": 0}) == "none found"  # a run stored before the counts

@@ -412,6 +412,28 @@ def safety_rule_sentence(summary: dict) -> str | None:
     return f"FALLBACK: the labels come from {reference} — {summary['reason']}"  # (the reason has brackets)
 
 
+def none_found(clusters: dict[str, Any]) -> str:
+    """What "no dependence cluster" means for a clusters summary (:meth:`DependenceClusters.summary`): none found
+    where pairs of workers could be judged, or none could be looked for where answers are too sparse (walkthrough
+    75: "none found" where no two of 40 workers shared the tasks a test needs, and a copying group of 6 went
+    unsaid)."""
+    if "pairs" not in clusters:  # (a run stored before these counts)
+        return "none found"
+    need = int(clusters.get("min_common") or 0)
+    active, pairs, judged = (int(clusters.get(key) or 0) for key in ("active_workers", "pairs", "pairs_judged"))
+    if active < 4:
+        return (f"none looked for: a test needs 4 workers of {need} answers or more, and {active} "
+                f"{'has' if active == 1 else 'have'} that many (a group that copies goes unseen here)")
+    if judged == 0:
+        return (f"none could be looked for: no two workers share the {need} tasks a test needs (the most two "
+                f"share: {int(clusters.get('most_shared') or 0)}); in answers this sparse a group that copies goes "
+                f"unseen")
+    if judged < pairs / 2:
+        return (f"none found among the {judged:,} of {pairs:,} pairs of workers that share {need} tasks or more "
+                f"(the others could not be judged)")
+    return "none found"
+
+
 def selection_lines(summary: dict, table: bool = True) -> list[str]:
     """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text);
     ``table=False`` leaves out the evidence table (:func:`evidence_lines`; the Train page shows
@@ -458,12 +480,12 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                 lines.append(f"  {len(group['workers'])} workers: {names_text(group['workers'])}"
                              + (f" (agree {excess:+.3f} beyond what the others explain{strength})"
                                 if excess is not None else ""))
-        elif summary.get("heldout_answers"):
+        else:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
-            # out? answers are; walkthrough 31)
-            lines.append("dependence clusters: none found (so the leave-cluster-out scores equal the held-out ones)")
-        else:  # (the gold path holds out no answers: there are no such scores to speak of; walkthrough 62)
-            lines.append("dependence clusters: none found")
+            # out? answers are; walkthrough 31. The gold path holds out no answers: no such scores; walkthrough 62)
+            equal = " (so the leave-cluster-out scores equal the held-out ones)" if summary.get("heldout_answers") \
+                else ""
+            lines.append(f"dependence clusters: {none_found(summary['clusters'])}{equal}")
         differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else

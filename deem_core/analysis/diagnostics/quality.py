@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.analysis.agreement import cluster_partners, dependent_with
+from deem_core.analysis.selection import none_found
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
@@ -330,6 +331,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                      f"its agreement with DEEM's labels minus its accuracy, on the gold tasks it answered): workers who "
                      f"copy each other, a group DEEM took for the truth, or gold labels that are wrong there; compare "
                      f"the methods' accuracy against the gold labels on the Results page")
+    unjudged = none_found(found) if partners is not None and not dependents and found else "none found"
+    if unjudged != "none found":  # (an empty column read as "no worker copies"; walkthrough 75)
+        notes.append(f"dependent_with is empty for every worker, and says little here: dependence clusters: {unjudged}")
     if dependents:
         when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
                 "counted every member as an independent source)" if found_here else "found before training")
