@@ -290,3 +290,25 @@ def test_a_label_column_is_neutralised_once_per_distinct_label(monkeypatch):
     text = export.to_safe_csv(frame, index=False)
     assert text.count("'=a") == 10_000
     assert len(calls) <= 2 + 3  # the two column names, the three labels (it was 30,002 calls)
+
+
+def test_a_formula_behind_any_control_or_invisible_format_character_is_quoted_and_reads_back():
+    """Attack round 41: "\\u200e=1+1", "\\x0b=1+1", "\\u00ad=1+1", "\\u2060=1+1" (direction marks, C0/C1 separators, the
+    soft hyphen, zero-width characters) were written raw, where spaces and the byte-order mark before "=" were
+    quoted. Every character of Unicode's Cc, Cf, Zs, Zl and Zp categories before a formula character is quoted now,
+    and a letter or a combining mark before it is not."""
+    import unicodedata
+
+    hidden = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+              and chr(c) not in "\t\r\n"]  # (formula characters and separators themselves: quoted twice)
+    assert len(hidden) > 200
+    unquoted = [hex(ord(c)) for c in hidden if neutralise_cell(c + "=1+1") != "'" + c + "=1+1"]
+    assert not unquoted, unquoted
+    for value in ["a=1", "\u00e9=1", "\u0301=1", "x\u200e", "\u200eplain"]:
+        assert neutralise_cell(value) == value, value
+    values = ["\u200e=1+1", "\u00ad=2", "\u2060+3", "\x0b=4", "\x85-5", "\u202e@6", "\u180e=7", "plain"]
+    frame = pd.DataFrame({"task": range(len(values)), "worker": "w", "label": values})
+    written = to_safe_csv(frame, index=False)
+    assert all(f"'{v}" in written for v in values[:-1])
+    data = read_annotations(("out.csv", written.encode()))
+    assert sorted(data.classes) == sorted(values)

@@ -35,8 +35,14 @@ __all__ = [
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: what a spreadsheet may drop or read as a formula character before the first one (attack round 33: " =1+1",
 #: "\u00a0=1+1", "\ufeff=1+1" and the full-width "＝1+1" were written raw): spaces, no-break and other Unicode
-#: spaces, the byte-order mark; and the full-width forms of the formula characters
-_LEADING = " \u00a0\u1680\u2000-\u200b\u202f\u205f\u3000\ufeff"
+#: spaces, the byte-order mark; and the full-width forms of the formula characters. Also every control and
+#: invisible format character (Unicode's Cc, Cf, Zl and Zp, and the default-ignorable fillers): direction marks,
+#: zero-width joiners, the soft hyphen, C0/C1 separators ("\u200e=1+1", "\x0b=1+1", "\u00ad=1+1" were written raw;
+#: attack round 41); written as regular-expression escapes
+_LEADING = (r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xa0\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f"
+            r"\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f"
+            r"\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+            r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff ")
 _STARTS = "=+\\-@\t\r\n\uff1d\uff0b\uff0d\uff20"
 FORMULA_START = re.compile(f"[{_LEADING}]*[{_STARTS}]")
 #: the reader's side: the one leading quote :func:`neutralise_cell` added (``formats.values`` takes it away)
