@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -424,6 +425,20 @@ def test_preview_reports_a_layout_problem_instead_of_raising():
     assert fixed.layout == "long" and fixed.problem is None
     with pytest.raises(DataError, match="the file is empty"):
         preview(("p.csv", b""))
+
+
+def test_a_file_of_a_byte_order_mark_alone_is_empty_not_a_long_first_line():
+    """Attack round 41: a file of a byte-order mark alone (UTF-8 or UTF-16, with or without blank lines, named .csv or
+    .json) read "the first line is longer than 8,388,608 characters" (the preview: "does not end within the first
+    4,194,304 bytes"): the check for text after the sniff found nothing looked at the raw bytes, the mark included."""
+    for raw in (b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\xef\xbb\xbf  \r\n\n", b"\xff\xfe", b"\xff\xfe \x00\n\x00"):
+        for name in ("b.csv", "b.json", "b.tsv"):
+            with pytest.raises(DataError, match=rf"^{re.escape(name)}: the file is empty$"):
+                read_annotations((name, raw))
+            with pytest.raises(DataError, match=rf"^{re.escape(name)}: the file is empty$"):
+                preview((name, raw))
+    with pytest.raises(DataError, match="the first line is longer than"):  # text with no line end still is refused
+        read_annotations(("x.csv", b"\xef\xbb\xbf" + b"x" * (9 << 20)))
 
 
 # ------------------------------------------------------------------ problem size

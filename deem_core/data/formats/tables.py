@@ -238,7 +238,9 @@ class CsvTable(Table):
             self.encoding = head.encoding
             self.header_line = head.head_line
         if not sample.strip():
-            if read_head(self.source, _SNIFF_CHARS).strip():  # text, but no line end within reach
+            # text, but no line end within reach (read as the text was: a byte-order mark alone is no text; it read
+            # "the first line is longer than 8,388,608 characters"; attack round 41)
+            if read_head(self.source, _SNIFF_CHARS).decode(self.encoding, errors="replace").replace("\ufeff", "").strip():
                 raise self._header_too_long()
             raise DataError(f"{self.name}: the file is empty")
         check_text_sample(self.name, sample)
