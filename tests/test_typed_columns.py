@@ -421,3 +421,30 @@ def test_ids_that_differ_by_invisible_or_full_width_characters_are_said(written)
     data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
     said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
     assert len(said) == 1 and said[0].startswith("s: 100 task id(s) written in two Unicode forms"), data.warnings
+
+
+def test_a_control_character_in_a_label_or_an_id_is_said_as_a_second_spelling():
+    """Attack round 41: a Parquet file (the CSV reader refuses NUL as binary) with labels "x" and "x\\0" and tasks
+    "a\\0b" and "ab" gave two classes and two tasks that read the same, without a word; a control character that is
+    no space is read as one drawn as nothing, as a zero-width character is."""
+    import io  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from deem_core.data.formats.reading import read_annotations  # noqa: PLC0415
+
+    table = pa.table({"task": ["a\0b", "a\0b", "ab", "ab", "c", "c"], "worker": ["w1", "w2", "w1", "w2", "w1", "w2"],
+                      "label": ["x", "x\0", "x", "y\x7f", "y", "x"]})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    data = read_annotations(("p.parquet", buffer.getvalue()))
+    assert sorted(data.classes) == ["x", "x\0", "y", "y\x7f"]  # kept as they are: only said
+    labels = [w for w in data.warnings if "label(s) spelled in more than one way" in w]
+    assert len(labels) == 1 and labels[0].startswith("p.parquet: 2 label(s)"), data.warnings
+    assert "'x' (3) and 'x\\x00' [character U+0000]" in labels[0] and "'y' (1) and 'y\\x7f' [character U+007F]" in \
+        labels[0], labels
+    tasks = [w for w in data.warnings if "task id(s) written in two Unicode forms" in w]
+    assert len(tasks) == 1 and "'a\\x00b'" in tasks[0] and "'ab'" in tasks[0], data.warnings
+    plain = AnnotationSet.from_long(pd.DataFrame({"task": ["a\tb", "ab"], "worker": "w", "label": ["x", "y"]}))
+    assert not [w for w in plain.warnings if "Unicode forms" in w]  # a tab is a space: "a b", not "ab"

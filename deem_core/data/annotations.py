@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from deem_core.data.text import INVISIBLE_RE2, is_invisible
+from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, is_invisible
 
 __all__ = [
     "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -920,7 +920,9 @@ def _id_keys(ids: pa.Array) -> pa.Array:
     spaced = pa_compute.match_substring(keys, "  ")
     if pa_compute.any(spaced).as_py():
         keys = pa_compute.if_else(spaced, pa_compute.replace_substring_regex(keys, " +", " "), keys)
-    other = pa_compute.invert(pa_compute.string_is_ascii(ids))
+    # (ids outside ASCII, and ASCII ones holding a control character, are read the slow way)
+    other = pa_compute.or_(pa_compute.invert(pa_compute.string_is_ascii(ids)),
+                           pa_compute.match_substring_regex(ids, ASCII_CONTROLS_RE2))
     if not pa_compute.any(other).as_py():
         return keys
     rest = pa_compute.replace_substring_regex(pa_compute.utf8_normalize(ids.filter(other), form="NFKC"),

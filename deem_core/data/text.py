@@ -45,7 +45,12 @@ def _is_control(char: str) -> bool:
 #: vowels, Mongolian variation selectors, tags and their supplement) and the blank Braille pattern. "yes" with one of
 #: them was a second class that read the same, without a word (attack round 28)
 _INVISIBLE = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180F, 0x2065, 0x2800, 0x3164, 0xFFA0})
-_INVISIBLE_RANGES = ((0x180B, 0x180D), (0xFE00, 0xFE0F), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
+#: and the control characters that are no space (NUL, the C0 and C1 controls): "x" and "x\0" from a Parquet file were
+#: two classes that read the same, without a word (attack round 41)
+_INVISIBLE_RANGES = ((0x00, 0x08), (0x0E, 0x1B), (0x7F, 0x84), (0x86, 0x9F),
+                     (0x180B, 0x180D), (0xFE00, 0xFE0F), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
+#: the ASCII characters of :data:`_INVISIBLE_RANGES`, as one character class of RE2
+ASCII_CONTROLS_RE2 = "[\\x{0000}-\\x{0008}\\x{000E}-\\x{001B}\\x{007F}]"
 
 
 def is_invisible(char: str) -> bool:
