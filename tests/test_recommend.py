@@ -418,3 +418,24 @@ def test_a_rate_that_settles_over_a_few_epochs_is_a_tentative_pick():
     for verdict in short.verdicts.values():
         assert "settles" not in verdict.reason and "levels off" not in verdict.reason, verdict.reason
     assert short.reason.endswith("tentative: over 6 epochs a curve cannot show that it stays level (sweep 15 or more)")
+
+
+def test_the_record_of_training_at_the_sweeps_pick_is_the_measured_one():
+    """The Sweep page and ``deem sweep`` say how training at the sweep's pick compared with the default rate
+    (walkthrough 75); the figures they say are those of the benchmark's results file, not typed apart from it."""
+    import re
+    from pathlib import Path
+
+    from deem_core.analysis.recommend import PICK_VS_DEFAULT, pick_vs_default
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sweep_pick.txt").read_text()
+    line = next(row for row in text.splitlines() if row.startswith("all: "))
+    found = re.fullmatch(r"all: (\d+) sets; training at the pick above training at the default on (\d+), equal on "
+                         r"(\d+), below on (\d+); mean ([-+]\d+\.\d\d), min ([-+]\d+\.\d\d), max ([-+]\d+\.\d\d)", line)
+    assert found, line
+    sets, above, equal, below = (int(found.group(i)) for i in range(1, 5))
+    assert (sets, above, equal, below) == tuple(PICK_VS_DEFAULT[k] for k in ("sets", "above", "equal", "below"))
+    assert [float(found.group(i)) for i in (5, 6, 7)] == [PICK_VS_DEFAULT[k] for k in ("mean", "worst", "best")]
+    assert above + equal + below == sets
+    said = pick_vs_default(0.01)
+    assert f"on {sets} data sets" in said and f"less accurate on {below} (by up to {-PICK_VS_DEFAULT['worst']:.1f}" in said

@@ -104,6 +104,8 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
 
 
 def run(args: argparse.Namespace) -> int:
+    from deem_core.analysis.recommend import pick_vs_default  # noqa: PLC0415
+    from deem_core.methods.deem import DEFAULT_LR  # noqa: PLC0415
     from deem_core.methods.sweep import run_sweep, sweep_sample  # noqa: PLC0415
     from deem_core.model.training import MAX_LR  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
@@ -158,4 +160,5 @@ def run(args: argparse.Namespace) -> int:
         say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
         return 1
     say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g} ({rec.reason})")
+    say(f"note: {pick_vs_default(DEFAULT_LR)}")
     return 0
