@@ -490,3 +490,27 @@ def test_a_wide_files_empty_task_and_blank_worker_name_are_said_in_rows_and_colu
         read_annotations(("w.csv", "task,a,\u2028,c\nt1,x,y,z\nt3,x,y,x\n".encode()))
     with pytest.raises(DataError, match=r"^l\.csv: line 3: empty task \(column 'task'\); 2 row\(s\) in all$"):
         read_annotations(("l.csv", b"task,worker,label\nt1,a,x\n,b,y\n,c,y\n"))
+
+
+def test_json_values_given_as_text_and_as_numbers_are_read_as_one_and_said():
+    """Attack round 41: in JSON records 1, "1" and 1.0 were one class, and true and "true" another, without a word
+    (a CSV's "1" and "1.0" are two classes, said). A JSON number is its value (1.0 is 1); text and a number that read
+    alike are one value, and the read says so, per field; a field of numbers alone says nothing."""
+    import json
+
+    records = [{"task": t, "worker": f"w{w}", "label": value} for t in range(6)
+               for w, value in enumerate([1, "1", 1.0, True, "true"])]
+    data = read_annotations(("m.json", json.dumps(records).encode()))
+    assert sorted(data.classes) == ["1", "true"]
+    said = [w for w in data.warnings if "as JSON text and as a number" in w]
+    assert said == ["m.json: field 'label' has values written both as JSON text and as a number or true/false "
+                    "(\"1\" and 1, \"true\" and true): each such pair is read as one value"], data.warnings
+    mixed_tasks = [{"task": t if t % 2 else str(t), "worker": "w1", "label": "a"} for t in range(8)] + [
+        {"task": "0", "worker": "w2", "label": "b"}, {"task": 0, "worker": "w3", "label": "a"}]
+    data = read_annotations(("t.json", json.dumps(mixed_tasks).encode()))
+    assert data.n_tasks == 8
+    assert [w for w in data.warnings if "field 'task' has values written both" in w] == [
+        "t.json: field 'task' has values written both as JSON text and as a number or true/false (\"0\" and 0): each "
+        "such pair is read as one value"], data.warnings
+    plain = [{"task": t, "worker": f"w{w}", "label": w % 2} for t in range(5) for w in range(3)]
+    assert not [w for w in read_annotations(("p.json", json.dumps(plain).encode())).warnings if "JSON text" in w]

@@ -261,6 +261,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     rows: list[int] = []
     positions: list[int] = []
     cells: list[str] = []
+    typed = bytearray()  # per cell: 1 where the JSON value was a number or true/false, not text
     lines: list[int] = []
     unnamed = 0
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
@@ -278,6 +279,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
                 rows.append(index)
                 positions.append(position)
                 cells.append(_cell(value))
+                typed.append(isinstance(value, (int, float)))  # (bool is an int)
             check_columns(source.name, len(fields), limits)
             lines.append(line)
             _check_records_table(source.name, len(lines), len(fields), len(cells))  # (as they come in: attack 19)
@@ -286,16 +288,39 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
         raise DataError(f"{source.name}: the JSON list is empty: no annotations")
     n_rows, n_fields = len(lines), len(fields)
     columns = [[""] * n_rows for _ in range(n_fields)]
-    for row, position, cell in zip(rows, positions, cells):
+    kinds = [bytearray(n_rows) for _ in range(n_fields)]
+    for row, position, cell, was_typed in zip(rows, positions, cells, typed):
         columns[position][row] = cell
-    del rows, positions, cells
+        kinds[position][row] = was_typed
+    del rows, positions, cells, typed
     frame = pd.DataFrame({key: pd.Series(columns[position], dtype=object) for key, position in fields.items()})
     frame = frame.apply(lambda column: column.str.strip(CELL_SPACES))
     table = _JsonTable(source.name, frame, lines, kind)
     table.notes.extend(notes)
+    table.notes.extend(_text_and_number_notes(source.name, frame, {key: kinds[p] for key, p in fields.items()}))
     if unnamed:
         table.notes.append(f"{source.name}: ignored {unnamed:,} value(s) of a field with no name")
     return table
+
+
+def _text_and_number_notes(name: str, frame: pd.DataFrame, kinds: dict[str, bytearray]) -> list[str]:
+    """A note per field whose values come both as JSON text and as a number or true/false that read alike ("1" and
+    1, "true" and true): each pair is read as one value (a CSV has no such difference to lose), said rather than done
+    without a word (attack round 41: 1, "1" and 1.0 were one class, where a CSV's "1" and "1.0" are two, said)."""
+    notes = []
+    for key, kind in kinds.items():
+        was_typed = np.frombuffer(bytes(kind), dtype=np.uint8).astype(bool)
+        if not was_typed.any() or was_typed.all():
+            continue
+        column = frame[key]
+        filled = (column != "").to_numpy()
+        plain = set(column[~was_typed & filled])
+        both = sorted(v for v in set(column[was_typed & filled]) if v in plain)
+        if both:
+            shown = ", ".join(f'"{v}" and {v}' for v in both[:3]) + (f" ({len(both):,} in all)" if len(both) > 3 else "")
+            notes.append(f"{name}: field {key!r} has values written both as JSON text and as a number or true/false "
+                         f"({shown}): each such pair is read as one value")
+    return notes
 
 
 class _JsonTable(FrameTable):
