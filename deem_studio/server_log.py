@@ -155,4 +155,17 @@ def install_log_bounds() -> BoundedLog:
         st_logger.setup_formatter = bounded_setup
     for logger in list(st_logger._loggers.values()) + [logging.getLogger()]:  # noqa: SLF001
         _bound(logger)
+    _quiet_engine_warnings()
     return _BOUNDS
+
+
+def _quiet_engine_warnings() -> None:
+    """The engine's warnings about a user's labels and fallbacks are not written to the server's log: Python printed
+    each to standard error, outside these bounds, quoting the file's and the workers' names (attack round 41); a run
+    keeps every one of them in its messages (``DEEM.warnings_``), where its owner reads them."""
+    import warnings  # noqa: PLC0415
+
+    from deem_core.methods.deem import FallbackWarning, LabelWarning  # noqa: PLC0415
+
+    for category in (FallbackWarning, LabelWarning):
+        warnings.filterwarnings("ignore", category=category)

@@ -63,3 +63,20 @@ def test_every_streamlit_logger_made_before_or_after_is_bounded():
     st_logger.update_formatter()  # (Streamlit replaces the handlers when its log format is set)
     assert all(bounds in h.filters for h in after.handlers)
     assert install_log_bounds() is bounds  # (once per process)
+
+
+def test_the_engines_warnings_about_a_users_labels_stay_out_of_the_servers_log():
+    """Attack round 41: each training wrote a LabelWarning quoting the file's and the workers' names to standard
+    error, outside the log's bounds. In the server they are not written (a run keeps them in its messages); other
+    warnings still are."""
+    import warnings
+
+    from deem_core.methods.deem import FallbackWarning, LabelWarning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        install_log_bounds()
+        warnings.warn("a.csv: 1 label(s) spelled in more than one way: 'w1'", LabelWarning)
+        warnings.warn("the safety rule returned majority vote", FallbackWarning)
+        warnings.warn("something else", UserWarning)
+    assert [str(w.message) for w in seen] == ["something else"]
