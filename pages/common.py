@@ -606,7 +606,7 @@ def current_lr() -> tuple[float, str]:
         tentative = outcome.get("settled", True) is False
         what = "tentative pick" if tentative else "recommendation"
         why = ("no learning rate was seen to settle within its epochs" if tentative else
-               "the rate whose curves settle, where the default is the rate measured for accurate labels")
+               "it is the rate whose curves settle; the default is the rate measured for accurate labels")
         unused = (f"; sweep {sweep_id}'s {what}, {fmt_lr(outcome['lr'])}, is used only if picked on the Sweep page "
                   f"({why})")
     if pick:
@@ -1393,10 +1393,10 @@ def show_problems(problems: list[str | None]) -> bool:
     return bool(said)
 
 
-def evidence_table(evidence: Any) -> None:
+def evidence_table(evidence: Any, clusters: dict | None = None) -> None:
     """How DEEM's start and depth were chosen: the criterion per candidate and reference, with a line on where
-    the figures come from and each column's meaning as its help."""
-    st.caption(evidence_caption(evidence))
+    the figures come from and each column's meaning as its help; ``clusters``: the choice's clusters summary."""
+    st.caption(evidence_caption(evidence, clusters))
     # (the note read "ranked first; repla…" at 1400 px; walkthrough, tenth session; and "ranked first; replaced by the
     # sa" with five score columns before it, walkthrough 62: beside the candidate's name)
     if "note" in evidence and "candidate" in evidence:

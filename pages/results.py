@@ -180,7 +180,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                     language=None, wrap_lines=True)
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
             if len(evidence):  # the criterion per candidate and reference, as a table
-                common.evidence_table(evidence)
+                common.evidence_table(evidence, ((metrics.get(method) or {}).get("selection") or {}).get("clusters"))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 
 

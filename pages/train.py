@@ -473,7 +473,7 @@ for method, entry in metrics.items():  # how DEEM's start and depth were chosen:
         st.code(common.plain_text(f"{method_name(method)}: " + "\n".join(lines)), language=None, wrap_lines=True)
     evidence = selection_table(entry.get("selection") or {})
     if len(evidence):  # the criterion per candidate and reference, as a table
-        common.evidence_table(evidence)
+        common.evidence_table(evidence, (entry.get("selection") or {}).get("clusters"))
 
 #: colours of more than ten methods' bars: Tableau's ten and four darker ones far from them (every registered method)
 MANY_METHOD_COLOURS = [*px.colors.qualitative.T10, "#222222", "#6A3D9A", "#B15928", "#A6761D"]

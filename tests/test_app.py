@@ -2846,17 +2846,17 @@ def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_
     recommended = outcome["lr"]
     said = unescape(texts(at))
     assert f"Recommended learning rate: **{wording.fmt_lr(recommended)}**" in said
-    assert (f"For the labels: the pick is the rate whose curves settle, not one chosen on accuracy: on "
-            f"{PICK_VS_DEFAULT['sets']} data sets (benchmarks/results/sweep_pick.txt) training at the sweep's pick "
-            f"gave labels as accurate as at the default 0.01 on {PICK_VS_DEFAULT['equal']}, less accurate on "
-            f"{PICK_VS_DEFAULT['below']}") in said, said
+    assert (f"For the labels: a sweep recommends the rate whose curves settle, not one chosen on accuracy: on "
+            f"{PICK_VS_DEFAULT['sets']} data sets (benchmarks/results/sweep_pick.txt) training at the sweep's "
+            f"recommendation gave labels as accurate as at the default 0.01 on {PICK_VS_DEFAULT['equal']}, less "
+            f"accurate on {PICK_VS_DEFAULT['below']}") in said, said
     assert at.radio(key=f"sweep_choice_{sweep}").value is None
     assert "Train with learning rate 0.01 (the default: none picked)" in [b.label for b in at.button]
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
     assert (f"sweep {sweep}'s recommendation, {wording.fmt_lr(recommended)}, is used only if picked on the Sweep "
-            f"page (the rate whose curves settle, where the default is the rate measured for accurate labels)"
+            f"page (it is the rate whose curves settle; the default is the rate measured for accurate labels)"
             in unescape(texts(at))), texts(at)
     at.switch_page("pages/sweep.py").run()
     at.radio(key=f"sweep_choice_{sweep}").set_value(recommended).run()
@@ -2886,3 +2886,4 @@ def test_the_energy_curves_name_the_candidate_the_choice_kept(runs_dir):
         layers = selection["layers"]
         wanted.append(f"{shown} ({start} start, {layers} layer{'s' if layers != 1 else ''})")
     assert names == sorted(wanted), names
+    assert curves["layout"]["showlegend"] is True  # (one line's name showed on hover only; walkthrough 76)

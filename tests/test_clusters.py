@@ -375,7 +375,7 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     needs (a copying group of six went unseen). The lines say none could be looked for, with the most tasks two
     workers share; where enough pairs are judged, "none found" stands."""
     from deem_core.analysis.diagnostics import worker_quality
-    from deem_core.analysis.selection import none_found, selection_lines
+    from deem_core.analysis.selection import evidence_caption, none_found, selection_lines, selection_table
     from deem_core.methods.clusters import MIN_COMMON
 
     labels, _ = _sparse_copying_set()
@@ -389,12 +389,16 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     model = DEEM(epochs=2).fit(data)
     lines = selection_lines(model.selection_summary_)
     said = (f"dependence clusters: none could be looked for: no two workers share the {MIN_COMMON} tasks a test needs "
-            f"(the most two share: {most}); in answers this sparse a group that copies goes unseen (so the "
-            f"leave-cluster-out scores equal the held-out ones)")
+            f"(the most two share: {most}), so a group that copies goes unseen here (to check for copying, give pairs "
+            f"of workers {MIN_COMMON} or more tasks in common); so the leave-cluster-out scores equal the held-out ones")
     assert said in lines, lines
     notes = worker_quality(model, data).notes
-    assert any(note.startswith("dependent_with is empty for every worker, and says little here: dependence "
+    assert any(note.startswith("dependent_with is empty for every worker, which says little here. Dependence "
                                "clusters: none could be looked for") for note in notes), notes
+    # the evidence table's caption does not say "was found" under that line (walkthrough 76)
+    caption = evidence_caption(selection_table(model.selection_summary_), model.selection_summary_["clusters"])
+    assert "no dependence cluster could be looked for (the lines above say why), so it equals the held-out" in caption
+    assert "was found" not in caption
 
     dense, _ = independent_set()
     judged = find_dependence_clusters(AnnotationSet.from_dense(dense)).summary()
@@ -405,4 +409,6 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     few = {**judged, "active_workers": 3}
     assert none_found(few).startswith(f"none looked for: a test needs 4 workers of {MIN_COMMON} answers or more, "
                                       f"and 3 have that many")
+    assert "was found" in evidence_caption(selection_table(DEEM(epochs=2).fit(AnnotationSet.from_dense(dense))
+                                                           .selection_summary_), judged)
     assert none_found({"clusters": [], "tests": 0}) == "none found"  # a run stored before the counts

@@ -1108,3 +1108,26 @@ def test_the_flags_follow_the_kappa_a_reader_sees():
     se = np.sqrt(table["chance_agreement"] / (table["n_labels"] * (1 - table["chance_agreement"])))
     spammers = table["flag"] == "likely spammer"
     assert (table.loc[spammers, "kappa"] <= 1.645 * se[spammers]).all()
+
+
+def test_the_skipped_pairs_note_says_when_it_is_every_pair():
+    """Walkthrough 76: "skipped 4900 worker pair(s) x class(es) with fewer than 10 common tasks" read as a part,
+    where it was every one of 50 workers' pairs in 4 classes. The note says "(all of them)" then, else of how many."""
+    rng = np.random.default_rng(3)
+    n, d, k = 300, 30, 3
+    truth = rng.integers(0, k, n)
+    labels = np.full((n, d), -1)
+    for t in range(n):  # 3 of 30 workers a task: a pair shares about 3 tasks
+        labels[t, rng.choice(d, 3, replace=False)] = truth[t]
+    df = _long(labels, [f"w{j:02d}" for j in range(d)])
+    model = DEEM(epochs=2, init="mv").fit(df)
+    result = per_layer_mutual_information(model, df)
+    pairs = k * d * (d - 1) // 2
+    assert f"skipped {pairs:,} (all of them) worker pair(s) x class(es) with fewer than 10 common tasks" in result.notes
+    labels[:, :4] = truth[:, None]  # four workers answer every task: their pairs are not skipped
+    df = _long(labels, [f"w{j:02d}" for j in range(d)])
+    result = per_layer_mutual_information(DEEM(epochs=2, init="mv").fit(df), df)
+    said = [note for note in result.notes if note.startswith("skipped ")]
+    assert len(said) == 1 and f" of {pairs:,} worker pair(s)" in said[0] and "all of them" not in said[0], said
+    assert said[0] == f"skipped {result.skipped_pairs:,} of {pairs:,} worker pair(s) x class(es) with fewer than 10 " \
+                      f"common tasks" and result.skipped_pairs < pairs - 6 * k  # (the four's pairs are kept)

@@ -344,11 +344,12 @@ EVIDENCE_HELP = {
 SAFETY_Z = 2.0
 
 
-def evidence_caption(table: pd.DataFrame) -> str:
+def evidence_caption(table: pd.DataFrame, clusters: dict | None = None) -> str:
     """One line above the evidence table :func:`selection_table`: where its figures come from (the three scores
     were explained on hover only; walkthrough 28), and whether the leave-cluster-out column left anything out (it
     said "with no dependence cluster found it equals the held-out log-lik" under a line naming a cluster;
-    walkthrough 36)."""
+    walkthrough 36); ``clusters``: the choice's clusters summary, where none could be looked for (it said "no dependence
+    cluster was found" under a line saying none could be looked for; walkthrough 76)."""
     trained = table.dropna(subset=["held-out log-lik", "leave-cluster-out"]) if len(table) else table
     same = len(trained) > 0 and bool(np.allclose(trained["held-out log-lik"].to_numpy(dtype=float),
                                                  trained["leave-cluster-out"].to_numpy(dtype=float)))
@@ -358,7 +359,9 @@ def evidence_caption(table: pd.DataFrame) -> str:
             if on_training else "the predictive score is the safety rule's (a reference higher than the choice by "
             "more than ")
     but = ", or (its training answers' column) those answers" if on_training else ""
-    lco = ("no dependence cluster was found, so it equals the held-out log-lik" if same else
+    unjudged = isinstance(clusters, dict) and not clusters.get("clusters") and none_found(clusters) != "none found"
+    lco = ("no dependence cluster could be looked for (the lines above say why), so it equals the held-out log-lik"
+           if same and unjudged else "no dependence cluster was found, so it equals the held-out log-lik" if same else
            "it predicts each held-out answer without the answers of the worker's dependence cluster")
     return ("The candidates were trained on the answers left after holding some out (the references below them are "
             f"not trained); every number column scores how well a row predicts the held-out answers{but}, higher is "
@@ -423,11 +426,12 @@ def none_found(clusters: dict[str, Any]) -> str:
     active, pairs, judged = (int(clusters.get(key) or 0) for key in ("active_workers", "pairs", "pairs_judged"))
     if active < 4:
         return (f"none looked for: a test needs 4 workers of {need} answers or more, and {active} "
-                f"{'has' if active == 1 else 'have'} that many (a group that copies goes unseen here)")
+                f"{'has' if active == 1 else 'have'} that many, so a group that copies goes unseen here (to check for "
+                f"copying, give more workers {need} answers or more)")
     if judged == 0:
         return (f"none could be looked for: no two workers share the {need} tasks a test needs (the most two "
-                f"share: {int(clusters.get('most_shared') or 0)}); in answers this sparse a group that copies goes "
-                f"unseen")
+                f"share: {int(clusters.get('most_shared') or 0)}), so a group that copies goes unseen here (to check "
+                f"for copying, give pairs of workers {need} or more tasks in common)")
     if judged < pairs / 2:
         return (f"none found among the {judged:,} of {pairs:,} pairs of workers that share {need} tasks or more "
                 f"(the others could not be judged)")
@@ -483,9 +487,11 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         else:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
             # out? answers are; walkthrough 31. The gold path holds out no answers: no such scores; walkthrough 62)
-            equal = " (so the leave-cluster-out scores equal the held-out ones)" if summary.get("heldout_answers") \
-                else ""
-            lines.append(f"dependence clusters: {none_found(summary['clusters'])}{equal}")
+            said = none_found(summary["clusters"])
+            equal = "" if not summary.get("heldout_answers") else (
+                " (so the leave-cluster-out scores equal the held-out ones)" if said == "none found" else
+                "; so the leave-cluster-out scores equal the held-out ones")
+            lines.append(f"dependence clusters: {said}{equal}")
         differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
                    "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else

@@ -216,7 +216,8 @@ def training_curves_figure(history: pd.DataFrame, max_points: int = 1000,
         fig.add_trace(go.Scatter(x=part["epoch"].to_numpy(), y=part["energy_difference"].to_numpy(), mode="lines",
                                  name=name, hovertemplate=f"{name}<br>epoch %{{x}}<br>energy difference "
                                                           f"%{{y:.4g}}<extra></extra>"))
-    fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}},
+    # (a legend also for one line: plotly hides it, and the kept candidate's name showed on hover only; walkthrough 76)
+    fig.update_layout(height=320, margin={"t": 20, "b": 20}, legend={"title": {"text": ""}}, showlegend=True,
                       xaxis_title="epoch", yaxis_title="energy difference (pos. − neg.)")
     fig.update_xaxes(tickformat="d")
     return fig

@@ -368,6 +368,10 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
                                                     "exactly (it may still weigh the answers differently)"
                                                     if min(changed) == 0.0 else ""))
     if result.skipped_pairs:
-        result.notes.append(f"skipped {result.skipped_pairs} worker pair(s) x class(es) with fewer than "
+        d = result.n_common.shape[-1]
+        looked = int((result.class_counts > 0).sum()) * d * (d - 1) // 2
+        # (4,900 skipped read as a part where it was every pair; walkthrough 76)
+        every = " (all of them)" if result.skipped_pairs == looked else f" of {looked:,}"
+        result.notes.append(f"skipped {result.skipped_pairs:,}{every} worker pair(s) x class(es) with fewer than "
                             f"{min_common} common tasks")
     return result

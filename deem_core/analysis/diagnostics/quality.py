@@ -333,7 +333,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                      f"the methods' accuracy against the gold labels on the Results page")
     unjudged = none_found(found) if partners is not None and not dependents and found else "none found"
     if unjudged != "none found":  # (an empty column read as "no worker copies"; walkthrough 75)
-        notes.append(f"dependent_with is empty for every worker, and says little here: dependence clusters: {unjudged}")
+        notes.append(f"dependent_with is empty for every worker, which says little here. Dependence clusters: {unjudged}")
     if dependents:
         when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
                 "counted every member as an independent source)" if found_here else "found before training")
