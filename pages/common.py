@@ -41,6 +41,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -382,6 +383,15 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
                          f"them in the file.")
     st.session_state["_alike_cache"] = (key, sentences)
     return sentences
+
+
+def most_shared_tasks(pairwise: tuple) -> int | None:
+    """The most tasks two workers of the Data page's pairwise tables share (None with fewer than 4 workers there: a
+    dependence test needs 4)."""
+    overlap = np.asarray(pairwise[1], dtype=float)
+    if overlap.shape[0] < 4:
+        return None
+    return int(overlap[np.triu_indices(overlap.shape[0], 1)].max())
 
 
 def kept_pick(kind: str, run_id: str) -> Any:

@@ -19,6 +19,7 @@ from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.formats.sources import release_memory  # noqa: E402
+from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
@@ -408,6 +409,16 @@ if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
 for sentence in common.alike_workers(data, stats["pairwise"]):
     st.warning(common.safe(sentence), icon=":material/content_copy:")
+shared = common.most_shared_tasks(stats["pairwise"])
+if shared is not None and shared < MIN_COMMON:
+    # (a copying group of 5 of 50 workers, 4 answers a task, went unsaid here and "none found" after training;
+    # walkthrough 76)
+    among = len(stats["pairwise"][1])
+    who = "workers" if among >= data.n_workers else f"of the {among:,} workers with the most answers"
+    st.info(f"No two {who} share {MIN_COMMON} tasks (the most two share: {shared:,}): whether some copy one another "
+            f"cannot be checked on these data, here, by the automatic choice of DEEM's start or on Diagnostics. To "
+            f"check for copying, give pairs of workers {MIN_COMMON} or more tasks in common.",
+            icon=":material/visibility_off:")
 constant = stats["constant"]
 if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
     named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (majority vote gives "

@@ -2865,6 +2865,29 @@ def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_
     assert f"Learning rate {wording.fmt_lr(recommended)}: picked on sweep {sweep}." in unescape(texts(at))
 
 
+def test_the_data_page_says_when_no_two_workers_share_the_tasks_a_copying_check_needs(runs_dir):
+    """Walkthrough 76: 50 workers, 4 answers a task, a group of 5 copying one answer: the Data page said nothing of
+    copying (its own check needs 50 identical answers) and training said "none found". It says that copying cannot be
+    checked on these data, with the most tasks two workers share, and what would let it; dense data do not read so."""
+    from deem_core.methods.clusters import MIN_COMMON  # noqa: PLC0415
+
+    rng = np.random.default_rng(76)
+    rows = [(t, f"w{w:02d}", "abc"[int(rng.integers(0, 3))]) for t in range(600) for w in rng.choice(50, 4, replace=False)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    pairs = frame.merge(frame, on="task").query("worker_x < worker_y").groupby(["worker_x", "worker_y"]).size()
+    most = int(pairs.max())
+    assert most < MIN_COMMON
+    at = upload(new_app(), "sparse.csv", frame.to_csv(index=False).encode())
+    no_problem(at)
+    said = [unescape(str(i.value)) for i in at.info]
+    assert (f"No two workers share {MIN_COMMON} tasks (the most two share: {most}): whether some copy one another cannot "
+            f"be checked on these data, here, by the automatic choice of DEEM's start or on Diagnostics. To check for "
+            f"copying, give pairs of workers {MIN_COMMON} or more tasks in common.") in said, said
+    dense = upload(new_app())  # every worker of the tiny set answers every task
+    no_problem(dense)
+    assert not [i for i in dense.info if "share" in str(i.value)]
+
+
 def test_the_energy_curves_name_the_candidate_the_choice_kept(runs_dir):
     """Walkthrough 75: while a start was chosen on held-out answers the live legend named "DEEM (Dawid-Skene start,
     1 layer)" and "DEEM (majority vote start, 1 layer)"; the finished run's curve, the kept candidate's, read "DEEM"
