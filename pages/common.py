@@ -614,11 +614,11 @@ def current_lr() -> tuple[float, str]:
         # sets, training at the pick was never more than 0.12 points more accurate than at the default and up to 3.7
         # less (deem_core.analysis.recommend.PICK_VS_DEFAULT)
         tentative = outcome.get("settled", True) is False
-        what = "tentative pick" if tentative else "recommendation"
+        what = "tentative rate" if tentative else "recommendation"
         why = ("no learning rate was seen to settle within its epochs" if tentative else
                "it is the rate whose curves settle; the default is the rate measured for accurate labels")
-        unused = (f"; sweep {sweep_id}'s {what}, {fmt_lr(outcome['lr'])}, is used only if picked on the Sweep page "
-                  f"({why})")
+        unused = (f"; sweep {sweep_id}'s {what}, {fmt_lr(outcome['lr'])}, is used only if you pick it on the Sweep "
+                  f"page ({why})")
     if pick:
         source = pick["source"]
         if pick.get("sweep") and (sweep_outcome(pick["sweep"]) or {}).get("partial"):

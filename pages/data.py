@@ -416,8 +416,9 @@ if shared is not None and shared < MIN_COMMON:
     among = len(stats["pairwise"][1])
     who = "workers" if among >= data.n_workers else f"of the {among:,} workers with the most answers"
     st.info(f"No two {who} share {MIN_COMMON} tasks (the most two share: {shared:,}): whether some copy one another "
-            f"cannot be checked on these data, here, by the automatic choice of DEEM's start or on Diagnostics. To "
-            f"check for copying, give pairs of workers {MIN_COMMON} or more tasks in common.",
+            f"cannot be checked on these data, neither on this page nor by DEEM's automatic start nor on Diagnostics, "
+            f"and copiers, if any, count as independent votes in every method. To check for copying, give pairs of "
+            f"workers {MIN_COMMON} or more tasks in common.",
             icon=":material/visibility_off:")
 constant = stats["constant"]
 if constant:  # (caught on Diagnostics only, after training; walkthrough 37)

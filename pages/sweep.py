@@ -192,8 +192,8 @@ with st.container(border=True):
     per_epoch = max(1, math.ceil(swept_tasks / max(1, batch)))
     updates = per_epoch * int(epochs)
     cost += (f" ({per_epoch:,} update{'s' if per_epoch != 1 else ''} an epoch in batches of {batch:,}: {updates:,} "
-             f"per run" + (f"; in so few, small learning rates hardly move: {MIN_JUDGED_UPDATES} updates take "
-                           f"{math.ceil(MIN_JUDGED_UPDATES / per_epoch):,} epochs here)"
+             f"per run" + (f"; in so few, small learning rates hardly move: set Epochs to "
+                           f"{math.ceil(MIN_JUDGED_UPDATES / per_epoch):,} for {MIN_JUDGED_UPDATES} updates a run)"
                            if updates < MIN_JUDGED_UPDATES else ")"))
     if estimate is not None:
         estimate = estimate.with_epochs(int(epochs)).with_tasks(swept_tasks)

@@ -1120,7 +1120,7 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     shown = texts(at)
     # the updates a run makes are said, and that so few leave small rates little room (walkthrough, ninth session)
     assert ("2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks (1 update an epoch in batches of "
-            "1,024: 2 per run; in so few, small learning rates hardly move: 200 updates take 200 epochs here): about"
+            "1,024: 2 per run; in so few, small learning rates hardly move: set Epochs to 200 for 200 updates a run): about"
             in unescape(shown)), shown
     assert "no time estimate" not in shown
     at.button(key="sweep_launch").click().run()
@@ -2696,8 +2696,8 @@ def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
     assert (f"Learning rate 0.01: the engine's default (no learning rate picked for these data); sweep {sweep}'s "
-            f"tentative pick, {wording.fmt_lr(tentative)}, is used only if picked on the Sweep page (no learning "
-            f"rate was seen to settle within its epochs).") in unescape(texts(at))
+            f"tentative rate, {wording.fmt_lr(tentative)}, is used only if you pick it on the Sweep page (no "
+            f"learning rate was seen to settle within its epochs).") in unescape(texts(at))
     at.switch_page("pages/sweep.py").run()
     at.radio(key=f"sweep_choice_{sweep}").set_value(tentative).run()
     at.switch_page("pages/train.py").run()
@@ -2846,17 +2846,17 @@ def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_
     recommended = outcome["lr"]
     said = unescape(texts(at))
     assert f"Recommended learning rate: **{wording.fmt_lr(recommended)}**" in said
-    assert (f"For the labels: a sweep recommends the rate whose curves settle, not one chosen on accuracy: on "
-            f"{PICK_VS_DEFAULT['sets']} data sets (benchmarks/results/sweep_pick.txt) training at the sweep's "
-            f"recommendation gave labels as accurate as at the default 0.01 on {PICK_VS_DEFAULT['equal']}, less "
-            f"accurate on {PICK_VS_DEFAULT['below']}") in said, said
+    assert (f"For the labels: the sweep's rate is read from how its curves behave, not chosen on accuracy: on "
+            f"{PICK_VS_DEFAULT['sets']} data sets (benchmarks/results/sweep_pick.txt) training at the sweep's rate "
+            f"gave labels as accurate as at the default 0.01 on {PICK_VS_DEFAULT['equal']}, less accurate on "
+            f"{PICK_VS_DEFAULT['below']}") in said, said
     assert at.radio(key=f"sweep_choice_{sweep}").value is None
     assert "Train with learning rate 0.01 (the default: none picked)" in [b.label for b in at.button]
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
-    assert (f"sweep {sweep}'s recommendation, {wording.fmt_lr(recommended)}, is used only if picked on the Sweep "
-            f"page (it is the rate whose curves settle; the default is the rate measured for accurate labels)"
+    assert (f"sweep {sweep}'s recommendation, {wording.fmt_lr(recommended)}, is used only if you pick it on the "
+            f"Sweep page (it is the rate whose curves settle; the default is the rate measured for accurate labels)"
             in unescape(texts(at))), texts(at)
     at.switch_page("pages/sweep.py").run()
     at.radio(key=f"sweep_choice_{sweep}").set_value(recommended).run()
@@ -2881,8 +2881,9 @@ def test_the_data_page_says_when_no_two_workers_share_the_tasks_a_copying_check_
     no_problem(at)
     said = [unescape(str(i.value)) for i in at.info]
     assert (f"No two workers share {MIN_COMMON} tasks (the most two share: {most}): whether some copy one another cannot "
-            f"be checked on these data, here, by the automatic choice of DEEM's start or on Diagnostics. To check for "
-            f"copying, give pairs of workers {MIN_COMMON} or more tasks in common.") in said, said
+            f"be checked on these data, neither on this page nor by DEEM's automatic start nor on Diagnostics, and "
+            f"copiers, if any, count as independent votes in every method. To check for copying, give pairs of workers "
+            f"{MIN_COMMON} or more tasks in common.") in said, said
     dense = upload(new_app())  # every worker of the tiny set answers every task
     no_problem(dense)
     assert not [i for i in dense.info if "share" in str(i.value)]

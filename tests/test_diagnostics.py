@@ -1131,3 +1131,15 @@ def test_the_skipped_pairs_note_says_when_it_is_every_pair():
     assert len(said) == 1 and f" of {pairs:,} worker pair(s)" in said[0] and "all of them" not in said[0], said
     assert said[0] == f"skipped {result.skipped_pairs:,} of {pairs:,} worker pair(s) x class(es) with fewer than 10 " \
                       f"common tasks" and result.skipped_pairs < pairs - 6 * k  # (the four's pairs are kept)
+
+
+def test_every_column_the_quality_notes_name_is_a_column_of_the_table():
+    """Walkthrough 77: a note named "irbm_score", a column no table has (the page turns the table's column names into
+    its headers, and left that one raw). Every snake_case name in the notes is a column of the table."""
+    import re
+
+    frame = pd.read_csv(SAMPLE / "condind.csv").head(6000)
+    truth = pd.read_csv(SAMPLE / "condind.truth.csv").set_index("task")["truth"]
+    quality = worker_quality(DEEM(epochs=3).fit(frame), frame, gold=truth)
+    named = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", " ".join(quality.notes)))
+    assert "irbm_spammer_score" in named and named <= set(quality.table.columns), named - set(quality.table.columns)

@@ -124,9 +124,11 @@ PICK_VS_DEFAULT = {"sets": 21, "above": 1, "equal": 9, "below": 11, "mean": -0.5
 def pick_vs_default(default_lr: float) -> str:
     """The measured record of training at the sweep's pick against the default learning rate, in one sentence."""
     r = PICK_VS_DEFAULT
-    return (f"a sweep recommends the rate whose curves settle, not one chosen on accuracy: on {r['sets']} data sets "
-            f"(benchmarks/results/sweep_pick.txt) training at the sweep's recommendation gave labels as accurate as at "
-            f"the default {default_lr:g} on {r['equal']}, less accurate on {r['below']} (by up to {-r['worst']:.1f} "
+    # (it said "a sweep recommends the rate whose curves settle" under "no learning rate was seen to settle";
+    # walkthrough 77)
+    return (f"the sweep's rate is read from how its curves behave, not chosen on accuracy: on {r['sets']} data sets "
+            f"(benchmarks/results/sweep_pick.txt) training at the sweep's rate gave labels as accurate as at the "
+            f"default {default_lr:g} on {r['equal']}, less accurate on {r['below']} (by up to {-r['worst']:.1f} "
             f"points) and more accurate on {r['above']} (by {r['best']:.2f})")
 
 

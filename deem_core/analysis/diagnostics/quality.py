@@ -359,8 +359,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers (copies "
                      f"weighted down), not a trained iRBM, so Lemma 1 does not read worker accuracies from it")
     elif model.network_.n_layers:
-        notes.append("irbm_score and the irbm confusion matrices describe the iRBM's view of the last layer's output "
-                     "(Lemma 1), not the raw labels")
+        # (it named an "irbm_score" no table has; walkthrough 77)
+        notes.append("irbm_accuracy, irbm_spammer_score and the irbm confusion matrices describe the iRBM's view of "
+                     "the last layer's output (Lemma 1), not the raw labels")
     return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
                          workers=list(data.workers), classes=list(data.classes),
                          n_layers=int(model.network_.n_layers), notes=notes)
