@@ -338,9 +338,9 @@ DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
 # (sweep_sample_size: a 2,500-task set's sample size is out of range on 400 tasks, so a new set starts from its
 # default; this widget's persisted value is not brought back when the first set returns, seen in Chromium)
 # (sweep_sample_on: a sweep on 600 tasks without a sample left it off for every large set loaded next, which then
-# swept all its tasks; walkthrough 35)
+# swept all its tasks; walkthrough 35; sweep_epochs: its default depends on the set's size, walkthrough 77)
 DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache",
-                        "sweep_sample_size", "sweep_sample_on")
+                        "sweep_sample_size", "sweep_sample_on", "sweep_epochs")
 
 
 #: workers in the Data page's pairwise table (those with the most answers)
@@ -611,8 +611,8 @@ def current_lr() -> tuple[float, str]:
         # a sweep's pick, settled or tentative, is used only when the user picks it: it became the Train page's rate
         # unasked, and a 30-epoch sweep's tentative "1" trained 118 of 136 wrong labels at confidence 0.99 against 47
         # at the default (walkthrough 70); 82.67% where the default gave 84.22% (walkthrough 75). Measured on 21 data
-        # sets, training at the pick was never more than 0.12 points more accurate than at the default and up to 3.7
-        # less (deem_core.analysis.recommend.PICK_VS_DEFAULT)
+        # sets, training at the pick was never more than 0.12 points more accurate than at the default, and up to 3.7
+        # less with 50-update sweeps, 0.9 with the page's epochs (deem_core.analysis.recommend.PICK_VS_DEFAULT)
         tentative = outcome.get("settled", True) is False
         what = "tentative rate" if tentative else "recommendation"
         why = ("no learning rate was seen to settle within its epochs" if tentative else

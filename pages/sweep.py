@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 from deem_core.analysis.recommend import pick_vs_default  # noqa: E402
 from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.deem import DEEM  # noqa: E402
-from deem_core.methods.sweep import DEFAULT_LRS, run_sweep  # noqa: E402
+from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epochs, run_sweep  # noqa: E402
 from deem_core.model.training import MAX_LR  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
                               status_line)
@@ -33,8 +33,6 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: found attacking main, a typed grid of 1,000 values on a 3,000-task set passed the memory check (5.8 GiB of the
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
-#: below this many updates per run the page says that small learning rates have little room to show themselves
-MIN_JUDGED_UPDATES = 200
 SWEEP_MAX_EPOCHS = 2000
 
 
@@ -142,9 +140,12 @@ with st.container(border=True):
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
     epochs, too_many = common.whole_number(
-        c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=int(SWEEP_DEFAULTS["epochs"]), step=5, key="sweep_epochs",
+        # (as many as make 200 updates a run on a small set: 50 were 50 updates on 800 tasks, and every rate up to 0.1
+        # read "too small"; walkthrough 77. The batch of a sample is scaled to make as many updates an epoch)
+        c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=judged_epochs(data.n_tasks), step=5, key="sweep_epochs",
         persist_state="session", help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a "
-                                      f"sweep (the curves settle well before; train longer on the Train page)")
+                                      f"sweep; the default makes {MIN_JUDGED_UPDATES} updates a run or more (the "
+                                      f"curves settle well before; train longer on the Train page)")
     layers, bad_layers = common.whole_number(
         c[1], "Layers", 0, common.MAX_LAYERS, value=int(SWEEP_DEFAULTS["n_layers"]), key="sweep_layers",
         persist_state="session", help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS}")

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from deem_core.cli import build_parser
 from deem_core.methods.base import defaults_of
 from deem_core.methods.deem import DEEM
-from deem_core.methods.sweep import run_sweep
+from deem_core.methods.sweep import judged_epochs, run_sweep
 from deem_core.model.training import TrainingConfig
 from deem_studio.jobs import SWEEP_DEFAULTS, TRAIN_DEFAULTS
 
@@ -42,9 +42,13 @@ def test_every_dashboard_form_default_is_the_engines(runs_dir):
     assert at.selectbox(key="train_device").value == DEEM_DEFAULTS["device"]
     at.switch_page("pages/sweep.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    sweep_form = {"sweep_epochs": "epochs", "sweep_layers": "n_layers", "sweep_seeds": "n_seeds"}
+    sweep_form = {"sweep_layers": "n_layers", "sweep_seeds": "n_seeds"}
     for key, name in sweep_form.items():
         assert at.number_input(key=key).value == SWEEP_ENGINE[name], key
+    # the epochs: the engine's 50 where an epoch makes 4 updates or more, else as many as make 200 updates a run (40
+    # tasks: one update an epoch; walkthrough 77)
+    assert at.number_input(key="sweep_epochs").value == judged_epochs(40) == 200
+    assert judged_epochs(4096) == judged_epochs(10 ** 6) == SWEEP_ENGINE["epochs"] == 50 and judged_epochs(1500) == 100
     assert at.selectbox(key="sweep_device").value == SWEEP_ENGINE["device"]
     assert at.text_input(key="sweep_lrs").value == "" and SWEEP_ENGINE["lrs"] is None  # empty = the default grid
 

@@ -35,7 +35,7 @@ from deem_core.model.engine import check_training_size, task_data, train_annotat
 from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       resolve_device)
 
-__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult", "run_sweep",
+__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult", "judged_epochs", "run_sweep",
            "sample_batch_size", "sample_positions", "sweep_initial_network", "sweep_sample"]
 
 #: default grid: 8 learning rates half a decade apart (1-3-10 steps). Measured on the 7 benchmark sets
@@ -45,6 +45,18 @@ __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "SAMPLE_ABOVE", "SAMPLE_TASKS"
 DEFAULT_LRS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 #: default epochs of a sweep (the paper trains 50-150 epochs; 50 is enough to see dip and tail)
 DEFAULT_SWEEP_EPOCHS = 50
+#: updates a run needs before its curve is judged: below it small learning rates hardly move and read "too small"
+#: (on a few hundred tasks an epoch is one mini-batch: 50 epochs were 50 updates; walkthroughs of the ninth session, 75
+#: and 77, where every rate up to 0.1 read "too small" and the pick was tentative)
+MIN_JUDGED_UPDATES = 200
+
+
+def judged_epochs(n_tasks: int, batch_size: int = 1024) -> int:
+    """The Sweep page's default epochs on ``n_tasks`` tasks swept in batches of ``batch_size`` (a sample's batch is
+    scaled so that its epoch makes as many updates): :data:`DEFAULT_SWEEP_EPOCHS`, or as many as make
+    :data:`MIN_JUDGED_UPDATES` updates a run where an epoch makes few (200 on 1,024 tasks or fewer)."""
+    per_epoch = max(1, -(-int(n_tasks) // max(1, int(batch_size))))
+    return max(DEFAULT_SWEEP_EPOCHS, -(-MIN_JUDGED_UPDATES // per_epoch))
 
 #: a sweep of more than SAMPLE_ABOVE tasks sweeps a random sample of SAMPLE_TASKS of them by default (the dashboard's
 #: Sweep page and ``deem sweep``): benchmarks/sweep_sample.py, the same recommendation as the full sweep on 3 of 3
