@@ -144,8 +144,9 @@ with st.container(border=True):
         # read "too small"; walkthrough 77. The batch of a sample is scaled to make as many updates an epoch)
         c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=judged_epochs(data.n_tasks), step=5, key="sweep_epochs",
         persist_state="session", help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a "
-                                      f"sweep; the default makes {MIN_JUDGED_UPDATES} updates a run or more (the "
-                                      f"curves settle well before; train longer on the Train page)")
+                                      f"sweep. The default, {judged_epochs(data.n_tasks)} here, is 50, or as many as "
+                                      f"make {MIN_JUDGED_UPDATES} updates a run where an epoch makes few (a set of up "
+                                      f"to 1,024 tasks is one update an epoch); train longer on the Train page")
     layers, bad_layers = common.whole_number(
         c[1], "Layers", 0, common.MAX_LAYERS, value=int(SWEEP_DEFAULTS["n_layers"]), key="sweep_layers",
         persist_state="session", help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS}")

@@ -412,3 +412,21 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     assert "was found" in evidence_caption(selection_table(DEEM(epochs=2).fit(AnnotationSet.from_dense(dense))
                                                            .selection_summary_), judged)
     assert none_found({"clusters": [], "tests": 0}) == "none found"  # a run stored before the counts
+
+
+def test_on_a_task_sample_the_clusters_lines_name_the_sample_not_advice_for_the_whole_set():
+    """Past MAX_TASKS tasks the dependence test looks at a random sample: where the sample leaves too few shared tasks,
+    the line names the sample (the advice to give pairs of workers 30 tasks in common would be wrong of a set where
+    they share hundreds)."""
+    from deem_core.analysis.selection import none_found
+
+    labels, _ = independent_set(n=2000, d=8)
+    data = AnnotationSet.from_dense(labels)
+    whole = find_dependence_clusters(data).summary()
+    assert whole["tasks_used"] == whole["tasks_total"] == 2000 and none_found(whole) == "none found"
+    sampled = find_dependence_clusters(data, max_tasks=100).summary()
+    assert (sampled["tasks_used"], sampled["tasks_total"]) == (100, 2000)
+    said = none_found({**sampled, "active_workers": 8, "pairs_judged": 0})
+    assert said.startswith("none could be looked for on the random sample of 100 of the 2,000 tasks a test looks at: "
+                           "0 of 28 pairs of workers share 30 of its tasks"), said
+    assert "give pairs of workers" not in said

@@ -198,3 +198,15 @@ def test_a_probe_that_falls_back_writes_nothing_to_the_servers_log(tmp_path):
     probed, fitted = done.stderr.split("PROBED", 1)
     assert "Warning" not in probed, probed[-2000:]
     assert "FallbackWarning: the safety rule returned" in fitted, fitted[-2000:]
+
+
+def test_the_time_per_epoch_is_said_with_two_figures_below_a_second():
+    """Walkthrough 78: "0.3 s per epoch" beside "about 13 s" for 50 epochs did not add up (0.26 s rounded); below a
+    second the time per epoch has two figures, so that it times the epochs makes the total."""
+    e = Estimate(kind="sweep", n_tasks=6_000, sample_tasks=2_000, setup=Line(0.0, 0.0), per_epoch=Line(0.0, 0.26 / 6000),
+                 baselines=Line(0.0, 0.0), epochs=50)
+    assert "about 13 s on this" in e.describe() and "(0.26 s per epoch," in e.describe()
+    assert "(0.02 s per epoch," in Estimate(kind="sweep", n_tasks=600, sample_tasks=600, setup=Line(0.0, 0.0),
+                                             per_epoch=Line(0.02, 0.0), baselines=Line(0.0, 0.0), epochs=50).describe()
+    assert "(2.5 s per epoch," in Estimate(kind="sweep", n_tasks=600, sample_tasks=600, setup=Line(0.0, 0.0),
+                                            per_epoch=Line(2.5, 0.0), baselines=Line(0.0, 0.0), epochs=50).describe()

@@ -131,7 +131,7 @@ def pick_vs_default(default_lr: float) -> str:
     return (f"the sweep's rate is read from how its curves behave, not chosen on accuracy: on {r['sets']} data sets "
             f"(benchmarks/results/sweep_pick.txt) training at the sweep's rate gave labels as accurate as at the "
             f"default {default_lr:g} on {r['equal']}, less accurate on {r['below']} (by up to {-r['worst']:.1f} "
-            f"points) and more accurate on {r['above']} (by up to {r['best']:.2f})")
+            f"points) and more accurate on {r['above']} (by up to {r['best']:.2f} points)")
 
 
 #: epochs a sweep needs before a learning rate is said to settle (its last third, where "levels off" is read, of 5

@@ -424,6 +424,14 @@ def none_found(clusters: dict[str, Any]) -> str:
         return "none found"
     need = int(clusters.get("min_common") or 0)
     active, pairs, judged = (int(clusters.get(key) or 0) for key in ("active_workers", "pairs", "pairs_judged"))
+    used, total = int(clusters.get("tasks_used") or 0), int(clusters.get("tasks_total") or 0)
+    if total > used and (active < 4 or judged < pairs / 2):
+        # (on a random sample of a large set: the advice to give workers more tasks would be wrong there)
+        return (f"{'none looked for' if active < 4 else 'none could be looked for' if judged == 0 else 'none found'}"
+                f" on the random sample of {used:,} of the {total:,} tasks a test looks at: "
+                + (f"fewer than 4 workers give it {need} answers" if active < 4 else
+                   f"{judged:,} of {pairs:,} pairs of workers share {need} of its tasks")
+                + ", so a group that copies may go unseen here")
     if active < 4:
         return (f"none looked for: a test needs 4 workers of {need} answers or more, and {active} "
                 f"{'has' if active == 1 else 'have'} that many, so a group that copies goes unseen here (to check for "

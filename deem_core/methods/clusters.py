@@ -107,6 +107,7 @@ class DependenceClusters:
     untestable: list[tuple[int, ...]] = field(default_factory=list)
     z_threshold: float = float("inf")
     tasks_used: int = 0
+    tasks_total: int = 0  # the set's tasks, of which ``tasks_used`` were looked at (a random sample past MAX_TASKS)
     seconds: float = 0.0
     #: workers of MIN_COMMON answers or more (the others stay alone, untested), and of their pairs: how many, how many
     #: share MIN_COMMON tasks or more (the pairs a kappa, and so a test, can judge), and the most tasks two share. In
@@ -146,7 +147,8 @@ class DependenceClusters:
         threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
         return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
                 "untestable": [[name(int(i)) for i in group] for group in self.untestable],
-                "tasks_used": int(self.tasks_used), "seconds": round(float(self.seconds), 2),
+                "tasks_used": int(self.tasks_used), "tasks_total": int(self.tasks_total or self.tasks_used),
+                "seconds": round(float(self.seconds), 2),
                 "active_workers": int(self.active_workers), "pairs": int(self.pairs),
                 "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON}
 
@@ -297,10 +299,10 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     started = time.perf_counter()
     data = as_annotation_set(data)
     rng = np.random.default_rng(seed)
-    d = data.n_workers
+    d, n_total = data.n_workers, data.n_tasks
     if data.n_tasks > max_tasks:
         data = data.subset_tasks(np.sort(rng.choice(data.n_tasks, size=max_tasks, replace=False)))
-    result = DependenceClusters(labels=np.arange(d), tasks_used=data.n_tasks)
+    result = DependenceClusters(labels=np.arange(d), tasks_used=data.n_tasks, tasks_total=n_total)
     activity = data.answers_per_worker()
     active = np.argsort(-activity, kind="stable")[:max_workers]
     active = np.sort(active[activity[active] >= MIN_COMMON])
