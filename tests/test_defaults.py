@@ -75,7 +75,8 @@ def test_command_line_defaults_are_the_engines():
         assert args[option] == DEEM_DEFAULTS[param], option
     assert float(args["lr"]) == DEEM_DEFAULTS["lr"]
     args = vars(_subcommand("sweep").parse_args(["x.csv", "-o", "out"]))
-    for option, param in {"epochs": "epochs", "seeds": "n_seeds", "seed": "seed", "layers": "n_layers",
+    assert args["epochs"] is None  # (the Sweep page's: sweep.judged_epochs of the tasks swept)
+    for option, param in {"seeds": "n_seeds", "seed": "seed", "layers": "n_layers",
                           "batch_size": "batch_size", "sampler_steps": "sampler_steps", "init": "init",
                           "smoothing": "smoothing", "device": "device"}.items():
         assert args[option] == SWEEP_ENGINE[param], option

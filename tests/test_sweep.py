@@ -181,6 +181,23 @@ def test_energy_curves_figure_smoothing_and_errors(sweep):
 
 
 # ------------------------------------------------------------------ command line
+def test_deem_sweeps_default_epochs_make_the_updates_its_verdicts_need(tmp_path, frame, capsys):
+    """As the Sweep page's (walkthrough 77): without --epochs, 50, or as many as make 200 updates a run where an
+    epoch makes fewer (90 tasks: one update an epoch, 200 epochs), said on standard error; --epochs sets them."""
+    from deem_core.methods.sweep import judged_epochs
+
+    source = tmp_path / "answers.csv"
+    frame.to_csv(source, index=False)
+    assert main(["sweep", str(source), "-o", str(tmp_path / "a"), "--lrs", "0.01,0.3", "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "200 epochs (200 updates a run; --epochs sets them)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "a" / "recommendation.json").read_text())["epochs"] == 200 == judged_epochs(90)
+    assert main(["sweep", str(source), "-o", str(tmp_path / "b"), "--lrs", "0.01", "--epochs", "3", "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "updates a run; --epochs" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "b" / "recommendation.json").read_text())["epochs"] == 3
+
+
 def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame, capsys):
     source = tmp_path / "answers.csv"
     frame.to_csv(source, index=False)

@@ -20,7 +20,8 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers) -> None:
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
-    from deem_core.methods.sweep import DEFAULT_LRS, SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep  # noqa: PLC0415
+    from deem_core.methods.sweep import (DEFAULT_LRS, MIN_JUDGED_UPDATES, SAMPLE_ABOVE, SAMPLE_TASKS,  # noqa: PLC0415
+                                         run_sweep)
     from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
 
     default = defaults_of(run_sweep)  # every default below is run_sweep's own
@@ -33,8 +34,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="output folder (created): curves.csv, recommendation.json, curves.html")
     parser.add_argument("--lrs", default=grid, help=f"comma-separated learning rates (default {grid})")
-    parser.add_argument("--epochs", type=epochs_count, default=default["epochs"],
-                        help=f"epochs per run, 1 to {MAX_EPOCHS:,} (default {default['epochs']})")
+    # (the default as the Sweep page's: 50, or as many as make 200 updates a run on a small set; walkthrough 77)
+    parser.add_argument("--epochs", type=epochs_count, default=None,
+                        help=f"epochs per run, 1 to {MAX_EPOCHS:,} (default {default['epochs']}, or as many as make "
+                             f"{MIN_JUDGED_UPDATES} updates a run where an epoch makes fewer: 200 on 1,024 tasks or "
+                             f"fewer)")
     parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
                         help=f"seeds per learning rate (default {default['n_seeds']})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
@@ -106,14 +110,14 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.recommend import pick_vs_default  # noqa: PLC0415
     from deem_core.methods.deem import DEFAULT_LR  # noqa: PLC0415
-    from deem_core.methods.sweep import run_sweep, sweep_sample  # noqa: PLC0415
+    from deem_core.methods.sweep import judged_epochs, run_sweep, sweep_sample  # noqa: PLC0415
     from deem_core.model.training import MAX_LR  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
     lrs = parse_float_list(args.lrs, "--lrs", maximum=MAX_LR)
     if len(set(lrs)) != len(lrs):
         raise UsageError(f"--lrs repeats a value: {args.lrs!r}")
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
@@ -129,9 +133,14 @@ def run(args: argparse.Namespace) -> int:
             f"many updates an epoch as on all tasks); --sample-tasks 0 sweeps all")
     else:
         say(f"sweeping all {data.n_tasks:,} tasks, batch {batch_size:,}")
-    progress = ProgressBar(args.epochs, f"sweep of {len(lrs) * args.seeds} runs", disable=args.no_progress)
+    epochs = args.epochs
+    if epochs is None:
+        epochs = judged_epochs(swept.n_tasks, batch_size)
+        updates = epochs * -(-swept.n_tasks // batch_size)
+        say(f"{epochs} epochs ({updates:,} updates a run; --epochs sets them)")
+    progress = ProgressBar(epochs, f"sweep of {len(lrs) * args.seeds} runs", disable=args.no_progress)
     try:
-        sweep = run_sweep(swept, lrs=lrs, epochs=args.epochs, n_layers=args.layers, n_seeds=args.seeds,
+        sweep = run_sweep(swept, lrs=lrs, epochs=epochs, n_layers=args.layers, n_seeds=args.seeds,
                           seed=args.seed, device=args.device, callbacks=[progress], batch_size=batch_size,
                           init=args.init, smoothing=args.smoothing, sampler_steps=args.sampler_steps)
     except ValueError as exc:
@@ -144,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         # what the sweep ran, so that it can be run again (walkthrough 35: no epochs, grid, layers or seed)
         paths = write_sweep(sweep, folder, {"n_tasks": data.n_tasks, "batch_size": batch_size,
                                             "sample_tasks": swept.n_tasks if swept is not data else None,
-                                            "lrs": lrs, "epochs": args.epochs, "n_layers": args.layers,
+                                            "lrs": lrs, "epochs": epochs, "n_layers": args.layers,
                                             "n_seeds": args.seeds, "seed": args.seed, "init": args.init,
                                             "sampler_steps": args.sampler_steps, "smoothing": args.smoothing})
     rec = sweep.recommendation
