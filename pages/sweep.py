@@ -298,6 +298,7 @@ planned = int(rec.get("epochs_planned") or (loaded.config or {}).get("epochs") o
 partial = bool(rec.get("partial", snap.status != "finished")) or epochs_done < planned
 fallback = bool(rec.get("fallback"))
 recommended = None if partial or fallback else rec.get("lr")
+default_lr = float(defaults_of(DEEM)["lr"])
 verdicts = {float(k): v for k, v in (rec.get("verdicts") or {}).items()}
 grid_done = sorted({float(x) for x in curves["lr"]})
 if rec.get("sample_tasks"):
@@ -362,11 +363,10 @@ with right:
                    icon=":material/warning:")
     if recommended is not None:
         # (walkthrough 75 trained at a tentative 1 as the page suggested: 82.67% where the default gave 84.22%)
-        st.caption(f"For the labels: {pick_vs_default(float(defaults_of(DEEM)['lr']))}. Training uses the default "
+        st.caption(f"For the labels: {pick_vs_default(default_lr)}. Training uses the default "
                    f"until you pick a rate below.")
     st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
-default_lr = float(defaults_of(DEEM)["lr"])
 rows = []
 for lr in grid_done:
     v = verdicts.get(lr) or {}

@@ -2677,6 +2677,15 @@ def test_the_pairwise_agreement_of_numeric_worker_ids_draws_one_cell_per_worker(
     assert list(heat["data"][0]["x"]) == list(heat["data"][0]["y"]) == [str(w) for w in ids]
 
 
+def picked_goes_to_train(at: AppTest, sweep: str, lr: float) -> None:
+    """Pick ``lr`` on sweep ``sweep``'s list: the Train page then trains with it, said as picked there."""
+    at.switch_page("pages/sweep.py").run()
+    at.radio(key=f"sweep_choice_{sweep}").set_value(lr).run()
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(lr)
+    assert f"Learning rate {wording.fmt_lr(lr)}: picked on sweep {sweep}." in unescape(texts(at))
+
+
 def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
     """Walkthrough 70: a sweep's tentative pick (no rate seen to settle) became the Train page's rate unasked and was
     marked "(tentative, picked)" before any click; a 30-epoch sweep's 1 trained 118 of 136 wrong labels at confidence
@@ -2698,11 +2707,7 @@ def test_a_tentative_sweep_pick_is_used_only_when_picked(runs_dir):
     assert (f"Learning rate 0.01: the engine's default (no learning rate picked for these data); sweep {sweep}'s "
             f"tentative rate, {wording.fmt_lr(tentative)}, is used only if you pick it on the Sweep page (no "
             f"learning rate was seen to settle within its epochs).") in unescape(texts(at))
-    at.switch_page("pages/sweep.py").run()
-    at.radio(key=f"sweep_choice_{sweep}").set_value(tentative).run()
-    at.switch_page("pages/train.py").run()
-    assert at.number_input(key="train_lr").value == pytest.approx(tentative)
-    assert f"Learning rate {wording.fmt_lr(tentative)}: picked on sweep {sweep}." in unescape(texts(at))
+    picked_goes_to_train(at, sweep, tentative)
 
 
 def test_diagnostics_of_labels_that_follow_one_dependence_cluster_warn_first(runs_dir):
@@ -2858,11 +2863,7 @@ def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_
     assert (f"sweep {sweep}'s recommendation, {wording.fmt_lr(recommended)}, is used only if you pick it on the "
             f"Sweep page (it is the rate whose curves settle; the default is the rate measured for accurate labels)"
             in unescape(texts(at))), texts(at)
-    at.switch_page("pages/sweep.py").run()
-    at.radio(key=f"sweep_choice_{sweep}").set_value(recommended).run()
-    at.switch_page("pages/train.py").run()
-    assert at.number_input(key="train_lr").value == pytest.approx(recommended)
-    assert f"Learning rate {wording.fmt_lr(recommended)}: picked on sweep {sweep}." in unescape(texts(at))
+    picked_goes_to_train(at, sweep, recommended)
 
 
 def test_the_data_page_says_when_no_two_workers_share_the_tasks_a_copying_check_needs(runs_dir):
