@@ -409,8 +409,14 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     few = {**judged, "active_workers": 3}
     assert none_found(few).startswith(f"none looked for: a test needs 4 workers of {MIN_COMMON} answers or more, "
                                       f"and 3 have that many")
-    assert "was found" in evidence_caption(selection_table(DEEM(epochs=2).fit(AnnotationSet.from_dense(dense))
-                                                           .selection_summary_), judged)
+    independent_table = selection_table(DEEM(epochs=2).fit(AnnotationSet.from_dense(dense)).selection_summary_)
+    assert "(no dependence cluster was found, so it equals" in evidence_caption(independent_table, judged)
+    # a few pairs judged: found among those, not "could be looked for" under a line saying how many were (walkthrough
+    # 79: "none found among the 22 of 990 pairs" above "no dependence cluster could be looked for")
+    partly = evidence_caption(independent_table, half)
+    assert ("(no dependence cluster was found among the pairs of workers that could be judged (the lines above say how "
+            "many), so it equals the held-out log-lik)") in partly
+    assert "could be looked for" not in partly
     assert none_found({"clusters": [], "tests": 0}) == "none found"  # a run stored before the counts
 
 

@@ -359,9 +359,14 @@ def evidence_caption(table: pd.DataFrame, clusters: dict | None = None) -> str:
             if on_training else "the predictive score is the safety rule's (a reference higher than the choice by "
             "more than ")
     but = ", or (its training answers' column) those answers" if on_training else ""
-    unjudged = isinstance(clusters, dict) and not clusters.get("clusters") and none_found(clusters) != "none found"
+    said = none_found(clusters) if isinstance(clusters, dict) and not clusters.get("clusters") else "none found"
+    # (where a few pairs were judged, "could be looked for" read under "none found among the 22 of 990 pairs";
+    # walkthrough 79)
     lco = ("no dependence cluster could be looked for (the lines above say why), so it equals the held-out log-lik"
-           if same and unjudged else "no dependence cluster was found, so it equals the held-out log-lik" if same else
+           if same and said.startswith(("none could", "none looked")) else
+           "no dependence cluster was found among the pairs of workers that could be judged (the lines above say how "
+           "many), so it equals the held-out log-lik" if same and said != "none found" else
+           "no dependence cluster was found, so it equals the held-out log-lik" if same else
            "it predicts each held-out answer without the answers of the worker's dependence cluster")
     return ("The candidates were trained on the answers left after holding some out (the references below them are "
             f"not trained); every number column scores how well a row predicts the held-out answers{but}, higher is "
