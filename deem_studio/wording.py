@@ -4,7 +4,7 @@ through :func:`pages.common.safe` where they quote a user's names)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from deem_core.data.text import names_text
 
@@ -120,9 +120,30 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
     if weight > 0:
         notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
                      f"checked it on half of them" for m in fitted if returned[m])
+    accuracies = [float(e["accuracy"]) for e in metrics.values()
+                  if isinstance(e, dict) and isinstance(e.get("accuracy"), (int, float))]
+    spread = gold_spread(accuracies, n)
     # (after a semicolon, not in parentheses: Results puts the whole in parentheses, and "(on the 120 tasks with a gold
     # label (DEEM's labels come ... half of them)): ..." read as nested; walkthrough 62)
-    return "; ".join([said, *notes])
+    return "; ".join([said, *notes, *([spread] if spread else [])])
+
+
+#: the widest 95% interval of an accuracy (half its width) below which how many gold tasks scored it goes unsaid
+GOLD_SPREAD_SAID = 0.01
+
+
+def gold_spread(accuracies: Sequence[float], n: int) -> str:
+    """How far accuracies measured on ``n`` gold tasks can be off (the widest 95% interval's half width among them),
+    or "" where every one is within :data:`GOLD_SPREAD_SAID`: 0.8167 on 60 gold tasks read to four decimals as a
+    measured fact, where all 1,200 tasks gave 0.7667 (walkthrough 79)."""
+    from deem_core.analysis.scoring import accuracy_interval  # noqa: PLC0415
+
+    halves = [(high - low) / 2 for low, high in (accuracy_interval(a, n) for a in accuracies) if high == high]
+    if not halves or max(halves) < GOLD_SPREAD_SAID:
+        return ""
+    # (no brackets: Results puts the whole of gold_scored in brackets; walkthrough 62)
+    return (f"on that many tasks each accuracy is known to about ±{max(halves):.2f} at 95% confidence, so methods closer "
+            f"than that may not differ")
 
 
 def model_version(method: str, config: Any, entry: dict, fallback: str | None, run_id: str) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deem_core.analysis.scoring import accuracy, accuracy_and_count, calibration
+from deem_core.analysis.scoring import accuracy, accuracy_and_count, accuracy_interval, calibration
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.export import label_table
 from deem_core.methods import registry
@@ -185,6 +185,21 @@ def test_accuracy_rule():
     assert accuracy(labels, truth, tasks=[1, 2]) == 0.5
     assert np.isnan(accuracy(labels, pd.Series(dtype=object)))
     assert accuracy(labels, pd.DataFrame({"task": [1, 2], "truth": ["a", "a"]})) == 0.5
+
+
+def test_an_accuracy_on_few_tasks_has_its_95_percent_interval():
+    """Wilson's interval (walkthrough 79: 0.8167 on 60 gold tasks read as a fact): the textbook figures for 50 of 100
+    (0.4038-0.5962) and 0 of 10 (0-0.2775), and the pages' words where it is wide, none where it is narrow."""
+    from deem_studio.wording import gold_spread
+
+    assert accuracy_interval(0.5, 100) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
+    assert accuracy_interval(0.0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    low, high = accuracy_interval(49 / 60, 60)
+    assert low < 0.7667 < 49 / 60 < high  # the walkthrough's all-task figure lies inside the 60 tasks' interval
+    assert all(v != v for v in accuracy_interval(float("nan"), 0))
+    assert gold_spread([49 / 60, 46 / 60], 60) == ("on that many tasks each accuracy is known to about ±0.10 at 95% "
+                                                   "confidence, so methods closer than that may not differ")
+    assert gold_spread([0.9], 100_000) == ""
 
 
 def test_calibration_counts_the_confident_wrong_labels_on_the_tasks_with_a_truth():

@@ -9,6 +9,7 @@ from another are the same label (the readers refuse data in which two labels pri
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -16,7 +17,8 @@ import pandas as pd
 
 from deem_core.data.text import shortened
 
-__all__ = ["accuracy", "accuracy_and_count", "calibration", "left_out_text", "truth_of_classes", "truth_series"]
+__all__ = ["accuracy", "accuracy_and_count", "accuracy_interval", "calibration", "left_out_text", "truth_of_classes",
+           "truth_series"]
 
 
 def truth_series(truth: Any) -> pd.Series:
@@ -99,6 +101,18 @@ def accuracy_and_count(labels: pd.Series, truth: Any, tasks: Iterable | None = N
         predicted = labels.reindex(truth.index)
     right = _right(predicted, truth)
     return float(np.mean(right)), int(len(truth))
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's score interval (95% by default) of an ``accuracy`` measured on ``n`` tasks: what a few gold tasks
+    say of it (walkthrough 79: 0.8167 on 60 gold tasks against 0.7667 on all 1,200, printed to four decimals with
+    no word of how far 60 tasks can be off). (nan, nan) when nothing was scored."""
+    if not n or not np.isfinite(accuracy):
+        return float("nan"), float("nan")
+    p, n, z2 = float(accuracy), float(n), z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _right(predicted: pd.Series, truth: pd.Series) -> np.ndarray:

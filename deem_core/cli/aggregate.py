@@ -69,7 +69,7 @@ def _model_version(args: argparse.Namespace, spec, model=None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deem_core.analysis.scoring import accuracy_and_count  # noqa: PLC0415
+    from deem_core.analysis.scoring import accuracy_and_count, accuracy_interval  # noqa: PLC0415
     from deem_core.data.formats.writers import output_format  # noqa: PLC0415
 
     spec = registry.get_method(args.method)
@@ -138,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
                        f"not a test of unseen tasks: hold some truth labels out of --truth to measure one")
             else:
                 why = ""
-            say(f"(accuracy on the {n_scored} task(s) that have a truth{why})")
+            low, high = accuracy_interval(value, n_scored)  # (how far a few truth labels can be off; walkthrough 79)
+            say(f"(accuracy on the {n_scored} task(s) that have a truth, 95% interval {100 * low:.2f}-{100 * high:.2f}"
+                f"{why})")
         elif truth.attrs.get("not_classes"):  # (they were left out, not unannotated; attack round 30)
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"
