@@ -87,6 +87,29 @@ def agent_api_asked(args: Sequence[str], environ: Any = None) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
+def usage() -> str:
+    """``deem-studio --help``: what it starts, where runs go and the settings it reads (it printed Streamlit's own
+    help, "Usage: streamlit run [OPTIONS] TARGET", with no word of DEEM Studio; walkthrough 79)."""
+    from deem_studio.runs import default_runs_dir
+    from deem_studio.settings import SETTINGS
+
+    runs = default_runs_dir()
+    where = (f"{runs.resolve()} (DEEM_RUNS_DIR; a relative one is taken from the folder deem-studio is started in)"
+             if os.environ.get("DEEM_RUNS_DIR") else f"{ROOT / runs} (set DEEM_RUNS_DIR to keep them elsewhere)")
+    lines = ["usage: deem-studio [STREAMLIT OPTIONS]",
+             "",
+             "Start the DEEM Studio dashboard (http://localhost:8501 unless --server.port says otherwise), with the",
+             "server's connection limits in place from its first connection. Options are Streamlit's and pass through,",
+             "e.g. deem-studio --server.port 8502 --server.headless true (all of them: streamlit run --help).",
+             "",
+             f"Runs (settings, data, curves, labels, models) are kept in {where}.",
+             "",
+             "Limits read from the environment (a plain number; bytes may end in K, M, G or T):"]
+    width = max(len(name) for name in SETTINGS)
+    lines += [f"  {name:<{width}}  {setting.what}" for name, setting in SETTINGS.items()]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     app = ROOT / "app.py"
     if not app.is_file():
@@ -97,12 +120,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     problems = check_environment()  # a bad limit is refused here, not lifted or found by the first visitor
     args = sys.argv[1:] if argv is None else list(argv)
+    if any(arg in ("-h", "--help") for arg in args):
+        print(usage())
+        return 0
     if agent_api_asked(args):  # (attack round 16: it opened sessions outside the connection limit)
         problems.append(AGENT_API_REFUSED)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    runs = os.environ.get("DEEM_RUNS_DIR")
+    if runs and not Path(runs).is_absolute():  # (taken from the project's folder after the change of folder below,
+        # not the one the user started in; walkthrough 79)
+        os.environ["DEEM_RUNS_DIR"] = str(Path(runs).resolve())
     os.chdir(ROOT)
     install_before_serving()
     from streamlit.web import cli

@@ -3,6 +3,8 @@ one (attack round 11: nan, inf or -1 gave jobs no time limit, 'abc' broke every 
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,35 @@ def test_deem_studio_refuses_to_start_with_a_bad_limit(monkeypatch, capsys):
     assert err == ["error: DEEM_MAX_JOB_SECONDS='nan': seconds a job may run (0: no limit) must be a number of "
                    "seconds",
                    "error: DEEM_MAX_CPU_JOBS='1.5': jobs training on the CPU at once must be a whole number"]
+
+
+def test_deem_studio_help_is_its_own_and_a_relative_runs_folder_is_the_one_it_was_started_in(monkeypatch, capsys,
+                                                                                              tmp_path):
+    """Walkthrough 79: ``deem-studio --help`` printed Streamlit's help ("Usage: streamlit run ...") with no word of
+    the dashboard, its runs folder or its settings; and a relative DEEM_RUNS_DIR was taken from the project's folder
+    (deem-studio changes to it), not the one it was started in."""
+    import streamlit.web.cli as streamlit_cli
+
+    from deem_studio import serve
+
+    monkeypatch.delenv("DEEM_RUNS_DIR", raising=False)
+    assert main(["--help"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("usage: deem-studio [STREAMLIT OPTIONS]") and "streamlit run --help" in said
+    assert f"Runs (settings, data, curves, labels, models) are kept in {serve.ROOT / 'runs'} (set DEEM_RUNS_DIR" in said
+    assert all(f"  {name} " in said for name in SETTINGS)
+    started = tmp_path / "here"
+    started.mkdir()
+    monkeypatch.chdir(started)
+    monkeypatch.setenv("DEEM_RUNS_DIR", "my_runs")
+    assert main(["-h"]) == 0 and f"kept in {started / 'my_runs'} (DEEM_RUNS_DIR" in capsys.readouterr().out
+    served = []
+    monkeypatch.setattr(serve, "install_before_serving", lambda: None)
+    monkeypatch.setattr(streamlit_cli, "main", lambda prog_name: served.append((os.getcwd(), list(sys.argv))))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert main(["--server.port", "8999"]) == 0
+    assert served == [(str(serve.ROOT), ["streamlit", "run", str(serve.ROOT / "app.py"), "--server.port", "8999"])]
+    assert os.environ["DEEM_RUNS_DIR"] == str(started / "my_runs")
 
 
 def test_every_limit_the_code_reads_is_in_the_table():
