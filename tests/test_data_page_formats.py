@@ -92,6 +92,25 @@ def test_the_preview_shows_the_columns_read_first(runs_dir):
     assert "HITId" in shown[4:]
 
 
+def test_the_label_studio_preview_shows_workers_as_read_and_values_as_json(runs_dir):
+    """Walkthrough 79: an export's ``completed_by`` user object showed in the preview grid as Python's
+    ``{'id': 3, 'first_name': 'Maya', ...}`` (the reader names the worker by its email), and each result's value as
+    ``{'choices': ['pos']}``; the worker is shown as read, the value as the file's JSON."""
+    user = {"id": 3, "first_name": "Maya", "email": "maya@labs.example"}
+    tasks = [{"id": t, "data": {"text": f"item {t}"},
+              "annotations": [{"completed_by": user if w == 0 else {"id": 4 + w, "email": f"w{w}@labs.example"},
+                               "result": [{"from_name": "s", "to_name": "text", "type": "choices",
+                                           "value": {"choices": ["pos" if (t + w) % 3 else "neg"]}}]}
+                              for w in range(3)]} for t in range(1, 21)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(
+        ("export.json", json.dumps(tasks).encode(), "application/json")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    cells = at.dataframe[0].value
+    assert list(cells["worker"][:3]) == ["maya@labs.example", "w1@labs.example", "w2@labs.example"]
+    assert list(cells["results"][:3]) == ['s: {"choices": ["pos"]}', 's: {"choices": ["pos"]}', 's: {"choices": ["neg"]}']
+
+
 def test_label_studio_predictions_toggle_and_gold(runs_dir):
     fixture = make_fixtures.label_studio()
     at = upload(new_app(), fixture)

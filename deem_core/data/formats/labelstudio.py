@@ -350,6 +350,20 @@ def _worker(value: Any) -> str:
     return _cell(value)
 
 
+def worker_of(entry: dict, prediction: bool) -> str:
+    """The worker of an annotation (its ``completed_by``: a user object's email, username or id), or of a prediction
+    (its ``model_version``), as the reader and the preview name it."""
+    return (_cell(entry.get("model_version")) or "prediction") if prediction else _worker(entry.get("completed_by"))
+
+
+def preview_value(value: Any) -> str:
+    """A result's value as the export writes it (JSON text)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return "(a value nested too deep to show)"
+
+
 #: lists and objects a control's value may nest (a taxonomy's is a list of paths: 2); an answer whose value nests
 #: deeper is left out, counted: paths nested 900 deep, kept as parsed, held 162.6 MB of a session for a 24 KB upload
 #: (attack round 26), and as their text they were classes no control gives (walkthrough 54)
@@ -580,12 +594,11 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     counts["cancelled"] += 1
                     first_where.setdefault("cancelled", _where(_cell(key), line))
                     continue
+                worker = worker_of(entry, kind == "prediction")
                 if kind == "prediction":
                     counts["predictions"] += 1
-                    worker = _cell(entry.get("model_version")) or "prediction"
                     gold = False
                 else:
-                    worker = _worker(entry.get("completed_by"))
                     gold = bool(entry.get("ground_truth"))
                 results = entry.get("result")
                 if results is not None and not isinstance(results, list):

@@ -16,7 +16,7 @@ from deem_core.data.formats import dialects as _d
 from deem_core.data.formats.dialects import (DIALECTS, LAYOUTS, SOFT_PREFIX, Collector, Plan, describe_times, extract,
                                             plan_table)
 from deem_core.data.formats.labelstudio import (
-    LabelStudioContext, iter_json, json_kind, read_json_records, read_label_studio,
+    LabelStudioContext, iter_json, json_kind, preview_value, read_json_records, worker_of, read_label_studio,
 )
 from deem_core.data.formats.limits import PREVIEW_BYTES, Limits
 from deem_core.data.formats.sources import Budget, Source, read_head, release_memory, sources_of
@@ -560,10 +560,12 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
                     if not isinstance(entry, dict):
                         continue
                     results = [r for r in entry.get("result") or [] if isinstance(r, dict)]
+                    # the worker as read, and each result's value as the file writes it (a user object and
+                    # {'choices': ['pos']} showed as Python wrote them; walkthrough 79)
                     rows.append({"task": str(task.get("id", "")), "kind": kind,
-                                 "worker": str(entry.get("model_version") if kind == "prediction"
-                                               else entry.get("completed_by")),
-                                 "results": "; ".join(f"{r.get('from_name')}: {r.get('value')}" for r in results)[:200],
+                                 "worker": worker_of(entry, kind == "prediction"),
+                                 "results": "; ".join(f"{r.get('from_name')}: {preview_value(r.get('value'))}"
+                                                      for r in results)[:200],
                                  "cancelled": str(bool(entry.get("was_cancelled"))),
                                  "ground_truth": str(bool(entry.get("ground_truth")))})
     frame = pd.DataFrame(rows[: max(nrows, 1) * 3], dtype=object)
