@@ -489,7 +489,10 @@ def test_figures(layered):
     np.testing.assert_allclose(bars.data[1].y, diag.importance.table.query("subset == 'rest'")["importance"])
     cm = diag.quality.confusion("w0", "empirical")
     heat = plots.confusion_heatmap(cm, "w0")
-    np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float), cm.to_numpy())
+    # drawn as the Train page's matrix against the gold labels: a row per true class (walkthrough 79: transposed)
+    np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float), cm.to_numpy().T)
+    assert (heat.layout.yaxis.title.text, heat.layout.xaxis.title.text) == ("true class", "given label")
+    np.testing.assert_allclose(np.nansum(np.asarray(heat.data[0].z, dtype=float), axis=1), 1.0)
     assert plots.quality_table_figure(diag.quality.table).data[0].type == "table"
     # the per-layer summary: one point per layer output, named as the engine names them, in short lines (whole
     # names of the two panels ran into each other at 900 px; walkthrough 35)
