@@ -373,6 +373,10 @@ for lr in grid_done:
     label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
     if partial and label in ("recommended", "tentative"):
         label = "best so far"
+    elif math.isclose(lr, default_lr) and label in ("too small", "hardly learns"):
+        # (the caption below the table says why the default stays; three walkthroughs read the column alone, the
+        # last 79, as "the default is broken")
+        label = f"{label} on these curves (the default all the same: below the table)"
     # (the default marked: "too small" stood beside it and the button below trained with it unmarked; walkthrough 72)
     marks = [m for m, on in ((REC_WORD, recommended is not None and math.isclose(lr, recommended)),
                              ("picked", picked is not None and math.isclose(lr, picked)),
