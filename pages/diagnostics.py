@@ -274,12 +274,19 @@ with tab_mi:
         # the plug-in MI's bias in numbers: a random worker's bright cell read as copying (walkthrough 31). Simulated,
         # 4,000 pairs of independent uniform workers on 10 tasks of 3 classes: mean 0.26 nats, 95th percentile 0.53
         # (the first-order bias says 0.20); less where workers mostly give one class (walkthrough 32)
+        # (within a class of the labels: a copying ring the model's labels followed was dark, and a random worker's
+        # cell the brightest; walkthrough 79)
         k = len(mi.classes)
         st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "
                    f"over all {k} classes show about {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats on average by "
                    f"chance on {mi.min_common} common tasks (the estimate's bias, (K − 1)² / 2n), single pairs two to "
                    f"three times that; less on more tasks, or when they mostly give one class. Hover a cell for its "
-                   f"common tasks.")
+                   f"common tasks."
+                   + ("" if mi.class_source == GOLD_SOURCE else
+                      " Each matrix is read within one class of the model's labels: a group whose shared opinion "
+                      "those labels follow agrees with them within every class and shows little here; the dependence "
+                      "test of the Train page's evidence and the Worker quality tab's “dependent with” look for "
+                      "copying on the answers themselves."))
     else:  # (sparse answers: every pair was skipped, and the heatmaps were blank; walkthrough, ninth session)
         st.info(common.safe(f"No {pairs} of class {class_value} ({int(mi.class_counts[index]):,} tasks), so there is "
                             f"no mutual information to draw for it: {few}."), icon=":material/info:")

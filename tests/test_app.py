@@ -1048,6 +1048,8 @@ def test_diagnostics_page(runs_dir):
     # copying; walkthrough 31): 3 classes, pairs from 10 common tasks: (3 - 1)^2 / 20
     assert any("two independent workers who spread their answers over all 3 classes show about 0.20 nats on average "
                "by chance on 10 common tasks" in str(c.value) for c in at.caption)
+    within = "Each matrix is read within one class of the model's labels"
+    assert not any(within in str(c.value) for c in at.caption)  # (by gold labels: a group cannot steer them)
     def notes() -> list[str]:
         return [t for t in texts(at).split("\n") if t.startswith("The chart shows the importance on")]
 
@@ -1103,6 +1105,10 @@ def test_diagnostics_page(runs_dir):
     no_problem(visitor)
     assert f"run `{own}`" in texts(visitor) and visitor.get("download_button")
     assert get_manager().snapshot(own).result.mutual_information.class_source != "gold labels"
+    # read within a class of the model's labels, a group those labels follow shows little: where copying is looked
+    # for instead is said (walkthrough 79: a copying ring was dark, a random worker's cell the brightest)
+    assert any(f"{within}: a group whose shared opinion those labels follow agrees with them within every class and "
+               f"shows little here" in str(c.value) for c in visitor.caption)
     # the owner's Runs grid says whose diagnostics they are (the row said only the data set's name; walkthrough 29)
     at.switch_page("pages/runs.py").run()
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns).set_index("run id")
