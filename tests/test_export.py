@@ -292,6 +292,31 @@ def test_a_label_column_is_neutralised_once_per_distinct_label(monkeypatch):
     assert len(calls) <= 2 + 3  # the two column names, the three labels (it was 30,002 calls)
 
 
+def test_every_compatibility_form_of_a_formula_character_is_quoted_and_reads_back():
+    """Attack round 42: the small forms "\ufe66", "\ufe62", "\ufe63", "\ufe6b" and the superscript "\u207c" (which
+    NFKC makes "=", "+", "-", "@", "=") were written raw where the full-width forms were quoted; so were the combining
+    grapheme joiner before "=" (default-ignorable, missing from the list) and 'a;"=1+1' (split on ';', the quoted field
+    "=1+1"). Every character NFKC makes a formula character is derived here from Unicode's table."""
+    import unicodedata
+
+    forms = [chr(c) for c in range(0x110000)
+             if chr(c) not in "=+-@" and unicodedata.normalize("NFKC", chr(c)) in ("=", "+", "-", "@")]
+    assert len(forms) >= 13
+    at_start = [hex(ord(c)) for c in forms if neutralise_cell(c + "1+1") != "'" + c + "1+1"]
+    inside = [hex(ord(c)) for c in forms if neutralise_cell("x;" + c + "1") != "x;'" + c + "1"]
+    assert not at_start and not inside, (at_start, inside)
+    assert neutralise_cell("\u034f=1+1") == "'\u034f=1+1"
+    assert neutralise_cell('a;"=1+1') == "a;'\"=1+1" and neutralise_cell("a;\"'=1") == "a;'\"'=1"
+    values = ["\ufe66HYPERLINK(\"http://x.invalid\",\"a\")", "\ufe621+1", "\ufe63cmd", "\ufe6bSUM(1)", "\u207c1+1",
+              "\u034f=1+1", 'a;"=1+1', "a;\"'=1", "plain"]
+    frame = pd.DataFrame({"task": range(len(values)), "worker": "w", "label": values})
+    written = to_safe_csv(frame, index=False)
+    cells = list(pd.read_csv(io.StringIO(written), dtype=str, keep_default_na=False)["label"])
+    assert cells[:6] == [f"'{v}" for v in values[:6]] and cells[6:] == ["a;'\"=1+1", "a;'\"'=1", "plain"]
+    data = read_annotations(("out.csv", written.encode()))
+    assert sorted(data.classes) == sorted(values)  # each reads back as it was
+
+
 def test_a_formula_behind_any_control_or_invisible_format_character_is_quoted_and_reads_back():
     """Attack round 41: "\\u200e=1+1", "\\x0b=1+1", "\\u00ad=1+1", "\\u2060=1+1" (direction marks, C0/C1 separators, the
     soft hyphen, zero-width characters) were written raw, where spaces and the byte-order mark before "=" were

@@ -38,12 +38,17 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: spaces, the byte-order mark; and the full-width forms of the formula characters. Also every control and
 #: invisible format character (Unicode's Cc, Cf, Zl and Zp, and the default-ignorable fillers): direction marks,
 #: zero-width joiners, the soft hyphen, C0/C1 separators ("\u200e=1+1", "\x0b=1+1", "\u00ad=1+1" were written raw;
-#: attack round 41); written as regular-expression escapes
-_LEADING = (r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xa0\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f"
+#: attack round 41; the combining grapheme joiner, default-ignorable too, was left out of the list: attack round 42);
+#: written as regular-expression escapes
+_LEADING = (r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xa0\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f"
             r"\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f"
             r"\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
             r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff ")
-_STARTS = "=+\\-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+#: every character Unicode's compatibility normalisation (NFKC) makes a formula character: the full-width forms, the
+#: small forms ("\ufe66", "\ufe62", "\ufe63", "\ufe6b"), super- and subscripts, the Hebrew alternative plus
+#: (the small forms and the superscript "\u207c" were written raw; attack round 42); a test derives the list again
+_LOOKALIKES = "\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u207c\u208c\u207a\u208a\ufb29"
+_STARTS = "=+\\-@\t\r\n" + _LOOKALIKES
 FORMULA_START = re.compile(f"[{_LEADING}]*[{_STARTS}]")
 #: the reader's side: the one leading quote :func:`neutralise_cell` added (``formats.values`` takes it away)
 FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
@@ -53,10 +58,12 @@ FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
 #: the spaces and full-width forms a cell's start may hold count after a separator too ("x; =1+1" and "x;＝1+1" were
 #: written raw, where the start of a cell quoted them; attack round 34)
 INNER_MARKS = ";\t|\r\n"
-_INNER_STARTS = "=+\\-@\uff1d\uff0b\uff0d\uff20"
-INNER_FORMULA = re.compile(f"(?<=[;\t|\r\n])(?='*[{_LEADING}]*[{_INNER_STARTS}])")
+_INNER_STARTS = "=+\\-@" + _LOOKALIKES
+#: (a double quote may stand before the formula character too: split on ';', 'a;"=1+1' is a quoted field "=1+1";
+#: attack round 42)
+INNER_FORMULA = re.compile(f"(?<=[;\t|\r\n])(?=['\"]*[{_LEADING}]*[{_INNER_STARTS}])")
 #: the reader's side: the one quote :data:`INNER_FORMULA` added (``formats.values`` takes it away)
-INNER_FORMULA_QUOTED = re.compile(f"(?<=[;\t|\r\n])'(?='*[{_LEADING}]*[{_INNER_STARTS}])")
+INNER_FORMULA_QUOTED = re.compile(f"(?<=[;\t|\r\n])'(?=['\"]*[{_LEADING}]*[{_INNER_STARTS}])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
