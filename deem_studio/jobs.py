@@ -1110,7 +1110,7 @@ def check_run_settings(config: Mapping[str, Any]) -> None:
             raise ValueError(f"{key} must be a whole number, got {str(value)[:40]!r}")
     layers = config.get("n_layers")
     check_training_bounds(n_layers=None if layers == "auto" else layers, sampler_steps=config.get("sampler_steps"),
-                          epochs=config.get("epochs"))
+                          epochs=config.get("epochs"), n_seeds=config.get("n_seeds"))
 
 
 def _method_options(cfg: Mapping[str, Any], device: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, heldou
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
-from deem_core.model.training import MAX_LR, budget_text  # noqa: E402
+from deem_core.model.training import MAX_LR, MAX_SEEDS, budget_text  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
@@ -198,10 +198,10 @@ with st.container(border=True):
         persist_state="session", disabled=idle, on_change=_form_typed,
         help=f"passes over the tasks, at most {TRAIN_MAX_EPOCHS:,}; on large data fewer may run (an update budget, "
              "said below the settings, with a box to lift it)")
-    seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, 16, value=int(TRAIN_DEFAULTS["n_seeds"]),
+    seeds, bad_seeds = common.whole_number(c[2], "Seeds", 1, MAX_SEEDS, value=int(TRAIN_DEFAULTS["n_seeds"]),
                                            key="train_seeds", persist_state="session", disabled=idle,
                                            on_change=_form_typed,
-                                           help="independent runs trained together (1 to 16); their answers are "
+                                           help=f"independent runs trained together (1 to {MAX_SEEDS}); their answers are "
                                                 "averaged")
     # the field shows the one picked learning rate of these data (pages/common.py); typing in it picks too
     current, source = common.current_lr()

@@ -158,6 +158,11 @@ def test_parameter_validation_and_not_fitted():
         run_sweep(df, lrs=[0.1], epochs=1, sampler_steps=1000.9)  # (int() cut it to 1,000; attack round 13)
     with pytest.raises(ValueError, match="n_layers must be a whole number from 0 to 6, got True"):
         DEEM(n_layers=True).fit(df)
+    # seeds too (100,000 seeds of 30 tasks ran past a minute from the command line; attack round 42)
+    with pytest.raises(ValueError, match="n_seeds must be a whole number from 1 to 16, got 17"):
+        DEEM(n_seeds=17).fit(df)
+    with pytest.raises(ValueError, match="n_seeds must be a whole number from 1 to 16, got 1000"):
+        run_sweep(df, lrs=[0.1], epochs=1, n_seeds=1000)
     one_class = df.assign(label=0)
     with pytest.raises(DataError, match="only one class"):
         DEEM(epochs=1).fit(one_class)

@@ -845,6 +845,7 @@ def test_one_address_keeps_a_bounded_number_of_runs_whatever_its_workspaces(mana
     ("train", "sampler_steps", 10**9, "sampler_steps must be a whole number from 0 to 1,000"),  # (dropped silently)
     ("sweep", "epochs", 10**12, "epochs must be a whole number from 1 to 100,000"),
     ("sweep", "n_layers", 7.9, "n_layers must be a whole number, got '7.9'"),
+    ("train", "n_seeds", 100_000, "n_seeds must be a whole number from 1 to 16"),  # (attack round 42)
 ])
 def test_a_crafted_setting_is_refused_before_anything_is_stored(manager, kind, setting, value, message):
     """Attack round 13: configurations sent to submit() directly (the pages check their boxes) were coerced by int(),

@@ -153,6 +153,13 @@ def epochs_count(text: str) -> int:
     return _at_most(positive_int(text), MAX_EPOCHS)
 
 
+def seeds_count(text: str) -> int:
+    """``--seeds``: 1 to :data:`deem_core.model.training.MAX_SEEDS`."""
+    from deem_core.model.training import MAX_SEEDS  # noqa: PLC0415
+
+    return _at_most(positive_int(text), MAX_SEEDS)
+
+
 def sampler_steps(text: str) -> int:
     """``--sampler-steps``: 0 to :data:`deem_core.model.training.MAX_SAMPLER_STEPS`."""
     from deem_core.model.training import MAX_SAMPLER_STEPS  # noqa: PLC0415
@@ -416,7 +423,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              f"per true class that pull a worker with few answers towards the crowd's typical worker; "
                              f"0 = plain Dawid-Skene; --method ds is always plain (default {default['ds_prior']:g})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
-    parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
+    parser.add_argument("--seeds", type=seeds_count, default=default["n_seeds"],
                         help=f"independent runs trained together (consensus; default {default['n_seeds']})")
     parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, epochs_count, layers_count,
                                   load_input, non_negative_int, number, parse_float_list, positive_int, sampler_steps,
-                                  say, seed_value, warn, writing)
+                                  say, seed_value, seeds_count, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
                         help=f"epochs per run, 1 to {MAX_EPOCHS:,} (default {default['epochs']}, or as many as make "
                              f"{MIN_JUDGED_UPDATES} updates a run where an epoch makes fewer: 200 on 1,024 tasks or "
                              f"fewer)")
-    parser.add_argument("--seeds", type=positive_int, default=default["n_seeds"],
+    parser.add_argument("--seeds", type=seeds_count, default=default["n_seeds"],
                         help=f"seeds per learning rate (default {default['n_seeds']})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--layers", type=layers_count, default=default["n_layers"],

@@ -319,7 +319,7 @@ class DEEM(Aggregator, BaseEstimator):
 
     def _check_params(self) -> None:
         check_training_bounds(n_layers=None if self.n_layers == "auto" else self.n_layers,
-                              sampler_steps=self.sampler_steps, epochs=self.epochs)
+                              sampler_steps=self.sampler_steps, epochs=self.epochs, n_seeds=self.n_seeds)
         if not (isinstance(self.heldout_share, (int, float)) and 0 < self.heldout_share < 1):
             raise ValueError(f"heldout_share must be between 0 and 1, got {self.heldout_share!r}")
         if self.max_updates is not None and (not isinstance(self.max_updates, (int, np.integer))

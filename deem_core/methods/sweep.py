@@ -200,7 +200,7 @@ def run_sweep(
     if not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
         raise ValueError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     # the bounds every training has, before int() below could cut 1000.9 steps to 1,000 (attack round 13)
-    check_training_bounds(n_layers=n_layers, sampler_steps=sampler_steps, epochs=epochs)
+    check_training_bounds(n_layers=n_layers, sampler_steps=sampler_steps, epochs=epochs, n_seeds=n_seeds)
     if init not in INIT_METHODS:
         raise ValueError(f"init must be one of {INIT_METHODS}, got {init!r}")
     seeds_of_runs = [int(seed) + j for j in range(int(n_seeds)) for _ in grid]

@@ -220,6 +220,12 @@ def cases() -> list[OptionCase]:
                    not_written=["{dir}/dg"]),
         OptionCase("opt_seeds_0", "--seeds 0", [*AGG, "--seeds", "0", "-o", "{out}"],
                    r"argument --seeds: must be at least 1, got 0"),
+        # (100,000 seeds of 30 tasks ran past a minute; attack round 42)
+        OptionCase("opt_seeds_huge", "--seeds 100000", [*AGG, "--seeds", "100000", "-o", "{out}"],
+                   r"argument --seeds: must be at most 16, got 100000"),
+        OptionCase("sweep_seeds_huge", "sweep --seeds 1000",
+                   ["sweep", "{input}", "--seeds", "1000", "--no-progress", "-o", "{dir}/sw"],
+                   r"argument --seeds: must be at most 16, got 1000"),
         OptionCase("opt_layers_negative", "--layers -1", [*AGG, "--layers", "-1", "-o", "{out}"],
                    r"argument --layers: must be 0 or more, got -1"),
         OptionCase("opt_sampler_steps_negative", "--sampler-steps -1", [*AGG, "--sampler-steps", "-1", "-o", "{out}"],
