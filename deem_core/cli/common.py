@@ -262,6 +262,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     if output:
         if getattr(args, "command", None) in ("sweep", "diagnose"):
             check_output_folder(output, "-o")
+            # and each file written there (a folder or a pipe at recommendation.json failed once the sweep had run,
+            # naming the folder, with curves.csv written; attack round 42)
+            if args.command == "sweep":
+                from deem_core.cli.sweep import SWEEP_FILES as files  # noqa: PLC0415
+            else:
+                from deem_core.plots.report import REPORT_FILES as files  # noqa: PLC0415
+            check_folder_files(output, files.values(), "-o")
         else:
             check_output_file(output, "-o")
     model = getattr(args, "model", None)
@@ -343,6 +350,21 @@ def check_output_folder(path: str | Path, option: str = "-o") -> None:
     if target.exists() and not target.is_dir():
         raise _usage(f"{option} {shown}: exists and is not a folder")
     _check_writable_folder(target, shown, option)
+
+
+def check_folder_files(folder: str | Path, names: Any, option: str = "-o") -> None:
+    """Each file a command writes into ``folder`` by ``names`` can be replaced there: no folder, pipe or device by
+    that name, no file that is not writable."""
+    for name in names:
+        target = Path(folder) / name
+        shown = escape_controls(target)
+        if target.is_dir():
+            raise _usage(f"{option} {escape_controls(folder)}: {shown} is a folder, where the file {name} is written")
+        if target.exists() and not target.is_file():
+            raise _usage(f"{option} {escape_controls(folder)}: {shown} is not a regular file (a pipe or a device), "
+                         f"where the file {name} is written")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise _usage(f"{option} {escape_controls(folder)}: {shown} exists and is not writable")
 
 
 @contextlib.contextmanager

@@ -85,6 +85,10 @@ def sample_of(data, asked: int | str) -> int | None:
     return int(asked) if asked and int(asked) < data.n_tasks else None
 
 
+#: the files :func:`write_sweep` writes into its folder (checked before the sweep runs)
+SWEEP_FILES = {"curves": "curves.csv", "recommendation": "recommendation.json", "figure": "curves.html"}
+
+
 def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Path]:
     """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``; ``about``:
     more keys for recommendation.json (the tasks swept and the settings: the sample is drawn with ``seed``)."""
@@ -93,8 +97,7 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
     from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"curves": folder / "curves.csv", "recommendation": folder / "recommendation.json",
-             "figure": folder / "curves.html"}
+    paths = {key: folder / name for key, name in SWEEP_FILES.items()}
     write_csv(sweep.curves[CSV_COLUMNS], paths["curves"], index=False)
     write_json({**sweep.recommendation.to_dict(), **(about or {})}, paths["recommendation"])
     rec = sweep.recommendation

@@ -86,6 +86,12 @@ def _table_html(frame: pd.DataFrame) -> str:
                          escape=True)
 
 
+#: the files :func:`write_report` writes into its folder (checked by the command line before anything runs)
+REPORT_FILES = {"mutual_information": "mutual_information.csv", "mi_summary": "mi_summary.csv",
+                "importance": "importance.csv", "workers": "workers.csv", "confusion": "confusion_matrices.csv",
+                "report": "report.html"}
+
+
 def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = (),
                  lead: str | None = None) -> dict[str, Path]:
     """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv``,
@@ -96,12 +102,13 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     mi, importance, quality = diagnostics.mutual_information, diagnostics.importance, diagnostics.quality
+    names = REPORT_FILES
     paths = {
-        "mutual_information": write_csv(mi.long_frame(), directory / "mutual_information.csv", index=False),
-        "mi_summary": write_csv(mi_summary_frame(mi), directory / "mi_summary.csv", index=False),
-        "importance": write_csv(importance_frame(importance), directory / "importance.csv", index=False),
-        "workers": write_csv(quality.table, directory / "workers.csv", index=False),
-        "confusion": write_csv(confusion_long_frame(quality), directory / "confusion_matrices.csv", index=False),
+        "mutual_information": write_csv(mi.long_frame(), directory / names["mutual_information"], index=False),
+        "mi_summary": write_csv(mi_summary_frame(mi), directory / names["mi_summary"], index=False),
+        "importance": write_csv(importance_frame(importance), directory / names["importance"], index=False),
+        "workers": write_csv(quality.table, directory / names["workers"], index=False),
+        "confusion": write_csv(confusion_long_frame(quality), directory / names["confusion"], index=False),
     }
     figures: list[tuple[str, Any]] = []
     figures.append(("Dependence per layer", plots.mi_summary_figure(mi)))
@@ -134,7 +141,7 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         parts.append(escape_figure(figure).to_html(full_html=False, include_plotlyjs=True if first else False))
         first = False
     parts.append("</body></html>")
-    paths["report"] = atomic_write_text(directory / "report.html", "\n".join(parts))
+    paths["report"] = atomic_write_text(directory / names["report"], "\n".join(parts))
     return paths
 
 

@@ -110,6 +110,22 @@ def input_in_folder(folder: str, name: str) -> Callable[[Path], contextlib.Abstr
     return setup
 
 
+def in_the_way(folder: str, name: str, pipe: bool = False) -> Callable[[Path], contextlib.AbstractContextManager]:
+    """``{dir}/<folder>/<name>`` is a folder (or a named pipe) where a command writes the file ``name``."""
+    @contextlib.contextmanager
+    def setup(tmp: Path) -> Iterator[None]:
+        (tmp / folder).mkdir(exist_ok=True)
+        target = tmp / folder / name
+        os.mkfifo(target) if pipe else target.mkdir()
+        written = [p.name for p in (tmp / folder).iterdir()]
+        try:
+            yield
+        finally:
+            # refused before anything ran: nothing else was written there (curves.csv was, attack round 42)
+            assert sorted(p.name for p in (tmp / folder).iterdir()) == sorted(written)
+    return setup
+
+
 @contextlib.contextmanager
 def named_pipe(tmp: Path) -> Iterator[None]:
     """``{dir}/pipe.csv`` is a named pipe (what ``<(cat a.csv)`` gives), with nobody writing to it."""
@@ -214,6 +230,20 @@ def cases() -> list[OptionCase]:
         OptionCase("opt_worker_column_is_the_label_column", "--worker-column label alone (said 'label' was missing)",
                    [*AGG, "--worker-column", "label", "-o", "{out}"],
                    r".*small\.csv: the label column would be 'label', but that is the worker column; name the label column"),
+        # a folder or a pipe by the name of a file written into -o: refused before the sweep or the diagnostics
+        # ran (they failed after it, naming the folder, with curves.csv or five files written; attack round 42)
+        OptionCase("opt_sweep_file_is_a_folder", "deem sweep -o a folder whose recommendation.json is a folder",
+                   ["sweep", "{input}", "--epochs", "1", "--no-progress", "-o", "{dir}/sw"],
+                   r"-o .*sw: .*recommendation\.json is a folder, where the file recommendation\.json is written",
+                   setup=in_the_way("sw", "recommendation.json")),
+        OptionCase("opt_sweep_file_is_a_pipe", "deem sweep -o a folder whose recommendation.json is a named pipe",
+                   ["sweep", "{input}", "--epochs", "1", "--no-progress", "-o", "{dir}/sw"],
+                   r"-o .*sw: .*recommendation\.json is not a regular file \(a pipe or a device\)",
+                   setup=in_the_way("sw", "recommendation.json", pipe=True)),
+        OptionCase("opt_diagnose_file_is_a_folder", "deem diagnose -o a folder whose report.html is a folder",
+                   ["diagnose", "{input}", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
+                   r"-o .*dg: .*report\.html is a folder, where the file report\.html is written",
+                   setup=in_the_way("dg", "report.html")),
         OptionCase("opt_experts_unknown", "deem diagnose --experts naming no worker (drawn as no one before)",
                    ["diagnose", "{input}", "--experts", "nobody", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
                    r"--experts: 1 name\(s\) are not workers of these annotations, e\.g\. 'nobody'",
