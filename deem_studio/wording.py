@@ -132,17 +132,23 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
 GOLD_SPREAD_SAID = 0.01
 
 
-def gold_spread(accuracies: Sequence[float], n: int) -> str:
-    """How far accuracies measured on ``n`` gold tasks can be off (the widest 95% interval's half width among them),
-    or "" where every one is within :data:`GOLD_SPREAD_SAID`: 0.8167 on 60 gold tasks read to four decimals as a
-    measured fact, where all 1,200 tasks gave 0.7667 (walkthrough 79)."""
+def gold_half_width(accuracies: Sequence[float], n: int) -> float | None:
+    """The widest 95% interval's half width among accuracies measured on ``n`` gold tasks, or None where every one
+    is within :data:`GOLD_SPREAD_SAID` (or none is a number)."""
     from deem_core.analysis.scoring import accuracy_interval  # noqa: PLC0415
 
     halves = [(high - low) / 2 for low, high in (accuracy_interval(a, n) for a in accuracies) if high == high]
-    if not halves or max(halves) < GOLD_SPREAD_SAID:
+    return max(halves) if halves and max(halves) >= GOLD_SPREAD_SAID else None
+
+
+def gold_spread(accuracies: Sequence[float], n: int) -> str:
+    """How far accuracies measured on ``n`` gold tasks can be off (:func:`gold_half_width`), or "": 0.8167 on 60
+    gold tasks read to four decimals as a measured fact, where all 1,200 tasks gave 0.7667 (walkthrough 79)."""
+    half = gold_half_width(accuracies, n)
+    if half is None:
         return ""
     # (no brackets: Results puts the whole of gold_scored in brackets; walkthrough 62)
-    return (f"on that many tasks each accuracy is known to about ±{max(halves):.2f} at 95% confidence, so methods closer "
+    return (f"on that many tasks each accuracy is known to about ±{half:.2f} at 95% confidence, so methods closer "
             f"than that may not differ")
 
 
