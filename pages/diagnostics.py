@@ -375,7 +375,9 @@ with tab_quality:
     kind_names = {"empirical": own_labels, "irbm": "the iRBM (Lemma 1)", "gold": "gold labels"}
     kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)
-    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}"),
+    rows = {"empirical": f"class by {own_labels}", "irbm": "class by the iRBM", "gold": "gold label"}[kind]
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}",
+                                                rows=rows),
                         key=f"diag_q_confusion_{diag_id}")
     d = st.columns(2)
     d[0].download_button("Worker quality CSV", data=lambda: to_safe_csv(quality.table, index=False),

@@ -492,6 +492,9 @@ def test_figures(layered):
     # drawn as the Train page's matrix against the gold labels: a row per true class (walkthrough 79: transposed)
     np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float), cm.to_numpy().T)
     assert (heat.layout.yaxis.title.text, heat.layout.xaxis.title.text) == ("true class", "given label")
+    # against a model's labels the rows are those labels, not "true class" (walkthrough 80)
+    assert plots.confusion_heatmap(cm, "w0", rows="class by DEEM's labels").layout.yaxis.title.text == (
+        "class by DEEM's labels")
     np.testing.assert_allclose(np.nansum(np.asarray(heat.data[0].z, dtype=float), axis=1), 1.0)
     assert plots.quality_table_figure(diag.quality.table).data[0].type == "table"
     # the per-layer summary: one point per layer output, named as the engine names them, in short lines (whole

@@ -153,10 +153,11 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     return fig
 
 
-def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figure:
+def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str = "true class") -> go.Figure:
     """One worker's confusion matrix (``matrix``: rows = given label, columns = true class, as
     :meth:`QualityResult.confusion` gives it), drawn as a confusion against gold labels is: a row per true class, a
-    column per label given, each row summing to 1 (the two were drawn transposed to each other; walkthrough 79)."""
+    column per label given, each row summing to 1 (the two were drawn transposed to each other; walkthrough 79).
+    ``rows``: what the classes of the rows are (a model's labels: "true class" read as the truth; walkthrough 80)."""
     shown = matrix.T
     z = shown.to_numpy(dtype=float)
     x = [str(c) for c in shown.columns]
@@ -164,10 +165,10 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None) -> go.Figu
     text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)), "")
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale="Blues", text=text,
                                texttemplate="%{text}", colorbar={"title": {"text": "P(given | true)"}},
-                               hovertemplate="true %{y}, given %{x}: %{z:.3f}<extra></extra>"))
+                               hovertemplate=f"{rows} %{{y}}, given %{{x}}: %{{z:.3f}}<extra></extra>"))
     category_axes(fig)  # classes 0, 1, 5: three equal cells, not a number line
     fig.update_xaxes(title_text="given label")
-    fig.update_yaxes(title_text="true class", autorange="reversed")
+    fig.update_yaxes(title_text=rows, autorange="reversed")
     fig.update_layout(title={"text": title or "Confusion matrix"}, height=max(320, 40 * len(y) + 140),
                       width=max(360, 40 * len(x) + 200))
     return fig
