@@ -152,7 +152,9 @@ with st.container(border=True):
         persist_state="session", help=f"multinomial layers before the iRBM, 0 to {common.MAX_LAYERS}")
     seeds, bad_seeds = common.whole_number(c[2], "Seeds per learning rate", 1, 8,
                                            value=int(SWEEP_DEFAULTS["n_seeds"]), key="sweep_seeds",
-                                           persist_state="session", help="1 to 8")
+                                           persist_state="session",
+                                           help="1 to 8 on this page: each seed trains every rate of the grid "
+                                                "(deem sweep takes up to 16)")
     devices = common.device_choices()
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
@@ -376,7 +378,7 @@ for lr in grid_done:
     elif math.isclose(lr, default_lr) and label in ("too small", "hardly learns"):
         # (the caption below the table says why the default stays; three walkthroughs read the column alone, the
         # last 79, as "the default is broken")
-        label = f"{label} on these curves (the default all the same: below the table)"
+        label = f"{label} here, yet the training's default: see below the table"
     # (the default marked: "too small" stood beside it and the button below trained with it unmarked; walkthrough 72)
     marks = [m for m, on in ((REC_WORD, recommended is not None and math.isclose(lr, recommended)),
                              ("picked", picked is not None and math.isclose(lr, picked)),

@@ -1073,8 +1073,13 @@ def test_diagnostics_page(runs_dir):
     at.selectbox(key="diag_by").set_value("gold").run()
     assert notes() == [] and grouped not in texts(at)
     at.selectbox(key=f"diag_mi_class_{diag_id}").set_value(1).run()
+    # a worker's confusion: its rows named by what they are (against the model's labels they read "true class";
+    # walkthrough 80)
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("class by DEEM's labels" in spec for spec in specs) and not any('"true class"' in s for s in specs)
     at.radio(key=f"diag_q_kind_{diag_id}").set_value("gold").run()
     no_problem(at)
+    assert any('"gold label"' in c.proto.spec for c in at.get("plotly_chart"))
     labels = {b.proto.label for b in at.get("download_button")}
     assert {"MI summary CSV", "Importance CSV", "Worker quality CSV"} <= labels
     # its run is listed, with the source run in its config, but its annotations are not copied again
@@ -1271,9 +1276,8 @@ def test_the_default_rate_called_too_small_by_a_sweep_is_explained(runs_dir):
         said = [str(c.value) for c in at.caption if "is the training's default rate" in str(c.value)]
         if explained:
             # the verdict itself points to the reason (walkthrough 79 read the column alone)
-            assert verdicts.loc["0.01  (the training's default)", "verdict"] == ("too small on these curves (the "
-                                                                                  "default all the same: below the "
-                                                                                  "table)")
+            assert verdicts.loc["0.01  (the training's default)", "verdict"] == ("too small here, yet the training's "
+                                                                                  "default: see below the table")
             assert said == ["0.01 is the training's default rate, chosen on accuracy, not on these curves "
                             "(benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "
                             "drifted from their best. This sweep starts every run from majority vote; a training "

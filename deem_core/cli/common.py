@@ -418,7 +418,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.methods.starts import INIT_METHODS  # noqa: PLC0415
-    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
+    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS, MAX_SEEDS  # noqa: PLC0415
 
     default = defaults_of(DEEM)
     parser.add_argument("--layers", type=layers_argument, default=default["n_layers"],
@@ -446,7 +446,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, lr_auto: bool = True
                              f"0 = plain Dawid-Skene; --method ds is always plain (default {default['ds_prior']:g})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--seeds", type=seeds_count, default=default["n_seeds"],
-                        help=f"independent runs trained together (consensus; default {default['n_seeds']})")
+                        help=f"independent runs trained together (consensus; 1 to {MAX_SEEDS}, "
+                             f"default {default['n_seeds']})")
     parser.add_argument("--device", default=default["device"], type=device_name, help="auto (GPU when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     from deem_core.methods.base import defaults_of  # noqa: PLC0415
     from deem_core.methods.sweep import (DEFAULT_LRS, MIN_JUDGED_UPDATES, SAMPLE_ABOVE, SAMPLE_TASKS,  # noqa: PLC0415
                                          run_sweep)
-    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS  # noqa: PLC0415
+    from deem_core.model.training import MAX_EPOCHS, MAX_LAYERS, MAX_SAMPLER_STEPS, MAX_SEEDS  # noqa: PLC0415
 
     default = defaults_of(run_sweep)  # every default below is run_sweep's own
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LRS)
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
                              f"{MIN_JUDGED_UPDATES} updates a run where an epoch makes fewer: 200 on 1,024 tasks or "
                              f"fewer)")
     parser.add_argument("--seeds", type=seeds_count, default=default["n_seeds"],
-                        help=f"seeds per learning rate (default {default['n_seeds']})")
+                        help=f"seeds per learning rate (1 to {MAX_SEEDS}, default {default['n_seeds']})")
     parser.add_argument("--seed", type=seed_value, default=default["seed"], help=f"first seed (default {default['seed']})")
     parser.add_argument("--layers", type=layers_count, default=default["n_layers"],
                         help=f"multinomial layers before the iRBM, 0 to {MAX_LAYERS} (default {default['n_layers']})")
