@@ -22,7 +22,7 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from deem_core.data.export import FORMULA_PREFIXES, FORMULA_QUOTED, to_safe_csv
+from deem_core.data.export import FORMULA_PREFIXES, to_safe_csv
 from deem_core.data.readers import MISSING_LABELS, read_annotations
 
 # A bare carriage return must be quoted in a CSV or every reader takes it for a line break. Whether
@@ -38,15 +38,15 @@ INT64 = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
 INJECTION = ["=1+2", "=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\nx",
              "-1", "+1", "=", "a,b", "say \"hi\"", "two\nlines", "x;y", "p|q", "01", "1.0", "NA", ";=1+1;",
              "x;=cmd|' /C calc'!A0;", "a|-1", "b\t@c",
-             "y\n=1+1;z"] + [c + "x" for c in CR]
+             "y\n=1+1;z", "'=1", "''+2", "' =1", "x;'=1", "x;\"=1", "x; \"=1", "'\ufe66x"] + [c + "x" for c in CR]
 CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def valid_text(value: str) -> bool:
     # (the missing spellings are compared without case: "NA" is one, and a label "NA" is dropped as missing)
-    return (value == value.strip(" ") and value.strip() != "" and value.strip().lower() not in MISSING_LABELS
-            and not FORMULA_QUOTED.match(value)
-            and not re.search(r"[;\t|\r\n]'+[=+\-@]", value))  # (the quote the writer adds there is taken away)
+    # (values with quotes before a formula character, at the start or after a separator, are generated too: written
+    # with one more quote, read back whole; "'=1" came back "''=1"; the read of the diff, thirty-fifth session)
+    return value == value.strip(" ") and value.strip() != "" and value.strip().lower() not in MISSING_LABELS
 
 
 TEXT = st.one_of(

@@ -44,14 +44,18 @@ _LEADING = (r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xa0\xad\u034f\u0600-\u0605\u061c\u
             r"\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f"
             r"\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
             r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff ")
-#: every character Unicode's compatibility normalisation (NFKC) makes a formula character: the full-width forms, the
-#: small forms ("\ufe66", "\ufe62", "\ufe63", "\ufe6b"), super- and subscripts, the Hebrew alternative plus
-#: (the small forms and the superscript "\u207c" were written raw; attack round 42); a test derives the list again
-_LOOKALIKES = "\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u207c\u208c\u207a\u208a\ufb29"
+#: every character whose compatibility normalisation (NFKC) starts with a formula character: the full-width forms,
+#: the small forms ("\ufe66", "\ufe62", "\ufe63", "\ufe6b"), super- and subscripts, the Hebrew alternative plus,
+#: "\u2a75" and "\u2a76" ("==", "===") (the small forms and the superscript "\u207c" were written raw; attack round
+#: 42); a test derives the list again from Unicode's table
+_LOOKALIKES = "\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u207c\u208c\u207a\u208a\ufb29\u2a75\u2a76"
 _STARTS = "=+\\-@\t\r\n" + _LOOKALIKES
-FORMULA_START = re.compile(f"[{_LEADING}]*[{_STARTS}]")
+#: a cell the writer quotes: quotes already there, then what a spreadsheet drops, then a formula character (a value
+#: starting "'=1" was written "''=1" and read back as "''=1": the reader looked for the formula character right
+#: after its quote; the read of the diff, thirty-fifth session)
+FORMULA_START = re.compile(f"'*[{_LEADING}]*[{_STARTS}]")
 #: the reader's side: the one leading quote :func:`neutralise_cell` added (``formats.values`` takes it away)
-FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
+FORMULA_QUOTED = re.compile(f"^'(?='*[{_LEADING}]*[{_STARTS}])")
 #: inside a cell: a formula character after a character some spreadsheet splits cells on (its list separator) or
 #: rows on (a line end: in a file split on ';' a quoted field is no field, so its line end ends the row); one quote
 #: goes before it, also before quotes already there, so that taking one away restores the value
@@ -59,11 +63,11 @@ FORMULA_QUOTED = re.compile(f"^'(?=[{_LEADING}]*[{_STARTS}])")
 #: written raw, where the start of a cell quoted them; attack round 34)
 INNER_MARKS = ";\t|\r\n"
 _INNER_STARTS = "=+\\-@" + _LOOKALIKES
-#: (a double quote may stand before the formula character too: split on ';', 'a;"=1+1' is a quoted field "=1+1";
-#: attack round 42)
-INNER_FORMULA = re.compile(f"(?<=[;\t|\r\n])(?=['\"]*[{_LEADING}]*[{_INNER_STARTS}])")
+#: (a double quote may stand before the formula character too, among the spaces: split on ';', 'a;"=1+1' and
+#: 'a; "=1+1' are quoted fields "=1+1"; attack round 42 and the read of the diff)
+INNER_FORMULA = re.compile(f"(?<=[;\t|\r\n])(?=['\"{_LEADING}]*[{_INNER_STARTS}])")
 #: the reader's side: the one quote :data:`INNER_FORMULA` added (``formats.values`` takes it away)
-INNER_FORMULA_QUOTED = re.compile(f"(?<=[;\t|\r\n])'(?=['\"]*[{_LEADING}]*[{_INNER_STARTS}])")
+INNER_FORMULA_QUOTED = re.compile(f"(?<=[;\t|\r\n])'(?=['\"{_LEADING}]*[{_INNER_STARTS}])")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -159,7 +163,7 @@ def neutralise_cell(value: Any) -> Any:
         return value
     if any(mark in value for mark in INNER_MARKS):
         value = INNER_FORMULA.sub("'", value)
-    if FORMULA_START.match(value) or (value.startswith("'") and FORMULA_START.match(value, 1)):
+    if FORMULA_START.match(value):  # (quotes already there included: the reader takes exactly one away)
         return "'" + value
     return value
 
