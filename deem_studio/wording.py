@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from deem_core.data.text import names_text
 
 
@@ -132,16 +134,19 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
 GOLD_SPREAD_SAID = 0.01
 
 
-def gold_half_width(accuracies: Sequence[float], n: int) -> float | None:
-    """The widest 95% interval's half width among accuracies measured on ``n`` gold tasks, or None where every one
-    is within :data:`GOLD_SPREAD_SAID` (or none is a number)."""
+def gold_half_width(accuracies: Sequence[float], n: int | Sequence[int]) -> float | None:
+    """The widest 95% interval's half width among accuracies measured on ``n`` gold tasks (one count, or one per
+    accuracy: methods scored on different tasks), or None where every one is within :data:`GOLD_SPREAD_SAID` (or none
+    is a number)."""
     from deem_core.analysis.scoring import accuracy_interval  # noqa: PLC0415
 
-    halves = [(high - low) / 2 for low, high in (accuracy_interval(a, n) for a in accuracies) if high == high]
+    counts = [int(n)] * len(accuracies) if isinstance(n, (int, np.integer)) else [int(c) for c in n]
+    halves = [(high - low) / 2 for low, high in (accuracy_interval(a, c) for a, c in zip(accuracies, counts))
+              if high == high]
     return max(halves) if halves and max(halves) >= GOLD_SPREAD_SAID else None
 
 
-def gold_spread(accuracies: Sequence[float], n: int) -> str:
+def gold_spread(accuracies: Sequence[float], n: int | Sequence[int]) -> str:
     """How far accuracies measured on ``n`` gold tasks can be off (:func:`gold_half_width`), or "": 0.8167 on 60
     gold tasks read to four decimals as a measured fact, where all 1,200 tasks gave 0.7667 (walkthrough 79)."""
     half = gold_half_width(accuracies, n)

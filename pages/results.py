@@ -133,7 +133,7 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
                    "Gold labels tab scores every method here.")
         return
     n = max(count for _, count in scores.values())
-    spread = wording.gold_spread([a for a, _ in scores.values()], n)
+    spread = wording.gold_spread([a for a, _ in scores.values()], [c for _, c in scores.values()])
     st.caption(common.safe(f"Accuracy against the gold labels loaded on the Data page (on the {n:,} task"
                            f"{'s' if n != 1 else ''} with a gold label; given after this run was trained"
                            f"{'; ' + spread if spread else ''}): "

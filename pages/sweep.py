@@ -18,7 +18,7 @@ from deem_core.analysis.recommend import pick_vs_default  # noqa: E402
 from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.deem import DEEM  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epochs, run_sweep  # noqa: E402
-from deem_core.model.training import MAX_LR  # noqa: E402
+from deem_core.model.training import MAX_LR, MAX_SEEDS  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
                               status_line)
 from deem_studio import wording  # noqa: E402
@@ -153,8 +153,8 @@ with st.container(border=True):
     seeds, bad_seeds = common.whole_number(c[2], "Seeds per learning rate", 1, 8,
                                            value=int(SWEEP_DEFAULTS["n_seeds"]), key="sweep_seeds",
                                            persist_state="session",
-                                           help="1 to 8 on this page: each seed trains every rate of the grid "
-                                                "(deem sweep takes up to 16)")
+                                           help=f"1 to 8 on this page: each seed trains every rate of the grid "
+                                                f"(deem sweep takes up to {MAX_SEEDS})")
     devices = common.device_choices()
     device = c[3].selectbox("Device", devices, index=devices.index(SWEEP_DEFAULTS["device"]), key="sweep_device",
                             persist_state="session", help="auto = the GPU when there is one")
@@ -369,13 +369,16 @@ with right:
                    f"until you pick a rate below.")
     st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
+#: the verdicts of a rate that learns too slowly on a sweep's curves: the default's row then points to the caption
+#: below the table that says why it stays the default (the two keep one list)
+SLOW_VERDICTS = ("too small", "hardly learns")
 rows = []
 for lr in grid_done:
     v = verdicts.get(lr) or {}
     label = v.get("verdict") or ("keep" if v.get("keep") else "drop")
     if partial and label in ("recommended", "tentative"):
         label = "best so far"
-    elif math.isclose(lr, default_lr) and label in ("too small", "hardly learns"):
+    elif math.isclose(lr, default_lr) and label in SLOW_VERDICTS:
         # (the caption below the table says why the default stays; three walkthroughs read the column alone, the
         # last 79, as "the default is broken")
         label = f"{label} here, yet the training's default: see below the table"
@@ -391,7 +394,7 @@ if rows:  # a static table: the reasons wrap instead of being cut off
         st.caption(f"The figures in \"why\" are measured on the curves smoothed with EMA α = {float(rec['smoothing']):.2f} "
                    f"(switch on \"Smooth curves\" with that α to see those curves); the raw curves swing more.")
     slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
-            and (verdicts.get(lr) or {}).get("verdict") in ("too small", "hardly learns")]
+            and (verdicts.get(lr) or {}).get("verdict") in SLOW_VERDICTS]
     if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")
         st.caption(f"{wording.fmt_lr(default_lr)} is the training's default rate, chosen on accuracy, not on these "
                    f"curves (benchmarks/results/defaults.md): at 100 epochs it held steady where faster rates "

@@ -208,7 +208,7 @@ def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tm
     out, err = capsys.readouterr()
     assert out.strip() == "accuracy: 100.00"
     assert ("warning: 2 truth label(s) are not among the classes of the answers (e.g. “Y”; 1 of them differs from a "
-            "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth, 95% interval 20.65-100.00)" in err)
+            "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth, 95% interval 20.65%-100.00%)" in err)
 
 
 def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(tmp_path, capsys):

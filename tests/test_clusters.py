@@ -390,14 +390,15 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     lines = selection_lines(model.selection_summary_)
     said = (f"dependence clusters: none could be looked for: no two workers share the {MIN_COMMON} tasks a test needs "
             f"(the most two share: {most}), so a group that copies goes unseen here (to check for copying, give pairs "
-            f"of workers {MIN_COMMON} or more tasks in common); so the leave-cluster-out scores equal the held-out ones")
+            f"of workers {MIN_COMMON} or more tasks in common); with no cluster, the leave-cluster-out scores equal the "
+            f"held-out ones")
     assert said in lines, lines
     notes = worker_quality(model, data).notes
     assert any(note.startswith("dependent_with is empty for every worker, which says little here. Dependence "
                                "clusters: none could be looked for") for note in notes), notes
     # the evidence table's caption does not say "was found" under that line (walkthrough 76)
     caption = evidence_caption(selection_table(model.selection_summary_), model.selection_summary_["clusters"])
-    assert "no dependence cluster could be looked for (the lines above say why), so it equals the held-out" in caption
+    assert "no dependence cluster could be looked for, as the lines above say, so it equals the held-out" in caption
     assert "was found" not in caption
 
     dense, _ = independent_set()
@@ -405,7 +406,7 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     assert judged["pairs_judged"] == judged["pairs"] == 28 and none_found(judged) == "none found"
     half = {**judged, "pairs_judged": 10}
     assert none_found(half) == (f"none found among the 10 of 28 pairs of workers that share {MIN_COMMON} tasks or "
-                                f"more (the others could not be judged); with this few answers a task the test often "
+                                f"more (the others could not be judged); with so few answers per task the test often "
                                 f"misses a group that copies, so look at how often each pair of "
                                 f"workers agree")
     few = {**judged, "active_workers": 3}

@@ -200,6 +200,9 @@ def test_an_accuracy_on_few_tasks_has_its_95_percent_interval():
     assert gold_spread([49 / 60, 46 / 60], 60) == ("on that many tasks each accuracy is known to about ±0.10 at 95% "
                                                    "confidence, so methods closer than that may not differ")
     assert gold_spread([0.9], 100_000) == ""
+    # methods scored on different tasks: the widest interval is the one on the fewest (the largest count understated it)
+    assert gold_spread([0.9, 0.9], [100_000, 60]) == gold_spread([0.9], 60) != ""
+    assert all(v != v for v in accuracy_interval(float("nan"), 50))
 
 
 def test_calibration_counts_the_confident_wrong_labels_on_the_tasks_with_a_truth():

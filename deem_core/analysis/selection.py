@@ -362,7 +362,7 @@ def evidence_caption(table: pd.DataFrame, clusters: dict | None = None) -> str:
     said = none_found(clusters) if isinstance(clusters, dict) and not clusters.get("clusters") else "none found"
     # (where a few pairs were judged, "could be looked for" read under "none found among the 22 of 990 pairs";
     # walkthrough 79)
-    lco = ("no dependence cluster could be looked for (the lines above say why), so it equals the held-out log-lik"
+    lco = ("no dependence cluster could be looked for, as the lines above say, so it equals the held-out log-lik"
            if same and said.startswith(("none could", "none looked")) else
            "no dependence cluster was found among the pairs of workers that could be judged, as the lines above count "
            "them, so it equals the held-out log-lik" if same and said != "none found" else
@@ -450,7 +450,7 @@ def none_found(clusters: dict[str, Any]) -> str:
         # copying group of 4 sharing 131-282 tasks went unfound, z -0.69, and "none found" read as cleared;
         # walkthroughs 57, 79 and 80)
         return (f"none found among the {judged:,} of {pairs:,} pairs of workers that share {need} tasks or more "
-                f"(the others could not be judged); with this few answers a task the test often misses a group that "
+                f"(the others could not be judged); with so few answers per task the test often misses a group that "
                 f"copies, so look at how often each pair of workers agree")
     return "none found"
 
@@ -507,7 +507,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             said = none_found(summary["clusters"])
             equal = "" if not summary.get("heldout_answers") else (
                 " (so the leave-cluster-out scores equal the held-out ones)" if said == "none found" else
-                "; so the leave-cluster-out scores equal the held-out ones")
+                "; with no cluster, the leave-cluster-out scores equal the held-out ones")
             lines.append(f"dependence clusters: {said}{equal}")
         differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
         compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 why = ""
             low, high = accuracy_interval(value, n_scored)  # (how far a few truth labels can be off; walkthrough 79)
-            say(f"(accuracy on the {n_scored} task(s) that have a truth, 95% interval {100 * low:.2f}-{100 * high:.2f}"
+            say(f"(accuracy on the {n_scored} task(s) that have a truth, 95% interval {100 * low:.2f}%-{100 * high:.2f}%"
                 f"{why})")
         elif truth.attrs.get("not_classes"):  # (they were left out, not unannotated; attack round 30)
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "

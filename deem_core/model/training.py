@@ -56,8 +56,8 @@ MAX_SAMPLER_STEPS = 1000
 #: the most epochs anywhere (the pages offer up to 5,000; the paper trains 100): 10**12 epochs with no update budget
 #: held a job's queue until the server's time limit (attack round 13)
 MAX_EPOCHS = 100_000
-#: the most seeds trained together anywhere (the Train page offers 1-16): 100,000 seeds of 30 tasks from the command
-#: line ran past a minute, the memory check refusing only far more (attack round 42)
+#: the most seeds trained together anywhere: 100,000 seeds of 30 tasks from the command line ran past a minute, the
+#: memory check refusing only far more (attack round 42)
 MAX_SEEDS = 16
 
 

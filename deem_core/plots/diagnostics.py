@@ -164,7 +164,7 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str 
     y = [str(r) for r in shown.index]
     text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)), "")
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=0.0, zmax=1.0, colorscale="Blues", text=text,
-                               texttemplate="%{text}", colorbar={"title": {"text": "P(given | true)"}},
+                               texttemplate="%{text}", colorbar={"title": {"text": "P(given | row)"}},
                                hovertemplate=f"{rows} %{{y}}, given %{{x}}: %{{z:.3f}}<extra></extra>"))
     category_axes(fig)  # classes 0, 1, 5: three equal cells, not a number line
     fig.update_xaxes(title_text="given label")
