@@ -15,7 +15,7 @@ from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name,
                                   load_input, non_negative_int, number, parse_float_list, positive_int, sampler_steps,
                                   say, seed_value, seeds_count, warn, writing)
 
-__all__ = ["add_parser", "run"]
+__all__ = ["SWEEP_FILES", "add_parser", "run", "write_sweep"]
 
 
 def add_parser(subparsers) -> None:

@@ -19,8 +19,8 @@ from deem_core.data.text import escape_controls
 from deem_core.plots import diagnostics as plots
 from deem_core.plots.safety import escape_figure
 
-__all__ = ["confusion_long_frame", "importance_frame", "mi_layers_sentence", "mi_summary_frame", "write_diagnostics",
-           "write_report"]
+__all__ = ["REPORT_FILES", "confusion_long_frame", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
+           "write_diagnostics", "write_report"]
 
 MI_SUMMARY_COLUMNS = ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "layer_name",
                       "n_classes", "class_source"]

@@ -37,7 +37,7 @@ from deem_core.data.formats.text import TextStream
 from deem_core.data.text import shortened
 
 __all__ = ["LabelStudioContext", "context_settings", "context_with", "iter_json", "iter_tasks", "json_kind",
-           "read_json_records", "read_label_studio", "task_key_of", "write_tasks"]
+           "preview_value", "read_json_records", "read_label_studio", "task_key_of", "worker_of", "write_tasks"]
 
 _WS = re.compile(r"\s*")
 CLASSIFICATION_TYPES = ("choices", "labels", "rating", "taxonomy")

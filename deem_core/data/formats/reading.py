@@ -16,7 +16,7 @@ from deem_core.data.formats import dialects as _d
 from deem_core.data.formats.dialects import (DIALECTS, LAYOUTS, SOFT_PREFIX, Collector, Plan, describe_times, extract,
                                             plan_table)
 from deem_core.data.formats.labelstudio import (
-    LabelStudioContext, iter_json, json_kind, preview_value, read_json_records, worker_of, read_label_studio,
+    LabelStudioContext, iter_json, json_kind, preview_value, read_json_records, read_label_studio, worker_of,
 )
 from deem_core.data.formats.limits import PREVIEW_BYTES, Limits
 from deem_core.data.formats.sources import Budget, Source, read_head, release_memory, sources_of
