@@ -43,13 +43,14 @@ def describe(row: pd.Series) -> str:
     if summary.get("recommended_lr") is not None:
         bits.append(f"recommended lr {wording.fmt_lr(summary['recommended_lr'])}")
     # the safety rule's reference named as on Results
-    scores = [f"{wording.method_label(key[9:], summary.get(f'labels_from_{key[9:]}'))} {value:.3f}"
-              for key, value in summary.items() if key.startswith("accuracy_") and value is not None]
+    accuracies = {key[9:]: value for key, value in summary.items() if key.startswith("accuracy_") and value is not None}
+    scores = [f"{wording.method_label(method, summary.get(f'labels_from_{method}'))} {value:.3f}"
+              for method, value in accuracies.items()]
     scored = summary.get("gold_tasks")
     if scores and scored:  # (0.800 on 15 tasks and 0.877 on 300 side by side read as an improvement; walkthrough 23)
         # (how far so few tasks can be off: the grid repeated 0.817 on 60 as a fact; walkthrough 79)
-        half = wording.gold_half_width([float(v) for k, v in summary.items()
-                                        if k.startswith("accuracy_") and isinstance(v, (int, float))], int(scored))
+        half = wording.gold_half_width([float(v) for v in accuracies.values() if isinstance(v, (int, float))],
+                                       int(scored))
         bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}"
                     + (f" (each ±{half:.2f} at 95% confidence)" if half is not None else "") + ": " + ", ".join(scores))
         if gold_weight_text(row["config"], row["kind"], summary) not in ("", "0"):

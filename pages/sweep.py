@@ -139,12 +139,13 @@ with st.container(border=True):
                              placeholder=f"empty = the default grid: {grid_text}",
                              help="comma-separated, e.g. 0.003, 0.01, 0.03, 0.1, 0.3")
     c = st.columns(4)
+    default_epochs = judged_epochs(data.n_tasks)
     epochs, too_many = common.whole_number(
         # (as many as make 200 updates a run on a small set: 50 were 50 updates on 800 tasks, and every rate up to 0.1
         # read "too small"; walkthrough 77. The batch of a sample is scaled to make as many updates an epoch)
-        c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=judged_epochs(data.n_tasks), step=5, key="sweep_epochs",
+        c[0], "Epochs", 1, SWEEP_MAX_EPOCHS, value=default_epochs, step=5, key="sweep_epochs",
         persist_state="session", help=f"passes over the tasks per learning rate, at most {SWEEP_MAX_EPOCHS:,} in a "
-                                      f"sweep. The default, {judged_epochs(data.n_tasks)} here, is 50, or as many as "
+                                      f"sweep. The default, {default_epochs} here, is 50, or as many as "
                                       f"make {MIN_JUDGED_UPDATES} updates a run where an epoch makes few (a set of up "
                                       f"to 1,024 tasks is one update an epoch); train longer on the Train page")
     layers, bad_layers = common.whole_number(

@@ -330,8 +330,6 @@ class DEEM(Aggregator, BaseEstimator):
             raise ValueError(f"lr must be a number above 0 and at most {MAX_LR:g}, or 'auto', got {self.lr!r}")
         if self.init not in INIT_METHODS:
             raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
-        if not isinstance(self.n_seeds, (int, np.integer)) or self.n_seeds < 1:
-            raise ValueError(f"n_seeds must be an integer >= 1, got {self.n_seeds!r}")
         check_ds_prior(self.ds_prior)
         if self.batch_size < 1 or self.step_size <= 0:
             raise ValueError("batch_size must be >= 1 and step_size > 0")

@@ -35,8 +35,8 @@ from deem_core.model.engine import check_training_size, task_data, train_annotat
 from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       resolve_device)
 
-__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult", "judged_epochs", "run_sweep",
-           "sample_batch_size", "sample_positions", "sweep_initial_network", "sweep_sample"]
+__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult",
+           "judged_epochs", "run_sweep", "sample_batch_size", "sample_positions", "sweep_initial_network", "sweep_sample"]
 
 #: default grid: 8 learning rates half a decade apart (1-3-10 steps). Measured on the 7 benchmark sets
 #: (1 layer, batch 1024, 60 epochs): 0.001 hardly moves on every set (it is the recommendation's
