@@ -49,10 +49,10 @@ def describe(row: pd.Series) -> str:
     scored = summary.get("gold_tasks")
     if scores and scored:  # (0.800 on 15 tasks and 0.877 on 300 side by side read as an improvement; walkthrough 23)
         # (how far so few tasks can be off: the grid repeated 0.817 on 60 as a fact; walkthrough 79)
-        half = wording.gold_half_width([float(v) for v in accuracies.values() if isinstance(v, (int, float))],
+        margins = wording.gold_margins([float(v) for v in accuracies.values() if isinstance(v, (int, float))],
                                        int(scored))
         bits.append(f"accuracy on {int(scored):,} gold task{'s' if int(scored) != 1 else ''}"
-                    + (f" (each ±{half:.2f} at 95% confidence)" if half is not None else "") + ": " + ", ".join(scores))
+                    + (f" (each {wording.gold_margin_text(margins)} at 95% confidence)" if margins else "") + ": " + ", ".join(scores))
         if gold_weight_text(row["config"], row["kind"], summary) not in ("", "0"):
             # (read as a test of unseen tasks; the Train page and the CLI said otherwise; walkthrough 65)
             returned = summary.get("labels_from_deem")

@@ -168,7 +168,8 @@ def test_a_link_opens_the_answers_but_not_the_gold_labels(runs_dir):
     dave.switch_page("pages/results.py").run()
     shown = texts(ok(dave)).replace("\\", "")  # (Markdown escapes) the run's own scores still show
     assert ("Accuracy against the gold labels (on the 100 tasks with a gold label; on that many tasks each accuracy is "
-            "known to about ±0.08 at 95% confidence, so methods closer than that may not differ): Majority vote 0.8100"
+            "known to within about 0.09 below and 0.06 above at 95% confidence, so methods closer than that may not differ): "
+            "Majority vote 0.8100"
             ) in shown
     # the Train page's confusion against the gold labels would pin the gold label of every task of a predicted class
     # whose column holds one gold class: the visitor gets the accuracies, the owner the matrix too

@@ -190,15 +190,24 @@ def test_accuracy_rule():
 def test_an_accuracy_on_few_tasks_has_its_95_percent_interval():
     """Wilson's interval (walkthrough 79: 0.8167 on 60 gold tasks read as a fact): the textbook figures for 50 of 100
     (0.4038-0.5962) and 0 of 10 (0-0.2775), and the pages' words where it is wide, none where it is narrow."""
-    from deem_studio.wording import gold_spread
+    from deem_studio.wording import gold_margin_text, gold_margins, gold_spread
 
     assert accuracy_interval(0.5, 100) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
     assert accuracy_interval(0.0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
     low, high = accuracy_interval(49 / 60, 60)
     assert low < 0.7667 < 49 / 60 < high  # the walkthrough's all-task figure lies inside the 60 tasks' interval
     assert all(v != v for v in accuracy_interval(float("nan"), 0))
-    assert gold_spread([49 / 60, 46 / 60], 60) == ("on that many tasks each accuracy is known to about ±0.10 at 95% "
-                                                   "confidence, so methods closer than that may not differ")
+    # (the widest of each side: 49/60's interval 0.70-0.90, below 0.12; 46/60's above 0.09)
+    assert gold_spread([49 / 60, 46 / 60], 60) == ("on that many tasks each accuracy is known to within about 0.12 "
+                                                   "below and 0.09 above at 95% confidence, so methods closer than "
+                                                   "that may not differ")
+    # lopsided near 1 (walkthrough 80: "±0.09" on 0.96 of 50 tasks, whose interval is 0.865-0.989): each side said
+    low, high = accuracy_interval(0.96, 50)
+    assert (round(0.96 - low, 2), round(high - 0.96, 2)) == (0.09, 0.03)
+    assert gold_spread([0.96], 50) == ("on that many tasks each accuracy is known to within about 0.09 below and 0.03 "
+                                       "above at 95% confidence, so methods closer than that may not differ")
+    assert gold_margin_text(gold_margins([0.96], 50)) == "−0.09/+0.03"
+    assert gold_margin_text(gold_margins([0.5], 60)) == "±0.12"
     assert gold_spread([0.9], 100_000) == ""
     # methods scored on different tasks: the widest interval is the one on the fewest (the largest count understated it)
     assert gold_spread([0.9, 0.9], [100_000, 60]) == gold_spread([0.9], 60) != ""
