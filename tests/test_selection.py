@@ -181,6 +181,11 @@ def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_the_ref
     assert choice.reference is refs[1] and list(choice.table["chosen"]) == [False, False, True]
     refs_mv_best = [Reference("mv", "majority vote", score + 0.01, agree), refs[1]]
     assert choose([beaten], refs_mv_best).index == MAJORITY_VOTE
+    # a reference scoring every answer as the choice does is said to be the same ("0.0000 ± 0.0000 s.e. lower" read
+    # oddly; walkthrough 30)
+    same = choose([_candidate("ds", 0, base, agree, score=score)], refs)
+    assert "Dawid-Skene the same, answer for answer" in same.safety and "0.0000 ± 0.0000" not in same.safety
+    assert "majority vote 0.0100 ± " in same.safety
     # within noise of the references: the candidate stays
     assert choose([_candidate("ds", 0, base, agree, score=score + rng.normal(0, 0.05, 2000))], refs).index == 0
     assert choose([replace(collapsed)], refs).index == -1

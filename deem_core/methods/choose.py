@@ -404,7 +404,12 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                 # (an unnamed ± read as anything; walkthrough 32)
                 # in words: "+0.0216 ± 0.0153 s.e." was read as the reference below the choice (walkthrough 55)
                 side = ("higher, under the " + f"{SAFETY_Z * se:.4f} it must exceed") if gain > 0 else "lower"
-                gains.append(f"{ref.name} {abs(gain):.4f} ± {se:.4f} s.e. {side}" + (f" {where}" if on_pairs else ""))
+                if gain == 0 and se == 0:  # the reference is the choice's own model here ("Dawid-Skene 0.0000 ±
+                    # 0.0000 s.e. lower" beside a Dawid-Skene start of no layers; walkthrough 30)
+                    gains.append(f"{ref.name} the same, answer for answer" + (f" {where}" if on_pairs else ""))
+                else:
+                    gains.append(f"{ref.name} {abs(gain):.4f} ± {se:.4f} s.e. {side}"
+                                 + (f" {where}" if on_pairs else ""))
                 if se > 0 and gain > SAFETY_Z * se and scored in (None, words):
                     beaten.append(ref.name)
                     by.append(f"{ref.name} +{gain:.4f} ± {se:.4f} s.e.")
