@@ -356,6 +356,9 @@ with tab_quality:
                                          "answers alone: no gold labels",
                         "accuracy": "Against the gold labels, on its n gold answers (a few say little)",
                         "n gold": "Its answers on tasks with a gold label: what its accuracy stands on",
+                        "accuracy low": "Its accuracy's 95% interval, lower end (Wilson's, from its n gold answers: "
+                                        "on 2 answers, all right, 0.34)",
+                        "accuracy high": "Its accuracy's 95% interval, upper end (Wilson's, from its n gold answers)",
                         "gold gap": "On the gold tasks it answered: its agreement with DEEM's labels minus its "
                                     "accuracy against the gold labels (above 0: DEEM's labels side with it where the "
                                     "gold labels do not)",

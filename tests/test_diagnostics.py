@@ -15,6 +15,7 @@ from sklearn.metrics import mutual_info_score
 
 from deem_core import DEEM, AnnotationSet
 from deem_core.plots import diagnostics as plots
+from deem_core.analysis.scoring import accuracy_interval
 from deem_core.analysis.diagnostics import (
     GOLD_SOURCE, PREDICTED_SOURCE, contingency_tables, empirical_confusion, layer_argmax_codes, worker_importance,
     worker_quality, leave_one_out_drops, mutual_information_matrix, per_layer_mutual_information, run_diagnostics,
@@ -931,6 +932,19 @@ def test_workers_deem_follows_against_the_gold_labels_are_flagged():
     expected = df[df["task"].isin(truth.index[:25])].groupby("worker").size()
     assert part["n_gold"].to_dict() == expected.reindex(part.index, fill_value=0).to_dict()
     assert list(part.columns).index("n_gold") == list(part.columns).index("accuracy") - 1
+    # and how far so few answers leave it: Wilson's 95% interval beside it (walkthrough 80: 1.0 on 2 gold answers read
+    # as a fact), NaN where a worker has none
+    assert "accuracy_low" not in plain.columns
+    columns = list(part.columns)
+    assert columns[columns.index("accuracy") + 1:columns.index("accuracy") + 3] == ["accuracy_low", "accuracy_high"]
+    for _, row in part.iterrows():
+        low, high = accuracy_interval(row["accuracy"], row["n_gold"])
+        np.testing.assert_allclose([row["accuracy_low"], row["accuracy_high"]], [low, high], rtol=1e-12)
+        assert row["n_gold"] == 0 or row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"]
+    few = worker_quality(model, df[~df["task"].isin(truth.index[:25]) | (df["worker"] != "h0")],
+                         gold=truth.iloc[:25]).table.set_index("worker")  # h0 answered none of the gold tasks
+    assert few.loc["h0", "n_gold"] == 0 and few[["accuracy_low", "accuracy_high"]].isna().sum().tolist() == [1, 1]
+    assert accuracy_interval(1.0, 2)[0] == pytest.approx(0.3424, abs=1e-4)  # all right on 2 answers
 
 
 def test_a_good_model_leaves_no_worker_flagged_against_the_gold_labels():

@@ -9,7 +9,6 @@ from another are the same label (the readers refuse data in which two labels pri
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 
 from deem_core.data.text import shortened
 
-__all__ = ["accuracy", "accuracy_and_count", "accuracy_interval", "calibration", "left_out_text", "truth_of_classes",
+__all__ = ["accuracy", "accuracy_and_count", "accuracy_interval", "accuracy_intervals", "calibration", "left_out_text", "truth_of_classes",
            "truth_series"]
 
 
@@ -107,12 +106,19 @@ def accuracy_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple[flo
     """Wilson's score interval (95% by default) of an ``accuracy`` measured on ``n`` tasks: what a few gold tasks
     say of it (walkthrough 79: 0.8167 on 60 gold tasks against 0.7667 on all 1,200, printed to four decimals with
     no word of how far 60 tasks can be off). (nan, nan) when nothing was scored."""
-    if not n or not np.isfinite(accuracy):
-        return float("nan"), float("nan")
-    p, n, z2 = float(accuracy), float(n), z * z
+    low, high = accuracy_intervals(np.array([accuracy], dtype=np.float64), np.array([n or 0], dtype=np.float64), z)
+    return float(low[0]), float(high[0])
+
+
+def accuracy_intervals(accuracy: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`accuracy_interval` of arrays of accuracies and counts (NaN where a count is 0 or an accuracy NaN)."""
+    p, n = np.asarray(accuracy, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    scored = (n > 0) & np.isfinite(p)
+    p, n, z2 = np.where(scored, p, 0.5), np.where(scored, n, 1.0), z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (np.where(scored, np.maximum(0.0, centre - half), np.nan),
+            np.where(scored, np.minimum(1.0, centre + half), np.nan))
 
 
 def _right(predicted: pd.Series, truth: pd.Series) -> np.ndarray:

@@ -57,6 +57,7 @@ import pandas as pd
 
 from deem_core.analysis.agreement import cluster_partners, dependent_with
 from deem_core.analysis.selection import none_found
+from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
@@ -231,7 +232,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     Columns: ``worker, n_labels, coverage`` (fraction of tasks answered), ``agreement`` (fraction of its
     labels equal to DEEM's), ``chance_agreement`` (expected agreement of a worker answering at random
     with its own label frequencies), ``kappa`` (Cohen's kappa vs DEEM), ``n_gold`` (with gold labels: its answers on
-    gold tasks), ``accuracy`` (vs gold on those, NaN without gold), ``gold_gap`` (with gold), ``irbm_accuracy``
+    gold tasks), ``accuracy`` (vs gold on those, NaN without gold), ``accuracy_low``, ``accuracy_high`` (with gold:
+    its 95% interval, Wilson's), ``gold_gap`` (with gold), ``irbm_accuracy``
     (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the worker's accuracy; of the raw labels only for
     ``n_layers = 0``), ``spammer_score``, ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``.
     ``clusters``: dependence clusters found for these diagnostics (a ``DependenceClusters.summary()``), used when the
@@ -292,6 +294,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # how many answers the gold accuracy stands on (0.333 and 0.000 of workers right on 94% of their answers, on
         # 3 gold tasks each, read as facts; walkthrough 72)
         table.insert(table.columns.get_loc("accuracy"), "n_gold", n_gold)
+        # how far so few answers leave it (1.0 on 2 gold answers read as a fact; walkthrough 80): Wilson's 95%
+        low, high = accuracy_intervals(accuracy, n_gold)
+        table.insert(table.columns.get_loc("accuracy") + 1, "accuracy_high", high)
+        table.insert(table.columns.get_loc("accuracy") + 1, "accuracy_low", low)
     partners = dependent_with(model, data.workers)
     found_here = partners is None and clusters is not None
     if found_here:
