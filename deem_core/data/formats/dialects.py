@@ -20,7 +20,7 @@ import pandas as pd
 from deem_core.data.annotations import BeyondLimitError, DataError
 from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
-from deem_core.data.formats.values import MISSING_LABELS, missing_mask
+from deem_core.data.formats.values import MISSING_LABELS, blank_text, missing_mask
 from deem_core.data.text import names_text, shortened
 
 __all__ = ["DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
@@ -832,8 +832,7 @@ def _check_empty_ids(table: Table, part: pd.DataFrame, plan: Plan) -> None:
         if table.typed:
             empty = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
         elif isinstance(values.dtype, pd.CategoricalDtype):
-            categories = values.cat.categories.astype(str)
-            flags = np.asarray([not c.strip() for c in categories], dtype=bool)
+            flags = blank_text(values.cat.categories.astype(str))
             codes = values.cat.codes.to_numpy()
             empty = np.where(codes < 0, True, flags[np.maximum(codes, 0)] if len(flags) else True)
         else:

@@ -28,7 +28,7 @@ from deem_core.data.annotations import DataError
 from deem_core.data.export import FORMULA_QUOTED, INNER_FORMULA_QUOTED
 from deem_core.data.text import escape_controls
 
-__all__ = ["MISSING_LABELS", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
+__all__ = ["MISSING_LABELS", "SPACES", "blank_text", "check_value_lengths", "is_missing_text", "missing_mask", "plain", "type_text",
            "type_uniques", "value_too_long"]
 
 #: spellings of "no value" (lower case; compared case-insensitively after stripping spaces)
@@ -55,6 +55,28 @@ def _missing_uniques(uniques: pd.Index | np.ndarray, keep_markers: bool) -> np.n
         elif isinstance(value, str):
             out[position] = is_missing_text(value, keep_markers)
     return out
+
+
+#: every character ``str.isspace()`` is true of (a test checks the list against Python's): a value of only these is
+#: blank, as ``value.strip() == ""`` says
+SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
+    "\u2028\u2029\u202f\u205f\u3000"
+_BLANK = "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACES) + "]*$"
+
+
+def blank_text(values: Any) -> np.ndarray:
+    """(n,) bool: True where a text value is empty or only :data:`SPACES` (``str.strip() == ""``), in one pass of
+    Arrow's regex engine: a Python loop over the distinct ids of each chunk took 7.9 of 34 s reading 6 million
+    answers (both ids distinct per chunk)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    held = getattr(values, "array", None)
+    if hasattr(held, "__arrow_array__"):  # Arrow strings already (a CSV chunk's): no Python object made
+        array = pa.array(held).cast(pa.large_string())
+    else:
+        array = pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)
+    return np.asarray(pc.match_substring_regex(array, _BLANK).fill_null(True), dtype=bool)
 
 
 def missing_mask(values: pd.Series, keep_markers: bool = False) -> np.ndarray:
@@ -107,8 +129,12 @@ def type_text(values: pd.Series) -> pd.Series:
     stays categorical (typed categories, a few bytes per row): millions of answers are never turned into
     millions of Python objects here."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.cat.remove_unused_categories()  # dropped rows' values must not decide the type
         codes = values.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+        if not used.all():  # dropped rows' values must not decide the type (pandas' took 1.8 s on 6 million
+            # answers where all were used: checked first)
+            values = values.cat.remove_unused_categories()
+            codes = values.cat.codes.to_numpy()
         typed = type_uniques(pd.Series(values.cat.categories.astype(str), dtype=object))
         # typing can merge two categories ("'=x" and "=x" are one value): renumber on the typed values
         merged, distinct = pd.factorize(pd.Series(typed, dtype=typed.dtype), use_na_sentinel=False)
