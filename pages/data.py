@@ -422,8 +422,9 @@ if shared is not None and shared < MIN_COMMON:
             icon=":material/visibility_off:")
 constant = stats["constant"]
 if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
-    named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (majority vote gives "
-                      f"another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
+    # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
+    named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (the other answers "
+                      f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
     more = f"; and {len(constant) - 5:,} more such worker(s)" if len(constant) > 5 else ""
     st.warning(common.safe(f"One label for everything: {named}{more}. Such answers say nothing about the items: "
                            f"Diagnostics flags these workers after training; you may leave them out of the file."),

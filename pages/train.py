@@ -550,12 +550,14 @@ with right:
     if tied and voted is not None and "majority_vote_tied" in voted:
         # (82 of 104 ties went to one class, whose bar rose 7 points above the other methods' as if the data said so;
         # walkthrough 72; "the labels answered first" read as a rule per task: walkthrough 73; "first in the file" was
-        # wrong, the answers are ordered by task and worker: walkthrough 74)
+        # wrong, the answers are ordered by task and worker: walkthrough 74; "the one answered first" read as the
+        # task's first answer, which it is not: walkthrough 81)
         won = voted.loc[voted["majority_vote_tied"].astype(bool), "label"].astype(str).value_counts()
         if len(won):
             st.caption(common.safe(
-                f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule "
-                f"(of the classes tied, the one answered first with the answers in task order wins), so "
+                f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule, "
+                f"one order of the classes for every task (crowd-kit's: the order in which the classes first appear "
+                f"among the answers sorted by task), so "
                 f"“{shortened(won.index[0], 40)}” took {int(won.iloc[0]):,} of the {int(won.sum()):,} ties and its "
                 f"bar stands higher than the answers alone put it."))
 

@@ -2500,7 +2500,7 @@ def test_the_data_page_names_a_worker_who_gives_one_label_to_everything(runs_dir
     said = [str(w.value) for w in at.warning if "One label for everything" in str(w.value)]
     assert len(said) == 1
     assert unescape(said[0]).startswith("One label for everything: '=always' gave “dog” on all 120 of its answers "
-                                        "(majority vote gives another class on ")
+                                        "(the other answers favour another class on ")
 
 
 def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
@@ -2830,8 +2830,10 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     voted = pd.read_parquet(runs_dir / run_id / "results" / "mv.parquet")
     won = voted.loc[voted["majority_vote_tied"], "label"].astype(str).value_counts()
     assert won.sum() == tied and data.tied_tasks().sum() == tied
-    assert (f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule (of the "
-            f"classes tied, the one answered first with the answers in task order wins), so “{won.index[0]}” took "
+    # (walkthrough 81: "the one answered first" read as the task's own first answer)
+    assert (f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule, one "
+            f"order of the classes for every task (crowd-kit's: the order in which the classes first appear among the "
+            f"answers sorted by task), so “{won.index[0]}” took "
             f"{won.iloc[0]:,} of the {tied:,} ties") in said
     # that rule: the class of the first answer, tasks in order, wins every tie it is in (walkthrough 74: "first in the
     # file" named another class than the one favoured)

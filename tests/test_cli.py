@@ -235,7 +235,14 @@ def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(
     truth.write_text("task,truth\nother,yes\n")
     assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
                  "--method", "mv"]) == 0
-    assert "no task of the truth file is among the annotated tasks: no accuracy" in capsys.readouterr().err
+    # which ids, and what to do (walkthrough 81: a truth keyed by HITId beside tasks read from Input.image_url)
+    err = capsys.readouterr().err
+    many = tmp_path / "many.csv"  # counts with their thousands separator ("wrote 3000 labels"; walkthrough 81)
+    many.write_text("task,worker,label\n" + "".join(f"t{t},w{w},{t % 2}\n" for t in range(1200) for w in range(2)))
+    assert main(["aggregate", str(many), "-o", str(tmp_path / "many_out.csv"), "--method", "mv"]) == 0
+    assert "wrote 1,200 labels to" in capsys.readouterr().err
+    assert ("no task of the truth file is among the annotated tasks (its first: 'other'; the input's first task: "
+            "'t0'): no accuracy; if another column of the input names the tasks, give it with --task-column") in err
 
 
 def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output(tmp_path, capsys):

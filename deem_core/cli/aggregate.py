@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     with writing(output):
         write_labels(results, output, out_format, context=reading.label_studio,
                      model_version=_model_version(args, spec, model))
-    say(f"wrote {len(results)} labels to {output}")
+    say(f"wrote {len(results):,} labels to {output}")  # ("3000" beside "3,000"; walkthrough 81)
     if args.model and model is not None:
         with writing(args.model, what=f"wrote the labels to {output}, but "):
             model.save(args.model)
@@ -145,8 +145,14 @@ def run(args: argparse.Namespace) -> int:
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"
                                                  if len(truth) else "") + ": no accuracy")
-        else:
-            warn("no task of the truth file is among the annotated tasks: no accuracy")
+        else:  # (which ids and what to do: a truth keyed by MTurk's HITId beside tasks read from Input.image_url
+            # was said in these words alone; walkthrough 81)
+            from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
+
+            firsts = (f" (its first: {escape_controls(shortened(truth.index[0], 40))!r}; the input's first task: "
+                      f"{escape_controls(shortened(results.index[0], 40))!r})" if len(truth) and len(results) else "")
+            warn(f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of "
+                 f"the input names the tasks, give it with --task-column")
     return 0
 
 

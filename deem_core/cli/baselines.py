@@ -78,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
         frame.index.name = "task"
         with writing(args.output):
             write_csv(frame, Path(args.output))
-        say(f"wrote {len(frame)} tasks x {len(labels)} method(s) to {args.output}")
+        say(f"wrote {len(frame):,} tasks x {len(labels)} method(s) to {args.output}")
     return 0
