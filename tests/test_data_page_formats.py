@@ -52,7 +52,9 @@ def note(at: AppTest) -> str:
                         "'Input.image_url' together, workers from column 'WorkerId', labels from the checkboxes "
                         "'Answer.sentiment' (negative, neutral, positive)"),
     ("toloka", "read as Toloka results: tasks from columns 'INPUT:text' + 'INPUT:lang' together, workers from column "
-               "'ASSIGNMENT:worker_id', labels from column 'OUTPUT:result', gold labels from column 'GOLDEN:result'"),
+               "'ASSIGNMENT:worker_id', labels from column 'OUTPUT:result', gold labels from column 'GOLDEN:result' (the "
+               "control tasks: often easier and given to more workers than the others, so accuracies on them can "
+               "read high)"),
     ("label_studio", "read as Label Studio JSON export: tasks from 'id', workers from 'completed_by' (and each "
                      "prediction's 'model_version'), labels from the control 'sentiment' (choices); other controls: "
                      "topic"),
