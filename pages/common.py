@@ -1005,7 +1005,13 @@ def init_session() -> None:
         fresh = not ss.get("_url_run_seen") and not ss.get("run")  # a new session: a reload or a link
         ss["_url_run_seen"] = url_run
         if is_run_id(url_run):
-            reopen(url_run, with_latest=fresh)
+            if not reopen(url_run, with_latest=fresh) and fresh and dataset() is None:
+                # a deleted run's link in a new session: the workspace's latest comes back as at a plain address,
+                # its notice after the one that says the link's run is gone ("Data set: none loaded"; walkthrough 81)
+                gone = ss.get("_notice")
+                restore_workspace()
+                if gone and ss.get("_notice") != gone:
+                    ss["_notice"] = f"{gone}. {ss['_notice']}"
         else:
             # not quoted: a link made up by someone else would put their words on this page (attack round)
             ss["_notice"] = (f"the address holds a run value of {len(url_run):,} character(s) which is not a run id; "

@@ -868,6 +868,23 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     other = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert other.session_state["dataset"] is None if "dataset" in other.session_state else True
     assert not other.session_state.get("train_run") and "Brought back" not in texts(other)
+    from deem_studio import owners  # noqa: PLC0415
+
+    # a link to a run since deleted brings the latest back too, after saying the link's run is gone (it left "Data set:
+    # none loaded"; walkthrough 81)
+    gone = finished_training(at, ["mv"])
+    owners.delete_run(get_manager().store, gone, at.session_state["owner_key"])
+    link = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    link.session_state["owner_key"] = at.session_state["owner_key"]
+    link.query_params["run"] = gone
+    link.run()
+    no_problem(link)
+    assert link.session_state["train_run"] == train and address_of(link) == train
+    assert (f"No run with id {gone}: it was deleted by its owner, or the link is wrong. Brought back the data set of "
+            f"your latest run") in unescape(texts(link))
+    # and a visitor's link to it brings nothing
+    stranger = new_app(run=gone)
+    assert not stranger.session_state.get("train_run") and "Brought back" not in texts(stranger)
 
 
 def test_results_score_a_run_on_gold_labels_given_after_it(runs_dir):
