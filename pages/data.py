@@ -6,6 +6,7 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+import hashlib  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -333,7 +334,10 @@ with st.container(border=True):
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
             common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
                                read_gold=0 if reading.gold is None else len(reading.gold))
-            common.dataset()["file_ids"] = [f.file_id for f in files]  # (the uploads it was read from)
+            # the files it was read from, by content: the same file uploaded again (the uploader is emptied when the
+            # page is left) and read with another task column kept the gold file's refusal (walkthrough 81)
+            common.dataset()["file_ids"] = [(f.name, hashlib.blake2b(f.getbuffer(), digest_size=16).hexdigest())
+                                            for f in files]
             st.session_state["_reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
