@@ -332,6 +332,11 @@ with st.container(border=True):
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
+            chosen = {role: " + ".join(map(str, v)) if isinstance(v, list) else str(v)
+                      for role, v in (columns or {}).items() if role in ("task", "label") and v}
+            if chosen:  # (one file read with two task columns was two data sets of one name; walkthrough 81)
+                name += " (" + ", ".join(f"{'tasks' if role == 'task' else 'labels'} from {shortened(v, 40)!r}"
+                                         for role, v in chosen.items()) + ")"
             common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
                                read_gold=0 if reading.gold is None else len(reading.gold))
             # the files it was read from, by content: the same file uploaded again (the uploader is emptied when the

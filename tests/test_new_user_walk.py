@@ -172,6 +172,8 @@ def test_a_gold_file_refused_is_matched_again_when_the_same_files_are_read_with_
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["dataset"]["data"].tasks[0] == "H0000"
+    # the two readings of one file are two data sets, named apart (walkthrough 81: both "batch.csv: 600 tasks ...")
+    assert at.session_state["dataset"]["name"] == "batch.csv (tasks from 'hit')"
     gold_now = at.session_state["dataset"]["gold"]
     assert gold_now is not None and len(gold_now) == 20 and gold_now.attrs["file"] == "gold.csv"
     assert not any("none names a task" in unescaped(str(w.value)) for w in at.warning)
