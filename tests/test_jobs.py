@@ -889,6 +889,10 @@ def test_a_start_kept_on_gold_labels_is_not_said_to_be_confirmed_by_them():
     switched = start_explanation(SimpleNamespace(init_="mv", init_evidence_={**evidence, "p_value": 0.01},
                                                  selection_summary_={}, fallback_=None), "auto")
     assert "the gold labels overruled the Dawid-Skene start (the other start was better on 12" in switched
+    # the start's Dawid-Skene named as the methods list it (walkthrough 81: the plain one agreed with DEEM on 0.828)
+    shared = start_explanation(SimpleNamespace(init_="ds", ds_prior=1.0, selection_summary_={}, fallback_=None), "ds")
+    assert shared.startswith("started from Dawid-Skene with the shared prior (1 pseudo-answers per class; among the "
+                             "methods “Dawid-Skene (shared prior)”, not the plain “Dawid-Skene”)"), shared
 
 
 def test_what_the_fit_noted_is_said_with_the_run(manager):
