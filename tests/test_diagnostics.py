@@ -155,6 +155,7 @@ def test_mi_summary_excludes_diagonal_and_long_frame_shape(layered):
     row = per_class[(per_class["layer"] == 0) & (per_class["class"] == 1)].iloc[0]
     assert row["max_mi"] == pytest.approx(np.nanmax(off))
     assert row["frobenius"] == pytest.approx(np.sqrt(np.nansum(off ** 2)))
+    assert row["rms_mi"] == pytest.approx(np.sqrt(np.nanmean(off ** 2)))  # per pair with a value (both triangles)
     assert row["max_mi"] < np.nanmax(np.diagonal(result.mi[0, 1]))  # the entropies would dominate
     summary = result.summary()
     layer0 = per_class[per_class["layer"] == 0]
@@ -523,6 +524,15 @@ def test_figures(layered):
     assert layers_change(made.assign(max_mi_mean=[0.9, 0.5, 0.4])).endswith("the layers lowered it.")
     assert layers_change(made.assign(max_mi_mean=[0.4, 0.5, 0.6])).endswith("the layers raised it.")
     assert layers_change(made.iloc[:1]) is None  # one layer: nothing to compare
+    # the max alone said "about as it was" where the layers made every pair dependent (walkthrough 81: Frobenius 4.2
+    # -> 10.4): the root mean square over the pairs is said beside it
+    both = made.assign(max_mi_mean=[1.249, 1.25, 1.251], rms_mi_mean=[0.2, 0.3, 0.48])
+    assert layers_change(both) == ("Max MI (mean over classes): 1.249 between the answers (layer 0), 1.251 at the "
+                                   "iRBM's input (layer 2): the layers left it about as it was; over all pairs (root "
+                                   "mean square) 0.200 → 0.480: the layers raised it.")
+    assert "rms_mi_mean" in frame and said.endswith(
+        f"over all pairs (root mean square) {frame['rms_mi_mean'].iloc[0]:.3f} → {frame['rms_mi_mean'].iloc[-1]:.3f}: "
+        f"the layers " + said.rsplit("the layers ", 1)[1])
 
 
 def test_write_diagnostics_files(layered, tmp_path):

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     note = mi.table_note()
     if note:  # (mutual_information.csv is bounded: said where it is written)
         say(f"mutual_information.csv: {note}")
-    table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std"]]
+    table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "rms_mi_mean"]]
     for line in table.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
         say(line)
     change = mi_layers_sentence(mi.summary())

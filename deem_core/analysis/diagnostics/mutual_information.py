@@ -221,7 +221,7 @@ class MutualInformationResult:
 
     def per_class_summary(self) -> pd.DataFrame:
         """One row per (layer, class): max off-diagonal MI, Frobenius norm of the off-diagonal matrix
-        (both triangles, skipped pairs left out), pairs used."""
+        (both triangles, skipped pairs left out), its root mean square over the pairs with a value, pairs used."""
         off = self.off_diagonal()
         rows = []
         for layer_index, layer in enumerate(self.layers):
@@ -233,8 +233,10 @@ class MutualInformationResult:
                 rows.append({"layer": layer_index, "layer_name": layer, "class": value,
                              "max_mi": float(np.nanmax(block)),
                              "frobenius": float(np.sqrt(np.nansum(block ** 2))),
+                             "rms_mi": float(np.sqrt(np.nansum(block ** 2) / valid.sum())),
                              "pairs": int(valid.sum() // 2), "tasks": int(self.class_counts[c])})
-        return pd.DataFrame(rows, columns=["layer", "layer_name", "class", "max_mi", "frobenius", "pairs", "tasks"])
+        return pd.DataFrame(rows, columns=["layer", "layer_name", "class", "max_mi", "frobenius", "rms_mi", "pairs",
+                                           "tasks"])
 
     def summary(self) -> pd.DataFrame:
         """The paper's Table 10: per layer, mean and std (ddof=0) over classes of max MI and Frobenius norm."""
@@ -248,6 +250,9 @@ class MutualInformationResult:
                 "max_mi_std": float(part["max_mi"].std(ddof=0)) if len(part) else np.nan,
                 "frobenius_mean": float(part["frobenius"].mean()) if len(part) else np.nan,
                 "frobenius_std": float(part["frobenius"].std(ddof=0)) if len(part) else np.nan,
+                # per pair: the Frobenius norm grows with the pairs that have a value, which in sparse answers are
+                # fewer at the answers than in the layers' outputs
+                "rms_mi_mean": float(part["rms_mi"].mean()) if len(part) else np.nan,
                 "n_classes": int(len(part)), "class_source": self.class_source,
             })
         return pd.DataFrame(rows)
