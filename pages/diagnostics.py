@@ -277,11 +277,18 @@ with tab_mi:
         # (within a class of the labels: a copying ring the model's labels followed was dark, and a random worker's
         # cell the brightest; walkthrough 79)
         k = len(mi.classes)
+        # the bias at this class's own pairs (the 10-task figure stood beside pairs of 495 common tasks and made a
+        # copying group's signal read as chance; walkthrough 81)
+        shared = mi.n_common[index][np.triu_indices(len(mi.workers), 1)]
+        shared = shared[shared >= mi.min_common]
+        middle = int(np.median(shared)) if len(shared) else 0
+        typical = (f" (the pairs drawn here share a median of {middle:,} tasks: about {(k - 1) ** 2 / (2 * middle):.2f}"
+                   f" nats by chance)" if middle > mi.min_common else "")
         st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "
                    f"over all {k} classes show about {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats on average by "
                    f"chance on {mi.min_common} common tasks (the estimate's bias, (K − 1)² / 2n), single pairs two to "
-                   f"three times that; less on more tasks, or when they mostly give one class. Hover a cell for its "
-                   f"common tasks."
+                   f"three times that; less on more tasks, or when they mostly give one class{typical}. Hover a "
+                   f"cell for its common tasks."
                    + ("" if mi.class_source == GOLD_SOURCE else
                       " Each matrix is read within one class of the model's labels: a group whose shared opinion "
                       "those labels follow agrees with them within every class and shows little here; the dependence "

@@ -1064,6 +1064,13 @@ def test_diagnostics_page(runs_dir):
     # copying; walkthrough 31): 3 classes, pairs from 10 common tasks: (3 - 1)^2 / 20
     assert any("two independent workers who spread their answers over all 3 classes show about 0.20 nats on average "
                "by chance on 10 common tasks" in str(c.value) for c in at.caption)
+    # and at the pairs drawn: the 10-task figure stood alone beside pairs of 495 common tasks (walkthrough 81)
+    caption = next(str(c.value) for c in at.caption if "biased upward" in str(c.value))
+    shown = re.search(r"the pairs drawn here share a median of ([\d,]+) tasks: about (\d\.\d\d) nats by chance",
+                      caption)
+    assert shown is not None, caption
+    middle = int(shown.group(1).replace(",", ""))
+    assert middle > 10 and float(shown.group(2)) == pytest.approx(4 / (2 * middle), abs=0.006)
     within = "Each matrix is read within one class of the model's labels"
     assert not any(within in str(c.value) for c in at.caption)  # (by gold labels: a group cannot steer them)
     def notes() -> list[str]:
