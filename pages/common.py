@@ -805,8 +805,11 @@ def cached_estimate(kind: str, **settings: Any):
             with st.spinner("Timing a short probe of this job on this machine…"):
                 future.result(timeout=ESTIMATE_WAIT_SECONDS)
         except (FutureTimeout, CancelledError):
-            st.caption("Timing a short probe of this job on this machine: the time estimate follows in a few "
-                       "seconds (the form works meanwhile).")
+            # ("in a few seconds" stood a minute beside a running job, past the end of the job it was for;
+            # walkthrough 81)
+            st.caption("Timing a short probe of this job on this machine: the time estimate follows "
+                       + ("once the jobs running on this server leave the probe room (a minute or more)" if
+                          _server_busy() else "in a few seconds") + " (the form works meanwhile).")
             _estimate_follows(future)
             return None
         except estimate.ProbeSkipped as exc:  # another session was probing: not kept, asked again at the next run

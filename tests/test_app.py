@@ -2277,6 +2277,13 @@ def test_train_works_while_the_time_estimate_is_being_probed(runs_dir, monkeypat
     assert time.monotonic() - started < 20
     assert "the time estimate follows in a few seconds (the form works meanwhile)" in texts(at)
     assert not re.search(r"about [0-9.]+ (s|min)", texts(at))
+    # beside a running job the probe waits: not "a few seconds" (it stood a minute, past the job's end; walkthrough 81)
+    idle = common._server_busy
+    monkeypatch.setattr(common, "_server_busy", lambda: True)
+    at.run()
+    assert ("the time estimate follows once the jobs running on this server leave the probe room (a minute or more) "
+            "(the form works meanwhile)") in texts(at)
+    monkeypatch.setattr(common, "_server_busy", idle)
     at.button(key="train_launch").click().run()  # while the probe still runs
     no_problem(at)
     run_id = at.session_state["train_run"]
