@@ -490,6 +490,8 @@ with tab["Workers"]:
     # in percent with one decimal everywhere ("percent" read "29%", "29.5%", "28.13%" in one column; walkthrough 62)
     coverage = coverage.assign(coverage=100.0 * coverage["coverage"])
     common.dataframe(coverage, hide_index=True, column_config={**common.count_config(coverage),
+        # (emails read "ann1@example" in the default width; walkthrough 80)
+        "worker": st.column_config.TextColumn("worker", width="large"),
         "coverage": st.column_config.ProgressColumn("coverage", format="%.1f%%", min_value=0.0, max_value=100.0),
         "agreement_with_majority": st.column_config.NumberColumn(
             "agreement with majority", format="%.3f", help="share of its answers equal to the task's majority vote, "

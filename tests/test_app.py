@@ -2532,6 +2532,9 @@ def test_the_data_page_names_a_worker_who_gives_one_label_to_everything(runs_dir
     assert len(said) == 1
     assert unescape(said[0]).startswith("One label for everything: '=always' gave “dog” on all 120 of its answers "
                                         "(the other answers favour another class on ")
+    # the Workers tab's names wide enough for an email (it read "ann1@example"; walkthrough 80)
+    grid = next(g for g in at.dataframe if "agreement_with_others" in g.value.columns)
+    assert json.loads(grid.proto.columns)["worker"]["width"] == "large"
 
 
 def test_a_run_opened_by_its_address_names_its_gold_file(runs_dir):
