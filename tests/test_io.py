@@ -533,6 +533,29 @@ def test_chunks_of_categorical_ids_join_as_pandas_joins_them():
         union_categories(mixed)
 
 
+def test_json_numbers_a_double_cannot_hold_are_read_as_written_and_said():
+    """Attack round 42: 9007199254740993.0 and 9007199254740992 were one task (both read as the double
+    9007199254740992), and so were 1e400 and 1e401 (both infinity), without a word. A number a double holds is read
+    as before (1.0 is 1, 0.1 is 0.1); one it cannot is read exactly as written, integral ones as that integer's own
+    literal reads, and said per field."""
+    from deem_core.data.formats.labelstudio import ExactNumber, json_float
+
+    text = ('[{"task": 9007199254740993.0, "worker": "a", "label": "x"},'
+            ' {"task": 9007199254740992, "worker": "a", "label": "y"},'
+            ' {"task": 9007199254740993, "worker": "b", "label": "x"},'
+            ' {"task": 1e400, "worker": "a", "label": "x"}, {"task": 1e401, "worker": "a", "label": "y"},'
+            ' {"task": 1.0, "worker": "a", "label": "x"}, {"task": 0.1, "worker": "a", "label": "y"}]')
+    data = read_annotations(("big.json", text.encode()))
+    assert sorted(map(str, data.tasks)) == sorted(["9007199254740993", "9007199254740992", "1E+400", "1E+401", "1",
+                                                   "0.1"])
+    assert data.n_answers == 7 and data.n_tasks == 6  # 9007199254740993.0 and 9007199254740993 are one task
+    said = [w for w in data.warnings if "a double cannot hold" in w]
+    assert said == ["big.json: field 'task' has numbers a double cannot hold (9007199254740993, 1E+400, 1E+401): each "
+                    "is read exactly as written, not rounded"], data.warnings
+    assert json_float("2.5e-3") == 0.0025 and not isinstance(json_float("2.5e-3"), ExactNumber)
+    assert json_float("0.10000000000000000001") == "0.10000000000000000001"
+
+
 def test_json_values_given_as_text_and_as_numbers_are_read_as_one_and_said():
     """Attack round 41: in JSON records 1, "1" and 1.0 were one class, and true and "true" another, without a word
     (a CSV's "1" and "1.0" are two classes, said). A JSON number is its value (1.0 is 1); text and a number that read

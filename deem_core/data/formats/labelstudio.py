@@ -19,7 +19,9 @@ JSON-MIN (one flat record per annotation: ``id``, the data fields, one field per
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -76,9 +78,31 @@ def iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None
         return
 
 
+class ExactNumber(str):
+    """A JSON number a double cannot hold (``9007199254740993.0``, ``1e400``), kept as its exact decimal text: read as
+    the double, two such ids became one task without a word (attack round 42). Integral values are written as
+    integers (``9007199254740993``, as that integer's own literal reads)."""
+
+
+#: digits an integral number beyond a double's precision is written out with at most (more: its decimal form)
+EXACT_INTEGER_DIGITS = 40
+
+
+def json_float(text: str) -> float | ExactNumber:
+    """A JSON number with a fraction or an exponent: the double when it holds the number as written (``0.1``, ``1.0``,
+    ``2.5e-3``: its shortest form reads back as the same decimal), else :class:`ExactNumber`."""
+    value = float(text)
+    exact = decimal.Decimal(text)
+    if math.isfinite(value) and decimal.Decimal(repr(value)) == exact:
+        return value
+    if exact == exact.to_integral_value() and exact.adjusted() < EXACT_INTEGER_DIGITS:
+        return ExactNumber(str(int(exact)))
+    return ExactNumber(str(exact.normalize()))
+
+
 def _iter_json(text: TextStream, name: str, limits: Limits, max_items: int | None, cut: bool
                ) -> Iterator[tuple[int, Any]]:
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_float=json_float)
     blocks = text.blocks()
     # buf[pos:] is still to parse; "line" is the line number of buf[0]; "mark"/"marked" cache the newlines
     # counted up to an offset so that naming the line of each element stays linear in the file's size
@@ -264,6 +288,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     typed = bytearray()  # per cell: 1 where the JSON value was a number or true/false, not text
     lines: list[int] = []
     unnamed = 0
+    exact: dict[str, list[str]] = {}  # per field: the numbers a double cannot hold, as written
     with TextStream(source, limits, budget=budget, line_limit=False) as text:
         for index, (line, record) in enumerate(iter_json(text, source.name, limits, max_items)):
             if not isinstance(record, dict):
@@ -279,7 +304,9 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
                 rows.append(index)
                 positions.append(position)
                 cells.append(_cell(value))
-                typed.append(isinstance(value, (int, float)))  # (bool is an int)
+                typed.append(isinstance(value, (int, float, ExactNumber)))  # (bool is an int)
+                if isinstance(value, ExactNumber):
+                    exact.setdefault(str(key), []).append(value)
             check_columns(source.name, len(fields), limits)
             lines.append(line)
             _check_records_table(source.name, len(lines), len(fields), len(cells))  # (as they come in: attack 19)
@@ -300,6 +327,11 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     table.notes.extend(_text_and_number_notes(source.name, frame, {key: kinds[p] for key, p in fields.items()}))
     if unnamed:
         table.notes.append(f"{source.name}: ignored {unnamed:,} value(s) of a field with no name")
+    for key, values in exact.items():  # (read as doubles, two ids became one task; attack round 42)
+        shown = ", ".join(shortened(v, 30) for v in values[:3]) + (f" ({len(values):,} in all)" if len(values) > 3
+                                                                   else "")
+        table.notes.append(f"{source.name}: field {key!r} has numbers a double cannot hold ({shown}): each is read "
+                           f"exactly as written, not rounded")
     return table
 
 
