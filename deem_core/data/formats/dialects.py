@@ -449,6 +449,29 @@ def _other_inputs(cols: list[str], prefix: str, task: Any, given: Any) -> list[s
     return [c for c in inputs if c != task] if given is None and isinstance(task, str) and task in inputs else []
 
 
+#: columns hashed at a time by :func:`_row_hashes` (its memory: rows x this many references)
+ROW_HASH_COLUMNS = 4096
+
+
+def _row_hashes(block: pd.DataFrame) -> np.ndarray:
+    """(rows,) uint64: a hash of each row's cells, over blocks of :data:`ROW_HASH_COLUMNS` columns (a column at a time,
+    100,000 input columns of an MTurk batch of 60 rows held the server's one read slot 37 s; attack round 43): each
+    cell's hash (pandas') times a fixed odd number of its column, summed per row (modulo 2**64). A text table's cells
+    are text; a typed one's are hashed as they are."""
+    n_rows, n_columns = block.shape
+    total = np.zeros(n_rows, dtype=np.uint64)
+    if not n_rows or not n_columns:
+        return total
+    weights = np.random.default_rng(0).integers(1, 1 << 62, size=n_columns, dtype=np.uint64) * np.uint64(2) + \
+        np.uint64(1)
+    for start in range(0, n_columns, ROW_HASH_COLUMNS):
+        cells = block.iloc[:, start:start + ROW_HASH_COLUMNS].to_numpy(dtype=object)
+        hashed = pd.util.hash_array(cells.ravel()).reshape(cells.shape)
+        with np.errstate(over="ignore"):
+            total += (hashed * weights[start:start + cells.shape[1]][None, :]).sum(axis=1, dtype=np.uint64)
+    return total
+
+
 def _check_task_inputs(table: Table, chunk: pd.DataFrame, plan: Plan, collector: "Collector") -> None:
     """Say when a task id comes with different other inputs somewhere in the file: the id column was chosen on the
     file's first rows, and a batch of two rounds whose ``Input.item_id`` restarts at 1 read 200 tasks as 100, without
@@ -457,7 +480,7 @@ def _check_task_inputs(table: Table, chunk: pd.DataFrame, plan: Plan, collector:
     if collector.__dict__.get("_task_clash") or not len(chunk):
         return
     ids = chunk[plan.task].astype(str).to_numpy()
-    other = pd.util.hash_pandas_object(chunk[plan.task_inputs].astype(str), index=False).to_numpy()
+    other = _row_hashes(chunk[plan.task_inputs])
     pairs = pd.DataFrame({"id": ids, "inputs": other, "row": np.arange(len(chunk))}).drop_duplicates(["id", "inputs"])
     seen = collector.__dict__.get("_task_seen")
     both = pairs if seen is None else pd.concat([seen, pairs], ignore_index=True).drop_duplicates(["id", "inputs"])
