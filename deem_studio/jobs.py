@@ -30,6 +30,7 @@ the job still running.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -225,6 +226,9 @@ class ProgressSnapshot:
     step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
     time_limited: bool = False  # the cancel came from the server's time limit, not from the user
+    #: queued: seconds before it may start by the estimates of the jobs ahead (running: their time left), None when
+    #: one of them has none (:meth:`JobManager.expected_wait`)
+    wait_s: float | None = None
 
     @property
     def done(self) -> bool:
@@ -286,7 +290,12 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap is None:
         return "not found"
     if snap.status == "queued":
-        return snap.message or "queued"
+        text = snap.message or "queued"
+        if snap.wait_s is not None and snap.wait_s >= 1.0 and "ahead" in text:
+            # (a 6 s job read "queued: 1 job(s) ahead on the CPU" for the 2 hours of another visitor's training, with
+            # no time given; attack round 43)
+            text += f" · about {format_seconds(snap.wait_s)} before it starts, by the estimates of the jobs ahead"
+        return text
     if snap.status == "running" and snap.cancelling:
         # after a cancel the job still scores and stores what it trained (large data: minutes); say so
         what = "stopping at the server's time limit" if snap.time_limited else "cancelling"
@@ -875,12 +884,35 @@ class JobManager:
         with self._lock:
             return self._jobs.get(run_id)
 
+    def expected_wait(self, run_id: str, queue_name: str) -> float | None:
+        """Seconds before queued ``run_id`` may start on queue ``queue_name``: the time left of the jobs running there
+        and the launch estimates of those waiting ahead of it, shared over the queue's slots; None when one of them
+        has no estimate (or the run waits on no queue)."""
+        queue = self._queues[queue_name].snapshot()
+        if run_id not in queue["waiting"]:
+            return None
+        ahead = queue["waiting"][:queue["waiting"].index(run_id)]
+        total = 0.0
+        for other, running in [(r, True) for r in queue["running"]] + [(r, False) for r in ahead]:
+            job = self.get(other)
+            if job is None:
+                return None
+            snap = job.progress.snapshot()
+            left = snap.eta if running else snap.estimate_s
+            if left is None:
+                return None
+            total += max(0.0, float(left))
+        return total / max(1, int(queue["capacity"]))
+
     def snapshot(self, run_id: str) -> ProgressSnapshot | None:
         """The job's live progress, or, for a run no longer in memory, its stored state (``live=False``).
         ``None`` when no such run exists."""
         job = self.get(run_id)
         if job is not None:
-            return job.progress.snapshot()
+            snap = job.progress.snapshot()
+            if snap.status == "queued" and snap.device in self._queues:
+                snap = dataclasses.replace(snap, wait_s=self.expected_wait(run_id, snap.device))
+            return snap
         try:
             record = self.store.get(run_id)
         except RunNotFound:

@@ -703,6 +703,32 @@ def test_a_job_stopping_at_the_time_limit_says_so_while_it_finishes(tmp_path):
         manager.shutdown()
 
 
+def test_a_queued_job_says_how_long_before_it_starts_by_the_estimates_of_the_jobs_ahead(manager):
+    """Attack round 43: a 6 s job read "queued: 1 job(s) ahead on the CPU" for the 2 hours of another visitor's
+    training. The wait is the time left of the job running (its estimate less its time so far) and the estimates of
+    the jobs queued ahead."""
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    for name in ("p", "q", "r"):
+        GATES[name] = threading.Event()
+    p = manager.submit("gated", {"name": "p", "estimate": {"seconds": 7200.0}}, owner="alice", client="10.0.0.1")
+    wait_for(lambda: manager.snapshot(p).status == "running")
+    q = manager.submit("gated", {"name": "q", "estimate": {"seconds": 600.0}}, owner="alice", client="10.0.0.1")
+    r = manager.submit("gated", {"name": "r", "estimate": {"seconds": 6.0}}, owner="bob", client="10.0.0.2")
+    # (the queue is fair between parties: bob's job goes before alice's second)
+    wait_for(lambda: "2 job(s) ahead" in manager.snapshot(q).message)
+    assert "queued: 1 job(s) ahead" in manager.snapshot(r).message
+    waited = manager.snapshot(r).wait_s
+    assert 7200 - 60 < waited <= 7200  # (the running job's time so far taken off)
+    assert status_line(manager.snapshot(r)) == ("queued: 1 job(s) ahead on the CPU · about 2 h 00 min before it "
+                                                "starts, by the estimates of the jobs ahead")
+    assert 7206 - 60 < manager.snapshot(q).wait_s <= 7206
+    for name in ("p", "q", "r"):
+        GATES[name].set()
+    for run in (p, q, r):
+        assert manager.wait(run, timeout=10).status == "finished"
+
+
 def test_a_queued_job_never_names_another_workspaces_run(manager):
     # a run id opens the run: a visitor queued behind another's job was shown its id and opened their data with it
     # (attack round of the ninth session); a job of the same workspace is still named
@@ -718,6 +744,10 @@ def test_a_queued_job_never_names_another_workspaces_run(manager):
     for shown in (snap_y.message, manager.store.get(y)["message"]):
         assert x not in shown and shown == "queued: 1 job(s) ahead on the CPU", shown
     assert f"queued behind your run {y} (2 job(s) ahead" in manager.snapshot(z).message
+    # no time before it starts where a job ahead has no estimate
+    from deem_studio.jobs import status_line  # noqa: PLC0415
+
+    assert manager.snapshot(y).wait_s is None and status_line(manager.snapshot(y)) == snap_y.message
     for name in ("x", "y", "z"):
         GATES[name].set()
     for run in (x, y, z):
