@@ -533,6 +533,25 @@ def test_chunks_of_categorical_ids_join_as_pandas_joins_them():
         union_categories(mixed)
 
 
+def test_values_the_spreadsheet_quote_makes_one_are_said():
+    """Attack round 43: a file's own workers "=a" and "'=a" were one worker without a word (the quote a spreadsheet-safe
+    download puts before "=a" is taken off when it is read back). Still one, now said, per role; nothing said where
+    nothing merges."""
+    data = read_annotations(("q.csv", b"task,worker,label\nt1,=a,x\nt2,'=a,y\nt3,b,x\nt1,b,x\n'+1,b,'-y\n"
+                                      b"+1,=a,-y\n"))
+    assert list(data.workers) == ["=a", "b"] and data.n_tasks == 4
+    said = [w for w in data.warnings if "are read as one" in w]
+    assert said == ["q.csv: task values \"'+1\" and '+1' are read as one: a spreadsheet-safe download writes a value "
+                    "that starts with = + - @ with a quote before it, and reading it back takes the quote off",
+                    "q.csv: worker values \"'=a\" and '=a' are read as one: a spreadsheet-safe download writes a "
+                    "value that starts with = + - @ with a quote before it, and reading it back takes the quote off",
+                    "q.csv: label values \"'-y\" and '-y' are read as one: a spreadsheet-safe download writes a "
+                    "value that starts with = + - @ with a quote before it, and reading it back takes the quote off"
+                    ], data.warnings
+    assert not [w for w in read_annotations(("p.csv", b"task,worker,label\nt1,'=a,x\nt2,b,y\n")).warnings
+                if "read as one" in w]
+
+
 def test_json_numbers_a_double_cannot_hold_are_read_as_written_and_said():
     """Attack round 42: 9007199254740993.0 and 9007199254740992 were one task (both read as the double
     9007199254740992), and so were 1e400 and 1e401 (both infinity), without a word. A number a double holds is read

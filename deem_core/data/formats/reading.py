@@ -23,7 +23,7 @@ from deem_core.data.formats.sources import Budget, Source, read_head, release_me
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
-from deem_core.data.text import escape_controls
+from deem_core.data.text import escape_controls, shortened
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -319,6 +319,16 @@ def _source_name(tables: Sequence[Table]) -> str:
     return f"{len(names)} files ({', '.join(names[:2])}, ...)"
 
 
+def merged_warnings(source: str, role: str, typed: pd.Series) -> list[str]:
+    """What typing made one value of a role's texts (:func:`values.type_text`'s ``attrs["merged"]``), in a warning."""
+    groups = typed.attrs.get("merged") or []
+    if not groups:
+        return []
+    shown = "; ".join(" and ".join(repr(shortened(v, 30)) for v in group) for group in groups)
+    return [f"{source}: {role} values {shown} are read as one: a spreadsheet-safe download writes a value that "
+            f"starts with = + - @ with a quote before it, and reading it back takes the quote off"]
+
+
 def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan], kind: str, warnings: list[str],
             soft: Any, on_conflict: str, classes: Sequence[Hashable] | None, context: LabelStudioContext | None,
             note: str | None = None, limits: Limits | None = None) -> Reading:
@@ -341,10 +351,11 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     if text_parts:
         combined = concat_parts([p[[c for c in p.columns]] for p in text_parts])
         check_memory()
-        combined["task"] = type_text(combined["task"])
-        check_memory()
-        combined["worker"] = type_text(combined["worker"])
-        check_memory()
+        for role in ("task", "worker"):
+            typed_role = type_text(combined[role])
+            warnings = warnings + merged_warnings(source, role, typed_role)
+            combined[role] = typed_role
+            check_memory()
         if soft_names and soft_map is None:
             prefix = soft if isinstance(soft, str) else SOFT_PREFIX
             suffixes = pd.Series([str(c)[len(prefix):].strip() for c in soft_names], dtype=object)
@@ -354,7 +365,9 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
             combined["label"] = typed.iloc[: len(combined)].to_numpy()
             soft_map = dict(zip(typed.iloc[len(combined):].tolist(), soft_names))
         else:
-            combined["label"] = type_text(combined["label"])
+            typed_role = type_text(combined["label"])
+            warnings = warnings + merged_warnings(source, "label", typed_role)
+            combined["label"] = typed_role
         frames.append(combined)
     elif soft_names and soft_map is None:
         prefix = soft if isinstance(soft, str) else SOFT_PREFIX

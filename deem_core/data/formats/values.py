@@ -135,15 +135,33 @@ def type_text(values: pd.Series) -> pd.Series:
             # answers where all were used: checked first)
             values = values.cat.remove_unused_categories()
             codes = values.cat.codes.to_numpy()
-        typed = type_uniques(pd.Series(values.cat.categories.astype(str), dtype=object))
+        texts = pd.Series(values.cat.categories.astype(str), dtype=object)
+        typed = type_uniques(texts)
         # typing can merge two categories ("'=x" and "=x" are one value): renumber on the typed values
         merged, distinct = pd.factorize(pd.Series(typed, dtype=typed.dtype), use_na_sentinel=False)
         new_codes = np.where(codes < 0, -1, merged[np.maximum(codes, 0)] if len(merged) else -1)
         categories = pd.Index(np.asarray(distinct, dtype=typed.dtype))
-        return pd.Series(pd.Categorical.from_codes(new_codes, categories), index=values.index)
+        out = pd.Series(pd.Categorical.from_codes(new_codes, categories), index=values.index)
+        return _said_merged(out, texts, merged, len(distinct))
     codes, uniques = pd.factorize(values.astype(str))
-    typed = type_uniques(pd.Series(uniques, dtype=object))
-    return pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
+    texts = pd.Series(uniques, dtype=object)
+    typed = type_uniques(texts)
+    out = pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
+    if len(typed) and len(pd.unique(typed)) < len(typed):
+        merged, distinct = pd.factorize(pd.Series(typed, dtype=object), use_na_sentinel=False)
+        out = _said_merged(out, texts, merged, len(distinct))
+    return out
+
+
+def _said_merged(out: pd.Series, texts: pd.Series, merged: np.ndarray, n_distinct: int) -> pd.Series:
+    """``out`` with ``attrs["merged"]``: up to three groups of the texts typing made one value ("=x" and "'=x": the
+    quote a spreadsheet-safe download adds is taken off), said by the read (a file's own "=a" and "'=a" were one
+    worker without a word; attack round 43)."""
+    if n_distinct == len(texts):
+        return out
+    groups = pd.Series(texts.to_numpy(), dtype=object).groupby(merged, sort=False).agg(list)
+    out.attrs["merged"] = [sorted(g) for g in groups if len(g) > 1][:3]
+    return out
 
 
 def check_value_lengths(values: pd.Series, role: str, source: str, limit: int) -> None:
