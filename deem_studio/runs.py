@@ -320,6 +320,23 @@ def _read_classes(path: Path) -> list | None:
     return list(classes) if isinstance(classes, list) else None
 
 
+#: the largest side file (metrics.json, ...) a run's pages read: the server writes a few KB; a 400 MB one planted in
+#: the runs folder took the server from 2.4 to 7.6 GB when its run was opened (attack round 43)
+MAX_SIDE_JSON_BYTES = 64 << 20
+
+
+class StoredFileTooLarge(ValueError):
+    """A run's stored file is larger than the server ever writes one."""
+
+
+def _side_json(path: Path) -> Any:
+    """A run's side JSON file, refused past :data:`MAX_SIDE_JSON_BYTES` or when it is a link (the server writes
+    neither)."""
+    if path.is_symlink() or path.stat().st_size > MAX_SIDE_JSON_BYTES:
+        raise StoredFileTooLarge(path.name)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _read_part(loaded: "LoadedRun", part: str, read):
     """``read()``, or None with the reason kept in ``loaded.problems[part]`` when the stored file is unreadable."""
     try:
@@ -367,10 +384,12 @@ class LoadedRun:
 
     def model_path(self, name: str = "deem") -> Path | None:
         path = self.path / f"model_{_check_name(name)}.pt"
-        return path if path.exists() else None
+        # (a link planted in the runs folder, to /etc/passwd, was served by the "Fitted model" download; attack
+        # round 43: the server writes no links)
+        return path if path.exists() and not path.is_symlink() else None
 
     def model_names(self) -> list[str]:
-        return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt"))
+        return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt") if not p.is_symlink())
 
     def load_model(self, name: str = "deem", device: str = "cpu"):
         """The fitted :class:`deem_core.DEEM` saved under ``name`` (``None`` when there is none)."""
@@ -826,7 +845,7 @@ class RunStore:
             if json_file.name in ("config.json", "dataset.json", LABEL_STUDIO_TASKS, LABEL_STUDIO_SETTINGS) or \
                     json_file.name.endswith(".table.json"):
                 continue
-            value = _read_part(loaded, json_file.stem, lambda f=json_file: json.loads(f.read_text(encoding="utf-8")))
+            value = _read_part(loaded, json_file.stem, lambda f=json_file: _side_json(f))
             if json_file.stem not in loaded.problems:
                 loaded.extras[json_file.stem] = value
         for table in sorted(path.glob("*.parquet")) + sorted(path.glob("*.table.json")):

@@ -158,7 +158,9 @@ if len(runs):
     table = pd.DataFrame({
         # (to the minute: at 1,400 px the grid ended at "epo", the gold weight and the methods out of sight;
         # walkthrough 64)
-        "started (UTC)": pd.to_datetime(runs["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M"),
+        # (a time past what a date holds, 1e308 in a damaged index, broke the whole grid; attack round 43)
+        "started (UTC)": pd.to_datetime(runs["created_at"].where(runs["created_at"].between(0, 4e9)), unit="s",
+                                        errors="coerce").dt.strftime("%Y-%m-%d %H:%M"),
         "run id": runs["run_id"], "kind": runs["kind"],
         "status": runs["status"],
         # what tells runs of one data set apart first: the accuracy, the layers and the start (they were off to the

@@ -2989,3 +2989,21 @@ def test_the_energy_curves_name_the_candidate_the_choice_kept(runs_dir):
         wanted.append(f"{shown} ({start} start, {layers} layer{'s' if layers != 1 else ''})")
     assert names == sorted(wanted), names
     assert curves["layout"]["showlegend"] is True  # (one line's name showed on hover only; walkthrough 76)
+
+
+def test_a_damaged_start_time_in_the_run_index_leaves_the_runs_grid_whole(runs_dir):
+    """Attack round 43: one index row with created_at 1e308 (past what a date holds) broke the owner's whole Runs
+    page, so nothing could be deleted or renamed there. The row shows without a time; the others as they are."""
+    import sqlite3  # noqa: PLC0415
+
+    at = upload(new_app())
+    damaged = finished_training(at, ["mv"])
+    kept = finished_training(at, ["mv"])
+    with sqlite3.connect(runs_dir / "runs.sqlite") as con:
+        con.execute("UPDATE runs SET created_at = 1e308 WHERE run_id = ?", (damaged,))
+    at.switch_page("pages/runs.py").run()
+    no_problem(at)
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    started = grid.set_index("run")["started (UTC)"] if "run" in grid.columns else grid["started (UTC)"]
+    assert started.isna().sum() == 1 and started.notna().sum() >= 1, grid
+    assert kept in grid.to_string() and damaged in grid.to_string()

@@ -347,6 +347,29 @@ def test_a_run_folder_damaged_by_hand_is_read_around_its_damage_without_the_serv
     assert "annotations" in store.load(run_id).problems  # (the page says it; it does not fail)
 
 
+def test_files_planted_in_a_run_folder_are_not_served_or_read_whole(tmp_path):
+    """Attack round 43 (with write access to the runs folder): a model file linked to /etc/passwd was served by the
+    "Fitted model" download, and a 400 MB metrics.json took the server from 2.4 to 7.6 GB when its run was opened.
+    The server writes neither a link nor a side file of that size: both are refused, the rest of the run read."""
+    from deem_studio.runs import MAX_SIDE_JSON_BYTES
+
+    store = RunStore(tmp_path)
+    data, gold = tiny()
+    run_id = store.create("train", {}, data=data, gold=gold)
+    folder = tmp_path / run_id
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    (folder / "model_deem.pt").symlink_to(secret)
+    (folder / "metrics.json").symlink_to(secret)
+    with open(folder / "notes.json", "wb") as big:  # (sparse: no disk taken)
+        big.truncate(MAX_SIDE_JSON_BYTES + 1)
+    (folder / "fine.json").write_text('{"a": 1}')
+    loaded = store.load(run_id, with_data=False)
+    assert loaded.model_path("deem") is None and loaded.model_names() == []
+    assert set(loaded.problems) == {"metrics", "notes"} and "metrics" not in loaded.extras
+    assert loaded.extras["fine"] == {"a": 1}
+
+
 def test_a_run_of_a_reused_pid_or_of_another_host_past_the_time_limit_is_not_running_for_good(tmp_path):
     """Attack round 28: a run left "running" by a server under another host name (a recreated container), or whose
     old pid now names another live process (after a reboot), stayed "running" after every restart, and its owner
