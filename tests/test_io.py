@@ -573,6 +573,16 @@ def test_json_numbers_a_double_cannot_hold_are_read_as_written_and_said():
                     "is read exactly as written, not rounded"], data.warnings
     assert json_float("2.5e-3") == 0.0025 and not isinstance(json_float("2.5e-3"), ExactNumber)
     assert json_float("0.10000000000000000001") == "0.10000000000000000001"
+    # every digit kept past 28 (a decimal context rounded there), any exponent (a huge one stopped the read), and a
+    # whole double past 2**53 as the number written ("1e23" read as 99999999999999991611392; the diff's read)
+    assert json_float("1.00000000000000000000000000001") != json_float("1.00000000000000000000000000002")
+    assert json_float("1e23") == "100000000000000000000000" and json_float("1.50e-3") == 0.0015
+    assert json_float("1e999999999999999999") == "1E+999999999999999999"
+    assert json_float("1.5e-999999999999999999") == "1.5E-999999999999999999"
+    text = ('[{"task": 1e23, "worker": "a", "label": "x"}, {"task": 99999999999999991611392, "worker": "a", '
+            '"label": "y"}, {"task": 1e999999999999999999, "worker": "a", "label": "x"}, {"task": 0, "worker": "a", '
+            '"label": "y"}, {"task": 1.5e-999999999999999999, "worker": "b", "label": "x"}]')
+    assert read_annotations(("huge.json", text.encode())).n_tasks == 5
 
 
 def test_json_values_given_as_text_and_as_numbers_are_read_as_one_and_said():
