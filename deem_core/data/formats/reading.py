@@ -325,8 +325,10 @@ def merged_warnings(source: str, role: str, typed: pd.Series) -> list[str]:
     if not groups:
         return []
     shown = "; ".join(" and ".join(repr(shortened(v, 30)) for v in group) for group in groups)
-    return [f"{source}: {role} values {shown} are read as one: a spreadsheet-safe download writes a value that "
-            f"starts with = + - @ with a quote before it, and reading it back takes the quote off"]
+    count = int(typed.attrs.get("merged_count") or len(groups))
+    more = f" ({count:,} such groups in all)" if count > len(groups) else ""
+    return [f"{source}: {role} values {shown} are read as one{more}: a spreadsheet-safe download puts a quote before "
+            f"a value a spreadsheet would run as a formula, and reading it back takes the quote off"]
 
 
 def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan], kind: str, warnings: list[str],

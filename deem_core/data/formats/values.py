@@ -159,8 +159,11 @@ def _said_merged(out: pd.Series, texts: pd.Series, merged: np.ndarray, n_distinc
     worker without a word; attack round 43)."""
     if n_distinct == len(texts):
         return out
-    groups = pd.Series(texts.to_numpy(), dtype=object).groupby(merged, sort=False).agg(list)
-    out.attrs["merged"] = [sorted(g) for g in groups if len(g) > 1][:3]
+    counts = np.bincount(merged)
+    shared = np.flatnonzero(counts > 1)  # (only the merged values: a groupby of every text took 19 s on 2 million)
+    first = shared[:3]
+    out.attrs["merged"] = [sorted(texts.to_numpy()[merged == code].tolist()) for code in first]
+    out.attrs["merged_count"] = int(len(shared))
     return out
 
 
