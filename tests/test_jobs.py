@@ -729,6 +729,30 @@ def test_a_queued_job_says_how_long_before_it_starts_by_the_estimates_of_the_job
         assert manager.wait(run, timeout=10).status == "finished"
 
 
+def test_the_wait_plays_the_slots_forward_and_stops_at_the_time_limit(tmp_path):
+    """The diff's read: with two slots, jobs of 7,200 s and 6 s running, the next waits for the first slot free (about
+    6 s), not for their sum over the slots ("about 1 h"); a job's time is capped at the server's limit per job."""
+    manager = JobManager(RunStore(tmp_path / "runs"), max_cpu_jobs=2, max_job_seconds=3600)
+    try:
+        for name in ("long", "short", "next", "last"):
+            GATES[name] = threading.Event()
+        long = manager.submit("gated", {"name": "long", "estimate": {"seconds": 7200.0}}, owner="a", client="10.0.0.1")
+        short = manager.submit("gated", {"name": "short", "estimate": {"seconds": 6.0}}, owner="b", client="10.0.0.2")
+        wait_for(lambda: manager.snapshot(long).status == manager.snapshot(short).status == "running")
+        waiting = manager.submit("gated", {"name": "next", "estimate": {"seconds": 100.0}}, owner="c",
+                                 client="10.0.0.3")
+        last = manager.submit("gated", {"name": "last", "estimate": {"seconds": 5.0}}, owner="d", client="10.0.0.4")
+        wait_for(lambda: manager.snapshot(last).status == "queued" and "ahead" in manager.snapshot(last).message)
+        assert 0 < manager.snapshot(waiting).wait_s <= 6
+        assert 100 - 5 < manager.snapshot(last).wait_s <= 106  # after "next" in the slot the short job freed
+        manager.max_job_seconds = 60  # (the long job would stop at the limit: the cap applies to it)
+        assert manager.snapshot(waiting).wait_s <= 6 and manager.snapshot(last).wait_s <= 60
+    finally:
+        for gate in GATES.values():
+            gate.set()
+        manager.shutdown()
+
+
 def test_a_queued_job_never_names_another_workspaces_run(manager):
     # a run id opens the run: a visitor queued behind another's job was shown its id and opened their data with it
     # (attack round of the ninth session); a job of the same workspace is still named
