@@ -1066,11 +1066,11 @@ def test_diagnostics_page(runs_dir):
                "by chance on 10 common tasks" in str(c.value) for c in at.caption)
     # and at the pairs drawn: the 10-task figure stood alone beside pairs of 495 common tasks (walkthrough 81)
     caption = next(str(c.value) for c in at.caption if "biased upward" in str(c.value))
-    shown = re.search(r"the pairs drawn here share a median of ([\d,]+) tasks: about (\d\.\d\d) nats by chance",
+    shown = re.search(r"when they mostly give one class \(the pairs drawn here share a median of ([\d,]+) tasks\)",
                       caption)
     assert shown is not None, caption
-    middle = int(shown.group(1).replace(",", ""))
-    assert middle > 10 and float(shown.group(2)) == pytest.approx(4 / (2 * middle), abs=0.006)
+    assert int(shown.group(1).replace(",", "")) > 10 and "nats by chance)" not in caption  # (walkthrough 82: 0.41
+    # said where shuffled answers gave 0.12, both workers mostly giving the class the tasks are grouped by)
     within = "Each matrix is read within one class of the model's labels"
     assert not any(within in str(c.value) for c in at.caption)  # (by gold labels: a group cannot steer them)
     def notes() -> list[str]:
