@@ -820,8 +820,9 @@ def cached_estimate(kind: str, **settings: Any):
         st.caption(safe(value))
         return None
     if value is not None and key in _TIMED_BUSY:
-        st.caption("This estimate was timed while another job ran on this server: it may read high (it is timed "
-                   "again once the server is free).")
+        # ("may read high" where it read 4% low, the probe's steps timed beside another's; walkthrough 82)
+        st.caption("This estimate was timed while another job ran on this server: it may be off either way (it is "
+                   "timed again once the server is free).")
     return value
 
 
