@@ -243,6 +243,8 @@ def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(
     assert "wrote 1,200 labels to" in capsys.readouterr().err
     assert ("no task of the truth file is among the annotated tasks (its first: 'other'; the input's first task: "
             "'t0'): no accuracy; if another column of the input names the tasks, give it with --task-column") in err
+    # said before the training, once (it came after the labels were written; walkthrough 82)
+    assert err.index("no task of the truth file") < err.index("wrote") and err.count("no task of the truth") == 1
 
 
 def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output(tmp_path, capsys):

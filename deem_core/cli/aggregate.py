@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
                                   number, read_input, read_truth_input, report_fit, say, warn, writing)
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         if truth.attrs.get("not_classes"):
             warn(f"{truth.attrs['not_classes']:,} truth label(s) are not among the classes of the answers "
                  f"({left_out_text(truth.attrs)}): left out of the accuracy")
+    matched = truth is None or not len(truth) or bool(truth.index.isin(data.tasks).any())
+    if not matched:  # said before the training, not after it (walkthrough 82)
+        warn(_no_task_text(truth, data.tasks))
     if truth is not None and not args.truth:
         say(f"using the {len(truth)} gold label(s) of the input as truth")
     elif args.truth and reading.gold is not None:  # (replaced, not merged: neither said so; walkthrough 22)
@@ -145,15 +149,23 @@ def run(args: argparse.Namespace) -> int:
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"
                                                  if len(truth) else "") + ": no accuracy")
-        else:  # (which ids and what to do: a truth keyed by MTurk's HITId beside tasks read from Input.image_url
-            # was said in these words alone; walkthrough 81)
-            from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
-
-            firsts = (f" (its first: {escape_controls(shortened(truth.index[0], 40))!r}; the input's first task: "
-                      f"{escape_controls(shortened(results.index[0], 40))!r})" if len(truth) and len(results) else "")
-            warn(f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of "
-                 f"the input names the tasks, give it with --task-column")
+        elif matched:
+            warn(_no_task_text(truth, data.tasks))
     return 0
+
+
+def _no_task_text(truth: Any, tasks: Any) -> str:
+    """The warning for a truth file that names no annotated task: both first ids and what to do (a truth keyed by
+    MTurk's HITId beside tasks read from Input.image_url was said without either; walkthrough 81)."""
+    from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
+
+    def quoted(value: Any) -> str:  # (!r after the escapes doubled their backslashes; the diff's read)
+        return "'" + escape_controls(shortened(value, 40)) + "'"
+
+    firsts = (f" (its first: {quoted(truth.index[0])}; the input's first task: {quoted(tasks[0])})"
+              if len(truth) and len(tasks) else "")
+    return (f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of the "
+            f"input names the tasks, give it with --task-column")
 
 
 def _options(args: argparse.Namespace) -> dict:
