@@ -313,7 +313,7 @@ def _read_gold(path: Path) -> pd.Series | None:
 def _read_classes(path: Path) -> list | None:
     """The classes stored with a run's data set (its ``dataset.json``), None when not there or unreadable."""
     try:
-        meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+        meta = _side_json(path / "dataset.json")
     except (OSError, ValueError):
         return None
     classes = meta.get("classes") if isinstance(meta, dict) else None
@@ -326,15 +326,23 @@ MAX_SIDE_JSON_BYTES = 64 << 20
 
 
 class StoredFileTooLarge(ValueError):
-    """A run's stored file is larger than the server ever writes one."""
+    """A run's stored file is larger than the server ever writes one, or a link, FIFO or other non-regular file."""
+
+
+def _plain_file(path: Path, limit: int | None = None) -> Path:
+    """``path``, a regular file of the run store that is no link (and of at most ``limit`` bytes); else
+    :class:`StoredFileTooLarge` (a ValueError). The server writes no link, FIFO or side file of that size: a linked
+    config.json was served by the "Run configuration" download, a FIFO blocked the read (the diff's read)."""
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+        raise StoredFileTooLarge(path.name)
+    return path
 
 
 def _side_json(path: Path) -> Any:
-    """A run's side JSON file, refused past :data:`MAX_SIDE_JSON_BYTES` or when it is a link (the server writes
-    neither)."""
-    if path.is_symlink() or path.stat().st_size > MAX_SIDE_JSON_BYTES:
-        raise StoredFileTooLarge(path.name)
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A run's JSON file (side files, config.json, dataset.json) read through :func:`_plain_file`, at most
+    :data:`MAX_SIDE_JSON_BYTES`."""
+    return json.loads(_plain_file(path, MAX_SIDE_JSON_BYTES).read_text(encoding="utf-8"))
 
 
 def _read_part(loaded: "LoadedRun", part: str, read):
@@ -386,7 +394,7 @@ class LoadedRun:
         path = self.path / f"model_{_check_name(name)}.pt"
         # (a link planted in the runs folder, to /etc/passwd, was served by the "Fitted model" download; attack
         # round 43: the server writes no links)
-        return path if path.exists() and not path.is_symlink() else None
+        return path if path.is_file() and not path.is_symlink() else None
 
     def model_names(self) -> list[str]:
         return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt") if not p.is_symlink())
@@ -628,13 +636,12 @@ class RunStore:
 
         folder = self.run_dir(run_id)
         try:  # (a file of an earlier version may be larger: not read)
-            if (folder / LABEL_STUDIO_SETTINGS).stat().st_size > MAX_SETTINGS_BYTES:
-                return None
-            settings = json.loads((folder / LABEL_STUDIO_SETTINGS).read_text(encoding="utf-8"))
+            settings = json.loads(_plain_file(folder / LABEL_STUDIO_SETTINGS, MAX_SETTINGS_BYTES).read_text(
+                encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             return None
         path = folder / LABEL_STUDIO_TASKS
-        if not tasks or not path.is_file():
+        if not tasks or not path.is_file() or path.is_symlink():
             return context_with(settings)
         limits = Limits.from_env()
         limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size))  # (written here, from a read export)
@@ -754,7 +761,7 @@ class RunStore:
             meta = {}
             try:
                 if (path / "dataset.json").exists():
-                    meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+                    meta = _side_json(path / "dataset.json")
             except (OSError, ValueError):  # its classes' order and notes are lost; the answers are not
                 meta = {}
             meta = meta if isinstance(meta, dict) else {}
@@ -810,7 +817,7 @@ class RunStore:
         # Train page for everyone with the link, showing the server's path; attack round 11): the index's copy of the
         # settings stands in for config.json
         if (path / "config.json").exists():
-            stored = _read_part(loaded, "config", lambda: json.loads((path / "config.json").read_text(encoding="utf-8")))
+            stored = _read_part(loaded, "config", lambda: _side_json(path / "config.json"))
             if isinstance(stored, dict):
                 loaded.config = stored
         if with_data:

@@ -364,10 +364,14 @@ def test_files_planted_in_a_run_folder_are_not_served_or_read_whole(tmp_path):
     with open(folder / "notes.json", "wb") as big:  # (sparse: no disk taken)
         big.truncate(MAX_SIDE_JSON_BYTES + 1)
     (folder / "fine.json").write_text('{"a": 1}')
+    os.mkfifo(folder / "pipe.json")  # (a FIFO blocked the read; the diff's read)
+    (tmp_path / "secret.json").write_text('{"api_key": "s3cr3t"}')
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to(tmp_path / "secret.json")  # (served by the "Run configuration" download)
     loaded = store.load(run_id, with_data=False)
     assert loaded.model_path("deem") is None and loaded.model_names() == []
-    assert set(loaded.problems) == {"metrics", "notes"} and "metrics" not in loaded.extras
-    assert loaded.extras["fine"] == {"a": 1}
+    assert set(loaded.problems) == {"metrics", "notes", "pipe", "config"} and "metrics" not in loaded.extras
+    assert loaded.extras["fine"] == {"a": 1} and "s3cr3t" not in str(loaded.config)
 
 
 def test_a_run_of_a_reused_pid_or_of_another_host_past_the_time_limit_is_not_running_for_good(tmp_path):
