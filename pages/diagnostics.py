@@ -279,12 +279,15 @@ with tab_mi:
         k = len(mi.classes)
         # the bias at this class's own pairs (the 10-task figure stood beside pairs of 495 common tasks and made a
         # copying group's signal read as chance; walkthrough 81)
-        shared = mi.n_common[index][np.triu_indices(len(mi.workers), 1)]
-        shared = shared[shared >= mi.min_common]
-        middle = int(np.median(shared)) if len(shared) else 0
+        common_tasks = mi.n_common[index][np.triu_indices(len(mi.workers), 1)]
+        common_tasks = common_tasks[common_tasks >= mi.min_common]
+        middle = int(np.median(common_tasks)) if len(common_tasks) else 0
         # (its chance level is not said: within a class of the model's labels both workers mostly give that class,
         # and (K - 1)^2 / 2n said 0.41 nats where shuffled answers gave 0.12; walkthrough 82)
-        typical = f" (the pairs drawn here share a median of {middle:,} tasks)" if middle > mi.min_common else ""
+        # ("drawn": past 150 workers the heatmap draws some of them; the median is of every pair with a value; the
+        # diff's read)
+        typical = (f" (the pairs with a value in this class share a median of {middle:,} tasks)"
+                   if middle > mi.min_common else "")
         st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "
                    f"over all {k} classes show about {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats on average by "
                    f"chance on {mi.min_common} common tasks (the estimate's bias, (K − 1)² / 2n), single pairs two to "

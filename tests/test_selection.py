@@ -186,6 +186,8 @@ def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_the_ref
     same = choose([_candidate("ds", 0, base, agree, score=score)], refs)
     assert "Dawid-Skene the same, answer for answer" in same.safety and "0.0000 ± 0.0000" not in same.safety
     assert "majority vote 0.0100 ± " in same.safety
+    noisy = choose([_candidate("ds", 0, base, agree, score=score + 1e-14)], refs)  # (float noise: still the same)
+    assert "Dawid-Skene the same, answer for answer" in noisy.safety
     # within noise of the references: the candidate stays
     assert choose([_candidate("ds", 0, base, agree, score=score + rng.normal(0, 0.05, 2000))], refs).index == 0
     assert choose([replace(collapsed)], refs).index == -1

@@ -404,8 +404,9 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                 # (an unnamed ± read as anything; walkthrough 32)
                 # in words: "+0.0216 ± 0.0153 s.e." was read as the reference below the choice (walkthrough 55)
                 side = ("higher, under the " + f"{SAFETY_Z * se:.4f} it must exceed") if gain > 0 else "lower"
-                if gain == 0 and se == 0:  # the reference is the choice's own model here ("Dawid-Skene 0.0000 ±
-                    # 0.0000 s.e. lower" beside a Dawid-Skene start of no layers; walkthrough 30)
+                if abs(gain) < 1e-12 and se < 1e-12:
+                    # the reference is the choice's own model here ("Dawid-Skene 0.0000 ± 0.0000 s.e. lower" beside a
+                    # Dawid-Skene start of no layers; walkthrough 80), up to float noise (the diff's read)
                     gains.append(f"{ref.name} the same, answer for answer" + (f" {where}" if on_pairs else ""))
                 else:
                     gains.append(f"{ref.name} {abs(gain):.4f} ± {se:.4f} s.e. {side}"
