@@ -1313,10 +1313,11 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         entry["share_disagreeing_with_majority"] = float(frame["disagrees_with_majority"].mean())
         if "majority_vote_tied" in frame:  # (the tasks that share reads as agreeing whichever tied label is given)
             entry["majority_vote_ties"] = int(frame["majority_vote_tied"].sum())
-            if method == "mv":  # the tie rule's order of the classes, first five (walkthrough 82: never named)
+            if method == "mv":  # the tie rule's order of the classes, first six (five shown, and whether more;
+                # walkthrough 82: never named)
                 from deem_core.methods.dawid_skene import tie_ranks  # noqa: PLC0415
 
-                order = np.argsort(tie_ranks(data), kind="stable")[:5]
+                order = np.argsort(tie_ranks(data), kind="stable")[:6]
                 entry["tie_order"] = [str(data.classes[int(c)]) for c in order]
         if gold is not None and len(gold):
             acc, n_gold = accuracy_and_count(frame["label"], gold)

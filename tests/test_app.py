@@ -2869,11 +2869,11 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     from deem_core.methods.dawid_skene import tie_ranks  # noqa: PLC0415
 
     named = ", ".join(f"“{data.classes[int(c)]}”" for c in np.argsort(tie_ranks(data), kind="stable")[:5])
-    named += ", ..." if data.n_classes >= 5 else ""
+    named += ", ..." if data.n_classes > 5 else ""
     # (the order named; walkthrough 82: "neither the file's order nor alphabetical, so a user can't predict a tie")
     assert (f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule, one "
             f"order of the classes for every task (crowd-kit's: the order in which the classes first appear among the "
-            f"answers sorted by task; here {named}), so “{won.index[0]}” took "
+            f"answers sorted by task and worker; here {named}), so “{won.index[0]}” took "
             f"{won.iloc[0]:,} of the {tied:,} ties") in said
     # that rule: the class of the first answer, tasks in order, wins every tie it is in (walkthrough 74: "first in the
     # file" named another class than the one favoured)

@@ -577,8 +577,14 @@ def test_json_numbers_a_double_cannot_hold_are_read_as_written_and_said():
                                                    "0.1"])
     assert data.n_answers == 7 and data.n_tasks == 6  # 9007199254740993.0 and 9007199254740993 are one task
     said = [w for w in data.warnings if "a double cannot hold" in w]
-    assert said == ["big.json: field 'task' has numbers a double cannot hold (9007199254740993, 1E+400, 1E+401): each "
-                    "is read exactly as written, not rounded"], data.warnings
+    assert said == ["big.json: field 'task' has numbers with a decimal point or an exponent that a double cannot "
+                    "hold (9007199254740993, 1E+400, 1E+401): each is read exactly as written, not rounded"], data.warnings
+    # each number once, and the count of different ones (walkthrough 83: one number of six records shown three times)
+    again = ('[' + ", ".join('{"task": 9007199254740993.0, "worker": "w%d", "label": "x"}' % w for w in range(6))
+             + ', {"task": 1e23, "worker": "a", "label": "x"}]')
+    assert [w for w in read_annotations(("again.json", again.encode())).warnings if "cannot hold" in w] == [
+        "again.json: field 'task' has numbers with a decimal point or an exponent that a double cannot hold "
+        "(9007199254740993, 100000000000000000000000): each is read exactly as written, not rounded"]
     assert json_float("2.5e-3") == 0.0025 and not isinstance(json_float("2.5e-3"), ExactNumber)
     assert json_float("0.10000000000000000001") == "0.10000000000000000001"
     # every digit kept past 28 (a decimal context rounded there), any exponent (a huge one stopped the read), and a

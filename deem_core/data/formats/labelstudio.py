@@ -355,10 +355,11 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     if unnamed:
         table.notes.append(f"{source.name}: ignored {unnamed:,} value(s) of a field with no name")
     for key, values in exact.items():  # (read as doubles, two ids became one task; attack round 42)
-        shown = ", ".join(shortened(v, 30) for v in values[:3]) + (f" ({len(values):,} in all)" if len(values) > 3
-                                                                   else "")
-        table.notes.append(f"{source.name}: field {key!r} has numbers a double cannot hold ({shown}): each is read "
-                           f"exactly as written, not rounded")
+        distinct = list(dict.fromkeys(values))  # (one number of six records was shown three times; walkthrough 83)
+        shown = ", ".join(shortened(v, 30) for v in distinct[:3]) + (f" ({len(distinct):,} different in all)"
+                                                                     if len(distinct) > 3 else "")
+        table.notes.append(f"{source.name}: field {key!r} has numbers with a decimal point or an exponent that a "
+                           f"double cannot hold ({shown}): each is read exactly as written, not rounded")
     return table
 
 
