@@ -551,6 +551,9 @@ def test_values_the_spreadsheet_quote_makes_one_are_said():
                     ], data.warnings
     assert not [w for w in read_annotations(("p.csv", b"task,worker,label\nt1,'=a,x\nt2,b,y\n")).warnings
                 if "read as one" in w]
+    # where the merge makes two workers' answers conflict, the refusal says why (walkthrough 83: the conflict alone)
+    with pytest.raises(DataError, match=r"conflicting labels.*\(note: worker values \"'=a\" and '=a' are read as one"):
+        read_annotations(("c.csv", b"task,worker,label\nt0,=a,bird\nt0,'=a,fish\nt1,b,x\n"))
     # three groups shown and the count of all; found among many ids without a pass over every one in Python
     rows = "".join(f"t{t},w{t % 7},x\n" for t in range(200_000)) + "".join(f"=z{i},a,x\n'=z{i},b,x\n" for i in range(5))
     started = time.perf_counter()

@@ -383,8 +383,14 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
     check_memory()
     if soft_map is not None and "label" in frame.columns and (frame["label"].astype(str) == "").all():
         frame = frame.drop(columns="label")  # soft labels only: the hard label is their argmax
-    data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
-                                   classes=classes, on_conflict=on_conflict, source=source)
+    try:
+        data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
+                                       classes=classes, on_conflict=on_conflict, source=source)
+    except DataError as exc:  # (why "=a" and "'=a" conflict was said only once the read went through; walkthrough 83)
+        merged = [w for w in warnings if "are read as one" in w]
+        if not merged:
+            raise
+        raise DataError(f"{exc} (note: {'; '.join(m.split(': ', 1)[1] for m in merged)})") from None
     kept_tasks = None
     if collector.dropped_tasks:
         kept_tasks = set(str(t) for t in data.tasks)
