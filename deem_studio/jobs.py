@@ -899,11 +899,10 @@ class JobManager:
         free: list[float] = []
         for other in queue["running"]:
             job = self.get(other)
-            left = None if job is None else job.progress.snapshot().eta
-            if left is None:
+            snap = None if job is None else job.progress.snapshot()
+            if snap is None or snap.eta is None:
                 return None
-            elapsed = job.progress.snapshot().elapsed
-            free.append(min(max(0.0, float(left)), max(0.0, cap - elapsed)))
+            free.append(min(max(0.0, float(snap.eta)), max(0.0, cap - snap.elapsed)))
         free += [0.0] * max(0, int(queue["capacity"]) - len(free))
         heapq.heapify(free)
         for other in ahead:
@@ -912,7 +911,7 @@ class JobManager:
             if estimate is None:
                 return None
             heapq.heappush(free, heapq.heappop(free) + min(max(0.0, float(estimate)), cap))
-        return free[0] if free else 0.0
+        return free[0]  # (at least one slot: capacity >= 1)
 
     def snapshot(self, run_id: str) -> ProgressSnapshot | None:
         """The job's live progress, or, for a run no longer in memory, its stored state (``live=False``).

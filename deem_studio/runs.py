@@ -339,6 +339,15 @@ def _plain_file(path: Path, limit: int | None = None) -> Path:
     return path
 
 
+def _is_plain(path: Path) -> bool:
+    """Whether ``path`` passes :func:`_plain_file` (no size limit): a file to serve, or to read from."""
+    try:
+        _plain_file(path)
+    except (OSError, StoredFileTooLarge):
+        return False
+    return True
+
+
 def _side_json(path: Path) -> Any:
     """A run's JSON file (side files, config.json, dataset.json) read through :func:`_plain_file`, at most
     :data:`MAX_SIDE_JSON_BYTES`."""
@@ -394,10 +403,10 @@ class LoadedRun:
         path = self.path / f"model_{_check_name(name)}.pt"
         # (a link planted in the runs folder, to /etc/passwd, was served by the "Fitted model" download; attack
         # round 43: the server writes no links)
-        return path if path.is_file() and not path.is_symlink() else None
+        return path if _is_plain(path) else None
 
     def model_names(self) -> list[str]:
-        return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt") if not p.is_symlink())
+        return sorted(p.name[len("model_"):-3] for p in self.path.glob("model_*.pt") if _is_plain(p))
 
     def load_model(self, name: str = "deem", device: str = "cpu"):
         """The fitted :class:`deem_core.DEEM` saved under ``name`` (``None`` when there is none)."""
@@ -641,7 +650,7 @@ class RunStore:
         except (OSError, ValueError, RecursionError):
             return None
         path = folder / LABEL_STUDIO_TASKS
-        if not tasks or not path.is_file() or path.is_symlink():
+        if not tasks or not _is_plain(path):
             return context_with(settings)
         limits = Limits.from_env()
         limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size))  # (written here, from a read export)

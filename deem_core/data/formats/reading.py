@@ -350,12 +350,13 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
             collector.budget.check_memory(source)
 
     frames = []
+    merged_notes: list[str] = []  # (values the spreadsheet quote made one: said, and named in a conflict's refusal)
     if text_parts:
         combined = concat_parts([p[[c for c in p.columns]] for p in text_parts])
         check_memory()
         for role in ("task", "worker"):
             typed_role = type_text(combined[role])
-            warnings = warnings + merged_warnings(source, role, typed_role)
+            merged_notes += merged_warnings(source, role, typed_role)
             combined[role] = typed_role
             check_memory()
         if soft_names and soft_map is None:
@@ -368,7 +369,7 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
             soft_map = dict(zip(typed.iloc[len(combined):].tolist(), soft_names))
         else:
             typed_role = type_text(combined["label"])
-            warnings = warnings + merged_warnings(source, "label", typed_role)
+            merged_notes += merged_warnings(source, "label", typed_role)
             combined["label"] = typed_role
         frames.append(combined)
     elif soft_names and soft_map is None:
@@ -387,10 +388,10 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         data = AnnotationSet.from_long(frame, task="task", worker="worker", label="label", soft_columns=soft_map,
                                        classes=classes, on_conflict=on_conflict, source=source)
     except DataError as exc:  # (why "=a" and "'=a" conflict was said only once the read went through; walkthrough 83)
-        merged = [w for w in warnings if "are read as one" in w]
-        if not merged:
+        if not merged_notes:
             raise
-        raise DataError(f"{exc} (note: {'; '.join(m.split(': ', 1)[1] for m in merged)})") from None
+        raise DataError(f"{exc} (note: {'; '.join(m.split(': ', 1)[1] for m in merged_notes)})") from None
+    warnings = warnings + merged_notes
     kept_tasks = None
     if collector.dropped_tasks:
         kept_tasks = set(str(t) for t in data.tasks)

@@ -147,7 +147,7 @@ def type_text(values: pd.Series) -> pd.Series:
     texts = pd.Series(uniques, dtype=object)
     typed = type_uniques(texts)
     out = pd.Series(typed[codes] if len(typed) else np.array([], dtype=object), index=values.index)
-    if len(typed) and len(pd.unique(typed)) < len(typed):
+    if len(typed):
         merged, distinct = pd.factorize(pd.Series(typed, dtype=object), use_na_sentinel=False)
         out = _said_merged(out, texts, merged, len(distinct))
     return out
