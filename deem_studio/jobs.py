@@ -1321,6 +1321,12 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         if gold is not None and len(gold):
             acc, n_gold = accuracy_and_count(frame["label"], gold)
             entry.update(accuracy=acc, gold_tasks=n_gold)
+            if method == "mv":  # how much of its accuracy its tie rule's order won (walkthrough 82)
+                from deem_core.analysis.scoring import tie_luck  # noqa: PLC0415
+
+                luck = tie_luck(data, frame["label"], gold)
+                if luck is not None:
+                    entry["gold_ties"] = luck
         metrics[method] = entry
     if not labels_by_method:
         if cancelled_during:

@@ -333,3 +333,26 @@ def test_labels_the_safety_rule_took_from_a_reference_with_gold_labels_are_not_c
             "on half of them") in err
     assert "trained on those labels" not in err
     assert "choice: --gold-weight 0 and --init ds (or mv) with a number of --layers trains DEEM's own model" in err
+
+
+def test_majority_vote_s_accuracy_says_what_its_tie_rule_won(tmp_path, capsys):
+    """Walkthrough 82: majority vote's lead on the truth came from its ties, said nowhere beside its accuracy. Both
+    commands that score it say how many scored tasks are ties, how many its class order got right there and what a
+    pick at random among the tied labels would (here the order picks "x", right on both ties; a coin would win 1)."""
+    answers = tmp_path / "answers.csv"
+    answers.write_text("task,worker,label\n1,a,x\n1,b,y\n2,a,x\n2,b,y\n3,a,y\n3,b,y\n4,a,x\n4,b,x\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("task,truth\n1,x\n2,x\n3,y\n4,y\n")
+    said = ("(majority vote is a tie on 2 of the 4 tasks that have a truth; its tie rule's order of the classes picked "
+            "the right label on 2 of them, where a pick at random among the tied labels would on about 1.0: the order "
+            "adds about 0.250 to its accuracy, by chance rather than from the answers)")
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
+                 "--method", "mv"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "accuracy: 75.00" and said in err
+    assert main(["baselines", str(answers), "--truth", str(truth), "--methods", "mv,ds"]) == 0
+    assert said in capsys.readouterr().err
+    # another method's accuracy says nothing of majority vote's ties
+    assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "ds.csv"),
+                 "--method", "ds"]) == 0
+    assert "tie rule" not in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  number, read_input, read_truth_input, report_fit, say, warn, writing)
+                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, warn, writing)
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
 
@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             low, high = accuracy_interval(value, n_scored)  # (how far a few truth labels can be off; walkthrough 79)
             say(f"(accuracy on the {n_scored} task(s) that have a truth, 95% interval {100 * low:.2f}%-{100 * high:.2f}%"
                 f"{why})")
+            if spec.key == "mv":
+                say_tie_luck(data, results["label"], truth)
         elif truth.attrs.get("not_classes"):  # (they were left out, not unannotated; attack round 30)
             warn(f"no truth label is left to score with once the {truth.attrs['not_classes']:,} that are no class of "
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"

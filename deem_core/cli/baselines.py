@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from deem_core.cli.common import add_input_arguments, load_input, read_truth_input, say, seed_value, writing
+from deem_core.cli.common import add_input_arguments, load_input, read_truth_input, say, say_tie_luck, seed_value, writing
 
 __all__ = ["add_parser", "run"]
 
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     shown = shown.drop(columns=[c for c, empty in (("accuracy", truth is None), ("error", shown["error"].isna().all()))
                                 if empty])
     print(shown.to_string(index=False))
+    if truth is not None and "mv" in labels:
+        say_tie_luck(data, labels["mv"], truth)
     if not table["error"].isna().any():
         # no method ran: one error line, and no empty file in place of the output (exit 1 with no error line, and an
         # empty file written; attack round 20)

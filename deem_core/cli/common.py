@@ -607,3 +607,12 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def say_tie_luck(data: Any, labels: Any, truth: Any) -> None:
+    """Beside majority vote's accuracy: how much of it its tie rule's class order won (walkthrough 82)."""
+    from deem_core.analysis.scoring import accuracy_and_count, tie_luck, tie_luck_text  # noqa: PLC0415
+
+    luck = tie_luck(data, labels, truth)
+    if luck is not None:
+        say(f"({tie_luck_text(luck, accuracy_and_count(labels, truth)[1], 'tasks that have a truth')})")

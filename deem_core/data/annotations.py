@@ -373,6 +373,20 @@ class AnnotationSet:
         best = votes.max(axis=1)
         return (best > 0) & ((votes >= best[:, None] - 1e-9).sum(axis=1) >= 2)
 
+    def most_voted_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(task, class) codes of every class at its task's highest count (of its summed soft labels), by task: one
+        pair a task, or more on a tie. Counted per (task, class) pair that occurs, as :meth:`majority_vote`."""
+        if self.soft_labels is None:
+            task, cls, count, best = self._task_class_best()
+            at_best = (count >= best[task]) & (best[task] > 0)
+            return task[at_best], cls[at_best]
+        votes = self.class_votes()
+        if not votes.shape[1]:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        best = votes.max(axis=1)
+        task, cls = np.nonzero((votes >= best[:, None] - 1e-9) & (best[:, None] > 0))
+        return task.astype(np.int64), cls.astype(np.int64)
+
     def among_most_voted(self, codes: np.ndarray) -> np.ndarray:
         """(n_tasks,) bool: whether class ``codes[t]`` is one of task t's most answered classes (of its summed soft
         labels), so a label on a tie is not read as going against a majority that is not there (walkthrough 45: 2,189
