@@ -122,6 +122,10 @@ def gold_scored(metrics: dict, config: dict | None = None) -> str:
     if weight > 0:
         notes.extend(f"{method_name(m)}'s labels come from {returned[m]}, which used none of them; the safety rule "
                      f"checked it on half of them" for m in fitted if returned[m])
+    if (config or {}).get("gold_control") is True:  # (said on the Data page only; walkthrough 82)
+        from deem_core.data.formats.dialects import CONTROL_TASKS  # noqa: PLC0415
+
+        notes.append(f"they are {CONTROL_TASKS}")
     accuracies = [float(e["accuracy"]) for e in metrics.values()
                   if isinstance(e, dict) and isinstance(e.get("accuracy"), (int, float))]
     spread = gold_spread(accuracies, n)

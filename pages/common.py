@@ -493,13 +493,12 @@ def _bring_back_gold(kept: Any) -> None:
     if gold is None and train and can_control(train):  # (another owner's gold labels never: attack round 14)
         try:
             gold, source = manager().store.gold(train), f"stored with run {train}"
-            name = (manager().store.get(train).get("config") or {}).get("gold_file")
+            config = manager().store.get(train).get("config") or {}
         except (OSError, ValueError, RunNotFound):
             gold = None
         if gold is not None:
             gold = gold[gold.index.isin(ds["data"].tasks)]
-            if name:
-                gold.attrs["file"] = str(name)
+            gold.attrs.update(gold_attrs(config))
     if gold is not None and len(gold):
         attrs = dict(gold.attrs)
         gold = gold.copy()
@@ -724,6 +723,19 @@ def keep_label_studio(mgr: Any, run_id: str, kind: str, data: Any) -> None:
         logging.getLogger(__name__).warning("could not keep the Label Studio tasks of run %s", run_id, exc_info=True)
 
 
+def gold_attrs(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's settings say of its gold labels, as the labels' ``attrs`` (:func:`launch` writes them): the
+    file they were read from, and whether they are an export's control tasks (walkthrough 82)."""
+    said: dict[str, Any] = {}
+    if not isinstance(config, dict):  # (a run folder edited by hand)
+        return said
+    if config.get("gold_file"):
+        said["file"] = str(config["gold_file"])
+    if config.get("gold_control") is True:
+        said["control"] = True
+    return said
+
+
 def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> None:
     """Submit a train or sweep job on the active data set and show it; when the same job (this workspace, these
     data, these settings) is already queued or running, launch nothing and show that one (a second click)."""
@@ -732,6 +744,8 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
         config = {**config, "gold_fingerprint": str(int(pd.util.hash_pandas_object(gold).sum()))}
         if gold.attrs.get("file"):  # (named again when the labels are brought back; walkthrough 36)
             config["gold_file"] = str(gold.attrs["file"])
+        if gold.attrs.get("control"):  # a platform's control tasks: said beside the accuracies (walkthrough 82)
+            config["gold_control"] = True
     run_id, new = mgr.submit_once(kind, config, data_key(), data=data, gold=gold, owner=workspace(),
                                   dataset=dataset()["name"], client=client_address())
     if not new:
@@ -1153,10 +1167,10 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
             # weight gave them back (72% of 60 secret labels, majority vote 23%; attack round 14); the run's stored
             # accuracies and charts still show
             gold, kept = None, f"; its {len(gold):,} gold labels stay with its owner"
-        named = (data_record.get("config") or {}).get("gold_file")
-        if gold is not None and named:  # (its file named on the Gold labels tab; walkthrough 38) - a copy: the
+        said = gold_attrs(data_record.get("config") or {})
+        if gold is not None and said:  # (its file named on the Gold labels tab; walkthrough 38) - a copy: the
             gold = gold.copy()  # stored labels are one object for every session that opens the run
-            gold.attrs["file"] = str(named)
+            gold.attrs.update(said)
         if data is not None:
             set_dataset(data_record.get("dataset") or data.source, data, gold, origin=f"run {data_run}",
                         with_runs=False)

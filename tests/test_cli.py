@@ -170,7 +170,8 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     assert code == 0 and "3 gold label(s)" in err
     # (a --truth file set the export's own aside without a word; walkthrough 22)
     assert ("using mine.csv as truth, in place of the 3 gold label(s) of the input" in err) == given
-    assert ("using the 3 gold label(s) of the input as truth" in err) == (not given)
+    assert ("using the 3 gold label(s) of the input as truth (the export's control tasks: often easier and given to "
+            "more workers than the others, so accuracies on them can read high)" in err) == (not given)
     assert f"on the {12 if given else 3} task(s) that have a truth" in err
 
 

@@ -53,7 +53,7 @@ def note(at: AppTest) -> str:
                         "'Answer.sentiment' (negative, neutral, positive)"),
     ("toloka", "read as Toloka results: tasks from columns 'INPUT:text' + 'INPUT:lang' together, workers from column "
                "'ASSIGNMENT:worker_id', labels from column 'OUTPUT:result', gold labels from column 'GOLDEN:result' (the "
-               "control tasks: often easier and given to more workers than the others, so accuracies on them can "
+               "export's control tasks: often easier and given to more workers than the others, so accuracies on them can "
                "read high)"),
     ("label_studio", "read as Label Studio JSON export: tasks from 'id', workers from 'completed_by' (and each "
                      "prediction's 'model_version'), labels from the control 'sentiment' (choices); other controls: "
@@ -463,3 +463,50 @@ def test_the_read_as_line_stands_once_after_loading(runs_dir):
     at = upload(at, make_fixtures.mturk())  # (other files above, the Toloka export still loaded)
     assert [t.value for t in at.text if "read as" in t.value][-1].endswith("; 3 gold label(s)")
     assert any("read as Amazon Mechanical Turk" in t.value for t in at.text)
+
+
+def test_accuracies_on_an_export_s_control_tasks_say_what_those_tasks_are(runs_dir):
+    """Walkthrough 82: the caveat that a Toloka export's control tasks read easy (DEEM 1.0000 on 60 of them, 94.50%
+    on all 800; walkthrough 81) stood on the Data page only; the accuracies on them, on Train and Results, said
+    nothing. A gold file uploaded in their place is no control task, and is not said to be one."""
+    caveat = ("they are the export's control tasks: often easier and given to more workers than the others, so "
+              "accuracies on them can read high")
+    at = upload(new_app(), make_fixtures.toloka())
+    at.button(key="load_files").click().run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    from deem_studio.jobs import get_manager  # noqa: PLC0415
+
+    assert get_manager().wait(at.session_state["train_run"], timeout=60).status == "finished"
+    at.run()
+    assert not at.exception
+    said = " ".join(str(c.value) for c in at.caption).replace("\\", "")
+    assert f"accuracy vs gold: on the 3 tasks with a gold label; {caveat}" in said, said
+    at.switch_page("pages/results.py").run()
+    assert caveat in " ".join(str(c.value) for c in at.caption).replace("\\", "")
+    # the same export, with a gold file of the user's own in place of the control tasks' labels
+    data = at.session_state["dataset"]["data"]
+    import pandas as pd  # noqa: PLC0415
+
+    mine = pd.DataFrame({"task": list(data.tasks)[4:8], "truth": str(data.classes[0])}).to_csv(index=False)
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload_gold").set_value(("mine.csv", mine.encode(), "text/csv")).run()
+    assert at.session_state["dataset"]["gold"].size == 4
+    at.switch_page("pages/train.py").run()
+    at.button(key="train_launch").click().run()
+    assert get_manager().wait(at.session_state["train_run"], timeout=60).status == "finished"
+    at.run()
+    said = " ".join(str(c.value) for c in at.caption).replace("\\", "")
+    assert "accuracy vs gold: on the 4 tasks with a gold label" in said and caveat not in said, said
+
+
+def test_a_run_s_gold_labels_brought_back_keep_what_they_are():
+    """The gold labels brought back from a run (a data set opened from it, or loaded again) keep their file's name and
+    whether they are an export's control tasks, so the next run's accuracies still say so."""
+    sys.path.insert(0, str(ROOT))
+    from pages.common import gold_attrs  # noqa: PLC0415
+
+    assert gold_attrs({"gold_file": "pool.tsv", "gold_control": True}) == {"file": "pool.tsv", "control": True}
+    assert gold_attrs({"gold_file": "mine.csv"}) == {"file": "mine.csv"}
+    assert gold_attrs({"gold_control": "yes"}) == {} and gold_attrs(["gold_control"]) == {}

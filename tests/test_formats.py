@@ -703,7 +703,7 @@ def test_an_empty_golden_column_is_not_named_as_gold_labels(tmp_path):
     reading = read_dataset(str(path))
     assert len(reading.gold) == 1 and "gold labels from column 'GOLDEN:result'" in reading.note
     # control tasks are no sample of the tasks: said (walkthrough 81: DEEM 1.0000 on 60 of them, 94.50% on all 800)
-    assert ("gold labels from column 'GOLDEN:result' (the control tasks: often easier and given to more workers than "
+    assert ("gold labels from column 'GOLDEN:result' (the export's control tasks: often easier and given to more workers than "
             "the others, so accuracies on them can read high)") in reading.note
     assert "if any" not in preview(str(path)).note
 

@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
     if not matched:  # said before the training, not after it (walkthrough 82)
         warn(_no_task_text(truth, data.tasks))
     if truth is not None and not args.truth:
-        say(f"using the {len(truth)} gold label(s) of the input as truth")
+        from deem_core.data.formats.dialects import CONTROL_TASKS  # noqa: PLC0415
+
+        say(f"using the {len(truth)} gold label(s) of the input as truth"
+            + (f" ({CONTROL_TASKS})" if truth.attrs.get("control") else ""))
     elif args.truth and reading.gold is not None:  # (replaced, not merged: neither said so; walkthrough 22)
         say(f"using {Path(args.truth).name} as truth, in place of the {len(reading.gold)} gold label(s) of the input")
     model = None

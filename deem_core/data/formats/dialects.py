@@ -23,7 +23,12 @@ from deem_core.data.formats.tables import Table
 from deem_core.data.formats.values import MISSING_LABELS, blank_text, missing_mask
 from deem_core.data.text import names_text, shortened
 
-__all__ = ["DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
+__all__ = ["CONTROL_TASKS", "DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
+
+#: what gold labels read from a platform's control tasks are, said wherever an accuracy is measured on them (DEEM
+#: 1.0000 on 60 Toloka control tasks, 94.50% on all 800; walkthrough 81; said on the Data page only: walkthrough 82)
+CONTROL_TASKS = ("the export's control tasks: often easier and given to more workers than the others, so accuracies "
+                 "on them can read high")
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
@@ -206,9 +211,7 @@ class Plan:
                          else f"gold labels from column {_quoted(self.gold)}, if any (none in the first "
                               f"{gold_empty_rows:,} rows)" if gold_empty_rows
                          else f"gold labels from column {_quoted(self.gold)}"
-                         # (DEEM 1.0000 on 60 control tasks, 94.50% on all 800; walkthrough 81)
-                         + (" (the control tasks: often easier and given to more workers than the others, so "
-                            "accuracies on them can read high)" if self.format == "toloka" else ""))
+                         + (f" ({CONTROL_TASKS})" if self.format == "toloka" else ""))
         if self.status:
             parts.append(f"rejected rows (column {_quoted(self.status)}) excluded")
         others = [c for c in self.choices.get("label", []) if c != self.label]
@@ -1083,7 +1086,7 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
                 task, labels, chunk = task[keep], labels[keep], chunk.loc[keep]
     if fmt == "toloka" and plan.gold:
         gold = pd.DataFrame({"task": task, "gold": chunk[plan.gold]}, index=chunk.index)
-        collector.add_gold(table, gold[(_text(gold["gold"]) != "").to_numpy()])
+        collector.add_gold(table, gold[(_text(gold["gold"]) != "").to_numpy()].assign(control=True))
     part = pd.DataFrame({"task": task, "worker": chunk[plan.worker], "label": labels}, index=chunk.index)
     collector.add(table, part, plan)
 

@@ -425,7 +425,10 @@ def _gold(collector: Collector, data: AnnotationSet, max_chars: int) -> pd.Serie
     check_value_lengths(values, "gold label", str(frame["source"].iloc[0]), max_chars)
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
     series = _merge_duplicates(series, frame["source"].iloc[0])
-    return align_truth(series, data)
+    aligned = align_truth(series, data)
+    if aligned is not None and "control" in frame and frame["control"].eq(True).any():
+        aligned.attrs["control"] = True  # a platform's control tasks (CONTROL_TASKS), said beside accuracies on them
+    return aligned
 
 
 def _merge_duplicates(series: pd.Series, name: str) -> pd.Series:
