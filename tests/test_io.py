@@ -624,3 +624,37 @@ def test_json_values_given_as_text_and_as_numbers_are_read_as_one_and_said():
         "such pair is read as one value"], data.warnings
     plain = [{"task": t, "worker": f"w{w}", "label": w % 2} for t in range(5) for w in range(3)]
     assert not [w for w in read_annotations(("p.json", json.dumps(plain).encode())).warnings if "JSON text" in w]
+
+
+def test_a_json_number_too_long_or_out_of_range_is_refused_in_one_error():
+    """Attack round 44: one 60-million-digit number in a task's data took the server up by 5 GB (a Python string per
+    digit; the read's memory limit is checked between elements, not inside one), and 1e9999999999999999999 stopped
+    the read with "unexpected InvalidOperation (this is a bug)". Both are now refused by the read, naming the file;
+    the long one within a few seconds, before the rest of the file is read."""
+    from deem_core.data.formats.labelstudio import MAX_NUMBER_CHARS, json_float
+
+    with pytest.raises(ValueError, match="at most 4,300 are read"):
+        json_float("0." + "7" * MAX_NUMBER_CHARS)
+    assert json_float("0." + "7" * (MAX_NUMBER_CHARS - 2)).startswith("7.777")
+    with pytest.raises(ValueError, match="out of the range a decimal holds"):
+        json_float("1e9999999999999999999")
+    record = '{"task": 1, "worker": "a", "label": "x", "score": %s}'
+    for number, said in (("0." + "1" * 5_000_000, "characters long, where at most 4,300 are read"),
+                         ("1e9999999999999999999", "out of the range a decimal holds")):
+        text = "[" + record % number + ", " + record.replace('"a"', '"b"') % "1" + "]"
+        started = time.perf_counter()
+        with pytest.raises(DataError, match=f"big.json: the JSON element on line 1 cannot be read .*{said}"):
+            read_annotations(("big.json", text.encode()))
+        assert time.perf_counter() - started < 10
+
+
+def test_a_value_written_many_ways_is_said_in_a_few_words():
+    """Attack round 44: one worker written 2^K ways ("w;=0;'=1;..." with each inner formula quoted or not: the quote
+    is taken off each) made one "read as one" warning naming every way, 4.7 million characters at K=18, stored with
+    the run, that froze the Data page of everyone who opened its link. Three ways are named, the others counted."""
+    variants = ["w" + "".join(f";{chr(39) if (i >> b) & 1 else ''}={b}" for b in range(10)) for i in range(1024)]
+    rows = "".join(f"t{i},{v},x\n" for i, v in enumerate(variants)) + "t0,b,x\n"
+    data = read_annotations(("m.csv", ("task,worker,label\n" + rows).encode()))
+    said = [w for w in data.warnings if "are read as one" in w]
+    assert len(said) == 1 and len(said[0]) < 600, len(said[0])
+    assert " and 1,021 more are read as one" in said[0]

@@ -86,6 +86,8 @@ class ExactNumber(str):
 
 #: digits an integral number beyond a double's precision is written out with at most (more: its decimal form)
 EXACT_INTEGER_DIGITS = 40
+#: characters of a JSON number with a fraction or exponent read at most (Python's own limit for integers' digits)
+MAX_NUMBER_CHARS = 4300
 #: whole doubles from here on are written as the number written, not as the double's digits ("1e23" read as
 #: 99999999999999991611392)
 EXACT_WHOLE_FROM = 2.0 ** 53
@@ -95,7 +97,17 @@ def json_float(text: str) -> float | ExactNumber:
     """A JSON number with a fraction or an exponent: the double when it holds the number as written (``0.1``, ``1.0``,
     ``2.5e-3``: its shortest form reads back as the same decimal) and is no whole number of 2**53 or more, else
     :class:`ExactNumber` with the number's exact decimal text (every digit kept; a whole number as an integer up to
-    :data:`EXACT_INTEGER_DIGITS` digits)."""
+    :data:`EXACT_INTEGER_DIGITS` digits). ValueError (the read's one error naming the element) for a literal longer
+    than :data:`MAX_NUMBER_CHARS` or an exponent past what a decimal holds."""
+    if len(text) > MAX_NUMBER_CHARS:  # (one 60-million-digit number took the server up by 5 GB; attack round 44)
+        raise ValueError(f"a number {len(text):,} characters long, where at most {MAX_NUMBER_CHARS:,} are read")
+    try:
+        return _float_or_exact(text)
+    except decimal.DecimalException:  # (1e9999999999999999999: "unexpected InvalidOperation"; attack round 44)
+        raise ValueError(f"the number {text[:20]}... is out of the range a decimal holds") from None
+
+
+def _float_or_exact(text: str) -> float | ExactNumber:
     value = float(text)
     if repr(value) == text:  # (the common case, without a Decimal: 1 million floats 0.4 s as before)
         return value if abs(value) < EXACT_WHOLE_FROM or not value.is_integer() else _exact(text)

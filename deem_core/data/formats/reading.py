@@ -324,7 +324,10 @@ def merged_warnings(source: str, role: str, typed: pd.Series) -> list[str]:
     groups = typed.attrs.get("merged") or []
     if not groups:
         return []
-    shown = "; ".join(" and ".join(repr(shortened(v, 30)) for v in group) for group in groups)
+    sizes = typed.attrs.get("merged_sizes") or [len(group) for group in groups]
+    shown = "; ".join(" and ".join([repr(shortened(v, 30)) for v in group]
+                                   + ([f"{size - len(group):,} more"] if size > len(group) else []))
+                      for group, size in zip(groups, sizes))
     count = int(typed.attrs.get("merged_count") or len(groups))
     more = f" ({count:,} such groups in all)" if count > len(groups) else ""
     return [f"{source}: {role} values {shown} are read as one{more}: a spreadsheet-safe download puts a quote before "

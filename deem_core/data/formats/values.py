@@ -153,6 +153,10 @@ def type_text(values: pd.Series) -> pd.Series:
     return out
 
 
+#: texts of one group typing made one value named in its warning (the rest counted)
+MERGED_SHOWN = 3
+
+
 def _said_merged(out: pd.Series, texts: pd.Series, merged: np.ndarray, n_distinct: int) -> pd.Series:
     """``out`` with ``attrs["merged"]``: up to three groups of the texts typing made one value ("=x" and "'=x": the
     quote a spreadsheet-safe download adds is taken off), said by the read (a file's own "=a" and "'=a" were one
@@ -162,7 +166,10 @@ def _said_merged(out: pd.Series, texts: pd.Series, merged: np.ndarray, n_distinc
     counts = np.bincount(merged)
     shared = np.flatnonzero(counts > 1)  # (only the merged values: a groupby of every text took 19 s on 2 million)
     first = shared[:3]
-    out.attrs["merged"] = [sorted(texts.to_numpy()[merged == code].tolist()) for code in first]
+    # a few texts of each group, and the group's size: one worker written 2^18 ways made a warning of 4.7 million
+    # characters, stored with the run, that froze the Data page of everyone opening its link (attack round 44)
+    out.attrs["merged"] = [sorted(texts.to_numpy()[merged == code].tolist())[:MERGED_SHOWN] for code in first]
+    out.attrs["merged_sizes"] = [int(counts[code]) for code in first]
     out.attrs["merged_count"] = int(len(shared))
     return out
 
