@@ -323,6 +323,8 @@ def _read_classes(path: Path) -> list | None:
 #: the largest side file (metrics.json, ...) a run's pages read: the server writes a few KB; a 400 MB one planted in
 #: the runs folder took the server from 2.4 to 7.6 GB when its run was opened (attack round 43)
 MAX_SIDE_JSON_BYTES = 64 << 20
+#: a saved model served by the "Fitted model" download at most
+MAX_MODEL_DOWNLOAD_BYTES = 2 << 30
 
 
 class StoredFileTooLarge(ValueError):
@@ -348,10 +350,29 @@ def _is_plain(path: Path) -> bool:
     return True
 
 
+def read_plain(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, checked as :func:`_plain_file` checks it on the file it opened: opened without following
+    a link, a regular file of at most ``limit`` bytes, read from that one open file (a check by name, then an open by
+    name, let a file swapped for a link in between be read; attack round 44). StoredFileTooLarge or OSError."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # (a FIFO never blocks)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+            raise StoredFileTooLarge(path.name)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(info.st_size + 1 if limit is None else limit + 1)
+        if limit is not None and len(data) > limit:  # (grown since: no more than the limit is read)
+            raise StoredFileTooLarge(path.name)
+        return data
+    finally:
+        os.close(fd)
+
+
 def _side_json(path: Path) -> Any:
-    """A run's JSON file (side files, config.json, dataset.json) read through :func:`_plain_file`, at most
+    """A run's JSON file (side files, config.json, dataset.json) read through :func:`read_plain`, at most
     :data:`MAX_SIDE_JSON_BYTES`."""
-    return json.loads(_plain_file(path, MAX_SIDE_JSON_BYTES).read_text(encoding="utf-8"))
+    return json.loads(read_plain(path, MAX_SIDE_JSON_BYTES).decode("utf-8"))
 
 
 def _read_part(loaded: "LoadedRun", part: str, read):
@@ -482,6 +503,12 @@ class RunStore:
         """The run's stored gold labels alone (task -> truth; None without any), read without its answers. Callers
         check who asks: they are the owner's (``deem_studio.owners``)."""
         return _read_gold(self.run_dir(run_id))
+
+    def model_bytes(self, run_id: str, name: str = "deem") -> bytes:
+        """A run's saved model file's bytes for its download, read by :func:`read_plain`, at most
+        :data:`MAX_MODEL_DOWNLOAD_BYTES` (the page read it by name when clicked: a link swapped in was followed;
+        attack round 44)."""
+        return read_plain(self.run_dir(run_id) / f"model_{_check_name(name)}.pt", MAX_MODEL_DOWNLOAD_BYTES)
 
     def run_dir(self, run_id: str) -> Path:
         if not is_run_id(run_id):
@@ -645,8 +672,7 @@ class RunStore:
 
         folder = self.run_dir(run_id)
         try:  # (a file of an earlier version may be larger: not read)
-            settings = json.loads(_plain_file(folder / LABEL_STUDIO_SETTINGS, MAX_SETTINGS_BYTES).read_text(
-                encoding="utf-8"))
+            settings = json.loads(read_plain(folder / LABEL_STUDIO_SETTINGS, MAX_SETTINGS_BYTES).decode("utf-8"))
         except (OSError, ValueError, RecursionError):
             return None
         path = folder / LABEL_STUDIO_TASKS

@@ -374,6 +374,41 @@ def test_files_planted_in_a_run_folder_are_not_served_or_read_whole(tmp_path):
     assert loaded.extras["fine"] == {"a": 1} and "s3cr3t" not in str(loaded.config)
 
 
+def test_a_stored_file_is_checked_on_the_file_opened_not_by_its_name(tmp_path, monkeypatch):
+    """Attack round 44: the run store checked a file by name (lstat), then opened it by name, so a file swapped for a
+    link in between was read; the "Fitted model" download read the model by name when pressed, following a link, with
+    no size limit. Every stored JSON and the model's download now open the file without following a link and check
+    the file they opened."""
+    from deem_studio import runs
+    from deem_studio.runs import StoredFileTooLarge, read_plain
+
+    store = RunStore(tmp_path)
+    data, gold = tiny()
+    run_id = store.create("train", {}, data=data, gold=gold)
+    folder = tmp_path / run_id
+    (folder / "model_deem.pt").write_bytes(b"model bytes")
+    assert store.model_bytes(run_id, "deem") == b"model bytes"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    (folder / "model_deem.pt").unlink()
+    (folder / "model_deem.pt").symlink_to(secret)  # swapped after the page listed it
+    with pytest.raises(OSError):
+        store.model_bytes(run_id, "deem")
+    os.mkfifo(folder / "pipe.json")
+    with pytest.raises(StoredFileTooLarge):
+        read_plain(folder / "pipe.json")  # (no wait for a writer)
+    (folder / "big.pt").write_bytes(b"x" * 100)
+    with pytest.raises(StoredFileTooLarge):
+        read_plain(folder / "big.pt", 99)
+    assert read_plain(folder / "big.pt", 100) == b"x" * 100
+    # the check and the read are one: a check by name that passes (the race's first half) lets nothing through
+    (tmp_path / "secret.json").write_text('{"api_key": "s3cr3t"}')
+    (folder / "swapped.json").symlink_to(tmp_path / "secret.json")
+    monkeypatch.setattr(runs, "_plain_file", lambda path, limit=None: path)
+    loaded = store.load(run_id, with_data=False)
+    assert "swapped" in loaded.problems and "s3cr3t" not in str(loaded.extras)
+
+
 def test_a_run_of_a_reused_pid_or_of_another_host_past_the_time_limit_is_not_running_for_good(tmp_path):
     """Attack round 28: a run left "running" by a server under another host name (a recreated container), or whose
     old pid now names another live process (after a reboot), stayed "running" after every restart, and its owner
