@@ -54,6 +54,7 @@ from deem_core.data.formats.limits import describe_bytes
 from deem_core.data.formats.sources import release_memory
 from deem_core.methods.base import defaults_of
 from deem_core.methods.child import FitStopped
+from deem_core.analysis.selection import FOLLOWED
 from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
 from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size, sweep_sample
@@ -1275,7 +1276,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             for text in getattr(model, "warnings_", ()):  # what fitting itself noted (the layers not chosen with gold
                 # labels: said on the CLI only, and the page showed 1 layer without a word; walkthrough 56); the
                 # data's own warnings are on the Data page, a fallback in the start sentence
-                if text not in getattr(data, "warnings", ()) and not text.startswith(FALLBACK_WARNINGS):
+                # (the labels following a cluster: a warning of its own on Train and Results)
+                if text not in getattr(data, "warnings", ()) and not text.startswith((*FALLBACK_WARNINGS, FOLLOWED)):
                     ctx.progress.add_message(f"{spec.name}: {text}")
             entry.update(start=getattr(model, "init_", None),
                          start_reason=start_explanation(model, str(cfg.get("init", TRAIN_DEFAULTS["init"]))))

@@ -165,7 +165,7 @@ def _quiet_engine_warnings() -> None:
     keeps every one of them in its messages (``DEEM.warnings_``), where its owner reads them."""
     import warnings  # noqa: PLC0415
 
-    from deem_core.methods.deem import FallbackWarning, LabelWarning  # noqa: PLC0415
+    from deem_core.methods.deem import DependenceWarning, FallbackWarning, LabelWarning  # noqa: PLC0415
 
-    for category in (FallbackWarning, LabelWarning):
+    for category in (DependenceWarning, FallbackWarning, LabelWarning):
         warnings.filterwarnings("ignore", category=category)

@@ -6,6 +6,7 @@ from pages.shell import require_shell
 
 require_shell()  # first, before the heavy imports below (pages/shell.py)
 
+import functools  # noqa: E402
 import json  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -13,7 +14,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_core.data.text import escape_controls  # noqa: E402
-from deem_core.analysis.selection import selection_lines, selection_table  # noqa: E402
+from deem_core.analysis.selection import followed_text, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import status_line  # noqa: E402
@@ -173,6 +174,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
                   f"are then computed from all the answers, those included.")
     st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                                        and "FALLBACK" not in first else "")))
+    if followed := followed_text((metrics.get(method) or {}).get("selection") or {}):  # (walkthrough 84)
+        st.warning(common.safe(wording.sentence(followed)), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
             st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those "
@@ -360,8 +363,8 @@ if workers is not None:
                                                                          common.parties()),
                         file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
-    model_path = mgr.store.run_dir(run_id) / f"model_{method}.pt"
-    row.download_button("Fitted model", data=capacity.building_download(model_path.read_bytes, common.parties()),
+    row.download_button("Fitted model", data=capacity.building_download(
+                            functools.partial(mgr.store.model_bytes, run_id, method), common.parties()),
                         file_name=f"{stem}.pt",
                         mime="application/octet-stream", on_click="ignore", key="dl_model",
                         help="load with deem_core.DEEM.load(path)")

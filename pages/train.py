@@ -14,7 +14,7 @@ import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, heldout_size,  # noqa: E402
+from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, followed_text, heldout_size,  # noqa: E402
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.data.text import shortened  # noqa: E402
@@ -427,6 +427,8 @@ results = {m: results[m] for m in sorted(results, key=lambda m: order.index(m) i
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
+    if followed := followed_text(entry.get("selection") or {}):  # (on Diagnostics only; walkthrough 84)
+        st.warning(common.safe(f"{method_name(method)}: {followed}"), icon=":material/group:")
     if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
         # said nowhere: four runs of other depths and rates returned the same labels; walkthrough 50)
         # (with gold labels training it, a start picked by hand is checked too: the advice led back here; walkthrough

@@ -3067,3 +3067,35 @@ def test_the_tie_sentence_of_a_hand_edited_run_is_left_out():
                 {"mv": {"gold_ties": good["mv"]["gold_ties"], "gold_tasks": "1e999"}},
                 {"mv": {"gold_ties": {"ties": 0, "right": 0, "expected": 0}, "gold_tasks": 4}}, {"mv": []}, []):
         assert wording.tie_luck_sentence(bad) == ""
+
+
+def test_labels_that_follow_a_cluster_are_warned_of_on_train_and_results(runs_dir):
+    """Walkthrough 84: DEEM's labels followed a copying group the automatic choice had found (2.9 points below
+    majority vote); Train and Results said nothing, and Diagnostics advised "a start chosen automatically, which is
+    checked against it" to a run that had used one. Train and Results now warn; Diagnostics says the check kept
+    these labels."""
+    from test_selection import copying_pair_crowd  # noqa: PLC0415
+
+    frame, _ = copying_pair_crowd(0)
+    at = upload(new_app(), "crowd.csv", frame.to_csv(index=False).encode())
+    run_id = finished_training(at, ["deem"])
+    at.run()
+    no_problem(at)
+    opening = "DEEM: the labels follow a dependence cluster: w36, w37, w38, w39 agree with them on 9"
+    warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
+    assert len(warned) == 1 and warned[0].startswith(opening), warned
+    # said once: not also among the run's grey notes
+    assert not any("the labels follow a dependence cluster" in str(c.value) for c in at.caption)
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
+    assert len(warned) == 1 and warned[0].startswith("The labels follow a dependence cluster: w36, w37, w38, w39")
+    at.switch_page("pages/diagnostics.py").run()
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    said = unescape(texts(at))
+    assert "the automatic choice was checked against the cluster-weighted Dawid-Skene and kept these labels" in said
+    assert "or with a start chosen automatically, which is checked against it" not in said
+    assert run_id == at.session_state["train_run"]

@@ -595,3 +595,65 @@ def test_a_cluster_line_gives_its_strength_and_a_gold_run_no_scores_it_lacks():
     none = {"clusters": [], "z_threshold": 3.34, "tests": 3, "untestable": []}
     gold = selection_lines({"start": "ds", "layers": 1, "heldout_answers": None, "clusters": none, "candidates": []})
     assert "dependence clusters: none found" in gold and not any("leave-cluster-out" in line for line in gold)
+
+
+def copying_pair_crowd(seed: int = 0, n_tasks: int = 1000) -> tuple[pd.DataFrame, np.ndarray]:
+    """Walkthrough 84's shape: 40 workers of 5 classes, 4 answers a task, three spammers, and four workers w36-w39 of
+    whom two answer half the tasks, the second copying the first 90% of the time. (answers, truth codes by task)"""
+    rng = np.random.default_rng(seed)
+    k = 5
+    truth = rng.choice(k, size=n_tasks, p=[0.3, 0.25, 0.2, 0.15, 0.1])
+    accuracy = np.concatenate([rng.uniform(0.55, 0.9, 33), [0.2] * 3, rng.uniform(0.6, 0.75, 4)])
+    rows = []
+    for task in range(n_tasks):
+        workers = (list(rng.choice([36, 37, 38, 39], 2, replace=False)) + list(rng.choice(36, 2, replace=False))
+                   if rng.random() < 0.5 else list(rng.choice(36, 4, replace=False)))
+        shared = None
+        for worker in workers:
+            wrong = [c for c in range(k) if c != truth[task]]
+            answer = (int(rng.integers(k)) if 33 <= worker <= 35 else
+                      int(truth[task]) if rng.random() < accuracy[worker] else int(rng.choice(wrong)))
+            if worker >= 36:
+                if shared is None:
+                    shared = answer
+                elif rng.random() < 0.9:
+                    answer = shared
+            rows.append((task, f"w{worker:02d}", f"c{answer}"))
+    return pd.DataFrame(rows, columns=["task", "worker", "label"]), truth
+
+
+def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_taken(tmp_path, capsys):
+    """Walkthrough 84: on a crowd set with a copying pair of four found at z 7.0, the default DEEM's labels agreed
+    with the group on 95% of its answers (the others 62%) and were 2.9 points below majority vote's; the safety rule
+    kept them (the cluster-weighted Dawid-Skene ahead within the noise) and only Diagnostics said they follow the
+    group. The fit now says so: ``selection_summary_["followed"]``, ``warnings_``, a DependenceWarning from Python,
+    a warning on the command line."""
+    from deem_core.analysis.selection import FOLLOWED, followed_text  # noqa: PLC0415
+    from deem_core.methods.deem import DependenceWarning  # noqa: PLC0415
+
+    frame, truth = copying_pair_crowd(0)
+    with pytest.warns(DependenceWarning, match=f"^{FOLLOWED}: w36, w37, w38, w39 agree with them on 9"):
+        model = DEEM().fit(frame)
+    assert model.fallback_ is None
+    followed = model.selection_summary_["followed"]
+    assert [group["workers"] for group in followed] == [["w36", "w37", "w38", "w39"]]
+    # the figures, counted here from the labels
+    labels = model.results_frame()["label"]
+    agree = frame["label"].to_numpy() == labels.reindex(frame["task"]).to_numpy()
+    members = frame["worker"].isin(["w36", "w37", "w38", "w39"]).to_numpy()
+    assert followed[0]["agreement"] == pytest.approx(agree[members].mean())
+    assert followed[0]["others"] == pytest.approx(agree[~members].mean())
+    said = followed_text(model.selection_summary_)
+    assert said in model.warnings_ and said.endswith("The safety rule kept them: the held-out answers did not tell "
+                                                     "the two apart beyond their noise.")
+    # (these labels are below majority vote's here: what the warning is for)
+    assert (labels.str[1:].astype(int).sort_index().to_numpy() == truth).mean() < 0.8
+    path = tmp_path / "crowd.csv"
+    frame.to_csv(path, index=False)
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "out.csv"), "--no-progress"]) == 0
+    assert f"warning: {said}" in capsys.readouterr().err
+    # a model that does not follow a cluster says nothing of it: none found, nothing said
+    calm = DEEM().fit(frame[~frame["worker"].isin(["w37", "w38", "w39"])])
+    assert "followed" not in calm.selection_summary_ and not followed_text(calm.selection_summary_)
+    assert followed_text({"followed": [{"workers": ["a"], "agreement": "x", "others": 0.5}]}) == ""
+    assert followed_text({"followed": "junk"}) == "" and followed_text({}) == ""

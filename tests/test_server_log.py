@@ -71,12 +71,13 @@ def test_the_engines_warnings_about_a_users_labels_stay_out_of_the_servers_log()
     warnings still are."""
     import warnings
 
-    from deem_core.methods.deem import FallbackWarning, LabelWarning
+    from deem_core.methods.deem import DependenceWarning, FallbackWarning, LabelWarning
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         install_log_bounds()
         warnings.warn("a.csv: 1 label(s) spelled in more than one way: 'w1'", LabelWarning)
         warnings.warn("the safety rule returned majority vote", FallbackWarning)
+        warnings.warn("the labels follow a dependence cluster: w1, w2 agree ...", DependenceWarning)
         warnings.warn("something else", UserWarning)
     assert [str(w.message) for w in seen] == ["something else"]

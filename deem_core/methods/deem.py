@@ -30,7 +30,8 @@ from sklearn.base import BaseEstimator
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, as_annotation_set
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, SAFETY_Z,
-                                          answers_to_choose, heldout_size, safety_rule_reference)
+                                          FOLLOWED, answers_to_choose, followed_text, heldout_size,
+                                          safety_rule_reference)
 from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
@@ -48,7 +49,7 @@ from deem_core.model.engine import check_training_size, path_for, task_data, tas
 from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       cpu_threads, epochs_within_budget, resolve_device)
 
-__all__ = ["DEEM", "CollapseError", "FallbackWarning", "LabelWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
+__all__ = ["DEEM", "CollapseError", "DependenceWarning", "FallbackWarning", "LabelWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
            "FALLBACK_WARNINGS", "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
@@ -252,6 +253,11 @@ class LabelWarning(UserWarning):
     workers that share no label): each is trained as it is, a class of its own. Also in ``warnings_``."""
 
 
+class DependenceWarning(UserWarning):
+    """A fitted DEEM's labels follow a dependence cluster it found (``selection_summary_["followed"]``): if the group
+    copies one source, that source decided them. Also in ``warnings_``."""
+
+
 class DEEM(Aggregator, BaseEstimator):
     """Deep energy-based unsupervised ensemble model (DEEM) label aggregator.
 
@@ -442,6 +448,8 @@ class DEEM(Aggregator, BaseEstimator):
         for message in self.warnings_:  # (from Python a fallback was silent: kept in warnings_ only; walkthrough 47)
             if message.startswith(FALLBACK_WARNINGS):
                 warnings.warn(message, FallbackWarning, stacklevel=3)  # (at the caller of fit)
+            elif message.startswith(FOLLOWED):
+                warnings.warn(message, DependenceWarning, stacklevel=3)
             elif any(marker in message for marker in LABEL_DOUBTS):  # (labels spelled two ways trained as two
                 # classes without a word from Python; walkthrough 49)
                 warnings.warn(message, LabelWarning, stacklevel=3)
@@ -900,6 +908,20 @@ class DEEM(Aggregator, BaseEstimator):
             differs = ~data.among_most_voted(final)
             self.selection_summary_["disagrees_with_majority"] = [int(differs[known].sum()),
                                                                   int(known.sum())]  # tasks differing, tasks compared
+        found = ((getattr(self, "selection_summary_", None) or {}).get("clusters") or {})
+        if found.get("clusters") and not safety_rule_reference(self.fallback_) and data.n_answers:
+            # the labels following a cluster the choice found: said where the labels are taken (walkthrough 84)
+            from deem_core.analysis.diagnostics.quality import followed_clusters  # noqa: PLC0415
+
+            agree = np.bincount(data.worker_codes, weights=(data.label_codes == final[data.task_codes]),
+                                minlength=data.n_workers)
+            answered = np.bincount(data.worker_codes, minlength=data.n_workers).astype(np.float64)
+            followed = followed_clusters(found, list(data.workers), agree, answered)
+            if followed:
+                self.selection_summary_["followed"] = [
+                    {"workers": [str(w) for w in members], "agreement": inside, "others": outside}
+                    for members, inside, outside in followed]
+                self.warnings_.append(followed_text(self.selection_summary_))
         n_mv = len(np.unique(mv[mv >= 0]))
         self.dead_units_ = max(0, n_mv - len(np.unique(final)))
         # per run: classes majority vote finds that the run's own labels never use (App. G.4 "dead units")

@@ -331,7 +331,12 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                         f"source, that source decided the labels: the mutual information within these labels then "
                         f"reads near 0 for its members, the importance ranks them first, and workers who disagree "
                         f"with it read weak. Compare with the cluster-weighted Dawid-Skene (a method of its own that "
-                        f"counts the group once), or with a start chosen automatically, which is checked against it")
+                        f"counts the group once)"
+                        # (it advised the automatic start to a run that had used it, whose check had kept these
+                        # labels; walkthrough 84)
+                        + (", or with a start chosen automatically, which is checked against it" if found_here else
+                           ", and with majority vote: the automatic choice was checked against the cluster-weighted "
+                           "Dawid-Skene and kept these labels, its margin within the noise of the held-out answers"))
     if doubted:
         notes.append(f"gold disagrees: DEEM's labels follow {names_text(doubted)} where the gold labels do not (gold_gap: "
                      f"its agreement with DEEM's labels minus its accuracy, on the gold tasks it answered): workers who "
