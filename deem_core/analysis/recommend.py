@@ -438,10 +438,7 @@ def recommend(
                 a.reason += f" (also: {'; '.join(others)})"
 
     stable = [a for a in runs if not a.diverged and not a.problems]
-    # rule 5: stagnant runs. One threshold for every run (said in each verdict): a fall of the positive
-    # energy of at least half the largest fall among the stable runs, and at least MOVE_FLOOR x scale.
-    largest_drop = max((a.positive_drop for a in stable), default=0.0)
-    move_needed = max(MOVE_FLOOR * scale, MOVE_FRACTION * largest_drop)
+    move_needed = _move_needed(runs, scale)
     for a in stable:
         if a.positive_drop < move_needed:
             a.category = "stagnant"
@@ -482,6 +479,14 @@ def _reference_runs(series: Mapping[int, dict[str, Any]]) -> dict[int, int]:
 
 
 TIERS = ("dip-and-tail", "no-steady-tail", "stagnant")
+
+
+def _move_needed(runs: list[RunAnalysis], scale: float) -> float:
+    """Rule 5's one threshold for every run (said in each verdict): a fall of the positive energy of at least
+    MOVE_FRACTION of the largest fall among the stable runs, and at least MOVE_FLOOR x scale."""
+    stable = [a for a in runs if not a.diverged and not a.problems]
+    largest_drop = max((a.positive_drop for a in stable), default=0.0)
+    return max(MOVE_FLOOR * scale, MOVE_FRACTION * largest_drop)
 
 
 def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientation: str, scale: float) -> Recommendation:
@@ -558,18 +563,23 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                 if category == "stagnant":  # the one that learned most of a slow grid: no "hardly learns" here
                     drop = drops[lr]
                     larger = any(lr2 > lr for lr2 in tiered["stagnant"])
-                    text = (f"learns slowly, but the most of the stable learning rates (the positive energy falls "
-                            f"by {_fmt(drop)}); " + ("the larger ones learned no more" if larger
-                                                     else "try larger learning rates or more epochs"))
+                    # (tentative: its own fall is under the threshold every other row names; "recommended" beside
+                    # "less than the 0.0935 that counts as learning" in every row read as a contradiction;
+                    # walkthrough 84)
+                    text = (f"learns slowly, but the most of the stable learning rates: the positive energy (data) "
+                            f"falls by {_fmt(drop)}, under the {_fmt(_move_needed(runs, scale))} that counts as "
+                            f"learning, so a "
+                            f"tentative pick; " + ("the larger ones learned no more" if larger
+                                                   else "try larger learning rates or more epochs"))
                     if short:
-                        text += f"; tentative: a tail of {shortest // 3} epoch(s) cannot show a level curve"
+                        text += f"; a tail of {shortest // 3} epoch(s) cannot show a level curve"
                 elif category == "no-steady-tail":
                     text += "; the smallest learning rate that learns"
                 elif short:  # (its reason says the tail is too short to show a level curve)
                     text += "; the smallest learning rate that looks level, so a tentative pick"
                 else:
                     text += "; the smallest learning rate that does"
-                if category == "no-steady-tail" or short:
+                if category in ("no-steady-tail", "stagnant") or short:
                     category = "tentative"
                 else:
                     category = "recommended"
