@@ -272,8 +272,15 @@ with st.container(border=True):
         st.caption(f"Learning rate {wording.fmt_lr(lr)}: {source}.")
     if "deem" in deem_methods and (init == "auto" or layers_auto) and not supervised and \
             heldout_size(data) < MIN_HELDOUT:  # (said only after training; walkthrough 57)
+        # (the answers were enough, the tasks of two answers not: "1,500 answers; choosing needs about 295" of a
+        # file of one worker; walkthrough 84)
+        shared = int((data.answers_per_task() >= 2).sum())
+        short = (f"{data.n_answers:,} answers; choosing needs about {answers_to_choose():,}"
+                 if data.n_answers < answers_to_choose() else
+                 f"{shared:,} task{'s have' if shared != 1 else ' has'} two answers or more, and choosing holds out "
+                 f"one answer of each of at least {MIN_HELDOUT:,} such tasks")
         st.caption(f"These data are too small to choose DEEM's start{' and layers' if layers_auto else ''} from "
-                   f"held-out answers ({data.n_answers:,} answers; choosing needs about {answers_to_choose():,}): the "
+                   f"held-out answers ({short}): the "
                    f"{'Dawid-Skene' if init == 'auto' else STARTS.get(init, init)} start and 1 layer are used, and "
                    f"nothing checks DEEM against majority vote: compare the two in the results.")
     if "deem" in deem_methods and init != "auto" and not layers_auto and not supervised:  # (walkthrough, ninth

@@ -1958,6 +1958,20 @@ def test_the_form_says_before_training_when_the_data_are_too_small_to_choose(run
     big = upload(new_app())  # 200 tasks of the tiny set: enough
     big.switch_page("pages/train.py").run()
     assert "too small to choose" not in texts(big)
+    # enough answers, but one a task (walkthrough 84: a truth file loaded as the answers read "1,500 answers; choosing
+    # needs about 295"), and the one worker said on the Data page
+    single = pd.DataFrame([(t, "w1", "ab"[t % 2]) for t in range(1500)] + [(t, "w2", "a") for t in range(20)],
+                          columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    one = upload(new_app(), "single.csv", single)
+    one.switch_page("pages/train.py").run()
+    assert ("These data are too small to choose DEEM's start from held-out answers (20 tasks have two answers or "
+            "more, and choosing holds out one answer of each of at least 30 such tasks): the Dawid-Skene start") in \
+        texts(one)
+    alone = upload(new_app(), "truth_as_answers.csv", pd.DataFrame(
+        {"task": range(50), "annotator": "gold", "label": ["ab"[t % 3 % 2] for t in range(50)]}).to_csv(
+        index=False).encode())
+    assert ("truth_as_answers.csv: one worker ('gold') gave every answer: there is nothing to aggregate, every method "
+            "returns its answers") in unescape(texts(alone))
 
 
 def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_dir):

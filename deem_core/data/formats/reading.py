@@ -401,6 +401,11 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         collector.dropped_tasks = [np.asarray([str(v) for v in arr], dtype=object) for arr in collector.dropped_tasks]
     data.warnings = (warnings + collector.notes + collector.skip_warnings() + collector.missing_warnings(kept_tasks)
                      + data.warnings)
+    if data.n_workers == 1 and data.n_answers:  # (a truth file loaded as the answers read as one worker, unsaid;
+        # walkthrough 84)
+        data.warnings.append(f"{source}: one worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: "
+                             f"there is nothing to aggregate, every method returns its answers. Is this the file of "
+                             f"the annotators' answers, with its worker column read as the worker?")
     data.layout = kind
     gold = _gold(collector, data, max_chars)
     title = FORMAT_TITLES.get(kind, kind)
