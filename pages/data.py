@@ -613,7 +613,11 @@ with tab["Gold labels"]:
                                 f"they are left out of every accuracy")
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
-            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
+            # which columns were read: a file of "id,gold" was read without a word (the CLI said it; walkthrough 84)
+            columns = truth.attrs.get("columns")
+            read_as = (f" (column {shortened(str(columns[0]), 40)!r} as the task, {shortened(str(columns[1]), 40)!r} "
+                       f"as the gold label)" if isinstance(columns, (list, tuple)) and len(columns) == 2 else "")
+            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}{read_as}"
                                            + (f": {len(truth):,} name tasks of these data, {unknown_n:,} name unknown "
                                               f"tasks and are ignored" if unknown_n else ""))
             st.rerun()

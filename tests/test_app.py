@@ -3113,3 +3113,15 @@ def test_labels_that_follow_a_cluster_are_warned_of_on_train_and_results(runs_di
     assert "the automatic choice was checked against the cluster-weighted Dawid-Skene and kept these labels" in said
     assert "or with a start chosen automatically, which is checked against it" not in said
     assert run_id == at.session_state["train_run"]
+
+
+def test_the_gold_file_s_notice_names_the_columns_it_read(runs_dir):
+    """Walkthrough 84: a gold file of columns "id,gold" was read as task and gold label without a word (any two
+    columns are, the task first); the command line said which. The Data page's notice now says it too."""
+    at = upload(new_app())
+    gold = pd.read_csv(io.BytesIO(tiny_truth())).rename(columns={"task": "id", "truth": "gold"})
+    at.file_uploader(key="upload_gold").set_value(("renamed.csv", gold.to_csv(index=False).encode(),
+                                                   "text/csv")).run()
+    no_problem(at)
+    assert (f"Read {len(gold):,} gold labels from renamed.csv (column 'id' as the task, 'gold' as the gold label)"
+            in unescape(texts(at)))
