@@ -513,8 +513,14 @@ with tab["Pairwise agreement"]:
     fig.update_xaxes(dtick=1)
     fig.update_yaxes(dtick=1)
     fig.update_layout(height=max(420, 18 * len(pairwise) + 160))
+    # the common tasks of each cell on hover: a pair of 3 common tasks read 1.0, as bright as a copying group of
+    # hundreds, and nothing said how many (walkthrough 84)
+    fig.update_traces(customdata=overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy(),
+                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata:,} common task(s)"
+                                    "<extra></extra>")
     common.plotly_chart(fig, key="pairwise")
-    st.caption("Share of common tasks on which two workers gave the same label (blank: no common task).")
+    st.caption("Share of common tasks on which two workers gave the same label (blank: no common task); hover a cell "
+               "for how many tasks the two share: on a few, a pair reads 0 or 1 by chance.")
 with tab["Answers"]:
     common.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")

@@ -2908,9 +2908,23 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     at = upload(new_app(), "thirty.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(
         index=False).encode())
     no_problem(at)
-    layout = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)["layout"]
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
+    layout = spec["layout"]
     assert layout["xaxis"]["dtick"] == layout["yaxis"]["dtick"] == 1
     assert layout["height"] >= 18 * 30
+    # each cell's common tasks on hover (walkthrough 84: a pair of 3 read as bright as a copying group)
+    import base64  # noqa: PLC0415
+
+    trace = spec["data"][0]
+    assert "common task(s)" in trace["hovertemplate"]
+    cells = trace["customdata"]
+    if isinstance(cells, dict):  # (plotly's typed-array form)
+        cells = np.frombuffer(base64.b64decode(cells["bdata"]), dtype=cells["dtype"]).reshape(30, 30)
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    tasks = frame.groupby("worker")["task"].agg(set)
+    names = list(trace["x"])
+    assert np.asarray(cells)[names.index("worker_03"), names.index("worker_07")] == len(
+        tasks["worker_03"] & tasks["worker_07"])
 
 
 def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_is_said(runs_dir):
