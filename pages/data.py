@@ -532,6 +532,10 @@ with tab["Gold labels"]:
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
         named = f" (from {gold.attrs['file']})" if gold.attrs.get("file") else ""
+        columns = gold.attrs.get("columns")  # (said in the notice at the top only, off screen; walkthrough 85)
+        if named and isinstance(columns, (list, tuple)) and len(columns) == 2:
+            named = (f" (from {gold.attrs['file']}: column {shortened(str(columns[0]), 40)!r} as the task, "
+                     f"{shortened(str(columns[1]), 40)!r} as the gold label)")
         said = (f"{int(known.sum()):,} gold labels match tasks of this data set{named}"
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced

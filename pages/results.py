@@ -17,7 +17,7 @@ from deem_core.data.text import escape_controls  # noqa: E402
 from deem_core.analysis.selection import followed_text, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio import capacity  # noqa: E402
-from deem_studio.jobs import status_line  # noqa: E402
+from deem_studio.jobs import method_name, status_line  # noqa: E402
 from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -175,7 +175,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                                        and "FALLBACK" not in first else "")))
     if followed := followed_text((metrics.get(method) or {}).get("selection") or {}):  # (walkthrough 84)
-        st.warning(common.safe(wording.sentence(followed)), icon=":material/group:")
+        add = "" if "cwds" in metrics else f" Add {method_name('cwds')} under Methods on the Train page."
+        st.warning(common.safe(wording.sentence(followed) + add), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
             st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those "

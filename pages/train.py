@@ -270,8 +270,15 @@ with st.container(border=True):
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)
         st.caption(f"Learning rate {wording.fmt_lr(lr)}: {source}.")
-    if "deem" in deem_methods and (init == "auto" or layers_auto) and not supervised and \
-            heldout_size(data) < MIN_HELDOUT:  # (said only after training; walkthrough 57)
+    if data.n_workers == 1:  # (said on the Data page only; the Train button trained it; walkthrough 85)
+        st.warning(common.safe(f"One worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: there is "
+                               f"nothing to aggregate, every method returns its answers. Load the annotators' answers "
+                               f"on the Data page."), icon=":material/person:")
+    # too few answers held out to choose: the Dawid-Skene start alone trains (the estimate's line said "× 2 starts"
+    # beside this caption; walkthrough 85)
+    too_small = ("deem" in deem_methods and (init == "auto" or layers_auto) and not supervised
+                 and heldout_size(data) < MIN_HELDOUT)
+    if too_small:  # (said only after training; walkthrough 57)
         # (the answers were enough, the tasks of two answers not: "1,500 answers; choosing needs about 295" of a
         # file of one worker; walkthrough 84)
         shared = int((data.answers_per_task() >= 2).sum())
@@ -307,7 +314,8 @@ with st.container(border=True):
     if methods and not any(problems):  # no timing probe of a job that cannot launch
         estimate = common.cached_estimate(
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines),
-            n_layers="auto" if rounds > 1 else int(layers), lr=float(lr), n_seeds=int(seeds), init=init,
+            n_layers="auto" if rounds > 1 else int(layers), lr=float(lr), n_seeds=int(seeds),
+            init="ds" if too_small and init == "auto" else init,
             device=device, supervised_weight=float(weight))
     if estimate is not None:
         estimate = estimate.with_epochs(planned)  # (an epoch of the probe: one of each depth and method)
@@ -319,7 +327,7 @@ with st.container(border=True):
         if deem_methods:
             # "auto" trains both starts as one batched model, as the estimate times it (the line said "1 DEEM model(s)
             # × 1 seed(s)" and the run "training the 2 candidates"; walkthrough 62)
-            starts = " × 2 starts" if init == "auto" else ""
+            starts = " × 2 starts" if init == "auto" and not too_small else ""
             what = f"{len(deem_methods)} DEEM model(s){starts} × {int(seeds)} seed(s) × {planned:,} epochs" + depths
             what += f" + {len(baselines)} baseline(s)" if baselines else ""
         else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")
@@ -435,7 +443,9 @@ for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
     if followed := followed_text(entry.get("selection") or {}):  # (on Diagnostics only; walkthrough 84)
-        st.warning(common.safe(f"{method_name(method)}: {followed}"), icon=":material/group:")
+        # (the method it names was not in the default run, and nothing said where it is; walkthrough 85)
+        add = "" if "cwds" in metrics else f" Add {method_name('cwds')} under Methods to train it beside DEEM."
+        st.warning(common.safe(f"{method_name(method)}: {followed}{add}"), icon=":material/group:")
     if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
         # said nowhere: four runs of other depths and rates returned the same labels; walkthrough 50)
         # (with gold labels training it, a start picked by hand is checked too: the advice led back here; walkthrough

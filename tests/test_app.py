@@ -1967,11 +1967,15 @@ def test_the_form_says_before_training_when_the_data_are_too_small_to_choose(run
     assert ("These data are too small to choose DEEM's start from held-out answers (20 tasks have two answers or "
             "more, and choosing holds out one answer of each of at least 30 such tasks): the Dawid-Skene start") in \
         texts(one)
+    assert " × 2 starts" not in texts(one)  # (the Dawid-Skene start alone trains; walkthrough 85)
     alone = upload(new_app(), "truth_as_answers.csv", pd.DataFrame(
         {"task": range(50), "annotator": "gold", "label": ["ab"[t % 3 % 2] for t in range(50)]}).to_csv(
         index=False).encode())
     assert ("truth_as_answers.csv: one worker ('gold') gave every answer: there is nothing to aggregate, every method "
             "returns its answers") in unescape(texts(alone))
+    alone.switch_page("pages/train.py").run()  # (said on the Data page only; walkthrough 85)
+    assert ("One worker ('gold') gave every answer: there is nothing to aggregate, every method returns its answers."
+            in unescape(texts(alone)))
 
 
 def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_dir):
@@ -3112,6 +3116,8 @@ def test_labels_that_follow_a_cluster_are_warned_of_on_train_and_results(runs_di
     opening = "DEEM: the labels follow a dependence cluster: w36, w37, w38, w39 agree with them on 9"
     warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
     assert len(warned) == 1 and warned[0].startswith(opening), warned
+    # where the method it names is (not in the default run; walkthrough 85)
+    assert warned[0].endswith("Add Cluster-weighted Dawid-Skene under Methods to train it beside DEEM."), warned
     # said once: not also among the run's grey notes
     assert not any("the labels follow a dependence cluster" in str(c.value) for c in at.caption)
     at.switch_page("pages/results.py").run()
@@ -3139,3 +3145,7 @@ def test_the_gold_file_s_notice_names_the_columns_it_read(runs_dir):
     no_problem(at)
     assert (f"Read {len(gold):,} gold labels from renamed.csv (column 'id' as the task, 'gold' as the gold label)"
             in unescape(texts(at)))
+    # and on the Gold labels tab, where the file is dropped (the notice is at the top, off screen; walkthrough 85)
+    at.run()
+    assert (f"{len(gold):,} gold labels match tasks of this data set (from renamed.csv: column 'id' as the task, "
+            f"'gold' as the gold label)") in unescape(texts(at))

@@ -658,3 +658,13 @@ def test_a_value_written_many_ways_is_said_in_a_few_words():
     said = [w for w in data.warnings if "are read as one" in w]
     assert len(said) == 1 and len(said[0]) < 600, len(said[0])
     assert " and 1,021 more are read as one" in said[0]
+
+
+def test_a_json_integer_of_too_many_digits_is_refused_in_the_project_s_words():
+    """Walkthrough 85: a task id of 10,000 digits was refused with Python's own "Exceeds the limit (4300 digits) for
+    integer string conversion: value has 10000 digits"."""
+    text = '[{"task": %s, "worker": "a", "label": "x"}, {"task": 1, "worker": "b", "label": "y"}]' % ("7" * 10_000)
+    with pytest.raises(DataError) as caught:
+        read_annotations(("bigid.json", text.encode()))
+    assert str(caught.value) == ("bigid.json: the JSON element on line 1 cannot be read (a number of 10,000 digits, "
+                                 "where at most 4,300 are read)")

@@ -644,14 +644,15 @@ def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_t
     assert followed[0]["agreement"] == pytest.approx(agree[members].mean())
     assert followed[0]["others"] == pytest.approx(agree[~members].mean())
     said = followed_text(model.selection_summary_)
-    assert said in model.warnings_ and said.endswith("The safety rule kept them: the held-out answers did not tell "
-                                                     "the two apart beyond their noise.")
+    assert said in model.warnings_ and said.endswith("The safety rule kept them: the answers it scores did not tell "
+                                                     "DEEM's model from the cluster-weighted Dawid-Skene beyond their "
+                                                     "noise.")
     # (these labels are below majority vote's here: what the warning is for)
     assert (labels.str[1:].astype(int).sort_index().to_numpy() == truth).mean() < 0.8
     path = tmp_path / "crowd.csv"
     frame.to_csv(path, index=False)
     assert main(["aggregate", str(path), "-o", str(tmp_path / "out.csv"), "--no-progress"]) == 0
-    assert f"warning: {said}" in capsys.readouterr().err
+    assert f"warning: {said} (deem aggregate --method cwds)" in capsys.readouterr().err
     # a model that does not follow a cluster says nothing of it: none found, nothing said
     calm = DEEM().fit(frame[~frame["worker"].isin(["w37", "w38", "w39"])])
     assert "followed" not in calm.selection_summary_ and not followed_text(calm.selection_summary_)

@@ -152,16 +152,18 @@ def tie_luck(data: Any, labels: pd.Series, truth: Any) -> dict[str, float] | Non
     return {"ties": int(keep.sum()), "right": right, "expected": expected}
 
 
-def tie_luck_text(luck: Mapping[str, float], n_scored: int, scored: str = "gold tasks") -> str:
+def tie_luck_text(luck: Mapping[str, float], n_scored: int, scored: str = "gold tasks", percent: bool = False) -> str:
     """:func:`tie_luck` in one sentence for the pages and the CLI, beside majority vote's accuracy on ``n_scored``
-    tasks (``scored``: what they are called there)."""
+    tasks (``scored``: what they are called there; ``percent``: the accuracy beside it is in percent, as the CLI's:
+    "0.009" beside "74.50" read as a hundredth of a point; walkthrough 85)."""
     ties, right, expected = int(luck["ties"]), int(luck["right"]), float(luck["expected"])
     text = (f"majority vote is a tie on {ties:,} of the {n_scored:,} {scored}; its tie rule's order of the classes "
             f"picked the right label on {right:,} of them, where a pick at random among the tied labels would on "
             f"about {expected:,.1f}")
     gain = (right - expected) / max(1, n_scored)
     if abs(gain) >= 0.0005:
-        text += (f": the order {'adds' if gain > 0 else 'takes'} about {abs(gain):.3f} "
+        size = f"{100 * abs(gain):.1f} points" if percent else f"{abs(gain):.3f}"
+        text += (f": the order {'adds' if gain > 0 else 'takes'} about {size} "
                  f"{'to' if gain > 0 else 'from'} its accuracy, by chance rather than from the answers")
     return text
 

@@ -473,12 +473,14 @@ def followed_text(summary: dict) -> str:
         return ""
     if not workers or not (math.isfinite(inside) and math.isfinite(outside)):
         return ""
-    kept = (" The safety rule kept them: the held-out answers did not tell the two apart beyond their noise."
-            if summary.get("safety") else "")
+    # ("the two" unnamed, and only the held-out answers named where the rule also read the training answers;
+    # walkthrough 85)
+    kept = (" The safety rule kept them: the answers it scores did not tell DEEM's model from the cluster-weighted "
+            "Dawid-Skene beyond their noise." if summary.get("safety") else "")
     return (f"{FOLLOWED}: {names_text(workers)} agree with them on {inside:.0%} of their answers, the other workers on "
             f"{outside:.0%}. If the group copies one source, that source decided these labels: compare them with the "
-            f"cluster-weighted Dawid-Skene, which counts the group once, and with majority vote before relying on "
-            f"them.{kept}")
+            f"cluster-weighted Dawid-Skene (a method of its own, which counts the group once) and with majority vote "
+            f"before relying on them.{kept}")
 
 
 def selection_lines(summary: dict, table: bool = True) -> list[str]:

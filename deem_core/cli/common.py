@@ -561,9 +561,12 @@ def report_fit(name: str, model, data=None) -> None:
     # what fitting itself noted (e.g. the layers not chosen with --lr auto, a smaller batch after running out of
     # memory); they were kept in the model and never printed (walkthrough 45). The safety rule's was said above.
     read = set(getattr(data, "warnings", ()) or ())
+    from deem_core.analysis.selection import FOLLOWED  # noqa: PLC0415
+
     for message in model.warnings_:
         if message not in read and not message.startswith("the safety rule returned"):
-            warn(message)
+            # (how to train the method it names; walkthrough 85)
+            warn(message + (" (deem aggregate --method cwds)" if message.startswith(FOLLOWED) else ""))
     for message in model.run_messages_:
         if message:
             warn(message)
@@ -615,4 +618,4 @@ def say_tie_luck(data: Any, labels: Any, truth: Any) -> None:
 
     luck = tie_luck(data, labels, truth)
     if luck is not None:
-        say(f"({tie_luck_text(luck, accuracy_and_count(labels, truth)[1], 'tasks that have a truth')})")
+        say(f"({tie_luck_text(luck, accuracy_and_count(labels, truth)[1], 'tasks that have a truth', percent=True)})")

@@ -86,6 +86,8 @@ class ExactNumber(str):
 
 #: digits an integral number beyond a double's precision is written out with at most (more: its decimal form)
 EXACT_INTEGER_DIGITS = 40
+#: Python's refusal of an integer of too many digits, and how many it had
+_INT_LIMIT = re.compile(r"integer string conversion.*?value has (\d+) digits")
 #: characters of a JSON number with a fraction or exponent read at most (Python's own limit for integers' digits)
 MAX_NUMBER_CHARS = 4300
 #: whole doubles from here on are written as the number written, not as the double's digits ("1e23" read as
@@ -204,8 +206,13 @@ def _iter_json(text: TextStream, name: str, limits: Limits, max_items: int | Non
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} is nested deeper than Python's "
                                 f"parser allows") from None
             except ValueError as exc:  # an integer of more digits than Python converts (4,300 by default)
-                raise DataError(f"{name}: the JSON element on line {line_at(pos)} cannot be read "
-                                f"({str(exc).split(';')[0]})") from None
+                said = str(exc).split(';')[0]
+                digits = _INT_LIMIT.search(str(exc))
+                if digits:  # (Python's own words, "Exceeds the limit (4300 digits) for integer string conversion";
+                    # walkthrough 85)
+                    said = (f"a number of {int(digits.group(1)):,} digits, where at most {MAX_NUMBER_CHARS:,} are "
+                            f"read")
+                raise DataError(f"{name}: the JSON element on line {line_at(pos)} cannot be read ({said})") from None
             # buf[pos:] is the start of one element that is not complete yet: what it holds so far bounds its cost
             if json_values(buf, pos) > limits.max_json_values:
                 raise DataError(f"{name}: the JSON element on line {line_at(pos)} holds more than "
