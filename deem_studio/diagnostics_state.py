@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deem_studio.runs import _read_table, _write_table
+from deem_studio.runs import MAX_SIDE_JSON_BYTES, _read_table, _write_table, open_plain, read_plain
 
 __all__ = ["load_diagnostics", "save_diagnostics"]
 
@@ -77,10 +77,11 @@ def load_diagnostics(directory: str | Path) -> Any | None:
 
     directory = Path(directory)
     try:
-        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        # each file through the one it opened, never a link (read by name: a planted link or FIFO; attack round 45)
+        meta = json.loads(read_plain(directory / "meta.json", MAX_SIDE_JSON_BYTES).decode("utf-8"))
         if meta.get("version") != _VERSION:
             return None
-        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+        with open_plain(directory / "arrays.npz") as handle, np.load(handle, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
         parts = {}
         for part, cls in zip(_PARTS, (MutualInformationResult, ImportanceResult, QualityResult)):

@@ -43,7 +43,7 @@ import contextlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -275,20 +275,23 @@ def _read_table(path_stem: Path, columns: Sequence[str] | None = None) -> pd.Dat
     """A stored table (None when it was never written); ``columns``: only those of them that it has (the index
     always comes along)."""
     parquet = path_stem.with_suffix(".parquet")
-    if parquet.exists():
-        if columns is not None:
-            import pyarrow.parquet as pq  # noqa: PLC0415
+    if parquet.exists() or parquet.is_symlink():
+        # through the file opened, never a link (a planted link or FIFO was read by name; attack round 45)
+        with open_plain(parquet) as handle:
+            if columns is not None:
+                import pyarrow.parquet as pq  # noqa: PLC0415
 
-            names = set(pq.read_schema(parquet).names)
-            columns = [c for c in columns if c in names]
-        frame = pd.read_parquet(parquet, columns=columns)
+                names = set(pq.read_schema(handle).names)
+                columns = [c for c in columns if c in names]
+                handle.seek(0)
+            frame = pd.read_parquet(handle, columns=columns)
         # no attrs: st.dataframe sends them to the browser as JSON metadata, and a NaN in them (a result frame's
         # attrs["selection"] of runs stored before this) broke the Results page's table with a SyntaxError
         frame.attrs = {}
         return frame
     typed = path_stem.with_suffix(".table.json")
-    if typed.exists():
-        payload = json.loads(typed.read_text(encoding="utf-8"))
+    if typed.exists() or typed.is_symlink():
+        payload = json.loads(read_plain(typed, MAX_TABLE_JSON_BYTES).decode("utf-8"))
         names = payload["index_names"]
         if len(names) > 1:
             index = pd.MultiIndex.from_tuples([tuple(v) for v in payload["index"]], names=names)
@@ -323,6 +326,8 @@ def _read_classes(path: Path) -> list | None:
 #: the largest side file (metrics.json, ...) a run's pages read: the server writes a few KB; a 400 MB one planted in
 #: the runs folder took the server from 2.4 to 7.6 GB when its run was opened (attack round 43)
 MAX_SIDE_JSON_BYTES = 64 << 20
+#: a table stored as JSON (columns of mixed types) read at most
+MAX_TABLE_JSON_BYTES = 512 << 20
 #: a saved model served by the "Fitted model" download at most
 MAX_MODEL_DOWNLOAD_BYTES = 2 << 30
 
@@ -350,23 +355,30 @@ def _is_plain(path: Path) -> bool:
     return True
 
 
-def read_plain(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of ``path``, checked as :func:`_plain_file` checks it on the file it opened: opened without following
-    a link, a regular file of at most ``limit`` bytes, read from that one open file (a check by name, then an open by
-    name, let a file swapped for a link in between be read; attack round 44). StoredFileTooLarge or OSError."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # (a FIFO never blocks)
+def open_plain(path: str | Path, limit: int | None = None) -> BinaryIO:
+    """``path`` opened for reading, checked as :func:`_plain_file` checks it on the file it opened: without following
+    a link, a regular file of at most ``limit`` bytes (a check by name, then an open by name, let a file swapped for a
+    link in between be read; attack round 44; a FIFO never blocks the open). StoredFileTooLarge or OSError."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
-            raise StoredFileTooLarge(path.name)
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(info.st_size + 1 if limit is None else limit + 1)
-        if limit is not None and len(data) > limit:  # (grown since: no more than the limit is read)
-            raise StoredFileTooLarge(path.name)
-        return data
-    finally:
+            raise StoredFileTooLarge(Path(path).name)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_plain(path: str | Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` through :func:`open_plain`, at most ``limit`` (a file grown since its check is refused)."""
+    with open_plain(path, limit) as handle:
+        data = handle.read() if limit is None else handle.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise StoredFileTooLarge(Path(path).name)
+    return data
 
 
 def _side_json(path: Path) -> Any:

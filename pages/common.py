@@ -585,7 +585,12 @@ def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
             path = manager().store.run_dir(run_id) / "recommendation.json"
             import json  # noqa: PLC0415
 
-            payload = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            from deem_studio.runs import MAX_SIDE_JSON_BYTES, read_plain  # noqa: PLC0415
+
+            # through the file opened, never a link, at most 64 MB (read by name: a planted link to a 2 GB file took
+            # the server from 0.5 to 4.6 GB, a FIFO held the visitor's thread; attack round 45)
+            payload = (json.loads(read_plain(path, MAX_SIDE_JSON_BYTES).decode("utf-8"))
+                       if path.exists() or path.is_symlink() else {})
         except (OSError, ValueError):
             payload = {}
         payload.update(status=snap.status, finished_at=snap.finished_at or 0.0)

@@ -159,7 +159,7 @@ if method in scored:  # gold labels were given: every method's accuracy on them,
     on = wording.gold_scored(metrics, config)
     st.caption(common.safe(f"Accuracy against the gold labels{' (' + on + ')' if on else ''}: "
                            + " · ".join(f"{scored_name(m)} {v:.4f}" for m, v in scored.items())))
-    if "mv" in scored and (luck := wording.tie_luck_sentence(metrics)):
+    if "mv" in scored and common.can_control(run_id) and (luck := wording.tie_luck_sentence(metrics)):  # (the owner's)
         st.caption(luck)
 # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
 late_scores(ordered, results, scored_name, scored if method in scored else {})

@@ -484,7 +484,9 @@ if tied:  # (Wawa read 0.000 beside an accuracy 4 points above majority vote's: 
                f"any of the tied labels counts as agreeing with it there; the Results page lists those tasks.")
 if "accuracy vs gold" in table and wording.gold_scored(metrics):
     st.caption(f"accuracy vs gold: {wording.gold_scored(metrics, loaded.config)}")
-if "accuracy vs gold" in table and (luck := wording.tie_luck_sentence(metrics)):
+# (the owner's: which gold tasks are ties, and whether their gold label is among the tied classes, narrow down the
+# gold labels a link's visitor does not get; attack round 45)
+if "accuracy vs gold" in table and common.can_control(run_id) and (luck := wording.tie_luck_sentence(metrics)):
     st.caption(luck)
 for method, entry in metrics.items():  # how DEEM's start and depth were chosen: the evidence, as plain text
     lines = selection_lines(entry.get("selection") or {}, table=False)

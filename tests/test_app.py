@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import re
+import os
 import time
 from pathlib import Path
 
@@ -3086,6 +3087,13 @@ def test_majority_vote_s_gold_accuracy_says_what_its_tie_rule_won(runs_dir):
     at.switch_page("pages/results.py").run()
     no_problem(at)
     assert said[:1].upper() + said[1:] + "." in texts(at)
+    # the owner's: a link's visitor sees the accuracies, not which gold tasks are ties (attack round 45)
+    visitor = new_app(run=run_id)
+    visitor.switch_page("pages/train.py").run()
+    no_problem(visitor)
+    assert "accuracy vs gold" in texts(visitor) and "tie rule's order of the classes picked" not in texts(visitor)
+    visitor.switch_page("pages/results.py").run()
+    assert "tie rule's order of the classes picked" not in texts(visitor)
 
 
 def test_the_tie_sentence_of_a_hand_edited_run_is_left_out():
@@ -3149,3 +3157,47 @@ def test_the_gold_file_s_notice_names_the_columns_it_read(runs_dir):
     at.run()
     assert (f"{len(gold):,} gold labels match tasks of this data set (from renamed.csv: column 'id' as the task, "
             f"'gold' as the gold label)") in unescape(texts(at))
+
+
+def test_files_planted_in_a_sweep_or_diagnostics_folder_are_read_through_the_file_opened(runs_dir):
+    """Attack round 45 (with write access to the runs folder): a sweep's recommendation.json was read by name, so a
+    link to a 2 GB file took the server from 0.5 to 4.6 GB and a FIFO held the visitor's thread for good; the stored
+    tables and saved diagnostics were read by name too. Each is now read through the file it opened: a link or a
+    FIFO is refused (the page goes on without it), and nothing is read from where it points."""
+    import json  # noqa: PLC0415
+
+    from deem_studio.diagnostics_state import load_diagnostics  # noqa: PLC0415
+    from deem_studio.runs import _read_table  # noqa: PLC0415
+
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1")
+    folder = runs_dir / sweep
+    planted = runs_dir.parent / "planted.json"
+    planted.write_text(json.dumps({"lr": 0.777, "reason": "PLANTED-REASON", "verdicts": {}}))
+    (folder / "recommendation.json").unlink()
+    (folder / "recommendation.json").symlink_to(planted)
+    fresh = new_app(run=sweep)
+    fresh.switch_page("pages/sweep.py").run()
+    no_problem(fresh)
+    assert "PLANTED-REASON" not in texts(fresh) and "0.777" not in texts(fresh)
+    (folder / "recommendation.json").unlink()
+    os.mkfifo(folder / "recommendation.json")  # (no writer: a read by name waits for good)
+    started = time.perf_counter()
+    again = new_app(run=sweep)
+    again.switch_page("pages/sweep.py").run()
+    no_problem(again)
+    assert time.perf_counter() - started < 30
+    # a stored table and a saved diagnostics folder, linked or a FIFO
+    history = next(folder.glob("history.*"))
+    kept = runs_dir.parent / ("kept" + "".join(history.suffixes))
+    history.rename(kept)
+    history.symlink_to(kept)
+    with pytest.raises(OSError):
+        _read_table(folder / "history")
+    diag = runs_dir.parent / "diag"
+    diag.mkdir()
+    (diag / "meta.json").symlink_to(planted)
+    assert load_diagnostics(diag) is None
+    (diag / "meta.json").unlink()
+    os.mkfifo(diag / "meta.json")
+    assert load_diagnostics(diag) is None

@@ -358,3 +358,19 @@ def test_majority_vote_s_accuracy_says_what_its_tie_rule_won(tmp_path, capsys):
     assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "ds.csv"),
                  "--method", "ds"]) == 0
     assert "tie rule" not in capsys.readouterr().err
+
+
+def test_baselines_leave_truth_labels_that_are_no_class_out_as_aggregate_does(tmp_path, capsys):
+    """Attack round 45: ``deem baselines`` scored truth labels that are no class of the answers (0.0 for every method)
+    and its tie line counted them ("a tie on 33 of the 100 tasks ... about 0.0"); ``deem aggregate`` left them out
+    and said so. Both now do the same."""
+    answers = tmp_path / "answers.csv"
+    answers.write_text("task,worker,label\n1,a,x\n1,b,y\n2,a,x\n2,b,x\n3,a,y\n3,b,y\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("task,truth\n1,zz\n2,x\n3,qq\n")
+    assert main(["baselines", str(answers), "--truth", str(truth), "--methods", "mv,ds"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: 2 truth label(s) are not among the classes of the answers" in err
+    table = [line.split() for line in out.splitlines()[1:]]
+    assert [row[-2] for row in table] == ["100.0", "100.0"], out  # on task 2 alone
+    assert "tie rule" not in err  # task 1, the one tie, has no usable truth

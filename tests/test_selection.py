@@ -658,3 +658,7 @@ def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_t
     assert "followed" not in calm.selection_summary_ and not followed_text(calm.selection_summary_)
     assert followed_text({"followed": [{"workers": ["a"], "agreement": "x", "others": 0.5}]}) == ""
     assert followed_text({"followed": "junk"}) == "" and followed_text({}) == ""
+    # names cut (attack round 45: eight worker names of 10,000 characters made an 80,326-character warning)
+    long = followed_text({"followed": [{"workers": [f"{i}" + "x" * 10_000 for i in range(8)], "agreement": 0.97,
+                                        "others": 0.6}]})
+    assert 500 < len(long) < 1000 and "0xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..." in long

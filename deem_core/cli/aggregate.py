@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, warn, writing)
+                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, usable_truth, warn,
+                                  writing)
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
 
@@ -94,13 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--gold-weight {args.gold_weight:g} weighs gold labels, and there are none: give them with "
                          f"--truth (a CSV task,truth), or leave --gold-weight out")
-    if truth is not None:  # (labels no method can give counted as wrong answers; walkthrough 36)
-        from deem_core.analysis.scoring import left_out_text, truth_of_classes  # noqa: PLC0415
-
-        truth = truth_of_classes(truth, data.classes)
-        if truth.attrs.get("not_classes"):
-            warn(f"{truth.attrs['not_classes']:,} truth label(s) are not among the classes of the answers "
-                 f"({left_out_text(truth.attrs)}): left out of the accuracy")
+    truth = usable_truth(truth, data)
     matched = truth is None or not len(truth) or bool(truth.index.isin(data.tasks).any())
     if not matched:  # said before the training, not after it (walkthrough 82)
         warn(_no_task_text(truth, data.tasks))

@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from deem_core.cli.common import add_input_arguments, load_input, read_truth_input, say, say_tie_luck, seed_value, writing
+from deem_core.cli.common import (add_input_arguments, load_input, read_truth_input, say, say_tie_luck, seed_value,
+                                  usable_truth, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
                          f"{', '.join(classic)}")
     data = load_input(args)
-    truth = read_truth_input(args, data)
+    truth = usable_truth(read_truth_input(args, data), data)
     labels: dict[str, pd.Series] = {}
 
     from deem_core.methods.registry import display_name  # noqa: PLC0415

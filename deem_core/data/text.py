@@ -73,9 +73,10 @@ def escape_controls(value: Any) -> str:
     return "".join(_visible(c) if _is_control(c) else c for c in text)
 
 
-def names_text(names: list, most: int = 8) -> str:
-    """Names for a line of text: the first ``most``, then how many more."""
-    shown = ", ".join(str(name) for name in names[:most])
+def names_text(names: list, most: int = 8, longest: int = 40) -> str:
+    """Names for a line of text: the first ``most``, each at most ``longest`` characters (eight worker names of 10,000
+    characters made an 80,000-character warning; attack round 45), then how many more."""
+    shown = ", ".join(shortened(name, longest) for name in names[:most])
     return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
