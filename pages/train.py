@@ -272,7 +272,7 @@ with st.container(border=True):
         st.caption(f"Learning rate {wording.fmt_lr(lr)}: {source}.")
     if data.n_workers == 1:  # (said on the Data page only; the Train button trained it; walkthrough 85)
         st.warning(common.safe(f"One worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: there is "
-                               f"nothing to aggregate, every method returns its answers. Load the annotators' answers "
+                               f"nothing to aggregate, every method returns its answers. Load the workers' answers "
                                f"on the Data page."), icon=":material/person:")
     # too few answers held out to choose: the Dawid-Skene start alone trains (the estimate's line said "× 2 starts"
     # beside this caption; walkthrough 85)

@@ -405,7 +405,7 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         # walkthrough 84)
         data.warnings.append(f"{source}: one worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: "
                              f"there is nothing to aggregate, every method returns its answers. Is this the file of "
-                             f"the annotators' answers, with its worker column read as the worker?")
+                             f"the workers' answers, with its worker column read as the worker?")
     data.layout = kind
     gold = _gold(collector, data, max_chars)
     title = FORMAT_TITLES.get(kind, kind)
