@@ -365,7 +365,8 @@ def open_plain(path: str | Path, limit: int | None = None) -> BinaryIO:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
             raise StoredFileTooLarge(Path(path).name)
-        os.set_blocking(fd, True)
+        if getattr(os, "O_NONBLOCK", 0):  # (a regular file: its reads as before)
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
