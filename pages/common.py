@@ -47,7 +47,7 @@ import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls, natural_positions
+from deem_core.data.text import escape_controls, natural_positions, shortened
 from deem_core.model import training
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
@@ -373,7 +373,9 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
         pairwise = pairwise_agreement(data, max_workers=MAX_PAIRWISE_WORKERS)
     sentences = []
     for workers, tasks in identical_groups(*pairwise)[:5]:
-        named = ", ".join(repr(w) for w in workers[:8]) + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else "")
+        # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
+        named = (", ".join(repr(shortened(str(w), 40)) for w in workers[:8])
+                 + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))
         # (a pair's count is its own: "(269 or more)" read as vague for two workers; walkthrough 41)
         alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
                  f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
@@ -582,15 +584,7 @@ def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
         if snap is None or not snap.done:
             return None
         try:
-            path = manager().store.run_dir(run_id) / "recommendation.json"
-            import json  # noqa: PLC0415
-
-            from deem_studio.runs import MAX_SIDE_JSON_BYTES, read_plain  # noqa: PLC0415
-
-            # through the file opened, never a link, at most 64 MB (read by name: a planted link to a 2 GB file took
-            # the server from 0.5 to 4.6 GB, a FIFO held the visitor's thread; attack round 45)
-            payload = (json.loads(read_plain(path, MAX_SIDE_JSON_BYTES).decode("utf-8"))
-                       if path.exists() or path.is_symlink() else {})
+            payload = manager().store.recommendation(run_id)
         except (OSError, ValueError):
             payload = {}
         payload.update(status=snap.status, finished_at=snap.finished_at or 0.0)
@@ -619,7 +613,8 @@ def current_lr() -> tuple[float, str]:
         # less with 50-update sweeps, 0.9 with the page's epochs (deem_core.analysis.recommend.PICK_VS_DEFAULT)
         tentative = outcome.get("settled", True) is False
         what = "tentative rate" if tentative else "recommendation"
-        why = ("no learning rate was seen to settle within its epochs" if tentative else
+        why = (str(outcome.get("tentative_reason") or "no learning rate was seen to settle within its epochs")
+               if tentative else
                "it is the rate whose curves settle; the default is the rate measured for accurate labels")
         unused = (f"; sweep {sweep_id}'s {what}, {fmt_lr(outcome['lr'])}, is used only if you pick it on the Sweep "
                   f"page ({why})")
@@ -738,6 +733,9 @@ def gold_attrs(config: dict[str, Any]) -> dict[str, Any]:
         said["file"] = str(config["gold_file"])
     if config.get("gold_control") is True:
         said["control"] = True
+    columns = config.get("gold_columns")
+    if isinstance(columns, list) and len(columns) == 2:
+        said["columns"] = tuple(str(c) for c in columns)
     return said
 
 
@@ -751,6 +749,9 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
             config["gold_file"] = str(gold.attrs["file"])
         if gold.attrs.get("control"):  # a platform's control tasks: said beside the accuracies (walkthrough 82)
             config["gold_control"] = True
+        columns = gold.attrs.get("columns")  # (named on the Gold labels tab when brought back; the diff's read)
+        if isinstance(columns, (list, tuple)) and len(columns) == 2:
+            config["gold_columns"] = [str(c) for c in columns]
     run_id, new = mgr.submit_once(kind, config, data_key(), data=data, gold=gold, owner=workspace(),
                                   dataset=dataset()["name"], client=client_address())
     if not new:

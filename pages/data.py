@@ -442,7 +442,7 @@ if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
 contrary = stats.get("contrary") or []
 if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough 64)
     # (as "'w03' 9% of the time" it read as how often it answered against them; walkthrough 65)
-    named = "; ".join(f"{worker!r}: the other answers on its tasks give its label {share:.0%} of the time (on "
+    named = "; ".join(f"{shortened(str(worker), 40)!r}: the other answers on its tasks give its label {share:.0%} of the time (on "
                       f"{n:,} of its answers), where a worker answering at random with its label shares would see {chance:.0%}"
                       for worker, n, share, chance in contrary[:5])
     more = f"; and {len(contrary) - 5:,} more such worker(s)" if len(contrary) > 5 else ""

@@ -350,8 +350,9 @@ with right:
                    f"before trusting them.", icon=":material/stop_circle:")
     elif recommended is not None and tentative:  # (not "Recommended" above a curve its own row says has not
         # levelled off; walkthrough 67)
-        st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** (no learning rate was seen to settle "
-                f"within these epochs)", icon=":material/star_half:")
+        why = str(rec.get("tentative_reason") or "no learning rate was seen to settle within these epochs")
+        st.info(f"Tentative learning rate: **{wording.fmt_lr(recommended)}** ({common.safe(why)})",
+                icon=":material/star_half:")
         if rec.get("reason"):
             st.caption(common.safe(f"Why: {rec['reason']}."))
     elif recommended is not None:

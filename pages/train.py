@@ -308,13 +308,16 @@ with st.container(border=True):
     # "Choose the layers" trains the 0-, 1- and 2-layer models one after the other (each depth timed: as three 1-layer
     # ones the estimate was 1.36x short; walkthrough 64), or on a GPU as one batched model (timed as one 1-layer one)
     # (with the gold labels training DEEM the depth is not chosen: 1 layer, as the engine says)
-    choosing = "deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
+    # (not where the data are too small to choose: "× 3 depths" beside "1 layer are used"; the diff's read)
+    choosing = ("deem" in deem_methods and chooses_depth("auto" if layers_auto else int(layers), supervised)
+                and not too_small)
     rounds = common.training_rounds("auto", device, supervised, int(seeds)) if choosing else 1
     estimate = None
     if methods and not any(problems):  # no timing probe of a job that cannot launch
         estimate = common.cached_estimate(
             "train", deem_methods=tuple(deem_methods), baselines=tuple(baselines),
-            n_layers="auto" if rounds > 1 else int(layers), lr=float(lr), n_seeds=int(seeds),
+            n_layers="auto" if rounds > 1 else 1 if too_small and layers_auto else int(layers), lr=float(lr),
+            n_seeds=int(seeds),
             init="ds" if too_small and init == "auto" else init,
             device=device, supervised_weight=float(weight))
     if estimate is not None:

@@ -1969,6 +1969,8 @@ def test_the_form_says_before_training_when_the_data_are_too_small_to_choose(run
             "more, and choosing holds out one answer of each of at least 30 such tasks): the Dawid-Skene start") in \
         texts(one)
     assert " × 2 starts" not in texts(one)  # (the Dawid-Skene start alone trains; walkthrough 85)
+    one.checkbox(key="train_layers_auto").check().run()  # (nor "× 3 depths" beside "1 layer are used"; the diff's read)
+    assert "too small to choose DEEM's start and layers" in texts(one) and "depths" not in texts(one)
     alone = upload(new_app(), "truth_as_answers.csv", pd.DataFrame(
         {"task": range(50), "annotator": "gold", "label": ["ab"[t % 3 % 2] for t in range(50)]}).to_csv(
         index=False).encode())
@@ -3187,17 +3189,38 @@ def test_files_planted_in_a_sweep_or_diagnostics_folder_are_read_through_the_fil
     again.switch_page("pages/sweep.py").run()
     no_problem(again)
     assert time.perf_counter() - started < 30
-    # a stored table and a saved diagnostics folder, linked or a FIFO
+    # the store's read itself (the page above shows neither the planted rate nor its reason either way)
+    store = get_manager().store
+    (folder / "recommendation.json").unlink()
+    (folder / "recommendation.json").symlink_to(planted)
+    with pytest.raises(OSError):
+        store.recommendation(sweep)
+    (folder / "recommendation.json").unlink()
+    (folder / "recommendation.json").write_text(planted.read_text())
+    assert store.recommendation(sweep)["lr"] == 0.777
+    # a stored table and a saved diagnostics folder, linked or a FIFO: a real one, then a file moved out and linked back
     history = next(folder.glob("history.*"))
     kept = runs_dir.parent / ("kept" + "".join(history.suffixes))
     history.rename(kept)
     history.symlink_to(kept)
     with pytest.raises(OSError):
         _read_table(folder / "history")
-    diag = runs_dir.parent / "diag"
-    diag.mkdir()
-    (diag / "meta.json").symlink_to(planted)
-    assert load_diagnostics(diag) is None
-    (diag / "meta.json").unlink()
-    os.mkfifo(diag / "meta.json")
-    assert load_diagnostics(diag) is None
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_studio.diagnostics_state import save_diagnostics  # noqa: PLC0415
+
+    data = at.session_state["dataset"]["data"]
+    diag = save_diagnostics(runs_dir.parent / "diag", run_diagnostics(DEEM(epochs=2, n_layers=1, init="ds").fit(data),
+                                                                      data))
+    assert load_diagnostics(diag) is not None
+    for name in ("meta.json", "arrays.npz"):
+        moved = runs_dir.parent / f"moved_{name}"
+        (diag / name).rename(moved)
+        (diag / name).symlink_to(moved)
+        assert load_diagnostics(diag) is None, name
+        (diag / name).unlink()
+        os.mkfifo(diag / name)
+        assert load_diagnostics(diag) is None, name
+        (diag / name).unlink()
+        moved.rename(diag / name)
+    assert load_diagnostics(diag) is not None

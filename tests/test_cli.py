@@ -374,3 +374,8 @@ def test_baselines_leave_truth_labels_that_are_no_class_out_as_aggregate_does(tm
     table = [line.split() for line in out.splitlines()[1:]]
     assert [row[-2] for row in table] == ["100.0", "100.0"], out  # on task 2 alone
     assert "tie rule" not in err  # task 1, the one tie, has no usable truth
+    # none left: no column of NaN (the diff's read), said once
+    truth.write_text("task,truth\n1,zz\n2,ww\n")
+    assert main(["baselines", str(answers), "--truth", str(truth), "--methods", "mv,ds"]) == 0
+    out, err = capsys.readouterr()
+    assert "accuracy" not in out and "NaN" not in out and "no truth label is left to score with: no accuracy" in err

@@ -508,5 +508,7 @@ def test_a_run_s_gold_labels_brought_back_keep_what_they_are():
     from pages.common import gold_attrs  # noqa: PLC0415
 
     assert gold_attrs({"gold_file": "pool.tsv", "gold_control": True}) == {"file": "pool.tsv", "control": True}
+    assert gold_attrs({"gold_file": "g.csv", "gold_columns": ["id", "gold"]}) == {"file": "g.csv",
+                                                                                "columns": ("id", "gold")}
     assert gold_attrs({"gold_file": "mine.csv"}) == {"file": "mine.csv"}
     assert gold_attrs({"gold_control": "yes"}) == {} and gold_attrs(["gold_control"]) == {}

@@ -668,3 +668,16 @@ def test_a_json_integer_of_too_many_digits_is_refused_in_the_project_s_words():
         read_annotations(("bigid.json", text.encode()))
     assert str(caught.value) == ("bigid.json: the JSON element on line 1 cannot be read (a number of 10,000 digits, "
                                  "where at most 4,300 are read)")
+
+
+def test_long_values_in_a_json_note_are_cut():
+    """The diff's read: three 4,000-digit ids written both as text and as a number made a 24,152-character note, stored
+    with the run. Each value is cut in the note."""
+    import json
+
+    ids = ["1" + str(i) * 3999 for i in range(1, 4)]
+    records = [{"task": v, "worker": "a", "label": "x"} for v in ids]
+    text = json.dumps(records)[:-1] + ", " + ", ".join('{"task": %s, "worker": "b", "label": "y"}' % v for v in ids) + "]"
+    data = read_annotations(("long.json", text.encode()))
+    said = [w for w in data.warnings if "as JSON text and as a number" in w]
+    assert len(said) == 1 and len(said[0]) < 500, len(said[0]) if said else data.warnings

@@ -242,6 +242,9 @@ def test_only_stagnant_runs_pick_the_one_that_moved_most():
     # 0.0935 that counts as learning" in every row)
     assert rec.verdicts[0.01].label == "tentative" and "hardly" not in rec.verdicts[0.01].reason
     assert not rec.settled and not rec.fallback
+    # and why it is tentative, for the headline (it said "no learning rate was seen to settle"; the diff's read)
+    assert rec.to_dict()["tentative_reason"] == ("every stable learning rate learns slowly: none fell as far as counts "
+                                                 "as learning")
     needed = re.search(r"less than the (\S+) that counts as learning", rec.verdicts[0.003].reason).group(1)
     assert f"under the {needed} that counts as learning, so a tentative pick" in rec.verdicts[0.01].reason
     assert rec.verdicts[0.003].label == "too small" and "hardly learns" in rec.verdicts[0.003].reason

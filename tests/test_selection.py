@@ -658,6 +658,13 @@ def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_t
     assert "followed" not in calm.selection_summary_ and not followed_text(calm.selection_summary_)
     assert followed_text({"followed": [{"workers": ["a"], "agreement": "x", "others": 0.5}]}) == ""
     assert followed_text({"followed": "junk"}) == "" and followed_text({}) == ""
+    # how the rule kept them, on the gold path and on the answers (the diff's read: the held-out answers named for both)
+    from deem_core.analysis.selection import safety_kept_text  # noqa: PLC0415
+
+    assert safety_kept_text({"safety": "safety rule (gold labels): on the 50 gold task(s) ..."}) == (
+        "the safety rule compared them with the cluster-weighted Dawid-Skene on the gold tasks and kept them")
+    assert safety_kept_text(model.selection_summary_).startswith("the safety rule kept them: the answers it scores")
+    assert safety_kept_text({}) == ""
     # names cut (attack round 45: eight worker names of 10,000 characters made an 80,326-character warning)
     long = followed_text({"followed": [{"workers": [f"{i}" + "x" * 10_000 for i in range(8)], "agreement": 0.97,
                                         "others": 0.6}]})

@@ -226,6 +226,8 @@ class Recommendation:
     fallback: bool = False
     settled: bool = True
     smoothing: float = 0.9
+    #: why a pick is tentative (``settled`` False), in words after its rate
+    tentative_reason: str = ""
     scale: float = math.nan
     runs: list[RunAnalysis] = field(default_factory=list)
 
@@ -234,6 +236,7 @@ class Recommendation:
         "verdict": str, "reason": str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
         return {"lr": None if self.lr is None else float(self.lr), "reason": self.reason,
                 "fallback": bool(self.fallback), "settled": bool(self.settled),
+                **({"tentative_reason": self.tentative_reason} if self.tentative_reason else {}),
                 "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -592,6 +595,10 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
     if not settled and categories.get(chosen_lr) == "dip-and-tail":  # (too few epochs to see it stay level)
         reason += (f"; tentative: over {min(a.epochs for a in by_lr[chosen_lr])} epochs a curve cannot show that it "
                    f"stays level (sweep {MIN_EPOCHS_TO_SETTLE} or more)")
+    # (a slow grid's pick is tentative for another reason than a curve not seen to settle: the pages said the latter
+    # of both; the diff's read)
+    why = ("" if settled else "every stable learning rate learns slowly: none fell as far as counts as learning"
+           if categories.get(chosen_lr) == "stagnant" else "no learning rate was seen to settle within these epochs")
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
-                          fallback=fallback, settled=settled,
+                          fallback=fallback, settled=settled, tentative_reason=why,
                           smoothing=float(smoothing or 0.0), scale=scale, runs=runs)

@@ -45,7 +45,7 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["FOLLOWED", "followed_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
+__all__ = ["FOLLOWED", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
            "returned_model_note",
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "evidence_caption",
            "HeldOut", "MIN_HELDOUT", "answers_to_choose", "heldout_size", "hold_out_answers", "heldout_log_probs",
@@ -459,6 +459,19 @@ def none_found(clusters: dict[str, Any]) -> str:
 FOLLOWED = "the labels follow a dependence cluster"
 
 
+def safety_kept_text(summary: dict) -> str:
+    """How the safety rule kept a model's own labels, in words ("" when it did not run): on the gold tasks (the gold
+    path), or on the answers it scores. ("the two" unnamed, and only the held-out answers named where the rule also
+    read the training answers: walkthrough 85; the held-out answers named for the gold path: the diff's read.)"""
+    safety = str(summary.get("safety") or "") if isinstance(summary, dict) else ""
+    if not safety:
+        return ""
+    if safety.startswith("safety rule (gold labels)"):
+        return "the safety rule compared them with the cluster-weighted Dawid-Skene on the gold tasks and kept them"
+    return ("the safety rule kept them: the answers it scores did not tell DEEM's model from the cluster-weighted "
+            "Dawid-Skene beyond their noise")
+
+
 def followed_text(summary: dict) -> str:
     """Where a fitted model's labels follow a dependence cluster it found (``summary["followed"]``: the clusters'
     workers, their agreement with the labels and the other workers'), the warning in words; "" otherwise or when the
@@ -473,10 +486,8 @@ def followed_text(summary: dict) -> str:
         return ""
     if not workers or not (math.isfinite(inside) and math.isfinite(outside)):
         return ""
-    # ("the two" unnamed, and only the held-out answers named where the rule also read the training answers;
-    # walkthrough 85)
-    kept = (" The safety rule kept them: the answers it scores did not tell DEEM's model from the cluster-weighted "
-            "Dawid-Skene beyond their noise." if summary.get("safety") else "")
+    kept = safety_kept_text(summary)
+    kept = f" {kept[:1].upper()}{kept[1:]}." if kept else ""
     return (f"{FOLLOWED}: {names_text(workers)} agree with them on {inside:.0%} of their answers, the other workers on "
             f"{outside:.0%}. If the group copies one source, that source decided these labels: compare them with the "
             f"cluster-weighted Dawid-Skene (a method of its own, which counts the group once) and with majority vote "

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from deem_core.cli.common import (add_input_arguments, load_input, read_truth_input, say, say_tie_luck, seed_value,
-                                  usable_truth, writing)
+                                  usable_truth, warn, writing)
 
 __all__ = ["add_parser", "run"]
 
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{', '.join(classic)}")
     data = load_input(args)
     truth = usable_truth(read_truth_input(args, data), data)
+    if truth is not None and not len(truth):
+        warn("no truth label is left to score with: no accuracy")
     labels: dict[str, pd.Series] = {}
 
     from deem_core.methods.registry import display_name  # noqa: PLC0415
@@ -63,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep, on_start=begin)
     shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
     # (without a truth file every row read "NaN" and "None", as if every method had failed; walkthrough 46)
-    shown = shown.drop(columns=[c for c, empty in (("accuracy", truth is None), ("error", shown["error"].isna().all()))
+    # (and where no truth label is left once those that are no class are out: a NaN in every row; the diff's read)
+    scored = truth is not None and len(truth) > 0
+    shown = shown.drop(columns=[c for c, empty in (("accuracy", not scored), ("error", shown["error"].isna().all()))
                                 if empty])
     print(shown.to_string(index=False))
     if truth is not None and "mv" in labels:

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.analysis.agreement import cluster_partners, dependent_with
-from deem_core.analysis.selection import none_found
+from deem_core.analysis.selection import none_found, safety_kept_text
 from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
@@ -325,6 +325,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                 f"standard errors of that difference (a gap on a few gold answers is not enough)"
                 if truth is not None else "")]
     found = (clusters if found_here else (getattr(model, "selection_summary_", None) or {}).get("clusters")) or {}
+    kept = safety_kept_text(getattr(model, "selection_summary_", None) or {})  # (the words of Train and Results)
     for members, inside, outside in followed_clusters(found, list(data.workers), agree, n_labels):
         notes.insert(0, f"{FOLLOWED_NOTE}: {names_text([str(w) for w in members])} agree with {against} on "
                         f"{inside:.0%} of their answers, the other workers on {outside:.0%}. If the group copies one "
@@ -335,8 +336,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                         # (it advised the automatic start to a run that had used it, whose check had kept these
                         # labels; walkthrough 84)
                         + (", or with a start chosen automatically, which is checked against it" if found_here else
-                           ", and with majority vote: the automatic choice was checked against the cluster-weighted "
-                           "Dawid-Skene and kept these labels, its margin within the noise of the held-out answers"))
+                           ", and with majority vote" + (f"; {kept}" if kept and not returned else "")))
     if doubted:
         notes.append(f"gold disagrees: DEEM's labels follow {names_text(doubted)} where the gold labels do not (gold_gap: "
                      f"its agreement with DEEM's labels minus its accuracy, on the gold tasks it answered): workers who "

@@ -396,8 +396,10 @@ def _text_and_number_notes(name: str, frame: pd.DataFrame, kinds: dict[str, byte
         plain = set(column[~was_typed & filled])
         both = sorted(v for v in set(column[was_typed & filled]) if v in plain)
         if both:
-            shown = ", ".join(f'"{v}" and {v}' for v in both[:3]) + (f" ({len(both):,} in all)" if len(both) > 3 else "")
-            notes.append(f"{name}: field {key!r} has values written both as JSON text and as a number or true/false "
+            # (each cut: three 4,000-digit ids made a 24,152-character note stored with the run; the diff's read)
+            shown = (", ".join(f'"{shortened(v, 40)}" and {shortened(v, 40)}' for v in both[:3])
+                     + (f" ({len(both):,} in all)" if len(both) > 3 else ""))
+            notes.append(f"{name}: field {shortened(key, 40)!r} has values written both as JSON text and as a number or true/false "
                          f"({shown}): each such pair is read as one value")
     return notes
 

@@ -434,7 +434,7 @@ def _gold(collector: Collector, data: AnnotationSet, max_chars: int) -> pd.Serie
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
     series = _merge_duplicates(series, frame["source"].iloc[0])
     aligned = align_truth(series, data)
-    if aligned is not None and "control" in frame and frame["control"].eq(True).any():
+    if aligned is not None and "control" in frame and frame["control"].eq(True).all():
         aligned.attrs["control"] = True  # a platform's control tasks (CONTROL_TASKS), said beside accuracies on them
     return aligned
 
