@@ -533,7 +533,7 @@ with tab["Gold labels"]:
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
         named = f" (from {gold.attrs['file']})" if gold.attrs.get("file") else ""
         columns = gold.attrs.get("columns")  # (said in the notice at the top only, off screen; walkthrough 85)
-        if named and isinstance(columns, (list, tuple)) and len(columns) == 2:
+        if named and isinstance(columns, (list, tuple)) and len(columns) == 2 and tuple(columns) != ("task", "truth"):
             named = (f" (from {gold.attrs['file']}: column {shortened(str(columns[0]), 40)!r} as the task, "
                      f"{shortened(str(columns[1]), 40)!r} as the gold label)")
         said = (f"{int(known.sum()):,} gold labels match tasks of this data set{named}"
@@ -625,8 +625,10 @@ with tab["Gold labels"]:
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             # which columns were read: a file of "id,gold" was read without a word (the CLI said it; walkthrough 84)
             columns = truth.attrs.get("columns")
+            # (only where they are not the "task, truth" the uploader asks for)
             read_as = (f" (column {shortened(str(columns[0]), 40)!r} as the task, {shortened(str(columns[1]), 40)!r} "
-                       f"as the gold label)" if isinstance(columns, (list, tuple)) and len(columns) == 2 else "")
+                       f"as the gold label)" if isinstance(columns, (list, tuple)) and len(columns) == 2
+                       and tuple(map(str, columns)) != ("task", "truth") else "")
             st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}{read_as}"
                                            + (f": {len(truth):,} name tasks of these data, {unknown_n:,} name unknown "
                                               f"tasks and are ignored" if unknown_n else ""))

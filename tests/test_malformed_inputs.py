@@ -44,7 +44,8 @@ CASES = {
     "predictions_object.json": (json.dumps([{"id": 1, "data": {"text": "x"}, "annotations": [],
                                              "predictions": {"a": 1}}]).encode(), "not a list"),
     # a task id of 100,000 digits: Python's int() refuses more than 4,300 (ValueError, not a JSON error)
-    "huge_integer.json": (b'[{"id": ' + b"9" * 100_000 + b', "data": {}, "annotations": []}]', "4300 digits"),
+    "huge_integer.json": (b'[{"id": ' + b"9" * 100_000 + b', "data": {}, "annotations": []}]',
+                           "a number of 100,000 digits, where at most 4,300 are read"),
     # a Parquet footer naming a column with bytes that are not UTF-8
     "column_name.parquet": (_parquet_with_a_column_name_not_utf8(), "cannot be read"),
 }
