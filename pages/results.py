@@ -175,7 +175,8 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
                                        and "FALLBACK" not in first else "")))
     if followed := followed_text((metrics.get(method) or {}).get("selection") or {}):  # (walkthrough 84)
-        add = "" if "cwds" in metrics else f" Add {method_name('cwds')} under Methods on the Train page."
+        add = (f" {method_name('cwds')} is in this run: pick it above to compare." if "cwds" in metrics else
+               f" Add {method_name('cwds')} under Methods on the Train page.")
         st.warning(common.safe(wording.sentence(followed) + add), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):

@@ -278,7 +278,8 @@ with st.container(border=True):
     # beside this caption; walkthrough 85)
     too_small = ("deem" in deem_methods and (init == "auto" or layers_auto) and not supervised
                  and heldout_size(data) < MIN_HELDOUT)
-    if too_small:  # (said only after training; walkthrough 57)
+    if too_small and data.n_workers > 1:  # (said only after training; walkthrough 57) - not beside the one-worker
+        # warning: "compare the two" where there is nothing to aggregate (walkthrough 86)
         # (the answers were enough, the tasks of two answers not: "1,500 answers; choosing needs about 295" of a
         # file of one worker; walkthrough 84)
         shared = int((data.answers_per_task() >= 2).sum())
@@ -447,7 +448,9 @@ for method, entry in metrics.items():
         st.caption(f"{method_name(method)}: {entry['start_reason']}.")
     if followed := followed_text(entry.get("selection") or {}):  # (on Diagnostics only; walkthrough 84)
         # (the method it names was not in the default run, and nothing said where it is; walkthrough 85)
-        add = "" if "cwds" in metrics else f" Add {method_name('cwds')} under Methods to train it beside DEEM."
+        # (and where it is in the run, where to compare: the advice dropped its last sentence; walkthrough 86)
+        add = (f" {method_name('cwds')} is in this run: compare the two in the table above and on Results."
+               if "cwds" in metrics else f" Add {method_name('cwds')} under Methods to train it beside DEEM.")
         st.warning(common.safe(f"{method_name(method)}: {followed}{add}"), icon=":material/group:")
     if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
         # said nowhere: four runs of other depths and rates returned the same labels; walkthrough 50)

@@ -359,7 +359,7 @@ def test_tie_luck_counts_the_ties_among_gold_tasks_and_what_a_random_pick_would_
     assert tie_luck_text(luck, 5, "gold tasks") == (
         "majority vote is a tie on 3 of the 5 gold tasks; its tie rule's order of the classes picked the right label "
         "on 1 of them, where a pick at random among the tied labels would on about 0.8: the order adds about 0.033 "
-        "to its accuracy, by chance rather than from the answers")
+        "(3.3 points) to its accuracy, by chance rather than from the answers")
     rng = np.random.default_rng(82)
     for soft in (False, True):
         rows = [(t, w, int(rng.integers(4))) for t in range(400) for w in range(6) if rng.random() < 0.4]

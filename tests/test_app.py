@@ -1979,6 +1979,7 @@ def test_the_form_says_before_training_when_the_data_are_too_small_to_choose(run
     alone.switch_page("pages/train.py").run()  # (said on the Data page only; walkthrough 85)
     assert ("One worker ('gold') gave every answer: there is nothing to aggregate, every method returns its answers."
             in unescape(texts(alone)))
+    assert "too small to choose" not in texts(alone)  # ("compare the two" beside it; walkthrough 86)
 
 
 def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_dir):
@@ -3128,6 +3129,15 @@ def test_labels_that_follow_a_cluster_are_warned_of_on_train_and_results(runs_di
     assert len(warned) == 1 and warned[0].startswith(opening), warned
     # where the method it names is (not in the default run; walkthrough 85)
     assert warned[0].endswith("Add Cluster-weighted Dawid-Skene under Methods to train it beside DEEM."), warned
+    # with it in the run, where to compare (the advice dropped its last sentence; walkthrough 86)
+    with_it = finished_training(at, ["deem", "cwds"])
+    at.run()
+    warned = [unescape(str(w.value)) for w in at.warning if "dependence cluster" in str(w.value)]
+    assert warned and warned[0].endswith("Cluster-weighted Dawid-Skene is in this run: compare the two in the table "
+                                         "above and on Results."), warned
+    assert with_it == at.session_state["train_run"]
+    at.switch_page("pages/train.py").run()
+    run_id = with_it
     # said once: not also among the run's grey notes
     assert not any("the labels follow a dependence cluster" in str(c.value) for c in at.caption)
     at.switch_page("pages/results.py").run()
@@ -3140,7 +3150,8 @@ def test_labels_that_follow_a_cluster_are_warned_of_on_train_and_results(runs_di
     at.run()
     no_problem(at)
     said = unescape(texts(at))
-    assert "the automatic choice was checked against the cluster-weighted Dawid-Skene and kept these labels" in said
+    assert ("and with majority vote; the safety rule kept them: the answers it scores did not tell DEEM's model from "
+            "the cluster-weighted Dawid-Skene beyond their noise") in said  # (the words of Train and Results)
     assert "or with a start chosen automatically, which is checked against it" not in said
     assert run_id == at.session_state["train_run"]
 
