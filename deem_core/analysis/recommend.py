@@ -226,7 +226,7 @@ class Recommendation:
     fallback: bool = False
     settled: bool = True
     smoothing: float = 0.9
-    #: why a pick is tentative (``settled`` False), in words after its rate
+    #: why a slow grid's pick is tentative, in words after its rate ("": a curve not seen to settle, or no pick)
     tentative_reason: str = ""
     scale: float = math.nan
     runs: list[RunAnalysis] = field(default_factory=list)
@@ -597,8 +597,8 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                    f"stays level (sweep {MIN_EPOCHS_TO_SETTLE} or more)")
     # (a slow grid's pick is tentative for another reason than a curve not seen to settle: the pages said the latter
     # of both; the diff's read)
-    why = ("" if settled else "every stable learning rate learns slowly: none fell as far as counts as learning"
-           if categories.get(chosen_lr) == "stagnant" else "no learning rate was seen to settle within these epochs")
+    why = ("every stable learning rate learns slowly: none fell as far as counts as learning"
+           if not settled and categories.get(chosen_lr) == "stagnant" else "")  # (else the pages' own words)
     return Recommendation(lr=chosen_lr, verdicts=verdicts, reason=reason, orientation=orientation,
                           fallback=fallback, settled=settled, tentative_reason=why,
                           smoothing=float(smoothing or 0.0), scale=scale, runs=runs)
