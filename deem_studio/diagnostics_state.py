@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deem_studio.runs import MAX_SIDE_JSON_BYTES, _read_table, _write_table, open_plain, read_plain
+from deem_studio.runs import _read_table, _side_json, _write_table, open_plain
 
 __all__ = ["load_diagnostics", "save_diagnostics"]
 
@@ -78,7 +78,7 @@ def load_diagnostics(directory: str | Path) -> Any | None:
     directory = Path(directory)
     try:
         # each file through the one it opened, never a link (read by name: a planted link or FIFO; attack round 45)
-        meta = json.loads(read_plain(directory / "meta.json", MAX_SIDE_JSON_BYTES).decode("utf-8"))
+        meta = _side_json(directory / "meta.json")
         if meta.get("version") != _VERSION:
             return None
         with open_plain(directory / "arrays.npz") as handle, np.load(handle, allow_pickle=False) as npz:

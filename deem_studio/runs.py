@@ -275,7 +275,7 @@ def _read_table(path_stem: Path, columns: Sequence[str] | None = None) -> pd.Dat
     """A stored table (None when it was never written); ``columns``: only those of them that it has (the index
     always comes along)."""
     parquet = path_stem.with_suffix(".parquet")
-    if parquet.exists() or parquet.is_symlink():
+    if os.path.lexists(parquet):
         # through the file opened, never a link (a planted link or FIFO was read by name; attack round 45)
         with open_plain(parquet) as handle:
             if columns is not None:
@@ -290,8 +290,8 @@ def _read_table(path_stem: Path, columns: Sequence[str] | None = None) -> pd.Dat
         frame.attrs = {}
         return frame
     typed = path_stem.with_suffix(".table.json")
-    if typed.exists() or typed.is_symlink():
-        payload = json.loads(read_plain(typed, MAX_TABLE_JSON_BYTES).decode("utf-8"))
+    if os.path.lexists(typed):
+        payload = _side_json(typed, MAX_TABLE_JSON_BYTES)
         names = payload["index_names"]
         if len(names) > 1:
             index = pd.MultiIndex.from_tuples([tuple(v) for v in payload["index"]], names=names)
@@ -384,10 +384,10 @@ def read_plain(path: str | Path, limit: int | None = None) -> bytes:
     return data
 
 
-def _side_json(path: Path) -> Any:
-    """A run's JSON file (side files, config.json, dataset.json) read through :func:`read_plain`, at most
-    :data:`MAX_SIDE_JSON_BYTES`."""
-    return json.loads(read_plain(path, MAX_SIDE_JSON_BYTES).decode("utf-8"))
+def _side_json(path: Path, limit: int = MAX_SIDE_JSON_BYTES) -> Any:
+    """A run's JSON file (side files, config.json, dataset.json, a sweep's recommendation, a table of mixed types,
+    saved diagnostics' meta.json) read through :func:`read_plain`, at most ``limit`` bytes."""
+    return json.loads(read_plain(path, limit).decode("utf-8"))
 
 
 def _read_part(loaded: "LoadedRun", part: str, read):
@@ -524,9 +524,9 @@ class RunStore:
         :data:`MAX_SIDE_JSON_BYTES` (the Sweep page read it by name: a planted link to a 2 GB file took the server
         from 0.5 to 4.6 GB, a FIFO held a visitor's thread for good; attack round 45). OSError or ValueError."""
         path = self.run_dir(run_id) / "recommendation.json"
-        if not (path.exists() or path.is_symlink()):
+        if not os.path.lexists(path):
             return {}
-        payload = json.loads(read_plain(path, MAX_SIDE_JSON_BYTES).decode("utf-8"))
+        payload = _side_json(path)
         return payload if isinstance(payload, dict) else {}
 
     def model_bytes(self, run_id: str, name: str = "deem") -> bytes:
@@ -697,7 +697,7 @@ class RunStore:
 
         folder = self.run_dir(run_id)
         try:  # (a file of an earlier version may be larger: not read)
-            settings = json.loads(read_plain(folder / LABEL_STUDIO_SETTINGS, MAX_SETTINGS_BYTES).decode("utf-8"))
+            settings = _side_json(folder / LABEL_STUDIO_SETTINGS, MAX_SETTINGS_BYTES)
         except (OSError, ValueError, RecursionError):
             return None
         path = folder / LABEL_STUDIO_TASKS

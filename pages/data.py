@@ -76,6 +76,14 @@ _HINTS = [
 ]
 
 
+def gold_columns_text(columns: Any) -> str:
+    """The columns a gold file was read from, in words ("column 'id' as the task, 'gold' as the gold label"), "" where
+    they are the "task, truth" the uploader asks for (or unknown)."""
+    if not (isinstance(columns, (list, tuple)) and len(columns) == 2) or tuple(map(str, columns)) == ("task", "truth"):
+        return ""
+    return f"column {shortened(str(columns[0]), 40)!r} as the task, {shortened(str(columns[1]), 40)!r} as the gold label"
+
+
 def page_words(message: Any) -> str:
     """An engine message (a DataError, a reading note) with its option hints in this page's words, as safe
     Markdown text."""
@@ -532,10 +540,9 @@ with tab["Gold labels"]:
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
         named = f" (from {gold.attrs['file']})" if gold.attrs.get("file") else ""
-        columns = gold.attrs.get("columns")  # (said in the notice at the top only, off screen; walkthrough 85)
-        if named and isinstance(columns, (list, tuple)) and len(columns) == 2 and tuple(columns) != ("task", "truth"):
-            named = (f" (from {gold.attrs['file']}: column {shortened(str(columns[0]), 40)!r} as the task, "
-                     f"{shortened(str(columns[1]), 40)!r} as the gold label)")
+        read_as = gold_columns_text(gold.attrs.get("columns"))  # (said in the notice at the top only, off screen;
+        if named and read_as:  # walkthrough 85)
+            named = f" (from {gold.attrs['file']}: {read_as})"
         said = (f"{int(known.sum()):,} gold labels match tasks of this data set{named}"
                 + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
                 + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
@@ -624,12 +631,9 @@ with tab["Gold labels"]:
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             # which columns were read: a file of "id,gold" was read without a word (the CLI said it; walkthrough 84)
-            columns = truth.attrs.get("columns")
-            # (only where they are not the "task, truth" the uploader asks for)
-            read_as = (f" (column {shortened(str(columns[0]), 40)!r} as the task, {shortened(str(columns[1]), 40)!r} "
-                       f"as the gold label)" if isinstance(columns, (list, tuple)) and len(columns) == 2
-                       and tuple(map(str, columns)) != ("task", "truth") else "")
-            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}{read_as}"
+            read_as = gold_columns_text(truth.attrs.get("columns"))
+            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
+                                           + (f" ({read_as})" if read_as else "")
                                            + (f": {len(truth):,} name tasks of these data, {unknown_n:,} name unknown "
                                               f"tasks and are ignored" if unknown_n else ""))
             st.rerun()

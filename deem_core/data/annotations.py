@@ -362,16 +362,7 @@ class AnnotationSet:
     def tied_tasks(self) -> np.ndarray:
         """(n_tasks,) bool: whether two or more classes share task t's highest count (of its summed soft labels),
         so that majority vote's label there is its tie rule's pick among them."""
-        n = self.n_tasks
-        if self.soft_labels is None:
-            task, _, count, best = self._task_class_best()
-            at_best = np.bincount(task[count >= best[task]], minlength=n)
-            return (best > 0) & (at_best >= 2)
-        votes = self.class_votes()
-        if not votes.shape[1]:
-            return np.zeros(n, dtype=bool)
-        best = votes.max(axis=1)
-        return (best > 0) & ((votes >= best[:, None] - 1e-9).sum(axis=1) >= 2)
+        return np.bincount(self.most_voted_pairs()[0], minlength=self.n_tasks) >= 2
 
     def most_voted_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(task, class) codes of every class at its task's highest count (of its summed soft labels), by task: one
