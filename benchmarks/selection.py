@@ -47,6 +47,7 @@ from deem_core.data.annotations import AnnotationSet  # noqa: E402
 from deem_core.methods.registry import fit_method  # noqa: E402
 from deem_core.methods.choose import CLUSTER_WEIGHTED, MAJORITY_VOTE, choose, labels_of  # noqa: E402
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene  # noqa: E402
+from deem_core.analysis.diagnostics.quality import labels_followed  # noqa: E402
 
 RESULTS = HERE / "results"
 OLD_THRESHOLD = 0.03
@@ -119,18 +120,22 @@ def run_set(spec: str, epochs: int, lr: float) -> list[dict]:
             "old_default": old_acc, "old_start": old_start, "chosen": chosen_acc,
             "chosen_name": ("MV" if fallback == "(MV)" else "CWDS" if fallback == "(CWDS)"
                             else f"{model.init_}{model.n_layers_}"),
-            "reason": summary["reason"], "auto_cpu_s": auto_cpu, "auto_wall_s": auto_wall,
+            "reason": summary["reason"], "followed_rule": str(summary["reason"]).startswith(
+                "safety rule (labels following"), "auto_cpu_s": auto_cpu, "auto_wall_s": auto_wall,
             "old_cpu_s": old_cpu, "load": load_before, "epochs": epochs, "lr": lr}
     rows = []
     candidates = model.candidates_
-    cand_acc = []
+    cand_acc, cand_labels = [], []
     for c in candidates:
         labels = labels_of(c.result.network, data, mv, model.device_)
+        cand_labels.append(labels)
         cand_acc.append(acc(labels))
     ref_acc = {"mv": acc(mv), "cwds": cwds_acc}
     for depth in (0, 1, 2):  # what DEEM(n_layers=depth) returns: the same rule on that depth's two candidates
         subset = [i for i, c in enumerate(candidates) if c.depth == depth]
-        choice = choose([candidates[i] for i in subset], references)
+        choice = choose([candidates[i] for i in subset], references,  # (step 5 as the fit applies it)
+                        follows=lambda j, subset=subset: labels_followed(summary["clusters"], data,
+                                                                         cand_labels[subset[j]]))
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             base[f"layers{depth}"] = ref_acc[choice.reference.key]
             base[f"layers{depth}_name"] = "MV" if choice.reference.key == "mv" else "CWDS"

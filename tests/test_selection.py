@@ -622,14 +622,18 @@ def copying_pair_crowd(seed: int = 0, n_tasks: int = 1000) -> tuple[pd.DataFrame
     return pd.DataFrame(rows, columns=["task", "worker", "label"]), truth
 
 
-def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_taken(tmp_path, capsys):
+def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_taken(tmp_path, capsys, monkeypatch):
     """Walkthrough 84: on a crowd set with a copying pair of four found at z 7.0, the default DEEM's labels agreed
     with the group on 95% of its answers (the others 62%) and were 2.9 points below majority vote's; the safety rule
     kept them (the cluster-weighted Dawid-Skene ahead within the noise) and only Diagnostics said they follow the
     group. The fit now says so: ``selection_summary_["followed"]``, ``warnings_``, a DependenceWarning from Python,
-    a warning on the command line."""
+    a warning on the command line. (The rule's step 5 now returns the reference on this set: turned off here, as
+    where the reference does not lead, to read the warning of a kept model.)"""
     from deem_core.analysis.selection import FOLLOWED, followed_text  # noqa: PLC0415
+    from deem_core.methods import choose as choose_module  # noqa: PLC0415
     from deem_core.methods.deem import DependenceWarning  # noqa: PLC0415
+
+    monkeypatch.setattr(choose_module, "FOLLOWED_ANY_LEAD", False)
 
     frame, truth = copying_pair_crowd(0)
     with pytest.warns(DependenceWarning, match=f"^{FOLLOWED}: w36, w37, w38, w39 agree with them on 9"):
@@ -669,3 +673,67 @@ def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_t
     long = followed_text({"followed": [{"workers": [f"{i}" + "x" * 10_000 for i in range(8)], "agreement": 0.97,
                                         "others": 0.6}]})
     assert 500 < len(long) < 1000 and "0xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..." in long
+
+
+def test_choose_returns_the_cluster_weighted_reference_on_any_lead_where_the_labels_follow_a_cluster():
+    """Step 5 of the rule: a lead of the cluster-weighted Dawid-Skene on the training answers under the 2 s.e. the
+    safety rule asks replaces a choice whose labels follow a found cluster, and only then."""
+    rng = np.random.default_rng(5)
+    held = rng.normal(-1.0, 0.3, 300)
+    agree = (rng.random(300) < 0.7).astype(float)
+    task = np.repeat(np.arange(1000), 3)
+    pairs = rng.normal(-1.0, 0.3, 3000)
+    noise = rng.normal(0.0, 0.3, 3000)
+
+    def references(lead: float) -> list:
+        return [Reference("mv", "majority vote", held - 0.2, agree, pair_score=pairs - 0.2, pair_task=task),
+                Reference("cwds", "cluster-weighted Dawid-Skene", held, agree, pair_score=pairs + lead + noise,
+                          pair_task=task)]
+
+    fit = _candidate("ds", 1, held, agree, score=held)
+    fit.lco_loglik = (held - 0.1)[None, :]  # clusters found
+    fit.pair_score = pairs[None, :]
+    group = [(["w36", "w37"], 0.97, 0.62)]
+    asked = []
+
+    def follows(index: int) -> list:
+        asked.append(index)
+        return group
+
+    small = references(0.004)  # ahead by about one standard error (0.0075): under the safety rule's two
+    assert choose([fit], small).index == 0 and choose([fit], small, follows=lambda i: []).index == 0
+    choice = choose([fit], small, follows=follows)
+    assert asked == [0] and choice.index == CLUSTER_WEIGHTED and choice.reference.key == "cwds"
+    assert choice.reason.startswith("safety rule (labels following a cluster): the labels of DEEM's own model, the "
+                                    "Dawid-Skene start with 1 layer, follow a dependence cluster (w36, w37 agree with "
+                                    "them on 97% of their answers, the other workers on 62%)")
+    assert "any lead counts where the labels follow a cluster, 2 s.e. elsewhere" in choice.reason
+    assert choice.table.loc[choice.table["chosen"], "start"].tolist() == ["cluster-weighted Dawid-Skene"]
+    behind = references(-0.004)  # the reference behind: the followed choice is kept
+    assert choose([fit], behind, follows=follows).index == 0
+
+
+def test_the_default_fit_returns_the_cluster_weighted_dawid_skene_where_its_labels_follow_a_found_group(monkeypatch):
+    """Walkthroughs 84-86: DEEM's kept labels followed a copying group of four among 40 workers (members 96-98%,
+    others 61-64%) and were 1.6 to 5.1 points below majority vote, the cluster-weighted Dawid-Skene ahead on the
+    training answers by less than the safety rule's 2 s.e. On this draw of that shape: 79.4% kept, 85.5% returned
+    (majority vote 83.5%)."""
+    from deem_core.methods import choose as choose_module  # noqa: PLC0415
+    from deem_core.methods.registry import fit_method  # noqa: PLC0415
+
+    frame, truth = copying_pair_crowd(2)
+
+    def accuracy(model) -> float:
+        return float((model.labels_.sort_index().str[1:].astype(int).to_numpy() == truth).mean())
+
+    mv = float((fit_method("mv", frame).labels_.sort_index().str[1:].astype(int).to_numpy() == truth).mean())
+    model = DEEM().fit(frame)
+    assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    assert model.selection_summary_["reason"].startswith("safety rule (labels following a cluster): the labels of "
+                                                         "DEEM's own model")
+    assert "followed" not in model.selection_summary_  # (the returned labels do not follow it: nothing to warn of)
+    assert accuracy(model) > mv + 0.01
+    monkeypatch.setattr(choose_module, "FOLLOWED_ANY_LEAD", False)
+    kept = DEEM().fit(frame)
+    assert kept.fallback_ is None and kept.selection_summary_.get("followed")
+    assert accuracy(kept) < mv - 0.02

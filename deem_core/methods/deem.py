@@ -35,7 +35,7 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SA
 from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
-                                     majority_vote_network, train_guarded, training_answer_gain)
+                                     labels_of, majority_vote_network, train_guarded, training_answer_gain)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
                                            excess_pairwise_agreement, fit_dawid_skene, tie_ranks)
@@ -256,6 +256,13 @@ class LabelWarning(UserWarning):
 class DependenceWarning(UserWarning):
     """A fitted DEEM's labels follow a dependence cluster it found (``selection_summary_["followed"]``): if the group
     copies one source, that source decided them. Also in ``warnings_``."""
+
+
+
+def _labels_followed(found: dict, data: AnnotationSet, labels: np.ndarray) -> list:
+    from deem_core.analysis.diagnostics.quality import labels_followed  # noqa: PLC0415 (diagnostics load late)
+
+    return labels_followed(found, data, labels)
 
 
 class DEEM(Aggregator, BaseEstimator):
@@ -742,7 +749,14 @@ class DEEM(Aggregator, BaseEstimator):
         self.candidates_ = candidates
         self.selection_references_ = references
         self.dependence_clusters_ = clusters
-        choice = choose(candidates, references, safety=True)
+        found = self._selection["clusters"]
+        mv_labels = data.majority_vote()
+
+        def follows(index: int) -> list:  # step 5 of the rule: the clusters a candidate's labels follow
+            labels = labels_of(candidates[index].result.network, data, mv_labels, self.device_)
+            return _labels_followed(found, data, labels)
+
+        choice = choose(candidates, references, safety=True, follows=follows)
         table = choice.table
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started
@@ -911,12 +925,7 @@ class DEEM(Aggregator, BaseEstimator):
         found = ((getattr(self, "selection_summary_", None) or {}).get("clusters") or {})
         if found.get("clusters") and not safety_rule_reference(self.fallback_) and data.n_answers:
             # the labels following a cluster the choice found: said where the labels are taken (walkthrough 84)
-            from deem_core.analysis.diagnostics.quality import followed_clusters  # noqa: PLC0415
-
-            agree = np.bincount(data.worker_codes, weights=(data.label_codes == final[data.task_codes]),
-                                minlength=data.n_workers)
-            answered = np.bincount(data.worker_codes, minlength=data.n_workers).astype(np.float64)
-            followed = followed_clusters(found, list(data.workers), agree, answered)
+            followed = _labels_followed(found, data, final)
             if followed:
                 self.selection_summary_["followed"] = [
                     {"workers": [str(w) for w in members], "agreement": inside, "others": outside}

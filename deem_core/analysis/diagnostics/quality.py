@@ -63,7 +63,7 @@ from deem_core.data.text import names_text
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
 
-__all__ = ["QualityResult", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
+__all__ = ["QualityResult", "labels_followed", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
            "SPAMMER_NOISE", "SPAMMER_KAPPA_Z", "GOLD_GAP", "GOLD_GAP_Z", "FOLLOWED_NOTE", "followed_clusters"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
@@ -159,6 +159,17 @@ def followed_clusters(found: dict, workers: list, agree: np.ndarray, n_labels: n
             out.append(([workers[i] for i in rows], inside, outside))
     return out
 
+
+
+def labels_followed(found: dict, data: AnnotationSet, labels: np.ndarray) -> list[tuple[list, float, float]]:
+    """:func:`followed_clusters` of the class codes ``labels`` (n,) on ``data``: each worker's answers equal to their
+    task's label, counted per worker; [] when ``found`` holds no cluster."""
+    if not (found or {}).get("clusters") or not data.n_answers:
+        return []
+    agree = np.bincount(data.worker_codes, weights=(data.label_codes == labels[data.task_codes]),
+                        minlength=data.n_workers)
+    answered = np.bincount(data.worker_codes, minlength=data.n_workers).astype(np.float64)
+    return followed_clusters(found, list(data.workers), agree, answered)
 
 def irbm_confusion(model, run: int = 0) -> np.ndarray:
     """Lemma 1 confusion matrices of one run in class order: (d, K, K) ``[i, l, m] = P(X_i = l | Y = m)``."""
