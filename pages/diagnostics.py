@@ -214,8 +214,8 @@ for note in notes:
     st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
-from deem_core.plots.report import (confusion_long_frame, importance_frame, mi_layers_sentence,  # noqa: E402
-                                    mi_summary_frame)
+from deem_core.plots.report import (confusion_long_frame, confusion_table_workers, importance_frame,  # noqa: E402
+                                    mi_layers_sentence, mi_summary_frame)
 
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]
@@ -401,3 +401,6 @@ with tab_quality:
                              lambda: to_safe_csv(confusion_long_frame(quality), index=False), common.parties()),
                          file_name=f"deem_{run_id}_confusion.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_confusion")
+    confusion_left_out = confusion_table_workers(quality)[1]
+    if confusion_left_out:  # (bounded by its characters: names of 10,000 characters; attack round 46)
+        st.caption(common.safe(f"All confusion matrices CSV: {confusion_left_out}."))

@@ -358,12 +358,12 @@ with right:
     elif recommended is not None:
         st.success(f"Recommended learning rate: **{wording.fmt_lr(recommended)}**", icon=":material/star:")
         if rec.get("reason"):
-            st.caption(f"Why: {rec['reason']}.")
+            st.caption(common.safe(f"Why: {rec['reason']}."))
     elif fallback:
         st.warning(f"No learning rate of the grid passed the checks; the least bad one is "
                    f"{wording.fmt_lr(rec.get('lr'))}. Try smaller learning rates.", icon=":material/warning:")
     else:
-        st.warning("No learning rate to recommend: " + (rec.get("reason") or "every run failed") + ".",
+        st.warning(common.safe("No learning rate to recommend: " + str(rec.get("reason") or "every run failed") + "."),
                    icon=":material/warning:")
     if recommended is not None:
         # (walkthrough 75 trained at a tentative 1 as the page suggested: 82.67% where the default gave 84.22%)

@@ -269,7 +269,7 @@ with st.container(border=True):
     deem_methods = [m for m in methods if registry.get_method(m).trains]
     if bad_lr is None and deem_methods:  # (else the error below says what is wrong with the typed rate; with no
         # method that trains, no rate is used: walkthrough 29)
-        st.caption(f"Learning rate {wording.fmt_lr(lr)}: {source}.")
+        st.caption(common.safe(f"Learning rate {wording.fmt_lr(lr)}: {source}."))
     if data.n_workers == 1:  # (said on the Data page only; the Train button trained it; walkthrough 85)
         st.warning(common.safe(f"One worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: there is "
                                f"nothing to aggregate, every method returns its answers. Load the workers' answers "
@@ -445,11 +445,12 @@ order = list(metrics)
 results = {m: results[m] for m in sorted(results, key=lambda m: order.index(m) if m in order else len(order))}
 for method, entry in metrics.items():
     if entry.get("start_reason"):
-        st.caption(f"{method_name(method)}: {entry['start_reason']}.")
+        st.caption(common.safe(f"{method_name(method)}: {entry['start_reason']}."))
     if followed := followed_text(entry.get("selection") or {}):  # (on Diagnostics only; walkthrough 84)
         # (the method it names was not in the default run, and nothing said where it is; walkthrough 85)
         # (and where it is in the run, where to compare: the advice dropped its last sentence; walkthrough 86)
-        add = (f" {method_name('cwds')} is in this run: compare the two in the table above and on Results."
+        # (the table is below the warning: "above" sent a reader the wrong way; walkthrough 87)
+        add = (f" {method_name('cwds')} is in this run: compare the two in the table of methods below and on Results."
                if "cwds" in metrics else f" Add {method_name('cwds')} under Methods to train it beside DEEM.")
         st.warning(common.safe(f"{method_name(method)}: {followed}{add}"), icon=":material/group:")
     if safety_rule_reference((entry.get("selection") or {}).get("fallback")):  # (how to train DEEM's own model was
@@ -489,7 +490,7 @@ if tied:  # (Wawa read 0.000 beside an accuracy 4 points above majority vote's: 
     st.caption(f"disagrees with majority vote: on {tied:,} of the {of:,} tasks majority vote is a tie, and "
                f"any of the tied labels counts as agreeing with it there; the Results page lists those tasks.")
 if "accuracy vs gold" in table and wording.gold_scored(metrics):
-    st.caption(f"accuracy vs gold: {wording.gold_scored(metrics, loaded.config)}")
+    st.caption(common.safe(f"accuracy vs gold: {wording.gold_scored(metrics, loaded.config)}"))
 # (the owner's: which gold tasks are ties, and whether their gold label is among the tied classes, narrow down the
 # gold labels a link's visitor does not get; attack round 45)
 if "accuracy vs gold" in table and common.can_control(run_id) and (luck := wording.tie_luck_sentence(metrics)):
@@ -628,7 +629,7 @@ if loaded.history is not None and len(loaded.history):
 for method, entry in metrics.items():  # a method whose labels are an untrained reference has no curve: say why
     reference = safety_rule_reference((entry.get("selection") or {}).get("fallback"))
     if reference:
-        st.caption(f"{method_name(method)} has no energy curve: its labels come from {reference} (the safety rule), "
-                   "which is not trained.")
+        st.caption(common.safe(f"{method_name(method)} has no energy curve: its labels come from {reference} (the "
+                               "safety rule), which is not trained."))
 if st.button("See the labels and downloads", key="train_to_results"):
     common.go("pages/results.py")

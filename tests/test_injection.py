@@ -315,6 +315,29 @@ def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
     assert len(at.dataframe[0].value) == 3000
 
 
+
+def test_reasons_read_from_a_run_folder_are_shown_as_text(runs_dir):
+    """The Train page showed a method's stored start reason as Markdown (attack round 46: a hand-edited metrics.json
+    rendered bold text and a live link); the stored sweep reason and safety-rule reference likewise go through
+    ``common.safe``."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="sample_condind").click().run()
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv", "ds"])
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    assert wait(run_id).status == "finished"
+    path = runs_dir / run_id / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["ds"]["start_reason"] = f"**BOLD** {LINK} <img src=x onerror=alert(1)>"
+    path.write_text(json.dumps(metrics))
+    at.switch_page("pages/results.py").run()
+    at.switch_page("pages/train.py").run()
+    check_page(at, "train with a planted start reason")
+    shown = [text for _, text in markdown_sources(at) if "BOLD" in text]
+    assert shown and all("\\*\\*BOLD" in text for text in shown), shown
+
+
 # --------------------------------------------------------------------------- report.html and plotly
 def test_report_html_shows_worker_names_as_text(tmp_path):
     from deem_core import DEEM  # noqa: PLC0415

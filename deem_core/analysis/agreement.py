@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet, counting_is_small, counts_at, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
+from deem_core.data.text import names_text
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
@@ -370,15 +371,19 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
 
 def cluster_partners(found: dict, workers: Any) -> list[str] | None:
     """Per worker of ``workers``: the other workers of its cluster in ``found`` (a dependence-cluster summary,
-    ``{"clusters": [{"workers": [...]}, ...]}``), "" for a worker in none; None when ``found`` holds no clusters."""
+    ``{"clusters": [{"workers": [...]}, ...]}``) in words (:func:`names_text`: the first eight, each cut to 40
+    characters, then how many more), "" for a worker in none; None when ``found`` holds no clusters. (Every other
+    member's whole name on every member's row grew as the square of the cluster: 150 copiers of 10,000-character
+    names made a 223-million-character column, a 450 MB table message and 4 GB of server memory; attack round 46.)"""
     if "clusters" not in found:
         return None
-    partners: dict[str, list[str]] = {}
+    partners: dict[str, str] = {}
     for cluster in found.get("clusters") or []:
         names = [str(w) for w in cluster.get("workers") or []]
-        for name in names:
-            partners[name] = [other for other in names if other != name]
-    return [", ".join(partners.get(str(w), [])) for w in workers]
+        for name in names:  # (the first ten suffice: nine shown at most, the rest counted)
+            head = [other for other in names[:10] if other != name]
+            partners[name] = names_text(head, total=len(names) - 1)
+    return [partners.get(str(w), "") for w in workers]
 
 
 def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model: Any = None) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
                                   read_truth_input, report_fit, say, warn, whole_number, writing)
+from deem_core.data.text import shortened
 
 __all__ = ["add_parser", "run"]
 
@@ -54,7 +55,7 @@ def _split(text: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.diagnostics import DEFAULT_MIN_COMMON, run_diagnostics  # noqa: PLC0415
     from deem_core.analysis.selection import returned_model_note, safety_rule_reference  # noqa: PLC0415
-    from deem_core.plots.report import mi_layers_sentence, write_diagnostics  # noqa: PLC0415
+    from deem_core.plots.report import confusion_table_workers, mi_layers_sentence, write_diagnostics  # noqa: PLC0415
     from deem_core.methods.deem import DEEM  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
     from deem_core.cli.common import parse_float_list  # noqa: PLC0415
@@ -124,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     note = mi.table_note()
     if note:  # (mutual_information.csv is bounded: said where it is written)
         say(f"mutual_information.csv: {note}")
+    note = confusion_table_workers(diagnostics.quality)[1]
+    if note:  # (so is confusion_matrices.csv)
+        say(f"confusion_matrices.csv: {note}")
     table = mi.summary()[["layer_name", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "rms_mi_mean"]]
     for line in table.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines():
         say(line)
@@ -140,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         for _, row in named.head(WORKER_LINES).iterrows():  # worker names come from the data: say() escapes them
             figures = (f"gold accuracy {row['accuracy']:.3f}" if row["flag"] == "gold disagrees"
                        else f"spammer score {row['spammer_score']:.3f}")
-            say(f"worker {row['worker']}: {row['flag']} (agreement {row['agreement']:.3f}, {figures})")
+            # (a name cut: twenty 10,000-character names filled 200 KB of stderr; attack round 46)
+            say(f"worker {shortened(row['worker'], 80)}: {row['flag']} (agreement {row['agreement']:.3f}, {figures})")
         if len(named) > WORKER_LINES:
             say(f"... and {len(named) - WORKER_LINES:,} more flagged worker(s) in workers.csv")
         for note in diagnostics.quality.notes:  # what the flag means and what to do (as the Diagnostics page says)

@@ -73,11 +73,18 @@ def escape_controls(value: Any) -> str:
     return "".join(_visible(c) if _is_control(c) else c for c in text)
 
 
-def names_text(names: list, most: int = 8, longest: int = 40) -> str:
+def names_text(names: list, most: int = 8, longest: int = 40, total: int | None = None) -> str:
     """Names for a line of text: the first ``most``, each at most ``longest`` characters (eight worker names of 10,000
-    characters made an 80,000-character warning; attack round 45), then how many more."""
-    shown = ", ".join(shortened(name, longest) for name in names[:most])
-    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+    characters made an 80,000-character warning; attack round 45), then how many more (of ``total`` names where
+    ``names`` is only their head); each name in quotes when one holds a comma or " and " (workers named "w01, w02" and
+    "w05, w06" in a copying group read as four innocent workers among the copiers; attack round 46)."""
+    total = len(names) if total is None else int(total)
+    if total == most + 1:  # ("u36, u37, u38 and 1 more": the one more takes no more room; walkthrough 87)
+        most += 1
+    shown = [shortened(name, longest) for name in names[:most]]
+    if any("," in name or " and " in name for name in shown):
+        shown = [f"“{name}”" for name in shown]
+    return ", ".join(shown) + (f" and {total - len(shown):,} more" if total > len(shown) else "")
 
 
 def shortened(value: Any, most: int = 24) -> str:

@@ -19,7 +19,7 @@ from deem_core.data.text import escape_controls
 from deem_core.plots import diagnostics as plots
 from deem_core.plots.safety import escape_figure
 
-__all__ = ["REPORT_FILES", "confusion_long_frame", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
+__all__ = ["REPORT_FILES", "CONFUSION_MAX_CHARS", "confusion_long_frame", "confusion_table_workers", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
            "write_diagnostics", "write_report"]
 
 MI_SUMMARY_COLUMNS = ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "rms_mi_mean",
@@ -63,10 +63,36 @@ def importance_frame(importance) -> pd.DataFrame:
     return out
 
 
-def confusion_long_frame(quality) -> pd.DataFrame:
-    """``worker,kind,given,true,probability,count`` for every worker's empirical / iRBM / gold matrix."""
+#: the most characters the all-confusion-matrices table may hold (estimated: its names and ~40 for the numbers of a
+#: row): every row repeats a worker's name, K x K rows a matrix, and 150 workers of 10,000-character names made a 27 MB
+#: table of 3 classes (attack round 46), 10 classes 11 times that
+CONFUSION_MAX_CHARS = 128_000_000
+#: characters counted for the kind and numbers of one row
+_CONFUSION_ROW_CHARS = 40
+
+
+def confusion_table_workers(quality) -> tuple[int, str | None]:
+    """How many workers (in the table's order) :func:`confusion_long_frame` holds within
+    :data:`CONFUSION_MAX_CHARS`, and the note saying who is left out (None: every worker)."""
     d, k, _ = quality.empirical.shape
-    workers = np.repeat(np.asarray(quality.workers, dtype=object), k * k)
+    kinds = sum(m is not None for m in (quality.empirical, quality.irbm, quality.gold))
+    class_chars = 2 * k * sum(len(str(c)) for c in quality.classes)  # given and true, summed over a matrix's rows
+    names = np.fromiter((len(str(w)) for w in quality.workers), dtype=np.int64, count=d)
+    per_worker = kinds * (k * k * (names + _CONFUSION_ROW_CHARS) + class_chars)
+    kept = int(np.searchsorted(np.cumsum(per_worker), CONFUSION_MAX_CHARS, side="right"))
+    if kept >= d:
+        return d, None
+    return kept, (f"the all-confusion-matrices table holds the first {kept:,} of the {d:,} workers (about "
+                  f"{CONFUSION_MAX_CHARS // 1_000_000:,} million characters at most: each of a worker's "
+                  f"{kinds * k * k:,} rows repeats its name)")
+
+
+def confusion_long_frame(quality) -> pd.DataFrame:
+    """``worker,kind,given,true,probability,count`` for every worker's empirical / iRBM / gold matrix (the workers
+    :func:`confusion_table_workers` allows; ``attrs["note"]`` says who is left out)."""
+    d, note = confusion_table_workers(quality)
+    k = quality.empirical.shape[1]
+    workers = np.repeat(np.asarray(quality.workers, dtype=object)[:d], k * k)
     given = np.tile(np.repeat(np.asarray(quality.classes, dtype=object), k), d)
     true = np.tile(np.asarray(quality.classes, dtype=object), d * k)
     frames = []
@@ -75,9 +101,12 @@ def confusion_long_frame(quality) -> pd.DataFrame:
         if matrix is None:
             continue
         frames.append(pd.DataFrame({"worker": workers, "kind": kind, "given": given, "true": true,
-                                    "probability": matrix.reshape(-1),
-                                    "count": counts.reshape(-1) if counts is not None else np.nan}))
-    return pd.concat(frames, ignore_index=True)
+                                    "probability": matrix[:d].reshape(-1),
+                                    "count": counts[:d].reshape(-1) if counts is not None else np.nan}))
+    out = pd.concat(frames, ignore_index=True)
+    if note:
+        out.attrs["note"] = note
+    return out
 
 
 def _text(value: Any) -> str:

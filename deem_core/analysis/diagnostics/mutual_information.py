@@ -45,7 +45,7 @@ from deem_core.data.pairs import pair_table
 from deem_core.analysis.diagnostics._slots import layer_outputs
 
 __all__ = [
-    "MI_MAX_BYTES", "MI_MAX_ROWS", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
+    "MI_MAX_BYTES", "MI_MAX_NAME_CHARS", "MI_MAX_ROWS", "MutualInformationResult", "answer_contingency", "contingency_tables", "layer_argmax_codes",
     "layer_names", "pair_mutual_information",
     "mutual_information_from_counts", "mutual_information_matrix", "per_layer_mutual_information",
 ]
@@ -57,6 +57,9 @@ DEFAULT_MIN_COMMON = 10
 MI_MAX_BYTES = 512 << 20
 #: the most rows of the all-pairs table (``long_frame``: the CSV written and downloaded); ~60 MB of CSV
 MI_MAX_ROWS = 500_000
+#: the most characters of worker and class names the all-pairs table may repeat (two names a row): the row cap alone
+#: let 150 workers of 10,000-character names make a 1.39 GB CSV and 8.5-9.5 GB of server memory (attack round 46)
+MI_MAX_NAME_CHARS = 64_000_000
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -300,14 +303,20 @@ class MutualInformationResult:
         per_pair = max(1, n_layers * len(classes))
         a_idx, b_idx = np.nonzero(keep)
         note = None
-        if len(a_idx) * per_pair > max_rows:  # the pairs with the most tasks in common
-            shared = np.asarray(self.n_common).sum(axis=0)[a_idx, b_idx]
-            room = max_rows // per_pair
+        # characters of names a pair's rows repeat: both workers' on every row, and each class's once per layer
+        name_chars = np.fromiter((len(str(w)) for w in self.workers), dtype=np.int64, count=d)
+        class_chars = n_layers * sum(len(str(self.classes[c])) for c in classes)
+        pair_chars = (name_chars[a_idx] + name_chars[b_idx]) * per_pair + class_chars
+        if len(a_idx) * per_pair > max_rows or int(pair_chars.sum()) > MI_MAX_NAME_CHARS:
+            # the pairs with the most tasks in common, as many as the rows and the names' characters allow
+            order = np.argsort(-np.asarray(self.n_common).sum(axis=0)[a_idx, b_idx], kind="stable")
+            room = min(max_rows // per_pair, int(np.searchsorted(np.cumsum(pair_chars[order]), MI_MAX_NAME_CHARS,
+                                                                 side="right")))
             picked = np.zeros(len(a_idx), dtype=bool)
-            picked[np.argsort(-shared, kind="stable")[:room]] = True
+            picked[order[:room]] = True
             note = (f"the all-pairs table holds the {room:,} ordered worker pairs with the most tasks in common: "
-                    f"{len(a_idx) - room:,} more pairs with a value are left out of it ({max_rows:,} rows at most), "
-                    f"not of the heatmaps")
+                    f"{len(a_idx) - room:,} more pairs with a value are left out of it ({max_rows:,} rows and "
+                    f"{MI_MAX_NAME_CHARS // 1_000_000:,} million characters of names at most), not of the heatmaps")
             a_idx, b_idx = a_idx[picked], b_idx[picked]
         return a_idx, b_idx, classes, note
 

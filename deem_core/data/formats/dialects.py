@@ -184,7 +184,8 @@ class Plan:
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             if len(worker_names) > 1:
-                shown = ", ".join(repr(w) for w in worker_names[:6]) + (" ..." if len(worker_names) > 6 else "")
+                shown = ", ".join(repr(shortened(w, QUOTED_CHARS)) for w in worker_names[:6]) + (
+                    " ..." if len(worker_names) > 6 else "")
                 parts.append(f"one worker per file, named after the file ({len(worker_names):,}: {shown})")
             else:
                 parts.append(f"worker {self.worker_name!r} (the file name)")
@@ -226,9 +227,15 @@ def describe_times(times: Mapping[str, str]) -> str:
     return shown + (" ..." if len(times) > 5 else "")
 
 
+#: the most characters of a column's name the "read as" note repeats (six 10,000-character worker columns made a
+#: 60,000-character first line; attack round 46)
+QUOTED_CHARS = 80
+
+
 def _quoted(name: Any) -> str:
-    """A column name in the "read as" note: in quotes, so that 'task' reads as a name, not a word."""
-    return f"'{name}'"
+    """A column name in the "read as" note: in quotes, so that 'task' reads as a name, not a word (cut past
+    :data:`QUOTED_CHARS`)."""
+    return f"'{shortened(name, QUOTED_CHARS)}'"
 
 
 # ---------------------------------------------------------------------------------------------- detection

@@ -1,0 +1,115 @@
+"""Worker names of up to the value limit (10,000 characters) in outputs that repeat them (attack round 46): a 1.6 MB
+wide CSV of 150 copying workers so named took one Diagnostics job to 9.5 GB of server memory and 1.8 GB of files, and
+the worker table's partner column grew as the square of the cluster (223 million characters, a 450 MB page message)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from deem_core.analysis.agreement import cluster_partners
+from deem_core.analysis.diagnostics import mutual_information as mi_module
+from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult
+from deem_core.analysis.diagnostics.quality import QualityResult
+from deem_core.cli import main
+from deem_core.data.text import names_text
+from deem_core.plots import report as report_module
+from deem_core.plots.report import confusion_long_frame
+
+
+def test_a_cluster_of_long_names_gives_each_worker_a_bounded_partner_list():
+    names = [f"{i:03d}" + "x" * 10_000 for i in range(150)]
+    partners = cluster_partners({"clusters": [{"workers": names}]}, names + ["alone"])
+    assert len(partners) == 151 and partners[-1] == ""
+    # eight names cut to 40 characters, then how many more: the column grows as the cluster, not its square
+    assert all(p.endswith(" and 141 more") and len(p) < 8 * 42 + 20 for p in partners[:-1])
+    assert partners[0].startswith("001xxx") and "000xxx" not in partners[0]  # a worker is not its own partner
+    assert partners[1].startswith("000xxx")
+    small = cluster_partners({"clusters": [{"workers": ["w1", "w2", "w3"]}]}, ["w1", "w2", "w3", "w4"])
+    assert small == ["w2, w3", "w1, w3", "w1, w2", ""]
+
+
+def test_names_holding_a_comma_are_quoted_where_names_are_listed():
+    """Two copiers renamed "w01, w02" and "w05, w06" read as four innocent workers among the copiers."""
+    assert names_text(["w01, w02", "w38"]) == "“w01, w02”, “w38”"
+    assert names_text(["a and b", "c"]) == "“a and b”, “c”"
+    assert names_text(["w1", "w2"]) == "w1, w2"
+    assert cluster_partners({"clusters": [{"workers": ["w01, w02", "w38", "w39"]}]}, ["w39"]) == ["“w01, w02”, “w38”"]
+
+
+def _mi_result(names: list[str], n_layers: int = 2) -> MutualInformationResult:
+    d, c = len(names), 2
+    rng = np.random.default_rng(0)
+    mi = rng.random((n_layers + 1, c, d, d))
+    common = rng.integers(10, 100, size=(c, d, d))
+    return MutualInformationResult(mi=mi, n_common=common, classes=["a", "b"], class_counts=np.array([50, 50]),
+                                   workers=names, layers=[f"L{i}" for i in range(n_layers + 1)], class_source="DEEM",
+                                   min_common=10, run=0)
+
+
+def test_the_all_pairs_mi_table_is_bounded_by_the_characters_of_its_names(monkeypatch):
+    short = _mi_result([f"w{i}" for i in range(30)])
+    assert len(short.long_frame()) == 30 * 29 * 3 * 2 and short.table_note() is None  # (as before: all pairs)
+    names = [f"{i:02d}" + "x" * 2_000 for i in range(30)]
+    monkeypatch.setattr(mi_module, "MI_MAX_NAME_CHARS", 1_000_000)
+    result = _mi_result(names)
+    table = result.long_frame()
+    chars = int((table["worker_a"].str.len() + table["worker_b"].str.len()).sum())
+    assert 900_000 < chars <= 1_000_000 and len(table) < 30 * 29 * 3 * 2
+    # the pairs kept are those with the most tasks in common, each with its every row (layer x class)
+    shared = result.n_common.sum(axis=0)
+    kept = set(zip(table["worker_a"], table["worker_b"]))
+    index = {name: i for i, name in enumerate(names)}
+    kept_min = min(shared[index[a], index[b]] for a, b in kept)
+    left_max = max(shared[i, j] for i in range(30) for j in range(30)
+                   if i != j and (names[i], names[j]) not in kept)
+    assert kept_min >= left_max and len(table) == len(kept) * 3 * 2
+    note = result.table_note()
+    assert note == table.attrs["note"] and f"the {len(kept):,} ordered worker pairs" in note
+    assert "1 million characters of names at most" in note
+
+
+def test_the_all_confusion_matrices_table_is_bounded_by_its_characters(monkeypatch):
+    d, k = 20, 3
+    names = [f"{i:02d}" + "y" * 5_000 for i in range(d)]
+    matrices = np.full((d, k, k), 1 / k)
+    quality = QualityResult(table=pd.DataFrame({"worker": names}), empirical=matrices, empirical_counts=matrices * 10,
+                            irbm=matrices, gold=None, workers=names, classes=["a", "b", "c"], n_layers=1)
+    assert len(confusion_long_frame(quality)) == 2 * d * k * k and "note" not in confusion_long_frame(quality).attrs
+    monkeypatch.setattr(report_module, "CONFUSION_MAX_CHARS", 500_000)
+    table = confusion_long_frame(quality)
+    assert 0 < table["worker"].nunique() < d and int(table["worker"].str.len().sum()) <= 500_000
+    assert table["worker"].unique().tolist() == names[:table["worker"].nunique()]  # the first workers, whole
+    assert table.attrs["note"].startswith(f"the all-confusion-matrices table holds the first "
+                                          f"{table['worker'].nunique()} of the {d} workers")
+
+
+def test_deem_diagnose_on_long_copying_names_writes_bounded_files_and_lines(tmp_path, capsys):
+    """The CLI of the same: 7.0 GB, 128 s and 1.8 GB of files, and twenty 10,000-character lines on stderr."""
+    rng = np.random.default_rng(1)
+    n, copiers = 150, 30
+    truth = rng.integers(3, size=n)
+    opinion = np.where(rng.random(n) < 0.6, truth, rng.integers(3, size=n))
+    columns = {"task": np.arange(n)}
+    for i in range(copiers):
+        columns[f"{i:02d}" + "z" * 3_000] = np.where(rng.random(n) < 0.95, opinion, rng.integers(3, size=n))
+    for i in range(4):
+        columns[f"own{i}"] = np.where(rng.random(n) < 0.7, truth, rng.integers(3, size=n))
+    path = tmp_path / "wide.csv"
+    pd.DataFrame(columns).to_csv(path, index=False)
+    out = tmp_path / "diag"
+    assert main(["diagnose", str(path), "-o", str(out), "--epochs", "3", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) < 1_500, max(err.splitlines(), key=len)[:300]
+    workers = pd.read_csv(out / "workers.csv")
+    assert "dependent_with" in workers and workers["dependent_with"].notna().sum() >= 20  # the copiers found
+    assert workers["dependent_with"].fillna("").str.len().max() < 8 * 42 + 20  # eight partners named at most
+    assert (out / "workers.csv").stat().st_size < 34 * 3_100 + 100_000  # each name once, not once per partner
+
+
+def test_the_dialect_note_cuts_long_column_names():
+    from deem_core.data.formats.dialects import QUOTED_CHARS, _quoted  # noqa: PLC0415
+
+    assert _quoted("task") == "'task'"
+    long = _quoted("q" * 10_000)
+    assert len(long) <= QUOTED_CHARS + 2 and long.endswith("...'")
