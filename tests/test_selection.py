@@ -678,6 +678,8 @@ def test_labels_that_follow_a_cluster_the_choice_found_are_said_where_they_are_t
 def test_choose_returns_the_cluster_weighted_reference_on_any_lead_where_the_labels_follow_a_cluster():
     """Step 5 of the rule: a lead of the cluster-weighted Dawid-Skene on the training answers under the 2 s.e. the
     safety rule asks replaces a choice whose labels follow a found cluster, and only then."""
+    from deem_core.analysis.selection import FOLLOWED_KEPT, safety_kept_text  # noqa: PLC0415
+
     rng = np.random.default_rng(5)
     held = rng.normal(-1.0, 0.3, 300)
     agree = (rng.random(300) < 0.7).astype(float)
@@ -709,8 +711,13 @@ def test_choose_returns_the_cluster_weighted_reference_on_any_lead_where_the_lab
                                     "them on 97% of their answers, the other workers on 62%)")
     assert "any lead counts where the labels follow a cluster, 2 s.e. elsewhere" in choice.reason
     assert choice.table.loc[choice.table["chosen"], "start"].tolist() == ["cluster-weighted Dawid-Skene"]
-    behind = references(-0.004)  # the reference behind: the followed choice is kept
-    assert choose([fit], behind, follows=follows).index == 0
+    behind = references(-0.004)  # the reference behind: the followed choice is kept, and the check says why
+    kept = choose([fit], behind, follows=follows)
+    assert kept.index == 0 and FOLLOWED_KEPT in kept.safety and "s.e. nats per answer worse" in kept.safety
+    assert safety_kept_text({"safety": kept.safety}).startswith(
+        "the safety rule kept them: the cluster-weighted Dawid-Skene predicts the training answers, each from the "
+        "other clusters' answers, no better than DEEM's model")
+    assert FOLLOWED_KEPT not in choose([fit], behind).safety  # (not read: not said)
 
 
 def test_the_default_fit_returns_the_cluster_weighted_dawid_skene_where_its_labels_follow_a_found_group(monkeypatch):

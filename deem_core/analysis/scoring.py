@@ -163,8 +163,9 @@ def tie_luck_text(luck: Mapping[str, float], n_scored: int, scored: str = "gold 
     gain = (right - expected) / max(1, n_scored)
     if abs(gain) >= 0.0005:
         # (a fraction beside the pages' fractions, with its points: "0.008" read as 0.008 points; walkthrough 86)
+        # (the points from the fraction as shown: "0.002 (0.1 points)" for 1.5 of 1,000; walkthrough 87)
         size = (f"{100 * abs(gain):.1f} points" if percent else
-                f"{abs(gain):.3f} ({100 * abs(gain):.1f} points)")
+                f"{round(abs(gain), 3):.3f} ({100 * round(abs(gain), 3):.1f} points)")
         text += (f": the order {'adds' if gain > 0 else 'takes'} about {size} "
                  f"{'to' if gain > 0 else 'from'} its accuracy, by chance rather than from the answers")
     return text

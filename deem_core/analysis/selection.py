@@ -45,7 +45,7 @@ from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
 from deem_core.model.network import DEEMNetwork
 
-__all__ = ["FOLLOWED", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
+__all__ = ["FOLLOWED", "FOLLOWED_KEPT", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
            "returned_model_note",
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "evidence_caption",
            "HeldOut", "MIN_HELDOUT", "answers_to_choose", "heldout_size", "hold_out_answers", "heldout_log_probs",
@@ -457,6 +457,8 @@ def none_found(clusters: dict[str, Any]) -> str:
 
 #: how the warning that a model's labels follow a dependence cluster opens
 FOLLOWED = "the labels follow a dependence cluster"
+#: how the safety rule's check says that step 5 of the choice read labels following a cluster and kept them
+FOLLOWED_KEPT = "the labels follow a dependence cluster, and the training answers are predicted no better without its pull"
 
 
 def safety_kept_text(summary: dict) -> str:
@@ -468,6 +470,11 @@ def safety_kept_text(summary: dict) -> str:
         return ""
     if safety.startswith("safety rule (gold labels)"):
         return "the safety rule compared them with the cluster-weighted Dawid-Skene on the gold tasks and kept them"
+    if FOLLOWED_KEPT in safety:
+        # (step 5 of the choice read them and the reference was behind: not "within the noise"; walkthrough 87)
+        return ("the safety rule kept them: the cluster-weighted Dawid-Skene predicts the training answers, each from "
+                "the other clusters' answers, no better than DEEM's model (where the labels follow a cluster, any "
+                "lead of it would have replaced them)")
     return ("the safety rule kept them: the answers it scores did not tell DEEM's model from the cluster-weighted "
             "Dawid-Skene beyond their noise")
 
@@ -516,7 +523,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             lines.append(f"Why these labels differ from the other methods': {len(found)} group(s) of workers answer "
                          f"alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
                          f"{names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
-                         f"one source, where majority vote and the other methods count every member (its labels "
+                         f"one source, where majority vote, Dawid-Skene and DEEM's own model count every member (its labels "
                          f"differ from majority vote's{where}).")
     else:
         lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"

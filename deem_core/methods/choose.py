@@ -46,8 +46,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, HeldOut, cluster_pairs, heldout_agreement,
-                                          heldout_log_probs, hold_out_answers, observed_log_likelihood,
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, FOLLOWED_KEPT, HeldOut, cluster_pairs,
+                                          heldout_agreement, heldout_log_probs, hold_out_answers, observed_log_likelihood,
                                           paired_gain, paired_gain_by_task, pair_scores, predictive_scores,
                                           without_own_cluster, SAFETY_Z)
 from deem_core.data.annotations import AnnotationSet, DataError
@@ -443,6 +443,10 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                                      and cw is not None) else []
         if followed:  # step 5: the labels follow a cluster; any lead of the reference on the training answers
             gain, se = paired_gain_by_task(candidates[best].mean_pair_score, cw.pair_score, cw.pair_task)
+            if gain <= 0 and checked:  # (said: "did not tell the two apart beyond their noise" read as untested
+                # where the reference was behind; walkthrough 87)
+                checked += (f"; {FOLLOWED_KEPT}: {cw.name} predicts them {abs(gain):.4f} ± {se:.4f} s.e. nats per "
+                            f"answer worse, and any lead would have replaced the choice")
             if gain > 0:
                 members, inside, outside = followed[0]
                 returned, chosen, safety_applied = cw, CLUSTER_WEIGHTED, True
@@ -459,7 +463,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             # in words (it read "..., ds start, 1 layer is beaten (...): ..., the best reference, is returned";
             # walkthrough, ninth session)
             reason = (f"safety rule: DEEM's own model, {named}, predicts {scored} worse than "
-                      f"{' and '.join(beaten)} does ({'; '.join(by)} nats per answer), so {returned.name}'s labels "
+                      f"{' and '.join(beaten)} {'do' if len(beaten) > 1 else 'does'} ({'; '.join(by)} nats per answer), so {returned.name}'s labels "
                       f"are returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
     # the candidate the criterion put first, also when the safety rule replaced it (the table showed no trained
