@@ -14,6 +14,7 @@ import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
 from deem_core.data.text import escape_controls  # noqa: E402
+from deem_core.analysis.agreement import PARTNERS_WORDS  # noqa: E402
 from deem_core.analysis.selection import followed_text, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_studio import capacity  # noqa: E402
@@ -408,9 +409,9 @@ if workers is not None:
                                                       if gold_trained else "without gold labels")
                                                    + " (Diagnostics' irbm accuracy)"))
         if "dependent_with" in workers and (workers["dependent_with"].astype(str) != "").any():
-            notes.append("dependent with: the other workers of its dependence cluster (their answers agree beyond "
-                         "what the other workers explain): their agreement and estimated accuracy count their "
-                         "shared answers as evidence and may read too high")
+            notes.append(f"dependent with: the other workers of its dependence cluster ({PARTNERS_WORDS}; their "
+                         "answers agree beyond what the other workers explain): their agreement and estimated "
+                         "accuracy count their shared answers as evidence and may read too high")
         notes.append("each worker's flag (spammer, weak, dependent) is on Diagnostics → Worker quality")
         st.caption("; ".join(notes) + ".")
         common.table(workers)

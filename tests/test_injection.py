@@ -315,11 +315,10 @@ def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
     assert len(at.dataframe[0].value) == 3000
 
 
-
 def test_reasons_read_from_a_run_folder_are_shown_as_text(runs_dir):
     """The Train page showed a method's stored start reason as Markdown (attack round 46: a hand-edited metrics.json
-    rendered bold text and a live link); the stored sweep reason and safety-rule reference likewise go through
-    ``common.safe``."""
+    rendered bold text and a live link). (The stored sweep reason and the safety rule's reference were given
+    ``common.safe`` with it; this test plants the start reason only.)"""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.button(key="sample_condind").click().run()
     at.switch_page("pages/train.py").run()

@@ -27,6 +27,10 @@ def test_a_cluster_of_long_names_gives_each_worker_a_bounded_partner_list():
     assert partners[1].startswith("000xxx")
     small = cluster_partners({"clusters": [{"workers": ["w1", "w2", "w3"]}]}, ["w1", "w2", "w3", "w4"])
     assert small == ["w2, w3", "w1, w3", "w1, w2", ""]
+    # whole names while a cell stays short (the review: hashes of 64 characters and clusters of 10 or more were cut)
+    hashes = [f"{i:064x}" for i in range(12)]
+    whole = cluster_partners({"clusters": [{"workers": hashes}]}, hashes)
+    assert whole[0] == ", ".join(hashes[1:]) and "..." not in "".join(whole) and "more" not in "".join(whole)
 
 
 def test_names_holding_a_comma_are_quoted_where_names_are_listed():
@@ -80,8 +84,7 @@ def test_the_all_confusion_matrices_table_is_bounded_by_its_characters(monkeypat
     table = confusion_long_frame(quality)
     assert 0 < table["worker"].nunique() < d and int(table["worker"].str.len().sum()) <= 500_000
     assert table["worker"].unique().tolist() == names[:table["worker"].nunique()]  # the first workers, whole
-    assert table.attrs["note"].startswith(f"the all-confusion-matrices table holds the first "
-                                          f"{table['worker'].nunique()} of the {d} workers")
+    assert table.attrs["note"].startswith(f"the first {table['worker'].nunique()} of the {d} workers only")
 
 
 def test_deem_diagnose_on_long_copying_names_writes_bounded_files_and_lines(tmp_path, capsys):

@@ -713,7 +713,7 @@ def test_choose_returns_the_cluster_weighted_reference_on_any_lead_where_the_lab
     assert choice.table.loc[choice.table["chosen"], "start"].tolist() == ["cluster-weighted Dawid-Skene"]
     behind = references(-0.004)  # the reference behind: the followed choice is kept, and the check says why
     kept = choose([fit], behind, follows=follows)
-    assert kept.index == 0 and FOLLOWED_KEPT in kept.safety and "s.e. nats per answer worse" in kept.safety
+    assert kept.index == 0 and FOLLOWED_KEPT in kept.safety and "s.e. nats per answer lower" in kept.safety
     assert safety_kept_text({"safety": kept.safety}).startswith(
         "the safety rule kept them: the cluster-weighted Dawid-Skene predicts the training answers, each from the "
         "other clusters' answers, no better than DEEM's model")

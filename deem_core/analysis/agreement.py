@@ -29,11 +29,11 @@ import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet, counting_is_small, counts_at, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
-from deem_core.data.text import names_text
+from deem_core.data.text import all_names_text, names_text
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
-    "dependent_with", "cluster_partners", "identical_groups",
+    "dependent_with", "cluster_partners", "identical_groups", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
@@ -369,20 +369,32 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
     return cluster_partners((getattr(model, "selection_summary_", None) or {}).get("clusters") or {}, workers)
 
 
+#: the most characters of one worker's ``dependent_with`` cell before its partners are cut (:func:`all_names_text`)
+PARTNERS_MAX_CHARS = 2_000
+#: what a ``dependent_with`` cell holds, in words (said beside the column)
+PARTNERS_WORDS = (f"whole names up to {PARTNERS_MAX_CHARS:,} characters a cell, past that the first eight cut to 40 "
+                  f"characters and how many more")
+
+
 def cluster_partners(found: dict, workers: Any) -> list[str] | None:
     """Per worker of ``workers``: the other workers of its cluster in ``found`` (a dependence-cluster summary,
-    ``{"clusters": [{"workers": [...]}, ...]}``) in words (:func:`names_text`: the first eight, each cut to 40
-    characters, then how many more), "" for a worker in none; None when ``found`` holds no clusters. (Every other
-    member's whole name on every member's row grew as the square of the cluster: 150 copiers of 10,000-character
-    names made a 223-million-character column, a 450 MB table message and 4 GB of server memory; attack round 46.)"""
+    ``{"clusters": [{"workers": [...]}, ...]}``), "" for a worker in none; None when ``found`` holds no clusters.
+    Whole names while a cell stays within :data:`PARTNERS_MAX_CHARS`, past it the first eight cut to 40 characters
+    and how many more (:func:`all_names_text`; every other member's whole name on every member's row grew as the
+    square of the cluster: 150 copiers of 10,000-character names made a 223-million-character column, a 450 MB page
+    message and 4 GB of server memory; attack round 46)."""
     if "clusters" not in found:
         return None
     partners: dict[str, str] = {}
     for cluster in found.get("clusters") or []:
         names = [str(w) for w in cluster.get("workers") or []]
-        for name in names:  # (the first ten suffice: nine shown at most, the rest counted)
-            head = [other for other in names[:10] if other != name]
-            partners[name] = names_text(head, total=len(names) - 1)
+        whole = sum(len(name) + 4 for name in names) <= PARTNERS_MAX_CHARS + 64  # (a member's own name left out)
+        for i, name in enumerate(names):
+            if whole:
+                partners[name] = all_names_text(names[:i] + names[i + 1:], PARTNERS_MAX_CHARS)
+            else:  # (the first ten suffice: nine shown at most, the rest counted)
+                head = [other for other in names[:10] if other != name]
+                partners[name] = names_text(head, total=len(names) - 1)
     return [partners.get(str(w), "") for w in workers]
 
 

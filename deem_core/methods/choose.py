@@ -214,10 +214,13 @@ class Reference:
     pair_task: np.ndarray | None = None  # (A,) the task of each of those answers
 
 
-def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, device: torch.device) -> np.ndarray:
+def labels_of(network: DEEMNetwork, data: AnnotationSet, reference: np.ndarray, device: torch.device,
+              runs: Sequence[int] | None = None) -> np.ndarray:
     """Consensus class codes (n,) of the network's runs on ``data`` (each run's hidden units mapped to classes
-    against ``reference`` with the Hungarian algorithm, posteriors averaged over runs)."""
+    against ``reference`` with the Hungarian algorithm, posteriors averaged over ``runs``, every run when None)."""
     hidden = task_outputs(network, data)[1].cpu().numpy()  # (R, n, K)
+    if runs is not None and len(runs):
+        hidden = hidden[np.asarray(runs, dtype=np.int64)]
     mapped = np.zeros_like(hidden)
     for run in range(hidden.shape[0]):
         class_map = hungarian_class_map(hidden[run].argmax(-1), reference, data.n_classes)
@@ -443,11 +446,15 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                                      and cw is not None) else []
         if followed:  # step 5: the labels follow a cluster; any lead of the reference on the training answers
             gain, se = paired_gain_by_task(candidates[best].mean_pair_score, cw.pair_score, cw.pair_task)
-            if gain <= 0 and checked:  # (said: "did not tell the two apart beyond their noise" read as untested
-                # where the reference was behind; walkthrough 87)
-                checked += (f"; {FOLLOWED_KEPT}: {cw.name} predicts them {abs(gain):.4f} ± {se:.4f} s.e. nats per "
-                            f"answer worse, and any lead would have replaced the choice")
-            if gain > 0:
+            if not math.isfinite(gain):  # (no reading: nothing to say either way)
+                gain = math.nan
+            elif gain <= 1e-12 and checked:  # (said: "did not tell the two apart beyond their noise" read as
+                # untested where the reference was behind; walkthrough 87)
+                size = ("the same, answer for answer" if abs(gain) <= 1e-12 else
+                        f"{abs(gain):.4f} ± {se:.4f} s.e. nats per answer lower")
+                checked += (f"; {FOLLOWED_KEPT}: {cw.name} predicts them {size}, and any lead would have replaced "
+                            f"the choice")
+            if gain > 1e-12:  # (a lead beyond float noise: the reference can be the choice's own model)
                 members, inside, outside = followed[0]
                 returned, chosen, safety_applied = cw, CLUSTER_WEIGHTED, True
                 reason = (f"safety rule (labels following a cluster): the labels of DEEM's own model, {named}, follow "

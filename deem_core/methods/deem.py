@@ -258,7 +258,6 @@ class DependenceWarning(UserWarning):
     copies one source, that source decided them. Also in ``warnings_``."""
 
 
-
 def _labels_followed(found: dict, data: AnnotationSet, labels: np.ndarray) -> list:
     from deem_core.analysis.diagnostics.quality import labels_followed  # noqa: PLC0415 (diagnostics load late)
 
@@ -753,7 +752,9 @@ class DEEM(Aggregator, BaseEstimator):
         mv_labels = data.majority_vote()
 
         def follows(index: int) -> list:  # step 5 of the rule: the clusters a candidate's labels follow
-            labels = labels_of(candidates[index].result.network, data, mv_labels, self.device_)
+            result = candidates[index].result  # (its runs that did not diverge, as the labels returned: the read)
+            usable = [r for r, status in enumerate(result.status) if status != "diverged"]
+            labels = labels_of(result.network, data, mv_labels, self.device_, runs=usable or None)
             return _labels_followed(found, data, labels)
 
         choice = choose(candidates, references, safety=True, follows=follows)

@@ -82,9 +82,8 @@ def confusion_table_workers(quality) -> tuple[int, str | None]:
     kept = int(np.searchsorted(np.cumsum(per_worker), CONFUSION_MAX_CHARS, side="right"))
     if kept >= d:
         return d, None
-    return kept, (f"the all-confusion-matrices table holds the first {kept:,} of the {d:,} workers (about "
-                  f"{CONFUSION_MAX_CHARS // 1_000_000:,} million characters at most: each of a worker's "
-                  f"{kinds * k * k:,} rows repeats its name)")
+    return kept, (f"the first {kept:,} of the {d:,} workers only (about {CONFUSION_MAX_CHARS // 1_000_000:,} "
+                  f"million characters at most: each of a worker's {kinds * k * k:,} rows repeats its name)")
 
 
 def confusion_long_frame(quality) -> pd.DataFrame:

@@ -268,8 +268,9 @@ class MutualInformationResult:
         file of empty values (walkthrough 45), and 1,234 workers each pair sharing one to nine tasks gave 21.3 M
         rows of which none held a value (782 MB, 6.6 GB of memory; attack round 23).
 
-        At most ``max_rows`` rows (default :data:`MI_MAX_ROWS`): past it the pairs with the most tasks in common
-        are kept, and ``attrs["note"]`` says how many were left out (the heatmaps keep every pair)."""
+        At most ``max_rows`` rows (default :data:`MI_MAX_ROWS`) and :data:`MI_MAX_NAME_CHARS` characters of names:
+        past either the pairs with the most tasks in common are kept, and ``attrs["note"]`` says how many were left
+        out (the heatmaps keep every pair)."""
         a_idx, b_idx, classes, note = self._table_pairs(include_diagonal, max_rows)
         n_layers = self.mi.shape[0]
         workers = np.asarray(self.workers, dtype=object)
@@ -306,8 +307,12 @@ class MutualInformationResult:
         # characters of names a pair's rows repeat: both workers' on every row, and each class's once per layer
         name_chars = np.fromiter((len(str(w)) for w in self.workers), dtype=np.int64, count=d)
         class_chars = n_layers * sum(len(str(self.classes[c])) for c in classes)
-        pair_chars = (name_chars[a_idx] + name_chars[b_idx]) * per_pair + class_chars
-        if len(a_idx) * per_pair > max_rows or int(pair_chars.sum()) > MI_MAX_NAME_CHARS:
+        longest = 2 * int(name_chars.max(initial=0)) * per_pair + class_chars
+        over = len(a_idx) * longest > MI_MAX_NAME_CHARS  # (the per-pair count only where a bound says it may be)
+        pair_chars = (name_chars[a_idx] + name_chars[b_idx]) * per_pair + class_chars if over else None
+        if len(a_idx) * per_pair > max_rows or (over and int(pair_chars.sum()) > MI_MAX_NAME_CHARS):
+            if pair_chars is None:
+                pair_chars = np.zeros(len(a_idx), dtype=np.int64)  # (under the characters' cap: rows decide)
             # the pairs with the most tasks in common, as many as the rows and the names' characters allow
             order = np.argsort(-np.asarray(self.n_common).sum(axis=0)[a_idx, b_idx], kind="stable")
             room = min(max_rows // per_pair, int(np.searchsorted(np.cumsum(pair_chars[order]), MI_MAX_NAME_CHARS,

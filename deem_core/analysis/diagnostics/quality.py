@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deem_core.analysis.agreement import cluster_partners, dependent_with
+from deem_core.analysis.agreement import PARTNERS_WORDS, cluster_partners, dependent_with
 from deem_core.analysis.selection import none_found, safety_kept_text
 from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
@@ -158,7 +158,6 @@ def followed_clusters(found: dict, workers: list, agree: np.ndarray, n_labels: n
         if inside >= FOLLOW_AGREEMENT and outside <= inside - FOLLOW_GAP:
             out.append(([workers[i] for i in rows], inside, outside))
     return out
-
 
 
 def labels_followed(found: dict, data: AnnotationSet, labels: np.ndarray) -> list[tuple[list, float, float]]:
@@ -359,7 +358,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     if dependents:
         when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
                 "counted every member as an independent source)" if found_here else "found before training")
-        notes.append(f"dependent_with: the other workers of its dependence cluster, {when} (their answers agree "
+        notes.append(f"dependent_with: the other workers of its dependence cluster ({PARTNERS_WORDS}), {when} "
+                     f"(their answers agree "
                      f"beyond what the other workers explain): agreement, kappa, spammer_score and the irbm_* columns "
                      f"count their shared answers as evidence and may read too high for them")
     if not returned:  # (read as a comparison with gold labels by a link's visitor; walkthrough 33)

@@ -206,7 +206,7 @@ class Plan:
                 parts[-1] += f" (the file's own column(s); the same field(s) in {_quoted(TASK_ANSWERS)} not read)"
             if self.soft:
                 # (at most eight named: 5,000 made a 300 KB line on the Data page; attack round 33)
-                parts.append(f"soft labels from columns {names_text([_quoted(c) for c in self.soft])}")
+                parts.append(f"soft labels from columns {names_text([_quoted(c) for c in self.soft], quote=False)}")
         if self.gold:
             parts.append(f"no gold labels (column {_quoted(self.gold)} is empty)" if gold_found is False
                          else f"gold labels from column {_quoted(self.gold)}, if any (none in the first "
