@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from deem_core.analysis.agreement import cluster_partners
 from deem_core.analysis.diagnostics import mutual_information as mi_module
@@ -116,3 +117,72 @@ def test_the_dialect_note_cuts_long_column_names():
     assert _quoted("task") == "'task'"
     long = _quoted("q" * 10_000)
     assert len(long) <= QUOTED_CHARS + 2 and long.endswith("...'")
+
+
+def test_labels_json_of_long_class_names_is_refused_before_it_is_made_and_made_in_small_chunks(monkeypatch):
+    """Attack round 47: every record repeats each class's name (``p_<class>``): 4,000 tasks of 40 classes named in
+    10,000 characters (a 31 KB upload) made a 1.6 GB "Labels JSON" and took the server to 6.5 GB, from a run link's
+    visitor too."""
+    import json  # noqa: PLC0415
+
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+    from deem_core.data.formats import writers  # noqa: PLC0415
+
+    names = [f"{i}" + "c" * 2_000 for i in range(5)]
+    table = pd.DataFrame(np.full((40, 5), 0.2), columns=[f"p_{n}" for n in names],
+                         index=pd.Index([f"t{i}" for i in range(40)], name="task"))
+    table.insert(0, "label", names[0])
+    whole = json.dumps(writers._records(table), ensure_ascii=False, allow_nan=False, indent=1).encode()
+    monkeypatch.setattr(writers, "JSON_CHUNK_CHARS", 25_000)  # a few records a chunk: the same bytes
+    made = writers.serialise(table, "json")
+    assert made == whole and 0.8 < writers.json_row_chars(table) * 40 / len(made) < 1.3
+    monkeypatch.setenv("DEEM_MAX_INPUT_BYTES", str(len(made) // 2))
+    with pytest.raises(DataError, match=r"the labels as JSON would be about .* CSV and Parquet write each name once"):
+        writers.serialise(table, "json")
+    assert len(writers.serialise(table, "csv")) < len(made) / 5  # (the names once, in the header)
+
+
+def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeypatch):
+    """Attack round 47: report.html drew every class's heatmaps, each repeating every worker's name and a hover text
+    a cell: 30 classes of 150 workers named in 10,000 characters made 167 MB a press of Compute diagnostics."""
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(4, size=300)
+    rows = [(t, f"{w:02d}" + "n" * 300, int(truth[t]) if rng.random() < 0.8 else int(rng.integers(4)))
+            for t in range(300) for w in range(8)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    diagnostics = run_diagnostics(DEEM(epochs=2, device="cpu").fit(frame), frame)
+    full = report_module.write_report(diagnostics, tmp_path / "all")["report"].read_text(encoding="utf-8")
+    assert full.count("<h2>Mutual information, class ") == 4 and "left out of this report" not in full
+    one = len(full) // 6  # room for the summary figure and about one class's heatmaps
+    monkeypatch.setattr(report_module, "REPORT_MAX_CHARS", one)
+    cut = report_module.write_report(diagnostics, tmp_path / "cut")["report"].read_text(encoding="utf-8")
+    shown = cut.count("<h2>Mutual information, class ")
+    assert shown < 4 and f"heatmaps of {4 - shown} of the 4 classes are left out of this report" in cut
+    assert "<h2>Worker quality</h2>" in cut and len(cut) < len(full)
+
+
+def test_quote_marks_inside_listed_names_are_escaped():
+    """Attack round 47: workers renamed ``w01”, “w02`` and ``w05”, “w06`` read, once quoted, as four innocent workers
+    in a copying group's list."""
+    shown = names_text(["w01”, “w02", "w05”, “w06", "w38"])
+    assert shown == "“w01\\u201d, \\u201cw02”, “w05\\u201d, \\u201cw06”, “w38”"
+    assert shown.count("”, “") == 2  # three names, as given
+
+
+def test_a_label_studio_control_name_past_its_limit_is_refused(tmp_path, capsys):
+    """Attack round 47: one answer's 100,000-character ``to_name`` went into every prediction written back (a 966 KB
+    export, a 200 MB file)."""
+    import json  # noqa: PLC0415
+
+    tasks = [{"id": i, "data": {"text": f"t{i}"}, "annotations": [
+        {"completed_by": w, "result": [{"from_name": "sentiment", "to_name": "text" + ("x" * 5_000 if i == w == 0 else ""),
+                                        "type": "choices", "value": {"choices": ["a" if (i + w) % 3 else "b"]}}]}
+        for w in range(3)]} for i in range(20)]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    assert main(["aggregate", str(path), "-o", str(tmp_path / "out.json"), "--method", "mv", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "a control name (to_name) of 5,004 characters, more than the 1,000" in err and len(err) < 400

@@ -84,13 +84,23 @@ def names_text(names: list, most: int = 8, longest: int = 40, total: int | None 
         most += 1
     shown = [shortened(name, longest) for name in names[:most]]
     if quote and _ambiguous(shown):
-        shown = [f"“{name}”" for name in shown]
+        shown = [_quote(name) for name in shown]
     return ", ".join(shown) + (f" and {total - len(shown):,} more" if total > len(shown) else "")
 
 
 def _ambiguous(names: list[str]) -> bool:
-    """Whether names joined by ", " could be read as other names (one holds a comma or " and ")."""
-    return any("," in name or " and " in name for name in names)
+    """Whether names joined by ", " could be read as other names (one holds a comma, " and " or a quote mark)."""
+    return any("," in name or " and " in name or any(q in name for q in _QUOTES) for name in names)
+
+
+#: quote marks a name could hold to look like the end of one quoted name and the start of another
+_QUOTES = "“”\"'‘’«»"
+
+
+def _quote(name: str) -> str:
+    """``name`` in “ ”, each quote mark inside it shown as an escape (a worker named ``w01”, “w02`` read as two
+    innocent workers in the quoted list; attack round 47)."""
+    return "“" + "".join(f"\\u{ord(c):04x}" if c in _QUOTES else c for c in name) + "”"
 
 
 def all_names_text(names: list, most_chars: int = 2_000) -> str:
@@ -98,7 +108,7 @@ def all_names_text(names: list, most_chars: int = 2_000) -> str:
     ``most_chars`` characters; past it :func:`names_text` (the first eight, each cut to 40, then how many more)."""
     names = [str(name) for name in names]
     if sum(len(name) + 4 for name in names) <= most_chars:
-        return ", ".join(f"“{name}”" for name in names) if _ambiguous(names) else ", ".join(names)
+        return ", ".join(_quote(name) for name in names) if _ambiguous(names) else ", ".join(names)
     return names_text(names)
 
 

@@ -19,7 +19,7 @@ from deem_core.data.text import escape_controls
 from deem_core.plots import diagnostics as plots
 from deem_core.plots.safety import escape_figure
 
-__all__ = ["REPORT_FILES", "CONFUSION_MAX_CHARS", "confusion_long_frame", "confusion_table_workers", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
+__all__ = ["REPORT_FILES", "REPORT_MAX_CHARS", "CONFUSION_MAX_CHARS", "confusion_long_frame", "confusion_table_workers", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
            "write_diagnostics", "write_report"]
 
 MI_SUMMARY_COLUMNS = ["layer", "max_mi_mean", "max_mi_std", "frobenius_mean", "frobenius_std", "rms_mi_mean",
@@ -130,6 +130,16 @@ REPORT_FILES = {"mutual_information": "mutual_information.csv", "mi_summary": "m
                 "report": "report.html"}
 
 
+#: the most characters report.html takes for the classes' heatmaps (the rest of the report is written whole)
+REPORT_MAX_CHARS = 48_000_000
+
+
+def _heatmaps_left_out(left_out: int, drawn: int) -> str:
+    return (f"The mutual-information heatmaps of {left_out:,} of the {drawn:,} classes are left out of this report (it "
+            f"stops adding them past {REPORT_MAX_CHARS // 1_000_000:,} million characters: each repeats every worker's "
+            f"name); mutual_information.csv and the dashboard's Diagnostics page have every class.")
+
+
 def write_report(diagnostics, directory, title: str = "DEEM diagnostics", experts: Sequence[Any] = (),
                  lead: str | None = None) -> dict[str, Path]:
     """Write ``mutual_information.csv``, ``mi_summary.csv``, ``importance.csv``, ``workers.csv``,
@@ -148,16 +158,22 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         "workers": write_csv(quality.table, directory / names["workers"], index=False),
         "confusion": write_csv(confusion_long_frame(quality), directory / names["confusion"], index=False),
     }
-    figures: list[tuple[str, Any]] = []
-    figures.append(("Dependence per layer", plots.mi_summary_figure(mi)))
+    # figures made one at a time as they are written (a class's heatmaps only while the report stays within
+    # REPORT_MAX_CHARS: each repeats the workers' names and a hover text a cell; 30 classes of 150 workers named in
+    # 10,000 characters made a 167 MB report a press of Compute diagnostics, from a run link's visitor too; attack
+    # round 47)
     zmax = plots.mi_scale_max(mi)
-    for c, value in enumerate(mi.classes):
-        if mi.class_counts[c] > 0:
-            figures.append((f"Mutual information, class {value}", plots.mi_heatmaps(mi, value, zmax=zmax)))
-    figures.append(("Worker importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts)))
+    values = mi.off_diagonal()
+    drawn = [value for c, value in enumerate(mi.classes)
+             if mi.class_counts[c] > 0 and not np.isnan(values[:, c]).all()]  # (a class of no pair with a value: none)
+    figures: list[tuple[str, Any]] = [("Dependence per layer", lambda: plots.mi_summary_figure(mi))]
+    figures += [(f"Mutual information, class {value}", lambda value=value: plots.mi_heatmaps(mi, value, zmax=zmax))
+                for value in drawn]
+    figures.append(("Worker importance: drop of p(decided class)",
+                    lambda: plots.importance_bars(importance, highlight=experts)))
     figures.append(("Worker importance: drop of the decided class's log-odds (does not saturate)",
-                    plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
-    figures.append(("Worker quality", plots.quality_table_figure(quality.table)))
+                    lambda: plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
+    figures.append(("Worker quality", lambda: plots.quality_table_figure(quality.table)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_text(title)}</title>",
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
              ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
@@ -172,12 +188,26 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
              _table_html(importance.pivot().reset_index()),
              "<h2>Importance (mean drop of the decided class's log-odds, nats)</h2>",
              _table_html(importance.pivot("importance_log_odds").reset_index())]
-    first = True
-    for heading, figure in figures:
-        parts.append(f"<h2>{_text(heading)}</h2>")
+    first, size, left_out, said = True, sum(len(part) for part in parts), 0, False
+    for heading, make in figures:
+        heatmap = heading.startswith("Mutual information, class ")
+        if heatmap and (left_out or size > REPORT_MAX_CHARS):
+            left_out += 1
+            continue
+        if left_out and not said:  # (after the last class's heatmap)
+            parts.append(f"<p>{_text(_heatmaps_left_out(left_out, len(drawn)))}</p>")
+            said = True
         # worker, class and subset names are data: shown as text, never as plotly's HTML labels (live links)
-        parts.append(escape_figure(figure).to_html(full_html=False, include_plotlyjs=True if first else False))
+        html_part = escape_figure(make()).to_html(full_html=False, include_plotlyjs=True if first else False)
+        if heatmap and size + len(html_part) > REPORT_MAX_CHARS:
+            left_out += 1
+            continue
+        parts.append(f"<h2>{_text(heading)}</h2>")
+        parts.append(html_part)
+        size += len(html_part)
         first = False
+    if left_out and not said:
+        parts.append(f"<p>{_text(_heatmaps_left_out(left_out, len(drawn)))}</p>")
     parts.append("</body></html>")
     paths["report"] = atomic_write_text(directory / names["report"], "\n".join(parts))
     return paths

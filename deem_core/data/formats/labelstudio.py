@@ -599,6 +599,17 @@ def task_key_of(task: Mapping[str, Any], task_key: str) -> Any:
     return data.get(task_key[5:])
 
 
+#: the longest control name (``from_name``, ``to_name``) an export may give: every prediction written back repeats
+#: them, and a 100,000-character ``to_name`` on one answer of a 966 KB export made a 200 MB predictions file (attack
+#: round 47); a project's form names its controls in a few characters
+MAX_CONTROL_NAME_CHARS = 1_000
+
+
+def _long_control_name(name: str, line: int, key: str, value: str) -> str:
+    return (f"{name}: line {line}: a control name ({key}) of {len(value):,} characters, more than the "
+            f"{MAX_CONTROL_NAME_CHARS:,} a Label Studio form's control is named in")
+
+
 #: distinct labelling controls (``from_name``) a Label Studio export may hold: a project's form has a few; one task of
 #: 80,000 made-up controls took 70 s past a 10 s read limit, 100,000 a preview 200 s (attack round 9)
 MAX_CONTROLS = 1_000
@@ -693,6 +704,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     if not isinstance(result, dict) or str(result.get("type", "")) not in CLASSIFICATION_TYPES:
                         continue
                     control = str(result.get("from_name", ""))
+                    if len(control) > MAX_CONTROL_NAME_CHARS:
+                        raise DataError(_long_control_name(name, line, "from_name", control))
                     if control not in seen_controls:
                         if len(seen_controls) >= MAX_CONTROLS:
                             raise DataError(f"{name}: line {line}: more than {MAX_CONTROLS:,} labelling controls "
@@ -706,7 +719,10 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 for control, found in by_control.items():
                     with_control[control] = with_control.get(control, 0) + 1
                     if control not in control_meta:
-                        control_meta[control] = (str(found[0].get("to_name", "")), str(found[0].get("type", "choices")))
+                        to_name = str(found[0].get("to_name", ""))
+                        if len(to_name) > MAX_CONTROL_NAME_CHARS:  # (written into every prediction made from it)
+                            raise DataError(_long_control_name(name, line, "to_name", to_name))
+                        control_meta[control] = (to_name, str(found[0].get("type", "choices")))
                     store = rows.get(control)
                     if store is None:
                         store = rows[control] = _Rows()

@@ -77,18 +77,44 @@ def _records(results: pd.DataFrame) -> list[dict[str, Any]]:
     return [{c: _plain(v) for c, v in zip(columns, row)} for row in frame.itertuples(index=False, name=None)]
 
 
-#: rows of the labels table made into Python records at a time by the JSON serialiser
+#: rows of the labels table made into Python records at a time by the JSON serialiser (fewer where rows are long)
 JSON_CHUNK_ROWS = 5_000
+#: characters of JSON made at a time at most (rows of long class names are made a few at a time)
+JSON_CHUNK_CHARS = 16_000_000
+
+
+def json_row_chars(results: pd.DataFrame) -> int:
+    """About how many characters one record of :func:`_json_records` takes: every key (a column's name: ``p_<class>``
+    holds the class's name) on every record, with its indent and quotes, and the longest text or ~26 for a number."""
+    frame = results.reset_index()
+    chars = 4
+    for column in frame.columns:
+        values = frame[column]
+        width = 26
+        if values.dtype == object and len(values):
+            width = max(width, int(values.map(lambda v: len(v) if isinstance(v, str) else 26).max()) + 4)
+        chars += len(str(column)) + 8 + width
+    return chars
 
 
 def _json_records(results: pd.DataFrame) -> bytes:
     """``json.dumps(_records(results), indent=1)`` as bytes, the same to the byte, made a chunk of rows at a time:
     every record of a table held as Python objects at once took ~230 bytes of memory a cell (a press of "Labels
-    JSON" on 100,000 tasks x 80 classes raised the server from 1.3 to 3.2 GB; attack round 23)."""
+    JSON" on 100,000 tasks x 80 classes raised the server from 1.3 to 3.2 GB; attack round 23). Refused before it is
+    made when it would pass what the reader takes in (``DEEM_MAX_INPUT_BYTES``): every record repeats every class's
+    name, and 4,000 tasks of 40 classes named in 10,000 characters (a 31 KB upload) made a 1.6 GB file and took the
+    server to 6.5 GB, from a run link's visitor too (attack round 47)."""
+    row = json_row_chars(results)
+    most = Limits.from_env().max_bytes
+    if most and row * len(results) > most:
+        raise DataError(f"the labels as JSON would be about {describe_bytes(row * len(results))} (every record "
+                        f"repeats each column's name, and the classes' names are long), past "
+                        f"{describe_bytes(most)} (DEEM_MAX_INPUT_BYTES); CSV and Parquet write each name once")
+    rows = max(1, min(JSON_CHUNK_ROWS, JSON_CHUNK_CHARS // row))
     out = io.BytesIO()
     out.write(b"[")
-    for start in range(0, len(results), JSON_CHUNK_ROWS):
-        chunk = json.dumps(_records(results.iloc[start:start + JSON_CHUNK_ROWS]), ensure_ascii=False,
+    for start in range(0, len(results), rows):
+        chunk = json.dumps(_records(results.iloc[start:start + rows]), ensure_ascii=False,
                            allow_nan=False, default=_json_default, indent=1)
         out.write((("," if start else "") + chunk[1:-2]).encode("utf-8"))  # (each chunk's "[" and "\n]" left out)
     out.write(b"\n]" if len(results) else b"]")
