@@ -297,8 +297,8 @@ def test_the_dataframe_toolbar_cannot_export():
     assert not any(str(v)[:1] in "=+-@" for v in cells.to_numpy().ravel())
 
 
-def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
-    """Case 7: one unreadable results/<method>.parquet made the whole Results page fail."""
+def condind_run() -> tuple[AppTest, str]:
+    """A session that trained majority vote and Dawid-Skene on the bundled CondInd sample: (session, run id)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.button(key="sample_condind").click().run()
     at.switch_page("pages/train.py").run()
@@ -306,6 +306,12 @@ def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
     assert wait(run_id).status == "finished"
+    return at, run_id
+
+
+def test_one_damaged_method_file_does_not_break_the_results_page(runs_dir):
+    """Case 7: one unreadable results/<method>.parquet made the whole Results page fail."""
+    at, run_id = condind_run()
     (runs_dir / run_id / "results" / "ds.parquet").write_bytes(b"PAR1 not really parquet")
     at.switch_page("pages/results.py").run()
     assert not at.exception
@@ -319,13 +325,7 @@ def test_reasons_read_from_a_run_folder_are_shown_as_text(runs_dir):
     """The Train page showed a method's stored start reason as Markdown (attack round 46: a hand-edited metrics.json
     rendered bold text and a live link). (The stored sweep reason and the safety rule's reference were given
     ``common.safe`` with it; this test plants the start reason only.)"""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.button(key="sample_condind").click().run()
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["mv", "ds"])
-    at.button(key="train_launch").click().run()
-    run_id = at.session_state["train_run"]
-    assert wait(run_id).status == "finished"
+    at, run_id = condind_run()
     path = runs_dir / run_id / "metrics.json"
     metrics = json.loads(path.read_text())
     metrics["ds"]["start_reason"] = f"**BOLD** {LINK} <img src=x onerror=alert(1)>"
