@@ -242,7 +242,7 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
         values = table[column].astype(float)
         below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < 0, "worker"]))
         if below:
-            text += (f" Below 0 ({names_text(below, 5)}): leaving that worker's answer out makes the class "
-                     f"decided more probable, on average over its tasks: as the model reads them, its answers "
+            text += (f" Below 0 ({names_text(below, 5, quote=False)}): leaving that worker's answer out makes "
+                     f"the class decided more probable, on average over its tasks: as the model reads them, its answers "
                      f"count against the labels decided more than for them.")
     return text
