@@ -167,9 +167,17 @@ def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeyp
 def test_quote_marks_inside_listed_names_are_escaped():
     """Attack round 47: workers renamed ``w01”, “w02`` and ``w05”, “w06`` read, once quoted, as four innocent workers
     in a copying group's list."""
-    shown = names_text(["w01”, “w02", "w05”, “w06", "w38"])
-    assert shown == "“w01\\u201d, \\u201cw02”, “w05\\u201d, \\u201cw06”, “w38”"
-    assert shown.count("”, “") == 2  # three names, as given
+    import re  # noqa: PLC0415
+
+    from deem_core.data.text import all_names_text  # noqa: PLC0415
+
+    given = ["w01”, “w02", "w05”, “w06", "w38"]
+    shown = names_text(given)
+    assert shown == "“w01””, ““w02”, “w05””, ““w06”, “w38”"  # (“ ” doubled inside a name, as CSV doubles its quotes)
+    read = [n.replace("““", "“").replace("””", "”") for n in re.findall(r"“((?:““|””|[^“”])*)”", shown)]
+    assert read == given  # three names, as given
+    # other quote marks stay as written: the names read as the worker column spells them (walkthrough 88)
+    assert all_names_text(['a"b', "it's", "x,y"]) == "“a\"b”, “it's”, “x,y”"
 
 
 def test_a_label_studio_control_name_past_its_limit_is_refused(tmp_path, capsys):
@@ -177,12 +185,14 @@ def test_a_label_studio_control_name_past_its_limit_is_refused(tmp_path, capsys)
     export, a 200 MB file)."""
     import json  # noqa: PLC0415
 
-    tasks = [{"id": i, "data": {"text": f"t{i}"}, "annotations": [
-        {"completed_by": w, "result": [{"from_name": "sentiment", "to_name": "text" + ("x" * 5_000 if i == w == 0 else ""),
-                                        "type": "choices", "value": {"choices": ["a" if (i + w) % 3 else "b"]}}]}
-        for w in range(3)]} for i in range(20)]
-    path = tmp_path / "export.json"
-    path.write_text(json.dumps(tasks))
-    assert main(["aggregate", str(path), "-o", str(tmp_path / "out.json"), "--method", "mv", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "a control name (to_name) of 5,004 characters, more than the 1,000" in err and len(err) < 400
+    for long_at in ((0, 0), (8, 2)):  # the first answer's, and one further on (walkthrough 88: that one was taken)
+        tasks = [{"id": i, "data": {"text": f"t{i}"}, "annotations": [
+            {"completed_by": w, "result": [{"from_name": "sentiment",
+                                            "to_name": "text" + ("x" * 5_000 if (i, w) == long_at else ""),
+                                            "type": "choices", "value": {"choices": ["a" if (i + w) % 3 else "b"]}}]}
+            for w in range(3)]} for i in range(20)]
+        path = tmp_path / "export.json"
+        path.write_text(json.dumps(tasks))
+        assert main(["aggregate", str(path), "-o", str(tmp_path / "out.json"), "--method", "mv", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "a control name (to_name) of 5,004 characters, more than the 1,000" in err and len(err) < 400

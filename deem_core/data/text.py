@@ -89,18 +89,15 @@ def names_text(names: list, most: int = 8, longest: int = 40, total: int | None 
 
 
 def _ambiguous(names: list[str]) -> bool:
-    """Whether names joined by ", " could be read as other names (one holds a comma, " and " or a quote mark)."""
-    return any("," in name or " and " in name or any(q in name for q in _QUOTES) for name in names)
-
-
-#: quote marks a name could hold to look like the end of one quoted name and the start of another
-_QUOTES = "“”\"'‘’«»"
+    """Whether names joined by ", " could be read as other names (one holds a comma, " and " or a “ ” mark)."""
+    return any("," in name or " and " in name or "“" in name or "”" in name for name in names)
 
 
 def _quote(name: str) -> str:
-    """``name`` in “ ”, each quote mark inside it shown as an escape (a worker named ``w01”, “w02`` read as two
-    innocent workers in the quoted list; attack round 47)."""
-    return "“" + "".join(f"\\u{ord(c):04x}" if c in _QUOTES else c for c in name) + "”"
+    """``name`` in “ ”, each “ or ” inside it doubled as CSV doubles its quotes (a worker named ``w01”, “w02`` read as
+    two innocent workers in the quoted list; attack round 47; escapes of every quote mark made the names differ from
+    the worker column's; walkthrough 88)."""
+    return "“" + name.replace("“", "““").replace("”", "””") + "”"
 
 
 def all_names_text(names: list, most_chars: int = 2_000) -> str:

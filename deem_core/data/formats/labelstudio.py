@@ -706,6 +706,9 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                     control = str(result.get("from_name", ""))
                     if len(control) > MAX_CONTROL_NAME_CHARS:
                         raise DataError(_long_control_name(name, line, "from_name", control))
+                    to_name = result.get("to_name", "")  # (every result's: refused whichever answer holds it; walk 88)
+                    if isinstance(to_name, str) and len(to_name) > MAX_CONTROL_NAME_CHARS:
+                        raise DataError(_long_control_name(name, line, "to_name", to_name))
                     if control not in seen_controls:
                         if len(seen_controls) >= MAX_CONTROLS:
                             raise DataError(f"{name}: line {line}: more than {MAX_CONTROLS:,} labelling controls "
@@ -719,7 +722,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 for control, found in by_control.items():
                     with_control[control] = with_control.get(control, 0) + 1
                     if control not in control_meta:
-                        to_name = str(found[0].get("to_name", ""))
+                        to_name = str(found[0].get("to_name", ""))[:MAX_CONTROL_NAME_CHARS + 1]  # (checked above)
                         if len(to_name) > MAX_CONTROL_NAME_CHARS:  # (written into every prediction made from it)
                             raise DataError(_long_control_name(name, line, "to_name", to_name))
                         control_meta[control] = (to_name, str(found[0].get("type", "choices")))
