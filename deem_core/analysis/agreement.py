@@ -388,11 +388,14 @@ def cluster_partners(found: dict, workers: Any) -> list[str] | None:
     partners: dict[str, str] = {}
     for cluster in found.get("clusters") or []:
         names = [str(w) for w in cluster.get("workers") or []]
-        whole = sum(len(name) + 4 for name in names) <= PARTNERS_MAX_CHARS + 64  # (a member's own name left out)
+        sizes = [len(name) + 4 for name in names]
+        # (whether some member's partners fit whole: else every cell is cut, made from a head of the names without
+        # the cluster's list copied per member, which grew as its square)
+        whole = bool(names) and sum(sizes) - max(sizes) <= PARTNERS_MAX_CHARS
         for i, name in enumerate(names):
             if whole:
                 partners[name] = all_names_text(names[:i] + names[i + 1:], PARTNERS_MAX_CHARS)
-            else:  # (the first ten suffice: nine shown at most, the rest counted)
+            else:  # (the first ten suffice: nine shown at most, the rest counted; as all_names_text cuts)
                 head = [other for other in names[:10] if other != name]
                 partners[name] = names_text(head, total=len(names) - 1)
     return [partners.get(str(w), "") for w in workers]

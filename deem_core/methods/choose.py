@@ -447,14 +447,15 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
         if followed:  # step 5: the labels follow a cluster; any lead of the reference on the training answers
             gain, se = paired_gain_by_task(candidates[best].mean_pair_score, cw.pair_score, cw.pair_task)
             if not math.isfinite(gain):  # (no reading: nothing to say either way)
-                gain = math.nan
-            elif gain <= 1e-12 and checked:  # (said: "did not tell the two apart beyond their noise" read as
-                # untested where the reference was behind; walkthrough 87)
-                size = ("the same, answer for answer" if abs(gain) <= 1e-12 else
-                        f"{abs(gain):.4f} ± {se:.4f} s.e. nats per answer lower")
-                checked += (f"; {FOLLOWED_KEPT}: {cw.name} predicts them {size}, and any lead would have replaced "
-                            f"the choice")
-            if gain > 1e-12:  # (a lead beyond float noise: the reference can be the choice's own model)
+                pass
+            elif gain <= 1e-12:  # (said: "did not tell the two apart beyond their noise" read as untested where the
+                # reference was behind; walkthrough 87)
+                if checked:
+                    size = ("the same, answer for answer" if abs(gain) <= 1e-12 else
+                            f"{abs(gain):.4f} ± {se:.4f} s.e. nats per answer lower")
+                    checked += (f"; {FOLLOWED_KEPT}: {cw.name} predicts them {size}, and any lead would have "
+                                f"replaced the choice")
+            else:  # a lead beyond float noise (the reference can be the choice's own model)
                 members, inside, outside = followed[0]
                 returned, chosen, safety_applied = cw, CLUSTER_WEIGHTED, True
                 reason = (f"safety rule (labels following a cluster): the labels of DEEM's own model, {named}, follow "

@@ -158,22 +158,6 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         "workers": write_csv(quality.table, directory / names["workers"], index=False),
         "confusion": write_csv(confusion_long_frame(quality), directory / names["confusion"], index=False),
     }
-    # figures made one at a time as they are written (a class's heatmaps only while the report stays within
-    # REPORT_MAX_CHARS: each repeats the workers' names and a hover text a cell; 30 classes of 150 workers named in
-    # 10,000 characters made a 167 MB report a press of Compute diagnostics, from a run link's visitor too; attack
-    # round 47)
-    zmax = plots.mi_scale_max(mi)
-    values = mi.off_diagonal()
-    drawn = [value for c, value in enumerate(mi.classes)
-             if mi.class_counts[c] > 0 and not np.isnan(values[:, c]).all()]  # (a class of no pair with a value: none)
-    figures: list[tuple[str, Any]] = [("Dependence per layer", lambda: plots.mi_summary_figure(mi))]
-    figures += [(f"Mutual information, class {value}", lambda value=value: plots.mi_heatmaps(mi, value, zmax=zmax))
-                for value in drawn]
-    figures.append(("Worker importance: drop of p(decided class)",
-                    lambda: plots.importance_bars(importance, highlight=experts)))
-    figures.append(("Worker importance: drop of the decided class's log-odds (does not saturate)",
-                    lambda: plots.importance_bars(importance, highlight=experts, column="importance_log_odds")))
-    figures.append(("Worker quality", lambda: plots.quality_table_figure(quality.table)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_text(title)}</title>",
              "<style>body{font-family:sans-serif;margin:24px}.table{border-collapse:collapse;font-size:13px}"
              ".table td,.table th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
@@ -188,26 +172,39 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
              _table_html(importance.pivot().reset_index()),
              "<h2>Importance (mean drop of the decided class's log-odds, nats)</h2>",
              _table_html(importance.pivot("importance_log_odds").reset_index())]
-    first, size, left_out, said = True, sum(len(part) for part in parts), 0, False
-    for heading, make in figures:
-        heatmap = heading.startswith("Mutual information, class ")
-        if heatmap and (left_out or size > REPORT_MAX_CHARS):
-            left_out += 1
-            continue
-        if left_out and not said:  # (after the last class's heatmap)
-            parts.append(f"<p>{_text(_heatmaps_left_out(left_out, len(drawn)))}</p>")
-            said = True
+    plotly_js = True  # embedded with the first figure only
+
+    def add(heading: str, figure: Any, room: int | None = None) -> bool:
+        """Write one figure under its heading; False (nothing written) when its HTML passes ``room`` characters."""
+        nonlocal plotly_js
         # worker, class and subset names are data: shown as text, never as plotly's HTML labels (live links)
-        html_part = escape_figure(make()).to_html(full_html=False, include_plotlyjs=True if first else False)
-        if heatmap and size + len(html_part) > REPORT_MAX_CHARS:
-            left_out += 1
-            continue
-        parts.append(f"<h2>{_text(heading)}</h2>")
-        parts.append(html_part)
-        size += len(html_part)
-        first = False
-    if left_out and not said:
-        parts.append(f"<p>{_text(_heatmaps_left_out(left_out, len(drawn)))}</p>")
+        html_part = escape_figure(figure).to_html(full_html=False, include_plotlyjs=plotly_js)
+        if room is not None and len(html_part) > room:
+            return False
+        parts.extend([f"<h2>{_text(heading)}</h2>", html_part])
+        plotly_js = False
+        return True
+
+    add("Dependence per layer", plots.mi_summary_figure(mi))
+    # a class's heatmaps only while the report stays within REPORT_MAX_CHARS: each repeats the workers' names and a
+    # hover text a cell (30 classes of 150 workers named in 10,000 characters made a 167 MB report a press of Compute
+    # diagnostics, from a run link's visitor too; attack round 47); none for a class of no pair with a value
+    zmax = plots.mi_scale_max(mi)
+    values = mi.off_diagonal()
+    drawn = [value for c, value in enumerate(mi.classes)
+             if mi.class_counts[c] > 0 and not np.isnan(values[:, c]).all()]
+    shown = 0
+    for value in drawn:  # (each made as it is written: one class's figure in memory at a time)
+        room = REPORT_MAX_CHARS - sum(len(part) for part in parts)
+        if room <= 0 or not add(f"Mutual information, class {value}", plots.mi_heatmaps(mi, value, zmax=zmax), room):
+            break
+        shown += 1
+    if shown < len(drawn):
+        parts.append(f"<p>{_text(_heatmaps_left_out(len(drawn) - shown, len(drawn)))}</p>")
+    add("Worker importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts))
+    add("Worker importance: drop of the decided class's log-odds (does not saturate)",
+        plots.importance_bars(importance, highlight=experts, column="importance_log_odds"))
+    add("Worker quality", plots.quality_table_figure(quality.table))
     parts.append("</body></html>")
     paths["report"] = atomic_write_text(directory / names["report"], "\n".join(parts))
     return paths

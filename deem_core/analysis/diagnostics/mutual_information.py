@@ -308,15 +308,15 @@ class MutualInformationResult:
         name_chars = np.fromiter((len(str(w)) for w in self.workers), dtype=np.int64, count=d)
         class_chars = n_layers * sum(len(str(self.classes[c])) for c in classes)
         longest = 2 * int(name_chars.max(initial=0)) * per_pair + class_chars
-        over = len(a_idx) * longest > MI_MAX_NAME_CHARS  # (the per-pair count only where a bound says it may be)
-        pair_chars = (name_chars[a_idx] + name_chars[b_idx]) * per_pair + class_chars if over else None
-        if len(a_idx) * per_pair > max_rows or (over and int(pair_chars.sum()) > MI_MAX_NAME_CHARS):
-            if pair_chars is None:
-                pair_chars = np.zeros(len(a_idx), dtype=np.int64)  # (under the characters' cap: rows decide)
+        # (the per-pair count only where a bound says the characters may pass their cap)
+        pair_chars = ((name_chars[a_idx] + name_chars[b_idx]) * per_pair + class_chars
+                      if len(a_idx) * longest > MI_MAX_NAME_CHARS else None)
+        room = max_rows // per_pair
+        if len(a_idx) > room or (pair_chars is not None and int(pair_chars.sum()) > MI_MAX_NAME_CHARS):
             # the pairs with the most tasks in common, as many as the rows and the names' characters allow
             order = np.argsort(-np.asarray(self.n_common).sum(axis=0)[a_idx, b_idx], kind="stable")
-            room = min(max_rows // per_pair, int(np.searchsorted(np.cumsum(pair_chars[order]), MI_MAX_NAME_CHARS,
-                                                                 side="right")))
+            if pair_chars is not None:
+                room = min(room, int(np.searchsorted(np.cumsum(pair_chars[order]), MI_MAX_NAME_CHARS, side="right")))
             picked = np.zeros(len(a_idx), dtype=bool)
             picked[order[:room]] = True
             note = (f"the all-pairs table holds the {room:,} ordered worker pairs with the most tasks in common: "

@@ -170,6 +170,7 @@ def labels_followed(found: dict, data: AnnotationSet, labels: np.ndarray) -> lis
     answered = np.bincount(data.worker_codes, minlength=data.n_workers).astype(np.float64)
     return followed_clusters(found, list(data.workers), agree, answered)
 
+
 def irbm_confusion(model, run: int = 0) -> np.ndarray:
     """Lemma 1 confusion matrices of one run in class order: (d, K, K) ``[i, l, m] = P(X_i = l | Y = m)``."""
     psi, _ = model.network_.confusion_matrices()

@@ -722,7 +722,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                 for control, found in by_control.items():
                     with_control[control] = with_control.get(control, 0) + 1
                     if control not in control_meta:
-                        to_name = str(found[0].get("to_name", ""))[:MAX_CONTROL_NAME_CHARS + 1]  # (checked above)
+                        to_name = str(found[0].get("to_name", ""))  # (a text one was checked above)
                         if len(to_name) > MAX_CONTROL_NAME_CHARS:  # (written into every prediction made from it)
                             raise DataError(_long_control_name(name, line, "to_name", to_name))
                         control_meta[control] = (to_name, str(found[0].get("type", "choices")))
