@@ -290,7 +290,8 @@ class DEEM(Aggregator, BaseEstimator):
     ds_prior: the Dawid-Skene start's shared prior on the workers' confusion matrices, in pseudo-answers per
         true class spread as the whole crowd answers that class (empirical Bayes): a worker with a handful of
         answers starts as a typical worker of this crowd instead of as perfectly right or wrong, one with
-        hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit.
+        hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit, and the
+        choice's cluster-weighted Dawid-Skene reference (and the gold path's) the same prior.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
@@ -535,7 +536,7 @@ class DEEM(Aggregator, BaseEstimator):
                                for h in hidden], axis=0)
         clusters = find_dependence_clusters(data, seed=int(self.seed))
         weights = clusters.weights()
-        fit = fit_dawid_skene(data, worker_weights=weights)
+        fit = fit_dawid_skene(data, worker_weights=weights, prior_strength=float(self.ds_prior))
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
         # reads from that method's labels (they differed on every tied task; walkthrough 62)
@@ -744,7 +745,8 @@ class DEEM(Aggregator, BaseEstimator):
         self._selection["clusters"] = clusters.summary(data.workers)
         candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
                                                       share=float(self.heldout_share), split_seed=int(self.seed),
-                                                      clusters=clusters, together=together)
+                                                      clusters=clusters, together=together,
+                                                      ds_prior=float(self.ds_prior))
         self.candidates_ = candidates
         self.selection_references_ = references
         self.dependence_clusters_ = clusters
