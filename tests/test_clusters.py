@@ -252,7 +252,8 @@ def test_a_copying_group_of_a_sparse_crowd_is_found():
     copying = AnnotationSet.from_long(_sparse_copying_crowd(True)[0])
     found = cluster_module.find_dependence_clusters(copying)
     assert [sorted(copying.workers[g]) for g in found.groups()] == [["w03", "w11", "w19", "w27"]]
-    assert not cluster_module.find_dependence_clusters(AnnotationSet.from_long(_sparse_copying_crowd(False)[0])).groups()
+    independent = AnnotationSet.from_long(_sparse_copying_crowd(False)[0])
+    assert not cluster_module.find_dependence_clusters(independent).groups()
 
 
 @pytest.mark.parametrize("seed", [2000, 2001, 2002])

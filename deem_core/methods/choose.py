@@ -16,8 +16,8 @@ cluster-weighted Dawid-Skene of ``methods/clusters.py``) and marks runs that col
 4. Safety rule: every method is scored by the leave-cluster-out predictive score (its label of a task without a
    cluster's answers, read through each worker's confusion against those labels, predicting that cluster's
    held-out answers). When a reference (majority vote; the cluster-weighted Dawid-Skene with the start's shared
-   prior, which is that Dawid-Skene when no cluster is found) predicts better than the choice by more than ``SAFETY_Z`` paired standard errors, the
-   best such reference is returned (an untrained iRBM holding it; ``MAJORITY_VOTE`` / ``CLUSTER_WEIGHTED``) and the
+   prior, which is that Dawid-Skene when no cluster is found) predicts better than the choice by more than
+   ``SAFETY_Z`` paired standard errors, the best such reference is returned (an untrained iRBM holding it; ``MAJORITY_VOTE`` / ``CLUSTER_WEIGHTED``) and the
    reason is recorded. This is what happens when a copied group decides the candidates' labels: every candidate
    follows the group (training from either start, at any rate or depth measured), the group's answers are then
    predicted badly from the other clusters, and the labels where each cluster counts once predict them better.
@@ -311,9 +311,10 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
     within a start) and returns the TrainingResult, or None to leave those depths out (training was stopped or
     cancelled before them). ``together``: every depth in one group (one batched model of runs of several depths,
     :func:`depths_together`); otherwise one group per depth, trained one after the other. ``clusters``: the
-    dependence clusters (None: every worker alone). ``ds_prior``: the shared prior of the cluster-weighted Dawid-Skene
-    reference (the estimator's, as its Dawid-Skene start's). Returns the candidates (in ``depths`` x ``starts`` order), the
-    held-out answers and the references (majority vote, cluster-weighted Dawid-Skene) scored on them.
+    dependence clusters (None: every worker alone). ``ds_prior``: the shared prior of the cluster-weighted
+    Dawid-Skene reference (the estimator's, as its Dawid-Skene start's). Returns the candidates (in ``depths`` x
+    ``starts`` order), the held-out answers and the references (majority vote, cluster-weighted Dawid-Skene) scored
+    on them.
     """
     train_data, held = hold_out_answers(data, share, split_seed)
     reference = data.majority_vote()

@@ -43,12 +43,13 @@ How clusters are found (:func:`find_dependence_clusters`):
 Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
 intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
 sparse, CondInd, AmpData or dog (the pooled moments: the same clusters on the 38 validation sets, but for three
-independent workers of ``sparse:1`` no longer joined; the planted copying group of four found on 12 of a
-walkthrough's crowd sets of 3-5 answers a task where it was not, ``benchmarks/results/heldout_walk87.txt``). A test that estimated the class from the other workers with Dawid-Skene and each
-member's confusion against it was tried first and rejected: with uninformative or sparse other workers the
-members' confusions are not identified and it declared CondInd's four informative classifiers and most active
-workers of the sparse sets dependent. Cost: one kappa table and ``n_boot`` bootstrap moments per tested merge, on
-at most ``max_tasks`` tasks and ``max_workers`` workers (0.1-3.8 s of CPU on the validation sets).
+independent workers of ``sparse:1`` no longer joined; a copying group found on 38 of a walkthrough's 40 crowd sets
+of 3-5 answers a task (32 before; one planted in 39), ``benchmarks/results/heldout_walk87.txt``). A test that
+estimated the class from the other workers with Dawid-Skene and each member's confusion against it was tried first
+and rejected: with uninformative or sparse other workers the members' confusions are not identified and it declared
+CondInd's four informative classifiers and most active workers of the sparse sets dependent. Cost: one kappa table
+and ``n_boot`` bootstrap moments per tested merge, on at most ``max_tasks`` tasks and ``max_workers`` workers
+(0.1-3.8 s of CPU on the validation sets).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ __all__ = ["ClusterTest", "ClusterWeightedDawidSkene", "ClusterWeightedVote", "D
 
 #: family-wise error rate of the merge tests (Bonferroni over the tested merges)
 DEFAULT_ALPHA = 0.01
-#: pairs of workers sharing fewer tasks than this have kappa 0; a test needs this many tasks where all answered
+#: pairs of workers sharing fewer tasks than this have kappa 0; a test needs the two sides of a merge to share this
+#: many tasks
 MIN_COMMON = 30
 #: tasks the detection looks at (a random sample on larger sets)
 MAX_TASKS = 5000
