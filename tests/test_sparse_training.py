@@ -260,3 +260,102 @@ def test_the_size_estimate_counts_the_co_occurring_pairs_when_training_is_bound_
     counts = np.diff(data.task_offsets)
     bound = int((counts ** 2).sum()) + data.n_workers
     assert every_pair - estimate >= 2 * 4 * (data.n_workers ** 2 - bound) * data.n_classes ** 2
+
+
+def _widely_answered(seed: int = 3) -> np.ndarray:
+    """60 tasks of 3 answers among 40 workers and one task every worker answered (a control question)."""
+    labels, _ = _labels(61, 40, 3, 0.0, seed)  # one answer a task
+    rng = np.random.default_rng(seed)
+    for t in range(60):
+        labels[t, rng.choice(40, 3, replace=False)] = rng.integers(0, 3, 3)
+    labels[60] = rng.integers(0, 3, 40)
+    return labels
+
+
+def test_a_batch_of_every_task_is_computed_in_parts_and_takes_the_step_the_whole_batch_takes(monkeypatch):
+    """One task answered by every worker padded every task of the batch to its width (the CrowdFlower
+    weather-sentiment set: 300 tasks of 5 answers and one of 58 trained at 3 s an epoch, the default fit 315 s;
+    in parts 7 s). The parts' step is the whole batch's: with chains that do not move, the parameters after one
+    step agree."""
+    from deem_core.model.sampler import SamplerStats
+    from deem_core.model.sparse_training import SparseTaskData
+    from deem_core.model.training import batch_step, initialise_runs
+    from deem_core.model.sizes import width_parts
+
+    class Still:  # a sampler that leaves the chains where they are: the step depends on the parameters only
+        def sample(self, energy, state, mask, k, generators, widths):
+            r = state.shape[0]
+            return state, SamplerStats(acceptance_rate=torch.zeros(r), changed_fraction=torch.zeros(r))
+
+    labels = _widely_answered()
+    config = TrainingConfig(n_layers=1, epochs=1, batch_size=1024, device="cpu", path="sparse")
+    data = SparseTaskData(Answers.from_dense(labels), 3, torch.device("cpu"), n_layers=1, n_runs=2)
+    steps = []
+    for whole in (False, True):
+        state = initialise_runs(data, [0.5, 0.2], [0, 1], config, torch.device("cpu"))
+        batch = data.batch(torch.stack([torch.randperm(61, generator=torch.Generator().manual_seed(s))
+                                        for s in (7, 8)]), with_gold=False)
+        if whole:
+            monkeypatch.setattr(data, "parts", lambda b, momentum=0.0: [b])
+        else:
+            assert [p.size for p in data.parts(batch)] == [60, 1]
+        batch_step(state, data, batch, Still(), 1)
+        steps.append([p.detach().clone() for p in state.network.parameters()])
+    for split, whole in zip(*steps):
+        torch.testing.assert_close(split, whole, atol=1e-6, rtol=1e-5)
+    assert width_parts(np.array([3] * 60 + [40]), 3) == [(0, 60), (60, 61)]
+    assert width_parts(np.array([3, 4, 5, 5]), 3) == [(0, 4)]  # within a factor of 2: padding costs little
+
+
+def test_the_memory_of_a_batch_of_every_task_is_counted_in_its_parts():
+    from deem_core.model import sizes
+
+    counts = np.array([5] * 300 + [58])
+    shape = dict(n_tasks=301, n_workers=461, n_classes=5, n_answers=int(counts.sum()), max_answers=58,
+                 path="sparse")
+    whole = sizes.estimate_training_bytes(**shape)["batch"]
+    parted = sizes.estimate_training_bytes(**shape, answer_counts=counts)["batch"]
+    assert parted * 20 < whole
+    many = np.array([5] * 3000 + [58])  # more tasks than a batch: batches are padded as before
+    assert sizes.estimate_training_bytes(**{**shape, "n_tasks": 3001}, answer_counts=many)["batch"] == \
+        sizes.estimate_training_bytes(**{**shape, "n_tasks": 3001})["batch"]
+
+
+def test_the_free_energies_of_tasks_of_many_widths_come_back_in_the_order_asked():
+    """The tasks are computed in order of their answer counts, each batch sized for its own widest (sized for the
+    data's widest, ten control tasks of 200 answers cut a 3,000-task set into batches of 15, 25 of the 35 s of a
+    10-epoch fit); the outputs are in the order of ``tasks``, equal to one task at a time."""
+    from deem_core.model import sparse
+
+    labels = _widely_answered(5)
+    answers = Answers.from_dense(labels)
+    network = train_runs(labels, 3, [0.1, 0.3], [0, 1], TrainingConfig(n_layers=1, epochs=1, device="cpu",
+                                                                      path="sparse")).network
+    tasks = torch.tensor([60, 3, 0, 59, 17, 60, 1])
+    energy, posterior = sparse.free_energy_of_tasks(network, answers, tasks)
+    for i, t in enumerate(tasks.tolist()):
+        alone_energy, alone_posterior = sparse.free_energy_of_tasks(network, answers, torch.tensor([t]))
+        torch.testing.assert_close(energy[:, i], alone_energy[:, 0], atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(posterior[:, i], alone_posterior[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_tasks_of_few_answers_are_not_cut_into_batches_sized_for_the_widest(monkeypatch):
+    from deem_core.model import sparse
+
+    labels = _widely_answered(5)
+    answers = Answers.from_dense(labels)
+    network = train_runs(labels, 3, [0.1], [0], TrainingConfig(n_layers=1, epochs=1, device="cpu",
+                                                               path="sparse")).network
+    per_wide_task = 4 * 4 * 40 * (9 * (1 + 40) + 3 * 3 + 1)  # the bytes one task of 40 answers gathers
+    monkeypatch.setattr(sparse, "TASK_BATCH_BYTES", 2 * per_wide_task)
+    built = []
+    real = sparse.GatheredNetwork
+
+    class Counted(real):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sparse, "GatheredNetwork", Counted)
+    sparse.free_energy_of_tasks(network, answers)
+    assert len(built) == 2  # the 60 tasks of 3 answers, then the one of 40 (sized for it: 31 batches)

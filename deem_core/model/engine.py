@@ -65,7 +65,7 @@ def check_training_size(data: AnnotationSet, config: TrainingConfig, n_runs: int
         n_tasks=data.n_tasks, n_answers=data.n_answers, max_answers=int(counts.max()) if counts.size else 0,
         sum_squared_answers=int((counts.astype(np.int64) ** 2).sum()), batch_size=config.batch_size,
         path=path_for(data, config.path), momentum=bool(config.momentum), soft=data.soft_labels is not None,
-        device=device.type)
+        device=device.type, answer_counts=counts)
 
 
 def task_data(data: AnnotationSet, config: TrainingConfig, device: torch.device | str,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import numpy as np
+
 from deem_core.data.annotations import DataError
 
 __all__ = ["MAX_CLASSES", "check_problem_size", "choose_storage", "estimate_training_bytes"]
@@ -120,16 +122,39 @@ def choose_storage(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: in
     return "pairs" if count <= PAIRS_MAX_SHARE * n_workers ** 2 else "all"
 
 
+def width_parts(widths: np.ndarray, n_classes: int, fixed_units: float = 0.0) -> list[tuple[int, int]]:
+    """The parts [a, e) a sparse batch is computed in, for its tasks' answer counts ``widths`` sorted ascending:
+    ranks whose counts round up to one power of 2, each part padded to its own widest task, when that costs less
+    than half of padding the whole batch to its widest (cost: ``(width * K)^2`` per task, plus ``fixed_units`` per
+    part); else the whole batch, ``[(0, b)]``. One source for the training (``SparseTaskData.parts``) and for its
+    memory estimate (:func:`estimate_training_bytes`)."""
+    w = np.maximum(np.asarray(widths, dtype=np.float64), 1.0)
+    b = len(w)
+    if b < 2:
+        return [(0, b)]
+    group = np.ceil(np.log2(w))
+    cuts = [0] + (np.flatnonzero(group[1:] != group[:-1]) + 1).tolist() + [b]
+    k2 = float(n_classes) ** 2
+    whole = fixed_units + float(w[-1]) ** 2 * k2 * b
+    split = sum(fixed_units + float(w[e - 1]) ** 2 * k2 * (e - a) for a, e in zip(cuts[:-1], cuts[1:]))
+    if len(cuts) <= 2 or 2 * split > whole:
+        return [(0, b)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answers: int, max_answers: int,
                             n_layers: int = 1, n_runs: int = 1, batch_size: int = 1024, path: str = "dense",
                             n_pairs: int | None = None, sum_squared_answers: int | None = None,
-                            momentum: bool = False, soft: bool = False) -> dict[str, int]:
+                            momentum: bool = False, soft: bool = False,
+                            answer_counts: np.ndarray | None = None) -> dict[str, int]:
     """Bytes one batched training allocates, by part (see the module docstring).
 
     ``path``: ``"dense"`` (a tasks x workers table, matrix-layout weights) or ``"sparse"`` (answer slots,
     block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
     :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones; an upper bound when the
-    training stores fewer, see :func:`choose_storage`).
+    training stores fewer, see :func:`choose_storage`). ``answer_counts``: every task's answers; where one batch
+    holds every task, it is counted in the parts it is computed in (:func:`width_parts`), not as ``batch_size``
+    tasks of ``max_answers`` each.
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
@@ -151,8 +176,16 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
             # bound is few enough, training stores at most that many; otherwise every pair is counted
             n_pairs = bound if choose_storage(d, k, layers, r, n_pairs=bound) == "pairs" else d * d
         layer_floats = int(n_pairs) * k * k
-        activations = ACTIVATION_COPIES * r * a * k * 2 * b * 4 * (layers + 1)
-        gathered = BLOCK_COPIES * layers * r * b * (a * k) ** 2 * 4
+        slots, slots_squared = b * a, b * a * a  # the batch's answer slots, and its tasks' slots squared
+        if answer_counts is not None and 0 < len(answer_counts) <= b:  # one batch of every task: in parts
+            from deem_core.model.training import SPARSE_FIXED, SPARSE_PER_UNIT  # noqa: PLC0415
+
+            widest = np.sort(np.maximum(np.asarray(answer_counts, dtype=np.int64), 1))[-b:]
+            cuts = width_parts(widest, k, SPARSE_FIXED / SPARSE_PER_UNIT)
+            slots = sum(int(widest[e - 1]) * (e - s0) for s0, e in cuts)
+            slots_squared = sum(int(widest[e - 1]) ** 2 * (e - s0) for s0, e in cuts)
+        activations = ACTIVATION_COPIES * r * slots * k * 2 * 4 * (layers + 1)
+        gathered = BLOCK_COPIES * layers * r * slots_squared * k * k * 4
     order = r * n * 8  # each run's task order of the epoch
     weights = r * 4 * (layers * (layer_floats + units) + d * k * k + d * k + k)
     # gradients (the dense path's layer weights get one; the sparse path's only the small parameters),
@@ -170,7 +203,7 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
                        source: str = "annotations", *, n_tasks: int | None = None, n_answers: int | None = None,
                        max_answers: int | None = None, sum_squared_answers: int | None = None,
                        batch_size: int = 1024, path: str = "dense", momentum: bool = False, soft: bool = False,
-                       device: str = "cpu") -> int:
+                       device: str = "cpu", answer_counts: np.ndarray | None = None) -> int:
     """Refuse (DataError) a training that would not fit: returns the estimated bytes otherwise.
 
     Without ``n_tasks`` only the model is counted (weights, gradients, snapshot and optimiser state: four
@@ -195,7 +228,8 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
         return estimate
     parts = estimate_training_bytes(n_tasks, d, k, n_answers if n_answers is not None else n_tasks * d,
                                     max_answers if max_answers is not None else d, layers, runs, batch_size, path,
-                                    sum_squared_answers=sum_squared_answers, momentum=momentum, soft=soft)
+                                    sum_squared_answers=sum_squared_answers, momentum=momentum, soft=soft,
+                                    answer_counts=answer_counts)
     estimate = sum(parts.values())
     if estimate <= budget:
         return estimate

@@ -514,16 +514,17 @@ def epoch_order(state: RunState, n_tasks: int) -> torch.Tensor:
     return torch.stack([torch.randperm(n_tasks, generator=g, device=device) for g in state.run_generators])
 
 
-def supervised_term(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of p(h | x) against the gold codes of the batch's gold tasks, per run: (R,).
+def supervised_sums(logits: torch.Tensor, gold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of p(h | x) against the gold codes of a batch's gold tasks and how many gold tasks
+    there are, per run: (R,), (R,); the supervised term is their quotient (0 without gold tasks).
 
     logits (R, K, b) hidden logits of the positive inputs; gold (R, b), -1 = unknown (hidden unit m is read
-    as class m, as both initialisations make it). A batch without gold tasks contributes 0.
+    as class m, as both initialisations make it).
     """
     known = (gold >= 0).float()
     log_post = torch.log_softmax(logits, dim=1)  # (R, K, b)
     nll = -log_post.gather(1, gold.clamp_min(0).unsqueeze(1)).squeeze(1)
-    return (nll * known).sum(1) / known.sum(1).clamp_min(1)
+    return (nll * known).sum(1), known.sum(1)
 
 
 @torch.no_grad()
@@ -546,22 +547,43 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
                momentum: float = 0.0, supervised_weight: float = 0.0) -> BatchStats:
     """Algorithm 1 on one batch for every run: move the batch's chains with DMALA, loss
     ``mean F(positive) - mean F(negative)`` (+ the supervised term), freeze runs whose loss is not finite,
-    one SGD step. Returns the batch's per-run statistics."""
+    one SGD step. Returns the batch's per-run statistics.
+
+    A layout may compute one batch in parts (``data.parts``: the sparse path's tasks of very different answer
+    counts, so that a few widely answered tasks do not pad every task of the batch to their width): each part's
+    chains move and its energies are read, the loss is the batch's mean over all parts, and the one SGD step is
+    taken after every part's gradient is collected (the same step as the whole batch's)."""
     network, r, k = state.network, state.n_runs, data.n_classes
-    model = data.evaluator(network, batch)
-    chain_state = data.chain_states(state.chains, batch)
-    chain_state, sampler_stats = sampler.sample(model.sampler_energy(), chain_state, batch.mask,
-                                                k, state.sampler_generators, batch.widths)
-    data.store_chain_states(state.chains, batch, chain_state)
-    terms = model.energies(batch, chain_state)
-    energy_pos, energy_neg, logits = terms.positive_energy, terms.negative_energy, terms.logits
-    loss_per_run = terms.loss
+    parts = data.parts(batch, momentum) if hasattr(data, "parts") else [batch]
     b = batch.size
-    with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
-        predicted = torch.zeros(r, k, device=logits.device).scatter_add_(
-            1, logits.argmax(1), torch.ones(r, b, device=logits.device))
+    models = []
+    loss_per_run = energy_pos = energy_neg = acceptance = changed = 0.0
+    predicted = None
+    gold_nll, gold_known = 0.0, 0.0
+    for part in parts:
+        model = data.evaluator(network, part)
+        chain_state = data.chain_states(state.chains, part)
+        chain_state, sampler_stats = sampler.sample(model.sampler_energy(), chain_state, part.mask,
+                                                    k, state.sampler_generators, part.widths)
+        data.store_chain_states(state.chains, part, chain_state)
+        terms = model.energies(part, chain_state)
+        share = part.size / b
+        loss_per_run = loss_per_run + share * terms.loss
+        energy_pos = energy_pos + share * terms.positive_energy
+        energy_neg = energy_neg + share * terms.negative_energy
+        acceptance = acceptance + share * sampler_stats.acceptance_rate
+        changed = changed + share * sampler_stats.changed_fraction
+        logits = terms.logits
+        with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
+            counts = torch.zeros(r, k, device=logits.device).scatter_add_(
+                1, logits.argmax(1), torch.ones(r, part.size, device=logits.device))
+        predicted = counts if predicted is None else predicted + counts
+        if part.gold is not None:
+            nll, known = supervised_sums(logits, part.gold)
+            gold_nll, gold_known = gold_nll + nll, gold_known + known
+        models.append(model)
     if batch.gold is not None:
-        loss_per_run = loss_per_run + supervised_weight * supervised_term(logits, batch.gold)
+        loss_per_run = loss_per_run + supervised_weight * gold_nll / gold_known.clamp_min(1)
     finite = torch.isfinite(loss_per_run)
     state.freeze_diverged(state.active & ~finite,
                           f"energy became non-finite at epoch {epoch}; parameters restored to the "
@@ -570,11 +592,11 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
     if any(param.grad is not None for param in network.parameters()):  # (the sparse path writes none)
         network.zero_grad(set_to_none=False)
     torch.where(state.active, loss_per_run, torch.zeros_like(loss_per_run)).sum().backward()
-    model.update(state, momentum)
+    for model in models:  # every part's gradient was collected before any is applied: one step
+        model.update(state, momentum)
     return BatchStats(positive_energy=torch.where(state.active, energy_pos, 0.0),
                       negative_energy=torch.where(state.active, energy_neg, 0.0),
-                      acceptance_rate=sampler_stats.acceptance_rate, changed_fraction=sampler_stats.changed_fraction,
-                      predicted_counts=predicted)
+                      acceptance_rate=acceptance, changed_fraction=changed, predicted_counts=predicted)
 
 
 def epoch_end(state: RunState, totals: EpochTotals, epoch: int, elapsed: float, lrs: Sequence[float],
