@@ -477,22 +477,24 @@ class ClusterWeightedVote(_ClusterWeighted):
 
 class ClusterWeightedDawidSkene(_ClusterWeighted):
     """Dawid-Skene in which every dependence cluster counts once: in the E-step each member's log-likelihood term
-    weighs 1 / cluster size (``fit_dawid_skene(worker_weights=...)``), so a copied group is one source; the
-    confusion matrices are fitted with the shared prior of DEEM's Dawid-Skene start (``prior_strength``
-    pseudo-answers per true class, :func:`~deem_core.methods.dawid_skene.fit_dawid_skene`; 0 = plain maximum
-    likelihood). Without clusters it is that Dawid-Skene. ``dawid_skene_`` holds the fit.
+    weighs 1 / cluster size (``fit_dawid_skene(worker_weights=...)``), so a copied group is one source; where
+    clusters are found the confusion matrices are fitted with the shared prior of DEEM's Dawid-Skene start
+    (``prior_strength`` pseudo-answers per true class, :func:`~deem_core.methods.dawid_skene.fit_dawid_skene`).
+    Without clusters it is plain Dawid-Skene (maximum likelihood). ``dawid_skene_`` holds the fit.
 
-    The prior is the start's: without it (plain maximum likelihood, as before 2026-12-05) the reference of weak,
-    sparse crowds (3-5 answers a task, workers right 45-85%) followed each worker's own answers back to itself and
-    fell below majority vote; on 40 such sets of a walkthrough (``benchmarks/results/heldout_walk87.txt``) DEEM's
-    defaults rose from 70.24% to 71.21% (majority vote 72.50) and were below majority vote on 22 instead of 33."""
+    With clusters, plain maximum likelihood (as before 2026-12-05) followed each weak worker's few answers back to
+    the labels they decided: on a walkthrough's crowd sets of 3-5 answers a task with a copying group found, it was
+    below majority vote where the prior's fit is above it (``tests/test_clusters.py``). Without clusters the
+    reference DEEM's choice compares with stays the classic Dawid-Skene: with the start's prior it would be the
+    start itself, and the safety rule compared the trained model with its own start (after 1-3 epochs it returned
+    the start for 0.001 nats per answer)."""
 
     def __init__(self, alpha: float = DEFAULT_ALPHA, seed: int = 0, prior_strength: float = DEFAULT_DS_PRIOR):
         super().__init__(alpha=alpha, seed=seed)
         self.prior_strength = prior_strength
 
     def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
-        prior = check_ds_prior(self.prior_strength, "prior_strength")
+        prior = check_ds_prior(self.prior_strength, "prior_strength") if self.clusters_.groups() else 0.0
         self.dawid_skene_ = fit_dawid_skene(data, worker_weights=weights, prior_strength=prior)
         return self.dawid_skene_.posterior
 

@@ -291,7 +291,7 @@ class DEEM(Aggregator, BaseEstimator):
         true class spread as the whole crowd answers that class (empirical Bayes): a worker with a handful of
         answers starts as a typical worker of this crowd instead of as perfectly right or wrong, one with
         hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit, and the
-        choice's cluster-weighted Dawid-Skene reference (and the gold path's) the same prior.
+        choice's cluster-weighted Dawid-Skene reference (and the gold path's) the same prior where clusters are found.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
@@ -536,7 +536,8 @@ class DEEM(Aggregator, BaseEstimator):
                                for h in hidden], axis=0)
         clusters = find_dependence_clusters(data, seed=int(self.seed))
         weights = clusters.weights()
-        fit = fit_dawid_skene(data, worker_weights=weights, prior_strength=float(self.ds_prior))
+        fit = fit_dawid_skene(data, worker_weights=weights,
+                              prior_strength=float(self.ds_prior) if clusters.groups() else 0.0)
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
         # reads from that method's labels (they differed on every tied task; walkthrough 62)
