@@ -53,7 +53,7 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, FOLLOWED_KEPT, 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.text import names_text
 from deem_core.data.pairs import answer_matrix
-from deem_core.methods.clusters import DependenceClusters, cluster_weights
+from deem_core.methods.clusters import DependenceClusters, cluster_weighted_prior, cluster_weights
 from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
@@ -239,9 +239,7 @@ class _Scorer:
         self.labels = np.arange(data.n_workers) if clusters is None else np.asarray(clusters.labels)
         self.weights = cluster_weights(self.labels)
         self.clustered = bool((np.bincount(self.labels) > 1).any())
-        # the cluster-weighted reference's prior: the start's where clusters are found, none without (plain
-        # Dawid-Skene: the start's own fit would make the rule compare the trained model with its start)
-        self.prior = self.ds_prior if self.clustered else 0.0
+        self.prior = cluster_weighted_prior(self.ds_prior, self.clustered)  # the start's where clusters are found
         self.lco_train = without_own_cluster(train, held, self.labels) if self.clustered else train
         self.held_tasks = self.lco_train.subset_tasks(held.task)  # each held-out task without its worker's cluster
         self.pairs = cluster_pairs(train, self.labels, seed=seed)

@@ -13,18 +13,12 @@ How clusters are found (:func:`find_dependence_clusters`):
 1. Similarity: Cohen's kappa of every pair of workers on the tasks they share; average-linkage clustering on
    ``1 - kappa`` gives a tree of candidate groups, most alike first. No kappa threshold decides anything.
 2. Every merge (A, B) of that tree with positive mean kappa is tested. H0: the answers of A and of B are
-   independent given the true class. With ``r1``, ``r2`` two halves of the other workers (the clusters found so
-   far kept whole and each counted once) and ``M(X, Y)`` the share of the pairs of answers (one of group X's, one
-   of group Y's, on one task) that are (k, l), pooled over every task where both groups answered, H0 implies the
-   method-of-moments identity ``M(A, B) = M(A, r2) M(r1, r2)^-1 M(r1, B)``: each pair of answers of two
-   independent sources is ``C_x^T diag(pi) C_y``, so every moment is ``Cbar_X^T diag(pi) Cbar_Y`` with ``Cbar``
-   the group's answer-weighted confusion when the tasks are dealt to the workers independently of their class
-   (the two halves are two independent views of the class; nothing is fitted). The statistic is the trace of the
-   difference, i.e. how much more often A and B agree than H0 predicts; its spread comes from a bootstrap over the
-   tasks the moments read. Each moment reads its own tasks: the former test read all four on the tasks where all
-   four answered, which in a crowd of 3-5 answers a task left 48 of the 177 tasks two copying workers shared, and a
-   group of four agreeing on 97% of their answers (the crowd: 56%) was not found (walkthrough 87; on complete
-   answers the two are the same). The merge is a dependence when the excess is above the one-sided Bonferroni
+   independent given the true class. With ``r1``, ``r2`` the vote shares of two halves of the other workers (the
+   clusters found so far kept whole and each counted once) and ``v_A``, ``v_B`` those of A and B, H0 implies the
+   method-of-moments identity ``E[v_A v_B^T] = E[v_A r2^T] E[r1 r2^T]^-1 E[r1 v_B^T]`` (the two halves are two
+   independent views of the class; nothing is fitted). The statistic is the trace of the difference, i.e. how
+   much more often A and B agree than H0 predicts, on the tasks where all four answered; its spread comes from a
+   bootstrap over those tasks. The merge is a dependence when the excess is above the one-sided Bonferroni
    quantile of ``alpha`` over the tested merges. The two halves must agree beyond chance at that same level (the
    bootstrap z of their excess agreement), or the merge is not tested: halves that carry no information about the
    class (a random guesser, a constant worker) make H0's prediction the agreement of chance, and a group that is
@@ -42,14 +36,11 @@ How clusters are found (:func:`find_dependence_clusters`):
 
 Measured (benchmarks/results/selection.txt): the planted groups of the ``groups`` and ``copies`` families, the three
 intermediate nodes of Tree3K and the model families of the digits ensembles are found, nothing on independent,
-sparse, CondInd, AmpData or dog (the pooled moments: the same clusters on the 38 validation sets, but for three
-independent workers of ``sparse:1`` no longer joined; a copying group found on 38 of a walkthrough's 40 crowd sets
-of 3-5 answers a task (32 before; one planted in 39), ``benchmarks/results/heldout_walk87.txt``). A test that
-estimated the class from the other workers with Dawid-Skene and each member's confusion against it was tried first
-and rejected: with uninformative or sparse other workers the members' confusions are not identified and it declared
-CondInd's four informative classifiers and most active workers of the sparse sets dependent. Cost: one kappa table
-and ``n_boot`` bootstrap moments per tested merge, on at most ``max_tasks`` tasks and ``max_workers`` workers
-(0.1-3.8 s of CPU on the validation sets).
+sparse, CondInd, AmpData or dog. A test that estimated the class from the other workers with Dawid-Skene and each
+member's confusion against it was tried first and rejected: with uninformative or sparse other workers the
+members' confusions are not identified and it declared CondInd's four informative classifiers and most active
+workers of the sparse sets dependent. Cost: one kappa table and ``n_boot`` bootstrap moments per tested merge, on
+at most ``max_tasks`` tasks and ``max_workers`` workers (0.1-3 s on the validation sets).
 """
 
 from __future__ import annotations
@@ -70,12 +61,12 @@ from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, fit_dawid_skene
 
 __all__ = ["ClusterTest", "ClusterWeightedDawidSkene", "ClusterWeightedVote", "DependenceClusters",
-           "DEFAULT_ALPHA", "cluster_weights", "clusters_for_diagnostics", "find_dependence_clusters", "pairwise_kappa"]
+           "DEFAULT_ALPHA", "cluster_weighted_prior", "cluster_weights", "clusters_for_diagnostics",
+           "find_dependence_clusters", "pairwise_kappa"]
 
 #: family-wise error rate of the merge tests (Bonferroni over the tested merges)
 DEFAULT_ALPHA = 0.01
-#: pairs of workers sharing fewer tasks than this have kappa 0; a test needs the two sides of a merge to share this
-#: many tasks
+#: pairs of workers sharing fewer tasks than this have kappa 0; a test needs this many tasks where all answered
 MIN_COMMON = 30
 #: tasks the detection looks at (a random sample on larger sets)
 MAX_TASKS = 5000
@@ -205,8 +196,8 @@ def _kappa_and_common(data: AnnotationSet, workers: np.ndarray | None = None,
     return kappa, common
 
 
-class _Votes:
-    """Per-task weighted answer counts of groups of workers, from the answers grouped by worker."""
+class _Shares:
+    """Per-task vote shares of groups of workers, from the answers grouped by worker."""
 
     def __init__(self, data: AnnotationSet):
         self.n, self.k, self.d = data.n_tasks, data.n_classes, data.n_workers
@@ -215,10 +206,12 @@ class _Votes:
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(self.worker, minlength=self.d))])
 
     def of(self, workers: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """(n, K) the weighted answers of ``workers`` per task and class (zeros where none answered)."""
+        """(n, K) weighted vote shares of ``workers`` (zeros where none answered)."""
         pos = np.concatenate([self.order[self.offsets[w]:self.offsets[w + 1]] for w in workers])
-        return np.bincount(self.task[pos] * self.k + self.label[pos], weights=weights[self.worker[pos]],
-                           minlength=self.n * self.k).reshape(self.n, self.k)
+        votes = np.bincount(self.task[pos] * self.k + self.label[pos], weights=weights[self.worker[pos]],
+                            minlength=self.n * self.k).reshape(self.n, self.k)
+        total = votes.sum(axis=1, keepdims=True)
+        return np.divide(votes, total, out=np.zeros_like(votes), where=total > 0)
 
 
 def _halves(labels: np.ndarray, rest: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,75 +232,50 @@ def _other_sources(members: np.ndarray, labels: np.ndarray, activity: np.ndarray
     return rest, len(np.unique(labels[rest]))
 
 
-#: bytes of per-task products one bootstrap product reads at a time (many classes are taken a few rows at a time)
-PRODUCT_BYTES = 32 * 2**20
-
-
-def _pair_moments(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(B, K, K) ``sum_t w[b, t] x[t, k] y[t, l] / sum_t w[b, t] |x_t| |y_t|``: the share of the pairs of answers
-    (one of x's, one of y's, on one task) that are (k, l), in every task weighting ``w``. One matrix product per
-    block of rows k: a product of ``w`` with a K-column matrix per class read ``w`` K times (27 ms of 30 per moment
-    of a 1,000-task, 3-class set)."""
-    n, k = x.shape
-    pairs = w @ (x.sum(1) * y.sum(1))  # (B,)
-    rows = max(1, min(k, PRODUCT_BYTES // max(1, 8 * n * k)))
-    out = np.empty((w.shape[0], k, k))
-    for k0 in range(0, k, rows):
-        k1 = min(k, k0 + rows)
-        products = (x[:, k0:k1, None] * y[:, None, :]).reshape(n, (k1 - k0) * k)
-        out[:, k0:k1, :] = (w @ products).reshape(w.shape[0], k1 - k0, k)
-    return out / np.maximum(pairs, 1e-12)[:, None, None]
-
-
-def _resamples(m: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, m) bootstrap weights: how often each of ``m`` tasks is drawn in ``m`` draws with replacement, / m
-    (the counts of ``rng.multinomial``, drawn as integers: 3 ms instead of 39 for 500 x 1,000)."""
-    draws = rng.integers(0, m, size=(n_boot, m)) + (np.arange(n_boot) * m)[:, None]
-    return np.bincount(draws.ravel(), minlength=n_boot * m).reshape(n_boot, m) / m
+def _weighted_outer(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(B, K, K) ``sum_t w[b, t] x[t, k] y[t, l]`` as K matrix products: numpy's three-operand einsum loops in C
+    without BLAS (1.9 of the 2.4 s the clusters of a 3,000-task, 8-class set took); memory stays m x K."""
+    return np.stack([w @ (x[:, k, None] * y) for k in range(x.shape[1])], axis=1)
 
 
 #: what :func:`_moment_test` returns when the other workers form fewer than two sources
 NO_VIEWS = "no views"
 
 
-def _moment_test(votes: _Votes, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
+def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
                  n_boot: int, rng: np.random.Generator, z_threshold: float = 0.0,
                  ) -> tuple[float, float, float, int] | str | None:
-    """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks
-    both sides answered): every moment is pooled over the pairs of answers of its two groups, on every task where
-    both answered (module docstring). ``NO_VIEWS`` when the other workers form fewer than two sources. None (not
-    tested) when the two sides share fewer than MIN_COMMON tasks, or when the two halves do not agree beyond chance
-    (z of their excess agreement at most ``z_threshold``): halves that carry no evidence about the class (a random
-    guesser, a constant worker) make H0's prediction the agreement of chance, and any two informative groups would
-    then look dependent."""
+    """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
+    on the tasks where both sides and both halves of the other workers answered (module docstring). ``NO_VIEWS``
+    when the other workers form fewer than two sources. None (not tested) when fewer than MIN_COMMON such tasks
+    exist, or when the two halves do not agree beyond chance on them (z of their excess agreement at most
+    ``z_threshold``): halves that carry no evidence about the class (a random guesser, a constant worker) make
+    H0's prediction the agreement of chance, and any two informative groups would then look dependent."""
     rest, sources = _other_sources(np.concatenate([left, right]), labels, activity)
     if sources < 2:
         return NO_VIEWS
     half1, half2 = _halves(labels, rest, activity)
     weights = cluster_weights(labels)
-    va, vb = votes.of(left, weights), votes.of(right, weights)
-    r1, r2 = votes.of(half1, weights), votes.of(half2, weights)
-    a, b, h1, h2 = va.sum(1) > 0, vb.sum(1) > 0, r1.sum(1) > 0, r2.sum(1) > 0
-    m = int((a & b).sum())
+    va, vb = shares.of(left, weights), shares.of(right, weights)
+    r1, r2 = shares.of(half1, weights), shares.of(half2, weights)
+    keep = (va.sum(1) > 0) & (vb.sum(1) > 0) & (r1.sum(1) > 0) & (r2.sum(1) > 0)
+    m = int(keep.sum())
     if m < MIN_COMMON:
         return None
-    keep = (a & b) | (a & h2) | (h1 & h2) | (h1 & b)  # the tasks some moment reads
     va, vb, r1, r2 = va[keep], vb[keep], r1[keep], r2[keep]
-    n = len(va)
 
     def statistic(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # w: (B, n) task weights, rows summing to 1 (the sample itself, then bootstrap resamples)
-        observed = np.trace(_pair_moments(w, va, vb), axis1=1, axis2=2)
-        a2, c12, c1b = _pair_moments(w, va, r2), _pair_moments(w, r1, r2), _pair_moments(w, r1, vb)
+        # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples)
+        observed = w @ (va * vb).sum(1)
+        a2, c12, c1b = _weighted_outer(w, va, r2), _weighted_outer(w, r1, r2), _weighted_outer(w, r1, vb)
         predicted = np.trace(a2 @ np.linalg.pinv(c12, rcond=1e-6) @ c1b, axis1=1, axis2=2)
         return observed, predicted
 
     def views_excess(w: np.ndarray) -> np.ndarray:  # how much more often the halves agree than chance
-        c12 = _pair_moments(w, r1, r2)
-        return np.trace(c12, axis1=1, axis2=2) - (c12.sum(2) * c12.sum(1)).sum(1)
+        return w @ (r1 * r2).sum(1) - ((w @ r1) * (w @ r2)).sum(1)
 
-    sample = np.full((1, n), 1.0 / n)
-    boot = _resamples(n, n_boot, rng)
+    sample = np.full((1, m), 1.0 / m)
+    boot = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m
     views_sd = float(np.std(views_excess(boot), ddof=1))
     views = float(views_excess(sample)[0])
     # (a constant worker's half agrees exactly as chance does in every resample: excess and spread are both 0 up to
@@ -360,7 +328,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
         result.seconds = time.perf_counter() - started
         return result
     result.z_threshold = float(norm.isf(alpha / len(merges)))
-    votes = _Votes(data)
+    shares = _Shares(data)
     clusters: list[np.ndarray] = []
     for _ in range(max_passes):
         tests, accepted, untestable = [], [], []
@@ -371,7 +339,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             known = [c for c in clusters if not np.isin(c, members).any()]
             known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
             labels = _labels_from(_maximal(known), d)
-            outcome = _moment_test(votes, left, right, labels, activity, n_boot, rng, result.z_threshold)
+            outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng, result.z_threshold)
             if outcome == NO_VIEWS:
                 untestable.append(members)
                 continue
@@ -483,8 +451,8 @@ class ClusterWeightedDawidSkene(_ClusterWeighted):
     Without clusters it is plain Dawid-Skene (maximum likelihood). ``dawid_skene_`` holds the fit.
 
     With clusters, plain maximum likelihood (as before 2026-12-05) followed each weak worker's few answers back to
-    the labels they decided: on a walkthrough's crowd sets of 3-5 answers a task with a copying group found, it was
-    below majority vote where the prior's fit is above it (``tests/test_clusters.py``). Without clusters the
+    the labels they decided: on a walkthrough's crowd sets of 3-5 answers a task with a known copying group counted
+    once, it was below majority vote where the prior's fit is above it (``tests/test_clusters.py``). Without clusters the
     reference DEEM's choice compares with stays the classic Dawid-Skene: with the start's prior it would be the
     start itself, and the safety rule compared the trained model with its own start (after 1-3 epochs it returned
     the start for 0.001 nats per answer)."""
@@ -494,9 +462,17 @@ class ClusterWeightedDawidSkene(_ClusterWeighted):
         self.prior_strength = prior_strength
 
     def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
-        prior = check_ds_prior(self.prior_strength, "prior_strength") if self.clusters_.groups() else 0.0
+        prior = cluster_weighted_prior(self.prior_strength, bool(self.clusters_.groups()))
         self.dawid_skene_ = fit_dawid_skene(data, worker_weights=weights, prior_strength=prior)
         return self.dawid_skene_.posterior
+
+
+def cluster_weighted_prior(ds_prior: float, clustered: bool) -> float:
+    """The shared prior of a cluster-weighted Dawid-Skene fit: ``ds_prior`` (checked) where clusters are found, 0
+    (plain Dawid-Skene) where none is (:class:`ClusterWeightedDawidSkene`). One rule for the method, the choice's
+    reference and the gold path's."""
+    prior = check_ds_prior(ds_prior, "prior_strength")
+    return prior if clustered else 0.0
 
 
 def clusters_for_diagnostics(model: Any, data: Any) -> dict[str, Any] | None:

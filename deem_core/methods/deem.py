@@ -36,7 +36,7 @@ from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
                                      labels_of, majority_vote_network, train_guarded, training_answer_gain)
-from deem_core.methods.clusters import find_dependence_clusters
+from deem_core.methods.clusters import cluster_weighted_prior, find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
                                            excess_pairwise_agreement, fit_dawid_skene, tie_ranks)
 from deem_core.model.network import DEEMNetwork
@@ -537,7 +537,7 @@ class DEEM(Aggregator, BaseEstimator):
         clusters = find_dependence_clusters(data, seed=int(self.seed))
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights,
-                              prior_strength=float(self.ds_prior) if clusters.groups() else 0.0)
+                              prior_strength=cluster_weighted_prior(float(self.ds_prior), bool(clusters.groups())))
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
         # reads from that method's labels (they differed on every tied task; walkthrough 62)
