@@ -262,49 +262,61 @@ def test_the_size_estimate_counts_the_co_occurring_pairs_when_training_is_bound_
     assert every_pair - estimate >= 2 * 4 * (data.n_workers ** 2 - bound) * data.n_classes ** 2
 
 
-def _widely_answered(seed: int = 3) -> np.ndarray:
-    """60 tasks of 3 answers among 40 workers and one task every worker answered (a control question)."""
-    labels, _ = _labels(61, 40, 3, 0.0, seed)  # one answer a task
+def _widely_answered(seed: int = 3, narrow: int = 60) -> np.ndarray:
+    """``narrow`` tasks of 3 answers among 40 workers and one task every worker answered (a control question)."""
+    labels, _ = _labels(narrow + 1, 40, 3, 0.0, seed)  # one answer a task
     rng = np.random.default_rng(seed)
-    for t in range(60):
+    for t in range(narrow):
         labels[t, rng.choice(40, 3, replace=False)] = rng.integers(0, 3, 3)
-    labels[60] = rng.integers(0, 3, 40)
+    labels[narrow] = rng.integers(0, 3, 40)
     return labels
 
 
-def test_a_batch_of_every_task_is_computed_in_parts_and_takes_the_step_the_whole_batch_takes(monkeypatch):
+@pytest.mark.parametrize("soft, gold", [(False, False), (True, False), (False, True)])
+def test_a_batch_of_every_task_is_computed_in_parts_and_takes_the_step_the_whole_batch_takes(monkeypatch, soft, gold):
     """One task answered by every worker padded every task of the batch to its width (the CrowdFlower
     weather-sentiment set: 300 tasks of 5 answers and one of 58 trained at 3 s an epoch, the default fit 315 s;
-    in parts 7 s). The parts' step is the whole batch's: with chains that do not move, the parameters after one
-    step agree."""
+    in parts 7-8 s). The parts' step is the whole batch's: with chains moved the same way in both (a sampler that
+    shifts every answer to the next class), the parameters after one step agree, with hard or soft labels and with
+    a supervised term on gold tasks."""
     from deem_core.model.sampler import SamplerStats
-    from deem_core.model.sparse_training import SparseTaskData
-    from deem_core.model.training import batch_step, initialise_runs
     from deem_core.model.sizes import width_parts
+    from deem_core.model.sparse_training import PART_FIXED_UNITS, SparseTaskData
+    from deem_core.model.training import batch_step, initialise_runs
 
-    class Still:  # a sampler that leaves the chains where they are: the step depends on the parameters only
+    class Shift:  # deterministic: every answer slot's chain moves to the next class
         def sample(self, energy, state, mask, k, generators, widths):
             r = state.shape[0]
-            return state, SamplerStats(acceptance_rate=torch.zeros(r), changed_fraction=torch.zeros(r))
+            moved = torch.where(mask > 0, (state + 1) % k, state)
+            return moved, SamplerStats(acceptance_rate=torch.ones(r), changed_fraction=torch.ones(r))
 
-    labels = _widely_answered()
+    labels = _widely_answered(narrow=300)
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(3), size=labels.shape).astype(np.float32)
+    gold_codes = np.r_[np.full(298, -1), 0, 1, 2] if gold else None
     config = TrainingConfig(n_layers=1, epochs=1, batch_size=1024, device="cpu", path="sparse")
-    data = SparseTaskData(Answers.from_dense(labels), 3, torch.device("cpu"), n_layers=1, n_runs=2)
     steps = []
     for whole in (False, True):
+        data = SparseTaskData(Answers.from_dense(labels, soft=probabilities if soft else None), 3,
+                              torch.device("cpu"), gold=gold_codes, n_layers=1, n_runs=2)
         state = initialise_runs(data, [0.5, 0.2], [0, 1], config, torch.device("cpu"))
-        batch = data.batch(torch.stack([torch.randperm(61, generator=torch.Generator().manual_seed(s))
-                                        for s in (7, 8)]), with_gold=False)
+        start = [p.detach().clone() for p in state.network.parameters()]
+        batch = data.batch(torch.stack([torch.randperm(301, generator=torch.Generator().manual_seed(s))
+                                        for s in (7, 8)]), with_gold=gold)
         if whole:
             monkeypatch.setattr(data, "parts", lambda b, momentum=0.0: [b])
         else:
-            assert [p.size for p in data.parts(batch)] == [60, 1]
-        batch_step(state, data, batch, Still(), 1)
+            assert [p.size for p in data.parts(batch)] == [300, 1]
+            assert [p.size for p in data.parts(batch, momentum=0.9)] == [301]
+        batch_step(state, data, batch, Shift(), 1, 0.0, 1.0 if gold else 0.0)
         steps.append([p.detach().clone() for p in state.network.parameters()])
-    for split, whole in zip(*steps):
-        torch.testing.assert_close(split, whole, atol=1e-6, rtol=1e-5)
-    assert width_parts(np.array([3] * 60 + [40]), 3) == [(0, 60), (60, 61)]
+    moved = max(float((w - s0).abs().max()) for w, s0 in zip(steps[1], start))
+    assert moved > 1e-3  # the step moves the parameters (chains that stay put make the loss and the step 0)
+    for split, whole_step in zip(*steps):
+        torch.testing.assert_close(split, whole_step, atol=1e-6, rtol=1e-5)
+    assert width_parts(np.array([3] * 300 + [40]), 3, PART_FIXED_UNITS) == [(0, 300), (300, 301)]
     assert width_parts(np.array([3, 4, 5, 5]), 3) == [(0, 4)]  # within a factor of 2: padding costs little
+    # a set where one more part costs more than the padding saves (1,000 tasks of 3 answers, one of 5)
+    assert width_parts(np.array([3] * 1000 + [5]), 3, PART_FIXED_UNITS) == [(0, 1001)]
 
 
 def test_the_memory_of_a_batch_of_every_task_is_counted_in_its_parts():
@@ -316,6 +328,7 @@ def test_the_memory_of_a_batch_of_every_task_is_counted_in_its_parts():
     whole = sizes.estimate_training_bytes(**shape)["batch"]
     parted = sizes.estimate_training_bytes(**shape, answer_counts=counts)["batch"]
     assert parted * 20 < whole
+    assert sizes.estimate_training_bytes(**shape, answer_counts=counts, momentum=True)["batch"] == whole  # one batch
     many = np.array([5] * 3000 + [58])  # more tasks than a batch: batches are padded as before
     assert sizes.estimate_training_bytes(**{**shape, "n_tasks": 3001}, answer_counts=many)["batch"] == \
         sizes.estimate_training_bytes(**{**shape, "n_tasks": 3001})["batch"]

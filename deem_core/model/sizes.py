@@ -126,8 +126,8 @@ def width_parts(widths: np.ndarray, n_classes: int, fixed_units: float = 0.0) ->
     """The parts [a, e) a sparse batch is computed in, for its tasks' answer counts ``widths`` sorted ascending:
     ranks whose counts round up to one power of 2, each part padded to its own widest task, when that costs less
     than half of padding the whole batch to its widest (cost: ``(width * K)^2`` per task, plus ``fixed_units`` per
-    part); else the whole batch, ``[(0, b)]``. One source for the training (``SparseTaskData.parts``) and for its
-    memory estimate (:func:`estimate_training_bytes`)."""
+    part); else the whole batch, ``[(0, b)]`` (at exactly half, the whole batch). One source for the training
+    (``SparseTaskData.parts``) and for its memory estimate (:func:`estimate_training_bytes`)."""
     w = np.maximum(np.asarray(widths, dtype=np.float64), 1.0)
     b = len(w)
     if b < 2:
@@ -137,7 +137,7 @@ def width_parts(widths: np.ndarray, n_classes: int, fixed_units: float = 0.0) ->
     k2 = float(n_classes) ** 2
     whole = fixed_units + float(w[-1]) ** 2 * k2 * b
     split = sum(fixed_units + float(w[e - 1]) ** 2 * k2 * (e - a) for a, e in zip(cuts[:-1], cuts[1:]))
-    if len(cuts) <= 2 or 2 * split > whole:
+    if len(cuts) <= 2 or 2 * split >= whole:
         return [(0, b)]
     return list(zip(cuts[:-1], cuts[1:]))
 
@@ -153,8 +153,8 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
     block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
     :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones; an upper bound when the
     training stores fewer, see :func:`choose_storage`). ``answer_counts``: every task's answers; where one batch
-    holds every task, it is counted in the parts it is computed in (:func:`width_parts`), not as ``batch_size``
-    tasks of ``max_answers`` each.
+    holds every task (and without momentum), it is counted in the parts it is computed in (:func:`width_parts`), not
+    as ``batch_size`` tasks of ``max_answers`` each.
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
@@ -177,11 +177,11 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
             n_pairs = bound if choose_storage(d, k, layers, r, n_pairs=bound) == "pairs" else d * d
         layer_floats = int(n_pairs) * k * k
         slots, slots_squared = b * a, b * a * a  # the batch's answer slots, and its tasks' slots squared
-        if answer_counts is not None and 0 < len(answer_counts) <= b:  # one batch of every task: in parts
-            from deem_core.model.training import SPARSE_FIXED, SPARSE_PER_UNIT  # noqa: PLC0415
+        if answer_counts is not None and 0 < len(answer_counts) <= b and not momentum:  # one batch of all: in parts
+            from deem_core.model.sparse_training import PART_FIXED_UNITS  # noqa: PLC0415
 
             widest = np.sort(np.maximum(np.asarray(answer_counts, dtype=np.int64), 1))[-b:]
-            cuts = width_parts(widest, k, SPARSE_FIXED / SPARSE_PER_UNIT)
+            cuts = width_parts(widest, k, PART_FIXED_UNITS)
             slots = sum(int(widest[e - 1]) * (e - s0) for s0, e in cuts)
             slots_squared = sum(int(widest[e - 1]) ** 2 * (e - s0) for s0, e in cuts)
         activations = ACTIVATION_COPIES * r * slots * k * 2 * 4 * (layers + 1)

@@ -89,6 +89,11 @@ class SparseEvaluator:
         self.gathered.apply_layer_step(scale, momentum, buffers)
 
 
+#: the fixed cost of one more part in the units of :func:`width_parts` ((answer slots x classes)^2 of one task): the
+#: cost model's fixed seconds and per-unit seconds are per batch of 1,024 tasks
+PART_FIXED_UNITS = SPARSE_FIXED / SPARSE_PER_UNIT * 1024
+
+
 class SparseTaskData:
     """Answers in CSR arrays (:class:`Answers`) as the training loop's data; see the module docstring.
 
@@ -152,13 +157,13 @@ class SparseTaskData:
         a batch of every task: then each run's tasks sorted are the same counts, the parts the same whatever runs
         share the batch, and a run trains the same alone or batched (smaller batches are grouped by answer count
         already, ``batching="bucket"``). With momentum (whose buffers move once a step) the batch stays whole."""
-        if momentum or batch.size < 2 or batch.size < self.n_tasks:
-            return [batch]
+        if momentum or self.all_answered or batch.size < 2 or batch.size < self.n_tasks:
+            return [batch]  # (every worker on every task: one width, and the iRBM bias's update writes .grad)
         counts = self._counts[batch.index]  # (R, b)
         order = torch.sort(counts, dim=1, stable=True).indices
         index = batch.index.gather(1, order)
         widest = counts.gather(1, order).amax(0)  # (b,) the widest task of each rank over the runs: non-decreasing
-        cuts = width_parts(widest.cpu().numpy(), self.n_classes, SPARSE_FIXED / SPARSE_PER_UNIT)
+        cuts = width_parts(widest.cpu().numpy(), self.n_classes, PART_FIXED_UNITS)
         if len(cuts) == 1:
             return [batch]
         return [self.batch(index[:, a:e], with_gold=batch.gold is not None) for a, e in cuts]

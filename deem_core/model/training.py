@@ -572,7 +572,9 @@ def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASamp
         energy_pos = energy_pos + share * terms.positive_energy
         energy_neg = energy_neg + share * terms.negative_energy
         acceptance = acceptance + share * sampler_stats.acceptance_rate
-        changed = changed + share * sampler_stats.changed_fraction
+        # (a per-slot rate: weighted by the part's observed answer slots, as the acceptance by its tasks)
+        slots = part.mask.sum((1, 2)) / batch.mask.sum((1, 2)).clamp_min(1)
+        changed = changed + slots * sampler_stats.changed_fraction
         logits = terms.logits
         with torch.no_grad():  # classes the model predicts on this epoch's data (dead-unit check)
             counts = torch.zeros(r, k, device=logits.device).scatter_add_(
