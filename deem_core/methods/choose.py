@@ -14,15 +14,15 @@ cluster-weighted Dawid-Skene of ``methods/clusters.py``) and marks runs that col
    ``PARSIMONY_SE`` paired standard errors of it: a deeper model must earn its layers on data it did not see (the
    starts of one depth are not ranked by simplicity: the better criterion wins).
 4. Safety rule: every method is scored by the leave-cluster-out predictive score (its label of a task without a
-   cluster's answers, read through each worker's confusion against those labels, predicting that cluster's held-out
-   answers). When a reference (majority vote; the cluster-weighted Dawid-Skene, with the start's shared prior, which
-   is plain Dawid-Skene when no cluster is found) predicts better than the choice by more than ``SAFETY_Z`` paired
-   standard errors, the best such reference is returned (an untrained iRBM holding it; ``MAJORITY_VOTE`` /
-   ``CLUSTER_WEIGHTED``) and the reason is recorded. This is what happens when a copied group decides the candidates'
-   labels: every candidate follows the group (training from either start, at any rate or depth measured), the group's
-   answers are then predicted badly from the other clusters, and the labels where each cluster counts once predict
-   them better. Where clusters are found the same score is also read on every training answer
-   (:data:`SAFETY_ON_TRAINING_ANSWERS`), and a reference beating the choice on either sample replaces it.
+   cluster's answers, read through each worker's confusion against those labels, predicting that cluster's
+   held-out answers). When a reference (majority vote; the cluster-weighted Dawid-Skene, which is Dawid-Skene when
+   no cluster is found) predicts better than the choice by more than ``SAFETY_Z`` paired standard errors, the
+   best such reference is returned (an untrained iRBM holding it; ``MAJORITY_VOTE`` / ``CLUSTER_WEIGHTED``) and the
+   reason is recorded. This is what happens when a copied group decides the candidates' labels: every candidate
+   follows the group (training from either start, at any rate or depth measured), the group's answers are then
+   predicted badly from the other clusters, and the labels where each cluster counts once predict them better.
+   Where clusters are found the same score is also read on every training answer (:data:`SAFETY_ON_TRAINING_ANSWERS`),
+   and a reference beating the choice on either sample replaces it.
 5. Labels that follow a cluster: where the choice survives the safety rule but its labels follow a cluster it found
    (the cluster's members agree with them on at least 95% of their answers and the other workers on 15 points less:
    ``diagnostics.quality.followed_clusters``), the cluster-weighted Dawid-Skene replaces it when it predicts the
@@ -53,8 +53,8 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, FOLLOWED_KEPT, 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.text import names_text
 from deem_core.data.pairs import answer_matrix
-from deem_core.methods.clusters import DependenceClusters, cluster_weighted_prior, cluster_weights
-from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
+from deem_core.methods.clusters import DependenceClusters, cluster_weights
+from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.engine import task_outputs
@@ -233,13 +233,11 @@ class _Scorer:
     held-out worker's cluster, the leave-cluster-out pairs of the training answers and the references."""
 
     def __init__(self, data: AnnotationSet, train: AnnotationSet, held: HeldOut, clusters: DependenceClusters | None,
-                 seed: int = 0, ds_prior: float = DEFAULT_DS_PRIOR):
+                 seed: int = 0):
         self.train, self.held = train, held
-        self.ds_prior = float(ds_prior)
         self.labels = np.arange(data.n_workers) if clusters is None else np.asarray(clusters.labels)
         self.weights = cluster_weights(self.labels)
         self.clustered = bool((np.bincount(self.labels) > 1).any())
-        self.prior = cluster_weighted_prior(self.ds_prior, self.clustered)  # the start's where clusters are found
         self.lco_train = without_own_cluster(train, held, self.labels) if self.clustered else train
         self.held_tasks = self.lco_train.subset_tasks(held.task)  # each held-out task without its worker's cluster
         self.pairs = cluster_pairs(train, self.labels, seed=seed)
@@ -277,7 +275,7 @@ class _Scorer:
                                      self.held, d)
         mv_pairs = pair_scores(self._votes(self.pairs.data), self.pairs, d)
         mv_agree = heldout_agreement(self.train.majority_vote(), self.held)
-        fit = fit_dawid_skene(self.train, worker_weights=self.weights, prior_strength=self.prior)
+        fit = fit_dawid_skene(self.train, worker_weights=self.weights)
         cw_post = self._ds_posterior(fit, self.pairs.data)
         cw_score = predictive_scores(cw_post, self.pairs, self._ds_posterior(fit, self.held_tasks), self.held, d)
         cw_pairs = pair_scores(cw_post, self.pairs, d)
@@ -286,8 +284,7 @@ class _Scorer:
         return [Reference("mv", "majority vote", mv_score, mv_agree, pair_score=mv_pairs,
                           pair_task=self.pairs.task),
                 Reference("cwds", name, cw_score, cw_agree,
-                          fit=fit_dawid_skene(data, worker_weights=self.weights, prior_strength=self.prior),
-                          pair_score=cw_pairs,
+                          fit=fit_dawid_skene(data, worker_weights=self.weights), pair_score=cw_pairs,
                           pair_task=self.pairs.task)]
 
 
@@ -304,7 +301,7 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
                    train_group: Callable[[AnnotationSet, list[int], list[str], list[Callable]], TrainingResult],
                    device: torch.device, share: float = DEFAULT_HELDOUT_SHARE, split_seed: int = 0,
                    clusters: DependenceClusters | None = None, together: bool = False,
-                   ds_prior: float = DEFAULT_DS_PRIOR) -> tuple[list[CandidateFit], HeldOut, list[Reference]]:
+                   ) -> tuple[list[CandidateFit], HeldOut, list[Reference]]:
     """Train every (start, depth) on the answers left after holding out ``share`` of them; score each.
 
     ``train_group(train_data, group_depths, starts, guard)`` trains the starts x seeds of the depths
@@ -312,15 +309,13 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
     within a start) and returns the TrainingResult, or None to leave those depths out (training was stopped or
     cancelled before them). ``together``: every depth in one group (one batched model of runs of several depths,
     :func:`depths_together`); otherwise one group per depth, trained one after the other. ``clusters``: the
-    dependence clusters (None: every worker alone). ``ds_prior``: the shared prior of the cluster-weighted
-    Dawid-Skene reference where clusters are found (the estimator's, as its Dawid-Skene start's). Returns the candidates
-    (in ``depths`` x ``starts`` order), the held-out answers and the references (majority vote, cluster-weighted
-    Dawid-Skene) scored on them.
+    dependence clusters (None: every worker alone). Returns the candidates (in ``depths`` x ``starts`` order), the
+    held-out answers and the references (majority vote, cluster-weighted Dawid-Skene) scored on them.
     """
     train_data, held = hold_out_answers(data, share, split_seed)
     reference = data.majority_vote()
     expected = major_classes(data)
-    scorer = _Scorer(data, train_data, held, clusters, seed=split_seed, ds_prior=ds_prior)
+    scorer = _Scorer(data, train_data, held, clusters, seed=split_seed)
     n_seeds = len(seeds)
     out = []
     for group in ([list(depths)] if together else [[depth] for depth in depths]):

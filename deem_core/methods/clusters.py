@@ -58,11 +58,10 @@ from deem_core.data.annotations import AnnotationSet, as_annotation_set
 from deem_core.data.export import label_table
 from deem_core.data.pairs import indicator_matrix, pair_table
 from deem_core.methods.base import Aggregator
-from deem_core.methods.dawid_skene import DEFAULT_DS_PRIOR, check_ds_prior, fit_dawid_skene
+from deem_core.methods.dawid_skene import fit_dawid_skene
 
 __all__ = ["ClusterTest", "ClusterWeightedDawidSkene", "ClusterWeightedVote", "DependenceClusters",
-           "DEFAULT_ALPHA", "cluster_weighted_prior", "cluster_weights", "clusters_for_diagnostics",
-           "find_dependence_clusters", "pairwise_kappa"]
+           "DEFAULT_ALPHA", "cluster_weights", "clusters_for_diagnostics", "find_dependence_clusters", "pairwise_kappa"]
 
 #: family-wise error rate of the merge tests (Bonferroni over the tested merges)
 DEFAULT_ALPHA = 0.01
@@ -445,34 +444,12 @@ class ClusterWeightedVote(_ClusterWeighted):
 
 class ClusterWeightedDawidSkene(_ClusterWeighted):
     """Dawid-Skene in which every dependence cluster counts once: in the E-step each member's log-likelihood term
-    weighs 1 / cluster size (``fit_dawid_skene(worker_weights=...)``), so a copied group is one source; where
-    clusters are found the confusion matrices are fitted with the shared prior of DEEM's Dawid-Skene start
-    (``prior_strength`` pseudo-answers per true class, :func:`~deem_core.methods.dawid_skene.fit_dawid_skene`).
-    Without clusters it is plain Dawid-Skene (maximum likelihood). ``dawid_skene_`` holds the fit.
-
-    With clusters, plain maximum likelihood (as before 2026-12-05) followed each weak worker's few answers back to
-    the labels they decided: on a walkthrough's crowd sets of 3-5 answers a task with a known copying group counted
-    once, it was below majority vote where the prior's fit is above it (``tests/test_clusters.py``). Without clusters the
-    reference DEEM's choice compares with stays the classic Dawid-Skene: with the start's prior it would be the
-    start itself, and the safety rule compared the trained model with its own start (after 1-3 epochs it returned
-    the start for 0.001 nats per answer)."""
-
-    def __init__(self, alpha: float = DEFAULT_ALPHA, seed: int = 0, prior_strength: float = DEFAULT_DS_PRIOR):
-        super().__init__(alpha=alpha, seed=seed)
-        self.prior_strength = prior_strength
+    weighs 1 / cluster size (``fit_dawid_skene(worker_weights=...)``), so a copied group is one source; the
+    confusion matrices are fitted as usual. Without clusters it is Dawid-Skene. ``dawid_skene_`` holds the fit."""
 
     def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
-        prior = cluster_weighted_prior(self.prior_strength, bool(self.clusters_.groups()))
-        self.dawid_skene_ = fit_dawid_skene(data, worker_weights=weights, prior_strength=prior)
+        self.dawid_skene_ = fit_dawid_skene(data, worker_weights=weights)
         return self.dawid_skene_.posterior
-
-
-def cluster_weighted_prior(ds_prior: float, clustered: bool) -> float:
-    """The shared prior of a cluster-weighted Dawid-Skene fit: ``ds_prior`` (checked) where clusters are found, 0
-    (plain Dawid-Skene) where none is (:class:`ClusterWeightedDawidSkene`). One rule for the method, the choice's
-    reference and the gold path's."""
-    prior = check_ds_prior(ds_prior, "prior_strength")
-    return prior if clustered else 0.0
 
 
 def clusters_for_diagnostics(model: Any, data: Any) -> dict[str, Any] | None:

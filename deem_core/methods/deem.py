@@ -36,7 +36,7 @@ from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_weighted_network, depths_together, fit_candidates, major_classes,
                                      labels_of, majority_vote_network, train_guarded, training_answer_gain)
-from deem_core.methods.clusters import cluster_weighted_prior, find_dependence_clusters
+from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
                                            excess_pairwise_agreement, fit_dawid_skene, tie_ranks)
 from deem_core.model.network import DEEMNetwork
@@ -290,8 +290,7 @@ class DEEM(Aggregator, BaseEstimator):
     ds_prior: the Dawid-Skene start's shared prior on the workers' confusion matrices, in pseudo-answers per
         true class spread as the whole crowd answers that class (empirical Bayes): a worker with a handful of
         answers starts as a typical worker of this crowd instead of as perfectly right or wrong, one with
-        hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit, and the
-        choice's cluster-weighted Dawid-Skene reference (and the gold path's) the same prior where clusters are found.
+        hundreds keeps their own estimate; 0 = plain Dawid-Skene. The healthy fallback uses the same fit.
     n_seeds, seed: number of independent runs (batched) and the first seed (runs use seed, seed+1, ...).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     supervised_weight: weight of the cross-entropy on gold labels (only when ``fit`` gets ``gold``).
@@ -536,8 +535,7 @@ class DEEM(Aggregator, BaseEstimator):
                                for h in hidden], axis=0)
         clusters = find_dependence_clusters(data, seed=int(self.seed))
         weights = clusters.weights()
-        fit = fit_dawid_skene(data, worker_weights=weights,
-                              prior_strength=cluster_weighted_prior(float(self.ds_prior), bool(clusters.groups())))
+        fit = fit_dawid_skene(data, worker_weights=weights)
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
         # reads from that method's labels (they differed on every tied task; walkthrough 62)
@@ -746,8 +744,7 @@ class DEEM(Aggregator, BaseEstimator):
         self._selection["clusters"] = clusters.summary(data.workers)
         candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
                                                       share=float(self.heldout_share), split_seed=int(self.seed),
-                                                      clusters=clusters, together=together,
-                                                      ds_prior=float(self.ds_prior))
+                                                      clusters=clusters, together=together)
         self.candidates_ = candidates
         self.selection_references_ = references
         self.dependence_clusters_ = clusters

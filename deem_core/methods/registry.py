@@ -106,8 +106,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
                "fit DEEM starts from)", sparse=True),
     MethodSpec("cwds", "Cluster-weighted Dawid-Skene", "deem_core.methods.clusters:ClusterWeightedDawidSkene",
                "Dawid-Skene in which each group of workers who copy each other counts once (the reference DEEM's "
-               "choice falls back to; fitted with the shared prior of DEEM's start where a group is found, equal to "
-               "Dawid-Skene when none is)", sparse=True),
+               "choice falls back to; equal to Dawid-Skene when no group is found)", sparse=True),
     MethodSpec("onecoin", "One-coin Dawid-Skene", "deem_core.methods.baselines:OneCoinDawidSkeneAggregator",
                "one accuracy per worker, fitted by EM (crowd-kit)", isolated=True),
     MethodSpec("glad", "GLAD", "deem_core.methods.baselines:GLADAggregator",
