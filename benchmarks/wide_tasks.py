@@ -5,8 +5,9 @@ tasks were answered by many more workers than the rest (control questions every 
 58 answers among 300 of 5), the batch is computed in parts of similar answer counts and takes one step
 (``SparseTaskData.parts``). Each shape is generated here (its own seeds): narrow tasks of 3-6 answers, a few wide
 ones, workers right 55-90%. Printed per shape: seconds per epoch whole and in parts (the training loop's own
-timing over ``--epochs`` epochs of one run, from the majority-vote start), and the wall time and accuracy of the
-default fit (``DEEM().fit``, in parts; whole, it costs about 100 x two runs of the whole epoch).
+timing over ``--epochs`` epochs of one run, from the majority-vote start: the columns that compare whole and parts),
+and the wall time and accuracy of the default fit (``DEEM().fit``, its path chosen by the widest task: the sparse
+path, in parts, on the first shape only; the dense path on the other two).
 
 Usage: ``python benchmarks/wide_tasks.py [--epochs 20]``.
 """

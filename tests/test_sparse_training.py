@@ -274,11 +274,11 @@ def _widely_answered(seed: int = 3, narrow: int = 60) -> np.ndarray:
 
 @pytest.mark.parametrize("soft, gold", [(False, False), (True, False), (False, True)])
 def test_a_batch_of_every_task_is_computed_in_parts_and_takes_the_step_the_whole_batch_takes(monkeypatch, soft, gold):
-    """One task answered by every worker padded every task of the batch to its width (the CrowdFlower
-    weather-sentiment set: 300 tasks of 5 answers and one of 58 trained at 3 s an epoch, the default fit 315 s;
-    in parts 7-8 s). The parts' step is the whole batch's: with chains moved the same way in both (a sampler that
-    shifts every answer to the next class), the parameters after one step agree, with hard or soft labels and with
-    a supervised term on gold tasks."""
+    """One task answered by every worker padded every task of the batch to its width (the CrowdFlower weather-sentiment
+    set: 300 tasks, one of 58 answers, the rest of 5-17, trained at 3 s an epoch, the default fit 315 s; in parts 7-15
+    s). The parts' step is the whole batch's: with chains moved the same way in both (a sampler that shifts every
+    answer to the next class), the parameters after one step agree, with hard or soft labels and with a supervised term
+    on gold tasks."""
     from deem_core.model.sampler import SamplerStats
     from deem_core.model.sizes import width_parts
     from deem_core.model.sparse_training import PART_FIXED_UNITS, SparseTaskData
@@ -314,7 +314,8 @@ def test_a_batch_of_every_task_is_computed_in_parts_and_takes_the_step_the_whole
     for split, whole_step in zip(*steps):
         torch.testing.assert_close(split, whole_step, atol=1e-6, rtol=1e-5)
     assert width_parts(np.array([3] * 300 + [40]), 3, PART_FIXED_UNITS) == [(0, 300), (300, 301)]
-    assert width_parts(np.array([3, 4, 5, 5]), 3) == [(0, 4)]  # within a factor of 2: padding costs little
+    assert width_parts(np.array([3, 4, 5, 5]), 3) == [(0, 4)]  # two groups, but splitting saves less than half
+    assert width_parts(np.array([0] + [2] * 200 + [40]), 3) == [(0, 201), (201, 202)]  # 0-2 answers: one group
     # a set where one more part costs more than the padding saves (1,000 tasks of 3 answers, one of 5)
     assert width_parts(np.array([3] * 1000 + [5]), 3, PART_FIXED_UNITS) == [(0, 1001)]
 
@@ -335,9 +336,8 @@ def test_the_memory_of_a_batch_of_every_task_is_counted_in_its_parts():
 
 
 def test_the_free_energies_of_tasks_of_many_widths_come_back_in_the_order_asked():
-    """The tasks are computed in order of their answer counts, each batch sized for its own widest (sized for the
-    data's widest, ten control tasks of 200 answers cut a 3,000-task set into batches of 15, 25 of the 35 s of a
-    10-epoch fit); the outputs are in the order of ``tasks``, equal to one task at a time."""
+    """The tasks are computed in order of their answer counts (the next test: each batch sized for its own widest);
+    the outputs come back in the order of ``tasks``, repeats included, equal to one task at a time."""
     from deem_core.model import sparse
 
     labels = _widely_answered(5)
@@ -372,3 +372,27 @@ def test_tasks_of_few_answers_are_not_cut_into_batches_sized_for_the_widest(monk
     monkeypatch.setattr(sparse, "GatheredNetwork", Counted)
     sparse.free_energy_of_tasks(network, answers)
     assert len(built) == 2  # the 60 tasks of 3 answers, then the one of 40 (sized for it: 31 batches)
+
+
+def test_the_memory_estimate_of_a_batch_in_parts_holds_the_whole_padded_batch_built_first():
+    """The training builds the whole batch, padded to its widest task, before it cuts it into parts, and keeps it
+    through the step: the estimate counted only the parts (11.4 MB beside 16.4 MB of padded inputs for 1,023 tasks of
+    2 answers and one answered by all 400 workers; a reader's check)."""
+    from deem_core.model import sizes
+    from deem_core.model.sparse_training import SparseTaskData
+
+    rng = np.random.default_rng(1)
+    labels = np.full((1024, 400), -1, dtype=np.int64)
+    for t in range(1023):
+        labels[t, rng.choice(400, 2, replace=False)] = rng.integers(0, 2, 2)
+    labels[1023] = rng.integers(0, 2, 400)
+    answers = Answers.from_dense(labels)
+    data = SparseTaskData(answers, 2, torch.device("cpu"), n_layers=1, n_runs=2)
+    batch = data.batch(torch.stack([torch.arange(1024)] * 2), with_gold=False)
+    assert len(data.parts(batch)) == 2
+    built = sum(t.numel() * t.element_size() for t in (batch.positive, batch.mask, batch.mask_fm, batch.workers,
+                                                         batch.answer, batch.labels))
+    counts = (labels >= 0).sum(1)
+    estimate = sizes.estimate_training_bytes(1024, 400, 2, int(counts.sum()), 400, n_layers=1, n_runs=2,
+                                             path="sparse", answer_counts=counts)
+    assert estimate["batch"] >= built

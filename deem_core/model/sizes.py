@@ -132,7 +132,7 @@ def width_parts(widths: np.ndarray, n_classes: int, fixed_units: float = 0.0) ->
     b = len(w)
     if b < 2:
         return [(0, b)]
-    group = np.ceil(np.log2(w))
+    group = np.ceil(np.log2(np.maximum(w, 2.0)))  # 0-2 answers one group, then 3-4, 5-8, ...
     cuts = [0] + (np.flatnonzero(group[1:] != group[:-1]) + 1).tolist() + [b]
     k2 = float(n_classes) ** 2
     whole = fixed_units + float(w[-1]) ** 2 * k2 * b
@@ -153,8 +153,9 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
     block-layout weights: ``n_pairs`` stored pairs per layer, default every pair while that stays under
     :data:`ALL_PAIRS_MAX_BYTES`, else at most ``sum_squared_answers`` co-occurring ones; an upper bound when the
     training stores fewer, see :func:`choose_storage`). ``answer_counts``: every task's answers; where one batch
-    holds every task (and without momentum), it is counted in the parts it is computed in (:func:`width_parts`), not
-    as ``batch_size`` tasks of ``max_answers`` each.
+    holds every task (and without momentum), its gathered blocks are counted in the parts they are computed in
+    (:func:`width_parts`), not as ``batch_size`` tasks of ``max_answers`` each, plus the whole batch's padded inputs
+    (built before the parts).
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
@@ -177,15 +178,18 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
             n_pairs = bound if choose_storage(d, k, layers, r, n_pairs=bound) == "pairs" else d * d
         layer_floats = int(n_pairs) * k * k
         slots, slots_squared = b * a, b * a * a  # the batch's answer slots, and its tasks' slots squared
+        whole_inputs = 0
         if answer_counts is not None and 0 < len(answer_counts) <= b and not momentum:  # one batch of all: in parts
             from deem_core.model.sparse_training import PART_FIXED_UNITS  # noqa: PLC0415
 
-            widest = np.sort(np.maximum(np.asarray(answer_counts, dtype=np.int64), 1))[-b:]
+            widest = np.sort(np.maximum(np.asarray(answer_counts, dtype=np.int64), 1))
             cuts = width_parts(widest, k, PART_FIXED_UNITS)
             slots = sum(int(widest[e - 1]) * (e - s0) for s0, e in cuts)
             slots_squared = sum(int(widest[e - 1]) ** 2 * (e - s0) for s0, e in cuts)
+            if len(cuts) > 1:  # the whole batch's padded inputs are built before its parts, and kept through the step
+                whole_inputs = r * b * a * (4 * k + 4 + 4 + 3 * 8)  # one-hot floats, two masks, workers/answers/labels
         activations = ACTIVATION_COPIES * r * slots * k * 2 * 4 * (layers + 1)
-        gathered = BLOCK_COPIES * layers * r * slots_squared * k * k * 4
+        gathered = BLOCK_COPIES * layers * r * slots_squared * k * k * 4 + whole_inputs
     order = r * n * 8  # each run's task order of the epoch
     weights = r * 4 * (layers * (layer_floats + units) + d * k * k + d * k + k)
     # gradients (the dense path's layer weights get one; the sparse path's only the small parameters),

@@ -754,7 +754,7 @@ def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Te
     # blocks of them), several copies: 8,192 tasks of 3 answers x 200 classes took 8 GB (attack round 6). The tasks
     # go in order of their answer counts, each batch sized for its own widest task: sized for the data's widest,
     # ten control tasks answered by 200 workers cut a 3,000-task set of 3 answers a task into batches of 15 tasks,
-    # each padded to whichever was widest in it (25 of the 35 s of a 10-epoch fit)
+    # each padded to whichever was widest in it (tests/test_sparse_training.py counts the batches)
     counts = answers.counts()[tasks]
     order = torch.argsort(counts, stable=True)
     widths = counts[order].clamp_min(1).cpu().numpy().astype(np.float64)

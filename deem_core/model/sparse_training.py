@@ -148,15 +148,16 @@ class SparseTaskData:
         return torch.stack(out)
 
     def parts(self, batch: SlotBatch, momentum: float = 0.0) -> list[SlotBatch]:
-        """A batch that holds every task, in parts of similar answer counts when padding it whole would cost more
-        than twice its parts (the cost model of :func:`choose_batching`, :func:`width_parts`); else the batch
-        itself. A part is a rank range of every run's tasks sorted by answer count, of widths within a factor of 2.
-        Without them one task answered by many (a control question every worker saw) padded every task to its
-        width: 300 tasks of 5 answers and one of 58 (the CrowdFlower weather-sentiment set) trained at 3 s an
-        epoch, 315 s for the default fit; in parts, 9 s. ``batch_step`` takes one SGD step over all parts. Only
-        a batch of every task: then each run's tasks sorted are the same counts, the parts the same whatever runs
-        share the batch, and a run trains the same alone or batched (smaller batches are grouped by answer count
-        already, ``batching="bucket"``). With momentum (whose buffers move once a step) the batch stays whole."""
+        """A batch that holds every task, in parts of similar answer counts when padding it whole would cost more than
+        twice its parts (the cost model of :func:`choose_batching`, :func:`width_parts`); else the batch itself. A part
+        is a rank range of every run's tasks sorted by answer count, of widths within a factor of 2. Without them one
+        task answered by many (a control question every worker saw) padded every task to its width: 300 tasks, one of
+        58 answers and the rest of 5-17 (the CrowdFlower weather-sentiment set) trained at 3 s an epoch, 315 s for the
+        default fit; in parts, 7-15 s (benchmarks/results/real_sets.txt). ``batch_step`` takes one SGD step over all
+        parts. Only a batch of every task: then each run's tasks sorted are the same counts, the parts the same
+        whatever runs share the batch, and a run trains the same alone or batched (smaller batches are grouped by
+        answer count already, ``batching="bucket"``). With momentum (whose buffers move once a step) the batch stays
+        whole."""
         if momentum or self.all_answered or batch.size < 2 or batch.size < self.n_tasks:
             return [batch]  # (every worker on every task: one width, and the iRBM bias's update writes .grad)
         counts = self._counts[batch.index]  # (R, b)
