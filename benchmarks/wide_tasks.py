@@ -67,17 +67,11 @@ def per_epoch(labels: np.ndarray, k: int, epochs: int, parts: bool) -> float:
     return result.seconds / max(1, result.epochs_run)
 
 
-def default_fit(labels: np.ndarray, truth: np.ndarray, parts: bool) -> tuple[float, float]:
-    original = sparse_training.SparseTaskData.parts
-    if not parts:
-        sparse_training.SparseTaskData.parts = lambda self, batch, momentum=0.0: [batch]
-    try:
-        data = AnnotationSet.from_dense(labels)
-        started = time.perf_counter()
-        model = DEEM().fit(data)
-        seconds = time.perf_counter() - started
-    finally:
-        sparse_training.SparseTaskData.parts = original
+def default_fit(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    data = AnnotationSet.from_dense(labels)
+    started = time.perf_counter()
+    model = DEEM().fit(data)
+    seconds = time.perf_counter() - started
     order = np.argsort(data.tasks.astype(int))
     return seconds, 100 * float((model.labels_.to_numpy().astype(int)[order] == truth).mean())
 
@@ -93,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, narrow, workers, k, wide, width) in enumerate(SHAPES):
         labels, truth = make(narrow, workers, k, wide, width, seed=10 + i)
         whole, parted = per_epoch(labels, k, args.epochs, False), per_epoch(labels, k, args.epochs, True)
-        fit_parts, acc_parts = default_fit(labels, truth, True)
+        fit_parts, acc_parts = default_fit(labels, truth)
         rows.append({"shape": name, "tasks": narrow + wide, "workers": workers, "classes": k,
                      "wide tasks x answers": f"{wide} x {width}", "s/epoch whole": round(whole, 4),
                      "s/epoch parts": round(parted, 4), "speed-up": round(whole / parted, 1),

@@ -760,7 +760,9 @@ def free_energy_of_tasks(network: DEEMNetwork, answers: Answers, tasks: torch.Te
     widths = counts[order].clamp_min(1).cpu().numpy().astype(np.float64)
     per_task = 4 * 4 * r * widths * (k * k * (1 + network.n_layers * widths) + k * (2 + network.n_layers) + 1)
     limit = max(1, int(batch_size))
-    shared = GatheredNetwork.irbm_table(network) if network.bias != "prior" and tasks.numel() > 1 else None
+    # (the iRBM bias's all-workers table, shared by the batches where there will be more than one)
+    several = tasks.numel() > limit or (tasks.numel() and tasks.numel() * per_task[-1] > TASK_BATCH_BYTES)
+    shared = GatheredNetwork.irbm_table(network) if network.bias != "prior" and several else None
     start = 0
     while start < tasks.numel():
         # the widest task of tasks[start:end] is its last: the largest end whose end - start tasks of that width fit

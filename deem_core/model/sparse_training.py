@@ -26,8 +26,7 @@ from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES, choose_storage, width_par
 from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, take_rows
 from deem_core.model.training import (
     SPARSE_FIXED, SPARSE_PER_UNIT, Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig,
-    TrainingResult, resolve_device,
-    sgd_update, train_on,
+    TrainingResult, resolve_device, sgd_update, train_on,
 )
 
 __all__ = [
@@ -121,6 +120,7 @@ class SparseTaskData:
         if self.batching not in ("pad", "bucket"):
             raise ValueError(f"batching must be 'auto', 'pad' or 'bucket', got {batching!r}")
         self._counts = counts
+        self._part_cuts: list[tuple[int, int]] | None = None  # (a batch of every task: the same cuts every step)
         # chain labels in the smallest integer type; one extra column takes the padded slots' writes
         self.chain_dtype = torch.int8 if n_classes <= 127 else torch.int16 if n_classes <= 32767 else torch.int32
 
@@ -160,14 +160,13 @@ class SparseTaskData:
         whole."""
         if momentum or self.all_answered or batch.size < 2 or batch.size < self.n_tasks:
             return [batch]  # (every worker on every task: one width, and the iRBM bias's update writes .grad)
-        counts = self._counts[batch.index]  # (R, b)
-        order = torch.sort(counts, dim=1, stable=True).indices
-        index = batch.index.gather(1, order)
-        widest = counts.gather(1, order).amax(0)  # (b,) the widest task of each rank over the runs: non-decreasing
-        cuts = width_parts(widest.cpu().numpy(), self.n_classes, PART_FIXED_UNITS)
-        if len(cuts) == 1:
+        if self._part_cuts is None:  # every run's batch is every task: its counts sorted are the data's, once
+            widths = torch.sort(self._counts).values.cpu().numpy()
+            self._part_cuts = width_parts(widths, self.n_classes, PART_FIXED_UNITS)
+        if len(self._part_cuts) == 1:
             return [batch]
-        return [self.batch(index[:, a:e], with_gold=batch.gold is not None) for a, e in cuts]
+        index = batch.index.gather(1, torch.sort(self._counts[batch.index], dim=1, stable=True).indices)
+        return [self.batch(index[:, a:e], with_gold=batch.gold is not None) for a, e in self._part_cuts]
 
     def network_spec(self) -> dict:
         # the paper's iRBM bias when every worker answered every task, the class prior otherwise (network.py)
