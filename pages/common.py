@@ -1289,15 +1289,19 @@ def notices() -> None:
     """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
     text = st.session_state.pop("_notice", None)
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
+    # in a container drawn with or without a notice: a notice drawn straight on the page moved every element below it
+    # one place down, and the Data page's tabs, moved, opened on their first tab again (after a gold upload the
+    # reader was taken off the Gold labels tab; the CI run of stop 49)
+    slot = st.container()
     if text:
         refused = isinstance(text, Refusal)
         text = sentence(str(text).rstrip())
         if not text.endswith((".", "!", "?", ":")):  # every notice ends as a sentence (some did not; walkthrough 27)
             text += "."
         if refused:
-            st.warning(safe(text), icon=":material/block:")
+            slot.warning(safe(text), icon=":material/block:")
         else:
-            st.info(safe(text), icon=":material/info:")
+            slot.info(safe(text), icon=":material/info:")
 
 
 # --------------------------------------------------------------------------- sidebar

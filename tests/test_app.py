@@ -10,6 +10,7 @@ import re
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -3244,3 +3245,28 @@ def test_files_planted_in_a_sweep_or_diagnostics_folder_are_read_through_the_fil
         (diag / name).unlink()
         moved.rename(diag / name)
     assert load_diagnostics(diag) is not None
+
+
+def _tab_container_paths(at: AppTest) -> list[tuple[int, ...]]:
+    """Where the page's tab rows are in the element tree (indices from the root down)."""
+    def walk(node: Any, path: tuple[int, ...]):
+        for index, child in getattr(node, "children", {}).items():
+            if getattr(child, "type", None) == "tab_container":
+                yield path + (index,)
+            yield from walk(child, path + (index,))
+    return list(walk(at._tree, ()))
+
+
+def test_a_notice_does_not_move_the_data_page_s_tabs(runs_dir):
+    """The CI run of stop 49: after a gold upload the reader was back on the first tab, off the Gold labels tab that
+    says whether the labels matched. The notice the upload brings was drawn straight on the page, one element more
+    above the tabs, and tabs drawn at another place open on their first tab. The notice now has a place of its own,
+    drawn with or without one: the tabs stay where they were."""
+    at = upload(new_app())
+    at.run()  # (the load's notice gone)
+    assert not at.info
+    before = _tab_container_paths(at)
+    at.file_uploader(key="upload_gold").set_value(("gold.csv", tiny_truth(), "text/csv")).run()
+    no_problem(at)
+    assert "Read 200 gold labels from gold.csv" in unescape(texts(at))  # (the notice is there)
+    assert len(before) == 1 and _tab_container_paths(at) == before
