@@ -65,6 +65,24 @@ def test_a_copied_group_is_found_as_one_cluster_and_nothing_else():
     assert [sorted(g) for g in clusters.untestable] == [[6, 7, 8, 9]] and len(summary["untestable"][0]) == 4
 
 
+def test_groups_are_named_by_the_workers_given():
+    """Walkthrough 89: ``dependence_clusters_.groups()`` gave worker codes, and a reader had nothing to map them by.
+    Given the set's workers (a fitted model's ``workers_``), it gives their names; a list of another length is
+    refused rather than read against the wrong workers."""
+    labels, _ = copied_group_set()
+    rng = np.random.default_rng(5)
+    names = [f"annotator-{v}" for v in rng.permutation(100)[: labels.shape[1]]]
+    frame = pd.DataFrame([(t, names[w], int(labels[t, w])) for t in range(labels.shape[0])
+                          for w in range(labels.shape[1])], columns=["task", "worker", "label"])
+    data = AnnotationSet.from_long(frame)
+    clusters = find_dependence_clusters(data)
+    named = clusters.groups(data.workers)
+    assert [sorted(g) for g in named] == [sorted(names[:6])]
+    assert [list(g) for g in named] == [list(data.workers[c]) for c in clusters.groups()]
+    with pytest.raises(ValueError, match="9 worker names for clusters of 10 workers"):
+        clusters.groups(data.workers[:-1])
+
+
 def test_of_two_dependent_groups_one_is_found_and_the_other_is_reported_untestable():
     # App. H's tree [1, 2, 5]: five workers under each of two hidden nodes. Once one group is a cluster, the other
     # has one source left to be tested against: the answers cannot say whether it is a group too, and it is said

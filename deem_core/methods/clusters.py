@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -122,10 +123,18 @@ class DependenceClusters:
     def n_clusters(self) -> int:
         return int(self.labels.max()) + 1 if len(self.labels) else 0
 
-    def groups(self) -> list[np.ndarray]:
-        """Worker codes of every cluster with at least two members, largest first."""
+    def groups(self, workers: Sequence[Any] | None = None) -> list[np.ndarray]:
+        """Every cluster with at least two members, largest first: worker codes, or with ``workers`` (the set's
+        workers, e.g. a fitted model's ``workers_``) their names (a reader of ``dependence_clusters_.groups()`` got
+        codes with nothing to map them by; walkthrough 89)."""
         out = [np.flatnonzero(self.labels == c) for c in range(self.n_clusters)]
-        return sorted([g for g in out if len(g) >= 2], key=len, reverse=True)
+        found = sorted([g for g in out if len(g) >= 2], key=len, reverse=True)
+        if workers is None:
+            return found
+        if len(workers) != len(self.labels):
+            raise ValueError(f"{len(workers):,} worker names for clusters of {len(self.labels):,} workers")
+        names = np.asarray(workers, dtype=object)
+        return [names[g] for g in found]
 
     def weights(self) -> np.ndarray:
         """(d,) 1 / size of the worker's cluster: every cluster counts once."""
