@@ -46,7 +46,7 @@ from deem_core.data.text import names_text
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["FOLLOWED", "FOLLOWED_KEPT", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
-           "returned_model_note",
+           "returned_model_note", "cluster_texts",
            "SAFETY_RULE", "EVIDENCE_COLUMNS", "EVIDENCE_HELP", "evidence_caption",
            "HeldOut", "MIN_HELDOUT", "answers_to_choose", "heldout_size", "hold_out_answers", "heldout_log_probs",
            "heldout_agreement", "paired_gain", "DEFAULT_HELDOUT_SHARE", "without_own_cluster", "ClusterPairs",
@@ -501,6 +501,22 @@ def followed_text(summary: dict) -> str:
             f"before relying on them.{kept}")
 
 
+def cluster_texts(found: dict[str, Any]) -> list[str]:
+    """One line for every dependence cluster of a clusters summary (``DependenceClusters.summary``): its workers and
+    its test, "5 workers: a, b, ... (agree +0.469 beyond what the others explain; z 10.0, found above 2.71)"."""
+    threshold = found.get("z_threshold")
+    out = []
+    for group in found.get("clusters") or []:
+        # each cluster's test statistic beside the threshold it passed: a cluster found at z 3.4 over 3.34 read as
+        # sure as one at z 22.5 (walkthrough 62)
+        excess, z = group.get("excess_agreement"), group.get("z")
+        strength = (f"; z {z:.1f}" + (f", found above {threshold:.2f}" if threshold is not None else "")
+                    if z is not None else "")
+        out.append(f"{len(group['workers'])} workers: {names_text(group['workers'])}"
+                   + (f" (agree {excess:+.3f} beyond what the others explain{strength})" if excess is not None else ""))
+    return out
+
+
 def selection_lines(summary: dict, table: bool = True) -> list[str]:
     """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text);
     ``table=False`` leaves out the evidence table (:func:`evidence_lines`; the Train page shows
@@ -537,16 +553,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
     if clusters is not None:
         if clusters:
             lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
-            # each cluster's test statistic beside the threshold it passed: a cluster found at z 3.4 over 3.34 read
-            # as sure as one at z 22.5 (walkthrough 62)
-            threshold = (summary.get("clusters") or {}).get("z_threshold")
-            for group in clusters:
-                excess, z = group.get("excess_agreement"), group.get("z")
-                strength = (f"; z {z:.1f}" + (f", found above {threshold:.2f}" if threshold is not None else "")
-                            if z is not None else "")
-                lines.append(f"  {len(group['workers'])} workers: {names_text(group['workers'])}"
-                             + (f" (agree {excess:+.3f} beyond what the others explain{strength})"
-                                if excess is not None else ""))
+            lines.extend(f"  {text}" for text in cluster_texts(summary["clusters"]))
         else:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
             # out? answers are; walkthrough 31. The gold path holds out no answers: no such scores; walkthrough 62)

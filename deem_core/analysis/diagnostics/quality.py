@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.analysis.agreement import PARTNERS_WORDS, cluster_partners, dependent_with
-from deem_core.analysis.selection import none_found, safety_kept_text
+from deem_core.analysis.selection import cluster_texts, none_found, safety_kept_text
 from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.text import names_text
@@ -133,6 +133,10 @@ FOLLOW_AGREEMENT = 0.95
 FOLLOW_GAP = 0.15
 #: how the note saying so begins (the page shows it as a warning above the others)
 FOLLOWED_NOTE = "the labels follow one dependence cluster"
+
+
+#: the dependence clusters a note lists one by one (the rest counted)
+GROUPS_LISTED = 10
 
 
 def followed_clusters(found: dict, workers: list, agree: np.ndarray, n_labels: np.ndarray) -> list[tuple[list, float,
@@ -359,6 +363,13 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     if dependents:
         when = ("found for these diagnostics (the training, its start and layers fixed, did not look for them and "
                 "counted every member as an independent source)" if found_here else "found before training")
+        # the groups in one line each, as Train and Results list them: the grid showed them only row by row, its
+        # last members past a scroll (walkthrough 89)
+        groups = cluster_texts(found)
+        if groups:
+            more = f"; and {len(groups) - GROUPS_LISTED:,} more" if len(groups) > GROUPS_LISTED else ""
+            notes.append(f"dependence clusters {when.split(' (')[0]}: {len(groups):,}: "
+                         + "; ".join(groups[:GROUPS_LISTED]) + more)
         notes.append(f"dependent_with: the other workers of its dependence cluster ({PARTNERS_WORDS}), {when} "
                      f"(their answers agree "
                      f"beyond what the other workers explain): agreement, kappa, spammer_score and the irbm_* columns "
