@@ -63,11 +63,14 @@ if "pages.common" in sys.modules:
 else:  # the first script run of this server process
     with st.spinner("Starting DEEM Studio: loading the engine (a few seconds, once per server start)…"):
         from pages import common
+# the notice's own place, drawn on every run before anything that could fail: the elements below it keep their
+# places whether a notice is shown or not (pages/common.py: notices)
+notice_slot = st.container()
 try:
     common.init_session()
     common.forget_deleted_data()
     common.sidebar()
-    common.notices()
+    common.notices(notice_slot)
 except Exception as exc:  # noqa: BLE001 - never a traceback on the page
     common.show_error(exc, "could not restore the session")
 

@@ -1285,14 +1285,15 @@ class Refusal(str):
     file naming no task of the data was said in the blue of "loaded"; walkthrough 67)."""
 
 
-def notices() -> None:
-    """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter)."""
+def notices(slot: Any = None) -> None:
+    """The pending notice (kept as plain text; shown as text: it may quote a file name or a query parameter), in
+    ``slot``: a container the frame draws on every run, with or without a notice (a notice drawn straight on the page
+    moved every element below it one place down, and the Data page's tabs, moved, opened on their first tab again:
+    after a gold upload the reader was taken off the Gold labels tab; the CI run of stop 49). Without one, a
+    container of its own is drawn here."""
     text = st.session_state.pop("_notice", None)
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
-    # in a container drawn with or without a notice: a notice drawn straight on the page moved every element below it
-    # one place down, and the Data page's tabs, moved, opened on their first tab again (after a gold upload the
-    # reader was taken off the Gold labels tab; the CI run of stop 49)
-    slot = st.container()
+    slot = st.container() if slot is None else slot
     if text:
         refused = isinstance(text, Refusal)
         text = sentence(str(text).rstrip())
