@@ -461,9 +461,10 @@ if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough
                            f"reliably wrong answer still tells the class apart); majority vote counts them as votes "
                            f"for the wrong class."), icon=":material/swap_horiz:")
 
-# keyed: the notice a gold upload brings above them made new tabs of these, and the reader was back on the first
-# tab (walkthrough 24); a key keeps them the same tabs. (Tracking them, on_change="rerun", lost a file uploaded
-# while the tab's click reran the page.)
+# tabs that do not track their state (on_change="rerun" lost a file uploaded while the tab's click reran the page)
+# open on their first tab again whenever they are drawn at another place: the key did not keep them (walkthrough 24,
+# the CI run of stop 49). Nothing drawn above them may come and go: the notice has a place of its own, drawn on every
+# run (app.py); anything conditional added above these tabs moves them.
 # the Gold labels tab second: last, it was behind the tab row's scroll arrow at 900 px, and it is the only place to
 # add gold labels (walkthrough 34)
 DATA_TABS = ["Labels per task", "Gold labels", "Class balance", "Workers", "Pairwise agreement", "Answers"]
@@ -632,10 +633,18 @@ with tab["Gold labels"]:
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             # which columns were read: a file of "id,gold" was read without a word (the CLI said it; walkthrough 84)
             read_as = gold_columns_text(truth.attrs.get("columns"))
+            # how many are used, where some are not (the notice said "Read 120 gold labels" of a file whose 42
+            # labels of no class were said only in a warning gone at the next click; walkthrough 90)
+            parts = ([f"{len(truth):,} name tasks of these data, {unknown_n:,} name unknown tasks and are ignored"]
+                     if unknown_n else [])
+            if left_out:
+                used = len(usable)
+                parts.append(f"{used:,} {'is' if used == 1 else 'are'} used, {left_out:,} "
+                             f"{'is' if left_out == 1 else 'are'} not among the classes and "
+                             f"{'is' if left_out == 1 else 'are'} left out")
             st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
                                            + (f" ({read_as})" if read_as else "")
-                                           + (f": {len(truth):,} name tasks of these data, {unknown_n:,} name unknown "
-                                              f"tasks and are ignored" if unknown_n else ""))
+                                           + (": " + "; ".join(parts) if parts else ""))
             st.rerun()
         except DataError as exc:
             st.error(page_words(exc), icon=":material/warning:")

@@ -219,6 +219,9 @@ def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
                "only in letter case: “Malignant” for “malignant”): they are left out of every accuracy"
                in unescaped(str(w.value))
                for w in at.warning), [w.value for w in at.warning]
+    # and the notice at the top says how many are used: the warning goes at the next click (walkthrough 90)
+    assert ("Read 2 gold labels from gold2.csv: 1 is used, 1 is not among the classes and is left out."
+            in [unescaped(str(i.value)) for i in at.info])
 
 
 def test_a_label_studio_export_with_another_file_says_what_to_do(runs_dir):
