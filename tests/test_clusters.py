@@ -81,6 +81,8 @@ def test_groups_are_named_by_the_workers_given():
     assert [list(g) for g in named] == [list(data.workers[c]) for c in clusters.groups()]
     with pytest.raises(ValueError, match="9 worker names for clusters of 10 workers"):
         clusters.groups(data.workers[:-1])
+    pairs = [(name, 1) for name in data.workers]  # names that are tuples stay one name each (read 41)
+    assert [list(g) for g in clusters.groups(pairs)] == [[(name, 1) for name in g] for g in named]
 
 
 def test_of_two_dependent_groups_one_is_found_and_the_other_is_reported_untestable():

@@ -863,7 +863,7 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     said = [n for n in quality.notes if n.startswith("dependent_with: the other workers of its dependence cluster")]
     assert len(said) == 1 and "agreement, kappa, spammer_score and the irbm_* columns" in said[0]  # (walkthrough 36)
     # the group in one line, as Train and Results list it: the grid showed it only row by row (walkthrough 89)
-    listed = [n for n in quality.notes if n.startswith("dependence clusters found before training: 1: 2 workers: "
+    listed = [n for n in quality.notes if n.startswith("1 dependence cluster found before training: 2 workers: "
                                                          "w4, w5 (agree +")]
     assert len(listed) == 1 and "beyond what the others explain; z " in listed[0]
     data = AnnotationSet.from_long(frame)
@@ -896,7 +896,7 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     fixed_notes = worker_quality(fixed, frame, clusters=found).notes
     said = [n for n in fixed_notes if n.startswith("dependent_with:")]
     assert len(said) == 1 and "found for these diagnostics (the training, its start and layers fixed" in said[0]
-    assert sum(n.startswith("dependence clusters found for these diagnostics: 1: 2 workers: w4, w5") for n in
+    assert sum(n.startswith("1 dependence cluster found for these diagnostics: 2 workers: w4, w5") for n in
                fixed_notes) == 1
     from deem_core.analysis.diagnostics import run_diagnostics
 
@@ -905,20 +905,29 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
 
 def test_the_clusters_note_lists_ten_groups_and_counts_the_rest():
     """The one-line list of the dependence clusters (walkthrough 89) stays one line: ten groups named, the rest
-    counted (a set of 200 tested workers can hold 100 pairs)."""
+    counted (a set of 200 tested workers can hold 100 pairs); eleven are all named ("and 1 more" takes the room of
+    the one it counts)."""
     from deem_core import DEEM
 
     frame = _copying_pair()
     fixed = DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)
-    found = {"clusters": [{"workers": ["w4", "w5"], "excess_agreement": 0.3, "z": 9.0}]
-             + [{"workers": [f"x{i}a", f"x{i}b"], "excess_agreement": 0.1, "z": 4.0} for i in range(11)],
-             "z_threshold": 3.0}
-    notes = [n for n in worker_quality(fixed, frame, clusters=found).notes if n.startswith("dependence clusters")]
-    assert len(notes) == 1 and notes[0].startswith("dependence clusters found for these diagnostics: 12: 2 workers: "
-                                                   "w4, w5 (agree +0.300 beyond what the others explain; z 9.0, "
-                                                   "found above 3.00); 2 workers: x0a, x0b")
-    assert notes[0].count("2 workers: ") == 10 and notes[0].endswith("x8a, x8b (agree +0.100 beyond what the others "
-                                                                     "explain; z 4.0, found above 3.00); and 2 more")
+
+    def note(n_more: int) -> str:
+        found = {"clusters": [{"workers": ["w4", "w5"], "excess_agreement": 0.3, "z": 9.0}]
+                 + [{"workers": [f"x{i}a", f"x{i}b"], "excess_agreement": 0.1, "z": 4.0} for i in range(n_more)],
+                 "z_threshold": 3.0}
+        notes = [n for n in worker_quality(fixed, frame, clusters=found).notes if "dependence clusters found" in n]
+        assert len(notes) == 1
+        return notes[0]
+
+    twelve = note(11)
+    assert twelve.startswith("12 dependence clusters found for these diagnostics: 2 workers: w4, w5 (agree +0.300 "
+                             "beyond what the others explain; z 9.0, found above 3.00); 2 workers: x0a, x0b")
+    assert twelve.count("2 workers: ") == 10 and twelve.endswith(
+        "x8a, x8b (agree +0.100 beyond what the others explain; z 4.0, found above 3.00); and 2 more clusters "
+        "(the dependent_with column names every member)")
+    eleven = note(10)
+    assert eleven.startswith("11 dependence clusters") and eleven.count("2 workers: ") == 11 and "more" not in eleven
 
 
 def _followed_trio(n: int = 600, seed: int = 4) -> tuple[pd.DataFrame, pd.Series]:

@@ -39,6 +39,10 @@ def test_names_holding_a_comma_are_quoted_where_names_are_listed():
     assert names_text(["w01, w02", "w38"]) == "“w01, w02”, “w38”"
     assert names_text(["a and b", "c"]) == "“a and b”, “c”"
     assert names_text(["w1", "w2"]) == "w1, w2"
+    # a semicolon or parenthesis too: groups are listed joined by "; ", each with its figures in parentheses, and a
+    # worker named "x; 2 workers: alice" read as a second group (read 41)
+    assert names_text(["x; 2 workers: alice", "w2"]) == "“x; 2 workers: alice”, “w2”"
+    assert names_text(["w (agree +0.9)", "w2"]) == "“w (agree +0.9)”, “w2”"
     assert cluster_partners({"clusters": [{"workers": ["w01, w02", "w38", "w39"]}]}, ["w39"]) == ["“w01, w02”, “w38”"]
 
 

@@ -89,8 +89,10 @@ def names_text(names: list, most: int = 8, longest: int = 40, total: int | None 
 
 
 def _ambiguous(names: list[str]) -> bool:
-    """Whether names joined by ", " could be read as other names (one holds a comma, " and " or a “ ” mark)."""
-    return any("," in name or " and " in name or "“" in name or "”" in name for name in names)
+    """Whether names joined by ", " could be read as other names or other text (one holds a comma, " and ", a “ ”
+    mark, or a semicolon or parenthesis: a list of groups is joined by "; " with each group's figures in parentheses,
+    and a worker named ``x; 2 workers: alice`` read as a second copying group; read 41)."""
+    return any(any(mark in name for mark in (",", " and ", "“", "”", ";", "(", ")")) for name in names)
 
 
 def _quote(name: str) -> str:

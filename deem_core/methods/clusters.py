@@ -133,7 +133,8 @@ class DependenceClusters:
             return found
         if len(workers) != len(self.labels):
             raise ValueError(f"{len(workers):,} worker names for clusters of {len(self.labels):,} workers")
-        names = np.asarray(workers, dtype=object)
+        names = np.empty(len(workers), dtype=object)
+        names[:] = list(workers)  # (one name a cell: np.asarray made a table of names that are tuples)
         return [names[g] for g in found]
 
     def weights(self) -> np.ndarray:

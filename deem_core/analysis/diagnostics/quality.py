@@ -367,9 +367,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # last members past a scroll (walkthrough 89)
         groups = cluster_texts(found)
         if groups:
-            more = f"; and {len(groups) - GROUPS_LISTED:,} more" if len(groups) > GROUPS_LISTED else ""
-            notes.append(f"dependence clusters {when.split(' (')[0]}: {len(groups):,}: "
-                         + "; ".join(groups[:GROUPS_LISTED]) + more)
+            listed = len(groups) if len(groups) <= GROUPS_LISTED + 1 else GROUPS_LISTED  # ("and 1 more" lists it)
+            more = (f"; and {len(groups) - listed:,} more clusters (the dependent_with column names every member)"
+                    if len(groups) > listed else "")
+            notes.append(f"{len(groups):,} dependence cluster{'s' * (len(groups) != 1)} {when.split(' (')[0]}: "
+                         + "; ".join(groups[:listed]) + more)
         notes.append(f"dependent_with: the other workers of its dependence cluster ({PARTNERS_WORDS}), {when} "
                      f"(their answers agree "
                      f"beyond what the other workers explain): agreement, kappa, spammer_score and the irbm_* columns "
