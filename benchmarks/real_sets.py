@@ -4,11 +4,17 @@ Each set is two CSV files given on the command line: the answers (task, worker, 
 whatever their names) and the truth (task, truth: the first two). The figures in
 ``benchmarks/results/real_sets.txt`` come from two public sets of the truth-inference benchmark of Zheng et al.
 (VLDB 2017), as published in the GitHub repository zhydhkcws/crowd_truth_infer (``datasets/s4_Face Sentiment
-Identification`` and ``datasets/d_jn-product``); they are not copied into this project.
+Identification`` and ``datasets/d_jn-product``), and from public sets collected in the GitHub repository
+yuan-li/truth-inference-at-scale (``data/``: RTE, TEMP and the CrowdFlower weather-sentiment set in the thirty-ninth
+session; bluebird, MS, CF_amt, SP_amt, ZenCrowd_in, ZenCrowd_us and web in the fortieth); none is copied into this
+project.
 
 Usage::
 
-    python benchmarks/real_sets.py NAME=ANSWERS.csv,TRUTH.csv [NAME=...]
+    python benchmarks/real_sets.py [--on-conflict first] NAME=ANSWERS.csv,TRUTH.csv [NAME=...]
+
+(``--on-conflict``: what to keep where one worker gave one task different labels, as the CLI's option; by default
+such a set is refused, as the engine refuses it.)
 
 Prints per set: majority vote and the registry's classic methods, DEEM's defaults (``DEEM()``: 1 layer, start
 chosen), every explicit depth (``n_layers=0/1/2``), ``n_layers="auto"`` and each fixed start, with the choice made
@@ -54,11 +60,12 @@ def accuracy(labels: pd.Series, truth: pd.Series) -> float:
     return float(100 * (labels[known].astype(str).to_numpy() == truth[known].astype(str).to_numpy()).mean())
 
 
-def run(name: str, answers: str, truth_path: str) -> None:
+def run(name: str, answers: str, truth_path: str, on_conflict: str = "error") -> None:
     frame, truth = read(answers, truth_path)
-    data = AnnotationSet.from_long(frame)
+    data = AnnotationSet.from_long(frame, on_conflict=on_conflict)
     print(f"\n## {name}: {data.n_tasks:,} tasks x {data.n_workers:,} workers x {data.n_classes} classes, "
-          f"{len(frame):,} answers, truth for {int(truth.index.isin(data.tasks).sum()):,} tasks")
+          f"{data.n_annotations:,} answers ({len(frame):,} rows; on_conflict={on_conflict!r}), truth for "
+          f"{int(truth.index.isin(data.tasks).sum()):,} tasks")
     for method in CLASSIC:
         started = time.perf_counter()
         try:
@@ -79,6 +86,8 @@ def run(name: str, answers: str, truth_path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", help="NAME=ANSWERS.csv,TRUTH.csv")
+    parser.add_argument("--on-conflict", default="error", choices=("error", "first", "last"),
+                        help="a worker who gave one task different labels (as the CLI's --on-conflict)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     print(f"# python benchmarks/real_sets.py ...; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.sets:
         name, files = spec.split("=", 1)
         answers, truth = files.split(",", 1)
-        run(name, answers, truth)
+        run(name, answers, truth, args.on_conflict)
 
 
 if __name__ == "__main__":
