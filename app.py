@@ -72,7 +72,8 @@ try:
     common.sidebar()
     common.notices(notice_slot)
 except Exception as exc:  # noqa: BLE001 - never a traceback on the page
-    common.show_error(exc, "could not restore the session")
+    with notice_slot:  # (in the notice's place: drawn below it, it moved the page as a notice did; read 42)
+        common.show_error(exc, "could not restore the session")
 
 with shell():
     try:

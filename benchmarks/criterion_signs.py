@@ -122,10 +122,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print(f"# {machine()}")
-    print("# accuracy in %; CW-MV, CW5-MV: accuracy gains over MV; each score's gain of CWDS over MV (z) on every "
-          "answer seen leave-cluster-out")
+    print("# accuracy in %; CW-MV, CW5-MV: accuracy gains over MV; each score's gain (z) on every answer seen "
+          "leave-cluster-out: of CWDS over MV, of CWDS5 (the shared prior) for xfit5")
     header = (f"{'set':<20} {'groups':>6} {'MV':>6} {'CWDS':>6} {'CWDS5':>6} {'CW-MV':>6} {'CW5-MV':>6} "
-              + " ".join(f"{name + ' (z)':>18}" for name in SCORES) + f" {'s':>4}")
+              + " ".join(f"{name + ' (z)':>16}" for name in SCORES) + f" {'s':>4}")
     print(header)
     rows = []
     for name, make in sets(args.seeds, args.dir):

@@ -6,7 +6,7 @@ whatever their names) and the truth (task, truth: the first two). The figures in
 (VLDB 2017), as published in the GitHub repository zhydhkcws/crowd_truth_infer (``datasets/s4_Face Sentiment
 Identification`` and ``datasets/d_jn-product``), and from public sets collected in the GitHub repository
 yuan-li/truth-inference-at-scale (``data/``: RTE, TEMP and the CrowdFlower weather-sentiment set in the thirty-ninth
-session; bluebird, MS, CF_amt, SP_amt, ZenCrowd_in, ZenCrowd_us and web in the fortieth); none is copied into this
+session; bluebird, MS, CF_amt, SP_amt, ZenCrowd_in, ZenCrowd_us, web and d_sentiment in the fortieth); none is copied into this
 project.
 
 Usage::
@@ -62,7 +62,11 @@ def accuracy(labels: pd.Series, truth: pd.Series) -> float:
 
 def run(name: str, answers: str, truth_path: str, on_conflict: str = "error") -> None:
     frame, truth = read(answers, truth_path)
-    data = AnnotationSet.from_long(frame, on_conflict=on_conflict)
+    try:
+        data = AnnotationSet.from_long(frame, on_conflict=on_conflict)
+    except DataError as exc:  # (repeated answers that differ, by default: the other sets still run)
+        print(f"\n## {name}: not read: {exc}", flush=True)
+        return
     print(f"\n## {name}: {data.n_tasks:,} tasks x {data.n_workers:,} workers x {data.n_classes} classes, "
           f"{data.n_annotations:,} answers ({len(frame):,} rows; on_conflict={on_conflict!r}), truth for "
           f"{int(truth.index.isin(data.tasks).sum()):,} tasks")

@@ -463,8 +463,9 @@ if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough
 
 # tabs that do not track their state (on_change="rerun" lost a file uploaded while the tab's click reran the page)
 # open on their first tab again whenever they are drawn at another place: the key did not keep them (walkthrough 24,
-# the CI run of stop 49). Nothing drawn above them may come and go: the notice has a place of its own, drawn on every
-# run (app.py); anything conditional added above these tabs moves them.
+# the CI run of stop 49). Nothing above them may come or go on what is done inside them (a gold upload, its removal):
+# the notice has a place of its own, drawn on every run (app.py). What comes and goes with the upload box above (the
+# read-as line) moves them, after a change made up there.
 # the Gold labels tab second: last, it was behind the tab row's scroll arrow at 900 px, and it is the only place to
 # add gold labels (walkthrough 34)
 DATA_TABS = ["Labels per task", "Gold labels", "Class balance", "Workers", "Pairwise agreement", "Answers"]

@@ -372,7 +372,7 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
 #: the most characters of one worker's ``dependent_with`` cell before its partners are cut (:func:`all_names_text`)
 PARTNERS_MAX_CHARS = 2_000
 #: what a ``dependent_with`` cell holds, in words (said beside the column)
-PARTNERS_WORDS = (f"names separated by commas, each in “ ” when one holds a comma; whole up to {PARTNERS_MAX_CHARS:,} "
+PARTNERS_WORDS = (f"names separated by commas, each in “ ” when one holds a comma, a semicolon or a parenthesis; whole up to {PARTNERS_MAX_CHARS:,} "
                   f"characters a cell, past that the first eight cut to 40 characters and how many more")
 
 

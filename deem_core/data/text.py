@@ -76,9 +76,9 @@ def escape_controls(value: Any) -> str:
 def names_text(names: list, most: int = 8, longest: int = 40, total: int | None = None, quote: bool = True) -> str:
     """Names for a line of text: the first ``most``, each at most ``longest`` characters (eight worker names of 10,000
     characters made an 80,000-character warning; attack round 45), then how many more (of ``total`` names where
-    ``names`` is only their head); each name in quotes when one holds a comma or " and " (workers named "w01, w02" and
-    "w05, w06" in a copying group read as four innocent workers among the copiers; attack round 46; ``quote=False``:
-    names quoted already)."""
+    ``names`` is only their head); each name in quotes when one holds a comma, " and ", a semicolon or a parenthesis
+    (:func:`_ambiguous`; workers named "w01, w02" and "w05, w06" in a copying group read as four innocent workers
+    among the copiers; attack round 46; ``quote=False``: names quoted already)."""
     total = len(names) if total is None else int(total)
     if total == most + 1:  # ("u36, u37, u38 and 1 more": the one more takes no more room; walkthrough 87)
         most += 1
@@ -103,8 +103,9 @@ def _quote(name: str) -> str:
 
 
 def all_names_text(names: list, most_chars: int = 2_000) -> str:
-    """Every name whole, joined by ", " (in quotes when one holds a comma or " and "), while that stays within
-    ``most_chars`` characters; past it :func:`names_text` (the first eight, each cut to 40, then how many more)."""
+    """Every name whole, joined by ", " (in quotes when one holds a comma, " and ", a semicolon or a parenthesis),
+    while that stays within ``most_chars`` characters; past it :func:`names_text` (the first eight, each cut to 40,
+    then how many more)."""
     names = [str(name) for name in names]
     if sum(len(name) + 4 for name in names) <= most_chars:
         return ", ".join(_quote(name) for name in names) if _ambiguous(names) else ", ".join(names)

@@ -368,7 +368,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         groups = cluster_texts(found)
         if groups:
             listed = len(groups) if len(groups) <= GROUPS_LISTED + 1 else GROUPS_LISTED  # ("and 1 more" lists it)
-            more = (f"; and {len(groups) - listed:,} more clusters (the dependent_with column names every member)"
+            more = (f"; and {len(groups) - listed:,} more clusters (each member's row names the others: "
+                    f"dependent_with)"
                     if len(groups) > listed else "")
             notes.append(f"{len(groups):,} dependence cluster{'s' * (len(groups) != 1)} {when.split(' (')[0]}: "
                          + "; ".join(groups[:listed]) + more)
