@@ -3270,3 +3270,21 @@ def test_a_notice_does_not_move_the_data_page_s_tabs(runs_dir):
     no_problem(at)
     assert "Read 200 gold labels from gold.csv" in unescape(texts(at))  # (the notice is there)
     assert len(before) == 1 and _tab_container_paths(at) == before
+
+
+def test_a_failed_session_restore_is_said_in_the_notice_s_place(runs_dir, monkeypatch):
+    """Read 42: the error of a session restore that failed was drawn below the notice's place, and so moved the page
+    as a notice had (the Data page's tabs back on their first tab). It is drawn in that place."""
+    import pages.common as common  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.run()
+    before = _tab_container_paths(at)
+
+    def failing() -> None:
+        raise RuntimeError("restore failed")
+
+    monkeypatch.setattr(common, "forget_deleted_data", failing)
+    at.run()
+    assert [unescape(str(e.value)) for e in at.error] == ["Could not restore the session: RuntimeError: restore failed"]
+    assert len(before) == 1 and _tab_container_paths(at) == before
