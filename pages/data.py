@@ -553,8 +553,9 @@ with tab["Gold labels"]:
             said += f"; brought back with the data ({gold.attrs['brought_back']})"
         usable = common.usable_gold(ds)
         if gold.attrs.get("not_classes"):  # (a green "300 match" above the warning that none is a class; walk 35)
-            said += (f"; {int(gold.attrs['not_classes']):,} more name no class of these data "
-                     f"({left_out_text(gold.attrs)}) and are left out")
+            extra = int(gold.attrs["not_classes"])  # ("1 more name no class ... and are left out"; walkthrough 91)
+            said += (f"; {extra:,} more {'names' if extra == 1 else 'name'} no class of these data "
+                     f"({left_out_text(gold.attrs)}) and {'is' if extra == 1 else 'are'} left out")
         if known.any() and usable:
             st.success(common.safe(said))  # (it quotes a label from the file)
         else:  # not a success: the file is for other tasks (or another data set), or of other classes

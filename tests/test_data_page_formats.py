@@ -135,7 +135,7 @@ def test_a_gold_file_says_it_replaces_the_export_s_own_gold_labels(runs_dir):
     # (the export's 2 were set aside without a word; walkthrough 22)
     # (its "x" is no class of the data: left out, said; walkthroughs 35 and 36)
     assert ["2 gold labels match tasks of this data set (from truth.csv); they are used in place of the 2 gold labels read with the "
-            "data; 1 more name no class of these data (e.g. “x”) and are left out"] == [
+            "data; 1 more names no class of these data (e.g. “x”) and is left out"] == [
                 re.sub(r"\\(.)", r"\1", str(s.value)) for s in at.success]  # (shown as text: Markdown escaped)
 
 

@@ -383,7 +383,7 @@ def test_read_truth_task_truth_and_any_two_columns():
 
 
 def test_read_truth_errors():
-    with pytest.raises(DataError, match=r"^t\.csv: task 2 has different truths \['dog', 'cat'\]$"):
+    with pytest.raises(DataError, match=r"^t\.csv: task 2 has different truths: “dog”, “cat”$"):
         read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,cat\n"))
     with pytest.raises(DataError, match=r"^t\.csv: which column holds the true labels\?"):
         read_truth(("t.csv", b"task,foo,bar\n1,a,b\n"))

@@ -449,7 +449,10 @@ def _merge_duplicates(series: pd.Series, name: str) -> pd.Series:
     if clash.any():
         first = distinct.loc[clash, "task"].iloc[0]
         given = distinct.loc[distinct["task"] == first, "truth"].tolist()
-        raise DataError(f"{name}: task {plain(first)!r} has different truths {[plain(g) for g in given]}")
+        # the truths in words, not as a Python list ("['dog', 'cat']"; walkthrough 91)
+        raise DataError(f"{name}: task {plain(first)!r} has different truths: "
+                        + ", ".join(f"“{shortened(plain(g), 40)}”" for g in given[:8])
+                        + (f" and {len(given) - 8:,} more" if len(given) > 8 else ""))
     return series[~series.index.duplicated()]
 
 
