@@ -1207,3 +1207,19 @@ def test_every_column_the_quality_notes_name_is_a_column_of_the_table():
     quality = worker_quality(DEEM(epochs=3).fit(frame), frame, gold=truth)
     named = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", " ".join(quality.notes)))
     assert "irbm_spammer_score" in named and named <= set(quality.table.columns), named - set(quality.table.columns)
+
+
+def test_tasks_whose_gold_label_is_no_class_are_said_as_such_in_the_class_groups():
+    """Walkthrough 91: a gold file whose 37 labels were a misspelled class made Diagnostics say "37 task(s) without a
+    gold label", though those tasks had one; it was no class of the data."""
+    from deem_core import DEEM
+    from deem_core.analysis.diagnostics._common import class_groups
+
+    frame = _copying_pair()
+    model = DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)
+    tasks = list(dict.fromkeys(frame["task"]))[:7]
+    gold = pd.Series([1] * 7, index=pd.Index(tasks, name="task"))  # (the pages keep only the labels that are classes)
+    codes, _, notes = class_groups(model, AnnotationSet.from_long(frame), gold)
+    assert int((codes >= 0).sum()) == 7
+    assert notes == [f"{len(codes) - 7} task(s) without a gold label among the classes are left out of the class "
+                     f"groups"]
