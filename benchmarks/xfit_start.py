@@ -6,12 +6,15 @@ fixed majority-vote start is the most accurate DEEM, and the choice keeps the Da
 log-likelihood prefers it. ``criterion_signs.py`` found that a *cross-fitted* agreement points the right way far more
 often than an in-sample score when it scores a Dawid-Skene fit; this script scores DEEM's own starts the same way.
 
-The tasks are dealt into 5 folds. For each fold, DEEM is trained on the other folds' tasks (the defaults but the start:
+Each task is given one of 5 folds at random (independent draws: the folds' sizes vary). For each fold, DEEM is trained on the other folds' tasks (the defaults but the start:
 ``init="ds"`` and ``init="mv"``, 1 layer, 100 epochs), and every answer of the fold's tasks is compared with the label
 its task gets from its *other* answers (one pseudo-task per answer, ``predict_proba`` of the model trained without
 that task; ties share the agreement); majority vote of the other answers likewise. No answer helps fit the model that
-labels its own task. Answers of workers absent from the other folds are left out. Per set: each method's accuracy on
-all answers (majority vote as the registry's method breaks its ties), and the cross-fitted gain of the
+labels its own task. Answers of workers absent from the other folds, answers of a label no answer of the other
+folds gave, and answers alone on their task (no other answer to label it from) are left out. Per set: each method's accuracy on
+all answers (majority vote as the registry's method breaks its ties; ids and labels are read as text here, so ties
+and DEEM's random draws can differ from ``real_sets.py``'s run on the same files by a task or two), and the
+cross-fitted gain of the
 Dawid-Skene start over majority vote and over the majority-vote start, with its z (standard error counted by task).
 
 Usage: ``python benchmarks/xfit_start.py SPEC [SPEC ...]``, SPEC ``NAME=ANSWERS.csv,TRUTH.csv`` (as ``real_sets.py``;
@@ -86,7 +89,8 @@ def measure(frame: pd.DataFrame, truth: pd.Series) -> dict[str, float]:
     task_of = []
     for k in range(FOLDS):
         train = frame.loc[frame["fold"] != k, ["task", "worker", "label"]]
-        test = frame.loc[(frame["fold"] == k) & frame["worker"].isin(set(train["worker"])), ["task", "worker", "label"]]
+        seen = frame["worker"].isin(set(train["worker"])) & frame["label"].isin(set(train["label"]))
+        test = frame.loc[(frame["fold"] == k) & seen, ["task", "worker", "label"]]
         base, pseudo = leave_one_out(test)
         ids, given = base["aid"], base["label"].to_numpy()
         votes = pseudo.groupby(["task", "label"]).size().unstack(fill_value=0).reindex(ids)

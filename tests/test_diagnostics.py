@@ -1221,5 +1221,4 @@ def test_tasks_whose_gold_label_is_no_class_are_said_as_such_in_the_class_groups
     gold = pd.Series([1] * 7, index=pd.Index(tasks, name="task"))  # (the pages keep only the labels that are classes)
     codes, _, notes = class_groups(model, AnnotationSet.from_long(frame), gold)
     assert int((codes >= 0).sum()) == 7
-    assert notes == [f"{len(codes) - 7} task(s) without a gold label among the classes are left out of the class "
-                     f"groups"]
+    assert notes == [f"{len(codes) - 7:,} tasks without a gold label among the classes are left out of the class groups"]

@@ -383,8 +383,15 @@ def test_read_truth_task_truth_and_any_two_columns():
 
 
 def test_read_truth_errors():
-    with pytest.raises(DataError, match=r"^t\.csv: task 2 has different truths: “dog”, “cat”$"):
+    with pytest.raises(DataError, match=r"^t\.csv: task “2” has different truths: “dog”, “cat”$"):
         read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,cat\n"))
+    # each cut to 40 characters, control characters escaped, at most eight named (read 43)
+    many = "task,truth\n" + "".join(f"{'t' * 5000},v{i}\x1b[31m\n" for i in range(12))
+    with pytest.raises(DataError) as raised:
+        read_truth(("t.csv", many.encode()))
+    message = str(raised.value)
+    assert len(message) < 800 and "\x1b" not in message and message.endswith(" and 4 more")
+    assert message.count("“") == 9  # (the task and eight truths)
     with pytest.raises(DataError, match=r"^t\.csv: which column holds the true labels\?"):
         read_truth(("t.csv", b"task,foo,bar\n1,a,b\n"))
     with pytest.raises(DataError, match=r"^t\.csv: has a header \(task, truth\) but no truth labels$"):

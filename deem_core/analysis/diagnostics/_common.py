@@ -90,7 +90,8 @@ def class_groups(model, data: AnnotationSet, gold: Any = None) -> tuple[np.ndarr
         if known < len(codes):
             # (a gold label that is no class counts here too: "37 task(s) without a gold label" read wrong of a file
             # whose 37 labels were misspelled classes; walkthrough 91)
-            notes.append(f"{len(codes) - known} task(s) without a gold label among the classes are left out of the "
-                         f"class groups")
+            missing = len(codes) - known
+            notes.append(f"{missing:,} {'task' if missing == 1 else 'tasks'} without a gold label among the classes "
+                         f"{'is' if missing == 1 else 'are'} left out of the class groups")
         return codes, GOLD_SOURCE, notes
     return consensus_posterior(model, data).argmax(axis=1).astype(np.int64), predictions_source(model), notes

@@ -449,9 +449,12 @@ def _merge_duplicates(series: pd.Series, name: str) -> pd.Series:
     if clash.any():
         first = distinct.loc[clash, "task"].iloc[0]
         given = distinct.loc[distinct["task"] == first, "truth"].tolist()
-        # the truths in words, not as a Python list ("['dog', 'cat']"; walkthrough 91)
-        raise DataError(f"{name}: task {plain(first)!r} has different truths: "
-                        + ", ".join(f"“{shortened(plain(g), 40)}”" for g in given[:8])
+        # the truths in words, not as a Python list ("['dog', 'cat']"; walkthrough 91), each cut and its control
+        # characters escaped as the list's repr did (read 43), the task too
+        def said(value: Any) -> str:
+            return f"“{escape_controls(shortened(str(plain(value)), 40))}”"
+
+        raise DataError(f"{name}: task {said(first)} has different truths: " + ", ".join(said(g) for g in given[:8])
                         + (f" and {len(given) - 8:,} more" if len(given) > 8 else ""))
     return series[~series.index.duplicated()]
 
