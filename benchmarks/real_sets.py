@@ -1,13 +1,12 @@
 """DEEM's defaults against the classic methods on real crowd sets kept outside the project (issue 15).
 
 Each set is two CSV files given on the command line: the answers (task, worker, label: the first three columns,
-whatever their names) and the truth (task, truth: the first two). The figures in
-``benchmarks/results/real_sets.txt`` come from two public sets of the truth-inference benchmark of Zheng et al.
-(VLDB 2017), as published in the GitHub repository zhydhkcws/crowd_truth_infer (``datasets/s4_Face Sentiment
-Identification`` and ``datasets/d_jn-product``), and from public sets collected in the GitHub repository
-yuan-li/truth-inference-at-scale (``data/``: RTE, TEMP and the CrowdFlower weather-sentiment set in the thirty-ninth
-session; bluebird, MS, CF_amt, SP_amt, ZenCrowd_in, ZenCrowd_us, web and d_sentiment in the fortieth); none is copied into this
-project.
+whatever their names) and the truth (task, truth: the first two). The figures in ``benchmarks/results/real_sets.txt``
+come from two public sets of the truth-inference benchmark of Zheng et al. (VLDB 2017), as published in the GitHub
+repository zhydhkcws/crowd_truth_infer (``datasets/s4_Face Sentiment Identification`` and ``datasets/d_jn-product``),
+and from public sets collected in the GitHub repository yuan-li/truth-inference-at-scale (``data/``: RTE, TEMP and
+the CrowdFlower weather-sentiment set in the thirty-ninth session; bluebird, MS, CF_amt, SP_amt, ZenCrowd_in,
+ZenCrowd_us, web and d_sentiment in the fortieth); none is copied into this project.
 
 Usage::
 

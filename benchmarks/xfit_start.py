@@ -6,16 +6,16 @@ fixed majority-vote start is the most accurate DEEM, and the choice keeps the Da
 log-likelihood prefers it. ``criterion_signs.py`` found that a *cross-fitted* agreement points the right way far more
 often than an in-sample score when it scores a Dawid-Skene fit; this script scores DEEM's own starts the same way.
 
-Each task is given one of 5 folds at random (independent draws: the folds' sizes vary). For each fold, DEEM is trained on the other folds' tasks (the defaults but the start:
-``init="ds"`` and ``init="mv"``, 1 layer, 100 epochs), and every answer of the fold's tasks is compared with the label
-its task gets from its *other* answers (one pseudo-task per answer, ``predict_proba`` of the model trained without
-that task; ties share the agreement); majority vote of the other answers likewise. No answer helps fit the model that
-labels its own task. Answers of workers absent from the other folds, answers of a label no answer of the other
-folds gave, and answers alone on their task (no other answer to label it from) are left out. Per set: each method's accuracy on
-all answers (majority vote as the registry's method breaks its ties; ids and labels are read as text here, so ties
-and DEEM's random draws can differ from ``real_sets.py``'s run on the same files by a task or two), and the
-cross-fitted gain of the
-Dawid-Skene start over majority vote and over the majority-vote start, with its z (standard error counted by task).
+Each task is given one of 5 folds at random (independent draws: the folds' sizes vary). For each fold, DEEM is
+trained on the other folds' tasks (the defaults but the start: ``init="ds"`` and ``init="mv"``, 1 layer, 100 epochs),
+and every answer of the fold's tasks is compared with the label its task gets from its *other* answers (one
+pseudo-task per answer, ``predict_proba`` of the model trained without that task; ties share the agreement); majority
+vote of the other answers likewise. No answer helps fit the model that labels its own task. Answers of workers absent
+from the other folds, answers of a label no answer of the other folds gave, and answers alone on their task (no other
+answer to label it from) are left out. Per set: each method's accuracy on all answers (majority vote as the
+registry's method breaks its ties; ids and labels are read as text here, so ties and DEEM's random draws can differ
+from ``real_sets.py``'s run on the same files by a task or two), and the cross-fitted gain of the Dawid-Skene start
+over majority vote and over the majority-vote start, with its z (standard error counted by task).
 
 Usage: ``python benchmarks/xfit_start.py SPEC [SPEC ...]``, SPEC ``NAME=ANSWERS.csv,TRUTH.csv`` (as ``real_sets.py``;
 repeated (task, worker) pairs keep the first) or ``FAMILY:SEED`` (``families.py``).
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import machine  # noqa: E402
 from families import make_set  # noqa: E402
+from real_sets import read  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
 from deem_core.analysis.scoring import accuracy  # noqa: E402
@@ -48,12 +49,7 @@ FOLDS = 5
 
 def load(spec: str) -> tuple[pd.DataFrame, pd.Series]:
     if "=" in spec:
-        answers, truth_path = spec.split("=", 1)[1].split(",", 1)
-        frame = pd.read_csv(answers).iloc[:, :3]
-        frame.columns = ["task", "worker", "label"]
-        truth = pd.read_csv(truth_path).iloc[:, :2]
-        truth.columns = ["task", "truth"]
-        truth = truth.set_index("task")["truth"]
+        frame, truth = read(*spec.split("=", 1)[1].split(",", 1))
     else:
         family, seed = spec.split(":")
         frame, truth = make_set(family, int(seed))

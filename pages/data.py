@@ -640,10 +640,9 @@ with tab["Gold labels"]:
             parts = ([f"{len(truth):,} name tasks of these data, {unknown_n:,} name unknown tasks and are ignored"]
                      if unknown_n else [])
             if left_out:
-                used = len(usable)
-                parts.append(f"{used:,} {'is' if used == 1 else 'are'} used, {left_out:,} "
-                             f"{'is' if left_out == 1 else 'are'} not among the classes and "
-                             f"{'is' if left_out == 1 else 'are'} left out")
+                used, be = len(usable), "is" if left_out == 1 else "are"
+                parts.append(f"{used:,} {'is' if used == 1 else 'are'} used, {left_out:,} {be} not among the classes "
+                             f"and {be} left out")
             st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
                                            + (f" ({read_as})" if read_as else "")
                                            + (": " + "; ".join(parts) if parts else ""))

@@ -372,8 +372,9 @@ def dependent_with(model: Any, workers: Any) -> list[str] | None:
 #: the most characters of one worker's ``dependent_with`` cell before its partners are cut (:func:`all_names_text`)
 PARTNERS_MAX_CHARS = 2_000
 #: what a ``dependent_with`` cell holds, in words (said beside the column)
-PARTNERS_WORDS = (f"names separated by commas, each in “ ” when one holds a comma, a semicolon or a parenthesis; whole up to {PARTNERS_MAX_CHARS:,} "
-                  f"characters a cell, past that the first eight cut to 40 characters and how many more")
+PARTNERS_WORDS = (f"names separated by commas, each in “ ” when one holds a comma, a semicolon or a parenthesis; "
+                  f"whole up to {PARTNERS_MAX_CHARS:,} characters a cell, past that the first eight cut to 40 "
+                  f"characters and how many more")
 
 
 def cluster_partners(found: dict, workers: Any) -> list[str] | None:

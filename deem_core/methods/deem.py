@@ -230,8 +230,8 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
     FittedAttribute("selection_references_", None, "runtime", "majority vote and the cluster-weighted Dawid-Skene "
                     "scored like the candidates (None unless the start or depth was chosen; not saved)"),
     FittedAttribute("dependence_clusters_", None, "runtime", "the dependence clusters found before choosing "
-                    "(methods/clusters.py; ``.groups(model.workers_)`` names their workers; None unless the start or depth "
-                    "was chosen; not saved)"),
+                    "(methods/clusters.py; ``.groups(model.workers_)`` names their workers; None unless the start "
+                    "or depth was chosen; not saved)"),
 )
 
 
