@@ -4,11 +4,13 @@ through :func:`pages.common.safe` where they quote a user's names)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
-from deem_core.data.text import names_text
+from deem_core.data.text import names_text, shortened
 
 
 def share_text(share: float) -> str:
@@ -22,6 +24,14 @@ def share_text(share: float) -> str:
     if percent >= 0.01:
         return f"{percent:.2g}%"
     return "under 0.01%"
+
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with its noun in the number it takes: "1 gold label", "2,000 gold labels" ("1 gold labels match tasks"
+    stood on the Data page; read 43)."""
+    n = int(n)
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def sentence(text: str) -> str:
@@ -246,3 +256,27 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
                      f"the class decided more probable, on average over its tasks: as the model reads them, its answers "
                      f"count against the labels decided more than for them.")
     return text
+
+
+def headed_notes(notes: Sequence[str], columns: Iterable[str], names: Iterable[Any] = ()) -> list[str]:
+    """``notes`` with each column name they hold written as a grid heads it (``dependent_with`` as "dependent with";
+    walkthrough 35), but never inside one of ``names`` (the workers) a note quotes: a worker named ``n_labels`` was
+    shown "n labels" in the note beside its row (walkthrough 91). A name is kept whole and cut as a list cuts it (40
+    characters)."""
+    columns = sorted({str(c) for c in columns if "_" in str(c)}, key=len, reverse=True)
+    if not columns:
+        return list(notes)
+    names = pd.Series(list(names), dtype=object).astype(str)
+    holding = np.zeros(len(names), dtype=bool)
+    for column in columns:  # (vectorised: a run's workers can be many)
+        holding |= names.str.contains(column, regex=False).to_numpy(dtype=bool)
+    risky = {form for name in names[holding] for form in (name, shortened(name, 40))}
+    headed = []
+    for note in notes:
+        kept = sorted((form for form in risky if form and form in note), key=len, reverse=True)
+        pieces = re.split("(" + "|".join(map(re.escape, kept)) + ")", note) if kept else [note]
+        for index in range(0, len(pieces), 2):  # the even pieces lie between the names kept
+            for column in columns:
+                pieces[index] = pieces[index].replace(column, column.replace("_", " "))
+        headed.append("".join(pieces))
+    return headed

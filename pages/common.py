@@ -55,7 +55,7 @@ from deem_studio.estimate import BackgroundProbes
 from deem_studio.jobs import device_info, get_manager, readable_error, status_line
 from deem_studio.runs import LABEL_STUDIO_SETTINGS, RunNotFound, is_run_id
 from deem_studio.uploads import THIS_MACHINE
-from deem_studio.wording import sentence, fmt_lr, out_of_range
+from deem_studio.wording import counted, sentence, fmt_lr, out_of_range
 
 STATUS_ICON = {"queued": ":material/hourglass_top:", "running": ":material/sync:",
                "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
@@ -1172,7 +1172,8 @@ def open_run(run_id: str, quiet: bool = False, restore_data: bool = True, from_u
             # a link opens the run's answers, not its gold labels: a visitor's own training with a large gold-label
             # weight gave them back (72% of 60 secret labels, majority vote 23%; attack round 14); the run's stored
             # accuracies and charts still show
-            gold, kept = None, f"; its {len(gold):,} gold labels stay with its owner"
+            gold, kept = None, (f"; its {counted(len(gold), 'gold label')} "
+                               f"{'stays' if len(gold) == 1 else 'stay'} with its owner")
         said = gold_attrs(data_record.get("config") or {})
         if gold is not None and said:  # (its file named on the Gold labels tab; walkthrough 38) - a copy: the
             gold = gold.copy()  # stored labels are one object for every session that opens the run

@@ -355,7 +355,13 @@ with st.container(border=True):
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
             # ("Loaded 6,097 answers from 1 file(s) in 0.3 s and 138 gold labels." read badly; walkthrough 70)
-            gold_part = f" and {len(reading.gold):,} gold labels" if reading.gold is not None else ""
+            gold_part = f" and {wording.counted(len(reading.gold), 'gold label')}" if reading.gold is not None else ""
+            kept_gold = common.dataset()["gold"]
+            if reading.gold is not None and len(reading.gold) > (0 if kept_gold is None else len(kept_gold)):
+                # those of no class are left out (the notice counted them among those read, unsaid; walkthrough 91)
+                used = 0 if kept_gold is None else len(kept_gold)
+                gold_part += (f" ({used:,} {'is' if used == 1 else 'are'} used, {len(reading.gold) - used:,} "
+                              f"{'is' if len(reading.gold) - used == 1 else 'are'} not among the classes)")
             st.session_state["_notice"] = (f"loaded {data.n_annotations:,} answers{gold_part} from "
                                            f"{len(files)} file{'s' if len(files) != 1 else ''} in "
                                            f"{time.perf_counter() - started:.1f} s")
@@ -413,11 +419,14 @@ alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
 read_note = st.session_state.get("_reading_note")
+# in a place of its own, there on every run: the line comes and goes with the upload box above, and an element coming
+# or going above the tabs below opened them on their first tab again (walkthrough 90)
+read_slot = st.container()
 if read_note and read_note != previewed:  # (the same line stood above and here once loaded; walkthrough 70)
     if previewed and read_note.startswith(previewed + "; "):  # (what the whole read found besides: gold labels)
-        st.caption(common.safe(f"Read as the line above says; {read_note[len(previewed) + 2:]}"))
+        read_slot.caption(common.safe(f"Read as the line above says; {read_note[len(previewed) + 2:]}"))
     else:
-        st.text(common.plain_text(read_note))
+        read_slot.text(common.plain_text(read_note))
 st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
@@ -463,9 +472,9 @@ if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough
 
 # tabs that do not track their state (on_change="rerun" lost a file uploaded while the tab's click reran the page)
 # open on their first tab again whenever they are drawn at another place: the key did not keep them (walkthrough 24,
-# the CI run of stop 49). Nothing above them may come or go on what is done inside them (a gold upload, its removal):
-# the notice has a place of its own, drawn on every run (app.py). What comes and goes with the upload box above (the
-# read-as line) moves them, after a change made up there.
+# the CI run of stop 49). Nothing above them may come or go on what is done inside them (a gold upload, its removal)
+# or in the upload box above: the notice and the read-as line have places of their own, drawn on every run (app.py,
+# ``read_slot``).
 # the Gold labels tab second: last, it was behind the tab row's scroll arrow at 900 px, and it is the only place to
 # add gold labels (walkthrough 34)
 DATA_TABS = ["Labels per task", "Gold labels", "Class balance", "Workers", "Pairwise agreement", "Answers"]
@@ -545,10 +554,13 @@ with tab["Gold labels"]:
         read_as = gold_columns_text(gold.attrs.get("columns"))  # (said in the notice at the top only, off screen;
         if named and read_as:  # walkthrough 85)
             named = f" (from {gold.attrs['file']}: {read_as})"
-        said = (f"{int(known.sum()):,} gold labels match tasks of this data set{named}"
-                + (f"; {unknown:,} name unknown tasks and are ignored" if unknown else "")
-                + (f"; they are used in place of the {int(replaced):,} gold labels read with the data" if replaced
-                   else ""))
+        matched = int(known.sum())  # (counts of one in the singular: "1 gold labels match"; read 43)
+        said = (f"{wording.counted(matched, 'gold label')} {'matches a task' if matched == 1 else 'match tasks'} of "
+                f"this data set{named}"
+                + (f"; {unknown:,} {'names an unknown task and is' if unknown == 1 else 'name unknown tasks and are'} "
+                   f"ignored" if unknown else "")
+                + (f"; {'it is' if matched == 1 else 'they are'} used in place of the "
+                   f"{wording.counted(replaced, 'gold label')} read with the data" if replaced else ""))
         if gold.attrs.get("brought_back"):  # (loaded again with the data; walkthrough 35)
             said += f"; brought back with the data ({gold.attrs['brought_back']})"
         usable = common.usable_gold(ds)
@@ -564,6 +576,8 @@ with tab["Gold labels"]:
             st.warning(page_words(warning))
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
+            # the file read stays in the box below, with nothing saying it is unused (walkthrough 91)
+            st.session_state["_gold_removed"] = (st.session_state.get("_gold_file"), common.data_key())
             st.rerun()
     gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
                                  key="upload_gold")
@@ -584,6 +598,10 @@ with tab["Gold labels"]:
         # (walkthrough 37: B's tab showed A's gold file with no word)
         st.caption(common.safe(f"{gold_file.name} was read for the data set loaded before: its labels are not used "
                                f"here. Remove it (×) and upload the gold file of these data."))
+    elif (gold_file is not None and ds.get("gold") is None
+          and st.session_state.get("_gold_removed") == (gold_file.file_id, common.data_key())):
+        st.caption(common.safe(f"The gold labels of {gold_file.name} were removed: none is used. To use them again, "
+                               f"remove the file (×) and upload it again."))
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
@@ -606,7 +624,7 @@ with tab["Gold labels"]:
             if read_n and not len(truth):
                 # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
                 # only the Gold labels tab said that none matched; walkthrough 31)
-                refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none names a task of these data "
+                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but none names a task of these data "
                            f"(its first: “{shortened(first, 40)}”; these data's first task: "
                            f"“{shortened(data.tasks[0], 40)}”); they are not kept: is it the gold file of these data, "
                            f"or does another column name the tasks (Mapping, above)?")
@@ -618,7 +636,7 @@ with tab["Gold labels"]:
             left_out = int(usable.attrs.get("not_classes") or 0)
             which = left_out_text(usable.attrs)  # (an example, and those that differ in letter case only)
             if not len(usable):  # none is a class: not kept, as a file naming no task (walkthrough 36)
-                refused = (f"read {read_n:,} gold labels from {gold_file.name}, but none is a class of these data "
+                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but none is a class of these data "
                            f"({which}); they are not kept: is it the gold file of these data?")
                 st.session_state["_notice"] = common.Refusal(refused)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
@@ -629,21 +647,23 @@ with tab["Gold labels"]:
             common.set_gold(usable)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines
             if left_out:
-                warnings.append(f"{gold_file.name}: {left_out:,} gold label(s) are not among the classes ({which}): "
-                                f"they are left out of every accuracy")
+                warnings.append(f"{gold_file.name}: {wording.counted(left_out, 'gold label')} "
+                                f"{'is' if left_out == 1 else 'are'} not among the classes ({which}): "
+                                f"{'it is' if left_out == 1 else 'they are'} left out of every accuracy")
             st.session_state["_gold_warnings"] = warnings
             unknown_n = int(truth.attrs.get("unknown_tasks") or 0)
             # which columns were read: a file of "id,gold" was read without a word (the CLI said it; walkthrough 84)
             read_as = gold_columns_text(truth.attrs.get("columns"))
             # how many are used, where some are not (the notice said "Read 120 gold labels" of a file whose 42
             # labels of no class were said only in a warning gone at the next click; walkthrough 90)
-            parts = ([f"{len(truth):,} name tasks of these data, {unknown_n:,} name unknown tasks and are ignored"]
+            parts = ([f"{len(truth):,} {'names a task' if len(truth) == 1 else 'name tasks'} of these data, {unknown_n:,} "
+                      f"{'names an unknown task and is' if unknown_n == 1 else 'name unknown tasks and are'} ignored"]
                      if unknown_n else [])
             if left_out:
                 used, be = len(usable), "is" if left_out == 1 else "are"
                 parts.append(f"{used:,} {'is' if used == 1 else 'are'} used, {left_out:,} {be} not among the classes "
                              f"and {be} left out")
-            st.session_state["_notice"] = (f"read {read_n:,} gold labels from {gold_file.name}"
+            st.session_state["_notice"] = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}"
                                            + (f" ({read_as})" if read_as else "")
                                            + (": " + "; ".join(parts) if parts else ""))
             st.rerun()

@@ -200,14 +200,11 @@ if with_gold and not (common.can_control(diag_id) and common.can_control(run_id)
 if quality.gold is None and "accuracy" in quality.table and quality.table["accuracy"].isna().all():
     # no gold labels: no accuracy column (it stood empty, unexplained; walkthrough 30)
     quality = dataclasses.replace(quality, table=quality.table.drop(columns=["accuracy"]))
-# the notes name columns as the grids head them ("dependent with", not `dependent_with`; walkthrough 35); the CSVs
-# and report.html keep the files' names
-headed = sorted((c for c in quality.table.columns if "_" in c), key=len, reverse=True)
+# the notes name columns as the grids head them ("dependent with", not `dependent_with`; walkthrough 35), the
+# workers' names as they are; the CSVs and report.html keep the files' names
 # the labels following one cluster first: two notes stood above it (walkthrough 71)
 notes = sorted(notes, key=lambda note: not note.startswith(FOLLOWED_NOTE))
-for note in notes:
-    for column in headed:
-        note = note.replace(column, column.replace("_", " "))
+for note in wording.headed_notes(notes, quality.table.columns, quality.workers):
     if note.startswith(FOLLOWED_NOTE):  # (a grey note under the charts it undoes went unread; walkthrough 70)
         st.warning(common.safe(wording.sentence(note) + "."), icon=":material/group_work:")
         continue

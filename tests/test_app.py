@@ -76,6 +76,30 @@ def upload(at: AppTest, name: str = "tiny.csv", content: bytes | None = None) ->
     return at
 
 
+def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):
+    """Read 43: "1 gold labels match tasks of this data set" and "1 name unknown tasks and are ignored"."""
+    at = upload(new_app())
+    at.file_uploader(key="upload_gold").set_value(("one.csv", b"task,truth\n0,0\nnot-a-task,1\n", "text/csv")).run()
+    no_problem(at)
+    said = texts(at)
+    assert "Read 2 gold labels from one.csv" in said, said
+    assert "1 names a task of these data, 1 names an unknown task and is ignored" in said, said
+    assert "1 gold label matches a task of this data set (from one.csv); 1 names an unknown task and is ignored" in said
+
+
+def test_the_load_notice_says_which_gold_labels_of_the_file_are_used(runs_dir):
+    """Walkthrough 91: the gold labels a Toloka export carries were all counted as read in the load notice, those of
+    no class among them (left out of every accuracy) unsaid."""
+    rows = ["INPUT:text\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id"]
+    for task in range(30):
+        golden = {0: "pos", 1: "neg", 2: "maybe"}.get(task, "")  # "maybe" is no label any worker gave
+        rows += [f"t{task}\t{'pos' if (task + worker) % 3 else 'neg'}\t{golden}\tw{worker}" for worker in range(4)]
+    at = upload(new_app(), "pool.tsv", ("\n".join(rows) + "\n").encode())
+    said = texts(at)
+    assert "Loaded 120 answers and 3 gold labels (2 are used, 1 is not among the classes) from 1 file" in said, said
+    assert len(at.session_state["dataset"]["gold"]) == 2
+
+
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
     """Walkthrough 64: with two bad files uploaded together only the first one's error showed; the second's came
     only after the first was removed."""
@@ -1217,9 +1241,12 @@ def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before
     assert len(at.session_state["dataset"]["gold"]) == 150 and said not in texts(at)
     at.button(key="drop_gold").click().run()  # removed by hand for these data: nothing of another data set
     assert at.session_state["dataset"]["gold"] is None and said not in texts(at)
+    # but that the file left in the box is not used (walkthrough 91: it stood there with no word)
+    removed = "The gold labels of truth.csv were removed: none is used. To use them again, remove the file (×) and"
+    assert removed in texts(at)
     upload(at, "other.csv", other_csv())
     no_problem(at)
-    assert at.session_state["dataset"]["gold"] is None and said in texts(at)
+    assert at.session_state["dataset"]["gold"] is None and said in texts(at) and removed not in texts(at)
 
 
 def test_the_same_data_uploaded_again_keeps_the_gold_labels_a_new_tab_brought_back(runs_dir):
@@ -3269,6 +3296,22 @@ def test_a_notice_does_not_move_the_data_page_s_tabs(runs_dir):
     at.file_uploader(key="upload_gold").set_value(("gold.csv", tiny_truth(), "text/csv")).run()
     no_problem(at)
     assert "Read 200 gold labels from gold.csv" in unescape(texts(at))  # (the notice is there)
+    assert len(before) == 1 and _tab_container_paths(at) == before
+
+
+def test_emptying_the_upload_box_does_not_move_the_data_page_s_tabs(runs_dir):
+    """Walkthrough 90: the line that says how the loaded files were read stands above the tabs only while the upload
+    box does not show it already; emptying the box brought it in, one element more above the tabs, which opened on
+    their first tab again. It has a place of its own, drawn with or without it."""
+    at = upload(new_app())
+    at.run()
+    read_line = "tiny.csv: read as long layout (task, worker, label)"
+    said = lambda: sum(read_line in str(t.value) for t in at.main.text)  # noqa: E731
+    assert said() == 1  # (by the box's preview alone)
+    before = _tab_container_paths(at)
+    at.file_uploader(key="upload_annotations").set_value([]).run()
+    no_problem(at)
+    assert said() == 1 and not at.file_uploader(key="upload_annotations").value  # (now above the summary)
     assert len(before) == 1 and _tab_container_paths(at) == before
 
 
