@@ -258,11 +258,16 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
     return text
 
 
+#: past this many workers whose names hold a column's name, :func:`headed_notes` leaves the notes as they are (200,000
+#: such names took 1.8 s a page's run to look for in ten notes)
+MOST_NAMES_HOLDING_COLUMNS = 1_000
+
+
 def headed_notes(notes: Sequence[str], columns: Iterable[str], names: Iterable[Any] = ()) -> list[str]:
     """``notes`` with each column name they hold written as a grid heads it (``dependent_with`` as "dependent with";
     walkthrough 35), but never inside one of ``names`` (the workers) a note quotes: a worker named ``n_labels`` was
     shown "n labels" in the note beside its row (walkthrough 91). A name is kept whole and cut as a list cuts it (40
-    characters)."""
+    characters). Past :data:`MOST_NAMES_HOLDING_COLUMNS` such names the notes keep the files' column names."""
     columns = sorted({str(c) for c in columns if "_" in str(c)}, key=len, reverse=True)
     if not columns:
         return list(notes)
@@ -270,6 +275,8 @@ def headed_notes(notes: Sequence[str], columns: Iterable[str], names: Iterable[A
     holding = np.zeros(len(names), dtype=bool)
     for column in columns:  # (vectorised: a run's workers can be many)
         holding |= names.str.contains(column, regex=False).to_numpy(dtype=bool)
+    if holding.sum() > MOST_NAMES_HOLDING_COLUMNS:  # (each looked for in each note: the files' names kept instead)
+        return list(notes)
     risky = {form for name in names[holding] for form in (name, shortened(name, 40))}
     headed = []
     for note in notes:
