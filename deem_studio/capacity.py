@@ -153,6 +153,39 @@ def admit_data(data: Any, replacing: Any = None, party: str | None = None) -> in
         return ledger().admit(data, replacing, party)
 
 
+#: bytes of the previews a session keeps besides the latest (:func:`kept_previews`)
+KEPT_PREVIEW_BYTES = 16 * 2**20
+
+
+def kept_previews(entries: list[tuple[Any, Any]], sizes: dict[Any, int], party: str | None = None,
+                  room: int | None = None) -> list[tuple[Any, Any]]:
+    """Of a session's previews (``(key, preview or error)``, oldest first), those it keeps: the latest, counted with
+    the data sets this ``party`` holds (past its share none is kept: read again on the next click), and before it
+    those that fit ``room`` bytes (:data:`KEPT_PREVIEW_BYTES`). ``sizes``: each kept preview's bytes, by key, measured
+    once (a wide frame's deep size takes a second) and kept up to date here. Eleven previews of wide files, 65 MB
+    each, were kept per tab and counted nowhere: about 1 GB of the server a tab for a 2.2 MB upload (attack round
+    48)."""
+    *older, (key, latest) = entries
+    if not isinstance(latest, BaseException):  # (an error is kept as it is: it holds no frame)
+        try:
+            admit_data(latest, party=party)
+        except CapacityError:
+            sizes.clear()
+            return []
+    kept = [(key, latest)]
+    room = KEPT_PREVIEW_BYTES if room is None else int(room)
+    for old_key, old in reversed(older):  # the latest first
+        if old_key not in sizes:
+            sizes[old_key] = 0 if isinstance(old, BaseException) else data_bytes(old)
+        if sizes[old_key] > room:
+            break
+        room -= sizes[old_key]
+        kept.insert(0, (old_key, old))
+    for gone in set(sizes) - {k for k, _ in kept}:
+        del sizes[gone]
+    return kept
+
+
 # --------------------------------------------------------------------------- reading
 _READS: list[threading.BoundedSemaphore] = []
 READ_WAIT_SECONDS = 60.0

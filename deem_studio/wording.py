@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.data.text import names_text, shortened
+from deem_core.data.text import counted, names_text, shortened  # noqa: F401 - counted: the pages' too
 
 
 def share_text(share: float) -> str:
@@ -25,13 +25,6 @@ def share_text(share: float) -> str:
         return f"{percent:.2g}%"
     return "under 0.01%"
 
-
-
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` with its noun in the number it takes: "1 gold label", "2,000 gold labels" ("1 gold labels match tasks"
-    stood on the Data page; read 43)."""
-    n = int(n)
-    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def sentence(text: str) -> str:

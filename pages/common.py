@@ -140,12 +140,15 @@ def visible_names(columns: Any) -> list[Any]:
     out: list[Any] = []
     taken: set[Any] = set()
     given = set(columns)
+    tried: dict[Any, int] = {}  # per name, the last number given: counting up from 2 for every repeat took 140 s a
+    # page for 30,000 classes that escape to one name (attack round 48)
     for column in columns:
         name = escape_controls(column) if isinstance(column, str) else column
         if name in taken:
-            number = 2
+            number = tried.get(name, 1) + 1
             while f"{name} ({number})" in taken or f"{name} ({number})" in given:
                 number += 1
+            tried[name] = number
             name = f"{name} ({number})"
         taken.add(name)
         out.append(name)
@@ -458,15 +461,18 @@ def _switch_data(old: str | None, new: str, with_runs: bool = True, old_gold: An
     ss = st.session_state
     shelf = ss.setdefault("_shelf", {})
     if old is not None:
+        shelf.pop(old, None)  # (the latest put aside last: the first to go is the one set aside longest)
         shelf[old] = {key: ss[key] for key in DATA_KEYS if ss.get(key) is not None}
         if old_gold is not None:
             shelf[old]["_gold"] = old_gold
+        _bound_shelved_gold(shelf)
     for key in DATA_KEYS:
         ss.pop(key, None)
     for key in [k for k in list(ss.keys()) if isinstance(k, str) and k.startswith(DATA_WIDGET_PREFIXES)]:
         del ss[key]
     kept = shelf.pop(new, {})
     gold = kept.pop("_gold", None)
+    dropped = kept.pop("_gold_dropped", 0)
     ss.update(kept)
     # what this session did not hold of these data (it began after they were put aside: a reload) comes from the
     # workspace's runs on them, as a reload of their run's address brings it (Results said "No training run on these
@@ -477,10 +483,34 @@ def _switch_data(old: str | None, new: str, with_runs: bool = True, old_gold: An
         except (OSError, sqlite3.Error):
             pass
     _bring_back_gold(gold)
+    if dropped and (dataset() or {}).get("gold") is None:
+        ss["_gold_dropped_note"] = (f"The {counted(dropped, 'gold label')} these data had earlier in this session "
+                                    f"{'was' if dropped == 1 else 'were'} not kept while other data sets were "
+                                    f"loaded (a session sets aside at most {SHELVED_GOLD_BYTES // 2**20} MiB of gold "
+                                    f"labels): upload the gold file again.")
     current = ss.get("run")
     if current and current not in {ss.get(k) for k in ("sweep_run", "train_run", "diag_run")}:
         ss["run"] = ss.get("train_run") or ss.get("sweep_run")
         sync_url()
+
+
+#: the gold labels of the data sets put aside in one session, at most (twelve exports of 120 KB, each with 10,000 gold
+#: labels of long task ids, held 1.9 GB of the server for a session; attack round 48)
+SHELVED_GOLD_BYTES = 16 * 2**20
+
+
+def _bound_shelved_gold(shelf: dict) -> None:
+    """Drop the gold labels of the data sets put aside longest until the others take at most
+    :data:`SHELVED_GOLD_BYTES`; the latest put aside are kept whatever their size (as the active data set's: bounded
+    with the data). A data set loaded again without them says so (their count is kept)."""
+    sizes = {key: int(entry["_gold"].memory_usage(index=True, deep=True))
+             for key, entry in list(shelf.items())[:-1] if entry.get("_gold") is not None}
+    total = sum(sizes.values())
+    for key, size in sizes.items():  # (oldest first: the shelf keeps the order they were put aside in)
+        if total <= SHELVED_GOLD_BYTES:
+            break
+        shelf[key]["_gold_dropped"] = len(shelf[key].pop("_gold"))
+        total -= size
 
 
 def _bring_back_gold(kept: Any) -> None:
@@ -1293,6 +1323,9 @@ def notices(slot: Any = None) -> None:
     after a gold upload the reader was taken off the Gold labels tab; the CI run of stop 49). Without one, a
     container of its own is drawn here."""
     text = st.session_state.pop("_notice", None)
+    dropped = st.session_state.pop("_gold_dropped_note", None)  # (set with a data set loaded: said after its notice)
+    if dropped:
+        text = f"{sentence(str(text).rstrip().rstrip('.'))}. {dropped}" if text else dropped
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
     slot = st.container() if slot is None else slot
     if text:

@@ -205,7 +205,10 @@ def _preview(file, **options):
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
             found = exc.anew()
-    st.session_state["_previews"] = [*list(kept.items())[-MAX_FILES_CHECKED:], (key, found)]
+    # the latest counted for this visitor, those before it within a few MB (attack round 48)
+    st.session_state["_previews"] = capacity.kept_previews(
+        [*list(kept.items())[-MAX_FILES_CHECKED:], (key, found)], st.session_state.setdefault("_preview_bytes", {}),
+        party=common.visitor())
     if isinstance(found, DataError):
         raise found.anew()  # (a copy: the kept one gets no traceback)
     return found
@@ -550,9 +553,10 @@ with tab["Gold labels"]:
         unknown = int((~known).sum()) + int(gold.attrs.get("unknown_tasks") or 0)  # (dropped when read)
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
-        named = f" (from {gold.attrs['file']})" if gold.attrs.get("file") else ""
+        named = (f" (from {gold.attrs['file']})" if gold.attrs.get("file")
+                 else " (read with the data)" if ds.get("read_gold") and not gold.attrs.get("brought_back") else "")
         read_as = gold_columns_text(gold.attrs.get("columns"))  # (said in the notice at the top only, off screen;
-        if named and read_as:  # walkthrough 85)
+        if gold.attrs.get("file") and read_as:  # walkthrough 85)
             named = f" (from {gold.attrs['file']}: {read_as})"
         matched = int(known.sum())  # (counts of one in the singular: "1 gold labels match"; read 43)
         said = (f"{wording.counted(matched, 'gold label')} {'matches a task' if matched == 1 else 'match tasks'} of "
@@ -577,7 +581,8 @@ with tab["Gold labels"]:
         if st.button("Remove the gold labels", key="drop_gold"):
             common.set_gold(None)
             # the file read stays in the box below, with nothing saying it is unused (walkthrough 91)
-            st.session_state["_gold_removed"] = (st.session_state.get("_gold_file"), common.data_key())
+            # (per data set: the removal on another data set made this one's file unsaid again; walkthrough 92)
+            st.session_state.setdefault("_gold_removed", {})[common.data_key()] = st.session_state.get("_gold_file")
             st.rerun()
     gold_file = st.file_uploader("Gold labels (optional): task, truth", type=["csv", "gz", "tsv", "txt"],
                                  key="upload_gold")
@@ -592,16 +597,18 @@ with tab["Gold labels"]:
     refused = st.session_state.get("_gold_refused")
     if gold_file is not None and refused and refused[0] == gold_file.file_id:
         st.warning(common.safe(refused[1]), icon=":material/warning:")
-    elif (gold_file is not None and ds.get("gold") is None and st.session_state.get("_gold_file") == gold_file.file_id
-          and st.session_state.get("_gold_file_data") != common.data_key()):
+    elif (gold_file is not None and st.session_state.get("_gold_file") == gold_file.file_id
+          and st.session_state.get("_gold_file_data") != common.data_key()
+          and (ds.get("gold") is None or ds["gold"].attrs.get("file") != gold_file.name)):
         # the box keeps the file read for the data set loaded before: said, since its labels are not these data's
-        # (walkthrough 37: B's tab showed A's gold file with no word)
+        # (walkthrough 37: B's tab showed A's gold file with no word; walkthrough 92: nor where B brought its own)
         st.caption(common.safe(f"{gold_file.name} was read for the data set loaded before: its labels are not used "
-                               f"here. Remove it (×) and upload the gold file of these data."))
+                               + ("here. Remove it (×) and upload the gold file of these data." if ds.get("gold") is None
+                                  else "here (those above are these data's own). Remove it (×) to upload another.")))
     elif (gold_file is not None and ds.get("gold") is None
-          and st.session_state.get("_gold_removed") == (gold_file.file_id, common.data_key())):
-        st.caption(common.safe(f"The gold labels of {gold_file.name} were removed: none is used. To use them again, "
-                               f"remove the file (×) and upload it again."))
+          and (st.session_state.get("_gold_removed") or {}).get(common.data_key()) == gold_file.file_id):
+        st.caption(common.safe(f"The gold labels of {gold_file.name} were removed and are not used. To use them "
+                               f"again, remove the file (×) and upload it again."))
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 
@@ -624,10 +631,12 @@ with tab["Gold labels"]:
             if read_n and not len(truth):
                 # none names a task: not kept (the page said "Read 300 gold labels" and the sidebar "gold labels";
                 # only the Gold labels tab said that none matched; walkthrough 31)
-                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but none names a task of these data "
-                           f"(its first: “{shortened(first, 40)}”; these data's first task: "
-                           f"“{shortened(data.tasks[0], 40)}”); they are not kept: is it the gold file of these data, "
-                           f"or does another column name the tasks (Mapping, above)?")
+                one = read_n == 1  # ("read 1 gold label ..., but none names a task"; walkthrough 92)
+                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but "
+                           f"{'it names no task' if one else 'none names a task'} of these data "
+                           f"({'its task' if one else 'its first'}: “{shortened(first, 40)}”; these data's first task: "
+                           f"“{shortened(data.tasks[0], 40)}”); {'it is' if one else 'they are'} not kept: is it the "
+                           f"gold file of these data, or does another column name the tasks (Mapping, above)?")
                 st.session_state["_notice"] = common.Refusal(refused)
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
@@ -636,8 +645,10 @@ with tab["Gold labels"]:
             left_out = int(usable.attrs.get("not_classes") or 0)
             which = left_out_text(usable.attrs)  # (an example, and those that differ in letter case only)
             if not len(usable):  # none is a class: not kept, as a file naming no task (walkthrough 36)
-                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but none is a class of these data "
-                           f"({which}); they are not kept: is it the gold file of these data?")
+                one = read_n == 1
+                refused = (f"read {wording.counted(read_n, 'gold label')} from {gold_file.name}, but "
+                           f"{'it is no class' if one else 'none is a class'} of these data ({which}); "
+                           f"{'it is' if one else 'they are'} not kept: is it the gold file of these data?")
                 st.session_state["_notice"] = common.Refusal(refused)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()

@@ -15,6 +15,7 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis.diagnostics import GOLD_SOURCE  # noqa: E402
@@ -356,6 +357,8 @@ with tab_imp:
     st.download_button("Importance CSV", data=lambda: to_safe_csv(table, index=False),
                        file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
+DEPENDENT_HELP = ("The other workers of its dependence cluster (found before training, or for these diagnostics when "
+                  "the training did not look): its agreement, spammer score and iRBM figures may read too high")
 with tab_quality:
     # the verdict first: in the last of eleven columns it was cut off at the table's right edge (a walkthrough)
     first = [c for c in ("worker", "flag", "dependent_with") if c in quality.table.columns]
@@ -370,13 +373,15 @@ with tab_quality:
                         "gold gap": "On the gold tasks it answered: its agreement with DEEM's labels minus its "
                                     "accuracy against the gold labels (above 0: DEEM's labels side with it where the "
                                     "gold labels do not)",
-                        "dependent with": "The other workers of its dependence cluster (found before training, or "
-                                          "for these diagnostics when the training did not look): its agreement, "
-                                          "spammer score and iRBM figures may read too high"},
+                        "dependent with": DEPENDENT_HELP},
                  # (the flag read "likely sp" at 1400 px; walkthrough 37)
                  column_config={"flag": st.column_config.TextColumn(
                      "flag", width="medium", help="ok, weak, likely spammer, worse than chance, too few labels, "
-                                                  "dependent or gold disagrees: the notes above say what each means")})
+                                                  "dependent or gold disagrees: the notes above say what each means"),
+                     # the names it is there to show were cut after 15 characters (walkthrough 92)
+                     **({"dependent with": st.column_config.TextColumn(
+                         "dependent with", width="large", help=DEPENDENT_HELP)}
+                        if quality.table.get("dependent_with", pd.Series(dtype=object)).astype(bool).any() else {})})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

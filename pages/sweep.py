@@ -188,7 +188,8 @@ with st.container(border=True):
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
     sample_words = ("the sample size is every task" if int(sample_size) == data.n_tasks else
                     f"{int(sample_size):,} is more than the set's {data.n_tasks:,} tasks")
-    cost = (f"{len(grid)} learning rate(s) ({', '.join(wording.fmt_lr(v) for v in grid)}) × {int(seeds)} seed(s) × "
+    cost = (f"{wording.counted(len(grid), 'learning rate')} ({', '.join(wording.fmt_lr(v) for v in grid)}) × "
+            f"{wording.counted(seeds, 'seed')} × "
             f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
                                             else f"{swept_tasks:,} tasks" + (f" ({sample_words}: no sample is "
                                                                              "taken)" if whole else "")))

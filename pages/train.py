@@ -332,8 +332,9 @@ with st.container(border=True):
             # "auto" trains both starts as one batched model, as the estimate times it (the line said "1 DEEM model(s)
             # × 1 seed(s)" and the run "training the 2 candidates"; walkthrough 62)
             starts = " × 2 starts" if init == "auto" and not too_small else ""
-            what = f"{len(deem_methods)} DEEM model(s){starts} × {int(seeds)} seed(s) × {planned:,} epochs" + depths
-            what += f" + {len(baselines)} baseline(s)" if baselines else ""
+            what = (f"{wording.counted(len(deem_methods), 'DEEM model')}{starts} × {wording.counted(seeds, 'seed')} × "
+                    f"{planned:,} epochs" + depths)
+            what += f" + {wording.counted(len(baselines), 'baseline')}" if baselines else ""
         else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")
             what = "The baselines" if len(baselines) > 1 else "The baseline"
         st.caption(f"{what} on {data.n_tasks:,} tasks: {common.describe_estimate(estimate)}.")
@@ -364,11 +365,11 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
     layers = launched.get("n_layers") if "deem" in trained else 0  # (its depth was said nowhere; walkthrough 20)
     gold_trained = float(launched.get("supervised_weight") or 0) > 0
     # (with a gold-label weight the depth is not chosen: "layers chosen (0-2)" beside the note saying so; walkthrough 66)
-    asked = ", 1 layer(s) (not chosen: the gold labels train the model)" if gold_trained else ", layers chosen (0-2)"
+    asked = ", 1 layer (not chosen: the gold labels train the model)" if gold_trained else ", layers chosen (0-2)"
     st.caption(f"This run was launched with learning rate {wording.fmt_lr(launched['lr'])}"
-               + ("" if layers is None else asked if layers == "auto" else f", {layers} layer(s)")
+               + ("" if layers is None else asked if layers == "auto" else f", {wording.counted(layers, 'layer')}")
                + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
-               + (f", {int(launched['n_seeds'])} seed(s)" if launched.get("n_seeds") else "")
+               + (f", {wording.counted(launched['n_seeds'], 'seed')}" if launched.get("n_seeds") else "")
                # (a run trained on gold labels read like one that was not; walkthrough 63)
                + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "") + ".")
 

@@ -85,6 +85,12 @@ def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):
     assert "Read 2 gold labels from one.csv" in said, said
     assert "1 names a task of these data, 1 names an unknown task and is ignored" in said, said
     assert "1 gold label matches a task of this data set (from one.csv); 1 names an unknown task and is ignored" in said
+    # and a refused file of one label (walkthrough 92)
+    at.file_uploader(key="upload_gold").set_value(("lost.csv", b"task,truth\nnot-a-task,1\n", "text/csv")).run()
+    assert ("Read 1 gold label from lost.csv, but it names no task of these data (its task: “not-a-task”; these "
+            "data's first task: “0”); it is not kept") in texts(at), texts(at)
+    at.file_uploader(key="upload_gold").set_value(("odd.csv", b"task,truth\n0,zebra\n", "text/csv")).run()
+    assert "Read 1 gold label from odd.csv, but it is no class of these data (" in texts(at), texts(at)
 
 
 def test_the_load_notice_says_which_gold_labels_of_the_file_are_used(runs_dir):
@@ -98,6 +104,8 @@ def test_the_load_notice_says_which_gold_labels_of_the_file_are_used(runs_dir):
     said = texts(at)
     assert "Loaded 120 answers and 3 gold labels (2 are used, 1 is not among the classes) from 1 file" in said, said
     assert len(at.session_state["dataset"]["gold"]) == 2
+    # and the Gold labels tab says where they came from (walkthrough 92: they read as the box's file's)
+    assert "2 gold labels match tasks of this data set (read with the data); 1 more names no class" in said, said
 
 
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
@@ -668,7 +676,7 @@ def test_a_reload_after_train_with_a_picked_rate_keeps_the_pick_the_training_and
     assert fresh.number_input(key="train_lr").value == pytest.approx(picked)
     assert f"picked on sweep {sweep}" in texts(fresh)
     # the run below the form says its own rate (it read as the picked rate's run; walkthrough 18)
-    assert "This run was launched with learning rate 0.01, 1 layer(s), 2 epochs, 2 seed(s)." in texts(fresh)
+    assert "This run was launched with learning rate 0.01, 1 layer, 2 epochs, 2 seeds." in texts(fresh)
     assert fresh.number_input(key="train_epochs").value == 2 and fresh.number_input(key="train_seeds").value == 2
     assert fresh.session_state["train_run"] == train and fresh.session_state["sweep_run"] == sweep
     # the Sweep page then names and shows its sweep, with the sweep's settings (its address named the training, its
@@ -1178,6 +1186,32 @@ def other_csv(n_tasks: int = 150) -> bytes:
     return df[df["task"] < n_tasks].to_csv(index=False).encode()
 
 
+def test_the_gold_labels_set_aside_in_a_session_are_bounded(runs_dir, monkeypatch):
+    """Attack round 48: each data set loaded put the one before aside with its gold labels, without a bound (twelve
+    exports of 120 KB held 1.9 GB of the server for one session). Past the bound the gold labels put aside longest
+    are dropped (the latest kept), and their data set loaded again says so."""
+    import pages.common as common  # noqa: PLC0415
+
+    at = upload(new_app())  # A, with 150 gold labels
+    at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
+    upload(at, "other.csv", other_csv())  # B, with 100
+    b_truth = pd.read_csv(ROOT / "sample_data" / "tree3k.truth.csv").query("task < 100").to_csv(index=False).encode()
+    at.file_uploader(key="upload_gold").set_value(("b.csv", b_truth, "text/csv")).run()
+    # room for B's gold labels put aside, not for A's (150)
+    monkeypatch.setattr(common, "SHELVED_GOLD_BYTES",
+                        int(at.session_state["dataset"]["gold"].memory_usage(index=True, deep=True)))
+    upload(at, "third.csv", tiny_csv(120))  # C: A and B put aside, A's gold labels dropped (B's the latest)
+    shelf = at.session_state["_shelf"]
+    assert [entry.get("_gold") is None for entry in shelf.values()] == [True, False]
+    upload(at)  # A again
+    no_problem(at)
+    assert at.session_state["dataset"]["gold"] is None
+    assert ("The 150 gold labels these data had earlier in this session were not kept while other data sets were "
+            "loaded") in texts(at)
+    upload(at, "other.csv", other_csv())  # B again: its own back
+    assert len(at.session_state["dataset"]["gold"]) == 100 and "were not kept" not in texts(at)
+
+
 def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     """Load A, sweep, pick, train; load B: Sweep, Train and Results show nothing of A; load A again: A's
     sweep, pick and run come back."""
@@ -1187,7 +1221,7 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     at.number_input(key="sweep_epochs").set_value(2).run()
     shown = texts(at)
     # the updates a run makes are said, and that so few leave small rates little room (walkthrough, ninth session)
-    assert ("2 learning rate(s) (0.01, 0.1) × 1 seed(s) × 2 epochs on 200 tasks (1 update an epoch in batches of "
+    assert ("2 learning rates (0.01, 0.1) × 1 seed × 2 epochs on 200 tasks (1 update an epoch in batches of "
             "1,024: 2 per run; in so few, small learning rates hardly move: set Epochs to 200 for 200 updates a run): about"
             in unescape(shown)), shown
     assert "no time estimate" not in shown
@@ -1242,11 +1276,20 @@ def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before
     at.button(key="drop_gold").click().run()  # removed by hand for these data: nothing of another data set
     assert at.session_state["dataset"]["gold"] is None and said not in texts(at)
     # but that the file left in the box is not used (walkthrough 91: it stood there with no word)
-    removed = "The gold labels of truth.csv were removed: none is used. To use them again, remove the file (×) and"
+    removed = "The gold labels of truth.csv were removed and are not used. To use them again, remove the file (×)"
     assert removed in texts(at)
     upload(at, "other.csv", other_csv())
     no_problem(at)
     assert at.session_state["dataset"]["gold"] is None and said in texts(at) and removed not in texts(at)
+    # a data set with gold labels of its own: the file in the box is still not used, said (walkthrough 92)
+    at.button(key="sample_condind").click().run()
+    assert ("truth.csv was read for the data set loaded before: its labels are not used here (those above are these "
+            "data's own). Remove it (×) to upload another.") in texts(at)
+    # removing those keeps what was said of the first data set's removal (walkthrough 92: only the last was kept)
+    at.button(key="drop_gold").click().run()
+    upload(at)
+    no_problem(at)
+    assert at.session_state["dataset"]["gold"] is None and removed in texts(at) and said not in texts(at)
 
 
 def test_the_same_data_uploaded_again_keeps_the_gold_labels_a_new_tab_brought_back(runs_dir):
@@ -1558,14 +1601,14 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     shown = texts(at)
     assert ("5,000 tasks take 5 updates (mini-batches) per epoch: 4,000 of the 5,000 epochs fit in the budget of "
             "20,000 updates per model run (a model run: each seed and start)" in shown)
-    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs" in shown
+    assert "1 DEEM model × 2 starts × 1 seed × 4,000 epochs" in shown
     at.checkbox(key="train_layers_auto").check().run()  # three depths, one after the other
-    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs × 3 depths" in texts(at)
+    assert "1 DEEM model × 2 starts × 1 seed × 4,000 epochs × 3 depths" in texts(at)
     # iRBM has no layers to choose: it trains once (it was said, and counted, "× 3 depths" too; walkthrough, tenth
     # session): the estimate counts 3 + 1 rounds of the two models' epochs, not 3 + 3
     at.multiselect(key="train_methods").set_value(["deem", "irbm"]).run()
     shown = texts(at)
-    assert "2 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
+    assert "2 DEEM models × 2 starts × 1 seed × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
     at.multiselect(key="train_methods").set_value(["deem"]).run()
     # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
     from deem_core.methods import deem as deem_module
@@ -1573,17 +1616,17 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     monkeypatch.setattr(deem_module, "selection_rounds", lambda data, device, **_: 1)
     at.number_input(key="train_epochs").set_value(4001).run()  # a new estimate
     shown = texts(at)
-    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 4,000 epochs (the 3 depths as one batched model)" in shown
+    assert "1 DEEM model × 2 starts × 1 seed × 4,000 epochs (the 3 depths as one batched model)" in shown
     monkeypatch.undo()
     at.number_input(key="train_epochs").set_value(5000)
     at.checkbox(key="train_layers_auto").uncheck()
     at.checkbox(key="train_no_budget").check().run()
     no_problem(at)
-    assert "1 DEEM model(s) × 2 starts × 1 seed(s) × 5,000 epochs" in texts(at)
+    assert "1 DEEM model × 2 starts × 1 seed × 5,000 epochs" in texts(at)
     at.number_input(key="train_epochs").set_value(100).run()  # 500 updates: nothing to say
-    assert "fit in the budget" not in texts(at) and "1 DEEM model(s) × 2 starts × 1 seed(s) × 100 epochs" in texts(at)
+    assert "fit in the budget" not in texts(at) and "1 DEEM model × 2 starts × 1 seed × 100 epochs" in texts(at)
     at.selectbox(key="train_init").set_value("ds").run()  # a start picked: one
-    assert "1 DEEM model(s) × 1 seed(s) × 100 epochs" in texts(at)
+    assert "1 DEEM model × 1 seed × 100 epochs" in texts(at)
 
 
 def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
@@ -1778,7 +1821,7 @@ def test_the_runs_picker_shows_a_new_name_at_once(runs_dir):
 
     assert not any(unused in str(c.value) for c in at.caption)  # DEEM is picked by default
     assert any(str(c.value).startswith("Learning rate 0") for c in at.caption)
-    assert any("+ 2 baseline(s) on 200 tasks: about" in str(c.value) for c in probed(at).caption), at.caption
+    assert any("+ 2 baselines on 200 tasks: about" in str(c.value) for c in probed(at).caption), at.caption
     assert not any(greyed(at))
     at.number_input(key="train_epochs").set_value(10 ** 9).run()  # out of range: typed while DEEM was picked
     assert at.button(key="train_launch").disabled
@@ -2023,12 +2066,12 @@ def test_accuracy_on_the_gold_labels_a_run_trained_with_is_said_not_a_test(runs_
     at.button(key="train_launch").click().run()
     wait_done(at.session_state["train_run"])
     at.run()
-    assert "0.01, 1 layer(s) (not chosen: the gold labels train the model), 2 epochs" in texts(at)
+    assert "0.01, 1 layer (not chosen: the gold labels train the model), 2 epochs" in texts(at)
     assert "layers chosen (0-2)" not in texts(at)
     said = ("on the 200 tasks with a gold label; DEEM trained with half of these gold labels and was checked on the "
             "other half, gold-label weight 1: on them its accuracy is not a test of unseen tasks")
     assert f"accuracy vs gold: {said}" in texts(at)
-    assert "1 seed(s), gold-label weight 1." in texts(at)  # (the run's header; walkthrough 63)
+    assert "1 seed, gold-label weight 1." in texts(at)  # (the run's header; walkthrough 63)
     at.switch_page("pages/results.py").run()
     assert re.search(rf"Accuracy against the gold labels \({re.escape(said)}; on that many tasks each accuracy is known "
                      rf"(to about ±0\.\d\d|to within about 0\.\d\d below and 0\.\d\d above) at 95% confidence, so methods closer than that may not differ\): ",

@@ -744,7 +744,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
 
             # ------------------------------------------------ a complete sweep of A: every rate in the legend
             nav(page, "Sweep")
-            until(lambda: "learning rate(s)" in main_text(page), 60, "the cost of the sweep before launch")
+            until(lambda: "learning rates (" in main_text(page), 60, "the cost of the sweep before launch")
             # (the time follows the cost once the probe, on a thread of its own, has ended: walkthrough 37)
             until(lambda: re.search(r"learning rate\(s\).*: about [0-9.]+ (s|min)", main_text(page)), 60,
                   "the time estimate before the launch")
@@ -829,7 +829,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             # ------------------------------------------------ data set B: nothing of A
             load_file(page, data_b, "150")
             nav(page, "Sweep")
-            until(lambda: "learning rate(s)" in main_text(page), 60, "the sweep form of B")
+            until(lambda: "learning rates (" in main_text(page), 60, "the sweep form of B")
             shown = main_text(page)
             assert sweep_a not in shown and "Recommended" not in shown and "Picked" not in shown
             assert page.locator("[data-testid='stRadio']").count() == 0

@@ -971,3 +971,30 @@ def test_memory_freed_with_a_data_set_or_a_download_goes_back_to_the_system(monk
     assert len(trims) == 1 and book.held() == 0
     made = capacity.building_download(lambda: b"x" * 10)()
     assert made == b"x" * 10 and len(trims) == 2
+
+
+def test_a_session_keeps_its_latest_preview_counted_and_a_few_mb_of_the_others(monkeypatch):
+    """Attack round 48: eleven previews of wide files (65 MB each) were kept per tab and counted nowhere, about 1 GB
+    of the server a tab for a 2.2 MB upload. The latest is counted with the visitor's data sets; those before it are
+    kept while they fit a few MB; past the visitor's share none is kept."""
+    from deem_core.data.formats.reading import Preview  # noqa: PLC0415
+
+    def wide(columns: int) -> Preview:
+        frame = pd.DataFrame(np.full((11, columns), "ab", dtype=object), columns=[f"w{c}" for c in range(columns)])
+        return Preview(name="f.csv", frame=frame, layout="wide", columns={}, delimiter=",", encoding="utf-8",
+                       warnings=[])
+
+    small, big = wide(10), wide(20_000)
+    big_size = capacity.data_bytes(big)
+    assert big_size > 2 * MB
+    book = capacity.DataLedger(budget=100 * big_size)
+    monkeypatch.setattr(capacity, "_LEDGER", [book])
+    sizes: dict = {}
+    entries = [("a", small), ("b", wide(20_000)), ("c", ValueError("unreadable")), ("d", big)]
+    kept = capacity.kept_previews(entries, sizes, party="203.0.113.5", room=big_size - 1)
+    assert [key for key, _ in kept] == ["c", "d"] and book.held() >= big_size  # "b" does not fit, nor what came first
+    kept = capacity.kept_previews([*kept, ("e", small)], sizes, party="203.0.113.5", room=big_size)
+    assert [key for key, _ in kept] == ["c", "d", "e"] and set(sizes) == {"c", "d"}
+    # past the visitor's share: nothing kept (read again on the next click)
+    monkeypatch.setattr(capacity, "_LEDGER", [capacity.DataLedger(budget=big_size)])
+    assert capacity.kept_previews([("f", wide(20_000))], sizes, party="203.0.113.5") == [] and sizes == {}

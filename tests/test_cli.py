@@ -167,7 +167,7 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     code = main(["aggregate", str(export), "-o", str(tmp_path / "out.csv"), "--method", "mv"]
                 + (["--truth", str(truth)] if given else []))
     err = capsys.readouterr().err
-    assert code == 0 and "3 gold label(s)" in err
+    assert code == 0 and "3 gold labels" in err
     # (a --truth file set the export's own aside without a word; walkthrough 22)
     assert ("using mine.csv as truth, in place of the 3 gold label(s) of the input" in err) == given
     assert ("using the 3 gold label(s) of the input as truth (the export's control tasks: often easier and given to "

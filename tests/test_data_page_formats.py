@@ -459,9 +459,9 @@ def test_the_read_as_line_stands_once_after_loading(runs_dir):
     at.button(key="load_files").click().run()
     lines = [t.value for t in at.text if "read as Toloka results" in t.value]
     assert len(lines) == 1, lines
-    assert "Read as the line above says; 3 gold label(s)" in [str(c.value).replace("\\", "") for c in at.caption]
+    assert "Read as the line above says; 3 gold labels" in [str(c.value).replace("\\", "") for c in at.caption]
     at = upload(at, make_fixtures.mturk())  # (other files above, the Toloka export still loaded)
-    assert [t.value for t in at.text if "read as" in t.value][-1].endswith("; 3 gold label(s)")
+    assert [t.value for t in at.text if "read as" in t.value][-1].endswith("; 3 gold labels")
     assert any("read as Amazon Mechanical Turk" in t.value for t in at.text)
 
 

@@ -212,12 +212,12 @@ def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):
     assert list(gold) == ["benign"] and gold.attrs["not_classes"] == 1  # scored on the usable one only
     assert "· 1 gold label" in sidebar() and "1 gold labels" not in sidebar()
     # (one in the singular: "1 more name no class ... and are left out"; walkthrough 91)
-    assert any("1 gold labels match tasks of this data set (from gold2.csv); 1 more names no class of these data (e.g. “Malignant”; it differs "
+    assert any("1 gold label matches a task of this data set (from gold2.csv); 1 more names no class of these data (e.g. “Malignant”; it differs "
                "from a class only in letter case: “Malignant” for “malignant”) "
                "and is left out" in unescaped(str(m.value)) for m in at.success)
     # the letter case named
-    assert any("gold2.csv: 1 gold label(s) are not among the classes (e.g. “Malignant”; it differs from a class "
-               "only in letter case: “Malignant” for “malignant”): they are left out of every accuracy"
+    assert any("gold2.csv: 1 gold label is not among the classes (e.g. “Malignant”; it differs from a class "
+               "only in letter case: “Malignant” for “malignant”): it is left out of every accuracy"
                in unescaped(str(w.value))
                for w in at.warning), [w.value for w in at.warning]
     # and the notice at the top says how many are used: the warning goes at the next click (walkthrough 90)

@@ -73,6 +73,13 @@ def escape_controls(value: Any) -> str:
     return "".join(_visible(c) if _is_control(c) else c for c in text)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with its noun in the number it takes: "1 gold label", "2,000 gold labels" ("1 gold labels match tasks"
+    stood on the Data page; read 43). One wording for the engine and the pages."""
+    n = int(n)
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def names_text(names: list, most: int = 8, longest: int = 40, total: int | None = None, quote: bool = True) -> str:
     """Names for a line of text: the first ``most``, each at most ``longest`` characters (eight worker names of 10,000
     characters made an 80,000-character warning; attack round 45), then how many more (of ``total`` names where

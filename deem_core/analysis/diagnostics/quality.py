@@ -59,7 +59,7 @@ from deem_core.analysis.agreement import PARTNERS_WORDS, cluster_partners, depen
 from deem_core.analysis.selection import cluster_texts, none_found, safety_kept_text
 from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.text import names_text
+from deem_core.data.text import counted, names_text
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
 
@@ -391,7 +391,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
             notes.append(f"irbm_accuracy is the trained iRBM's own estimate of each worker's accuracy (Lemma 1), made "
                          f"from {made}")
     if truth is not None:
-        notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({int((truth >= 0).sum()):,} task(s))")
+        notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({counted((truth >= 0).sum(), 'task')})")
     if returned:
         notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers (copies "
                      f"weighted down), not a trained iRBM, so Lemma 1 does not read worker accuracies from it")

@@ -23,7 +23,7 @@ from deem_core.data.formats.sources import Budget, Source, read_head, release_me
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
-from deem_core.data.text import escape_controls, shortened
+from deem_core.data.text import counted, escape_controls, shortened
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -419,7 +419,7 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         if kind in LAYOUTS else ""
     reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
     if gold is not None:
-        reading_note += f"; {len(gold)} gold label(s)"
+        reading_note += f"; {counted(len(gold), 'gold label')}"
     return Reading(data, kind, reading_note, gold, context, list(plans))
 
 
