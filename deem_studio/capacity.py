@@ -159,27 +159,33 @@ KEPT_PREVIEW_BYTES = 16 * 2**20
 
 def kept_previews(entries: list[tuple[Any, Any]], sizes: dict[Any, int], party: str | None = None,
                   room: int | None = None) -> list[tuple[Any, Any]]:
-    """Of a session's previews (``(key, preview or error)``, oldest first), those it keeps: the latest, counted with
-    the data sets this ``party`` holds (past its share none is kept: read again on the next click), and before it
-    those that fit ``room`` bytes (:data:`KEPT_PREVIEW_BYTES`). ``sizes``: each kept preview's bytes, by key, measured
-    once (a wide frame's deep size takes a second) and kept up to date here. Eleven previews of wide files, 65 MB
-    each, were kept per tab and counted nowhere: about 1 GB of the server a tab for a 2.2 MB upload (attack round
-    48)."""
+    """Of a session's previews (``(key, preview or error)``, oldest first; a key's first item names the file), those it
+    keeps: the latest and the one of its file before it (the page reads the first file without and with the mapping
+    chosen on every run: with either dropped, both were read again each time; read 44), each counted in the data
+    ledger for ``party`` when it comes (refused there, by the server's room or the party's share, none is kept: read
+    again on the next click), and the others while they fit ``room`` bytes (:data:`KEPT_PREVIEW_BYTES`). ``sizes``:
+    the bytes of each kept preview, by key, kept up to date here. Eleven previews of wide files, 65 MB each, were kept
+    per tab and counted nowhere: about 1 GB of the server a tab for a 2.2 MB upload (attack round 48)."""
     *older, (key, latest) = entries
-    if not isinstance(latest, BaseException):  # (an error is kept as it is: it holds no frame)
-        try:
-            admit_data(latest, party=party)
+    if not isinstance(latest, BaseException) and key not in sizes:  # (an error holds no frame: kept as it is)
+        try:  # (the ledger itself: admit_data lets go of every session's kept run tables to make room)
+            sizes[key] = ledger().admit(latest, party=party)
         except CapacityError:
             sizes.clear()
             return []
+    sizes.setdefault(key, 0)
     kept = [(key, latest)]
     room = KEPT_PREVIEW_BYTES if room is None else int(room)
+    partner = True  # the latest's file's one before it is kept whatever its size
     for old_key, old in reversed(older):  # the latest first
         if old_key not in sizes:
             sizes[old_key] = 0 if isinstance(old, BaseException) else data_bytes(old)
-        if sizes[old_key] > room:
-            break
-        room -= sizes[old_key]
+        if partner and old_key[0] == key[0]:
+            partner = False
+        elif sizes[old_key] <= room:
+            room -= sizes[old_key]
+        else:
+            continue
         kept.insert(0, (old_key, old))
     for gone in set(sizes) - {k for k, _ in kept}:
         del sizes[gone]

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.data.text import counted, names_text, shortened  # noqa: F401 - counted: the pages' too
+from deem_core.data.text import counted, names_text, quoted_name, shortened  # noqa: F401 - counted: the pages'
 
 
 def share_text(share: float) -> str:
@@ -24,7 +24,6 @@ def share_text(share: float) -> str:
     if percent >= 0.01:
         return f"{percent:.2g}%"
     return "under 0.01%"
-
 
 
 def sentence(text: str) -> str:
@@ -260,7 +259,9 @@ def headed_notes(notes: Sequence[str], columns: Iterable[str], names: Iterable[A
     """``notes`` with each column name they hold written as a grid heads it (``dependent_with`` as "dependent with";
     walkthrough 35), but never inside one of ``names`` (the workers) a note quotes: a worker named ``n_labels`` was
     shown "n labels" in the note beside its row (walkthrough 91). A name is kept whole and cut as a list cuts it (40
-    characters). Past :data:`MOST_NAMES_HOLDING_COLUMNS` such names the notes keep the files' column names."""
+    characters) or quoted. A worker named as a column is, where the note names that column too, kept as it is there
+    (the file's name, as the CSV heads it): a name is never rewritten. Past :data:`MOST_NAMES_HOLDING_COLUMNS` such
+    names the notes keep the files' column names."""
     columns = sorted({str(c) for c in columns if "_" in str(c)}, key=len, reverse=True)
     if not columns:
         return list(notes)
@@ -270,7 +271,8 @@ def headed_notes(notes: Sequence[str], columns: Iterable[str], names: Iterable[A
         holding |= names.str.contains(column, regex=False).to_numpy(dtype=bool)
     if holding.sum() > MOST_NAMES_HOLDING_COLUMNS:  # (each looked for in each note: the files' names kept instead)
         return list(notes)
-    risky = {form for name in names[holding] for form in (name, shortened(name, 40))}
+    # each as a note may write it: whole, cut as a list cuts it, and in “ ” with the marks inside doubled (read 44)
+    risky = {form for name in names[holding] for cut in (name, shortened(name, 40)) for form in (cut, quoted_name(cut))}
     headed = []
     for note in notes:
         kept = sorted((form for form in risky if form and form in note), key=len, reverse=True)

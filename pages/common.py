@@ -460,6 +460,7 @@ def _switch_data(old: str | None, new: str, with_runs: bool = True, old_gold: An
     one's."""
     ss = st.session_state
     shelf = ss.setdefault("_shelf", {})
+    kept = shelf.pop(new, {})  # (first: bounded on the shelf, the set coming back lost its gold labels; read 44)
     if old is not None:
         shelf.pop(old, None)  # (the latest put aside last: the first to go is the one set aside longest)
         shelf[old] = {key: ss[key] for key in DATA_KEYS if ss.get(key) is not None}
@@ -470,7 +471,6 @@ def _switch_data(old: str | None, new: str, with_runs: bool = True, old_gold: An
         ss.pop(key, None)
     for key in [k for k in list(ss.keys()) if isinstance(k, str) and k.startswith(DATA_WIDGET_PREFIXES)]:
         del ss[key]
-    kept = shelf.pop(new, {})
     gold = kept.pop("_gold", None)
     dropped = kept.pop("_gold_dropped", 0)
     ss.update(kept)
@@ -1325,7 +1325,9 @@ def notices(slot: Any = None) -> None:
     text = st.session_state.pop("_notice", None)
     dropped = st.session_state.pop("_gold_dropped_note", None)  # (set with a data set loaded: said after its notice)
     if dropped:
-        text = f"{sentence(str(text).rstrip().rstrip('.'))}. {dropped}" if text else dropped
+        joined = (str(text).rstrip() + ("" if str(text).rstrip().endswith((".", "!", "?", ":")) else ".") + " "
+                  + dropped) if text else dropped
+        text = Refusal(joined) if isinstance(text, Refusal) else joined  # (a refusal stays one; read 44)
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
     slot = st.container() if slot is None else slot
     if text:

@@ -598,8 +598,7 @@ with tab["Gold labels"]:
     if gold_file is not None and refused and refused[0] == gold_file.file_id:
         st.warning(common.safe(refused[1]), icon=":material/warning:")
     elif (gold_file is not None and st.session_state.get("_gold_file") == gold_file.file_id
-          and st.session_state.get("_gold_file_data") != common.data_key()
-          and (ds.get("gold") is None or ds["gold"].attrs.get("file") != gold_file.name)):
+          and st.session_state.get("_gold_file_data") != common.data_key()):
         # the box keeps the file read for the data set loaded before: said, since its labels are not these data's
         # (walkthrough 37: B's tab showed A's gold file with no word; walkthrough 92: nor where B brought its own)
         st.caption(common.safe(f"{gold_file.name} was read for the data set loaded before: its labels are not used "

@@ -190,7 +190,7 @@ with st.container(border=True):
                     f"{int(sample_size):,} is more than the set's {data.n_tasks:,} tasks")
     cost = (f"{wording.counted(len(grid), 'learning rate')} ({', '.join(wording.fmt_lr(v) for v in grid)}) × "
             f"{wording.counted(seeds, 'seed')} × "
-            f"{int(epochs)} epochs on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
+            f"{wording.counted(epochs, 'epoch')} on " + (f"a random sample of {swept_tasks:,} of the {data.n_tasks:,} tasks" if sample
                                             else f"{swept_tasks:,} tasks" + (f" ({sample_words}: no sample is "
                                                                              "taken)" if whole else "")))
     # the updates a run makes: on a few hundred tasks an epoch is one mini-batch, so 50 epochs are 50 updates, in

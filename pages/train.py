@@ -333,7 +333,7 @@ with st.container(border=True):
             # × 1 seed(s)" and the run "training the 2 candidates"; walkthrough 62)
             starts = " × 2 starts" if init == "auto" and not too_small else ""
             what = (f"{wording.counted(len(deem_methods), 'DEEM model')}{starts} × {wording.counted(seeds, 'seed')} × "
-                    f"{planned:,} epochs" + depths)
+                    f"{wording.counted(planned, 'epoch')}" + depths)
             what += f" + {wording.counted(len(baselines), 'baseline')}" if baselines else ""
         else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")
             what = "The baselines" if len(baselines) > 1 else "The baseline"
@@ -368,7 +368,7 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
     asked = ", 1 layer (not chosen: the gold labels train the model)" if gold_trained else ", layers chosen (0-2)"
     st.caption(f"This run was launched with learning rate {wording.fmt_lr(launched['lr'])}"
                + ("" if layers is None else asked if layers == "auto" else f", {wording.counted(layers, 'layer')}")
-               + (f", {int(launched['epochs']):,} epochs" if launched.get("epochs") else "")
+               + (f", {wording.counted(launched['epochs'], 'epoch')}" if launched.get("epochs") else "")
                + (f", {wording.counted(launched['n_seeds'], 'seed')}" if launched.get("n_seeds") else "")
                # (a run trained on gold labels read like one that was not; walkthrough 63)
                + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "") + ".")

@@ -1210,6 +1210,12 @@ def test_the_gold_labels_set_aside_in_a_session_are_bounded(runs_dir, monkeypatc
             "loaded") in texts(at)
     upload(at, "other.csv", other_csv())  # B again: its own back
     assert len(at.session_state["dataset"]["gold"]) == 100 and "were not kept" not in texts(at)
+    # a data set going back and forth keeps its own, whatever the bound (read 44: bounded while it was still set
+    # aside, the set coming back lost them)
+    monkeypatch.setattr(common, "SHELVED_GOLD_BYTES", 1)
+    upload(at)  # A (B the latest put aside)
+    upload(at, "other.csv", other_csv())  # B again
+    assert len(at.session_state["dataset"]["gold"]) == 100 and "were not kept" not in texts(at)
 
 
 def test_another_data_set_shows_nothing_of_the_first(runs_dir):

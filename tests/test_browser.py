@@ -746,7 +746,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             nav(page, "Sweep")
             until(lambda: "learning rates (" in main_text(page), 60, "the cost of the sweep before launch")
             # (the time follows the cost once the probe, on a thread of its own, has ended: walkthrough 37)
-            until(lambda: re.search(r"learning rate\(s\).*: about [0-9.]+ (s|min)", main_text(page)), 60,
+            until(lambda: re.search(r"learning rates? \(.*: about [0-9.]+ (s|min)", main_text(page)), 60,
                   "the time estimate before the launch")
             lrs = page.get_by_label("Learning rates", exact=True)
             lrs.fill("0.003, 0.01, 0.03, 0.1, 0.3")

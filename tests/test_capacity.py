@@ -975,8 +975,9 @@ def test_memory_freed_with_a_data_set_or_a_download_goes_back_to_the_system(monk
 
 def test_a_session_keeps_its_latest_preview_counted_and_a_few_mb_of_the_others(monkeypatch):
     """Attack round 48: eleven previews of wide files (65 MB each) were kept per tab and counted nowhere, about 1 GB
-    of the server a tab for a 2.2 MB upload. The latest is counted with the visitor's data sets; those before it are
-    kept while they fit a few MB; past the visitor's share none is kept."""
+    of the server a tab for a 2.2 MB upload. The latest is counted with the visitor's data sets, and kept with the one
+    of its file before it (without and with the mapping: read 44, dropped, both were read again on every run); the
+    others while they fit a few MB; past the visitor's share none is kept."""
     from deem_core.data.formats.reading import Preview  # noqa: PLC0415
 
     def wide(columns: int) -> Preview:
@@ -984,17 +985,24 @@ def test_a_session_keeps_its_latest_preview_counted_and_a_few_mb_of_the_others(m
         return Preview(name="f.csv", frame=frame, layout="wide", columns={}, delimiter=",", encoding="utf-8",
                        warnings=[])
 
+    def key(file: str, options: str = "") -> tuple:
+        return (file, 1, options)
+
     small, big = wide(10), wide(20_000)
     big_size = capacity.data_bytes(big)
     assert big_size > 2 * MB
     book = capacity.DataLedger(budget=100 * big_size)
     monkeypatch.setattr(capacity, "_LEDGER", [book])
     sizes: dict = {}
-    entries = [("a", small), ("b", wide(20_000)), ("c", ValueError("unreadable")), ("d", big)]
+    entries = [(key("a"), small), (key("b"), wide(20_000)), (key("c"), ValueError("unreadable")), (key("d"), big)]
     kept = capacity.kept_previews(entries, sizes, party="203.0.113.5", room=big_size - 1)
-    assert [key for key, _ in kept] == ["c", "d"] and book.held() >= big_size  # "b" does not fit, nor what came first
-    kept = capacity.kept_previews([*kept, ("e", small)], sizes, party="203.0.113.5", room=big_size)
-    assert [key for key, _ in kept] == ["c", "d", "e"] and set(sizes) == {"c", "d"}
+    assert [k[0] for k, _ in kept] == ["a", "c", "d"]  # "b" does not fit beside the latest
+    assert book.held() == big_size and sizes[key("d")] == big_size  # (only the latest counted here)
+    # the first file read without, then with a mapping, on every run: both kept, each read once
+    mapped = capacity.kept_previews([*kept, (key("d", "mapped"), wide(20_000))], sizes, party="203.0.113.5", room=0)
+    assert [k for k, _ in mapped] == [key("c"), key("d"), key("d", "mapped")]
+    again = capacity.kept_previews([*mapped[:1], *mapped[2:], mapped[1]], sizes, party="203.0.113.5", room=0)
+    assert [k for k, _ in again] == [key("c"), key("d", "mapped"), key("d")] and set(sizes) == set(dict(again))
     # past the visitor's share: nothing kept (read again on the next click)
     monkeypatch.setattr(capacity, "_LEDGER", [capacity.DataLedger(budget=big_size)])
-    assert capacity.kept_previews([("f", wide(20_000))], sizes, party="203.0.113.5") == [] and sizes == {}
+    assert capacity.kept_previews([(key("f"), wide(20_000))], sizes, party="203.0.113.5") == [] and sizes == {}

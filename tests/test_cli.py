@@ -169,8 +169,8 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     err = capsys.readouterr().err
     assert code == 0 and "3 gold labels" in err
     # (a --truth file set the export's own aside without a word; walkthrough 22)
-    assert ("using mine.csv as truth, in place of the 3 gold label(s) of the input" in err) == given
-    assert ("using the 3 gold label(s) of the input as truth (the export's control tasks: often easier and given to "
+    assert ("using mine.csv as truth, in place of the 3 gold labels of the input" in err) == given
+    assert ("using the 3 gold labels of the input as truth (the export's control tasks: often easier and given to "
             "more workers than the others, so accuracies on them can read high)" in err) == (not given)
     assert f"on the {12 if given else 3} task(s) that have a truth" in err
 
@@ -208,7 +208,7 @@ def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tm
                  "--method", "mv"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "accuracy: 100.00"
-    assert ("warning: 2 truth label(s) are not among the classes of the answers (e.g. “Y”; 1 of them differs from a "
+    assert ("warning: 2 truth labels are not among the classes of the answers (e.g. “Y”; 1 of them differs from a "
             "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth, 95% interval 20.65%-100.00%)" in err)
 
 
@@ -370,7 +370,7 @@ def test_baselines_leave_truth_labels_that_are_no_class_out_as_aggregate_does(tm
     truth.write_text("task,truth\n1,zz\n2,x\n3,qq\n")
     assert main(["baselines", str(answers), "--truth", str(truth), "--methods", "mv,ds"]) == 0
     out, err = capsys.readouterr()
-    assert "warning: 2 truth label(s) are not among the classes of the answers" in err
+    assert "warning: 2 truth labels are not among the classes of the answers" in err
     table = [line.split() for line in out.splitlines()[1:]]
     assert [row[-2] for row in table] == ["100.0", "100.0"], out  # on task 2 alone
     assert "tie rule" not in err  # task 1, the one tie, has no usable truth

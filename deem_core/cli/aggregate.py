@@ -12,6 +12,7 @@ from typing import Any
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
                                   number, read_input, read_truth_input, report_fit, say, say_tie_luck, usable_truth, warn,
                                   writing)
+from deem_core.data.text import counted
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
 
@@ -102,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
     if truth is not None and not args.truth:
         from deem_core.data.formats.dialects import CONTROL_TASKS  # noqa: PLC0415
 
-        say(f"using the {len(truth)} gold label(s) of the input as truth"
+        say(f"using the {counted(len(truth), 'gold label')} of the input as truth"
             + (f" ({CONTROL_TASKS})" if truth.attrs.get("control") else ""))
     elif args.truth and reading.gold is not None:  # (replaced, not merged: neither said so; walkthrough 22)
-        say(f"using {Path(args.truth).name} as truth, in place of the {len(reading.gold)} gold label(s) of the input")
+        say(f"using {Path(args.truth).name} as truth, in place of the {counted(len(reading.gold), 'gold label')} of the "
+            f"input")
     model = None
     # the majority labels every method's file compares with, before the method: majority vote's tables are freed
     # before the method builds its own (after it, they came on top: +391 MB on 100,000 x 500; attack round 13)

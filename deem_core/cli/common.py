@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from deem_core.data.text import escape_controls, shortened
+from deem_core.data.text import counted, escape_controls, shortened
 
 __all__ = ["add_input_arguments", "add_training_arguments", "budget_note", "layers_argument", "print_selection", "input_limits", "load_input", "read_input", "ProgressBar",
            "parse_float_list", "OutputError", "check_arguments", "check_output_file", "check_output_folder", "say", "warn", "writing",
@@ -502,7 +502,7 @@ def read_truth_input(args: argparse.Namespace, data: Any, limits: Any = None):
     truth = read_truth(args.truth, like=data, limits=limits)
     # (a 5,000-character column name printed whole; attack round 45)
     task, label = (escape_controls(shortened(c, 40)) for c in truth.attrs.get("columns", ("task", "truth")))
-    say(f"truth: read {len(truth):,} label(s) from {escape_controls(Path(args.truth).name)} (column {task!r} as the "
+    say(f"truth: read {counted(len(truth), 'label')} from {escape_controls(Path(args.truth).name)} (column {task!r} as the "
         f"task, {label!r} as the truth)")
     return truth
 
@@ -632,6 +632,7 @@ def usable_truth(truth: Any, data: Any) -> Any:
 
     truth = truth_of_classes(truth, data.classes)
     if truth.attrs.get("not_classes"):
-        warn(f"{truth.attrs['not_classes']:,} truth label(s) are not among the classes of the answers "
+        n = int(truth.attrs["not_classes"])
+        warn(f"{counted(n, 'truth label')} {'is' if n == 1 else 'are'} not among the classes of the answers "
              f"({left_out_text(truth.attrs)}): left out of the accuracy")
     return truth

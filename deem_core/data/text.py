@@ -91,7 +91,7 @@ def names_text(names: list, most: int = 8, longest: int = 40, total: int | None 
         most += 1
     shown = [shortened(name, longest) for name in names[:most]]
     if quote and _ambiguous(shown):
-        shown = [_quote(name) for name in shown]
+        shown = [quoted_name(name) for name in shown]
     return ", ".join(shown) + (f" and {total - len(shown):,} more" if total > len(shown) else "")
 
 
@@ -102,7 +102,7 @@ def _ambiguous(names: list[str]) -> bool:
     return any(any(mark in name for mark in (",", " and ", "“", "”", ";", "(", ")")) for name in names)
 
 
-def _quote(name: str) -> str:
+def quoted_name(name: str) -> str:
     """``name`` in “ ”, each “ or ” inside it doubled as CSV doubles its quotes (a worker named ``w01”, “w02`` read as
     two innocent workers in the quoted list; attack round 47; escapes of every quote mark made the names differ from
     the worker column's; walkthrough 88)."""
@@ -115,7 +115,7 @@ def all_names_text(names: list, most_chars: int = 2_000) -> str:
     then how many more)."""
     names = [str(name) for name in names]
     if sum(len(name) + 4 for name in names) <= most_chars:
-        return ", ".join(_quote(name) for name in names) if _ambiguous(names) else ", ".join(names)
+        return ", ".join(quoted_name(name) for name in names) if _ambiguous(names) else ", ".join(names)
     return names_text(names)
 
 
