@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> tuple[list[Phase], dict]:
                 until(lambda: button(page, "Train").count(), 600, "the train form")
                 until(lambda: page.locator("[data-stale='true']").count() == 0, 300, "a settled page")
                 text = main_text(page)
-                caption = next((line for line in text.splitlines() if "seed(s) ×" in line), "")
+                caption = next((line for line in text.splitlines() if re.search(r" seeds? ×", line)), "")
                 lr = re.search(r"Learning rate ([0-9.e-]+):", text)
                 none = next((line for line in text.splitlines() if "no time estimate" in line), "")
                 ph.note = (f"open the page (its time-estimate probe): {caption.strip()[:200]}; "

@@ -797,7 +797,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
                   "the pick kept (a cancelled sweep does not replace it)")
             drop_last_method(page)  # drop Dawid-Skene: DEEM and majority vote remain
             set_number(page, "Epochs", 30)
-            until(lambda: re.search(r"1 DEEM model\(s\) × 2 starts × 1 seed\(s\) × 30 epochs \+ 1 baseline\(s\) on 300 tasks: "
+            until(lambda: re.search(r"1 DEEM model × 2 starts × 1 seed × 30 epochs \+ 1 baseline on 300 tasks: "
                                     r"about [0-9.]+ (s|min)", main_text(page)), 60,
                   "the estimate of DEEM + majority vote, 30 epochs")
             button(page, "Train").click()
@@ -813,7 +813,7 @@ def test_data_sets_do_not_mix_picks_stay_and_results_follow_the_new_run(tmp_path
             until(lambda: selectbox_text(page, "Method") == "Majority vote", 20, "majority vote picked")
             nav(page, "Train")
             drop_last_method(page)  # drop majority vote: DEEM alone
-            until(lambda: re.search(r"1 DEEM model\(s\) × 2 starts × 1 seed\(s\) × 30 epochs on 300 tasks: about",
+            until(lambda: re.search(r"1 DEEM model × 2 starts × 1 seed × 30 epochs on 300 tasks: about",
                                     main_text(page)), 60, "the estimate of DEEM alone")
             button(page, "Train").click()
             second = until(lambda: (lambda m: m.group(1) if m and m.group(1) != first else None)(
