@@ -601,7 +601,8 @@ with tab["Gold labels"]:
           and st.session_state.get("_gold_file_data") != common.data_key()):
         # the box keeps the file read for the data set loaded before: said, since its labels are not these data's
         # (walkthrough 37: B's tab showed A's gold file with no word; walkthrough 92: nor where B brought its own)
-        st.caption(common.safe(f"{gold_file.name} was read for the data set loaded before: its labels are not used "
+        # ("the data set loaded before" named the one before the last when two had been loaded since; walkthrough 93)
+        st.caption(common.safe(f"{gold_file.name} was read for another data set: its labels are not used "
                                + ("here. Remove it (×) and upload the gold file of these data." if ds.get("gold") is None
                                   else "here (those above are these data's own). Remove it (×) to upload another.")))
     elif (gold_file is not None and ds.get("gold") is None

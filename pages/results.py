@@ -13,7 +13,6 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
-from deem_core.data.text import escape_controls  # noqa: E402
 from deem_core.analysis.agreement import PARTNERS_WORDS  # noqa: E402
 from deem_core.analysis.selection import followed_text, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
@@ -277,7 +276,10 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
     "task": (st.column_config.NumberColumn("task", format="%d") if pd.api.types.is_integer_dtype(shown["task"])
              else st.column_config.TextColumn("task")),  # an id: no thousands separator
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),
-    **{col: st.column_config.NumberColumn(f"p({escape_controls(str(col)[2:])})", format="%.3f") for col in proba_cols},
+    # each class's column headed by its visible name, numbered where two escape to one text (all 8 of 8 such classes
+    # were headed alike; walkthrough 93)
+    **{col: st.column_config.NumberColumn(f"p({seen[2:]})", format="%.3f")
+       for col, seen in zip(proba_cols, common.visible_names(list(proba_cols)))},
     "free_energy": st.column_config.NumberColumn("free energy", format="%.3f",
                                                  help="high = an unusual pattern of answers under the model the labels "
                                                       "come from (a fallback's own model; none for majority "

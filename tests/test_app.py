@@ -1274,7 +1274,7 @@ def test_another_data_set_shows_nothing_of_the_first(runs_dir):
 
 def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before(runs_dir):
     # walkthrough 37: with A's gold file read, B loaded on the same page showed A's file in the gold box, no word
-    said = ("truth.csv was read for the data set loaded before: its labels are not used here. Remove it (×) and "
+    said = ("truth.csv was read for another data set: its labels are not used here. Remove it (×) and "
             "upload the gold file of these data.")
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(150), "text/csv")).run()
@@ -1289,7 +1289,7 @@ def test_the_gold_box_says_when_its_file_was_read_for_the_data_set_loaded_before
     assert at.session_state["dataset"]["gold"] is None and said in texts(at) and removed not in texts(at)
     # a data set with gold labels of its own: the file in the box is still not used, said (walkthrough 92)
     at.button(key="sample_condind").click().run()
-    assert ("truth.csv was read for the data set loaded before: its labels are not used here (those above are these "
+    assert ("truth.csv was read for another data set: its labels are not used here (those above are these "
             "data's own). Remove it (×) to upload another.") in texts(at)
     # removing those keeps what was said of the first data set's removal (walkthrough 92: only the last was kept)
     at.button(key="drop_gold").click().run()

@@ -429,3 +429,7 @@ def test_names_that_escape_to_one_text_keep_their_grids(runs_dir):
     at.switch_page("pages/results.py").run()
     check_page(at, "results")
     assert len(at.dataframe) >= 1
+    # each class's probability column headed apart (both were "p(a\u202e)": walkthrough 93)
+    heads = [config.get("label") for grid in at.dataframe
+             for config in json.loads(grid.proto.columns or "{}").values() if str(config.get("label")).startswith("p(")]
+    assert heads == ["p(a\\u202e)", "p(a\\u202e (2))"], heads

@@ -185,7 +185,7 @@ def test_a_gold_file_refused_is_matched_again_when_the_same_files_are_read_with_
     at.button(key="load_files").click().run()
     at.run()
     assert at.session_state["dataset"]["gold"] is None
-    assert any("was read for the data set loaded before" in unescaped(str(c.value)) for c in at.caption)
+    assert any("was read for another data set" in unescaped(str(c.value)) for c in at.caption)
 
 
 def test_the_sidebar_counts_the_gold_labels_that_can_be_used(runs_dir):

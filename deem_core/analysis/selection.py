@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.text import names_text
+from deem_core.data.text import counted, names_text
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["FOLLOWED", "FOLLOWED_KEPT", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
@@ -536,8 +536,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             differ = summary.get("disagrees_with_majority")
             where = (f" on {differ[0]:,} of the {differ[1]:,} tasks" if isinstance(differ, list) and len(differ) == 2
                      else "")
-            lines.append(f"Why these labels differ from the other methods': {len(found)} group(s) of workers answer "
-                         f"alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
+            lines.append(f"Why these labels differ from the other methods': {counted(len(found), 'group')} of "
+                         f"workers answer alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
                          f"{names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
                          f"one source, where majority vote, Dawid-Skene and DEEM's own model count every member (its labels "
                          f"differ from majority vote's{where}).")

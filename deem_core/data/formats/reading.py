@@ -505,7 +505,7 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
         warnings.extend(table.cleaning_notes())
         if table.truncated and len(head) < nrows:
             warnings.append(f"{table.name}: the preview reads the first {PREVIEW_BYTES >> 20} MiB only; "
-                            f"{len(head)} row(s) fit in them")
+                            f"{counted(len(head), 'row')} {'fits' if len(head) == 1 else 'fit'} in them")
     container = opened.container
     delimiter = getattr(table, "delimiter", None)
     encoding = getattr(table, "encoding", None)
