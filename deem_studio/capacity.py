@@ -153,7 +153,7 @@ def admit_data(data: Any, replacing: Any = None, party: str | None = None) -> in
         return ledger().admit(data, replacing, party)
 
 
-#: bytes of the previews a session keeps besides the latest (:func:`kept_previews`)
+#: bytes of the previews a session keeps besides the latest and its file's one before it (:func:`kept_previews`)
 KEPT_PREVIEW_BYTES = 16 * 2**20
 
 
@@ -163,7 +163,7 @@ def kept_previews(entries: list[tuple[Any, Any]], sizes: dict[Any, int], party: 
     keeps: the latest and the one of its file before it (the page reads the first file without and with the mapping
     chosen on every run: with either dropped, both were read again each time; read 44), each counted in the data
     ledger for ``party`` when it comes (refused there, by the server's room or the party's share, none is kept: read
-    again on the next click), and the others while they fit ``room`` bytes (:data:`KEPT_PREVIEW_BYTES`). ``sizes``:
+    again on the next click), and of the others those that fit ``room`` bytes (:data:`KEPT_PREVIEW_BYTES`). ``sizes``:
     the bytes of each kept preview, by key, kept up to date here. Eleven previews of wide files, 65 MB each, were kept
     per tab and counted nowhere: about 1 GB of the server a tab for a 2.2 MB upload (attack round 48)."""
     *older, (key, latest) = entries

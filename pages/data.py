@@ -599,7 +599,7 @@ with tab["Gold labels"]:
         st.warning(common.safe(refused[1]), icon=":material/warning:")
     elif (gold_file is not None and st.session_state.get("_gold_file") == gold_file.file_id
           and st.session_state.get("_gold_file_data") != common.data_key()):
-        # the box keeps the file read for the data set loaded before: said, since its labels are not these data's
+        # the box keeps the file read for another data set: said, since its labels are not these data's
         # (walkthrough 37: B's tab showed A's gold file with no word; walkthrough 92: nor where B brought its own)
         # ("the data set loaded before" named the one before the last when two had been loaded since; walkthrough 93)
         st.caption(common.safe(f"{gold_file.name} was read for another data set: its labels are not used "

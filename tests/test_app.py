@@ -1218,6 +1218,20 @@ def test_the_gold_labels_set_aside_in_a_session_are_bounded(runs_dir, monkeypatc
     assert len(at.session_state["dataset"]["gold"]) == 100 and "were not kept" not in texts(at)
 
 
+def test_a_refusal_joined_with_the_dropped_gold_note_stays_a_warning(runs_dir):
+    """Read 45: the note that a data set's gold labels were not kept is said after the run's notice; joined to a
+    refusal it made it a plain notice, shown in blue as news."""
+    import pages.common as common  # noqa: PLC0415
+
+    at = upload(new_app())
+    at.run()
+    at.session_state["_notice"] = common.Refusal("read 2 gold labels from g.csv, but none names a task")
+    at.session_state["_gold_dropped_note"] = "The 150 gold labels these data had earlier were not kept."
+    at.run()
+    assert not at.info and [unescape(str(w.value)) for w in at.warning[:1]] == [
+        "Read 2 gold labels from g.csv, but none names a task. The 150 gold labels these data had earlier were not kept."]
+
+
 def test_another_data_set_shows_nothing_of_the_first(runs_dir):
     """Load A, sweep, pick, train; load B: Sweep, Train and Results show nothing of A; load A again: A's
     sweep, pick and run come back."""

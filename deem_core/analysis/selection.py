@@ -536,9 +536,11 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             differ = summary.get("disagrees_with_majority")
             where = (f" on {differ[0]:,} of the {differ[1]:,} tasks" if isinstance(differ, list) and len(differ) == 2
                      else "")
+            one = len(found) == 1  # ("1 group of workers answer alike ... (the first: ..."; read 45)
             lines.append(f"Why these labels differ from the other methods': {counted(len(found), 'group')} of "
-                         f"workers answer alike beyond what the tasks explain (the first: {len(found[0]['workers'])} workers, "
-                         f"{names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
+                         f"workers {'answers' if one else 'answer'} alike beyond what the tasks explain "
+                         f"({'its' if one else 'the first:'} {len(found[0]['workers'])} workers"
+                         f"{':' if one else ','} {names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
                          f"one source, where majority vote, Dawid-Skene and DEEM's own model count every member (its labels "
                          f"differ from majority vote's{where}).")
     else:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["INVISIBLE_RE2", "escape_controls", "html_text", "is_invisible", "names_text", "natural_positions",
-           "shortened"]
+__all__ = ["INVISIBLE_RE2", "counted", "escape_controls", "html_text", "is_invisible", "names_text", "natural_positions",
+           "quoted_name", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
