@@ -15,7 +15,6 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis.diagnostics import GOLD_SOURCE  # noqa: E402
@@ -381,7 +380,8 @@ with tab_quality:
                      # the names it is there to show were cut after 15 characters (walkthrough 92)
                      **({"dependent with": st.column_config.TextColumn(
                          "dependent with", width="large", help=DEPENDENT_HELP)}
-                        if quality.table.get("dependent_with", pd.Series(dtype=object)).astype(bool).any() else {})})
+                        if "dependent_with" in quality.table and quality.table["dependent_with"].astype(bool).any()
+                        else {})})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
                             format_func=str)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import AnnotationSet, DataError, as_annotation_set
+from deem_core.data.text import counted
 from deem_core.errors import NotFittedError
 
 GOLD_SOURCE = "gold labels"
@@ -91,7 +92,7 @@ def class_groups(model, data: AnnotationSet, gold: Any = None) -> tuple[np.ndarr
             # (a gold label that is no class counts here too: "37 task(s) without a gold label" read wrong of a file
             # whose 37 labels were misspelled classes; walkthrough 91)
             missing = len(codes) - known
-            notes.append(f"{missing:,} {'task' if missing == 1 else 'tasks'} without a gold label among the classes "
+            notes.append(f"{counted(missing, 'task')} without a gold label among the classes "
                          f"{'is' if missing == 1 else 'are'} left out of the class groups")
         return codes, GOLD_SOURCE, notes
     return consensus_posterior(model, data).argmax(axis=1).astype(np.int64), predictions_source(model), notes
