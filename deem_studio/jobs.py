@@ -52,6 +52,7 @@ from deem_core.analysis.selection import safety_rule_reference, safety_rule_sent
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
 from deem_core.data.formats.sources import release_memory
+from deem_core.data.text import counted
 from deem_core.methods.base import defaults_of
 from deem_core.methods.child import FitStopped
 from deem_core.analysis.selection import FOLLOWED
@@ -702,7 +703,7 @@ class JobManager:
             if owner is not None:
                 mine = sum(1 for job in active if job.owner == owner) + self._reserved.get(owner, 0)
                 if mine >= self.max_pending_per_owner:
-                    raise QueueFull(f"your workspace already has {mine} job(s) queued or running (at most "
+                    raise QueueFull(f"your workspace already has {counted(mine, 'job')} queued or running (at most "
                                     f"{self.max_pending_per_owner} at a time); wait for one to finish or cancel one")
             if client and self.max_pending_per_client > 0:
                 theirs = (sum(1 for job in active if job.client == client)
@@ -775,8 +776,8 @@ class JobManager:
                 other = self.get(ahead) if ahead else None
                 own = other is not None and other.owner == job.owner
                 where = device_name(queue.name)
-                text = (f"queued behind your run {ahead} ({position} job(s) ahead on the {where})" if own
-                        else f"queued: {position} job(s) ahead on the {where}" if ahead else f"queued for the {where}")
+                text = (f"queued behind your run {ahead} ({counted(position, 'job')} ahead on the {where})" if own
+                        else f"queued: {counted(position, 'job')} ahead on the {where}" if ahead else f"queued for the {where}")
                 store.update_status(run_id, "queued", message=text)
                 progress.update(queued_behind=ahead if own else None, message=text)
 
@@ -1046,7 +1047,7 @@ def start_explanation(model: Any, asked: str) -> str:
     returned = safety_rule_sentence(summary)
     if returned:  # a reference, not a trained start, is the model
         return returned
-    text = f"started from {chosen}" + (f", {summary['layers']} layer(s)" if summary.get("layers") is not None else "")
+    text = f"started from {chosen}" + (f", {counted(summary['layers'], 'layer')}" if summary.get("layers") is not None else "")
     if summary.get("fallback"):
         text += f" (FALLBACK: the labels come from {summary['fallback']})"
     if asked != "auto":
@@ -1197,8 +1198,8 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     trained = sorted({int(c["layers"]) for c in (entry.get("selection") or {}).get("candidates") or []
                       if c.get("start") in ("mv", "ds") and c.get("layers") is not None})
     if any(s == "cancelled" for s in model.run_status_):
-        of = f" of {int(planned or model.epochs):,}" if model.n_layers != "auto" else ""
-        entry.update(status="cancelled", message=f"cancelled after {int(model.n_epochs_):,}{of} epoch(s)")
+        of = f"{int(model.n_epochs_):,} of {counted(planned or model.epochs, 'epoch')}" if model.n_layers != "auto" else ""
+        entry.update(status="cancelled", message=f"cancelled after {of or counted(model.n_epochs_, 'epoch')}")
     elif ctx.cancel_event.is_set() and model.n_layers == "auto" and trained != sorted(SELECTION_DEPTHS):
         # the choice was made among the candidates trained by then (a cancelled choice of the layers said
         # "finished" though its 2-layer candidates never trained; walkthrough, tenth session)
@@ -1354,7 +1355,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                              + (f"; methods not started: {', '.join(not_run)}" if not_run else ""))
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
-        return "finished", f"labels from {done}; {len(failed)} method(s) failed: " + "; ".join(
+        return "finished", f"labels from {done}; {counted(len(failed), 'method')} failed: " + "; ".join(
             f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
     return "finished", f"labels from {done}"
 

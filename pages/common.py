@@ -436,7 +436,8 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
                 read_gold: int = 0, with_runs: bool = True) -> None:
     """Make ``data`` the active data set. CapacityError (nothing changes) when the server holds too much data for
     its users to keep this set too (``deem_studio.capacity``). ``read_gold``: how many gold labels the data's own
-    file carried (a gold file uploaded later is said to replace them). ``with_runs``: bring back the workspace's
+    file carried (a gold file uploaded later is said to replace them, and removing its labels brings these back; they
+    are counted as used: those of no class are left out). ``with_runs``: bring back the workspace's
     latest runs on these data that this session does not hold (not when a run is opened: it brings its own)."""
     current = dataset()
     # counted for this visitor's share: its address, or on the server's own machine its workspace (attack round 28)
@@ -448,8 +449,14 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
         # tab brought the data back with their 300 gold labels, the same export uploaded there dropped them, and the
         # next run trained without them, unsaid)
         gold = previous_gold
-    st.session_state["dataset"] = {"name": name, "data": data, "gold": class_gold(gold, data), "files": list(files or []),
-                                   "origin": origin, "fingerprint": data.fingerprint(), "read_gold": int(read_gold)}
+    gold = class_gold(gold, data)
+    # the data's own gold labels, kept to come back when a gold file uploaded in their place is removed (they were lost
+    # until the data were read again), and counted as used ("in place of the 20 gold labels read with the data" where
+    # 3 of the 20 were no class; walkthrough 92)
+    own = gold if read_gold and gold is not None else None
+    st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
+                                   "origin": origin, "fingerprint": data.fingerprint(),
+                                   "read_gold": 0 if own is None else len(own), "own_gold": own}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
         _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs, previous_gold)
@@ -1068,7 +1075,7 @@ def init_session() -> None:
                     ss["_notice"] = f"{gone}. {ss['_notice']}"
         else:
             # not quoted: a link made up by someone else would put their words on this page (attack round)
-            ss["_notice"] = (f"the address holds a run value of {len(url_run):,} character(s) which is not a run id; "
+            ss["_notice"] = (f"the address holds a run value of {counted(len(url_run), 'character')} which is not a run id; "
                              f"it was ignored (a run id is 16 hexadecimal digits)")
     sync_url()
 
@@ -1325,8 +1332,9 @@ def notices(slot: Any = None) -> None:
     text = st.session_state.pop("_notice", None)
     dropped = st.session_state.pop("_gold_dropped_note", None)  # (set with a data set loaded: said after its notice)
     if dropped:
-        joined = (str(text).rstrip() + ("" if str(text).rstrip().endswith((".", "!", "?", ":")) else ".") + " "
-                  + dropped) if text else dropped
+        # (a notice ending in ":" read as if the note were what it introduced; read 45)
+        said = str(text).rstrip().removesuffix(":").rstrip()
+        joined = (said + ("" if said.endswith((".", "!", "?")) else ".") + " " + dropped) if text else dropped
         text = Refusal(joined) if isinstance(text, Refusal) else joined  # (a refusal stays one; read 44)
     st.session_state["_notice_shown"] = text  # (shown again if this run is redrawn at once: :func:`redraw_page`)
     slot = st.container() if slot is None else slot

@@ -21,7 +21,7 @@ from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.formats.sources import release_memory  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
-from deem_core.data.text import shortened  # noqa: E402
+from deem_core.data.text import counted, shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
@@ -454,7 +454,7 @@ if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
     # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
     named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (the other answers "
                       f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
-    more = f"; and {len(constant) - 5:,} more such worker(s)" if len(constant) > 5 else ""
+    more = f"; and {counted(len(constant) - 5, 'more such worker')}" if len(constant) > 5 else ""
     st.warning(common.safe(f"One label for everything: {named}{more}. Such answers say nothing about the items: "
                            f"Diagnostics flags these workers after training; you may leave them out of the file."),
                icon=":material/block:")
@@ -465,7 +465,7 @@ if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough
     named = "; ".join(f"{shortened(str(worker), 40)!r}: the other answers on its tasks give its label {share:.0%} of the time (on "
                       f"{n:,} of its answers), where a worker answering at random with its label shares would see {chance:.0%}"
                       for worker, n, share, chance in contrary[:5])
-    more = f"; and {len(contrary) - 5:,} more such worker(s)" if len(contrary) > 5 else ""
+    more = f"; and {counted(len(contrary) - 5, 'more such worker')}" if len(contrary) > 5 else ""
     st.warning(common.safe(f"Answering against the others: {named}{more}. Adversarial, or with the classes swapped "
                            f"(a random worker is not named here: Diagnostics flags it as a likely spammer after "
                            f"training). DEEM, Dawid-Skene and the "
@@ -538,7 +538,7 @@ with tab["Pairwise agreement"]:
     # the common tasks of each cell on hover: a pair of 3 common tasks read 1.0, as bright as a copying group of
     # hundreds, and nothing said how many (walkthrough 84)
     fig.update_traces(customdata=overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy(),
-                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata:,} common task(s)"
+                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata:,} common tasks"
                                     "<extra></extra>")
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task); hover a cell "
@@ -578,8 +578,16 @@ with tab["Gold labels"]:
             st.warning(common.safe(said + ": is this the gold file of these data?"))
         for warning in st.session_state.pop("_gold_warnings", []):  # set while reading the file, before the rerun
             st.warning(page_words(warning))
+        own = ds.get("own_gold")  # (the data's own, set aside by an uploaded file's: they come back)
         if st.button("Remove the gold labels", key="drop_gold"):
-            common.set_gold(None)
+            if own is not None and gold.attrs.get("file"):
+                common.set_gold(own)
+                st.session_state["_notice"] = (f"the gold labels of {gold.attrs['file']} were removed; the "
+                                               f"{wording.counted(len(own), 'gold label')} read with the data "
+                                               f"{'is' if len(own) == 1 else 'are'} used again")
+            else:
+                common.set_gold(None)
+                ds.pop("own_gold", None)
             # the file read stays in the box below, with nothing saying it is unused (walkthrough 91)
             # (per data set: the removal on another data set made this one's file unsaid again; walkthrough 92)
             st.session_state.setdefault("_gold_removed", {})[common.data_key()] = st.session_state.get("_gold_file")
@@ -605,10 +613,11 @@ with tab["Gold labels"]:
         st.caption(common.safe(f"{gold_file.name} was read for another data set: its labels are not used "
                                + ("here. Remove it (×) and upload the gold file of these data." if ds.get("gold") is None
                                   else "here (those above are these data's own). Remove it (×) to upload another.")))
-    elif (gold_file is not None and ds.get("gold") is None
+    elif (gold_file is not None and (ds.get("gold") is None or not ds["gold"].attrs.get("file"))
           and (st.session_state.get("_gold_removed") or {}).get(common.data_key()) == gold_file.file_id):
-        st.caption(common.safe(f"The gold labels of {gold_file.name} were removed and are not used. To use them "
-                               f"again, remove the file (×) and upload it again."))
+        st.caption(common.safe(f"The gold labels of {gold_file.name} were removed and are not used"
+                               + (" (those above were read with the data)" if ds.get("gold") is not None else "")
+                               + ". To use them again, remove the file (×) and upload it again."))
     if gold_file is not None and st.session_state.get("_gold_file") != gold_file.file_id:
         from deem_core.data.readers import read_truth  # noqa: PLC0415
 

@@ -12,6 +12,7 @@ import time  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from deem_core.data.text import counted  # noqa: E402
 from deem_studio import owners  # noqa: E402
 from deem_studio.jobs import method_name, train_epochs, trained_methods  # noqa: E402
 from deem_studio.runs import ACTIVE_STATUSES, is_run_id  # noqa: E402
@@ -347,7 +348,7 @@ with st.expander("Your owner key: control your runs from another browser"):
             common.use_owner_key(key)
             n = len(mgr.store.list(owner=common.workspace()))
             # the browser's own runs went out of its list without a word, and their key with them (walkthrough 34)
-            kept = (f"; the {left} run(s) of this browser's previous key stay with it: to come back to them, use "
+            kept = (f"; the {counted(left, 'run')} of this browser's previous key {'stays' if left == 1 else 'stay'} with it: to come back to them, use "
                     f"that key again ({previous})" if left and previous != key else "")
-            st.session_state["_notice"] = f"this browser now uses that owner key: {n} run(s) in its workspace{kept}"
+            st.session_state["_notice"] = f"this browser now uses that owner key: {counted(n, 'run')} in its workspace{kept}"
             st.rerun()

@@ -15,6 +15,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis.recommend import pick_vs_default  # noqa: E402
+from deem_core.data.text import counted  # noqa: E402
 from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.deem import DEEM  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epochs, run_sweep  # noqa: E402
@@ -424,9 +425,9 @@ form_start = st.session_state.get("train_init", "auto")
 if (swept_layers is not None and form_layers != swept_layers) or form_start == "ds":
     # (the Train form kept an opened run's 2 layers and Dawid-Skene start, and the rate swept with 1 layer from
     # majority vote gave 45.9% there without a word; walkthrough 51)
-    held = "layers chosen (0-2)" if form_layers == "auto" else f"{form_layers} layer(s)"
+    held = "layers chosen (0-2)" if form_layers == "auto" else counted(form_layers, "layer")
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
-               f"this sweep ran {swept_layers} layer(s) from majority vote. A rate read on these curves fits the "
+               f"this sweep ran {counted(swept_layers, 'layer')} from majority vote. A rate read on these curves fits the "
                f"sweep's settings best.")
 # (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling
 # 0.01 too small read as the sweep's advice; walkthrough 72)

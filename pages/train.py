@@ -17,7 +17,7 @@ from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, followed_text, heldout_size,  # noqa: E402
                                           safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
-from deem_core.data.text import shortened  # noqa: E402
+from deem_core.data.text import counted, shortened  # noqa: E402
 from deem_core.model.training import MAX_LR, MAX_SEEDS, budget_text  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
@@ -49,7 +49,7 @@ for sentence in common.alike_workers(data):  # (said on the Data page too)
 left_out = left_out_notes(data)
 if left_out:  # (said on the Data page only: a Label Studio export's skipped answers went unmentioned where a training
     # is launched; walkthrough 55)
-    more = f"; and {len(left_out) - 3} more note(s)" if len(left_out) > 3 else ""
+    more = f"; and {counted(len(left_out) - 3, 'more note')}" if len(left_out) > 3 else ""
     st.caption(common.safe(f"Left out when these data were read (every note is on the Data page): "
                            f"{'; '.join(left_out[:3])}{more}"))
 

@@ -151,7 +151,7 @@ def test_one_workspace_cannot_fill_the_queue(tmp_path):
     manager = JobManager(RunStore(tmp_path), max_pending=10, max_pending_per_owner=3)
     GATES["w"] = threading.Event()
     mine = [manager.submit("owned_gate", {"name": "w"}, owner="a" * 24) for _ in range(3)]
-    with pytest.raises(QueueFull, match=r"your workspace already has 3 job\(s\) queued or running \(at most 3"):
+    with pytest.raises(QueueFull, match=r"your workspace already has 3 jobs queued or running \(at most 3"):
         manager.submit("owned_gate", {"name": "w"}, owner="a" * 24)
     # another workspace still gets in
     other = manager.submit("owned_gate", {"name": "w"}, owner="b" * 24)

@@ -306,7 +306,7 @@ def test_train_tiny_model_and_see_results(runs_dir):
     assert "finished: finished" not in texts(at) and "finished · finished" not in texts(at)
     assert "started from" in texts(at)  # which start init=auto chose, and why
     # the layers were set in the form: the reason is the start's alone (it read "1 layer(s) (auto: ...)")
-    assert re.search(r"1 layer\(s\) — start chosen: ", texts(at)) and "(auto: " not in texts(at)
+    assert re.search(r"1 layer — start chosen: ", texts(at)) and "(auto: " not in texts(at)
     table = at.dataframe[0].value
     assert list(table["method"]) == ["DEEM", "iRBM", "Majority vote"]
     assert table["accuracy vs gold"].between(0.5, 1.0).all()
@@ -631,7 +631,7 @@ def test_the_sweep_says_when_the_train_form_holds_other_layers_or_start(runs_dir
     at.selectbox(key="train_init").set_value("ds").run()
     at.switch_page("pages/sweep.py").run()
     assert at.session_state["sweep_run"] == sweep
-    assert ("The Train page keeps its own settings: 2 layer(s), start Dawid-Skene; this sweep ran 1 layer(s) from "
+    assert ("The Train page keeps its own settings: 2 layers, start Dawid-Skene; this sweep ran 1 layer from "
             "majority vote. A rate read on these curves fits the sweep's settings best.") in [str(c.value)
                                                                                              for c in at.caption]
 
@@ -1026,7 +1026,7 @@ def test_the_train_page_repeats_the_reads_doubts_about_the_labels(runs_dir):
     no_problem(at)
     said = [unescape(str(w.value)) for w in at.warning if "Read before training" in unescape(str(w.value))]
     assert len(said) == 2, said
-    assert any("given by 1 worker(s) ('w3' 40 answers)" in w and "leave their rows out of the file" in w for w in said)
+    assert any("given by 1 worker ('w3' 40 answers)" in w and "leave their rows out of the file" in w for w in said)
 
 
 def test_the_train_page_says_which_answers_the_read_left_out(runs_dir):
@@ -1041,7 +1041,7 @@ def test_the_train_page_says_which_answers_the_read_left_out(runs_dir):
     at.switch_page("pages/train.py").run()
     no_problem(at)
     said = [unescape(str(c.value)) for c in at.caption if "Left out when these data were read" in unescape(str(c.value))]
-    assert len(said) == 1 and "export.json: skipped 2 answer(s) whose 'label' value nests more than 4 levels deep" in \
+    assert len(said) == 1 and "export.json: skipped 2 answers whose 'label' value nests more than 4 levels deep" in \
         said[0] and "(first on task '3', line 1; then task '5', line 1)" in said[0], said  # both (walkthrough 57)
     clean = pd.DataFrame([(t, w, "ab"[(t + w) % 2]) for t in range(20) for w in range(3)],
                          columns=["task", "worker", "label"]).to_csv(index=False).encode()
@@ -1230,6 +1230,12 @@ def test_a_refusal_joined_with_the_dropped_gold_note_stays_a_warning(runs_dir):
     at.run()
     assert not at.info and [unescape(str(w.value)) for w in at.warning[:1]] == [
         "Read 2 gold labels from g.csv, but none names a task. The 150 gold labels these data had earlier were not kept."]
+    # a notice ending in ":" is not read as introducing the note (read 45)
+    at.session_state["_notice"] = "loaded 40 answers from g.csv:"
+    at.session_state["_gold_dropped_note"] = "The 150 gold labels these data had earlier were not kept."
+    at.run()
+    assert [unescape(str(w.value)) for w in at.info[:1]] == [
+        "Loaded 40 answers from g.csv. The 150 gold labels these data had earlier were not kept."]
 
 
 def test_another_data_set_shows_nothing_of_the_first(runs_dir):
@@ -1773,7 +1779,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert len(evidence) == 1 and "dependence clusters" in evidence[0] and "held out 2,000 answers" in evidence[0]
     assert "not testable" not in evidence[0] and "FALLBACK" not in evidence[0]  # each said once, above
     candidates = next(t.value for t in at.dataframe if "candidate" in t.value.columns)
-    assert list(candidates["candidate"]) == ["mv start, 1 layer(s)", "ds start, 1 layer(s)", "majority vote",
+    assert list(candidates["candidate"]) == ["mv start, 1 layer", "ds start, 1 layer", "majority vote",
                                              "cluster-weighted Dawid-Skene"]
     assert list(candidates["note"]) == ["ranked first; replaced by the safety rule", "", "", "chosen"]
     assert list(candidates.columns)[:2] == ["candidate", "note"]  # (cut to "replaced by the sa" last; walkthrough 62)
@@ -3020,7 +3026,7 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     import base64  # noqa: PLC0415
 
     trace = spec["data"][0]
-    assert "common task(s)" in trace["hovertemplate"]
+    assert "common tasks" in trace["hovertemplate"]
     cells = trace["customdata"]
     if isinstance(cells, dict):  # (plotly's typed-array form)
         cells = np.frombuffer(base64.b64decode(cells["bdata"]), dtype=cells["dtype"]).reshape(30, 30)

@@ -33,7 +33,7 @@ def test_aggregate_writes_safe_csv_model_and_reports_accuracy(tmp_path, small_fi
                  "--truth", str(truth_path), "--model", str(model_path), "--sampler-steps", "3"])
     assert code == 0
     captured = capsys.readouterr()
-    assert "wrote 200 labels to" in captured.err and "on the 200 task(s) that have a truth" in captured.err
+    assert "wrote 200 labels to" in captured.err and "on the 200 tasks that have a truth" in captured.err
     table = pd.read_csv(out)
     assert list(table.columns) == ["task", "label", "confidence", "p_=blue", "p_green", "p_red",
                                    "seed_agreement", "free_energy", "majority_vote", "disagrees_with_majority",
@@ -172,7 +172,7 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     assert ("using mine.csv as truth, in place of the 3 gold labels of the input" in err) == given
     assert ("using the 3 gold labels of the input as truth (the export's control tasks: often easier and given to "
             "more workers than the others, so accuracies on them can read high)" in err) == (not given)
-    assert f"on the {12 if given else 3} task(s) that have a truth" in err
+    assert f"on the {12 if given else 3} tasks that have a truth" in err
 
 
 @pytest.mark.parametrize("method", ["mv", "ds"])
@@ -209,7 +209,7 @@ def test_truth_labels_that_are_no_class_are_left_out_of_the_accuracy_and_said(tm
     out, err = capsys.readouterr()
     assert out.strip() == "accuracy: 100.00"
     assert ("warning: 2 truth labels are not among the classes of the answers (e.g. “Y”; 1 of them differs from a "
-            "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task(s) that have a truth, 95% interval 20.65%-100.00%)" in err)
+            "class only in letter case: “Y” for “y”): left out of the accuracy" in err and "(accuracy on the 1 task that has a truth, 95% interval 20.65%-100.00%)" in err)
 
 
 def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(tmp_path, capsys):

@@ -335,8 +335,8 @@ def test_with_gold_labels_the_safety_rule_returns_the_cluster_weighted_fit_a_tra
     assert (other == data.classes.get_indexer(reference)[200:]).all()
     assert float((other == truth[200:]).mean()) > float((data.majority_vote()[200:] == truth[200:]).mean()) + 0.15
     summary = model.selection_summary()
-    assert "gold task(s)" in summary["reason"] and "cluster-weighted Dawid-Skene" in summary["reason"]
-    scored = "100 gold task(s) the supervised term did not train on" if weight else "200 gold task(s)"
+    assert "gold task" in summary["reason"] and "cluster-weighted Dawid-Skene" in summary["reason"]
+    scored = "100 gold tasks the supervised term did not train on" if weight else "200 gold tasks"
     assert scored in summary["reason"]
     assert [len(g["workers"]) for g in summary["clusters"]["clusters"]] == [6]
     assert any(w.startswith("the safety rule returned cluster-weighted Dawid-Skene") for w in model.warnings_)
@@ -349,7 +349,7 @@ def test_with_gold_labels_a_trained_model_no_reference_beats_is_kept_and_the_com
     model = DEEM(n_layers=0, init="ds", epochs=3, device="cpu", supervised_weight=1.0).fit(data, gold=gold)
     assert model.fallback_ is None and model.init_ == "ds"
     safety = model.selection_summary()["safety"]
-    assert safety.startswith("safety rule (gold labels): on the 100 gold task(s) the supervised term did not "
+    assert safety.startswith("safety rule (gold labels): on the 100 gold tasks the supervised term did not "
                              "train on, the trained model is right on")
     assert "majority vote" in safety and "the trained model is kept" in safety
     # the clusters it looked for are kept with the model: diagnostics said the training had not looked for them
@@ -369,7 +369,7 @@ def test_with_few_gold_labels_the_training_answers_still_return_the_cluster_weig
     model = DEEM(n_layers=0, init="ds", epochs=3, device="cpu", supervised_weight=1.0).fit(data, gold=gold)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
     reason = model.selection_summary()["reason"]
-    assert "on the 3 gold task(s) the supervised term did not train on" in reason
+    assert "on the 3 gold tasks the supervised term did not train on" in reason
     assert ("on the training answers, each predicted from the other clusters' answers, cluster-weighted Dawid-Skene "
             "scores") in reason and reason.endswith("and on the gold tasks it is as accurate or more")
     other = data.classes.get_indexer(model.predict())[6:]

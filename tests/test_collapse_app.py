@@ -38,7 +38,7 @@ def test_train_page_shows_the_recovery_of_a_collapsing_run(runs_dir):
     shown = "\n".join(str(t.value) for t in at.code)  # the evidence, in monospace
     assert "collapse: mv start: collapse at epoch 2" in shown
     # the choice is said once, in words (the caption); the text keeps the collapse evidence
-    assert "started from majority vote, 2 layer(s)" in notes or "FALLBACK: the labels come from" in notes
+    assert "started from majority vote, 2 layers" in notes or "FALLBACK: the labels come from" in notes
     at.switch_page("pages/results.py").run()
     no_problem(at)
     assert any(str(t.value).startswith("Started from ") for t in at.text)  # the choice, shown beside the labels

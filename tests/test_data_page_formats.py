@@ -81,7 +81,7 @@ def test_mturk_label_field_is_chosen_on_the_page_and_loaded(runs_dir):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Classes"] == "3" and metrics["Tasks"] == "12"
-    assert any("skipped 8 rejected assignment(s)" in str(w.value).replace("\\", "") for w in at.warning)
+    assert any("skipped 8 rejected assignments" in str(w.value).replace("\\", "") for w in at.warning)
 
 
 def test_the_preview_shows_the_columns_read_first(runs_dir):
@@ -137,6 +137,37 @@ def test_a_gold_file_says_it_replaces_the_export_s_own_gold_labels(runs_dir):
     assert ["2 gold labels match tasks of this data set (from truth.csv); they are used in place of the 2 gold labels read with the "
             "data; 1 more names no class of these data (e.g. “x”) and is left out"] == [
                 re.sub(r"\\(.)", r"\1", str(s.value)) for s in at.success]  # (shown as text: Markdown escaped)
+
+
+def test_removing_an_uploaded_gold_file_brings_back_the_export_s_own_and_counts_only_classes(runs_dir):
+    """Walkthrough 92: after "Remove the gold labels" of a file uploaded in place of a Toloka export's own gold labels,
+    the export's did not come back (the data had to be read again); and "in place of the 3 gold labels read with the
+    data" counted one that is no class (left out of every accuracy)."""
+    rows = ["INPUT:text\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id"]
+    for task in range(30):
+        golden = {0: "pos", 1: "neg", 2: "maybe"}.get(task, "")  # "maybe" is no label any worker gave
+        rows += [f"t{task}\t{'pos' if (task + worker) % 3 else 'neg'}\t{golden}\tw{worker}" for worker in range(4)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("pool.tsv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/tab-separated-values")).run()
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    own = at.session_state["dataset"]["gold"]
+    assert dict(own) == {"t0": "pos", "t1": "neg"}
+    gold = "task,truth\nt3,pos\nt4,pos\nt5,neg\n"
+    at.file_uploader(key="upload_gold").set_value(("mine.csv", gold.encode(), "text/csv")).run()
+    shown = [re.sub(r"\\(.)", r"\1", str(s.value)) for s in at.success]
+    assert shown == ["3 gold labels match tasks of this data set (from mine.csv); they are used in place of the 2 gold "
+                     "labels read with the data"], shown
+    at.button(key="drop_gold").click().run()
+    assert not at.exception
+    assert dict(at.session_state["dataset"]["gold"]) == {"t0": "pos", "t1": "neg"}  # the export's own, back
+    said = "\n".join(re.sub(r"\\(.)", r"\1", str(e.value)) for e in [*at.info, *at.success, *at.caption])
+    assert "The gold labels of mine.csv were removed; the 2 gold labels read with the data are used again." in said, said
+    assert "2 gold labels match tasks of this data set (read with the data)" in said, said
+    assert "The gold labels of mine.csv were removed and are not used (those above were read with the data)" in said
+    at.button(key="drop_gold").click().run()  # a second removal removes the export's own too
+    assert at.session_state["dataset"]["gold"] is None and not at.exception
 
 
 def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_dir):
@@ -308,7 +339,7 @@ def test_label_studio_answers_nested_deeper_than_a_taxonomy_are_left_out_and_cou
     export.write_text("[" + ",".join(tasks) + "]")
     read = read_dataset(export)
     assert list(read.data.classes) == ["Animal / Cat", "Animal / Dog"] and read.data.n_answers == 14
-    assert any("4 answer(s) whose 'label' value nests more than 4 levels deep" in w for w in read.data.warnings), \
+    assert any("4 answers whose 'label' value nests more than 4 levels deep" in w for w in read.data.warnings), \
         read.data.warnings
     # where: the task id first (an export is one line: "first on line 1" did not help find it; walkthrough 55), and
     # every one up to five (only the first was named, the second junk answer not found; walkthrough 57)
@@ -331,7 +362,7 @@ def test_label_studio_answers_nested_deeper_than_a_taxonomy_are_left_out_and_cou
     export.write_text("[" + ",".join(tasks) + "]")
     read = read_dataset(export)
     assert set(read.data.classes) == {"ok", "c3", "c4", "c5"} and len(read.label_studio.values) == 4
-    assert any("3 answer(s) whose 'l' value nests more than 4 levels deep or holds more than 100 items" in w
+    assert any("3 answers whose 'l' value nests more than 4 levels deep or holds more than 100 items" in w
                for w in read.data.warnings), read.data.warnings
 
 

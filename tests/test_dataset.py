@@ -36,12 +36,12 @@ def test_integer_labels_stay_integers():
 def test_exact_duplicates_are_removed_with_a_count():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "a", 0), (1, "a", 0), (1, "b", 1)]))
     assert data.n_annotations == 2
-    assert data.warnings == ["annotations: removed 2 repeated answer(s) (the same worker, task and label again; one of each is kept)"]
+    assert data.warnings == ["annotations: removed 2 repeated answers (the same worker, task and label again; one of each is kept)"]
 
 
 def test_conflicting_duplicates_raise_or_keep_one():
     df = _df([(1, "a", 0), (1, "a", 1), (2, "a", 1)])
-    with pytest.raises(DataError, match=r"1 \(task, worker\) pair\(s\) have conflicting labels, e.g. task 1 by "
+    with pytest.raises(DataError, match=r"1 \(task, worker\) pair has conflicting labels, e.g. task 1 by "
                                         r"worker 'a': \[0, 1\]"):
         AnnotationSet.from_long(df)
     assert AnnotationSet.from_long(df, on_conflict="first").dense_labels()[0, 0] == 0
@@ -67,7 +67,7 @@ def test_empty_labels_are_dropped_with_a_warning():
     df = _df([(1, "a", "x"), (1, "b", None), (2, "a", " "), (2, "b", "y")])
     data = AnnotationSet.from_long(df)
     assert data.n_annotations == 2
-    assert data.warnings == ["annotations: dropped 2 answer(s) with an empty label"]
+    assert data.warnings == ["annotations: dropped 2 answers with an empty label"]
 
 
 def test_mixed_types_that_print_the_same_are_refused():
@@ -104,7 +104,7 @@ def test_encode_like_maps_new_tasks_onto_known_workers():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "b", 1)]))
     new = data.encode_like(_df([(9, "b", 1), (9, "zed", 0)]))
     np.testing.assert_array_equal(new.dense_labels(), [[-1, 1]])
-    assert "ignored 1 answer(s) from 1 worker(s) the model was not trained on: ['zed']" in new.warnings[0]
+    assert "ignored 1 answer from 1 worker the model was not trained on: ['zed']" in new.warnings[0]
 
 
 def test_fingerprint_depends_on_content_only():

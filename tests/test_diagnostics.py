@@ -1187,13 +1187,13 @@ def test_the_skipped_pairs_note_says_when_it_is_every_pair():
     model = DEEM(epochs=2, init="mv").fit(df)
     result = per_layer_mutual_information(model, df)
     pairs = k * d * (d - 1) // 2
-    assert f"skipped {pairs:,} (all of them) worker pair(s) x class(es) with fewer than 10 common tasks" in result.notes
+    assert f"skipped {pairs:,} (all of them) worker pair x class combinations with fewer than 10 common tasks" in result.notes
     labels[:, :4] = truth[:, None]  # four workers answer every task: their pairs are not skipped
     df = _long(labels, [f"w{j:02d}" for j in range(d)])
     result = per_layer_mutual_information(DEEM(epochs=2, init="mv").fit(df), df)
     said = [note for note in result.notes if note.startswith("skipped ")]
-    assert len(said) == 1 and f" of {pairs:,} worker pair(s)" in said[0] and "all of them" not in said[0], said
-    assert said[0] == f"skipped {result.skipped_pairs:,} of {pairs:,} worker pair(s) x class(es) with fewer than 10 " \
+    assert len(said) == 1 and f" of {pairs:,} worker pair x class" in said[0] and "all of them" not in said[0], said
+    assert said[0] == f"skipped {result.skipped_pairs:,} of {pairs:,} worker pair x class combinations with fewer than 10 " \
                       f"common tasks" and result.skipped_pairs < pairs - 6 * k  # (the four's pairs are kept)
 
 
@@ -1222,3 +1222,17 @@ def test_tasks_whose_gold_label_is_no_class_are_said_as_such_in_the_class_groups
     codes, _, notes = class_groups(model, AnnotationSet.from_long(frame), gold)
     assert int((codes >= 0).sum()) == 7
     assert notes == [f"{len(codes) - 7:,} tasks without a gold label among the classes are left out of the class groups"]
+
+
+def test_a_confusion_matrix_of_three_rows_is_tall_enough_for_a_long_rows_title():
+    """Walkthrough 93: on three rows, the rows' title "class by DEEM's labels (from cluster-weighted Dawid-Skene)" ran
+    up over the chart's title (a 320 px figure, 140 px of plot for 58 characters); a short one keeps the figure small."""
+    import pandas as pd
+
+    from deem_core.plots.diagnostics import confusion_heatmap
+
+    matrix = pd.DataFrame(np.eye(3), index=list("abc"), columns=list("abc"))
+    rows = "class by DEEM's labels (from cluster-weighted Dawid-Skene)"
+    tall = confusion_heatmap(matrix, title="w: given label", rows=rows)
+    assert tall.layout.height - 180 >= 7 * len(rows), tall.layout.height  # (plotly's default margins take 180 px)
+    assert confusion_heatmap(matrix, title="w: given label", rows="gold label").layout.height == 320

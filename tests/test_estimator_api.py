@@ -86,7 +86,7 @@ _FRAMES = {
                          r"row 2: empty 'task'"),
     "a worker's two labels for one task": (
         pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "a", "a"], "label": [0, 1, 1]}),
-        r"1 \(task, worker\) pair\(s\) have conflicting labels"),
+        r"1 \(task, worker\) pair has conflicting labels"),
     "two levels of column names": (
         pd.DataFrame({("task", ""): [1, 2], ("worker", ""): ["a", "b"], ("label", ""): [0, 1]}),
         r"the table has 2 levels of column names"),

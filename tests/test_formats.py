@@ -147,7 +147,7 @@ def test_label_studio_predictions_can_be_left_out_and_controls_chosen(written):
     assert {"model-a v1", "model-b 2.0"} <= set(with_models.data.workers)
     without = read_dataset(paths[0], predictions=False, columns={"label": "sentiment"})
     assert not {"model-a v1", "model-b 2.0"} & set(without.data.workers)
-    assert any("left out 24 model prediction(s)" in w for w in without.data.warnings)
+    assert any("left out 24 model predictions" in w for w in without.data.warnings)
     topic = read_dataset(paths[0], columns={"label": "topic"})
     assert set(topic.data.classes) == set(make_fixtures.TOPICS) | set(make_fixtures.SENTIMENTS) - set(
         make_fixtures.SENTIMENTS)
@@ -191,9 +191,9 @@ def test_a_label_studio_result_or_value_of_the_wrong_type_is_skipped_and_counted
     read = read_dataset(("export.json", json.dumps(tasks).encode()))
     assert read.data.n_answers == 9 and sorted(read.data.classes) == ["a", "b"]
     warnings = read.data.warnings
-    assert any(w.startswith("export.json: skipped 1 answer(s) whose 's' result has a 'value' that is not an object")
+    assert any(w.startswith("export.json: skipped 1 answer whose 's' result has a 'value' that is not an object")
                and w.endswith("(first on task '1', line 1)") for w in warnings), warnings
-    assert "export.json: skipped 2 annotation(s) or prediction(s) whose 'result' is not a list (first on task '2', " \
+    assert "export.json: skipped 2 annotations or predictions whose 'result' is not a list (first on task '2', " \
            "line 1; then task '3', line 1)" in warnings, warnings
 
 
@@ -286,8 +286,8 @@ def test_label_studio_tasks_of_one_id_are_said_and_each_gets_the_label(tmp_path)
     export.write_text(json.dumps(joined))
     reading = read_dataset(export)
     assert reading.data.n_tasks == 10
-    said = [w for w in reading.data.warnings if "task(s) have the id of an earlier task" in w]
-    assert said == [f"{export.name}: 10 task(s) have the id of an earlier task (first '1', the file's task 11 on line "
+    said = [w for w in reading.data.warnings if "tasks have the id of an earlier task" in w]
+    assert said == [f"{export.name}: 10 tasks have the id of an earlier task (first '1', the file's task 11 on line "
                     f"1): their answers are read as that one task's. An export that joins several projects numbers each project's tasks "
                     f"from 1: key the tasks by a data field that tells them apart (columns={{'task': "
                     f"'data.<field>'}}, CLI --task-column data.<field>)"]
@@ -575,7 +575,7 @@ def test_two_csv_files_joined_repeat_their_header():
     text = b"task,worker,label\n1,a,x\n2,a,y\ntask,worker,label\n3,b,x\n"
     data = read_annotations(("joined.csv", text))
     assert data.n_answers == 3 and "task" not in set(data.tasks)
-    assert "joined.csv: skipped 1 line(s) repeating the header (first on line 4; files joined one after the other?)" \
+    assert "joined.csv: skipped 1 line repeating the header (first on line 4; files joined one after the other?)" \
         in data.warnings
     with pytest.raises(DataError, match=r"^j\.csv: line 4 repeats the header in another column order \(worker, task, "
                                         r"label\)"):
@@ -585,7 +585,7 @@ def test_two_csv_files_joined_repeat_their_header():
 def test_truth_files_use_the_same_missing_spellings():
     truth = read_truth(("t.csv", b"task,truth\n1,cat\n2,nan\n3,None\n4,NA\n5,\n"))
     assert truth.to_dict() == {1: "cat"}
-    assert truth.attrs["warnings"] == ["t.csv: skipped 4 task(s) with a missing truth (empty or NA, nan, None); keep "
+    assert truth.attrs["warnings"] == ["t.csv: skipped 4 tasks with a missing truth (empty or NA, nan, None); keep "
                                        "such labels with keep_missing=True (CLI --keep-missing-labels)"]
     kept = read_truth(("t.csv", b"task,truth\n1,cat\n2,nan\n3,None\n4,NA\n5,\n"), keep_missing=True)
     assert kept.to_dict() == {1: "cat", 2: "nan", 3: "None", 4: "NA"}

@@ -124,14 +124,14 @@ def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted
             b"5,b,NULL\n6,a,#N/A\n6,b,\n7,a,dog\n")
     data = read_annotations(("a.csv", text))
     assert answers(data) == {(2, "b", "cat"), (7, "a", "dog")}
-    assert data.warnings == ["a.csv: dropped 10 answer(s) with a missing label (empty or #N/A, <NA>, N/A, NA, NaN, "
-                             "None, ...; first on line 2); 5 task(s) had no other answer and are left out; keep such labels with "
+    assert data.warnings == ["a.csv: dropped 10 answers with a missing label (empty or #N/A, <NA>, N/A, NA, NaN, "
+                             "None, ...; first on line 2); 5 tasks had no other answer and are left out; keep such labels with "
                              "keep_missing=True (CLI --keep-missing-labels)"]
     kept = read_annotations(("a.csv", text), keep_missing=True)
     assert {y for _, _, y in answers(kept)} == {"NaN", "null", "NA", "cat", "None", "none", "N/A", "<NA>", "NULL",
                                                  "#N/A", "dog"}
-    assert kept.warnings == ["a.csv: dropped 1 answer(s) with a missing label (empty; first on line 12)",
-                             "a.csv: 2 label(s) spelled in more than one way (the spellings differ in upper and lower "
+    assert kept.warnings == ["a.csv: dropped 1 answer with a missing label (empty; first on line 12)",
+                             "a.csv: 2 labels spelled in more than one way (the spellings differ in upper and lower "
                              "case, in spaces, or in characters that look alike or cannot be seen only), and each "
                              "spelling is a class of its own (answers in brackets): "
                              "'NULL' (1) and 'null' (1; given by 'b' 1); 'None' (1) and 'none' (1; given by 'a' 1). "
@@ -139,7 +139,7 @@ def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted
     frame = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "label": ["x", "none", None]})
     typed = read_annotations(frame)
     assert answers(typed) == {(1, "a", "x")}
-    assert "1 task(s) had no other answer" in typed.warnings[0]
+    assert "1 task had no other answer and is left out" in typed.warnings[0]
 
 
 # ------------------------------------------------------------------ decoding and delimiters
@@ -173,7 +173,7 @@ def test_windows_1252_characters_are_kept():
 
 def test_line_numbers_count_multi_line_quoted_fields():
     text = b'task,worker,label\n1,a,"two\nlines"\n2,a,"three\nlines\nhere"\n,b,x\n'
-    with pytest.raises(DataError, match=r"^q\.csv: line 7: empty task \(column 'task'\); 1 row\(s\) in all$"):
+    with pytest.raises(DataError, match=r"^q\.csv: line 7: empty task \(column 'task'\); 1 row in all$"):
         read_annotations(("q.csv", text))
     text = b'\n\ntask,worker,label\n1,a,x\n\n2,b,y,extra\n'
     with pytest.raises(DataError, match=r"^r\.csv: line 6 has 4 fields but the header has 3"):
@@ -226,7 +226,7 @@ def test_column_mapping_overrides_detection():
     text = b"photo,who,verdict,extra\np1,ann,yes,1\np1,bo,no,2\n"
     data = read_annotations(("m.csv", text), columns={"task": "photo", "worker": "who", "label": "verdict"})
     assert answers(data) == {("p1", "ann", "yes"), ("p1", "bo", "no")}
-    assert "m.csv: ignored column(s) 'extra'" in data.warnings
+    assert "m.csv: ignored column 'extra'" in data.warnings
     with pytest.raises(DataError, match=r"^m\.csv: the worker column 'rater' is not in the file; found 'photo', 'who'"):
         read_annotations(("m.csv", text), columns={"task": "photo", "worker": "rater"})
     with pytest.raises(ValueError, match=r"columns= maps task, worker and label; got \['annotator'\]"):
@@ -257,7 +257,7 @@ def test_a_wide_row_with_no_answer_is_said_not_dropped_silently(source):
     assert data.layout == "wide" and list(data.tasks) == ["t1", "t3"]
     name = "w.csv" if isinstance(source, tuple) else "DataFrame"
     said = [w for w in data.warnings if "with no answer in any worker column" in w]
-    assert said == [f"{name}: left out 2 row(s) with no answer in any worker column (the first for task 't2')"], \
+    assert said == [f"{name}: left out 2 rows with no answer in any worker column (the first for task 't2')"], \
         data.warnings
 
 
@@ -305,12 +305,12 @@ def test_files_of_different_layouts_are_refused():
 def test_long_files_are_concatenated_and_duplicates_counted():
     data = read_annotations([("a.csv", LONG), ("b.csv", b"task,worker,label\n1,a,cat\n3,c,cat\n")])
     assert data.n_tasks == 3 and data.n_annotations == 5
-    assert data.warnings == ["a.csv, b.csv: removed 1 repeated answer(s) (the same worker, task and label again; one of each is kept)"]
+    assert data.warnings == ["a.csv, b.csv: removed 1 repeated answer (the same worker, task and label again; one of each is kept)"]
 
 
 def test_on_conflict_is_passed_through():
     text = LONG + b"1,a,dog\n"
-    with pytest.raises(DataError, match=r"^c\.csv: 1 \(task, worker\) pair\(s\) have conflicting labels, e\.g\. task 1 by "
+    with pytest.raises(DataError, match=r"^c\.csv: 1 \(task, worker\) pair has conflicting labels, e\.g\. task 1 by "
                                         r"worker 'a'"):
         read_annotations(("c.csv", text))
     assert (1, "a", "cat") in answers(read_annotations(("c.csv", text), on_conflict="first"))
@@ -375,7 +375,7 @@ def test_read_truth_task_truth_and_any_two_columns():
     truth = read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,dog\n3,\n"))
     assert truth.name == "truth" and truth.index.name == "task"
     assert truth.to_dict() == {1: "cat", 2: "dog"}
-    assert truth.attrs["warnings"] == ["t.csv: skipped 1 task(s) with an empty truth"]
+    assert truth.attrs["warnings"] == ["t.csv: skipped 1 task with an empty truth"]
     other = read_truth(("g.csv", b"item_id;gold\n01;1\n02;0\n"))
     assert other.to_dict() == {"01": 1, "02": 0}
     plain = read_truth(("p.csv", b"photo,answer_key\nx,1\ny,0\n"))
@@ -464,8 +464,8 @@ def test_check_problem_size_refuses_10000_classes():
 
 
 def test_check_problem_size_refuses_models_beyond_the_memory_budget():
-    with pytest.raises(DataError, match=r"^annotations: the model would need about 6\.0 GiB \(1 layer\(s\) of 20,000 x "
-                                        r"20,000 weights for 200 workers x 100 classes, 1 run\(s\)\) but 1\.0 GiB is "
+    with pytest.raises(DataError, match=r"^annotations: the model would need about 6\.0 GiB \(1 layer of 20,000 x "
+                                        r"20,000 weights for 200 workers x 100 classes, 1 run\) but 1\.0 GiB is "
                                         r"available; use fewer layers \(--layers 0\)"):
         check_problem_size(200, 100, n_layers=1, memory_bytes=1 << 30)
     assert check_problem_size(200, 100, n_layers=0, memory_bytes=1 << 30) < 1 << 30
@@ -492,11 +492,11 @@ def test_a_dropped_missing_label_does_not_decide_the_label_type():
 def test_a_wide_files_empty_task_and_blank_worker_name_are_said_in_rows_and_columns():
     # the count was of answers ("42 row(s)" for one row of a wide file) and a blank worker name was said to be in a
     # column 'worker' a wide file does not have (attack round of the eighth session)
-    with pytest.raises(DataError, match=r"^w\.csv: line 3: empty task \(column 'task'\); 1 row\(s\) in all$"):
+    with pytest.raises(DataError, match=r"^w\.csv: line 3: empty task \(column 'task'\); 1 row in all$"):
         read_annotations(("w.csv", b"task,a,b,c\nt1,x,y,z\n,x,y,z\nt3,x,y,x\n"))
     with pytest.raises(DataError, match=r"^w\.csv: a worker column's name is blank \(only spaces or line separators\)"):
         read_annotations(("w.csv", "task,a,\u2028,c\nt1,x,y,z\nt3,x,y,x\n".encode()))
-    with pytest.raises(DataError, match=r"^l\.csv: line 3: empty task \(column 'task'\); 2 row\(s\) in all$"):
+    with pytest.raises(DataError, match=r"^l\.csv: line 3: empty task \(column 'task'\); 2 rows in all$"):
         read_annotations(("l.csv", b"task,worker,label\nt1,a,x\n,b,y\n,c,y\n"))
 
 
@@ -515,7 +515,7 @@ def test_ids_of_only_spaces_are_empty_by_pythons_own_rule_read_in_one_pass():
     assert blank_text(pd.Index([v for v in values if v is not None], dtype="string[pyarrow]")).tolist() == \
         [e for v, e in zip(values, expected) if v is not None]
     for space in ("\u3000", "\x1c", "\u2029 "):
-        with pytest.raises(DataError, match=r"^l\.csv: line 3: empty worker \(column 'worker'\); 1 row\(s\) in all$"):
+        with pytest.raises(DataError, match=r"^l\.csv: line 3: empty worker \(column 'worker'\); 1 row in all$"):
             read_annotations(("l.csv", f"task,worker,label\nt1,a,x\nt2,{space},y\nt3,c,y\n".encode()))
     assert len(read_annotations(("l.csv", "task,worker,label\nt1,a,x\nt2,\u200b,y\n".encode())).workers) == 2
 

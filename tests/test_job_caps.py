@@ -114,8 +114,8 @@ def test_every_page_that_launches_a_job_says_from_which_address():
 def test_a_full_queue_is_told_in_words_without_the_internal_error_name():
     from deem_studio.jobs import readable_error  # noqa: PLC0415
 
-    shown = readable_error(QueueFull("your workspace already has 4 job(s) queued or running (at most 4)"))
-    assert shown == "your workspace already has 4 job(s) queued or running (at most 4)"
+    shown = readable_error(QueueFull("your workspace already has 4 jobs queued or running (at most 4)"))
+    assert shown == "your workspace already has 4 jobs queued or running (at most 4)"
     assert "QueueFull" not in shown
 
 

@@ -153,7 +153,7 @@ def test_cancel_leaves_a_consistent_reopenable_run(manager):
     # (Results said "labels kept for: DEEM" of 280 of 1,500 epochs, and Dawid-Skene was in no list; walkthrough 70)
     epochs_run = manager.store.load(run_id, with_data=False).extras["metrics"]["deem"]["epochs"]
     assert snap.message == (f"cancelled during DEEM; labels kept for: DEEM (partial: cancelled after {epochs_run} of "
-                            f"500 epoch(s)), Majority vote; methods not started: Dawid-Skene"), snap.message
+                            f"500 epochs), Majority vote; methods not started: Dawid-Skene"), snap.message
     loaded = manager.store.load(run_id)
     assert loaded.status == "cancelled"
     assert list(loaded.results) == ["deem", "mv"]  # ds never started
@@ -716,11 +716,11 @@ def test_a_queued_job_says_how_long_before_it_starts_by_the_estimates_of_the_job
     q = manager.submit("gated", {"name": "q", "estimate": {"seconds": 600.0}}, owner="alice", client="10.0.0.1")
     r = manager.submit("gated", {"name": "r", "estimate": {"seconds": 6.0}}, owner="bob", client="10.0.0.2")
     # (the queue is fair between parties: bob's job goes before alice's second)
-    wait_for(lambda: "2 job(s) ahead" in manager.snapshot(q).message)
-    assert "queued: 1 job(s) ahead" in manager.snapshot(r).message
+    wait_for(lambda: "2 jobs ahead" in manager.snapshot(q).message)
+    assert "queued: 1 job ahead" in manager.snapshot(r).message
     waited = manager.snapshot(r).wait_s
     assert 7200 - 60 < waited <= 7200  # (the running job's time so far taken off)
-    assert status_line(manager.snapshot(r)) == ("queued: 1 job(s) ahead on the CPU · about 2 h 00 min before it "
+    assert status_line(manager.snapshot(r)) == ("queued: 1 job ahead on the CPU · about 2 h 00 min before it "
                                                 "starts, by the estimates of the jobs ahead")
     assert 7206 - 60 < manager.snapshot(q).wait_s <= 7206
     for name in ("p", "q", "r"):
@@ -766,8 +766,8 @@ def test_a_queued_job_never_names_another_workspaces_run(manager):
     snap_y = manager.snapshot(y)
     assert snap_y.status == "queued" and snap_y.queued_behind is None
     for shown in (snap_y.message, manager.store.get(y)["message"]):
-        assert x not in shown and shown == "queued: 1 job(s) ahead on the CPU", shown
-    assert f"queued behind your run {y} (2 job(s) ahead" in manager.snapshot(z).message
+        assert x not in shown and shown == "queued: 1 job ahead on the CPU", shown
+    assert f"queued behind your run {y} (2 jobs ahead" in manager.snapshot(z).message
     # no time before it starts where a job ahead has no estimate
     from deem_studio.jobs import status_line  # noqa: PLC0415
 

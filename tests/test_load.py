@@ -165,7 +165,7 @@ def test_many_sessions_upload_and_train(tmp_path):
                 done = 0
                 for page in pages:
                     text = main_text(page)
-                    saw_queue_message |= "job(s) ahead on the" in text
+                    saw_queue_message |= " ahead on the " in text
                     done += "labels from DEEM" in text
                 return done == n
 

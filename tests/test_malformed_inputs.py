@@ -169,5 +169,5 @@ def test_a_json_field_with_no_name_is_ignored_not_taken_for_the_labels(tmp_path,
     records.write_text(json.dumps([{"task": 1, "": "junk", "worker": "u", "label": "a"},
                                    {"task": 2, " ": "j", "worker": "v", "label": "b"}]))
     reading = read_dataset([records])
-    assert reading.data.n_annotations == 2 and "records.json: ignored 2 value(s) of a field with no name" in str(
+    assert reading.data.n_annotations == 2 and "records.json: ignored 2 values of a field with no name" in str(
         reading.data.warnings)

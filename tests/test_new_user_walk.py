@@ -121,7 +121,7 @@ def test_gold_labels_with_missing_truths_say_what_was_skipped(runs_dir):
         ("gold.csv", b"sample_id,truth\ns-000,benign\ns-001,\ns-002,N/A\ns-003,malignant\n", "text/csv")).run()
     assert not at.exception
     warnings = [unescaped(str(w.value)) for w in at.warning]
-    said = next((w for w in warnings if "skipped 2 task(s) with a missing truth" in w), None)
+    said = next((w for w in warnings if "skipped 2 tasks with a missing truth" in w), None)
     assert said is not None, warnings
     assert "the switch 'Keep None, NaN, null, NA, N/A as labels'" in said
     assert any("2 gold labels match" in str(s.value) for s in at.success)

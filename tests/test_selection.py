@@ -8,6 +8,7 @@ import torch
 
 from deem_core.analysis.selection import hold_out_answers, heldout_log_probs, observed_log_likelihood
 from deem_core.data.annotations import AnnotationSet
+from deem_core.data.text import counted
 from deem_core.methods.dawid_skene import fit_dawid_skene
 from deem_core.model.network import DEEMNetwork
 
@@ -260,7 +261,7 @@ def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp
     assert "held out 900 answers" in err
     assert "training the 6 candidates on the rest and scoring them took" in err and "no further training" in err
     for depth in (0, 1, 2):
-        assert f"mv start, {depth} layer(s)" in err and f"ds start, {depth} layer(s)" in err
+        assert f"mv start, {counted(depth, 'layer')}" in err and f"ds start, {counted(depth, 'layer')}" in err
     assert sum(line.rstrip().endswith("chosen") for line in err.splitlines()) == 1
     assert main(["aggregate", str(annotations), "-o", str(out), "--layers", "deep"]) == 2  # a usage error
     assert "expected a number of layers or 'auto'" in capsys.readouterr().err
@@ -323,7 +324,7 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     from deem_core.analysis.selection import selection_table
     notes = selection_table(model.selection_summary()).set_index("candidate")["note"]
     replaced = notes[notes == "ranked first; replaced by the safety rule"]
-    assert len(replaced) == 1 and replaced.index[0].endswith("layer(s)")
+    assert len(replaced) == 1 and replaced.index[0].endswith(("layer", "layers"))
     assert (notes == "chosen").sum() == 1 and notes[notes == "chosen"].index[0] == "cluster-weighted Dawid-Skene"
     path = tmp_path / "two_teams.csv"
     frame.to_csv(path, index=False)
@@ -404,8 +405,8 @@ def test_the_sentence_says_whether_the_layers_were_chosen_too():
     fixed = DEEM(epochs=2, device="cpu").fit(frame)
     chosen = DEEM(n_layers="auto", epochs=2, device="cpu").fit(frame)
     assert fixed.fallback_ is None and chosen.fallback_ is None
-    assert ", 1 layer(s) — start chosen: " in start_explanation(fixed, "auto")
-    assert f", {chosen.n_layers_} layer(s) — start and layers chosen: " in start_explanation(chosen, "auto")
+    assert ", 1 layer — start chosen: " in start_explanation(fixed, "auto")
+    assert f", {counted(chosen.n_layers_, 'layer')} — start and layers chosen: " in start_explanation(chosen, "auto")
 
 
 def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progress_lines(tmp_path, capsys):
@@ -419,7 +420,7 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     assert main(["diagnose", str(path), "-o", str(tmp_path / "diag"), "--layers", "1", "--epochs", "3"]) == 0
     err = capsys.readouterr().err  # (captured: not a terminal)
     assert "DEEM: lr 0.01; the labels come from cluster-weighted Dawid-Skene, returned by the safety rule" in err
-    assert "the diagnostics are of the model as fitted: 0 layer(s), not the 1 asked for" in err
+    assert "the diagnostics are of the model as fitted: 0 layers, not the 1 asked for" in err
     # and that they are of the reference the safety rule returned (on stderr and in the report)
     lead = ("DEEM's labels come from cluster-weighted Dawid-Skene (the safety rule), and so do these diagnostics: the "
             "model diagnosed is cluster-weighted Dawid-Skene written as a network of no layers, not a trained DEEM.")
@@ -504,7 +505,7 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
         "holding out 10% of the answers (at most one a task) gives 18 here (180 answers), and choosing needs 30 "
         "(about 295 answers or more, and 30 tasks or more with two answers): nothing is chosen or checked against "
         "majority vote, and the "
-        "Dawid-Skene start and 1 layer(s) are used; compare the labels with majority vote's before relying on them")
+        "Dawid-Skene start and 1 layer are used; compare the labels with majority vote's before relying on them")
     from deem_studio.jobs import start_explanation
     said = start_explanation(model, "auto")  # (it read "start chosen: ..." before that; walkthrough 56)
     assert said.startswith("started from Dawid-Skene") and "chosen:" not in said and "— holding out 10%" in said
@@ -512,7 +513,7 @@ def test_a_set_too_small_to_choose_on_says_how_many_answers_would_be_held_out():
     # a start the user set is kept and named (it said "the Dawid-Skene start" beside init="mv")
     fixed = DEEM(epochs=2, seed=0, device="cpu", init="mv", n_layers="auto").fit(frame)
     assert fixed.init_ == "mv" and fixed.n_layers_ == 1
-    assert "and the majority-vote start and 1 layer(s) are used" in fixed.selection_summary()["reason"]
+    assert "and the majority-vote start and 1 layer are used" in fixed.selection_summary()["reason"]
     # 100 tasks x 4 answers hold out 40: enough, and the start is chosen
     wider = pd.DataFrame([(f"t{t}", f"w{w}", int(rng.integers(0, 2))) for t in range(100) for w in range(4)],
                          columns=["task", "worker", "label"])
@@ -575,7 +576,7 @@ def test_the_gold_safety_rule_reads_the_majority_vote_method_accuracy():
     labels = fit_method("mv", data).labels_.reindex(gold.index)
     assert shown == round(100 * float((labels == gold).mean()), 1), said
     # whose side each count is from, and the test's one side (walkthrough 63: "better on 0, worse on 3, p = 1")
-    assert re.search(r"majority vote \d+\.\d% \(right where the model is wrong on \d+ task\(s\), wrong where it is right "
+    assert re.search(r"majority vote \d+\.\d% \(right where the model is wrong on \d+ tasks?, wrong where it is right "
                      r"on \d+; one-sided sign test p = [\d.e-]+\)", said), said
 
 

@@ -49,14 +49,14 @@ def test_dates_and_times_are_not_workers_and_the_reading_says_so(tmp_path):
     assert list(reading.data.classes) == ["a", "b", "c"]
     assert len(reading.data.label_codes) == 4 * N
     assert "one worker per column (4: 'w0', 'w1', 'w2', 'w3')" in reading.note
-    assert "left out 3 column(s) of dates or times ('day': date32[day], 'ts': timestamp[us, tz=Europe/Berlin], " \
+    assert "left out 3 columns of dates or times ('day': date32[day], 'ts': timestamp[us, tz=Europe/Berlin], " \
            "'spent': duration[s])" in reading.note
     said = [w for w in reading.data.warnings if "dates or times" in w]
-    assert said == ["typed.parquet: left out 3 column(s) of dates or times, which are not labels ('day': date32[day], "
+    assert said == ["typed.parquet: left out 3 columns of dates or times, which are not labels ('day': date32[day], "
                     "'ts': timestamp[us, tz=Europe/Berlin], 'spent': duration[s])"]
     shown = preview(path)
     assert shown.columns["annotators"] == ["w0", "w1", "w2", "w3"]
-    assert "left out 3 column(s) of dates or times" in shown.note
+    assert "left out 3 columns of dates or times" in shown.note
     assert str(shown.frame["day"].iloc[1]) == "2024-01-02"  # still shown in the preview as it is
 
 
@@ -95,8 +95,8 @@ def test_workers_who_share_no_label_are_said_to(tmp_path):
     path = _typed_file(tmp_path / "numbers.parquet", times=False)
     said = [w for w in read_dataset([path]).data.warnings if "share no label" in w]
     assert said == ["numbers.parquet: the workers fall into 2 groups that share no label, as if they answered "
-                    "different questions: 5 worker(s) ('w0', 'w1', 'w2', 'w3' ...) gave 3 label(s) ('a', 'b', 'c'); "
-                    "2 worker(s) ('w5', 'w6') gave 3 label(s) ('0', '1', '2'). Each group's labels are classes of "
+                    "different questions: 5 workers ('w0', 'w1', 'w2', 'w3' ...) gave 3 labels ('a', 'b', 'c'); "
+                    "2 workers ('w5', 'w6') gave 3 labels ('0', '1', '2'). Each group's labels are classes of "
                     "their own; leave out what is not an answer, or spell the same label the same way."]
 
 
@@ -120,14 +120,14 @@ def test_label_groups_from_the_answers(answers, groups):
         assert said == []
     else:
         assert len(said) == 1 and said[0].startswith(f"s: the workers fall into {groups} groups")
-        assert ("and 2 more group(s)" in said[0]) == (groups == 5)
+        assert ("and 2 more groups" in said[0]) == (groups == 5)
         # one label set spelled two ways is said to be that (walkthrough 20)
         assert ("Their labels differ in upper and lower case only ('no' and 'No'): spell them one way in the file."
                 in said[0]) == ("Yes" in set(answers["label"]))
 
 
 @pytest.mark.parametrize(("labels", "said"), [
-    (["positive", "Positive", "negative", "POSITIVE"], "1 label(s) spelled in more than one way (the spellings differ "
+    (["positive", "Positive", "negative", "POSITIVE"], "1 label spelled in more than one way (the spellings differ "
      "in upper and lower case, in spaces, or in characters that look alike or cannot be seen only), and each spelling "
      "is a class of its own (answers in brackets): "
      "'POSITIVE' (9) and 'Positive' (9; given by 'w0' 3, 'w1' 3, 'w2' 3) and 'positive' (9; given by 'w0' 3, 'w1' 3, "
@@ -163,7 +163,7 @@ def test_labels_spelled_two_ways_are_said(labels, said):
     # majority vote returned "yes" on every task without a word; a Cyrillic capital straight U in "YES")
     (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12; given by"),  # (folded: a spelling of "no")
     (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12; given by"),  # (Latin, folded too)
-    (["\u04aeES", "NO"], "1 label(s) mix letters of more than one script, as a letter typed on another keyboard "
+    (["\u04aeES", "NO"], "1 label mixes letters of more than one script, as a letter typed on another keyboard "
      "layout does: each reads like another label and is a class of its own (answers in brackets): '\u04aeES' [latin "
      "and cyrillic: cyrillic capital letter straight u U+04AE] (18; given by 'w0' 6, 'w1' 6, 'w2' 6). Spell each "
      "class one way in the file if they mean the same."),
@@ -201,14 +201,14 @@ def test_labels_longer_than_a_class_name_are_said(length):
         assert said == []
     else:
         assert said == [f"s: class labels longer than 100 characters: 1 of 3 (the first: {text[:60]!r}..., "
-                        f"{length:,} characters), given by 1 worker(s) ('v' 5 answers); each distinct text is a "
+                        f"{length:,} characters), given by 1 worker ('v' 5 answers); each distinct text is a "
                         f"class of its own. Check that the label column holds class labels, not free text; if these "
                         f"workers wrote comments, leave their rows out of the file."]
         assert label_doubts(data) == said  # (the Train page repeats them)
         # the label-group warning quotes labels cut to 40 characters (four whole comments ran to 12 lines; walk 23)
         apart = AnnotationSet.from_long(_answers(30, {"u": ["cat", "dog"], "v": [text]}), source="s")
         groups = [w for w in label_doubts(apart) if "share no label" in w]
-        assert len(groups) == 1 and f"gave 1 label(s) ({text[:40]!r}...)" in groups[0] and text[:41] not in groups[0]
+        assert len(groups) == 1 and f"gave 1 label ({text[:40]!r}...)" in groups[0] and text[:41] not in groups[0]
 
 
 def test_labels_longer_than_a_class_name_are_not_read_letter_by_letter(monkeypatch):
@@ -301,13 +301,13 @@ def test_ids_that_differ_in_spaces_case_or_a_look_alike_letter_are_said_and_kept
     rows += [(f"task{t}", f"w{w}", "yes") for t in range(3) for w in range(3)]
     data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
     said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
-    assert data.n_tasks == 5 and len(said) == 1 and said[0].startswith("s: 1 task id(s) written in two Unicode forms")
+    assert data.n_tasks == 5 and len(said) == 1 and said[0].startswith("s: 1 task id written in two Unicode forms")
     assert named in said[0] and "write each id one way in every file" in said[0], said
     tasks = [f"task{t}" for t in range(3)] + [f"TASK{t}" for t in range(3)] + [f"t\u00e4sk{t}" for t in range(3)]
     plain = AnnotationSet.from_long(pd.DataFrame([(t, "w1", "a") for t in tasks] + [("task0", "w2", "b")],
                                                  columns=["task", "worker", "label"]), source="s")
     said = [d for d in plain.warnings if "written in two Unicode forms" in d]
-    assert len(said) == 1 and said[0].startswith("s: 3 task id(s)") and "'TASK0' and 'task0'" in said[0], said
+    assert len(said) == 1 and said[0].startswith("s: 3 task ids") and "'TASK0' and 'task0'" in said[0], said
     assert not [d for d in AnnotationSet.from_long(pd.DataFrame(
         [(t, "w1", "a") for t in ["t1", "t2", "\u0442\u04302", "\u0442\u04303"]],
         columns=["task", "worker", "label"])).warnings if "Unicode forms" in d]
@@ -322,7 +322,7 @@ def test_many_ids_with_look_alike_letters_are_read_as_latin_as_one_by_one():
     assert annotations._read_as_latin(ids) == [i.translate(annotations._LOOK_ALIKE) for i in ids]  # noqa: SLF001
     said = annotations._ids_in_two_forms(pd.Index(list(ids) + ["task7"]), "task", "s")  # noqa: SLF001
     assert len(said) == 1 and "'\u0442\u0430sk7' (with [cyrillic small letter te U+0442" in said[0], said
-    assert "and 'task7'" in said[0] and said[0].startswith("s: 1 task id(s)"), said
+    assert "and 'task7'" in said[0] and said[0].startswith("s: 1 task id "), said
 
 
 def test_a_no_break_space_around_a_cell_is_stripped_as_a_space_is(tmp_path):
@@ -400,7 +400,7 @@ def test_ids_written_in_two_unicode_forms_are_said():
             for w in range(4)]
     data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
     said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
-    assert len(said) == 1 and said[0].startswith("s: 10 task id(s) written in two Unicode forms") and \
+    assert len(said) == 1 and said[0].startswith("s: 10 task ids written in two Unicode forms") and \
         "(decomposed) and " in said[0] and "(composed)" in said[0] and "; and 7 more." in said[0], data.warnings
     plain = AnnotationSet.from_long(pd.DataFrame([(f"{composed}_{t}", f"w{w}", "ab"[t % 2]) for t in range(10)
                                                   for w in range(4)], columns=["task", "worker", "label"]))
@@ -420,7 +420,7 @@ def test_ids_that_differ_by_invisible_or_full_width_characters_are_said(written)
     rows += [(second(t), w, "ab"[t % 2]) for t in range(100) for w in "de"]
     data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]), source="s")
     said = [d for d in label_doubts(data) if "written in two Unicode forms" in d]
-    assert len(said) == 1 and said[0].startswith("s: 100 task id(s) written in two Unicode forms"), data.warnings
+    assert len(said) == 1 and said[0].startswith("s: 100 task ids written in two Unicode forms"), data.warnings
 
 
 def test_a_control_character_in_a_label_or_an_id_is_said_as_a_second_spelling():
@@ -440,11 +440,11 @@ def test_a_control_character_in_a_label_or_an_id_is_said_as_a_second_spelling():
     pq.write_table(table, buffer)
     data = read_annotations(("p.parquet", buffer.getvalue()))
     assert sorted(data.classes) == ["x", "x\0", "y", "y\x7f"]  # kept as they are: only said
-    labels = [w for w in data.warnings if "label(s) spelled in more than one way" in w]
-    assert len(labels) == 1 and labels[0].startswith("p.parquet: 2 label(s)"), data.warnings
+    labels = [w for w in data.warnings if " spelled in more than one way" in w]
+    assert len(labels) == 1 and labels[0].startswith("p.parquet: 2 labels"), data.warnings
     assert "'x' (3) and 'x\\x00' [character U+0000]" in labels[0] and "'y' (1) and 'y\\x7f' [character U+007F]" in \
         labels[0], labels
-    tasks = [w for w in data.warnings if "task id(s) written in two Unicode forms" in w]
+    tasks = [w for w in data.warnings if " written in two Unicode forms" in w]
     assert len(tasks) == 1 and "'a\\x00b'" in tasks[0] and "'ab'" in tasks[0], data.warnings
     plain = AnnotationSet.from_long(pd.DataFrame({"task": ["a\tb", "ab"], "worker": "w", "label": ["x", "y"]}))
     assert not [w for w in plain.warnings if "Unicode forms" in w]  # a tab is a space: "a b", not "ab"

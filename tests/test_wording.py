@@ -45,3 +45,37 @@ def test_the_rule_catches_a_message_and_spares_the_aliases(tmp_path):
                       '    raise ValueError(f"{n} annotator(s) gave no label")\n')
     flagged = [text for _, text in _string_constants(module) if _says_annotator(text)]
     assert flagged == [" annotator(s) gave no label"]
+
+
+#: a count put in a message followed by a noun written "noun(s)" ("the 1 task(s) that have a truth"; read 45)
+COUNT_THEN_S = re.compile(r"^ (more |such |more such )?[A-Za-z][\w\- ,()]{0,40}?\(s\)")
+
+
+def _counts_with_s(path):
+    """The literal parts of f-strings that follow a formatted value and open with a noun written "noun(s)"."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.JoinedStr):
+            for before, after in zip(node.values, node.values[1:]):
+                if (isinstance(before, ast.FormattedValue) and isinstance(after, ast.Constant)
+                        and COUNT_THEN_S.match(str(after.value))):
+                    yield node.lineno, after.value
+
+
+def test_no_count_is_followed_by_a_noun_of_both_numbers():
+    """Counts say their noun in the number they take (``deem_core.data.text.counted``): "(accuracy on the 1 task(s)
+    that have a truth" stood in the CLI, "1 run(s) in its workspace" on the Runs page."""
+    found = []
+    for path in [*sorted((ROOT / "deem_core").rglob("*.py")), *sorted((ROOT / "deem_studio").rglob("*.py")),
+                 *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]:
+        for line, text in _counts_with_s(path):
+            found.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}")
+    assert not found, "use counted(n, noun):\n" + "\n".join(found)
+
+
+def test_the_count_rule_catches_a_message(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('def f(n, name):\n'
+                      '    a = f"{n} task(s) have a truth"\n'
+                      '    b = f"{name}: the column name(s) {n} occur"\n'
+                      '    c = f"; and {n} more such worker(s)"\n')
+    assert [text for _, text in _counts_with_s(module)] == [" task(s) have a truth", " more such worker(s)"]

@@ -63,6 +63,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from deem_core.data.text import counted
+
 __all__ = [
     "CURVE_COLUMNS", "CSV_COLUMNS", "LABELS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "ema",
     "lr_key", "recommend",
@@ -575,7 +577,7 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                             f"tentative pick; " + ("the larger ones learned no more" if larger
                                                    else "try larger learning rates or more epochs"))
                     if short:
-                        text += f"; a tail of {shortest // 3} epoch(s) cannot show a level curve"
+                        text += f"; a tail of {counted(shortest // 3, 'epoch')} cannot show a level curve"
                 elif category == "no-steady-tail":
                     text += "; the smallest learning rate that learns"
                 elif short:  # (its reason says the tail is too short to show a level curve)

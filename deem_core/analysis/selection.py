@@ -381,7 +381,7 @@ def selection_table(summary: dict) -> pd.DataFrame:
     (chosen / collapsed). Empty when nothing was chosen on held-out answers."""
     rows = []
     for row in summary.get("candidates") or []:
-        name = f"{row['start']} start, {row['layers']} layer(s)" if _trained(row) else str(row["start"])
+        name = f"{row['start']} start, {counted(row['layers'], 'layer')}" if _trained(row) else str(row["start"])
         rows.append({"candidate": name,
                      **{heading: (math.nan if row.get(key) is None else float(row[key]))
                         for key, heading in EVIDENCE_COLUMNS.items()},

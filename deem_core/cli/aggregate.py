@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 why = ""
             low, high = accuracy_interval(value, n_scored)  # (how far a few truth labels can be off; walkthrough 79)
-            say(f"(accuracy on the {n_scored} task(s) that have a truth, 95% interval {100 * low:.2f}%-{100 * high:.2f}%"
+            say(f"(accuracy on the {counted(n_scored, 'task')} that {'has' if n_scored == 1 else 'have'} a truth, 95% interval {100 * low:.2f}%-{100 * high:.2f}%"
                 f"{why})")
             if spec.key == "mv":
                 say_tie_luck(data, results["label"], truth)

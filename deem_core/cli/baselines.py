@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (add_input_arguments, load_input, read_truth_input, say, say_tie_luck, seed_value,
                                   usable_truth, warn, writing)
+from deem_core.data.text import counted
 
 __all__ = ["add_parser", "run"]
 
@@ -85,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
         frame.index.name = "task"
         with writing(args.output):
             write_csv(frame, Path(args.output))
-        say(f"wrote {len(frame):,} tasks x {len(labels)} method(s) to {args.output}")
+        say(f"wrote {len(frame):,} tasks x {counted(len(labels), 'method')} to {args.output}")
     return 0

@@ -254,7 +254,7 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise _usage(f"--device {device}: no CUDA GPU is available here; use --device cpu or auto")
         index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise _usage(f"--device {device}: there are only {torch.cuda.device_count()} GPU(s)")
+            raise _usage(f"--device {device}: there {'is' if torch.cuda.device_count() == 1 else 'are'} only {counted(torch.cuda.device_count(), 'GPU')}")
     weight = getattr(args, "gold_weight", None)
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         raise _usage(f"--gold-weight must be a finite number >= 0, got {weight}")
@@ -557,7 +557,7 @@ def report_fit(name: str, model, data=None) -> None:
             f"{model.fit_seconds_:.1f} s on {model.device_}")
     else:
         say(f"{name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
-            f"{model.init_}{prior}, {model.n_layers_} layer(s), {model.fit_seconds_:.1f} s on {model.device_}")
+            f"{model.init_}{prior}, {counted(model.n_layers_, 'layer')}, {model.fit_seconds_:.1f} s on {model.device_}")
     print_selection(model)
     # what fitting itself noted (e.g. the layers not chosen with --lr auto, a smaller batch after running out of
     # memory); they were kept in the model and never printed (walkthrough 45). The safety rule's was said above.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
                                   read_truth_input, report_fit, say, warn, whole_number, writing)
-from deem_core.data.text import shortened
+from deem_core.data.text import counted, shortened
 
 __all__ = ["add_parser", "run"]
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:  # (it was drawn as no one, silently)
         from deem_core.data.text import escape_controls  # noqa: PLC0415
 
-        raise UsageError(f"--experts: {len(unknown)} name(s) are not workers of these annotations, e.g. "
+        raise UsageError(f"--experts: {counted(len(unknown), 'name')} {'is not a worker' if len(unknown) == 1 else 'are not workers'} of these annotations, e.g. "
                          f"{escape_controls(unknown[0])!r}")
     truth = read_truth_input(args, data)
     if args.model:
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
         report_fit("DEEM", model, data)  # (a fallback of no layers was diagnosed without a word; walkthrough, tenth session)
         if model.n_layers_ != args.layers and args.layers != "auto":
-            say(f"the diagnostics are of the model as fitted: {model.n_layers_} layer(s), not the {args.layers} "
+            say(f"the diagnostics are of the model as fitted: {counted(model.n_layers_, 'layer')}, not the {args.layers} "
                 f"asked for (the choice lines above say why)")
     from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
 
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             # (a name cut: twenty 10,000-character names filled 200 KB of stderr; attack round 46)
             say(f"worker {shortened(row['worker'], 80)}: {row['flag']} (agreement {row['agreement']:.3f}, {figures})")
         if len(named) > WORKER_LINES:
-            say(f"... and {len(named) - WORKER_LINES:,} more flagged worker(s) in workers.csv")
+            say(f"... and {counted(len(named) - WORKER_LINES, 'more flagged worker')} in workers.csv")
         for note in diagnostics.quality.notes:  # what the flag means and what to do (as the Diagnostics page says)
             if note.startswith("gold disagrees:"):
                 say(note)

@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, is_invisible
+from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_are, is_invisible
 
 __all__ = [
     "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -571,7 +571,7 @@ class AnnotationSet:
         label_codes, label_values = _factorize(frame[label], label, source, "label")
         keep = _non_empty_labels(label_codes, label_values)
         if keep is not None:
-            warnings.append(f"{source}: dropped {len(keep) - int(keep.sum())} answer(s) with an empty label")
+            warnings.append(f"{source}: dropped {counted(len(keep) - int(keep.sum()), 'answer')} with an empty label")
             task_codes, worker_codes, label_codes = task_codes[keep], worker_codes[keep], label_codes[keep]
             probs = None if probs is None else probs[keep]
             task_codes, task_values = _refactorize(task_codes, task_values)
@@ -649,7 +649,7 @@ class AnnotationSet:
         warnings = list(new.warnings)
         if not seen.all():
             unknown = known < 0
-            warnings.append(f"new tasks: ignored {int((~seen).sum())} answer(s) from {int(unknown.sum())} worker(s) "
+            warnings.append(f"new tasks: ignored {counted((~seen).sum(), 'answer')} from {counted(unknown.sum(), 'worker')} "
                             f"the model was not trained on: {list(new.workers[unknown])[:5]}")
         return AnnotationSet.from_codes(
             tasks=new.tasks, workers=self.workers, classes=self.classes, task_codes=new.task_codes[seen],
@@ -744,7 +744,7 @@ def _factorize(values: pd.Series, column: str, source: str, missing: str) -> tup
         null = codes < 0
         if null.any():
             row = int(np.flatnonzero(null)[0])
-            raise DataError(f"{source}: row {row + 1}: empty '{column}' ({int(null.sum())} row(s) in all)")
+            raise DataError(f"{source}: row {row + 1}: empty '{column}' ({counted(null.sum(), 'row')} in all)")
     return codes, np.asarray(uniques)
 
 
@@ -816,13 +816,13 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
         # (letters of other scripts named: 'yes', 'yеs' read as one label twice; walkthrough 55)
         values = ", ".join(_show_short(c) + (_foreign_letters(c) if isinstance(c, str) and len(c) <= LONG_LABEL_CHARS
                                              else "") for c in labels[:4]) + (" ..." if len(labels) > 4 else "")
-        shown.append(f"{len(members):,} worker(s) ({names}) gave {len(labels):,} label(s) ({values})")
+        shown.append(f"{counted(len(members), 'worker')} ({names}) gave {counted(len(labels), 'label')} ({values})")
         for label in labels[:1000]:
             key = str(label).strip().casefold()
             if key in spelled and spelled[key][0] != group and alike is None:
                 alike = (spelled[key][1], label)
             spelled.setdefault(key, (group, label))
-    more = f"; and {len(parts) - 3:,} more group(s)" if len(parts) > 3 else ""
+    more = f"; and {counted(len(parts) - 3, 'more group')}" if len(parts) > 3 else ""
     # (two teams' spellings of one label set read as "different questions"; walkthrough 20)
     case = (f" Their labels {LABELS_ALIKE} only ({_show(alike[0])} and {_show(alike[1])}): spell "
             f"them one way in the file." if alike is not None else "")
@@ -847,7 +847,7 @@ _LOOK_ALIKE = str.maketrans({
     "ᴢ": "z"})
 
 #: the words of a warning that labels mix letters of several scripts (_mixed_script_labels)
-MIXED_SCRIPTS = "mix letters of more than one script"
+MIXED_SCRIPTS = "letters of more than one script"
 #: scripts whose letters one word mixes as a matter of course (Japanese: kanji, hiragana, katakana)
 _ONE_SCRIPT = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "IDEOGRAPHIC": "CJK", "HANGUL": "CJK"}
 
@@ -903,7 +903,7 @@ def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
 
     shown = "; ".join(named(i, scripts) for i, scripts in mixed[:3]) + (
         f"; and {len(mixed) - 3:,} more" if len(mixed) > 3 else "")
-    return [f"{source}: {len(mixed):,} label(s) {MIXED_SCRIPTS}, as a letter typed on another keyboard layout does: "
+    return [f"{source}: {counted(len(mixed), 'label')} {'mixes' if len(mixed) == 1 else 'mix'} {MIXED_SCRIPTS}, as a letter typed on another keyboard layout does: "
             f"each reads like another label and is a class of its own (answers in brackets): {shown}. Spell each "
             f"class one way in the file if they mean the same."]
 
@@ -1008,7 +1008,7 @@ def _ids_in_two_forms(index: pd.Index, what: str, source: str) -> list[str]:
 
     groups = [list(group)[:2] for _, group in first.groupby("key", sort=False)["id"]]
     examples = "; ".join(" and ".join(f"{_show_short(v)}{form(v)}" for v in group) + case(group) for group in groups)
-    return [f"{source}: {count:,} {what} id(s) {TWO_FORMS} or with characters that read the same (an accented letter "
+    return [f"{source}: {counted(count, what + ' id')} {TWO_FORMS} or with characters that read the same (an accented letter "
             f"as one character or as a letter and a combining accent, full-width letters, characters drawn as "
             f"nothing, spaces other than the plain one, upper and lower case, letters of another script drawn like "
             f"Latin ones), and each form is a {what} of its own: {examples}"
@@ -1141,7 +1141,7 @@ def _alike_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
         return _show_short(label) + (f" [{run} spaces in a row]" if run > 1 else "") + _foreign_letters(str(label))
 
     shown = _groups_shown(groups, classes, label_codes, worker_codes, workers, spelled)
-    return [f"{source}: {len(groups):,} label(s) spelled in more than one way (the spellings {LABELS_ALIKE}, in "
+    return [f"{source}: {counted(len(groups), 'label')} spelled in more than one way (the spellings {LABELS_ALIKE}, in "
             f"spaces, or in characters that look alike or cannot be seen only), and each spelling is a class of its own "
             f"(answers in brackets): {shown}. Spell each class one way in the file if they mean the same."]
 
@@ -1179,7 +1179,7 @@ def _numbers_two_ways(classes: pd.Index, label_codes: np.ndarray, source: str,
         return []
     groups = [list(group.index) for _, group in repeated.groupby(repeated, sort=False)]
     shown = _groups_shown(groups, classes, label_codes, worker_codes, workers, _show_short)
-    return [f"{source}: {len(groups):,} label(s) are {NUMBERS_TWO_WAYS} (as \"1\" and \"1.0\", or \"01\" and \"1\"), "
+    return [f"{source}: {counted(len(groups), 'label')} {is_are(len(groups))} {NUMBERS_TWO_WAYS} (as \"1\" and \"1.0\", or \"01\" and \"1\"), "
             f"and each writing is a class of its own (answers in brackets): {shown}. Write each number one way in the "
             f"file if they mean the same."]
 
@@ -1205,7 +1205,7 @@ def _long_labels(classes: pd.Index, source: str, worker_codes: np.ndarray, label
     who = who[np.argsort(-given[who], kind="stable")]
     named = ", ".join(f"{_show_short(workers[w])} {int(given[w]):,}" for w in who[:3]) + (" ..." if len(who) > 3 else "")
     return [f"{source}: class labels longer than {LONG_LABEL_CHARS} characters: {len(long):,} of {len(classes):,} "
-            f"(the first: {example[:60]!r}..., {len(example):,} characters), given by {len(who):,} worker(s) "
+            f"(the first: {example[:60]!r}..., {len(example):,} characters), given by {counted(len(who), 'worker')} "
             f"({named} answers); each distinct text is a class of its own. Check that the label column holds class "
             f"labels, not free text; if these workers wrote comments, leave their rows out of the file."]
 
@@ -1265,7 +1265,7 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
     n_duplicates = int(same_answer.sum())
     if n_duplicates:
         # (not "exact duplicate": a Toloka worker given one task in two assignments has no repeated row; walkthrough 51)
-        warnings.append(f"{source}: removed {n_duplicates} repeated answer(s) (the same worker, task and label again; "
+        warnings.append(f"{source}: removed {counted(n_duplicates, 'repeated answer')} (the same worker, task and label again; "
                         f"one of each is kept)")
     kept = order[~same_answer]  # first row of every distinct answer, grouped by cell
     kept_cell = cell[kept]
@@ -1288,13 +1288,13 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
         more = len(in_cell) - CONFLICT_LABELS_QUOTED
         quoted += f", and {more:,} more" if more > 0 else ""
         raise DataError(
-            f"{source}: {n_cells} (task, worker) pair(s) have conflicting labels, e.g. task "
+            f"{source}: {counted(n_cells, '(task, worker) pair')} {'has' if n_cells == 1 else 'have'} conflicting labels, e.g. task "
             f"{_show_short(task_index[ti])} by worker {_show_short(worker_index[wi])}: [{quoted}]; keep one "
             f"answer per pair (on_conflict='first' or 'last', CLI --on-conflict)"
         )
     reduce = np.minimum if on_conflict == "first" else np.maximum
     chosen = reduce.reduceat(kept, starts)  # one row per cell, cells in sorted (CSR) order
-    warnings.append(f"{source}: {n_cells} conflicting (task, worker) pair(s) resolved by keeping the "
+    warnings.append(f"{source}: {counted(n_cells, 'conflicting (task, worker) pair')} resolved by keeping the "
                     f"{on_conflict} answer")
     return chosen, warnings
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-__all__ = ["INVISIBLE_RE2", "counted", "escape_controls", "html_text", "is_invisible", "names_text", "natural_positions",
-           "quoted_name", "shortened"]
+__all__ = ["INVISIBLE_RE2", "counted", "escape_controls", "html_text", "in_number", "is_are", "is_invisible", "names_text",
+           "natural_positions", "quoted_name", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -78,6 +78,17 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     stood on the Data page; read 43). One wording for the engine and the pages."""
     n = int(n)
     return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def in_number(n: int, phrase: str) -> str:
+    """``phrase`` with each "(s)" put in the number ``n`` takes ("answer(s) with an empty label" -> "answer with ..."
+    for 1, "answers with ..." otherwise); "(is)"/"(are)"-style verbs are written out by the caller."""
+    return phrase.replace("(s)", "" if int(n) == 1 else "s")
+
+
+def is_are(n: int) -> str:
+    """The verb "to be" in the number ``n`` takes."""
+    return "is" if int(n) == 1 else "are"
 
 
 def names_text(names: list, most: int = 8, longest: int = 40, total: int | None = None, quote: bool = True) -> str:

@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, as_annotation_set
+from deem_core.data.text import counted
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, SAFETY_Z,
                                           FOLLOWED, answers_to_choose, followed_text, heldout_size,
                                           safety_rule_reference)
@@ -414,7 +415,7 @@ class DEEM(Aggregator, BaseEstimator):
                                          f"needs {MIN_HELDOUT} (about {needed:,} answers or more, and "
                                          f"{MIN_HELDOUT} tasks or more with two answers): "
                                          f"nothing is chosen or checked against majority vote, and the {start} start "
-                                         f"and {self.n_layers_} layer(s) are used; compare the labels with majority "
+                                         f"and {counted(self.n_layers_, 'layer')} are used; compare the labels with majority "
                                          f"vote's before relying on them")
         if self.lr == "auto" and not has_gold and self.init == "auto":
             # (a README example read 61.60% against majority vote's 77.00% without a word of it; walkthrough 45)
@@ -548,12 +549,12 @@ class DEEM(Aggregator, BaseEstimator):
             wins, evidence = challenger_wins(model_right, right)
             # (whose side "better on 0, worse on 3" was from went unsaid, and the test's one side; walkthrough 63)
             tallies.append(f"{name} {right.mean():.1%} (right where the model is wrong on "
-                           f"{evidence['challenger_better']:,} task(s), wrong where it is right on "
+                           f"{counted(evidence['challenger_better'], 'task')}, wrong where it is right on "
                            f"{evidence['challenger_worse']:,}; one-sided sign test p = {evidence['p_value']:.3g})")
             if wins:
                 winners.append((float(right.mean()), key, name))
-        where = (f"on the {n_scored:,} gold task(s) the supervised term did not train on" if self.supervised_weight > 0
-                 else f"on the {n_scored:,} gold task(s)")
+        where = (f"on the {counted(n_scored, 'gold task')} the supervised term did not train on" if self.supervised_weight > 0
+                 else f"on the {counted(n_scored, 'gold task')}")
         said = f"{where}, the trained model is right on {model_accuracy:.1%}; " + "; ".join(tallies)
         self._selection["clusters"] = clusters.summary(data.workers)  # (found and used: said whatever is returned)
         self.dependence_clusters_ = clusters
@@ -872,7 +873,7 @@ class DEEM(Aggregator, BaseEstimator):
             class_codes = data.classes.get_indexer(gold.to_numpy())
             unknown = class_codes < 0
             if unknown.any():
-                raise DataError(f"gold labels: {int(unknown.sum())} label(s) are not among the classes "
+                raise DataError(f"gold labels: {counted(unknown.sum(), 'label')} {'is' if unknown.sum() == 1 else 'are'} not among the classes "
                                 f"{_python_list(data.classes[:10])}, e.g. {_plain(gold.to_numpy()[unknown][0])!r}")
             codes[data.tasks.get_indexer(gold.index)] = class_codes
         return codes

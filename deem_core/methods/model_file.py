@@ -97,7 +97,7 @@ def check_params(params: Any, estimator: type, name: str) -> dict[str, Any]:
     known = set(inspect.signature(estimator.__init__).parameters) - {"self"}
     unknown = sorted(str(k) for k in params if k not in known)
     if unknown:
-        raise _bad(name, f"unknown parameter(s) {', '.join(repr(u[:40]) for u in unknown[:5])}")
+        raise _bad(name, f"unknown {'parameter' if len(unknown) == 1 else 'parameters'} {', '.join(repr(u[:40]) for u in unknown[:5])}")
     return dict(params)
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from deem_core.data.annotations import DataError
+from deem_core.data.text import counted
 
 __all__ = ["MAX_CLASSES", "check_problem_size", "choose_storage", "estimate_training_bytes"]
 
@@ -226,8 +227,8 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
         estimate = 4 * 4 * floats
         if estimate > budget:
             raise DataError(
-                f"{source}: the model would need about {_gib(estimate)} ({layers} layer(s) of {units:,} x "
-                f"{units:,} weights for {d:,} workers x {k:,} classes, {runs} run(s)) but {_gib(budget)} is "
+                f"{source}: the model would need about {_gib(estimate)} ({counted(layers, 'layer')} of {units:,} x "
+                f"{units:,} weights for {d:,} workers x {k:,} classes, {counted(runs, 'run')}) but {_gib(budget)} is "
                 f"available; use fewer layers (--layers 0), fewer seeds, or fewer workers/classes")
         return estimate
     parts = estimate_training_bytes(n_tasks, d, k, n_answers if n_answers is not None else n_tasks * d,
@@ -253,5 +254,5 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
         advice.append("the CPU (--device cpu), whose memory is usually larger")
     raise DataError(
         f"{source}: training would need about {_gib(estimate)} ({breakdown}; the {largest} part is the largest) "
-        f"for {n_tasks:,} tasks x {d:,} workers x {k:,} classes on the {path} path, {layers} layer(s), "
-        f"{runs} run(s), but {_gib(budget)} is available; try " + ", or ".join(advice))
+        f"for {n_tasks:,} tasks x {d:,} workers x {k:,} classes on the {path} path, {counted(layers, 'layer')}, "
+        f"{counted(runs, 'run')}, but {_gib(budget)} is available; try " + ", or ".join(advice))

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
+from deem_core.data.text import counted
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import DMALASampler, one_hot_fm, one_hot_state
 
@@ -652,7 +653,7 @@ def _final_status(state: RunState, stop_reason: str | None, epochs_run: int) -> 
         if state.status[run] == "running":
             state.status[run] = stop_reason or "finished"
             if stop_reason == "cancelled":
-                state.messages[run] = f"cancelled by the user after {epochs_run} epoch(s)"
+                state.messages[run] = f"cancelled by the user after {counted(epochs_run, 'epoch')}"
             elif stop_reason == "stopped":
                 state.messages[run] = f"stopped by a callback after epoch {epochs_run}"
 

@@ -169,9 +169,16 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str 
     category_axes(fig)  # classes 0, 1, 5: three equal cells, not a number line
     fig.update_xaxes(title_text="given label")
     fig.update_yaxes(title_text=rows, autorange="reversed")
-    fig.update_layout(title={"text": title or "Confusion matrix"}, height=max(320, 40 * len(y) + 140),
+    # tall enough for the rows' title to stand beside the cells: on three rows "class by DEEM's labels (from
+    # cluster-weighted Dawid-Skene)" ran up over the chart's title (walkthrough 93); plotly's margins take 180 px
+    fig.update_layout(title={"text": title or "Confusion matrix"},
+                      height=max(320, 40 * len(y) + 140, 180 + int(ROTATED_CHAR_PX * len(rows)) + 20),
                       width=max(360, 40 * len(x) + 200))
     return fig
+
+
+#: the room one character of an axis title takes along the axis (plotly's 14 px font; a generous average)
+ROTATED_CHAR_PX = 7.5
 
 
 def quality_table_figure(table: pd.DataFrame, digits: int = 3) -> go.Figure:

@@ -134,8 +134,8 @@ def toloka() -> Fixture:
               "ASSIGNMENT:link", "ASSIGNMENT:task_id", "ASSIGNMENT:assignment_id", "ASSIGNMENT:worker_id",
               "ASSIGNMENT:status", "ASSIGNMENT:started"]
     rows, expected, gold = [], [], {}
-    skipped = {"answer(s) of rejected assignments": 0, "answer(s) of assignments the worker skipped": 0,
-               "answer(s) of expired assignments": 0}
+    skipped = {"of rejected assignments": 0, "of assignments the worker skipped": 0,
+               "of expired assignments": 0}
     n = 0
     for task in tasks:
         golden = task["position"] % 4 == 0
@@ -152,9 +152,9 @@ def toloka() -> Fixture:
                          f"00001a{task['position']:04x}--{n:04d}", f"0000abc{n:05d}", TOLOKA_WORKERS[worker],
                          status, "2025-01-06T10:00:00"])
             if status != "APPROVED" and status != "SUBMITTED":
-                skipped[{"REJECTED": "answer(s) of rejected assignments",
-                         "SKIPPED": "answer(s) of assignments the worker skipped",
-                         "EXPIRED": "answer(s) of expired assignments"}[status]] += 1
+                skipped[{"REJECTED": "of rejected assignments",
+                         "SKIPPED": "of assignments the worker skipped",
+                         "EXPIRED": "of expired assignments"}[status]] += 1
                 continue
             expected.append((key.replace("\t", " ").replace("\n", " "), TOLOKA_WORKERS[worker], sentiment))
         rows.append([""] * len(header))  # a blank separator line, as between task suites

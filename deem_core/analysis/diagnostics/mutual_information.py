@@ -391,6 +391,6 @@ def per_layer_mutual_information(model, data, gold: Any = None, run: int | None 
         looked = int((result.class_counts > 0).sum()) * d * (d - 1) // 2
         # (4,900 skipped read as a part where it was every pair; walkthrough 76)
         every = " (all of them)" if result.skipped_pairs == looked else f" of {looked:,}"
-        result.notes.append(f"skipped {result.skipped_pairs:,}{every} worker pair(s) x class(es) with fewer than "
+        result.notes.append(f"skipped {result.skipped_pairs:,}{every} worker pair x class combinations with fewer than "
                             f"{min_common} common tasks")
     return result

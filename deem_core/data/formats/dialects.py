@@ -20,6 +20,7 @@ import pandas as pd
 from deem_core.data.annotations import BeyondLimitError, DataError
 from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
+from deem_core.data.text import counted, in_number, is_are
 from deem_core.data.formats.values import MISSING_LABELS, blank_text, missing_mask
 from deem_core.data.text import names_text, shortened
 
@@ -180,7 +181,7 @@ class Plan:
             parts.append(f"one worker per {'other ' if not self.times else ''}column ({len(self.annotators):,}: "
                          f"{shown})")
             if self.times:
-                parts.append(f"left out {len(self.times)} column(s) of dates or times ({describe_times(self.times)})")
+                parts.append(f"left out {counted(len(self.times), 'column')} of dates or times ({describe_times(self.times)})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             if len(worker_names) > 1:
@@ -825,9 +826,9 @@ class Collector:
             ordered = sorted(spellings, key=lambda v: (v.lower(), v))
             shown = ", ".join(ordered[:6]) + (", ..." if len(ordered) > 6 else "")
             spelled = f"empty or {shown}" if shown else "empty"
-            message = f"{name}: dropped {count} answer(s) with a missing label ({spelled}; first on {where})"
+            message = f"{name}: dropped {counted(count, 'answer')} with a missing label ({spelled}; first on {where})"
             if lost_all:
-                message += f"; {len(lost_all)} task(s) had no other answer and are left out"
+                message += f"; {counted(len(lost_all), 'task')} had no other answer and {is_are(len(lost_all))} left out"
             if spellings:
                 message += "; keep such labels with keep_missing=True (CLI --keep-missing-labels)"
             out.append(message)
@@ -841,7 +842,7 @@ class Collector:
                 more = "; ..." if len(places) == SKIP_PLACES and count > SKIP_PLACES else ""
                 then = f"; then {'; '.join(places[1:])}" if len(places) > 1 else ""
                 where = f" (first on {places[0]}{then}{more})"
-            out.append(f"{name}: skipped {count} {reason}{where}")
+            out.append(f"{name}: skipped {count} {in_number(count, reason)}{where}")
         return out
 
 
@@ -882,7 +883,7 @@ def _check_empty_ids(table: Table, part: pd.DataFrame, plan: Plan) -> None:
                                 f"name it")
             column = plan.task_text() if role == "task" else (plan.worker or role)
             raise DataError(f"{table.name}: {table.line(_position(table, row))}: empty {role} (column {column!r}); "
-                            f"{rows} row(s) in all")
+                            f"{counted(rows, 'row')} in all")
 
 
 def _soft_floats(table: Table, part: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -33,6 +33,7 @@ import pandas as pd
 from deem_core.data.annotations import KEPT_APART, DataError
 from deem_core.data.formats.dialects import SKIP_PLACES, Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
+from deem_core.data.text import counted
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import CELL_SPACES, FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
@@ -372,7 +373,7 @@ def read_json_records(source: Source, limits: Limits, budget: Budget | None, kin
     table.notes.extend(notes)
     table.notes.extend(_text_and_number_notes(source.name, frame, {key: kinds[p] for key, p in fields.items()}))
     if unnamed:
-        table.notes.append(f"{source.name}: ignored {unnamed:,} value(s) of a field with no name")
+        table.notes.append(f"{source.name}: ignored {counted(unnamed, 'value')} of a field with no name")
     for key, values in exact.items():  # (read as doubles, two ids became one task; attack round 42)
         distinct = list(dict.fromkeys(values))  # (one number of six records was shown three times; walkthrough 83)
         shown = ", ".join(shortened(v, 30) for v in distinct[:3]) + (f" ({len(distinct):,} different in all)"
@@ -529,7 +530,7 @@ class _Classes:
                           f"{shortened(_compact(other), 60)}, the second kept as the class {shortened(repr(kept), 60)}"
                           for text, first, other, kept in self.apart[:3])
         more = f"; and {len(self.apart) - 3:,} more" if len(self.apart) > 3 else ""
-        return (f"{name}: {len(self.apart):,} value(s) of the control {control!r} read as the text of another value's "
+        return (f"{name}: {counted(len(self.apart), 'value')} of the control {control!r} read as the text of another value's "
                 f"class (a taxonomy path's names are joined by ' / '), and are {KEPT_APART}: "
                 f"{shown}{more}. Rename one of them in the Label Studio project if they are different choices; the "
                 f"predictions export writes each class's own value.")
@@ -812,16 +813,16 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                        bad_places)
         collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"])
         if counts["gold"]:
-            collector.notes.append(f"{name}: {counts['gold']} ground-truth annotation(s) read as gold labels, not "
+            collector.notes.append(f"{name}: {counted(counts['gold'], 'ground-truth annotation')} read as gold labels, not "
                                    f"as answers")
         if counts["left_out"]:
-            collector.notes.append(f"{name}: left out {counts['left_out']} model prediction(s) (predictions=False)")
+            collector.notes.append(f"{name}: left out {counted(counts['left_out'], 'model prediction')} (predictions=False)")
         if repeated:
             what = "id" if task_key == "id" else f"data field {task_key[5:]!r}"
             first = printable(first_repeat[0])  # (already escaped: quoted, not repr'd again; cut like a label)
             first = first if len(first) <= 40 else first[:40] + "..."
             collector.notes.append(
-                f"{name}: {repeated:,} task(s) have the {what} of an earlier task (first '{first}', the file's task "
+                f"{name}: {counted(repeated, 'task')} {'has' if repeated == 1 else 'have'} the {what} of an earlier task (first '{first}', the file's task "
                 f"{first_repeat[2]:,} on line {first_repeat[1]:,}): their answers are read as that one task's. An "
                 f"export that joins several projects numbers each project's tasks from 1: key the tasks by a data "
                 f"field that tells them apart (columns={{'task': 'data.<field>'}}, CLI --task-column data.<field>)")

@@ -23,7 +23,7 @@ from deem_core.data.formats.sources import Budget, Source, read_head, release_me
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
-from deem_core.data.text import counted, escape_controls, shortened
+from deem_core.data.text import counted, escape_controls, is_are, shortened
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -281,21 +281,21 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         if isinstance(table, CsvTable):
             warnings.extend(table.cleaning_notes())
         if plan.format in LAYOUTS and plan.extra:
-            warnings.append(f"{table.name}: ignored column(s) {', '.join(repr(c) for c in plan.extra)}")
+            warnings.append(f"{table.name}: ignored {'column' if len(plan.extra) == 1 else 'columns'} {', '.join(repr(c) for c in plan.extra)}")
         if plan.format == "wide" and plan.times:
-            warnings.append(f"{table.name}: left out {len(plan.times)} column(s) of dates or times, which are not "
+            warnings.append(f"{table.name}: left out {counted(len(plan.times), 'column')} of dates or times, which {is_are(len(plan.times))} not "
                             f"labels ({describe_times(plan.times)})")
         if plan.format == "wide":
             present = collector.__dict__.get("_wide_present", {})
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
             if empty:
                 shown = ", ".join(repr(c) for c in empty[:5]) + (" ..." if len(empty) > 5 else "")
-                warnings.append(f"{table.name}: ignored {len(empty):,} worker column(s) with no labels: {shown}")
+                warnings.append(f"{table.name}: ignored {counted(len(empty), 'worker column')} with no labels: {shown}")
             if len(empty) == len(plan.annotators):
                 raise DataError(f"{table.name}: no annotations (every worker column is empty)")
             count, first = collector.__dict__.get("_wide_unanswered", {}).get(table.name, (0, None))
             if count:
-                warnings.append(f"{table.name}: left out {count:,} row(s) with no answer in any worker column (the "
+                warnings.append(f"{table.name}: left out {counted(count, 'row')} with no answer in any worker column (the "
                                 f"first for task {plain(first)!r})")
         del rows_before
         if hasattr(table, "close"):
@@ -587,7 +587,8 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
     except DataError as exc:
         return Preview(name, pd.DataFrame(), None, {}, None, "utf-8", [], str(exc), container="json")
     rows = []
-    has_predictions = False
+    most = max(nrows, 1) * 3  # (the rows shown: a task of 950,000 empty annotations made a row of each, +384 MB
+    has_predictions = False  # for the 60 shown; left at attack round 48)
     with TextStream(opened.source, limits, stop_after=PREVIEW_BYTES, line_limit=False) as text:
         for _, task in iter_json(text, name, limits, max_items=nrows, cut=True):
             if not isinstance(task, dict):
@@ -595,7 +596,7 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
             has_predictions = has_predictions or bool(task.get("predictions"))
             for kind, entries in (("annotation", task.get("annotations") or []),
                                   ("prediction", task.get("predictions") or [])):
-                for entry in entries:
+                for entry in entries[:max(most - len(rows), 0)] if isinstance(entries, list) else entries:
                     if not isinstance(entry, dict):
                         continue
                     results = [r for r in entry.get("result") or [] if isinstance(r, dict)]
@@ -607,7 +608,7 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
                                                       for r in results)[:200],
                                  "cancelled": str(bool(entry.get("was_cancelled"))),
                                  "ground_truth": str(bool(entry.get("ground_truth")))})
-    frame = pd.DataFrame(rows[: max(nrows, 1) * 3], dtype=object)
+    frame = pd.DataFrame(rows[:most], dtype=object)
     mapping = {"task": read.context.task_key, "worker": "completed_by", "label": read.context.from_name,
                "ignored": []}
     note = f"{name}: read as Label Studio JSON export: {read.note}"
@@ -704,8 +705,8 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
     series.attrs["columns"] = (str(task), str(truth))  # (what was read as what: a column "gold" went unsaid)
     if skipped:
         spelled = ", ".join(sorted(markers, key=str.lower)[:4])
-        message = f"{name}: skipped {skipped} task(s) with an empty truth" if not markers else (
-            f"{name}: skipped {skipped} task(s) with a missing truth (empty or {spelled}); keep such labels with "
+        message = f"{name}: skipped {counted(skipped, 'task')} with an empty truth" if not markers else (
+            f"{name}: skipped {counted(skipped, 'task')} with a missing truth (empty or {spelled}); keep such labels with "
             f"keep_missing=True (CLI --keep-missing-labels)")
         series.attrs["warnings"].append(message)
     if hasattr(table, "close"):

@@ -38,6 +38,7 @@ import pandas as pd
 from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, read_head
+from deem_core.data.text import counted
 from deem_core.data.formats.text import TextStream, check_text_sample
 from deem_core.data.formats.values import value_too_long
 
@@ -552,10 +553,10 @@ class CsvTable(Table):
         counts = self.__dict__.get("_counts", {})
         out = []
         if "blank" in counts:
-            out.append(f"{self.name}: skipped {counts['blank'][0]} blank line(s)")
+            out.append(f"{self.name}: skipped {counted(counts['blank'][0], 'blank line')}")
         if "header" in counts:
             total, first = counts["header"]
-            out.append(f"{self.name}: skipped {total} line(s) repeating the header (first on {self.line(first)}; "
+            out.append(f"{self.name}: skipped {counted(total, 'line')} repeating the header (first on {self.line(first)}; "
                        f"files joined one after the other?)")
         return out
 
@@ -856,7 +857,7 @@ class ParquetTable(Table):
             group_rows, group_bytes = int(info.num_rows), int(info.total_byte_size)
             self._stored_bytes(columns, [group])  # (DataError past PARQUET_CHUNK_BYTES)
             if budget is not None and spent and spent + group_bytes > budget:
-                self.notes.append(f"{self.name}: the preview shows the rows of the first {group} row group(s) only "
+                self.notes.append(f"{self.name}: the preview shows the rows of the first {counted(group, 'row group')} only "
                                   f"(the next holds {describe_bytes(group_bytes)} once decompressed)")
                 break
             spent += group_bytes
