@@ -214,7 +214,7 @@ class Estimate:
         total = format_seconds(self.total_s)  # (majority vote alone read "about < 0.01 s"; walkthrough 30)
         total = total.replace("< ", "under ") if total.startswith("<") else f"about {total}"
         parts = [f"{total} on this {device_name(self.device)}"]
-        if self.epochs:
+        if self.epochs and self.seconds_per_epoch > 0:  # (majority vote alone read "0.0 s per epoch"; walkthrough 94)
             # (two figures below a second: "0.3 s per epoch" x 50 epochs read 15 s beside "about 13 s"; walkthrough 78)
             each = self.seconds_per_epoch
             parts.append(f"{each:.2f} s per epoch" if each is not None and 0.095 <= each < 1 else

@@ -17,7 +17,7 @@ the job still running.
   **CPU: one job at a time by default** too (``DEEM_MAX_CPU_JOBS`` to change): torch already uses every
   core for one training, so a second concurrent training only halves both and doubles the memory.
   A waiting job says so: "queued behind your run <id>" (a run of its own workspace; another's id is never
-  shown: it would open that run), else "queued: N job(s) ahead". A sweep or a DEEM training is placed on the device
+  shown: it would open that run), else "queued: N jobs ahead". A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
 * Progress is told in phases (``Progress.start_phase``: "training DEEM", 100 epochs; "running the other
   methods", 2 methods; "sweeping learning rates", 50 epochs). :func:`status_line` is the one text of a job
@@ -295,7 +295,7 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
     if snap.status == "queued":
         text = snap.message or "queued"
         if snap.wait_s is not None and snap.wait_s >= 1.0 and "ahead" in text:
-            # (a 6 s job read "queued: 1 job(s) ahead on the CPU" for the 2 hours of another visitor's training, with
+            # (a 6 s job read "queued: 1 job ahead on the CPU" for the 2 hours of another visitor's training, with
             # no time given; attack round 43)
             text += f" · about {format_seconds(snap.wait_s)} before it starts, by the estimates of the jobs ahead"
         return text
@@ -1035,6 +1035,18 @@ def get_manager(root: str | Path | None = None) -> JobManager:
 method_name = display_name
 
 
+#: what a finished run's message says after the count of the methods that failed ("2 methods failed: ...")
+FAILED_MARK = "failed:"
+_SOME_FAILED = re.compile(r"\bmethods?(\(s\))? failed:")
+
+
+def some_failed(message: str | None) -> bool:
+    """Whether a finished run's ``message`` says some of its methods failed ("1 method failed: ...", "2 methods
+    failed: ...", and "method(s) failed: ..." of runs stored before counts were said in their number; read 46: the
+    page looked for "method(s) failed" and showed a run with a failed method in green again)."""
+    return bool(_SOME_FAILED.search(message or ""))
+
+
 def start_explanation(model: Any, asked: str) -> str:
     """Which start (and depth) a fitted DEEM used and why, in words (the CLI prints the same choice)."""
     prior = float(getattr(model, "ds_prior", 0.0) or 0.0)
@@ -1209,7 +1221,7 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     elif any(s == "diverged" for s in model.run_status_):
         entry["message"] = "; ".join(m for m in model.run_messages_ if m)
     if model.dead_units_:
-        progress.add_message(f"{display_name(method)}: the model predicts {model.dead_units_} class(es) fewer than "
+        progress.add_message(f"{display_name(method)}: the model predicts {counted(model.dead_units_, 'class', 'classes')} fewer than "
                              f"majority vote finds (dead units); try a smaller learning rate")
     return entry
 
@@ -1355,7 +1367,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                              + (f"; methods not started: {', '.join(not_run)}" if not_run else ""))
     failed = [m for m, e in metrics.items() if e["status"] == "failed"]
     if failed:
-        return "finished", f"labels from {done}; {counted(len(failed), 'method')} failed: " + "; ".join(
+        return "finished", f"labels from {done}; {counted(len(failed), 'method')} {FAILED_MARK} " + "; ".join(
             f"{method_name(m)}: {metrics[m]['message']}" for m in failed)
     return "finished", f"labels from {done}"
 
@@ -1427,9 +1439,9 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
                          sample_tasks=payload["sample_tasks"],
                          lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
     if ctx.cancel_event.is_set() or partial:
-        return "cancelled", (f"cancelled after {epochs_done} of {epochs} epochs; the curves so far are kept, "
+        return "cancelled", (f"cancelled after {epochs_done} of {counted(epochs, 'epoch')}; the curves so far are kept, "
                              f"with no recommendation")
-    return "finished", f"{epochs_done} epochs of {len(result.lrs) * len(result.seeds)} runs"
+    return "finished", f"{counted(epochs_done, 'epoch')} of {counted(len(result.lrs) * len(result.seeds), 'run')}"
 
 
 def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:

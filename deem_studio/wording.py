@@ -167,7 +167,8 @@ def gold_margins(accuracies: Sequence[float], n: int | Sequence[int]) -> tuple[f
     bounds = [(a, low, high) for a, low, high in bounds if high == high]
     if not bounds or max((high - low) / 2 for _, low, high in bounds) < GOLD_SPREAD_SAID:
         return None
-    return max(a - low for a, low, _ in bounds), max(high - a for a, _, high in bounds)
+    # (not below 0: a bound a hair inside an accuracy of 1 read "+-0.00"; walkthrough 94)
+    return max(0.0, max(a - low for a, low, _ in bounds)), max(0.0, max(high - a for a, _, high in bounds))
 
 
 def gold_margin_text(margins: tuple[float, float]) -> str:
@@ -211,7 +212,7 @@ def calibration_sentence(name: str, held: dict) -> str:
     :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said
     "(0 of its 23 wrong labels there have confidence 0.99 or more), so ... can miss errors" (walkthrough 62)."""
     # ("DEEM (labels from cluster-weighted Dawid-Skene)'s mean confidence" read awkwardly; walkthrough 63)
-    said = (f"On the {held['tasks']:,} gold tasks, the mean confidence of {name} is {held['mean_confidence']:.3f} "
+    said = (f"On the {counted(held['tasks'], 'gold task')}, the mean confidence of {name} is {held['mean_confidence']:.3f} "
             f"and its accuracy {held['accuracy']:.3f}")
     if held["mean_confidence"] - held["accuracy"] <= 0.05:
         return said + "."

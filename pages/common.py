@@ -453,10 +453,11 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     # the data's own gold labels, kept to come back when a gold file uploaded in their place is removed (they were lost
     # until the data were read again), and counted as used ("in place of the 20 gold labels read with the data" where
     # 3 of the 20 were no class; walkthrough 92)
-    own = gold if read_gold and gold is not None else None
+    own = gold if read_gold and gold is not None and len(gold) else None  # (none of a class: none to bring back)
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint(),
-                                   "read_gold": 0 if own is None else len(own), "own_gold": own}
+                                   "read_gold": 0 if own is None else len(own), "own_gold": own,
+                                   "gold_with_data": bool(read_gold)}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
         _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs, previous_gold)

@@ -537,9 +537,11 @@ with tab["Pairwise agreement"]:
     fig.update_layout(height=max(420, 18 * len(pairwise) + 160))
     # the common tasks of each cell on hover: a pair of 3 common tasks read 1.0, as bright as a copying group of
     # hundreds, and nothing said how many (walkthrough 84)
-    fig.update_traces(customdata=overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy(),
-                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata:,} common tasks"
-                                    "<extra></extra>")
+    shared = overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy()
+    fig.update_traces(customdata=np.vectorize(  # ("on 1 common tasks"; read 46)
+                          lambda n: "no common task" if not np.isfinite(n) else counted(n, "common task"),
+                          otypes=[object])(shared.astype(float)),
+                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata}<extra></extra>")
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task); hover a cell "
                "for how many tasks the two share: on a few, a pair reads 0 or 1 by chance.")
@@ -554,7 +556,8 @@ with tab["Gold labels"]:
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
         named = (f" (from {gold.attrs['file']})" if gold.attrs.get("file")
-                 else " (read with the data)" if ds.get("read_gold") and not gold.attrs.get("brought_back") else "")
+                 else " (read with the data)" if ds.get("gold_with_data", ds.get("read_gold")) and not gold.attrs.get("brought_back")
+                 else "")
         read_as = gold_columns_text(gold.attrs.get("columns"))  # (said in the notice at the top only, off screen;
         if gold.attrs.get("file") and read_as:  # walkthrough 85)
             named = f" (from {gold.attrs['file']}: {read_as})"
@@ -587,7 +590,8 @@ with tab["Gold labels"]:
                                                f"{'is' if len(own) == 1 else 'are'} used again")
             else:
                 common.set_gold(None)
-                ds.pop("own_gold", None)
+                ds.pop("own_gold", None)  # (removed: a later file is not said to replace them; read 46)
+                ds["read_gold"] = 0
             # the file read stays in the box below, with nothing saying it is unused (walkthrough 91)
             # (per data set: the removal on another data set made this one's file unsaid again; walkthrough 92)
             st.session_state.setdefault("_gold_removed", {})[common.data_key()] = st.session_state.get("_gold_file")

@@ -348,7 +348,7 @@ with st.expander("Your owner key: control your runs from another browser"):
             common.use_owner_key(key)
             n = len(mgr.store.list(owner=common.workspace()))
             # the browser's own runs went out of its list without a word, and their key with them (walkthrough 34)
-            kept = (f"; the {counted(left, 'run')} of this browser's previous key {'stays' if left == 1 else 'stay'} with it: to come back to them, use "
+            kept = (f"; the {counted(left, 'run')} of this browser's previous key {'stays' if left == 1 else 'stay'} with it: to come back to {'it' if left == 1 else 'them'}, use "
                     f"that key again ({previous})" if left and previous != key else "")
             st.session_state["_notice"] = f"this browser now uses that owner key: {counted(n, 'run')} in its workspace{kept}"
             st.rerun()

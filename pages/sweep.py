@@ -427,7 +427,8 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
     # majority vote gave 45.9% there without a word; walkthrough 51)
     held = "layers chosen (0-2)" if form_layers == "auto" else counted(form_layers, "layer")
     st.caption(f"The Train page keeps its own settings: {held}, start {common.STARTS.get(form_start, form_start)}; "
-               f"this sweep ran {counted(swept_layers, 'layer')} from majority vote. A rate read on these curves fits the "
+               f"this sweep ran {'?' if swept_layers is None else counted(swept_layers, 'layer')} from majority vote. "
+               f"A rate read on these curves fits the "
                f"sweep's settings best.")
 # (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling
 # 0.01 too small read as the sweep's advice; walkthrough 72)

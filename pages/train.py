@@ -23,8 +23,8 @@ from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
-from deem_studio.jobs import (TRAIN_DEFAULTS, check_methods_fit, method_name, status_line, train_epochs,  # noqa: E402
-                              trained_methods)
+from deem_studio.jobs import (TRAIN_DEFAULTS, check_methods_fit, method_name, some_failed, status_line,  # noqa: E402
+                              train_epochs, trained_methods)
 from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -417,7 +417,7 @@ if snap.status == "failed":
         with st.expander("Energy curves saved before it stopped"):
             common.plotly_chart(training_curves_figure(snap.history), key=f"train_failed_{run_id}")
     st.stop()
-partial = snap.status == "cancelled" or "method(s) failed" in (snap.message or "")  # (a failure was in green)
+partial = snap.status == "cancelled" or some_failed(snap.message)  # (a failure was in green)
 (st.warning if partial else st.success)(
     common.safe(wording.sentence(status_line(snap))),  # (a box opening "finished in 3.0 s"; walkthrough 25)
     icon=":material/stop_circle:" if snap.status == "cancelled" else
@@ -591,7 +591,8 @@ with right:
                      + (", ..." if len(tie_classes) > 5 else "")) if tie_classes else ""
         if len(won):
             st.caption(common.safe(
-                f"Majority vote's bars give each of its {tied:,} tied tasks one of the tied labels by its tie rule, "
+                f"Majority vote's bars give {'its tied task' if tied == 1 else f'each of its {tied:,} tied tasks'} one of the "
+                f"tied labels by its tie rule, "
                 f"one order of the classes for every task (crowd-kit's: the order in which the classes first appear "
                 f"among the answers sorted by task and worker{tie_order}), so "
                 f"“{shortened(won.index[0], 40)}” took {int(won.iloc[0]):,} of the {int(won.sum()):,} ties and its "

@@ -2772,6 +2772,19 @@ def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors
     assert "(1 of its 23 wrong labels there has confidence 0.99 or more), so" in calibration_sentence(
         "DEEM", {**held, "wrong_confident": 1})  # (walkthrough 65)
     assert calibration_sentence("DEEM", {**held, "mean_confidence": 0.81}).endswith("its accuracy 0.808.")
+    # one gold task in the singular ("On the 1 gold tasks"; walkthrough 94)
+    assert calibration_sentence("DEEM", {**held, "tasks": 1, "mean_confidence": 1.0, "accuracy": 1.0}) == (
+        "On the 1 gold task, the mean confidence of DEEM is 1.000 and its accuracy 1.000.")
+
+
+def test_a_perfect_accuracy_s_margin_above_is_never_negative():
+    """Walkthrough 94: accuracy 1.000 on 4 gold tasks read "each −0.49/+-0.00 at 95% confidence" (the interval's
+    upper bound a hair below 1)."""
+    from deem_studio.wording import gold_margin_text, gold_margins, gold_spread
+
+    margins = gold_margins([1.0, 0.75], 4)
+    assert margins is not None and margins[1] >= 0.0
+    assert "-0.00" not in gold_margin_text(margins) and "-0.00" not in gold_spread([1.0], 4)
 
 
 def test_the_workers_coverage_reads_in_percent_with_one_decimal():
@@ -3026,15 +3039,14 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     import base64  # noqa: PLC0415
 
     trace = spec["data"][0]
-    assert "common tasks" in trace["hovertemplate"]
-    cells = trace["customdata"]
-    if isinstance(cells, dict):  # (plotly's typed-array form)
-        cells = np.frombuffer(base64.b64decode(cells["bdata"]), dtype=cells["dtype"]).reshape(30, 30)
+    assert "on %{customdata}" in trace["hovertemplate"]
+    cells = np.asarray(trace["customdata"], dtype=object)  # each cell's count in words ("on 1 common tasks"; read 46)
     frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
     tasks = frame.groupby("worker")["task"].agg(set)
     names = list(trace["x"])
-    assert np.asarray(cells)[names.index("worker_03"), names.index("worker_07")] == len(
-        tasks["worker_03"] & tasks["worker_07"])
+    shared = len(tasks["worker_03"] & tasks["worker_07"])
+    assert cells[names.index("worker_03"), names.index("worker_07")] == (
+        f"{shared:,} common task" + ("" if shared == 1 else "s"))
 
 
 def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_is_said(runs_dir):

@@ -168,6 +168,29 @@ def test_removing_an_uploaded_gold_file_brings_back_the_export_s_own_and_counts_
     assert "The gold labels of mine.csv were removed and are not used (those above were read with the data)" in said
     at.button(key="drop_gold").click().run()  # a second removal removes the export's own too
     assert at.session_state["dataset"]["gold"] is None and not at.exception
+    # and a file uploaded after it is not said to replace them (read 46)
+    at.file_uploader(key="upload_gold").set_value(("again.csv", gold.encode(), "text/csv")).run()
+    shown = [re.sub(r"\\(.)", r"\1", str(s.value)) for s in at.success]
+    assert shown == ["3 gold labels match tasks of this data set (from again.csv)"], shown
+
+
+def test_an_export_whose_own_gold_labels_are_no_class_has_none_to_bring_back(runs_dir):
+    """Read 46: an export whose gold labels were all of no class kept an empty set "to bring back": removing an
+    uploaded file's labels said "the 0 gold labels read with the data are used again"."""
+    rows = ["INPUT:text\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id"]
+    for task in range(30):
+        golden = {0: "maybe", 1: "perhaps"}.get(task, "")  # labels no worker gave
+        rows += [f"t{task}\t{'pos' if (task + worker) % 3 else 'neg'}\t{golden}\tw{worker}" for worker in range(4)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("pool.tsv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/tab-separated-values")).run()
+    at.button(key="load_files").click().run()
+    assert not at.exception and at.session_state["dataset"]["own_gold"] is None
+    at.file_uploader(key="upload_gold").set_value(("mine.csv", b"task,truth\nt3,pos\n", "text/csv")).run()
+    at.button(key="drop_gold").click().run()
+    assert at.session_state["dataset"]["gold"] is None and not at.exception
+    said = "\n".join(str(e.value) for e in [*at.info, *at.success])
+    assert "used again" not in said, said
 
 
 def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_dir):

@@ -52,6 +52,8 @@ def test_each_part_is_a_line_in_the_tasks():
     quick = Estimate(kind="train", n_tasks=300, sample_tasks=300, setup=Line(0.0, 0.0), per_epoch=Line(0.0, 0.0),
                      baselines=Line(0.001, 0.0), epochs=0)
     assert quick.describe().startswith("under 0.01 s on this CPU (timed on the job's 300 tasks)")
+    # baselines alone with the form's epochs kept: no time per epoch (it read "(0.0 s per epoch"; walkthrough 94)
+    assert "per epoch" not in replace(quick, epochs=100, baselines=Line(2.0, 0.0)).describe()
 
 
 def test_sample_positions_are_sorted_distinct_and_seeded():

@@ -221,7 +221,7 @@ def test_the_owner_key_not_the_address_is_the_key_to_a_workspace(runs_dir):
     assert elsewhere.session_state["ws"] == workspace and runs_listed(elsewhere) == [run_id]
     # its own run went out of the list: the notice gives its key back (it said nothing of it; walkthrough 34)
     assert "now uses that owner key: 1 run in its workspace; the 1 run of this browser's" in said, said
-    assert f"previous key stays with it: to come back to them, use that key again ({own_key})" in said
+    assert f"previous key stays with it: to come back to it, use that key again ({own_key})" in said
     assert own != run_id
     # a wrong key is refused with a message and changes nothing
     elsewhere.text_input(key="runs_owner_key").set_value("not-a-key")

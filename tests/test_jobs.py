@@ -87,6 +87,11 @@ def test_train_job_stores_everything(manager, monkeypatch):
     assert set(snap.history["method"]) == {"deem", "irbm"}
     assert snap.seconds_to_first_point is not None and snap.seconds_to_first_point > 0
     assert "wawa cannot run here" in snap.message  # one method fails, the others go on, the message says so
+    # and the Train page reads it as partly failed (read 46: it looked for "method(s) failed", gone from the message)
+    from deem_studio.jobs import some_failed
+    assert "; 1 method failed: " in snap.message and some_failed(snap.message)
+    assert some_failed("labels from DEEM; 2 method(s) failed: x: y")  # (the message of a run stored before)
+    assert not some_failed("labels from DEEM, Majority vote") and not some_failed(None)
     loaded = manager.store.load(run_id)
     assert loaded.status == "finished" and loaded.record["owner"] == "alice"
     assert set(loaded.results) == {"deem", "irbm", "mv"}

@@ -48,7 +48,7 @@ def test_the_rule_catches_a_message_and_spares_the_aliases(tmp_path):
 
 
 #: a count put in a message followed by a noun written "noun(s)" ("the 1 task(s) that have a truth"; read 45)
-COUNT_THEN_S = re.compile(r"^ (more |such |more such )?[A-Za-z][\w\- ,()]{0,40}?\(s\)")
+COUNT_THEN_S = re.compile(r"^ (more |such |more such |fewer )?[A-Za-z][\w\- ,()]{0,40}?\((e?s|ies)\)")
 
 
 def _counts_with_s(path):
@@ -77,5 +77,7 @@ def test_the_count_rule_catches_a_message(tmp_path):
     module.write_text('def f(n, name):\n'
                       '    a = f"{n} task(s) have a truth"\n'
                       '    b = f"{name}: the column name(s) {n} occur"\n'
-                      '    c = f"; and {n} more such worker(s)"\n')
-    assert [text for _, text in _counts_with_s(module)] == [" task(s) have a truth", " more such worker(s)"]
+                      '    c = f"; and {n} more such worker(s)"\n'
+                      '    d = f"predicts {n} class(es) fewer"\n')
+    assert [text for _, text in _counts_with_s(module)] == [" task(s) have a truth", " more such worker(s)",
+                                                            " class(es) fewer"]

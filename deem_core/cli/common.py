@@ -572,7 +572,7 @@ def report_fit(name: str, model, data=None) -> None:
         if message:
             warn(message)
     if model.dead_units_:
-        warn(f"the model predicts {model.dead_units_} fewer class(es) than majority vote finds "
+        warn(f"the model predicts {counted(model.dead_units_, 'fewer class', 'fewer classes')} than majority vote finds "
              f"(dead units); try a smaller learning rate")
 
 

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:  # (it was drawn as no one, silently)
         from deem_core.data.text import escape_controls  # noqa: PLC0415
 
-        raise UsageError(f"--experts: {counted(len(unknown), 'name')} {'is not a worker' if len(unknown) == 1 else 'are not workers'} of these annotations, e.g. "
+        raise UsageError(f"--experts: {counted(len(unknown), 'name')} {'is not a worker' if len(unknown) == 1 else 'are not workers'} of these annotations{':' if len(unknown) == 1 else ', e.g.'} "
                          f"{escape_controls(unknown[0])!r}")
     truth = read_truth_input(args, data)
     if args.model:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp
 
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
@@ -81,9 +80,16 @@ def dawid_skene_posterior(data: AnnotationSet, confusion: np.ndarray, prior: np.
     d, k = confusion.shape[0], confusion.shape[-1]
     log_conf = np.log(np.clip(confusion, 1e-12, None)).reshape(d * k, k)
     # log p(x, y=m) = log pi_m + sum_{i,l} v_il log psi_ilm  -> one sparse matrix product
-    joint = votes @ log_conf + np.log(np.clip(prior, 1e-12, None))
-    norm = logsumexp(joint, axis=1, keepdims=True)
-    return np.exp(joint - norm), float(norm.sum())
+    joint = np.asarray(votes @ log_conf)
+    joint += np.log(np.clip(prior, 1e-12, None))
+    # normalised in place (scipy's logsumexp and exp(joint - norm) made about eight (n, K) arrays at once: 6.2 GB
+    # on 60,000 tasks x 1,000 classes; two here)
+    top = joint.max(axis=1, keepdims=True)
+    joint -= top
+    np.exp(joint, out=joint)
+    total = joint.sum(axis=1, keepdims=True)
+    joint /= total
+    return joint, float((np.log(total) + top).sum())
 
 
 def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
@@ -282,17 +288,26 @@ def crowdkit_dawid_skene(data: AnnotationSet, n_iter: int = 100, tol: float = 1e
     def e_step(prior: np.ndarray, errors: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
             log_errors = np.where(present[:, :, None], np.log2(errors), 0.0).reshape(d * kk, kk)
-        joint = np.log2(np.maximum(prior, CROWDKIT_EPS)) + votes @ log_errors
-        scaled = np.exp2(joint - joint.max(axis=1, keepdims=True))
-        return scaled / scaled.sum(axis=1, keepdims=True)
+        # in place, in crowd-kit's order of operations (each (n, K) temporary was one more copy at once)
+        joint = np.asarray(votes @ log_errors)
+        joint += np.log2(np.maximum(prior, CROWDKIT_EPS))
+        joint -= joint.max(axis=1, keepdims=True)
+        np.exp2(joint, out=joint)
+        joint /= joint.sum(axis=1, keepdims=True)
+        return joint
 
     def lower_bound(probas: np.ndarray, prior: np.ndarray, errors: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(divide="ignore"):
             log_errors = np.where(present[:, :, None], np.log(errors), 0.0).reshape(d * kk, kk)
         prior = np.maximum(prior, CROWDKIT_EPS)
-        joint = float((probas * (votes @ log_errors)).sum() + (np.log(prior) * (weight @ probas)).sum())
+        evidence = np.asarray(votes @ log_errors)
+        evidence *= probas
+        joint = float(evidence.sum() + (np.log(prior) * (weight @ probas)).sum())
+        del evidence
         floored = np.maximum(probas, CROWDKIT_EPS)
-        return joint - float((np.log(floored) * floored).sum()), floored
+        entropy = np.log(floored)
+        entropy *= floored
+        return joint - float(entropy.sum()), floored
 
     shares = np.bincount(t * kk + column[data.label_codes], minlength=n_rows * kk).reshape(n_rows, kk)
     probas = shares / shares.sum(axis=1, keepdims=True)  # majority-vote shares

@@ -246,7 +246,7 @@ def cases() -> list[OptionCase]:
                    setup=in_the_way("dg", "report.html")),
         OptionCase("opt_experts_unknown", "deem diagnose --experts naming no worker (drawn as no one before)",
                    ["diagnose", "{input}", "--experts", "nobody", "--epochs", "1", "--no-progress", "-o", "{dir}/dg"],
-                   r"--experts: 1 name is not a worker of these annotations, e\.g\. 'nobody'",
+                   r"--experts: 1 name is not a worker of these annotations: 'nobody'",
                    not_written=["{dir}/dg"]),
         OptionCase("opt_seeds_0", "--seeds 0", [*AGG, "--seeds", "0", "-o", "{out}"],
                    r"argument --seeds: must be at least 1, got 0"),

@@ -842,7 +842,7 @@ class Collector:
                 more = "; ..." if len(places) == SKIP_PLACES and count > SKIP_PLACES else ""
                 then = f"; then {'; '.join(places[1:])}" if len(places) > 1 else ""
                 where = f" (first on {places[0]}{then}{more})"
-            out.append(f"{name}: skipped {count} {in_number(count, reason)}{where}")
+            out.append(f"{name}: skipped {count:,} {in_number(count, reason)}{where}")
         return out
 
 

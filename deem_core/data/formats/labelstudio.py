@@ -33,7 +33,7 @@ import pandas as pd
 from deem_core.data.annotations import KEPT_APART, DataError
 from deem_core.data.formats.dialects import SKIP_PLACES, Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
-from deem_core.data.text import counted
+from deem_core.data.text import counted, is_are
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import CELL_SPACES, FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
@@ -531,7 +531,7 @@ class _Classes:
                           for text, first, other, kept in self.apart[:3])
         more = f"; and {len(self.apart) - 3:,} more" if len(self.apart) > 3 else ""
         return (f"{name}: {counted(len(self.apart), 'value')} of the control {control!r} read as the text of another value's "
-                f"class (a taxonomy path's names are joined by ' / '), and are {KEPT_APART}: "
+                f"class (a taxonomy path's names are joined by ' / '), and {is_are(len(self.apart))} {KEPT_APART}: "
                 f"{shown}{more}. Rename one of them in the Label Studio project if they are different choices; the "
                 f"predictions export writes each class's own value.")
 
@@ -813,8 +813,8 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
                        bad_places)
         collector.skip(name, f"annotation(s) or prediction(s) without a {control!r} result", counts["no_result"])
         if counts["gold"]:
-            collector.notes.append(f"{name}: {counted(counts['gold'], 'ground-truth annotation')} read as gold labels, not "
-                                   f"as answers")
+            collector.notes.append(f"{name}: {counted(counts['gold'], 'ground-truth annotation')} read as "
+                                   f"{'a gold label' if counts['gold'] == 1 else 'gold labels'}, not as answers")
         if counts["left_out"]:
             collector.notes.append(f"{name}: left out {counted(counts['left_out'], 'model prediction')} (predictions=False)")
         if repeated:

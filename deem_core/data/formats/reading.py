@@ -283,8 +283,8 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         if plan.format in LAYOUTS and plan.extra:
             warnings.append(f"{table.name}: ignored {'column' if len(plan.extra) == 1 else 'columns'} {', '.join(repr(c) for c in plan.extra)}")
         if plan.format == "wide" and plan.times:
-            warnings.append(f"{table.name}: left out {counted(len(plan.times), 'column')} of dates or times, which {is_are(len(plan.times))} not "
-                            f"labels ({describe_times(plan.times)})")
+            warnings.append(f"{table.name}: left out {counted(len(plan.times), 'column')} of dates or times, which {'is not a label' if len(plan.times) == 1 else 'are not labels'} "
+                            f"({describe_times(plan.times)})")
         if plan.format == "wide":
             present = collector.__dict__.get("_wide_present", {})
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]

@@ -857,7 +857,7 @@ class ParquetTable(Table):
             group_rows, group_bytes = int(info.num_rows), int(info.total_byte_size)
             self._stored_bytes(columns, [group])  # (DataError past PARQUET_CHUNK_BYTES)
             if budget is not None and spent and spent + group_bytes > budget:
-                self.notes.append(f"{self.name}: the preview shows the rows of the first {counted(group, 'row group')} only "
+                self.notes.append(f"{self.name}: the preview shows the rows of the {'first row group' if group == 1 else f'first {group:,} row groups'} only "
                                   f"(the next holds {describe_bytes(group_bytes)} once decompressed)")
                 break
             spent += group_bytes
