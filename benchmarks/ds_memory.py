@@ -79,11 +79,11 @@ def main() -> None:
              f"other jobs, load average {load[0]:.1f}; {args.iters} EM iterations; "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              "| set (tasks x workers x classes) | fit | one (n, K) array MB | peak above the set MB | peak / (n, K) "
-             "| seconds | accuracy |",
-             "|---|---|---|---|---|---|---|"]
+             "| seconds | EM iterations | accuracy |",
+             "|---|---|---|---|---|---|---|---|"]
     for shape, fit, array_mb, got in rows:
         lines.append(f"| {shape} | {fit} | {array_mb:,.0f} | {got['peak_mb']:,.0f} | {got['peak_mb'] / array_mb:.1f} "
-                     f"| {got['seconds']:.1f} | {got['accuracy']:.4f} |")
+                     f"| {got['seconds']:.1f} | {got['iterations']} | {got['accuracy']:.4f} |")
     text = "\n".join(lines)
     print(text)
     out = args.out or (str(ROOT / "benchmarks" / "results" / "ds_memory.txt") if Path(args.tree) == ROOT else None)

@@ -1037,7 +1037,7 @@ method_name = display_name
 
 #: what a finished run's message says after the count of the methods that failed ("2 methods failed: ...")
 FAILED_MARK = "failed:"
-_SOME_FAILED = re.compile(r"\bmethods?(\(s\))? failed:")
+_SOME_FAILED = re.compile(r"\bmethods?(\(s\))? " + re.escape(FAILED_MARK))
 
 
 def some_failed(message: str | None) -> bool:

@@ -539,7 +539,7 @@ with tab["Pairwise agreement"]:
     # hundreds, and nothing said how many (walkthrough 84)
     shared = overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy()
     fig.update_traces(customdata=np.vectorize(  # ("on 1 common tasks"; read 46)
-                          lambda n: "no common task" if not np.isfinite(n) else counted(n, "common task"),
+                          lambda n: "no common task" if not np.isfinite(n) or n == 0 else counted(n, "common task"),
                           otypes=[object])(shared.astype(float)),
                       hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata}<extra></extra>")
     common.plotly_chart(fig, key="pairwise")

@@ -60,6 +60,41 @@ def test_dates_and_times_are_not_workers_and_the_reading_says_so(tmp_path):
     assert str(shown.frame["day"].iloc[1]) == "2024-01-02"  # still shown in the preview as it is
 
 
+def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path):
+    """Walkthrough 94: a wide CSV's "submitted" column of ISO dates was read as a worker whose labels were dates (only
+    a typed file's date columns were left out); a worker whose labels merely look like dates on some rows stays one,
+    and where every worker column holds dates (a task asking for dates) none is left out."""
+    rows = ["item,w1,w2,w3,submitted,checked"]
+    for i in range(40):
+        day = f"2024-03-{1 + i % 28:02d}"
+        rows.append(f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 3 % 2]},{'ba'[i % 2]},{day},{day if i % 4 else 'b'}")
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(rows) + "\n")
+    reading = read_dataset([path])
+    assert list(reading.data.workers) == ["checked", "w1", "w2", "w3"]  # ("checked" has a label among its dates)
+    said = [w for w in reading.data.warnings if "dates or times" in w]
+    assert said == ["wide.csv: left out 1 column of dates or times, which is not a label ('submitted': dates or "
+                    "times written as text)"], reading.data.warnings
+    shown = preview(path)
+    assert "submitted" not in shown.columns["annotators"] and "left out 1 column of dates or times" in shown.note
+    only = tmp_path / "dates.csv"  # every worker answers with a date: they are the labels
+    only.write_text("item,w1,w2\n" + "".join(f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3}\n"
+                                             for i in range(20)))
+    assert list(read_dataset([only]).data.workers) == ["w1", "w2"]
+
+
+def test_an_export_s_blank_line_is_counted_once(tmp_path):
+    """Found with walkthrough 94's dates: an MTurk file's one blank line was said as 2 (the look at its first 200 rows
+    counted it, and the read again)."""
+    rows = ["HITId,WorkerId,AssignmentStatus,Input.id,Answer.label"]
+    rows += [f"H{t},W{w},Approved,{t},{'ab'[(t + w) % 2]}" for t in range(10) for w in range(3)]
+    rows.insert(3, "")
+    path = tmp_path / "batch.csv"
+    path.write_text("\n".join(rows) + "\n")
+    said = [w for w in read_dataset([path]).data.warnings if "blank" in w]
+    assert said == ["batch.csv: skipped 1 blank line"], said
+
+
 def test_a_file_of_only_time_columns_keeps_them(tmp_path):
     """Nothing else to read: the columns stay workers (the read's own checks speak), none is dropped silently."""
     path = tmp_path / "times.parquet"

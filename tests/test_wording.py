@@ -27,12 +27,14 @@ def _says_annotator(text: str) -> bool:
     return text.strip().lower() != "annotator" and "annotator" in ACCEPTED.sub("", text).lower()
 
 
+def _found(paths, texts) -> list[str]:
+    """``path:line: text`` of every text ``texts(path)`` yields (``(line, text)`` pairs) in ``paths``."""
+    return [f"{path.relative_to(ROOT)}:{line}: {text[:90]!r}" for path in paths for line, text in texts(path)]
+
+
 def test_engine_and_command_line_strings_say_worker():
-    found = []
-    for path in sorted((ROOT / "deem_core").rglob("*.py")):
-        for line, text in _string_constants(path):
-            if _says_annotator(text):
-                found.append(f"{path.relative_to(ROOT)}:{line}: {text[:90]!r}")
+    found = _found(sorted((ROOT / "deem_core").rglob("*.py")),
+                   lambda path: ((line, text) for line, text in _string_constants(path) if _says_annotator(text)))
     assert not found, "say 'worker':\n" + "\n".join(found)
 
 
@@ -64,11 +66,8 @@ def _counts_with_s(path):
 def test_no_count_is_followed_by_a_noun_of_both_numbers():
     """Counts say their noun in the number they take (``deem_core.data.text.counted``): "(accuracy on the 1 task(s)
     that have a truth" stood in the CLI, "1 run(s) in its workspace" on the Runs page."""
-    found = []
-    for path in [*sorted((ROOT / "deem_core").rglob("*.py")), *sorted((ROOT / "deem_studio").rglob("*.py")),
-                 *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]:
-        for line, text in _counts_with_s(path):
-            found.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}")
+    found = _found([*sorted((ROOT / "deem_core").rglob("*.py")), *sorted((ROOT / "deem_studio").rglob("*.py")),
+                    *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"], _counts_with_s)
     assert not found, "use counted(n, noun):\n" + "\n".join(found)
 
 

@@ -235,7 +235,7 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
     soft_arg = soft if soft is not True else SOFT_PREFIX
     plans: list[Plan] = []
     for table, source, form in zip(tables, given, formats):
-        sample = table.head(200) if form not in LAYOUTS and form != "auto" else None
+        sample = table.peek(200) if form not in LAYOUTS and form != "auto" else None
         plans.append(plan_table(table, form, columns, soft_arg, sample=sample, stem=source.stem))
     if soft is True and not all(p.soft for p in plans):
         bad = next(t.name for t, p in zip(tables, plans) if not p.soft)

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -215,13 +216,47 @@ class Table:
         frame = pd.concat(frames).head(nrows)
         return frame.astype(object) if not self.typed else frame
 
+    def peek(self, nrows: int) -> pd.DataFrame:
+        """:meth:`head` as a look before the read, leaving the counts of skipped lines as they were (an MTurk file's
+        one blank line was said as 2: counted by the look at its first 200 rows and again by the read)."""
+        kept = dict(self.__dict__.get("_counts", {}))
+        try:
+            return self.head(nrows)
+        finally:
+            self.__dict__["_counts"] = kept
+
     def line(self, row: int) -> str:
         return f"row {row + 1}"
 
     def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
-        """Those of ``columns`` whose type holds dates or times (column -> the type in words): a typed table's
-        columns can say that they are not labels. A text table knows no types: none."""
-        return {}
+        """Those of ``columns`` that hold dates or times (column -> the type in words): a typed table's columns say
+        so by their type; in a text table, a column whose values in the first :data:`TIME_SAMPLE_ROWS` rows (at
+        least :data:`TIME_MIN_VALUES`) are all ISO 8601 dates or dates and times (a wide CSV's "submitted" column was
+        read as a worker whose 28 labels were dates; walkthrough 94). Not looked for past :data:`TIME_MAX_COLUMNS`
+        columns."""
+        if not columns or len(columns) > TIME_MAX_COLUMNS:
+            return {}
+        head = self.peek(TIME_SAMPLE_ROWS)
+        found = {}
+        for column in columns:
+            values = head[column] if column in head.columns else None
+            if not isinstance(values, pd.Series):  # (absent, or a name the header holds twice)
+                continue
+            text = values.dropna().astype(str).str.strip()
+            text = text[text != ""]
+            if len(text) >= TIME_MIN_VALUES and bool(text.str.fullmatch(_ISO_TIME).all()):
+                found[column] = "dates or times written as text"
+        return found
+
+
+#: the rows and the least values a text column's dates are looked for in (:meth:`Table.time_columns`), and the most
+#: columns a table may have for them to be looked for (a look at 50 rows of 100,000 columns costs 5 M cells)
+TIME_SAMPLE_ROWS = 50
+TIME_MIN_VALUES = 3
+TIME_MAX_COLUMNS = 2_000
+#: an ISO 8601 date, or date and time (with seconds, fractions and a zone or not): 2024-03-01, 2024-03-01T09:15:00Z,
+#: 2024-03-01 09:15:00.123+01:00
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 
 
 # ---------------------------------------------------------------------------------------------- CSV
