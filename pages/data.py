@@ -538,10 +538,13 @@ with tab["Pairwise agreement"]:
     # the common tasks of each cell on hover: a pair of 3 common tasks read 1.0, as bright as a copying group of
     # hundreds, and nothing said how many (walkthrough 84)
     shared = overlap.reindex(index=pairwise.index, columns=pairwise.columns).to_numpy()
-    fig.update_traces(customdata=np.vectorize(  # ("on 1 common tasks"; read 46)
-                          lambda n: "no common task" if not np.isfinite(n) or n == 0 else counted(n, "common task"),
-                          otypes=[object])(shared.astype(float)),
-                      hovertemplate="%{y} / %{x}<br>agreement %{z:.3f} on %{customdata}<extra></extra>")
+    # each cell's words ("on 1 common tasks"; read 46), none of agreement where no task is shared ("agreement NaN on
+    # no common task"; walkthrough 95)
+    fig.update_traces(customdata=np.vectorize(
+                          lambda z, n: "no common task" if not np.isfinite(n) or n == 0 or not np.isfinite(z) else
+                          f"agreement {z:.3f} on {counted(n, 'common task')}",
+                          otypes=[object])(pairwise.to_numpy(dtype=float), shared.astype(float)),
+                      hovertemplate="%{y} / %{x}<br>%{customdata}<extra></extra>")
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task); hover a cell "
                "for how many tasks the two share: on a few, a pair reads 0 or 1 by chance.")

@@ -259,7 +259,8 @@ ties = ""
 if only_disagree and has_ties:
     n_disagree = int(view["disagrees_with_majority"].sum())
     n_tied = int((view["majority_vote_tied"] & ~view["disagrees_with_majority"]).sum())
-    ties = (f": {n_disagree:,} disagree with majority vote, {n_tied:,} more are ties of majority vote (a label "
+    ties = (f": {n_disagree:,} {'disagrees' if n_disagree == 1 else 'disagree'} with majority vote, {n_tied:,} more "
+            f"{'is a tie' if n_tied == 1 else 'are ties'} of majority vote (a label "
             f"among the tied ones agrees with it, whichever of them its column shows)")
 elif only_disagree and method != "mv":
     ties = " (on a tie, a label among the tied ones agrees with majority vote, whichever of them its column shows)"

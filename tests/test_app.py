@@ -368,10 +368,13 @@ def test_train_tiny_model_and_see_results(runs_dir):
     # the disagreements and the ties of majority vote (walkthroughs 47 and 48: the tied tasks, where a label differs
     # from the majority vote column without disagreeing, were left out of the queue)
     assert (queue["disagrees_with_majority"] | queue["majority_vote_tied"]).all()
-    found = re.search(r"(\d+) of \d[\d,]* tasks: (\d+) disagree with majority vote, (\d+) more are ties of majority "
-                      r"vote \(a label among the tied ones agrees with it, whichever of them its column shows\)",
+    found = re.search(r"(\d+) of \d[\d,]* tasks: (\d+) disagrees? with majority vote, (\d+) more (are ties|is a tie) of "
+                      r"majority vote \(a label among the tied ones agrees with it, whichever of them its column shows\)",
                       texts(at))
     assert found, texts(at)
+    # in the number each count takes ("1 disagree with majority vote"; walkthrough 95)
+    assert (found.group(0).count("disagrees ") == (found.group(2) == "1")
+            and (found.group(4) == "is a tie") == (found.group(3) == "1")), found.group(0)
     assert int(found.group(1)) == len(queue) == int(found.group(2)) + int(found.group(3))
     # named for what it lists (it read "Only disagreements" beside the ties it listed; walkthrough 64)
     assert at.toggle(key="results_disagree").label == "Disagreements and ties"
@@ -3022,6 +3025,26 @@ def test_the_agreement_heatmap_counts_majority_vote_as_the_table_does(runs_dir):
     assert with_first.any() and (labels[with_first] == str(data.classes[first])).all()
 
 
+def test_a_pair_of_workers_with_no_common_task_hovers_no_agreement(runs_dir):
+    """Walkthrough 95: a blank cell of the pairwise heatmap (two workers with no task in common) hovered "agreement NaN
+    on no common task"; one common task read "1 common tasks" (read 46)."""
+    import json  # noqa: PLC0415
+
+    rows = [(t, w, (t + w) % 2) for t in range(12) for w in ((0, 1, 2) if t < 6 else (2, 3, 4))]
+    rows += [(0, 3, 0)]  # workers 0 and 3 share one task
+    at = upload(new_app(), "apart.csv", pd.DataFrame(
+        [(f"t{t}", f"w{w}", label) for t, w, label in rows], columns=["task", "worker", "label"]).to_csv(
+        index=False).encode())
+    no_problem(at)
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
+    trace = spec["data"][0]
+    cells = np.asarray(trace["customdata"], dtype=object)
+    names = list(trace["x"])
+    assert cells[names.index("w0"), names.index("w4")] == "no common task"
+    assert cells[names.index("w0"), names.index("w3")].endswith(" on 1 common task")
+    assert "NaN" not in str(cells.tolist()) and "%{z" not in trace["hovertemplate"]
+
+
 def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     """Walkthrough 72: the Data page's pairwise-agreement heatmap of 30 workers named every other one on its axes."""
     import json  # noqa: PLC0415
@@ -3039,14 +3062,16 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     import base64  # noqa: PLC0415
 
     trace = spec["data"][0]
-    assert "on %{customdata}" in trace["hovertemplate"]
+    assert "<br>%{customdata}" in trace["hovertemplate"]
     cells = np.asarray(trace["customdata"], dtype=object)  # each cell's count in words ("on 1 common tasks"; read 46)
     frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
     tasks = frame.groupby("worker")["task"].agg(set)
     names = list(trace["x"])
     shared = len(tasks["worker_03"] & tasks["worker_07"])
-    assert cells[names.index("worker_03"), names.index("worker_07")] == (
-        f"{shared:,} common task" + ("" if shared == 1 else "s"))
+    said = cells[names.index("worker_03"), names.index("worker_07")]
+    assert said.startswith("agreement ") and said.endswith(f" on {shared:,} common task" + ("" if shared == 1 else "s"))
+    # a pair with no common task: no agreement said ("agreement NaN on no common task"; walkthrough 95)
+    assert all(c.startswith("agreement ") or c == "no common task" for c in cells.ravel()) and "NaN" not in str(cells)
 
 
 def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_is_said(runs_dir):

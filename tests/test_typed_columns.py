@@ -66,8 +66,9 @@ def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path
     and where every worker column holds dates (a task asking for dates) none is left out."""
     rows = ["item,w1,w2,w3,submitted,checked"]
     for i in range(40):
-        day = f"2024-03-{1 + i % 28:02d}"
-        rows.append(f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 3 % 2]},{'ba'[i % 2]},{day},{day if i % 4 else 'b'}")
+        day = f"2024-03-{1 + i % 28:02d}" if i != 5 else "N/A"  # (a missing value's marker: "N/A" made it a worker;
+        rows.append(f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 3 % 2]},{'ba'[i % 2]},{day},"  # walkthrough 95)
+                    f"{f'2024-03-{1 + i % 28:02d}' if i % 4 else 'b'}")
     path = tmp_path / "wide.csv"
     path.write_text("\n".join(rows) + "\n")
     reading = read_dataset([path])

@@ -41,7 +41,7 @@ from deem_core.data.formats.limits import Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, read_head
 from deem_core.data.text import counted
 from deem_core.data.formats.text import TextStream, check_text_sample
-from deem_core.data.formats.values import value_too_long
+from deem_core.data.formats.values import missing_mask, value_too_long
 
 __all__ = ["CsvTable", "FrameTable", "ParquetTable", "Table", "concat_parts", "union_categories"]
 
@@ -242,7 +242,7 @@ class Table:
             values = head[column] if column in head.columns else None
             if not isinstance(values, pd.Series):  # (absent, or a name the header holds twice)
                 continue
-            text = values.dropna().astype(str).str.strip()
+            text = values[~missing_mask(values)].astype(str).str.strip()  # ("N/A" made one a worker; walkthrough 95)
             text = text[text != ""]
             if len(text) >= TIME_MIN_VALUES and bool(text.str.fullmatch(_ISO_TIME).all()):
                 found[column] = "dates or times written as text"
