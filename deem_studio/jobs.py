@@ -142,6 +142,27 @@ def check_table_size(data: AnnotationSet) -> None:
                         f"merge rare classes or split the tasks")
 
 
+#: the methods that fit a (workers x classes x classes) confusion array: the Dawid-Skene family, and DEEM and the
+#: iRBM (their Dawid-Skene start and the safety rule's reference)
+CONFUSION_METHODS = frozenset({"deem", "irbm", "ds", "ds_shared", "cwds"})
+
+
+def check_confusion_size(data: AnnotationSet, methods: Sequence[str]) -> None:
+    """DataError before a job with one of :data:`CONFUSION_METHODS` is queued when one (workers x classes x classes)
+    confusion array would be larger than :func:`max_table_bytes`: the (tasks x classes) bound let through 6,000 tasks
+    x 4 workers x 8,000 classes (a CSV of a few hundred KB), and Dawid-Skene took the shared server +5.8 GB in 37 s
+    (attack round 49; the engine's own check allows half the machine's memory to one fit)."""
+    fitting = [m for m in dict.fromkeys(methods) if m in CONFUSION_METHODS]
+    size = int(data.n_workers) * int(data.n_classes) ** 2 * 8
+    if fitting and size > max_table_bytes():
+        raise DataError(f"{data.source}: {data.n_workers:,} workers x {data.n_classes:,} classes: "
+                        f"{', '.join(method_name(m) for m in fitting)} "
+                        f"{'fits' if len(fitting) == 1 else 'fit'} a confusion matrix of every class against every "
+                        f"class for each worker ({size / (1 << 30):.1f} GiB an array, held several times), more than "
+                        f"this server allows ({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); merge "
+                        f"rare classes, or use majority vote")
+
+
 def check_deem_classes(data: AnnotationSet) -> None:
     """DataError before a job that trains DEEM (a sweep; a training with DEEM among its methods) is queued when
     the data have more classes than DEEM handles: the job would otherwise be queued and fail at once, leaving a
@@ -155,6 +176,7 @@ def check_methods_fit(data: AnnotationSet, methods: Sequence[str]) -> None:
     classes ran after the others and failed at the end, inside a "finished" box; walkthrough, tenth session)."""
     from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
 
+    check_confusion_size(data, methods)
     binary = [m for m in methods if m in METHODS and get_method(m).binary_only]
     if binary and int(data.n_classes) > 2:
         raise DataError(f"{', '.join(method_name(m) for m in binary)} works on two classes only; these data have "
@@ -679,6 +701,8 @@ class JobManager:
         asked = [str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []]
         if data is not None and (kind == "sweep" or (kind == "train" and "deem" in asked)):
             check_deem_classes(data)  # likewise
+        if data is not None and kind == "sweep":
+            check_confusion_size(data, ["deem"])  # likewise (a train job's: in check_methods_fit)
         if data is not None and kind == "train":
             check_methods_fit(data, asked)  # likewise
         if kind in ("train", "sweep"):

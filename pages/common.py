@@ -444,16 +444,25 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     capacity.admit_data(data, replacing=current["data"] if current else None, party=visitor())
     previous = data_key()
     previous_gold = current.get("gold") if current else None
+    brought = gold is not None  # (the file read brings gold labels of its own)
     if gold is None and previous_gold is not None and previous == data.fingerprint():
         # the same data read again, from a file that brings no gold labels: those it had stay (walkthrough 48: a new
         # tab brought the data back with their 300 gold labels, the same export uploaded there dropped them, and the
         # next run trained without them, unsaid)
         gold = previous_gold
+    # the same data read again, bringing their own gold labels, while a file's were used: the file's stay in use (its
+    # box still shows it) and the data's own are kept to come back (the file's 30 were replaced by an export's 3
+    # without a word, and "Remove" then removed the export's; attack round 49)
+    uploaded = (previous_gold if brought and previous_gold is not None and previous == data.fingerprint()
+                and getattr(previous_gold, "attrs", {}).get("file") else None)
     gold = class_gold(gold, data)
     # the data's own gold labels, kept to come back when a gold file uploaded in their place is removed (they were lost
     # until the data were read again), and counted as used ("in place of the 20 gold labels read with the data" where
     # 3 of the 20 were no class; walkthrough 92)
     own = gold if read_gold and gold is not None and len(gold) else None  # (none of a class: none to bring back)
+    if uploaded is not None:
+        gold = uploaded.copy()
+        gold.attrs.update(uploaded.attrs, replaced=0 if own is None else len(own))
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint(),
                                    "read_gold": 0 if own is None else len(own), "own_gold": own,

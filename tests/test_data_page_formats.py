@@ -174,6 +174,29 @@ def test_removing_an_uploaded_gold_file_brings_back_the_export_s_own_and_counts_
     assert shown == ["3 gold labels match tasks of this data set (from again.csv)"], shown
 
 
+def test_an_uploaded_gold_file_stays_in_use_when_the_export_is_loaded_again(runs_dir):
+    """Attack round 49: loading the same export again replaced the uploaded file's gold labels by the export's own
+    without a word (the box still showing the file), and "Remove the gold labels" then removed the export's."""
+    rows = ["INPUT:text\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id"]
+    for task in range(30):
+        golden = {0: "pos", 1: "neg"}.get(task, "")
+        rows += [f"t{task}\t{'pos' if (task + worker) % 3 else 'neg'}\t{golden}\tw{worker}" for worker in range(4)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("pool.tsv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/tab-separated-values")).run()
+    at.button(key="load_files").click().run()
+    at.file_uploader(key="upload_gold").set_value(("mine.csv", b"task,truth\nt3,pos\nt4,pos\nt5,neg\n",
+                                                   "text/csv")).run()
+    at.button(key="load_files").click().run()  # the same export again
+    assert not at.exception
+    assert dict(at.session_state["dataset"]["gold"]) == {"t3": "pos", "t4": "pos", "t5": "neg"}
+    shown = [re.sub(r"\\(.)", r"\1", str(s.value)) for s in at.success]
+    assert shown == ["3 gold labels match tasks of this data set (from mine.csv); they are used in place of the 2 gold "
+                     "labels read with the data"], shown
+    at.button(key="drop_gold").click().run()
+    assert dict(at.session_state["dataset"]["gold"]) == {"t0": "pos", "t1": "neg"}  # the export's own, back
+
+
 def test_an_export_whose_own_gold_labels_are_no_class_has_none_to_bring_back(runs_dir):
     """Read 46: an export whose gold labels were all of no class kept an empty set "to bring back": removing an
     uploaded file's labels said "the 0 gold labels read with the data are used again"."""

@@ -66,3 +66,21 @@ def test_a_deem_job_on_more_classes_than_deem_handles_is_refused_before_it_is_qu
     run_id = manager.submit("train", {"methods": ["mv"]}, data=data, owner="a" * 24)
     assert manager.wait(run_id, timeout=120).status == "finished"
     manager.shutdown()
+
+
+def test_a_job_whose_confusion_arrays_are_too_large_is_refused_before_it_is_queued(tmp_path):
+    """Attack round 49: 6,000 tasks x 8,000 classes pass the (tasks x classes) bound (491 MiB a table), but
+    Dawid-Skene's (workers x classes x classes) confusion arrays took the server +5.8 GB in 37 s with 4 workers; here
+    2 workers: 1.0 GiB an array. Majority vote alone needs none and goes on."""
+    manager = JobManager(RunStore(tmp_path))
+    data = _codes(6_000, 8_000)
+    jobs.check_table_size(data)  # (within the table bound)
+    with pytest.raises(DataError, match=r"2 workers x 8,000 classes: Dawid-Skene fits a confusion matrix of every class "
+                                        r"against every class for each worker \(1\.0 GiB an array, held several times\), "
+                                        r"more than this server allows \(512 MiB, DEEM_MAX_TABLE_BYTES\)"):
+        manager.submit("train", {"methods": ["mv", "ds"], "epochs": 1}, data=data, owner="a" * 24)
+    assert len(manager.store.list()) == 0  # no run was made
+    jobs.check_methods_fit(data, ["mv"])
+    with pytest.raises(DataError, match="Cluster-weighted Dawid-Skene fits"):
+        jobs.check_methods_fit(data, ["cwds"])
+    manager.shutdown()

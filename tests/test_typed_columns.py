@@ -82,6 +82,19 @@ def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path
     only.write_text("item,w1,w2\n" + "".join(f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3}\n"
                                              for i in range(20)))
     assert list(read_dataset([only]).data.workers) == ["w1", "w2"]
+    # three workers answering "which day?" beside one who answered twice in the first rows: all stay workers (they
+    # were left out as dates; attack round 49)
+    days = tmp_path / "days.csv"
+    days.write_text("item,w1,w2,w3,w4\n" + "".join(
+        f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3},2024-01-0{1 + i % 2},{'x' if i in (3, 60) else ''}\n"
+        for i in range(80)))
+    assert list(read_dataset([days]).data.workers) == ["w1", "w2", "w3", "w4"]
+    # two workers beside three columns of dates: left out where their names say a time, kept where they do not
+    meta = tmp_path / "meta.csv"
+    meta.write_text("item,w1,w2,created,approved_at,day2\n" + "".join(
+        f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},2024-02-0{1 + i % 9},2024-02-0{1 + i % 9}T10:00:00Z,2024-02-0{1 + i % 9}\n"
+        for i in range(30)))
+    assert list(read_dataset([meta]).data.workers) == ["day2", "w1", "w2"]
 
 
 def test_an_export_s_blank_line_is_counted_once(tmp_path):

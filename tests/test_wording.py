@@ -80,3 +80,18 @@ def test_the_count_rule_catches_a_message(tmp_path):
                       '    d = f"predicts {n} class(es) fewer"\n')
     assert [text for _, text in _counts_with_s(module)] == [" task(s) have a truth", " more such worker(s)",
                                                             " class(es) fewer"]
+
+
+def test_a_count_that_is_no_whole_number_is_written_as_it_is_and_never_raises():
+    """Attack round 49: ``counted(None, ...)`` raised TypeError, NaN ValueError, infinity OverflowError, and 2.7 was
+    cut to "2 ..." without a word."""
+    import numpy as np
+
+    from deem_core.data.text import counted, in_number, is_are
+
+    assert counted(1, "task") == "1 task" and counted(np.int64(1), "task") == "1 task"
+    assert counted(1_234_567, "task") == "1,234,567 tasks" and counted(np.float64(2.0), "class", "classes") == "2 classes"
+    assert counted(2.7, "task") == "2.7 tasks" and counted(None, "task") == "None tasks"
+    assert counted(float("nan"), "task") == "nan tasks" and counted(float("inf"), "task") == "inf tasks"
+    assert in_number(None, "answer(s)") == "answers" and in_number(1, "answer(s)") == "answer"
+    assert is_are(float("nan")) == "are" and is_are(None) == "are" and is_are(np.int32(1)) == "is"

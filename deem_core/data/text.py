@@ -17,6 +17,7 @@ made safe as a whole by :func:`deem_core.plots.safety.escape_figure`.
 
 from __future__ import annotations
 
+import numbers
 import unicodedata
 from typing import Any
 
@@ -75,20 +76,36 @@ def escape_controls(value: Any) -> str:
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` with its noun in the number it takes: "1 gold label", "2,000 gold labels" ("1 gold labels match tasks"
-    stood on the Data page; read 43). One wording for the engine and the pages."""
-    n = int(n)
-    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+    stood on the Data page; read 43). One wording for the engine and the pages. A count that is no whole number
+    (None, NaN, 2.5) is written as it is, with the plural, never raising: a message is not worth a crash (attack
+    round 49)."""
+    many = plural or noun + "s"
+    try:
+        whole = int(n)
+    except (TypeError, ValueError, OverflowError):
+        return f"{n} {many}"
+    if whole != n:
+        return f"{n:,} {many}" if isinstance(n, numbers.Real) else f"{n} {many}"
+    return f"{whole:,} {noun if whole == 1 else many}"
 
 
 def in_number(n: int, phrase: str) -> str:
     """``phrase`` with each "(s)" put in the number ``n`` takes ("answer(s) with an empty label" -> "answer with ..."
     for 1, "answers with ..." otherwise); "(is)"/"(are)"-style verbs are written out by the caller."""
-    return phrase.replace("(s)", "" if int(n) == 1 else "s")
+    return phrase.replace("(s)", "" if _is_one(n) else "s")
 
 
 def is_are(n: int) -> str:
     """The verb "to be" in the number ``n`` takes."""
-    return "is" if int(n) == 1 else "are"
+    return "is" if _is_one(n) else "are"
+
+
+def _is_one(n: object) -> bool:
+    """Whether ``n`` is the number 1 (None, NaN and other things that are no number are not)."""
+    try:
+        return n == 1 and int(n) == 1  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def names_text(names: list, most: int = 8, longest: int = 40, total: int | None = None, quote: bool = True) -> str:

@@ -233,20 +233,30 @@ class Table:
         so by their type; in a text table, a column whose values in the first :data:`TIME_SAMPLE_ROWS` rows (at
         least :data:`TIME_MIN_VALUES`) are all ISO 8601 dates or dates and times (a wide CSV's "submitted" column was
         read as a worker whose 28 labels were dates; walkthrough 94). Not looked for past :data:`TIME_MAX_COLUMNS`
-        columns."""
+        columns. Such a column is left out only beside a column of labels seen (one of at least
+        :data:`TIME_MIN_VALUES` values that are not all dates), and only when its name says a time (:data:`_TIME_NAME`:
+        "submitted", "reviewed_at") or the columns of dates are fewer than those of labels: three workers answering
+        "which day?" beside one who answered twice in the first rows were left out as dates (attack round 49)."""
         if not columns or len(columns) > TIME_MAX_COLUMNS:
             return {}
         head = self.peek(TIME_SAMPLE_ROWS)
-        found = {}
+        dates, labels = [], 0
         for column in columns:
             values = head[column] if column in head.columns else None
             if not isinstance(values, pd.Series):  # (absent, or a name the header holds twice)
                 continue
             text = values[~missing_mask(values)].astype(str).str.strip()  # ("N/A" made one a worker; walkthrough 95)
             text = text[text != ""]
-            if len(text) >= TIME_MIN_VALUES and bool(text.str.fullmatch(_ISO_TIME).all()):
-                found[column] = "dates or times written as text"
-        return found
+            if len(text) < TIME_MIN_VALUES:
+                continue  # (too few to tell)
+            if bool(text.str.fullmatch(_ISO_TIME).all()):
+                dates.append(column)
+            else:
+                labels += 1
+        if not labels:
+            return {}
+        return {column: "dates or times written as text" for column in dates
+                if len(dates) < labels or _TIME_NAME.search(str(column))}
 
 
 #: the rows and the least values a text column's dates are looked for in (:meth:`Table.time_columns`), and the most
@@ -256,6 +266,9 @@ TIME_MIN_VALUES = 3
 TIME_MAX_COLUMNS = 2_000
 #: an ISO 8601 date, or date and time (with seconds, fractions and a zone or not): 2024-03-01, 2024-03-01T09:15:00Z,
 #: 2024-03-01 09:15:00.123+01:00
+#: a column name that says a time: an export's metadata, not a worker
+_TIME_NAME = re.compile(r"date|time|stamp|_at\b|\bat_|submit|creat|updat|modif|start|finish|complet|accept|approv|"
+                        r"review|expir|deadline|duration|spent", re.I)
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 
 
