@@ -158,8 +158,8 @@ def check_confusion_size(data: AnnotationSet, methods: Sequence[str]) -> None:
         raise DataError(f"{data.source}: {data.n_workers:,} workers x {data.n_classes:,} classes: "
                         f"{', '.join(method_name(m) for m in fitting)} "
                         f"{'fits' if len(fitting) == 1 else 'fit'} a confusion matrix of every class against every "
-                        f"class for each worker ({size / (1 << 30):.1f} GiB an array, held several times), more than "
-                        f"this server allows ({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); merge "
+                        f"class for each worker ({describe_bytes(size)} an array, held several times), more than "
+                        f"this server allows ({describe_bytes(max_table_bytes())}, DEEM_MAX_TABLE_BYTES); merge "
                         f"rare classes, or use majority vote")
 
 
@@ -698,7 +698,8 @@ class JobManager:
         function, device_of, steps_of = _KINDS[kind]
         if data is not None and (kind == "train" or (kind == "sweep" and not (config or {}).get("sample_tasks"))):
             check_table_size(data)  # before the run exists: the page says why, nothing is queued
-        asked = [str(m).strip().lower() for m in (config or TRAIN_DEFAULTS).get("methods") or []]
+        # (a config without methods trains the defaults: checked as such; read 48)
+        asked = [str(m).strip().lower() for m in {**TRAIN_DEFAULTS, **(config or {})}.get("methods") or []]
         if data is not None and (kind == "sweep" or (kind == "train" and "deem" in asked)):
             check_deem_classes(data)  # likewise
         if data is not None and kind == "sweep":

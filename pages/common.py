@@ -453,8 +453,11 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
     # the same data read again, bringing their own gold labels, while a file's were used: the file's stay in use (its
     # box still shows it) and the data's own are kept to come back (the file's 30 were replaced by an export's 3
     # without a word, and "Remove" then removed the export's; attack round 49)
-    uploaded = (previous_gold if brought and previous_gold is not None and previous == data.fingerprint()
-                and getattr(previous_gold, "attrs", {}).get("file") else None)
+    # (or put aside with the data set: loaded again after another, its file's labels were replaced the same way;
+    # read 48)
+    shelved = (st.session_state.get("_shelf") or {}).get(data.fingerprint(), {}).get("_gold")
+    earlier = previous_gold if previous == data.fingerprint() else shelved
+    uploaded = earlier if brought and earlier is not None and getattr(earlier, "attrs", {}).get("file") else None
     gold = class_gold(gold, data)
     # the data's own gold labels, kept to come back when a gold file uploaded in their place is removed (they were lost
     # until the data were read again), and counted as used ("in place of the 20 gold labels read with the data" where

@@ -195,6 +195,17 @@ def test_an_uploaded_gold_file_stays_in_use_when_the_export_is_loaded_again(runs
                      "labels read with the data"], shown
     at.button(key="drop_gold").click().run()
     assert dict(at.session_state["dataset"]["gold"]) == {"t0": "pos", "t1": "neg"}  # the export's own, back
+    # the same after another data set was loaded between (its gold labels put aside with it; read 48)
+    at.file_uploader(key="upload_gold").set_value(("again.csv", b"task,truth\nt6,pos\nt7,neg\n", "text/csv")).run()
+    other = "task,worker,label\n" + "".join(f"x{t},v{w},{'ab'[(t + w) % 2]}\n" for t in range(20) for w in range(3))
+    at.file_uploader(key="upload_annotations").set_value(("other.csv", other.encode(), "text/csv")).run()
+    at.button(key="load_files").click().run()
+    assert at.session_state["dataset"]["data"].n_tasks == 20
+    at.file_uploader(key="upload_annotations").set_value(("pool.tsv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/tab-separated-values")).run()
+    at.button(key="load_files").click().run()
+    assert not at.exception
+    assert dict(at.session_state["dataset"]["gold"]) == {"t6": "pos", "t7": "neg"}, dict(at.session_state["dataset"]["gold"])
 
 
 def test_an_export_whose_own_gold_labels_are_no_class_has_none_to_bring_back(runs_dir):

@@ -71,15 +71,20 @@ def test_a_deem_job_on_more_classes_than_deem_handles_is_refused_before_it_is_qu
 def test_a_job_whose_confusion_arrays_are_too_large_is_refused_before_it_is_queued(tmp_path):
     """Attack round 49: 6,000 tasks x 8,000 classes pass the (tasks x classes) bound (491 MiB a table), but
     Dawid-Skene's (workers x classes x classes) confusion arrays took the server +5.8 GB in 37 s with 4 workers; here
-    2 workers: 1.0 GiB an array. Majority vote alone needs none and goes on."""
+    2 workers: 977 MiB an array. Majority vote alone needs none and goes on; a config without methods trains the
+    defaults and is checked as such (read 48)."""
     manager = JobManager(RunStore(tmp_path))
     data = _codes(6_000, 8_000)
     jobs.check_table_size(data)  # (within the table bound)
     with pytest.raises(DataError, match=r"2 workers x 8,000 classes: Dawid-Skene fits a confusion matrix of every class "
-                                        r"against every class for each worker \(1\.0 GiB an array, held several times\), "
+                                        r"against every class for each worker \(976\.6 MiB an array, held several times\), "
                                         r"more than this server allows \(512 MiB, DEEM_MAX_TABLE_BYTES\)"):
         manager.submit("train", {"methods": ["mv", "ds"], "epochs": 1}, data=data, owner="a" * 24)
     assert len(manager.store.list()) == 0  # no run was made
+    with pytest.raises(DataError, match="DEEM fits a confusion matrix"):
+        manager.submit("train", {"epochs": 1}, data=AnnotationSet.from_codes(  # (the default: DEEM; 70 workers x
+            pd.RangeIndex(100), pd.Index([f"w{w}" for w in range(70)]), pd.RangeIndex(1_000),  # 1,000 classes)
+            np.repeat(np.arange(100), 70), np.tile(np.arange(70), 100), np.arange(7_000) % 1_000), owner="a" * 24)
     jobs.check_methods_fit(data, ["mv"])
     with pytest.raises(DataError, match="Cluster-weighted Dawid-Skene fits"):
         jobs.check_methods_fit(data, ["cwds"])

@@ -95,6 +95,18 @@ def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path
         f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},2024-02-0{1 + i % 9},2024-02-0{1 + i % 9}T10:00:00Z,2024-02-0{1 + i % 9}\n"
         for i in range(30)))
     assert list(read_dataset([meta]).data.workers) == ["day2", "w1", "w2"]
+    # workers named like a time's word but not one ("reviewer_1") stay workers whatever they answer; a sparse file's
+    # "submitted" column goes out beside workers of one answer each (read 48)
+    named = tmp_path / "named.csv"
+    named.write_text("item,reviewer_1,reviewer_2,reviewer_3,w4\n" + "".join(
+        f"t{i},2024-03-0{1 + i % 3},2024-03-0{1 + (i + 1) % 3},2024-03-0{1 + i % 2},{'March 1' if i % 7 == 0 else ''}\n"
+        for i in range(30)))
+    assert list(read_dataset([named]).data.workers) == ["reviewer_1", "reviewer_2", "reviewer_3", "w4"]
+    sparse = tmp_path / "sparse.csv"
+    sparse.write_text("item," + ",".join(f"w{j}" for j in range(40)) + ",submitted\n" + "".join(
+        f"t{i}," + ",".join(("ab"[i % 2] if j in (i % 40, (i + 7) % 40) else "") for j in range(40))
+        + f",2024-03-{1 + i % 28:02d}\n" for i in range(60)))
+    assert "submitted" not in list(read_dataset([sparse]).data.workers)
 
 
 def test_an_export_s_blank_line_is_counted_once(tmp_path):

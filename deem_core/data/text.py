@@ -82,10 +82,11 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     many = plural or noun + "s"
     try:
         whole = int(n)
-    except (TypeError, ValueError, OverflowError):
+        fraction = isinstance(n, numbers.Number) and whole != n
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
         return f"{n} {many}"
-    if whole != n:
-        return f"{n:,} {many}" if isinstance(n, numbers.Real) else f"{n} {many}"
+    if fraction:
+        return f"{n:,} {many}" if isinstance(n, float) else f"{n} {many}"
     return f"{whole:,} {noun if whole == 1 else many}"
 
 
@@ -103,8 +104,8 @@ def is_are(n: int) -> str:
 def _is_one(n: object) -> bool:
     """Whether ``n`` is the number 1 (None, NaN and other things that are no number are not)."""
     try:
-        return n == 1 and int(n) == 1  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
+        return int(n) == 1 and (not isinstance(n, numbers.Number) or n == 1)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
         return False
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.annotations import DataError
-from deem_core.data.formats.limits import Limits, describe_bytes
+from deem_core.data.formats.limits import PREVIEW_BYTES, Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, read_head
 from deem_core.data.text import counted
 from deem_core.data.formats.text import TextStream, check_text_sample
@@ -217,46 +217,60 @@ class Table:
         return frame.astype(object) if not self.typed else frame
 
     def peek(self, nrows: int) -> pd.DataFrame:
-        """:meth:`head` as a look before the read, leaving the counts of skipped lines as they were (an MTurk file's
-        one blank line was said as 2: counted by the look at its first 200 rows and again by the read)."""
-        kept = dict(self.__dict__.get("_counts", {}))
+        """:meth:`head` as a look before the read, leaving the counts of skipped lines and the notes as they were (an
+        MTurk file's one blank line was said as 2, counted by the look at its first 200 rows and again by the read; a
+        Latin-1 file's note said twice; read 48), and reading at most what a preview reads (:data:`PREVIEW_BYTES`:
+        the preview and the read decide alike on what they look at)."""
+        kept, notes = dict(self.__dict__.get("_counts", {})), list(self.notes)
+        stop, truncated = getattr(self, "stop_after", None), getattr(self, "truncated", None)
+        if hasattr(self, "stop_after"):
+            self.stop_after = PREVIEW_BYTES if stop is None else min(stop, PREVIEW_BYTES)
         try:
             return self.head(nrows)
         finally:
             self.__dict__["_counts"] = kept
+            self.notes[:] = notes
+            if hasattr(self, "stop_after"):
+                self.stop_after, self.truncated = stop, truncated
 
     def line(self, row: int) -> str:
         return f"row {row + 1}"
 
     def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
         """Those of ``columns`` that hold dates or times (column -> the type in words): a typed table's columns say
-        so by their type; in a text table, a column whose values in the first :data:`TIME_SAMPLE_ROWS` rows (at
-        least :data:`TIME_MIN_VALUES`) are all ISO 8601 dates or dates and times (a wide CSV's "submitted" column was
-        read as a worker whose 28 labels were dates; walkthrough 94). Not looked for past :data:`TIME_MAX_COLUMNS`
-        columns. Such a column is left out only beside a column of labels seen (one of at least
-        :data:`TIME_MIN_VALUES` values that are not all dates), and only when its name says a time (:data:`_TIME_NAME`:
-        "submitted", "reviewed_at") or the columns of dates are fewer than those of labels: three workers answering
-        "which day?" beside one who answered twice in the first rows were left out as dates (attack round 49)."""
-        if not columns or len(columns) > TIME_MAX_COLUMNS:
+        so by their type. In a text table, a column whose name says a time (a part of it is one of
+        :data:`TIME_WORDS`: "submitted", "reviewed_at", "createdAt") and whose values in the first
+        :data:`TIME_SAMPLE_ROWS` rows (at least :data:`TIME_MIN_VALUES`) are all ISO 8601 dates or dates and times, beside
+        a column holding something else (a wide CSV's "submitted" column was read as a worker whose 28 labels were
+        dates; walkthrough 94). By the values alone, workers answering "which day?" were left out (attack round 49,
+        read 48), so the name decides too; a worker is never named a time. Not looked for past
+        :data:`TIME_MAX_COLUMNS` columns."""
+        named = [c for c in columns if _says_time(c)] if columns and len(columns) <= TIME_MAX_COLUMNS else []
+        if not named:
             return {}
         head = self.peek(TIME_SAMPLE_ROWS)
-        dates, labels = [], 0
-        for column in columns:
-            values = head[column] if column in head.columns else None
-            if not isinstance(values, pd.Series):  # (absent, or a name the header holds twice)
-                continue
-            text = values[~missing_mask(values)].astype(str).str.strip()  # ("N/A" made one a worker; walkthrough 95)
-            text = text[text != ""]
-            if len(text) < TIME_MIN_VALUES:
-                continue  # (too few to tell)
-            if bool(text.str.fullmatch(_ISO_TIME).all()):
-                dates.append(column)
-            else:
-                labels += 1
-        if not labels:
-            return {}
-        return {column: "dates or times written as text" for column in dates
-                if len(dates) < labels or _TIME_NAME.search(str(column))}
+
+        def values(column: str) -> pd.Series | None:
+            found = head[column] if column in head.columns else None
+            if not isinstance(found, pd.Series):  # (absent, or a name the header holds twice)
+                return None
+            text = found[~missing_mask(found)].astype(str).str.strip()  # ("N/A" among dates; walkthrough 95)
+            return text[text != ""]
+
+        dates = [c for c in named if (v := values(c)) is not None and len(v) >= TIME_MIN_VALUES
+                 and bool(v.str.fullmatch(_ISO_TIME).all())]
+        others = [c for c in columns if c not in dates]
+        if not any((v := values(c)) is not None and len(v) and not bool(v.str.fullmatch(_ISO_TIME).all())
+                   for c in others):
+            return {}  # (no column of labels beside them: they may be the labels)
+        return {column: "dates or times written as text" for column in dates}
+
+
+def _says_time(name: Any) -> bool:
+    """Whether a part of column ``name`` (split at "_", "-", ".", spaces and lower-to-upper case) is one of
+    :data:`TIME_WORDS`, or its last part is "at" or "on" after another ("created_at", "submittedOn")."""
+    parts = [p.lower() for p in re.split(r"[\s_.\-]+|(?<=[a-z])(?=[A-Z])", str(name)) if p]
+    return bool(set(parts) & TIME_WORDS) or (len(parts) > 1 and parts[-1] in ("at", "on"))
 
 
 #: the rows and the least values a text column's dates are looked for in (:meth:`Table.time_columns`), and the most
@@ -264,11 +278,13 @@ class Table:
 TIME_SAMPLE_ROWS = 50
 TIME_MIN_VALUES = 3
 TIME_MAX_COLUMNS = 2_000
+#: the words of a column name that say a time: an export's metadata, not a worker (whole parts of the name only:
+#: "reviewer", "candidate", "startup_team" are no time; read 48)
+TIME_WORDS = frozenset({"date", "datetime", "day", "time", "timestamp", "ts", "created", "updated", "modified",
+                        "submitted", "submit", "started", "start", "finished", "end", "ended", "completed", "accepted",
+                        "approved", "reviewed", "rejected", "expires", "expired", "expiration", "deadline", "when"})
 #: an ISO 8601 date, or date and time (with seconds, fractions and a zone or not): 2024-03-01, 2024-03-01T09:15:00Z,
 #: 2024-03-01 09:15:00.123+01:00
-#: a column name that says a time: an export's metadata, not a worker
-_TIME_NAME = re.compile(r"date|time|stamp|_at\b|\bat_|submit|creat|updat|modif|start|finish|complet|accept|approv|"
-                        r"review|expir|deadline|duration|spent", re.I)
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 
 
