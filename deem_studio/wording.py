@@ -187,7 +187,9 @@ def gold_spread(accuracies: Sequence[float], n: int | Sequence[int]) -> str:
     known = (f"to about ±{below}" if below == above else
              f"to within about {below} below and {above} above")  # (lopsided near 1; walkthrough 80)
     # (no brackets: Results puts the whole of gold_scored in brackets; walkthrough 62)
-    return (f"on that many tasks each accuracy is known {known} at 95% confidence, so methods closer "
+    one = isinstance(n, (int, np.integer)) and int(n) == 1  # ("the 1 task ...; on that many tasks"; walkthrough 96)
+    return (f"on {'one task' if one else 'that many tasks'} each accuracy is known {known} at 95% confidence, so "
+            f"methods closer "
             f"than that may not differ")
 
 

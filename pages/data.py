@@ -497,6 +497,8 @@ with tab["Class balance"]:
         balance = balance.nlargest(MAX_COVERAGE_ROWS, BALANCE_COLUMNS["answers"], keep="first")
     fig = px.bar(balance.head(common.MAX_DRAWN_CLASSES), x="class", y=[BALANCE_COLUMNS["answer_share"], BALANCE_COLUMNS["majority_vote_share"]],
                  barmode="group", labels={"value": "share", "variable": ""})
+    # (plotly's own hover read "=share of the answers / class=A / share=0.6446281"; walkthrough 96)
+    fig.update_traces(hovertemplate="%{fullData.name}<br>class %{x}: %{y:.3f}<extra></extra>")
     category_axes(fig, y=False)
     common.plotly_chart(fig, key="class_balance")
     common.dataframe(balance, hide_index=True, column_config={

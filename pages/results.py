@@ -191,6 +191,13 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
             if len(evidence):  # the criterion per candidate and reference, as a table
                 common.evidence_table(evidence, ((metrics.get(method) or {}).get("selection") or {}).get("clusters"))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
+#: the most classes whose probability columns the table shows: 8,000 classes made a 258 MB message that the browser
+#: refused ("MessageSizeError") and took the server +2.2 GB for one view of a 140 KB upload (walkthrough 96)
+MAX_SHOWN_CLASS_COLUMNS = 100
+classes_left_out = len(proba_cols) > MAX_SHOWN_CLASS_COLUMNS
+if classes_left_out:
+    frame = frame.drop(columns=proba_cols)
+    proba_cols = []
 
 
 def hard_labels(frame: pd.DataFrame) -> bool:
@@ -298,6 +305,9 @@ common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
                                              "majority vote's column shows one of the tied labels)")})
 if len(view) > 5000:
     st.caption("showing the first 5,000 rows; the downloads hold all of them")
+if classes_left_out:
+    st.caption(f"The probability of each class is left out of this table ({MAX_SHOWN_CLASS_COLUMNS:,} classes at most "
+               f"are shown, a column each): the downloads hold them.")
 
 st.subheader("Downloads")
 if len(view) < len(frame):  # (the filters narrow the table, not the files; walkthrough, ninth session)

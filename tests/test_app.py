@@ -2788,6 +2788,9 @@ def test_a_perfect_accuracy_s_margin_above_is_never_negative():
     margins = gold_margins([1.0, 0.75], 4)
     assert margins is not None and margins[1] >= 0.0
     assert "-0.00" not in gold_margin_text(margins) and "-0.00" not in gold_spread([1.0], 4)
+    # one task is not "that many tasks" (walkthrough 96)
+    assert gold_spread([1.0], 1).startswith("on one task each accuracy is known") and \
+        gold_spread([1.0], 4).startswith("on that many tasks")
 
 
 def test_the_workers_coverage_reads_in_percent_with_one_decimal():
@@ -3437,3 +3440,27 @@ def test_a_failed_session_restore_is_said_in_the_notice_s_place(runs_dir, monkey
     at.run()
     assert [unescape(str(e.value)) for e in at.error] == ["Could not restore the session: RuntimeError: restore failed"]
     assert len(before) == 1 and _tab_container_paths(at) == before
+
+
+def test_the_results_table_of_many_classes_leaves_their_probabilities_to_the_downloads(runs_dir):
+    """Walkthrough 96: majority vote on 4,000 tasks x 8,000 classes (a 140 KB upload) made the Results table a
+    258 MB message ("MessageSizeError") and took the server +2.2 GB for one view; past 100 classes the table shows no
+    class's probability column, and says the downloads hold them."""
+    rows = [(f"t{t}", f"w{w}", f"c{(t * 7 + w) % 150}") for t in range(300) for w in range(2)]
+    at = upload(new_app(), "many.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    wait_done(at.session_state["train_run"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    table = labels_table(at)
+    assert "label" in table.columns and not [c for c in table.columns if str(c).startswith("p_")], list(table.columns)
+    assert "The probability of each class is left out of this table (100 classes at most are shown, a column each): " \
+           "the downloads hold them." in texts(at)
+    from deem_core.data.formats.writers import serialise  # noqa: PLC0415
+    from deem_studio.jobs import get_manager  # noqa: PLC0415
+
+    stored = get_manager().store.load(at.session_state["train_run"]).results["mv"]
+    assert sum(str(c).startswith("p_") for c in stored.columns) == 150  # (kept in the run: the downloads serialise it)
+    assert serialise(stored, "csv").count(b"p_") >= 150
