@@ -468,8 +468,7 @@ def set_dataset(name: str, data: Any, gold: Any = None, files: list[str] | None 
         gold.attrs.update(uploaded.attrs, replaced=0 if own is None else len(own))
     st.session_state["dataset"] = {"name": name, "data": data, "gold": gold, "files": list(files or []),
                                    "origin": origin, "fingerprint": data.fingerprint(),
-                                   "read_gold": 0 if own is None else len(own), "own_gold": own,
-                                   "gold_with_data": bool(read_gold)}
+                                   "own_gold": own, "gold_with_data": bool(read_gold)}
     st.session_state.pop("summary_cache", None)
     if st.session_state["dataset"]["fingerprint"] != previous:
         _switch_data(previous, st.session_state["dataset"]["fingerprint"], with_runs, previous_gold)

@@ -21,7 +21,7 @@ from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.formats.sources import release_memory  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
-from deem_core.data.text import counted, shortened  # noqa: E402
+from deem_core.data.text import counted, is_are, shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
@@ -561,7 +561,7 @@ with tab["Gold labels"]:
         replaced = gold.attrs.get("replaced")  # (an export's own gold labels set aside without a word; walkthrough 22)
         # which file they came from (tried several, a user could not tell which was used; walkthrough 36)
         named = (f" (from {gold.attrs['file']})" if gold.attrs.get("file")
-                 else " (read with the data)" if ds.get("gold_with_data", ds.get("read_gold")) and not gold.attrs.get("brought_back")
+                 else " (read with the data)" if ds.get("gold_with_data") and not gold.attrs.get("brought_back")
                  else "")
         read_as = gold_columns_text(gold.attrs.get("columns"))  # (said in the notice at the top only, off screen;
         if gold.attrs.get("file") and read_as:  # walkthrough 85)
@@ -592,11 +592,10 @@ with tab["Gold labels"]:
                 common.set_gold(own)
                 st.session_state["_notice"] = (f"the gold labels of {gold.attrs['file']} were removed; the "
                                                f"{wording.counted(len(own), 'gold label')} read with the data "
-                                               f"{'is' if len(own) == 1 else 'are'} used again")
+                                               f"{is_are(len(own))} used again")
             else:
                 common.set_gold(None)
                 ds.pop("own_gold", None)  # (removed: a later file is not said to replace them; read 46)
-                ds["read_gold"] = 0
             # the file read stays in the box below, with nothing saying it is unused (walkthrough 91)
             # (per data set: the removal on another data set made this one's file unsaid again; walkthrough 92)
             st.session_state.setdefault("_gold_removed", {})[common.data_key()] = st.session_state.get("_gold_file")
@@ -670,8 +669,8 @@ with tab["Gold labels"]:
                 st.session_state["_notice"] = common.Refusal(refused)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
-            if ds.get("read_gold"):  # the gold labels the data's own file carried (a Toloka GOLDEN column, ...)
-                usable.attrs["replaced"] = int(ds["read_gold"])
+            if ds.get("own_gold") is not None:  # the data's own file's (a Toloka GOLDEN column, ...) of a class
+                usable.attrs["replaced"] = len(ds["own_gold"])
             usable.attrs["file"] = gold_file.name
             common.set_gold(usable)
             warnings = list(truth.attrs.get("warnings") or [])  # skipped missing truths, cleaned lines

@@ -78,35 +78,33 @@ def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path
                     "times written as text)"], reading.data.warnings
     shown = preview(path)
     assert "submitted" not in shown.columns["annotators"] and "left out 1 column of dates or times" in shown.note
-    only = tmp_path / "dates.csv"  # every worker answers with a date: they are the labels
-    only.write_text("item,w1,w2\n" + "".join(f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3}\n"
-                                             for i in range(20)))
-    assert list(read_dataset([only]).data.workers) == ["w1", "w2"]
+    # every worker answers with a date: they are the labels
+    assert _workers(tmp_path, "item,w1,w2", (f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3}"
+                                              for i in range(20))) == ["w1", "w2"]
     # three workers answering "which day?" beside one who answered twice in the first rows: all stay workers (they
     # were left out as dates; attack round 49)
-    days = tmp_path / "days.csv"
-    days.write_text("item,w1,w2,w3,w4\n" + "".join(
-        f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3},2024-01-0{1 + i % 2},{'x' if i in (3, 60) else ''}\n"
-        for i in range(80)))
-    assert list(read_dataset([days]).data.workers) == ["w1", "w2", "w3", "w4"]
+    assert _workers(tmp_path, "item,w1,w2,w3,w4", (
+        f"t{i},2024-01-0{1 + i % 3},2024-01-0{1 + (i + 1) % 3},2024-01-0{1 + i % 2},{'x' if i in (3, 60) else ''}"
+        for i in range(80))) == ["w1", "w2", "w3", "w4"]
     # two workers beside three columns of dates: left out where their names say a time, kept where they do not
-    meta = tmp_path / "meta.csv"
-    meta.write_text("item,w1,w2,created,approved_at,day2\n" + "".join(
-        f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},2024-02-0{1 + i % 9},2024-02-0{1 + i % 9}T10:00:00Z,2024-02-0{1 + i % 9}\n"
-        for i in range(30)))
-    assert list(read_dataset([meta]).data.workers) == ["day2", "w1", "w2"]
+    assert _workers(tmp_path, "item,w1,w2,created,approved_at,day2", (
+        f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},2024-02-0{1 + i % 9},2024-02-0{1 + i % 9}T10:00:00Z,2024-02-0{1 + i % 9}"
+        for i in range(30))) == ["day2", "w1", "w2"]
     # workers named like a time's word but not one ("reviewer_1") stay workers whatever they answer; a sparse file's
     # "submitted" column goes out beside workers of one answer each (read 48)
-    named = tmp_path / "named.csv"
-    named.write_text("item,reviewer_1,reviewer_2,reviewer_3,w4\n" + "".join(
-        f"t{i},2024-03-0{1 + i % 3},2024-03-0{1 + (i + 1) % 3},2024-03-0{1 + i % 2},{'March 1' if i % 7 == 0 else ''}\n"
-        for i in range(30)))
-    assert list(read_dataset([named]).data.workers) == ["reviewer_1", "reviewer_2", "reviewer_3", "w4"]
-    sparse = tmp_path / "sparse.csv"
-    sparse.write_text("item," + ",".join(f"w{j}" for j in range(40)) + ",submitted\n" + "".join(
+    assert _workers(tmp_path, "item,reviewer_1,reviewer_2,reviewer_3,w4", (
+        f"t{i},2024-03-0{1 + i % 3},2024-03-0{1 + (i + 1) % 3},2024-03-0{1 + i % 2},{'March 1' if i % 7 == 0 else ''}"
+        for i in range(30))) == ["reviewer_1", "reviewer_2", "reviewer_3", "w4"]
+    assert "submitted" not in _workers(tmp_path, "item," + ",".join(f"w{j}" for j in range(40)) + ",submitted", (
         f"t{i}," + ",".join(("ab"[i % 2] if j in (i % 40, (i + 7) % 40) else "") for j in range(40))
-        + f",2024-03-{1 + i % 28:02d}\n" for i in range(60)))
-    assert "submitted" not in list(read_dataset([sparse]).data.workers)
+        + f",2024-03-{1 + i % 28:02d}" for i in range(60)))
+
+
+def _workers(tmp_path, header: str, rows) -> list:
+    """The workers read from a CSV of ``header`` and ``rows`` (each a line)."""
+    path = tmp_path / f"f{len(list(tmp_path.iterdir()))}.csv"
+    path.write_text(header + "\n" + "".join(f"{row}\n" for row in rows))
+    return list(read_dataset([path]).data.workers)
 
 
 def test_an_export_s_blank_line_is_counted_once(tmp_path):

@@ -222,16 +222,11 @@ class Table:
         Latin-1 file's note said twice; read 48), and reading at most what a preview reads (:data:`PREVIEW_BYTES`:
         the preview and the read decide alike on what they look at)."""
         kept, notes = dict(self.__dict__.get("_counts", {})), list(self.notes)
-        stop, truncated = getattr(self, "stop_after", None), getattr(self, "truncated", None)
-        if hasattr(self, "stop_after"):
-            self.stop_after = PREVIEW_BYTES if stop is None else min(stop, PREVIEW_BYTES)
         try:
             return self.head(nrows)
         finally:
             self.__dict__["_counts"] = kept
             self.notes[:] = notes
-            if hasattr(self, "stop_after"):
-                self.stop_after, self.truncated = stop, truncated
 
     def line(self, row: int) -> str:
         return f"row {row + 1}"
@@ -250,18 +245,15 @@ class Table:
             return {}
         head = self.peek(TIME_SAMPLE_ROWS)
 
-        def values(column: str) -> pd.Series | None:
+        seen = {}  # column -> (its values in the first rows, whether all are dates)
+        for column in columns:
             found = head[column] if column in head.columns else None
-            if not isinstance(found, pd.Series):  # (absent, or a name the header holds twice)
-                return None
-            text = found[~missing_mask(found)].astype(str).str.strip()  # ("N/A" among dates; walkthrough 95)
-            return text[text != ""]
-
-        dates = [c for c in named if (v := values(c)) is not None and len(v) >= TIME_MIN_VALUES
-                 and bool(v.str.fullmatch(_ISO_TIME).all())]
-        others = [c for c in columns if c not in dates]
-        if not any((v := values(c)) is not None and len(v) and not bool(v.str.fullmatch(_ISO_TIME).all())
-                   for c in others):
+            if isinstance(found, pd.Series):  # (not absent, nor a name the header holds twice)
+                text = found[~missing_mask(found)].astype(str).str.strip()  # ("N/A" among dates; walkthrough 95)
+                text = text[text != ""]
+                seen[column] = (len(text), bool(text.str.fullmatch(_ISO_TIME).all()))
+        dates = [c for c in named if c in seen and seen[c][0] >= TIME_MIN_VALUES and seen[c][1]]
+        if not any(n and not all_dates for c, (n, all_dates) in seen.items() if c not in dates):
             return {}  # (no column of labels beside them: they may be the labels)
         return {column: "dates or times written as text" for column in dates}
 
@@ -433,6 +425,15 @@ class CsvTable(Table):
                          f"values that contain {_show_delimiter(self.delimiter)} in double quotes")
 
     # ------------------------------------------------------------------ rows
+    def peek(self, nrows: int) -> pd.DataFrame:
+        """:meth:`Table.peek` within the bytes a preview reads (:data:`PREVIEW_BYTES`)."""
+        stop, truncated = self.stop_after, self.truncated
+        self.stop_after = PREVIEW_BYTES if stop is None else min(stop, PREVIEW_BYTES)
+        try:
+            return super().peek(nrows)
+        finally:
+            self.stop_after, self.truncated = stop, truncated
+
     def chunks(self, columns: Sequence[str] | None = None, nrows: int | None = None) -> Iterator[pd.DataFrame]:
         preview = nrows is not None
         text = self._text(budget=None if preview else self.budget, stop_after=self.stop_after, quotes=True)
