@@ -70,7 +70,7 @@ from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "deem_refusal", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
     "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "method_epochs", "train_epochs", "trained_methods", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
@@ -171,11 +171,26 @@ def check_deem_classes(data: AnnotationSet) -> None:
         check_problem_size(data.n_workers, data.n_classes, source=data.source)  # raises, in the engine's words
 
 
+def deem_refusal(data: AnnotationSet) -> str | None:
+    """Why DEEM cannot be trained on ``data`` (the sentence a sweep's or a training's launch would refuse with), or
+    None: the Sweep page said so only after "Launch sweep", and timed a probe of a sweep that could not run first."""
+    try:
+        check_deem_classes(data)
+        check_confusion_size(data, ["deem"])
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
 def check_methods_fit(data: AnnotationSet, methods: Sequence[str]) -> None:
     """DataError before a training is queued with a method that cannot run on these data (KOS on more than two
-    classes ran after the others and failed at the end, inside a "finished" box; walkthrough, tenth session)."""
+    classes ran after the others and failed at the end, inside a "finished" box; walkthrough, tenth session).
+    A trained method (DEEM, the iRBM alone) on more classes than DEEM handles is one: the iRBM alone was queued on
+    8,000 classes and failed there, and the Train page offered DEEM, ticked, where Train could only refuse it."""
     from deem_core.methods.registry import make_aggregator  # noqa: PLC0415
 
+    if any(m in METHODS and get_method(m).trains for m in methods):
+        check_deem_classes(data)
     check_confusion_size(data, methods)
     binary = [m for m in methods if m in METHODS and get_method(m).binary_only]
     if binary and int(data.n_classes) > 2:
@@ -700,8 +715,8 @@ class JobManager:
             check_table_size(data)  # before the run exists: the page says why, nothing is queued
         # (a config without methods trains the defaults: checked as such; read 48)
         asked = [str(m).strip().lower() for m in {**TRAIN_DEFAULTS, **(config or {})}.get("methods") or []]
-        if data is not None and (kind == "sweep" or (kind == "train" and "deem" in asked)):
-            check_deem_classes(data)  # likewise
+        if data is not None and kind == "sweep":
+            check_deem_classes(data)  # likewise (a train job's: in check_methods_fit, for every trained method)
         if data is not None and kind == "sweep":
             check_confusion_size(data, ["deem"])  # likewise (a train job's: in check_methods_fit)
         if data is not None and kind == "train":

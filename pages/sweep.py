@@ -20,8 +20,8 @@ from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.deem import DEEM  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epochs, run_sweep  # noqa: E402
 from deem_core.model.training import MAX_LR, MAX_SEEDS  # noqa: E402
-from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, sample_batch_size,  # noqa: E402
-                              status_line)
+from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, deem_refusal,  # noqa: E402
+                              sample_batch_size, status_line)
 from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -183,6 +183,7 @@ with st.container(border=True):
     batch = sample_batch_size(sample, data.n_tasks) if sample else int(defaults_of(run_sweep)["batch_size"])
     estimate = None
     single = common.one_class(data)  # (a run that fails at once; walkthrough 42)
+    single = single or deem_refusal(data)  # (more classes than DEEM handles: refused before the probe and the button)
     if not any((too_many, bad_layers, bad_seeds, bad_sample, single)):  # no timing probe of a sweep that will not launch
         estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
                                           device=device, batch_size=batch)

@@ -134,10 +134,11 @@ if left_out:
     st.caption(common.safe(f"{', '.join(method_name(m) for m in left_out)} left out: it works on two classes only, "
                            f"and these data have {data.n_classes:,}."))
 # nor one too large for these data (M-MSR on 300 workers was offered, and refused only after Train; walkthrough 53);
-# each is named with its reason (KOS was missing from the box without a word; walkthrough 54)
+# each is named with its reason (KOS was missing from the box without a word; walkthrough 54); DEEM too, on more
+# classes than it handles (it was offered and ticked, and Train could only refuse it)
 too_large = {m: f"two classes only; these data have {data.n_classes:,}" for m in registry.method_keys()
              if m not in offered and m not in left_out}
-for method in [m for m in offered if not registry.get_method(m).trains]:
+for method in offered:
     try:
         check_methods_fit(data, [method])
     except DataError as exc:

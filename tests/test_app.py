@@ -407,6 +407,27 @@ def test_a_method_too_large_for_the_data_is_not_offered(runs_dir):
     assert "M-MSR:" not in texts(small)
 
 
+def test_deem_is_not_offered_on_more_classes_than_it_handles(runs_dir):
+    """Forty-third session: on 1,200 classes the Train page offered DEEM and the iRBM, DEEM ticked, where Train could
+    only refuse them, and the Sweep page timed a probe of a sweep that could not run and refused it after "Launch
+    sweep". Both say why before a launch; majority vote still trains."""
+    rows = [(t, f"w{k}", f"class {(t * 7 + k * (t % 3)) % 1_200}") for t in range(2_400) for k in range(2)]
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "many_classes.csv", content)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    box = at.multiselect(key="train_methods")
+    assert "DEEM" not in box.options and "iRBM" not in box.options and box.value == ["mv", "ds"]
+    said = texts(at)
+    for name in ("DEEM", "iRBM"):
+        assert f"- {name}: 1,200 classes is more than DEEM handles (at most 1,000)" in said, said
+    assert not at.button(key="train_launch").disabled
+    at.switch_page("pages/sweep.py").run()
+    no_problem(at)
+    assert any("1,200 classes is more than DEEM handles (at most 1,000)" in unescape(e.value) for e in at.error)
+    assert at.button(key="sweep_launch").disabled
+
+
 def test_methods_picked_for_other_data_are_said_with_a_reset(runs_dir):
     """Walkthrough 53: GLAD, MACE ... picked for one data set stayed picked for the next without a word (a 40,000-task
     training 7 min 42 s, the defaults 1 min 53 s)."""

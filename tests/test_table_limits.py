@@ -55,11 +55,15 @@ def test_the_table_limit_from_the_environment(monkeypatch):
 def test_a_deem_job_on_more_classes_than_deem_handles_is_refused_before_it_is_queued(tmp_path):
     """Seen in the browser: a sampled sweep (no table check) of a 3,000-class file was queued and 'failed in
     0.01 s', leaving a failed run on the Runs page. A sweep, or a training with DEEM, is refused before the run
-    exists; a training without DEEM is not (majority vote handles any number of classes)."""
+    exists; a training without DEEM is not (majority vote handles any number of classes). The iRBM alone is DEEM
+    without layers: it was queued and failed there (forty-third session); the pages say it before a launch."""
     manager = JobManager(RunStore(tmp_path))
     data = _codes(2_000, 1_500)  # 24 MB a table: under the table limit
+    assert jobs.deem_refusal(data).endswith("1,500 classes is more than DEEM handles (at most 1,000); check that the "
+                                            "label column holds class labels, not free text, scores or ids")
+    assert jobs.deem_refusal(_codes(2_000, 1_000)) is None
     for kind, config in (("sweep", {"sample_tasks": 500, "epochs": 1}), ("train", {"methods": ["mv", "deem"]}),
-                         ("train", {})):
+                         ("train", {}), ("train", {"methods": ["irbm"]})):
         with pytest.raises(DataError, match=r"1,500 classes is more than DEEM handles \(at most 1,000\)"):
             manager.submit(kind, config, data=data, owner="a" * 24)
     assert len(manager.store.list()) == 0  # no run was made
