@@ -100,6 +100,22 @@ def test_a_csv_column_of_iso_dates_is_no_worker_and_the_reading_says_so(tmp_path
         + f",2024-03-{1 + i % 28:02d}" for i in range(60)))
 
 
+@pytest.mark.parametrize("written", ["{m:02d}/{d:02d}/2024", "{m}/{d}/2024 9:{d:02d} PM", "{d}.{m}.2024 14:05",
+                                     "{d:02d}-{m:02d}-24", "2024/{m}/{d}", "Mar {d}, 2024", "{d} March 2024",
+                                     "Fri Mar {d:02d} 09:15:00 PST 2024"])
+def test_a_csv_column_of_dates_written_as_exports_write_them_is_no_worker(tmp_path, written):
+    """Forty-second session's left list: a wide CSV's dates were looked for in ISO 8601 only, so a US-style
+    "submitted" column (12/05/2026) stayed a worker whose labels were dates. The name still decides: a worker whose
+    answers are such dates but whose name says no time stays one."""
+    rows = [f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},\"{written.format(m=1 + i % 12, d=1 + i % 28)}\""
+            for i in range(30)]
+    assert _workers(tmp_path, "item,w1,w2,submitted", rows) == ["w1", "w2"]
+    assert _workers(tmp_path, "item,w1,w2,w3", rows) == ["w1", "w2", "w3"]
+    # a label that is no date among them keeps the column (a worker who was asked a date and answered otherwise)
+    rows[4] = "t4,a,b,b"
+    assert _workers(tmp_path, "item,w1,w2,submitted", rows) == ["submitted", "w1", "w2"]
+
+
 def _workers(tmp_path, header: str, rows) -> list:
     """The workers read from a CSV of ``header`` and ``rows`` (each a line)."""
     path = tmp_path / f"f{len(list(tmp_path.iterdir()))}.csv"

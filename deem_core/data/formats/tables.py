@@ -235,7 +235,8 @@ class Table:
         """Those of ``columns`` that hold dates or times (column -> the type in words): a typed table's columns say
         so by their type. In a text table, a column whose name says a time (a part of it is one of
         :data:`TIME_WORDS`: "submitted", "reviewed_at", "createdAt") and whose values in the first
-        :data:`TIME_SAMPLE_ROWS` rows (at least :data:`TIME_MIN_VALUES`) are all ISO 8601 dates or dates and times, beside
+        :data:`TIME_SAMPLE_ROWS` rows (at least :data:`TIME_MIN_VALUES`) are all dates or dates and times (ISO 8601,
+        US and European day-month orders, months by name: :data:`_DATE_TEXT`), beside
         a column holding something else (a wide CSV's "submitted" column was read as a worker whose 28 labels were
         dates; walkthrough 94). By the values alone, workers answering "which day?" were left out (attack round 49,
         read 48), so the name decides too; a worker is never named a time. Not looked for past
@@ -251,7 +252,7 @@ class Table:
             if isinstance(found, pd.Series):  # (not absent, nor a name the header holds twice)
                 text = found[~missing_mask(found)].astype(str).str.strip()  # ("N/A" among dates; walkthrough 95)
                 text = text[text != ""]
-                seen[column] = (len(text), bool(text.str.fullmatch(_ISO_TIME).all()))
+                seen[column] = (len(text), bool(text.str.fullmatch(_DATE_TEXT).all()))
         dates = [c for c in named if c in seen and seen[c][0] >= TIME_MIN_VALUES and seen[c][1]]
         if not any(n and not all_dates for c, (n, all_dates) in seen.items() if c not in dates):
             return {}  # (no column of labels beside them: they may be the labels)
@@ -275,9 +276,20 @@ TIME_MAX_COLUMNS = 2_000
 TIME_WORDS = frozenset({"date", "datetime", "day", "time", "timestamp", "ts", "created", "updated", "modified",
                         "submitted", "submit", "started", "start", "finished", "end", "ended", "completed", "accepted",
                         "approved", "reviewed", "rejected", "expires", "expired", "expiration", "deadline", "when"})
-#: an ISO 8601 date, or date and time (with seconds, fractions and a zone or not): 2024-03-01, 2024-03-01T09:15:00Z,
-#: 2024-03-01 09:15:00.123+01:00
-_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+#: a time of day after a date: 09:15, 9:15:00, 09:15:00.123, 9:15 PM, with a zone or not (Z, +01:00, UTC, PST)
+_CLOCK = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?: ?[AaPp][Mm])?(?: ?(?:Z|[+-]\d{2}(?::?\d{2})?|[A-Z]{2,5}))?)?"
+_MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_DAYS = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?"
+#: a date, or date and time, as exports write them: ISO 8601 (2024-03-01, 2024-03-01T09:15:00Z, 2024/03/01 09:15);
+#: day, month and year with slashes, dots or dashes in either order (03/01/2024 9:15 PM, 1.3.24; a
+#: wide CSV's US-style "submitted" column stayed a worker, forty-second session); a month by name (Mar 1, 2024;
+#: 1 March 2024); a platform's "Fri Mar 01 09:15:00 PST 2024"
+_DATE_TEXT = re.compile(
+    r"\d{4}[-/]\d{1,2}[-/]\d{1,2}" + _CLOCK
+    + r"|\d{1,2}([/.\-])\d{1,2}\1(?:\d{2}){1,2}" + _CLOCK
+    + r"|(?:" + _DAYS + r" )?" + _MONTHS + r" \d{1,2},? \d{4}" + _CLOCK
+    + r"|(?:" + _DAYS + r" )?\d{1,2} " + _MONTHS + r",? \d{4}" + _CLOCK
+    + r"|" + _DAYS + r" " + _MONTHS + r" \d{1,2} \d{1,2}:\d{2}:\d{2} (?:[A-Z]{2,5} )?\d{4}")
 
 
 # ---------------------------------------------------------------------------------------------- CSV
