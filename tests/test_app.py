@@ -103,6 +103,8 @@ def test_the_load_notice_says_which_gold_labels_of_the_file_are_used(runs_dir):
     at = upload(new_app(), "pool.tsv", ("\n".join(rows) + "\n").encode())
     said = texts(at)
     assert "Loaded 120 answers and 3 gold labels (2 are used, 1 is not among the classes) from 1 file" in said, said
+    # the "read as" line too (it said "3 gold labels" where the tab and the sidebar count 2; read 48)
+    assert "; 3 gold labels (2 are used, 1 is not among the classes)" in said, said
     assert len(at.session_state["dataset"]["gold"]) == 2
     # and the Gold labels tab says where they came from (walkthrough 92: they read as the box's file's)
     assert "2 gold labels match tasks of this data set (read with the data); 1 more names no class" in said, said

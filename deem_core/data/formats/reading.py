@@ -419,7 +419,12 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         if kind in LAYOUTS else ""
     reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
     if gold is not None:
-        reading_note += f"; {counted(len(gold), 'gold label')}"
+        # those of no class said as the load notice and the Gold labels tab say them (the line counted the file's
+        # while the tab counted those used; forty-second session's read)
+        of_class = int((pd.Index(data.classes).get_indexer(gold.to_numpy()) >= 0).sum())
+        left = len(gold) - of_class
+        reading_note += f"; {counted(len(gold), 'gold label')}" + (
+            f" ({of_class:,} {is_are(of_class)} used, {left:,} {is_are(left)} not among the classes)" if left else "")
     return Reading(data, kind, reading_note, gold, context, list(plans))
 
 
