@@ -99,6 +99,14 @@ def test_a_positive_energy_that_swings_up_and_back_is_too_large_not_too_small():
     assert not verdict.keep and verdict.label == "too large", verdict
     assert "swings up by 3" in verdict.reason and "epoch 11" in verdict.reason
     assert rec.lr == 0.01
+    # up in the first half and highest at the last epoch, the second half's rise too small to say it: it has not
+    # come back, and the reason does not say it did (forty-second session's read)
+    risen = dict(difference=dip(-1.0, -2.0, -1.6), positive=ramp(-10.0, -7.0, T // 2, after=-6.9))
+    verdict = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=3.0, **risen)),
+                        smoothing=0.0).verdicts[3.0]
+    assert not verdict.keep and verdict.label == "too large", verdict
+    assert verdict.reason == (f"the positive energy (data) ends 3.1 above its start, highest at the last epoch ({T}): "
+                              "the model explains the data less than when it began"), verdict.reason
 
 
 def test_rising_negative_energy_is_dropped_but_sampler_burn_in_is_not():

@@ -192,6 +192,7 @@ class RunAnalysis:
     positive_rise: float = 0.0
     positive_swing: float = 0.0  # how far the positive energy went above its first value, at any epoch
     positive_swing_epoch: int | None = None
+    positive_swing_ends: bool = False  # the highest point is the last epoch: it never came back
     positive_rise_epoch: int | None = None
     negative_rise: float = 0.0
     negative_rise_epoch: int | None = None
@@ -322,6 +323,7 @@ def analyse_run(s: dict[str, Any], run: int, sign: float, n_reference: int | Non
     a.positive_drop = float(pos[0] - np.min(pos))
     high = int(np.argmax(pos))
     a.positive_swing, a.positive_swing_epoch = float(pos[high] - pos[0]), int(epochs[high])
+    a.positive_swing_ends = high == pos.size - 1
     a.start = float(u[0])
     a.lowest = float(np.min(u))
     a.largest_excursion = float(np.max(np.abs(u)))
@@ -425,7 +427,12 @@ def recommend(
             # up and back down again within the epochs: the second half's rise above missed it, and the small net
             # fall made a learning rate of 3 "too small" next to a good 1 (walkthrough, tenth session)
             a.problems.append("energy-rises")
-            a.reason = (f"the positive energy (data) swings up by {_fmt(a.positive_swing)} above its start (epoch "
+            # (highest at the last epoch it has not come back: "before it comes back" said what the chart did not
+            # show; forty-second session's read)
+            a.reason = (f"the positive energy (data) ends {_fmt(a.positive_swing)} above its start, highest at the "
+                        f"last epoch ({a.positive_swing_epoch}): the model explains the data less than when it began"
+                        if a.positive_swing_ends else
+                        f"the positive energy (data) swings up by {_fmt(a.positive_swing)} above its start (epoch "
                         f"{a.positive_swing_epoch}) before it comes back: the steps overshoot")
         if a.negative_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
