@@ -49,6 +49,7 @@ from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
 from deem_core.data.text import escape_controls, natural_positions, shortened
 from deem_core.model import training
+from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
 from deem_studio import capacity, owners
 from deem_studio.estimate import BackgroundProbes
@@ -167,8 +168,9 @@ def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, 
 
 def plotly_chart(figure: Any, **kwargs: Any) -> Any:
     """``st.plotly_chart`` of a figure whose names, labels, titles and hover texts are shown as text (plotly
-    would render ``<a href>``, ``<b>`` ... in them): :func:`deem_core.plots.safety.escape_figure`."""
-    return st.plotly_chart(escape_figure(figure), **kwargs)
+    would render ``<a href>``, ``<b>`` ... in them; :func:`deem_core.plots.safety.escape_figure`) and whose numbers'
+    exponents are powers of ten, not SI prefixes (:func:`deem_core.plots.axes.plain_exponents`)."""
+    return st.plotly_chart(plain_exponents(escape_figure(figure)), **kwargs)
 
 
 def message(kind: str, text: Any, **kwargs: Any) -> None:

@@ -225,6 +225,14 @@ def test_upload_preview_and_summary(runs_dir):
     assert 0.0 < float(metrics["Krippendorff's α"]) < 1.0
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # labels per task, class balance, pairwise agreement
+    # numbers' exponents as powers of ten on every axis and colour bar: plotly's SI prefixes wrote 5e-5 as "50μ"
+    # (forty-second session's read)
+    for chart in charts:
+        spec = json.loads(chart.proto.spec)
+        axes = [v for k, v in spec["layout"].items() if re.fullmatch(r"[xy]axis\d*", k)]
+        assert axes and all(a.get("exponentformat") == "power" for a in axes), spec["layout"]
+        assert all(t["colorbar"].get("exponentformat") == "power" for t in spec["data"] if "colorbar" in t)
+    assert any("colorbar" in t for c in charts for t in json.loads(c.proto.spec)["data"])  # (the pairwise heatmap)
     # gold labels
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     no_problem(at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["category_axes"]
+__all__ = ["category_axes", "plain_exponents"]
 
 
 def category_axes(figure: Any, x: bool = True, y: bool = True, **where: Any) -> Any:
@@ -18,4 +18,19 @@ def category_axes(figure: Any, x: bool = True, y: bool = True, **where: Any) -> 
         figure.update_xaxes(type="category", **where)
     if y:
         figure.update_yaxes(type="category", **where)
+    return figure
+
+
+def plain_exponents(figure: Any) -> Any:
+    """``figure`` (in place) with small and large numbers on its axes and colour bars written as powers of ten
+    (5×10⁻⁵) instead of plotly's default SI prefixes: a mutual-information scale read "50μ" (forty-second session's
+    read), and "2G" for two billion. The pages' charts and the report's go through this."""
+    figure.update_xaxes(exponentformat="power")
+    figure.update_yaxes(exponentformat="power")
+    for trace in figure.data:
+        if "colorbar" in trace:
+            trace.colorbar.exponentformat = "power"
+        marker = getattr(trace, "marker", None)
+        if marker is not None and "colorbar" in marker:
+            marker.colorbar.exponentformat = "power"
     return figure

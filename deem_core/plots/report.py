@@ -17,6 +17,7 @@ import pandas as pd
 from deem_core.data.export import atomic_write_text, write_csv
 from deem_core.data.text import escape_controls
 from deem_core.plots import diagnostics as plots
+from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
 
 __all__ = ["REPORT_FILES", "REPORT_MAX_CHARS", "CONFUSION_MAX_CHARS", "confusion_long_frame", "confusion_table_workers", "importance_frame", "mi_layers_sentence", "mi_summary_frame",
@@ -178,7 +179,7 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         """Write one figure under its heading; False (nothing written) when its HTML passes ``room`` characters."""
         nonlocal plotly_js
         # worker, class and subset names are data: shown as text, never as plotly's HTML labels (live links)
-        html_part = escape_figure(figure).to_html(full_html=False, include_plotlyjs=plotly_js)
+        html_part = plain_exponents(escape_figure(figure)).to_html(full_html=False, include_plotlyjs=plotly_js)
         if room is not None and len(html_part) > room:
             return False
         parts.extend([f"<h2>{_text(heading)}</h2>", html_part])
