@@ -116,6 +116,34 @@ def test_a_csv_column_of_dates_written_as_exports_write_them_is_no_worker(tmp_pa
     assert _workers(tmp_path, "item,w1,w2,submitted", rows) == ["submitted", "w1", "w2"]
 
 
+def test_a_wide_csv_column_of_notes_is_no_worker_and_the_reading_says_so(tmp_path):
+    """Walkthrough 97: a wide CSV's "notes" column was read as a 26th worker whose four remarks ("blurry image", "ok",
+    ...) became four classes and the labels of 213 of 1,500 tasks (accuracy 89.13 -> 77.93), with no way to leave it
+    out. A column named as notes or item text whose values are mostly no other column's label is left out and said;
+    one so named whose values are the others' labels stays a worker, as does every column where all are so named."""
+    notes = ["", "ok", "blurry image", '"two animals, pick main"', '"=HYPERLINK(""x"")"']
+    rows = [f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},{'ba'[i % 2]},{notes[i % 5]},sentence {i}" for i in range(60)]
+    path = tmp_path / "wide.csv"
+    path.write_text("item,w1,w2,w3,notes,itemText\n" + "\n".join(rows) + "\n")
+    reading = read_dataset([path])
+    assert list(reading.data.workers) == ["w1", "w2", "w3"] and list(reading.data.classes) == ["a", "b"]
+    assert [w for w in reading.data.warnings if "notes or item text" in w] == [
+        "wide.csv: left out 2 columns of notes or item text, which are not workers ('notes': text that is no "
+        "worker's label, 'itemText': text that is no worker's label)"], reading.data.warnings
+    assert "left out 2 columns of notes or item text" in reading.note
+    assert "left out 2 columns of notes or item text" in preview(path).note
+    # a worker's comment column that holds labels the others give (one remark among them) stays a worker
+    assert _workers(tmp_path, "item,w1,w2,comment", (
+        f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},{'ok' if i == 3 else 'ab'[i % 2]}" for i in range(30))) == [
+        "comment", "w1", "w2"]
+    # every column so named: they are the workers
+    assert _workers(tmp_path, "item,text_1,text_2", (f"t{i},{'ab'[i % 2]},x{i}" for i in range(30))) == [
+        "text_1", "text_2"]
+    # a name that only contains such a word is no note ("notebook_model", "contextual")
+    assert _workers(tmp_path, "item,w1,notebook_model,contextual", (
+        f"t{i},{'ab'[i % 2]},z{i},y{i}" for i in range(30))) == ["contextual", "notebook_model", "w1"]
+
+
 def _workers(tmp_path, header: str, rows) -> list:
     """The workers read from a CSV of ``header`` and ``rows`` (each a line)."""
     path = tmp_path / f"f{len(list(tmp_path.iterdir()))}.csv"

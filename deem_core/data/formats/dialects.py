@@ -119,6 +119,7 @@ class Plan:
     worker_name: str | None = None  # per_annotator: the worker named after the file
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
     times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
+    notes: dict[str, str] = field(default_factory=dict)  # wide: columns of notes or item text left out -> what
     #: columns that a JSON column also holds as fields: read from the column (:func:`_plan_mturk`)
     shadowed: list[str] = field(default_factory=list)
     #: the other input columns of a platform export whose tasks one input column names alone: each task must come
@@ -178,10 +179,13 @@ class Plan:
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
             shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
-            parts.append(f"one worker per {'other ' if not self.times else ''}column ({len(self.annotators):,}: "
-                         f"{shown})")
+            parts.append(f"one worker per {'other ' if not (self.times or self.notes) else ''}column "
+                         f"({len(self.annotators):,}: {shown})")
             if self.times:
                 parts.append(f"left out {counted(len(self.times), 'column')} of dates or times ({describe_times(self.times)})")
+            if self.notes:
+                parts.append(f"left out {counted(len(self.notes), 'column')} of notes or item text "
+                             f"({describe_times(self.notes)})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             if len(worker_names) > 1:
@@ -725,6 +729,11 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
         if times and len(times) < len(plan.annotators):
             plan.annotators = [c for c in plan.annotators if c not in times]
             plan.times = times
+        # and a column of notes or of the item's text (a "notes" column's remarks became classes; walkthrough 97)
+        notes = table.note_columns(plan.annotators)
+        if notes and len(notes) < len(plan.annotators):
+            plan.annotators = [c for c in plan.annotators if c not in notes]
+            plan.notes = notes
     return plan
 
 

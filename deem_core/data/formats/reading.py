@@ -285,6 +285,10 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         if plan.format == "wide" and plan.times:
             warnings.append(f"{table.name}: left out {counted(len(plan.times), 'column')} of dates or times, which {'is not a label' if len(plan.times) == 1 else 'are not labels'} "
                             f"({describe_times(plan.times)})")
+        if plan.format == "wide" and plan.notes:
+            warnings.append(f"{table.name}: left out {counted(len(plan.notes), 'column')} of notes or item text, "
+                            f"which {'is not a worker' if len(plan.notes) == 1 else 'are not workers'} "
+                            f"({describe_times(plan.notes)})")
         if plan.format == "wide":
             present = collector.__dict__.get("_wide_present", {})
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
