@@ -150,6 +150,8 @@ with st.container(border=True):
 
 # ------------------------------------------------------------------ upload
 DETECTED = "(as detected)"
+#: the most columns the Mapping lists to leave out of a wide file
+MAX_IGNORE_CHOICES = 2_000
 COMBINED = "(all of them together)"
 
 
@@ -184,6 +186,22 @@ def _mapping_controls(shown, fmt: str) -> dict:
             columns[role] = [o for o in listed if o.startswith(("Input.", "INPUT:"))]
         elif chosen != DETECTED and chosen != (found if isinstance(found, str) else None):
             columns[role] = chosen
+    if effective == "wide":
+        # a column that is no worker (a "notes" column's remarks became classes, and nothing could leave it out;
+        # walkthrough 97): those named as dates, notes or item text go by themselves, the others here
+        task = columns.get("task") or detected.get("task")
+        others = [c for c in header if c != task]
+        if len(others) > MAX_IGNORE_CHOICES:  # (a list of 20,000 workers is no list to pick from)
+            st.caption(f"{len(others):,} worker columns: too many to list here; leave columns out with the deem "
+                       f"command's --ignore-column, or in the file")
+        else:
+            ignored = st.multiselect("Columns that are no worker (left out)", others, key="map_ignore",
+                                     placeholder="none",
+                                     help="a wide file reads every column but the task as a worker: pick those that "
+                                          "are not (notes, flags, the item's text); columns of dates, notes or item "
+                                          "text named so are left out by themselves, and said in the 'read as' line")
+            if ignored:
+                columns["ignore"] = list(ignored)
     return columns
 
 
@@ -238,7 +256,7 @@ with st.container(border=True):
                  and st.session_state.get("upload_format", "auto") != "auto")
     if reset:
         st.session_state["upload_format"] = "auto"
-        for role in ("task", "worker", "label"):
+        for role in ("task", "worker", "label", "ignore"):
             st.session_state.pop(f"map_{role}", None)
         st.session_state["_format_files"] = []
     fmt = st.selectbox("Format", list(FORMATS), format_func=FORMATS.get, key="upload_format", persist_state="session",

@@ -110,6 +110,30 @@ def test_the_load_notice_says_which_gold_labels_of_the_file_are_used(runs_dir):
     assert "2 gold labels match tasks of this data set (read with the data); 1 more names no class" in said, said
 
 
+def test_a_wide_file_s_column_that_is_no_worker_can_be_left_out_in_the_mapping(runs_dir):
+    """Walkthrough 97: a wide CSV's column that was no worker (its "notes") became one, and neither the Mapping nor
+    the CLI could leave it out. A column named as notes goes by itself (said); any other is picked in the Mapping."""
+    rows = ["item,w1,w2,w3,flag,notes"]
+    rows += [f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},{'ba'[i % 2]},x{i % 3},{'ok' if i % 2 else 'blurry image'}"
+             for i in range(40)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("wide.csv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/csv")).run()
+    no_problem(at)
+    said = texts(at) + "\n".join(str(t.value) for t in at.text)
+    assert "left out 1 column of notes or item text ('notes': text that is no worker's label)" in said, said
+    box = at.multiselect(key="map_ignore")
+    assert box.options == ["w1", "w2", "w3", "flag", "notes"] and box.value == []
+    box.set_value(["flag"]).run()
+    no_problem(at)
+    said = "\n".join(str(t.value) for t in at.text)
+    assert "one worker per column (3: 'w1', 'w2', 'w3')" in said and "left out 1 column as asked ('flag')" in said, said
+    at.button(key="load_files").click().run()
+    no_problem(at)
+    assert list(at.session_state["dataset"]["data"].workers) == ["w1", "w2", "w3"]
+    assert list(at.session_state["dataset"]["data"].classes) == ["a", "b"]
+
+
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
     """Walkthrough 64: with two bad files uploaded together only the first one's error showed; the second's came
     only after the first was removed."""

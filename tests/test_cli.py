@@ -80,6 +80,20 @@ def test_aggregate_method_errors_are_one_line(tmp_path, small_files, capsys):
     assert capsys.readouterr().err.strip() == "error: --model saves a fitted DEEM model; --method mv has none to save"
 
 
+def test_a_wide_file_s_column_that_is_no_worker_is_left_out_with_ignore_column(tmp_path, capsys):
+    """Walkthrough 97: a wide CSV's column that was no worker could not be left out on the command line."""
+    path = tmp_path / "wide.csv"
+    path.write_text("item,w1,w2,flag\n" + "".join(f"t{i},{'ab'[i % 2]},{'ab'[i % 2]},x{i % 3}\n" for i in range(30)))
+    out = tmp_path / "labels.csv"
+    assert main(["aggregate", str(path), "-o", str(out), "--method", "mv", "--ignore-column", "flag"]) == 0
+    err = capsys.readouterr().err
+    assert "one worker per column (2: 'w1', 'w2'), left out 1 column as asked ('flag')" in err, err
+    assert set(pd.read_csv(out)["label"]) == {"a", "b"}  # (with "flag" a worker, its x0, x1, x2 were classes)
+    assert main(["aggregate", str(path), "-o", str(out), "--method", "mv", "--ignore-column", "nope"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: wide.csv: the column to leave out, 'nope', is not in the file; found 'item', 'w1', 'w2', 'flag'")
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".json"])
 def test_aggregate_other_formats_keep_original_labels(tmp_path, small_files, suffix):
     annotations, _, _ = small_files

@@ -229,8 +229,18 @@ def test_column_mapping_overrides_detection():
     assert "m.csv: ignored column 'extra'" in data.warnings
     with pytest.raises(DataError, match=r"^m\.csv: the worker column 'rater' is not in the file; found 'photo', 'who'"):
         read_annotations(("m.csv", text), columns={"task": "photo", "worker": "rater"})
-    with pytest.raises(ValueError, match=r"columns= maps task, worker and label; got \['annotator'\]"):
+    with pytest.raises(ValueError, match=r"columns= maps task, worker and label \(and 'ignore': columns to leave out\); "
+                                         r"got \['annotator'\]"):
         read_annotations(("m.csv", text), columns={"annotator": "who"})
+    # columns to leave out (walkthrough 97): a list of the file's columns, none of them a role's
+    wide = "item,w1,w2,flag\n" + "".join(f"t{i},{'ab'[i % 2]},{'ba'[i % 2]},x{i % 4}\n" for i in range(8))
+    assert list(read_annotations(("w.csv", wide), columns={"ignore": ["FLAG"]}).workers) == ["w1", "w2"]
+    with pytest.raises(ValueError, match=r"^columns\['ignore'\] is a list of column names$"):
+        read_annotations(("w.csv", wide), columns={"ignore": "flag"})
+    with pytest.raises(DataError, match=r"^the task column 'item' is also among the columns to leave out$"):
+        read_annotations(("w.csv", wide), columns={"task": "item", "ignore": ["item"]})
+    with pytest.raises(DataError, match=r"^w\.csv: only a task column \('item'\) beside the columns left out; a wide "):
+        read_annotations(("w.csv", wide), columns={"ignore": ["w1", "w2", "flag"]})
     with pytest.raises(ValueError, match="format must be"):
         read_annotations(("m.csv", text), format="excel")
 

@@ -399,6 +399,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default=None,
                         help="the label column, answer field (MTurk Answer.x, Toloka OUTPUT:x) or Label Studio control "
                              "(from_name) when there are several (default: chosen, and said in the 'read as' line)")
+    parser.add_argument("--ignore-column", default=None, action="append", metavar="COLUMN",
+                        help="a column that is no worker, left out of a wide file (a 'notes' or 'comment' column); "
+                             "repeat it for several (columns named as dates, notes or item text are left out by "
+                             "themselves, and said)")
     parser.add_argument("--no-predictions", action="store_true",
                         help="Label Studio: leave out model predictions (by default each model_version is a worker)")
     parser.add_argument("--keep-missing-labels", action="store_true",
@@ -479,7 +483,8 @@ def read_input(args: argparse.Namespace):
     if isinstance(task, list):
         task = task[0] if len(task) == 1 else task
     columns = {key: value for key, value in (("task", task), ("worker", args.worker_column),
-                                              ("label", args.label_column)) if value}
+                                              ("label", args.label_column),
+                                              ("ignore", getattr(args, "ignore_column", None))) if value}
     fmt = args.format.replace("-", "_")
     reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
                            keep_missing=getattr(args, "keep_missing_labels", False),

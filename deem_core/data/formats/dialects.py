@@ -120,6 +120,7 @@ class Plan:
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
     times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
     notes: dict[str, str] = field(default_factory=dict)  # wide: columns of notes or item text left out -> what
+    ignored: list[str] = field(default_factory=list)  # wide: columns left out as asked (columns["ignore"])
     #: columns that a JSON column also holds as fields: read from the column (:func:`_plan_mturk`)
     shadowed: list[str] = field(default_factory=list)
     #: the other input columns of a platform export whose tasks one input column names alone: each task must come
@@ -179,13 +180,16 @@ class Plan:
                  f"tasks from columns {' + '.join(_quoted(c) for c in cols)} together"]
         if self.format == "wide":
             shown = ", ".join(_quoted(c) for c in self.annotators[:6]) + (" ..." if len(self.annotators) > 6 else "")
-            parts.append(f"one worker per {'other ' if not (self.times or self.notes) else ''}column "
+            parts.append(f"one worker per {'other ' if not (self.times or self.notes or self.ignored) else ''}column "
                          f"({len(self.annotators):,}: {shown})")
             if self.times:
                 parts.append(f"left out {counted(len(self.times), 'column')} of dates or times ({describe_times(self.times)})")
             if self.notes:
                 parts.append(f"left out {counted(len(self.notes), 'column')} of notes or item text "
                              f"({describe_times(self.notes)})")
+            if self.ignored:
+                shown = ", ".join(_quoted(c) for c in self.ignored[:6]) + (" ..." if len(self.ignored) > 6 else "")
+                parts.append(f"left out {counted(len(self.ignored), 'column')} as asked ({shown})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             if len(worker_names) > 1:
@@ -275,11 +279,17 @@ def soft_columns(columns: Sequence[str], soft: Any) -> list[str]:
 
 
 def _check_columns_keys(columns: Mapping[str, Any]) -> None:
-    unknown = set(columns) - {"task", "worker", "label"}
+    unknown = set(columns) - {"task", "worker", "label", "ignore"}
     if unknown:
-        raise ValueError(f"columns= maps task, worker and label; got {sorted(unknown)}")
+        raise ValueError(f"columns= maps task, worker and label (and 'ignore': columns to leave out); got "
+                         f"{sorted(unknown)}")
+    ignored = columns.get("ignore") or []
+    if isinstance(ignored, str) or not all(isinstance(c, str) for c in ignored):
+        raise ValueError("columns['ignore'] is a list of column names")
     named: dict[str, str] = {}
     for role, given in columns.items():  # (one column for two roles read as conflicting labels)
+        if role == "ignore":
+            continue
         for column in (given if isinstance(given, (list, tuple)) else [given]):
             key = norm(column)  # (the lookup ignores case and spaces: 'TASK' and 'task ' name one column)
             if key in named and named[key] == role:
@@ -288,6 +298,21 @@ def _check_columns_keys(columns: Mapping[str, Any]) -> None:
                 raise DataError(f"the {named[key]} and {role} columns are both {str(column)!r}; each needs a "
                                 f"column of its own")
             named[key] = role
+    for column in ignored:
+        if norm(column) in named:
+            raise DataError(f"the {named[norm(column)]} column {str(column)!r} is also among the columns to leave out")
+
+
+def _left_out(name: str, cols: Sequence[str], columns: Mapping[str, Any]) -> list[str]:
+    """The columns of ``cols`` that ``columns['ignore']`` names (each must be one of them): a wide file's column that
+    is no worker (a "notes" column read as one; walkthrough 97), left out as asked."""
+    out = []
+    for given in columns.get("ignore") or []:
+        matches = [c for c in cols if c == given] or [c for c in cols if norm(c) == norm(given)]
+        if len(matches) != 1:
+            raise DataError(f"{name}: the column to leave out, {str(given)!r}, is not in the file; found {_shown(cols)}")
+        out.append(matches[0])
+    return out
 
 
 def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapping[str, Any] | None = None,
@@ -296,6 +321,8 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
     cols = [str(c) for c in cols]
     columns = dict(columns or {})
     _check_columns_keys(columns)
+    ignored = _left_out(name, cols, columns)
+    cols = [c for c in cols if c not in ignored]
     if "task" in columns:
         task = given_column(name, cols, "task", _one(columns["task"], "task"))
     else:
@@ -361,8 +388,9 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
                     choices=choices, worker_name=stem if stem is not None else name)
     annotators = [c for c in cols if c != task]
     if not annotators:
-        raise DataError(f"{name}: only a task column ({task!r}); a wide file needs one column per worker")
-    return Plan("wide", task, annotators=annotators, choices=choices)
+        raise DataError(f"{name}: only a task column ({task!r})" + (" beside the columns left out" if ignored else "")
+                        + "; a wide file needs one column per worker")
+    return Plan("wide", task, annotators=annotators, choices=choices, ignored=ignored)
 
 
 def _one(value: Any, role: str) -> str:
