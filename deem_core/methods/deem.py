@@ -899,6 +899,14 @@ class DEEM(Aggregator, BaseEstimator):
         per_run = self.to_class_order(hidden_posterior)  # (R, n, K) class order
         usable = self._usable_runs()
         consensus = self._consensus(per_run)
+        if (all(status == "fallback" for status in self.run_status_) and safety_rule_reference(self.fallback_)
+                and getattr(self, "dawid_skene_", None) is not None):
+            # the safety rule's cluster-weighted Dawid-Skene: its own posterior, the Cluster-weighted Dawid-Skene
+            # method's. The network of no layers that holds it leaves a clustered worker's normaliser in the prior
+            # of every task that worker did not answer (exact where each answered all): on sparse answers its
+            # labels differed from the method's on 4 of 1,500 tasks, its probabilities by up to 0.041, while the
+            # page said the method's labels were returned (walkthrough 97)
+            consensus = np.asarray(self.dawid_skene_.posterior, dtype=np.float64)
         self.posterior_ = consensus  # (n, K)
         run_labels = per_run.argmax(-1)  # (R, n)
         final = consensus.argmax(-1)
