@@ -12,8 +12,8 @@ from sklearn.metrics import cohen_kappa_score
 from deem_core import DEEM
 from deem_core.analysis.selection import hold_out_answers, without_own_cluster
 from deem_core.data.annotations import AnnotationSet
-from deem_core.methods.clusters import (ClusterWeightedDawidSkene, ClusterWeightedVote, cluster_weights,
-                                        find_dependence_clusters, pairwise_kappa)
+from deem_core.methods.clusters import (ClusterWeightedDawidSkene, ClusterWeightedVote, DependenceClusters,
+                                        cluster_weights, find_dependence_clusters, pairwise_kappa)
 from deem_core.methods.choose import cluster_weighted_network
 from deem_core.methods.dawid_skene import fit_dawid_skene
 from deem_core.model.training import predict_hidden
@@ -300,6 +300,29 @@ def test_a_merge_s_verdict_does_not_hang_on_the_bootstrap_s_seed():
     found = clusters.find_dependence_clusters(data, seed=0)
     assert [list(map(int, np.flatnonzero(found.labels == found.labels[6])))] == [[6, 7, 8]]
     assert len(set(found.labels[:6].tolist())) == 6  # the independent ones alone
+
+
+def test_the_groups_of_a_million_workers_alone_are_found_in_one_pass():
+    """Attack round 50: 1,000,000 workers of one answer each (a 15.7 MB CSV), every one its own cluster, held a
+    training and a timing probe in ``groups()`` past 16 minutes (one scan of every worker per cluster; 200,000 took
+    17 s), beyond the job's time limit and its cancel. Now one sort: the same groups, in the same order."""
+    import time
+
+    labels = np.arange(1_000_000)
+    labels[[3, 5, 7]] = 1
+    labels[[900_000, 12]] = 12
+    started = time.perf_counter()
+    found = DependenceClusters(labels).groups()
+    assert time.perf_counter() - started < 2.0
+    assert [g.tolist() for g in found] == [[1, 3, 5, 7], [12, 900_000]]
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # the order of old: clusters by size, ties by cluster id, members by code
+        codes = np.unique(rng.integers(0, 20, rng.integers(1, 60)), return_inverse=True)[1]
+        old = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
+        old = sorted([g for g in old if len(g) >= 2], key=len, reverse=True)
+        new = DependenceClusters(codes).groups()
+        assert [g.tolist() for g in new] == [g.tolist() for g in old]
+    assert DependenceClusters(np.zeros(0, dtype=np.int64)).groups() == []
 
 
 def test_cluster_weighted_dawid_skene_is_a_method_a_user_can_choose(tmp_path):

@@ -127,8 +127,15 @@ class DependenceClusters:
         """Every cluster with at least two members, largest first: worker codes, or with ``workers`` (the set's
         workers, e.g. a fitted model's ``workers_``) their names (a reader of ``dependence_clusters_.groups()`` got
         codes with nothing to map them by; walkthrough 89)."""
-        out = [np.flatnonzero(self.labels == c) for c in range(self.n_clusters)]
-        found = sorted([g for g in out if len(g) >= 2], key=len, reverse=True)
+        # in one sort, not one scan of every worker per cluster: a million workers of one answer each, every one its
+        # own cluster, held a training (and a timing probe) in this loop past 16 minutes, beyond the job's time limit
+        # and its cancel (attack round 50; 200,000 workers took 17 s)
+        labels = np.asarray(self.labels, dtype=np.int64)
+        counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+        shared = np.flatnonzero(counts >= 2)
+        order = np.argsort(labels, kind="stable")  # (each cluster's members in code order, as before)
+        firsts = np.searchsorted(labels[order], shared)
+        found = sorted([order[first:first + counts[c]] for c, first in zip(shared, firsts)], key=len, reverse=True)
         if workers is None:
             return found
         if len(workers) != len(self.labels):
