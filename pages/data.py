@@ -198,8 +198,9 @@ def _mapping_controls(shown, fmt: str) -> dict:
             ignored = st.multiselect("Columns that are no worker (left out)", others, key="map_ignore",
                                      placeholder="none",
                                      help="a wide file reads every column but the task as a worker: pick those that "
-                                          "are not (notes, flags, the item's text); columns of dates, notes or item "
-                                          "text named so are left out by themselves, and said in the 'read as' line")
+                                          "are not (notes, flags, the item's text); a column named as a date, notes "
+                                          "or item text that holds them is left out by itself, and said in the "
+                                          "'read as' line")
             if ignored:
                 columns["ignore"] = list(ignored)
     return columns

@@ -256,7 +256,11 @@ def test_upload_preview_and_summary(runs_dir):
         axes = [v for k, v in spec["layout"].items() if re.fullmatch(r"[xy]axis\d*", k)]
         assert axes and all(a.get("exponentformat") == "power" for a in axes), spec["layout"]
         assert all(t["colorbar"].get("exponentformat") == "power" for t in spec["data"] if "colorbar" in t)
-    assert any("colorbar" in t for c in charts for t in json.loads(c.proto.spec)["data"])  # (the pairwise heatmap)
+        # and no colour bar where none is drawn: one set on a bar's marker drew a stray scale beside every bar and
+        # line chart (walkthrough 98)
+        assert not [t for t in spec["data"] if "colorbar" in t.get("marker", {})], spec["data"]
+    scales = [json.loads(c.proto.spec)["layout"].get("coloraxis", {}).get("colorbar") for c in charts]
+    assert {"exponentformat": "power"} in scales  # (the pairwise heatmap's shared colour axis)
     # gold labels
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     no_problem(at)

@@ -27,10 +27,18 @@ def plain_exponents(figure: Any) -> Any:
     read), and "2G" for two billion. The pages' charts and the report's go through this."""
     figure.update_xaxes(exponentformat="power")
     figure.update_yaxes(exponentformat="power")
+    figure.update_coloraxes(colorbar_exponentformat="power")  # (the shared colour axes of plotly express)
     for trace in figure.data:
-        if "colorbar" in trace:
+        # only a colour bar that is drawn: setting one on a marker of one colour drew a stray colour bar beside every
+        # bar and line chart (walkthrough 98; "colorbar" is a property of every marker, set or not)
+        if trace.type in _SCALE_TRACES and trace.showscale is not False and trace.coloraxis is None:
             trace.colorbar.exponentformat = "power"
         marker = getattr(trace, "marker", None)
-        if marker is not None and "colorbar" in marker:
+        if marker is not None and getattr(marker, "showscale", None) is True:
             marker.colorbar.exponentformat = "power"
     return figure
+
+
+#: traces that draw a colour bar of their own unless told not to
+_SCALE_TRACES = frozenset({"heatmap", "histogram2d", "contour", "histogram2dcontour", "surface", "choropleth",
+                           "densitymapbox", "densitymap"})
