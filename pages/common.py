@@ -1451,7 +1451,13 @@ def need_dataset() -> dict[str, Any] | None:
 def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
           column_config: dict[str, Any] | None = None, helps: dict[str, str] | None = None) -> None:
     """``st.dataframe`` of :func:`readable_table` without the index; a number column that had gaps (shown as text)
-    stays right-aligned like the other numbers. ``helps``: a tooltip per (renamed) column."""
+    stays right-aligned like the other numbers. ``helps``: a tooltip per (renamed) column. Past
+    :data:`MAX_TABLE_ROWS` rows the first ones are shown, and said: a run of 400,000 workers made the Results page fail
+    ("The dataframe has 2400000 cells, but the maximum number of cells allowed to be rendered by Pandas Styler is
+    262144") and took +290 MB a view (attack round 50)."""
+    if len(frame) > MAX_TABLE_ROWS:
+        st.caption(f"The first {MAX_TABLE_ROWS:,} of {len(frame):,} rows (the grid shows no more).")
+        frame = frame.iloc[:MAX_TABLE_ROWS]
     shown = readable_table(frame, digits=digits, formats=formats)
     data = getattr(shown, "data", shown)  # a Styler keeps its frame
     helps = helps or {}
@@ -1467,6 +1473,8 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
 
 #: tables up to this many rows are drawn whole (longer ones scroll in the grid)
 WHOLE_TABLE_ROWS = 30
+#: the most rows :func:`table` shows (a Styler refuses 262,144 cells: 5,000 rows of up to 52 columns pass)
+MAX_TABLE_ROWS = 5_000
 
 
 def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> tuple[int, str | None]:

@@ -775,6 +775,23 @@ def finished_training(at: AppTest, methods: list[str], epochs: int | None = None
     return run_id
 
 
+def test_a_table_of_more_rows_than_a_grid_shows_is_cut_and_said(runs_dir, monkeypatch):
+    """Attack round 50: a run of 400,000 workers (a 6.2 MB CSV, one answer each) made the Results page fail: "The
+    dataframe has 2400000 cells, but the maximum number of cells allowed to be rendered by Pandas Styler is
+    configured to 262144" (+290 MB a view). A table shows its first rows and says so (fewer here, the same path)."""
+    from pages import common as page_common
+
+    monkeypatch.setattr(page_common, "MAX_TABLE_ROWS", 300)
+    rows = [(t // 2, f"w{t}", "ab"[(t * 7) % 3 % 2]) for t in range(1_000)]  # 500 tasks, 1,000 workers alone
+    content = pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode()
+    at = upload(new_app(), "lonely.csv", content)
+    finished_training(at, ["mv"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert "The first 300 of 1,000 rows (the grid shows no more)." in texts(at)
+    assert [len(frame.value) for frame in at.dataframe if len(frame.value) == 300]  # (the workers' table, cut)
+
+
 def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_dir):
     """Walkthrough 41: DEEM's mean confidence was 0.966 where it was right on 0.857 of 266 gold tasks, 43 wrong labels
     at 0.99 or more, out of reach of "Least confident first", and nothing said so; hard-label methods exported
