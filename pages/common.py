@@ -179,11 +179,12 @@ def message(kind: str, text: Any, **kwargs: Any) -> None:
 
 
 # --------------------------------------------------------------------------- errors
-def show_error(exc: BaseException, what: str = "") -> None:
+def show_error(exc: BaseException, what: str = "", file: str = "") -> None:
     """A readable one-line message instead of a traceback (file names and values in it shown as text). ``what``, the
     app's own words, opens it with a capital ("launching the training: ..." opened in lower case; walkthrough 25);
-    a message without it is left as it is (it may open with a file's name)."""
-    prefix = f"{sentence(what)}: " if what else ""
+    ``file``, a file's name, opens it as it is written ("result_int.json" read "Result_int.json"; attack round 50);
+    a message without either is left as it is (it may open with a file's name)."""
+    prefix = f"{sentence(what)}: " if what else f"{file}: " if file else ""
     st.error(safe(prefix + readable_error(exc)), icon=":material/warning:")
 
 

@@ -277,7 +277,7 @@ with st.container(border=True):
             st.error(page_words(exc), icon=":material/warning:")
         except Exception as exc:  # noqa: BLE001
             shown, unreadable = None, True
-            common.show_error(exc, files[0].name)
+            common.show_error(exc, file=files[0].name)
         if shown is not None:
             note_box = st.empty()  # the "read as" line goes above the controls that can change it
             with st.expander("Mapping: which columns or fields are the task, worker and label",
@@ -348,7 +348,7 @@ with st.container(border=True):
             except DataError as exc:
                 st.error(page_words(exc), icon=":material/warning:")
             except Exception as exc:  # noqa: BLE001
-                common.show_error(exc, other.name)
+                common.show_error(exc, file=other.name)
         if len(files) > MAX_FILES_CHECKED:
             st.caption(f"The first {MAX_FILES_CHECKED} of {len(files):,} files were checked.")
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):

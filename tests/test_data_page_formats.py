@@ -113,6 +113,27 @@ def test_the_label_studio_preview_shows_workers_as_read_and_values_as_json(runs_
     assert list(cells["results"][:3]) == ['s: {"choices": ["pos"]}', 's: {"choices": ["pos"]}', 's: {"choices": ["neg"]}']
 
 
+@pytest.mark.parametrize("odd", [{"result": 3}, {"result": True}, {"result": -1.5}, {"result": "pos"}])
+def test_a_label_studio_result_that_is_no_list_is_skipped_in_the_preview_as_in_the_read(runs_dir, odd):
+    """Attack round 50: an annotation whose "result" was a number made the Data page say "Result_int.json: TypeError:
+    'int' object is not iterable" (the file's name capitalised) and kept Load off, where the CLI skips that answer
+    and reads the rest."""
+    tasks = [{"id": t, "data": {"text": f"item {t}"},
+              "annotations": [{"completed_by": w, "result": [{"from_name": "s", "to_name": "text", "type": "choices",
+                                                              "value": {"choices": ["pos" if (t + w) % 3 else "neg"]}}]}
+                              for w in range(3)]} for t in range(1, 21)]
+    tasks[0]["annotations"][0] = {"completed_by": 0, **odd}
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(
+        ("result_int.json", json.dumps(tasks).encode(), "application/json")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not at.button(key="load_files").disabled
+    at.button(key="load_files").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["dataset"]["data"].n_answers == 59  # (20 x 3, less the odd one)
+
+
 def test_label_studio_predictions_toggle_and_gold(runs_dir):
     fixture = make_fixtures.label_studio()
     at = upload(new_app(), fixture)

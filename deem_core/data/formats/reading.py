@@ -605,10 +605,13 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
             has_predictions = has_predictions or bool(task.get("predictions"))
             for kind, entries in (("annotation", task.get("annotations") or []),
                                   ("prediction", task.get("predictions") or [])):
-                for entry in entries[:max(most - len(rows), 0)] if isinstance(entries, list) else entries:
+                # (a count or a number where a list belongs failed the preview with "TypeError: 'int' object is not
+                # iterable" where the read skips it; attack round 50)
+                for entry in entries[:max(most - len(rows), 0)] if isinstance(entries, list) else []:
                     if not isinstance(entry, dict):
                         continue
-                    results = [r for r in entry.get("result") or [] if isinstance(r, dict)]
+                    found = entry.get("result")
+                    results = [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
                     # the worker as read, and each result's value as the file writes it (a user object and
                     # {'choices': ['pos']} showed as Python wrote them; walkthrough 79)
                     rows.append({"task": str(task.get("id", "")), "kind": kind,
