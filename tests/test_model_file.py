@@ -65,6 +65,10 @@ ALTERED = {
     "pair_keys_repeated": (_network("pair_keys", torch.zeros(4, dtype=torch.long)), "pair keys are not increasing"),
     "posterior_nan": (lambda s: s.__setitem__("posterior", torch.full_like(s["posterior"], float("nan"))),
                       "its posterior is not one probability per class"),
+    # the safety rule's normalisers, read into every task's posterior (forty-third session)
+    "fallback_log_z_short": (lambda s: s.__setitem__("fallback_log_z", torch.zeros(2, 2)), "fallback_log_z has shape"),
+    "fallback_log_z_nan": (lambda s: s.__setitem__("fallback_log_z", torch.full(
+        (len(s["workers"]), len(s["classes"])), float("nan"))), "values that are not finite"),
 }
 
 

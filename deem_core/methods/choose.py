@@ -61,7 +61,7 @@ from deem_core.model.engine import task_outputs
 from deem_core.model.training import TrainingResult
 
 __all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network",
-           "cluster_weighted_network", "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
+           "cluster_weighted_network", "cluster_normalisers", "without_missing_normalisers", "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
            "training_answer_gain", "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
@@ -528,6 +528,29 @@ def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=No
     return network.to(device) if device is not None else network
 
 
+def cluster_normalisers(fit: DawidSkeneFit, weights: np.ndarray) -> np.ndarray:
+    """(d, K) ``log Z_i(m)``, the normaliser of worker i's tempered confusions ``psi_i(.|m)^w_i`` (0 where w_i = 1).
+    :func:`cluster_weighted_network` puts them in its prior; a task's posterior is that fit's once the normalisers of
+    the workers it lacks are taken out again (:func:`without_missing_normalisers`)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    log_psi = np.log(np.clip(fit.confusion, 1e-12, None)) * weights[:, None, None]
+    return np.logaddexp.reduce(log_psi, axis=1)
+
+
+def without_missing_normalisers(posterior: np.ndarray, data: AnnotationSet, log_z: np.ndarray) -> np.ndarray:
+    """(..., n, K) posteriors of :func:`cluster_weighted_network` on ``data`` with, for every task, the normalisers
+    ``log_z`` (d, K) of the workers who did not answer it taken out: the cluster-weighted Dawid-Skene posterior of
+    the fit it holds (the network sums a missing worker out, which leaves its normaliser in the task's prior)."""
+    log_z = np.asarray(log_z, dtype=np.float64)
+    answered = np.stack([np.bincount(data.task_codes, weights=log_z[data.worker_codes, m], minlength=data.n_tasks)
+                         for m in range(log_z.shape[1])], axis=1)  # (n, K)
+    with np.errstate(divide="ignore"):
+        logits = np.log(np.asarray(posterior, dtype=np.float64)) - (log_z.sum(axis=0)[None, :] - answered)
+    logits -= logits.max(axis=-1, keepdims=True)
+    exact = np.exp(logits)
+    return exact / exact.sum(axis=-1, keepdims=True)
+
+
 def cluster_weighted_network(n_runs: int, fit: DawidSkeneFit, weights: np.ndarray, layout: str = "matrix",
                              bias: str = "irbm", device=None) -> DEEMNetwork:
     """An untrained iRBM (no layers) holding the cluster-weighted Dawid-Skene ``fit``.
@@ -539,7 +562,7 @@ def cluster_weighted_network(n_runs: int, fit: DawidSkeneFit, weights: np.ndarra
     stays in the prior of that task)."""
     weights = np.asarray(weights, dtype=np.float64)
     log_psi = np.log(np.clip(fit.confusion, 1e-12, None)) * weights[:, None, None]  # (d, K, K) [i, l, m]
-    log_z = np.logaddexp.reduce(log_psi, axis=1)  # (d, K) [i, m]
+    log_z = cluster_normalisers(fit, weights)  # (d, K) [i, m]
     tempered = np.exp(log_psi - log_z[:, None, :])
     log_prior = np.log(np.clip(fit.prior, 1e-12, None)) + log_z.sum(axis=0)
     prior = np.exp(log_prior - np.logaddexp.reduce(log_prior))

@@ -35,8 +35,9 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SA
                                           safety_rule_reference)
 from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
-                                     cluster_weighted_network, depths_together, fit_candidates, major_classes,
-                                     labels_of, majority_vote_network, train_guarded, training_answer_gain)
+                                     cluster_normalisers, cluster_weighted_network, depths_together, fit_candidates,
+                                     major_classes, labels_of, majority_vote_network, train_guarded,
+                                     training_answer_gain, without_missing_normalisers)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
                                            excess_pairwise_agreement, fit_dawid_skene, tie_ranks)
@@ -212,6 +213,9 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
                     "agreement (see selection_summary())", optional=True),
     FittedAttribute("fallback_", "fallback", "value", "what the labels come from when training collapsed or the "
                     "safety rule returned majority vote (None otherwise)", optional=True),
+    FittedAttribute("fallback_log_z_", "fallback_log_z", "array", "(n_workers, K) log-normaliser of each worker's "
+                    "tempered confusions where the labels are the safety rule's cluster-weighted Dawid-Skene: taken "
+                    "out for the workers a task lacks (None otherwise)", optional=True),
     FittedAttribute("gold_accuracy_", "gold_accuracy", "value", "consensus accuracy on the gold tasks (None without)"),
     FittedAttribute("dead_units_", "dead_units", "value",
                     "classes majority vote finds that the consensus never predicts"),
@@ -390,6 +394,7 @@ class DEEM(Aggregator, BaseEstimator):
         seeds = [int(self.seed) + run for run in range(int(self.n_seeds))]
         callbacks = list(self.callbacks or ())
         self.dawid_skene_ = None
+        self.fallback_log_z_ = None
         self.sweep_ = None
         self.candidates_ = None
         self.selection_references_ = None
@@ -588,7 +593,7 @@ class DEEM(Aggregator, BaseEstimator):
                           trained: DEEMNetwork, data: AnnotationSet, seconds: float | None) -> TrainingResult:
         """The safety rule's reference as the model: majority vote (``key="mv"``) or the cluster-weighted
         Dawid-Skene ``fit`` (``"cwds"``), written as a network of no layers laid out like ``trained``."""
-        self.init_, self.n_layers_, self.dawid_skene_ = "mv", 0, None
+        self.init_, self.n_layers_, self.dawid_skene_, self.fallback_log_z_ = "mv", 0, None, None
         if key == "mv":
             network = majority_vote_network(len(seeds), data.n_workers, data.n_classes, self.device_,
                                             ties=tie_ranks(data))  # (the Majority vote method's labels, ties too)
@@ -596,6 +601,7 @@ class DEEM(Aggregator, BaseEstimator):
             network = cluster_weighted_network(len(seeds), fit, weights, layout=trained.layout, bias=trained.bias,
                                                device=self.device_)
             self.init_, self.dawid_skene_ = "ds", fit
+            self.fallback_log_z_ = cluster_normalisers(fit, weights)  # (read back by hidden_posterior; saved)
         self.fallback_ = name + SAFETY_RULE
         return TrainingResult(network=network, history=[], status=["fallback"] * len(seeds),
                               messages=[""] * len(seeds), epochs_run=0, seconds=seconds or 0.0,
@@ -899,14 +905,6 @@ class DEEM(Aggregator, BaseEstimator):
         per_run = self.to_class_order(hidden_posterior)  # (R, n, K) class order
         usable = self._usable_runs()
         consensus = self._consensus(per_run)
-        if (all(status == "fallback" for status in self.run_status_) and safety_rule_reference(self.fallback_)
-                and getattr(self, "dawid_skene_", None) is not None):
-            # the safety rule's cluster-weighted Dawid-Skene: its own posterior, the Cluster-weighted Dawid-Skene
-            # method's. The network of no layers that holds it leaves a clustered worker's normaliser in the prior
-            # of every task that worker did not answer (exact where each answered all): on sparse answers its
-            # labels differed from the method's on 4 of 1,500 tasks, its probabilities by up to 0.041, while the
-            # page said the method's labels were returned (walkthrough 97)
-            consensus = np.asarray(self.dawid_skene_.posterior, dtype=np.float64)
         self.posterior_ = consensus  # (n, K)
         run_labels = per_run.argmax(-1)  # (R, n)
         final = consensus.argmax(-1)
@@ -969,9 +967,21 @@ class DEEM(Aggregator, BaseEstimator):
         return template.encode_like(data)
 
     def hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
-        """p(h | x) of every run for encoded ``data`` (see :meth:`encode`): (R, n, K) in hidden-unit order."""
+        """p(h | x) of every run for encoded ``data`` (see :meth:`encode`): (R, n, K) in hidden-unit order.
+
+        Where the labels are the safety rule's cluster-weighted Dawid-Skene, the normalisers of the workers a task
+        lacks are taken out of the network's reading (``fallback_log_z_``): the network sums a missing worker out,
+        which leaves its normaliser in the task's prior, and on sparse answers its labels differed from the
+        Cluster-weighted Dawid-Skene method's on 4 of 1,500 tasks (probabilities by up to 0.041) while the page
+        said that method's labels were returned (walkthrough 97). Every reader (the labels, ``predict_proba(data)``,
+        the diagnostics, a model loaded from its file) reads it here."""
         self._check_fitted()
-        return task_outputs(self.network_, data)[1]
+        posterior = task_outputs(self.network_, data)[1]
+        log_z = getattr(self, "fallback_log_z_", None)
+        if log_z is None:
+            return posterior
+        exact = without_missing_normalisers(posterior.detach().cpu().numpy(), data, log_z)
+        return torch.as_tensor(exact, dtype=posterior.dtype, device=posterior.device)
 
     def to_class_order(self, hidden_posterior: torch.Tensor) -> np.ndarray:
         """Hidden-unit posteriors (R, n, K) -> class-order posteriors (R, n, K) with each run's class map."""
@@ -1190,7 +1200,7 @@ def _encode_attribute(attribute: FittedAttribute, value: Any) -> dict[str, Any]:
     if kind.startswith("index:"):
         return {key: _python_list(value)}
     if kind == "array":
-        return {key: torch.as_tensor(value)}
+        return {} if value is None and attribute.optional else {key: torch.as_tensor(value)}
     if kind == "history":
         return {key: value.to_dict(orient="list")}
     if kind == "list":

@@ -182,6 +182,11 @@ def check_loaded(model: Any, name: str) -> None:
         value = getattr(model, attribute, None)
         if value is not None and tuple(np.shape(value)) != shape:
             raise _bad(name, f"{attribute.rstrip('_')} has shape {tuple(np.shape(value))}, expected {shape}")
+    log_z = getattr(model, "fallback_log_z_", None)  # (a file's: read back into every task's posterior)
+    if log_z is not None and (tuple(np.shape(log_z)) != (len(model.workers_), k)
+                              or not np.isfinite(np.asarray(log_z, dtype=np.float64)).all()):
+        raise _bad(name, f"fallback_log_z has shape {tuple(np.shape(log_z))} or values that are not finite, expected "
+                         f"{(len(model.workers_), k)}")
     posterior = getattr(model, "posterior_", None)
     if posterior is not None and np.size(posterior):
         # (a NaN or made-up posterior was shown as the model's: every worker "worse than chance" beside its
