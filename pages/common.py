@@ -1456,9 +1456,10 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
     :data:`MAX_TABLE_ROWS` rows the first ones are shown, and said: a run of 400,000 workers made the Results page fail
     ("The dataframe has 2400000 cells, but the maximum number of cells allowed to be rendered by Pandas Styler is
     262144") and took +290 MB a view (attack round 50)."""
-    if len(frame) > MAX_TABLE_ROWS:
-        st.caption(f"The first {MAX_TABLE_ROWS:,} of {len(frame):,} rows (the grid shows no more).")
-        frame = frame.iloc[:MAX_TABLE_ROWS]
+    most = min(MAX_TABLE_ROWS, STYLER_CELLS // max(1, frame.shape[1]))  # (the Styler's bound is on cells; read 49)
+    if len(frame) > most:
+        st.caption(f"The first {most:,} of {len(frame):,} rows (the grid shows no more).")
+        frame = frame.iloc[:most]
     shown = readable_table(frame, digits=digits, formats=formats)
     data = getattr(shown, "data", shown)  # a Styler keeps its frame
     helps = helps or {}
@@ -1476,6 +1477,8 @@ def table(frame: Any, digits: int = 3, formats: dict[str, str] | None = None,
 WHOLE_TABLE_ROWS = 30
 #: the most rows :func:`table` shows (a Styler refuses 262,144 cells: 5,000 rows of up to 52 columns pass)
 MAX_TABLE_ROWS = 5_000
+#: the most cells pandas' Styler renders (its "styler.render.max_elements")
+STYLER_CELLS = 262_144
 
 
 def whole_number(cell: Any, label: str, low: int, high: int, **kwargs: Any) -> tuple[int, str | None]:

@@ -364,9 +364,11 @@ with st.container(border=True):
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
             chosen = {role: " + ".join(map(str, v)) if isinstance(v, list) else str(v)
                       for role, v in (columns or {}).items() if role in ("task", "label") and v}
-            if chosen:  # (one file read with two task columns was two data sets of one name; walkthrough 81)
-                name += " (" + ", ".join(f"{'tasks' if role == 'task' else 'labels'} from {shortened(v, 40)!r}"
-                                         for role, v in chosen.items()) + ")"
+            said = [f"{'tasks' if role == 'task' else 'labels'} from {shortened(v, 40)!r}" for role, v in chosen.items()]
+            if (columns or {}).get("ignore"):  # (read with and without a column were two data sets of one name; read 49)
+                said.append(f"{wording.counted(len(columns['ignore']), 'column')} left out")
+            if said:  # (one file read with two task columns was two data sets of one name; walkthrough 81)
+                name += " (" + ", ".join(said) + ")"
             common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
                                read_gold=0 if reading.gold is None else len(reading.gold))
             # the files it was read from, by content: the same file uploaded again (the uploader is emptied when the

@@ -241,6 +241,19 @@ def test_column_mapping_overrides_detection():
         read_annotations(("w.csv", wide), columns={"task": "item", "ignore": ["item"]})
     with pytest.raises(DataError, match=r"^w\.csv: only a task column \('item'\) beside the columns left out; a wide "):
         read_annotations(("w.csv", wide), columns={"ignore": ["w1", "w2", "flag"]})
+    # (read 49) one column named twice is one; a long file's column left out is said too; a platform export has none
+    # to leave out (its names went unchecked)
+    assert read_dataset([("w.csv", wide)], columns={"ignore": ["flag", "FLAG"]}).note.endswith(
+        "one worker per column (2: 'w1', 'w2'), left out 1 column as asked ('flag')")
+    long = "task,worker,label,notes\n" + "".join(f"t{i},w{i % 3},{'ab'[i % 2]},x\n" for i in range(9))
+    assert read_dataset([("l.csv", long)], columns={"ignore": ["notes"]}).note.endswith(
+        "labels from column 'label', left out 1 column as asked ('notes')")
+    mturk = "HITId,WorkerId,AssignmentStatus,Input.text,Answer.label\n" + "".join(
+        f"h{i},w{i % 3},Approved,text {i},{'ab'[i % 2]}\n" for i in range(9))
+    with pytest.raises(DataError, match=r"^b\.csv: columns to leave out \(--ignore-column, 'Columns that are no "
+                                        r"worker'\) apply to the long, wide and one-file-per-worker layouts; Amazon "
+                                        r"Mechanical Turk batch results reads only"):
+        read_annotations(("b.csv", mturk), columns={"ignore": ["Input.text"]})
     with pytest.raises(ValueError, match="format must be"):
         read_annotations(("m.csv", text), format="excel")
 

@@ -107,6 +107,13 @@ def test_a_positive_energy_that_swings_up_and_back_is_too_large_not_too_small():
     assert not verdict.keep and verdict.label == "too large", verdict
     assert verdict.reason == (f"the positive energy (data) ends 3.1 above its start, highest at the last epoch ({T}): "
                               "the model explains the data less than when it began"), verdict.reason
+    # highest one epoch before the end and hardly down since: not "come back" either (read 49)
+    risen["positive"] = risen["positive"].copy()
+    risen["positive"][-1] -= 0.05
+    verdict = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=3.0, **risen)),
+                        smoothing=0.0).verdicts[3.0]
+    assert verdict.reason == (f"the positive energy (data) ends 3.05 above its start, highest at epoch {T - 1}, 3.09 "
+                              "above it: the model explains the data less than when it began"), verdict.reason
 
 
 def test_rising_negative_energy_is_dropped_but_sampler_burn_in_is_not():

@@ -192,7 +192,8 @@ class RunAnalysis:
     positive_rise: float = 0.0
     positive_swing: float = 0.0  # how far the positive energy went above its first value, at any epoch
     positive_swing_epoch: int | None = None
-    positive_swing_ends: bool = False  # the highest point is the last epoch: it never came back
+    positive_swing_ends: bool = False  # it has not come back: highest at the last epoch, or still past half the rise
+    positive_end: float = 0.0  # how far the positive energy's last value is above its first
     positive_rise_epoch: int | None = None
     negative_rise: float = 0.0
     negative_rise_epoch: int | None = None
@@ -323,7 +324,10 @@ def analyse_run(s: dict[str, Any], run: int, sign: float, n_reference: int | Non
     a.positive_drop = float(pos[0] - np.min(pos))
     high = int(np.argmax(pos))
     a.positive_swing, a.positive_swing_epoch = float(pos[high] - pos[0]), int(epochs[high])
-    a.positive_swing_ends = high == pos.size - 1
+    # (not come back: the last epoch is the highest, or its energy stays above half the rise; read 49: a peak one
+    # epoch before the end read "before it comes back")
+    a.positive_end = float(pos[-1] - pos[0])
+    a.positive_swing_ends = high == pos.size - 1 or a.positive_end > 0.5 * a.positive_swing
     a.start = float(u[0])
     a.lowest = float(np.min(u))
     a.largest_excursion = float(np.max(np.abs(u)))
@@ -429,8 +433,10 @@ def recommend(
             a.problems.append("energy-rises")
             # (highest at the last epoch it has not come back: "before it comes back" said what the chart did not
             # show; forty-second session's read)
-            a.reason = (f"the positive energy (data) ends {_fmt(a.positive_swing)} above its start, highest at the "
-                        f"last epoch ({a.positive_swing_epoch}): the model explains the data less than when it began"
+            highest = (f"highest at the last epoch ({a.positive_swing_epoch})" if a.positive_end >= a.positive_swing
+                       else f"highest at epoch {a.positive_swing_epoch}, {_fmt(a.positive_swing)} above it")
+            a.reason = (f"the positive energy (data) ends {_fmt(a.positive_end)} above its start, {highest}: the model "
+                        f"explains the data less than when it began"
                         if a.positive_swing_ends else
                         f"the positive energy (data) swings up by {_fmt(a.positive_swing)} above its start (epoch "
                         f"{a.positive_swing_epoch}) before it comes back: the steps overshoot")

@@ -93,6 +93,7 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
     """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``; ``about``:
     more keys for recommendation.json (the tasks swept and the settings: the sample is drawn with ``seed``)."""
     from deem_core.data.export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
+    from deem_core.plots.axes import plain_exponents  # noqa: PLC0415
     from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
     from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
 
@@ -106,7 +107,7 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
              f" (EMA smoothing {rec.smoothing:g})" * bool(rec.smoothing))
     figure = energy_curves_figure(sweep.curves, recommended_lr=rec.lr, smoothing=rec.smoothing or None,
                                   metrics=ENERGY_METRICS, title=title)
-    atomic_write_text(paths["figure"], figure.to_html(include_plotlyjs=True, full_html=True))
+    atomic_write_text(paths["figure"], plain_exponents(figure).to_html(include_plotlyjs=True, full_html=True))
     return paths
 
 

@@ -120,7 +120,7 @@ class Plan:
     virtual: dict[str, str] = field(default_factory=dict)  # column made from a JSON column -> that column
     times: dict[str, str] = field(default_factory=dict)  # wide: columns of dates or times left out -> their type
     notes: dict[str, str] = field(default_factory=dict)  # wide: columns of notes or item text left out -> what
-    ignored: list[str] = field(default_factory=list)  # wide: columns left out as asked (columns["ignore"])
+    ignored: list[str] = field(default_factory=list)  # columns left out as asked (columns["ignore"])
     #: columns that a JSON column also holds as fields: read from the column (:func:`_plan_mturk`)
     shadowed: list[str] = field(default_factory=list)
     #: the other input columns of a platform export whose tasks one input column names alone: each task must come
@@ -187,9 +187,6 @@ class Plan:
             if self.notes:
                 parts.append(f"left out {counted(len(self.notes), 'column')} of notes or item text "
                              f"({describe_times(self.notes)})")
-            if self.ignored:
-                shown = ", ".join(_quoted(c) for c in self.ignored[:6]) + (" ..." if len(self.ignored) > 6 else "")
-                parts.append(f"left out {counted(len(self.ignored), 'column')} as asked ({shown})")
         elif self.format == "per_annotator":
             parts.append(f"labels from column {_quoted(self.label)}")
             if len(worker_names) > 1:
@@ -224,6 +221,9 @@ class Plan:
                          + (f" ({CONTROL_TASKS})" if self.format == "toloka" else ""))
         if self.status:
             parts.append(f"rejected rows (column {_quoted(self.status)}) excluded")
+        if self.ignored:  # (any layout: a long file's column left out went unsaid; read 49)
+            shown = ", ".join(_quoted(c) for c in self.ignored[:6]) + (" ..." if len(self.ignored) > 6 else "")
+            parts.append(f"left out {counted(len(self.ignored), 'column')} as asked ({shown})")
         others = [c for c in self.choices.get("label", []) if c != self.label]
         text = ", ".join(parts)
         if others and self.format not in LAYOUTS:
@@ -312,7 +312,7 @@ def _left_out(name: str, cols: Sequence[str], columns: Mapping[str, Any]) -> lis
         if len(matches) != 1:
             raise DataError(f"{name}: the column to leave out, {str(given)!r}, is not in the file; found {_shown(cols)}")
         out.append(matches[0])
-    return out
+    return list(dict.fromkeys(out))  # (one named twice, or in two spellings, is one column; read 49)
 
 
 def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapping[str, Any] | None = None,
@@ -373,7 +373,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
                             f"(task, worker, label); found {', '.join(repr(c) for c in cols)}")
         used = {task, worker, label, *soft_cols}
         return Plan("long", task, worker, label, soft=soft_cols, extra=[c for c in cols if c not in used],
-                    choices=choices)
+                    choices=choices, ignored=ignored)
     if soft is not None and soft is not False and soft_cols:
         raise DataError(f"{name}: soft labels (prob_<class> columns) are read from the long layout only "
                         f"(task, worker, prob_...)")
@@ -385,7 +385,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
                                 f"name it 'label' (or pass columns={{'label': ...}}, CLI --label-column)")
             label = candidates[0]
         return Plan("per_annotator", task, label=label, extra=[c for c in cols if c not in (task, label)],
-                    choices=choices, worker_name=stem if stem is not None else name)
+                    choices=choices, worker_name=stem if stem is not None else name, ignored=ignored)
     annotators = [c for c in cols if c != task]
     if not annotators:
         raise DataError(f"{name}: only a task column ({task!r})" + (" beside the columns left out" if ignored else "")
@@ -734,6 +734,12 @@ def _plan_ls_table(name: str, cols: list[str], columns: Mapping[str, Any], sampl
                                                    "label": candidates, "worker": [worker]})
 
 
+#: a platform export reads its own task, worker and answer columns only: there is nothing to leave out (the names
+#: were not even checked; read 49)
+IGNORE_LAYOUTS = ("{name}: columns to leave out (--ignore-column, 'Columns that are no worker') apply to the long, "
+                   "wide and one-file-per-worker layouts; {what} reads only its task, worker and answer columns")
+
+
 def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None, soft: Any = None,
                sample: pd.DataFrame | None = None, stem: str | None = None) -> Plan:
     """The plan for one table: ``fmt`` is a dialect name or ``"auto"`` (the header decides)."""
@@ -741,6 +747,8 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
     _check_columns_keys(columns)
     cols = [c for c in table.header if c != ""] if table.kind == "csv" else list(table.header)
     dialect = fmt if fmt != "auto" else (detect_dialect(cols) or "auto")
+    if columns.get("ignore") and dialect in ("mturk", "toloka", "label_studio_csv", "label_studio_min"):
+        raise DataError(IGNORE_LAYOUTS.format(name=table.name, what=DIALECTS.get(dialect, dialect)))
     if dialect == "mturk":
         return _plan_mturk(table.name, cols, columns, sample)
     if dialect == "toloka":

@@ -229,6 +229,7 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
     if "label_studio" in formats:
         if len(opened) > 1:
             raise DataError("a Label Studio JSON export is read on its own: give one file")
+        _no_ignore(opened[0], columns)
         return _read_label_studio(opened[0], limits, budget, columns, predictions, keep_missing, on_conflict,
                                   classes)
     tables = [o.table if o.table is not None else _json_table(o, limits, budget) for o in opened]
@@ -305,6 +306,12 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         if hasattr(table, "close"):
             table.close()
     return _finish(collector, tables, plans, kind, warnings, soft, on_conflict, classes, None, limits=limits)
+
+
+def _no_ignore(opened: _Opened, columns: Mapping[str, Any] | None) -> None:
+    """A Label Studio JSON export has no columns to leave out: refused, as a platform CSV's (read 49)."""
+    if (columns or {}).get("ignore"):
+        raise DataError(_d.IGNORE_LAYOUTS.format(name=opened.source.name, what="a Label Studio JSON export"))
 
 
 def _read_label_studio(opened: _Opened, limits: Limits, budget: Budget, columns: Mapping[str, Any] | None,
@@ -499,6 +506,7 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
     opened = _open(given[0], limits, None, preview=True)
     form = _effective(opened, fmt)
     if form == "label_studio":
+        _no_ignore(opened, columns)
         return _preview_label_studio(opened, limits, columns, predictions, nrows)
     if opened.table is not None:
         table = opened.table
