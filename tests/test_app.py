@@ -602,6 +602,10 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert ("No learning rate picked yet for these data: training would use 0.01, the training's default, until one is "
             "picked below.") in [str(c.value).replace("\\", "") for c in at.caption]
     assert [i for i in at.table[0].value.index if "default" in i] == ["0.01  (the training's default)"]
+    # the reasons' figures are read on smoothed curves, and the page says so (walkthrough 99: the stored
+    # recommendation had no smoothing, so it never did, beside a chart of the raw curves)
+    assert any(str(c.value).startswith('The figures in "why" are measured on the curves smoothed with EMA α = 0.90')
+               for c in at.caption), [str(c.value) for c in at.caption]
     radio.set_value(0.01).run()
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01"
     assert at.session_state["lr_pick"]["lr"] == 0.01

@@ -301,7 +301,8 @@ def test_verdicts_cover_every_learning_rate_with_one_line_and_json_schema():
     for verdict in rec.verdicts.values():
         assert verdict.reason and "\n" not in verdict.reason
     payload = json.loads(rec.to_json())
-    assert set(payload) == {"lr", "reason", "fallback", "settled", "verdicts"}
+    assert set(payload) == {"lr", "reason", "fallback", "settled", "smoothing", "verdicts"}
+    assert payload["smoothing"] == rec.smoothing  # (the page says the reasons were read on smoothed curves; walkthrough 99)
     assert payload["lr"] == rec.lr and payload["reason"] == rec.reason
     assert list(payload["verdicts"]) == ["0.001", "0.01", "1"]
     for value in payload["verdicts"].values():

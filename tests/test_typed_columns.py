@@ -215,6 +215,9 @@ def _answers(n_tasks: int, workers: dict[str, list[str]]) -> pd.DataFrame:
     (_answers(19, {"u": ["yes", "no"], "v": ["Yes", "No"]}), None),  # too few answers to tell
     (_answers(30, {"u": ["yes", "no"], "v": ["Yes", "No"]} | {"x": ["x"]}).iloc[:-10], 3),  # 20 answers suffice
     (_answers(20, {w: [w] for w in "abcde"}), 5),
+    # workers of one answer each, who gave A or B on the same tasks (walkthrough 99: "2 groups that share no label")
+    (pd.DataFrame([(f"t{t // 2}", f"w{t}", "AB"[t * 7 % 3 % 2]) for t in range(400)],
+                  columns=["task", "worker", "label"]), None),
 ])
 def test_label_groups_from_the_answers(answers, groups):
     data = AnnotationSet.from_long(answers, source="s")

@@ -236,10 +236,14 @@ class Recommendation:
     runs: list[RunAnalysis] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"lr": float | None, "reason": str, "fallback": bool, "verdicts": {"<lr>": {"keep": bool,
-        "verdict": str, "reason": str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
+        """``{"lr": float | None, "reason": str, "fallback": bool, "settled": bool, "smoothing": float (the EMA α the
+        reasons' figures were read with, 0: raw), "verdicts": {"<lr>": {"keep": bool, "verdict": str, "reason":
+        str}}}`` (``verdict``: the plain label, see :data:`LABELS`)."""
+        # (the smoothing the figures of every reason were read with: without it the Sweep page never said that the
+        # "why" column's figures came from smoothed curves while its chart showed the raw ones; walkthrough 99)
         return {"lr": None if self.lr is None else float(self.lr), "reason": self.reason,
                 "fallback": bool(self.fallback), "settled": bool(self.settled),
+                "smoothing": float(self.smoothing or 0.0),
                 **({"tentative_reason": self.tentative_reason} if self.tentative_reason else {}),
                 "verdicts": {lr_key(lr): v.to_dict() for lr, v in self.verdicts.items()}}
 

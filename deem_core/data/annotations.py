@@ -793,6 +793,10 @@ def _label_groups(worker_codes: np.ndarray, label_codes: np.ndarray, workers: pd
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     n_workers, n_classes = len(workers), len(classes)
+    # a worker of one answer links no label to another: 7,000 workers of one answer each were said to fall into "2
+    # groups that share no label" (those who gave A, those who gave B) on the tasks they shared (walkthrough 99)
+    keep = np.bincount(worker_codes, minlength=n_workers)[worker_codes] >= 2 if len(worker_codes) else []
+    worker_codes, label_codes = worker_codes[keep], label_codes[keep]
     if n_workers < 2 or not len(worker_codes):
         return []
     edges = coo_matrix((np.ones(len(worker_codes), dtype=np.int8), (worker_codes, n_workers + label_codes)),
