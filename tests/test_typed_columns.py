@@ -136,6 +136,9 @@ def test_a_wide_csv_column_of_notes_is_no_worker_and_the_reading_says_so(tmp_pat
     assert _workers(tmp_path, "item,w1,w2,comment", (
         f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},{'ok' if i == 3 else 'ab'[i % 2]}" for i in range(30))) == [
         "comment", "w1", "w2"]
+    # a model named like a text column that writes the others' labels in another case stays a worker (read 49)
+    assert _workers(tmp_path, "item,gpt,text-davinci-003", (
+        f"t{i},{'ab'[i % 2]},{'AB'[(i + 1) % 2]}" for i in range(30))) == ["gpt", "text-davinci-003"]
     # every column so named: they are the workers
     assert _workers(tmp_path, "item,text_1,text_2", (f"t{i},{'ab'[i % 2]},x{i}" for i in range(30))) == [
         "text_1", "text_2"]

@@ -285,13 +285,16 @@ class Table:
             if column not in named and column not in leave:
                 given = values(column)
                 if given is not None:
-                    labels.update(given.unique().tolist())
+                    labels.update(given.str.casefold().unique().tolist())
         if not labels:
             return {}  # (no column of labels beside them: they may be the labels)
         out = {}
         for column in named:
             given = values(column)
-            if given is not None and len(given) >= TIME_MIN_VALUES and (~given.isin(labels)).mean() > 0.5:
+            # (in any letter case: a worker named "text-davinci-003" writing "Positive" where the others write
+            # "positive" gives labels, spelled its own way, not notes; read 49)
+            if (given is not None and len(given) >= TIME_MIN_VALUES
+                    and (~given.str.casefold().isin(labels)).mean() > 0.5):
                 out[column] = "text that is no worker's label"
         return out
 
