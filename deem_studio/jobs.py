@@ -70,7 +70,7 @@ from deem_studio.uploads import CapacityError
 from deem_studio.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, RunNotFound, RunStore, default_runs_dir
 
 __all__ = [
-    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "deem_refusal", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
+    "DEFAULT_MAX_TABLE_BYTES", "Job", "JobManager", "check_deem_classes", "check_deem_fits", "deem_refusal", "check_table_size", "max_table_bytes", "Progress", "ProgressSnapshot", "QueueFull", "SWEEP_DEFAULTS", "SWEEP_SAMPLE_ABOVE",
     "SWEEP_SAMPLE_TASKS", "TRAIN_DEFAULTS", "method_epochs", "train_epochs", "trained_methods", "sample_batch_size", "device_info", "get_manager", "load_diagnostics_result", "method_name",
     "readable_error", "register_kind", "status_line",
 ]
@@ -171,12 +171,18 @@ def check_deem_classes(data: AnnotationSet) -> None:
         check_problem_size(data.n_workers, data.n_classes, source=data.source)  # raises, in the engine's words
 
 
+def check_deem_fits(data: AnnotationSet) -> None:
+    """DataError when DEEM cannot be trained on ``data`` (too many classes, or its Dawid-Skene start's confusion
+    arrays past the server's table bound): what a sweep's launch checks."""
+    check_deem_classes(data)
+    check_confusion_size(data, ["deem"])
+
+
 def deem_refusal(data: AnnotationSet) -> str | None:
     """Why DEEM cannot be trained on ``data`` (the sentence a sweep's or a training's launch would refuse with), or
     None: the Sweep page said so only after "Launch sweep", and timed a probe of a sweep that could not run first."""
     try:
-        check_deem_classes(data)
-        check_confusion_size(data, ["deem"])
+        check_deem_fits(data)
     except DataError as exc:
         return str(exc)
     return None
@@ -716,9 +722,7 @@ class JobManager:
         # (a config without methods trains the defaults: checked as such; read 48)
         asked = [str(m).strip().lower() for m in {**TRAIN_DEFAULTS, **(config or {})}.get("methods") or []]
         if data is not None and kind == "sweep":
-            check_deem_classes(data)  # likewise (a train job's: in check_methods_fit, for every trained method)
-        if data is not None and kind == "sweep":
-            check_confusion_size(data, ["deem"])  # likewise (a train job's: in check_methods_fit)
+            check_deem_fits(data)  # likewise (a train job's: in check_methods_fit, for every trained method)
         if data is not None and kind == "train":
             check_methods_fit(data, asked)  # likewise
         if kind in ("train", "sweep"):

@@ -189,8 +189,7 @@ def gold_spread(accuracies: Sequence[float], n: int | Sequence[int]) -> str:
     # (no brackets: Results puts the whole of gold_scored in brackets; walkthrough 62)
     one = isinstance(n, (int, np.integer)) and int(n) == 1  # ("the 1 task ...; on that many tasks"; walkthrough 96)
     return (f"on {'one task' if one else 'that many tasks'} each accuracy is known {known} at 95% confidence, so "
-            f"methods closer "
-            f"than that may not differ")
+            f"methods closer than that may not differ")
 
 
 def model_version(method: str, config: Any, entry: dict, fallback: str | None, run_id: str) -> str:

@@ -532,9 +532,12 @@ def cluster_normalisers(fit: DawidSkeneFit, weights: np.ndarray) -> np.ndarray:
     """(d, K) ``log Z_i(m)``, the normaliser of worker i's tempered confusions ``psi_i(.|m)^w_i`` (0 where w_i = 1).
     :func:`cluster_weighted_network` puts them in its prior; a task's posterior is that fit's once the normalisers of
     the workers it lacks are taken out again (:func:`without_missing_normalisers`)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    log_psi = np.log(np.clip(fit.confusion, 1e-12, None)) * weights[:, None, None]
-    return np.logaddexp.reduce(log_psi, axis=1)
+    return np.logaddexp.reduce(_tempered_log_confusions(fit, weights), axis=1)
+
+
+def _tempered_log_confusions(fit: DawidSkeneFit, weights: np.ndarray) -> np.ndarray:
+    """(d, K, K) ``w_i log psi_i(l | m)`` [i, l, m]."""
+    return np.log(np.clip(fit.confusion, 1e-12, None)) * np.asarray(weights, dtype=np.float64)[:, None, None]
 
 
 def without_missing_normalisers(posterior: np.ndarray, data: AnnotationSet, log_z: np.ndarray) -> np.ndarray:
@@ -542,8 +545,8 @@ def without_missing_normalisers(posterior: np.ndarray, data: AnnotationSet, log_
     ``log_z`` (d, K) of the workers who did not answer it taken out: the cluster-weighted Dawid-Skene posterior of
     the fit it holds (the network sums a missing worker out, which leaves its normaliser in the task's prior)."""
     log_z = np.asarray(log_z, dtype=np.float64)
-    answered = np.stack([np.bincount(data.task_codes, weights=log_z[data.worker_codes, m], minlength=data.n_tasks)
-                         for m in range(log_z.shape[1])], axis=1)  # (n, K)
+    answered = sp.csr_matrix((np.ones(len(data.task_codes)), (data.task_codes, data.worker_codes)),
+                             shape=(data.n_tasks, data.n_workers)) @ log_z  # (n, K): one product, not one pass a class
     with np.errstate(divide="ignore"):
         logits = np.log(np.asarray(posterior, dtype=np.float64)) - (log_z.sum(axis=0)[None, :] - answered)
     logits -= logits.max(axis=-1, keepdims=True)
@@ -560,9 +563,8 @@ def cluster_weighted_network(n_runs: int, fit: DawidSkeneFit, weights: np.ndarra
     Z_i(m)``: on a task every worker answered its posterior is ``pi_m prod_i psi_i(x_i|m)^w_i`` normalised, the
     cluster-weighted posterior exactly; a worker who did not answer is summed out of this model (its ``Z_i(m)``
     stays in the prior of that task)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    log_psi = np.log(np.clip(fit.confusion, 1e-12, None)) * weights[:, None, None]  # (d, K, K) [i, l, m]
-    log_z = cluster_normalisers(fit, weights)  # (d, K) [i, m]
+    log_psi = _tempered_log_confusions(fit, weights)  # (d, K, K) [i, l, m]
+    log_z = np.logaddexp.reduce(log_psi, axis=1)  # (d, K) [i, m]: cluster_normalisers, from the same logs
     tempered = np.exp(log_psi - log_z[:, None, :])
     log_prior = np.log(np.clip(fit.prior, 1e-12, None)) + log_z.sum(axis=0)
     prior = np.exp(log_prior - np.logaddexp.reduce(log_prior))

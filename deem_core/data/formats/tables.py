@@ -248,16 +248,13 @@ class Table:
 
         seen = {}  # column -> (its values in the first rows, whether all are dates)
         for column in columns:
-            found = head[column] if column in head.columns else None
-            if isinstance(found, pd.Series):  # (not absent, nor a name the header holds twice)
-                text = found[~missing_mask(found)].astype(str).str.strip()  # ("N/A" among dates; walkthrough 95)
-                text = text[text != ""]
+            text = _given_texts(head, column)
+            if text is not None:
                 seen[column] = (len(text), bool(text.str.fullmatch(_DATE_TEXT).all()))
         dates = [c for c in named if c in seen and seen[c][0] >= TIME_MIN_VALUES and seen[c][1]]
         if not any(n and not all_dates for c, (n, all_dates) in seen.items() if c not in dates):
             return {}  # (no column of labels beside them: they may be the labels)
         return {column: "dates or times written as text" for column in dates}
-
 
     def note_columns(self, columns: Sequence[str], leave: Sequence[str] = ()) -> dict[str, str]:
         """Those of ``columns`` that hold notes or the item's own text, not one worker's labels (column -> what in
@@ -272,31 +269,33 @@ class Table:
         if not named:
             return {}
         head = self.peek(TIME_SAMPLE_ROWS)
-
-        def values(column: str) -> pd.Series | None:
-            found = head[column] if column in head.columns else None
-            if not isinstance(found, pd.Series):  # (absent, or a name the header holds twice)
-                return None
-            text = found[~missing_mask(found)].astype(str).str.strip()
-            return text[text != ""]
-
         labels: set[str] = set()
         for column in columns:
             if column not in named and column not in leave:
-                given = values(column)
+                given = _given_texts(head, column)
                 if given is not None:
                     labels.update(given.str.casefold().unique().tolist())
         if not labels:
             return {}  # (no column of labels beside them: they may be the labels)
         out = {}
         for column in named:
-            given = values(column)
+            given = _given_texts(head, column)
             # (in any letter case: a worker named "text-davinci-003" writing "Positive" where the others write
             # "positive" gives labels, spelled its own way, not notes; read 49)
             if (given is not None and len(given) >= TIME_MIN_VALUES
                     and (~given.str.casefold().isin(labels)).mean() > 0.5):
                 out[column] = "text that is no worker's label"
         return out
+
+
+def _given_texts(head: pd.DataFrame, column: str) -> pd.Series | None:
+    """The values ``column`` holds in ``head`` as stripped text, missing markers ("N/A" among dates; walkthrough 95)
+    and empty cells left out; None where the column is absent or its name is in the header twice."""
+    found = head[column] if column in head.columns else None
+    if not isinstance(found, pd.Series):
+        return None
+    text = found[~missing_mask(found)].astype(str).str.strip()
+    return text[text != ""]
 
 
 def _name_parts(name: Any) -> list[str]:
