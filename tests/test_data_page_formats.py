@@ -128,6 +128,9 @@ def test_a_label_studio_result_that_is_no_list_is_skipped_in_the_preview_as_in_t
         ("result_int.json", json.dumps(tasks).encode(), "application/json")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    # the preview says that answer is not read (its row's results cell was empty)
+    assert at.dataframe[0].value["results"].iloc[0] == "(no result: not read)"
+    assert at.dataframe[0].value["results"].iloc[1].startswith("s: ")
     assert not at.button(key="load_files").disabled
     at.button(key="load_files").click().run()
     assert not at.error, [e.value for e in at.error]

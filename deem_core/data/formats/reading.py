@@ -595,6 +595,11 @@ def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None
     return None
 
 
+#: the preview's results cell of an annotation or prediction that holds no result the read can use (none, or a
+#: ``result`` that is no list of results): the read skips it
+NO_RESULT_SHOWN = "(no result: not read)"
+
+
 def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str, Any] | None, predictions: bool,
                           nrows: int) -> Preview:
     name = opened.source.name
@@ -624,8 +629,10 @@ def _preview_label_studio(opened: _Opened, limits: Limits, columns: Mapping[str,
                     # {'choices': ['pos']} showed as Python wrote them; walkthrough 79)
                     rows.append({"task": str(task.get("id", "")), "kind": kind,
                                  "worker": worker_of(entry, kind == "prediction"),
-                                 "results": "; ".join(f"{r.get('from_name')}: {preview_value(r.get('value'))}"
-                                                      for r in results)[:200],
+                                 "results": ("; ".join(f"{r.get('from_name')}: {preview_value(r.get('value'))}"
+                                                       for r in results)[:200] if results else
+                                             # (an empty cell beside a skipped answer; attack round 50's list)
+                                             NO_RESULT_SHOWN),
                                  "cancelled": str(bool(entry.get("was_cancelled"))),
                                  "ground_truth": str(bool(entry.get("ground_truth")))})
     frame = pd.DataFrame(rows[:most], dtype=object)
