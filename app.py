@@ -23,7 +23,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from deem_studio import wording
 from deem_studio.serve import AGENT_API, AGENT_API_REFUSED
 from deem_studio.server_log import install_log_bounds
 from deem_studio.uploads import (install_connection_limit, install_http_connection_limit, install_message_limit,
@@ -83,6 +82,8 @@ with shell():
 
         if isinstance(exc, RunNotFound):  # deleted by its owner while open here (it read "the Train page failed:
             # RunNotFound: no run with id ..."; attack round 11)
+            from deem_studio import wording  # (pandas: not imported before the navigation is sent)
+
             st.info(common.safe(wording.sentence(f"{exc}: {common.GONE}. The Runs page lists this browser's runs.")),
                     icon=":material/delete:")
         else:

@@ -26,6 +26,7 @@ def install_before_serving() -> bool:
     from deem_studio.server_log import install_log_bounds
 
     install_log_bounds()  # (Streamlit logs a client's words: bounded from the first connection; attack round 34)
+    no_legacy_pages()
     try:
         from streamlit.web.server.starlette import starlette_app
     except ImportError:
@@ -43,6 +44,18 @@ def install_before_serving() -> bool:
     starlette_app.create_websocket_routes = limited
     install_http_limit_on_load()
     return True
+
+
+def no_legacy_pages() -> None:
+    """Start the server out of Streamlit's legacy multipage mode (what the first ``st.navigation`` call does for the
+    whole server; pages/shell.py): with a ``pages`` folder beside ``app.py``, a fresh server's first page view was
+    sent the folder's module names ("app, common, data, ...") as its navigation, shown until ``app.py`` replaced
+    them (2.4 s on a loaded machine; walkthrough 100). Every script run then starts in ``app.py``."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    PagesManager.uses_pages_directory = False
 
 
 def install_http_limit_on_load() -> bool:

@@ -392,8 +392,8 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             started = time.perf_counter()
             page.goto(f"{server.url}/train?run={run_id}", timeout=60_000)
             # first load of a fresh server: Streamlit's legacy list of module names ("app, common, data, ...")
-            # may flash until app.py's st.navigation replaces it (the shell runs before any heavy import),
-            # never for the seconds the engine takes to load
+            # is never shown: deem-studio starts the server out of the legacy mode (it was shown 2.4 s on a loaded
+            # machine until app.py's st.navigation replaced it; walkthrough 100)
             legacy_from = None
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -408,7 +408,7 @@ def test_deep_link_on_a_fresh_server_opens_the_shell_and_the_run(tmp_path):
             measured("fresh server: address opened -> the dashboard's navigation", f"{shown_at - started:.2f}", "s")
             measured("fresh server: the legacy module list visible for", f"{legacy:.2f}", "s")
             assert nav_titles(page) == NAV
-            assert legacy < 2.0, f"the legacy module list stayed {legacy:.1f} s"
+            assert legacy_from is None, f"the legacy module list was shown ({legacy:.1f} s)"
             heading(page, "Train", 90)
             until(lambda: f"Run {run_id}" in main_text(page), 60, "the reopened run on the Train page")
             until(lambda: nav_titles(page) == NAV, 30, "the dashboard's own navigation")
