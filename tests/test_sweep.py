@@ -205,7 +205,8 @@ def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame, cap
     code = main(["sweep", str(source), "-o", str(out), "--lrs", "0.01,0.3", "--epochs", "2", "--device", "cpu",
                  "--no-progress"])
     assert code == 0
-    assert "sweeping all 90 tasks, batch 1,024" in capsys.readouterr().err  # (said, as a sample is)
+    err = capsys.readouterr().err
+    assert "sweeping all 90 tasks, batch 1,024" in err  # (said, as a sample is)
     curves = pd.read_csv(out / "curves.csv")
     assert list(curves.columns) == CSV_COLUMNS
     assert len(curves) == 2 * 2 and set(curves["lr"]) == {0.01, 0.3}
@@ -221,6 +222,10 @@ def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame, cap
     assert set(payload["verdicts"]) == {"0.01", "0.3"}
     for verdict in payload["verdicts"].values():
         assert set(verdict) == {"keep", "verdict", "reason"} and isinstance(verdict["keep"], bool) and verdict["reason"]
+    # each rate's verdict on stderr too, not in the JSON only (walkthrough 100)
+    for lr in ("0.01", "0.3"):
+        verdict = payload["verdicts"][lr]
+        assert f"  lr {lr}: {verdict['verdict']}: {verdict['reason']}" in err
     html = (out / "curves.html").read_text()
     assert "plotly" in html.lower() and "lr 0.01" in html and "recommended" in html
 
@@ -304,3 +309,12 @@ def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
     assert "warning: with the learning rate swept (lr='auto') the start is not chosen" in err
     assert "no safety rule compares the labels with majority vote and Dawid-Skene" in err
     assert "warning: the layers are not chosen from held-out answers when the learning rate is swept" in err
+    # the sweep is said: every rate with its verdict, the one taken and why (walkthrough 100: "DEEM: lr 0.001" alone,
+    # a rate the page's sweep called "hardly learns")
+    rec = model.sweep_.recommendation  # (the same data and seed: the same sweep)
+    assert f"learning-rate sweep: {len(DEFAULT_LRS)} rates (" in err
+    for lr in DEFAULT_LRS:
+        verdict = rec.verdicts[lr]
+        line = f"  lr {lr:g}: {verdict.label}: {verdict.reason}"
+        assert line + (" <- taken" if lr == rec.lr else "") + "\n" in err, line
+    assert f"lr {rec.lr:g} is " in err and rec.reason in err

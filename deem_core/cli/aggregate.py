@@ -223,8 +223,13 @@ def _run_trained(args: argparse.Namespace, spec, data, truth):
         say(note)
     epochs = epochs_within_budget(data.n_tasks, args.epochs, args.batch_size, args.max_updates)
     # (it read "epoch 300 of 300" for a 100-epoch run, with nothing of the depths; walkthrough 56)
-    progress = ProgressBar(epochs * groups, spec.name + (f" ({groups} depths in turn, {epochs:,} epochs each)"
-                                                         if groups > 1 else ""), disable=args.no_progress)
+    from deem_core.methods.sweep import DEFAULT_LRS  # noqa: PLC0415
+
+    # (it read "DEEM: epoch 58 of 100" while the sweep's runs trained; walkthrough 100)
+    what = (f" ({groups} depths in turn, {epochs:,} epochs each)" if groups > 1 else
+            f" (learning-rate sweep: {len(DEFAULT_LRS)} rates x {counted(int(args.seeds), 'seed')} at once)"
+            if options["lr"] == "auto" and spec.trains else "")
+    progress = ProgressBar(epochs * groups, spec.name + what, disable=args.no_progress)
     try:
         model = registry.fit_method(spec.key, data, gold=truth, callbacks=[progress], **options)
     finally:

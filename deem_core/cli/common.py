@@ -549,6 +549,31 @@ def print_selection(model, stream=None) -> None:
             "held out, no reference compared)", stream)
 
 
+def say_verdicts(recommendation) -> None:
+    """Each learning rate of a sweep with its verdict and why, one line each on stderr (``deem sweep`` wrote them to
+    recommendation.json only, and ``deem aggregate --lr auto`` said the rate it took and nothing of the others;
+    walkthrough 100)."""
+    for lr, verdict in sorted(recommendation.verdicts.items()):
+        mark = " <- taken" if recommendation.lr is not None and lr == recommendation.lr else ""
+        say(f"  lr {lr:g}: {verdict.label}: {verdict.reason}{mark}")
+
+
+def report_sweep(model) -> None:
+    """What ``lr='auto'``'s sweep did, on stderr: its rates, seeds and epochs, each rate's verdict and why the rate
+    taken was taken (a tentative or least-bad pick said as such)."""
+    sweep = getattr(model, "sweep_", None)
+    if sweep is None:
+        return
+    rec = sweep.recommendation
+    rates = ", ".join(f"{lr:g}" for lr in sweep.lrs)
+    say(f"learning-rate sweep: {counted(len(sweep.lrs), 'rate')} ({rates}) x {counted(len(sweep.seeds), 'seed')}, "
+        f"{sweep.epochs} epochs, trained at once; each rate's energy curves read by the paper's rules (App. G.4.1):")
+    say_verdicts(rec)
+    kind = ("the least bad (no rate passed every check)" if rec.fallback else
+            "recommended" if rec.settled else "a tentative pick")
+    say(f"lr {rec.lr:g} is {kind}: {rec.reason}; its runs are the model (no second training)")
+
+
 def report_fit(name: str, model, data=None) -> None:
     """What a fitted DEEM is, on stderr: its learning rate, epochs, start and layers (or the fallback its labels come
     from), the choice and its evidence, its warnings from fitting (those of ``data``, the annotation set it was fitted
@@ -563,6 +588,7 @@ def report_fit(name: str, model, data=None) -> None:
     else:
         say(f"{name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
             f"{model.init_}{prior}, {counted(model.n_layers_, 'layer')}, {model.fit_seconds_:.1f} s on {model.device_}")
+    report_sweep(model)
     print_selection(model)
     # what fitting itself noted (e.g. the layers not chosen with --lr auto, a smaller batch after running out of
     # memory); they were kept in the model and never printed (walkthrough 45). The safety rule's was said above.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, device_name, epochs_count, layers_count,
                                   load_input, non_negative_int, number, parse_float_list, positive_int, sampler_steps,
-                                  say, seed_value, seeds_count, warn, writing)
+                                  say, say_verdicts, seed_value, seeds_count, warn, writing)
 
 __all__ = ["SWEEP_FILES", "add_parser", "run", "write_sweep"]
 
@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if rec.fallback:  # (exit 0 and "recommended learning rate: 3" where every rate broke a rule; walkthrough 45)
         say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
         return 1
+    say_verdicts(rec)
     say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g} ({rec.reason})")
     say(f"note: {pick_vs_default(DEFAULT_LR)}")
     return 0
