@@ -1839,6 +1839,14 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert ("To train DEEM's own model on these data anyway, pick its start (Dawid-Skene or majority vote) in Start "
             "from with the layers fixed: nothing is held out then, and its labels are not compared with these "
             "methods.") in captions
+    # the Sweep page says a rate picked there does not change those labels by itself (walkthrough 100: a sweep, a pick
+    # and three trainings returned the same labels, whatever the rate)
+    train_run = at.session_state["train_run"]
+    finished_sweep(at, "0.01, 0.1")
+    at.run()
+    no_problem(at)
+    assert (f"The latest training on these data ({train_run}) returned cluster-weighted Dawid-Skene's labels, by the "
+            f"safety rule") in texts(at)
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Not testable: 5 workers (g1_leaf1")]
