@@ -166,6 +166,12 @@ def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, 
     return st.dataframe(visible_cells(frame), column_config=config or None, **kwargs)
 
 
+def agreement_height(n_methods: int) -> int:
+    """The Train page's agreement heatmap of methods: its height in px, 320 for up to five methods and 34 px more for
+    each further one (room for its row and, below, for the rotated names of the columns)."""
+    return 320 + 34 * max(0, n_methods - 5)
+
+
 def plotly_chart(figure: Any, **kwargs: Any) -> Any:
     """``st.plotly_chart`` of a figure whose names, labels, titles and hover texts are shown as text (plotly
     would render ``<a href>``, ``<b>`` ... in them; :func:`deem_core.plots.safety.escape_figure`) and whose numbers'

@@ -548,7 +548,9 @@ with left:
     # "DEEM (labels from cluster-weighted Dawid-Skene)" on both axes left the cells 60 px and cut the name
     # (walkthrough 62)
     names = list(agree.index)
-    short = [name.split(" (", 1)[0] + "*" if " (" in name else name for name in names]
+    # (only those: "Dawid-Skene (shared prior)" read "Dawid-Skene*" beside "DEEM*", two stars meaning two things;
+    # walkthrough 100)
+    short = [name.split(" (labels from ", 1)[0] + "*" if " (labels from " in name else name for name in names]
     if len(set(short)) < len(short):
         short = names
     fig = px.imshow(agree.to_numpy(), x=short, y=short, zmin=zmin, zmax=1, text_auto=".3f",
@@ -558,7 +560,9 @@ with left:
                                                        (row, col) and row != col else "") for col in names]
                                   for row in names],
                       hovertemplate="%{customdata}<br>same label on %{z:.3f} of the tasks<extra></extra>")
-    fig.update_layout(height=320, margin={"t": 20, "b": 20})
+    # taller with more methods: twelve in 320 px were cells of 15 px under the toolbar, their rotated names cut
+    # ("Cluster-weighted Daw…"; walkthrough 100)
+    fig.update_layout(height=common.agreement_height(len(names)), margin={"t": 30, "b": 20})
     common.plotly_chart(fig, key=f"agree_{run_id}")
     starred = [f"{s} is {n}" for s, n in zip(short, names) if s != n]
     if starred:

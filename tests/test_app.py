@@ -3552,3 +3552,23 @@ def test_the_results_table_of_many_classes_leaves_their_probabilities_to_the_dow
     stored = get_manager().store.load(at.session_state["train_run"]).results["mv"]
     assert sum(str(c).startswith("p_") for c in stored.columns) == 150  # (kept in the run: the downloads serialise it)
     assert serialise(stored, "csv").count(b"p_") >= 150
+
+
+def test_the_methods_agreement_heatmap_stars_only_a_fallbacks_name_and_grows_with_the_methods(runs_dir):
+    """Walkthrough 100: "Dawid-Skene (shared prior)" read "Dawid-Skene*" on the heatmap's axes beside "DEEM*" (labels
+    from cluster-weighted Dawid-Skene), two stars meaning two things; twelve methods in 320 px had cells under the
+    plotly toolbar and their rotated names cut."""
+    import json as json_module
+
+    from pages.common import agreement_height
+
+    at = upload(new_app())
+    finished_training(at, ["mv", "ds", "ds_shared", "wawa", "onecoin", "mmsr"])
+    at.run()
+    no_problem(at)
+    specs = [json_module.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmap = next(spec for spec in specs if spec["data"][0].get("type") == "heatmap"
+                   and "same label" in spec["data"][0].get("hovertemplate", ""))
+    axis = list(heatmap["data"][0]["x"])
+    assert "Dawid-Skene (shared prior)" in axis and not any(name.endswith("*") for name in axis)
+    assert heatmap["layout"]["height"] == agreement_height(6) > agreement_height(5) == 320
