@@ -582,12 +582,14 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         seconds = summary.get("seconds")
         held = summary.get("heldout_answers")
         trained = sum(_trained(row) for row in candidates)  # the other rows are the references
+        # (it read "... took 12.3 s (the safety rule's reference is the model: no further training; its labels ...)",
+        # hard to parse; walkthrough 100)
         lines.append((f"held out {held:,} answers" if isinstance(held, int) else f"held out {held} answers")
                      + (f"; training the {trained} candidate{'s' if trained != 1 else ''} on the rest and scoring "
-                        f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s ("
-                        + ("the safety rule's reference is the model" if _reference_chosen(candidates) else
-                           "the chosen candidate is the model") + ": no further training; its labels come from all "
-                        "the answers, the held-out ones included)"
+                        f"{'them' if trained != 1 else 'it'} took {seconds:.1f} s. "
+                        + ("The labels are the safety rule's reference's" if _reference_chosen(candidates) else
+                           "The chosen candidate, as trained on the rest, gives the labels (nothing is trained "
+                           "again)") + ", read from all the answers, the held-out ones included"
                         if seconds is not None else ""))
     if table:
         lines.extend(evidence_lines(summary))
