@@ -311,7 +311,9 @@ if classes_left_out:
 
 st.subheader("Downloads")
 if len(view) < len(frame):  # (the filters narrow the table, not the files; walkthrough, ninth session)
-    st.caption(f"The downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show.")
+    st.caption(f"The label downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show; "
+               f"“Review queue CSV” holds those {len(view):,}, in the table's order." if len(view) else
+               f"The downloads hold all {len(frame):,} tasks, not only the {len(view):,} the filters above show.")
 stem = wording.download_stem(run_id, method, metrics.get(method))
 fallback = wording.labels_from(metrics.get(method))
 if fallback:
@@ -348,8 +350,14 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
             cell.caption("Parquet: not available for labels of mixed types")
             return
     cell.download_button(title, data=capacity.building_download(
-                             lambda: serialise(_picked_table(), fmt, context, _model_version()), common.parties()),
+                             lambda: _serialise(_picked_table(), fmt, context), common.parties()),
                          file_name=file_name, mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
+
+
+def _serialise(table: pd.DataFrame, fmt: str, context=None) -> bytes:
+    from deem_core.data.formats.writers import serialise  # noqa: PLC0415
+
+    return serialise(table, fmt, context, _model_version())
 
 
 def _picked_table():
@@ -363,6 +371,14 @@ row = st.container(horizontal=True)
 label_studio = _label_studio_context()  # (read once a page run: the button and the visitor's note below)
 _download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
+if 0 < len(view) < len(frame):  # the filtered queue itself (only the full table could be downloaded; walkthrough 100)
+    queue = view.index.copy()  # (the task ids only: the table is read again when the file is made)
+    row.download_button(f"Review queue CSV ({len(view):,} tasks)", data=capacity.building_download(
+                            lambda: _serialise(_picked_table().loc[queue], "csv"),  # (the Labels CSV's writer)
+                            common.parties()),
+                        file_name=f"{stem}_review_queue.csv", mime="text/csv", on_click="ignore", key="dl_queue",
+                        help="the tasks the filters above show, in the table's order, with every column of the "
+                             "Labels CSV (spreadsheet-safe)")
 _download(row, "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")
 _download(row, "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
 _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",

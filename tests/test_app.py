@@ -3572,3 +3572,42 @@ def test_the_methods_agreement_heatmap_stars_only_a_fallbacks_name_and_grows_wit
     axis = list(heatmap["data"][0]["x"])
     assert "Dawid-Skene (shared prior)" in axis and not any(name.endswith("*") for name in axis)
     assert heatmap["layout"]["height"] == agreement_height(6) > agreement_height(5) == 320
+
+
+def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, monkeypatch):
+    """Walkthrough 100: with a filter showing 363 of 2,000 tasks, every download held all 2,000; the queue itself could
+    not be taken to a reviewer. "Review queue CSV" holds the rows shown, in the table's order, written as the Labels
+    CSV is (formula-safe)."""
+    import io
+
+    from deem_studio import capacity
+
+    built = []
+    real = capacity.building_download
+
+    def recording(build, parties=()):
+        built.append(build)
+        return real(build, parties)
+
+    monkeypatch.setattr(capacity, "building_download", recording)
+    at = upload(new_app())
+    finished_training(at, ["mv", "ds"])
+    at.switch_page("pages/results.py").run()
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert not any(label.startswith("Review queue CSV") for label in labels)  # (no filter: the Labels CSV is the queue)
+    at.toggle(key="results_review").set_value(True)
+    at.slider(key="results_max_conf").set_value(0.7).run()
+    no_problem(at)
+    shown = next(t.value for t in at.dataframe if "confidence" in t.value.columns)
+    total = get_manager().store.load(at.session_state["train_run"], with_data=False).results["mv"].shape[0]
+    assert 0 < len(shown) < total
+    assert f"Review queue CSV ({len(shown):,} tasks)" in {b.proto.label for b in at.get("download_button")}
+    assert f"“Review queue CSV” holds those {len(shown):,}, in the table's order." in texts(at)
+    files = [build() for build in built]
+    queues = [pd.read_csv(io.BytesIO(f)) for f in files if isinstance(f, bytes) and f.count(b"\n") == len(shown) + 1]
+    assert len(queues) == 1
+    queue = queues[0]
+    assert [str(t) for t in queue["task"]] == [str(t) for t in shown["task"]]  # the rows shown, in their order
+    assert list(queue["confidence"]) == pytest.approx(list(shown["confidence"]))
+    full = next(f for f in files if isinstance(f, bytes) and f.count(b"\n") == total + 1)
+    assert list(queue.columns) == list(pd.read_csv(io.BytesIO(full)).columns)  # the Labels CSV's columns
