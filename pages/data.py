@@ -21,7 +21,7 @@ from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.formats.sources import release_memory  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
-from deem_core.data.text import counted, is_are, shortened  # noqa: E402
+from deem_core.data.text import counted, is_are, names_text, shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
@@ -427,6 +427,51 @@ def summary(data) -> dict:
     return values
 
 
+def dependence_test(data) -> None:
+    """The dependence test DEEM's automatic start runs before training (``find_dependence_clusters``), on request:
+    groups that answer alike beyond what the tasks explain. The page's own warning names workers who gave the same
+    label on every shared task only: copiers agreeing on 95% went unsaid until training (walkthrough 100)."""
+    from deem_core.analysis.selection import cluster_texts, none_found  # noqa: PLC0415
+    from deem_core.methods.clusters import MAX_TASKS, MAX_WORKERS, find_dependence_clusters  # noqa: PLC0415
+
+    if data.n_classes < 2:
+        return
+    key = data.fingerprint()
+    kept = st.session_state.get("_dependence_test")
+    found = kept[1] if kept and kept[0] == key else None
+    if found is None:
+        if not st.button("Test for groups that answer alike", key="data_dependence_test",
+                         help=f"the test DEEM's automatic start runs before training: worker pairs that agree beyond "
+                              f"chance are merged where their agreement beats what the other workers' answers "
+                              f"predict (on at most {MAX_TASKS:,} tasks, a random sample above, and the {MAX_WORKERS} "
+                              f"workers with the most answers); seconds on most sets"):
+            return
+        try:
+            # (a read slot and its time share: the test is bounded, but not free, and any visitor can press it)
+            with st.spinner("testing the workers for groups that answer alike"), \
+                    capacity.reading(party=common.client_address()):
+                found = find_dependence_clusters(data).summary(data.workers)
+        except capacity.CapacityError as exc:
+            st.error(common.safe(f"The test did not run: {exc}."), icon=":material/hourglass_empty:")
+            return
+        st.session_state["_dependence_test"] = (key, found)
+    groups = cluster_texts(found)
+    took = f"tested in {float(found.get('seconds') or 0):.1f} s"
+    if groups:
+        st.warning(common.safe(
+            f"{counted(len(groups), 'group')} of workers {'answers' if len(groups) == 1 else 'answer'} alike beyond "
+            f"what the tasks explain ({took}): " + "; ".join(groups) + ". They may copy one another or share one "
+            f"source. Majority vote and Dawid-Skene count every member as an independent vote; DEEM's automatic start "
+            f"runs this test again and counts each group once where it checks the labels (the cluster-weighted "
+            f"Dawid-Skene counts each group once too)."), icon=":material/group:")
+    else:
+        st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {none_found(found)} ({took})."))
+    for group in found.get("untestable") or []:
+        st.caption(common.safe(f"Not testable: {counted(len(group), 'worker')} ({names_text(group)}) agree with each "
+                               f"other, but everyone else is one source and a test needs two: they are counted as independent "
+                               f"sources (workers who agree because they are right look the same)."))
+
+
 try:
     stats = summary(data)
 except Exception as exc:  # noqa: BLE001
@@ -571,6 +616,7 @@ with tab["Pairwise agreement"]:
     common.plotly_chart(fig, key="pairwise")
     st.caption("Share of common tasks on which two workers gave the same label (blank: no common task); hover a cell "
                "for how many tasks the two share: on a few, a pair reads 0 or 1 by chance.")
+    dependence_test(data)
 with tab["Answers"]:
     common.dataframe(data.to_long(limit=1000), hide_index=True, height=300)
     st.caption("first 1,000 answers as read")

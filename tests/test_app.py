@@ -3611,3 +3611,49 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     assert list(queue["confidence"]) == pytest.approx(list(shown["confidence"]))
     full = next(f for f in files if isinstance(f, bytes) and f.count(b"\n") == total + 1)
     assert list(queue.columns) == list(pd.read_csv(io.BytesIO(full)).columns)  # the Labels CSV's columns
+
+
+def _near_copies(seed: int = 3, n: int = 600) -> pd.DataFrame:
+    """Six independent workers (75% right) and four who copy one noisy source (65% right), each changing 5% of its
+    labels: no two of the four agree on every task."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, n)
+
+    def noisy(accuracy: float, base: np.ndarray) -> np.ndarray:
+        wrong = rng.random(n) > accuracy
+        out = base.copy()
+        out[wrong] = (base[wrong] + rng.integers(1, 3, int(wrong.sum()))) % 3
+        return out
+
+    rows = [(t, f"ind{w}", "abc"[x]) for w in range(6) for t, x in enumerate(noisy(0.75, truth))]
+    source = noisy(0.65, truth)
+    rows += [(t, f"cop{w}", "abc"[x]) for w in range(4) for t, x in enumerate(noisy(0.95, source))]
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_the_data_page_tests_for_groups_that_answer_alike_on_request(runs_dir):
+    """Walkthrough 100: four workers copying one source, agreeing on 95% of their tasks, went unsaid on the Data page
+    (its warning names workers who agree on every task) until training found them. The test DEEM's automatic start
+    runs is there on request, its groups said as training says them."""
+    frame = _near_copies()
+    at = upload(new_app(), "near.csv", frame.to_csv(index=False).encode())
+    # (not identical: the page's own warning of copies is silent)
+    assert not any("gave the same label" in unescape(str(w.value)) for w in at.warning)
+    at.button(key="data_dependence_test").click().run()
+    no_problem(at)
+    found = [unescape(str(w.value)) for w in at.warning
+             if "alike beyond what the tasks explain" in unescape(str(w.value))]
+    assert len(found) == 1, texts(at)
+    assert found[0].startswith("1 group of workers answers alike beyond what the tasks explain (tested in ")
+    assert "4 workers: cop0, cop1, cop2, cop3 (agree +" in found[0]
+    assert not any(f"ind{w}" in found[0] for w in range(6))
+    # kept for these data: the page's next run shows the result without the button (no second test)
+    at.run()
+    assert not [b for b in at.button if b.key == "data_dependence_test"]
+    assert any("cop0, cop1, cop2, cop3" in unescape(str(w.value)) for w in at.warning)
+    # independent workers only: none found, said with why it could be missed or not
+    alone = frame[frame["worker"].str.startswith("ind")]
+    at = upload(new_app(), "alone.csv", alone.to_csv(index=False).encode())
+    at.button(key="data_dependence_test").click().run()
+    no_problem(at)
+    assert "Groups that answer alike beyond what the tasks explain: none found (tested in " in texts(at)
