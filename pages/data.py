@@ -461,9 +461,9 @@ def dependence_test(data) -> None:
         st.warning(common.safe(
             f"{counted(len(groups), 'group')} of workers {'answers' if len(groups) == 1 else 'answer'} alike beyond "
             f"what the tasks explain ({took}): " + "; ".join(groups) + ". They may copy one another or share one "
-            f"source. Majority vote and Dawid-Skene count every member as an independent vote; DEEM's automatic start "
-            f"runs this test again and counts each group once where it checks the labels (the cluster-weighted "
-            f"Dawid-Skene counts each group once too)."), icon=":material/group:")
+            "source. Majority vote and Dawid-Skene count every member as an independent vote; DEEM's automatic start "
+            "runs this test again and counts each group once where it checks the labels (the cluster-weighted "
+            "Dawid-Skene counts each group once too)."), icon=":material/group:")
     else:
         st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {none_found(found)} ({took})."))
     for group in found.get("untestable") or []:
