@@ -890,8 +890,8 @@ def cached_estimate(kind: str, **settings: Any):
                           _server_busy() else
                           # (it stood 33 s on a machine other programs kept busy: the probes stop at their limit,
                           # and the classic methods' are timed after DEEM's; walkthrough 100)
-                          f"in a few seconds, or at most about {estimate.PROBE_MAX_SECONDS:.0f} s of probing when the "
-                          f"machine is busy or the job long") + " (the form works meanwhile).")
+                          f"in a few seconds, or within the probes' {estimate.PROBE_MAX_SECONDS:.0f}-second limit when "
+                          f"the machine is busy or the job long") + " (the form works meanwhile).")
             _estimate_follows(future)
             return None
         except estimate.ProbeSkipped as exc:  # another session was probing: not kept, asked again at the next run

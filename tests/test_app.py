@@ -2486,8 +2486,8 @@ def test_train_works_while_the_time_estimate_is_being_probed(runs_dir, monkeypat
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert time.monotonic() - started < 20
-    assert ("the time estimate follows in a few seconds, or at most about 20 s of probing when the machine is busy or "
-            "the job long (the form works meanwhile)") in texts(at)
+    assert ("the time estimate follows in a few seconds, or within the probes' 20-second limit when the machine is busy "
+            "or the job long (the form works meanwhile)") in texts(at)
     assert not re.search(r"about [0-9.]+ (s|min)", texts(at))
     # beside a running job the probe waits: not "a few seconds" (it stood a minute, past the job's end; walkthrough 81)
     idle = common._server_busy
