@@ -1543,7 +1543,8 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by,
                              max_tasks=cfg.get("max_tasks", DIAGNOSTICS_MAX_TASKS), progress=tell,
-                             importance_runs=usable_runs(model)[:1], clusters=clusters_for_diagnostics(model, data))
+                             importance_runs=usable_runs(model)[:1],
+                             clusters=clusters_for_diagnostics(model, data, stop=ctx.cancel_event))
     _check_cancel(ctx)
     returned = source.summary.get(f"labels_from_{method}")
     of = f"run {source.run_id} ({method_name(method)}" + (f", labels from {returned})" if returned else ")")

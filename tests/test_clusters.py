@@ -546,3 +546,105 @@ def test_independent_workers_active_on_different_tasks_are_no_cluster():
             for w in rng.choice(active, 4, replace=False):
                 labels[t, w] = truth[t] if rng.random() < accuracy[w] else (truth[t] + rng.integers(1, k)) % k
         assert not find_dependence_clusters(AnnotationSet.from_dense(labels), seed=seed).groups()
+
+
+def _many_class_set(n: int = 300, k: int = 200, d: int = 8, seed: int = 5) -> np.ndarray:
+    """``d`` workers right half the time, a random class otherwise, on ``k`` classes: each merge's test would hold
+    (500, k, k) moment tables (attack round 51's 8.5 KB upload: 8 workers, 314 classes, past 15 minutes and 3 GB)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(k, size=n)
+    return np.column_stack([np.where(rng.random(n) < 0.5, truth, rng.integers(k, size=n)) for _ in range(d)])
+
+
+def test_the_search_does_no_test_past_its_work_bound_and_says_so():
+    """Attack round 51: the search ran one bootstrap test per merge with no bound on its work; its tests grow with the
+    tasks and the square of the classes. A test past the bound is not run: counted as cut, and said."""
+    import time
+
+    from deem_core.analysis.selection import none_found
+    from deem_core.methods.clusters import MAX_SEARCH_WORK, N_BOOT, test_work
+
+    data = AnnotationSet.from_dense(_many_class_set())
+    assert test_work(N_BOOT, 300, 200) > MAX_SEARCH_WORK  # (one test alone would pass it)
+    started = time.perf_counter()
+    clusters = find_dependence_clusters(data)
+    assert time.perf_counter() - started < 10
+    assert clusters.cut > 0 and not clusters.tests and not clusters.groups()
+    said = none_found(clusters.summary(data.workers))
+    assert said.startswith("none found in the 0 tests the search's work limit allowed; ")
+    assert "of workers left untested" in said and "may go unseen" in said
+    # a bound that allows some tests: those run, the rest are cut (the merges nearest first)
+    labels, _ = copied_group_set()
+    small = AnnotationSet.from_dense(labels)
+    whole = find_dependence_clusters(small)
+    assert whole.cut == 0 and len(whole.tests) > 1
+    one = test_work(N_BOOT + 1, small.n_tasks, small.n_classes) * 1.5
+    bounded = find_dependence_clusters(small, max_work=one)
+    assert len(bounded.tests) == 1 and bounded.cut > 0
+    assert set(bounded.tests[0].members) <= set(range(6))  # the nearest merge first: two of the copies
+
+
+def test_the_search_stops_when_asked():
+    """Attack round 51: a cancel and the job's time limit waited for the search (535 s; past 15 minutes on a tiny
+    file): it checks its stop event before each test and between chunks of resamples."""
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    labels, _ = copied_group_set()
+    clusters = find_dependence_clusters(AnnotationSet.from_dense(labels), stop=stop)
+    assert clusters.stopped and not clusters.tests and not clusters.groups()
+
+    class AfterChecks:  # set after a few checks: inside the first test's chunks of resamples
+        def __init__(self, checks: int):
+            self.left = checks
+
+        def is_set(self) -> bool:
+            self.left -= 1
+            return self.left < 0
+
+    from deem_core.methods import clusters as module
+
+    data = AnnotationSet.from_dense(_many_class_set(k=40, n=400))
+    chunked = pytest.MonkeyPatch.context()
+    with chunked as patch:
+        patch.setattr(module, "BOOT_CHUNK_BYTES", 8 * 8 * 40 * 40 * 50)  # 50 resamples a chunk: 11 chunks a test
+        late = find_dependence_clusters(data, stop=AfterChecks(4))
+    assert late.stopped and not late.tests
+
+
+def test_resamples_in_chunks_give_the_same_test_as_in_one():
+    """The moment tables are built in chunks of resamples (one (500, K, K) table is 4 GB at 1,000 classes): the
+    statistic is the same either way."""
+    from deem_core.methods import clusters as module
+
+    labels, _ = copied_group_set()
+    data = AnnotationSet.from_dense(labels)
+    whole = find_dependence_clusters(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "BOOT_CHUNK_BYTES", 8 * 8 * 4 * 4 * 7)  # 7 resamples a chunk
+        chunked = find_dependence_clusters(data)
+    assert [t.members for t in chunked.tests] == [t.members for t in whole.tests]
+    assert [t.z for t in chunked.tests] == pytest.approx([t.z for t in whole.tests], rel=1e-9, abs=1e-9)
+    assert [sorted(g) for g in chunked.groups()] == [sorted(g) for g in whole.groups()]
+
+
+def test_a_pass_cut_short_by_the_work_bound_keeps_the_clusters_found_before():
+    """The tree is tested again with the clusters found kept whole; a later pass that runs out of work leaves its
+    untested merges unjudged, not the clusters of the pass before undone."""
+    from deem_core.methods import clusters as module
+
+    labels, _ = copied_group_set()
+    data = AnnotationSet.from_dense(labels)
+    costs = []
+    real = module._Work.take
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module._Work, "take", lambda self, cost: costs.append(cost) or real(self, cost))
+        first = find_dependence_clusters(data, max_passes=1)
+    whole = find_dependence_clusters(data)
+    assert whole.groups() and whole.cut == 0
+    assert [sorted(g) for g in first.groups()] == [sorted(g) for g in whole.groups()]
+    bounded = find_dependence_clusters(data, max_work=sum(costs) * (1 + 1e-9))  # the first pass only: the second cut
+    assert bounded.cut > 0
+    assert [sorted(g) for g in bounded.groups()] == [sorted(g) for g in whole.groups()]
+    assert any(t.accepted for t in bounded.tests)  # (the found cluster's test is kept for its z)

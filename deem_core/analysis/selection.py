@@ -420,6 +420,16 @@ def safety_rule_sentence(summary: dict) -> str | None:
     return f"FALLBACK: the labels come from {reference} — {summary['reason']}"  # (the reason has brackets)
 
 
+def search_cut(clusters: dict[str, Any]) -> str | None:
+    """Where the search's work limit left merges untested (``methods/clusters.py``, MAX_SEARCH_WORK), the words that
+    say so after the tests made ("... the search's work limit allowed; ..."); None otherwise."""
+    cut = int(clusters.get("cut") or 0)
+    if not cut:
+        return None
+    return (f"the search's work limit allowed; {counted(cut, 'group')} of workers left untested (each test grows "
+            f"with the tasks and the square of the classes), so a group that copies may go unseen here")
+
+
 def none_found(clusters: dict[str, Any]) -> str:
     """What "no dependence cluster" means for a clusters summary (:meth:`DependenceClusters.summary`): none found
     where pairs of workers could be judged, or none could be looked for where answers are too sparse (walkthrough
@@ -427,6 +437,9 @@ def none_found(clusters: dict[str, Any]) -> str:
     unsaid)."""
     if "pairs" not in clusters:  # (a run stored before these counts)
         return "none found"
+    cut = search_cut(clusters)
+    if cut:
+        return f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} {cut}"
     need = int(clusters.get("min_common") or 0)
     active, pairs, judged = (int(clusters.get(key) or 0) for key in ("active_workers", "pairs", "pairs_judged"))
     used, total = int(clusters.get("tasks_used") or 0), int(clusters.get("tasks_total") or 0)
@@ -503,14 +516,16 @@ def followed_text(summary: dict) -> str:
 
 def cluster_texts(found: dict[str, Any]) -> list[str]:
     """One line for every dependence cluster of a clusters summary (``DependenceClusters.summary``): its workers and
-    its test, "5 workers: a, b, ... (agree +0.469 beyond what the others explain; z 10.0, found above 2.71)"."""
+    its test, "5 workers: a, b, ... (agree +0.469 beyond what the others explain; z 10.0, where a group needs z above
+    2.71)"."""
     threshold = found.get("z_threshold")
     out = []
     for group in found.get("clusters") or []:
         # each cluster's test statistic beside the threshold it passed: a cluster found at z 3.4 over 3.34 read as
         # sure as one at z 22.5 (walkthrough 62)
         excess, z = group.get("excess_agreement"), group.get("z")
-        strength = (f"; z {z:.1f}" + (f", found above {threshold:.2f}" if threshold is not None else "")
+        # ("found above 3.33" meant little to a reader; walkthrough 101)
+        strength = (f"; z {z:.1f}" + (f", where a group needs z above {threshold:.2f}" if threshold is not None else "")
                     if z is not None else "")
         out.append(f"{len(group['workers'])} workers: {names_text(group['workers'])}"
                    + (f" (agree {excess:+.3f} beyond what the others explain{strength})" if excess is not None else ""))
@@ -556,6 +571,9 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         if clusters:
             lines.append(f"dependence clusters (each counts once in the leave-cluster-out scores): {len(clusters)}")
             lines.extend(f"  {text}" for text in cluster_texts(summary["clusters"]))
+            cut = search_cut(summary["clusters"])
+            if cut:  # (a bounded search: attack round 51)
+                lines.append(f"  found in the {counted(int(summary['clusters'].get('tests') or 0), 'test')} {cut}")
         else:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
             # out? answers are; walkthrough 31. The gold path holds out no answers: no such scores; walkthrough 62)

@@ -72,6 +72,17 @@ MIN_COMMON = 30
 MAX_TASKS = 5000
 #: workers the detection looks at (the most active; the others stay alone)
 MAX_WORKERS = 200
+#: work the tests of one search may do, in resample x task x class^2 units (a test costs about
+#: ``n_boot * (3 * m * K^2 + 10 * K^3)`` for m tasks and K classes: its three bootstrap moment tables and their
+#: inverses). A merge whose test would pass the work left is not tested (``DependenceClusters.cut``). Without a bound,
+#: an 8.5 KB upload of 8 workers and 314 classes held a training's cancel and its time limit, the timing probes of
+#: every visitor and 3 GB of the server for over 15 minutes; 200 workers x 5,000 tasks x 20 classes held a cancel
+#: 535 s (attack round 51). The validation sets' searches do at most 1.1e10 units (0.1-6 s; MnistE-shaped 60,000 x 15
+#: x 10 on its 5,000-task sample), well inside the bound
+MAX_SEARCH_WORK = 4e10
+#: bytes the bootstrap moment tables of one chunk of resamples may take (three (chunk, K, K) tables and the inverse's
+#: work arrays: one whole (500, K, K) table is 4 GB at 1,000 classes); below ~50 classes a test is one chunk
+BOOT_CHUNK_BYTES = 64 << 20
 #: bootstrap resamples of the tested tasks per merge: the spread is read from their middle 68%, and with 200 those
 #: percentiles moved with the resampling's seed enough to decide a merge (walkthrough 51: five independent classifiers
 #: of a 1,500-item ensemble joined at z 3.06-3.19 on 3 of 4 seeds, 2.1-2.99 on others, against 3.02; with 500, on 8 of
@@ -118,6 +129,10 @@ class DependenceClusters:
     pairs: int = 0
     pairs_judged: int = 0
     most_shared: int = 0
+    #: merges left untested because their tests would pass :data:`MAX_SEARCH_WORK`, and whether the search stopped
+    #: early on request (a cancelled job, a probe's time limit): the clusters are then those found by then
+    cut: int = 0
+    stopped: bool = False
 
     @property
     def n_clusters(self) -> int:
@@ -167,7 +182,8 @@ class DependenceClusters:
                 "tasks_used": int(self.tasks_used), "tasks_total": int(self.tasks_total or self.tasks_used),
                 "seconds": round(float(self.seconds), 2),
                 "active_workers": int(self.active_workers), "pairs": int(self.pairs),
-                "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON}
+                "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON,
+                "cut": int(self.cut), "stopped": bool(self.stopped)}
 
 
 def cluster_weights(labels: np.ndarray) -> np.ndarray:
@@ -256,17 +272,48 @@ def _weighted_outer(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 #: what :func:`_moment_test` returns when the other workers form fewer than two sources
 NO_VIEWS = "no views"
+#: what :func:`_moment_test` returns when its test would pass the search's work left
+OVER_BUDGET = "over budget"
+
+
+class _Stopped(Exception):
+    """The search was asked to stop (its ``stop`` event was set)."""
+
+
+class _Work:
+    """The work a search may still do (:data:`MAX_SEARCH_WORK`) and its stop event."""
+
+    def __init__(self, budget: float, stop: Any = None):
+        self.left, self.stop = float(budget), stop
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
+    def take(self, cost: float) -> bool:
+        """Whether ``cost`` fits in the work left (taken from it if so)."""
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
+
+
+def test_work(n_boot: int, tasks: int, k: int) -> float:
+    """The work units of one merge's test on ``tasks`` tasks of ``k`` classes (:data:`MAX_SEARCH_WORK`)."""
+    return float(n_boot) * (3.0 * tasks * k * k + 10.0 * k ** 3)
 
 
 def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: np.ndarray, activity: np.ndarray,
-                 n_boot: int, rng: np.random.Generator, z_threshold: float = 0.0,
+                 n_boot: int, rng: np.random.Generator, z_threshold: float = 0.0, work: _Work | None = None,
                  ) -> tuple[float, float, float, int] | str | None:
     """(observed agreement rate of the two sides, rate predicted under H0, bootstrap sd of the difference, tasks)
     on the tasks where both sides and both halves of the other workers answered (module docstring). ``NO_VIEWS``
     when the other workers form fewer than two sources. None (not tested) when fewer than MIN_COMMON such tasks
     exist, or when the two halves do not agree beyond chance on them (z of their excess agreement at most
     ``z_threshold``): halves that carry no evidence about the class (a random guesser, a constant worker) make
-    H0's prediction the agreement of chance, and any two informative groups would then look dependent."""
+    H0's prediction the agreement of chance, and any two informative groups would then look dependent.
+    ``OVER_BUDGET`` when the test would pass the ``work`` left; its stop event is checked between chunks of
+    resamples (``_Stopped``)."""
     rest, sources = _other_sources(np.concatenate([left, right]), labels, activity)
     if sources < 2:
         return NO_VIEWS
@@ -281,10 +328,17 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
     va, vb, r1, r2 = va[keep], vb[keep], r1[keep], r2[keep]
 
     def statistic(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples)
-        observed = w @ (va * vb).sum(1)
-        a2, c12, c1b = _weighted_outer(w, va, r2), _weighted_outer(w, r1, r2), _weighted_outer(w, r1, vb)
-        predicted = np.trace(a2 @ np.linalg.pinv(c12, rcond=1e-6) @ c1b, axis1=1, axis2=2)
+        # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples), in chunks of rows
+        # whose moment tables stay within BOOT_CHUNK_BYTES (one chunk below ~50 classes: the same numbers as whole)
+        k = va.shape[1]
+        rows = max(1, int(BOOT_CHUNK_BYTES // (8 * 8 * k * k)))
+        observed, predicted = w @ (va * vb).sum(1), np.empty(len(w))
+        for begin in range(0, len(w), rows):
+            if work is not None:
+                work.check()
+            part = w[begin:begin + rows]
+            a2, c12, c1b = _weighted_outer(part, va, r2), _weighted_outer(part, r1, r2), _weighted_outer(part, r1, vb)
+            predicted[begin:begin + rows] = np.trace(a2 @ np.linalg.pinv(c12, rcond=1e-6) @ c1b, axis1=1, axis2=2)
         return observed, predicted
 
     def views_excess(w: np.ndarray) -> np.ndarray:  # how much more often the halves agree than chance
@@ -298,6 +352,8 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
     # rounding, which must not count as agreement)
     if views <= z_threshold * views_sd or views <= 1e-9:
         return None
+    if work is not None and not work.take(test_work(n_boot + 1, m, va.shape[1])):
+        return OVER_BUDGET
     observed, predicted = statistic(sample)
     boot_observed, boot_predicted = statistic(boot)
     # the spread of the middle 68% of the resamples (a normal's sd): the prediction inverts the halves' moment
@@ -311,9 +367,13 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
 
 def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT,
                              max_tasks: int = MAX_TASKS, max_workers: int = MAX_WORKERS,
-                             max_passes: int = 3, seed: int = 0) -> DependenceClusters:
-    """Dependence clusters of the workers (module docstring); ``data``: an AnnotationSet or a long frame."""
+                             max_passes: int = 3, seed: int = 0, max_work: float = MAX_SEARCH_WORK,
+                             stop: Any = None) -> DependenceClusters:
+    """Dependence clusters of the workers (module docstring); ``data``: an AnnotationSet or a long frame.
+    ``max_work``: the tests' work bound (:data:`MAX_SEARCH_WORK`; merges past it are counted in ``cut``, untested).
+    ``stop``: an event (``is_set()``) that ends the search early, with the clusters found by then (``stopped``)."""
     started = time.perf_counter()
+    work = _Work(max_work, stop)
     data = as_annotation_set(data)
     rng = np.random.default_rng(seed)
     d, n_total = data.n_workers, data.n_tasks
@@ -346,8 +406,10 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     result.z_threshold = float(norm.isf(alpha / len(merges)))
     shares = _Shares(data)
     clusters: list[np.ndarray] = []
+    tests, accepted, untestable = [], [], []
     for _ in range(max_passes):
-        tests, accepted, untestable = [], [], []
+        before = tests
+        tests, accepted, untestable, cut = [], [], [], 0
         for left, right in merges:
             members = np.concatenate([left, right])
             if any(len(members) < len(c) and np.isin(members, c).all() for c in clusters):
@@ -355,7 +417,15 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             known = [c for c in clusters if not np.isin(c, members).any()]
             known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
             labels = _labels_from(_maximal(known), d)
-            outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng, result.z_threshold)
+            try:
+                work.check()
+                outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng, result.z_threshold, work)
+            except _Stopped:
+                result.stopped = True
+                break
+            if outcome == OVER_BUDGET:
+                cut += 1
+                continue
             if outcome == NO_VIEWS:
                 untestable.append(members)
                 continue
@@ -368,8 +438,15 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
                                      sd=sd, z=float(z), tasks=m, accepted=bool(z > result.z_threshold)))
             if tests[-1].accepted:
                 accepted.append(members)
-        result.tests = tests
+        result.tests, result.cut = tests, cut
         found = _maximal(accepted)
+        if result.stopped or cut:
+            # stopped, or out of work: this pass tested some merges only, and its clusters stand beside those found
+            # before (the merges it could not test are not evidence against them), with the tests of both
+            clusters = _maximal(list(clusters) + list(found))
+            again = {t.members for t in tests}
+            result.tests = [t for t in before if t.members not in again] + tests
+            break
         if _same(found, clusters):
             break
         clusters = found
@@ -418,11 +495,16 @@ class _ClusterWeighted(Aggregator):
     def _posterior(self, data: AnnotationSet, weights: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def fit(self, data: Any, gold: Any = None, clusters: DependenceClusters | None = None) -> "_ClusterWeighted":
-        """Fit on a long frame or an AnnotationSet (``gold`` is not used); ``clusters``: found already."""
+    #: its fit takes a stop event (``registry.fit_method`` passes a job's): the search for clusters checks it
+    stoppable = True
+
+    def fit(self, data: Any, gold: Any = None, clusters: DependenceClusters | None = None,
+            stop_event: Any = None) -> "_ClusterWeighted":
+        """Fit on a long frame or an AnnotationSet (``gold`` is not used); ``clusters``: found already;
+        ``stop_event``: ends the search for clusters early (a cancelled job)."""
         data = as_annotation_set(data)
         self.clusters_ = clusters if clusters is not None else find_dependence_clusters(
-            data, alpha=float(self.alpha), seed=int(self.seed))
+            data, alpha=float(self.alpha), seed=int(self.seed), stop=stop_event)
         self.weights_ = self.clusters_.weights()
         self.tasks_, self.classes_ = data.tasks, data.classes
         self.posterior_ = self._posterior(data, self.weights_)
@@ -469,7 +551,7 @@ class ClusterWeightedDawidSkene(_ClusterWeighted):
         return self.dawid_skene_.posterior
 
 
-def clusters_for_diagnostics(model: Any, data: Any) -> dict[str, Any] | None:
+def clusters_for_diagnostics(model: Any, data: Any, stop: Any = None) -> dict[str, Any] | None:
     """The dependence clusters of ``data`` (a summary) for diagnosing ``model`` when its fit did not look for them
     (a start and layers fixed by hand): without them the quality table called four copiers "ok" and ranked them the
     best workers (walkthrough 56); None when the fit looked (its own clusters are used)."""
@@ -478,4 +560,4 @@ def clusters_for_diagnostics(model: Any, data: Any) -> dict[str, Any] | None:
     data = as_annotation_set(data)
     if dependent_with(model, data.workers) is not None:
         return None
-    return find_dependence_clusters(data, seed=int(getattr(model, "seed", 0) or 0)).summary(data.workers)
+    return find_dependence_clusters(data, seed=int(getattr(model, "seed", 0) or 0), stop=stop).summary(data.workers)

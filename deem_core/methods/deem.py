@@ -454,7 +454,7 @@ class DEEM(Aggregator, BaseEstimator):
                     train, int(self.batch_size), self.device_, self.warnings_)
                 result = self._keep_best_start(data, result, candidates, len(seeds), score_gold)
             if has_gold:
-                result = self._gold_safety(data, result, seeds, gold_codes, score_gold)
+                result = self._gold_safety(data, result, seeds, gold_codes, score_gold, stop_event)
         self._store_training(result, seeds)
         self._store_selection()
         self._store_outputs(data, gold_codes)
@@ -523,7 +523,7 @@ class DEEM(Aggregator, BaseEstimator):
         return train_gold, score_gold
 
     def _gold_safety(self, data: AnnotationSet, result: TrainingResult, seeds: list[int], gold_codes: np.ndarray,
-                     score_gold: np.ndarray) -> TrainingResult:
+                     score_gold: np.ndarray, stop_event: threading.Event | None = None) -> TrainingResult:
         """The safety rule with gold labels: on the gold tasks the supervised term did not train on, the trained
         model's labels are compared with majority vote's and the cluster-weighted Dawid-Skene's (Dawid-Skene when no
         group of workers copies another; neither uses gold labels). A reference replaces the model only when a
@@ -540,7 +540,7 @@ class DEEM(Aggregator, BaseEstimator):
         # each run's classes mapped as its labels are (against every gold label, :meth:`_store_outputs`)
         model_right = np.mean([hungarian_class_map(h, gold_codes, data.n_classes)[h][known] == score_gold[known]
                                for h in hidden], axis=0)
-        clusters = find_dependence_clusters(data, seed=int(self.seed))
+        clusters = find_dependence_clusters(data, seed=int(self.seed), stop=stop_event)
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights)
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
@@ -748,7 +748,7 @@ class DEEM(Aggregator, BaseEstimator):
         started = time.perf_counter()
         if self.init == "auto":  # evidence shown beside the choice (the statistic of the former threshold rule)
             self.dependence_ = excess_pairwise_agreement(data, fit_dawid_skene(data))
-        clusters = find_dependence_clusters(data, seed=int(self.seed))
+        clusters = find_dependence_clusters(data, seed=int(self.seed), stop=stop_event)
         self._selection["clusters"] = clusters.summary(data.workers)
         candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
                                                       share=float(self.heldout_share), split_seed=int(self.seed),
@@ -765,7 +765,10 @@ class DEEM(Aggregator, BaseEstimator):
             labels = labels_of(result.network, data, mv_labels, self.device_, runs=usable or None)
             return _labels_followed(found, data, labels)
 
-        choice = choose(candidates, references, safety=True, follows=follows)
+        # (a DEEM of no layers fixed is the iRBM: the registry's "irbm")
+        fixed_irbm = not isinstance(self.n_layers, str) and int(self.n_layers) == 0
+        choice = choose(candidates, references, safety=True, follows=follows,
+                        model_name="iRBM" if fixed_irbm else "DEEM")
         table = choice.table
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started

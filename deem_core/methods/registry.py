@@ -222,6 +222,6 @@ def fit_method(method: str, data: Any, gold: Any = None, *, stop_event: Any = No
         options = {**options, "callbacks": list(callbacks)}
     model = spec.build(**options)
     use_gold = gold if spec.uses_gold and float(options.get("supervised_weight") or 0.0) > 0 else None
-    if spec.trains:
+    if spec.trains or getattr(model, "stoppable", False):
         return model.fit(data, gold=use_gold, stop_event=stop_event)
     return model.fit(data, gold=use_gold)
