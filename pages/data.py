@@ -427,18 +427,24 @@ def summary(data) -> dict:
     return values
 
 
+#: data sets whose group test a session keeps (their results, not their data)
+MAX_KEPT_TESTS = 8
+
+
 def dependence_test(data) -> None:
     """The dependence test DEEM's automatic start runs before training (``find_dependence_clusters``), on request:
     groups that answer alike beyond what the tasks explain. The page's own warning names workers who gave the same
     label on every shared task only: copiers agreeing on 95% went unsaid until training (walkthrough 100)."""
-    from deem_core.analysis.selection import cluster_texts, none_found  # noqa: PLC0415
+    from deem_core.analysis.selection import cluster_texts, none_found, search_cut  # noqa: PLC0415
     from deem_core.methods.clusters import MAX_TASKS, MAX_WORKERS, find_dependence_clusters  # noqa: PLC0415
 
     if data.n_classes < 2:
         return
     key = data.fingerprint()
-    kept = st.session_state.get("_dependence_test")
-    found = kept[1] if kept and kept[0] == key else None
+    # (per data set: loading another set and this one again lost it, where its gold labels and runs came back;
+    # walkthrough 101)
+    kept = st.session_state.setdefault("_dependence_tests", {})
+    found = kept.get(key)
     if found is None:
         if not st.button("Test for groups that answer alike", key="data_dependence_test",
                          help=f"the test DEEM's automatic start runs before training: worker pairs that agree beyond "
@@ -454,16 +460,23 @@ def dependence_test(data) -> None:
         except capacity.CapacityError as exc:
             st.error(common.safe(f"The test did not run: {exc}."), icon=":material/hourglass_empty:")
             return
-        st.session_state["_dependence_test"] = (key, found)
+        kept.pop(key, None)
+        kept[key] = found
+        while len(kept) > MAX_KEPT_TESTS:  # (a few KB each: the latest sets' only)
+            kept.pop(next(iter(kept)))
+        st.rerun()  # (drawn again without the button: it stood under the result until the next redraw)
     groups = cluster_texts(found)
-    took = f"tested in {float(found.get('seconds') or 0):.1f} s"
+    cut = search_cut(found)
+    took = f"tested in {float(found.get('seconds') or 0):.1f} s" + (
+        f"; found in the {counted(int(found.get('tests') or 0), 'test')} {cut}" if cut and groups else "")
     if groups:
         st.warning(common.safe(
             f"{counted(len(groups), 'group')} of workers {'answers' if len(groups) == 1 else 'answer'} alike beyond "
             f"what the tasks explain ({took}): " + "; ".join(groups) + ". They may copy one another or share one "
-            "source. Majority vote and Dawid-Skene count every member as an independent vote; DEEM's automatic start "
-            "runs this test again and counts each group once where it checks the labels (the cluster-weighted "
-            "Dawid-Skene counts each group once too)."), icon=":material/group:")
+            "source. Majority vote and Dawid-Skene count every member as an independent vote. Trained with its "
+            "automatic start, DEEM runs this test itself and checks its labels against methods that count each "
+            "group as one vote, such as the cluster-weighted Dawid-Skene (a method you can pick on the Train "
+            "page)."), icon=":material/group:")
     else:
         st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {none_found(found)} ({took})."))
     for group in found.get("untestable") or []:

@@ -3648,8 +3648,14 @@ def test_the_data_page_tests_for_groups_that_answer_alike_on_request(runs_dir):
     assert found[0].startswith("1 group of workers answers alike beyond what the tasks explain (tested in ")
     assert "4 workers: cop0, cop1, cop2, cop3 (agree +" in found[0]
     assert not any(f"ind{w}" in found[0] for w in range(6))
-    # kept for these data: the page's next run shows the result without the button (no second test)
-    at.run()
+    # kept for these data: shown without the button (no second test), also after another set was loaded in between
+    assert not [b for b in at.button if b.key == "data_dependence_test"]
+    at.button(key="sample_condind").click().run()
+    at.switch_page("pages/data.py").run()
+    at.button(key="data_dependence_test")  # (another set: its own button)
+    at.file_uploader(key="upload_annotations").set_value(("near.csv", frame.to_csv(index=False).encode(),
+                                                          "text/csv")).run()
+    at.button(key="load_files").click().run()
     assert not [b for b in at.button if b.key == "data_dependence_test"]
     assert any("cop0, cop1, cop2, cop3" in unescape(str(w.value)) for w in at.warning)
     # independent workers only: none found, said with why it could be missed or not

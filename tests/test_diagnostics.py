@@ -922,9 +922,9 @@ def test_the_clusters_note_lists_ten_groups_and_counts_the_rest():
 
     twelve = note(11)
     assert twelve.startswith("12 dependence clusters found for these diagnostics: 2 workers: w4, w5 (agree +0.300 "
-                             "beyond what the others explain; z 9.0, found above 3.00); 2 workers: x0a, x0b")
+                             "beyond what the others explain; z 9.0, where a group needs z above 3.00); 2 workers: x0a, x0b")
     assert twelve.count("2 workers: ") == 10 and twelve.endswith(
-        "x8a, x8b (agree +0.100 beyond what the others explain; z 4.0, found above 3.00); and 2 more clusters "
+        "x8a, x8b (agree +0.100 beyond what the others explain; z 4.0, where a group needs z above 3.00); and 2 more clusters "
         "(each member's row names the others: dependent_with)")
     eleven = note(10)
     assert eleven.startswith("11 dependence clusters") and eleven.count("2 workers: ") == 11 and "more" not in eleven

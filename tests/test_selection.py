@@ -314,6 +314,12 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     # is returned"; walkthrough, ninth session)
     assert "safety rule: DEEM's own model, the " in said and " start with " in said and "is beaten" not in said
     assert said.endswith("so cluster-weighted Dawid-Skene's labels are returned")
+    # an iRBM (no layers fixed, the registry's "irbm") is named as itself (walkthrough 101: "DEEM's own model" in
+    # the iRBM's reason)
+    irbm = DEEM(n_layers=0, epochs=3, device="cpu").fit(frame)
+    assert irbm.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    assert "safety rule: iRBM's own model, the " in start_explanation(irbm, "auto")
+    assert "DEEM's own model" not in start_explanation(irbm, "auto")
     assert "started from" not in said and not re.search(r", \d+ layers?\b", said)
     assert any(" s. The labels are the safety rule's reference's, read from all the answers, the held-out ones "
                "included" in line
@@ -594,8 +600,8 @@ def test_a_cluster_line_gives_its_strength_and_a_gold_run_no_scores_it_lacks():
                 "z_threshold": 3.34, "tests": 5, "untestable": []}
     lines = selection_lines({"start": "ds", "layers": 1, "heldout_answers": 468, "clusters": clusters,
                              "candidates": []})
-    assert "  3 workers: a, b, c (agree +0.591 beyond what the others explain; z 22.5, found above 3.34)" in lines
-    assert "  2 workers: d, e (agree +0.256 beyond what the others explain; z 3.4, found above 3.34)" in lines
+    assert "  3 workers: a, b, c (agree +0.591 beyond what the others explain; z 22.5, where a group needs z above 3.34)" in lines
+    assert "  2 workers: d, e (agree +0.256 beyond what the others explain; z 3.4, where a group needs z above 3.34)" in lines
     none = {"clusters": [], "z_threshold": 3.34, "tests": 3, "untestable": []}
     gold = selection_lines({"start": "ds", "layers": 1, "heldout_answers": None, "clusters": none, "candidates": []})
     assert "dependence clusters: none found" in gold and not any("leave-cluster-out" in line for line in gold)

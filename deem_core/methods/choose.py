@@ -359,10 +359,12 @@ class Choice:
 
 
 def choose(candidates: list[CandidateFit], references: Sequence[Reference], safety: bool = True,
-           follows: Callable[[int], list] | None = None) -> Choice:
+           follows: Callable[[int], list] | None = None, model_name: str = "DEEM") -> Choice:
     """Apply the rule of the module docstring; returns the chosen index, the reason and the evidence table.
     ``follows(i)``: the dependence clusters candidate ``i``'s labels follow, as (members, their agreement with the
-    labels, the other workers') (``diagnostics.quality.followed_clusters``); None: step 5 is not applied."""
+    labels, the other workers') (``diagnostics.quality.followed_clusters``); None: step 5 is not applied.
+    ``model_name``: whose own model the reason names ("iRBM" for one of no layers fixed: the iRBM's reason named
+    "DEEM's own model"; walkthrough 101)."""
     rows = []
     healthy = [i for i, c in enumerate(candidates) if not c.collapsed]
     for c in candidates:
@@ -458,7 +460,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             else:  # a lead beyond float noise (the reference can be the choice's own model)
                 members, inside, outside = followed[0]
                 returned, chosen, safety_applied = cw, CLUSTER_WEIGHTED, True
-                reason = (f"safety rule (labels following a cluster): the labels of DEEM's own model, {named}, follow "
+                reason = (f"safety rule (labels following a cluster): the labels of {model_name}'s own model, {named}, follow "
                           f"a dependence cluster ({names_text([str(m) for m in members])} agree with them on "
                           f"{inside:.0%} of their answers, the other workers on {outside:.0%}), and {cw.name} predicts "
                           f"the training answers, each from the other clusters' answers, better (+{gain:.4f} ± "
@@ -470,7 +472,7 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
             safety_applied = True
             # in words (it read "..., ds start, 1 layer is beaten (...): ..., the best reference, is returned";
             # walkthrough, ninth session)
-            reason = (f"safety rule: DEEM's own model, {named}, predicts {scored} worse than "
+            reason = (f"safety rule: {model_name}'s own model, {named}, predicts {scored} worse than "
                       f"{' and '.join(beaten)} {'do' if len(beaten) > 1 else 'does'} ({'; '.join(by)} nats per answer), so {returned.name}'s labels "
                       f"are returned")
     table["chosen"] = [i == chosen for i in range(len(candidates))]
