@@ -750,13 +750,30 @@ class DEEM(Aggregator, BaseEstimator):
             self.dependence_ = excess_pairwise_agreement(data, fit_dawid_skene(data))
         clusters = find_dependence_clusters(data, seed=int(self.seed), stop=stop_event)
         self._selection["clusters"] = clusters.summary(data.workers)
-        candidates, held, references = fit_candidates(data, starts, depths, seeds, train_group, self.device_,
-                                                      share=float(self.heldout_share), split_seed=int(self.seed),
-                                                      clusters=clusters, together=together)
+        candidates, held, references, unscored = fit_candidates(
+            data, starts, depths, seeds, train_group, self.device_, share=float(self.heldout_share),
+            split_seed=int(self.seed), clusters=clusters, together=together, stop=stop_event)
         self.candidates_ = candidates
         self.selection_references_ = references
         self.dependence_clusters_ = clusters
         found = self._selection["clusters"]
+        if unscored is not None and not candidates:
+            # stopped (a cancel, a time limit) before any candidate was scored: the runs as trained so far, of the
+            # Dawid-Skene start (the start used where nothing is chosen) and the group's first depth
+            result, group = unscored
+            start = "ds" if "ds" in starts else starts[0]
+            index = starts.index(start)  # (runs depth by depth, start by start, seeds within: the first depth's)
+            result = result.select_runs(list(range(index * len(seeds), (index + 1) * len(seeds))))
+            self.init_, self.n_layers_ = start, group[0]
+            if start != "ds":
+                self.dawid_skene_ = None
+            seconds = time.perf_counter() - started
+            self._selection.update(
+                reason=f"stopped before the candidates were scored: the {START_WORDS.get(start, start)} start with "
+                       f"{counted(group[0], 'layer')}, as trained by then, gives the labels (nothing chosen or "
+                       f"checked against majority vote)", heldout=len(held), seconds=seconds)
+            result.seconds = seconds
+            return result
         mv_labels = data.majority_vote()
 
         def follows(index: int) -> list:  # step 5 of the rule: the clusters a candidate's labels follow
