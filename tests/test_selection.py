@@ -787,3 +787,30 @@ def test_a_cancel_during_the_choice_scores_nothing_and_keeps_the_runs_trained_so
                                         "layer, as trained by then, gives the labels")
     assert model.init_ == "ds" and model.n_layers_ == 1
     assert len(model.predict()) == frame["task"].nunique()
+
+
+def test_held_out_scoring_reads_its_stop_between_batches_sized_by_their_work(monkeypatch):
+    """Attack round 51: 80 held-out answers of 8 workers x 314 classes were one batch of 25,000 completed inputs that
+    ran 50 s past a probe's time limit. Batches are sized by their work and the stop is read between them; the
+    values do not depend on the batches."""
+    import threading
+
+    from deem_core.analysis import selection as module
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, size=(60, 5))
+    net = _random_network(1, 5, 4, seed=2)
+    train, held = hold_out_answers(AnnotationSet.from_dense(labels), share=0.5, seed=1)
+    assert len(held) > 10
+    whole = heldout_log_probs(net, train, held)
+    calls = []
+    real = module.completions
+    monkeypatch.setattr(module, "completions", lambda train, part: calls.append(len(part)) or real(train, part))
+    monkeypatch.setattr(module, "SCORING_WORK_PER_BATCH", (5 * 4) ** 2 * 4 * 3)  # 3 held-out answers a batch
+    small = heldout_log_probs(net, train, held)
+    assert max(calls) == 3 and len(calls) == -(-len(held) // 3)
+    assert torch.allclose(small, whole, atol=1e-6)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(module.ScoringStopped):
+        heldout_log_probs(net, train, held, stop=stop)

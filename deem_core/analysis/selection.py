@@ -136,6 +136,11 @@ def completions(train: AnnotationSet, held: HeldOut) -> AnnotationSet:
                                     task_codes, worker_codes, label_codes, soft_labels=soft, source=train.source)
 
 
+#: work :func:`heldout_log_probs` does between two looks at its stop event: completed inputs (held-out answers x
+#: classes) x (workers x classes)^2; 2,048 answers at most (the default batch) below ~30 workers x 10 classes
+SCORING_WORK_PER_BATCH = 2e9
+
+
 class ScoringStopped(Exception):
     """Scoring was asked to stop (a cancelled job, a probe's time limit) before it ended."""
 
@@ -156,6 +161,12 @@ def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut,
     from deem_core.model.engine import task_outputs  # noqa: PLC0415
 
     r, k = network.n_runs, network.n_classes
+    # at most SCORING_WORK_PER_BATCH a batch, completed inputs x (workers x classes)^2 (a layer's product per input):
+    # a stop is read between batches (80 answers of 8 workers x 314 classes, one batch, ran 50 s past a probe's
+    # limit; attack round 51); the values do not depend on the batches
+    if network.layout != "blocks":  # (the sparse path's cost per input follows the task's answers, not the workers)
+        per_input = float(network.n_workers * k) ** 2
+        batch_tasks = min(int(batch_tasks), max(1, int(SCORING_WORK_PER_BATCH // (per_input * max(1, k)))))
     out = []
     for start in range(0, len(held), batch_tasks):
         if stop is not None and stop.is_set():
