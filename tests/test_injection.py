@@ -433,3 +433,12 @@ def test_names_that_escape_to_one_text_keep_their_grids(runs_dir):
     heads = [config.get("label") for grid in at.dataframe
              for config in json.loads(grid.proto.columns or "{}").values() if str(config.get("label")).startswith("p(")]
     assert heads == ["p(a\\u202e)", "p(a\\u202e (2))"], heads
+
+
+def test_a_character_past_u_ffff_is_escaped_as_python_writes_it():
+    """Attack round 51: U+E0041 (a tag character) was written "\\ue0041", which reads as U+E004 and a "1"."""
+    from deem_core.data.text import escape_controls
+
+    assert escape_controls("a\U000e0041b") == "a\\U000e0041b"
+    assert escape_controls("a\u200eb") == "a\\u200eb" and escape_controls("a\x1bb") == "a\\x1bb"
+    assert escape_controls("a\U000e0041b").encode().decode("unicode_escape") == "a\U000e0041b"  # (read back whole)

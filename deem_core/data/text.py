@@ -31,7 +31,9 @@ def _visible(char: str) -> str:
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    # (past U+FFFF as Python writes it, \U and eight digits: U+E0041, a tag character, read "\ue0041", which is U+E004
+    # and a "1"; attack round 51)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _is_control(char: str) -> bool:
