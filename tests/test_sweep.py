@@ -225,7 +225,12 @@ def test_deem_sweep_writes_curves_recommendation_and_figure(tmp_path, frame, cap
     # each rate's verdict on stderr too, not in the JSON only (walkthrough 100)
     for lr in ("0.01", "0.3"):
         verdict = payload["verdicts"][lr]
-        assert f"  lr {lr}: {verdict['verdict']}: {verdict['reason']}" in err
+        line = f"  lr {lr}: {verdict['verdict']}: {verdict['reason']}"
+        assert line in err
+        # the pick marked as what it is here (no model is trained: "<- taken" read wrong; walkthrough 101)
+        if float(lr) == payload["lr"]:
+            assert line + (" <- recommended" if payload["settled"] else " <- tentative") in err
+    assert "<- taken" not in err
     html = (out / "curves.html").read_text()
     assert "plotly" in html.lower() and "lr 0.01" in html and "recommended" in html
 

@@ -549,12 +549,13 @@ def print_selection(model, stream=None) -> None:
             "held out, no reference compared)", stream)
 
 
-def say_verdicts(recommendation) -> None:
+def say_verdicts(recommendation, picked: str = "taken") -> None:
     """Each learning rate of a sweep with its verdict and why, one line each on stderr (``deem sweep`` wrote them to
     recommendation.json only, and ``deem aggregate --lr auto`` said the rate it took and nothing of the others;
-    walkthrough 100)."""
+    walkthrough 100); the rate picked marked with ``picked`` ("<- taken" where it trains the model; walkthrough 101
+    read it in ``deem sweep``, which trains nothing)."""
     for lr, verdict in sorted(recommendation.verdicts.items()):
-        mark = " <- taken" if recommendation.lr is not None and lr == recommendation.lr else ""
+        mark = f" <- {picked}" if recommendation.lr is not None and lr == recommendation.lr else ""
         say(f"  lr {lr:g}: {verdict.label}: {verdict.reason}{mark}")
 
 

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if rec.fallback:  # (exit 0 and "recommended learning rate: 3" where every rate broke a rule; walkthrough 45)
         say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
         return 1
-    say_verdicts(rec)
+    say_verdicts(rec, "recommended" if rec.settled else "tentative")
     say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g} ({rec.reason})")
     say(f"note: {pick_vs_default(DEFAULT_LR)}")
     return 0
