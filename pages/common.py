@@ -166,6 +166,33 @@ def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, 
     return st.dataframe(visible_cells(frame), column_config=config or None, **kwargs)
 
 
+def latest_fallback() -> tuple[str, str] | None:
+    """(run id, the reference) when this workspace's latest finished training of the loaded data returned a
+    safety-rule reference's labels for DEEM, else None."""
+    try:
+        trained = manager().store.list(owner=workspace(), kinds=["train"], statuses=["finished"], limit=50)
+    except Exception:  # noqa: BLE001 - no index yet
+        return None
+    trained = trained[trained["fingerprint"] == data_key()]
+    if not len(trained):
+        return None
+    summary = trained["summary"].iloc[0] or {}
+    reference = summary.get("labels_from_deem") if isinstance(summary, dict) else None
+    return (str(trained["run_id"].iloc[0]), str(reference)) if reference else None
+
+
+def fallback_rate_note(run: str, reference: str, subject: str) -> str:
+    """What a new learning rate does where the latest training (``run``) returned ``reference``'s labels by the
+    safety rule; ``subject``: the rate spoken of ("A rate picked here")."""
+    from deem_studio.jobs import method_name  # noqa: PLC0415
+
+    deem = method_name("deem")
+    return (f"The latest training on these data ({run}) returned {reference}'s labels, by the safety rule: its {deem} "
+            f"model predicted the answers worse. {subject} changes {deem}'s own model; the labels change only if "
+            f"that model, trained at the rate, passes the safety rule's check, or when its start and layers are "
+            f"fixed on the Train page (nothing is checked then).")
+
+
 def agreement_height(n_methods: int) -> int:
     """The Train page's agreement heatmap of methods: its height in px, 320 for up to five methods and 34 px more for
     each further one (room for its row and, below, for the rotated names of the columns)."""

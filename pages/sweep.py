@@ -21,7 +21,7 @@ from deem_core.methods.deem import DEEM  # noqa: E402
 from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epochs, run_sweep  # noqa: E402
 from deem_core.model.training import MAX_LR, MAX_SEEDS  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, deem_refusal,  # noqa: E402
-                              method_name, sample_batch_size, status_line)
+                              sample_batch_size, status_line)
 from deem_studio import wording  # noqa: E402
 from pages import common  # noqa: E402
 
@@ -322,21 +322,6 @@ choice_key = f"sweep_choice_{run_id}"
 st.session_state[choice_key] = picked if picked in grid_done else None
 
 
-def latest_fallback() -> tuple[str, str] | None:
-    """(run id, the reference) when this workspace's latest finished training of these data returned a safety-rule
-    reference's labels for DEEM, else None."""
-    try:
-        trained = mgr.store.list(owner=common.workspace(), kinds=["train"], statuses=["finished"], limit=50)
-    except Exception:  # noqa: BLE001 - no index yet
-        return None
-    trained = trained[trained["fingerprint"] == common.data_key()]
-    if not len(trained):
-        return None
-    summary = trained["summary"].iloc[0] or {}
-    reference = summary.get("labels_from_deem") if isinstance(summary, dict) else None
-    return (str(trained["run_id"].iloc[0]), str(reference)) if reference else None
-
-
 def _picked() -> None:
     """A pick in the list below (the chart's click and the button do the same)."""
     value = st.session_state.get(choice_key)
@@ -431,14 +416,9 @@ elif pick is None and not partial:
     # (the engine's words nested three brackets deep and said "no learning rate picked" twice; walkthrough 73)
     st.caption(f"No learning rate picked yet for these data: training would use {wording.fmt_lr(current)}, the "
                f"training's default, until one is picked below.")
-returned = latest_fallback()
+returned = common.latest_fallback()
 if returned:  # (a sweep, a pick and three trainings returned the same labels, whatever the rate; walkthrough 100)
-    run, reference = returned
-    st.info(common.safe(f"The latest training on these data ({run}) returned {reference}'s labels, by the safety rule: "
-                        f"its {method_name('deem')} model predicted the answers worse. A rate picked here changes "
-                        f"{method_name('deem')}'s own model; the labels change only if that model, trained at the "
-                        f"rate, passes the safety rule's check, or when its start and layers are fixed on the "
-                        f"Train page (nothing is checked then)."), icon=":material/info:")
+    st.info(common.safe(common.fallback_rate_note(*returned, "A rate picked here")), icon=":material/info:")
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=wording.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current

@@ -1847,6 +1847,12 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     no_problem(at)
     assert (f"The latest training on these data ({train_run}) returned cluster-weighted Dawid-Skene's labels, by the "
             f"safety rule") in texts(at)
+    # and the Train page, where the rate picked there arrives, says it beside the rate (walkthrough 101)
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert (f"The latest training on these data ({train_run}) returned cluster-weighted Dawid-Skene's labels, by the "
+            f"safety rule: its DEEM model predicted the answers worse. A new learning rate changes DEEM's own model"
+            ) in texts(at)
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [str(t.value) for t in at.text if str(t.value).startswith("Not testable: 5 workers (g1_leaf1")]
