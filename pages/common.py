@@ -187,10 +187,12 @@ def fallback_rate_note(run: str, reference: str, subject: str) -> str:
     from deem_studio.jobs import method_name  # noqa: PLC0415
 
     deem = method_name("deem")
-    return (f"The latest training on these data ({run}) returned {reference}'s labels, by the safety rule: its {deem} "
-            f"model predicted the answers worse. {subject} changes {deem}'s own model; the labels change only if "
-            f"that model, trained at the rate, passes the safety rule's check, or when its start and layers are "
-            f"fixed on the Train page (nothing is checked then).")
+    # (it said the model "predicted the answers worse" and "nothing is checked then", wrong where gold labels decide:
+    # their check is accuracy on the gold tasks, and it runs with a start fixed too; read 50)
+    return (f"The latest training on these data ({run}) returned {reference}'s labels, by the safety rule: {deem}'s "
+            f"own model did not pass its check. {subject} changes {deem}'s own model; the labels change only if that "
+            f"model, trained at the rate, passes the check, or, without gold labels training it, when its start and "
+            f"layers are fixed on the Train page (not checked then).")
 
 
 def agreement_height(n_methods: int) -> int:

@@ -371,7 +371,8 @@ row = st.container(horizontal=True)
 label_studio = _label_studio_context()  # (read once a page run: the button and the visitor's note below)
 _download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
           "spreadsheet-safe: cells that would run as formulas are neutralised")
-if 0 < len(view) < len(frame):  # the filtered queue itself (only the full table could be downloaded; walkthrough 100)
+reordered = bool(review and not hard and "confidence" in view)  # (the queue's order alone is worth a file; read 50)
+if 0 < len(view) and (len(view) < len(frame) or reordered):  # the filtered queue itself (walkthrough 100)
     queue = view.index.copy()  # (the task ids only: the table is read again when the file is made)
     row.download_button(f"Review queue CSV ({len(view):,} tasks)", data=capacity.building_download(
                             lambda: _serialise(_picked_table().loc[queue], "csv"),  # (the Labels CSV's writer)

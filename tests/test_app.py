@@ -1851,7 +1851,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert (f"The latest training on these data ({train_run}) returned cluster-weighted Dawid-Skene's labels, by the "
-            f"safety rule: its DEEM model predicted the answers worse. A new learning rate changes DEEM's own model"
+            f"safety rule: DEEM's own model did not pass its check. A new learning rate changes DEEM's own model"
             ) in texts(at)
     at.switch_page("pages/results.py").run()
     no_problem(at)
@@ -3602,11 +3602,12 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     at.switch_page("pages/results.py").run()
     labels = {b.proto.label for b in at.get("download_button")}
     assert not any(label.startswith("Review queue CSV") for label in labels)  # (no filter: the Labels CSV is the queue)
-    at.toggle(key="results_review").set_value(True)
+    total = get_manager().store.load(at.session_state["train_run"], with_data=False).results["mv"].shape[0]
+    at.toggle(key="results_review").set_value(True).run()  # (reordered only: the queue is every task, in its order)
+    assert f"Review queue CSV ({total:,} tasks)" in {b.proto.label for b in at.get("download_button")}
     at.slider(key="results_max_conf").set_value(0.7).run()
     no_problem(at)
     shown = next(t.value for t in at.dataframe if "confidence" in t.value.columns)
-    total = get_manager().store.load(at.session_state["train_run"], with_data=False).results["mv"].shape[0]
     assert 0 < len(shown) < total
     assert f"Review queue CSV ({len(shown):,} tasks)" in {b.proto.label for b in at.get("download_button")}
     assert f"“Review queue CSV” holds those {len(shown):,}, in the table's order." in texts(at)

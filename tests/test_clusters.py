@@ -562,10 +562,10 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     import time
 
     from deem_core.analysis.selection import none_found
-    from deem_core.methods.clusters import MAX_SEARCH_WORK, N_BOOT, test_work
+    from deem_core.methods.clusters import MAX_SEARCH_WORK, N_BOOT, merge_test_work
 
     data = AnnotationSet.from_dense(_many_class_set())
-    assert test_work(N_BOOT, 300, 200) > MAX_SEARCH_WORK  # (one test alone would pass it)
+    assert merge_test_work(N_BOOT, 300, 200) > MAX_SEARCH_WORK  # (one test alone would pass it)
     started = time.perf_counter()
     clusters = find_dependence_clusters(data)
     assert time.perf_counter() - started < 10
@@ -578,7 +578,7 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     small = AnnotationSet.from_dense(labels)
     whole = find_dependence_clusters(small)
     assert whole.cut == 0 and len(whole.tests) > 1
-    one = test_work(N_BOOT + 1, small.n_tasks, small.n_classes) * 1.5
+    one = merge_test_work(N_BOOT + 1, small.n_tasks, small.n_classes) * 1.5
     bounded = find_dependence_clusters(small, max_work=one)
     assert len(bounded.tests) == 1 and bounded.cut > 0
     assert set(bounded.tests[0].members) <= set(range(6))  # the nearest merge first: two of the copies
@@ -648,3 +648,77 @@ def test_a_pass_cut_short_by_the_work_bound_keeps_the_clusters_found_before():
     assert bounded.cut > 0
     assert [sorted(g) for g in bounded.groups()] == [sorted(g) for g in whole.groups()]
     assert any(t.accepted for t in bounded.tests)  # (the found cluster's test is kept for its z)
+
+
+def test_a_pass_cut_short_drops_a_cluster_it_tested_again_and_rejected(monkeypatch):
+    """Read 50: a pass that ran out of work kept every cluster of the pass before, also one it had tested again and
+    rejected (a full pass drops it), with that cluster's only test shown rejected."""
+    from deem_core.methods import clusters as module
+
+    labels, _ = copied_group_set()
+    data = AnnotationSet.from_dense(labels)
+    first = find_dependence_clusters(data, max_passes=1)
+    group = sorted(int(w) for w in first.groups()[0])
+    calls = []
+    real = module._moment_test
+
+    def second_pass_rejects_the_group(shares, left, right, labels, *args, **kwargs):
+        members = sorted(int(w) for w in np.concatenate([left, right]))
+        calls.append(members)
+        if len(calls) <= n_first:
+            return real(shares, left, right, labels, *args, **kwargs)
+        if members == group:
+            return 0.5, 0.5, 0.1, 800  # (z 0: rejected)
+        return module.OVER_BUDGET
+
+    # the number of tests the first pass makes: counted on a one-pass run
+    counted_calls = []
+    monkeypatch.setattr(module, "_moment_test", lambda *a, **k: counted_calls.append(1) or real(*a, **k))
+    find_dependence_clusters(data, max_passes=1)
+    n_first = len(counted_calls)
+    monkeypatch.setattr(module, "_moment_test", second_pass_rejects_the_group)
+    found = find_dependence_clusters(data)
+    assert found.cut > 0
+    assert group not in [sorted(int(w) for w in g) for g in found.groups()]
+
+
+def test_a_stopped_search_says_so_and_a_stopped_cluster_weighted_fit_is_no_finished_one():
+    """Read 50: a search ended by a stop read "none found"; the Cluster-weighted Dawid-Skene stopped during its search
+    returned plain Dawid-Skene's labels as a finished method's."""
+    import threading
+
+    from deem_core.analysis.selection import none_found
+    from deem_core.methods.child import FitStopped
+    from deem_core.methods.registry import fit_method
+
+    stop = threading.Event()
+    stop.set()
+    labels, _ = copied_group_set()
+    data = AnnotationSet.from_dense(labels)
+    said = none_found(find_dependence_clusters(data, stop=stop).summary(data.workers))
+    assert said.startswith("none found in the 0 tests made before the search was stopped (a cancel or a time limit)")
+    with pytest.raises(FitStopped):
+        fit_method("cwds", data, stop_event=stop)
+    assert fit_method("cwds", data, stop_event=threading.Event()).clusters_.groups()  # (not stopped: as before)
+
+
+def test_a_chunk_of_resamples_is_bounded_by_its_work_too(monkeypatch):
+    """Read 50: chunks were sized by memory only, so below ~45 classes a whole test was one chunk and a stop waited for
+    it (13 s at 45 classes of 5,000 tasks)."""
+    from deem_core.methods import clusters as module
+
+    class AfterChecks:
+        def __init__(self, checks: int):
+            self.left = checks
+
+        def is_set(self) -> bool:
+            self.left -= 1
+            return self.left < 0
+
+    labels, _ = copied_group_set()
+    data = AnnotationSet.from_dense(labels)
+    monkeypatch.setattr(module, "BOOT_CHUNK_WORK", module.merge_test_work(1, 800, 4) * 50)  # 50 resamples a chunk
+    stopped = find_dependence_clusters(data, stop=AfterChecks(3))  # (before the first test, then two chunks)
+    assert stopped.stopped and not stopped.tests
+    whole = find_dependence_clusters(data)
+    assert [sorted(g) for g in whole.groups()] == [list(range(6))]  # (chunks of 50: the same clusters)

@@ -814,3 +814,41 @@ def test_held_out_scoring_reads_its_stop_between_batches_sized_by_their_work(mon
     stop.set()
     with pytest.raises(module.ScoringStopped):
         heldout_log_probs(net, train, held, stop=stop)
+
+
+def test_a_stop_after_a_depth_was_scored_says_the_safety_rule_did_not_check_and_a_late_stop_is_a_cancel():
+    """Read 50: stopped after depth 0 was scored, the choice among the depths scored ran without the references and
+    read as a normal choice; stopped during scoring after every epoch had run, the runs and the job read "finished"."""
+    import threading
+
+    from conftest import sample_generator
+
+    frame, _ = sample_generator().make_tree(n_tasks=400, n_classes=3, layers=(1, 2, 5), seed=8002)
+    stop = threading.Event()
+
+    def stop_in_depth_1(epoch, logs):  # (depths train in turn on a CPU; epochs counted across them)
+        if epoch >= 5:
+            stop.set()
+        return False
+
+    model = DEEM(n_layers="auto", epochs=3, device="cpu", callbacks=[stop_in_depth_1]).fit(frame, stop_event=stop)
+    reason = model.selection_summary()["reason"]
+    assert reason.endswith("; stopped before the safety rule's check: not compared with majority vote or the "
+                           "cluster-weighted Dawid-Skene"), reason
+    # every epoch run, then the stop: the runs are a cancelled job's, not finished ones
+    late = threading.Event()
+
+    def stop_at_the_last_epoch(epoch, logs):
+        if epoch >= 3:
+            late.set()
+        return False
+
+    model = DEEM(epochs=3, device="cpu", callbacks=[stop_at_the_last_epoch]).fit(frame, stop_event=late)
+    assert model.selection_summary()["reason"].startswith("stopped before the candidates were scored")
+    assert set(model.run_status_) == {"cancelled"}
+    # with gold labels training it, a stop before their check says so (it checked on the clusters found by then)
+    frame, truth = sample_generator().make_tree(n_tasks=400, n_classes=3, layers=(1, 2, 5), seed=8002)
+    late.clear()
+    model = DEEM(epochs=3, device="cpu", supervised_weight=1.0, callbacks=[stop_at_the_last_epoch]).fit(
+        frame, gold=truth.iloc[:100], stop_event=late)
+    assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_

@@ -294,6 +294,8 @@ def test_deem_sweep_exits_1_when_only_a_least_bad_rate_is_named(tmp_path, frame,
     err = capsys.readouterr().err
     assert code == 1 and "recommended learning rate" not in err
     assert "no recommendation: no learning rate passed every check; the least bad is " in err
+    # each rate's verdict said there too, where it matters most (read 50: printed only after a recommendation)
+    assert err.count("  lr 0.01: ") == 1 and err.count("  lr 0.3: ") == 1 and " <- least bad" in err
     assert (tmp_path / "s" / "recommendation.json").exists()  # the files are written, as without a recommendation
 
 

@@ -456,6 +456,9 @@ def none_found(clusters: dict[str, Any]) -> str:
     unsaid)."""
     if "pairs" not in clusters:  # (a run stored before these counts)
         return "none found"
+    if clusters.get("stopped"):  # (a cancel or a time limit ended the search: "none found" read as cleared; read 50)
+        return (f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} made before the search was "
+                f"stopped (a cancel or a time limit), so a group that copies may go unseen here")
     cut = search_cut(clusters)
     if cut:
         return f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} {cut}"

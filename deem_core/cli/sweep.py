@@ -166,13 +166,14 @@ def run(args: argparse.Namespace) -> int:
     for row in sweep.runs.itertuples():
         if row.message:
             warn(f"lr {row.lr:g} seed {row.seed}: {row.message}")
+    # each rate's verdict, also where none passed every check (where they matter most; read 50)
+    say_verdicts(rec, "recommended" if rec.settled and not rec.fallback else "least bad" if rec.fallback else "tentative")
     if rec.lr is None:
         say(f"no recommendation: {rec.reason}")
         return 1
     if rec.fallback:  # (exit 0 and "recommended learning rate: 3" where every rate broke a rule; walkthrough 45)
         say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
         return 1
-    say_verdicts(rec, "recommended" if rec.settled else "tentative")
     say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g} ({rec.reason})")
     say(f"note: {pick_vs_default(DEFAULT_LR)}")
     return 0

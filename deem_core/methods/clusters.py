@@ -83,6 +83,8 @@ MAX_SEARCH_WORK = 4e10
 #: bytes the bootstrap moment tables of one chunk of resamples may take (three (chunk, K, K) tables and the inverse's
 #: work arrays: one whole (500, K, K) table is 4 GB at 1,000 classes); below ~50 classes a test is one chunk
 BOOT_CHUNK_BYTES = 64 << 20
+#: work units one chunk of resamples may do (the stop is read between chunks): a few seconds at most
+BOOT_CHUNK_WORK = 2e9
 #: bootstrap resamples of the tested tasks per merge: the spread is read from their middle 68%, and with 200 those
 #: percentiles moved with the resampling's seed enough to decide a merge (walkthrough 51: five independent classifiers
 #: of a 1,500-item ensemble joined at z 3.06-3.19 on 3 of 4 seeds, 2.1-2.99 on others, against 3.02; with 500, on 8 of
@@ -298,7 +300,7 @@ class _Work:
         return True
 
 
-def test_work(n_boot: int, tasks: int, k: int) -> float:
+def merge_test_work(n_boot: int, tasks: int, k: int) -> float:
     """The work units of one merge's test on ``tasks`` tasks of ``k`` classes (:data:`MAX_SEARCH_WORK`)."""
     return float(n_boot) * (3.0 * tasks * k * k + 10.0 * k ** 3)
 
@@ -331,7 +333,10 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
         # w: (B, m) task weights, rows summing to 1 (the sample itself, then bootstrap resamples), in chunks of rows
         # whose moment tables stay within BOOT_CHUNK_BYTES (one chunk below ~50 classes: the same numbers as whole)
         k = va.shape[1]
-        rows = max(1, int(BOOT_CHUNK_BYTES // (8 * 8 * k * k)))
+        # by memory and by work: below ~45 classes a whole test was one chunk, and a stop waited for it (13 s at 45
+        # classes of 5,000 tasks; read 50); one chunk on every validation set (mnist_like's test 7.5e8 units)
+        rows = max(1, min(int(BOOT_CHUNK_BYTES // (8 * 8 * k * k)),
+                          int(BOOT_CHUNK_WORK // merge_test_work(1, len(va), k))))
         observed, predicted = w @ (va * vb).sum(1), np.empty(len(w))
         for begin in range(0, len(w), rows):
             if work is not None:
@@ -352,7 +357,7 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
     # rounding, which must not count as agreement)
     if views <= z_threshold * views_sd or views <= 1e-9:
         return None
-    if work is not None and not work.take(test_work(n_boot + 1, m, va.shape[1])):
+    if work is not None and not work.take(merge_test_work(n_boot + 1, m, va.shape[1])):
         return OVER_BUDGET
     observed, predicted = statistic(sample)
     boot_observed, boot_predicted = statistic(boot)
@@ -442,8 +447,11 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
         found = _maximal(accepted)
         if result.stopped or cut:
             # stopped, or out of work: this pass tested some merges only, and its clusters stand beside those found
-            # before (the merges it could not test are not evidence against them), with the tests of both
-            clusters = _maximal(list(clusters) + list(found))
+            # before (the merges it could not test are not evidence against them), with the tests of both; a cluster
+            # this pass tested again and rejected is dropped, as a full pass drops it (read 50)
+            rejected = {t.members for t in tests if not t.accepted}
+            kept = [c for c in clusters if tuple(sorted(int(w) for w in c)) not in rejected]
+            clusters = _maximal(kept + list(found))
             again = {t.members for t in tests}
             result.tests = [t for t in before if t.members not in again] + tests
             break
@@ -505,6 +513,11 @@ class _ClusterWeighted(Aggregator):
         data = as_annotation_set(data)
         self.clusters_ = clusters if clusters is not None else find_dependence_clusters(
             data, alpha=float(self.alpha), seed=int(self.seed), stop=stop_event)
+        if self.clusters_.stopped:  # (its labels would be those of the clusters found by then: plain Dawid-Skene's
+            # often, kept as a finished method's; read 50)
+            from deem_core.methods.child import FitStopped  # noqa: PLC0415
+
+            raise FitStopped(f"{type(self).__name__}: stopped while looking for dependence clusters")
         self.weights_ = self.clusters_.weights()
         self.tasks_, self.classes_ = data.tasks, data.classes
         self.posterior_ = self._posterior(data, self.weights_)

@@ -536,6 +536,10 @@ class DEEM(Aggregator, BaseEstimator):
         known = score_gold >= 0
         if not known.any():
             return result
+        if stop_event is not None and stop_event.is_set():  # (the check on partial clusters, unsaid; read 50)
+            self.warnings_.append("stopped before the gold-label check: the labels are the model's as trained by then, "
+                                  "not compared with majority vote or the cluster-weighted Dawid-Skene")
+            return result
         hidden = task_outputs(result.network, data)[1].argmax(-1).cpu().numpy()  # (R, n)
         # each run's classes mapped as its labels are (against every gold label, :meth:`_store_outputs`)
         model_right = np.mean([hungarian_class_map(h, gold_codes, data.n_classes)[h][known] == score_gold[known]
@@ -764,6 +768,9 @@ class DEEM(Aggregator, BaseEstimator):
             start = "ds" if "ds" in starts else starts[0]
             index = starts.index(start)  # (runs depth by depth, start by start, seeds within: the first depth's)
             result = result.select_runs(list(range(index * len(seeds), (index + 1) * len(seeds))))
+            # (runs that finished their epochs before the stop came during scoring are a cancelled job's too: the job
+            # read "finished" beside "stopped before the candidates were scored"; read 50)
+            result.status = ["cancelled" if status == "finished" else status for status in result.status]
             self.init_, self.n_layers_ = start, group[0]
             if start != "ds":
                 self.dawid_skene_ = None
@@ -789,7 +796,11 @@ class DEEM(Aggregator, BaseEstimator):
         table = choice.table
         table.insert(2, "runs", len(seeds))
         seconds = time.perf_counter() - started
-        self._selection.update(reason=choice.reason, table=table, heldout=len(held), seconds=seconds,
+        reason = choice.reason
+        if not references:  # stopped before the references were scored (a cancel, a time limit; read 50)
+            reason += ("; stopped before the safety rule's check: not compared with majority vote or the "
+                       "cluster-weighted Dawid-Skene")
+        self._selection.update(reason=reason, table=table, heldout=len(held), seconds=seconds,
                                safety=choice.safety, ranking=choice.ranking)
         if choice.index in (MAJORITY_VOTE, CLUSTER_WEIGHTED):
             healthy = [c for c in candidates if not c.collapsed] or candidates
