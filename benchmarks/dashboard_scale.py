@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> tuple[list[Phase], dict]:
                     if epoch >= args.train_epochs or "failed" in " ".join(alerts(page)):
                         break
                     time.sleep(1)
-                ph.note = (f"phases (s after click): " + ", ".join(f"{k} {v:.0f}" for k, v in phases_seen.items())
+                ph.note = ("phases (s after click): " + ", ".join(f"{k} {v:.0f}" for k, v in phases_seen.items())
                            + f"; last progress: {last[:160]}; ")
                 if button(page, "Cancel training").count():
                     clicked = time.perf_counter()

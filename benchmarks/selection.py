@@ -27,7 +27,6 @@ Usage (one command each; the lead reruns it on a quiet machine)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import available_sets, load_set, machine  # noqa: E402
-from families import DEPENDENT, FAMILIES, ROLE, make_set  # noqa: E402
+from families import FAMILIES, ROLE, make_set  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
 from deem_core.data.annotations import AnnotationSet  # noqa: E402

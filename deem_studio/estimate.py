@@ -40,7 +40,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 #: what a probe's fit warns of (the safety rule returning a reference, a collapse) is about a few epochs on a sample,
 #: timed, not a run: each probe wrote its FallbackWarning into the server's log as if a run had fallen back

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 __all__ = ["BoundedLog", "LogThrottle", "TokenBucket", "install_log_bounds"]
 

@@ -198,8 +198,6 @@ def test_a_finished_runs_visitor_is_told_on_train_and_sweep_too_and_gets_no_trac
     """Walkthrough 41: a link's visitor read "belongs to another workspace: you see it read-only" on Results and Runs
     but not on the Train and Sweep pages, beside an active form; the run's configuration download named the owner's
     gold file and its fingerprint."""
-    from pages import common  # noqa: PLC0415
-
     alice = session()
     alice.file_uploader(key="upload_annotations").set_value(("owned.csv", csv_of(150), "text/csv")).run()
     alice.button(key="load_files").click().run()

@@ -2411,8 +2411,6 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
 def test_labels_from_a_fallback_say_so_in_the_picker_and_the_file_names(runs_dir):
     # the Results picker, the file names and the Label Studio model version all said "DEEM" for cluster-weighted
     # Dawid-Skene's labels (walkthrough, tenth session)
-    from pages import common
-
     at = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3)
     run_id = at.session_state["train_run"]
     at.switch_page("pages/results.py").run()
@@ -3157,8 +3155,6 @@ def test_the_pairwise_heatmap_names_every_worker(runs_dir):
     assert layout["xaxis"]["dtick"] == layout["yaxis"]["dtick"] == 1
     assert layout["height"] >= 18 * 30
     # each cell's common tasks on hover (walkthrough 84: a pair of 3 read as bright as a copying group)
-    import base64  # noqa: PLC0415
-
     trace = spec["data"][0]
     assert "<br>%{customdata}" in trace["hovertemplate"]
     cells = np.asarray(trace["customdata"], dtype=object)  # each cell's count in words ("on 1 common tasks"; read 46)

@@ -7,7 +7,6 @@ import pytest
 import pandas as pd
 from crowdkit.aggregation import DawidSkene
 
-from deem_core import DEEM
 from deem_core.data.annotations import AnnotationSet
 from deem_core.methods.dawid_skene import excess_pairwise_agreement, fit_dawid_skene
 

@@ -382,7 +382,7 @@ def test_many_soft_label_columns_are_read_as_one_block_and_named_in_short(monkey
     monkeypatch.setattr(pd.DataFrame, "__setitem__", counted)
     read = read_dataset(("many.csv", text))
     assert read.data.soft_labels.shape == (30, k) and calls[0] < 50, calls[0]
-    assert f"soft labels from columns 'prob_c0', 'prob_c1'" in read.note and f"and {k - 8:,} more" in read.note
+    assert "soft labels from columns 'prob_c0', 'prob_c1'" in read.note and f"and {k - 8:,} more" in read.note
     assert len(read.note) < 1_000
 
 

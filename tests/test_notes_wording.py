@@ -23,7 +23,7 @@ def test_columns_are_written_as_headed_but_a_worker_s_name_is_kept():
         f"workers: {long[:36]}... and n labels"]
     # a name holding a quote mark is listed in “ ” with the mark doubled: kept as listed (read 44)
     odd = "a“n_labels"
-    assert wording.headed_notes([f"workers: “a““n_labels”, w3; n_labels"], COLUMNS, [odd, "w3"]) == [
+    assert wording.headed_notes(["workers: “a““n_labels”, w3; n_labels"], COLUMNS, [odd, "w3"]) == [
         "workers: “a““n_labels”, w3; n labels"]
     # no worker holding a column's name: every column written as headed
     assert wording.headed_notes(["n_labels of dependent_with"], COLUMNS, ["a", "b"]) == ["n labels of dependent with"]

@@ -85,7 +85,7 @@ from conftest import read_sample  # noqa: E402
 from deem_core import DEEM  # noqa: E402
 from deem_core.cli import main  # noqa: E402
 from deem_core.methods import deem as deem_module  # noqa: E402
-from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CandidateFit, CollapseError,  # noqa: E402
+from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, CandidateFit,  # noqa: E402
                                       Reference, choose, majority_vote_network)
 from deem_core.model.training import TrainingResult, predict_hidden  # noqa: E402
 

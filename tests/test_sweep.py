@@ -249,8 +249,8 @@ def test_deem_sweep_sweeps_a_sample_as_the_dashboard_does(tmp_path, capsys):
     batch = sample_batch_size(300, 1000)
     err = capsys.readouterr().err
     assert batch == 307 and "sweeping all" not in err
-    assert (f"sweeping a random sample of 300 of 1,000 tasks, batch 307 (as many updates an epoch as on all tasks); "
-            f"--sample-tasks 0 sweeps all") in err
+    assert ("sweeping a random sample of 300 of 1,000 tasks, batch 307 (as many updates an epoch as on all tasks); "
+            "--sample-tasks 0 sweeps all") in err
     payload = json.loads((out / "recommendation.json").read_text())
     assert (payload["n_tasks"], payload["sample_tasks"], payload["batch_size"]) == (1000, 300, batch)
     # the one sampling of the dashboard's jobs and the CLI: seeded, sorted, its batch scaled

@@ -25,7 +25,7 @@ from deem_core.model.network import DEEMNetwork
 from deem_core.model.sizes import ALL_PAIRS_MAX_BYTES, choose_storage, width_parts
 from deem_core.model.sparse import Answers, GatheredNetwork, cooccurring_pairs, take_rows
 from deem_core.model.training import (
-    SPARSE_FIXED, SPARSE_PER_UNIT, Batch, Callback, DenseTaskData, EnergyTerms, RunState, TrainingConfig,
+    SPARSE_FIXED, SPARSE_PER_UNIT, Batch, Callback, EnergyTerms, RunState, TrainingConfig,
     TrainingResult, resolve_device, sgd_update, train_on,
 )
 

@@ -45,7 +45,7 @@ import torch
 
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.analysis.diagnostics._slots import leave_one_out_posteriors
-from deem_core.analysis.diagnostics._common import class_groups, consensus_posterior, gold_codes, prepare, usable_runs
+from deem_core.analysis.diagnostics._common import class_groups, gold_codes, prepare, usable_runs
 
 __all__ = ["ImportanceResult", "TaskSubset", "class_names_text", "leave_one_out_drops", "select_tasks",
            "worker_importance"]

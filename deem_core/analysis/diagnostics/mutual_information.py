@@ -33,7 +33,7 @@ each task evaluated on its own answers in bounded batches. The result holds (L+1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

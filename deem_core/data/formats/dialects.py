@@ -694,7 +694,6 @@ def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample:
     if worker not in cols:
         raise DataError(f"{name}: no ASSIGNMENT:worker_id column; found {_shown(cols)}")
     task = _task_columns(name, cols, "INPUT:", columns.get("task"), "ASSIGNMENT:task_id", sample)
-    inputs = _other_inputs(cols, "INPUT:", task, columns.get("task"))
     outputs = [c for c in cols if c.startswith("OUTPUT:")]
     if "label" in columns:
         given = str(columns["label"])

@@ -90,13 +90,11 @@ def _open(source: Source, limits: Limits, budget: Budget | None, preview: bool =
         return _Opened(source, "frame", FrameTable(source.name, source.frame, typed=True, budget=budget))
     container, _ = _container(source)
     if container == "parquet":
-        raw = read_head(source, 2)
         with source.raw() as handle:
             compressed = handle.read(2) == b"\x1f\x8b"
         if compressed:
             raise DataError(f"{source.name}: a gzip-compressed Parquet file; Parquet compresses its own columns: "
                             f"give the .parquet file itself")
-        del raw
         return _Opened(source, "parquet", ParquetTable(source, limits, budget))
     if container == "json":
         return _Opened(source, "json", None, _json_kind_of(source, limits))
