@@ -816,6 +816,50 @@ def test_held_out_scoring_reads_its_stop_between_batches_sized_by_their_work(mon
         heldout_log_probs(net, train, held, stop=stop)
 
 
+def test_sparse_path_scoring_batches_follow_each_tasks_answers(monkeypatch):
+    """Read 51: on the sparse path a batch was 2,048 held-out answers whatever their work: at 100 classes a stop set
+    at 1 s was still unread at 400 s. A batch's work there is runs x K completions x (the task's answers x K)^2: a
+    task with many answers makes its batch small, the values do not depend on the batches, a stop is read between
+    them."""
+    import threading
+
+    from deem_core.analysis import selection as module
+    from deem_core.model.engine import answers_of
+    from deem_core.model.sparse import cooccurring_pairs
+
+    rng = np.random.default_rng(5)
+    d, k = 12, 3
+    labels = np.full((90, d), -1)
+    for t in range(90):  # three answers a task, and every tenth task answered by all 12 workers
+        labels[t, rng.choice(d, d if t % 10 == 0 else 3, replace=False)] = rng.integers(k, size=d if t % 10 == 0 else 3)
+    data = AnnotationSet.from_dense(labels)
+    train, held = hold_out_answers(data, share=0.5, seed=1)
+    torch.manual_seed(3)
+    net = DEEMNetwork(2, d, k, 1, layout="blocks", pair_keys=cooccurring_pairs(answers_of(data, torch.device("cpu"))))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    whole = heldout_log_probs(net, train, held)
+    calls = []
+    real = module.completions
+    monkeypatch.setattr(module, "completions", lambda train, part: calls.append(part.task.copy()) or real(train, part))
+    unit = 2 * k ** 3  # runs x K completions x K^2
+    monkeypatch.setattr(module, "SPARSE_SCORING_WORK_PER_BATCH", unit * 3 ** 2 * 3)  # three tasks of 3 answers
+    small = heldout_log_probs(net, train, held)
+    assert torch.allclose(small, whole, atol=1e-5)
+    assert np.array_equal(np.concatenate(calls), held.task)
+    width = train.answers_per_task()[held.task] + 1
+    for part in calls:  # each batch within the bound, or one task alone
+        cost = unit * float((width[np.isin(held.task, part)] ** 2).sum())
+        assert len(part) == 1 or cost <= unit * 3 ** 2 * 3, (part, cost)
+    wide = [part for part in calls if (train.answers_per_task()[part] + 1).max() >= 10]
+    assert wide and all(len(part) == 1 for part in wide) and max(len(part) for part in calls) == 3
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(module.ScoringStopped):
+        heldout_log_probs(net, train, held, stop=stop)
+
+
 def test_a_stop_after_a_depth_was_scored_says_the_safety_rule_did_not_check_and_a_late_stop_is_a_cancel():
     """Read 50: stopped after depth 0 was scored, the choice among the depths scored ran without the references and
     read as a normal choice; stopped during scoring after every epoch had run, the runs and the job read "finished"."""

@@ -139,6 +139,24 @@ def completions(train: AnnotationSet, held: HeldOut) -> AnnotationSet:
 #: work :func:`heldout_log_probs` does between two looks at its stop event: completed inputs (held-out answers x
 #: classes) x (workers x classes)^2; 2,048 answers at most (the default batch) below ~30 workers x 10 classes
 SCORING_WORK_PER_BATCH = 2e9
+#: the same on the sparse path, where a completed input's work is runs x (its answers x classes)^2 (the pair blocks its
+#: layers gather) and goes about 8e7 units a second on one CPU thread (100 workers x 30-100 classes, 4 answers a task;
+#: the matrix path's products ~4e10): a batch of about a second here. Unsized, 2,048 held-out answers of 100 classes
+#: held a stop over 400 s (read 51)
+SPARSE_SCORING_WORK_PER_BATCH = 1e8
+
+
+def work_batches(costs: np.ndarray, bound: float, most: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) batches of items costing ``costs``: each of at most ``most`` items and ``bound`` work
+    in all, or a single item that alone costs more."""
+    sums = np.concatenate([[0.0], np.cumsum(np.asarray(costs, dtype=np.float64))])
+    batches, start, n = [], 0, len(costs)
+    while start < n:
+        end = int(np.searchsorted(sums, sums[start] + bound, side="right")) - 1
+        end = min(max(end, start + 1), start + max(1, int(most)), n)
+        batches.append((start, end))
+        start = end
+    return batches
 
 
 class ScoringStopped(Exception):
@@ -161,18 +179,20 @@ def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut,
     from deem_core.model.engine import task_outputs  # noqa: PLC0415
 
     r, k = network.n_runs, network.n_classes
-    # at most SCORING_WORK_PER_BATCH a batch, completed inputs x (workers x classes)^2 (a layer's product per input):
-    # a stop is read between batches (80 answers of 8 workers x 314 classes, one batch, ran 50 s past a probe's
-    # limit; attack round 51); the values do not depend on the batches
-    if network.layout != "blocks":  # (the sparse path's cost per input follows the task's answers, not the workers)
-        per_input = float(network.n_workers * k) ** 2
-        batch_tasks = min(int(batch_tasks), max(1, int(SCORING_WORK_PER_BATCH // (per_input * max(1, k)))))
+    # batches of bounded work, a stop read between them (80 answers of 8 workers x 314 classes, one batch, ran 50 s past
+    # a probe's limit; attack round 51): a held-out answer's K completed inputs cost (workers x classes)^2 each on the
+    # matrix path (a layer's product), runs x (the task's answers x classes)^2 on the sparse path (its pair blocks; a
+    # batch of 2,048 answers of 100 classes ran past 400 s there; read 51). The values do not depend on the batches
+    if network.layout == "blocks":
+        answers = train.answers_per_task()[held.task].astype(np.float64) + 1.0
+        costs, bound = float(k) ** 3 * r * answers ** 2, SPARSE_SCORING_WORK_PER_BATCH
+    else:
+        costs, bound = np.full(len(held), float(k) * float(network.n_workers * k) ** 2), SCORING_WORK_PER_BATCH
     out = []
-    for start in range(0, len(held), batch_tasks):
+    for start, end in work_batches(costs, bound, batch_tasks):
         if stop is not None and stop.is_set():
             raise ScoringStopped
-        part = HeldOut(task=held.task[start:start + batch_tasks], worker=held.worker[start:start + batch_tasks],
-                       label=held.label[start:start + batch_tasks])
+        part = HeldOut(task=held.task[start:end], worker=held.worker[start:end], label=held.label[start:end])
         energy = task_outputs(network, completions(train, part))[0]  # (R, b*K)
         out.append(torch.log_softmax(-energy.view(r, len(part), k), dim=-1))
     if not out:
