@@ -896,3 +896,30 @@ def test_a_stop_after_a_depth_was_scored_says_the_safety_rule_did_not_check_and_
     model = DEEM(epochs=3, device="cpu", supervised_weight=1.0, callbacks=[stop_at_the_last_epoch]).fit(
         frame, gold=truth.iloc[:100], stop_event=late)
     assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_
+    assert set(model.run_status_) == {"cancelled"}
+    # a stop that comes while the check's search for clusters runs (read 51: the check went on with the clusters
+    # found by then, fitted a reference on them and could return it, the runs "finished", the stop unsaid)
+    during = threading.Event()
+    real = deem_module.find_dependence_clusters
+    searched = []
+
+    def stopped_while_searching(*args, **kwargs):
+        during.set()
+        found = real(*args, **kwargs)
+        searched.append(found.stopped)
+        return found
+
+    real_fit = deem_module.fit_dawid_skene
+
+    def no_fit_after_the_search(*args, **kwargs):
+        assert not searched, "the check went on with a stopped search's clusters"
+        return real_fit(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(deem_module, "find_dependence_clusters", stopped_while_searching)
+        patch.setattr(deem_module, "fit_dawid_skene", no_fit_after_the_search)
+        model = DEEM(epochs=3, device="cpu", supervised_weight=1.0).fit(frame, gold=truth.iloc[:100],
+                                                                        stop_event=during)
+    assert searched == [True] and model.fallback_ is None
+    assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_
+    assert set(model.run_status_) == {"cancelled"}

@@ -536,15 +536,21 @@ class DEEM(Aggregator, BaseEstimator):
         known = score_gold >= 0
         if not known.any():
             return result
-        if stop_event is not None and stop_event.is_set():  # (the check on partial clusters, unsaid; read 50)
+        def stopped() -> TrainingResult:  # (runs that ended their epochs are a cancelled job's, as in the choice)
             self.warnings_.append("stopped before the gold-label check: the labels are the model's as trained by then, "
                                   "not compared with majority vote or the cluster-weighted Dawid-Skene")
+            result.status = ["cancelled" if status == "finished" else status for status in result.status]
             return result
+
+        if stop_event is not None and stop_event.is_set():  # (the check on partial clusters, unsaid; read 50)
+            return stopped()
         hidden = task_outputs(result.network, data)[1].argmax(-1).cpu().numpy()  # (R, n)
         # each run's classes mapped as its labels are (against every gold label, :meth:`_store_outputs`)
         model_right = np.mean([hungarian_class_map(h, gold_codes, data.n_classes)[h][known] == score_gold[known]
                                for h in hidden], axis=0)
         clusters = find_dependence_clusters(data, seed=int(self.seed), stop=stop_event)
+        if clusters.stopped:  # a stop during the search: its clusters are partial, the check is not made (read 51)
+            return stopped()
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights)
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
