@@ -8,6 +8,7 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 
 import hashlib  # noqa: E402
 import re  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -429,6 +430,10 @@ def summary(data) -> dict:
 
 #: data sets whose group test a session keeps (their results, not their data)
 MAX_KEPT_TESTS = 8
+#: seconds the group test may hold its read slot: the search's work is bounded (about a minute at its bound on this
+#: CPU: 200 workers x 20 classes; benchmarks/results/cluster_search.txt) and the validation sets' searches take 0.4-8 s;
+#: a visitor's press held a read slot for the whole bound with no stop (read 51)
+DEPENDENCE_TEST_SECONDS = 30
 
 
 def dependence_test(data) -> None:
@@ -456,7 +461,14 @@ def dependence_test(data) -> None:
             # (a read slot and its time share: the test is bounded, but not free, and any visitor can press it)
             with st.spinner("testing the workers for groups that answer alike"), \
                     capacity.reading(party=common.client_address()):
-                found = find_dependence_clusters(data).summary(data.workers)
+                limit = threading.Event()
+                timer = threading.Timer(DEPENDENCE_TEST_SECONDS, limit.set)
+                timer.daemon = True
+                timer.start()
+                try:
+                    found = find_dependence_clusters(data, stop=limit).summary(data.workers)
+                finally:
+                    timer.cancel()
         except capacity.CapacityError as exc:
             st.error(common.safe(f"The test did not run: {exc}."), icon=":material/hourglass_empty:")
             return
@@ -468,7 +480,9 @@ def dependence_test(data) -> None:
     groups = cluster_texts(found)
     cut = search_cut(found)
     took = f"tested in {float(found.get('seconds') or 0):.1f} s" + (
-        f"; found in the {counted(int(found.get('tests') or 0), 'test')} {cut}" if cut and groups else "")
+        f"; found in the {counted(int(found.get('tests') or 0), 'test')} {cut}" if cut and groups else "") + (
+        f"; stopped at the test's {DEPENDENCE_TEST_SECONDS} s limit, so a group that copies may go unseen here"
+        if found.get("stopped") and groups else "")
     if groups:
         st.warning(common.safe(
             f"{counted(len(groups), 'group')} of workers {'answers' if len(groups) == 1 else 'answer'} alike beyond "
@@ -478,7 +492,10 @@ def dependence_test(data) -> None:
             "group as one vote, such as the cluster-weighted Dawid-Skene (a method you can pick on the Train "
             "page)."), icon=":material/group:")
     else:
-        st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {none_found(found)} ({took})."))
+        said = none_found(found)
+        if found.get("stopped"):  # (the page's own limit: "a cancel or a time limit" read as if someone cancelled)
+            said = said.replace("(a cancel or a time limit)", f"at the test's {DEPENDENCE_TEST_SECONDS} s limit")
+        st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {said} ({took})."))
     for group in found.get("untestable") or []:
         st.caption(common.safe(f"Not testable: {counted(len(group), 'worker')} ({names_text(group)}) agree with each "
                                f"other, but everyone else is one source and a test needs two: they are counted as independent "

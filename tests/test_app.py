@@ -3667,3 +3667,33 @@ def test_the_data_page_tests_for_groups_that_answer_alike_on_request(runs_dir):
     at.button(key="data_dependence_test").click().run()
     no_problem(at)
     assert "Groups that answer alike beyond what the tasks explain: none found (tested in " in texts(at)
+
+
+def test_the_data_pages_group_test_stops_at_its_time_limit(runs_dir, monkeypatch):
+    """Read 51: any visitor's press ran the search with no stop, holding a read slot up to its whole work bound
+    (about a minute on this CPU). It stops at the page's limit and says so, not as "a cancel"."""
+    import threading
+
+    from deem_core.methods import clusters as module
+
+    real_search, real_timer, limits = module.find_dependence_clusters, threading.Timer, []
+
+    def short_timer(interval, function, *args, **kwargs):  # the page's limit, read and shortened (not the others)
+        if interval >= 10:
+            limits.append(interval)
+            interval = 0.3
+        return real_timer(interval, function, *args, **kwargs)
+
+    def slow_search(data, stop=None):  # a search that runs until its stop
+        assert stop is not None and stop.wait(20)
+        return real_search(data, stop=stop)
+
+    monkeypatch.setattr(threading, "Timer", short_timer)
+    monkeypatch.setattr(module, "find_dependence_clusters", slow_search)
+    at = upload(new_app(), "near.csv", _near_copies().to_csv(index=False).encode())
+    at.button(key="data_dependence_test").click().run()
+    no_problem(at)
+    assert limits == [30]
+    said = texts(at)
+    assert ("Groups that answer alike beyond what the tasks explain: none found in the 0 tests made before the search "
+            "was stopped at the test's 30 s limit, so a group that copies may go unseen here (tested in ") in said, said

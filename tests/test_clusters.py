@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -582,6 +584,29 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     bounded = find_dependence_clusters(small, max_work=one)
     assert len(bounded.tests) == 1 and bounded.cut > 0
     assert set(bounded.tests[0].members) <= set(range(6))  # the nearest merge first: two of the copies
+
+
+def test_the_halves_check_before_each_test_counts_against_the_bound(monkeypatch):
+    """Read 51: each merge's check that the other workers' halves agree beyond chance (resamples x tasks x classes,
+    twice) ran before the bound was read and was not counted: where every test passed the bound, 100 workers x 3,000
+    tasks x 1,000 classes still spent 57-72 s on those checks. Each is now taken from the work left first, and one
+    that does not fit is not made (the merge is cut)."""
+    from deem_core.methods import clusters as module
+
+    data = AnnotationSet.from_dense(_many_class_set(k=40, n=400))
+    taken = []
+    real = module._Work.take
+    monkeypatch.setattr(module._Work, "take", lambda self, cost: taken.append(cost) or real(self, cost))
+    whole = find_dependence_clusters(data)
+    views = [c for c in taken if any(math.isclose(c, module.views_check_work(module.N_BOOT, m, 40))
+                                     for m in range(module.MIN_COMMON, data.n_tasks + 1))]
+    assert views and len(views) >= len(whole.tests) + whole.cut
+    # a bound below one check: every check refused (none made), no test run, the merges cut
+    taken.clear()
+    smallest = module.views_check_work(module.N_BOOT, module.MIN_COMMON, 40)
+    bounded = find_dependence_clusters(data, max_work=smallest * 0.5)
+    assert taken and all(c in views or c > smallest * 0.5 for c in taken)
+    assert not bounded.tests and bounded.cut >= len(whole.tests) + whole.cut > 0
 
 
 def test_the_search_stops_when_asked():
