@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -297,6 +299,24 @@ def test_deem_sweep_exits_1_when_only_a_least_bad_rate_is_named(tmp_path, frame,
     # each rate's verdict said there too, where it matters most (read 50: printed only after a recommendation)
     assert err.count("  lr 0.01: ") == 1 and err.count("  lr 0.3: ") == 1 and " <- least bad" in err
     assert (tmp_path / "s" / "recommendation.json").exists()  # the files are written, as without a recommendation
+
+
+def test_lr_auto_with_gold_labels_says_when_their_check_returned_a_reference(tmp_path, capsys, monkeypatch):
+    """Read 51: with gold labels training it, ``--lr auto``'s runs are checked against majority vote and Dawid-Skene
+    on the gold tasks; where a reference won, stderr said "the labels come from Dawid-Skene, returned by the safety
+    rule" and then "lr X is ...; its runs are the model (no second training)"."""
+    from deem_core.methods import deem as deem_module
+
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    monkeypatch.setattr(deem_module, "challenger_wins", lambda model, challenger: (
+        True, {"challenger_better": 5, "challenger_worse": 0, "p_value": 0.001}))  # every reference wins
+    out = tmp_path / "labels.csv"
+    assert main(["aggregate", str(root / "condind.csv"), "-o", str(out), "--truth", str(root / "condind.truth.csv"),
+                 "--gold-weight", "1", "--lr", "auto", "--epochs", "2", "--device", "cpu", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "returned by the safety rule" in err and "its runs are the model" not in err, err
+    assert re.search(r"lr [0-9.e-]+ is [^\n]+; its runs were trained, and the gold-label check returned "
+                     r"(majority vote|Dawid-Skene|cluster-weighted Dawid-Skene)'s labels in their place\n", err), err
 
 
 def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):

@@ -559,9 +559,10 @@ def say_verdicts(recommendation, picked: str = "taken") -> None:
         say(f"  lr {lr:g}: {verdict.label}: {verdict.reason}{mark}")
 
 
-def report_sweep(model) -> None:
+def report_sweep(model, returned: str | None = None) -> None:
     """What ``lr='auto'``'s sweep did, on stderr: its rates, seeds and epochs, each rate's verdict and why the rate
-    taken was taken (a tentative or least-bad pick said as such)."""
+    taken was taken (a tentative or least-bad pick said as such). ``returned``: the reference whose labels the
+    gold-label check returned instead of the sweep's runs (it read "its runs are the model" there; read 51)."""
     sweep = getattr(model, "sweep_", None)
     if sweep is None:
         return
@@ -572,7 +573,9 @@ def report_sweep(model) -> None:
     say_verdicts(rec)
     kind = ("the least bad (no rate passed every check)" if rec.fallback else
             "recommended" if rec.settled else "a tentative pick")
-    say(f"lr {rec.lr:g} is {kind}: {rec.reason}; its runs are the model (no second training)")
+    said = (f"its runs were trained, and the gold-label check returned {returned}'s labels in their place" if returned
+            else "its runs are the model (no second training)")
+    say(f"lr {rec.lr:g} is {kind}: {rec.reason}; {said}")
 
 
 def report_fit(name: str, model, data=None) -> None:
@@ -589,7 +592,7 @@ def report_fit(name: str, model, data=None) -> None:
     else:
         say(f"{name}: lr {model.lr_:g}, {model.n_epochs_} epoch{'' if model.n_epochs_ == 1 else 's'}, start "
             f"{model.init_}{prior}, {counted(model.n_layers_, 'layer')}, {model.fit_seconds_:.1f} s on {model.device_}")
-    report_sweep(model)
+    report_sweep(model, returned)
     print_selection(model)
     # what fitting itself noted (e.g. the layers not chosen with --lr auto, a smaller batch after running out of
     # memory); they were kept in the model and never printed (walkthrough 45). The safety rule's was said above.
