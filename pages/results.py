@@ -341,11 +341,11 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
               context=None) -> None:
     """One download button of the picked method's labels in ``fmt`` (``context``: the Label Studio tasks)."""
     from deem_core.data.annotations import DataError  # noqa: PLC0415
-    from deem_core.data.formats.writers import OUTPUT_FORMATS, serialise  # noqa: PLC0415
+    from deem_core.data.formats.writers import OUTPUT_FORMATS  # noqa: PLC0415
 
     if fmt == "parquet":  # refused for labels of mixed types: say so instead of a broken button
         try:
-            serialise(frame.head(1), "parquet")
+            _serialise(frame.head(1), "parquet")
         except DataError:
             cell.caption("Parquet: not available for labels of mixed types")
             return

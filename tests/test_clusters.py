@@ -570,7 +570,7 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     assert merge_test_work(N_BOOT, 300, 200) > MAX_SEARCH_WORK  # (one test alone would pass it)
     started = time.perf_counter()
     clusters = find_dependence_clusters(data)
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # (bounded: 1-3 s here; loose for a busy machine)
     assert clusters.cut > 0 and not clusters.tests and not clusters.groups()
     said = none_found(clusters.summary(data.workers))
     assert said.startswith("none found in the 0 tests the search's work limit allowed; ")
@@ -609,6 +609,17 @@ def test_the_halves_check_before_each_test_counts_against_the_bound(monkeypatch)
     assert not bounded.tests and bounded.cut >= len(whole.tests) + whole.cut > 0
 
 
+class AfterChecks:
+    """A stop event set after ``checks`` looks at it (inside a search: before a test, between chunks of resamples)."""
+
+    def __init__(self, checks: int):
+        self.left = checks
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        return self.left < 0
+
+
 def test_the_search_stops_when_asked():
     """Attack round 51: a cancel and the job's time limit waited for the search (535 s; past 15 minutes on a tiny
     file): it checks its stop event before each test and between chunks of resamples."""
@@ -619,14 +630,6 @@ def test_the_search_stops_when_asked():
     labels, _ = copied_group_set()
     clusters = find_dependence_clusters(AnnotationSet.from_dense(labels), stop=stop)
     assert clusters.stopped and not clusters.tests and not clusters.groups()
-
-    class AfterChecks:  # set after a few checks: inside the first test's chunks of resamples
-        def __init__(self, checks: int):
-            self.left = checks
-
-        def is_set(self) -> bool:
-            self.left -= 1
-            return self.left < 0
 
     from deem_core.methods import clusters as module
 
@@ -731,14 +734,6 @@ def test_a_chunk_of_resamples_is_bounded_by_its_work_too(monkeypatch):
     """Read 50: chunks were sized by memory only, so below ~45 classes a whole test was one chunk and a stop waited for
     it (13 s at 45 classes of 5,000 tasks)."""
     from deem_core.methods import clusters as module
-
-    class AfterChecks:
-        def __init__(self, checks: int):
-            self.left = checks
-
-        def is_set(self) -> bool:
-            self.left -= 1
-            return self.left < 0
 
     labels, _ = copied_group_set()
     data = AnnotationSet.from_dense(labels)

@@ -163,6 +163,13 @@ class ScoringStopped(Exception):
     """Scoring was asked to stop (a cancelled job, a probe's time limit) before it ended."""
 
 
+def check_stop(stop: Any, error: type[Exception] = ScoringStopped) -> None:
+    """Raise ``error`` when the event ``stop`` (anything with ``is_set()``; None: never) is set: the one look at a stop
+    that the choice's scoring and the search for clusters make between their steps."""
+    if stop is not None and stop.is_set():
+        raise error
+
+
 @torch.no_grad()
 def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut, batch_tasks: int = 2048,
                       stop: Any = None) -> torch.Tensor:
@@ -190,8 +197,7 @@ def heldout_log_probs(network: DEEMNetwork, train: AnnotationSet, held: HeldOut,
         costs, bound = np.full(len(held), float(k) * float(network.n_workers * k) ** 2), SCORING_WORK_PER_BATCH
     out = []
     for start, end in work_batches(costs, bound, batch_tasks):
-        if stop is not None and stop.is_set():
-            raise ScoringStopped
+        check_stop(stop)
         part = HeldOut(task=held.task[start:end], worker=held.worker[start:end], label=held.label[start:end])
         energy = task_outputs(network, completions(train, part))[0]  # (R, b*K)
         out.append(torch.log_softmax(-energy.view(r, len(part), k), dim=-1))

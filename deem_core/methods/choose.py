@@ -46,7 +46,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, FOLLOWED_KEPT, HeldOut, ScoringStopped, cluster_pairs,
+from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, check_stop, FOLLOWED_KEPT, HeldOut, ScoringStopped, cluster_pairs,
                                           heldout_agreement, heldout_log_probs, hold_out_answers, observed_log_likelihood,
                                           paired_gain, paired_gain_by_task, pair_scores, predictive_scores,
                                           without_own_cluster, SAFETY_Z)
@@ -246,9 +246,9 @@ class _Scorer:
         """(R, h) leave-cluster-out log-likelihood, (R, h) predictive score and (R, A) the predictive score of the
         training answers of every run; ``stop``: checked between its parts (:class:`ScoringStopped`)."""
         lco = observed_log_likelihood(heldout_log_probs(network, self.lco_train, self.held, stop=stop), self.held)
-        _check_stop(stop)
+        check_stop(stop)
         pair_post = task_outputs(network, self.pairs.data)[1].cpu().numpy()  # (R, P, K) hidden-unit order
-        _check_stop(stop)
+        check_stop(stop)
         held_post = task_outputs(network, self.held_tasks)[1].cpu().numpy()
         d = network.n_workers
         score = np.stack([predictive_scores(pair_post[r], self.pairs, held_post[r], self.held, d)
@@ -288,11 +288,6 @@ class _Scorer:
                 Reference("cwds", name, cw_score, cw_agree,
                           fit=fit_dawid_skene(data, worker_weights=self.weights), pair_score=cw_pairs,
                           pair_task=self.pairs.task)]
-
-
-def _check_stop(stop: Any) -> None:
-    if stop is not None and stop.is_set():
-        raise ScoringStopped
 
 
 def depths_together(n_depths: int, device: torch.device | str, path: str) -> bool:
@@ -336,7 +331,7 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
             continue
         seconds = time.perf_counter() - started
         try:
-            _check_stop(stop)
+            check_stop(stop)
             log_probs = heldout_log_probs(result.network, train_data, held, stop=stop)
             loglik = observed_log_likelihood(log_probs, held)  # (R, h)
             lco, score, on_pairs = scorer.network_scores(result.network, stop)

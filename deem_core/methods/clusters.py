@@ -55,6 +55,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import linkage
 from scipy.stats import norm
 
+from deem_core.analysis.selection import check_stop
 from deem_core.data.annotations import AnnotationSet, as_annotation_set
 from deem_core.data.export import label_table
 from deem_core.data.pairs import indicator_matrix, pair_table
@@ -289,8 +290,7 @@ class _Work:
         self.left, self.stop = float(budget), stop
 
     def check(self) -> None:
-        if self.stop is not None and self.stop.is_set():
-            raise _Stopped
+        check_stop(self.stop, _Stopped)
 
     def take(self, cost: float) -> bool:
         """Whether ``cost`` fits in the work left (taken from it if so)."""
