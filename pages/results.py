@@ -374,10 +374,15 @@ _download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
 reordered = bool(review and not hard and "confidence" in view)  # (the queue's order alone is worth a file; read 50)
 if 0 < len(view) and (len(view) < len(frame) or reordered):  # the filtered queue itself (walkthrough 100)
     queue = view.index.copy()  # (the task ids only: the table is read again when the file is made)
+    # the filters in the file's name: two queues of one run (disagreements; confidence at most 0.60) downloaded under
+    # one name, the second overwriting the first in a downloads folder (walkthrough 102)
+    filters = ([f"conf_le_{max_conf:.2f}"] if not hard and max_conf < 1.0 else []) + (
+        ["disagreements"] if only_disagree else []) + (["least_confident_first"] if reordered else [])
     row.download_button(f"Review queue CSV ({len(view):,} tasks)", data=capacity.building_download(
                             lambda: _serialise(_picked_table().loc[queue], "csv"),  # (the Labels CSV's writer)
                             common.parties()),
-                        file_name=f"{stem}_review_queue.csv", mime="text/csv", on_click="ignore", key="dl_queue",
+                        file_name=f"{stem}_review_queue_{'_'.join(filters) or 'filtered'}.csv", mime="text/csv",
+                        on_click="ignore", key="dl_queue",
                         help="the tasks the filters above show, in the table's order, with every column of the "
                              "Labels CSV (spreadsheet-safe)")
 _download(row, "Labels Parquet", "parquet", f"{stem}_labels.parquet", "dl_parquet")

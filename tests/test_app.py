@@ -3615,6 +3615,24 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     assert list(queue["confidence"]) == pytest.approx(list(shown["confidence"]))
     full = next(f for f in files if isinstance(f, bytes) and f.count(b"\n") == total + 1)
     assert list(queue.columns) == list(pd.read_csv(io.BytesIO(full)).columns)  # the Labels CSV's columns
+    # each queue named by its filters (walkthrough 102: two queues of one run downloaded under one name)
+    from streamlit.delta_generator import DeltaGenerator
+
+    names, button = {}, DeltaGenerator.download_button
+
+    def naming(self, label, *args, **kwargs):
+        names[label] = kwargs.get("file_name")
+        return button(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", naming)
+    at.run()
+    assert re.fullmatch(r"deem_[0-9a-f]+_\w+_review_queue_conf_le_0\.70_least_confident_first\.csv",
+                        names[f"Review queue CSV ({len(shown):,} tasks)"]), names
+    at.toggle(key="results_review").set_value(False).run()
+    at.slider(key="results_max_conf").set_value(1.0).run()
+    at.toggle(key="results_disagree").set_value(True).run()
+    queue_names = [name for label, name in names.items() if label.startswith("Review queue CSV")]
+    assert any(name.endswith("_review_queue_disagreements.csv") for name in queue_names), names
 
 
 def _near_copies(seed: int = 3, n: int = 600) -> pd.DataFrame:
