@@ -402,7 +402,7 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     5 groups), from the pairwise table (``pairwise``: the Data page's; else computed once per data set and kept in
     the session). Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
     vote's 69.5%, with nothing said."""
-    from deem_core.analysis.agreement import identical_groups, pairwise_agreement  # noqa: PLC0415
+    from deem_core.analysis.agreement import identical_groups, pairwise_agreement, single_label_workers  # noqa: PLC0415
 
     if data.n_classes < 2:  # with one class every worker agrees with every other: nothing to say of copies
         return []
@@ -413,7 +413,8 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     if pairwise is None:
         pairwise = pairwise_agreement(data, max_workers=MAX_PAIRWISE_WORKERS)
     sentences = []
-    for workers, tasks in identical_groups(*pairwise)[:5]:
+    # (workers who always give one label agree without copying: warned of as such, not as copies; walkthrough 102)
+    for workers, tasks in identical_groups(*pairwise, exclude=single_label_workers(data))[:5]:
         # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
         named = (", ".join(repr(shortened(str(w), 40)) for w in workers[:8])
                  + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))

@@ -11,7 +11,8 @@ import pytest
 from deem_core import AnnotationSet
 from deem_core.analysis.scoring import accuracy_and_count
 from deem_core.analysis.agreement import (class_balance, confusion_against_gold, identical_groups, krippendorff_alpha,
-                                         labels_per_task, method_agreement, pairwise_agreement, worker_coverage)
+                                         labels_per_task, method_agreement, pairwise_agreement, single_label_workers,
+                                         worker_coverage)
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", section C: 4 observers x 12 units,
 # nominal alpha = 0.743 ("." = missing).
@@ -121,6 +122,14 @@ def test_identical_groups_find_copies_and_no_independent_pair():
                          columns=["task", "worker", "label"])
     table, overlap = pairwise_agreement(AnnotationSet.from_long(frame))
     assert table.loc["a", "b"] == pytest.approx(399 / 400) and identical_groups(table, overlap) == []
+    # workers who give one label on every answer agree without copying: left out when named (walkthrough 102)
+    frame = pd.DataFrame([(f"t{i}", w, 0) for i in range(80) for w in "ab"] + [(f"t{i}", "c", i % 2) for i in range(80)],
+                         columns=["task", "worker", "label"])
+    data = AnnotationSet.from_long(frame)
+    table, overlap = pairwise_agreement(data)
+    assert identical_groups(table, overlap) == [(["a", "b"], 80)]
+    assert single_label_workers(data) == ["a", "b"]
+    assert identical_groups(table, overlap, exclude=single_label_workers(data)) == []
 
 
 def test_constant_workers_are_those_with_one_label_on_every_answer_against_majority_vote():

@@ -293,6 +293,18 @@ def test_the_data_page_says_which_workers_answer_alike_on_every_task_they_share(
     assert said == [f"Workers '*copy* <1>', 'copy0' gave the same label on all the {shared:,} tasks they share: copies, "
                     f"or one person under several names? Majority vote and Dawid-Skene count them as independent "
                     f"votes; if they copy, keep one of them in the file."], said
+    # two workers who always give one label agree on every task they share without copying: "One label for
+    # everything" says what they are; the advice to keep one of them was wrong for them (walkthrough 102)
+    rng = np.random.default_rng(6)
+    tasks = sorted(set(frame["task"]))
+    lazy = pd.DataFrame([(t, w, 3) for w in ("lazy_a", "lazy_b") for t in rng.choice(tasks, 150, replace=False)],
+                        columns=["task", "worker", "label"])
+    at = upload(new_app(), "lazy.csv", pd.concat([pair, lazy]).to_csv(index=False).encode())
+    no_problem(at)
+    warnings = [unescape(str(w.value)) for w in at.warning]
+    assert any(text.startswith("One label for everything: 'lazy_a' gave “3”") for text in warnings), warnings
+    said = [text for text in warnings if "copies, or one person" in text]
+    assert len(said) == 1 and "lazy" not in said[0] and "'copy0'" in said[0], said
 
 
 @pytest.mark.parametrize("name, content, expected", [

@@ -33,7 +33,7 @@ from deem_core.data.text import all_names_text, names_text
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
-    "dependent_with", "cluster_partners", "identical_groups", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
+    "dependent_with", "cluster_partners", "identical_groups", "single_label_workers", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
@@ -108,17 +108,22 @@ def pairwise_agreement(data: AnnotationSet, max_workers: int | None = None) -> t
 IDENTICAL_MIN_COMMON = 50
 
 
-def identical_groups(agreement: pd.DataFrame, overlap: pd.DataFrame,
-                     min_common: int = IDENTICAL_MIN_COMMON) -> list[tuple[list[str], int]]:
+def identical_groups(agreement: pd.DataFrame, overlap: pd.DataFrame, min_common: int = IDENTICAL_MIN_COMMON,
+                     exclude: Any = ()) -> list[tuple[list[str], int]]:
     """Groups of workers linked by pairs that gave the same label on every one of at least ``min_common`` common
     tasks (the tables of :func:`pairwise_agreement`): ``(workers, tasks)`` per group, ``tasks`` the fewest common
     tasks of its linking pairs, groups with more workers first. Such workers count as independent votes in majority
-    vote and as independent evidence in Dawid-Skene, which is wrong when they copy one another."""
+    vote and as independent evidence in Dawid-Skene, which is wrong when they copy one another. ``exclude``: names
+    of workers left out (:func:`single_label_workers`: two workers who always say "cat" agree on every task they
+    share without copying; walkthrough 102 read the advice to keep one of them)."""
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     same = agreement.to_numpy(dtype=float)
     common = overlap.to_numpy(dtype=float)
     linked = (same == 1.0) & (common >= max(1, int(min_common)))
+    left_out = np.isin(np.asarray([str(w) for w in agreement.index]), np.asarray([str(w) for w in exclude]))
+    linked[left_out, :] = False
+    linked[:, left_out] = False
     np.fill_diagonal(linked, False)
     if not linked.any():
         return []
@@ -202,12 +207,7 @@ def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     if data.n_classes < 2 or not data.n_annotations:
         return []
     answered = data.answers_per_worker()
-    # the (worker, label) pairs that occur, never a workers x classes table (both can be large)
-    pairs = np.unique(data.worker_codes.astype(np.int64) * data.n_classes + data.label_codes)
-    owners = pairs // data.n_classes
-    distinct = np.bincount(owners, minlength=data.n_workers)
-    given = np.zeros(data.n_workers, dtype=np.int64)
-    given[owners] = pairs % data.n_classes  # (the only label of a worker with one)
+    distinct, given = _distinct_labels(data)
     constant = (answered >= max(1, int(min_answers))) & (distinct == 1)
     if not constant.any():
         return []
@@ -216,6 +216,23 @@ def constant_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     found = np.flatnonzero(constant & (other >= 0.25 * answered))
     found = found[np.argsort(-answered[found], kind="stable")]
     return [(str(data.workers[i]), str(data.classes[given[i]]), int(answered[i]), int(other[i])) for i in found]
+
+
+def _distinct_labels(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per worker: how many distinct labels it gave, and its only label where it gave one (codes). From the (worker,
+    label) pairs that occur, never a workers x classes table (both can be large)."""
+    pairs = np.unique(data.worker_codes.astype(np.int64) * data.n_classes + data.label_codes)
+    owners = pairs // data.n_classes
+    given = np.zeros(data.n_workers, dtype=np.int64)
+    given[owners] = pairs % data.n_classes
+    return np.bincount(owners, minlength=data.n_workers), given
+
+
+def single_label_workers(data: AnnotationSet) -> list[str]:
+    """The workers who gave one label on every answer (any number of answers; hard labels)."""
+    if not data.n_annotations:
+        return []
+    return [str(data.workers[i]) for i in np.flatnonzero(_distinct_labels(data)[0] == 1)]
 
 
 def others_favour_another(data: AnnotationSet) -> np.ndarray:
