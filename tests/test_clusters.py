@@ -492,10 +492,20 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     judged = find_dependence_clusters(AnnotationSet.from_dense(dense)).summary()
     assert judged["pairs_judged"] == judged["pairs"] == 28 and none_found(judged) == "none found"
     half = {**judged, "pairs_judged": 10}
-    assert none_found(half) == (f"none found among the 10 of 28 pairs of workers that share {MIN_COMMON} tasks or "
-                                f"more (the others could not be judged); with so few answers per task the test often "
+    assert none_found(half) == (f"none found among the 10 of the 28 pairs of workers that share {MIN_COMMON} tasks "
+                                f"or more (the others could not be judged); with so few answers per task the test often "
                                 f"misses a group that copies, so look at how often each pair of "
                                 f"workers agree")
+    # a worker of too few answers is in no pair: said whose pairs they are (walkthrough 102: "154 of 406 pairs" of 30
+    # workers read as a miscount)
+    assert judged["workers"] == 8
+    sparse = dense.copy()
+    sparse[MIN_COMMON - 1:, 7] = -1  # worker 7 answers MIN_COMMON - 1 tasks
+    fewer = find_dependence_clusters(AnnotationSet.from_dense(sparse)).summary()
+    assert (fewer["active_workers"], fewer["pairs"], fewer["workers"]) == (7, 21, 8)
+    assert none_found({**fewer, "pairs_judged": 5}).startswith(
+        f"none found among the 5 of the 21 pairs of the 7 workers with {MIN_COMMON} answers or more (of 8) that share "
+        f"{MIN_COMMON} tasks or more (the others could not be judged)")
     few = {**judged, "active_workers": 3}
     assert none_found(few).startswith(f"none looked for: a test needs 4 workers of {MIN_COMMON} answers or more, "
                                       f"and 3 have that many")
@@ -524,7 +534,7 @@ def test_on_a_task_sample_the_clusters_lines_name_the_sample_not_advice_for_the_
     assert (sampled["tasks_used"], sampled["tasks_total"]) == (100, 2000)
     said = none_found({**sampled, "active_workers": 8, "pairs_judged": 0})
     assert said.startswith("none could be looked for on the random sample of 100 of the 2,000 tasks a test looks at: "
-                           "0 of 28 pairs of workers share 30 of its tasks"), said
+                           "0 of the 28 pairs of workers share 30 of its tasks"), said
     assert "give pairs of workers" not in said
 
 

@@ -490,13 +490,17 @@ def none_found(clusters: dict[str, Any]) -> str:
         return f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} {cut}"
     need = int(clusters.get("min_common") or 0)
     active, pairs, judged = (int(clusters.get(key) or 0) for key in ("active_workers", "pairs", "pairs_judged"))
+    # whose pairs: the workers of `need` answers or more (the 200 with the most at most); "406 pairs" of 30 workers
+    # read as a miscount (a worker of 17 answers left out unsaid; walkthrough 102)
+    workers = int(clusters.get("workers") or active)
+    whose = (f" of the {active:,} workers with {need} answers or more (of {workers:,})" if active < workers else "")
     used, total = int(clusters.get("tasks_used") or 0), int(clusters.get("tasks_total") or 0)
     if total > used and (active < 4 or judged < pairs / 2):
         # (on a random sample of a large set: the advice to give workers more tasks would be wrong there)
         return (f"{'none looked for' if active < 4 else 'none could be looked for' if judged == 0 else 'none found'}"
                 f" on the random sample of {used:,} of the {total:,} tasks a test looks at: "
                 + (f"fewer than 4 workers give it {need} answers" if active < 4 else
-                   f"{judged:,} of {pairs:,} pairs of workers share {need} of its tasks")
+                   f"{judged:,} of the {pairs:,} pairs{whose or ' of workers'} share {need} of its tasks")
                 + ", so a group that copies may go unseen here")
     if active < 4:
         return (f"none looked for: a test needs 4 workers of {need} answers or more, and {active} "
@@ -510,8 +514,8 @@ def none_found(clusters: dict[str, Any]) -> str:
         # (where few pairs share enough tasks, the other workers are sparse too and the test has little power: a
         # copying group of 4 sharing 131-282 tasks went unfound, z -0.69, and "none found" read as cleared;
         # walkthroughs 57, 79 and 80)
-        return (f"none found among the {judged:,} of {pairs:,} pairs of workers that share {need} tasks or more "
-                f"(the others could not be judged); with so few answers per task the test often misses a group that "
+        return (f"none found among the {judged:,} of the {pairs:,} pairs{whose or ' of workers'} that share {need} "
+                f"tasks or more (the others could not be judged); with so few answers per task the test often misses a group that "
                 f"copies, so look at how often each pair of workers agree")
     return "none found"
 

@@ -184,7 +184,7 @@ class DependenceClusters:
                 "untestable": [[name(int(i)) for i in group] for group in self.untestable],
                 "tasks_used": int(self.tasks_used), "tasks_total": int(self.tasks_total or self.tasks_used),
                 "seconds": round(float(self.seconds), 2),
-                "active_workers": int(self.active_workers), "pairs": int(self.pairs),
+                "workers": len(self.labels), "active_workers": int(self.active_workers), "pairs": int(self.pairs),
                 "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON,
                 "cut": int(self.cut), "stopped": bool(self.stopped)}
 
