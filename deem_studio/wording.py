@@ -244,7 +244,8 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
                  "reliably wrong tells the classes apart as a right one does, read through that worker's confusions.")
     if column in getattr(table, "columns", ()):
         values = table[column].astype(float)
-        below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < 0, "worker"]))
+        # below 0 as the table shows it (three decimals: "-0.000" was named below 0; walkthrough 102)
+        below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < -5e-4, "worker"]))
         if below:
             text += (f" Below 0 ({names_text(below, 5, quote=False)}): leaving that worker's answer out makes "
                      f"the class decided more probable, on average over its tasks: as the model reads them, its answers "

@@ -188,6 +188,9 @@ def test_the_importance_caption_names_the_workers_below_zero_and_says_why():
     assert "Below 0 ('w0', 'w1', 'w2', 'w3', 'w4' and 2 more)" in wording.importance_caption(many, "importance")
     assert "scores low" in wording.importance_caption(table, "importance", cluster_weighted=True)
     assert "worse than chance" in wording.importance_caption(table, "importance", flagged=True)
+    # below 0 as the table shows it (three decimals): "-0.000" was named below 0 (walkthrough 102)
+    tiny = table.assign(importance_log_odds=[0.8, -0.0004, 0.1, 0.4])
+    assert "Below 0" not in wording.importance_caption(tiny, "importance_log_odds")
 
 
 def test_the_runs_grid_says_an_accuracy_on_gold_labels_deem_trained_with_is_no_test_of_unseen_tasks(runs_dir):

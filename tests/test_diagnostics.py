@@ -460,7 +460,7 @@ def test_spammers_flagged_on_condind(condind):
     np.testing.assert_allclose(table["agreement"], agreement.loc[table.index], atol=1e-12)
 
 
-def test_quality_flags_sparse_worker_and_permuted_worker():
+def test_quality_flags_sparse_worker_and_permuted_worker(monkeypatch):
     labels, truth = _ds_labels(600, 6, 3, 0.8, seed=9)
     permuted = (truth + 1) % 3  # always wrong in a fixed way
     sparse = np.full(600, -1)
@@ -472,6 +472,25 @@ def test_quality_flags_sparse_worker_and_permuted_worker():
     assert table.loc["perm", "flag"] == "worse than chance"
     assert table.loc["perm", "spammer_score"] > 0.5  # informative, just permuted
     assert (table.loc[[f"w{i}" for i in range(6)], "flag"] == "ok").all()
+    # a random guesser whose kappa falls below 0 by chance is not "worse than chance" (walkthrough 102: -0.053 on 180
+    # labels read so beside another guesser's "likely spammer"); classes 60/30/10, guesses on 180 of 600 tasks
+    rng = np.random.default_rng(1)
+    truth = rng.choice(3, 600, p=[0.6, 0.3, 0.1])
+    labels = np.column_stack([np.where(rng.random(600) < 0.8, truth, rng.integers(0, 3, 600)) for _ in range(6)])
+    rng = np.random.default_rng(105)
+    guess = np.full(600, -1)
+    guess[rng.choice(600, 180, replace=False)] = rng.integers(0, 3, 180)
+    df = _long(np.column_stack([labels, guess]), [f"w{i}" for i in range(6)] + ["guess"])
+    model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    from deem_core.analysis.diagnostics import quality as module
+
+    monkeypatch.setattr(module, "SPAMMER_NOISE", 0.0)  # (the kappa's rule alone: its spammer score decides nothing)
+    quality = worker_quality(model, df)
+    row = quality.table.set_index("worker").loc["guess"]
+    assert -0.07 < row["kappa"] < -0.04  # about one guesser's standard error (0.053 here) below 0
+    assert row["flag"] == "likely spammer"
+    assert "worse than chance = kappa below 0 by more than 3 standard errors of a guesser's" in quality.notes[-1] or any(
+        "worse than chance = kappa below 0 by more than 3 standard errors" in note for note in quality.notes)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -35,8 +35,9 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
   spammer" before, which a 54% worker on 3 classes is not); or when its kappa, that chance-corrected accuracy, is
   below ``sqrt(spammer_threshold)`` (the score, a sum of squares of estimated confusions, scatters on a hundred
   labels: a worker of kappa 0.17 read "ok" beside one of kappa 0.33 read "weak"; walkthrough 73);
-* ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 (it systematically
-  disagrees, e.g. a permuted labelling);
+* ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 by more than ``CONTRARY_KAPPA_Z`` of a
+  guesser's standard errors (it systematically disagrees, e.g. a permuted labelling); at or below 0 within them,
+  ``likely spammer`` (a random guesser of kappa -0.053 on 180 labels read "worse than chance"; walkthrough 102);
 * ``gold disagrees`` (gold labels given) when, on the gold tasks it answered, it agrees with DEEM's labels more often
   than with the gold labels by more than :data:`GOLD_GAP` and by more than :data:`GOLD_GAP_Z` standard errors of the
   paired difference: DEEM's labels follow this worker where the gold labels do not (walkthrough 57: three copying
@@ -76,6 +77,10 @@ SPAMMER_NOISE = 7.0
 #: ... and its kappa against the labels below this many of a guesser's standard errors (one-sided 5%: a fair worker
 #: called a likely spammer misleads more than a guesser called weak)
 SPAMMER_KAPPA_Z = 1.645
+#: "worse than chance" needs a kappa this many of a guesser's standard errors below 0 (one-sided 0.13%: among 50
+#: guessers one would be called worse than chance at 1.645; a random guesser's -0.053 on 180 labels was called so at 0
+#: standard errors, walkthrough 102); at or below 0 short of it, "likely spammer"
+CONTRARY_KAPPA_Z = 3.0
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -288,12 +293,18 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         noise = SPAMMER_NOISE / n_labels
         # a guesser's kappa is 0 give or take sqrt(chance / (n (1 - chance))); NaN (no chance agreement left) decides
         # nothing
-        guessing = ~(kappa > SPAMMER_KAPPA_Z * np.sqrt(chance / (n_labels * (1.0 - chance))))
+        guess_se = np.sqrt(chance / (n_labels * (1.0 - chance)))
+        guessing = ~(kappa > SPAMMER_KAPPA_Z * guess_se)
+        # below 0 beyond a guesser's noise: a random guesser's kappa -0.053 on 180 labels (0.8 of those standard
+        # errors) read "worse than chance" beside another guesser's "likely spammer" (walkthrough 102); within it, at
+        # or below 0, its answers agree with the labels no more than guesses do
+        contrary = kappa < -CONTRARY_KAPPA_Z * guess_se
     flag = np.where(n_labels < min_labels, "too few labels",
                     np.where((score < noise) & (score < spammer_threshold) & guessing, "likely spammer",
-                             np.where(kappa < 0, "worse than chance",
-                                      np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
-                                               "weak", "ok"))))
+                             np.where(contrary, "worse than chance",
+                                      np.where(guessing & (kappa <= 0), "likely spammer",
+                                               np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
+                                                        "weak", "ok")))))
     gap = np.full(data.n_workers, np.nan)
     if truth is not None:
         gap, disagrees = _gold_gap(data, deem, truth, min_labels)
@@ -328,12 +339,13 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score times its number of labels under {SPAMMER_NOISE:g}, and its kappa within "
-             f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0); weak = better than random, but "
+             f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0; or its kappa at or below 0, by less than "
+             f"{CONTRARY_KAPPA_Z:g} of them); weak = better than random, but "
              f"little (spammer score under {spammer_threshold} or kappa under {np.sqrt(spammer_threshold):.3f}: for a "
              f"worker equally good on every class, accuracy under about {_weak_accuracy(k, spammer_threshold):.0%} "
              f"with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
-             f"worse than chance = kappa < 0"
+             f"worse than chance = kappa below 0 by more than {CONTRARY_KAPPA_Z:g} standard errors of a guesser's"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
              + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
                 f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap) and by more than {GOLD_GAP_Z:g} "
