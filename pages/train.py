@@ -525,51 +525,54 @@ labels = {named(method): frame["label"] for method, frame in results.items()}
 # them (walkthrough, ninth session)
 left, right = st.container(), st.container()
 with left:
-    st.markdown("**Agreement between methods**")
-    agree = agreement.method_agreement(labels)
-    # with majority vote, as the table's "disagrees with majority vote" counts: any of a tied task's most answered
-    # labels agrees with it (0.016 there and 0.889 here, its tie rule's pick, read as two answers to one question
-    # after two captions explained them; walkthroughs 53 and 72)
-    mv_name = named("mv") if "mv" in results else None
-    counted = 0  # cells counted so
-    for method in results if mv_name is not None else ():
-        share = (metrics.get(method) or {}).get("share_disagreeing_with_majority")
-        if method != "mv" and share is not None and np.isfinite(float(share)):
-            agree.loc[named(method), mv_name] = agree.loc[mv_name, named(method)] = 1.0 - float(share)
-            counted += 1
-    tie_aware = bool(tied) and counted > 0
-    st.caption("share of tasks on which the two give the same label"  # (not "the table above": another stood
-               # between; walkthrough 73)
-               + ("; with majority vote, as the column “disagrees with majority vote” counts it: on a tied task any "
-                  "of its most answered labels counts as the same" if tie_aware else ""))
-    off = agree.to_numpy()[~np.eye(len(agree), dtype=bool)] if len(agree) > 1 else np.array([1.0])
-    off = off[np.isfinite(off)]
-    # the colour scale spans the values shown: 0.94 and 1.0 must not be one colour
-    low = float(off.min()) if off.size else 0.0
-    zmin = max(0.0, low - 0.1 * (1.0 - low) - 1e-3)
-    # the axes name a method without whose labels it gives ("DEEM*"), said below, the whole name on hover: at 900 px
-    # "DEEM (labels from cluster-weighted Dawid-Skene)" on both axes left the cells 60 px and cut the name
-    # (walkthrough 62)
-    names = list(agree.index)
-    # (only those: "Dawid-Skene (shared prior)" read "Dawid-Skene*" beside "DEEM*", two stars meaning two things;
-    # walkthrough 100)
-    short = [name.split(" (labels from ", 1)[0] + "*" if " (labels from " in name else name for name in names]
-    if len(set(short)) < len(short):
-        short = names
-    fig = px.imshow(agree.to_numpy(), x=short, y=short, zmin=zmin, zmax=1, text_auto=".3f",
-                    color_continuous_scale="Blues", aspect="auto", labels={"color": "same label"})
-    category_axes(fig)  # (a method named like a number stays one cell; walkthrough 67)
-    fig.update_traces(customdata=[[f"{row} / {col}" + (" (a tie's labels all count)" if tie_aware and mv_name in
-                                                       (row, col) and row != col else "") for col in names]
-                                  for row in names],
-                      hovertemplate="%{customdata}<br>same label on %{z:.3f} of the tasks<extra></extra>")
-    # taller with more methods: twelve in 320 px were cells of 15 px under the toolbar, their rotated names cut
-    # ("Cluster-weighted Daw…"; walkthrough 100)
-    fig.update_layout(height=common.agreement_height(len(names)), margin={"t": 30, "b": 20})
-    common.plotly_chart(fig, key=f"agree_{run_id}")
-    starred = [f"{s} is {n}" for s, n in zip(short, names) if s != n]
-    if starred:
-        st.caption(common.safe("; ".join(starred) + "."))
+    if len(results) < 2:  # (one method: a 1 x 1 heatmap of 1.000 said nothing; walkthrough 102)
+        st.caption("Agreement between methods: train two or more methods to compare their labels.")
+    else:
+        st.markdown("**Agreement between methods**")
+        agree = agreement.method_agreement(labels)
+        # with majority vote, as the table's "disagrees with majority vote" counts: any of a tied task's most answered
+        # labels agrees with it (0.016 there and 0.889 here, its tie rule's pick, read as two answers to one question
+        # after two captions explained them; walkthroughs 53 and 72)
+        mv_name = named("mv") if "mv" in results else None
+        tie_cells = 0  # cells counted so (not `counted`: the text function of this page)
+        for method in results if mv_name is not None else ():
+            share = (metrics.get(method) or {}).get("share_disagreeing_with_majority")
+            if method != "mv" and share is not None and np.isfinite(float(share)):
+                agree.loc[named(method), mv_name] = agree.loc[mv_name, named(method)] = 1.0 - float(share)
+                tie_cells += 1
+        tie_aware = bool(tied) and tie_cells > 0
+        st.caption("share of tasks on which the two give the same label"  # (not "the table above": another stood
+                   # between; walkthrough 73)
+                   + ("; with majority vote, as the column “disagrees with majority vote” counts it: on a tied task any "
+                      "of its most answered labels counts as the same" if tie_aware else ""))
+        off = agree.to_numpy()[~np.eye(len(agree), dtype=bool)] if len(agree) > 1 else np.array([1.0])
+        off = off[np.isfinite(off)]
+        # the colour scale spans the values shown: 0.94 and 1.0 must not be one colour
+        low = float(off.min()) if off.size else 0.0
+        zmin = max(0.0, low - 0.1 * (1.0 - low) - 1e-3)
+        # the axes name a method without whose labels it gives ("DEEM*"), said below, the whole name on hover: at 900 px
+        # "DEEM (labels from cluster-weighted Dawid-Skene)" on both axes left the cells 60 px and cut the name
+        # (walkthrough 62)
+        names = list(agree.index)
+        # (only those: "Dawid-Skene (shared prior)" read "Dawid-Skene*" beside "DEEM*", two stars meaning two things;
+        # walkthrough 100)
+        short = [name.split(" (labels from ", 1)[0] + "*" if " (labels from " in name else name for name in names]
+        if len(set(short)) < len(short):
+            short = names
+        fig = px.imshow(agree.to_numpy(), x=short, y=short, zmin=zmin, zmax=1, text_auto=".3f",
+                        color_continuous_scale="Blues", aspect="auto", labels={"color": "same label"})
+        category_axes(fig)  # (a method named like a number stays one cell; walkthrough 67)
+        fig.update_traces(customdata=[[f"{row} / {col}" + (" (a tie's labels all count)" if tie_aware and mv_name in
+                                                           (row, col) and row != col else "") for col in names]
+                                      for row in names],
+                          hovertemplate="%{customdata}<br>same label on %{z:.3f} of the tasks<extra></extra>")
+        # taller with more methods: twelve in 320 px were cells of 15 px under the toolbar, their rotated names cut
+        # ("Cluster-weighted Daw…"; walkthrough 100)
+        fig.update_layout(height=common.agreement_height(len(names)), margin={"t": 30, "b": 20})
+        common.plotly_chart(fig, key=f"agree_{run_id}")
+        starred = [f"{s} is {n}" for s, n in zip(short, names) if s != n]
+        if starred:
+            st.caption(common.safe("; ".join(starred) + "."))
 with right:
     st.markdown("**Label distribution**")
     dist = agreement.label_distribution(labels, loaded.classes)

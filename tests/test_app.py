@@ -869,7 +869,13 @@ def test_deleting_the_open_training_brings_back_the_latest_one_left_on_the_data(
     beside another training of the same data, and the Train form cited the deleted run as its rate's source."""
     at = upload(new_app())
     first = finished_training(at, ["deem"], epochs=2)
+    at.run()
+    # one method: no 1 x 1 heatmap of 1.000, a word instead (walkthrough 102)
+    assert "Agreement between methods: train two or more methods to compare their labels." in texts(at)
+    assert not [c for c in at.get("plotly_chart") if f"agree_{first}" in c.proto.id]
     second = finished_training(at, ["deem", "mv"], epochs=2)
+    at.run()
+    assert [c for c in at.get("plotly_chart") if f"agree_{second}" in c.proto.id]
     at.switch_page("pages/runs.py").run()
     # (the Runs box starts on the run open here: the second)
     at.button(key="runs_delete").click().run()
