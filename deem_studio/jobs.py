@@ -381,7 +381,9 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
                 and not bits[-1].startswith("longer than")):
             # its pace counts down the rest, and the launch estimate is past: said (a sweep estimated at 39 s counted
             # "about 0.6 s left" at 53 s without a word of it; walkthrough 67)
-            bits.append(f"past the {format_seconds(snap.estimate_s)} estimated")
+            # (in the words of the line above: "past the 22 s estimated" beside "longer than the 4.8 s estimated"
+            # read as two things; walkthrough 102)
+            bits.append(f"longer than the {format_seconds(snap.estimate_s)} estimated")
         return " · ".join(bits)
     took = f" in {format_seconds(snap.elapsed)}" if snap.started_at and snap.finished_at else ""
     return f"{snap.status}{took}" + (f": {snap.message}" if snap.message and not short else "")

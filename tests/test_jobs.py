@@ -594,7 +594,7 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     over = ProgressSnapshot(run_id="r", kind="sweep", status="running", started_at=now - 53.0, estimate_s=39.0,
                             steps_done=49, steps_total=50, phase_done=49, phase_total=50, unit="epoch", rate_s=1.0,
                             step_age=0.4)
-    assert over.eta is not None and status_line(over).endswith(" left · past the 39 s estimated"), status_line(over)
+    assert over.eta is not None and status_line(over).endswith(" left · longer than the 39 s estimated"), status_line(over)
     assert "estimated" not in status_line(over, short=True)
     near = ProgressSnapshot(run_id="r", kind="sweep", status="running", started_at=now - 41.0, estimate_s=39.0,
                             steps_done=49, steps_total=50, phase_done=49, phase_total=50, unit="epoch", rate_s=1.0,
