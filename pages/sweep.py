@@ -448,4 +448,6 @@ if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}{whose}", type="
         # the address names the training the Train page shows, not this sweep (a reload brought back the sweep
         # and lost the training; walkthrough, tenth session)
         common.set_current_run(train_run, "train")
+    else:  # no training yet: the Train page's address names no run (it named this sweep; walkthrough 102)
+        common.set_current_run(None)
     common.go("pages/train.py")

@@ -624,10 +624,15 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     radio.set_value(0.01).run()
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01"
     assert at.session_state["lr_pick"]["lr"] == 0.01
+    assert address_of(at) == run_id
     at.button(key="sweep_to_train").click().run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
     assert f"picked on sweep {run_id}" in texts(at)
+    # no training yet: the Train page's address names no run (it named the sweep; walkthrough 102)
+    assert address_of(at) is None
+    at.switch_page("pages/sweep.py").run()  # (and the Sweep page's names the sweep again)
+    assert address_of(at) == run_id
 
 
 def address_of(at: AppTest) -> str | None:
