@@ -65,6 +65,8 @@ summary = record.get("summary") or {}
 
 #: characters of the longest model name that still fit the picker at half a row at 900 px
 MAX_PAIRED_NAME = 30
+#: notes shown as they are above the charts; more go in a closed box of their own
+MOST_NOTES_SHOWN = 3
 
 
 def model_name(model: str) -> str:
@@ -204,11 +206,18 @@ if quality.gold is None and "accuracy" in quality.table and quality.table["accur
 # workers' names as they are; the CSVs and report.html keep the files' names
 # the labels following one cluster first: two notes stood above it (walkthrough 71)
 notes = sorted(notes, key=lambda note: not note.startswith(FOLLOWED_NOTE))
-for note in wording.headed_notes(notes, quality.table.columns, quality.workers):
+headed = wording.headed_notes(notes, quality.table.columns, quality.workers)
+plain = [note for note in headed if not note.startswith(FOLLOWED_NOTE)]
+for note in headed:
     if note.startswith(FOLLOWED_NOTE):  # (a grey note under the charts it undoes went unread; walkthrough 70)
         st.warning(common.safe(wording.sentence(note) + "."), icon=":material/group_work:")
-        continue
-    st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
+# past a few, the notes in a box of their own, closed: eight to ten paragraphs stood before the first chart
+# (walkthrough 102)
+box = (st.expander(f"Notes on these diagnostics ({len(plain)})", key=f"diag_notes_{diag_id}")
+       if len(plain) > MOST_NOTES_SHOWN else st.container())
+with box:
+    for note in plain:
+        st.caption(common.safe(f"note: {note.replace('irbm_* columns', 'irbm columns')}"))
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import (confusion_long_frame, confusion_table_workers, importance_frame,  # noqa: E402

@@ -1258,6 +1258,11 @@ def test_diagnostics_page(runs_dir):
     # (with a layer, read from the posterior, said so: Lemma 1 reads the layer's output; walkthrough 67)
     assert "note: irbm accuracy is the trained model's own estimate" in unescape(texts(at))
     assert "the mean probability its posterior gives the labels the worker gave" in unescape(texts(at))
+    # past three, in a closed box of their own (walkthrough 102: eight to ten paragraphs before the first chart)
+    written = [c for c in at.caption if unescape(str(c.value)).startswith("note: ")]
+    boxes = [e for e in at.expander if e.label.startswith("Notes on these diagnostics")]
+    assert len(written) > 3 and [e.label for e in boxes] == [f"Notes on these diagnostics ({len(written)})"]
+    assert not boxes[0].proto.expanded
     # a visitor with the run's link sees nothing of the owner's diagnostics computed with the gold labels: the
     # workers' confusions against them (attack round 15), and the pairs' common tasks per gold class of the MI tables
     # (300 of 300 pinned on a sparse set; attack round 17) gave them back with the answers the link loads
