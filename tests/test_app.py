@@ -3746,3 +3746,21 @@ def test_the_data_pages_group_test_stops_at_its_time_limit(runs_dir, monkeypatch
     said = texts(at)
     assert ("Groups that answer alike beyond what the tasks explain: none found in the 0 tests made before the search "
             "was stopped at the test's 30 s limit, so a group that copies may go unseen here (tested in ") in said, said
+
+
+def test_a_name_with_digits_of_another_script_leaves_the_run_readable(runs_dir):
+    """Attack round 52: one task id "٣" (an Arabic-Indic three) made the run's Train and Results pages fail ("Unable to
+    parse string '٣'"), for its owner and any visitor of its link, and a worker so named its Diagnostics."""
+    rows = [(str(t), f"w{w}", "ab"[(t * (w + 1)) % 5 % 2]) for t in range(60) for w in range(4)]
+    rows += [("٣", "w٣", "a"), ("٣", "w0", "a"), ("１", "w1", "b")] + [(str(t), "w٣", "ab"[t % 2]) for t in range(40)]
+    at = upload(new_app(), "digits.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(
+        index=False).encode())
+    run_id = finished_training(at, ["mv"])
+    at.run()
+    no_problem(at)
+    assert "failed" not in texts(at)
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert "failed" not in texts(at)
+    shown = next(t.value for t in at.dataframe if "label" in t.value.columns)
+    assert {"٣", "１"} <= {str(t) for t in shown["task"]}, run_id

@@ -688,6 +688,11 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     assert text[0, 0] == "the worker itself (its entropy: the toggle above)"
     assert "%{text}" in heat.hovertemplate and "%{z" not in heat.hovertemplate
     assert list(natural_positions(pd.Index([3, 1, 2]))) == [1, 2, 0]
+    # digits of other scripts are text, not numbers (attack round 52: "٣", "１", "𝟕" in a name raised ValueError and
+    # took a run's Train, Results and Diagnostics pages down); a name across lines sorts too
+    names = pd.Index(["t10", "w٣", "t2", "１", "t𝟕", "a\nb7", "t1"])
+    order = [names[i] for i in natural_positions(names)]
+    assert sorted(order) == sorted(names) and order.index("t1") < order.index("t2") < order.index("t10")
 
 
 # ------------------------------------------------------------------------------- many classes (attack round 5)

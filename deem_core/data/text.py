@@ -18,6 +18,7 @@ made safe as a whole by :func:`deem_core.plots.safety.escape_figure`.
 from __future__ import annotations
 
 import numbers
+import re
 import unicodedata
 from typing import Any
 
@@ -179,7 +180,9 @@ def natural_positions(names: Any) -> Any:
     values = pd.Index(names)
     if pd.api.types.is_integer_dtype(values) or len(values) < 2:
         return np.argsort(np.asarray(values), kind="stable") if len(values) else np.arange(0)
-    parts = pd.Series(values.astype(str)).str.extract(r"^(\D*)(\d{0,18})(.*)$", expand=True)
+    # ASCII digits only, across lines: "\\d" took an Arabic-Indic or full-width digit ("٣", "１") that to_numeric
+    # cannot read, and one such task id made a run's Train and Results pages fail (attack round 52)
+    parts = pd.Series(values.astype(str)).str.extract(r"^([^0-9]*)([0-9]{0,18})(.*)$", flags=re.DOTALL, expand=True)
     keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(parts[1] != "")),
                          "rest": parts[2]})
     return keys.sort_values(["head", "number", "rest"], kind="stable", na_position="first").index.to_numpy()
