@@ -482,6 +482,9 @@ def none_found(clusters: dict[str, Any]) -> str:
     unsaid)."""
     if "pairs" not in clusters:  # (a run stored before these counts)
         return "none found"
+    if clusters.get("beyond_bound"):  # (attack round 52: minutes spent on pairs no test could follow)
+        return ("none looked for: at this many classes a single test passes the search's work limit (a test grows "
+                "with the tasks and the square of the classes), so a group that copies goes unseen here")
     if clusters.get("stopped"):  # (a cancel or a time limit ended the search: "none found" read as cleared; read 50)
         return (f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} made before the search was "
                 f"stopped (a cancel or a time limit), so a group that copies may go unseen here")

@@ -136,6 +136,10 @@ class DependenceClusters:
     #: early on request (a cancelled job, a probe's time limit): the clusters are then those found by then
     cut: int = 0
     stopped: bool = False
+    #: the classes of these data make the smallest test pass :data:`MAX_SEARCH_WORK` (about 200 classes and more):
+    #: nothing is looked for, not even the pairs' agreement, whose table alone took minutes at 4,000-8,000 classes
+    #: (attack round 52)
+    beyond_bound: bool = False
 
     @property
     def n_clusters(self) -> int:
@@ -186,7 +190,7 @@ class DependenceClusters:
                 "seconds": round(float(self.seconds), 2),
                 "workers": len(self.labels), "active_workers": int(self.active_workers), "pairs": int(self.pairs),
                 "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON,
-                "cut": int(self.cut), "stopped": bool(self.stopped)}
+                "cut": int(self.cut), "stopped": bool(self.stopped), "beyond_bound": bool(self.beyond_bound)}
 
 
 def cluster_weights(labels: np.ndarray) -> np.ndarray:
@@ -399,6 +403,12 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     active = np.sort(active[activity[active] >= MIN_COMMON])
     result.active_workers = len(active)
     if len(active) < 4:
+        result.seconds = time.perf_counter() - started
+        return result
+    smallest = merge_test_work(n_boot + 1, MIN_COMMON, data.n_classes) + views_check_work(n_boot, MIN_COMMON,
+                                                                                           data.n_classes)
+    if smallest > max_work:  # no merge could be tested: nothing is looked for (attack round 52)
+        result.beyond_bound = True
         result.seconds = time.perf_counter() - started
         return result
     kappa, common = _kappa_and_common(data, active)
