@@ -445,7 +445,7 @@ def test_spammers_flagged_on_condind(condind):
     assert len(noise) == 6
     # the rule said in words ("spammer score under 7 / labels" read as 7 divided by something; walkthrough 28)
     assert "(spammer score times its number of labels under 7, and its kappa within 1.645 standard errors of a " \
-           "guesser's 0)" in quality.notes[0]
+           "guesser's 0; or its kappa at or below 0, by less than 3 of them)" in quality.notes[0]
     # the iRBM's accuracy column says it is an estimate without gold labels (read as a gold comparison beside the
     # gold accuracy; walkthrough 33)
     assert any(n.startswith("irbm_accuracy is the trained ") and "own estimate" in n and "without gold labels" in n
