@@ -22,7 +22,7 @@ from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.data.formats.sources import release_memory  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
-from deem_core.data.text import counted, is_are, names_text, shortened  # noqa: E402
+from deem_core.data.text import counted, is_are, names_text, natural_positions, shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
@@ -495,7 +495,9 @@ def dependence_test(data) -> None:
         said = none_found(found)
         if found.get("stopped"):  # (the page's own limit: "a cancel or a time limit" read as if someone cancelled)
             said = said.replace("(a cancel or a time limit)", f"at the test's {DEPENDENCE_TEST_SECONDS} s limit")
-        st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {said} ({took})."))
+        # (nothing looked for: no "tested in 0.0 s" after "none looked for"; walkthrough 103)
+        st.caption(common.safe(f"Groups that answer alike beyond what the tasks explain: {said}"
+                               + ("." if found.get("beyond_bound") else f" ({took}).")))
     for group in found.get("untestable") or []:
         st.caption(common.safe(f"Not testable: {counted(len(group), 'worker')} ({names_text(group)}) agree with each "
                                f"other, but everyone else is one source and a test needs two: they are counted as independent "
@@ -623,6 +625,10 @@ with tab["Workers"]:
                "its own vote can make the majority); agreement with the others leaves it out.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
+    # in natural order, as Diagnostics draws its heatmaps: w2 before w10 (text order here beside natural order there;
+    # walkthrough 103)
+    order = natural_positions(pairwise.index)
+    pairwise = pairwise.iloc[order, order]
     if data.n_workers > MAX_HEATMAP:
         st.caption(f"the {MAX_HEATMAP} workers with the most answers (of {data.n_workers:,})")
     fig = px.imshow(pairwise, zmin=0, zmax=1, color_continuous_scale="Viridis", aspect="auto",

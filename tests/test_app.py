@@ -2997,6 +2997,11 @@ def test_the_pairwise_agreement_of_numeric_worker_ids_draws_one_cell_per_worker(
     heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
     assert heat["layout"]["xaxis"]["type"] == heat["layout"]["yaxis"]["type"] == "category"
     assert list(heat["data"][0]["x"]) == list(heat["data"][0]["y"]) == [str(w) for w in ids]
+    # named workers in natural order, as Diagnostics draws them (walkthrough 103: w0, w1, w10, ... w2 here)
+    named = frame.assign(worker=frame["worker"].map({200: "w2", 201: "w10", 203: "w1", 950: "w11", 1766: "w0"}))
+    at = upload(new_app(), "named.csv", named.to_csv(index=False).encode())
+    heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "pairwise" in c.proto.id)
+    assert list(heat["data"][0]["x"]) == list(heat["data"][0]["y"]) == ["w0", "w1", "w2", "w10", "w11"]
 
 
 def picked_goes_to_train(at: AppTest, sweep: str, lr: float) -> None:
@@ -3767,3 +3772,25 @@ def test_a_name_with_digits_of_another_script_leaves_the_run_readable(runs_dir):
     assert "failed" not in texts(at)
     shown = next(t.value for t in at.dataframe if "label" in t.value.columns)
     assert {"٣", "１"} <= {str(t) for t in shown["task"]}, run_id
+
+
+def test_the_data_pages_group_test_on_too_many_classes_says_nothing_was_looked_for(runs_dir):
+    """Attack round 52: at ~4,000 classes one press held the server's read slot for minutes, making no test. Past ~200
+    classes no test fits the search's work limit: it looks for nothing, at once, and says so (not "tested in 0.0 s";
+    walkthrough 103)."""
+    import time
+
+    rng = np.random.default_rng(9)
+    truth = rng.integers(0, 400, 300)
+    rows = [(t, f"w{w}", int(truth[t] if rng.random() < 0.6 else rng.integers(0, 400))) for t in range(300)
+            for w in range(12)]
+    at = upload(new_app(), "wide_classes.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(
+        index=False).encode())
+    started = time.perf_counter()
+    at.button(key="data_dependence_test").click().run()
+    no_problem(at)
+    assert time.perf_counter() - started < 20
+    said = [line for line in texts(at).splitlines() if line.startswith("Groups that answer alike")]
+    assert said == ["Groups that answer alike beyond what the tasks explain: none looked for: at this many classes a "
+                    "single test passes the search's work limit (a test grows with the tasks and the square of the "
+                    "classes), so a group that copies goes unseen here."], said

@@ -1089,7 +1089,10 @@ def test_charts_of_numeric_worker_ids_and_classes_draw_one_equal_cell_or_bar_eac
     table = pd.DataFrame({"subset": ["selected"] * d + ["rest"] * d, "worker": list(workers) * 2,
                           "importance": np.linspace(0.1, 0.5, 2 * d), "std_error": 0.01, "n_answered": 40})
     bars = importance_bars(table)
-    assert [list(trace.x) for trace in bars.data] == [["1766", "200", "201", "203", "950"]] * 2  # the table's order
+    # in natural order, as the heatmaps (they were in the table's order, text order for names; walkthrough 103), each
+    # bar with its own value
+    assert [list(trace.x) for trace in bars.data] == [in_order] * 2
+    assert list(bars.data[0].y) == pytest.approx([0.1 + 0.4 * i / (2 * d - 1) for i in (1, 2, 3, 4, 0)])
     assert bars.layout.xaxis.type == bars.layout.xaxis2.type == "category"
     heat = confusion_heatmap(pd.DataFrame(np.eye(3), index=[0, 1, 5], columns=[0, 1, 5]))
     assert list(heat.data[0].x) == list(heat.data[0].y) == ["0", "1", "5"]

@@ -315,6 +315,11 @@ def test_lr_auto_with_gold_labels_says_when_their_check_returned_a_reference(tmp
                  "--gold-weight", "1", "--lr", "auto", "--epochs", "2", "--device", "cpu", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "returned by the safety rule" in err and "its runs are the model" not in err, err
+    # the sweep trained on no truth label: the check read all of them (walkthrough 103: "checked it on half of them"
+    # beside "on the 3,000 gold tasks the supervised term did not train on")
+    assert "which used none of them; the safety rule checked it on all of them" in err, err
+    # a verdict whose reason opens with its own words is said once (walkthrough 103: "hardly learns: hardly learns:")
+    assert "hardly learns: hardly learns" not in err and re.search(r"  lr [0-9.e-]+: [a-z]", err), err
     assert re.search(r"lr [0-9.e-]+ is [^\n]+; its runs were trained, and the gold-label check returned "
                      r"(majority vote|Dawid-Skene|cluster-weighted Dawid-Skene)'s labels in their place\n", err), err
 
@@ -342,6 +347,7 @@ def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
     assert f"learning-rate sweep: {len(DEFAULT_LRS)} rates (" in err
     for lr in DEFAULT_LRS:
         verdict = rec.verdicts[lr]
-        line = f"  lr {lr:g}: {verdict.label}: {verdict.reason}"
+        said = verdict.reason if verdict.reason.startswith(f"{verdict.label}:") else f"{verdict.label}: {verdict.reason}"
+        line = f"  lr {lr:g}: {said}"
         assert line + (" <- taken" if lr == rec.lr else "") + "\n" in err, line
     assert f"lr {rec.lr:g} is " in err and rec.reason in err

@@ -132,11 +132,17 @@ def run(args: argparse.Namespace) -> int:
         value, n_scored = accuracy_and_count(results["label"], truth)
         if n_scored:
             print(f"accuracy: {100 * value:.2f}")
-            trained = spec.uses_gold and args.gold_weight > 0  # (the page said so, the command line not; walkthrough 59)
-            returned = safety_rule_reference(getattr(model, "fallback_", None)) if trained else None
+            weighted = spec.uses_gold and args.gold_weight > 0  # (the page said so, the command line not; walkthrough 59)
+            # with --lr auto the sweep trains on no truth label and the check reads all of them ("checked it on half"
+            # beside "on the 800 gold tasks the supervised term did not train on"; walkthrough 103)
+            swept = getattr(model, "sweep_", None) is not None
+            trained = weighted and not swept
+            returned = safety_rule_reference(getattr(model, "fallback_", None)) if weighted else None
             if returned:  # (it said "the model trained on those labels" of a reference that used none)
-                why = (f"; the labels come from {returned}, which used none of them; the safety rule checked it on half "
-                       f"of them")
+                why = (f"; the labels come from {returned}, which used none of them; the safety rule checked it on "
+                       f"{'all' if swept else 'half'} of them")
+            elif swept and weighted:
+                why = "; with --lr auto the sweep trained on none of them (--gold-weight is not used there)"
             elif trained:
                 why = (f"; the model trained on those labels (--gold-weight {args.gold_weight:g}), so on them it is "
                        f"not a test of unseen tasks: hold some truth labels out of --truth to measure one")

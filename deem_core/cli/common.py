@@ -556,7 +556,11 @@ def say_verdicts(recommendation, picked: str = "taken") -> None:
     read it in ``deem sweep``, which trains nothing)."""
     for lr, verdict in sorted(recommendation.verdicts.items()):
         mark = f" <- {picked}" if recommendation.lr is not None and lr == recommendation.lr else ""
-        say(f"  lr {lr:g}: {verdict.label}: {verdict.reason}{mark}")
+        # (a reason that opens with the verdict's own words is not said twice: "hardly learns: hardly learns: ...";
+        # walkthrough 103)
+        reason = verdict.reason
+        said = reason if reason.startswith(f"{verdict.label}:") else f"{verdict.label}: {reason}"
+        say(f"  lr {lr:g}: {said}{mark}")
 
 
 def report_sweep(model, returned: str | None = None) -> None:

@@ -135,6 +135,8 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
                         subplot_titles=[titles.get(s, s) for s in subsets])
     for col, name in enumerate(subsets, start=1):
         part = table[table["subset"] == name]
+        # in natural order, as the heatmaps: w2 before w10 (text order here; walkthrough 103)
+        part = part.iloc[natural_positions(part["worker"].to_numpy())]
         workers = [str(w) for w in part["worker"]]
         error = "std_error" + column[len("importance"):]
         fig.add_trace(go.Bar(
