@@ -238,6 +238,7 @@ def test_second_choice_when_no_run_has_a_steady_tail():
     assert rec.verdicts[0.1].category == "no-steady-tail" and rec.verdicts[0.1].keep
     assert rec.lr == 0.03 and "the smallest learning rate that learns" in rec.verdicts[0.03].reason
     assert "no learning rate settles" in rec.reason
+    assert "(" not in rec.reason  # (`deem sweep` says it in parentheses: "... more))"; walkthrough 104)
     assert rec.verdicts[0.1].label == "usable"
     # a tentative pick, said so (walkthrough 67: "Recommended" above its own row's "has not levelled off"), in its
     # row too (walkthrough 68)

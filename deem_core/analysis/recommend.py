@@ -538,8 +538,10 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         reason = "the smallest learning rate that learns and then settles (its energy difference dips, then stays level)"
     elif tiered["no-steady-tail"]:
         chosen_lr = min(tiered["no-steady-tail"])
+        # (no parenthesis: `deem sweep` puts the reason in one, "... rule (a longer sweep would show more))";
+        # walkthrough 104)
         reason = ("no learning rate settles within these epochs; the smallest one that learns without breaking a "
-                  "rule (a longer sweep would show more)")
+                  "rule; a longer sweep would show more")
     elif tiered["stagnant"] and max(drops.values()) <= 0:
         # not one stable rate lowered the positive energy at all: the most of nothing is a tie of zeros, broken
         # by the smallest rate (a walkthrough saw 0.001 "learned the most ... falls by 0" recommended and picked)
