@@ -38,7 +38,8 @@ from deem_studio.settings import env_value
 from deem_studio.server_log import LogThrottle
 from deem_studio.uploads import CapacityError, physical_memory
 
-__all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data", "run_tables"]
+__all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", "reading", "run_data", "run_tables",
+           "time_limit"]
 
 
 # --------------------------------------------------------------------------- loaded data
@@ -547,3 +548,17 @@ def _release_kept_tables() -> bool:
     if had:
         gc.collect()
     return had
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[threading.Event]:
+    """A stop event set after ``seconds`` (a daemon timer, cancelled on leaving): what a step the visitor waits for
+    passes to work that reads a stop (the timing probes, the Data page's group test)."""
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield stop
+    finally:
+        timer.cancel()

@@ -90,14 +90,12 @@ def _probe_slot():
     if not _PROBES.acquire(timeout=PROBE_WAIT_SECONDS):
         raise ProbeSkipped("another timing is running on this server right now (another visitor's, or this page's "
                            "previous one)", retry=True)
-    stop = threading.Event()
-    timer = threading.Timer(PROBE_MAX_SECONDS, stop.set)
-    timer.daemon = True
-    timer.start()
+    from deem_studio.capacity import time_limit  # noqa: PLC0415
+
     try:
-        yield stop
+        with time_limit(PROBE_MAX_SECONDS) as stop:
+            yield stop
     finally:
-        timer.cancel()
         _PROBES.release()
 
 

@@ -8,7 +8,6 @@ require_shell()  # first, before the heavy imports below (pages/shell.py)
 
 import hashlib  # noqa: E402
 import re  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -461,14 +460,8 @@ def dependence_test(data) -> None:
             # (a read slot and its time share: the test is bounded, but not free, and any visitor can press it)
             with st.spinner("testing the workers for groups that answer alike"), \
                     capacity.reading(party=common.client_address()):
-                limit = threading.Event()
-                timer = threading.Timer(DEPENDENCE_TEST_SECONDS, limit.set)
-                timer.daemon = True
-                timer.start()
-                try:
+                with capacity.time_limit(DEPENDENCE_TEST_SECONDS) as limit:
                     found = find_dependence_clusters(data, stop=limit).summary(data.workers)
-                finally:
-                    timer.cancel()
         except capacity.CapacityError as exc:
             st.error(common.safe(f"The test did not run: {exc}."), icon=":material/hourglass_empty:")
             return

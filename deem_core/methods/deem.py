@@ -122,6 +122,13 @@ def _python_list(index: pd.Index) -> list:
     return [_plain(v) for v in index.tolist()]
 
 
+def _cancelled(result: TrainingResult) -> TrainingResult:
+    """``result`` with its runs that ended their epochs read as a cancelled job's: a stop came after training, before
+    the checks that follow it (the choice's scoring, the gold-label check; the job read "finished"; read 50)."""
+    result.status = ["cancelled" if status == "finished" else status for status in result.status]
+    return result
+
+
 def challenger_wins(default_correct: np.ndarray, challenger_correct: np.ndarray,
                     p_threshold: float = GOLD_SWITCH_P_VALUE) -> tuple[bool, dict[str, Any]]:
     """One-sided sign test: is the challenger right on significantly more gold tasks than the default?
@@ -539,8 +546,7 @@ class DEEM(Aggregator, BaseEstimator):
         def stopped() -> TrainingResult:  # (runs that ended their epochs are a cancelled job's, as in the choice)
             self.warnings_.append("stopped before the gold-label check: the labels are the model's as trained by then, "
                                   "not compared with majority vote or the cluster-weighted Dawid-Skene")
-            result.status = ["cancelled" if status == "finished" else status for status in result.status]
-            return result
+            return _cancelled(result)
 
         if stop_event is not None and stop_event.is_set():  # (the check on partial clusters, unsaid; read 50)
             return stopped()
@@ -776,7 +782,7 @@ class DEEM(Aggregator, BaseEstimator):
             result = result.select_runs(list(range(index * len(seeds), (index + 1) * len(seeds))))
             # (runs that finished their epochs before the stop came during scoring are a cancelled job's too: the job
             # read "finished" beside "stopped before the candidates were scored"; read 50)
-            result.status = ["cancelled" if status == "finished" else status for status in result.status]
+            result = _cancelled(result)
             self.init_, self.n_layers_ = start, group[0]
             if start != "ds":
                 self.dawid_skene_ = None
