@@ -695,6 +695,37 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     assert sorted(order) == sorted(names) and order.index("t1") < order.index("t2") < order.index("t10")
 
 
+def test_the_worker_tables_list_workers_in_natural_order_with_their_own_rows():
+    # the tables beside the charts were in text order, w1, w10, w11, w2, ... (walkthrough 104): the Data page's and
+    # the Results page's worker tables, the quality table with its CSV and confusion-matrix picker, the importance
+    # table; each row (and each confusion matrix) stays its own worker's
+    from deem_core.analysis.agreement import worker_coverage, worker_table  # noqa: PLC0415
+    from deem_core.analysis.diagnostics._common import consensus_posterior  # noqa: PLC0415
+
+    names = [f"w{i}" for i in range(1, 13)]
+    labels, truth = _ds_labels(300, len(names), 3, 0.7, seed=4)
+    labels[:, 2] = 0  # w3: a constant answer, to tell its row from the others
+    df = _long(labels, names)
+    data = AnnotationSet.from_long(df)
+    assert list(data.workers)[:3] == ["w1", "w10", "w11"]  # (the data's own order is text order)
+    model = DEEM(n_layers=0, epochs=2, init="ds", device="cpu", seed=0).fit(df)
+    coverage, table = worker_coverage(data), worker_table(data, model=model)
+    quality = worker_quality(model, data)
+    importance = worker_importance(model, data, select_tasks(model, data, classes=[0], by="predicted"))
+    assert list(coverage["worker"]) == list(table["worker"]) == names
+    assert list(quality.table["worker"]) == [str(w) for w in quality.workers] == names
+    for subset in ("selected", "rest"):
+        assert list(importance.table.loc[importance.table["subset"] == subset, "worker"]) == names
+    w3 = names.index("w3")
+    assert coverage["agreement_with_others"].iloc[w3] == coverage["agreement_with_others"].min()
+    assert table["estimated_accuracy"].iloc[w3] == pytest.approx(
+        model.estimated_accuracy(data=data)["w3"])
+    assert quality.table["spammer_score"].iloc[w3] == quality.table["spammer_score"].min()
+    counts, _ = empirical_confusion(data, consensus_posterior(model, data).argmax(axis=1))
+    np.testing.assert_array_equal(quality.empirical_counts[w3], counts[list(data.workers).index("w3")])
+    assert (quality.confusion("w3").loc[0] == 1.0).all()  # w3 gives 0 whatever the class
+
+
 # ------------------------------------------------------------------------------- many classes (attack round 5)
 def _peak_bytes(function, *args, **kwargs) -> int:
     """Peak bytes numpy allocates while ``function`` runs (numpy reports its buffers to tracemalloc)."""

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet, counting_is_small, counts_at, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
-from deem_core.data.text import all_names_text, names_text
+from deem_core.data.text import all_names_text, names_text, natural_positions
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
@@ -367,6 +367,17 @@ def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
     one of the votes) and agreement with the others (per answer, the share of the task's other answers giving its
     label, averaged over its answers on tasks others answered too: the figure the Data page's "answering against
     the others" warning quotes, which the majority column hid: 0.196 beside 9%; walkthrough 65)."""
+    return _in_natural_order(_coverage(data))
+
+
+def _in_natural_order(table: pd.DataFrame) -> pd.DataFrame:
+    """A one-row-per-worker table in its workers' natural order, as the charts draw them ("w2" before "w10"; the
+    data's text order put "w10" first in the tables beside them; walkthrough 104)."""
+    return table.iloc[natural_positions(table["worker"].to_numpy())].reset_index(drop=True)
+
+
+def _coverage(data: AnnotationSet) -> pd.DataFrame:
+    """:func:`worker_coverage` in the data's order of workers."""
     answered, agree = _agreement_with(data, data.majority_vote())
     on_shared, with_others = _agreement_with_others(data)
     return pd.DataFrame({
@@ -423,7 +434,7 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
     """One row per worker for export: coverage and agreement with majority vote, with the aggregated
     labels ``agg_codes`` ((n_tasks,) class codes) when given, and the accuracy a fitted DEEM reads for each worker
     (:meth:`~deem_core.DEEM.estimated_accuracy`, Lemma 1)."""
-    table = worker_coverage(data)
+    table = _coverage(data)
     if agg_codes is not None:
         answered, agree = _agreement_with(data, np.asarray(agg_codes))
         table["agreement_with_aggregate"] = np.where(answered > 0, agree / np.maximum(answered, 1), np.nan)
@@ -435,7 +446,7 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
     partners = dependent_with(model, data.workers)
     if partners is not None:  # beside the worker (last, it was out of sight at 900 px; walkthrough 35)
         table.insert(1, "dependent_with", partners)
-    return table
+    return _in_natural_order(table)
 
 
 def label_distribution(results: Mapping[str, pd.Series], classes: Any = None) -> pd.DataFrame:

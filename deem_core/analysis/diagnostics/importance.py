@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet, DataError
+from deem_core.data.text import natural_positions
 from deem_core.analysis.diagnostics._slots import leave_one_out_posteriors
 from deem_core.analysis.diagnostics._common import class_groups, gold_codes, prepare, usable_runs
 
@@ -254,9 +255,11 @@ def _summarise(workers: list, name: str, drops: dict[str, np.ndarray], rows: np.
     who = drops["worker"][chosen]
     mean, std_error, n_answered = _mean_and_error(drops["drop"][chosen], who, len(workers))
     log_mean, log_error, _ = _mean_and_error(drops["drop_log_odds"][chosen], who, len(workers))
-    return pd.DataFrame({"worker": workers, "subset": name, "importance": mean, "std_error": std_error,
+    table = pd.DataFrame({"worker": workers, "subset": name, "importance": mean, "std_error": std_error,
                          "n_tasks": len(rows), "n_answered": n_answered.astype(np.int64),
                          "importance_log_odds": log_mean, "std_error_log_odds": log_error})
+    # in the workers' natural order, as the bars draw them ("w2" before "w10"; walkthrough 104)
+    return table.iloc[natural_positions(np.asarray([str(w) for w in workers], dtype=object))].reset_index(drop=True)
 
 
 def worker_importance(model, data: Any, subset: TaskSubset | np.ndarray | None = None,

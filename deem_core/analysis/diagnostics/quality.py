@@ -60,7 +60,7 @@ from deem_core.analysis.agreement import PARTNERS_WORDS, cluster_partners, depen
 from deem_core.analysis.selection import cluster_texts, none_found, safety_kept_text
 from deem_core.analysis.scoring import accuracy_intervals
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.text import counted, names_text
+from deem_core.data.text import counted, names_text, natural_positions
 from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_posterior, gold_codes, prepare,
                                                    returned_reference)
 
@@ -411,6 +411,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # (it named an "irbm_score" no table has; walkthrough 77)
         notes.append("irbm_accuracy, irbm_spammer_score and the irbm confusion matrices describe the iRBM's view of "
                      "the last layer's output (Lemma 1), not the raw labels")
-    return QualityResult(table=table, empirical=psi, empirical_counts=counts, irbm=irbm, gold=gold_matrix,
-                         workers=list(data.workers), classes=list(data.classes),
+    # the workers in their natural order, as the charts draw them ("w2" before "w10"; the data's text order put
+    # "w10" first in the table, its CSV and the confusion-matrix picker; walkthrough 104)
+    order = natural_positions(table["worker"].astype(str).to_numpy())
+    return QualityResult(table=table.iloc[order].reset_index(drop=True), empirical=psi[order],
+                         empirical_counts=counts[order], irbm=None if irbm is None else irbm[order],
+                         gold=None if gold_matrix is None else gold_matrix[order],
+                         workers=[data.workers[i] for i in order], classes=list(data.classes),
                          n_layers=int(model.network_.n_layers), notes=notes)
