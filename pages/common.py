@@ -1627,16 +1627,26 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
         frame = frame.copy()
         for column in gaps:
             fmt = formats.pop(column, "{:.%df}" % digits)
-            frame[column] = [fmt.format(v) if pd.notna(v) else "" for v in frame[column]]
+            frame[column] = [unsigned_zero(fmt.format(v)) if pd.notna(v) else "" for v in frame[column]]
         frame.attrs["number_text"] = list(gaps)  # (``table`` keeps them right-aligned)
         numeric = [c for c in numeric if c not in gaps]
         if not numeric:
             return frame
-    style = frame.style.format(na_rep="", precision=digits, subset=[c for c in numeric if c not in formats])
+    plain = "{:.%df}" % digits
+    style = frame.style.format(lambda v: unsigned_zero(plain.format(v)), na_rep="",
+                               subset=[c for c in numeric if c not in formats])
     for column, fmt in formats.items():
         if column in frame.columns:
-            style = style.format(fmt, na_rep="", subset=[column])
+            style = style.format(lambda v, fmt=fmt: unsigned_zero(fmt.format(v)), na_rep="", subset=[column])
     return style
+
+
+def unsigned_zero(text: str) -> str:
+    """A formatted number without the sign of a value that rounds to zero: an importance of -0.00006 read "-0.000",
+    as if it were below 0 (walkthrough 104)."""
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
 
 
 if __name__ == "__main__":  # run as a page: Streamlit's legacy mode lists every file of pages/, this one too

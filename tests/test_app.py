@@ -1943,6 +1943,19 @@ def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
     assert shown.attrs["number_text"] == ["score"]  # common.table keeps it right-aligned
 
 
+def test_a_number_that_rounds_to_zero_shows_no_minus_sign():
+    # an importance of -0.00006 read "-0.000", as if below 0 (walkthrough 104); -0.0004 at 4 digits keeps its sign
+    from pages.common import readable_table
+
+    table = readable_table(pd.DataFrame({"importance": [-0.00006, -0.0012, 0.0], "n": [1.0, float("nan"), 2.0],
+                                         "seconds": [-0.004, -0.04, 1.0]}), formats={"seconds": "{:.1f}"})
+    html = table.to_html()
+    assert ">0.000<" in html and "-0.000" not in html and ">-0.001<" in html and ">0.0<" in html
+    assert ">-0.0<" not in html and list(table.data["n"]) == ["1.000", "", "2.000"]
+    gapped = readable_table(pd.DataFrame({"x": [-0.0004, -0.00004, float("nan")]}), digits=4)  # (shown as text)
+    assert list(gapped["x"]) == ["-0.0004", "0.0000", ""]
+
+
 def test_counts_in_page_tables_have_thousands_separators():
     from pages.common import readable_table
 
