@@ -134,6 +134,24 @@ def test_a_wide_file_s_column_that_is_no_worker_can_be_left_out_in_the_mapping(r
     assert list(at.session_state["dataset"]["data"].classes) == ["a", "b"]
 
 
+def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
+    """Walkthrough 103: a newly chosen file's "read as" line stood above the summary of the set loaded before, as if
+    the summary were that file's, until "Load these files" was pressed."""
+    at = upload(new_app(), "first.csv", tiny_csv(200))
+    assert "Summary: first.csv" in texts(at) and "loaded before" not in texts(at)
+    at.file_uploader(key="upload_annotations").set_value(("second.csv", tiny_csv(120), "text/csv")).run()
+    said = [unescape(str(e.value)) for e in at.info if "loaded before" in str(e.value)]
+    assert said == ["This is the summary of the data set loaded before (first.csv), not of the file chosen above: "
+                    "press “Load these files” to read it."], said
+    at.button(key="load_files").click().run()
+    assert "Summary: second.csv" in texts(at) and "loaded before" not in texts(at)
+    at.selectbox(key="upload_format").set_value("wide").run()  # (the same file, to be read another way)
+    assert "not of the file chosen above as the format and mapping above now read it" in texts(at)
+    at.selectbox(key="upload_format").set_value("long").run()
+    at.button(key="load_files").click().run()
+    assert "loaded before" not in texts(at)
+
+
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
     """Walkthrough 64: with two bad files uploaded together only the first one's error showed; the second's came
     only after the first was removed."""
