@@ -923,3 +923,16 @@ def test_a_stop_after_a_depth_was_scored_says_the_safety_rule_did_not_check_and_
     assert searched == [True] and model.fallback_ is None
     assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_
     assert set(model.run_status_) == {"cancelled"}
+    # ... and one whose search returns before its tests read the stop (three workers: none to test; read 52: the
+    # check went on, fitted and compared, its runs "finished")
+    few = frame[frame["worker"].isin(sorted(frame["worker"].unique())[:3])]
+    during.clear()
+    searched.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(deem_module, "find_dependence_clusters", stopped_while_searching)
+        patch.setattr(deem_module, "fit_dawid_skene", no_fit_after_the_search)
+        model = DEEM(epochs=3, device="cpu", supervised_weight=1.0).fit(few, gold=truth.iloc[:100],
+                                                                        stop_event=during)
+    assert searched == [False] and model.fallback_ is None  # (the search itself says nothing of the stop)
+    assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_
+    assert set(model.run_status_) == {"cancelled"}

@@ -555,10 +555,15 @@ class DEEM(Aggregator, BaseEstimator):
         model_right = np.mean([hungarian_class_map(h, gold_codes, data.n_classes)[h][known] == score_gold[known]
                                for h in hidden], axis=0)
         clusters = find_dependence_clusters(data, seed=int(self.seed), stop=stop_event)
-        if clusters.stopped:  # a stop during the search: its clusters are partial, the check is not made (read 51)
+        # a stop during the search: its clusters are partial, the check is not made (read 51); the search reads the
+        # stop only between its tests, and one that returned before them (fewer than four workers of 30 answers, no
+        # merge, too many classes) went on to fit and compare, its runs "finished" (read 52)
+        if clusters.stopped or (stop_event is not None and stop_event.is_set()):
             return stopped()
         weights = clusters.weights()
         fit = fit_dawid_skene(data, worker_weights=weights)
+        if stop_event is not None and stop_event.is_set():  # (a stop during the fit)
+            return stopped()
         cw_name = "cluster-weighted Dawid-Skene" if clusters.groups() else "Dawid-Skene"
         # majority vote's ties broken as the Majority vote method breaks them: its accuracy here is the one a user
         # reads from that method's labels (they differed on every tied task; walkthrough 62)
