@@ -445,7 +445,8 @@ def test_spammers_flagged_on_condind(condind):
     assert len(noise) == 6
     # the rule said in words ("spammer score under 7 / labels" read as 7 divided by something; walkthrough 28)
     assert "(spammer score times its number of labels under 7, and its kappa within 1.645 standard errors of a " \
-           "guesser's 0; or its kappa at or below 0, by less than 3 of them)" in quality.notes[0]
+           "guesser's 0; or its kappa at or below 0 and its spammer score under 0.1, short of worse than chance)" \
+           in quality.notes[0]
     # the iRBM's accuracy column says it is an estimate without gold labels (read as a gold comparison beside the
     # gold accuracy; walkthrough 33)
     assert any(n.startswith("irbm_accuracy is the trained ") and "own estimate" in n and "without gold labels" in n
@@ -489,8 +490,22 @@ def test_quality_flags_sparse_worker_and_permuted_worker(monkeypatch):
     row = quality.table.set_index("worker").loc["guess"]
     assert -0.07 < row["kappa"] < -0.04  # about one guesser's standard error (0.053 here) below 0
     assert row["flag"] == "likely spammer"
-    assert "worse than chance = kappa below 0 by more than 3 standard errors of a guesser's" in quality.notes[-1] or any(
-        "worse than chance = kappa below 0 by more than 3 standard errors" in note for note in quality.notes)
+    assert any("worse than chance = it agrees with them less often than a random guesser would in all but 0.13% of "
+               "draws (binomial, at its chance agreement)" in note for note in quality.notes), quality.notes
+    monkeypatch.undo()
+    # a permuted labelling of 10 classes on 70 tasks: never agrees, kappa -0.11, under 3 of the normal reading's
+    # standard errors; it was called a likely spammer, "no different from random guesses", its spammer score 1 (read
+    # 52). On 55 tasks (0.9^55 = 0.3%: not beyond a guesser's 0.13%) it is no likely spammer either
+    labels, truth = _ds_labels(400, 6, 10, 0.8, seed=3)
+    perm, perm_few = np.full(400, -1), np.full(400, -1)
+    perm[:70], perm_few[100:155] = (truth[:70] + 1) % 10, (truth[100:155] + 1) % 10
+    df = _long(np.column_stack([labels, perm, perm_few]), [f"w{i}" for i in range(6)] + ["perm", "perm_few"])
+    model = DEEM(n_layers=0, epochs=3, lr=0.1, init="ds", device="cpu", seed=0).fit(df)
+    table = worker_quality(model, df).table.set_index("worker")
+    assert table.loc[["perm", "perm_few"], "agreement"].max() < 0.05, table
+    assert table.loc[["perm", "perm_few"], "spammer_score"].min() > 0.5, table
+    assert table.loc["perm", "flag"] == "worse than chance", table.loc["perm"]
+    assert table.loc["perm_few", "flag"] not in ("likely spammer", "ok"), table.loc["perm_few"]
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -35,9 +35,11 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
   spammer" before, which a 54% worker on 3 classes is not); or when its kappa, that chance-corrected accuracy, is
   below ``sqrt(spammer_threshold)`` (the score, a sum of squares of estimated confusions, scatters on a hundred
   labels: a worker of kappa 0.17 read "ok" beside one of kappa 0.33 read "weak"; walkthrough 73);
-* ``worse than chance`` when its Cohen's kappa against DEEM's labels is below 0 by more than ``CONTRARY_KAPPA_Z`` of a
-  guesser's standard errors (it systematically disagrees, e.g. a permuted labelling); at or below 0 within them,
-  ``likely spammer`` (a random guesser of kappa -0.053 on 180 labels read "worse than chance"; walkthrough 102);
+* ``worse than chance`` when it agrees with DEEM's labels less often than a guesser would in all but a one-sided
+  ``norm.sf(CONTRARY_KAPPA_Z)`` (0.13%) of draws, read exactly from the binomial of its labels at its chance
+  agreement (it systematically disagrees, e.g. a permuted labelling); its kappa at or below 0 short of that, and its
+  spammer score below the threshold, ``likely spammer`` (a random guesser of kappa -0.053 on 180 labels read "worse
+  than chance"; walkthrough 102);
 * ``gold disagrees`` (gold labels given) when, on the gold tasks it answered, it agrees with DEEM's labels more often
   than with the gold labels by more than :data:`GOLD_GAP` and by more than :data:`GOLD_GAP_Z` standard errors of the
   paired difference: DEEM's labels follow this worker where the gold labels do not (walkthrough 57: three copying
@@ -55,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from deem_core.analysis.agreement import PARTNERS_WORDS, cluster_partners, dependent_with
 from deem_core.analysis.selection import cluster_texts, none_found, safety_kept_text
@@ -298,11 +301,15 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # below 0 beyond a guesser's noise: a random guesser's kappa -0.053 on 180 labels (0.8 of those standard
         # errors) read "worse than chance" beside another guesser's "likely spammer" (walkthrough 102); within it, at
         # or below 0, its answers agree with the labels no more than guesses do
-        contrary = kappa < -CONTRARY_KAPPA_Z * guess_se
+        # read exactly, as a guesser's count of agreements (binomial at its chance agreement): the normal reading of
+        # kappa needs about 9 (K - 1) labels to call even a worker who never agrees (a permuted labelling) worse than
+        # chance, and the branch below called such a worker of 70 labels of 10 classes a likely spammer (read 52)
+        contrary = stats.binom.cdf(agree, n_labels, np.clip(chance, 0.0, 1.0)) < stats.norm.sf(CONTRARY_KAPPA_Z)
     flag = np.where(n_labels < min_labels, "too few labels",
                     np.where((score < noise) & (score < spammer_threshold) & guessing, "likely spammer",
                              np.where(contrary, "worse than chance",
-                                      np.where(guessing & (kappa <= 0), "likely spammer",
+                                      # (and its confusions random too: a permuted labelling is no guesser)
+                                      np.where(guessing & (kappa <= 0) & (score < spammer_threshold), "likely spammer",
                                                np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
                                                         "weak", "ok")))))
     gap = np.full(data.n_workers, np.nan)
@@ -339,13 +346,14 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
              f"flag: likely spammer = its answers look no different from random guesses, for as many labels "
              f"(spammer score times its number of labels under {SPAMMER_NOISE:g}, and its kappa within "
-             f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0; or its kappa at or below 0, by less than "
-             f"{CONTRARY_KAPPA_Z:g} of them); weak = better than random, but "
+             f"{SPAMMER_KAPPA_Z:g} standard errors of a guesser's 0; or its kappa at or below 0 and its spammer "
+             f"score under {spammer_threshold}, short of worse than chance); weak = better than random, but "
              f"little (spammer score under {spammer_threshold} or kappa under {np.sqrt(spammer_threshold):.3f}: for a "
              f"worker equally good on every class, accuracy under about {_weak_accuracy(k, spammer_threshold):.0%} "
              f"with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
-             f"worse than chance = kappa below 0 by more than {CONTRARY_KAPPA_Z:g} standard errors of a guesser's"
+             f"worse than chance = it agrees with them less often than a random guesser would in all but "
+             f"{stats.norm.sf(CONTRARY_KAPPA_Z):.2%} of draws (binomial, at its chance agreement)"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
              + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
                 f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap) and by more than {GOLD_GAP_Z:g} "
