@@ -506,6 +506,15 @@ def test_where_no_pair_of_workers_can_be_judged_the_choice_says_so_not_none_foun
     assert none_found({**fewer, "pairs_judged": 5}).startswith(
         f"none found among the 5 of the 21 pairs of the 7 workers with {MIN_COMMON} answers or more (of 8) that share "
         f"{MIN_COMMON} tasks or more (the others could not be judged)")
+    # past the cap on workers the search keeps those with the most answers: the cap is not their count (read 52:
+    # "the 200 workers with 30 answers or more (of 300)" where all 300 had)
+    capped = find_dependence_clusters(AnnotationSet.from_dense(dense), max_workers=5).summary()
+    assert (capped["active_workers"], capped["qualified_workers"], capped["pairs"]) == (5, 8, 10)
+    assert none_found({**capped, "pairs_judged": 4}).startswith(
+        f"none found among the 4 of the 10 pairs of the 5 workers with the most answers (of the 8 with {MIN_COMMON} "
+        f"answers or more) that share")
+    assert "(of the 7 with" in none_found({**capped, "qualified_workers": 7, "pairs_judged": 4}) and \
+        "or more, of 8)" in none_found({**capped, "qualified_workers": 7, "pairs_judged": 4})
     few = {**judged, "active_workers": 3}
     assert none_found(few).startswith(f"none looked for: a test needs 4 workers of {MIN_COMMON} answers or more, "
                                       f"and 3 have that many")

@@ -496,7 +496,11 @@ def none_found(clusters: dict[str, Any]) -> str:
     # whose pairs: the workers of `need` answers or more (the 200 with the most at most); "406 pairs" of 30 workers
     # read as a miscount (a worker of 17 answers left out unsaid; walkthrough 102)
     workers = int(clusters.get("workers") or active)
+    qualified = int(clusters.get("qualified_workers") or active)
     whose = (f" of the {active:,} workers with {need} answers or more (of {workers:,})" if active < workers else "")
+    if qualified > active:  # (the 200 with the most answers read as all those of 30 or more; read 52)
+        whose = (f" of the {active:,} workers with the most answers (of the {qualified:,} with {need} answers or more"
+                 + (f", of {workers:,}" if workers > qualified else "") + ")")
     used, total = int(clusters.get("tasks_used") or 0), int(clusters.get("tasks_total") or 0)
     if total > used and (active < 4 or judged < pairs / 2):
         # (on a random sample of a large set: the advice to give workers more tasks would be wrong there)

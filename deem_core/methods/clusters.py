@@ -129,6 +129,8 @@ class DependenceClusters:
     #: sparse answers no pair may be judged, and "none found" hid that nothing could be (walkthrough 75: a copying
     #: group of 6 of 40 workers, 5 answers a task, pairs sharing 3-23 tasks)
     active_workers: int = 0
+    #: workers of MIN_COMMON answers or more before the MAX_WORKERS with the most were kept (``active_workers``)
+    qualified_workers: int = 0
     pairs: int = 0
     pairs_judged: int = 0
     most_shared: int = 0
@@ -188,7 +190,8 @@ class DependenceClusters:
                 "untestable": [[name(int(i)) for i in group] for group in self.untestable],
                 "tasks_used": int(self.tasks_used), "tasks_total": int(self.tasks_total or self.tasks_used),
                 "seconds": round(float(self.seconds), 2),
-                "workers": len(self.labels), "active_workers": int(self.active_workers), "pairs": int(self.pairs),
+                "workers": len(self.labels), "active_workers": int(self.active_workers),
+                "qualified_workers": int(self.qualified_workers or self.active_workers), "pairs": int(self.pairs),
                 "pairs_judged": int(self.pairs_judged), "most_shared": int(self.most_shared), "min_common": MIN_COMMON,
                 "cut": int(self.cut), "stopped": bool(self.stopped), "beyond_bound": bool(self.beyond_bound)}
 
@@ -402,6 +405,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     active = np.argsort(-activity, kind="stable")[:max_workers]
     active = np.sort(active[activity[active] >= MIN_COMMON])
     result.active_workers = len(active)
+    result.qualified_workers = int((activity >= MIN_COMMON).sum())
     if len(active) < 4:
         result.seconds = time.perf_counter() - started
         return result
