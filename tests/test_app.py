@@ -3823,5 +3823,5 @@ def test_the_data_pages_group_test_on_too_many_classes_says_nothing_was_looked_f
     assert time.perf_counter() - started < 20
     said = [line for line in texts(at).splitlines() if line.startswith("Groups that answer alike")]
     assert said == ["Groups that answer alike beyond what the tasks explain: none looked for: at this many classes a "
-                    "single test passes the search's work limit (a test grows with the tasks and the square of the "
-                    "classes), so a group that copies goes unseen here."], said
+                    "single test passes the search's work limit (the smallest test grows with the cube of the "
+                    "classes: about 200 classes or more), so a group that copies goes unseen here."], said

@@ -579,7 +579,8 @@ def _many_class_set(n: int = 300, k: int = 200, d: int = 8, seed: int = 5) -> np
 
 def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     """Attack round 51: the search ran one bootstrap test per merge with no bound on its work; its tests grow with the
-    tasks and the square of the classes. A test past the bound is not run: counted as cut, and said."""
+    tasks times the square of the classes, and with their cube. A test past the bound is not run: counted as cut, and
+    said."""
     import time
 
     from deem_core.analysis.selection import none_found
@@ -594,7 +595,8 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     said = none_found(clusters.summary(data.workers))
     assert said.startswith(f"none found in the {len(clusters.tests)} test{'' if len(clusters.tests) == 1 else 's'} "
                            f"the search's work limit allowed; "), said
-    assert "of workers left untested" in said and "may go unseen" in said
+    assert "of workers left untested (each test grows with the tasks times the square of the classes, and with " \
+           "their cube)" in said and "may go unseen" in said
     # past ~200 classes no test fits the bound at all: nothing is looked for, not even the pairs' agreement (attack
     # round 52: 5,000 tasks x 200 workers x 4,000-8,000 classes spent 201-434 s on them, no test made)
     many = AnnotationSet.from_dense(_many_class_set(k=4000, n=400, d=40))

@@ -472,7 +472,8 @@ def search_cut(clusters: dict[str, Any]) -> str | None:
     if not cut:
         return None
     return (f"the search's work limit allowed; {counted(cut, 'group')} of workers left untested (each test grows "
-            f"with the tasks and the square of the classes), so a group that copies may go unseen here")
+            f"with the tasks times the square of the classes, and with their cube), so a group that copies may go unseen "
+            f"here")
 
 
 def none_found(clusters: dict[str, Any]) -> str:
@@ -483,8 +484,10 @@ def none_found(clusters: dict[str, Any]) -> str:
     if "pairs" not in clusters:  # (a run stored before these counts)
         return "none found"
     if clusters.get("beyond_bound"):  # (attack round 52: minutes spent on pairs no test could follow)
-        return ("none looked for: at this many classes a single test passes the search's work limit (a test grows "
-                "with the tasks and the square of the classes), so a group that copies goes unseen here")
+        # (its work is nearly all the cube's at the bound, whatever the tasks: "the tasks and the square" misled; read 52)
+        return ("none looked for: at this many classes a single test passes the search's work limit (the smallest test "
+                "grows with the cube of the classes: about 200 classes or more), so a group that copies goes unseen "
+                "here")
     if clusters.get("stopped"):  # (a cancel or a time limit ended the search: "none found" read as cleared; read 50)
         return (f"none found in the {counted(int(clusters.get('tests') or 0), 'test')} made before the search was "
                 f"stopped (a cancel or a time limit), so a group that copies may go unseen here")
