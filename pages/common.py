@@ -429,6 +429,31 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     return sentences
 
 
+def constant_warning(data: Any, constant: list | None = None) -> str | None:
+    """The sentence naming the workers who gave one label on every answer while the others' answers favour another
+    class (:func:`~deem_core.analysis.agreement.constant_workers`; ``constant``: the Data page's, else computed once per
+    data set and kept in the session), None where there are none. Said on the Data page and where a training is
+    launched: left out of the copies warning there (walkthrough 102), the Train page said nothing of them (read 52)."""
+    from deem_core.analysis.agreement import constant_workers  # noqa: PLC0415
+
+    if constant is None:
+        key = data.fingerprint()
+        kept = st.session_state.get("_constant_cache")
+        if kept and kept[0] == key:
+            constant = kept[1]
+        else:
+            constant = constant_workers(data)
+            st.session_state["_constant_cache"] = (key, constant)
+    if not constant:
+        return None
+    # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
+    named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (the other answers "
+                      f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
+    more = f"; and {counted(len(constant) - 5, 'more such worker')}" if len(constant) > 5 else ""
+    return (f"One label for everything: {named}{more}. Such answers say nothing about the items: Diagnostics flags "
+            f"these workers after training; you may leave them out of the file.")
+
+
 def most_shared_tasks(pairwise: tuple) -> int | None:
     """The most tasks two workers of the Data page's pairwise tables share (None with fewer than 4 workers there: a
     dependence test needs 4)."""

@@ -555,15 +555,9 @@ if shared is not None and shared < MIN_COMMON:
             f"and copiers, if any, count as independent votes in every method. To check for copying, give pairs of "
             f"workers {MIN_COMMON} or more tasks in common.",
             icon=":material/visibility_off:")
-constant = stats["constant"]
+constant = common.constant_warning(data, stats["constant"])
 if constant:  # (caught on Diagnostics only, after training; walkthrough 37)
-    # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
-    named = "; ".join(f"{worker!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (the other answers "
-                      f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
-    more = f"; and {counted(len(constant) - 5, 'more such worker')}" if len(constant) > 5 else ""
-    st.warning(common.safe(f"One label for everything: {named}{more}. Such answers say nothing about the items: "
-                           f"Diagnostics flags these workers after training; you may leave them out of the file."),
-               icon=":material/block:")
+    st.warning(common.safe(constant), icon=":material/block:")
 
 contrary = stats.get("contrary") or []
 if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough 64)

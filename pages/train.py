@@ -46,6 +46,9 @@ for doubt in label_doubts(data):  # said on the Data page; said again where a tr
     st.warning(common.safe(f"Read before training: {doubt}"), icon=":material/warning:")
 for sentence in common.alike_workers(data):  # (said on the Data page too)
     st.warning(common.safe(f"Read before training: {sentence}"), icon=":material/content_copy:")
+constant = common.constant_warning(data)
+if constant:  # (said on the Data page too; left out of the copies above, it went unsaid here; read 52)
+    st.warning(common.safe(f"Read before training: {constant}"), icon=":material/block:")
 left_out = left_out_notes(data)
 if left_out:  # (said on the Data page only: a Label Studio export's skipped answers went unmentioned where a training
     # is launched; walkthrough 55)

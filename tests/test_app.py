@@ -323,9 +323,15 @@ def test_the_data_page_says_which_workers_answer_alike_on_every_task_they_share(
     at = upload(new_app(), "lazy.csv", pd.concat([pair, lazy]).to_csv(index=False).encode())
     no_problem(at)
     warnings = [unescape(str(w.value)) for w in at.warning]
-    assert any(text.startswith("One label for everything: 'lazy_a' gave “3”") for text in warnings), warnings
+    constant = [text for text in warnings if text.startswith("One label for everything: 'lazy_a' gave “3”")]
+    assert len(constant) == 1, warnings
     said = [text for text in warnings if "copies, or one person" in text]
     assert len(said) == 1 and "lazy" not in said[0] and "'copy0'" in said[0], said
+    # ... and again where a training is launched, as the copies are (read 52: left out of the copies warning, they
+    # went unsaid on the Train page)
+    at.switch_page("pages/train.py").run()
+    assert [text for text in (unescape(str(w.value)) for w in at.warning) if "lazy_a" in text] == [
+        "Read before training: " + constant[0]]
 
 
 @pytest.mark.parametrize("name, content, expected", [
