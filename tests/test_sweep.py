@@ -318,10 +318,56 @@ def test_lr_auto_with_gold_labels_says_when_their_check_returned_a_reference(tmp
     # the sweep trained on no truth label: the check read all of them (walkthrough 103: "checked it on half of them"
     # beside "on the 3,000 gold tasks the supervised term did not train on")
     assert "which used none of them; the safety rule checked it on all of them" in err, err
-    # a verdict whose reason opens with its own words is said once (walkthrough 103: "hardly learns: hardly learns:")
-    assert "hardly learns: hardly learns" not in err and re.search(r"  lr [0-9.e-]+: [a-z]", err), err
+    assert re.search(r"  lr [0-9.e-]+: [a-z]", err), err  # each rate's verdict
     assert re.search(r"lr [0-9.e-]+ is [^\n]+; its runs were trained, and the gold-label check returned "
                      r"(majority vote|Dawid-Skene|cluster-weighted Dawid-Skene)'s labels in their place\n", err), err
+
+
+def test_lr_auto_with_gold_labels_says_what_the_gold_weight_does_there(tmp_path, capsys, monkeypatch):
+    """Read 52: "the sweep trained on none of them (--gold-weight is not used there)", where the weight turns on the
+    gold-label check, which can return another method's labels."""
+    from deem_core.methods import deem as deem_module
+
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    monkeypatch.setattr(deem_module, "challenger_wins", lambda model, challenger: (
+        False, {"challenger_better": 0, "challenger_worse": 5, "p_value": 1.0}))  # no reference wins
+    monkeypatch.setattr(deem_module, "training_answer_gain", lambda *a, **k: None)
+    out = tmp_path / "labels.csv"
+    assert main(["aggregate", str(root / "condind.csv"), "-o", str(out), "--truth", str(root / "condind.truth.csv"),
+                 "--gold-weight", "1", "--lr", "auto", "--epochs", "2", "--device", "cpu", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "with --lr auto the sweep trained on none of them: --gold-weight only turns on their check)" in err, err
+    assert "not used there" not in err and "safety rule (gold labels)" in err
+
+
+def test_a_verdict_whose_reason_opens_with_its_label_says_it_once(capsys):
+    """Walkthrough 103: "hardly learns: hardly learns: the positive energy ..." (the check above it, on condind, met no
+    such verdict and could not fail; read 52)."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from deem_core.analysis.recommend import Verdict  # noqa: PLC0415
+    from deem_core.cli.common import say_verdicts  # noqa: PLC0415
+
+    verdicts = {0.001: Verdict(keep=False, reason="hardly learns: the positive energy falls by 0.01", category="flat"),
+                0.01: Verdict(keep=True, reason="the smallest that settles", category="recommended")}
+    assert verdicts[0.001].label == "hardly learns"
+    say_verdicts(SimpleNamespace(verdicts=verdicts, lr=0.01))
+    assert capsys.readouterr().err.splitlines() == [
+        "  lr 0.001: hardly learns: the positive energy falls by 0.01",
+        f"  lr 0.01: {verdicts[0.01].label}: the smallest that settles <- taken"]
+
+
+def test_deem_sweep_says_the_reason_for_its_pick_after_a_colon(tmp_path, capsys):
+    """Read 52: "recommended learning rate: 0.1 (the smallest learning rate that learns and then settles (its energy
+    difference dips, then stays level))": the reasons hold parentheses of their own."""
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    code = main(["sweep", str(root / "tree3k.csv"), "-o", str(tmp_path / "s"), "--lrs", "0.01,0.1", "--epochs", "8",
+                 "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "learning rate: " in line and not line.startswith("  lr"))
+    rec = json.loads((tmp_path / "s" / "recommendation.json").read_text())
+    assert line.endswith(f": {rec['reason']}") and "))" not in line, line
+    assert code in (0, 1)
 
 
 def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):

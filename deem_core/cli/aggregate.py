@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
                 why = (f"; the labels come from {returned}, which used none of them; the safety rule checked it on "
                        f"{'all' if swept else 'half'} of them")
             elif swept and weighted:
-                why = "; with --lr auto the sweep trained on none of them (--gold-weight is not used there)"
+                # (the weight turns their check on: "--gold-weight is not used there" read as no use at all; read 52)
+                why = "; with --lr auto the sweep trained on none of them: --gold-weight only turns on their check"
             elif trained:
                 why = (f"; the model trained on those labels (--gold-weight {args.gold_weight:g}), so on them it is "
                        f"not a test of unseen tasks: hold some truth labels out of --truth to measure one")

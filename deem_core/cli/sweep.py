@@ -172,8 +172,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"no recommendation: {rec.reason}")
         return 1
     if rec.fallback:  # (exit 0 and "recommended learning rate: 3" where every rate broke a rule; walkthrough 45)
-        say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g} ({rec.reason})")
+        say(f"no recommendation: no learning rate passed every check; the least bad is {rec.lr:g}: {rec.reason}")
         return 1
-    say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g} ({rec.reason})")
+    # (the reason after a colon: several reasons hold a parenthesis of their own, which read "... level))" inside
+    # one; read 52)
+    say(f"{'recommended' if rec.settled else 'tentative'} learning rate: {rec.lr:g}: {rec.reason}")
     say(f"note: {pick_vs_default(DEFAULT_LR)}")
     return 0
