@@ -773,9 +773,14 @@ def set_gold(gold: Any) -> None:
 def show_page_run(kind: str) -> None:
     """The address names the run this page shows (its ``<kind>_run``): after "Train with learning rate" the Sweep
     page's address named the training, and a copied link or a reload opened that (walkthrough, eleventh session)."""
-    run_id = st.session_state.get(f"{kind}_run")
-    if run_id and st.session_state.get("run") != run_id:
+    ss = st.session_state
+    run_id = ss.get(f"{kind}_run")
+    if run_id and ss.get("run") != run_id:
         set_current_run(run_id, kind)
+    elif not run_id and ss.get("run") and ss.get("run") == ss.get("sweep_run" if kind == "train" else "train_run"):
+        # none of its own: the address names no run, not the other page's (the browser's Back and Forward brought
+        # back a Train address naming the sweep, whose link then opened the sweep; walkthroughs 102-103)
+        set_current_run(None)
 
 
 def set_current_run(run_id: str | None, kind: str | None = None) -> None:

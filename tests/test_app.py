@@ -657,6 +657,14 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert address_of(at) is None
     at.switch_page("pages/sweep.py").run()  # (and the Sweep page's names the sweep again)
     assert address_of(at) == run_id
+    # ... and so whichever way the Train page is reached (the browser's Back and Forward brought back a Train address
+    # naming the sweep; walkthrough 103), Results too
+    for page in ("pages/train.py", "pages/results.py"):
+        at.switch_page(page).run()
+        no_problem(at)
+        assert address_of(at) is None, page
+        at.switch_page("pages/sweep.py").run()
+        assert address_of(at) == run_id
 
 
 def address_of(at: AppTest) -> str | None:
