@@ -945,6 +945,12 @@ def test_workers_of_a_dependence_cluster_are_named_in_the_quality_and_worker_tab
     # the quality table's irbm_* columns are empty while the worker table reads that fit's estimate
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
     assert quality.table["irbm_accuracy"].isna().all()
+    # ... nor Lemma 1's matrices: the all-confusion-matrices CSV held them as "irbm_lemma1" (walkthrough 105)
+    from deem_core.plots.report import confusion_long_frame  # noqa: PLC0415
+
+    assert quality.irbm is None and set(confusion_long_frame(quality)["kind"]) == {"empirical_vs_deem"}
+    with pytest.raises(ValueError, match="no 'irbm' confusion matrix"):
+        quality.confusion("w0", "irbm")
     # no clusters looked for (a start given): no such column, and one estimate of each worker's accuracy in both
     # tables (0.671 against 0.674 for one worker; walkthrough 36)
     fixed = DEEM(init="ds", epochs=2, seed=0, device="cpu").fit(frame)

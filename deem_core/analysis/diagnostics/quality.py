@@ -283,6 +283,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     returned = returned_reference(model)
     if returned:  # no iRBM was trained: these weights are the reference's (copies down-weighted), not Lemma 1's
         irbm_accuracy, irbm_score = np.full(data.n_workers, np.nan), np.full(data.n_workers, np.nan)
+        irbm = None  # (nor its matrices: the all-confusion-matrices CSV held them as "irbm_lemma1"; walkthrough 105)
     truth = gold_codes(model, data, gold)
     gold_matrix = None
     accuracy = np.full(data.n_workers, np.nan)
