@@ -187,6 +187,12 @@ def test_a_truth_file_says_it_replaces_the_export_s_own_gold_labels(tmp_path, ca
     assert ("using the 3 gold labels of the input as truth (the export's control tasks: often easier and given to "
             "more workers than the others, so accuracies on them can read high)" in err) == (not given)
     assert f"on the {12 if given else 3} tasks that have a truth" in err
+    # deem baselines reads them as deem aggregate does (it left them unread: no accuracy; walkthrough 105)
+    code = main(["baselines", str(export), "--methods", "mv,ds"] + (["--truth", str(truth)] if given else []))
+    out, err = capsys.readouterr()
+    assert code == 0 and "accuracy" in out.splitlines()[0], out
+    assert ("using mine.csv as truth, in place of the 3 gold labels of the input" in err) == given
+    assert ("using the 3 gold labels of the input as truth (the export's control tasks" in err) == (not given)
 
 
 @pytest.mark.parametrize("method", ["mv", "ds"])

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, usable_truth, warn,
-                                  writing)
+                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, say_truth_source,
+                                  usable_truth, warn, writing)
 from deem_core.data.text import counted
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
@@ -100,14 +100,7 @@ def run(args: argparse.Namespace) -> int:
     matched = truth is None or not len(truth) or bool(truth.index.isin(data.tasks).any())
     if not matched:  # said before the training, not after it (walkthrough 82)
         warn(_no_task_text(truth, data.tasks))
-    if truth is not None and not args.truth:
-        from deem_core.data.formats.dialects import CONTROL_TASKS  # noqa: PLC0415
-
-        say(f"using the {counted(len(truth), 'gold label')} of the input as truth"
-            + (f" ({CONTROL_TASKS})" if truth.attrs.get("control") else ""))
-    elif args.truth and reading.gold is not None:  # (replaced, not merged: neither said so; walkthrough 22)
-        say(f"using {Path(args.truth).name} as truth, in place of the {counted(len(reading.gold), 'gold label')} of the "
-            f"input")
+    say_truth_source(args, reading, truth)
     model = None
     # the majority labels every method's file compares with, before the method: majority vote's tables are freed
     # before the method builds its own (after it, they came on top: +391 MB on 100,000 x 500; attack round 13)

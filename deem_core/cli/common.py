@@ -512,6 +512,19 @@ def read_truth_input(args: argparse.Namespace, data: Any, limits: Any = None):
     return truth
 
 
+def say_truth_source(args: argparse.Namespace, reading: Any, truth: Any) -> None:
+    """Whose truth labels score the methods: the input's own gold labels (a platform export's) where ``--truth`` is
+    not given, or the ``--truth`` file in their place (replaced, not merged: neither was said; walkthrough 22)."""
+    if truth is not None and not args.truth:
+        from deem_core.data.formats.dialects import CONTROL_TASKS  # noqa: PLC0415
+
+        say(f"using the {counted(len(truth), 'gold label')} of the input as truth"
+            + (f" ({CONTROL_TASKS})" if truth.attrs.get("control") else ""))
+    elif args.truth and reading.gold is not None:
+        say(f"using {Path(args.truth).name} as truth, in place of the {counted(len(reading.gold), 'gold label')} of the "
+            f"input")
+
+
 def load_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns an AnnotationSet."""
     return read_input(args).data
