@@ -340,6 +340,42 @@ def test_lr_auto_with_gold_labels_says_what_the_gold_weight_does_there(tmp_path,
     assert "not used there" not in err and "safety rule (gold labels)" in err
 
 
+def test_lr_auto_where_no_rate_is_recommended_takes_the_default_rate_unless_it_diverged(tmp_path, frame, capsys,
+                                                                                        monkeypatch):
+    """Walkthrough 105: where no rate lowered the positive energy (whose reason advises the default rate),
+    ``--lr auto`` exited 2 with "every run of the learning-rate sweep diverged" and wrote no labels."""
+    import dataclasses  # noqa: PLC0415
+
+    from deem_core.analysis.recommend import Verdict  # noqa: PLC0415
+    from deem_core.methods import sweep as sweep_module  # noqa: PLC0415
+    from deem_core.methods.deem import DEEM, DEFAULT_LR  # noqa: PLC0415
+
+    real = sweep_module.recommend
+    reason = "no learning rate lowered the positive energy (data) on these curves, so none is recommended"
+    monkeypatch.setattr(sweep_module, "recommend", lambda *a, **k: dataclasses.replace(real(*a, **k), lr=None,
+                                                                                       reason=reason))
+    source, out = tmp_path / "answers.csv", tmp_path / "labels.csv"
+    frame.to_csv(source, index=False)
+    assert main(["aggregate", str(source), "-o", str(out), "--lr", "auto", "--epochs", "2", "--device", "cpu",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert out.exists() and "diverged" not in err, err
+    assert f"no rate is recommended; lr {DEFAULT_LR:g}, the default, is taken: its runs are the model" in err, err
+    assert f"the learning-rate sweep recommends no rate: {reason}. Its runs at the default rate, {DEFAULT_LR:g}" in err
+    model = DEEM(epochs=2, lr="auto", device="cpu", seed=0).fit(frame)
+    assert model.lr_ == DEFAULT_LR
+    alone = DEEM(epochs=2, lr=DEFAULT_LR, init="ds", device="cpu", seed=0).fit(frame)  # (a run trains as batched)
+    np.testing.assert_allclose(model.predict_proba().to_numpy(), alone.predict_proba().to_numpy(), atol=1e-5)
+    # where the default rate's runs diverged too: refused, in the recommendation's own words
+    monkeypatch.setattr(sweep_module, "recommend", lambda *a, **k: (lambda r: dataclasses.replace(
+        r, lr=None, reason="every run diverged: no learning rate to recommend; try smaller learning rates",
+        verdicts={lr: Verdict(keep=False, reason="failed", category="diverged") for lr in r.verdicts}))(real(*a, **k)))
+    assert main(["aggregate", str(source), "-o", str(tmp_path / "none.csv"), "--lr", "auto", "--epochs", "2",
+                 "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the learning-rate sweep recommends no rate: every run diverged" in err and not (tmp_path / "none.csv").exists()
+
+
 def test_a_verdict_whose_reason_opens_with_its_label_says_it_once(capsys):
     """Walkthrough 103: "hardly learns: hardly learns: the positive energy ..." (the check above it, on condind, met no
     such verdict and could not fail; read 52)."""

@@ -588,10 +588,13 @@ def report_sweep(model, returned: str | None = None) -> None:
     say(f"learning-rate sweep: {counted(len(sweep.lrs), 'rate')} ({rates}) x {counted(len(sweep.seeds), 'seed')}, "
         f"{sweep.epochs} epochs, trained at once; each rate's energy curves read by the paper's rules (App. G.4.1):")
     say_verdicts(rec)
-    kind = ("the least bad (no rate passed every check)" if rec.fallback else
-            "recommended" if rec.settled else "a tentative pick")
     said = (f"its runs were trained, and the gold-label check returned {returned}'s labels in their place" if returned
             else "its runs are the model (no second training)")
+    if rec.lr is None:  # (none recommended: the default rate's runs taken, the reason in the fit's warning below)
+        say(f"no rate is recommended; lr {model.lr_:g}, the default, is taken: {said}")
+        return
+    kind = ("the least bad (no rate passed every check)" if rec.fallback else
+            "recommended" if rec.settled else "a tentative pick")
     say(f"lr {rec.lr:g} is {kind}: {rec.reason}; {said}")
 
 

@@ -662,10 +662,20 @@ class DEEM(Aggregator, BaseEstimator):
                           batch_size=int(self.batch_size), init=self.init_, sampler_steps=int(self.sampler_steps),
                           step_size=float(self.step_size), ds_prior=float(self.ds_prior))
         self.sweep_ = sweep
-        if sweep.recommendation.lr is None:
-            raise DataError(f"{data.source}: every run of the learning-rate sweep diverged "
-                            f"({sweep.recommendation.reason}); give a learning rate explicitly")
-        self.lr_ = float(sweep.recommendation.lr)
+        rec = sweep.recommendation
+        if rec.lr is None:
+            # no rate recommended is not always every run diverged: where none lowered the positive energy the reason
+            # itself advises the default rate, and the command said "every run diverged" and wrote no labels
+            # (walkthrough 105): the sweep's runs at the default rate are the model, said, unless they diverged too
+            default = next((lr for lr in rec.verdicts if math.isclose(lr, DEFAULT_LR)), None)
+            if default is None or rec.verdicts[default].category == "diverged":
+                raise DataError(f"{data.source}: the learning-rate sweep recommends no rate: {rec.reason}; give a "
+                                f"learning rate explicitly")
+            self.warnings_.append(f"the learning-rate sweep recommends no rate: {rec.reason}. Its runs at the default "
+                                  f"rate, {DEFAULT_LR:g}, are the model")
+            self.lr_ = float(default)
+        else:
+            self.lr_ = float(rec.lr)
         if self.init_ == "ds":
             self.dawid_skene_ = fit_dawid_skene(data, prior_strength=float(self.ds_prior))
         picked = [sweep.run_index(self.lr_, seed) for seed in seeds]
