@@ -65,6 +65,11 @@ def test_a_copied_group_is_found_as_one_cluster_and_nothing_else():
     assert len(summary["clusters"]) == 1 and len(summary["clusters"][0]["workers"]) == 6
     # with the copies one source, the four independent workers have no two other sources to be tested against
     assert [sorted(g) for g in clusters.untestable] == [[6, 7, 8, 9]] and len(summary["untestable"][0]) == 4
+    # its members named in their natural order ("resnet101, resnet152, resnet50" read oddly; walkthrough 105)
+    names = pd.Index([f"resnet{n}" for n in (101, 152, 18, 34, 50, 200)] + [f"vit{i}" for i in range(4)])
+    assert summary["clusters"][0]["workers"] == [0, 1, 2, 3, 4, 5]
+    assert clusters.summary(names)["clusters"][0]["workers"] == ["resnet18", "resnet34", "resnet50", "resnet101",
+                                                                  "resnet152", "resnet200"]
 
 
 def test_groups_are_named_by_the_workers_given():

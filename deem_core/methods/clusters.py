@@ -59,6 +59,7 @@ from deem_core.analysis.selection import check_stop
 from deem_core.data.annotations import AnnotationSet, as_annotation_set
 from deem_core.data.export import label_table
 from deem_core.data.pairs import indicator_matrix, pair_table
+from deem_core.data.text import natural_positions
 from deem_core.methods.base import Aggregator
 from deem_core.methods.dawid_skene import fit_dawid_skene
 
@@ -182,7 +183,9 @@ class DependenceClusters:
         clusters = []
         for group in self.groups():
             test = accepted.get(tuple(sorted(int(i) for i in group)))
-            clusters.append({"workers": [name(int(i)) for i in group],
+            members = [name(int(i)) for i in group]
+            # in their natural order ("resnet50" before "resnet101"; text order read oddly; walkthrough 105)
+            clusters.append({"workers": [members[i] for i in natural_positions(pd.Index(members))],
                              "excess_agreement": None if test is None else round(float(test.excess), 4),
                              "z": None if test is None else round(float(test.z), 1)})
         threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
