@@ -523,6 +523,9 @@ def test_figures(layered):
     assert len(bars.data) == 2
     assert list(bars.data[0].marker.color).count(plots.EXPERT_COLOR) == 1
     np.testing.assert_allclose(bars.data[1].y, diag.importance.table.query("subset == 'rest'")["importance"])
+    # the axis title on two lines, each shorter than the chart's title (on one it ran into it; walkthrough 105)
+    lines = bars.layout.yaxis.title.text.split("<br>")
+    assert len(lines) == 2 and max(map(len, lines)) <= 40 and lines[1] == "class's p when left out", lines
     cm = diag.quality.confusion("w0", "empirical")
     heat = plots.confusion_heatmap(cm, "w0")
     # drawn as the Train page's matrix against the gold labels: a row per true class (walkthrough 79: transposed)
