@@ -270,6 +270,9 @@ class ProgressSnapshot:
     then_s: float = 0.0  # estimated seconds of the phases after the current one
     then_untimed: int = 0  # methods after the current phase with no estimate of their time (not in ``eta``)
     step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
+    plan_s: tuple[float, ...] = ()  # the estimated seconds of each step of the current phase (the baselines')
+    phase_age: float = 0.0  # seconds since the current phase began, at the snapshot
+    plan_from: int = 0  # steps of the current phase done before it began (not in ``phase_age``)
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
     time_limited: bool = False  # the cancel came from the server's time limit, not from the user
     #: queued: seconds before it may start by the estimates of the jobs ahead (running: their time left), None when
@@ -307,6 +310,8 @@ class ProgressSnapshot:
         if self.done or self.status != "running" or self.cancelling:
             return None
         planned = None if self.estimate_s is None else max(0.0, self.estimate_s - self.elapsed)
+        if self.plan_s and len(self.plan_s) == self.phase_total and self.phase_done < self.phase_total:
+            return self._planned_steps_left()
         if self.rate_s is not None and self.phase_total > 0:
             left = self.phase_total - self.phase_done
             if left > 0 and self.step_age > 2.0 * self.rate_s + 1.0:
@@ -321,6 +326,20 @@ class ProgressSnapshot:
             done = self.fraction
             return done * measured + (1.0 - done) * planned
         return planned
+
+
+    def _planned_steps_left(self) -> float:
+        """The time left of a phase whose steps were each estimated (``plan_s``: methods differ a hundredfold, and
+        the pace of those done said "about 1.8 s left" with GLAD's 28 s to come; walkthrough 105): the steps to run
+        by their estimates, scaled by how the steps done compared with theirs (once those add up to a second: a few
+        milliseconds' methods measure overheads, not the scale), the one under way less its time so far, then the
+        phases after."""
+        done = self.phase_done
+        planned_done = sum(self.plan_s[self.plan_from:done])
+        spent = max(0.0, self.phase_age - self.step_age)  # (the steps done took this)
+        scale = spent / planned_done if done and planned_done >= 1.0 and spent > 0 else 1.0
+        current = max(0.0, self.plan_s[done] * scale - self.step_age)
+        return current + scale * sum(self.plan_s[done + 1:]) + self.then_s
 
 
 #: how far past its launch estimate a job's line says so beside its pace's time left (within a tenth: noise)
@@ -413,17 +432,23 @@ class Progress:
         self.phase_done, self.phase_total, self.unit = 0, 0, "step"
         self.then_s = 0.0
         self.then_untimed = 0
+        self.plan: tuple[float, ...] = ()
+        self._phase_offset = 0  # steps of the current phase done before it began (its first run of baselines)
         self._phase_first: float | None = None  # time of the current phase's first step
         self._phase_last: float | None = None
         self._phase_began: float | None = None
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
-                    then_untimed: int = 0) -> None:
+                    then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0) -> None:
         """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows;
-        ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only)."""
+        ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only);
+        ``plan``: the estimated seconds of each of its steps, where they differ (the baselines); ``done``: its steps
+        done before (the baselines run before a training between them)."""
         with self._lock:
-            self.phase, self.phase_done, self.phase_total, self.unit = phase, 0, int(total), unit
+            self.phase, self.phase_done, self.phase_total, self.unit = phase, int(done), int(total), unit
+            self._phase_offset = int(done)
             self.then_s, self.then_untimed = float(then_s), int(then_untimed)
+            self.plan = tuple(float(t) for t in plan) if len(plan) == int(total) else ()
             self._phase_first = self._phase_last = None
             self._phase_began = time.time()
 
@@ -468,7 +493,8 @@ class Progress:
                 messages=tuple(self.messages), result=self.result, live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
                 then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
-                step_age=self._step_age())
+                step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset,
+                phase_age=0.0 if self._phase_began is None else max(0.0, time.time() - self._phase_began))
 
     def _step_age(self) -> float:
         since = self._phase_last if self._phase_last is not None else self._phase_began
@@ -476,9 +502,10 @@ class Progress:
 
     def _rate(self) -> float | None:
         """Seconds per step of the current phase, measured from its first step on (None before two)."""
-        if self._phase_first is None or self.phase_done < 2 or self._phase_last == self._phase_first:
+        counted = self.phase_done - self._phase_offset  # (its steps since it began)
+        if self._phase_first is None or counted < 2 or self._phase_last == self._phase_first:
             return None
-        return (self._phase_last - self._phase_first) / (self.phase_done - 1)
+        return (self._phase_last - self._phase_first) / (counted - 1)
 
 
 def _history_save_seconds() -> float:
@@ -1348,7 +1375,15 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 primary_codes = np.asarray(model.posterior_).argmax(axis=1)
         else:
             if progress.unit != "baseline":
-                progress.start_phase("running the other methods", len(others), "baseline")
+                # each method's estimated seconds, where the launch timed them one by one: the time left counts
+                # those still to run, not the pace of those done (walkthrough 105)
+                each = estimate.get("baselines_each_s") if isinstance(estimate.get("baselines_each_s"), dict) else {}
+                plan = [each.get(m) for m in others]
+                # (after a training between them, the count goes on from those done: it began at "baseline 1"
+                # again, majority vote counted twice)
+                progress.start_phase("running the other methods", len(others), "baseline",
+                                     plan=plan if all(isinstance(t, (int, float)) for t in plan) else (),
+                                     done=others.index(method))
             progress.update(phase=f"running {spec.name}")
             try:
                 # (a crowd-kit loop is fitted in a child process the cancel and the time limit can end: a cancelled

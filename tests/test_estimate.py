@@ -81,9 +81,9 @@ def test_the_baselines_are_timed_once_on_a_few_tasks_and_scaled(data, monkeypatc
     sizes = []
     real = estimate._baselines_seconds
 
-    def counted(probe, methods, seed, stop=None):
+    def counted(probe, methods, seed, stop=None, each=None):
         sizes.append(probe.n_tasks)
-        return real(probe, methods, seed, stop)
+        return real(probe, methods, seed, stop, each)
 
     monkeypatch.setattr(estimate, "_baselines_seconds", counted)
     monkeypatch.setattr(estimate, "BASELINE_PROBE_TASKS", 60)

@@ -609,6 +609,72 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     assert progress.snapshot().step_age < 0.05
 
 
+def test_time_left_of_the_baselines_counts_each_method_by_its_own_estimate():
+    """Walkthrough 105, every method picked: "baseline 4 of 10 · about 1.8 s left" at 14 s of a job that ended at
+    42 s, GLAD's 28 s still to come: the pace of the methods done (majority vote's milliseconds) stood for the rest.
+    The launch timed each method: the time left counts those still to run by theirs."""
+    from deem_studio.jobs import Progress, ProgressSnapshot, status_line
+
+    now = time.time()
+    plan = (0.01, 0.5, 20.0, 5.0)  # majority vote, Dawid-Skene, GLAD, MACE as the probes timed them
+
+    def snap(done: int, age: float, step_age: float, then: float = 0.0) -> ProgressSnapshot:
+        return ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 30.0, estimate_s=26.0,
+                                steps_done=done, steps_total=4, phase_done=done, phase_total=4, unit="baseline",
+                                rate_s=0.25 if done >= 2 else None, step_age=step_age, plan_s=plan, phase_age=age,
+                                then_s=then)
+
+    # two quick ones done (0.5 s): GLAD just begun, MACE to come, by their own estimates (the pace said 0.5 s)
+    assert snap(2, 0.5, 0.0).eta == pytest.approx(25.0)
+    assert snap(2, 10.5, 10.0).eta == pytest.approx(15.0)  # ten seconds into GLAD: it counts down
+    assert "about 15 s left" in status_line(snap(2, 10.5, 10.0))
+    # GLAD took twice its estimate: MACE is read at that scale (done steps of a second or more set it)
+    assert snap(3, 41.0, 0.5).eta == pytest.approx(2 * 5.0 - 0.5, rel=0.02)
+    assert snap(2, 0.5, 0.0, then=7.0).eta == pytest.approx(32.0)  # the phases after it count too
+    # the count goes on after a training between baselines (it began at "baseline 1" again)
+    progress = Progress("r", "train")
+    progress.update(status="running")
+    progress.start_phase("running the other methods", 4, unit="baseline", plan=plan)
+    progress.add_rows([], steps=1)
+    progress.start_phase("training DEEM", 3, unit="epoch")
+    progress.add_rows([], steps=3)
+    progress.start_phase("running the other methods", 4, unit="baseline", plan=plan, done=1)
+    later = progress.snapshot()
+    assert (later.phase_done, later.plan_from) == (1, 1) and "baseline 2 of 4" in status_line(later)
+    assert later.eta == pytest.approx(25.5, abs=0.1)
+    progress.add_rows([], steps=1)
+    time.sleep(0.02)
+    progress.add_rows([], steps=1)
+    assert progress.snapshot().rate_s is not None  # (the pace from the steps since the phase began: two of them)
+    # a plan of another length than the phase is none (the pace as before)
+    progress.start_phase("running the other methods", 3, unit="baseline", plan=plan)
+    assert progress.snapshot().plan_s == ()
+
+
+def test_a_train_job_plans_its_baselines_from_the_launch_estimate(manager, monkeypatch):
+    """The job reads each baseline's estimated seconds from the launch estimate, in the order it runs them, and
+    goes on counting after a training between them (walkthrough 105)."""
+    from deem_studio import estimate as estimate_module
+    from deem_studio.jobs import Progress
+
+    data, _ = tiny(120)
+    est = estimate_module.estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds", "glad"), epochs=3,
+                                         sample=120)
+    each = est.to_dict()["baselines_each_s"]
+    assert list(each) == ["mv", "ds", "glad"] and all(t >= 0 for t in each.values())  # (GLAD timed apart, in a child)
+    assert sum(each.values()) == pytest.approx(est.baselines_s, rel=0.01, abs=1e-3)
+    phases = []
+    real = Progress.start_phase
+    monkeypatch.setattr(Progress, "start_phase", lambda self, *a, **k: phases.append((a, k)) or real(self, *a, **k))
+    run_id = manager.submit("train", {"methods": ["mv", "deem", "ds", "glad"], "epochs": 3, "device": "cpu",
+                                      "estimate": est.to_dict()}, data=data)
+    manager.wait(run_id, timeout=120)
+    assert manager.snapshot(run_id).status == "finished"
+    runs = [(k["plan"], k["done"]) for a, k in phases if a[0] == "running the other methods"]
+    plan = [each["mv"], each["ds"], each["glad"]]
+    assert runs == [(plan, 0), (plan, 1)], runs
+
+
 def test_time_left_of_a_job_launched_without_an_estimate_says_it_covers_the_phase_only(manager):
     """Walkthrough 41, every method selected and the time probe given up: "training DEEM · epoch 56 of 60 · about
     0.8 s left" with some 50 s of other methods to go. Without a launch estimate the methods after the phase are
