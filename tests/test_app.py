@@ -29,8 +29,9 @@ TIMEOUT = 60
 DEVICE_NAME = device_name(resolve_device("auto"))  # what the pages call the device a job with device auto runs on
 #: how far accuracies near 0.8-0.96 on 150 gold tasks can be off, as the pages say it (walkthrough 79)
 #: (each side's widest: the lowest accuracy's interval reaches furthest below, the highest's is lopsided towards 0)
-SPREAD_150 = ("on that many tasks each accuracy is known to within about 0.07 below and 0.06 above at 95% confidence, "
-              "so methods closer than that may not differ")
+#: (several methods: the widest of their intervals, "at worst"; walkthrough 105)
+SPREAD_150 = ("on that many tasks each accuracy is known to within about 0.07 below and 0.06 above at 95% confidence "
+              "at worst, so methods closer than that may not differ")
 
 
 def tiny_csv(n_tasks: int = 200) -> bytes:

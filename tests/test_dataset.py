@@ -61,6 +61,12 @@ def test_a_pair_given_many_labels_is_quoted_short():
     assert len(text) < 1_000, len(text)
     assert "'00000" in text and "and 19,995 more" in text and "'00005" not in text
     assert "conflicting labels" in text and "on_conflict='first' or 'last'" in text
+    # ids that differ at their end are quoted with it (walkthrough 105: URLs of images read alike, cut after 40)
+    urls = [f"https://tlk.s3.yandex.net/pets/img_{i:05d}.jpg" for i in (7, 8)]
+    df = pd.DataFrame({"task": urls + [urls[1]], "worker": "w", "label": ["dog", "cat", "dog"]})
+    with pytest.raises(DataError, match=r"e\.g\. task 'https://tlk\.s3\.yandex\.net/p'\.\.\.'img_00008\.jpg' by "
+                                        r"worker 'w': \['cat', 'dog'\]"):
+        AnnotationSet.from_long(df)
 
 
 def test_empty_labels_are_dropped_with_a_warning():

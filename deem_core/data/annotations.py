@@ -126,9 +126,14 @@ def _show(value: Any) -> str:
 
 def _show_short(value: Any, chars: int = 40) -> str:
     """:func:`_show`, a text longer than ``chars`` cut with "...": a warning quoting four free-text labels of
-    150-400 characters ran to 12 lines (walkthrough 23)."""
+    150-400 characters ran to 12 lines (walkthrough 23). Its head and its tail: ids that differ at their end (URLs
+    of images) read alike cut after their head, and a conflict's task could not be found in its file (walkthrough
+    105)."""
     value = value.item() if isinstance(value, np.generic) else value
-    return repr(value[:chars]) + "..." if isinstance(value, str) and len(value) > chars else repr(value)
+    if not (isinstance(value, str) and len(value) > chars):
+        return repr(value)
+    tail = chars // 3
+    return f"{value[:chars - tail]!r}...{value[-tail:]!r}"
 
 
 def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
