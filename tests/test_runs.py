@@ -70,13 +70,55 @@ def test_results_history_model_and_summary(tmp_path):
     assert loaded.model_names() == ["deem"]
 
 
+def test_a_run_keeps_its_answers_as_encoded_soft_labels_and_long_names_alike(tmp_path):
+    """Attack round 53: the answers were stored as a long table of names, a copy of each name per answer: a 29 KB
+    Parquet file of 50 workers named with 10,000 characters took +1 GB of the server to store and +1.9 GB at each
+    view of the run's link (a name per answer, written and read back); and soft labels were lost, the reloaded set
+    another one (its fingerprint: "made on another data set" on its owner's own pages)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    n, d, k = 300, 50, 3
+    tasks, workers = np.repeat(np.arange(n), 10), np.concatenate([rng.choice(d, 10, replace=False) for _ in range(n)])
+    names = pd.Index([f"{i:02d}" + "w" * 10_000 for i in range(d)])
+    soft = rng.dirichlet(np.ones(k), size=len(tasks)).astype(np.float32)
+    data = AnnotationSet.from_codes(pd.Index([f"t{i}" for i in range(n)]), names, pd.Index(["a", "b", "c"]), tasks,
+                                    workers, soft.argmax(1), soft_labels=soft)
+    store = RunStore(tmp_path)
+    run_id = store.create("train", {}, data=data)
+    back, _ = store.load_data(run_id)
+    assert back.fingerprint() == data.fingerprint()
+    np.testing.assert_array_equal(back.soft_labels, data.soft_labels)
+    assert list(back.workers) == list(names) and sum(f.stat().st_size for f in (tmp_path / run_id).iterdir()) < 1e6
+    # the server's memory to store and read back 50,000 answers of those names (before: 1.1 GB and more; a name
+    # per answer is 500 MB by itself), in a process of its own
+    script = f"""
+import resource, numpy as np, pandas as pd
+from deem_core import AnnotationSet
+from deem_studio.runs import RunStore
+rng = np.random.default_rng(0)
+n = 5_000
+tasks, workers = np.repeat(np.arange(n), 10), np.concatenate([rng.choice(50, 10, replace=False) for _ in range(n)])
+data = AnnotationSet.from_codes(pd.Index(range(n)), pd.Index([f"{{i:02d}}" + "w" * 10_000 for i in range(50)]),
+                                pd.Index(["a", "b", "c"]), tasks, workers, rng.integers(0, 3, len(tasks)))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+store = RunStore({str(tmp_path / "big")!r})
+store.load_data(store.create("train", {{}}, data=data))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+"""
+    grown = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                               timeout=300).stdout.split()[-1])
+    assert grown < 150, f"+{grown} MB"
+
+
 def test_mixed_type_labels_keep_their_types(tmp_path):
     df = pd.DataFrame({"task": ["t1", "t1", "t2", "t2"], "worker": ["a", "b", "a", "b"],
                        "label": [1, "x", 1, 1]}, dtype=object)
     data = AnnotationSet.from_long(df)
     store = RunStore(tmp_path)
     run_id = store.create("train", {}, data=data)
-    assert (tmp_path / run_id / "annotations.table.json").exists()  # parquet cannot hold 1 and "x"
+    assert (tmp_path / run_id / "annotations_classes.table.json").exists()  # parquet cannot hold 1 and "x"
     back = store.load(run_id).data
     assert sorted(map(repr, back.to_long()["label"])) == sorted(map(repr, data.to_long()["label"]))
     assert back.fingerprint() == data.fingerprint()
