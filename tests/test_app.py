@@ -1977,6 +1977,27 @@ def test_a_table_with_missing_numbers_shows_empty_cells_not_none():
     assert shown.attrs["number_text"] == ["score"]  # common.table keeps it right-aligned
 
 
+def test_a_page_table_holds_a_bounded_amount_of_text():
+    """Attack round 53: 4,914 workers named with 10,000 characters (a 64 KB upload) sent 99 MB to every visitor of
+    the Data page and 20 MB of the Results page: a table's text is bounded, each cut cell says its length; a short
+    table keeps its long cells whole (a cluster's partners, up to 2,000 characters)."""
+    from pages.common import TABLE_TEXT_CHARS, visible_cells
+
+    names = [f"{i:04d}" + "w" * 10_000 + "\u202e" for i in range(5_000)]
+    frame = pd.DataFrame({"worker": names, "answers": range(5_000), "flag": pd.Categorical(["ok"] * 5_000)})
+    shown = visible_cells(frame)
+    assert shown["worker"].str.len().sum() <= TABLE_TEXT_CHARS * 1.1 and shown["answers"].equals(frame["answers"])
+    assert shown["worker"].iloc[7] == f"0007{'w' * (TABLE_TEXT_CHARS // 10_000 - 4)}… (10,005 characters)"
+    few = visible_cells(frame.head(3))
+    assert few["worker"].iloc[0] == "0000" + "w" * 10_000 + "\\u202e"  # whole, its control escaped
+    assert visible_cells(pd.DataFrame({"worker": ["a", "b"]}))["worker"].tolist() == ["a", "b"]
+    # the one warning that quoted whole names: five of 10,000 characters made 50,498 (attack round 53)
+    from pages.common import constant_warning
+
+    said = constant_warning(None, [("w" * 10_000 + str(i), "dog", 30, 20) for i in range(5)])
+    assert len(said) < 1_500 and said.count("'wwww") == 5 and "…" not in said, len(said)
+
+
 def test_a_number_that_rounds_to_zero_shows_no_minus_sign():
     # an importance of -0.00006 read "-0.000", as if below 0 (walkthrough 104); -0.0004 at 4 digits keeps its sign
     from pages.common import readable_table
