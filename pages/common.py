@@ -433,6 +433,8 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     sentences = []
     # (workers who always give one label agree without copying: warned of as such, not as copies; walkthrough 102)
     for workers, tasks in identical_groups(*pairwise, exclude=single_label_workers(data))[:5]:
+        # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
+        workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
         # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
         named = (", ".join(repr(shortened(str(w), 40)) for w in workers[:8])
                  + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))

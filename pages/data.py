@@ -237,9 +237,12 @@ def _preview(file, **options):
 MAX_FILES_CHECKED = 10
 
 
-def _read_with(files, fmt: str, columns: dict, predictions: bool) -> tuple:
-    """What a load reads: the uploads (by the uploader's ids) and the format, mapping and predictions toggle."""
-    return (tuple(f.file_id for f in files), fmt, repr(sorted((columns or {}).items())), bool(predictions))
+def _read_with(files, shown, predictions: bool) -> tuple:
+    """What a load reads: the uploads (by the uploader's ids) and the format and columns their first file is read
+    with (the preview's: a format chosen that reads it as detection did is no change; walkthrough 106), and the
+    predictions toggle."""
+    read = (None, None) if shown is None else (shown.layout, repr(sorted((shown.columns or {}).items(), key=str)))
+    return (tuple(f.file_id for f in files), *read, bool(predictions))
 
 
 def _format_chosen() -> None:
@@ -380,7 +383,7 @@ with st.container(border=True):
             # page is left) and read with another task column kept the gold file's refusal (walkthrough 81)
             common.dataset()["file_ids"] = [(f.name, hashlib.blake2b(f.getbuffer(), digest_size=16).hexdigest())
                                             for f in files]
-            common.dataset()["read_with"] = _read_with(files, fmt, columns, predictions)
+            common.dataset()["read_with"] = _read_with(files, shown, predictions)
             st.session_state["_reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
@@ -408,15 +411,15 @@ if ds is None:
 
 data = ds["data"]
 st.header(f"Summary: {common.safe(ds['name'])}")
-if files and ds.get("read_with") != _read_with(files, fmt, columns, predictions):
+if files and not unreadable and ds.get("read_with") != _read_with(files, shown, predictions):
     # (the summary of the set loaded before stood under the new file's "read as" line as if it were that file's;
-    # walkthrough 103)
+    # walkthrough 103; not where the files cannot be loaded: the button is off; walkthrough 106)
+    them = "them" if len(files) != 1 else "it"
     chosen = "the files chosen above" if len(files) != 1 else "the file chosen above"
-    if ds.get("read_with") and ds["read_with"][0] == _read_with(files, fmt, columns, predictions)[0]:
-        chosen += " as the format and mapping above now read " + ("them" if len(files) != 1 else "it")
+    if ds.get("read_with") and ds["read_with"][0] == _read_with(files, shown, predictions)[0]:
+        chosen += f" as the format and mapping now read {them}"
     st.info(common.safe(f"This is the summary of the data set loaded before ({shortened(ds['name'], 80)}), not of "
-                        f"{chosen}: press “Load these files” to read {'them' if len(files) != 1 else 'it'}."),
-            icon=":material/info:")
+                        f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
 
 
 def summary(data) -> dict:

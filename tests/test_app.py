@@ -146,11 +146,15 @@ def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
                     "press “Load these files” to read it."], said
     at.button(key="load_files").click().run()
     assert "Summary: second.csv" in texts(at) and "loaded before" not in texts(at)
+    at.selectbox(key="upload_format").set_value("long").run()  # (read as detection read it: no change; walkthrough
+    assert "loaded before" not in texts(at)  # 106)
     at.selectbox(key="upload_format").set_value("wide").run()  # (the same file, to be read another way)
-    assert "not of the file chosen above as the format and mapping above now read it" in texts(at)
+    assert "not of the file chosen above as the format and mapping now read it" in texts(at)
     at.selectbox(key="upload_format").set_value("long").run()
-    at.button(key="load_files").click().run()
     assert "loaded before" not in texts(at)
+    # a file that cannot be loaded as chosen (the button off): nothing to press (walkthrough 106)
+    at.file_uploader(key="upload_annotations").set_value(("bad.csv", b"task,worker\n1,a\n", "text/csv")).run()
+    assert at.button(key="load_files").disabled and "loaded before" not in texts(at)
 
 
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
@@ -307,6 +311,10 @@ def test_the_data_page_says_which_workers_answer_alike_on_every_task_they_share(
     at.switch_page("pages/train.py").run()  # said again where a training is launched
     assert [text for text in (unescape(str(w.value)) for w in at.warning)
             if "copies, or one person" in text] == ["Read before training: " + said[0]]
+    # named in their natural order, as the clusters' notes name them ("'w10', 'w2', 'w9'"; walkthrough 106)
+    renamed = frame.assign(worker=frame["worker"].replace({"copy0": "w10", "*copy* <1>": "w2", "copy2": "w9"}))
+    at = upload(new_app(), "named.csv", renamed.to_csv(index=False).encode())
+    assert any(unescape(str(w.value)).startswith("Workers 'w2', 'w9', 'w10' each gave") for w in at.warning)
     # two workers: their own count of shared tasks ("(269 or more)" read as vague for a pair; walkthrough 41)
     pair = frame[frame["worker"] != "copy2"]
     shared = len(set(pair.loc[pair["worker"] == "copy0", "task"]) & set(pair.loc[pair["worker"] == "*copy* <1>", "task"]))

@@ -147,11 +147,12 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
             row=1, col=col)
         fig.update_xaxes(tickangle=-60, row=1, col=col)
         category_axes(fig, y=False, row=1, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
-    unit = "log-odds (nats)" if column.endswith("log_odds") else "p"
-    # on two lines: on one it ran past the plot's height into the chart's title when long names took the room of the
-    # rotated ticks (walkthrough 105)
-    fig.update_yaxes(title_text=f"mean drop of the decided<br>class's {unit} when left out", row=1, col=1)
-    fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if unit != "p" else "")},
+    unit = "log-odds (nats)" if column.endswith("log_odds") else "p(decided class)"
+    # short: "mean drop of the decided class's log-odds (nats) when removed" ran past the plot's height into the
+    # chart's title where long names took the room of the rotated ticks (walkthrough 105; a line break is escaped
+    # with every title, walkthrough 106); the caption below says what the drop is
+    fig.update_yaxes(title_text=f"mean drop in {unit}", row=1, col=1)
+    fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if column.endswith("log_odds") else "")},
                       height=470, bargap=0.2, margin={"b": 70})  # (the table's toolbar below covered the last
     # worker's name at 1400 px; walkthrough 31)
     return fig
