@@ -377,6 +377,9 @@ with st.container(border=True):
                 said.append(f"{wording.counted(len(columns['ignore']), 'column')} left out")
             if said:  # (one file read with two task columns was two data sets of one name; walkthrough 81)
                 name += " (" + ", ".join(said) + ")"
+            kept = reading.label_studio.source if reading.label_studio is not None else None
+            if kept is not None:  # (the export kept with the set, counted with it: capacity.data_bytes)
+                data.held_bytes = int(kept.raw_size() or 0)
             common.set_dataset(name, data, reading.gold, files=[f.name for f in files], origin="upload",
                                read_gold=0 if reading.gold is None else len(reading.gold))
             # the files it was read from, by content: the same file uploaded again (the uploader is emptied when the

@@ -624,3 +624,20 @@ def test_a_run_s_gold_labels_brought_back_keep_what_they_are():
                                                                                 "columns": ("id", "gold")}
     assert gold_attrs({"gold_file": "mine.csv"}) == {"file": "mine.csv"}
     assert gold_attrs({"gold_control": "yes"}) == {} and gold_attrs(["gold_control"]) == {}
+
+
+def test_a_label_studio_export_kept_with_its_data_set_is_counted_with_it():
+    """Attack round 53: the export a loaded set keeps (to write its predictions file) stayed in memory after its upload
+    was removed and released, counted nowhere: three tabs each kept a 216 MB export. It is counted with the set in
+    the data ledger, and let go with it."""
+    from deem_studio import capacity
+
+    fixture = make_fixtures.label_studio()
+    at = upload(new_app(), fixture)
+    at.button(key="load_files").click().run()
+    data = at.session_state["dataset"]["data"]
+    size = len(next(iter(fixture.files.values())))
+    assert data.held_bytes == size > 0
+    assert capacity.data_bytes(data) >= size + capacity.data_bytes(
+        type(data).from_codes(data.tasks, data.workers, data.classes, data.task_codes, data.worker_codes,
+                              data.label_codes))
