@@ -47,7 +47,7 @@ import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls, natural_positions, shortened
+from deem_core.data.text import escape_controls, middle_cut, natural_positions, shortened
 from deem_core.model import training
 from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
@@ -125,8 +125,8 @@ def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
     def cell(v: Any) -> Any:
         if not isinstance(v, str):
             return v
-        if len(v) > most:
-            v = f"{v[:most]}… ({len(v):,} characters)"
+        if len(v) > most:  # (its head and its tail: names that differ at their end read alike; walkthrough 107)
+            v = f"{middle_cut(v, most)} ({len(v):,} characters)"
         return v if v.isprintable() else escape_controls(v)
 
     for column in texts:

@@ -242,7 +242,8 @@ def _read_with(files, shown, predictions: bool) -> tuple:
     with (the preview's: a format chosen that reads it as detection did is no change; walkthrough 106), and the
     predictions toggle."""
     read = (None, None) if shown is None else (shown.layout, repr(sorted((shown.columns or {}).items(), key=str)))
-    return (tuple(f.file_id for f in files), *read, bool(predictions))
+    # the files by name and size: the same file chosen again is a new upload to the uploader (walkthrough 107)
+    return (tuple((f.name, f.size) for f in files), *read, bool(predictions))
 
 
 def _format_chosen() -> None:
@@ -542,7 +543,7 @@ if read_note and read_note != previewed:  # (the same line stood above and here 
         read_slot.caption(common.safe(f"Read as the line above says; {read_note[len(previewed) + 2:]}"))
     else:
         read_slot.text(common.plain_text(read_note))
-st.caption(common.safe(f"Format: {getattr(data, 'layout', 'long')} · from {', '.join(ds['files']) or ds['origin']} · "
+st.caption(common.safe(f"Format: {FORMATS.get(getattr(data, 'layout', 'long'), getattr(data, 'layout', 'long'))} · from {', '.join(ds['files']) or ds['origin']} · "
                        f"summary computed in {stats['seconds']:.2f} s"))
 for message in data.warnings:
     st.warning(page_words(message), icon=":material/cleaning_services:")

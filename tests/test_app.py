@@ -146,6 +146,9 @@ def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
                     "press “Load these files” to read it."], said
     at.button(key="load_files").click().run()
     assert "Summary: second.csv" in texts(at) and "loaded before" not in texts(at)
+    # the same file chosen again (a new upload to the uploader): no box (walkthrough 107)
+    at.file_uploader(key="upload_annotations").set_value(("second.csv", tiny_csv(120), "text/csv")).run()
+    assert "loaded before" not in texts(at)
     at.selectbox(key="upload_format").set_value("long").run()  # (read as detection read it: no change; walkthrough
     assert "loaded before" not in texts(at)  # 106)
     at.selectbox(key="upload_format").set_value("wide").run()  # (the same file, to be read another way)
@@ -1995,7 +1998,10 @@ def test_a_page_table_holds_a_bounded_amount_of_text():
     frame = pd.DataFrame({"worker": names, "answers": range(5_000), "flag": pd.Categorical(["ok"] * 5_000)})
     shown = visible_cells(frame)
     assert shown["worker"].str.len().sum() <= TABLE_TEXT_CHARS * 1.1 and shown["answers"].equals(frame["answers"])
-    assert shown["worker"].iloc[7] == f"0007{'w' * (TABLE_TEXT_CHARS // 10_000 - 4)}… (10,005 characters)"
+    # (head and tail: names that differ at their end read alike cut after their head; walkthrough 107)
+    cut = shown["worker"].iloc[7]
+    assert cut.startswith("0007ww") and cut.endswith("w\\u202e (10,005 characters)") and cut.count("…") == 1, cut
+    assert len(cut) <= TABLE_TEXT_CHARS // 5_000 + 30, len(cut)
     few = visible_cells(frame.head(3))
     assert few["worker"].iloc[0] == "0000" + "w" * 10_000 + "\\u202e"  # whole, its control escaped
     assert visible_cells(pd.DataFrame({"worker": ["a", "b"]}))["worker"].tolist() == ["a", "b"]

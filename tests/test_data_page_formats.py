@@ -636,6 +636,8 @@ def test_a_label_studio_export_kept_with_its_data_set_is_counted_with_it():
     at = upload(new_app(), fixture)
     at.button(key="load_files").click().run()
     data = at.session_state["dataset"]["data"]
+    # (the summary's format in words, as the "read as" line: "Format: label_studio" read as a code; walkthrough 107)
+    assert any(str(c.value).replace("\\", "").startswith("Format: Label Studio JSON export · from ") for c in at.caption)
     size = len(next(iter(fixture.files.values())))
     assert data.held_bytes == size > 0
     assert capacity.data_bytes(data) >= size + capacity.data_bytes(

@@ -527,6 +527,14 @@ def test_figures(layered):
     # 106), as drawn
     from deem_core.plots.safety import escape_figure  # noqa: PLC0415
 
+    # long names drawn cut, head and tail, each bar's category whole (40 names of 3,000 characters took the chart;
+    # walkthrough 107), escaped alike with the trace's names
+    long_names = diag.importance.table.assign(worker=lambda t: "<b>" + "w" * 3_000 + t["worker"].astype(str))
+    drawn = escape_figure(plots.importance_bars(long_names))
+    axis, first = drawn.layout.xaxis, sorted(set(long_names["worker"]))[0]
+    assert list(axis.tickvals) == list(drawn.data[0].x) and max(map(len, axis.ticktext)) <= 40, axis.ticktext[:2]
+    assert axis.ticktext[0].startswith("&lt;b&gt;") and axis.ticktext[0].endswith(first[-9:]), axis.ticktext[0]
+    assert plots.importance_bars(diag.importance).layout.xaxis.tickvals is None  # (short names: as before)
     title = escape_figure(bars).layout.yaxis.title.text
     assert title == "mean drop in p(decided class)" and len(plots.importance_bars(diag.importance, column="importance_log_odds")
                                               .layout.yaxis.title.text) <= 30, title

@@ -23,7 +23,7 @@ import unicodedata
 from typing import Any
 
 __all__ = ["INVISIBLE_RE2", "counted", "escape_controls", "html_text", "in_number", "is_are", "is_invisible", "names_text",
-           "natural_positions", "quoted_name", "shortened"]
+           "middle_cut", "natural_positions", "quoted_name", "shortened"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -156,6 +156,15 @@ def shortened(value: Any, most: int = 24) -> str:
     100,000-character option value was printed whole; attack round 15)."""
     text = str(value)
     return text if len(text) <= most else text[:most - 4] + "..."
+
+
+def middle_cut(text: str, most: int) -> str:
+    """``text`` of at most about ``most`` characters: its head and its tail around "…" where it is longer. Names that
+    differ at their end (w…w10, w…w11; image URLs) read alike cut after their head (walkthroughs 105 and 107)."""
+    if len(text) <= most:
+        return text
+    tail = max(1, most // 3)
+    return f"{text[:max(1, most - tail - 1)]}…{text[-tail:]}"
 
 
 def html_text(value: Any) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["category_axes", "plain_exponents"]
+from deem_core.data.text import middle_cut
+
+__all__ = ["TICK_CHARS", "category_axes", "cut_ticks", "plain_exponents"]
 
 
 def category_axes(figure: Any, x: bool = True, y: bool = True, **where: Any) -> Any:
@@ -18,6 +20,24 @@ def category_axes(figure: Any, x: bool = True, y: bool = True, **where: Any) -> 
         figure.update_xaxes(type="category", **where)
     if y:
         figure.update_yaxes(type="category", **where)
+    return figure
+
+
+#: characters of a worker's, task's or class's name drawn as a tick label (the whole name on hover)
+TICK_CHARS = 30
+
+
+def cut_ticks(figure: Any, names: list[str], x: bool = True, y: bool = False, **where: Any) -> Any:
+    """``figure`` with the category ticks of ``names`` drawn cut to :data:`TICK_CHARS` (head and tail), the
+    categories themselves (and so the hover texts) whole: 40 worker names of 3,000 characters took the whole
+    importance chart, its bars squeezed into a corner (walkthrough 107). Nothing changes where every name fits."""
+    if all(len(name) <= TICK_CHARS for name in names):
+        return figure
+    ticks = {"tickmode": "array", "tickvals": list(names), "ticktext": [middle_cut(n, TICK_CHARS) for n in names]}
+    if x:
+        figure.update_xaxes(**ticks, **where)
+    if y:
+        figure.update_yaxes(**ticks, **where)
     return figure
 
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from deem_core.data.text import natural_positions
-from deem_core.plots.axes import category_axes
+from deem_core.plots.axes import category_axes, cut_ticks
 
 __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
            "quality_table_figure"]
@@ -79,6 +79,7 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
         fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
         category_axes(fig, row=1, col=layer + 1)  # one cell per worker, ids 200 ... 1766 too (walkthrough 67)
+        cut_ticks(fig, workers, y=True, row=1, col=layer + 1)  # (long names took the chart; walkthrough 107)
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
@@ -147,6 +148,7 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
             row=1, col=col)
         fig.update_xaxes(tickangle=-60, row=1, col=col)
         category_axes(fig, y=False, row=1, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
+        cut_ticks(fig, workers, row=1, col=col)  # (40 names of 3,000 characters took the chart; walkthrough 107)
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p(decided class)"
     # short: "mean drop of the decided class's log-odds (nats) when removed" ran past the plot's height into the
     # chart's title where long names took the room of the rotated ticks (walkthrough 105; a line break is escaped

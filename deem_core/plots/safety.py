@@ -95,6 +95,7 @@ def escape_figure(figure):
         for axis in select():
             _escape_path(axis, ("title", "text"))
             _escape_path(axis, ("ticktext",))
+            _escape_path(axis, ("tickvals",))  # (the categories they name, escaped as the trace's x and y are)
     annotations = layout.annotations or ()
     for annotation in annotations:
         _escape_path(annotation, ("text",))
