@@ -626,7 +626,7 @@ with tab["Workers"]:
         "coverage": st.column_config.ProgressColumn("coverage", format="%.1f%%", min_value=0.0, max_value=100.0),
         "agreement_with_majority": st.column_config.NumberColumn(
             "agreement with majority", format="%.3f", help="share of its answers equal to the task's majority vote, "
-            "its own answer one of the votes"),
+            "its own answer one of the votes; on a tie of two classes an answer naming one of them counts a half"),
         "agreement_with_others": st.column_config.NumberColumn(
             "agreement with the others", format="%.3f", help="per answer, the share of the task's other answers that "
             "give its label, averaged over its answers on tasks others answered too (blank: none)")})

@@ -393,3 +393,16 @@ def test_tie_luck_counts_the_ties_among_gold_tasks_and_what_a_random_pick_would_
         assert tied.sum() > 50
         assert tie_luck(data, voted, truth) == {"ties": int(tied.sum()), "right": right,
                                                 "expected": pytest.approx(expected)}
+
+
+def test_agreement_with_majority_shares_a_tie_whatever_the_labels_are_called():
+    """A tie went to the smallest label: the worker answering "a" on a task split a/b agreed fully, its partner
+    answering "b" not at all, and renaming "a" to "z" swapped them (the Majority vote method breaks ties otherwise)."""
+    def table(first: str) -> pd.Series:
+        frame = pd.DataFrame({"task": ["t1", "t1", "t2", "t2", "t2"], "worker": ["u", "v", "u", "v", "w"],
+                              "label": [first, "b", first, first, "b"]})
+        return worker_coverage(AnnotationSet.from_long(frame)).set_index("worker")["agreement_with_majority"]
+    for first in ("a", "z"):
+        got = table(first)
+        assert got["u"] == pytest.approx(0.75) and got["v"] == pytest.approx(0.75)  # half of t1, all of t2
+        assert got["w"] == pytest.approx(0.0)

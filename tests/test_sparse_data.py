@@ -211,8 +211,13 @@ def test_agreement_statistics_equal_the_dense_formulas(case):
         np.testing.assert_allclose(got_agreement.to_numpy(), np.where(overlap > 0, same / overlap, np.nan))
     # Krippendorff's alpha from the per-task counts of the dense table (the old code path for arrays)
     assert agreement.krippendorff_alpha(data) == pytest.approx(agreement.krippendorff_alpha(labels, k), abs=1e-12)
-    mv = dense_majority(labels, k, probs)  # coverage compares hard labels with the (soft) majority vote
-    agree = ((labels == mv[:, None]) & (labels >= 0)).sum(axis=0)
+    mv = dense_majority(labels, k, probs)
+    # coverage compares hard labels with the (soft) majority vote, a tie shared among the tied classes
+    votes = dense_votes(labels, k, probs).sum(axis=1)
+    tied = (votes >= votes.max(axis=1, keepdims=True) - 1e-9) & (votes.sum(axis=1, keepdims=True) > 0)
+    ways = np.maximum(tied.sum(axis=1), 1)
+    rows, cols = np.nonzero(labels >= 0)
+    agree = np.bincount(cols, weights=tied[rows, labels[rows, cols]] / ways[rows], minlength=labels.shape[1])
     coverage = agreement.worker_coverage(data)
     np.testing.assert_array_equal(coverage["answers"], observed.sum(axis=0))
     answered = observed.sum(axis=0)

@@ -173,6 +173,23 @@ def _agreement_with(data: AnnotationSet, task_labels: np.ndarray) -> tuple[np.nd
     return answered, agree
 
 
+def _agreement_with_majority(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per worker: answers, and answers naming one of their task's most answered classes, a tie shared evenly among
+    the tied classes as :func:`class_balance` shares it (a tie given to the smallest class made a worker's agreement
+    depend on how the labels sort, and disagree with the Majority vote method, which breaks ties otherwise). From
+    the (task, class) pairs that occur (:meth:`~deem_core.data.annotations.AnnotationSet.most_voted_pairs`)."""
+    answered = data.answers_per_worker()
+    task, cls = data.most_voted_pairs()
+    k = np.int64(max(data.n_classes, 1))
+    top = np.sort(task * k + cls)
+    keys = data.task_codes.astype(np.int64) * k + data.label_codes
+    at = np.minimum(np.searchsorted(top, keys), max(len(top) - 1, 0))
+    hit = (top[at] == keys) if len(top) else np.zeros(len(keys), dtype=bool)
+    ways = np.bincount(task, minlength=data.n_tasks).astype(np.float64)
+    share = np.where(hit, 1.0 / np.maximum(ways[data.task_codes], 1.0), 0.0)
+    return answered, np.bincount(data.worker_codes, weights=share, minlength=data.n_workers)
+
+
 def _others_per_answer(data: AnnotationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per answer: whether its task has other answers, 1 / their number (0 when none), and the share of them giving
     its label."""
@@ -364,7 +381,7 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
 
 def worker_coverage(data: AnnotationSet) -> pd.DataFrame:
     """Per worker: answers, share of tasks covered, agreement with majority vote (on its tasks; its own answer is
-    one of the votes) and agreement with the others (per answer, the share of the task's other answers giving its
+    one of the votes, a tie shared among the tied classes) and agreement with the others (per answer, the share of the task's other answers giving its
     label, averaged over its answers on tasks others answered too: the figure the Data page's "answering against
     the others" warning quotes, which the majority column hid: 0.196 beside 9%; walkthrough 65)."""
     return _in_natural_order(_coverage(data))
@@ -378,7 +395,7 @@ def _in_natural_order(table: pd.DataFrame) -> pd.DataFrame:
 
 def _coverage(data: AnnotationSet) -> pd.DataFrame:
     """:func:`worker_coverage` in the data's order of workers."""
-    answered, agree = _agreement_with(data, data.majority_vote())
+    answered, agree = _agreement_with_majority(data)
     on_shared, with_others = _agreement_with_others(data)
     return pd.DataFrame({
         "worker": [str(w) for w in data.workers],
