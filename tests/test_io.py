@@ -711,3 +711,18 @@ def test_long_values_in_a_json_note_are_cut():
     data = read_annotations(("long.json", text.encode()))
     said = [w for w in data.warnings if "as JSON text and as a number" in w]
     assert len(said) == 1 and len(said[0]) < 500, len(said[0]) if said else data.warnings
+
+
+def test_a_row_cut_short_says_so_beside_its_empty_id():
+    """A Toloka export whose last row was cut after its label was refused as "line 20: empty worker", the worker
+    column being the 7th of 9 while the line held 3 fields: the refusal now says the line is short (quoted or not,
+    a blank line before it counted), and a row with every field and an empty worker is told as before."""
+    header = "INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+    rows = "".join(f"http://x/{t}.jpg\tcat\t\tw{w}\tAPPROVED\n" for t in range(4) for w in range(3))
+    for body, line in ((rows, 14), (rows.replace("\n", "\n\n", 1), 15), (rows.replace("\tcat", '\t"cat"'), 14)):
+        text = header + body + "http://x/9.jpg\tdog\t\n"
+        with pytest.raises(DataError, match=r"^t\.tsv: line %d: empty worker \(column 'ASSIGNMENT:worker_id'\) \(the "
+                                            r"line has 3 of the header's 5 fields: cut short\?\); 1 row in all$" % line):
+            read_annotations(("t.tsv", text.encode()))
+    with pytest.raises(DataError, match=r"^t\.tsv: line 14: empty worker \(column 'ASSIGNMENT:worker_id'\); 1 row"):
+        read_annotations(("t.tsv", (header + rows + "http://x/9.jpg\tdog\t\t\tAPPROVED\n").encode()))

@@ -926,8 +926,9 @@ def _check_empty_ids(table: Table, part: pd.DataFrame, plan: Plan) -> None:
                 raise DataError(f"{table.name}: a worker column's name is blank (only spaces or line separators); "
                                 f"name it")
             column = plan.task_text() if role == "task" else (plan.worker or role)
-            raise DataError(f"{table.name}: {table.line(_position(table, row))}: empty {role} (column {column!r}); "
-                            f"{counted(rows, 'row')} in all")
+            place = _position(table, row)
+            raise DataError(f"{table.name}: {table.line(place)}: empty {role} (column {column!r})"
+                            f"{table.short_row(place)}; {counted(rows, 'row')} in all")
 
 
 def _soft_floats(table: Table, part: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -231,6 +231,12 @@ class Table:
     def line(self, row: int) -> str:
         return f"row {row + 1}"
 
+    def short_row(self, row: int) -> str:
+        """Words saying that data row ``row`` has fewer fields than the header (a cut row reads as empty cells at
+        its end: a Toloka export's cut last row was refused as "empty worker"), or "" when it has them all or the
+        table has no fields to count."""
+        return ""
+
     def time_columns(self, columns: Sequence[str]) -> dict[str, str]:
         """Those of ``columns`` that hold dates or times (column -> the type in words): a typed table's columns say
         so by their type. In a text table, a column whose name says a time (a part of it is one of
@@ -447,21 +453,32 @@ class CsvTable(Table):
     def line(self, row: int) -> str:
         return f"line {self._line_of(row)}"
 
+    def short_row(self, row: int) -> str:
+        fields = self._record_at(row)[1]
+        if fields is None or fields >= len(self.header):
+            return ""
+        return f" (the line has {fields} of the header's {len(self.header)} fields: cut short?)"
+
     def _line_of(self, row: int) -> int:
         if self.saw_quote is False:
             return self.header_line + 1 + row
+        return self._record_at(row)[0]
+
+    def _record_at(self, row: int) -> tuple[int, int | None]:
+        """The line data row ``row`` starts on, and its number of fields (None where the file could not be followed
+        that far)."""
         target = row + 1  # records after the header
         with self._rescan() as text:
             reader = csv.reader(text, delimiter=self.delimiter)
             previous_end = 0
             try:
-                for index, _ in enumerate(reader):
+                for index, record in enumerate(reader):
                     if index == target:
-                        return self.header_line + previous_end
+                        return self.header_line + previous_end, len(record)
                     previous_end = reader.line_num
             except csv.Error:  # e.g. a bare CR inside an unquoted field: the line reached so far
                 pass
-        return self.header_line + previous_end
+        return self.header_line + previous_end, None
 
     def _quote_never_closed(self) -> int:
         open_line = None
