@@ -207,6 +207,17 @@ def test_the_mi_table_leaves_out_pairs_without_a_value_and_stops_at_its_row_boun
     assert said in capped.attrs["note"] and said in result.table_note(max_rows=5)
 
 
+def test_the_mi_table_lists_the_pairs_in_the_workers_natural_order_as_the_heatmaps():
+    """The All MI values CSV listed w10 and w11 before w2 (text order) where the heatmaps above it draw w2 first."""
+    labels, truth = _ds_labels(200, 12, 2, 0.8, seed=3, density=1.0)
+    df = _long(labels, [f"w{i}" for i in range(12)])
+    model = DEEM(n_layers=0, epochs=2, lr=0.05, device="cpu", seed=0).fit(df)
+    frame = per_layer_mutual_information(model, df, gold=pd.Series(truth, index=range(200))).long_frame()
+    part = frame[(frame["layer"] == 0) & (frame["class"] == frame["class"].iloc[0])]
+    numbers = list(zip(part["worker_a"].str[1:].astype(int), part["worker_b"].str[1:].astype(int)))
+    assert numbers == [(a, b) for a in range(12) for b in range(12) if a != b]
+
+
 # ---------------------------------------------------------------------------------------------- importance
 def _brute_force_drops(model, data: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
     """Remove each worker by masking its column and calling the network: the definition, slowly."""

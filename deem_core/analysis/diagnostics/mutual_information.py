@@ -42,6 +42,7 @@ import torch
 
 from deem_core.data.annotations import AnnotationSet
 from deem_core.data.pairs import pair_table
+from deem_core.data.text import natural_positions
 from deem_core.analysis.diagnostics._slots import layer_outputs
 
 __all__ = [
@@ -272,6 +273,11 @@ class MutualInformationResult:
         past either the pairs with the most tasks in common are kept, and ``attrs["note"]`` says how many were left
         out (the heatmaps keep every pair)."""
         a_idx, b_idx, classes, note = self._table_pairs(include_diagonal, max_rows)
+        # the pairs in the workers' natural order, as the heatmaps draw them (text order put w10 before w2)
+        rank = np.empty(len(self.workers), dtype=np.int64)
+        rank[natural_positions(self.workers)] = np.arange(len(self.workers))
+        order = np.lexsort((rank[b_idx], rank[a_idx]))
+        a_idx, b_idx = a_idx[order], b_idx[order]
         n_layers = self.mi.shape[0]
         workers = np.asarray(self.workers, dtype=object)
         frames = []
