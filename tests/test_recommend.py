@@ -464,3 +464,17 @@ def test_the_record_of_training_at_the_sweeps_pick_is_the_measured_one():
     assert above + equal + below == sets
     said = pick_vs_default(0.01)
     assert f"on {sets} data sets" in said and f"less accurate on {below} (by up to {-PICK_VS_DEFAULT['worst']:.1f}" in said
+
+
+def test_hardly_learns_says_why_beside_a_curve_that_falls_as_far_as_the_chosen_one():
+    """A sweep on tree3k called 0.001 "hardly learns" while its energy difference fell by 0.89, as far as the
+    recommended rate's dip (0.98): the sampler's drift moves every curve. The verdict now says so; a reference whose
+    difference hardly moves is told without it."""
+    drifting = dict(difference=ramp(-1.0, -1.9, 12), positive=flat(-10.0))
+    curves = curves_of(dict(lr=0.001, **drifting), dict(lr=0.003, **REFERENCE), dict(lr=0.01, **GOOD))
+    rec = recommend(curves, smoothing=0.0)
+    assert rec.lr == 0.01 and rec.verdicts[0.001].category == rec.verdicts[0.003].category == "stagnant"
+    assert rec.verdicts[0.001].reason.endswith("; its energy difference falls by 0.9 all the same: the model samples "
+                                               "drift away from the data at any learning rate, so the difference "
+                                               "alone does not show learning")
+    assert "all the same" not in rec.verdicts[0.003].reason

@@ -466,6 +466,10 @@ def recommend(
             a.category = "stagnant"
             a.reason = (f"hardly learns: the positive energy (data) falls by {_fmt(a.positive_drop)}, less than "
                         f"the {_fmt(move_needed)} that counts as learning on these curves")
+            if a.start - a.lowest >= DIP_DEPTH * scale:  # (beside a curve dipping as far as the chosen rate's did)
+                a.reason += (f"; its energy difference {'falls' if sign > 0 else 'rises'} by "
+                             f"{_fmt(a.start - a.lowest)} all the same: the model samples drift away from the data at "
+                             f"any learning rate, so the difference alone does not show learning")
         elif a.start - a.lowest >= DIP_DEPTH * scale and abs(a.tail_drift) <= TAIL_TOLERANCE * scale:
             a.category = "dip-and-tail"
             # (a climb back from the dip read as a fault beside "then stays level"; walkthrough 37)
