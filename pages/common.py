@@ -125,9 +125,12 @@ def visible_cells(frame: pd.DataFrame) -> pd.DataFrame:
     def cell(v: Any) -> Any:
         if not isinstance(v, str):
             return v
-        if len(v) > most:  # (its head and its tail: names that differ at their end read alike; walkthrough 107)
-            v = f"{middle_cut(v, most)} ({len(v):,} characters)"
-        return v if v.isprintable() else escape_controls(v)
+        # escaped first, then cut: an escape is six characters, and names of controls cut before it passed the
+        # bound six-fold (read 53)
+        shown = v if v.isprintable() else escape_controls(v)
+        if len(shown) > most:  # (its head and its tail: names that differ at their end read alike; walkthrough 107)
+            shown = f"{middle_cut(shown, most)} ({len(v):,} characters)"
+        return shown
 
     for column in texts:
         values = frame[column]
@@ -1695,8 +1698,8 @@ def readable_table(frame: Any, digits: int = 3, formats: dict[str, str] | None =
 def unsigned_zero(text: str) -> str:
     """A formatted number without the sign of a value that rounds to zero: an importance of -0.00006 read "-0.000",
     as if it were below 0 (walkthrough 104)."""
-    if text.startswith("-") and not any(c in "123456789" for c in text):
-        return text[1:]
+    if text.startswith("-") and not any(c in "123456789" for c in text) and any(c == "0" for c in text):
+        return text[1:]  # (a digit 0 and no other: "-inf" keeps its sign; read 53)
     return text
 
 

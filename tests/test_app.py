@@ -2005,6 +2005,9 @@ def test_a_page_table_holds_a_bounded_amount_of_text():
     few = visible_cells(frame.head(3))
     assert few["worker"].iloc[0] == "0000" + "w" * 10_000 + "\\u202e"  # whole, its control escaped
     assert visible_cells(pd.DataFrame({"worker": ["a", "b"]}))["worker"].tolist() == ["a", "b"]
+    # names of controls: each escape is six characters, and cut before escaping they passed the bound six-fold
+    controls = visible_cells(pd.DataFrame({"worker": [f"{i:04d}" + "\u202e" * 10_000 for i in range(5_000)]}))
+    assert controls["worker"].str.len().sum() <= TABLE_TEXT_CHARS * 1.1 and "\u202e" not in controls["worker"][0]
     # the one warning that quoted whole names: five of 10,000 characters made 50,498 (attack round 53)
     from pages.common import constant_warning
 
@@ -2013,6 +2016,10 @@ def test_a_page_table_holds_a_bounded_amount_of_text():
 
 
 def test_a_number_that_rounds_to_zero_shows_no_minus_sign():
+    from pages.common import unsigned_zero
+
+    assert [unsigned_zero(t) for t in ("-0.000", "-0", "-0.0e+00", "-inf", "-nan", "-0.001", "-1")] == \
+        ["0.000", "0", "0.0e+00", "-inf", "-nan", "-0.001", "-1"]  # (-inf read "inf"; read 53)
     # an importance of -0.00006 read "-0.000", as if below 0 (walkthrough 104); -0.0004 at 4 digits keeps its sign
     from pages.common import readable_table
 
