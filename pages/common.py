@@ -47,7 +47,7 @@ import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls, middle_cut, natural_positions, shortened
+from deem_core.data.text import escape_controls, middle_cut, natural_positions
 from deem_core.model import training
 from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
@@ -439,7 +439,8 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
         # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
         workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
         # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
-        named = (", ".join(repr(shortened(str(w), 40)) for w in workers[:8])
+        # (head and tail: names that differ at their end read alike cut after their head; read 53)
+        named = (", ".join(repr(middle_cut(str(w), 40)) for w in workers[:8])
                  + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))
         # (a pair's count is its own: "(269 or more)" read as vague for two workers; walkthrough 41)
         alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
@@ -471,7 +472,8 @@ def constant_warning(data: Any, constant: list | None = None) -> str | None:
         return None
     # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
     # (each name cut to 40 characters, as every other warning cuts them: five of 10,000 made 50,498; attack round 53)
-    named = "; ".join(f"{shortened(worker, 40)!r} gave “{shortened(label, 40)}” on all {n:,} of its answers (the other answers "
+    # (head and tail: names that differ at their end read alike cut after their head; read 53)
+    named = "; ".join(f"{middle_cut(str(worker), 40)!r} gave “{middle_cut(str(label), 40)}” on all {n:,} of its answers (the other answers "
                       f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
     more = f"; and {counted(len(constant) - 5, 'more such worker')}" if len(constant) > 5 else ""
     return (f"One label for everything: {named}{more}. Such answers say nothing about the items: Diagnostics flags "

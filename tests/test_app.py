@@ -2012,7 +2012,9 @@ def test_a_page_table_holds_a_bounded_amount_of_text():
     from pages.common import constant_warning
 
     said = constant_warning(None, [("w" * 10_000 + str(i), "dog", 30, 20) for i in range(5)])
-    assert len(said) < 1_500 and said.count("'wwww") == 5 and "…" not in said, len(said)
+    assert len(said) < 1_500 and said.count("'wwww") == 5, len(said)
+    # head and tail: the five names differing at their end read apart (cut after their head they read alike; read 53)
+    assert all(f"…{'w' * 12}{i}'" in said for i in range(5)), said
 
 
 def test_a_number_that_rounds_to_zero_shows_no_minus_sign():
@@ -3883,3 +3885,18 @@ def test_the_data_pages_group_test_on_too_many_classes_says_nothing_was_looked_f
     assert said == ["Groups that answer alike beyond what the tasks explain: none looked for: at this many classes a "
                     "single test passes the search's work limit (the smallest test grows with the cube of the "
                     "classes: about 200 classes or more), so a group that copies goes unseen here."], said
+
+
+def test_the_copies_warning_cuts_long_names_keeping_their_ends():
+    """Workers named by one long URL differing at its end read alike in the copies warning, each cut after its head
+    (read 53): the cut keeps the head and the tail."""
+    from pages.common import alike_workers
+
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, 120)
+    copied = np.where(rng.random(120) < 0.8, truth, 1 - truth)
+    rows = [(t, f"https://crowd.example.com/annotators/team-a/member-{w:04d}", int(copied[t])) for t in range(120)
+            for w in (1, 2)]
+    rows += [(t, "other", int(truth[t]) if rng.random() < 0.7 else int(1 - truth[t])) for t in range(120)]
+    said = alike_workers(AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"])))
+    assert len(said) == 1 and "member-0001'" in said[0] and "member-0002'" in said[0], said
