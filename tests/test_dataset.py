@@ -64,7 +64,7 @@ def test_a_pair_given_many_labels_is_quoted_short():
     # ids that differ at their end are quoted with it (walkthrough 105: URLs of images read alike, cut after 40)
     urls = [f"https://tlk.s3.yandex.net/pets/img_{i:05d}.jpg" for i in (7, 8)]
     df = pd.DataFrame({"task": urls + [urls[1]], "worker": "w", "label": ["dog", "cat", "dog"]})
-    with pytest.raises(DataError, match=r"e\.g\. task 'https://tlk\.s3\.yandex\.net/p'\.\.\.'img_00008\.jpg' by "
+    with pytest.raises(DataError, match=r"e\.g\. task 'https://tlk\.s3\.yandex\.net/…img_00008\.jpg' by "
                                         r"worker 'w': \['cat', 'dog'\]"):
         AnnotationSet.from_long(df)
 

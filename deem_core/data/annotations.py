@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_are, is_invisible
+from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_are, is_invisible, middle_cut
 
 __all__ = [
     "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -125,15 +125,14 @@ def _show(value: Any) -> str:
 
 
 def _show_short(value: Any, chars: int = 40) -> str:
-    """:func:`_show`, a text longer than ``chars`` cut with "...": a warning quoting four free-text labels of
+    """:func:`_show`, a text longer than ``chars`` cut around "…" (:func:`~deem_core.data.text.middle_cut`): a warning quoting four free-text labels of
     150-400 characters ran to 12 lines (walkthrough 23). Its head and its tail: ids that differ at their end (URLs
     of images) read alike cut after their head, and a conflict's task could not be found in its file (walkthrough
     105)."""
     value = value.item() if isinstance(value, np.generic) else value
     if not (isinstance(value, str) and len(value) > chars):
         return repr(value)
-    tail = chars // 3
-    return f"{value[:chars - tail]!r}...{value[-tail:]!r}"
+    return repr(middle_cut(value, chars))
 
 
 def _check_mixed_types(uniques: Any, column: str, source: str) -> None:
