@@ -384,7 +384,7 @@ with tab_quality:
                         "dependent with": DEPENDENT_HELP},
                  # (the flag read "likely sp" at 1400 px; walkthrough 37)
                  column_config={"flag": st.column_config.TextColumn(
-                     "flag", width="medium", help="ok, weak, likely spammer, worse than chance, too few labels, "
+                     "flag", width="medium", help="ok, weak, likely spammer, no better than chance, worse than chance, too few labels, "
                                                   "dependent or gold disagrees: the notes above say what each means"),
                      # the names it is there to show were cut after 15 characters (walkthrough 92)
                      **({"dependent with": st.column_config.TextColumn(

@@ -516,7 +516,10 @@ def test_quality_flags_sparse_worker_and_permuted_worker(monkeypatch):
     assert table.loc[["perm", "perm_few"], "agreement"].max() < 0.05, table
     assert table.loc[["perm", "perm_few"], "spammer_score"].min() > 0.5, table
     assert table.loc["perm", "flag"] == "worse than chance", table.loc["perm"]
-    assert table.loc["perm_few", "flag"] not in ("likely spammer", "ok"), table.loc["perm_few"]
+    # nor "weak", "better than random, but little" (read 53): its own flag, said in the notes
+    assert table.loc["perm_few", "flag"] == "no better than chance", table.loc["perm_few"]
+    assert any("no better than chance = its kappa at or below 0 short of that" in note
+               for note in worker_quality(model, df).notes)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -39,7 +39,9 @@ pushed above 0 by noise, and averaged over the class pairs that DEEM actually us
   ``norm.sf(CONTRARY_KAPPA_Z)`` (0.13%) of draws, read exactly from the binomial of its labels at its chance
   agreement (it systematically disagrees, e.g. a permuted labelling); its kappa at or below 0 short of that, and its
   spammer score below the threshold, ``likely spammer`` (a random guesser of kappa -0.053 on 180 labels read "worse
-  than chance"; walkthrough 102);
+  than chance"; walkthrough 102); its score at or above it, ``no better than chance`` (its answers are informative
+  but do not agree with the labels: a permuted labelling of 55 answers of 10 classes read "weak", "better than
+  random"; read 53);
 * ``gold disagrees`` (gold labels given) when, on the gold tasks it answered, it agrees with DEEM's labels more often
   than with the gold labels by more than :data:`GOLD_GAP` and by more than :data:`GOLD_GAP_Z` standard errors of the
   paired difference: DEEM's labels follow this worker where the gold labels do not (walkthrough 57: three copying
@@ -311,8 +313,11 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                              np.where(contrary, "worse than chance",
                                       # (and its confusions random too: a permuted labelling is no guesser)
                                       np.where(guessing & (kappa <= 0) & (score < spammer_threshold), "likely spammer",
+                                               # (its answers informative, short of worse than chance: a permuted
+                                               # labelling of 55 answers read "weak", "better than random"; read 53)
+                                               np.where(kappa <= 0, "no better than chance",
                                                np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
-                                                        "weak", "ok")))))
+                                                        "weak", "ok"))))))
     gap = np.full(data.n_workers, np.nan)
     if truth is not None:
         gap, disagrees = _gold_gap(data, deem, truth, min_labels)
@@ -354,7 +359,9 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"with {k} classes); too few labels = fewer than "
              f"{min_labels}; "
              f"worse than chance = it agrees with them less often than a random guesser would in all but "
-             f"{stats.norm.sf(CONTRARY_KAPPA_Z):.2%} of draws (binomial, at its chance agreement)"
+             f"{stats.norm.sf(CONTRARY_KAPPA_Z):.2%} of draws (binomial, at its chance agreement); no better than "
+             f"chance = its kappa at or below 0 short of that, its answers no random guesses (spammer score "
+             f"{spammer_threshold} or more: e.g. classes given consistently under other names)"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
              + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
                 f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap) and by more than {GOLD_GAP_Z:g} "
