@@ -1333,6 +1333,19 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     others = [m for m in methods if m not in trained]
     baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
     per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
+    each = estimate.get("baselines_each_s") if isinstance(estimate.get("baselines_each_s"), dict) else {}
+
+    def after(method: str) -> float:
+        """The estimated seconds of the methods picked after ``method``: the phases still to come (a training after
+        the baselines was left out of their time left, and the baselines run before a training counted in its;
+        read 53)."""
+        rest = methods[methods.index(method) + 1:]
+        timed = [each.get(m) for m in others]
+        if all(isinstance(t, (int, float)) for t in timed):
+            rest_baselines = sum(float(each[m]) for m in rest if m in others)
+        else:  # (no per-method figures: an even share of the baselines' estimate)
+            rest_baselines = baselines_s * sum(m in others for m in rest) / max(1, len(others))
+        return per_trained_s * sum(m in trained for m in rest) + rest_baselines
     # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
     reference = registry.majority_reference(data)
     recorder = _HistoryRecorder(store, ctx.run_id)
@@ -1345,7 +1358,6 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
         started = time.perf_counter()
         entry: dict[str, Any] = {"name": spec.name, "status": "finished", "message": ""}
         if spec.trains:
-            later = trained[trained.index(method) + 1:]
             epochs = method_epochs(cfg, method, data, gold is not None)
             rounds = epochs // max(1, train_epochs(cfg, data.n_tasks if data is not None else None))
             # the epochs counted are those of the depths one after another, each round training the two starts
@@ -1354,8 +1366,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             phase = f"training {spec.name}" + (f" ({rounds} depths in turn{', both starts at once' if both else ''})"
                                                if rounds > 1 else "")
             untimed = 0 if estimate.get("seconds") else len(methods) - methods.index(method) - 1
-            progress.start_phase(phase, epochs, "epoch", then_s=len(later) * per_trained_s + baselines_s,
-                                 then_untimed=untimed)
+            progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
@@ -1377,13 +1388,13 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             if progress.unit != "baseline":
                 # each method's estimated seconds, where the launch timed them one by one: the time left counts
                 # those still to run, not the pace of those done (walkthrough 105)
-                each = estimate.get("baselines_each_s") if isinstance(estimate.get("baselines_each_s"), dict) else {}
                 plan = [each.get(m) for m in others]
+                timed = all(isinstance(t, (int, float)) for t in plan)
                 # (after a training between them, the count goes on from those done: it began at "baseline 1"
-                # again, majority vote counted twice)
+                # again, majority vote counted twice); the trainings picked after them follow the phase
                 progress.start_phase("running the other methods", len(others), "baseline",
-                                     plan=plan if all(isinstance(t, (int, float)) for t in plan) else (),
-                                     done=others.index(method))
+                                     then_s=per_trained_s * sum(m in trained for m in methods[methods.index(method):]),
+                                     plan=plan if timed else (), done=others.index(method))
             progress.update(phase=f"running {spec.name}")
             try:
                 # (a crowd-kit loop is fitted in a child process the cancel and the time limit can end: a cancelled

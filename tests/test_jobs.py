@@ -673,6 +673,10 @@ def test_a_train_job_plans_its_baselines_from_the_launch_estimate(manager, monke
     runs = [(k["plan"], k["done"]) for a, k in phases if a[0] == "running the other methods"]
     plan = [each["mv"], each["ds"], each["glad"]]
     assert runs == [(plan, 0), (plan, 1)], runs
+    # what follows each phase: DEEM's training after majority vote (left out of the baselines' time left), and only
+    # the two baselines still to run after the training (it counted majority vote, run before it, too; read 53)
+    trained_s = est.to_dict()["seconds"] - est.to_dict()["baselines_s"]
+    assert [k["then_s"] for _, k in phases] == pytest.approx([trained_s, each["ds"] + each["glad"], 0.0]), phases
 
 
 def test_time_left_of_a_job_launched_without_an_estimate_says_it_covers_the_phase_only(manager):
