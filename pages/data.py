@@ -237,13 +237,23 @@ def _preview(file, **options):
 MAX_FILES_CHECKED = 10
 
 
-def _read_with(files, shown, predictions: bool) -> tuple:
-    """What a load reads: the uploads (by the uploader's ids) and the format and columns their first file is read
-    with (the preview's: a format chosen that reads it as detection did is no change; walkthrough 106), and the
-    predictions toggle."""
+def _content_ids(files) -> list[tuple[str, str]]:
+    """Each upload's name and a hash of its bytes, computed once per upload (the uploader's id) and kept for the
+    uploads now chosen only."""
+    kept = st.session_state.get("_content_ids") or {}
+    ids = {f.file_id: kept.get(f.file_id) or hashlib.blake2b(f.getbuffer(), digest_size=16).hexdigest() for f in files}
+    st.session_state["_content_ids"] = ids
+    return [(f.name, ids[f.file_id]) for f in files]
+
+
+def _read_with(files, shown, predictions: bool, conflict: str, keep_missing: bool) -> tuple:
+    """What a load reads: the uploads and the format and columns their first file is read with (the preview's: a
+    format chosen that reads it as detection did is no change; walkthrough 106), the predictions toggle and the
+    choices of how to read repeated answers and missing-label spellings."""
     read = (None, None) if shown is None else (shown.layout, repr(sorted((shown.columns or {}).items(), key=str)))
-    # the files by name and size: the same file chosen again is a new upload to the uploader (walkthrough 107)
-    return (tuple((f.name, f.size) for f in files), *read, bool(predictions))
+    # the files by name and content: the same file chosen again is a new upload to the uploader (walkthrough 107),
+    # and one edited to the same size is another file (read 53)
+    return (tuple(_content_ids(files)), *read, bool(predictions), str(conflict), bool(keep_missing))
 
 
 def _format_chosen() -> None:
@@ -385,9 +395,8 @@ with st.container(border=True):
                                read_gold=0 if reading.gold is None else len(reading.gold))
             # the files it was read from, by content: the same file uploaded again (the uploader is emptied when the
             # page is left) and read with another task column kept the gold file's refusal (walkthrough 81)
-            common.dataset()["file_ids"] = [(f.name, hashlib.blake2b(f.getbuffer(), digest_size=16).hexdigest())
-                                            for f in files]
-            common.dataset()["read_with"] = _read_with(files, shown, predictions)
+            common.dataset()["file_ids"] = _content_ids(files)
+            common.dataset()["read_with"] = _read_with(files, shown, predictions, conflict, keep_missing)
             st.session_state["_reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
@@ -415,13 +424,15 @@ if ds is None:
 
 data = ds["data"]
 st.header(f"Summary: {common.safe(ds['name'])}")
-if files and not unreadable and ds.get("read_with") != _read_with(files, shown, predictions):
+if files and not unreadable and ds.get("read_with") != _read_with(files, shown, predictions, conflict, keep_missing):
     # (the summary of the set loaded before stood under the new file's "read as" line as if it were that file's;
     # walkthrough 103; not where the files cannot be loaded: the button is off; walkthrough 106)
     them = "them" if len(files) != 1 else "it"
     chosen = "the files chosen above" if len(files) != 1 else "the file chosen above"
-    if ds.get("read_with") and ds["read_with"][0] == _read_with(files, shown, predictions)[0]:
-        chosen += f" as the format and mapping now read {them}"
+    now, before = _read_with(files, shown, predictions, conflict, keep_missing), ds.get("read_with")
+    if before and before[0] == now[0]:
+        chosen += (f" as the format and mapping now read {them}" if before[1:3] != now[1:3] else
+                   f" read with the choices now made above")
     st.info(common.safe(f"This is the summary of the data set loaded before ({shortened(ds['name'], 80)}), not of "
                         f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
 
