@@ -266,6 +266,10 @@ def test_truth_labels_all_left_out_are_said_so_and_a_look_alike_letter_is_named(
             "'t0'): no accuracy; if another column of the input names the tasks, give it with --task-column") in err
     # said before the training, once (it came after the labels were written; walkthrough 82)
     assert err.index("no task of the truth file") < err.index("wrote") and err.count("no task of the truth") == 1
+    # deem baselines chooses its truth as deem aggregate does: it printed no accuracy column without a word (read 53)
+    assert main(["baselines", str(answers), "--truth", str(truth), "--methods", "mv"]) == 0
+    err = capsys.readouterr().err
+    assert "no task of the truth file is among the annotated tasks (its first: 'other'" in err, err
 
 
 def test_deem_baselines_whose_every_method_fails_says_error_and_keeps_the_output(tmp_path, capsys):

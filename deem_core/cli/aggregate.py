@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  number, read_input, read_truth_input, report_fit, say, say_tie_luck, say_truth_source,
-                                  usable_truth, warn, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, no_task_text,
+                                  number, read_input, report_fit, say, say_tie_luck, truth_for, warn, writing)
 from deem_core.data.text import counted
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
@@ -90,17 +88,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model saves a fitted DEEM model; --method {args.method} has none to save")
     reading = read_input(args)
     data = reading.data
-    truth = read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold
-    if truth is None and spec.uses_gold and args.gold_weight > 0:  # (ignored without a word; walkthrough 64)
+    if not args.truth and reading.gold is None and spec.uses_gold and args.gold_weight > 0:
         from deem_core.cli import UsageError  # noqa: PLC0415
 
+        # (ignored without a word; walkthrough 64)
         raise UsageError(f"--gold-weight {args.gold_weight:g} weighs gold labels, and there are none: give them with "
                          f"--truth (a CSV task,truth), or leave --gold-weight out")
-    truth = usable_truth(truth, data)
+    truth = truth_for(args, reading, data)  # (said before the training, not after it; walkthrough 82)
     matched = truth is None or not len(truth) or bool(truth.index.isin(data.tasks).any())
-    if not matched:  # said before the training, not after it (walkthrough 82)
-        warn(_no_task_text(truth, data.tasks))
-    say_truth_source(args, reading, truth)
     model = None
     # the majority labels every method's file compares with, before the method: majority vote's tables are freed
     # before the method builds its own (after it, they came on top: +391 MB on 100,000 x 500; attack round 13)
@@ -152,22 +147,8 @@ def run(args: argparse.Namespace) -> int:
                  f"the answers were left out" + (f" (the other {len(truth):,} are of tasks nobody annotated)"
                                                  if len(truth) else "") + ": no accuracy")
         elif matched:
-            warn(_no_task_text(truth, data.tasks))
+            warn(no_task_text(truth, data.tasks))
     return 0
-
-
-def _no_task_text(truth: Any, tasks: Any) -> str:
-    """The warning for a truth file that names no annotated task: both first ids and what to do (a truth keyed by
-    MTurk's HITId beside tasks read from Input.image_url was said without either; walkthrough 81)."""
-    from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
-
-    def quoted(value: Any) -> str:  # (!r after the escapes doubled their backslashes; the diff's read)
-        return "'" + escape_controls(shortened(value, 40)) + "'"
-
-    firsts = (f" (its first: {quoted(truth.index[0])}; the input's first task: {quoted(tasks[0])})"
-              if len(truth) and len(tasks) else "")
-    return (f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of the "
-            f"input names the tasks, give it with --task-column")
 
 
 def _options(args: argparse.Namespace) -> dict:

@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from deem_core.cli.common import (add_input_arguments, read_input, read_truth_input, say, say_tie_luck,
-                                  say_truth_source, seed_value, usable_truth, warn, writing)
+from deem_core.cli.common import (add_input_arguments, read_input, say, say_tie_luck, seed_value, truth_for, warn,
+                                  writing)
 from deem_core.data.text import counted
 
 __all__ = ["add_parser", "run"]
@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     data = reading.data
     # the input's own gold labels (a Toloka or Label Studio export's) where --truth is not given, as `deem aggregate`
     # reads them (they were left unread here, no accuracy shown; walkthrough 105)
-    truth = usable_truth(read_truth_input(args, data) if args.truth else reading.gold, data)
-    say_truth_source(args, reading, truth)
+    truth = truth_for(args, reading, data)
     if truth is not None and not len(truth):
         warn("no truth label is left to score with: no accuracy")
     labels: dict[str, pd.Series] = {}

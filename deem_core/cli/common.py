@@ -512,6 +512,32 @@ def read_truth_input(args: argparse.Namespace, data: Any, limits: Any = None):
     return truth
 
 
+def no_task_text(truth: Any, tasks: Any) -> str:
+    """The warning for a truth file that names no annotated task: both first ids and what to do (a truth keyed by
+    MTurk's HITId beside tasks read from Input.image_url was said without either; walkthrough 81)."""
+    from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
+
+    def quoted(value: Any) -> str:  # (!r after the escapes doubled their backslashes; the diff's read)
+        return "'" + escape_controls(shortened(value, 40)) + "'"
+
+    firsts = (f" (its first: {quoted(truth.index[0])}; the input's first task: {quoted(tasks[0])})"
+              if len(truth) and len(tasks) else "")
+    return (f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of the "
+            f"input names the tasks, give it with --task-column")
+
+
+def truth_for(args: argparse.Namespace, reading: Any, data: Any) -> Any:
+    """The truth labels that score the methods (None without any): the ``--truth`` file, read with the input's limits,
+    else the input's own gold labels; those of no class left out (:func:`usable_truth`), a truth naming no annotated
+    task warned of, and whose truth it is said. One choice for every command that scores (``deem baselines`` read the
+    file without the input's limits and printed "NaN" silently for a truth of other tasks; read 53)."""
+    truth = usable_truth(read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold, data)
+    if truth is not None and len(truth) and not truth.index.isin(data.tasks).any():
+        warn(no_task_text(truth, data.tasks))
+    say_truth_source(args, reading, truth)
+    return truth
+
+
 def say_truth_source(args: argparse.Namespace, reading: Any, truth: Any) -> None:
     """Whose truth labels score the methods: the input's own gold labels (a platform export's) where ``--truth`` is
     not given, or the ``--truth`` file in their place (replaced, not merged: neither was said; walkthrough 22)."""

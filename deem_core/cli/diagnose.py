@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, load_input,
-                                  read_truth_input, report_fit, say, warn, whole_number, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
+                                  load_input, read_truth_input, report_fit, say, warn, whole_number, writing)
 from deem_core.data.text import counted, shortened
 
 __all__ = ["add_parser", "run"]
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--experts: {counted(len(unknown), 'name')} {'is not a worker' if len(unknown) == 1 else 'are not workers'} of these annotations{':' if len(unknown) == 1 else ', e.g.'} "
                          f"{escape_controls(unknown[0])!r}")
-    truth = read_truth_input(args, data)
+    truth = read_truth_input(args, data, input_limits(args))  # (the input's read limits; read 53)
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():
