@@ -409,6 +409,30 @@ def _download_queue() -> _DownloadQueue:
         return _BUILDS[0]
 
 
+#: seconds a built download is left to be fetched before the next press drops it from the server's memory
+DOWNLOAD_FETCH_SECONDS = 5.0
+#: when the latest file was built (time.monotonic; 0: none yet)
+_LAST_BUILT = [0.0]
+
+
+def _drop_built_downloads() -> None:
+    """Drop the files built by earlier presses from Streamlit's memory, once the latest had
+    :data:`DOWNLOAD_FETCH_SECONDS` to be fetched. Streamlit keeps a pressed download's bytes until two script runs
+    have passed (any session's): on a quiet server a visitor pressing download after download without a rerun
+    (``on_click="ignore"``) kept each one, +1.3 GB of one 768 MB file with the tab left open and +0.8 GB more for
+    three methods' files (attack round 54). A fetched file is made again if pressed again."""
+    from streamlit import runtime  # noqa: PLC0415
+
+    if not _LAST_BUILT[0] or not runtime.exists():
+        return
+    wait = _LAST_BUILT[0] + DOWNLOAD_FETCH_SECONDS - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    files = runtime.get_instance().media_file_mgr
+    files.remove_orphaned_files()  # (the first marks the files no session shows, the second deletes them)
+    files.remove_orphaned_files()
+
+
 def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> Callable[[], Any]:
     """``build`` (a download button's deferred callable) made to hold one of the server's download slots
     (``DEEM_MAX_CONCURRENT_DOWNLOADS``, default 1) while it makes the file's bytes. Streamlit runs each press's
@@ -416,15 +440,18 @@ def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> 
     100,000 x 80-class run together took the server from 1.4 to 6.5 GB, four presses of "All MI values CSV" from
     1.3 to 8.0 GB (attack round 23); one at a time, the server holds one file in the making. ``parties``: who
     presses (the session's workspace and network address), each with at most :data:`DOWNLOADS_PER_PARTY` files
-    in the making or waiting; a press refused fails (Streamlit says the file could not be made) and holds nothing."""
+    in the making or waiting; a press refused fails (Streamlit says the file could not be made) and holds nothing.
+    The files built by earlier presses are dropped from memory first (:func:`_drop_built_downloads`)."""
     parties = tuple(str(party) for party in parties if party)
     _quiet_refusals()
 
     def held() -> Any:
         with _download_queue().turn(parties):
             try:
+                _drop_built_downloads()
                 return build()
             finally:  # (what the build freed: a 2 GB JSON's making left 2.2 GB in the process; attack round 40)
+                _LAST_BUILT[0] = time.monotonic()
                 release_memory()
 
     return held

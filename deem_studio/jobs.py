@@ -127,8 +127,16 @@ def time_limit_text(seconds: float) -> str:
     return f"stopped at this server's time limit of {format_seconds(seconds)} per job (DEEM_MAX_JOB_SECONDS)"
 
 
+#: label-text columns a method's results make per task, counted against :func:`max_table_bytes`: the label and the
+#: majority vote's, and the copies comparing and storing them. Measured (attack round 54): 20,000 tasks of two classes
+#: named with 10,000 characters each (a 135 KB Parquet file, dictionary-encoded) took a job of three methods +2.0 GB
+#: (200 MB a column of label text: about 3.4 columns a method), where the (tasks x classes) bound counted 0.3 MB
+LABEL_TEXT_COLUMNS = 4
+
+
 def check_table_size(data: AnnotationSet) -> None:
-    """DataError before a job starts when its (tasks x classes) tables would be larger than :func:`max_table_bytes`.
+    """DataError before a job starts when its (tasks x classes) tables, or the text of its label columns, would be
+    larger than :func:`max_table_bytes`.
 
     Found attacking main: a 3.8 MB CSV of 100,000 tasks and 2,000 classes, trained with majority vote and
     Dawid-Skene (the readers accept any number of classes; only DEEM stops at 1,000), took 5 GB for majority
@@ -140,6 +148,15 @@ def check_table_size(data: AnnotationSet) -> None:
                         f"a table), more "
                         f"than this server allows ({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); "
                         f"merge rare classes or split the tasks")
+    # every results table repeats a label's text per task (a long class name once a task, in several columns)
+    longest = max((len(str(c).encode("utf-8", "surrogatepass")) for c in data.classes), default=0)
+    text = int(data.n_tasks) * longest * LABEL_TEXT_COLUMNS
+    if text > max_table_bytes():
+        raise DataError(f"{data.source}: {data.n_tasks:,} tasks and class labels of up to {longest:,} bytes: every "
+                        f"method's results repeat the label's text for each task, in several columns "
+                        f"({text / (1 << 20):,.0f} MiB a table), more than this server allows "
+                        f"({max_table_bytes() / (1 << 20):,.0f} MiB, DEEM_MAX_TABLE_BYTES); give the classes short "
+                        f"names (codes) and keep the long texts apart, or split the tasks")
 
 
 #: the methods that fit a (workers x classes x classes) confusion array: the Dawid-Skene family, and DEEM and the

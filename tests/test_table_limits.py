@@ -93,3 +93,26 @@ def test_a_job_whose_confusion_arrays_are_too_large_is_refused_before_it_is_queu
     with pytest.raises(DataError, match="Cluster-weighted Dawid-Skene fits"):
         jobs.check_methods_fit(data, ["cwds"])
     manager.shutdown()
+
+
+def test_a_job_whose_label_text_is_too_large_is_refused_before_it_is_queued(tmp_path):
+    """Attack round 54: 20,000 tasks of two classes named with 10,000 characters (a 135 KB Parquet file) took a job of
+    three methods +2.0 GB, each results table repeating the label's text per task in several columns, where the
+    (tasks x classes) bound counted 0.3 MB. The text is counted too; short names on as many tasks go on."""
+    manager = JobManager(RunStore(tmp_path))
+    long_names = pd.Index(["a" * 10_000, "b" * 10_000])
+
+    def named(classes: pd.Index, n_tasks: int) -> AnnotationSet:
+        return AnnotationSet.from_codes(pd.RangeIndex(n_tasks), pd.Index(["w1", "w2"]), classes,
+                                        np.repeat(np.arange(n_tasks), 2), np.tile([0, 1], n_tasks),
+                                        np.tile([0, 1], n_tasks))
+
+    for kind in ("train", "sweep"):
+        with pytest.raises(DataError, match=r"20,000 tasks and class labels of up to 10,000 bytes: every method's "
+                                            r"results repeat the label's text for each task, in several columns \(763 "
+                                            r"MiB a table\), more than this server allows \(512 MiB"):
+            manager.submit(kind, {"methods": ["mv"], "epochs": 1}, data=named(long_names, 20_000), owner="a" * 24)
+    assert len(manager.store.list()) == 0  # no run was made
+    jobs.check_table_size(named(long_names, 10_000))  # 381 MiB: within the bound
+    jobs.check_table_size(named(pd.Index(["a", "b"]), 1_000_000))
+    manager.shutdown()
