@@ -275,6 +275,8 @@ def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
 
 #: the files of a run's answers: their codes (``annotations.npz``) and each vocabulary's values, in code order
 _VOCABULARIES = {"tasks": "annotations_tasks", "workers": "annotations_workers", "classes": "annotations_classes"}
+#: each vocabulary's name, as an annotation set names it (the stored column is "value"; read 53: "value" came back)
+_VOCABULARY_NAMES = {"tasks": "task", "workers": "worker", "classes": "label"}
 _CODES = ("task_codes", "worker_codes", "label_codes")
 
 
@@ -307,7 +309,7 @@ def _read_annotations(path: Path) -> AnnotationSet | None:
         table = _read_table(path / stem)
         if table is None or "value" not in table:
             raise ValueError(f"no {part}")
-        vocabularies[part] = pd.Index(table["value"], dtype=table["value"].dtype)
+        vocabularies[part] = pd.Index(table["value"], dtype=table["value"].dtype, name=_VOCABULARY_NAMES[part])
     return AnnotationSet.from_codes(**vocabularies, **{name: arrays[name] for name in _CODES},
                                     soft_labels=arrays.get("soft_labels"))
 

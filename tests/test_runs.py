@@ -91,6 +91,9 @@ def test_a_run_keeps_its_answers_as_encoded_soft_labels_and_long_names_alike(tmp
     assert back.fingerprint() == data.fingerprint()
     np.testing.assert_array_equal(back.soft_labels, data.soft_labels)
     assert list(back.workers) == list(names) and sum(f.stat().st_size for f in (tmp_path / run_id).iterdir()) < 1e6
+    # each vocabulary named as before (they came back named "value"; read 53)
+    assert [back.tasks.name, back.workers.name, back.classes.name] == ["task", "worker", "label"]
+    assert list(back.to_long().columns[:3]) == list(data.to_long().columns[:3])
     # the server's memory to store and read back 50,000 answers of those names (before: 1.1 GB and more; a name
     # per answer is 500 MB by itself), in a process of its own
     script = f"""

@@ -361,6 +361,9 @@ def test_lr_auto_where_no_rate_is_recommended_takes_the_default_rate_unless_it_d
     err = capsys.readouterr().err
     assert out.exists() and "diverged" not in err, err
     assert f"no rate is recommended; lr {DEFAULT_LR:g}, the default, is taken: its runs are the model" in err, err
+    # the rate taken is marked among the verdicts (none was, the recommendation having none; read 53)
+    marked = [line for line in err.splitlines() if line.endswith(" <- taken")]
+    assert len(marked) == 1 and marked[0].startswith(f"  lr {DEFAULT_LR:g}: "), err
     assert f"the learning-rate sweep recommends no rate: {reason}. Its runs at the default rate, {DEFAULT_LR:g}" in err
     model = DEEM(epochs=2, lr="auto", device="cpu", seed=0).fit(frame)
     assert model.lr_ == DEFAULT_LR

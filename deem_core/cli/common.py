@@ -588,13 +588,15 @@ def print_selection(model, stream=None) -> None:
             "held out, no reference compared)", stream)
 
 
-def say_verdicts(recommendation, picked: str = "taken") -> None:
+def say_verdicts(recommendation, picked: str = "taken", taken: float | None = None) -> None:
     """Each learning rate of a sweep with its verdict and why, one line each on stderr (``deem sweep`` wrote them to
     recommendation.json only, and ``deem aggregate --lr auto`` said the rate it took and nothing of the others;
     walkthrough 100); the rate picked marked with ``picked`` ("<- taken" where it trains the model; walkthrough 101
-    read it in ``deem sweep``, which trains nothing)."""
+    read it in ``deem sweep``, which trains nothing). ``taken``: the rate the model took where it is not the
+    recommendation's (none recommended: the default rate's runs; read 53)."""
+    chosen = recommendation.lr if taken is None else taken
     for lr, verdict in sorted(recommendation.verdicts.items()):
-        mark = f" <- {picked}" if recommendation.lr is not None and lr == recommendation.lr else ""
+        mark = f" <- {picked}" if chosen is not None and lr == chosen else ""
         # (a reason that opens with the verdict's own words is not said twice: "hardly learns: hardly learns: ...";
         # walkthrough 103)
         reason = verdict.reason
@@ -613,7 +615,7 @@ def report_sweep(model, returned: str | None = None) -> None:
     rates = ", ".join(f"{lr:g}" for lr in sweep.lrs)
     say(f"learning-rate sweep: {counted(len(sweep.lrs), 'rate')} ({rates}) x {counted(len(sweep.seeds), 'seed')}, "
         f"{sweep.epochs} epochs, trained at once; each rate's energy curves read by the paper's rules (App. G.4.1):")
-    say_verdicts(rec)
+    say_verdicts(rec, taken=getattr(model, "lr_", None))
     said = (f"its runs were trained, and the gold-label check returned {returned}'s labels in their place" if returned
             else "its runs are the model (no second training)")
     if rec.lr is None:  # (none recommended: the default rate's runs taken, the reason in the fit's warning below)
