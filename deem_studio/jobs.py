@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.analysis.selection import safety_rule_reference, safety_rule_sentence
+from deem_core.analysis.selection import dead_units_text, safety_rule_reference, safety_rule_sentence
 from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.formats.limits import describe_bytes
 from deem_core.data.formats.sources import release_memory
@@ -1311,8 +1311,11 @@ def _trained_entry(ctx: JobContext, method: str, model: Any, histories: list[pd.
     elif any(s == "diverged" for s in model.run_status_):
         entry["message"] = "; ".join(m for m in model.run_messages_ if m)
     if model.dead_units_:
-        progress.add_message(f"{display_name(method)}: the model predicts {counted(model.dead_units_, 'class', 'classes')} fewer than "
-                             f"majority vote finds (dead units); try a smaller learning rate")
+        codes = np.asarray(model.posterior_).argmax(axis=1)
+        dead = ((ctx.data is not None and len(codes) == ctx.data.n_tasks and dead_units_text(ctx.data, codes))
+                or f"the model predicts {counted(model.dead_units_, 'class', 'classes')} fewer than majority vote "
+                   f"finds (dead units); try a smaller learning rate")
+        progress.add_message(f"{display_name(method)}: {dead}")
     return entry
 
 

@@ -104,7 +104,6 @@ def load_sample(name: str) -> None:
     truth_path = SAMPLE_DIR / f"{name}.truth.csv"
     gold = read_truth(truth_path, like=data) if truth_path.exists() else None
     common.set_dataset(name, data, gold, files=[f"{name}.csv"], origin="sample")
-    st.session_state.pop("_reading_note", None)
     st.session_state.pop("_label_studio", None)
 
 
@@ -332,8 +331,9 @@ with st.container(border=True):
                 details.append(shown.encoding)
             if details:
                 st.caption(common.safe(", ".join(details)))
-            for note in shown.warnings:
-                st.caption(page_words(f"note: {note}"))
+            for note in shown.warnings:  # (of the rows previewed: "skipped 2 blank lines" stood beside the whole
+                # file's "skipped 14 blank lines" below; walkthrough 108)
+                st.caption(page_words(f"note, in the rows previewed: {note}"))
             cells = read_first(shown.frame, shown.columns)
             if cells.shape[1] > PREVIEW_COLUMNS:  # (20,000 columns took the grid 14 s to draw; walkthrough 18)
                 st.caption(f"The preview shows the first {PREVIEW_COLUMNS} of the {cells.shape[1]:,} columns.")
@@ -397,7 +397,9 @@ with st.container(border=True):
             # page is left) and read with another task column kept the gold file's refusal (walkthrough 81)
             common.dataset()["file_ids"] = _content_ids(files)
             common.dataset()["read_with"] = _read_with(files, shown, predictions, conflict, keep_missing)
-            st.session_state["_reading_note"] = reading.note
+            # the line goes with the data set (kept in the session, it stood under a run's data opened later, naming
+            # the file read before; walkthrough 108)
+            common.dataset()["reading_note"] = reading.note
             st.session_state["_label_studio"] = (data.fingerprint(), reading.label_studio)
             st.session_state["_load_seconds"] = time.perf_counter() - started
             # ("Loaded 6,097 answers from 1 file(s) in 0.3 s and 138 gold labels." read badly; walkthrough 70)
@@ -545,7 +547,7 @@ m[4].metric("Density", wording.share_text(data.density), help="share of (task, w
 alpha = stats["alpha"]
 m[5].metric("Krippendorff's α", "n/a" if np.isnan(alpha) else f"{alpha:.3f}",
             help="nominal; 1 = perfect agreement, 0 = chance level")
-read_note = st.session_state.get("_reading_note")
+read_note = ds.get("reading_note")
 # in a place of its own, there on every run: the line comes and goes with the upload box above, and an element coming
 # or going above the tabs below opened them on their first tab again (walkthrough 90)
 read_slot = st.container()

@@ -3911,3 +3911,30 @@ def test_the_copies_warning_cuts_long_names_keeping_their_ends():
     rows += [(t, "other", int(truth[t]) if rng.random() < 0.7 else int(1 - truth[t])) for t in range(120)]
     said = alike_workers(AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"])))
     assert len(said) == 1 and "member-0001'" in said[0] and "member-0002'" in said[0], said
+
+
+def test_the_read_as_line_goes_with_its_data_set(runs_dir):
+    """Walkthrough 108: a run's data opened from the Runs page stood under the "read as" line of the file loaded
+    before it ("Summary: a_crowd.csv" over "b_ensemble_wide.csv: read as wide layout"); and a preview's note on its
+    first rows ("skipped 2 blank lines") stood beside the whole file's count (14) as if they disagreed."""
+    at = upload(new_app(), "first.csv", tiny_csv(120))
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"]).run()
+    at.button(key="train_launch").click().run()
+    first = at.session_state["train_run"]
+    wait_done(first)
+    at.switch_page("pages/data.py").run()
+    wide = b"item,m1,m2,m3\n" + b"".join(b"i%d,a,b,a\n" % i for i in range(30))
+    upload(at, "second.csv", wide)
+    assert "second.csv: read as wide layout" in "\n".join(str(t.value) for t in at.text)
+    at.switch_page("pages/runs.py").run()
+    at.selectbox(key="runs_choice").set_value(next(o for o in at.selectbox(key="runs_choice").options
+                                                    if o.startswith(first))).run()
+    at.button(key="runs_open").click().run()
+    at.switch_page("pages/data.py").run()
+    no_problem(at)
+    assert "Summary: first.csv" in texts(at) and "read as wide layout" not in "\n".join(str(t.value) for t in at.text)
+    # the preview's note is said as the preview's
+    at.file_uploader(key="upload_annotations").set_value(
+        ("blank.csv", b"task,worker,label\n\n\n" + tiny_csv(50).split(b"\n", 1)[1], "text/csv")).run()
+    assert "note, in the rows previewed: blank.csv: skipped 2 blank lines" in unescape(texts(at)), texts(at)

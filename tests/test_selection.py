@@ -936,3 +936,20 @@ def test_a_stop_after_a_depth_was_scored_says_the_safety_rule_did_not_check_and_
     assert searched == [False] and model.fallback_ is None  # (the search itself says nothing of the stop)
     assert any(w.startswith("stopped before the gold-label check") for w in model.warnings_), model.warnings_
     assert set(model.run_status_) == {"cancelled"}
+
+
+def test_the_dead_units_note_names_the_classes_left_out_and_what_they_may_be():
+    """Walkthrough 108: two workers wrote "one", "two", "three" for 1, 2, 3; DEEM merged them (0.895 against majority
+    vote's 0.818) and the note said only "predicts 4 classes fewer than majority vote finds; try a smaller learning
+    rate". It names the classes with their majority-vote tasks and says they may be other spellings."""
+    from deem_core.analysis.selection import dead_units_text
+
+    rows = [(t, w, str(t % 3 + 1)) for t in range(60) for w in ("a", "b", "c")]
+    rows += [(t, w, ["one", "two", "three"][t % 3]) for t in range(60, 90) for w in ("d", "e")]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    numbers = np.array([list(data.classes).index(str(t % 3 + 1)) for t in range(90)])
+    assert dead_units_text(data, data.majority_vote()) is None
+    said = dead_units_text(data, numbers)
+    assert said == ("the labels never use 3 classes that majority vote gives to some tasks (one, three, two: on 10, "
+                    "10, 10 tasks; dead units): if they are other spellings of classes, write each class one way in the "
+                    "file; else try a smaller learning rate"), said

@@ -692,3 +692,24 @@ def evidence_lines(summary: dict) -> list[str]:
         lines.append(f"  {row[0]:<30}" + "".join(f"{number(v):>{w}}" for v, w in zip(row[1:-1], widths[1:]))
                      + f"  {row[-1]}")
     return lines
+
+
+def dead_units_text(data: AnnotationSet, codes: Any) -> str | None:
+    """The note on classes majority vote gives to some tasks that the labels ``codes`` ((n_tasks,) class codes) never
+    use (App. G.4's dead units), naming them with their majority-vote tasks, None where there are none. The advice was
+    a smaller learning rate alone, where the classes left out were other spellings of classes ("one", "two" beside
+    "1", "2": DEEM merged them, 0.895 against majority vote's 0.818; walkthrough 108)."""
+    mv = data.majority_vote()
+    counts = np.bincount(mv[mv >= 0], minlength=data.n_classes)
+    used = np.zeros(data.n_classes, dtype=bool)
+    codes = np.asarray(codes)
+    used[codes[(codes >= 0) & (codes < data.n_classes)]] = True
+    missing = np.flatnonzero((counts > 0) & ~used)
+    if not len(missing):
+        return None
+    missing = missing[np.argsort(-counts[missing], kind="stable")]
+    named = names_text([f"{data.classes[c]}" for c in missing], most=5)
+    tasks = ", ".join(f"{counts[c]:,}" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return (f"the labels never use {counted(len(missing), 'class', 'classes')} that majority vote gives to some tasks "
+            f"({named}: on {tasks} tasks; dead units): if they are other spellings of classes, write each class one "
+            f"way in the file; else try a smaller learning rate")

@@ -655,8 +655,14 @@ def report_fit(name: str, model, data=None) -> None:
         if message:
             warn(message)
     if model.dead_units_:
-        warn(f"the model predicts {counted(model.dead_units_, 'fewer class', 'fewer classes')} than majority vote finds "
-             f"(dead units); try a smaller learning rate")
+        import numpy as np  # noqa: PLC0415
+
+        from deem_core.analysis.selection import dead_units_text  # noqa: PLC0415
+
+        codes = np.asarray(model.posterior_).argmax(axis=1)
+        warn((data is not None and len(codes) == data.n_tasks and dead_units_text(data, codes))
+             or f"the model predicts {counted(model.dead_units_, 'fewer class', 'fewer classes')} than majority vote "
+                f"finds (dead units); try a smaller learning rate")
 
 
 class ProgressBar:
