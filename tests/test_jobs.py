@@ -552,6 +552,14 @@ def test_time_left_leans_on_the_launch_estimate_until_the_pace_has_been_measured
     no_estimate = ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - 1.0,
                                    steps_done=10, steps_total=1000, phase_done=10, phase_total=1000, rate_s=0.05)
     assert no_estimate.eta == pytest.approx(49.5)
+    # slower than the launch estimate, past a tenth of the job: the pace seen (the machine got busier; walkthrough 108:
+    # "about 8.6 s left" at epoch 36 of 100 after 14 s, with 21 s to go); early on, still weighed against it
+    def slow(done: int, elapsed: float) -> float:
+        return ProgressSnapshot(run_id="r", kind="sweep", status="running", started_at=now - elapsed, estimate_s=20.0,
+                                steps_done=done, steps_total=100, phase_done=done, phase_total=100, rate_s=0.39).eta
+
+    assert slow(36, 14.0) == pytest.approx(64 * 0.39, abs=0.5)
+    assert slow(5, 2.0) < 0.05 * 95 * 0.39 + 0.95 * 18.0 + 0.5
 
 
 def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outrun():
