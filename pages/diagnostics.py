@@ -277,6 +277,13 @@ with tab_mi:
                f"“Classes from”: {own_labels}, then “Compute diagnostics”, groups every task")
     if np.isfinite(off[:, index]).any():
         common.plotly_chart(plots.mi_heatmaps(mi, class_value, zmax=zmax, show_diagonal=diagonal), key="diag_mi_heat")
+        # why most cells are blank, beside them (on a sparse crowd 2 cells of 40 x 40 showed, the reason in a closed
+        # box of notes; walkthrough 108)
+        upper = np.triu_indices(len(mi.workers), 1)
+        blank = int((np.asarray(mi.n_common[index])[upper] < mi.min_common).sum())
+        if len(upper[0]) and blank >= len(upper[0]) / 2:
+            st.caption(f"{blank:,} of the {len(upper[0]):,} pairs of workers are blank in this class: they share fewer "
+                       f"than {mi.min_common} of its tasks (usual when tasks have a few answers each).")
         # the plug-in MI's bias in numbers: a random worker's bright cell read as copying (walkthrough 31). Simulated,
         # 4,000 pairs of independent uniform workers on 10 tasks of 3 classes: mean 0.26 nats, 95th percentile 0.53
         # (the first-order bias says 0.20); less where workers mostly give one class (walkthrough 32)

@@ -3938,3 +3938,28 @@ def test_the_read_as_line_goes_with_its_data_set(runs_dir):
     at.file_uploader(key="upload_annotations").set_value(
         ("blank.csv", b"task,worker,label\n\n\n" + tiny_csv(50).split(b"\n", 1)[1], "text/csv")).run()
     assert "note, in the rows previewed: blank.csv: skipped 2 blank lines" in unescape(texts(at)), texts(at)
+
+
+def test_a_heatmap_mostly_blank_says_why_beside_it(runs_dir):
+    """Walkthrough 108: on a sparse crowd (40 workers, 3-6 answers a task) the 40 x 40 heatmap showed 2 cells off the
+    diagonal, the reason in a closed box of notes. A caption under the heatmap says how many pairs are blank and
+    why; on dense answers it is not there."""
+    rng = np.random.default_rng(8)
+    truth = rng.integers(0, 3, 600)
+    rows = [(t, f"w{w}", int(truth[t]) if rng.random() < 0.8 else int(rng.integers(0, 3)))
+            for t in range(600) for w in [0, 1, 2, 3, int(rng.integers(4, 30))]]  # four on every task, one of 26 more
+    at = upload(new_app(), "sparse.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False)
+                .encode())
+    at = trained_deem(at)
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    said = [str(c.value) for c in at.caption if "pairs of workers are blank in this class" in str(c.value)]
+    assert len(said) == 1 and re.match(r"[\d,]+ of the 435 pairs of workers are blank in this class: they share fewer "
+                                       r"than 10 of its tasks", said[0]), said
+    dense = trained_deem(upload(new_app(), "dense.csv", sampled_answers_csv(300, 5, 5, seed=8)))
+    dense.button(key="diag_launch").click().run()
+    assert wait_done(dense.session_state["diag_run"]).status == "finished"
+    dense.run()
+    assert dense.get("plotly_chart") and not any("are blank in this class" in str(c.value) for c in dense.caption)
