@@ -16,8 +16,9 @@ the job still running.
   **GPU: one job at a time per process** (two trainings on one GPU only fight for its memory).
   **CPU: one job at a time by default** too (``DEEM_MAX_CPU_JOBS`` to change): torch already uses every
   core for one training, so a second concurrent training only halves both and doubles the memory.
-  A waiting job says so: "queued behind your run <id>" (a run of its own workspace; another's id is never
-  shown: it would open that run), else "queued: N jobs ahead". A sweep or a DEEM training is placed on the device
+  A waiting job says so: "queued: N jobs ahead", and to its owner's sessions "queued behind your run <id>" (a run
+  of its own workspace; an id opens its run, so it is never stored in the run's message nor shown to a visitor of
+  the run's link: attack round 55). A sweep or a DEEM training is placed on the device
   it will train on; a training with only crowd-kit baselines runs on the CPU queue.
 * Progress is told in phases (``Progress.start_phase``: "training DEEM", 100 epochs; "running the other
   methods", 2 methods; "sweeping learning rates", 50 epochs). :func:`status_line` is the one text of a job
@@ -372,16 +373,20 @@ SLOWER_TRUSTED_AFTER = 0.1
 OVERRUN_SAID = 1.1
 
 
-def status_line(snap: ProgressSnapshot | None, short: bool = False) -> str:
+def status_line(snap: ProgressSnapshot | None, short: bool = False, owner: bool = False) -> str:
     """The one status text of a job, shown alike in the sidebar and on its page.
 
     ``running`` lines say the phase, the step of the phase, the time elapsed and the time left, e.g.
     ``training DEEM · epoch 16 of 100 · 12 s elapsed · about 1 min 05 s left``; ``short`` leaves the
-    elapsed time out (sidebar)."""
+    elapsed time out (sidebar). ``owner``: the session viewing owns the run: a queued run names the run of its
+    workspace it waits behind ("queued behind your run <id>"), which a visitor of its link is never shown."""
     if snap is None:
         return "not found"
     if snap.status == "queued":
         text = snap.message or "queued"
+        prefix = "queued: "
+        if owner and snap.queued_behind and text.startswith(prefix):
+            text = f"queued behind your run {snap.queued_behind} ({text[len(prefix):]})"
         if snap.wait_s is not None and snap.wait_s >= 1.0 and "ahead" in text:
             # (a 6 s job read "queued: 1 job ahead on the CPU" for the 2 hours of another visitor's training, with
             # no time given; attack round 43)
@@ -875,8 +880,10 @@ class JobManager:
                 other = self.get(ahead) if ahead else None
                 own = other is not None and other.owner == job.owner
                 where = device_name(queue.name)
-                text = (f"queued behind your run {ahead} ({counted(position, 'job')} ahead on the {where})" if own
-                        else f"queued: {counted(position, 'job')} ahead on the {where}" if ahead else f"queued for the {where}")
+                # the id kept apart from the message: the run's link shows its message to every visitor, and an own
+                # run ahead named there opened that run, never shared, to them (attack round 55); status_line names
+                # it to the owner's sessions only
+                text = f"queued: {counted(position, 'job')} ahead on the {where}" if ahead else f"queued for the {where}"
                 store.update_status(run_id, "queued", message=text)
                 progress.update(queued_behind=ahead if own else None, message=text)
 

@@ -1515,7 +1515,9 @@ def _run_status() -> None:
         for label, run_id in runs:
             snap = manager().snapshot(run_id)
             icon = STATUS_ICON.get(snap.status, "") if snap else ""
-            st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True)))
+            # (the run ahead named to its owner only: a run link's visitor opened it with the id; attack round 55)
+            owner = snap is not None and snap.status == "queued" and can_control(run_id)
+            st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True, owner=owner)))
         if active and all(s is None or s.done for s in (manager().snapshot(r) for _, r in runs)):
             redraw_page()  # redraw once without the timer
 

@@ -434,7 +434,7 @@ if files and not unreadable and ds.get("read_with") != _read_with(files, shown, 
     now, before = _read_with(files, shown, predictions, conflict, keep_missing), ds.get("read_with")
     if before and before[0] == now[0]:
         chosen += (f" as the format and mapping now read {them}" if before[1:3] != now[1:3] else
-                   f" read with the choices now made above")
+                   " read with the choices now made above")
     st.info(common.safe(f"This is the summary of the data set loaded before ({shortened(ds['name'], 80)}), not of "
                         f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
 

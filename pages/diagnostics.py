@@ -153,7 +153,8 @@ def waiting(diag_id: str) -> None:
     if s is None or s.done:
         common.redraw_page()
     if s.status == "queued":
-        st.info(common.safe(wording.sentence(status_line(s))), icon=":material/hourglass_top:")
+        st.info(common.safe(wording.sentence(status_line(s, owner=common.can_control(diag_id)))),
+                icon=":material/hourglass_top:")
     else:
         fraction = s.phase_done / s.phase_total if s.unit == "task" and s.phase_total else 0.0
         st.progress(min(1.0, fraction), text=common.safe(status_line(s)))

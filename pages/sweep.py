@@ -253,7 +253,8 @@ def live(run_id: str) -> None:
         common.redraw_page()  # the whole page redraws once: the final view without the timer, or the live pace
     try:
         if snapshot.status == "queued":
-            st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
+            st.info(common.safe(wording.sentence(status_line(snapshot, owner=common.can_control(run_id)))),
+                    icon=":material/hourglass_top:")
         else:
             st.progress(snapshot.fraction, text=common.safe(status_line(snapshot)))
         if len(snapshot.history):

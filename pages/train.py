@@ -391,7 +391,9 @@ def live(run_id: str) -> None:
     if snapshot is None or snapshot.done or common.pace_changed(snapshot, interval, LIVE_EVERY, QUEUED_EVERY):
         common.redraw_page()  # ended (final view), or started (redraw at the live pace)
     if snapshot.status == "queued":
-        st.info(common.safe(wording.sentence(status_line(snapshot))), icon=":material/hourglass_top:")
+        # (the run ahead named to the owner only: a visitor of the link opened it with the id; attack round 55)
+        st.info(common.safe(wording.sentence(status_line(snapshot, owner=common.can_control(run_id)))),
+                icon=":material/hourglass_top:")
     else:
         first = snapshot.seconds_to_first_point
         # said for a few seconds after it came (all run long it read as stale news: walkthrough)

@@ -348,3 +348,28 @@ def test_a_killed_server_keeps_the_curves_trained_so_far(tmp_path):
     assert len(saved) >= 20 and set(saved["method"]) == {"deem"}
     epochs = sorted(saved["epoch"].unique())
     assert epochs == list(range(epochs[0], epochs[0] + len(epochs)))  # no gap: every epoch up to the last save
+
+
+def test_a_queued_runs_link_does_not_name_the_owners_run_ahead(runs_dir):
+    """Attack round 55: a run queued behind its owner's other run said "queued behind your run <id>" to every visitor
+    of its link (on the page and in the sidebar), and that id opened the other run, never shared. The owner is told;
+    a visitor reads how many jobs are ahead."""
+    alice = session()
+    first = launch_long_training(alice)
+    alice.number_input(key="train_epochs").set_value(4999)  # (other settings: not the same job again)
+    alice.button(key="train_launch").click().run()
+    second = alice.session_state["train_run"]
+    try:
+        assert second != first and get_manager().snapshot(second).status == "queued"
+        alice.run()
+        shown = "\n".join(str(e.value) for e in (*alice.info, *alice.caption))
+        assert f"queued behind your run {first}" in shown.replace("\\", ""), shown
+        bob = session(run=second)
+        bob.switch_page("pages/train.py").run()
+        ok(bob)
+        seen = "\n".join(str(e.value) for e in (*bob.info, *bob.caption, *bob.markdown)).replace("\\", "")
+        assert "1 job ahead on the CPU" in seen and first not in seen, seen
+        assert first not in get_manager().store.get(second)["message"]
+    finally:
+        for run_id in (first, second):
+            get_manager().cancel(run_id)

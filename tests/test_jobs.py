@@ -11,7 +11,7 @@ import pytest
 
 from deem_core import AnnotationSet
 from deem_core.analysis.diagnostics import GOLD_SOURCE, PREDICTED_SOURCE
-from deem_studio.jobs import JobManager, QueueFull, device_info, get_manager, register_kind
+from deem_studio.jobs import JobManager, QueueFull, device_info, get_manager, register_kind, status_line
 from deem_studio.runs import RunStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -199,9 +199,9 @@ def test_jobs_queue_in_order_and_say_behind_whom(manager):
     wait_for(lambda: manager.snapshot(c).queued_behind == b)
     snap_b = manager.snapshot(b)
     assert snap_b.status == "queued" and snap_b.queued_behind == a
-    assert f"queued behind your run {a}" in snap_b.message
+    assert f"queued behind your run {a}" in status_line(snap_b, owner=True)
     assert manager.store.get(b)["status"] == "queued"
-    assert f"queued behind your run {b}" in manager.store.get(c)["message"]
+    assert f"queued behind your run {b}" in status_line(manager.snapshot(c), owner=True)
     assert manager.queues()["cpu"] == {"running": [a], "waiting": [b, c], "capacity": 1}
     # cancel a queued job: it never runs, c moves up
     assert manager.cancel(b)
@@ -850,9 +850,12 @@ def test_a_queued_job_never_names_another_workspaces_run(manager):
     assert snap_y.status == "queued" and snap_y.queued_behind is None
     for shown in (snap_y.message, manager.store.get(y)["message"]):
         assert x not in shown and shown == "queued: 1 job ahead on the CPU", shown
-    assert f"queued behind your run {y} (2 jobs ahead" in manager.snapshot(z).message
+    assert f"queued behind your run {y} (2 jobs ahead" in status_line(manager.snapshot(z), owner=True)
+    # nor its own workspace's run to a visitor of its link: the message, stored and shown to every visitor, names
+    # none; the owner's sessions are told (attack round 55: the queued run's link named the run ahead, which opened)
+    assert y not in manager.snapshot(z).message and y not in manager.store.get(z)["message"]
+    assert y not in status_line(manager.snapshot(z)) and y not in status_line(manager.snapshot(z), short=True)
     # no time before it starts where a job ahead has no estimate
-    from deem_studio.jobs import status_line  # noqa: PLC0415
 
     assert manager.snapshot(y).wait_s is None and status_line(manager.snapshot(y)) == snap_y.message
     for name in ("x", "y", "z"):
