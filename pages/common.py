@@ -47,7 +47,7 @@ import streamlit as st
 
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls, middle_cut, natural_positions
+from deem_core.data.text import escape_controls, in_natural_order, middle_cut, natural_positions
 from deem_core.model import training
 from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
@@ -1642,11 +1642,9 @@ def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool 
 
 def natural_order(frame: Any) -> Any:
     """``frame`` with its rows in the natural order of its index read as text: "q2" before "q10" (text order puts
-    "q10" first, and a set named q1..q2000 then opens on q1, q10, q100, q1000). The first run of digits counts as a
-    number; names without one come first. An integer index (already ordered as numbers) is returned as it is."""
-    if pd.api.types.is_integer_dtype(frame.index) or len(frame) < 2:
-        return frame
-    return frame.iloc[natural_positions(frame.index)]
+    "q10" first, and a set named q1..q2000 then opens on q1, q10, q100, q1000); the engine's one rule
+    (:func:`deem_core.data.text.in_natural_order`), which the command line's files follow too."""
+    return in_natural_order(frame)
 
 
 #: columns that name things (a worker 1001 is not "1,001"): never given thousands separators

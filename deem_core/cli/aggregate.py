@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, no_task_text,
                                   number, read_input, report_fit, say, say_tie_luck, truth_for, warn, writing)
-from deem_core.data.text import counted
+from deem_core.data.text import counted, in_natural_order
 from deem_core.methods import registry
 from deem_core.analysis.selection import safety_rule_reference
 
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         results = _run_classic(args, spec, data)
     # (the dashboard's label files had the two majority columns, the command line's not)
     results = registry.with_majority(results, data, reference=reference, method=spec.key)
+    results = in_natural_order(results)  # (as the dashboard's files: q2 before q10; walkthrough 108)
     # the labels first, then the model (both paths were checked before training): a model that cannot be written
     # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
     with writing(output):

@@ -179,6 +179,18 @@ def html_text(value: Any) -> str:
     return text
 
 
+def in_natural_order(frame: Any) -> Any:
+    """``frame`` with its rows in the natural order of its index read as text (:func:`natural_positions`): the order
+    every label file is written and shown in, the dashboard's and the command line's alike (the command line wrote
+    q0, q1, q10, q100 where the dashboard's download read q0, q1, q2; walkthrough 108). An integer index (already
+    ordered as numbers) is returned as it is."""
+    import pandas as pd  # noqa: PLC0415
+
+    if pd.api.types.is_integer_dtype(frame.index) or len(frame) < 2:
+        return frame
+    return frame.iloc[natural_positions(frame.index)]
+
+
 def natural_positions(names: Any) -> Any:
     """Positions that put ``names`` in their natural order read as text: "q2" before "q10" (text order puts "q10"
     first). The first run of digits counts as a number; names without one come first; ties keep their order.
