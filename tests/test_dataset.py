@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,3 +120,36 @@ def test_fingerprint_depends_on_content_only():
     b = AnnotationSet.from_long(_df([(2, "b", 1), (1, "a", 0)]))
     c = AnnotationSet.from_long(_df([(1, "a", 1), (2, "b", 1)]))
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_a_label_written_another_way_by_other_workers_is_said():
+    """Walkthrough 108: two workers wrote "one", "two", "three" where everyone else wrote 1, 2, 3: seven classes where
+    three were meant, and only "1.0" beside "1" was said. Labels whose answers stand where the others give another
+    label, from workers who hardly give that one, are said; a rare class confused with a common one by workers who
+    give both (class imbalance) is not."""
+    from deem_core.data.annotations import STANDS_FOR, label_doubts
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    rows = []
+    for t in range(300):
+        for w in rng.choice(10, 4, replace=False):
+            right = rng.random() < 0.8
+            value = int(truth[t]) if right else int(rng.integers(0, 3))
+            rows.append((t, f"w{w}", ["one", "two", "three"][value] if w in (8, 9) else str(value + 1)))
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    said = [w for w in label_doubts(data) if STANDS_FOR in w]
+    assert len(said) == 1 and said[0].startswith("annotations: 3 labels may be another label written another way: "), said
+    for word, digit in (("one", "1"), ("two", "2"), ("three", "3")):
+        assert re.search(rf"'{word}' \([\d,]+ answers; given by 'w[89]' [\d,]+, 'w[89]' [\d,]+\) {STANDS_FOR} "
+                         rf"'{digit}' on \d+% of them, '{word}' on \d+%", said[0]), said
+    # the same crowd writing one way: nothing said; and a rare class (10%) that every worker confuses with the common
+    # one half the time, by workers who give both
+    plain = [(t, w, {"one": "1", "two": "2", "three": "3"}.get(label, label)) for t, w, label in rows]
+    assert not [w for w in AnnotationSet.from_long(pd.DataFrame(plain, columns=["task", "worker", "label"])).warnings
+                if STANDS_FOR in w]
+    rare = rng.random(600) < 0.1
+    skewed = [(t, f"w{w}", "rare" if (rare[t] and rng.random() < 0.5) or (not rare[t] and rng.random() < 0.08)
+               else "common") for t in range(600) for w in rng.choice(10, 4, replace=False)]
+    assert not [w for w in AnnotationSet.from_long(pd.DataFrame(skewed, columns=["task", "worker", "label"])).warnings
+                if STANDS_FOR in w]

@@ -615,6 +615,8 @@ class AnnotationSet:
                                                  worker_index))
             warnings.extend(_on_most_given(_numbers_two_ways, class_index, label_codes[rows], source,
                                            worker_codes[rows], worker_index))
+            warnings.extend(_labels_for_others(class_index, task_codes[rows], label_codes[rows], len(task_index),
+                                               source, worker_codes[rows], worker_index))
         warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
@@ -1192,6 +1194,60 @@ def _numbers_two_ways(classes: pd.Index, label_codes: np.ndarray, source: str,
             f"file if they mean the same."]
 
 
+#: the words of the warning that a label's answers stand where the others give another label (_labels_for_others)
+STANDS_FOR = "where the other answers on their tasks give"
+#: the most classes whose (class x class) co-occurrence is counted for that warning, and the answers a label needs
+STANDS_FOR_MAX_CLASSES = 200
+STANDS_FOR_MIN_ANSWERS = 20
+
+
+def _labels_for_others(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, n_tasks: int,
+                       source: str, worker_codes: np.ndarray, workers: pd.Index) -> list[str]:
+    """A warning when a label's answers stand where the other answers on their tasks give another label, at least
+    twice as often as they give it: one class written two ways by different workers ("one", "two" by two workers
+    beside everyone's "1", "2": seven classes where three were meant, and only "1.0" was said; walkthrough 108). The
+    other label must be its own answers' most frequent company, so a class the crowd often confuses with another is
+    not called a spelling of it; numbers written two ways are said by :func:`_numbers_two_ways`. From the (class x
+    class) counts of answers sharing a task (a sparse product; at most :data:`STANDS_FOR_MAX_CLASSES` classes)."""
+    k = len(classes)
+    if k < 2 or k > STANDS_FOR_MAX_CLASSES or not len(label_codes):
+        return []
+    import scipy.sparse as sp  # noqa: PLC0415
+
+    per_task = sp.csr_matrix((np.ones(len(label_codes), dtype=np.float32), (task_codes, label_codes)),
+                             shape=(max(n_tasks, 1), k))
+    counts = np.asarray(per_task.sum(axis=0)).ravel()
+    together = (per_task.T @ per_task).toarray() - np.diag(counts)  # pairs of answers on one task, none with itself
+    total = together.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = together / total[:, None]
+    numbers = pd.to_numeric(pd.Series(np.asarray(classes, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    answered = np.bincount(worker_codes, minlength=len(workers)).astype(np.float64)
+    found = []
+    for a in np.flatnonzero((counts >= STANDS_FOR_MIN_ANSWERS) & (total >= STANDS_FOR_MIN_ANSWERS)):
+        others = share[a].copy()
+        others[a] = -1.0
+        b = int(np.argmax(others))
+        if not (share[a, b] >= 2 * share[a, a] and share[a, b] >= 0.3 and share[b, b] >= np.max(share[b])
+                and not (np.isfinite(numbers[a]) and numbers[a] == numbers[b])):
+            continue
+        # and written by other hands: the workers giving it give the other label at most half as often as answers
+        # do overall (under class imbalance a rare class's answers stand mostly where the others give the common
+        # class, from workers who give that class as often as anyone: the imbalance family, all three seeds)
+        rate = np.bincount(worker_codes[label_codes == b], minlength=len(workers)) / np.maximum(answered, 1.0)
+        if float(rate[worker_codes[label_codes == a]].mean()) <= 0.5 * counts[b] / counts.sum():
+            found.append((a, b))
+    if not found:
+        return []
+    found.sort(key=lambda pair: -counts[pair[0]])
+    shown = "; ".join(f"{_show_short(classes[a])} ({int(counts[a]):,} answers{_given_by(a, label_codes, worker_codes, workers)}"
+                      f") {STANDS_FOR} {_show_short(classes[b])} on {share[a, b]:.0%} of them, {_show_short(classes[a])} "
+                      f"on {max(share[a, a], 0.0):.0%}" for a, b in found[:4])
+    more = f"; and {len(found) - 4:,} more" if len(found) > 4 else ""
+    return [f"{source}: {counted(len(found), 'label')} may be another label written another way: {shown}{more}. If "
+            f"they mean the same class, write it one way in the file; each writing is a class of its own."]
+
+
 #: characters past which a label reads as text rather than a class name (_long_labels)
 LONG_LABEL_CHARS = 100
 
@@ -1227,7 +1283,7 @@ KEPT_APART = "kept apart as classes of their own"
 #: repeats them before a training (a run trained 202 "classes" of one worker's comments without a word there;
 #: walkthrough 23)
 LABEL_DOUBTS = ("groups that share no label", "class labels longer than", LABELS_ALIKE, MIXED_SCRIPTS,
-                f"spellings are {NOT_COMPARED}", TWO_FORMS, NUMBERS_TWO_WAYS, KEPT_APART)
+                f"spellings are {NOT_COMPARED}", TWO_FORMS, NUMBERS_TWO_WAYS, KEPT_APART, STANDS_FOR)
 
 
 def label_doubts(data: "AnnotationSet") -> list[str]:
