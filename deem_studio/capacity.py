@@ -409,28 +409,29 @@ def _download_queue() -> _DownloadQueue:
         return _BUILDS[0]
 
 
-#: seconds a built download is left to be fetched before the next press drops it from the server's memory
+#: seconds between two of the presses' sweeps of built downloads: a file is dropped at the second sweep after it was
+#: built, so it has at least this long to be fetched
 DOWNLOAD_FETCH_SECONDS = 5.0
-#: when the latest file was built (time.monotonic; 0: none yet)
-_LAST_BUILT = [0.0]
+#: when the presses last swept (time.monotonic; 0: never)
+_LAST_SWEEP = [0.0]
 
 
 def _drop_built_downloads() -> None:
-    """Drop the files built by earlier presses from Streamlit's memory, once the latest had
-    :data:`DOWNLOAD_FETCH_SECONDS` to be fetched. Streamlit keeps a pressed download's bytes until two script runs
-    have passed (any session's): on a quiet server a visitor pressing download after download without a rerun
-    (``on_click="ignore"``) kept each one, +1.3 GB of one 768 MB file with the tab left open and +0.8 GB more for
-    three methods' files (attack round 54). A fetched file is made again if pressed again."""
+    """Let go of the files built by earlier presses once they had time to be fetched. Streamlit keeps a pressed
+    download's bytes until two script runs have passed (any session's): on a quiet server a visitor pressing download
+    after download without a rerun (``on_click="ignore"``) kept each one, +1.3 GB of one 768 MB file with the tab left
+    open and +0.8 GB more for three methods' files (attack round 54). A press sweeps as a script run does (Streamlit's
+    own two steps: a file no session shows is marked, one marked before is deleted), at most once every
+    :data:`DOWNLOAD_FETCH_SECONDS`: a file is deleted no sooner than that after its build ended, and a press never
+    waits (waiting held the download slot, and presses a second apart were refused past the visitor's two places in
+    the queue; walkthrough 109). A fetched file is made again if pressed again."""
     from streamlit import runtime  # noqa: PLC0415
 
-    if not _LAST_BUILT[0] or not runtime.exists():
+    now = time.monotonic()
+    if now - _LAST_SWEEP[0] < DOWNLOAD_FETCH_SECONDS or not runtime.exists():
         return
-    wait = _LAST_BUILT[0] + DOWNLOAD_FETCH_SECONDS - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    files = runtime.get_instance().media_file_mgr
-    files.remove_orphaned_files()  # (the first marks the files no session shows, the second deletes them)
-    files.remove_orphaned_files()
+    _LAST_SWEEP[0] = now
+    runtime.get_instance().media_file_mgr.remove_orphaned_files()
 
 
 def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> Callable[[], Any]:
@@ -451,7 +452,6 @@ def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> 
                 _drop_built_downloads()
                 return build()
             finally:  # (what the build freed: a 2 GB JSON's making left 2.2 GB in the process; attack round 40)
-                _LAST_BUILT[0] = time.monotonic()
                 release_memory()
 
     return held

@@ -1008,11 +1008,12 @@ def test_a_session_keeps_its_latest_preview_counted_and_a_few_mb_of_the_others(m
     assert capacity.kept_previews([(key("f"), wide(20_000))], sizes, party="203.0.113.5") == [] and sizes == {}
 
 
-def test_a_built_download_is_dropped_from_memory_before_the_next_press(monkeypatch):
+def test_a_built_download_is_dropped_from_memory_by_later_presses(monkeypatch):
     """Attack round 54: Streamlit keeps a pressed download's bytes until two script runs have passed; on a quiet server
     a visitor pressing download after download without a rerun kept each (+1.3 GB for a 768 MB file, +0.8 GB more
-    for three methods' files). The next press drops those built before, once the latest had its seconds to be
-    fetched; a file a session still shows is kept."""
+    for three methods' files). Presses sweep as script runs do, at most once every DOWNLOAD_FETCH_SECONDS, so a file
+    goes at the second sweep after its build, having had those seconds to be fetched; a press never waits (waiting
+    held the download slot, and presses a second apart were refused; walkthrough 109); a file a page shows is kept."""
     from streamlit import runtime
     from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -1022,16 +1023,26 @@ def test_a_built_download_is_dropped_from_memory_before_the_next_press(monkeypat
     monkeypatch.setattr(runtime, "exists", lambda: True)
     monkeypatch.setattr(runtime, "get_instance", lambda: type("Runtime", (), {"media_file_mgr": files})())
     monkeypatch.setattr(capacity, "_BUILDS", [])
-    monkeypatch.setattr(capacity, "_LAST_BUILT", [0.0])
-    monkeypatch.setattr(capacity, "DOWNLOAD_FETCH_SECONDS", 0.3)
-    shown = files.add(b"an image the page shows", "image/png", "coordinates-1")  # (a session's own file: kept)
-    first = files.execute_deferred(files.add_deferred(capacity.building_download(lambda: b"a" * 1_000), "text/csv",
-                                                      "coordinates-2", file_name="a.csv"))
-    assert len(storage._files_by_id) == 2 and first
-    started = time.monotonic()
-    files.execute_deferred(files.add_deferred(capacity.building_download(lambda: b"b" * 2_000), "text/csv",
-                                              "coordinates-3", file_name="b.csv"))
-    assert time.monotonic() - started >= 0.25  # (the first had its time to be fetched)
-    kept = sorted(len(f.content) for f in storage._files_by_id.values())
-    assert kept == [len(b"an image the page shows"), 2_000], kept  # the first file dropped, the shown one kept
+    monkeypatch.setattr(capacity, "_LAST_SWEEP", [0.0], raising=False)
+    monkeypatch.setattr(capacity, "DOWNLOAD_FETCH_SECONDS", 0.3, raising=False)
+    shown = files.add(b"an image the page shows", "image/png", "coordinates-0")  # (a session's own file: kept)
+
+    def press(size: int) -> float:
+        started = time.monotonic()
+        files.execute_deferred(files.add_deferred(capacity.building_download(lambda: b"x" * size), "text/csv",
+                                                  f"coordinates-{size}", file_name=f"{size}.csv"))
+        return time.monotonic() - started
+
+    def held() -> list[int]:
+        return sorted(len(f.content) for f in storage._files_by_id.values())
+
+    image = len(b"an image the page shows")
+    assert press(1_000) < 0.2 and press(2_000) < 0.2  # (no wait: the second press comes before the gap)
+    assert held() == [image, 1_000, 2_000]
+    time.sleep(0.35)
+    press(3_000)  # a sweep: the two before are marked
+    assert held() == [image, 1_000, 2_000, 3_000]
+    time.sleep(0.35)
+    press(4_000)  # the next sweep deletes them, 0.35 s or more after their builds; the third is marked
+    assert held() == [image, 3_000, 4_000]
     assert shown.split("/")[-1].split(".")[0] in storage._files_by_id
