@@ -434,7 +434,7 @@ if files and not unreadable and ds.get("read_with") != _read_with(files, shown, 
     now, before = _read_with(files, shown, predictions, conflict, keep_missing), ds.get("read_with")
     if before and before[0] == now[0]:
         chosen += (f" as the format and mapping now read {them}" if before[1:3] != now[1:3] else
-                   " read with the choices now made above")
+                   " with the choices now made")
     st.info(common.safe(f"This is the summary of the data set loaded before ({shortened(ds['name'], 80)}), not of "
                         f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
 
@@ -639,12 +639,14 @@ with tab["Workers"]:
         "coverage": st.column_config.ProgressColumn("coverage", format="%.1f%%", min_value=0.0, max_value=100.0),
         "agreement_with_majority": st.column_config.NumberColumn(
             "agreement with majority", format="%.3f", help="share of its answers equal to the task's majority vote, "
-            "its own answer one of the votes; on a tie of two classes an answer naming one of them counts a half"),
+            "its own answer one of the votes; on a tie an answer naming a tied class counts its share (a half of "
+            "two, a third of three)"),
         "agreement_with_others": st.column_config.NumberColumn(
             "agreement with the others", format="%.3f", help="per answer, the share of the task's other answers that "
             "give its label, averaged over its answers on tasks others answered too (blank: none)")})
     st.caption("Agreement with majority counts the worker's own answer among the votes (with few answers a task, "
-               "its own vote can make the majority); agreement with the others leaves it out.")
+               "its own vote can make the majority), and on a tie an answer naming a tied class counts its share "
+               "(a half of two, a third of three); agreement with the others leaves the worker's own answer out.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
     # in natural order, as Diagnostics draws its heatmaps: w2 before w10 (text order here beside natural order there;

@@ -158,7 +158,7 @@ def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
     # another way to read repeated answers or missing labels, or the file edited to the same size, is another data
     # set: the box says so (read 53: Load went from 1,970 to 2,000 answers with no box)
     at.toggle(key="upload_keep_missing").set_value(True).run()
-    assert "not of the file chosen above read with the choices now made above" in texts(at)
+    assert "not of the file chosen above with the choices now made: press" in texts(at)
     at.toggle(key="upload_keep_missing").set_value(False).run()
     assert "loaded before" not in texts(at)
     body = tiny_csv(120)

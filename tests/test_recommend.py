@@ -478,3 +478,15 @@ def test_hardly_learns_says_why_beside_a_curve_that_falls_as_far_as_the_chosen_o
                                                "drift away from the data at any learning rate, so the difference "
                                                "alone does not show learning")
     assert "all the same" not in rec.verdicts[0.003].reason
+
+
+def test_hardly_learns_never_says_falls_by_0_of_a_curve_that_rose():
+    """Walkthrough 109: lr 0.3 read "hardly learns: the positive energy (data) falls by 0" where it rose from 3.795 to
+    3.897 (within the rise allowed): the verdict says it never fell below its start and how far above it ended."""
+    rising = dict(difference=ramp(-1.0, -1.2, 12), positive=ramp(-10.0, -9.9, 20))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.3, **rising))
+    rec = recommend(curves, smoothing=0.0)
+    verdict = rec.verdicts[0.3]
+    assert verdict.category == "stagnant" and "falls by 0" not in verdict.reason, verdict
+    assert verdict.reason.startswith("hardly learns: the positive energy (data) never falls below its start (it ends "
+                                     "0.1 above it, less than counts as rising); a fall of "), verdict.reason

@@ -950,6 +950,6 @@ def test_the_dead_units_note_names_the_classes_left_out_and_what_they_may_be():
     numbers = np.array([list(data.classes).index(str(t % 3 + 1)) for t in range(90)])
     assert dead_units_text(data, data.majority_vote()) is None
     said = dead_units_text(data, numbers)
-    assert said == ("the labels never use 3 classes that majority vote gives to some tasks (one, three, two: on 10, "
-                    "10, 10 tasks; dead units): if they are other spellings of classes, write each class one way in the "
-                    "file; else try a smaller learning rate"), said
+    assert said == ("the labels never use 3 classes that majority vote gives to some tasks ('one', 'three', 'two': on "
+                    "10, 10, 10 tasks): if they are other spellings of classes, write each class one way in the file; "
+                    "else the model may have stopped using a class: try a smaller learning rate"), said

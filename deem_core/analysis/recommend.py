@@ -464,8 +464,13 @@ def recommend(
     for a in stable:
         if a.positive_drop < move_needed:
             a.category = "stagnant"
-            a.reason = (f"hardly learns: the positive energy (data) falls by {_fmt(a.positive_drop)}, less than "
-                        f"the {_fmt(move_needed)} that counts as learning on these curves")
+            if a.positive_drop > 0 or a.positive_end <= 0:
+                a.reason = (f"hardly learns: the positive energy (data) falls by {_fmt(a.positive_drop)}, less than "
+                            f"the {_fmt(move_needed)} that counts as learning on these curves")
+            else:  # (one that rose a little, within the rise allowed, read "falls by 0"; walkthrough 109)
+                a.reason = (f"hardly learns: the positive energy (data) never falls below its start (it ends "
+                            f"{_fmt(a.positive_end)} above it, less than counts as rising); a fall of "
+                            f"{_fmt(move_needed)} counts as learning on these curves")
             if a.start - a.lowest >= DIP_DEPTH * scale:  # (beside a curve dipping as far as the chosen rate's did)
                 a.reason += (f"; its energy difference {'falls' if sign > 0 else 'rises'} by "
                              f"{_fmt(a.start - a.lowest)} all the same: the model samples drift away from the data at "

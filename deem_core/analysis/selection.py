@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.text import counted, names_text
+from deem_core.data.text import counted, escape_controls, names_text
 from deem_core.model.network import DEEMNetwork
 
 __all__ = ["FOLLOWED", "FOLLOWED_KEPT", "followed_text", "safety_kept_text", "selection_lines", "selection_table", "evidence_lines", "safety_rule_sentence", "safety_rule_reference",
@@ -708,8 +708,9 @@ def dead_units_text(data: AnnotationSet, codes: Any) -> str | None:
     if not len(missing):
         return None
     missing = missing[np.argsort(-counts[missing], kind="stable")]
-    named = names_text([f"{data.classes[c]}" for c in missing], most=5)
+    # (each quoted, as the other warnings quote labels; "dead units", the paper's word, read as jargon; walkthrough 109)
+    named = names_text([repr(escape_controls(str(data.classes[c]))) for c in missing], most=5, quote=False)
     tasks = ", ".join(f"{counts[c]:,}" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
     return (f"the labels never use {counted(len(missing), 'class', 'classes')} that majority vote gives to some tasks "
-            f"({named}: on {tasks} tasks; dead units): if they are other spellings of classes, write each class one "
-            f"way in the file; else try a smaller learning rate")
+            f"({named}: on {tasks} tasks): if they are other spellings of classes, write each class one way in the "
+            f"file; else the model may have stopped using a class: try a smaller learning rate")

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     shown = table.assign(accuracy=table["accuracy"].round(2), seconds=table["seconds"].round(3))
     # (without a truth file every row read "NaN" and "None", as if every method had failed; walkthrough 46)
     # (and where no truth label is left once those that are no class are out: a NaN in every row; the diff's read)
-    scored = truth is not None and len(truth) > 0
+    # (nor where none of them is of an annotated task: a column of NaN under the warning that said so; walkthrough 109)
+    scored = truth is not None and len(truth) > 0 and bool(truth.index.isin(data.tasks).any())
     shown = shown.drop(columns=[c for c, empty in (("accuracy", not scored), ("error", shown["error"].isna().all()))
                                 if empty])
     print(shown.to_string(index=False))
