@@ -364,6 +364,9 @@ def test_a_queued_runs_link_does_not_name_the_owners_run_ahead(runs_dir):
         alice.run()
         shown = "\n".join(str(e.value) for e in (*alice.info, *alice.caption))
         assert f"queued behind your run {first}" in shown.replace("\\", ""), shown
+        alice.switch_page("pages/runs.py").run()  # (the Runs page read the stored message; walkthrough 109)
+        listed = next(t.value for t in alice.dataframe if "message" in t.value.columns)
+        assert any(f"queued behind your run {first}" in str(m) for m in listed["message"]), listed["message"].tolist()
         bob = session(run=second)
         bob.switch_page("pages/train.py").run()
         ok(bob)
