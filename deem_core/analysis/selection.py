@@ -709,7 +709,7 @@ def dead_units_text(data: AnnotationSet, codes: Any) -> str | None:
         return None
     missing = missing[np.argsort(-counts[missing], kind="stable")]
     # (each quoted, as the other warnings quote labels; "dead units", the paper's word, read as jargon; walkthrough 109)
-    named = names_text([repr(escape_controls(str(data.classes[c]))) for c in missing], most=5, quote=False)
+    named = names_text(["'" + escape_controls(str(data.classes[c])) + "'" for c in missing], most=5, quote=False)
     tasks = ", ".join(f"{counts[c]:,}" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
     return (f"the labels never use {counted(len(missing), 'class', 'classes')} that majority vote gives to some tasks "
             f"({named}: on {tasks} tasks): if they are other spellings of classes, write each class one way in the "
