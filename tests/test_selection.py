@@ -953,3 +953,15 @@ def test_the_dead_units_note_names_the_classes_left_out_and_what_they_may_be():
     assert said == ("the labels never use 3 classes that majority vote gives to some tasks ('one', 'three', 'two': on "
                     "10, 10, 10 tasks): if they are other spellings of classes, write each class one way in the file; "
                     "else the model may have stopped using a class: try a smaller learning rate"), said
+
+
+def test_the_dead_units_note_escapes_a_class_once():
+    """A class name with a control character is escaped once (repr after the escapes doubled the backslash)."""
+    from deem_core.analysis.selection import dead_units_text
+
+    rows = [(t, w, "a" if t % 2 else "b") for t in range(40) for w in ("u", "v")]
+    rows += [(t, w, "c\u202e") for t in range(40, 52) for w in ("u", "v")]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    codes = np.array([list(data.classes).index("a" if t % 2 else "b") for t in range(52)])
+    said = dead_units_text(data, codes)
+    assert "('c\\u202e': on 12 tasks)" in said and "\\\\" not in said, said
