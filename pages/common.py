@@ -1634,17 +1634,10 @@ def run_tables(run_id: str, methods: list[str] | None = None, labels_only: bool 
     (:func:`deem_studio.capacity.run_tables`). A server with no room left says so and stops the page."""
     try:
         return capacity.run_tables(manager().store, run_id, methods, LABEL_COLUMNS if labels_only else None,
-                                   prepare=natural_order)
+                                   prepare=in_natural_order)
     except capacity.CapacityError as exc:
         show_error(exc, "This run's tables cannot be read now")
         st.stop()
-
-
-def natural_order(frame: Any) -> Any:
-    """``frame`` with its rows in the natural order of its index read as text: "q2" before "q10" (text order puts
-    "q10" first, and a set named q1..q2000 then opens on q1, q10, q100, q1000); the engine's one rule
-    (:func:`deem_core.data.text.in_natural_order`), which the command line's files follow too."""
-    return in_natural_order(frame)
 
 
 #: columns that name things (a worker 1001 is not "1,001"): never given thousands separators

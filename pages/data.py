@@ -426,12 +426,13 @@ if ds is None:
 
 data = ds["data"]
 st.header(f"Summary: {common.safe(ds['name'])}")
-if files and not unreadable and ds.get("read_with") != _read_with(files, shown, predictions, conflict, keep_missing):
+now = _read_with(files, shown, predictions, conflict, keep_missing) if files and not unreadable else None
+if now is not None and ds.get("read_with") != now:
     # (the summary of the set loaded before stood under the new file's "read as" line as if it were that file's;
     # walkthrough 103; not where the files cannot be loaded: the button is off; walkthrough 106)
     them = "them" if len(files) != 1 else "it"
     chosen = "the files chosen above" if len(files) != 1 else "the file chosen above"
-    now, before = _read_with(files, shown, predictions, conflict, keep_missing), ds.get("read_with")
+    before = ds.get("read_with")
     if before and before[0] == now[0]:
         chosen += (f" as the format and mapping now read {them}" if before[1:3] != now[1:3] else
                    " with the choices now made")

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.data.text import in_natural_order  # noqa: E402
 from deem_core.analysis.agreement import PARTNERS_WORDS  # noqa: E402
 from deem_core.analysis.selection import followed_text, selection_lines, selection_table  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
@@ -363,7 +364,7 @@ def _serialise(table: pd.DataFrame, fmt: str, context=None) -> bytes:
 def _picked_table():
     """The picked method's table, read (or found kept) again when a download is asked for: a download that held the
     page's tables kept every session's copies alive after its page run, uncounted (attack round 15)."""
-    return capacity.run_tables(mgr.store, run_id, [method], prepare=common.natural_order).results[method]
+    return capacity.run_tables(mgr.store, run_id, [method], prepare=in_natural_order).results[method]
 
 
 # one row of buttons at their own widths, wrapping as the page narrows (columns cut their names short: "Labels Pa…")

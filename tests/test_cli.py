@@ -409,7 +409,7 @@ def test_baselines_leave_truth_labels_that_are_no_class_out_as_aggregate_does(tm
 def test_the_command_line_writes_labels_in_the_dashboards_order(tmp_path, capsys):
     """Walkthrough 108: `deem aggregate` wrote q0, q1, q10, q100 where the dashboard's download read q0, q1, q2 (text
     order against natural order): a diff of the two files changed nearly every line. Both follow one rule now."""
-    from pages.common import natural_order
+    from deem_core.data.text import in_natural_order  # the dashboard's tables' order (pages.common.run_tables)
 
     answers = tmp_path / "q.csv"
     answers.write_text("task,worker,label\n" + "".join(f"q{t},w{w},{(t + w) % 2}\n" for t in range(12) for w in range(3)))
@@ -422,4 +422,4 @@ def test_the_command_line_writes_labels_in_the_dashboards_order(tmp_path, capsys
         written = pd.read_csv(tmp_path / name)
         assert written["task"].tolist() == expected, written["task"].tolist()
     frame = pd.read_csv(tmp_path / "a.csv").set_index("task")
-    assert natural_order(frame.sample(frac=1.0, random_state=0)).index.tolist() == expected
+    assert in_natural_order(frame.sample(frac=1.0, random_state=0)).index.tolist() == expected
