@@ -173,16 +173,17 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
         # (the model never saw the held-out answers, said in the expander only: a surprise; walkthrough 41)
         first += (f" The model chosen was trained without the {held:,} answers held out to choose it; its labels "
                   f"are then computed from all the answers, those included.")
-    st.text(common.plain_text(first + ("\n" + choice[1] if len(choice) > 1 and choice[1].startswith("FALLBACK")
-                                       and "FALLBACK" not in first else "")))
+    # a note as the others around it (as plain text it was larger than they; stop 62's list)
+    st.caption(common.safe(first))
+    if len(choice) > 1 and choice[1].startswith("FALLBACK") and "FALLBACK" not in first:
+        st.caption(common.safe(choice[1]))
     if followed := followed_text((metrics.get(method) or {}).get("selection") or {}):  # (walkthrough 84)
         add = (f" {method_name('cwds')} is in this run: pick it above to compare." if "cwds" in metrics else
                f" Add {method_name('cwds')} under Methods on the Train page.")
         st.warning(common.safe(wording.sentence(followed) + add), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
-            st.text(common.plain_text(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those "
-                                      f"tasks.)"))
+            st.caption(common.safe(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those tasks.)"))
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
         with st.expander(f"How {chose} chosen"):  # (the note above is not said again)

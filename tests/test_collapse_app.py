@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import read_sample
 from deem_core.methods import deem as deem_module
-from test_app import new_app, no_problem, texts, upload, wait_done
+from test_app import new_app, no_problem, texts, unescape, upload, wait_done
 
 
 def _experts_csv() -> bytes:
@@ -41,7 +41,8 @@ def test_train_page_shows_the_recovery_of_a_collapsing_run(runs_dir):
     assert "started from majority vote, 2 layers" in notes or "FALLBACK: the labels come from" in notes
     at.switch_page("pages/results.py").run()
     no_problem(at)
-    assert any(str(t.value).startswith("Started from ") for t in at.text)  # the choice, shown beside the labels
+    # the choice, shown beside the labels, a note as the others there
+    assert any(unescape(str(t.value)).startswith("Started from ") for t in at.caption), [t.value for t in at.caption]
 
 
 def test_train_page_says_clearly_when_it_refuses(runs_dir, monkeypatch):
