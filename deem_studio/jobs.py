@@ -1370,6 +1370,10 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
     baselines_s = float(estimate.get("baselines_s", 0.0) or 0.0)
     per_trained_s = max(0.0, float(estimate.get("seconds", 0.0) or 0.0) - baselines_s) / max(1, len(trained))
     each = estimate.get("baselines_each_s") if isinstance(estimate.get("baselines_each_s"), dict) else {}
+    # each trained method's own time where the estimate timed them apart (read 54), else an even share
+    trained_each = estimate.get("trained_each_s") if isinstance(estimate.get("trained_each_s"), dict) else {}
+    if not all(isinstance(trained_each.get(m), (int, float)) for m in trained):
+        trained_each = {m: per_trained_s for m in trained}
 
     def after(method: str) -> float:
         """The estimated seconds of the methods picked after ``method``: the phases still to come (a training after
@@ -1381,7 +1385,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             rest_baselines = sum(float(each[m]) for m in rest if m in others)
         else:  # (no per-method figures: an even share of the baselines' estimate)
             rest_baselines = baselines_s * sum(m in others for m in rest) / max(1, len(others))
-        return per_trained_s * sum(m in trained for m in rest) + rest_baselines
+        return sum(float(trained_each[m]) for m in rest if m in trained) + rest_baselines
     # every method is compared with this majority vote, the "mv" method's own (one tie rule for both)
     reference = registry.majority_reference(data)
     recorder = _HistoryRecorder(store, ctx.run_id)
@@ -1429,7 +1433,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
                 # (after a training between them, the count goes on from those done: it began at "baseline 1"
                 # again, majority vote counted twice); the trainings picked after them follow the phase
                 progress.start_phase("running the other methods", len(others), "baseline",
-                                     then_s=per_trained_s * sum(m in trained for m in methods[methods.index(method):]),
+                                     then_s=sum(float(trained_each[m]) for m in methods[methods.index(method):]
+                                                if m in trained),
                                      plan=plan if timed else (), done=others.index(method))
             progress.update(phase=f"running {spec.name}")
             try:

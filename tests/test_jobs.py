@@ -687,6 +687,30 @@ def test_a_train_job_plans_its_baselines_from_the_launch_estimate(manager, monke
     assert [k["then_s"] for _, k in phases] == pytest.approx([trained_s, each["ds"] + each["glad"], 0.0]), phases
 
 
+def test_each_trained_method_counts_its_own_time_in_the_time_left(manager, monkeypatch):
+    """Read 54: DEEM choosing its depth (three depths in turn) and iRBM (no layers) in one job were each given half
+    of the training's estimate, so DEEM's phase said "about 7.9 s left" with iRBM's 2.2 s to come. The estimate
+    times each trained method; the job counts the ones still to run by those."""
+    from deem_studio import estimate as estimate_module
+    from deem_studio.jobs import Progress
+
+    data, _ = tiny(200)
+    est = estimate_module.estimate_train(data, deem_methods=("deem", "irbm"), n_layers="auto", epochs=20, sample=200)
+    each = est.to_dict()["trained_each_s"]
+    assert set(each) == {"deem", "irbm"}
+    assert sum(each.values()) == pytest.approx(est.total_s - est.baselines_s, rel=0.01)
+    assert each["deem"] > 1.5 * each["irbm"], each  # three depths against none
+    phases = []
+    real = Progress.start_phase
+    monkeypatch.setattr(Progress, "start_phase", lambda self, *a, **k: phases.append((a, k)) or real(self, *a, **k))
+    run_id = manager.submit("train", {"methods": ["deem", "irbm"], "n_layers": "auto", "epochs": 20, "device": "cpu",
+                                      "estimate": est.to_dict()}, data=data)
+    manager.wait(run_id, timeout=300)
+    assert manager.snapshot(run_id).status == "finished"
+    trained = [k["then_s"] for a, k in phases if a[2] == "epoch"]  # DEEM's phase, then iRBM's
+    assert trained and trained[0] == pytest.approx(each["irbm"]) and trained[-1] == 0.0, phases
+
+
 def test_time_left_of_a_job_launched_without_an_estimate_says_it_covers_the_phase_only(manager):
     """Walkthrough 41, every method selected and the time probe given up: "training DEEM · epoch 56 of 60 · about
     0.8 s left" with some 50 s of other methods to go. Without a launch estimate the methods after the phase are
