@@ -512,6 +512,17 @@ class Progress:
             if self.first_point_at is None and rows:
                 self.first_point_at = now
 
+    def restart_at(self, epoch: int, **extra: Any) -> None:
+        """The phase's training restarted from its ``epoch`` (a collapse): the steps after it are counted again and
+        their rows (those with ``extra``'s values) leave the live curves."""
+        with self._lock:
+            back = max(0, self.phase_done - int(epoch))
+            self.steps_done -= back
+            self.phase_done -= back
+            self._rows = deque((row for row in self._rows if not _restarted_row(row, epoch, extra)),
+                               maxlen=self._rows.maxlen)
+            self._version += 1
+
     def snapshot(self) -> ProgressSnapshot:
         with self._lock:
             if self._cache is None or self._cache[0] != self._version:
@@ -561,6 +572,16 @@ class _HistoryRecorder:
         if time.monotonic() - self._last >= self.every:
             self.flush()
 
+    def restart_at(self, epoch: int, **extra: Any) -> None:
+        """Rows after ``epoch`` of a restarted training (those with ``extra``'s values) are dropped."""
+        self._pending = [row for row in self._pending if not _restarted_row(row, epoch, extra)]
+        for i, chunk in enumerate(self._chunks):
+            if "epoch" in chunk.columns:
+                drop = chunk["epoch"] > int(epoch)
+                for key, value in extra.items():
+                    drop &= chunk[key] == value if key in chunk.columns else False
+                self._chunks[i] = chunk[~drop]
+
     def flush(self) -> None:
         if self._pending:  # rows are kept as DataFrame chunks (compact), merged at each write
             self._chunks.append(pd.DataFrame(self._pending))
@@ -577,6 +598,11 @@ class _HistoryRecorder:
             pass
 
 
+def _restarted_row(row: Mapping[str, Any], epoch: int, extra: Mapping[str, Any]) -> bool:
+    """Whether a live row is past ``epoch`` of the restarted training ``extra`` names."""
+    return row.get("epoch", 0) > int(epoch) and all(row.get(k) == v for k, v in extra.items())
+
+
 class _ProgressCallback:
     """Training callback: every epoch's rows go into the progress object and, when given, the job's history
     recorder (never stops training)."""
@@ -589,6 +615,13 @@ class _ProgressCallback:
         if self.recorder is not None:
             self.recorder.add(logs, **self.extra)
         return False
+
+    def on_restart(self, epoch: int) -> None:
+        """A training restarted after a collapse from ``epoch``: its later epochs leave the count and the curves
+        (they are trained again; "epoch 33 of 30" was shown; read 54)."""
+        self.progress.restart_at(epoch, **self.extra)
+        if self.recorder is not None:
+            self.recorder.restart_at(epoch, **self.extra)
 
 
 # --------------------------------------------------------------------------- device queues

@@ -223,6 +223,45 @@ def test_cli_recovers_a_collapsing_configuration(expert_files, tmp_path, capsys)
     assert recovered or "FALLBACK: the labels come from" in captured.err
 
 
+def test_a_restarted_training_numbers_its_epochs_as_the_models_and_says_the_rate_it_finished_with(expert_files):
+    """Read 54: after a collapse restart the callbacks heard epochs 1, 2, 1, 1, 2, ... 30 (33 calls; a progress bar
+    and the dashboard's count said "epoch 33 of 30") and ``lr_`` kept the rate asked for, not the one the model
+    finished with. Epochs go on from the restart now, a callback hears of it first (``on_restart``), and ``lr_`` is
+    the rate of the model returned."""
+    from deem_core.cli.common import ProgressBar
+    from deem_studio.jobs import Progress, _ProgressCallback
+
+    _, _, df, _ = expert_files
+    heard: list = []
+
+    class Listener:
+        def on_epoch_end(self, epoch, logs):
+            heard.append(epoch)
+            assert all(row["epoch"] == epoch for row in logs)
+
+        def on_restart(self, epoch):
+            heard.append(("restart", epoch))
+
+    progress = Progress("r", "train")
+    progress.start_phase("training DEEM", 15, unit="epoch")
+    bar = ProgressBar(15, disable=True)
+    model = DEEM(n_layers=2, init="mv", lr=30, epochs=15, device="cpu",
+                 callbacks=[Listener(), bar, _ProgressCallback(progress, method="deem")]).fit(df)
+    restarts = [h for h in heard if isinstance(h, tuple)]
+    assert restarts, heard  # this configuration collapses (test_cli_recovers_a_collapsing_configuration)
+    # after each restart the epochs go on from where it restarted, and the last one heard is the model's last
+    for i, h in enumerate(heard):
+        if isinstance(h, tuple) and i + 1 < len(heard) and not isinstance(heard[i + 1], tuple):
+            assert heard[i + 1] == h[1] + 1, heard
+    assert heard[-1] == model.n_epochs_ == 15 and max(h for h in heard if not isinstance(h, tuple)) <= 15, heard
+    assert bar.done == 15  # (the bar and its piped lines count from it)
+    snap = progress.snapshot()
+    assert snap.phase_done == 15 and snap.steps_done == 15, (snap.phase_done, snap.steps_done)
+    assert snap.history["epoch"].tolist() == list(range(1, 16))  # the live curve: each epoch once, of the model
+    assert model.lr_ < 30 and model.lr_ == pytest.approx(model.history_["lr"].iloc[-1]), model.lr_
+    assert any("restarted from" in note for note in model.selection_summary()["collapse_notes"])
+
+
 def test_cli_refuses_when_nothing_healthy_is_left(expert_files, tmp_path, capsys, monkeypatch):
     annotations, _, _, _ = expert_files
     # no model can ever predict 11 of 10 classes: both starts stay collapsed and so does the fallback
@@ -374,6 +413,15 @@ def test_an_untrained_fallback_has_no_seed_agreement_and_majority_vote_no_free_e
     assert model.fallback_ == "majority vote (safety rule)"
     table = model.results_frame()
     assert table["seed_agreement"].isna().all() and table["free_energy"].isna().all()
+    # its labels and probabilities are the Majority vote method's (ties broken alike): the vote shares, not the
+    # softmax of the counts (0.84 where majority vote said 0.5; read 54)
+    from deem_core.methods.registry import fit_method
+    mv = fit_method("mv", frame).results_frame()
+    assert (table["label"] == mv["label"].reindex(table.index)).all()
+    shares = mv[[c for c in mv.columns if c.startswith("p_")]].reindex(table.index)
+    ours = table[shares.columns]
+    assert np.allclose(ours.to_numpy(), shares.to_numpy(), atol=1e-9), (ours.head(), shares.head())
+    assert np.allclose(table["confidence"], mv["confidence"].reindex(table.index), atol=1e-9)
     monkeypatch.undo()
     trained = DEEM(init="ds", epochs=3, n_seeds=2, device="cpu").fit(frame)  # the start fixed: no safety rule
     assert trained.fallback_ is None

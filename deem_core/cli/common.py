@@ -698,6 +698,12 @@ class ProgressBar:
                 f"({100 * self.done / max(1, self.total):.0f}%), {spent:.0f} s{left}{energy}")
         return False
 
+    def on_restart(self, epoch: int) -> None:
+        """A training restarted after a collapse: the epochs after ``epoch`` are counted again."""
+        self.done = min(self.done, int(epoch))
+        self.bar.n = self.done
+        self.bar.refresh()
+
     def close(self) -> None:
         self.bar.close()
 

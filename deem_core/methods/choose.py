@@ -54,7 +54,7 @@ from deem_core.data.annotations import AnnotationSet, DataError
 from deem_core.data.text import names_text
 from deem_core.data.pairs import answer_matrix
 from deem_core.methods.clusters import DependenceClusters, cluster_weights
-from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene
+from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene, tie_ranks
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.engine import task_outputs
@@ -541,6 +541,21 @@ def majority_vote_network(n_runs: int, n_workers: int, n_classes: int, device=No
     return network.to(device) if device is not None else network
 
 
+#: what a tied class loses per place in the tie rule in :func:`majority_vote_shares` (below any share's difference)
+TIE_NUDGE = 1e-12
+
+
+def majority_vote_shares(data: AnnotationSet) -> np.ndarray:
+    """(n, K) each task's vote shares, the Majority vote method's probabilities, with a tied class losing
+    :data:`TIE_NUDGE` per place in the tie rule (:func:`deem_core.methods.dawid_skene.tie_ranks`) so that their argmax
+    is that method's label; a task with no answer has equal shares."""
+    votes = data.class_votes()
+    totals = votes.sum(axis=1, keepdims=True)
+    shares = np.divide(votes, totals, out=np.full_like(votes, 1.0 / max(1, data.n_classes)), where=totals > 0)
+    places = np.asarray(tie_ranks(data), dtype=np.float64)
+    return np.clip(shares - TIE_NUDGE * (places - places.min())[None, :], 0.0, 1.0)
+
+
 def cluster_normalisers(fit: DawidSkeneFit, weights: np.ndarray) -> np.ndarray:
     """(d, K) ``log Z_i(m)``, the normaliser of worker i's tempered confusions ``psi_i(.|m)^w_i`` (0 where w_i = 1).
     :func:`cluster_weighted_network` puts them in its prior; a task's posterior is that fit's once the normalisers of
@@ -589,7 +604,7 @@ def cluster_weighted_network(n_runs: int, fit: DawidSkeneFit, weights: np.ndarra
 
 def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], TrainingResult],
                   initial: DEEMNetwork | None, lr: float, epochs: int, expected_classes: int, shrink: float = 4.0,
-                  ) -> tuple[TrainingResult, list[str]]:
+                  restarted: Callable[[int], None] | None = None) -> tuple[TrainingResult, list[str]]:
     """Train one configuration under the collapse guard, recovering twice.
 
     ``train(network, lr, epochs, extra_callbacks)`` runs the batched training (``network=None``: the trainer's
@@ -597,7 +612,8 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
     (2) if it collapses again, restart from the start with ``lr / shrink**2`` for all epochs (a state just
     before a collapse can be past saving at any step). Returns the result (history stitched across restarts,
     epochs renumbered) and what happened; when the last note starts with "still collapsed" the caller falls
-    back.
+    back. ``restarted(epoch)`` is told of each restart before it trains (the epochs after ``epoch`` are trained
+    again: a caller numbers the next ones from there and steps its progress back).
     """
     notes: list[str] = []
     network, start_state = initial, None
@@ -627,6 +643,8 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
             where = "the start"
         history = [row for row in history if row["epoch"] <= done]
         current_lr /= shrink
+        if restarted is not None:
+            restarted(done)
         notes.append(f"collapse at epoch {at} (fewer predicted classes than majority vote finds) at lr "
                      f"{current_lr * shrink:g}: restarted from {where} with lr {current_lr:g}")
     result.history, result.epochs_run = history, len({row["epoch"] for row in history})

@@ -36,7 +36,8 @@ from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SA
 from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_normalisers, cluster_weighted_network, depths_together, fit_candidates,
-                                     major_classes, labels_of, majority_vote_network, train_guarded,
+                                     major_classes, labels_of, majority_vote_network, majority_vote_shares,
+                                     train_guarded,
                                      training_answer_gain, without_missing_normalisers)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
@@ -160,6 +161,31 @@ class _EpochOffset:
         return self.stopped
 
 
+class _Resumed:
+    """Forwards a guarded training's epochs to the user's callbacks numbered as the model's: after a collapse
+    restart from epoch ``e`` the epochs go on from ``e + 1``, and each callback with ``on_restart(epoch)`` hears of
+    the restart first (the epochs after it are trained again: a progress bar steps back, a live curve drops them).
+    The restarted epochs began again at 1 and a bar counted 33 epochs of 30 (read 54)."""
+
+    def __init__(self, callbacks: Sequence[Any]):
+        self.callbacks, self.offset = list(callbacks), 0
+
+    def restart(self, epoch: int) -> None:
+        self.offset = int(epoch)
+        for cb in self.callbacks:
+            hook = getattr(cb, "on_restart", None)
+            if hook is not None:
+                hook(self.offset)
+
+    def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
+        rows = [{**row, "epoch": row["epoch"] + self.offset} for row in logs] if self.offset else logs
+        stop = False
+        for cb in self.callbacks:
+            if getattr(cb, "on_epoch_end", cb)(epoch + self.offset, rows):
+                stop = True
+        return stop
+
+
 @dataclass(frozen=True)
 class FittedAttribute:
     """One attribute of the fitted state: its name, how it is stored in a model file, and what it means.
@@ -201,7 +227,8 @@ FITTED_STATE: tuple[FittedAttribute, ...] = (
     FittedAttribute("run_status_", "run_status", "list", "per run: finished, stopped, cancelled, diverged "
                     "or fallback (not trained)"),
     FittedAttribute("run_messages_", "run_messages", "list", "per run: why it ended early ('' otherwise)"),
-    FittedAttribute("lr_", "lr", "value", "the learning rate used (the sweep's choice with lr='auto')"),
+    FittedAttribute("lr_", "lr", "value", "the learning rate used (the sweep's choice with lr='auto'; after a "
+                                          "collapse restart, the smaller rate the model finished with)"),
     FittedAttribute("n_epochs_", "n_epochs", "value", "epochs actually trained"),
     FittedAttribute("epochs_", "epochs_planned", "value", "the epochs each run was to train: epochs, or fewer on "
                     "large data within max_updates (planned_epochs)", optional=True),
@@ -858,16 +885,21 @@ class DEEM(Aggregator, BaseEstimator):
         Dawid-Skene fallback (or refuse, see :meth:`_fallback`)."""
         expected = major_classes(data)
         starts = [first, {"mv": "ds", "ds": "mv"}[first]]
+        relay = _Resumed(callbacks)
         for attempt, start in enumerate(starts):
             def train(network, lr, epochs, extra, start=start):
-                return self._train_config(data, seeds, self.n_layers_, [start], callbacks, stop_event,
+                return self._train_config(data, seeds, self.n_layers_, [start], [relay], stop_event,
                                           extra=extra, lr=lr, epochs=epochs, initial=network, gold=gold)
 
             self.dawid_skene_ = None
-            result, notes = train_guarded(train, None, self.lr_, self.epochs_, expected)
+            if attempt:  # the other start trains every epoch again
+                relay.restart(0)
+            result, notes = train_guarded(train, None, self.lr_, self.epochs_, expected, restarted=relay.restart)
             self._selection["notes"].extend(f"{start} start: {note}" for note in notes)
             if not notes or not notes[-1].startswith("still collapsed"):
                 self.init_ = start
+                if result.lrs:  # the rate the model finished with (a restart made it smaller; read 54)
+                    self.lr_ = float(result.lrs[0])
                 if attempt:
                     self.fallback_ = f"the {start} start (the {starts[0]} start collapsed)"
                     self.warnings_.append(f"FALLBACK: the {starts[0]} start collapsed; the labels come from the "
@@ -976,6 +1008,9 @@ class DEEM(Aggregator, BaseEstimator):
             self.seed_agreement_ = np.full(data.n_tasks, np.nan)
             if (self.fallback_ or "").startswith("majority vote"):
                 self.free_energy_ = np.full(data.n_tasks, np.nan)
+                # the Majority vote method's probabilities, the vote shares (the network's posterior is the softmax
+                # of the counts: 0.84 where majority vote said 0.5 in the same run; read 54)
+                self.posterior_ = majority_vote_shares(data)
         if has_gold:
             known = gold_codes >= 0
             self.gold_accuracy_ = float((final[known] == gold_codes[known]).mean())
