@@ -1119,6 +1119,39 @@ def test_cli_diagnose_names_the_workers_the_gold_labels_disagree_with(tmp_path, 
     assert (flags.loc[["c0", "c1", "c2"], "flag"] == "gold disagrees").all()
 
 
+def test_cli_diagnose_reads_the_truth_as_the_other_commands_do(tmp_path, capsys, monkeypatch):
+    """Read 54: `deem diagnose --truth` read the file raw, trained the whole model, then stopped with exit 2 on truth
+    labels that are no class ("gold labels: 10 labels are not among the classes") or a truth naming no annotated
+    task, which `deem aggregate`/`baselines` leave out with a warning. It reads the truth as they do now."""
+    from deem_core.cli import main
+    from deem_core.methods import deem as deem_module
+
+    labels, truth = _ds_labels(300, 5, 3, 0.8, seed=3)
+    _long(labels, [f"w{i}" for i in range(5)]).to_csv(tmp_path / "ann.csv", index=False)
+    bad = pd.Series(truth).rename_axis("task").rename("truth").astype(object)
+    bad.iloc[:10] = 7  # no class of the answers
+    bad.reset_index().to_csv(tmp_path / "truth.csv", index=False)
+    fits = []
+    real_fit = deem_module.DEEM.fit
+    monkeypatch.setattr(deem_module.DEEM, "fit", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d"), "--truth", str(tmp_path / "truth.csv"),
+                 "--epochs", "2", "--no-progress", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "10 truth labels are not among the classes of the answers" in err and "error:" not in err, err
+    assert "classes for the mutual information: gold labels" in err  # the other 290 used
+    pd.DataFrame({"task": ["x1", "x2"], "truth": [0, 1]}).to_csv(tmp_path / "other.csv", index=False)
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d2"), "--truth", str(tmp_path / "other.csv"),
+                 "--epochs", "2", "--no-progress", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "error:" not in err and "warning: " in err and "gold labels" not in err, err
+    # asked to take a subset by gold labels there are none of: refused before any training
+    fits.clear()
+    assert main(["diagnose", str(tmp_path / "ann.csv"), "-o", str(tmp_path / "d3"), "--truth", str(tmp_path / "other.csv"),
+                 "--subset-by", "gold", "--epochs", "2", "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: --subset-by gold") and not fits, err
+
+
 @pytest.mark.parametrize("seed", [18, 28])
 def test_a_fair_worker_with_few_labels_is_not_called_a_likely_spammer(seed):
     """Walkthrough 58: a worker right on 57% of its 46 answers (4 classes; spammer score 0.109, above the 0.1 below

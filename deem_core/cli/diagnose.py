@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, input_limits,
-                                  load_input, read_truth_input, report_fit, say, warn, whole_number, writing)
+from deem_core.cli.common import (ProgressBar, add_input_arguments, add_training_arguments, budget_note, read_input,
+                                  report_fit, say, truth_for, warn, whole_number, writing)
 from deem_core.data.text import counted, shortened
 
 __all__ = ["add_parser", "run"]
@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder")
-    data = load_input(args)
+    reading = read_input(args)
+    data = reading.data
     experts = _split(args.experts) or []
     names = {str(worker) for worker in data.workers}
     unknown = [name for name in experts if name not in names]
@@ -83,7 +84,14 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--experts: {counted(len(unknown), 'name')} {'is not a worker' if len(unknown) == 1 else 'are not workers'} of these annotations{':' if len(unknown) == 1 else ', e.g.'} "
                          f"{escape_controls(unknown[0])!r}")
-    truth = read_truth_input(args, data, input_limits(args))  # (the input's read limits; read 53)
+    # the truth as every command that scores reads it: labels of no class and tasks not annotated left out, said (the
+    # whole model was trained before "gold labels: 10 labels are not among the classes" and exit 2; read 54), and
+    # the input's own gold labels where --truth is not given (as the Diagnostics page reads a loaded export's)
+    truth = truth_for(args, reading, data)
+    if truth is not None and not truth.index.isin(data.tasks).any():
+        truth = None  # (said by truth_for)
+    if truth is None and args.subset_by == "gold":
+        raise UsageError("--subset-by gold: none of the truth labels is of an annotated task and a class")
     if args.model:
         model = DEEM.load(args.model, device=args.device)
         if model.data_fingerprint_ != data.fingerprint():
