@@ -182,6 +182,14 @@ def test_rule_drops_collapsed_prefers_fewer_layers_when_tied_and_returns_the_ref
     assert choice.reference is refs[1] and list(choice.table["chosen"]) == [False, False, True]
     refs_mv_best = [Reference("mv", "majority vote", score + 0.01, agree), refs[1]]
     assert choose([beaten], refs_mv_best).index == MAJORITY_VOTE
+    # only a reference that beat the choice is returned: one ahead on average but within its noise of the choice is
+    # not (it was, named after the one that beat it; read 54)
+    steady = _candidate("ds", 0, base, agree, score=score)
+    noisy_ahead = [Reference("mv", "majority vote", score + 0.1 + np.tile([1e-3, -1e-3], 1000), agree),
+                   Reference("cwds", "cluster-weighted Dawid-Skene", score + 0.2 + np.tile([10.0, -10.0], 1000), agree)]
+    choice = choose([steady], noisy_ahead)
+    assert choice.index == MAJORITY_VOTE and choice.reference is noisy_ahead[0], choice.reason
+    assert choice.reason.endswith("so majority vote's labels are returned"), choice.reason
     # a reference scoring every answer as the choice does is said to be the same ("0.0000 ± 0.0000 s.e. lower" read
     # oddly; walkthrough 30)
     same = choose([_candidate("ds", 0, base, agree, score=score)], refs)

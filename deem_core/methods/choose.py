@@ -477,8 +477,10 @@ def choose(candidates: list[CandidateFit], references: Sequence[Reference], safe
                           f"the training answers, each from the other clusters' answers, better (+{gain:.4f} ± "
                           f"{se:.4f} s.e. nats per answer; any lead counts where the labels follow a cluster, "
                           f"{SAFETY_Z:g} s.e. elsewhere), so {cw.name}'s labels are returned")
-        if beaten:  # the choice is beaten: the best reference by the same score is returned
-            returned = max(references, key=lambda ref: float(score_of(ref).mean()))
+        if beaten:  # the choice is beaten: the best of the references that beat it, by the same score, is returned
+            # (the best of all of them returned one within its noise of the choice, named after the one that beat
+            # it: "worse than majority vote does ..., so Dawid-Skene's labels are returned"; read 54)
+            returned = max((ref for ref in references if ref.name in beaten), key=lambda ref: float(score_of(ref).mean()))
             chosen = MAJORITY_VOTE if returned.key == "mv" else CLUSTER_WEIGHTED
             safety_applied = True
             # in words (it read "..., ds start, 1 layer is beaten (...): ..., the best reference, is returned";
