@@ -401,8 +401,11 @@ DATA_KEYS = ("sweep_run", "train_run", "diag_run", "lr_pick")
 # default; this widget's persisted value is not brought back when the first set returns, seen in Chromium)
 # (sweep_sample_on: a sweep on 600 tasks without a sample left it off for every large set loaded next, which then
 # swept all its tasks; walkthrough 35; sweep_epochs: its default depends on the set's size, walkthrough 77)
+# (results_max_conf, results_disagree, results_review: a confidence filter of one set showed "0 of 120 tasks" of the
+# next set's run; read 54)
 DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_choice_", "_sweep_cache",
-                        "sweep_sample_size", "sweep_sample_on", "sweep_epochs")
+                        "sweep_sample_size", "sweep_sample_on", "sweep_epochs", "results_max_conf", "results_disagree",
+                        "results_review")
 
 
 #: workers in the Data page's pairwise table (those with the most answers)

@@ -3776,6 +3776,27 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     assert any(name.endswith("_review_queue_disagreements.csv") for name in queue_names), names
 
 
+def test_the_results_filters_start_anew_with_another_data_set(runs_dir):
+    """Read 54: a confidence filter set on one data set's labels stayed for the next set's run: Results showed "0 of
+    120 tasks" of it. The filters belong to the data set, as the method picked does."""
+    at = upload(new_app())
+    finished_training(at, ["mv"])
+    at.switch_page("pages/results.py").run()
+    at.slider(key="results_max_conf").set_value(0.5).run()
+    at.toggle(key="results_disagree").set_value(True).run()
+    at.toggle(key="results_review").set_value(True).run()
+    no_problem(at)
+    other = "task,worker,label\n" + "".join(f"b{t},u{w},{'xy'[(t * w) % 2]}\n" for t in range(120) for w in range(3))
+    at.switch_page("pages/data.py").run()
+    upload(at, "b.csv", other.encode())
+    finished_training(at, ["mv"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert at.slider(key="results_max_conf").value == 1.0
+    assert not at.toggle(key="results_disagree").value and not at.toggle(key="results_review").value
+    assert "120 of 120 tasks" in texts(at) and not re.search(r"(?<![\d,])0 of 120 tasks", texts(at))
+
+
 def _near_copies(seed: int = 3, n: int = 600) -> pd.DataFrame:
     """Six independent workers (75% right) and four who copy one noisy source (65% right), each changing 5% of its
     labels: no two of the four agree on every task."""
