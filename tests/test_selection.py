@@ -354,6 +354,9 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
     model = DEEM(epochs=3, device="cpu").fit(frame)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    from deem_core.analysis.diagnostics.quality import worker_quality
+    assert any(n.startswith("irbm_* columns are empty: the model is cluster-weighted Dawid-Skene written as a network "
+                            "of no layers (copies weighted down), not") for n in worker_quality(model, frame).notes)
     said = start_explanation(model, "auto")  # the pages' sentence
     assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene — safety rule: ")
     assert said.count("(") == 1  # one aside (the score difference), not brackets inside brackets
@@ -430,6 +433,11 @@ def test_an_untrained_fallback_has_no_seed_agreement_and_majority_vote_no_free_e
     ours = table[shares.columns]
     assert np.allclose(ours.to_numpy(), shares.to_numpy(), atol=1e-9), (ours.head(), shares.head())
     assert np.allclose(table["confidence"], mv["confidence"].reindex(table.index), atol=1e-9)
+    # the worker table's note names what was returned, and weights nothing down where nothing was (read 54)
+    from deem_core.analysis.diagnostics.quality import worker_quality
+    said = [n for n in worker_quality(model, frame).notes if n.startswith("irbm_* columns are empty")]
+    assert said == ["irbm_* columns are empty: the model is majority vote written as a network of no layers, not a "
+                    "trained iRBM, so Lemma 1 does not read worker accuracies from it"], said
     monkeypatch.undo()
     trained = DEEM(init="ds", epochs=3, n_seeds=2, device="cpu").fit(frame)  # the start fixed: no safety rule
     assert trained.fallback_ is None
@@ -446,6 +454,9 @@ def test_worker_accuracy_of_the_cluster_weighted_fallback_is_the_fitted_one():
     frame, _ = sample_generator().make_tree(n_tasks=2000, n_classes=4, layers=(1, 2, 5), seed=8001)
     model = DEEM(epochs=3, device="cpu").fit(frame)
     assert model.fallback_ == "cluster-weighted Dawid-Skene (safety rule)"
+    from deem_core.analysis.diagnostics.quality import worker_quality
+    assert any(n.startswith("irbm_* columns are empty: the model is cluster-weighted Dawid-Skene written as a network "
+                            "of no layers (copies weighted down), not") for n in worker_quality(model, frame).notes)
     # what the criterion ranked first is said under the rule's words (they replaced it; walkthrough 64)
     from deem_core.analysis.selection import selection_lines
     summary = model.selection_summary()

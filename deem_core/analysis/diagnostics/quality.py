@@ -421,8 +421,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     if truth is not None:
         notes.append(f"accuracy is measured against the {GOLD_SOURCE} ({counted((truth >= 0).sum(), 'task')})")
     if returned:
-        notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers (copies "
-                     f"weighted down), not a trained iRBM, so Lemma 1 does not read worker accuracies from it")
+        # ("copies weighted down" of plain Dawid-Skene or majority vote, which weight nothing; read 54)
+        weighted = " (copies weighted down)" if returned.startswith("cluster-weighted") else ""
+        notes.append(f"irbm_* columns are empty: the model is {returned} written as a network of no layers{weighted}, "
+                     f"not a trained iRBM, so Lemma 1 does not read worker accuracies from it")
     elif model.network_.n_layers:
         # (it named an "irbm_score" no table has; walkthrough 77)
         notes.append("irbm_accuracy, irbm_spammer_score and the irbm confusion matrices describe the iRBM's view of "
