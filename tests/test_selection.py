@@ -1032,3 +1032,20 @@ def test_the_dead_units_note_escapes_a_class_once():
     codes = np.array([list(data.classes).index("a" if t % 2 else "b") for t in range(52)])
     said = dead_units_text(data, codes)
     assert "('c\\u202e': on 12 tasks)" in said and "\\\\" not in said, said
+
+
+@pytest.mark.parametrize("left_out", [5, 6, 7])
+def test_the_dead_units_note_gives_a_count_for_every_class_it_names(left_out):
+    """Read 54: with six classes left out the note named six and counted five tasks ("'f', 'g': on 20, 10, 9, 8, 7,
+    ... tasks")."""
+    from deem_core.analysis.selection import dead_units_text
+
+    names = "abcdefgh"[:left_out + 1]
+    rows = [(f"t{c}_{t}", w, names[c]) for c in range(len(names)) for t in range(c + 2) for w in ("u", "v")]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    said = dead_units_text(data, np.full(data.n_tasks, list(data.classes).index("a")))
+    inside = said[said.index("(") + 1:said.index(" tasks)")]
+    named, counts = inside.split(": on ")
+    shown = named.count("'") // 2
+    assert counts.count(",") + 1 - counts.endswith("...") == shown, said
+    assert counts.endswith(", ...") == named.endswith("more"), said

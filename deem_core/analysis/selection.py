@@ -709,8 +709,10 @@ def dead_units_text(data: AnnotationSet, codes: Any) -> str | None:
         return None
     missing = missing[np.argsort(-counts[missing], kind="stable")]
     # (each quoted, as the other warnings quote labels; "dead units", the paper's word, read as jargon; walkthrough 109)
-    named = names_text(["'" + escape_controls(str(data.classes[c])) + "'" for c in missing], most=5, quote=False)
-    tasks = ", ".join(f"{counts[c]:,}" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    # (as many counts as names: names_text shows a sixth name where it is the last one; 6 names and 5 counts; read 54)
+    most = 6 if len(missing) == 6 else 5
+    named = names_text(["'" + escape_controls(str(data.classes[c])) + "'" for c in missing], most=most, quote=False)
+    tasks = ", ".join(f"{counts[c]:,}" for c in missing[:most]) + (", ..." if len(missing) > most else "")
     return (f"the labels never use {counted(len(missing), 'class', 'classes')} that majority vote gives to some tasks "
             f"({named}: on {tasks} tasks): if they are other spellings of classes, write each class one way in the "
             f"file; else the model may have stopped using a class: try a smaller learning rate")
