@@ -423,3 +423,13 @@ def test_the_command_line_writes_labels_in_the_dashboards_order(tmp_path, capsys
         assert written["task"].tolist() == expected, written["task"].tolist()
     frame = pd.read_csv(tmp_path / "a.csv").set_index("task")
     assert in_natural_order(frame.sample(frac=1.0, random_state=0)).index.tolist() == expected
+
+
+def test_the_written_lines_count_in_the_singular_too(tmp_path, capsys):
+    """Read 54: "wrote 1 labels to tworows.out.csv" (and "wrote 1 tasks x 1 method")."""
+    answers = tmp_path / "one.csv"
+    answers.write_text("task,worker,label\nq,a,x\nq,b,y\n")
+    assert main(["aggregate", str(answers), "--method", "mv", "-o", str(tmp_path / "a.csv")]) == 0
+    assert f"wrote 1 label to {tmp_path / 'a.csv'}" in capsys.readouterr().err
+    assert main(["baselines", str(answers), "--methods", "mv", "-o", str(tmp_path / "b.csv")]) == 0
+    assert "wrote 1 task x 1 method to" in capsys.readouterr().err

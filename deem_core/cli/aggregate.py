@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     with writing(output):
         write_labels(results, output, out_format, context=reading.label_studio,
                      model_version=_model_version(args, spec, model))
-    say(f"wrote {len(results):,} labels to {output}")  # ("3000" beside "3,000"; walkthrough 81)
+    say(f"wrote {counted(len(results), 'label')} to {output}")  # ("3000" beside "3,000"; walkthrough 81; "1 labels": read 54)
     if args.model and model is not None:
         with writing(args.model, what=f"wrote the labels to {output}, but "):
             model.save(args.model)

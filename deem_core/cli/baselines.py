@@ -90,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
         frame.index.name = "task"
         with writing(args.output):
             write_csv(frame, Path(args.output))
-        say(f"wrote {len(frame):,} tasks x {counted(len(labels), 'method')} to {args.output}")
+        say(f"wrote {counted(len(frame), 'task')} x {counted(len(labels), 'method')} to {args.output}")
     return 0

@@ -160,5 +160,5 @@ def run(args: argparse.Namespace) -> int:
             if note.startswith("gold disagrees:"):
                 say(note)
     seconds = sum(diagnostics.seconds.values())
-    say(f"wrote {len(paths)} files to {output} (diagnostics {seconds:.1f} s)")
+    say(f"wrote {counted(len(paths), 'file')} to {output} (diagnostics {seconds:.1f} s)")
     return 0
