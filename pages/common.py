@@ -735,18 +735,20 @@ def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
     return cache[run_id]
 
 
-def current_lr() -> tuple[float, str]:
+def current_lr(sweep_said: bool = True) -> tuple[float, str]:
     """The learning rate the Train page uses and where it comes from, in words.
 
     A pick (on the Sweep page or typed on the Train page); else the engine's default. A sweep's recommendation is
-    said beside it, never used unasked."""
+    said beside it, never used unasked (``sweep_said=False``: not, where the page shows the sweep and its
+    recommendation itself; on the Sweep page it read "... is used only if you pick it on the Sweep page (...),
+    which you opened)"; walkthrough 110)."""
     from deem_studio.jobs import TRAIN_DEFAULTS  # noqa: PLC0415
 
     sweep_id = st.session_state.get("sweep_run")
     outcome = sweep_outcome(sweep_id) if run_of_this_data(sweep_id) else None
     pick = lr_pick()
     unused = ""
-    if (outcome and outcome.get("lr") is not None and not outcome.get("partial") and not outcome.get("fallback")
+    if (sweep_said and outcome and outcome.get("lr") is not None and not outcome.get("partial") and not outcome.get("fallback")
             and (pick is None or (pick.get("sweep") != sweep_id and pick.get("at", 0) < outcome["finished_at"]))):
         # a sweep's pick, settled or tentative, is used only when the user picks it: it became the Train page's rate
         # unasked, and a 30-epoch sweep's tentative "1" trained 118 of 136 wrong labels at confidence 0.99 against 47

@@ -313,7 +313,7 @@ if rec.get("sample_tasks"):
                f"(batch {int(rec.get('batch_size') or 0):,}, so that an epoch makes as many updates as on all tasks).")
 
 # the picked learning rate (one value for the whole session, per data set; see pages/common.py)
-current, source = common.current_lr()
+current, source = common.current_lr(sweep_said=False)  # (this page shows the sweep's recommendation itself)
 pick = common.lr_pick()
 # a reopened training's rate is what Train would use, not a pick made here: it was called "picked" on the curves
 # and replaced the rate picked on this sweep without a word (walkthrough 37)

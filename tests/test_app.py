@@ -1023,6 +1023,17 @@ def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_di
     assert "Picked learning rate" not in shown and at.radio(key=f"sweep_choice_{sweep}").value is None
     assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
             f"to train with a rate of this sweep.") in unescape(shown)
+    # a sweep run after it: the line stays whole on this page, which shows that sweep's pick itself (it read "(the
+    # settings of run ...; sweep ...'s recommendation, 0.03, is used only if you pick it on the Sweep page (...),
+    # which you opened)"; walkthrough 110); the Train page still names the sweep's pick
+    later = finished_sweep(at, "0.01, 0.1")
+    at.run()
+    no_problem(at)
+    shown = unescape(texts(at))
+    assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
+            f"to train with a rate of this sweep.") in shown and "is used only if you pick it" not in shown, shown
+    at.switch_page("pages/train.py").run()
+    assert f"sweep {later}'s " in unescape(texts(at)) and "is used only if you pick it on the Sweep page" in unescape(texts(at))
 
 
 def test_a_reopened_runs_rate_is_not_kept_as_the_workspaces_pick(runs_dir):
