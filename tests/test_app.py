@@ -3807,6 +3807,30 @@ def test_the_results_filters_start_anew_with_another_data_set(runs_dir):
     assert "120 of 120 tasks" in texts(at) and not re.search(r"(?<![\d,])0 of 120 tasks", texts(at))
 
 
+def test_a_run_stopped_before_its_choice_calls_nothing_chosen_on_results(runs_dir):
+    """Walkthrough 110: a training cancelled before its candidates were scored read on Results "start chosen: stopped
+    before the candidates were scored ... (nothing chosen or checked against majority vote). The model chosen was
+    trained without the 2,100 answers held out to choose it"."""
+    at = upload(new_app())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(3000)
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    deadline = time.monotonic() + 120
+    while get_manager().snapshot(run_id).steps_done < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get_manager().cancel(run_id)
+    assert get_manager().wait(run_id, timeout=120).status == "cancelled"
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    said = texts(at)
+    assert "stopped before the candidates were scored" in said, said
+    assert "The model chosen was trained without" not in said
+    assert re.search(r"Its runs were trained without the [\d,]+ answers held out for the choice; their labels are "
+                     r"computed from all the answers, those included\.", said), said
+
+
 def _near_copies(seed: int = 3, n: int = 600) -> pd.DataFrame:
     """Six independent workers (75% right) and four who copy one noisy source (65% right), each changing 5% of its
     labels: no two of the four agree on every task."""
