@@ -153,3 +153,18 @@ def test_a_label_written_another_way_by_other_workers_is_said():
                else "common") for t in range(600) for w in rng.choice(10, 4, replace=False)]
     assert not [w for w in AnnotationSet.from_long(pd.DataFrame(skewed, columns=["task", "worker", "label"])).warnings
                 if STANDS_FOR in w]
+
+
+def test_the_notes_of_what_a_read_left_out_name_repeated_and_conflicting_answers():
+    """Walkthrough 110: the Train page's "Left out when these data were read" listed blank lines and missing labels
+    but not the 92 repeated answers removed (nor the answers a conflict's resolution set aside)."""
+    from deem_core.data.annotations import left_out_notes
+
+    frame = pd.DataFrame({"task": [1, 1, 1, 2, 2, 2, 3], "worker": ["a", "a", "b", "a", "b", "b", "a"],
+                          "label": ["x", "x", "y", "y", "x", "y", ""]})
+    data = AnnotationSet.from_long(frame, on_conflict="first")
+    notes = left_out_notes(data)
+    assert any("removed 1 repeated answer" in n for n in notes), data.warnings
+    assert any("1 conflicting (task, worker) pair resolved" in n for n in notes), data.warnings
+    assert any("dropped 1 " in n for n in notes), data.warnings
+    assert len(notes) == 3, notes

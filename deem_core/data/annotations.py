@@ -1293,7 +1293,9 @@ def label_doubts(data: "AnnotationSet") -> list[str]:
 
 #: how the readers begin a warning about answers or lines they left out ("a.json: skipped 2 answer(s) whose ...",
 #: "a.csv: dropped 1 answer(s) with a missing label ...")
-_LEFT_OUT = re.compile(r": (?:skipped|dropped) [\d,]+ ")
+#: (the repeated answers removed and the conflicting answers set aside were left out of the Train page's list of what
+#: the read left out; walkthrough 110)
+_LEFT_OUT = re.compile(r": (?:(?:skipped|dropped|removed) [\d,]+ |[\d,]+ conflicting \(task, worker\) pairs? resolved)")
 
 
 def left_out_notes(data: "AnnotationSet") -> list[str]:
