@@ -741,3 +741,25 @@ def test_labels_json_is_made_a_chunk_of_rows_at_a_time(monkeypatch):
         tracemalloc.stop()
     # the file and its one copy, and a chunk's records (all at once: ~240 bytes a cell, 7.9x the file)
     assert peak < 100 * frame.size and peak < 3 * len(made)
+
+
+def test_a_layout_named_wrongly_is_said_where_the_read_fails(tmp_path):
+    """Walkthrough 110: `--format wide` on a long file stopped on "2,797 (task, worker) pairs have conflicting
+    labels, e.g. task ... by worker 'worker'", advising --on-conflict, which would train on worker names as labels.
+    The error says how the file reads with no layout named."""
+    from deem_core.data.formats import read_dataset
+
+    path = tmp_path / "long.csv"
+    path.write_text("task,worker,label\n" + "".join(f"t{t},w{w},{'ab'[(t + w) % 2]}\n" for t in range(6) for w in range(3)))
+    with pytest.raises(DataError) as caught:
+        read_dataset(path, format="wide")
+    said = str(caught.value)
+    assert said.endswith("It was read as the wide layout (task + one column per worker) asked for; with no layout "
+                         "named, long.csv reads as long layout (task, worker, label): check the format chosen"), said
+    # named rightly, or failing for another reason where the layouts agree: no such hint
+    wide = tmp_path / "wide.csv"
+    wide.write_text("task,w1,w2\nt1,a,\nt2,,\n")
+    assert read_dataset(path, format="long").data.n_tasks == 6
+    with pytest.raises(DataError) as caught:
+        read_dataset(wide, format="wide", on_conflict="error", classes=["zz"])
+    assert "check the format chosen" not in str(caught.value)

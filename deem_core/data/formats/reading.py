@@ -264,6 +264,41 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         if table.kind != "frame" and not table.header:
             raise DataError(f"{table.name}: no columns")
 
+    try:
+        return _read_tables(tables, plans, kind, keep_missing, budget, soft, on_conflict, classes, limits)
+    except BeyondLimitError:
+        raise
+    except DataError as exc:
+        hint = _layout_hint(fmt, tables, plans, given, soft_arg)
+        if hint is None:
+            raise
+        raise DataError(f"{exc}{hint}") from None
+
+
+def _layout_hint(fmt: str, tables: Sequence[Table], plans: Sequence[Plan], given: Sequence[Source],
+                 soft: Any) -> str | None:
+    """Where a layout was named and the read failed: how the first file reads with none named, when that is another
+    layout (``--format wide`` on a long file gave "2,797 (task, worker) pairs have conflicting labels, e.g. task ... by
+    worker 'worker'", whose advice trained on the worker names as labels; walkthrough 110); else None."""
+    if fmt not in LAYOUTS or not tables:
+        return None
+    table = tables[0]
+    cols = [c for c in table.header if c != ""] if table.kind == "csv" else list(table.header)
+    try:
+        detected = _d.detect_dialect(cols) or "auto"
+        found = detected if detected not in LAYOUTS and detected != "auto" else \
+            _d.plan_layout(table.name, cols, detected, None, soft, stem=given[0].stem).format
+    except DataError:
+        return None
+    if found == plans[0].format or found == fmt:
+        return None
+    return (f". It was read as the {DIALECTS.get(fmt, fmt)} asked for; with no layout named, {table.name} reads as "
+            f"{DIALECTS.get(found, found)}: check the format chosen")
+
+
+def _read_tables(tables: Sequence[Table], plans: Sequence[Plan], kind: str, keep_missing: bool, budget: Budget,
+                 soft: Any, on_conflict: str, classes: Sequence[Hashable] | None, limits: Limits) -> Reading:
+    """The answers of ``tables`` read by their ``plans`` (one layout, ``kind``), as a :class:`Reading`."""
     collector = Collector(keep_missing, budget)
     warnings: list[str] = []
     for table, plan in zip(tables, plans):
