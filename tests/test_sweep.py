@@ -436,3 +436,16 @@ def test_aggregate_with_lr_auto_runs_a_sweep_first(tmp_path, frame, capsys):
         line = f"  lr {lr:g}: {said}"
         assert line + (" <- taken" if lr == rec.lr else "") + "\n" in err, line
     assert f"lr {rec.lr:g} is " in err and rec.reason in err
+
+
+def test_the_readme_lists_every_verdict_a_sweep_can_give():
+    """Walkthrough 110: a rate's verdict "unstable" was not among the README's verdicts (nor "least bad")."""
+    import re
+    from pathlib import Path
+
+    from deem_core.analysis.recommend import LABELS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"a plain verdict per learning rate \(([^)]*)\)", readme)
+    assert listed is not None
+    assert set(listed.group(1).split(", ")) == set(LABELS.values()), listed.group(1)
