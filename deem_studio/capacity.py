@@ -260,6 +260,53 @@ def reading(wait: float | None = None, party: str | None = None) -> Iterator[Non
                     _SPENT.pop(next(iter(_SPENT)))
 
 
+# --------------------------------------------------------------------------- data summaries
+#: data sets whose summary (the Data page's checks) the server keeps, shared by every session
+SUMMARIES_KEPT = 8
+#: answers from which a summary is made under a read slot (one at a time, counted in the party's read time): 25 tabs
+#: of one browser on a 20 M-answer set each made its own (+1.2 GB and 12 s of CPU a tab) and the server ran out of
+#: memory (attack round 56)
+SUMMARY_SLOT_ANSWERS = 500_000
+#: seconds a session waits for another session's summary of the same data before making it itself
+SUMMARY_WAIT_SECONDS = 600.0
+_SUMMARIES: "OrderedDict[str, Any]" = OrderedDict()
+_SUMMARY_FLIGHTS: dict[str, threading.Event] = {}
+_SUMMARY_LOCK = threading.Lock()
+
+
+def shared_summary(key: str, compute: Callable[[], Any], heavy: bool = False, party: str | None = None) -> Any:
+    """``compute()``'s value for the data set ``key`` (its fingerprint), made once and shared by every session: a
+    session asking while another makes it waits for that one (``heavy``: made under a read slot, as a read, and
+    counted in ``party``'s read time). The :data:`SUMMARIES_KEPT` latest are kept. CapacityError where no read slot
+    comes free."""
+    while True:
+        with _SUMMARY_LOCK:
+            if key in _SUMMARIES:
+                _SUMMARIES.move_to_end(key)
+                return _SUMMARIES[key]
+            flight = _SUMMARY_FLIGHTS.get(key)
+            mine = flight is None
+            if mine:
+                flight = _SUMMARY_FLIGHTS[key] = threading.Event()
+        if not mine:
+            if not flight.wait(timeout=SUMMARY_WAIT_SECONDS):
+                raise CapacityError("another session is still making this data set's summary; try again in a minute")
+            continue  # (made: shared; failed: this session makes it in its turn)
+        try:
+            with reading(party=party) if heavy else contextlib.nullcontext():
+                value = compute()
+            with _SUMMARY_LOCK:
+                _SUMMARIES[key] = value
+                while len(_SUMMARIES) > SUMMARIES_KEPT:
+                    _SUMMARIES.popitem(last=False)
+            return value
+        finally:
+            with _SUMMARY_LOCK:
+                _SUMMARY_FLIGHTS.pop(key, None)
+            flight.set()
+            release_memory()  # (what the checks freed goes back to the system; attack round 39)
+
+
 # --------------------------------------------------------------------------- downloads
 #: download files one party (a workspace, a network address) may have in the making or waiting at once: 3 let one
 #: visitor hold 3 of the server's 4 places and keep every other visitor's presses refused (attack round 25); at 2 a

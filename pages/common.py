@@ -421,12 +421,38 @@ def one_class(data: Any) -> str | None:
     return ONE_CLASS if data.n_classes < 2 else None
 
 
+#: answers from which a data set's summary is made under a read slot (:func:`deem_studio.capacity.shared_summary`)
+SUMMARY_SLOT_ANSWERS = capacity.SUMMARY_SLOT_ANSWERS
+
+
+def data_summary(data: Any) -> dict:
+    """The Data page's checks of ``data`` (agreement, balance, coverage, pairwise table, constant and contrary
+    workers, answers per task as counts): made once per data set and shared by every session and page (each session
+    made its own: 25 tabs on a 20 M-answer set took the server out of memory; attack round 56); a large set's under a
+    read slot, as a read. Kept in the session too (the shared store keeps the latest few)."""
+    from deem_core.analysis import agreement  # noqa: PLC0415
+
+    key = data.fingerprint()
+    cache = st.session_state.get("summary_cache")
+    if cache and cache[0] == key:
+        return cache[1]
+
+    def compute() -> dict:
+        return agreement.data_checks(data, max_pairwise_workers=MAX_PAIRWISE_WORKERS)
+
+    with st.spinner("checking the data (agreement, workers, classes)"):
+        values = capacity.shared_summary(key, compute, heavy=data.n_annotations >= SUMMARY_SLOT_ANSWERS,
+                                         party=client_address())
+    st.session_state["summary_cache"] = (key, values)
+    return values
+
+
 def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of 50 or more tasks they share (at most
-    5 groups), from the pairwise table (``pairwise``: the Data page's; else computed once per data set and kept in
-    the session). Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
+    5 groups), from the pairwise table (``pairwise``: the Data page's; else the shared summary's, :func:`data_summary`).
+    Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
     vote's 69.5%, with nothing said."""
-    from deem_core.analysis.agreement import identical_groups, pairwise_agreement, single_label_workers  # noqa: PLC0415
+    from deem_core.analysis.agreement import identical_groups, single_label_workers  # noqa: PLC0415
 
     if data.n_classes < 2:  # with one class every worker agrees with every other: nothing to say of copies
         return []
@@ -434,8 +460,8 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     kept = st.session_state.get("_alike_cache")
     if kept and kept[0] == key:
         return kept[1]
-    if pairwise is None:
-        pairwise = pairwise_agreement(data, max_workers=MAX_PAIRWISE_WORKERS)
+    if pairwise is None:  # (the shared summary's: the Train page made its own in every session; attack round 56)
+        pairwise = data_summary(data)["pairwise"]
     sentences = []
     # (workers who always give one label agree without copying: warned of as such, not as copies; walkthrough 102)
     for workers, tasks in identical_groups(*pairwise, exclude=single_label_workers(data))[:5]:
@@ -458,19 +484,11 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
 
 def constant_warning(data: Any, constant: list | None = None) -> str | None:
     """The sentence naming the workers who gave one label on every answer while the others' answers favour another
-    class (:func:`~deem_core.analysis.agreement.constant_workers`; ``constant``: the Data page's, else computed once per
-    data set and kept in the session), None where there are none. Said on the Data page and where a training is
+    class (:func:`~deem_core.analysis.agreement.constant_workers`; ``constant``: the Data page's, else the shared
+    summary's, :func:`data_summary`), None where there are none. Said on the Data page and where a training is
     launched: left out of the copies warning there (walkthrough 102), the Train page said nothing of them (read 52)."""
-    from deem_core.analysis.agreement import constant_workers  # noqa: PLC0415
-
-    if constant is None:
-        key = data.fingerprint()
-        kept = st.session_state.get("_constant_cache")
-        if kept and kept[0] == key:
-            constant = kept[1]
-        else:
-            constant = constant_workers(data)
-            st.session_state["_constant_cache"] = (key, constant)
+    if constant is None:  # (the shared summary's: each session made its own; attack round 56)
+        constant = data_summary(data)["constant"]
     if not constant:
         return None
     # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)

@@ -16,10 +16,8 @@ import numpy as np  # noqa: E402
 import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from deem_core.analysis import agreement  # noqa: E402
 from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
-from deem_core.data.formats.sources import release_memory  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
 from deem_core.data.text import counted, is_are, names_text, natural_positions, shortened  # noqa: E402
 from deem_core.plots.axes import category_axes  # noqa: E402
@@ -441,26 +439,8 @@ if now is not None and ds.get("read_with") != now:
 
 
 def summary(data) -> dict:
-    cache = st.session_state.get("summary_cache")
-    key = data.fingerprint()
-    if cache and cache[0] == key:
-        return cache[1]
-    started = time.perf_counter()
-    values = {
-        "alpha": agreement.krippendorff_alpha(data),
-        "per_task": agreement.labels_per_task(data),
-        "balance": agreement.class_balance(data),
-        "coverage": agreement.worker_coverage(data),
-        "pairwise": agreement.pairwise_agreement(data, max_workers=common.MAX_PAIRWISE_WORKERS),
-        "constant": agreement.constant_workers(data),  # (once per data set, not at every rerun of the page)
-        "contrary": agreement.contrary_workers(data),
-    }
-    values["seconds"] = time.perf_counter() - started
-    st.session_state["summary_cache"] = (key, values)
-    # what the checks freed goes back to the system: each page thread's arena kept it, ~240 MiB of 4 million answers
-    # a session (attack round 39)
-    release_memory()
-    return values
+    """The Data page's checks of ``data``: made once a data set for every session (:func:`common.data_summary`)."""
+    return common.data_summary(data)
 
 
 #: data sets whose group test a session keeps (their results, not their data)
@@ -604,7 +584,7 @@ if contrary:  # (two workers answering wrong on purpose went unsaid; walkthrough
 DATA_TABS = ["Labels per task", "Gold labels", "Class balance", "Workers", "Pairwise agreement", "Answers"]
 tab = dict(zip(DATA_TABS, st.tabs(DATA_TABS, key="data_tabs")))
 with tab["Labels per task"]:
-    counts = stats["per_task"].value_counts().sort_index()
+    counts = stats["per_task"]
     fig = px.bar(x=counts.index.astype(int), y=counts.to_numpy(), labels={"x": "answers per task", "y": "tasks"})
     if len(counts) <= 40:  # whole numbers only: one bar per count, no 9.8 / 10.2 ticks
         fig.update_xaxes(type="category")

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1046,3 +1047,63 @@ def test_a_built_download_is_dropped_from_memory_by_later_presses(monkeypatch):
     press(4_000)  # the next sweep deletes them, 0.35 s or more after their builds; the third is marked
     assert held() == [image, 3_000, 4_000]
     assert shown.split("/")[-1].split(".")[0] in storage._files_by_id
+
+
+def test_a_data_sets_summary_is_made_once_for_every_session_asking(monkeypatch):
+    """Attack round 56: 25 tabs of one browser on a 20 M-answer set each made the Data page's checks (+1.2 GB and 12 s
+    of CPU a tab) and the server ran out of memory. Sessions asking for one set's summary at once get one made by one
+    of them; a large set's is made under a read slot and counted in the party's read time; the latest few are kept."""
+    monkeypatch.setattr(capacity, "_SUMMARIES", capacity.OrderedDict())
+    monkeypatch.setattr(capacity, "_SPENT", {})
+    made = []
+    release = threading.Event()
+
+    def compute():
+        made.append(threading.get_ident())
+        release.wait(5)
+        return {"made": len(made)}
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(capacity.shared_summary("fp", compute))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and len(got) == 6 and all(value is got[0] for value in got)
+    # one that fails leaves the next session to make it
+    def failing():
+        raise RuntimeError("no")
+    with pytest.raises(RuntimeError):
+        capacity.shared_summary("other", failing)
+    assert capacity.shared_summary("other", lambda: 7) == 7
+    # a heavy one waits for a read slot, and counts in the party's read time
+    with capacity.reading():
+        with pytest.raises(capacity.CapacityError, match="busy reading"):
+            monkeypatch.setattr(capacity, "READ_WAIT_SECONDS", 0.05)
+            capacity.shared_summary("heavy", lambda: 1, heavy=True, party="203.0.113.9")
+    assert capacity.shared_summary("heavy", lambda: 1, heavy=True, party="203.0.113.9") == 1
+    assert "203.0.113.9" in capacity._SPENT
+    for i in range(capacity.SUMMARIES_KEPT + 2):
+        capacity.shared_summary(f"k{i}", lambda i=i: i)
+    assert len(capacity._SUMMARIES) == capacity.SUMMARIES_KEPT and "fp" not in capacity._SUMMARIES
+
+
+def test_sessions_on_one_data_set_share_its_summary_on_the_data_and_train_pages(runs_dir, monkeypatch):
+    """Attack round 56: each new tab made the Data page's checks for itself; the Train page made its own pairwise
+    table and constant-worker check too. One set, three sessions, two pages: each check made once."""
+    from deem_core.analysis import agreement
+    from test_app import new_app, no_problem, upload
+
+    monkeypatch.setattr(capacity, "_SUMMARIES", capacity.OrderedDict())
+    calls = Counter()
+    for name in ("contrary_workers", "pairwise_agreement", "constant_workers"):
+        real = getattr(agreement, name)
+        monkeypatch.setattr(agreement, name, lambda *a, _real=real, _name=name, **k: calls.update([_name]) or _real(*a, **k))
+    for _ in range(3):
+        at = upload(new_app())
+        no_problem(at)
+        at.switch_page("pages/train.py").run()
+        no_problem(at)
+    assert calls == Counter({"contrary_workers": 1, "pairwise_agreement": 1, "constant_workers": 1}), calls

@@ -21,6 +21,7 @@ pairwise tables from sparse products over the tasks two workers share (:mod:`dee
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -516,3 +517,22 @@ def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = No
     table.index.name = "gold"
     table.columns.name = "predicted"
     return table.reindex(index=order, columns=order, fill_value=0)
+
+
+def data_checks(data: AnnotationSet, max_pairwise_workers: int = 60) -> dict[str, Any]:
+    """Every check of a data set's summary, made at once: Krippendorff's ``alpha``, ``per_task`` (how many tasks have
+    each number of answers), the class ``balance``, each worker's ``coverage``, the ``pairwise`` agreement of the
+    ``max_pairwise_workers`` with the most answers, the ``constant`` and ``contrary`` workers, and the ``seconds``
+    they took."""
+    started = time.perf_counter()
+    values: dict[str, Any] = {
+        "alpha": krippendorff_alpha(data),
+        "per_task": labels_per_task(data).value_counts().sort_index(),
+        "balance": class_balance(data),
+        "coverage": worker_coverage(data),
+        "pairwise": pairwise_agreement(data, max_workers=max_pairwise_workers),
+        "constant": constant_workers(data),
+        "contrary": contrary_workers(data),
+    }
+    values["seconds"] = time.perf_counter() - started
+    return values
