@@ -449,11 +449,26 @@ def _quiet_refusals() -> None:
             logger.addFilter(_QuietRefusals())
 
 
-def _download_queue() -> _DownloadQueue:
+def _download_queue(large: bool = False) -> _DownloadQueue:
+    """The line of the downloads expected at most :func:`download_large_bytes` (``large``: of those expected larger).
+    Each has its own slots: a 1 GB Label Studio file took 2 minutes to make, and a visitor pressing it again as each
+    came kept every other visitor's "Labels CSV" refused after its minute's wait, 3 of 3 (attack round 56)."""
     with _LOCK:
-        if not _BUILDS:
+        while len(_BUILDS) < 2:
             _BUILDS.append(_DownloadQueue(max(1, int(env_value("DEEM_MAX_CONCURRENT_DOWNLOADS", 1)))))
-        return _BUILDS[0]
+        return _BUILDS[1 if large else 0]
+
+
+#: bytes from which a download is made in the line of large ones (``DEEM_DOWNLOAD_LARGE_BYTES``)
+DOWNLOAD_LARGE_BYTES = 64 * 2**20
+
+
+#: ``expected_bytes`` of a download whose size is known only once it is made: the line of large ones
+SIZE_UNKNOWN = -1
+
+
+def download_large_bytes() -> int:
+    return int(env_value("DEEM_DOWNLOAD_LARGE_BYTES", DOWNLOAD_LARGE_BYTES))
 
 
 #: seconds between two of the presses' sweeps of built downloads: a file is dropped at the second sweep after it was
@@ -481,7 +496,8 @@ def _drop_built_downloads() -> None:
     runtime.get_instance().media_file_mgr.remove_orphaned_files()
 
 
-def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> Callable[[], Any]:
+def building_download(build: Callable[[], Any], parties: Sequence[Any] = (),
+                      expected_bytes: int | None = None) -> Callable[[], Any]:
     """``build`` (a download button's deferred callable) made to hold one of the server's download slots
     (``DEEM_MAX_CONCURRENT_DOWNLOADS``, default 1) while it makes the file's bytes. Streamlit runs each press's
     callable on a thread of its own, every press again: three link visitors pressing "Labels JSON" of a
@@ -489,12 +505,16 @@ def building_download(build: Callable[[], Any], parties: Sequence[Any] = ()) -> 
     1.3 to 8.0 GB (attack round 23); one at a time, the server holds one file in the making. ``parties``: who
     presses (the session's workspace and network address), each with at most :data:`DOWNLOADS_PER_PARTY` files
     in the making or waiting; a press refused fails (Streamlit says the file could not be made) and holds nothing.
-    The files built by earlier presses are dropped from memory first (:func:`_drop_built_downloads`)."""
+    The files built by earlier presses are dropped from memory first (:func:`_drop_built_downloads`).
+    ``expected_bytes``: about how large the file will be; one above :func:`download_large_bytes` is made in a line of
+    its own, so that the slow making of large files never keeps the small ones waiting (None: a small one;
+    :data:`SIZE_UNKNOWN`: a large one)."""
     parties = tuple(str(party) for party in parties if party)
+    large = expected_bytes is not None and (expected_bytes == SIZE_UNKNOWN or expected_bytes > download_large_bytes())
     _quiet_refusals()
 
     def held() -> Any:
-        with _download_queue().turn(parties):
+        with _download_queue(large).turn(parties):
             try:
                 _drop_built_downloads()
                 return build()

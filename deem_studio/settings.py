@@ -60,7 +60,9 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT": Setting("count", True, "HTTP connections per address (0: no limit)"),
     "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),
     "DEEM_MAX_CONCURRENT_READS": Setting("count", False, "files read at once"),
-    "DEEM_MAX_CONCURRENT_DOWNLOADS": Setting("count", False, "download files made at once"),
+    "DEEM_MAX_CONCURRENT_DOWNLOADS": Setting("count", False, "download files made at once (in each of the two lines)"),
+    "DEEM_DOWNLOAD_LARGE_BYTES": Setting("bytes", False, "bytes from which a download is made in the line of large "
+                                                         "ones"),
     "DEEM_MAX_READ_SECONDS_PER_CLIENT": Setting("seconds", True, "seconds of reading per address and hour "
                                                                  "(0: no limit)"),
     # the engine's input limits (deem_core.data.formats.limits reads them; checked here at the start)

@@ -332,7 +332,8 @@ with tab_mi:
                          file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_mi_summary")
     d[1].download_button("All MI values CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(mi.long_frame(), index=False), common.parties()),
+                             lambda: to_safe_csv(mi.long_frame(), index=False), common.parties(),
+                             capacity.SIZE_UNKNOWN),  # (bounded, but its size is known only once made: the large line)
                          file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_mi")
     left_out = mi.table_note()
@@ -417,7 +418,8 @@ with tab_quality:
                          file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_quality")
     d[1].download_button("All confusion matrices CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(confusion_long_frame(quality), index=False), common.parties()),
+                             lambda: to_safe_csv(confusion_long_frame(quality), index=False), common.parties(),
+                             capacity.SIZE_UNKNOWN),
                          file_name=f"deem_{run_id}_confusion.csv", mime="text/csv", on_click="ignore",
                          key="diag_dl_confusion")
     confusion_left_out = confusion_table_workers(quality)[1]

@@ -257,15 +257,31 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     from deem_core.data.formats.writers import serialise
     from deem_studio.jobs import get_manager
 
+    from deem_studio import capacity
+
     at = majority_vote_on_the_export()
     run_id = at.session_state["train_run"]
     manager = get_manager()
     deadline = time.time() + 60
     while time.time() < deadline and not manager.snapshot(run_id).done:
         time.sleep(0.2)
-    at.switch_page("pages/results.py").run()
+    sizes = []
+    real = capacity.building_download
+
+    def recording(build, parties=(), expected_bytes=None):
+        sizes.append(expected_bytes)
+        return real(build, parties, expected_bytes)
+
+    with pytest.MonkeyPatch.context() as patch:  # each file's expected size, as the page passes it (attack round 56)
+        patch.setattr(capacity, "building_download", recording)
+        at.switch_page("pages/results.py").run()
     assert not at.exception
     assert "Label Studio predictions" in {b.proto.label for b in at.get("download_button")}
+    # the Label Studio file's expected size counts the export's own task data, which it carries (a 1.1 MB upload's
+    # 1 GB file went in the line of the small ones)
+    sizes = [size for size in sizes if size is not None]
+    source_bytes = int(at.session_state["_label_studio"][1].source.raw_size())
+    assert len(sizes) >= 4 and max(sizes) >= source_bytes > 0 and min(sizes) < source_bytes, sizes
     # what the button serialises: the run's labels as tasks of the export (ids and data kept)
     fingerprint, context = at.session_state["_label_studio"]
     assert fingerprint == manager.store.get(run_id)["fingerprint"]
