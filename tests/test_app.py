@@ -3739,9 +3739,9 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     built = []
     real = capacity.building_download
 
-    def recording(build, parties=()):
+    def recording(build, parties=(), expected_bytes=None):
         built.append(build)
-        return real(build, parties)
+        return real(build, parties, expected_bytes)
 
     monkeypatch.setattr(capacity, "building_download", recording)
     at = upload(new_app())
