@@ -21,17 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def memory_mb() -> tuple[int, int]:
-    """(VmRSS, VmHWM) of this process in MB."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS", "VmHWM")):
-                key, value = line.split(":")
-                values[key] = int(value.split()[0]) // 1024
-    return values["VmRSS"], values["VmHWM"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from run_pages_memory import memory as memory_mb  # noqa: E402  (VmRSS, VmHWM) in MB
 
 
 def attack_set(n_tasks: int, per_task: int, n_workers: int = 1000, n_classes: int = 5):

@@ -581,17 +581,23 @@ def test_runs_are_isolated_and_reopen_by_id(runs_dir):
     assert "is not a run id" in unescape("\n".join(str(e.value) for e in bob.error))
 
 
-def test_refresh_finds_the_running_job(runs_dir):
-    at = upload(new_app())
+def long_training(at: AppTest, steps: int, timeout: float = 60.0) -> str:
+    """A 3,000-epoch DEEM training launched from the Train page, waited for until ``steps`` steps are done: its id."""
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
     at.number_input(key="train_epochs").set_value(3000)
     at.button(key="train_launch").click().run()
     run_id = at.session_state["train_run"]
-    key = at.session_state["owner_key"]
-    deadline = time.monotonic() + 60
-    while get_manager().snapshot(run_id).steps_done < 1 and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while get_manager().snapshot(run_id).steps_done < steps and time.monotonic() < deadline:
         time.sleep(0.05)
+    return run_id
+
+
+def test_refresh_finds_the_running_job(runs_dir):
+    at = upload(new_app())
+    run_id = long_training(at, 1)
+    key = at.session_state["owner_key"]
     # a refresh is a new session with the URL and the browser's owner key (its cookie; AppTest has no cookies)
     fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
     fresh.session_state["owner_key"] = key
@@ -3812,14 +3818,7 @@ def test_a_run_stopped_before_its_choice_calls_nothing_chosen_on_results(runs_di
     before the candidates were scored ... (nothing chosen or checked against majority vote). The model chosen was
     trained without the 2,100 answers held out to choose it"."""
     at = upload(new_app())
-    at.switch_page("pages/train.py").run()
-    at.multiselect(key="train_methods").set_value(["deem"])
-    at.number_input(key="train_epochs").set_value(3000)
-    at.button(key="train_launch").click().run()
-    run_id = at.session_state["train_run"]
-    deadline = time.monotonic() + 120
-    while get_manager().snapshot(run_id).steps_done < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run_id = long_training(at, 5, timeout=120)
     assert get_manager().cancel(run_id)
     assert get_manager().wait(run_id, timeout=120).status == "cancelled"
     at.switch_page("pages/results.py").run()
