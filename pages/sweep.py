@@ -371,8 +371,10 @@ with right:
                    icon=":material/warning:")
     if recommended is not None:
         # (walkthrough 75 trained at a tentative 1 as the page suggested: 82.67% where the default gave 84.22%)
-        st.caption(f"For the labels: {pick_vs_default(default_lr)}. Training uses the default "
-                   f"until you pick a rate below.")
+        # (where a rate is picked or a run's rate is used, "uses the default" stood above "Picked learning rate: 100";
+        # walkthrough 111)
+        st.caption(f"For the labels: {pick_vs_default(default_lr)}."
+                   + (" Training uses the default until you pick a rate below." if pick is None else ""))
     st.caption(common.safe(f"{status_line(snap)} · {loaded.record.get('device') or ''}"))
 
 #: the verdicts of a rate that learns too slowly on a sweep's curves: the default's row then points to the caption

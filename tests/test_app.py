@@ -1038,6 +1038,7 @@ def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_di
     shown = unescape(texts(at))
     assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
             f"to train with a rate of this sweep.") in shown and "is used only if you pick it" not in shown, shown
+    assert "Training uses the default until you pick a rate below" not in shown  # (it uses the run's; walkthrough 111)
     at.switch_page("pages/train.py").run()
     assert f"sweep {later}'s " in unescape(texts(at)) and "is used only if you pick it on the Sweep page" in unescape(texts(at))
 
@@ -3347,6 +3348,7 @@ def test_a_settled_sweep_recommendation_is_used_only_when_picked_and_its_record_
             f"{PICK_VS_DEFAULT['below']}") in said, said
     assert at.radio(key=f"sweep_choice_{sweep}").value is None
     assert "Train with learning rate 0.01 (the default: none picked)" in [b.label for b in at.button]
+    assert "Training uses the default until you pick a rate below." in said  # (nothing picked: said)
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
