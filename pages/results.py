@@ -152,6 +152,10 @@ frame = common.run_tables(run_id, [method]).results.get(method)
 if frame is None:  # (its file went between the two reads)
     st.warning(common.safe(f"{method}: its stored table could not be read"), icon=":material/broken_image:")
     st.stop()
+has_ties = "majority_vote_tied" in frame
+#: the disagreements toggle's name, as the notes above it name it ("Disagreements" of "Disagreements and ties";
+#: walkthrough 111)
+disagree_label = DISAGREE_TOGGLE + (" and ties" if has_ties else "")
 
 
 scored = {m: (metrics.get(m) or {}).get("accuracy") for m in ordered}
@@ -188,7 +192,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
         st.warning(common.safe(wording.sentence(followed) + add), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
-            st.caption(common.safe(f"{line[:1].upper()}{line[1:]} (\"{DISAGREE_TOGGLE}\" below lists those tasks.)"))
+            st.caption(common.safe(f"{line[:1].upper()}{line[1:]} (\"{disagree_label}\" below lists those tasks.)"))
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
         with st.expander(f"How {chose} chosen"):  # (the note above is not said again)
@@ -243,9 +247,8 @@ max_conf = c[0].slider("Show tasks with confidence at most", 0.0, 1.0, 1.0, 0.01
                        persist_state="session")
 # the toggles at their own widths, wrapping when narrow (at 900 px in columns they read "Only d…", "Least c…")
 toggles = c[1].container(horizontal=True)
-has_ties = "majority_vote_tied" in frame if frame is not None else False
 # (named for what it lists: "Only disagreements" listed 155 agreeing tied tasks beside 65 disagreeing; walkthrough 64)
-only_disagree = toggles.toggle(DISAGREE_TOGGLE + (" and ties" if has_ties else ""), key="results_disagree",
+only_disagree = toggles.toggle(disagree_label, key="results_disagree",
                                persist_state="session",
                                help="only the tasks whose label is not among the most answered labels of the task"
                                     + (", and the tasks where majority vote is tied (two or more labels share the "

@@ -1964,6 +1964,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     no_problem(at)
     notes = [unescape(str(t.value)) for t in at.caption if unescape(str(t.value)).startswith("Not testable: 5 workers (g1_leaf1")]
     assert len(notes) == 1  # outside the evidence expander, a note, with how far the labels are from majority vote
+    # naming the toggle as it is named ("Disagreements" beside "Disagreements and ties"; walkthrough 111)
+    assert notes[0].endswith(f'("{at.toggle(key="results_disagree").label}" below lists those tasks.)'), notes
     # beside the accuracy, the labels are said to be the safety rule's reference, not a trained DEEM
     assert re.search(r"Accuracy against the gold labels \(on the [\d,]+ tasks with a gold label[^()]*\): DEEM \(labels from "
                      r"cluster-weighted Dawid-Skene\) 0\.\d{4}",
