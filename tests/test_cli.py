@@ -433,3 +433,17 @@ def test_the_written_lines_count_in_the_singular_too(tmp_path, capsys):
     assert f"wrote 1 label to {tmp_path / 'a.csv'}" in capsys.readouterr().err
     assert main(["baselines", str(answers), "--methods", "mv", "-o", str(tmp_path / "b.csv")]) == 0
     assert "wrote 1 task x 1 method to" in capsys.readouterr().err
+
+
+def test_baselines_leave_the_error_cell_of_a_method_that_ran_empty(tmp_path, capsys):
+    """Walkthrough 111: where one method failed (KOS on 4 classes), every method that ran read "None" in the error
+    column."""
+    answers = tmp_path / "four.csv"
+    answers.write_text("task,worker,label\n" + "".join(f"t{t},w{w},{'abcd'[(t + w) % 4]}\n" for t in range(12)
+                                                         for w in range(3)))
+    assert main(["baselines", str(answers), "--methods", "mv,kos"]) == 0
+    out = capsys.readouterr().out
+    rows = out.splitlines()
+    assert rows[0].split()[-1] == "error", out
+    assert "None" not in out and rows[1].split()[:2] == ["mv", "Majority"], out
+    assert "kos" in rows[2] and len(rows[2].split()) > len(rows[1].split()), out  # the failure said, the other empty

@@ -69,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
     table = run_baselines(data, methods, truth=truth, seed=args.seed, on_result=keep, on_start=begin)
     # (two decimals always, as every other table prints them: a lone 95.20 read "95.2"; walkthrough 110)
     shown = table.assign(accuracy=table["accuracy"].map(lambda v: f"{v:.2f}" if v == v else ""),
-                         seconds=table["seconds"].round(3))
+                         seconds=table["seconds"].round(3),
+                         # (a method that ran read "None" there beside one that failed; walkthrough 111)
+                         error=table["error"].map(lambda e: "" if e is None or e != e else str(e)))
     # (without a truth file every row read "NaN" and "None", as if every method had failed; walkthrough 46)
     # (and where no truth label is left once those that are no class are out: a NaN in every row; the diff's read)
     # (nor where none of them is of an annotated task: a column of NaN under the warning that said so; walkthrough 109)
     scored = truth is not None and len(truth) > 0 and bool(truth.index.isin(data.tasks).any())
-    shown = shown.drop(columns=[c for c, empty in (("accuracy", not scored), ("error", shown["error"].isna().all()))
+    shown = shown.drop(columns=[c for c, empty in (("accuracy", not scored), ("error", table["error"].isna().all()))
                                 if empty])
     print(shown.to_string(index=False))
     if truth is not None and "mv" in labels:
