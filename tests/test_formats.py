@@ -754,8 +754,10 @@ def test_a_layout_named_wrongly_is_said_where_the_read_fails(tmp_path):
     with pytest.raises(DataError) as caught:
         read_dataset(path, format="wide")
     said = str(caught.value)
-    assert said.endswith("It was read as the wide layout (task + one column per worker) asked for; with no layout "
-                         "named, long.csv reads as long layout (task, worker, label): check the format chosen"), said
+    assert said.startswith("long.csv was read as the wide layout (task + one column per worker) asked for, and with "
+                           "no layout named it reads as long layout (task, worker, label): check the format chosen "
+                           "first. Read as asked: long.csv: "), said  # (first: walkthrough 111)
+    assert "conflicting labels" in said
     # named rightly, or failing for another reason where the layouts agree: no such hint
     wide = tmp_path / "wide.csv"
     wide.write_text("task,w1,w2\nt1,a,\nt2,,\n")

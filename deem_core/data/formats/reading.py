@@ -272,7 +272,9 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         hint = _layout_hint(fmt, tables, plans, given, soft_arg)
         if hint is None:
             raise
-        raise DataError(f"{exc}{hint}") from None
+        # the layout first: its advice ("keep one answer per pair") trained on worker names as labels when followed
+        # (walkthrough 111)
+        raise DataError(f"{hint} {exc}") from None
 
 
 def _layout_hint(fmt: str, tables: Sequence[Table], plans: Sequence[Plan], given: Sequence[Source],
@@ -292,8 +294,8 @@ def _layout_hint(fmt: str, tables: Sequence[Table], plans: Sequence[Plan], given
         return None
     if found == plans[0].format or found == fmt:
         return None
-    return (f". It was read as the {DIALECTS.get(fmt, fmt)} asked for; with no layout named, {table.name} reads as "
-            f"{DIALECTS.get(found, found)}: check the format chosen")
+    return (f"{table.name} was read as the {DIALECTS.get(fmt, fmt)} asked for, and with no layout named it reads as "
+            f"{DIALECTS.get(found, found)}: check the format chosen first. Read as asked:")
 
 
 def _read_tables(tables: Sequence[Table], plans: Sequence[Plan], kind: str, keep_missing: bool, budget: Budget,
