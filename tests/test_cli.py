@@ -447,3 +447,21 @@ def test_baselines_leave_the_error_cell_of_a_method_that_ran_empty(tmp_path, cap
     assert rows[0].split()[-1] == "error", out
     assert "None" not in out and rows[1].split()[:2] == ["mv", "Majority"], out
     assert "kos" in rows[2] and len(rows[2].split()) > len(rows[1].split()), out  # the failure said, the other empty
+
+
+def test_truth_labels_of_tasks_nobody_annotated_are_said_and_a_file_naming_some_is_not_called_one_of_none(tmp_path,
+                                                                                                           capsys):
+    """Walkthrough 111: 50 truth labels of tasks not in the data were left out without a word; and a truth whose
+    annotated tasks all had labels of no class read "no task of the truth file is among the annotated tasks"."""
+    answers = tmp_path / "an.csv"
+    answers.write_text("task,worker,label\n1,a,x\n1,b,x\n2,a,y\n2,b,y\n3,a,x\n3,b,y\n")
+    truth = tmp_path / "tr.csv"
+    truth.write_text("task,truth\n1,x\n2,y\nghost,x\n")
+    assert main(["baselines", str(answers), "--methods", "mv", "--truth", str(truth)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 truth label names a task nobody annotated (e.g. 'ghost'): left out of the accuracy" in err, err
+    truth.write_text("task,truth\n1,horse\n2,horse\nghost1,x\n")
+    assert main(["aggregate", str(answers), "--method", "mv", "--truth", str(truth), "-o", str(tmp_path / "o.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "no task of the truth file is among the annotated tasks" not in err, err
+    assert "2 truth labels are not among the classes of the answers" in err and "names a task nobody annotated" in err

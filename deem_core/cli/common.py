@@ -512,14 +512,18 @@ def read_truth_input(args: argparse.Namespace, data: Any, limits: Any = None):
     return truth
 
 
+def no_task_quoted(value: Any) -> str:
+    """A task id in a truth warning: cut, its controls escaped, in quotes (!r after the escapes doubled their
+    backslashes; the diff's read)."""
+    from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
+
+    return "'" + escape_controls(shortened(value, 40)) + "'"
+
+
 def no_task_text(truth: Any, tasks: Any) -> str:
     """The warning for a truth file that names no annotated task: both first ids and what to do (a truth keyed by
     MTurk's HITId beside tasks read from Input.image_url was said without either; walkthrough 81)."""
-    from deem_core.data.text import escape_controls, shortened  # noqa: PLC0415
-
-    def quoted(value: Any) -> str:  # (!r after the escapes doubled their backslashes; the diff's read)
-        return "'" + escape_controls(shortened(value, 40)) + "'"
-
+    quoted = no_task_quoted
     firsts = (f" (its first: {quoted(truth.index[0])}; the input's first task: {quoted(tasks[0])})"
               if len(truth) and len(tasks) else "")
     return (f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of the "
@@ -531,9 +535,16 @@ def truth_for(args: argparse.Namespace, reading: Any, data: Any) -> Any:
     else the input's own gold labels; those of no class left out (:func:`usable_truth`), a truth naming no annotated
     task warned of, and whose truth it is said. One choice for every command that scores (``deem baselines`` read the
     file without the input's limits and printed "NaN" silently for a truth of other tasks; read 53)."""
-    truth = usable_truth(read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold, data)
-    if truth is not None and len(truth) and not truth.index.isin(data.tasks).any():
-        warn(no_task_text(truth, data.tasks))
+    given = read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold
+    truth = usable_truth(given, data)
+    if given is not None and len(given):
+        annotated = given.index.isin(data.tasks)
+        if not annotated.any():
+            warn(no_task_text(given, data.tasks))
+        elif not annotated.all():  # (left out without a word: "accuracy on the 3,000 tasks" was all; walkthrough 111)
+            n = int((~annotated).sum())
+            warn(f"{counted(n, 'truth label')} {'names a task' if n == 1 else 'name tasks'} nobody annotated (e.g. "
+                 f"{no_task_quoted(given.index[~annotated][0])}): left out of the accuracy")
     say_truth_source(args, reading, truth)
     return truth
 
