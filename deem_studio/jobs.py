@@ -1203,8 +1203,11 @@ def start_explanation(model: Any, asked: str) -> str:
         text += f" (FALLBACK: the labels come from {summary['fallback']})"
     if asked != "auto":
         return text + " (start chosen in the form)"
-    if summary.get("reason") and summary.get("heldout_answers") is None and not summary.get("candidates"):
-        text += f" — {summary['reason']}"  # nothing was chosen (it read "start chosen:" before it; walkthrough 56)
+    if summary.get("reason") and not summary.get("candidates") and (
+            summary.get("heldout_answers") is None or str(summary["reason"]).startswith("stopped before")):
+        # nothing was chosen (it read "start chosen:" before it; walkthrough 56; of a run stopped before its
+        # candidates were scored too: "start chosen: stopped before ... (nothing chosen ...)"; walkthrough 111)
+        text += f" — {summary['reason']}"
     elif summary.get("reason"):  # what was chosen: the start, or the start and the depth ("auto" read as the depth's)
         what = "start and layers chosen" if getattr(model, "n_layers", None) == "auto" else "start chosen"
         text += f" — {what}: {summary['reason']}"  # (the reason may hold brackets of its own)

@@ -3830,6 +3830,7 @@ def test_a_run_stopped_before_its_choice_calls_nothing_chosen_on_results(runs_di
     said = texts(at)
     assert "stopped before the candidates were scored" in said, said
     assert "The model chosen was trained without" not in said
+    assert "chosen: stopped before" not in said  # ("start chosen: stopped before ..."; walkthrough 111)
     assert re.search(r"Its runs were trained without the [\d,]+ answers held out for the choice; their labels are "
                      r"computed from all the answers, those included\.", said), said
 
