@@ -590,9 +590,11 @@ def test_figures(layered):
     # the same figures to the last digit: the layers passed the answers on unchanged, said as such ("about as it was"
     # read as a little weighing down; walkthrough 110); the max alone equal is no such sign
     same = made.assign(max_mi_mean=[0.42, 0.42, 0.42], rms_mi_mean=[0.123, 0.123, 0.123])
-    assert layers_change(same).endswith("the layers left it exactly as it was: the layers pass each answer on as it "
-                                        "came (their start is the identity, and training has not moved them from it), "
-                                        "so every dependence between the workers reaches the iRBM as it is."), \
+    assert layers_change(same) == ("Max MI (mean over classes): 0.420 between the answers (layer 0), 0.420 at the iRBM's "
+                                   "input (layer 2): the layers left it exactly as it was; over all pairs (root mean "
+                                   "square) 0.123 → 0.123: the same, so the layers pass each answer on as it came (they "
+                                   "start as the identity, and training has not moved them far enough to change an "
+                                   "output), and every dependence between the workers reaches the iRBM as it is."), \
         layers_change(same)
     assert "pass each answer on" not in layers_change(same.assign(rms_mi_mean=[0.123, 0.124, 0.125]))
     # the max alone said "about as it was" where the layers made every pair dependent (walkthrough 81: Frobenius 4.2
@@ -603,7 +605,7 @@ def test_figures(layered):
                                    "mean square) 0.200 → 0.480: the layers raised it.")
     assert "rms_mi_mean" in frame and (
         f"; over all pairs (root mean square) {frame['rms_mi_mean'].iloc[0]:.3f} → {frame['rms_mi_mean'].iloc[-1]:.3f}: "
-        f"the layers ") in said, said
+        ) in said, said
 
 
 def test_write_diagnostics_files(layered, tmp_path):

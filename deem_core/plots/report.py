@@ -57,9 +57,12 @@ def mi_layers_sentence(summary: pd.DataFrame) -> str | None:
         said += f"; over all pairs (root mean square) {low:.3f} → {high:.3f}: the layers {verdict(low, high)}"
         if verdict(first, last) == verdict(low, high) == "left it exactly as it was":
             # ("about as it was" of figures equal to 16 digits: the layers had passed the answers on unchanged, as
-            # their identity start does, and a reader took them for weighing the copies down a little; walkthrough 110)
-            said += (": the layers pass each answer on as it came (their start is the identity, and training has not "
-                     "moved them from it), so every dependence between the workers reaches the iRBM as it is")
+            # their identity start does, and a reader took them for weighing the copies down a little; walkthrough 110;
+            # their weights do move a little, their outputs not: "has not moved them" overstated; walkthrough 111)
+            said = said.removesuffix(": the layers left it exactly as it was") + (
+                ": the same, so the layers pass each answer on as it came (they start as the identity, and training "
+                "has not moved them far enough to change an output), and every dependence between the workers reaches "
+                "the iRBM as it is")
     return said + "."
 
 
