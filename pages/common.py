@@ -421,10 +421,6 @@ def one_class(data: Any) -> str | None:
     return ONE_CLASS if data.n_classes < 2 else None
 
 
-#: answers from which a data set's summary is made under a read slot (:func:`deem_studio.capacity.shared_summary`)
-SUMMARY_SLOT_ANSWERS = capacity.SUMMARY_SLOT_ANSWERS
-
-
 def data_summary(data: Any) -> dict:
     """The Data page's checks of ``data`` (agreement, balance, coverage, pairwise table, constant and contrary
     workers, answers per task as counts): made once per data set and shared by every session and page (each session
@@ -441,7 +437,7 @@ def data_summary(data: Any) -> dict:
         return agreement.data_checks(data, max_pairwise_workers=MAX_PAIRWISE_WORKERS)
 
     with st.spinner("checking the data (agreement, workers, classes)"):
-        values = capacity.shared_summary(key, compute, heavy=data.n_annotations >= SUMMARY_SLOT_ANSWERS,
+        values = capacity.shared_summary(key, compute, heavy=data.n_annotations >= capacity.SUMMARY_SLOT_ANSWERS,
                                          party=client_address())
     st.session_state["summary_cache"] = (key, values)
     return values

@@ -438,11 +438,6 @@ if now is not None and ds.get("read_with") != now:
                         f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
 
 
-def summary(data) -> dict:
-    """The Data page's checks of ``data``: made once a data set for every session (:func:`common.data_summary`)."""
-    return common.data_summary(data)
-
-
 #: data sets whose group test a session keeps (their results, not their data)
 MAX_KEPT_TESTS = 8
 #: seconds the group test may hold its read slot: the search's work is bounded (about a minute at its bound on this
@@ -514,7 +509,7 @@ def dependence_test(data) -> None:
 
 
 try:
-    stats = summary(data)
+    stats = common.data_summary(data)  # (made once a data set for every session)
 except Exception as exc:  # noqa: BLE001
     common.show_error(exc, "summary")
     st.stop()

@@ -175,11 +175,11 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     held = ((metrics.get(method) or {}).get("selection") or {}).get("heldout_answers")
     if isinstance(held, int) and held > 0 and said and not wording.labels_from(metrics.get(method)):
         # (the model never saw the held-out answers, said in the expander only: a surprise; walkthrough 41)
-        scored = bool(((metrics.get(method) or {}).get("selection") or {}).get("candidates"))
+        candidates_scored = bool(((metrics.get(method) or {}).get("selection") or {}).get("candidates"))
         # (of a run stopped before the candidates were scored, nothing was chosen: "the model chosen" beside
         # "nothing chosen" contradicted it; walkthrough 110)
         first += (f" The model chosen was trained without the {held:,} answers held out to choose it; its labels "
-                  f"are then computed from all the answers, those included." if scored else
+                  f"are then computed from all the answers, those included." if candidates_scored else
                   f" Its runs were trained without the {held:,} answers held out for the choice; their labels are "
                   f"computed from all the answers, those included.")
     # a note as the others around it (as plain text it was larger than they; stop 62's list)

@@ -523,8 +523,7 @@ def no_task_quoted(value: Any) -> str:
 def no_task_text(truth: Any, tasks: Any) -> str:
     """The warning for a truth file that names no annotated task: both first ids and what to do (a truth keyed by
     MTurk's HITId beside tasks read from Input.image_url was said without either; walkthrough 81)."""
-    quoted = no_task_quoted
-    firsts = (f" (its first: {quoted(truth.index[0])}; the input's first task: {quoted(tasks[0])})"
+    firsts = (f" (its first: {no_task_quoted(truth.index[0])}; the input's first task: {no_task_quoted(tasks[0])})"
               if len(truth) and len(tasks) else "")
     return (f"no task of the truth file is among the annotated tasks{firsts}: no accuracy; if another column of the "
             f"input names the tasks, give it with --task-column")
