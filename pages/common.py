@@ -101,6 +101,35 @@ def plain_text(text: Any) -> str:
     return "\n".join(escape_controls(line) for line in str(text).split("\n"))
 
 
+#: the characters a picker shows of one user-given option (a worker's or a class's name; the value picked stays whole)
+PICKER_CHARS = 80
+
+
+def picker_names(options: Any, most: int = PICKER_CHARS) -> Callable[[Any], str]:
+    """A ``format_func`` for a picker whose options are user-given names: each shown as text with its controls
+    escaped, cut to ``most`` characters (head and tail, its length said), cut names that would read alike told
+    apart by their place in the list. A picker sends the text of every option to the browser each time it is drawn:
+    3,000 workers named with 10,000 characters made the Diagnostics page's "Highlight workers" and "Confusion matrix
+    of" pickers a 29.9 MB message, +2.35 GB on the server for 16 tabs (attack round 57). The widgets map what the
+    browser sends back by this text, so no two options may share one."""
+    shown: dict[Any, str] = {}
+    taken: set[str] = set()
+    for place, option in enumerate(options, start=1):
+        if option in shown:
+            continue
+        text = str(option)
+        text = text if text.isprintable() else escape_controls(text)
+        if len(text) > most:
+            text = f"{middle_cut(text, most)} ({len(str(option)):,} characters)"
+        base, again = text, 0
+        while text in taken:  # (a name may itself read "… (#2)")
+            again += 1
+            text = f"{base} (#{place:,})" if again == 1 else f"{base} (#{place:,}.{again})"
+        shown[option] = text
+        taken.add(text)
+    return lambda option: shown[option] if option in shown else middle_cut(str(option), most)
+
+
 #: the characters of text a page's table may hold in all (its cells' share of them each, at least CELL_MIN_CHARS)
 TABLE_TEXT_CHARS = 2_000_000
 CELL_MIN_CHARS = 100

@@ -178,6 +178,7 @@ def _mapping_controls(shown, fmt: str) -> dict:
         extra = [COMBINED] if role == "task" and effective not in ("long", "wide", "per_annotator", "label_studio") \
             and len([o for o in listed if o.startswith(("Input.", "INPUT:"))]) > 1 else []
         chosen = cell.selectbox(titles[role], [DETECTED, *extra, *listed], key=f"map_{role}",
+                                format_func=common.picker_names([DETECTED, *extra, *listed]),
                                 help="what the detection chose is named in the 'read as' line above")
         if chosen == COMBINED:
             columns[role] = [o for o in listed if o.startswith(("Input.", "INPUT:"))]
@@ -193,6 +194,7 @@ def _mapping_controls(shown, fmt: str) -> dict:
                        f"command's --ignore-column, or in the file")
         else:
             ignored = st.multiselect("Columns that are no worker (left out)", others, key="map_ignore",
+                                     format_func=common.picker_names(others),
                                      placeholder="none",
                                      help="a wide file reads every column but the task as a worker: pick those that "
                                           "are not (notes, flags, the item's text); a column named as a date, notes "

@@ -88,6 +88,7 @@ with st.container(border=True):
                         else ["predicted"], key="diag_by",
                         format_func={"gold": "gold labels", "predicted": own_labels}.get)
     subset = st.multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
+                            format_func=common.picker_names(classes),
                             help="worker importance on these tasks (selected) against the others (rest); "
                                  "empty = all tasks")
     if returned:
@@ -257,7 +258,8 @@ with tab_mi:
         st.caption(common.safe(f"This model has no layers although the run {wanted}: {why}, so layer 0, the answers, "
                                f"is the only one shown."))
     c = st.columns([2, 3])
-    class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}", format_func=str)
+    class_value = c[0].selectbox("Tasks of class", list(mi.classes), key=f"diag_mi_class_{diag_id}",
+                                 format_func=common.picker_names(list(mi.classes)))
     toggles = c[1].container(horizontal=True)  # (in narrow columns they read "One col…", "Show t…" at 900 px)
     shared = toggles.toggle("One colour scale for every class", value=True, key=f"diag_mi_shared_{diag_id}")
     diagonal = toggles.toggle("Show the diagonal (entropy)", key=f"diag_mi_diag_{diag_id}")
@@ -352,8 +354,9 @@ with tab_imp:
                             f"for {asked}: press “Compute diagnostics” to see it there."), icon=":material/info:")
     panels = st.multiselect("Panels", present, default=[p for p in ("selected", "rest") if p in present] or present,
                             key=f"diag_imp_panels_{diag_id}")
-    highlight = st.multiselect("Highlight workers", [str(w) for w in quality.workers],
-                               key=f"diag_imp_highlight_{diag_id}")
+    worker_names = [str(w) for w in quality.workers]
+    highlight = st.multiselect("Highlight workers", worker_names, key=f"diag_imp_highlight_{diag_id}",
+                               format_func=common.picker_names(worker_names))
     # the chart draws what the caption below says to rank workers by: the log-odds fall (it drew the probability's,
     # which flattens out where many workers agree; walkthrough 62), the probability's on request
     measures = {"importance_log_odds": "fall in log-odds (to rank workers)",
@@ -402,7 +405,7 @@ with tab_quality:
                         else {})})
     c = st.columns(2)
     worker = c[0].selectbox("Confusion matrix of", list(quality.workers), key=f"diag_q_worker_{diag_id}",
-                            format_func=str)
+                            format_func=common.picker_names(list(quality.workers)))
     # (a returned reference is no iRBM: its weights are the reference's, copies down-weighted, and Lemma 1 read
     # them as random workers; walkthrough, eleventh session)
     kinds = ["empirical"] + ([] if returned else ["irbm"]) + (["gold"] if quality.gold is not None else [])

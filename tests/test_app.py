@@ -135,6 +135,27 @@ def test_a_wide_file_s_column_that_is_no_worker_can_be_left_out_in_the_mapping(r
     assert list(at.session_state["dataset"]["data"].classes) == ["a", "b"]
 
 
+def test_the_mapping_pickers_show_long_column_names_cut_and_leave_out_the_whole_one(runs_dir):
+    """A picker sends every option's text each time it is drawn (attack round 57): a wide file's columns named with
+    5,000 characters are listed cut, told apart, a control character escaped, and the one picked goes whole."""
+    names = ["w" * 5_000 + "1", "w" * 5_000 + "2", "x\u202e" + "n" * 5_000]
+    rows = ["item," + ",".join(names)]
+    rows += [f"t{i},{'ab'[i % 2]},{'ab'[(i + 1) % 2]},{'ba'[i % 2]}" for i in range(40)]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(("wide.csv", ("\n".join(rows) + "\n").encode(),
+                                                          "text/csv")).run()
+    no_problem(at)
+    for picker in (at.multiselect(key="map_ignore"), at.selectbox(key="map_task")):
+        assert len(picker.options) >= 3 and all(len(o) < 120 for o in picker.options), [len(o) for o in picker.options]
+        assert len(set(picker.options)) == len(picker.options), picker.options
+        assert not any("\u202e" in o for o in picker.options) and any("\\u202e" in o for o in picker.options)
+    at.multiselect(key="map_ignore").set_value([names[2]]).run()
+    no_problem(at)
+    at.button(key="load_files").click().run()
+    no_problem(at)
+    assert list(at.session_state["dataset"]["data"].workers) == names[:2]
+
+
 def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
     """Walkthrough 103: a newly chosen file's "read as" line stood above the summary of the set loaded before, as if
     the summary were that file's, until "Load these files" was pressed."""
@@ -1252,6 +1273,42 @@ def trained_with_gold() -> AppTest:
     at = upload(new_app())
     at.file_uploader(key="upload_gold").set_value(("truth.csv", tiny_truth(), "text/csv")).run()
     return trained_deem(at)
+
+
+def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
+    """3,000 workers named with 10,000 characters made "Highlight workers" and "Confusion matrix of" a 29.9 MB message
+    each time the page was drawn (attack round 57): a picker shows each name cut, its length said, and what is picked
+    is the whole name. Two names alike but for their middle stay told apart."""
+    head, tail = "h" * 5_000, "t" * 4_990
+    frame = pd.read_csv(io.BytesIO(tiny_csv(60)))
+    workers = sorted(frame["worker"].unique())
+    long = {w: f"{head}{'AB'[i % 2]}{i:03d}{tail}" for i, w in enumerate(workers)}  # (0 and 2: alike cut)
+    frame = frame.assign(worker=frame["worker"].map(long),
+                         label=frame["label"].map(lambda c: f"class {c} " + "c" * 9_000))
+    at = trained_deem(upload(new_app(), "long.csv", frame.to_csv(index=False).encode()))
+    no_problem(at)
+    subset = at.multiselect(key="diag_subset")
+    assert subset.options and all(len(o) < 120 for o in subset.options), [len(o) for o in subset.options]
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    diag_id = at.session_state["diag_run"]
+    for picker in (at.multiselect(key=f"diag_imp_highlight_{diag_id}"), at.selectbox(key=f"diag_q_worker_{diag_id}"),
+                   at.selectbox(key=f"diag_mi_class_{diag_id}")):
+        assert all(len(o) < 120 for o in picker.options), (picker.label, [len(o) for o in picker.options])
+        assert len(set(picker.options)) == len(picker.options), picker.options  # (the widget maps back by text)
+    shown = at.multiselect(key=f"diag_imp_highlight_{diag_id}").options
+    assert len(shown) == len(workers) and all("(9,994 characters)" in o for o in shown), shown
+    # the worker picked is the whole name: the bars draw it highlighted, the confusion matrix is titled with it
+    picked = long[workers[2]]
+    at.multiselect(key=f"diag_imp_highlight_{diag_id}").set_value([picked]).run()
+    no_problem(at)
+    assert at.multiselect(key=f"diag_imp_highlight_{diag_id}").value == [picked]
+    at.selectbox(key=f"diag_q_worker_{diag_id}").set_value(picked).run()
+    no_problem(at)
+    assert at.selectbox(key=f"diag_q_worker_{diag_id}").value == picked
+    assert any(f"{picked}: given label against" in spec for spec in (c.proto.spec for c in at.get("plotly_chart")))
 
 
 def test_diagnostics_page(runs_dir):
