@@ -55,6 +55,20 @@ def _same_lr(a: float | None, b: float) -> bool:
     return a is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
 
 
+#: the points an energy-curves figure draws in all, its lines' share each (at least LINE_MIN_POINTS): a page redraws
+#: the live sweep's every second, and 16 viewers of a long sweep's curves slowed the sweep 5.7-fold (attack round 57)
+CURVE_POINTS = 24_000
+LINE_MIN_POINTS = 200
+
+
+def thinned_positions(n: int, most: int) -> np.ndarray:
+    """Positions of ``n`` points that keep at most about ``most`` evenly spaced, the first and the last among them."""
+    if n <= most:
+        return np.arange(n)
+    step = -(-n // max(1, most - 1))
+    return np.unique(np.append(np.arange(0, n, step), n - 1))
+
+
 def energy_curves_figure(
     curves: pd.DataFrame,
     recommended_lr: float | None = None,
@@ -63,6 +77,7 @@ def energy_curves_figure(
     selected_lr: float | None = None,
     title: str | None = None,
     recommended_word: str = "recommended",
+    max_points: int = CURVE_POINTS,
 ) -> go.Figure:
     """Energy curves per learning rate: one subplot per metric (stacked, shared epoch axis).
 
@@ -72,6 +87,8 @@ def energy_curves_figure(
     marked "recommended" in the legend; selected_lr (a user's choice) is drawn thick and dashed and marked
     "picked". The legend lies below the chart, in rows, so it shows every learning rate whatever their
     number (a legend beside the chart scrolls and hides some); the epoch axis has whole-number ticks.
+    max_points: the points drawn in all, each line's share of them evenly spaced (its first and last epochs kept);
+    the smoothing and the value axes are computed on every epoch first.
 
     Every trace carries ``customdata`` rows ``[lr, seed]`` and ``meta = {"lr", "seed", "metric"}`` and
     is named ``"lr <lr>"`` (plus the seed when there are several), so a click on any point tells the
@@ -93,6 +110,8 @@ def energy_curves_figure(
     several_seeds = curves["seed"].nunique() > 1
     shown_in_legend: set[str] = set()
     extents: dict[int, list[tuple[str, float, float]]] = {row: [] for row in range(1, len(metrics) + 1)}
+    n_lines = curves.groupby(["lr", "seed"]).ngroups * len(metrics) * (2 if smoothing else 1)
+    line_points = max(LINE_MIN_POINTS, max_points // max(1, n_lines))
     for (lr, seed), run_curves in curves.sort_values("epoch").groupby(["lr", "seed"], sort=True):
         lr, seed = float(lr), int(seed)
         key = lr_key(lr)
@@ -102,14 +121,16 @@ def energy_curves_figure(
         name = f"lr {key}" + (f" (seed {seed})" if several_seeds else "") + (f" · {' & '.join(marks)}" if marks else "")
         width = 4.5 if recommended else (3.5 if selected else 1.6)
         dash = "dash" if (selected and not recommended) else "solid"
-        epochs = run_curves["epoch"].to_numpy()
+        every = run_curves["epoch"].to_numpy()
+        kept = thinned_positions(len(every), line_points)
+        epochs = every[kept]
         custom = np.column_stack([np.full(len(epochs), lr), np.full(len(epochs), seed)])
         for row, metric in enumerate(metrics, start=1):
             raw = run_curves[metric].to_numpy(dtype=float)
             meta = {"lr": lr, "seed": seed, "metric": metric}
             if smoothing:
                 fig.add_trace(go.Scatter(
-                    x=epochs, y=raw, mode="lines", line={"color": colors[lr], "width": 1}, opacity=0.25,
+                    x=epochs, y=raw[kept], mode="lines", line={"color": colors[lr], "width": 1}, opacity=0.25,
                     name=name, legendgroup=key, showlegend=False, customdata=custom, meta=meta,
                     hoverinfo="skip"), row=row, col=1)
             values = ema(raw, smoothing) if smoothing else raw
@@ -117,7 +138,7 @@ def energy_curves_figure(
             if len(finite):  # (the drawn run's range, for the value axis)
                 extents[row].append((f"lr {key}", float(finite.min()), float(finite.max())))
             fig.add_trace(go.Scatter(
-                x=epochs, y=values, mode="lines+markers" if len(epochs) == 1 else "lines",
+                x=epochs, y=values[kept], mode="lines+markers" if len(epochs) == 1 else "lines",
                 line={"color": colors[lr], "width": width, "dash": dash}, name=name, legendgroup=key,
                 showlegend=key + str(seed) not in shown_in_legend, customdata=custom, meta=meta,
                 hovertemplate=(f"learning rate {key}" + (f", seed {seed}" if several_seeds else "") +
