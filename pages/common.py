@@ -472,12 +472,13 @@ def data_summary(data: Any) -> dict:
     return values
 
 
-def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
+def alike_workers(data: Any) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of 50 or more tasks they share (at most
-    5 groups), from the pairwise table (``pairwise``: the Data page's; else the shared summary's, :func:`data_summary`).
-    Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
+    5 groups), from the shared summary's pairwise table (:func:`data_summary`), those who gave one label on every
+    answer left out (the summary's too: each session found them for itself, 8 tabs on a 20 M-answer set; attack
+    round 57). Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
     vote's 69.5%, with nothing said."""
-    from deem_core.analysis.agreement import identical_groups, single_label_workers  # noqa: PLC0415
+    from deem_core.analysis.agreement import identical_groups  # noqa: PLC0415
 
     if data.n_classes < 2:  # with one class every worker agrees with every other: nothing to say of copies
         return []
@@ -485,11 +486,10 @@ def alike_workers(data: Any, pairwise: tuple | None = None) -> list[str]:
     kept = st.session_state.get("_alike_cache")
     if kept and kept[0] == key:
         return kept[1]
-    if pairwise is None:  # (the shared summary's: the Train page made its own in every session; attack round 56)
-        pairwise = data_summary(data)["pairwise"]
+    summary = data_summary(data)  # (the Train page made its own in every session; attack round 56)
     sentences = []
     # (workers who always give one label agree without copying: warned of as such, not as copies; walkthrough 102)
-    for workers, tasks in identical_groups(*pairwise, exclude=single_label_workers(data))[:5]:
+    for workers, tasks in identical_groups(*summary["pairwise"], exclude=summary["single_label"])[:5]:
         # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
         workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
         # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)

@@ -540,7 +540,7 @@ for message in data.warnings:
     st.warning(page_words(message), icon=":material/cleaning_services:")
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
-for sentence in common.alike_workers(data, stats["pairwise"]):
+for sentence in common.alike_workers(data):
     st.warning(common.safe(sentence), icon=":material/content_copy:")
 shared = common.most_shared_tasks(stats["pairwise"])
 if shared is not None and shared < MIN_COMMON:

@@ -1093,13 +1093,14 @@ def test_a_data_sets_summary_is_made_once_for_every_session_asking(monkeypatch):
 
 def test_sessions_on_one_data_set_share_its_summary_on_the_data_and_train_pages(runs_dir, monkeypatch):
     """Attack round 56: each new tab made the Data page's checks for itself; the Train page made its own pairwise
-    table and constant-worker check too. One set, three sessions, two pages: each check made once."""
+    table and constant-worker check too; and each session found the workers of one label for the copies warning
+    (attack round 57). One set, three sessions, two pages: each check made once."""
     from deem_core.analysis import agreement
     from test_app import new_app, no_problem, upload
 
     monkeypatch.setattr(capacity, "_SUMMARIES", capacity.OrderedDict())
     calls = Counter()
-    for name in ("contrary_workers", "pairwise_agreement", "constant_workers"):
+    for name in ("contrary_workers", "pairwise_agreement", "constant_workers", "single_label_workers"):
         real = getattr(agreement, name)
         monkeypatch.setattr(agreement, name, lambda *a, _real=real, _name=name, **k: calls.update([_name]) or _real(*a, **k))
     for _ in range(3):
@@ -1107,7 +1108,8 @@ def test_sessions_on_one_data_set_share_its_summary_on_the_data_and_train_pages(
         no_problem(at)
         at.switch_page("pages/train.py").run()
         no_problem(at)
-    assert calls == Counter({"contrary_workers": 1, "pairwise_agreement": 1, "constant_workers": 1}), calls
+    assert calls == Counter({"contrary_workers": 1, "pairwise_agreement": 1, "constant_workers": 1,
+                             "single_label_workers": 1}), calls
 
 
 def test_a_large_files_making_keeps_no_small_download_waiting(monkeypatch):

@@ -522,8 +522,8 @@ def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = No
 def data_checks(data: AnnotationSet, max_pairwise_workers: int = 60) -> dict[str, Any]:
     """Every check of a data set's summary, made at once: Krippendorff's ``alpha``, ``per_task`` (how many tasks have
     each number of answers), the class ``balance``, each worker's ``coverage``, the ``pairwise`` agreement of the
-    ``max_pairwise_workers`` with the most answers, the ``constant`` and ``contrary`` workers, and the ``seconds``
-    they took."""
+    ``max_pairwise_workers`` with the most answers, the ``constant`` and ``contrary`` workers, the workers who gave
+    one label on every answer (``single_label``), and the ``seconds`` they took."""
     started = time.perf_counter()
     values: dict[str, Any] = {
         "alpha": krippendorff_alpha(data),
@@ -533,6 +533,7 @@ def data_checks(data: AnnotationSet, max_pairwise_workers: int = 60) -> dict[str
         "pairwise": pairwise_agreement(data, max_workers=max_pairwise_workers),
         "constant": constant_workers(data),
         "contrary": contrary_workers(data),
+        "single_label": single_label_workers(data),
     }
     values["seconds"] = time.perf_counter() - started
     return values
