@@ -206,7 +206,18 @@ proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 #: refused ("MessageSizeError") and took the server +2.2 GB for one view of a 140 KB upload (walkthrough 96)
 MAX_SHOWN_CLASS_COLUMNS = 100
 classes_left_out = len(proba_cols) > MAX_SHOWN_CLASS_COLUMNS
-stored_columns = len(frame.columns)  # (the files hold them all: their expected size, _expected_bytes)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _file_sizes(run: str, picked: str, _table: pd.DataFrame) -> dict[str, int]:
+    """The expected bytes of the picked method's whole file in each format (the files hold every column), found once
+    a run and method for every session (its texts' lengths are read over every row)."""
+    from deem_core.data.formats.writers import expected_sizes  # noqa: PLC0415
+
+    return expected_sizes(_table)
+
+
+stored_frame = frame  # (the files hold every class's column: their expected size, _expected_bytes)
 if classes_left_out:
     frame = frame.drop(columns=proba_cols)
     proba_cols = []
@@ -362,15 +373,17 @@ def _download(cell, title: str, fmt: str, file_name: str, key: str, help_text: s
             return
     cell.download_button(title, data=capacity.building_download(
                              lambda: _serialise(_picked_table(), fmt, context), common.parties(),
-                             _expected_bytes(fmt, len(frame), context)),
+                             _expected_bytes(fmt, context)),
                          file_name=file_name, mime=OUTPUT_FORMATS[fmt][1], on_click="ignore", key=key, help=help_text)
 
 
-def _expected_bytes(fmt: str, rows: int, context=None) -> int:
-    """About how large the picked method's file in ``fmt`` will be, before it is made: its cells at 20 bytes each (40
-    in JSON), and a Label Studio export's own task data where the file carries them (a 1 GB file; attack round 56)."""
-    cells = rows * max(1, stored_columns)
-    size = cells * (40 if fmt in ("json", "label_studio") else 20)
+def _expected_bytes(fmt: str, context=None, rows: int | None = None) -> int:
+    """About how large the picked method's file in ``fmt`` (of ``rows`` rows: all) will be, before it is made: its
+    rows at their longest texts (:func:`~deem_core.data.formats.writers.expected_sizes`), and a Label Studio
+    export's own task data where the file carries them (a 1 GB file; attack round 56)."""
+    size = _file_sizes(run_id, method, stored_frame)[fmt]
+    if rows is not None:  # (a part of the table: its share)
+        size = -(-size * rows // max(1, len(stored_frame)))
     source = getattr(context, "source", None) if fmt == "label_studio" else None
     return size + (int(source.raw_size() or 0) if source is not None else 0)
 
@@ -401,7 +414,7 @@ if 0 < len(view) and (len(view) < len(frame) or reordered):  # the filtered queu
         ["disagreements"] if only_disagree else []) + (["least_confident_first"] if reordered else [])
     row.download_button(f"Review queue CSV ({len(view):,} tasks)", data=capacity.building_download(
                             lambda: _serialise(_picked_table().loc[queue], "csv"),  # (the Labels CSV's writer)
-                            common.parties(), _expected_bytes("csv", len(queue))),
+                            common.parties(), _expected_bytes("csv", rows=len(queue))),
                         file_name=f"{stem}_review_queue_{'_'.join(filters) or 'filtered'}.csv", mime="text/csv",
                         on_click="ignore", key="dl_queue",
                         help="the tasks the filters above show, in the table's order, with every column of the "

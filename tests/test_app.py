@@ -1311,6 +1311,34 @@ def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
     assert any(f"{picked}: given label against" in spec for spec in (c.proto.spec for c in at.get("plotly_chart")))
 
 
+def test_results_downloads_of_long_class_names_are_expected_large(runs_dir, monkeypatch):
+    """A download's expected size sends a large file's making to a line of its own (attack round 56): at 20 bytes a
+    cell, the labels of classes named with 10,000 characters were taken for a small file (attack round 57). The
+    Results page passes each file's expected size, never below what the file is."""
+    from deem_core.data.formats.writers import serialise
+    from deem_studio import capacity
+
+    frame = pd.read_csv(io.BytesIO(tiny_csv(120)))
+    frame = frame.assign(label=frame["label"].map(lambda c: f"class {c} " + "c" * 9_000))
+    at = upload(new_app(), "long_classes.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["mv"])
+    at.button(key="train_launch").click().run()
+    run_id = at.session_state["train_run"]
+    wait_done(run_id)
+    sizes = []
+    real = capacity.building_download
+    monkeypatch.setattr(capacity, "building_download", lambda build, parties=(), expected_bytes=None: (
+        sizes.append((build, expected_bytes)) or real(build, parties, expected_bytes)))
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    labels = get_manager().store.load(run_id, with_data=False).results["mv"]
+    made = len(serialise(labels, "csv"))
+    assert made > 120 * 9_000
+    expected = [size for _, size in sizes if size is not None]
+    assert expected and min(expected) >= made, (expected, made)
+
+
 def test_diagnostics_page(runs_dir):
     at = trained_with_gold()
     no_problem(at)

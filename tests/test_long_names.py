@@ -146,6 +146,27 @@ def test_labels_json_of_long_class_names_is_refused_before_it_is_made_and_made_i
     assert len(writers.serialise(table, "csv")) < len(made) / 5  # (the names once, in the header)
 
 
+@pytest.mark.parametrize("name_chars", [1, 10_000])
+def test_a_labels_files_expected_size_counts_its_long_texts(name_chars):
+    """A download's expected size is read before the file is made, to send a large one to a line of its own (attack
+    round 56): at 20 bytes a cell, labels of classes named with 10,000 characters were taken for a small file (attack
+    round 57). The estimate is never below the file, and near it; the JSON bound of the same figure counts the labels'
+    texts, of pandas' own text type too."""
+    from deem_core.data.formats import writers  # noqa: PLC0415
+
+    names = [f"{i}" + "c" * (name_chars - 1) for i in range(4)]
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(rng.dirichlet(np.ones(4), 300), columns=[f"p_{n}" for n in names],
+                         index=pd.Index([f"task-{i}" for i in range(300)], name="task"))
+    table.insert(0, "label", [names[i % 4] for i in range(300)])
+    table.insert(1, "confidence", table.iloc[:, 1:].max(axis=1))
+    for fmt in ("csv", "json", "parquet"):
+        made = len(writers.serialise(table, fmt))
+        expected = writers.expected_sizes(table)[fmt]
+        # (Parquet writes repeated texts once: at most the CSV's)
+        assert made <= expected and (fmt == "parquet" or expected < 3 * made + 4_000), (fmt, made, expected)
+
+
 def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeypatch):
     """Attack round 47: report.html drew every class's heatmaps, each repeating every worker's name and a hover text
     a cell: 30 classes of 150 workers named in 10,000 characters made 167 MB a press of Compute diagnostics."""

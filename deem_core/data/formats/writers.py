@@ -29,7 +29,8 @@ from deem_core.data.export import atomic_write_bytes, parquet_bytes, to_safe_csv
 from deem_core.data.formats.labelstudio import LabelStudioContext, compact_json, iter_tasks
 from deem_core.data.formats.limits import Limits, describe_bytes
 
-__all__ = ["OUTPUT_FORMATS", "label_studio_tasks", "output_format", "serialise", "write_results"]
+__all__ = ["OUTPUT_FORMATS", "expected_sizes", "json_row_chars", "label_studio_tasks", "output_format", "serialise",
+           "write_results"]
 
 #: format -> (file extension, MIME type)
 OUTPUT_FORMATS = {
@@ -83,18 +84,41 @@ JSON_CHUNK_ROWS = 5_000
 JSON_CHUNK_CHARS = 16_000_000
 
 
-def json_row_chars(results: pd.DataFrame) -> int:
+def _widest_texts(results: pd.DataFrame) -> list[tuple[str, int | None]]:
+    """Each written column's name (the index's first) and the length of its longest text, None for no text."""
+    columns = [(results.index.name or "index", results.index), *((c, results[c]) for c in results.columns)]
+    widths: list[tuple[str, int | None]] = []
+    for name, values in columns:
+        widest = None
+        if len(values) and (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            # (pandas' own text type too: the labels' column was taken for numbers, its texts left uncounted)
+            values = pd.Series(values, copy=False)
+            lengths = (values.str.len() if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object
+                       else values.map(lambda v: len(v) if isinstance(v, str) else 0))
+            widest = int(lengths.max()) if lengths.notna().any() else 0
+        widths.append((str(name), widest))
+    return widths
+
+
+def json_row_chars(results: pd.DataFrame, widths: list[tuple[str, int | None]] | None = None) -> int:
     """About how many characters one record of :func:`_json_records` takes: every key (a column's name: ``p_<class>``
-    holds the class's name) on every record, with its indent and quotes, and the longest text or ~26 for a number."""
-    frame = results.reset_index()
-    chars = 4
-    for column in frame.columns:
-        values = frame[column]
-        width = 26
-        if values.dtype == object and len(values):
-            width = max(width, int(values.map(lambda v: len(v) if isinstance(v, str) else 26).max()) + 4)
-        chars += len(str(column)) + 8 + width
-    return chars
+    holds the class's name) on every record, with its indent and quotes, and the longest text or ~26 for a number
+    (``widths``: :func:`_widest_texts`'s, when read already)."""
+    widths = _widest_texts(results) if widths is None else widths
+    return 4 + sum(len(name) + 8 + max(26, (widest or 0) + 4) for name, widest in widths)
+
+
+def expected_sizes(results: pd.DataFrame) -> dict[str, int]:
+    """About how many bytes the labels take at most in each output format, read before a file is made: a JSON
+    record (and a Label Studio prediction, without the export's own task data) :func:`json_row_chars` a row; a CSV
+    or Parquet file its header and a row's longest texts, ~20 for a number. At 20 bytes a cell, labels of classes
+    named with 10,000 characters were taken for a small file and made in the line of the small ones (attack round
+    57). The texts' lengths are read once for all the formats."""
+    widths = _widest_texts(results)
+    header = sum(len(name) + 3 for name, _ in widths)
+    flat = header + len(results) * sum((20 if widest is None else widest + 3) for _, widest in widths)
+    records = len(results) * json_row_chars(results, widths)
+    return {"csv": flat, "parquet": flat, "json": records, "label_studio": records}
 
 
 def _json_records(results: pd.DataFrame) -> bytes:
