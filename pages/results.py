@@ -111,9 +111,11 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
     if gold is not None and len(gold):
         # once per run and gold labels in this session, the task ids made text once (every rerun took 6 s per
         # million tasks and method; attack round 12)
-        key = (run_id, id(gold), len(gold), tuple(methods))
+        # (the gold labels themselves in the key, compared as the same object: by their id, a new file's could take
+        # the id of the freed one, and its scores were those of the file before)
+        key = (run_id, tuple(methods))
         kept = st.session_state.get("_late_scores")
-        if kept and kept[0] == key:
+        if kept and kept[0] == key and kept[2] is gold:
             scores = kept[1]
         else:
             truth = gold.set_axis(gold.index.astype(str))  # (a stored table's task ids may read back as another type)
@@ -123,7 +125,7 @@ def late_scores(methods: list[str], frames: dict, named, stored: dict[str, float
                 if shared is None or not labels.index.equals(shared[0]):
                     shared = (labels.index, labels.index.astype(str))
                 scores[m] = accuracy_and_count(labels.set_axis(shared[1]), truth)
-            st.session_state["_late_scores"] = (key, scores)
+            st.session_state["_late_scores"] = (key, scores, gold)
     scores = {m: (a, n) for m, (a, n) in scores.items() if n}
     if stored:  # the run was scored: a line only when the loaded gold labels score it otherwise
         n_stored = wording.gold_count(metrics)

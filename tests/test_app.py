@@ -1123,6 +1123,40 @@ def test_a_new_tab_at_the_apps_root_brings_back_the_workspaces_latest_data_and_r
     assert not stranger.session_state.get("train_run") and "Brought back" not in texts(stranger)
 
 
+def test_results_score_a_run_on_the_gold_labels_loaded_now_not_on_those_before(runs_dir, monkeypatch):
+    """The scores of gold labels given after a run were kept under the labels' id: a later file of as many labels
+    could take the freed id, and the page showed the scores of the file before (read after attack round 57). Here
+    every labels' id is one, as if each took the id of the one before."""
+    import builtins
+
+    real_id = builtins.id
+    monkeypatch.setattr(builtins, "id", lambda o: 1 if isinstance(o, pd.Series) else real_id(o))
+    at = upload(new_app())
+    finished_training(at, ["mv"])
+    truth = pd.read_csv(io.BytesIO(tiny_truth(150))).set_index("task")["truth"]
+
+    def give(gold: pd.Series) -> None:
+        from pages.common import class_gold
+
+        at.session_state["dataset"]["gold"] = class_gold(gold, at.session_state["dataset"]["data"])
+
+    def line() -> str:
+        at.switch_page("pages/results.py").run()
+        no_problem(at)
+        return next(t for t in texts(at).split("\n") if "given after this run was trained" in t)
+
+    give(truth)
+    first = line()
+    wrong = truth.map({0: 1, 1: 2, 2: 0})  # (as many labels, other classes)
+    for _ in range(2):  # (two files given in turn, the page seen after the second)
+        give(wrong)
+        give(wrong.copy())
+        assert line() != first
+        give(truth)
+        give(truth.copy())
+        assert line() == first
+
+
 def test_results_score_a_run_on_gold_labels_given_after_it(runs_dir):
     # Results had no way to score a run whose gold labels came later (walkthrough 22)
     at = upload(new_app())
