@@ -12,8 +12,11 @@ without the shell switches the legacy mode off and runs this script in its place
 run, on the same address (see ``pages/shell.py``).
 
 First load: the navigation is sent before anything heavy is imported (``pages.common`` brings the engine:
-torch, scipy, pandas, ~2-10 s on a fresh server), and a spinner says what is happening meanwhile; the
-browser never shows the legacy page list ("app, common, data, ...") of a blank page for seconds.
+torch, scipy, pandas, ~2-10 s on a fresh server), and a spinner says what is happening meanwhile. Started with
+``deem-studio`` (``deem_studio.serve.no_legacy_pages``) the server is out of the legacy mode from its start, and
+no browser is sent the legacy page list ("app, common, data, ..."). Started as ``streamlit run app.py``, the
+first page view of a fresh server is sent that list and shows it until this script's ``st.navigation`` replaces
+it (1-4 s on a loaded machine; attack round 57): ``deem-studio`` is the way to serve it.
 """
 
 from __future__ import annotations
