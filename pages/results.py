@@ -210,13 +210,16 @@ MAX_SHOWN_CLASS_COLUMNS = 100
 classes_left_out = len(proba_cols) > MAX_SHOWN_CLASS_COLUMNS
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _file_sizes(run: str, picked: str, _table: pd.DataFrame) -> dict[str, int]:
+def _file_sizes() -> dict[str, int]:
     """The expected bytes of the picked method's whole file in each format (the files hold every column), found once
-    a run and method for every session (its texts' lengths are read over every row)."""
+    a run and method in this session (its texts' lengths are read over every row; the table itself is not kept: a
+    cache that held it kept a table alive after its page run, attack round 15)."""
     from deem_core.data.formats.writers import expected_sizes  # noqa: PLC0415
 
-    return expected_sizes(_table)
+    kept = st.session_state.get("_file_sizes")
+    if not kept or kept[0] != (run_id, method):
+        kept = st.session_state["_file_sizes"] = ((run_id, method), expected_sizes(stored_frame))
+    return kept[1]
 
 
 stored_frame = frame  # (the files hold every class's column: their expected size, _expected_bytes)
@@ -383,7 +386,7 @@ def _expected_bytes(fmt: str, context=None, rows: int | None = None) -> int:
     """About how large the picked method's file in ``fmt`` (of ``rows`` rows: all) will be, before it is made: its
     rows at their longest texts (:func:`~deem_core.data.formats.writers.expected_sizes`), and a Label Studio
     export's own task data where the file carries them (a 1 GB file; attack round 56)."""
-    size = _file_sizes(run_id, method, stored_frame)[fmt]
+    size = _file_sizes()[fmt]
     if rows is not None:  # (a part of the table: its share)
         size = -(-size * rows // max(1, len(stored_frame)))
     source = getattr(context, "source", None) if fmt == "label_studio" else None
@@ -487,4 +490,4 @@ if workers is not None:
         st.caption("; ".join(notes) + ".")
         common.table(workers)
 # the page's own copies go with its run (the downloads read the table again when asked)
-del frame, view, shown, shown_frame, results
+del frame, stored_frame, view, shown, shown_frame, results
