@@ -593,9 +593,11 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
 
     data = AnnotationSet.from_dense(_many_class_set(k=150))
     assert merge_test_work(N_BOOT, 300, 150) > MAX_SEARCH_WORK / 2  # (one test alone would take half of it)
-    started = time.perf_counter()
+    started = time.process_time()
     clusters = find_dependence_clusters(data)
-    assert time.perf_counter() - started < 30  # (bounded: 1-3 s here; loose for a busy machine)
+    # (the process's CPU time, its threads' together: 1-3 s here; the wall clock read 67 s on a machine busy with
+    # other jobs, and failed a clean-clone CI run)
+    assert time.process_time() - started < 30
     assert clusters.cut > 0 and len(clusters.tests) <= 1 and not clusters.groups()
     said = none_found(clusters.summary(data.workers))
     assert said.startswith(f"none found in the {len(clusters.tests)} test{'' if len(clusters.tests) == 1 else 's'} "
