@@ -80,6 +80,31 @@ def test_public_methods_for_new_data(small_condind):
     assert list(codes[:3]) == [0, 2, -1]
 
 
+def test_new_tasks_answered_by_unknown_workers_only_are_left_out_and_said(small_condind):
+    """Walkthrough 112: predict() on tasks answered only by workers the model never saw raised IndexError from the
+    network's reading; a task of a mixed file answered only by a stranger got a label from the prior alone, said
+    nowhere (the answers left out were said in no warning either)."""
+    from deem_core.data.annotations import DataError
+    from deem_core.methods.deem import NewTasksWarning
+
+    df, _ = small_condind
+    model = DEEM(epochs=1, device="cpu").fit(df)
+    known = df[df["task"] == model.tasks_[0]].assign(task="new-1")
+    stranger = pd.DataFrame({"task": ["new-2", "new-1"], "worker": ["stranger", "stranger"],
+                             "label": [model.classes_[0]] * 2})
+    with pytest.warns(NewTasksWarning) as said:
+        labels = model.predict(pd.concat([known, stranger]))
+    assert list(labels.index) == ["new-1"]
+    messages = [str(w.message) for w in said]
+    assert any("ignored 2 answers from 1 worker the model was not trained on" in m for m in messages), messages
+    assert any("left out 1 task with no answer from a worker the model was trained on" in m and "new-2" in m
+               for m in messages), messages
+    with pytest.raises(DataError, match="none of the 2 answers given comes from a worker the model was trained on"):
+        model.predict_proba(stranger)
+    np.testing.assert_allclose(model.predict_proba(known).to_numpy(), model.predict_proba(pd.concat([known, stranger]))
+                               .to_numpy())  # (the stranger's answer changes nothing)
+
+
 # ------------------------------------------------------------------------- every method, one validation of a frame
 _FRAMES = {
     "an empty task id": (pd.DataFrame({"task": [1, np.nan, 2], "worker": ["a", "b", "a"], "label": [0, 1, 1]}),

@@ -52,7 +52,7 @@ from deem_core.model.engine import check_training_size, path_for, task_data, tas
 from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       cpu_threads, epochs_within_budget, resolve_device)
 
-__all__ = ["DEEM", "CollapseError", "DependenceWarning", "FallbackWarning", "LabelWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
+__all__ = ["DEEM", "CollapseError", "DependenceWarning", "FallbackWarning", "LabelWarning", "NewTasksWarning", "DEFAULT_INIT", "DEFAULT_LR", "DEFAULT_MAX_UPDATES", "INIT_METHODS", "NotFittedError",
            "FALLBACK_WARNINGS", "SELECTION_DEPTHS", "chooses_depth", "selection_rounds", "training_rounds"]
 
 #: default learning rate: from either start, accuracy stays flat over 50-150 epochs at this rate on every
@@ -291,6 +291,12 @@ class FallbackWarning(UserWarning):
 class LabelWarning(UserWarning):
     """The answers' labels look doubtful (one label spelled more than one way, labels as long as texts, groups of
     workers that share no label): each is trained as it is, a class of its own. Also in ``warnings_``."""
+
+
+class NewTasksWarning(UserWarning):
+    """New tasks given to a fitted DEEM (``predict(data)``, ``predict_proba(data)``, ``free_energy(data)``) hold
+    answers of workers it was not trained on, which it cannot read: those answers are left out, and tasks left with
+    no answer are left out of the output."""
 
 
 class DependenceWarning(UserWarning):
@@ -1050,14 +1056,31 @@ class DEEM(Aggregator, BaseEstimator):
     # ------------------------------------------------------------------ the fitted model on any data
     def encode(self, data: Any) -> AnnotationSet:
         """Annotations (long DataFrame or AnnotationSet) encoded with the training workers and classes, so the
-        network can read them; tasks may be new. Unknown workers or classes raise DataError."""
+        network can read them; tasks may be new. Unknown classes raise DataError. Answers of workers the model was
+        not trained on are left out, and the tasks they leave with no answer (whose labels would be the model's
+        prior alone, said nowhere), both said in a :class:`NewTasksWarning`; DataError where no answer is left
+        (an IndexError from the network's reading; walkthrough 112)."""
         self._check_fitted()
         if isinstance(data, AnnotationSet):
             data = data.to_long()
         none = np.zeros(0, dtype=np.int64)
         template = AnnotationSet(tasks=self.tasks_[:0], workers=self.workers_, classes=self.classes_, task_codes=none,
                                  worker_codes=none, label_codes=none, task_offsets=np.zeros(1, dtype=np.int64))
-        return template.encode_like(data)
+        encoded = template.encode_like(data)
+        if not encoded.n_answers:
+            raise DataError(f"none of the {counted(len(data), 'answer')} given comes from a worker the model was "
+                            f"trained on: it cannot label these tasks")
+        said = [w for w in encoded.warnings if w.startswith("new tasks: ignored")]
+        answered = np.bincount(encoded.task_codes, minlength=encoded.n_tasks) > 0
+        if not answered.all():
+            left = encoded.tasks[~answered]
+            said.append(f"new tasks: left out {counted(len(left), 'task')} with no answer from a worker the model "
+                        f"was trained on (its labels would be the model's prior alone): "
+                        f"{[str(t) for t in left[:5]]}")
+            encoded = encoded.subset_tasks(np.flatnonzero(answered))
+        for message in said:
+            warnings.warn(message, NewTasksWarning, stacklevel=3)
+        return encoded
 
     def hidden_posterior(self, data: AnnotationSet) -> torch.Tensor:
         """p(h | x) of every run for encoded ``data`` (see :meth:`encode`): (R, n, K) in hidden-unit order.
