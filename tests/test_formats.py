@@ -758,6 +758,12 @@ def test_a_layout_named_wrongly_is_said_where_the_read_fails(tmp_path):
                            "no layout named it reads as long layout (task, worker, label): check the format chosen "
                            "first. Read as asked: long.csv: "), said  # (first: walkthrough 111)
     assert "conflicting labels" in said
+    # and without the conflict's advice: "keep one answer per pair (CLI --on-conflict)", followed, trained on the
+    # worker names as labels (walkthrough 112)
+    assert "on-conflict" not in said and "keep one answer" not in said, said
+    with pytest.raises(DataError, match="keep one answer per pair"):  # (where the layout is the file's, it stays)
+        read_dataset(tmp_path.joinpath("twice.csv").write_text("task,worker,label\nt1,w1,a\nt1,w1,b\n") and
+                     tmp_path / "twice.csv", format="long")
     # named rightly, or failing for another reason where the layouts agree: no such hint
     wide = tmp_path / "wide.csv"
     wide.write_text("task,w1,w2\nt1,a,\nt2,,\n")

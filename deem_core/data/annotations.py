@@ -1353,11 +1353,12 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
         quoted = ", ".join(map(_show_short, given[:CONFLICT_LABELS_QUOTED]))
         more = len(in_cell) - CONFLICT_LABELS_QUOTED
         quoted += f", and {more:,} more" if more > 0 else ""
-        raise DataError(
-            f"{source}: {counted(n_cells, '(task, worker) pair')} {'has' if n_cells == 1 else 'have'} conflicting labels, e.g. task "
-            f"{_show_short(task_index[ti])} by worker {_show_short(worker_index[wi])}: [{quoted}]; keep one "
-            f"answer per pair (on_conflict='first' or 'last', CLI --on-conflict)"
-        )
+        finding = (f"{source}: {counted(n_cells, '(task, worker) pair')} {'has' if n_cells == 1 else 'have'} "
+                   f"conflicting labels, e.g. task {_show_short(task_index[ti])} by worker "
+                   f"{_show_short(worker_index[wi])}: [{quoted}]")
+        error = DataError(f"{finding}; keep one answer per pair (on_conflict='first' or 'last', CLI --on-conflict)")
+        error.finding = finding  # (without its advice: a read under a wrongly named layout says the finding alone)
+        raise error
     reduce = np.minimum if on_conflict == "first" else np.maximum
     chosen = reduce.reduceat(kept, starts)  # one row per cell, cells in sorted (CSR) order
     warnings.append(f"{source}: {counted(n_cells, 'conflicting (task, worker) pair')} resolved by keeping the "

@@ -272,9 +272,9 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
         hint = _layout_hint(fmt, tables, plans, given, soft_arg)
         if hint is None:
             raise
-        # the layout first: its advice ("keep one answer per pair") trained on worker names as labels when followed
-        # (walkthrough 111)
-        raise DataError(f"{hint} {exc}") from None
+        # the layout first, and the finding without its advice: "keep one answer per pair (CLI --on-conflict)",
+        # followed, trained on worker names as labels (walkthroughs 111 and 112)
+        raise DataError(f"{hint} {getattr(exc, 'finding', None) or exc}") from None
 
 
 def _layout_hint(fmt: str, tables: Sequence[Table], plans: Sequence[Plan], given: Sequence[Source],
