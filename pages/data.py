@@ -67,8 +67,10 @@ _HINTS = [
      "(choose the task key under Mapping)"),
     (re.compile(r"with keep_missing=True \(CLI --keep-missing-labels\)"),
      "with the switch 'Keep None, NaN, null, NA, N/A as labels'"),
-    (re.compile(r"(missing column\(s\) .* for the long layout \(task, worker, label\); found .*)$"),
-     r"\1: choose them under Mapping"),
+    # (not where the file reads as another layout: columns picked by hand then read a wide file's labels as worker
+    # names; walkthrough 112)
+    (re.compile(r"^(?!.*check the format chosen first)(.*missing column\(s\) .* for the long layout \(task, worker, "
+                r"label\); found .*)$"), r"\1: choose them under Mapping"),
     (re.compile(r"is read on its own: give one file"), "is read on its own: remove the other files above"),
     (re.compile(r"name the layout to read them as \(format=\.\.\., CLI --format\)"), "choose the layout under Format"),
 ]
@@ -357,8 +359,12 @@ with st.container(border=True):
                    + ("" if beyond else " or choose another format above") + "; the files load once they can be read.")
     elif files and shown is not None and shown.layout is None:  # loading would fail with the problem shown above
         unreadable = True
-        st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "
-                   "worker and label are known.")
+        if "check the format chosen first" in (shown.problem or ""):  # (another layout reads it: walkthrough 112)
+            st.caption("Choose the format it reads as above, or, where it is in the long layout, its columns under "
+                       "'Mapping'; the files load once the task, worker and label are known.")
+        else:
+            st.caption("Choose the columns under 'Mapping' above (or another format); the files load once the task, "
+                       "worker and label are known.")
     if unreadable and files and len(files) > 1:
         # the other files' problems too: each came to light only once the one before was removed (walkthrough 64)
         for other in files[1:MAX_FILES_CHECKED]:

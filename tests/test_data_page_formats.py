@@ -576,7 +576,19 @@ def test_a_file_past_a_limit_is_refused_without_pointing_to_the_mapping(runs_dir
     at = upload(new_app(), SimpleNamespace(files={"odd.csv": b"item,who,answer_given\n1,a,x\n2,b,y\n"}))
     at.selectbox(key="upload_format").set_value("long").run()  # (no column is named as a worker or a label)
     said = " ".join(str(c.value) for c in at.caption)
-    assert "Choose the columns under 'Mapping' above (or another format)" in said, said
+    # (it reads as wide with no layout named, said first; its columns are picked under Mapping)
+    assert "Choose the format it reads as above, or, where it is in the long layout, its columns under 'Mapping'" \
+        in said, said
+    # a wide file chosen as long: the format first (the Mapping's columns, picked, read a worker's labels as worker
+    # names; walkthrough 112)
+    wide = "task,w1,w2,w3\n" + "".join(f"t{t},{'ab'[t % 2]},{'ab'[(t + 1) % 2]},a\n" for t in range(8))
+    at = upload(new_app(), SimpleNamespace(files={"wide.csv": wide.encode()}))
+    at.selectbox(key="upload_format").set_value("long").run()
+    said = (" ".join(str(c.value) for c in at.caption) + " ".join(str(w.value) for w in at.warning)).replace("\\", "")
+    assert "with no layout named it reads as wide layout (task + one column per worker): check the format chosen" \
+        in said and "Choose the format it reads as above" in said, said
+    assert "choose them under Mapping" not in said, said
+    assert at.button(key="load_files").disabled
 
 
 def test_the_read_as_line_stands_once_after_loading(runs_dir):

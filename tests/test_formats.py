@@ -743,6 +743,29 @@ def test_labels_json_is_made_a_chunk_of_rows_at_a_time(monkeypatch):
     assert peak < 100 * frame.size and peak < 3 * len(made)
 
 
+def test_a_wide_file_named_long_is_said_as_wide_in_the_read_and_the_preview(tmp_path):
+    """Walkthrough 112: a wide file read as long stopped on "missing column(s) 'worker', 'label'", and the Data page
+    advised choosing them under Mapping, which, followed, read a worker's labels as worker names. The read and the
+    preview say how the file reads with no layout named; a long file missing its label column is said as before."""
+    from deem_core.data.formats import preview, read_dataset
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text("task,w1,w2,w3\n" + "".join(f"t{t},{'ab'[t % 2]},{'ab'[(t + 1) % 2]},a\n" for t in range(8)))
+    start = ("wide.csv was read as the long layout (task, worker, label) asked for, and with no layout named it reads "
+             "as wide layout (task + one column per worker): check the format chosen first. Read as asked: wide.csv: "
+             "missing column(s) 'worker', 'label'")
+    with pytest.raises(DataError) as caught:
+        read_dataset(wide, format="long")
+    assert str(caught.value).startswith(start), str(caught.value)
+    assert preview(wide, format="long").problem.startswith(start)
+    assert read_dataset(wide).data.n_workers == 3
+    short = tmp_path / "short.csv"
+    short.write_text("task,worker\nt1,w1\n")
+    with pytest.raises(DataError) as caught:
+        read_dataset(short, format="long")
+    assert "check the format chosen" not in str(caught.value) and "missing column(s) 'label'" in str(caught.value)
+
+
 def test_a_layout_named_wrongly_is_said_where_the_read_fails(tmp_path):
     """Walkthrough 110: `--format wide` on a long file stopped on "2,797 (task, worker) pairs have conflicting
     labels, e.g. task ... by worker 'worker'", advising --on-conflict, which would train on worker names as labels.

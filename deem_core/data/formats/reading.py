@@ -235,7 +235,16 @@ def _read_dataset(sources: Any, format: str, columns: Mapping[str, Any] | None, 
     plans: list[Plan] = []
     for table, source, form in zip(tables, given, formats):
         sample = table.peek(200) if form not in LAYOUTS and form != "auto" else None
-        plans.append(plan_table(table, form, columns, soft_arg, sample=sample, stem=source.stem))
+        try:
+            plans.append(plan_table(table, form, columns, soft_arg, sample=sample, stem=source.stem))
+        except BeyondLimitError:
+            raise
+        except DataError as exc:  # (a wide file named long: "missing column(s) 'worker', 'label'", whose advice,
+            # columns picked by hand, read a worker's labels as worker names; walkthrough 112)
+            hint = _layout_hint(fmt, [table], [], [source], soft_arg) if not columns else None
+            if hint is None:
+                raise
+            raise DataError(f"{hint} {getattr(exc, 'finding', None) or exc}") from None
     if soft is True and not all(p.soft for p in plans):
         bad = next(t.name for t, p in zip(tables, plans) if not p.soft)
         raise DataError(f"{bad}: soft labels were asked for but there are no {SOFT_PREFIX}<class> columns")
@@ -292,7 +301,7 @@ def _layout_hint(fmt: str, tables: Sequence[Table], plans: Sequence[Plan], given
             _d.plan_layout(table.name, cols, detected, None, soft, stem=given[0].stem).format
     except DataError:
         return None
-    if found == plans[0].format or found == fmt:
+    if found == fmt or (plans and found == plans[0].format):
         return None
     return (f"{table.name} was read as the {DIALECTS.get(fmt, fmt)} asked for, and with no layout named it reads as "
             f"{DIALECTS.get(found, found)}: check the format chosen first. Read as asked:")
@@ -567,7 +576,9 @@ def preview(source: Any, format: str = "auto", columns: Mapping[str, Any] | None
         # 1,200 soft-label columns; walkthrough 71)
         raise
     except DataError as exc:
-        return Preview(table.name, shown, None, {}, delimiter, encoding, warnings, str(exc), container=container,
+        hint = _layout_hint(fmt, [table], [], given, soft) if not columns else None  # (as the read says it)
+        problem = f"{hint} {getattr(exc, 'finding', None) or exc}" if hint else str(exc)
+        return Preview(table.name, shown, None, {}, delimiter, encoding, warnings, problem, container=container,
                        choices={"task": list(table.header), "worker": list(table.header),
                                 "label": list(table.header)})
     finally:
