@@ -465,3 +465,9 @@ def test_truth_labels_of_tasks_nobody_annotated_are_said_and_a_file_naming_some_
     err = capsys.readouterr().err
     assert "no task of the truth file is among the annotated tasks" not in err, err
     assert "2 truth labels are not among the classes of the answers" in err and "names a task nobody annotated" in err
+    # a label of no class on a task nobody annotated is counted once, with the tasks (11 + 2 of 12 left out; the
+    # dashboard said 2 and 10 more; walkthrough 112)
+    truth.write_text("task,truth\n1,horse\n2,y\nghost1,horse\nghost2,x\n")
+    assert main(["baselines", str(answers), "--methods", "mv", "--truth", str(truth)]) == 0
+    err = capsys.readouterr().err
+    assert "2 truth labels name tasks nobody annotated" in err and "1 truth label is not among the classes" in err, err
