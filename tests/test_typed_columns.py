@@ -272,12 +272,16 @@ def test_labels_spelled_two_ways_are_said(labels, said):
     # majority vote returned "yes" on every task without a word; a Cyrillic capital straight U in "YES")
     (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12; given by"),  # (folded: a spelling of "no")
     (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12; given by"),  # (Latin, folded too)
-    (["\u04aeES", "NO"], "1 label mixes letters of more than one script, as a letter typed on another keyboard "
+    (["\u04aeES", "NO"], "1 label mixes letters of more than one script in a word, as a letter typed on another keyboard "
      "layout does: each reads like another label and is a class of its own (answers in brackets): '\u04aeES' [latin "
      "and cyrillic: cyrillic capital letter straight u U+04AE] (18; given by 'w0' 6, 'w1' 6, 'w2' 6). Spell each "
      "class one way in the file if they mean the same."),
     (["y\u0435s", "\u043d\u0435\u0442", "no"], "'y\u0435s' [latin and cyrillic: cyrillic small letter ie U+0435] (12; given by"),
     (["\u65e5\u672c\u8a9e\u30c6\u30b9\u30c8", "Caf\u00e9", "\u043d\u0435\u0442"], None),  # (one script each)
+    # a label in two languages, each word of one script, is no typo (walkthrough 112: "chat ñ 猫" was said to read
+    # like another label, beside none like it)
+    (["chat \u00f1 \u732b", "dog", "cat/\u043a\u043e\u0442"], None),
+    (["\u04aeES \u732b", "NO"], "'\u04aeES \u732b' [latin and cyrillic: cyrillic capital letter straight u U+04AE]"),
 ])
 def test_labels_that_read_like_others_in_letters_of_other_scripts_are_said(labels, said):
     answers = pd.DataFrame([(f"t{t}", f"w{w}", labels[(t + w) % len(labels)]) for t in range(12) for w in range(3)],

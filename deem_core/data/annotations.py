@@ -858,6 +858,8 @@ _LOOK_ALIKE = str.maketrans({
 
 #: the words of a warning that labels mix letters of several scripts (_mixed_script_labels)
 MIXED_SCRIPTS = "letters of more than one script"
+#: a word of a label: a run of letters (and the marks that go with them)
+_WORDS = re.compile(r"[^\W\d_]+")
 #: scripts whose letters one word mixes as a matter of course (Japanese: kanji, hiragana, katakana)
 _ONE_SCRIPT = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "IDEOGRAPHIC": "CJK", "HANGUL": "CJK"}
 
@@ -883,7 +885,7 @@ def _scripts(label: str) -> dict[str, list[str]]:
 
 def _mixed_script_labels(classes: pd.Index, label_codes: np.ndarray, source: str,
                          worker_codes: np.ndarray | None = None, workers: pd.Index | None = None) -> list[str]:
-    """A warning when labels mix letters of several scripts ("no" with an Armenian "օ"): each is a class of its own
+    """A warning when a word of a label mixes letters of several scripts ("no" with an Armenian "օ"): each is a class of its own
     that reads like another, and no table of look-alike letters holds them all (an Armenian "օ" split "no" and
     majority vote returned "yes" on every task without a word; attack round 24). Labels already said to be spelled
     two ways are left to that warning. Past :data:`SPELLING_CHECK_CLASSES` labels, among the most given that many."""
@@ -898,9 +900,11 @@ def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
     mixed = []
     for i, label in enumerate(classes):
         if isinstance(label, str) and not said[i] and not isinstance(keys[i], tuple):  # (read: _label_keys)
-            scripts = _scripts(label)
-            if len(scripts) > 1:
-                mixed.append((i, scripts))
+            # within one word (a run of letters): a letter typed on another layout lands in a word; words each of
+            # one script ("chat ñ 猫", "cat/кот") are a label in two languages (walkthrough 112)
+            words = [w for w in _WORDS.findall(unicodedata.normalize("NFKC", label)) if len(_scripts(w)) > 1]
+            if words:
+                mixed.append((i, _scripts(" ".join(words))))
     if not mixed:
         return []
     counts = np.bincount(label_codes, minlength=len(classes))
@@ -913,7 +917,7 @@ def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
 
     shown = "; ".join(named(i, scripts) for i, scripts in mixed[:3]) + (
         f"; and {len(mixed) - 3:,} more" if len(mixed) > 3 else "")
-    return [f"{source}: {counted(len(mixed), 'label')} {'mixes' if len(mixed) == 1 else 'mix'} {MIXED_SCRIPTS}, as a letter typed on another keyboard layout does: "
+    return [f"{source}: {counted(len(mixed), 'label')} {'mixes' if len(mixed) == 1 else 'mix'} {MIXED_SCRIPTS} in a word, as a letter typed on another keyboard layout does: "
             f"each reads like another label and is a class of its own (answers in brackets): {shown}. Spell each "
             f"class one way in the file if they mean the same."]
 
