@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from deem_core.data.text import counted, names_text, quoted_name, shortened  # noqa: F401 - counted: the pages'
+from deem_core.data.text import counted, middle_cut, names_text, quoted_name, shortened  # noqa: F401 - counted: the pages'
 
 
 def share_text(share: float) -> str:
@@ -249,9 +249,10 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
     if column in getattr(table, "columns", ()):
         values = table[column].astype(float)
         # below 0 as the table shows it (three decimals: "-0.000" was named below 0; walkthrough 102)
-        below = list(dict.fromkeys(repr(str(w)) for w in table.loc[values < -5e-4, "worker"]))
+        # each name cut before it is quoted (cut after, a long one lost its closing quote; walkthrough 112)
+        below = list(dict.fromkeys(repr(middle_cut(str(w), 40)) for w in table.loc[values < -5e-4, "worker"]))
         if below:
-            text += (f" Below 0 ({names_text(below, 5, quote=False)}): leaving that worker's answer out makes "
+            text += (f" Below 0 ({names_text(below, 5, longest=400, quote=False)}): leaving that worker's answer out makes "
                      f"the class decided more probable, on average over its tasks: as the model reads them, its answers "
                      f"count against the labels decided more than for them.")
     return text

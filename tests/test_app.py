@@ -244,6 +244,10 @@ def test_the_importance_caption_names_the_workers_below_zero_and_says_why():
     assert "Below 0 ('w2')" in wording.importance_caption(table, "importance")  # (the measure the chart shows)
     many = pd.DataFrame({"worker": [f"w{i}" for i in range(7)], "subset": "all", "importance": -0.1})
     assert "Below 0 ('w0', 'w1', 'w2', 'w3', 'w4' and 2 more)" in wording.importance_caption(many, "importance")
+    # a long name cut inside its quotes, head and tail (it lost its closing quote; walkthrough 112)
+    long = many.assign(worker=["w65-" + "x" * 60 + "-end", *many["worker"][1:]])
+    said = wording.importance_caption(long, "importance")
+    assert re.search(r"Below 0 \('w65-x+…x*-end', 'w1', ", said), said
     assert "scores low" in wording.importance_caption(table, "importance", cluster_weighted=True)
     assert "worse than chance" in wording.importance_caption(table, "importance", flagged=True)
     # below 0 as the table shows it (three decimals): "-0.000" was named below 0 (walkthrough 102)
