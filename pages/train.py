@@ -339,7 +339,10 @@ with st.container(border=True):
             # "auto" trains both starts as one batched model, as the estimate times it (the line said "1 DEEM model(s)
             # × 1 seed(s)" and the run "training the 2 candidates"; walkthrough 62)
             starts = " × 2 starts" if init == "auto" and not too_small else ""
-            what = (f"{wording.counted(len(deem_methods), 'DEEM model')}{starts} × {wording.counted(seeds, 'seed')} × "
+            # the models by name beside DEEM: iRBM is none ("2 DEEM models" of DEEM and iRBM; walkthrough 112)
+            trained = ("1 DEEM model" if list(deem_methods) == ["deem"]
+                       else " and ".join(method_name(m) for m in deem_methods))
+            what = (f"{trained}{starts} × {wording.counted(seeds, 'seed')} × "
                     f"{wording.counted(planned, 'epoch')}" + depths)
             what += f" + {wording.counted(len(baselines), 'baseline')}" if baselines else ""
         else:  # (with a capital: "the baselines" opened the line; walkthrough 29; one is "The baseline")

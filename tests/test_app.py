@@ -1944,7 +1944,7 @@ def test_the_train_page_counts_the_epochs_the_update_budget_allows(runs_dir, mon
     # session): the estimate counts 3 + 1 rounds of the two models' epochs, not 3 + 3
     at.multiselect(key="train_methods").set_value(["deem", "irbm"]).run()
     shown = texts(at)
-    assert "2 DEEM models × 2 starts × 1 seed × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
+    assert "DEEM and iRBM × 2 starts × 1 seed × 4,000 epochs (DEEM × 3 depths, iRBM once)" in shown, shown
     at.multiselect(key="train_methods").set_value(["deem"]).run()
     # where the engine trains the depths as one batched model (a GPU), the estimate counts one round
     from deem_core.methods import deem as deem_module

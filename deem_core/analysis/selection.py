@@ -618,7 +618,7 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                          f"workers {'answers' if one else 'answer'} alike beyond what the tasks explain "
                          f"({'its' if one else 'the first:'} {len(found[0]['workers'])} workers"
                          f"{':' if one else ','} {names_text(found[0]['workers'], 3)}); the cluster-weighted Dawid-Skene counts each group as "
-                         f"one source, where majority vote, Dawid-Skene and DEEM's own model count every member (its labels "
+                         f"one source, where majority vote, Dawid-Skene and the model trained count every member (its labels "
                          f"differ from majority vote's{where}).")
     else:
         lines = [f"start: {summary.get('start')}, layers: {summary.get('layers')}"
