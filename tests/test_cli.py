@@ -442,11 +442,21 @@ def test_baselines_leave_the_error_cell_of_a_method_that_ran_empty(tmp_path, cap
     answers.write_text("task,worker,label\n" + "".join(f"t{t},w{w},{'abcd'[(t + w) % 4]}\n" for t in range(12)
                                                          for w in range(3)))
     assert main(["baselines", str(answers), "--methods", "mv,kos"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     rows = out.splitlines()
     assert rows[0].split()[-1] == "error", out
     assert "None" not in out and rows[1].split()[:2] == ["mv", "Majority"], out
     assert "kos" in rows[2] and len(rows[2].split()) > len(rows[1].split()), out  # the failure said, the other empty
+    # the failure's message below the table, without its exception's name; no row padded to its width (walkthrough
+    # 112: "ValueError: ..." in a column of 150 characters)
+    assert rows[2].rstrip().endswith("failed (below)") and max(len(r) for r in rows) < 80, out
+    assert "warning: KOS did not run: kos supports only 2 classes (binary labels); this data has 4 classes" in err, err
+    assert "ValueError" not in out + err
+    # every classic method by one word (it was refused as an unknown method)
+    assert main(["baselines", str(answers), "--methods", "all"]) == 0
+    out = capsys.readouterr().out
+    assert all(f" {m} " in f" {out} " for m in ("mv", "ds", "glad", "kos", "mmsr")), out
 
 
 def test_truth_labels_of_tasks_nobody_annotated_are_said_and_a_file_naming_some_is_not_called_one_of_none(tmp_path,
