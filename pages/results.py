@@ -197,7 +197,11 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
             st.caption(common.safe(f"{line[:1].upper()}{line[1:]} (\"{disagree_label}\" below lists those tasks.)"))
     if len(choice) > 1:
         chose = "the start and depth were" if config.get("n_layers") == "auto" else "the start was"
-        with st.expander(f"How {chose} chosen"):  # (the note above is not said again)
+        # (of a run stopped before its candidates were scored, nothing was chosen: "How the start was chosen" stood
+        # above "nothing chosen"; walkthrough 112)
+        picked = (metrics.get(method) or {}).get("selection") or {}
+        stopped = str(picked.get("reason") or "").startswith("stopped before") and not picked.get("candidates")
+        with st.expander("What the choice did before the run stopped" if stopped else f"How {chose} chosen"):
             st.code(common.plain_text("\n".join(line for line in choice[1:] if not line.startswith("not testable:"))),
                     language=None, wrap_lines=True)
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})

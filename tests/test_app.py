@@ -3956,6 +3956,12 @@ def test_a_run_stopped_before_its_choice_calls_nothing_chosen_on_results(runs_di
     assert "chosen: stopped before" not in said  # ("start chosen: stopped before ..."; walkthrough 111)
     assert re.search(r"Its runs were trained without the [\d,]+ answers held out for the choice; their labels are "
                      r"computed from all the answers, those included\.", said), said
+    # nor its box of the choice's lines: "How the start was chosen", with "the leave-cluster-out scores equal the
+    # held-out ones" of scores never computed (walkthrough 112)
+    labels = [e.proto.label for e in at.get("expander")]
+    assert "What the choice did before the run stopped" in labels and not any(l.startswith("How ") for l in labels), labels
+    boxed = "\n".join(str(c.value) for c in at.get("code"))
+    assert "scores equal the held-out ones" not in boxed, boxed
 
 
 def _near_copies(seed: int = 3, n: int = 600) -> pd.DataFrame:

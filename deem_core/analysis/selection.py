@@ -640,7 +640,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
             # (it said "the held-out scores are leave-one-worker-out", beside "held out 199 answers": which is held
             # out? answers are; walkthrough 31. The gold path holds out no answers: no such scores; walkthrough 62)
             said = none_found(summary["clusters"])
-            equal = "" if not summary.get("heldout_answers") else (
+            # (and no such scores where the run stopped before its candidates were scored; walkthrough 112)
+            equal = "" if not summary.get("heldout_answers") or not summary.get("candidates") else (
                 " (so the leave-cluster-out scores equal the held-out ones)" if said == "none found" else
                 "; with no cluster, the leave-cluster-out scores equal the held-out ones")
             lines.append(f"dependence clusters: {said}{equal}")
