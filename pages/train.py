@@ -650,7 +650,10 @@ if loaded.history is not None and len(loaded.history):
 for method, entry in metrics.items():  # a method whose labels are an untrained reference has no curve: say why
     reference = safety_rule_reference((entry.get("selection") or {}).get("fallback"))
     if reference:
-        st.caption(common.safe(f"{method_name(method)} has no energy curve: its labels come from {reference} (the "
-                               "safety rule), which is not trained."))
+        # (its own candidates trained, set aside by the rule: "has no energy curve" read as if nothing had trained;
+        # walkthrough 112)
+        st.caption(common.safe(f"No energy curve is drawn for {method_name(method)}'s labels: they come from "
+                               f"{reference} (the safety rule), which is not trained. {method_name(method)}'s own "
+                               f"candidates trained and were set aside: Results says how each scored."))
 if st.button("See the labels and downloads", key="train_to_results"):
     common.go("pages/results.py")
