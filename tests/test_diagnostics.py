@@ -110,7 +110,7 @@ def test_per_layer_mi_input_layer_equals_direct_computation(layered):
     result = per_layer_mutual_information(model, df, gold=truth, min_common=5)
     assert result.mi.shape == (2, 3, 5, 5)
     assert result.class_source == GOLD_SOURCE
-    assert result.layers == ["Layer 0 (input)", "Layer 1 (iRBM input)"]
+    assert result.layers == ["Layer 0 (the answers)", "Layer 1 (iRBM input)"]
     data = AnnotationSet.from_long(df)
     dense = data.dense_labels()
     for c in range(3):

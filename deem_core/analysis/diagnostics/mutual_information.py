@@ -67,7 +67,8 @@ def layer_names(n_layers: int) -> list[str]:
     """Display names of the ``n_layers + 1`` layer outputs: input first, iRBM input last."""
     if n_layers == 0:
         return ["Layer 0 (the answers, straight into the iRBM)"]  # ("input = iRBM input" read as jargon; walk 31)
-    names = ["Layer 0 (input)"] + [f"Layer {i}" for i in range(1, n_layers)]
+    # (layer 0 as the axes name it, "0: answers": it read "input" beside them; walkthrough 112)
+    names = ["Layer 0 (the answers)"] + [f"Layer {i}" for i in range(1, n_layers)]
     return names + [f"Layer {n_layers} (iRBM input)"]
 
 
