@@ -1549,8 +1549,9 @@ SIDEBAR_EVERY = 2.0  # seconds between redraws of the sidebar's job lines while 
 
 
 def _run_status() -> None:
-    """One line per job of this session on these data (sweep, training, diagnostics), in the words of the
-    pages (``deem_studio.jobs.status_line``); refreshed every 2 s while one is queued or running."""
+    """One line for each of this session's latest sweep, training and diagnostics on these data (those the pages
+    show; every run is on the Runs page), in the words of the pages (``deem_studio.jobs.status_line``); refreshed
+    every 2 s while one is queued or running."""
     runs = session_runs()
     first = [manager().snapshot(run_id) for _, run_id in runs]
     active = any(snap is not None and not snap.done for snap in first)
