@@ -199,17 +199,20 @@ def gold_spread(accuracies: Sequence[float], n: int | Sequence[int]) -> str:
 def model_version(method: str, config: Any, entry: dict, fallback: str | None, run_id: str) -> str:
     """Label Studio's ``model_version`` of a run's ``method`` labels: the method and the settings it was trained
     with (``entry``: its metrics; ``fallback``: the reference whose labels these are, if any)."""
+    from deem_core.data.formats.writers import model_version as version_text  # noqa: PLC0415
+    from deem_core.methods.registry import display_name  # noqa: PLC0415
+
     keys = ("n_layers", "layers", "epochs", "lr", "init", "n_seeds", "seeds", "seed", "supervised_weight")
-    names = {"supervised_weight": "gold weight"}  # (the weight was not said; walkthrough 62)
+    # (the words of the deem command's file: "layers", "seeds"; the weight was not said, walkthrough 62)
+    names = {"n_layers": "layers", "n_seeds": "seeds", "supervised_weight": "gold weight"}
     shown = dict(config) if isinstance(config, dict) else {}
     used = entry.get("layers")
     if fallback and "n_layers" in shown:  # a reference's labels have no layers ("n_layers 1" said; walkthrough 62)
         shown["n_layers"] = f"{shown['n_layers']} → none"
     elif shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
         shown["n_layers"] = f"auto → {used}"
-    settings = ", ".join(f"{names.get(k, k)} {shown[k]}" for k in keys if k in shown)
-    source = f", labels from {fallback}" if fallback else ""
-    return f"DEEM Studio {method}" + (f" ({settings})" if settings else "") + source + f", run {run_id}"
+    return version_text(display_name(method), {names.get(k, k): shown[k] for k in keys if k in shown}, fallback,
+                        run_id)
 
 
 def calibration_sentence(name: str, held: dict) -> str:

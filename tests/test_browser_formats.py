@@ -83,7 +83,7 @@ def test_each_export_uploads_reads_and_label_studio_goes_back(tmp_path):
     assert [t["id"] for t in tasks] == list(range(100, 112))  # keyed by the export's task ids
     assert tasks[0]["data"]["text"] == "Café crème, très bon"
     prediction = tasks[0]["predictions"][0]
-    assert prediction["model_version"].startswith("DEEM Studio deem")
+    assert prediction["model_version"].startswith("DEEM Studio DEEM")
     assert prediction["result"][0]["from_name"] == "sentiment" and 0 < prediction["score"] <= 1
     back = read_dataset(saved)  # the round trip: one worker whose answers are the predicted labels
     assert list(back.data.workers) == [prediction["model_version"]]

@@ -519,7 +519,15 @@ def test_cli_diagnose_says_what_model_it_diagnoses_and_a_pipe_gets_plain_progres
     import json
     versions = {p["model_version"] for item in json.loads((tmp_path / "ls.json").read_text())
                 for p in item["predictions"]}
-    assert len(versions) == 1 and versions.pop().endswith(", labels from cluster-weighted Dawid-Skene (safety rule)")
+    version = versions.pop()
+    assert not versions and version.endswith(", labels from cluster-weighted Dawid-Skene (safety rule)")
+    # in the words of the dashboard's file (one read "DEEM (layers 1, ...", the other "DEEM Studio deem (n_layers 1,
+    # ..."; walkthrough 112)
+    from deem_studio.wording import model_version
+
+    assert version.startswith("DEEM Studio DEEM (layers 1 → none, epochs 3, lr ")
+    assert model_version("deem", {"n_layers": 1, "epochs": 3}, {}, "cluster-weighted Dawid-Skene (safety rule)",
+                         "r1").startswith("DEEM Studio DEEM (layers 1 → none, epochs 3), labels from")
 
 
 def test_a_kept_choice_says_the_safety_rules_margin_and_each_references_gain():

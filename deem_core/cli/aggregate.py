@@ -60,13 +60,19 @@ def _model_version(args: argparse.Namespace, spec, model=None) -> str:
     """What a Label Studio prediction's model_version says: the method and its settings, and the fallback its
     labels come from when they are not the trained model's (it said "DEEM (...)" for cluster-weighted Dawid-Skene's
     labels while the dashboard's file named them; walkthrough, tenth session)."""
+    from deem_core.data.formats.writers import model_version  # noqa: PLC0415
+
     if not spec.trains:
-        return f"DEEM Studio, {spec.name} (seed {args.seed})"
-    name = "iRBM" if args.method == "irbm" else "DEEM"
+        return model_version(spec.name, {"seed": args.seed})
     layers = 0 if args.method == "irbm" else args.layers
     fallback = getattr(model, "fallback_", None)
-    return (f"{name} (layers {layers}, epochs {args.epochs}, lr {args.lr}, init {args.init}, seeds {args.seeds}, "
-            f"seed {args.seed})" + (f", labels from {fallback}" if fallback else ""))
+    used = getattr(model, "n_layers_", None)
+    if fallback:  # (as the dashboard's file says them: a reference's labels have no layers)
+        layers = f"{layers} → none"
+    elif layers == "auto" and used is not None:
+        layers = f"auto → {used}"
+    return model_version(spec.name, {"layers": layers, "epochs": args.epochs, "lr": args.lr, "init": args.init,
+                                     "seeds": args.seeds, "seed": args.seed}, fallback)
 
 
 def run(args: argparse.Namespace) -> int:

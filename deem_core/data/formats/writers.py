@@ -19,7 +19,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from deem_core.data.export import atomic_write_bytes, parquet_bytes, to_safe_csv
 from deem_core.data.formats.labelstudio import LabelStudioContext, compact_json, iter_tasks
 from deem_core.data.formats.limits import Limits, describe_bytes
 
-__all__ = ["OUTPUT_FORMATS", "expected_sizes", "json_row_chars", "label_studio_tasks", "output_format", "serialise",
+__all__ = ["OUTPUT_FORMATS", "expected_sizes", "json_row_chars", "label_studio_tasks", "model_version", "output_format", "serialise",
            "write_results"]
 
 #: format -> (file extension, MIME type)
@@ -119,6 +119,16 @@ def expected_sizes(results: pd.DataFrame) -> dict[str, int]:
     flat = header + len(results) * sum((20 if widest is None else widest + 3) for _, widest in widths)
     records = len(results) * json_row_chars(results, widths)
     return {"csv": flat, "parquet": flat, "json": records, "label_studio": records}
+
+
+def model_version(name: str, settings: Mapping[str, Any] | None = None, fallback: str | None = None,
+                  run: str | None = None) -> str:
+    """A Label Studio prediction's ``model_version``, the same from the dashboard and the ``deem`` command (the one
+    read "DEEM Studio deem (n_layers 1, ...)", the other "DEEM (layers 1, ...)"; walkthrough 112): "DEEM Studio",
+    the method's display name, its settings in the order given, the reference whose labels these are, the run."""
+    shown = ", ".join(f"{key} {value}" for key, value in (settings or {}).items() if value is not None)
+    return (f"DEEM Studio {name}" + (f" ({shown})" if shown else "") + (f", labels from {fallback}" if fallback else "")
+            + (f", run {run}" if run else ""))
 
 
 def _json_records(results: pd.DataFrame) -> bytes:
