@@ -376,6 +376,7 @@ with st.container(border=True):
                 common.show_error(exc, file=other.name)
         if len(files) > MAX_FILES_CHECKED:
             st.caption(f"The first {MAX_FILES_CHECKED} of {len(files):,} files were checked.")
+    failed_now = False  # (a press whose read failed: said in the note below the error)
     if st.button("Load these files", type="primary", disabled=not files or unreadable, key="load_files"):
         from deem_core.data.readers import read_dataset  # noqa: PLC0415
 
@@ -422,8 +423,10 @@ with st.container(border=True):
             st.rerun()
         except (DataError, capacity.CapacityError) as exc:
             st.error(page_words(exc), icon=":material/warning:")
+            failed_now = True
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc, "reading the files")
+            failed_now = True
 
 # ------------------------------------------------------------------ summary
 ds = common.dataset()
@@ -442,8 +445,11 @@ if now is not None and ds.get("read_with") != now:
     if before and before[0] == now[0]:
         chosen += (f" as the format and mapping now read {them}" if before[1:3] != now[1:3] else
                    " with the choices now made")
+    # (not "press Load" right below that press's error: pressed again, it failed again; walkthrough 112)
+    again = ("; read as now chosen, it failed (above): change the choices above, then load" if failed_now else
+             f": press “Load these files” to read {them}")
     st.info(common.safe(f"This is the summary of the data set loaded before ({shortened(ds['name'], 80)}), not of "
-                        f"{chosen}: press “Load these files” to read {them}."), icon=":material/info:")
+                        f"{chosen}{again}."), icon=":material/info:")
 
 
 #: data sets whose group test a session keeps (their results, not their data)

@@ -190,6 +190,16 @@ def test_the_summary_says_when_it_is_not_of_the_file_chosen_above(runs_dir):
     # a file that cannot be loaded as chosen (the button off): nothing to press (walkthrough 106)
     at.file_uploader(key="upload_annotations").set_value(("bad.csv", b"task,worker\n1,a\n", "text/csv")).run()
     assert at.button(key="load_files").disabled and "loaded before" not in texts(at)
+    # a file whose read fails only when loaded (a conflict, with "stop and tell me"): below the error, no "press
+    # Load" that fails again (walkthrough 112)
+    at.file_uploader(key="upload_annotations").set_value(
+        ("conflict.csv", b"task,worker,label\n1,a,x\n1,a,y\n2,a,x\n2,b,y\n", "text/csv")).run()
+    assert "press “Load these files” to read it" in unescape(texts(at))
+    at.button(key="load_files").click().run()
+    assert any("conflicting labels" in str(e.value) for e in at.error)
+    said = unescape(texts(at))
+    assert "read as now chosen, it failed (above): change the choices above, then load" in said, said
+    assert "press “Load these files” to read it" not in said
 
 
 def test_every_unreadable_file_of_an_upload_is_named_at_once(runs_dir):
