@@ -56,6 +56,26 @@ def _mi_result(names: list[str], n_layers: int = 2) -> MutualInformationResult:
                                    min_common=10, run=0)
 
 
+def test_many_workers_heatmaps_stack_their_layers_and_draw_a_readable_number_of_names():
+    """Walkthrough 112: 105 workers with long names made each layer's heatmap cells 3 px wide and 20 px high side by
+    side, every name drawn on the axes into one grey smear. Past 40 workers the layers stand one above the other,
+    each as wide as the page, and at most 40 names are drawn an axis (the whole names on hover)."""
+    from deem_core.plots.axes import MAX_NAMED_TICKS
+    from deem_core.plots.diagnostics import importance_bars, mi_heatmaps
+
+    names = [f"w{i}-" + "очень-длинное-имя-" + "x" * 20 for i in range(105)]
+    fig = mi_heatmaps(_mi_result(names), "a")
+    assert fig.layout.xaxis.domain == fig.layout.xaxis2.domain and fig.layout.yaxis2.domain[1] < fig.layout.yaxis.domain[0]
+    for axis in (fig.layout.xaxis, fig.layout.yaxis, fig.layout.xaxis2, fig.layout.yaxis2):
+        assert 0 < len(axis.tickvals) <= MAX_NAMED_TICKS and len(axis.tickvals) == len(axis.ticktext)
+    assert list(fig.data[0].x) == names  # (every cell, named whole on hover)
+    few = mi_heatmaps(_mi_result(names[:12]), "a")  # (a few: side by side, as before)
+    assert few.layout.xaxis.domain[1] < few.layout.xaxis2.domain[0]
+    table = pd.DataFrame({"worker": names, "subset": "all", "importance": 0.1, "std_error": 0.01, "n_answered": 5})
+    bars = importance_bars(table)
+    assert 0 < len(bars.layout.xaxis.tickvals) <= MAX_NAMED_TICKS
+
+
 def test_the_all_pairs_mi_table_is_bounded_by_the_characters_of_its_names(monkeypatch):
     short = _mi_result([f"w{i}" for i in range(30)])
     assert len(short.long_frame()) == 30 * 29 * 3 * 2 and short.table_note() is None  # (as before: all pairs)

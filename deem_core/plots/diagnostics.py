@@ -30,6 +30,8 @@ def mi_scale_max(result) -> float:
     return float(np.nanmax(off)) if np.isfinite(off).any() else 1.0
 
 
+#: workers past which the layers' heatmaps are drawn one above the other
+STACK_ABOVE = 40
 #: workers a heatmap draws at most (those with the most tasks in common with the others in the class): 2,000
 #: workers x 3 layers made 236 MB of chart, more than a server sends (attack round 6), and a few px per cell
 MI_HEATMAP_MAX_WORKERS = 150
@@ -53,7 +55,6 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     titles = [str(name).split(" (")[0] for name in result.layers]
     roles = "; ".join(f"{short}: {str(name).split(' (', 1)[1].rstrip(')')}" for short, name in zip(titles, result.layers)
                       if " (" in str(name))
-    fig = make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04)
     order = natural_positions(result.workers)  # w2 before w10 (text order put w10, w11, ... first; walkthrough)
     cut = ""
     if len(order) > max_workers:
@@ -62,8 +63,16 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         order = [i for i in order if i in kept]
         cut = f" · the {max_workers:,} of {len(result.workers):,} workers with the most tasks in common (all in the CSV)"
     workers = [str(result.workers[i]) for i in order]
+    # many workers: the layers one above the other, each as wide as the page (side by side, 105 workers made cells
+    # 3 px wide and 20 px high; walkthrough 112)
+    stacked = n_panels > 1 and len(workers) > STACK_ABOVE
+    fig = (make_subplots(rows=n_panels, cols=1, subplot_titles=titles, vertical_spacing=0.3 / n_panels) if stacked
+           else make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04))
     both = np.ix_(order, order)
     common = result.n_common[c][both]
+    def where(layer: int) -> dict[str, int]:
+        return {"row": layer + 1, "col": 1} if stacked else {"row": 1, "col": layer + 1}
+
     for layer in range(n_panels):
         z = values[layer, c][both]
         # a skipped pair says why ("MI NaN nats" stood on its cell; walkthrough 32)
@@ -75,18 +84,19 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         fig.add_trace(go.Heatmap(
             z=z, x=workers, y=workers, coloraxis="coloraxis", text=said, customdata=common,
             hovertemplate="%{y} / %{x}<br>%{text}<br>%{customdata} common tasks<extra></extra>"),
-            row=1, col=layer + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0), row=1, col=layer + 1)
-        fig.update_xaxes(tickangle=-60, row=1, col=layer + 1)
-        category_axes(fig, row=1, col=layer + 1)  # one cell per worker, ids 200 ... 1766 too (walkthrough 67)
-        cut_ticks(fig, workers, y=True, row=1, col=layer + 1)  # (long names took the chart; walkthrough 107)
+            **where(layer))
+        fig.update_yaxes(autorange="reversed", showticklabels=(layer == 0 or stacked), **where(layer))
+        fig.update_xaxes(tickangle=-60, **where(layer))
+        category_axes(fig, **where(layer))  # one cell per worker, ids 200 ... 1766 too (walkthrough 67)
+        cut_ticks(fig, workers, y=True, **where(layer))  # (long names took the chart; walkthrough 107)
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
         title={"text": f"Mutual information between workers, class {class_value}",
                "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"
                                     + (f" · {roles}" if roles else "") + cut}},
-        height=max(360, 22 * len(workers) + 160), width=max(700, n_panels * (18 * len(workers) + 120)),
+        height=(n_panels * (12 * len(workers) + 160) if stacked else max(360, 22 * len(workers) + 160)),
+        width=(max(700, 12 * len(workers) + 200) if stacked else max(700, n_panels * (18 * len(workers) + 120))),
         margin={"l": 40, "r": 40, "t": 110, "b": 40})
     return fig
 
