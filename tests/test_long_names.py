@@ -56,6 +56,28 @@ def _mi_result(names: list[str], n_layers: int = 2) -> MutualInformationResult:
                                    min_common=10, run=0)
 
 
+def test_messages_naming_columns_cut_each_long_name_and_count_the_rest(tmp_path):
+    """Walkthrough 113: a wide file of 2,400-character column names read as long gave one 73 KB error line (the
+    CLI's; a 73,466-character warning on the Data page), every column quoted whole; an ignored column of notes was
+    named whole too. Each name is cut (head and tail), at most a dozen named."""
+    from deem_core.data.annotations import DataError
+    from deem_core.data.formats import read_dataset
+
+    names = [f"annotator-{i:02d}-" + "n" * 2_400 for i in range(30)]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("task," + ",".join(names) + "\n" + "".join(f"t{t}," + ",".join("ab"[(t + w) % 2] for w in
+                                                                                  range(30)) + "\n" for t in range(6)))
+    with pytest.raises(DataError) as caught:
+        read_dataset(wide, format="long")
+    said = str(caught.value)
+    assert len(said) < 2_000 and "and 19 more" in said and "'annotator-00-" in said, (len(said), said[:300])
+    notes = tmp_path / "notes.csv"
+    notes.write_text("task,worker,label,comment " + "c" * 3_000 + "\n" + "".join(f"t{t},w{w},a,x\n" for t in range(3)
+                                                                            for w in range(2)))
+    warned = [w for w in read_dataset(notes).data.warnings if "comment" in w]
+    assert warned and all(len(w) < 1_000 for w in warned), [len(w) for w in warned]
+
+
 def test_many_workers_heatmaps_stack_their_layers_and_draw_a_readable_number_of_names():
     """Walkthrough 112: 105 workers with long names made each layer's heatmap cells 3 px wide and 20 px high side by
     side, every name drawn on the axes into one grey smear. Past 40 workers the layers stand one above the other,

@@ -22,7 +22,7 @@ from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
 from deem_core.data.formats.tables import Table
 from deem_core.data.text import counted, in_number, is_are
 from deem_core.data.formats.values import MISSING_LABELS, blank_text, missing_mask
-from deem_core.data.text import names_text, shortened
+from deem_core.data.text import names_text, quoted_list, shortened
 
 __all__ = ["CONTROL_TASKS", "DIALECTS", "Collector", "Plan", "detect_dialect", "extract", "plan_table"]
 
@@ -330,7 +330,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
         if task is None and fmt in ("wide", "per_annotator"):
             task = cols[0]
     if task is None:
-        shown = ", ".join(repr(c) for c in cols[:8])
+        shown = quoted_list(cols)
         if looks_like_data(cols):
             raise DataError(f"{name}: the first line ({shown}) looks like data, not a header; add a header line "
                             f"naming the columns, e.g. task,worker,label")
@@ -370,7 +370,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
                             f"{role} column (columns={{'{role}': ...}}, CLI --{role}-column)")
         if missing:
             raise DataError(f"{name}: missing column(s) {', '.join(repr(m) for m in missing)} for the long layout "
-                            f"(task, worker, label); found {', '.join(repr(c) for c in cols)}")
+                            f"(task, worker, label); found {quoted_list(cols, 12)}")
         used = {task, worker, label, *soft_cols}
         return Plan("long", task, worker, label, soft=soft_cols, extra=[c for c in cols if c not in used],
                     choices=choices, ignored=ignored)
@@ -381,7 +381,7 @@ def plan_layout(name: str, cols: Sequence[str], fmt: str = "auto", columns: Mapp
         if label is None:
             candidates = [c for c in rest if c != worker]
             if len(candidates) != 1:
-                raise DataError(f"{name}: which column holds the labels? found {', '.join(repr(c) for c in cols)}; "
+                raise DataError(f"{name}: which column holds the labels? found {quoted_list(cols, 12)}; "
                                 f"name it 'label' (or pass columns={{'label': ...}}, CLI --label-column)")
             label = candidates[0]
         return Plan("per_annotator", task, label=label, extra=[c for c in cols if c not in (task, label)],

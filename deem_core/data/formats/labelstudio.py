@@ -33,7 +33,7 @@ import pandas as pd
 from deem_core.data.annotations import KEPT_APART, DataError
 from deem_core.data.formats.dialects import SKIP_PLACES, Collector, Plan, json_values, ls_value
 from deem_core.data.formats.limits import Limits, describe_bytes
-from deem_core.data.text import counted, is_are
+from deem_core.data.text import counted, is_are, quoted_list
 from deem_core.data.formats.sources import Budget, Source, printable
 from deem_core.data.formats.tables import CELL_SPACES, FrameTable, Table, check_columns
 from deem_core.data.formats.text import TextStream
@@ -751,7 +751,7 @@ def read_label_studio(source: Source, limits: Limits, budget: Budget | None, col
     if not n_tasks:
         raise DataError(f"{name}: the JSON list is empty: no tasks")
     if wanted is not None and wanted not in rows:
-        found_names = ", ".join(repr(c) for c in seen_controls) or "none"
+        found_names = quoted_list(seen_controls) or "none"
         raise DataError(f"{name}: no classification results from the control {wanted!r}; controls found: "
                         f"{found_names}")
     if not rows:

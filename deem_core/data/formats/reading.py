@@ -23,7 +23,7 @@ from deem_core.data.formats.sources import Budget, Source, read_head, release_me
 from deem_core.data.formats.tables import CsvTable, FrameTable, ParquetTable, Table, concat_parts, cut_for_display
 from deem_core.data.formats.text import TextStream
 from deem_core.data.formats.values import check_value_lengths, missing_mask, plain, type_text
-from deem_core.data.text import counted, escape_controls, is_are, shortened
+from deem_core.data.text import counted, escape_controls, is_are, quoted_list, shortened
 
 __all__ = [
     "FORMATS", "Preview", "Reading", "align_truth", "detect_format", "preview", "read_annotations", "read_dataset",
@@ -326,7 +326,7 @@ def _read_tables(tables: Sequence[Table], plans: Sequence[Plan], kind: str, keep
         if isinstance(table, CsvTable):
             warnings.extend(table.cleaning_notes())
         if plan.format in LAYOUTS and plan.extra:
-            warnings.append(f"{table.name}: ignored {'column' if len(plan.extra) == 1 else 'columns'} {', '.join(repr(c) for c in plan.extra)}")
+            warnings.append(f"{table.name}: ignored {'column' if len(plan.extra) == 1 else 'columns'} {quoted_list(plan.extra)}")
         if plan.format == "wide" and plan.times:
             warnings.append(f"{table.name}: left out {counted(len(plan.times), 'column')} of dates or times, which {'is not a label' if len(plan.times) == 1 else 'are not labels'} "
                             f"({describe_times(plan.times)})")
@@ -338,7 +338,7 @@ def _read_tables(tables: Sequence[Table], plans: Sequence[Plan], kind: str, keep
             present = collector.__dict__.get("_wide_present", {})
             empty = [c for c in plan.annotators if not present.get((table.name, c), False)]
             if empty:
-                shown = ", ".join(repr(c) for c in empty[:5]) + (" ..." if len(empty) > 5 else "")
+                shown = quoted_list(empty, 5)
                 warnings.append(f"{table.name}: ignored {counted(len(empty), 'worker column')} with no labels: {shown}")
             if len(empty) == len(plan.annotators):
                 raise DataError(f"{table.name}: no annotations (every worker column is empty)")
@@ -636,7 +636,7 @@ def _repeated_wide_tasks(name: str, head: pd.DataFrame, plan: Any) -> str | None
     pairs = pairs[(pairs["answer"] != "") & pd.notna(cells)].drop_duplicates()
     answering = pairs["column"].nunique()
     if answering >= 2 and pairs["answer"].nunique() == len(pairs):
-        return (f"{name}: read as wide, its worker columns ({', '.join(repr(c) for c in plan.annotators[:6])}) share "
+        return (f"{name}: read as wide, its worker columns ({quoted_list(plan.annotators[:6], 6)}) share "
                 f"no answer in the first {len(tasks)} rows, as if they held different things: {advice}")
     return None
 
@@ -735,7 +735,7 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
              else _d.find_role(rest, "truth"))
     if truth is None:
         if len(rest) != 1:
-            raise DataError(f"{name}: which column holds the true labels? found {', '.join(repr(c) for c in cols)}; "
+            raise DataError(f"{name}: which column holds the true labels? found {quoted_list(cols, 12)}; "
                             f"name it 'truth'")
         truth = rest[0]
     parts_task, parts_value = [], []
