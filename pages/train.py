@@ -654,6 +654,6 @@ for method, entry in metrics.items():  # a method whose labels are an untrained 
         # walkthrough 112)
         st.caption(common.safe(f"No energy curve is drawn for {method_name(method)}'s labels: they come from "
                                f"{reference} (the safety rule), which is not trained. {method_name(method)}'s own "
-                               f"candidates trained and were set aside: Results says how each scored."))
+                               f"training ran, and the rule set it aside."))
 if st.button("See the labels and downloads", key="train_to_results"):
     common.go("pages/results.py")

@@ -2074,8 +2074,7 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     at.switch_page("pages/train.py").run()
     captions = [unescape(str(c.value)) for c in at.caption]
     assert ("No energy curve is drawn for DEEM's labels: they come from cluster-weighted Dawid-Skene (the safety "
-            "rule), which is not trained. DEEM's own candidates trained and were set aside: Results says how each "
-            "scored.") in captions  # (walkthrough 112: "DEEM has no energy curve" read as if nothing had trained)
+            "rule), which is not trained. DEEM's own training ran, and the rule set it aside.") in captions  # (walkthrough 112: "DEEM has no energy curve" read as if nothing had trained)
     # how to train DEEM's own model was said nowhere (walkthrough 50)
     assert ("To train DEEM's own model on these data anyway, pick its start (Dawid-Skene or majority vote) in Start "
             "from with the layers fixed: nothing is held out then, and its labels are not compared with these "
