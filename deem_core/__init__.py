@@ -9,12 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["AnnotationSet", "DataError", "DEEM", "DEFAULT_LR", "NotFittedError"]
+__all__ = ["AnnotationSet", "DataError", "DEEM", "DEFAULT_LR", "DependenceWarning", "FallbackWarning", "LabelWarning",
+           "NewTasksWarning", "NotFittedError"]
 __version__ = "0.1.0"
 
 _LAZY = {"AnnotationSet": "deem_core.data.annotations", "DataError": "deem_core.data.annotations",
          "DEEM": "deem_core.methods.deem", "DEFAULT_LR": "deem_core.methods.deem",
-         "NotFittedError": "deem_core.methods.deem"}
+         "NotFittedError": "deem_core.methods.deem",
+         # the warnings a fit or a prediction gives, to filter them (walkthrough 113: importable from the module only)
+         **dict.fromkeys(("DependenceWarning", "FallbackWarning", "LabelWarning", "NewTasksWarning"),
+                         "deem_core.methods.deem")}
 
 
 def __getattr__(name: str) -> Any:
