@@ -3190,8 +3190,9 @@ def test_the_label_studio_model_version_says_a_references_labels_have_no_layers(
 
     config = {"n_layers": 1, "epochs": 100, "lr": 0.01, "init": "auto", "supervised_weight": 1.0}
     said = model_version("deem", config, {"layers": 0}, "cluster-weighted Dawid-Skene (safety rule)", "abc")
-    assert said == ("DEEM Studio DEEM (layers 1 → none, epochs 100, lr 0.01, init auto, gold weight 1.0), labels "
+    assert said == ("DEEM Studio DEEM (layers 1 → none, epochs 100, lr 0.01, init auto, gold weight 1), labels "
                     "from cluster-weighted Dawid-Skene (safety rule), run abc")
+    assert "lr 3," in model_version("deem", {**config, "lr": 3.0}, {}, None, "abc")  # ("lr 3.0"; walkthrough 113)
     assert "layers auto → 2" in model_version("deem", {**config, "n_layers": "auto"}, {"layers": 2}, None, "abc")
 
 

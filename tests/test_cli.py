@@ -481,3 +481,24 @@ def test_truth_labels_of_tasks_nobody_annotated_are_said_and_a_file_naming_some_
     assert main(["baselines", str(answers), "--methods", "mv", "--truth", str(truth)]) == 0
     err = capsys.readouterr().err
     assert "2 truth labels name tasks nobody annotated" in err and "1 truth label is not among the classes" in err, err
+
+
+def test_the_label_studio_model_version_of_the_command_says_the_gold_weight_and_numbers_as_the_dashboard(tmp_path,
+                                                                                                        capsys):
+    """Walkthrough 113: the command's file read "lr 3" and no gold weight where the dashboard's read "lr 3.0, ..., gold
+    weight 1.0" of the same settings."""
+    from deem_studio.wording import model_version
+
+    df, truth = read_sample("condind", n_tasks=120)
+    df.to_csv(tmp_path / "a.csv", index=False)
+    truth.rename("truth").reset_index().to_csv(tmp_path / "t.csv", index=False)
+    assert main(["aggregate", str(tmp_path / "a.csv"), "--truth", str(tmp_path / "t.csv"), "--gold-weight", "1",
+                 "--layers", "1", "--init", "ds", "--epochs", "2", "--lr", "0.3", "--no-progress", "-o",
+                 str(tmp_path / "ls.json"), "--output-format", "label-studio"]) == 0
+    capsys.readouterr()
+    version = json.loads((tmp_path / "ls.json").read_text())[0]["predictions"][0]["model_version"]
+    assert version.startswith("DEEM Studio DEEM (layers 1, epochs 2, lr 0.3, init ds, seeds 1, seed 0, gold weight 1)"), \
+        version
+    dashboard = model_version("deem", {"n_layers": 1, "epochs": 2, "lr": 0.3, "init": "ds", "n_seeds": 1, "seed": 0,
+                                       "supervised_weight": 1.0}, {}, None, "r")
+    assert dashboard.startswith(version.split(")")[0] + ")"), (dashboard, version)

@@ -56,7 +56,7 @@ def write_labels(results, path: Path, fmt: str | None = None, context=None, mode
     return write_results(results, path, fmt, context=context, model_version=model_version)
 
 
-def _model_version(args: argparse.Namespace, spec, model=None) -> str:
+def _model_version(args: argparse.Namespace, spec, model=None, gold: bool = False) -> str:
     """What a Label Studio prediction's model_version says: the method and its settings, and the fallback its
     labels come from when they are not the trained model's (it said "DEEM (...)" for cluster-weighted Dawid-Skene's
     labels while the dashboard's file named them; walkthrough, tenth session)."""
@@ -71,8 +71,11 @@ def _model_version(args: argparse.Namespace, spec, model=None) -> str:
         layers = f"{layers} → none"
     elif layers == "auto" and used is not None:
         layers = f"auto → {used}"
-    return model_version(spec.name, {"layers": layers, "epochs": args.epochs, "lr": args.lr, "init": args.init,
-                                     "seeds": args.seeds, "seed": args.seed}, fallback)
+    lr = args.lr if str(args.lr).lower() == "auto" else _options(args)["lr"]
+    # the gold weight where gold labels trained (the dashboard's file says it; walkthrough 113)
+    weight = {"gold weight": float(args.gold_weight)} if gold and spec.uses_gold else {}
+    return model_version(spec.name, {"layers": layers, "epochs": args.epochs, "lr": lr, "init": args.init,
+                                     "seeds": args.seeds, "seed": args.seed, **weight}, fallback)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     # (a disk that filled up meanwhile) leaves the labels written and says so in its one error line
     with writing(output):
         write_labels(results, output, out_format, context=reading.label_studio,
-                     model_version=_model_version(args, spec, model))
+                     model_version=_model_version(args, spec, model, gold=truth is not None and len(truth) > 0))
     say(f"wrote {counted(len(results), 'label')} to {output}")  # ("3000" beside "3,000"; walkthrough 81; "1 labels": read 54)
     if args.model and model is not None:
         with writing(args.model, what=f"wrote the labels to {output}, but "):

@@ -126,7 +126,9 @@ def model_version(name: str, settings: Mapping[str, Any] | None = None, fallback
     """A Label Studio prediction's ``model_version``, the same from the dashboard and the ``deem`` command (the one
     read "DEEM Studio deem (n_layers 1, ...)", the other "DEEM (layers 1, ...)"; walkthrough 112): "DEEM Studio",
     the method's display name, its settings in the order given, the reference whose labels these are, the run."""
-    shown = ", ".join(f"{key} {value}" for key, value in (settings or {}).items() if value is not None)
+    # (numbers as the pages write them: "lr 3" from the command line read "lr 3.0" from the dashboard; walkthrough 113)
+    shown = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                      for key, value in (settings or {}).items() if value is not None)
     return (f"DEEM Studio {name}" + (f" ({shown})" if shown else "") + (f", labels from {fallback}" if fallback else "")
             + (f", run {run}" if run else ""))
 
