@@ -273,7 +273,7 @@ def test_labels_spelled_two_ways_are_said(labels, said):
     (["no", "n\u0585", "yes"], "'n\u0585' [armenian small letter oh U+0585] (12; given by"),  # (folded: a spelling of "no")
     (["take", "t\u0251ke", "no"], "'t\u0251ke' [latin small letter alpha U+0251] (12; given by"),  # (Latin, folded too)
     (["\u04aeES", "NO"], "1 label mixes letters of more than one script in a word, as a letter typed on another keyboard "
-     "layout does: each reads like another label and is a class of its own (answers in brackets): '\u04aeES' [latin "
+     "layout does: it may read like a label written otherwise and is a class of its own (answers in brackets): '\u04aeES' [latin "
      "and cyrillic: cyrillic capital letter straight u U+04AE] (18; given by 'w0' 6, 'w1' 6, 'w2' 6). Spell each "
      "class one way in the file if they mean the same."),
     (["y\u0435s", "\u043d\u0435\u0442", "no"], "'y\u0435s' [latin and cyrillic: cyrillic small letter ie U+0435] (12; given by"),

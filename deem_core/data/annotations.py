@@ -917,8 +917,11 @@ def _mixed_among(classes: pd.Index, label_codes: np.ndarray, source: str, worker
 
     shown = "; ".join(named(i, scripts) for i, scripts in mixed[:3]) + (
         f"; and {len(mixed) - 3:,} more" if len(mixed) > 3 else "")
-    return [f"{source}: {counted(len(mixed), 'label')} {'mixes' if len(mixed) == 1 else 'mix'} {MIXED_SCRIPTS} in a word, as a letter typed on another keyboard layout does: "
-            f"each reads like another label and is a class of its own (answers in brackets): {shown}. Spell each "
+    # ("each reads like another label" of one label, beside none like it; walkthrough 113)
+    one = len(mixed) == 1
+    return [f"{source}: {counted(len(mixed), 'label')} {'mixes' if one else 'mix'} {MIXED_SCRIPTS} in a word, as a "
+            f"letter typed on another keyboard layout does: {'it' if one else 'each'} may read like a label written "
+            f"otherwise and {'is' if one else 'each is'} a class of its own (answers in brackets): {shown}. Spell each "
             f"class one way in the file if they mean the same."]
 
 
