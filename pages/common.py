@@ -38,7 +38,7 @@ import sqlite3
 import string
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -108,25 +108,30 @@ PICKER_CHARS = 80
 def picker_names(options: Any, most: int = PICKER_CHARS) -> Callable[[Any], str]:
     """A ``format_func`` for a picker whose options are user-given names: each shown as text with its controls
     escaped, cut to ``most`` characters (head and tail, its length said), cut names that would read alike told
-    apart by their place in the list. A picker sends the text of every option to the browser each time it is drawn:
-    3,000 workers named with 10,000 characters made the Diagnostics page's "Highlight workers" and "Confusion matrix
-    of" pickers a 29.9 MB message, +2.35 GB on the server for 16 tabs (attack round 57). The widgets map what the
-    browser sends back by this text, so no two options may share one."""
+    apart by their order among themselves ("(#1)", "(#2)", ...; by their place in the whole list, "(#4)" of the
+    third column counted the Mapping's own first choice; walkthrough 113). A picker sends the text of every option
+    to the browser each time it is drawn: 3,000 workers named with 10,000 characters made the Diagnostics page's
+    "Highlight workers" and "Confusion matrix of" pickers a 29.9 MB message, +2.35 GB on the server for 16 tabs
+    (attack round 57). The widgets map what the browser sends back by this text, so no two options may share one."""
+    base: dict[Any, str] = {}
+    for option in options:
+        if option not in base:
+            text = str(option)
+            text = text if text.isprintable() else escape_controls(text)
+            base[option] = f"{middle_cut(text, most)} ({len(str(option)):,} characters)" if len(text) > most else text
+    alike = Counter(base.values())
+    seen: Counter = Counter()
     shown: dict[Any, str] = {}
-    taken: set[str] = set()
-    for place, option in enumerate(options, start=1):
-        if option in shown:
-            continue
-        text = str(option)
-        text = text if text.isprintable() else escape_controls(text)
-        if len(text) > most:
-            text = f"{middle_cut(text, most)} ({len(str(option)):,} characters)"
-        base, again = text, 0
-        while text in taken:  # (a name may itself read "… (#2)")
-            again += 1
-            text = f"{base} (#{place:,})" if again == 1 else f"{base} (#{place:,}.{again})"
+    taken = {text for text, n in alike.items() if n == 1}
+    for option, text in base.items():
+        if alike[text] > 1:
+            seen[text] += 1
+            tagged = f"{text} (#{seen[text]:,})"
+            while tagged in taken:  # (a name may itself read "… (#2)")
+                tagged += "′"
+            text = tagged
+            taken.add(text)
         shown[option] = text
-        taken.add(text)
     return lambda option: shown[option] if option in shown else middle_cut(str(option), most)
 
 

@@ -1348,6 +1348,9 @@ def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
         assert len(set(picker.options)) == len(picker.options), picker.options  # (the widget maps back by text)
     shown = at.multiselect(key=f"diag_imp_highlight_{diag_id}").options
     assert len(shown) == len(workers) and all("(9,994 characters)" in o for o in shown), shown
+    # alike cut, told apart by their order among themselves (by their place in the whole list, "(#4)" of a third
+    # column counted a picker's own first choice; walkthrough 113)
+    assert [o.rsplit(" (#", 1)[1] for o in shown] == [f"{k})" for k in range(1, len(workers) + 1)], shown
     # the worker picked is the whole name: the bars draw it highlighted, the confusion matrix is titled with it
     picked = long[workers[2]]
     at.multiselect(key=f"diag_imp_highlight_{diag_id}").set_value([picked]).run()
