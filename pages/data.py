@@ -20,7 +20,7 @@ from deem_core.analysis.scoring import left_out_text  # noqa: E402
 from deem_core.data.annotations import BeyondLimitError, DataError  # noqa: E402
 from deem_core.methods.clusters import MIN_COMMON  # noqa: E402
 from deem_core.data.text import counted, is_are, names_text, natural_positions, shortened  # noqa: E402
-from deem_core.plots.axes import category_axes  # noqa: E402
+from deem_core.plots.axes import category_axes, cut_ticks  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import readable_error  # noqa: E402
 from deem_studio import wording  # noqa: E402
@@ -610,6 +610,8 @@ with tab["Class balance"]:
     # (plotly's own hover read "=share of the answers / class=A / share=0.6446281"; walkthrough 96)
     fig.update_traces(hovertemplate="%{fullData.name}<br>class %{x}: %{y:.3f}<extra></extra>")
     category_axes(fig, y=False)
+    # (cut: classes named with 4,015 characters left the bars 60 px high; walkthrough 113)
+    cut_ticks(fig, [str(c) for c in balance.head(common.MAX_DRAWN_CLASSES)["class"]])
     common.plotly_chart(fig, key="class_balance")
     common.dataframe(balance, hide_index=True, column_config={
         **common.count_config(balance),

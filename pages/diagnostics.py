@@ -21,6 +21,7 @@ from deem_core.analysis.diagnostics import GOLD_SOURCE  # noqa: E402
 from deem_core.analysis.diagnostics.importance import class_names_text  # noqa: E402
 from deem_core.analysis.diagnostics.quality import FOLLOWED_NOTE  # noqa: E402
 from deem_core.data.export import to_safe_csv  # noqa: E402
+from deem_core.data.text import middle_cut  # noqa: E402
 from deem_studio import capacity  # noqa: E402
 from deem_studio.jobs import load_diagnostics_result, method_name, returned_model_sentence, status_line  # noqa: E402
 from deem_studio import wording  # noqa: E402
@@ -413,7 +414,9 @@ with tab_quality:
     kind = c[1].radio("Against", kinds, horizontal=True, key=f"diag_q_kind_{diag_id}", format_func=kind_names.get)
     matrix = quality.confusion(worker, kind)
     rows = {"empirical": f"class by {own_labels}", "irbm": "class by the iRBM", "gold": "gold label"}[kind]
-    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{worker}: given label against {kind_names[kind]}",
+    # (the name cut in the title: 2,398 characters pushed what the matrix is against off the chart; walkthrough 113)
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{middle_cut(str(worker), plots.TITLE_CHARS)}: given "
+                                                              f"label against {kind_names[kind]}",
                                                 rows=rows),
                         key=f"diag_q_confusion_{diag_id}")
     d = st.columns(2)

@@ -19,7 +19,7 @@ from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, follow
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.data.text import counted, shortened  # noqa: E402
 from deem_core.model.training import MAX_LR, MAX_SEEDS, budget_text  # noqa: E402
-from deem_core.plots.axes import category_axes  # noqa: E402
+from deem_core.plots.axes import category_axes, cut_ticks  # noqa: E402
 from deem_core.plots.curves import training_curves_figure  # noqa: E402
 from deem_core.methods import registry  # noqa: E402
 from deem_core.methods.deem import chooses_depth  # noqa: E402
@@ -594,6 +594,7 @@ with right:
                  category_orders={"method": list(labels)},
                  color_discrete_sequence=MANY_METHOD_COLOURS if len(labels) > 10 else None)
     category_axes(fig, y=False)
+    cut_ticks(fig, [str(c) for c in dist.index])  # (long class names took the chart; walkthrough 113)
     fig.update_layout(height=320, margin={"t": 20, "b": 20})
     common.plotly_chart(fig, key=f"dist_{run_id}")
     voted = results.get("mv")
@@ -637,6 +638,9 @@ elif run_gold is not None and len(run_gold):
         fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                         labels={"x": "predicted", "y": "gold", "color": "tasks"})
         category_axes(fig)  # class labels, not a number line (numeric classes: ticks at -0.5, 0.5)
+        # (cut: classes named with 4,015 characters left the matrix 60 px wide; walkthrough 113)
+        cut_ticks(fig, [str(c) for c in matrix.columns])
+        cut_ticks(fig, [str(c) for c in matrix.index], x=False, y=True)
         fig.update_layout(height=360, margin={"t": 20, "b": 20})
         common.plotly_chart(fig, key=f"confusion_{run_id}")
 

@@ -1359,7 +1359,21 @@ def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
     at.selectbox(key=f"diag_q_worker_{diag_id}").set_value(picked).run()
     no_problem(at)
     assert at.selectbox(key=f"diag_q_worker_{diag_id}").value == picked
-    assert any(f"{picked}: given label against" in spec for spec in (c.proto.spec for c in at.get("plotly_chart")))
+    from deem_core.data.text import middle_cut
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(f"{middle_cut(picked, 60)}: given label against" in spec["layout"]["title"]["text"] for spec in specs)
+    # every title and tick of the charts cut (a class named with 4,015 characters ran over the other panel's title,
+    # and the matrix was 60 px wide; walkthrough 113): the whole names on hover only
+    for spec in specs:
+        layout = spec["layout"]
+        assert len(layout.get("title", {}).get("text", "")) < 300, layout["title"]
+        assert all(len(a.get("text", "")) < 300 for a in layout.get("annotations", [])), layout["annotations"]
+        for name, axis in layout.items():
+            if name.startswith(("xaxis", "yaxis")) and axis.get("ticktext"):
+                assert all(len(t) <= 40 for t in axis["ticktext"]), (name, axis["ticktext"])
+    matrix = next(spec for spec in specs if "given label against" in spec["layout"]["title"]["text"])
+    assert matrix["layout"]["xaxis"]["ticktext"] and matrix["layout"]["yaxis"]["ticktext"]  # (the classes, cut)
 
 
 def test_results_downloads_of_long_class_names_are_expected_large(runs_dir, monkeypatch):
@@ -1388,6 +1402,14 @@ def test_results_downloads_of_long_class_names_are_expected_large(runs_dir, monk
     assert made > 120 * 9_000
     expected = [size for _, size in sizes if size is not None]
     assert expected and min(expected) >= made, (expected, made)
+    # the Train page's label distribution and the Data page's class balance draw the names cut (whole, they left the
+    # bars 60 px high; walkthrough 113)
+    for page in ("pages/train.py", "pages/data.py"):
+        at.switch_page(page).run()
+        no_problem(at)
+        layouts = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+        ticks = [t for layout in layouts for t in layout.get("xaxis", {}).get("ticktext") or []]
+        assert ticks and all(len(t) <= 40 for t in ticks), (page, ticks)
 
 
 def test_diagnostics_page(runs_dir):

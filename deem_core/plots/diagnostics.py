@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from deem_core.data.text import natural_positions
+from deem_core.data.text import middle_cut, natural_positions
 from deem_core.plots.axes import category_axes, cut_ticks
 
 __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
@@ -92,7 +92,7 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
-        title={"text": f"Mutual information between workers, class {class_value}",
+        title={"text": f"Mutual information between workers, class {middle_cut(str(class_value), TITLE_CHARS)}",
                "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"
                                     + (f" · {roles}" if roles else "") + cut}},
         height=(n_panels * (12 * len(workers) + 160) if stacked else max(360, 22 * len(workers) + 160)),
@@ -139,7 +139,8 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     present = list(dict.fromkeys(table["subset"]))
     if subsets is None:
         subsets = [s for s in ("selected", "rest") if s in present] or ["all"]
-    titles = {"selected": f"Selected: {description}" if description else "Selected tasks",
+    # (cut: a class named with 4,015 characters ran over the other panel's title; walkthrough 113)
+    titles = {"selected": f"Selected: {middle_cut(description, TITLE_CHARS)}" if description else "Selected tasks",
               "rest": "Rest of the tasks", "all": "All tasks"}
     highlight = {str(h) for h in highlight}
     fig = make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
@@ -184,16 +185,22 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str 
                                texttemplate="%{text}", colorbar={"title": {"text": "P(given | row)"}},
                                hovertemplate=f"{rows} %{{y}}, given %{{x}}: %{{z:.3f}}<extra></extra>"))
     category_axes(fig)  # classes 0, 1, 5: three equal cells, not a number line
+    cut_ticks(fig, x, y=False)  # (classes of 4,015 characters left the matrix 60 px wide; walkthrough 113)
+    cut_ticks(fig, y, x=False, y=True)
     fig.update_xaxes(title_text="given label")
     fig.update_yaxes(title_text=rows, autorange="reversed")
     # tall enough for the rows' title to stand beside the cells: on three rows "class by DEEM's labels (from
     # cluster-weighted Dawid-Skene)" ran up over the chart's title (walkthrough 93); plotly's margins take 180 px
-    fig.update_layout(title={"text": title or "Confusion matrix"},
+    fig.update_layout(title={"text": middle_cut(title, 2 * TITLE_CHARS) if title else "Confusion matrix"},
                       height=max(320, 40 * len(y) + 140, 180 + int(ROTATED_CHAR_PX * len(rows)) + 20),
                       width=max(360, 40 * len(x) + 200))
     return fig
 
 
+#: characters of a user-given name a chart's title repeats (head and tail; the whole name in the pickers' and tables'
+#: files): a worker named with 2,398 characters pushed "given label against DEEM's labels" off the chart (walkthrough
+#: 113)
+TITLE_CHARS = 60
 #: the room one character of an axis title takes along the axis (plotly's 14 px font; a generous average)
 ROTATED_CHAR_PX = 7.5
 
