@@ -93,9 +93,14 @@ def test_many_workers_heatmaps_stack_their_layers_and_draw_a_readable_number_of_
     assert list(fig.data[0].x) == names  # (every cell, named whole on hover)
     few = mi_heatmaps(_mi_result(names[:12]), "a")  # (a few: side by side, as before)
     assert few.layout.xaxis.domain[1] < few.layout.xaxis2.domain[0]
-    table = pd.DataFrame({"worker": names, "subset": "all", "importance": 0.1, "std_error": 0.01, "n_answered": 5})
+    table = pd.DataFrame({"worker": names * 2, "subset": ["selected"] * 105 + ["rest"] * 105, "importance": 0.1,
+                          "std_error": 0.01, "n_answered": 5})
     bars = importance_bars(table)
-    assert 0 < len(bars.layout.xaxis.tickvals) <= MAX_NAMED_TICKS
+    assert 0 < len(bars.layout.xaxis.tickvals) <= MAX_NAMED_TICKS and 0 < len(bars.layout.xaxis2.tickvals) <= 40
+    # the two panels one above the other (109 bars a panel side by side; walkthrough 113)
+    assert bars.layout.xaxis.domain == bars.layout.xaxis2.domain and bars.layout.yaxis2.domain[1] < bars.layout.yaxis.domain[0]
+    side = importance_bars(table[table["worker"].isin(names[:10])])
+    assert side.layout.xaxis.domain[1] < side.layout.xaxis2.domain[0]
 
 
 def test_the_all_pairs_mi_table_is_bounded_by_the_characters_of_its_names(monkeypatch):

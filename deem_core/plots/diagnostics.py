@@ -143,9 +143,15 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     titles = {"selected": f"Selected: {middle_cut(description, TITLE_CHARS)}" if description else "Selected tasks",
               "rest": "Rest of the tasks", "all": "All tasks"}
     highlight = {str(h) for h in highlight}
-    fig = make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
-                        subplot_titles=[titles.get(s, s) for s in subsets])
-    for col, name in enumerate(subsets, start=1):
+    # many workers: the panels one above the other, each as wide as the page (109 bars a panel side by side, their
+    # names ran into each other; walkthrough 113)
+    stacked = len(subsets) > 1 and table["worker"].nunique() > STACK_ABOVE
+    fig = (make_subplots(rows=len(subsets), cols=1, shared_yaxes=True, vertical_spacing=0.5 / len(subsets),
+                         subplot_titles=[titles.get(s, s) for s in subsets]) if stacked else
+           make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
+                         subplot_titles=[titles.get(s, s) for s in subsets]))
+    for panel, name in enumerate(subsets, start=1):
+        row, col = (panel, 1) if stacked else (1, panel)
         part = table[table["subset"] == name]
         # in natural order, as the heatmaps: w2 before w10 (text order here; walkthrough 103)
         part = part.iloc[natural_positions(part["worker"].to_numpy())]
@@ -156,17 +162,18 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
             error_y={"type": "data", "array": part[error].fillna(0.0) if error in part else None},
             customdata=part["n_answered"], showlegend=False,
             hovertemplate="%{x}<br>importance %{y:.4f}<br>%{customdata} answered tasks<extra></extra>"),
-            row=1, col=col)
-        fig.update_xaxes(tickangle=-60, row=1, col=col)
-        category_axes(fig, y=False, row=1, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
-        cut_ticks(fig, workers, row=1, col=col)  # (40 names of 3,000 characters took the chart; walkthrough 107)
+            row=row, col=col)
+        fig.update_xaxes(tickangle=-60, row=row, col=col)
+        category_axes(fig, y=False, row=row, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
+        cut_ticks(fig, workers, row=row, col=col)  # (40 names of 3,000 characters took the chart; walkthrough 107)
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p(decided class)"
     # short: "mean drop of the decided class's log-odds (nats) when removed" ran past the plot's height into the
     # chart's title where long names took the room of the rotated ticks (walkthrough 105; a line break is escaped
     # with every title, walkthrough 106); the caption below says what the drop is
-    fig.update_yaxes(title_text=f"mean drop in {unit}", row=1, col=1)
+    for row in range(1, (len(subsets) if stacked else 1) + 1):
+        fig.update_yaxes(title_text=f"mean drop in {unit}", row=row, col=1)
     fig.update_layout(title={"text": "Worker importance" + (" (log-odds)" if column.endswith("log_odds") else "")},
-                      height=470, bargap=0.2, margin={"b": 70})  # (the table's toolbar below covered the last
+                      height=600 * len(subsets) if stacked else 470, bargap=0.2, margin={"b": 70})  # (the table's toolbar below covered the last
     # worker's name at 1400 px; walkthrough 31)
     return fig
 
