@@ -629,7 +629,8 @@ class _DeviceQueue:
     """``capacity`` slots; waiting jobs learn who they are queued behind.
 
     Fair between parties (a network address, else a workspace): the next job to start is one of the party with
-    the fewest jobs running, then the party whose last job started longest ago, then the longest waiting. A
+    the fewest jobs running, then the party whose last job started longest ago (a party never served: when its job
+    came), then the longest waiting. A
     visitor who queued four long jobs no longer makes a later visitor wait for all four (attack round of the
     seventh session: one user's 5,000-epoch x 16-seed job held every other user's job); among one party's jobs the
     order stays first come, first served."""
@@ -642,6 +643,7 @@ class _DeviceQueue:
         self._party: dict[str, str] = {}  # run id -> party, while it waits or runs
         self._last_start: dict[str, float] = {}  # party -> when its last job started
         self._arrival: dict[str, int] = {}
+        self._arrived_at: dict[str, float] = {}  # run id -> when it came (monotonic)
         self._count = 0
 
     def _order(self) -> list[str]:
@@ -652,7 +654,12 @@ class _DeviceQueue:
 
         def key(run_id: str) -> tuple:
             party = self._party[run_id]
-            return running.get(party, 0), self._last_start.get(party, -math.inf), self._arrival[run_id]
+            # a party never served counts from its job's arrival, not from the start of time: a fresh browser
+            # profile of the server's own machine (no network party: each workspace its own) went before every
+            # party ever served, again with each new profile (attack round 58: a visitor's 3 s job waited 58 s
+            # behind two such)
+            return (running.get(party, 0), self._last_start.get(party, self._arrived_at.get(run_id, -math.inf)),
+                    self._arrival[run_id])
 
         return sorted(self.waiting, key=key)
 
@@ -663,6 +670,7 @@ class _DeviceQueue:
             self._party[run_id] = party or run_id
             self._count += 1
             self._arrival[run_id] = self._count
+            self._arrived_at[run_id] = time.monotonic()
             last = None
             started = False
             try:
@@ -687,6 +695,7 @@ class _DeviceQueue:
                 if run_id in self.waiting:
                     self.waiting.remove(run_id)
                 self._arrival.pop(run_id, None)
+                self._arrived_at.pop(run_id, None)
                 if not started:
                     self._party.pop(run_id, None)
                 self.cond.notify_all()

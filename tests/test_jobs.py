@@ -1089,3 +1089,28 @@ def test_diagnostics_of_a_fixed_start_look_for_copying_workers(manager):
     assert snap.status == "finished", snap.message
     table = snap.result.quality.table.set_index("worker")
     assert table.loc[["w4", "w5"], "flag"].tolist() == ["dependent", "dependent"]
+
+
+def test_a_party_never_served_waits_its_turn_behind_one_served_before_it_came(manager):
+    """Attack round 58: a party never served sorted before every party ever served (its last start read as the start
+    of time), so fresh browser profiles of the server's own machine (each workspace its own party) went first, again
+    and again: a visitor's 3 s job waited 58 s behind two. A party never served counts from its job's arrival."""
+    for name in ("v1", "x", "v2", "a2", "a3"):
+        GATES[name] = threading.Event()
+    v1 = manager.submit("gated", {"name": "v1"}, owner="v", client="192.0.2.2")
+    wait_for(lambda: manager.snapshot(v1).status == "running")
+    GATES["v1"].set()
+    assert manager.wait(v1, timeout=10).status == "finished"
+    x = manager.submit("gated", {"name": "x"}, owner="x", client="192.0.2.9")
+    wait_for(lambda: manager.snapshot(x).status == "running")
+    v2 = manager.submit("gated", {"name": "v2"}, owner="v", client="192.0.2.2")
+    time.sleep(0.05)
+    a2 = manager.submit("gated", {"name": "a2"}, owner="fresh-profile-2")
+    a3 = manager.submit("gated", {"name": "a3"}, owner="fresh-profile-3")
+    wait_for(lambda: all(manager.snapshot(r).status == "queued" for r in (v2, a2, a3)))
+    GATES["x"].set()
+    wait_for(lambda: any(manager.snapshot(r).status == "running" for r in (v2, a2, a3)))
+    assert [manager.snapshot(r).status for r in (v2, a2, a3)] == ["running", "queued", "queued"]
+    GATES["v2"].set()
+    wait_for(lambda: manager.snapshot(a2).status == "running")  # (then the fresh ones, first come first served)
+    assert manager.snapshot(a3).status == "queued"
