@@ -629,8 +629,8 @@ class _DeviceQueue:
     """``capacity`` slots; waiting jobs learn who they are queued behind.
 
     Fair between parties (a network address, else a workspace): the next job to start is one of the party with
-    the fewest jobs running, then the party whose last job started longest ago (a party never served: when its job
-    came), then the longest waiting. A
+    the fewest jobs running, then the party served longest ago (its last job's end; a party never served: when its
+    job came), then the longest waiting. A
     visitor who queued four long jobs no longer makes a later visitor wait for all four (attack round of the
     seventh session: one user's 5,000-epoch x 16-seed job held every other user's job); among one party's jobs the
     order stays first come, first served."""
@@ -644,6 +644,7 @@ class _DeviceQueue:
         self._last_start: dict[str, float] = {}  # party -> when its last job started
         self._arrival: dict[str, int] = {}
         self._arrived_at: dict[str, float] = {}  # run id -> when it came (monotonic)
+        self._last_end: dict[str, float] = {}  # party -> when its last job ended
         self._count = 0
 
     def _order(self) -> list[str]:
@@ -654,11 +655,13 @@ class _DeviceQueue:
 
         def key(run_id: str) -> tuple:
             party = self._party[run_id]
-            # a party never served counts from its job's arrival, not from the start of time: a fresh browser
-            # profile of the server's own machine (no network party: each workspace its own) went before every
-            # party ever served, again with each new profile (attack round 58: a visitor's 3 s job waited 58 s
-            # behind two such)
-            return (running.get(party, 0), self._last_start.get(party, self._arrived_at.get(run_id, -math.inf)),
+            # served longest ago: when its last job ended (or started, while none has ended); a party never served
+            # counts from its job's arrival, not from the start of time: a fresh browser profile of the server's own
+            # machine (no network party: each workspace its own) went before every party ever served, again with
+            # each new profile (attack round 58: a visitor's 3 s job waited 58 s behind two such); a party whose job
+            # has just ended still goes after one that came while it ran
+            served = self._last_end.get(party, self._last_start.get(party))
+            return (running.get(party, 0), self._arrived_at.get(run_id, -math.inf) if served is None else served,
                     self._arrival[run_id])
 
         return sorted(self.waiting, key=key)
@@ -704,6 +707,8 @@ class _DeviceQueue:
         with self.cond:
             if run_id in self.holders:
                 self.holders.remove(run_id)
+                if run_id in self._party:
+                    self._last_end[self._party[run_id]] = time.monotonic()
             self._party.pop(run_id, None)
             self.cond.notify_all()
 
