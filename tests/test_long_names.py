@@ -233,7 +233,12 @@ def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeyp
     cut = report_module.write_report(diagnostics, tmp_path / "cut")["report"].read_text(encoding="utf-8")
     shown = cut.count("<h2>Mutual information, class ")
     assert shown < 4 and f"heatmaps of {4 - shown} of the 4 classes are left out of this report" in cut
-    assert "<h2>Worker quality</h2>" in cut and len(cut) < len(full)
+    # the importance and quality figures within the bound too, or said left out (written whole past it: 8,000 workers
+    # named with 10,000 characters made a 568 MB report; attack round 58); the tables' names cut
+    assert len(cut) < len(full) and "<h2>Worker quality</h2>" in full and "<h2>Worker quality</h2>" not in cut
+    assert "Worker quality: left out, past the report's size" in cut, cut[-600:]
+    assert "0" + "n" * 300 not in full.split("<h2>Dependence per layer</h2>")[0]  # (the tables above the figures)
+    assert "(302 characters)" in full
 
 
 def test_quote_marks_inside_listed_names_are_escaped():

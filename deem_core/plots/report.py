@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from deem_core.data.export import atomic_write_text, write_csv
-from deem_core.data.text import escape_controls
+from deem_core.data.text import escape_controls, middle_cut
 from deem_core.plots import diagnostics as plots
 from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
@@ -124,13 +124,26 @@ def _text(value: Any) -> str:
     return html.escape(escape_controls(value))
 
 
+#: characters of a name a report's table shows (head and tail, its length said; the CSV files beside it hold it whole):
+#: 8,000 workers named with 10,000 characters made a 568 MB report.html (attack round 58)
+REPORT_NAME_CHARS = 80
+
+
+def _cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    shown = escape_controls(value)
+    return shown if len(shown) <= REPORT_NAME_CHARS else \
+        f"{middle_cut(shown, REPORT_NAME_CHARS)} ({len(value):,} characters)"
+
+
 def _table_html(frame: pd.DataFrame) -> str:
-    # cells are worker and class names: control characters made visible, then HTML-escaped (escape=True)
+    # cells are worker and class names: control characters made visible, cut, then HTML-escaped (escape=True)
     frame = frame.copy()
-    frame.columns = [escape_controls(c) for c in frame.columns]
+    frame.columns = [_cell(str(c)) for c in frame.columns]
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: escape_controls(v) if isinstance(v, str) else v)
+            frame[column] = frame[column].map(_cell)
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0, classes="table",
                          escape=True)
 
@@ -212,10 +225,16 @@ def write_report(diagnostics, directory, title: str = "DEEM diagnostics", expert
         shown += 1
     if shown < len(drawn):
         parts.append(f"<p>{_text(_heatmaps_left_out(len(drawn) - shown, len(drawn)))}</p>")
-    add("Worker importance: drop of p(decided class)", plots.importance_bars(importance, highlight=experts))
-    add("Worker importance: drop of the decided class's log-odds (does not saturate)",
-        plots.importance_bars(importance, highlight=experts, column="importance_log_odds"))
-    add("Worker quality", plots.quality_table_figure(quality.table))
+    # the last figures within REPORT_MAX_CHARS too: each repeats every worker's name (written whole, 8,000 workers
+    # named with 10,000 characters made a 568 MB report; attack round 58)
+    late = [("Worker importance: drop of p(decided class)", lambda: plots.importance_bars(importance, highlight=experts)),
+            ("Worker importance: drop of the decided class's log-odds (does not saturate)",
+             lambda: plots.importance_bars(importance, highlight=experts, column="importance_log_odds")),
+            ("Worker quality", lambda: plots.quality_table_figure(quality.table))]
+    for heading, figure in late:
+        if not add(heading, figure(), REPORT_MAX_CHARS - sum(len(part) for part in parts)):
+            parts.append(f"<p>{_text(heading)}: left out, past the report's size ({REPORT_MAX_CHARS:,} characters: "
+                         f"the names are long); its figures are in the CSV files beside it.</p>")
     parts.append("</body></html>")
     paths["report"] = atomic_write_text(directory / names["report"], "\n".join(parts))
     return paths
