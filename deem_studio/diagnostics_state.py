@@ -24,6 +24,16 @@ _PARTS = ("mutual_information", "importance", "quality")
 _VERSION = 1
 
 
+#: characters of a list of names past which it is saved as a table, not in meta.json
+NAMES_IN_META_CHARS = 1_000_000
+
+
+def _long_names(value: Any) -> bool:
+    """Whether ``value`` is a list of texts longer than :data:`NAMES_IN_META_CHARS` in all."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, str) for v in value)
+            and sum(len(v) for v in value) > NAMES_IN_META_CHARS)
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe copy of a plain field (numpy scalars as Python numbers, tuples as lists)."""
     if isinstance(value, np.generic):
@@ -59,6 +69,10 @@ def save_diagnostics(directory: str | Path, result: Any) -> Path:
                 kinds[f.name] = "table"
             elif value is None:
                 kinds[f.name] = "none"
+            elif _long_names(value):  # (in a table of its own: in meta.json, 8,000 workers named with 10,000
+                # characters made it 94 MB, past what the page reads back: "saved in an older format"; attack round 58)
+                _write_table(directory / f"{part}.{f.name}", pd.DataFrame({"value": list(value)}))
+                kinds[f.name] = "names"
             else:
                 fields[f.name] = _plain(value)
                 kinds[f.name] = "plain"
@@ -94,6 +108,8 @@ def load_diagnostics(directory: str | Path) -> Any | None:
                     values[name] = _read_table(directory / f"{part}.{name}")
                 elif kind == "none":
                     values[name] = None
+                elif kind == "names":
+                    values[name] = _read_table(directory / f"{part}.{name}")["value"].tolist()
             parts[part] = cls(**values)
         return Diagnostics(**parts, seconds=meta.get("seconds") or {}, notes=list(meta.get("notes") or []))
     except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):

@@ -273,3 +273,26 @@ def test_a_label_studio_control_name_past_its_limit_is_refused(tmp_path, capsys)
         assert main(["aggregate", str(path), "-o", str(tmp_path / "out.json"), "--method", "mv", "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert "a control name (to_name) of 5,004 characters, more than the 1,000" in err and len(err) < 400
+
+
+def test_saved_diagnostics_of_long_names_keep_meta_json_small_and_read_back(tmp_path, monkeypatch):
+    """Attack round 58: 8,000 workers named with 10,000 characters made the saved diagnostics' meta.json 94 MB, past
+    what the page reads back (after a restart it said the diagnostics were "saved in an older format"). Long lists of
+    names go to tables of their own; the result reads back the same."""
+    from deem_core import DEEM  # noqa: PLC0415
+    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
+    from deem_studio import diagnostics_state  # noqa: PLC0415
+
+    monkeypatch.setattr(diagnostics_state, "NAMES_IN_META_CHARS", 2_000)  # (8 names of 301 characters pass it)
+    rng = np.random.default_rng(5)
+    truth = rng.integers(3, size=200)
+    rows = [(t, f"{w:02d}" + "n" * 300, int(truth[t]) if rng.random() < 0.8 else int(rng.integers(3)))
+            for t in range(200) for w in range(8)]
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    result = run_diagnostics(DEEM(epochs=2, device="cpu").fit(frame), frame)
+    folder = diagnostics_state.save_diagnostics(tmp_path / "diag", result)
+    assert "n" * 300 not in (folder / "meta.json").read_text(encoding="utf-8")
+    back = diagnostics_state.load_diagnostics(folder)
+    assert back is not None
+    assert list(back.mutual_information.workers) == list(result.mutual_information.workers)
+    assert list(back.quality.workers) == list(result.quality.workers)
