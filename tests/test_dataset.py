@@ -112,7 +112,7 @@ def test_encode_like_maps_new_tasks_onto_known_workers():
     data = AnnotationSet.from_long(_df([(1, "a", 0), (1, "b", 1)]))
     new = data.encode_like(_df([(9, "b", 1), (9, "zed", 0)]))
     np.testing.assert_array_equal(new.dense_labels(), [[-1, 1]])
-    assert "ignored 1 answer from 1 worker the model was not trained on: ['zed']" in new.warnings[0]
+    assert "ignored 1 answer from 1 worker the model was not trained on: 'zed'" in new.warnings[0]
 
 
 def test_fingerprint_depends_on_content_only():

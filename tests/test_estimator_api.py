@@ -97,8 +97,12 @@ def test_new_tasks_answered_by_unknown_workers_only_are_left_out_and_said(small_
     assert list(labels.index) == ["new-1"]
     messages = [str(w.message) for w in said]
     assert any("ignored 2 answers from 1 worker the model was not trained on" in m for m in messages), messages
-    assert any("left out 1 task with no answer from a worker the model was trained on" in m and "new-2" in m
+    assert any("left out 1 task with no answer from a worker the model was trained on" in m and "'new-2'" in m
                for m in messages), messages
+    long = stranger.assign(worker="s" * 10_000)  # (names cut in the warning: "ignored ... ['sss...']" whole)
+    with pytest.warns(NewTasksWarning) as said:
+        model.predict(pd.concat([known, long]))
+    assert all(len(str(w.message)) < 500 for w in said), [len(str(w.message)) for w in said]
     with pytest.raises(DataError, match="none of the 2 answers given comes from a worker the model was trained on"):
         model.predict_proba(stranger)
     np.testing.assert_allclose(model.predict_proba(known).to_numpy(), model.predict_proba(pd.concat([known, stranger]))

@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_are, is_invisible, middle_cut
+from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_are, is_invisible, middle_cut, quoted_list
 
 __all__ = [
     "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
@@ -656,7 +656,7 @@ class AnnotationSet:
         if not seen.all():
             unknown = known < 0
             warnings.append(f"new tasks: ignored {counted((~seen).sum(), 'answer')} from {counted(unknown.sum(), 'worker')} "
-                            f"the model was not trained on: {list(new.workers[unknown])[:5]}")
+                            f"the model was not trained on: {quoted_list(new.workers[unknown], 5)}")
         return AnnotationSet.from_codes(
             tasks=new.tasks, workers=self.workers, classes=self.classes, task_codes=new.task_codes[seen],
             worker_codes=mapped[seen], label_codes=new.label_codes[seen],

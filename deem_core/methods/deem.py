@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator
 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.data.annotations import LABEL_DOUBTS, AnnotationSet, DataError, as_annotation_set
-from deem_core.data.text import counted
+from deem_core.data.text import counted, quoted_list
 from deem_core.analysis.selection import (DEFAULT_HELDOUT_SHARE, MIN_HELDOUT, SAFETY_RULE, SAFETY_Z,
                                           FOLLOWED, answers_to_choose, followed_text, heldout_size,
                                           safety_rule_reference)
@@ -1076,7 +1076,7 @@ class DEEM(Aggregator, BaseEstimator):
             left = encoded.tasks[~answered]
             said.append(f"new tasks: left out {counted(len(left), 'task')} with no answer from a worker the model "
                         f"was trained on (its labels would be the model's prior alone): "
-                        f"{[str(t) for t in left[:5]]}")
+                        f"{quoted_list(left, 5)}")
             encoded = encoded.subset_tasks(np.flatnonzero(answered))
         for message in said:
             warnings.warn(message, NewTasksWarning, stacklevel=3)
