@@ -296,3 +296,13 @@ def test_saved_diagnostics_of_long_names_keep_meta_json_small_and_read_back(tmp_
     assert back is not None
     assert list(back.mutual_information.workers) == list(result.mutual_information.workers)
     assert list(back.quality.workers) == list(result.quality.workers)
+
+
+def test_class_names_in_the_importance_words_are_cut_head_and_tail():
+    """Walkthrough 114: the Diagnostics note "the choice above now asks for tasks whose gold label is ..." quoted a
+    class of ~3,000 characters whole. The engine's words name each class cut to 60 characters, head and tail."""
+    from deem_core.analysis.diagnostics.importance import class_names_text
+
+    said = class_names_text(["Beta " + "x" * 3_000 + " ENDONE", "Beta " + "x" * 3_000 + " ENDTWO"])
+    assert len(said) < 140 and "ENDONE" in said and "ENDTWO" in said, said
+    assert class_names_text(["0", "2"]) == "0 or 2"

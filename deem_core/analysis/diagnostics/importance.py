@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 
 from deem_core.data.annotations import AnnotationSet, DataError
-from deem_core.data.text import natural_positions
+from deem_core.data.text import middle_cut, natural_positions
 from deem_core.analysis.diagnostics._slots import leave_one_out_posteriors
 from deem_core.analysis.diagnostics._common import class_groups, gold_codes, prepare, usable_runs
 
@@ -131,7 +131,9 @@ def select_tasks(model, data: Any, classes: Sequence[Any] | None = None, by: str
 def class_names_text(names: Sequence[str]) -> str:
     """Class names in plain words, no set notation: "0", "0 or 2", "0, 1 or 2"; each name in quotes when one holds
     a comma or " or " (the classes "a, b" and "a" + "b" read the same; attack round 13)."""
-    names = [str(name) for name in names]
+    # each cut to 60 characters, head and tail (a class of ~3,000 characters stood whole in the page's note;
+    # walkthrough 114)
+    names = [middle_cut(str(name), 60) for name in names]
     if any("," in name or " or " in name for name in names):
         names = [f"“{name}”" for name in names]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
