@@ -214,18 +214,24 @@ def test_a_labels_files_expected_size_counts_its_long_texts(name_chars):
         assert made <= expected and (fmt == "parquet" or expected < 3 * made + 4_000), (fmt, made, expected)
 
 
-def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeypatch):
-    """Attack round 47: report.html drew every class's heatmaps, each repeating every worker's name and a hover text
-    a cell: 30 classes of 150 workers named in 10,000 characters made 167 MB a press of Compute diagnostics."""
+def _long_named_diagnostics(n_tasks: int, n_classes: int, seed: int):
+    """The diagnostics of a 2-epoch DEEM on ``n_tasks`` tasks of ``n_classes`` classes by 8 workers right 80% of the
+    time, each named with 302 characters ("00nnn...")."""
     from deem_core import DEEM  # noqa: PLC0415
     from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
 
-    rng = np.random.default_rng(3)
-    truth = rng.integers(4, size=300)
-    rows = [(t, f"{w:02d}" + "n" * 300, int(truth[t]) if rng.random() < 0.8 else int(rng.integers(4)))
-            for t in range(300) for w in range(8)]
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(n_classes, size=n_tasks)
+    rows = [(t, f"{w:02d}" + "n" * 300, int(truth[t]) if rng.random() < 0.8 else int(rng.integers(n_classes)))
+            for t in range(n_tasks) for w in range(8)]
     frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
-    diagnostics = run_diagnostics(DEEM(epochs=2, device="cpu").fit(frame), frame)
+    return run_diagnostics(DEEM(epochs=2, device="cpu").fit(frame), frame)
+
+
+def test_report_html_stops_adding_class_heatmaps_past_its_size(tmp_path, monkeypatch):
+    """Attack round 47: report.html drew every class's heatmaps, each repeating every worker's name and a hover text
+    a cell: 30 classes of 150 workers named in 10,000 characters made 167 MB a press of Compute diagnostics."""
+    diagnostics = _long_named_diagnostics(300, 4, seed=3)
     full = report_module.write_report(diagnostics, tmp_path / "all")["report"].read_text(encoding="utf-8")
     assert full.count("<h2>Mutual information, class ") == 4 and "left out of this report" not in full
     one = len(full) // 6  # room for the summary figure and about one class's heatmaps
@@ -279,17 +285,10 @@ def test_saved_diagnostics_of_long_names_keep_meta_json_small_and_read_back(tmp_
     """Attack round 58: 8,000 workers named with 10,000 characters made the saved diagnostics' meta.json 94 MB, past
     what the page reads back (after a restart it said the diagnostics were "saved in an older format"). Long lists of
     names go to tables of their own; the result reads back the same."""
-    from deem_core import DEEM  # noqa: PLC0415
-    from deem_core.analysis.diagnostics import run_diagnostics  # noqa: PLC0415
     from deem_studio import diagnostics_state  # noqa: PLC0415
 
     monkeypatch.setattr(diagnostics_state, "NAMES_IN_META_CHARS", 2_000)  # (8 names of 301 characters pass it)
-    rng = np.random.default_rng(5)
-    truth = rng.integers(3, size=200)
-    rows = [(t, f"{w:02d}" + "n" * 300, int(truth[t]) if rng.random() < 0.8 else int(rng.integers(3)))
-            for t in range(200) for w in range(8)]
-    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
-    result = run_diagnostics(DEEM(epochs=2, device="cpu").fit(frame), frame)
+    result = _long_named_diagnostics(200, 3, seed=5)
     folder = diagnostics_state.save_diagnostics(tmp_path / "diag", result)
     assert "n" * 300 not in (folder / "meta.json").read_text(encoding="utf-8")
     back = diagnostics_state.load_diagnostics(folder)
