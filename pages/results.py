@@ -214,19 +214,19 @@ MAX_SHOWN_CLASS_COLUMNS = 100
 classes_left_out = len(proba_cols) > MAX_SHOWN_CLASS_COLUMNS
 
 
-def _file_sizes() -> dict[str, int]:
-    """The expected bytes of the picked method's whole file in each format (the files hold every column), found once
-    a run and method in this session (its texts' lengths are read over every row; the table itself is not kept: a
-    cache that held it kept a table alive after its page run, attack round 15)."""
+def _file_sizes(table: pd.DataFrame) -> dict[str, int]:
+    """The expected bytes of the picked method's whole file in each format (``table``: every column, as the files
+    hold them), found once a run and method in this session (its texts' lengths are read over every row)."""
     from deem_core.data.formats.writers import expected_sizes  # noqa: PLC0415
 
     kept = st.session_state.get("_file_sizes")
     if not kept or kept[0] != (run_id, method):
-        kept = st.session_state["_file_sizes"] = ((run_id, method), expected_sizes(stored_frame))
+        kept = st.session_state["_file_sizes"] = ((run_id, method), expected_sizes(table))
     return kept[1]
 
 
-stored_frame = frame  # (the files hold every class's column: their expected size, _expected_bytes)
+# (before the class columns are dropped: the files hold them all; _expected_bytes)
+file_sizes, stored_rows = _file_sizes(frame), len(frame)
 if classes_left_out:
     frame = frame.drop(columns=proba_cols)
     proba_cols = []
@@ -390,9 +390,9 @@ def _expected_bytes(fmt: str, context=None, rows: int | None = None) -> int:
     """About how large the picked method's file in ``fmt`` (of ``rows`` rows: all) will be, before it is made: its
     rows at their longest texts (:func:`~deem_core.data.formats.writers.expected_sizes`), and a Label Studio
     export's own task data where the file carries them (a 1 GB file; attack round 56)."""
-    size = _file_sizes()[fmt]
+    size = file_sizes[fmt]
     if rows is not None:  # (a part of the table: its share)
-        size = -(-size * rows // max(1, len(stored_frame)))
+        size = -(-size * rows // max(1, stored_rows))
     source = getattr(context, "source", None) if fmt == "label_studio" else None
     return size + (int(source.raw_size() or 0) if source is not None else 0)
 
@@ -494,4 +494,4 @@ if workers is not None:
         st.caption("; ".join(notes) + ".")
         common.table(workers)
 # the page's own copies go with its run (the downloads read the table again when asked)
-del frame, stored_frame, view, shown, shown_frame, results
+del frame, view, shown, shown_frame, results
