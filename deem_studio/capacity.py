@@ -21,9 +21,11 @@ No page code here: the pages call :func:`reading`, :func:`admit_data`, :func:`ru
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import threading
+import sys
 import time
 import weakref
 from collections import Counter, OrderedDict, deque
@@ -46,7 +48,8 @@ __all__ = ["CapacityError", "DataLedger", "admit_data", "data_bytes", "ledger", 
 def data_bytes(data: Any) -> int:
     """Memory an annotation set holds: its arrays and the indexes of task, worker and class names, and what is kept
     with it (``held_bytes``: a Label Studio export's bytes, kept to write its predictions file; counted nowhere, three
-    tabs each kept a 216 MB export after its upload was removed and released; attack round 53)."""
+    tabs each kept a 216 MB export after its upload was removed and released; attack round 53). A diagnostics
+    result's parts are counted the same way: their arrays, tables and lists of names."""
     return _bytes_of(list(vars(data).values())) + max(0, int(getattr(data, "held_bytes", 0) or 0))
 
 
@@ -62,6 +65,10 @@ def _bytes_of(values: list[Any]) -> int:
             total += int(value.memory_usage(deep=True).sum())
         elif isinstance(value, dict):
             total += _bytes_of(list(value.values()))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # (a diagnostics result's parts)
+            total += _bytes_of(list(vars(value).values()))
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):  # (names kept as a list)
+            total += sum(sys.getsizeof(v) for v in value) + 8 * len(value)
     return total
 
 
@@ -595,6 +602,7 @@ def diagnostics_result(store: Any, run_id: str, load: Callable[[Any, str], Any])
             return found
         result = load(store, run_id)
         if result is not None:
+            admit_data(result)  # (arrays up to the mutual information's 512 MB bound: counted as data sets are)
             with _RUN_LOCK:
                 with contextlib.suppress(TypeError):  # (an object without weak references is not shared)
                     _DIAGNOSTICS[run_id] = result

@@ -175,15 +175,19 @@ if not dsnap.done:
 if dsnap.status != "finished":
     st.error(common.safe(f"Diagnostics {dsnap.status}: {dsnap.message}"))
     st.stop()
-result = dsnap.result
-if result is None:  # not in this process's memory (a restart, an old run): read it back from the run folder
-    cache = st.session_state.get("_diag_cache")
-    if cache and cache[0] == diag_id:
-        result = cache[1]
-    else:
-        # one copy for every session that shows it (each kept its own: attack round 23)
+# read back from the run folder (the job keeps none: attack round 58), one copy for every session that shows it (each
+# kept its own: attack round 23), counted by the server's data budget while shown
+cache = st.session_state.get("_diag_cache")
+if cache and cache[0] == diag_id:
+    result = cache[1]
+else:
+    st.session_state.pop("_diag_cache", None)  # (the one shown before is let go of first)
+    try:
         result = capacity.diagnostics_result(mgr.store, diag_id, load_diagnostics_result)
-        st.session_state["_diag_cache"] = (diag_id, result)
+    except capacity.CapacityError as exc:
+        common.show_error(exc, "These diagnostics cannot be read now")
+        st.stop()
+    st.session_state["_diag_cache"] = (diag_id, result)
 if result is None:
     st.info("These diagnostics were saved in an older format that cannot be shown again; press “Compute "
             "diagnostics” to compute them anew (their CSV tables are still kept with the run on the server).")

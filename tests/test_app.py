@@ -21,7 +21,7 @@ from deem_core import AnnotationSet
 from deem_core.analysis.selection import EVIDENCE_HELP
 from deem_core.model.training import device_name, resolve_device
 from deem_studio import wording
-from deem_studio.jobs import SWEEP_SAMPLE_ABOVE, get_manager
+from deem_studio.jobs import SWEEP_SAMPLE_ABOVE, get_manager, load_diagnostics_result
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -1519,7 +1519,7 @@ def test_diagnostics_page(runs_dir):
     visitor.run()
     no_problem(visitor)
     assert f"run `{own}`" in texts(visitor) and visitor.get("download_button")
-    assert get_manager().snapshot(own).result.mutual_information.class_source != "gold labels"
+    assert load_diagnostics_result(get_manager().store, own).mutual_information.class_source != "gold labels"
     # read within a class of the model's labels, a group those labels follow shows little: where copying is looked
     # for instead is said (walkthrough 79: a copying ring was dark, a random worker's cell the brightest)
     assert any(f"{within}: a group whose shared opinion those labels follow agrees with them within every class and "
@@ -1864,7 +1864,7 @@ def test_diagnostics_come_back_from_disk_after_a_restart(runs_dir):
     assert wait_done(diag_id).status == "finished"
     manager = get_manager()
     manager._jobs.pop(diag_id)  # what a server restart does: the job is no longer in memory  # noqa: SLF001
-    assert manager.snapshot(diag_id).result is None
+    assert manager.snapshot(diag_id).live is False
     at.run()
     no_problem(at)
     shown = texts(at)
@@ -3125,7 +3125,7 @@ def test_diagnostics_of_a_run_are_computed_on_its_own_data_not_the_loaded_set(ru
         bob.button(key="diag_launch").click().run()
     snap = get_manager().wait(bob.session_state["diag_run"], timeout=120)
     assert snap.status == "finished", snap.message
-    shown = snap.result.quality.table.set_index("worker")["agreement"]
+    shown = load_diagnostics_result(get_manager().store, snap.run_id).quality.table.set_index("worker")["agreement"]
     store = get_manager().store
     loaded = store.load(run_x)
     from deem_core.analysis.diagnostics import run_diagnostics
