@@ -211,6 +211,10 @@ def model_version(method: str, config: Any, entry: dict, fallback: str | None, r
         shown["n_layers"] = f"{shown['n_layers']} → none"
     elif shown.get("n_layers") == "auto" and used is not None:  # the depth chosen ("n_layers auto"; walkthrough 37)
         shown["n_layers"] = f"auto → {used}"
+    done = entry.get("epochs")
+    if not fallback and done is not None and shown.get("epochs") is not None and int(done) != int(shown["epochs"]):
+        # the epochs trained of those asked (a run cancelled after 3 of 100 epochs said "epochs 100"; walkthrough 114)
+        shown["epochs"] = f"{int(done):,} of {int(shown['epochs']):,}"
     return version_text(display_name(method), {names.get(k, k): shown[k] for k in keys if k in shown}, fallback,
                         run_id)
 

@@ -3226,6 +3226,9 @@ def test_the_label_studio_model_version_says_a_references_labels_have_no_layers(
                     "from cluster-weighted Dawid-Skene (safety rule), run abc")
     assert "lr 3," in model_version("deem", {**config, "lr": 3.0}, {}, None, "abc")  # ("lr 3.0"; walkthrough 113)
     assert "layers auto → 2" in model_version("deem", {**config, "n_layers": "auto"}, {"layers": 2}, None, "abc")
+    # a run stopped early says the epochs it trained (a cancel after 3 of 100 said "epochs 100"; walkthrough 114)
+    stopped = model_version("deem", config, {"epochs": 3, "status": "cancelled"}, None, "abc")
+    assert "epochs 3 of 100," in stopped and "epochs 100," in model_version("deem", config, {"epochs": 100}, None, "abc")
 
 
 def test_a_notice_stays_when_the_page_is_redrawn_as_it_is_drawn(runs_dir, monkeypatch):
