@@ -41,7 +41,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -807,6 +807,9 @@ class JobManager:
                                           else max_active_per_client())
         self._reserved: dict[str | None, int] = {}
         self._reserved_clients: dict[str, int] = {}
+        # bytes the runs being written will store, by owner and by address (counted with the stored ones)
+        self._reserved_bytes: Counter = Counter()
+        self._reserved_client_bytes: Counter = Counter()
         self._launching: dict[tuple, list] = {}  # (kind, owner, data) -> [lock, holders]: see submit_once
         self.keep_finished = int(keep_finished)
         self.recovered = self.store.mark_stale_running_as_failed(time_limit=job_time_limit())
@@ -837,11 +840,16 @@ class JobManager:
             # stored as the job reads them: " DEEM " trained DEEM while its queue (GPU or CPU) and its steps, read
             # from the raw names, did not see it (attack round 6)
             config["methods"] = [str(m).strip().lower() for m in config["methods"]]
+        # the bytes the run will store, reserved with its place: the runs being written were counted as runs but not
+        # as bytes, so submits at once each found the workspace's bytes below its cap (attack round 58)
+        size = self.store.expected_bytes(data if store_data else None, gold if store_data else None)
         with self._lock:
             if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
-                self._check_storage(owner, self._reserved.get(owner, 0))  # against a cap of 2; attack round)
+                self._check_storage(owner, self._reserved.get(owner, 0),  # against a cap of 2; attack round)
+                                    self._reserved_bytes[owner])
             if client:  # (a workspace costs nothing: 40 of them from one address stored 40 times the cap)
-                self._check_client_storage(client, self._reserved_clients.get(client, 0))
+                self._check_client_storage(client, self._reserved_clients.get(client, 0),
+                                           self._reserved_client_bytes[client])
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
             active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
@@ -862,6 +870,9 @@ class JobManager:
                                     f"most {self.max_pending_per_client} at a time); wait for one to finish")
                 self._reserved_clients[client] = self._reserved_clients.get(client, 0) + 1
             self._reserved[owner] = self._reserved.get(owner, 0) + 1
+            self._reserved_bytes[owner] += size
+            if client:
+                self._reserved_client_bytes[client] += size
         run_id, released = None, False
         try:
             # what can fail is worked out before the run is written: a run written and then left without a job
@@ -880,7 +891,7 @@ class JobManager:
             with self._lock:  # (the job counts from here: its reserved place goes in the same step, else a burst of
                 # submits counted it twice and refused one below the cap; attack round 35)
                 self._jobs[run_id] = job
-                self._release(owner, client)
+                self._release(owner, client, size)
                 released = True
             job.thread.start()
         except BaseException as exc:
@@ -895,14 +906,19 @@ class JobManager:
         finally:
             if not released:
                 with self._lock:
-                    self._release(owner, client)
+                    self._release(owner, client, size)
         return run_id
 
-    def _release(self, owner: str | None, client: str | None) -> None:
-        """Give back a place ``submit`` reserved (under the lock)."""
+    def _release(self, owner: str | None, client: str | None, size: int = 0) -> None:
+        """Give back a place ``submit`` reserved, and its ``size`` bytes (under the lock)."""
         self._reserved[owner] -= 1
         if not self._reserved[owner]:
             del self._reserved[owner]
+        for counter, key in ((self._reserved_bytes, owner), (self._reserved_client_bytes, client or None)):
+            if key in counter:
+                counter[key] -= size
+                if counter[key] <= 0:
+                    del counter[key]
         if client and client in self._reserved_clients:
             self._reserved_clients[client] -= 1
             if not self._reserved_clients[client]:
@@ -986,7 +1002,7 @@ class JobManager:
             while len(self._finished) > self.keep_finished:
                 self._jobs.pop(self._finished.popleft(), None)
 
-    def _check_storage(self, owner: str, reserved: int = 0) -> None:
+    def _check_storage(self, owner: str, reserved: int = 0, reserved_bytes: int = 0) -> None:
         """A workspace's stored runs stay within their count and bytes, and the disk keeps some room: every run
         stores a copy of its data, so repeated launches filled the disk (attack round, ninth session)."""
         runs_cap, bytes_cap, floor = max_runs_per_workspace(), max_workspace_bytes(), min_free_disk()
@@ -996,7 +1012,7 @@ class JobManager:
                 raise QueueFull(f"the server's disk for runs is nearly full ({describe_bytes(free)} free); no new run "
                                 f"can be stored now. Delete runs you no longer need on the Runs page, or ask the "
                                 f"administrator")
-        runs, used = self._stored(runs_cap, bytes_cap, reserved, owner=owner)
+        runs, used = self._stored(runs_cap, bytes_cap, reserved, reserved_bytes, owner=owner)
         if 0 < runs_cap <= runs:
             raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
                             f"need on the Runs page to start another")
@@ -1016,22 +1032,24 @@ class JobManager:
             rooms.append(shutil.disk_usage(self.store.root).free - min_free_disk())
         return max(0, min(rooms)) if rooms else None
 
-    def _check_client_storage(self, client: str, reserved: int = 0) -> None:
+    def _check_client_storage(self, client: str, reserved: int = 0, reserved_bytes: int = 0) -> None:
         """The runs stored from one network address (``owners.client_party``) stay within their count and bytes."""
         runs_cap, bytes_cap = max_runs_per_client(), max_client_bytes()
-        runs, used = self._stored(runs_cap, bytes_cap, reserved, client=client)
+        runs, used = self._stored(runs_cap, bytes_cap, reserved, reserved_bytes, client=client)
         if 0 < runs_cap <= runs or 0 < bytes_cap <= used:
             raise QueueFull(f"the runs launched from your network address take {runs:,} runs and "
                             f"{describe_bytes(used)} (at most {runs_cap:,} runs and {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
 
-    def _stored(self, runs_cap: int, bytes_cap: int, reserved: int, **whose: str) -> tuple[int, int]:
-        """(runs, bytes) stored by ``owner=`` or ``client=``, the places being reserved counted as runs (launched
-        this moment, not in the store yet); (0, 0) without a bound, so that nothing is walked."""
+    def _stored(self, runs_cap: int, bytes_cap: int, reserved: int, reserved_bytes: int = 0,
+                **whose: str) -> tuple[int, int]:
+        """(runs, bytes) stored by ``owner=`` or ``client=``, the places being reserved counted as runs and their
+        ``reserved_bytes`` as bytes (launched this moment, not in the store yet); (0, 0) without a bound, so that
+        nothing is walked."""
         if runs_cap <= 0 and bytes_cap <= 0:
             return 0, 0
         runs, used = self.store.usage(**whose)
-        return runs + reserved, used
+        return runs + reserved, used + reserved_bytes
 
     # -- looking up
     def get(self, run_id: str) -> Job | None:

@@ -1004,6 +1004,48 @@ def test_submits_at_once_do_not_pass_the_workspaces_run_cap(manager, monkeypatch
     assert manager.store.usage("dora")[0] == len(accepted)
 
 
+def test_submits_at_once_do_not_pass_the_workspaces_or_the_addresss_byte_cap(manager, monkeypatch):
+    """The runs being written were counted as runs but not as bytes: submits at once each found the workspace's (and
+    the address's) bytes below the cap while the others' files were being written, and all were stored (attack round
+    58). Their expected bytes are reserved with their places."""
+    data, _ = tiny(60)
+    one = manager.store.expected_bytes(data)
+    real_create = manager.store.create
+
+    def slow_create(*args, **kwargs):  # the files take a while to write, as large data's do
+        time.sleep(0.3)
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(manager.store, "create", slow_create)
+    monkeypatch.setattr(manager, "max_pending_per_owner", 100)
+    monkeypatch.setattr(manager, "max_pending_per_client", 100)
+    for variable, whose in (("DEEM_MAX_WORKSPACE_BYTES", {"owner": "erin"}),
+                            ("DEEM_MAX_CLIENT_BYTES", {"client": "10.9.9.9"})):
+        monkeypatch.setenv(variable, str(int(1.5 * one)))
+        start = threading.Barrier(6)
+        accepted, refused = [], []
+
+        def submit(n):
+            start.wait()
+            try:  # (a workspace each for the address's cap)
+                accepted.append(manager.submit("train", {"methods": ["mv"]}, data=data,
+                                               **{"owner": f"w{n}", **whose}))
+            except QueueFull:
+                refused.append(1)
+
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(accepted) == 2 and len(refused) == 4, (variable, accepted, refused)
+        for run in accepted:
+            manager.wait(run, timeout=30)
+        assert manager.store.usage(**whose)[0] == 2
+        assert not manager._reserved_bytes and not manager._reserved_client_bytes  # noqa: SLF001 - all given back
+        monkeypatch.delenv(variable)
+
+
 def test_one_address_keeps_a_bounded_number_of_runs_whatever_its_workspaces(manager, monkeypatch):
     # a workspace costs nothing: 40 workspaces from one address stored 40 times the per-workspace cap (attack round,
     # ninth session); the index keeps a hash of the address, not the address
