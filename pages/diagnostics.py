@@ -77,42 +77,6 @@ def model_name(model: str) -> str:
     return wording.method_label(model, summary.get(f"labels_from_{model}"))
 
 
-with st.container(border=True):
-    # two pickers a row, the classes below: three in a row cut "Classes from" to "DEEM's" at 900 px (walkthroughs
-    # 17 and 22)
-    # one a row when a name is long: "DEEM (labels from cluster-weighted Dawid-Skene)" was cut in half a row at 900 px
-    wide = max((len(model_name(m)) for m in models), default=0) > MAX_PAIRED_NAME
-    c = [st.container(), st.container()] if wide else st.columns(2)
-    method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
-    returned = summary.get(f"labels_from_{method}")
-    own_labels = f"{method_name(method)}'s labels" + (f" (from {returned})" if returned else "")
-    by = c[1].selectbox("Classes from", (["gold", "predicted"] if gold_first else ["predicted", "gold"]) if has_gold
-                        else ["predicted"], key="diag_by",
-                        format_func={"gold": "gold labels", "predicted": own_labels}.get)
-    subset = st.multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
-                            format_func=common.picker_names(classes),
-                            help="worker importance on these tasks (selected) against the others (rest); "
-                                 "empty = all tasks")
-    if returned:
-        st.caption(common.safe(returned_model_sentence(run_id, method_name(method), returned)))
-    if st.button("Compute diagnostics", type="primary", key="diag_launch"):
-        config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
-                  "subset_by": by}
-        # the loaded data set only when it is the run's (attack round 23: with the server's data budget full, a run of
-        # other data opened beside the session's own, and its diagnostics were computed on the session's data and
-        # shown as the run's); otherwise the job reads the run's stored answers
-        same = ds is not None and ds.get("fingerprint") == record.get("fingerprint")
-        try:
-            # (the twin is looked for by the run read, whoever's data are loaded here; attack round 37)
-            diag_id, _ = mgr.submit_once("diagnostics", config, record.get("fingerprint") or run_id,
-                                         data=ds["data"] if same else None, gold=ds.get("gold") if same else None,
-                                         owner=common.workspace(), dataset=record.get("dataset"), store_data=False,
-                                         client=common.client_address())
-            st.session_state["diag_run"] = diag_id
-            st.rerun()
-        except Exception as exc:  # noqa: BLE001
-            common.show_error(exc, "launching the diagnostics")
-
 def diagnostics_of(config: dict | None, model: str) -> bool:
     """Whether a diagnostics run's ``config`` is of this training run's ``model``."""
     config = config or {}
@@ -142,7 +106,59 @@ def shown_diagnostics(model: str) -> str | None:
     return None
 
 
-diag_id = shown_diagnostics(method)
+def restore_pickers(diag_id: str | None, by_options: list[str]) -> None:
+    """Set "Classes from" and the importance's classes to those the shown diagnostics were computed with, once each
+    time other diagnostics come to be shown (before the pickers are drawn): a saved run reopened after a reload or from
+    the Runs page showed its charts of classes 1 and 2 under pickers back at "all tasks", and a note that the choice
+    differed (walkthrough 114). A change made after that is kept while the pickers are on the page (Streamlit forgets
+    them on another page: set back then too)."""
+    if not diag_id or (st.session_state.get("_diag_pickers_of") == diag_id and "diag_subset" in st.session_state):
+        return
+    st.session_state["_diag_pickers_of"] = diag_id
+    config = config_of(diag_id) or {}
+    st.session_state["diag_subset"] = [c for c in classes if c in {str(v) for v in config.get("subset_classes") or []}]
+    if config.get("subset_by") in by_options:
+        st.session_state["diag_by"] = config["subset_by"]
+
+
+with st.container(border=True):
+    # two pickers a row, the classes below: three in a row cut "Classes from" to "DEEM's" at 900 px (walkthroughs
+    # 17 and 22)
+    # one a row when a name is long: "DEEM (labels from cluster-weighted Dawid-Skene)" was cut in half a row at 900 px
+    wide = max((len(model_name(m)) for m in models), default=0) > MAX_PAIRED_NAME
+    c = [st.container(), st.container()] if wide else st.columns(2)
+    method = c[0].selectbox("Model", models, key=f"diag_method_{run_id}", format_func=model_name)
+    returned = summary.get(f"labels_from_{method}")
+    own_labels = f"{method_name(method)}'s labels" + (f" (from {returned})" if returned else "")
+    by_options = (["gold", "predicted"] if gold_first else ["predicted", "gold"]) if has_gold else ["predicted"]
+    diag_id = shown_diagnostics(method)
+    restore_pickers(diag_id, by_options)
+    by = c[1].selectbox("Classes from", by_options, key="diag_by",
+                        format_func={"gold": "gold labels", "predicted": own_labels}.get)
+    subset = st.multiselect("Importance: tasks of the classes", classes, key="diag_subset", placeholder="all tasks",
+                            format_func=common.picker_names(classes),
+                            help="worker importance on these tasks (selected) against the others (rest); "
+                                 "empty = all tasks")
+    if returned:
+        st.caption(common.safe(returned_model_sentence(run_id, method_name(method), returned)))
+    if st.button("Compute diagnostics", type="primary", key="diag_launch"):
+        config = {"source_run": run_id, "method": method, "subset_classes": list(subset) or None,
+                  "subset_by": by}
+        # the loaded data set only when it is the run's (attack round 23: with the server's data budget full, a run of
+        # other data opened beside the session's own, and its diagnostics were computed on the session's data and
+        # shown as the run's); otherwise the job reads the run's stored answers
+        same = ds is not None and ds.get("fingerprint") == record.get("fingerprint")
+        try:
+            # (the twin is looked for by the run read, whoever's data are loaded here; attack round 37)
+            diag_id, _ = mgr.submit_once("diagnostics", config, record.get("fingerprint") or run_id,
+                                         data=ds["data"] if same else None, gold=ds.get("gold") if same else None,
+                                         owner=common.workspace(), dataset=record.get("dataset"), store_data=False,
+                                         client=common.client_address())
+            st.session_state["diag_run"] = diag_id
+            st.rerun()
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc, "launching the diagnostics")
+
 if not diag_id:
     st.caption(common.safe(f"No diagnostics of {method_name(method)} of run {run_id} yet: press “Compute "
                            f"diagnostics”."))

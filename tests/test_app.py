@@ -1899,6 +1899,37 @@ def test_diagnostics_of_a_deem_run_that_failed_say_it_failed(runs_dir, monkeypat
     assert "only baselines" not in shown
 
 
+def test_diagnostics_reopened_set_the_pickers_to_what_they_were_computed_with(runs_dir):
+    """A saved diagnostics run reopened (a reload, the Runs page, another page and back) showed its charts of class 0
+    by the model's labels under pickers back at "all tasks" and "gold labels", and a note that the choice differed
+    (walkthrough 114). The pickers are set to the run's choice; a change made after that stays."""
+    at = trained_with_gold()
+    at.selectbox(key="diag_by").set_value("predicted")
+    at.multiselect(key="diag_subset").set_value(["0"])
+    at.button(key="diag_launch").click().run()
+    diag = at.session_state["diag_run"]
+    assert wait_done(diag).status == "finished"
+
+    def notes(app: AppTest) -> list[str]:
+        return [t for t in texts(app).split("\n") if t.startswith("The chart shows the importance on")]
+
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the URL and the owner's cookie
+    fresh.session_state["owner_key"] = at.session_state["owner_key"]
+    fresh.query_params["run"] = at.session_state["train_run"]
+    fresh.run()
+    fresh.switch_page("pages/diagnostics.py").run()
+    no_problem(fresh)
+    assert f"run `{diag}`" in texts(fresh)
+    assert fresh.multiselect(key="diag_subset").value == ["0"] and fresh.selectbox(key="diag_by").value == "predicted"
+    assert notes(fresh) == []
+    fresh.switch_page("pages/results.py").run()  # (Streamlit forgets the pickers on another page)
+    fresh.switch_page("pages/diagnostics.py").run()
+    assert fresh.multiselect(key="diag_subset").value == ["0"] and notes(fresh) == []
+    fresh.multiselect(key="diag_subset").set_value([]).run()  # the user's change stays, and the note says it
+    fresh.run()
+    assert fresh.multiselect(key="diag_subset").value == [] and len(notes(fresh)) == 1
+
+
 def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(runs_dir):
     # train A, diagnose A, train B: the page showed A's diagnostics under B's name (and in B's file names); a
     # reload lost them (press Compute again)
