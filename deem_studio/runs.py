@@ -28,7 +28,9 @@ URL) cannot escape the runs directory.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -240,12 +242,24 @@ def _run_process_alive(pid: int | None, since: float | None) -> bool:
 #: a run's Label Studio tasks (id and data) and control, kept when its data came from a Label Studio export
 LABEL_STUDIO_TASKS = "label_studio_tasks.json"
 LABEL_STUDIO_SETTINGS = "label_studio.json"
+#: the most characters of task data kept with a run (gzip's size field holds their size exactly below 4 GiB)
+TASKS_MAX_TEXT = 2**32 - 1
+
+
+def _gzip_text_bytes(path: Path) -> int:
+    """The size of the text a gzip file holds (its last four bytes), 0 for a file that is not gzip."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                return 0
+            handle.seek(-4, os.SEEK_END)
+            return int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return 0
 
 
 def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
     """Parquet when the columns have one type each; otherwise a typed JSON table (keeps 1 vs "1")."""
-    import io  # noqa: PLC0415
-
     if frame.attrs:  # pandas writes attrs into the Parquet metadata and reads them back (see _read_table)
         frame = frame.copy()
         frame.attrs = {}
@@ -286,8 +300,6 @@ def _write_annotations(path: Path, data: AnnotationSet) -> None:
     answer to read: a 29 KB Parquet file of 50 workers named with 10,000 characters took +1 GB of the server at the
     run's start and +1.9 GB at each view of its link; and soft labels were lost, the reloaded set another one
     (attack round 53)."""
-    import io  # noqa: PLC0415
-
     for part, stem in _VOCABULARIES.items():
         _write_table(path / stem, pd.DataFrame({"value": getattr(data, part)}))
     # each code in the fewest bytes it fits (int64 made a run's copy of its answers ~24 bytes an answer, ~12x a
@@ -747,19 +759,27 @@ class RunStore:
         folder = self.run_dir(run_id)
         control = settings_json(context, max_bytes)
         settings = self._write_in(folder, LABEL_STUDIO_SETTINGS, lambda handle: handle.write(control.decode("utf-8")))
-        room = None if max_bytes is None else max_bytes - len(control)
-        self._write_in(folder, LABEL_STUDIO_TASKS, lambda handle: write_tasks(context, handle, room))
+        # the tasks compressed (a 1.1 MB gzipped export's 954 MB of task data were stored whole at every training;
+        # walkthrough, forty-eighth session), their text within the room left and below 4 GiB (gzip's size field then
+        # says their size exactly: what reading them back allows)
+        room = min(TASKS_MAX_TEXT, TASKS_MAX_TEXT if max_bytes is None else max_bytes - len(control))
+        self._write_in(folder, LABEL_STUDIO_TASKS, lambda handle: write_tasks(context, handle, room), compress=True)
         return settings
 
     @staticmethod
-    def _write_in(folder: Path, name: str, write: Callable[[Any], Any]) -> Path:
-        """``write(handle)`` to a temporary text file (UTF-8) in ``folder``, synced, then renamed to ``name``; the
-        temporary file is removed when writing fails."""
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{name}.", suffix=".tmp",
-                                             delete=False)
+    def _write_in(folder: Path, name: str, write: Callable[[Any], Any], compress: bool = False) -> Path:
+        """``write(handle)`` to a temporary text file (UTF-8; gzip-compressed with ``compress``) in ``folder``,
+        synced, then renamed to ``name``; the temporary file is removed when writing fails."""
+        handle = tempfile.NamedTemporaryFile("wb", dir=folder, prefix=f".{name}.", suffix=".tmp", delete=False)
         try:
             with handle:
-                write(handle)
+                packed = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=6, mtime=0) if compress else None
+                text = io.TextIOWrapper(packed or handle, encoding="utf-8", newline="")
+                write(text)
+                text.flush()
+                text.detach()  # (the file is closed by its own block)
+                if packed is not None:
+                    packed.close()  # (its trailer written before the file is synced)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(handle.name, folder / name)
@@ -784,8 +804,8 @@ class RunStore:
         path = folder / LABEL_STUDIO_TASKS
         if not tasks or not _is_plain(path):
             return context_with(settings)
-        limits = Limits.from_env()
-        limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size))  # (written here, from a read export)
+        limits = Limits.from_env()  # (written here, from a read export: its whole text allowed)
+        limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size, _gzip_text_bytes(path)))
         return context_with(settings, Source(name=LABEL_STUDIO_TASKS, stem="label_studio_tasks", path=path), limits)
 
     def save_error(self, run_id: str, text: str) -> Path:
