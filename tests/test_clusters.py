@@ -595,9 +595,10 @@ def test_the_search_does_no_test_past_its_work_bound_and_says_so():
     assert merge_test_work(N_BOOT, 300, 150) > MAX_SEARCH_WORK / 2  # (one test alone would take half of it)
     started = time.process_time()
     clusters = find_dependence_clusters(data)
-    # (the process's CPU time, its threads' together: 1-3 s here; the wall clock read 67 s on a machine busy with
-    # other jobs, and failed a clean-clone CI run)
-    assert time.process_time() - started < 30
+    # (the process's CPU time, its threads' together: 1-3 s here on a quiet machine, 16.3 s with the load average at
+    # 3.6 on 2 cores, when it failed a full run at 30; the wall clock read 67 s on a machine busy with other jobs, and
+    # failed a clean-clone CI run; the unbounded search took minutes)
+    assert time.process_time() - started < 90
     assert clusters.cut > 0 and len(clusters.tests) <= 1 and not clusters.groups()
     said = none_found(clusters.summary(data.workers))
     assert said.startswith(f"none found in the {len(clusters.tests)} test{'' if len(clusters.tests) == 1 else 's'} "
