@@ -135,6 +135,19 @@ def time_limit_text(seconds: float) -> str:
 LABEL_TEXT_COLUMNS = 4
 
 
+def expected_output_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet | None) -> int:
+    """About the bytes a job's results store: a results table for each method a training fits (a 0.74 MB upload of
+    20,000 tasks and 1,000 classes stored 437 MB a training of four methods; attack round 59). A sweep's curves and a
+    diagnostics run's files (bounded each) are not counted here."""
+    if kind != "train" or data is None:
+        return 0
+    methods = config.get("methods") if isinstance(config.get("methods"), (list, tuple)) else TRAIN_DEFAULTS["methods"]
+    # on disk: a probability per task and class (8 bytes each: they compress little; 109 MB a method measured there
+    # for 160 MB counted) and a label a task (written once, dictionary-coded)
+    longest = max((len(str(c).encode("utf-8", "surrogatepass")) for c in data.classes), default=0)
+    return len(set(methods)) * int(data.n_tasks) * (int(data.n_classes) * 8 + longest)
+
+
 def check_table_size(data: AnnotationSet) -> None:
     """DataError before a job starts when its (tasks x classes) tables, or the text of its label columns, would be
     larger than :func:`max_table_bytes`.
@@ -728,6 +741,7 @@ class Job:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     client: str | None = None  # the network address of the browser that launched it (None: unknown)
+    expected_output: int = 0  # bytes its results are expected to store (counted against the caps while it runs)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -841,18 +855,29 @@ class JobManager:
             # from the raw names, did not see it (attack round 6)
             config["methods"] = [str(m).strip().lower() for m in config["methods"]]
         # the bytes the run will store, reserved with its place: the runs being written were counted as runs but not
-        # as bytes, so submits at once each found the workspace's bytes below its cap (attack round 58)
-        size = self.store.expected_bytes(data if store_data else None, gold if store_data else None)
+        # as bytes, so submits at once each found the workspace's bytes below its cap (attack round 58); and those
+        # its results will store, held until it ends: a burst of trainings on a small upload of many classes passed
+        # every cap and the disk's floor, then wrote 437 MB each and filled the disk (attack round 59)
+        output = expected_output_bytes(kind, config, data)
+        size = self.store.expected_bytes(data if store_data else None, gold if store_data else None) + output
         with self._lock:
+            active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
+
+            def held(**whose: str) -> int:
+                """Bytes reserved for runs being written and for the results of those queued or running."""
+                (key, value), = whose.items()
+                counter = self._reserved_bytes if key == "owner" else self._reserved_client_bytes
+                return counter[value] + sum(job.expected_output for job in active if getattr(job, key) == value)
+
+            everyone = sum(self._reserved_bytes.values()) + sum(job.expected_output for job in active)
             if owner is not None:  # (under the lock, with the places reserved: 8 submits at once stored 8 runs
                 self._check_storage(owner, self._reserved.get(owner, 0),  # against a cap of 2; attack round)
-                                    self._reserved_bytes[owner])
+                                    held(owner=owner), size, everyone)
             if client:  # (a workspace costs nothing: 40 of them from one address stored 40 times the cap)
-                self._check_client_storage(client, self._reserved_clients.get(client, 0),
-                                           self._reserved_client_bytes[client])
+                self._check_client_storage(client, self._reserved_clients.get(client, 0), held(client=client),
+                                           size)
             # a place is reserved under the lock (the run is written to disk outside it): two quick submits
             # of one workspace cannot both pass the check
-            active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
             pending = len(active) + sum(self._reserved.values())
             if pending >= self.max_pending:
                 raise QueueFull(f"{pending} jobs are already queued or running on this server; "
@@ -885,7 +910,8 @@ class JobManager:
                                        device=str(config.get("device", "")), client=client or None)
             progress = Progress(run_id, kind, steps_total=steps)
             progress.estimate_s = estimate_s
-            job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None)
+            job = Job(run_id=run_id, kind=kind, config=config, owner=owner, progress=progress, client=client or None,
+                      expected_output=output)
             job.thread = threading.Thread(target=self._work, args=(job, function, device_of, data, gold),
                                           name=f"deem-job-{run_id}", daemon=True)
             with self._lock:  # (the job counts from here: its reserved place goes in the same step, else a burst of
@@ -1002,9 +1028,12 @@ class JobManager:
             while len(self._finished) > self.keep_finished:
                 self._jobs.pop(self._finished.popleft(), None)
 
-    def _check_storage(self, owner: str, reserved: int = 0, reserved_bytes: int = 0) -> None:
+    def _check_storage(self, owner: str, reserved: int = 0, reserved_bytes: int = 0, size: int = 0,
+                       everyone: int = 0) -> None:
         """A workspace's stored runs stay within their count and bytes, and the disk keeps some room: every run
-        stores a copy of its data, so repeated launches filled the disk (attack round, ninth session)."""
+        stores a copy of its data, so repeated launches filled the disk (attack round, ninth session). ``size``: the
+        bytes this run is expected to store; ``reserved_bytes``: the workspace's runs being written and the results
+        its queued and running jobs will store; ``everyone``: the same for every workspace (the disk's floor)."""
         runs_cap, bytes_cap, floor = max_runs_per_workspace(), max_workspace_bytes(), min_free_disk()
         if floor > 0:
             free = shutil.disk_usage(self.store.root).free
@@ -1012,6 +1041,12 @@ class JobManager:
                 raise QueueFull(f"the server's disk for runs is nearly full ({describe_bytes(free)} free); no new run "
                                 f"can be stored now. Delete runs you no longer need on the Runs page, or ask the "
                                 f"administrator")
+            if free - everyone - size < floor:
+                raise QueueFull(f"this run would store about {describe_bytes(size)} (a copy of its answers and a "
+                                f"table of tasks x classes for each method), and the server's disk for runs has "
+                                f"{describe_bytes(free)} free, {describe_bytes(everyone)} of it promised to the runs "
+                                f"under way, of which {describe_bytes(floor)} is kept free; train fewer methods, try "
+                                f"again when those runs end, or ask the administrator")
         runs, used = self._stored(runs_cap, bytes_cap, reserved, reserved_bytes, owner=owner)
         if 0 < runs_cap <= runs:
             raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
@@ -1019,6 +1054,15 @@ class JobManager:
         if 0 < bytes_cap <= used:
             raise QueueFull(f"your workspace's runs take {describe_bytes(used)} (at most {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
+        if 0 < bytes_cap < used + size:
+            raise QueueFull(self._would_pass(size, used, bytes_cap, "your workspace's runs take"))
+
+    @staticmethod
+    def _would_pass(size: int, used: int, cap: int, whose: str) -> str:
+        """The refusal of a run whose expected bytes would pass a cap the runs stored are still within."""
+        return (f"this run would store about {describe_bytes(size)} (a copy of its answers and a table of tasks x "
+                f"classes for each method), and {whose} {describe_bytes(used)} of at most {describe_bytes(cap)} "
+                f"(with the runs under way); train fewer methods, or delete runs you no longer need on the Runs page")
 
     def storage_room(self, owner: str | None, client: str | None = None) -> int | None:
         """Bytes a run of ``owner`` launched from ``client`` may still add before a bound is passed (the
@@ -1032,14 +1076,17 @@ class JobManager:
             rooms.append(shutil.disk_usage(self.store.root).free - min_free_disk())
         return max(0, min(rooms)) if rooms else None
 
-    def _check_client_storage(self, client: str, reserved: int = 0, reserved_bytes: int = 0) -> None:
-        """The runs stored from one network address (``owners.client_party``) stay within their count and bytes."""
+    def _check_client_storage(self, client: str, reserved: int = 0, reserved_bytes: int = 0, size: int = 0) -> None:
+        """The runs stored from one network address (``owners.client_party``) stay within their count and bytes
+        (``size``, ``reserved_bytes``: as for :meth:`_check_storage`)."""
         runs_cap, bytes_cap = max_runs_per_client(), max_client_bytes()
         runs, used = self._stored(runs_cap, bytes_cap, reserved, reserved_bytes, client=client)
         if 0 < runs_cap <= runs or 0 < bytes_cap <= used:
             raise QueueFull(f"the runs launched from your network address take {runs:,} runs and "
                             f"{describe_bytes(used)} (at most {runs_cap:,} runs and {describe_bytes(bytes_cap)}); "
                             f"delete runs you no longer need on the Runs page to start another")
+        if 0 < bytes_cap < used + size:
+            raise QueueFull(self._would_pass(size, used, bytes_cap, "the runs launched from your network address take"))
 
     def _stored(self, runs_cap: int, bytes_cap: int, reserved: int, reserved_bytes: int = 0,
                 **whose: str) -> tuple[int, int]:

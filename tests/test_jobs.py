@@ -1008,8 +1008,10 @@ def test_submits_at_once_do_not_pass_the_workspaces_or_the_addresss_byte_cap(man
     """The runs being written were counted as runs but not as bytes: submits at once each found the workspace's (and
     the address's) bytes below the cap while the others' files were being written, and all were stored (attack round
     58). Their expected bytes are reserved with their places."""
+    from deem_studio.jobs import expected_output_bytes  # noqa: PLC0415
+
     data, _ = tiny(60)
-    one = manager.store.expected_bytes(data)
+    one = manager.store.expected_bytes(data) + expected_output_bytes("train", {"methods": ["mv"]}, data)
     real_create = manager.store.create
 
     def slow_create(*args, **kwargs):  # the files take a while to write, as large data's do
@@ -1021,7 +1023,7 @@ def test_submits_at_once_do_not_pass_the_workspaces_or_the_addresss_byte_cap(man
     monkeypatch.setattr(manager, "max_pending_per_client", 100)
     for variable, whose in (("DEEM_MAX_WORKSPACE_BYTES", {"owner": "erin"}),
                             ("DEEM_MAX_CLIENT_BYTES", {"client": "10.9.9.9"})):
-        monkeypatch.setenv(variable, str(int(1.5 * one)))
+        monkeypatch.setenv(variable, str(int(2.5 * one)))
         start = threading.Barrier(6)
         accepted, refused = [], []
 
@@ -1044,6 +1046,50 @@ def test_submits_at_once_do_not_pass_the_workspaces_or_the_addresss_byte_cap(man
         assert manager.store.usage(**whose)[0] == 2
         assert not manager._reserved_bytes and not manager._reserved_client_bytes  # noqa: SLF001 - all given back
         monkeypatch.delenv(variable)
+
+
+def test_the_results_a_training_will_store_are_counted_before_it_is_queued_and_held_while_it_runs(manager,
+                                                                                                    monkeypatch):
+    """A burst of trainings of four methods on a 0.74 MB upload of 1,000 classes passed every cap and the disk's floor
+    (nothing was stored yet), then wrote 437 MB each: the disk filled, one run failed with "No space left on device"
+    and the store was left below its floor for everyone (attack round 59). The results a training will store (a table
+    of tasks x classes a method) are counted before it is queued: a run that would pass a cap is refused, and those
+    of the runs queued or running are held against the workspace's cap and the disk's floor until they end."""
+    import collections  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from deem_studio.jobs import expected_output_bytes  # noqa: PLC0415
+
+    wide = AnnotationSet.from_long(pd.DataFrame({"task": [t for t in range(2000) for _ in range(3)],
+                                                 "worker": [w for _ in range(2000) for w in range(3)],
+                                                 "label": [(t * 7 + w) % 1000 for t in range(2000) for w in range(3)]}))
+    methods = {"methods": ["mv", "ds", "ds_shared", "cwds"]}
+    output = expected_output_bytes("train", methods, wide)
+    assert output >= 4 * 2000 * 1000 * 8  # (a probability per task and class, a table per method)
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", str(output // 2))  # (nothing stored yet: it passed)
+    with pytest.raises(QueueFull, match=r"this run would store about 6\d\.\d MiB .* your workspace's runs take "
+                                        r"0 bytes of at most"):
+        manager.submit("train", methods, data=wide, owner="fay")
+    assert manager.store.usage("fay")[0] == 0
+    monkeypatch.delenv("DEEM_MAX_WORKSPACE_BYTES")
+    # the disk's floor: the results of the runs under way are promised
+    data, _ = tiny(60)
+    two = {"methods": ["mv", "ds"]}
+    output = expected_output_bytes("train", two, data)
+    size = manager.store.expected_bytes(data) + output
+    floor = 1 << 30
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * floor, 8 * floor, floor + size + output // 2))
+    monkeypatch.setenv("DEEM_MIN_FREE_DISK", str(floor))
+    GATES["floor"] = threading.Event()
+    gate = manager.submit("gated", {"name": "floor"})  # the trainings wait behind it, their results not yet written
+    first = manager.submit("train", two, data=data, owner="gus")
+    with pytest.raises(QueueFull, match=r"promised to the runs under way"):
+        manager.submit("train", two, data=data, owner="hal")
+    GATES["floor"].set()
+    assert manager.wait(gate, timeout=30).status == "finished"
+    assert manager.wait(first, timeout=60).status == "finished"  # ended: nothing held any more
+    assert manager.wait(manager.submit("train", two, data=data, owner="hal"), timeout=60).status == "finished"
 
 
 def test_one_address_keeps_a_bounded_number_of_runs_whatever_its_workspaces(manager, monkeypatch):
