@@ -827,6 +827,7 @@ class JobManager:
         self._launching: dict[tuple, list] = {}  # (kind, owner, data) -> [lock, holders]: see submit_once
         self.keep_finished = int(keep_finished)
         self.recovered = self.store.mark_stale_running_as_failed(time_limit=job_time_limit())
+        self.removed_unindexed = self.store.remove_unindexed()  # (left by a server stopped while writing a run)
 
     # -- submitting
     def submit(self, kind: str, config: Mapping[str, Any] | None = None, data: AnnotationSet | None = None,

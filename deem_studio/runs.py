@@ -1064,6 +1064,33 @@ class RunStore:
                                        f"(launch it again)")
         return [row["run_id"] for row in stale]
 
+    #: seconds a run folder without an index row is left alone (another process may be writing it this moment)
+    UNINDEXED_GRACE_SECONDS = 600.0
+
+    def remove_unindexed(self, min_age: float | None = None) -> list[str]:
+        """Remove run folders that have no index row and were last changed more than ``min_age`` seconds ago
+        (default :data:`UNINDEXED_GRACE_SECONDS`): a run's folder is written before its row, and a server killed in
+        between left it, a full copy of the uploaded answers (18 MB of a 300,000-task set) counted by no quota, listed
+        nowhere, removed by nothing (attack round 59); a delete stopped between the row and the folder did the same.
+        Returns the ids removed."""
+        min_age = self.UNINDEXED_GRACE_SECONDS if min_age is None else float(min_age)
+        indexed = {row["run_id"] for row in self._query("SELECT run_id FROM runs")}
+        removed, now = [], time.time()
+        for entry in os.scandir(self.root):
+            if not is_run_id(entry.name) or entry.name in indexed or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime <= min_age:
+                    continue
+            except OSError:  # gone meanwhile
+                continue
+            with self._write_lock:
+                if self._query("SELECT run_id FROM runs WHERE run_id = ?", (entry.name,)):
+                    continue  # (indexed meanwhile)
+                shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+        return removed
+
     def delete(self, run_id: str) -> None:
         """Remove a run (index row and folder). Refuses while it is queued or running."""
         record = self._require(run_id)

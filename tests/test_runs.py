@@ -156,6 +156,36 @@ def test_status_timestamps_and_list_filters(tmp_path):
         store.update_status(a, "exploded")
 
 
+def test_a_run_folder_left_without_its_index_row_is_removed_when_the_server_starts(tmp_path):
+    """A server killed while a run was being written left its folder (written before its index row): a full copy of
+    the uploaded answers, counted by no quota, listed nowhere, removed by nothing (attack round 59). A server starting
+    removes such folders once they are older than a grace period; fresh ones (another process may be writing them),
+    indexed runs, other folders and links stay."""
+    import time
+
+    from deem_studio.jobs import JobManager
+
+    store = RunStore(tmp_path)
+    kept = store.create("train", {"methods": ["mv"]}, status="finished")
+    old = time.time() - 2 * RunStore.UNINDEXED_GRACE_SECONDS
+    for name in ("0123456789abcdef", "fedcba9876543210", "notes"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "annotations.npz").write_bytes(b"x" * 1000)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the store's")
+    os.symlink(outside, tmp_path / "00000000deadbeef")
+    for name in ("0123456789abcdef", "notes", kept):
+        os.utime(tmp_path / name, (old, old))
+    manager = JobManager(tmp_path)
+    assert manager.removed_unindexed == ["0123456789abcdef"]
+    assert not (tmp_path / "0123456789abcdef").exists()
+    assert (tmp_path / "fedcba9876543210").exists() and (tmp_path / "notes").exists()  # fresh; not a run's
+    assert (outside / "keep.txt").exists() and os.path.islink(tmp_path / "00000000deadbeef")
+    assert store.get(kept)["status"] == "finished" and (tmp_path / kept / "config.json").exists()
+    manager.shutdown()
+
+
 def test_stale_running_runs_are_marked_failed(tmp_path):
     store = RunStore(tmp_path)
     dead = store.create("train", {}, status="running")
