@@ -308,6 +308,8 @@ class ProgressSnapshot:
     #: queued: seconds before it may start by the estimates of the jobs ahead (running: their time left), None when
     #: one of them has none (:meth:`JobManager.expected_wait`)
     wait_s: float | None = None
+    uniform: bool = False  # every step of the current phase costs the same (one fixed depth): its pace is trusted early
+    phase_plan_s: float | None = None  # the launch estimate's seconds for the whole current phase, if it has one
 
     @property
     def done(self) -> bool:
@@ -344,6 +346,13 @@ class ProgressSnapshot:
             return self._planned_steps_left()
         if self.rate_s is not None and self.phase_total > 0:
             left = self.phase_total - self.phase_done
+            counted = self.phase_done - self.plan_from
+            if self.uniform and counted >= max(UNIFORM_MIN_STEPS, UNIFORM_TRUSTED_SHARE * self.phase_total):
+                # steps of one cost (a fixed depth): the pace measured is the one to come, and the phases after it are
+                # scaled as this one compares with its estimate (a training estimated at 41 s said "about 35 s left"
+                # halfway with 14 s to go, and "about 20 s left" 4 s from its end; walkthrough 115)
+                current = max(0.0, left * self.rate_s - min(self.step_age, self.rate_s) * (left > 0))
+                return current + self.then_s * self._pace_scale(counted)
             if left > 0 and self.step_age > 2.0 * self.rate_s + 1.0:
                 # the step under way has taken far longer than the phase's pace (GLAD after majority vote's 0.01 s:
                 # "about 0.1 s left" stood for 22 s; walkthrough 19): that pace says nothing of the time left
@@ -363,6 +372,17 @@ class ProgressSnapshot:
         return planned
 
 
+    def _pace_scale(self, counted: int) -> float:
+        """How the current phase's time so far compares with its share of its estimate (1 without one, or before a
+        second of it), within :data:`PACE_SCALE_BOUNDS`."""
+        if not self.phase_plan_s or not self.phase_total:
+            return 1.0
+        expected = self.phase_plan_s * counted / self.phase_total
+        if expected < 1.0 or self.phase_age <= 0:
+            return 1.0
+        low, high = PACE_SCALE_BOUNDS
+        return min(high, max(low, (self.phase_age - self.step_age) / expected))
+
     def _planned_steps_left(self) -> float:
         """The time left of a phase whose steps were each estimated (``plan_s``: methods differ a hundredfold, and
         the pace of those done said "about 1.8 s left" with GLAD's 28 s to come; walkthrough 105): the steps to run
@@ -379,6 +399,12 @@ class ProgressSnapshot:
 
 #: the share of a job done after which a pace slower than its launch estimate is taken alone for the time left
 SLOWER_TRUSTED_AFTER = 0.1
+#: a phase of steps of one cost trusts its measured pace alone after this share of its steps (and at least
+#: UNIFORM_MIN_STEPS of them)
+UNIFORM_TRUSTED_SHARE = 0.05
+UNIFORM_MIN_STEPS = 5
+#: the most a phase's pace against its estimate scales the estimates of the phases after it, each way
+PACE_SCALE_BOUNDS = (0.25, 4.0)
 
 
 #: how far past its launch estimate a job's line says so beside its pace's time left (within a tenth: noise)
@@ -475,18 +501,22 @@ class Progress:
         self.then_s = 0.0
         self.then_untimed = 0
         self.plan: tuple[float, ...] = ()
+        self.uniform, self.phase_plan_s = False, None
         self._phase_offset = 0  # steps of the current phase done before it began (its first run of baselines)
         self._phase_first: float | None = None  # time of the current phase's first step
         self._phase_last: float | None = None
         self._phase_began: float | None = None
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
-                    then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0) -> None:
+                    then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0, uniform: bool = False,
+                    plan_s: float | None = None) -> None:
         """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows;
         ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only);
         ``plan``: the estimated seconds of each of its steps, where they differ (the baselines); ``done``: its steps
-        done before (the baselines run before a training between them)."""
+        done before (the baselines run before a training between them); ``uniform``: its steps cost the same (a
+        training of one fixed depth); ``plan_s``: its own estimated seconds."""
         with self._lock:
+            self.uniform, self.phase_plan_s = bool(uniform), None if plan_s is None else float(plan_s)
             self.phase, self.phase_done, self.phase_total, self.unit = phase, int(done), int(total), unit
             self._phase_offset = int(done)
             self.then_s, self.then_untimed = float(then_s), int(then_untimed)
@@ -546,7 +576,8 @@ class Progress:
                 messages=tuple(self.messages), live=True, estimate_s=self.estimate_s,
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
                 then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
-                step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset,
+                step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset, uniform=self.uniform,
+                phase_plan_s=self.phase_plan_s,
                 phase_age=0.0 if self._phase_began is None else max(0.0, time.time() - self._phase_began))
 
     def _step_age(self) -> float:
@@ -1520,7 +1551,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             phase = f"training {spec.name}" + (f" ({rounds} depths in turn{', both starts at once' if both else ''})"
                                                if rounds > 1 else "")
             untimed = 0 if estimate.get("seconds") else len(methods) - methods.index(method) - 1
-            progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed)
+            progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed,
+                                 uniform=rounds <= 1, plan_s=float(trained_each[method]) if estimate.get("seconds") else None)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
             entry.update(_trained_entry(ctx, method, model, histories))
@@ -1664,7 +1696,8 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     swept, batch_size = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
     epochs = int(cfg["epochs"])
     progress.start_phase("sweeping learning rates" + (f" on {swept.n_tasks:,} of {data.n_tasks:,} tasks"
-                                                      if swept is not data else ""), epochs, "epoch")
+                                                      if swept is not data else ""), epochs, "epoch",
+                         uniform=True)  # (every rate trains in one batched model: epochs of one cost)
     lrs = cfg.get("lrs")
     result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
                        n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),

@@ -593,6 +593,29 @@ def test_time_left_leans_on_the_launch_estimate_until_the_pace_has_been_measured
     assert slow(5, 2.0) < 0.05 * 95 * 0.39 + 0.95 * 18.0 + 0.5
 
 
+def test_time_left_of_a_phase_of_steps_of_one_cost_follows_its_pace_early_and_scales_what_follows():
+    """Walkthrough 115: a training of 2 fixed layers estimated at 41 s took 28 s; halfway (epoch 403 of 800, 14 s in)
+    it said "about 35 s left" with 14 s to go, and 4 s from its end "about 20 s left": the launch estimate weighed in
+    long after the pace was known. A phase whose steps cost the same (one fixed depth, a sweep) trusts its pace after
+    5% of its steps, and the estimates of the phases after it are scaled as it compares with its own."""
+    from deem_studio.jobs import ProgressSnapshot
+
+    now = time.time()
+
+    def left(done: int, elapsed: float, uniform: bool = True, then_s: float = 0.0) -> float:
+        return ProgressSnapshot(run_id="r", kind="train", status="running", started_at=now - elapsed, estimate_s=41.0,
+                                steps_done=done, steps_total=800, phase_done=done, phase_total=800,
+                                rate_s=elapsed / done, uniform=uniform, then_s=then_s, phase_plan_s=36.0,
+                                phase_age=elapsed).eta
+
+    assert left(403, 14.0) == pytest.approx(397 * 14.0 / 403, abs=0.1)  # (the blend said 20.5 here)
+    assert left(403, 14.0, uniform=False) > 20  # a choice of depths (cheap depths first): still weighed
+    assert left(795, 27.6) < 0.5
+    # the baselines after it, estimated at 5 s, scaled as this phase ran against its 36 s estimate (14 s for 18.1)
+    assert left(403, 14.0, then_s=5.0) == pytest.approx(397 * 14.0 / 403 + 5.0 * 14.0 / (36.0 * 403 / 800), abs=0.1)
+    assert left(20, 1.0) > 30  # before 5% of the steps: the launch estimate still counts
+
+
 def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outrun():
     """Walkthrough 19, baselines after DEEM with no launch estimate: "about 0.1 s left" stood for 22 s of GLAD (the
     pace of majority vote and Dawid-Skene), then "about 8.0 s left" for 15 s of MACE (a step's time never counted)."""
