@@ -69,6 +69,23 @@ def test_aggregate_method_option_runs_classic_aggregators_and_the_irbm(tmp_path,
     assert line.startswith("accuracy: ") and 0 <= float(line.split()[1]) <= 100
 
 
+def test_a_label_column_of_text_written_for_each_task_is_said_before_anything_trains(tmp_path, capsys):
+    """Walkthrough 115: ``--label-column Input.text`` on an MTurk batch read 480 classes for 480 tasks (each task's
+    own text) and began a training of 3 hours with nothing said but its time left. Said with the data's warnings,
+    before training; the answers' own column reads without it."""
+    rows = [{"HITId": f"h{t}", "WorkerId": f"W{(3 * t + i) % 32}", "Input.text": f"review number {t} of the batch",
+             "Answer.sentiment": ("pos", "neg", "neu")[(t + (i == 2)) % 3]} for t in range(60) for i in range(3)]
+    batch = tmp_path / "Batch_1_batch_results.csv"
+    pd.DataFrame(rows).to_csv(batch, index=False)
+    code = main(["aggregate", str(batch), "-o", str(tmp_path / "wrong.csv"), "--label-column", "Input.text",
+                 "--method", "mv", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0 and "60 of the 60 classes are each given on one task only: the label column reads as text " \
+                         "written for each task" in err, err
+    assert main(["aggregate", str(batch), "-o", str(tmp_path / "right.csv"), "--method", "mv", "--no-progress"]) == 0
+    assert "given on one task only" not in capsys.readouterr().err
+
+
 def test_aggregate_method_errors_are_one_line(tmp_path, small_files, capsys):
     annotations, _, _ = small_files
     assert main(["aggregate", str(annotations), "-o", str(tmp_path / "k.csv"), "--method", "kos"]) == 2

@@ -617,6 +617,7 @@ class AnnotationSet:
                                            worker_codes[rows], worker_index))
             warnings.extend(_labels_for_others(class_index, task_codes[rows], label_codes[rows], len(task_index),
                                                source, worker_codes[rows], worker_index))
+            warnings.extend(_labels_of_one_task(class_index, task_codes[rows], label_codes[rows], source))
         warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
@@ -1206,6 +1207,31 @@ STANDS_FOR = "where the other answers on their tasks give"
 #: the most classes whose (class x class) co-occurrence is counted for that warning, and the answers a label needs
 STANDS_FOR_MAX_CLASSES = 200
 STANDS_FOR_MIN_ANSWERS = 20
+
+
+#: classes from which :func:`_labels_of_one_task` looks, and the share of them given on one task only that it says
+ONE_TASK_MIN_CLASSES = 20
+ONE_TASK_SHARE = 0.9
+
+
+def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, source: str) -> list[str]:
+    """A warning when nearly every class is given on one task only: the label column holds text written for each task
+    (a question, an id, a free-text field), not classes the workers choose among. ``deem aggregate --label-column
+    Input.text`` on an MTurk batch read 480 classes for 480 tasks and began a training of 3 hours, with nothing said
+    but its time left (walkthrough 115)."""
+    k = len(classes)
+    if k < ONE_TASK_MIN_CLASSES or not len(label_codes):
+        return []
+    pairs = np.unique(label_codes.astype(np.int64) * (int(task_codes.max()) + 1) + task_codes)
+    tasks_per_class = np.bincount(pairs // (int(task_codes.max()) + 1), minlength=k)
+    single = int((tasks_per_class == 1).sum())
+    if single < ONE_TASK_SHARE * k:
+        return []
+    return [f"{source}: {single:,} of the {k:,} classes are each given on one task only: the label column reads as "
+            f"text written for each task (a question, an id, a free-text field), not classes the workers choose among. "
+            f"The methods that learn how each worker uses the classes (DEEM, Dawid-Skene) learn nothing shared from "
+            f"such labels, and take long at this many classes; pick the column of the answers (deem --label-column, "
+            f"or the mapping on the Data page)"]
 
 
 def _labels_for_others(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, n_tasks: int,
