@@ -413,8 +413,9 @@ if rows:  # a static table: the reasons wrap instead of being cut off
 if picked is not None:
     st.caption(f"Picked learning rate: **{wording.fmt_lr(picked)}** ({source}).")
 elif from_run:
-    st.caption(f"Training would use learning rate {wording.fmt_lr(current)} ({source}, which you opened): pick one "
-               f"below to train with a rate of this sweep.")
+    # (not "which you opened": a run brought back with its data set, never opened, was said to be; walkthrough 115)
+    st.caption(f"Training would use learning rate {wording.fmt_lr(current)} ({source}, now in the Train "
+               f"page's form): pick one below to train with a rate of this sweep.")
 elif pick is None and not partial:
     # (the engine's words nested three brackets deep and said "no learning rate picked" twice; walkthrough 73)
     st.caption(f"No learning rate picked yet for these data: training would use {wording.fmt_lr(current)}, the "
@@ -440,7 +441,7 @@ if (swept_layers is not None and form_layers != swept_layers) or form_start == "
 # (with nothing picked the button trains with the form's rate: "Train with learning rate 0.01" below a table calling
 # 0.01 too small read as the sweep's advice; walkthrough 72)
 whose = ("" if lr is not None or picked is not None else " (the default: none picked)" if pick is None
-         else " (of the run you opened)" if from_run else "")
+         else " (the Train form's, from a run)" if from_run else "")
 if st.button(f"Train with learning rate {wording.fmt_lr(chosen)}{whose}", type="primary", key="sweep_to_train",
              help="opens the Train page with this rate in its form: press Train there (the run shown below the form "
                   "until then is the one before)"):

@@ -1062,8 +1062,8 @@ def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_di
     no_problem(at)
     shown = texts(at)
     assert "Picked learning rate" not in shown and at.radio(key=f"sweep_choice_{sweep}").value is None
-    assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
-            f"to train with a rate of this sweep.") in unescape(shown)
+    assert (f"Training would use learning rate 0.03 (the settings of run {train}, now in the Train page's form): pick one "
+            f"below to train with a rate of this sweep.") in unescape(shown)
     # a sweep run after it: the line stays whole on this page, which shows that sweep's pick itself (it read "(the
     # settings of run ...; sweep ...'s recommendation, 0.03, is used only if you pick it on the Sweep page (...),
     # which you opened)"; walkthrough 110); the Train page still names the sweep's pick
@@ -1071,8 +1071,8 @@ def test_a_rate_of_a_reopened_training_is_not_called_picked_on_the_sweep(runs_di
     at.run()
     no_problem(at)
     shown = unescape(texts(at))
-    assert (f"Training would use learning rate 0.03 (the settings of run {train}, which you opened): pick one below "
-            f"to train with a rate of this sweep.") in shown and "is used only if you pick it" not in shown, shown
+    assert (f"Training would use learning rate 0.03 (the settings of run {train}, now in the Train page's form): pick one "
+            f"below to train with a rate of this sweep.") in shown and "is used only if you pick it" not in shown, shown
     assert "Training uses the default until you pick a rate below" not in shown  # (it uses the run's; walkthrough 111)
     at.switch_page("pages/train.py").run()
     assert f"sweep {later}'s " in unescape(texts(at)) and "is used only if you pick it on the Sweep page" in unescape(texts(at))
