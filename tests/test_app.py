@@ -77,6 +77,30 @@ def upload(at: AppTest, name: str = "tiny.csv", content: bytes | None = None) ->
     return at
 
 
+def test_labels_spelled_alike_are_merged_with_one_press_on_the_data_page(runs_dir):
+    """Walkthrough 115: a careless file's labels in mixed case were said, and the page offered nothing but to fix the
+    file (9 classes where 3 were meant; DEEM 45% where one spelling gave 89%). A press merges each group into its most
+    given spelling, the gold labels written the same way, and says what it did."""
+    rows = ["task,worker,label"] + [f"{t},w{w},{('yes', 'Yes', 'YES')[(t + w) % 3] if (t + w) % 4 else 'no'}"
+                                    for t in range(60) for w in range(4)]
+    at = upload(new_app(), "careless.csv", "\n".join(rows).encode())
+    at.file_uploader(key="upload_gold").set_value(
+        ("gold.csv", ("task,truth\n" + "\n".join(f"{t},{'Yes' if t % 2 else 'no'}" for t in range(60))).encode(),
+         "text/csv")).run()
+    no_problem(at)
+    before = at.session_state["dataset"]
+    assert before["data"].n_classes == 4 and len(before["gold"]) == 60
+    assert "or merge them with the button “Merge the labels spelled alike” below" in unescape(texts(at))
+    at.button(key="merge_spellings").click().run()
+    no_problem(at)
+    after = at.session_state["dataset"]
+    classes = list(after["data"].classes)
+    assert len(classes) == 2 and "no" in classes and after["name"] == "careless.csv (spellings merged)"
+    assert len(after["gold"]) == 60 and set(after["gold"]) == set(classes)  # (the gold's "Yes" written as merged)
+    assert "3 labels spelled alike merged into 1 class" in unescape(texts(at))
+    assert not [b for b in at.button if b.key == "merge_spellings"]  # nothing left to merge
+
+
 def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):
     """Read 43: "1 gold labels match tasks of this data set" and "1 name unknown tasks and are ignored"."""
     at = upload(new_app())

@@ -135,7 +135,8 @@ def test_missing_label_spellings_are_one_case_insensitive_set_with_tasks_counted
                              "case, in spaces, or in characters that look alike or cannot be seen only), and each "
                              "spelling is a class of its own (answers in brackets): "
                              "'NULL' (1) and 'null' (1; given by 'b' 1); 'None' (1) and 'none' (1; given by 'a' 1). "
-                             "Spell each class one way in the file if they mean the same."]
+                             "Spell each class one way in the file if they mean the same, or merge them "
+                             "(with_spellings_merged(), CLI --merge-spellings)."]
     frame = pd.DataFrame({"task": [1, 1, 2], "worker": ["a", "b", "a"], "label": ["x", "none", None]})
     typed = read_annotations(frame)
     assert answers(typed) == {(1, "a", "x")}

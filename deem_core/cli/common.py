@@ -410,6 +410,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                              "dropping them as missing")
     parser.add_argument("--on-conflict", default="error", choices=["error", "first", "last"],
                         help="one worker giving one task different labels: stop (default) or keep one")
+    parser.add_argument("--merge-spellings", action="store_true",
+                        help="make labels that differ only in case, spaces or look-alike characters one class each, "
+                             "written as the most given spelling (by default each spelling is a class, and said)")
     parser.add_argument("--max-input-bytes", default=None, metavar="SIZE",
                         help="refuse inputs larger than this once decompressed (e.g. 4G; default 1G or "
                              "DEEM_MAX_INPUT_BYTES)")
@@ -489,6 +492,9 @@ def read_input(args: argparse.Namespace):
     reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
                            keep_missing=getattr(args, "keep_missing_labels", False),
                            predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
+    if getattr(args, "merge_spellings", False):
+        reading.data = reading.data.with_spellings_merged()
+        reading.gold = reading.data.spelled_as_merged(reading.gold)
     say(reading.note)
     for message in reading.data.warnings:
         warn(message)
@@ -535,6 +541,8 @@ def truth_for(args: argparse.Namespace, reading: Any, data: Any) -> Any:
     task warned of, and whose truth it is said. One choice for every command that scores (``deem baselines`` read the
     file without the input's limits and printed "NaN" silently for a truth of other tasks; read 53)."""
     given = read_truth_input(args, data, input_limits(args)) if args.truth else reading.gold
+    if args.truth:  # (the input's own gold labels were when it was read)
+        given = data.spelled_as_merged(given)
     if given is not None and len(given):
         annotated = given.index.isin(data.tasks)
         if not annotated.any():
