@@ -794,3 +794,26 @@ def test_a_layout_named_wrongly_is_said_where_the_read_fails(tmp_path):
     with pytest.raises(DataError) as caught:
         read_dataset(wide, format="wide", on_conflict="error", classes=["zz"])
     assert "check the format chosen" not in str(caught.value)
+
+
+def test_a_title_line_above_the_header_is_named_as_such_by_the_reader_the_preview_and_the_command(tmp_path, capsys):
+    """Walkthrough 115: a file whose first line is a title ("Sentiment batch export,,") read as "no task column among
+    'Sentiment batch export'" on the command line and "column 2 has values but no name in the header" on the Data
+    page: two messages, neither naming the cause. One message everywhere, and the file without the title reads."""
+    from deem_core.cli import main
+    from deem_core.data.formats import preview
+
+    body = "task,worker,label\n1,a,pos\n1,b,neg\n2,a,pos\n2,b,pos\n"
+    titled = tmp_path / "titled.csv"
+    titled.write_text("Sentiment batch export,,\n" + body)
+    said = "titled.csv: the first line names one column of 3 ('Sentiment batch export'): a title above the header?"
+    for read in (read_dataset, preview):
+        with pytest.raises(DataError) as caught:
+            read(titled)
+        assert str(caught.value).startswith(said), (read, str(caught.value))
+    assert main(["aggregate", str(titled), "-o", str(tmp_path / "out.csv"), "--method", "mv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: " + said)
+    plain = tmp_path / "plain.csv"
+    plain.write_text(body)
+    assert read_dataset(plain).data.n_tasks == 2

@@ -19,7 +19,7 @@ import pandas as pd
 
 from deem_core.data.annotations import BeyondLimitError, DataError
 from deem_core.data.formats.limits import DEFAULT_MAX_JSON_VALUES
-from deem_core.data.formats.tables import Table
+from deem_core.data.formats.tables import Table, title_line_error
 from deem_core.data.text import counted, in_number, is_are
 from deem_core.data.formats.values import MISSING_LABELS, blank_text, missing_mask
 from deem_core.data.text import names_text, quoted_list, shortened
@@ -744,6 +744,8 @@ def plan_table(table: Table, fmt: str, columns: Mapping[str, Any] | None = None,
     """The plan for one table: ``fmt`` is a dialect name or ``"auto"`` (the header decides)."""
     columns = dict(columns or {})
     _check_columns_keys(columns)
+    if table.kind == "csv" and (title := title_line_error(table.name, table.header)) is not None:
+        raise title
     cols = [c for c in table.header if c != ""] if table.kind == "csv" else list(table.header)
     dialect = fmt if fmt != "auto" else (detect_dialect(cols) or "auto")
     if columns.get("ignore") and dialect in ("mturk", "toloka", "label_studio_csv", "label_studio_min"):

@@ -39,6 +39,7 @@ import pandas as pd
 from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import PREVIEW_BYTES, Limits, describe_bytes
 from deem_core.data.formats.sources import Budget, Source, read_head
+from deem_core.data.text import shortened
 from deem_core.data.text import counted
 from deem_core.data.formats.text import TextStream, check_text_sample
 from deem_core.data.formats.values import missing_mask, value_too_long
@@ -179,6 +180,18 @@ def concat_parts(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
                                      for s in pieces], ignore_index=True)
     return pd.DataFrame(out)
 
+
+
+def title_line_error(name: str, header: Sequence[str]) -> DataError | None:
+    """The error for a first line that names one column of three or more (``Sentiment batch export,,``: a title above
+    the header), None for any other header. The command line said "no task column among 'Sentiment batch export'"
+    and the Data page "column 2 has values but no name in the header", neither naming the cause (walkthrough 115)."""
+    named = [str(c) for c in header if str(c).strip()]
+    if len(named) != 1 or len(header) < 3:
+        return None
+    return DataError(f"{name}: the first line names one column of {len(header):,} ({shortened(named[0], 60)!r}): a "
+                     f"title above the header? Remove that line, so that the header (the names of the columns, e.g. "
+                     f"task,worker,label) is the first line")
 
 class Table:
     """The interface shared by the three kinds of table."""
@@ -725,7 +738,9 @@ class CsvTable(Table):
                     self._ignored_first = True
                     self.notes.append(f"{self.name}: ignored the first column, which has no name (a saved row index?)")
                 continue
-            raise DataError(f"{self.name}: column {position + 1} has values but no name in the header; name it")
+            title = title_line_error(self.name, self.header)
+            raise title or DataError(f"{self.name}: column {position + 1} has values but no name in the header; "
+                                     f"name it")
         return frame.iloc[:, keep]
 
     @property
