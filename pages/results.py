@@ -394,7 +394,7 @@ def _expected_bytes(fmt: str, context=None, rows: int | None = None) -> int:
     if rows is not None:  # (a part of the table: its share)
         size = -(-size * rows // max(1, stored_rows))
     source = getattr(context, "source", None) if fmt == "label_studio" else None
-    return size + (int(source.raw_size() or 0) if source is not None else 0)
+    return size + (int(source.text_size() or 0) if source is not None else 0)
 
 
 def _serialise(table: pd.DataFrame, fmt: str, context=None) -> bytes:

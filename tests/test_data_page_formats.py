@@ -397,8 +397,13 @@ def test_the_label_studio_task_data_kept_with_a_run_are_compressed_and_read_back
     text = gzip.decompress(kept.read_bytes())
     assert len(text) > 3_000_000 and kept.stat().st_size < len(text) / 50, (kept.stat().st_size, len(text))
     assert json.loads(serialise(labels, "label_studio", store.load_label_studio(run_id), "test")) == expected
+    # the size of its text, not of the compressed file, says which download line its predictions file is made in (a
+    # 904 MB file went in the small files' line, counted at 1.8 MB; attack round 60); the upload's too, once read
+    assert store.load_label_studio(run_id).source.text_size() == len(text)
+    assert context.source.text_size() >= len(text) > 50 * export.stat().st_size
     kept.write_bytes(text)  # a run kept before: the same text, not compressed
     assert json.loads(serialise(labels, "label_studio", store.load_label_studio(run_id), "test")) == expected
+    assert store.load_label_studio(run_id).source.text_size() == len(text)
 
 
 def _nested_taxonomy_export(path, tasks: int, workers: int, depth: int):

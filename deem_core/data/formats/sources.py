@@ -163,6 +163,8 @@ class Source:
     data: bytes | None = None
     handle: Any = None
     frame: pd.DataFrame | None = None
+    #: bytes of its text (decompressed), once a read has reached its end
+    text_bytes: int | None = None
 
     def raw(self) -> BinaryIO:
         """A fresh binary stream over the (possibly compressed) bytes, from the start."""
@@ -172,6 +174,25 @@ class Source:
             return io.BytesIO(self.data)
         self.handle.seek(0)
         return _Borrowed(self.handle)
+
+    def text_size(self) -> int | None:
+        """Bytes of its text: as counted by a read that reached its end; else, for a gzip file on disk, gzip's size
+        field (what a file this project wrote holds: below 4 GiB, one member); else its raw size. A Label Studio
+        export's task data kept gzip-compressed with a run were counted at their compressed size: a 904 MB
+        predictions file went in the small downloads' line, and another visitor's 0.07 s download waited 22 s
+        behind it (attack round 60)."""
+        if self.text_bytes is not None:
+            return self.text_bytes
+        raw = self.raw_size()
+        if self.path is not None:
+            try:
+                with open(self.path, "rb") as handle:
+                    if handle.read(2) == b"\x1f\x8b":
+                        handle.seek(-4, os.SEEK_END)
+                        return max(raw or 0, int.from_bytes(handle.read(4), "little"))
+            except OSError:
+                pass
+        return raw
 
     def raw_size(self) -> int | None:
         if self.path is not None:
@@ -312,6 +333,8 @@ class Stream(io.RawIOBase):
         self.read_bytes += len(data)
         if self.budget is not None and data:
             self.budget.add_bytes(len(data), self.name)
+        if not data and size and self.stop_after is None:  # its end: the text's size is known
+            self.source.text_bytes = self.read_bytes
         return data
 
     def readinto(self, buffer) -> int:
