@@ -318,6 +318,20 @@ def _text_length(values: Any) -> int:
     return int(np.asarray(pd.Index(values).astype(str).str.len()).sum()) if len(values) else 0
 
 
+def _only_created(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what :meth:`RunStore.create` writes before a run's index row (its
+    configuration, answers, gold labels, their temporary files, an empty results folder): a run never indexed."""
+    for entry in os.scandir(folder):
+        name = entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if name != "results" or any(os.scandir(entry.path)):
+                return False
+        elif not (name in ("config.json", "dataset.json", "annotations.npz") or name.startswith(("annotations_", "gold."))
+                  or (name.startswith(".") and name.endswith(".tmp"))):
+            return False
+    return True
+
+
 def _narrow(codes: np.ndarray) -> np.ndarray:
     """``codes`` (non-negative integers) in the smallest signed integer type that holds them."""
     top = int(codes.max()) if len(codes) else 0
@@ -1068,19 +1082,23 @@ class RunStore:
     UNINDEXED_GRACE_SECONDS = 600.0
 
     def remove_unindexed(self, min_age: float | None = None) -> list[str]:
-        """Remove run folders that have no index row and were last changed more than ``min_age`` seconds ago
-        (default :data:`UNINDEXED_GRACE_SECONDS`): a run's folder is written before its row, and a server killed in
-        between left it, a full copy of the uploaded answers (18 MB of a 300,000-task set) counted by no quota, listed
-        nowhere, removed by nothing (attack round 59); a delete stopped between the row and the folder did the same.
-        Returns the ids removed."""
+        """Remove run folders left half-written: no index row, nothing in them but what :meth:`create` writes before
+        the row (no result, model, history or log of a job), last changed more than ``min_age`` seconds ago (default
+        :data:`UNINDEXED_GRACE_SECONDS`). A server killed between a run's files and its row left a full copy of the
+        uploaded answers (18 MB of a 300,000-task set) counted by no quota, listed nowhere, removed by nothing (attack
+        round 59). A folder holding a job's output is never removed (an index restored from a backup, or lost,
+        removed finished runs; attack round 60), nor anything while the index holds no run at all. Returns the ids
+        removed."""
         min_age = self.UNINDEXED_GRACE_SECONDS if min_age is None else float(min_age)
         indexed = {row["run_id"] for row in self._query("SELECT run_id FROM runs")}
         removed, now = [], time.time()
+        if not indexed:  # (an index lost, emptied or of another folder: nothing is judged by it)
+            return removed
         for entry in os.scandir(self.root):
             if not is_run_id(entry.name) or entry.name in indexed or not entry.is_dir(follow_symlinks=False):
                 continue
             try:
-                if now - entry.stat(follow_symlinks=False).st_mtime <= min_age:
+                if now - entry.stat(follow_symlinks=False).st_mtime <= min_age or not _only_created(Path(entry.path)):
                     continue
             except OSError:  # gone meanwhile
                 continue

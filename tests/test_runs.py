@@ -160,17 +160,27 @@ def test_a_run_folder_left_without_its_index_row_is_removed_when_the_server_star
     """A server killed while a run was being written left its folder (written before its index row): a full copy of
     the uploaded answers, counted by no quota, listed nowhere, removed by nothing (attack round 59). A server starting
     removes such folders once they are older than a grace period; fresh ones (another process may be writing them),
-    indexed runs, other folders and links stay."""
+    indexed runs, other folders and links stay. So does any folder holding a job's output: an index restored from a
+    backup removed the finished runs it did not list (attack round 60); and nothing is removed while the index holds
+    no run at all."""
     import time
 
     from deem_studio.jobs import JobManager
 
+    empty = tmp_path.parent / f"{tmp_path.name}-empty"
+    (empty / "0123456789abcdef").mkdir(parents=True)
+    os.utime(empty / "0123456789abcdef", (time.time() - 86_400,) * 2)
+    assert JobManager(empty).removed_unindexed == [] and (empty / "0123456789abcdef").exists()  # (no index to judge)
     store = RunStore(tmp_path)
     kept = store.create("train", {"methods": ["mv"]}, status="finished")
     old = time.time() - 2 * RunStore.UNINDEXED_GRACE_SECONDS
-    for name in ("0123456789abcdef", "fedcba9876543210", "notes"):
+    for name in ("0123456789abcdef", "fedcba9876543210", "notes", "abcdefabcdef0000"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "annotations.npz").write_bytes(b"x" * 1000)
+        (tmp_path / name / "results").mkdir()
+    (tmp_path / "0123456789abcdef" / ".config.json.x1.tmp").write_text("{")
+    (tmp_path / "abcdefabcdef0000" / "results" / "mv.parquet").write_bytes(b"labels")  # a run whose row was lost
+    os.utime(tmp_path / "abcdefabcdef0000", (old, old))
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("not the store's")
@@ -181,6 +191,7 @@ def test_a_run_folder_left_without_its_index_row_is_removed_when_the_server_star
     assert manager.removed_unindexed == ["0123456789abcdef"]
     assert not (tmp_path / "0123456789abcdef").exists()
     assert (tmp_path / "fedcba9876543210").exists() and (tmp_path / "notes").exists()  # fresh; not a run's
+    assert (tmp_path / "abcdefabcdef0000" / "results" / "mv.parquet").exists()  # a job's output: kept
     assert (outside / "keep.txt").exists() and os.path.islink(tmp_path / "00000000deadbeef")
     assert store.get(kept)["status"] == "finished" and (tmp_path / kept / "config.json").exists()
     manager.shutdown()
