@@ -135,17 +135,82 @@ def time_limit_text(seconds: float) -> str:
 LABEL_TEXT_COLUMNS = 4
 
 
-def expected_output_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet | None) -> int:
-    """About the bytes a job's results store: a results table for each method a training fits (a 0.74 MB upload of
-    20,000 tasks and 1,000 classes stored 437 MB a training of four methods; attack round 59). A sweep's curves and a
-    diagnostics run's files (bounded each) are not counted here."""
+#: what the bytes a run is expected to store are, in a refusal's words
+WHAT_A_RUN_STORES = ("a training: its copy of the answers, a table of tasks x classes for each method, each trained "
+                     "model's file and curves; diagnostics: their tables, report and saved state")
+#: bytes a row of a training's curves takes, in its history file and in its model file together (rows of epochs x
+#: model runs: 480,000 rows wrote 2.0 MB of history.parquet and 7.1 MB of model; attack round 60)
+HISTORY_ROW_BYTES = 24
+#: characters assumed for a worker's name in a diagnostics run's tables (their long names are bounded by the tables'
+#: own caps: CONFUSION_MAX_CHARS, MI_MAX_NAME_CHARS, REPORT_MAX_CHARS)
+NAME_CHARS_ASSUMED = 40
+
+
+def expected_output_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet | None,
+                          source: Mapping[str, Any] | None = None) -> int:
+    """About the bytes a job's results store, before it is queued (held against the byte caps and the disk's floor
+    while it is queued or running). A training: a results table for each method (a 0.74 MB upload of 20,000 tasks and
+    1,000 classes stored 437 MB a training of four methods; attack round 59) and, for each trained method, its model
+    file (each seed's weights: 16 seeds of 200 workers x 10 classes wrote 258 MB counted as 8 KB) and its curves (5,000
+    epochs of 16 seeds wrote 9 MB counted as 900 bytes; attack round 60). A diagnostics run (``source``: the index
+    row of the training it diagnoses): its tables, report and saved state (9.2 MB each at 400 workers, counted as none;
+    attack round 60). A sweep's curves are not counted (its rates x epochs, small)."""
+    if kind == "diagnostics" and source is not None:
+        return _diagnostics_bytes(source)
     if kind != "train" or data is None:
         return 0
     methods = config.get("methods") if isinstance(config.get("methods"), (list, tuple)) else TRAIN_DEFAULTS["methods"]
+    methods = list(dict.fromkeys(str(m) for m in methods))
     # on disk: a probability per task and class (8 bytes each: they compress little; 109 MB a method measured there
     # for 160 MB counted) and a label a task (written once, dictionary-coded)
     longest = max((len(str(c).encode("utf-8", "surrogatepass")) for c in data.classes), default=0)
-    return len(set(methods)) * int(data.n_tasks) * (int(data.n_classes) * 8 + longest)
+    tables = len(methods) * int(data.n_tasks) * (int(data.n_classes) * 8 + longest)
+    trained = [m for m in methods if m in METHODS and get_method(m).trains]
+    return tables + sum(_trained_bytes(m, config, data) for m in trained)
+
+
+def _trained_bytes(method: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
+    """A trained method's model file (every seed's weights, at the deepest depth it may keep, stored as the training
+    stores them: every worker pair's block or only the pairs that answer a task together) and its curves."""
+    from deem_core.model.sizes import estimate_training_bytes  # noqa: PLC0415
+
+    cfg = {**TRAIN_DEFAULTS, **dict(config)}
+    auto = cfg.get("n_layers") == "auto"
+    layers = 0 if method != "deem" else max(SELECTION_DEPTHS) if auto else int(cfg.get("n_layers") or 0)
+    seeds = max(1, int(cfg.get("n_seeds") or 1))
+    counts = np.diff(data.task_offsets).astype(np.int64)
+    weights = estimate_training_bytes(
+        data.n_tasks, data.n_workers, data.n_classes, data.n_annotations, int(counts.max(initial=1)), n_layers=layers,
+        n_runs=seeds, path="sparse", sum_squared_answers=int((counts * counts).sum()))["weights"]
+    rounds = len(SELECTION_DEPTHS) if auto and method == "deem" else 1
+    starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
+    curves = train_epochs(cfg, data.n_tasks) * seeds * rounds * starts * HISTORY_ROW_BYTES
+    return int(weights) + int(curves)
+
+
+def _diagnostics_bytes(source: Mapping[str, Any]) -> int:
+    """About the bytes a diagnostics run of the training ``source`` (its index row) writes: the mutual information's
+    saved arrays (the workers it keeps, MI_MAX_BYTES), its all-pairs table, the confusion matrices' table, the worker
+    and importance tables and report.html, each within its own cap."""
+    from deem_core.analysis.diagnostics.mutual_information import MI_MAX_BYTES, MI_MAX_NAME_CHARS, MI_MAX_ROWS  # noqa: PLC0415
+    from deem_core.plots.report import CONFUSION_MAX_CHARS, REPORT_MAX_CHARS  # noqa: PLC0415
+
+    d, k = int(source.get("n_workers") or 0), int(source.get("n_classes") or 0)
+    layers = (source.get("config") or {}).get("n_layers") if isinstance(source.get("config"), dict) else None
+    outputs = (max(SELECTION_DEPTHS) if layers in (None, "auto") else int(layers)) + 1
+    per_pair = 8 * ((outputs + 1) * k + 7 * k * k)
+    kept = min(d, int(np.sqrt(MI_MAX_BYTES / max(per_pair, 1))))
+    pairs = kept * kept
+    # upper bounds, each within its cap: the saved arrays as raw floats (compressed, a sparse set's are far smaller:
+    # 0.6 MB of 51 at 400 workers x 10 classes, where the whole run wrote 9.7 MB of the 127 counted), every pair
+    # with a value in the all-pairs table, three confusion matrices a worker, the report's heatmaps a few characters
+    # a cell; a worker's name NAME_CHARS_ASSUMED characters (long names: the caps)
+    state = pairs * (outputs + 1) * k * 8
+    name = NAME_CHARS_ASSUMED
+    mi_table = min(MI_MAX_NAME_CHARS + MI_MAX_ROWS * 40, pairs * outputs * k * (40 + 2 * name))
+    confusion = min(CONFUSION_MAX_CHARS, 3 * d * k * k * (40 + name))
+    report = min(REPORT_MAX_CHARS, pairs * k * outputs * 2 + d * 400)
+    return int(state + mi_table + confusion + report + d * 4 * (name + 80))
 
 
 def check_table_size(data: AnnotationSet) -> None:
@@ -890,7 +955,7 @@ class JobManager:
         # as bytes, so submits at once each found the workspace's bytes below its cap (attack round 58); and those
         # its results will store, held until it ends: a burst of trainings on a small upload of many classes passed
         # every cap and the disk's floor, then wrote 437 MB each and filled the disk (attack round 59)
-        output = expected_output_bytes(kind, config, data)
+        output = expected_output_bytes(kind, config, data, self._source_record(kind, config))
         size = self.store.expected_bytes(data if store_data else None, gold if store_data else None) + output
         with self._lock:
             active = [job for job in self._jobs.values() if job.progress.status in ACTIVE_STATUSES]
@@ -966,6 +1031,15 @@ class JobManager:
                 with self._lock:
                     self._release(owner, client, size)
         return run_id
+
+    def _source_record(self, kind: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The index row of the training a diagnostics run diagnoses (None for another kind, or none found)."""
+        if kind != "diagnostics" or not config.get("source_run"):
+            return None
+        try:
+            return self.store.get(str(config["source_run"]))
+        except Exception:  # noqa: BLE001 - none: the job itself says so
+            return None
 
     def _release(self, owner: str | None, client: str | None, size: int = 0) -> None:
         """Give back a place ``submit`` reserved, and its ``size`` bytes (under the lock)."""
@@ -1074,11 +1148,11 @@ class JobManager:
                                 f"can be stored now. Delete runs you no longer need on the Runs page, or ask the "
                                 f"administrator")
             if free - everyone - size < floor:
-                raise QueueFull(f"this run would store about {describe_bytes(size)} (a copy of its answers and a "
-                                f"table of tasks x classes for each method), and the server's disk for runs has "
-                                f"{describe_bytes(free)} free, {describe_bytes(everyone)} of it promised to the runs "
-                                f"under way, of which {describe_bytes(floor)} is kept free; train fewer methods, try "
-                                f"again when those runs end, or ask the administrator")
+                raise QueueFull(f"this run would store about {describe_bytes(size)} ({WHAT_A_RUN_STORES}), and "
+                                f"the server's disk for runs has {describe_bytes(free)} free, "
+                                f"{describe_bytes(everyone)} of it promised to the runs under way, of which "
+                                f"{describe_bytes(floor)} is kept free; train fewer methods or seeds, try again when "
+                                f"those runs end, or ask the administrator")
         runs, used = self._stored(runs_cap, bytes_cap, reserved, reserved_bytes, owner=owner)
         if 0 < runs_cap <= runs:
             raise QueueFull(f"your workspace keeps {runs:,} runs (at most {runs_cap:,}); delete runs you no longer "
@@ -1092,9 +1166,9 @@ class JobManager:
     @staticmethod
     def _would_pass(size: int, used: int, cap: int, whose: str) -> str:
         """The refusal of a run whose expected bytes would pass a cap the runs stored are still within."""
-        return (f"this run would store about {describe_bytes(size)} (a copy of its answers and a table of tasks x "
-                f"classes for each method), and {whose} {describe_bytes(used)} of at most {describe_bytes(cap)} "
-                f"(with the runs under way); train fewer methods, or delete runs you no longer need on the Runs page")
+        return (f"this run would store about {describe_bytes(size)} ({WHAT_A_RUN_STORES}), and {whose} "
+                f"{describe_bytes(used)} of at most {describe_bytes(cap)} (with the runs under way); train fewer methods "
+                f"or seeds, or delete runs you no longer need on the Runs page")
 
     def storage_room(self, owner: str | None, client: str | None = None) -> int | None:
         """Bytes a run of ``owner`` launched from ``client`` may still add before a bound is passed (the

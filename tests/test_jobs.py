@@ -1094,6 +1094,38 @@ def test_the_results_a_training_will_store_are_counted_before_it_is_queued_and_h
                                         r"0 bytes of at most"):
         manager.submit("train", methods, data=wide, owner="fay")
     assert manager.store.usage("fay")[0] == 0
+    # a trained method's model file and curves (16 seeds of 200 workers x 10 classes wrote a 258 MB model counted as
+    # 8 KB; 5,000 epochs of 16 seeds 9 MB counted as 900 bytes; attack round 60)
+    crowd = AnnotationSet.from_long(pd.DataFrame({"task": [t for t in range(100) for _ in range(200)],
+                                                  "worker": [f"w{w}" for _ in range(100) for w in range(200)],
+                                                  "label": [(t + w) % 10 for t in range(100) for w in range(200)]}))
+    seeds = {"methods": ["deem", "mv"], "n_seeds": 16, "n_layers": 1, "epochs": 2}
+    assert expected_output_bytes("train", seeds, crowd) >= 16 * 4 * (200 * 10) ** 2
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", "50M")
+    with pytest.raises(QueueFull, match=r"this run would store about 2\d\d\.\d MiB"):
+        manager.submit("train", seeds, data=crowd, owner="fay")
+    small = AnnotationSet.from_long(pd.DataFrame({"task": [t for t in range(50) for _ in range(5)],
+                                                  "worker": [f"w{w}" for _ in range(50) for w in range(5)],
+                                                  "label": [(t * w) % 2 for t in range(50) for w in range(5)]}))
+    long = {"methods": ["deem"], "n_seeds": 16, "n_layers": "auto", "epochs": 5000, "max_updates": None}
+    assert expected_output_bytes("train", long, small) >= 5000 * 16 * 3 * 2 * 20
+    monkeypatch.delenv("DEEM_MAX_WORKSPACE_BYTES")
+    # a diagnostics run's files (9.2 MB each at 400 workers, counted as none: four at once passed the cap; attack
+    # round 60), from the index row of the training it diagnoses
+    diagnosed = {"n_workers": 400, "n_classes": 10, "n_tasks": 2000, "config": {"n_layers": "auto"}}
+    assert 9.7e6 < expected_output_bytes("diagnostics", {}, None, diagnosed) < 200e6
+    data, _ = tiny(60)
+    trained = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data, owner="ida")
+    assert manager.wait(trained, timeout=60).status == "finished"
+    used = manager.store.usage("ida")[1]
+    diagnosis = expected_output_bytes("diagnostics", {}, None, manager.store.get(trained))
+    assert diagnosis > 0
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", str(used + diagnosis // 2))
+    with pytest.raises(QueueFull, match=r"this run would store about"):
+        manager.submit("diagnostics", {"source_run": trained, "method": "deem"}, owner="ida", store_data=False)
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", str(used + 2 * diagnosis))
+    assert manager.wait(manager.submit("diagnostics", {"source_run": trained, "method": "deem"}, owner="ida",
+                                       store_data=False), timeout=120).status == "finished"
     monkeypatch.delenv("DEEM_MAX_WORKSPACE_BYTES")
     # the disk's floor: the results of the runs under way are promised
     data, _ = tiny(60)
