@@ -304,7 +304,7 @@ def test_cli_layers_auto_prints_the_choice_and_every_candidate(expert_files, tmp
     first = next(line for line in err.splitlines() if line.startswith("choice: "))
     reference_chosen = any(line.rstrip().endswith("chosen") and " start, " not in line for line in err.splitlines())
     # the first line says what the labels are: a trained start, or the safety rule's reference (never both)
-    assert first.startswith("choice: FALLBACK: the labels come from " if reference_chosen else "choice: start: ")
+    assert first.startswith("choice: The labels are " if reference_chosen else "choice: start: ")
     assert "held out 900 answers" in err
     assert "training the 6 candidates on the rest and scoring them took" in err
     assert re.search(r"took [\d.]+ s\. (The labels are the safety rule's reference's|The chosen candidate, as trained on "
@@ -358,7 +358,7 @@ def test_labels_returned_by_the_safety_rule_are_not_called_a_trained_start(tmp_p
     assert any(n.startswith("irbm_* columns are empty: the model is cluster-weighted Dawid-Skene written as a network "
                             "of no layers (copies weighted down), not") for n in worker_quality(model, frame).notes)
     said = start_explanation(model, "auto")  # the pages' sentence
-    assert said.startswith("FALLBACK: the labels come from cluster-weighted Dawid-Skene — safety rule: ")
+    assert said.startswith("The labels are cluster-weighted Dawid-Skene's — safety rule: ")
     assert said.count("(") == 1  # one aside (the score difference), not brackets inside brackets
     # in words: which model lost to which (it read "..., ds start, 1 layer is beaten (...): ..., the best reference,
     # is returned"; walkthrough, ninth session)

@@ -462,7 +462,9 @@ def safety_rule_sentence(summary: dict) -> str | None:
     reference = safety_rule_reference(summary.get("fallback"))
     if reference is None or not summary.get("reason"):
         return None
-    return f"FALLBACK: the labels come from {reference} — {summary['reason']}"  # (the reason has brackets)
+    # (not "FALLBACK: ...": the labels the rule returns are its best, and they read as a failure where they were the
+    # most accurate of a run's methods; walkthrough 115. A collapse's fallback keeps the word)
+    return f"The labels are {reference}'s — {summary['reason']}"  # (the reason has brackets)
 
 
 def search_cut(clusters: dict[str, Any]) -> str | None:
