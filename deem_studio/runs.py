@@ -675,6 +675,9 @@ class RunStore:
             _write_annotations(path, data)
             meta = {"source": data.source, "layout": getattr(data, "layout", "long"),
                     "classes": _json_value(list(data.classes)), "warnings": list(data.warnings)}
+            merged = getattr(data, "spellings_merged", None)
+            if merged:  # (a reopened run's merged spellings: gold labels uploaded then are written the same way)
+                meta["spellings_merged"] = [[str(a), str(b)] for a, b in merged.items()]
             write_json(meta, path / "dataset.json")
         if gold is not None and len(gold):
             gold_frame = pd.DataFrame({"task": list(gold.index), "truth": list(gold.to_numpy())})
@@ -956,6 +959,11 @@ class RunStore:
             data.warnings = [str(w) for w in warnings] if isinstance(warnings, list) else []
             if isinstance(meta.get("layout"), str):
                 data.layout = meta["layout"]
+            merged = meta.get("spellings_merged")
+            if isinstance(merged, list):  # (only pairs of text naming a class of these data)
+                known = {str(c) for c in data.classes}
+                data.spellings_merged = {str(pair[0]): str(pair[1]) for pair in merged
+                                         if isinstance(pair, list) and len(pair) == 2 and str(pair[1]) in known}
         try:
             gold = _read_gold(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow's message names the server's path: the type only

@@ -575,7 +575,12 @@ if data.soft_labels is None and data.alike_label_groups():
             kept = st.session_state.get("_label_studio")
             if kept and kept[0] == data.fingerprint():  # (the export's tasks go with the merged set)
                 st.session_state["_label_studio"] = (merged.fingerprint(), kept[1])
-            st.session_state["_notice"] = merged.warnings[0]
+            if st.session_state.get("_gold_file_data") == data.fingerprint():  # (the gold file read goes with it too:
+                # "read for another data set" stood under the labels in use; walkthrough 116)
+                st.session_state["_gold_file_data"] = merged.fingerprint()
+            respelled = "; the gold labels written the same way" if ds.get("gold") is not None else ""
+            # (the notice writes its first letter large: the file's name went "Careless.csv"; walkthrough 116)
+            st.session_state["_notice"] = f"merged the labels spelled alike{respelled}: {merged.warnings[0]}"
             st.rerun()
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")
@@ -804,6 +809,9 @@ with tab["Gold labels"]:
                 # said beside the file too (the notice alone stood at the top, out of sight; walkthrough 32)
                 st.session_state["_gold_refused"] = (gold_file.file_id, wording.sentence(refused))
                 st.rerun()
+            # written as the data's merged spellings (a gold file uploaded after "Merge the labels spelled alike" was
+            # refused as of no class, where the same file uploaded before it was kept; walkthrough 116)
+            truth = data.spelled_as_merged(truth)
             usable = common.class_gold(truth, data)  # (the labels that are no class, counted in its attrs)
             left_out = int(usable.attrs.get("not_classes") or 0)
             which = left_out_text(usable.attrs)  # (an example, and those that differ in letter case only)

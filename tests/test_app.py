@@ -97,8 +97,36 @@ def test_labels_spelled_alike_are_merged_with_one_press_on_the_data_page(runs_di
     classes = list(after["data"].classes)
     assert len(classes) == 2 and "no" in classes and after["name"] == "careless.csv (spellings merged)"
     assert len(after["gold"]) == 60 and set(after["gold"]) == set(classes)  # (the gold's "Yes" written as merged)
-    assert "3 labels spelled alike merged into 1 class" in unescape(texts(at))
+    shown = unescape(texts(at))
+    assert "Merged the labels spelled alike; the gold labels written the same way: careless.csv: 3 labels spelled " \
+           "alike merged into 1 class" in shown  # (the file's name as written: it read "Careless.csv"; walk 116)
+    assert "was read for another data set" not in shown  # (its labels are in use; walkthrough 116)
     assert not [b for b in at.button if b.key == "merge_spellings"]  # nothing left to merge
+    # a gold file uploaded after the merge is written the same way (refused as of no class; walkthrough 116), here
+    # and after the run is reopened from the store
+    at.file_uploader(key="upload_gold").set_value(
+        ("later.csv", ("task,truth\n" + "\n".join(f"{t},{'YES' if t % 2 else 'no'}" for t in range(60))).encode(),
+         "text/csv")).run()
+    no_problem(at)
+    assert len(at.session_state["dataset"]["gold"]) == 60 and set(at.session_state["dataset"]["gold"]) == set(classes)
+    from deem_studio.runs import RunStore  # noqa: PLC0415
+
+    store = RunStore(runs_dir)
+    run = store.create("train", {"methods": ["mv"]}, data=after["data"], status="finished")
+    reopened, _ = store.load_data(run)
+    yes = next(c for c in classes if c != "no")
+    assert reopened.spelled_as_merged(pd.Series(["YES", "Yes", "no"])).tolist() == [yes, yes, "no"]
+
+
+def test_a_label_column_of_text_written_for_each_task_is_said_again_on_the_train_page(runs_dir):
+    """Walkthrough 116: a label column of each task's own text was said on the Data page, and the Train page, where
+    a press began a training of nine minutes or more on it, said nothing."""
+    rows = ["task,worker,label"] + [f"{t},w{(3 * t + i) % 12},text of review {t}" for t in range(40) for i in range(3)]
+    at = upload(new_app(), "texts.csv", "\n".join(rows).encode())
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert any("Read before training" in str(w.value) and "40 of the 40 classes are each given on one task only"
+               in unescape(str(w.value)) for w in at.warning)
 
 
 def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):

@@ -631,6 +631,7 @@ def test_the_command_line_merges_spellings_with_its_truth_labels(tmp_path, capsy
         err = capsys.readouterr().err
         assert code == 0, err
         assert ("labels spelled alike merged into 3 classes" in err) is merge
+        assert "warning: careless.csv: 8 labels spelled alike" not in err  # (asked for: no warning; walkthrough 116)
         # the accuracy the command reports against the truth file (its spellings a class each, or merged as the
         # answers' are)
         import re  # noqa: PLC0415

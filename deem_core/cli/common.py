@@ -492,12 +492,15 @@ def read_input(args: argparse.Namespace):
     reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
                            keep_missing=getattr(args, "keep_missing_labels", False),
                            predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
+    merged = False
     if getattr(args, "merge_spellings", False):
+        before = reading.data
         reading.data = reading.data.with_spellings_merged()
         reading.gold = reading.data.spelled_as_merged(reading.gold)
+        merged = reading.data is not before
     say(reading.note)
-    for message in reading.data.warnings:
-        warn(message)
+    for i, message in enumerate(reading.data.warnings):
+        (say if merged and i == 0 else warn)(message)  # (the merge asked for is no warning; walkthrough 116)
     return reading
 
 

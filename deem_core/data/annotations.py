@@ -1276,6 +1276,8 @@ STANDS_FOR_MIN_ANSWERS = 20
 #: classes from which :func:`_labels_of_one_task` looks, and the share of them given on one task only that it says
 ONE_TASK_MIN_CLASSES = 20
 ONE_TASK_SHARE = 0.9
+#: the words of that warning (a doubt on the labels, said again where a training is launched)
+ONE_TASK_ONLY = "are each given on one task only"
 
 
 def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, source: str) -> list[str]:
@@ -1291,7 +1293,7 @@ def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: 
     single = int((tasks_per_class == 1).sum())
     if single < ONE_TASK_SHARE * k:
         return []
-    return [f"{source}: {single:,} of the {k:,} classes are each given on one task only: the label column reads as "
+    return [f"{source}: {single:,} of the {k:,} classes {ONE_TASK_ONLY}: the label column reads as "
             f"text written for each task (a question, an id, a free-text field), not classes the workers choose among. "
             f"The methods that learn how each worker uses the classes (DEEM, Dawid-Skene) learn nothing shared from "
             f"such labels, and take long at this many classes; pick the column of the answers (columns={{'label': ...}}, "
@@ -1380,7 +1382,7 @@ KEPT_APART = "kept apart as classes of their own"
 #: repeats them before a training (a run trained 202 "classes" of one worker's comments without a word there;
 #: walkthrough 23)
 LABEL_DOUBTS = ("groups that share no label", "class labels longer than", LABELS_ALIKE, MIXED_SCRIPTS,
-                f"spellings are {NOT_COMPARED}", TWO_FORMS, NUMBERS_TWO_WAYS, KEPT_APART, STANDS_FOR)
+                f"spellings are {NOT_COMPARED}", TWO_FORMS, NUMBERS_TWO_WAYS, KEPT_APART, STANDS_FOR, ONE_TASK_ONLY)
 
 
 def label_doubts(data: "AnnotationSet") -> list[str]:
