@@ -412,19 +412,19 @@ class ProgressSnapshot:
         if self.rate_s is not None and self.phase_total > 0:
             left = self.phase_total - self.phase_done
             counted = self.phase_done - self.plan_from
+            # the time already spent in the step under way counts (without it, with no launch estimate, "about
+            # 8.0 s left" stood still for a whole step)
+            current = max(0.0, left * self.rate_s - min(self.step_age, self.rate_s) * (left > 0))
             if self.uniform and counted >= max(UNIFORM_MIN_STEPS, UNIFORM_TRUSTED_SHARE * self.phase_total):
                 # steps of one cost (a fixed depth): the pace measured is the one to come, and the phases after it are
                 # scaled as this one compares with its estimate (a training estimated at 41 s said "about 35 s left"
                 # halfway with 14 s to go, and "about 20 s left" 4 s from its end; walkthrough 115)
-                current = max(0.0, left * self.rate_s - min(self.step_age, self.rate_s) * (left > 0))
                 return current + self.then_s * self._pace_scale(counted)
             if left > 0 and self.step_age > 2.0 * self.rate_s + 1.0:
                 # the step under way has taken far longer than the phase's pace (GLAD after majority vote's 0.01 s:
                 # "about 0.1 s left" stood for 22 s; walkthrough 19): that pace says nothing of the time left
                 return planned or None
-            # the time already spent in the step under way counts (without it, with no launch estimate, "about
-            # 8.0 s left" stood still for a whole step)
-            measured = max(0.0, left * self.rate_s - min(self.step_age, self.rate_s) * (left > 0) + self.then_s)
+            measured = current + max(0.0, self.then_s)
             if planned is None:
                 return measured
             done = self.fraction

@@ -246,18 +246,6 @@ LABEL_STUDIO_SETTINGS = "label_studio.json"
 TASKS_MAX_TEXT = 2**32 - 1
 
 
-def _gzip_text_bytes(path: Path) -> int:
-    """The size of the text a gzip file holds (its last four bytes), 0 for a file that is not gzip."""
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(2) != b"\x1f\x8b":
-                return 0
-            handle.seek(-4, os.SEEK_END)
-            return int.from_bytes(handle.read(4), "little")
-    except OSError:
-        return 0
-
-
 def _write_table(path_stem: Path, frame: pd.DataFrame) -> Path:
     """Parquet when the columns have one type each; otherwise a typed JSON table (keeps 1 vs "1")."""
     if frame.attrs:  # pandas writes attrs into the Parquet metadata and reads them back (see _read_table)
@@ -332,13 +320,15 @@ def _only_created(folder: Path) -> bool:
     return True
 
 
-def _narrow(codes: np.ndarray) -> np.ndarray:
-    """``codes`` (non-negative integers) in the smallest signed integer type that holds them."""
+def _narrow_type(codes: np.ndarray) -> np.dtype:
+    """The smallest signed integer type that holds ``codes`` (non-negative integers)."""
     top = int(codes.max()) if len(codes) else 0
-    for kind in (np.int8, np.int16, np.int32):
-        if top <= np.iinfo(kind).max:
-            return codes.astype(kind, copy=False)
-    return codes
+    return np.dtype(next((kind for kind in (np.int8, np.int16, np.int32) if top <= np.iinfo(kind).max), codes.dtype))
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """``codes`` in :func:`_narrow_type`."""
+    return codes.astype(_narrow_type(codes), copy=False)
 
 
 def _read_annotations(path: Path) -> AnnotationSet | None:
@@ -643,10 +633,7 @@ class RunStore:
         if data is not None:
             for name in _CODES:
                 codes = getattr(data, name)
-                top = int(codes.max()) if len(codes) else 0
-                width = next((np.dtype(kind).itemsize for kind in (np.int8, np.int16, np.int32)
-                              if top <= np.iinfo(kind).max), 8)
-                total += width * len(codes)
+                total += _narrow_type(codes).itemsize * len(codes)
             if data.soft_labels is not None:
                 total += int(data.soft_labels.nbytes)
             for part in _VOCABULARIES:
@@ -811,7 +798,7 @@ class RunStore:
         folder when asked (``tasks``); None when the run's data did not come from a Label Studio export."""
         from deem_core.data.formats.labelstudio import MAX_SETTINGS_BYTES, context_with  # noqa: PLC0415
         from deem_core.data.formats.limits import Limits  # noqa: PLC0415
-        from deem_core.data.formats.sources import Source  # noqa: PLC0415
+        from deem_core.data.formats.sources import Source, gzip_text_size  # noqa: PLC0415
 
         folder = self.run_dir(run_id)
         try:  # (a file of an earlier version may be larger: not read)
@@ -822,7 +809,7 @@ class RunStore:
         if not tasks or not _is_plain(path):
             return context_with(settings)
         limits = Limits.from_env()  # (written here, from a read export: its whole text allowed)
-        limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size, _gzip_text_bytes(path)))
+        limits = limits.with_bytes(max(limits.max_bytes, path.stat().st_size, gzip_text_size(path) or 0))
         return context_with(settings, Source(name=LABEL_STUDIO_TASKS, stem="label_studio_tasks", path=path), limits)
 
     def save_error(self, run_id: str, text: str) -> Path:

@@ -243,6 +243,7 @@ class AnnotationSet:
     source: str = "annotations"
     layout: str = "long"  # the input layout it was read from: long, wide or per_annotator
     _fingerprint: str | None = field(default=None, init=False, repr=False)
+    _alike: list[list[int]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.task_codes = np.ascontiguousarray(self.task_codes, dtype=np.int64)
@@ -644,9 +645,10 @@ class AnnotationSet:
     def alike_label_groups(self) -> list[list[int]]:
         """The classes (their codes) that read alike, a list a group (case, spaces, look-alike characters); none past
         :data:`SPELLING_CHECK_CLASSES` classes or for labels that are not text."""
-        if not _is_text(self.classes) or len(self.classes) > SPELLING_CHECK_CLASSES:
-            return []
-        return _alike_groups(self.classes)
+        if self._alike is None:  # (read once a set: the Data page asks on every redraw)
+            self._alike = ([] if not _is_text(self.classes) or len(self.classes) > SPELLING_CHECK_CLASSES
+                           else _alike_groups(self.classes))
+        return self._alike
 
     def with_spellings_merged(self) -> "AnnotationSet":
         """This set with the labels that read alike (the spelling warning's groups: case, spaces, look-alike
@@ -1288,8 +1290,9 @@ def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: 
     k = len(classes)
     if k < ONE_TASK_MIN_CLASSES or not len(label_codes):
         return []
-    pairs = np.unique(label_codes.astype(np.int64) * (int(task_codes.max()) + 1) + task_codes)
-    tasks_per_class = np.bincount(pairs // (int(task_codes.max()) + 1), minlength=k)
+    stride = int(task_codes.max()) + 1  # (each class's distinct tasks, from one code a (class, task) pair)
+    pairs = np.unique(label_codes.astype(np.int64) * stride + task_codes)
+    tasks_per_class = np.bincount(pairs // stride, minlength=k)
     single = int((tasks_per_class == 1).sum())
     if single < ONE_TASK_SHARE * k:
         return []

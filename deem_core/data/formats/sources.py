@@ -184,15 +184,8 @@ class Source:
         if self.text_bytes is not None:
             return self.text_bytes
         raw = self.raw_size()
-        if self.path is not None:
-            try:
-                with open(self.path, "rb") as handle:
-                    if handle.read(2) == b"\x1f\x8b":
-                        handle.seek(-4, os.SEEK_END)
-                        return max(raw or 0, int.from_bytes(handle.read(4), "little"))
-            except OSError:
-                pass
-        return raw
+        packed = gzip_text_size(self.path) if self.path is not None else None
+        return raw if packed is None else max(raw or 0, packed)
 
     def raw_size(self) -> int | None:
         if self.path is not None:
@@ -203,6 +196,19 @@ class Source:
             return len(self.handle.getbuffer())
         except (AttributeError, TypeError, ValueError):
             return None
+
+
+def gzip_text_size(path: str | Path) -> int | None:
+    """The size of the text a gzip file says it holds (its last four bytes: exact for one member below 4 GiB, as the
+    files this project writes); None for a file that is not gzip or cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                return None
+            handle.seek(-4, os.SEEK_END)
+            return int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return None
 
 
 class _Borrowed(io.RawIOBase):
