@@ -137,10 +137,13 @@ LABEL_TEXT_COLUMNS = 4
 
 #: what the bytes a run is expected to store are, in a refusal's words
 WHAT_A_RUN_STORES = ("a training: its copy of the answers, a table of tasks x classes for each method, each trained "
-                     "model's file and curves; diagnostics: their tables, report and saved state")
+                     "model's file and curves; a sweep: its curves; diagnostics: their tables, report and saved state")
 #: bytes a row of a training's curves takes, in its history file and in its model file together (rows of epochs x
 #: model runs: 480,000 rows wrote 2.0 MB of history.parquet and 7.1 MB of model; attack round 60)
 HISTORY_ROW_BYTES = 24
+#: bytes a sweep's run adds beyond its curves: its verdict in recommendation.json and its row of sweep_runs (96 runs
+#: wrote 8.0 KB and 4.4 KB; 400 epochs of them 900 KB of curves, 23.4 bytes a row)
+SWEEP_RUN_BYTES = 200
 #: characters assumed for a worker's name in a diagnostics run's tables (their long names are bounded by the tables'
 #: own caps: CONFUSION_MAX_CHARS, MI_MAX_NAME_CHARS, REPORT_MAX_CHARS)
 NAME_CHARS_ASSUMED = 40
@@ -154,9 +157,17 @@ def expected_output_bytes(kind: str, config: Mapping[str, Any], data: Annotation
     file (each seed's weights: 16 seeds of 200 workers x 10 classes wrote 258 MB counted as 8 KB) and its curves (5,000
     epochs of 16 seeds wrote 9 MB counted as 900 bytes; attack round 60). A diagnostics run (``source``: the index
     row of the training it diagnoses): its tables, report and saved state (9.2 MB each at 400 workers, counted as none;
-    attack round 60). A sweep's curves are not counted (its rates x epochs, small)."""
+    attack round 60). A sweep: its curves, a row per rate, seed and epoch (24 rates x 16 seeds x 2,000 epochs, the
+    Sweep page's bounds, 18 MB), and its verdicts and runs table (SWEEP_RUN_BYTES a run)."""
     if kind == "diagnostics" and source is not None:
         return _diagnostics_bytes(source)
+    if kind == "sweep":
+        from deem_core.methods.sweep import DEFAULT_LRS  # noqa: PLC0415
+
+        lrs = config.get("lrs")
+        runs = len(lrs if isinstance(lrs, (list, tuple)) and lrs else DEFAULT_LRS) * max(1, int(config.get("n_seeds")
+                                                                                                or 1))
+        return runs * (max(0, int(config.get("epochs") or 0)) * HISTORY_ROW_BYTES + SWEEP_RUN_BYTES)
     if kind != "train" or data is None:
         return 0
     methods = config.get("methods") if isinstance(config.get("methods"), (list, tuple)) else TRAIN_DEFAULTS["methods"]

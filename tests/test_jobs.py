@@ -1127,6 +1127,15 @@ def test_the_results_a_training_will_store_are_counted_before_it_is_queued_and_h
     assert manager.wait(manager.submit("diagnostics", {"source_run": trained, "method": "deem"}, owner="ida",
                                        store_data=False), timeout=120).status == "finished"
     monkeypatch.delenv("DEEM_MAX_WORKSPACE_BYTES")
+    # a sweep's curves: a row per rate, seed and epoch (the Sweep page's bounds, 24 rates x 16 seeds x 2,000 epochs,
+    # wrote 18 MB counted as none)
+    grid = {"lrs": [0.001 * 1.3 ** i for i in range(24)], "n_seeds": 16, "epochs": 2000, "n_layers": 1}
+    assert 24 * 16 * 2000 * 20 < expected_output_bytes("sweep", grid, small) < 40e6
+    monkeypatch.setenv("DEEM_MAX_WORKSPACE_BYTES", str(manager.store.usage("jo")[1] + manager.store.expected_bytes(small)
+                                                       + (10 << 20)))
+    with pytest.raises(QueueFull, match=r"this run would store about 1\d\.\d MiB"):
+        manager.submit("sweep", grid, data=small, owner="jo")
+    monkeypatch.delenv("DEEM_MAX_WORKSPACE_BYTES")
     # the disk's floor: the results of the runs under way are promised
     data, _ = tiny(60)
     two = {"methods": ["mv", "ds"]}
