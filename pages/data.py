@@ -398,6 +398,10 @@ with st.container(border=True):
                 said.append(f"{wording.counted(len(columns['ignore']), 'column')} left out")
             if said:  # (one file read with two task columns was two data sets of one name; walkthrough 81)
                 name += " (" + ", ".join(said) + ")"
+            before = common.dataset() or {}
+            # the same files loaded again after their labels spelled alike were merged read them as they are: the merge
+            # went without a word (walkthrough 116)
+            unmerged = bool(before.get("spellings_merged")) and before.get("file_ids") == _content_ids(files)
             kept = reading.label_studio.source if reading.label_studio is not None else None
             if kept is not None:  # (the export kept with the set, counted with it: capacity.data_bytes)
                 data.held_bytes = int(kept.raw_size() or 0)
@@ -423,6 +427,9 @@ with st.container(border=True):
             st.session_state["_notice"] = (f"loaded {data.n_annotations:,} answers{gold_part} from "
                                            f"{len(files)} file{'s' if len(files) != 1 else ''} in "
                                            f"{time.perf_counter() - started:.1f} s")
+            if unmerged and data.alike_label_groups():
+                st.session_state["_notice"] += ("; read as the file has them, its labels spelled alike are separate "
+                                                "classes again (“Merge the labels spelled alike” below merges them)")
             st.rerun()
         except (DataError, capacity.CapacityError) as exc:
             st.error(page_words(exc), icon=":material/warning:")
@@ -572,6 +579,7 @@ if data.soft_labels is None and data.alike_label_groups():
             for key in ("file_ids", "read_with", "reading_note"):  # (read from the same files as before)
                 if ds.get(key) is not None:
                     common.dataset()[key] = ds[key]
+            common.dataset()["spellings_merged"] = True
             kept = st.session_state.get("_label_studio")
             if kept and kept[0] == data.fingerprint():  # (the export's tasks go with the merged set)
                 st.session_state["_label_studio"] = (merged.fingerprint(), kept[1])

@@ -102,6 +102,15 @@ def test_labels_spelled_alike_are_merged_with_one_press_on_the_data_page(runs_di
            "alike merged into 1 class" in shown  # (the file's name as written: it read "Careless.csv"; walk 116)
     assert "was read for another data set" not in shown  # (its labels are in use; walkthrough 116)
     assert not [b for b in at.button if b.key == "merge_spellings"]  # nothing left to merge
+    # the same file loaded again is read as it is, and the page says the merge is undone (it went without a word;
+    # walkthrough 116)
+    again = upload(new_app(), "careless.csv", "\n".join(rows).encode())
+    again.button(key="merge_spellings").click().run()
+    again.button(key="load_files").click().run()
+    no_problem(again)
+    assert again.session_state["dataset"]["data"].n_classes == 4
+    assert "its labels spelled alike are separate classes again (“Merge the labels spelled alike” below merges " \
+           "them)" in unescape(texts(again))
     # a gold file uploaded after the merge is written the same way (refused as of no class; walkthrough 116), here
     # and after the run is reopened from the store
     at.file_uploader(key="upload_gold").set_value(
