@@ -37,8 +37,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     data = AnnotationSet.from_long(load(args.set)[0])
-    estimate = est.estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), n_layers=1,
-                                  epochs=args.epochs, device="cpu").with_epochs(args.epochs * 3)  # as the page
+    # as the Train page times it: each depth's epoch, an epoch of the estimate one of each
+    estimate = est.estimate_train(data, deem_methods=("deem",), baselines=("mv", "ds"), n_layers="auto",
+                                  epochs=args.epochs, device="cpu").with_epochs(args.epochs)
     manager = JobManager(RunStore(tempfile.mkdtemp() + "/runs"), max_cpu_jobs=1)
     config = {"methods": ["deem", "mv", "ds"], "n_layers": "auto", "epochs": args.epochs, "device": "cpu",
               "estimate": estimate.to_dict()}

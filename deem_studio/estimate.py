@@ -185,6 +185,9 @@ class Estimate:
     baseline_shares: dict = field(default_factory=dict)
     #: each method that trains: its share of the training time (empty where one method trains or none was timed)
     trained_shares: dict = field(default_factory=dict)
+    #: DEEM choosing its depth: the seconds of an epoch of each depth, a :class:`Line` in the tasks (its depths train
+    #: one after another at costs that differ: empty otherwise)
+    depth_epoch: dict = field(default_factory=dict)
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -231,6 +234,7 @@ class Estimate:
                 "baselines_each_s": {m: round(share * self.baselines_s, 4) for m, share in self.baseline_shares.items()},
                 "trained_each_s": {m: round(share * (self.total_s - self.baselines_s), 4)
                                    for m, share in self.trained_shares.items()},
+                "depth_epoch_s": {str(depth): round(line.at(self.n_tasks), 5) for depth, line in self.depth_epoch.items()},
                 "probe_tasks": self.sample_tasks, "probe_s": round(self.probe_s, 3)}
 
 
@@ -394,11 +398,14 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
         return line[0].at(probe.n_tasks)
 
     costs: list[dict[str, float]] = []  # each probe's seconds of each trained method (the job's epochs)
+    depth_costs: list[tuple[int, dict[int, float]]] = []  # each probe's tasks and epoch of each depth chosen among
 
     def measure(probe: Any, stop: threading.Event) -> tuple[float, float, float]:
         setup = per_epoch = 0.0
         cost: dict[str, float] = {}
         costs.append(cost)
+        depths: dict[int, float] = {}
+        depth_costs.append((int(probe.n_tasks), depths))
         probe_gold = None
         if gold is not None and supervised_weight > 0:
             probe_gold = gold.reindex(probe.tasks).dropna()
@@ -414,6 +421,8 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             s, e = _split(started, time.perf_counter(), clock)
             setup, per_epoch = setup + s, per_epoch + e
             cost[method] = cost.get(method, 0.0) + s + e * int(epochs)
+            if method == "deem" and n_layers == "auto":
+                depths[depth] = e
         return setup, per_epoch, baselines_seconds(probe, stop)
 
     # each training the job runs: iRBM has no layers; DEEM choosing its depth here trains each depth in turn
@@ -432,6 +441,13 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     timed = costs[1] if len(costs) > 1 else {}
     total = sum(timed.values())
     trained_shares = ({m: t / total for m, t in timed.items()} if len(timed) > 1 and total > 0 else {})
+    # an epoch of each depth DEEM chooses among, through the probes as the other parts: the depths train one after
+    # another, a 2-layer epoch costing several 0-layer ones, and the time left taken at the pace of the first depths
+    # ran short as the deeper ones came (walkthrough 116)
+    depth_epoch: dict[int, Line] = {}
+    if len(depth_costs) > 1 and len(depth_costs[1][1]) > 1:
+        (big_n, at_big), (small_n, at_small) = depth_costs[1], depth_costs[-1]
+        depth_epoch = {d: Line.through((small_n, at_small.get(d, 0.0)), (big_n, t)) for d, t in at_big.items()}
     if line:
         # the baselines' own line: read back through the probes, a flat one (a fixed cost) has no slope and was
         # taken for a cost in proportion to the tasks, none of it fixed
@@ -439,7 +455,7 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     return Estimate(kind="train", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,
                     baselines=base, epochs=int(epochs), n_runs=int(n_seeds), probe_s=probe_s,
                     device=resolve_device(device).type, baseline_shares=dict(shares),
-                    trained_shares=trained_shares)
+                    trained_shares=trained_shares, depth_epoch=depth_epoch)
 
 
 def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 50, n_layers: int = 1,

@@ -377,6 +377,13 @@ class ProgressSnapshot:
     then_untimed: int = 0  # methods after the current phase with no estimate of their time (not in ``eta``)
     step_age: float = 0.0  # seconds since the current phase's last step ended (or since it began), at the snapshot
     plan_s: tuple[float, ...] = ()  # the estimated seconds of each step of the current phase (the baselines')
+    #: measured seconds a step of the current stretch of the plan (steps of one planned cost: a depth of DEEM choosing
+    #: its depth), and its steps measured (from its first step's end); None before UNIFORM_MIN_STEPS of them
+    stretch_pace_s: float | None = None
+    stretch_counted: int = 0
+    stretch_scale_before: float | None = None  # the last stretch's measured pace over its plan (None before one ended)
+    stretch_plan_s: float = 0.0  # the plan's seconds of a step of the stretch measured
+    own_left_s: float = 0.0  # the phase's own work outside its steps still to do (its start and end), by its estimate
     phase_age: float = 0.0  # seconds since the current phase began, at the snapshot
     plan_from: int = 0  # steps of the current phase done before it began (not in ``phase_age``)
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
@@ -466,11 +473,30 @@ class ProgressSnapshot:
         milliseconds' methods measure overheads, not the scale), the one under way less its time so far, then the
         phases after."""
         done = self.phase_done
+        here = self.plan_s[done]
+        end = done  # (the current stretch: steps of the plan's cost of the step under way)
+        while end < len(self.plan_s) and self.plan_s[end] == here:
+            end += 1
+        if (self.stretch_pace_s is not None and self.stretch_plan_s > 0
+                and self.stretch_counted >= UNIFORM_TRUSTED_SHARE * (end - done + self.stretch_counted)):
+            # a stretch of steps of one cost (a depth of DEEM choosing its depth): its measured pace for its own steps
+            # to come, and the stretches after it scaled as it compares with its plan (the pace of the cumulative
+            # steps, the cheaper depths', ran short as the deeper ones came; walkthrough 116); the stretch measured
+            # may be the one before, the next one's first step under way
+            scale = self.stretch_pace_s / self.stretch_plan_s
+            step = here * scale
+            current = max(0.0, (end - done) * step - min(self.step_age, step))
+            return current + scale * sum(self.plan_s[end:]) + self.own_left_s + self.then_s
+        if self.stretch_scale_before is not None:  # (a stretch just begun: the last one's scale, not the whole phase's
+            # steps with its start's work in them: "about 45 s left" for 32 s as the second depth began)
+            scale = self.stretch_scale_before
+            return (max(0.0, here * scale - self.step_age) + scale * sum(self.plan_s[done + 1:]) + self.own_left_s
+                    + self.then_s)
         planned_done = sum(self.plan_s[self.plan_from:done])
         spent = max(0.0, self.phase_age - self.step_age)  # (the steps done took this)
         scale = spent / planned_done if done and planned_done >= 1.0 and spent > 0 else 1.0
         current = max(0.0, self.plan_s[done] * scale - self.step_age)
-        return current + scale * sum(self.plan_s[done + 1:]) + self.then_s
+        return current + scale * sum(self.plan_s[done + 1:]) + self.own_left_s + self.then_s
 
 
 #: the share of a job done after which a pace slower than its launch estimate is taken alone for the time left
@@ -582,15 +608,19 @@ class Progress:
         self._phase_first: float | None = None  # time of the current phase's first step
         self._phase_last: float | None = None
         self._phase_began: float | None = None
+        self._stretch_mark: tuple[float, int] | None = None  # (time, steps done) at the current stretch's first step end
+        self._scale_before: float | None = None
+        self._own_s = 0.0
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
                     then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0, uniform: bool = False,
-                    plan_s: float | None = None) -> None:
+                    plan_s: float | None = None, own_s: float = 0.0) -> None:
         """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows;
         ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only);
         ``plan``: the estimated seconds of each of its steps, where they differ (the baselines); ``done``: its steps
         done before (the baselines run before a training between them); ``uniform``: its steps cost the same (a
-        training of one fixed depth); ``plan_s``: its own estimated seconds."""
+        training of one fixed depth); ``plan_s``: its own estimated seconds; ``own_s``: those of its work outside its
+        steps (a start before them, a choice after them), counted down by the time before its first step."""
         with self._lock:
             self.uniform, self.phase_plan_s = bool(uniform), None if plan_s is None else float(plan_s)
             self.phase, self.phase_done, self.phase_total, self.unit = phase, int(done), int(total), unit
@@ -599,6 +629,7 @@ class Progress:
             self.plan = tuple(float(t) for t in plan) if len(plan) == int(total) else ()
             self._phase_first = self._phase_last = None
             self._phase_began = time.time()
+            self._stretch_mark, self._scale_before, self._own_s = None, None, max(0.0, float(own_s))
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -625,6 +656,15 @@ class Progress:
             if self._phase_first is None:
                 self._phase_first = now
             self._phase_last = now
+            done, plan = self.phase_done, self.plan
+            # a stretch of the plan's steps of one cost is timed from its first step's end (the first depth from its
+            # first epoch's: not the start's work before it)
+            if self._stretch_mark is None or (plan and 0 < done - steps < len(plan) and done <= len(plan)
+                                              and plan[done - steps] != plan[done - steps - 1]):
+                pace = self._stretch_pace()
+                if pace is not None and plan[done - steps - 1] > 0:
+                    self._scale_before = pace / plan[done - steps - 1]
+                self._stretch_mark = (now, done)
             self._version += 1
             if self.first_point_at is None and rows:
                 self.first_point_at = now
@@ -653,12 +693,37 @@ class Progress:
                 phase_done=self.phase_done, phase_total=self.phase_total, unit=self.unit, rate_s=self._rate(),
                 then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
                 step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset, uniform=self.uniform,
+                stretch_pace_s=self._stretch_pace(), stretch_counted=self._stretch_counted(),
+                stretch_scale_before=self._scale_before, own_left_s=self._own_left(),
+                stretch_plan_s=(self.plan[self._stretch_mark[1] - 1] if self.plan and self._stretch_mark is not None
+                                and 0 < self._stretch_mark[1] <= len(self.plan) else 0.0),
                 phase_plan_s=self.phase_plan_s,
                 phase_age=0.0 if self._phase_began is None else max(0.0, time.time() - self._phase_began))
 
     def _step_age(self) -> float:
         since = self._phase_last if self._phase_last is not None else self._phase_began
         return 0.0 if since is None else max(0.0, time.time() - since)
+
+    def _own_left(self) -> float:
+        """The phase's own work outside its steps still to come: its estimate less the time before its first step;
+        none once a step has ended (choosing the depth: its start's work comes first, the choice after the epochs
+        took 0.5 s of a 39 s training, where the probes' three starts counted 6 s; the stretches' paces then say the
+        rest)."""
+        if self._phase_first is not None:
+            return 0.0
+        if not self._own_s or self._phase_began is None:
+            return self._own_s
+        return max(0.0, self._own_s - (time.time() - self._phase_began))
+
+    def _stretch_counted(self) -> int:
+        return 0 if self._stretch_mark is None else self.phase_done - self._stretch_mark[1]
+
+    def _stretch_pace(self) -> float | None:
+        """Seconds a step of the plan's current stretch, measured (None before UNIFORM_MIN_STEPS steps of it)."""
+        counted = self._stretch_counted()
+        if not self.plan or counted < UNIFORM_MIN_STEPS or self._phase_last is None:
+            return None
+        return (self._phase_last - self._stretch_mark[0]) / counted
 
     def _rate(self) -> float | None:
         """Seconds per step of the current phase, measured from its first step on (None before two)."""
@@ -1440,6 +1505,24 @@ def train_epochs(config: Mapping[str, Any], n_tasks: int | None) -> int:
                                 None if budget is None else int(budget))
 
 
+def depth_plan(estimate: Mapping[str, Any], method: str, rounds: int, epochs: int,
+               seconds: float) -> tuple[list[float], float]:
+    """The estimated seconds of each epoch of DEEM choosing its depth where the depths train one after another
+    (``rounds`` of ``epochs // rounds`` epochs, in the order of :data:`SELECTION_DEPTHS`), from the launch estimate's
+    epoch of each depth, and the rest of its ``seconds`` (its start, the choice: before and after the epochs); ``([],
+    0)`` otherwise. A 2-layer epoch costs 1.5-6 times a 0-layer one: the time left taken at the pace of the first
+    depths ran short as the deeper ones came (walkthrough 116)."""
+    each = estimate.get("depth_epoch_s") if isinstance(estimate.get("depth_epoch_s"), dict) else {}
+    per_round = epochs // max(1, rounds)
+    if method != "deem" or rounds != len(SELECTION_DEPTHS) or per_round < 1 or per_round * rounds != epochs:
+        return [], 0.0
+    epoch = [each.get(str(depth)) for depth in SELECTION_DEPTHS]
+    if not all(isinstance(t, (int, float)) and math.isfinite(t) and t > 0 for t in epoch) or not math.isfinite(seconds):
+        return [], 0.0
+    plan = [float(t) for t in epoch for _ in range(per_round)]
+    return plan, max(0.0, float(seconds) - sum(plan))
+
+
 def trained_methods(config: Mapping[str, Any]) -> list[str]:
     """The methods of a train job's config that train (DEEM and iRBM), in its order."""
     return [m for m in config.get("methods") or [] if m in METHODS and METHODS[m].trains]
@@ -1636,7 +1719,8 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             phase = f"training {spec.name}" + (f" ({rounds} depths in turn{', both starts at once' if both else ''})"
                                                if rounds > 1 else "")
             untimed = 0 if estimate.get("seconds") else len(methods) - methods.index(method) - 1
-            progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed,
+            plan, rest = depth_plan(estimate, method, rounds, epochs, float(trained_each[method]))
+            progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed, plan=plan, own_s=rest,
                                  uniform=rounds <= 1, plan_s=float(trained_each[method]) if estimate.get("seconds") else None)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)

@@ -169,6 +169,11 @@ def test_choosing_the_depth_times_each_depth_it_trains(data, monkeypatch):
     fixed = estimate_train(data, deem_methods=("deem",), n_layers=1, epochs=10, sample=1000, device="cpu")
     assert trained == [1, 1]
     assert chosen.seconds_per_epoch > 1.5 * fixed.seconds_per_epoch  # (0 + 1 + 2 layers and an iRBM, against 1 layer)
+    # an epoch of each depth, for the job's time left as the deeper depths come (walkthrough 116), within the epoch of
+    # all of them (an iRBM's beside); none where the depth is fixed
+    each = chosen.to_dict()["depth_epoch_s"]
+    assert sorted(each) == ["0", "1", "2"] and all(t > 0 for t in each.values())
+    assert sum(each.values()) <= chosen.seconds_per_epoch * 1.01 and fixed.to_dict()["depth_epoch_s"] == {}
 
 
 def test_a_probe_that_falls_back_writes_nothing_to_the_servers_log(tmp_path):

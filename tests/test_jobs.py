@@ -616,6 +616,41 @@ def test_time_left_of_a_phase_of_steps_of_one_cost_follows_its_pace_early_and_sc
     assert left(20, 1.0) > 30  # before 5% of the steps: the launch estimate still counts
 
 
+def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
+    """Walkthrough 116: with "Choose the layers" the time left ran short as the deeper depths came (a 2-layer epoch
+    costs 1.5-6 times a 0-layer one; 3,000 x 15 x 10, 100 epochs a depth: "about 10 s left" with 18 s to go). The
+    launch estimate times an epoch of each depth; each depth's epochs are planned at theirs, the one under way is
+    read at its measured pace and those after it scaled as it compares with its plan."""
+    from deem_studio import jobs
+    from deem_studio.jobs import Progress, depth_plan
+
+    plan, rest = depth_plan({"depth_epoch_s": {"0": 0.04, "1": 0.12, "2": 0.2}}, "deem", 3, 300, 40.0)
+    assert plan == [0.04] * 100 + [0.12] * 100 + [0.2] * 100 and rest == pytest.approx(4.0)
+    assert depth_plan({"depth_epoch_s": {"0": 0.04, "1": 0.12}}, "deem", 3, 300, 40.0) == ([], 0.0)  # (one missing)
+    assert depth_plan({"depth_epoch_s": {"0": 0.04, "1": 0.12, "2": 0.2}}, "irbm", 3, 300, 40.0) == ([], 0.0)
+    clock = [1000.0]
+    monkeypatch.setattr(jobs.time, "time", lambda: clock[0])
+    progress = Progress("r", "train", steps_total=300)
+    progress.update(status="running")
+    progress.start_phase("training DEEM (3 depths in turn)", 300, plan=plan, own_s=rest)
+    assert progress.snapshot().eta == pytest.approx(40.0)  # nothing done: the plan and the start's work
+    clock[0] += 3.0  # the start's work
+    real = [0.05] * 100 + [0.14] * 100 + [0.24] * 100  # each depth's epochs as they ran (1.17-1.25 times the plan)
+
+    def left_at(step: int) -> tuple[float, float]:
+        while progress.phase_done < step:
+            clock[0] += real[progress.phase_done]
+            progress.add_rows([], steps=1)
+        return progress.snapshot().eta, sum(real[step:])
+
+    said = {}
+    for step in (50, 99, 101, 150, 199, 201, 250, 290):
+        said[step], truth = left_at(step)
+        # within a tenth of the truth once a depth's pace is known (a depth just begun: read at the last one's scale)
+        assert said[step] == pytest.approx(truth, rel=0.1), (step, said[step], truth)
+    assert said[150] == pytest.approx(50 * 0.14 + 100 * 0.2 * 0.14 / 0.12, rel=0.01)
+
+
 def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outrun():
     """Walkthrough 19, baselines after DEEM with no launch estimate: "about 0.1 s left" stood for 22 s of GLAD (the
     pace of majority vote and Dawid-Skene), then "about 8.0 s left" for 15 s of MACE (a step's time never counted)."""
