@@ -435,6 +435,19 @@ _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
           "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)",
           context=label_studio)
+if label_studio is None:
+    # the control's names are this program's own where the data were not read from an export: a project made
+    # otherwise matched none of the predictions (walkthrough 116); the config that takes them, shown as text
+    from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: E402
+
+    with st.expander("Label Studio: the labeling config these predictions need"):
+        st.text(placeholder_control_note()[0].upper() + placeholder_control_note()[1:] + ".")
+        classes = [str(c)[len("p_"):] for c in proba_cols]  # (the labels' classes, as the files write them)
+        config = labeling_config(classes)
+        if config is not None:
+            st.code(config, language="xml")
+        else:
+            st.caption(f"{len(classes):,} classes: too many to list here; write a <Choice> for each.")
 if label_studio is not None and label_studio.source is None and not common.can_control(run_id):
     # (a visitor's file differed from the owner's without a word; walkthrough 49)
     st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "

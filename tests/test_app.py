@@ -972,6 +972,27 @@ def test_a_table_of_more_rows_than_a_grid_shows_is_cut_and_said(runs_dir, monkey
     assert [len(frame.value) for frame in at.dataframe if len(frame.value) == 300]  # (the workers' table, cut)
 
 
+def test_label_studio_predictions_of_data_not_from_an_export_come_with_the_config_that_takes_them(runs_dir):
+    """Walkthrough 116: the Label Studio file of a CSV's labels names the control "label" on "task", names no project
+    has unless made with them, and nothing said so: a project made otherwise matched none. The Results page shows the
+    labeling config that imports them (the classes as XML attributes, shown as text); an export's own control needs
+    none."""
+    from xml.etree import ElementTree  # noqa: PLC0415
+
+    odd = 'a "b" & <c>'
+    rows = [(t, f"w{w}", ("ok", odd)[(t + (w == 2)) % 2]) for t in range(30) for w in range(3)]
+    at = upload(new_app(), "odd.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode())
+    finished_training(at, ["mv"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert any("so its predictions name the control 'label' on 'task'" in str(t.value) for t in at.text)
+    config = [c.value for c in at.code if str(c.value).startswith("<View>")]
+    assert len(config) == 1
+    choices = ElementTree.fromstring(config[0]).find("Choices")
+    assert choices.get("name") == "label" and choices.get("toName") == "task"
+    assert sorted(c.get("value") for c in choices) == sorted(["ok", odd])
+
+
 def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_dir):
     """Walkthrough 41: DEEM's mean confidence was 0.966 where it was right on 0.857 of 266 gold tasks, 43 wrong labels
     at 0.99 or more, out of reach of "Least confident first", and nothing said so; hard-label methods exported

@@ -512,7 +512,12 @@ def test_the_label_studio_model_version_of_the_command_says_the_gold_weight_and_
     assert main(["aggregate", str(tmp_path / "a.csv"), "--truth", str(tmp_path / "t.csv"), "--gold-weight", "1",
                  "--layers", "1", "--init", "ds", "--epochs", "2", "--lr", "0.3", "--no-progress", "-o",
                  str(tmp_path / "ls.json"), "--output-format", "label-studio"]) == 0
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    # the control's names are this program's own (the data were not an export): said, with the config that takes them
+    # (walkthrough 116)
+    assert "so its predictions name the control 'label' on 'task'" in err
+    assert '<Choices name="label" toName="task" choice="single">' in [line.strip() for line in err.splitlines()]
+    assert sum(line.strip().startswith("<Choice value=") for line in err.splitlines()) == df["label"].nunique()
     version = json.loads((tmp_path / "ls.json").read_text())[0]["predictions"][0]["model_version"]
     assert version.startswith("DEEM Studio DEEM (layers 1, epochs 2, lr 0.3, init ds, seeds 1, seed 0, gold weight 1)"), \
         version

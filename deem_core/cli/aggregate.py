@@ -50,6 +50,10 @@ def _default_gold_weight() -> float:
     return float(defaults_of(DEEM)["supervised_weight"])
 
 
+#: classes up to which ``deem aggregate`` prints the labeling config of a Label Studio file not made from an export
+CLI_CONFIG_CLASSES = 30
+
+
 def write_labels(results, path: Path, fmt: str | None = None, context=None, model_version: str = "DEEM") -> Path:
     from deem_core.data.formats.writers import write_results  # noqa: PLC0415
 
@@ -122,6 +126,14 @@ def run(args: argparse.Namespace) -> int:
         write_labels(results, output, out_format, context=reading.label_studio,
                      model_version=_model_version(args, spec, model, gold=truth is not None and len(truth) > 0))
     say(f"wrote {counted(len(results), 'label')} to {output}")  # ("3000" beside "3,000"; walkthrough 81; "1 labels": read 54)
+    if reading.label_studio is None and out_format == "label_studio":
+        # (the control's names are this program's own: a project made otherwise matched none; walkthrough 116)
+        from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: PLC0415
+
+        config = labeling_config(data.classes) if data.n_classes <= CLI_CONFIG_CLASSES else None
+        say(f"note: {placeholder_control_note()}" + ("; this one does:" if config else ""))
+        for line in (config.splitlines() if config else ()):  # (a line each: say writes a line break as its escape)
+            say(line)
     if args.model and model is not None:
         with writing(args.model, what=f"wrote the labels to {output}, but "):
             model.save(args.model)

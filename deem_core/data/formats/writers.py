@@ -29,8 +29,8 @@ from deem_core.data.export import atomic_write_bytes, parquet_bytes, to_safe_csv
 from deem_core.data.formats.labelstudio import LabelStudioContext, compact_json, iter_tasks
 from deem_core.data.formats.limits import Limits, describe_bytes
 
-__all__ = ["OUTPUT_FORMATS", "expected_sizes", "json_row_chars", "label_studio_tasks", "model_version", "output_format", "serialise",
-           "write_results"]
+__all__ = ["OUTPUT_FORMATS", "expected_sizes", "json_row_chars", "label_studio_tasks", "labeling_config", "model_version",
+           "output_format", "placeholder_control_note", "serialise", "write_results"]
 
 #: format -> (file extension, MIME type)
 OUTPUT_FORMATS = {
@@ -186,6 +186,47 @@ def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | Non
         if key in written:
             continue
         yield {"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]}
+
+
+#: classes a labeling config written for predictions not from a Label Studio export lists (past them: none listed, the
+#: control's names said)
+CONFIG_MAX_CLASSES = 200
+#: characters of such a config at most
+CONFIG_MAX_CHARS = 20_000
+
+
+def labeling_config(classes: Any, context: LabelStudioContext | None = None) -> str | None:
+    """A Label Studio labeling config that imports the predictions of :func:`label_studio_tasks` written without an
+    export (the control ``label`` on the task's ``task`` field: names a project has only if it was made with them; a
+    file of the labels of a CSV went into a project whose control is named otherwise and matched nothing): a text
+    view of the task and a choice per class, the values quoted as XML attributes. None past
+    :data:`CONFIG_MAX_CLASSES` classes or :data:`CONFIG_MAX_CHARS` characters."""
+    from xml.sax.saxutils import quoteattr  # noqa: PLC0415
+
+    context = context or LabelStudioContext()
+    names = [_text(c) for c in list(classes)[: CONFIG_MAX_CLASSES + 1]]
+    if len(names) > CONFIG_MAX_CLASSES or context.type != "choices":
+        return None
+    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    lines = ["<View>", f"  <Text name={quoteattr(context.to_name)} value={quoteattr('$' + field)}/>",
+             f"  <Choices name={quoteattr(context.from_name)} toName={quoteattr(context.to_name)} choice=\"single\">"]
+    size = sum(map(len, lines))
+    for name in names:
+        line = f"    <Choice value={quoteattr(name)}/>"
+        size += len(line)
+        if size > CONFIG_MAX_CHARS:
+            return None
+        lines.append(line)
+    return "\n".join(lines + ["  </Choices>", "</View>"])
+
+
+def placeholder_control_note(context: LabelStudioContext | None = None) -> str:
+    """What a Label Studio file of labels not read from an export names, and what a project needs to import it."""
+    context = context or LabelStudioContext()
+    return (f"the data were not read from a Label Studio export, so its predictions name the control "
+            f"{context.from_name!r} on {context.to_name!r}, the task in data.task: a Label Studio project imports them "
+            f"if its labeling config has a <Choices name=\"{context.from_name}\" toName=\"{context.to_name}\"> with a "
+            f"<Choice> per class and a <Text name=\"{context.to_name}\" value=\"$task\"/>")
 
 
 def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | None, model_version: str) -> bytes:
