@@ -384,6 +384,7 @@ class ProgressSnapshot:
     stretch_scale_before: float | None = None  # the last stretch's measured pace over its plan (None before one ended)
     stretch_plan_s: float = 0.0  # the plan's seconds of a step of the stretch measured
     own_left_s: float = 0.0  # the phase's own work outside its steps still to do (its start and end), by its estimate
+    own_s: float = 0.0  # the phase's own work outside its steps, as estimated (a choice of depths: its start and end)
     phase_age: float = 0.0  # seconds since the current phase began, at the snapshot
     plan_from: int = 0  # steps of the current phase done before it began (not in ``phase_age``)
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
@@ -426,7 +427,13 @@ class ProgressSnapshot:
             return None
         planned = None if self.estimate_s is None else max(0.0, self.estimate_s - self.elapsed)
         if self.plan_s and len(self.plan_s) == self.phase_total and self.phase_done < self.phase_total:
-            return self._planned_steps_left()
+            measured = self._planned_steps_left()
+            if not self.own_s or planned is None:
+                return measured
+            # a choice of depths: its plan's shape rests on a few timed epochs of each depth, its total on all of
+            # them: weighed against the launch estimate by the share done, as a pace is (the plan alone was 22 s off
+            # on average where the blend of the pace was 8; benchmarks/results/eta.txt)
+            return self._blend(measured, planned)
         if self.rate_s is not None and self.phase_total > 0:
             left = self.phase_total - self.phase_done
             counted = self.phase_done - self.plan_from
@@ -445,14 +452,18 @@ class ProgressSnapshot:
             measured = current + max(0.0, self.then_s)
             if planned is None:
                 return measured
-            done = self.fraction
-            if measured > planned and done >= SLOWER_TRUSTED_AFTER:
-                # slower than the launch estimate (the machine got busier): the pace seen now is the one to come; the
-                # blend said "about 8.6 s left" with 21 s to go on a loaded machine (walkthrough 108). Faster than the
-                # estimate early on is the cheap first depths of a choice, and still weighed against it
-                return measured
-            return done * measured + (1.0 - done) * planned
+            return self._blend(measured, planned)
         return planned
+
+    def _blend(self, measured: float, planned: float) -> float:
+        """The time left measured, weighed against the launch estimate's by the share of the job done."""
+        done = self.fraction
+        if measured > planned and done >= SLOWER_TRUSTED_AFTER:
+            # slower than the launch estimate (the machine got busier): the pace seen now is the one to come; the
+            # blend said "about 8.6 s left" with 21 s to go on a loaded machine (walkthrough 108). Faster than the
+            # estimate early on is the cheap first depths of a choice, and still weighed against it
+            return measured
+        return done * measured + (1.0 - done) * planned
 
 
     def _pace_scale(self, counted: int) -> float:
@@ -694,7 +705,7 @@ class Progress:
                 then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
                 step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset, uniform=self.uniform,
                 stretch_pace_s=self._stretch_pace(), stretch_counted=self._stretch_counted(),
-                stretch_scale_before=self._scale_before, own_left_s=self._own_left(),
+                stretch_scale_before=self._scale_before, own_left_s=self._own_left(), own_s=self._own_s,
                 stretch_plan_s=(self.plan[self._stretch_mark[1] - 1] if self.plan and self._stretch_mark is not None
                                 and 0 < self._stretch_mark[1] <= len(self.plan) else 0.0),
                 phase_plan_s=self.phase_plan_s,

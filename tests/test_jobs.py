@@ -631,7 +631,7 @@ def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(jobs.time, "time", lambda: clock[0])
     progress = Progress("r", "train", steps_total=300)
-    progress.update(status="running")
+    progress.update(status="running", estimate_s=40.0)
     progress.start_phase("training DEEM (3 depths in turn)", 300, plan=plan, own_s=rest)
     assert progress.snapshot().eta == pytest.approx(40.0)  # nothing done: the plan and the start's work
     clock[0] += 3.0  # the start's work
@@ -646,8 +646,10 @@ def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
     said = {}
     for step in (50, 99, 101, 150, 199, 201, 250, 290):
         said[step], truth = left_at(step)
-        # within a tenth of the truth once a depth's pace is known (a depth just begun: read at the last one's scale)
+        # within a tenth of the truth once a depth's pace is known (a depth just begun: read at the last one's
+        # scale), weighed against the launch estimate by the share done
         assert said[step] == pytest.approx(truth, rel=0.1), (step, said[step], truth)
+    # slower than the launch estimate (15 s in, 25 s of it left): the depth under way's pace, the next depth scaled
     assert said[150] == pytest.approx(50 * 0.14 + 100 * 0.2 * 0.14 / 0.12, rel=0.01)
 
 
