@@ -383,8 +383,8 @@ class ProgressSnapshot:
     stretch_counted: int = 0
     stretch_scale_before: float | None = None  # the last stretch's measured pace over its plan (None before one ended)
     stretch_plan_s: float = 0.0  # the plan's seconds of a step of the stretch measured
-    own_left_s: float = 0.0  # the phase's own work outside its steps still to do (its start and end), by its estimate
-    own_s: float = 0.0  # the phase's own work outside its steps, as estimated (a choice of depths: its start and end)
+    own_left_s: float = 0.0  # the phase's own work before its steps still to do (a choice of depths: its start)
+    weigh: bool = False  # the plan's time left weighed against the launch estimate (a choice of depths)
     phase_age: float = 0.0  # seconds since the current phase began, at the snapshot
     plan_from: int = 0  # steps of the current phase done before it began (not in ``phase_age``)
     cancelling: bool = False  # cancel was asked while it ran: it is finishing with what it has
@@ -428,7 +428,7 @@ class ProgressSnapshot:
         planned = None if self.estimate_s is None else max(0.0, self.estimate_s - self.elapsed)
         if self.plan_s and len(self.plan_s) == self.phase_total and self.phase_done < self.phase_total:
             measured = self._planned_steps_left()
-            if not self.own_s or planned is None:
+            if not self.weigh or planned is None:
                 return measured
             # a choice of depths: its plan's shape rests on a few timed epochs of each depth, its total on all of
             # them: weighed against the launch estimate by the share done, as a pace is (the plan alone was 22 s off
@@ -622,16 +622,19 @@ class Progress:
         self._stretch_mark: tuple[float, int] | None = None  # (time, steps done) at the current stretch's first step end
         self._scale_before: float | None = None
         self._own_s = 0.0
+        self._weigh = False
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
                     then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0, uniform: bool = False,
-                    plan_s: float | None = None, own_s: float = 0.0) -> None:
+                    plan_s: float | None = None, own_s: float = 0.0, weigh: bool = False) -> None:
         """A new phase (e.g. "training DEEM", 100 epochs); ``then_s``: estimated seconds of what follows;
         ``then_untimed``: methods that follow with no estimate (the time left then covers this phase only);
         ``plan``: the estimated seconds of each of its steps, where they differ (the baselines); ``done``: its steps
         done before (the baselines run before a training between them); ``uniform``: its steps cost the same (a
         training of one fixed depth); ``plan_s``: its own estimated seconds; ``own_s``: those of its work outside its
-        steps (a start before them, a choice after them), counted down by the time before its first step."""
+        steps (a start before them), counted down by the time before its first step; ``weigh``: the time left its
+        ``plan`` gives is weighed against the launch estimate by the share done (a plan whose shape rests on a few
+        timed epochs: a choice of depths)."""
         with self._lock:
             self.uniform, self.phase_plan_s = bool(uniform), None if plan_s is None else float(plan_s)
             self.phase, self.phase_done, self.phase_total, self.unit = phase, int(done), int(total), unit
@@ -641,6 +644,7 @@ class Progress:
             self._phase_first = self._phase_last = None
             self._phase_began = time.time()
             self._stretch_mark, self._scale_before, self._own_s = None, None, max(0.0, float(own_s))
+            self._weigh = bool(weigh)
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -661,21 +665,25 @@ class Progress:
         with self._lock:
             for row in rows:
                 self._rows.append({**row, **extra})
+            before, last = self.phase_done, self._phase_last
             self.steps_done += steps
             self.phase_done += steps
             now = time.time()
             if self._phase_first is None:
                 self._phase_first = now
             self._phase_last = now
-            done, plan = self.phase_done, self.plan
+            plan = self.plan
             # a stretch of the plan's steps of one cost is timed from its first step's end (the first depth from its
-            # first epoch's: not the start's work before it)
-            if self._stretch_mark is None or (plan and 0 < done - steps < len(plan) and done <= len(plan)
-                                              and plan[done - steps] != plan[done - steps - 1]):
-                pace = self._stretch_pace()
-                if pace is not None and plan[done - steps - 1] > 0:
-                    self._scale_before = pace / plan[done - steps - 1]
-                self._stretch_mark = (now, done)
+            # first epoch's: not the start's work before it); one that ends here is timed up to its last step's end
+            # (the next depth's first epoch holds the choice's scoring of the one before and its own start; read 56)
+            crossed = plan and any(0 < i < len(plan) and plan[i] != plan[i - 1]
+                                   for i in range(max(1, before), min(self.phase_done, len(plan))))
+            if self._stretch_mark is None or crossed:
+                counted = before - self._stretch_mark[1] if self._stretch_mark is not None else 0
+                if crossed and counted >= UNIFORM_MIN_STEPS and last is not None and 0 < before <= len(plan) \
+                        and plan[before - 1] > 0:
+                    self._scale_before = (last - self._stretch_mark[0]) / counted / plan[before - 1]
+                self._stretch_mark = (now, self.phase_done)
             self._version += 1
             if self.first_point_at is None and rows:
                 self.first_point_at = now
@@ -687,6 +695,7 @@ class Progress:
             back = max(0, self.phase_done - int(epoch))
             self.steps_done -= back
             self.phase_done -= back
+            self._stretch_mark = None  # (the steps taken again are timed afresh: the discarded ones' time left out)
             self._rows = deque((row for row in self._rows if not _restarted_row(row, epoch, extra)),
                                maxlen=self._rows.maxlen)
             self._version += 1
@@ -705,7 +714,7 @@ class Progress:
                 then_s=self.then_s, then_untimed=self.then_untimed, cancelling=self.cancelling, time_limited=self.time_limited,
                 step_age=self._step_age(), plan_s=self.plan, plan_from=self._phase_offset, uniform=self.uniform,
                 stretch_pace_s=self._stretch_pace(), stretch_counted=self._stretch_counted(),
-                stretch_scale_before=self._scale_before, own_left_s=self._own_left(), own_s=self._own_s,
+                stretch_scale_before=self._scale_before, own_left_s=self._own_left(), weigh=self._weigh,
                 stretch_plan_s=(self.plan[self._stretch_mark[1] - 1] if self.plan and self._stretch_mark is not None
                                 and 0 < self._stretch_mark[1] <= len(self.plan) else 0.0),
                 phase_plan_s=self.phase_plan_s,
@@ -1732,6 +1741,7 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             untimed = 0 if estimate.get("seconds") else len(methods) - methods.index(method) - 1
             plan, rest = depth_plan(estimate, method, rounds, epochs, float(trained_each[method]))
             progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed, plan=plan, own_s=rest,
+                                 weigh=bool(plan),
                                  uniform=rounds <= 1, plan_s=float(trained_each[method]) if estimate.get("seconds") else None)
             model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
                                         callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)

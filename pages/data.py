@@ -428,8 +428,9 @@ with st.container(border=True):
                                            f"{len(files)} file{'s' if len(files) != 1 else ''} in "
                                            f"{time.perf_counter() - started:.1f} s")
             if unmerged and data.alike_label_groups():
-                st.session_state["_notice"] += ("; read as the file has them, its labels spelled alike are separate "
-                                                "classes again (“Merge the labels spelled alike” below merges them)")
+                them = "the file has them, its" if len(files) == 1 else "the files have them, their"
+                st.session_state["_notice"] += (f"; read as {them} labels spelled alike are separate classes again "
+                                                f"(“Merge the labels spelled alike” below merges them)")
             st.rerun()
         except (DataError, capacity.CapacityError) as exc:
             st.error(page_words(exc), icon=":material/warning:")

@@ -208,6 +208,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
             if len(evidence):  # the criterion per candidate and reference, as a table
                 common.evidence_table(evidence, ((metrics.get(method) or {}).get("selection") or {}).get("clusters"))
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
+classes = [str(c)[len("p_"):] for c in proba_cols]  # (every class, as the files write them: the table may leave them out)
 #: the most classes whose probability columns the table shows: 8,000 classes made a 258 MB message that the browser
 #: refused ("MessageSizeError") and took the server +2.2 GB for one view of a 140 KB upload (walkthrough 96)
 MAX_SHOWN_CLASS_COLUMNS = 100
@@ -441,13 +442,13 @@ if label_studio is None:
     from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: E402
 
     with st.expander("Label Studio: the labeling config these predictions need"):
-        st.text(placeholder_control_note()[0].upper() + placeholder_control_note()[1:] + ".")
-        classes = [str(c)[len("p_"):] for c in proba_cols]  # (the labels' classes, as the files write them)
-        config = labeling_config(classes)
+        note = placeholder_control_note()
+        st.text(note[:1].upper() + note[1:] + ".")
+        config, why = labeling_config(classes)  # (every character that does not print written as a reference)
         if config is not None:
             st.code(config, language="xml")
         else:
-            st.caption(f"{len(classes):,} classes: too many to list here; write a <Choice> for each.")
+            st.text(f"No config is written here: {why}. Write a <Choice> for each class.")
 if label_studio is not None and label_studio.source is None and not common.can_control(run_id):
     # (a visitor's file differed from the owner's without a word; walkthrough 49)
     st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "

@@ -985,12 +985,20 @@ def test_label_studio_predictions_of_data_not_from_an_export_come_with_the_confi
     finished_training(at, ["mv"])
     at.switch_page("pages/results.py").run()
     no_problem(at)
-    assert any("so its predictions name the control 'label' on 'task'" in str(t.value) for t in at.text)
+    assert any("so the file's predictions name the control 'label' on 'task'" in str(t.value) for t in at.text)
     config = [c.value for c in at.code if str(c.value).startswith("<View>")]
     assert len(config) == 1
     choices = ElementTree.fromstring(config[0]).find("Choices")
     assert choices.get("name") == "label" and choices.get("toName") == "task"
     assert sorted(c.get("value") for c in choices) == sorted(["ok", odd])
+    # past the 100 classes the table shows, every class still (the table's columns were gone: no choice at all; read 56)
+    rows = [(t, f"w{w}", f"class {(t + w) % 120}") for t in range(240) for w in range(2)]
+    at = upload(new_app(), "many.csv", pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode())
+    finished_training(at, ["mv"])
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    config = [c.value for c in at.code if str(c.value).startswith("<View>")]
+    assert len(ElementTree.fromstring(config[0]).find("Choices")) == 120
 
 
 def test_results_measure_the_picked_methods_confidence_on_the_gold_labels(runs_dir):

@@ -515,7 +515,7 @@ def test_the_label_studio_model_version_of_the_command_says_the_gold_weight_and_
     err = capsys.readouterr().err
     # the control's names are this program's own (the data were not an export): said, with the config that takes them
     # (walkthrough 116)
-    assert "so its predictions name the control 'label' on 'task'" in err
+    assert "so the file's predictions name the control 'label' on 'task'" in err
     assert '<Choices name="label" toName="task" choice="single">' in [line.strip() for line in err.splitlines()]
     assert sum(line.strip().startswith("<Choice value=") for line in err.splitlines()) == df["label"].nunique()
     version = json.loads((tmp_path / "ls.json").read_text())[0]["predictions"][0]["model_version"]

@@ -333,6 +333,29 @@ def test_label_studio_writer_without_a_label_studio_input():
     assert "score" not in tasks[1]["predictions"][0]  # no confidence, no score
 
 
+def test_the_labeling_config_of_predictions_without_an_export_reads_back_every_class_as_written():
+    """Walkthrough 116 and read 56: the config said beside a Label Studio file of labels with no export's control
+    names each class once, as the predictions write it: quotes, ampersands and characters that do not print (a
+    zero-width space printed as its escape matched nothing) read back the same; a class XML cannot hold, or too many
+    classes, give no config and say why."""
+    from xml.etree import ElementTree  # noqa: PLC0415
+
+    from deem_core.data.formats.writers import labeling_config  # noqa: PLC0415
+
+    odd = ['a "b" & <c>', "zero\u200bwidth", "right\u202eleft", "1", "tab\there", "no"]
+    config, why = labeling_config(odd + ["no"])
+    assert why == "" and config.isprintable() is False and all(ch.isprintable() for ch in config.replace("\n", ""))
+    choices = ElementTree.fromstring(config).find("Choices")
+    assert [c.get("value") for c in choices] == odd  # (each once: "no" given twice)
+    predicted = label_studio_tasks(pd.DataFrame({"label": odd}, index=pd.Index(range(6), name="task")))
+    assert [t["predictions"][0]["result"][0]["value"]["choices"][0] for t in predicted] == odd
+    assert labeling_config(["ok", "x\x01y"]) == (None, "a class holds a character XML cannot hold (a control "
+                                                        "character): name it another way")
+    many, why = labeling_config([f"c{i}" for i in range(201)])
+    assert many is None and why == "201 classes, more than the 200 listed here"
+    assert len(ElementTree.fromstring(labeling_config([f"c{i}" for i in range(150)])[0]).find("Choices")) == 150
+
+
 def test_label_studio_predictions_write_numeric_classes_as_text_and_read_back_the_same(tmp_path):
     """Walkthrough 67: integer classes went out as "choices": [1]; Label Studio matches a choice as text (<Choice
     value="1">), so the import matched none. Every control but a rating writes the class's text."""

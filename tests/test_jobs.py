@@ -636,6 +636,7 @@ def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
     assert progress.snapshot().eta == pytest.approx(40.0)  # nothing done: the plan and the start's work
     clock[0] += 3.0  # the start's work
     real = [0.05] * 100 + [0.14] * 100 + [0.24] * 100  # each depth's epochs as they ran (1.17-1.25 times the plan)
+    real[100] += 1.5  # the next depth's first epoch holds the scoring of the one before and its own start (read 56)
 
     def left_at(step: int) -> tuple[float, float]:
         while progress.phase_done < step:
@@ -644,13 +645,18 @@ def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
         return progress.snapshot().eta, sum(real[step:])
 
     said = {}
-    for step in (50, 99, 101, 150, 199, 201, 250, 290):
+    for step in (50, 99, 101, 103, 150, 199, 201, 250, 290):
         said[step], truth = left_at(step)
         # within a tenth of the truth once a depth's pace is known (a depth just begun: read at the last one's
         # scale), weighed against the launch estimate by the share done
         assert said[step] == pytest.approx(truth, rel=0.1), (step, said[step], truth)
-    # slower than the launch estimate (15 s in, 25 s of it left): the depth under way's pace, the next depth scaled
+    # slower than the launch estimate (16.5 s in, 23.5 s of it left): the depth under way's pace, the next one scaled
     assert said[150] == pytest.approx(50 * 0.14 + 100 * 0.2 * 0.14 / 0.12, rel=0.01)
+    # a training restarted from an earlier epoch (a collapse) times the epochs taken again afresh
+    clock[0] += 30.0  # (the discarded epochs' time)
+    progress.restart_at(220)
+    said_then, truth = left_at(250)
+    assert said_then == pytest.approx(truth, rel=0.1)
 
 
 def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outrun():

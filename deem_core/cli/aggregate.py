@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
         # (the control's names are this program's own: a project made otherwise matched none; walkthrough 116)
         from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: PLC0415
 
-        config = labeling_config(data.classes) if data.n_classes <= CLI_CONFIG_CLASSES else None
-        say(f"note: {placeholder_control_note()}" + ("; this one does:" if config else ""))
+        config, why = labeling_config(data.classes) if data.n_classes <= CLI_CONFIG_CLASSES else (None, "")
+        say(f"note: {placeholder_control_note()}" + ("; this one does:" if config else f" ({why})" if why else ""))
         for line in (config.splitlines() if config else ()):  # (a line each: say writes a line break as its escape)
             say(line)
     if args.model and model is not None:

@@ -195,38 +195,59 @@ CONFIG_MAX_CLASSES = 200
 CONFIG_MAX_CHARS = 20_000
 
 
-def labeling_config(classes: Any, context: LabelStudioContext | None = None) -> str | None:
+def labeling_config(classes: Any, context: LabelStudioContext | None = None) -> tuple[str | None, str]:
     """A Label Studio labeling config that imports the predictions of :func:`label_studio_tasks` written without an
-    export (the control ``label`` on the task's ``task`` field: names a project has only if it was made with them; a
-    file of the labels of a CSV went into a project whose control is named otherwise and matched nothing): a text
-    view of the task and a choice per class, the values quoted as XML attributes. None past
-    :data:`CONFIG_MAX_CLASSES` classes or :data:`CONFIG_MAX_CHARS` characters."""
-    from xml.sax.saxutils import quoteattr  # noqa: PLC0415
-
+    export's control (the control ``label`` on the task's ``task`` field: names a project has only if it was made
+    with them; a file of the labels of a CSV went into a project whose control is named otherwise and matched
+    nothing; walkthrough 116): a text view of the task and a choice per class (each class once). Returns (config,
+    "") or (None, why none): past :data:`CONFIG_MAX_CLASSES` classes or :data:`CONFIG_MAX_CHARS` characters, or a
+    class holding a character XML cannot hold. Every character that does not print is written as a character
+    reference, so that the config reads the same wherever it is shown (a zero-width space printed as its escape on
+    the command line matched nothing)."""
     context = context or LabelStudioContext()
-    names = [_text(c) for c in list(classes)[: CONFIG_MAX_CLASSES + 1]]
-    if len(names) > CONFIG_MAX_CLASSES or context.type != "choices":
-        return None
+    names = list(dict.fromkeys(_text(c) for c in list(classes)[: 4 * CONFIG_MAX_CLASSES]))
+    if len(names) > CONFIG_MAX_CLASSES or len(classes) >= 4 * CONFIG_MAX_CLASSES:
+        return None, f"{len(classes):,} classes, more than the {CONFIG_MAX_CLASSES} listed here"
+    if context.type != "choices":
+        return None, f"the control is of type {context.type!r}, not choices"
+    if any(_not_in_xml(name) for name in names):
+        return None, "a class holds a character XML cannot hold (a control character): name it another way"
     field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
-    lines = ["<View>", f"  <Text name={quoteattr(context.to_name)} value={quoteattr('$' + field)}/>",
-             f"  <Choices name={quoteattr(context.from_name)} toName={quoteattr(context.to_name)} choice=\"single\">"]
+    lines = ["<View>", f"  <Text name={_xml_attribute(context.to_name)} value={_xml_attribute('$' + field)}/>",
+             f"  <Choices name={_xml_attribute(context.from_name)} toName={_xml_attribute(context.to_name)} "
+             f"choice=\"single\">"]
     size = sum(map(len, lines))
     for name in names:
-        line = f"    <Choice value={quoteattr(name)}/>"
+        line = f"    <Choice value={_xml_attribute(name)}/>"
         size += len(line)
         if size > CONFIG_MAX_CHARS:
-            return None
+            return None, f"the class names take more than {CONFIG_MAX_CHARS:,} characters written out"
         lines.append(line)
-    return "\n".join(lines + ["  </Choices>", "</View>"])
+    return "\n".join(lines + ["  </Choices>", "</View>"]), ""
+
+
+def _not_in_xml(text: str) -> bool:
+    """Whether ``text`` holds a character XML 1.0 cannot hold, not even as a reference."""
+    return any((ord(ch) < 0x20 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF or ord(ch) in (0xFFFE, 0xFFFF)
+               for ch in text)
+
+
+_XML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def _xml_attribute(text: str) -> str:
+    """``text`` as a double-quoted XML attribute, every character that does not print as a reference."""
+    return '"' + "".join(_XML_SPECIAL.get(ch) or (ch if ch.isprintable() else f"&#x{ord(ch):X};") for ch in text) + '"'
 
 
 def placeholder_control_note(context: LabelStudioContext | None = None) -> str:
-    """What a Label Studio file of labels not read from an export names, and what a project needs to import it."""
+    """What a Label Studio file of labels with no export's control names, and what a project needs to import it."""
     context = context or LabelStudioContext()
-    return (f"the data were not read from a Label Studio export, so its predictions name the control "
-            f"{context.from_name!r} on {context.to_name!r}, the task in data.task: a Label Studio project imports them "
-            f"if its labeling config has a <Choices name=\"{context.from_name}\" toName=\"{context.to_name}\"> with a "
-            f"<Choice> per class and a <Text name=\"{context.to_name}\" value=\"$task\"/>")
+    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    return (f"no Label Studio export's control is kept with these labels, so the file's predictions name the control "
+            f"{context.from_name!r} on {context.to_name!r}, the task in data.{field}: a Label Studio project imports "
+            f"them if its labeling config has a <Choices name=\"{context.from_name}\" toName=\"{context.to_name}\"> "
+            f"with a <Choice> per class and a <Text name=\"{context.to_name}\" value=\"${field}\"/>")
 
 
 def _label_studio_bytes(results: pd.DataFrame, context: LabelStudioContext | None, model_version: str) -> bytes:
