@@ -442,11 +442,12 @@ if label_studio is None:
     from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: E402
 
     with st.expander("Label Studio: the labeling config these predictions need"):
-        note = placeholder_control_note()
-        st.text(note[:1].upper() + note[1:] + ".")
-        config, why = labeling_config(classes)  # (every character that does not print written as a reference)
-        if config is not None:
-            st.code(config, language="xml")
+        ls_note = placeholder_control_note()
+        st.text(ls_note[:1].upper() + ls_note[1:] + ".")
+        # (not "config": the page's name of the run's settings, which the downloads below read)
+        ls_config, why = labeling_config(classes)  # (every character that does not print written as a reference)
+        if ls_config is not None:
+            st.code(ls_config, language="xml")
         else:
             st.text(f"No config is written here: {why}. Write a <Choice> for each class.")
 if label_studio is not None and label_studio.source is None and not common.can_control(run_id):
