@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deem_core.data.annotations import LONG_LABEL_CHARS, AnnotationSet, label_doubts
+from deem_core.data.annotations import LONG_LABEL_CHARS, AnnotationSet, DataError, label_doubts
 from deem_core.data.formats import preview, read_dataset
 
 N = 60
@@ -641,3 +641,39 @@ def test_the_command_line_merges_spellings_with_its_truth_labels(tmp_path, capsy
         # the truth's own spellings mapped too: none left out of the accuracy
         assert not merge or "not among the classes of the answers" not in err, err
     assert scores[True] > scores[False] + 40, scores  # (38% of the tasks right as read, 96% merged)
+
+
+def test_a_merge_keeps_the_reads_notes_and_one_answer_spelled_two_ways_is_no_conflict(tmp_path, capsys):
+    """Walkthrough 117: after "Merge the labels spelled alike" (and `--merge-spellings`) the read's notes were gone (a
+    column ignored, answers dropped with no label, a repeated answer removed), and one worker's "dog" and "DOG" on one
+    task stopped the read as conflicting labels, the merge asked for or not."""
+    from deem_core.cli import main
+    from deem_core.data.formats import read_dataset
+
+    rows = [(f"t{t}", f"w{w}", ("cat", "Cat", "CAT")[(t + w) % 3] if (t * w) % 5 else "dog", "hello")
+            for t in range(60) for w in range(4)]
+    rows += [rows[1][:3] + ("again",), ("t1", "w9", "", "x")]  # a repeated answer, an answer with no label
+    path = tmp_path / "careless.csv"
+    pd.DataFrame(rows, columns=["task", "worker", "label", "comment"]).to_csv(path, index=False)
+    data = read_dataset([path]).data
+    notes = ["careless.csv: ignored column 'comment'", "careless.csv: dropped 1 answer with a missing label (empty; "
+             "first on line 243)", "careless.csv: removed 1 repeated answer (the same worker, task and label again; "
+             "one of each is kept)"]
+    assert data.warnings[:3] == notes and "spelled in more than one way" in data.warnings[3]
+    merged = data.with_spellings_merged()
+    assert merged.warnings[0].startswith("careless.csv: 3 labels spelled alike merged into 1 class")
+    assert merged.warnings[1:] == notes  # (the spelling warning answered, no check said twice)
+    # one answer spelled two ways by one worker: said as such, and read with the merge asked for
+    clash = tmp_path / "clash.csv"
+    pd.DataFrame(rows[:-2] + [("t0", "w1", "DOG", "")], columns=["task", "worker", "label", "comment"]).to_csv(
+        clash, index=False)
+    with pytest.raises(DataError, match=r"its labels differ only in case, spaces or characters that look alike: one "
+                                        r"answer spelled two ways; keep one answer per pair .*, then merge the labels "
+                                        r"spelled alike"):
+        read_dataset([clash])
+    code = main(["aggregate", str(clash), "-o", str(tmp_path / "out.csv"), "--method", "mv", "--merge-spellings",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "merged into 2 classes" in err and "ignored column 'comment'" in err
+    assert main(["aggregate", str(clash), "-o", str(tmp_path / "out.csv"), "--method", "mv", "--no-progress"]) == 2

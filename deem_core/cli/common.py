@@ -480,6 +480,7 @@ def input_limits(args: argparse.Namespace):
 def read_input(args: argparse.Namespace):
     """Read the INPUT files with the format/column options: returns a Reading (annotation set, format, note,
     gold labels the export carries, Label Studio context). Prints the 'read as' note and the warnings."""
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
     from deem_core.data.formats import read_dataset  # noqa: PLC0415
 
     task = args.task_column
@@ -489,9 +490,16 @@ def read_input(args: argparse.Namespace):
                                               ("label", args.label_column),
                                               ("ignore", getattr(args, "ignore_column", None))) if value}
     fmt = args.format.replace("-", "_")
-    reading = read_dataset(args.inputs, format=fmt, columns=columns or None, on_conflict=args.on_conflict,
-                           keep_missing=getattr(args, "keep_missing_labels", False),
-                           predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
+    options = dict(format=fmt, columns=columns or None, keep_missing=getattr(args, "keep_missing_labels", False),
+                   predictions=not getattr(args, "no_predictions", False), limits=input_limits(args))
+    try:
+        reading = read_dataset(args.inputs, on_conflict=args.on_conflict, **options)
+    except DataError as exc:
+        # one answer spelled two ways by one worker ("dog", "DOG") stopped the read with --merge-spellings asked for
+        # (walkthrough 117): merged, the two are one answer repeated; the first is kept, as a repeat is
+        if not (getattr(args, "merge_spellings", False) and getattr(exc, "spelled_alike", False)):
+            raise
+        reading = read_dataset(args.inputs, on_conflict="first", **options)
     merged = False
     if getattr(args, "merge_spellings", False):
         before = reading.data

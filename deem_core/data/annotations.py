@@ -75,8 +75,11 @@ class DataError(ValueError):
 
     def anew(self) -> "DataError":
         """The same error, of the same type, without a traceback: kept or raised again, it holds none of the frames
-        of the code that raised it (a failed read's frames hold what it read)."""
-        return type(self)(*self.args)
+        of the code that raised it (a failed read's frames hold what it read); its plain attributes kept (``finding``,
+        ``spelled_alike``: the command line's --merge-spellings reads on past a conflict they mark; walkthrough 117)."""
+        error = type(self)(*self.args)
+        error.__dict__.update({k: v for k, v in self.__dict__.items() if isinstance(v, (str, bool, int, float))})
+        return error
 
 
 class BeyondLimitError(DataError):
@@ -676,12 +679,18 @@ class AnnotationSet:
             said.append(f"{_show_short(self.classes[kept])} ({int(counts[group].sum()):,} answers: "
                         + ", ".join(f"{_show_short(self.classes[i])} {int(counts[i]):,}" for i in [kept, *others]) + ")")
         long = self.to_long()
+        unmerged = long.copy()
         long["label"] = long["label"].map(lambda value: mapping.get(value, value))
         merged = AnnotationSet.from_long(long, source=self.source)
         note = (f"{self.source}: {counted(len(mapping) + len(groups), 'label')} spelled alike merged into "
                 f"{counted(len(groups), 'class', 'classes')}, each written as its most given spelling: "
                 + "; ".join(said[:5]) + (f"; and {len(said) - 5:,} more" if len(said) > 5 else ""))
-        merged.warnings = [note, *merged.warnings]
+        # the read's own notes stay (a column ignored, answers dropped or repeated: gone after the merge; walkthrough
+        # 117); the spelling warning is answered; the merged labels' own checks are made again
+        # (the checks of the labels as they were: those the unmerged answers make again, not kept)
+        checks = set(AnnotationSet.from_long(unmerged, source=self.source).warnings)
+        kept_notes = [w for w in self.warnings if w not in checks and SPELLED_TWO_WAYS not in w]
+        merged.warnings = [note, *kept_notes, *(w for w in merged.warnings if w not in kept_notes)]
         merged.spellings_merged = mapping
         for name in ("layout", "held_bytes"):
             if hasattr(self, name):
@@ -1458,14 +1467,32 @@ def _one_answer_per_pair(task_codes: np.ndarray, worker_codes: np.ndarray, label
         finding = (f"{source}: {counted(n_cells, '(task, worker) pair')} {'has' if n_cells == 1 else 'have'} "
                    f"conflicting labels, e.g. task {_show_short(task_index[ti])} by worker "
                    f"{_show_short(worker_index[wi])}: [{quoted}]")
-        error = DataError(f"{finding}; keep one answer per pair (on_conflict='first' or 'last', CLI --on-conflict)")
+        alike = _conflicts_spelled_alike(class_index, label_codes[kept], starts, sizes)
+        if alike:  # ("dog" and "DOG" by one worker on one task stopped the read, merge asked for or not; walkthrough 117)
+            finding += (f"; {'its labels differ' if n_cells == 1 else 'the labels of each differ'} only in case, spaces "
+                        f"or characters that look alike: one answer spelled two ways")
+        error = DataError(f"{finding}; keep one answer per pair (on_conflict='first' or 'last', CLI --on-conflict)"
+                          + (", then merge the labels spelled alike" if alike else ""))
         error.finding = finding  # (without its advice: a read under a wrongly named layout says the finding alone)
+        error.spelled_alike = alike
         raise error
     reduce = np.minimum if on_conflict == "first" else np.maximum
     chosen = reduce.reduceat(kept, starts)  # one row per cell, cells in sorted (CSR) order
     warnings.append(f"{source}: {counted(n_cells, 'conflicting (task, worker) pair')} resolved by keeping the "
                     f"{on_conflict} answer")
     return chosen, warnings
+
+
+def _conflicts_spelled_alike(classes: pd.Index, codes: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether every (task, worker) pair given more than one label (``codes`` of the distinct answers, grouped by
+    pair from ``starts``, ``sizes`` each) was given labels that read alike (:func:`label_key`): one answer spelled two
+    ways, not two answers. Not read past :data:`SPELLING_CHECK_CLASSES` classes."""
+    if not _is_text(classes) or len(classes) > SPELLING_CHECK_CLASSES:
+        return False
+    keys = pd.factorize(_label_keys(classes))[0][codes]
+    lowest, highest = np.minimum.reduceat(keys, starts), np.maximum.reduceat(keys, starts)
+    several = sizes > 1
+    return bool(several.any() and (lowest[several] == highest[several]).all())
 
 
 def as_annotation_set(data: Any, **kwargs: Any) -> AnnotationSet:
