@@ -74,6 +74,8 @@ _HINTS = [
     (re.compile(r"is read on its own: give one file"), "is read on its own: remove the other files above"),
     (re.compile(r"name the layout to read them as \(format=\.\.\., CLI --format\)"), "choose the layout under Format"),
     (re.compile(r"\(columns=\{'label': \.\.\.\}, CLI --label-column\)"), "(choose the label column under Mapping)"),
+    (re.compile(r"\(columns=\{'ignore': \[\.\.\.\]\}, CLI --ignore-column\)"),
+     "(choose them under Mapping, “Columns that are no worker (left out)”)"),
     (re.compile(r"or merge them \(with_spellings_merged\(\), CLI --merge-spellings\)"),
      "or merge them with the button “Merge the labels spelled alike” below"),
 ]

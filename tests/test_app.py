@@ -138,6 +138,18 @@ def test_a_label_column_of_text_written_for_each_task_is_said_again_on_the_train
                in unescape(str(w.value)) for w in at.warning)
 
 
+def test_a_wide_files_column_of_file_paths_is_named_with_the_control_that_leaves_it_out(runs_dir):
+    """Walkthrough 117: a wide file's file-path column read as a worker, and the page advised to "choose the label
+    column under Mapping", which a wide file has not."""
+    wide = pd.DataFrame({"item": range(60), **{f"model_{m}": [(t + (m == t % 5)) % 3 for t in range(60)]
+                                               for m in range(5)}, "filepath": [f"/img/{t:04d}.png" for t in range(60)]})
+    at = upload(new_app(), "wide.csv", wide.to_csv(index=False).encode())
+    no_problem(at)
+    said = [unescape(str(w.value)) for w in at.warning]
+    assert any("nearly all given by 'filepath'" in w and "Leave it out (choose them under Mapping, “Columns that are "
+               "no worker (left out)”)" in w for w in said), said
+
+
 def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):
     """Read 43: "1 gold labels match tasks of this data set" and "1 name unknown tasks and are ignored"."""
     at = upload(new_app())

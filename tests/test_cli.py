@@ -84,6 +84,20 @@ def test_a_label_column_of_text_written_for_each_task_is_said_before_anything_tr
                          "written for each task" in err, err
     assert main(["aggregate", str(batch), "-o", str(tmp_path / "right.csv"), "--method", "mv", "--no-progress"]) == 0
     assert "given on one task only" not in capsys.readouterr().err
+    # a wide file's column of file paths read as a worker: named, and the way to leave it out (the advice to pick the
+    # label column fits no control of a wide file; walkthrough 117)
+    wide = pd.DataFrame({"item": range(60), **{f"model_{m}": [(t + (m == t % 5)) % 3 for t in range(60)]
+                                               for m in range(5)}, "filepath": [f"/img/{t:04d}.png" for t in range(60)]})
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    assert main(["aggregate", str(tmp_path / "wide.csv"), "-o", str(tmp_path / "w.csv"), "--method", "mv",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert ("60 of the 63 classes are each given on one task only, nearly all given by 'filepath': a column of text "
+            "written for each task (a file path, an id, a free-text field) read as a worker, not the answers of one. "
+            "Leave it out (columns={'ignore': [...]}, CLI --ignore-column)") in err, err
+    assert main(["aggregate", str(tmp_path / "wide.csv"), "-o", str(tmp_path / "w.csv"), "--method", "mv",
+                 "--no-progress", "--ignore-column", "filepath"]) == 0
+    assert "given on one task only" not in capsys.readouterr().err
 
 
 def test_aggregate_method_errors_are_one_line(tmp_path, small_files, capsys):

@@ -621,7 +621,8 @@ class AnnotationSet:
                                            worker_codes[rows], worker_index))
             warnings.extend(_labels_for_others(class_index, task_codes[rows], label_codes[rows], len(task_index),
                                                source, worker_codes[rows], worker_index))
-            warnings.extend(_labels_of_one_task(class_index, task_codes[rows], label_codes[rows], source))
+            warnings.extend(_labels_of_one_task(class_index, task_codes[rows], label_codes[rows], source,
+                                                worker_codes[rows], worker_index))
         warnings.extend(_long_labels(class_index, source, worker_codes[rows], label_codes[rows], worker_index))
         soft = None
         if probs is not None:
@@ -1291,11 +1292,14 @@ ONE_TASK_SHARE = 0.9
 ONE_TASK_ONLY = "are each given on one task only"
 
 
-def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, source: str) -> list[str]:
+def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, source: str,
+                        worker_codes: np.ndarray | None = None, workers: pd.Index | None = None) -> list[str]:
     """A warning when nearly every class is given on one task only: the label column holds text written for each task
     (a question, an id, a free-text field), not classes the workers choose among. ``deem aggregate --label-column
     Input.text`` on an MTurk batch read 480 classes for 480 tasks and began a training of 3 hours, with nothing said
-    but its time left (walkthrough 115)."""
+    but its time left (walkthrough 115). Where a few workers give nearly all such labels, they are named: a wide
+    file's column of file paths read as a worker (walkthrough 117, where the advice to pick the label column fitted
+    no control of a wide file)."""
     k = len(classes)
     if k < ONE_TASK_MIN_CLASSES or not len(label_codes):
         return []
@@ -1305,11 +1309,34 @@ def _labels_of_one_task(classes: pd.Index, task_codes: np.ndarray, label_codes: 
     single = int((tasks_per_class == 1).sum())
     if single < ONE_TASK_SHARE * k:
         return []
-    return [f"{source}: {single:,} of the {k:,} classes {ONE_TASK_ONLY}: the label column reads as "
+    head = f"{source}: {single:,} of the {k:,} classes {ONE_TASK_ONLY}"
+    givers = _one_task_givers(tasks_per_class == 1, label_codes, worker_codes, workers)
+    if givers:
+        return [f"{head}, nearly all given by {quoted_list(givers, 5)}"
+                + f": {'a column' if len(givers) == 1 else 'columns'} of text written for each task (a file path, an "
+                f"id, a free-text field) read as {'a worker' if len(givers) == 1 else 'workers'}, not the answers of "
+                f"one. Leave {'it' if len(givers) == 1 else 'them'} out (columns={{'ignore': [...]}}, CLI "
+                f"--ignore-column)"]
+    return [f"{head}: the label column reads as "
             f"text written for each task (a question, an id, a free-text field), not classes the workers choose among. "
             f"The methods that learn how each worker uses the classes (DEEM, Dawid-Skene) learn nothing shared from "
             f"such labels, and take long at this many classes; pick the column of the answers (columns={{'label': ...}}, "
             f"CLI --label-column)"]
+
+
+def _one_task_givers(single: np.ndarray, label_codes: np.ndarray, worker_codes: np.ndarray | None,
+                     workers: pd.Index | None) -> list[Any]:
+    """The workers, at most half of them, who give ONE_TASK_SHARE of the answers of a class given on one task only
+    (``single``, by class), each with that share of their own answers such labels; [] when no few workers do."""
+    if worker_codes is None or workers is None or len(workers) < 2:
+        return []
+    odd = single[label_codes]
+    given = np.bincount(worker_codes, minlength=len(workers))
+    odd_given = np.bincount(worker_codes[odd], minlength=len(workers))
+    who = np.flatnonzero((given > 0) & (odd_given >= ONE_TASK_SHARE * given))
+    if not len(who) or len(who) > len(workers) // 2 or odd_given[who].sum() < ONE_TASK_SHARE * odd.sum():
+        return []
+    return [workers[w] for w in who]
 
 
 def _labels_for_others(classes: pd.Index, task_codes: np.ndarray, label_codes: np.ndarray, n_tasks: int,
