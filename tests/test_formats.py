@@ -840,3 +840,16 @@ def test_a_title_line_above_the_header_is_named_as_such_by_the_reader_the_previe
     plain = tmp_path / "plain.csv"
     plain.write_text(body)
     assert read_dataset(plain).data.n_tasks == 2
+    # a title with no delimiter in it: "found a single column" named no cause (walkthrough 117)
+    bare = tmp_path / "bare.csv"
+    bare.write_text("Pet photo labelling round 2 - export 2025-04-01\n" + body)
+    said = ("bare.csv: the first line has one column ('Pet photo labelling round 2 - export 2025-04-01') and the lines "
+            "below it have 3: a title above the header?")
+    for read in (read_dataset, preview):
+        with pytest.raises(DataError) as caught:
+            read(bare)
+        assert str(caught.value).startswith(said), (read, str(caught.value))
+    one = tmp_path / "one.csv"
+    one.write_text("just one column\nfoo\nbar\n")
+    with pytest.raises(DataError, match=r"found a single column \('just one column'\); expected columns such as"):
+        read_dataset(one)

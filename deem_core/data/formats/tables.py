@@ -458,9 +458,30 @@ class CsvTable(Table):
                 best = (score, delimiter, header)
         if best is None:
             shown = (first_header or [""])[0][:60]
+            below = self._columns_below_first(sample, truncated)
+            if below:  # (a title line with no delimiter in it: "found a single column" named no cause; walkthrough 117)
+                raise DataError(f"{self.name}: the first line has one column ({shown!r}) and the lines below it have "
+                                f"{below:,}: a title above the header? Remove that line, so that the header (the names "
+                                f"of the columns, e.g. task,worker,label) is the first line")
             raise DataError(f"{self.name}: found a single column ({shown!r}); expected columns such as "
                             f"task,worker,label separated by commas, semicolons or tabs")
         return best[1], [c.strip(CELL_SPACES) for c in best[2]]
+
+    @staticmethod
+    def _columns_below_first(sample: str, truncated: bool) -> int:
+        """The columns of the lines after the first non-blank one, where one delimiter splits them all (nine in ten)
+        into two or more alike; 0 otherwise."""
+        for delimiter in DELIMITERS:
+            try:
+                rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+                        if any(c.strip() for c in r)][1:]
+            except csv.Error:
+                continue
+            if truncated and len(rows) > 1:
+                rows = rows[:-1]
+            if len(rows) >= 2 and len(rows[0]) >= 2 and sum(len(r) == len(rows[0]) for r in rows) >= 0.9 * len(rows):
+                return len(rows[0])
+        return 0
 
     # ------------------------------------------------------------------ where rows are
     def line(self, row: int) -> str:
