@@ -134,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = check_environment()  # a bad limit is refused here, not lifted or found by the first visitor
     args = sys.argv[1:] if argv is None else list(argv)
     if any(arg in ("-h", "--help") for arg in args):
-        print(usage())
+        try:
+            print(usage(), flush=True)
+        except BrokenPipeError:  # (``deem-studio --help | head`` ended in a traceback; walkthrough 117)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (nothing more reaches the closed pipe)
         return 0
     if agent_api_asked(args):  # (attack round 16: it opened sessions outside the connection limit)
         problems.append(AGENT_API_REFUSED)

@@ -164,3 +164,14 @@ def test_deem_studio_refuses_to_start_with_streamlits_agent_api(runs_dir, capsys
         config.set_option("server.enableAgentApi", before)
     assert [e.value for e in at.error] == [AGENT_API_REFUSED + "."]
     assert not at.exception and not at.get("file_uploader")
+
+
+def test_deem_studio_help_into_a_closed_pipe_ends_without_a_traceback():
+    """Walkthrough 117: ``deem-studio --help | head -30`` ended in a BrokenPipeError traceback."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+            "from deem_studio.serve import main; sys.exit(main(['--help']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
