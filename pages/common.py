@@ -1196,6 +1196,7 @@ def run_link(run_id: str, kind: str) -> str:
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
+    ss["_script_run"] = ss.get("_script_run", 0) + 1  # (which script run a value was sent to the address in: sync_url)
     ss.pop("_notice_shown", None)  # (a notice an earlier run showed is not shown again: :func:`redraw_page`)
     key = ss.get("owner_key")
     known = key if owners.is_owner_key(key) else None
@@ -1245,12 +1246,20 @@ def init_session() -> None:
 
 
 def sync_url() -> None:
-    """Keep ``run`` in the address bar (page switches drop query parameters); nothing else goes there."""
-    params = st.query_params
+    """Keep ``run`` in the address bar (page switches drop query parameters); nothing else goes there. A value set in
+    an earlier script run is sent once more from the next: the message of a run that a rerun ends may never reach the
+    browser (a launch sets the new run and reruns at once), and the server's copy then said it was there: the address
+    kept the previous run for a whole training, 2 of 20 launches (walkthrough 117)."""
+    ss, params = st.session_state, st.query_params
     wanted = url_params()
+    now = ss.get("_script_run", 0)
     for key, value in wanted.items():
         if params.get(key) != value:
             params[key] = value
+            ss["_url_sent_in"] = now
+        elif ss.get("_url_sent_in") not in (None, now):
+            params[key] = value  # (the same value again: its message from this run)
+            ss["_url_sent_in"] = None
     if "run" not in wanted and "run" in params:
         del params["run"]
 

@@ -150,6 +150,36 @@ def test_a_wide_files_column_of_file_paths_is_named_with_the_control_that_leaves
                "no worker (left out)”)" in w for w in said), said
 
 
+def test_the_run_in_the_address_is_sent_again_from_the_script_run_after_the_one_that_set_it(monkeypatch):
+    """Walkthrough 117: 2 of 20 launches left the previous run in the address bar for the whole training: a launch
+    sets the new run and reruns at once, the message of the run it ends may never reach the browser, and the server's
+    copy of the address said it was there. The value is sent once more from the next script run, then not again."""
+    import types  # noqa: PLC0415
+
+    from pages import common  # noqa: PLC0415
+
+    sent = []
+
+    class Params(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            sent.append((key, value))
+
+    fake = types.SimpleNamespace(session_state={"_script_run": 1}, query_params=Params())
+    monkeypatch.setattr(common, "st", fake)
+    fake.session_state["run"] = "a" * 16
+    common.sync_url()
+    common.sync_url()  # (twice in one run: once sent)
+    assert sent == [("run", "a" * 16)]
+    fake.session_state["_script_run"] = 2  # the next script run (after the rerun)
+    common.sync_url()
+    common.sync_url()
+    assert sent == [("run", "a" * 16)] * 2
+    fake.session_state["_script_run"] = 3
+    common.sync_url()
+    assert len(sent) == 2  # (not on every run)
+
+
 def test_a_count_of_one_gold_label_is_said_in_the_singular(runs_dir):
     """Read 43: "1 gold labels match tasks of this data set" and "1 name unknown tasks and are ignored"."""
     at = upload(new_app())
