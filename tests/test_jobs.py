@@ -736,6 +736,12 @@ def test_time_left_of_the_baselines_counts_each_method_by_its_own_estimate():
     # GLAD took twice its estimate: MACE is read at that scale (done steps of a second or more set it)
     assert snap(3, 41.0, 0.5).eta == pytest.approx(2 * 5.0 - 0.5, rel=0.02)
     assert snap(2, 0.5, 0.0, then=7.0).eta == pytest.approx(32.0)  # the phases after it count too
+    # GLAD past its own estimate: said, and the time left of the methods after it said as theirs (an unchanged
+    # "about 4.2 s left" stood for 18 s as if GLAD were done; walkthrough 117)
+    late = snap(2, 40.5, 40.0)
+    assert late.overdue_s == 20.0 and snap(2, 25.0, 24.5).overdue_s is None
+    assert "baseline 3 of 4 · 30 s elapsed · this baseline past its estimate of 20 s, then about 5.0 s for the rest" \
+        in status_line(late)
     # the count goes on after a training between baselines (it began at "baseline 1" again)
     progress = Progress("r", "train")
     progress.update(status="running")
