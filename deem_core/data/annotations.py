@@ -670,6 +670,7 @@ class AnnotationSet:
         counts = np.bincount(self.label_codes, minlength=len(self.classes))
         mapping: dict[Hashable, Hashable] = {}
         said = []
+        target = np.arange(len(self.classes))  # each class's code, the one kept for those merged away
         for group in groups:
             # the most given spelling, among those without spaces around them where there are any (" neutral" was
             # kept as the most given once)
@@ -677,25 +678,29 @@ class AnnotationSet:
             kept = max(trimmed, key=lambda i: (counts[i], -i))
             others = [i for i in group if i != kept]
             mapping.update({self.classes[i]: self.classes[kept] for i in others})
+            target[others] = kept
             said.append(f"{_show_short(self.classes[kept])} ({int(counts[group].sum()):,} answers: "
                         + ", ".join(f"{_show_short(self.classes[i])} {int(counts[i]):,}" for i in [kept, *others]) + ")")
-        long = self.to_long()
-        unmerged = long.copy()
-        long["label"] = long["label"].map(lambda value: mapping.get(value, value))
-        merged = AnnotationSet.from_long(long, source=self.source)
+        # each answer's class code mapped through the classes' (no copy of the answers' text): rebuilt through
+        # to_long/from_long a press took 5.0 s and +1.25 GB on 10 M answers in the server's page thread, and three tabs
+        # pressed at once took it past 5 GB (attack round 61); now one array of codes
+        keep = np.flatnonzero(target == np.arange(len(self.classes)))
+        renumber = np.full(len(self.classes), -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
         note = (f"{self.source}: {counted(len(mapping) + len(groups), 'label')} spelled alike merged into "
                 f"{counted(len(groups), 'class', 'classes')}, each written as its most given spelling: "
                 + "; ".join(said[:5]) + (f"; and {len(said) - 5:,} more" if len(said) > 5 else ""))
-        # the read's own notes stay (a column ignored, answers dropped or repeated: gone after the merge; walkthrough
-        # 117); the spelling warning is answered; the merged labels' own checks are made again
-        # (the checks of the labels as they were: those the unmerged answers make again, not kept)
-        checks = set(AnnotationSet.from_long(unmerged, source=self.source).warnings)
-        kept_notes = [w for w in self.warnings if w not in checks and SPELLED_TWO_WAYS not in w]
-        merged.warnings = [note, *kept_notes, *(w for w in merged.warnings if w not in kept_notes)]
+        # the read's own notes and the other checks stay (a column ignored, answers dropped or repeated were gone after
+        # the merge; walkthrough 117); the warnings on labels spelled alike are answered by it
+        kept_notes = [w for w in self.warnings if SPELLED_TWO_WAYS not in w and LABELS_ALIKE not in w]
+        merged = AnnotationSet(tasks=self.tasks, workers=self.workers, classes=self.classes[keep],
+                               task_codes=self.task_codes, worker_codes=self.worker_codes,
+                               label_codes=renumber[target][self.label_codes], task_offsets=self.task_offsets,
+                               warnings=[note, *kept_notes], source=self.source,
+                               layout=getattr(self, "layout", "long"))
         merged.spellings_merged = mapping
-        for name in ("layout", "held_bytes"):
-            if hasattr(self, name):
-                setattr(merged, name, getattr(self, name))
+        if hasattr(self, "held_bytes"):
+            merged.held_bytes = self.held_bytes
         return merged
 
     def spelled_as_merged(self, values: pd.Series) -> pd.Series:
