@@ -107,8 +107,8 @@ def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
     needed = check_training_size(data, TrainingConfig(n_layers=int(n_layers)), int(n_runs), memory_bytes=1 << 62)
     if needed > _max_bytes():
         raise ProbeSkipped(f"the model is too large to time while you wait (its training on {data.n_tasks:,} tasks "
-                           f"would need about {needed / (1 << 30):.1f} GiB); the job itself is checked against the "
-                           f"memory of this machine when it starts")
+                           f"would need about {needed / (1 << 30):.1f} GiB); the job itself is checked against this "
+                           f"server's bound for one job when it is launched")
 
 
 def _too_slow() -> ProbeSkipped:

@@ -59,7 +59,8 @@ from deem_core.methods.child import FitStopped
 from deem_core.analysis.selection import FOLLOWED
 from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
-from deem_core.methods.sweep import SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size, sweep_sample
+from deem_core.methods.sweep import (DEFAULT_LRS, SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size,
+                                    sweep_sample)
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
@@ -162,8 +163,6 @@ def expected_output_bytes(kind: str, config: Mapping[str, Any], data: Annotation
     if kind == "diagnostics" and source is not None:
         return _diagnostics_bytes(source)
     if kind == "sweep":
-        from deem_core.methods.sweep import DEFAULT_LRS  # noqa: PLC0415
-
         lrs = config.get("lrs")
         runs = len(lrs if isinstance(lrs, (list, tuple)) and lrs else DEFAULT_LRS) * max(1, int(config.get("n_seeds")
                                                                                                 or 1))
@@ -276,6 +275,56 @@ def check_deem_classes(data: AnnotationSet) -> None:
     failed run behind (seen in the browser: a sampled sweep of 3,000 classes 'failed in 0.01 s')."""
     if int(data.n_classes) > MAX_CLASSES:
         check_problem_size(data.n_workers, data.n_classes, source=data.source)  # raises, in the engine's words
+
+
+#: the share of the machine's memory one training or sweep on the CPU may take by default (DEEM_MAX_JOB_MEMORY): the
+#: engine's own bound is half of it, and with the server's other budgets (the data sets loaded, a quarter; uploads; a
+#: read; the probes) half passed the machine: a 164 KB upload swept with 24 rates x 8 seeds, estimated at 11.1 GiB of
+#: the 11.8 allowed, took the server past 5 GB in a minute and on (attack round 61)
+JOB_MEMORY_SHARE = 0.4
+
+
+def job_memory_bound() -> int:
+    """Bytes one training or sweep on the CPU may take by the engine's estimate (``DEEM_MAX_JOB_MEMORY``)."""
+    from deem_core.model.sizes import _memory_bytes  # noqa: PLC0415
+
+    return int(env_value("DEEM_MAX_JOB_MEMORY", int(JOB_MEMORY_SHARE * _memory_bytes())))
+
+
+def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> None:
+    """DataError before a training or sweep on the CPU is queued when its model would take more than
+    :func:`job_memory_bound` by the engine's estimate (a GPU's job is checked against its device when it starts)."""
+    from deem_core.model.engine import check_training_size  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig, resolve_device  # noqa: PLC0415
+
+    cfg = {**_KIND_DEFAULTS.get(kind, {}), **dict(config)}
+    device = _train_device(cfg) if kind == "train" else str(cfg.get("device", "auto"))
+    try:
+        if resolve_device(device).type != "cpu":
+            return
+    except ValueError:  # (a GPU asked for and missing: the job fails with that message when it starts)
+        return
+    seeds = max(1, int(cfg.get("n_seeds") or 1))
+    if kind == "sweep":
+        lrs = cfg.get("lrs")
+        swept, batch = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
+        trainings = [(swept, int(cfg.get("n_layers") or 0), len(lrs if lrs else DEFAULT_LRS) * seeds, batch)]
+    elif kind == "train":
+        auto = cfg.get("n_layers") == "auto"
+        starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
+        batch = int(cfg.get("batch_size") or TRAIN_DEFAULTS["batch_size"])
+        trainings = [(data, 0 if m != "deem" else max(SELECTION_DEPTHS) if auto else int(cfg.get("n_layers") or 0),
+                      seeds * (starts if m == "deem" else 1), batch) for m in trained_methods(cfg)]
+    else:
+        return
+    bound = job_memory_bound()
+    for answers, layers, runs, batch in trainings:
+        try:
+            check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
+                                memory_bytes=bound)
+        except DataError as exc:
+            raise DataError(f"{exc} (this server lets one job take {bound / (1 << 30):.1f} GiB: "
+                            f"DEEM_MAX_JOB_MEMORY)") from None
 
 
 def check_deem_fits(data: AnnotationSet) -> None:
@@ -1059,6 +1108,8 @@ class JobManager:
             check_methods_fit(data, asked)  # likewise
         if kind in ("train", "sweep"):
             check_run_settings(config or {})  # likewise (6.99 layers trained 6, "abc" failed in the queue)
+            if data is not None:
+                check_job_memory(kind, config or {}, data)  # likewise
         config = {**_KIND_DEFAULTS.get(kind, {}), **dict(config or {})}
         if kind == "train" and isinstance(config.get("methods"), (list, tuple)):
             # stored as the job reads them: " DEEM " trained DEEM while its queue (GPU or CPU) and its steps, read

@@ -44,6 +44,9 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MIN_FREE_DISK": Setting("bytes", True, "free disk below which no run is stored"),
     "DEEM_MAX_TABLE_BYTES": Setting("bytes", False, "bytes of one (tasks x classes) table of a run (8 a cell, 16 KiB a "
                                                    "class column; a job's memory peaks at 4-5 times it)"),
+    "DEEM_MAX_JOB_MEMORY": Setting("bytes", False, "bytes one training or sweep on the CPU may take by the engine's "
+                                                  "estimate, checked before it is queued (default: 40% of the "
+                                                  "machine's memory)"),
     "DEEM_PROBE_MAX_BYTES": Setting("bytes", False, "bytes of a timing probe's model"),
     "DEEM_HISTORY_SAVE_SECONDS": Setting("seconds", True, "seconds between saves of a job's curves"),
     # uploads, connections and reading

@@ -1346,3 +1346,34 @@ def test_a_party_never_served_waits_its_turn_behind_one_served_before_it_came(ma
     GATES["v2"].set()
     wait_for(lambda: manager.snapshot(a2).status == "running")  # (then the fresh ones, first come first served)
     assert manager.snapshot(a3).status == "queued"
+
+
+def test_a_job_whose_model_would_pass_the_servers_bound_for_one_job_is_refused_before_it_is_queued(manager,
+                                                                                                  monkeypatch):
+    """Attack round 61: a 164 KB upload (300 tasks x 180 workers x 5 classes) swept with 24 rates x 8 seeds was
+    estimated at 11.1 GiB of the 11.8 the engine allows (half the machine), was queued, and took the server past 5 GB
+    in a minute and on; with the server's other budgets half the machine for one job passed the machine. A training
+    or sweep on the CPU is checked against DEEM_MAX_JOB_MEMORY (40% of the machine by default) before it is queued."""
+    from deem_core.data.annotations import DataError  # noqa: PLC0415
+    from deem_core.model.sizes import _memory_bytes  # noqa: PLC0415
+    from deem_studio.jobs import JOB_MEMORY_SHARE, job_memory_bound  # noqa: PLC0415
+
+    assert job_memory_bound() == int(JOB_MEMORY_SHARE * _memory_bytes())
+    wide = AnnotationSet.from_long(pd.DataFrame({"task": [t for t in range(60) for _ in range(40)],
+                                                 "worker": [f"w{w}" for _ in range(60) for w in range(40)],
+                                                 "label": [(t + w) % 5 for t in range(60) for w in range(40)]}))
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "50M")
+    grid = {"lrs": [0.001 * 1.3 ** i for i in range(24)], "n_seeds": 8, "epochs": 2, "n_layers": 1, "device": "cpu"}
+    with pytest.raises(DataError, match=r"training would need about .* \(this server lets one job take 0\.0 GiB: "
+                                        r"DEEM_MAX_JOB_MEMORY\)"):
+        manager.submit("sweep", grid, data=wide, owner="kim")
+    with pytest.raises(DataError, match=r"DEEM_MAX_JOB_MEMORY"):
+        manager.submit("train", {"methods": ["deem", "mv"], "n_seeds": 16, "n_layers": 2, "device": "cpu"}, data=wide,
+                       owner="kim")
+    assert manager.store.usage("kim") == (0, 0)  # (nothing stored)
+    # within the bound: queued as before (the majority vote alone trains no model)
+    assert manager.wait(manager.submit("train", {"methods": ["mv"]}, data=wide, owner="kim"), timeout=60).status \
+        == "finished"
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "4G")
+    assert manager.wait(manager.submit("sweep", {**grid, "n_seeds": 1, "lrs": [0.01]}, data=wide, owner="kim"),
+                        timeout=120).status == "finished"
