@@ -1196,6 +1196,7 @@ def run_link(run_id: str, kind: str) -> str:
 def init_session() -> None:
     """Once per script run, before the page: workspace and run from the URL, then the URL from the state."""
     ss, params = st.session_state, st.query_params
+    capacity.start_session_reaper()  # (once a process: departed sessions' memory handed back; attack round 61)
     ss["_script_run"] = ss.get("_script_run", 0) + 1  # (which script run a value was sent to the address in: sync_url)
     ss.pop("_notice_shown", None)  # (a notice an earlier run showed is not shown again: :func:`redraw_page`)
     key = ss.get("owner_key")
