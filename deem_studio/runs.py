@@ -306,6 +306,10 @@ def _text_length(values: Any) -> int:
     return int(np.asarray(pd.Index(values).astype(str).str.len()).sum()) if len(values) else 0
 
 
+#: the file :meth:`RunStore.delete` writes in a run's folder before its index row goes
+DELETING_MARK = ".deleting"
+
+
 def _only_created(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but what :meth:`RunStore.create` writes before a run's index row (its
     configuration, answers, gold labels, their temporary files, an empty results folder): a run never indexed."""
@@ -1082,8 +1086,8 @@ class RunStore:
         :data:`UNINDEXED_GRACE_SECONDS`). A server killed between a run's files and its row left a full copy of the
         uploaded answers (18 MB of a 300,000-task set) counted by no quota, listed nowhere, removed by nothing (attack
         round 59). A folder holding a job's output is never removed (an index restored from a backup, or lost,
-        removed finished runs; attack round 60), nor anything while the index holds no run at all. Returns the ids
-        removed."""
+        removed finished runs; attack round 60), unless :meth:`delete` marked it before its row went, nor anything
+        while the index holds no run at all. Returns the ids removed."""
         min_age = self.UNINDEXED_GRACE_SECONDS if min_age is None else float(min_age)
         indexed = {row["run_id"] for row in self._query("SELECT run_id FROM runs")}
         removed, now = [], time.time()
@@ -1093,7 +1097,9 @@ class RunStore:
             if not is_run_id(entry.name) or entry.name in indexed or not entry.is_dir(follow_symlinks=False):
                 continue
             try:
-                if now - entry.stat(follow_symlinks=False).st_mtime <= min_age or not _only_created(Path(entry.path)):
+                deleting = (Path(entry.path) / DELETING_MARK).is_file()  # (a delete cut short: its row already gone)
+                if not deleting and (now - entry.stat(follow_symlinks=False).st_mtime <= min_age
+                                     or not _only_created(Path(entry.path))):
                     continue
             except OSError:  # gone meanwhile
                 continue
@@ -1109,5 +1115,9 @@ class RunStore:
         record = self._require(run_id)
         if record["status"] in ACTIVE_STATUSES:
             raise ValueError(f"run {run_id} is {record['status']}; cancel it before deleting it")
+        folder = self.run_dir(run_id)
+        with contextlib.suppress(OSError):  # (marked first: a server killed between the row and the folder left the
+            # folder, its results and model, counted by no quota and removed by nothing; attack round 61)
+            (folder / DELETING_MARK).touch()
         self._execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -195,6 +196,22 @@ def test_a_run_folder_left_without_its_index_row_is_removed_when_the_server_star
     assert (outside / "keep.txt").exists() and os.path.islink(tmp_path / "00000000deadbeef")
     assert store.get(kept)["status"] == "finished" and (tmp_path / kept / "config.json").exists()
     manager.shutdown()
+    # a delete cut short between its row and its folder (a server killed there) left the folder, results and model,
+    # counted by no quota (attack round 61): marked before the row goes, it is removed at the next start, at once
+    gone = store.create("train", {"methods": ["mv"]}, status="finished")
+    (tmp_path / gone / "results" / "mv.parquet").parent.mkdir(exist_ok=True)
+    (tmp_path / gone / "results" / "mv.parquet").write_bytes(b"labels")
+    real_rmtree = shutil.rmtree
+    shutil.rmtree = lambda *args, **kwargs: None  # (killed before the folder went)
+    try:
+        store.delete(gone)
+    finally:
+        shutil.rmtree = real_rmtree
+    assert (tmp_path / gone).exists() and store.exists(gone) is False
+    again = JobManager(tmp_path)
+    assert again.removed_unindexed == [gone] and not (tmp_path / gone).exists()
+    assert (tmp_path / "abcdefabcdef0000" / "results" / "mv.parquet").exists()  # (unmarked output still kept)
+    again.shutdown()
 
 
 def test_stale_running_runs_are_marked_failed(tmp_path):
