@@ -513,7 +513,13 @@ class ProgressSnapshot:
                 or len(self.plan_s) != self.phase_total or not 0 <= self.phase_done < self.phase_total):
             return None
         planned = self.plan_s[self.phase_done]
-        return planned if self.step_age > max(1.5 * planned, planned + 1.5) else None
+        scaled = planned * self._done_scale()  # (as the time left reads it: a slow machine's steps are not overdue)
+        return planned if self.step_age > max(1.5 * scaled, scaled + 1.5) else None
+
+    @property
+    def after_overdue_s(self) -> float:
+        """The estimated seconds of what follows a step past its estimate (:attr:`overdue_s`): 0 after the last."""
+        return self._after_current(self._done_scale()) if self.overdue_s is not None else 0.0
 
     def _blend(self, measured: float, planned: float) -> float:
         """The time left measured, weighed against the launch estimate's by the share of the job done."""
@@ -557,17 +563,36 @@ class ProgressSnapshot:
             scale = self.stretch_pace_s / self.stretch_plan_s
             step = here * scale
             current = max(0.0, (end - done) * step - min(self.step_age, step))
-            return current + scale * sum(self.plan_s[end:]) + self.own_left_s + self.then_s
+            return current + scale * sum(self.plan_s[end:]) + self.own_left_s + self._then(scale)
         if self.stretch_scale_before is not None:  # (a stretch just begun: the last one's scale, not the whole phase's
             # steps with its start's work in them: "about 45 s left" for 32 s as the second depth began)
             scale = self.stretch_scale_before
             return (max(0.0, here * scale - self.step_age) + scale * sum(self.plan_s[done + 1:]) + self.own_left_s
-                    + self.then_s)
+                    + self._then(scale))
+        scale = self._done_scale()
+        current = max(0.0, self.plan_s[done] * scale - self.step_age)
+        return current + self._after_current(scale)
+
+    def _done_scale(self) -> float:
+        """How the steps done compared with their estimates (1 before they add up to a second)."""
+        done = self.phase_done
         planned_done = sum(self.plan_s[self.plan_from:done])
         spent = max(0.0, self.phase_age - self.step_age)  # (the steps done took this)
-        scale = spent / planned_done if done and planned_done >= 1.0 and spent > 0 else 1.0
-        current = max(0.0, self.plan_s[done] * scale - self.step_age)
-        return current + scale * sum(self.plan_s[done + 1:]) + self.own_left_s + self.then_s
+        return spent / planned_done if done and planned_done >= 1.0 and spent > 0 else 1.0
+
+    def _after_current(self, scale: float) -> float:
+        """The estimated seconds of what follows the step under way: the phase's steps after it, then the phases
+        after."""
+        return scale * sum(self.plan_s[self.phase_done + 1:]) + self.own_left_s + self._then(scale)
+
+    def _then(self, scale: float) -> float:
+        """The phases after this one, scaled as this one ran against its plan where the plan is weighed (a choice of
+        depths: the baselines after it on a machine that got busier took 34 s for the 8 s planned, and the time left
+        said 17 s with 60 s to go; walkthrough 118), within :data:`PACE_SCALE_BOUNDS`."""
+        if not self.weigh:
+            return self.then_s
+        low, high = PACE_SCALE_BOUNDS
+        return self.then_s * min(high, max(low, scale))
 
 
 #: the share of a job done after which a pace slower than its launch estimate is taken alone for the time left
@@ -621,10 +646,11 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False, owner: bool 
         eta = snap.eta
         overdue = snap.overdue_s
         if overdue is not None:
-            # the method under way past its own estimate: said, and the time left of those after it said as theirs
+            # the method under way past its own estimate: said, and the time of those after it said as theirs (none
+            # after the last: "then about 6.2 s for the rest" stood there, the one under way's own; walkthrough 118)
+            after = snap.after_overdue_s
             bits.append(f"this {snap.unit} past its estimate of {format_seconds(overdue)}"
-                        + (f", then about {format_seconds(eta)} for the rest" if eta is not None and eta >= 0.05
-                           else ""))
+                        + (f", then about {format_seconds(after)} for what follows it" if after >= 0.05 else ""))
         elif eta is not None and eta >= 0.05 and snap.then_untimed:
             # the launch had no estimate: the pace covers this phase only ("epoch 56 of 60 · about 0.8 s left" with
             # 50 s of other methods to go; walkthrough 41)

@@ -1246,21 +1246,20 @@ def init_session() -> None:
     sync_url()
 
 
-def sync_url() -> None:
-    """Keep ``run`` in the address bar (page switches drop query parameters); nothing else goes there. A value set in
-    an earlier script run is sent once more from the next: the message of a run that a rerun ends may never reach the
-    browser (a launch sets the new run and reruns at once), and the server's copy then said it was there: the address
-    kept the previous run for a whole training, 2 of 20 launches (walkthrough 117)."""
+def sync_url(again: bool = False) -> None:
+    """Keep ``run`` in the address bar (page switches drop query parameters); nothing else goes there. The value is
+    sent once every script run (and by the sidebar's live view, ``again``), not only when the server's copy differs:
+    the message of a run that a rerun ends may never reach the browser (a launch sets the new run and reruns at once),
+    and the server's copy then said it was there: the address kept the previous run for a whole training, 2 of 20
+    launches (walkthrough 117; sent once more from the next run only, 1 of 16 still did: walkthrough 118). The browser
+    changes its address, and its history, only when the value differs from the one it shows."""
     ss, params = st.session_state, st.query_params
     wanted = url_params()
     now = ss.get("_script_run", 0)
     for key, value in wanted.items():
-        if params.get(key) != value:
+        if params.get(key) != value or ss.get("_url_sent_in") != now or again:
             params[key] = value
             ss["_url_sent_in"] = now
-        elif ss.get("_url_sent_in") not in (None, now):
-            params[key] = value  # (the same value again: its message from this run)
-            ss["_url_sent_in"] = None
     if "run" not in wanted and "run" in params:
         del params["run"]
 
@@ -1576,6 +1575,8 @@ def _run_status() -> None:
         if not runs:
             st.caption("none yet")
             return
+        if active:
+            sync_url(again=True)  # (a launch's address lost with the run a rerun ended, sent while the job runs)
         for label, run_id in runs:
             snap = manager().snapshot(run_id)
             icon = STATUS_ICON.get(snap.status, "") if snap else ""

@@ -652,6 +652,14 @@ def test_time_left_of_a_choice_of_depths_follows_each_depths_pace(monkeypatch):
         assert said[step] == pytest.approx(truth, rel=0.1), (step, said[step], truth)
     # slower than the launch estimate (16.5 s in, 23.5 s of it left): the depth under way's pace, the next one scaled
     assert said[150] == pytest.approx(50 * 0.14 + 100 * 0.2 * 0.14 / 0.12, rel=0.01)
+    # the methods after the choice (8 s estimated) read at the pace it runs against its plan: on a machine that got
+    # busier they took 34 s for 8, and the time left said 17 s with 60 s to go (walkthrough 118)
+    from deem_studio.jobs import ProgressSnapshot  # noqa: PLC0415
+
+    busy = ProgressSnapshot(run_id="r", kind="train", status="running", phase_done=150, phase_total=300,
+                            plan_s=tuple(plan), stretch_pace_s=0.24, stretch_plan_s=0.12, stretch_counted=49,
+                            weigh=True, then_s=8.0)
+    assert busy.eta == pytest.approx(50 * 0.24 + 100 * 0.2 * 2 + 8.0 * 2)
     # a training restarted from an earlier epoch (a collapse) times the epochs taken again afresh
     clock[0] += 30.0  # (the discarded epochs' time)
     progress.restart_at(220)
@@ -740,8 +748,12 @@ def test_time_left_of_the_baselines_counts_each_method_by_its_own_estimate():
     # "about 4.2 s left" stood for 18 s as if GLAD were done; walkthrough 117)
     late = snap(2, 40.5, 40.0)
     assert late.overdue_s == 20.0 and snap(2, 25.0, 24.5).overdue_s is None
-    assert "baseline 3 of 4 · 30 s elapsed · this baseline past its estimate of 20 s, then about 5.0 s for the rest" \
-        in status_line(late)
+    assert "baseline 3 of 4 · 30 s elapsed · this baseline past its estimate of 20 s, then about 5.0 s for what " \
+           "follows it" in status_line(late)
+    # the last one past its estimate: nothing said to follow it ("then about 6.2 s for the rest" stood there, the one
+    # under way's own; walkthrough 118)
+    last = snap(3, 58.0, 20.0)  # (GLAD took 1.85x its estimate: MACE read at that scale, 20 s past 9.3)
+    assert last.overdue_s == 5.0 and "this baseline past its estimate of 5.0 s · longer than" in status_line(last)
     # the count goes on after a training between baselines (it began at "baseline 1" again)
     progress = Progress("r", "train")
     progress.update(status="running")
