@@ -591,7 +591,9 @@ if data.soft_labels is None and data.alike_label_groups():
                 st.session_state["_gold_file_data"] = merged.fingerprint()
             respelled = "; the gold labels written the same way" if ds.get("gold") is not None else ""
             # (the notice writes its first letter large: the file's name went "Careless.csv"; walkthrough 116)
-            st.session_state["_notice"] = f"merged the labels spelled alike{respelled}: {merged.warnings[0]}"
+            # (the merge's own note stands first among the data's notes below: said twice, once in each, before;
+            # walkthrough 118)
+            st.session_state["_notice"] = f"merged the labels spelled alike{respelled} (the first note below says how)"
             st.rerun()
 if data.n_classes < 2:
     st.warning("Only one class was given: there is nothing to aggregate. DEEM needs at least two classes.")

@@ -532,6 +532,15 @@ def test_the_label_studio_model_version_of_the_command_says_the_gold_weight_and_
     assert "so the file's predictions name the control 'label' on 'task'" in err
     assert '<Choices name="label" toName="task" choice="single">' in [line.strip() for line in err.splitlines()]
     assert sum(line.strip().startswith("<Choice value=") for line in err.splitlines()) == df["label"].nunique()
+    # past 30 classes not printed, and said so (nothing was; walkthrough 118)
+    many = pd.DataFrame({"task": [t for t in range(62) for _ in range(2)], "worker": ["a", "b"] * 62,
+                         "label": [f"c{t % 31}" for t in range(62) for _ in range(2)]})
+    many.to_csv(tmp_path / "many.csv", index=False)
+    assert main(["aggregate", str(tmp_path / "many.csv"), "--method", "mv", "--no-progress", "-o",
+                 str(tmp_path / "many.json"), "--output-format", "label-studio"]) == 0
+    err = capsys.readouterr().err
+    assert "(the config of its 31 classes is not printed past 30: write a <Choice value=\"...\"/> for each class" in err
+    assert "<View>" not in err
     version = json.loads((tmp_path / "ls.json").read_text())[0]["predictions"][0]["model_version"]
     assert version.startswith("DEEM Studio DEEM (layers 1, epochs 2, lr 0.3, init ds, seeds 1, seed 0, gold weight 1)"), \
         version

@@ -130,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         # (the control's names are this program's own: a project made otherwise matched none; walkthrough 116)
         from deem_core.data.formats.writers import labeling_config, placeholder_control_note  # noqa: PLC0415
 
-        config, why = labeling_config(data.classes) if data.n_classes <= CLI_CONFIG_CLASSES else (None, "")
+        config, why = labeling_config(data.classes) if data.n_classes <= CLI_CONFIG_CLASSES else (
+            None, f"the config of its {data.n_classes:,} classes is not printed past {CLI_CONFIG_CLASSES}: write a "
+                  f"<Choice value=\"...\"/> for each class as the file's predictions name it; the dashboard's Results "
+                  f"page shows it")  # (nothing said past 30 classes; walkthrough 118)
         say(f"note: {placeholder_control_note()}" + ("; this one does:" if config else f" ({why})" if why else ""))
         for line in (config.splitlines() if config else ()):  # (a line each: say writes a line break as its escape)
             say(line)
