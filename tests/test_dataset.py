@@ -48,8 +48,13 @@ def test_conflicting_duplicates_raise_or_keep_one():
         AnnotationSet.from_long(df)
     assert AnnotationSet.from_long(df, on_conflict="first").dense_labels()[0, 0] == 0
     last = AnnotationSet.from_long(df, on_conflict="last")
-    assert last.dense_labels()[0, 0] == 1
+    assert last.classes[last.dense_labels()[0, 0]] == 1
     assert "resolved by keeping the last answer" in last.warnings[0]
+    # the label given only in the answer left out is no class (after "keep the first answer" the other spelling of one
+    # answer stayed a class of no answers, a column of zeros; walkthrough 118), and that is said
+    assert list(last.classes) == [1] and "1 label given only in the answers left out (0) is no class" in last.warnings[1]
+    assert list(AnnotationSet.from_long(df, on_conflict="first").classes) == [0, 1]
+    assert list(AnnotationSet.from_long(df, on_conflict="last", classes=[0, 1]).classes) == [0, 1]  # (asked for)
 
 
 def test_a_pair_given_many_labels_is_quoted_short():

@@ -680,5 +680,7 @@ def test_a_merge_keeps_the_reads_notes_and_one_answer_spelled_two_ways_is_no_con
                  "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "merged into 2 classes" in err and "ignored column 'comment'" in err
+    assert "merged into 1 class" in err and "ignored column 'comment'" in err  # (the cat spellings)
+    # the other spelling, given only in the answer left out, is no class (a class of no answer stayed; walkthrough 118)
+    assert "1 label given only in the answers left out ('DOG') is no class" in err
     assert main(["aggregate", str(clash), "-o", str(tmp_path / "out.csv"), "--method", "mv", "--no-progress"]) == 2

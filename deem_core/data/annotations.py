@@ -610,6 +610,18 @@ class AnnotationSet:
         rows, dedup_warnings = _one_answer_per_pair(task_codes, worker_codes, label_codes, probs, len(worker_index),
                                                     on_conflict, source, task_index, worker_index, class_index)
         warnings.extend(dedup_warnings)
+        if class_index is seen_classes and len(rows) < len(label_codes):
+            # a label given only in answers a conflict left out is no class: after "keep the first answer" the other
+            # spelling of one answer ("DOG", 0 answers) stayed a class of none, a column of zeros (walkthrough 118)
+            used = np.bincount(label_codes[rows], minlength=len(class_index)) > 0
+            if not used.all():
+                gone = class_index[~used]
+                warnings.append(f"{source}: {counted(len(gone), 'label')} given only in the answers left out "
+                                f"({', '.join(map(_show_short, gone[:5]))}{', ...' if len(gone) > 5 else ''}) "
+                                f"{'is no class' if len(gone) == 1 else 'are no classes'}")
+                renumber = np.cumsum(used) - 1
+                label_codes = renumber[label_codes]  # (only the rows kept are read from here on)
+                class_index = seen_classes = class_index[used]
         grouped = _label_groups(worker_codes[rows], label_codes[rows], worker_index, class_index, source)
         warnings.extend(grouped)
         if class_index is seen_classes and not any(LABELS_ALIKE in w for w in grouped):
