@@ -163,10 +163,7 @@ def expected_output_bytes(kind: str, config: Mapping[str, Any], data: Annotation
     if kind == "diagnostics" and source is not None:
         return _diagnostics_bytes(source)
     if kind == "sweep":
-        lrs = config.get("lrs")
-        runs = len(lrs if isinstance(lrs, (list, tuple)) and lrs else DEFAULT_LRS) * max(1, int(config.get("n_seeds")
-                                                                                                or 1))
-        return runs * (max(0, int(config.get("epochs") or 0)) * HISTORY_ROW_BYTES + SWEEP_RUN_BYTES)
+        return sweep_runs(config) * (max(0, int(config.get("epochs") or 0)) * HISTORY_ROW_BYTES + SWEEP_RUN_BYTES)
     if kind != "train" or data is None:
         return 0
     methods = config.get("methods") if isinstance(config.get("methods"), (list, tuple)) else TRAIN_DEFAULTS["methods"]
@@ -177,6 +174,12 @@ def expected_output_bytes(kind: str, config: Mapping[str, Any], data: Annotation
     tables = len(methods) * int(data.n_tasks) * (int(data.n_classes) * 8 + longest)
     trained = [m for m in methods if m in METHODS and get_method(m).trains]
     return tables + sum(_trained_bytes(m, config, data) for m in trained)
+
+
+def sweep_runs(config: Mapping[str, Any]) -> int:
+    """The runs a sweep's config trains together: its learning rates (the default grid without any) x its seeds."""
+    lrs = config.get("lrs")
+    return len(lrs if isinstance(lrs, (list, tuple)) and lrs else DEFAULT_LRS) * max(1, int(config.get("n_seeds") or 1))
 
 
 def _trained_bytes(method: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
@@ -306,9 +309,8 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
         return
     seeds = max(1, int(cfg.get("n_seeds") or 1))
     if kind == "sweep":
-        lrs = cfg.get("lrs")
         swept, batch = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
-        trainings = [(swept, int(cfg.get("n_layers") or 0), len(lrs if lrs else DEFAULT_LRS) * seeds, batch)]
+        trainings = [(swept, int(cfg.get("n_layers") or 0), sweep_runs(cfg), batch)]
     elif kind == "train":
         auto = cfg.get("n_layers") == "auto"
         starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
@@ -519,7 +521,7 @@ class ProgressSnapshot:
     @property
     def after_overdue_s(self) -> float:
         """The estimated seconds of what follows a step past its estimate (:attr:`overdue_s`): 0 after the last."""
-        return self._after_current(self._done_scale()) if self.overdue_s is not None else 0.0
+        return self._after(self._done_scale(), self.phase_done + 1) if self.overdue_s is not None else 0.0
 
     def _blend(self, measured: float, planned: float) -> float:
         """The time left measured, weighed against the launch estimate's by the share of the job done."""
@@ -561,17 +563,14 @@ class ProgressSnapshot:
             # steps, the cheaper depths', ran short as the deeper ones came; walkthrough 116); the stretch measured
             # may be the one before, the next one's first step under way
             scale = self.stretch_pace_s / self.stretch_plan_s
-            step = here * scale
-            current = max(0.0, (end - done) * step - min(self.step_age, step))
-            return current + scale * sum(self.plan_s[end:]) + self.own_left_s + self._then(scale)
-        if self.stretch_scale_before is not None:  # (a stretch just begun: the last one's scale, not the whole phase's
-            # steps with its start's work in them: "about 45 s left" for 32 s as the second depth began)
-            scale = self.stretch_scale_before
-            return (max(0.0, here * scale - self.step_age) + scale * sum(self.plan_s[done + 1:]) + self.own_left_s
-                    + self._then(scale))
-        scale = self._done_scale()
-        current = max(0.0, self.plan_s[done] * scale - self.step_age)
-        return current + self._after_current(scale)
+        else:
+            # the step under way alone at the scale of the last stretch (one just begun: not the whole phase's steps
+            # with its start's work in them, "about 45 s left" for 32 s as the second depth began), else of the steps
+            # done
+            scale = self.stretch_scale_before if self.stretch_scale_before is not None else self._done_scale()
+            end = done + 1
+        step = here * scale
+        return max(0.0, (end - done) * step - min(self.step_age, step)) + self._after(scale, end)
 
     def _done_scale(self) -> float:
         """How the steps done compared with their estimates (1 before they add up to a second)."""
@@ -580,10 +579,9 @@ class ProgressSnapshot:
         spent = max(0.0, self.phase_age - self.step_age)  # (the steps done took this)
         return spent / planned_done if done and planned_done >= 1.0 and spent > 0 else 1.0
 
-    def _after_current(self, scale: float) -> float:
-        """The estimated seconds of what follows the step under way: the phase's steps after it, then the phases
-        after."""
-        return scale * sum(self.plan_s[self.phase_done + 1:]) + self.own_left_s + self._then(scale)
+    def _after(self, scale: float, end: int) -> float:
+        """The estimated seconds of the phase's steps from ``end`` on, its own work left and the phases after it."""
+        return scale * sum(self.plan_s[end:]) + self.own_left_s + self._then(scale)
 
     def _then(self, scale: float) -> float:
         """The phases after this one, scaled as this one ran against its plan where the plan is weighed (a choice of

@@ -164,10 +164,15 @@ def label_studio_tasks(results: pd.DataFrame, context: LabelStudioContext | None
     return list(_label_studio_items(results, context, model_version))
 
 
+def _data_field(context: LabelStudioContext) -> str:
+    """The task's field in ``data`` a task written without an export's own keeps its id in ("task")."""
+    return context.task_key[5:] if context.task_key.startswith("data.") else "task"
+
+
 def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | None,
                         model_version: str) -> Iterator[dict[str, Any]]:
     context = context or LabelStudioContext()
-    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    field = _data_field(context)
     confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
     by_key = {_text(_plain(task)): (_plain(task), _plain(label), _plain(score))
               for task, label, score in zip(results.index, results["label"], confidence)}
@@ -212,7 +217,7 @@ def labeling_config(classes: Any, context: LabelStudioContext | None = None) -> 
         return None, f"the control is of type {context.type!r}, not choices"
     if any(_not_in_xml(name) for name in names):
         return None, "a class holds a character XML cannot hold (a control character): name it another way"
-    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    field = _data_field(context)
     lines = ["<View>", f"  <Text name={_xml_attribute(context.to_name)} value={_xml_attribute('$' + field)}/>",
              f"  <Choices name={_xml_attribute(context.from_name)} toName={_xml_attribute(context.to_name)} "
              f"choice=\"single\">"]
@@ -243,7 +248,7 @@ def _xml_attribute(text: str) -> str:
 def placeholder_control_note(context: LabelStudioContext | None = None) -> str:
     """What a Label Studio file of labels with no export's control names, and what a project needs to import it."""
     context = context or LabelStudioContext()
-    field = context.task_key[5:] if context.task_key.startswith("data.") else "task"
+    field = _data_field(context)
     return (f"no Label Studio export's control is kept with these labels, so the file's predictions name the control "
             f"{context.from_name!r} on {context.to_name!r}, the task in data.{field}: a Label Studio project imports "
             f"them if its labeling config has a <Choices name=\"{context.from_name}\" toName=\"{context.to_name}\"> "
