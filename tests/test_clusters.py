@@ -779,3 +779,60 @@ def test_a_chunk_of_resamples_is_bounded_by_its_work_too(monkeypatch):
     assert stopped.stopped and not stopped.tests
     whole = find_dependence_clusters(data)
     assert [sorted(g) for g in whole.groups()] == [list(range(6))]  # (chunks of 50: the same clusters)
+
+
+def _sparse_group_of_four(seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """A batch of 3-5 answers a task from 42 workers right 55-90%; on about a third of the tasks 2-4 of a group of four
+    answer too, giving one shared opinion (right about half the time) 92% of the time (walkthrough 117's shape)."""
+    rng = np.random.default_rng(5300 + seed)
+    k, d, size, n = 3, 42, 4, 774
+    truth = rng.integers(k, size=n)
+    accuracy = rng.uniform(0.55, 0.9, d)
+    group = np.arange(d - size, d)
+    rows = []
+    for t in range(n):
+        answers = int(rng.integers(3, 6))
+        copiers = (rng.choice(group, int(rng.integers(2, 5)), replace=False) if rng.random() < 0.35
+                   else np.array([], dtype=int))[:answers - 1]
+        wrong = [c for c in range(k) if c != truth[t]]
+        opinion = int(truth[t]) if rng.random() < 0.5 else int(rng.choice(wrong))
+        for w in np.concatenate([copiers, rng.choice(d - size, answers - len(copiers), replace=False)]):
+            if w in group and rng.random() < 0.92:
+                label = opinion
+            else:
+                label = int(truth[t]) if rng.random() < accuracy[w] else int(rng.choice(wrong))
+            rows.append((t, f"w{int(w):02d}", label))
+    return pd.DataFrame(rows, columns=["task", "worker", "label"]), [f"w{int(w):02d}" for w in group]
+
+
+@pytest.mark.parametrize("seed", [6, 11])  # (of 16 seeds the group is found whole on 10, and on 5 before)
+def test_a_copying_group_of_four_in_sparse_answers_is_found_on_another_split(monkeypatch, seed):
+    """Walkthrough 117: the tree splits such a group one worker against three, and in 3-5 answers a task the tasks
+    where that worker, the three and both halves of the other workers answered are too few (or their halves too
+    weakly informative) to test; the split of the group on which both sides answered the most tasks is tested."""
+    from deem_core.methods import clusters as module
+
+    frame, group = _sparse_group_of_four(seed)
+    data = AnnotationSet.from_long(frame)
+    found = find_dependence_clusters(data, seed=0)
+    assert [c["workers"] for c in found.summary(data.workers)["clusters"]] == [group]
+    monkeypatch.setattr(module, "_other_split", lambda *args: None)
+    assert find_dependence_clusters(data, seed=0).summary(data.workers)["clusters"] == []
+
+
+def test_another_split_keeps_each_group_found_on_one_side():
+    """Split across the sides, a group found makes any merge that holds it look dependent (trying every split
+    freely joined 10-19 independent workers to the ``trio`` family's trio); the other split keeps it whole."""
+    from deem_core.methods.clusters import _other_split
+
+    rng = np.random.default_rng(0)
+    answered = rng.random((300, 6)) < 0.5
+    answered[:, 0] = answered[:, 1] = True  # workers 0 and 1 on every task: freely, a split would part them
+    left, right = np.array([0, 1, 2]), np.array([3, 4, 5])
+    free = _other_split(left, right, answered, [])
+    assert free is not None and not ({0, 1} <= set(free[0].tolist()) or {0, 1} <= set(free[1].tolist()))
+    kept = _other_split(left, right, answered, [np.array([0, 1])])
+    assert kept is not None
+    assert {0, 1} <= set(kept[0].tolist()) or {0, 1} <= set(kept[1].tolist())
+    assert {frozenset(kept[0].tolist()), frozenset(kept[1].tolist())} != {frozenset({0, 1, 2}), frozenset({3, 4, 5})}
+    assert _other_split(np.array([0]), np.array([1, 2]), answered, []) is None  # three workers: the tree's split only

@@ -19,7 +19,11 @@ How clusters are found (:func:`find_dependence_clusters`):
    independent views of the class; nothing is fitted). The statistic is the trace of the difference, i.e. how
    much more often A and B agree than H0 predicts, on the tasks where all four answered; its spread comes from a
    bootstrap over those tasks. The merge is a dependence when the excess is above the one-sided Bonferroni
-   quantile of ``alpha`` over the tested merges. The two halves must agree beyond chance at that same level (the
+   quantile of ``alpha`` over the tests the tree allows (one per merge, and a second per merge of four or more
+   workers). Where the tree's split is not tested or not accepted, a merge of four or more is tested once more on
+   another split of its members, the one on which both sides answered the most tasks, each group found kept
+   whole on one side (:func:`_other_split`): in sparse answers the tree's one worker against the rest of a group
+   leaves too few tasks to test. The two halves must agree beyond chance at that same level (the
    bootstrap z of their excess agreement), or the merge is not tested: halves that carry no information about the
    class (a random guesser, a constant worker) make H0's prediction the agreement of chance, and a group that is
    simply the only informative one would be taken for a copied group (seen in a walkthrough: five independent good
@@ -424,6 +428,8 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     result.most_shared = int(shared.max()) if len(shared) else 0
     tree = linkage(np.clip(1.0 - kappa, 0.0, 2.0)[np.triu_indices(len(active), 1)], method="average")
     nodes: list[np.ndarray] = [np.array([w]) for w in active]
+    answered = np.zeros((data.n_tasks, d), dtype=bool)
+    answered[data.task_codes, data.worker_codes] = True
     merges = []
     for a, b, _, _ in tree:
         left, right = nodes[int(a)], nodes[int(b)]
@@ -434,7 +440,8 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     if not merges:
         result.seconds = time.perf_counter() - started
         return result
-    result.z_threshold = float(norm.isf(alpha / len(merges)))
+    # one test of the tree's split per merge, and one of another split per merge of four or more workers
+    result.z_threshold = float(norm.isf(alpha / (len(merges) + sum(len(a) + len(b) >= 4 for a, b in merges))))
     shares = _Shares(data)
     clusters: list[np.ndarray] = []
     tests, accepted, untestable = [], [], []
@@ -448,34 +455,47 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             known = [c for c in clusters if not np.isin(c, members).any()]
             known += [a for a in _maximal(accepted) if not np.isin(a, members).any()]
             labels = _labels_from(_maximal(known), d)
-            try:
-                work.check()
-                outcome = _moment_test(shares, left, right, labels, activity, n_boot, rng, result.z_threshold, work)
-            except _Stopped:
-                result.stopped = True
+            # the tree's split first; where it is not tested or not accepted, the other split of the most tasks
+            splits = [(left, right), None]
+            for split in splits:
+                if split is None:
+                    split = _other_split(left, right, answered, clusters + _maximal(accepted))
+                    if split is None:
+                        break
+                side, rest_side = split
+                try:
+                    work.check()
+                    outcome = _moment_test(shares, side, rest_side, labels, activity, n_boot, rng,
+                                           result.z_threshold, work)
+                except _Stopped:
+                    result.stopped = True
+                    break
+                if outcome == OVER_BUDGET:
+                    cut += 1
+                    break
+                if outcome == NO_VIEWS:  # the same other workers for every split of these members
+                    untestable.append(members)
+                    break
+                if outcome is None:  # too few shared tasks, or the other workers' halves carry no sign of the class
+                    continue
+                observed, predicted, sd, m = outcome
+                z = (observed - predicted) / max(sd, 1e-12)
+                tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
+                                         left=tuple(sorted(int(w) for w in side)), observed=observed,
+                                         predicted=predicted, sd=sd, z=float(z), tasks=m,
+                                         accepted=bool(z > result.z_threshold)))
+                if tests[-1].accepted:
+                    accepted.append(members)
+                    break
+            if result.stopped:
                 break
-            if outcome == OVER_BUDGET:
-                cut += 1
-                continue
-            if outcome == NO_VIEWS:
-                untestable.append(members)
-                continue
-            if outcome is None:  # too few shared tasks, or the other workers' halves carry no sign of the class
-                continue
-            observed, predicted, sd, m = outcome
-            z = (observed - predicted) / max(sd, 1e-12)
-            tests.append(ClusterTest(members=tuple(sorted(int(w) for w in members)),
-                                     left=tuple(sorted(int(w) for w in left)), observed=observed, predicted=predicted,
-                                     sd=sd, z=float(z), tasks=m, accepted=bool(z > result.z_threshold)))
-            if tests[-1].accepted:
-                accepted.append(members)
         result.tests, result.cut = tests, cut
         found = _maximal(accepted)
         if result.stopped or cut:
             # stopped, or out of work: this pass tested some merges only, and its clusters stand beside those found
             # before (the merges it could not test are not evidence against them), with the tests of both; a cluster
             # this pass tested again and rejected is dropped, as a full pass drops it (read 50)
-            rejected = {t.members for t in tests if not t.accepted}
+            rejected = {t.members for t in tests if not t.accepted} - {t.members for t in tests if t.accepted}
             kept = [c for c in clusters if tuple(sorted(int(w) for w in c)) not in rejected]
             clusters = _maximal(kept + list(found))
             again = {t.members for t in tests}
@@ -490,6 +510,50 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     result.labels = _labels_from(clusters, d)
     result.seconds = time.perf_counter() - started
     return result
+
+
+#: the most units (workers, or groups found, kept whole) of a merge whose every split into two sides is counted
+#: (:func:`_other_split`): 2^(n-1) splits
+MAX_SPLIT_UNITS = 10
+
+
+def _other_split(left: np.ndarray, right: np.ndarray, answered: np.ndarray, groups: list[np.ndarray],
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a merge of four or more workers, the split of its members into two sides, other than the tree's, on which
+    both sides answered the most tasks (how many tasks a test can read, not what they say), each group of ``groups``
+    inside the merge kept on one side; None where there is none. ``answered``: (tasks, workers) bool. The tree's
+    split can put one worker against the rest of a group, and in sparse answers the tasks where that one worker, the
+    rest and both halves of the other workers all answered are too few to test (walkthrough 117: a copying group of
+    four among 3-5 answers a task, 32 such tasks for the tree's split and its views short of the threshold; 47 for
+    the best other split, z 7). A group found is kept whole: split across the sides it would make any merge that
+    holds it look dependent. Past :data:`MAX_SPLIT_UNITS` units, the units dealt into two sides, most active first."""
+    members = np.concatenate([left, right])
+    if len(members) < 4:
+        return None
+    inside = [g for g in groups if np.isin(g, members).all()]
+    grouped = np.concatenate(inside) if inside else np.array([], dtype=members.dtype)
+    units = inside + [np.array([w]) for w in members if w not in set(grouped.tolist())]
+    n = len(units)
+    if n < 2:
+        return None
+    presence = np.column_stack([answered[:, u].any(1) for u in units]).astype(np.int64)
+    bits = presence @ (np.int64(1) << np.arange(n, dtype=np.int64))
+    full = (1 << n) - 1
+    in_left = set(left.tolist())
+    own = sum(1 << j for j, u in enumerate(units) if int(u[0]) in in_left)
+    if n > MAX_SPLIT_UNITS:
+        order = np.argsort(-presence.sum(0), kind="stable")
+        masks = np.array([sum(1 << int(j) for j in order[0::2])], dtype=np.int64)
+    else:
+        masks = np.arange(1, 1 << (n - 1), dtype=np.int64)  # the splits with the last unit on the second side
+    both = ((bits[None, :] & masks[:, None]) != 0) & ((bits[None, :] & (full ^ masks)[:, None]) != 0)
+    counts = both.sum(1)
+    counts[(masks == own) | (masks == (full ^ own))] = -1
+    best = int(np.argmax(counts))
+    if counts[best] < 0:
+        return None
+    side = np.concatenate([u for j, u in enumerate(units) if (int(masks[best]) >> j) & 1])
+    return np.sort(side), np.sort(np.setdiff1d(members, side))
 
 
 def _maximal(groups: list[np.ndarray]) -> list[np.ndarray]:
