@@ -853,3 +853,17 @@ def test_a_title_line_above_the_header_is_named_as_such_by_the_reader_the_previe
     one.write_text("just one column\nfoo\nbar\n")
     with pytest.raises(DataError, match=r"found a single column \('just one column'\); expected columns such as"):
         read_dataset(one)
+
+
+@pytest.mark.parametrize("key", ["filepath", "file_name", "Path"])
+def test_a_wide_file_of_classifiers_keyed_by_the_items_file_reads_as_wide(tmp_path, key):
+    """Walkthrough 118: an ensemble's predictions keyed by 'filepath' (no other id column) were refused, "no task
+    column among 'filepath', ...", and ``--format wide --ignore-column filepath`` took the first classifier's
+    predictions as the task ids."""
+    wide = tmp_path / "preds.csv"
+    wide.write_text(f"{key},resnet,vgg,vit\n" + "".join(
+        f"images/val/{t:04d}.jpg,{'ab'[t % 2]},{'ab'[(t // 2) % 2]},a\n" for t in range(8)))
+    read = read_dataset(wide)
+    assert read.data.n_tasks == 8 and list(read.data.workers) == ["resnet", "vgg", "vit"]
+    assert read.data.tasks[0] == "images/val/0000.jpg"
+    assert f"tasks from column '{key}'" in read.note

@@ -33,7 +33,10 @@ CONTROL_TASKS = ("the export's control tasks: often easier and given to more wor
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "task": ("task", "task_id", "taskid", "item", "item_id", "itemid", "question", "question_id", "example",
-             "example_id", "sample", "sample_id", "image", "image_id", "document", "doc", "doc_id", "object", "id"),
+             "example_id", "sample", "sample_id", "image", "image_id", "document", "doc", "doc_id", "object", "id",
+             # an ensemble's predictions are often keyed by the item's file (walkthrough 118: a wide file of
+             # classifiers keyed by 'filepath' was refused, "no task column")
+             "filepath", "file_path", "filename", "file_name", "file", "path", "image_path"),
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
                "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder",
                "model", "model_name", "classifier"),
