@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from deem_core.analysis.agreement import PAIRWISE_WORKERS
 from deem_core.analysis.selection import EVIDENCE_HELP, evidence_caption
 from deem_core.data.annotations import DataError
-from deem_core.data.text import escape_controls, in_natural_order, middle_cut, natural_positions
+from deem_core.data.text import escape_controls, in_natural_order, middle_cut
 from deem_core.model import training
 from deem_core.plots.axes import plain_exponents
 from deem_core.plots.safety import escape_figure
@@ -442,8 +443,8 @@ DATA_WIDGET_PREFIXES = ("results_method", "train_confusion", "diag_", "sweep_cho
                         "results_review")
 
 
-#: workers in the Data page's pairwise table (those with the most answers)
-MAX_PAIRWISE_WORKERS = 60
+#: workers in the Data page's pairwise table (those with the most answers; the engine's data checks')
+MAX_PAIRWISE_WORKERS = PAIRWISE_WORKERS
 
 
 #: the one sentence of a data set with one class (the Train and Sweep pages refuse to launch on it)
@@ -483,7 +484,7 @@ def alike_workers(data: Any) -> list[str]:
     answer left out (the summary's too: each session found them for itself, 8 tabs on a 20 M-answer set; attack
     round 57). Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority
     vote's 69.5%, with nothing said."""
-    from deem_core.analysis.agreement import identical_groups  # noqa: PLC0415
+    from deem_core.analysis.agreement import copies_sentences  # noqa: PLC0415
 
     if data.n_classes < 2:  # with one class every worker agrees with every other: nothing to say of copies
         return []
@@ -492,24 +493,13 @@ def alike_workers(data: Any) -> list[str]:
     if kept and kept[0] == key:
         return kept[1]
     summary = data_summary(data)  # (the Train page made its own in every session; attack round 56)
-    sentences = []
-    # (workers who always give one label agree without copying: warned of as such, not as copies; walkthrough 102)
-    for workers, tasks in identical_groups(*summary["pairwise"], exclude=summary["single_label"])[:5]:
-        # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
-        workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
-        # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
-        # (head and tail: names that differ at their end read alike cut after their head; read 53)
-        named = (", ".join(repr(middle_cut(str(w), 40)) for w in workers[:8])
-                 + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))
-        # (a pair's count is its own: "(269 or more)" read as vague for two workers; walkthrough 41)
-        alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
-                 f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
-                 f"for each such pair)")
-        sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
-                         f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
-                         f"them in the file.")
+    sentences = copies_sentences(summary["pairwise"], summary["single_label"])
     st.session_state["_alike_cache"] = (key, sentences)
     return sentences
+
+
+#: what the Data and Train pages' warning of workers who gave one label for everything ends with
+CONSTANT_THEN = "Diagnostics flags these workers after training; you may leave them out of the file."
 
 
 def constant_warning(data: Any, constant: list | None = None) -> str | None:
@@ -517,18 +507,11 @@ def constant_warning(data: Any, constant: list | None = None) -> str | None:
     class (:func:`~deem_core.analysis.agreement.constant_workers`; ``constant``: the Data page's, else the shared
     summary's, :func:`data_summary`), None where there are none. Said on the Data page and where a training is
     launched: left out of the copies warning there (walkthrough 102), the Train page said nothing of them (read 52)."""
+    from deem_core.analysis.agreement import constant_sentence  # noqa: PLC0415
+
     if constant is None:  # (the shared summary's: each session made its own; attack round 56)
         constant = data_summary(data)["constant"]
-    if not constant:
-        return None
-    # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
-    # (each name cut to 40 characters, as every other warning cuts them: five of 10,000 made 50,498; attack round 53)
-    # (head and tail: names that differ at their end read alike cut after their head; read 53)
-    named = "; ".join(f"{middle_cut(str(worker), 40)!r} gave “{middle_cut(str(label), 40)}” on all {n:,} of its answers (the other answers "
-                      f"favour another class on {other:,} of those tasks)" for worker, label, n, other in constant[:5])
-    more = f"; and {counted(len(constant) - 5, 'more such worker')}" if len(constant) > 5 else ""
-    return (f"One label for everything: {named}{more}. Such answers say nothing about the items: Diagnostics flags "
-            f"these workers after training; you may leave them out of the file.")
+    return constant_sentence(constant, CONSTANT_THEN)
 
 
 def most_shared_tasks(pairwise: tuple) -> int | None:

@@ -547,3 +547,25 @@ def test_the_label_studio_model_version_of_the_command_says_the_gold_weight_and_
     dashboard = model_version("deem", {"n_layers": 1, "epochs": 2, "lr": 0.3, "init": "ds", "n_seeds": 1, "seed": 0,
                                        "supervised_weight": 1.0}, {}, None, "r")
     assert dashboard.startswith(version.split(")")[0] + ")"), (dashboard, version)
+
+
+def test_the_command_line_warns_of_copying_workers_and_of_one_label_for_everything(tmp_path, capsys):
+    """Walkthrough 118: the Data and Train pages said that two workers gave the same label on every task they share
+    and that a worker gave one label for everything; the command line said neither."""
+    import numpy as np  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(3, size=80)
+    answers = {f"w{m}": np.where(rng.random(80) < 0.8, truth, rng.integers(3, size=80)) for m in range(4)}
+    answers["copy"] = answers["w0"]
+    answers["lazy"] = np.zeros(80, dtype=int)
+    wide = pd.DataFrame({"task": range(80), **{w: [f"c{v}" for v in labels] for w, labels in answers.items()}})
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    for command in (["aggregate", str(tmp_path / "wide.csv"), "-o", str(tmp_path / "out.csv"), "--method", "mv"],
+                    ["baselines", str(tmp_path / "wide.csv"), "--methods", "mv"]):
+        assert main(command + ["--no-progress"] if command[0] == "aggregate" else command) == 0
+        err = capsys.readouterr().err
+        assert ("warning: Workers 'copy', 'w0' gave the same label on all the 80 tasks they share: copies, or one "
+                "person under several names?") in err, err
+        assert ("warning: One label for everything: 'lazy' gave “c0” on all 80 of its answers (the other answers "
+                "favour another class on ") in err and "deem diagnose flags these workers" in err, err

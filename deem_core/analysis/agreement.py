@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet, counting_is_small, counts_at, task_class_counts
 from deem_core.data.pairs import indicator_matrix, pair_table
-from deem_core.data.text import all_names_text, names_text, natural_positions
+from deem_core.data.text import all_names_text, counted, middle_cut, names_text, natural_positions
 
 __all__ = [
     "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
@@ -519,7 +519,67 @@ def confusion_against_gold(labels: pd.Series, gold: pd.Series, classes: Any = No
     return table.reindex(index=order, columns=order, fill_value=0)
 
 
-def data_checks(data: AnnotationSet, max_pairwise_workers: int = 60) -> dict[str, Any]:
+#: workers in the pairwise agreement tables of the data checks and warnings (those with the most answers)
+PAIRWISE_WORKERS = 60
+#: groups of workers who answered alike that a warning names (at most)
+COPIES_NAMED = 5
+#: workers who gave one label for everything that a warning names (at most)
+CONSTANT_NAMED = 5
+
+
+def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: Any = ()) -> list[str]:
+    """A sentence per group of workers who gave the same label on every one of :data:`IDENTICAL_MIN_COMMON` or more
+    tasks they share (at most :data:`COPIES_NAMED` groups; ``pairwise``: :func:`pairwise_agreement`'s tables), the
+    ``single_label`` workers left out (:func:`single_label_workers`: they agree without copying; walkthrough 102).
+    Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority vote's 69.5%,
+    with nothing said."""
+    sentences = []
+    for workers, tasks in identical_groups(*pairwise, exclude=single_label)[:COPIES_NAMED]:
+        # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
+        workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
+        # (each cut: three 10,000-character names made a 30,279-character warning; the diff's read)
+        # (head and tail: names that differ at their end read alike cut after their head; read 53)
+        named = (", ".join(repr(middle_cut(str(w), 40)) for w in workers[:8])
+                 + (f" and {len(workers) - 8:,} more" if len(workers) > 8 else ""))
+        # (a pair's count is its own: "(269 or more)" read as vague for two workers; walkthrough 41)
+        alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
+                 f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
+                 f"for each such pair)")
+        sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
+                         f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
+                         f"them in the file.")
+    return sentences
+
+
+def constant_sentence(constant: list, then: str) -> str | None:
+    """The sentence naming the workers who gave one label on every answer while the others' answers favour another
+    class (:func:`constant_workers`), ending with ``then`` (where such workers are flagged, what to do); None where
+    there are none."""
+    if not constant:
+        return None
+    # (the others' answers alone: majority vote counted the worker's own vote and its ties; walkthrough 81)
+    # (each name cut to 40 characters, as every other warning cuts them: five of 10,000 made 50,498; attack round 53)
+    # (head and tail: names that differ at their end read alike cut after their head; read 53)
+    named = "; ".join(f"{middle_cut(str(worker), 40)!r} gave “{middle_cut(str(label), 40)}” on all {n:,} of its answers "
+                      f"(the other answers favour another class on {other:,} of those tasks)"
+                      for worker, label, n, other in constant[:CONSTANT_NAMED])
+    more = (f"; and {counted(len(constant) - CONSTANT_NAMED, 'more such worker')}"
+            if len(constant) > CONSTANT_NAMED else "")
+    return f"One label for everything: {named}{more}. Such answers say nothing about the items: {then}"
+
+
+def worker_warnings(data: AnnotationSet, then: str, max_pairwise_workers: int = PAIRWISE_WORKERS) -> list[str]:
+    """:func:`copies_sentences` and :func:`constant_sentence` of ``data`` (none with fewer than two classes: then
+    every worker agrees with every other); what the command line warns of after a read, as the dashboard's Data and
+    Train pages do (walkthrough 118: the command line said neither)."""
+    if data.n_classes < 2:
+        return []
+    sentences = copies_sentences(pairwise_agreement(data, max_workers=max_pairwise_workers), single_label_workers(data))
+    constant = constant_sentence(constant_workers(data), then)
+    return sentences + ([constant] if constant else [])
+
+
+def data_checks(data: AnnotationSet, max_pairwise_workers: int = PAIRWISE_WORKERS) -> dict[str, Any]:
     """Every check of a data set's summary, made at once: Krippendorff's ``alpha``, ``per_task`` (how many tasks have
     each number of answers), the class ``balance``, each worker's ``coverage``, the ``pairwise`` agreement of the
     ``max_pairwise_workers`` with the most answers, the ``constant`` and ``contrary`` workers, the workers who gave
