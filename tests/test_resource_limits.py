@@ -89,6 +89,24 @@ def test_long_distinct_parquet_values_are_refused_or_cut_before_they_are_copied(
         assert "DataError" not in out, out
 
 
+@pytest.mark.parametrize("layout", ["long", "wide", "many columns"])
+def test_one_huge_csv_cell_is_refused_as_the_parser_gives_it_not_after_copies(tmp_path, layout):
+    # one 40 MB label cell among 100 ordinary rows (attack round 62: 60 MB took the read from 0.1 to 2.5 GB, trimmed,
+    # made categorical and copied before the same refusal; now +0.3 GB, the parser's own buffers)
+    big = "A" * 40_000_000
+    path = tmp_path / "big.csv"
+    if layout == "long":
+        rows = ["task,worker,label", f"t0,w0,{big}"] + [f"t{i},w{i % 3},{'ab'[i % 2]}" for i in range(1, 100)]
+    else:
+        width = 3 if layout == "wide" else 300
+        rows = ["task," + ",".join(f"m{j}" for j in range(width)), f"t0,{big}," + ",".join("a" * (width - 1))]
+        rows += [f"t{i}," + ",".join("ab"[(i + j) % 2] for j in range(width)) for i in range(1, 60)]
+    path.write_text("\n".join(rows) + "\n")
+    before, after, out = peak_rss_mb(f"F.read_dataset([{str(path)!r}])")
+    assert "big.csv: a label value is 40,000,000 characters long ('AAAA" in out, out
+    assert after - before < 600, (before, after, out)
+
+
 def test_a_parquet_id_padded_with_spaces_is_trimmed_not_refused(tmp_path):
     path = tmp_path / "padded.parquet"
     pq.write_table(pa.table({"task": ["t1", "t1", " " * 20 + "t2"], "worker": ["a", "b", "a"],
