@@ -521,10 +521,16 @@ def building_download(build: Callable[[], Any], parties: Sequence[Any] = (),
     _quiet_refusals()
 
     def held() -> Any:
+        from deem_studio.runs import RunNotFound  # noqa: PLC0415
+
         with _download_queue(large).turn(parties):
             try:
                 _drop_built_downloads()
                 return build()
+            except RunNotFound as exc:
+                # deleted since the page was drawn: a refusal, logged in one line (two tracebacks a press, and the
+                # page's advice to press again later; walkthrough 119)
+                raise CapacityError(f"{exc}: it was deleted after this page was drawn") from None
             finally:  # (what the build freed: a 2 GB JSON's making left 2.2 GB in the process; attack round 40)
                 release_memory()
 

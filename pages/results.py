@@ -479,7 +479,8 @@ row.download_button("Run configuration", data=lambda: json.dumps({"run_id": run_
 # 27): the limits it meets are said here
 st.caption(f"Each file is made when its button is pressed: at most {capacity.DOWNLOADS_PER_PARTY} at a time for you, "
            f"in the order pressed; a press the server cannot take says \"Failed to generate file\": press it again "
-           f"when your other files are done, or in a minute.")
+           f"when your other files are done, or in a minute. It says so too for a run deleted after this page was "
+           f"drawn: reload the page to see.")
 if workers is not None:
     # keyed and stateful: it stays open while the method picker changes (it closed; walkthrough 30)
     with st.expander("Worker table", key="results_worker_table", on_change="rerun"):

@@ -1179,3 +1179,42 @@ def test_departed_sessions_are_dropped_when_their_time_is_up_and_their_memory_co
     finally:
         gc.enable()
     assert capacity.reap_departed(object()) == 0  # (another store: nothing done)
+
+
+def test_a_download_of_a_run_deleted_after_the_page_was_drawn_is_one_quiet_line(monkeypatch):
+    """Walkthrough 119: a link visitor pressing "Labels CSV" of a run its owner had deleted meanwhile got Streamlit's
+    "Failed to generate file" and the server log two tracebacks a press (RunNotFound, then Streamlit's own)."""
+    import asyncio  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: PLC0415
+    from streamlit.runtime.backend_operation_handler import DeferredFileHandler  # noqa: PLC0415
+    from streamlit.runtime.media_file_manager import MediaFileManager  # noqa: PLC0415
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: PLC0415
+
+    from deem_studio import capacity  # noqa: PLC0415
+    from deem_studio.runs import RunNotFound  # noqa: PLC0415
+
+    logger = logging.getLogger(capacity.STREAMLIT_DOWNLOAD_LOGGER)
+    monkeypatch.setattr(logger, "filters", [])
+    monkeypatch.setattr(logger, "handlers", [])
+    stream = io.StringIO()
+    logger.addHandler(logging.StreamHandler(stream))
+    monkeypatch.setattr(capacity, "_BUILDS", [])
+    monkeypatch.setattr(capacity, "LogThrottle", lambda: uploads.LogThrottle(clock=lambda: 1_000.0))
+    files = MediaFileManager(MemoryMediaFileStorage("/media"))
+    handler = DeferredFileHandler(lambda: files)
+
+    def gone() -> bytes:
+        raise RunNotFound("no run with id 0123456789abcdef")
+
+    file_id = files.add_deferred(capacity.building_download(gone, ("ws", "10.0.0.9")), "text/csv", "coordinates",
+                                 "f.csv")
+    request = BackMsg().backend_operation_request
+    request.request_id = "r"
+    request.deferred_file.file_id = file_id
+    assert asyncio.run(handler.handle(request, "session")).error_msg == "Failed to generate file for download"
+    logged = stream.getvalue()
+    assert "Traceback" not in logged and logged.startswith("download refused: no run with id 0123456789abcdef: it was "
+                                                           "deleted after this page was drawn"), logged
