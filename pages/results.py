@@ -434,7 +434,8 @@ _download(row, "Labels JSON", "json", f"{stem}_labels.json", "dl_json")
 _download(row, "Label Studio predictions", "label_studio", f"{stem}_label_studio.json", "dl_label_studio",
           "tasks with predictions[] (label, confidence as score, model_version naming the run): import into Label "
           "Studio as pre-annotations; the tasks keep their ids and data when the data came from a Label Studio export "
-          "(for the run's owner: a shared link's visitor gets the labels with the export's control, without its data)",
+          "(for the run's owner: a shared link's visitor gets the labels with the export's control and task ids, without "
+          "its data)",
           context=label_studio)
 if label_studio is None:
     # the control's names are this program's own where the data were not read from an export: a project made
@@ -452,8 +453,9 @@ if label_studio is None:
             st.text(f"No config is written here: {why}. Write a <Choice> for each class.")
 if label_studio is not None and label_studio.source is None and not common.can_control(run_id):
     # (a visitor's file differed from the owner's without a word; walkthrough 49)
-    st.caption("Label Studio predictions: you get the labels under the export's control, without the export's task "
-               "ids and data (they stay with the run's owner, as its gold labels do); its owner's file keeps them.")
+    st.caption("Label Studio predictions: you get the labels under the export's control and task ids, without the "
+               "export's task data (they stay with the run's owner, as its gold labels do); its owner's file keeps "
+               "them. Imported as they are, these tasks show no text: use them on the owner's project (by task id).")
 if workers is not None:
     row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False),
                                                                          common.parties()),

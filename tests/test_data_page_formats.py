@@ -302,7 +302,9 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     # a link's visitor: the export's control, not its task data
     visitor = json.loads(serialise(results, "label_studio", manager.store.load_label_studio(run_id, tasks=False),
                                    "test"))
-    assert [t["data"] for t in visitor[:2]] == [{"task": 100}, {"task": 101}] and "id" not in visitor[0]
+    assert [t["data"] for t in visitor[:2]] == [{"task": 100}, {"task": 101}]
+    # with the export's task ids, as the Labels CSV has them (walkthrough 119: without, nothing matched the owner's)
+    assert [t["id"] for t in visitor] == list(range(100, 112))
     assert visitor[0]["predictions"][0]["result"][0]["from_name"] == "sentiment"
     # a run whose data came from elsewhere keeps none
     assert manager.store.load_label_studio(manager.store.create("train", {"methods": ["mv"]})) is None
@@ -311,7 +313,7 @@ def test_results_page_offers_label_studio_predictions_keyed_by_the_export(runs_d
     visitor_page.query_params["run"] = run_id
     visitor_page.run()
     visitor_page.switch_page("pages/results.py").run()
-    said = "Label Studio predictions: you get the labels under the export's control, without the export's task ids"
+    said = "Label Studio predictions: you get the labels under the export's control and task ids, without the export's"
     assert any(said in str(c.value) for c in visitor_page.caption)
     assert not any(said in str(c.value) for c in at.caption)  # (the owner's file keeps them)
 

@@ -171,6 +171,9 @@ def _data_field(context: LabelStudioContext) -> str:
 
 def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | None,
                         model_version: str) -> Iterator[dict[str, Any]]:
+    # an export's tasks keyed by their Label Studio ids: a task written without the export's own (a link's visitor
+    # gets none) keeps its id, as the Labels CSV does (walkthrough 119: no "id", so nothing to match the owner's)
+    export_ids = context is not None and context.task_key == "id"
     context = context or LabelStudioContext()
     field = _data_field(context)
     confidence = results["confidence"] if "confidence" in results else pd.Series(np.nan, index=results.index)
@@ -190,7 +193,9 @@ def _label_studio_items(results: pd.DataFrame, context: LabelStudioContext | Non
     for key, (task, label, score) in by_key.items():  # tasks the export does not have (or no export at all)
         if key in written:
             continue
-        yield {"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]}
+        item = {"id": _json_safe(task)} if export_ids and isinstance(task, (int, np.integer)) else {}
+        item.update({"data": {field: task}, "predictions": [_prediction(context, label, score, model_version)]})
+        yield item
 
 
 #: classes a labeling config written for predictions not from a Label Studio export lists (past them: none listed, the
