@@ -409,6 +409,12 @@ def test_read_truth_task_truth_and_any_two_columns():
 def test_read_truth_errors():
     with pytest.raises(DataError, match=r"^t\.csv: task “2” has different truths: “dog”, “cat”$"):
         read_truth(("t.csv", b"task,truth\n1,cat\n2,dog\n2,cat\n"))
+    # an answers file given as the truth is said as such (walkthrough 119: only "task “item1” has different truths")
+    with pytest.raises(DataError, match=r"^a\.csv reads as answers, not as truth labels: it has a worker column "
+                                        r"\('annotator'\) and tasks given more than once with different labels \(task "
+                                        r"“item1” has different truths: “Dog”, “dog”\); a truth file has one row per "
+                                        r"task \(task, truth\)$"):
+        read_truth(("a.csv", "task,annotator,label\nitem1,a,Dog\nitem1,b,dog\nitem2,a,cat\n".encode()))
     # each cut to 40 characters, control characters escaped, at most eight named (read 43)
     many = "task,truth\n" + "".join(f"{'t' * 5000},v{i}\x1b[31m\n" for i in range(12))
     with pytest.raises(DataError) as raised:

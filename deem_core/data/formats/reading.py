@@ -773,7 +773,17 @@ def read_truth(source: Any, like: AnnotationSet | None = None, columns: Mapping[
     check_value_lengths(tasks, "task", name, limits.max_value_chars)
     check_value_lengths(values, "truth", name, limits.max_value_chars)
     series = pd.Series(values.to_numpy(), index=pd.Index(tasks.to_numpy(), name="task"), name="truth")
-    series = _merge_duplicates(series, name)
+    try:
+        series = _merge_duplicates(series, name)
+    except DataError as exc:
+        worker = _d.find_role([c for c in cols if c not in (task, truth)], "worker")
+        if worker is None:
+            raise
+        # an answers file given as the truth: "task “item1” has different truths" missed what was wrong
+        # (walkthrough 119)
+        raise DataError(f"{name} reads as answers, not as truth labels: it has a worker column ({str(worker)!r}) and "
+                        f"tasks given more than once with different labels ({str(exc)[len(name) + 2:]}); a truth file "
+                        f"has one row per task (task, truth)") from None
     series.attrs["warnings"] = table_notes
     series.attrs["columns"] = (str(task), str(truth))  # (what was read as what: a column "gold" went unsaid)
     if skipped:
