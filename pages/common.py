@@ -212,6 +212,15 @@ def visible_names(columns: Any) -> list[Any]:
     return out
 
 
+#: pixels of a grid's header and of each of its rows (Streamlit's data grid)
+GRID_HEADER_PX, GRID_ROW_PX = 38, 35
+
+
+def grid_height(rows: int, most: int) -> int:
+    """The height of a grid of ``rows`` rows, at most ``most`` pixels (it scrolls past that)."""
+    return min(most, GRID_HEADER_PX + GRID_ROW_PX * max(1, rows))
+
+
 def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """``st.dataframe`` of a frame whose text is :func:`visible_cells` (the one way the pages draw a grid)."""
     data = getattr(frame, "data", None)

@@ -312,7 +312,8 @@ if "seed_agreement" in shown and int(config.get("n_seeds") or 1) <= 1:  # (one s
     shown = shown.drop(columns=["seed_agreement"])  # 1.000 that read as a finding; walkthrough 70)
 if not pd.api.types.is_integer_dtype(shown["task"]):  # whole-number task ids stay numbers (they sort as numbers)
     shown["task"] = shown["task"].astype(str)
-common.dataframe(shown.head(5000), hide_index=True, height=420, column_config={
+# (a grid of 3 tasks drew about 8 empty rows at a fixed 420 px; walkthrough 119): the rows' own height up to 420 px
+common.dataframe(shown.head(5000), hide_index=True, height=common.grid_height(len(shown), 420), column_config={
     "task": (st.column_config.NumberColumn("task", format="%d") if pd.api.types.is_integer_dtype(shown["task"])
              else st.column_config.TextColumn("task")),  # an id: no thousands separator
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.3f"),

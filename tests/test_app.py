@@ -4367,3 +4367,27 @@ def test_a_heatmap_mostly_blank_says_why_beside_it(runs_dir):
     assert wait_done(dense.session_state["diag_run"]).status == "finished"
     dense.run()
     assert dense.get("plotly_chart") and not any("are blank in this class" in str(c.value) for c in dense.caption)
+
+
+def test_the_results_table_of_a_few_tasks_is_as_high_as_its_rows(runs_dir, monkeypatch):
+    """Walkthrough 119: a run of 3 tasks drew its labels in a 420 px grid, about 8 empty rows under them; the grid
+    is as high as its rows, up to 420 px (past that it scrolls)."""
+    import pages.common as common_module  # noqa: PLC0415
+
+    heights = []
+    real = common_module.dataframe
+    monkeypatch.setattr(common_module, "dataframe", lambda frame, column_config=None, **kwargs: (
+        heights.append((len(frame), kwargs.get("height"))) if "confidence" in getattr(frame, "columns", []) else None,
+        real(frame, column_config, **kwargs))[1])
+    for tasks, expected in ((3, common_module.GRID_HEADER_PX + 3 * common_module.GRID_ROW_PX), (40, 420)):
+        rows = [(f"t{t}", f"w{w}", "ab"[(t + w) % 2]) for t in range(tasks) for w in range(3)]
+        at = upload(new_app(), f"few{tasks}.csv",
+                    pd.DataFrame(rows, columns=["task", "worker", "label"]).to_csv(index=False).encode())
+        at.switch_page("pages/train.py").run()
+        at.multiselect(key="train_methods").set_value(["mv"])
+        at.button(key="train_launch").click().run()
+        wait_done(at.session_state["train_run"])
+        heights.clear()
+        at.switch_page("pages/results.py").run()
+        no_problem(at)
+        assert heights and heights[-1] == (tasks, expected), heights
