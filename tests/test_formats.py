@@ -867,3 +867,18 @@ def test_a_wide_file_of_classifiers_keyed_by_the_items_file_reads_as_wide(tmp_pa
     assert read.data.n_tasks == 8 and list(read.data.workers) == ["resnet", "vgg", "vit"]
     assert read.data.tasks[0] == "images/val/0000.jpg"
     assert f"tasks from column '{key}'" in read.note
+
+
+def test_files_read_alike_through_other_columns_are_each_said(tmp_path):
+    """Walkthrough 120: two wide files keyed by 'filepath' and by 'img_path' read right, and the note said both were
+    read from 'filepath'. Files read through the same columns are said once, as before."""
+    first, second, third = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    first.write_text("filepath,m1,m2\nx/1.jpg,a,b\nx/2.jpg,b,b\n")
+    second.write_text("img_path,m1,m2\ny/1.jpg,a,a\ny/2.jpg,b,a\n")
+    third.write_text("filepath,m1,m2\nz/1.jpg,a,b\n")
+    note = read_dataset([first, second]).note
+    assert ("a.csv: tasks from column 'filepath', one worker per other column (2: 'm1', 'm2'); b.csv: tasks from "
+            "column 'img_path', one worker per other column (2: 'm1', 'm2')") in note, note
+    same = read_dataset([first, third]).note
+    assert same.endswith("read as wide layout (task + one column per worker): tasks from column 'filepath', one "
+                         "worker per other column (2: 'm1', 'm2')"), same

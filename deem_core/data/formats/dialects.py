@@ -36,7 +36,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
              "example_id", "sample", "sample_id", "image", "image_id", "document", "doc", "doc_id", "object", "id",
              # an ensemble's predictions are often keyed by the item's file (walkthrough 118: a wide file of
              # classifiers keyed by 'filepath' was refused, "no task column")
-             "filepath", "file_path", "filename", "file_name", "file", "path", "image_path"),
+             "filepath", "file_path", "filename", "file_name", "file", "path", "image_path", "img_path", "image_file",
+             "img_file"),
     "worker": ("worker", "worker_id", "workerid", "annotator", "annotator_id", "rater", "rater_id", "labeler",
                "labeller", "labeler_id", "learner", "user", "user_id", "performer", "judge", "coder",
                "model", "model_name", "classifier"),

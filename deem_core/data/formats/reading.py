@@ -470,6 +470,13 @@ def _finish(collector: Collector, tables: Sequence[Table], plans: Sequence[Plan]
         described = plans[0].describe(gold_found=found)
     if note is None and kind == "per_annotator":
         described = plans[0].describe([p.worker_name for p in plans], gold_found=found)
+    elif note is None and len(plans) > 1 and kind in LAYOUTS:
+        # files read alike but through other columns: each file's own (two wide files keyed by 'filepath' and by
+        # 'path' were said as both from 'filepath'; walkthrough 120)
+        each = [plan.describe(gold_found=found) for plan in plans]
+        if len(set(each)) > 1:
+            described = "; ".join(f"{escape_controls(shortened(table.name, 60))}: {text}"
+                                  for table, text in zip(tables, each))
     container = {"parquet": " from Parquet", "json": " from JSON records"}.get(tables[0].kind, "") \
         if kind in LAYOUTS else ""
     reading_note = f"{source}: read as {title}{container}" + (f": {described}" if described else "")
