@@ -321,7 +321,11 @@ with st.container(border=True):
                 if len(files) > 1:  # (40 per-worker files read as "worker 'annotator_00' (the file name)" alone;
                     # walkthrough 23)
                     # ("read the same way" stood above the refusal of files of other layouts; walkthrough 37)
-                    more = (f" — the first of {len(files):,} files; the others are read with this mapping"
+                    # (with no column chosen each file is read through its own columns: "read with this mapping"
+                    # stood above a second file keyed by another column; walkthrough 121)
+                    more = (f" — the first of {len(files):,} files; the others are read "
+                            + ("with this mapping" if columns or shown.layout == "per_annotator"
+                               else "in this layout, each through its own columns")
                             + (", each file one worker named after it" if shown.layout == "per_annotator" else "")
                             + ": they need the same layout")
                 note_box.text(common.plain_text(shown.note + more))  # "<file>: read as ...": user strings, as text

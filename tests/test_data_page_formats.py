@@ -597,6 +597,18 @@ def test_the_preview_of_several_per_worker_files_says_each_is_a_worker(runs_dir)
             "mapping, each file one worker named after it: they need the same layout") in note(at)
 
 
+def test_the_preview_of_several_files_read_through_their_own_columns_says_so(runs_dir):
+    """Walkthrough 121: two wide files keyed by 'filepath' and by 'img_path' were said to be "read with this mapping"
+    under the first file's note, which named 'filepath' (the second was read through its own 'img_path')."""
+    files = [("a.csv", b"filepath,m1,m2\nx/1.jpg,a,b\nx/2.jpg,b,b\n", "text/csv"),
+             ("b.csv", b"img_path,m1,m2\ny/1.jpg,a,a\ny/2.jpg,b,a\n", "text/csv")]
+    at = new_app()
+    at.file_uploader(key="upload_annotations").set_value(files).run()
+    assert not at.exception
+    assert note(at).endswith("— the first of 2 files; the others are read in this layout, each through its own "
+                             "columns: they need the same layout"), note(at)
+
+
 def test_a_file_past_a_limit_is_refused_without_pointing_to_the_mapping(runs_dir):
     """Walkthrough 71: 1,200 soft-label columns were refused (DEEM's class limit), and below the refusal the page said
     "Choose the columns under 'Mapping' above (or another format)", which no mapping or format mends. A layout problem
