@@ -836,3 +836,8 @@ def test_another_split_keeps_each_group_found_on_one_side():
     assert {0, 1} <= set(kept[0].tolist()) or {0, 1} <= set(kept[1].tolist())
     assert {frozenset(kept[0].tolist()), frozenset(kept[1].tolist())} != {frozenset({0, 1, 2}), frozenset({3, 4, 5})}
     assert _other_split(np.array([0]), np.array([1, 2]), answered, []) is None  # three workers: the tree's split only
+    # a merge of more workers than a bit mask holds (SP_amt, 143 workers: OverflowError past 63 units): one split
+    many = rng.random((300, 70)) < 0.2
+    split = _other_split(np.arange(5), np.arange(5, 70), many, [])
+    assert split is not None and sorted(np.concatenate(split).tolist()) == list(range(70))
+    assert min(len(split[0]), len(split[1])) >= 30  # dealt, most active first: about half each

@@ -536,23 +536,24 @@ def _other_split(left: np.ndarray, right: np.ndarray, answered: np.ndarray, grou
     n = len(units)
     if n < 2:
         return None
-    presence = np.column_stack([answered[:, u].any(1) for u in units]).astype(np.int64)
-    bits = presence @ (np.int64(1) << np.arange(n, dtype=np.int64))
-    full = (1 << n) - 1
-    in_left = set(left.tolist())
-    own = sum(1 << j for j, u in enumerate(units) if int(u[0]) in in_left)
+    presence = np.column_stack([answered[:, u].any(1) for u in units]).astype(np.int64)  # (tasks, units)
+    # candidate splits as rows of booleans (a unit on the first side or not): bit masks overflowed past 63 units and
+    # a real set of 143 workers crashed the fit (OverflowError; this session's check on public sets)
     if n > MAX_SPLIT_UNITS:
-        order = np.argsort(-presence.sum(0), kind="stable")
-        masks = np.array([sum(1 << int(j) for j in order[0::2])], dtype=np.int64)
-    else:
-        masks = np.arange(1, 1 << (n - 1), dtype=np.int64)  # the splits with the last unit on the second side
-    both = ((bits[None, :] & masks[:, None]) != 0) & ((bits[None, :] & (full ^ masks)[:, None]) != 0)
-    counts = both.sum(1)
-    counts[(masks == own) | (masks == (full ^ own))] = -1
+        sides = np.zeros((1, n), dtype=bool)
+        sides[0, np.argsort(-presence.sum(0), kind="stable")[0::2]] = True
+    else:  # every split with the last unit on the second side
+        sides = ((np.arange(1, 1 << (n - 1))[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
+    in_left = set(left.tolist())
+    own = np.array([int(u[0]) in in_left for u in units])
+    first = (presence @ sides.T.astype(np.int64)) > 0  # (tasks, splits): the first side answered
+    second = (presence @ (~sides).T.astype(np.int64)) > 0
+    counts = (first & second).sum(0)
+    counts[(sides == own).all(1) | (sides == ~own).all(1)] = -1
     best = int(np.argmax(counts))
     if counts[best] < 0:
         return None
-    side = np.concatenate([u for j, u in enumerate(units) if (int(masks[best]) >> j) & 1])
+    side = np.concatenate([u for j, u in enumerate(units) if sides[best, j]])
     return np.sort(side), np.sort(np.setdiff1d(members, side))
 
 
