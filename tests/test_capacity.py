@@ -769,11 +769,10 @@ def test_two_visitors_holding_their_places_do_not_keep_a_third_refused(monkeypat
     assert capacity._download_queue().in_flight() == 0 and not capacity._download_queue().by_party  # noqa: SLF001
 
 
-def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
-    """Attack round 26: Streamlit logged each refused press with its whole traceback (1.9 KB): a tab's 40,000 presses
-    wrote 72 MB to the server's log. The app's refusal is one line a second, counting the rest; any other failure
-    of a download keeps its traceback. Driven through Streamlit's own download handler, which raises its error from
-    the callable's (walkthrough 54: a filter on the outer error matched nothing)."""
+def _download_presses(monkeypatch):
+    """(press, log): ``press(build)`` makes one download press of ``build`` through Streamlit's own deferred-file
+    handler and returns its error message; ``log`` holds what Streamlit's download logger wrote (the app's filter
+    alone on it), the filter's clock standing still."""
     import asyncio  # noqa: PLC0415
     import io  # noqa: PLC0415
     import logging  # noqa: PLC0415
@@ -791,7 +790,8 @@ def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
     stream = io.StringIO()
     logger.addHandler(logging.StreamHandler(stream))
     monkeypatch.setattr(capacity, "_BUILDS", [])
-    monkeypatch.setattr(capacity, "DOWNLOADS_PER_PARTY", 0)  # every press refused
+    # (200 presses on a loaded machine can take more than a second)
+    monkeypatch.setattr(capacity, "LogThrottle", lambda: uploads.LogThrottle(clock=lambda: 1_000.0))
     files = MediaFileManager(MemoryMediaFileStorage("/media"))
     handler = DeferredFileHandler(lambda: files)
 
@@ -802,8 +802,18 @@ def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
         request.deferred_file.file_id = file_id
         return asyncio.run(handler.handle(request, "session")).error_msg
 
-    # the filter's clock stands still: 200 presses on a loaded machine can take more than a second
-    monkeypatch.setattr(capacity, "LogThrottle", lambda: uploads.LogThrottle(clock=lambda: 1_000.0))
+    return press, stream
+
+
+def test_refused_downloads_are_logged_in_one_line_a_second(monkeypatch):
+    """Attack round 26: Streamlit logged each refused press with its whole traceback (1.9 KB): a tab's 40,000 presses
+    wrote 72 MB to the server's log. The app's refusal is one line a second, counting the rest; any other failure
+    of a download keeps its traceback. Driven through Streamlit's own download handler, which raises its error from
+    the callable's (walkthrough 54: a filter on the outer error matched nothing)."""
+    from deem_studio import capacity  # noqa: PLC0415
+
+    press, stream = _download_presses(monkeypatch)
+    monkeypatch.setattr(capacity, "DOWNLOADS_PER_PARTY", 0)  # every press refused
     refused = capacity.building_download(lambda: b"x", ("ws", "10.0.0.9"))
     for _ in range(200):
         assert press(refused) == "Failed to generate file for download"
@@ -1184,37 +1194,15 @@ def test_departed_sessions_are_dropped_when_their_time_is_up_and_their_memory_co
 def test_a_download_of_a_run_deleted_after_the_page_was_drawn_is_one_quiet_line(monkeypatch):
     """Walkthrough 119: a link visitor pressing "Labels CSV" of a run its owner had deleted meanwhile got Streamlit's
     "Failed to generate file" and the server log two tracebacks a press (RunNotFound, then Streamlit's own)."""
-    import asyncio  # noqa: PLC0415
-    import io  # noqa: PLC0415
-    import logging  # noqa: PLC0415
-
-    from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: PLC0415
-    from streamlit.runtime.backend_operation_handler import DeferredFileHandler  # noqa: PLC0415
-    from streamlit.runtime.media_file_manager import MediaFileManager  # noqa: PLC0415
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: PLC0415
-
     from deem_studio import capacity  # noqa: PLC0415
     from deem_studio.runs import RunNotFound  # noqa: PLC0415
 
-    logger = logging.getLogger(capacity.STREAMLIT_DOWNLOAD_LOGGER)
-    monkeypatch.setattr(logger, "filters", [])
-    monkeypatch.setattr(logger, "handlers", [])
-    stream = io.StringIO()
-    logger.addHandler(logging.StreamHandler(stream))
-    monkeypatch.setattr(capacity, "_BUILDS", [])
-    monkeypatch.setattr(capacity, "LogThrottle", lambda: uploads.LogThrottle(clock=lambda: 1_000.0))
-    files = MediaFileManager(MemoryMediaFileStorage("/media"))
-    handler = DeferredFileHandler(lambda: files)
+    press, stream = _download_presses(monkeypatch)
 
     def gone() -> bytes:
         raise RunNotFound("no run with id 0123456789abcdef")
 
-    file_id = files.add_deferred(capacity.building_download(gone, ("ws", "10.0.0.9")), "text/csv", "coordinates",
-                                 "f.csv")
-    request = BackMsg().backend_operation_request
-    request.request_id = "r"
-    request.deferred_file.file_id = file_id
-    assert asyncio.run(handler.handle(request, "session")).error_msg == "Failed to generate file for download"
+    assert press(capacity.building_download(gone, ("ws", "10.0.0.9"))) == "Failed to generate file for download"
     logged = stream.getvalue()
     assert "Traceback" not in logged and logged.startswith("download refused: no run with id 0123456789abcdef: it was "
                                                            "deleted after this page was drawn"), logged
