@@ -829,15 +829,15 @@ def test_another_split_keeps_each_group_found_on_one_side():
     answered = rng.random((300, 6)) < 0.5
     answered[:, 0] = answered[:, 1] = True  # workers 0 and 1 on every task: freely, a split would part them
     left, right = np.array([0, 1, 2]), np.array([3, 4, 5])
-    free = _other_split(left, right, answered, [])
+    free = _other_split(left, right, answered, np.arange(6), [])
     assert free is not None and not ({0, 1} <= set(free[0].tolist()) or {0, 1} <= set(free[1].tolist()))
-    kept = _other_split(left, right, answered, [np.array([0, 1])])
+    kept = _other_split(left, right, answered, np.arange(6), [np.array([0, 1])])
     assert kept is not None
     assert {0, 1} <= set(kept[0].tolist()) or {0, 1} <= set(kept[1].tolist())
     assert {frozenset(kept[0].tolist()), frozenset(kept[1].tolist())} != {frozenset({0, 1, 2}), frozenset({3, 4, 5})}
-    assert _other_split(np.array([0]), np.array([1, 2]), answered, []) is None  # three workers: the tree's split only
+    assert _other_split(np.array([0]), np.array([1, 2]), answered, np.arange(6), []) is None  # three workers: the tree's split only
     # a merge of more workers than a bit mask holds (SP_amt, 143 workers: OverflowError past 63 units): one split
     many = rng.random((300, 70)) < 0.2
-    split = _other_split(np.arange(5), np.arange(5, 70), many, [])
+    split = _other_split(np.arange(5), np.arange(5, 70), many, np.arange(70), [])
     assert split is not None and sorted(np.concatenate(split).tolist()) == list(range(70))
     assert min(len(split[0]), len(split[1])) >= 30  # dealt, most active first: about half each

@@ -428,8 +428,9 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     result.most_shared = int(shared.max()) if len(shared) else 0
     tree = linkage(np.clip(1.0 - kappa, 0.0, 2.0)[np.triu_indices(len(active), 1)], method="average")
     nodes: list[np.ndarray] = [np.array([w]) for w in active]
-    answered = np.zeros((data.n_tasks, d), dtype=bool)
-    answered[data.task_codes, data.worker_codes] = True
+    # which tasks each active worker answered (at most MAX_WORKERS columns: a dense table of every worker was 100 MB at
+    # 20,000 workers), for the second split of a merge (_other_split)
+    answered = indicator_matrix(data)[:, active].toarray() > 0
     merges = []
     for a, b, _, _ in tree:
         left, right = nodes[int(a)], nodes[int(b)]
@@ -459,7 +460,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             splits = [(left, right), None]
             for split in splits:
                 if split is None:
-                    split = _other_split(left, right, answered, clusters + _maximal(accepted))
+                    split = _other_split(left, right, answered, active, clusters + _maximal(accepted))
                     if split is None:
                         break
                 side, rest_side = split
@@ -517,11 +518,12 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
 MAX_SPLIT_UNITS = 10
 
 
-def _other_split(left: np.ndarray, right: np.ndarray, answered: np.ndarray, groups: list[np.ndarray],
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
+def _other_split(left: np.ndarray, right: np.ndarray, answered: np.ndarray, columns: np.ndarray,
+                 groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
     """For a merge of four or more workers, the split of its members into two sides, other than the tree's, on which
     both sides answered the most tasks (how many tasks a test can read, not what they say), each group of ``groups``
-    inside the merge kept on one side; None where there is none. ``answered``: (tasks, workers) bool. The tree's
+    inside the merge kept on one side; None where there is none. ``answered``: (tasks, workers) bool, its columns the
+    sorted worker codes ``columns`` (the merge's workers among them). The tree's
     split can put one worker against the rest of a group, and in sparse answers the tasks where that one worker, the
     rest and both halves of the other workers all answered are too few to test (walkthrough 117: a copying group of
     four among 3-5 answers a task, 32 such tasks for the tree's split and its views short of the threshold; 47 for
@@ -536,7 +538,8 @@ def _other_split(left: np.ndarray, right: np.ndarray, answered: np.ndarray, grou
     n = len(units)
     if n < 2:
         return None
-    presence = np.column_stack([answered[:, u].any(1) for u in units]).astype(np.int64)  # (tasks, units)
+    presence = np.column_stack([answered[:, np.searchsorted(columns, u)].any(1)
+                                for u in units]).astype(np.int64)  # (tasks, units)
     # candidate splits as rows of booleans (a unit on the first side or not): bit masks overflowed past 63 units and
     # a real set of 143 workers crashed the fit (OverflowError; this session's check on public sets)
     if n > MAX_SPLIT_UNITS:

@@ -367,6 +367,8 @@ _DATE_TEXT = re.compile(
 # ---------------------------------------------------------------------------------------------- CSV
 class CsvTable(Table):
     kind = "csv"
+    #: positions of the columns :meth:`expect_short` named -> their roles (none until it is called)
+    _short: dict[int, str] = {}
 
     def __init__(self, source: Source, limits: Limits, budget: Budget | None = None,
                  stop_after: int | None = None):
@@ -554,7 +556,7 @@ class CsvTable(Table):
         if self._block:  # (a block's records are checked as they are joined: _cell_block)
             return
         limit = self.limits.max_value_chars
-        for position, role in getattr(self, "_short", {}).items():
+        for position, role in self._short.items():
             if position >= raw.shape[1] or not len(raw):
                 continue
             values = raw.iloc[:, position]
@@ -694,7 +696,7 @@ class CsvTable(Table):
 
     def _cell_block(self, records: list[list[str]], start: int) -> pd.DataFrame:
         cells = np.full((len(records), len(self.header)), "", dtype=object)
-        short, limit = getattr(self, "_short", {}), self.limits.max_value_chars
+        short, limit = self._short, self.limits.max_value_chars
         for row, record in enumerate(records):
             if record:
                 joined = "".join(record)
