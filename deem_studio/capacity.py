@@ -13,7 +13,8 @@ Found attacking main (2-core, 23 GB machine):
   held 3.3 GB; attack round 14). :func:`run_tables` reads only what a page asks for (one method's table, or
   every method's labels), once for every session, counted by the same ledger, the last few kept.
 * **Reading.** Reading a large file costs about twice what it holds at the end: at most
-  ``DEEM_MAX_CONCURRENT_READS`` (default 1) reads run at once (:func:`reading`); the others wait up to a minute.
+  ``DEEM_MAX_CONCURRENT_READS`` (default 1) reads of large files run at once, and as many of small ones
+  (:func:`reading`); the others wait up to a minute, the parties that read least lately first.
 
 No page code here: the pages call :func:`reading`, :func:`admit_data`, :func:`run_data` and :func:`run_tables`.
 """
@@ -24,6 +25,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import threading
 import sys
 import time
@@ -203,15 +205,80 @@ def kept_previews(entries: list[tuple[Any, Any]], sizes: dict[Any, int], party: 
 
 
 # --------------------------------------------------------------------------- reading
-_READS: list[threading.BoundedSemaphore] = []
 READ_WAIT_SECONDS = 60.0
+#: bytes of files from which a read goes in the line of large reads (``DEEM_READ_LARGE_BYTES``): one read at a time
+#: in all kept a visitor's 13 KB file waiting 31-33 s behind two or three tabs re-pressing "Load" on a 63 MB one
+#: (attack round 62); a small read now waits only for small ones
+READ_LARGE_BYTES = 8 * 2**20
+#: reads that may wait in one line beside those running, server-wide (a read past them is refused at once)
+MAX_WAITING_READS = 16
 
 
-def _read_slots() -> threading.BoundedSemaphore:
+def read_large_bytes() -> int:
+    return int(env_value("DEEM_READ_LARGE_BYTES", READ_LARGE_BYTES))
+
+
+class _ReadLine:
+    """One line of read slots (``DEEM_MAX_CONCURRENT_READS`` at once, default 1). A slot that comes free goes to the
+    waiting read whose parties (its workspace and network address) have read the least in the last
+    :data:`READ_WINDOW_SECONDS`, the time of their reads still running counted, then to the oldest: a semaphore gave
+    it to whichever thread woke first, and a visitor re-pressing "Load" in two or three tabs held the slot while
+    another visitor waited (attack round 62)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.running: dict[int, tuple[tuple[str, ...], float]] = {}  # ticket -> (parties, when it started)
+        self.waiting: dict[int, tuple[str, ...]] = {}  # ticket -> parties
+        self.tickets = 0
+        self.changed = threading.Condition()
+
+    def _cost(self, parties: tuple[str, ...], now: float) -> float:
+        """(lock held) Seconds ``parties`` read in the window, their running reads' time counted."""
+        spent = max((read_seconds_spent(party, now) for party in parties), default=0.0)
+        return spent + sum(now - started for others, started in self.running.values()
+                           if set(others) & set(parties))
+
+    def _next(self) -> int:
+        """(lock held) The waiting read that gets the next free slot."""
+        now = time.monotonic()
+        return min(self.waiting, key=lambda ticket: (self._cost(self.waiting[ticket], now), ticket))
+
+    @contextlib.contextmanager
+    def turn(self, parties: tuple[str, ...], wait: float) -> Iterator[None]:
+        with self.changed:
+            if len(self.waiting) >= MAX_WAITING_READS:
+                raise CapacityError("the server is busy reading other users' files; try again in a minute")
+            ticket = self.tickets = self.tickets + 1
+            self.waiting[ticket] = parties
+            ready = self.changed.wait_for(lambda: len(self.running) < self.size and self._next() == ticket,
+                                          timeout=wait)
+            del self.waiting[ticket]
+            if not ready:
+                self.changed.notify_all()  # (it may have been the one the others waited behind)
+                raise CapacityError("the server is busy reading other users' files; try again in a minute")
+            self.running[ticket] = (parties, time.monotonic())
+        try:
+            yield
+        finally:
+            with self.changed:
+                del self.running[ticket]
+                self.changed.notify_all()
+
+    def in_flight(self) -> int:
+        with self.changed:
+            return len(self.running) + len(self.waiting)
+
+
+_READS: list[_ReadLine] = []
+
+
+def _read_line(large: bool = True) -> _ReadLine:
+    """The line of reads of files under :func:`read_large_bytes` (``large``: of larger ones, and of reads whose size
+    is not known). Each has its own slots, so that a slow read of a large file never keeps a small one waiting."""
     with _LOCK:
-        if not _READS:
-            _READS.append(threading.BoundedSemaphore(int(env_value("DEEM_MAX_CONCURRENT_READS", 1))))
-        return _READS[0]
+        while len(_READS) < 2:
+            _READS.append(_ReadLine(max(1, int(env_value("DEEM_MAX_CONCURRENT_READS", 1)))))
+        return _READS[1 if large else 0]
 
 
 #: seconds of reading one network address may spend in the read slots per hour (``DEEM_MAX_READ_SECONDS_PER_CLIENT``):
@@ -239,11 +306,14 @@ def read_seconds_spent(party: str, now: float | None = None) -> float:
 
 
 @contextlib.contextmanager
-def reading(wait: float | None = None, party: str | None = None) -> Iterator[None]:
+def reading(wait: float | None = None, party: str | None = None, parties: Sequence[Any] = (),
+            size: int | None = None) -> Iterator[None]:
     """Hold one of the server's read slots while reading files into annotations (CapacityError after ``wait``
     seconds without one). ``party`` (a network address, :func:`deem_studio.owners.client_party`; None: the
     server's own machine) may hold the slots for at most ``DEEM_MAX_READ_SECONDS_PER_CLIENT`` seconds an hour
-    (0: no limit)."""
+    (0: no limit). ``parties``: who reads (the session's workspace and network address; ``party`` when none): a free
+    slot goes to the waiting read of the parties that read least lately (:class:`_ReadLine`). ``size``: the bytes of
+    the files read; reads under :func:`read_large_bytes` have a line of their own (None: a large read)."""
     budget = _read_budget()
     if party is not None and budget > 0:
         spent = read_seconds_spent(party)
@@ -251,19 +321,18 @@ def reading(wait: float | None = None, party: str | None = None) -> Iterator[Non
             minutes = max(1, round(spent / 60))  # (it said "for 0 min" under a minute; attack round 25)
             raise CapacityError(f"this address has read files for {minutes} min in the last hour, this "
                                 f"server's share for one address (DEEM_MAX_READ_SECONDS_PER_CLIENT); try again later")
-    slots = _read_slots()
-    if not slots.acquire(timeout=READ_WAIT_SECONDS if wait is None else wait):
-        raise CapacityError("the server is busy reading other users' files; try again in a minute")
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        slots.release()
-        if party is not None:
+    named = tuple(dict.fromkeys(str(who) for who in (*parties, party) if who))
+    line = _read_line(size is None or size >= read_large_bytes())
+    with line.turn(named, READ_WAIT_SECONDS if wait is None else wait):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
             ended = time.monotonic()
             with _LOCK:
-                _SPENT.setdefault(party, []).append((ended, ended - started))
-                if len(_SPENT) > 100_000:  # (made-up parties: the oldest first)
+                for who in named:
+                    _SPENT.setdefault(who, []).append((ended, ended - started))
+                while len(_SPENT) > 100_000:  # (made-up parties: the oldest first)
                     _SPENT.pop(next(iter(_SPENT)))
 
 
@@ -281,10 +350,12 @@ _SUMMARY_FLIGHTS: dict[str, threading.Event] = {}
 _SUMMARY_LOCK = threading.Lock()
 
 
-def shared_summary(key: str, compute: Callable[[], Any], heavy: bool = False, party: str | None = None) -> Any:
+def shared_summary(key: str, compute: Callable[[], Any], heavy: bool = False, party: str | None = None,
+                   parties: Sequence[Any] = ()) -> Any:
     """``compute()``'s value for the data set ``key`` (its fingerprint), made once and shared by every session: a
     session asking while another makes it waits for that one (``heavy``: made under a read slot, as a read, and
-    counted in ``party``'s read time). The :data:`SUMMARIES_KEPT` latest are kept. CapacityError where no read slot
+    counted in ``party``'s read time, in the line of large reads, ``parties`` its place there). The
+    :data:`SUMMARIES_KEPT` latest are kept. CapacityError where no read slot
     comes free."""
     while True:
         with _SUMMARY_LOCK:
@@ -300,7 +371,7 @@ def shared_summary(key: str, compute: Callable[[], Any], heavy: bool = False, pa
                 raise CapacityError("another session is still making this data set's summary; try again in a minute")
             continue  # (made: shared; failed: this session makes it in its turn)
         try:
-            with reading(party=party) if heavy else contextlib.nullcontext():
+            with reading(party=party, parties=parties) if heavy else contextlib.nullcontext():
                 value = compute()
             with _SUMMARY_LOCK:
                 _SUMMARIES[key] = value
@@ -611,6 +682,21 @@ _RUN_GOLD: dict[str, Any] = {}
 _RUN_LOCK = threading.Lock()
 
 
+def run_bytes(store: Any, run_id: str) -> int | None:
+    """The bytes of a stored run's files (its read's line, :func:`reading`); None where the folder cannot be
+    walked (a large read)."""
+    try:
+        total = 0
+        for folder, _, names in os.walk(store.run_dir(run_id)):  # (links to folders not followed)
+            for name in names:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    total += os.path.getsize(path)
+        return total
+    except Exception:  # noqa: BLE001 - a run deleted meanwhile, a bad id: the loader says what is wrong
+        return None
+
+
 def run_data(store: Any, run_id: str) -> tuple[Any, Any]:
     """``store.load_data(run_id)``, shared: sessions that open one run (a shared link) hold one copy of its
     annotations (read under :func:`reading`, counted by :func:`admit_data`)."""
@@ -618,7 +704,7 @@ def run_data(store: Any, run_id: str) -> tuple[Any, Any]:
         data = _RUN_DATA.get(run_id)
         if data is not None:
             return data, _RUN_GOLD.get(run_id)
-    with reading():
+    with reading(size=run_bytes(store, run_id)):
         with _RUN_LOCK:  # another session may have read it while this one waited
             data = _RUN_DATA.get(run_id)
             if data is not None:
@@ -646,7 +732,7 @@ def diagnostics_result(store: Any, run_id: str, load: Callable[[Any, str], Any])
         found = _DIAGNOSTICS.get(run_id)
     if found is not None:
         return found
-    with reading():
+    with reading(size=run_bytes(store, run_id)):
         with _RUN_LOCK:  # another session may have read it while this one waited
             found = _DIAGNOSTICS.get(run_id)
         if found is not None:
@@ -678,7 +764,7 @@ def run_tables(store: Any, run_id: str, methods: Iterable[str] | None = None, co
         if key in _TABLES:
             _TABLES.move_to_end(key)
             return _TABLES[key]
-    with reading():
+    with reading(size=run_bytes(store, run_id)):
         with _RUN_LOCK:  # another session may have read it while this one waited
             if key in _TABLES:
                 return _TABLES[key]

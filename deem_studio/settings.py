@@ -62,7 +62,9 @@ SETTINGS: dict[str, Setting] = {
     "DEEM_MAX_HTTP_CONNECTIONS": Setting("count", True, "HTTP connections in all (0: no limit)"),
     "DEEM_MAX_HTTP_CONNECTIONS_PER_CLIENT": Setting("count", True, "HTTP connections per address (0: no limit)"),
     "DEEM_MAX_LOADED_BYTES": Setting("bytes", False, "bytes of loaded data sets in all"),
-    "DEEM_MAX_CONCURRENT_READS": Setting("count", False, "files read at once"),
+    "DEEM_MAX_CONCURRENT_READS": Setting("count", False, "files read at once (in each of the two lines)"),
+    "DEEM_READ_LARGE_BYTES": Setting("bytes", False, "bytes of files from which a read waits in the line of large "
+                                                     "ones"),
     "DEEM_MAX_CONCURRENT_DOWNLOADS": Setting("count", False, "download files made at once (in each of the two lines)"),
     "DEEM_DOWNLOAD_LARGE_BYTES": Setting("bytes", False, "bytes from which a download is made in the line of large "
                                                          "ones"),

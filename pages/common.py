@@ -320,6 +320,15 @@ def visitor() -> str:
     return client_address() or THIS_MACHINE
 
 
+def reading(size: int | None = None) -> Any:
+    """One of the server's read slots for this session (:func:`deem_studio.capacity.reading`): its address's share of
+    the reading time, and its place in the line by its workspace and address (on the server's own machine by its
+    workspace alone: every browser there is one party for the shares, and a slot went to whoever woke first). ``size``:
+    the bytes of the files read (None: a large read)."""
+    address = client_address()
+    return capacity.reading(party=address, parties=(st.session_state.get("ws"), address), size=size)
+
+
 def parties() -> tuple[str | None, str | None]:
     """Who this session is for the server's per-visitor limits (probe places, download files): its workspace and
     its network address, or the server's own machine (one visitor's tabs share them)."""
@@ -482,7 +491,7 @@ def data_summary(data: Any) -> dict:
 
     with st.spinner("checking the data (agreement, workers, classes)"):
         values = capacity.shared_summary(key, compute, heavy=data.n_annotations >= capacity.SUMMARY_SLOT_ANSWERS,
-                                         party=client_address())
+                                         party=client_address(), parties=(st.session_state.get("ws"),))
     st.session_state["summary_cache"] = (key, values)
     return values
 

@@ -217,7 +217,7 @@ def _preview(file, **options):
     stay the same (the last two: without and with the mapping chosen). Every rerun of this page read it again,
     the one of the click on "Load these files" and the one after loading too: a file of 20,000 worker columns
     said "loaded in 18.3 s" where the page took 46 s (walkthrough 18). A preview reads at most a few MB (one Parquet
-    row group: 128 MiB), one read at a time on this server."""
+    row group: 128 MiB), under a read slot of its file's size (:func:`common.reading`)."""
     from deem_core.data.readers import preview  # noqa: PLC0415
 
     key = (file.file_id, file.size, repr(sorted(options.items(), key=lambda item: item[0])))
@@ -225,7 +225,7 @@ def _preview(file, **options):
     found = kept.pop(key, None)
     if found is None:
         try:
-            with capacity.reading(party=common.client_address()):
+            with common.reading(size=file.size):
                 found = preview(file, **options)
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
@@ -391,8 +391,8 @@ with st.container(border=True):
 
         started = time.perf_counter()
         try:
-            # one read at a time on this server, and a share of the reading time per address
-            with st.spinner("reading the files"), capacity.reading(party=common.client_address()):
+            # a read slot in the line of the files' size, and a share of the reading time per address
+            with st.spinner("reading the files"), common.reading(size=sum(file.size for file in files)):
                 reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
@@ -501,7 +501,7 @@ def dependence_test(data) -> None:
         try:
             # (a read slot and its time share: the test is bounded, but not free, and any visitor can press it)
             with st.spinner("testing the workers for groups that answer alike"), \
-                    capacity.reading(party=common.client_address()):
+                    common.reading():
                 with capacity.time_limit(DEPENDENCE_TEST_SECONDS) as limit:
                     found = find_dependence_clusters(data, stop=limit).summary(data.workers)
         except capacity.CapacityError as exc:
@@ -799,8 +799,8 @@ with tab["Gold labels"]:
 
         try:
             # the switch above applies to the gold labels too (the reader's warning names it)
-            # (one read at a time, as the answers)
-            with st.spinner("reading the gold labels"), capacity.reading(party=common.client_address()):
+            # (a read slot, as the answers)
+            with st.spinner("reading the gold labels"), common.reading(size=gold_file.size):
                 truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
             # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
             # (attack round of the seventh session); how many were dropped is said below

@@ -338,6 +338,99 @@ def test_reads_wait_for_a_free_slot():
         pass
 
 
+def test_a_small_read_never_waits_behind_a_large_one():
+    """Attack round 62: two or three tabs re-pressing "Load" on a 63 MB file held the one read slot and another
+    visitor's 13 KB load waited 31-33 s. Reads of files under DEEM_READ_LARGE_BYTES have a line of their own."""
+    large, small = capacity.read_large_bytes(), 13_000
+    with capacity.reading(size=large, parties=("attacker",)):
+        started = time.monotonic()
+        with capacity.reading(wait=0.05, size=small, parties=("visitor",)):
+            pass
+        assert time.monotonic() - started < 0.05
+        with pytest.raises(capacity.CapacityError, match="busy reading other users' files"):
+            with capacity.reading(wait=0.05, size=large, parties=("visitor",)):
+                pass
+        with pytest.raises(capacity.CapacityError, match="busy reading"):  # (a size not known: a large read)
+            with capacity.reading(wait=0.05):
+                pass
+    with capacity.reading(size=small):  # two small reads: one line
+        with pytest.raises(capacity.CapacityError, match="busy reading"):
+            with capacity.reading(wait=0.05, size=small):
+                pass
+
+
+def test_a_free_read_slot_goes_to_the_party_that_read_least(monkeypatch):
+    """A slot went to whichever waiting thread woke first: the visitor who re-pressed "Load" in three tabs kept
+    getting it. Now the waiting read whose parties read least in the last hour goes first, then the oldest."""
+    monkeypatch.setattr(capacity, "_SPENT", {"tabs": [(time.monotonic(), 30.0)]})
+    order, holding = [], threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with capacity.reading(parties=("tabs",)):
+            holding.set()
+            release.wait(5)
+            order.append("first")
+
+    def read(who):
+        with capacity.reading(parties=(who,)):
+            order.append(who)
+
+    threads = [threading.Thread(target=hold)]
+    threads[0].start()
+    assert holding.wait(5)
+    for who in ("tabs", "tabs", "visitor"):  # the tabs press first, the visitor last
+        threads.append(threading.Thread(target=read, args=(who,)))
+        threads[-1].start()
+        time.sleep(0.05)
+    assert capacity._read_line().in_flight() == 4  # noqa: SLF001
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["first", "visitor", "tabs", "tabs"]
+    assert capacity._read_line().in_flight() == 0  # noqa: SLF001
+    assert capacity.read_seconds_spent("visitor") >= 0  # (counted for every party named)
+    assert "visitor" in capacity._SPENT  # noqa: SLF001
+
+
+def test_reads_past_the_waiting_places_are_refused_at_once(monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_WAITING_READS", 1)
+    ready = threading.Event()
+
+    def wait_for_slot():
+        ready.set()
+        with contextlib.suppress(capacity.CapacityError):
+            with capacity.reading(wait=0.5):
+                pass
+
+    with capacity.reading():
+        waiter = threading.Thread(target=wait_for_slot)
+        waiter.start()
+        ready.wait(5)
+        time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(capacity.CapacityError, match="busy reading"):
+            with capacity.reading(wait=5):
+                pass
+        assert time.monotonic() - started < 1
+    waiter.join(5)
+    assert capacity._read_line().in_flight() == 0  # noqa: SLF001
+
+
+def test_a_small_run_opens_while_a_large_file_is_read(tmp_path):
+    """A link visitor's small run is read in the line of small reads (its folder's bytes)."""
+    store = RunStore(tmp_path)
+    run_id = store.create("train", {}, data=annotations(), status="finished")
+    assert 0 < capacity.run_bytes(store, run_id) < capacity.read_large_bytes()
+    assert capacity.run_bytes(store, "0" * 16) == 0 and capacity.run_bytes(store, "../x") is None
+    with capacity.reading(size=capacity.read_large_bytes()):
+        done = []
+        thread = threading.Thread(target=lambda: done.append(capacity.run_data(store, run_id)))
+        thread.start()
+        thread.join(10)
+        assert done and done[0][0].n_tasks == 200
+
+
 def test_an_address_has_a_share_of_the_reading_time(monkeypatch):
     """One visitor chaining slow uploads (245 s each) kept everyone else's loads failing after their wait (attack
     round 9): an address may hold the read slots DEEM_MAX_READ_SECONDS_PER_CLIENT seconds an hour."""
@@ -373,6 +466,31 @@ def test_the_data_page_reads_on_the_visitors_share(runs_dir, monkeypatch):
     assert not at.exception
     shown = " ".join(str(e.value) for e in at.error).replace("\\", "")
     assert "this address has read files for 167 min in the last hour" in shown, shown
+
+
+def test_the_data_page_loads_a_small_file_while_another_visitor_reads_a_large_one(runs_dir, monkeypatch):
+    """The page's preview and "Load these files" go in the line of their files' size, in the session's own place."""
+    from pages import common
+
+    monkeypatch.setattr(common, "client_address", lambda: None)  # (the server's own machine)
+    seen = []
+    real = capacity.reading
+
+    def watched(*args, **kwargs):
+        seen.append((kwargs.get("size"), kwargs.get("parties")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(capacity, "reading", watched)
+    monkeypatch.setattr(capacity, "READ_WAIT_SECONDS", 0.5)
+    body = b"task,worker,label\n" + b"".join(b"%d,w%d,%s\n" % (t, w, b"xy"[(t + w) % 2:][:1]) for t in range(30)
+                                           for w in range(3))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    with real(size=capacity.read_large_bytes(), parties=("another visitor",)):
+        at.file_uploader(key="upload_annotations").set_value(("small.csv", body, "text/csv")).run()
+        at.button(key="load_files").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["dataset"]["data"].n_tasks == 30
+    assert (len(body), (at.session_state["ws"], None)) in seen
 
 
 # --------------------------------------------------------------------------- timing probes
