@@ -320,6 +320,28 @@ def visitor() -> str:
     return client_address() or THIS_MACHINE
 
 
+def upload_bytes(files: Any) -> int | None:
+    """The bytes reading the uploaded ``files`` goes through (a gzip file's text, not its compressed bytes: a 4 MB
+    gzip of 60 MB of CSV is a large read; :func:`deem_core.data.formats.sources.read_bytes_of`); None where one is
+    Parquet or not an upload (a large read)."""
+    from deem_core.data.formats.sources import read_bytes_of  # noqa: PLC0415
+
+    total = 0
+    for file in files if isinstance(files, (list, tuple)) else [files]:
+        try:
+            held = file.getbuffer()
+        except AttributeError:
+            return None
+        try:
+            found = read_bytes_of(bytes(held[:4]), bytes(held[-4:]), len(held))
+        finally:
+            held.release()
+        if found is None:
+            return None
+        total += found
+    return total
+
+
 def reading(size: int | None = None) -> Any:
     """One of the server's read slots for this session (:func:`deem_studio.capacity.reading`): its address's share of
     the reading time, and its place in the line by its workspace and address (on the server's own machine by its

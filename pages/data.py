@@ -225,7 +225,7 @@ def _preview(file, **options):
     found = kept.pop(key, None)
     if found is None:
         try:
-            with common.reading(size=file.size):
+            with common.reading(size=common.upload_bytes(file)):
                 found = preview(file, **options)
         except DataError as exc:  # a file that cannot be read is not read again on every click either (kept as a new
             # error of its own: with its traceback it would keep the failed read's frames, and what they hold)
@@ -392,7 +392,7 @@ with st.container(border=True):
         started = time.perf_counter()
         try:
             # a read slot in the line of the files' size, and a share of the reading time per address
-            with st.spinner("reading the files"), common.reading(size=sum(file.size for file in files)):
+            with st.spinner("reading the files"), common.reading(size=common.upload_bytes(files)):
                 reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
                                        keep_missing=keep_missing, predictions=predictions)
             data = reading.data
@@ -800,7 +800,7 @@ with tab["Gold labels"]:
         try:
             # the switch above applies to the gold labels too (the reader's warning names it)
             # (a read slot, as the answers)
-            with st.spinner("reading the gold labels"), common.reading(size=gold_file.size):
+            with st.spinner("reading the gold labels"), common.reading(size=common.upload_bytes(gold_file)):
                 truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
             # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
             # (attack round of the seventh session); how many were dropped is said below

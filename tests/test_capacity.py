@@ -359,6 +359,26 @@ def test_a_small_read_never_waits_behind_a_large_one():
                 pass
 
 
+def test_a_compressed_upload_is_sized_by_the_text_it_holds():
+    """A 4 MB gzip of 60 MB of CSV is a large read (its trailer's count), Parquet one of unknown size."""
+    import gzip
+    import io
+
+    from pages import common
+
+    text = b"task,worker,label\n" + b"1,a,x\n" * 200_000
+    packed = gzip.compress(text)
+    assert len(packed) < len(text) // 50
+    assert common.upload_bytes(io.BytesIO(packed)) == len(text)
+    assert common.upload_bytes([io.BytesIO(text[:100]), io.BytesIO(packed)]) == 100 + len(text)
+    assert common.upload_bytes(io.BytesIO(b"PAR1" + b"\0" * 100 + b"PAR1")) is None
+    assert common.upload_bytes(io.BytesIO(b"a")) == 1
+    assert common.upload_bytes(object()) is None  # (not an upload: a large read)
+    held = io.BytesIO(text[:10])
+    common.upload_bytes(held)
+    held.write(b"more")  # (the buffer let go of: the upload can still grow)
+
+
 def test_a_free_read_slot_goes_to_the_party_that_read_least(monkeypatch):
     """A slot went to whichever waiting thread woke first: the visitor who re-pressed "Load" in three tabs kept
     getting it. Now the waiting read whose parties read least in the last hour goes first, then the oldest."""

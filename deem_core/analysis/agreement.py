@@ -33,7 +33,7 @@ from deem_core.data.pairs import indicator_matrix, pair_table
 from deem_core.data.text import all_names_text, counted, middle_cut, names_text, natural_positions
 
 __all__ = [
-    "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "class_balance", "confusion_against_gold", "constant_workers",
+    "BESIDE_MIN_ANSWERS", "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "agreement_beside", "class_balance", "identical_positions", "confusion_against_gold", "constant_workers",
     "dependent_with", "cluster_partners", "identical_groups", "single_label_workers", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
@@ -117,6 +117,15 @@ def identical_groups(agreement: pd.DataFrame, overlap: pd.DataFrame, min_common:
     vote and as independent evidence in Dawid-Skene, which is wrong when they copy one another. ``exclude``: names
     of workers left out (:func:`single_label_workers`: two workers who always say "cat" agree on every task they
     share without copying; walkthrough 102 read the advice to keep one of them)."""
+    names = [str(w) for w in agreement.index]
+    groups = [([names[i] for i in members], tasks)
+              for members, tasks in identical_positions(agreement, overlap, min_common, exclude)]
+    return sorted(groups, key=lambda g: (-len(g[0]), g[0]))
+
+
+def identical_positions(agreement: pd.DataFrame, overlap: pd.DataFrame, min_common: int = IDENTICAL_MIN_COMMON,
+                        exclude: Any = ()) -> list[tuple[np.ndarray, int]]:
+    """:func:`identical_groups` as positions in the tables' index: ``(positions, tasks)`` per group."""
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     same = agreement.to_numpy(dtype=float)
@@ -129,14 +138,55 @@ def identical_groups(agreement: pd.DataFrame, overlap: pd.DataFrame, min_common:
     if not linked.any():
         return []
     n, component = connected_components(sp.csr_matrix(linked), directed=False)
-    names = [str(w) for w in agreement.index]
     groups = []
     for label in range(n):
         members = np.flatnonzero(component == label)
         if len(members) > 1:
             block = np.where(linked[np.ix_(members, members)], common[np.ix_(members, members)], np.inf)
-            groups.append(([names[i] for i in members], int(block.min())))
-    return sorted(groups, key=lambda g: (-len(g[0]), g[0]))
+            groups.append((members, int(block.min())))
+    return groups
+
+
+#: answers on tasks with other answers a worker needs to count in :func:`agreement_beside`'s typical worker
+BESIDE_MIN_ANSWERS = 10
+
+
+def agreement_beside(data: AnnotationSet, members: Any) -> tuple[float, float, int]:
+    """How the workers ``members`` (codes) agree with the workers outside them, beside how a typical outside worker
+    does: (the members' mean, over their tasks with outside answers, of the share of those answers giving their
+    label -- one answer a task, the first member's; the median over the outside workers of at least
+    :data:`BESIDE_MIN_ANSWERS` such answers of the same mean, each one's own answer left out of its task's share;
+    the members' tasks counted). NaN where nothing is counted. From the (task, class) pairs that occur.
+
+    Workers who give the same label on every one of many shared tasks are copies, or each right on all of them: a
+    worker right on every task agrees with the others' answers at least as often as any other worker does
+    (:func:`deem_core.methods.clusters.find_dependence_clusters` counts identical workers who agree with the others
+    less than the typical worker does as one source)."""
+    members = np.unique(np.asarray(members, dtype=np.int64))
+    inside = np.isin(data.worker_codes, members)
+    if not inside.any():
+        return float("nan"), float("nan"), 0
+    k = np.int64(max(data.n_classes, 1))
+    tasks, labels = data.task_codes.astype(np.int64), data.label_codes.astype(np.int64)
+    keys = tasks * k + labels
+    outside_keys = np.sort(keys[~inside])
+    per_task = np.bincount(tasks[~inside], minlength=data.n_tasks)
+    same = np.searchsorted(outside_keys, keys, side="right") - np.searchsorted(outside_keys, keys, side="left")
+    own = (~inside).astype(np.int64)  # (an outside answer is one of its task's outside answers: left out)
+    others = per_task[tasks] - own
+    share = np.where(others > 0, (same - own) / np.maximum(others, 1), 0.0)
+    counted = others > 0
+    first = np.zeros(len(keys), dtype=bool)  # the members' first answer of each task
+    at = np.flatnonzero(inside)
+    first[at[np.unique(tasks[at], return_index=True)[1]]] = True
+    mine = first & counted
+    group = float(share[mine].mean()) if mine.any() else float("nan")
+    outside = ~inside & counted
+    answered = np.bincount(data.worker_codes[outside], minlength=data.n_workers)
+    total = np.bincount(data.worker_codes[outside], weights=share[outside], minlength=data.n_workers)
+    enough = answered >= BESIDE_MIN_ANSWERS
+    typical = float(np.median(total[enough] / answered[enough])) if enough.any() else float("nan")
+    return group, typical, int(mine.sum())
 
 
 def labels_per_task(data: AnnotationSet) -> pd.Series:

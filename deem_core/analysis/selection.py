@@ -591,8 +591,16 @@ def cluster_texts(found: dict[str, Any]) -> list[str]:
         # ("found above 3.33" meant little to a reader; walkthrough 101)
         strength = (f"; z {z:.1f}" + (f", where a group needs z above {threshold:.2f}" if threshold is not None else "")
                     if z is not None else "")
-        out.append(f"{len(group['workers'])} workers: {names_text(group['workers'])}"
-                   + (f" (agree {excess:+.3f} beyond what the others explain{strength})" if excess is not None else ""))
+        copies = group.get("identical")
+        if excess is not None:
+            how = f" (agree {excess:+.3f} beyond what the others explain{strength})"
+        elif isinstance(copies, dict):  # (no test found them: sparse answers; walkthrough 120)
+            how = (f" (the same label on every task they share, {copies['tasks']:,} or more a pair, and agreeing with "
+                   f"the other workers' answers {copies['agreement']:.0%} of the time where the typical worker does "
+                   f"{copies['typical']:.0%}: copies, not workers right on every task)")
+        else:
+            how = ""
+        out.append(f"{len(group['workers'])} workers: {names_text(group['workers'])}{how}")
     return out
 
 

@@ -59,6 +59,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import linkage
 from scipy.stats import norm
 
+from deem_core.analysis.agreement import (BESIDE_MIN_ANSWERS, agreement_beside, identical_positions,
+                                          most_active_workers, pairwise_agreement, single_label_workers)
 from deem_core.analysis.selection import check_stop
 from deem_core.data.annotations import AnnotationSet, as_annotation_set
 from deem_core.data.export import label_table
@@ -147,6 +149,10 @@ class DependenceClusters:
     #: nothing is looked for, not even the pairs' agreement, whose table alone took minutes at 4,000-8,000 classes
     #: (attack round 52)
     beyond_bound: bool = False
+    #: groups of workers identical on every shared task that agree with the other workers less than the typical
+    #: worker does, counted as one source (:func:`_with_identical`): their worker codes, fewest shared tasks of their
+    #: linking pairs, and the two agreements
+    identical: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_clusters(self) -> int:
@@ -189,9 +195,14 @@ class DependenceClusters:
             test = accepted.get(tuple(sorted(int(i) for i in group)))
             members = [name(int(i)) for i in group]
             # in their natural order ("resnet50" before "resnet101"; text order read oddly; walkthrough 105)
-            clusters.append({"workers": [members[i] for i in natural_positions(pd.Index(members))],
-                             "excess_agreement": None if test is None else round(float(test.excess), 4),
-                             "z": None if test is None else round(float(test.z), 1)})
+            entry = {"workers": [members[i] for i in natural_positions(pd.Index(members))],
+                     "excess_agreement": None if test is None else round(float(test.excess), 4),
+                     "z": None if test is None else round(float(test.z), 1)}
+            copies = [g for g in self.identical if np.isin(g["members"], group).all()]
+            if copies:  # (the largest identical group inside it)
+                entry["identical"] = {**max(copies, key=lambda g: len(g["members"])),
+                                      "members": len(max(copies, key=lambda g: len(g["members"]))["members"])}
+            clusters.append(entry)
         threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
         return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
                 "untestable": [[name(int(i)) for i in group] for group in self.untestable],
@@ -505,6 +516,7 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
         if _same(found, clusters):
             break
         clusters = found
+    clusters = _with_identical(data, clusters, result, max_workers)
     if clusters:  # the largest untestable merges of workers outside every cluster
         result.untestable = [tuple(int(w) for w in g) for g in _maximal(
             [g for g in untestable if not any(np.isin(g, c).any() for c in clusters)])]
@@ -513,6 +525,40 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     return result
 
 
+def _with_identical(data: AnnotationSet, clusters: list[np.ndarray], result: DependenceClusters,
+                    max_workers: int) -> list[np.ndarray]:
+    """``clusters`` with every group of workers identical on all of at least ``IDENTICAL_MIN_COMMON`` shared tasks
+    (:func:`deem_core.analysis.agreement.identical_positions`; workers of one label left out) whose answers agree
+    with the other workers' less often than the typical worker's do (:func:`agreement_beside`) joined into one
+    (with the clusters it touches); each such group recorded in ``result.identical``. Independent workers answer
+    alike on every one of many tasks only when each is right on all of them, and a worker right on every task agrees
+    with the others at least as often as any other worker does: a group below the typical worker copies. The moment
+    test needs tasks where the group and both halves of the other workers answered, which sparse answers may not
+    give: walkthrough 120's three MTurk batches, a group of five copiers identical on their 53-54 shared tasks (the
+    halves' check at z 1.5-2.0 on 28-33 tasks), left DEEM 0.31-1.43 points below majority vote. Two independent
+    99.5% workers identical on their 81 shared tasks agree with the others more than any other worker (0.65
+    against the typical 0.49) and stay apart (benchmarks/results/identical_groups.txt)."""
+    if not IDENTICAL_AS_ONE:
+        return clusters
+    same, overlap = pairwise_agreement(data, max_workers=max_workers)
+    found = identical_positions(same, overlap, exclude=single_label_workers(data))
+    codes = most_active_workers(data, max_workers)  # (the tables' workers, in their order)
+    for positions, tasks in found:
+        members = np.sort(codes[positions])
+        beside, typical, counted = agreement_beside(data, members)
+        if counted < BESIDE_MIN_ANSWERS or not beside < typical:
+            continue
+        result.identical.append({"members": tuple(int(w) for w in members), "tasks": int(tasks),
+                                 "agreement": round(beside, 4), "typical": round(typical, 4)})
+        touched = [c for c in clusters if np.isin(c, members).any()]
+        joined = np.unique(np.concatenate([members, *touched]))
+        clusters = [c for c in clusters if not any(c is t for t in touched)] + [joined]
+    return clusters
+
+
+#: whether groups of identical workers that agree with the others less than the typical worker are one source
+#: (:func:`_with_identical`; False: only the moment test's clusters, as before the fifty-third session)
+IDENTICAL_AS_ONE = True
 #: the most units (workers, or groups found, kept whole) of a merge whose every split into two sides is counted
 #: (:func:`_other_split`): 2^(n-1) splits
 MAX_SPLIT_UNITS = 10

@@ -28,7 +28,7 @@ from deem_core.data.annotations import DataError
 from deem_core.data.formats.limits import READ_GROWTH_BASE, READ_GROWTH_PER_ANSWER, Limits, describe_bytes
 from deem_core.data.text import escape_controls
 
-__all__ = ["Budget", "Source", "open_stream", "printable", "read_head", "sources_of"]
+__all__ = ["Budget", "Source", "open_stream", "printable", "read_bytes_of", "read_head", "sources_of"]
 
 #: what a folder source reads (also gzipped)
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".parquet", ".pq")
@@ -209,6 +209,18 @@ def gzip_text_size(path: str | Path) -> int | None:
             return int.from_bytes(handle.read(4), "little")
     except OSError:
         return None
+
+
+def read_bytes_of(head: bytes, tail: bytes, size: int) -> int | None:
+    """About the bytes a read of a file of ``size`` bytes, starting with ``head`` and ending with ``tail``, goes
+    through: its size; a gzip file's count of the text it holds when larger (its last four bytes, the last member's:
+    a file whose trailer understates its text is read as it is, within the input limits); None for Parquet, whose
+    compressed columns say their size only in metadata read later."""
+    if head[:4] == b"PAR1":
+        return None
+    if head[:2] == b"\x1f\x8b" and len(tail) >= 4:
+        return max(int(size), int.from_bytes(tail[-4:], "little"))
+    return int(size)
 
 
 class _Borrowed(io.RawIOBase):
