@@ -351,6 +351,24 @@ def reading(size: int | None = None) -> Any:
     return capacity.reading(party=address, parties=(st.session_state.get("ws"), address), size=size)
 
 
+def read_uploads(files: Any, read: Callable[[Any], Any]) -> Any:
+    """``read(limits)`` of the uploaded ``files`` under one of the server's read slots (:func:`reading`): files
+    holding less than ``DEEM_READ_LARGE_BYTES`` of text in the line of small reads, under provisional limits
+    (:func:`deem_studio.capacity.small_read_limits`); one that outgrows them (its gzip trailer understated its text,
+    its many columns read slowly) is read again in the line of large ones, under the server's own limits (None)."""
+    from deem_core.data.annotations import ReadOutgrown  # noqa: PLC0415
+
+    size = upload_bytes(files)
+    if size is not None and size < capacity.read_large_bytes():
+        try:
+            with reading(size=size):
+                return read(capacity.small_read_limits(size))
+        except ReadOutgrown:
+            pass
+    with reading():
+        return read(None)
+
+
 def parties() -> tuple[str | None, str | None]:
     """Who this session is for the server's per-visitor limits (probe places, download files): its workspace and
     its network address, or the server's own machine (one visitor's tabs share them)."""

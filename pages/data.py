@@ -392,9 +392,10 @@ with st.container(border=True):
         started = time.perf_counter()
         try:
             # a read slot in the line of the files' size, and a share of the reading time per address
-            with st.spinner("reading the files"), common.reading(size=common.upload_bytes(files)):
-                reading = read_dataset(list(files), format=fmt, columns=columns or None, on_conflict=conflict,
-                                       keep_missing=keep_missing, predictions=predictions)
+            with st.spinner("reading the files"):
+                reading = common.read_uploads(files, lambda limits: read_dataset(
+                    list(files), format=fmt, columns=columns or None, on_conflict=conflict, keep_missing=keep_missing,
+                    predictions=predictions, limits=limits))
             data = reading.data
             name = files[0].name if len(files) == 1 else f"{files[0].name} + {len(files) - 1} more"
             chosen = {role: " + ".join(map(str, v)) if isinstance(v, list) else str(v)
@@ -800,8 +801,10 @@ with tab["Gold labels"]:
         try:
             # the switch above applies to the gold labels too (the reader's warning names it)
             # (a read slot, as the answers)
-            with st.spinner("reading the gold labels"), common.reading(size=common.upload_bytes(gold_file)):
-                truth = read_truth(gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")))
+            with st.spinner("reading the gold labels"):
+                truth = common.read_uploads(gold_file, lambda limits: read_truth(
+                    gold_file, like=data, keep_missing=bool(st.session_state.get("upload_keep_missing")),
+                    limits=limits))
             # only the labels of this set's tasks are kept: 3 M rows naming other tasks held 2.3 GB in the session
             # (attack round of the seventh session); how many were dropped is said below
             known = truth.index.isin(data.tasks)

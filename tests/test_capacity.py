@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deem_core.data.annotations import AnnotationSet
+from deem_core.data.annotations import AnnotationSet, DataError
 from deem_studio import capacity, estimate, uploads
 from deem_studio.runs import LoadedRun, RunStore
 
@@ -377,6 +377,66 @@ def test_a_compressed_upload_is_sized_by_the_text_it_holds():
     held = io.BytesIO(text[:10])
     common.upload_bytes(held)
     held.write(b"more")  # (the buffer let go of: the upload can still grow)
+
+
+def test_a_small_read_that_outgrows_its_size_is_read_again_in_the_large_line(monkeypatch):
+    """A gzip's trailer counts the text of its last member only: two members concatenated (or a forged trailer) say
+    less than they hold. Sized small, such a read runs under provisional limits (twice its size, SMALL_READ_SECONDS)
+    in the line of small reads and, past them, is read again in the line of large ones, so that it never holds the
+    small line longer than that."""
+    import gzip
+    import io
+
+    from deem_core.data.annotations import ReadOutgrown
+    from deem_core.data.formats.reading import read_dataset
+    from pages import common
+
+    body = "".join(f"t{t},w{w},{'xy'[(t + w) % 2]}\n" for t in range(60_000) for w in range(3)).encode()
+    packed = gzip.compress(b"task,worker,label\n" + body) + gzip.compress(b"t-last,w0,x\n")  # two members
+    assert 2 * common.upload_bytes(io.BytesIO(packed)) + 2**20 < len(body)  # (its trailer says 12 bytes)
+    with pytest.raises(ReadOutgrown, match="holds more than"):
+        read_dataset(io.BytesIO(packed), limits=capacity.small_read_limits(common.upload_bytes(io.BytesIO(packed))))
+    lines = []
+    real = capacity.reading
+
+    def watched(*args, **kwargs):
+        lines.append(kwargs.get("size"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(capacity, "reading", watched)
+    given = []
+
+    def read(limits):
+        given.append(limits)
+        return read_dataset(io.BytesIO(packed), limits=limits)
+
+    data = common.read_uploads(io.BytesIO(packed), read).data
+    assert data.n_tasks == 60_001 and data.n_annotations == 180_001
+    assert lines == [common.upload_bytes(io.BytesIO(packed)), None]  # the small line, then the large one
+    assert given[0].provisional and given[0].max_seconds == capacity.SMALL_READ_SECONDS and given[1] is None
+    # a small file is read once, in the small line; a file past the server's own limits is refused as before
+    lines.clear()
+    assert common.read_uploads(io.BytesIO(b"task,worker,label\n1,a,x\n"),
+                               lambda limits: read_dataset(io.BytesIO(b"task,worker,label\n1,a,x\n"),
+                                                           limits=limits)).data.n_tasks == 1
+    assert len(lines) == 1 and lines[0] is not None
+    monkeypatch.setenv("DEEM_MAX_INPUT_BYTES", "1M")
+    with pytest.raises(DataError, match="the input limit") as refused:
+        common.read_uploads(io.BytesIO(packed), read)
+    assert not isinstance(refused.value, ReadOutgrown)
+
+
+def test_a_slow_small_read_outgrows_its_seconds(monkeypatch):
+    import io
+
+    from deem_core.data.annotations import ReadOutgrown
+    from deem_core.data.formats.reading import read_dataset
+
+    monkeypatch.setattr(capacity, "SMALL_READ_SECONDS", 1e-9)
+    text = b"task,worker,label\n" + b"".join(b"%d,w,x\n" % t for t in range(50_000))
+    with pytest.raises(ReadOutgrown, match="read for more than"):
+        read_dataset(io.BytesIO(text), limits=capacity.small_read_limits(len(text)))
+    assert read_dataset(io.BytesIO(text)).data.n_tasks == 50_000  # (under the server's own limits it reads)
 
 
 def test_a_free_read_slot_goes_to_the_party_that_read_least(monkeypatch):

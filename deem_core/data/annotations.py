@@ -59,7 +59,7 @@ from deem_core.data.text import ASCII_CONTROLS_RE2, INVISIBLE_RE2, counted, is_a
 
 __all__ = [
     "AnnotationSet", "BeyondLimitError", "DENSE_CHUNK_BYTES", "DENSE_LIMIT_BYTES", "DataError", "as_annotation_set",
-    "majority_vote_codes", "sorted_index",
+    "majority_vote_codes", "ReadOutgrown", "sorted_index",
 ]
 
 CONFLICT_POLICIES = ("error", "first", "last")
@@ -85,6 +85,11 @@ class DataError(ValueError):
 class BeyondLimitError(DataError):
     """The data passes one of the reader's limits: no other column mapping or format reads it (a preview raises it
     where it returns a layout problem a mapping can mend)."""
+
+
+class ReadOutgrown(BeyondLimitError):
+    """A read under provisional limits (:attr:`deem_core.data.formats.limits.Limits.provisional`) went past their bytes
+    or seconds: the file is to be read again under the full ones."""
 
 
 def _sort_order(values: Any) -> np.ndarray | None:

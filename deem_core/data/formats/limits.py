@@ -24,6 +24,10 @@
   ``,``. Each costs a Python object of up to ~60 bytes, 20-30 times the 2-3 characters of ``{}``: a 60 MB
   element of empty objects needed 1.5 GB. Deeper nesting than Python's parser allows is refused too.
 
+A read may be made under *provisional* limits (``provisional=True``: a server that sized a read as small before it
+began): past its bytes or seconds it raises :class:`~deem_core.data.annotations.ReadOutgrown`, so that the caller can
+read the file again under its full limits.
+
 Defaults come from the environment (``DEEM_MAX_INPUT_BYTES``, ``DEEM_MAX_INPUT_ROWS``; sizes may end in
 ``K``, ``M`` or ``G``: powers of 1024), else the values below; the command line's ``--max-input-bytes``
 and ``--max-input-rows`` and the keyword ``limits=`` override them.
@@ -138,6 +142,8 @@ class Limits:
     max_columns: int = DEFAULT_MAX_COLUMNS
     max_seconds: float = DEFAULT_MAX_READ_SECONDS
     max_growth: int = DEFAULT_MAX_READ_GROWTH
+    #: past max_bytes or max_seconds the read raises ReadOutgrown (module docstring)
+    provisional: bool = False
 
     @classmethod
     def from_env(cls, **overrides: int | None) -> "Limits":

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from deem_core.data.annotations import DataError
+from deem_core.data.annotations import DataError, ReadOutgrown
 from deem_core.data.formats.limits import READ_GROWTH_BASE, READ_GROWTH_PER_ANSWER, Limits, describe_bytes
 from deem_core.data.text import escape_controls
 
@@ -103,6 +103,8 @@ class Budget:
         """DataError once the read has taken longer than :attr:`Limits.max_seconds` (0: never)."""
         limit = self.limits.max_seconds
         if limit and time.monotonic() - self.started > limit:
+            if self.limits.provisional:
+                raise ReadOutgrown(f"{name}: read for more than the {limit:g} s it was given")
             raise DataError(f"{name}: still reading after {limit:g} s, this server's limit for one read "
                             f"(DEEM_MAX_READ_SECONDS). Files of this size read in seconds; a table of very many "
                             f"columns with short rows is slow: give it as a long file (task, worker, label)")
@@ -118,6 +120,9 @@ class Budget:
         self.check_memory(name)  # (also while a parser takes in one large chunk)
         self.bytes += count
         if self.bytes > self.limits.max_bytes:
+            if self.limits.provisional:
+                raise ReadOutgrown(f"{name}: holds more than the {describe_bytes(self.limits.max_bytes)} it was "
+                                   f"sized at")
             raise self._past(name, f"{describe_bytes(self.limits.max_bytes)} once decompressed",
                              "--max-input-bytes (DEEM_MAX_INPUT_BYTES)")
 
