@@ -4,8 +4,9 @@ less than the typical worker does (issue 15; ``deem_core/methods/clusters.py``, 
 Walkthrough 120's three MTurk batches (a group of five copiers identical on their 53-54 shared tasks, 3-5 answers a
 task) left DEEM 0.31-1.43 points below majority vote: the moment test needs tasks where the group and both halves of
 the other workers answered, and found 28-33 (the halves' check at z 1.5-2.0). Independent workers answer alike on
-every one of 50 or more shared tasks only when each is right on all of them, and a worker right on every task agrees
-with the other workers' answers at least as often as any other worker: such a group below the typical worker copies.
+every one of more shared tasks than chance allows (``clusters.identical_min_tasks``) only when each is right on all
+of them, and a worker right on every task agrees with the other workers' answers at least as often as any other
+worker: such a group below the typical worker copies, and is a cluster from the search's first pass.
 
 Three tables, DEEM's defaults with the rule on (``one source``) and off (``apart``, the engine before the change):
 

@@ -551,7 +551,7 @@ def alike_workers(data: Any) -> list[str]:
     if kept and kept[0] == key:
         return kept[1]
     summary = data_summary(data)  # (the Train page made its own in every session; attack round 56)
-    sentences = copies_sentences(summary["pairwise"], summary["single_label"])
+    sentences = copies_sentences(summary["pairwise"], summary["single_label"], data)
     st.session_state["_alike_cache"] = (key, sentences)
     return sentences
 

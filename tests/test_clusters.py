@@ -930,3 +930,44 @@ def test_agreement_beside_the_typical_worker():
     # x (and y): on odd tasks both others say 1 (2/2), on even one does (1/2): 0.75; z: 2/2 on odd, 0/2 on even: 0.5
     assert typical == pytest.approx(0.75)
     assert np.isnan(agreement_beside(data, [])[0])
+
+
+def test_six_copiers_whose_pairs_share_fewer_than_fifty_tasks_are_found():
+    """Walkthrough 122: six copiers, each pair sharing 18-39 tasks; a fixed 50 shared tasks found none (DEEM 75.14
+    against majority vote 77.92; counted once 82.92). Identical on n shared tasks is beyond chance where the pooled
+    rate r at which two answers of a task agree gives r^n under alpha over the pairs."""
+    from deem_core.analysis.agreement import IDENTICAL_MIN_COMMON
+
+    data = AnnotationSet.from_long(_identical_ring(2, size=6))
+    found = find_dependence_clusters(data)
+    summary = found.summary(data.workers)
+    assert [c["workers"] for c in summary["clusters"]] == [[f"copy{i}" for i in range(6)]]
+    copies = summary["clusters"][0]["identical"]
+    assert summary["clusters"][0]["z"] is None and found.identical_min_tasks <= copies["tasks"] < IDENTICAL_MIN_COMMON
+
+
+def test_the_shared_tasks_identical_answers_need():
+    from deem_core.methods.clusters import IDENTICAL_FLOOR, identical_min_tasks
+
+    rows = [(t, f"w{t % 10}", 0) for t in range(400)] + [(t, f"w{(t + 1) % 10}", t % 2) for t in range(400)]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))  # half the pairs agree
+    assert identical_min_tasks(data, 10, alpha=0.01) == math.ceil(math.log(0.01 / 45) / math.log(0.5)) == 13
+    assert identical_min_tasks(data, 200, alpha=0.01) == math.ceil(math.log(0.01 / 19_900) / math.log(0.5))
+    assert identical_min_tasks(data, 2, alpha=0.5) == IDENTICAL_FLOOR  # (never fewer)
+    alike = AnnotationSet.from_long(pd.DataFrame([(t, w, 0) for t in range(50) for w in "ab"],
+                                                 columns=["task", "worker", "label"]))
+    assert identical_min_tasks(alike, 2) > 10**9  # every pair agrees: nothing is beyond chance
+
+
+def test_the_copies_warning_tells_workers_right_on_every_task_from_copiers():
+    """Walkthrough 122: two independent 99.8% workers were told to be copies, and keeping one of them, as advised,
+    cost 3.5 points. Identical workers who agree with the others more than the typical worker does are said to be
+    possibly right, not copies; copiers below the typical worker keep the advice."""
+    from deem_core.analysis.agreement import worker_warnings
+
+    experts = [AnnotationSet.from_long(_identical_ring(seed, experts=3, size=0)) for seed in range(6)]
+    said = [" ".join(worker_warnings(data, "then.")) for data in experts]
+    assert any(said) and all("more often than the typical worker does" in text and "copies, or" not in text
+                             for text in said if text)
+    copied = " ".join(worker_warnings(AnnotationSet.from_long(_identical_ring(2)), "then."))
+    assert "copies, or one person under several names?" in copied and "typical worker" not in copied

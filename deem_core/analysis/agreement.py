@@ -21,6 +21,7 @@ pairwise tables from sparse products over the tasks two workers share (:mod:`dee
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Mapping
 
@@ -577,13 +578,17 @@ COPIES_NAMED = 5
 CONSTANT_NAMED = 5
 
 
-def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: Any = ()) -> list[str]:
+def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: Any = (),
+                     data: AnnotationSet | None = None) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of :data:`IDENTICAL_MIN_COMMON` or more
     tasks they share (at most :data:`COPIES_NAMED` groups; ``pairwise``: :func:`pairwise_agreement`'s tables), the
     ``single_label`` workers left out (:func:`single_label_workers`: they agree without copying; walkthrough 102).
     Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority vote's 69.5%,
-    with nothing said."""
+    with nothing said. With ``data``, a group whose answers agree with the other workers' at least as often as the
+    typical worker's (:func:`agreement_beside`) is said to be possibly right on every task: two independent workers
+    right 99.8% of the time were told to be kept one, which cost 3.5 points (walkthrough 122)."""
     sentences = []
+    codes = {str(w): i for i, w in enumerate(data.workers)} if data is not None else {}
     for workers, tasks in identical_groups(*pairwise, exclude=single_label)[:COPIES_NAMED]:
         # in their natural order, as the clusters' notes list them ("'w10', 'w2', 'w9'"; walkthrough 106)
         workers = [workers[i] for i in natural_positions(pd.Index([str(w) for w in workers]))]
@@ -595,6 +600,15 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
         alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
                  f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
                  f"for each such pair)")
+        beside, typical, counted = (agreement_beside(data, [codes[str(w)] for w in workers if str(w) in codes])
+                                    if data is not None else (math.nan, math.nan, 0))
+        if counted >= BESIDE_MIN_ANSWERS and beside >= typical:
+            sentences.append(f"Workers {named} {alike}, and agree with the other workers' answers more often than the "
+                             f"typical worker does ({beside:.0%} against {typical:.0%}): workers right on every task "
+                             f"they share look like this, so they may simply be right (DEEM's automatic start does not "
+                             f"count them once for being alike). If they are one person under several names, keep one "
+                             f"of them in the file.")
+            continue
         sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
                          f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
                          f"them in the file.")
@@ -624,7 +638,8 @@ def worker_warnings(data: AnnotationSet, then: str, max_pairwise_workers: int = 
     Train pages do (walkthrough 118: the command line said neither)."""
     if data.n_classes < 2:
         return []
-    sentences = copies_sentences(pairwise_agreement(data, max_workers=max_pairwise_workers), single_label_workers(data))
+    sentences = copies_sentences(pairwise_agreement(data, max_workers=max_pairwise_workers), single_label_workers(data),
+                                 data)
     constant = constant_sentence(constant_workers(data), then)
     return sentences + ([constant] if constant else [])
 

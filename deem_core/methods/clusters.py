@@ -28,7 +28,11 @@ How clusters are found (:func:`find_dependence_clusters`):
    class (a random guesser, a constant worker) make H0's prediction the agreement of chance, and a group that is
    simply the only informative one would be taken for a copied group (seen in a walkthrough: five independent good
    workers beside one random and one constant worker were one "cluster", +0.104 beyond the prediction).
-3. Clusters are the largest accepted merges; the tree is tested again with them kept whole until nothing changes
+3. Before the tests, workers who give the same label on every task they share, on more tasks than chance allows
+   (:func:`identical_min_tasks`), and whose answers agree with the other workers' less often than the typical
+   worker's do, are one cluster (:func:`_identical_groups`): independent workers are that alike only when each is
+   right on every task, and such a worker agrees with the others at least as often as any.
+   Clusters are the largest accepted merges (and those groups); the tree is tested again with them kept whole until nothing changes
    (at most ``max_passes``).
 4. A merge of workers outside every cluster found (agreeing beyond chance) whose other workers form fewer than two
    sources cannot be tested: two views of the class are needed, and with one the group's shared opinion and the
@@ -49,6 +53,7 @@ at most ``max_tasks`` tasks and ``max_workers`` workers (0.1-3 s on the validati
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from collections.abc import Sequence
@@ -62,7 +67,7 @@ from scipy.stats import norm
 from deem_core.analysis.agreement import (BESIDE_MIN_ANSWERS, agreement_beside, identical_positions,
                                           most_active_workers, pairwise_agreement, single_label_workers)
 from deem_core.analysis.selection import check_stop
-from deem_core.data.annotations import AnnotationSet, as_annotation_set
+from deem_core.data.annotations import AnnotationSet, as_annotation_set, task_class_counts
 from deem_core.data.export import label_table
 from deem_core.data.pairs import indicator_matrix, pair_table
 from deem_core.data.text import natural_positions
@@ -153,6 +158,8 @@ class DependenceClusters:
     #: worker does, counted as one source (:func:`_with_identical`): their worker codes, fewest shared tasks of their
     #: linking pairs, and the two agreements
     identical: list[dict[str, Any]] = field(default_factory=list)
+    #: the shared tasks identical answers needed here (:func:`identical_min_tasks`; 0: not looked for)
+    identical_min_tasks: int = 0
 
     @property
     def n_clusters(self) -> int:
@@ -455,7 +462,10 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     # one test of the tree's split per merge, and one of another split per merge of four or more workers
     result.z_threshold = float(norm.isf(alpha / (len(merges) + sum(len(a) + len(b) >= 4 for a, b in merges))))
     shares = _Shares(data)
-    clusters: list[np.ndarray] = []
+    # identical workers below the typical worker, kept whole from the first pass: the other workers' halves then count
+    # them once (walkthrough 122: six copiers left out of the halves made nine independent workers look like a group)
+    seeded = _identical_groups(data, result, max_workers, alpha)
+    clusters: list[np.ndarray] = _joined(seeded)
     tests, accepted, untestable = [], [], []
     for _ in range(max_passes):
         before = tests
@@ -502,21 +512,20 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
             if result.stopped:
                 break
         result.tests, result.cut = tests, cut
-        found = _maximal(accepted)
+        found = _joined(_maximal(accepted) + seeded)
         if result.stopped or cut:
             # stopped, or out of work: this pass tested some merges only, and its clusters stand beside those found
             # before (the merges it could not test are not evidence against them), with the tests of both; a cluster
             # this pass tested again and rejected is dropped, as a full pass drops it (read 50)
             rejected = {t.members for t in tests if not t.accepted} - {t.members for t in tests if t.accepted}
             kept = [c for c in clusters if tuple(sorted(int(w) for w in c)) not in rejected]
-            clusters = _maximal(kept + list(found))
+            clusters = _joined(kept + list(found))
             again = {t.members for t in tests}
             result.tests = [t for t in before if t.members not in again] + tests
             break
         if _same(found, clusters):
             break
         clusters = found
-    clusters = _with_identical(data, clusters, result, max_workers)
     if clusters:  # the largest untestable merges of workers outside every cluster
         result.untestable = [tuple(int(w) for w in g) for g in _maximal(
             [g for g in untestable if not any(np.isin(g, c).any() for c in clusters)])]
@@ -525,12 +534,34 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     return result
 
 
-def _with_identical(data: AnnotationSet, clusters: list[np.ndarray], result: DependenceClusters,
-                    max_workers: int) -> list[np.ndarray]:
-    """``clusters`` with every group of workers identical on all of at least ``IDENTICAL_MIN_COMMON`` shared tasks
+def identical_min_tasks(data: AnnotationSet, workers: int, alpha: float = DEFAULT_ALPHA) -> int:
+    """The shared tasks on which two workers answering alike on every one is beyond chance: the fewest ``n`` with
+    ``r^n <= alpha / pairs``, ``r`` the share of the pairs of answers on one task that agree (all tasks pooled: how
+    often two answers agree when nothing links them), ``pairs`` those of ``workers`` (Bonferroni), at least
+    :data:`IDENTICAL_FLOOR`. A fixed 50 missed walkthrough 122's six copiers, whose pairs share 18-39 tasks (r 0.57:
+    18 tasks alike by chance at 1 in 26,000), and lets through what easy, agreeing data give by chance (SP_amt: r 0.90,
+    115 tasks)."""
+    _, _, counts = task_class_counts(data)
+    per_task = data.answers_per_task().astype(np.float64)
+    agreeing = float((counts.astype(np.float64) * (counts - 1)).sum())
+    total = float((per_task * (per_task - 1)).sum())
+    pairs = workers * (workers - 1) / 2
+    if total <= 0 or pairs < 1 or agreeing >= total:
+        return 2**31 - 1  # (no two answers on one task, or every pair agrees: nothing is beyond chance)
+    rate = max(agreeing / total, 1e-12)
+    return max(IDENTICAL_FLOOR, int(math.ceil(math.log(alpha / pairs) / math.log(rate))))
+
+
+#: the fewest shared tasks that can make two identical workers one source (:func:`identical_min_tasks`)
+IDENTICAL_FLOOR = 10
+
+
+def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_workers: int,
+                      alpha: float = DEFAULT_ALPHA) -> list[np.ndarray]:
+    """The groups of workers identical on all of at least :func:`identical_min_tasks` shared tasks
     (:func:`deem_core.analysis.agreement.identical_positions`; workers of one label left out) whose answers agree
-    with the other workers' less often than the typical worker's do (:func:`agreement_beside`) joined into one
-    (with the clusters it touches); each such group recorded in ``result.identical``. Independent workers answer
+    with the other workers' less often than the typical worker's do (:func:`agreement_beside`), each recorded in
+    ``result.identical``: clusters of the search from its first pass. Independent workers answer
     alike on every one of many tasks only when each is right on all of them, and a worker right on every task agrees
     with the others at least as often as any other worker does: a group below the typical worker copies. The moment
     test needs tasks where the group and both halves of the other workers answered, which sparse answers may not
@@ -539,10 +570,13 @@ def _with_identical(data: AnnotationSet, clusters: list[np.ndarray], result: Dep
     99.5% workers identical on their 81 shared tasks agree with the others more than any other worker (0.65
     against the typical 0.49) and stay apart (benchmarks/results/identical_groups.txt)."""
     if not IDENTICAL_AS_ONE:
-        return clusters
+        return []
     same, overlap = pairwise_agreement(data, max_workers=max_workers)
-    found = identical_positions(same, overlap, exclude=single_label_workers(data))
+    result.identical_min_tasks = identical_min_tasks(data, len(same), alpha)
+    found = identical_positions(same, overlap, min_common=result.identical_min_tasks,
+                                exclude=single_label_workers(data))
     codes = most_active_workers(data, max_workers)  # (the tables' workers, in their order)
+    groups: list[np.ndarray] = []
     for positions, tasks in found:
         members = np.sort(codes[positions])
         beside, typical, counted = agreement_beside(data, members)
@@ -550,10 +584,18 @@ def _with_identical(data: AnnotationSet, clusters: list[np.ndarray], result: Dep
             continue
         result.identical.append({"members": tuple(int(w) for w in members), "tasks": int(tasks),
                                  "agreement": round(beside, 4), "typical": round(typical, 4)})
-        touched = [c for c in clusters if np.isin(c, members).any()]
-        joined = np.unique(np.concatenate([members, *touched]))
-        clusters = [c for c in clusters if not any(c is t for t in touched)] + [joined]
-    return clusters
+        groups.append(members)
+    return groups
+
+
+def _joined(groups: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`_maximal` of ``groups`` with the groups that share a worker joined into one."""
+    out: list[np.ndarray] = []
+    for group in groups:
+        touched = [other for other in out if np.isin(other, group).any()]
+        out = [other for other in out if not any(other is t for t in touched)] + [
+            np.unique(np.concatenate([np.asarray(group), *touched]))]
+    return _maximal(out)
 
 
 #: whether groups of identical workers that agree with the others less than the typical worker are one source
