@@ -1998,6 +1998,7 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
                    sample_tasks=swept.n_tasks if swept is not data else None, batch_size=batch_size)
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
+                         tentative=not payload["settled"] or bool(payload["fallback"]),
                          sample_tasks=payload["sample_tasks"],
                          lrs=sorted({float(x) for x in curves["lr"]}) if "lr" in curves else [])
     if ctx.cancel_event.is_set() or partial:

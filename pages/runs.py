@@ -41,8 +41,10 @@ def describe(row: pd.Series) -> str:
         # walkthrough 29)
         method = summary.get("method")
         bits.append(f"Diagnostics of run {summary['source_run']}" + (f" ({method_name(method)})" if method else ""))
-    if summary.get("recommended_lr") is not None:
-        bits.append(f"recommended lr {wording.fmt_lr(summary['recommended_lr'])}")
+    if summary.get("recommended_lr") is not None:  # (a pick of a grid that never settled read "recommended" here,
+        # "Tentative learning rate" on its Sweep page; walkthrough 122)
+        bits.append(f"{'tentative' if summary.get('tentative') else 'recommended'} lr "
+                    f"{wording.fmt_lr(summary['recommended_lr'])}")
     # the safety rule's reference named as on Results
     accuracies = {key[9:]: value for key, value in summary.items() if key.startswith("accuracy_") and value is not None}
     scores = [f"{wording.method_label(method, summary.get(f'labels_from_{method}'))} {value:.3f}"

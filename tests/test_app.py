@@ -4391,3 +4391,25 @@ def test_the_results_table_of_a_few_tasks_is_as_high_as_its_rows(runs_dir, monke
         at.switch_page("pages/results.py").run()
         no_problem(at)
         assert heights and heights[-1] == (tasks, expected), heights
+
+
+def test_the_runs_grid_calls_a_pick_of_a_grid_that_never_settled_tentative(runs_dir):
+    """Walkthrough 122: the Runs page read "recommended lr 0.3" for a sweep whose own page said "Tentative learning
+    rate: 0.3 (no learning rate was seen to settle)"."""
+    from deem_studio.runs import RunStore
+
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.3", epochs=2)
+    store = RunStore(runs_dir)
+    summary = store.get(sweep)["summary"]
+    recommendation = store.recommendation(sweep)
+    assert summary["tentative"] == (not recommendation["settled"] or recommendation["fallback"])
+    at.switch_page("pages/runs.py").run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    word = "tentative" if summary["tentative"] else "recommended"
+    assert grid["summary"].iloc[0].startswith(f"{word} lr "), list(grid["summary"])
+    store.update_summary(sweep, tentative=not summary["tentative"])  # the other reading of the same run
+    at.run()
+    grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
+    other = "recommended" if summary["tentative"] else "tentative"
+    assert grid["summary"].iloc[0].startswith(f"{other} lr "), list(grid["summary"])

@@ -749,6 +749,22 @@ def test_the_mi_heatmaps_list_workers_in_natural_order_with_their_values():
     assert sorted(order) == sorted(names) and order.index("t1") < order.index("t2") < order.index("t10")
 
 
+def test_the_stacked_mi_heatmaps_name_every_worker():
+    """Walkthrough 122: at 48 workers the stacked panels named every other worker, a row between two names."""
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.diagnostics import STACK_ABOVE, mi_heatmaps  # noqa: PLC0415
+
+    for d, stacked in ((48, True), (STACK_ABOVE, False)):
+        workers = pd.Index([f"worker_{i}" for i in range(d)])
+        result = MutualInformationResult(mi=np.ones((2, 1, d, d)), n_common=np.full((1, d, d), 20),
+                                         layers=["Layer 0 (the answers)", "Layer 1 (iRBM input)"], classes=["a"],
+                                         class_counts=np.array([30]), workers=workers, class_source="predicted",
+                                         min_common=10, run=0, notes=[])
+        layout = mi_heatmaps(result, "a").layout
+        for axis in (layout.yaxis, layout.yaxis2, layout.xaxis, layout.xaxis2):
+            assert (axis.dtick == 1 and axis.tickfont.size == 9) if stacked else axis.dtick is None
+
+
 def test_the_worker_tables_list_workers_in_natural_order_with_their_own_rows():
     # the tables beside the charts were in text order, w1, w10, w11, w2, ... (walkthrough 104): the Data page's and
     # the Results page's worker tables, the quality table with its CSV and confusion-matrix picker, the importance

@@ -89,6 +89,10 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         fig.update_xaxes(tickangle=-60, **where(layer))
         category_axes(fig, **where(layer))  # one cell per worker, ids 200 ... 1766 too (walkthrough 67)
         cut_ticks(fig, workers, y=True, **where(layer))  # (long names took the chart; walkthrough 107)
+        if stacked:  # every worker named, in a smaller font (Plotly named every other of 48 in rows of 12 px, a row
+            # between two names; walkthrough 122)
+            fig.update_yaxes(dtick=1, tickfont={"size": 9}, **where(layer))
+            fig.update_xaxes(dtick=1, tickfont={"size": 9}, **where(layer))
     fig.update_layout(
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
