@@ -210,8 +210,12 @@ READ_WAIT_SECONDS = 60.0
 #: in all kept a visitor's 13 KB file waiting 31-33 s behind two or three tabs re-pressing "Load" on a 63 MB one
 #: (attack round 62); a small read now waits only for small ones
 READ_LARGE_BYTES = 8 * 2**20
-#: reads that may wait in one line beside those running, server-wide (a read past them is refused at once)
-MAX_WAITING_READS = 16
+#: reads that may wait in one line beside those running, server-wide (a read past them is refused at once): 16 fresh
+#: browser contexts each previewing a 10 KB file behind one slow read got every other visitor's read refused in 0.5 s
+#: (attack round 63)
+MAX_WAITING_READS = 64
+#: reads one party (a workspace, a network address) may have waiting in one line (16 from one address filled it)
+READS_WAITING_PER_PARTY = 2
 
 
 def read_large_bytes() -> int:
@@ -265,6 +269,10 @@ class _ReadLine:
         with self.changed:
             if len(self.waiting) >= MAX_WAITING_READS:
                 raise CapacityError("the server is busy reading other users' files; try again in a minute")
+            for party in parties:
+                if sum(party in waiting for waiting in self.waiting.values()) >= READS_WAITING_PER_PARTY:
+                    raise CapacityError(f"you have {READS_WAITING_PER_PARTY} reads waiting for the server already; "
+                                        f"wait for them")
             ticket = self.tickets = self.tickets + 1
             self.waiting[ticket] = parties
             ready = self.changed.wait_for(lambda: len(self.running) < self.size and self._next() == ticket,

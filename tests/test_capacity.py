@@ -497,6 +497,45 @@ def test_reads_past_the_waiting_places_are_refused_at_once(monkeypatch):
     assert capacity._read_line().in_flight() == 0  # noqa: SLF001
 
 
+def test_one_party_cannot_fill_the_waiting_places(monkeypatch):
+    """Attack round 63: sixteen browser contexts of one address, each previewing a 10 KB file behind one slow read,
+    took every waiting place of the line and another visitor's read was refused in 0.5 s. A party (workspace,
+    address) has at most READS_WAITING_PER_PARTY reads waiting in a line."""
+    monkeypatch.setattr(capacity, "MAX_WAITING_READS", 4)
+    started, release = threading.Event(), threading.Event()
+    got = []
+
+    def hold():
+        with capacity.reading(size=100, parties=("slow",)):
+            started.set()
+            release.wait(5)
+
+    def wait(parties):
+        try:
+            with capacity.reading(size=100, parties=parties, wait=5):
+                got.append(parties[-1])
+        except capacity.CapacityError as exc:
+            got.append(str(exc))
+
+    threads = [threading.Thread(target=hold)]
+    threads[0].start()
+    assert started.wait(5)
+    for n in range(capacity.READS_WAITING_PER_PARTY):  # fresh workspaces of one address
+        threads.append(threading.Thread(target=wait, args=((f"workspace {n}", "203.0.113.9"),)))
+        threads[-1].start()
+    time.sleep(0.2)
+    with pytest.raises(capacity.CapacityError, match=f"you have {capacity.READS_WAITING_PER_PARTY} reads waiting"):
+        with capacity.reading(size=100, parties=("workspace x", "203.0.113.9"), wait=5):
+            pass
+    threads.append(threading.Thread(target=wait, args=(("victim", "198.51.100.7"),)))  # another visitor waits
+    threads[-1].start()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert "198.51.100.7" in got and all("reads waiting" not in str(g) for g in got)
+
+
 def test_a_small_run_opens_while_a_large_file_is_read(tmp_path):
     """A link visitor's small run is read in the line of small reads (its folder's bytes)."""
     store = RunStore(tmp_path)
