@@ -297,6 +297,11 @@ class _ReadLine:
 _READS: list[_ReadLine] = []
 
 
+def reads_ahead(size: int | None) -> int:
+    """The reads running or waiting in the line a read of ``size`` bytes goes in (:func:`reading`)."""
+    return _read_line(size is None or size >= read_large_bytes()).in_flight()
+
+
 def _read_line(large: bool = True) -> _ReadLine:
     """The line of reads of files under :func:`read_large_bytes` (``large``: of larger ones, and of reads whose size
     is not known). Each has its own slots, so that a slow read of a large file never keeps a small one waiting."""

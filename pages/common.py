@@ -359,14 +359,24 @@ def read_uploads(files: Any, read: Callable[[Any], Any]) -> Any:
     from deem_core.data.annotations import ReadOutgrown  # noqa: PLC0415
 
     size = upload_bytes(files)
-    if size is not None and size < capacity.read_large_bytes():
-        try:
-            with reading(size=size):
-                return read(capacity.small_read_limits(size))
-        except ReadOutgrown:
-            pass
-    with reading():
-        return read(None)
+    small = size is not None and size < capacity.read_large_bytes()
+    waiting = st.empty()
+    ahead = capacity.reads_ahead(size if small else None)
+    if ahead:  # (the spinner said only "reading the files" while a read waited its turn; walkthrough 122)
+        waiting.caption(f"Waiting for the server's read slot: {counted(ahead, 'read')} of other files "
+                        f"{'runs' if ahead == 1 else 'run'} or {'waits' if ahead == 1 else 'wait'} before this one "
+                        f"(one {'small' if small else 'large'} file is read at a time).")
+    try:
+        if small:
+            try:
+                with reading(size=size):
+                    return read(capacity.small_read_limits(size))
+            except ReadOutgrown:
+                pass
+        with reading():
+            return read(None)
+    finally:
+        waiting.empty()
 
 
 def parties() -> tuple[str | None, str | None]:

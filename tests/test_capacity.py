@@ -426,6 +426,40 @@ def test_a_small_read_that_outgrows_its_size_is_read_again_in_the_large_line(mon
     assert not isinstance(refused.value, ReadOutgrown)
 
 
+def test_a_read_that_waits_for_its_slot_says_so(monkeypatch):
+    """Walkthrough 122: a read waiting its turn showed only the spinner's "reading the files". The page says how many
+    reads run or wait before it, and clears the line once read."""
+    import io
+
+    from pages import common
+
+    said = []
+
+    class Slot:
+        def caption(self, text):
+            said.append(text)
+
+        def empty(self):
+            said.append(None)
+
+    monkeypatch.setattr(common.st, "empty", Slot)
+    body = b"task,worker,label\n1,a,x\n"
+    assert common.read_uploads(io.BytesIO(body), lambda limits: 1) == 1 and said == [None]  # nothing ahead: no line
+    said.clear()
+    done = threading.Event()
+    with capacity.reading(size=10):  # another visitor's small read
+        assert capacity.reads_ahead(10) == 1 and capacity.reads_ahead(None) == 0
+        thread = threading.Thread(target=lambda: (common.read_uploads(io.BytesIO(body), lambda limits: 1),
+                                                  done.set()))
+        thread.start()
+        time.sleep(0.3)
+        assert not done.is_set()
+    thread.join(10)
+    assert done.is_set()
+    assert said == ["Waiting for the server's read slot: 1 read of other files runs or waits before this one (one "
+                    "small file is read at a time).", None]
+
+
 def test_a_slow_small_read_outgrows_its_seconds(monkeypatch):
     import io
 
