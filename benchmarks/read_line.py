@@ -37,18 +37,21 @@ def write_files(folder: Path, rows: int) -> tuple[Path, Path]:
 
     rng = np.random.default_rng(0)
 
-    def frame(n: int, tasks: int) -> pd.DataFrame:
-        return pd.DataFrame({"task": [f"item{t}" for t in rng.integers(0, tasks, n)],
-                             "worker": [f"annotator{w}" for w in rng.integers(0, 500, n)],
+    def frame(start: int, n: int) -> pd.DataFrame:
+        """Answers ``start`` .. ``start + n`` of three a task, each task's three workers distinct (a pair given twice
+        is a conflict the read refuses)."""
+        answer = np.arange(start, start + n)
+        task, seat = answer // 3, answer % 3
+        return pd.DataFrame({"task": [f"item{t}" for t in task],
+                             "worker": [f"annotator{w}" for w in (task * 13 + seat * 101) % 500],
                              "label": rng.choice(["positive", "negative", "neutral"], n)})
 
     large, small = folder / "large.csv", folder / "small.csv"
     chunk = 500_000
     with open(large, "w", encoding="utf-8") as out:
         for start in range(0, rows, chunk):
-            part = frame(min(chunk, rows - start), rows // 3).drop_duplicates(["task", "worker"])
-            part.to_csv(out, index=False, header=start == 0)
-    frame(600, 150).drop_duplicates(["task", "worker"]).to_csv(small, index=False)
+            frame(start, min(chunk, rows - start)).to_csv(out, index=False, header=start == 0)
+    frame(0, 600).to_csv(small, index=False)
     return large, small
 
 
