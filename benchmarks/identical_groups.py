@@ -1,5 +1,5 @@
 """Groups of workers identical on every shared task, counted as one source when they agree with the other workers
-less than the typical worker does (issue 15; ``deem_core/methods/clusters.py``, ``_with_identical``).
+less than the typical worker does (issue 15; ``deem_core/methods/clusters.py``, ``_identical_groups``).
 
 Walkthrough 120's three MTurk batches (a group of five copiers identical on their 53-54 shared tasks, 3-5 answers a
 task) left DEEM 0.31-1.43 points below majority vote: the moment test needs tasks where the group and both halves of

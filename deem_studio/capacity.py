@@ -297,9 +297,14 @@ class _ReadLine:
 _READS: list[_ReadLine] = []
 
 
+def small_read(size: int | None) -> bool:
+    """Whether a read of ``size`` bytes (None: not known) goes in the line of small reads."""
+    return size is not None and size < read_large_bytes()
+
+
 def reads_ahead(size: int | None) -> int:
     """The reads running or waiting in the line a read of ``size`` bytes goes in (:func:`reading`)."""
-    return _read_line(size is None or size >= read_large_bytes()).in_flight()
+    return _read_line(not small_read(size)).in_flight()
 
 
 def _read_line(large: bool = True) -> _ReadLine:
@@ -352,7 +357,7 @@ def reading(wait: float | None = None, party: str | None = None, parties: Sequen
             raise CapacityError(f"this address has read files for {minutes} min in the last hour, this "
                                 f"server's share for one address (DEEM_MAX_READ_SECONDS_PER_CLIENT); try again later")
     named = tuple(dict.fromkeys(str(who) for who in (*parties, party) if who))
-    line = _read_line(size is None or size >= read_large_bytes())
+    line = _read_line(not small_read(size))
     with line.turn(named, READ_WAIT_SECONDS if wait is None else wait):
         started = time.monotonic()
         try:

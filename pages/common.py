@@ -359,9 +359,9 @@ def read_uploads(files: Any, read: Callable[[Any], Any]) -> Any:
     from deem_core.data.annotations import ReadOutgrown  # noqa: PLC0415
 
     size = upload_bytes(files)
-    small = size is not None and size < capacity.read_large_bytes()
+    small = capacity.small_read(size)
     waiting = st.empty()
-    ahead = capacity.reads_ahead(size if small else None)
+    ahead = capacity.reads_ahead(size)
     if ahead:  # (the spinner said only "reading the files" while a read waited its turn; walkthrough 122)
         waiting.caption(f"Waiting for the server's read slot: {counted(ahead, 'read')} of other files "
                         f"{'runs' if ahead == 1 else 'run'} or {'waits' if ahead == 1 else 'wait'} before this one "

@@ -155,7 +155,7 @@ class DependenceClusters:
     #: (attack round 52)
     beyond_bound: bool = False
     #: groups of workers identical on every shared task that agree with the other workers less than the typical
-    #: worker does, counted as one source (:func:`_with_identical`): their worker codes, fewest shared tasks of their
+    #: worker does, counted as one source (:func:`_identical_groups`): their worker codes, fewest shared tasks of their
     #: linking pairs, and the two agreements
     identical: list[dict[str, Any]] = field(default_factory=list)
     #: the shared tasks identical answers needed here (:func:`identical_min_tasks`; 0: not looked for)
@@ -207,8 +207,8 @@ class DependenceClusters:
                      "z": None if test is None else round(float(test.z), 1)}
             copies = [g for g in self.identical if np.isin(g["members"], group).all()]
             if copies:  # (the largest identical group inside it)
-                entry["identical"] = {**max(copies, key=lambda g: len(g["members"])),
-                                      "members": len(max(copies, key=lambda g: len(g["members"]))["members"])}
+                largest = max(copies, key=lambda g: len(g["members"]))
+                entry["identical"] = {**largest, "members": len(largest["members"])}
             clusters.append(entry)
         threshold = round(float(self.z_threshold), 2) if np.isfinite(self.z_threshold) else None  # None: no test
         return {"clusters": clusters, "z_threshold": threshold, "tests": len(self.tests),
@@ -540,7 +540,7 @@ def identical_min_tasks(data: AnnotationSet, workers: int, alpha: float = DEFAUL
     often two answers agree when nothing links them), ``pairs`` those of ``workers`` (Bonferroni), at least
     :data:`IDENTICAL_FLOOR`. A fixed 50 missed walkthrough 122's six copiers, whose pairs share 18-39 tasks (r 0.57:
     18 tasks alike by chance at 1 in 26,000), and lets through what easy, agreeing data give by chance (SP_amt: r 0.90,
-    115 tasks)."""
+    99 tasks)."""
     _, _, counts = task_class_counts(data)
     per_task = data.answers_per_task().astype(np.float64)
     agreeing = float((counts.astype(np.float64) * (counts - 1)).sum())
@@ -599,7 +599,7 @@ def _joined(groups: list[np.ndarray]) -> list[np.ndarray]:
 
 
 #: whether groups of identical workers that agree with the others less than the typical worker are one source
-#: (:func:`_with_identical`; False: only the moment test's clusters, as before the fifty-third session)
+#: (:func:`_identical_groups`; False: only the moment test's clusters, as before the fifty-third session)
 IDENTICAL_AS_ONE = True
 #: the most units (workers, or groups found, kept whole) of a merge whose every split into two sides is counted
 #: (:func:`_other_split`): 2^(n-1) splits
