@@ -926,3 +926,15 @@ def test_a_truth_file_of_many_repeated_rows_is_merged_before_its_ids_become_obje
     path.write_bytes(gzip.compress(("task,truth\n" + rows * 50 + "t5,c0\n").encode()))
     with pytest.raises(DataError, match="t5.*different truths"):
         read_truth(path)
+
+
+def test_a_read_refused_for_memory_before_any_answer_says_the_row_it_reached(monkeypatch):
+    """A truth file makes rows, not answers: its refusal said "by answer 0" (benchmarks/truth_memory.py)."""
+    from deem_core.data.formats import sources  # noqa: PLC0415
+
+    sizes = iter([1_000, 1_000 + (600 << 20)])
+    monkeypatch.setattr(sources, "resident_bytes", lambda: next(sizes))
+    budget = sources.Budget(Limits(max_growth=4 << 30))
+    budget.add_rows(4_501, "gold.csv")
+    with pytest.raises(DataError, match=r"gold\.csv: reading it took more than 512 MiB of memory by row 4,501 "):
+        budget.check_memory("gold.csv")

@@ -146,8 +146,10 @@ class Budget:
         limit = min(ceiling, READ_GROWTH_BASE + READ_GROWTH_PER_ANSWER * self.answers)
         now = resident_bytes()
         if now is not None and now - start > limit:
-            raise DataError(f"{name}: reading it took more than {describe_bytes(limit)} of memory by answer "
-                            f"{self.answers:,} (DEEM_MAX_READ_MEMORY; its ids take about ten times their characters "
+            # (by row where no answer is made: a truth file said "by answer 0")
+            where = f"answer {self.answers:,}" if self.answers else f"row {self.rows:,}"
+            raise DataError(f"{name}: reading it took more than {describe_bytes(limit)} of memory by {where} "
+                            f"(DEEM_MAX_READ_MEMORY; its ids take about ten times their characters "
                             f"while they are read): ids this long or this many distinct ones are more than one read "
                             f"may hold. Shorten the ids (a task id is a name, not its text), or split the file")
 
