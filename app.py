@@ -28,13 +28,14 @@ import streamlit as st
 
 from deem_studio.serve import AGENT_API, AGENT_API_REFUSED
 from deem_studio.server_log import install_log_bounds
-from deem_studio.uploads import (install_connection_limit, install_http_connection_limit, install_message_limit,
-                                  install_upload_guard)
+from deem_studio.uploads import (install_connection_limit, install_http_connection_limit, install_message_kinds,
+                                  install_message_limit, install_upload_guard)
 from pages.shell import shell
 
 install_log_bounds()  # once per server process: no log line a client can make long or repeat at will
 install_upload_guard()  # once per server process: uploads are bounded per session and in all (deem_studio/uploads.py)
 install_message_limit()  # once per server process: a browser's websocket message is bounded before it is read
+install_message_kinds()  # once per server process: no git commands for a visitor, upload addresses bounded per request
 install_connection_limit()  # once per server process: websocket connections per address and in all
 install_http_connection_limit()  # once per server process: HTTP connections per address, in all, heads timed
 # the page icon from this folder: ":material/hub:" made every page view fetch it from fonts.gstatic.com (13 console

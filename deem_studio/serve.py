@@ -26,6 +26,7 @@ def install_before_serving() -> bool:
     from deem_studio.server_log import install_log_bounds
 
     install_log_bounds()  # (Streamlit logs a client's words: bounded from the first connection; attack round 34)
+    uploads.install_message_kinds()  # (a first connection's git-info and upload-address requests: attack round 64)
     no_legacy_pages()
     try:
         from streamlit.web.server.starlette import starlette_app

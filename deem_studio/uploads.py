@@ -30,7 +30,7 @@ _LOG = logging.getLogger(__name__)
 
 __all__ = ["CapacityError", "ConnectionLimit", "HttpConnectionLimit", "UploadGuard", "connection_limit",
            "http_connection_limit", "install_connection_limit", "install_http_connection_limit",
-           "install_message_limit", "install_upload_guard", "live_instances", "physical_memory", "upload_guard"]
+           "install_message_kinds", "install_message_limit", "install_upload_guard", "live_instances", "physical_memory", "upload_guard"]
 
 
 class CapacityError(RuntimeError):
@@ -529,6 +529,56 @@ def install_message_limit(limit: int | None = None) -> int | None:
             runtime_util._max_message_size_bytes = SEND_LIMIT_BYTES  # noqa: SLF001 - sending only (above)
         _MESSAGE_LIMIT.append(int(limit))
         return _MESSAGE_LIMIT[0]
+
+
+#: file names one request for upload addresses may name (Streamlit makes a uuid and two URLs for each, with no bound,
+#: on the thread that serves every session: 1.45 million names in one 2.9 MB message froze a server for 10 s and
+#: added 1 GB; attack round 64). A person's selection of files is far below it; the upload guard bounds their bytes.
+MAX_FILE_URLS_PER_REQUEST = 1_000
+_MESSAGE_KINDS: list[bool] = []
+
+
+def install_message_kinds() -> bool:
+    """Bound the browser messages the pages never need (once per process; True once installed).
+
+    * ``file_urls_request`` naming more than :data:`MAX_FILE_URLS_PER_REQUEST` files is answered with no address
+      (the browser says the upload failed) and one log line, instead of a uuid and two URLs per name;
+    * ``load_git_info`` is answered with nothing: Streamlit ran ``git`` on the serving thread for each one (a burst
+      at the allowed pace froze a server for 2-17 s) and sent any visitor the repository, its branch and the names
+      of untracked and modified files (attack round 64). The dashboard shows no git information."""
+    with _INSTALL_LOCK:
+        if _MESSAGE_KINDS:
+            return True
+        try:
+            from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: PLC0415
+            from streamlit.runtime.app_session import AppSession  # noqa: PLC0415
+        except ImportError:  # bare mode, or another Streamlit
+            return False
+        if not hasattr(AppSession, "_handle_file_urls_request") or not hasattr(
+                AppSession, "_handle_git_information_request"):
+            return False
+        original = AppSession._handle_file_urls_request  # noqa: SLF001
+
+        def bounded_file_urls(session: Any, request: Any) -> None:
+            count = len(request.file_names)
+            if count <= MAX_FILE_URLS_PER_REQUEST:
+                original(session, request)
+                return
+            _quiet_log(f"a request for upload addresses of {count:,} files (more than "
+                       f"{MAX_FILE_URLS_PER_REQUEST:,}): answered with none")
+            msg = ForwardMsg()
+            msg.file_urls_response.response_id = request.request_id
+            msg.file_urls_response.error_msg = (f"{count:,} files at once: this server takes at most "
+                                                f"{MAX_FILE_URLS_PER_REQUEST:,} in one selection")
+            session._enqueue_forward_msg(msg)  # noqa: SLF001
+
+        def no_git_information(session: Any) -> None:
+            return None
+
+        AppSession._handle_file_urls_request = bounded_file_urls  # noqa: SLF001
+        AppSession._handle_git_information_request = no_git_information  # noqa: SLF001
+        _MESSAGE_KINDS.append(True)
+        return True
 
 
 def live_instances(cls: type) -> list:

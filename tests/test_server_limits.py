@@ -779,3 +779,60 @@ def test_two_host_headers_pass_neither_guard_unless_both_are_this_servers(monkey
     assert owners.allowed_hosts() == {"deem.example.org"} and owners.host_allowed("deem.example.org")
     monkeypatch.setenv("DEEM_ALLOWED_HOSTS", "other.example.org")  # (a changed setting is read again)
     assert not owners.host_allowed("deem.example.org") and owners.host_allowed("other.example.org")
+
+
+class _Session:
+    """What Streamlit's AppSession handlers of these two messages use of a session."""
+
+    def __init__(self):
+        from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+        from types import SimpleNamespace
+
+        self.id = "session-1"
+        self._script_data = SimpleNamespace(main_script_path=str(Path(__file__).resolve().parents[1] / "app.py"))
+        self._uploaded_file_mgr = MemoryUploadedFileManager("/_stcore/upload_file")
+        self.sent = []
+
+    def _enqueue_forward_msg(self, msg):
+        self.sent.append(msg)
+
+
+def test_a_request_for_upload_addresses_of_a_million_files_is_answered_with_none():
+    """Attack round 64: one 2.9 MB message naming 1.45 million files made Streamlit build a uuid and two URLs for each
+    on the serving thread (10 s frozen, +1 GB). Past MAX_FILE_URLS_PER_REQUEST names the answer has no address and
+    says why; a person's selection is answered as before."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.runtime.app_session import AppSession
+
+    assert uploads.install_message_kinds()
+    session = _Session()
+    small = BackMsg().file_urls_request
+    small.request_id, small.file_names[:] = "r1", ["a.csv", "b.csv", "c.csv"]
+    AppSession._handle_file_urls_request(session, small)
+    answer = session.sent[-1].file_urls_response
+    assert answer.response_id == "r1" and len(answer.file_urls) == 3 and not answer.error_msg
+    assert all(u.upload_url.startswith("/_stcore/upload_file/session-1/") for u in answer.file_urls)
+    huge = BackMsg().file_urls_request
+    huge.request_id, huge.file_names[:] = "r2", [""] * 1_450_000
+    started = time.perf_counter()
+    AppSession._handle_file_urls_request(session, huge)
+    took = time.perf_counter() - started
+    answer = session.sent[-1].file_urls_response
+    assert answer.response_id == "r2" and len(answer.file_urls) == 0
+    assert answer.error_msg.startswith("1,450,000 files at once: this server takes at most 1,000")
+    assert took < 0.5, f"{took:.2f} s"
+
+
+def test_no_git_command_runs_for_a_visitor_s_git_info_message(monkeypatch):
+    """Attack round 64: each ``load_git_info`` message ran git on the serving thread (a burst froze a server for 2-17 s)
+    and sent any visitor the repository, its branch and the names of untracked and modified files."""
+    from streamlit import git_util
+    from streamlit.runtime.app_session import AppSession
+
+    made = []
+    monkeypatch.setattr(git_util, "GitRepo", lambda *args, **kwargs: made.append(args))
+    assert uploads.install_message_kinds()
+    session = _Session()
+    assert AppSession._handle_git_information_request(session) is None
+    assert made == [] and session.sent == []
