@@ -971,3 +971,26 @@ def test_the_copies_warning_tells_workers_right_on_every_task_from_copiers():
                              for text in said if text)
     copied = " ".join(worker_warnings(AnnotationSet.from_long(_identical_ring(2)), "then."))
     assert "copies, or one person under several names?" in copied and "typical worker" not in copied
+
+
+def test_a_prediction_that_is_no_agreement_rate_makes_no_group():
+    """H0's prediction is an agreement rate; where the other workers' halves meet on too few tasks, inverting their
+    moment matrix gave -1.437 (walkthrough 122's batch 3: seven independent workers a "group", z 6.6, DEEM 76.61 vs
+    majority vote 77.32; 83.93 without it) and made three independent workers of the design family ``sparse`` (seed
+    1) a group. Such a test is not taken: no group there, and every prediction recorded lies in [0, 1]."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_families", root / "benchmarks" / "families.py")
+    families = importlib.util.module_from_spec(spec)
+    sys.modules["bench_families"] = families
+    try:
+        spec.loader.exec_module(families)
+        frame, _ = families.sparse(1)
+    finally:
+        sys.modules.pop("bench_families", None)
+    clusters = find_dependence_clusters(AnnotationSet.from_long(frame))
+    assert clusters.groups() == []
+    assert clusters.tests and all(0.0 <= t.predicted <= 1.0 for t in clusters.tests)

@@ -305,6 +305,8 @@ def _weighted_outer(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([w @ (x[:, k, None] * y) for k in range(x.shape[1])], axis=1)
 
 
+FEASIBLE_ONLY = True
+
 #: what :func:`_moment_test` returns when the other workers form fewer than two sources
 NO_VIEWS = "no views"
 #: what :func:`_moment_test` returns when its test would pass the search's work left
@@ -401,6 +403,10 @@ def _moment_test(shares: _Shares, left: np.ndarray, right: np.ndarray, labels: n
     if work is not None and not work.take(merge_test_work(n_boot + 1, m, va.shape[1])):
         return OVER_BUDGET
     observed, predicted = statistic(sample)
+    if FEASIBLE_ONLY and not 0.0 <= predicted[0] <= 1.0:
+        # H0's prediction is an agreement rate: outside [0, 1] the halves' moment matrix was inverted on too little
+        # (walkthrough 122's batch 3: -1.437 on 56 tasks of 4 classes made seven independent workers a group, z 6.6)
+        return None
     boot_observed, boot_predicted = statistic(boot)
     # the spread of the middle 68% of the resamples (a normal's sd): the prediction inverts the halves' moment
     # matrix, which a few resamples of sparse halves make nearly singular, and their wild predictions alone set the
