@@ -223,8 +223,10 @@ if len(runs):
     # run a user had just looked at; walkthrough 33), else on the newest
     previous = (st.session_state.get("_runs_chosen") if "runs_choice" in st.session_state
                 else st.session_state.get("run"))
-    if previous in labels and st.session_state.get("runs_choice") not in labels.values():
-        st.session_state["runs_choice"] = labels[previous]
+    if st.session_state.get("runs_choice") not in labels.values():
+        # always set where the box holds no option of this list: left unset after a delete, the box kept showing the
+        # deleted run's text while the page below (and its buttons) went to the first run (walkthrough 123)
+        st.session_state["runs_choice"] = labels[previous] if previous in labels else next(iter(labels.values()))
     picked = st.selectbox("Run", list(labels.values()), key="runs_choice")
     chosen = next(rid for rid, text in labels.items() if text == picked)
     st.session_state["_runs_chosen"] = chosen
@@ -275,8 +277,8 @@ if len(runs):
         if st.button("Yes, delete it", key="runs_delete_yes"):
             try:
                 with_it = owners.delete_run(mgr.store, chosen, common.owner_key())
-                if st.session_state.get("run") == chosen:
-                    common.set_current_run(None)
+                if st.session_state.get("run") in [chosen, *with_it]:  # (its diagnostics open: "belongs to another
+                    common.set_current_run(None)  # workspace" was said of the owner's own deleted run; walkthrough 123)
                 for key in ("sweep_run", "train_run", "diag_run"):
                     if st.session_state.get(key) in [chosen, *with_it]:
                         st.session_state.pop(key)

@@ -1160,6 +1160,38 @@ def test_after_a_delete_the_runs_box_shows_the_run_the_pages_show_and_a_deleted_
     assert f"picked on sweep {sweep}" not in shown  # (the pick on it gave way to the training's settings)
 
 
+def test_deleting_a_training_whose_diagnostics_are_open_leaves_no_deleted_run_open(runs_dir):
+    """Walkthrough 123: with a training's diagnostics open, the owner picked that training on the Runs page and deleted
+    it (its diagnostics with it): the page then said the deleted diagnostics "belongs to another workspace: you see
+    it read-only", and the box kept the deleted run's text while the summary, link and buttons below were the first
+    run's of the list. The run open is one that exists, and the box names the run the page below shows."""
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1")
+    first = finished_training(at, ["deem"], epochs=2)
+    second = finished_training(at, ["deem", "mv"], epochs=2)
+    at.switch_page("pages/diagnostics.py").run()
+    at.button(key="diag_launch").click().run()
+    diag = at.session_state["diag_run"]
+    assert wait_done(diag).status == "finished"
+    # a fresh visit of /runs (the walkthrough's page.goto) opens the newest run: the diagnostics
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.session_state["owner_key"] = at.session_state["owner_key"]
+    at = fresh.run()
+    at.switch_page("pages/runs.py").run()
+    assert at.session_state["run"] == diag, at.session_state["run"]
+    box = at.selectbox(key="runs_choice")
+    box.set_value(next(o for o in box.options if o.startswith(second))).run()
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    no_problem(at)
+    assert not get_manager().store.exists(second) and not get_manager().store.exists(diag)
+    assert at.session_state["run"] == first
+    assert "belongs to another workspace" not in unescape(texts(at))
+    assert at.selectbox(key="runs_choice").value.startswith(first)
+    assert any(first in str(c.value) for c in at.code)  # the link below is the box's run's
+    assert get_manager().store.exists(sweep)
+
+
 def test_a_rate_picked_on_a_sweep_deleted_since_says_so(runs_dir):
     """Walkthrough 41: the Train page said "Learning rate 1: picked on sweep 40de..." after that sweep was deleted
     (here from another page of the same owner's, as another tab would): the rate stays the user's pick, the page says
