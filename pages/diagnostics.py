@@ -351,22 +351,24 @@ with tab_mi:
     else:
         st.caption(common.safe(f"No {pairs} of any class: the summary per layer is empty"
                                + (f" ({few})." if gold_only else ".")))
-    d = st.columns(2)
     # every file through the download line (three were made outside it: no slot, no cap per visitor, no sweep of
-    # built files; 81 MB a press of a run of long names; attack round 58)
-    d[0].download_button("MI summary CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(summary, index=False), common.parties(),
-                             expected_sizes(summary)["csv"]),
-                         file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
-                         key="diag_dl_mi_summary")
-    d[1].download_button("All MI values CSV", data=capacity.building_download(
-                             lambda: to_safe_csv(mi.long_frame(), index=False), common.parties(),
-                             capacity.SIZE_UNKNOWN),  # (bounded, but its size is known only once made: the large line)
-                         file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
-                         key="diag_dl_mi")
-    left_out = mi.table_note()
-    if left_out:  # (bounded: 21.3 M rows of 1,234 workers took the server to 7 GB a press; attack round 23)
-        st.caption(common.safe(f"All MI values CSV: {left_out}."))
+    # built files; 81 MB a press of a run of long names; attack round 58); none where no pair gave a value (two
+    # empty files were offered under "the summary per layer is empty"; walkthrough 123)
+    if np.isfinite(off).any():
+        d = st.columns(2)
+        d[0].download_button("MI summary CSV", data=capacity.building_download(
+                                 lambda: to_safe_csv(summary, index=False), common.parties(),
+                                 expected_sizes(summary)["csv"]),
+                             file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
+                             key="diag_dl_mi_summary")
+        d[1].download_button("All MI values CSV", data=capacity.building_download(
+                                 lambda: to_safe_csv(mi.long_frame(), index=False), common.parties(),
+                                 capacity.SIZE_UNKNOWN),  # (bounded, but its size is known only once made: large line)
+                             file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
+                             key="diag_dl_mi")
+        left_out = mi.table_note()
+        if left_out:  # (bounded: 21.3 M rows of 1,234 workers took the server to 7 GB a press; attack round 23)
+            st.caption(common.safe(f"All MI values CSV: {left_out}."))
 with tab_imp:
     present = list(dict.fromkeys(importance.table["subset"]))
     shown_classes = sorted(str(c) for c in shown_config.get("subset_classes") or [])

@@ -2804,6 +2804,9 @@ def test_diagnostics_of_sparse_answers_say_why_there_is_no_mutual_information(ru
     assert any("No pair of workers answered 10 or more of the same tasks of class 0" in s and "no mutual "
                "information to draw" in s for s in shown), shown
     assert "the summary per layer is empty" in texts(at)
+    # ... and no empty MI files offered beside it (walkthrough 123); the importance file stays
+    offered = [b.proto.label for b in at.get("download_button")]
+    assert "MI summary CSV" not in offered and "All MI values CSV" not in offered and "Importance CSV" in offered
 
 
 def test_diagnostics_grouped_by_a_few_gold_labels_say_the_model_labels_group_every_task(runs_dir):
