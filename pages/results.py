@@ -415,7 +415,12 @@ def _picked_table():
 row = st.container(horizontal=True)
 label_studio = _label_studio_context()  # (read once a page run: the button and the visitor's note below)
 _download(row, "Labels CSV", "csv", f"{stem}_labels.csv", "dl_csv",
-          "spreadsheet-safe: cells that would run as formulas are neutralised")
+          # (which cells, and where the ids stay exact: 300 ids written '=1+1_0 joined none of their source's;
+          # walkthrough 123)
+          "spreadsheet-safe: a cell a spreadsheet could run as a formula (one starting with =, +, -, @ or a "
+          "control character, or holding one after a ; or |) gets a ' in front, task ids too, so such ids no longer "
+          "match your source file in a join (deem and this dashboard take the ' away when they read the file); the "
+          "Parquet and JSON files keep every id exactly")
 reordered = bool(review and not hard and "confidence" in view)  # (the queue's order alone is worth a file; read 50)
 if 0 < len(view) and (len(view) < len(frame) or reordered):  # the filtered queue itself (walkthrough 100)
     queue = view.index.copy()  # (the task ids only: the table is read again when the file is made)

@@ -584,6 +584,9 @@ def test_train_tiny_model_and_see_results(runs_dir):
     downloads = {b.proto.label for b in at.get("download_button")}
     assert {"Labels CSV", "Labels Parquet", "Labels JSON", "Worker table CSV", "Fitted model",
             "Run configuration"} <= downloads
+    # the CSV's quoted ids said, with the files that keep them (300 ids '=1+1_0 joined none of the source's; walk 123)
+    csv_help = next(b.proto.help for b in at.get("download_button") if b.proto.label == "Labels CSV")
+    assert "gets a ' in front, task ids too" in csv_help and "Parquet and JSON files keep every id exactly" in csv_help
     # what a refused press means, said beside the buttons (Streamlit's "Failed to generate file" alone; walkthrough 54)
     assert ('at most 2 at a time for you, in the order pressed; a press the server cannot take says "Failed to '
             'generate file"') in unescape(texts(at))
