@@ -392,8 +392,12 @@ with tab_imp:
     measures = {k: v for k, v in measures.items() if k in importance.table.columns}
     measure = st.radio("Bars", list(measures), format_func=measures.get, horizontal=True,
                        key=f"diag_imp_measure_{diag_id}") if len(measures) > 1 else next(iter(measures), "importance")
+    # most important first by default, as the caption below says to rank workers by the chart (walkthrough 123)
+    orders = {"importance": "most important first", "name": "by name"}
+    order = st.radio("Order", list(orders), format_func=orders.get, horizontal=True, key=f"diag_imp_order_{diag_id}")
     if panels:
-        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels, column=measure),
+        common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels, column=measure,
+                                                  order=order),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
     # which column to read, why copies score low under a cluster-weighted reference (walkthrough 50), and what a

@@ -1403,3 +1403,27 @@ def test_a_confusion_matrix_of_three_rows_is_tall_enough_for_a_long_rows_title()
     tall = confusion_heatmap(matrix, title="w: given label", rows=rows)
     assert tall.layout.height - 180 >= 7 * len(rows), tall.layout.height  # (plotly's default margins take 180 px)
     assert confusion_heatmap(matrix, title="w: given label", rows="gold label").layout.height == 320
+
+
+def test_importance_bars_most_important_first_and_every_one_of_80_names_drawn():
+    """Walkthrough 123: 80 workers' bars in name order, every other name left off the axis, under a caption saying to
+    rank workers by the chart. Ordered by importance, every panel follows the first panel's ranking; up to
+    MAX_EVERY_NAME short names each is drawn."""
+    from deem_core.plots.diagnostics import MAX_EVERY_NAME, importance_bars  # noqa: PLC0415
+
+    rng = np.random.default_rng(4)
+    workers = [f"w{i}" for i in range(80)]
+    values = rng.permutation(80) / 100.0
+    table = pd.DataFrame({"subset": ["selected"] * 80 + ["rest"] * 80, "worker": workers * 2,
+                          "importance": np.concatenate([values, values[::-1]]), "std_error": 0.01, "n_answered": 40})
+    ranked = importance_bars(table, order="importance")
+    first = [workers[i] for i in np.argsort(-values, kind="stable")]
+    assert list(ranked.data[0].x) == first and list(ranked.data[1].x) == first
+    assert list(ranked.data[0].y) == sorted(values, reverse=True)
+    by_name = importance_bars(table, order="name")
+    assert list(by_name.data[0].x) == workers  # natural order: w2 before w10
+    for figure in (ranked, by_name):  # (stacked panels, each as wide as the page)
+        assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis2.dtick == 1
+    assert 80 <= MAX_EVERY_NAME
+    with pytest.raises(ValueError, match="order must be"):
+        importance_bars(table, order="size")

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from deem_core.data.text import middle_cut, natural_positions
-from deem_core.plots.axes import category_axes, cut_ticks
+from deem_core.plots.axes import MAX_NAMED_TICKS, TICK_CHARS, category_axes, cut_ticks
 
 __all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
            "quality_table_figure"]
@@ -32,6 +32,8 @@ def mi_scale_max(result) -> float:
 
 #: workers past which the layers' heatmaps are drawn one above the other
 STACK_ABOVE = 40
+#: workers of an importance panel up to which every name is drawn (in a 9 px font)
+MAX_EVERY_NAME = 100
 #: workers a heatmap draws at most (those with the most tasks in common with the others in the class): 2,000
 #: workers x 3 layers made 236 MB of chart, more than a server sends (attack round 6), and a few px per cell
 MI_HEATMAP_MAX_WORKERS = 150
@@ -130,13 +132,14 @@ def mi_summary_figure(result) -> go.Figure:
 
 
 def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None,
-                    column: str = "importance") -> go.Figure:
+                    column: str = "importance", order: str = "name") -> go.Figure:
     """Fig. 5: worker importance on the selected tasks (left) and on the rest (right).
 
     importance: an :class:`~deem_core.analysis.diagnostics.ImportanceResult` or its ``table``. highlight: workers
     drawn in red (e.g. the experts). Without a subset the single ``all`` panel is drawn. column:
     ``importance`` (drop of p(decided class)) or ``importance_log_odds`` (drop of its log-odds, nats).
-    Error bars are one standard error.
+    order: ``"importance"`` (most important first, on the first panel; every panel in that order) or ``"name"``
+    (natural order: w2 before w10). Error bars are one standard error.
     """
     table = importance.table if hasattr(importance, "table") else importance
     description = getattr(importance, "description", "")
@@ -154,11 +157,22 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
                          subplot_titles=[titles.get(s, s) for s in subsets]) if stacked else
            make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
                          subplot_titles=[titles.get(s, s) for s in subsets]))
+    if order not in ("importance", "name"):
+        raise ValueError(f"order must be 'importance' or 'name', not {order!r}")
+    # by name: natural order, as the heatmaps (w2 before w10; text order here, walkthrough 103); by importance: the
+    # first panel's ranking, ties in natural order (bars in name order under "read it to rank workers" left 80
+    # workers to be ranked by eye; walkthrough 123)
+    first = table[table["subset"] == subsets[0]] if len(subsets) else table.iloc[:0]
+    first = first.iloc[natural_positions(first["worker"].to_numpy())]
+    if order == "importance" and len(first):
+        ranked = np.argsort(-first[column].fillna(-np.inf).to_numpy(), kind="stable")
+        first = first.iloc[ranked]
+    rank = {str(w): i for i, w in enumerate(first["worker"])}
     for panel, name in enumerate(subsets, start=1):
         row, col = (panel, 1) if stacked else (1, panel)
         part = table[table["subset"] == name]
-        # in natural order, as the heatmaps: w2 before w10 (text order here; walkthrough 103)
         part = part.iloc[natural_positions(part["worker"].to_numpy())]
+        part = part.iloc[np.argsort([rank.get(str(w), len(rank)) for w in part["worker"]], kind="stable")]
         workers = [str(w) for w in part["worker"]]
         error = "std_error" + column[len("importance"):]
         fig.add_trace(go.Bar(
@@ -170,6 +184,9 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
         fig.update_xaxes(tickangle=-60, row=row, col=col)
         category_axes(fig, y=False, row=row, col=col)  # one bar per worker, not at its id's number (walkthrough 67)
         cut_ticks(fig, workers, row=row, col=col)  # (40 names of 3,000 characters took the chart; walkthrough 107)
+        if MAX_NAMED_TICKS < len(workers) <= MAX_EVERY_NAME and all(len(w) <= TICK_CHARS for w in workers):
+            # every name, smaller: plotly drew every other one of 80 (walkthrough 123), so a bar could not be named
+            fig.update_xaxes(dtick=1, tickfont={"size": 9}, row=row, col=col)
     unit = "log-odds (nats)" if column.endswith("log_odds") else "p(decided class)"
     # short: "mean drop of the decided class's log-odds (nats) when removed" ran past the plot's height into the
     # chart's title where long names took the room of the rotated ticks (walkthrough 105; a line break is escaped
