@@ -42,6 +42,10 @@ install_http_connection_limit()  # once per server process: HTTP connections per
 # errors an hour on a server with no internet, and a request to Google from a tool meant to run locally; walkthrough 37)
 st.set_page_config(page_title="DEEM Studio", page_icon=str(Path(__file__).resolve().parent / "assets" / "favicon.png"),
                    layout="wide")
+# narrow windows: the wide layout's side padding (5rem a side) left 440 px of a 900 px window beside the sidebar
+# (walkthrough 123); our own style, no user text in it
+st.html("<style>@media (max-width: 1200px) { [data-testid='stMainBlockContainer'] "
+        "{ padding-left: 1.5rem; padding-right: 1.5rem; } }</style>")
 if st.get_option(AGENT_API):  # turned on some other way than deem-studio's options (which refuse it)
     st.error(AGENT_API_REFUSED + ".")
     st.stop()
