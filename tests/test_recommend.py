@@ -490,3 +490,30 @@ def test_hardly_learns_never_says_falls_by_0_of_a_curve_that_rose():
     assert verdict.category == "stagnant" and "falls by 0" not in verdict.reason, verdict
     assert verdict.reason.startswith("hardly learns: the positive energy (data) never falls below its start (it ends "
                                      "0.1 above it, less than counts as rising); a fall of "), verdict.reason
+
+
+def test_no_tentative_pick_is_read_from_falls_of_noise():
+    """Walkthrough 123: every stable rate learned "slowly", the largest fall of the positive energy 0.0001 against the
+    0.055 that counts as learning, and 0.001 was starred as the tentative rate over 0.003's 0.00008. A fall under
+    NOISE_SHARE of the threshold is none: no rate is recommended (the default rate is advised). A slow grid whose
+    best rate falls by a real share of the threshold keeps its tentative pick."""
+    from deem_core.analysis.recommend import NOISE_SHARE  # noqa: PLC0415
+
+    def grid(falls: tuple[float, ...]) -> pd.DataFrame:
+        rows = []
+        for run, (lr, fall) in enumerate(zip((0.001, 0.003, 0.01), falls)):
+            for epoch in range(1, 41):
+                positive = -3.9 - fall * (epoch - 1) / 39
+                rows.append({"run": run, "lr": lr, "seed": 0, "epoch": epoch, "positive_energy": positive,
+                             "negative_energy": positive + 0.5 + 0.01 * (epoch % 2), "energy_difference": -0.5,
+                             "n_predicted_classes": 3})
+        return pd.DataFrame(rows)
+
+    noise = recommend(grid((1.0e-4, 7.9e-5, 2.9e-5)), n_reference_classes=3)
+    assert noise.lr is None and not noise.fallback, noise.verdicts
+    assert noise.reason.startswith("no learning rate lowered the positive energy (data) on these curves by more than "
+                                   "a sliver of what counts as learning")
+    assert {v.category for v in noise.verdicts.values()} == {"stagnant"}
+    slow = recommend(grid((0.02, 0.004, 0.001)), n_reference_classes=3)
+    assert slow.lr == 0.001 and not slow.settled, (slow.reason, slow.verdicts)
+    assert 0 < NOISE_SHARE < 1

@@ -221,8 +221,9 @@ def test_deem_sweeps_default_epochs_make_the_updates_its_verdicts_need(tmp_path,
                  "--no-progress"]) == 0
     assert "200 epochs (200 updates a run; --epochs sets them)" in capsys.readouterr().err
     assert json.loads((tmp_path / "a" / "recommendation.json").read_text())["epochs"] == 200 == judged_epochs(90)
+    # (3 epochs of one rate may lower nothing beyond noise: no recommendation, exit 1; the epochs are what is checked)
     assert main(["sweep", str(source), "-o", str(tmp_path / "b"), "--lrs", "0.01", "--epochs", "3", "--device", "cpu",
-                 "--no-progress"]) == 0
+                 "--no-progress"]) in (0, 1)
     assert "updates a run; --epochs" not in capsys.readouterr().err
     assert json.loads((tmp_path / "b" / "recommendation.json").read_text())["epochs"] == 3
 

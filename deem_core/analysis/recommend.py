@@ -83,6 +83,9 @@ RISE_TOLERANCE = 1.0
 TAIL_TOLERANCE = 0.25
 MOVE_FLOOR = 0.25
 MOVE_FRACTION = 0.5
+#: the share of rule 5's threshold under which the largest fall of a slow grid is noise: no tentative pick is read
+#: from it (:func:`_decide`)
+NOISE_SHARE = 0.1
 DIP_DEPTH = 0.5
 TAIL_FRACTION = 1 / 3
 
@@ -551,11 +554,14 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         # walkthrough 104)
         reason = ("no learning rate settles within these epochs; the smallest one that learns without breaking a "
                   "rule; a longer sweep would show more")
-    elif tiered["stagnant"] and max(drops.values()) <= 0:
-        # not one stable rate lowered the positive energy at all: the most of nothing is a tie of zeros, broken
-        # by the smallest rate (a walkthrough saw 0.001 "learned the most ... falls by 0" recommended and picked)
-        reason = ("no learning rate lowered the positive energy (data) on these curves, so none is recommended: "
-                  "the start may already explain these answers (train with the default rate), or sweep more epochs")
+    elif tiered["stagnant"] and max(drops.values()) <= NOISE_SHARE * _move_needed(runs, scale):
+        # not one stable rate lowered the positive energy at all, or by a sliver of what counts as learning: the most
+        # of nothing is a tie of zeros, broken by the smallest rate (a walkthrough saw 0.001 "learned the most ...
+        # falls by 0" recommended and picked), and a fall of 0.0001 against 0.055 picked 0.001 over 0.003's 0.00008
+        # (walkthrough 123: a starred "tentative" pick on noise)
+        reason = ("no learning rate lowered the positive energy (data) on these curves by more than a sliver of what "
+                  "counts as learning, so none is recommended: the start may already explain these answers (train "
+                  "with the default rate), or sweep more epochs")
     elif tiered["stagnant"]:
         chosen_lr = max(tiered["stagnant"], key=drops.get)
         flat = sorted(lr for lr in tiered["stagnant"] if lr > chosen_lr)
