@@ -477,3 +477,20 @@ def test_the_readme_lists_every_verdict_a_sweep_can_give():
     listed = re.search(r"a plain verdict per learning rate \(([^)]*)\)", readme)
     assert listed is not None
     assert set(listed.group(1).split(", ")) == set(LABELS.values()), listed.group(1)
+
+
+def test_an_epochs_energies_are_over_its_tasks_whatever_the_batches():
+    """Walkthrough 123's Toloka pool (1,500 tasks: batches of 1,024 and 476): the epoch's positive energy, a plain mean
+    of its batches' means, jumped between two levels 0.2 nats apart from epoch to epoch at every learning rate, and
+    the sweep's verdicts read the jumps. Each batch is weighted by its tasks: at a learning rate that changes nothing,
+    every epoch reads the same energy (here 0.33 nats apart before)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for task in range(1500):
+        truth = rng.integers(3)
+        for worker in rng.choice(40, int(rng.integers(2, 7)), replace=False):
+            rows.append((task, f"w{worker}", int(truth if rng.random() < 0.7 else rng.integers(3))))
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    curves = run_sweep(frame, lrs=[1e-9], epochs=8, device="cpu").curves
+    # (the negative energy reads the sampler's chains, which move at any rate)
+    assert np.ptp(curves["positive_energy"].to_numpy()) < 1e-4, curves["positive_energy"].tolist()
