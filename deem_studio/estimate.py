@@ -57,8 +57,10 @@ PROBE_EPOCHS = 3
 PROBE_MAX_BYTES = 512 << 20
 #: seconds after which the probes' training stops (what was timed by then still gives an estimate)
 PROBE_MAX_SECONDS = 20.0
-#: tasks the methods that do not train are timed on (and a quarter of them; once per estimate)
-BASELINE_PROBE_TASKS = 240
+#: tasks the methods that do not train are timed on (and a quarter of them; once per estimate): an iterative method
+#: runs more iterations on a small sample (GLAD 10-11 on 125-250 tasks of walkthrough 123's MTurk batch, 2 on
+#: 500-2,000), so 240 put its 3.7 s at 17.5 and an ensemble's 11.4 s at 2.4 (benchmarks/results/baseline_estimate.txt)
+BASELINE_PROBE_TASKS = 1000
 #: answers x classes of the baselines' larger probe at most: a crowd-kit fit cannot be stopped, and GLAD on 240 tasks
 #: of 100 answers in 200 classes (4.8 M) held the probe lock, the one for every visitor's estimate, 173 s (attack
 #: round 19); on fewer tasks the line through the two probes reads the same per-task cost
