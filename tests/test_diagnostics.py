@@ -1427,3 +1427,18 @@ def test_importance_bars_most_important_first_and_every_one_of_80_names_drawn():
     assert 80 <= MAX_EVERY_NAME
     with pytest.raises(ValueError, match="order must be"):
         importance_bars(table, order="size")
+
+
+def test_an_all_zero_mutual_information_heatmap_is_scaled_from_zero_up():
+    """Walkthrough 124: on sparse answers every value was 0 and the colour bar ran from -0.4 to 0.4 nats; mutual
+    information is never negative."""
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.diagnostics import EMPTY_MI_SCALE, mi_heatmaps  # noqa: PLC0415
+
+    d = 4
+    result = MutualInformationResult(mi=np.zeros((2, 1, d, d)), n_common=np.full((1, d, d), 20),
+                                     layers=["Layer 0 (input)", "Layer 1 (iRBM input)"], classes=[0],
+                                     class_counts=np.array([30]), workers=pd.Index([f"w{i}" for i in range(d)]),
+                                     class_source="predicted", min_common=10, run=0, notes=[])
+    axis = mi_heatmaps(result, 0).layout.coloraxis
+    assert (axis.cmin, axis.cmax) == (0.0, EMPTY_MI_SCALE) and EMPTY_MI_SCALE > 0

@@ -34,6 +34,8 @@ def mi_scale_max(result) -> float:
 STACK_ABOVE = 40
 #: workers of an importance panel up to which every name is drawn (in a 9 px font)
 MAX_EVERY_NAME = 100
+#: the colour scale's top (nats) where every drawn mutual information is 0
+EMPTY_MI_SCALE = 0.1
 #: workers a heatmap draws at most (those with the most tasks in common with the others in the class): 2,000
 #: workers x 3 layers made 236 MB of chart, more than a server sends (attack round 6), and a few px per cell
 MI_HEATMAP_MAX_WORKERS = 150
@@ -51,6 +53,9 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     c = list(result.classes).index(class_value)
     values = result.mi if show_diagonal else result.off_diagonal()
     top = mi_scale_max(result) if zmax is None else float(zmax)
+    # every value 0 (or none): a scale from 0 up, not plotly's -0.4 to 0.4 around an empty range (mutual information
+    # is never negative; walkthrough 124)
+    top = top if np.isfinite(top) and top > 0 else EMPTY_MI_SCALE
     n_panels = values.shape[0]
     # short panel titles ("Layer 2"), what the first and the last are in the subtitle: "Layer 1Layer 2 (iRBM input)"
     # ran together at 900 px (walkthrough, ninth session)
