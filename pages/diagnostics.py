@@ -400,6 +400,11 @@ with tab_imp:
                                                   order=order),
                             key=f"diag_imp_bars_{diag_id}")
     table = importance_frame(importance)
+    if order == "importance" and measure in table:  # the table in the chart's order (it stayed in name order under
+        # bars ranked most important first; walkthrough 124): each panel's rows, largest fall first
+        panel_of = {p: i for i, p in enumerate(dict.fromkeys(table["subset"]))}
+        table = table.assign(_panel=table["subset"].map(panel_of)).sort_values(
+            ["_panel", measure], ascending=[True, False], kind="stable").drop(columns="_panel")
     # which column to read, why copies score low under a cluster-weighted reference (walkthrough 50), and what a
     # negative importance means
     st.caption(common.safe(wording.importance_caption(

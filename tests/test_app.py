@@ -4451,3 +4451,25 @@ def test_the_runs_grid_calls_a_pick_of_a_grid_that_never_settled_tentative(runs_
     grid = next(t.value for t in at.dataframe if "summary" in t.value.columns)
     other = "recommended" if summary["tentative"] else "tentative"
     assert grid["summary"].iloc[0].startswith(f"{other} lr "), list(grid["summary"])
+
+
+def test_the_importance_table_follows_the_chart_s_order(runs_dir):
+    """Walkthrough 124: the bars most important first, the table below them (and its CSV) in name order. The table
+    follows the order picked for the chart."""
+    at = trained_deem(upload(new_app()))
+    at.button(key="diag_launch").click().run()
+    diag = at.session_state["diag_run"]
+    assert wait_done(diag).status == "finished"
+    at.run()
+    no_problem(at)
+
+    def shown() -> pd.DataFrame:
+        return next(t.value for t in at.dataframe if "importance log odds" in t.value.columns)
+
+    assert at.radio(key=f"diag_imp_order_{diag}").value == "importance"
+    ranked = shown()
+    assert len(ranked) > 3 and list(ranked["importance log odds"]) == sorted(ranked["importance log odds"], reverse=True)
+    at.radio(key=f"diag_imp_order_{diag}").set_value("name").run()
+    by_name = shown()
+    assert sorted(map(str, by_name["worker"])) == sorted(map(str, ranked["worker"]))
+    assert list(by_name["importance log odds"]) != list(ranked["importance log odds"])
