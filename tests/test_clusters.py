@@ -880,11 +880,11 @@ def test_copiers_identical_on_every_shared_task_are_one_source_where_the_test_ca
     assert [c["workers"] for c in summary["clusters"]] == [[f"copy{i}" for i in range(4)]]
     assert summary["clusters"][0]["z"] is None  # (no test found them)
     copies = summary["clusters"][0]["identical"]
-    assert copies["members"] == 4 and copies["tasks"] >= 50 and copies["agreement"] < copies["typical"]
+    assert copies["members"] == 4 and copies["tasks"] >= 50 and copies["agreement"] < copies["top_tenth"]
     assert found.weights()[data.workers.get_loc("copy0")] == pytest.approx(0.25)
     text = cluster_texts(summary)[0]
     assert text.startswith("4 workers: copy0, copy1, copy2, copy3 (the same label on every task they share, ")
-    assert f"{copies['agreement']:.0%} of the time where the typical worker does {copies['typical']:.0%}" in text
+    assert f"{copies['agreement']:.1%} of the time where one worker in ten does {copies['top_tenth']:.1%} or more" in text
     frame = _identical_ring(2)  # workers named by numbers: the same group
     numbered = AnnotationSet.from_long(frame.assign(worker=frame["worker"].map({w: i for i, w in enumerate(
         sorted(frame["worker"].unique(), reverse=True))})))
@@ -967,10 +967,10 @@ def test_the_copies_warning_tells_workers_right_on_every_task_from_copiers():
 
     experts = [AnnotationSet.from_long(_identical_ring(seed, experts=3, size=0)) for seed in range(6)]
     said = [" ".join(worker_warnings(data, "then.")) for data in experts]
-    assert any(said) and all("more often than the typical worker does" in text and "copies, or" not in text
+    assert any(said) and all("as often as the best tenth of the workers do" in text and "copies, or" not in text
                              for text in said if text)
     copied = " ".join(worker_warnings(AnnotationSet.from_long(_identical_ring(2)), "then."))
-    assert "copies, or one person under several names?" in copied and "typical worker" not in copied
+    assert "copies, or one person under several names?" in copied and "best tenth" not in copied
 
 
 def test_a_prediction_that_is_no_agreement_rate_makes_no_group():
@@ -994,3 +994,50 @@ def test_a_prediction_that_is_no_agreement_rate_makes_no_group():
     clusters = find_dependence_clusters(AnnotationSet.from_long(frame))
     assert clusters.groups() == []
     assert clusters.tests and all(0.0 <= t.predicted <= 1.0 for t in clusters.tests)
+
+
+def _copying_pair_crowd(seed: int) -> pd.DataFrame:
+    """Walkthrough 124's shape: 1,200 tasks, 3-4 answers each from 70 workers right 55-90% of the time; on 7% of the
+    tasks workers w10 and w11 (right 80% of the time, their agreement with the crowd above its median) both answer,
+    the second copying the first."""
+    rng = np.random.default_rng(seed)
+    accuracy = rng.uniform(0.55, 0.9, 70)
+    accuracy[[10, 11]] = 0.8
+    rows = []
+    for task in range(1_200):
+        truth = int(rng.integers(4))
+        pool = list(rng.choice([w for w in range(70) if w not in (10, 11)], int(rng.integers(3, 5)), replace=False))
+        if rng.random() < 0.07:
+            pool[:2] = [10, 11]
+        elif rng.random() < 0.1:
+            pool[0] = int(rng.choice([10, 11]))
+        given = {}
+        for worker in pool:
+            if worker == 11 and 10 in given:
+                given[11] = given[10]
+            else:
+                given[worker] = truth if rng.random() < accuracy[worker] else int((truth + rng.integers(1, 4)) % 4)
+        rows += [(task, f"w{worker}", label) for worker, label in given.items()]
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+def test_a_copying_pair_as_good_as_the_typical_worker_is_one_source(monkeypatch):
+    """Walkthrough 124: two workers identical on all 77 tasks they share, agreeing with the others exactly as often as
+    the median worker (55% against 55%), were kept apart ("they may simply be right"), and DEEM took their label on
+    every one of the 21 shared tasks they had wrong. Workers right on every task agree with the others as often as
+    the best of them: a group below the best tenth is copies (the experts above stay apart)."""
+    from deem_core.analysis.agreement import RIGHT_ON_EVERY_TASK_QUANTILE, worker_warnings
+    from deem_core.methods import clusters as module
+
+    for seed in (0, 1, 2):
+        data = AnnotationSet.from_long(_copying_pair_crowd(seed))
+        found = find_dependence_clusters(data)
+        pair = sorted(data.workers.get_loc(w) for w in ("w10", "w11"))
+        assert [list(g["members"]) for g in found.identical] == [pair], (seed, found.identical)
+        group = found.identical[0]
+        assert group["agreement"] < group["top_tenth"]
+        said = " ".join(worker_warnings(data, "then."))
+        assert "copies, or one person under several names?" in said and "may simply be right" not in said
+    assert RIGHT_ON_EVERY_TASK_QUANTILE == 0.9
+    monkeypatch.setattr(module, "RIGHT_ON_EVERY_TASK_QUANTILE", 0.5)  # against the median: apart, as before
+    assert find_dependence_clusters(AnnotationSet.from_long(_copying_pair_crowd(0))).identical == []

@@ -34,7 +34,7 @@ from deem_core.data.pairs import indicator_matrix, pair_table
 from deem_core.data.text import all_names_text, counted, middle_cut, names_text, natural_positions
 
 __all__ = [
-    "BESIDE_MIN_ANSWERS", "CONSTANT_MIN_ANSWERS", "IDENTICAL_MIN_COMMON", "agreement_beside", "class_balance", "identical_positions", "confusion_against_gold", "constant_workers",
+    "BESIDE_MIN_ANSWERS", "CONSTANT_MIN_ANSWERS", "RIGHT_ON_EVERY_TASK_QUANTILE", "IDENTICAL_MIN_COMMON", "agreement_beside", "class_balance", "identical_positions", "confusion_against_gold", "constant_workers",
     "dependent_with", "cluster_partners", "identical_groups", "single_label_workers", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
     "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
@@ -150,19 +150,25 @@ def identical_positions(agreement: pd.DataFrame, overlap: pd.DataFrame, min_comm
 
 #: answers on tasks with other answers a worker needs to count in :func:`agreement_beside`'s typical worker
 BESIDE_MIN_ANSWERS = 10
+#: the share of the other workers a group identical on its shared tasks must agree with the crowd at least as often
+#: as, to be read as workers right on every task rather than copies: such a worker agrees with the others' answers as
+#: often as the best of them (walkthrough 122's two 99.8% experts: 0.670, above every other of 40 workers; walkthrough
+#: 124's copying pair, identical on 77 tasks: 0.549, the median, and it was left apart against the median)
+RIGHT_ON_EVERY_TASK_QUANTILE = 0.9
 
 
-def agreement_beside(data: AnnotationSet, members: Any) -> tuple[float, float, int]:
-    """How the workers ``members`` (codes) agree with the workers outside them, beside how a typical outside worker
-    does: (the members' mean, over their tasks with outside answers, of the share of those answers giving their
-    label -- one answer a task, the first member's; the median over the outside workers of at least
-    :data:`BESIDE_MIN_ANSWERS` such answers of the same mean, each one's own answer left out of its task's share;
-    the members' tasks counted). NaN where nothing is counted. From the (task, class) pairs that occur.
+def agreement_beside(data: AnnotationSet, members: Any, quantile: float = 0.5) -> tuple[float, float, int]:
+    """How the workers ``members`` (codes) agree with the workers outside them, beside how the outside workers do:
+    (the members' mean, over their tasks with outside answers, of the share of those answers giving their
+    label -- one answer a task, the first member's; the ``quantile`` (0.5: the median, the typical worker) over the
+    outside workers of at least :data:`BESIDE_MIN_ANSWERS` such answers of the same mean, each one's own answer left
+    out of its task's share; the members' tasks counted). NaN where nothing is counted. From the (task, class) pairs
+    that occur.
 
     Workers who give the same label on every one of many shared tasks are copies, or each right on all of them: a
     worker right on every task agrees with the others' answers at least as often as any other worker does
     (:func:`deem_core.methods.clusters.find_dependence_clusters` counts identical workers who agree with the others
-    less than the typical worker does as one source)."""
+    less than the best tenth of the workers do as one source)."""
     members = np.unique(np.asarray(members, dtype=np.int64))
     inside = np.isin(data.worker_codes, members)
     if not inside.any():
@@ -186,7 +192,7 @@ def agreement_beside(data: AnnotationSet, members: Any) -> tuple[float, float, i
     answered = np.bincount(data.worker_codes[outside], minlength=data.n_workers)
     total = np.bincount(data.worker_codes[outside], weights=share[outside], minlength=data.n_workers)
     enough = answered >= BESIDE_MIN_ANSWERS
-    typical = float(np.median(total[enough] / answered[enough])) if enough.any() else float("nan")
+    typical = float(np.quantile(total[enough] / answered[enough], quantile)) if enough.any() else float("nan")
     return group, typical, int(mine.sum())
 
 
@@ -584,9 +590,10 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
     tasks they share (at most :data:`COPIES_NAMED` groups; ``pairwise``: :func:`pairwise_agreement`'s tables), the
     ``single_label`` workers left out (:func:`single_label_workers`: they agree without copying; walkthrough 102).
     Walkthrough 28's copied trio took Dawid-Skene and DEEM's automatic choice to 54% against majority vote's 69.5%,
-    with nothing said. With ``data``, a group whose answers agree with the other workers' at least as often as the
-    typical worker's (:func:`agreement_beside`) is said to be possibly right on every task: two independent workers
-    right 99.8% of the time were told to be kept one, which cost 3.5 points (walkthrough 122)."""
+    with nothing said. With ``data``, a group whose answers agree with the other workers' at least as often as nine
+    in ten workers' do (:data:`RIGHT_ON_EVERY_TASK_QUANTILE`, :func:`agreement_beside`) is said to be possibly right
+    on every task: two independent workers right 99.8% of the time were told to be kept one, which cost 3.5 points
+    (walkthrough 122); a copying pair at the median was told it "may simply be right" (walkthrough 124)."""
     sentences = []
     codes = {str(w): i for i, w in enumerate(data.workers)} if data is not None else {}
     for workers, tasks in identical_groups(*pairwise, exclude=single_label)[:COPIES_NAMED]:
@@ -600,14 +607,15 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
         alike = (f"gave the same label on all the {tasks:,} tasks they share" if len(workers) == 2 else
                  f"each gave the same label as another of them on all the tasks the two share ({tasks:,} or more "
                  f"for each such pair)")
-        beside, typical, counted = (agreement_beside(data, [codes[str(w)] for w in workers if str(w) in codes])
-                                    if data is not None else (math.nan, math.nan, 0))
-        if counted >= BESIDE_MIN_ANSWERS and beside >= typical:
-            sentences.append(f"Workers {named} {alike}, and agree with the other workers' answers more often than the "
-                             f"typical worker does ({beside:.0%} against {typical:.0%}): workers right on every task "
-                             f"they share look like this, so they may simply be right (DEEM's automatic start does not "
-                             f"count them once for being alike). If they are one person under several names, keep one "
-                             f"of them in the file.")
+        beside, top, counted = (agreement_beside(data, [codes[str(w)] for w in workers if str(w) in codes],
+                                                 RIGHT_ON_EVERY_TASK_QUANTILE)
+                                if data is not None else (math.nan, math.nan, 0))
+        if counted >= BESIDE_MIN_ANSWERS and beside >= top:
+            sentences.append(f"Workers {named} {alike}, and agree with the other workers' answers as often as the "
+                             f"best tenth of the workers do ({beside:.1%}, where nine in ten do at most {top:.1%}): "
+                             f"workers right on every task they share look like this, so they may simply be right "
+                             f"(DEEM's automatic start does not count them once for being alike). If they are one "
+                             f"person under several names, keep one of them in the file.")
             continue
         sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
                          f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "

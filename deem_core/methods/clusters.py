@@ -64,7 +64,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import linkage
 from scipy.stats import norm
 
-from deem_core.analysis.agreement import (BESIDE_MIN_ANSWERS, agreement_beside, identical_positions,
+from deem_core.analysis.agreement import (BESIDE_MIN_ANSWERS, RIGHT_ON_EVERY_TASK_QUANTILE, agreement_beside,
+                                          identical_positions,
                                           most_active_workers, pairwise_agreement, single_label_workers)
 from deem_core.analysis.selection import check_stop
 from deem_core.data.annotations import AnnotationSet, as_annotation_set, task_class_counts
@@ -566,15 +567,17 @@ def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_worke
                       alpha: float = DEFAULT_ALPHA) -> list[np.ndarray]:
     """The groups of workers identical on all of at least :func:`identical_min_tasks` shared tasks
     (:func:`deem_core.analysis.agreement.identical_positions`; workers of one label left out) whose answers agree
-    with the other workers' less often than the typical worker's do (:func:`agreement_beside`), each recorded in
-    ``result.identical``: clusters of the search from its first pass. Independent workers answer
-    alike on every one of many tasks only when each is right on all of them, and a worker right on every task agrees
-    with the others at least as often as any other worker does: a group below the typical worker copies. The moment
+    with the other workers' less often than the best tenth of the workers' do (:func:`agreement_beside` at
+    :data:`RIGHT_ON_EVERY_TASK_QUANTILE`), each recorded in ``result.identical``: clusters of the search from its
+    first pass. Independent workers answer alike on every one of many tasks only when each is right on all of them,
+    and a worker right on every task agrees with the others at least as often as any other worker does: a group below
+    the best tenth copies (against the median, walkthrough 124's copying pair, identical on 77 tasks and at the
+    median, stayed apart, and DEEM followed it on every one of the 21 shared tasks it had wrong). The moment
     test needs tasks where the group and both halves of the other workers answered, which sparse answers may not
     give: walkthrough 120's three MTurk batches, a group of five copiers identical on their 53-54 shared tasks (the
     halves' check at z 1.5-2.0 on 28-33 tasks), left DEEM 0.31-1.43 points below majority vote. Two independent
     99.5% workers identical on their 81 shared tasks agree with the others more than any other worker (0.65
-    against the typical 0.49) and stay apart (benchmarks/results/identical_groups.txt)."""
+    against the median 0.49) and stay apart (benchmarks/results/identical_groups.txt)."""
     if not IDENTICAL_AS_ONE:
         return []
     same, overlap = pairwise_agreement(data, max_workers=max_workers)
@@ -585,11 +588,11 @@ def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_worke
     groups: list[np.ndarray] = []
     for positions, tasks in found:
         members = np.sort(codes[positions])
-        beside, typical, counted = agreement_beside(data, members)
-        if counted < BESIDE_MIN_ANSWERS or not beside < typical:
+        beside, top, counted = agreement_beside(data, members, RIGHT_ON_EVERY_TASK_QUANTILE)
+        if counted < BESIDE_MIN_ANSWERS or not beside < top:
             continue
         result.identical.append({"members": tuple(int(w) for w in members), "tasks": int(tasks),
-                                 "agreement": round(beside, 4), "typical": round(typical, 4)})
+                                 "agreement": round(beside, 4), "top_tenth": round(top, 4)})
         groups.append(members)
     return groups
 
@@ -604,7 +607,7 @@ def _joined(groups: list[np.ndarray]) -> list[np.ndarray]:
     return _maximal(out)
 
 
-#: whether groups of identical workers that agree with the others less than the typical worker are one source
+#: whether groups of identical workers that agree with the others less than the best tenth of workers are one source
 #: (:func:`_identical_groups`; False: only the moment test's clusters, as before the fifty-third session)
 IDENTICAL_AS_ONE = True
 #: the most units (workers, or groups found, kept whole) of a merge whose every split into two sides is counted
