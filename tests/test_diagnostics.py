@@ -1442,3 +1442,20 @@ def test_an_all_zero_mutual_information_heatmap_is_scaled_from_zero_up():
                                      class_source="predicted", min_common=10, run=0, notes=[])
     axis = mi_heatmaps(result, 0).layout.coloraxis
     assert (axis.cmin, axis.cmax) == (0.0, EMPTY_MI_SCALE) and EMPTY_MI_SCALE > 0
+
+
+def test_a_classifier_expert_on_some_classes_says_which_beside_its_weak_flag():
+    """Walkthrough 124: a classifier right 94-98% of the time on three of eight classes and guessing on the others read
+    "weak", the flag of two copies of a 42% model, and nothing on the quality tab said where it was strong."""
+    from deem_core.analysis.diagnostics.quality import strong_classes
+
+    k, n = 4, 400
+    rng = np.random.default_rng(0)
+    truth = rng.integers(k, size=n)
+    expert = np.where(truth < 2, truth, rng.integers(k, size=n))  # right on classes 0 and 1, guessing elsewhere
+    constant = np.zeros(n, dtype=int)  # class 0 on every task: right on all of class 0, but no expert
+    good = np.where(rng.random(n) < 0.95, truth, rng.integers(k, size=n))  # strong on every class: nothing said
+    counts = np.zeros((3, k, k), dtype=np.int64)
+    for w, given in enumerate((expert, constant, good)):
+        np.add.at(counts[w], (given, truth), 1)
+    assert strong_classes(counts, ["cat", "dog", "fox", "owl"]) == ["cat, dog", "", ""]

@@ -88,6 +88,36 @@ SPAMMER_KAPPA_Z = 1.645
 CONTRARY_KAPPA_Z = 3.0
 
 
+#: what makes a worker strong on a class (against the model's labels): at least STRONG_MIN_TASKS tasks of the class
+#: answered, at least STRONG_RECALL of them given that class, and its answers of that class right at least
+#: STRONG_LIFT times as often as the class's share of its tasks (a worker who always answers one class is right on
+#: all of its tasks and on no more than the class's share of its answers)
+STRONG_MIN_TASKS = 10
+STRONG_RECALL = 0.9
+STRONG_LIFT = 2.0
+
+
+def strong_classes(counts: np.ndarray, classes: Any) -> list[str]:
+    """Per worker, the classes it is strong on (:data:`STRONG_RECALL`, :data:`STRONG_LIFT`, :data:`STRONG_MIN_TASKS`)
+    where it is strong on some but not every class it answered, as text ("airplane, bird"); "" otherwise. A
+    classifier that is an expert on three of eight classes (App. I's construction) reads "weak" over all its answers
+    while right on 94-98% of those classes' tasks, and nothing on the quality tab said so (walkthrough 124).
+    ``counts``: :func:`empirical_confusion`'s (d, K, K) ``[worker, given, reference]``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    per_class = counts.sum(axis=1)  # (d, K) its tasks of each reference class
+    given = counts.sum(axis=2)  # (d, K) its answers of each class
+    right = np.diagonal(counts, axis1=1, axis2=2)  # (d, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = right / per_class
+        precision = right / given
+        share = per_class / per_class.sum(axis=1, keepdims=True)
+    strong = (per_class >= STRONG_MIN_TASKS) & (recall >= STRONG_RECALL) & (precision >= STRONG_LIFT * share)
+    answered = per_class > 0
+    names = [str(c) for c in classes]
+    return [", ".join(names[m] for m in np.flatnonzero(row)) if row.any() and row.sum() < answered[i].sum() else ""
+            for i, row in enumerate(strong)]
+
+
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts and column-normalised confusion of every worker against reference labels.
 
@@ -260,7 +290,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     gold tasks), ``accuracy`` (vs gold on those, NaN without gold), ``accuracy_low``, ``accuracy_high`` (with gold:
     its 95% interval, Wilson's), ``gold_gap`` (with gold), ``irbm_accuracy``
     (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the worker's accuracy; of the raw labels only for
-    ``n_layers = 0``), ``spammer_score``, ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``.
+    ``n_layers = 0``), ``spammer_score``, ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``,
+    ``strong_on`` (:func:`strong_classes`, for a worker not flagged ok).
     ``clusters``: dependence clusters found for these diagnostics (a ``DependenceClusters.summary()``), used when the
     model did not look for them (its start and layers fixed by hand): copiers were then all "ok", ranked the best
     workers by the iRBM (walkthrough 56).
@@ -318,6 +349,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                                                np.where(kappa <= 0, "no better than chance",
                                                np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
                                                         "weak", "ok"))))))
+    strong = strong_classes(counts, data.classes)
     gap = np.full(data.n_workers, np.nan)
     if truth is not None:
         gap, disagrees = _gold_gap(data, deem, truth, min_labels)
@@ -326,7 +358,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "worker": list(data.workers), "n_labels": n_labels.astype(np.int64),
         "coverage": n_labels / max(1, data.n_tasks), "agreement": agreement, "chance_agreement": chance,
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
-        "irbm_spammer_score": irbm_score, "flag": flag,
+        "irbm_spammer_score": irbm_score, "flag": flag, "strong_on": strong,
     })
     if truth is not None:  # (beside the gold accuracy it is read against)
         table.insert(table.columns.get_loc("accuracy") + 1, "gold_gap", gap)
@@ -347,6 +379,8 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # and "ok" no longer for them: with the best figures and "ok" they still read as the best (walkthrough 35)
         table["flag"] = np.where((table["flag"] == "ok") & (table["dependent_with"] != ""), "dependent",
                                  table["flag"])
+    # (a worker flagged ok is good on every class it answered: its strong classes are no news)
+    table["strong_on"] = np.where(table["flag"] == "ok", "", table["strong_on"])
     doubted = [str(w) for w in table.loc[table["flag"] == "gold disagrees", "worker"]]
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
