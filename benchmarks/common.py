@@ -47,3 +47,14 @@ def machine() -> str:
 
     return (f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__} (training uses {TrainingConfig().cpu_threads} CPU thread)")
+
+
+def with_attribute(owner: object, name: str, value: object, call):
+    """``call()`` with ``owner.name`` set to ``value`` for its duration (a module's switch or threshold, for an A/B
+    of one rule), restored after."""
+    kept = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        return call()
+    finally:
+        setattr(owner, name, kept)

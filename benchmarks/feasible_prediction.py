@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import machine  # noqa: E402
+from common import machine, with_attribute  # noqa: E402
 from sparse_groups import validation_sets  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
@@ -45,11 +45,7 @@ MODES = {"feasible": True, "any": False}
 
 
 def with_check(on: bool, call):
-    module.FEASIBLE_ONLY = on
-    try:
-        return call()
-    finally:
-        module.FEASIBLE_ONLY = True
+    return with_attribute(module, "FEASIBLE_ONLY", on, call)
 
 
 def accuracy(labels: pd.Series, truth: pd.Series) -> float:

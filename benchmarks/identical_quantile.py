@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import identical_groups  # noqa: E402
-from common import machine  # noqa: E402
+from common import machine, with_attribute  # noqa: E402
 from sparse_groups import validation_sets  # noqa: E402
 
 from deem_core import DEEM  # noqa: E402
@@ -41,12 +41,7 @@ RULES = {"median": 0.5, "best tenth": 0.9}
 
 
 def with_quantile(quantile: float, call):
-    kept = clusters.RIGHT_ON_EVERY_TASK_QUANTILE
-    clusters.RIGHT_ON_EVERY_TASK_QUANTILE = quantile
-    try:
-        return call()
-    finally:
-        clusters.RIGHT_ON_EVERY_TASK_QUANTILE = kept
+    return with_attribute(clusters, "RIGHT_ON_EVERY_TASK_QUANTILE", quantile, call)
 
 
 def accuracy(labels: pd.Series, truth: pd.Series) -> float:

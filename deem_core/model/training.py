@@ -446,24 +446,25 @@ class EpochTotals:
 
     def __init__(self, n_runs: int, n_classes: int, device: torch.device):
         self.n_runs, self.device = n_runs, device
-        self.sums: torch.Tensor | None = None  # pos, neg, acceptance, changed, tasks (energies' dtype)
+        self.sums: torch.Tensor | None = None  # pos, neg, acceptance, changed, tasks
+        self.dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
         self.batches = 0
         self.predicted_counts = torch.zeros(n_runs, n_classes, device=device)
 
     @torch.no_grad()
     def add(self, stats: BatchStats) -> None:
         if self.sums is None:  # float64: a diverging run's energies near float32's largest, times a batch's tasks,
-            # overflowed to inf (and its energy difference to NaN)
-            self.sums = torch.zeros(5, self.n_runs, device=self.device, dtype=torch.float64)
+            # overflowed to inf (and its energy difference to NaN); float32 on a device without float64 (Apple's MPS)
+            self.sums = torch.zeros(5, self.n_runs, device=self.device, dtype=self.dtype)
         self.predicted_counts += stats.predicted_counts
         # each batch weighted by its tasks: the epoch's means are over its tasks, each once (an unweighted mean of a
         # 1,024-task and a 476-task batch jumped between 2.76 and 2.96 nats from epoch to epoch at any learning rate,
         # as the tasks fell into the batches, and the sweep's verdicts read that; walkthrough 123's Toloka pool)
         weight = float(stats.tasks)
-        self.sums[0] += weight * stats.positive_energy.double()
-        self.sums[1] += weight * stats.negative_energy.double()
-        self.sums[2] += weight * stats.acceptance_rate.double()
-        self.sums[3] += weight * stats.changed_fraction.double()
+        self.sums[0] += weight * stats.positive_energy.to(self.dtype)
+        self.sums[1] += weight * stats.negative_energy.to(self.dtype)
+        self.sums[2] += weight * stats.acceptance_rate.to(self.dtype)
+        self.sums[3] += weight * stats.changed_fraction.to(self.dtype)
         self.sums[4] += weight
         self.batches += 1
 
