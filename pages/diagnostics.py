@@ -422,8 +422,9 @@ with tab_quality:
     first = [c for c in ("worker", "flag", "strong_on", "dependent_with") if c in quality.table.columns]
     common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"strong on": "Classes it is right on 90% of the time or more (against the model's labels, "
-                                     "10 tasks of the class at least) where it is not on every class: an expert on "
-                                     "some classes may read weak over all its answers",
+                                     "10 tasks of the class at least) where it is right on its other classes 60% of "
+                                     "the time or less: an expert on some classes, whatever its flag over all its "
+                                     "answers",
                         "irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
                                          "answers alone: no gold labels",
                         "accuracy": "Against the gold labels, on its n gold answers (a few say little)",

@@ -95,11 +95,15 @@ CONTRARY_KAPPA_Z = 3.0
 STRONG_MIN_TASKS = 10
 STRONG_RECALL = 0.9
 STRONG_LIFT = 2.0
+#: how far below STRONG_RECALL its other classes together must be for a worker to be said strong on some classes
+STRONG_GAP = 0.3
 
 
 def strong_classes(counts: np.ndarray, classes: Any) -> list[str]:
     """Per worker, the classes it is strong on (:data:`STRONG_RECALL`, :data:`STRONG_LIFT`, :data:`STRONG_MIN_TASKS`)
-    where it is strong on some but not every class it answered, as text ("airplane, bird"); "" otherwise. A
+    where it is right on its other classes together at most STRONG_RECALL - :data:`STRONG_GAP` of the time (an
+    expert on some classes), as text ("airplane, bird"); "" otherwise, whatever its flag (an expert of kappa 0.33 read
+    "ok", and its strength went unsaid; walkthrough 125). A
     classifier that is an expert on three of eight classes (App. I's construction) reads "weak" over all its answers
     while right on 94-98% of those classes' tasks, and nothing on the quality tab said so (walkthrough 124).
     ``counts``: :func:`empirical_confusion`'s (d, K, K) ``[worker, given, reference]``."""
@@ -112,10 +116,13 @@ def strong_classes(counts: np.ndarray, classes: Any) -> list[str]:
         precision = right / given
         share = per_class / per_class.sum(axis=1, keepdims=True)
     strong = (per_class >= STRONG_MIN_TASKS) & (recall >= STRONG_RECALL) & (precision >= STRONG_LIFT * share)
-    answered = per_class > 0
+    # an expert's profile: strong on some classes, far from it on the others together (a worker good on every class
+    # clears the threshold on some by chance: the digits ensemble's classifiers, 0.8-0.9 elsewhere, are no experts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        elsewhere = np.where(strong, 0.0, right).sum(axis=1) / np.where(strong, 0.0, per_class).sum(axis=1)
+    expert = strong.any(axis=1) & (elsewhere <= STRONG_RECALL - STRONG_GAP)
     names = [str(c) for c in classes]
-    return [", ".join(names[m] for m in np.flatnonzero(row)) if row.any() and row.sum() < answered[i].sum() else ""
-            for i, row in enumerate(strong)]
+    return [", ".join(names[m] for m in np.flatnonzero(row)) if expert[i] else "" for i, row in enumerate(strong)]
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +298,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
     its 95% interval, Wilson's), ``gold_gap`` (with gold), ``irbm_accuracy``
     (Lemma 1: ``sum_m prior_m psi_mm`` — the iRBM's estimate of the worker's accuracy; of the raw labels only for
     ``n_layers = 0``), ``spammer_score``, ``irbm_spammer_score`` (the same on the Lemma 1 matrix), ``flag``,
-    ``strong_on`` (:func:`strong_classes`, for a worker not flagged ok).
+    ``strong_on`` (:func:`strong_classes`: an expert on some classes).
     ``clusters``: dependence clusters found for these diagnostics (a ``DependenceClusters.summary()``), used when the
     model did not look for them (its start and layers fixed by hand): copiers were then all "ok", ranked the best
     workers by the iRBM (walkthrough 56).
@@ -379,8 +386,6 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         # and "ok" no longer for them: with the best figures and "ok" they still read as the best (walkthrough 35)
         table["flag"] = np.where((table["flag"] == "ok") & (table["dependent_with"] != ""), "dependent",
                                  table["flag"])
-    # (a worker flagged ok is good on every class it answered: its strong classes are no news)
-    table["strong_on"] = np.where(table["flag"] == "ok", "", table["strong_on"])
     doubted = [str(w) for w in table.loc[table["flag"] == "gold disagrees", "worker"]]
     against = f"DEEM's labels (those of {returned}, returned by the safety rule)" if returned else "DEEM's labels"
     notes = [f"agreement, kappa and the empirical confusion matrices are measured against {against}; "
