@@ -568,6 +568,6 @@ def test_the_command_line_warns_of_copying_workers_and_of_one_label_for_everythi
         # (a copy of a worker who agrees with the others as often as the best of the four others: said as possibly
         # right, as the Data and Train pages say it)
         assert ("warning: Workers 'copy', 'w0' gave the same label on all the 80 tasks they share, and agree with the "
-                "other workers' answers as often as the best tenth of the workers do") in err, err
+                "other workers' answers as often as the best tenth of those other workers do") in err, err
         assert ("warning: One label for everything: 'lazy' gave “c0” on all 80 of its answers (the other answers "
                 "favour another class on ") in err and "deem diagnose flags these workers" in err, err

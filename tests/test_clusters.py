@@ -884,7 +884,8 @@ def test_copiers_identical_on_every_shared_task_are_one_source_where_the_test_ca
     assert found.weights()[data.workers.get_loc("copy0")] == pytest.approx(0.25)
     text = cluster_texts(summary)[0]
     assert text.startswith("4 workers: copy0, copy1, copy2, copy3 (the same label on every task they share, ")
-    assert f"{copies['agreement']:.1%} of the time where one worker in ten does {copies['top_tenth']:.1%} or more" in text
+    assert (f"{copies['agreement']:.1%} of the time where one in ten of those other workers does "
+            f"{copies['top_tenth']:.1%} or more") in text
     frame = _identical_ring(2)  # workers named by numbers: the same group
     numbered = AnnotationSet.from_long(frame.assign(worker=frame["worker"].map({w: i for i, w in enumerate(
         sorted(frame["worker"].unique(), reverse=True))})))
@@ -967,7 +968,7 @@ def test_the_copies_warning_tells_workers_right_on_every_task_from_copiers():
 
     experts = [AnnotationSet.from_long(_identical_ring(seed, experts=3, size=0)) for seed in range(6)]
     said = [" ".join(worker_warnings(data, "then.")) for data in experts]
-    assert any(said) and all("as often as the best tenth of the workers do" in text and "copies, or" not in text
+    assert any(said) and all("as often as the best tenth of those other workers do" in text and "copies, or" not in text
                              for text in said if text)
     copied = " ".join(worker_warnings(AnnotationSet.from_long(_identical_ring(2)), "then."))
     assert "copies, or one person under several names?" in copied and "best tenth" not in copied

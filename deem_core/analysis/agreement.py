@@ -612,7 +612,8 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
                                 if data is not None else (math.nan, math.nan, 0))
         if counted >= BESIDE_MIN_ANSWERS and beside >= top:
             sentences.append(f"Workers {named} {alike}, and agree with the other workers' answers as often as the "
-                             f"best tenth of the workers do ({beside:.1%}, where nine in ten do at most {top:.1%}): "
+                             f"best tenth of those other workers do ({beside:.1%}, where nine in ten of them do at most "
+                             f"{top:.1%}): "
                              f"workers right on every task they share look like this, so they may simply be right "
                              f"(DEEM's automatic start does not count them once for being alike). If they are one "
                              f"person under several names, keep one of them in the file.")

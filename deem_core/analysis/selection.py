@@ -596,8 +596,8 @@ def cluster_texts(found: dict[str, Any]) -> list[str]:
             how = f" (agree {excess:+.3f} beyond what the others explain{strength})"
         elif isinstance(copies, dict) and "top_tenth" in copies:  # (no test found them: sparse answers; walk 120)
             how = (f" (the same label on every task they share, {copies['tasks']:,} or more a pair, and agreeing with "
-                   f"the other workers' answers {copies['agreement']:.1%} of the time where one worker in ten does "
-                   f"{copies['top_tenth']:.1%} or more: copies, not workers right on every task)")
+                   f"the other workers' answers {copies['agreement']:.1%} of the time where one in ten of those other "
+                   f"workers does {copies['top_tenth']:.1%} or more: copies, not workers right on every task)")
         elif isinstance(copies, dict):  # (a run stored before the fifty-fourth session: the median's words)
             how = (f" (the same label on every task they share, {copies['tasks']:,} or more a pair, and agreeing with "
                    f"the other workers' answers {copies['agreement']:.0%} of the time where the typical worker does "
