@@ -405,6 +405,11 @@ with tab_imp:
         panel_of = {p: i for i, p in enumerate(dict.fromkeys(table["subset"]))}
         table = table.assign(_panel=table["subset"].map(panel_of)).sort_values(
             ["_panel", measure], ascending=[True, False], kind="stable").drop(columns="_panel")
+    if measure in table:  # the chart's measure and its error first after the worker (the log-odds column it is
+        # ranked by was the seventh, off screen at 900 px, behind the probability's; walkthrough 125)
+        error = "std_error" + measure[len("importance"):]
+        lead = [c for c in ("worker", "subset", measure, error) if c in table]
+        table = table[lead + [c for c in table.columns if c not in lead]]
     # which column to read, why copies score low under a cluster-weighted reference (walkthrough 50), and what a
     # negative importance means
     st.caption(common.safe(wording.importance_caption(

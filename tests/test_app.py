@@ -4468,6 +4468,8 @@ def test_the_importance_table_follows_the_chart_s_order(runs_dir):
 
     assert at.radio(key=f"diag_imp_order_{diag}").value == "importance"
     ranked = shown()
+    # the column it is ranked by third, after the worker and the panel (it was seventh; walkthrough 125)
+    assert list(ranked.columns[:4]) == ["worker", "subset", "importance log odds", "std error log odds"]
     assert len(ranked) > 3 and list(ranked["importance log odds"]) == sorted(ranked["importance log odds"], reverse=True)
     at.radio(key=f"diag_imp_order_{diag}").set_value("name").run()
     by_name = shown()
