@@ -399,12 +399,8 @@ with tab_imp:
         common.plotly_chart(plots.importance_bars(importance, highlight=highlight, subsets=panels, column=measure,
                                                   order=order),
                             key=f"diag_imp_bars_{diag_id}")
-    table = importance_frame(importance)
-    if order == "importance" and measure in table:  # the table in the chart's order (it stayed in name order under
-        # bars ranked most important first; walkthrough 124): each panel's rows, largest fall first
-        panel_of = {p: i for i, p in enumerate(dict.fromkeys(table["subset"]))}
-        table = table.assign(_panel=table["subset"].map(panel_of)).sort_values(
-            ["_panel", measure], ascending=[True, False], kind="stable").drop(columns="_panel")
+    # the table in the chart's order (it stayed in name order under bars ranked most important first; walk 124)
+    table = plots.ordered_importance(importance_frame(importance), measure, order, panels[0] if panels else None)
     if measure in table:  # the chart's measure and its error first after the worker (the log-odds column it is
         # ranked by was the seventh, off screen at 900 px, behind the probability's; walkthrough 125)
         error = "std_error" + measure[len("importance"):]

@@ -192,8 +192,8 @@ def agreement_beside(data: AnnotationSet, members: Any, quantile: float = 0.5) -
     answered = np.bincount(data.worker_codes[outside], minlength=data.n_workers)
     total = np.bincount(data.worker_codes[outside], weights=share[outside], minlength=data.n_workers)
     enough = answered >= BESIDE_MIN_ANSWERS
-    typical = float(np.quantile(total[enough] / answered[enough], quantile)) if enough.any() else float("nan")
-    return group, typical, int(mine.sum())
+    outside_at = float(np.quantile(total[enough] / answered[enough], quantile)) if enough.any() else float("nan")
+    return group, outside_at, int(mine.sum())
 
 
 def labels_per_task(data: AnnotationSet) -> pd.Series:

@@ -29,9 +29,9 @@ How clusters are found (:func:`find_dependence_clusters`):
    simply the only informative one would be taken for a copied group (seen in a walkthrough: five independent good
    workers beside one random and one constant worker were one "cluster", +0.104 beyond the prediction).
 3. Before the tests, workers who give the same label on every task they share, on more tasks than chance allows
-   (:func:`identical_min_tasks`), and whose answers agree with the other workers' less often than the typical
-   worker's do, are one cluster (:func:`_identical_groups`): independent workers are that alike only when each is
-   right on every task, and such a worker agrees with the others at least as often as any.
+   (:func:`identical_min_tasks`), and whose answers agree with the other workers' less often than the best tenth of
+   those workers' do, are one cluster (:func:`_identical_groups`): independent workers are that alike only when each
+   is right on every task, and such a worker agrees with the others at least as often as any.
    Clusters are the largest accepted merges (and those groups); the tree is tested again with them kept whole until nothing changes
    (at most ``max_passes``).
 4. A merge of workers outside every cluster found (agreeing beyond chance) whose other workers form fewer than two

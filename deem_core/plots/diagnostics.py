@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from deem_core.data.text import middle_cut, natural_positions
 from deem_core.plots.axes import MAX_NAMED_TICKS, TICK_CHARS, category_axes, cut_ticks
 
-__all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure",
+__all__ = ["confusion_heatmap", "importance_bars", "mi_heatmaps", "mi_scale_max", "mi_summary_figure", "ordered_importance",
            "quality_table_figure"]
 
 MI_COLORSCALE = "Viridis"
@@ -136,6 +136,27 @@ def mi_summary_figure(result) -> go.Figure:
     return fig
 
 
+def ordered_importance(table: pd.DataFrame, column: str = "importance", order: str = "name",
+                       first: str | None = None) -> pd.DataFrame:
+    """The importance table (rows ``subset, worker, ...``) in the order its chart draws the bars: by panel (in the order
+    they come), and within each by ``order`` -- ``"name"``: natural order, as the heatmaps (w2 before w10; text order
+    here, walkthrough 103); ``"importance"``: the ranking of panel ``first`` (the first panel when None) on ``column``,
+    largest first, every panel in it, ties in natural order (bars in name order under "read it to rank workers" left
+    80 workers to be ranked by eye; walkthrough 123). The chart and the page's table below it read this one order."""
+    if order not in ("importance", "name"):
+        raise ValueError(f"order must be 'importance' or 'name', not {order!r}")
+    table = table.iloc[natural_positions(table["worker"].to_numpy())]
+    panels = list(dict.fromkeys(table["subset"]))
+    first = first if first in panels else (panels[0] if panels else None)
+    lead = table[table["subset"] == first]
+    if order == "importance":
+        lead = lead.iloc[np.argsort(-lead[column].fillna(-np.inf).to_numpy(), kind="stable")]
+    rank = {str(w): i for i, w in enumerate(lead["worker"])}
+    keys = np.lexsort(([rank.get(str(w), len(rank)) for w in table["worker"]],
+                       table["subset"].map({p: i for i, p in enumerate(panels)}).to_numpy()))
+    return table.iloc[keys]
+
+
 def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence[str] | None = None,
                     column: str = "importance", order: str = "name") -> go.Figure:
     """Fig. 5: worker importance on the selected tasks (left) and on the rest (right).
@@ -162,22 +183,10 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
                          subplot_titles=[titles.get(s, s) for s in subsets]) if stacked else
            make_subplots(rows=1, cols=len(subsets), shared_yaxes=True,
                          subplot_titles=[titles.get(s, s) for s in subsets]))
-    if order not in ("importance", "name"):
-        raise ValueError(f"order must be 'importance' or 'name', not {order!r}")
-    # by name: natural order, as the heatmaps (w2 before w10; text order here, walkthrough 103); by importance: the
-    # first panel's ranking, ties in natural order (bars in name order under "read it to rank workers" left 80
-    # workers to be ranked by eye; walkthrough 123)
-    first = table[table["subset"] == subsets[0]] if len(subsets) else table.iloc[:0]
-    first = first.iloc[natural_positions(first["worker"].to_numpy())]
-    if order == "importance" and len(first):
-        ranked = np.argsort(-first[column].fillna(-np.inf).to_numpy(), kind="stable")
-        first = first.iloc[ranked]
-    rank = {str(w): i for i, w in enumerate(first["worker"])}
+    table = ordered_importance(table, column, order, subsets[0] if len(subsets) else None)
     for panel, name in enumerate(subsets, start=1):
         row, col = (panel, 1) if stacked else (1, panel)
         part = table[table["subset"] == name]
-        part = part.iloc[natural_positions(part["worker"].to_numpy())]
-        part = part.iloc[np.argsort([rank.get(str(w), len(rank)) for w in part["worker"]], kind="stable")]
         workers = [str(w) for w in part["worker"]]
         error = "std_error" + column[len("importance"):]
         fig.add_trace(go.Bar(
