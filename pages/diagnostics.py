@@ -324,7 +324,10 @@ with tab_mi:
         # and (K - 1)^2 / 2n said 0.41 nats where shuffled answers gave 0.12; walkthrough 82)
         # ("drawn": past 150 workers the heatmap draws some of them; the median is of every pair with a value; the
         # diff's read)
-        typical = (f" (the pairs with a value in this class share a median of {middle:,} tasks)"
+        # the bias at that median as a bound, not a level (the 10-task 1.25 nats stood beside a colour scale topping
+        # at 0.065 over pairs of 368 tasks, where the bound is 0.034: half the scale may be chance; walkthrough 125)
+        typical = (f" (the pairs with a value in this class share a median of {middle:,} tasks: there the bias is at "
+                   f"most {(k - 1) ** 2 / (2 * middle):.3g} nats, and cells not well above that may be chance)"
                    if middle > mi.min_common else "")
         st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "
                    f"over all {k} classes show about {(k - 1) ** 2 / (2 * mi.min_common):.2f} nats on average by "

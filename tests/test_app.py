@@ -1620,10 +1620,15 @@ def test_diagnostics_page(runs_dir):
     # and at the pairs drawn: the 10-task figure stood alone beside pairs of 495 common tasks (walkthrough 81)
     caption = next(str(c.value) for c in at.caption if "biased upward" in str(c.value))
     shown = re.search(r"when they mostly give one class \(the pairs with a value in this class share a median of "
-                      r"([\d,]+) tasks\)",
+                      r"([\d,]+) tasks: there the bias is at most ([\d.]+) nats, and cells not well above that may be "
+                      r"chance\)",
                       caption)
     assert shown is not None, caption
-    assert int(shown.group(1).replace(",", "")) > 10 and "nats by chance)" not in caption  # (walkthrough 82: 0.41
+    middle = int(shown.group(1).replace(",", ""))
+    # the bound at the pairs drawn, beside the 10-task figure (that alone stood 20 times above the colour scale's top;
+    # walkthrough 125)
+    assert float(shown.group(2)) == pytest.approx((3 - 1) ** 2 / (2 * middle), rel=1e-2)
+    assert middle > 10 and "nats by chance)" not in caption  # (walkthrough 82: 0.41
     # said where shuffled answers gave 0.12, both workers mostly giving the class the tasks are grouped by)
     within = "Each matrix is read within one class of the model's labels"
     assert not any(within in str(c.value) for c in at.caption)  # (by gold labels: a group cannot steer them)
