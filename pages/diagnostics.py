@@ -255,8 +255,12 @@ tab_key = f"diag_tabs_{diag_id}"
 asked_tab = st.query_params.get("tab") if tab_key not in st.session_state else None
 if tab_key not in st.session_state and asked_tab not in TABS:  # (the tab open before a visit to another page)
     asked_tab = common.kept_pick("tab", diag_id)
-tab_mi, tab_imp, tab_quality = st.tabs(TABS, key=tab_key, on_change="rerun",
-                                       default=asked_tab if asked_tab in TABS else None)
+if tab_key not in st.session_state and asked_tab in TABS:
+    # the tab to open set as the widget's value, not as its ``default``: the default is part of the widget's identity,
+    # so the next run (default None, the key now held) made new tabs, and the browser's first click after a return
+    # to the page landed on the first tab and the address lost its tab (walkthrough 125)
+    st.session_state[tab_key] = asked_tab
+tab_mi, tab_imp, tab_quality = st.tabs(TABS, key=tab_key, on_change="rerun")
 common.keep_pick("tab", diag_id, st.session_state.get(tab_key))
 if st.session_state.get(tab_key) in TABS[1:]:
     st.query_params["tab"] = st.session_state[tab_key]

@@ -2108,6 +2108,22 @@ def test_diagnostics_reopened_set_the_pickers_to_what_they_were_computed_with(ru
     assert fresh.multiselect(key="diag_subset").value == [] and len(notes(fresh)) == 1
 
 
+def tab_container_ids(at: AppTest) -> list[str]:
+    """The element ids of the page's stateful tab containers (what the browser sends a tab click to)."""
+    ids = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "HasField") and "tab_container" in proto.DESCRIPTOR.fields_by_name \
+                and proto.HasField("tab_container") and proto.tab_container.id:
+            ids.append(proto.tab_container.id)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return ids
+
+
 def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(runs_dir):
     # train A, diagnose A, train B: the page showed A's diagnostics under B's name (and in B's file names); a
     # reload lost them (press Compute again)
@@ -2136,6 +2152,13 @@ def test_diagnostics_are_those_of_the_run_shown_and_come_back_after_a_reload(run
     at.query_params.pop("tab", None)  # (and a browser's page switch leaves a page's own parameters behind)
     at.switch_page("pages/diagnostics.py").run()
     assert at.session_state[f"diag_tabs_{diag_b}"] == "Worker quality" and at.query_params["tab"] == "Worker quality"
+    # the next click is taken: the tabs keep their identity on the run after the return (their default was part of it,
+    # and the browser's first click, sent to the tabs of the return, landed on the first tab; walkthrough 125)
+    returned = tab_container_ids(at)
+    at.session_state[f"diag_tabs_{diag_b}"] = "Worker importance"
+    at.run()
+    assert tab_container_ids(at) == returned and len(returned) == 1
+    assert at.query_params["tab"] == "Worker importance"
     saved = len(list(runs_dir.iterdir()))
     for run, diag in ((run_b, diag_b), (run_a, diag_a)):
         fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the URL and the owner's cookie
