@@ -69,6 +69,9 @@ summary = record.get("summary") or {}
 MAX_PAIRED_NAME = 30
 #: notes shown as they are above the charts; more go in a closed box of their own
 MOST_NOTES_SHOWN = 3
+#: characters of a worker's name the confusion matrix's title shows (head and tail): the chart stays within a 552 px
+#: column at 900 px (walkthrough 124)
+CONFUSION_TITLE_CHARS = 40
 
 
 def model_name(model: str) -> str:
@@ -464,8 +467,10 @@ with tab_quality:
     matrix = quality.confusion(worker, kind)
     rows = {"empirical": f"class by {own_labels}", "irbm": "class by the iRBM", "gold": "gold label"}[kind]
     # (the name cut in the title: 2,398 characters pushed what the matrix is against off the chart; walkthrough 113)
-    common.plotly_chart(plots.confusion_heatmap(matrix, title=f"{middle_cut(str(worker), plots.TITLE_CHARS)}: given "
-                                                              f"label against {kind_names[kind]}",
+    # the worker as the title, what the matrix is against below it, that without the reference's name (the axis and
+    # the "Against" choice say it): one line was cut at the chart's edge at 900 px (walkthrough 124)
+    common.plotly_chart(plots.confusion_heatmap(matrix, title=middle_cut(str(worker), CONFUSION_TITLE_CHARS),
+                                                subtitle=f"given label against {kind_names[kind].split(' (from ')[0]}",
                                                 rows=rows),
                         key=f"diag_q_confusion_{diag_id}")
     d = st.columns(2)

@@ -1542,7 +1542,10 @@ def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
     from deem_core.data.text import middle_cut
 
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert any(f"{middle_cut(picked, 60)}: given label against" in spec["layout"]["title"]["text"] for spec in specs)
+    titled = [spec for spec in specs if "given label against" in spec["layout"]["title"].get("subtitle", {}).get("text", "")]
+    assert len(titled) == 1 and titled[0]["layout"]["title"]["text"] == middle_cut(picked, 40)
+    # within the 552 px of the main column at 900 px, its title whole (cut at the edge there; walkthrough 124)
+    assert titled[0]["layout"]["width"] <= 552
     # every title and tick of the charts cut (a class named with 4,015 characters ran over the other panel's title,
     # and the matrix was 60 px wide; walkthrough 113): the whole names on hover only
     for spec in specs:
@@ -1552,7 +1555,7 @@ def test_diagnostics_pickers_send_long_names_cut_and_pick_them_whole(runs_dir):
         for name, axis in layout.items():
             if name.startswith(("xaxis", "yaxis")) and axis.get("ticktext"):
                 assert all(len(t) <= 40 for t in axis["ticktext"]), (name, axis["ticktext"])
-    matrix = next(spec for spec in specs if "given label against" in spec["layout"]["title"]["text"])
+    matrix = titled[0]
     assert matrix["layout"]["xaxis"]["ticktext"] and matrix["layout"]["yaxis"]["ticktext"]  # (the classes, cut)
 
 

@@ -1483,3 +1483,19 @@ def test_the_quality_table_names_an_expert_s_classes_whatever_its_flag():
     table = run_diagnostics(model, frame).quality.table.set_index("worker")
     assert table.loc["expert", "strong_on"] == "0, 1", table.loc["expert"]
     assert (table.drop(index="expert")["strong_on"] == "").all(), table["strong_on"]
+
+
+def test_confusion_matrix_is_wide_enough_for_its_title_and_subtitle():
+    """Walkthrough 124: at 900 px a three-class matrix was 360 px wide and its one-line title, "...: given label
+    against DEEM's labels (from cluster-weighted Dawid-Ske", was cut at the chart's edge."""
+    import pandas as pd
+
+    from deem_core.plots.diagnostics import SUBTITLE_CHAR_PX, TITLE_CHAR_PX, confusion_heatmap
+
+    matrix = pd.DataFrame(np.eye(3), index=list("abc"), columns=list("abc"))
+    name = "n" * 40
+    fig = confusion_heatmap(matrix, title=name, subtitle="given label against DEEM's labels")
+    assert fig.layout.title.text == name and fig.layout.title.subtitle.text == "given label against DEEM's labels"
+    assert fig.layout.width >= TITLE_CHAR_PX * len(name) + 100 and fig.layout.width <= 552
+    assert fig.layout.width >= SUBTITLE_CHAR_PX * len("given label against DEEM's labels")
+    assert confusion_heatmap(matrix, title="w").layout.width == 360  # (a short title leaves it as small as it was)

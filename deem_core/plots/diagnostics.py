@@ -213,7 +213,8 @@ def importance_bars(importance, highlight: Sequence[Any] = (), subsets: Sequence
     return fig
 
 
-def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str = "true class") -> go.Figure:
+def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str = "true class",
+                      subtitle: str | None = None) -> go.Figure:
     """One worker's confusion matrix (``matrix``: rows = given label, columns = true class, as
     :meth:`QualityResult.confusion` gives it), drawn as a confusion against gold labels is: a row per true class, a
     column per label given, each row summing to 1 (the two were drawn transposed to each other; walkthrough 79).
@@ -233,9 +234,16 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str 
     fig.update_yaxes(title_text=rows, autorange="reversed")
     # tall enough for the rows' title to stand beside the cells: on three rows "class by DEEM's labels (from
     # cluster-weighted Dawid-Skene)" ran up over the chart's title (walkthrough 93); plotly's margins take 180 px
-    fig.update_layout(title={"text": middle_cut(title, 2 * TITLE_CHARS) if title else "Confusion matrix"},
+    shown_title = middle_cut(title, 2 * TITLE_CHARS) if title else "Confusion matrix"
+    heading: dict = {"text": shown_title}
+    if subtitle:
+        heading["subtitle"] = {"text": subtitle}
+    # wide enough for its title (the chart is 360 px wide on three classes, and at 900 px "...: given label against
+    # DEEM's labels (from cluster-weighted Dawid-Ske" was cut at its edge; walkthrough 124)
+    fig.update_layout(title=heading,
                       height=max(320, 40 * len(y) + 140, 180 + int(ROTATED_CHAR_PX * len(rows)) + 20),
-                      width=max(360, 40 * len(x) + 200))
+                      width=max(360, 40 * len(x) + 200, int(TITLE_CHAR_PX * len(shown_title)) + 100,
+                                int(SUBTITLE_CHAR_PX * len(subtitle or "")) + 100))
     return fig
 
 
@@ -243,6 +251,9 @@ def confusion_heatmap(matrix: pd.DataFrame, title: str | None = None, rows: str 
 #: files): a worker named with 2,398 characters pushed "given label against DEEM's labels" off the chart (walkthrough
 #: 113)
 TITLE_CHARS = 60
+#: the room one character of a chart's title and of its subtitle takes (plotly's 17 px and 13 px fonts; generous)
+TITLE_CHAR_PX = 9
+SUBTITLE_CHAR_PX = 7
 #: the room one character of an axis title takes along the axis (plotly's 14 px font; a generous average)
 ROTATED_CHAR_PX = 7.5
 
