@@ -517,3 +517,20 @@ def test_no_tentative_pick_is_read_from_falls_of_noise():
     slow = recommend(grid((0.02, 0.004, 0.001)), n_reference_classes=3)
     assert slow.lr == 0.001 and not slow.settled, (slow.reason, slow.verdicts)
     assert 0 < NOISE_SHARE < 1
+
+
+def test_a_curve_still_falling_at_the_middle_thirds_pace_has_not_settled():
+    # walkthrough 125: a difference falling at an even pace to its last epoch, each third by less than the tail
+    # tolerance (0.25 x scale here), read "learns, then settles ... levels off (moves 0.0574 over the last third)"
+    steady_fall = dict(difference=ramp(-1.0, -1.6, T), positive=ramp(-10.0, -12.0, 20))
+    curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **steady_fall), dict(lr=0.03, **GOOD))
+    rec = recommend(curves, smoothing=0.0)
+    falling = rec.verdicts[0.01]
+    assert falling.category == "no-steady-tail" and falling.keep
+    assert "still falling" in falling.reason and "levels off" not in falling.reason, falling.reason
+    # the smallest rate that has settled is the pick, not the smaller one still falling
+    assert rec.lr == 0.03 and rec.verdicts[0.03].category == "recommended"
+    # alone, the falling rate is only a tentative pick: none settles
+    alone = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **steady_fall)), smoothing=0.0)
+    assert alone.lr == 0.01 and alone.verdicts[0.01].category == "tentative"
+    assert "no learning rate settles" in alone.reason
