@@ -882,3 +882,90 @@ def test_files_read_alike_through_other_columns_are_each_said(tmp_path):
     same = read_dataset([first, third]).note
     assert same.endswith("read as wide layout (task + one column per worker): tasks from column 'filepath', one "
                          "worker per other column (2: 'm1', 'm2')"), same
+
+
+def _checkbox_batch(n_options: int, rows: int, first_ticked: int = 1) -> bytes:
+    """An MTurk batch whose first Answer.taskAnswers cell holds a checkbox group ``g`` of ``n_options`` options, the
+    other cells small ones ticking one option of the few they hold."""
+    def cell(answer) -> str:
+        return '"' + json.dumps([answer]).replace('"', '""') + '"'
+
+    lines = ["WorkerId,AssignmentStatus,Input.id,Answer.taskAnswers",
+             f"W0,Approved,0,{cell({'g': {f'o{k}': k == first_ticked for k in range(n_options)}})}"]
+    lines += [f"W{r % 7 + 1},Approved,{r // 7},{cell({'g': {f'o{r % 3}': True, f'o{r % 3 + 3}': False}})}"
+              for r in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_mturk_checkbox_group_of_task_answers_is_bounded_and_read_once_per_distinct_cell():
+    """Attack round 65: a checkbox group of thousands of options in the first Answer.taskAnswers cell made a column
+    per option over every row of a chunk (a 1.2 MB upload took the server past 5 GB; 40,000 options in a 104 KB file
+    held a read slot for hours). Past MAX_CHECKBOX_OPTIONS the field is refused before any chunk is read; within it
+    the group is read per distinct cell, its memory that of the rows, not of rows x options."""
+    import tracemalloc
+
+    from deem_core.data.formats.dialects import MAX_CHECKBOX_OPTIONS
+
+    started = time.perf_counter()
+    with pytest.raises(DataError) as caught:
+        read_dataset(("batch.csv", _checkbox_batch(MAX_CHECKBOX_OPTIONS + 1, 50)), columns={"label": "Answer.g"})
+    assert f"is a checkbox group of {MAX_CHECKBOX_OPTIONS + 1:,} options; at most {MAX_CHECKBOX_OPTIONS:,}" in str(
+        caught.value)
+    assert time.perf_counter() - started < 10
+    # at the bound, 30,000 rows: read as one label a row, the ticked option, in the memory of the rows (a column per
+    # option was 1,000 x 30,000 x 8 bytes = 240 MB of objects, and the ticked table 30 MB more)
+    text = _checkbox_batch(MAX_CHECKBOX_OPTIONS, 30_000)
+    tracemalloc.start()
+    try:
+        reading = read_dataset(("batch.csv", text), columns={"label": "Answer.g"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 120e6, peak
+    long = reading.data.to_long().astype(str)
+    assert len(long) == 30_001 and set(long["label"]) == {"o0", "o1", "o2"}
+    given = long.set_index(["task", "worker"])["label"]
+    assert given.loc[("0", "W0")] == "o1" and given.loc[("2", "W1")] == f"o{14 % 3}"  # (row 14: task 2, worker W1)
+
+
+def test_mturk_checkbox_group_task_answers_keep_the_checks_of_a_column_group():
+    """Read per distinct cell, a task-answers group keeps what a group of columns does: several ticked left out and
+    counted, a value neither true nor false refused with its line, a group both as columns and in the JSON refused."""
+    def batch(cells: list[dict], header: str = "", extra: str = "") -> bytes:
+        lines = [f"WorkerId,AssignmentStatus,Input.id{header},Answer.taskAnswers"]
+        lines += [f'W{i},Approved,{i // 2}{extra},"' + json.dumps([c]).replace('"', '""') + '"'
+                  for i, c in enumerate(cells)]
+        return ("\n".join(lines) + "\n").encode()
+
+    ok = {"g": {"a": True, "b": False}}
+    two = {"g": {"a": True, "b": True}}
+    reading = read_dataset(("b.csv", batch([ok, two, ok, {"g": {"a": False, "b": True}}])), columns={"label": "Answer.g"})
+    assert reading.data.n_answers == 3 and sorted(reading.data.classes) == ["a", "b"]
+    assert any("skipped 1 answer with several options of Answer.g ticked (first on line 3)" in w
+               for w in reading.data.warnings), \
+        reading.data.warnings
+    with pytest.raises(DataError, match=r"line 4: field 'Answer\.g\.b' should hold true or false .*got 'maybe'"):
+        read_dataset(("b.csv", batch([ok, ok, {"g": {"a": False, "b": "maybe"}}])), columns={"label": "Answer.g"})
+    with pytest.raises(DataError, match="has 1 option\\(s\\) as Answer.\\* columns and 1 in Answer.taskAnswers"):
+        read_dataset(("b.csv", batch([{"g": {"b": False}}, {"g": {"b": True}}], header=",Answer.g.a",
+                                     extra=",true")), columns={"label": "Answer.g"})
+
+
+def test_mturk_task_answers_keep_only_the_label_field_of_each_cell():
+    """Attack round 65: every distinct cell's whole parsed form was kept for a chunk (cells of 1.9 million fields:
+    +3.5 GB from a 27.5 MB upload); each cell is parsed and only the label's value kept."""
+    import tracemalloc
+
+    lines = ["WorkerId,AssignmentStatus,Input.id,Answer.taskAnswers"]
+    for i in range(80):
+        answer = {"s": "xy"[i % 2], **{f"f{i}_{k}": "v" for k in range(20_000)}}
+        lines.append(f'W{i % 5},Approved,{i // 5},"' + json.dumps([answer]).replace('"', '""') + '"')
+    text = ("\n".join(lines) + "\n").encode()
+    tracemalloc.start()
+    try:
+        reading = read_dataset(("b.csv", text), columns={"label": "Answer.s"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(reading.data.classes) == ["x", "y"] and reading.data.n_answers == 80
+    assert peak < 100e6, peak  # (80 parsed cells held at once: 0.23 GB)

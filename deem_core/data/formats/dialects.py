@@ -588,6 +588,14 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
     else:
         label = _pick_label(fields, sample, display, strip="Answer.")
     options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
+    if len(options) > MAX_CHECKBOX_OPTIONS:
+        raise DataError(f"{name}: the answer field {_quoted(label)} is a checkbox group of {len(options):,} options; "
+                        f"at most {MAX_CHECKBOX_OPTIONS:,} are read as the options of one label")
+    in_json = sum(column in virtual for column, _ in options)
+    if 0 < in_json < len(options):  # (no form writes one group both ways; read so, a column per option was made)
+        raise DataError(f"{name}: the checkbox group {_quoted(label)} has {len(options) - in_json:,} option(s) as "
+                        f"Answer.* columns and {in_json:,} in {TASK_ANSWERS}; give the label field "
+                        f"(--label-column) of one of them")
     status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
     return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual, task_inputs=inputs,
                 shadowed=shadowed,
@@ -598,6 +606,12 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
 #: crowd-html-elements forms put every answer of an assignment in one JSON column: ``[{"sentiment": {"label":
 #: "Positive"}, "ok": {"on": true}}]``; its fields become columns ``Answer.sentiment.label``, ``Answer.ok.on``
 TASK_ANSWERS = "Answer.taskAnswers"
+#: options of a checkbox group read as one label (a crowd-checkbox has a handful; DEEM reads at most 1,000 classes). A
+#: group of 5,000 options in the first ``Answer.taskAnswers`` cell of a 1.2 MB upload made a column per option over
+#: each chunk's rows: the server past 5 GB, and one of 40,000 options held a read slot for hours, quadratic in the
+#: options (attack round 65). A group read from that column is read once per distinct cell
+#: (:func:`_virtual_checkbox_labels`), never as a column per option
+MAX_CHECKBOX_OPTIONS = 1_000
 
 
 #: an ``Answer.taskAnswers`` cell's fields: at most this many levels deep, with dotted names of at most this many
@@ -674,23 +688,71 @@ def _task_answers_fields(cols: Sequence[str], sample: pd.DataFrame | None) -> di
     return fields
 
 
+def _distinct_cells(source: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """(each row's code, the distinct cells as text) of a JSON column; code -1: no cell."""
+    if isinstance(source.dtype, pd.CategoricalDtype):
+        return source.cat.codes.to_numpy(), source.cat.categories.astype(str)
+    codes, cells = pd.factorize(source.astype(str))
+    return codes, pd.Index(cells).astype(str)
+
+
+def _virtual_group(plan: Plan) -> bool:
+    """Whether the plan's checkbox group is read from the ``Answer.taskAnswers`` column."""
+    return bool(plan.options) and all(column in plan.virtual for column, _ in plan.options)
+
+
 def _expand_virtual(chunk: pd.DataFrame, plan: Plan) -> pd.DataFrame:
-    """Add the plan's columns that come from a JSON column (parsed once per distinct cell)."""
-    wanted = [c for c in plan.virtual if c in ([plan.label] + [c for c, _ in plan.options])]
+    """Add the plan's label column when it comes from a JSON column (each distinct cell parsed once, only the wanted
+    field kept: every distinct cell's whole parsed form held at once took 3.5 GB for a 27.5 MB upload of cells with
+    1.9 million fields; attack round 65). A checkbox group of that column is read by :func:`_virtual_checkbox_labels`."""
+    wanted = [plan.label] if plan.label in plan.virtual and not plan.options else []
+    if plan.options and not _virtual_group(plan):  # (a group of Answer.* columns: none of them virtual here)
+        wanted = [column for column, _ in plan.options if column in plan.virtual]
     if not wanted:
         return chunk
-    source = chunk[TASK_ANSWERS]
-    categories = source.cat.categories.astype(str) if isinstance(source.dtype, pd.CategoricalDtype) else None
-    parsed = [task_answers(c) for c in categories] if categories is not None else None
-    extra = {}
-    for column in wanted:
-        if parsed is not None:
-            values = np.asarray([p.get(column, "") for p in parsed] + [""], dtype=object)
-            codes = source.cat.codes.to_numpy()
-            extra[column] = pd.Series(values[np.where(codes < 0, len(parsed), codes)], index=chunk.index)
-        else:
-            extra[column] = source.astype(str).map(lambda text, c=column: task_answers(text).get(c, ""))
-    return chunk.assign(**extra)
+    codes, cells = _distinct_cells(chunk[TASK_ANSWERS])
+    values = {column: np.full(len(cells) + 1, "", dtype=object) for column in wanted}
+    keep = set(wanted)
+    for i, text in enumerate(cells):
+        for key, value in task_answers(text).items():
+            if key in keep:
+                values[key][i] = value
+    positions = np.where(codes < 0, len(cells), codes)
+    return chunk.assign(**{column: pd.Series(v[positions], index=chunk.index) for column, v in values.items()})
+
+
+def _virtual_checkbox_labels(table: Table, chunk: pd.DataFrame, plan: Plan, collector: "Collector") -> pd.DataFrame:
+    """A checkbox group of the ``Answer.taskAnswers`` column -> one label per row, the ticked option found once per
+    distinct cell from the fields that cell holds (:data:`MAX_CHECKBOX_OPTIONS`); as :func:`_checkbox_labels`
+    reads a group of columns: a value neither true nor false is refused, rows with several ticked are left out and
+    counted, none ticked gives no label."""
+    position_of = {column: i for i, (column, _) in enumerate(plan.options)}
+    codes, cells = _distinct_cells(chunk[TASK_ANSWERS])
+    none, several = -1, -2
+    choice = np.full(len(cells) + 1, none, dtype=np.int64)  # the last: a row without a cell
+    for i, text in enumerate(cells):
+        ticked = none
+        for key, value in task_answers(text).items():
+            position = position_of.get(key)
+            if position is None:
+                continue
+            word = value.strip().lower()
+            if word in _TRUE:
+                ticked = position if ticked == none else several
+            elif word not in _FALSE:
+                row = chunk.index[int(np.flatnonzero(codes == i)[0])]
+                raise DataError(f"{table.name}: {table.line(_position(table, row))}: field {key!r} should hold true "
+                                f"or false (a checkbox of {plan.label}), got {value!r}")
+        choice[i] = ticked
+    per_row = choice[np.where(codes < 0, len(cells), codes)]
+    dropped = per_row == several
+    if dropped.any():
+        collector.skip(table.name, f"answer(s) with several options of {plan.label} ticked", int(dropped.sum()),
+                       _lines(table, chunk.index[dropped]))
+    names = np.array([option for _, option in plan.options] + [""], dtype=object)
+    labels = pd.Series(names[np.where(per_row >= 0, per_row, len(plan.options))], index=chunk.index, dtype=object)
+    out = chunk.assign(_label=labels)
+    return out.loc[~dropped] if dropped.any() else out
 
 
 def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
@@ -1134,7 +1196,8 @@ def extract(table: Table, chunk: pd.DataFrame, plan: Plan, collector: Collector,
         chunk = _expand_virtual(chunk, plan)
     task = _task_values(chunk, plan)
     if plan.options:
-        chunk = _checkbox_labels(table, chunk.assign(_task=task), plan, collector)
+        checkbox = _virtual_checkbox_labels if _virtual_group(plan) else _checkbox_labels
+        chunk = checkbox(table, chunk.assign(_task=task), plan, collector)
         task, labels = chunk["_task"], chunk["_label"]
     else:
         labels = chunk[plan.label]
