@@ -969,3 +969,16 @@ def test_mturk_task_answers_keep_only_the_label_field_of_each_cell():
         tracemalloc.stop()
     assert sorted(reading.data.classes) == ["x", "y"] and reading.data.n_answers == 80
     assert peak < 100e6, peak  # (80 parsed cells held at once: 0.23 GB)
+
+
+def test_task_answers_cell_of_more_values_than_a_form_writes_is_not_read():
+    """Attack round 65: cells of 1.9 million fields, each under the JSON bound of 2,000,000 values, made 1.6 GB while
+    one was parsed and took 44 s for six of them; past MAX_TASK_ANSWERS_VALUES a cell is not a form's answers."""
+    from deem_core.data.formats.dialects import MAX_TASK_ANSWERS_VALUES, task_answers
+
+    form = [{"s": {"label": "x"}, **{f"k{i}": 0 for i in range(MAX_TASK_ANSWERS_VALUES // 2)}}]
+    assert task_answers(json.dumps(form))["Answer.s.label"] == "x"
+    bomb = [{"s": {"label": "x"}, **{f"k{i}": 0 for i in range(MAX_TASK_ANSWERS_VALUES + 1)}}]
+    started = time.perf_counter()
+    assert task_answers(json.dumps(bomb)) == {}
+    assert time.perf_counter() - started < 1.0  # counted, not parsed

@@ -666,10 +666,16 @@ def loads_bounded(text: str, max_values: int = DEFAULT_MAX_JSON_VALUES) -> Any:
         raise ValueError("JSON nested too deep") from None
 
 
+#: JSON values one ``Answer.taskAnswers`` cell may hold to be read as a form's answers (a form's cell holds tens; a
+#: bounding-box form a few thousand): cells of 1.9 million made 1.6 GB while one was parsed (attack round 65)
+MAX_TASK_ANSWERS_VALUES = 100_000
+
+
 def task_answers(text: str) -> dict[str, str]:
-    """One ``Answer.taskAnswers`` cell -> {``Answer.<field>``: value as text} ({} when it is not that JSON)."""
+    """One ``Answer.taskAnswers`` cell -> {``Answer.<field>``: value as text} ({} when it is not that JSON, or holds
+    more than :data:`MAX_TASK_ANSWERS_VALUES` values)."""
     try:
-        parsed = loads_bounded(text) if text.strip() else None
+        parsed = loads_bounded(text, MAX_TASK_ANSWERS_VALUES) if text.strip() else None
         out: dict[str, str] = {}
         _flatten(parsed, "", out, [FIELD_NAME_FACTOR * len(text) + MAX_FIELD_CHARS])
     except (ValueError, RecursionError):  # not JSON, or a bomb (nested too deep, millions of values)
