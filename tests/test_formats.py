@@ -982,3 +982,20 @@ def test_task_answers_cell_of_more_values_than_a_form_writes_is_not_read():
     started = time.perf_counter()
     assert task_answers(json.dumps(bomb)) == {}
     assert time.perf_counter() - started < 1.0  # counted, not parsed
+
+
+def test_label_studio_element_is_counted_before_it_is_decoded_whole():
+    """Attack round 65: an element's values were counted only while it was incomplete, so the part that came with the
+    last doubling of the buffer went uncounted: a 33 MiB string ahead of 10 million empty objects (63 KB of gzip)
+    took the server +2.1 GB before any refusal. Counted before each decode of a grown element, it is refused."""
+    limit = 10_000
+
+    def tasks(objects: int) -> bytes:
+        # the string first, past the 4 MiB the third try reads; then the objects
+        meta = {"pad": "a" * 6_000_000, "items": [{}] * objects}
+        return json.dumps([{"id": 1, "meta": meta, "data": {"text": "x"}, "annotations": [{"completed_by": 1, "result": [
+            {"from_name": "s", "to_name": "t", "type": "choices", "value": {"choices": ["A"]}}]}]}]).encode()
+
+    with pytest.raises(DataError, match=rf"^tasks\.json: the JSON element on line 1 holds more than {limit:,} values "
+                                        r"\(not annotations\)$"):
+        read_dataset(("tasks.json", tasks(5 * limit)), limits=Limits(max_json_values=limit))
