@@ -1042,3 +1042,28 @@ def test_a_copying_pair_as_good_as_the_typical_worker_is_one_source(monkeypatch)
     assert RIGHT_ON_EVERY_TASK_QUANTILE == 0.9
     monkeypatch.setattr(module, "RIGHT_ON_EVERY_TASK_QUANTILE", 0.5)  # against the median: apart, as before
     assert find_dependence_clusters(AnnotationSet.from_long(_copying_pair_crowd(0))).identical == []
+
+
+def test_the_search_stops_among_the_identical_groups():
+    """Attack round 65: the identical groups' step read no stop, each group a pass over every answer (100 groups of 10
+    million answers ran 70 s past the Data page's 30 s test). A stop set before the step ends the search there, no
+    group measured; one set after the first group keeps that group."""
+    data = AnnotationSet.from_long(pd.concat([_identical_ring(2), _identical_ring(3).assign(
+        worker=lambda f: "b_" + f["worker"].astype(str), task=lambda f: "b_" + f["task"].astype(str))]))
+    assert len(find_dependence_clusters(data).identical) == 2  # (two groups to measure)
+
+    class After:
+        """A stop set once ``is_set`` has been read ``n`` times."""
+
+        def __init__(self, n: int):
+            self.n, self.reads = n, 0
+
+        def is_set(self) -> bool:
+            self.reads += 1
+            return self.reads > self.n
+
+    stopped = find_dependence_clusters(data, stop=After(0))
+    assert stopped.stopped and stopped.identical == [] and stopped.tests == []
+    one = find_dependence_clusters(data, stop=After(1))
+    assert one.stopped and len(one.identical) == 1 and one.tests == []
+    assert len({int(x) for x in one.labels}) == data.n_workers - len(one.identical[0]["members"]) + 1

@@ -471,10 +471,10 @@ def find_dependence_clusters(data: Any, alpha: float = DEFAULT_ALPHA, n_boot: in
     shares = _Shares(data)
     # identical workers below the typical worker, kept whole from the first pass: the other workers' halves then count
     # them once (walkthrough 122: six copiers left out of the halves made nine independent workers look like a group)
-    seeded = _identical_groups(data, result, max_workers, alpha)
+    seeded = _identical_groups(data, result, max_workers, alpha, work)
     clusters: list[np.ndarray] = _joined(seeded)
     tests, accepted, untestable = [], [], []
-    for _ in range(max_passes):
+    for _ in range(0 if result.stopped else max_passes):  # (stopped among the identical groups: those found stand)
         before = tests
         tests, accepted, untestable, cut = [], [], [], 0
         for left, right in merges:
@@ -564,7 +564,7 @@ IDENTICAL_FLOOR = 10
 
 
 def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_workers: int,
-                      alpha: float = DEFAULT_ALPHA) -> list[np.ndarray]:
+                      alpha: float = DEFAULT_ALPHA, work: "_Work | None" = None) -> list[np.ndarray]:
     """The groups of workers identical on all of at least :func:`identical_min_tasks` shared tasks
     (:func:`deem_core.analysis.agreement.identical_positions`; workers of one label left out) whose answers agree
     with the other workers' less often than the best tenth of the workers' do (:func:`agreement_beside` at
@@ -577,7 +577,9 @@ def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_worke
     give: walkthrough 120's three MTurk batches, a group of five copiers identical on their 53-54 shared tasks (the
     halves' check at z 1.5-2.0 on 28-33 tasks), left DEEM 0.31-1.43 points below majority vote. Two independent
     99.5% workers identical on their 81 shared tasks agree with the others more than any other worker (0.65
-    against the median 0.49) and stay apart (benchmarks/results/identical_groups.txt)."""
+    against the median 0.49) and stay apart (benchmarks/results/identical_groups.txt). ``work``: its stop is read
+    before each group (each a pass over every answer: 100 groups of 10 million answers ran 70 s past the Data page's
+    30 s test; attack round 65); stopped, ``result.stopped`` is set and the groups found by then are returned."""
     if not IDENTICAL_AS_ONE:
         return []
     same, overlap = pairwise_agreement(data, max_workers=max_workers)
@@ -587,6 +589,12 @@ def _identical_groups(data: AnnotationSet, result: DependenceClusters, max_worke
     codes = most_active_workers(data, max_workers)  # (the tables' workers, in their order)
     groups: list[np.ndarray] = []
     for positions, tasks in found:
+        if work is not None:
+            try:
+                work.check()
+            except _Stopped:
+                result.stopped = True
+                break
         members = np.sort(codes[positions])
         beside, top, counted = agreement_beside(data, members, RIGHT_ON_EVERY_TASK_QUANTILE)
         if counted < BESIDE_MIN_ANSWERS or not beside < top:
