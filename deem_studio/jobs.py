@@ -1960,6 +1960,10 @@ def _save_comparison(ctx: JobContext, metrics: dict[str, dict[str, Any]], labels
         for key in ("layers", "start"):  # what was used, for the runs list (it showed "auto"; walkthrough 28)
             if entry.get(key) is not None:
                 summary[f"{key}_{method}"] = entry[key]
+        if entry.get("status") == "cancelled" and entry.get("epochs") is not None:
+            # the epochs trained before the cancel, for the runs list (it said the 100 asked of a training cancelled
+            # after 12; walkthrough 126)
+            summary[f"epochs_{method}"] = int(entry["epochs"])
     store.update_summary(ctx.run_id, **summary)
 
 

@@ -119,20 +119,24 @@ def _asked_and_used(config: dict | None, summary: dict | None, key: str, used_ke
     return f"auto → {names.get(str(used), used)}"
 
 
-def epochs_text(config: dict | None, kind: str, n_tasks) -> str:
-    """A run's epochs (none for a train run of methods that do not train); one whose update budget cut them says how
-    many of how many ("81 of 100")."""
+def epochs_text(config: dict | None, kind: str, n_tasks, summary: dict | None = None) -> str:
+    """A run's epochs (none for a train run of methods that do not train); one whose update budget cut them, or
+    cancelled before they were trained (``summary``'s ``epochs_<method>``), says how many of how many ("81 of 100")."""
     config = config or {}
     if config.get("epochs") is None:
         return ""
     epochs = int(config["epochs"])
     if kind != "train":
         return f"{epochs:,}"
-    if not trained_methods(config):
+    methods = trained_methods(config)
+    if not methods:
         return ""
-    if "max_updates" not in config or pd.isna(n_tasks):
-        return f"{epochs:,}"
-    planned = train_epochs(config, int(n_tasks))
+    planned = epochs
+    if "max_updates" in config and not pd.isna(n_tasks):
+        planned = min(epochs, train_epochs(config, int(n_tasks)))
+    done = next((int(v) for m in methods if isinstance(v := (summary or {}).get(f"epochs_{m}"), (int, float))), None)
+    if done is not None and done < planned:
+        return f"{done:,} of {epochs:,}"
     return f"{epochs:,}" if planned >= epochs else f"{planned:,} of {epochs:,}"
 
 
@@ -186,7 +190,8 @@ if len(runs):
         "learning rate": [setting(c, "lr") if k == "train" and trained_methods(c or {}) else
                           (setting(c, "lrs") or "default grid") if k == "sweep" else ""
                           for c, k in zip(configs, runs["kind"])],
-        "epochs": [epochs_text(c, k, n) for c, k, n in zip(configs, runs["kind"], runs["n_tasks"])],
+        "epochs": [epochs_text(c, k, n, m) for c, k, n, m in zip(configs, runs["kind"], runs["n_tasks"],
+                                                                 runs["summary"])],
         # (runs with gold-label weights 0 and 1 read alike; walkthrough 62)
         "gold weight": [gold_weight_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
         "methods": [setting(c, "methods") for c in configs],  # (far right, out of sight; walkthrough 64)

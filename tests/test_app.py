@@ -2256,9 +2256,15 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
     store.create("train", {**config, "max_updates": None}, data=data, owner=at.session_state["ws"], dataset="all.csv")
     store.create("train", {**config, "epochs": 1000, "methods": ["mv", "ds"]}, data=data, owner=at.session_state["ws"],
                  dataset="baselines.csv")
+    # cancelled after 12 epochs: the epochs trained of those asked (it said 100; walkthrough 126)
+    cancelled = store.create("train", {**config, "max_updates": None}, data=data, owner=at.session_state["ws"],
+                             dataset="cancelled.csv")
+    store.update_status(cancelled, "cancelled", "cancelled after 12 of 100 epochs")
+    store.update_summary(cancelled, methods=["deem"], epochs_deem=12)
     at.switch_page("pages/runs.py").run()
     no_problem(at)
     table = at.dataframe[0].value.set_index("name")
+    assert table.loc["cancelled.csv", "epochs"] == "12 of 100"
     assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"
     assert table.loc["baselines.csv", "epochs"] == ""  # nothing trains: no epochs
 

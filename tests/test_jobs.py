@@ -166,6 +166,9 @@ def test_cancel_leaves_a_consistent_reopenable_run(manager):
     assert loaded.extras["comparison"]["methods"] == ["deem", "mv"]
     epochs = int(loaded.history["epoch"].max())
     assert 1 <= epochs < 500
+    # the epochs trained, in the summary the runs list reads (it said 500 of a training cancelled after a few;
+    # walkthrough 126)
+    assert manager.store.get(run_id)["summary"]["epochs_deem"] == epochs_run
     model = loaded.load_model("deem")
     assert model.run_status_ == ["cancelled"] and len(model.predict_proba()) == 200
     assert not manager.cancel(run_id)  # nothing left to cancel
