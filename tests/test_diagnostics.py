@@ -1499,3 +1499,16 @@ def test_confusion_matrix_is_wide_enough_for_its_title_and_subtitle():
     assert fig.layout.width >= TITLE_CHAR_PX * len(name) + 100 and fig.layout.width <= 552
     assert fig.layout.width >= SUBTITLE_CHAR_PX * len("given label against DEEM's labels")
     assert confusion_heatmap(matrix, title="w").layout.width == 360  # (a short title leaves it as small as it was)
+
+
+def test_hex_ids_are_in_text_order_and_counters_in_natural_order():
+    """Walkthrough 126: Toloka's hex worker ids were ordered by their leading digits (0a05..., 2c65..., 21b8...,
+    0340f..., 16904...): random to a reader. Codes whose digits run into letters are in text order; counters
+    ("w2", "img10.png", "worker_3") keep the natural order."""
+    from deem_core.data.text import natural_positions  # noqa: PLC0415
+
+    hex_ids = pd.Index(["2c65e1", "0a05ff", "21b8aa", "0340f1", "16904c", "a7b9e0"])
+    assert [hex_ids[i] for i in natural_positions(hex_ids)] == sorted(hex_ids)
+    counters = pd.Index(["w10", "w2", "img10.png", "img9.png", "worker_3", "worker_12"])
+    assert [counters[i] for i in natural_positions(counters)] == ["img9.png", "img10.png", "w2", "w10", "worker_3",
+                                                                  "worker_12"]

@@ -203,7 +203,8 @@ def in_natural_order(frame: Any) -> Any:
 def natural_positions(names: Any) -> Any:
     """Positions that put ``names`` in their natural order read as text: "q2" before "q10" (text order puts "q10"
     first). The first run of digits counts as a number; names without one come first; ties keep their order.
-    Whole numbers (an integer array or index) keep their order as numbers."""
+    Whole numbers (an integer array or index) keep their order as numbers. Codes whose digits run into letters
+    (hex ids: most numbered names with a letter right after their first digits) are in text order."""
     import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
@@ -212,7 +213,14 @@ def natural_positions(names: Any) -> Any:
         return np.argsort(np.asarray(values), kind="stable") if len(values) else np.arange(0)
     # ASCII digits only, across lines: "\\d" took an Arabic-Indic or full-width digit ("٣", "１") that to_numeric
     # cannot read, and one such task id made a run's Train and Results pages fail (attack round 52)
-    parts = pd.Series(values.astype(str)).str.extract(r"^([^0-9]*)([0-9]{0,18})(.*)$", flags=re.DOTALL, expand=True)
-    keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(parts[1] != "")),
+    text = pd.Series(values.astype(str))
+    parts = text.str.extract(r"^([^0-9]*)([0-9]{0,18})(.*)$", flags=re.DOTALL, expand=True)
+    numbered = parts[1] != ""
+    # codes, not counters: where most numbered names run their first digits straight into a letter (Toloka's hex
+    # worker ids "0a05...", "21b8...", "0340f..." were put in the order of 0, 21, 340: random to a reader;
+    # walkthrough 126), the names are in text order
+    if numbered.any() and parts[2][numbered].str.match(r"[A-Za-z]").mean() > 0.5:
+        return np.argsort(text.to_numpy(dtype=object), kind="stable")
+    keys = pd.DataFrame({"head": parts[0], "number": pd.to_numeric(parts[1].where(numbered)),
                          "rest": parts[2]})
     return keys.sort_values(["head", "number", "rest"], kind="stable", na_position="first").index.to_numpy()
