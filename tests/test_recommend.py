@@ -534,3 +534,23 @@ def test_a_curve_still_falling_at_the_middle_thirds_pace_has_not_settled():
     alone = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **steady_fall)), smoothing=0.0)
     assert alone.lr == 0.01 and alone.verdicts[0.01].category == "tentative"
     assert "no learning rate settles" in alone.reason
+
+
+def test_no_recommendation_says_the_larger_rates_read_too_large_only_raised_the_energy():
+    """Walkthrough 126: "no learning rate to recommend ... train with the default rate" above a table calling the
+    default 0.01 "too large" for a rise of its positive energy by 0.0097 nats. The headline says that the rates read
+    too large only raised the energies: none learned, and training at any of them stays near its start."""
+    rows = []
+    for run, (lr, change) in enumerate(zip((0.001, 0.003, 0.01), (-1e-4, 1.5, 2.0))):
+        for epoch in range(1, 41):
+            positive = -3.9 + change * max(0, epoch - 20) / 20  # a rise over the second half (fall: -1e-4 all along)
+            if change < 0:
+                positive = -3.9 + change * (epoch - 1) / 39
+            rows.append({"run": run, "lr": lr, "seed": 0, "epoch": epoch, "positive_energy": positive,
+                         "negative_energy": positive + 0.5, "energy_difference": -0.5, "n_predicted_classes": 3})
+    rec = recommend(pd.DataFrame(rows), n_reference_classes=3)
+    assert rec.lr is None
+    assert rec.verdicts[0.01].category == "energy-rises" and rec.verdicts[0.003].category == "energy-rises"
+    assert rec.reason.endswith("; the larger rates (0.003, 0.01) are read too large because the positive energy went "
+                               "up (by at most 1.23): they did not learn either, so training at any of them stays near "
+                               "its start too"), rec.reason  # (1.23: the rise of 2.0 on the curves smoothed at 0.9)

@@ -580,6 +580,17 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
         reason = ("no learning rate lowered the positive energy (data) on these curves by more than a sliver of what "
                   "counts as learning, so none is recommended: the start may already explain these answers (train "
                   "with the default rate), or sweep more epochs")
+        # the larger rates read "too large" for small rises beside that advice, the default among them (walkthrough
+        # 126: "train with the default rate" above a table calling 0.01 "too large" for a rise of 0.0097 nats)
+        rising = [a for a in runs if "energy-rises" in a.problems and a.lr > max(tiered["stagnant"])]
+        if rising:
+            rates = sorted({a.lr for a in rising})
+            many = len(rates) > 1
+            reason += (f"; the larger rate{'s' if many else ''} ({', '.join(_fmt(lr) for lr in rates)}) "
+                       f"{'are' if many else 'is'} read too large because the positive energy went up (by at most "
+                       f"{_fmt(max(max(a.positive_rise, a.positive_end) for a in rising))}): "
+                       f"{'they' if many else 'it'} did not learn either, so training at "
+                       f"{'any of them' if many else 'it'} stays near its start too")
     elif tiered["stagnant"]:
         chosen_lr = max(tiered["stagnant"], key=drops.get)
         flat = sorted(lr for lr in tiered["stagnant"] if lr > chosen_lr)
