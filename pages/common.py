@@ -231,9 +231,11 @@ def dataframe(frame: pd.DataFrame, column_config: dict[str, Any] | None = None, 
     return st.dataframe(visible_cells(frame), column_config=config or None, **kwargs)
 
 
-def latest_fallback() -> tuple[str, str] | None:
-    """(run id, the reference) when this workspace's latest finished training of the loaded data returned a
-    safety-rule reference's labels for DEEM, else None."""
+def latest_fallback() -> tuple[str, str, bool] | None:
+    """(run id, the reference, whether it is the latest) when the training open here (the session's, of the loaded
+    data and finished), else this workspace's latest finished training of the loaded data, returned a safety-rule
+    reference's labels for DEEM; None otherwise. (After an older training was opened from the Runs page, the pages
+    spoke of the latest beside the sidebar's open one: two trainings on one screen; walkthrough 126.)"""
     try:
         trained = manager().store.list(owner=workspace(), kinds=["train"], statuses=["finished"], limit=50)
     except Exception:  # noqa: BLE001 - no index yet
@@ -241,20 +243,24 @@ def latest_fallback() -> tuple[str, str] | None:
     trained = trained[trained["fingerprint"] == data_key()]
     if not len(trained):
         return None
-    summary = trained["summary"].iloc[0] or {}
+    open_here = trained[trained["run_id"] == st.session_state.get("train_run")]
+    row = open_here.iloc[0] if len(open_here) else trained.iloc[0]
+    summary = row["summary"] or {}
     reference = summary.get("labels_from_deem") if isinstance(summary, dict) else None
-    return (str(trained["run_id"].iloc[0]), str(reference)) if reference else None
+    latest = str(row["run_id"]) == str(trained["run_id"].iloc[0])
+    return (str(row["run_id"]), str(reference), latest) if reference else None
 
 
-def fallback_rate_note(run: str, reference: str, subject: str) -> str:
-    """What a new learning rate does where the latest training (``run``) returned ``reference``'s labels by the
-    safety rule; ``subject``: the rate spoken of ("A rate picked here")."""
+def fallback_rate_note(run: str, reference: str, subject: str, latest: bool = True) -> str:
+    """What a new learning rate does where the training ``run`` (the latest on these data, or the one open here)
+    returned ``reference``'s labels by the safety rule; ``subject``: the rate spoken of ("A rate picked here")."""
     from deem_studio.jobs import method_name  # noqa: PLC0415
 
     deem = method_name("deem")
+    which = "The latest training on these data" if latest else "The training open here"
     # (it said the model "predicted the answers worse" and "nothing is checked then", wrong where gold labels decide:
     # their check is accuracy on the gold tasks, and it runs with a start fixed too; read 50)
-    return (f"The latest training on these data ({run}) returned {reference}'s labels, by the safety rule: {deem}'s "
+    return (f"{which} ({run}) returned {reference}'s labels, by the safety rule: {deem}'s "
             f"own model did not pass its check. {subject} changes {deem}'s own model; the labels change only if that "
             f"model, trained at the rate, passes the check, or, without gold labels training it, when its start and "
             f"layers are fixed on the Train page (not checked then).")

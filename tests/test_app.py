@@ -2366,6 +2366,19 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert (f"The latest training on these data ({train_run}) returned cluster-weighted Dawid-Skene's labels, by the "
             f"safety rule: DEEM's own model did not pass its check. A new learning rate changes DEEM's own model"
             ) in texts(at)
+    # a later training, then the first opened again from the Runs page: the note speaks of the training open (it
+    # named the latest beside the sidebar's open one: two trainings on one screen; walkthrough 126)
+    later = trained_deem(at, epochs=3).session_state["train_run"]
+    assert later != train_run
+    at.switch_page("pages/runs.py").run()
+    at.selectbox(key="runs_choice").set_value(next(o for o in at.selectbox(key="runs_choice").options
+                                                   if o.startswith(train_run))).run()
+    at.button(key="runs_open").click().run()
+    at.switch_page("pages/train.py").run()
+    no_problem(at)
+    assert at.session_state["train_run"] == train_run
+    assert f"The training open here ({train_run}) returned cluster-weighted Dawid-Skene's labels" in texts(at)
+    assert f"({later}) returned" not in texts(at)
     at.switch_page("pages/results.py").run()
     no_problem(at)
     notes = [unescape(str(t.value)) for t in at.caption if unescape(str(t.value)).startswith("Not testable: 5 workers (g1_leaf1")]
