@@ -1512,3 +1512,21 @@ def test_hex_ids_are_in_text_order_and_counters_in_natural_order():
     counters = pd.Index(["w10", "w2", "img10.png", "img9.png", "worker_3", "worker_12"])
     assert [counters[i] for i in natural_positions(counters)] == ["img9.png", "img10.png", "w2", "w10", "worker_3",
                                                                   "worker_12"]
+
+
+def test_mi_subtitles_name_the_class_source_short():
+    """Walkthrough 126: at 900 px the subtitles "... classes from DEEM predictions (the labels of cluster-weighted
+    Dawid-Skene, returned by the safety rule) · Laye" ran past the charts' edge; the page says whose labels they are."""
+    from deem_core.analysis.diagnostics._common import PREDICTED_SOURCE  # noqa: PLC0415
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.diagnostics import mi_heatmaps, mi_summary_figure  # noqa: PLC0415
+
+    source = PREDICTED_SOURCE + " (the labels of cluster-weighted Dawid-Skene, returned by the safety rule)"
+    workers = pd.Index([f"w{i}" for i in range(4)])
+    result = MutualInformationResult(mi=np.ones((1, 1, 4, 4)), n_common=np.full((1, 4, 4), 20),
+                                     layers=["Layer 0 (the answers into the iRBM)"], classes=["a"],
+                                     class_counts=np.array([30]), workers=workers, class_source=source,
+                                     min_common=10, run=0, notes=[])
+    for fig in (mi_heatmaps(result, "a"), mi_summary_figure(result)):
+        subtitle = fig.layout.title.subtitle.text
+        assert f"classes from {PREDICTED_SOURCE}" in subtitle and "safety rule" not in subtitle, subtitle

@@ -104,12 +104,19 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         coloraxis={"colorscale": MI_COLORSCALE, "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "MI (nats)"}}},
         # a short title and the details below it: one long line was cut at 900 px
         title={"text": f"Mutual information between workers, class {middle_cut(str(class_value), TITLE_CHARS)}",
-               "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {result.class_source}"
+               "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {short_source(result)}"
                                     + (f" · {roles}" if roles else "") + cut}},
         height=(n_panels * (12 * len(workers) + 160) if stacked else max(360, 22 * len(workers) + 160)),
         width=(max(700, 12 * len(workers) + 200) if stacked else max(700, n_panels * (18 * len(workers) + 120))),
         margin={"l": 40, "r": 40, "t": 110, "b": 40})
     return fig
+
+
+def short_source(result) -> str:
+    """Where a result's classes come from, without what the page says beside the chart in full: "DEEM predictions
+    (the labels of cluster-weighted Dawid-Skene, returned by the safety rule)" ran the subtitles past the charts'
+    edge at 900 px (walkthrough 126)."""
+    return str(result.class_source).split(" (", 1)[0]
 
 
 def mi_summary_figure(result) -> go.Figure:
@@ -131,7 +138,7 @@ def mi_summary_figure(result) -> go.Figure:
     fig.update_xaxes(title={"text": ends}, row=1, col=1)  # (said once: the two ran into each other at 900 px)
     fig.update_yaxes(rangemode="tozero")  # (from 0.88, a rise of 0.03 looked steep; walkthrough 50)
     fig.update_layout(title={"text": "Dependence between two workers per layer",
-                             "subtitle": {"text": f"mean ± std over classes; classes from {result.class_source}"}},
+                             "subtitle": {"text": f"mean ± std over classes; classes from {short_source(result)}"}},
                       height=420, margin={"t": 115})
     return fig
 
