@@ -354,7 +354,8 @@ with tab_mi:
         # the layer's name beside its number (sixth of eight, it was out of sight at 900 px; walkthrough 39); the
         # CSV keeps its documented order
         common.table(summary[["layer", "layer_name", *(c for c in summary.columns if c not in ("layer", "layer_name"))]])
-        common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
+        if len(mi.layers) > 1:  # (of layer 0 alone it drew two panels of one point each; walkthrough 126)
+            common.plotly_chart(plots.mi_summary_figure(mi), key="diag_mi_summary")
         change = mi_layers_sentence(summary)
         if change:
             st.caption(change)

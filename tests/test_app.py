@@ -2923,6 +2923,9 @@ def test_diagnostics_of_a_model_without_layers_say_why(runs_dir):
     # the per-layer summary names its layer beside the number (out of sight at 900 px; walkthrough 39)
     per_layer = next(t.value for t in at.dataframe if "max mi mean" in t.value.columns)
     assert list(per_layer.columns)[:3] == ["layer", "layer name", "max mi mean"]
+    # no per-layer chart of one layer (two panels of a point each; walkthrough 126): its row in the table above
+    assert len(per_layer) == 1
+    assert not any("Dependence between two workers per layer" in c.proto.spec for c in at.get("plotly_chart"))
     # a run that let its depth be chosen says so (it read "although the run asked for auto"; walkthrough 31)
     chosen = trained_deem(upload(new_app(), "copies.csv", copied_groups_csv()), epochs=3, choose_layers=True)
     assert get_manager().store.get(chosen.session_state["train_run"])["config"]["n_layers"] == "auto"
