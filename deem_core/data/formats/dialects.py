@@ -593,8 +593,8 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
                         f"at most {MAX_CHECKBOX_OPTIONS:,} are read as the options of one label")
     in_json = sum(column in virtual for column, _ in options)
     if 0 < in_json < len(options):  # (no form writes one group both ways; read so, a column per option was made)
-        raise DataError(f"{name}: the checkbox group {_quoted(label)} has {len(options) - in_json:,} option(s) as "
-                        f"Answer.* columns and {in_json:,} in {TASK_ANSWERS}; give the label field "
+        raise DataError(f"{name}: the checkbox group {_quoted(label)} has {counted(len(options) - in_json, 'option')} "
+                        f"as Answer.* columns and {in_json:,} in {TASK_ANSWERS}; give the label field "
                         f"(--label-column) of one of them")
     status = next((c for c in cols if c.lower() == "assignmentstatus"), None)
     return Plan("mturk", task, worker, label, options=options, status=status, virtual=virtual, task_inputs=inputs,
