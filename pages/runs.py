@@ -27,6 +27,10 @@ st.caption("Runs are kept on the server across restarts. This list shows the run
            "(its address, with `run=`) can open that run read-only.")
 
 
+#: the runs grid's epochs column in px: "392 of 2,000" whole (65 px showed "392 of 2,0"; walkthrough 127)
+EPOCHS_WIDTH = 100
+
+
 def _drop_pick_of(run_id: str) -> None:
     """Forget the learning rate picked on ``run_id`` or taken from its settings (it was just deleted)."""
     pick = st.session_state.get("lr_pick") or {}
@@ -203,7 +207,7 @@ if len(runs):
                      column_config={"run id": st.column_config.TextColumn(pinned=True),  # (in sight when scrolled)
                                     # (pixels: at 1,400 px the grid ended at "epo"; walkthrough 64)
                                     **{name: st.column_config.TextColumn(width=width) for name, width in
-                                       (("kind", 85), ("status", 75), ("learning rate", 95), ("epochs", 65),
+                                       (("kind", 85), ("status", 75), ("learning rate", 95), ("epochs", EPOCHS_WIDTH),
                                         ("name", 110))},
                                     "start": st.column_config.TextColumn(width=130),  # (whole on hover)
                                     "methods": st.column_config.TextColumn(width="medium"),

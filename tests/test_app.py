@@ -2265,6 +2265,9 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
     no_problem(at)
     table = at.dataframe[0].value.set_index("name")
     assert table.loc["cancelled.csv", "epochs"] == "12 of 100"
+    # a column as wide as "392 of 2,000" (65 px showed "392 of 2,0"; walkthrough 127)
+    widths = {name: spec.get("width") for name, spec in json.loads(at.dataframe[0].proto.columns).items()}
+    assert widths["epochs"] >= 100, widths
     assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"
     assert table.loc["baselines.csv", "epochs"] == ""  # nothing trains: no epochs
 
