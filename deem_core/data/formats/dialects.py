@@ -589,8 +589,12 @@ def _plan_mturk(name: str, cols: list[str], columns: Mapping[str, Any], sample: 
         label = _pick_label(fields, sample, display, strip="Answer.")
     options = list(groups[label]) if label in groups and len(groups[label]) > 1 else []
     if len(options) > MAX_CHECKBOX_OPTIONS:
-        raise DataError(f"{name}: the answer field {_quoted(label)} is a checkbox group of {len(options):,} options; "
-                        f"at most {MAX_CHECKBOX_OPTIONS:,} are read as the options of one label")
+        # (what to do, and where the field is: "at most 1,000 are read" under the page's "choose the columns" read as
+        # if part of the file would load, and 'Answer.g' named no column of the file; walkthrough 127)
+        where = f" (in the JSON column {_quoted(TASK_ANSWERS)})" if any(c in virtual for c, _ in options) else ""
+        raise DataError(f"{name}: the answer field {_quoted(label)}{where} is a checkbox group of {len(options):,} "
+                        f"options, more than the {MAX_CHECKBOX_OPTIONS:,} read as one label's options, so it is not "
+                        f"read: choose another answer field as the label, or give the group only the classes meant")
     in_json = sum(column in virtual for column, _ in options)
     if 0 < in_json < len(options):  # (no form writes one group both ways; read so, a column per option was made)
         raise DataError(f"{name}: the checkbox group {_quoted(label)} has {counted(len(options) - in_json, 'option')} "
