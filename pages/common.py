@@ -251,9 +251,10 @@ def latest_fallback() -> tuple[str, str, bool] | None:
     return (str(row["run_id"]), str(reference), latest) if reference else None
 
 
-def fallback_rate_note(run: str, reference: str, subject: str, latest: bool = True) -> str:
-    """What a new learning rate does where the training ``run`` (the latest on these data, or the one open here)
-    returned ``reference``'s labels by the safety rule; ``subject``: the rate spoken of ("A rate picked here")."""
+def fallback_rate_note(run: str, reference: str, latest: bool, subject: str) -> str:
+    """What a new learning rate does where the training ``run`` (the latest on these data, or the one open here:
+    ``latest``, as :func:`latest_fallback` gives the three) returned ``reference``'s labels by the safety rule;
+    ``subject``: the rate spoken of ("A rate picked here")."""
     from deem_studio.jobs import method_name  # noqa: PLC0415
 
     deem = method_name("deem")

@@ -422,8 +422,7 @@ elif pick is None and not partial:
                f"training's default, until one is picked below.")
 returned = common.latest_fallback()
 if returned:  # (a sweep, a pick and three trainings returned the same labels, whatever the rate; walkthrough 100)
-    st.info(common.safe(common.fallback_rate_note(returned[0], returned[1], "A rate picked here", returned[2])),
-            icon=":material/info:")
+    st.info(common.safe(common.fallback_rate_note(*returned, "A rate picked here")), icon=":material/info:")
 lr = st.radio("Learning rate for training", grid_done, key=choice_key, horizontal=True, format_func=wording.fmt_lr,
               on_change=_picked, index=None)
 chosen = lr if lr is not None else current

@@ -277,8 +277,7 @@ with st.container(border=True):
         st.caption(common.safe(f"Learning rate {wording.fmt_lr(lr)}: {source}."))
         returned = common.latest_fallback() if "deem" in deem_methods and init == "auto" else None
         if returned:  # (the Sweep page said it; the rate picked there arrived here without it: walkthrough 101)
-            st.caption(common.safe(common.fallback_rate_note(returned[0], returned[1], "A new learning rate",
-                                                             returned[2])))
+            st.caption(common.safe(common.fallback_rate_note(*returned, "A new learning rate")))
     if data.n_workers == 1:  # (said on the Data page only; the Train button trained it; walkthrough 85)
         st.warning(common.safe(f"One worker ({shortened(str(data.workers[0]), 40)!r}) gave every answer: there is "
                                f"nothing to aggregate, every method returns its answers. Load the workers' answers "

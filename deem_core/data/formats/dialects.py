@@ -698,6 +698,10 @@ def _task_answers_fields(cols: Sequence[str], sample: pd.DataFrame | None) -> di
     return fields
 
 
+#: :func:`_ticked_labels`' codes of a row with no option ticked and one with several
+_NONE, _SEVERAL = -1, -2
+
+
 def _distinct_cells(source: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """(each row's code, the distinct cells as text) of a JSON column; code -1: no cell."""
     if isinstance(source.dtype, pd.CategoricalDtype):
@@ -715,9 +719,9 @@ def _expand_virtual(chunk: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Add the plan's label column when it comes from a JSON column (each distinct cell parsed once, only the wanted
     field kept: every distinct cell's whole parsed form held at once took 3.5 GB for a 27.5 MB upload of cells with
     1.9 million fields; attack round 65). A checkbox group of that column is read by :func:`_virtual_checkbox_labels`."""
+    # (a group of Answer.* columns has none of its options in the JSON: a group read both ways is refused by
+    # _plan_mturk)
     wanted = [plan.label] if plan.label in plan.virtual and not plan.options else []
-    if plan.options and not _virtual_group(plan):  # (a group of Answer.* columns: none of them virtual here)
-        wanted = [column for column, _ in plan.options if column in plan.virtual]
     if not wanted:
         return chunk
     codes, cells = _distinct_cells(chunk[TASK_ANSWERS])
@@ -738,31 +742,22 @@ def _virtual_checkbox_labels(table: Table, chunk: pd.DataFrame, plan: Plan, coll
     counted, none ticked gives no label."""
     position_of = {column: i for i, (column, _) in enumerate(plan.options)}
     codes, cells = _distinct_cells(chunk[TASK_ANSWERS])
-    none, several = -1, -2
-    choice = np.full(len(cells) + 1, none, dtype=np.int64)  # the last: a row without a cell
+    choice = np.full(len(cells) + 1, _NONE, dtype=np.int64)  # the last: a row without a cell
     for i, text in enumerate(cells):
-        ticked = none
+        ticked = _NONE
         for key, value in task_answers(text).items():
             position = position_of.get(key)
             if position is None:
                 continue
             word = value.strip().lower()
             if word in _TRUE:
-                ticked = position if ticked == none else several
+                ticked = position if ticked == _NONE else _SEVERAL
             elif word not in _FALSE:
                 row = chunk.index[int(np.flatnonzero(codes == i)[0])]
                 raise DataError(f"{table.name}: {table.line(_position(table, row))}: field {key!r} should hold true "
                                 f"or false (a checkbox of {plan.label}), got {value!r}")
         choice[i] = ticked
-    per_row = choice[np.where(codes < 0, len(cells), codes)]
-    dropped = per_row == several
-    if dropped.any():
-        collector.skip(table.name, f"answer(s) with several options of {plan.label} ticked", int(dropped.sum()),
-                       _lines(table, chunk.index[dropped]))
-    names = np.array([option for _, option in plan.options] + [""], dtype=object)
-    labels = pd.Series(names[np.where(per_row >= 0, per_row, len(plan.options))], index=chunk.index, dtype=object)
-    out = chunk.assign(_label=labels)
-    return out.loc[~dropped] if dropped.any() else out
+    return _ticked_labels(table, chunk, plan, collector, choice[np.where(codes < 0, len(cells), codes)])
 
 
 def _plan_toloka(name: str, cols: list[str], columns: Mapping[str, Any], sample: pd.DataFrame | None) -> Plan:
@@ -1075,13 +1070,20 @@ def _checkbox_labels(table: Table, chunk: pd.DataFrame, plan: Plan, collector: C
                             f"false (a checkbox of {plan.label}), got {chunk[column].loc[row]!r}")
         ticked[:, position] = truthy
     count = ticked.sum(axis=1)
-    several = count > 1
+    return _ticked_labels(table, chunk, plan, collector,
+                          np.where(count == 1, ticked.argmax(axis=1), np.where(count > 1, _SEVERAL, _NONE)))
+
+
+def _ticked_labels(table: Table, chunk: pd.DataFrame, plan: Plan, collector: "Collector",
+                   ticked: np.ndarray) -> pd.DataFrame:
+    """``chunk`` with ``_label``, each row's ticked option (``ticked``: its position in ``plan.options``, or
+    :data:`_NONE` / :data:`_SEVERAL`): none ticked gives no label, several are left out and counted."""
+    several = ticked == _SEVERAL
     if several.any():
         collector.skip(table.name, f"answer(s) with several options of {plan.label} ticked", int(several.sum()),
                        _lines(table, chunk.index[several]))
     names = np.array([option for _, option in plan.options] + [""], dtype=object)
-    choice = np.where(count == 1, ticked.argmax(axis=1), len(plan.options))
-    labels = pd.Series(names[choice], index=chunk.index, dtype=object)
+    labels = pd.Series(names[np.where(ticked >= 0, ticked, len(plan.options))], index=chunk.index, dtype=object)
     out = chunk.assign(_label=labels)
     return out.loc[~several] if several.any() else out
 
