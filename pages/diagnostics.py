@@ -324,16 +324,15 @@ with tab_mi:
         k = len(mi.classes)
         # the bias at this class's own pairs (the 10-task figure stood beside pairs of 495 common tasks and made a
         # copying group's signal read as chance; walkthrough 81)
-        common_tasks = mi.n_common[index][np.triu_indices(len(mi.workers), 1)]
-        common_tasks = common_tasks[common_tasks >= mi.min_common]
-        middle = int(np.median(common_tasks)) if len(common_tasks) else 0
+        middle = mi.median_common(index)
+        middle_text = f"{middle:,.0f}" if middle.is_integer() else f"{middle:,.1f}"
         # (its chance level is not said: within a class of the model's labels both workers mostly give that class,
         # and (K - 1)^2 / 2n said 0.41 nats where shuffled answers gave 0.12; walkthrough 82)
         # ("drawn": past 150 workers the heatmap draws some of them; the median is of every pair with a value; the
         # diff's read)
         # the bias at that median as a bound, not a level (the 10-task 1.25 nats stood beside a colour scale topping
         # at 0.065 over pairs of 368 tasks, where the bound is 0.034: half the scale may be chance; walkthrough 125)
-        typical = (f" (the pairs with a value in this class share a median of {middle:,} tasks: there the bias is at "
+        typical = (f" (the pairs with a value in this class share a median of {middle_text} tasks: there the bias is at "
                    f"most {(k - 1) ** 2 / (2 * middle):.3g} nats, and cells not well above that may be chance)"
                    if middle > mi.min_common else "")
         st.caption(f"An MI from few common tasks is biased upward: two independent workers who spread their answers "

@@ -1623,11 +1623,14 @@ def test_diagnostics_page(runs_dir):
     # and at the pairs drawn: the 10-task figure stood alone beside pairs of 495 common tasks (walkthrough 81)
     caption = next(str(c.value) for c in at.caption if "biased upward" in str(c.value))
     shown = re.search(r"when they mostly give one class \(the pairs with a value in this class share a median of "
-                      r"([\d,]+) tasks: there the bias is at most ([\d.]+) nats, and cells not well above that may be "
+                      r"([\d,.]+) tasks: there the bias is at most ([\d.]+) nats, and cells not well above that may be "
                       r"chance\)",
                       caption)
     assert shown is not None, caption
-    middle = int(shown.group(1).replace(",", ""))
+    middle = float(shown.group(1).replace(",", ""))
+    # the median of the pairs with a value in the class open (as it is: tests/test_diagnostics.py)
+    mi = load_diagnostics_result(get_manager().store, diag_id).mutual_information
+    assert middle == mi.median_common(list(mi.classes).index(at.selectbox(key=f"diag_mi_class_{diag_id}").value))
     # the bound at the pairs drawn, beside the 10-task figure (that alone stood 20 times above the colour scale's top;
     # walkthrough 125)
     assert float(shown.group(2)) == pytest.approx((3 - 1) ** 2 / (2 * middle), rel=1e-2)

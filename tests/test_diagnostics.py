@@ -933,6 +933,20 @@ def test_the_mi_heatmaps_of_many_workers_draw_the_most_connected_ones():
     assert len(mi_heatmaps(result, "a").data[0].x) == 150  # the default
 
 
+def test_the_median_common_tasks_are_said_as_they_are():
+    """The MI note's bound is at the median tasks the pairs with a value share: an even count's 367.5 was said, and
+    its bound taken, at 367 (walkthrough 127). Pairs below ``min_common`` and the diagonal are not counted."""
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+
+    common = np.array([[[999, 10, 3, 20], [10, 999, 11, 12], [3, 11, 999, 2], [20, 12, 2, 999]],
+                       [[50, 4, 4, 4], [4, 50, 4, 4], [4, 4, 50, 4], [4, 4, 4, 50]]])
+    result = MutualInformationResult(mi=np.zeros((1, 2, 4, 4)), n_common=common, layers=["Layer 0 (input)"],
+                                     classes=["a", "b"], class_counts=np.array([40, 20]), workers=list("wxyz"),
+                                     class_source="predicted", min_common=5, run=0, notes=[])
+    assert result.median_common(0) == 11.5  # of 10, 11, 12, 20
+    assert result.median_common(1) == 0.0  # no pair with a value
+
+
 def test_class_names_in_words_are_not_ambiguous():
     """The subset's words on the Diagnostics page and in its charts: the classes "a, b" and "a" + "b" read the same
     (attack round 13); names are quoted when one holds a comma or " or "."""
