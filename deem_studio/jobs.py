@@ -654,10 +654,14 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False, owner: bool 
             # 50 s of other methods to go; walkthrough 41)
             bits.append(f"about {format_seconds(eta)} left in this phase, then {snap.then_untimed:,} more "
                         f"method{'s' if snap.then_untimed != 1 else ''} not timed")
-        elif eta is not None and eta >= 0.05 and snap.unit == "baseline" and snap.estimate_s is None:
-            # no launch estimate: the pace is that of the methods done, and methods differ a hundredfold ("about 1.0 s
-            # left" with GLAD, MACE and Zero-based skill's 20 s to come; walkthrough 42)
-            bits.append(f"about {format_seconds(eta)} left if the methods to come take as long as those done")
+        elif snap.unit == "baseline" and snap.estimate_s is None and snap.phase_done < snap.phase_total:
+            # no launch estimate: no figure from the pace of the methods done, for methods differ a hundredfold
+            # ("about 1.0 s left" with GLAD, MACE and Zero-based skill's 20 s to come, walkthrough 42; "about 1.5 s
+            # left if the methods to come take as long as those done" as GLAD began its 2.5 minutes, walkthrough 126):
+            # the methods still to run are counted
+            after = snap.phase_total - snap.phase_done - 1
+            bits.append("not timed: " + (f"{after:,} more method{'s' if after != 1 else ''} after this one" if after
+                                         else "the last method"))
         elif eta is not None and eta >= 0.05:
             bits.append(f"about {format_seconds(eta)} left")
         elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:
