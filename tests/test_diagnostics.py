@@ -933,6 +933,44 @@ def test_the_mi_heatmaps_of_many_workers_draw_the_most_connected_ones():
     assert len(mi_heatmaps(result, "a").data[0].x) == 150  # the default
 
 
+@pytest.mark.parametrize("d, n_layers", [(13, 2), (60, 3)])  # side by side, stacked
+def test_the_mi_heatmaps_make_room_for_long_names_turned_below_them(d, n_layers):
+    """At 900 px a 30-character worker name turned by 60 degrees ran off the MI heatmap's edge, and the names took
+    the plot area of a fixed height, the heatmaps 120 px high (walkthrough 127): the chart grows by the names'
+    room, its cells as tall as with short names."""
+    from deem_core.analysis.diagnostics.mutual_information import MutualInformationResult  # noqa: PLC0415
+    from deem_core.plots.axes import TICK_CHARS  # noqa: PLC0415
+    from deem_core.plots.diagnostics import mi_heatmaps  # noqa: PLC0415
+
+    def figure(names: list[str]):
+        result = MutualInformationResult(
+            mi=np.random.default_rng(0).random((n_layers, 1, d, d)), n_common=np.full((1, d, d), 50),
+            layers=[f"Layer {i}" for i in range(n_layers)], classes=["bird"], class_counts=np.array([254]),
+            workers=names, class_source="predicted", min_common=10, run=0, notes=[])
+        layout = mi_heatmaps(result, "bird").layout
+        return layout.height, layout.margin.t, layout.margin.b, layout
+
+    short = figure([f"w{i}" for i in range(d)])
+    long = figure(["annotator_with_a_rather_long_name_from_batch_2024"] + [f"w{i}" for i in range(1, d)])
+    font = 9 if d > 40 else 12  # (stacked panels name their workers in a 9 px font)
+    # the turned name's height below the axis: about 0.55 em a character (plotly's Open Sans), sin 60
+    assert long[2] >= 0.55 * font * np.sin(np.radians(60)) * TICK_CHARS
+    # the plot area (cells and the gaps of stacked panels) without the room of the bottom names: as with short names
+    def plot_area(shape) -> float:
+        height, top, bottom, layout = shape
+        area = height - top - bottom
+        if n_layers > 1 and d > 40:  # stacked: the gaps hold the names of the panels above
+            domains = [layout[f"yaxis{'' if i == 0 else i + 1}"].domain for i in range(n_layers)]
+            area *= sum(high - low for low, high in domains)
+        return area
+
+    assert plot_area(long) == pytest.approx(plot_area(short), abs=1)
+    if d > 40:
+        domains = sorted(long[3][f"yaxis{'' if i == 0 else i + 1}"].domain for i in range(n_layers))
+        gap = (domains[1][0] - domains[0][1]) * (long[0] - long[1] - long[2])
+        assert gap >= 0.55 * font * np.sin(np.radians(60)) * TICK_CHARS + 20  # the names, then the next title
+
+
 def test_the_median_common_tasks_are_said_as_they_are():
     """The MI note's bound is at the median tasks the pairs with a value share: an even count's 367.5 was said, and
     its bound taken, at 367 (walkthrough 127). Pairs below ``min_common`` and the diagonal are not counted."""

@@ -73,7 +73,15 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
     # many workers: the layers one above the other, each as wide as the page (side by side, 105 workers made cells
     # 3 px wide and 20 px high; walkthrough 112)
     stacked = n_panels > 1 and len(workers) > STACK_ABOVE
-    fig = (make_subplots(rows=n_panels, cols=1, subplot_titles=titles, vertical_spacing=0.3 / n_panels) if stacked
+    # room below each panel for its names turned by 60 degrees, the cells keeping their size: a fixed height left
+    # the plot area to plotly's margins, and at 900 px a 30-character name ran off the chart's edge, the heatmaps
+    # 120 px high (walkthrough 127)
+    longest = max((min(len(name), TICK_CHARS) for name in workers), default=0)
+    below = int(TICK_LABEL_CHAR_PX * (9 / 12 if stacked else 1.0) * np.sin(np.radians(60)) * longest) + 20
+    cells = 12 * len(workers)  # one stacked panel's height
+    gap = below + 40  # between stacked panels: the names of the one above and the title of the next
+    fig = (make_subplots(rows=n_panels, cols=1, subplot_titles=titles,
+                         vertical_spacing=gap / (n_panels * cells + (n_panels - 1) * gap)) if stacked
            else make_subplots(rows=1, cols=n_panels, subplot_titles=titles, horizontal_spacing=0.04))
     both = np.ix_(order, order)
     common = result.n_common[c][both]
@@ -106,9 +114,10 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
         title={"text": f"Mutual information between workers, class {middle_cut(str(class_value), TITLE_CHARS)}",
                "subtitle": {"text": f"{int(result.class_counts[c])} tasks, classes from {short_source(result)}"
                                     + (f" · {roles}" if roles else "") + cut}},
-        height=(n_panels * (12 * len(workers) + 160) if stacked else max(360, 22 * len(workers) + 160)),
+        height=(n_panels * cells + (n_panels - 1) * gap + 150 + below if stacked
+                else max(360, 22 * len(workers) + 160) + below),
         width=(max(700, 12 * len(workers) + 200) if stacked else max(700, n_panels * (18 * len(workers) + 120))),
-        margin={"l": 40, "r": 40, "t": 110, "b": 40})
+        margin={"l": 40, "r": 40, "t": 110, "b": 40 + below})
     return fig
 
 
@@ -263,6 +272,8 @@ TITLE_CHAR_PX = 9
 SUBTITLE_CHAR_PX = 7
 #: the room one character of an axis title takes along the axis (plotly's 14 px font; a generous average)
 ROTATED_CHAR_PX = 7.5
+#: the room one character of a tick label takes along it (plotly's 12 px font, the pages' theme a little larger)
+TICK_LABEL_CHAR_PX = 8
 
 
 def quality_table_figure(table: pd.DataFrame, digits: int = 3) -> go.Figure:
