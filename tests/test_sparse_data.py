@@ -330,3 +330,42 @@ def test_majority_vote_and_dawid_skene_on_the_answers_equal_crowdkit(name):
     pd.testing.assert_frame_equal(sparse.errors_, crowdkit.errors_, atol=1e-12, rtol=0)
     pd.testing.assert_series_equal(sparse.priors_, crowdkit.priors_, atol=1e-12, rtol=0)
     pd.testing.assert_frame_equal(sparse.results_frame(), crowdkit.results_frame(), atol=1e-12, rtol=0)
+
+
+def test_excess_agreement_reads_a_sample_of_tasks_past_its_pair_bound(monkeypatch):
+    """2,000 tasks of 250 answers by 50,000 workers (1.25e8 pairs of answers on a task) took a timing probe and the
+    job to 3.9 GB in this statistic, shown as evidence only, with nothing clicked but a depth of 0 (attack round 66).
+    Workers with fewer answers than ``min_common`` are left out (no pair of theirs counts); past the bound on the
+    pairs of answers, a sample of tasks within it is read, and the value is the dense formula's on those tasks."""
+    import deem_core.data.pairs as pairs  # noqa: PLC0415
+    import deem_core.methods.dawid_skene as dawid_skene  # noqa: PLC0415
+
+    rng = np.random.default_rng(66)
+    n, d, per_task, k = 400, 600, 40, 3
+    labels = np.full((n, d), -1)
+    for t in range(n):  # 40 answers a task by 600 workers: about 27 each, past min_common
+        labels[t, rng.choice(d, per_task, replace=False)] = rng.integers(k, size=per_task)
+    data = AnnotationSet.from_dense(labels, classes=range(k))
+    fit = fit_dawid_skene(data)
+    bound = 50_000  # pairs of answers (the sum of per-task squares); these data hold n * 40^2 = 640,000
+    monkeypatch.setattr(dawid_skene, "MAX_EXCESS_ANSWER_PAIRS", bound, raising=False)
+    held = []
+    real = pairs.pair_table
+
+    def recorded(*args, **kwargs):
+        table = real(*args, **kwargs)
+        held.append(table.nnz if hasattr(table, "nnz") else table.size)
+        return table
+
+    monkeypatch.setattr(dawid_skene, "pair_table", recorded)
+    value = excess_pairwise_agreement(data, fit, 5)
+    assert held and max(held) <= bound, max(held)  # (every pair of workers sharing a task: 297,988)
+    eligible = np.bincount(data.worker_codes, minlength=d) >= 5
+    tasks = dawid_skene.excess_sample(data, eligible, k)
+    assert tasks is not None and 0 < tasks.sum() < n and (tasks.sum() * per_task ** 2) <= bound
+    assert value == pytest.approx(dense_excess(labels[tasks], k, fit.confusion, fit.posterior[tasks], 5), abs=1e-12)
+    # and the same sample each time (the seed), the whole set within the bound
+    assert excess_pairwise_agreement(data, fit, 5) == value
+    monkeypatch.setattr(dawid_skene, "MAX_EXCESS_ANSWER_PAIRS", 10 ** 9)
+    assert excess_pairwise_agreement(data, fit, 5) == pytest.approx(
+        dense_excess(labels, k, fit.confusion, fit.posterior, 5), abs=1e-12)

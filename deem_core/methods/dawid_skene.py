@@ -25,12 +25,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.pairs import indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
+from deem_core.data.pairs import dense_path, indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
 from deem_core.model.sizes import within_budget
 
-__all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size",
-           "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior", "excess_pairwise_agreement",
-           "first_appearance_order", "fit_dawid_skene"]
+__all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "MAX_EXCESS_ANSWER_PAIRS", "MAX_EXCESS_PAIR_WORK", "CrowdKitDawidSkeneFit",
+           "DawidSkeneFit", "check_dawid_skene_size", "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior",
+           "excess_pairwise_agreement", "excess_sample", "first_appearance_order", "fit_dawid_skene"]
 
 
 #: the shared prior's default strength where it is used (DEEM's Dawid-Skene start, the ``ds_shared`` method):
@@ -153,7 +153,40 @@ def fit_dawid_skene(data: AnnotationSet, max_iter: int = 100, tol: float = 1e-4,
                          log_likelihood=log_lik)
 
 
-def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20) -> float:
+#: pairs of answers on one task (ordered, each answer with itself too: ``sum_t a_t^2``) the statistic below reads at
+#: most where its sparse products hold an entry per pair of workers sharing a task; past it, a random sample of the
+#: tasks (2,000 tasks of 250 answers by 50,000 workers, 1.25e8 pairs, took a probe and the job to 3.9 GB; attack
+#: round 66)
+MAX_EXCESS_ANSWER_PAIRS = 4_000_000
+#: the same pairs times the sparse products the statistic makes (2K - 1): its time (40 classes, 28.7 s unstoppable
+#: before anything trained; attack round 66)
+MAX_EXCESS_PAIR_WORK = 40_000_000
+#: bytes of the (pairs x classes) blocks of the expected agreement at a time
+EXCESS_BLOCK_BYTES = 32 << 20
+
+
+def excess_sample(data: AnnotationSet, keep_workers: np.ndarray, k: int, seed: int = 0) -> np.ndarray | None:
+    """The tasks :func:`excess_pairwise_agreement` reads where the answers of ``keep_workers`` (bool, (d,)) on the
+    sparse path pass :data:`MAX_EXCESS_ANSWER_PAIRS` pairs, or those pairs times the ``2k - 1`` products pass
+    :data:`MAX_EXCESS_PAIR_WORK`: a bool (n,) mask of tasks in a random order (``seed``) up to the bound; None (every
+    task) otherwise."""
+    kept = keep_workers[data.worker_codes]
+    per_task = np.bincount(data.task_codes[kept], minlength=data.n_tasks).astype(np.float64)
+    pairs = per_task ** 2
+    budget = min(float(MAX_EXCESS_ANSWER_PAIRS), MAX_EXCESS_PAIR_WORK / max(1, 2 * k - 1))
+    if pairs.sum() <= budget:
+        return None
+    observed = indicator_matrix(data, answers=kept)
+    if dense_path(observed):  # (BLAS on chunks of tasks: memory the workers' table, time n x d^2 multiply-adds)
+        return None
+    order = np.random.default_rng(seed).permutation(data.n_tasks)
+    taken = np.cumsum(pairs[order]) <= budget
+    mask = np.zeros(data.n_tasks, dtype=bool)
+    mask[order[taken]] = True
+    return mask
+
+
+def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20, seed: int = 0) -> float:
     """How much more workers agree with each other than a fitted Dawid-Skene model predicts.
 
     For every pair of workers with at least ``min_common`` common tasks: (observed agreements - agreements
@@ -165,10 +198,17 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
 
     Hard labels are compared (soft labels count by their argmax). Every sum runs over the tasks two
     workers share, as sparse products (:func:`~deem_core.data.pairs.pair_table`): the cost grows with the
-    pairs of answers on a common task, and only pairs that share a task are ever held.
+    pairs of answers on a common task, and only pairs that share a task are ever held. Workers with fewer than
+    ``min_common`` answers are left out first (no pair of theirs can count); where the pairs of answers pass the
+    bounds of :func:`excess_sample`, the statistic is read on a random sample of the tasks (``seed``) within them.
     """
     k = fit.confusion.shape[-1]
-    observed = indicator_matrix(data)  # (n, d)
+    eligible = np.bincount(data.worker_codes, minlength=data.n_workers) >= min_common
+    if eligible.sum() < 2:
+        return 0.0
+    tasks = excess_sample(data, eligible, k, seed)
+    chosen = eligible[data.worker_codes] if tasks is None else eligible[data.worker_codes] & tasks[data.task_codes]
+    observed = indicator_matrix(data, answers=chosen)  # (n, d)
     common = pair_table(observed, to_dense=False)
     rows, cols = upper_pairs(common)
     n_common = table_values(common, rows, cols)
@@ -179,12 +219,16 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
     agree_observed = np.zeros(len(rows))
     agree_expected = np.zeros(len(rows))
     share_left = n_common.copy()  # common tasks not yet weighted by a class posterior (they sum to 1)
+    block = max(1, EXCESS_BLOCK_BYTES // (8 * k))  # pairs at a time in the (pairs x K) products
     for c in range(k):
-        same = pair_table(indicator_matrix(data, answers=data.label_codes == c), to_dense=False)
+        same = pair_table(indicator_matrix(data, answers=chosen & (data.label_codes == c)), to_dense=False)
         agree_observed += table_values(same, rows, cols)
         # P(i, j agree | y = c) for the kept pairs, weighted by the tasks' posterior of class c; the last
         # class's weights are what the others leave (one sparse product fewer)
-        given_class = (fit.confusion[rows, :, c] * fit.confusion[cols, :, c]).sum(axis=1)
+        given_class = np.empty(len(rows))
+        for start in range(0, len(rows), block):
+            part = slice(start, start + block)
+            given_class[part] = np.einsum("pl,pl->p", fit.confusion[rows[part], :, c], fit.confusion[cols[part], :, c])
         if c < k - 1:
             weighted = table_values(pair_table(observed, row_weights=fit.posterior[:, c], to_dense=False), rows, cols)
             share_left -= weighted
