@@ -27,6 +27,13 @@ MAX_CLASSES = 1000
 #: gathered blocks (feature-major copy, gathered rows, product temporary, gradient in gathered order)
 ACTIVATION_COPIES = 12
 BLOCK_COPIES = 4
+#: float32 copies of the sparse path's per-slot iRBM parameters alive at once in a training step (each answer slot
+#: gathers its worker's K x K weights and K + K (layers + 1) biases: the gathered rows, their feature-major copy, the
+#: weights scaled, their sum with the visible biases, the partition's temporaries, and autograd's saved tensors).
+#: Measured on 0-layer trainings of 20-60 classes: 7.5-8.3 copies of slots x K^2 x 4 bytes above the data (600
+#: tasks of 50 answers x 60 classes: +3.07 GB where the estimate said 182 MB, and a 2 MB upload of 40 classes took
+#: the server past 5 GB; attack round 66)
+SLOT_PARAM_COPIES = 9
 #: the sparse path stores every worker pair's K x K block while the layers of the runs trained together stay
 #: under this many bytes, only the pairs that share a task beyond (:func:`choose_storage`)
 ALL_PAIRS_MAX_BYTES = 512 << 20
@@ -189,7 +196,8 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
             slots_squared = sum(int(widest[e - 1]) ** 2 * (e - s0) for s0, e in cuts)
             if len(cuts) > 1:  # the whole batch's padded inputs are built before its parts, and kept through the step
                 whole_inputs = r * b * a * (4 * k + 4 + 4 + 3 * 8)  # one-hot floats, two masks, workers/answers/labels
-        activations = ACTIVATION_COPIES * r * slots * k * 2 * 4 * (layers + 1)
+        activations = (ACTIVATION_COPIES * r * slots * k * 2 * 4 * (layers + 1)
+                       + SLOT_PARAM_COPIES * r * slots * (k * k + k * (layers + 2) + 1) * 4)
         gathered = BLOCK_COPIES * layers * r * slots_squared * k * k * 4 + whole_inputs
     order = r * n * 8  # each run's task order of the epoch
     weights = r * 4 * (layers * (layer_floats + units) + d * k * k + d * k + k)
