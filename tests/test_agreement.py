@@ -367,8 +367,8 @@ def test_tie_luck_counts_the_ties_among_gold_tasks_and_what_a_random_pick_would_
     assert tie_luck(data, voted, {"c": "x", "d": "y"}) is None
     assert tie_luck_text(luck, 5, "gold tasks") == (
         "majority vote is a tie on 3 of the 5 gold tasks; its tie rule's order of the classes picked the right label "
-        "on 1 of them, where a pick at random among the tied labels would on about 0.8: the order adds about 0.033 "
-        "(3.3 points) to its accuracy, by chance rather than from the answers")
+        "on 1 of them, where a pick at random among the tied labels would be right on about 0.8: the order adds about "
+        "0.033 (3.3 points) to its accuracy, by chance rather than from the answers")
     # the points from the fraction as shown ("0.002 (0.1 points)" for 1.5 of 1,000; walkthrough 87)
     assert "about 0.002 (0.2 points) to" in tie_luck_text({"ties": 10, "right": 6, "expected": 4.5}, 1000)
     rng = np.random.default_rng(82)

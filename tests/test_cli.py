@@ -401,9 +401,9 @@ def test_majority_vote_s_accuracy_says_what_its_tie_rule_won(tmp_path, capsys):
     truth = tmp_path / "truth.csv"
     truth.write_text("task,truth\n1,x\n2,x\n3,y\n4,y\n")
     said = ("(majority vote is a tie on 2 of the 4 tasks that have a truth; its tie rule's order of the classes picked "
-            "the right label on 2 of them, where a pick at random among the tied labels would on about 1.0: the order "
-            "adds about 25.0 points to its accuracy, by chance rather than from the answers)")  # (in points beside the
-    # accuracy in percent: "0.009" beside "74.50" read as a hundredth of a point; walkthrough 85)
+            "the right label on 2 of them, where a pick at random among the tied labels would be right on about 1.0: "
+            "the order adds about 25.0 points to its accuracy, by chance rather than from the answers)")
+    # (in points beside the accuracy in percent: "0.009" beside "74.50" read as a hundredth of a point; walkthrough 85)
     assert main(["aggregate", str(answers), "--truth", str(truth), "-o", str(tmp_path / "out.csv"),
                  "--method", "mv"]) == 0
     out, err = capsys.readouterr()

@@ -158,8 +158,8 @@ def tie_luck_text(luck: Mapping[str, float], n_scored: int, scored: str = "gold 
     "0.009" beside "74.50" read as a hundredth of a point; walkthrough 85)."""
     ties, right, expected = int(luck["ties"]), int(luck["right"]), float(luck["expected"])
     text = (f"majority vote is a tie on {ties:,} of the {n_scored:,} {scored}; its tie rule's order of the classes "
-            f"picked the right label on {right:,} of them, where a pick at random among the tied labels would on "
-            f"about {expected:,.1f}")
+            f"picked the right label on {right:,} of them, where a pick at random among the tied labels would be right "
+            f"on about {expected:,.1f}")
     gain = (right - expected) / max(1, n_scored)
     if abs(gain) >= 0.0005:
         # (a fraction beside the pages' fractions, with its points: "0.008" read as 0.008 points; walkthrough 86)
