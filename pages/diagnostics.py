@@ -430,12 +430,16 @@ DEPENDENT_HELP = ("The other workers of its dependence cluster (found before tra
                   "the training did not look): its agreement, spammer score and iRBM figures may read too high")
 with tab_quality:
     # the verdict first: in the last of eleven columns it was cut off at the table's right edge (a walkthrough)
-    first = [c for c in ("worker", "flag", "strong_on", "dependent_with") if c in quality.table.columns]
+    first = [c for c in ("worker", "flag", "strong_on", "gives_instead", "dependent_with") if c in quality.table.columns]
     common.table(quality.table[[*first, *(c for c in quality.table.columns if c not in first)]],
                  helps={"strong on": "Classes it is right on 90% of the time or more (against the model's labels, "
                                      "10 tasks of the class at least) where it is right on its other classes 60% of "
                                      "the time or less: an expert on some classes, whatever its flag over all its "
                                      "answers",
+                        "gives instead": "Classes it gives in place of another (against the model's labels, 10 tasks "
+                                         "of the class at least): on most of its tasks, more often than that class "
+                                         "itself and than on other tasks, beyond chance, where the other workers "
+                                         "mostly give that class: swapped or mixed-up labels",
                         "irbm accuracy": "The trained iRBM's estimate of this worker's accuracy (Lemma 1), from the "
                                          "answers alone: no gold labels",
                         "accuracy": "Against the gold labels, on its n gold answers (a few say little)",

@@ -1537,6 +1537,70 @@ def test_the_quality_table_names_an_expert_s_classes_whatever_its_flag():
     assert (table.drop(index="expert")["strong_on"] == "").all(), table["strong_on"]
 
 
+def test_swapped_classes_are_read_from_the_confusion_counts():
+    """Walkthrough 128: workers who swap cat and dog (right on every other class) read "weak", "strong on bird". A
+    worker gives l for m when it does so more often than m beyond a fair coin, on enough tasks of m, and the crowd
+    gives m there, and it gives l on m's tasks more often than elsewhere; the expert guessing elsewhere, good workers, a
+    constant one and a crowd calling class m by another name give nothing."""
+    from deem_core.analysis.diagnostics.quality import swapped_classes
+
+    k, n = 4, 600
+    rng = np.random.default_rng(0)
+    truth = rng.choice(k, size=n, p=[0.5, 0.2, 0.2, 0.1])
+    swap = np.array([1, 0, 2, 3])[truth]  # dog for cat, cat for dog
+    one_way = np.where(truth == 2, 3, truth)  # fox named owl
+    expert = np.where(truth < 2, truth, rng.integers(k, size=n))  # guesses on fox and owl: no class given instead
+    constant = np.zeros(n, dtype=int)  # cat on every task: "cat for dog" more often than dog, and so on
+    good = [np.where(rng.random(n) < 0.85, truth, rng.integers(k, size=n)) for _ in range(6)]
+    rows = [swap, one_way, expert, constant, *good]
+    counts = np.zeros((len(rows), k, k), dtype=np.int64)
+    for w, given in enumerate(rows):
+        np.add.at(counts[w], (given, truth), 1)
+    said = swapped_classes(counts, ["cat", "dog", "fox", "owl"])
+    per = np.bincount(truth, minlength=k)
+    assert said[0] == (f"dog for cat (100% of {per[0]}), cat for dog (100% of {per[1]})"), said[0]
+    assert said[1] == f"owl for fox (100% of {per[2]})", said[1]
+    assert said[2] == ""
+    assert said[3] == ""  # (cat on every task: more often than dog on dog's tasks, but as often as everywhere)
+    assert said[4:] == [""] * 6
+    # where most workers give owl on the reference's fox tasks, that class is the crowd's owl: nothing said
+    named = counts.copy()
+    named[4:, 3, 2] += named[4:, 2, 2]
+    named[4:, 2, 2] = 0
+    assert "for fox" not in swapped_classes(named, ["cat", "dog", "fox", "owl"])[1]
+    # too few tasks of the class, or no clear majority against a fair coin: nothing
+    few = np.zeros((1, 2, 2), dtype=np.int64)
+    few[0] = [[3, 9], [6, 0]]  # 9 of 9 tasks of class 1 given 0: under 10 tasks; 6 of 9 of class 0 given 1: a coin
+    assert swapped_classes(few, ["a", "b"]) == [""]
+
+
+def test_the_quality_table_flags_workers_who_swap_two_classes():
+    """Walkthrough 128: two workers swapping cat and dog (30% of their answers right, where "cat" alone is right on
+    50%) read "weak", "strong on bird"; a third swapping two pairs read "worse than chance". Now
+    "mixes up classes", with what they give instead; no other worker of the crowd is flagged so."""
+    from deem_core import DEEM
+
+    rng = np.random.default_rng(128)
+    n, names = 1_200, np.array(["cat", "dog", "bird", "fish", "frog"])
+    truth = rng.choice(5, size=n, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    rows = []
+    for w in range(30):
+        for t in rng.choice(n, 200, replace=False):
+            if w < 2:
+                given = {0: 1, 1: 0}.get(int(truth[t]), int(truth[t]))
+            else:
+                given = int(truth[t]) if rng.random() < rng.uniform(0.65, 0.9) else int(rng.integers(5))
+            rows.append((t, f"w{w:02d}", names[given]))
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    model = DEEM(epochs=5, device="cpu", seed=0).fit(frame)
+    table = run_diagnostics(model, frame).quality.table.set_index("worker")
+    for w in ("w00", "w01"):
+        assert table.loc[w, "flag"] == "mixes up classes", table.loc[w]
+        assert table.loc[w, "gives_instead"].startswith("dog for cat") and "cat for dog" in table.loc[w, "gives_instead"]
+    others = table.drop(index=["w00", "w01"])
+    assert (others["gives_instead"] == "").all() and (others["flag"] != "mixes up classes").all(), others
+
+
 def test_confusion_matrix_is_wide_enough_for_its_title_and_subtitle():
     """Walkthrough 124: at 900 px a three-class matrix was 360 px wide and its one-line title, "...: given label
     against DEEM's labels (from cluster-weighted Dawid-Ske", was cut at the chart's edge."""

@@ -70,6 +70,7 @@ from deem_core.analysis.diagnostics._common import (GOLD_SOURCE, consensus_poste
                                                    returned_reference)
 
 __all__ = ["QualityResult", "labels_followed", "empirical_confusion", "irbm_confusion", "worker_quality", "spammer_score",
+           "swapped_classes",
            "SPAMMER_NOISE", "SPAMMER_KAPPA_Z", "GOLD_GAP", "GOLD_GAP_Z", "FOLLOWED_NOTE", "followed_clusters"]
 
 DEFAULT_SPAMMER_THRESHOLD = 0.1
@@ -123,6 +124,51 @@ def strong_classes(counts: np.ndarray, classes: Any) -> list[str]:
     expert = strong.any(axis=1) & (elsewhere <= STRONG_RECALL - STRONG_GAP)
     names = [str(c) for c in classes]
     return [", ".join(names[m] for m in np.flatnonzero(row)) if expert[i] else "" for i, row in enumerate(strong)]
+
+
+def swapped_classes(counts: np.ndarray, classes: Any) -> list[str]:
+    """Per worker, the classes it gives in place of another, as text ("dog for cat (93% of 41), cat for dog (100% of
+    17)"); "" where none. A worker gives ``l`` for ``m`` when, on at least :data:`STRONG_MIN_TASKS` tasks of reference
+    class ``m``, it answers ``l`` on most of them, more often than ``m`` beyond a fair coin between the two in all but
+    ``norm.sf(CONTRARY_KAPPA_Z)`` (0.13%) of draws (binomial), and the workers together give ``m`` more often than
+    ``l`` on those tasks (else the reference's class ``m`` is the crowd's ``l`` by another name), and it gives ``l`` on
+    the tasks of ``m`` more often than on its tasks of the other classes, in all but that share of draws (a worker who
+    answers one class everywhere, or guesses, gives it on the tasks of ``m`` as often as elsewhere). Two workers who swap
+    cat and dog, right on every other class (30% of their answers right, where "cat" alone would be 50%), read "weak",
+    "strong on bird" (walkthrough 128). ``counts``: :func:`empirical_confusion`'s (d, K, K)
+    ``[worker, given, reference]``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    d, k, _ = counts.shape
+    names = [str(c) for c in classes]
+    right = np.diagonal(counts, axis1=1, axis2=2)  # (d, K): [worker, m] its answers m on tasks of m
+    per_class = counts.sum(axis=1)  # (d, K) its tasks of each reference class
+    pooled = counts.sum(axis=0)  # (K, K) every worker's [given, reference]
+    crowd_right = np.diagonal(pooled)
+    out = [""] * d
+    # the candidates: a worker's most given other class on a reference class, more often than the class itself
+    instead = counts.copy()
+    instead[:, np.arange(k), np.arange(k)] = -1
+    other = instead.argmax(axis=1)  # (d, K): [worker, m] the other class it gives most on tasks of m
+    given_other = np.take_along_axis(counts, other[:, None, :], axis=1)[:, 0, :]  # (d, K)
+    level = stats.norm.sf(CONTRARY_KAPPA_Z)
+    # on most of m's tasks (the digits ensemble's weak trees give 2 on a third of the 8s, more than 8 itself: a
+    # confusion, not a class given in place of another)
+    candidates = (per_class >= STRONG_MIN_TASKS) & (given_other > right) & (2 * given_other > per_class)
+    for w, m in zip(*np.nonzero(candidates)):
+        l = int(other[w, m])
+        c_lm, c_mm = int(given_other[w, m]), int(right[w, m])
+        if crowd_right[m] <= pooled[l, m]:
+            continue  # (the crowd gives l here too)
+        if stats.binom.sf(c_lm - 1, c_lm + c_mm, 0.5) >= level:
+            continue
+        # and l given for m in particular: more often than on its tasks of the other classes (a worker who gives one
+        # class everywhere, or guesses, gives it on m's tasks as often as elsewhere: no swap)
+        elsewhere = (counts[w, l].sum() - c_lm) / max(1, per_class[w].sum() - per_class[w, m])
+        if stats.binom.sf(c_lm - 1, int(per_class[w, m]), min(1.0, elsewhere)) >= level:
+            continue
+        share = c_lm / per_class[w, m]
+        out[w] += (", " if out[w] else "") + f"{names[l]} for {names[m]} ({share:.0%} of {int(per_class[w, m]):,})"
+    return out
 
 
 def empirical_confusion(data: AnnotationSet, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,6 +403,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
                                                np.where((score < spammer_threshold) | (kappa < np.sqrt(spammer_threshold)),
                                                         "weak", "ok"))))))
     strong = strong_classes(counts, data.classes)
+    # a worker who gives one class for another (an adversary, or a mix-up of two names) is no weak or fair worker
+    swapped = swapped_classes(counts, data.classes)
+    flag = np.where(np.isin(flag, ["ok", "weak", "no better than chance"])
+                    & (np.asarray(swapped, dtype=object) != ""), "mixes up classes", flag)
     gap = np.full(data.n_workers, np.nan)
     if truth is not None:
         gap, disagrees = _gold_gap(data, deem, truth, min_labels)
@@ -365,7 +415,7 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
         "worker": list(data.workers), "n_labels": n_labels.astype(np.int64),
         "coverage": n_labels / max(1, data.n_tasks), "agreement": agreement, "chance_agreement": chance,
         "kappa": kappa, "accuracy": accuracy, "irbm_accuracy": irbm_accuracy, "spammer_score": score,
-        "irbm_spammer_score": irbm_score, "flag": flag, "strong_on": strong,
+        "irbm_spammer_score": irbm_score, "flag": flag, "strong_on": strong, "gives_instead": swapped,
     })
     if truth is not None:  # (beside the gold accuracy it is read against)
         table.insert(table.columns.get_loc("accuracy") + 1, "gold_gap", gap)
@@ -400,7 +450,10 @@ def worker_quality(model, data: Any, gold: Any = None, run: int = 0, min_labels:
              f"worse than chance = it agrees with them less often than a random guesser would in all but "
              f"{stats.norm.sf(CONTRARY_KAPPA_Z):.2%} of draws (binomial, at its chance agreement); no better than "
              f"chance = its kappa at or below 0 short of that, its answers no random guesses (spammer score "
-             f"{spammer_threshold} or more: e.g. classes given consistently under other names)"
+             f"{spammer_threshold} or more: e.g. classes given consistently under other names); mixes up classes = "
+             f"none of those worse, but on most tasks of some class it gives another class, more often than that one "
+             f"(binomial, in all but {stats.norm.sf(CONTRARY_KAPPA_Z):.2%} of draws), where the other workers mostly "
+             f"give that one (gives_instead)"
              + ("; dependent = none of these, but in a dependence cluster (dependent_with)" if dependents else "")
              + (f"; gold disagrees = on the gold tasks it answered it agrees with DEEM's labels more often than with "
                 f"the gold labels, by more than {GOLD_GAP:g} of its answers (gold_gap) and by more than {GOLD_GAP_Z:g} "
