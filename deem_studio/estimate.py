@@ -115,9 +115,11 @@ def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
 
 def _too_slow() -> ProbeSkipped:
     """Probes stopped at their time limit: the job is long, or the machine busy ("this job will be long" was said of
-    a 47 s job timed while other jobs ran; walkthrough 28)."""
+    a 47 s job timed while other jobs ran; walkthrough 28). The job the probes were timing, launched before they
+    ended, is one such (a 27 s training read "a long job, or a busy server" beside it, the only job running; walkthrough
+    128)."""
     return ProbeSkipped(f"the timing probes alone took more than {PROBE_MAX_SECONDS:.0f} s: a long job, or a busy "
-                        f"server", transient=True)
+                        f"server (a job running beside them, one launched before they ended too)", transient=True)
 
 
 def _stopped(clock: "_EpochClock", stop: threading.Event) -> None:
