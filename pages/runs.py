@@ -87,6 +87,20 @@ def setting(config: dict, key: str) -> str:
     return str(value)
 
 
+def methods_text(config: dict | None, summary: dict | None = None) -> str:
+    """A run's methods as asked; those that gave no labels (a training cancelled before them, a method that failed)
+    said so (a cancelled run listed GLAD and Wawa, which never ran; walkthrough 128)."""
+    asked = list((config or {}).get("methods") or [])
+    done = (summary or {}).get("methods")
+    if not asked or done is None:
+        return setting(config, "methods")
+    missing = [m for m in asked if m not in done]
+    if not missing:
+        return setting(config, "methods")
+    ran = ", ".join(method_name(m) for m in asked if m in done) or "none"
+    return f"{ran} ({', '.join(method_name(m) for m in missing)}: no labels)"
+
+
 def layers_text(config: dict | None, kind: str, summary: dict | None = None) -> str:
     """A run's layers: a sweep's, a train run's DEEM's ("0" for an iRBM alone; none when nothing trains); asked for
     as "auto", the depth used with it ("auto → 0": the grid said "auto" alone; walkthrough 28); "→ none" when the
@@ -198,7 +212,7 @@ if len(runs):
                                                                  runs["summary"])],
         # (runs with gold-label weights 0 and 1 read alike; walkthrough 62)
         "gold weight": [gold_weight_text(c, k, m) for c, k, m in zip(configs, runs["kind"], runs["summary"])],
-        "methods": [setting(c, "methods") for c in configs],  # (far right, out of sight; walkthrough 64)
+        "methods": [methods_text(c, m) for c, m in zip(configs, runs["summary"])],  # (far right: walkthrough 64)
         "summary": runs.apply(describe, axis=1),
         "tasks": [tasks_text(c, n) for c, n in zip(configs, runs["n_tasks"])],
         "seconds": runs["seconds"].fillna(time.time() - runs["started_at"]).round(1),  # running: so far

@@ -2264,6 +2264,11 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
                              dataset="cancelled.csv")
     store.update_status(cancelled, "cancelled", "cancelled after 12 of 100 epochs")
     store.update_summary(cancelled, methods=["deem"], epochs_deem=12)
+    # cancelled during its baselines: those that gave no labels said (listed as if run; walkthrough 128)
+    partial = store.create("train", {**config, "methods": ["deem", "mv", "glad", "wawa"]}, data=data,
+                           owner=at.session_state["ws"], dataset="partial.csv")
+    store.update_status(partial, "cancelled", "cancelled")
+    store.update_summary(partial, methods=["deem", "mv"])
     at.switch_page("pages/runs.py").run()
     no_problem(at)
     table = at.dataframe[0].value.set_index("name")
@@ -2273,6 +2278,8 @@ def test_the_runs_list_shows_the_epochs_a_budgeted_run_trains(runs_dir):
     assert widths["epochs"] >= 100, widths
     assert table.loc["budgeted.csv", "epochs"] == "3 of 100" and table.loc["all.csv", "epochs"] == "100"
     assert table.loc["baselines.csv", "epochs"] == ""  # nothing trains: no epochs
+    assert table.loc["partial.csv", "methods"] == "DEEM, Majority vote (GLAD, Wawa: no labels)", table.loc["partial.csv"]
+    assert table.loc["cancelled.csv", "methods"] == "DEEM"
 
 
 def test_a_second_click_on_train_with_the_same_settings_launches_nothing_new(runs_dir):
