@@ -170,6 +170,12 @@ if method in scored:  # gold labels were given: every method's accuracy on them,
         st.caption(luck)
 # gold labels given after the run (or none): scored here on the loaded ones, or where to give them is said
 late_scores(ordered, results, scored_name, scored if method in scored else {})
+def cwds_advice() -> str:
+    """Where to compare labels that follow a cluster: the cluster-weighted Dawid-Skene of the run, or how to add it."""
+    return (f" {method_name('cwds')} is in this run: pick it above to compare." if "cwds" in metrics else
+            f" Add {method_name('cwds')} under Methods on the Train page.")
+
+
 choice = selection_lines((metrics.get(method) or {}).get("selection") or {}, table=False)
 if choice:  # the chosen start/depth (and any fallback) in a line; the evidence on request, as plain text
     said = (metrics.get(method) or {}).get("start_reason")  # the same choice in words ("started from ...")
@@ -189,9 +195,7 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
     if len(choice) > 1 and choice[1].startswith("FALLBACK") and "FALLBACK" not in first:
         st.caption(common.safe(choice[1]))
     if followed := followed_text((metrics.get(method) or {}).get("selection") or {}):  # (walkthrough 84)
-        add = (f" {method_name('cwds')} is in this run: pick it above to compare." if "cwds" in metrics else
-               f" Add {method_name('cwds')} under Methods on the Train page.")
-        st.warning(common.safe(wording.sentence(followed) + add), icon=":material/group:")
+        st.warning(common.safe(wording.sentence(followed) + cwds_advice()), icon=":material/group:")
     for line in choice:  # a group the dependence test could not test: the labels rest on a convention, said here
         if line.startswith("not testable:"):
             st.caption(common.safe(f"{line[:1].upper()}{line[1:]} (\"{disagree_label}\" below lists those tasks.)"))
@@ -207,6 +211,10 @@ if choice:  # the chosen start/depth (and any fallback) in a line; the evidence 
             evidence = selection_table((metrics.get(method) or {}).get("selection") or {})
             if len(evidence):  # the criterion per candidate and reference, as a table
                 common.evidence_table(evidence, ((metrics.get(method) or {}).get("selection") or {}).get("clusters"))
+elif followed := followed_text(metrics.get(method) or {}):
+    # a classic method's labels following a cluster the trained model found (One-coin Dawid-Skene and MACE gave a
+    # copied pair's labels, 72.40% where majority vote was 90.47, without a word; walkthrough 128)
+    st.warning(common.safe(f"{method_name(method)}: {followed}{cwds_advice()}"), icon=":material/group:")
 proba_cols = [c for c in frame.columns if str(c).startswith("p_")]
 classes = [str(c)[len("p_"):] for c in proba_cols]  # (every class, as the files write them: the table may leave them out)
 #: the most classes whose probability columns the table shows: 8,000 classes made a 258 MB message that the browser

@@ -460,7 +460,8 @@ results = {m: results[m] for m in sorted(results, key=lambda m: order.index(m) i
 for method, entry in metrics.items():
     if entry.get("start_reason"):
         st.caption(common.safe(f"{method_name(method)}: {entry['start_reason']}."))
-    if followed := followed_text(entry.get("selection") or {}):  # (on Diagnostics only; walkthrough 84)
+    # (a classic method's own: the entry holds the clusters its labels follow; walkthrough 128)
+    if followed := followed_text(entry.get("selection") or entry):  # (on Diagnostics only; walkthrough 84)
         # (the method it names was not in the default run, and nothing said where it is; walkthrough 85)
         # (and where it is in the run, where to compare: the advice dropped its last sentence; walkthrough 86)
         # (the table is below the warning: "above" sent a reader the wrong way; walkthrough 87)

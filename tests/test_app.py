@@ -4543,3 +4543,42 @@ def test_the_importance_table_follows_the_chart_s_order(runs_dir):
     by_name = shown()
     assert sorted(map(str, by_name["worker"])) == sorted(map(str, ranked["worker"]))
     assert list(by_name["importance log odds"]) != list(ranked["importance log odds"])
+
+
+def test_a_classic_method_following_a_found_cluster_is_warned_of_on_train_and_results(runs_dir):
+    """Walkthrough 128: One-coin Dawid-Skene and MACE gave a copied pair's labels beside a group the Train page named,
+    without a word. Dawid-Skene following three copies of a weak classifier is warned of where its labels are shown;
+    the cluster-weighted Dawid-Skene, which counts the group once, is not."""
+    rng = np.random.default_rng(7)
+    n, k = 1500, 4
+    truth = rng.integers(k, size=n)
+
+    def noisy(accuracy: float) -> np.ndarray:
+        return np.where(rng.random(n) < accuracy, truth, rng.integers(k, size=n))
+
+    weak = noisy(0.45)
+    columns = {"weak": weak, **{f"weak_copy{i}": np.where(rng.random(n) < 0.98, weak, rng.integers(k, size=n))
+                                for i in (1, 2)},
+               **{f"good{i}": noisy(a) for i, a in enumerate((0.7, 0.75, 0.65))}}
+    frame = pd.DataFrame([(t, w, int(v[t])) for w, v in columns.items() for t in range(n)],
+                         columns=["task", "worker", "label"])
+    at = upload(new_app(), "copies.csv", frame.to_csv(index=False).encode())
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem", "ds", "cwds"])
+    at.button(key="train_launch").click().run()
+    assert wait_done(at.session_state["train_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    said = "Dawid-Skene: the labels follow a dependence cluster: weak, weak_copy1, weak_copy2 agree with them on"
+    warned = [unescape(str(w.value)) for w in at.warning]
+    assert any(w.startswith(said) for w in warned), warned
+    assert not any(w.startswith("Cluster-weighted Dawid-Skene: the labels follow") for w in warned), warned
+    at.switch_page("pages/results.py").run()
+    picker = next(s for s in at.selectbox if s.label == "Method")
+    picker.set_value("ds").run()
+    no_problem(at)
+    warned = [unescape(str(w.value)) for w in at.warning]
+    assert any(w.startswith(said) and w.endswith("is in this run: pick it above to compare.") for w in warned), warned
+    picker = next(s for s in at.selectbox if s.label == "Method")
+    picker.set_value("cwds").run()
+    assert not any("the labels follow a dependence cluster" in unescape(str(w.value)) for w in at.warning)

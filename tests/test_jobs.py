@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -1395,3 +1396,34 @@ def test_a_job_whose_model_would_pass_the_servers_bound_for_one_job_is_refused_b
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "4G")
     assert manager.wait(manager.submit("sweep", {**grid, "n_seeds": 1, "lrs": [0.01]}, data=wide, owner="kim"),
                         timeout=120).status == "finished"
+
+
+def test_classic_methods_whose_labels_follow_a_found_cluster_say_so(manager):
+    """Walkthrough 128: One-coin Dawid-Skene and MACE gave a copied pair's labels (72.40%, majority vote 90.47) beside
+    a group the Train page named, without a word. Three copies of a weak classifier and three fair ones: Dawid-Skene
+    follows the copies (57%), the cluster-weighted one counts them once (92%); the metrics say which follows."""
+    from deem_core.analysis.selection import followed_text
+
+    rng = np.random.default_rng(7)
+    n, k = 1500, 4
+    truth = rng.integers(k, size=n)
+
+    def noisy(accuracy: float) -> np.ndarray:
+        return np.where(rng.random(n) < accuracy, truth, rng.integers(k, size=n))
+
+    weak = noisy(0.45)
+    columns = {"weak": weak, **{f"weak_copy{i}": np.where(rng.random(n) < 0.98, weak, rng.integers(k, size=n))
+                                for i in (1, 2)},
+               **{f"good{i}": noisy(a) for i, a in enumerate((0.7, 0.75, 0.65))}}
+    frame = pd.DataFrame([(t, w, int(v[t])) for w, v in columns.items() for t in range(n)],
+                         columns=["task", "worker", "label"])
+    run_id = manager.submit("train", {"methods": ["deem", "ds", "cwds"], "device": "cpu"},
+                            data=AnnotationSet.from_long(frame))
+    assert manager.wait(run_id, timeout=300).status == "finished"
+    metrics = manager.store.load(run_id).extras["metrics"]
+    followed = metrics["ds"]["followed"]
+    assert [group["workers"] for group in followed] == [["weak", "weak_copy1", "weak_copy2"]], followed
+    assert followed[0]["agreement"] > 0.95 and followed[0]["others"] < 0.6
+    assert "followed" not in metrics["cwds"] and "followed" not in metrics["deem"]
+    said = followed_text(metrics["ds"])
+    assert said.startswith("the labels follow a dependence cluster: weak, weak_copy1, weak_copy2 agree with them"), said
