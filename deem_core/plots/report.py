@@ -41,9 +41,11 @@ def mi_layers_sentence(summary: pd.DataFrame) -> str | None:
     layers had not lowered it (walkthrough 50); the max alone read "left it about as it was" where the layers made
     every pair dependent, the Frobenius norm 4.2 → 10.4 (walkthrough 81)."""
     def verdict(first: float, last: float) -> str:
+        # within a tenth, which way and how far (1.027 -> 1.074 read "about as it was" of a rise; walkthrough 128)
+        change = f" ({abs(last / first - 1):.1%} {'higher' if last > first else 'lower'})" if first > 0 else ""
         return ("lowered it" if last < 0.9 * first else "raised it" if last > first / 0.9 else
                 "left it exactly as it was" if math.isclose(first, last, rel_tol=1e-9, abs_tol=1e-12) else
-                "left it about as it was")
+                "left it about as it was" + change)
 
     values = summary.set_index("layer")["max_mi_mean"].dropna()
     if len(values) < 2:
