@@ -688,7 +688,10 @@ with tab["Workers"]:
             "give its label, averaged over its answers on tasks others answered too (blank: none)")})
     st.caption("Agreement with majority counts the worker's own answer among the votes (with few answers a task, "
                "its own vote can make the majority), and on a tie an answer naming a tied class counts its share "
-               "(a half of two, a third of three); agreement with the others leaves the worker's own answer out.")
+               "(a half of two, a third of three); agreement with the others leaves the worker's own answer out. "
+               "Workers who copy one another agree with the majority they make: a copied weak worker read 0.969 "
+               "here, the best of its crowd; “Test for groups that answer alike” on the Pairwise agreement tab "
+               "looks for such groups.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
     # in natural order, as Diagnostics draws its heatmaps: w2 before w10 (text order here beside natural order there;
