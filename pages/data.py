@@ -689,9 +689,9 @@ with tab["Workers"]:
     st.caption("Agreement with majority counts the worker's own answer among the votes (with few answers a task, "
                "its own vote can make the majority), and on a tie an answer naming a tied class counts its share "
                "(a half of two, a third of three); agreement with the others leaves the worker's own answer out. "
-               "Workers who copy one another agree with the majority they make: a copied weak worker read 0.969 "
-               "here, the best of its crowd; “Test for groups that answer alike” on the Pairwise agreement tab "
-               "looks for such groups.")
+               "Workers who copy one another agree with the majority they make, and can read as the best of their "
+               "crowd (a copied weak worker: 0.969): “Test for groups that answer alike” on the Pairwise agreement "
+               "tab looks for such groups.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]
     # in natural order, as Diagnostics draws its heatmaps: w2 before w10 (text order here beside natural order there;
