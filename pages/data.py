@@ -690,7 +690,7 @@ with tab["Workers"]:
                "its own vote can make the majority), and on a tie an answer naming a tied class counts its share "
                "(a half of two, a third of three); agreement with the others leaves the worker's own answer out. "
                "Workers who copy one another agree with the majority they make, and can read as the best of their "
-               "crowd (a copied weak worker: 0.969): “Test for groups that answer alike” on the Pairwise agreement "
+               "crowd: “Test for groups that answer alike” on the Pairwise agreement "
                "tab looks for such groups.")
 with tab["Pairwise agreement"]:
     pairwise, overlap = stats["pairwise"]

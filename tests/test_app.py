@@ -4314,9 +4314,8 @@ def test_the_data_page_tests_for_groups_that_answer_alike_on_request(runs_dir):
     assert not any("gave the same label" in unescape(str(w.value)) for w in at.warning)
     # the Workers tab says where copiers' agreement with the majority comes from, and where the test is (a copied weak
     # worker read 0.969, the best of its crowd, with no word; walkthrough 128)
-    assert ("Workers who copy one another agree with the majority they make, and can read as the best of their crowd (a "
-            "copied weak worker: 0.969): “Test for groups that answer alike” on the Pairwise agreement tab looks for "
-            "such groups.") in texts(at)
+    assert ("Workers who copy one another agree with the majority they make, and can read as the best of their crowd: "
+            "“Test for groups that answer alike” on the Pairwise agreement tab looks for such groups.") in texts(at)
     at.button(key="data_dependence_test").click().run()
     no_problem(at)
     found = [unescape(str(w.value)) for w in at.warning
