@@ -3924,7 +3924,7 @@ def test_majority_vote_s_gold_accuracy_says_what_its_tie_rule_won(runs_dir):
     said = tie_luck_text({"ties": len(tied), "right": right, "expected": expected}, 160)
     assert said.startswith(f"majority vote is a tie on {len(tied)} of the 160 gold tasks; its tie rule's order of the "
                            f"classes picked the right label on {right} of them, where a pick at random among the tied "
-                           f"labels would on about {expected:.1f}")
+                           f"labels would be right on about {expected:.1f}")
     assert said[:1].upper() + said[1:] + "." in texts(at)
     at.switch_page("pages/results.py").run()
     no_problem(at)
