@@ -4553,19 +4553,9 @@ def test_a_classic_method_following_a_found_cluster_is_warned_of_on_train_and_re
     """Walkthrough 128: One-coin Dawid-Skene and MACE gave a copied pair's labels beside a group the Train page named,
     without a word. Dawid-Skene following three copies of a weak classifier is warned of where its labels are shown;
     the cluster-weighted Dawid-Skene, which counts the group once, is not."""
-    rng = np.random.default_rng(7)
-    n, k = 1500, 4
-    truth = rng.integers(k, size=n)
+    from conftest import copies_of_a_weak_classifier
 
-    def noisy(accuracy: float) -> np.ndarray:
-        return np.where(rng.random(n) < accuracy, truth, rng.integers(k, size=n))
-
-    weak = noisy(0.45)
-    columns = {"weak": weak, **{f"weak_copy{i}": np.where(rng.random(n) < 0.98, weak, rng.integers(k, size=n))
-                                for i in (1, 2)},
-               **{f"good{i}": noisy(a) for i, a in enumerate((0.7, 0.75, 0.65))}}
-    frame = pd.DataFrame([(t, w, int(v[t])) for w, v in columns.items() for t in range(n)],
-                         columns=["task", "worker", "label"])
+    frame = copies_of_a_weak_classifier()
     at = upload(new_app(), "copies.csv", frame.to_csv(index=False).encode())
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem", "ds", "cwds"])

@@ -1402,21 +1402,10 @@ def test_classic_methods_whose_labels_follow_a_found_cluster_say_so(manager):
     """Walkthrough 128: One-coin Dawid-Skene and MACE gave a copied pair's labels (72.40%, majority vote 90.47) beside
     a group the Train page named, without a word. Three copies of a weak classifier and three fair ones: Dawid-Skene
     follows the copies (57%), the cluster-weighted one counts them once (92%); the metrics say which follows."""
+    from conftest import copies_of_a_weak_classifier
     from deem_core.analysis.selection import followed_text
 
-    rng = np.random.default_rng(7)
-    n, k = 1500, 4
-    truth = rng.integers(k, size=n)
-
-    def noisy(accuracy: float) -> np.ndarray:
-        return np.where(rng.random(n) < accuracy, truth, rng.integers(k, size=n))
-
-    weak = noisy(0.45)
-    columns = {"weak": weak, **{f"weak_copy{i}": np.where(rng.random(n) < 0.98, weak, rng.integers(k, size=n))
-                                for i in (1, 2)},
-               **{f"good{i}": noisy(a) for i, a in enumerate((0.7, 0.75, 0.65))}}
-    frame = pd.DataFrame([(t, w, int(v[t])) for w, v in columns.items() for t in range(n)],
-                         columns=["task", "worker", "label"])
+    frame = copies_of_a_weak_classifier()
     run_id = manager.submit("train", {"methods": ["deem", "ds", "cwds"], "device": "cpu"},
                             data=AnnotationSet.from_long(frame))
     assert manager.wait(run_id, timeout=300).status == "finished"
