@@ -329,6 +329,31 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
                             f"DEEM_MAX_JOB_MEMORY)") from None
 
 
+#: the smallest batch a dashboard training is given to fit this server's bound for one job (:func:`fitted_batch`)
+MIN_FITTED_BATCH = 16
+
+
+def fitted_batch(config: Mapping[str, Any], data: AnnotationSet) -> int | None:
+    """For a train job on the CPU that :func:`check_job_memory` refuses at its batch: the largest batch, halving down to
+    :data:`MIN_FITTED_BATCH`, at which it fits; None when it fits as it is, or at none of them (then the refusal says
+    why). The Train page has no batch field, and a many-class set refused at 1,024 ("a smaller batch (now 1,024)")
+    left its user no way on (walkthrough 129)."""
+    try:
+        check_job_memory("train", config, data)
+        return None
+    except DataError:
+        pass
+    batch = int(config.get("batch_size") or TRAIN_DEFAULTS["batch_size"])
+    while batch > MIN_FITTED_BATCH:
+        batch = max(MIN_FITTED_BATCH, batch // 2)
+        try:
+            check_job_memory("train", {**dict(config), "batch_size": batch}, data)
+            return batch
+        except DataError:
+            continue
+    return None
+
+
 def check_deem_fits(data: AnnotationSet) -> None:
     """DataError when DEEM cannot be trained on ``data`` (too many classes, or its Dawid-Skene start's confusion
     arrays past the server's table bound): what a sweep's launch checks."""

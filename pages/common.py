@@ -1007,6 +1007,14 @@ def launch(kind: str, config: dict[str, Any], data: Any, gold: Any = None) -> No
         columns = gold.attrs.get("columns")  # (named on the Gold labels tab when brought back; the diff's read)
         if isinstance(columns, (list, tuple)) and len(columns) == 2:
             config["gold_columns"] = [str(c) for c in columns]
+    if kind == "train" and data is not None and config.get("batch_size") is None:
+        from deem_studio.jobs import TRAIN_DEFAULTS, fitted_batch  # noqa: PLC0415
+
+        # past this server's bound for one job at the default batch, the largest batch that fits, said with the run
+        # (the refusal's "a smaller batch" had no field on the Train page; walkthrough 129)
+        batch = fitted_batch(config, data)
+        if batch is not None:
+            config = {**config, "batch_size": batch, "batch_fitted_from": int(TRAIN_DEFAULTS["batch_size"])}
     run_id, new = mgr.submit_once(kind, config, data_key(), data=data, gold=gold, owner=workspace(),
                                   dataset=dataset()["name"], client=client_address())
     if not new:

@@ -382,7 +382,11 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
                + (f", {wording.counted(launched['epochs'], 'epoch')}" if launched.get("epochs") else "")
                + (f", {wording.counted(launched['n_seeds'], 'seed')}" if launched.get("n_seeds") else "")
                # (a run trained on gold labels read like one that was not; walkthrough 63)
-               + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "") + ".")
+               + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "")
+               # a batch made smaller to fit the server's bound for one job (walkthrough 129)
+               + (f", in batches of {int(launched['batch_size']):,} (the default {int(launched['batch_fitted_from']):,} "
+                  f"would pass this server's memory bound for one job)" if launched.get("batch_fitted_from") else "")
+               + ".")
 
 
 # A queued run redraws every few seconds only: many sessions waiting in the queue must not slow the running job

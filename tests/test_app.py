@@ -4576,3 +4576,38 @@ def test_a_classic_method_following_a_found_cluster_is_warned_of_on_train_and_re
     picker = next(s for s in at.selectbox if s.label == "Method")
     picker.set_value("cwds").run()
     assert not any("the labels follow a dependence cluster" in unescape(str(w.value)) for w in at.warning)
+
+
+def test_a_training_past_the_job_bound_at_the_default_batch_trains_in_smaller_batches_and_says_so(runs_dir,
+                                                                                                monkeypatch):
+    """Walkthrough 129: a many-class set refused at the default batch ("try ... a smaller batch (now 1,024)") left a
+    dashboard user no way on: the Train page has no batch field. The largest batch that fits this server's bound for
+    one job is taken, and the run says so; past every batch the refusal stands."""
+    from deem_core.model.engine import check_training_size
+    from deem_core.model.training import TrainingConfig
+    from deem_studio.jobs import fitted_batch
+
+    data = AnnotationSet.from_long(pd.read_csv(io.BytesIO(tiny_csv(600))))
+    sizes = {b: check_training_size(data, TrainingConfig(n_layers=1, batch_size=b), 2, memory_bytes=1 << 62)
+             for b in (64, 128, 1024)}
+    assert sizes[64] < sizes[128] < sizes[1024]
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str((sizes[64] + sizes[128]) // 2))
+    assert fitted_batch({"methods": ["deem"]}, data) == 64
+    at = upload(new_app(), "many.csv", tiny_csv(600))
+    at.switch_page("pages/train.py").run()
+    at.multiselect(key="train_methods").set_value(["deem"])
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_launch").click().run()
+    no_problem(at)
+    run_id = at.session_state["train_run"]
+    assert wait_done(run_id).status == "finished"
+    at.run()
+    config = get_manager().store.load(run_id).config
+    assert (config["batch_size"], config["batch_fitted_from"]) == (64, 1024)
+    assert ("in batches of 64 (the default 1,024 would pass this server's memory bound for one job).") in texts(at)
+    # within the bound at the default batch: nothing changes
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(4 * sizes[1024]))
+    assert fitted_batch({"methods": ["deem"]}, data) is None
+    # under the smallest batch's need: the refusal stands (nothing fits)
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "1000")
+    assert fitted_batch({"methods": ["deem"]}, data) is None
