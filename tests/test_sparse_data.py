@@ -369,3 +369,37 @@ def test_excess_agreement_reads_a_sample_of_tasks_past_its_pair_bound(monkeypatc
     monkeypatch.setattr(dawid_skene, "MAX_EXCESS_ANSWER_PAIRS", 10 ** 9)
     assert excess_pairwise_agreement(data, fit, 5) == pytest.approx(
         dense_excess(labels, k, fit.confusion, fit.posterior, 5), abs=1e-12)
+
+
+def test_excess_agreement_reads_at_most_its_workers_in_tables_of_those_alone(monkeypatch):
+    """150 tasks answered by 2,000 of 11,000 workers each took the dense path, whose tables held every worker (11,000
+    x 11,000, several at once): a 4 MB upload took the Train page's probe to 4.3 GB (attack round 67). The tables hold
+    the workers read alone, at most MAX_EXCESS_WORKERS of them (those with the most answers), and the value is the
+    dense formula's on their answers."""
+    import deem_core.data.pairs as pairs  # noqa: PLC0415
+    import deem_core.methods.dawid_skene as dawid_skene  # noqa: PLC0415
+
+    rng = np.random.default_rng(67)
+    n, d, per_task, k = 150, 900, 300, 3
+    labels = np.full((n, d), -1)
+    for t in range(n):
+        labels[t, rng.choice(d, per_task, replace=False)] = rng.integers(k, size=per_task)
+    data = AnnotationSet.from_dense(labels, classes=range(k))
+    fit = fit_dawid_skene(data)
+    monkeypatch.setattr(dawid_skene, "MAX_EXCESS_WORKERS", 100, raising=False)
+    shapes = []
+    real = pairs.pair_table
+
+    def recorded(*args, **kwargs):
+        table = real(*args, **kwargs)
+        shapes.append(table.shape)
+        return table
+
+    monkeypatch.setattr(dawid_skene, "pair_table", recorded)
+    value = excess_pairwise_agreement(data, fit, 5)
+    assert shapes and max(max(shape) for shape in shapes) <= 100, shapes  # (before: 900 x 900)
+    read = np.argsort(-np.bincount(data.worker_codes, minlength=d), kind="stable")[:100]
+    order = np.asarray(data.workers)  # the set's worker order: columns of ``labels`` by name
+    columns = np.asarray([int(w) for w in order[np.sort(read)]])
+    kept = labels[:, columns]
+    assert value == pytest.approx(dense_excess(kept, k, fit.confusion[np.sort(read)], fit.posterior, 5), abs=1e-12)

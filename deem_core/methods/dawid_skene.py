@@ -29,8 +29,9 @@ from deem_core.data.pairs import dense_path, indicator_matrix, answer_matrix, pa
 from deem_core.model.sizes import within_budget
 
 __all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "MAX_EXCESS_ANSWER_PAIRS", "MAX_EXCESS_PAIR_WORK", "CrowdKitDawidSkeneFit",
-           "DawidSkeneFit", "check_dawid_skene_size", "check_ds_prior", "crowdkit_dawid_skene", "dawid_skene_posterior",
-           "excess_pairwise_agreement", "excess_sample", "first_appearance_order", "fit_dawid_skene"]
+           "DawidSkeneFit", "MAX_EXCESS_WORKERS", "check_dawid_skene_size", "check_ds_prior", "crowdkit_dawid_skene",
+           "dawid_skene_posterior", "excess_pairwise_agreement", "excess_sample", "excess_workers",
+           "first_appearance_order", "fit_dawid_skene"]
 
 
 #: the shared prior's default strength where it is used (DEEM's Dawid-Skene start, the ``ds_shared`` method):
@@ -161,29 +162,70 @@ MAX_EXCESS_ANSWER_PAIRS = 4_000_000
 #: the same pairs times the sparse products the statistic makes (2K - 1): its time (40 classes, 28.7 s unstoppable
 #: before anything trained; attack round 66)
 MAX_EXCESS_PAIR_WORK = 40_000_000
+#: workers the statistic reads at most, those with the most answers: on the dense path its tables are workers x
+#: workers (150 tasks answered by 2,000 of 11,000 workers each held 968 MB tables, several at once: a 4 MB upload took
+#: the Train page's probe to 4.3 GB; attack round 67)
+MAX_EXCESS_WORKERS = 2_000
+#: multiply-adds the dense path may make (tasks x workers^2 x its 2K - 1 products); past it, a sample of the tasks
+MAX_EXCESS_DENSE_WORK = 20_000_000_000
 #: bytes of the (pairs x classes) blocks of the expected agreement at a time
 EXCESS_BLOCK_BYTES = 32 << 20
 
 
+def excess_workers(data: AnnotationSet, min_common: int = 20) -> np.ndarray:
+    """The workers :func:`excess_pairwise_agreement` reads (bool, (d,)): those with at least ``min_common`` answers (no
+    pair of the others can count), at most :data:`MAX_EXCESS_WORKERS` of them, those with the most answers."""
+    counts = np.bincount(data.worker_codes, minlength=data.n_workers)
+    eligible = counts >= min_common
+    if eligible.sum() > MAX_EXCESS_WORKERS:
+        top = np.argsort(-counts, kind="stable")[:MAX_EXCESS_WORKERS]
+        eligible = np.zeros(data.n_workers, dtype=bool)
+        eligible[top] = True
+    return eligible
+
+
 def excess_sample(data: AnnotationSet, keep_workers: np.ndarray, k: int, seed: int = 0) -> np.ndarray | None:
-    """The tasks :func:`excess_pairwise_agreement` reads where the answers of ``keep_workers`` (bool, (d,)) on the
-    sparse path pass :data:`MAX_EXCESS_ANSWER_PAIRS` pairs, or those pairs times the ``2k - 1`` products pass
-    :data:`MAX_EXCESS_PAIR_WORK`: a bool (n,) mask of tasks in a random order (``seed``) up to the bound; None (every
-    task) otherwise."""
+    """The tasks :func:`excess_pairwise_agreement` reads, given the answers of ``keep_workers`` (bool, (d,)): on the
+    sparse path, within :data:`MAX_EXCESS_ANSWER_PAIRS` pairs of answers and :data:`MAX_EXCESS_PAIR_WORK` pairs times
+    the ``2k - 1`` products; on the dense path, within :data:`MAX_EXCESS_DENSE_WORK` multiply-adds. A bool (n,) mask
+    of tasks taken in a random order (``seed``) up to the bound; None (every task) where all fit."""
     kept = keep_workers[data.worker_codes]
     per_task = np.bincount(data.task_codes[kept], minlength=data.n_tasks).astype(np.float64)
-    pairs = per_task ** 2
-    budget = min(float(MAX_EXCESS_ANSWER_PAIRS), MAX_EXCESS_PAIR_WORK / max(1, 2 * k - 1))
-    if pairs.sum() <= budget:
-        return None
-    observed = indicator_matrix(data, answers=kept)
-    if dense_path(observed):  # (BLAS on chunks of tasks: memory the workers' table, time n x d^2 multiply-adds)
+    products = max(1, 2 * k - 1)
+    p = int(keep_workers.sum())
+    answered = per_task > 0
+    if dense_path(_pair_matrix(data, kept, keep_workers)[0]):
+        # (BLAS on chunks of tasks: time tasks x workers^2 per product; memory the workers' tables, bounded above)
+        cost = answered * float(p) * p * products
+        budget = float(MAX_EXCESS_DENSE_WORK)
+    else:
+        cost = per_task ** 2
+        budget = min(float(MAX_EXCESS_ANSWER_PAIRS), MAX_EXCESS_PAIR_WORK / products)
+    if cost.sum() <= budget:
         return None
     order = np.random.default_rng(seed).permutation(data.n_tasks)
-    taken = np.cumsum(pairs[order]) <= budget
+    taken = np.cumsum(cost[order]) <= budget
     mask = np.zeros(data.n_tasks, dtype=bool)
     mask[order[taken]] = True
     return mask
+
+
+def _pair_matrix(data: AnnotationSet, answers: np.ndarray, workers: np.ndarray
+                 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """(tasks answered x workers kept) CSR of the ``answers`` (bool, (N,)) of ``workers`` (bool, (d,)), rows and
+    columns renumbered (a table of every task and worker held empty columns of the others: 11,000 x 11,000 for 2,000
+    read; attack round 67); with its rows' task codes, its columns' worker codes and each kept answer's (row, column)
+    selection ``answers``."""
+    rows = np.unique(data.task_codes[answers])
+    columns = np.flatnonzero(workers)
+    row_of = np.full(data.n_tasks, -1, dtype=np.int64)
+    row_of[rows] = np.arange(len(rows))
+    column_of = np.full(data.n_workers, -1, dtype=np.int64)
+    column_of[columns] = np.arange(len(columns))
+    matrix = sp.csr_matrix((np.ones(int(answers.sum())), (row_of[data.task_codes[answers]],
+                                                           column_of[data.worker_codes[answers]])),
+                           shape=(len(rows), len(columns)))
+    return matrix, rows, columns, row_of
 
 
 def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20, seed: int = 0) -> float:
@@ -198,39 +240,51 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
 
     Hard labels are compared (soft labels count by their argmax). Every sum runs over the tasks two
     workers share, as sparse products (:func:`~deem_core.data.pairs.pair_table`): the cost grows with the
-    pairs of answers on a common task, and only pairs that share a task are ever held. Workers with fewer than
-    ``min_common`` answers are left out first (no pair of theirs can count); where the pairs of answers pass the
-    bounds of :func:`excess_sample`, the statistic is read on a random sample of the tasks (``seed``) within them.
+    pairs of answers on a common task, and only pairs that share a task are ever held. The workers read are
+    :func:`excess_workers`'s; where the work passes the bounds of :func:`excess_sample`, the statistic is read on a
+    random sample of the tasks (``seed``) within them.
     """
     k = fit.confusion.shape[-1]
-    eligible = np.bincount(data.worker_codes, minlength=data.n_workers) >= min_common
+    eligible = excess_workers(data, min_common)
     if eligible.sum() < 2:
         return 0.0
     tasks = excess_sample(data, eligible, k, seed)
     chosen = eligible[data.worker_codes] if tasks is None else eligible[data.worker_codes] & tasks[data.task_codes]
-    observed = indicator_matrix(data, answers=chosen)  # (n, d)
+    observed, task_rows, worker_columns, row_of = _pair_matrix(data, chosen, eligible)  # (n', d')
     common = pair_table(observed, to_dense=False)
     rows, cols = upper_pairs(common)
     n_common = table_values(common, rows, cols)
+    del common
     keep = n_common >= min_common
     if not keep.any():
         return 0.0
     rows, cols, n_common = rows[keep], cols[keep], n_common[keep]
+    labels = data.label_codes[chosen]
+    task_of = row_of[data.task_codes[chosen]]
+    column_of = np.full(data.n_workers, -1, dtype=np.int64)
+    column_of[worker_columns] = np.arange(len(worker_columns))
+    worker_of = column_of[data.worker_codes[chosen]]
+    shape = observed.shape
+    posterior = fit.posterior[task_rows]
+    confusion = fit.confusion[worker_columns]
     agree_observed = np.zeros(len(rows))
     agree_expected = np.zeros(len(rows))
     share_left = n_common.copy()  # common tasks not yet weighted by a class posterior (they sum to 1)
     block = max(1, EXCESS_BLOCK_BYTES // (8 * k))  # pairs at a time in the (pairs x K) products
     for c in range(k):
-        same = pair_table(indicator_matrix(data, answers=chosen & (data.label_codes == c)), to_dense=False)
+        given = labels == c
+        same = pair_table(sp.csr_matrix((np.ones(int(given.sum())), (task_of[given], worker_of[given])), shape=shape),
+                          to_dense=False)
         agree_observed += table_values(same, rows, cols)
+        del same
         # P(i, j agree | y = c) for the kept pairs, weighted by the tasks' posterior of class c; the last
         # class's weights are what the others leave (one sparse product fewer)
         given_class = np.empty(len(rows))
         for start in range(0, len(rows), block):
             part = slice(start, start + block)
-            given_class[part] = np.einsum("pl,pl->p", fit.confusion[rows[part], :, c], fit.confusion[cols[part], :, c])
+            given_class[part] = np.einsum("pl,pl->p", confusion[rows[part], :, c], confusion[cols[part], :, c])
         if c < k - 1:
-            weighted = table_values(pair_table(observed, row_weights=fit.posterior[:, c], to_dense=False), rows, cols)
+            weighted = table_values(pair_table(observed, row_weights=posterior[:, c], to_dense=False), rows, cols)
             share_left -= weighted
         else:
             weighted = share_left
