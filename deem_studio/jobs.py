@@ -2114,6 +2114,11 @@ def _run_diagnostics(ctx: JobContext) -> tuple[str, str]:
     from deem_core.analysis.diagnostics._common import usable_runs  # noqa: PLC0415
     from deem_core.methods.clusters import clusters_for_diagnostics  # noqa: PLC0415
 
+    from deem_core.analysis.diagnostics import check_diagnostics_size  # noqa: PLC0415
+
+    # against this server's bound for one job, as a training is (half the machine let a 27 KB upload's diagnostics,
+    # estimated at 3.8 GB, take the server past 5.4 GB; attack round 67)
+    check_diagnostics_size(model, data, memory_bytes=job_memory_bound())
     result = run_diagnostics(model, data, gold=gold if gold is not None and len(gold) else None,
                              subset_classes=subset_classes, subset_by=by,
                              max_tasks=cfg.get("max_tasks", DIAGNOSTICS_MAX_TASKS), progress=tell,

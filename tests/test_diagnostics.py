@@ -865,8 +865,8 @@ def test_diagnostics_that_would_not_fit_are_refused_before_anything_is_computed(
     parts = check_diagnostics_size(model, df)
     assert set(parts) == {"leave-one-out copies of a task with 5 answers", "confusion matrices",
                           "their table (the download)"}
-    assert parts["leave-one-out copies of a task with 5 answers"] == 4 * 1 * 5**3 * 3**2 * 1 * 3
-    with pytest.raises(DataError, match=r"diagnostics of 5 workers x 3 classes would need about 13\.2 KiB for the "
+    assert parts["leave-one-out copies of a task with 5 answers"] == 4 * 1 * 5**3 * 3**2 * 1 * 5
+    with pytest.raises(DataError, match=r"diagnostics of 5 workers x 3 classes would need about 22\.0 KiB for the "
                                         r"leave-one-out copies of a task with 5 answers, but 10 KiB is available"):
         check_diagnostics_size(model, df, memory_bytes=10 << 10)
     monkeypatch.setattr(sizes, "_memory_bytes", lambda: 2 * (10 << 10))  # the default budget: half of "memory"

@@ -1415,3 +1415,26 @@ def test_classic_methods_whose_labels_follow_a_found_cluster_say_so(manager):
     assert "followed" not in metrics["cwds"] and "followed" not in metrics["deem"]
     said = followed_text(metrics["ds"])
     assert said.startswith("the labels follow a dependence cluster: weak, weak_copy1, weak_copy2 agree with them"), said
+
+
+def test_diagnostics_are_checked_against_this_server_s_bound_for_one_job(manager, monkeypatch):
+    """A 27 KB upload (400 tasks of 5 answers and one of 210, 6 classes) had its diagnostics, estimated at 3.8 GB,
+    checked against half the machine and take the server past 5.4 GB (attack round 67): they are checked against
+    the bound for one job, as a training is, and each task's leave-one-out copies counted five times (four measured)."""
+    from deem_core.analysis.diagnostics import check_diagnostics_size
+    from deem_core.analysis.diagnostics._slots import leave_one_out_bytes
+
+    assert leave_one_out_bytes(1, 170, 6, 1) == 4 * 170 ** 3 * 36 * 5  # (+2,707 MiB measured; three copies said 2,024)
+    data, _ = tiny(80)
+    train = manager.submit("train", {"methods": ["deem"], "epochs": 1, "device": "cpu"}, data=data)
+    assert manager.wait(train, timeout=120).status == "finished"
+    model = manager.store.load(train).load_model("deem")
+    need = max(check_diagnostics_size(model, data).values())
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(need - 1))
+    diag = manager.submit("diagnostics", {"source_run": train, "method": "deem"}, store_data=False)
+    snap = manager.wait(diag, timeout=120)
+    assert snap.status == "failed" and "diagnostics of " in snap.message and "would need about" in snap.message, \
+        snap.message
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(need + 1))
+    assert manager.wait(manager.submit("diagnostics", {"source_run": train, "method": "deem"}, store_data=False),
+                        timeout=120).status == "finished"
