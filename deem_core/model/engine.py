@@ -20,7 +20,7 @@ import torch
 from deem_core.data.annotations import AnnotationSet
 from deem_core.model.network import DEEMNetwork
 from deem_core.model.sampler import one_hot_state
-from deem_core.model.sparse import Answers, free_energy_of_tasks
+from deem_core.model.sparse import SCORE_COPIES, TASK_BATCH_BYTES, Answers, free_energy_of_tasks
 from deem_core.model.sizes import check_problem_size
 from deem_core.model.sparse_training import SparseTaskData
 from deem_core.model.training import (
@@ -103,6 +103,10 @@ def task_outputs(network: DEEMNetwork, data: AnnotationSet, batch_size: int = 81
         return free_energy_of_tasks(network, answers_of(data, device), batch_size=batch_size)
     r, k = network.n_runs, network.n_classes
     energies, posteriors = [], []
+    # rows a batch within TASK_BATCH_BYTES, as the sparse path's: 8,192 rows of 200 workers x 60 classes, their
+    # one-hot inputs and each layer's outputs, took +673 MiB while the held-out answers were scored (attack round 67)
+    per_row = 4 * SCORE_COPIES * r * max(1, data.n_workers) * k * (network.n_layers + 1)
+    batch_size = max(1, min(int(batch_size), TASK_BATCH_BYTES // per_row))
     for start in range(0, data.n_tasks, batch_size):
         positions = np.arange(start, min(start + batch_size, data.n_tasks))
         labels = torch.as_tensor(data.dense_labels(positions, purpose=DENSE_PURPOSE), dtype=torch.long,
