@@ -406,3 +406,21 @@ def test_agreement_with_majority_shares_a_tie_whatever_the_labels_are_called():
         got = table(first)
         assert got["u"] == pytest.approx(0.75) and got["v"] == pytest.approx(0.75)  # half of t1, all of t2
         assert got["w"] == pytest.approx(0.0)
+
+
+def test_answering_against_the_others_is_said_within_a_family_wise_error_among_many_workers():
+    """Walkthrough 129: among 2,000 workers answering 40 classes at random, one was named "Adversarial, or with the
+    classes swapped" (z 3.1, about 1 in 1,000 for each worker). Past about 50 workers the bound is Bonferroni's at
+    5% over the workers tested: random crowds of this shape named 1-5 workers each (seeds 0-5), now none on this one."""
+    from deem_core.analysis.agreement import CONTRARY_FAMILY_ALPHA, CONTRARY_Z, contrary_workers
+
+    rng = np.random.default_rng(3)
+    n, d, per_task, k = 2000, 2000, 250, 40
+    workers = np.concatenate([rng.choice(d, per_task, replace=False) for _ in range(n)])
+    frame = pd.DataFrame({"task": np.repeat(np.arange(n), per_task), "worker": workers,
+                          "label": rng.integers(k, size=n * per_task)})
+    data = AnnotationSet.from_long(frame)
+    assert contrary_workers(data) == []
+    from statistics import NormalDist
+
+    assert NormalDist().inv_cdf(1 - CONTRARY_FAMILY_ALPHA / 50) == pytest.approx(CONTRARY_Z, abs=0.02)  # (the seam)

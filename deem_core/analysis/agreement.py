@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from statistics import NormalDist
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -334,6 +335,10 @@ def others_favour_another(data: AnnotationSet) -> np.ndarray:
 #: how far below chance (standard errors) a worker's agreement with the other answers must be to be said to answer
 #: against the others (about p < 0.001 one-sided: a set of hundreds of workers has a few unlucky ones)
 CONTRARY_Z = 3.1
+#: ... and, among many workers, below the Bonferroni bound of this family-wise error over the workers tested: one of
+#: 2,000 random workers was named "Adversarial, or with the classes swapped" at z 3.1 (walkthrough 129); the bound
+#: passes 3.1 past about 50 workers (4.06 at 2,000)
+CONTRARY_FAMILY_ALPHA = 0.05
 #: (answer, class given on its task) pairs expanded at once (bounded memory on platform-sized data; a chunk of answers
 #: was unbounded where a task has many answers of many classes: one task of 8,000 workers and labels took 5 GB)
 CONTRARY_CHUNK = 1 << 20
@@ -382,7 +387,8 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
     Agreement: per answer, the share of the task's other answers that give its label, averaged. Chance: the same for a
     worker giving its own labels as often as it does, at random (per class, its share of answers of the class times
     the share of the other answers on its tasks of that class). Said when ``z`` standard errors below chance (the
-    variance of that random worker's agreement, the other answers as they are). Adversarial workers, or ones whose
+    variance of that random worker's agreement, the other answers as they are), or further among many workers: the
+    one-sided Bonferroni bound of :data:`CONTRARY_FAMILY_ALPHA` over the workers tested. Adversarial workers, or ones whose
     classes are swapped: the Data page said nothing of two agreeing 0.23 and 0.19 with majority vote (walkthrough
     64); its own answer in the majority hid one of them. The work grows with each answer's task's classes: past
     ``max_pairs`` (answer, class) pairs it looks at the answers of a random share of the tasks (``answers`` then
@@ -431,7 +437,9 @@ def contrary_workers(data: AnnotationSet, min_answers: int = CONSTANT_MIN_ANSWER
         variance += np.bincount(worker_of, weights=np.maximum(square_a - mean_a ** 2, 0.0), minlength=data.n_workers)
     mean = expected / np.maximum(answered, 1.0)
     spread = np.sqrt(np.maximum(variance, 1e-12))
-    found = np.flatnonzero((answered >= max(1, int(min_answers))) & (agree < expected - z * spread))
+    tested = answered >= max(1, int(min_answers))
+    z = max(float(z), float(NormalDist().inv_cdf(1.0 - CONTRARY_FAMILY_ALPHA / max(1, int(tested.sum())))))
+    found = np.flatnonzero(tested & (agree < expected - z * spread))
     share = agree[found] / answered[found]
     found = found[np.argsort(share, kind="stable")]
     return [(str(data.workers[i]), int(answered[i]), float(agree[i] / answered[i]), float(mean[i])) for i in found]
