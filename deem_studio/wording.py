@@ -219,6 +219,11 @@ def model_version(method: str, config: Any, entry: dict, fallback: str | None, r
                         run_id)
 
 
+#: the least share of a method's wrong gold labels at confidence 0.99 or more for its high confidences to be said to
+#: hide errors from "Least confident first" (1 of 1,279 was; walkthrough 129)
+FEW_CONFIDENT_WRONG = 0.02
+
+
 def calibration_sentence(name: str, held: dict) -> str:
     """What the Results page says of a method's confidences measured on gold labels (``held``:
     :func:`deem_core.analysis.scoring.calibration`). Read high with none of its wrong labels at 0.99 or more, it said
@@ -228,14 +233,18 @@ def calibration_sentence(name: str, held: dict) -> str:
             f"and its accuracy {held['accuracy']:.3f}")
     if held["mean_confidence"] - held["accuracy"] <= 0.05:
         return said + "."
-    if held["wrong_confident"]:
+    if held["wrong_confident"] and held["wrong_confident"] >= FEW_CONFIDENT_WRONG * max(1, held["wrong"]):
         verb = "has" if held["wrong_confident"] == 1 else "have"  # ("1 of its 14 wrong labels ... have"; walkthrough 65)
         return said + (f": its confidences read high ({held['wrong_confident']:,} of its {held['wrong']:,} wrong "
                        f"labels there {verb} confidence 0.99 or more), so \"Least confident first\" below can miss "
                        f"errors.")
-    return said + (f": its confidences read high, though none of its {held['wrong']:,} wrong labels there has "
-                   f"confidence 0.99 or more; \"Least confident first\" below may still list right labels before "
-                   f"wrong ones.")
+    # (a few of many: "its confidences read high (1 of its 1,279 wrong labels there has confidence 0.99 or more), so
+    # ... can miss errors" quoted evidence against itself; walkthrough 129)
+    few = (f"only {held['wrong_confident']:,} of its {held['wrong']:,} wrong labels there "
+           f"{'has' if held['wrong_confident'] == 1 else 'have'}" if held["wrong_confident"] else
+           f"none of its {held['wrong']:,} wrong labels there has")
+    return said + (f": its confidences read high, though {few} confidence 0.99 or more; \"Least confident first\" "
+                   f"below may still list right labels before wrong ones.")
 
 
 def importance_caption(table: Any, column: str, cluster_weighted: bool = False, flagged: bool = False) -> str:

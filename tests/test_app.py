@@ -3462,6 +3462,12 @@ def test_a_high_confidence_with_no_wrong_label_at_099_is_not_said_to_hide_errors
     assert "(1 of its 23 wrong labels there has confidence 0.99 or more), so" in calibration_sentence(
         "DEEM", {**held, "wrong_confident": 1})  # (walkthrough 65)
     assert calibration_sentence("DEEM", {**held, "mean_confidence": 0.81}).endswith("its accuracy 0.808.")
+    # a few of many wrong labels at 0.99 do not make the gap (1 of 1,279 was quoted as its evidence; walkthrough 129)
+    few = calibration_sentence("Zero-based skill", {**held, "mean_confidence": 0.774, "accuracy": 0.574,
+                                                    "wrong": 1279, "wrong_confident": 1})
+    assert few.endswith(": its confidences read high, though only 1 of its 1,279 wrong labels there has confidence "
+                        "0.99 or more; \"Least confident first\" below may still list right labels before wrong ones."
+                        ) and "can miss errors" not in few, few
     # one gold task in the singular ("On the 1 gold tasks"; walkthrough 94)
     assert calibration_sentence("DEEM", {**held, "tasks": 1, "mean_confidence": 1.0, "accuracy": 1.0}) == (
         "On the 1 gold task, the mean confidence of DEEM is 1.000 and its accuracy 1.000.")
