@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.pairs import dense_path, indicator_matrix, answer_matrix, pair_table, table_values, upper_pairs
+from deem_core.data.pairs import answer_matrix, dense_path, pair_table, table_values, upper_pairs
 from deem_core.model.sizes import within_budget
 
 __all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "MAX_EXCESS_ANSWER_PAIRS", "MAX_EXCESS_PAIR_WORK", "CrowdKitDawidSkeneFit",
