@@ -325,8 +325,39 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
             check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
                                 memory_bytes=bound)
         except DataError as exc:
-            raise DataError(f"{exc} (this server lets one job take {bound / (1 << 30):.1f} GiB: "
-                            f"DEEM_MAX_JOB_MEMORY)") from None
+            # the advice in the pages' words: the engine's names command-line options, a sample of the tasks and a
+            # batch the Train page has no field for, and "a GPU" where the bound is this server's (walkthrough 130)
+            head = str(exc).split("; try ", 1)[0]
+            advice = job_memory_advice(kind, cfg, layers, runs)
+            if kind == "train" and config.get("batch_size") is None:
+                try:  # (the Train page fits the batch before it launches: :func:`fitted_batch`)
+                    check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=MIN_FITTED_BATCH), runs,
+                                        memory_bytes=bound)
+                    advice += " (a smaller batch fits: the Train page takes the largest that does)"
+                except DataError:
+                    advice += f" (no batch from {int(TRAIN_DEFAULTS['batch_size']):,} down to {MIN_FITTED_BATCH} fits)"
+            raise DataError(f"{head} (this server lets one job take {describe_bytes(bound)}: DEEM_MAX_JOB_MEMORY); "
+                            f"try {advice}") from None
+
+
+def job_memory_advice(kind: str, cfg: Mapping[str, Any], layers: int, runs: int) -> str:
+    """What a refused job's settings on the pages can change, in their words."""
+    advice = []
+    if kind == "sweep":
+        if layers:
+            advice.append("fewer layers (0: the iRBM alone)")
+        advice += ["fewer learning rates or seeds", "a sample of the tasks (“Sweep a task sample”)"]
+        return ", or ".join(advice)
+    if cfg.get("n_layers") == "auto":
+        advice.append("the layers fixed rather than chosen (“Choose the layers” off)")
+    if layers:
+        advice.append("Layers (DEEM) 0 (the iRBM alone, without the worker-pair weights)")
+    if str(cfg.get("init", "auto")) == "auto" and runs > 1:
+        advice.append("one start in “Start from” (the two starts train together)")
+    if int(cfg.get("n_seeds") or 1) > 1:
+        advice.append("fewer seeds")
+    advice.append("fewer tasks or classes in the file")
+    return ", or ".join(advice)
 
 
 #: the smallest batch a dashboard training is given to fit this server's bound for one job (:func:`fitted_batch`)

@@ -385,7 +385,7 @@ if launched.get("lr") is not None and trained:  # (the form above holds the next
                + (f", gold-label weight {float(launched['supervised_weight']):g}" if gold_trained else "")
                # a batch made smaller to fit the server's bound for one job (walkthrough 129)
                + (f", in batches of {int(launched['batch_size']):,} (the default {int(launched['batch_fitted_from']):,} "
-                  f"would pass this server's memory bound for one job)" if launched.get("batch_fitted_from") else "")
+                  f"would exceed this server's memory bound for one job)" if launched.get("batch_fitted_from") else "")
                + ".")
 
 

@@ -4610,7 +4610,7 @@ def test_a_training_past_the_job_bound_at_the_default_batch_trains_in_smaller_ba
     at.run()
     config = get_manager().store.load(run_id).config
     assert (config["batch_size"], config["batch_fitted_from"]) == (64, 1024)
-    assert ("in batches of 64 (the default 1,024 would pass this server's memory bound for one job).") in texts(at)
+    assert ("in batches of 64 (the default 1,024 would exceed this server's memory bound for one job).") in texts(at)
     # within the bound at the default batch: nothing changes
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(4 * sizes[1024]))
     assert fitted_batch({"methods": ["deem"]}, data) is None

@@ -235,8 +235,8 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
         estimate = 4 * 4 * floats
         if estimate > budget:
             raise DataError(
-                f"{source}: the model would need about {_gib(estimate)} ({counted(layers, 'layer')} of {units:,} x "
-                f"{units:,} weights for {d:,} workers x {k:,} classes, {counted(runs, 'run')}) but {_gib(budget)} is "
+                f"{source}: the model would need about {_size(estimate)} ({counted(layers, 'layer')} of {units:,} x "
+                f"{units:,} weights for {d:,} workers x {k:,} classes, {counted(runs, 'run')}) but {_size(budget)} is "
                 f"available; use fewer layers (--layers 0), fewer seeds, or fewer workers/classes")
         return estimate
     parts = estimate_training_bytes(n_tasks, d, k, n_answers if n_answers is not None else n_tasks * d,
@@ -261,6 +261,6 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
     else:
         advice.append("the CPU (--device cpu), whose memory is usually larger")
     raise DataError(
-        f"{source}: training would need about {_gib(estimate)} ({breakdown}; the {largest} part is the largest) "
+        f"{source}: training would need about {_size(estimate)} ({breakdown}; the {largest} part is the largest) "
         f"for {n_tasks:,} tasks x {d:,} workers x {k:,} classes on the {path} path, {counted(layers, 'layer')}, "
-        f"{counted(runs, 'run')}, but {_gib(budget)} is available; try " + ", or ".join(advice))
+        f"{counted(runs, 'run')}, but {_size(budget)} is available; try " + ", or ".join(advice))
