@@ -16,8 +16,7 @@ import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet, DataError
 
-__all__ = ["DENSE_PAIR_RATIO", "answer_matrix", "dense_path", "indicator_matrix", "pair_table", "table_values",
-           "upper_pairs"]
+__all__ = ["DENSE_PAIR_RATIO", "answer_matrix", "indicator_matrix", "pair_table", "table_values", "upper_pairs"]
 
 #: the dense (BLAS) path is taken when the pairs of nonzeros sharing a row exceed this fraction of
 #: rows x p x q. Measured (one thread, this machine): scipy's sparse product costs 1.3-2.5 ns per pair
@@ -61,12 +60,6 @@ def answer_matrix(data: AnnotationSet, values: np.ndarray | None = None, n_value
     codes = data.label_codes if values is None else np.asarray(values, dtype=np.int64)
     return sp.csr_matrix((np.ones(data.n_answers), data.worker_codes * v + codes, data.task_offsets),
                          shape=(data.n_tasks, d * v))
-
-
-def dense_path(left: sp.csr_matrix, right: sp.csr_matrix | None = None) -> bool:
-    """Whether :func:`pair_table` takes the dense (BLAS) path for these matrices: its memory is then the (p, q)
-    table and a chunk of rows; on the sparse path it holds an entry for every pair of columns sharing a row."""
-    return _use_dense(left, left if right is None else right)
 
 
 def _use_dense(left: sp.csr_matrix, right: sp.csr_matrix) -> bool:

@@ -25,11 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from deem_core.data.annotations import AnnotationSet
-from deem_core.data.pairs import answer_matrix, dense_path, pair_table, table_values, upper_pairs
+from deem_core.data.pairs import DENSE_PAIR_RATIO, answer_matrix, pair_table, table_values, upper_pairs
 from deem_core.model.sizes import within_budget
 
-__all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "MAX_EXCESS_ANSWER_PAIRS", "MAX_EXCESS_PAIR_WORK", "CrowdKitDawidSkeneFit",
-           "DawidSkeneFit", "MAX_EXCESS_WORKERS", "check_dawid_skene_size", "check_ds_prior", "crowdkit_dawid_skene",
+__all__ = ["DEFAULT_DS_PRIOR", "MAX_DS_PRIOR", "MAX_EXCESS_ANSWER_PAIRS", "MAX_EXCESS_PAIR_WORK", "MAX_EXCESS_WORKERS",
+           "CrowdKitDawidSkeneFit", "DawidSkeneFit", "check_dawid_skene_size", "check_ds_prior", "crowdkit_dawid_skene",
            "dawid_skene_posterior", "excess_pairwise_agreement", "excess_sample", "excess_workers",
            "first_appearance_order", "fit_dawid_skene"]
 
@@ -194,7 +194,8 @@ def excess_sample(data: AnnotationSet, keep_workers: np.ndarray, k: int, seed: i
     products = max(1, 2 * k - 1)
     p = int(keep_workers.sum())
     answered = per_task > 0
-    if dense_path(_pair_matrix(data, kept, keep_workers)[0]):
+    # the path pair_table takes on these answers (``pairs._use_dense``), from the counts alone
+    if (per_task ** 2).sum() > DENSE_PAIR_RATIO * float(answered.sum()) * p * p:
         # (BLAS on chunks of tasks: time tasks x workers^2 per product; memory the workers' tables, bounded above)
         cost = answered * float(p) * p * products
         budget = float(MAX_EXCESS_DENSE_WORK)
@@ -211,11 +212,11 @@ def excess_sample(data: AnnotationSet, keep_workers: np.ndarray, k: int, seed: i
 
 
 def _pair_matrix(data: AnnotationSet, answers: np.ndarray, workers: np.ndarray
-                 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(tasks answered x workers kept) CSR of the ``answers`` (bool, (N,)) of ``workers`` (bool, (d,)), rows and
     columns renumbered (a table of every task and worker held empty columns of the others: 11,000 x 11,000 for 2,000
-    read; attack round 67); with its rows' task codes, its columns' worker codes and each kept answer's (row, column)
-    selection ``answers``."""
+    read; attack round 67); with its rows' task codes, its columns' worker codes, and each task's row and each
+    worker's column (-1 where not read)."""
     rows = np.unique(data.task_codes[answers])
     columns = np.flatnonzero(workers)
     row_of = np.full(data.n_tasks, -1, dtype=np.int64)
@@ -225,7 +226,7 @@ def _pair_matrix(data: AnnotationSet, answers: np.ndarray, workers: np.ndarray
     matrix = sp.csr_matrix((np.ones(int(answers.sum())), (row_of[data.task_codes[answers]],
                                                            column_of[data.worker_codes[answers]])),
                            shape=(len(rows), len(columns)))
-    return matrix, rows, columns, row_of
+    return matrix, rows, columns, row_of, column_of
 
 
 def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_common: int = 20, seed: int = 0) -> float:
@@ -250,7 +251,7 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
         return 0.0
     tasks = excess_sample(data, eligible, k, seed)
     chosen = eligible[data.worker_codes] if tasks is None else eligible[data.worker_codes] & tasks[data.task_codes]
-    observed, task_rows, worker_columns, row_of = _pair_matrix(data, chosen, eligible)  # (n', d')
+    observed, task_rows, worker_columns, row_of, column_of = _pair_matrix(data, chosen, eligible)  # (n', d')
     common = pair_table(observed, to_dense=False)
     rows, cols = upper_pairs(common)
     n_common = table_values(common, rows, cols)
@@ -261,12 +262,10 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
     rows, cols, n_common = rows[keep], cols[keep], n_common[keep]
     labels = data.label_codes[chosen]
     task_of = row_of[data.task_codes[chosen]]
-    column_of = np.full(data.n_workers, -1, dtype=np.int64)
-    column_of[worker_columns] = np.arange(len(worker_columns))
     worker_of = column_of[data.worker_codes[chosen]]
     shape = observed.shape
     posterior = fit.posterior[task_rows]
-    confusion = fit.confusion[worker_columns]
+    first, second = worker_columns[rows], worker_columns[cols]  # the pairs' workers in the fit's order (no copy of it)
     agree_observed = np.zeros(len(rows))
     agree_expected = np.zeros(len(rows))
     share_left = n_common.copy()  # common tasks not yet weighted by a class posterior (they sum to 1)
@@ -282,7 +281,8 @@ def excess_pairwise_agreement(data: AnnotationSet, fit: DawidSkeneFit, min_commo
         given_class = np.empty(len(rows))
         for start in range(0, len(rows), block):
             part = slice(start, start + block)
-            given_class[part] = np.einsum("pl,pl->p", confusion[rows[part], :, c], confusion[cols[part], :, c])
+            given_class[part] = np.einsum("pl,pl->p", fit.confusion[first[part], :, c],
+                                          fit.confusion[second[part], :, c])
         if c < k - 1:
             weighted = table_values(pair_table(observed, row_weights=posterior[:, c], to_dense=False), rows, cols)
             share_left -= weighted
