@@ -56,6 +56,7 @@ from deem_core.data.formats.sources import release_memory
 from deem_core.data.text import counted
 from deem_core.methods.base import defaults_of
 from deem_core.methods.child import FitStopped
+from deem_core.methods.choose import GUARD_STATES
 from deem_core.analysis.selection import FOLLOWED
 from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
@@ -310,20 +311,25 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
     seeds = max(1, int(cfg.get("n_seeds") or 1))
     if kind == "sweep":
         swept, batch = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
-        trainings = [(swept, int(cfg.get("n_layers") or 0), sweep_runs(cfg), batch)]
+        trainings = [(swept, int(cfg.get("n_layers") or 0), sweep_runs(cfg), batch, 0)]
     elif kind == "train":
         auto = cfg.get("n_layers") == "auto"
         starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
         batch = int(cfg.get("batch_size") or TRAIN_DEFAULTS["batch_size"])
-        trainings = [(data, 0 if m != "deem" else max(SELECTION_DEPTHS) if auto else int(cfg.get("n_layers") or 0),
-                      seeds * (starts if m == "deem" else 1), batch) for m in trained_methods(cfg)]
+        trainings = []
+        for m in trained_methods(cfg):
+            fixed = 0 if m != "deem" else 1 if auto else int(cfg.get("n_layers") or 0)
+            trainings += [(data, max(SELECTION_DEPTHS) if auto and m == "deem" else fixed,
+                           seeds * (starts if m == "deem" else 1), batch, 0),
+                          # one configuration under the collapse guard, whose start and healthy states stay beside it
+                          (data, fixed, seeds, batch, GUARD_STATES * seeds)]
     else:
         return
     bound = job_memory_bound()
-    for answers, layers, runs, batch in trainings:
+    for answers, layers, runs, batch, kept in trainings:
         try:
             check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
-                                memory_bytes=bound)
+                                memory_bytes=bound, kept_runs=kept)
         except DataError as exc:
             # the advice in the pages' words: the engine's names command-line options, a sample of the tasks and a
             # batch the Train page has no field for, and "a GPU" where the bound is this server's (walkthrough 130)
@@ -332,7 +338,7 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
             if kind == "train" and config.get("batch_size") is None:
                 try:  # (the Train page fits the batch before it launches: :func:`fitted_batch`)
                     check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=MIN_FITTED_BATCH), runs,
-                                        memory_bytes=bound)
+                                        memory_bytes=bound, kept_runs=kept)
                     advice += " (a smaller batch fits: the Train page takes the largest that does)"
                 except DataError:
                     advice += f" (no batch from {int(TRAIN_DEFAULTS['batch_size']):,} down to {MIN_FITTED_BATCH} fits)"

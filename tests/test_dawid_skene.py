@@ -85,3 +85,33 @@ def test_dawid_skene_on_many_classes_holds_few_tasks_x_classes_arrays_at_once(fi
     arrays = peak / (n * k * 8)
     assert arrays < most, f"{fit}: {arrays:.1f} (tasks x classes) arrays at once"
     assert out.posterior.shape == (n, k)
+
+
+def test_dawid_skene_with_many_workers_and_classes_holds_few_confusion_sized_arrays_at_once():
+    """The M-step normalises its counts in place and the E-step takes the log of one clipped copy: with thousands of
+    workers x 100 classes the (workers, K, K) arrays are what a fit holds, and the start of Lemma 1 of 5,441 workers x
+    100 classes took 3.95 GB before its training began (attack round 67). Here 800 workers x 40 classes, with and
+    without the shared prior: 4.1 such arrays at once before, 2.1 now."""
+    import tracemalloc
+
+    import pandas as pd
+
+    import deem_core.methods.dawid_skene as ds
+
+    rng = np.random.default_rng(67)
+    n, d, k, per_task = 600, 800, 40, 3
+    truth = rng.integers(0, k, n)
+    workers = np.concatenate([rng.choice(d, per_task, replace=False) for _ in range(n)])
+    label = np.where(rng.random(n * per_task) < 0.7, np.repeat(truth, per_task), rng.integers(0, k, n * per_task))
+    data = AnnotationSet.from_codes(pd.Index([f"t{i}" for i in range(n)]), pd.Index([f"w{i}" for i in range(d)]),
+                                    pd.Index(np.arange(k)), np.repeat(np.arange(n), per_task), workers, label)
+    for strength in (0.0, ds.DEFAULT_DS_PRIOR):
+        tracemalloc.start()
+        try:
+            out = ds.fit_dawid_skene(data, max_iter=3, prior_strength=strength)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        arrays = peak / (d * k * k * 8)
+        assert arrays < 3.0, f"prior {strength}: {arrays:.1f} (workers, K, K) arrays at once"
+        assert out.confusion.shape == (d, k, k) and np.allclose(out.confusion.sum(axis=1), 1.0)

@@ -179,3 +179,63 @@ print(json.dumps({"idle": idle, "peak": rss_mb(), "path": path_for(data), "estim
     grown = out["peak"] - out["idle"]
     assert grown > 300, out  # (the K x K slots are what this measures)
     assert grown < out["estimate"] < 3 * grown, out
+
+
+GUARDED_FIT = PRELUDE + """
+import os
+from deem_studio import jobs
+from deem_core.methods.deem import DEEM
+from deem_core.model.engine import path_for
+rng = np.random.default_rng(67)
+n, per_task, d, k = SHAPE
+workers = np.concatenate([rng.choice(d, per_task, replace=False) for _ in range(n)])
+frame = pd.DataFrame({"task": np.repeat(np.arange(n), per_task), "worker": workers,
+                      "label": rng.integers(k, size=n * per_task)})
+data = AnnotationSet.from_long(frame, classes=range(k))
+del frame
+config = json.loads(sys.argv[1])
+idle = rss_mb()
+model = DEEM(**{key: value for key, value in config.items() if key != "methods"}).fit(data)
+grown = rss_mb() - idle
+verdicts = {}
+for factor in (1.0, 3.0):  # the job's check at a bound of the growth measured, and of three times it
+    os.environ["DEEM_MAX_JOB_MEMORY"] = str(int(factor * grown * 2**20))
+    try:
+        jobs.check_job_memory("train", config, data)
+        verdicts[str(factor)] = "passed"
+    except DataError:
+        verdicts[str(factor)] = "refused"
+print(json.dumps({"idle": idle, "grown": grown, "path": path_for(data), "verdicts": verdicts,
+                  "init": model.init_, "layers": model.n_layers_}))
+"""
+
+
+@pytest.mark.parametrize("config", [{"methods": ["deem"], "n_layers": 1, "init": "ds", "epochs": 1},
+                                    {"methods": ["deem"], "n_layers": 1, "epochs": 1}], ids=["start set", "chosen"])
+def test_the_job_check_counts_a_dense_training_with_its_guard_states_and_gradient_copies(config):
+    """A dense training of many classes held its layer weights more often than the estimate counted: the collapse
+    guard's start and healthy states (two copies of the network, also where only its collapses were read), the
+    backward pass's product beside the gradient, and the start networks' temporaries. 100 tasks x 50 of 120 workers x
+    60 classes, 1 layer: estimated at 1.46 GiB by the job's check, +2.93 GiB measured; the larger variant was past 5.4
+    GB before training began (attack round 67). Here 60 tasks x 40 of 100 workers x 40 classes, one epoch, a start set
+    and the start chosen: the job's check refuses the training at a bound of the growth measured and passes it at
+    three times that growth."""
+    script = GUARDED_FIT.replace("json.loads(sys.argv[1])", repr(config)).replace("SHAPE", "60, 40, 100, 40")
+    out = _run(script)
+    assert out["path"] == "dense" and out["layers"] == 1, out
+    assert out["grown"] > 250, out  # (the layer's copies are what this measures: 61 MiB each)
+    assert out["verdicts"] == {"1.0": "refused", "3.0": "passed"}, out
+
+
+def test_the_job_check_counts_the_dawid_skene_start_of_many_workers_and_classes():
+    """No layers, thousands of workers x 100 classes, the Dawid-Skene start set: the start's fit (its (d, K, K)
+    float64 confusions and their temporaries), the collapse guard's states and every network's two per-worker copies
+    of the iRBM's constant masks were not counted; 5,441 workers x 100 classes (185 KB) was estimated at 3.5 GiB and
+    passed 5.4 GB as its training began (attack round 67). Here 2,400 workers x 80 classes, 3 answers a task, one
+    epoch: the job's check refuses the training at a bound of the growth measured and passes it at three times it."""
+    config = {"methods": ["deem"], "n_layers": 0, "init": "ds", "epochs": 1}
+    script = GUARDED_FIT.replace("json.loads(sys.argv[1])", repr(config)).replace("SHAPE", "2000, 3, 2400, 80")
+    out = _run(script)
+    assert out["path"] == "sparse" and out["layers"] == 0, out
+    assert out["grown"] > 500, out  # (the (d, K, K) arrays are what this measures: 59 MiB in float32)
+    assert out["verdicts"] == {"1.0": "refused", "3.0": "passed"}, out

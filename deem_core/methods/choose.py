@@ -56,12 +56,12 @@ from deem_core.data.pairs import answer_matrix
 from deem_core.methods.clusters import DependenceClusters, cluster_weights
 from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, fit_dawid_skene, tie_ranks
 from deem_core.model.classmap import hungarian_class_map
-from deem_core.model.network import DEEMNetwork
+from deem_core.model.network import WORKER_MASKS, DEEMNetwork
 from deem_core.model.engine import task_outputs
 from deem_core.model.training import TrainingResult
 
 __all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network",
-           "cluster_weighted_network", "cluster_normalisers", "without_missing_normalisers", "CandidateFit", "Reference", "CollapseGuard", "choose", "fit_candidates", "major_classes", "train_guarded",
+           "cluster_weighted_network", "cluster_normalisers", "without_missing_normalisers", "CandidateFit", "Reference", "CollapseGuard", "GUARD_STATES", "choose", "fit_candidates", "major_classes", "train_guarded",
            "training_answer_gain", "PARSIMONY_SE", "SAFETY_Z", "CollapseError"]
 
 #: a shallower candidate (or the Dawid-Skene start) replaces the best one when its criterion is within this many
@@ -114,19 +114,27 @@ def major_classes(data: AnnotationSet) -> int:
     return int((counts >= max(MAJOR_CLASS_MIN, math.ceil(MAJOR_CLASS_SHARE * len(mv)))).sum())
 
 
+#: copies of the network the collapse guard of one configuration's training holds beside it (its start state and its
+#: last healthy one; :func:`train_guarded`'s first attempt): counted in that training's memory estimate
+GUARD_STATES = 2
+
+
 class CollapseGuard:
     """Training callback: watches every run's number of predicted classes against majority vote's.
 
     A run has *collapsed* at an epoch where it predicts fewer classes than majority vote finds (dead units,
     App. G.4). ``first_collapse[r]`` is the first such epoch (None = never). With ``stop=True`` training stops
     at the first collapse. ``start_state`` holds the parameters as training began and ``healthy_state`` those at
-    the end of the last epoch where every run was healthy (``healthy_epoch``; 0 = the start). The live network
-    comes through ``on_train_begin`` (the trainer may convert the network it was given to another layout).
+    the end of the last epoch where every run was healthy (``healthy_epoch``; 0 = the start), each a copy of the
+    network (:data:`GUARD_STATES`); ``keep_states=False`` keeps neither (a caller that only reads the collapses). The
+    live network comes through ``on_train_begin`` (the trainer may convert the network it was given to another
+    layout).
     """
 
-    def __init__(self, n_classes_expected: int, stop: bool = False):
+    def __init__(self, n_classes_expected: int, stop: bool = False, keep_states: bool = True):
         self.expected = int(n_classes_expected)
         self.stop = stop
+        self.keep_states = keep_states
         self.network: DEEMNetwork | None = None
         self.first_collapse: list[int | None] = []
         self.healthy_epoch = 0
@@ -134,12 +142,14 @@ class CollapseGuard:
         self.healthy_state: dict[str, torch.Tensor] | None = None
 
     def _state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        # (the per-worker masks are constants, views of one pattern: a clone of theirs would be two more (d, K, K))
+        return {k: v.detach().clone() for k, v in self.network.state_dict().items() if k not in WORKER_MASKS}
 
     def on_train_begin(self, network: DEEMNetwork) -> None:
         self.network = network
         self.first_collapse = [None] * network.n_runs
-        self.start_state = self.healthy_state = self._state()
+        if self.keep_states:
+            self.start_state = self.healthy_state = self._state()
 
     def on_epoch_end(self, epoch: int, logs: list[dict[str, Any]]) -> bool:
         collapsed_now = []
@@ -150,7 +160,14 @@ class CollapseGuard:
                     self.first_collapse[row["run"]] = epoch
         if not collapsed_now:
             self.healthy_epoch = epoch
-            self.healthy_state = self._state()
+            if not self.keep_states:
+                return False
+            if self.healthy_state is self.start_state:
+                self.healthy_state = self._state()
+            else:  # in place: no third copy of the network while the new state is taken
+                current = self.network.state_dict()
+                for key, saved in self.healthy_state.items():
+                    saved.copy_(current[key])
             return False
         return self.stop
 
@@ -325,7 +342,7 @@ def fit_candidates(data: AnnotationSet, starts: Sequence[str], depths: Sequence[
     out = []
     for group in ([list(depths)] if together else [[depth] for depth in depths]):
         started = time.perf_counter()
-        guard = CollapseGuard(expected, stop=False)
+        guard = CollapseGuard(expected, stop=False, keep_states=False)  # (read for its collapses only)
         result = train_group(train_data, [int(depth) for depth in group], list(starts), guard)
         if result is None:  # training was stopped before this group
             continue
@@ -622,7 +639,8 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
     history: list[dict] = []
     done, current_lr = 0, float(lr)
     for attempt in range(3):
-        guard = CollapseGuard(expected_classes, stop=attempt < 2)
+        # (only the first attempt's states are restarted from: later guards keep none)
+        guard = CollapseGuard(expected_classes, stop=attempt < 2, keep_states=attempt == 0)
         result = train(network, current_lr, epochs - done, [guard])
         network = result.network  # the live network (possibly in another layout than the one given)
         start_state = start_state if start_state is not None else guard.start_state

@@ -37,7 +37,7 @@ from deem_core.methods.base import Aggregator
 from deem_core.methods.choose import (CLUSTER_WEIGHTED, MAJORITY_VOTE, START_WORDS, CollapseError, choose,
                                      cluster_normalisers, cluster_weighted_network, depths_together, fit_candidates,
                                      major_classes, labels_of, majority_vote_network, majority_vote_shares,
-                                     train_guarded,
+                                     GUARD_STATES, train_guarded,
                                      training_answer_gain, without_missing_normalisers)
 from deem_core.methods.clusters import find_dependence_clusters
 from deem_core.methods.dawid_skene import (DEFAULT_DS_PRIOR, check_ds_prior, crowdkit_majority_vote,
@@ -521,6 +521,11 @@ class DEEM(Aggregator, BaseEstimator):
         if self.n_layers == "auto":  # the deepest candidates, both starts batched (every depth's too, when they fit)
             config.n_layers, runs_trained = max(SELECTION_DEPTHS), 2 * runs_trained
         check_training_size(data, config, runs_trained)
+        # one configuration under the collapse guard (a start set, or too few answers to choose on), its start and
+        # healthy states beside it (they were not counted: 1.8x under the peak on 60 classes; attack round 67)
+        guarded = self._config(device=self.device_)
+        guarded.n_layers = 1 if self.n_layers == "auto" else int(self.n_layers)
+        check_training_size(data, guarded, int(self.n_seeds), kept_runs=GUARD_STATES * int(self.n_seeds))
         self.classes_ = data.classes
         self.workers_ = data.workers
         self.tasks_ = data.tasks
@@ -1311,7 +1316,8 @@ def _encode_attribute(attribute: FittedAttribute, value: Any) -> dict[str, Any]:
     """The file entries of one fitted attribute (plain Python values and tensors only)."""
     kind, key = attribute.kind, attribute.key
     if kind == "network":
-        return {key: {k: v.detach().cpu() for k, v in value.state_dict().items()},
+        # (contiguous: the per-worker masks are views of one pattern in memory, and a file holds every tensor's own data)
+        return {key: {k: v.detach().cpu().contiguous() for k, v in value.state_dict().items()},
                 "shape": [value.n_runs, value.n_workers, value.n_classes, value.n_layers]}
     if kind.startswith("index:"):
         return {key: _python_list(value)}

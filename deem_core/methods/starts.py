@@ -36,14 +36,17 @@ def initial_network(data: AnnotationSet, seeds: Sequence[int], n_layers: int, in
         return None, None
     config = config or TrainingConfig()
     network = DEEMNetwork(len(seeds), data.n_workers, data.n_classes, int(n_layers), **(spec or {})).to(device)
-    single = network.like(1)
+    # one run is drawn in place; several through one scratch run (each from its own seed)
+    single = network if len(seeds) == 1 else network.like(1)
     with torch.no_grad():
         for run, seed in enumerate(seeds):
             gen = torch.Generator(device=device)
             gen.manual_seed(int(seed))
             single.initialise(gen, config.layer_noise, config.irbm_noise)
-            for target, source in zip(network.parameters(), single.parameters()):
-                target[run].copy_(source[0])
+            if single is not network:
+                for target, source in zip(network.parameters(), single.parameters()):
+                    target[run].copy_(source[0])
+    del single
     if init == "mv":
         return network, None
     ds = fit_dawid_skene(data, prior_strength=float(ds_prior))

@@ -53,9 +53,10 @@ def path_for(data: AnnotationSet, path: str = "auto") -> str:
 
 
 def check_training_size(data: AnnotationSet, config: TrainingConfig, n_runs: int,
-                        memory_bytes: int | None = None) -> int:
+                        memory_bytes: int | None = None, kept_runs: int = 0) -> int:
     """:func:`~deem_core.model.sizes.check_problem_size` for training ``n_runs`` runs on ``data`` with
-    ``config`` (its path, batch size, layers and momentum): DataError before anything big is allocated."""
+    ``config`` (its path, batch size, layers and momentum): DataError before anything big is allocated.
+    ``kept_runs``: runs' worth of weights kept beside the training (a collapse guard's states)."""
     counts = np.diff(data.task_offsets)
     device = resolve_device(config.device)
     if memory_bytes is None and device.type == "cuda":
@@ -65,7 +66,7 @@ def check_training_size(data: AnnotationSet, config: TrainingConfig, n_runs: int
         n_tasks=data.n_tasks, n_answers=data.n_answers, max_answers=int(counts.max()) if counts.size else 0,
         sum_squared_answers=int((counts.astype(np.int64) ** 2).sum()), batch_size=config.batch_size,
         path=path_for(data, config.path), momentum=bool(config.momentum), soft=data.soft_labels is not None,
-        device=device.type, answer_counts=counts)
+        device=device.type, answer_counts=counts, kept_runs=kept_runs)
 
 
 def task_data(data: AnnotationSet, config: TrainingConfig, device: torch.device | str,

@@ -68,7 +68,7 @@ from torch import nn
 from deem_core.model import memory
 from deem_core.model.sparsemax import sparsemax, sparsemax_backward
 
-__all__ = ["BIASES", "DEEMNetwork", "LAYOUTS", "irbm_constant_masks"]
+__all__ = ["BIASES", "DEEMNetwork", "LAYOUTS", "WORKER_MASKS", "irbm_constant_masks"]
 
 #: layer weight layouts: one (d*K, d*K) matrix per run, or K x K blocks per stored worker pair
 LAYOUTS = ("matrix", "blocks")
@@ -82,7 +82,9 @@ def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str
     Returns ``weight_free`` (d, K, K) and ``weight_fixed`` (d, K, K) so that the effective weight is
     ``w * weight_free + weight_fixed``: ``w^{lm} = 0`` when exactly one of ``l, m`` is the first class
     and ``w^{11} = 1``; plus ``visible_free`` (d, K) with ``a^1 = 0`` and ``hidden_free`` (K,) with
-    ``b^1 = 0``.
+    ``b^1 = 0``. The per-worker masks are views of one (K, K) or (K,) pattern, every worker's the same (each
+    network held two (d, K, K) copies of it: 415 MB at 5,441 workers x 100 classes, again in every state kept of
+    it; attack round 67).
     """
     d, k = n_workers, n_classes
     first_l = torch.zeros(k, k, dtype=torch.bool, device=device)
@@ -92,16 +94,19 @@ def irbm_constant_masks(n_workers: int, n_classes: int, device=None) -> dict[str
     free = ~(first_l | first_m)  # (K, K): neither index is the first class
     fixed = torch.zeros(k, k, device=device)
     fixed[0, 0] = 1.0
-    visible_free = torch.ones(d, k, device=device)
-    visible_free[:, 0] = 0.0
     hidden_free = torch.ones(k, device=device)
     hidden_free[0] = 0.0
     return {
-        "weight_free": free.float().expand(d, k, k).clone(),
-        "weight_fixed": fixed.expand(d, k, k).clone(),
-        "visible_free": visible_free,
+        "weight_free": free.float().expand(d, k, k),
+        "weight_fixed": fixed.expand(d, k, k),
+        "visible_free": hidden_free.clone().expand(d, k),
         "hidden_free": hidden_free,
     }
+
+
+#: the masks of :func:`irbm_constant_masks` that are per-worker views: constants of the network's shape, rebuilt with
+#: it (a state read back need not carry them, and one that does is not copied into them)
+WORKER_MASKS = ("weight_free", "weight_fixed", "visible_free")
 
 
 def matrix_to_blocks(matrix: torch.Tensor, d: int, k: int) -> torch.Tensor:
@@ -248,8 +253,12 @@ class DEEMNetwork(nn.Module):
         key = prefix + "prior_bias"
         if key not in state_dict:  # saved before the bias's meaning was stored: the iRBM's b
             state_dict[key] = torch.tensor(False)
+        masks = {prefix + name for name in WORKER_MASKS}
+        for mask in masks:  # (constants: a view of one pattern cannot be copied into, and a state may omit them)
+            state_dict.pop(mask, None)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        missing_keys[:] = [name for name in missing_keys if name not in masks]
         self.bias = "prior" if bool(self.prior_bias) else "irbm"
 
     @torch.no_grad()
@@ -285,8 +294,9 @@ class DEEMNetwork(nn.Module):
             return torch.randn(*shape, generator=generator, device=dev)
 
         for weight, bias in zip(self.layer_weights, self.layer_biases):
-            if self.layout == "matrix":
-                weight.copy_(torch.eye(d * k, device=dev) + layer_noise * noise(r, d * k, d * k))
+            if self.layout == "matrix":  # in place (the numbers of randn): no temporary as large as the layer
+                weight.normal_(0.0, 1.0, generator=generator).mul_(layer_noise)
+                weight.diagonal(dim1=-2, dim2=-1).add_(1.0)
             else:
                 if self.pair_keys is None:
                     self._blocks_noise_like_matrix(weight, generator, layer_noise)
@@ -294,8 +304,10 @@ class DEEMNetwork(nn.Module):
                     weight.normal_(0.0, layer_noise, generator=generator)
                 weight[:, self.diagonal_pairs()] += torch.eye(k, device=dev)
             bias.copy_(layer_noise * noise(r, d * k))
-        diag = torch.eye(k, device=dev).expand(r, d, k, k)
-        self.irbm_weight.copy_(diag + irbm_noise * noise(r, d, k, k) * (1 - diag))
+        # N(0, irbm_noise^2) off the diagonal and 1 on it, drawn in place (the numbers of randn; the temporaries of
+        # ``eye + noise * (1 - eye)`` were five (R, d, K, K) arrays: 1 GB at 5,441 workers x 100 classes)
+        self.irbm_weight.normal_(0.0, 1.0, generator=generator).mul_(irbm_noise)
+        self.irbm_weight.diagonal(dim1=-2, dim2=-1).fill_(1.0)
         self.visible_bias.copy_(irbm_noise * noise(r, d, k))
         self.hidden_bias.copy_(irbm_noise * noise(r, k))
 

@@ -2,8 +2,8 @@
 
 :func:`estimate_training_bytes` counts what one batched DEEM training allocates on top of the annotations it
 reads, by part: the training copy of the data, the persistent chains, the layer weights and what training
-keeps beside them (gradients, the end-of-epoch snapshot, momentum buffers), one batch's activations (or
-gathered blocks on the sparse path) and the per-task outputs. :func:`check_problem_size` compares the total
+keeps beside them (gradients, the end-of-epoch snapshot, momentum buffers, a collapse guard's states), one batch's
+activations (or gathered blocks on the sparse path), the per-task outputs and the start's Dawid-Skene fit. :func:`check_problem_size` compares the total
 with a budget and raises :class:`DataError` naming the largest part and what to change.
 """
 
@@ -154,7 +154,7 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
                             n_layers: int = 1, n_runs: int = 1, batch_size: int = 1024, path: str = "dense",
                             n_pairs: int | None = None, sum_squared_answers: int | None = None,
                             momentum: bool = False, soft: bool = False,
-                            answer_counts: np.ndarray | None = None) -> dict[str, int]:
+                            answer_counts: np.ndarray | None = None, kept_runs: int = 0) -> dict[str, int]:
     """Bytes one batched training allocates, by part (see the module docstring).
 
     ``path``: ``"dense"`` (a tasks x workers table, matrix-layout weights) or ``"sparse"`` (answer slots,
@@ -163,7 +163,13 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
     training stores fewer, see :func:`choose_storage`). ``answer_counts``: every task's answers; where one batch
     holds every task (and without momentum), its gathered blocks are counted in the parts they are computed in
     (:func:`width_parts`), not as ``batch_size`` tasks of ``max_answers`` each, plus the whole batch's padded inputs
-    (built before the parts).
+    (built before the parts). ``kept_runs``: runs' worth of weights kept beside the training (a collapse guard's
+    start and healthy states: ``GUARD_STATES`` copies of every run, ``methods/choose.py``).
+
+    The dense path's layer weights are held about four times while a step runs (the weights, their gradient, the
+    backward pass's product before it is added to the gradient, the end-of-epoch snapshot): 60 classes x 120 workers, 1
+    layer, 2 runs measured 8.5 copies of one run's layer with the batch's activations (attack round 67: the former
+    count of three was 2x under the peak).
     """
     n, d, k, layers, r = int(n_tasks), int(n_workers), int(n_classes), int(n_layers), int(n_runs)
     b = max(1, min(int(batch_size), max(n, 1)))
@@ -205,10 +211,16 @@ def estimate_training_bytes(n_tasks: int, n_workers: int, n_classes: int, n_answ
     # the end-of-epoch snapshot and momentum buffers
     layer_bytes = r * 4 * layers * layer_floats
     small_bytes = weights - layer_bytes
-    kept = weights + small_bytes + (layer_bytes if path == "dense" else 0) + (weights if momentum else 0)
+    # (the dense path: the layers' gradient and the backward product added to it)
+    kept = weights + small_bytes + (2 * layer_bytes if path == "dense" else 0) + (weights if momentum else 0)
+    kept += int(kept_runs) * weights // max(r, 1)
     outputs = 2 * r * n * (k + 1) * 4  # free energies and posteriors, chunks and their concatenation
+    # a Dawid-Skene fit's (d, K, K) float64 confusions (the start of Lemma 1, the references) kept while the runs train,
+    # and one more array of that size while it is fitted or set into the network: the 0-layer sparse path of 2,273
+    # workers x 100 classes measured 1.24x over an estimate without them (attack round 67)
+    start_fit = 2 * d * k * k * 8
     return {"data": data, "chains": chains + order, "weights": weights, "training copies": kept,
-            "batch": activations + gathered, "outputs": outputs}
+            "batch": activations + gathered, "outputs": outputs, "start fit": start_fit}
 
 
 def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs: int = 1,
@@ -216,7 +228,7 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
                        source: str = "annotations", *, n_tasks: int | None = None, n_answers: int | None = None,
                        max_answers: int | None = None, sum_squared_answers: int | None = None,
                        batch_size: int = 1024, path: str = "dense", momentum: bool = False, soft: bool = False,
-                       device: str = "cpu", answer_counts: np.ndarray | None = None) -> int:
+                       device: str = "cpu", answer_counts: np.ndarray | None = None, kept_runs: int = 0) -> int:
     """Refuse (DataError) a training that would not fit: returns the estimated bytes otherwise.
 
     Without ``n_tasks`` only the model is counted (weights, gradients, snapshot and optimiser state: four
@@ -242,7 +254,7 @@ def check_problem_size(n_workers: int, n_classes: int, n_layers: int = 1, n_runs
     parts = estimate_training_bytes(n_tasks, d, k, n_answers if n_answers is not None else n_tasks * d,
                                     max_answers if max_answers is not None else d, layers, runs, batch_size, path,
                                     sum_squared_answers=sum_squared_answers, momentum=momentum, soft=soft,
-                                    answer_counts=answer_counts)
+                                    answer_counts=answer_counts, kept_runs=kept_runs)
     estimate = sum(parts.values())
     if estimate <= budget:
         return estimate

@@ -544,13 +544,14 @@ def sgd_update(state: RunState, momentum: float) -> None:
     for param, buf in zip(state.network.parameters(), state.momentum_buffers):
         if param.grad is None:  # the sparse path's layer weights: updated from their gathered blocks
             continue
-        grad = torch.nan_to_num(param.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        # in place on the gradient (zeroed before the next backward): no temporary as large as the weights
+        grad = torch.nan_to_num_(param.grad, nan=0.0, posinf=0.0, neginf=0.0)
         shape = (-1,) + (1,) * (param.dim() - 1)
-        grad = grad * active.view(shape)
+        grad.mul_(active.view(shape))
         if momentum:
             buf.mul_(momentum).add_(grad)
             grad = buf
-        param.sub_(state.lrs.view(shape) * grad)
+        param.addcmul_(state.lrs.view(shape), grad, value=-1)
 
 
 def batch_step(state: RunState, data: TaskData, batch: Batch, sampler: DMALASampler, epoch: int,
