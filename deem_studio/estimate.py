@@ -101,16 +101,49 @@ def _probe_slot():
         _PROBES.release()
 
 
-def _check_probe_size(data: Any, n_layers: int, n_runs: int) -> None:
-    """ProbeSkipped when training ``n_runs`` runs on the probe would need more than a probe may hold."""
+#: the smallest batch a probe times at when the job's own batch is too large for a probe to hold
+MIN_PROBE_BATCH = 16
+
+
+def _probe_batch(data: Any, trainings: Sequence[tuple[int, int, int]], batch_size: int) -> int:
+    """The batch the probe times ``trainings`` ((layers, runs, runs' worth of weights kept beside: a collapse guard's
+    states) each) at: the job's ``batch_size``, or where that needs more than a probe may hold the largest half of it
+    that does (an epoch's work is the same products over the same tasks, in more steps: its time is about the job's,
+    a little more). A probe too large at every batch is skipped (ProbeSkipped). The job's batch was the only one
+    tried: a 5.8 MB upload was "too large to time", and its training, with no estimate and no warning, ran to the
+    2-hour limit (attack round 68)."""
     from deem_core.model.engine import check_training_size  # noqa: PLC0415
     from deem_core.model.training import TrainingConfig  # noqa: PLC0415
 
-    needed = check_training_size(data, TrainingConfig(n_layers=int(n_layers)), int(n_runs), memory_bytes=1 << 62)
-    if needed > _max_bytes():
-        raise ProbeSkipped(f"the model is too large to time while you wait (its training on {data.n_tasks:,} tasks "
-                           f"would need about {needed / (1 << 30):.1f} GiB); the job itself is checked against this "
-                           f"server's bound for one job when it is launched")
+    def needed(batch: int) -> int:
+        return max(check_training_size(data, TrainingConfig(n_layers=int(layers), batch_size=int(batch)), int(runs),
+                                       memory_bytes=1 << 62, kept_runs=int(kept))
+                   for layers, runs, kept in trainings)
+
+    batch = max(1, int(batch_size))
+    if not trainings:  # (the baselines alone: nothing trains)
+        return batch
+    first = needed(batch)
+    if first <= _max_bytes():
+        return batch
+    while batch > MIN_PROBE_BATCH:
+        batch = max(MIN_PROBE_BATCH, batch // 2)
+        if needed(batch) <= _max_bytes():
+            return batch
+    raise ProbeSkipped(f"the model is too large to time while you wait (its training on {data.n_tasks:,} tasks "
+                       f"would need about {first / (1 << 30):.1f} GiB); the job itself is checked against this "
+                       f"server's bound for one job when it is launched")
+
+
+def _check_probe_path(data: Any, probe: Any) -> None:
+    """ProbeSkipped when the probe's tasks would train on another path than the whole data's (its workers fewer, say):
+    a probe times the path it takes, and the other one's cost per task may differ a hundredfold."""
+    from deem_core.model.engine import path_for  # noqa: PLC0415
+
+    taken, timed = path_for(data), path_for(probe)
+    if taken != timed:
+        raise ProbeSkipped(f"a sample of the tasks would train on the {timed} path and these data train on the {taken} "
+                           f"one, whose time per task differs: the sample cannot time the job")
 
 
 def _too_slow() -> ProbeSkipped:
@@ -265,10 +298,20 @@ def _split(started: float, ended: float, clock: _EpochClock) -> tuple[float, flo
 
 
 def _probe_data(data: Any, size: int, seed: int) -> Any:
+    """A random sample of ``size`` tasks that holds the task with the most answers. The engine takes its path (dense
+    or sparse) from the widest task: a sample without the one task every worker answered timed the sparse path while
+    the job trained on the dense one ("about 38 s" said of a training that ran to the 2-hour limit; attack round 68)."""
+    import numpy as np  # noqa: PLC0415
+
     from deem_core.methods.sweep import sample_positions  # noqa: PLC0415
 
     positions = sample_positions(data.n_tasks, min(size, data.n_tasks), seed)
-    return data if len(positions) == data.n_tasks else data.subset_tasks(positions)
+    if len(positions) == data.n_tasks:
+        return data
+    widest = int(np.argmax(np.diff(data.task_offsets)))
+    if len(positions) and widest not in set(positions.tolist()):
+        positions = np.sort(np.append(positions[:-1], widest))
+    return data.subset_tasks(positions)
 
 
 def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any, threading.Event], tuple[float, ...]],
@@ -281,6 +324,7 @@ def _probe(data: Any, sample: int, seed: int, measure: Callable[[Any, threading.
     big = min(n, int(sample))
     small = min(big, max(100, int(sample) // 4))
     big_probe = _probe_data(data, big, seed)
+    _check_probe_path(data, big_probe)
     size(big_probe)
     with _probe_slot() as stop:
         started = time.perf_counter()
@@ -357,6 +401,8 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
     ``n_layers="auto"``: DEEM's depths trained one after another, as the choice of the depth runs them where they do
     not train as one batched model; each depth is timed, and an epoch is one of each (timed as three 1-layer models,
     a choice that trains 0, 1 and 2 layers took 1.36x its estimate; walkthrough 64)."""
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+    from deem_core.methods.choose import GUARD_STATES  # noqa: PLC0415
     from deem_core.methods.deem import DEEM, SELECTION_DEPTHS  # noqa: PLC0415
     from deem_core.methods.registry import get_method  # noqa: PLC0415
     from deem_core.model.training import resolve_device  # noqa: PLC0415
@@ -401,6 +447,8 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             line.append(Line(max(0.0, at_big - slope * big.n_tasks) + starts, slope))
         return line[0].at(probe.n_tasks)
 
+    job_batch = int(defaults_of(DEEM)["batch_size"])  # the job's (the Train page's batch is DEEM's own)
+    batch = [job_batch]  # the batch the probes time at (:func:`_probe_batch`)
     costs: list[dict[str, float]] = []  # each probe's seconds of each trained method (the job's epochs)
     depth_costs: list[tuple[int, dict[int, float]]] = []  # each probe's tasks and epoch of each depth chosen among
 
@@ -415,7 +463,7 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
             probe_gold = gold.reindex(probe.tasks).dropna()
         for method, depth in trainings:
             clock = _EpochClock()
-            model = DEEM(n_layers=depth, epochs=PROBE_EPOCHS, lr=float(lr),
+            model = DEEM(n_layers=depth, epochs=PROBE_EPOCHS, lr=float(lr), batch_size=batch[0],
                          init=init, n_seeds=int(n_seeds), seed=seed, device=device,
                          supervised_weight=float(supervised_weight), callbacks=[clock])
             started = time.perf_counter()
@@ -435,8 +483,10 @@ def estimate_train(data: Any, deem_methods: Sequence[str] = ("deem",), baselines
 
     def size(probe: Any) -> None:
         starts = 2 if init == "auto" else 1  # init="auto" trains both starts as one batched model
-        for _, depth in trainings:
-            _check_probe_size(probe, depth, int(n_seeds) * starts)
+        # (and one start under the collapse guard, its states beside: a start set, or a probe too small to choose on)
+        checks = [check for _, depth in trainings for check in (
+            (depth, int(n_seeds) * starts, 0), (depth, int(n_seeds), GUARD_STATES * int(n_seeds)))]
+        batch[0] = _probe_batch(probe, checks, job_batch)
 
     (setup, per_epoch, base), big, probe_s = _probe(data, sample, seed, measure, size)
     # each trained method's share of the training, as the larger probe (the second: after the warm-up) measured
@@ -476,12 +526,14 @@ def estimate_sweep(data: Any, lrs: Sequence[float] | None = None, epochs: int = 
         clock = _EpochClock()
         started = time.perf_counter()
         run_sweep(probe, lrs=grid, epochs=PROBE_EPOCHS, n_layers=int(n_layers), n_seeds=int(n_seeds), seed=seed,
-                  device=device, batch_size=int(batch_size), callbacks=[clock], stop_event=stop)
+                  device=device, batch_size=batch[0], callbacks=[clock], stop_event=stop)
         _stopped(clock, stop)
         return _split(started, time.perf_counter(), clock)
 
+    batch = [int(batch_size)]  # the batch the probes time at (:func:`_probe_batch`)
+
     def size(probe: Any) -> None:
-        _check_probe_size(probe, int(n_layers), len(grid) * int(n_seeds))
+        batch[0] = _probe_batch(probe, [(int(n_layers), len(grid) * int(n_seeds), 0)], int(batch_size))
 
     (setup, per_epoch), big, probe_s = _probe(data, sample, seed, measure, size)
     return Estimate(kind="sweep", n_tasks=int(data.n_tasks), sample_tasks=big, setup=setup, per_epoch=per_epoch,

@@ -240,3 +240,57 @@ def test_an_iterative_baseline_that_needs_fewer_iterations_on_more_tasks_is_not_
     # (a method fitted in the job's own process: the cost above stands for its fit; GLAD is fitted apart)
     said = estimate_train(data, deem_methods=(), baselines=("mv",), sample=2_000).baselines_s
     assert 0.5 <= cost(2_000) / said <= 2.0, (said, cost(2_000))
+
+
+def _with_one_wide_task(n: int, per_task: int, d: int, k: int, seed: int = 68) -> AnnotationSet:
+    """``n`` tasks of ``per_task`` answers from ``d`` workers, and one more task every worker answered."""
+    rng = np.random.default_rng(seed)
+    workers = np.concatenate([rng.choice(d, per_task, replace=False) for _ in range(n)] + [np.arange(d)])
+    tasks = np.concatenate([np.repeat(np.arange(n), per_task), np.full(d, n)])
+    return AnnotationSet.from_long(pd.DataFrame({"task": tasks, "worker": workers,
+                                                 "label": rng.integers(k, size=len(tasks))}))
+
+
+def test_a_probe_holds_the_widest_task_and_trains_on_the_jobs_path():
+    """The engine takes its path from the widest task: 20,000 tasks of 5 answers and one every one of 1,000 workers
+    answered train on the dense path, but a random sample of 2,000 tasks missed that one task and timed the sparse
+    path: "about 38 s" said of a training that ran to the 2-hour limit (attack round 68). Every probe now holds the
+    widest task, and a probe that would still take another path is not timed."""
+    from deem_core.model.engine import path_for
+    from deem_studio import estimate
+
+    data = _with_one_wide_task(3_000, 5, 400, 3)
+    assert path_for(data) == "dense"
+    for size in (100, 500, 2_000):
+        probe = estimate._probe_data(data, size, 0)
+        assert probe.n_tasks == size and str(data.tasks[-1]) in set(map(str, probe.tasks))
+        assert path_for(probe) == "dense"
+    narrow = data.subset_tasks(np.arange(3_000))  # (the wide task left out: the sparse path)
+    assert path_for(narrow) == "sparse"
+    with pytest.raises(estimate.ProbeSkipped, match="sparse path and these data train on the dense"):
+        estimate._check_probe_path(data, narrow)
+
+
+def test_a_model_too_large_to_probe_at_the_jobs_batch_is_timed_at_a_smaller_one(data, monkeypatch):
+    """Data whose training at the job's batch needs more than a probe may hold were "too large to time": no estimate,
+    no warning, and a 5.8 MB upload's training ran to the 2-hour limit (attack round 68). The probe now times the
+    largest half of the batch that fits, an epoch's work being the same products over the same tasks."""
+    from deem_core.model.engine import check_training_size
+    from deem_core.model.training import TrainingConfig
+    from deem_studio import estimate
+
+    at = {b: check_training_size(data, TrainingConfig(n_layers=1, batch_size=b), 2, memory_bytes=1 << 62)
+          for b in (1024, 128, 64)}
+    assert at[1024] > at[128] > at[64]
+    monkeypatch.setenv("DEEM_PROBE_MAX_BYTES", str(at[128]))
+    timed = []
+    from deem_core.methods.deem import DEEM
+    fit = DEEM.fit
+    monkeypatch.setattr(DEEM, "fit", lambda self, *a, **kw: (timed.append(self.batch_size), fit(self, *a, **kw))[1])
+    est = estimate_train(data, n_layers=1, epochs=3)  # (400 tasks: probed whole)
+    assert est.total_s > 0
+    assert timed and set(timed) == {128}, timed
+    assert estimate._probe_batch(data, [(1, 2, 0)], 1024) == 128
+    monkeypatch.setenv("DEEM_PROBE_MAX_BYTES", str(at[64] // 4))  # no batch fits: skipped, the size said
+    with pytest.raises(estimate.ProbeSkipped, match="too large to time"):
+        estimate_train(data, n_layers=1, epochs=3)
