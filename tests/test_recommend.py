@@ -489,7 +489,8 @@ def test_hardly_learns_never_says_falls_by_0_of_a_curve_that_rose():
     verdict = rec.verdicts[0.3]
     assert verdict.category == "stagnant" and "falls by 0" not in verdict.reason, verdict
     assert verdict.reason.startswith("hardly learns: the positive energy (data) never falls below its start (it ends "
-                                     "0.1 above it, less than counts as rising); a fall of "), verdict.reason
+                                     "0.1 above it, within the rise of 1 read as noise before a rate is called too "
+                                     "large); a fall of "), verdict.reason
 
 
 def test_no_tentative_pick_is_read_from_falls_of_noise():
@@ -554,3 +555,28 @@ def test_no_recommendation_says_the_larger_rates_read_too_large_only_raised_the_
     assert rec.reason.endswith("; the larger rates (0.003, 0.01) are read too large because the positive energy went "
                                "up (by at most 1.23): they did not learn either, so training at any of them stays near "
                                "its start too"), rec.reason  # (1.23: the rise of 2.0 on the curves smoothed at 0.9)
+
+
+def test_the_headline_names_as_rising_only_the_rates_whose_positive_energy_rose():
+    """Walkthrough 131: "the larger rates (0.3, 3) are read too large because the positive energy went up" where 3 was
+    too large for its swinging energy difference and its positive energy ended 0.24 below its start. The headline names
+    the rates read too large for a rise of the positive energy; the others keep their own verdicts."""
+    rows = []
+    for run, lr in enumerate((0.001, 0.003, 0.3, 3.0)):
+        for epoch in range(1, 41):
+            t = (epoch - 1) / 39
+            positive, difference = -3.9 - 1e-5 * t, -0.5
+            if lr == 0.3:  # a steady rise
+                positive = -3.9 + 2.0 * t
+            if lr == 3.0:  # up and below its start again, the difference swinging out tenfold
+                positive = -3.9 + 2.0 * math.sin(math.pi * t) - 0.5 * t
+                difference = -0.5 - 4.5 * t
+            rows.append({"run": run, "lr": lr, "seed": 0, "epoch": epoch, "positive_energy": positive,
+                         "negative_energy": positive - difference, "energy_difference": difference,
+                         "n_predicted_classes": 3})
+    rec = recommend(pd.DataFrame(rows), n_reference_classes=3)
+    assert rec.lr is None
+    assert rec.verdicts[0.3].category == "energy-rises", rec.verdicts[0.3]
+    assert rec.verdicts[3.0].category != "energy-rises" and rec.verdicts[3.0].keep is False, rec.verdicts[3.0]
+    assert "the larger rate (0.3) is read too large because the positive energy went up" in rec.reason, rec.reason
+    assert "(0.3, 3)" not in rec.reason and "rates (" not in rec.reason, rec.reason

@@ -478,8 +478,11 @@ def recommend(
                 a.reason = (f"hardly learns: the positive energy (data) falls by {_fmt(a.positive_drop)}, less than "
                             f"the {_fmt(move_needed)} that counts as learning on these curves")
             else:  # (one that rose a little, within the rise allowed, read "falls by 0"; walkthrough 109)
+                # (the bar said: "0.152 above it, less than counts as rising" read as a rise three times the fall
+                # that counts as learning called too small to count; walkthrough 131)
                 a.reason = (f"hardly learns: the positive energy (data) never falls below its start (it ends "
-                            f"{_fmt(a.positive_end)} above it, less than counts as rising); a fall of "
+                            f"{_fmt(a.positive_end)} above it, within the rise of {_fmt(RISE_TOLERANCE * scale)} "
+                            f"read as noise before a rate is called too large); a fall of "
                             f"{_fmt(move_needed)} counts as learning on these curves")
             if a.start - a.lowest >= DIP_DEPTH * scale:  # (beside a curve dipping as far as the chosen rate's did)
                 a.reason += (f"; its energy difference {'falls' if sign > 0 else 'rises'} by "
@@ -582,7 +585,12 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                   "with the default rate), or sweep more epochs")
         # the larger rates read "too large" for small rises beside that advice, the default among them (walkthrough
         # 126: "train with the default rate" above a table calling 0.01 "too large" for a rise of 0.0097 nats)
-        rising = [a for a in runs if "energy-rises" in a.problems and a.lr > max(tiered["stagnant"])]
+        # (read too large for the positive energy's rise, not for a swing of the difference with a rise beside it:
+        # "(0.3, 3) ... because the positive energy went up" named 3, whose positive energy ended 0.24 below its
+        # start; walkthrough 131)
+        bar = RISE_TOLERANCE * scale
+        rising = [a for a in runs if a.category == "energy-rises" and a.lr > max(tiered["stagnant"])
+                  and max(a.positive_rise, a.positive_swing) > bar]
         if rising:
             rates = sorted({a.lr for a in rising})
             many = len(rates) > 1
