@@ -721,9 +721,11 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False, owner: bool 
             # ("about 1.0 s left" with GLAD, MACE and Zero-based skill's 20 s to come, walkthrough 42; "about 1.5 s
             # left if the methods to come take as long as those done" as GLAD began its 2.5 minutes, walkthrough 126):
             # the methods still to run are counted
+            # (in words: "not timed: the last method" read as cryptic beside 2 minutes of GLAD; walkthrough 131)
             after = snap.phase_total - snap.phase_done - 1
-            bits.append("not timed: " + (f"{after:,} more method{'s' if after != 1 else ''} after this one" if after
-                                         else "the last method"))
+            bits.append("no time estimate (none was made before launch): "
+                        + (f"{after:,} more method{'s' if after != 1 else ''} after this one" if after
+                           else "this is the last method"))
         elif eta is not None and eta >= 0.05:
             bits.append(f"about {format_seconds(eta)} left")
         elif eta is not None and snap.phase_total and snap.phase_done >= snap.phase_total:

@@ -696,9 +696,11 @@ def test_time_left_counts_the_step_under_way_and_drops_a_pace_the_step_has_outru
     # without a launch estimate no figure from the pace of the methods done (walkthrough 42: "about 1.0 s left" with
     # 20 s of slower methods to come; walkthrough 126: "about 1.5 s left if the methods to come take as long as those
     # done" as GLAD began 2.5 minutes): the methods to come counted
-    assert status_line(snap(0.0)).endswith("baseline 3 of 5 · 30 s elapsed · not timed: 2 more methods after this one")
-    assert status_line(snap(0.0, done=3)).endswith("not timed: 1 more method after this one")
-    assert status_line(snap(0.0, done=4)).endswith("baseline 5 of 5 · 30 s elapsed · not timed: the last method")
+    assert status_line(snap(0.0)).endswith("baseline 3 of 5 · 30 s elapsed · no time estimate (none was made before "
+                                           "launch): 2 more methods after this one")
+    assert status_line(snap(0.0, done=3)).endswith("(none was made before launch): 1 more method after this one")
+    assert status_line(snap(0.0, done=4)).endswith("baseline 5 of 5 · 30 s elapsed · no time estimate (none was made "
+                                                   "before launch): this is the last method")
     assert status_line(snap(0.0, estimate=50.0)).endswith(" s left")  # (with one, the time left as before)
     assert "baseline 5 of 5" in status_line(snap(60.0, done=5)) and status_line(snap(60.0, done=5)).endswith("finishing")
     # a launch estimate used up while methods remain is no "finishing" (it showed as GLAD began; walkthrough 21)
