@@ -575,6 +575,10 @@ def test_figures(layered):
     assert not any("<" in str(t) or "&lt;" in str(t) for t in summary.layout.xaxis.ticktext)
     # from 0 (from 0.88 a rise of 0.03 looked steep), and what the layers did said in words (walkthrough 50)
     assert summary.layout.yaxis.rangemode == summary.layout.yaxis2.rangemode == "tozero"
+    # no bar below 0: neither quantity can be negative (walkthrough 131 saw mean ± std bars reach below 0)
+    for trace in summary.data:
+        low = np.asarray(trace.y, dtype=float) - np.asarray(trace.error_y.arrayminus, dtype=float)
+        assert trace.error_y.symmetric is False and (low >= -1e-12).all(), low
     from deem_core.plots.report import mi_layers_sentence as layers_change  # noqa: PLC0415
 
     frame = mi.summary()

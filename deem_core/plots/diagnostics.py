@@ -135,8 +135,12 @@ def mi_summary_figure(result) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=["Max MI", "Frobenius norm"])
     layers = [int(layer) for layer in summary["layer"]]
     for col, name in ((1, "max_mi"), (2, "frobenius")):
-        fig.add_trace(go.Scatter(x=layers, y=summary[f"{name}_mean"], mode="lines+markers",
-                                 error_y={"type": "data", "array": summary[f"{name}_std"]}, name=name,
+        # the bar below each mean stops at 0: neither can be negative (a mean of 0.02 ± 0.05 drew a bar to -0.03;
+        # walkthrough 131)
+        mean, std = summary[f"{name}_mean"], summary[f"{name}_std"]
+        fig.add_trace(go.Scatter(x=layers, y=mean, mode="lines+markers",
+                                 error_y={"type": "data", "array": std, "symmetric": False,
+                                          "arrayminus": np.minimum(std, mean.clip(lower=0))}, name=name,
                                  hovertext=list(summary["layer_name"]), showlegend=False), row=1, col=col)
     # the layers by number, what the ends are in the first panel's axis title: the whole names ran into each other
     # at 900 px (walkthrough 35), and broken with "<br>" they showed the tag once the figure's strings were escaped
