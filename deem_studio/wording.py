@@ -255,7 +255,9 @@ def importance_caption(table: Any, column: str, cluster_weighted: bool = False, 
     chance. Quotes worker names: show it through ``pages.common.safe``."""
     text = ("importance: how much the probability of the class decided for a task falls when the worker's answer "
             "is left out (near 0 for everyone when many workers agree); importance log odds: the same fall in "
-            "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers.")
+            "log-odds, about the worker's vote weight, which does not flatten out: read it to rank workers by how "
+            "much the labels lean on them. That is the weight the model gives a worker's answers, not how often the "
+            "worker is right (Worker quality says that): the two can rank workers differently.")
     if cluster_weighted:
         text += (" These labels count each group of copying workers once, so each copy weighs a share of one worker "
                  "and scores low.")

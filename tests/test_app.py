@@ -2978,8 +2978,11 @@ def test_diagnostics_of_a_run_whose_labels_are_a_fallback_say_whose_model_they_e
     assert ("This model has no layers although the run asked for 1: it is cluster-weighted Dawid-Skene, returned by "
             "the safety rule") in page
     # which importance column ranks workers, and why the copies score low (walkthrough 50)
-    assert ("read it to rank workers. These labels count each group of copying workers once, so each copy weighs a "
-            "share of one worker and scores low.") in page
+    assert ("the two can rank workers differently. These labels count each group of copying workers once, so each "
+            "copy weighs a share of one worker and scores low.") in page
+    # the weight the model gives, not how often right (walkthrough 131: a 72% classifier ranked above a 78% one under
+    # "read it to rank workers")
+    assert "not how often the worker is right (Worker quality says that)" in page
     assert ("measured against DEEM's labels (those of cluster-weighted Dawid-Skene, returned by the safety rule)"
             in page and "irbm columns are empty" in page)  # (named as the grid heads them; walkthrough 35)
     assert "irbm accuracy is the trained" not in page  # (no such column here: no word of it)
