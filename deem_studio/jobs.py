@@ -295,36 +295,60 @@ def job_memory_bound() -> int:
     return int(env_value("DEEM_MAX_JOB_MEMORY", int(JOB_MEMORY_SHARE * _memory_bytes())))
 
 
-def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> None:
-    """DataError before a training or sweep on the CPU is queued when its model would take more than
-    :func:`job_memory_bound` by the engine's estimate (a GPU's job is checked against its device when it starts)."""
-    from deem_core.model.engine import check_training_size  # noqa: PLC0415
-    from deem_core.model.training import TrainingConfig, resolve_device  # noqa: PLC0415
+def job_trainings(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> list[tuple]:
+    """The trainings a job on the CPU may run, each as ``(answers, layers, runs, batch, runs' worth of weights kept
+    beside)``: a sweep's (on its task sample), a train job's per trained method, both its batched candidates and one
+    configuration under the collapse guard (whose start and healthy states stay beside it); none for a job on a GPU
+    (checked against its device when it starts) or of another kind."""
+    from deem_core.model.training import resolve_device  # noqa: PLC0415
 
     cfg = {**_KIND_DEFAULTS.get(kind, {}), **dict(config)}
     device = _train_device(cfg) if kind == "train" else str(cfg.get("device", "auto"))
     try:
         if resolve_device(device).type != "cpu":
-            return
+            return []
     except ValueError:  # (a GPU asked for and missing: the job fails with that message when it starts)
-        return
+        return []
     seeds = max(1, int(cfg.get("n_seeds") or 1))
     if kind == "sweep":
         swept, batch = sweep_sample(data, cfg.get("sample_tasks"), int(cfg.get("seed", 0)), cfg.get("batch_size"))
-        trainings = [(swept, int(cfg.get("n_layers") or 0), sweep_runs(cfg), batch, 0)]
-    elif kind == "train":
-        auto = cfg.get("n_layers") == "auto"
-        starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
-        batch = int(cfg.get("batch_size") or TRAIN_DEFAULTS["batch_size"])
-        trainings = []
-        for m in trained_methods(cfg):
-            fixed = 0 if m != "deem" else 1 if auto else int(cfg.get("n_layers") or 0)
-            trainings += [(data, max(SELECTION_DEPTHS) if auto and m == "deem" else fixed,
-                           seeds * (starts if m == "deem" else 1), batch, 0),
-                          # one configuration under the collapse guard, whose start and healthy states stay beside it
-                          (data, fixed, seeds, batch, GUARD_STATES * seeds)]
-    else:
-        return
+        return [(swept, int(cfg.get("n_layers") or 0), sweep_runs(cfg), batch, 0)]
+    if kind != "train":
+        return []
+    auto = cfg.get("n_layers") == "auto"
+    starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
+    batch = int(cfg.get("batch_size") or TRAIN_DEFAULTS["batch_size"])
+    trainings = []
+    for m in trained_methods(cfg):
+        fixed = 0 if m != "deem" else 1 if auto else int(cfg.get("n_layers") or 0)
+        trainings += [(data, max(SELECTION_DEPTHS) if auto and m == "deem" else fixed,
+                       seeds * (starts if m == "deem" else 1), batch, 0),
+                      (data, fixed, seeds, batch, GUARD_STATES * seeds)]
+    return trainings
+
+
+def job_memory_estimate(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int | None:
+    """The bytes :func:`check_job_memory` holds a CPU job's trainings to (the largest of :func:`job_trainings`' engine
+    estimates); None where it checks none (``benchmarks/job_memory.py`` sets it beside the measured peaks)."""
+    from deem_core.model.engine import check_training_size  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+    trainings = job_trainings(kind, config, data)
+    if not trainings:
+        return None
+    return max(check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
+                                   memory_bytes=1 << 62, kept_runs=kept)
+               for answers, layers, runs, batch, kept in trainings)
+
+
+def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> None:
+    """DataError before a training or sweep on the CPU is queued when its model would take more than
+    :func:`job_memory_bound` by the engine's estimate (a GPU's job is checked against its device when it starts)."""
+    from deem_core.model.engine import check_training_size  # noqa: PLC0415
+    from deem_core.model.training import TrainingConfig  # noqa: PLC0415
+
+    cfg = {**_KIND_DEFAULTS.get(kind, {}), **dict(config)}
+    trainings = job_trainings(kind, config, data)
     bound = job_memory_bound()
     for answers, layers, runs, batch, kept in trainings:
         try:
