@@ -14,8 +14,8 @@ import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from deem_core.analysis import agreement  # noqa: E402
-from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, followed_text, heldout_size,  # noqa: E402
-                                          safety_rule_reference, selection_lines, selection_table)
+from deem_core.analysis.selection import (MIN_HELDOUT, answers_to_choose, cluster_texts, followed_text,  # noqa: E402
+                                          heldout_size, safety_rule_reference, selection_lines, selection_table)
 from deem_core.data.annotations import DataError, label_doubts, left_out_notes  # noqa: E402
 from deem_core.data.text import counted, shortened  # noqa: E402
 from deem_core.model.training import MAX_LR, MAX_SEEDS, budget_text  # noqa: E402
@@ -49,6 +49,17 @@ for sentence in common.alike_workers(data):  # (said on the Data page too)
 constant = common.constant_warning(data)
 if constant:  # (said on the Data page too; left out of the copies above, it went unsaid here; read 52)
     st.warning(common.safe(f"Read before training: {constant}"), icon=":material/block:")
+# the groups the Data page's test found for these data, said again where a training is launched (three clones found at
+# z 108.7 there went unsaid here; walkthrough 131)
+tested = (st.session_state.get("_dependence_tests") or {}).get(data.fingerprint())
+found_groups = cluster_texts(tested) if tested else []
+if found_groups:
+    st.warning(common.safe(
+        f"Read before training: the Data page's test found {counted(len(found_groups), 'group')} of workers that "
+        f"{'answers' if len(found_groups) == 1 else 'answer'} alike beyond what the tasks explain: "
+        + "; ".join(found_groups) + ". DEEM's automatic start looks for such groups itself and checks its labels "
+        "against methods that count each group once; with a start set by hand nothing looks for them (the "
+        "cluster-weighted Dawid-Skene counts each group once)."), icon=":material/group:")
 left_out = left_out_notes(data)
 if left_out:  # (said on the Data page only: a Label Studio export's skipped answers went unmentioned where a training
     # is launched; walkthrough 55)

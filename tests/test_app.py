@@ -4333,6 +4333,13 @@ def test_the_data_page_tests_for_groups_that_answer_alike_on_request(runs_dir):
     assert found[0].startswith("1 group of workers answers alike beyond what the tasks explain (tested in ")
     assert "4 workers: cop0, cop1, cop2, cop3 (agree +" in found[0]
     assert not any(f"ind{w}" in found[0] for w in range(6))
+    # said again where a training is launched (walkthrough 131: three clones found at z 108.7 went unsaid there)
+    at.switch_page("pages/train.py").run()
+    again = [unescape(str(w.value)) for w in at.warning if "the Data page's test found" in unescape(str(w.value))]
+    assert len(again) == 1 and again[0].startswith("Read before training: the Data page's test found 1 group of "
+                                                   "workers that answers alike beyond what the tasks explain: "), again
+    assert "4 workers: cop0, cop1, cop2, cop3 (agree +" in again[0]
+    at.switch_page("pages/data.py").run()
     # kept for these data: shown without the button (no second test), also after another set was loaded in between
     assert not [b for b in at.button if b.key == "data_dependence_test"]
     at.button(key="sample_condind").click().run()
