@@ -648,14 +648,14 @@ def test_the_data_page_loads_a_small_file_while_another_visitor_reads_a_large_on
 
 # --------------------------------------------------------------------------- timing probes
 def test_a_probe_too_large_for_a_page_is_not_run():
-    """1,000 classes x 8 workers: the probe's model alone needs ~4.6 GiB (main ran it in the page: > 4 GB,
-    100 s, in every session at once)."""
+    """1,000 classes x 8 workers: the probe's model alone needs ~5 GiB (main ran it in the page: > 4 GB,
+    100 s, in every session at once); at no batch down to 16 does it fit a probe."""
     rng = np.random.default_rng(0)
     rows = [(t, f"w{w}", f"c{rng.integers(0, 1000)}") for t in range(2500) for w in range(8)]
     data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
     assert data.n_classes == 1000
     started = time.perf_counter()
-    with pytest.raises(estimate.ProbeSkipped, match=r"too large to time while you wait .* about 4\.\d GiB"):
+    with pytest.raises(estimate.ProbeSkipped, match=r"too large to time while you wait .* about [45]\.\d GiB"):
         estimate.estimate_train(data, n_layers=1)
     assert time.perf_counter() - started < 10
 
