@@ -18,30 +18,18 @@ rows that choose their start).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine  # noqa: E402
+from common import PEAK_PRELUDE, machine, run_fresh  # noqa: E402
 
-FIT = """
-import json, time, warnings
-warnings.simplefilter("ignore")
-import numpy as np, pandas as pd, torch
-torch.set_num_threads(1)
-from deem_core import AnnotationSet
+FIT = PEAK_PRELUDE + """
 from deem_core.methods.registry import fit_method
 from deem_core.model.engine import path_for
 from deem_studio import jobs
-def hwm():
-    return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024
-def reset_peak():  # the peak from here on (Linux: clear_refs 5 resets VmHWM to the current resident memory)
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
 n, per_task, d, k = SHAPE
 config = CONFIG
 rng = np.random.default_rng(67)
@@ -74,15 +62,6 @@ ROWS = [
 ]
 
 
-def run(script: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=1800)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     print(f"# python benchmarks/job_memory.py; {machine()}; load average {os.getloadavg()[0]:.1f}")
     print("# a DEEM fit of two epochs as a train job runs it: peak above the data vs the job check's estimate (MB)")
@@ -90,7 +69,7 @@ def main() -> int:
           f"{'estimate':>9} {'est/peak':>9} {'seconds':>8}")
     for shape, settings in ROWS:
         config = {"methods": ["deem"], "epochs": 2, **settings}
-        out = run(FIT.replace("SHAPE", repr(shape)).replace("CONFIG", repr(config)))
+        out = run_fresh(FIT.replace("SHAPE", repr(shape)).replace("CONFIG", repr(config)), timeout=1800)
         text = ", ".join(f"{key}={value}" for key, value in settings.items())
         if "error" in out:
             print(f"{shape} {text}: {out['error']}")

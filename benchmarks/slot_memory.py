@@ -16,27 +16,15 @@ Usage: ``python benchmarks/slot_memory.py`` (about a minute on two cores).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine  # noqa: E402
+from common import PEAK_PRELUDE, machine, run_fresh  # noqa: E402
 
-PRELUDE = """
-import json, time, warnings
-warnings.simplefilter("ignore")
-import numpy as np, pandas as pd, torch
-torch.set_num_threads(1)
-from deem_core import AnnotationSet
-def hwm():
-    return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024
-def reset_peak():  # the peak from here on (Linux: clear_refs 5 resets VmHWM to the current resident memory)
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
+PRELUDE = PEAK_PRELUDE + """
 def answers(n, per_task, d, k, seed=66):
     rng = np.random.default_rng(seed)
     workers = np.concatenate([rng.choice(d, per_task, replace=False) for _ in range(n)])
@@ -82,15 +70,6 @@ print(json.dumps({"peak": hwm() - idle, "seconds": time.perf_counter() - started
 """
 
 
-def run(script: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=900)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     print(f"# python benchmarks/slot_memory.py; {machine()}; load average {os.getloadavg()[0]:.1f}")
     print("\n## 1. one 0-layer run, one epoch, default batch (1,024 tasks): peak above the data vs the estimate (MB)")
@@ -98,7 +77,7 @@ def main() -> int:
           f"{'former':>8} {'est/peak':>9} {'seconds':>8}")
     for shape in ((600, 50, 400, 20), (300, 50, 400, 40), (600, 50, 400, 40), (1200, 25, 800, 40),
                   (600, 50, 400, 60), (3000, 5, 500, 100)):
-        out = run(TRAIN.replace("SHAPE", repr(shape)))
+        out = run_fresh(TRAIN.replace("SHAPE", repr(shape)))
         if "error" in out:
             print(f"{shape}: {out['error']}")
             continue
@@ -109,7 +88,7 @@ def main() -> int:
     print(f"{'tasks':>6} {'answers/task':>12} {'workers':>8} {'classes':>8} {'eligible':>9} {'tasks read':>11} "
           f"{'peak':>7} {'seconds':>8}")
     for shape in ((2000, 250, 50_000, 2), (2000, 250, 2000, 40), (2000, 500, 50_000, 2), (8000, 5, 300, 3)):
-        out = run(EXCESS.replace("SHAPE", repr(shape)))
+        out = run_fresh(EXCESS.replace("SHAPE", repr(shape)))
         if "error" in out:
             print(f"{shape}: {out['error']}")
             continue
