@@ -738,8 +738,10 @@ def status_line(snap: ProgressSnapshot | None, short: bool = False, owner: bool 
         elif eta is not None and eta >= 0.05 and snap.then_untimed:
             # the launch had no estimate: the pace covers this phase only ("epoch 56 of 60 · about 0.8 s left" with
             # 50 s of other methods to go; walkthrough 41)
+            # (the methods' own line's words: "not timed" stood here beside "no time estimate" once they ran; walk 132)
             bits.append(f"about {format_seconds(eta)} left in this phase, then {snap.then_untimed:,} more "
-                        f"method{'s' if snap.then_untimed != 1 else ''} not timed")
+                        f"method{'s' if snap.then_untimed != 1 else ''} with no time estimate (none was made before "
+                        f"launch)")
         elif snap.unit == "baseline" and snap.estimate_s is None and snap.phase_done < snap.phase_total:
             # no launch estimate: no figure from the pace of the methods done, for methods differ a hundredfold
             # ("about 1.0 s left" with GLAD, MACE and Zero-based skill's 20 s to come, walkthrough 42; "about 1.5 s

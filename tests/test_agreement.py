@@ -458,3 +458,25 @@ def test_a_pair_alike_on_nearly_every_shared_task_beyond_its_agreement_with_the_
     assert len(said) == 1 and "of the 120 tasks they share" in said[0] and "Copies, or one person" in said[0], said
     for honest in (_crowd_with_a_pair(copy=False, pair_right=0.99), _crowd_with_a_pair(copy=False, pair_right=0.7)):
         assert copies_sentences(pairwise_agreement(honest), (), honest) == []
+
+
+def test_a_group_of_near_copies_is_one_sentence_that_does_not_say_every_pair_is_that_alike():
+    """Walkthrough 132: "each gave the same label as another of them on 92.7% or more ... (102 of 110 for the least
+    alike such pair)" read as all three pairs that alike, the third at 96 of 110. One sentence for the group, saying
+    the pairs that link it are that alike and other pairs of them may be less."""
+    rng = np.random.default_rng(132)
+    truth = rng.integers(0, 4, 400)
+
+    def answer(right: float, task: int) -> int:
+        return int(truth[task]) if rng.random() < right else int((truth[task] + rng.integers(1, 4)) % 4)
+
+    rows = [(f"t{t}", f"w{w}", answer(0.7, t)) for t in range(400) for w in rng.choice(30, 3, replace=False)]
+    for t in rng.choice(400, 150, replace=False):
+        a = answer(0.45, t)
+        rows += [(f"t{t}", "pa", a)] + [(f"t{t}", name, a if rng.random() < 0.96 else answer(0.45, t))
+                                        for name in ("pb", "pc")]
+    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
+    said = [s for s in copies_sentences(pairwise_agreement(data), (), data) if "'pa'" in s]
+    assert len(said) == 1 and said[0].startswith("Workers 'pa', 'pb' and 'pc' are linked by pairs that each gave the "
+                                                 "same label on "), said
+    assert "other pairs of them may be less alike" in said[0] and "each gave the same label as another" not in said[0]

@@ -843,8 +843,8 @@ def test_time_left_of_a_job_launched_without_an_estimate_says_it_covers_the_phas
     line = status_line(ProgressSnapshot(run_id="r", kind="train", status="running", started_at=time.time() - 5.0,
                                         steps_done=56, steps_total=70, phase="training DEEM", phase_done=56,
                                         phase_total=60, unit="epoch", rate_s=0.2, then_untimed=9))
-    assert line.endswith("epoch 56 of 60 · 5.0 s elapsed · about 0.8 s left in this phase, then 9 more methods not "
-                         "timed"), line
+    assert line.endswith("epoch 56 of 60 · 5.0 s elapsed · about 0.8 s left in this phase, then 9 more methods with "
+                         "no time estimate (none was made before launch)"), line
     data, _ = tiny(300)
     seen = set()
     for config in ({"methods": ["deem", "mv", "ds"], "epochs": 60, "device": "cpu"},

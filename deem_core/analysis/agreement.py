@@ -721,8 +721,11 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
                      ", ".join(repr(middle_cut(str(w), 40)) for w in workers[:8]) + f" and {len(workers) - 8:,} more")
             alike = (f"gave the same label on {alike_tasks:,} of the {shared:,} tasks they share "
                      f"({alike_tasks / shared:.1%}), yet agree" if len(workers) == 2 else
-                     f"each gave the same label as another of them on {alike_tasks / shared:.1%} or more of the tasks "
-                     f"the two share ({alike_tasks:,} of {shared:,} for the least alike such pair), yet together agree")
+                     # (not every pair of the group: "(102 of 110 for the least alike such pair)" read as all three
+                     # pairs that alike, the third at 96 of 110; walkthrough 132)
+                     f"are linked by pairs that each gave the same label on {alike_tasks / shared:.1%} or more of the "
+                     f"tasks they share (the least alike of those pairs: {alike_tasks:,} of {shared:,}; other pairs of "
+                     f"them may be less alike), yet together agree")
             sentences.append(f"Workers {named} {alike} with the other workers' answers on only {beside:.1%} of their "
                              f"tasks: workers answering on their own cannot agree with each other that much more than "
                              f"with everyone else. Copies, or one person under several names? Majority vote and "

@@ -151,7 +151,8 @@ def mi_summary_figure(result) -> go.Figure:
     fig.update_xaxes(title={"text": ends}, row=1, col=1)  # (said once: the two ran into each other at 900 px)
     fig.update_yaxes(rangemode="tozero")  # (from 0.88, a rise of 0.03 looked steep; walkthrough 50)
     fig.update_layout(title={"text": "Dependence between two workers per layer",
-                             "subtitle": {"text": f"mean ± std over classes; classes from {short_source(result)}"}},
+                             "subtitle": {"text": f"mean ± std over classes (bars cut at 0); classes from "
+                                                      f"{short_source(result)}"}},
                       height=420, margin={"t": 115})
     return fig
 
