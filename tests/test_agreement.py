@@ -480,3 +480,12 @@ def test_a_group_of_near_copies_is_one_sentence_that_does_not_say_every_pair_is_
     assert len(said) == 1 and said[0].startswith("Workers 'pa', 'pb' and 'pc' are linked by pairs that each gave the "
                                                  "same label on "), said
     assert "other pairs of them may be less alike" in said[0] and "each gave the same label as another" not in said[0]
+
+
+def test_the_label_distribution_lists_the_labels_in_their_natural_order():
+    """Walkthrough 132: the Train page's label chart of 15 classes read c0, c1, c10, ..., c2 (text order)."""
+    from deem_core.analysis.agreement import label_distribution
+
+    labels = pd.Series([f"c{i % 12}" for i in range(120)])
+    dist = label_distribution({"mv": labels}, classes=sorted({f"c{i}" for i in range(12)}))
+    assert list(dist.index) == [f"c{i}" for i in range(12)] and dist["mv"].sum() == pytest.approx(1.0)

@@ -533,10 +533,12 @@ def worker_table(data: AnnotationSet, agg_codes: np.ndarray | None = None, model
 
 
 def label_distribution(results: Mapping[str, pd.Series], classes: Any = None) -> pd.DataFrame:
-    """Share of tasks given each label, one column per method."""
+    """Share of tasks given each label, one column per method, the labels in their natural order ("c2" before "c10":
+    the Train page's chart read c0, c1, c10, ..., c2; walkthrough 132)."""
     frame = pd.DataFrame({name: labels.astype(str).value_counts(normalize=True) for name, labels in results.items()})
     if classes is not None:
         frame = frame.reindex([str(c) for c in classes])
+    frame = frame.iloc[natural_positions(pd.Index([str(label) for label in frame.index]))]
     frame.index.name = "label"
     return frame.fillna(0.0)
 
