@@ -10,7 +10,7 @@ import pytest
 
 from deem_core import AnnotationSet
 from deem_core.analysis.scoring import accuracy_and_count
-from deem_core.analysis.agreement import (class_balance, confusion_against_gold, copies_sentences, identical_groups,
+from deem_core.analysis.agreement import (class_balance, confusion_against_gold, identical_groups,
                                          krippendorff_alpha,
                                          labels_per_task, method_agreement, pairwise_agreement, single_label_workers,
                                          worker_coverage)
@@ -425,61 +425,6 @@ def test_answering_against_the_others_is_said_within_a_family_wise_error_among_m
     from statistics import NormalDist
 
     assert NormalDist().inv_cdf(1 - CONTRARY_FAMILY_ALPHA / 50) == pytest.approx(CONTRARY_Z, abs=0.02)  # (the seam)
-
-
-def _crowd_with_a_pair(copy: bool, pair_right: float, seed: int = 131) -> AnnotationSet:
-    """400 tasks of 4 classes, three answers each from 30 workers right 70% of the time, and on 120 of the tasks two
-    more answers: workers 'pa' and 'pb', each right ``pair_right`` of the time on its own; with ``copy`` 'pb' gives
-    'pa''s label on 97% of them."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 4, 400)
-
-    def answer(right: float, task: int) -> int:
-        return int(truth[task]) if rng.random() < right else int((truth[task] + rng.integers(1, 4)) % 4)
-
-    rows = [(f"t{t}", f"w{w}", answer(0.7, t)) for t in range(400) for w in rng.choice(30, 3, replace=False)]
-    for t in rng.choice(400, 120, replace=False):
-        a = answer(pair_right, t)
-        b = a if copy and rng.random() < 0.97 else answer(pair_right, t)
-        rows += [(f"t{t}", "pa", a), (f"t{t}", "pb", b)]
-    return AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
-
-
-def test_a_pair_alike_on_nearly_every_shared_task_beyond_its_agreement_with_the_others_is_named():
-    """Walkthrough 131: two MTurk workers each right about 64% of the time gave the same label on 88 of the 90 tasks
-    they share; the copies warning needs all of them alike, the dependence test missed the pair, and Dawid-Skene
-    ranked the two first and third of 60 workers. A pair alike far more often than two workers answering on their own
-    could be, given how seldom they agree with the others, is named; two independent experts right 99% of the time,
-    alike on nearly every task among weaker workers, and two ordinary workers are not."""
-    copying = _crowd_with_a_pair(copy=True, pair_right=0.64)
-    pairwise = pairwise_agreement(copying)
-    assert 0.9 <= pairwise[0].loc["pa", "pb"] < 1.0 and identical_groups(*pairwise) == []
-    said = [s for s in copies_sentences(pairwise, (), copying) if "'pa' and 'pb'" in s]
-    assert len(said) == 1 and "of the 120 tasks they share" in said[0] and "Copies, or one person" in said[0], said
-    for honest in (_crowd_with_a_pair(copy=False, pair_right=0.99), _crowd_with_a_pair(copy=False, pair_right=0.7)):
-        assert copies_sentences(pairwise_agreement(honest), (), honest) == []
-
-
-def test_a_group_of_near_copies_is_one_sentence_that_does_not_say_every_pair_is_that_alike():
-    """Walkthrough 132: "each gave the same label as another of them on 92.7% or more ... (102 of 110 for the least
-    alike such pair)" read as all three pairs that alike, the third at 96 of 110. One sentence for the group, saying
-    the pairs that link it are that alike and other pairs of them may be less."""
-    rng = np.random.default_rng(132)
-    truth = rng.integers(0, 4, 400)
-
-    def answer(right: float, task: int) -> int:
-        return int(truth[task]) if rng.random() < right else int((truth[task] + rng.integers(1, 4)) % 4)
-
-    rows = [(f"t{t}", f"w{w}", answer(0.7, t)) for t in range(400) for w in rng.choice(30, 3, replace=False)]
-    for t in rng.choice(400, 150, replace=False):
-        a = answer(0.45, t)
-        rows += [(f"t{t}", "pa", a)] + [(f"t{t}", name, a if rng.random() < 0.96 else answer(0.45, t))
-                                        for name in ("pb", "pc")]
-    data = AnnotationSet.from_long(pd.DataFrame(rows, columns=["task", "worker", "label"]))
-    said = [s for s in copies_sentences(pairwise_agreement(data), (), data) if "'pa'" in s]
-    assert len(said) == 1 and said[0].startswith("Workers 'pa', 'pb' and 'pc' are linked by pairs that each gave the "
-                                                 "same label on "), said
-    assert "other pairs of them may be less alike" in said[0] and "each gave the same label as another" not in said[0]
 
 
 def test_the_label_distribution_lists_the_labels_in_their_natural_order():

@@ -37,7 +37,7 @@ from deem_core.data.text import all_names_text, counted, middle_cut, names_text,
 __all__ = [
     "BESIDE_MIN_ANSWERS", "CONSTANT_MIN_ANSWERS", "RIGHT_ON_EVERY_TASK_QUANTILE", "IDENTICAL_MIN_COMMON", "agreement_beside", "class_balance", "identical_positions", "confusion_against_gold", "constant_workers",
     "dependent_with", "cluster_partners", "identical_groups", "single_label_workers", "PARTNERS_MAX_CHARS", "PARTNERS_WORDS",
-    "krippendorff_alpha", "label_distribution", "labels_per_task", "near_copies", "near_copy_groups",
+    "krippendorff_alpha", "label_distribution", "labels_per_task",
     "method_agreement", "most_active_workers", "pairwise_agreement", "worker_coverage", "worker_table",
 ]
 
@@ -594,89 +594,6 @@ COPIES_NAMED = 5
 CONSTANT_NAMED = 5
 
 
-#: a pair of workers answering alike on this share of its shared tasks or more (and fewer than all) is tested as a
-#: near copy (:func:`near_copies`), the pairs agreeing most first, at most NEAR_COPY_CANDIDATES of them
-NEAR_COPY_MIN_AGREEMENT = 0.9
-NEAR_COPY_CANDIDATES = 20
-#: a near copy agrees more often than two workers answering on their own could by this many standard errors: each
-#: member taken to be right ``p`` of the time, the pair's agreement with the other workers' answers over that of the
-#: best tenth of those workers (:func:`agreement_beside`) plus NEAR_COPY_SLACK, and the two wrong alike whenever both
-#: are wrong (the most two independent workers right ``p`` of the time can agree: ``p^2 + (1 - p)^2``)
-NEAR_COPY_Z = 4.0
-NEAR_COPY_SLACK = 0.1
-
-
-def near_copies(pairwise: tuple[pd.DataFrame, pd.DataFrame], data: AnnotationSet, exclude: Any = (),
-                min_common: int = IDENTICAL_MIN_COMMON) -> list[tuple[str, str, int, int, float]]:
-    """Pairs of workers who gave the same label on nearly every one of at least ``min_common`` tasks they share
-    (:data:`NEAR_COPY_MIN_AGREEMENT`, not all of them: :func:`identical_groups` has those) far more often than two
-    workers answering on their own could, given how seldom they agree with the other workers: ``(worker, worker,
-    tasks alike, tasks shared, the pair's agreement with the other workers' answers)``, most alike first. Walkthrough
-    131's MTurk batch: two workers each right on about 64% alike on 88 of 90 tasks, missed by the identical rule and
-    the dependence test (the only pair it could judge), and ranked first and third of 60 workers by Dawid-Skene's
-    estimates. ``exclude``: workers left out (one label on every answer: they agree without copying)."""
-    agreement, overlap = pairwise
-    names = [str(w) for w in agreement.index]
-    same = agreement.to_numpy(dtype=float)
-    common = overlap.to_numpy(dtype=float)
-    left_out = np.isin(np.asarray(names), np.asarray([str(w) for w in exclude]))
-    upper = np.triu(np.ones_like(same, dtype=bool), 1)
-    alike = (upper & ~left_out[:, None] & ~left_out[None, :] & (common >= max(1, int(min_common)))
-             & (same >= NEAR_COPY_MIN_AGREEMENT) & (same < 1.0))
-    rows, cols = np.nonzero(alike)
-    order = np.lexsort((-common[rows, cols], -same[rows, cols]))[:NEAR_COPY_CANDIDATES]
-    rows, cols = rows[order], cols[order]
-    codes = {str(w): i for i, w in enumerate(data.workers)}
-    # the pairs linked into groups: a pair's agreement with "the other workers" counted a third copy among them
-    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
-
-    linked = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=same.shape)
-    _, component = connected_components(linked, directed=False)
-    found = []
-    for i, j in zip(rows, cols):
-        a, b = names[i], names[j]
-        if a not in codes or b not in codes:
-            continue
-        group = [codes[names[m]] for m in np.flatnonzero(component == component[i]) if names[m] in codes]
-        beside, top, counted_tasks = agreement_beside(data, group, RIGHT_ON_EVERY_TASK_QUANTILE)
-        if counted_tasks < BESIDE_MIN_ANSWERS or not (math.isfinite(beside) and math.isfinite(top)) or top <= 0:
-            continue
-        # right as often as their agreement with the others says, against that of the others' best tenth (a worker
-        # right on every task agrees with weak others only as often as they are right: two 99%- and 97%-right workers
-        # of platform_small agree with the others on 72%, as the best of them do)
-        right = min(1.0, beside / top + NEAR_COPY_SLACK)
-        most = right * right + (1.0 - right) * (1.0 - right)
-        n = float(common[i, j])
-        spread = math.sqrt(max(most * (1.0 - most), 1e-12) / n)
-        if same[i, j] - most >= NEAR_COPY_Z * spread:
-            found.append((a, b, int(round(same[i, j] * n)), int(n), beside))
-    return found
-
-
-def near_copy_groups(pairwise: tuple[pd.DataFrame, pd.DataFrame], data: AnnotationSet,
-                     exclude: Any = ()) -> list[tuple[list[str], int, int, float]]:
-    """:func:`near_copies` linked into groups: ``(workers in natural order, the fewest tasks alike and the tasks
-    shared of the least alike linking pair (by share), the group's agreement with the other workers)``, larger groups
-    first."""
-    pairs = near_copies(pairwise, data, exclude=exclude)
-    groups: list[tuple[set, list]] = []
-    for a, b, alike_tasks, shared, beside in pairs:
-        joined = [g for g in groups if a in g[0] or b in g[0]]
-        members, links = {a, b}, [(alike_tasks, shared, beside)]
-        for g in joined:
-            members |= g[0]
-            links += g[1]
-            groups.remove(g)
-        groups.append((members, links))
-    out = []
-    for members, links in groups:
-        alike_tasks, shared, beside = min(links, key=lambda link: link[0] / link[1])
-        names = sorted(members)
-        ordered = [names[i] for i in natural_positions(pd.Index(names))]
-        out.append((ordered, alike_tasks, shared, beside))
-    return sorted(out, key=lambda g: (-len(g[0]), g[0]))
-
-
 def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: Any = (),
                      data: AnnotationSet | None = None) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of :data:`IDENTICAL_MIN_COMMON` or more
@@ -714,25 +631,6 @@ def copies_sentences(pairwise: tuple[pd.DataFrame, pd.DataFrame], single_label: 
         sentences.append(f"Workers {named} {alike}: copies, or one person under several names? "
                          f"Majority vote and Dawid-Skene count them as independent votes; if they copy, keep one of "
                          f"them in the file.")
-    if data is not None:  # workers alike on nearly every shared task, far beyond how they agree with everyone else
-        for workers, alike_tasks, shared, beside in near_copy_groups(pairwise, data, exclude=single_label):
-            if len(sentences) >= COPIES_NAMED:
-                break
-            named = (", ".join(repr(middle_cut(str(w), 40)) for w in workers[:-1][:7])
-                     + f" and {middle_cut(str(workers[-1]), 40)!r}" if len(workers) <= 8 else
-                     ", ".join(repr(middle_cut(str(w), 40)) for w in workers[:8]) + f" and {len(workers) - 8:,} more")
-            alike = (f"gave the same label on {alike_tasks:,} of the {shared:,} tasks they share "
-                     f"({alike_tasks / shared:.1%}), yet agree" if len(workers) == 2 else
-                     # (not every pair of the group: "(102 of 110 for the least alike such pair)" read as all three
-                     # pairs that alike, the third at 96 of 110; walkthrough 132)
-                     f"are linked by pairs that each gave the same label on {alike_tasks / shared:.1%} or more of the "
-                     f"tasks they share (the least alike of those pairs: {alike_tasks:,} of {shared:,}; other pairs of "
-                     f"them may be less alike), yet together agree")
-            sentences.append(f"Workers {named} {alike} with the other workers' answers on only {beside:.1%} of their "
-                             f"tasks: workers answering on their own cannot agree with each other that much more than "
-                             f"with everyone else. Copies, or one person under several names? Majority vote and "
-                             f"Dawid-Skene count them as independent votes (and rate them highly for agreeing); if they "
-                             f"copy, keep one of them in the file.")
     return sentences
 
 
