@@ -185,8 +185,10 @@ with st.container(border=True):
     single = common.one_class(data)  # (a run that fails at once; walkthrough 42)
     single = single or deem_refusal(data)  # (more classes than DEEM handles: refused before the probe and the button)
     if not any((too_many, bad_layers, bad_seeds, bad_sample, single)):  # no timing probe of a sweep that will not launch
+        # (the job's own sample probed: the whole set's widest task took the probe down another path; attack 69)
         estimate = common.cached_estimate("sweep", lrs=tuple(grid), n_layers=int(layers), n_seeds=int(seeds),
-                                          device=device, batch_size=batch)
+                                          device=device, batch_size=batch, sample_tasks=sample,
+                                          seed=SWEEP_DEFAULTS["seed"])
     whole = sample_on and not bad_sample and sample is None  # a sample as large as the set: no sample is taken
     sample_words = ("the sample size is every task" if int(sample_size) == data.n_tasks else
                     f"{int(sample_size):,} is more than the set's {data.n_tasks:,} tasks")

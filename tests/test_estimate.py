@@ -294,3 +294,37 @@ def test_a_model_too_large_to_probe_at_the_jobs_batch_is_timed_at_a_smaller_one(
     monkeypatch.setenv("DEEM_PROBE_MAX_BYTES", str(at[64] // 4))  # no batch fits: skipped, the size said
     with pytest.raises(estimate.ProbeSkipped, match="too large to time"):
         estimate_train(data, n_layers=1, epochs=3)
+
+
+def test_a_sweep_on_a_task_sample_is_probed_on_that_sample(monkeypatch):
+    """Attack round 69: the Sweep page probed the whole set, whose one task answered by every worker sends training
+    down the dense path, while the job swept a random sample without it on the sparse path (330 s said of a 12 s
+    sweep). The job's own sample is probed; a probe stopped at its limit before one epoch is "too slow", not a
+    failure ("no curves to read")."""
+    from deem_core.methods.sweep import sweep_sample
+    from deem_core.model.engine import path_for
+    from deem_studio import estimate
+
+    data = _with_one_wide_task(3_000, 5, 400, 3)
+    swept = sweep_sample(data, 1_000, 0)[0]
+    assert path_for(data) == "dense" and path_for(swept) == "sparse" and swept.n_tasks == 1_000
+    probed = []
+    real = estimate._probe
+
+    def spy(probe_data, *args, **kwargs):
+        probed.append((probe_data.n_tasks, path_for(probe_data)))
+        return real(probe_data, *args, **kwargs)
+
+    monkeypatch.setattr(estimate, "_probe", spy)
+    est = estimate.estimate_sweep(data, lrs=[0.01], epochs=2, sample_tasks=1_000, sample=200)
+    assert probed == [(1_000, "sparse")] and est.n_tasks == 1_000, probed
+    monkeypatch.setattr(estimate, "_probe", real)
+
+    def stopped_sweep(*args, stop_event=None, **kwargs):
+        stop_event.set()
+        raise ValueError("no curves to read: the sweep recorded no epoch")
+
+    import deem_core.methods.sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "run_sweep", stopped_sweep)
+    with pytest.raises(estimate.ProbeSkipped, match="took more than"):
+        estimate.estimate_sweep(swept, lrs=[0.01], epochs=2, sample=200)
