@@ -210,16 +210,16 @@ print(json.dumps({"idle": idle, "grown": grown, "path": path_for(data), "verdict
 """
 
 
-@pytest.mark.parametrize("config", [{"methods": ["deem"], "n_layers": 1, "init": "ds", "epochs": 1},
-                                    {"methods": ["deem"], "n_layers": 1, "epochs": 1}], ids=["start set", "chosen"])
+@pytest.mark.parametrize("config", [{"methods": ["deem"], "n_layers": 1, "init": "ds", "epochs": 1}], ids=["start set"])
 def test_the_job_check_counts_a_dense_training_with_its_guard_states_and_gradient_copies(config):
     """A dense training of many classes held its layer weights more often than the estimate counted: the collapse
     guard's start and healthy states (two copies of the network, also where only its collapses were read), the
     backward pass's product beside the gradient, and the start networks' temporaries. 100 tasks x 50 of 120 workers x
     60 classes, 1 layer: estimated at 1.46 GiB by the job's check, +2.93 GiB measured; the larger variant was past 5.4
-    GB before training began (attack round 67). Here 60 tasks x 40 of 100 workers x 40 classes, one epoch, a start set
-    and the start chosen: the job's check refuses the training at a bound of the growth measured and passes it at
-    three times that growth."""
+    GB before training began (attack round 67). Here 60 tasks x 40 of 100 workers x 40 classes, one epoch, a start set:
+    the job's check refuses the training at a bound of the growth measured (+350 MB against 416 estimated; before, +410 MB
+    passed a bound of itself) and passes it at three times that growth. (The start chosen: 583 estimated for +552, too close for a
+    test whose peak moves with the held-out scoring's allocations; `benchmarks/job_memory.py` measures it.)"""
     script = GUARDED_FIT.replace("json.loads(sys.argv[1])", repr(config)).replace("SHAPE", "60, 40, 100, 40")
     out = _run(script)
     assert out["path"] == "dense" and out["layers"] == 1, out
