@@ -553,6 +553,16 @@ def data_summary(data: Any) -> dict:
     return values
 
 
+#: session key of the Data page's "Test for groups that answer alike" results, per data set's fingerprint (read
+#: again by the Train page)
+DEPENDENCE_TESTS = "_dependence_tests"
+
+
+def dependence_tests() -> dict:
+    """This session's results of the Data page's group test, by data set fingerprint (kept a few data sets)."""
+    return st.session_state.setdefault(DEPENDENCE_TESTS, {})
+
+
 def alike_workers(data: Any) -> list[str]:
     """A sentence per group of workers who gave the same label on every one of 50 or more tasks they share (at most
     5 groups), from the shared summary's pairwise table (:func:`data_summary`), those who gave one label on every

@@ -490,7 +490,7 @@ def dependence_test(data) -> None:
     key = data.fingerprint()
     # (per data set: loading another set and this one again lost it, where its gold labels and runs came back;
     # walkthrough 101)
-    kept = st.session_state.setdefault("_dependence_tests", {})
+    kept = common.dependence_tests()
     found = kept.get(key)
     if found is None:
         if not st.button("Test for groups that answer alike", key="data_dependence_test",

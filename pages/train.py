@@ -51,7 +51,7 @@ if constant:  # (said on the Data page too; left out of the copies above, it wen
     st.warning(common.safe(f"Read before training: {constant}"), icon=":material/block:")
 # the groups the Data page's test found for these data, said again where a training is launched (three clones found at
 # z 108.7 there went unsaid here; walkthrough 131)
-tested = (st.session_state.get("_dependence_tests") or {}).get(data.fingerprint())
+tested = common.dependence_tests().get(data.fingerprint())
 found_groups = cluster_texts(tested) if tested else []
 if found_groups:
     st.warning(common.safe(
