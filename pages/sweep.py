@@ -14,7 +14,9 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from deem_core.analysis.recommend import pick_vs_default  # noqa: E402
+from deem_core.analysis.recommend import curves_csv, pick_vs_default  # noqa: E402
+from deem_core.data.annotations import DataError  # noqa: E402
+from deem_core.data.export import json_text  # noqa: E402
 from deem_core.data.text import counted  # noqa: E402
 from deem_core.methods.base import defaults_of  # noqa: E402
 from deem_core.methods.deem import DEEM  # noqa: E402
@@ -22,7 +24,7 @@ from deem_core.methods.sweep import DEFAULT_LRS, MIN_JUDGED_UPDATES, judged_epoc
 from deem_core.model.training import MAX_LR, MAX_SEEDS  # noqa: E402
 from deem_studio.jobs import (SWEEP_DEFAULTS, SWEEP_SAMPLE_ABOVE, SWEEP_SAMPLE_TASKS, deem_refusal,  # noqa: E402
                               sample_batch_size, status_line)
-from deem_studio import wording  # noqa: E402
+from deem_studio import capacity, wording  # noqa: E402
 from pages import common  # noqa: E402
 
 
@@ -35,6 +37,9 @@ QUEUED_EVERY = 3.0  # ... while it waits in the queue
 #: server's 11.8) in one job of the shared server.
 MAX_LRS = 24
 SWEEP_MAX_EPOCHS = 2000
+#: about how many bytes a row of the curves CSV takes at most (8 columns of numbers, ~20 characters each): the file's
+#: expected size routes a large one to the line of large downloads
+CURVE_ROW_BYTES = 170
 
 
 def parse_lrs(text: str) -> list[float] | None:
@@ -412,6 +417,31 @@ if rows:  # a static table: the reasons wrap instead of being cut off
                    f"from majority vote or from Dawid-Skene's fit (chosen on held-out answers), and from that fit a "
                    f"small rate stays near it.")
 
+
+
+def _curves_file() -> str:
+    """The sweep's curves as ``deem sweep`` writes them, read again from the store when the file is made."""
+    stored = mgr.store.load_history(run_id)
+    if stored is None or not len(stored):
+        raise DataError(f"sweep {run_id} has no stored curves")
+    return curves_csv(stored)
+
+
+# the files `deem sweep` writes, for a dashboard sweep too (the CLI alone wrote curves.csv; walkthroughs read every
+# figure of a verdict off the chart or asked for them)
+files = st.container(horizontal=True)
+files.download_button("Curves CSV", data=capacity.building_download(_curves_file, common.parties(),
+                                                                    CURVE_ROW_BYTES * len(curves)),
+                      file_name=f"deem_{run_id}_curves.csv", mime="text/csv", on_click="ignore", key="dl_curves",
+                      help="every run's energies per epoch (run, lr, seed, epoch, positive_energy, negative_energy, "
+                           "energy_difference, acceptance_rate), as `deem sweep` writes curves.csv: the figures in "
+                           "\"why\" can be recomputed from it")
+files.download_button("Recommendation JSON", data=capacity.building_download(
+                          lambda: json_text(mgr.store.recommendation(run_id)), common.parties()),
+                      file_name=f"deem_{run_id}_recommendation.json", mime="application/json", on_click="ignore",
+                      key="dl_recommendation",
+                      help="the recommendation, each rate's verdict and reason and the sweep's settings, as `deem "
+                           "sweep` writes recommendation.json")
 if picked is not None:
     st.caption(f"Picked learning rate: **{wording.fmt_lr(picked)}** ({source}).")
 elif from_run:

@@ -4627,3 +4627,49 @@ def test_a_training_past_the_job_bound_at_the_default_batch_trains_in_smaller_ba
     # under the smallest batch's need: the refusal stands (nothing fits)
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "1000")
     assert fitted_batch({"methods": ["deem"]}, data) is None
+
+
+def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_writes(runs_dir, monkeypatch, tmp_path):
+    """Walkthroughs recomputed the sweep verdicts' figures off `deem sweep`'s curves.csv: the Sweep page had no such
+    file (the CLI alone wrote it). Its "Curves CSV" and "Recommendation JSON" are the files `deem sweep` writes for the
+    same data and settings, made through the download line."""
+    import io
+    import json
+
+    from deem_core.analysis.recommend import CSV_COLUMNS
+    from deem_core.cli import main
+    from deem_studio import capacity
+
+    built = []
+    real = capacity.building_download
+
+    def recording(build, parties=(), expected_bytes=None):
+        built.append((build, expected_bytes))
+        return real(build, parties, expected_bytes)
+
+    monkeypatch.setattr(capacity, "building_download", recording)
+    at = upload(new_app())
+    sweep = finished_sweep(at, "0.01, 0.1", epochs=3)
+    built.clear()
+    at.run()
+    no_problem(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Curves CSV", "Recommendation JSON"], labels
+    (curves_build, curves_bytes), (rec_build, _) = built[0], built[1]
+    page_curves = pd.read_csv(io.StringIO(curves_build()))
+    assert list(page_curves.columns) == CSV_COLUMNS and len(page_curves) == 2 * 3  # two rates, three epochs
+    assert curves_bytes >= len(curves_build())  # the size said before it was made is not below the file's
+    page_rec = json.loads(rec_build())
+    source = tmp_path / "tiny.csv"
+    source.write_bytes(tiny_csv())
+    assert main(["sweep", str(source), "-o", str(tmp_path / "cli"), "--lrs", "0.01,0.1", "--epochs", "3"]) == 0
+    cli_curves = pd.read_csv(tmp_path / "cli" / "curves.csv")
+    pd.testing.assert_frame_equal(page_curves, cli_curves)
+    cli_rec = json.loads((tmp_path / "cli" / "recommendation.json").read_text())
+    assert page_rec["lr"] == cli_rec["lr"] and page_rec["verdicts"] == cli_rec["verdicts"]
+    assert page_rec["lr"] is not None or page_rec["reason"]
+    # a deleted sweep's file is refused, not made of what the page still holds
+    get_manager().store.delete(sweep)
+    with pytest.raises(Exception, match="deleted|no run|No run"):
+        curves_build()
+

@@ -65,11 +65,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from deem_core.data.export import to_safe_csv
 from deem_core.data.text import counted
 
 __all__ = [
-    "CURVE_COLUMNS", "CSV_COLUMNS", "LABELS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "ema",
-    "lr_key", "recommend",
+    "CURVE_COLUMNS", "CSV_COLUMNS", "LABELS", "Recommendation", "RunAnalysis", "Verdict", "analyse_run", "curves_csv",
+    "ema", "lr_key", "recommend",
 ]
 
 #: columns of a sweep's curves (one row per run and epoch)
@@ -78,6 +79,14 @@ CURVE_COLUMNS = ["run", "lr", "seed", "epoch", "positive_energy", "negative_ener
 #: columns of ``curves.csv`` written by ``deem sweep``
 CSV_COLUMNS = ["run", "lr", "seed", "epoch", "positive_energy", "negative_energy", "energy_difference",
                "acceptance_rate"]
+
+
+
+def curves_csv(curves: pd.DataFrame) -> str:
+    """A sweep's curves as the text of ``curves.csv`` (:data:`CSV_COLUMNS`, one row per run and epoch,
+    spreadsheet-safe): what ``deem sweep`` writes and the Sweep page's download gives."""
+    return to_safe_csv(curves[CSV_COLUMNS], index=False)
+
 
 # thresholds, in units of the scale (median |energy difference| at epoch 1); see the module docstring
 BAND = 2.5

@@ -92,14 +92,14 @@ SWEEP_FILES = {"curves": "curves.csv", "recommendation": "recommendation.json", 
 def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Path]:
     """Write curves.csv, recommendation.json and curves.html of a :class:`SweepResult` into ``folder``; ``about``:
     more keys for recommendation.json (the tasks swept and the settings: the sample is drawn with ``seed``)."""
-    from deem_core.data.export import atomic_write_text, write_csv, write_json  # noqa: PLC0415
+    from deem_core.data.export import atomic_write_text, write_json  # noqa: PLC0415
     from deem_core.plots.axes import plain_exponents  # noqa: PLC0415
     from deem_core.plots.curves import ENERGY_METRICS, energy_curves_figure  # noqa: PLC0415
-    from deem_core.analysis.recommend import CSV_COLUMNS  # noqa: PLC0415
+    from deem_core.analysis.recommend import curves_csv  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {key: folder / name for key, name in SWEEP_FILES.items()}
-    write_csv(sweep.curves[CSV_COLUMNS], paths["curves"], index=False)
+    atomic_write_text(paths["curves"], curves_csv(sweep.curves))
     write_json({**sweep.recommendation.to_dict(), **(about or {})}, paths["recommendation"])
     rec = sweep.recommendation
     title = ("Energy curves per learning rate" +

@@ -212,8 +212,14 @@ def write_csv(frame: pd.DataFrame, path: str | Path, index: bool = True) -> Path
     return atomic_write_text(path, to_safe_csv(frame, index=index))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the JSON text every JSON file of this program holds (indented; numpy values as numbers; NaN
+    refused)."""
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+
+
 def write_json(obj: Any, path: str | Path) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=False))
+    return atomic_write_text(path, json_text(obj))
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
