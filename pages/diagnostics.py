@@ -248,7 +248,7 @@ with box:
 
 from deem_core.plots import diagnostics as plots  # noqa: E402
 from deem_core.plots.report import (confusion_long_frame, confusion_table_workers, importance_frame,  # noqa: E402
-                                    mi_layers_sentence, mi_summary_frame)
+                                    REPORT_FILES, mi_layers_sentence, mi_summary_frame)
 
 # keyed: an element coming or going above them made new tabs, back on the first (as on the Data page)
 TABS = ["Mutual information per layer", "Worker importance", "Worker quality"]
@@ -369,12 +369,14 @@ with tab_mi:
         d[0].download_button("MI summary CSV", data=capacity.building_download(
                                  lambda: to_safe_csv(summary, index=False), common.parties(),
                                  expected_sizes(summary)["csv"]),
-                             file_name=f"deem_{run_id}_mi_summary.csv", mime="text/csv", on_click="ignore",
+                             file_name=f"deem_{run_id}_{REPORT_FILES['mi_summary']}",
+                             mime="text/csv", on_click="ignore",
                              key="diag_dl_mi_summary")
         d[1].download_button("All MI values CSV", data=capacity.building_download(
                                  lambda: to_safe_csv(mi.long_frame(), index=False), common.parties(),
                                  capacity.SIZE_UNKNOWN),  # (bounded, but its size is known only once made: large line)
-                             file_name=f"deem_{run_id}_mutual_information.csv", mime="text/csv", on_click="ignore",
+                             file_name=f"deem_{run_id}_{REPORT_FILES['mutual_information']}",
+                             mime="text/csv", on_click="ignore",
                              key="diag_dl_mi")
         left_out = mi.table_note()
         if left_out:  # (bounded: 21.3 M rows of 1,234 workers took the server to 7 GB a press; attack round 23)
@@ -424,7 +426,7 @@ with tab_imp:
     common.table(table)
     st.download_button("Importance CSV", data=capacity.building_download(
                            lambda: to_safe_csv(table, index=False), common.parties(), expected_sizes(table)["csv"]),
-                       file_name=f"deem_{run_id}_importance.csv", mime="text/csv", on_click="ignore",
+                       file_name=f"deem_{run_id}_{REPORT_FILES['importance']}", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
 DEPENDENT_HELP = ("The other workers of its dependence cluster (found before training, or for these diagnostics when "
                   "the training did not look): its agreement, spammer score and iRBM figures may read too high")
@@ -481,12 +483,12 @@ with tab_quality:
     d[0].download_button("Worker quality CSV", data=capacity.building_download(
                              lambda: to_safe_csv(quality.table, index=False), common.parties(),
                              expected_sizes(quality.table)["csv"]),
-                         file_name=f"deem_{run_id}_workers_quality.csv", mime="text/csv", on_click="ignore",
+                         file_name=f"deem_{run_id}_{REPORT_FILES['workers']}", mime="text/csv", on_click="ignore",
                          key="diag_dl_quality")
     d[1].download_button("All confusion matrices CSV", data=capacity.building_download(
                              lambda: to_safe_csv(confusion_long_frame(quality), index=False), common.parties(),
                              capacity.SIZE_UNKNOWN),
-                         file_name=f"deem_{run_id}_confusion.csv", mime="text/csv", on_click="ignore",
+                         file_name=f"deem_{run_id}_{REPORT_FILES['confusion']}", mime="text/csv", on_click="ignore",
                          key="diag_dl_confusion")
     confusion_left_out = confusion_table_workers(quality)[1]
     if confusion_left_out:  # (bounded by its characters: names of 10,000 characters; attack round 46)

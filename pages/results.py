@@ -473,7 +473,7 @@ if label_studio is not None and label_studio.source is None and not common.can_c
 if workers is not None:
     row.download_button("Worker table CSV", data=capacity.building_download(lambda: to_safe_csv(workers, index=False),
                                                                          common.parties()),
-                        file_name=f"deem_{run_id}_workers.csv", mime="text/csv", on_click="ignore", key="dl_workers")
+                        file_name=f"deem_{run_id}_worker_table.csv", mime="text/csv", on_click="ignore", key="dl_workers")
 if method in models:
     row.download_button("Fitted model", data=capacity.building_download(
                             functools.partial(mgr.store.model_bytes, run_id, method), common.parties()),

@@ -4673,3 +4673,37 @@ def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_wr
     with pytest.raises(Exception, match="deleted|no run|No run"):
         curves_build()
 
+
+def test_the_dashboards_files_carry_the_names_deem_writes_and_no_name_holds_two_tables(runs_dir, monkeypatch):
+    """"workers.csv" named two different tables: `deem diagnose`'s worker quality (the Diagnostics page's
+    "..._workers_quality.csv") and the Results page's worker table ("deem_<run>_workers.csv"). The Diagnostics page's
+    files are named as `deem diagnose` names them, and the Results page's worker table by its button."""
+    from streamlit.delta_generator import DeltaGenerator
+
+    from deem_core.plots.report import REPORT_FILES
+
+    names, button = {}, DeltaGenerator.download_button
+
+    def naming(self, label, *args, **kwargs):
+        names[label] = kwargs.get("file_name")
+        return button(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", naming)
+    at = trained_deem(upload(new_app()))
+    at.button(key="diag_launch").click().run()
+    assert wait_done(at.session_state["diag_run"]).status == "finished"
+    at.run()
+    no_problem(at)
+    diagnostics = dict(names)
+    train = at.session_state["train_run"]  # (the files are named by the trained run they read)
+    written = {f"deem_{train}_{name}" for key, name in REPORT_FILES.items() if key != "report"}
+    # each file by the name `deem diagnose` gives it (the importance table waits for its subset of tasks)
+    assert written - {f"deem_{train}_{REPORT_FILES['importance']}"} <= set(diagnostics.values()) <= written, diagnostics
+    assert diagnostics["Worker quality CSV"] == f"deem_{train}_{REPORT_FILES['workers']}"
+    names.clear()
+    at.switch_page("pages/results.py").run()
+    no_problem(at)
+    assert names["Worker table CSV"] == f"deem_{train}_worker_table.csv"
+    # one name, one table: no file of Results is named as a file of Diagnostics, once the run ids are set aside
+    stems = {name.split("_", 2)[2] for name in diagnostics.values()}
+    assert not stems & {name.split("_", 2)[2] for name in names.values()}, (stems, names)

@@ -1651,4 +1651,10 @@ def test_mi_subtitles_name_the_class_source_short():
                                      min_common=10, run=0, notes=[])
     for fig in (mi_heatmaps(result, "a"), mi_summary_figure(result)):
         subtitle = fig.layout.title.subtitle.text
-        assert f"classes from {PREDICTED_SOURCE}" in subtitle and "safety rule" not in subtitle, subtitle
+        # ... and names the reference whose labels they are, not "DEEM predictions" (cut before its bracket, it said
+        # the model's predictions of labels the safety rule's reference gave; walkthrough 131)
+        assert "classes from cluster-weighted Dawid-Skene (safety rule)" in subtitle, subtitle
+        assert PREDICTED_SOURCE not in subtitle and "returned by" not in subtitle, subtitle
+    result.class_source = PREDICTED_SOURCE  # (a trained model's: as it was)
+    for fig in (mi_heatmaps(result, "a"), mi_summary_figure(result)):
+        assert f"classes from {PREDICTED_SOURCE}" in fig.layout.title.subtitle.text

@@ -124,8 +124,10 @@ def mi_heatmaps(result, class_value: Any, zmax: float | None = None, show_diagon
 def short_source(result) -> str:
     """Where a result's classes come from, without what the page says beside the chart in full: "DEEM predictions
     (the labels of cluster-weighted Dawid-Skene, returned by the safety rule)" ran the subtitles past the charts'
-    edge at 900 px (walkthrough 126)."""
-    return str(result.class_source).split(" (", 1)[0]
+    edge at 900 px (walkthrough 126); "cluster-weighted Dawid-Skene (safety rule)" there."""
+    from deem_core.analysis.diagnostics import short_class_source  # noqa: PLC0415
+
+    return short_class_source(result.class_source)
 
 
 def mi_summary_figure(result) -> go.Figure:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from deem_core.analysis.diagnostics._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare
+from deem_core.analysis.diagnostics._common import GOLD_SOURCE, PREDICTED_SOURCE, prepare, short_class_source
 from deem_core.analysis.diagnostics.importance import ImportanceResult, TaskSubset, worker_importance, leave_one_out_drops, select_tasks
 from deem_core.analysis.diagnostics.mutual_information import (
     DEFAULT_MIN_COMMON, MutualInformationResult, contingency_tables, layer_argmax_codes, layer_names,
@@ -31,7 +31,7 @@ __all__ = [
     "PREDICTED_SOURCE", "QualityResult", "check_diagnostics_size", "TaskSubset", "contingency_tables", "empirical_confusion",
     "irbm_confusion", "layer_argmax_codes", "layer_names", "worker_importance", "worker_quality",
     "leave_one_out_drops", "mutual_information_from_counts", "mutual_information_matrix",
-    "per_layer_mutual_information", "run_diagnostics", "select_tasks", "spammer_score",
+    "per_layer_mutual_information", "run_diagnostics", "select_tasks", "short_class_source", "spammer_score",
 ]
 
 

@@ -28,7 +28,21 @@ def predictions_source(model) -> str:
     labels when the safety rule returned one (they read "DEEM predictions" for cluster-weighted Dawid-Skene's;
     walkthrough, eleventh session)."""
     returned = returned_reference(model)
-    return PREDICTED_SOURCE + (f" (the labels of {returned}, returned by the safety rule)" if returned else "")
+    return PREDICTED_SOURCE + (f" ({RETURNED_HEAD}{returned}{RETURNED_TAIL})" if returned else "")
+
+
+#: how :func:`predictions_source` names a returned reference's labels, around the reference's name
+RETURNED_HEAD, RETURNED_TAIL = "the labels of ", ", returned by the safety rule"
+
+
+def short_class_source(source: str) -> str:
+    """A class source (:func:`predictions_source`, :data:`GOLD_SOURCE`) in few words, for a chart's subtitle:
+    "cluster-weighted Dawid-Skene (safety rule)" where the safety rule's reference gave the labels (the subtitles
+    said "DEEM predictions" of them, cut before the bracket that named it; walkthrough 131)."""
+    head, _, rest = str(source).partition(f" ({RETURNED_HEAD}")
+    if rest.endswith(f"{RETURNED_TAIL})"):
+        return f"{rest[:-len(RETURNED_TAIL) - 1]} (safety rule)"
+    return head
 
 
 def check_fitted(model) -> None:
