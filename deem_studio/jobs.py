@@ -143,6 +143,12 @@ WHAT_A_RUN_STORES = ("a training: its copy of the answers, a table of tasks x cl
 #: bytes a row of a training's curves takes, in its history file and in its model file together (rows of epochs x
 #: model runs: 480,000 rows wrote 2.0 MB of history.parquet and 7.1 MB of model; attack round 60)
 HISTORY_ROW_BYTES = 24
+#: bytes a curve row takes in a running job's memory, at most: the engine's history (arrays), the recorder's table and
+#: its merge, the model's table and the job's final table (``benchmarks/results/history_memory.txt``)
+CURVE_ROW_MEMORY_BYTES = 1_100
+#: bytes a row of a running job's live curves takes (a dict of its values and its row of their table), at most
+#: :data:`_HISTORY_KEEP` of them
+LIVE_ROW_MEMORY_BYTES = 4_000
 #: bytes a sweep's run adds beyond its curves: its verdict in recommendation.json and its row of sweep_runs (96 runs
 #: wrote 8.0 KB and 4.4 KB; 400 epochs of them 900 KB of curves, 23.4 bytes a row)
 SWEEP_RUN_BYTES = 200
@@ -327,9 +333,32 @@ def job_trainings(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> 
     return trainings
 
 
+def job_curve_rows(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
+    """The curve rows (one a model run and epoch) a sweep or train job holds at most: a sweep's runs x its epochs; a
+    train job's, per trained method, its seeds x (its starts trained together x the epochs of every depth it tries,
+    and a configuration under the collapse guard trained again)."""
+    cfg = {**_KIND_DEFAULTS.get(kind, {}), **dict(config)}
+    if kind == "sweep":
+        return sweep_runs(cfg) * max(1, int(cfg.get("epochs") or 1))
+    if kind != "train":
+        return 0
+    seeds = max(1, int(cfg.get("n_seeds") or 1))
+    starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
+    epochs = train_epochs(cfg, data.n_tasks)
+    return sum(seeds * (starts * method_epochs(cfg, m, data, has_gold=False) + epochs) for m in trained_methods(cfg))
+
+
+def job_curves_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
+    """The bytes a job's curves take in memory at most (:func:`job_curve_rows`): :data:`CURVE_ROW_MEMORY_BYTES` a row
+    and its live progress's :data:`_HISTORY_KEEP` rows at :data:`LIVE_ROW_MEMORY_BYTES` (0 for a job of no curves)."""
+    rows = job_curve_rows(kind, config, data)
+    return rows * CURVE_ROW_MEMORY_BYTES + min(rows, _HISTORY_KEEP) * LIVE_ROW_MEMORY_BYTES
+
+
 def job_memory_estimate(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int | None:
-    """The bytes :func:`check_job_memory` holds a CPU job's trainings to (the largest of :func:`job_trainings`' engine
-    estimates); None where it checks none (``benchmarks/job_memory.py`` sets it beside the measured peaks)."""
+    """The bytes :func:`check_job_memory` holds a CPU job to: the largest of :func:`job_trainings`' engine estimates
+    and its curves (:func:`job_curves_bytes`); None where it checks none (``benchmarks/job_memory.py`` and
+    ``benchmarks/history_memory.py`` set it beside the measured peaks)."""
     from deem_core.model.engine import check_training_size  # noqa: PLC0415
     from deem_core.model.training import TrainingConfig  # noqa: PLC0415
 
@@ -338,7 +367,7 @@ def job_memory_estimate(kind: str, config: Mapping[str, Any], data: AnnotationSe
         return None
     return max(check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
                                    memory_bytes=1 << 62, kept_runs=kept)
-               for answers, layers, runs, batch, kept in trainings)
+               for answers, layers, runs, batch, kept in trainings) + job_curves_bytes(kind, config, data)
 
 
 def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> None:
@@ -350,10 +379,23 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
     cfg = {**_KIND_DEFAULTS.get(kind, {}), **dict(config)}
     trainings = job_trainings(kind, config, data)
     bound = job_memory_bound()
+    # the curves beside the model: a row a run and epoch (a sweep of 24 rates x 8 seeds x 2,000 epochs was admitted at
+    # 44 MiB and held +560 MiB of them; attack round 70)
+    curves = job_curves_bytes(kind, config, data) if trainings else 0
+    if curves >= bound:
+        rows = job_curve_rows(kind, config, data)
+        fewer = "fewer learning rates, seeds or epochs" if kind == "sweep" else (
+            "fewer epochs or seeds" + (", or one start in “Start from”" if str(cfg.get("init", "auto")) == "auto"
+                                        else "") + (", or the layers fixed rather than chosen"
+                                                    if cfg.get("n_layers") == "auto" else ""))
+        raise DataError(f"its curves, {rows:,} rows (a row a model run and epoch), would take about "
+                        f"{describe_bytes(curves)} while the job runs (this server lets one job take "
+                        f"{describe_bytes(bound)}: DEEM_MAX_JOB_MEMORY); try {fewer}")
+    beside = f"beside its curves' {describe_bytes(curves)}; " if curves >= bound // 10 else ""
     for answers, layers, runs, batch, kept in trainings:
         try:
             check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=int(batch)), runs,
-                                memory_bytes=bound, kept_runs=kept)
+                                memory_bytes=bound - curves, kept_runs=kept)
         except DataError as exc:
             # the advice in the pages' words: the engine's names command-line options, a sample of the tasks and a
             # batch the Train page has no field for, and "a GPU" where the bound is this server's (walkthrough 130)
@@ -362,11 +404,11 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
             if kind == "train" and config.get("batch_size") is None:
                 try:  # (the Train page fits the batch before it launches: :func:`fitted_batch`)
                     check_training_size(answers, TrainingConfig(n_layers=layers, batch_size=MIN_FITTED_BATCH), runs,
-                                        memory_bytes=bound, kept_runs=kept)
+                                        memory_bytes=bound - curves, kept_runs=kept)
                     advice += " (a smaller batch fits: the Train page takes the largest that does)"
                 except DataError:
                     advice += f" (no batch from {int(TRAIN_DEFAULTS['batch_size']):,} down to {MIN_FITTED_BATCH} fits)"
-            raise DataError(f"{head} (this server lets one job take {describe_bytes(bound)}: DEEM_MAX_JOB_MEMORY); "
+            raise DataError(f"{head} ({beside}this server lets one job take {describe_bytes(bound)}: DEEM_MAX_JOB_MEMORY); "
                             f"try {advice}") from None
 
 
@@ -807,6 +849,7 @@ class Progress:
         self._scale_before: float | None = None
         self._own_s = 0.0
         self._weigh = False
+        self.rows_released = False  # (the job has ended and its curves are read from the store: release_rows)
 
     def start_phase(self, phase: str, total: int, unit: str = "epoch", then_s: float = 0.0,
                     then_untimed: int = 0, plan: Sequence[float] = (), done: int = 0, uniform: bool = False,
@@ -871,6 +914,16 @@ class Progress:
             self._version += 1
             if self.first_point_at is None and rows:
                 self.first_point_at = now
+
+    def release_rows(self) -> None:
+        """Let go of the live curves once the job has ended: the store holds them. Each finished job kept its last
+        20,000 rows and a table of them, about 14.5 MiB a sweep, for as long as it stayed among the jobs kept (256:
+        about 3.7 GiB no bound counted; attack round 70); its snapshots read the stored curves since."""
+        with self._lock:
+            self._rows = deque(maxlen=self._rows.maxlen)
+            self._cache = None
+            self.rows_released = True
+            self._version += 1
 
     def restart_at(self, epoch: int, **extra: Any) -> None:
         """The phase's training restarted from its ``epoch`` (a collapse): the steps after it are counted again and
@@ -968,6 +1021,10 @@ class _HistoryRecorder:
                 for key, value in extra.items():
                     drop &= chunk[key] == value if key in chunk.columns else False
                 self._chunks[i] = chunk[~drop]
+
+    def clear(self) -> None:
+        """Let go of the rows kept (the job writes its own complete table)."""
+        self._chunks, self._pending = [], []
 
     def flush(self) -> None:
         if self._pending:  # rows are kept as DataFrame chunks (compact), merged at each write
@@ -1399,6 +1456,7 @@ class JobManager:
             except Exception as exc:  # noqa: BLE001 - the store itself failed (disk full, ...)
                 status, message = "failed", f"{message}; and the run could not be saved: {readable_error(exc)}"
             progress.update(status=status, message=message, queued_behind=None)
+            progress.release_rows()
             source = job.config.get("source_run") if job.kind == "diagnostics" else None
             if source and not store.exists(str(source)):
                 # its training was deleted while it waited or ran: it goes too, as the finished ones do (it was left
@@ -1527,7 +1585,17 @@ class JobManager:
             snap = job.progress.snapshot()
             if snap.status == "queued" and snap.device in self._queues:
                 snap = dataclasses.replace(snap, wait_s=self.expected_wait(run_id, snap.device))
-            return snap
+            if not (snap.done and job.progress.rows_released):
+                return snap
+            # an ended job's curves are the store's (it let go of its own); a run deleted since is gone, its kept job
+            # too (its progress, curves included, was served after the delete; attack round 70)
+            try:
+                history = self.store.load_history(run_id)
+            except RunNotFound:
+                with self._lock:
+                    self._jobs.pop(run_id, None)
+                return None
+            return dataclasses.replace(snap, history=pd.DataFrame() if history is None else history)
         try:
             record = self.store.get(run_id)
         except RunNotFound:
@@ -1929,8 +1997,12 @@ def _run_train(ctx: JobContext) -> tuple[str, str]:
             progress.start_phase(phase, epochs, "epoch", then_s=after(method), then_untimed=untimed, plan=plan, own_s=rest,
                                  weigh=bool(plan),
                                  uniform=rounds <= 1, plan_s=float(trained_each[method]) if estimate.get("seconds") else None)
-            model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
-                                        callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
+            try:
+                model = registry.fit_method(method, data, gold=gold, stop_event=ctx.cancel_event,
+                                            callbacks=[_ProgressCallback(progress, recorder, method=method)], **options)
+            except BaseException:  # a failed training's curves, every row so far: its page reads them from the store
+                recorder.flush()
+                raise
             entry.update(_trained_entry(ctx, method, model, histories))
             for text in getattr(model, "warnings_", ()):  # what fitting itself noted (the layers not chosen with gold
                 # labels: said on the CLI only, and the page showed 1 layer without a word; walkthrough 56); the
@@ -2101,11 +2173,16 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
                                                       if swept is not data else ""), epochs, "epoch",
                          uniform=True)  # (every rate trains in one batched model: epochs of one cost)
     lrs = cfg.get("lrs")
-    result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
-                       n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
-                       seed=int(cfg.get("seed", 0)), device=ctx.device, batch_size=batch_size,
-                       callbacks=[_ProgressCallback(progress, _HistoryRecorder(store, ctx.run_id))],
-                       stop_event=ctx.cancel_event)
+    recorder = _HistoryRecorder(store, ctx.run_id)
+    try:
+        result = run_sweep(swept, lrs=list(lrs) if lrs else None, epochs=epochs,
+                           n_layers=int(cfg["n_layers"]), n_seeds=int(cfg.get("n_seeds", 1)),
+                           seed=int(cfg.get("seed", 0)), device=ctx.device, batch_size=batch_size,
+                           callbacks=[_ProgressCallback(progress, recorder)], stop_event=ctx.cancel_event)
+    except BaseException:  # (a failed sweep's curves so far, every row: its page reads them from the store)
+        recorder.flush()
+        raise
+    recorder.clear()  # (the sweep's own table replaces its rows: not held beside it while it is made and saved)
     curves = pd.DataFrame(result.curves)
     store.save_history(ctx.run_id, curves)
     runs_table = getattr(result, "runs", None)

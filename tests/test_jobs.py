@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -1448,3 +1449,89 @@ def test_diagnostics_are_checked_against_this_server_s_bound_for_one_job(manager
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(need + 1))
     assert manager.wait(manager.submit("diagnostics", {"source_run": train, "method": "deem"}, store_data=False),
                         timeout=120).status == "finished"
+
+
+def _two_class_set(n_tasks: int = 200) -> AnnotationSet:
+    rng = np.random.default_rng(70)
+    truth = rng.integers(2, size=n_tasks)
+    labels = np.where(rng.random((n_tasks, 3)) < 0.8, truth[:, None], 1 - truth[:, None])
+    return AnnotationSet.from_long(pd.DataFrame({"task": np.repeat(np.arange(n_tasks), 3),
+                                                 "worker": np.tile(np.arange(3), n_tasks), "label": labels.ravel()}))
+
+
+def test_a_jobs_curves_count_in_its_memory_check(manager, monkeypatch):
+    """Attack round 70: a sweep of 24 rates x 8 seeds x 2,000 epochs on 200 tasks was admitted on an estimate of 44 MiB
+    (the model's alone) and held +560 MiB, nearly all of it its curve rows (+411 MiB since the engine keeps them as
+    arrays; benchmarks/results/history_memory.txt). The check counts them: a row a model run and epoch."""
+    from deem_core.data.annotations import DataError
+    from deem_studio import jobs
+
+    data = _two_class_set()
+    grid = {"lrs": [0.001 * (i + 1) for i in range(24)], "n_seeds": 8, "epochs": 2000, "n_layers": 1, "device": "cpu"}
+    assert jobs.job_curve_rows("sweep", grid, data) == 24 * 8 * 2000
+    assert jobs.job_memory_estimate("sweep", grid, data) >= 411 * 2 ** 20  # (the peak measured above the process)
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "200M")
+    with pytest.raises(DataError, match=r"^its curves, 384,000 rows \(a row a model run and epoch\), would take about "
+                                        r"[\d.]+ MiB while the job runs \(this server lets one job take 200 MiB: "
+                                        r"DEEM_MAX_JOB_MEMORY\); try fewer learning rates, seeds or epochs$"):
+        manager.submit("sweep", grid, data=data, owner="kim")
+    jobs.check_job_memory("sweep", {**grid, "epochs": 100}, data)  # (19,200 rows: within the bound)
+    # a training's rows: every candidate's, at every depth it tries, counted before it runs (not only those it keeps)
+    seen = []
+    real = jobs.Progress.add_rows
+
+    def counting(self, rows, steps=1, **extra):
+        seen.append(len(rows))
+        return real(self, rows, steps, **extra)
+
+    monkeypatch.setattr(jobs.Progress, "add_rows", counting)
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "4G")
+    config = {"methods": ["deem", "irbm"], "n_seeds": 2, "epochs": 6, "n_layers": "auto", "device": "cpu"}
+    trained = _two_class_set(600)
+    run = manager.submit("train", config, data=trained, owner="kim")
+    assert manager.wait(run, timeout=300).status == "finished"
+    counted = jobs.job_curve_rows("train", config, trained)
+    assert sum(seen) <= counted <= 3 * sum(seen), (sum(seen), counted)
+
+
+def test_an_ended_job_lets_go_of_its_curves_and_a_deleted_runs_job_is_forgotten(manager):
+    """Attack round 70: every ended job kept its last 20,000 curve rows and a table of them among the 256 jobs the server
+    keeps (sweeps of 20,160 rows: +14.5 MiB each, kept after the run was deleted, and its progress with its curves still
+    served for the deleted run). An ended job's curves are read from the store; a deleted run's job is gone."""
+    data = _two_class_set()
+    run = manager.submit("sweep", {"lrs": [0.01, 0.1], "n_seeds": 2, "epochs": 5, "n_layers": 1, "device": "cpu"},
+                         data=data, owner="kim")
+    assert manager.wait(run, timeout=120).status == "finished"
+    job = manager.get(run)
+    assert job is not None and job.progress.rows_released
+    live = job.progress.snapshot().history  # (what the job itself still holds)
+    assert len(live) == 0
+    shown = manager.snapshot(run).history
+    pd.testing.assert_frame_equal(shown, manager.store.load_history(run))
+    assert len(shown) == 2 * 2 * 5
+    manager.store.delete(run)
+    assert manager.snapshot(run) is None and manager.get(run) is None
+
+
+def test_a_failed_training_keeps_every_curve_row_it_trained(manager, monkeypatch):
+    """An ended job's page reads its curves from the store: a training that fails keeps every row trained before it
+    failed there (its recorder wrote them every 5 s only: the last seconds' rows were lost)."""
+    from deem_studio import jobs
+
+    monkeypatch.setenv("DEEM_HISTORY_SAVE_SECONDS", "3600")  # (no periodic write before the failure)
+    real = jobs._ProgressCallback.on_epoch_end
+
+    def failing(self, epoch, logs):
+        real(self, epoch, logs)
+        if epoch == 3:
+            raise RuntimeError("a disk went away")
+        return False
+
+    monkeypatch.setattr(jobs._ProgressCallback, "on_epoch_end", failing)
+    run = manager.submit("train", {"methods": ["deem"], "epochs": 10, "n_layers": 1, "init": "mv", "device": "cpu"},
+                         data=_two_class_set(60), owner="kim")
+    snap = manager.wait(run, timeout=120)
+    assert snap.status == "failed" and "a disk went away" in snap.message, snap.message
+    assert sorted(set(snap.history["epoch"])) == [1, 2, 3] and set(snap.history["method"]) == {"deem"}
+    stored = manager.store.load_history(run)  # (where the page reads them from once the job has let go of its own)
+    assert stored is not None and sorted(set(stored["epoch"])) == [1, 2, 3], stored

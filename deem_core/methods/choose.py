@@ -58,6 +58,7 @@ from deem_core.methods.dawid_skene import DawidSkeneFit, dawid_skene_posterior, 
 from deem_core.model.classmap import hungarian_class_map
 from deem_core.model.network import WORKER_MASKS, DEEMNetwork
 from deem_core.model.engine import task_outputs
+from deem_core.model.history import History
 from deem_core.model.training import TrainingResult
 
 __all__ = ["depths_together", "labels_of", "MAJORITY_VOTE", "CLUSTER_WEIGHTED", "majority_vote_network",
@@ -636,7 +637,7 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
     """
     notes: list[str] = []
     network, start_state = initial, None
-    history: list[dict] = []
+    history = History()
     done, current_lr = 0, float(lr)
     for attempt in range(3):
         # (only the first attempt's states are restarted from: later guards keep none)
@@ -644,7 +645,7 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
         result = train(network, current_lr, epochs - done, [guard])
         network = result.network  # the live network (possibly in another layout than the one given)
         start_state = start_state if start_state is not None else guard.start_state
-        history.extend({**row, "epoch": row["epoch"] + done} for row in result.history)
+        history.extend_history(result.history.shifted(done))
         collapsed = [r for r in range(network.n_runs) if guard.collapsed(r)]
         if not collapsed:
             result.history, result.epochs_run = history, done + result.epochs_run
@@ -661,11 +662,11 @@ def train_guarded(train: Callable[[DEEMNetwork | None, float, int, list], Traini
             done = 0
             network.load_state_dict(start_state)
             where = "the start"
-        history = [row for row in history if row["epoch"] <= done]
+        history = history.until(done)
         current_lr /= shrink
         if restarted is not None:
             restarted(done)
         notes.append(f"collapse at epoch {at} (fewer predicted classes than majority vote finds) at lr "
                      f"{current_lr * shrink:g}: restarted from {where} with lr {current_lr:g}")
-    result.history, result.epochs_run = history, len({row["epoch"] for row in history})
+    result.history, result.epochs_run = history, history.epochs()
     return result, notes

@@ -987,7 +987,7 @@ class DEEM(Aggregator, BaseEstimator):
 
     def _store_training(self, result: TrainingResult, seeds: list[int]) -> None:
         self.network_ = result.network
-        self.history_ = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+        self.history_ = result.history.frame()
         self.run_status_ = list(result.status)
         self.run_messages_ = list(result.messages)
         self.n_epochs_ = result.epochs_run

@@ -32,7 +32,7 @@ from deem_core.methods.starts import INIT_METHODS, initial_network
 from deem_core.model.network import DEEMNetwork
 from deem_core.analysis.recommend import CURVE_COLUMNS, Recommendation, recommend
 from deem_core.model.engine import check_training_size, task_data, train_annotations
-from deem_core.model.training import (HISTORY_COLUMNS, MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
+from deem_core.model.training import (MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       resolve_device)
 
 __all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult",
@@ -135,7 +135,7 @@ class SweepResult:
     @property
     def history(self) -> pd.DataFrame:
         """The engine's full history (HISTORY_COLUMNS, including changed_fraction and seconds)."""
-        return pd.DataFrame(self.result.history, columns=HISTORY_COLUMNS)
+        return self.result.history.frame()
 
     def run_index(self, lr: float, seed: int | None = None) -> int:
         """Index of the run trained with ``lr`` (and ``seed``; default: the first seed)."""
@@ -213,7 +213,7 @@ def run_sweep(
                                     spec=prepared.network_spec(), ds_prior=float(ds_prior))
     result = train_annotations(data, lrs_of_runs, seeds_of_runs, config, callbacks=list(callbacks),
                                stop_event=stop_event, initial_network=initial, prepared=prepared)
-    history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+    history = result.history.frame()
     curves = history[CURVE_COLUMNS].copy()
     mv = data.majority_vote()
     n_reference = int(len(np.unique(mv[mv >= 0])))
