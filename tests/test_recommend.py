@@ -487,7 +487,8 @@ def test_hardly_learns_never_says_falls_by_0_of_a_curve_that_rose():
     curves = curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=0.3, **rising))
     rec = recommend(curves, smoothing=0.0)
     verdict = rec.verdicts[0.3]
-    assert verdict.category == "stagnant" and "falls by 0" not in verdict.reason, verdict
+    # (above 0.01, which learns: "hardly learns", not "too small"; walkthrough 133)
+    assert verdict.category == "flat" and "falls by 0" not in verdict.reason, verdict
     assert verdict.reason.startswith("hardly learns: the positive energy (data) never falls below its start (it ends "
                                      "0.1 above it, within the rise of 1 read as noise before a rate is called too "
                                      "large); a fall of "), verdict.reason
@@ -580,3 +581,29 @@ def test_the_headline_names_as_rising_only_the_rates_whose_positive_energy_rose(
     assert rec.verdicts[3.0].category != "energy-rises" and rec.verdicts[3.0].keep is False, rec.verdicts[3.0]
     assert "the larger rate (0.3) is read too large because the positive energy went up" in rec.reason, rec.reason
     assert "(0.3, 3)" not in rec.reason and "rates (" not in rec.reason, rec.reason
+
+
+def test_a_rate_above_one_that_learns_is_never_called_too_small():
+    """Walkthrough 133: 0.01 to 1 were "too small" beside a 0.003 that dipped and settled, each row's own reason saying
+    its positive energy never fell below its start: "too small" told the user to go higher than rates that do not
+    learn, past one that does. A rate above one that learns and hardly moves "hardly learns"; below every rate that
+    learns it stays "too small"."""
+    risen = dict(difference=ramp(-1.0, -1.1, 10), positive=ramp(-10.0, -9.8, T))  # (ends 0.2 above its start)
+    rec = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.003, **GOOD), dict(lr=0.01, **risen),
+                              dict(lr=0.1, **REFERENCE)), smoothing=0.0)
+    assert rec.lr == 0.003 and rec.verdicts[0.003].label == "recommended"
+    assert rec.verdicts[0.001].label == "too small"
+    for lr in (0.01, 0.1):
+        assert rec.verdicts[lr].label == "hardly learns" and not rec.verdicts[lr].keep, rec.verdicts[lr]
+        assert rec.verdicts[lr].reason.startswith("hardly learns"), rec.verdicts[lr].reason
+
+
+def test_a_swing_just_past_the_band_is_said_with_the_digits_that_tell_it_from_the_band():
+    """Walkthrough 133: "swings out to 0.2 in size, 2.5 times the largest size ... (0.079); more than 2.5 times is too
+    far" of a ratio of 2.53: the ratio is said with as many digits as tell it from the bound."""
+    swinging = dict(difference=ramp(-1.0, -1.3 * 2.53, 30), positive=ramp(-10.0, -12.0, 20))
+    rec = recommend(curves_of(dict(lr=0.001, **REFERENCE), dict(lr=0.01, **GOOD), dict(lr=1.0, **swinging)),
+                    smoothing=0.0)
+    reason = rec.verdicts[1.0].reason
+    assert rec.verdicts[1.0].category == "explodes" and "in size, 2.53 times the largest size" in reason, reason
+    assert "more than 2.5 times is too far" in reason

@@ -443,9 +443,14 @@ def recommend(
             a.problems.append("explodes")
             # (it said "the level where the smallest learning rate settles" beside a Why that no rate settles, and a
             # positive level beside a chart of negative values; walkthrough 52)
+            ratio = a.largest_excursion / settled_level
+            # (as many digits as tell it from the bound: "2.5 times ...; more than 2.5 times is too far" of 2.53;
+            # walkthrough 133)
+            times = next((f"{ratio:.{digits}f}" for digits in (1, 2, 3) if float(f"{ratio:.{digits}f}") > band),
+                         f"{ratio:.6g}")
             a.reason = a.reason or (f"the energy difference swings out to {_fmt(a.largest_excursion)} in size, "
-                                    f"{a.largest_excursion / settled_level:.1f} times the largest size the least-trained "
-                                    f"learning rates reach ({_fmt(settled_level)}); more than {band:g} times is too far")
+                                    f"{times} times the largest size the least-trained learning rates reach "
+                                    f"({_fmt(settled_level)}); more than {band:g} times is too far")
         if a.positive_rise > RISE_TOLERANCE * scale:
             a.problems.append("energy-rises")
             a.reason = a.reason or (f"the positive energy (data) rises by {_fmt(a.positive_rise)} after epoch "
@@ -631,6 +636,9 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                       f"smaller learning rates")
         else:
             reason = "every run diverged: no learning rate to recommend; try smaller learning rates"
+    #: the rates seen to learn: the recommended one, and any that dips or is still falling
+    learning = [lr for lr, category in categories.items() if category in ("dip-and-tail", "no-steady-tail")] + (
+        [chosen_lr] if chosen_lr is not None and not fallback else [])
     for lr, items in by_lr.items():
         category = categories[lr]
         keep = category in ("dip-and-tail", "no-steady-tail") or (category == "stagnant" and chosen_lr == lr)
@@ -668,9 +676,10 @@ def _decide(runs: list[RunAnalysis], curves: pd.DataFrame, smoothing, orientatio
                     category = "tentative"
                 else:
                     category = "recommended"
-        elif (category == "stagnant" and chosen_lr is not None and not fallback and lr > chosen_lr
-              and categories.get(chosen_lr) == "stagnant"):
-            # above the recommended rate of a slow grid, "too small" would contradict the advice: it is flat
+        elif category == "stagnant" and learning and lr > min(learning):
+            # above the recommended rate of a slow grid, "too small" would contradict the advice: it is flat; and so
+            # above any rate that learns (0.01 to 1 were "too small" beside a 0.003 that dips and settles, each row's
+            # own reason saying its positive energy never fell: "too small" says go higher; walkthrough 133)
             category = "flat"
         verdicts[lr] = Verdict(keep=bool(keep) and category != "fallback", reason=text, category=category)
     settled = not (chosen_lr is not None and not fallback and verdicts[chosen_lr].category == "tentative")
