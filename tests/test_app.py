@@ -2409,7 +2409,8 @@ def test_results_say_when_a_group_of_workers_could_not_be_tested(runs_dir):
     assert ("estimated accuracy: read from the confusion matrices of cluster-weighted Dawid-Skene (safety rule), "
             "whose labels these are, without gold labels") in unescape(texts(at))
     assert "Diagnostics' irbm accuracy" not in texts(at)
-    differ = int(labels_table(at)["disagrees_with_majority"].sum())  # the page's own column
+    table = labels_table(at)
+    differ = int((table["label"].astype(str) != table["majority_vote"].astype(str)).sum())  # the page's own columns
     assert f"These labels differ from majority vote's on {differ:,} of the 2,000 tasks" in notes[0]
     assert "the cluster of g2_leaf1, g2_leaf2, g2_leaf3 and 2 more" in notes[0]  # the one source, named
     evidence = [str(c.value) for c in at.code  # inside the expander: the lines, then the candidates as a table

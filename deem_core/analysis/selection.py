@@ -659,10 +659,15 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                 " (so the leave-cluster-out scores equal the held-out ones)" if said == "none found" else
                 "; with no cluster, the leave-cluster-out scores equal the held-out ones")
             lines.append(f"dependence clusters: {said}{equal}")
-        differ = summary.get("disagrees_with_majority")  # [tasks whose label differs, tasks compared]
-        compare = (f"These labels differ from majority vote's on {differ[0]:,} of the {differ[1]:,} tasks: compare the "
-                   "two before relying on them." if isinstance(differ, list) and len(differ) == 2 else
-                   "Compare with majority vote before relying on these labels.")
+        # [tasks whose label is not among the most answered, tasks compared(, tied tasks given another of their most
+        # answered classes than majority vote's tie rule)]
+        differ = summary.get("disagrees_with_majority")
+        ties = int(differ[2]) if isinstance(differ, list) and len(differ) == 3 else 0
+        compare = ("Compare with majority vote before relying on these labels."
+                   if not isinstance(differ, list) or len(differ) not in (2, 3) else
+                   f"These labels differ from majority vote's on {differ[0] + ties:,} of the {differ[1]:,} tasks"
+                   + (f" ({ties:,} of them ties, where majority vote's tie rule gave another of the most answered "
+                      f"classes)" if ties else "") + ": compare the two before relying on them.")
         # a group is untestable only when everyone else is one source: the one cluster found
         others = (f"the cluster of {names_text(clusters[0]['workers'], 3)}" if len(clusters) == 1 else "one cluster")
         for group in (summary.get("clusters") or {}).get("untestable") or []:

@@ -1033,8 +1033,16 @@ class DEEM(Aggregator, BaseEstimator):
             known = mv >= 0  # (the tasks with an answer: majority vote's labels there are among the most answered)
             # (a label among a tie's most answered classes does not differ, as in the column: registry.with_majority)
             differs = ~data.among_most_voted(final)
-            self.selection_summary_["disagrees_with_majority"] = [int(differs[known].sum()),
-                                                                  int(known.sum())]  # tasks differing, tasks compared
+            # and the ties where majority vote's tie rule gave another of the most answered classes: a user who
+            # compares the two files counts them too (539 said, 687 differing; walkthrough 133)
+            from deem_core.methods.registry import majority_reference  # noqa: PLC0415 - (the registry imports DEEM)
+
+            # (the "Majority vote" method's labels, whose tie rule is not the engine's: the file a user compares)
+            reference = data.classes.get_indexer(majority_reference(data).reindex(data.tasks).to_numpy())
+            tie_picks = (final != reference) & ~differs
+            self.selection_summary_["disagrees_with_majority"] = [
+                int(differs[known].sum()), int(known.sum()),  # tasks differing, tasks compared
+                int(tie_picks[known].sum())]  # tied tasks given another of their most answered classes
         found = ((getattr(self, "selection_summary_", None) or {}).get("clusters") or {})
         if found.get("clusters") and not safety_rule_reference(self.fallback_) and data.n_answers:
             # the labels following a cluster the choice found: said where the labels are taken (walkthrough 84)
