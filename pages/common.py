@@ -1141,6 +1141,13 @@ _TIMED_BUSY: set = set()
 _GIVEN_UP: dict = {}
 PROBE_RETRY_SECONDS = 120.0
 
+def format_minutes(seconds: float) -> str:
+    """``2 minutes``, ``1 minute``, ``30 s``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return counted(round(seconds / 60), "minute")
+
+
 #: seconds a page waits for its timing probe before drawing the form without the estimate (it follows)
 ESTIMATE_WAIT_SECONDS = 1.0
 
@@ -1162,7 +1169,9 @@ def _probe_value(kind: str, data: Any, gold: Any, settings: dict[str, Any], key:
         if exc.retry:
             raise
         value = f"no time estimate: {exc}"
-        if exc.transient:
+        if exc.transient:  # (when it is timed again: a user changed a field and back, and nothing came; walkthrough 133)
+            value += (f". It is timed again when the page is next drawn {format_minutes(PROBE_RETRY_SECONDS)} from "
+                      f"now or later, with no job running on this server")
             if len(_GIVEN_UP) > ESTIMATES_KEPT:
                 _GIVEN_UP.clear()
             _GIVEN_UP[key] = time.time()

@@ -3135,6 +3135,9 @@ def test_probes_that_ran_out_of_time_are_timed_again_a_while_later(runs_dir, mon
     at.switch_page("pages/train.py").run()
     no_problem(at)
     assert "no time estimate: the timing probes alone took more than" in texts(at)
+    # ... and when it is timed again (walkthrough 133 changed a field and back, and no estimate came)
+    assert ("It is timed again when the page is next drawn 2 minutes from now or later, with no job running on this "
+            "server") in texts(at)
     at.run()  # within the wait: kept, not timed again at every run of the page
     assert len(calls) == 1 and "no time estimate" in texts(at)
     monkeypatch.setattr(common, "PROBE_RETRY_SECONDS", 0.0)  # (the wait over)
