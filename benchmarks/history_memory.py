@@ -97,28 +97,28 @@ JOBS = 8
 TRAIN_EPOCHS = [300]
 
 
+def rows_of_peaks(script: str, epochs: list[int], counted: bool) -> None:
+    """One row a number of epochs: ``script`` run fresh with them, its rows, peak and estimate."""
+    print(f"{'epochs':>7} {'rows':>9}" + (f" {'counted':>9}" if counted else "")
+          + f" {'peak':>8} {'estimate':>9} {'est/peak':>9} {'seconds':>8}")
+    for count in epochs:
+        out = run_fresh(script.replace("EPOCHS", str(count)), timeout=3600)
+        if "error" in out:
+            print(f"{count:>7} {out['error']}")
+            continue
+        print(f"{count:>7} {out['rows']:>9,}" + (f" {out['counted']:>9,}" if counted else "")
+              + f" {out['peak']:>8.0f} {out['estimate']:>9.0f} {out['estimate'] / out['peak']:>9.2f} "
+              f"{out['seconds']:>8.1f}")
+
+
 def main(argv: list[str]) -> int:
     epochs = [int(a) for a in argv] or [250, 1000, 2000]
     print(f"# python benchmarks/history_memory.py {' '.join(argv)}; {machine()}; load average {os.getloadavg()[0]:.1f}")
     print("# part 1: a sweep job of 24 rates x 8 seeds on 200 tasks x 3 workers x 2 classes, 1 layer (MiB)")
-    print(f"{'epochs':>7} {'rows':>9} {'peak':>8} {'estimate':>9} {'est/peak':>9} {'seconds':>8}")
-    for count in epochs:
-        out = run_fresh(PEAK.replace("EPOCHS", str(count)), timeout=3600)
-        if "error" in out:
-            print(f"{count:>7} {out['error']}")
-            continue
-        print(f"{count:>7} {out['rows']:>9,} {out['peak']:>8.0f} {out['estimate']:>9.0f} "
-              f"{out['estimate'] / out['peak']:>9.2f} {out['seconds']:>8.1f}")
+    rows_of_peaks(PEAK, epochs, counted=False)
     print("# part 1b: a train job of DEEM and the iRBM, 16 seeds, both starts, the layers chosen, on 400 tasks x 3 workers "
           "x 2 classes (rows: those stored; counted: the rows the check counts, every candidate's and the guard's)")
-    print(f"{'epochs':>7} {'rows':>9} {'counted':>9} {'peak':>8} {'estimate':>9} {'est/peak':>9} {'seconds':>8}")
-    for count in TRAIN_EPOCHS:
-        out = run_fresh(TRAIN.replace("EPOCHS", str(count)), timeout=3600)
-        if "error" in out:
-            print(f"{count:>7} {out['error']}")
-            continue
-        print(f"{count:>7} {out['rows']:>9,} {out['counted']:>9,} {out['peak']:>8.0f} {out['estimate']:>9.0f} "
-              f"{out['estimate'] / out['peak']:>9.2f} {out['seconds']:>8.1f}")
+    rows_of_peaks(TRAIN, TRAIN_EPOCHS, counted=True)
     count = 105
     print(f"# part 2: {JOBS} sweep jobs of {count} epochs ({24 * 8 * count:,} rows each) one after another in one "
           f"process: resident memory kept after each has ended, above the process before the first (MiB)")

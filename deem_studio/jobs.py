@@ -149,6 +149,9 @@ CURVE_ROW_MEMORY_BYTES = 1_100
 #: bytes a row of a running job's live curves takes (a dict of its values and its row of their table), at most
 #: :data:`_HISTORY_KEEP` of them
 LIVE_ROW_MEMORY_BYTES = 4_000
+#: bytes a training job's own work holds beside its model and curves (its thread, the store's writes of its tables):
+#: a sweep of 3,840 rows peaked 2 MiB above the rest of the estimate (``benchmarks/results/history_memory.txt``)
+JOB_WORK_BYTES = 16 << 20
 #: bytes a sweep's run adds beyond its curves: its verdict in recommendation.json and its row of sweep_runs (96 runs
 #: wrote 8.0 KB and 4.4 KB; 400 epochs of them 900 KB of curves, 23.4 bytes a row)
 SWEEP_RUN_BYTES = 200
@@ -349,10 +352,12 @@ def job_curve_rows(kind: str, config: Mapping[str, Any], data: AnnotationSet) ->
 
 
 def job_curves_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
-    """The bytes a job's curves take in memory at most (:func:`job_curve_rows`): :data:`CURVE_ROW_MEMORY_BYTES` a row
-    and its live progress's :data:`_HISTORY_KEEP` rows at :data:`LIVE_ROW_MEMORY_BYTES` (0 for a job of no curves)."""
+    """The bytes a job's curves take in memory at most (:func:`job_curve_rows`): :data:`CURVE_ROW_MEMORY_BYTES` a row,
+    its live progress's :data:`_HISTORY_KEEP` rows at :data:`LIVE_ROW_MEMORY_BYTES` and :data:`JOB_WORK_BYTES` (0 for
+    a job of no curves)."""
     rows = job_curve_rows(kind, config, data)
-    return rows * CURVE_ROW_MEMORY_BYTES + min(rows, _HISTORY_KEEP) * LIVE_ROW_MEMORY_BYTES
+    return (rows * CURVE_ROW_MEMORY_BYTES + min(rows, _HISTORY_KEEP) * LIVE_ROW_MEMORY_BYTES
+            + (JOB_WORK_BYTES if rows else 0))
 
 
 def job_memory_estimate(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int | None:

@@ -4605,14 +4605,16 @@ def test_a_training_past_the_job_bound_at_the_default_batch_trains_in_smaller_ba
     one job is taken, and the run says so; past every batch the refusal stands."""
     from deem_core.model.engine import check_training_size
     from deem_core.model.training import TrainingConfig
-    from deem_studio.jobs import fitted_batch
+    from deem_studio.jobs import fitted_batch, job_curves_bytes
 
     data = AnnotationSet.from_long(pd.read_csv(io.BytesIO(tiny_csv(600))))
-    sizes = {b: check_training_size(data, TrainingConfig(n_layers=1, batch_size=b), 2, memory_bytes=1 << 62)
+    config = {"methods": ["deem"], "epochs": 1}  # (as the page below launches it)
+    curves = job_curves_bytes("train", config, data)  # (beside the model, whatever its batch)
+    sizes = {b: curves + check_training_size(data, TrainingConfig(n_layers=1, batch_size=b), 2, memory_bytes=1 << 62)
              for b in (64, 128, 1024)}
     assert sizes[64] < sizes[128] < sizes[1024]
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str((sizes[64] + sizes[128]) // 2))
-    assert fitted_batch({"methods": ["deem"]}, data) == 64
+    assert fitted_batch(config, data) == 64
     at = upload(new_app(), "many.csv", tiny_csv(600))
     at.switch_page("pages/train.py").run()
     at.multiselect(key="train_methods").set_value(["deem"])
@@ -4622,15 +4624,15 @@ def test_a_training_past_the_job_bound_at_the_default_batch_trains_in_smaller_ba
     run_id = at.session_state["train_run"]
     assert wait_done(run_id).status == "finished"
     at.run()
-    config = get_manager().store.load(run_id).config
-    assert (config["batch_size"], config["batch_fitted_from"]) == (64, 1024)
+    stored = get_manager().store.load(run_id).config
+    assert (stored["batch_size"], stored["batch_fitted_from"]) == (64, 1024)
     assert ("in batches of 64 (the default 1,024 would exceed this server's memory bound for one job).") in texts(at)
     # within the bound at the default batch: nothing changes
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", str(4 * sizes[1024]))
-    assert fitted_batch({"methods": ["deem"]}, data) is None
+    assert fitted_batch(config, data) is None
     # under the smallest batch's need: the refusal stands (nothing fits)
     monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "1000")
-    assert fitted_batch({"methods": ["deem"]}, data) is None
+    assert fitted_batch(config, data) is None
 
 
 def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_writes(runs_dir, monkeypatch, tmp_path):
