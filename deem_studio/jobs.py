@@ -1582,9 +1582,12 @@ class JobManager:
             heapq.heappush(free, heapq.heappop(free) + min(max(0.0, float(estimate)), cap))
         return free[0]  # (at least one slot: capacity >= 1)
 
-    def snapshot(self, run_id: str) -> ProgressSnapshot | None:
+    def snapshot(self, run_id: str, history: bool = True) -> ProgressSnapshot | None:
         """The job's live progress, or, for a run no longer in memory, its stored state (``live=False``).
-        ``None`` when no such run exists."""
+        ``None`` when no such run exists. ``history=False``: an ended or stored run's curves are not read (its
+        ``history`` is empty): the sidebar read a finished sweep's whole stored curves twice on every rerun of every
+        page, for its status, and a read-only link's visitors made the server read 384,000 rows 155 times in 40 s
+        (attack round 71)."""
         job = self.get(run_id)
         if job is not None:
             snap = job.progress.snapshot()
@@ -1595,26 +1598,30 @@ class JobManager:
             # an ended job's curves are the store's (it let go of its own); a run deleted since is gone, its kept job
             # too (its progress, curves included, was served after the delete; attack round 70)
             try:
-                history = self.store.load_history(run_id)
+                if history:
+                    stored = self.store.load_history(run_id)
+                else:  # (whether it still exists: an index row, not its curves)
+                    self.store.get(run_id)
+                    stored = None
             except RunNotFound:
                 with self._lock:
                     self._jobs.pop(run_id, None)
                 return None
-            return dataclasses.replace(snap, history=pd.DataFrame() if history is None else history)
+            return dataclasses.replace(snap, history=pd.DataFrame() if stored is None else stored)
         try:
             record = self.store.get(run_id)
         except RunNotFound:
             return None
         try:
-            history = self.store.load_history(run_id)
+            stored = self.store.load_history(run_id) if history else None
         except RunNotFound:  # (deleted in between)
             return None
-        history = pd.DataFrame() if history is None else history
+        stored = pd.DataFrame() if stored is None else stored
         config = record.get("config") or {}
         total = int(config.get("epochs", 0) or 0)
         return ProgressSnapshot(
             run_id=run_id, kind=record["kind"], status=record["status"], message=record.get("message") or "",
-            steps_done=total if record["status"] == "finished" else 0, steps_total=total, history=history,
+            steps_done=total if record["status"] == "finished" else 0, steps_total=total, history=stored,
             device=record.get("device"), created_at=record["created_at"], started_at=record.get("started_at"),
             finished_at=record.get("finished_at"), messages=tuple(record.get("messages") or ()), live=False)
 

@@ -603,7 +603,9 @@ class RunStore:
     def recommendation(self, run_id: str) -> dict[str, Any]:
         """A sweep's ``recommendation.json`` ({} when it wrote none), read through :func:`read_plain`, at most
         :data:`MAX_SIDE_JSON_BYTES` (the Sweep page read it by name: a planted link to a 2 GB file took the server
-        from 0.5 to 4.6 GB, a FIFO held a visitor's thread for good; attack round 45). OSError or ValueError."""
+        from 0.5 to 4.6 GB, a FIFO held a visitor's thread for good; attack round 45). RunNotFound for a run deleted
+        (its download gave "{}"; attack round 71); OSError or ValueError."""
+        self._require(run_id)
         path = self.run_dir(run_id) / "recommendation.json"
         if not os.path.lexists(path):
             return {}

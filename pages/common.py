@@ -838,11 +838,13 @@ def sweep_outcome(run_id: str | None) -> dict[str, Any] | None:
         return None
     cache = st.session_state.setdefault("_sweep_outcomes", {})
     if run_id not in cache:
-        snap = manager().snapshot(run_id)
+        snap = manager().snapshot(run_id, history=False)
         if snap is None or not snap.done:
             return None
         try:
             payload = manager().store.recommendation(run_id)
+        except RunNotFound:  # (deleted since its status was read)
+            return None
         except (OSError, ValueError):
             payload = {}
         payload.update(status=snap.status, finished_at=snap.finished_at or 0.0)
@@ -1652,7 +1654,7 @@ def _run_status() -> None:
     show; every run is on the Runs page), in the words of the pages (``deem_studio.jobs.status_line``); refreshed
     every 2 s while one is queued or running."""
     runs = session_runs()
-    first = [manager().snapshot(run_id) for _, run_id in runs]
+    first = [manager().snapshot(run_id, history=False) for _, run_id in runs]
     active = any(snap is not None and not snap.done for snap in first)
 
     @st.fragment(run_every=SIDEBAR_EVERY if active else None)
@@ -1663,12 +1665,13 @@ def _run_status() -> None:
         if active:
             sync_url(again=True)  # (a launch's address lost with the run a rerun ended, sent while the job runs)
         for label, run_id in runs:
-            snap = manager().snapshot(run_id)
+            snap = manager().snapshot(run_id, history=False)
             icon = STATUS_ICON.get(snap.status, "") if snap else ""
             # (the run ahead named to its owner only: a run link's visitor opened it with the id; attack round 55)
             owner = snap is not None and snap.status == "queued" and can_control(run_id)
             st.caption(f"{icon} {label} `{run_id}` · " + safe(status_line(snap, short=True, owner=owner)))
-        if active and all(s is None or s.done for s in (manager().snapshot(r) for _, r in runs)):
+        if active and all(s is None or s.done
+                          for s in (manager().snapshot(r, history=False) for _, r in runs)):
             redraw_page()  # redraw once without the timer
 
     lines()
@@ -1680,7 +1683,7 @@ def current_snapshot(state_key: str):
     run_id = st.session_state.get(state_key)
     if not run_id:
         st.stop()
-    snap = manager().snapshot(run_id)
+    snap = manager().snapshot(run_id, history=False)
     if snap is None:
         st.warning(f"Run {run_id} no longer exists")
         st.stop()

@@ -38,7 +38,7 @@ run_id = st.session_state.get("train_run")
 if not run_id:
     st.info("Train a DEEM model first (Train page), or reopen a training run on the Runs page.", icon=":material/biotech:")
     st.stop()
-snap = mgr.snapshot(run_id)
+snap = mgr.snapshot(run_id, history=False)
 if snap is None or not snap.done:
     st.info(f"Run {run_id} is {snap.status if snap else 'missing'}; diagnostics need a finished model.", icon=":material/hourglass_top:")
     st.stop()
@@ -166,12 +166,12 @@ if not diag_id:
     st.caption(common.safe(f"No diagnostics of {method_name(method)} of run {run_id} yet: press “Compute "
                            f"diagnostics”."))
     st.stop()
-dsnap = mgr.snapshot(diag_id)
+dsnap = mgr.snapshot(diag_id, history=False)
 
 
 @st.fragment(run_every=LIVE_EVERY)
 def waiting(diag_id: str) -> None:
-    s = mgr.snapshot(diag_id)
+    s = mgr.snapshot(diag_id, history=False)
     if s is None or s.done:
         common.redraw_page()
     if s.status == "queued":

@@ -57,7 +57,7 @@ def _load(run_id: str):
 # RunNotFound when its owner deleted it (the page kept showing it, the model download failing; walkthrough 23): the
 # shell says so; its index row read on every page run (a rename showed the data set's name; walkthrough 28)
 fresh_record = mgr.store.get(run_id)
-snap = mgr.snapshot(run_id)
+snap = mgr.snapshot(run_id, history=False)
 if snap is None:
     st.warning(f"Run {run_id} no longer exists")
     st.stop()

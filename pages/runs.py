@@ -183,7 +183,7 @@ if len(runs):
     queued = runs["status"] == "queued"
     if queued.any():
         runs = runs.copy()
-        runs.loc[queued, "message"] = [status_line(snap, owner=True) if (snap := mgr.snapshot(r)) is not None
+        runs.loc[queued, "message"] = [status_line(snap, owner=True) if (snap := mgr.snapshot(r, history=False)) is not None
                                        else m for r, m in zip(runs.loc[queued, "run_id"], runs.loc[queued, "message"])]
     configs = runs["config"]
     shown_name = runs["name"].where(runs["name"].notna() & (runs["name"] != ""), runs["dataset"])

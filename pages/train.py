@@ -441,9 +441,10 @@ if not owner:  # (said on Results and Runs, not here, beside an active form; wal
 
 if snap.status == "failed":
     st.error(common.safe(f"The training failed: {snap.message}"), icon=":material/error:")
-    if len(snap.history) and "energy_difference" in snap.history:  # curves saved while it trained
+    saved = mgr.store.load_history(run_id)  # (read here, where they are drawn: the status read them no more)
+    if saved is not None and len(saved) and "energy_difference" in saved:  # curves saved while it trained
         with st.expander("Energy curves saved before it stopped"):
-            common.plotly_chart(training_curves_figure(snap.history), key=f"train_failed_{run_id}")
+            common.plotly_chart(training_curves_figure(saved), key=f"train_failed_{run_id}")
     st.stop()
 partial = snap.status == "cancelled" or some_failed(snap.message)  # (a failure was in green)
 (st.warning if partial else st.success)(

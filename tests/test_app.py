@@ -4674,10 +4674,34 @@ def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_wr
     cli_rec = json.loads((tmp_path / "cli" / "recommendation.json").read_text())
     assert page_rec["lr"] == cli_rec["lr"] and page_rec["verdicts"] == cli_rec["verdicts"]
     assert page_rec["lr"] is not None or page_rec["reason"]
-    # a deleted sweep's file is refused, not made of what the page still holds
+    # a deleted sweep's files are refused, not made of what the page still holds (its recommendation came as "{}";
+    # attack round 71)
     get_manager().store.delete(sweep)
-    with pytest.raises(Exception, match="deleted|no run|No run"):
-        curves_build()
+    for build in (curves_build, rec_build):
+        with pytest.raises(Exception, match="deleted|no run|No run"):
+            build()
+
+
+def test_the_status_of_an_ended_run_reads_none_of_its_curves(runs_dir, monkeypatch):
+    """Attack round 71: the sidebar read a finished sweep's whole stored curves twice on every rerun of every page, for
+    its status; six visitors of its read-only link made the server read 384,000 rows 155 times in 40 s. A status
+    reads no curves; the pages that draw them read them."""
+    from deem_studio.runs import RunStore
+
+    at = upload(new_app())
+    finished_sweep(at, "0.01, 0.1", epochs=2)
+    reads = []
+    real = RunStore.load_history
+
+    def counting(self, run_id):
+        reads.append(run_id)
+        return real(self, run_id)
+
+    monkeypatch.setattr(RunStore, "load_history", counting)
+    for page in ("pages/data.py", "pages/runs.py", "pages/results.py", "pages/diagnostics.py"):
+        at.switch_page(page).run()
+        no_problem(at)
+    assert reads == [], reads
 
 
 def test_the_dashboards_files_carry_the_names_deem_writes_and_no_name_holds_two_tables(runs_dir, monkeypatch):
