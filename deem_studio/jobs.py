@@ -348,7 +348,12 @@ def job_curve_rows(kind: str, config: Mapping[str, Any], data: AnnotationSet) ->
     seeds = max(1, int(cfg.get("n_seeds") or 1))
     starts = 2 if str(cfg.get("init", "auto")) == "auto" else 1
     epochs = train_epochs(cfg, data.n_tasks)
-    return sum(seeds * (starts * method_epochs(cfg, m, data, has_gold=False) + epochs) for m in trained_methods(cfg))
+    # every depth tried logs its rows, one after another or together (on a GPU the depths train in one round: its
+    # epochs are one round's, its rows three depths'; attack round 71)
+    depths = {m: len(SELECTION_DEPTHS) if "n_layers" not in METHODS[m].fixed and chooses_depth(
+        cfg.get("n_layers", TRAIN_DEFAULTS["n_layers"]), False, cfg.get("lr", TRAIN_DEFAULTS["lr"])) else 1
+              for m in trained_methods(cfg)}
+    return sum(seeds * (starts * epochs * depths[m] + epochs) for m in trained_methods(cfg))
 
 
 def job_curves_bytes(kind: str, config: Mapping[str, Any], data: AnnotationSet) -> int:
@@ -385,8 +390,9 @@ def check_job_memory(kind: str, config: Mapping[str, Any], data: AnnotationSet) 
     trainings = job_trainings(kind, config, data)
     bound = job_memory_bound()
     # the curves beside the model: a row a run and epoch (a sweep of 24 rates x 8 seeds x 2,000 epochs was admitted at
-    # 44 MiB and held +560 MiB of them; attack round 70)
-    curves = job_curves_bytes(kind, config, data) if trainings else 0
+    # 44 MiB and held +560 MiB of them; attack round 70), held in the server's memory whatever the device trains (a
+    # GPU's job's were not checked; attack round 71)
+    curves = job_curves_bytes(kind, config, data)
     if curves >= bound:
         rows = job_curve_rows(kind, config, data)
         fewer = "fewer learning rates, seeds or epochs" if kind == "sweep" else (

@@ -1387,7 +1387,9 @@ def test_a_job_whose_model_would_pass_the_servers_bound_for_one_job_is_refused_b
     grid = {"lrs": [0.001 * 1.3 ** i for i in range(24)], "n_seeds": 8, "epochs": 2, "n_layers": 1, "device": "cpu"}
     # the bound in the unit it needs and the advice in the pages' words ("0.0 GiB", "--layers 0", "a GPU" and a batch
     # the Train page has no field for; walkthrough 130)
-    with pytest.raises(DataError, match=r"training would need about .* \(this server lets one job take 50 MiB: "
+    # (the model's need beside its curves': the bound less theirs is what the model may take; attack round 70)
+    with pytest.raises(DataError, match=r"training would need about .* but \d+ MiB is available \(beside its curves' "
+                                        r"[\d.]+ MiB; this server lets one job take 50 MiB: "
                                         r"DEEM_MAX_JOB_MEMORY\); try fewer layers \(0: the iRBM alone\), or fewer "
                                         r"learning rates or seeds, or a sample of the tasks \(“Sweep a task sample”\)$"):
         manager.submit("sweep", grid, data=wide, owner="kim")
@@ -1535,3 +1537,21 @@ def test_a_failed_training_keeps_every_curve_row_it_trained(manager, monkeypatch
     assert sorted(set(snap.history["epoch"])) == [1, 2, 3] and set(snap.history["method"]) == {"deem"}
     stored = manager.store.load_history(run)  # (where the page reads them from once the job has let go of its own)
     assert stored is not None and sorted(set(stored["epoch"])) == [1, 2, 3], stored
+
+
+def test_a_gpu_jobs_curves_are_checked_and_depths_trained_together_counted(manager, monkeypatch):
+    """Attack round 71: a job for the GPU had its curves unchecked (they are held in the server's memory whatever the
+    device), and where the depths train together (one round, on a GPU) the rows of all three depths were counted as
+    one depth's."""
+    from deem_core.data.annotations import DataError
+    from deem_studio import jobs
+
+    data = _two_class_set()
+    config = {"methods": ["deem"], "n_seeds": 16, "epochs": 5000, "n_layers": "auto", "init": "auto"}
+    rows = jobs.job_curve_rows("train", {**config, "device": "cpu"}, data)
+    assert rows == 16 * (2 * 5000 * 3 + 5000)  # (both starts at each of 3 depths, and the guard's training)
+    assert jobs.job_curve_rows("train", {**config, "device": "cuda"}, data) == rows
+    monkeypatch.setenv("DEEM_MAX_JOB_MEMORY", "200M")
+    with pytest.raises(DataError, match=r"^its curves, 560,000 rows .* try fewer epochs or seeds, or one start in "
+                                        r"“Start from”, or the layers fixed rather than chosen$"):
+        jobs.check_job_memory("train", {**config, "device": "cuda"}, data)
