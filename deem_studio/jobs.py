@@ -60,8 +60,8 @@ from deem_core.methods.choose import GUARD_STATES
 from deem_core.analysis.selection import FOLLOWED
 from deem_core.methods.deem import DEEM, FALLBACK_WARNINGS, SELECTION_DEPTHS, chooses_depth, training_rounds
 from deem_core.methods.registry import METHODS, display_name, get_method
-from deem_core.methods.sweep import (DEFAULT_LRS, SAMPLE_ABOVE, SAMPLE_TASKS, run_sweep, sample_batch_size,
-                                    sweep_sample)
+from deem_core.methods.sweep import (DEFAULT_LRS, SAMPLE_ABOVE, SAMPLE_TASKS, recorded_settings, run_sweep,
+                                    sample_batch_size, sweep_sample)
 from deem_core.model.sizes import MAX_CLASSES, check_problem_size
 from deem_core.model.training import device_name
 from deem_studio.diagnostics_state import load_diagnostics, save_diagnostics
@@ -2210,7 +2210,15 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
     partial = epochs_done < epochs
     payload = result.recommendation.to_dict()  # the one serialiser, as `deem sweep` writes it
     payload.update(partial=partial, epochs_done=epochs_done, epochs_planned=epochs, n_tasks=data.n_tasks,
-                   sample_tasks=swept.n_tasks if swept is not data else None, batch_size=batch_size)
+                   sample_tasks=swept.n_tasks if swept is not data else None, batch_size=batch_size,
+                   # the settings `deem sweep` records beside it (the dashboard's file had none; walkthrough 134)
+                   **recorded_settings({**cfg, "lrs": list(lrs) if lrs else None, "epochs": epochs,
+                                        "smoothing": payload.get("smoothing")}))
+    if partial:  # no recommendation, as the page says: the file said "lr": 0.03, "recommended" (walkthrough 134)
+        payload["best_so_far"], payload["lr"], payload["settled"] = payload.get("lr"), None, False
+        for verdict in (payload.get("verdicts") or {}).values():
+            if isinstance(verdict, dict) and verdict.get("verdict") in ("recommended", "tentative"):
+                verdict["verdict"] = "best so far"
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
                          tentative=not payload["settled"] or bool(payload["fallback"]),

@@ -1964,6 +1964,12 @@ def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     assert "Partial sweep" in shown and "of 2000 epochs" in shown, [w.value for w in at.warning]
     verdicts = at.table[0].value
     assert len(verdicts) == 2 and "recommended" not in set(verdicts["verdict"])
+    # ... nor its Recommendation JSON (it said "lr": 0.03, "recommended", "settled": true beside the page's "no
+    # recommendation"; walkthrough 134): none, and the best so far named as such
+    stored = get_manager().store.recommendation(run_id)
+    assert stored["partial"] and stored["lr"] is None and not stored["settled"]
+    assert stored["best_so_far"] in (0.01, 0.1) and {"recommended", "tentative"}.isdisjoint(
+        v["verdict"] for v in stored["verdicts"].values())
     # ... and the Train page does not take a rate from it
     at.switch_page("pages/train.py").run()
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)
@@ -4673,6 +4679,11 @@ def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_wr
     pd.testing.assert_frame_equal(page_curves, cli_curves)
     cli_rec = json.loads((tmp_path / "cli" / "recommendation.json").read_text())
     assert page_rec["lr"] == cli_rec["lr"] and page_rec["verdicts"] == cli_rec["verdicts"]
+    # with the settings the CLI's records, so that it can be run again (walkthrough 134: none of them)
+    from deem_core.methods.sweep import RECORDED_SETTINGS
+
+    assert set(cli_rec) <= set(page_rec), set(cli_rec) - set(page_rec)
+    assert {key: page_rec[key] for key in RECORDED_SETTINGS} == {key: cli_rec[key] for key in RECORDED_SETTINGS}
     assert page_rec["lr"] is not None or page_rec["reason"]
     # a deleted sweep's files are refused, not made of what the page still holds (its recommendation came as "{}";
     # attack round 71)

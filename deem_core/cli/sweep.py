@@ -114,7 +114,7 @@ def write_sweep(sweep, folder: Path, about: dict | None = None) -> dict[str, Pat
 def run(args: argparse.Namespace) -> int:
     from deem_core.analysis.recommend import pick_vs_default  # noqa: PLC0415
     from deem_core.methods.deem import DEFAULT_LR  # noqa: PLC0415
-    from deem_core.methods.sweep import judged_epochs, run_sweep, sweep_sample  # noqa: PLC0415
+    from deem_core.methods.sweep import judged_epochs, recorded_settings, run_sweep, sweep_sample  # noqa: PLC0415
     from deem_core.model.training import MAX_LR  # noqa: PLC0415
     from deem_core.cli import UsageError  # noqa: PLC0415
 
@@ -157,9 +157,10 @@ def run(args: argparse.Namespace) -> int:
         # what the sweep ran, so that it can be run again (walkthrough 35: no epochs, grid, layers or seed)
         paths = write_sweep(sweep, folder, {"n_tasks": data.n_tasks, "batch_size": batch_size,
                                             "sample_tasks": swept.n_tasks if swept is not data else None,
-                                            "lrs": lrs, "epochs": epochs, "n_layers": args.layers,
-                                            "n_seeds": args.seeds, "seed": args.seed, "init": args.init,
-                                            "sampler_steps": args.sampler_steps, "smoothing": args.smoothing})
+                                            **recorded_settings({"lrs": lrs, "epochs": epochs, "n_layers": args.layers,
+                                                                 "n_seeds": args.seeds, "seed": args.seed,
+                                                                 "init": args.init, "sampler_steps": args.sampler_steps,
+                                                                 "smoothing": args.smoothing})})
     rec = sweep.recommendation
     say(f"wrote {paths['curves']}, {paths['recommendation'].name} and {paths['figure'].name} "
         f"({len(sweep.runs)} runs, {sweep.epochs} epochs, {sweep.seconds:.1f} s)")

@@ -35,8 +35,8 @@ from deem_core.model.engine import check_training_size, task_data, train_annotat
 from deem_core.model.training import (MAX_LR, TrainingConfig, TrainingResult, check_training_bounds,
                                       resolve_device)
 
-__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "SAMPLE_ABOVE", "SAMPLE_TASKS", "SweepResult",
-           "judged_epochs", "run_sweep", "sample_batch_size", "sample_positions", "sweep_initial_network", "sweep_sample"]
+__all__ = ["DEFAULT_LRS", "DEFAULT_SWEEP_EPOCHS", "MIN_JUDGED_UPDATES", "RECORDED_SETTINGS", "SAMPLE_ABOVE",
+           "SAMPLE_TASKS", "SweepResult", "judged_epochs", "recorded_settings", "run_sweep", "sample_batch_size", "sample_positions", "sweep_initial_network", "sweep_sample"]
 
 #: default grid: 8 learning rates half a decade apart (1-3-10 steps). Measured on the 7 benchmark sets
 #: (1 layer, batch 1024, 60 epochs): 0.001 hardly moves on every set (it is the recommendation's
@@ -96,6 +96,22 @@ def sweep_sample(data: AnnotationSet, sample_tasks: int | None, seed: int = 0,
         return data, batch
     swept = data.subset_tasks(sample_positions(data.n_tasks, int(sample_tasks), int(seed)))
     return swept, sample_batch_size(swept.n_tasks, data.n_tasks, batch)
+
+
+#: the settings a sweep's recommendation.json records beside its recommendation, so that it can be run again
+#: (walkthrough 35); the dashboard's file recorded none of them (walkthrough 134)
+RECORDED_SETTINGS = ("lrs", "epochs", "n_layers", "n_seeds", "seed", "init", "sampler_steps", "smoothing")
+
+
+def recorded_settings(settings: dict) -> dict:
+    """:data:`RECORDED_SETTINGS` of a sweep, each from ``settings`` or else :func:`run_sweep`'s default (the default
+    grid for no ``lrs``)."""
+    from deem_core.methods.base import defaults_of  # noqa: PLC0415
+
+    default = defaults_of(run_sweep)
+    out = {key: settings[key] if settings.get(key) is not None else default.get(key) for key in RECORDED_SETTINGS}
+    out["lrs"] = [float(lr) for lr in (out["lrs"] or DEFAULT_LRS)]
+    return out
 
 
 @dataclass
