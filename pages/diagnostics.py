@@ -424,8 +424,11 @@ with tab_imp:
         importance.table, measure, cluster_weighted=bool(returned and "cluster-weighted" in str(returned)),
         flagged="flag" in quality.table and quality.table["flag"].astype(str).str.contains("worse than chance").any())))
     common.table(table)
+    # the table `deem diagnose` writes as importance.csv, in its columns and order (the one shown, in the order picked
+    # above, had the same name and another layout; walkthrough 134)
+    written = importance_frame(importance)
     st.download_button("Importance CSV", data=capacity.building_download(
-                           lambda: to_safe_csv(table, index=False), common.parties(), expected_sizes(table)["csv"]),
+                           lambda: to_safe_csv(written, index=False), common.parties(), expected_sizes(written)["csv"]),
                        file_name=f"deem_{run_id}_{REPORT_FILES['importance']}", mime="text/csv", on_click="ignore",
                        key="diag_dl_imp")
 DEPENDENT_HELP = ("The other workers of its dependence cluster (found before training, or for these diagnostics when "

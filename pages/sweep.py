@@ -407,7 +407,8 @@ if rows:  # a static table: the reasons wrap instead of being cut off
     st.table(pd.DataFrame(rows).set_index("learning rate"))
     if rec.get("smoothing"):  # the figures in "why" are read on smoothed curves, which the chart may not show
         st.caption(f"The figures in \"why\" are measured on the curves smoothed with EMA α = {float(rec['smoothing']):.2f} "
-                   f"(switch on \"Smooth curves\" with that α to see those curves); the raw curves swing more.")
+                   f"(bias-corrected: the first smoothed value is the first raw one; switch on \"Smooth curves\" with "
+                   f"that α to see those curves); the raw curves swing more.")
     slow = [lr for lr in grid_done if math.isclose(lr, default_lr)
             and (verdicts.get(lr) or {}).get("verdict") in SLOW_VERDICTS]
     if slow:  # (both walkthroughs of the twentieth session read this as "the default is wrong")

@@ -816,8 +816,9 @@ def test_sweep_page_tiny_sweep_and_pick(runs_dir):
     assert [i for i in at.table[0].value.index if "default" in i] == ["0.01  (the training's default)"]
     # the reasons' figures are read on smoothed curves, and the page says so (walkthrough 99: the stored
     # recommendation had no smoothing, so it never did, beside a chart of the raw curves)
-    assert any(str(c.value).startswith('The figures in "why" are measured on the curves smoothed with EMA α = 0.90')
-               for c in at.caption), [str(c.value) for c in at.caption]
+    assert any(str(c.value).startswith('The figures in "why" are measured on the curves smoothed with EMA α = 0.90 '
+                                       '(bias-corrected: the first smoothed value is the first raw one')
+               for c in at.caption), [str(c.value) for c in at.caption]  # (which EMA: walkthrough 134 recomputed them)
     radio.set_value(0.01).run()
     assert at.button(key="sweep_to_train").label == "Train with learning rate 0.01"
     assert at.session_state["lr_pick"]["lr"] == 0.01
@@ -4551,9 +4552,23 @@ def test_the_runs_grid_calls_a_pick_of_a_grid_that_never_settled_tentative(runs_
     assert grid["summary"].iloc[0].startswith(f"{other} lr "), list(grid["summary"])
 
 
-def test_the_importance_table_follows_the_chart_s_order(runs_dir):
-    """Walkthrough 124: the bars most important first, the table below them (and its CSV) in name order. The table
-    follows the order picked for the chart."""
+def test_the_importance_table_follows_the_chart_s_order(runs_dir, monkeypatch):
+    """Walkthrough 124: the bars most important first, the table below them in name order. The table follows the order
+    picked for the chart; its CSV is the table `deem diagnose` writes as importance.csv, in its columns and order (the
+    one shown had its name and another layout: a script reading by position broke; walkthrough 134)."""
+    from deem_core.data.export import to_safe_csv
+    from deem_core.plots.report import importance_frame
+    from deem_studio import capacity
+    from deem_studio.jobs import load_diagnostics_result
+
+    built = []
+    real = capacity.building_download
+
+    def recording(build, parties=(), expected_bytes=None):
+        built.append(build)
+        return real(build, parties, expected_bytes)
+
+    monkeypatch.setattr(capacity, "building_download", recording)
     at = trained_deem(upload(new_app()))
     at.button(key="diag_launch").click().run()
     diag = at.session_state["diag_run"]
@@ -4573,6 +4588,9 @@ def test_the_importance_table_follows_the_chart_s_order(runs_dir):
     by_name = shown()
     assert sorted(map(str, by_name["worker"])) == sorted(map(str, ranked["worker"]))
     assert list(by_name["importance log odds"]) != list(ranked["importance log odds"])
+    written = to_safe_csv(importance_frame(load_diagnostics_result(get_manager().store, diag).importance), index=False)
+    files = [build() for build in built]
+    assert written in files, [f[:80] for f in files if isinstance(f, str)]
 
 
 def test_a_classic_method_following_a_found_cluster_is_warned_of_on_train_and_results(runs_dir):
