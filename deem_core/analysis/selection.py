@@ -608,6 +608,20 @@ def cluster_texts(found: dict[str, Any]) -> list[str]:
     return out
 
 
+def differ_text(differ: Any, bracket: bool = True) -> str:
+    """``disagrees_with_majority`` of a selection summary in words: "490 of the 2,000 tasks (108 of them ties, ...)",
+    every task whose label differs from the Majority vote method's ("" where there is none). Its items: tasks whose
+    label is not among their most answered classes, tasks compared, and (since walkthrough 133) tied tasks given
+    another of their most answered classes than majority vote's tie rule gave (a user diffing the two files counts
+    them: 539 were said where the files differed on 687)."""
+    if not isinstance(differ, list) or len(differ) not in (2, 3):
+        return ""
+    ties = int(differ[2]) if len(differ) == 3 else 0
+    ties_said = f"{ties:,} of them ties, where majority vote's tie rule gave another of the most answered classes"
+    return (f"{int(differ[0]) + ties:,} of the {int(differ[1]):,} tasks"
+            + ((f" ({ties_said})" if bracket else f", {ties_said}") if ties else ""))
+
+
 def selection_lines(summary: dict, table: bool = True) -> list[str]:
     """A fitted model's ``selection_summary()`` as a few plain-text lines (the CLI's stderr, the pages' text);
     ``table=False`` leaves out the evidence table (:func:`evidence_lines`; the Train page shows
@@ -624,9 +638,8 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
         if found and "cluster-weighted" in returned:
             # in plain words why the right answer differs from every other method's (read as a failure: "FALLBACK",
             # its labels 0.60-0.70 like the others', which agree 0.85-0.99 among themselves; walkthrough 53)
-            differ = summary.get("disagrees_with_majority")
-            where = (f" on {differ[0]:,} of the {differ[1]:,} tasks" if isinstance(differ, list) and len(differ) == 2
-                     else "")
+            where = differ_text(summary.get("disagrees_with_majority"), bracket=False)  # (said inside a bracket)
+            where = f" on {where}" if where else ""
             one = len(found) == 1  # ("1 group of workers answer alike ... (the first: ..."; read 45)
             lines.append(f"Why these labels differ from the other methods': {counted(len(found), 'group')} of "
                          f"workers {'answers' if one else 'answer'} alike beyond what the tasks explain "
@@ -659,15 +672,9 @@ def selection_lines(summary: dict, table: bool = True) -> list[str]:
                 " (so the leave-cluster-out scores equal the held-out ones)" if said == "none found" else
                 "; with no cluster, the leave-cluster-out scores equal the held-out ones")
             lines.append(f"dependence clusters: {said}{equal}")
-        # [tasks whose label is not among the most answered, tasks compared(, tied tasks given another of their most
-        # answered classes than majority vote's tie rule)]
-        differ = summary.get("disagrees_with_majority")
-        ties = int(differ[2]) if isinstance(differ, list) and len(differ) == 3 else 0
-        compare = ("Compare with majority vote before relying on these labels."
-                   if not isinstance(differ, list) or len(differ) not in (2, 3) else
-                   f"These labels differ from majority vote's on {differ[0] + ties:,} of the {differ[1]:,} tasks"
-                   + (f" ({ties:,} of them ties, where majority vote's tie rule gave another of the most answered "
-                      f"classes)" if ties else "") + ": compare the two before relying on them.")
+        differ = differ_text(summary.get("disagrees_with_majority"))
+        compare = (f"These labels differ from majority vote's on {differ}: compare the two before relying on them."
+                   if differ else "Compare with majority vote before relying on these labels.")
         # a group is untestable only when everyone else is one source: the one cluster found
         others = (f"the cluster of {names_text(clusters[0]['workers'], 3)}" if len(clusters) == 1 else "one cluster")
         for group in (summary.get("clusters") or {}).get("untestable") or []:
