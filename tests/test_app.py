@@ -1005,6 +1005,22 @@ def finished_training(at: AppTest, methods: list[str], epochs: int | None = None
     return run_id
 
 
+def record_downloads(monkeypatch) -> list:
+    """Every download the pages offer from here on, as ``(build, expected_bytes)``: each button's deferred callable
+    (called, it makes the file) and the size said before it is made."""
+    from deem_studio import capacity
+
+    built = []
+    real = capacity.building_download
+
+    def recording(build, parties=(), expected_bytes=None):
+        built.append((build, expected_bytes))
+        return real(build, parties, expected_bytes)
+
+    monkeypatch.setattr(capacity, "building_download", recording)
+    return built
+
+
 def test_a_table_of_more_rows_than_a_grid_shows_is_cut_and_said(runs_dir, monkeypatch):
     """Attack round 50: a run of 400,000 workers (a 6.2 MB CSV, one answer each) made the Results page fail: "The
     dataframe has 2400000 cells, but the maximum number of cells allowed to be rendered by Pandas Styler is
@@ -4209,16 +4225,7 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     CSV is (formula-safe)."""
     import io
 
-    from deem_studio import capacity
-
-    built = []
-    real = capacity.building_download
-
-    def recording(build, parties=(), expected_bytes=None):
-        built.append(build)
-        return real(build, parties, expected_bytes)
-
-    monkeypatch.setattr(capacity, "building_download", recording)
+    built = record_downloads(monkeypatch)
     at = upload(new_app())
     finished_training(at, ["mv", "ds"])
     at.switch_page("pages/results.py").run()
@@ -4233,7 +4240,7 @@ def test_the_review_queue_the_filters_show_can_be_downloaded_as_shown(runs_dir, 
     assert 0 < len(shown) < total
     assert f"Review queue CSV ({len(shown):,} tasks)" in {b.proto.label for b in at.get("download_button")}
     assert f"“Review queue CSV” holds those {len(shown):,}, in the table's order." in texts(at)
-    files = [build() for build in built]
+    files = [build() for build, _ in built]
     queues = [pd.read_csv(io.BytesIO(f)) for f in files if isinstance(f, bytes) and f.count(b"\n") == len(shown) + 1]
     assert len(queues) == 1
     queue = queues[0]
@@ -4558,17 +4565,9 @@ def test_the_importance_table_follows_the_chart_s_order(runs_dir, monkeypatch):
     one shown had its name and another layout: a script reading by position broke; walkthrough 134)."""
     from deem_core.data.export import to_safe_csv
     from deem_core.plots.report import importance_frame
-    from deem_studio import capacity
     from deem_studio.jobs import load_diagnostics_result
 
-    built = []
-    real = capacity.building_download
-
-    def recording(build, parties=(), expected_bytes=None):
-        built.append(build)
-        return real(build, parties, expected_bytes)
-
-    monkeypatch.setattr(capacity, "building_download", recording)
+    built = record_downloads(monkeypatch)
     at = trained_deem(upload(new_app()))
     at.button(key="diag_launch").click().run()
     diag = at.session_state["diag_run"]
@@ -4589,7 +4588,7 @@ def test_the_importance_table_follows_the_chart_s_order(runs_dir, monkeypatch):
     assert sorted(map(str, by_name["worker"])) == sorted(map(str, ranked["worker"]))
     assert list(by_name["importance log odds"]) != list(ranked["importance log odds"])
     written = to_safe_csv(importance_frame(load_diagnostics_result(get_manager().store, diag).importance), index=False)
-    files = [build() for build in built]
+    files = [build() for build, _ in built]
     assert written in files, [f[:80] for f in files if isinstance(f, str)]
 
 
@@ -4668,16 +4667,8 @@ def test_a_dashboard_sweep_downloads_the_curves_and_recommendation_deem_sweep_wr
 
     from deem_core.analysis.recommend import CSV_COLUMNS
     from deem_core.cli import main
-    from deem_studio import capacity
 
-    built = []
-    real = capacity.building_download
-
-    def recording(build, parties=(), expected_bytes=None):
-        built.append((build, expected_bytes))
-        return real(build, parties, expected_bytes)
-
-    monkeypatch.setattr(capacity, "building_download", recording)
+    built = record_downloads(monkeypatch)
     at = upload(new_app())
     sweep = finished_sweep(at, "0.01, 0.1", epochs=3)
     built.clear()
