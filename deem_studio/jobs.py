@@ -152,6 +152,9 @@ LIVE_ROW_MEMORY_BYTES = 4_000
 #: bytes a training job's own work holds beside its model and curves (its thread, the store's writes of its tables):
 #: a sweep of 3,840 rows peaked 2 MiB above the rest of the estimate (``benchmarks/results/history_memory.txt``)
 JOB_WORK_BYTES = 16 << 20
+#: the words of a sweep's verdict that call its rate a pick (taken out of a partial sweep's best row, which is none)
+PICK_WORDS = re.compile(r"(, so a tentative pick|; the smallest learning rate that (learns|looks level, so a tentative "
+                        r"pick|does))(?=;|$)")
 #: bytes a sweep's run adds beyond its curves: its verdict in recommendation.json and its row of sweep_runs (96 runs
 #: wrote 8.0 KB and 4.4 KB; 400 epochs of them 900 KB of curves, 23.4 bytes a row)
 SWEEP_RUN_BYTES = 200
@@ -2215,10 +2218,16 @@ def _run_sweep(ctx: JobContext) -> tuple[str, str]:
                    **recorded_settings({**cfg, "lrs": list(lrs) if lrs else None, "epochs": epochs,
                                         "smoothing": payload.get("smoothing")}))
     if partial:  # no recommendation, as the page says: the file said "lr": 0.03, "recommended" (walkthrough 134)
-        payload["best_so_far"], payload["lr"], payload["settled"] = payload.get("lr"), None, False
+        best = payload.get("lr")
+        payload["best_so_far"], payload["lr"], payload["settled"] = best, None, False
+        # nor a pick in its words ("so a tentative pick" stood in the best row and the file's reasons; walkthrough 135)
+        payload["reason"] = (f"a partial sweep (stopped after {epochs_done:,} of {epochs:,} epochs): no recommendation"
+                             + (f"; the best so far: {best:g}" if best is not None else ""))
+        payload["tentative_reason"] = ""
         for verdict in (payload.get("verdicts") or {}).values():
             if isinstance(verdict, dict) and verdict.get("verdict") in ("recommended", "tentative"):
                 verdict["verdict"] = "best so far"
+                verdict["reason"] = PICK_WORDS.sub("", str(verdict.get("reason") or ""))
     store.save_json(ctx.run_id, "recommendation", payload)
     store.update_summary(ctx.run_id, recommended_lr=None if partial else payload["lr"], partial=partial,
                          tentative=not payload["settled"] or bool(payload["fallback"]),

@@ -356,7 +356,7 @@ with left:
         st.rerun()
 with right:
     if partial:
-        st.warning(f"Partial sweep: it stopped after {epochs_done} of {planned} epochs, so there is no "
+        st.warning(f"Partial sweep: it stopped after {epochs_done:,} of {planned:,} epochs, so there is no "
                    f"recommendation. The verdicts below read incomplete curves; run the sweep to the end "
                    f"before trusting them.", icon=":material/stop_circle:")
     elif recommended is not None and tentative:  # (not "Recommended" above a curve its own row says has not

@@ -1978,7 +1978,8 @@ def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     no_problem(at)
     shown = texts(at)
     assert "Recommended learning rate" not in shown
-    assert "Partial sweep" in shown and "of 2000 epochs" in shown, [w.value for w in at.warning]
+    # (the count as every count is written: "141 of 2000 epochs" beside "2,000"; walkthrough 135)
+    assert "Partial sweep" in shown and "of 2,000 epochs" in shown, [w.value for w in at.warning]
     verdicts = at.table[0].value
     assert len(verdicts) == 2 and "recommended" not in set(verdicts["verdict"])
     # ... nor its Recommendation JSON (it said "lr": 0.03, "recommended", "settled": true beside the page's "no
@@ -1987,6 +1988,10 @@ def test_a_cancelled_sweep_recommends_nothing(runs_dir):
     assert stored["partial"] and stored["lr"] is None and not stored["settled"]
     assert stored["best_so_far"] in (0.01, 0.1) and {"recommended", "tentative"}.isdisjoint(
         v["verdict"] for v in stored["verdicts"].values())
+    # ... nor a pick in its words (the best row and the file's reasons said "so a tentative pick"; walkthrough 135)
+    words = [stored["reason"], stored["tentative_reason"], *(v["reason"] for v in stored["verdicts"].values())]
+    assert not any("pick" in w or "the smallest learning rate that" in w for w in words), words
+    assert stored["reason"].startswith("a partial sweep (stopped after "), stored["reason"]
     # ... and the Train page does not take a rate from it
     at.switch_page("pages/train.py").run()
     assert at.number_input(key="train_lr").value == pytest.approx(0.01)

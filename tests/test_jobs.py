@@ -1555,3 +1555,21 @@ def test_a_gpu_jobs_curves_are_checked_and_depths_trained_together_counted(manag
     with pytest.raises(DataError, match=r"^its curves, 560,000 rows .* try fewer epochs or seeds, or one start in "
                                         r"“Start from”, or the layers fixed rather than chosen$"):
         jobs.check_job_memory("train", {**config, "device": "cuda"}, data)
+
+
+def test_a_partial_sweeps_best_row_keeps_no_words_of_a_pick():
+    """Walkthrough 135: the best row of a cancelled sweep read "... so a tentative pick; try larger learning rates or more
+    epochs" beside "so there is no recommendation". The words that call the rate a pick are taken out of it."""
+    from deem_studio.jobs import PICK_WORDS
+
+    for said, kept in (
+            ("learns slowly, but the most of the stable learning rates: the positive energy (data) falls by 0.000377, "
+             "under the 0.00213 that counts as learning, so a tentative pick; try larger learning rates or more epochs",
+             "learns slowly, but the most of the stable learning rates: the positive energy (data) falls by 0.000377, "
+             "under the 0.00213 that counts as learning; try larger learning rates or more epochs"),
+            ("good: learns, then settles: the energy difference dips by 1.36; the smallest learning rate that does",
+             "good: learns, then settles: the energy difference dips by 1.36"),
+            ("learns: the energy difference dips by 0.5; the smallest learning rate that looks level, so a tentative "
+             "pick", "learns: the energy difference dips by 0.5"),
+            ("learns: still falling; the smallest learning rate that learns", "learns: still falling")):
+        assert PICK_WORDS.sub("", said) == kept
